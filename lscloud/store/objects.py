@@ -1,0 +1,180 @@
+"""The object store client: the few S3 calls the runtime needs, with conditional writes.
+
+Everything above (documents, blobs, idempotency records, nonces) goes through
+:class:`ObjectStore`, so the S3 dialect (path-style addressing, ``If-None-Match: *``,
+``If-Match``, error codes) is handled here once.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Iterator
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from ..config import Settings
+from .errors import ConditionalCheckFailed, DoesNotExist, StoreError, StoreUnavailable
+
+_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
+_PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    body: bytes
+    etag: str
+    content_type: str
+    metadata: dict
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    etag: str
+    size: int
+
+
+class ObjectStore:
+    """A thread-safe S3 client bound to one endpoint (boto3 clients are thread-safe)."""
+
+    def __init__(self, endpoint: str, access_key: str, secret_key: str, region: str = "us-east-1",
+                 *, max_pool: int = 32, timeout_s: float = 10.0):
+        self.endpoint = endpoint
+        self._lock = threading.Lock()
+        self.client = boto3.session.Session().client(
+            "s3", endpoint_url=endpoint, aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+            region_name=region,
+            config=Config(s3={"addressing_style": "path"}, signature_version="s3v4",
+                          retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=max_pool,
+                          connect_timeout=timeout_s, read_timeout=timeout_s,
+                          # newer botocore adds CRC checksums some S3 servers do not know
+                          request_checksum_calculation="when_required",
+                          response_checksum_validation="when_required"))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "ObjectStore":
+        return cls(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key, settings.s3_region)
+
+    # -- errors ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _translate(exc: Exception, key: str | None) -> StoreError:
+        if isinstance(exc, botocore.exceptions.ClientError):
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in _NOT_FOUND or status == 404:
+                return DoesNotExist(f"no object at {key}", key=key)
+            if code in _PRECONDITION or status in (409, 412):
+                return ConditionalCheckFailed(f"conditional write lost at {key}", key=key)
+            if status and status >= 500:
+                return StoreUnavailable(f"object store error {code} at {key}", key=key)
+            return StoreError(f"object store refused ({code}) at {key}", cause=code.lower() or "client_error", key=key)
+        if isinstance(exc, (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionError,
+                            botocore.exceptions.ReadTimeoutError)):
+            return StoreUnavailable(f"object store unreachable: {exc.__class__.__name__}", key=key)
+        return StoreError(str(exc), key=key)
+
+    # -- buckets -----------------------------------------------------------------------------------
+
+    def ensure_bucket(self, bucket: str) -> None:
+        """Create ``bucket`` if it does not exist (idempotent)."""
+        try:
+            self.client.head_bucket(Bucket=bucket)
+            return
+        except botocore.exceptions.ClientError:
+            pass
+        try:
+            self.client.create_bucket(Bucket=bucket)
+        except botocore.exceptions.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise self._translate(exc, bucket) from exc
+
+    def ping(self, bucket: str) -> None:
+        """Raise unless the store answers and ``bucket`` exists (readiness)."""
+        try:
+            self.client.head_bucket(Bucket=bucket)
+        except Exception as exc:  # noqa: BLE001 - translated
+            raise self._translate(exc, bucket) from exc
+
+    # -- objects -----------------------------------------------------------------------------------
+
+    def get(self, bucket: str, key: str) -> StoredObject:
+        try:
+            r = self.client.get_object(Bucket=bucket, Key=key)
+            body = r["Body"].read()
+        except Exception as exc:  # noqa: BLE001 - translated
+            raise self._translate(exc, key) from exc
+        return StoredObject(key, body, r["ETag"], r.get("ContentType", ""), r.get("Metadata", {}))
+
+    def head(self, bucket: str, key: str) -> ObjectInfo:
+        try:
+            r = self.client.head_object(Bucket=bucket, Key=key)
+        except Exception as exc:  # noqa: BLE001 - translated
+            raise self._translate(exc, key) from exc
+        return ObjectInfo(key, r["ETag"], r["ContentLength"])
+
+    def put(self, bucket: str, key: str, body: bytes, *, content_type: str = "application/json",
+            if_none_match: bool = False, if_match: str | None = None, metadata: dict | None = None) -> str:
+        """Write ``body``; returns the new ETag.
+
+        ``if_none_match=True`` makes it create-only (``If-None-Match: *``); ``if_match`` makes it
+        replace only the version with that ETag. A lost condition raises ConditionalCheckFailed.
+        """
+        kwargs = dict(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+        if if_none_match:
+            kwargs["IfNoneMatch"] = "*"
+        if if_match:
+            kwargs["IfMatch"] = if_match
+        if metadata:
+            kwargs["Metadata"] = metadata
+        try:
+            return self.client.put_object(**kwargs)["ETag"]
+        except Exception as exc:  # noqa: BLE001 - translated
+            raise self._translate(exc, key) from exc
+
+    def delete(self, bucket: str, key: str, *, if_match: str | None = None) -> None:
+        kwargs = dict(Bucket=bucket, Key=key)
+        if if_match:
+            kwargs["IfMatch"] = if_match
+        try:
+            self.client.delete_object(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - translated
+            err = self._translate(exc, key)
+            if isinstance(err, DoesNotExist) and not if_match:
+                return
+            raise err from exc
+
+    def list(self, bucket: str, prefix: str, *, start_after: str | None = None,
+             limit: int | None = None) -> Iterator[ObjectInfo]:
+        """Keys under ``prefix`` in lexicographic order, after ``start_after``, at most ``limit``."""
+        kwargs = dict(Bucket=bucket, Prefix=prefix)
+        if start_after:
+            kwargs["StartAfter"] = start_after
+        seen = 0
+        while True:
+            if limit is not None:
+                kwargs["MaxKeys"] = max(1, min(1000, limit - seen))
+            try:
+                page = self.client.list_objects_v2(**kwargs)
+            except Exception as exc:  # noqa: BLE001 - translated
+                raise self._translate(exc, prefix) from exc
+            for item in page.get("Contents", []):
+                yield ObjectInfo(item["Key"], item.get("ETag", ""), item.get("Size", 0))
+                seen += 1
+                if limit is not None and seen >= limit:
+                    return
+            if not page.get("IsTruncated"):
+                return
+            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+            kwargs.pop("StartAfter", None)
+
+    def presign_get(self, bucket: str, key: str, expires_s: int, *, filename: str | None = None) -> str:
+        params = {"Bucket": bucket, "Key": key}
+        if filename:
+            params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
+        return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s)
