@@ -1,0 +1,46 @@
+"""Settings: defaults fit the local cloud; bad values stop the process with the variable named."""
+
+import pytest
+
+from lscloud import config
+
+
+def test_defaults_fit_the_local_cloud():
+    s = config.load({})
+    assert s.env == "local"
+    assert s.s3_endpoint.startswith("http://127.0.0.1")
+    assert s.nats_url.startswith("nats://127.0.0.1")
+    assert s.bucket == "lscloud"
+
+
+@pytest.mark.parametrize("var,value,named", [
+    ("LSCLOUD_S3_ENDPOINT", "localhost:9000", "LSCLOUD_S3_ENDPOINT"),
+    ("LSCLOUD_NATS_URL", "http://x:4222", "LSCLOUD_NATS_URL"),
+    ("LSCLOUD_BUCKET", "Bad_Bucket", "LSCLOUD_BUCKET"),
+    ("LSCLOUD_MAX_BODY_BYTES", "lots", "LSCLOUD_MAX_BODY_BYTES"),
+    ("LSCLOUD_ENV", "prod", "LSCLOUD_ENV"),
+    ("LSCLOUD_JWT_ALGORITHMS", "HS256", "LSCLOUD_JWT_ALGORITHMS"),
+    ("LSCLOUD_PARTNER_KEYS", "{\"mb\": [\"short\"]}", "LSCLOUD_PARTNER_KEYS"),
+    ("LSCLOUD_PARTNER_KEYS", "not json", "LSCLOUD_PARTNER_KEYS"),
+])
+def test_bad_values_name_the_variable(var, value, named):
+    with pytest.raises(config.ConfigError) as err:
+        config.load({var: value})
+    assert named in str(err.value)
+
+
+def test_cluster_mode_requires_a_token_key():
+    with pytest.raises(config.ConfigError, match="LSCLOUD_JWT"):
+        config.load({"LSCLOUD_ENV": "cluster"})
+
+
+def test_env_vars_round_trip():
+    s = config.load({"LSCLOUD_BUCKET": "abc", "LSCLOUD_PARTNER_KEYS": '{"mb": ["k" , "0123456789abcdef"]}'.replace('"k" ', '"0123456789abcdeg"'),
+                     "K_SERVICE": "directory", "LSCLOUD_NATS_URL": "nats://10.0.0.1:4222,nats://10.0.0.2:4222"})
+    again = config.load(s.env_vars())
+    assert again == s
+
+
+def test_secrets_are_not_in_repr():
+    s = config.load({"LSCLOUD_S3_SECRET_KEY": "very-secret-value"})
+    assert "very-secret-value" not in repr(s)
