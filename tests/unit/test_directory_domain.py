@@ -321,3 +321,40 @@ def test_fingerprint_is_stable_and_follows_the_data():
     changed = copy.deepcopy(data)
     changed["border-gates"][0]["capacity"]["export_per_hour"] += 1
     assert catalog.fingerprint(changed) != catalog.fingerprint(data)
+
+
+# -- listing: filters + search + paging ---------------------------------------------------------
+
+def test_listing_filters_then_searches_then_pages():
+    page = search.listing(units.all_units(), {"type": "xa", "q": "son", "limit": "3"},
+                          texts=units.search_texts, filters=units.filters())
+    assert page.total > 3 and len(page.items) == 3
+    assert all(u["type"] == "xa" for u in page.items)
+    rest = search.listing(units.all_units(), {"type": "xa", "q": "SƠN", "limit": "100",
+                                              "page_token": page.next_page_token},
+                          texts=units.search_texts, filters=units.filters())
+    assert len(rest.items) == page.total - 3  # "son" and "SƠN" fold alike, so the token still fits
+
+
+@pytest.mark.parametrize("items,filters,args,field", [
+    (units.all_units(), units.filters(), {"type": "huyen"}, "/type"),
+    (agencies.all_agencies(), agencies.filters(), {"role": "king"}, "/role"),
+    (agencies.all_agencies(), agencies.filters(), {"unit": "6040"}, "/unit"),
+    (post_offices.all_post_offices(), post_offices.filters(), {"soft_atm": "yes"}, "/soft_atm"),
+    (gates.all_gates(), gates.filters(), {"mode": "sea"}, "/mode"),
+])
+def test_listing_refuses_bad_filter_values(items, filters, args, field):
+    with pytest.raises(search.QueryError) as err:
+        search.listing(items, args, texts=lambda i: [i["code"]], filters=filters)
+    assert err.value.field == field
+
+
+def test_listing_by_role_gate_and_soft_atm():
+    clearing = search.listing(agencies.all_agencies(), {"role": "border_clearance", "gate": "chi-ma", "limit": "100"},
+                              texts=agencies.search_texts, filters=agencies.filters())
+    codes = {a["code"] for a in clearing.items}
+    assert {"customs", "customs-chi-ma", "border-guard", "health-quarantine"} <= codes
+    assert "customs-huu-nghi" not in codes and "so-tu-phap" not in codes
+    without = search.listing(post_offices.all_post_offices(), {"soft_atm": "false"},
+                             texts=post_offices.search_texts, filters=post_offices.filters())
+    assert without.total == 4 and {p["kind"] for p in without.items} == {"ward"}

@@ -110,3 +110,18 @@ def search_texts(agency: dict) -> list[str]:
 
 
 __all__ = ["all_agencies", "check", "committee_code", "valid_code", "with_role", "search_texts", "KINDS", "ROLES"]
+
+
+def filters():
+    from .search import Filter, code_filter, field_filter
+    from .units import valid_code as valid_unit
+
+    return (
+        field_filter("kind", "kind", KINDS),
+        Filter("role", lambda item, v: bool(item["roles"].get(v)), lambda v: v in ROLES, "one of " + ", ".join(ROLES),
+               "only agencies that play this role"),
+        code_filter("unit", "unit_code", valid_unit, "a unit code (\"20\" or 5 digits)", "seated in this unit"),
+        Filter("gate", lambda item, v: v in item["gates"], valid_code, "a border gate code",
+               "stationed at this border gate"),
+        code_filter("parent", "parent", valid_code, "an agency code"),
+    )

@@ -103,3 +103,14 @@ def _minutes(hhmm: str) -> int:
 def search_texts(gate: dict) -> list[str]:
     c = gate["counterpart"]
     return [gate["name"], gate["name_en"], gate["code"], c["name_zh"], c["pinyin"], c["name_en"]]
+
+
+def filters():
+    from .search import code_filter, field_filter
+    from .units import valid_code as valid_unit
+
+    return (
+        field_filter("type", "type", TYPES),
+        field_filter("mode", "mode", MODES),
+        code_filter("unit", "unit_code", valid_unit, "a unit code (5 digits)"),
+    )

@@ -90,3 +90,13 @@ def in_unit(items: list[dict], unit_code: str) -> list[dict]:
 
 def search_texts(office: dict) -> list[str]:
     return [office["name"], office["name_en"], office["code"], office["address"]]
+
+
+def filters():
+    from .search import bool_filter, code_filter, field_filter
+
+    return (
+        code_filter("unit", "unit_code", units.valid_code, "a unit code (5 digits)", "points in this commune or ward"),
+        field_filter("kind", "kind", ("provincial", "commune", "ward")),
+        bool_filter("soft_atm", "soft_atm", "only points with (true) or without (false) a soft ATM"),
+    )

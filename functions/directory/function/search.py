@@ -173,3 +173,52 @@ def page_request(args: Mapping[str, str], filters: Mapping[str, Any]) -> tuple[i
         raise QueryError("/page_token", "give either page_token or offset, not both")
     offset = decode_token(token, filters) if token else parse_offset(args.get("offset"))
     return limit, offset
+
+
+# -- filters + search + paging in one call ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class Filter:
+    """An exact-match query parameter: ``?type=xa``. ``hint`` completes "<param> must be ..."."""
+
+    param: str
+    matches: Callable[[Mapping[str, Any], str], bool]
+    valid: Callable[[str], bool]
+    hint: str
+    description: str = ""
+
+
+def field_filter(param: str, field: str, choices: Sequence[str], description: str = "") -> Filter:
+    return Filter(param, lambda item, v: item.get(field) == v, lambda v: v in choices,
+                  "one of " + ", ".join(choices), description)
+
+
+def code_filter(param: str, field: str, valid: Callable[[str], bool], hint: str, description: str = "") -> Filter:
+    return Filter(param, lambda item, v: item.get(field) == v, valid, hint, description)
+
+
+_BOOLS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def bool_filter(param: str, field: str, description: str = "") -> Filter:
+    return Filter(param, lambda item, v: item.get(field) is _BOOLS[v], lambda v: v in _BOOLS, "true or false",
+                  description)
+
+
+def listing(items: Sequence[Mapping[str, Any]], args: Mapping[str, str], *,
+            texts: Callable[[Mapping[str, Any]], Iterable[str]], filters: Sequence[Filter] = ()) -> Page:
+    """Filter, search (``q``) and page (``limit``, ``page_token`` | ``offset``) ``items``."""
+    query = Query.parse(args.get("q"))
+    chosen: dict[str, str] = {}
+    for f in filters:
+        raw = args.get(f.param)
+        if raw is None or raw == "":
+            continue
+        if len(raw) > MAX_QUERY_CHARS or not f.valid(raw):
+            raise QueryError("/" + f.param, f"{f.param} must be {f.hint}")
+        chosen[f.param] = raw
+    selected = [i for i in items if all(f.matches(i, chosen[f.param]) for f in filters if f.param in chosen)]
+    selected = search(selected, query, texts)
+    token_filters = {"q": query.phrase if query else None, **chosen}
+    limit, offset = page_request(args, token_filters)
+    return paginate(selected, limit=limit, offset=offset, filters=token_filters)

@@ -107,3 +107,13 @@ def find_by_name(name: str) -> dict:
 
 def search_texts(unit: dict) -> list[str]:
     return [unit["name"], unit["short_name"], unit["code"]]
+
+
+def filters():
+    from .search import code_filter, field_filter
+
+    return (
+        field_filter("type", "type", UNIT_TYPES, "xa (commune), phuong (ward) or tinh (the province)"),
+        field_filter("level", "level", ("province", "commune")),
+        code_filter("parent", "parent_code", valid_code, "a unit code"),
+    )

@@ -1,0 +1,229 @@
+"""The directory's HTTP surface: public, read-only reference data of Lạng Sơn.
+
+Every route reads the store (a per-kind snapshot for lists, the item's document for
+``/{code}``), never the package or the YAML files, answers with a strong ``ETag`` and
+``Cache-Control: public, max-age=300``, and ``304`` to a matching ``If-None-Match``.
+Write methods get the runtime's ``405`` problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from flask import Flask, Response, request
+
+from lscloud.auth import allow
+from lscloud.store import DoesNotExist
+from lscloud.web import Problem, build_openapi, create_app as runtime_app
+
+from . import agencies, gates, post_offices, units
+from .models import Agency, BorderGate, DirectorySnapshot, PostOffice, Unit
+from .search import Filter, QueryError, listing
+
+SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "schemas"
+CACHE_CONTROL = "public, max-age=300"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of reference data and how its routes talk about it (in both languages)."""
+
+    name: str                       # snapshot key and path segment
+    model: type
+    valid_code: Callable[[str], bool]
+    code_hint: str
+    texts: Callable
+    filters: tuple[Filter, ...]
+    schema: str
+    noun: str
+    noun_vi: str
+
+
+KINDS = {k.name: k for k in (
+    Kind("units", Unit, units.valid_code, '"20" (the province) or a 5-digit ward code such as "06040"',
+         units.search_texts, units.filters(), "directory/unit.json", "unit", "đơn vị hành chính"),
+    Kind("agencies", Agency, agencies.valid_code, "lowercase letters, digits and dashes, e.g. \"customs\"",
+         agencies.search_texts, agencies.filters(), "directory/agency.json", "agency", "cơ quan"),
+    Kind("border-gates", BorderGate, gates.valid_code, "lowercase letters, digits and dashes, e.g. \"huu-nghi\"",
+         gates.search_texts, gates.filters(), "directory/border-gate.json", "border gate", "cửa khẩu"),
+    Kind("post-offices", PostOffice, post_offices.valid_code, '"bd-" and a unit code, e.g. "bd-06040"',
+         post_offices.search_texts, post_offices.filters(), "directory/post-office.json", "post office",
+         "điểm bưu điện"),
+)}
+
+LIST_PARAMS = (("q", "Search names, ignoring case and Vietnamese diacritics (\"dong dang\" finds \"Đồng Đăng\")."),
+               ("limit", "Page size, 1 to 100 (default 50)."),
+               ("page_token", "The next_page_token of the previous page (same filters)."),
+               ("offset", "Start at this position instead of a page_token."))
+
+
+# -- the answers -----------------------------------------------------------------------------------
+
+def _cached_json(payload) -> Response:
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=False).encode()
+    resp = Response(body, mimetype="application/json")
+    resp.set_etag(hashlib.sha256(body).hexdigest()[:32])  # strong: same bytes, same tag
+    resp.headers["Cache-Control"] = CACHE_CONTROL
+    return resp.make_conditional(request)
+
+
+def _not_seeded(kind: Kind) -> Problem:
+    return Problem(503, "not-seeded", "Directory data not loaded",
+                   f"The {kind.noun} list has not been seeded into the store yet; run `lscloud seed`.",
+                   title_vi="Chưa nạp dữ liệu danh mục",
+                   detail_vi=f"Danh sách {kind.noun_vi} chưa được nạp vào kho dữ liệu.",
+                   headers={"Retry-After": "30"})
+
+
+def _list(name: str) -> Response:
+    kind = KINDS[name]
+    try:
+        snapshot = DirectorySnapshot.get(name)
+    except DoesNotExist:
+        raise _not_seeded(kind) from None
+    try:
+        page = listing(snapshot.items, request.args, texts=kind.texts, filters=kind.filters)
+    except QueryError as err:
+        raise Problem(400, "invalid-parameter", "Invalid query parameter", err.message,
+                      title_vi="Tham số truy vấn không hợp lệ",
+                      detail_vi=f"Tham số {err.field.lstrip('/')} không hợp lệ.",
+                      errors=[{"field": err.field, "message": err.message}]) from None
+    return _cached_json(page.to_dict())
+
+
+def _get(name: str, code: str) -> Response:
+    kind = KINDS[name]
+    if not kind.valid_code(code):
+        raise Problem(400, "invalid-parameter", f"Malformed {kind.noun} code",
+                      f"{code[:40]!r} is not a {kind.noun} code: expected {kind.code_hint}.",
+                      title_vi=f"Mã {kind.noun_vi} không đúng định dạng",
+                      detail_vi=f"Mã {kind.noun_vi} không đúng định dạng.",
+                      errors=[{"field": "/code", "message": f"expected {kind.code_hint}"}])
+    try:
+        item = kind.model.get(code)
+    except DoesNotExist:
+        raise Problem(404, "not-found", f"{kind.noun.capitalize()} not found",
+                      f"No {kind.noun} has code {code!r}.",
+                      title_vi=f"Không tìm thấy {kind.noun_vi}",
+                      detail_vi=f"Không có {kind.noun_vi} nào mang mã {code!r}.",
+                      errors=[{"field": "/code", "message": f"no {kind.noun} with this code"}]) from None
+    return _cached_json(item.data)
+
+
+# -- OpenAPI: the runtime documents bodies and access; add what these routes answer -------------
+
+def _responds(kind: str, many: bool):
+    def mark(view):
+        view.__directory_response__ = (kind, many)
+        return view
+    return mark
+
+
+def _openapi(app: Flask) -> dict:
+    doc = build_openapi(app)
+    schemas = doc["components"]["schemas"]
+    for file in ["directory/page.json"] + [k.schema for k in KINDS.values()]:
+        component = file.removesuffix(".json").replace("/", ".")
+        raw = json.loads((SCHEMAS_DIR / file).read_text(encoding="utf-8"))
+        schemas[component] = {k: v for k, v in raw.items() if k not in ("$id", "$schema")}
+    for rule in app.url_map.iter_rules():
+        declared = getattr(app.view_functions[rule.endpoint], "__directory_response__", None)
+        if declared is None:
+            continue
+        kind = KINDS[declared[0]]
+        item_ref = {"$ref": "#/components/schemas/" + kind.schema.removesuffix(".json").replace("/", ".")}
+        schema = ({"allOf": [{"$ref": "#/components/schemas/directory.page"},
+                             {"properties": {"items": {"type": "array", "items": item_ref}}}]}
+                  if declared[1] else item_ref)
+        path = rule.rule.replace("<code>", "{code}")
+        op = doc["paths"][path]["get"]
+        op["responses"] = {"200": {"description": "OK", "headers": {
+            "ETag": {"schema": {"type": "string"}}, "Cache-Control": {"schema": {"type": "string"}}},
+            "content": {"application/json": {"schema": schema}}},
+            "304": {"description": "Not modified (If-None-Match matched)"}, **op["responses"]}
+        op["responses"].pop("2XX", None)
+        if declared[1]:
+            op["parameters"] = [{"name": n, "in": "query", "required": False, "description": d,
+                                 "schema": {"type": "string"}} for n, d in LIST_PARAMS] + [
+                {"name": f.param, "in": "query", "required": False, "schema": {"type": "string"},
+                 "description": f.description or f"{f.param} must be {f.hint}"} for f in kind.filters]
+    return doc
+
+
+# -- routes ------------------------------------------------------------------------------------------
+
+def create_app(settings=None) -> Flask:
+    """The directory's Flask app."""
+    app = runtime_app("directory", schemas_dir=SCHEMAS_DIR, settings=settings, openapi={
+        "title": "Lạng Sơn directory", "version": "1.0.0",
+        "description": "Reference data of Lạng Sơn province: administrative units (since 1 July 2025), "
+                       "agencies, border gates with China, VNPost service points. Public and read-only."})
+
+    @app.get("/v1/units")
+    @allow("public")
+    @_responds("units", many=True)
+    def list_units():
+        """List the province and its 65 commune-level units (search with q, filter by type)."""
+        return _list("units")
+
+    @app.get("/v1/units/<code>")
+    @allow("public")
+    @_responds("units", many=False)
+    def get_unit(code: str):
+        """Get one administrative unit by code."""
+        return _get("units", code)
+
+    @app.get("/v1/agencies")
+    @allow("public")
+    @_responds("agencies", many=True)
+    def list_agencies():
+        """List the agencies acting in the system (filter by kind, role, unit, gate)."""
+        return _list("agencies")
+
+    @app.get("/v1/agencies/<code>")
+    @allow("public")
+    @_responds("agencies", many=False)
+    def get_agency(code: str):
+        """Get one agency by code (the `agency` claim of officers' tokens)."""
+        return _get("agencies", code)
+
+    @app.get("/v1/border-gates")
+    @allow("public")
+    @_responds("border-gates", many=True)
+    def list_border_gates():
+        """List Lạng Sơn's border gates with China."""
+        return _list("border-gates")
+
+    @app.get("/v1/border-gates/<code>")
+    @allow("public")
+    @_responds("border-gates", many=False)
+    def get_border_gate(code: str):
+        """Get one border gate: counterpart, hours, capacity, lanes."""
+        return _get("border-gates", code)
+
+    @app.get("/v1/post-offices")
+    @allow("public")
+    @_responds("post-offices", many=True)
+    def list_post_offices():
+        """List VNPost service points (filter by unit, soft_atm)."""
+        return _list("post-offices")
+
+    @app.get("/v1/post-offices/<code>")
+    @allow("public")
+    @_responds("post-offices", many=False)
+    def get_post_office(code: str):
+        """Get one VNPost service point by code."""
+        return _get("post-offices", code)
+
+    # the runtime's /openapi.json, plus these routes' response schemas and query parameters
+    @allow("public")
+    def openapi_document():
+        """The OpenAPI 3.1 description of this function."""
+        return _openapi(app)
+
+    app.view_functions["openapi_document"] = openapi_document
+    return app
