@@ -1,0 +1,463 @@
+"""Who is calling: bearer tokens (JWT) for people and devices, signed requests for partner banks.
+
+Every view declares its callers with exactly one :func:`allow`; the app refuses to serve if a
+route has none (:func:`lscloud.web.check_access`). Inside a view, :func:`principal` answers
+who called.
+
+Partner requests are signed with HMAC-SHA256 over a canonical string (see :func:`canonical`);
+each partner has up to two active keys so a bank can rotate without downtime. Timestamps
+outside the window and reused nonces are refused; nonces are remembered in the object store
+with a create-only write, so replicas share them.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+from urllib.parse import unquote
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from .problems import Problem
+
+# --- principals and declarations ----------------------------------------------------------------
+
+PUBLIC = "public"
+EVENTING = "eventing"  # Knative Eventing's deliveries to /events: internal, never routed from outside
+PARTNER_ROLE = "bank"
+
+KNOWN_ROLES = frozenset({"citizen", "officer", "operator", "teller", "bank", "device", "auditor", "admin"})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller of the current request. ``partner`` is set for signed partner requests."""
+
+    sub: str | None
+    role: str | None
+    agency: str | None = None
+    unit: str | None = None
+    partner: str | None = None
+
+    @property
+    def anonymous(self) -> bool:
+        return self.sub is None and self.partner is None
+
+    @property
+    def id(self) -> str:
+        """A stable identity string (used to scope idempotency keys)."""
+        if self.partner:
+            return f"partner:{self.partner}"
+        if self.sub:
+            return f"sub:{self.sub}"
+        return "anonymous"
+
+
+ANONYMOUS = Principal(sub=None, role=None)
+
+
+@dataclass(frozen=True)
+class Access:
+    """What a view declared with :func:`allow` (read by the OpenAPI builder and tests)."""
+
+    roles: tuple[str, ...]
+    partner: bool = False
+
+    @property
+    def public(self) -> bool:
+        return PUBLIC in self.roles
+
+    @property
+    def eventing(self) -> bool:
+        return EVENTING in self.roles
+
+    def as_dict(self) -> dict:
+        return {"roles": list(self.roles), "partner": self.partner}
+
+
+def allow(*roles: str, partner: bool = False) -> Callable:
+    """Declare and enforce who may call a view.
+
+    ``@allow("public")`` anyone; ``@allow("citizen", "officer")`` a bearer token with one of those
+    roles; ``@allow(partner=True)`` a request signed by a partner bank (roles and ``partner`` can
+    be combined: either credential is accepted). ``@allow("eventing")`` is the internal
+    ``/events`` route. Put it right under ``@app.route`` so it runs before validation and
+    idempotency. The declaration is kept on the view as ``__lscloud_access__``.
+    """
+    if not roles and not partner:
+        raise TypeError("allow() needs at least one role or partner=True")
+    if (PUBLIC in roles or EVENTING in roles) and (len(roles) > 1 or partner):
+        raise TypeError("'public' and 'eventing' cannot be combined with other roles")
+    for r in roles:
+        if not isinstance(r, str) or not re.fullmatch(r"[a-z][a-z0-9_-]*", r):
+            raise TypeError(f"bad role name {r!r}")
+    access = Access(tuple(roles), partner)
+
+    def decorate(view):
+        if getattr(view, "__lscloud_access__", None) is not None:
+            raise TypeError(f"{view.__name__} already has an @allow declaration; use exactly one")
+
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            from flask import g
+
+            g.lscloud_principal = authenticate(access)
+            return view(*args, **kwargs)
+
+        wrapper.__lscloud_access__ = access
+        return wrapper
+
+    return decorate
+
+
+def access_of(view) -> Access | None:
+    return getattr(view, "__lscloud_access__", None)
+
+
+def principal() -> Principal:
+    """The current request's caller (``ANONYMOUS`` on public routes without a token)."""
+    from flask import g
+
+    return getattr(g, "lscloud_principal", ANONYMOUS)
+
+
+def authenticate(access: Access) -> Principal:
+    """Check the current request against ``access``; raise a 401/403 :class:`Problem` if refused."""
+    from flask import request
+
+    if access.eventing:
+        return Principal(sub=None, role=EVENTING)
+    settings = _settings()
+    if access.partner and request.headers.get(SIGNATURE_HEADER) is not None:
+        return verify_partner_request(settings)
+    has_bearer = request.headers.get("Authorization", "").strip() != ""
+    if access.public:
+        if not has_bearer:
+            return ANONYMOUS
+        try:  # a bad token on a public route is ignored: the route does not need it
+            return verify_bearer(settings)
+        except Problem:
+            return ANONYMOUS
+    if not access.roles:  # partner only, and no signature header
+        raise Problem(401, "missing-header", "Missing signature header",
+                      f"This endpoint needs a signed partner request ({SIGNATURE_HEADER} and friends).",
+                      title_vi="Thiếu tiêu đề chữ ký",
+                      detail_vi="Chức năng này yêu cầu yêu cầu có chữ ký của đối tác.",
+                      errors=[{"field": SIGNATURE_HEADER, "message": "header is required"}])
+    who = verify_bearer(settings)
+    if who.role not in access.roles:
+        raise Problem(403, "forbidden", "Forbidden",
+                      f"Role {who.role!r} may not use this endpoint (allowed: {', '.join(access.roles)}).",
+                      title_vi="Không có quyền truy cập",
+                      detail_vi=f"Vai trò {who.role!r} không được phép dùng chức năng này.")
+    return who
+
+
+def _settings():
+    from .web import app_state
+
+    return app_state().settings
+
+
+# --- bearer tokens ------------------------------------------------------------------------------
+
+_WWW = 'Bearer realm="lscloud"'
+_EC_ALGS = {"ES256", "ES384", "ES512"}
+_RSA_ALGS = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+
+
+def _unauthenticated(kind: str, title: str, detail: str, title_vi: str, detail_vi: str) -> Problem:
+    return Problem(401, kind, title, detail, title_vi=title_vi, detail_vi=detail_vi,
+                   headers={"WWW-Authenticate": f'{_WWW}, error="invalid_token"' if kind != "token-missing" else _WWW})
+
+
+class _KeyRing:
+    """Public keys from settings (PEM blocks, several allowed for rotation) or a JWKS URL."""
+
+    _cache: dict[tuple, "_KeyRing"] = {}
+    _cache_lock = threading.Lock()
+
+    def __init__(self, pem: str, jwks_url: str):
+        self.keys = []
+        for block in re.findall(r"-----BEGIN [A-Z ]*PUBLIC KEY-----.*?-----END [A-Z ]*PUBLIC KEY-----", pem or "", re.S):
+            self.keys.append(serialization.load_pem_public_key(block.encode()))
+        self.jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5) if jwks_url else None
+
+    @classmethod
+    def for_settings(cls, settings) -> "_KeyRing":
+        k = (settings.jwt_public_key, settings.jwt_jwks_url)
+        with cls._cache_lock:
+            ring = cls._cache.get(k)
+            if ring is None:
+                ring = cls._cache[k] = cls(*k)
+            return ring
+
+    def candidates(self, token: str, algorithms: Iterable[str]) -> list[tuple[object, list[str]]]:
+        """(key, algorithms valid for that key type): a key is only ever tried with its own family,
+        so an RSA key can never verify an HMAC or EC token (algorithm confusion)."""
+        algs = set(algorithms)
+        out = []
+        keys = list(self.keys)
+        if self.jwks is not None:
+            try:
+                keys.append(self.jwks.get_signing_key_from_jwt(token).key)
+            except jwt.PyJWKClientConnectionError:
+                raise Problem(503, "jwks-unavailable", "Token keys unavailable",
+                              "The identity provider's keys could not be fetched; retry later.",
+                              title_vi="Không lấy được khóa xác thực",
+                              detail_vi="Không lấy được khóa của nhà cung cấp định danh; vui lòng thử lại sau.",
+                              headers={"Retry-After": "5"}) from None
+            except jwt.PyJWTError:
+                pass
+        for key in keys:
+            if isinstance(key, ec.EllipticCurvePublicKey):
+                family = sorted(algs & _EC_ALGS)
+            elif isinstance(key, rsa.RSAPublicKey):
+                family = sorted(algs & _RSA_ALGS)
+            else:
+                family = sorted(algs - _EC_ALGS - _RSA_ALGS - {"none"} - {a for a in algs if a.startswith("HS")})
+            if family:
+                out.append((key, family))
+        return out
+
+
+def verify_token(token: str, settings) -> Principal:
+    """Verify a bearer JWT against ``settings``; raise a 401 :class:`Problem` saying what is wrong.
+
+    Issuer and audience are checked, ``exp`` is required, 30 s leeway for clock skew. The
+    token itself never appears in the problem or in logs.
+    """
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise _unauthenticated("token-invalid", "Invalid token", "The bearer token is not a well-formed JWT.",
+                               "Mã xác thực không hợp lệ", "Mã xác thực không đúng định dạng JWT.") from None
+    alg = header.get("alg")
+    if alg not in settings.jwt_algorithms:
+        raise _unauthenticated("token-invalid", "Invalid token", f"Token algorithm {alg!r} is not accepted.",
+                               "Mã xác thực không hợp lệ", "Thuật toán ký của mã xác thực không được chấp nhận.")
+    ring = _KeyRing.for_settings(settings)
+    candidates = ring.candidates(token, settings.jwt_algorithms)
+    if not candidates:
+        raise _unauthenticated("token-invalid", "Invalid token", "No verification key is configured for this token.",
+                               "Mã xác thực không hợp lệ", "Chưa cấu hình khóa để kiểm tra mã xác thực này.")
+    last: Exception | None = None
+    for key, algorithms in candidates:
+        if alg not in algorithms:
+            continue
+        try:
+            claims = jwt.decode(token, key, algorithms=algorithms, issuer=settings.jwt_issuer,
+                                audience=settings.jwt_audience, leeway=30,
+                                options={"require": ["exp", "iss", "aud", "sub"]})
+        except jwt.ExpiredSignatureError:
+            raise _unauthenticated("token-expired", "Token expired", "The bearer token has expired.",
+                                   "Mã xác thực đã hết hạn", "Mã xác thực đã hết hạn; vui lòng đăng nhập lại.") from None
+        except jwt.InvalidIssuerError:
+            raise _unauthenticated("token-invalid", "Invalid token", "The token's issuer is not accepted.",
+                                   "Mã xác thực không hợp lệ", "Nơi cấp mã xác thực không được chấp nhận.") from None
+        except jwt.InvalidAudienceError:
+            raise _unauthenticated("token-invalid", "Invalid token", "The token is not meant for this service (audience).",
+                                   "Mã xác thực không hợp lệ", "Mã xác thực không dành cho dịch vụ này.") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise _unauthenticated("token-invalid", "Invalid token", f"The token lacks the {exc.claim!r} claim.",
+                                   "Mã xác thực không hợp lệ", "Mã xác thực thiếu thông tin bắt buộc.") from None
+        except jwt.PyJWTError as exc:  # bad signature with this key: try the next one
+            last = exc
+            continue
+        role = claims.get("role")
+        if not isinstance(role, str) or not role:
+            raise _unauthenticated("token-invalid", "Invalid token", "The token carries no role.",
+                                   "Mã xác thực không hợp lệ", "Mã xác thực không có vai trò.")
+        return Principal(sub=str(claims["sub"]), role=role, agency=claims.get("agency"), unit=claims.get("unit"))
+    detail = "The token's signature does not verify." if last is not None else f"Token algorithm {alg!r} does not match the configured keys."
+    raise _unauthenticated("token-invalid", "Invalid token", detail,
+                           "Mã xác thực không hợp lệ", "Chữ ký của mã xác thực không hợp lệ.")
+
+
+def verify_bearer(settings) -> Principal:
+    """Verify the current request's ``Authorization: Bearer`` header."""
+    from flask import request
+
+    raw = request.headers.get("Authorization", "")
+    scheme, _, token = raw.strip().partition(" ")
+    if not raw:
+        raise _unauthenticated("token-missing", "Authentication required", "A bearer token is required.",
+                               "Cần xác thực", "Cần gửi kèm mã xác thực (Bearer).")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthenticated("token-invalid", "Invalid token", "The Authorization header must be 'Bearer <token>'.",
+                               "Mã xác thực không hợp lệ", "Tiêu đề Authorization phải có dạng 'Bearer <mã>'.")
+    return verify_token(token.strip(), settings)
+
+
+# --- dev keys and tokens (local cloud, tests) ---------------------------------------------------
+
+
+def dev_keys(state_dir: str | os.PathLike) -> tuple[str, str]:
+    """The local cloud's ES256 signing pair: created once under ``<state_dir>/keys/`` (0600), then loaded.
+
+    Safe when several processes start at once: the private key is written to a temporary
+    file and linked into place, so exactly one pair wins.
+    """
+    keys = Path(state_dir) / "keys"
+    keys.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_path = keys / "dev-es256.pem"
+    if not private_path.exists():
+        pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        tmp = keys / f".dev-es256.{uuid.uuid4().hex}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+        try:
+            os.link(tmp, private_path)
+        except FileExistsError:
+            pass  # another process won; use its key
+        finally:
+            tmp.unlink()
+    private_pem = private_path.read_text()
+    key = serialization.load_pem_private_key(private_pem.encode(), password=None)
+    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    public_path = keys / "dev-es256.pub.pem"
+    if not public_path.exists() or public_path.read_text() != public_pem:
+        public_path.write_text(public_pem)
+    return private_pem, public_pem
+
+
+def issue_token(private_pem: str, sub: str, role: str, agency: str | None = None, unit: str | None = None,
+                ttl_s: int = 3600, issuer: str = "lscloud-local", audience: str = "lscloud",
+                kid: str | None = None) -> str:
+    """Sign a bearer token (ES256 for EC keys, RS256 for RSA keys)."""
+    key = serialization.load_pem_private_key(private_pem.encode() if isinstance(private_pem, str) else private_pem,
+                                             password=None)
+    alg = "ES256" if isinstance(key, ec.EllipticCurvePrivateKey) else "RS256"
+    now = int(time.time())
+    claims = {"sub": sub, "role": role, "iss": issuer, "aud": audience, "iat": now, "nbf": now,
+              "exp": now + int(ttl_s), "jti": uuid.uuid4().hex}
+    if agency is not None:
+        claims["agency"] = agency
+    if unit is not None:
+        claims["unit"] = unit
+    return jwt.encode(claims, key, algorithm=alg, headers={"kid": kid} if kid else None)
+
+
+# --- partner request signing --------------------------------------------------------------------
+
+PARTNER_HEADER = "X-LSCloud-Partner"
+KEY_ID_HEADER = "X-LSCloud-Key-Id"
+TIMESTAMP_HEADER = "X-LSCloud-Timestamp"
+NONCE_HEADER = "X-LSCloud-Nonce"
+SIGNATURE_HEADER = "X-LSCloud-Signature"
+_SIGNED_HEADERS = (PARTNER_HEADER, KEY_ID_HEADER, TIMESTAMP_HEADER, NONCE_HEADER, SIGNATURE_HEADER)
+_NONCE_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")
+_PARTNER_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+
+def _canonical_path(path: str) -> str:
+    """Percent-decoded path plus the raw query string, so client and server agree however the
+    path was encoded on the wire."""
+    p, sep, q = path.partition("?")
+    return unquote(p) + (sep + q if q else "")
+
+
+def canonical(method: str, path: str, timestamp: str, nonce: str, body: bytes) -> str:
+    """The string a partner signs: method, path (with query), timestamp, nonce, hex sha256 of the body."""
+    return "\n".join([method.upper(), _canonical_path(path), str(timestamp), nonce,
+                      hashlib.sha256(body or b"").hexdigest()])
+
+
+def _mac(key: str | bytes, message: str) -> str:
+    k = key.encode() if isinstance(key, str) else key
+    digest = hmac.new(k, message.encode("utf-8"), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def sign_request(method: str, path: str, body: bytes | str | None, partner: str, key_id: str | int, key: str | bytes,
+                 *, timestamp: int | None = None, nonce: str | None = None) -> dict[str, str]:
+    """The headers that sign one partner request (``path`` includes the query string)."""
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    ts = str(int(time.time()) if timestamp is None else int(timestamp))
+    nonce = nonce or secrets.token_urlsafe(18)
+    return {
+        PARTNER_HEADER: partner,
+        KEY_ID_HEADER: str(key_id),
+        TIMESTAMP_HEADER: ts,
+        NONCE_HEADER: nonce,
+        SIGNATURE_HEADER: _mac(key, canonical(method, path, ts, nonce, body or b"")),
+    }
+
+
+def _signature_problem(kind: str, title: str, detail: str, title_vi: str, detail_vi: str,
+                       field: str | None = None) -> Problem:
+    errors = [{"field": field, "message": detail}] if field else []
+    return Problem(401, kind, title, detail, title_vi=title_vi, detail_vi=detail_vi, errors=errors,
+                   headers={"WWW-Authenticate": 'LSCloud-HMAC-SHA256 realm="lscloud-partners"'})
+
+
+def verify_partner_request(settings) -> Principal:
+    """Verify the current request's partner signature; remember its nonce; return the bank's principal."""
+    from flask import request
+
+    h = request.headers
+    for name in _SIGNED_HEADERS:
+        if not h.get(name):
+            raise _signature_problem("missing-header", "Missing signature header", f"Header {name} is required.",
+                                     "Thiếu tiêu đề chữ ký", f"Thiếu tiêu đề {name}.", name)
+    partner, key_id, ts, nonce, signature = (h[n].strip() for n in _SIGNED_HEADERS)
+    keys = settings.partner_keys.get(partner) if _PARTNER_RE.fullmatch(partner) else None
+    index = int(key_id) - 1 if key_id in ("1", "2") else -1
+    if not keys or not 0 <= index < len(keys):
+        raise _signature_problem("unknown-key", "Unknown partner key", "The partner or key id is not known.",
+                                 "Khóa đối tác không xác định", "Đối tác hoặc mã khóa không được nhận diện.",
+                                 KEY_ID_HEADER)
+    try:
+        stamp = int(ts)
+    except ValueError:
+        stamp = None
+    now = time.time()
+    if stamp is None or abs(now - stamp) > settings.signature_window_s:
+        raise _signature_problem("stale-timestamp", "Timestamp outside the window",
+                                 f"The request timestamp must be within {settings.signature_window_s} s of the server clock.",
+                                 "Thời điểm ký không hợp lệ",
+                                 f"Thời điểm ký phải lệch không quá {settings.signature_window_s} giây so với máy chủ.",
+                                 TIMESTAMP_HEADER)
+    if not _NONCE_RE.fullmatch(nonce):
+        raise _signature_problem("bad-signature", "Bad signature", "The nonce must be 16-128 characters of [A-Za-z0-9_-].",
+                                 "Chữ ký không hợp lệ", "Nonce phải gồm 16-128 ký tự [A-Za-z0-9_-].", NONCE_HEADER)
+    path = request.path + ("?" + request.query_string.decode("latin-1") if request.query_string else "")
+    body = request.get_data(cache=True)
+    expected = _mac(keys[index], canonical(request.method, path, ts, nonce, body))
+    if not hmac.compare_digest(expected.encode(), signature.encode()):
+        raise _signature_problem("bad-signature", "Bad signature", "The request signature does not verify.",
+                                 "Chữ ký không hợp lệ", "Chữ ký của yêu cầu không hợp lệ.", SIGNATURE_HEADER)
+    _remember_nonce(partner, nonce, stamp, settings)
+    return Principal(sub=partner, role=PARTNER_ROLE, partner=partner)
+
+
+def _remember_nonce(partner: str, nonce: str, stamp: int, settings) -> None:
+    from .store.errors import ConditionalCheckFailed
+    from .web import app_state
+
+    objects, bucket = app_state().store()
+    record = {"partner": partner, "nonce": nonce, "timestamp": stamp,
+              "expires_at": stamp + settings.signature_window_s + 60}
+    try:
+        objects.put(bucket, f"nonces/{partner}/{nonce}.json", json.dumps(record).encode(), if_none_match=True)
+    except ConditionalCheckFailed:
+        raise _signature_problem("replayed-nonce", "Replayed request", "This nonce was already used.",
+                                 "Yêu cầu bị gửi lại", "Nonce này đã được sử dụng.", NONCE_HEADER) from None

@@ -1,0 +1,227 @@
+"""Idempotent writes: the same request twice gives the first answer twice, and runs once.
+
+The record design of AWS Powertools' idempotency utility, on the object store:
+
+- the record lives at ``idempotency/<sha256(scope)>/<sha256(key)>.json``; the scope is the
+  function, the caller and the route, so two callers' keys never meet;
+- the first call writes it create-only (``If-None-Match: *``) with status ``INPROGRESS`` and a
+  short expiry, runs the handler, then replaces it (``If-Match`` its ETag) with status
+  ``COMPLETED``, the response, and the long expiry (``settings.idempotency_ttl_s``);
+- a second call finds the record: same payload and ``COMPLETED`` -> the stored response again
+  with ``Idempotent-Replayed: true``; ``INPROGRESS`` -> 409 with ``Retry-After``; another
+  payload under the same key -> 422;
+- a handler exception or a 5xx answer deletes the record so the client's retry can run; an
+  ``INPROGRESS`` record past its expiry (crashed process) is taken over with ``If-Match``.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+import logging
+import re
+import time
+from typing import Any, Callable
+
+from flask import Response, current_app, g, request
+
+from .auth import principal
+from .problems import Problem
+
+log = logging.getLogger("lscloud.idempotency")
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+INPROGRESS = "INPROGRESS"
+COMPLETED = "COMPLETED"
+
+_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
+# response headers not worth replaying (hop-by-hop, per-response or per-trace)
+_SKIP_HEADERS = {"set-cookie", "date", "content-length", "server", "traceparent", "tracestate", "connection",
+                 "transfer-encoding"}
+
+
+def _sha256(data: bytes | str) -> str:
+    return hashlib.sha256(data.encode("utf-8") if isinstance(data, str) else data).hexdigest()
+
+
+def payload_hash() -> str:
+    """sha256 of the canonical JSON body (key order and spacing do not matter), else of the raw bytes."""
+    from .web import json_body
+
+    body = g.get("body")
+    raw = request.get_data(cache=True)
+    if body is None and raw.strip():
+        try:
+            body = json_body()
+        except Problem:
+            return _sha256(raw)
+    if body is None:
+        return _sha256(raw)
+    return _sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+
+
+def record_key(function: str, caller: str, method: str, path: str, key: str) -> str:
+    """Where the record for ``key`` lives; every part is hashed, so no input can walk the key space."""
+    scope = "\n".join([function, caller, method.upper(), path])
+    return f"idempotency/{_sha256(scope)}/{_sha256(key)}.json"
+
+
+def idempotent(key_from: Callable[[Any], Any] | None = None, *, required: bool = True,
+               inprogress_timeout_s: int = 60) -> Callable:
+    """Make a view idempotent on the ``Idempotency-Key`` header (or ``key_from(body)``).
+
+    Place it under ``@allow`` (the caller scopes the key) and under ``@validate_body`` when
+    used (invalid bodies never create records). ``key_from`` extracts a client-chosen id from
+    the parsed body; the header wins when both are present. Without a key the view answers
+    400 naming the header, unless ``required=False`` (then it simply runs).
+    """
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            key = _key(key_from)
+            if key is None:
+                if required:
+                    raise Problem(400, "idempotency-key-missing", "Idempotency key required",
+                                  f"This endpoint needs an {HEADER} header"
+                                  + (" or a client-chosen id in the body." if key_from else "."),
+                                  title_vi="Thiếu khóa idempotency",
+                                  detail_vi=f"Chức năng này cần tiêu đề {HEADER}.", header=HEADER)
+                return view(*args, **kwargs)
+            return _run(view, args, kwargs, key, inprogress_timeout_s)
+
+        wrapper.__lscloud_idempotent__ = True
+        return wrapper
+
+    return decorate
+
+
+def _key(key_from) -> str | None:
+    key = request.headers.get(HEADER)
+    if key is None and key_from is not None:
+        from .web import json_body
+
+        body = g.get("body")
+        if body is None and request.get_data(cache=True).strip():
+            body = json_body()
+        value = key_from(body) if body is not None else None
+        key = None if value in (None, "") else str(value)
+    if key is None:
+        return None
+    key = key.strip()
+    if not _KEY_RE.fullmatch(key):
+        raise Problem(400, "idempotency-key-invalid", "Invalid idempotency key",
+                      f"The {HEADER} must be 1-255 visible ASCII characters.",
+                      title_vi="Khóa idempotency không hợp lệ",
+                      detail_vi=f"{HEADER} phải gồm 1-255 ký tự ASCII hiển thị được.", header=HEADER)
+    return key
+
+
+def _run(view, args, kwargs, key: str, inprogress_timeout_s: int):
+    from .web import app_state
+
+    state = app_state()
+    objects, bucket = state.store()
+    rkey = record_key(state.name, principal().id, request.method, request.path, key)
+    phash = payload_hash()
+    acquired = _acquire(objects, bucket, rkey, key, phash, inprogress_timeout_s)
+    if isinstance(acquired, Response):
+        return acquired
+    etag = acquired
+    try:
+        resp = current_app.make_response(view(*args, **kwargs))
+    except BaseException:
+        _release(objects, bucket, rkey, etag)
+        raise
+    if resp.status_code >= 500 or resp.is_streamed:
+        _release(objects, bucket, rkey, etag)
+        return resp
+    _complete(objects, bucket, rkey, etag, phash, resp, state.settings.idempotency_ttl_s)
+    return resp
+
+
+def _acquire(objects, bucket: str, rkey: str, key: str, phash: str, timeout_s: int) -> str | Response:
+    """The record's ETag once we own it, or the stored response to replay; raises 409/422."""
+    from .store.errors import ConditionalCheckFailed, DoesNotExist
+
+    for _ in range(4):
+        now = time.time()
+        record = {"status": INPROGRESS, "payload_hash": phash, "created_at": now,
+                  "in_progress_expires_at": now + timeout_s, "expires_at": now + timeout_s}
+        body = json.dumps(record).encode()
+        try:
+            return objects.put(bucket, rkey, body, if_none_match=True)
+        except ConditionalCheckFailed:
+            pass
+        try:
+            existing = objects.get(bucket, rkey)
+        except DoesNotExist:
+            continue  # released between our write and our read: try again
+        try:
+            current = json.loads(existing.body)
+        except json.JSONDecodeError:
+            current = {"status": "CORRUPT", "expires_at": 0}
+        expiry = current.get("in_progress_expires_at" if current.get("status") == INPROGRESS else "expires_at", 0)
+        if expiry < now:
+            try:  # expired (crashed process, or past its TTL): take it over
+                return objects.put(bucket, rkey, body, if_match=existing.etag)
+            except (ConditionalCheckFailed, DoesNotExist):
+                continue
+        if current.get("payload_hash") != phash:
+            raise Problem(422, "idempotency-key-reused", "Idempotency key reused",
+                          f"The {HEADER} {key!r} was already used with a different request body.",
+                          title_vi="Khóa idempotency đã được dùng",
+                          detail_vi=f"Khóa {HEADER} {key!r} đã được dùng với nội dung yêu cầu khác.",
+                          errors=[{"field": "", "message": "body differs from the first request with this key"}],
+                          header=HEADER, idempotency_key=key)
+        if current.get("status") == COMPLETED:
+            return _replay(current["response"])
+        retry = max(1, min(int(expiry - now) + 1, 30))
+        raise Problem(409, "idempotency-in-progress", "Request in progress",
+                      f"A request with {HEADER} {key!r} is still being processed; retry later.",
+                      title_vi="Yêu cầu đang được xử lý",
+                      detail_vi=f"Yêu cầu với khóa {key!r} đang được xử lý; vui lòng thử lại sau.",
+                      headers={"Retry-After": str(retry)}, header=HEADER, idempotency_key=key)
+    raise Problem(409, "idempotency-in-progress", "Request in progress",
+                  f"A request with {HEADER} {key!r} is contended; retry later.",
+                  title_vi="Yêu cầu đang được xử lý", detail_vi="Yêu cầu đang được xử lý; vui lòng thử lại sau.",
+                  headers={"Retry-After": "1"}, header=HEADER, idempotency_key=key)
+
+
+def _complete(objects, bucket: str, rkey: str, etag: str, phash: str, resp: Response, ttl_s: int) -> None:
+    from .store.errors import StoreError
+
+    now = time.time()
+    record = {
+        "status": COMPLETED, "payload_hash": phash, "completed_at": now, "expires_at": now + ttl_s,
+        "response": {
+            "status": resp.status_code,
+            "headers": [[k, v] for k, v in resp.headers.items() if k.lower() not in _SKIP_HEADERS],
+            "body_b64": base64.b64encode(resp.get_data()).decode(),
+        },
+    }
+    try:
+        objects.put(bucket, rkey, json.dumps(record).encode(), if_match=etag)
+    except StoreError as exc:
+        # our in-progress record was taken over (we overran its expiry) or the store hiccuped:
+        # the answer stands, only its replay is lost
+        log.warning("idempotency record %s not completed: %s", rkey, exc.cause)
+
+
+def _release(objects, bucket: str, rkey: str, etag: str) -> None:
+    from .store.errors import StoreError
+
+    try:
+        objects.delete(bucket, rkey, if_match=etag)
+    except StoreError as exc:
+        log.warning("idempotency record %s not released: %s", rkey, exc.cause)
+
+
+def _replay(stored: dict) -> Response:
+    resp = Response(base64.b64decode(stored["body_b64"]), status=stored["status"],
+                    headers=[(k, v) for k, v in stored["headers"]])
+    resp.headers[REPLAYED_HEADER] = "true"
+    return resp

@@ -1,0 +1,266 @@
+"""Turn a function's Flask app into the Knative ``new()`` contract of the func-python middleware.
+
+``new = function(create_app, events={...})`` in ``function/func.py``; the object ``new()``
+returns has ``async handle(scope, receive, send)`` (ASGI, Flask bridged with a2wsgi), and the
+sync ``start(cfg)`` / ``stop()`` / ``alive()`` / ``ready()`` hooks. ``ready()`` really asks the
+object store and NATS. Events from Knative Eventing arrive at ``POST /events``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import json
+import logging
+import os
+import re
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable, Mapping
+from urllib.parse import urlparse
+
+from flask import Flask, jsonify, request
+
+from . import config, runtime, web
+from .auth import EVENTING, allow
+from .problems import Problem
+
+log = logging.getLogger("lscloud.knative")
+
+EventHandler = Callable[[dict], Any]
+
+
+def _terminated(wsgi_app):
+    """The ASGI server ends the request body, so Werkzeug may read bodies without a
+    Content-Length (chunked) under its size limit instead of treating them as empty."""
+
+    def app(environ, start_response):
+        environ["wsgi.input_terminated"] = True
+        return wsgi_app(environ, start_response)
+
+    return app
+
+
+class Function:
+    """One Knative function instance: a Flask app behind ASGI, plus lifecycle hooks."""
+
+    def __init__(self, app_factory: Callable[..., Flask], events: Mapping[str, EventHandler] | None = None):
+        self.app_factory = app_factory
+        self.events = dict(events or {})
+        self.settings: config.Settings | None = None
+        self.app: Flask | None = None
+        self._runtime: runtime.Runtime | None = None
+        self._asgi = None
+        self._probe = None
+        self._lock = threading.Lock()
+
+    # -- lifecycle (called without await by func-python: keep these sync) ----------------------
+
+    def start(self, cfg: Mapping[str, str]) -> None:
+        """Build settings from ``cfg`` (the environment), install the runtime, create the app."""
+        from a2wsgi import WSGIMiddleware
+
+        from .store.objects import ObjectStore
+
+        with self._lock:
+            settings = config.load(cfg)
+            self._runtime = runtime.install(runtime.Runtime(settings))
+            try:
+                from . import telemetry
+            except ImportError:
+                telemetry = None
+            if telemetry is not None:
+                telemetry.setup(settings)
+            app = self._build(settings)
+            self.settings, self.app = settings, app
+            self._asgi = WSGIMiddleware(_terminated(app), workers=16)
+            # readiness gets its own client with short timeouts so a dead store answers fast
+            self._probe = ObjectStore(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key,
+                                      settings.s3_region, max_pool=2, timeout_s=2.0)
+            log.info("function %s started", settings.service)
+
+    def _build(self, settings: config.Settings) -> Flask:
+        factory = self.app_factory
+        try:
+            params = inspect.signature(factory).parameters
+        except (TypeError, ValueError):
+            params = {}
+        takes_settings = "settings" in params or any(
+            p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params.values())
+        app = factory(settings) if takes_settings else factory()
+        if not isinstance(app, Flask):
+            raise TypeError(f"the app factory must return a Flask app, got {type(app).__name__}")
+        if self.events:
+            _add_events_route(app, self.events)
+        web.check_access(app)  # a route without @allow stops the start
+        return app
+
+    def stop(self) -> None:
+        """Close the runtime's clients (the bus drains pending publishes)."""
+        with self._lock:
+            if self._asgi is not None:
+                self._asgi.executor.shutdown(wait=False)
+                self._asgi = None
+            if self._runtime is not None:
+                if runtime._current is self._runtime:
+                    runtime.uninstall()
+                else:
+                    self._runtime.close()
+                self._runtime = None
+
+    def alive(self) -> tuple[bool, str]:
+        return True, "OK" if self.app is not None else "starting"
+
+    def ready(self) -> tuple[bool, str]:
+        """True only when the object store has our bucket and NATS answers."""
+        if self.app is None or self.settings is None:
+            return False, "not started"
+        try:
+            self._probe.ping(self.settings.bucket)
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            return False, f"object store not ready: {getattr(exc, 'cause', exc.__class__.__name__)}"
+        try:
+            _ping_nats(self._runtime, self.settings)
+        except Exception as exc:  # noqa: BLE001
+            return False, f"nats not ready: {exc.__class__.__name__}"
+        return True, "OK"
+
+    # -- requests --------------------------------------------------------------------------------
+
+    async def handle(self, scope, receive, send) -> None:
+        """The ASGI entry point: every HTTP request of the function."""
+        if self._asgi is None:
+            self.start(os.environ.copy())
+        await self._asgi(scope, receive, send)
+
+
+def _ping_nats(rt: runtime.Runtime | None, settings: config.Settings, timeout_s: float = 2.0) -> None:
+    """Ask NATS for a PONG: through the bus when the runtime already has one, else a plain
+    protocol ping (connect, INFO, PING -> PONG) so readiness never needs a long-lived client."""
+    if rt is not None and rt._bus is not None:
+        rt._bus.ping()
+        return
+    last: Exception | None = None
+    for url in settings.nats_url.split(","):
+        u = urlparse(url.strip())
+        try:
+            with socket.create_connection((u.hostname, u.port or 4222), timeout=timeout_s) as s:
+                s.settimeout(timeout_s)
+                f = s.makefile("rb")
+                if not f.readline().startswith(b"INFO "):
+                    raise ConnectionError("no INFO from server")
+                s.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\nPING\r\n')
+                line = f.readline()
+                if not line.startswith(b"PONG"):
+                    raise ConnectionError(f"unexpected reply {line[:20]!r}")
+                return
+        except Exception as exc:  # noqa: BLE001 - try the next server
+            last = exc
+    raise last or ConnectionError("no NATS url")
+
+
+def _events_seen_key(function: str, event: Mapping[str, Any]) -> str:
+    # source + id identify an event (CloudEvents spec); hashed so no input walks the key space
+    digest = hashlib.sha256(f"{event.get('source')}\n{event.get('id')}".encode()).hexdigest()
+    fn = re.sub(r"[^a-z0-9-]", "-", function.lower()) or "function"
+    return f"events-seen/{fn}/{digest}.json"
+
+
+def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
+    from .store.errors import ConditionalCheckFailed, StoreError
+
+    @web.raw_body()
+    def receive_event():
+        """Receive a CloudEvent from Knative Eventing (internal)."""
+        from . import events
+
+        try:
+            event = events.from_http(dict(request.headers), request.get_data(cache=True))
+        except ValueError as exc:
+            raise Problem(400, "malformed-event", "Malformed CloudEvent", str(exc)[:500],
+                          title_vi="Sự kiện không hợp lệ", detail_vi="Sự kiện CloudEvent không đúng định dạng.") from None
+        handler = handlers.get(event["type"])
+        if handler is None:
+            raise Problem(400, "unsupported-event-type", "Unsupported event type",
+                          f"This function does not handle events of type {event['type']!r}.",
+                          title_vi="Loại sự kiện không được hỗ trợ",
+                          detail_vi=f"Chức năng này không xử lý sự kiện loại {event['type']!r}.")
+        state = web.app_state()
+        objects, bucket = state.store()
+        key = _events_seen_key(state.name, event)
+        seen = {"id": event["id"], "source": event["source"], "type": event["type"], "received_at": time.time()}
+        try:
+            etag = objects.put(bucket, key, json.dumps(seen).encode(), if_none_match=True)
+        except ConditionalCheckFailed:
+            return jsonify({"status": "duplicate", "id": event["id"]}), 200
+        try:
+            try:
+                from . import telemetry
+            except ImportError:
+                telemetry = None
+            if telemetry is not None:
+                with telemetry.process_span(event, dict(request.headers), consumer_group=state.name):
+                    handler(event)
+            else:
+                handler(event)
+        except BaseException:
+            # forget the event so the redelivery (5xx/429) runs the handler again
+            try:
+                objects.delete(bucket, key, if_match=etag)
+            except StoreError as exc:
+                log.warning("could not release event record %s: %s", key, exc.cause)
+            raise
+        return jsonify({"status": "done", "id": event["id"]}), 200
+
+    app.add_url_rule("/events", "lscloud_events", allow(EVENTING)(receive_event), methods=["POST"])
+
+
+def function(app_factory: Callable[..., Flask], *, events: Mapping[str, EventHandler] | None = None) -> Callable[[], Function]:
+    """The ``new`` a function package exports: ``new = knative.function(create_app, events={...})``.
+
+    ``app_factory`` is called with the Settings (if it takes an argument) when Knative starts
+    the instance; ``events`` maps CloudEvent types to ``handler(event_dict)``.
+    """
+
+    def new() -> Function:
+        return Function(app_factory, events)
+
+    new.__name__ = "new"  # func-python's serve() dispatches on the name
+    new.__qualname__ = "new"
+    return new
+
+
+def load_function(path: str | Path) -> ModuleType:
+    """Import ``<path>/function`` as a package with a unique name (``lscloud_fn_<name>``).
+
+    Several functions load side by side in one process (tests); their relative imports work.
+    """
+    root = Path(path).resolve()
+    init = root / "function" / "__init__.py"
+    if not init.exists():
+        raise FileNotFoundError(f"{init} does not exist: a function needs function/__init__.py")
+    base = "lscloud_fn_" + re.sub(r"\W", "_", root.name)
+    name = base
+    existing = sys.modules.get(name)
+    if existing is not None:
+        if Path(getattr(existing, "__file__", "") or "").resolve() == init:
+            return existing
+        name = f"{base}_{hashlib.sha256(str(root).encode()).hexdigest()[:8]}"
+        if name in sys.modules:
+            return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(init.parent)])
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {init}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module

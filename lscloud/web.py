@@ -1,0 +1,478 @@
+"""The Flask app factory every function uses: problem+json errors, body limits, validation, OpenAPI.
+
+``create_app(name, schemas_dir=..., settings=...)`` returns a Flask app that
+
+- answers every error as ``application/problem+json`` (:mod:`lscloud.problems`), including
+  Werkzeug's own (404, 405 with ``Allow``, 413) and unexpected exceptions (500: logged with the
+  trace id, the caller sees only "internal error" and the trace id);
+- reads request bodies through a size limit (``settings.max_body_bytes``), also for chunked bodies;
+- refuses non-JSON bodies with 415 unless a view is marked :func:`raw_body`;
+- validates bodies against JSON Schema files (:func:`validate_body`), reporting every error
+  with a JSON pointer;
+- serves ``GET /openapi.json`` (OpenAPI 3.1) built from its routes and their declarations;
+- refuses to serve if any route lacks an :func:`lscloud.auth.allow` declaration
+  (:func:`check_access`, run on the first request and by :mod:`lscloud.knative` at start).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import logging
+import posixpath
+import re
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from flask import Flask, current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
+
+from . import auth
+from .problems import MEDIA_TYPE, PROBLEM_SCHEMA, Problem, current_trace_id, problem_response
+
+__all__ = ["create_app", "Problem", "problem_response", "validate_body", "raw_body", "body_limit", "json_body",
+           "check_access", "app_state", "AccessError", "build_openapi"]
+
+log = logging.getLogger("lscloud.web")
+
+_BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class AccessError(RuntimeError):
+    """A route has no ``@allow`` declaration: the app must not serve."""
+
+
+class AppState:
+    """Per-app runtime state, kept in ``app.extensions["lscloud"]``."""
+
+    def __init__(self, name: str, settings, schemas_dir: Path | None, openapi: dict | None, objects=None):
+        self.name = name
+        self.settings = settings
+        self.schemas_dir = Path(schemas_dir) if schemas_dir else None
+        self.openapi_info = dict(openapi or {})
+        self._objects = objects
+        self._lock = threading.Lock()
+        self._schemas: SchemaSet | None = None
+        self.access_checked = False
+
+    def store(self):
+        """(ObjectStore, bucket) for runtime records (nonces, idempotency, events seen).
+
+        The installed runtime's client when it serves the same settings, else one of our own.
+        """
+        if self._objects is None:
+            with self._lock:
+                if self._objects is None:
+                    from . import runtime
+
+                    rt = runtime._current
+                    if rt is not None and rt.settings == self.settings:
+                        self._objects = rt.objects
+                    else:
+                        from .store.objects import ObjectStore
+
+                        self._objects = ObjectStore.from_settings(self.settings)
+        return self._objects, self.settings.bucket
+
+    @property
+    def schemas(self) -> "SchemaSet":
+        if self._schemas is None:
+            with self._lock:
+                if self._schemas is None:
+                    if self.schemas_dir is None:
+                        raise RuntimeError(f"app {self.name!r} validates bodies but has no schemas_dir")
+                    self._schemas = SchemaSet(self.schemas_dir)
+        return self._schemas
+
+
+def app_state(app: Flask | None = None) -> AppState:
+    return (app or current_app).extensions["lscloud"]
+
+
+# --- JSON Schema --------------------------------------------------------------------------------
+
+
+def _pointer(parts) -> str:
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+class SchemaSet:
+    """Every ``*.json`` schema under a folder, loaded once, with ``$ref`` between files resolved.
+
+    Validation uses ``jsonschema``'s draft 2020-12 validator rather than fastjsonschema because a
+    caller fixing a form needs *all* errors at once, each with its JSON pointer
+    (``iter_errors``); fastjsonschema stops at the first.
+    """
+
+    def __init__(self, root: Path):
+        from jsonschema import Draft202012Validator
+        from referencing import Registry, Resource
+        from referencing.jsonschema import DRAFT202012
+
+        self.root = root.resolve()
+        self.documents: dict[str, dict] = {}
+        resources = []
+        for path in sorted(self.root.rglob("*.json")):
+            rel = path.relative_to(self.root).as_posix()
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(doc, dict) and "$id" not in doc:
+                # relative $refs between files resolve against the file's own location
+                doc = {"$id": path.as_uri(), **doc}
+            self.documents[rel] = doc
+            resource = Resource.from_contents(doc, default_specification=DRAFT202012)
+            resources.append((doc.get("$id") if isinstance(doc, dict) else path.as_uri(), resource))
+            if isinstance(doc, dict) and doc.get("$id") != path.as_uri():
+                resources.append((path.as_uri(), resource))
+        self.registry = Registry().with_resources(resources)
+        self._validators: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._validator_cls = Draft202012Validator
+
+    def validator(self, name: str):
+        v = self._validators.get(name)
+        if v is None:
+            with self._lock:
+                if name not in self.documents:
+                    raise KeyError(f"no schema {name!r} under {self.root}")
+                self._validator_cls.check_schema(self.documents[name])
+                v = self._validators[name] = self._validator_cls(
+                    self.documents[name], registry=self.registry,
+                    format_checker=self._validator_cls.FORMAT_CHECKER)
+        return v
+
+    def errors(self, name: str, instance: Any) -> list[dict]:
+        """Every validation error as ``{"field": pointer, "message": ...}``, sorted by field."""
+        out: list[dict] = []
+        for err in self.validator(name).iter_errors(instance):
+            base = list(err.absolute_path)
+            if err.validator == "required" and isinstance(err.instance, dict):
+                missing = re.match(r"^'(.+)' is a required property$", err.message)
+                name_ = missing.group(1) if missing else None
+                out.append({"field": _pointer(base + ([name_] if name_ else [])), "message": err.message})
+            elif err.validator in ("additionalProperties", "unevaluatedProperties") and isinstance(err.instance, dict):
+                known = set((err.schema or {}).get("properties", {}))
+                patterns = list((err.schema or {}).get("patternProperties", {}))
+                extras = [k for k in err.instance if k not in known and not any(re.search(p, k) for p in patterns)]
+                for k in extras or [None]:
+                    out.append({"field": _pointer(base + ([k] if k else [])),
+                                "message": "property is not allowed" if k else err.message})
+            else:
+                out.append({"field": _pointer(base), "message": _short(err.message)})
+        seen, unique = set(), []
+        for e in sorted(out, key=lambda e: (e["field"], e["message"])):
+            if (e["field"], e["message"]) not in seen:
+                seen.add((e["field"], e["message"]))
+                unique.append(e)
+        return unique
+
+
+def _short(message: str, limit: int = 300) -> str:
+    return message if len(message) <= limit else message[: limit - 1] + "…"
+
+
+# --- view decorators ----------------------------------------------------------------------------
+
+
+def json_body() -> Any:
+    """The request body parsed as JSON (400 problem if malformed); cached on ``g``."""
+    if "lscloud_json" in g:
+        return g.lscloud_json
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise Problem(400, "missing-body", "Missing request body", "This endpoint needs a JSON body.",
+                      title_vi="Thiếu nội dung yêu cầu", detail_vi="Chức năng này yêu cầu nội dung JSON.")
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise Problem(400, "malformed-json", "Malformed JSON", f"The request body is not valid UTF-8 JSON{where}.",
+                      title_vi="JSON không hợp lệ", detail_vi=f"Nội dung yêu cầu không phải JSON UTF-8 hợp lệ{where}.") from None
+    g.lscloud_json = value
+    return value
+
+
+def validate_body(schema: str) -> Callable:
+    """Validate the JSON body against ``<schemas_dir>/<schema>`` before the view runs.
+
+    The parsed body lands in ``flask.g.body``; a mismatch answers 422 listing every error.
+    """
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            state = app_state()
+            body = json_body()
+            errors = state.schemas.errors(schema, body)
+            if errors:
+                raise Problem(422, "validation-failed", "Validation failed",
+                              f"The request body does not match {schema} ({len(errors)} error{'s' if len(errors) != 1 else ''}).",
+                              title_vi="Dữ liệu không hợp lệ",
+                              detail_vi=f"Nội dung yêu cầu không đúng lược đồ {schema} ({len(errors)} lỗi).",
+                              errors=errors)
+            g.body = body
+            return view(*args, **kwargs)
+
+        wrapper.__lscloud_body_schema__ = schema
+        return wrapper
+
+    return decorate
+
+
+def raw_body(*media_types: str) -> Callable:
+    """Let a view take a non-JSON body (uploads, CloudEvents in binary mode).
+
+    With ``media_types`` given, other types still answer 415.
+    """
+
+    def decorate(view):
+        view.__lscloud_raw_body__ = tuple(media_types)
+        return view
+
+    return decorate
+
+
+def body_limit(max_bytes: int) -> Callable:
+    """Raise (or lower) the body size limit for one view (e.g. blob uploads)."""
+
+    def decorate(view):
+        view.__lscloud_max_body__ = int(max_bytes)
+        return view
+
+    return decorate
+
+
+# --- access check -------------------------------------------------------------------------------
+
+
+def check_access(app: Flask) -> None:
+    """Raise :class:`AccessError` naming every route without an ``@allow`` declaration."""
+    missing = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        view = app.view_functions.get(rule.endpoint)
+        if auth.access_of(view) is None:
+            missing.append(f"{rule.rule} ({rule.endpoint})")
+    if missing:
+        raise AccessError("routes without an @allow declaration: " + ", ".join(sorted(missing)))
+    state = app_state(app)
+    if state.schemas_dir is not None:
+        for rule in app.url_map.iter_rules():
+            name = getattr(app.view_functions.get(rule.endpoint), "__lscloud_body_schema__", None)
+            if name:
+                state.schemas.validator(name)  # a missing or broken schema stops the start, not a request
+    state.access_checked = True
+
+
+def _buffer_unsized_body(limit: int) -> None:
+    """Read a body sent without Content-Length (chunked) up to ``limit`` + 1 bytes.
+
+    Werkzeug would silently cut such a body at the limit; reading one byte more tells a
+    too-large body (413) from one that just fits. The buffered body then stands in for the
+    stream, with its length, before anything has read the request.
+    """
+    env = request.environ
+    if env.get("CONTENT_LENGTH") or not env.get("wsgi.input_terminated"):
+        return
+    raw = env["wsgi.input"].read(limit + 1)
+    if len(raw) > limit:
+        raise RequestEntityTooLarge()
+    env["wsgi.input"] = io.BytesIO(raw)
+    env["CONTENT_LENGTH"] = str(len(raw))
+
+
+# --- the factory --------------------------------------------------------------------------------
+
+
+def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, openapi: dict | None = None,
+               objects=None) -> Flask:
+    """A Flask app with the runtime's conventions (see the module docstring).
+
+    ``settings`` defaults to the installed runtime's; ``openapi`` is the document's ``info``
+    (``title``, ``version``, ``description``); ``objects`` overrides the object store client.
+    """
+    if settings is None:
+        from . import runtime
+
+        settings = runtime.current().settings
+    app = Flask(name)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.ensure_ascii = False
+    app.json.sort_keys = False
+    app.extensions["lscloud"] = AppState(name, settings, schemas_dir, openapi, objects)
+
+    @app.before_request
+    def _guard():
+        state = app_state()
+        if not state.access_checked:
+            check_access(app)  # deterministic: an undeclared route fails every request, loudly
+        view = app.view_functions.get(request.endpoint) if request.endpoint else None
+        limit = getattr(view, "__lscloud_max_body__", None)
+        if limit is not None:
+            request.max_content_length = limit
+        if request.method not in _BODY_METHODS:
+            return None
+        _buffer_unsized_body(limit if limit is not None else settings.max_body_bytes)
+        data = request.get_data(cache=True)  # reading enforces the limit (Content-Length bodies)
+        if not data:
+            return None
+        raw = getattr(view, "__lscloud_raw_body__", None)
+        mimetype = request.mimetype or ""
+        if raw is None:
+            ok = mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))
+        else:
+            ok = not raw or mimetype in raw
+        if not ok:
+            expected = ", ".join(raw) if raw else "application/json"
+            raise Problem(415, "unsupported-media-type", "Unsupported media type",
+                          f"This endpoint expects {expected}, got {mimetype or 'no Content-Type'}.",
+                          title_vi="Kiểu nội dung không được hỗ trợ",
+                          detail_vi=f"Chức năng này yêu cầu {expected}.")
+        return None
+
+    @app.errorhandler(Problem)
+    def _problem(p: Problem):
+        return problem_response(p)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        status = exc.code or 500
+        headers = {}
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+        detail = None
+        if status == 413:
+            limit = request.max_content_length
+            detail = f"The request body exceeds {limit} bytes." if limit else None
+        elif status == 405:
+            detail = f"{request.method} is not allowed here; use {headers.get('Allow', 'another method')}."
+        return problem_response(Problem(status, detail=detail, headers=headers))
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        from .store.errors import StoreUnavailable
+
+        trace_id = current_trace_id()
+        if isinstance(exc, StoreUnavailable):
+            log.warning("object store unavailable (trace_id=%s): %s", trace_id, exc.__class__.__name__)
+            return problem_response(Problem(503, headers={"Retry-After": "5"}), trace_id=trace_id)
+        log.error("unhandled error on %s %s (trace_id=%s)", request.method, request.path, trace_id, exc_info=exc)
+        return problem_response(Problem(500, detail="internal error"), trace_id=trace_id)
+
+    @app.get("/openapi.json")
+    @auth.allow("public")
+    def openapi_document():
+        """The OpenAPI 3.1 description of this function."""
+        return jsonify(build_openapi(app))
+
+    try:
+        from . import telemetry  # written by the bus/telemetry owner
+    except ImportError:
+        telemetry = None
+    if telemetry is not None and hasattr(telemetry, "instrument_flask"):
+        telemetry.instrument_flask(app)
+    return app
+
+
+# --- OpenAPI ------------------------------------------------------------------------------------
+
+_CONVERTERS = {"int": {"type": "integer"}, "float": {"type": "number"}, "uuid": {"type": "string", "format": "uuid"},
+               "path": {"type": "string"}, "string": {"type": "string"}, "default": {"type": "string"}}
+_RULE_ARG = re.compile(r"<(?:(?P<conv>[a-zA-Z_][a-zA-Z0-9_]*)(?:\([^)]*\))?:)?(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)>")
+
+
+def _component_name(file: str) -> str:
+    stem = file[:-5] if file.endswith(".json") else file
+    return re.sub(r"[^A-Za-z0-9._-]", "_", stem.replace("/", "."))
+
+
+def _rewrite_refs(node: Any, here: str, state: AppState, wanted: set[str]) -> Any:
+    """Turn file ``$ref``s into ``#/components/schemas/...`` refs (and note which files are needed)."""
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            if k in ("$id", "$schema"):
+                continue
+            if k == "$ref" and isinstance(v, str) and not v.startswith("#"):
+                target, _, fragment = v.partition("#")
+                name = posixpath.normpath(posixpath.join(posixpath.dirname(here), target)) if target else here
+                if name in state.schemas.documents:
+                    wanted.add(name)
+                    out[k] = "#/components/schemas/" + _component_name(name) + fragment
+                    continue
+            if k == "$ref" and isinstance(v, str) and v.startswith("#"):
+                out[k] = "#/components/schemas/" + _component_name(here) + v[1:]
+                continue
+            out[k] = _rewrite_refs(v, here, state, wanted)
+        return out
+    if isinstance(node, list):
+        return [_rewrite_refs(v, here, state, wanted) for v in node]
+    return node
+
+
+def build_openapi(app: Flask) -> dict:
+    """An OpenAPI 3.1 document from the app's routes, ``@allow`` declarations and body schemas."""
+    state = app_state(app)
+    info = {"title": state.openapi_info.get("title", f"lscloud {state.name}"),
+            "version": state.openapi_info.get("version", "1.0.0")}
+    if state.openapi_info.get("description"):
+        info["description"] = state.openapi_info["description"]
+    paths: dict[str, dict] = {}
+    wanted: set[str] = set()
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if rule.endpoint == "static":
+            continue
+        view = app.view_functions[rule.endpoint]
+        access = auth.access_of(view)
+        path = _RULE_ARG.sub(lambda m: "{" + m.group("name") + "}", rule.rule)
+        params = [{"name": m.group("name"), "in": "path", "required": True,
+                   "schema": dict(_CONVERTERS.get(m.group("conv") or "default", {"type": "string"}))}
+                  for m in _RULE_ARG.finditer(rule.rule)]
+        doc = (view.__doc__ or "").strip()
+        summary = doc.splitlines()[0].strip() if doc else rule.endpoint
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            op: dict[str, Any] = {"operationId": f"{rule.endpoint}_{method.lower()}".replace(".", "_"),
+                                  "summary": summary}
+            if params:
+                op["parameters"] = params
+            if access is not None:
+                op["x-lscloud-access"] = access.as_dict()
+                if access.public or access.eventing:
+                    op["security"] = []
+                else:
+                    op["security"] = ([{"bearer": []}] if access.roles else []) + \
+                                     ([{"partnerSignature": []}] if access.partner else [])
+            schema = getattr(view, "__lscloud_body_schema__", None)
+            if schema and method in _BODY_METHODS:
+                wanted.add(schema)
+                op["requestBody"] = {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/" + _component_name(schema)}}}}
+            op["responses"] = {
+                "2XX": {"description": "Success"},
+                "default": {"description": "Problem details (RFC 9457)",
+                            "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}},
+            }
+            paths.setdefault(path, {})[method.lower()] = op
+    components: dict[str, Any] = {"Problem": PROBLEM_SCHEMA}
+    done: set[str] = set()
+    while wanted - done:
+        name = sorted(wanted - done)[0]
+        done.add(name)
+        components[_component_name(name)] = _rewrite_refs(state.schemas.documents[name], name, state, wanted)
+    return {
+        "openapi": "3.1.0",
+        "info": info,
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "partnerSignature": {"type": "apiKey", "in": "header", "name": auth.SIGNATURE_HEADER,
+                                     "description": "HMAC-SHA256 partner signature over method, path, timestamp, "
+                                                    "nonce and body hash (see lscloud.auth.canonical)"},
+            },
+        },
+    }

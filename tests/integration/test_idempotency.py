@@ -1,0 +1,212 @@
+"""Idempotent writes against the real object store: one record, one run, one answer."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+from flask import g, jsonify
+
+from lscloud.auth import allow, dev_keys, issue_token
+from lscloud.idempotency import record_key, idempotent
+from lscloud.problems import TYPE_BASE
+from lscloud.web import create_app, validate_body
+
+pytestmark = pytest.mark.integration
+
+
+class Calls:
+    def __init__(self):
+        self.n = 0
+        self.lock = threading.Lock()
+        self.fail_next = False
+        self.gate: threading.Event | None = None
+
+    def hit(self):
+        with self.lock:
+            self.n += 1
+            return self.n
+
+
+@pytest.fixture
+def calls():
+    return Calls()
+
+
+@pytest.fixture
+def tokens(tmp_path):
+    return dev_keys(tmp_path)
+
+
+@pytest.fixture
+def app(settings, calls, tokens, tmp_path):
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    (schemas / "payment.json").write_text(json.dumps({
+        "type": "object", "required": ["amount"],
+        "properties": {"amount": {"type": "integer", "minimum": 1}, "ref": {"type": "string"}, "note": {"type": "string"}},
+    }))
+    app = create_app("payments", schemas_dir=schemas, settings=settings.replace(jwt_public_key=tokens[1]))
+
+    @app.post("/v1/payments")
+    @allow("citizen", "teller")
+    @validate_body("payment.json")
+    @idempotent()
+    def pay():
+        """Take a payment."""
+        n = calls.hit()
+        if calls.gate is not None:
+            calls.gate.wait(20)
+        if calls.fail_next:
+            calls.fail_next = False
+            raise RuntimeError("ledger down")
+        return jsonify(payment=n, amount=g.body["amount"]), 201, {"Location": f"/v1/payments/{n}"}
+
+    @app.post("/v1/orders")
+    @allow("citizen")
+    @validate_body("payment.json")
+    @idempotent(key_from=lambda body: body.get("ref"))
+    def order():
+        """Place an order with a client-chosen reference."""
+        return jsonify(order=calls.hit()), 201
+
+    return app
+
+
+@pytest.fixture
+def auth_headers(tokens):
+    def make(sub="c1", role="citizen", key=None):
+        h = {"Authorization": "Bearer " + issue_token(tokens[0], sub, role)}
+        if key is not None:
+            h["Idempotency-Key"] = key
+        return h
+
+    return make
+
+
+def test_same_key_same_body_replays_the_first_answer(app, calls, auth_headers):
+    client = app.test_client()
+    first = client.post("/v1/payments", json={"amount": 100, "note": "phí"}, headers=auth_headers(key="k-1"))
+    assert first.status_code == 201 and "Idempotent-Replayed" not in first.headers
+    # same content, other key order and spacing: the same payload
+    again = client.post("/v1/payments", data='{ "note": "phí",  "amount": 100 }', content_type="application/json",
+                        headers=auth_headers(key="k-1"))
+    assert again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json() == first.get_json() == {"payment": 1, "amount": 100}
+    assert again.headers["Location"] == "/v1/payments/1"
+    assert calls.n == 1
+
+
+def test_same_key_other_body_is_422(app, calls, auth_headers):
+    client = app.test_client()
+    assert client.post("/v1/payments", json={"amount": 100}, headers=auth_headers(key="k-2")).status_code == 201
+    resp = client.post("/v1/payments", json={"amount": 999}, headers=auth_headers(key="k-2"))
+    assert resp.status_code == 422
+    body = resp.get_json()
+    assert body["type"] == TYPE_BASE + "idempotency-key-reused" and "k-2" in body["detail"]
+    assert calls.n == 1
+
+
+def test_keys_are_scoped_by_caller(app, calls, auth_headers):
+    client = app.test_client()
+    a = client.post("/v1/payments", json={"amount": 5}, headers=auth_headers("alice", key="same"))
+    b = client.post("/v1/payments", json={"amount": 5}, headers=auth_headers("bob", key="same"))
+    assert a.status_code == b.status_code == 201
+    assert "Idempotent-Replayed" not in b.headers and calls.n == 2
+
+
+def test_missing_key_is_400_naming_the_header(app, auth_headers):
+    resp = app.test_client().post("/v1/payments", json={"amount": 1}, headers=auth_headers())
+    assert resp.status_code == 400
+    body = resp.get_json()
+    assert body["type"] == TYPE_BASE + "idempotency-key-missing" and "Idempotency-Key" in body["detail"]
+
+
+def test_invalid_body_never_creates_a_record(app, settings, object_store, auth_headers):
+    resp = app.test_client().post("/v1/payments", json={"amount": 0}, headers=auth_headers(key="k-bad"))
+    assert resp.status_code == 422
+    assert list(object_store.list(settings.bucket, "idempotency/")) == []
+
+
+def test_key_from_body(app, calls, auth_headers):
+    client = app.test_client()
+    first = client.post("/v1/orders", json={"amount": 1, "ref": "order-77"}, headers=auth_headers())
+    again = client.post("/v1/orders", json={"amount": 1, "ref": "order-77"}, headers=auth_headers())
+    assert first.status_code == again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true" and calls.n == 1
+    assert client.post("/v1/orders", json={"amount": 2, "ref": "order-77"}, headers=auth_headers()).status_code == 422
+    assert client.post("/v1/orders", json={"amount": 1}, headers=auth_headers()).status_code == 400
+
+
+def test_handler_exception_releases_the_key(app, calls, settings, object_store, auth_headers):
+    client = app.test_client()
+    calls.fail_next = True
+    failed = client.post("/v1/payments", json={"amount": 3}, headers=auth_headers(key="k-3"))
+    assert failed.status_code == 500
+    assert list(object_store.list(settings.bucket, "idempotency/")) == []
+    retry = client.post("/v1/payments", json={"amount": 3}, headers=auth_headers(key="k-3"))
+    assert retry.status_code == 201 and "Idempotent-Replayed" not in retry.headers
+    assert calls.n == 2
+
+
+def test_concurrent_first_calls_run_the_handler_once(app, calls, auth_headers):
+    calls.gate = threading.Event()
+    headers = auth_headers(key="k-race")
+    results: list = []
+    lock = threading.Lock()
+
+    def call():
+        resp = app.test_client().post("/v1/payments", json={"amount": 42}, headers=headers)
+        with lock:
+            results.append(resp)
+            if len(results) == 7:  # everyone but the one holding the record has answered
+                calls.gate.set()
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    calls.gate.set()
+    assert calls.n == 1
+    statuses = sorted(r.status_code for r in results)
+    assert statuses.count(201) >= 1 and all(s in (201, 409) for s in statuses)
+    for r in results:
+        if r.status_code == 409:
+            assert r.get_json()["type"] == TYPE_BASE + "idempotency-in-progress"
+            assert int(r.headers["Retry-After"]) >= 1
+    # afterwards every caller gets the one answer
+    replay = app.test_client().post("/v1/payments", json={"amount": 42}, headers=headers)
+    assert replay.headers["Idempotent-Replayed"] == "true" and replay.get_json()["payment"] == 1
+
+
+def test_expired_in_progress_record_is_taken_over(app, calls, settings, object_store, auth_headers):
+    # a process crashed mid-request: its record stays INPROGRESS past its expiry
+    key = record_key("payments", "sub:c1", "POST", "/v1/payments", "k-crash")
+    stale = {"status": "INPROGRESS", "payload_hash": "whatever", "created_at": time.time() - 120,
+             "in_progress_expires_at": time.time() - 60, "expires_at": time.time() - 60}
+    object_store.put(settings.bucket, key, json.dumps(stale).encode(), if_none_match=True)
+    resp = app.test_client().post("/v1/payments", json={"amount": 8}, headers=auth_headers("c1", key="k-crash"))
+    assert resp.status_code == 201 and calls.n == 1
+    record = json.loads(object_store.get(settings.bucket, key).body)
+    assert record["status"] == "COMPLETED" and record["response"]["status"] == 201
+    assert record["expires_at"] > time.time() + settings.idempotency_ttl_s - 60
+
+
+def test_live_in_progress_record_answers_409(app, calls, settings, object_store, auth_headers):
+    client = app.test_client()
+    body = {"amount": 9}
+    # learn the payload hash the way the server computes it, from a completed record under another key
+    client.post("/v1/payments", json=body, headers=auth_headers("c1", key="probe"))
+    probe = json.loads(object_store.get(settings.bucket, record_key("payments", "sub:c1", "POST", "/v1/payments",
+                                                                    "probe")).body)
+    key = record_key("payments", "sub:c1", "POST", "/v1/payments", "k-busy")
+    busy = {"status": "INPROGRESS", "payload_hash": probe["payload_hash"], "created_at": time.time(),
+            "in_progress_expires_at": time.time() + 60, "expires_at": time.time() + 60}
+    object_store.put(settings.bucket, key, json.dumps(busy).encode(), if_none_match=True)
+    resp = client.post("/v1/payments", json=body, headers=auth_headers("c1", key="k-busy"))
+    assert resp.status_code == 409 and "Retry-After" in resp.headers
+    assert calls.n == 1

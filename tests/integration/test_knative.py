@@ -1,0 +1,236 @@
+"""The Knative bridge: a real ASGI call into Flask, real readiness checks, /events dedupe."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import textwrap
+
+import httpx
+import pytest
+
+from lscloud import events, knative
+from lscloud.problems import TYPE_BASE
+
+pytestmark = pytest.mark.integration
+
+EVENT_TYPE = "vn.langson.test.thing.happened.v1"
+FAILING_TYPE = "vn.langson.test.thing.failed.v1"
+BUSY_TYPE = "vn.langson.test.thing.throttled.v1"
+
+
+def write_function(root, name: str, greeting: str):
+    pkg = root / name / "function"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("from .func import new\n")
+    (pkg / "greeting.py").write_text(f"GREETING = {greeting!r}\n")
+    (pkg / "handlers.py").write_text(textwrap.dedent("""
+        from lscloud.problems import Problem
+
+        SEEN = []
+        FAILURES = {"left": 1}
+
+        def on_happened(event):
+            SEEN.append(event["id"])
+
+        def on_failed(event):
+            if FAILURES["left"] > 0:
+                FAILURES["left"] -= 1
+                raise RuntimeError("downstream broke")
+            SEEN.append(event["id"])
+
+        def on_throttled(event):
+            raise Problem(429, "slow-down", headers={"Retry-After": "2"})
+    """))
+    (pkg / "app.py").write_text(textwrap.dedent("""
+        from flask import g, jsonify
+
+        from lscloud.auth import allow
+        from lscloud.web import create_app as base_app
+
+        from .greeting import GREETING
+
+
+        def create_app(settings):
+            app = base_app(%r, settings=settings)
+
+            @app.get("/v1/hello")
+            @allow("public")
+            def hello():
+                \"\"\"Say hello.\"\"\"
+                return jsonify(greeting=GREETING)
+
+            @app.post("/v1/echo")
+            @allow("public")
+            def echo():
+                \"\"\"Echo the body's size.\"\"\"
+                from flask import request
+                return jsonify(size=len(request.get_data()))
+
+            return app
+    """) % name)
+    (pkg / "func.py").write_text(textwrap.dedent(f"""
+        from lscloud import knative
+
+        from .app import create_app
+        from .handlers import on_failed, on_happened, on_throttled
+
+        new = knative.function(create_app, events={{
+            {EVENT_TYPE!r}: on_happened, {FAILING_TYPE!r}: on_failed, {BUSY_TYPE!r}: on_throttled}})
+    """))
+    return root / name
+
+
+@pytest.fixture
+def functions_dir(tmp_path):
+    return tmp_path / "functions"
+
+
+@pytest.fixture
+def module(functions_dir):
+    return knative.load_function(write_function(functions_dir, "greeter", "xin chào"))
+
+
+@pytest.fixture
+def instance(module, settings):
+    f = module.new()
+    f.start(settings.replace(max_body_bytes=2048).env_vars())
+    yield f
+    f.stop()
+
+
+def call(instance, method, path, **kw):
+    async def go():
+        transport = httpx.ASGITransport(app=instance.handle)
+        async with httpx.AsyncClient(transport=transport, base_url="http://fn") as client:
+            return await client.request(method, path, **kw)
+
+    return asyncio.run(go())
+
+
+def test_load_function_keeps_functions_apart(functions_dir, module):
+    other = knative.load_function(write_function(functions_dir, "other", "hello"))
+    assert module.__name__ == "lscloud_fn_greeter" and other.__name__ == "lscloud_fn_other"
+    assert module.func.create_app.__module__ == "lscloud_fn_greeter.app"
+    assert knative.load_function(functions_dir / "greeter") is module
+    assert module.new.__name__ == "new"
+
+
+def test_handle_serves_flask_through_asgi(instance):
+    resp = call(instance, "GET", "/v1/hello")
+    assert resp.status_code == 200 and resp.json() == {"greeting": "xin chào"}
+    missing = call(instance, "GET", "/v1/nothing")
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+    doc = call(instance, "GET", "/openapi.json").json()
+    assert doc["paths"]["/events"]["post"]["x-lscloud-access"]["roles"] == ["eventing"]
+
+
+def test_chunked_body_is_read_and_limited(instance):
+    async def chunks(n):
+        for _ in range(n):
+            yield b"x" * 500
+
+    ok = call(instance, "POST", "/v1/echo", content=chunks(3), headers={"content-type": "application/json"})
+    assert ok.status_code == 200 and ok.json() == {"size": 1500}
+    big = call(instance, "POST", "/v1/echo", content=chunks(6), headers={"content-type": "application/json"})
+    assert big.status_code == 413 and big.json()["type"] == TYPE_BASE + "payload-too-large"
+
+
+def test_ready_checks_the_real_servers(instance, module, settings):
+    assert instance.ready() == (True, "OK")
+    assert instance.alive()[0] is True
+
+    no_s3 = module.new()
+    no_s3.start(settings.replace(s3_endpoint="http://127.0.0.1:9").env_vars())
+    try:
+        ok, message = no_s3.ready()
+        assert ok is False and "object store" in message
+    finally:
+        no_s3.stop()
+
+    no_bucket = module.new()
+    no_bucket.start(settings.replace(bucket="no-such-bucket-here").env_vars())
+    try:
+        assert no_bucket.ready()[0] is False
+    finally:
+        no_bucket.stop()
+
+    no_nats = module.new()
+    no_nats.start(settings.replace(nats_url="nats://127.0.0.1:9").env_vars())
+    try:
+        ok, message = no_nats.ready()
+        assert ok is False and "nats" in message
+    finally:
+        no_nats.stop()
+
+
+def test_func_python_health_endpoints_use_ready(instance):
+    from func_python.http import ASGIApplication
+
+    wrapped = ASGIApplication(instance)
+    resp = call(type("Shim", (), {"handle": staticmethod(wrapped)}), "GET", "/health/readiness")
+    assert resp.status_code == 200 and resp.text == "OK"
+
+
+def post_binary(instance, event):
+    headers, body = events.to_binary_http(event)
+    return call(instance, "POST", "/events", content=body, headers=headers)
+
+
+def test_same_event_twice_runs_the_handler_once(instance, module):
+    event = events.new_event(EVENT_TYPE, "/test", {"n": 1})
+    first = post_binary(instance, event)
+    second = post_binary(instance, event)
+    assert first.status_code == 200 and first.json()["status"] == "done"
+    assert second.status_code == 200 and second.json()["status"] == "duplicate"
+    assert module.handlers.SEEN == [event["id"]]
+
+
+def test_structured_event_is_accepted(instance, module):
+    event = events.new_event(EVENT_TYPE, "/test", {"n": 2})
+    resp = call(instance, "POST", "/events", content=events.to_structured(event),
+                headers={"content-type": "application/cloudevents+json"})
+    assert resp.status_code == 200 and module.handlers.SEEN == [event["id"]]
+
+
+def test_failed_handler_forgets_the_event_so_a_retry_runs(instance, module, settings, object_store):
+    event = events.new_event(FAILING_TYPE, "/test", {"n": 3})
+    failed = post_binary(instance, event)
+    assert failed.status_code == 500 and failed.json()["detail"] == "internal error"
+    assert list(object_store.list(settings.bucket, "events-seen/")) == []
+    retried = post_binary(instance, event)
+    assert retried.status_code == 200 and module.handlers.SEEN == [event["id"]]
+    assert len(list(object_store.list(settings.bucket, "events-seen/"))) == 1
+
+
+def test_throttled_handler_passes_429_through(instance):
+    resp = post_binary(instance, events.new_event(BUSY_TYPE, "/test", {}))
+    assert resp.status_code == 429 and resp.headers["Retry-After"] == "2"
+
+
+def test_unknown_type_and_malformed_events_are_4xx(instance):
+    unknown = post_binary(instance, events.new_event("vn.langson.test.other.v1", "/test", {}))
+    assert unknown.status_code == 400 and unknown.json()["type"] == TYPE_BASE + "unsupported-event-type"
+    malformed = call(instance, "POST", "/events", content=json.dumps({"specversion": "1.0", "id": "x"}),
+                     headers={"content-type": "application/cloudevents+json"})
+    assert malformed.status_code == 400 and malformed.json()["type"] == TYPE_BASE + "malformed-event"
+    not_an_event = call(instance, "POST", "/events", content=b"{}", headers={"content-type": "application/json"})
+    assert not_an_event.status_code == 400
+
+
+def test_route_without_allow_stops_the_start(functions_dir, settings):
+    pkg = write_function(functions_dir, "leaky", "x") / "function"
+    (pkg / "app.py").write_text(textwrap.dedent("""
+        from lscloud.web import create_app as base_app
+
+        def create_app(settings):
+            app = base_app("leaky", settings=settings)
+            app.add_url_rule("/v1/open", "open", lambda: "hi")
+            return app
+    """))
+    f = knative.load_function(functions_dir / "leaky").new()
+    from lscloud.web import AccessError
+
+    with pytest.raises(AccessError, match="/v1/open"):
+        f.start(settings.env_vars())
+    f.stop()

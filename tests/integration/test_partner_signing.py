@@ -1,0 +1,83 @@
+"""Partner signatures end to end: nonces remembered in the real object store (weed mini)."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from flask import jsonify
+
+from lscloud.auth import allow, principal, sign_request
+from lscloud.problems import TYPE_BASE
+from lscloud.web import create_app
+
+pytestmark = pytest.mark.integration
+
+KEY1 = "bidv-key-one-0123456789abcdef"
+KEY2 = "bidv-key-two-0123456789abcdef"
+
+
+@pytest.fixture
+def app(settings):
+    app = create_app("atm", settings=settings.replace(partner_keys={"bidv": (KEY1, KEY2)}))
+
+    @app.post("/v1/withdrawals")
+    @allow(partner=True)
+    def withdraw():
+        """Authorise a withdrawal."""
+        p = principal()
+        return jsonify(role=p.role, partner=p.partner, sub=p.sub), 201
+
+    return app
+
+
+def post(client, body: dict, key_id="1", key=KEY1, headers=None, path="/v1/withdrawals"):
+    raw = json.dumps(body).encode()
+    h = headers or sign_request("POST", path, raw, "bidv", key_id, key)
+    return client.post(path, data=raw, headers=h, content_type="application/json"), h
+
+
+def test_both_active_keys_are_accepted(app):
+    client = app.test_client()
+    for key_id, key in (("1", KEY1), ("2", KEY2)):
+        resp, _ = post(client, {"amount": 500_000}, key_id, key)
+        assert resp.status_code == 201, resp.get_data(as_text=True)
+        assert resp.get_json() == {"role": "bank", "partner": "bidv", "sub": "bidv"}
+
+
+def test_replayed_nonce_is_refused(app, object_store, settings):
+    client = app.test_client()
+    resp, headers = post(client, {"amount": 1})
+    assert resp.status_code == 201
+    again, _ = post(client, {"amount": 1}, headers=headers)
+    assert again.status_code == 401
+    assert again.get_json()["type"] == TYPE_BASE + "replayed-nonce"
+    record = json.loads(object_store.get(settings.bucket, f"nonces/bidv/{headers['X-LSCloud-Nonce']}.json").body)
+    assert record["partner"] == "bidv"
+
+
+def test_concurrent_replays_have_one_winner(app):
+    raw = json.dumps({"amount": 7}).encode()
+    headers = sign_request("POST", "/v1/withdrawals", raw, "bidv", "1", KEY1)
+    statuses = []
+
+    def call():
+        resp = app.test_client().post("/v1/withdrawals", data=raw, headers=headers, content_type="application/json")
+        statuses.append(resp.status_code)
+
+    threads = [threading.Thread(target=call) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == [201] + [401] * 5
+
+
+def test_failed_signature_does_not_burn_the_nonce(app):
+    client = app.test_client()
+    raw = json.dumps({"amount": 2}).encode()
+    bad = sign_request("POST", "/v1/withdrawals", raw, "bidv", "1", "wrong-key-0123456789abcdef", nonce="n" * 24)
+    assert client.post("/v1/withdrawals", data=raw, headers=bad, content_type="application/json").status_code == 401
+    good = sign_request("POST", "/v1/withdrawals", raw, "bidv", "1", KEY1, nonce="n" * 24)
+    assert client.post("/v1/withdrawals", data=raw, headers=good, content_type="application/json").status_code == 201

@@ -1,0 +1,262 @@
+"""The app factory: problem+json for every error, body limits, validation with pointers, OpenAPI."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+from flask import g
+
+from lscloud.auth import allow
+from lscloud.config import Settings
+from lscloud.problems import TYPE_BASE, Problem
+from lscloud.web import AccessError, build_openapi, check_access, create_app, validate_body
+
+
+@pytest.fixture
+def schemas(tmp_path):
+    d = tmp_path / "schemas"
+    (d / "common").mkdir(parents=True)
+    (d / "common" / "address.json").write_text(json.dumps({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "required": ["street", "ward"],
+        "properties": {"street": {"type": "string", "minLength": 1}, "ward": {"type": "string", "pattern": "^[0-9]{5}$"}},
+        "additionalProperties": False,
+    }))
+    (d / "unit.json").write_text(json.dumps({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Unit",
+        "type": "object",
+        "required": ["code", "name"],
+        "properties": {
+            "code": {"type": "string", "pattern": "^[0-9]{2,5}$"},
+            "name": {"type": "string", "maxLength": 50},
+            "population": {"type": "integer", "minimum": 0},
+            "address": {"$ref": "common/address.json"},
+            "tags": {"type": "array", "items": {"$ref": "#/$defs/tag"}},
+        },
+        "additionalProperties": False,
+        "$defs": {"tag": {"type": "string", "maxLength": 10}},
+    }))
+    return d
+
+
+@pytest.fixture
+def app(schemas):
+    app = create_app("directory", schemas_dir=schemas, settings=Settings().replace(max_body_bytes=1024),
+                     openapi={"title": "Directory", "version": "1.2.3"})
+
+    @app.get("/v1/units/<code>")
+    @allow("public")
+    def get_unit(code):
+        """Read one administrative unit.
+
+        More text that is not the summary.
+        """
+        raise Problem(404, "unit-not-found", "Unit not found", f"No unit {code}.", title_vi="Không tìm thấy đơn vị",
+                      detail_vi=f"Không có đơn vị {code}.")
+
+    @app.post("/v1/units")
+    @allow("officer")
+    @validate_body("unit.json")
+    def create_unit():
+        """Create a unit."""
+        return g.body, 201
+
+    @app.post("/v1/echo")
+    @allow("public")
+    @validate_body("unit.json")
+    def echo():
+        """Echo a valid unit."""
+        return g.body, 200
+
+    @app.get("/v1/boom")
+    @allow("public")
+    def boom():
+        raise RuntimeError("db password is hunter2")
+
+    return app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def assert_problem(resp, status, slug=None):
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    assert resp.mimetype == "application/problem+json"
+    body = resp.get_json(force=True)
+    for member in ("type", "title", "status", "detail", "instance", "title_vi", "detail_vi", "errors", "trace_id"):
+        assert member in body, member
+    assert body["status"] == status
+    assert body["type"].startswith(TYPE_BASE)
+    if slug:
+        assert body["type"] == TYPE_BASE + slug
+    return body
+
+
+def test_problem_defaults_carry_both_languages():
+    p = Problem(409)
+    assert p.type == TYPE_BASE + "conflict"
+    assert p.title == "Conflict" and p.title_vi == "Xung đột dữ liệu"
+    d = p.to_dict(instance="/x", trace_id=None)
+    assert d["detail"] and d["detail_vi"] and d["errors"] == []
+    custom = Problem(404, "https://example.org/x", "T", "D", errors=[{"field": "/a", "message": "m"}], extra=1)
+    assert custom.type == "https://example.org/x" and custom.to_dict()["extra"] == 1
+
+
+def test_raised_problem_is_problem_json(client):
+    body = assert_problem(client.get("/v1/units/20"), 404, "unit-not-found")
+    assert body["instance"] == "/v1/units/20"
+    assert body["title_vi"] == "Không tìm thấy đơn vị" and body["detail"] == "No unit 20."
+
+
+def test_unknown_route_is_404_problem(client):
+    assert_problem(client.get("/nope"), 404, "not-found")
+
+
+def test_wrong_method_is_405_with_allow(client):
+    resp = client.delete("/v1/units/20")
+    assert_problem(resp, 405, "method-not-allowed")
+    allowed = {m.strip() for m in resp.headers["Allow"].split(",")}
+    assert "GET" in allowed and "DELETE" not in allowed
+
+
+def test_malformed_json_is_400(client):
+    body = assert_problem(client.post("/v1/echo", data=b'{"code": ', content_type="application/json"), 400,
+                          "malformed-json")
+    assert "line 1" in body["detail"]
+
+
+def test_non_json_body_is_415(client):
+    assert_problem(client.post("/v1/echo", data=b"code=20", content_type="application/x-www-form-urlencoded"), 415,
+                   "unsupported-media-type")
+    assert_problem(client.post("/v1/echo", data=b'{"code":"20","name":"x"}', content_type="text/plain"), 415)
+
+
+def test_json_variants_are_accepted(client):
+    resp = client.post("/v1/echo", data=b'{"code":"20","name":"x"}', content_type="application/json; charset=utf-8")
+    assert resp.status_code == 200 and resp.get_json() == {"code": "20", "name": "x"}
+    resp = client.post("/v1/echo", data=b'{"code":"20","name":"x"}', content_type="application/merge-patch+json")
+    assert resp.status_code == 200
+
+
+def test_body_over_limit_is_413(client):
+    big = json.dumps({"code": "20", "name": "x" * 2000}).encode()
+    body = assert_problem(client.post("/v1/echo", data=big, content_type="application/json"), 413, "payload-too-large")
+    assert "1024" in body["detail"]
+
+
+def test_chunked_body_over_limit_is_413_on_read(app):
+    big = json.dumps({"code": "20", "name": "x" * 2000}).encode()
+    # no Content-Length; the ASGI bridge marks the stream terminated (see knative)
+    environ = {"wsgi.input_terminated": True, "CONTENT_LENGTH": ""}
+    resp = app.test_client().post("/v1/echo", input_stream=io.BytesIO(big), content_type="application/json",
+                                  headers={"Transfer-Encoding": "chunked"}, environ_overrides=environ)
+    assert_problem(resp, 413)
+    small = json.dumps({"code": "20", "name": "x" * 900}).encode()
+    resp = app.test_client().post("/v1/echo", input_stream=io.BytesIO(small), content_type="application/json",
+                                  headers={"Transfer-Encoding": "chunked"}, environ_overrides=environ)
+    assert resp.status_code == 422  # read whole (name too long for the schema), not cut at the limit
+
+
+def test_validation_reports_every_error_with_pointers(client):
+    resp = client.post("/v1/echo", json={
+        "code": "x", "population": -1, "extra": True,
+        "address": {"street": "", "ward": "abc", "zip": 1},
+        "tags": ["ok", "much-too-long-tag"],
+    })
+    body = assert_problem(resp, 422, "validation-failed")
+    fields = {e["field"] for e in body["errors"]}
+    assert fields == {"/code", "/name", "/population", "/extra", "/address/street", "/address/ward", "/address/zip",
+                      "/tags/1"}
+    assert all(e["message"] for e in body["errors"])
+    assert "8 errors" in body["detail"]
+
+
+def test_valid_body_reaches_the_view(client):
+    unit = {"code": "20", "name": "Lạng Sơn", "address": {"street": "Lê Lợi", "ward": "06211"}, "tags": ["tỉnh"]}
+    resp = client.post("/v1/echo", json=unit)
+    assert resp.status_code == 200 and resp.get_json() == unit
+
+
+def test_unexpected_exception_is_500_without_its_text(client, caplog):
+    with caplog.at_level(logging.ERROR, logger="lscloud.web"):
+        resp = client.get("/v1/boom")
+    body = assert_problem(resp, 500, "internal-error")
+    assert body["detail"] == "internal error"
+    assert "hunter2" not in resp.get_data(as_text=True)
+    assert any("unhandled error" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_problem_and_log_carry_the_trace_id(client, caplog):
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tracer = TracerProvider().get_tracer("test")  # a local provider: no global state touched
+    with caplog.at_level(logging.ERROR, logger="lscloud.web"):
+        with tracer.start_as_current_span("request") as span:
+            resp = client.get("/v1/boom")
+    trace_id = format(span.get_span_context().trace_id, "032x")
+    assert resp.get_json()["trace_id"] == trace_id
+    assert any(trace_id in r.getMessage() for r in caplog.records)
+
+
+def test_route_without_allow_refuses_to_serve(schemas):
+    app = create_app("bad", schemas_dir=schemas, settings=Settings())
+
+    @app.get("/v1/open")
+    def open_door():
+        return "hi"
+
+    with pytest.raises(AccessError, match="/v1/open"):
+        check_access(app)
+    resp = app.test_client().get("/v1/open")
+    assert resp.status_code == 500 and b"hi" not in resp.data
+
+
+def test_allow_twice_is_refused():
+    with pytest.raises(TypeError):
+        @allow("public")
+        @allow("officer")
+        def view():
+            return ""
+
+
+def test_missing_schema_stops_the_check(schemas):
+    app = create_app("bad", schemas_dir=schemas, settings=Settings())
+
+    @app.post("/v1/x")
+    @allow("public")
+    @validate_body("nope.json")
+    def x():
+        return ""
+
+    with pytest.raises(KeyError, match="nope.json"):
+        check_access(app)
+
+
+def test_openapi_document_is_valid_3_1(app, client):
+    from openapi_spec_validator import validate
+
+    check_access(app)
+    resp = client.get("/openapi.json")
+    assert resp.status_code == 200
+    doc = resp.get_json()
+    validate(doc)
+    assert doc["openapi"] == "3.1.0" and doc["info"] == {"title": "Directory", "version": "1.2.3"}
+    get_op = doc["paths"]["/v1/units/{code}"]["get"]
+    assert get_op["summary"] == "Read one administrative unit."
+    assert get_op["security"] == [] and get_op["x-lscloud-access"] == {"roles": ["public"], "partner": False}
+    assert get_op["parameters"][0]["name"] == "code" and get_op["parameters"][0]["required"] is True
+    post_op = doc["paths"]["/v1/units"]["post"]
+    assert post_op["security"] == [{"bearer": []}]
+    assert post_op["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/unit"}
+    comps = doc["components"]["schemas"]
+    assert {"unit", "common.address", "Problem"} <= set(comps)
+    assert comps["unit"]["properties"]["address"] == {"$ref": "#/components/schemas/common.address"}
+    assert comps["unit"]["properties"]["tags"]["items"] == {"$ref": "#/components/schemas/unit/$defs/tag"}
+    assert doc == build_openapi(app)
