@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from .errors import ConditionalCheckFailed, DoesNotExist, InvalidKey, StoreError, StoreUnavailable
+from . import attributes
+from .attributes import (Attribute, BooleanAttribute, JSONAttribute, ListAttribute, MapAttribute, NumberAttribute,
+                         TTLAttribute, UnicodeAttribute, UTCDateTimeAttribute, VersionAttribute, utcnow)
+from .blobs import BlobRef, BlobStore
+from .errors import (BlobRejected, ConditionalCheckFailed, DoesNotExist, IntegrityError, InvalidKey, StoreError,
+                     StoreUnavailable)
+from .model import Model, ResultPage
 from .objects import ObjectStore
 
 _default: tuple[ObjectStore, str] | None = None
@@ -25,4 +31,7 @@ def connection() -> tuple[ObjectStore, str]:
 
 
 __all__ = ["configure", "connection", "ObjectStore", "StoreError", "DoesNotExist", "ConditionalCheckFailed",
-           "InvalidKey", "StoreUnavailable"]
+           "InvalidKey", "StoreUnavailable", "BlobRejected", "IntegrityError", "Model", "ResultPage", "attributes",
+           "Attribute", "UnicodeAttribute", "NumberAttribute", "BooleanAttribute", "UTCDateTimeAttribute",
+           "TTLAttribute", "MapAttribute", "ListAttribute", "JSONAttribute", "VersionAttribute", "utcnow",
+           "BlobStore", "BlobRef"]

@@ -37,3 +37,15 @@ class StoreUnavailable(StoreError):
     """The object store did not answer (network, 5xx after retries)."""
 
     cause = "unavailable"
+
+
+class BlobRejected(StoreError):
+    """A blob was refused on the way in (cause: too_large, unsupported_media_type, media_type_mismatch, empty)."""
+
+    cause = "blob_rejected"
+
+
+class IntegrityError(StoreError):
+    """What the store returned does not match what was written (a blob whose bytes fail their sha256)."""
+
+    cause = "integrity"
