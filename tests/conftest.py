@@ -53,4 +53,12 @@ def bucket(object_store) -> str:
 @pytest.fixture
 def settings(base_settings, bucket):
     """Settings for one test: the session's servers, the test's own bucket and stream."""
-    return base_settings.replace(bucket=bucket, stream=f"T{uuid.uuid4().hex[:12].upper()}")
+    test_settings = base_settings.replace(bucket=bucket, stream=f"T{uuid.uuid4().hex[:12].upper()}")
+    yield test_settings
+    # every events stream takes `lscloud.>`: a stream left behind would refuse the next test's
+    from lscloud.bus import BusUnavailable, delete_streams
+
+    try:
+        delete_streams(test_settings, [test_settings.stream, test_settings.stream + "_DLQ"])
+    except BusUnavailable:
+        pass

@@ -1,0 +1,363 @@
+"""CloudEvents on NATS JetStream: publish with server-side dedupe and trace propagation.
+
+Every domain event goes to the stream ``settings.stream`` (subjects ``lscloud.>``) on the
+subject derived from its type (:func:`lscloud.events.subject_for`), with ``Nats-Msg-Id`` = the
+event id, so a publish retried within the stream's two-minute duplicate window is stored once.
+That makes retrying safe, and :meth:`Bus.publish` retries through a NATS restart until its
+timeout, then raises :class:`BusUnavailable` — it never hangs.
+
+:class:`Bus` is the asyncio client; :class:`SyncBus` is the facade for sync code (Flask
+handlers): one background event loop per process carries every SyncBus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import threading
+from typing import Any, Mapping
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.js import api as js_api
+
+from . import events, telemetry
+
+STREAM_SUBJECTS = ("lscloud.>",)
+DUPLICATE_WINDOW_S = 120.0
+
+# JetStream API error codes we act on
+_STREAM_NAME_IN_USE = 10058
+_SUBJECTS_OVERLAP = 10065
+_STREAM_MISMATCH = 10060
+
+
+class BusError(RuntimeError):
+    """The bus refused an operation (bad stream set-up, wrong stream for a subject, ...)."""
+
+
+class BusUnavailable(BusError):
+    """NATS could not be reached, or did not confirm, within the time allowed."""
+
+
+def stream_config(name: str, subjects: tuple[str, ...] | list[str] = STREAM_SUBJECTS) -> js_api.StreamConfig:
+    """The JetStream stream the runtime expects: file storage, 2-minute dedupe window."""
+    return js_api.StreamConfig(name=name, subjects=list(subjects), storage=js_api.StorageType.FILE,
+                               retention=js_api.RetentionPolicy.LIMITS,
+                               duplicate_window=DUPLICATE_WINDOW_S)
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, (asyncio.TimeoutError, nats.errors.TimeoutError, nats.errors.ConnectionClosedError,
+                        nats.errors.ConnectionReconnectingError, nats.errors.OutboundBufferLimitError,
+                        nats.errors.NoServersError, nats.errors.StaleConnectionError,
+                        nats.js.errors.NoStreamResponseError, nats.js.errors.ServiceUnavailableError,
+                        ConnectionError, OSError)):
+        return True
+    return isinstance(exc, nats.js.errors.APIError) and exc.code in (503, 504)
+
+
+class Bus:
+    """Asyncio JetStream client for one event loop.
+
+    ``publish_timeout`` bounds a publish including its retries; ``connect_timeout`` bounds
+    each attempt to (re)connect when no connection exists yet. Once connected, nats-py
+    reconnects by itself forever (``max_reconnect_attempts=-1``).
+    """
+
+    def __init__(self, settings, *, publish_timeout: float = 10.0, connect_timeout: float = 5.0,
+                 name: str | None = None, create_stream: bool = True):
+        self.settings = settings
+        self.publish_timeout = publish_timeout
+        self.connect_timeout = connect_timeout
+        self.name = name or settings.service
+        self.create_stream = create_stream
+        self._nc: nats.NATS | None = None
+        self._js = None
+        self._connect_lock: asyncio.Lock | None = None
+        self._stream_ready = False
+
+    # --- connection ------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected
+
+    async def connect(self, timeout: float | None = None) -> None:
+        """Connect if not connected yet (BusUnavailable when NATS does not answer in time)."""
+        if self._nc is not None and not self._nc.is_closed:
+            return
+        if self._connect_lock is None:
+            self._connect_lock = asyncio.Lock()
+        async with self._connect_lock:
+            if self._nc is not None and not self._nc.is_closed:
+                return
+            nc = nats.NATS()
+
+            async def quiet(*_args):  # nats-py logs every failed reconnect attempt otherwise
+                return None
+
+            try:
+                await asyncio.wait_for(nc.connect(
+                    servers=self.settings.nats_url.split(","), name=self.name,
+                    allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                    connect_timeout=max(1, int(self.connect_timeout)), ping_interval=5, max_outstanding_pings=2,
+                    error_cb=quiet, disconnected_cb=quiet, reconnected_cb=quiet, closed_cb=quiet,
+                ), timeout or self.connect_timeout)
+            except (asyncio.TimeoutError, OSError, nats.errors.Error) as exc:
+                try:
+                    await nc.close()
+                except Exception:  # pragma: no cover - best effort clean-up of a half-open client
+                    pass
+                raise BusUnavailable(f"NATS at {self.settings.nats_url} is not reachable: {exc or type(exc).__name__}") from None
+            self._nc = nc
+            self._js = nc.jetstream()
+
+    @property
+    def nc(self) -> nats.NATS:
+        if self._nc is None:
+            raise BusUnavailable("the bus is not connected")
+        return self._nc
+
+    @property
+    def js(self):
+        if self._js is None:
+            raise BusUnavailable("the bus is not connected")
+        return self._js
+
+    async def ping(self, timeout: float = 2.0) -> None:
+        """Raise BusUnavailable unless NATS and JetStream answer within ``timeout``."""
+        await self.connect(timeout)
+        if not self.nc.is_connected:
+            raise BusUnavailable(f"NATS at {self.settings.nats_url} is not connected (reconnecting)")
+        try:
+            await self.nc.flush(timeout=max(1, int(timeout)))
+            await asyncio.wait_for(self.js.account_info(), timeout)
+        except Exception as exc:
+            raise BusUnavailable(f"NATS at {self.settings.nats_url} does not answer: {exc or type(exc).__name__}") from None
+
+    async def close(self, timeout: float = 5.0, *, drain: bool = True) -> None:
+        """Drain (finish in-flight publishes and subscriptions), then close.
+
+        ``drain=False`` only flushes what is buffered (acks) and closes: for a consumer whose
+        pull requests are still open on the server, which draining would wait out.
+        """
+        nc, self._nc, self._js = self._nc, None, None
+        if nc is None or nc.is_closed:
+            return
+        try:
+            if nc.is_connected:
+                await asyncio.wait_for(nc.drain() if drain else nc.flush(), timeout)
+        except Exception:
+            pass
+        finally:
+            if not nc.is_closed:
+                await nc.close()
+
+    # --- streams ---------------------------------------------------------------------------
+
+    async def ensure_stream(self, name: str | None = None, subjects: tuple[str, ...] | list[str] = STREAM_SUBJECTS) -> None:
+        """Create the stream, or bring an existing one to our config. Safe to race."""
+        name = name or self.settings.stream
+        await self.connect()
+        config = stream_config(name, subjects)
+        try:
+            await self.js.add_stream(config)
+        except nats.js.errors.BadRequestError as exc:
+            if exc.err_code == _STREAM_NAME_IN_USE:  # exists with another config: update it
+                await self.js.update_stream(config)
+            elif exc.err_code == _SUBJECTS_OVERLAP:
+                raise BusError(f"cannot create stream {name} on {list(subjects)}: another stream already holds "
+                               f"these subjects ({exc.description})") from None
+            else:
+                raise BusError(f"cannot create stream {name}: {exc.description}") from None
+        if name == self.settings.stream:
+            self._stream_ready = True
+
+    async def delete_stream(self, name: str | None = None) -> bool:
+        """Delete a stream if it exists (tests, `lscloud reset`)."""
+        await self.connect()
+        try:
+            return await self.js.delete_stream(name or self.settings.stream)
+        except nats.js.errors.NotFoundError:
+            return False
+
+    # --- publishing ------------------------------------------------------------------------
+
+    async def publish(self, event: Mapping[str, Any], *, timeout: float | None = None) -> int:
+        """Publish ``event`` to its subject; returns the JetStream sequence of the stored copy.
+
+        A duplicate (same id within the dedupe window) returns the sequence of the first copy.
+        """
+        subject, body, headers = prepare(event)
+        with telemetry.send_span(event, subject) as span:
+            telemetry.inject(headers)
+            ack = await self.publish_message(subject, body, headers, timeout=timeout)
+            span.set_attribute("messaging.nats.stream.sequence", ack.seq)
+            return ack.seq
+
+    async def publish_message(self, subject: str, body: bytes, headers: dict[str, str], *,
+                              stream: str | None = None, timeout: float | None = None) -> js_api.PubAck:
+        """Publish raw bytes to JetStream, retrying until ``timeout`` (the event's headers carry its id)."""
+        loop = asyncio.get_running_loop()
+        timeout = self.publish_timeout if timeout is None else timeout
+        stream = stream or self.settings.stream
+        deadline = loop.time() + timeout
+        last: BaseException | None = None
+        pause = 0.1
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                hint = ""
+                if isinstance(last, nats.js.errors.NoStreamResponseError):
+                    hint = f" (no stream takes {subject}: is stream {stream} created?)"
+                raise BusUnavailable(f"publish to {subject} not confirmed within {timeout:g}s: "
+                                     f"{last or 'timed out'}{hint}")
+            try:
+                await self.connect(min(remaining, self.connect_timeout))
+                return await self.js.publish(subject, body, timeout=max(0.05, min(remaining, 2.0)),
+                                             stream=stream, headers=dict(headers))
+            except BusUnavailable as exc:
+                last = exc
+            except nats.js.errors.NoStreamResponseError as exc:
+                last = exc
+                if self.create_stream and stream == self.settings.stream and not self._stream_ready:
+                    try:
+                        await self.ensure_stream()
+                        continue
+                    except BusError as create_exc:
+                        last = create_exc
+            except nats.js.errors.APIError as exc:
+                if exc.err_code == _STREAM_MISMATCH:
+                    raise BusError(f"subject {subject} belongs to another stream than {stream}: {exc.description}") from None
+                if not _retryable(exc):
+                    raise BusError(f"publish to {subject} refused: {exc.description}") from None
+                last = exc
+            except Exception as exc:
+                if not _retryable(exc):
+                    raise
+                last = exc
+            await asyncio.sleep(min(pause, max(0.0, deadline - loop.time())))
+            pause = min(pause * 2, 1.0)
+
+
+def prepare(event: Mapping[str, Any]) -> tuple[str, bytes, dict[str, str]]:
+    """Subject, structured JSON body and NATS headers (without trace context) for an event."""
+    checked = events.validate(event)
+    subject = events.subject_for(checked["type"])
+    body = json.dumps(checked, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    headers = {
+        "Nats-Msg-Id": checked["id"],
+        "ce-id": checked["id"],
+        "ce-type": checked["type"],
+        "ce-source": checked["source"],
+        "content-type": events.STRUCTURED_CONTENT_TYPE,
+    }
+    return subject, body, headers
+
+
+class _LoopThread:
+    """The process's one background event loop for sync callers."""
+
+    _lock = threading.Lock()
+    _loop: asyncio.AbstractEventLoop | None = None
+    _thread: threading.Thread | None = None
+
+    @classmethod
+    def loop(cls) -> asyncio.AbstractEventLoop:
+        with cls._lock:
+            if cls._loop is None or cls._thread is None or not cls._thread.is_alive():
+                loop = asyncio.new_event_loop()
+                started = threading.Event()
+
+                def run():
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(started.set)
+                    loop.run_forever()
+
+                thread = threading.Thread(target=run, name="lscloud-bus", daemon=True)
+                thread.start()
+                started.wait()
+                cls._loop, cls._thread = loop, thread
+            return cls._loop
+
+
+class SyncBus:
+    """Blocking facade over :class:`Bus` for sync code; safe to share between threads."""
+
+    def __init__(self, settings, *, publish_timeout: float = 10.0, connect_timeout: float = 5.0):
+        self.settings = settings
+        self.publish_timeout = publish_timeout
+        self._bus = Bus(settings, publish_timeout=publish_timeout, connect_timeout=connect_timeout)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> "SyncBus":
+        """Attach to the background loop and try to connect (failure is reported by the next call)."""
+        self._loop = _LoopThread.loop()
+        try:
+            self._run(self._bus.connect(), self._bus.connect_timeout)
+        except BusUnavailable:
+            pass
+        return self
+
+    def _run(self, coro, timeout: float):
+        if self._loop is None:
+            self.start()
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result(timeout + 2.0)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise BusUnavailable(f"NATS at {self.settings.nats_url} did not answer within {timeout:g}s") from None
+
+    def ensure_stream(self, name: str | None = None, subjects: tuple[str, ...] | list[str] = STREAM_SUBJECTS) -> None:
+        """Create or update the stream (idempotent, safe when several processes race)."""
+        self._run(self._bus.ensure_stream(name, subjects), self._bus.connect_timeout + 10)
+
+    def delete_stream(self, name: str | None = None) -> bool:
+        return self._run(self._bus.delete_stream(name), self._bus.connect_timeout + 10)
+
+    def publish(self, event: Mapping[str, Any], *, timeout: float | None = None) -> int:
+        """Publish and wait for the JetStream ack; returns the stream sequence.
+
+        Raises BusUnavailable when NATS does not confirm within ``timeout`` (default
+        ``publish_timeout``), ValueError for a malformed event.
+        """
+        timeout = self.publish_timeout if timeout is None else timeout
+        subject, body, headers = prepare(event)
+        # the span and the injected context belong to the caller's thread (its request's trace)
+        with telemetry.send_span(event, subject) as span:
+            telemetry.inject(headers)
+            ack = self._run(self._bus.publish_message(subject, body, headers, timeout=timeout), timeout)
+            span.set_attribute("messaging.nats.stream.sequence", ack.seq)
+            return ack.seq
+
+    def ping(self, timeout: float = 2.0) -> None:
+        """Raise BusUnavailable unless NATS (with JetStream) answers now."""
+        self._run(self._bus.ping(timeout), timeout + self._bus.connect_timeout)
+
+    def close(self) -> None:
+        """Drain pending publishes and close the connection (the shared loop keeps running)."""
+        if self._loop is None:
+            return
+        try:
+            self._run(self._bus.close(), 5.0)
+        except BusUnavailable:
+            pass
+
+
+def delete_streams(settings, names: list[str] | tuple[str, ...]) -> None:
+    """Delete streams if they exist, from sync code with no loop running (test teardown, reset)."""
+
+    async def run():
+        bus = Bus(settings, name=f"{settings.service}-admin", create_stream=False)
+        await bus.connect()
+        try:
+            for name in names:
+                await bus.delete_stream(name)
+        finally:
+            await bus.close()
+
+    asyncio.run(run())

@@ -1,0 +1,248 @@
+"""CloudEvents 1.0 as plain dicts: build, validate, and carry over HTTP.
+
+An event is the structured JSON form of a CloudEvent (``specversion``, ``id``, ``source``,
+``type``, ``time``, ``datacontenttype``, ``subject``?, ``data``) held as a ``dict``, so it can
+be logged, stored and published without wrapper objects. The ``cloudevents`` package does the
+spec validation and the HTTP binary-mode header encoding; this module adds the project's own
+rule on types (``vn.langson.<domain>.<fact>.v<N>``) and the NATS subject that follows from it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping
+from urllib.parse import unquote
+
+from cloudevents.core.bindings import http as ce_http
+from cloudevents.core.exceptions import BaseCloudEventException
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
+
+SPECVERSION = "1.0"
+STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
+JSON_CONTENT_TYPE = "application/json"
+TYPE_PATTERN = re.compile(r"^vn\.langson\.[a-z0-9-]+(\.[a-z0-9-]+)+\.v[0-9]+$")
+SUBJECT_PREFIX = "lscloud"
+
+_JSON_TYPE = re.compile(r"^(application|text)/([a-zA-Z0-9.\-]+\+)?json(;.*)?$")
+
+
+def check_type(type: str) -> str:
+    """Return ``type`` if it follows ``vn.langson.<domain>.<fact...>.v<N>``, else raise ValueError."""
+    if not isinstance(type, str) or not TYPE_PATTERN.match(type):
+        raise ValueError(
+            f"event type {type!r} must look like 'vn.langson.<domain>.<fact>.v1' "
+            "(lowercase letters, digits and '-', at least a domain and a fact, a version suffix)"
+        )
+    return type
+
+
+def subject_for(type: str) -> str:
+    """The NATS subject of an event type.
+
+    ``vn.langson.border.declaration.submitted.v1`` -> ``lscloud.border.declaration.submitted``:
+    the version is dropped so consumers of v1 and v2 share one subject and filter on ``type``.
+    """
+    check_type(type)
+    parts = type.split(".")[2:-1]
+    return ".".join([SUBJECT_PREFIX, *parts])
+
+
+def _format_time(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("event time must carry a time zone")
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _parse_time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"event attribute 'time' must be an RFC 3339 string, got {type(value).__name__}")
+    try:
+        parsed = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        raise ValueError(f"event attribute 'time' is not an RFC 3339 timestamp: {value!r}") from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"event attribute 'time' must carry a UTC offset or 'Z': {value!r}")
+    return parsed
+
+
+def _ce_error(exc: BaseCloudEventException) -> ValueError:
+    errors = getattr(exc, "errors", None)
+    if errors:
+        detail = "; ".join(f"{name}: {', '.join(str(e) for e in errs)}" for name, errs in errors.items())
+    else:
+        detail = str(exc)
+    return ValueError(f"malformed CloudEvent: {detail}")
+
+
+def to_cloudevent(event: Mapping[str, Any]) -> CloudEvent:
+    """The ``cloudevents`` object for an event dict (validates it; ValueError when malformed)."""
+    if not isinstance(event, Mapping):
+        raise ValueError(f"a CloudEvent must be a JSON object, got {type(event).__name__}")
+    attrs = {k: v for k, v in event.items() if k not in ("data", "data_base64")}
+    if "specversion" not in attrs:
+        raise ValueError("malformed CloudEvent: missing required attribute 'specversion'")
+    if attrs["specversion"] != SPECVERSION:
+        raise ValueError(f"unsupported CloudEvents specversion {attrs['specversion']!r}: only '1.0' is accepted")
+    for required in ("id", "source", "type"):
+        if required not in attrs:
+            raise ValueError(f"malformed CloudEvent: missing required attribute '{required}'")
+    if "time" in attrs:
+        attrs["time"] = _parse_time(attrs["time"])
+    data = event.get("data")
+    if data is None and "data_base64" in event:
+        try:
+            data = base64.b64decode(event["data_base64"], validate=True)
+        except (ValueError, TypeError):
+            raise ValueError("malformed CloudEvent: 'data_base64' is not base64") from None
+    try:
+        return CloudEvent(attrs, data)
+    except BaseCloudEventException as exc:
+        raise _ce_error(exc) from None
+
+
+def from_cloudevent(ce: CloudEvent) -> dict[str, Any]:
+    """The structured JSON dict of a ``cloudevents`` object (time as RFC 3339 UTC)."""
+    out: dict[str, Any] = {}
+    for name, value in ce.get_attributes().items():
+        if value is None:
+            continue
+        out[name] = _format_time(value) if isinstance(value, datetime) else value
+    data = ce.get_data()
+    if isinstance(data, (bytes, bytearray)):
+        out["data_base64"] = base64.b64encode(bytes(data)).decode("ascii")
+    elif data is not None:
+        out["data"] = data
+    return out
+
+
+def validate(event: Mapping[str, Any]) -> dict[str, Any]:
+    """Check an event dict against CloudEvents 1.0 and return it normalised (ValueError if not)."""
+    return from_cloudevent(to_cloudevent(event))
+
+
+def new_event(type: str, source: str, data: Any, *, subject: str | None = None, id: str | None = None,
+              time: datetime | None = None, dataschema: str | None = None) -> dict[str, Any]:
+    """Build a CloudEvents 1.0 structured JSON dict for a domain event.
+
+    ``type`` must follow ``vn.langson.<domain>.<fact>.v<N>`` (ValueError otherwise); ``id`` is a
+    fresh UUID4 unless given (give one to make a retried publish dedupe); ``time`` is now, UTC.
+    """
+    check_type(type)
+    attrs: dict[str, Any] = {
+        "specversion": SPECVERSION,
+        "id": id if id is not None else str(uuid.uuid4()),
+        "source": source,
+        "type": type,
+        "time": time or datetime.now(timezone.utc),
+        "datacontenttype": JSON_CONTENT_TYPE,
+    }
+    if subject is not None:
+        attrs["subject"] = subject
+    if dataschema is not None:
+        attrs["dataschema"] = dataschema
+    try:
+        json.dumps(data)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"event data must be JSON-serialisable: {exc}") from None
+    try:
+        ce = CloudEvent(attrs, data)
+    except BaseCloudEventException as exc:
+        raise _ce_error(exc) from None
+    return from_cloudevent(ce)
+
+
+def to_structured(event: Mapping[str, Any]) -> bytes:
+    """The ``application/cloudevents+json`` body of an event."""
+    return json.dumps(validate(event), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def from_structured(body: bytes | str) -> dict[str, Any]:
+    """Parse an ``application/cloudevents+json`` body (ValueError with the reason when malformed)."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"structured CloudEvent body is not valid JSON: {exc}") from None
+    if isinstance(doc, list):
+        raise ValueError("batched CloudEvents are not supported: send one event per request")
+    return validate(doc)
+
+
+def to_binary_http(event: Mapping[str, Any]) -> tuple[dict[str, str], bytes]:
+    """HTTP binary content mode: ``ce-*`` headers (spec percent-encoding) and the data as the body."""
+    ce = to_cloudevent(event)
+    message = ce_http.to_binary(ce, JSONFormat())
+    headers = dict(message.headers)
+    data = ce.get_data()
+    content_type = ce.get_datacontenttype() or JSON_CONTENT_TYPE
+    if data is None:
+        body = b""
+    elif isinstance(data, (bytes, bytearray)):
+        body = bytes(data)
+    elif _JSON_TYPE.match(content_type):
+        # our own encoder: the library's would write a list payload with str()
+        body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    else:
+        body = str(data).encode("utf-8")
+    headers["content-type"] = content_type
+    return headers, body
+
+
+def _lower_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
+    items = headers.items() if hasattr(headers, "items") else headers
+    return {str(k).lower(): str(v) for k, v in items}
+
+
+def from_http(headers: Mapping[str, str] | Iterable[tuple[str, str]], body: bytes | str) -> dict[str, Any]:
+    """Parse a CloudEvent from an HTTP request in binary or structured mode.
+
+    Binary mode is chosen when any ``ce-*`` header is present, structured mode when the
+    content type is ``application/cloudevents+json``. Raises ValueError saying what is wrong
+    (no event at all, missing attribute, bad time, data not matching its content type).
+    """
+    h = _lower_headers(headers)
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    content_type = h.get("content-type", "")
+    if any(k.startswith("ce-") for k in h):
+        if h.get("ce-specversion") is None:
+            raise ValueError("malformed CloudEvent: binary mode needs a 'ce-specversion' header")
+        for required in ("id", "source", "type"):
+            if not h.get(f"ce-{required}"):
+                raise ValueError(f"malformed CloudEvent: missing required header 'ce-{required}'")
+        attrs: dict[str, Any] = {}
+        for name, value in h.items():
+            if name.startswith("ce-"):
+                attrs[name[3:]] = unquote(value)  # the binding percent-encodes header values
+        if content_type:
+            attrs["datacontenttype"] = content_type
+        event: dict[str, Any] = dict(attrs)
+        if body:
+            if _JSON_TYPE.match(content_type or JSON_CONTENT_TYPE):
+                try:
+                    event["data"] = json.loads(body)
+                except (ValueError, UnicodeDecodeError) as exc:
+                    raise ValueError(f"CloudEvent data is declared as {content_type or 'JSON'} but is not valid JSON: {exc}") from None
+            elif content_type.startswith("text/"):
+                try:
+                    event["data"] = body.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise ValueError(f"CloudEvent data is declared as {content_type} but is not UTF-8") from None
+            else:
+                event["data_base64"] = base64.b64encode(body).decode("ascii")
+        return validate(event)
+    media_type = content_type.split(";")[0].strip().lower()
+    if media_type == STRUCTURED_CONTENT_TYPE:
+        return from_structured(body)
+    if media_type == "application/cloudevents-batch+json":
+        raise ValueError("batched CloudEvents are not supported: send one event per request")
+    raise ValueError(
+        "not a CloudEvent: expected binary mode ('ce-*' headers) or a structured "
+        f"'{STRUCTURED_CONTENT_TYPE}' body, got content type {content_type or 'none'!r}"
+    )

@@ -1,0 +1,411 @@
+"""OpenTelemetry for the runtime: one setup per process and the few helpers functions need.
+
+:func:`setup` installs a tracer and a meter provider named after the service; spans and metrics
+go to OTLP/HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, and spans also to a JSON-lines file
+when ``LSCLOUD_TRACE_FILE`` is set (read back by ``lscloud traces`` with :func:`read_trace_file`
+and :func:`format_trace_tree`). With neither, nothing is exported and nothing is printed.
+
+Trace context crosses NATS and HTTP as W3C ``traceparent``/``tracestate`` headers
+(:func:`inject`, :func:`extract`); span names and attributes follow the HTTP and messaging
+semantic conventions. Header values that carry secrets are never put in a span.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, propagate, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from . import events
+
+INSTRUMENTATION_NAME = "lscloud"
+
+# headers whose values are credentials: never recorded, whatever OTEL_* capture settings say
+SENSITIVE_HEADERS = ("authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key",
+                     "signature", "x-signature", "x-lscloud-signature", "x-partner-signature")
+_SENSITIVE_ATTR = re.compile(
+    r"^http\.(request|response)\.header\.(" + "|".join(h.replace("-", "[_-]") for h in SENSITIVE_HEADERS) + r")$"
+)
+
+_lock = threading.Lock()
+_tracer_provider: TracerProvider | None = None
+_meter_provider: MeterProvider | None = None
+_metric_tap: InMemoryMetricReader | None = None
+_trace_files: set[str] = set()
+_otlp_span_endpoints: set[str] = set()
+
+
+def _merge_env_list(name: str, values: Iterable[str]) -> None:
+    current = [v.strip() for v in os.environ.get(name, "").split(",") if v.strip()]
+    for v in values:
+        if v not in current:
+            current.append(v)
+    os.environ[name] = ",".join(current)
+
+
+def _prepare_environment() -> None:
+    # new HTTP semconv: the Flask instrumentation then records http.server.request.duration in
+    # seconds with http.route/http.request.method/http.response.status_code itself
+    opt_in = [v.strip() for v in os.environ.get("OTEL_SEMCONV_STABILITY_OPT_IN", "").split(",") if v.strip()]
+    if "http" not in opt_in and "http/dup" not in opt_in:
+        _merge_env_list("OTEL_SEMCONV_STABILITY_OPT_IN", ["http"])
+    _merge_env_list("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS", SENSITIVE_HEADERS)
+
+
+def setup(settings=None) -> None:
+    """Install the process's tracer and meter providers (idempotent; the first service name wins).
+
+    A later call with another ``trace_file`` or ``otlp_endpoint`` adds that exporter.
+    """
+    global _tracer_provider, _meter_provider, _metric_tap
+    if settings is None:
+        from . import config
+
+        settings = config.load()
+    with _lock:
+        _prepare_environment()
+        if _tracer_provider is None:
+            resource = Resource.create({SERVICE_NAME: settings.service})
+            existing = trace.get_tracer_provider()
+            if isinstance(existing, TracerProvider):  # someone (a test harness) installed one: share it
+                _tracer_provider = existing
+            else:
+                _tracer_provider = TracerProvider(resource=resource)
+                trace.set_tracer_provider(_tracer_provider)
+            existing_mp = metrics.get_meter_provider()
+            if isinstance(existing_mp, MeterProvider):
+                _meter_provider = existing_mp
+            else:
+                # an in-memory reader keeps only aggregates (bounded): lets tests and local
+                # tools read the process's metrics without an exporter
+                _metric_tap = InMemoryMetricReader()
+                readers = [_metric_tap]
+                if settings.otlp_endpoint:
+                    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+                    readers.append(PeriodicExportingMetricReader(
+                        OTLPMetricExporter(endpoint=settings.otlp_endpoint.rstrip("/") + "/v1/metrics")))
+                _meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+                metrics.set_meter_provider(_meter_provider)
+        if settings.otlp_endpoint and settings.otlp_endpoint not in _otlp_span_endpoints:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            _tracer_provider.add_span_processor(
+                BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.otlp_endpoint.rstrip("/") + "/v1/traces")))
+            _otlp_span_endpoints.add(settings.otlp_endpoint)
+        if settings.trace_file and settings.trace_file not in _trace_files:
+            _tracer_provider.add_span_processor(
+                BatchSpanProcessor(JsonLinesSpanExporter(settings.trace_file), schedule_delay_millis=500))
+            _trace_files.add(settings.trace_file)
+
+
+def _ensure_setup() -> TracerProvider:
+    if _tracer_provider is None:
+        from .config import Settings
+
+        setup(Settings())
+    assert _tracer_provider is not None
+    return _tracer_provider
+
+
+def use_span_exporter(exporter: SpanExporter) -> SpanProcessor:
+    """Also send every finished span to ``exporter``, synchronously (tests, local tools)."""
+    provider = _ensure_setup()
+    processor = SimpleSpanProcessor(exporter)
+    provider.add_span_processor(processor)
+    return processor
+
+
+def force_flush(timeout_ms: int = 5000) -> None:
+    """Export what is buffered now (before reading the trace file, or at shutdown)."""
+    if _tracer_provider is not None:
+        _tracer_provider.force_flush(timeout_ms)
+    if _meter_provider is not None:
+        _meter_provider.force_flush(timeout_ms)
+
+
+def collect_metrics() -> MetricsData | None:
+    """A snapshot of this process's metrics (cumulative), or None if another setup owns metrics."""
+    _ensure_setup()
+    if _metric_tap is None:
+        return None
+    return _metric_tap.get_metrics_data() or MetricsData(resource_metrics=[])
+
+
+def tracer(name: str = INSTRUMENTATION_NAME) -> trace.Tracer:
+    """The process tracer (a no-op until :func:`setup`; spans recorded from then on)."""
+    return trace.get_tracer(name)
+
+
+def meter(name: str = INSTRUMENTATION_NAME) -> metrics.Meter:
+    """The process meter, for RED and domain metrics (recorded once :func:`setup` has run)."""
+    return metrics.get_meter(name)
+
+
+class _LowerGetter:
+    """Reads carrier headers whatever their case (NATS keeps it, HTTP does not care)."""
+
+    def get(self, carrier: Mapping[str, str], key: str):
+        value = carrier.get(key.lower())
+        if value is None:
+            return None
+        return value if isinstance(value, list) else [value]
+
+    def keys(self, carrier: Mapping[str, str]):
+        return list(carrier.keys())
+
+
+_getter = _LowerGetter()
+
+
+def inject(headers: dict, context: otel_context.Context | None = None) -> dict:
+    """Write ``traceparent`` (and ``tracestate``, baggage) of the current context into ``headers``."""
+    propagate.inject(headers, context=context)
+    return headers
+
+
+def extract(headers: Mapping[str, str] | None) -> otel_context.Context:
+    """The context carried by ``headers`` (case-insensitive); the current one when they carry none."""
+    items = headers.items() if headers is not None and hasattr(headers, "items") else (headers or [])
+    lower = {str(k).lower(): v for k, v in items}
+    return propagate.extract(lower, getter=_getter)
+
+
+def current_trace_id() -> str | None:
+    """The current trace id as 32 hex digits, or None outside a trace."""
+    ctx = trace.get_current_span().get_span_context()
+    return trace.format_trace_id(ctx.trace_id) if ctx.is_valid else None
+
+
+def safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` without the ones that carry credentials (for logs and dead letters)."""
+    return {k: v for k, v in headers.items() if str(k).lower() not in SENSITIVE_HEADERS}
+
+
+def _messaging_attributes(operation: str, destination: str, event: Mapping[str, Any]) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        "messaging.system": "nats",
+        "messaging.destination.name": destination,
+        "messaging.operation.type": operation,
+        "messaging.operation.name": "publish" if operation == "send" else operation,
+    }
+    for key, attr in (("id", "messaging.message.id"), ("id", "cloudevents.event_id"),
+                      ("type", "cloudevents.event_type"), ("source", "cloudevents.event_source"),
+                      ("subject", "cloudevents.event_subject"), ("specversion", "cloudevents.event_spec_version")):
+        if isinstance(event.get(key), str):
+            attrs[attr] = event[key]
+    return attrs
+
+
+def _destination(event: Mapping[str, Any]) -> str:
+    try:
+        return events.subject_for(event.get("type"))  # type: ignore[arg-type]
+    except ValueError:
+        return str(event.get("type") or "unknown")
+
+
+@contextmanager
+def send_span(event: Mapping[str, Any], destination: str | None = None) -> Iterator[trace.Span]:
+    """PRODUCER span ``send <subject>`` around publishing ``event`` (messaging semconv)."""
+    dest = destination or _destination(event)
+    with tracer().start_as_current_span(f"send {dest}", kind=SpanKind.PRODUCER,
+                                        attributes=_messaging_attributes("send", dest, event)) as span:
+        yield span
+
+
+@contextmanager
+def process_span(event: Mapping[str, Any], headers: Mapping[str, str] | None = None, *,
+                 destination: str | None = None, consumer_group: str | None = None) -> Iterator[trace.Span]:
+    """CONSUMER span ``process <subject>`` for handling ``event``, child of the producer's context.
+
+    The parent comes from the ``traceparent`` in ``headers`` (NATS or HTTP), so the trace of the
+    request that published the event continues here.
+    """
+    dest = destination or _destination(event)
+    attrs = _messaging_attributes("process", dest, event)
+    if consumer_group:
+        attrs["messaging.consumer.group.name"] = consumer_group
+    parent = extract(headers) if headers else None
+    with tracer().start_as_current_span(f"process {dest}", context=parent, kind=SpanKind.CONSUMER,
+                                        attributes=attrs) as span:
+        yield span
+
+
+def instrument_flask(app) -> None:
+    """Server spans (``GET /v1/units/<code>``, with ``http.route``) and the RED histogram.
+
+    The Flask instrumentation records ``http.server.request.duration`` (seconds, with
+    ``http.route``, ``http.request.method``, ``http.response.status_code``) when the new HTTP
+    semconv is on, which :func:`setup` asks for; only if some earlier code already fixed the old
+    semconv for the process does this record the histogram itself, so it is never recorded twice.
+    """
+    from opentelemetry.instrumentation._semconv import (
+        _OpenTelemetrySemanticConventionStability,
+        _OpenTelemetryStabilitySignalType,
+        _report_new,
+    )
+    from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
+    if getattr(app, "_is_instrumented_by_opentelemetry", False):
+        return
+    with _lock:
+        _prepare_environment()
+    _OpenTelemetrySemanticConventionStability._initialize()
+    mode = _OpenTelemetrySemanticConventionStability._get_opentelemetry_stability_opt_in_mode(
+        _OpenTelemetryStabilitySignalType.HTTP)
+    # no providers passed: the global proxies follow whatever setup() installs, before or after
+    FlaskInstrumentor().instrument_app(app)
+    if not _report_new(mode):
+        _record_duration_ourselves(app)
+
+
+def _record_duration_ourselves(app) -> None:
+    import flask
+
+    histogram = meter().create_histogram("http.server.request.duration", unit="s",
+                                         description="Duration of HTTP server requests.")
+
+    @app.before_request
+    def _start_clock():
+        flask.g._lscloud_started = time.perf_counter()
+
+    @app.after_request
+    def _record(response):
+        started = getattr(flask.g, "_lscloud_started", None)
+        if started is not None:
+            attrs = {"http.request.method": flask.request.method, "http.response.status_code": response.status_code}
+            if flask.request.url_rule is not None:
+                attrs["http.route"] = flask.request.url_rule.rule
+            histogram.record(time.perf_counter() - started, attrs)
+        return response
+
+
+# --- the local span log --------------------------------------------------------------------
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def span_to_dict(span: ReadableSpan) -> dict[str, Any]:
+    """One span as the JSON object written to the trace file."""
+    ctx = span.get_span_context()
+    parent = span.parent
+    attributes = {k: _plain(v) for k, v in (span.attributes or {}).items() if not _SENSITIVE_ATTR.match(k)}
+    return {
+        "trace_id": trace.format_trace_id(ctx.trace_id),
+        "span_id": trace.format_span_id(ctx.span_id),
+        "parent_span_id": trace.format_span_id(parent.span_id) if parent is not None else None,
+        "name": span.name,
+        "kind": span.kind.name,
+        "start_ns": span.start_time,
+        "end_ns": span.end_time,
+        "attributes": attributes,
+        "status": {"code": span.status.status_code.name, "description": span.status.description},
+        "events": [{"name": e.name, "time_ns": e.timestamp,
+                    "attributes": {k: _plain(v) for k, v in (e.attributes or {}).items()}} for e in span.events],
+        "service": span.resource.attributes.get(SERVICE_NAME, "unknown"),
+    }
+
+
+class JsonLinesSpanExporter(SpanExporter):
+    """Appends one JSON line per span to a file shared by every process of the local cloud.
+
+    Each batch goes out in one ``write`` on an ``O_APPEND`` descriptor, so lines from several
+    processes do not interleave.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        data = "".join(json.dumps(span_to_dict(s), ensure_ascii=False, default=str) + "\n" for s in spans)
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            with self._lock:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                try:
+                    os.write(fd, data.encode("utf-8"))
+                finally:
+                    os.close(fd)
+        except OSError:
+            return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def read_trace_file(path: str | os.PathLike, trace_id: str | None = None) -> list[dict[str, Any]]:
+    """The spans in a trace file (one JSON object per line; damaged lines skipped), oldest first."""
+    spans = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    span = json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by a killed process
+                if isinstance(span, dict) and "trace_id" in span and (trace_id is None or span["trace_id"] == trace_id):
+                    spans.append(span)
+    except FileNotFoundError:
+        return []
+    spans.sort(key=lambda s: s.get("start_ns") or 0)
+    return spans
+
+
+def format_trace_tree(spans: Sequence[Mapping[str, Any]]) -> str:
+    """Spans as indented trees, one per trace, children under their parent in start order."""
+    by_trace: dict[str, list[Mapping[str, Any]]] = {}
+    for s in sorted(spans, key=lambda s: s.get("start_ns") or 0):
+        by_trace.setdefault(s["trace_id"], []).append(s)
+    lines: list[str] = []
+    for trace_id, members in by_trace.items():
+        ids = {s["span_id"] for s in members}
+        children: dict[str | None, list[Mapping[str, Any]]] = {}
+        for s in members:
+            parent = s.get("parent_span_id")
+            children.setdefault(parent if parent in ids else None, []).append(s)
+        if lines:
+            lines.append("")
+        lines.append(f"trace {trace_id}")
+
+        def walk(span: Mapping[str, Any], depth: int) -> None:
+            start, end = span.get("start_ns"), span.get("end_ns")
+            took = f"{(end - start) / 1e6:.1f} ms" if start and end else "?"
+            status = (span.get("status") or {}).get("code", "UNSET")
+            http_status = (span.get("attributes") or {}).get("http.response.status_code")
+            extra = f" {http_status}" if http_status is not None else ""
+            flag = " ERROR" if status == "ERROR" else ""
+            lines.append(f"{'  ' * (depth + 1)}{span['name']} [{span.get('service', '?')}] "
+                         f"{span.get('kind', '?')}{extra} {took}{flag}")
+            for child in children.get(span["span_id"], []):
+                walk(child, depth + 1)
+
+        for root in children.get(None, []):
+            walk(root, 0)
+    return "\n".join(lines)
+
+
+def mark_error(span: trace.Span, description: str) -> None:
+    """Set ERROR status on ``span`` with a short reason (never a secret)."""
+    span.set_status(Status(StatusCode.ERROR, description))

@@ -1,0 +1,212 @@
+"""The local trigger dispatcher against real NATS and a real HTTP endpoint."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from lscloud import events, telemetry
+from lscloud.bus import SyncBus
+from lscloud.config import Settings
+from lscloud.local.dispatcher import Dispatcher, Subscription, read_dlq, tail
+from lscloud.local.servers import free_port
+
+pytestmark = pytest.mark.integration
+
+SUBMITTED = "vn.langson.border.declaration.submitted.v1"
+CLEARED = "vn.langson.border.declaration.cleared.v1"
+FAST = dict(backoff=(0.05, 0.1), timeout_s=5, fetch_wait_s=0.5)
+
+
+class Endpoint:
+    """A tiny HTTP server that records deliveries and answers from a per-path script."""
+
+    def __init__(self):
+        self.deliveries: list[dict] = []
+        self.scripts: dict[str, list[int]] = {}
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with outer.lock:
+                    outer.deliveries.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
+                                             "body": body})
+                    script = outer.scripts.get(self.path, [200])
+                    status = script.pop(0) if len(script) > 1 else script[0]
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def to(self, path: str) -> list[dict]:
+        with self.lock:
+            return [d for d in self.deliveries if d["path"] == path]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def wait_for(check, what: str, deadline_s: float = 45.0):
+    """Poll until ``check()`` is truthy; the deadline only guards against a hang."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def endpoint():
+    ep = Endpoint()
+    yield ep
+    ep.close()
+
+
+@pytest.fixture
+def bus(settings):
+    b = SyncBus(settings).start()
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="module")
+def tracing():
+    telemetry.setup(Settings(service="dispatcher-test"))
+
+
+@pytest.fixture
+def dispatcher_for(settings):
+    started = []
+
+    def make(subscriptions, **kw):
+        d = Dispatcher(settings, subscriptions, **{**FAST, **kw}).start()
+        started.append(d)
+        return d
+
+    yield make
+    for d in started:
+        d.stop()
+        assert not d.running
+
+
+def test_delivers_in_binary_mode_continuing_the_trace(settings, endpoint, bus, dispatcher_for, tracing):
+    sub = Subscription("border-yard", "on-submitted", [SUBMITTED], endpoint.url("/events"))
+    other = Subscription("border-tax", "on-submitted", [SUBMITTED], endpoint.url("/tax/events"))
+    d = dispatcher_for([sub, other])
+    bus.publish(events.new_event(CLEARED, "/border", {"not": "subscribed"}))
+    ev = events.new_event(SUBMITTED, "/border", {"plate": "12C-345.67", "cửa khẩu": "Hữu Nghị"}, subject="d-1")
+    with telemetry.tracer().start_as_current_span("POST /v1/declarations"):
+        trace_id = telemetry.current_trace_id()
+        bus.publish(ev)
+    (got,) = wait_for(lambda: endpoint.to("/events"), "delivery")
+    wait_for(lambda: endpoint.to("/tax/events"), "fan-out to the second subscription")
+    h = got["headers"]
+    assert h["ce-id"] == ev["id"] and h["ce-type"] == SUBMITTED and h["ce-specversion"] == "1.0"
+    assert h["ce-source"] == "/border" and h["ce-subject"] == "d-1"
+    assert h["content-type"] == "application/json"
+    assert json.loads(got["body"]) == ev["data"]
+    assert events.from_http(h, got["body"]) == ev
+    assert h["traceparent"].split("-")[1] == trace_id
+    # the unsubscribed type was published first and never reached anyone
+    assert all(d_["headers"]["ce-type"] == SUBMITTED for d_ in endpoint.deliveries)
+    wait_for(lambda: d.stats.delivered == 2, "acks counted")
+    assert read_dlq(settings) == []
+
+
+def test_5xx_is_retried_with_backoff_until_delivered(settings, endpoint, bus, dispatcher_for):
+    endpoint.scripts["/flaky"] = [503, 503, 200]
+    d = dispatcher_for([Subscription("queue", "flaky", [SUBMITTED], endpoint.url("/flaky"))])
+    ev = events.new_event(SUBMITTED, "/border", {"n": 1})
+    bus.publish(ev)
+    wait_for(lambda: d.stats.delivered == 1, "delivery after retries")
+    attempts = endpoint.to("/flaky")
+    assert len(attempts) == 3 and {a["headers"]["ce-id"] for a in attempts} == {ev["id"]}
+    assert d.stats.retried == 2 and d.stats.dead_lettered == 0
+    assert read_dlq(settings) == []
+
+
+def test_4xx_goes_to_dead_letter_at_once(settings, endpoint, bus, dispatcher_for):
+    endpoint.scripts["/strict"] = [400]
+    d = dispatcher_for([Subscription("queue", "strict", [SUBMITTED], endpoint.url("/strict"))])
+    ev = events.new_event(SUBMITTED, "/border", {"bad": True})
+    bus.publish(ev)
+    (letter,) = wait_for(lambda: read_dlq(settings), "dead letter")
+    assert letter["event"] == ev
+    assert letter["status"] == 400 and letter["deliveries"] == 1
+    assert letter["subscription"]["function"] == "queue" and letter["subscription"]["name"] == "strict"
+    assert letter["dlq_subject"] == "lscloud-dlq.queue.strict"
+    assert len(endpoint.to("/strict")) == 1
+    assert d.stats.dead_lettered == 1 and d.stats.retried == 0
+
+
+def test_always_failing_goes_to_dead_letter_after_max_deliveries(settings, endpoint, bus, dispatcher_for):
+    endpoint.scripts["/down"] = [500]
+    refused = f"http://127.0.0.1:{free_port()}/events"  # nothing listens: connection errors
+    dispatcher_for([Subscription("queue", "down", [SUBMITTED], endpoint.url("/down")),
+                    Subscription("ghost", "gone", [SUBMITTED], refused)], max_deliveries=3)
+    ev = events.new_event(SUBMITTED, "/border", {"n": 1})
+    bus.publish(ev)
+    letters = wait_for(lambda: (lambda l: l if len(l) == 2 else None)(read_dlq(settings)), "two dead letters")
+    by_fn = {l["subscription"]["function"]: l for l in letters}
+    assert by_fn["queue"]["status"] == 500 and by_fn["queue"]["deliveries"] == 3
+    assert by_fn["ghost"]["status"] is None and "connection error" in by_fn["ghost"]["error"]
+    assert by_fn["ghost"]["deliveries"] == 3
+    assert all(l["event"]["id"] == ev["id"] for l in letters)
+    assert len(endpoint.to("/down")) == 3
+    assert read_dlq(settings, limit=1) == [letters[-1]]
+
+
+def test_delivery_resumes_after_nats_restart(settings, endpoint, bus, dispatcher_for, nats_server):
+    d = dispatcher_for([Subscription("queue", "durable", [SUBMITTED], endpoint.url("/durable"))])
+    bus.publish(events.new_event(SUBMITTED, "/border", {"n": 1}))
+    wait_for(lambda: d.stats.delivered == 1, "first delivery")
+    nats_server.restart()
+    ev = events.new_event(SUBMITTED, "/border", {"n": 2})
+    bus.publish(ev, timeout=30)
+    wait_for(lambda: any(x["headers"]["ce-id"] == ev["id"] for x in endpoint.to("/durable")), "delivery after restart")
+    assert [json.loads(x["body"])["n"] for x in endpoint.to("/durable")][-1] == 2
+    assert [e["event"]["data"]["n"] for e in tail(settings, 5)] == [1, 2]
+
+
+def test_restarted_dispatcher_resumes_its_durable_consumer(settings, endpoint, bus):
+    sub = Subscription("queue", "resume", [SUBMITTED], endpoint.url("/resume"))
+    first = Dispatcher(settings, [sub], **FAST).start()
+    first.stop()
+    assert not first.running
+    ev = events.new_event(SUBMITTED, "/border", {"while": "stopped"})
+    bus.publish(ev)  # published while no dispatcher runs
+    second = Dispatcher(settings, [sub], **FAST).start()
+    try:
+        wait_for(lambda: endpoint.to("/resume"), "delivery of the event published while stopped")
+    finally:
+        second.stop()
+    assert endpoint.to("/resume")[0]["headers"]["ce-id"] == ev["id"]
+
+
+def test_subscription_validation():
+    with pytest.raises(ValueError):
+        Subscription("f", "s", ["not.a.type"], "http://x/")
+    with pytest.raises(ValueError):
+        Subscription("f", "s", [SUBMITTED], "ftp://x/")
+    with pytest.raises(ValueError):
+        Subscription("f", "s", [], "http://x/")
+    assert Subscription("my fn", "on.x", [SUBMITTED, CLEARED], "http://x/").durable == "my_fn-on_x"

@@ -1,0 +1,184 @@
+"""Telemetry: span propagation helpers, Flask server spans + RED metric, the JSON-lines span log."""
+
+from __future__ import annotations
+
+import json
+
+import flask
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from lscloud import events, telemetry
+from lscloud.config import Settings
+
+TYPE = "vn.langson.border.declaration.submitted.v1"
+
+
+@pytest.fixture(scope="module")
+def exporter():
+    telemetry.setup(Settings(service="telemetry-test"))
+    exp = InMemorySpanExporter()
+    telemetry.use_span_exporter(exp)
+    return exp
+
+
+@pytest.fixture
+def spans(exporter):
+    exporter.clear()
+    yield exporter
+    exporter.clear()
+
+
+def test_setup_is_idempotent(exporter):
+    provider = trace.get_tracer_provider()
+    telemetry.setup(Settings(service="another-name"))
+    assert trace.get_tracer_provider() is provider
+
+
+def test_send_then_process_continues_the_trace(spans):
+    ev = events.new_event(TYPE, "/x", {"a": 1})
+    headers: dict = {}
+    with telemetry.tracer().start_as_current_span("POST /v1/declarations"):
+        with telemetry.send_span(ev) as producer:
+            telemetry.inject(headers)
+            sent_trace = telemetry.current_trace_id()
+    assert headers["traceparent"].split("-")[1] == sent_trace
+    # header names arrive in any case over NATS/HTTP
+    with telemetry.process_span(ev, {"TraceParent": headers["traceparent"]}, consumer_group="border-x") as consumer:
+        assert telemetry.current_trace_id() == sent_trace
+    finished = {s.name: s for s in spans.get_finished_spans()}
+    send = finished["send lscloud.border.declaration.submitted"]
+    proc = finished["process lscloud.border.declaration.submitted"]
+    assert send.kind == trace.SpanKind.PRODUCER and proc.kind == trace.SpanKind.CONSUMER
+    assert proc.parent.span_id == send.context.span_id
+    assert send.attributes["messaging.system"] == "nats"
+    assert send.attributes["messaging.destination.name"] == "lscloud.border.declaration.submitted"
+    assert send.attributes["messaging.operation.type"] == "send"
+    assert send.attributes["messaging.message.id"] == ev["id"]
+    assert proc.attributes["messaging.operation.type"] == "process"
+    assert proc.attributes["messaging.consumer.group.name"] == "border-x"
+    assert producer is not consumer
+
+
+def test_no_trace_outside_a_span():
+    assert telemetry.current_trace_id() is None
+    assert "traceparent" not in telemetry.inject({})
+
+
+def test_process_span_records_failures(spans):
+    ev = events.new_event(TYPE, "/x", {})
+    with pytest.raises(RuntimeError):
+        with telemetry.process_span(ev, {}):
+            raise RuntimeError("handler broke")
+    (span,) = spans.get_finished_spans()
+    assert span.status.status_code.name == "ERROR"
+    assert span.parent is None  # no traceparent: a new trace
+
+
+def test_safe_headers_drop_credentials():
+    kept = telemetry.safe_headers({"Authorization": "Bearer x", "Signature": "s", "traceparent": "t", "Cookie": "c"})
+    assert kept == {"traceparent": "t"}
+
+
+def _app():
+    app = flask.Flask("units")
+
+    @app.get("/v1/units/<code>")
+    def unit(code):
+        if code == "missing":
+            return {"title": "not found"}, 404
+        return {"code": code}
+
+    telemetry.instrument_flask(app)
+    return app
+
+
+def _duration_points():
+    data = telemetry.collect_metrics()
+    if data is None:
+        pytest.skip("another harness owns the process meter provider")
+    points = []
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                if metric.name == "http.server.request.duration":
+                    assert metric.unit == "s"
+                    points.extend(metric.data.data_points)
+    return points
+
+
+def _count(points, route, status):
+    return sum(p.count for p in points if p.attributes.get("http.route") == route
+               and p.attributes.get("http.response.status_code") == status
+               and p.attributes.get("http.request.method") == "GET")
+
+
+def test_flask_server_spans_and_red_metric_recorded_once(spans, monkeypatch):
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST", "authorization,signature,x-request-id")
+    app = _app()
+    before_ok = _count(_duration_points(), "/v1/units/<code>", 200)
+    before_404 = _count(_duration_points(), "/v1/units/<code>", 404)
+    client = app.test_client()
+    assert client.get("/v1/units/20", headers={"Authorization": "Bearer top-secret-token",
+                                                "Signature": "hmac-secret", "X-Request-Id": "r1"}).status_code == 200
+    assert client.get("/v1/units/missing").status_code == 404
+    assert client.get("/v1/units/21").status_code == 200
+
+    server = [s for s in spans.get_finished_spans() if s.kind == trace.SpanKind.SERVER]
+    assert len(server) == 3
+    first = server[0]
+    assert first.name == "GET /v1/units/<code>"
+    assert first.attributes["http.route"] == "/v1/units/<code>"
+    assert first.attributes["http.response.status_code"] == 200
+    dumped = json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in first.attributes.items()})
+    assert "top-secret-token" not in dumped and "hmac-secret" not in dumped
+    assert first.attributes["http.request.header.x_request_id"] == ("r1",)
+
+    points = _duration_points()
+    # exactly one histogram sample per request: the instrumentation's, not ours too
+    assert _count(points, "/v1/units/<code>", 200) - before_ok == 2
+    assert _count(points, "/v1/units/<code>", 404) - before_404 == 1
+
+
+def test_json_lines_file_and_tree(tmp_path, spans):
+    path = tmp_path / "traces.jsonl"
+    exporter = telemetry.JsonLinesSpanExporter(path)
+    with telemetry.tracer().start_as_current_span("GET /v1/units/<code>", kind=trace.SpanKind.SERVER) as root:
+        root.set_attribute("http.request.header.authorization", ["Bearer leaked"])
+        root.set_attribute("http.response.status_code", 200)
+        with telemetry.send_span(events.new_event(TYPE, "/x", {})):
+            pass
+    with telemetry.tracer().start_as_current_span("other"):
+        pass
+    exporter.export(spans.get_finished_spans())
+    with open(path, "a") as fh:
+        fh.write('{"trace_id": "cut sho')  # a writer killed mid-line
+    read = telemetry.read_trace_file(path)
+    assert [s["name"] for s in read] == ["GET /v1/units/<code>", "send lscloud.border.declaration.submitted", "other"]
+    first = read[0]
+    assert set(first) >= {"trace_id", "span_id", "parent_span_id", "name", "kind", "start_ns", "end_ns",
+                          "attributes", "status", "service"}
+    assert first["service"] == "telemetry-test" or first["service"]  # first setup in the process names it
+    assert "http.request.header.authorization" not in first["attributes"]
+    assert read[1]["parent_span_id"] == first["span_id"]
+    assert len(telemetry.read_trace_file(path, trace_id=first["trace_id"])) == 2
+
+    tree = telemetry.format_trace_tree(read)
+    lines = tree.splitlines()
+    root_line = next(i for i, line in enumerate(lines) if "GET /v1/units/<code>" in line)
+    assert "SERVER 200" in lines[root_line]
+    child = lines[root_line + 1]
+    assert "send lscloud.border.declaration.submitted" in child and "PRODUCER" in child
+    assert len(child) - len(child.lstrip()) > len(lines[root_line]) - len(lines[root_line].lstrip())
+    assert tree.count("trace ") == 2
+    assert telemetry.read_trace_file(tmp_path / "absent.jsonl") == []
+
+
+def test_setup_with_trace_file_writes_spans(tmp_path, exporter):
+    path = tmp_path / "spans.jsonl"
+    telemetry.setup(Settings(service="telemetry-test", trace_file=str(path)))
+    with telemetry.tracer().start_as_current_span("written"):
+        pass
+    telemetry.force_flush()
+    assert any(s["name"] == "written" for s in telemetry.read_trace_file(path))
