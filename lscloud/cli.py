@@ -1,0 +1,290 @@
+"""The `lscloud` command: run the local cloud and look inside it.
+
+    lscloud up [--port 8080] [--state-dir .lscloud] [--functions-dir functions] ...
+    lscloud status | token --role R | seed | dlq | events tail | traces | bench directory
+
+Exit codes: 0 done; 1 failed (message on stderr); 2 bad usage; 3 `status` found the cloud
+running but not healthy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNHEALTHY = 0, 1, 2, 3
+
+
+class CliError(Exception):
+    """A command cannot do its job; printed as ``lscloud: <message>`` with exit code 1."""
+
+
+def _state_dir(args) -> Path:
+    return Path(args.state_dir).resolve()
+
+
+def running_cloud(state_dir: Path) -> dict:
+    """``cloud.json`` of the live `lscloud up` owning ``state_dir`` (CliError if none)."""
+    from .local.supervisor import process_alive, read_json
+
+    cloud = read_json(state_dir / "cloud.json")
+    if not cloud or not process_alive(cloud.get("pid"), cloud.get("create_time")) or cloud.get("state") == "stopped":
+        raise CliError(f"no `lscloud up` is running with state dir {state_dir} (start one with `lscloud up`)")
+    return cloud
+
+
+def cloud_settings(cloud: dict):
+    """Settings reaching a running cloud's servers (secrets: the local defaults or the environment)."""
+    from . import config
+    from .local.servers import WeedMini
+
+    base = config.load(dict(os.environ))
+    secret = os.environ.get("LSCLOUD_S3_SECRET_KEY") if cloud["s3"].get("external") else \
+        WeedMini.__dataclass_fields__["secret_key"].default
+    return base.replace(s3_endpoint=cloud["s3"]["endpoint"], s3_access_key=cloud["s3"]["access_key"],
+                        s3_secret_key=secret or base.s3_secret_key, bucket=cloud["s3"]["bucket"],
+                        nats_url=cloud["nats"]["url"], stream=cloud["stream"], state_dir=cloud["state_dir"],
+                        trace_file=cloud.get("trace_file") or "")
+
+
+# -- commands -------------------------------------------------------------------------------------
+
+def cmd_up(args) -> int:
+    from .local.supervisor import UpError, UpOptions, up
+
+    if bool(args.s3_endpoint) != bool(args.s3_access_key and args.s3_secret_key) and args.s3_endpoint:
+        raise CliError("--s3-endpoint needs --s3-access-key and --s3-secret-key")
+    options = UpOptions(state_dir=_state_dir(args), functions_dirs=[Path(d) for d in (args.functions_dir or ["functions"])],
+                        host=args.host, port=args.port, s3_endpoint=args.s3_endpoint, s3_access_key=args.s3_access_key,
+                        s3_secret_key=args.s3_secret_key, nats_url=args.nats_url, only=args.only or None)
+    try:
+        return up(options)
+    except UpError as exc:
+        raise CliError(str(exc)) from None
+
+
+def cmd_status(args) -> int:
+    import httpx
+
+    state_dir = _state_dir(args)
+    cloud = running_cloud(state_dir)
+    gw = cloud["gateway"]["url"]
+    if cloud.get("state") != "ready" or not gw:
+        print(f"lscloud up (pid {cloud['pid']}) is {cloud.get('state')}; state dir {state_dir}")
+        return EXIT_UNHEALTHY
+    try:
+        listing = httpx.get(gw + "/", timeout=5, trust_env=False).json()
+    except (httpx.HTTPError, ValueError) as exc:
+        print(f"gateway {gw} does not answer: {exc}", file=sys.stderr)
+        return EXIT_UNHEALTHY
+    health = {f["name"]: f for f in listing.get("functions", [])}
+    print(f"lscloud up (pid {cloud['pid']}) — gateway {gw}/  state dir {state_dir}")
+    print(f"NATS {cloud['nats']['url']}   S3 {cloud['s3']['endpoint']} (bucket {cloud['s3']['bucket']})")
+    width = max([len(n) for n in cloud["functions"]] + [8])
+    print(f"  {'function'.ljust(width)}  {'health':9}  {'state':10}  {'pid':>7}  restarts  url")
+    ok = True
+    for name, f in sorted(cloud["functions"].items()):
+        h = health.get(name, {})
+        healthy = bool(h.get("healthy"))
+        ok &= healthy
+        print(f"  {name.ljust(width)}  {('ready' if healthy else 'NOT READY'):9}  {h.get('state', f['state']):10}  "
+              f"{f['pid'] or '-':>7}  {f['restarts']:>8}  {f['url']}")
+    return EXIT_OK if ok else EXIT_UNHEALTHY
+
+
+def cmd_token(args) -> int:
+    from .auth import dev_keys, issue_token
+
+    private_pem, _ = dev_keys(_state_dir(args))
+    from . import config
+
+    s = config.load(dict(os.environ))
+    print(issue_token(private_pem, sub=args.sub or f"dev-{args.role}", role=args.role, agency=args.agency,
+                      unit=args.unit, ttl_s=args.ttl, issuer=s.jwt_issuer, audience=s.jwt_audience))
+    return EXIT_OK
+
+
+def cmd_seed(args) -> int:
+    from .local import manifest as manifests
+    from .local.supervisor import function_env, run_seed
+
+    cloud = running_cloud(_state_dir(args))
+    settings = cloud_settings(cloud)
+    from .auth import dev_keys
+
+    settings = settings.replace(jwt_public_key=dev_keys(settings.state_dir)[1])
+    chosen = set(args.functions or [])
+    failed = 0
+    ran = 0
+    for name, f in sorted(cloud["functions"].items()):
+        if chosen and name not in chosen:
+            continue
+        m = manifests.load(f["dir"])
+        if not m.seed_module:
+            if chosen:
+                print(f"{name}: no function/seed.py")
+            continue
+        ran += 1
+        result = run_seed(m, function_env(m, settings, f["port"]), force=True)
+        if "error" in result:
+            failed += 1
+            print(f"✗ {name}: {result['error']}", file=sys.stderr)
+        else:
+            print(f"✓ {name}: seeded in {result.get('took_ms')} ms: {json.dumps(result.get('result'), ensure_ascii=False, default=str)}")
+    unknown = chosen - set(cloud["functions"])
+    if unknown:
+        raise CliError(f"no running function named {', '.join(sorted(unknown))}")
+    if not ran:
+        print("no function has a seed hook (function/seed.py)")
+    return EXIT_FAIL if failed else EXIT_OK
+
+
+def cmd_dlq(args) -> int:
+    from .local.dispatcher import read_dlq
+
+    settings = cloud_settings(running_cloud(_state_dir(args)))
+    entries = read_dlq(settings, args.n)
+    for entry in entries:
+        print(json.dumps(entry, ensure_ascii=False, default=str))
+    if not entries:
+        print(f"dead letter stream {settings.stream}_DLQ is empty", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_events_tail(args) -> int:
+    from .local.dispatcher import tail
+
+    settings = cloud_settings(running_cloud(_state_dir(args)))
+    entries = tail(settings, args.n)
+    for entry in entries:
+        seq, event = entry["seq"], entry["event"]
+        if args.json or not isinstance(event, dict):
+            print(json.dumps(entry, ensure_ascii=False, default=str))
+            continue
+        data = json.dumps(event.get("data"), ensure_ascii=False, default=str)
+        print(f"{seq:>6}  {event.get('time', '?')}  {event.get('type', '?')}  id={event.get('id')}  "
+              f"source={event.get('source')}{'  subject=' + str(event['subject']) if event.get('subject') else ''}\n"
+              f"        {data if len(data) <= 160 else data[:159] + '…'}")
+    if not entries:
+        print(f"no events in stream {settings.stream}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_traces(args) -> int:
+    from .telemetry import format_trace_tree, read_trace_file
+
+    path = _state_dir(args) / "traces.jsonl"
+    spans = read_trace_file(path, trace_id=args.trace_id)
+    if not spans:
+        print(f"no spans in {path}", file=sys.stderr)
+        return EXIT_OK
+    # the last N traces by the start of their first span
+    order: dict[str, int] = {}
+    for s in spans:
+        order.setdefault(s["trace_id"], s.get("start_ns") or 0)
+    keep = set(sorted(order, key=order.get)[-args.n:])
+    print(format_trace_tree([s for s in spans if s["trace_id"] in keep]))
+    return EXIT_OK
+
+
+def cmd_bench(args) -> int:
+    from .local.bench import BenchError, bench_directory
+
+    try:
+        return bench_directory(requests=args.requests, concurrency=args.concurrency, functions_dir=Path(args.functions_dir),
+                               reuse_state_dir=_state_dir(args) if args.reuse else None,
+                               max_seconds=args.max_seconds)
+    except BenchError as exc:
+        raise CliError(str(exc)) from None
+
+
+# -- parser ---------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lscloud", description="Lạng Sơn Cloud: the local cloud and its tools.")
+    p.add_argument("--state-dir", default=os.environ.get("LSCLOUD_STATE_DIR", ".lscloud"),
+                   help="where the local cloud keeps data, keys, logs and traces (default .lscloud)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name, fn, help_):
+        sp = sub.add_parser(name, help=help_, description=help_)
+        # also accepted after the command: `lscloud up --state-dir x`
+        sp.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    up = add("up", cmd_up, "run the local cloud (servers, functions, dispatcher, gateway) until Ctrl-C")
+    up.add_argument("--port", type=int, default=8080, help="gateway port (default 8080; 0 = any free port)")
+    up.add_argument("--host", default="127.0.0.1", help="gateway address (default 127.0.0.1)")
+    up.add_argument("--functions-dir", action="append", metavar="DIR",
+                    help="folder of functions (each with func.yaml); repeatable (default functions)")
+    up.add_argument("--only", action="append", metavar="NAME", help="start only this function; repeatable")
+    up.add_argument("--s3-endpoint", help="use this S3 endpoint (MinIO …) instead of starting weed mini")
+    up.add_argument("--s3-access-key")
+    up.add_argument("--s3-secret-key")
+    up.add_argument("--nats-url", help="use this NATS server instead of starting nats-server")
+
+    add("status", cmd_status, "show the running local cloud and its functions' health")
+
+    tok = add("token", cmd_token, "print a dev bearer token signed with the state dir's dev key")
+    tok.add_argument("--role", required=True, help="e.g. citizen, officer, admin")
+    tok.add_argument("--agency")
+    tok.add_argument("--unit")
+    tok.add_argument("--sub", help="subject (default dev-<role>)")
+    tok.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
+
+    seed = add("seed", cmd_seed, "load every function's reference data again (forced)")
+    seed.add_argument("functions", nargs="*", metavar="FUNCTION", help="only these functions")
+
+    dlq = add("dlq", cmd_dlq, "show dead-lettered events")
+    dlq.add_argument("-n", type=int, default=20, help="how many (default 20)")
+
+    ev = add("events", None, "look at the event stream")
+    ev_sub = ev.add_subparsers(dest="events_command", required=True, metavar="SUBCOMMAND")
+    tail = ev_sub.add_parser("tail", help="the last events in the stream")
+    tail.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    tail.add_argument("-n", type=int, default=20, help="how many (default 20)")
+    tail.add_argument("--json", action="store_true", help="one JSON object per line")
+    tail.set_defaults(fn=cmd_events_tail)
+
+    tr = add("traces", cmd_traces, "show recent traces from the local span log as trees")
+    tr.add_argument("-n", type=int, default=5, help="how many traces (default 5)")
+    tr.add_argument("--trace-id", help="only this trace")
+
+    bench = add("bench", None, "benchmarks that print figures")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
+    bd = bench_sub.add_parser("directory", help="directory GET through the gateway vs direct vs bare hello vs raw S3")
+    bd.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    bd.add_argument("--requests", type=int, default=1000, help="requests per target (default 1000)")
+    bd.add_argument("--concurrency", type=int, default=8, help="parallel clients (default 8)")
+    bd.add_argument("--max-seconds", type=float, default=30.0, help="time cap per target (default 30)")
+    bd.add_argument("--functions-dir", default="functions", help="where the directory function is (default functions)")
+    bd.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
+    bd.set_defaults(fn=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except CliError as exc:
+        print(f"lscloud: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    except ValueError as exc:
+        from .config import ConfigError
+        from .local.manifest import ManifestError
+
+        if not isinstance(exc, (ConfigError, ManifestError)):
+            raise
+        print(f"lscloud: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,332 @@
+"""`lscloud bench directory`: what the runtime and the gateway cost, measured side by side.
+
+One run, same machine, same load generator, four targets:
+
+1. the directory function's ``GET /v1/units/{code}`` through the gateway;
+2. the same request straight to the function's port;
+3. the bare func-python ``hello`` function (benchmarks/hello), served the same way;
+4. a raw boto3 GET of the S3 object that holds the same unit;
+
+plus the cold start (spawn → ``/health/readiness`` 200) and peak RSS of one fresh process
+of each function. Figures are printed with ratios against the baselines measured in the
+same run; nothing is asserted. The benchmark starts its own local cloud (temporary state
+dir, free ports) unless ``--reuse`` points it at a running one, and stops what it started.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import httpx
+
+from . import manifest as manifests
+from .servers import free_port
+from .supervisor import function_env, kill_group, process_alive, read_json, run_function_argv
+
+HELLO_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
+START_TIMEOUT_S = 240.0
+
+
+class BenchError(RuntimeError):
+    """The benchmark cannot run; the message says why."""
+
+
+@dataclass
+class LoadResult:
+    name: str
+    ok: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list, repr=False)
+    first_error: str | None = None
+
+    @property
+    def rps(self) -> float:
+        return self.ok / self.seconds if self.seconds else 0.0
+
+    def pct(self, q: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        data = sorted(self.latencies)
+        return data[min(len(data) - 1, int(q * len(data)))] * 1000
+
+
+def run_load(name: str, make_call: Callable[[], Callable[[], None]], requests: int, concurrency: int,
+             max_seconds: float) -> LoadResult:
+    """``requests`` calls over ``concurrency`` threads, stopped at ``max_seconds``.
+
+    ``make_call`` runs once per thread (its own keep-alive client) and returns the call,
+    which raises on a failed request.
+    """
+    result = LoadResult(name)
+    lock = threading.Lock()
+    issued = 0
+    deadline = time.monotonic() + max_seconds
+
+    def worker():
+        nonlocal issued
+        call = make_call()
+        local_lat, ok, errors, first = [], 0, 0, None
+        while True:
+            with lock:
+                if issued >= requests or time.monotonic() > deadline:
+                    break
+                issued += 1
+            t0 = time.perf_counter()
+            try:
+                call()
+                ok += 1
+                local_lat.append(time.perf_counter() - t0)
+            except Exception as exc:  # noqa: BLE001 - counted and reported
+                errors += 1
+                first = first or f"{type(exc).__name__}: {exc}"[:200]
+        with lock:
+            result.ok += ok
+            result.errors += errors
+            result.latencies += local_lat
+            result.first_error = result.first_error or first
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency, thread_name_prefix="bench") as pool:
+        for f in [pool.submit(worker) for _ in range(concurrency)]:
+            f.result()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def http_call(url: str) -> Callable[[], Callable[[], None]]:
+    def make():
+        client = httpx.Client(trust_env=False, timeout=10.0)
+
+        def call():
+            r = client.get(url)
+            if r.status_code != 200:
+                raise RuntimeError(f"HTTP {r.status_code}: {r.text[:120]}")
+            r.read()
+
+        return call
+
+    return make
+
+
+def s3_call(objects, bucket: str, key: str) -> Callable[[], Callable[[], None]]:
+    def make():
+        def call():
+            objects.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+        return call
+
+    return make
+
+
+@dataclass
+class ColdStart:
+    name: str
+    ms: list[float] = field(default_factory=list)
+    peak_rss: int = 0
+
+
+def cold_start(m: manifests.Manifest, settings, runs: int = 3, warm_requests: int = 50,
+               path: str = "/") -> ColdStart:
+    """Spawn the function ``runs`` times on a free port; time to readiness 200, peak RSS."""
+    import psutil
+
+    out = ColdStart(m.name)
+    client = httpx.Client(trust_env=False, timeout=2.0)
+    try:
+        for _ in range(runs):
+            port = free_port()
+            env = function_env(m, settings, port)
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(run_function_argv(m.root), env=env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, start_new_session=True,
+                                    cwd=str(m.root))
+            try:
+                ps = psutil.Process(proc.pid)
+
+                def rss() -> int:
+                    try:
+                        return ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True))
+                    except psutil.Error:
+                        return 0
+
+                while True:
+                    if proc.poll() is not None:
+                        raise BenchError(f"{m.name} exited with code {proc.returncode} while starting")
+                    if time.perf_counter() - t0 > 120:
+                        raise BenchError(f"{m.name} not ready within 120 s")
+                    out.peak_rss = max(out.peak_rss, rss())
+                    try:
+                        if client.get(f"http://127.0.0.1:{port}/health/readiness").status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    time.sleep(0.005)
+                out.ms.append((time.perf_counter() - t0) * 1000)
+                for _ in range(warm_requests):
+                    client.get(f"http://127.0.0.1:{port}{path}")
+                out.peak_rss = max(out.peak_rss, rss())
+            finally:
+                kill_group(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    kill_group(proc.pid, signal.SIGKILL)
+                    proc.wait(5)
+    finally:
+        client.close()
+    return out
+
+
+@contextmanager
+def local_cloud(functions_dir: Path, reuse_state_dir: Path | None) -> Iterator[dict]:
+    """A running cloud's ``cloud.json``: the one on ``reuse_state_dir``, or a fresh temporary one."""
+    if reuse_state_dir is not None:
+        cloud = read_json(reuse_state_dir / "cloud.json")
+        if not cloud or cloud.get("state") != "ready" or not process_alive(cloud.get("pid"), cloud.get("create_time")):
+            raise BenchError(f"no ready `lscloud up` on state dir {reuse_state_dir}")
+        yield cloud
+        return
+    state_dir = Path(tempfile.mkdtemp(prefix="lscloud-bench-"))
+    log_path = state_dir / "up.log"
+    argv = [sys.executable, "-m", "lscloud.cli", "--state-dir", str(state_dir), "up", "--port", "0",
+            "--functions-dir", str(functions_dir), "--functions-dir", str(HELLO_DIR),
+            "--only", "directory", "--only", "hello"]
+    print(f"… starting a temporary local cloud in {state_dir}", flush=True)
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            cloud = read_json(state_dir / "cloud.json")
+            if cloud and cloud.get("state") == "ready" and cloud.get("pid") == proc.pid:
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
+                raise BenchError(f"the local cloud did not start:\n{tail}")
+            time.sleep(0.2)
+        print(f"✓ local cloud ready: gateway {cloud['gateway']['url']}", flush=True)
+        yield cloud
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                kill_group(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+        # belt and braces: whatever the supervisor recorded and did not stop
+        for p in (read_json(state_dir / "cloud.json") or {}).get("processes", []):
+            if process_alive(p.get("pid"), p.get("create_time")):
+                kill_group(p["pid"], signal.SIGKILL)
+        shutil.rmtree(state_dir, ignore_errors=True)
+        print("✓ temporary local cloud stopped", flush=True)
+
+
+def find_unit(directory: manifests.Manifest, settings) -> tuple[str, str]:
+    """A unit code and the key of its object, asked of the directory's own Model."""
+    from lscloud import store
+    from lscloud.store import keys
+    from lscloud.store.objects import ObjectStore
+
+    from .run_function import load_package
+
+    objects = ObjectStore.from_settings(settings)
+    store.configure(objects, settings.bucket)
+    package = load_package(directory.root)
+    import importlib
+
+    Unit = importlib.import_module(package.__name__ + ".models").Unit
+    for unit in Unit.scan(limit=50):
+        code = getattr(unit, "code", None)
+        if code:
+            return str(code), keys.object_key(Unit.Meta.table, str(code))
+    raise BenchError(f"no units in bucket {settings.bucket} (table {Unit.Meta.table}): did the directory seed run?")
+
+
+def _fmt_ratio(a: float, b: float) -> str:
+    return f"{a / b:6.2f}×" if b else "     -"
+
+
+def bench_directory(*, requests: int = 1000, concurrency: int = 8, functions_dir: Path = Path("functions"),
+                    reuse_state_dir: Path | None = None, max_seconds: float = 30.0) -> int:
+    from lscloud.cli import cloud_settings
+    from lscloud.store.objects import ObjectStore
+
+    if requests < 1 or concurrency < 1:
+        raise BenchError("--requests and --concurrency must be at least 1")
+    if not (functions_dir / "directory" / "func.yaml").is_file():
+        raise BenchError(f"no directory function in {functions_dir} (expected {functions_dir}/directory/func.yaml)")
+    directory = manifests.load(functions_dir / "directory")
+    hello = manifests.load(HELLO_DIR / "hello")
+
+    with local_cloud(functions_dir.resolve(), reuse_state_dir) as cloud:
+        settings = cloud_settings(cloud)
+        try:
+            from lscloud.auth import dev_keys
+
+            settings = settings.replace(jwt_public_key=dev_keys(settings.state_dir)[1])
+        except ImportError:
+            pass
+        fns = cloud["functions"]
+        for needed in ("directory", "hello"):
+            if needed not in fns:
+                raise BenchError(f"the cloud does not run {needed!r} (functions: {', '.join(fns)})")
+        code, key = find_unit(directory, settings)
+        gw = cloud["gateway"]["url"]
+        path = f"/v1/units/{code}"
+        objects = ObjectStore(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key,
+                              settings.s3_region, max_pool=max(32, concurrency * 2))
+        targets = [
+            ("directory via gateway", http_call(f"{gw}/directory{path}")),
+            ("directory direct", http_call(f"{fns['directory']['direct_url']}{path}")),
+            ("hello direct (bare func-python)", http_call(f"{fns['hello']['direct_url']}/")),
+            ("hello via gateway", http_call(f"{gw}/hello/")),
+            ("S3 GET, boto3 (same object)", s3_call(objects, settings.bucket, key)),
+        ]
+        print(f"… unit {code} (object {key}); {requests} requests per target, concurrency {concurrency}", flush=True)
+        results = []
+        for name, make in targets:
+            run_load(name, make, min(50, requests), min(concurrency, 4), 10)  # warm-up: connections, caches
+            results.append(run_load(name, make, requests, concurrency, max_seconds))
+            r = results[-1]
+            print(f"  measured {name}: {r.rps:.0f} req/s" + (f" ({r.errors} errors: {r.first_error})" if r.errors else ""),
+                  flush=True)
+        print("… cold starts (3 each)", flush=True)
+        colds = [cold_start(hello, settings), cold_start(directory, settings, path=path)]
+
+    by = {r.name: r for r in results}
+    hello_rps = by["hello direct (bare func-python)"].rps
+    s3_rps = by["S3 GET, boto3 (same object)"].rps
+    width = max(len(r.name) for r in results)
+    print()
+    print(f"lscloud bench directory — GET /v1/units/{code}; {requests} requests per target, concurrency {concurrency}, "
+          f"{os.cpu_count()} CPU(s)")
+    print(f"{'target'.ljust(width)}  {'req/s':>8}  {'p50 ms':>7}  {'p99 ms':>7}  {'errors':>6}  {'vs hello':>8}  {'vs S3 GET':>9}")
+    for r in results:
+        print(f"{r.name.ljust(width)}  {r.rps:8.0f}  {r.pct(0.5):7.2f}  {r.pct(0.99):7.2f}  {r.errors:6d}  "
+              f"{_fmt_ratio(r.rps, hello_rps):>8}  {_fmt_ratio(r.rps, s3_rps):>9}")
+    gw_r, direct_r = by["directory via gateway"], by["directory direct"]
+    if direct_r.rps and hello_rps:
+        print(f"the gateway keeps {gw_r.rps / direct_r.rps:.0%} of the directory's direct throughput; "
+              f"the directory (Flask + runtime + S3) serves {direct_r.rps / hello_rps:.0%} of bare hello's")
+    print()
+    print(f"{'cold start (spawn → readiness 200)':<36}  {'median ms':>9}  {'min ms':>7}  {'max ms':>7}  {'peak RSS MB':>11}")
+    for c in colds:
+        print(f"{c.name:<36}  {statistics.median(c.ms):9.0f}  {min(c.ms):7.0f}  {max(c.ms):7.0f}  "
+              f"{c.peak_rss / 1_048_576:11.1f}")
+    return 1 if any(r.ok == 0 for r in results) else 0

@@ -1,0 +1,693 @@
+"""`lscloud up`: the whole cloud on one machine, started and stopped in order.
+
+Order of start (stop is the reverse): nats-server and weed mini (or external endpoints), the
+bucket and the stream, dev signing keys, reference data (seed hooks, once per data version),
+one process per function (as Knative starts it), the event dispatcher, the gateway.
+
+Everything lives under the state dir: server data, ports (reused across runs so data and
+URLs stay put), logs, traces, dev keys, ``cloud.json`` (what runs where, for ``lscloud
+status``, the benchmark and tests) and ``up.pid``, locked while a supervisor owns the dir.
+
+Every child runs in its own process group and is stopped by its own pid: SIGTERM, then
+SIGKILL after a timeout. A function that dies is restarted with exponential backoff and
+the crash (exit code or signal) is reported. If a supervisor was killed outright, the next
+``up`` on the state dir finds its leftover children in ``cloud.json`` and stops them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import httpx
+
+from .. import config
+from . import manifest as manifests
+from .gateway import Gateway, GatewayServer, Route
+from .servers import NatsServer, ServerError, WeedMini, free_port
+
+READY_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 10.0
+BACKOFF_START_S = 0.5
+BACKOFF_MAX_S = 30.0
+HEALTHY_RESETS_BACKOFF_S = 30.0
+_WEED_PORT_NAMES = ["master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3_grpc",
+                    "admin", "admin_grpc", "debug", "webdav"]
+_PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the lscloud package
+
+
+class UpError(RuntimeError):
+    """`lscloud up` cannot start; the message says why and what to do."""
+
+
+class StateDirBusy(UpError):
+    """Another live `lscloud up` owns the state dir."""
+
+
+class _Stop(BaseException):
+    """Raised by the signal handler to abort a blocking start step."""
+
+
+@dataclass
+class UpOptions:
+    state_dir: Path = Path(".lscloud")
+    functions_dirs: list[Path] = field(default_factory=lambda: [Path("functions")])
+    host: str = "127.0.0.1"
+    port: int = 8080  # 0: any free port
+    s3_endpoint: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    nats_url: str | None = None
+    only: list[str] | None = None  # start just these functions
+    ready_timeout_s: float = READY_TIMEOUT_S
+
+
+# -- small helpers used by the CLI and the benchmark too ------------------------------------------
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True if ``port`` can be bound on ``host`` (SO_REUSEADDR, as servers bind)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False))
+    os.replace(tmp, path)
+
+
+def process_alive(pid: int | None, create_time: float | None) -> bool:
+    """True if ``pid`` runs and is the same process that was recorded (not a reused pid)."""
+    if not pid:
+        return False
+    import psutil
+
+    try:
+        p = psutil.Process(pid)
+        if create_time is not None and abs(p.create_time() - create_time) > 0.05:
+            return False
+        return p.status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def _create_time(pid: int) -> float | None:
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+def exit_description(code: int) -> str:
+    if code < 0:
+        try:
+            return f"code {code} (killed by {signal.Signals(-code).name})"
+        except ValueError:
+            return f"code {code}"
+    return f"code {code}"
+
+
+def function_env(m: manifests.Manifest, settings: config.Settings, port: int,
+                 base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a function process gets, as the Knative Service would set it."""
+    base = dict(os.environ if base is None else base)
+    env = dict(base)
+    env.update(settings.env_vars())
+    env.update(m.resolved_env(base))
+    # the platform's own variables always win over func.yaml
+    env.update({
+        "PORT": str(port),
+        "LISTEN_ADDRESS": f"127.0.0.1:{port}",
+        "K_SERVICE": m.name,
+        "LSCLOUD_STATE_DIR": settings.state_dir,
+        "LSCLOUD_TRACE_FILE": settings.trace_file,
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": os.pathsep.join([str(_PACKAGE_ROOT), *filter(None, [base.get("PYTHONPATH")])]),
+    })
+    if not env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    return env
+
+
+def run_function_argv(function_dir: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "lscloud.local.run_function", *extra, str(function_dir)]
+
+
+def kill_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+# -- one function process -------------------------------------------------------------------------
+
+@dataclass
+class FunctionProcess:
+    manifest: manifests.Manifest
+    port: int
+    env: dict[str, str] = field(repr=False)
+    log_path: Path
+    route: Route = None  # type: ignore[assignment]
+    proc: subprocess.Popen | None = None
+    restarts: int = 0
+    crashes_in_row: int = 0
+    last_exit_code: int | None = None
+    spawned_at: float = 0.0
+    ready_at: float | None = None
+    restart_at: float = 0.0
+    warned_slow: bool = False
+    create_time: float | None = None
+
+    def __post_init__(self):
+        self.route = Route(self.manifest.name, self.port)
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def state(self) -> str:
+        return self.route.state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        self.route.state = value
+
+    def spawn(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            log.write(f"\n--- lscloud: starting {self.name} on 127.0.0.1:{self.port} at "
+                      f"{time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(run_function_argv(self.manifest.root), env=self.env, stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                                         cwd=str(self.manifest.root))
+        self.create_time = _create_time(self.proc.pid)
+        self.spawned_at = time.monotonic()
+        self.ready_at = None
+        self.warned_slow = False
+        self.state = "starting"
+
+    def ready(self, client: httpx.Client) -> bool:
+        try:
+            return client.get(f"http://127.0.0.1:{self.port}/health/readiness", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+# -- the supervisor -------------------------------------------------------------------------------
+
+class Supervisor:
+    """Starts, watches and stops one local cloud. ``run()`` blocks until SIGINT/SIGTERM."""
+
+    def __init__(self, options: UpOptions, out: TextIO | None = None):
+        self.o = options
+        self.out = out or sys.stdout
+        self.state_dir = options.state_dir.resolve()
+        self.settings: config.Settings | None = None
+        self.nats: NatsServer | None = None
+        self.weed: WeedMini | None = None
+        self.functions: dict[str, FunctionProcess] = {}
+        self.dispatcher = None
+        self.gateway: GatewayServer | None = None
+        self.gateway_port: int | None = None
+        self._lock_file = None
+        self._stop = threading.Event()
+        self._raise_on_signal = True
+        self._stopping = False
+        self._state = "starting"
+        self._http = httpx.Client(trust_env=False)
+
+    # -- output --
+
+    def say(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+    # -- signals --
+
+    def _on_signal(self, signum, frame) -> None:
+        if self._stopping or self._stop.is_set():
+            return
+        self._stop.set()
+        self.say(f"… {signal.Signals(signum).name} received: stopping")
+        if self._raise_on_signal:
+            raise _Stop()
+
+    # -- state dir --
+
+    def _lock(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        f = open(self.state_dir / "up.pid", "a+")
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            owner = (read_json(self.state_dir / "up.pid") or {}).get("pid", "?")
+            f.close()
+            raise StateDirBusy(f"another `lscloud up` (pid {owner}) is running with state dir {self.state_dir}; "
+                               "stop it (Ctrl-C) or choose another --state-dir") from None
+        f.seek(0)
+        f.truncate()
+        f.write(json.dumps({"pid": os.getpid(), "create_time": _create_time(os.getpid())}))
+        f.flush()
+        self._lock_file = f
+
+    def _unlock(self) -> None:
+        if self._lock_file is not None:
+            try:
+                self._lock_file.truncate(0)
+            except OSError:
+                pass
+            self._lock_file.close()  # releases the flock
+            self._lock_file = None
+
+    def _reap_leftovers(self) -> None:
+        """Stop children a previous supervisor left behind when it was killed outright."""
+        previous = read_json(self.state_dir / "cloud.json")
+        if not previous:
+            return
+        found = 0
+        for proc in previous.get("processes", []):
+            if process_alive(proc.get("pid"), proc.get("create_time")):
+                kill_group(proc["pid"], signal.SIGKILL)
+                found += 1
+        if found:
+            self.say(f"… stopped {found} process(es) left running by a previous `lscloud up`")
+
+    def _ports(self, names: list[str]) -> dict:
+        """Ports from ports.json when still free, else fresh ones (then recorded)."""
+        path = self.state_dir / "ports.json"
+        saved = read_json(path) or {}
+        taken: set[int] = set()
+
+        def pick(value) -> int:
+            if isinstance(value, int) and value not in taken and port_free(value):
+                taken.add(value)
+                return value
+            while True:
+                p = free_port()
+                if p not in taken:
+                    taken.add(p)
+                    return p
+
+        ports = {
+            "nats": pick(saved.get("nats")), "nats_monitor": pick(saved.get("nats_monitor")),
+            "s3": pick(saved.get("s3")),
+            "weed": {k: pick((saved.get("weed") or {}).get(k)) for k in _WEED_PORT_NAMES},
+        }
+        old_functions = dict(saved.get("functions") or {})
+        ports["functions"] = {**old_functions, **{n: pick(old_functions.get(n)) for n in names}}
+        write_json(path, ports)
+        return ports
+
+    def write_state(self) -> None:
+        s = self.settings
+        gw = f"http://{self.o.host}:{self.gateway_port}" if self.gateway_port else None
+        processes = []
+        if self.nats and self.nats.pid:
+            processes.append({"role": "nats", "pid": self.nats.pid, "create_time": getattr(self.nats, "_ct", None)})
+        if self.weed and self.weed.pid:
+            processes.append({"role": "weed", "pid": self.weed.pid, "create_time": getattr(self.weed, "_ct", None)})
+        for fp in self.functions.values():
+            if fp.proc is not None:
+                processes.append({"role": f"function:{fp.name}", "pid": fp.proc.pid, "create_time": fp.create_time})
+        data = {
+            "state": self._state,
+            "pid": os.getpid(), "create_time": _create_time(os.getpid()),
+            "state_dir": str(self.state_dir),
+            "gateway": {"url": gw, "host": self.o.host, "port": self.gateway_port},
+            "nats": {"url": s.nats_url if s else None, "external": bool(self.o.nats_url)},
+            "s3": {"endpoint": s.s3_endpoint if s else None, "access_key": s.s3_access_key if s else None,
+                   "bucket": s.bucket if s else None, "external": bool(self.o.s3_endpoint)},
+            "stream": s.stream if s else None,
+            "trace_file": s.trace_file if s else None,
+            "functions": {
+                fp.name: {"port": fp.port, "pid": fp.proc.pid if fp.proc else None, "state": fp.state,
+                          "url": f"{gw}/{fp.name}/" if gw else None, "direct_url": f"http://127.0.0.1:{fp.port}",
+                          "dir": str(fp.manifest.root), "log": str(fp.log_path), "restarts": fp.restarts,
+                          "last_exit_code": fp.last_exit_code,
+                          "subscriptions": [sub.type for sub in fp.manifest.subscriptions]}
+                for fp in self.functions.values()},
+            "processes": processes,
+        }
+        write_json(self.state_dir / "cloud.json", data)
+
+    # -- start --
+
+    def run(self) -> int:
+        """Start everything, watch until asked to stop, stop everything. Returns an exit code."""
+        old_int = signal.signal(signal.SIGINT, self._on_signal)
+        old_term = signal.signal(signal.SIGTERM, self._on_signal)
+        try:
+            self._lock()
+            try:
+                self._start()
+                self._raise_on_signal = False
+                if not self._stop.is_set():
+                    self._watch()
+            except _Stop:
+                pass
+            finally:
+                self._raise_on_signal = False
+                self._stopping = True
+                self._shutdown()
+            return 0
+        finally:
+            self._unlock()
+            self._http.close()
+            signal.signal(signal.SIGINT, old_int)
+            signal.signal(signal.SIGTERM, old_term)
+
+    def _start(self) -> None:
+        o = self.o
+        started = time.monotonic()
+        self.say(f"Lạng Sơn Cloud — local, state in {self.state_dir}")
+        try:
+            found = manifests.discover(o.functions_dirs)
+        except manifests.ManifestError as exc:
+            raise UpError(str(exc)) from None
+        if o.only:
+            missing = sorted(set(o.only) - {m.name for m in found})
+            if missing:
+                raise UpError(f"no function named {', '.join(missing)} in {', '.join(map(str, o.functions_dirs))}")
+            found = [m for m in found if m.name in o.only]
+        if not found:
+            self.say(f"! no functions found in {', '.join(map(str, o.functions_dirs))} (folders with func.yaml)")
+        self._reap_leftovers()
+        gateway_port = o.port or free_port(o.host)
+        if not port_free(gateway_port, o.host):
+            raise UpError(f"port {gateway_port} on {o.host} is in use; choose another with --port")
+        ports = self._ports([m.name for m in found])
+
+        # servers
+        if o.nats_url:
+            nats_url = o.nats_url
+            self.say(f"✓ NATS         {nats_url} (external)")
+        else:
+            self.nats = NatsServer(data_dir=self.state_dir / "nats", port=ports["nats"],
+                                   monitor_port=ports["nats_monitor"])
+            self.nats.start()
+            self.nats._ct = _create_time(self.nats.pid)
+            nats_url = self.nats.url
+            self.say(f"✓ nats-server  {nats_url} (JetStream, data in {self.nats.data_dir})")
+        if o.s3_endpoint:
+            s3 = (o.s3_endpoint, o.s3_access_key or "", o.s3_secret_key or "")
+            if not (s3[1] and s3[2]):
+                raise UpError("--s3-endpoint needs --s3-access-key and --s3-secret-key")
+            self.say(f"✓ S3           {o.s3_endpoint} (external)")
+        else:
+            self.weed = WeedMini(data_dir=self.state_dir / "weed", s3_port=ports["s3"], ports=ports["weed"])
+            self.weed.start()
+            self.weed._ct = _create_time(self.weed.pid)
+            s3 = (self.weed.endpoint, self.weed.access_key, self.weed.secret_key)
+            self.say(f"✓ weed mini    {self.weed.endpoint} (S3, data in {self.weed.data_dir})")
+
+        try:
+            base = config.load(dict(os.environ))
+        except config.ConfigError as exc:
+            raise UpError(str(exc)) from None
+        self.settings = base.replace(s3_endpoint=s3[0].rstrip("/"), s3_access_key=s3[1], s3_secret_key=s3[2],
+                                     nats_url=nats_url, env="local", state_dir=str(self.state_dir),
+                                     trace_file=str(self.state_dir / "traces.jsonl"))
+        self.write_state()
+
+        from ..store.objects import ObjectStore
+
+        ObjectStore.from_settings(self.settings).ensure_bucket(self.settings.bucket)
+        self.say(f"✓ bucket       {self.settings.bucket}")
+        self._ensure_stream()
+        self._dev_keys()
+        self._setup_telemetry()
+
+        # functions: seed hooks first (they write reference data the functions read), then the processes
+        for m in found:
+            self.functions[m.name] = FunctionProcess(
+                manifest=m, port=ports["functions"][m.name], env=function_env(m, self.settings, ports["functions"][m.name]),
+                log_path=self.state_dir / "logs" / f"{m.name}.log")
+        for fp in self.functions.values():
+            if fp.manifest.seed_module:
+                self.seed_one(fp)
+        for fp in self.functions.values():
+            fp.spawn()
+        self.write_state()
+        self.say(f"… starting {len(self.functions)} function(s)")
+        self._raise_on_signal = False  # from here on every wait is our own loop, which checks the flag
+        deadline = time.monotonic() + o.ready_timeout_s
+        while not self._stop.is_set():
+            self._check_functions()
+            # settled: every function is ready or has crashed once (it keeps restarting in the background)
+            if all(fp.state == "ready" or fp.crashes_in_row for fp in self.functions.values()):
+                break
+            if time.monotonic() > deadline:
+                late = [fp.name for fp in self.functions.values() if fp.state != "ready"]
+                self.say(f"! not ready after {o.ready_timeout_s:.0f}s: {', '.join(late)} (still watching; see logs)")
+                break
+            self._stop.wait(0.1)
+        if self._stop.is_set():
+            return
+
+        self._start_dispatcher()
+        self.gateway = GatewayServer(Gateway(self.routes), o.host, gateway_port)
+        try:
+            self.gateway.start()
+        except RuntimeError as exc:
+            raise UpError(str(exc)) from None
+        self.gateway_port = gateway_port
+        self._state = "ready"
+        self.write_state()
+        self._summary(time.monotonic() - started)
+
+    def routes(self) -> dict[str, Route]:
+        return {name: fp.route for name, fp in self.functions.items()}
+
+    def _ensure_stream(self) -> None:
+        try:
+            from ..bus import SyncBus
+        except ImportError as exc:
+            self.say(f"! stream not created: lscloud.bus is not available ({exc})")
+            return
+        bus = SyncBus(self.settings)
+        bus.start()
+        try:
+            bus.ensure_stream()
+        finally:
+            bus.close()
+        self.say(f"✓ stream       {self.settings.stream} (lscloud.>)")
+
+    def _dev_keys(self) -> None:
+        try:
+            from ..auth import dev_keys
+        except ImportError as exc:
+            self.say(f"! no dev signing keys: lscloud.auth is not available ({exc})")
+            return
+        _, public_pem = dev_keys(self.state_dir)
+        if isinstance(public_pem, bytes):
+            public_pem = public_pem.decode()
+        self.settings = self.settings.replace(jwt_public_key=public_pem)
+        self.say(f"✓ dev keys     {self.state_dir} (tokens: lscloud token --role ROLE)")
+
+    def _setup_telemetry(self) -> None:
+        try:
+            from .. import telemetry
+        except ImportError:
+            return
+        try:
+            telemetry.setup(self.settings.replace(service="gateway"))
+        except Exception as exc:  # noqa: BLE001 - the cloud runs without gateway spans
+            self.say(f"! gateway tracing off: {exc}")
+
+    def seed_one(self, fp: FunctionProcess, force: bool = False) -> dict | None:
+        """Run a function's seed hook in a child process with the function's environment."""
+        result = run_seed(fp.manifest, fp.env, force=force)
+        if "error" in result:
+            self.say(f"✗ seed {fp.name}: {result['error']}")
+        elif result.get("seeded"):
+            self.say(f"✓ seeded       {fp.name} ({result.get('took_ms')} ms: {_short(result.get('result'))})")
+        else:
+            self.say(f"✓ seed         {fp.name}: data already loaded")
+        return result
+
+    def _start_dispatcher(self) -> None:
+        subs = [(fp, s) for fp in self.functions.values() for s in fp.manifest.subscriptions]
+        if not subs:
+            return
+        try:
+            from .dispatcher import Dispatcher, Subscription
+        except ImportError as exc:
+            raise UpError(f"functions subscribe to events but the dispatcher is not available: {exc}") from None
+        self.dispatcher = Dispatcher(self.settings, [
+            Subscription(function=fp.name, name=s.name, types=[s.type], url=f"http://127.0.0.1:{fp.port}/events")
+            for fp, s in subs])
+        self.dispatcher.start()
+        self.say(f"✓ dispatcher   {len(subs)} subscription(s): " + ", ".join(f"{s.type} → {fp.name}" for fp, s in subs))
+
+    def _summary(self, took: float) -> None:
+        gw = f"http://{self.o.host}:{self.gateway_port}"
+        width = max([len(n) for n in self.functions] + [8])
+        self.say(f"\nReady in {took:.1f}s — gateway {gw}/  (docs {gw}/docs)")
+        self.say(f"  {'function'.ljust(width)}  {'url'.ljust(len(gw) + width + 3)}  direct")
+        for fp in self.functions.values():
+            self.say(f"  {fp.name.ljust(width)}  {(gw + '/' + fp.name + '/').ljust(len(gw) + width + 3)}  "
+                     f"http://127.0.0.1:{fp.port}  [{fp.state}]")
+        self.say(f"  NATS {self.settings.nats_url}   S3 {self.settings.s3_endpoint} (bucket {self.settings.bucket})")
+        self.say("Ctrl-C stops everything.\n")
+
+    # -- watch --
+
+    def _check_functions(self) -> None:
+        now = time.monotonic()
+        changed = False
+        for fp in self.functions.values():
+            if fp.state in ("starting", "ready") and fp.proc is not None:
+                code = fp.proc.poll()
+                if code is not None:
+                    kill_group(fp.proc.pid, signal.SIGKILL)  # anything it left in its group
+                    fp.last_exit_code = code
+                    fp.crashes_in_row += 1
+                    delay = min(BACKOFF_MAX_S, BACKOFF_START_S * 2 ** (fp.crashes_in_row - 1))
+                    fp.state = "restarting"
+                    fp.restart_at = now + delay
+                    self.say(f"✗ {fp.name} (pid {fp.proc.pid}) exited with {exit_description(code)}; "
+                             f"restarting in {delay:.1f}s (restart #{fp.restarts + 1})")
+                    tail = fp.log_tail(8)
+                    if tail and code > 0:
+                        self.say("    " + tail.replace("\n", "\n    "))
+                    changed = True
+                    continue
+            if fp.state == "starting":
+                if fp.ready(self._http):
+                    fp.state = "ready"
+                    fp.ready_at = now
+                    self.say(f"✓ {fp.name.ljust(12)} ready on 127.0.0.1:{fp.port} (pid {fp.proc.pid}, "
+                             f"{(now - fp.spawned_at) * 1000:.0f} ms)")
+                    changed = True
+                elif not fp.warned_slow and now - fp.spawned_at > 30:
+                    fp.warned_slow = True
+                    self.say(f"! {fp.name} not ready after 30s; log: {fp.log_path}")
+            elif fp.state == "ready":
+                if fp.crashes_in_row and fp.ready_at and now - fp.ready_at > HEALTHY_RESETS_BACKOFF_S:
+                    fp.crashes_in_row = 0
+            elif fp.state == "restarting" and now >= fp.restart_at and not self._stop.is_set():
+                fp.restarts += 1
+                fp.spawn()
+                changed = True
+        if changed:
+            self.write_state()
+
+    def _check_servers(self) -> None:
+        for server, label in ((self.nats, "nats-server"), (self.weed, "weed mini")):
+            if server is not None and server.proc is not None and server.proc.poll() is not None:
+                code = server.proc.returncode
+                self.say(f"✗ {label} exited with {exit_description(code)}; restarting")
+                server.stop()
+                try:
+                    server.start()
+                    server._ct = _create_time(server.pid)
+                    self.say(f"✓ {label} restarted (pid {server.pid})")
+                except ServerError as exc:
+                    self.say(f"✗ {label} could not restart: {exc}")
+                self.write_state()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.25):
+            self._check_functions()
+            self._check_servers()
+
+    # -- stop --
+
+    def _shutdown(self) -> None:
+        self._state = "stopping"
+        if self.settings is not None:
+            self.write_state()
+        if self.gateway is not None:
+            self.gateway.stop()
+            self.say("✓ gateway stopped")
+        if self.dispatcher is not None:
+            try:
+                self.dispatcher.stop()
+            except Exception as exc:  # noqa: BLE001 - keep stopping the rest
+                self.say(f"! dispatcher stop: {exc}")
+            self.say("✓ dispatcher stopped")
+        running = [fp for fp in self.functions.values() if fp.proc is not None and fp.proc.poll() is None]
+        for fp in running:
+            kill_group(fp.proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for fp in running:
+            try:
+                fp.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.say(f"! {fp.name} did not stop in {STOP_TIMEOUT_S:.0f}s: killing it")
+        for fp in self.functions.values():
+            if fp.proc is not None:
+                kill_group(fp.proc.pid, signal.SIGKILL)  # the group: a function's own children too
+                try:
+                    fp.proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    pass
+            fp.state = "stopped"
+        if running:
+            self.say(f"✓ {len(running)} function(s) stopped")
+        for server, label in ((self.weed, "weed mini"), (self.nats, "nats-server")):
+            if server is not None:
+                server.stop()
+                self.say(f"✓ {label} stopped")
+        self._state = "stopped"
+        if self.settings is not None:
+            self.write_state()
+        self.say("Stopped.")
+
+
+def _short(value, limit: int = 80) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def run_seed(m: manifests.Manifest, env: dict[str, str], *, force: bool = False, timeout_s: float = 600) -> dict:
+    """Run ``m``'s seed hook in a child (own session, killed on timeout); returns its report."""
+    argv = run_function_argv(m.root, "--seed", *(["--force"] if force else []))
+    try:
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout_s,
+                              start_new_session=True, cwd=str(m.root), stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return {"function": m.name, "error": f"seed did not finish within {timeout_s:.0f}s"}
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-10:])
+        return {"function": m.name, "error": f"exited with {exit_description(done.returncode)}\n{tail}"}
+    return json.loads(lines[-1])
+
+
+def up(options: UpOptions, out: TextIO | None = None) -> int:
+    """Run the local cloud until SIGINT/SIGTERM (the `lscloud up` command)."""
+    return Supervisor(options, out).run()
