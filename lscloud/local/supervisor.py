@@ -297,13 +297,20 @@ class Supervisor:
         previous = read_json(self.state_dir / "cloud.json")
         if not previous:
             return
-        found = 0
+        import psutil
+
+        found = []
         for proc in previous.get("processes", []):
             if process_alive(proc.get("pid"), proc.get("create_time")):
+                try:
+                    found.append(psutil.Process(proc["pid"]))
+                except psutil.Error:
+                    continue
                 kill_group(proc["pid"], signal.SIGKILL)
-                found += 1
         if found:
-            self.say(f"… stopped {found} process(es) left running by a previous `lscloud up`")
+            # wait until they are gone: they hold the ports and data dirs this run reuses
+            psutil.wait_procs(found, timeout=10)
+            self.say(f"… stopped {len(found)} process(es) left running by a previous `lscloud up`")
 
     def _ports(self, names: list[str]) -> dict:
         """Ports from ports.json when still free, else fresh ones (then recorded)."""
