@@ -20,6 +20,7 @@ import html
 import json
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable
 
 import httpx
@@ -208,7 +209,9 @@ class Gateway:
                 504, "gateway-timeout", "Function timed out", f"{route.name} did not answer in time.",
                 "Hàm phản hồi quá thời gian", f"Hàm {route.name} không phản hồi kịp thời."))
         try:
-            out_headers = [(k.lower(), v) for k, v in response.headers.raw if k.lower() not in _HOP]
+            # the gateway's server writes its own date/server headers
+            out_headers = [(k.lower(), v) for k, v in response.headers.raw
+                           if k.lower() not in _HOP and k.lower() not in (b"date", b"server")]
             if span is not None:
                 span.set_attribute("http.response.status_code", response.status_code)
                 if response.status_code >= 500:
@@ -260,13 +263,12 @@ class Gateway:
         await _send(send, 200, [(b"content-type", b"application/json")], body)
 
     async def _docs(self, send) -> None:
-        items = "".join(
-            f"<li><a href='/{html.escape(n)}/openapi.json'>{html.escape(n)}</a> — "
-            f"<code>/{html.escape(n)}/</code></li>" for n in sorted(self.routes()))
-        page = _page("Lạng Sơn Cloud — API documents",
-                     "<p>OpenAPI documents of the functions running in this local cloud "
-                     "(Tài liệu OpenAPI của các hàm đang chạy):</p>" f"<ul>{items}</ul>")
+        names = json.dumps(sorted(self.routes())).replace("</", "<\\/")
+        page = _DOCS_PAGE.replace("__FUNCTIONS__", names).encode()
         await _send(send, 200, [(b"content-type", b"text/html; charset=utf-8")], page)
+
+
+_DOCS_PAGE = (Path(__file__).with_name("docs.html")).read_text(encoding="utf-8")
 
 
 def _page(title: str, content: str) -> bytes:
