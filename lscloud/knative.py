@@ -3,7 +3,8 @@
 ``new = function(create_app, events={...})`` in ``function/func.py``; the object ``new()``
 returns has ``async handle(scope, receive, send)`` (ASGI, Flask bridged with a2wsgi), and the
 sync ``start(cfg)`` / ``stop()`` / ``alive()`` / ``ready()`` hooks. ``ready()`` really asks the
-object store and NATS. Events from Knative Eventing arrive at ``POST /events``.
+dependencies the function declares it needs (``needs=``: the object store, NATS). Events from
+Knative Eventing arrive at ``POST /events``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ log = logging.getLogger("lscloud.knative")
 
 EventHandler = Callable[[dict], Any]
 
+DEPENDENCIES = ("s3", "nats")
+"""What ``needs=`` may name: ``"s3"`` the object store (and the bucket), ``"nats"`` the bus."""
+
 
 def _terminated(wsgi_app):
     """The ASGI server ends the request body, so Werkzeug may read bodies without a
@@ -49,9 +53,11 @@ def _terminated(wsgi_app):
 class Function:
     """One Knative function instance: a Flask app behind ASGI, plus lifecycle hooks."""
 
-    def __init__(self, app_factory: Callable[..., Flask], events: Mapping[str, EventHandler] | None = None):
+    def __init__(self, app_factory: Callable[..., Flask], events: Mapping[str, EventHandler] | None = None,
+                 needs: tuple[str, ...] = DEPENDENCIES):
         self.app_factory = app_factory
         self.events = dict(events or {})
+        self.needs = _check_needs(needs)
         self.settings: config.Settings | None = None
         self.app: Flask | None = None
         self._runtime: runtime.Runtime | None = None
@@ -117,17 +123,20 @@ class Function:
         return True, "OK" if self.app is not None else "starting"
 
     def ready(self) -> tuple[bool, str]:
-        """True only when the object store has our bucket and NATS answers."""
+        """True only when every dependency in ``needs`` answers: for ``"s3"`` the object store
+        has our bucket, for ``"nats"`` NATS answers a ping. Others are not asked."""
         if self.app is None or self.settings is None:
             return False, "not started"
-        try:
-            self._probe.ping(self.settings.bucket)
-        except Exception as exc:  # noqa: BLE001 - reported, not raised
-            return False, f"object store not ready: {getattr(exc, 'cause', exc.__class__.__name__)}"
-        try:
-            _ping_nats(self._runtime, self.settings)
-        except Exception as exc:  # noqa: BLE001
-            return False, f"nats not ready: {exc.__class__.__name__}"
+        if "s3" in self.needs:
+            try:
+                self._probe.ping(self.settings.bucket)
+            except Exception as exc:  # noqa: BLE001 - reported, not raised
+                return False, f"object store not ready: {getattr(exc, 'cause', exc.__class__.__name__)}"
+        if "nats" in self.needs:
+            try:
+                _ping_nats(self._runtime, self.settings)
+            except Exception as exc:  # noqa: BLE001
+                return False, f"nats not ready: {exc.__class__.__name__}"
         return True, "OK"
 
     # -- requests --------------------------------------------------------------------------------
@@ -220,15 +229,35 @@ def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
     app.add_url_rule("/events", "lscloud_events", allow(EVENTING)(receive_event), methods=["POST"])
 
 
-def function(app_factory: Callable[..., Flask], *, events: Mapping[str, EventHandler] | None = None) -> Callable[[], Function]:
+def _check_needs(needs) -> tuple[str, ...]:
+    if isinstance(needs, str):
+        raise TypeError(f"needs must be a tuple of names, e.g. ({needs!r},)")
+    needs = tuple(needs)
+    unknown = [n for n in needs if n not in DEPENDENCIES]
+    if unknown:
+        raise ValueError(f"unknown dependencies {unknown}: needs may name {', '.join(DEPENDENCIES)}")
+    return needs
+
+
+def function(app_factory: Callable[..., Flask], *, events: Mapping[str, EventHandler] | None = None,
+             needs: tuple[str, ...] = DEPENDENCIES) -> Callable[[], Function]:
     """The ``new`` a function package exports: ``new = knative.function(create_app, events={...})``.
 
     ``app_factory`` is called with the Settings (if it takes an argument) when Knative starts
     the instance; ``events`` maps CloudEvent types to ``handler(event_dict)``.
+
+    ``needs`` names the dependencies ``ready()`` waits for, from :data:`DEPENDENCIES`. The
+    default is both, ``("s3", "nats")``: right for any function that handles events or publishes.
+    A function that never touches the bus says so, ``needs=("s3",)`` (the directory), and stays
+    ready while NATS is down; it must then not publish. ``needs=()`` is ready once started
+    (not allowed with ``events``: ``/events`` keeps its dedupe records in the object store).
     """
+    needs = _check_needs(needs)
+    if events and "s3" not in needs:
+        raise ValueError("a function with events needs 's3': /events keeps its dedupe records there")
 
     def new() -> Function:
-        return Function(app_factory, events)
+        return Function(app_factory, events, needs)
 
     new.__name__ = "new"  # func-python's serve() dispatches on the name
     new.__qualname__ = "new"

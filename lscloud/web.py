@@ -9,7 +9,9 @@
 - refuses non-JSON bodies with 415 unless a view is marked :func:`raw_body`;
 - validates bodies against JSON Schema files (:func:`validate_body`), reporting every error
   with a JSON pointer;
-- serves ``GET /openapi.json`` (OpenAPI 3.1) built from its routes and their declarations;
+- serves ``GET /openapi.json`` (OpenAPI 3.1) built from its routes and their declarations:
+  ``@allow`` (security), :func:`validate_body` (request body), :func:`responds` (the success
+  answer: schema, headers, extra statuses) and :func:`query_params`;
 - refuses to serve if any route lacks an :func:`lscloud.auth.allow` declaration
   (:func:`check_access`, run on the first request and by :mod:`lscloud.knative` at start).
 """
@@ -17,6 +19,7 @@
 from __future__ import annotations
 
 import functools
+import http
 import io
 import json
 import logging
@@ -24,7 +27,7 @@ import posixpath
 import re
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Mapping
 
 from flask import Flask, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
@@ -33,7 +36,7 @@ from . import auth
 from .problems import MEDIA_TYPE, PROBLEM_SCHEMA, Problem, current_trace_id, problem_response
 
 __all__ = ["create_app", "Problem", "problem_response", "validate_body", "raw_body", "body_limit", "json_body",
-           "check_access", "app_state", "AccessError", "build_openapi"]
+           "check_access", "app_state", "AccessError", "build_openapi", "responds", "query_params", "PAGE_SCHEMA"]
 
 log = logging.getLogger("lscloud.web")
 
@@ -243,6 +246,106 @@ def body_limit(max_bytes: int) -> Callable:
     return decorate
 
 
+# --- OpenAPI declarations -----------------------------------------------------------------------
+
+PAGE_SCHEMA: dict[str, Any] = {
+    "title": "Page",
+    "description": "One page of a list. Pass next_page_token back as page_token (with the same filters) "
+                   "for the next page; null on the last page.",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["items", "total", "next_page_token"],
+    "properties": {
+        "items": {"type": "array"},
+        "total": {"type": "integer", "minimum": 0, "description": "Items matching the filters, over all pages."},
+        "next_page_token": {"type": ["string", "null"]},
+    },
+}
+"""The runtime's list envelope ``{"items": [...], "total": n, "next_page_token": str | null}``;
+``components/schemas/Page`` in every OpenAPI document that has a ``@responds(..., page=True)``."""
+
+
+def _declare_once(view, attr: str, value, decorator: str):
+    if getattr(view, attr, None) is not None:
+        raise TypeError(f"{getattr(view, '__name__', view)!r} already has a @{decorator} declaration; use exactly one")
+    setattr(view, attr, value)
+    return view
+
+
+def responds(schema: str | None, *, status: int = 200, page: bool = False, description: str | None = None,
+             headers: Mapping[str, str] | None = None,
+             also: Mapping[int, str] | Iterable[int] = ()) -> Callable:
+    """Document a view's success answer in ``/openapi.json`` (documentation: answers are not validated).
+
+    - ``schema``: a file under ``schemas_dir`` (``"directory/unit.json"``), published under
+      ``components/schemas`` with the same name as request schemas (``directory.unit``);
+      ``None`` for an answer without a body (``204``).
+    - ``status``: the success status (``200``, ``201``, ``202`` …).
+    - ``page``: the body is the runtime's page envelope (:data:`PAGE_SCHEMA`) whose ``items``
+      are ``schema``.
+    - ``headers``: response headers sent with the answer, ``{"ETag": "what it is", ...}``.
+    - ``also``: other bodiless statuses the view answers, ``{304: "Not modified"}`` (or just
+      ``(304,)`` for the standard phrase). Errors need nothing here: every operation already
+      documents ``default`` as ``application/problem+json``.
+
+    One ``@responds`` per view; the schema's existence is checked at start (:func:`check_access`).
+    Example::
+
+        @app.get("/v1/units")
+        @allow("public")
+        @responds("directory/unit.json", page=True, headers={"ETag": "Strong validator"}, also={304: "Not modified"})
+        @query_params(("q", "Search names"), ("limit", "Page size", {"type": "integer"}))
+        def list_units(): ...
+    """
+    if page and schema is None:
+        raise TypeError("responds(page=True) needs the item schema")
+    if not 100 <= int(status) <= 599:
+        raise ValueError(f"bad status {status!r}")
+    extra = dict(also) if isinstance(also, Mapping) else {int(code): "" for code in also}
+    if status in extra:
+        raise ValueError(f"status {status} is both the answer and in also=")
+    declared = {
+        "schema": schema, "status": int(status), "page": bool(page),
+        "description": description or http.HTTPStatus(int(status)).phrase,
+        "headers": dict(headers or {}),
+        "also": {int(code): (text or http.HTTPStatus(int(code)).phrase) for code, text in extra.items()},
+    }
+
+    def decorate(view):
+        return _declare_once(view, "__lscloud_response__", declared, "responds")
+
+    return decorate
+
+
+def query_params(*params: tuple[str, str] | tuple[str, str, Mapping[str, Any]]) -> Callable:
+    """Document a view's query parameters in ``/openapi.json`` (documentation only).
+
+    Each parameter is ``(name, description)`` or ``(name, description, json_schema)``; the
+    schema defaults to ``{"type": "string"}``. Every query parameter is optional: a view that
+    requires one answers a 400 problem when it is missing. One ``@query_params`` per view::
+
+        @query_params(("q", "Search names"), ("limit", "Page size, 1 to 100", {"type": "integer"}))
+    """
+    out, seen = [], set()
+    for p in params:
+        if not isinstance(p, tuple) or len(p) not in (2, 3) or not isinstance(p[0], str) or not p[0]:
+            raise TypeError(f"query parameter {p!r}: expected (name, description[, schema])")
+        if p[0] in seen:
+            raise ValueError(f"query parameter {p[0]!r} declared twice")
+        seen.add(p[0])
+        param = {"name": p[0], "in": "query", "required": False}
+        if p[1]:
+            param["description"] = p[1]
+        param["schema"] = dict(p[2]) if len(p) == 3 else {"type": "string"}
+        out.append(param)
+    declared = tuple(out)
+
+    def decorate(view):
+        return _declare_once(view, "__lscloud_query_params__", declared, "query_params")
+
+    return decorate
+
+
 # --- access check -------------------------------------------------------------------------------
 
 
@@ -258,10 +361,14 @@ def check_access(app: Flask) -> None:
     if missing:
         raise AccessError("routes without an @allow declaration: " + ", ".join(sorted(missing)))
     state = app_state(app)
-    if state.schemas_dir is not None:
-        for rule in app.url_map.iter_rules():
-            name = getattr(app.view_functions.get(rule.endpoint), "__lscloud_body_schema__", None)
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions.get(rule.endpoint)
+        response = getattr(view, "__lscloud_response__", None)
+        for name in (getattr(view, "__lscloud_body_schema__", None), response and response["schema"]):
             if name:
+                if state.schemas_dir is None:
+                    raise RuntimeError(f"{rule.rule} ({rule.endpoint}) names schema {name!r} "
+                                       f"but app {state.name!r} has no schemas_dir")
                 state.schemas.validator(name)  # a missing or broken schema stops the start, not a request
     state.access_checked = True
 
@@ -412,8 +519,38 @@ def _rewrite_refs(node: Any, here: str, state: AppState, wanted: set[str]) -> An
     return node
 
 
+def _ref(file: str) -> dict:
+    return {"$ref": "#/components/schemas/" + _component_name(file)}
+
+
+def _responses(declared: dict | None, wanted: set[str]) -> dict:
+    """The operation's ``responses``: the ``@responds`` declaration (else a bare ``2XX``) and the
+    runtime's problem+json ``default``."""
+    problem = {"description": "Problem details (RFC 9457)",
+               "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    if declared is None:
+        return {"2XX": {"description": "Success"}, "default": problem}
+    answer: dict[str, Any] = {"description": declared["description"]}
+    if declared["headers"]:
+        answer["headers"] = {name: ({"description": text} if text else {}) | {"schema": {"type": "string"}}
+                             for name, text in declared["headers"].items()}
+    if declared["schema"]:
+        wanted.add(declared["schema"])
+        schema = _ref(declared["schema"])
+        if declared["page"]:
+            schema = {"allOf": [{"$ref": "#/components/schemas/Page"},
+                                {"properties": {"items": {"type": "array", "items": schema}}}]}
+        answer["content"] = {"application/json": {"schema": schema}}
+    out = {str(declared["status"]): answer}
+    for code, text in sorted(declared["also"].items()):
+        out[str(code)] = {"description": text}
+    out["default"] = problem
+    return out
+
+
 def build_openapi(app: Flask) -> dict:
-    """An OpenAPI 3.1 document from the app's routes, ``@allow`` declarations and body schemas."""
+    """An OpenAPI 3.1 document from the app's routes and their declarations: ``@allow``,
+    :func:`validate_body`, :func:`responds`, :func:`query_params` and the path's own parameters."""
     state = app_state(app)
     info = {"title": state.openapi_info.get("title", f"lscloud {state.name}"),
             "version": state.openapi_info.get("version", "1.0.0")}
@@ -421,6 +558,7 @@ def build_openapi(app: Flask) -> dict:
         info["description"] = state.openapi_info["description"]
     paths: dict[str, dict] = {}
     wanted: set[str] = set()
+    page_used = False
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         if rule.endpoint == "static":
             continue
@@ -435,8 +573,9 @@ def build_openapi(app: Flask) -> dict:
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             op: dict[str, Any] = {"operationId": f"{rule.endpoint}_{method.lower()}".replace(".", "_"),
                                   "summary": summary}
-            if params:
-                op["parameters"] = params
+            parameters = params + [dict(q) for q in getattr(view, "__lscloud_query_params__", ())]
+            if parameters:
+                op["parameters"] = parameters
             if access is not None:
                 op["x-lscloud-access"] = access.as_dict()
                 if access.public or access.eventing:
@@ -447,15 +586,14 @@ def build_openapi(app: Flask) -> dict:
             schema = getattr(view, "__lscloud_body_schema__", None)
             if schema and method in _BODY_METHODS:
                 wanted.add(schema)
-                op["requestBody"] = {"required": True, "content": {"application/json": {
-                    "schema": {"$ref": "#/components/schemas/" + _component_name(schema)}}}}
-            op["responses"] = {
-                "2XX": {"description": "Success"},
-                "default": {"description": "Problem details (RFC 9457)",
-                            "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}},
-            }
+                op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(schema)}}}
+            declared = getattr(view, "__lscloud_response__", None)
+            op["responses"] = _responses(declared, wanted)
+            page_used = page_used or bool(declared and declared["page"])
             paths.setdefault(path, {})[method.lower()] = op
     components: dict[str, Any] = {"Problem": PROBLEM_SCHEMA}
+    if page_used:
+        components["Page"] = PAGE_SCHEMA
     done: set[str] = set()
     while wanted - done:
         name = sorted(wanted - done)[0]

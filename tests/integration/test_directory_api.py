@@ -254,3 +254,22 @@ def test_openapi_documents_routes_and_response_schemas(client):
     assert "directory.border-gate" in doc["components"]["schemas"]
     assert {p["name"] for p in paths["/v1/units"]["get"]["parameters"]} >= {"q", "type", "limit", "page_token"}
     assert paths["/v1/units"]["get"]["summary"].startswith("List the province")
+    # the runtime's @responds / @query_params: item schemas, the page envelope, caching, q
+    from openapi_spec_validator import validate
+
+    validate(doc)
+    comps = doc["components"]["schemas"]
+    assert comps["directory.unit"]["title"] == "Unit" and "$id" not in comps["directory.unit"]
+    assert comps["Page"]["required"] == ["items", "total", "next_page_token"]
+    unit = paths["/v1/units/{code}"]["get"]
+    assert unit["parameters"] == [{"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}]
+    assert unit["responses"]["200"]["content"]["application/json"]["schema"] == \
+        {"$ref": "#/components/schemas/directory.unit"}
+    assert set(unit["responses"]["200"]["headers"]) == {"ETag", "Cache-Control"}
+    assert set(unit["responses"]) == {"200", "304", "default"}
+    units = paths["/v1/units"]["get"]
+    page = units["responses"]["200"]["content"]["application/json"]["schema"]
+    assert page["allOf"][0] == {"$ref": "#/components/schemas/Page"}
+    assert page["allOf"][1]["properties"]["items"]["items"] == {"$ref": "#/components/schemas/directory.unit"}
+    q = next(p for p in units["parameters"] if p["name"] == "q")
+    assert q["in"] == "query" and q["required"] is False and "diacritics" in q["description"]

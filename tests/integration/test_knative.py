@@ -164,6 +164,53 @@ def test_ready_checks_the_real_servers(instance, module, settings):
         no_nats.stop()
 
 
+def test_ready_asks_only_what_the_function_needs(module, settings):
+    s3_only = knative.function(module.app.create_app, needs=("s3",))()
+    assert s3_only.needs == ("s3",) and module.new().needs == ("s3", "nats")
+    s3_only.start(settings.replace(nats_url="nats://127.0.0.1:9").env_vars())
+    try:
+        assert s3_only.ready() == (True, "OK")
+    finally:
+        s3_only.stop()
+
+    s3_down = knative.function(module.app.create_app, needs=("s3",))()
+    s3_down.start(settings.replace(s3_endpoint="http://127.0.0.1:9", nats_url="nats://127.0.0.1:9").env_vars())
+    try:
+        ok, message = s3_down.ready()
+        assert ok is False and "object store" in message
+    finally:
+        s3_down.stop()
+
+    nothing = knative.function(module.app.create_app, needs=())()
+    nothing.start(settings.replace(s3_endpoint="http://127.0.0.1:9", nats_url="nats://127.0.0.1:9").env_vars())
+    try:
+        assert nothing.ready() == (True, "OK")
+    finally:
+        nothing.stop()
+
+
+def test_needs_is_checked_when_declared(module):
+    with pytest.raises(ValueError, match="redis"):
+        knative.function(module.app.create_app, needs=("s3", "redis"))
+    with pytest.raises(TypeError):
+        knative.function(module.app.create_app, needs="s3")
+    with pytest.raises(ValueError, match="s3"):
+        knative.function(module.app.create_app, events={EVENT_TYPE: module.handlers.on_happened}, needs=("nats",))
+
+
+def test_directory_is_ready_without_nats(settings):
+    from pathlib import Path
+
+    directory = knative.load_function(Path(__file__).resolve().parents[2] / "functions" / "directory")
+    f = directory.new()
+    assert f.needs == ("s3",)
+    f.start(settings.replace(nats_url="nats://127.0.0.1:9").env_vars())
+    try:
+        assert f.ready() == (True, "OK")
+    finally:
+        f.stop()
+
+
 def test_func_python_health_endpoints_use_ready(instance):
     from func_python.http import ASGIApplication
 

@@ -12,7 +12,8 @@ from flask import g
 from lscloud.auth import allow
 from lscloud.config import Settings
 from lscloud.problems import TYPE_BASE, Problem
-from lscloud.web import AccessError, build_openapi, check_access, create_app, validate_body
+from lscloud.web import (PAGE_SCHEMA, AccessError, build_openapi, check_access, create_app, query_params,
+                         responds, validate_body)
 
 
 @pytest.fixture
@@ -260,3 +261,119 @@ def test_openapi_document_is_valid_3_1(app, client):
     assert comps["unit"]["properties"]["address"] == {"$ref": "#/components/schemas/common.address"}
     assert comps["unit"]["properties"]["tags"]["items"] == {"$ref": "#/components/schemas/unit/$defs/tag"}
     assert doc == build_openapi(app)
+
+
+def test_openapi_documents_responses_and_query_params(schemas):
+    from openapi_spec_validator import validate
+
+    app = create_app("directory", schemas_dir=schemas, settings=Settings())
+
+    @app.get("/v1/units")
+    @allow("public")
+    @responds("unit.json", page=True, headers={"ETag": "Strong validator"}, also={304: "Not modified"})
+    @query_params(("q", "Search names"), ("limit", "Page size", {"type": "integer", "minimum": 1}))
+    def list_units():
+        """List units."""
+        return {"items": [], "total": 0, "next_page_token": None}
+
+    @app.get("/v1/units/<int:number>")
+    @allow("public")
+    @responds("unit.json", also=(304,))
+    def get_unit(number):
+        """Read one unit."""
+        return {}
+
+    @app.post("/v1/units")
+    @allow("officer")
+    @validate_body("unit.json")
+    @responds("unit.json", status=201, headers={"Location": ""})
+    def create_unit():
+        """Create a unit."""
+        return g.body, 201
+
+    @app.delete("/v1/units/<code>")
+    @allow("officer")
+    @responds(None, status=204)
+    def delete_unit(code):
+        """Delete a unit."""
+        return "", 204
+
+    check_access(app)
+    assert app.test_client().get("/v1/units?q=x").get_json()["total"] == 0  # documentation only
+    doc = build_openapi(app)
+    validate(doc)
+    comps = doc["components"]["schemas"]
+    assert comps["Page"] == PAGE_SCHEMA and {"unit", "common.address", "Problem"} <= set(comps)
+
+    listing = doc["paths"]["/v1/units"]["get"]
+    assert [p["name"] for p in listing["parameters"]] == ["q", "limit"]
+    assert listing["parameters"][0] == {"name": "q", "in": "query", "required": False, "description": "Search names",
+                                        "schema": {"type": "string"}}
+    assert listing["parameters"][1]["schema"] == {"type": "integer", "minimum": 1}
+    assert list(listing["responses"]) == ["200", "304", "default"]
+    ok = listing["responses"]["200"]
+    assert ok["description"] == "OK"
+    assert ok["headers"] == {"ETag": {"description": "Strong validator", "schema": {"type": "string"}}}
+    assert ok["content"]["application/json"]["schema"] == {"allOf": [
+        {"$ref": "#/components/schemas/Page"},
+        {"properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/unit"}}}}]}
+    assert listing["responses"]["304"] == {"description": "Not modified"}
+    assert listing["responses"]["default"]["content"]["application/problem+json"]["schema"] == \
+        {"$ref": "#/components/schemas/Problem"}
+
+    item = doc["paths"]["/v1/units/{number}"]["get"]
+    assert item["parameters"] == [{"name": "number", "in": "path", "required": True, "schema": {"type": "integer"}}]
+    assert item["responses"]["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/unit"}
+    assert item["responses"]["304"] == {"description": "Not Modified"}
+
+    created = doc["paths"]["/v1/units"]["post"]["responses"]
+    assert list(created) == ["201", "default"] and created["201"]["description"] == "Created"
+    assert created["201"]["headers"] == {"Location": {"schema": {"type": "string"}}}
+    deleted = doc["paths"]["/v1/units/{code}"]["delete"]
+    assert deleted["parameters"][0]["name"] == "code"
+    assert deleted["responses"]["204"] == {"description": "No Content"}
+    # a route without @responds keeps the generic success answer
+    assert list(doc["paths"]["/openapi.json"]["get"]["responses"]) == ["2XX", "default"]
+
+
+def test_page_component_only_when_a_route_pages(app):
+    check_access(app)
+    assert "Page" not in build_openapi(app)["components"]["schemas"]
+
+
+def test_responds_and_query_params_are_checked(schemas):
+    with pytest.raises(TypeError, match="item schema"):
+        responds(None, page=True)
+    with pytest.raises(ValueError):
+        responds("unit.json", also={200: "again"})
+    with pytest.raises(TypeError):
+        query_params("q")
+    with pytest.raises(ValueError, match="twice"):
+        query_params(("q", "a"), ("q", "b"))
+    with pytest.raises(TypeError, match="exactly one"):
+        @responds("unit.json")
+        @responds("unit.json")
+        def twice():
+            pass
+
+    app = create_app("x", schemas_dir=schemas, settings=Settings())
+
+    @app.get("/v1/x")
+    @allow("public")
+    @responds("nope.json")
+    def x():
+        return {}
+
+    with pytest.raises(KeyError, match="nope.json"):
+        check_access(app)
+
+    bare = create_app("bare", settings=Settings())
+
+    @bare.get("/v1/y")
+    @allow("public")
+    @responds("unit.json")
+    def y():
+        return {}
+
+    with pytest.raises(RuntimeError, match="no schemas_dir"):
+        check_access(bare)

@@ -18,7 +18,7 @@ from flask import Flask, Response, request
 
 from lscloud.auth import allow
 from lscloud.store import DoesNotExist
-from lscloud.web import Problem, build_openapi, create_app as runtime_app
+from lscloud.web import Problem, create_app as runtime_app, query_params, responds
 
 from . import agencies, gates, post_offices, units
 from .models import Agency, BorderGate, DirectorySnapshot, PostOffice, Unit
@@ -38,27 +38,25 @@ class Kind:
     code_hint: str
     texts: Callable
     filters: tuple[Filter, ...]
-    schema: str
     noun: str
     noun_vi: str
 
 
 KINDS = {k.name: k for k in (
     Kind("units", Unit, units.valid_code, '"20" (the province) or a 5-digit ward code such as "06040"',
-         units.search_texts, units.filters(), "directory/unit.json", "unit", "đơn vị hành chính"),
+         units.search_texts, units.filters(), "unit", "đơn vị hành chính"),
     Kind("agencies", Agency, agencies.valid_code, "lowercase letters, digits and dashes, e.g. \"customs\"",
-         agencies.search_texts, agencies.filters(), "directory/agency.json", "agency", "cơ quan"),
+         agencies.search_texts, agencies.filters(), "agency", "cơ quan"),
     Kind("border-gates", BorderGate, gates.valid_code, "lowercase letters, digits and dashes, e.g. \"huu-nghi\"",
-         gates.search_texts, gates.filters(), "directory/border-gate.json", "border gate", "cửa khẩu"),
+         gates.search_texts, gates.filters(), "border gate", "cửa khẩu"),
     Kind("post-offices", PostOffice, post_offices.valid_code, '"bd-" and a unit code, e.g. "bd-06040"',
-         post_offices.search_texts, post_offices.filters(), "directory/post-office.json", "post office",
-         "điểm bưu điện"),
+         post_offices.search_texts, post_offices.filters(), "post office", "điểm bưu điện"),
 )}
 
 LIST_PARAMS = (("q", "Search names, ignoring case and Vietnamese diacritics (\"dong dang\" finds \"Đồng Đăng\")."),
-               ("limit", "Page size, 1 to 100 (default 50)."),
+               ("limit", "Page size, 1 to 100 (default 50).", {"type": "integer", "minimum": 1, "maximum": 100}),
                ("page_token", "The next_page_token of the previous page (same filters)."),
-               ("offset", "Start at this position instead of a page_token."))
+               ("offset", "Start at this position instead of a page_token.", {"type": "integer", "minimum": 0}))
 
 
 # -- the answers -----------------------------------------------------------------------------------
@@ -114,44 +112,17 @@ def _get(name: str, code: str) -> Response:
     return _cached_json(item.data)
 
 
-# -- OpenAPI: the runtime documents bodies and access; add what these routes answer -------------
+# -- OpenAPI: what these routes answer (the runtime builds /openapi.json from it) ----------------
 
-def _responds(kind: str, many: bool):
-    def mark(view):
-        view.__directory_response__ = (kind, many)
-        return view
-    return mark
+# every answer goes through _cached_json: ``@responds(..., **CACHED)``
+CACHED = {"headers": {"ETag": "Strong validator of the body: send it back in If-None-Match.",
+                      "Cache-Control": CACHE_CONTROL},
+          "also": {304: "Not modified (If-None-Match matched)"}}
 
 
-def _openapi(app: Flask) -> dict:
-    doc = build_openapi(app)
-    schemas = doc["components"]["schemas"]
-    for file in ["directory/page.json"] + [k.schema for k in KINDS.values()]:
-        component = file.removesuffix(".json").replace("/", ".")
-        raw = json.loads((SCHEMAS_DIR / file).read_text(encoding="utf-8"))
-        schemas[component] = {k: v for k, v in raw.items() if k not in ("$id", "$schema")}
-    for rule in app.url_map.iter_rules():
-        declared = getattr(app.view_functions[rule.endpoint], "__directory_response__", None)
-        if declared is None:
-            continue
-        kind = KINDS[declared[0]]
-        item_ref = {"$ref": "#/components/schemas/" + kind.schema.removesuffix(".json").replace("/", ".")}
-        schema = ({"allOf": [{"$ref": "#/components/schemas/directory.page"},
-                             {"properties": {"items": {"type": "array", "items": item_ref}}}]}
-                  if declared[1] else item_ref)
-        path = rule.rule.replace("<code>", "{code}")
-        op = doc["paths"][path]["get"]
-        op["responses"] = {"200": {"description": "OK", "headers": {
-            "ETag": {"schema": {"type": "string"}}, "Cache-Control": {"schema": {"type": "string"}}},
-            "content": {"application/json": {"schema": schema}}},
-            "304": {"description": "Not modified (If-None-Match matched)"}, **op["responses"]}
-        op["responses"].pop("2XX", None)
-        if declared[1]:
-            op["parameters"] = [{"name": n, "in": "query", "required": False, "description": d,
-                                 "schema": {"type": "string"}} for n, d in LIST_PARAMS] + [
-                {"name": f.param, "in": "query", "required": False, "schema": {"type": "string"},
-                 "description": f.description or f"{f.param} must be {f.hint}"} for f in kind.filters]
-    return doc
+def list_params(name: str) -> tuple:
+    """The query parameters of one kind's list route: search and paging, then the kind's filters."""
+    return LIST_PARAMS + tuple((f.param, f.description or f"{f.param} must be {f.hint}") for f in KINDS[name].filters)
 
 
 # -- routes ------------------------------------------------------------------------------------------
@@ -165,65 +136,62 @@ def create_app(settings=None) -> Flask:
 
     @app.get("/v1/units")
     @allow("public")
-    @_responds("units", many=True)
+    @responds("directory/unit.json", page=True, **CACHED)
+    @query_params(*list_params("units"))
     def list_units():
         """List the province and its 65 commune-level units (search with q, filter by type)."""
         return _list("units")
 
     @app.get("/v1/units/<code>")
     @allow("public")
-    @_responds("units", many=False)
+    @responds("directory/unit.json", **CACHED)
     def get_unit(code: str):
         """Get one administrative unit by code."""
         return _get("units", code)
 
     @app.get("/v1/agencies")
     @allow("public")
-    @_responds("agencies", many=True)
+    @responds("directory/agency.json", page=True, **CACHED)
+    @query_params(*list_params("agencies"))
     def list_agencies():
         """List the agencies acting in the system (filter by kind, role, unit, gate)."""
         return _list("agencies")
 
     @app.get("/v1/agencies/<code>")
     @allow("public")
-    @_responds("agencies", many=False)
+    @responds("directory/agency.json", **CACHED)
     def get_agency(code: str):
         """Get one agency by code (the `agency` claim of officers' tokens)."""
         return _get("agencies", code)
 
     @app.get("/v1/border-gates")
     @allow("public")
-    @_responds("border-gates", many=True)
+    @responds("directory/border-gate.json", page=True, **CACHED)
+    @query_params(*list_params("border-gates"))
     def list_border_gates():
         """List Lạng Sơn's border gates with China."""
         return _list("border-gates")
 
     @app.get("/v1/border-gates/<code>")
     @allow("public")
-    @_responds("border-gates", many=False)
+    @responds("directory/border-gate.json", **CACHED)
     def get_border_gate(code: str):
         """Get one border gate: counterpart, hours, capacity, lanes."""
         return _get("border-gates", code)
 
     @app.get("/v1/post-offices")
     @allow("public")
-    @_responds("post-offices", many=True)
+    @responds("directory/post-office.json", page=True, **CACHED)
+    @query_params(*list_params("post-offices"))
     def list_post_offices():
         """List VNPost service points (filter by unit, soft_atm)."""
         return _list("post-offices")
 
     @app.get("/v1/post-offices/<code>")
     @allow("public")
-    @_responds("post-offices", many=False)
+    @responds("directory/post-office.json", **CACHED)
     def get_post_office(code: str):
         """Get one VNPost service point by code."""
         return _get("post-offices", code)
 
-    # the runtime's /openapi.json, plus these routes' response schemas and query parameters
-    @allow("public")
-    def openapi_document():
-        """The OpenAPI 3.1 description of this function."""
-        return _openapi(app)
-
-    app.view_functions["openapi_document"] = openapi_document
     return app

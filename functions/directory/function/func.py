@@ -6,4 +6,5 @@ from lscloud import knative
 
 from .app import create_app
 
-new = knative.function(create_app)
+# read-only reference data: no events in or out, so readiness asks the object store only
+new = knative.function(create_app, needs=("s3",))
