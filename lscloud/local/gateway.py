@@ -263,8 +263,12 @@ class Gateway:
         await _send(send, 200, [(b"content-type", b"application/json")], body)
 
     async def _docs(self, send) -> None:
-        names = json.dumps(sorted(self.routes())).replace("</", "<\\/")
-        page = _DOCS_PAGE.replace("__FUNCTIONS__", names).encode()
+        names = sorted(self.routes())
+        # links work without JavaScript; the script adds each function's operations
+        index = "".join(f"<li><a href='#fn-{html.escape(n)}'>{html.escape(n)}</a> — "
+                        f"<a href='/{html.escape(n)}/openapi.json'>/{html.escape(n)}/openapi.json</a></li>" for n in names)
+        page = (_DOCS_PAGE.replace("__INDEX__", index)
+                .replace("__FUNCTIONS__", json.dumps(names).replace("</", "<\\/")).encode())
         await _send(send, 200, [(b"content-type", b"text/html; charset=utf-8")], page)
 
 
