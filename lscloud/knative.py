@@ -180,8 +180,52 @@ def _events_seen_key(function: str, event: Mapping[str, Any]) -> str:
     return f"events-seen/{fn}/{digest}.json"
 
 
+IN_PROGRESS_LEASE_S = 300.0
+"""How long a run of an event handler holds the event: a redelivery that finds an "in-progress"
+record younger than this is told to retry later; an older one is a crashed run's and is taken over."""
+
+
+def _claim_event(objects, bucket: str, key: str, event: Mapping[str, Any]) -> str | None:
+    """Take the event's dedupe record for this run: its etag, or None when the event is done already.
+
+    While another run of the same event is still in progress the answer is a 503 (retry later),
+    never "duplicate": that run may still fail, and an acked redelivery would lose the event.
+    """
+    from .store.errors import ConditionalCheckFailed, DoesNotExist
+
+    record = {"id": event["id"], "source": event["source"], "type": event["type"], "status": "in-progress",
+              "received_at": time.time()}
+    body = json.dumps(record).encode()
+    for _ in range(3):
+        try:
+            return objects.put(bucket, key, body, if_none_match=True)
+        except ConditionalCheckFailed:
+            pass
+        try:
+            stored = objects.get(bucket, key)
+        except DoesNotExist:
+            continue  # the other run failed and released the event just now
+        try:
+            prior = json.loads(stored.body)
+        except ValueError:
+            prior = {}
+        if prior.get("status", "done") == "done":  # records without a status predate it: done ones
+            return None
+        if time.time() - float(prior.get("received_at") or 0) < IN_PROGRESS_LEASE_S:
+            break
+        try:
+            return objects.put(bucket, key, body, if_match=stored.etag)
+        except (ConditionalCheckFailed, DoesNotExist):
+            continue
+    raise Problem(503, "event-in-progress", "Event in progress",
+                  f"Event {event['id']!r} is being processed by another delivery; retry later.",
+                  title_vi="Sự kiện đang được xử lý",
+                  detail_vi="Sự kiện này đang được xử lý bởi một lần gửi khác; vui lòng thử lại sau.",
+                  headers={"Retry-After": "2"})
+
+
 def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
-    from .store.errors import ConditionalCheckFailed, StoreError
+    from .store.errors import StoreError
 
     @web.raw_body()
     def receive_event():
@@ -202,10 +246,8 @@ def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
         state = web.app_state()
         objects, bucket = state.store()
         key = _events_seen_key(state.name, event)
-        seen = {"id": event["id"], "source": event["source"], "type": event["type"], "received_at": time.time()}
-        try:
-            etag = objects.put(bucket, key, json.dumps(seen).encode(), if_none_match=True)
-        except ConditionalCheckFailed:
+        etag = _claim_event(objects, bucket, key, event)
+        if etag is None:
             return jsonify({"status": "duplicate", "id": event["id"]}), 200
         try:
             try:
@@ -224,6 +266,12 @@ def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
             except StoreError as exc:
                 log.warning("could not release event record %s: %s", key, exc.cause)
             raise
+        done = {"id": event["id"], "source": event["source"], "type": event["type"], "status": "done",
+                "done_at": time.time()}
+        try:
+            objects.put(bucket, key, json.dumps(done).encode(), if_match=etag)
+        except StoreError as exc:  # redeliveries then wait out the lease and run again (handlers are idempotent)
+            log.warning("could not mark event record %s done: %s", key, exc.cause)
         return jsonify({"status": "done", "id": event["id"]}), 200
 
     app.add_url_rule("/events", "lscloud_events", allow(EVENTING)(receive_event), methods=["POST"])

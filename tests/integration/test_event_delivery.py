@@ -1,0 +1,388 @@
+"""Event publish -> dispatcher -> a real function, end to end on real nats-server and weed mini.
+
+The receiver is a real lscloud function (``knative.function(create_app, events=...)``) served the
+way Knative's func-python serves one: ``ASGIApplication(new())`` under hypercorn, on a loopback
+port, configured from the environment by the lifespan ``start(os.environ)``. Its handler writes
+what it did to the object store, so "processed exactly once" is read back from S3:
+
+* ``Attempt``   one document per handler run (event id / run id);
+* ``Processed`` one create-only document per event id, with the trace id the handler saw;
+* ``Duplicate`` written instead when ``Processed`` already existed: a second processing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+
+import httpx
+import pytest
+from flask import jsonify
+
+from lscloud import events, knative, telemetry, web
+from lscloud.auth import allow
+from lscloud.bus import SyncBus
+from lscloud.config import Settings
+from lscloud.local.dispatcher import Dispatcher, Subscription, read_dlq, tail
+from lscloud.local.servers import free_port
+from lscloud.problems import TYPE_BASE, Problem
+from lscloud.store import ConditionalCheckFailed, Model, attributes as A
+
+pytestmark = pytest.mark.integration
+
+RECEIVED = "vn.langson.test.parcel.received.v1"
+FAST = dict(backoff=(0.05, 0.1), timeout_s=5, fetch_wait_s=0.5)
+FUNCTION = "event-sink"
+
+
+# --- the function under test -------------------------------------------------------------------
+
+
+class Attempt(Model):
+    class Meta:
+        table = "sink-attempts"
+
+    event_id = A.UnicodeAttribute(hash_key=True)
+    run = A.UnicodeAttribute(range_key=True)
+
+
+class Processed(Model):
+    class Meta:
+        table = "sink-processed"
+
+    event_id = A.UnicodeAttribute(hash_key=True)
+    n = A.NumberAttribute(null=True)
+    trace_id = A.UnicodeAttribute(null=True)
+    attempt = A.NumberAttribute()
+
+
+class Duplicate(Model):
+    class Meta:
+        table = "sink-duplicates"
+
+    run = A.UnicodeAttribute(hash_key=True)
+    event_id = A.UnicodeAttribute()
+
+
+def on_received(event: dict) -> None:
+    """``data.poison``: a 4xx no retry can fix; ``data.fail_first``: that many 5xx first;
+    ``data.slow_fail_s``: the first run takes that long and then fails."""
+    data = event.get("data") or {}
+    Attempt(event["id"], uuid.uuid4().hex).save()
+    attempt = Attempt.count(event["id"])
+    if data.get("poison"):
+        raise Problem(422, "unprocessable-parcel", "Unprocessable parcel",
+                      "The parcel has no valid destination; resending it cannot help.",
+                      title_vi="Bưu kiện không xử lý được", detail_vi="Bưu kiện không có địa chỉ đích hợp lệ.")
+    if attempt == 1 and data.get("slow_fail_s"):
+        time.sleep(float(data["slow_fail_s"]))  # outlives the dispatcher's timeout, then fails
+        raise RuntimeError("downstream timed out")
+    if attempt <= int(data.get("fail_first", 0)):
+        raise RuntimeError(f"downstream not ready (attempt {attempt})")
+    try:
+        Processed(event["id"], n=data.get("n"), trace_id=telemetry.current_trace_id(), attempt=attempt).save()
+    except ConditionalCheckFailed:
+        Duplicate(uuid.uuid4().hex, event_id=event["id"]).save()
+
+
+def create_app(settings):
+    app = web.create_app(FUNCTION, settings=settings)
+
+    @app.get("/v1/seen")
+    @allow("public")
+    def seen():
+        """The events this function has processed."""
+        return jsonify(items=[p.to_dict() for p in Processed.scan()])
+
+    return app
+
+
+new = knative.function(create_app, events={RECEIVED: on_received})
+
+
+class FunctionServer:
+    """``new()`` served like func-python does it (hypercorn + ASGIApplication), in a thread."""
+
+    def __init__(self, new_fn):
+        self.instance = new_fn()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="function-server", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # surfaced by start()
+            self._error = exc
+
+    async def _serve(self) -> None:
+        import hypercorn.asyncio
+        import hypercorn.config
+        from func_python.http import ASGIApplication
+
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        cfg = hypercorn.config.Config()
+        cfg.bind = [f"127.0.0.1:{self.port}"]
+        cfg.graceful_timeout = 3
+        await hypercorn.asyncio.serve(ASGIApplication(self.instance), cfg, shutdown_trigger=self._stop.wait)
+
+    def start(self) -> "FunctionServer":
+        self._thread.start()
+        wait_for(self._ready, "the function's /health/readiness", 30, alive=lambda: self._thread.is_alive())
+        return self
+
+    def _ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/health/readiness", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            try:
+                self._loop.call_soon_threadsafe(self._stop.set)
+            except RuntimeError:  # the loop already ended
+                pass
+        self._thread.join(15)
+        assert not self._thread.is_alive(), "the function server did not stop"
+
+    def seen(self) -> dict[str, dict]:
+        resp = httpx.get(f"{self.url}/v1/seen", timeout=10)
+        resp.raise_for_status()
+        return {item["event_id"]: item for item in resp.json()["items"]}
+
+    def post_event(self, event: dict, *, structured: bool = False) -> httpx.Response:
+        if structured:
+            headers, body = {"content-type": events.STRUCTURED_CONTENT_TYPE}, events.to_structured(event)
+        else:
+            headers, body = events.to_binary_http(event)
+        return httpx.post(f"{self.url}/events", content=body, headers=headers, timeout=10)
+
+
+# --- helpers and fixtures ------------------------------------------------------------------------
+
+
+def wait_for(check, what: str, deadline_s: float = 45.0, *, alive=None):
+    """Poll until ``check()`` is truthy; the deadline only guards against a hang."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        value = check()
+        if value:
+            return value
+        if alive is not None and not alive():
+            raise AssertionError(f"gave up waiting for {what}: the thing we wait on has died")
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def tracing():
+    telemetry.setup(Settings(service="event-delivery-test"))
+
+
+@pytest.fixture
+def sink(settings, monkeypatch, tracing):
+    """The function, configured the Knative way: from the environment, at lifespan start."""
+    for name, value in settings.env_vars().items():
+        monkeypatch.setenv(name, value)
+    server = FunctionServer(new).start()
+    if server._error is not None:
+        raise server._error
+    try:
+        assert server.instance.settings.bucket == settings.bucket
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def bus(settings):
+    b = SyncBus(settings).start()
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def dispatch(settings, sink):
+    """Start a dispatcher whose subscriptions POST to the function's /events."""
+    started = []
+
+    def make(*names: str, **kw) -> Dispatcher:
+        subs = [Subscription(FUNCTION, name, [RECEIVED], f"{sink.url}/events") for name in names or ("on-received",)]
+        d = Dispatcher(settings, subs, **{**FAST, **kw}).start()
+        started.append(d)
+        return d
+
+    yield make
+    for d in started:
+        d.stop()
+        assert not d.running
+
+
+def attempts(event_id: str) -> int:
+    return Attempt.count(event_id)
+
+
+def duplicates() -> list[Duplicate]:
+    return list(Duplicate.scan())
+
+
+def parcel(n: int, **extra) -> dict:
+    return events.new_event(RECEIVED, "/test/post-office", {"n": n, **extra}, subject=f"parcel-{n}")
+
+
+def seen_markers(object_store, settings) -> list[str]:
+    return [info.key for info in object_store.list(settings.bucket, "events-seen/")]
+
+
+# --- scenarios -----------------------------------------------------------------------------------
+
+
+def test_every_event_is_processed_once_and_continues_the_publishers_trace(settings, sink, bus, dispatch,
+                                                                        object_store):
+    d = dispatch()
+    published: dict[str, str] = {}
+    for n in range(8):
+        ev = parcel(n)
+        with telemetry.tracer().start_as_current_span("POST /v1/parcels"):
+            published[ev["id"]] = telemetry.current_trace_id()
+            bus.publish(ev)
+    assert all(published.values()) and len(set(published.values())) == 8
+
+    seen = wait_for(lambda: (lambda s: s if len(s) == 8 else None)(sink.seen()), "8 processed events")
+    wait_for(lambda: d.stats.delivered == 8, "8 acks")
+    assert set(seen) == set(published)
+    for event_id, record in seen.items():
+        # the function's handler ran in the trace of the request that published the event
+        assert record["trace_id"] == published[event_id]
+        assert record["attempt"] == 1 and attempts(event_id) == 1
+    # the traceparent stored with each event in the stream is the one that reached the function
+    from_stream = {e["event"]["id"]: e["traceparent"].split("-")[1] for e in tail(settings, 20)}
+    assert from_stream == published
+    assert duplicates() == []
+    assert len(seen_markers(object_store, settings)) == 8
+    assert d.stats.retried == 0 and d.stats.dead_lettered == 0
+    assert read_dlq(settings) == []
+
+
+def test_retryable_failure_is_redelivered_until_processed_once(settings, sink, bus, dispatch, object_store):
+    d = dispatch()
+    ev = parcel(1, fail_first=2)
+    bus.publish(ev)
+    wait_for(lambda: ev["id"] in sink.seen(), "processing after two 5xx")
+    wait_for(lambda: d.stats.delivered == 1, "the ack")
+    record = Processed.get(ev["id"])
+    assert record.attempt == 3 and attempts(ev["id"]) == 3
+    assert d.stats.retried == 2 and d.stats.dead_lettered == 0
+    assert duplicates() == []
+    # the failed runs released their dedupe marker (so the retries ran); the success kept one
+    assert len(seen_markers(object_store, settings)) == 1
+    assert read_dlq(settings) == []
+
+
+def test_unfixable_event_is_dead_lettered_at_once_and_not_processed(settings, sink, bus, dispatch, object_store):
+    d = dispatch()
+    poison = parcel(1, poison=True)
+    bus.publish(poison)
+    (letter,) = wait_for(lambda: read_dlq(settings), "the dead letter")
+    assert letter["event"] == poison
+    assert letter["status"] == 422 and letter["deliveries"] == 1
+    assert TYPE_BASE + "unprocessable-parcel" in letter["error"]
+    assert letter["subscription"] == {"function": FUNCTION, "name": "on-received", "types": [RECEIVED],
+                                      "url": f"{sink.url}/events"}
+    assert letter["dlq_subject"] == f"lscloud-dlq.{FUNCTION}.on-received"
+    # the subscription keeps going after the poison event
+    fine = parcel(2)
+    bus.publish(fine)
+    wait_for(lambda: fine["id"] in sink.seen(), "the next event")
+    assert poison["id"] not in sink.seen() and not Processed.exists(poison["id"])
+    assert attempts(poison["id"]) == 1  # never retried
+    assert d.stats.dead_lettered == 1 and d.stats.retried == 0
+    assert len(seen_markers(object_store, settings)) == 1  # only the good event's
+    assert len(read_dlq(settings)) == 1
+
+
+def test_delivery_survives_a_nats_restart_in_the_middle(settings, sink, bus, dispatch, nats_server):
+    d = dispatch()
+    first = [parcel(n) for n in range(6)]
+    second = [parcel(n) for n in range(6, 12)]
+    try:
+        for ev in first:
+            bus.publish(ev)
+        wait_for(lambda: d.stats.delivered >= 1, "the first delivery")
+        nats_server.restart()  # same port, same JetStream store
+        for ev in second:
+            bus.publish(ev, timeout=30)  # SyncBus reconnects and retries with the same Nats-Msg-Id
+    finally:
+        if not nats_server.running():
+            nats_server.start()
+    ids = {ev["id"] for ev in first + second}
+    seen = wait_for(lambda: (lambda s: s if set(s) == ids else None)(sink.seen()), "all 12 events processed", 60)
+    assert sorted(r["n"] for r in seen.values()) == list(range(12))
+    # a redelivery (an ack lost in the restart) reached the function's dedupe, not the handler
+    assert duplicates() == []
+    assert all(attempts(i) == 1 for i in ids)
+    # each event is stored once in the stream: no publish was duplicated across the restart
+    assert sorted(e["event"]["data"]["n"] for e in tail(settings, 50)) == list(range(12))
+    assert read_dlq(settings) == []
+
+
+def test_same_event_twice_is_processed_once_and_answered_2xx_each_time(settings, sink, bus, dispatch,
+                                                                      object_store):
+    # two triggers on the same function: every event reaches /events twice through the dispatcher
+    d = dispatch("on-received", "replay")
+    ev = parcel(7)
+    first_seq = bus.publish(ev)
+    assert bus.publish(ev) == first_seq  # JetStream dedupe on Nats-Msg-Id
+    wait_for(lambda: ev["id"] in sink.seen(), "processing")
+    wait_for(lambda: d.stats.delivered == 2, "both deliveries answered 2xx")
+    # and a late redelivery straight to the function, in binary and in structured mode
+    again = sink.post_event(ev)
+    assert again.status_code == 200 and again.json() == {"status": "duplicate", "id": ev["id"]}
+    structured = sink.post_event(ev, structured=True)
+    assert structured.status_code == 200 and structured.json()["status"] == "duplicate"
+    assert attempts(ev["id"]) == 1 and Processed.get(ev["id"]).attempt == 1
+    assert duplicates() == []
+    assert len(seen_markers(object_store, settings)) == 1
+    assert [e["event"]["id"] for e in tail(settings, 10)] == [ev["id"]]
+    assert d.stats.retried == 0 and d.stats.dead_lettered == 0 and read_dlq(settings) == []
+
+
+def test_redelivery_during_a_slow_run_that_then_fails_is_not_lost(settings, sink, bus, dispatch, object_store):
+    # the dispatcher gives up on the first run after 1 s and redelivers while that run goes on;
+    # the run then fails: the redelivery must not have been acked as a "duplicate" meanwhile
+    d = dispatch(timeout_s=1, backoff=(0.5,), max_deliveries=12)
+    ev = parcel(1, slow_fail_s=2.5)
+    bus.publish(ev)
+    wait_for(lambda: ev["id"] in sink.seen() or read_dlq(settings), "processing or a dead letter")
+    assert read_dlq(settings) == []
+    wait_for(lambda: d.stats.delivered == 1, "the ack")
+    assert Processed.get(ev["id"]).attempt == 2 and attempts(ev["id"]) == 2
+    assert d.stats.retried >= 2  # the timeout, then at least one "still in progress"
+    assert duplicates() == []
+    assert len(seen_markers(object_store, settings)) == 1
+
+
+def test_a_run_that_died_holds_its_event_only_until_the_lease_ends(settings, sink, object_store):
+    # a run that crashed mid-handler left its record "in-progress": redeliveries wait, not drop
+    ev = parcel(3)
+    key = knative._events_seen_key(FUNCTION, ev)
+    claim = {"id": ev["id"], "source": ev["source"], "type": ev["type"], "status": "in-progress"}
+    object_store.put(settings.bucket, key, json.dumps({**claim, "received_at": time.time()}).encode())
+    held = sink.post_event(ev)
+    assert held.status_code == 503 and held.json()["type"] == TYPE_BASE + "event-in-progress"
+    assert "Retry-After" in held.headers and attempts(ev["id"]) == 0
+    stale = time.time() - knative.IN_PROGRESS_LEASE_S - 1
+    object_store.put(settings.bucket, key, json.dumps({**claim, "received_at": stale}).encode())
+    taken = sink.post_event(ev)
+    assert taken.status_code == 200 and taken.json()["status"] == "done"
+    assert attempts(ev["id"]) == 1 and Processed.exists(ev["id"])
+    assert json.loads(object_store.get(settings.bucket, key).body)["status"] == "done"
+    assert sink.post_event(ev).json()["status"] == "duplicate"
