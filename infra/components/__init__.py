@@ -1,0 +1,15 @@
+"""Lạng Sơn Cloud's Pulumi components: one ComponentResource per concern.
+
+Each module keeps its rendering as plain functions returning Kubernetes objects (dicts, the
+same camelCase shape ``kubectl`` takes) and a thin ComponentResource that creates them, so the
+tests can check and schema-validate exactly what would be applied.
+
+``settings``   the stack's configuration, typed and checked (unknown keys are errors)
+``cluster``    OpenStack: network, subnet, router, security groups, keypair, nodes or Magnum
+``knative``    Knative Serving/Eventing install and configuration, the broker, the dead-letter channel
+``bus``        NATS JetStream cluster (StatefulSet, 3 replicas, PVCs) and its R3 streams
+``objectstore`` MinIO (distributed), buckets and per-function credentials and policies
+``telemetry``  the OpenTelemetry Collector (config from observability/collector.yaml)
+``secrets``    the JWT and partner-bank key secrets, from Pulumi secrets
+``function``   one function: Knative Service, Triggers, ServiceAccount, NetworkPolicy, PDB
+"""

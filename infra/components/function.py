@@ -1,0 +1,315 @@
+"""One function: its Knative Service and Triggers rendered from ``functions/<name>/func.yaml``.
+
+func.yaml is read with the local cloud's own parser (:mod:`lscloud.local.manifest`), so the
+cluster and ``lscloud up`` agree on what a manifest means. The rendering functions return plain
+dicts; :class:`Function` only creates them.
+
+Environment of a function in the cluster:
+
+- from the platform (these names are the platform's; a func.yaml may not set them):
+  ``LSCLOUD_ENV=cluster``, ``LSCLOUD_S3_ENDPOINT``, ``LSCLOUD_BUCKET`` (the function's own bucket),
+  ``LSCLOUD_NATS_URL``, ``LSCLOUD_STREAM``, ``LSCLOUD_JWT_ISSUER``/``_AUDIENCE``, ``LSCLOUD_JWT_JWKS_URL``
+  (when configured) and ``OTEL_EXPORTER_OTLP_ENDPOINT``; Knative sets ``K_SERVICE`` itself;
+- from func.yaml ``run.envs``: plain values as plain env, ``{{ secret:name:key }}`` as a
+  ``secretKeyRef``, ``{{ configMap:name:key }}`` as a ``configMapKeyRef``. The secret name
+  ``lscloud-s3`` means *this function's own object-store credentials* and is resolved to
+  ``lscloud-s3-<function>`` (least privilege: the key only opens the function's bucket).
+- a secret-looking variable (``*_SECRET*``, ``*PASSWORD*``, ``*TOKEN*``, ``*ACCESS_KEY``,
+  ``LSCLOUD_PARTNER_KEYS`` …) with a plain value is refused: secrets only through secretKeyRef.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import pulumi
+
+from lscloud.local.manifest import Manifest
+
+from . import k8s as kx
+from .settings import FunctionDefaults, FunctionOverride
+
+# the func-python middleware's health endpoints and the port Knative gives the container
+READINESS_PATH = "/health/readiness"
+LIVENESS_PATH = "/health/liveness"
+CONTAINER_PORT = 8080
+
+# func.yaml's name for "this function's object-store credentials"
+S3_SECRET = "lscloud-s3"
+
+PLATFORM_ENV = frozenset({
+    "LSCLOUD_ENV", "LSCLOUD_S3_ENDPOINT", "LSCLOUD_BUCKET", "LSCLOUD_NATS_URL", "LSCLOUD_STREAM",
+    "LSCLOUD_JWT_ISSUER", "LSCLOUD_JWT_AUDIENCE", "LSCLOUD_JWT_JWKS_URL", "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "K_SERVICE", "PORT",
+})
+SECRET_ENV_RE = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|ACCESS_KEY|PARTNER_KEYS|HMAC|CREDENTIAL")
+_TEMPLATE_RE = re.compile(r"^\{\{\s*(secret|configMap|env):([^:}\s]+)(?::([^}\s]+))?\s*\}\}$")
+
+
+class RenderError(ValueError):
+    """A func.yaml asks for something the cluster deployment cannot do; names file and field."""
+
+
+@dataclass(frozen=True)
+class PlatformEndpoints:
+    """What the platform gives every function (filled by __main__ from the other components)."""
+
+    namespace: str
+    s3_endpoint: str
+    nats_url: str
+    stream: str
+    otlp_endpoint: str
+    bucket_prefix: str
+    jwt_issuer: str
+    jwt_audience: str
+    jwt_jwks_url: str = ""
+    jwt_secret: str = "lscloud-jwt"  # holds key public-key when no JWKS URL is used
+    data_namespace: str = "lscloud-data"
+    telemetry_namespace: str = "lscloud-telemetry"
+    ingress_namespaces: tuple[str, ...] = ("knative-serving", "kourier-system", "knative-eventing")
+    egress_cidrs: tuple[str, ...] = ()
+    dead_letter_sink: Mapping[str, str] | None = None  # a KReference (apiVersion, kind, name)
+    delivery_retry: int = 5
+
+
+def bucket_name(prefix: str, function: str) -> str:
+    return kx.dns_name(prefix, function)
+
+
+def credentials_secret(function: str) -> str:
+    return kx.dns_name(S3_SECRET, function)
+
+
+def service_account(function: str) -> str:
+    return kx.dns_name("fn", function)
+
+
+def _env_from_manifest(m: Manifest) -> list[dict]:
+    out = []
+    for i, var in enumerate(m.envs):
+        where = f"{m.path}: /run/envs/{i}"
+        if var.name in PLATFORM_ENV:
+            raise RenderError(f"{where}: {var.name} is set by the platform in the cluster; remove it from func.yaml")
+        if var.value is not None:
+            if SECRET_ENV_RE.search(var.name):
+                raise RenderError(f"{where}: {var.name} looks secret but has a plain value; "
+                                  "use '{{ secret:name:key }}'")
+            out.append({"name": var.name, "value": var.value})
+            continue
+        match = _TEMPLATE_RE.match(var.template or "")
+        if not match or not match.group(3) and match.group(1) != "env":
+            raise RenderError(f"{where}: cannot render {var.template!r} (use '{{{{ secret:name:key }}}}' "
+                              "or '{{ configMap:name:key }}')")
+        kind, name, key = match.groups()
+        if kind == "env":
+            raise RenderError(f"{where}: '{{{{ env:{name} }}}}' reads the deployer's shell; in the cluster "
+                              "use a secret or configMap reference instead")
+        if kind == "secret":
+            if name == S3_SECRET:
+                name = credentials_secret(m.name)
+            out.append({"name": var.name, "valueFrom": {"secretKeyRef": {"name": name, "key": key}}})
+        else:
+            out.append({"name": var.name, "valueFrom": {"configMapKeyRef": {"name": name, "key": key}}})
+    return out
+
+
+def render_env(m: Manifest, p: PlatformEndpoints) -> list[dict]:
+    """The container env: the platform's settings, then the func.yaml's own entries."""
+    env = [
+        {"name": "LSCLOUD_ENV", "value": "cluster"},
+        {"name": "LSCLOUD_S3_ENDPOINT", "value": p.s3_endpoint},
+        {"name": "LSCLOUD_BUCKET", "value": bucket_name(p.bucket_prefix, m.name)},
+        {"name": "LSCLOUD_NATS_URL", "value": p.nats_url},
+        {"name": "LSCLOUD_STREAM", "value": p.stream},
+        {"name": "LSCLOUD_JWT_ISSUER", "value": p.jwt_issuer},
+        {"name": "LSCLOUD_JWT_AUDIENCE", "value": p.jwt_audience},
+        {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": p.otlp_endpoint},
+    ]
+    if p.jwt_jwks_url:
+        env.append({"name": "LSCLOUD_JWT_JWKS_URL", "value": p.jwt_jwks_url})
+    own = _env_from_manifest(m)
+    names = {e["name"] for e in own}
+    if not p.jwt_jwks_url and "LSCLOUD_JWT_PUBLIC_KEY" not in names:
+        env.append({"name": "LSCLOUD_JWT_PUBLIC_KEY",
+                    "valueFrom": {"secretKeyRef": {"name": p.jwt_secret, "key": "public-key"}}})
+    if "OTEL_SERVICE_NAME" not in names:
+        env.append({"name": "OTEL_SERVICE_NAME", "value": m.name})
+    return env + own
+
+
+def _resources(m: Manifest, d: FunctionDefaults) -> tuple[dict, int]:
+    limits = dict(m.resources.limits)
+    concurrency = limits.pop("concurrency", None)  # func.yaml keeps Knative's containerConcurrency here
+    requests = {**d.requests, **{k: str(v) for k, v in m.resources.requests.items()}}
+    limits = {**d.limits, **{k: str(v) for k, v in limits.items()}}
+    if concurrency is None:
+        concurrency = d.containerConcurrency
+    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 0:
+        raise RenderError(f"{m.path}: /deploy/options/resources/limits/concurrency must be a whole number, got {concurrency!r}")
+    return {"requests": requests, "limits": limits}, concurrency
+
+
+def _scale_annotations(m: Manifest, d: FunctionDefaults, o: FunctionOverride) -> dict[str, str]:
+    s = m.scale
+    lo = o.minScale if o.minScale is not None else (s.min if s.min is not None else d.minScale)
+    hi = o.maxScale if o.maxScale is not None else (s.max if s.max is not None else d.maxScale)
+    if hi and lo > hi:
+        raise RenderError(f"{m.path}: min-scale {lo} > max-scale {hi} (after stack overrides)")
+    ann = {
+        "autoscaling.knative.dev/min-scale": str(lo),
+        "autoscaling.knative.dev/max-scale": str(hi),
+        "autoscaling.knative.dev/metric": s.metric or "concurrency",
+        "autoscaling.knative.dev/target": _num(s.target if s.target is not None else 100),
+    }
+    if s.utilization is not None:
+        ann["autoscaling.knative.dev/target-utilization-percentage"] = _num(s.utilization)
+    return ann
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else str(v)
+
+
+def _probe(path: str, *, period: int, failures: int) -> dict:
+    return {"httpGet": {"path": path, "port": CONTAINER_PORT}, "periodSeconds": period,
+            "failureThreshold": failures, "timeoutSeconds": 2}
+
+
+def render_service(m: Manifest, p: PlatformEndpoints, *, image: str, defaults: FunctionDefaults | None = None,
+                   override: FunctionOverride | None = None) -> dict:
+    """The serving.knative.dev/v1 Service of function ``m``."""
+    d = defaults or FunctionDefaults()
+    resources, concurrency = _resources(m, d)
+    lbl = kx.labels(m.name, "function")
+    return {
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "metadata": {
+            "name": m.name,
+            "namespace": p.namespace,
+            "labels": lbl,
+            # Pulumi waits until Knative reports the revision Ready (image pulled, probes passing)
+            "annotations": {"pulumi.com/waitFor": "condition=Ready"},
+        },
+        "spec": {
+            "template": {
+                "metadata": {"labels": lbl, "annotations": _scale_annotations(m, d, override or FunctionOverride())},
+                "spec": {
+                    "serviceAccountName": service_account(m.name),
+                    "containerConcurrency": concurrency,
+                    "timeoutSeconds": d.timeoutSeconds,
+                    "enableServiceLinks": False,
+                    "containers": [{
+                        "name": "function",
+                        "image": image,
+                        "ports": [{"name": "http1", "containerPort": CONTAINER_PORT}],
+                        "env": render_env(m, p),
+                        "resources": resources,
+                        "readinessProbe": _probe(READINESS_PATH, period=5, failures=3),
+                        "livenessProbe": _probe(LIVENESS_PATH, period=10, failures=3),
+                        "securityContext": kx.restricted_security_context(),
+                    }],
+                },
+            },
+        },
+    }
+
+
+def render_triggers(m: Manifest, p: PlatformEndpoints) -> list[dict]:
+    """One eventing.knative.dev/v1 Trigger per func.yaml subscription, with a dead-letter sink."""
+    out = []
+    for sub in m.subscriptions:
+        delivery: dict[str, Any] = {"retry": p.delivery_retry, "backoffPolicy": "exponential", "backoffDelay": "PT0.5S"}
+        if p.dead_letter_sink:
+            delivery["deadLetterSink"] = {"ref": {**p.dead_letter_sink, "namespace": p.namespace}}
+        out.append({
+            "apiVersion": "eventing.knative.dev/v1",
+            "kind": "Trigger",
+            "metadata": {"name": kx.dns_name(m.name, sub.name), "namespace": p.namespace,
+                         "labels": kx.labels(m.name, "trigger")},
+            "spec": {
+                "broker": sub.source,
+                "filter": {"attributes": {"type": sub.type}},
+                "subscriber": {"ref": {"apiVersion": "serving.knative.dev/v1", "kind": "Service",
+                                       "name": m.name, "namespace": p.namespace}},
+                "delivery": delivery,
+            },
+        })
+    return out
+
+
+def render_network_policy(m: Manifest, p: PlatformEndpoints) -> dict:
+    """Ingress only from Knative's data path (ingress gateway, activator, broker); egress only to
+    NATS, the object store, the collector and DNS (plus configured CIDRs on 443, e.g. the IdP)."""
+    def to(ns: str, name: str, *ports: int) -> dict:
+        return {"to": [{"namespaceSelector": kx.ns_selector(ns), "podSelector": {"matchLabels": kx.selector(name)}}],
+                "ports": [{"protocol": "TCP", "port": port} for port in ports]}
+
+    egress = [to(p.data_namespace, "nats", 4222), to(p.data_namespace, "minio", 9000),
+              to(p.telemetry_namespace, "otel-collector", 4317, 4318), kx.dns_egress_rule()]
+    if p.egress_cidrs:
+        egress.append({"to": [{"ipBlock": {"cidr": c}} for c in p.egress_cidrs], "ports": [{"protocol": "TCP", "port": 443}]})
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": kx.dns_name("fn", m.name), "namespace": p.namespace, "labels": kx.labels(m.name, "network-policy")},
+        "spec": {
+            "podSelector": {"matchLabels": {"serving.knative.dev/service": m.name}},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": [{"namespaceSelector": kx.ns_selector(ns)} for ns in p.ingress_namespaces]}],
+            "egress": egress,
+        },
+    }
+
+
+def render_service_account(m: Manifest, p: PlatformEndpoints) -> dict:
+    """A ServiceAccount of its own, without an API token: functions never talk to Kubernetes."""
+    return {"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": service_account(m.name), "namespace": p.namespace, "labels": kx.labels(m.name, "function")},
+            "automountServiceAccountToken": False}
+
+
+def render_pdb(m: Manifest, p: PlatformEndpoints, service: Mapping) -> dict | None:
+    """Keep one pod through node drains when the function keeps two or more warm."""
+    lo = int(service["spec"]["template"]["metadata"]["annotations"]["autoscaling.knative.dev/min-scale"])
+    if lo < 2:
+        return None
+    return kx.pdb(kx.dns_name("fn", m.name), p.namespace, {"serving.knative.dev/service": m.name}, min_available=1)
+
+
+def render_all(m: Manifest, p: PlatformEndpoints, *, image: str, defaults: FunctionDefaults | None = None,
+               override: FunctionOverride | None = None) -> list[dict]:
+    """Every Kubernetes object of function ``m``, in creation order."""
+    svc = render_service(m, p, image=image, defaults=defaults, override=override)
+    objs = [render_service_account(m, p), render_network_policy(m, p), svc]
+    pdb = render_pdb(m, p, svc)
+    if pdb:
+        objs.append(pdb)
+    return objs + render_triggers(m, p)
+
+
+class Function(pulumi.ComponentResource):
+    """A function of Lạng Sơn Cloud: ServiceAccount, NetworkPolicy, Knative Service, PDB, Triggers."""
+
+    def __init__(self, name: str, manifest: Manifest, platform: PlatformEndpoints, *, image: str, domain: str,
+                 defaults: FunctionDefaults | None = None, override: FunctionOverride | None = None,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("lscloud:index:Function", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.objects = render_all(manifest, platform, image=image, defaults=defaults, override=override)
+        self.resources: dict[str, pulumi.CustomResource] = {}
+        service = None
+        for obj in self.objects:
+            kind = obj["kind"]
+            opts_ = child
+            if kind == "Trigger" and service is not None:
+                opts_ = pulumi.ResourceOptions(parent=self, depends_on=[service])
+            res = kx.create(f"{name}-{kind.lower()}-{obj['metadata']['name']}", obj, opts_)
+            self.resources[f"{kind}/{obj['metadata']['name']}"] = res
+            if kind == "Service":
+                service = res
+        # Knative's default domain template: {name}.{namespace}.{domain}, served over TLS by the ingress
+        self.url = pulumi.Output.from_input(f"https://{manifest.name}.{platform.namespace}.{domain}")
+        self.register_outputs({"url": self.url})
