@@ -1,0 +1,332 @@
+"""The Pulumi program under mocks: what it would create for the dev and prod stacks."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import yaml
+
+from conftest import (INFRA, JWT_PUBLIC_KEY, KUBECONFIG, PARTNER_KEYS, REPO, is_secret, k8s_objects, normalize,
+                      run_program)
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+kubernetes_validate = pytest.importorskip("kubernetes_validate")
+
+from lscloud.bus import STREAM_SUBJECTS  # noqa: E402
+from lscloud.local import manifest  # noqa: E402
+
+FUNCTIONS = manifest.discover(REPO / "functions")
+STACKS = ("dev", "prod")
+K8S_VERSION = "1.30.0"
+LONG_RUNNING = ("Deployment", "StatefulSet")
+
+
+def of_kind(objs, kind, api=None):
+    return [o for o in objs if o["kind"] == kind and (api is None or o["apiVersion"] == api)]
+
+
+def containers(obj) -> list[dict]:
+    spec = obj["spec"]["template"]["spec"]
+    return spec.get("containers", []) + spec.get("initContainers", [])
+
+
+@pytest.fixture(params=STACKS)
+def objs(request, program):
+    return k8s_objects(program(request.param))
+
+
+# --- functions --------------------------------------------------------------------------------
+
+def test_functions_folder_is_not_empty():
+    assert FUNCTIONS, "no functions/*/func.yaml found"
+
+
+def test_every_function_yields_a_service_and_its_triggers(objs):
+    services = {o["metadata"]["name"]: o for o in of_kind(objs, "Service", "serving.knative.dev/v1")}
+    triggers = of_kind(objs, "Trigger", "eventing.knative.dev/v1")
+    assert set(services) == {m.name for m in FUNCTIONS}
+    for m in FUNCTIONS:
+        mine = [t for t in triggers if t["spec"]["subscriber"]["ref"]["name"] == m.name]
+        assert sorted(t["spec"]["filter"]["attributes"]["type"] for t in mine) == sorted(s.type for s in m.subscriptions)
+
+
+def test_knative_service_shape(objs):
+    for svc in of_kind(objs, "Service", "serving.knative.dev/v1"):
+        m = next(f for f in FUNCTIONS if f.name == svc["metadata"]["name"])
+        assert svc["metadata"]["annotations"]["pulumi.com/waitFor"] == "condition=Ready"
+        ann = svc["spec"]["template"]["metadata"]["annotations"]
+        lo, hi = int(ann["autoscaling.knative.dev/min-scale"]), int(ann["autoscaling.knative.dev/max-scale"])
+        assert 0 <= lo <= hi
+        if m.scale.target is not None:
+            assert float(ann["autoscaling.knative.dev/target"]) == m.scale.target
+        spec = svc["spec"]["template"]["spec"]
+        if "concurrency" in m.resources.limits:
+            assert spec["containerConcurrency"] == m.resources.limits["concurrency"]
+        (c,) = spec["containers"]
+        assert c["image"] and ":" in c["image"].rsplit("/", 1)[-1]
+        assert c["readinessProbe"]["httpGet"]["path"] == "/health/readiness"
+        assert c["livenessProbe"]["httpGet"]["path"] == "/health/liveness"
+        assert "concurrency" not in c["resources"]["limits"]  # Knative's, not a Kubernetes resource
+        for k, v in m.resources.requests.items():
+            assert c["resources"]["requests"][k] == str(v)
+        env = {e["name"]: e for e in c["env"]}
+        assert env["LSCLOUD_ENV"]["value"] == "cluster"
+        assert env["LSCLOUD_S3_ENDPOINT"]["value"].startswith("http://minio.")
+        assert env["LSCLOUD_NATS_URL"]["value"].startswith("nats://nats.")
+        assert env["LSCLOUD_STREAM"]["value"] == "LSCLOUD"
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"].startswith("http://otel-collector.")
+        assert "LSCLOUD_JWT_JWKS_URL" in env or "secretKeyRef" in env["LSCLOUD_JWT_PUBLIC_KEY"]["valueFrom"]
+        assert "K_SERVICE" not in env  # Knative sets it
+
+
+def test_prod_uses_jwks_and_stack_scale_overrides(program):
+    svc = of_kind(k8s_objects(program("prod")), "Service", "serving.knative.dev/v1")[0]
+    ann = svc["spec"]["template"]["metadata"]["annotations"]
+    assert ann["autoscaling.knative.dev/min-scale"] == "2"
+    env = {e["name"]: e for e in svc["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["LSCLOUD_JWT_JWKS_URL"]["value"].startswith("https://")
+    assert svc["spec"]["template"]["spec"]["containers"][0]["image"] == \
+        "registry.cloud.langson.gov.vn/lscloud/directory:2025.07.1"
+
+
+def test_every_container_has_limits_and_probes(objs):
+    workloads = [o for o in objs if o["kind"] in (*LONG_RUNNING, "Job")
+                 or (o["kind"] == "Service" and o["apiVersion"] == "serving.knative.dev/v1")]
+    assert workloads
+    for w in workloads:
+        for c in containers(w):
+            where = f"{w['kind']}/{w['metadata']['name']}/{c['name']}"
+            assert {"cpu", "memory"} <= set(c["resources"]["limits"]), where
+            assert {"cpu", "memory"} <= set(c["resources"]["requests"]), where
+            assert c["securityContext"]["allowPrivilegeEscalation"] is False, where
+            if w["kind"] != "Job":
+                assert "httpGet" in c["readinessProbe"] and "httpGet" in c["livenessProbe"], where
+
+
+def test_queue_proxy_sidecar_gets_limits_too(program):
+    patches = [r.inputs for r in program("dev").resources if r.typ == "kubernetes:core/v1:ConfigMapPatch"]
+    deployment = next(p for p in patches if p["metadata"]["name"] == "config-deployment")
+    assert deployment["data"]["queue-sidecar-cpu-limit"] and deployment["data"]["queue-sidecar-memory-limit"]
+
+
+# --- object store -----------------------------------------------------------------------------
+
+def test_no_bucket_is_public_and_each_function_reaches_only_its_own(objs):
+    (policies,) = [o for o in of_kind(objs, "ConfigMap") if o["metadata"]["name"] == "minio-policies"]
+    script = policies["data"]["setup.sh"]
+    assert not re.search(r"anonymous set (public|download|upload|custom)", script)
+    assert "policy" not in script.replace("admin policy", "")  # no bucket policies at all
+    services = of_kind(objs, "Service", "serving.knative.dev/v1")
+    secrets = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in of_kind(objs, "Secret")}
+    for svc in services:
+        name = svc["metadata"]["name"]
+        env = {e["name"]: e for e in svc["spec"]["template"]["spec"]["containers"][0]["env"]}
+        bucket = env["LSCLOUD_BUCKET"]["value"]
+        assert f"mc anonymous set none lscloud/{bucket}" in script
+        doc = json.loads(policies["data"][f"{name}.json"])
+        for st in doc["Statement"]:
+            assert st["Effect"] == "Allow" and "Principal" not in st
+            assert all(r in (f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*") for r in st["Resource"])
+            assert not any(a in ("s3:*", "admin:*") or a.startswith("s3:PutBucket") for a in st["Action"])
+        # the S3 credentials it gets are its own
+        ref = env["LSCLOUD_S3_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]
+        assert ref["name"] == f"lscloud-s3-{name}"
+        assert (svc["metadata"]["namespace"], ref["name"]) in secrets
+        assert secrets[(svc["metadata"]["namespace"], ref["name"])]["stringData"]["access-key"] == f"fn-{name}"
+        assert f"mc admin policy attach lscloud lscloud-{name}-rw --user fn-{name}" in script
+
+
+def test_minio_is_distributed_with_volumes(objs):
+    (minio,) = [o for o in of_kind(objs, "StatefulSet") if o["metadata"]["name"] == "minio"]
+    assert minio["spec"]["replicas"] >= 4
+    args = minio["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert any(a.startswith("http://minio-{0...") for a in args)
+    assert minio["spec"]["volumeClaimTemplates"]
+
+
+# --- bus ----------------------------------------------------------------------------------------
+
+def test_nats_jetstream_cluster_of_three_with_r3_stream(objs):
+    (nats,) = [o for o in of_kind(objs, "StatefulSet") if o["metadata"]["name"] == "nats"]
+    assert nats["spec"]["replicas"] == 3
+    assert nats["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"]
+    (cm,) = [o for o in of_kind(objs, "ConfigMap") if o["metadata"]["name"] == "nats-config"]
+    assert "jetstream" in cm["data"]["nats.conf"] and cm["data"]["nats.conf"].count("nats://nats-") == 3
+    stream = json.loads(cm["data"]["stream.json"])
+    assert stream["num_replicas"] == 3 and stream["subjects"] == list(STREAM_SUBJECTS)
+    # the brokers' and the dead-letter channel's streams are R3 as well
+    (channel,) = of_kind(objs, "NatsJetStreamChannel")
+    assert channel["spec"]["stream"]["config"]["replicas"] == 3
+
+
+def test_disruption_budgets(objs):
+    pdbs = {o["metadata"]["name"] for o in of_kind(objs, "PodDisruptionBudget")}
+    assert {"nats", "minio"} <= pdbs
+
+
+# --- telemetry ----------------------------------------------------------------------------------
+
+def test_collector_runs_the_repository_config(objs):
+    (cm,) = [o for o in of_kind(objs, "ConfigMap") if o["metadata"]["name"] == "otel-collector"]
+    assert cm["data"]["collector.yaml"] == (REPO / "observability" / "collector.yaml").read_text(encoding="utf-8")
+    (dep,) = of_kind(objs, "Deployment")
+    env = {e["name"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert {"TRACES_BACKEND_ENDPOINT", "TRACES_BACKEND_INSECURE"} <= env
+
+
+# --- network policies ---------------------------------------------------------------------------
+
+def test_every_function_has_a_network_policy(objs):
+    policies = of_kind(objs, "NetworkPolicy")
+    namespace = FUNCTIONS and of_kind(objs, "Service", "serving.knative.dev/v1")[0]["metadata"]["namespace"]
+    assert any(p["metadata"]["name"] == "default-deny" and p["metadata"]["namespace"] == namespace
+               and p["spec"]["podSelector"] == {} for p in policies)
+    for m in FUNCTIONS:
+        (pol,) = [p for p in policies if p["spec"]["podSelector"].get("matchLabels") == {"serving.knative.dev/service": m.name}]
+        assert set(pol["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+        sources = {f["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                   for rule in pol["spec"]["ingress"] for f in rule["from"]}
+        assert sources <= {"knative-serving", "kourier-system", "knative-eventing"}
+        ports = {p["port"] for rule in pol["spec"]["egress"] for p in rule["ports"]}
+        assert ports <= {4222, 9000, 4317, 4318, 53, 443}
+        for rule in pol["spec"]["egress"]:
+            for peer in rule["to"]:  # only named workloads, DNS or configured CIDRs (on 443)
+                assert "podSelector" in peer or ("ipBlock" in peer and {p["port"] for p in rule["ports"]} == {443})
+
+
+def test_data_services_accept_only_their_clients(objs):
+    policies = {p["metadata"]["name"]: p for p in of_kind(objs, "NetworkPolicy")}
+    for name, port in (("nats", 4222), ("minio", 9000)):
+        rules = [r for r in policies[name]["spec"]["ingress"] if any(p["port"] == port for p in r["ports"])]
+        namespaces = {f["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                      for r in rules for f in r["from"] if "namespaceSelector" in f}
+        assert "lscloud" in namespaces and "default" not in namespaces
+
+
+def test_functions_are_public_only_through_tls_ingress(program):
+    patches = {r.inputs["metadata"]["name"]: r.inputs["data"] for r in program("prod").resources
+               if r.typ == "kubernetes:core/v1:ConfigMapPatch"}
+    assert patches["config-network"]["external-domain-tls"] == "Enabled"
+    assert patches["config-network"]["http-protocol"] == "Redirected"
+    assert "ClusterIssuer" in patches["config-certmanager"]["issuerRef"]
+
+
+# --- secrets ------------------------------------------------------------------------------------
+
+SECRETISH = re.compile(r"secret|password|passwd|token|private|hmac|credential|partnerkeys|kubeconfig|jwtpublickey",
+                       re.IGNORECASE)
+
+
+def _walk(value, path=""):
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            yield path, value
+            return
+        for k, v in value.items():
+            yield from _walk(v, f"{path}/{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _walk(v, f"{path}/{i}")
+    else:
+        yield path, value
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_secret_in_plain_stack_config(stack):
+    doc = yaml.safe_load((INFRA / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8"))
+    for path, value in _walk(doc.get("config", {})):
+        if isinstance(value, dict):
+            continue  # a `secure:` value, encrypted by Pulumi
+        assert not SECRETISH.search(path.replace("sshPublicKey", "")), f"{path} must be a Pulumi secret (--secret)"
+        assert "PRIVATE KEY" not in str(value) and "BEGIN" not in str(value), path
+
+
+def test_secret_values_reach_only_kubernetes_secrets(program):
+    mocks = program("dev")
+    needles = [JWT_PUBLIC_KEY, *[k for keys in PARTNER_KEYS.values() for k in keys], *mocks.passwords, KUBECONFIG]
+    assert mocks.passwords
+    for r in mocks.resources:
+        if r.typ in ("kubernetes:core/v1:Secret", "pulumi:providers:kubernetes") or r.typ.startswith("random:"):
+            continue
+        text = json.dumps(r.inputs)
+        for needle in needles:
+            assert needle not in text, f"a secret value appears in {r.typ} {r.name}"
+    raw = {r.inputs["metadata"]["name"]: r.inputs["stringData"] for r in mocks.resources
+           if r.typ == "kubernetes:core/v1:Secret"}
+    assert all(is_secret(v) for v in raw.values()), "every Secret's data must stay a Pulumi secret"
+    secrets = {k: normalize(v) for k, v in raw.items()}
+    assert secrets["lscloud-jwt"]["public-key"] == JWT_PUBLIC_KEY
+    assert json.loads(secrets["lscloud-partners"]["partner-keys"]) == PARTNER_KEYS
+
+
+def test_secret_looking_env_comes_only_from_secret_refs(objs):
+    from components.function import SECRET_ENV_RE
+
+    for w in objs:
+        if w["kind"] not in (*LONG_RUNNING, "Job", "Service") or "template" not in w.get("spec", {}):
+            continue
+        for c in containers(w):
+            for e in c.get("env", []):
+                if SECRET_ENV_RE.search(e["name"]) or e["name"] in ("LSCLOUD_JWT_PUBLIC_KEY", "MINIO_ROOT_USER"):
+                    assert "secretKeyRef" in e.get("valueFrom", {}), f"{w['metadata']['name']}: {e['name']}"
+
+
+def test_magnum_kubeconfig_feeds_the_kubernetes_provider(program):
+    (provider,) = [r for r in program("dev").resources if r.typ == "pulumi:providers:kubernetes"]
+    assert is_secret(provider.inputs["kubeconfig"]) and normalize(provider.inputs["kubeconfig"]) == KUBECONFIG
+
+
+# --- schemas ------------------------------------------------------------------------------------
+
+def test_core_objects_validate_against_kubernetes_schemas(objs):
+    checked = 0
+    for obj in objs:
+        if "." in obj["apiVersion"].split("/")[0] and not obj["apiVersion"].startswith(("networking.k8s.io", "policy")):
+            continue  # CRDs (Knative, eventing-natss): shape-checked separately
+        if obj["apiVersion"] == "v1" or "/" in obj["apiVersion"]:
+            kubernetes_validate.validate(normalize(obj), K8S_VERSION, strict=True)
+            checked += 1
+    assert checked >= 15
+
+
+def test_knative_pod_templates_validate_as_pods(objs):
+    for svc in of_kind(objs, "Service", "serving.knative.dev/v1"):
+        spec = {k: v for k, v in svc["spec"]["template"]["spec"].items() if k not in ("containerConcurrency", "timeoutSeconds")}
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": svc["metadata"]["name"]}, "spec": spec}
+        kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+
+
+# --- OpenStack ----------------------------------------------------------------------------------
+
+def test_openstack_layer(program):
+    types = [r.typ for r in program("dev").resources]
+    for t in ("openstack:networking/network:Network", "openstack:networking/subnet:Subnet",
+              "openstack:networking/router:Router", "openstack:networking/routerInterface:RouterInterface",
+              "openstack:compute/keypair:Keypair", "openstack:containerinfra/cluster:Cluster"):
+        assert t in types
+    assert types.count("openstack:networking/secGroup:SecGroup") == 3
+    rules = [r.inputs for r in program("dev").resources if r.typ == "openstack:networking/secGroupRule:SecGroupRule"]
+    for rule in rules:
+        assert rule["direction"] == "ingress" and rule.get("portRangeMin") is not None
+        if rule.get("remoteIpPrefix") == "0.0.0.0/0":
+            assert rule["portRangeMin"] in (80, 443)
+
+
+def test_instances_mode_creates_nodes_and_waits_for_a_kubeconfig():
+    cluster = json.loads(__import__("conftest").stack_config("dev")["lscloud:cluster"])
+    mocks = run_program("dev", cluster={**cluster, "mode": "instances"})
+    types = [r.typ for r in mocks.resources]
+    nodes = [r for r in mocks.resources if r.typ == "openstack:compute/instance:Instance"]
+    assert len(nodes) == cluster["controlPlaneCount"] + cluster["workerCount"]
+    workers = [n for n in nodes if n.inputs["metadata"]["lscloud-role"] == "worker"]
+    assert all(set(n.inputs["securityGroups"]) == {"lscloud-nodes", "lscloud-ingress"} for n in workers)
+    assert not any(t.startswith("kubernetes:") for t in types)  # platform waits for lscloud:kubeconfig
+
+
+def test_bad_partner_key_stops_the_deployment():
+    with pytest.raises(Exception, match="partner 'shortbank' needs one or two keys"):
+        run_program("dev", secrets={"lscloud:jwtPublicKey": JWT_PUBLIC_KEY,
+                                    "lscloud:partnerKeys": json.dumps({"shortbank": ["too-short"]})})
