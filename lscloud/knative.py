@@ -1,7 +1,7 @@
 """Turn a function's Flask app into the Knative ``new()`` contract of the func-python middleware.
 
 ``new = function(create_app, events={...})`` in ``function/func.py``; the object ``new()``
-returns has ``async handle(scope, receive, send)`` (ASGI, Flask bridged by :mod:`lscloud.wsgi_bridge`), and the
+returns has ``async handle(scope, receive, send)`` (ASGI, Flask bridged with a2wsgi), and the
 sync ``start(cfg)`` / ``stop()`` / ``alive()`` / ``ready()`` hooks. ``ready()`` really asks the
 dependencies the function declares it needs (``needs=``: the object store, NATS). Events from
 Knative Eventing arrive at ``POST /events``.
@@ -69,8 +69,9 @@ class Function:
 
     def start(self, cfg: Mapping[str, str]) -> None:
         """Build settings from ``cfg`` (the environment), install the runtime, create the app."""
+        from a2wsgi import WSGIMiddleware
+
         from .store.objects import ObjectStore
-        from .wsgi_bridge import WSGIBridge
 
         with self._lock:
             settings = config.load(cfg)
@@ -83,7 +84,7 @@ class Function:
                 telemetry.setup(settings)
             app = self._build(settings)
             self.settings, self.app = settings, app
-            self._asgi = WSGIBridge(_terminated(app), workers=16)
+            self._asgi = WSGIMiddleware(_terminated(app), workers=16)
             # readiness gets its own client with short timeouts so a dead store answers fast
             self._probe = ObjectStore(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key,
                                       settings.s3_region, max_pool=2, timeout_s=2.0)
