@@ -439,6 +439,12 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
                           detail_vi=f"Chức năng này yêu cầu {expected}.")
         return None
 
+    @app.after_request
+    def _no_date(response):
+        # the HTTP server writes Date; Werkzeug's make_conditional adds one too, and two is wrong
+        response.headers.pop("Date", None)
+        return response
+
     @app.errorhandler(Problem)
     def _problem(p: Problem):
         return problem_response(p)

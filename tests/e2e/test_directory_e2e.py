@@ -72,6 +72,7 @@ def test_one_unit_with_etag_and_304(api):
     first = api.get("/v1/units/20")
     assert first.status_code == 200 and first.json()["name"] == "Tỉnh Lạng Sơn"
     assert "max-age" in first.headers["cache-control"]
+    assert len(first.headers.get_list("date")) == 1  # one Date, written by the server
     again = api.get("/v1/units/20", headers={"If-None-Match": first.headers["etag"]})
     assert again.status_code == 304 and again.content == b""
 
