@@ -20,7 +20,6 @@ import base64
 import functools
 import hashlib
 import json
-import logging
 import re
 import time
 from typing import Any, Callable
@@ -30,12 +29,9 @@ from flask import Response, current_app, g, request
 from .auth import principal
 from .problems import Problem
 
-log = logging.getLogger("lscloud.idempotency")
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
-INPROGRESS = "INPROGRESS"
-COMPLETED = "COMPLETED"
 
 _KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
 # response headers not worth replaying (hop-by-hop, per-response or per-trace)
@@ -121,103 +117,64 @@ def _key(key_from) -> str | None:
 
 
 def _run(view, args, kwargs, key: str, inprogress_timeout_s: int):
+    from .store import leases
     from .web import app_state
 
     state = app_state()
     objects, bucket = state.store()
     rkey = record_key(state.name, principal().id, request.method, request.path, key)
     phash = payload_hash()
-    acquired = _acquire(objects, bucket, rkey, key, phash, inprogress_timeout_s)
-    if isinstance(acquired, Response):
-        return acquired
-    etag = acquired
+    now = time.time()
+    try:
+        held = leases.acquire(objects, bucket, rkey, {"status": leases.IN_PROGRESS, "payload_hash": phash,
+                                                       "created_at": now, "expires_at": now + inprogress_timeout_s})
+    except leases.LeaseContended:
+        raise _in_progress(key, retry_after=1) from None
+    if not isinstance(held, leases.Lease):
+        return _answer_existing(held, key, phash)
     try:
         resp = current_app.make_response(view(*args, **kwargs))
     except BaseException:
-        _release(objects, bucket, rkey, etag)
+        held.release()
         raise
     if resp.status_code >= 500 or resp.is_streamed:
-        _release(objects, bucket, rkey, etag)
+        held.release()
         return resp
-    _complete(objects, bucket, rkey, etag, phash, resp, state.settings.idempotency_ttl_s)
-    return resp
-
-
-def _acquire(objects, bucket: str, rkey: str, key: str, phash: str, timeout_s: int) -> str | Response:
-    """The record's ETag once we own it, or the stored response to replay; raises 409/422."""
-    from .store.errors import ConditionalCheckFailed, DoesNotExist
-
-    for _ in range(4):
-        now = time.time()
-        record = {"status": INPROGRESS, "payload_hash": phash, "created_at": now,
-                  "in_progress_expires_at": now + timeout_s, "expires_at": now + timeout_s}
-        body = json.dumps(record).encode()
-        try:
-            return objects.put(bucket, rkey, body, if_none_match=True)
-        except ConditionalCheckFailed:
-            pass
-        try:
-            existing = objects.get(bucket, rkey)
-        except DoesNotExist:
-            continue  # released between our write and our read: try again
-        try:
-            current = json.loads(existing.body)
-        except json.JSONDecodeError:
-            current = {"status": "CORRUPT", "expires_at": 0}
-        expiry = current.get("in_progress_expires_at" if current.get("status") == INPROGRESS else "expires_at", 0)
-        if expiry < now:
-            try:  # expired (crashed process, or past its TTL): take it over
-                return objects.put(bucket, rkey, body, if_match=existing.etag)
-            except (ConditionalCheckFailed, DoesNotExist):
-                continue
-        if current.get("payload_hash") != phash:
-            raise Problem(422, "idempotency-key-reused", "Idempotency key reused",
-                          f"The {HEADER} {key!r} was already used with a different request body.",
-                          title_vi="Khóa idempotency đã được dùng",
-                          detail_vi=f"Khóa {HEADER} {key!r} đã được dùng với nội dung yêu cầu khác.",
-                          errors=[{"field": "", "message": "body differs from the first request with this key"}],
-                          header=HEADER, idempotency_key=key)
-        if current.get("status") == COMPLETED:
-            return _replay(current["response"])
-        retry = max(1, min(int(expiry - now) + 1, 30))
-        raise Problem(409, "idempotency-in-progress", "Request in progress",
-                      f"A request with {HEADER} {key!r} is still being processed; retry later.",
-                      title_vi="Yêu cầu đang được xử lý",
-                      detail_vi=f"Yêu cầu với khóa {key!r} đang được xử lý; vui lòng thử lại sau.",
-                      headers={"Retry-After": str(retry)}, header=HEADER, idempotency_key=key)
-    raise Problem(409, "idempotency-in-progress", "Request in progress",
-                  f"A request with {HEADER} {key!r} is contended; retry later.",
-                  title_vi="Yêu cầu đang được xử lý", detail_vi="Yêu cầu đang được xử lý; vui lòng thử lại sau.",
-                  headers={"Retry-After": "1"}, header=HEADER, idempotency_key=key)
-
-
-def _complete(objects, bucket: str, rkey: str, etag: str, phash: str, resp: Response, ttl_s: int) -> None:
-    from .store.errors import StoreError
-
-    now = time.time()
-    record = {
-        "status": COMPLETED, "payload_hash": phash, "completed_at": now, "expires_at": now + ttl_s,
+    done = time.time()
+    held.complete({
+        "status": leases.COMPLETED, "payload_hash": phash, "completed_at": done,
+        "expires_at": done + state.settings.idempotency_ttl_s,
         "response": {
             "status": resp.status_code,
             "headers": [[k, v] for k, v in resp.headers.items() if k.lower() not in _SKIP_HEADERS],
             "body_b64": base64.b64encode(resp.get_data()).decode(),
         },
-    }
-    try:
-        objects.put(bucket, rkey, json.dumps(record).encode(), if_match=etag)
-    except StoreError as exc:
-        # our in-progress record was taken over (we overran its expiry) or the store hiccuped:
-        # the answer stands, only its replay is lost
-        log.warning("idempotency record %s not completed: %s", rkey, exc.cause)
+    })
+    return resp
 
 
-def _release(objects, bucket: str, rkey: str, etag: str) -> None:
-    from .store.errors import StoreError
+def _answer_existing(record: dict, key: str, phash: str) -> Response:
+    """Another call holds this key: replay its answer, or refuse a different body / a call in progress."""
+    from .store import leases
 
-    try:
-        objects.delete(bucket, rkey, if_match=etag)
-    except StoreError as exc:
-        log.warning("idempotency record %s not released: %s", rkey, exc.cause)
+    if record.get("payload_hash") != phash:
+        raise Problem(422, "idempotency-key-reused", "Idempotency key reused",
+                      f"The {HEADER} {key!r} was already used with a different request body.",
+                      title_vi="Khóa idempotency đã được dùng",
+                      detail_vi=f"Khóa {HEADER} {key!r} đã được dùng với nội dung yêu cầu khác.",
+                      errors=[{"field": "", "message": "body differs from the first request with this key"}],
+                      header=HEADER, idempotency_key=key)
+    if record.get("status") == leases.COMPLETED:
+        return _replay(record["response"])
+    raise _in_progress(key, retry_after=max(1, min(int(float(record["expires_at"]) - time.time()) + 1, 30)))
+
+
+def _in_progress(key: str, retry_after: int) -> Problem:
+    return Problem(409, "idempotency-in-progress", "Request in progress",
+                   f"A request with {HEADER} {key!r} is still being processed; retry later.",
+                   title_vi="Yêu cầu đang được xử lý",
+                   detail_vi=f"Yêu cầu với khóa {key!r} đang được xử lý; vui lòng thử lại sau.",
+                   headers={"Retry-After": str(retry_after)}, header=HEADER, idempotency_key=key)
 
 
 def _replay(stored: dict) -> Response:

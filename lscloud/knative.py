@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import inspect
-import json
 import logging
 import os
 import re
@@ -181,51 +180,19 @@ def _events_seen_key(function: str, event: Mapping[str, Any]) -> str:
 
 
 IN_PROGRESS_LEASE_S = 300.0
-"""How long a run of an event handler holds the event: a redelivery that finds an "in-progress"
+"""How long a run of an event handler holds the event: a redelivery that finds an in-progress
 record younger than this is told to retry later; an older one is a crashed run's and is taken over."""
 
-
-def _claim_event(objects, bucket: str, key: str, event: Mapping[str, Any]) -> str | None:
-    """Take the event's dedupe record for this run: its etag, or None when the event is done already.
-
-    While another run of the same event is still in progress the answer is a 503 (retry later),
-    never "duplicate": that run may still fail, and an acked redelivery would lose the event.
-    """
-    from .store.errors import ConditionalCheckFailed, DoesNotExist
-
-    record = {"id": event["id"], "source": event["source"], "type": event["type"], "status": "in-progress",
-              "received_at": time.time()}
-    body = json.dumps(record).encode()
-    for _ in range(3):
-        try:
-            return objects.put(bucket, key, body, if_none_match=True)
-        except ConditionalCheckFailed:
-            pass
-        try:
-            stored = objects.get(bucket, key)
-        except DoesNotExist:
-            continue  # the other run failed and released the event just now
-        try:
-            prior = json.loads(stored.body)
-        except ValueError:
-            prior = {}
-        if prior.get("status", "done") == "done":  # records without a status predate it: done ones
-            return None
-        if time.time() - float(prior.get("received_at") or 0) < IN_PROGRESS_LEASE_S:
-            break
-        try:
-            return objects.put(bucket, key, body, if_match=stored.etag)
-        except (ConditionalCheckFailed, DoesNotExist):
-            continue
-    raise Problem(503, "event-in-progress", "Event in progress",
-                  f"Event {event['id']!r} is being processed by another delivery; retry later.",
-                  title_vi="Sự kiện đang được xử lý",
-                  detail_vi="Sự kiện này đang được xử lý bởi một lần gửi khác; vui lòng thử lại sau.",
-                  headers={"Retry-After": "2"})
+_EVENT_IN_PROGRESS = dict(
+    status=503, type="event-in-progress", title="Event in progress",
+    detail="This event is being processed by another delivery; retry later.",
+    title_vi="Sự kiện đang được xử lý",
+    detail_vi="Sự kiện này đang được xử lý bởi một lần gửi khác; vui lòng thử lại sau.",
+    headers={"Retry-After": "2"})
 
 
 def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
-    from .store.errors import StoreError
+    from .store import leases
 
     @web.raw_body()
     def receive_event():
@@ -246,9 +213,19 @@ def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
         state = web.app_state()
         objects, bucket = state.store()
         key = _events_seen_key(state.name, event)
-        etag = _claim_event(objects, bucket, key, event)
-        if etag is None:
-            return jsonify({"status": "duplicate", "id": event["id"]}), 200
+        now = time.time()
+        facts = {"id": event["id"], "source": event["source"], "type": event["type"]}
+        try:
+            # while another run holds the event the answer is "retry later", never "duplicate":
+            # that run may still fail, and an acked redelivery would lose the event
+            held = leases.acquire(objects, bucket, key, {**facts, "status": leases.IN_PROGRESS,
+                                                         "received_at": now, "expires_at": now + IN_PROGRESS_LEASE_S})
+        except leases.LeaseContended:
+            raise Problem(**_EVENT_IN_PROGRESS) from None
+        if not isinstance(held, leases.Lease):
+            if held.get("status") == leases.COMPLETED:
+                return jsonify({"status": "duplicate", "id": event["id"]}), 200
+            raise Problem(**_EVENT_IN_PROGRESS)
         try:
             try:
                 from . import telemetry
@@ -260,18 +237,11 @@ def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
             else:
                 handler(event)
         except BaseException:
-            # forget the event so the redelivery (5xx/429) runs the handler again
-            try:
-                objects.delete(bucket, key, if_match=etag)
-            except StoreError as exc:
-                log.warning("could not release event record %s: %s", key, exc.cause)
+            held.release()  # the redelivery (5xx/429) runs the handler again
             raise
-        done = {"id": event["id"], "source": event["source"], "type": event["type"], "status": "done",
-                "done_at": time.time()}
-        try:
-            objects.put(bucket, key, json.dumps(done).encode(), if_match=etag)
-        except StoreError as exc:  # redeliveries then wait out the lease and run again (handlers are idempotent)
-            log.warning("could not mark event record %s done: %s", key, exc.cause)
+        done = time.time()
+        held.complete({**facts, "status": leases.COMPLETED, "done_at": done,
+                       "expires_at": done + state.settings.idempotency_ttl_s})
         return jsonify({"status": "done", "id": event["id"]}), 200
 
     app.add_url_rule("/events", "lscloud_events", allow(EVENTING)(receive_event), methods=["POST"])

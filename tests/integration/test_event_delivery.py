@@ -25,6 +25,7 @@ from flask import jsonify
 from lscloud import events, knative, telemetry, web
 from lscloud.auth import allow
 from lscloud.bus import SyncBus
+from lscloud.store import leases
 from lscloud.config import Settings
 from lscloud.local.dispatcher import Dispatcher, Subscription, read_dlq, tail
 from lscloud.local.servers import free_port
@@ -374,15 +375,18 @@ def test_a_run_that_died_holds_its_event_only_until_the_lease_ends(settings, sin
     # a run that crashed mid-handler left its record "in-progress": redeliveries wait, not drop
     ev = parcel(3)
     key = knative._events_seen_key(FUNCTION, ev)
-    claim = {"id": ev["id"], "source": ev["source"], "type": ev["type"], "status": "in-progress"}
-    object_store.put(settings.bucket, key, json.dumps({**claim, "received_at": time.time()}).encode())
+    claim = {"id": ev["id"], "source": ev["source"], "type": ev["type"], "status": leases.IN_PROGRESS}
+    now = time.time()
+    object_store.put(settings.bucket, key, json.dumps(
+        {**claim, "received_at": now, "expires_at": now + knative.IN_PROGRESS_LEASE_S}).encode())
     held = sink.post_event(ev)
     assert held.status_code == 503 and held.json()["type"] == TYPE_BASE + "event-in-progress"
     assert "Retry-After" in held.headers and attempts(ev["id"]) == 0
     stale = time.time() - knative.IN_PROGRESS_LEASE_S - 1
-    object_store.put(settings.bucket, key, json.dumps({**claim, "received_at": stale}).encode())
+    object_store.put(settings.bucket, key, json.dumps(
+        {**claim, "received_at": stale, "expires_at": stale + knative.IN_PROGRESS_LEASE_S}).encode())
     taken = sink.post_event(ev)
     assert taken.status_code == 200 and taken.json()["status"] == "done"
     assert attempts(ev["id"]) == 1 and Processed.exists(ev["id"])
-    assert json.loads(object_store.get(settings.bucket, key).body)["status"] == "done"
+    assert json.loads(object_store.get(settings.bucket, key).body)["status"] == leases.COMPLETED
     assert sink.post_event(ev).json()["status"] == "duplicate"

@@ -187,7 +187,7 @@ def test_expired_in_progress_record_is_taken_over(app, calls, settings, object_s
     # a process crashed mid-request: its record stays INPROGRESS past its expiry
     key = record_key("payments", "sub:c1", "POST", "/v1/payments", "k-crash")
     stale = {"status": "INPROGRESS", "payload_hash": "whatever", "created_at": time.time() - 120,
-             "in_progress_expires_at": time.time() - 60, "expires_at": time.time() - 60}
+             "expires_at": time.time() - 60}
     object_store.put(settings.bucket, key, json.dumps(stale).encode(), if_none_match=True)
     resp = app.test_client().post("/v1/payments", json={"amount": 8}, headers=auth_headers("c1", key="k-crash"))
     assert resp.status_code == 201 and calls.n == 1
@@ -205,7 +205,7 @@ def test_live_in_progress_record_answers_409(app, calls, settings, object_store,
                                                                     "probe")).body)
     key = record_key("payments", "sub:c1", "POST", "/v1/payments", "k-busy")
     busy = {"status": "INPROGRESS", "payload_hash": probe["payload_hash"], "created_at": time.time(),
-            "in_progress_expires_at": time.time() + 60, "expires_at": time.time() + 60}
+            "expires_at": time.time() + 60}
     object_store.put(settings.bucket, key, json.dumps(busy).encode(), if_none_match=True)
     resp = client.post("/v1/payments", json=body, headers=auth_headers("c1", key="k-busy"))
     assert resp.status_code == 409 and "Retry-After" in resp.headers
