@@ -18,6 +18,7 @@ resumes where it stopped.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import json
 import logging
@@ -109,7 +110,10 @@ class Dispatcher:
 
     def __init__(self, settings, subscriptions: Sequence[Subscription], *, max_deliveries: int = 5,
                  backoff: Sequence[float] = (0.2, 0.5, 1, 2, 5), timeout_s: float = 10,
-                 fetch_batch: int = 10, fetch_wait_s: float = 1.0):
+                 fetch_batch: int = 10, fetch_wait_s: float = 1.0, manage_streams: bool = True):
+        """``manage_streams=False`` (the cluster's bridge): the platform owns the streams (replicas,
+        limits), so only check that the stream and its dead-letter stream exist, never create or
+        update them."""
         if max_deliveries < 1:
             raise ValueError("max_deliveries must be at least 1")
         if not backoff:
@@ -124,6 +128,7 @@ class Dispatcher:
         self.timeout_s = timeout_s
         self.fetch_batch = fetch_batch
         self.fetch_wait_s = fetch_wait_s
+        self.manage_streams = manage_streams
         self.stats = DispatchStats()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -170,6 +175,30 @@ class Dispatcher:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def check(self, timeout: float = 2.0) -> None:
+        """Raise BusUnavailable/BusError unless delivering: NATS connected, every consumer there."""
+        loop, bus = self._loop, self._bus
+        if not self.running or not self._ready.is_set() or loop is None or bus is None or loop.is_closed():
+            raise BusUnavailable("the dispatcher is not running")
+        future = asyncio.run_coroutine_threadsafe(self._check(timeout), loop)
+        try:
+            future.result(timeout + 1.0)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise BusUnavailable(f"NATS did not answer within {timeout:g}s") from None
+
+    async def _check(self, timeout: float) -> None:
+        assert self._bus is not None
+        if not self._bus.connected:
+            raise BusUnavailable(f"NATS at {self.settings.nats_url} is not connected (reconnecting)")
+        for sub in self.subscriptions:
+            try:
+                await asyncio.wait_for(self._bus.js.consumer_info(self.settings.stream, sub.durable), timeout)
+            except nats.js.errors.NotFoundError:
+                raise BusError(f"consumer {sub.durable} does not exist on stream {self.settings.stream}") from None
+            except asyncio.TimeoutError:
+                raise BusUnavailable(f"NATS did not answer within {timeout:g}s") from None
+
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
         self._loop = loop
@@ -195,8 +224,11 @@ class Dispatcher:
         self._http = httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=False)
         tasks: list[asyncio.Task] = []
         try:
-            await self._bus.ensure_stream()
-            await self._bus.ensure_stream(dlq_stream(self.settings), DLQ_SUBJECTS)
+            if self.manage_streams:
+                await self._bus.ensure_stream()
+                await self._bus.ensure_stream(dlq_stream(self.settings), DLQ_SUBJECTS)
+            else:
+                await self._require_streams()
             for sub in self.subscriptions:
                 await self._ensure_consumer(sub)
             self._ready.set()
@@ -212,6 +244,14 @@ class Dispatcher:
                 await asyncio.gather(*tasks, return_exceptions=True)
             await self._http.aclose()
             await self._bus.close(drain=False)
+
+    async def _require_streams(self) -> None:
+        await self._bus.connect()
+        for name in (self.settings.stream, dlq_stream(self.settings)):
+            try:
+                await self._bus.js.stream_info(name)
+            except nats.js.errors.NotFoundError:
+                raise BusError(f"stream {name} does not exist (the platform creates it)") from None
 
     async def _ensure_consumer(self, sub: Subscription) -> None:
         subjects = sub.subjects
