@@ -23,7 +23,7 @@ import nats.errors
 import nats.js.errors
 from nats.js import api as js_api
 
-from . import events, telemetry
+from . import events, metrics, telemetry
 
 STREAM_SUBJECTS = ("lscloud.>",)
 DUPLICATE_WINDOW_S = 120.0
@@ -192,7 +192,7 @@ class Bus:
         A duplicate (same id within the dedupe window) returns the sequence of the first copy.
         """
         subject, body, headers = prepare(event)
-        with telemetry.send_span(event, subject) as span:
+        with telemetry.send_span(event, subject) as span, metrics.publishing(subject):
             telemetry.inject(headers)
             ack = await self.publish_message(subject, body, headers, timeout=timeout)
             span.set_attribute("messaging.nats.stream.sequence", ack.seq)
@@ -328,7 +328,7 @@ class SyncBus:
         timeout = self.publish_timeout if timeout is None else timeout
         subject, body, headers = prepare(event)
         # the span and the injected context belong to the caller's thread (its request's trace)
-        with telemetry.send_span(event, subject) as span:
+        with telemetry.send_span(event, subject) as span, metrics.publishing(subject):
             telemetry.inject(headers)
             ack = self._run(self._bus.publish_message(subject, body, headers, timeout=timeout), timeout)
             span.set_attribute("messaging.nats.stream.sequence", ack.seq)

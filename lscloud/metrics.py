@@ -1,0 +1,218 @@
+"""The runtime's metric instruments, created lazily from :func:`lscloud.telemetry.meter`.
+
+Semantic-convention names where one exists (messaging metrics, with the same attributes as the
+messaging spans), ``lscloud.*`` for what the conventions lack. The Flask instrumentation records
+``http.server.request.duration`` itself (see :func:`lscloud.telemetry.instrument_flask`).
+
+=======================================  =========  ===============================================
+instrument                               recorded   attributes
+=======================================  =========  ===============================================
+``messaging.client.operation.duration``  bus        system, operation name/type, destination,
+``messaging.client.sent.messages``       publish    ``error.type`` on failure
+``messaging.client.consumed.messages``   /events    destination, consumer group, event type,
+                                                    ``lscloud.event.outcome``
+``messaging.process.duration``           /events    destination, consumer group, event type,
+                                                    ``error.type`` when the handler failed
+``lscloud.event.lag``                    /events    consumer group (the function), event type
+``lscloud.eventing.deliveries``          dispatcher consumer group (the subscription), event type,
+                                                    ``lscloud.delivery.outcome``, HTTP status
+``lscloud.eventing.dead_letters``        dispatcher consumer group, ``lscloud.dead_letter.reason``
+``lscloud.function.readiness.failures``  ready()    ``lscloud.dependency`` (``s3`` or ``nats``)
+=======================================  =========  ===============================================
+
+``observability/README.md`` lists the Prometheus names these become.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, Iterator, Mapping
+
+# seconds; the HTTP semconv's advisory buckets (the SDK default ones are for milliseconds)
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
+# event lag goes from milliseconds to a backlog of minutes (the SLO threshold, 60 s, is a bound)
+LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+
+_lock = threading.Lock()
+_instruments: dict[str, Any] = {}
+
+
+def _instrument(name: str) -> Any:
+    inst = _instruments.get(name)
+    if inst is not None:
+        return inst
+    with _lock:
+        if not _instruments:
+            try:
+                _create()
+            except ImportError:  # pragma: no cover - OpenTelemetry is a declared dependency
+                _instruments.update({n: _NOOP for n in _NAMES})
+        return _instruments[name]
+
+
+class _Noop:
+    def add(self, *_args, **_kwargs) -> None:
+        pass
+
+    record = add
+
+
+_NOOP = _Noop()
+_NAMES = ("publish_duration", "sent", "consumed", "process_duration", "lag", "deliveries", "dead_letters",
+          "readiness_failures")
+
+
+def _create() -> None:
+    from . import telemetry
+
+    m = telemetry.meter()
+    _instruments.update(
+        publish_duration=m.create_histogram(
+            "messaging.client.operation.duration", unit="s",
+            description="Duration of messaging operation initiated by a producer or consumer client.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS),
+        sent=m.create_counter(
+            "messaging.client.sent.messages", unit="{message}",
+            description="Number of messages producer attempted to send to the broker."),
+        consumed=m.create_counter(
+            "messaging.client.consumed.messages", unit="{message}",
+            description="Number of messages that were delivered to the application."),
+        process_duration=m.create_histogram(
+            "messaging.process.duration", unit="s", description="Duration of processing operation.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS),
+        lag=m.create_histogram(
+            "lscloud.event.lag", unit="s",
+            description="Time from the CloudEvent's time attribute to the start of its processing.",
+            explicit_bucket_boundaries_advisory=LAG_BUCKETS),
+        deliveries=m.create_counter(
+            "lscloud.eventing.deliveries", unit="{delivery}",
+            description="Delivery attempts of the trigger dispatcher, by outcome."),
+        dead_letters=m.create_counter(
+            "lscloud.eventing.dead_letters", unit="{message}",
+            description="Events moved to the dead-letter stream."),
+        readiness_failures=m.create_counter(
+            "lscloud.function.readiness.failures", unit="{check}",
+            description="Readiness checks that failed, by the dependency that did not answer."),
+    )
+
+
+def _messaging(operation: str, destination: str) -> dict[str, Any]:
+    return {"messaging.system": "nats", "messaging.operation.type": operation,
+            "messaging.operation.name": "publish" if operation == "send" else operation,
+            "messaging.destination.name": destination}
+
+
+def _error_type(exc: BaseException) -> str:
+    status = getattr(exc, "status", None)  # a Problem: its HTTP status says more than the class
+    return str(status) if isinstance(status, int) else type(exc).__name__
+
+
+@contextmanager
+def publishing(destination: str) -> Iterator[None]:
+    """Time one publish (with its retries) to ``destination``; count it, failed or not."""
+    attrs = _messaging("send", destination)
+    started = time.perf_counter()
+    try:
+        yield
+    except BaseException as exc:
+        attrs["error.type"] = _error_type(exc)
+        raise
+    finally:
+        _instrument("publish_duration").record(time.perf_counter() - started, attrs)
+        _instrument("sent").add(1, attrs)
+
+
+def event_time(event: Mapping[str, Any]) -> float | None:
+    """The event's ``time`` as a POSIX timestamp, or None when it has none (or a bad one)."""
+    value = event.get("time")
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("z", "Z"))
+        except ValueError:
+            return None
+    else:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()
+
+
+def destination(event_type: str | None) -> str | None:
+    """The NATS subject events of ``event_type`` travel on (None for a type with no subject)."""
+    from . import events
+
+    try:
+        return events.subject_for(event_type)  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        return None
+
+
+def _event_attrs(destination: str | None, consumer_group: str, event_type: str | None) -> dict[str, Any]:
+    attrs = {**_messaging("process", destination or ""), "messaging.consumer.group.name": consumer_group}
+    if destination is None:
+        del attrs["messaging.destination.name"]
+    if event_type:
+        attrs["cloudevents.event_type"] = event_type
+    return attrs
+
+
+def consumed(destination: str | None, consumer_group: str, event_type: str | None, outcome: str) -> None:
+    """One event delivered to a function: ``outcome`` is ``done``, ``failed``, ``duplicate``,
+    ``in_progress``, ``unsupported`` or ``malformed``."""
+    attrs = _event_attrs(destination, consumer_group, event_type)
+    attrs["lscloud.event.outcome"] = outcome
+    _instrument("consumed").add(1, attrs)
+
+
+@contextmanager
+def processing(event: Mapping[str, Any], destination: str | None, consumer_group: str) -> Iterator[None]:
+    """Around a handler run: the lag of ``event`` now, then the run's duration (``error.type`` if it raised)."""
+    attrs = _event_attrs(destination, consumer_group, event.get("type"))
+    sent_at = event_time(event)
+    if sent_at is not None:
+        _instrument("lag").record(max(0.0, time.time() - sent_at),
+                                  {"messaging.consumer.group.name": consumer_group,
+                                   "cloudevents.event_type": attrs.get("cloudevents.event_type", "")})
+    started = time.perf_counter()
+    try:
+        yield
+    except BaseException as exc:
+        attrs["error.type"] = _error_type(exc)
+        raise
+    finally:
+        _instrument("process_duration").record(time.perf_counter() - started, attrs)
+
+
+def delivery(subscription: str, event_type: str | None, outcome: str, status: int | None = None) -> None:
+    """A dispatcher delivery attempt: ``outcome`` is ``delivered``, ``retry``, ``dead_letter`` or ``skipped``."""
+    attrs: dict[str, Any] = {"messaging.system": "nats", "messaging.consumer.group.name": subscription,
+                             "lscloud.delivery.outcome": outcome}
+    if event_type:
+        attrs["cloudevents.event_type"] = event_type
+    if status is not None:
+        attrs["http.response.status_code"] = status
+    _instrument("deliveries").add(1, attrs)
+
+
+def dead_letter_reason(status: int | None, error: str | None) -> str:
+    """A low-cardinality reason: ``malformed``, ``rejected`` (a 4xx no retry fixes),
+    ``failed`` (5xx/429 until the last delivery) or ``no_answer`` (timeouts, refused connections)."""
+    if status is None:
+        return "malformed" if (error or "").startswith("malformed") else "no_answer"
+    if status >= 500 or status == 429:
+        return "failed"
+    return "rejected"
+
+
+def dead_lettered(subscription: str, reason: str) -> None:
+    _instrument("dead_letters").add(1, {"messaging.system": "nats", "messaging.consumer.group.name": subscription,
+                                         "lscloud.dead_letter.reason": reason})
+
+
+def readiness_failed(dependency: str) -> None:
+    _instrument("readiness_failures").add(1, {"lscloud.dependency": dependency})
