@@ -128,7 +128,8 @@ class Function:
             return False, "not started"
         if "s3" in self.needs:
             try:
-                self._probe.ping(self.settings.bucket)
+                with _untraced():  # a probe every few seconds is not a trace anyone wants
+                    self._probe.ping(self.settings.bucket)
             except Exception as exc:  # noqa: BLE001 - reported, not raised
                 return False, f"object store not ready: {getattr(exc, 'cause', exc.__class__.__name__)}"
         if "nats" in self.needs:
@@ -145,6 +146,16 @@ class Function:
         if self._asgi is None:
             self.start(os.environ.copy())
         await self._asgi(scope, receive, send)
+
+
+def _untraced():
+    try:
+        from opentelemetry.instrumentation.utils import suppress_instrumentation
+    except ImportError:  # pragma: no cover - installed with the telemetry dependencies
+        import contextlib
+
+        return contextlib.nullcontext()
+    return suppress_instrumentation()
 
 
 def _ping_nats(rt: runtime.Runtime | None, settings: config.Settings, timeout_s: float = 2.0) -> None:

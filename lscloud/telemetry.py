@@ -46,6 +46,8 @@ _meter_provider: MeterProvider | None = None
 _metric_tap: InMemoryMetricReader | None = None
 _trace_files: set[str] = set()
 _otlp_span_endpoints: set[str] = set()
+_service_providers: dict[str, TracerProvider] = {}
+_botocore_instrumented = False
 
 
 def _merge_env_list(name: str, values: Iterable[str]) -> None:
@@ -110,6 +112,65 @@ def setup(settings=None) -> None:
             _tracer_provider.add_span_processor(
                 BatchSpanProcessor(JsonLinesSpanExporter(settings.trace_file), schedule_delay_millis=500))
             _trace_files.add(settings.trace_file)
+        _instrument_botocore()
+
+
+# the only request parameters an S3 span records (semconv aws.s3.*): never bodies, never credentials
+_S3_PARAMS = (("Bucket", "aws.s3.bucket"), ("Key", "aws.s3.key"), ("UploadId", "aws.s3.upload_id"))
+
+
+def _s3_request_hook(span, service_name, operation_name, api_params) -> None:
+    if service_name != "s3" or not span.is_recording() or not isinstance(api_params, Mapping):
+        return
+    for param, attr in _S3_PARAMS:
+        value = api_params.get(param)
+        if isinstance(value, str):
+            span.set_attribute(attr, value)
+
+
+def _instrument_botocore() -> None:
+    """CLIENT spans for every object-store call (``S3.GetObject``, ``rpc.system=aws-api``, ...).
+
+    The instrumentation records the operation, region, server address, status and request id,
+    and here the bucket and key: no header, no URL, no credential. Presigned URLs are made
+    without a call, so they never reach a span. Called with ``_lock`` held; once per process.
+    """
+    global _botocore_instrumented
+    if _botocore_instrumented:
+        return
+    _botocore_instrumented = True
+    try:
+        from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
+    except ImportError:  # pragma: no cover - a declared dependency
+        return
+    instrumentor = BotocoreInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        # no providers passed: the global proxies follow the ones setup() installed
+        instrumentor.instrument(request_hook=_s3_request_hook)
+
+
+def service_tracer(service: str, name: str = INSTRUMENTATION_NAME) -> trace.Tracer:
+    """A tracer whose spans carry ``service.name = service`` but go to this process's exporters.
+
+    For a second component living in the same process (the local dispatcher beside the
+    gateway in the supervisor): its spans are its own service's in the trace file and in OTLP.
+    Before :func:`setup` it is the process tracer (no-op until something sets telemetry up).
+    """
+    provider = _tracer_provider
+    if provider is None:
+        return tracer(name)
+    with _lock:
+        sibling = _service_providers.get(service)
+        if sibling is None:
+            if provider.resource.attributes.get(SERVICE_NAME) == service:
+                sibling = provider
+            else:
+                resource = provider.resource.merge(Resource({SERVICE_NAME: service}))
+                # the same multi-processor: every exporter added to the main provider, now or later
+                sibling = TracerProvider(resource=resource, shutdown_on_exit=False,
+                                         active_span_processor=provider._active_span_processor)
+            _service_providers[service] = sibling
+    return sibling.get_tracer(name)
 
 
 def _ensure_setup() -> TracerProvider:
@@ -228,19 +289,27 @@ def send_span(event: Mapping[str, Any], destination: str | None = None) -> Itera
 
 @contextmanager
 def process_span(event: Mapping[str, Any], headers: Mapping[str, str] | None = None, *,
-                 destination: str | None = None, consumer_group: str | None = None) -> Iterator[trace.Span]:
+                 destination: str | None = None, consumer_group: str | None = None,
+                 tracer_: trace.Tracer | None = None) -> Iterator[trace.Span]:
     """CONSUMER span ``process <subject>`` for handling ``event``, child of the producer's context.
 
     The parent comes from the ``traceparent`` in ``headers`` (NATS or HTTP), so the trace of the
-    request that published the event continues here.
+    request that published the event continues here; when the current span already continues
+    that trace (the SERVER span of an HTTP delivery), the CONSUMER span nests under it.
+    ``tracer_`` records the span for another service of the process (:func:`service_tracer`).
     """
     dest = destination or _destination(event)
     attrs = _messaging_attributes("process", dest, event)
     if consumer_group:
         attrs["messaging.consumer.group.name"] = consumer_group
     parent = extract(headers) if headers else None
-    with tracer().start_as_current_span(f"process {dest}", context=parent, kind=SpanKind.CONSUMER,
-                                        attributes=attrs) as span:
+    if parent is not None:
+        carried = trace.get_current_span(parent).get_span_context()
+        current = trace.get_current_span().get_span_context()
+        if current.is_valid and (not carried.is_valid or current.trace_id == carried.trace_id):
+            parent = None  # already inside the carried trace: keep the current span as parent
+    with (tracer_ or tracer()).start_as_current_span(f"process {dest}", context=parent, kind=SpanKind.CONSUMER,
+                                                     attributes=attrs) as span:
         yield span
 
 

@@ -41,6 +41,7 @@ from ..bus import Bus, BusError, BusUnavailable
 log = logging.getLogger(__name__)
 
 DLQ_SUBJECTS = ("lscloud-dlq.>",)
+SERVICE = "dispatcher"  # service.name of its spans
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -137,6 +138,7 @@ class Dispatcher:
         self._startup_error: BaseException | None = None
         self._bus: Bus | None = None
         self._http: httpx.AsyncClient | None = None
+        self._tracer = telemetry.tracer()
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -221,6 +223,8 @@ class Dispatcher:
     async def _main(self) -> None:
         self._stopping = asyncio.Event()
         self._bus = Bus(self.settings, name=f"{self.settings.service}-dispatcher", create_stream=False)
+        # its spans are the dispatcher's own service, also when it runs inside the supervisor
+        self._tracer = telemetry.service_tracer(SERVICE)
         self._http = httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=False)
         tasks: list[asyncio.Task] = []
         try:
@@ -327,7 +331,7 @@ class Dispatcher:
             await self._settle(msg.ack())
             return
         with telemetry.process_span(event, msg.headers or {}, destination=msg.subject,
-                                    consumer_group=sub.durable) as span:
+                                    consumer_group=sub.durable, tracer_=self._tracer) as span:
             span.set_attribute("messaging.nats.delivery_count", delivered)
             status, error = await self._post(sub, event)
             if status is not None and 200 <= status < 300:
@@ -358,7 +362,7 @@ class Dispatcher:
         url = urlparse(sub.url)
         attrs = {"http.request.method": "POST", "url.full": sub.url, "server.address": url.hostname or "",
                  "server.port": url.port or (443 if url.scheme == "https" else 80)}
-        with telemetry.tracer().start_as_current_span("POST", kind=SpanKind.CLIENT, attributes=attrs) as span:
+        with self._tracer.start_as_current_span("POST", kind=SpanKind.CLIENT, attributes=attrs) as span:
             telemetry.inject(headers)
             try:
                 resp = await self._http.post(sub.url, content=body, headers=headers)
