@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 
 from flask import Flask, jsonify, request
 
-from . import config, runtime, web
+from . import config, metrics, runtime, web
 from .auth import EVENTING, allow
 from .problems import Problem
 
@@ -131,11 +131,13 @@ class Function:
                 with _untraced():  # a probe every few seconds is not a trace anyone wants
                     self._probe.ping(self.settings.bucket)
             except Exception as exc:  # noqa: BLE001 - reported, not raised
+                metrics.readiness_failed("s3")
                 return False, f"object store not ready: {getattr(exc, 'cause', exc.__class__.__name__)}"
         if "nats" in self.needs:
             try:
                 _ping_nats(self._runtime, self.settings)
             except Exception as exc:  # noqa: BLE001
+                metrics.readiness_failed("nats")
                 return False, f"nats not ready: {exc.__class__.__name__}"
         return True, "OK"
 
@@ -210,18 +212,25 @@ def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
         """Receive a CloudEvent from Knative Eventing (internal)."""
         from . import events
 
+        state = web.app_state()
         try:
             event = events.from_http(dict(request.headers), request.get_data(cache=True))
         except ValueError as exc:
+            metrics.consumed(None, state.name, None, "malformed")
             raise Problem(400, "malformed-event", "Malformed CloudEvent", str(exc)[:500],
                           title_vi="Sự kiện không hợp lệ", detail_vi="Sự kiện CloudEvent không đúng định dạng.") from None
+        subject = metrics.destination(event["type"])
+
+        def outcome(what: str) -> None:
+            metrics.consumed(subject, state.name, event["type"], what)
+
         handler = handlers.get(event["type"])
         if handler is None:
+            outcome("unsupported")
             raise Problem(400, "unsupported-event-type", "Unsupported event type",
                           f"This function does not handle events of type {event['type']!r}.",
                           title_vi="Loại sự kiện không được hỗ trợ",
                           detail_vi=f"Chức năng này không xử lý sự kiện loại {event['type']!r}.")
-        state = web.app_state()
         objects, bucket = state.store()
         key = _events_seen_key(state.name, event)
         now = time.time()
@@ -232,24 +241,30 @@ def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
             held = leases.acquire(objects, bucket, key, {**facts, "status": leases.IN_PROGRESS,
                                                          "received_at": now, "expires_at": now + IN_PROGRESS_LEASE_S})
         except leases.LeaseContended:
+            outcome("in_progress")
             raise Problem(**_EVENT_IN_PROGRESS) from None
         if not isinstance(held, leases.Lease):
             if held.get("status") == leases.COMPLETED:
+                outcome("duplicate")
                 return jsonify({"status": "duplicate", "id": event["id"]}), 200
+            outcome("in_progress")
             raise Problem(**_EVENT_IN_PROGRESS)
         try:
             try:
                 from . import telemetry
             except ImportError:
                 telemetry = None
-            if telemetry is not None:
-                with telemetry.process_span(event, dict(request.headers), consumer_group=state.name):
+            with metrics.processing(event, subject, state.name):  # lag, then the run's duration
+                if telemetry is not None:
+                    with telemetry.process_span(event, dict(request.headers), consumer_group=state.name):
+                        handler(event)
+                else:
                     handler(event)
-            else:
-                handler(event)
         except BaseException:
+            outcome("failed")
             held.release()  # the redelivery (5xx/429) runs the handler again
             raise
+        outcome("done")
         done = time.time()
         held.complete({**facts, "status": leases.COMPLETED, "done_at": done,
                        "expires_at": done + state.settings.idempotency_ttl_s})

@@ -35,7 +35,7 @@ import nats.js.errors
 from nats.js import api as js_api
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from .. import events, telemetry
+from .. import events, metrics, telemetry
 from ..bus import Bus, BusError, BusUnavailable
 
 log = logging.getLogger(__name__)
@@ -328,6 +328,7 @@ class Dispatcher:
             return
         if event["type"] not in sub.types:  # another version of a subscribed fact shares the subject
             self.stats.count(sub.durable, "skipped")
+            metrics.delivery(sub.durable, event["type"], "skipped")
             await self._settle(msg.ack())
             return
         with telemetry.process_span(event, msg.headers or {}, destination=msg.subject,
@@ -336,12 +337,14 @@ class Dispatcher:
             status, error = await self._post(sub, event)
             if status is not None and 200 <= status < 300:
                 self.stats.count(sub.durable, "delivered")
+                metrics.delivery(sub.durable, event["type"], "delivered", status)
                 await self._settle(msg.ack())
                 return
             retryable = status is None or status >= 500 or status == 429
             reason = error or f"HTTP {status}"
             if retryable and delivered < self.max_deliveries:
                 self.stats.count(sub.durable, "retried")
+                metrics.delivery(sub.durable, event["type"], "retry", status)
                 span.set_status(Status(StatusCode.ERROR, f"will retry: {reason}"[:200]))
                 await self._settle(msg.nak(delay=self._delay(delivered)))
                 return
@@ -410,6 +413,8 @@ class Dispatcher:
             await self._settle(msg.nak(delay=self.backoff[-1]))
             return
         self.stats.count(sub.durable, "dead_lettered")
+        metrics.delivery(sub.durable, event.get("type"), "dead_letter", status)
+        metrics.dead_lettered(sub.durable, metrics.dead_letter_reason(status, error))
         await self._settle(msg.term())
 
 
