@@ -111,10 +111,11 @@ class Dispatcher:
 
     def __init__(self, settings, subscriptions: Sequence[Subscription], *, max_deliveries: int = 5,
                  backoff: Sequence[float] = (0.2, 0.5, 1, 2, 5), timeout_s: float = 10,
-                 fetch_batch: int = 10, fetch_wait_s: float = 1.0, manage_streams: bool = True):
+                 fetch_batch: int = 10, fetch_wait_s: float = 1.0, manage_streams: bool = True,
+                 service: str = SERVICE):
         """``manage_streams=False`` (the cluster's bridge): the platform owns the streams (replicas,
         limits), so only check that the stream and its dead-letter stream exist, never create or
-        update them."""
+        update them. ``service``: the ``service.name`` of its spans (the bridge's are ``bridge``)."""
         if max_deliveries < 1:
             raise ValueError("max_deliveries must be at least 1")
         if not backoff:
@@ -130,6 +131,7 @@ class Dispatcher:
         self.fetch_batch = fetch_batch
         self.fetch_wait_s = fetch_wait_s
         self.manage_streams = manage_streams
+        self.service = service
         self.stats = DispatchStats()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -224,7 +226,7 @@ class Dispatcher:
         self._stopping = asyncio.Event()
         self._bus = Bus(self.settings, name=f"{self.settings.service}-dispatcher", create_stream=False)
         # its spans are the dispatcher's own service, also when it runs inside the supervisor
-        self._tracer = telemetry.service_tracer(SERVICE)
+        self._tracer = telemetry.service_tracer(self.service)
         self._http = httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=False)
         tasks: list[asyncio.Task] = []
         try:
@@ -300,8 +302,9 @@ class Dispatcher:
                 continue
             except asyncio.CancelledError:
                 raise
-            except nats.js.errors.NotFoundError:
-                # the consumer vanished (stream recreated): make it again
+            except (nats.js.errors.NotFoundError, nats.js.errors.ServiceUnavailableError):
+                # the consumer vanished (deleted, stream recreated): a pull on it gets "no
+                # responders" (503); make it again (harmless when JetStream was only unavailable)
                 await asyncio.sleep(0.5)
                 try:
                     await self._ensure_consumer(sub)
