@@ -19,6 +19,8 @@ for p in (str(INFRA), str(REPO)):  # components/ and lscloud/ importable without
 from lscloud.local import manifest  # noqa: E402
 
 from components import bus, objectstore, telemetry  # noqa: E402
+from components.bridge import BridgeEndpoints, EventBridge  # noqa: E402
+from components.bridge import routes as bridge_routes  # noqa: E402
 from components.bus import EventBus  # noqa: E402
 from components.cluster import ClusterNetwork  # noqa: E402
 from components.function import Function, PlatformEndpoints  # noqa: E402
@@ -29,7 +31,8 @@ from components.secrets import AppSecrets  # noqa: E402
 from components.settings import SettingsError, StackSettings  # noqa: E402
 from components.telemetry import Telemetry  # noqa: E402
 
-STRUCTURED = {"cluster", "nats", "objectStore", "knative", "telemetry", "jwt", "functionDefaults", "functions", "egressCidrs"}
+STRUCTURED = {"cluster", "nats", "objectStore", "knative", "telemetry", "bridge", "jwt", "functionDefaults", "functions",
+              "egressCidrs"}
 
 cfg = pulumi.Config()
 settings = StackSettings.from_values(lambda key: cfg.get_object(key) if key in STRUCTURED else cfg.get(key))
@@ -89,7 +92,16 @@ else:
                       opts=pulumi.ResourceOptions(provider=provider, depends_on=ready))
         urls[m.name] = fn.url
 
+    # JetStream -> brokers: one bridge per broker, forwarding the types its Triggers filter on
+    bridge_endpoints = BridgeEndpoints.from_platform(platform)
+    bridges = {}
+    for broker, types in bridge_routes(functions, ["default", *brokers]).items():
+        EventBridge(f"lscloud-bridge-{broker}", broker, types, bridge_endpoints, settings.bridge,
+                    image=settings.bridge_image(), opts=pulumi.ResourceOptions(provider=provider, depends_on=ready))
+        bridges[broker] = list(types)
+
     pulumi.export("functions", urls)
+    pulumi.export("bridges", bridges)
     pulumi.export("buckets", store.buckets)
     pulumi.export("natsUrl", event_bus.url)
     pulumi.export("s3Endpoint", store.endpoint)

@@ -12,4 +12,5 @@ tests can check and schema-validate exactly what would be applied.
 ``telemetry``  the OpenTelemetry Collector (config from observability/collector.yaml)
 ``secrets``    the JWT and partner-bank key secrets, from Pulumi secrets
 ``function``   one function: Knative Service, Triggers, ServiceAccount, NetworkPolicy, PDB
+``bridge``     the JetStream -> broker event bridge: Deployment and SinkBinding per broker, policy, PDB
 """

@@ -3,7 +3,9 @@
 The stream matches what the runtime expects (:mod:`lscloud.bus`: subjects ``lscloud.>``, a
 two-minute duplicate window for ``Nats-Msg-Id`` dedupe, file storage); it is created here with
 ``streamReplicas`` (3) replicas by a Job, before any function starts, so the runtime's
-``ensure_stream`` finds it and never creates an R1 stream of its own.
+``ensure_stream`` finds it and never creates an R1 stream of its own. The same Job creates the
+dead-letter stream ``<stream>_DLQ`` (``lscloud-dlq.>``) where the event bridge puts the events a
+broker refused; the bridge only checks that both exist.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import pulumi
 
 from lscloud.bus import DUPLICATE_WINDOW_S, STREAM_SUBJECTS
+from lscloud.local.dispatcher import DLQ_SUBJECTS
 
 from . import k8s as kx
 from .settings import NatsSettings
@@ -64,6 +67,15 @@ def render_stream(s: NatsSettings) -> dict:
     }
 
 
+def dlq_stream_name(s: NatsSettings) -> str:
+    return f"{s.stream}_DLQ"  # lscloud.local.dispatcher.dlq_stream
+
+
+def render_dlq_stream(s: NatsSettings) -> dict:
+    """The dead-letter stream: same replicas and limits, its own subjects."""
+    return {**render_stream(s), "name": dlq_stream_name(s), "subjects": list(DLQ_SUBJECTS)}
+
+
 def _duration_ns(v: str) -> int:
     units = {"h": 3600, "m": 60, "s": 1}
     return int(float(v[:-1]) * units[v[-1]] * 1e9) if v and v[-1] in units else int(v)
@@ -87,7 +99,8 @@ def render(s: NatsSettings, namespace: str, *, client_namespaces: tuple[str, ...
     config_map = {"apiVersion": "v1", "kind": "ConfigMap",
                   "metadata": {"name": f"{NAME}-config", "namespace": namespace, "labels": lbl},
                   "data": {"nats.conf": render_config(s, namespace),
-                           "stream.json": json.dumps(render_stream(s), indent=2, sort_keys=True)}}
+                           "stream.json": json.dumps(render_stream(s), indent=2, sort_keys=True),
+                           "dlq-stream.json": json.dumps(render_dlq_stream(s), indent=2, sort_keys=True)}}
     headless = {"apiVersion": "v1", "kind": "Service",
                 "metadata": {"name": f"{NAME}-headless", "namespace": namespace, "labels": lbl},
                 "spec": {"clusterIP": "None", "publishNotReadyAddresses": True, "selector": sel, "ports": ports}}
@@ -140,7 +153,9 @@ def render(s: NatsSettings, namespace: str, *, client_namespaces: tuple[str, ...
     }
     setup = {
         "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": kx.dns_name(NAME, "streams", _digest(config_map["data"]["stream.json"])), "namespace": namespace,
+        "metadata": {"name": kx.dns_name(NAME, "streams", _digest(config_map["data"]["stream.json"]
+                                                                  + config_map["data"]["dlq-stream.json"])),
+                     "namespace": namespace,
                      "labels": kx.labels(f"{NAME}-setup", "event-bus")},
         "spec": {
             "backoffLimit": 10,
@@ -154,14 +169,15 @@ def render(s: NatsSettings, namespace: str, *, client_namespaces: tuple[str, ...
                         "image": s.boxImage,
                         "command": ["sh", "-ec"],
                         # create, or bring an existing stream to the declared config (replicas included)
-                        "args": [f"nats --server {client_url(namespace)} stream info {s.stream} >/dev/null 2>&1 "
-                                 f"&& nats --server {client_url(namespace)} stream edit {s.stream} --config /etc/nats/stream.json --force "
-                                 f"|| nats --server {client_url(namespace)} stream add {s.stream} --config /etc/nats/stream.json"],
+                        "args": ["\n".join(_stream_command(client_url(namespace), name, f"/etc/nats/{file}")
+                                           for name, file in ((s.stream, "stream.json"),
+                                                              (dlq_stream_name(s), "dlq-stream.json")))],
                         "volumeMounts": [{"name": "config", "mountPath": "/etc/nats"}],
                         "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}},
                         "securityContext": {**kx.restricted_security_context(), "runAsUser": 1000},
                     }],
-                    "volumes": [{"name": "config", "configMap": {"name": f"{NAME}-config", "items": [{"key": "stream.json", "path": "stream.json"}]}}],
+                    "volumes": [{"name": "config", "configMap": {"name": f"{NAME}-config", "items": [
+                        {"key": "stream.json", "path": "stream.json"}, {"key": "dlq-stream.json", "path": "dlq-stream.json"}]}}],
                 },
             },
         },
@@ -192,6 +208,12 @@ def render(s: NatsSettings, namespace: str, *, client_namespaces: tuple[str, ...
     }
     budget = kx.pdb(NAME, namespace, sel, max_unavailable=1)  # R3 streams keep quorum with one server down
     return [config_map, headless, client, policy, setup_policy, statefulset, budget, setup]
+
+
+def _stream_command(server: str, stream: str, config: str) -> str:
+    return (f"nats --server {server} stream info {stream} >/dev/null 2>&1 "
+            f"&& nats --server {server} stream edit {stream} --config {config} --force "
+            f"|| nats --server {server} stream add {stream} --config {config}")
 
 
 def _digest(text: str) -> str:

@@ -144,6 +144,27 @@ class TelemetrySettings:
 
 
 @dataclass(frozen=True)
+class BridgeSettings:
+    """The JetStream -> broker bridge (one Deployment per broker). ``image`` "" = the platform image
+    ``<imageRegistry>/lscloud:<imageTag>`` (the repository's distribution: runtime, CLI, bridge)."""
+
+    replicas: int = 2
+    image: str = ""
+    requests: Mapping[str, str] = field(default_factory=lambda: {"cpu": "50m", "memory": "96Mi"})
+    limits: Mapping[str, str] = field(default_factory=lambda: {"cpu": "500m", "memory": "256Mi"})
+    maxDeliveries: int = 5  # attempts at the broker before an event goes to <stream>_DLQ
+    timeoutSeconds: int = 10  # per POST to the broker
+
+    def __post_init__(self):
+        _positive("bridge", replicas=self.replicas, maxDeliveries=self.maxDeliveries,
+                  timeoutSeconds=self.timeoutSeconds)
+        for kind, values in (("requests", self.requests), ("limits", self.limits)):
+            missing = {"cpu", "memory"} - set(values or {})
+            if missing:
+                raise SettingsError(f"lscloud:bridge.{kind} needs {sorted(missing)}")
+
+
+@dataclass(frozen=True)
 class JwtSettings:
     issuer: str = "https://id.langson.gov.vn"
     audience: str = "lscloud"
@@ -186,6 +207,7 @@ class StackSettings:
     objectStore: ObjectStoreSettings = field(default_factory=ObjectStoreSettings)
     knative: KnativeSettings = field(default_factory=KnativeSettings)
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    bridge: BridgeSettings = field(default_factory=BridgeSettings)
     jwt: JwtSettings = field(default_factory=JwtSettings)
     functionDefaults: FunctionDefaults = field(default_factory=FunctionDefaults)
     functions: Mapping[str, FunctionOverride] = field(default_factory=dict)
@@ -210,6 +232,7 @@ class StackSettings:
             objectStore=_build(ObjectStoreSettings, "objectStore", get("objectStore")),
             knative=_build(KnativeSettings, "knative", get("knative")),
             telemetry=_build(TelemetrySettings, "telemetry", get("telemetry")),
+            bridge=_build(BridgeSettings, "bridge", get("bridge")),
             jwt=_build(JwtSettings, "jwt", get("jwt")),
             functionDefaults=_build(FunctionDefaults, "functionDefaults", get("functionDefaults")),
             functions=functions,
@@ -220,6 +243,9 @@ class StackSettings:
         if o.image:
             return o.image
         return f"{self.imageRegistry}/{function}:{o.tag or self.imageTag}"
+
+    def bridge_image(self) -> str:
+        return self.bridge.image or f"{self.imageRegistry}/lscloud:{self.imageTag}"
 
 
 # the config keys that must only ever hold Pulumi secrets (set with `pulumi config set --secret`)

@@ -172,7 +172,7 @@ def test_disruption_budgets(objs):
 def test_collector_runs_the_repository_config(objs):
     (cm,) = [o for o in of_kind(objs, "ConfigMap") if o["metadata"]["name"] == "otel-collector"]
     assert cm["data"]["collector.yaml"] == (REPO / "observability" / "collector.yaml").read_text(encoding="utf-8")
-    (dep,) = of_kind(objs, "Deployment")
+    (dep,) = [o for o in of_kind(objs, "Deployment") if o["metadata"]["name"] == "otel-collector"]
     env = {e["name"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert {"TRACES_BACKEND_ENDPOINT", "TRACES_BACKEND_INSECURE"} <= env
 
