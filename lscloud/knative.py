@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 
 from flask import Flask, jsonify, request
 
-from . import config, metrics, runtime, web
+from . import config, events, metrics, runtime, telemetry, web
 from .auth import EVENTING, allow
 from .problems import Problem
 
@@ -75,12 +75,7 @@ class Function:
         with self._lock:
             settings = config.load(cfg)
             self._runtime = runtime.install(runtime.Runtime(settings))
-            try:
-                from . import telemetry
-            except ImportError:
-                telemetry = None
-            if telemetry is not None:
-                telemetry.setup(settings)
+            telemetry.setup(settings)
             app = self._build(settings)
             self.settings, self.app = settings, app
             self._asgi = WSGIMiddleware(_terminated(app), workers=16)
@@ -151,12 +146,8 @@ class Function:
 
 
 def _untraced():
-    try:
-        from opentelemetry.instrumentation.utils import suppress_instrumentation
-    except ImportError:  # pragma: no cover - installed with the telemetry dependencies
-        import contextlib
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
 
-        return contextlib.nullcontext()
     return suppress_instrumentation()
 
 
@@ -210,8 +201,6 @@ def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
     @web.raw_body()
     def receive_event():
         """Receive a CloudEvent from Knative Eventing (internal)."""
-        from . import events
-
         state = web.app_state()
         try:
             event = events.from_http(dict(request.headers), request.get_data(cache=True))
@@ -250,15 +239,8 @@ def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
             outcome("in_progress")
             raise Problem(**_EVENT_IN_PROGRESS)
         try:
-            try:
-                from . import telemetry
-            except ImportError:
-                telemetry = None
             with metrics.processing(event, subject, state.name):  # lag, then the run's duration
-                if telemetry is not None:
-                    with telemetry.process_span(event, dict(request.headers), consumer_group=state.name):
-                        handler(event)
-                else:
+                with telemetry.process_span(event, dict(request.headers), consumer_group=state.name):
                     handler(event)
         except BaseException:
             outcome("failed")

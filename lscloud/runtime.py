@@ -70,7 +70,6 @@ def install(runtime: Runtime) -> Runtime:
 
 def current() -> Runtime:
     """The installed runtime; installs one from the environment on first use."""
-    global _current
     if _current is None:
         install(Runtime(config.load()))
     return _current  # type: ignore[return-value]

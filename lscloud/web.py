@@ -480,12 +480,9 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
         """The OpenAPI 3.1 description of this function."""
         return jsonify(build_openapi(app))
 
-    try:
-        from . import telemetry  # written by the bus/telemetry owner
-    except ImportError:
-        telemetry = None
-    if telemetry is not None and hasattr(telemetry, "instrument_flask"):
-        telemetry.instrument_flask(app)
+    from . import telemetry
+
+    telemetry.instrument_flask(app)
     return app
 
 

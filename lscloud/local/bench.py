@@ -276,12 +276,9 @@ def bench_directory(*, requests: int = 1000, concurrency: int = 8, functions_dir
 
     with local_cloud(functions_dir.resolve(), reuse_state_dir) as cloud:
         settings = cloud_settings(cloud)
-        try:
-            from lscloud.auth import dev_keys
+        from lscloud.auth import dev_keys
 
-            settings = settings.replace(jwt_public_key=dev_keys(settings.state_dir)[1])
-        except ImportError:
-            pass
+        settings = settings.replace(jwt_public_key=dev_keys(settings.state_dir)[1])
         fns = cloud["functions"]
         for needed in ("directory", "hello"):
             if needed not in fns:

@@ -30,10 +30,7 @@ _HOP = {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorizati
         b"transfer-encoding", b"upgrade", b"proxy-connection"}
 
 
-try:  # the same problem type URIs as the functions' own errors
-    from lscloud.problems import TYPE_BASE as _TYPE_BASE
-except ImportError:  # pragma: no cover - the runtime ships it
-    _TYPE_BASE = "https://errors.lscloud.langson.gov.vn/"
+from lscloud.problems import TYPE_BASE as _TYPE_BASE  # the functions' own problem type URIs
 
 
 @dataclass
@@ -74,10 +71,8 @@ class Gateway:
             timeout=httpx.Timeout(self.read_timeout_s, connect=2.0),
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=30),
             follow_redirects=False, trust_env=False)
-        try:
-            from lscloud import telemetry
-        except ImportError:
-            telemetry = None
+        from lscloud import telemetry
+
         self._telemetry = telemetry
 
     async def _shutdown(self) -> None:

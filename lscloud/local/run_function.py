@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib
-import importlib.util
 import json
 import sys
 import time
@@ -31,28 +30,9 @@ SEED_MARKER_PREFIX = "_lscloud/seeds"
 
 def load_package(function_dir: Path) -> ModuleType:
     """Import ``<function_dir>/function`` under a module name unique to the function."""
-    function_dir = Path(function_dir).resolve()
-    try:
-        from lscloud.knative import load_function  # the WEB helper's loader, when present
-    except ImportError:
-        load_function = None
-    if load_function is not None:
-        return load_function(function_dir)
-    init = function_dir / "function" / "__init__.py"
-    if not init.is_file():
-        raise SystemExit(f"{function_dir}: no function package (expected {init})")
-    name = "lscloud_fn_" + "".join(c if c.isalnum() else "_" for c in function_dir.name)
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(init.parent)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
+    from lscloud.knative import load_function
+
+    return load_function(Path(function_dir).resolve())
 
 
 def serve(function_dir: Path) -> None:

@@ -499,11 +499,8 @@ class Supervisor:
         return {name: fp.route for name, fp in self.functions.items()}
 
     def _ensure_stream(self) -> None:
-        try:
-            from ..bus import SyncBus
-        except ImportError as exc:
-            self.say(f"! stream not created: lscloud.bus is not available ({exc})")
-            return
+        from ..bus import SyncBus
+
         bus = SyncBus(self.settings)
         bus.start()
         try:
@@ -513,11 +510,8 @@ class Supervisor:
         self.say(f"✓ stream       {self.settings.stream} (lscloud.>)")
 
     def _dev_keys(self) -> None:
-        try:
-            from ..auth import dev_keys
-        except ImportError as exc:
-            self.say(f"! no dev signing keys: lscloud.auth is not available ({exc})")
-            return
+        from ..auth import dev_keys
+
         _, public_pem = dev_keys(self.state_dir)
         if isinstance(public_pem, bytes):
             public_pem = public_pem.decode()
@@ -525,10 +519,8 @@ class Supervisor:
         self.say(f"✓ dev keys     {self.state_dir} (tokens: lscloud token --role ROLE)")
 
     def _setup_telemetry(self) -> None:
-        try:
-            from .. import telemetry
-        except ImportError:
-            return
+        from .. import telemetry
+
         try:
             telemetry.setup(self.settings.replace(service="gateway"))
         except Exception as exc:  # noqa: BLE001 - the cloud runs without gateway spans
@@ -549,10 +541,8 @@ class Supervisor:
         subs = [(fp, s) for fp in self.functions.values() for s in fp.manifest.subscriptions]
         if not subs:
             return
-        try:
-            from .dispatcher import Dispatcher, Subscription
-        except ImportError as exc:
-            raise UpError(f"functions subscribe to events but the dispatcher is not available: {exc}") from None
+        from .dispatcher import Dispatcher, Subscription
+
         self.dispatcher = Dispatcher(self.settings, [
             Subscription(function=fp.name, name=s.name, types=[s.type], url=f"http://127.0.0.1:{fp.port}/events")
             for fp, s in subs])
