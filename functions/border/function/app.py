@@ -684,7 +684,7 @@ def create_app(settings=None) -> Flask:
             pass  # a misread is still a read: the barrier refuses it with the reason
         data = {**data, "device": p.sub}
         out = ce.new_event(event["type"], f"/border/devices/{records.safe(p.sub)}", data,
-                           id=f"{records.safe(p.sub)}.{records.safe(data['reading_id'])}",
+                           id=f"{p.sub}.{data['reading_id']}",
                            subject=data["reading_id"])
         records.publish([out])
         return jsonify({"id": out["id"], "type": out["type"], "accepted": True}), 202
