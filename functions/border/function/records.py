@@ -70,7 +70,8 @@ def publish(evts: list[dict]) -> None:
     if not evts:
         return
     bus = runtime.current().bus
-    for e in evts:
+
+    def one(e):
         try:
             bus.publish(e)
         except Exception as exc:  # noqa: BLE001 - kept, not lost
@@ -79,6 +80,9 @@ def publish(evts: list[dict]) -> None:
                 PendingEvent("outbox", e["id"], event=e).save()
             except ConditionalCheckFailed:
                 pass
+
+    for e in evts:   # in order: consumers see drafted before submitted before queued
+        one(e)
 
 
 def flush_outbox(limit: int = 500) -> dict:
@@ -128,12 +132,16 @@ def _write_trail(decl: Declaration, transitions: list[Transition], extra_events:
         at = datetime.fromisoformat(t.at.replace("Z", "+00:00"))
         entries.append(AuditEntry(doc["id"], f"{micros(at):016d}_{decl.version:06d}_{i:02d}", data=t.audit()))
         evts.append(transition_event(doc, t, f"{doc['id']}.{decl.version}.{i}"))
-    for e in entries:
+    def save(entry):
         try:
-            e.save()
+            entry.save()
         except ConditionalCheckFailed:
-            pass
+            pass  # a repeat of a committed write: the entry is already there
+
+    done = [_pool.submit(save, e) for e in entries]
     publish(evts + extra_events)
+    for f in done:
+        f.result()
 
 
 def audit_only(decl: Declaration, action: str, actor: Actor, at: datetime, details: dict, reason: str | None = None,
