@@ -173,6 +173,11 @@ def create_app(settings=None) -> Flask:
             raise _problem(exc) from None
         except DoesNotExist:
             raise _not_found() from None
+        except records.ConditionalCheckFailed:
+            raise Problem(409, "concurrent-update", "Concurrent update",
+                          "The declaration kept changing while this request ran; retry it.",
+                          title_vi="Tờ khai đang được cập nhật", detail_vi="Tờ khai đang được cập nhật đồng thời; vui lòng thử lại.",
+                          headers={"Retry-After": "1"}) from None
 
     # -- declarations ---------------------------------------------------------------------------------
 
