@@ -1,7 +1,7 @@
 """The `lscloud` command: run the local cloud and look inside it.
 
     lscloud up [--port 8080] [--state-dir .lscloud] [--functions-dir functions] ...
-    lscloud status | token --role R | seed | dlq | events tail | traces | bench directory
+    lscloud status | token --role R | seed | dlq | events tail | traces | bench directory | bench border
 
 Exit codes: 0 done; 1 failed (message on stderr); 2 bad usage; 3 `status` found the cloud
 running but not healthy.
@@ -191,9 +191,13 @@ def cmd_traces(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .local.bench import BenchError, bench_directory
+    from .local.bench import BenchError, bench_border, bench_directory
 
     try:
+        if args.bench_command == "border":
+            return bench_border(requests=args.requests, concurrency=args.concurrency, waiting=args.waiting,
+                                functions_dir=Path(args.functions_dir),
+                                reuse_state_dir=_state_dir(args) if args.reuse else None, max_seconds=args.max_seconds)
         return bench_directory(requests=args.requests, concurrency=args.concurrency, functions_dir=Path(args.functions_dir),
                                reuse_state_dir=_state_dir(args) if args.reuse else None,
                                max_seconds=args.max_seconds)
@@ -264,6 +268,16 @@ def build_parser() -> argparse.ArgumentParser:
     bd.add_argument("--functions-dir", default="functions", help="where the directory function is (default functions)")
     bd.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
     bd.set_defaults(fn=cmd_bench)
+    bb = bench_sub.add_parser("border", help="border declarations/s (full stack, with events) vs raw S3 conditional "
+                                             "PUTs; queue-position lookup with 10,000 trucks waiting")
+    bb.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    bb.add_argument("--requests", type=int, default=300, help="declarations to create (default 300)")
+    bb.add_argument("--concurrency", type=int, default=8, help="parallel clients (default 8)")
+    bb.add_argument("--waiting", type=int, default=10_000, help="trucks waiting ahead in the queue (default 10000)")
+    bb.add_argument("--max-seconds", type=float, default=60.0, help="time cap per target (default 60)")
+    bb.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
+    bb.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
+    bb.set_defaults(fn=cmd_bench)
     return p
 
 

@@ -53,6 +53,8 @@ class Settings:
     blob_max_bytes: int = 20 * 1_048_576
     presign_ttl_s: int = 300
     idempotency_ttl_s: int = 86_400
+    # other functions' base URL ({name} = the function): the gateway locally, the Service in the cluster
+    peer_url_template: str = "http://127.0.0.1:8080/{name}"
     # where the local cloud keeps its data, traces and keys
     state_dir: str = ".lscloud"
     # telemetry: the OTel SDK reads OTEL_* itself; these are the ones the runtime acts on
@@ -157,6 +159,9 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         jwks = _url("LSCLOUD_JWT_JWKS_URL", jwks, ("http", "https"))
     if mode == "cluster" and not (public_key or jwks):
         raise ConfigError("LSCLOUD_JWT_PUBLIC_KEY(_FILE) or LSCLOUD_JWT_JWKS_URL is required when LSCLOUD_ENV=cluster")
+    peers = get("LSCLOUD_PEER_URL_TEMPLATE", d.peer_url_template)
+    if "{name}" not in peers or not _url("LSCLOUD_PEER_URL_TEMPLATE", peers.replace("{name}", "x"), ("http", "https")):
+        raise ConfigError(f"LSCLOUD_PEER_URL_TEMPLATE must be an http(s) URL holding {{name}}, got {peers!r}")
     otlp = get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
     if otlp:
         otlp = _url("OTEL_EXPORTER_OTLP_ENDPOINT", otlp, ("http", "https"))
@@ -182,6 +187,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         blob_max_bytes=_int("LSCLOUD_BLOB_MAX_BYTES", get("LSCLOUD_BLOB_MAX_BYTES", str(d.blob_max_bytes)), 1),
         presign_ttl_s=_int("LSCLOUD_PRESIGN_TTL_S", get("LSCLOUD_PRESIGN_TTL_S", str(d.presign_ttl_s)), 1),
         idempotency_ttl_s=_int("LSCLOUD_IDEMPOTENCY_TTL_S", get("LSCLOUD_IDEMPOTENCY_TTL_S", str(d.idempotency_ttl_s)), 1),
+        peer_url_template=peers.rstrip("/"),
         state_dir=get("LSCLOUD_STATE_DIR", d.state_dir),
         otlp_endpoint=otlp,
         trace_file=get("LSCLOUD_TRACE_FILE", d.trace_file),

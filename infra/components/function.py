@@ -42,6 +42,7 @@ S3_SECRET = "lscloud-s3"
 PLATFORM_ENV = frozenset({
     "LSCLOUD_ENV", "LSCLOUD_S3_ENDPOINT", "LSCLOUD_BUCKET", "LSCLOUD_NATS_URL", "LSCLOUD_STREAM",
     "LSCLOUD_JWT_ISSUER", "LSCLOUD_JWT_AUDIENCE", "LSCLOUD_JWT_JWKS_URL", "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "LSCLOUD_PEER_URL_TEMPLATE",
     "K_SERVICE", "PORT",
 })
 SECRET_ENV_RE = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|ACCESS_KEY|PARTNER_KEYS|HMAC|CREDENTIAL")
@@ -126,6 +127,8 @@ def render_env(m: Manifest, p: PlatformEndpoints) -> list[dict]:
         {"name": "LSCLOUD_JWT_ISSUER", "value": p.jwt_issuer},
         {"name": "LSCLOUD_JWT_AUDIENCE", "value": p.jwt_audience},
         {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": p.otlp_endpoint},
+        # functions call each other by their Knative Service's cluster address
+        {"name": "LSCLOUD_PEER_URL_TEMPLATE", "value": f"http://{{name}}.{p.namespace}.svc.cluster.local"},
     ]
     if p.jwt_jwks_url:
         env.append({"name": "LSCLOUD_JWT_JWKS_URL", "value": p.jwt_jwks_url})

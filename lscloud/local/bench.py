@@ -192,7 +192,8 @@ def cold_start(m: manifests.Manifest, settings, runs: int = 3, warm_requests: in
 
 
 @contextmanager
-def local_cloud(functions_dir: Path, reuse_state_dir: Path | None) -> Iterator[dict]:
+def local_cloud(functions_dir: Path, reuse_state_dir: Path | None,
+                only: tuple[str, ...] = ("directory", "hello")) -> Iterator[dict]:
     """A running cloud's ``cloud.json``: the one on ``reuse_state_dir``, or a fresh temporary one."""
     if reuse_state_dir is not None:
         cloud = read_json(reuse_state_dir / "cloud.json")
@@ -203,8 +204,9 @@ def local_cloud(functions_dir: Path, reuse_state_dir: Path | None) -> Iterator[d
     state_dir = Path(tempfile.mkdtemp(prefix="lscloud-bench-"))
     log_path = state_dir / "up.log"
     argv = [sys.executable, "-m", "lscloud.cli", "--state-dir", str(state_dir), "up", "--port", "0",
-            "--functions-dir", str(functions_dir), "--functions-dir", str(HELLO_DIR),
-            "--only", "directory", "--only", "hello"]
+            "--functions-dir", str(functions_dir), "--functions-dir", str(HELLO_DIR)]
+    for name in only:
+        argv += ["--only", name]
     print(f"… starting a temporary local cloud in {state_dir}", flush=True)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -327,3 +329,134 @@ def bench_directory(*, requests: int = 1000, concurrency: int = 8, functions_dir
         print(f"{c.name:<36}  {statistics.median(c.ms):9.0f}  {min(c.ms):7.0f}  {max(c.ms):7.0f}  "
               f"{c.peak_rss / 1_048_576:11.1f}")
     return 1 if any(r.ok == 0 for r in results) else 0
+
+
+# -- border -------------------------------------------------------------------------------------------
+
+def _border_body(i: int, run: str, gate: str = "huu-nghi") -> dict:
+    from datetime import datetime, timedelta, timezone
+
+    return {"id": f"bench-{run}-{i:06d}", "gate": gate, "direction": "import",
+            "expected_arrival": (datetime.now(timezone.utc) + timedelta(minutes=30)).isoformat(),
+            "vehicle": {"tractor_plate": f"桂A·{10000 + i % 89999}", "type": "tractor-trailer", "axles": 5,
+                        "empty_weight_kg": 15000},
+            "driver": {"name": "Bench Driver", "nationality": "CN", "id_type": "passport", "id_number": f"E{i:08d}",
+                       "phone": "+8613800000000"},
+            "enterprise": {"tax_code": "0100109106", "name": "Bench Co"},
+            "goods": [{"hs_code": "081090", "description": "durian", "packages": 800, "gross_weight_kg": 16000,
+                       "value": 40000, "currency": "USD", "origin": "CN", "perishable": True}],
+            "health": {"fever": False, "symptoms": [], "contact_with_case": False}, "submit": True}
+
+
+def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10_000, lookups: int = 30,
+                 functions_dir: Path = Path("functions"), reuse_state_dir: Path | None = None,
+                 max_seconds: float = 60.0) -> int:
+    """Declarations created per second (full stack: gateway, auth, validation, idempotency, store,
+    indexes, audit, events on NATS) against raw S3 conditional PUTs in the same run; then the
+    queue-position lookup time with ``waiting`` trucks in the yard queue ahead."""
+    import json
+    import uuid
+    from concurrent.futures import ThreadPoolExecutor as Pool
+    from datetime import datetime, timedelta, timezone
+
+    from lscloud.auth import dev_keys, issue_token
+    from lscloud.cli import cloud_settings
+    from lscloud.store import keys as store_keys
+    from lscloud.store.objects import ObjectStore
+
+    if requests < 1 or concurrency < 1 or waiting < 0:
+        raise BenchError("--requests and --concurrency must be at least 1, --waiting at least 0")
+    if not (functions_dir / "border" / "func.yaml").is_file():
+        raise BenchError(f"no border function in {functions_dir}")
+    run = uuid.uuid4().hex[:8]
+    with local_cloud(functions_dir.resolve(), reuse_state_dir, only=("directory", "border")) as cloud:
+        settings = cloud_settings(cloud)
+        private = dev_keys(settings.state_dir)[0]
+        gw = cloud["gateway"]["url"] + "/border"
+        ent = {"Authorization": "Bearer " + issue_token(private, "0100109106", "enterprise", ttl_s=7200)}
+        counter = iter(range(10 ** 9))
+        lock = threading.Lock()
+
+        def create_call():
+            client = httpx.Client(trust_env=False, timeout=30.0)
+
+            def call():
+                with lock:
+                    i = next(counter)
+                r = client.post(f"{gw}/v1/declarations", json=_border_body(i, run), headers=ent)
+                if r.status_code != 201:
+                    raise RuntimeError(f"HTTP {r.status_code}: {r.text[:160]}")
+
+            return call
+
+        objects = ObjectStore(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key,
+                              settings.s3_region, max_pool=max(32, concurrency * 2))
+        put_counter = iter(range(10 ** 9))
+
+        def s3_put_call():
+            def call():
+                with lock:
+                    i = next(put_counter)
+                objects.put(settings.bucket, f"bench-raw/{run}/{i:08d}.json", b'{"n":1}', if_none_match=True)
+
+            return call
+
+        print(f"… warming up, then {requests} declarations (submitted: indexes, audit, events) at concurrency {concurrency}",
+              flush=True)
+        run_load("warm-up", create_call, min(20, requests), min(concurrency, 4), 20)
+        decl = run_load("POST /border/v1/declarations via gateway", create_call, requests, concurrency, max_seconds)
+        puts = run_load("S3 PUT If-None-Match: * (boto3)", s3_put_call, requests * 10, concurrency, max_seconds)
+
+        # the queue: `waiting` trucks ahead in the yard queue of one gate, then one real truck at the back
+        print(f"… filling the yard queue of binh-nghi (in) with {waiting} trucks", flush=True)
+        table_prefix = store_keys.hash_prefix("border-queue", "binh-nghi_in")
+        t0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+
+        def put_entry(i):
+            k = f"1_2025010107_{int((t0 + timedelta(seconds=i)).timestamp() * 1e6):016d}_LSBENCH{i:06d}"
+            objects.put(settings.bucket, table_prefix + store_keys.encode_part(k) + store_keys.SUFFIX,
+                        json.dumps({"queue": "binh-nghi_in", "key": k, "declaration_id": f"bench-q-{i}"}).encode())
+
+        started = time.perf_counter()
+        with Pool(max(8, concurrency * 2)) as pool:
+            list(pool.map(put_entry, range(waiting)))
+        fill_s = time.perf_counter() - started
+        with httpx.Client(trust_env=False, timeout=60.0) as client:
+            body = _border_body(0, run + "q", gate="binh-nghi") | {"booking": {"mode": "living"}}
+            r = client.post(f"{gw}/v1/declarations", json=body, headers=ent)
+            if r.status_code != 201:
+                raise BenchError(f"could not create the measured truck: {r.status_code} {r.text[:200]}")
+            created = r.json()
+            yard = {"Authorization": "Bearer " + issue_token(private, "yard-1", "yard-operator", unit="binh-nghi"),
+                    "Idempotency-Key": uuid.uuid4().hex}
+            r = client.post(f"{gw}/v1/declarations/{created['id']}/arrival", headers=yard)
+            if r.status_code != 200:
+                raise BenchError(f"arrival failed: {r.status_code} {r.text[:200]}")
+            lat, lookup_lat, position = [], [], None
+            for _ in range(lookups):
+                t = time.perf_counter()
+                r = client.get(f"{gw}/v1/declarations/{created['id']}/position", headers=ent)
+                lat.append(time.perf_counter() - t)
+                position = r.json()["queue"]["position"]
+                t = time.perf_counter()
+                client.get(f"{gw}/v1/lookup", params={"code": created["code"], "plate": body["vehicle"]["tractor_plate"]})
+                lookup_lat.append(time.perf_counter() - t)
+
+    def ms(values, q):
+        data = sorted(values)
+        return data[min(len(data) - 1, int(q * len(data)))] * 1000
+
+    print()
+    print(f"lscloud bench border — {os.cpu_count()} CPU(s), concurrency {concurrency}")
+    width = max(len(decl.name), len(puts.name))
+    print(f"{'target'.ljust(width)}  {'per s':>8}  {'p50 ms':>7}  {'p99 ms':>7}  {'errors':>6}")
+    for r in (decl, puts):
+        print(f"{r.name.ljust(width)}  {r.rps:8.1f}  {r.pct(0.5):7.1f}  {r.pct(0.99):7.1f}  {r.errors:6d}"
+              + (f"  ({r.first_error})" if r.errors else ""))
+    if puts.rps:
+        print(f"one declaration costs about {puts.rps / decl.rps:.1f} conditional PUTs of time "
+              f"({decl.rps / puts.rps:.1%} of the raw PUT rate)" if decl.rps else "no declaration succeeded")
+    print(f"queue of {waiting} trucks filled in {fill_s:.1f}s; measured truck at position {position}")
+    print(f"GET /v1/declarations/{{id}}/position  p50 {ms(lat, 0.5):7.1f} ms  p90 {ms(lat, 0.9):7.1f} ms  ({lookups} calls)")
+    print(f"GET /v1/lookup (public, vi)          p50 {ms(lookup_lat, 0.5):7.1f} ms  p90 {ms(lookup_lat, 0.9):7.1f} ms")
+    return 1 if decl.ok == 0 else 0

@@ -446,6 +446,8 @@ class Supervisor:
             raise UpError(str(exc)) from None
         self.settings = base.replace(s3_endpoint=s3[0].rstrip("/"), s3_access_key=s3[1], s3_secret_key=s3[2],
                                      nats_url=nats_url, env="local", state_dir=str(self.state_dir),
+                                     # functions call each other through the gateway, as through Services
+                                     peer_url_template=f"http://127.0.0.1:{gateway_port}/{{name}}",
                                      trace_file=str(self.state_dir / "traces.jsonl"))
         self.write_state()
 

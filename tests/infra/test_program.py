@@ -83,7 +83,8 @@ def test_knative_service_shape(objs):
 
 
 def test_prod_uses_jwks_and_stack_scale_overrides(program):
-    svc = of_kind(k8s_objects(program("prod")), "Service", "serving.knative.dev/v1")[0]
+    services = of_kind(k8s_objects(program("prod")), "Service", "serving.knative.dev/v1")
+    svc = next(s for s in services if s["metadata"]["name"] == "directory")   # one function per Service
     ann = svc["spec"]["template"]["metadata"]["annotations"]
     assert ann["autoscaling.knative.dev/min-scale"] == "2"
     env = {e["name"]: e for e in svc["spec"]["template"]["spec"]["containers"][0]["env"]}

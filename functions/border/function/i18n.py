@@ -1,0 +1,65 @@
+"""The driver's language: Vietnamese, Chinese or English, chosen by ``Accept-Language``."""
+
+from __future__ import annotations
+
+LANGUAGES = ("vi", "zh", "en")
+
+STATUS = {
+    "draft": ("Bản nháp", "草稿", "Draft"),
+    "submitted": ("Đã nộp tờ khai", "已提交申报", "Declaration submitted"),
+    "queued": ("Đã xếp lượt, chờ vào bãi", "已预约时段，请前往等候区", "Slot booked: go to the waiting area"),
+    "in_yard": ("Đang chờ trong bãi", "在等候区排队", "Waiting in the yard"),
+    "called": ("Được gọi vào cửa khẩu — hãy đến ngay", "已叫号，请立即前往口岸", "Called to the gate — go now"),
+    "at_gate": ("Đã đến cửa khẩu", "已到达口岸", "At the gate"),
+    "under_inspection": ("Đang kiểm tra", "正在查验", "Under inspection"),
+    "held": ("Đang tạm giữ để kiểm tra thêm", "暂扣待进一步查验", "Held for further checks"),
+    "cleared": ("Đã thông quan — được qua cửa khẩu", "已放行，可以通关", "Cleared — you may cross"),
+    "refused": ("Bị từ chối thông quan", "不予放行", "Refused"),
+    "exited": ("Đã qua cửa khẩu", "已通关", "Crossed the border"),
+    "cancelled": ("Đã hủy", "已取消", "Cancelled"),
+    "expired": ("Hết hiệu lực (lỡ lượt gọi hai lần)", "已失效（两次错过叫号）", "Expired (missed the call twice)"),
+}
+
+TEXT = {
+    "position": ("Vị trí trong hàng chờ: {position} (phía trước còn {ahead} xe)",
+                 "排队位置：第{position}位（前面还有{ahead}辆车）",
+                 "Queue position: {position} ({ahead} trucks ahead)"),
+    "wait": ("Thời gian chờ dự kiến: khoảng {minutes} phút", "预计等待时间：约{minutes}分钟",
+             "Expected wait: about {minutes} minutes"),
+    "slot": ("Khung giờ: {slot}", "预约时段：{slot}", "Slot: {slot}"),
+    "deadline": ("Hãy có mặt tại cửa khẩu trước {deadline}", "请于{deadline}前到达口岸",
+                 "Be at the gate before {deadline}"),
+    "why": ("Thứ tự: làn ưu tiên trước, rồi khung giờ sớm hơn, rồi xe vào bãi sớm hơn",
+            "排序规则：优先通道优先，其次预约时段较早者，再次进入等候区较早者",
+            "Order: priority lane first, then earlier slot, then earlier arrival in the yard"),
+    "not_found": ("Không tìm thấy tờ khai với mã và biển số này", "未找到该编号和车牌的申报",
+                  "No declaration with this code and plate"),
+}
+
+
+def pick(accept_language: str | None) -> str:
+    """The best of vi/zh/en for an Accept-Language header (q-values honoured; default vi)."""
+    best, best_q = "vi", -1.0
+    for i, part in enumerate((accept_language or "").split(",")):
+        tag, _, params = part.strip().partition(";")
+        tag = tag.strip().lower()
+        q = 1.0
+        for p in params.split(";"):
+            k, _, val = p.strip().partition("=")
+            if k == "q":
+                try:
+                    q = float(val)
+                except ValueError:
+                    q = 0.0
+        lang = tag.split("-")[0]
+        if lang in LANGUAGES and q > best_q and q > 0:
+            best, best_q = lang, q
+    return best
+
+
+def t(key: str, lang: str, **values) -> str:
+    return TEXT[key][LANGUAGES.index(lang)].format(**values)
+
+
+def status(state: str, lang: str) -> str:
+    return STATUS[state][LANGUAGES.index(lang)]

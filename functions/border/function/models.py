@@ -1,0 +1,171 @@
+"""How the border function keeps crossings in its own bucket.
+
+=====================  ========================================  =================================
+model (table)          key (hash / range)                        written
+=====================  ========================================  =================================
+Declaration            id                                        create-only, then If-Match only
+DeclarationCode        code -> id                                create-only (unique public code)
+AuditEntry             declaration id / <µs time>_<seq>_<rand>   create-only, append-only
+AgencyDecision         declaration id / <agency>_<seq 4 digits>  create-only (one per decision)
+OwnerIndex             "ent:<tax code>"|"drv:<id>" / <µs>_<id>   create-only, listing = prefix
+WorkItem               <gate>_<agency> / <submitted µs>_<id>     create-only, deleted when decided
+SlotSeat               <gate>_<flow>_<slot> / seat 0000..cap-1   create-only: capacity never exceeded
+QueueEntry             <gate>_<flow> / <lane>_<slot>_<µs>_<code> create-only, deleted when called
+CallEntry              <gate>_<flow> / <deadline µs>_<code>      create-only, deleted at gate/missed
+PlateIndex             plate key / declaration id                create-only, deleted when done
+DayIndex               local day / <gate>_<id>                   create-only (stats listing)
+DeviceReading          device id / reading id                    create-only: a reading counts once
+CapacityOverride       gate / <flow>                             If-Match (operator's override)
+TrafficOrder           gate / order id                           create-only
+PendingEvent           "outbox" / event id                       events NATS did not confirm
+=====================  ========================================  =================================
+
+Range keys that order things use only letters, digits and ``_`` so the store's key order is
+their plain string order.
+"""
+
+from __future__ import annotations
+
+from lscloud.store import Model, attributes as A
+
+
+class Declaration(Model):
+    class Meta:
+        table = "border-declarations"
+
+    id = A.UnicodeAttribute(hash_key=True)
+    code = A.UnicodeAttribute()
+    status = A.UnicodeAttribute()
+    owner = A.UnicodeAttribute()
+    data = A.JSONAttribute()
+    version = A.VersionAttribute()
+
+
+class DeclarationCode(Model):
+    class Meta:
+        table = "border-codes"
+
+    code = A.UnicodeAttribute(hash_key=True)
+    declaration_id = A.UnicodeAttribute()
+
+
+class AuditEntry(Model):
+    class Meta:
+        table = "border-audit"
+
+    declaration_id = A.UnicodeAttribute(hash_key=True)
+    entry = A.UnicodeAttribute(range_key=True)
+    data = A.JSONAttribute()
+
+
+class AgencyDecision(Model):
+    class Meta:
+        table = "border-decisions"
+
+    declaration_id = A.UnicodeAttribute(hash_key=True)
+    key = A.UnicodeAttribute(range_key=True)       # <agency>_<seq>
+    agency = A.UnicodeAttribute()
+    seq = A.NumberAttribute()
+    data = A.JSONAttribute()
+
+
+class OwnerIndex(Model):
+    class Meta:
+        table = "border-owners"
+
+    owner = A.UnicodeAttribute(hash_key=True)
+    entry = A.UnicodeAttribute(range_key=True)
+    declaration_id = A.UnicodeAttribute()
+
+
+class WorkItem(Model):
+    class Meta:
+        table = "border-work"
+
+    queue = A.UnicodeAttribute(hash_key=True)      # <gate>_<agency>
+    entry = A.UnicodeAttribute(range_key=True)     # <submitted µs>_<declaration id>
+    declaration_id = A.UnicodeAttribute()
+    summary = A.JSONAttribute()
+
+
+class SlotSeat(Model):
+    class Meta:
+        table = "border-seats"
+
+    slot = A.UnicodeAttribute(hash_key=True)       # <gate>_<flow>_<YYYYMMDDHH>
+    seat = A.UnicodeAttribute(range_key=True)
+    declaration_id = A.UnicodeAttribute()
+
+
+class QueueEntry(Model):
+    class Meta:
+        table = "border-queue"
+
+    queue = A.UnicodeAttribute(hash_key=True)      # <gate>_<flow>
+    key = A.UnicodeAttribute(range_key=True)       # queue.queue_key(...)
+    declaration_id = A.UnicodeAttribute()
+
+
+class CallEntry(Model):
+    class Meta:
+        table = "border-calls"
+
+    queue = A.UnicodeAttribute(hash_key=True)
+    key = A.UnicodeAttribute(range_key=True)       # <deadline µs>_<code>
+    declaration_id = A.UnicodeAttribute()
+
+
+class PlateIndex(Model):
+    class Meta:
+        table = "border-plates"
+
+    plate = A.UnicodeAttribute(hash_key=True)
+    declaration_id = A.UnicodeAttribute(range_key=True)
+
+
+class DayIndex(Model):
+    class Meta:
+        table = "border-days"
+
+    day = A.UnicodeAttribute(hash_key=True)
+    entry = A.UnicodeAttribute(range_key=True)
+    declaration_id = A.UnicodeAttribute()
+
+
+class DeviceReading(Model):
+    class Meta:
+        table = "border-readings"
+
+    device = A.UnicodeAttribute(hash_key=True)
+    reading_id = A.UnicodeAttribute(range_key=True)
+    data = A.JSONAttribute()
+
+
+class CapacityOverride(Model):
+    class Meta:
+        table = "border-capacity"
+
+    gate = A.UnicodeAttribute(hash_key=True)
+    flow = A.UnicodeAttribute(range_key=True)
+    per_hour = A.NumberAttribute()
+    reason = A.UnicodeAttribute()
+    by = A.UnicodeAttribute()
+    version = A.VersionAttribute()
+
+
+class TrafficOrder(Model):
+    class Meta:
+        table = "border-traffic-orders"
+
+    gate = A.UnicodeAttribute(hash_key=True)
+    id = A.UnicodeAttribute(range_key=True)
+    data = A.JSONAttribute()
+
+
+class PendingEvent(Model):
+    class Meta:
+        table = "border-outbox"
+
+    box = A.UnicodeAttribute(hash_key=True)
+    id = A.UnicodeAttribute(range_key=True)
+    event = A.JSONAttribute()

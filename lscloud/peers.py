@@ -1,0 +1,100 @@
+"""Calling another function over HTTP: where it is, and a revalidating cache of its answers.
+
+Functions never read each other's objects (each has its own bucket in the cluster); they ask
+over HTTP. :func:`peer_url` builds the base URL from ``settings.peer_url_template``
+(``LSCLOUD_PEER_URL_TEMPLATE``): locally the supervisor sets it to the gateway,
+``http://127.0.0.1:<port>/{name}``; in the cluster it is the Knative Service's address,
+``http://{name}.<namespace>.svc.cluster.local``.
+
+:class:`PeerClient` GETs JSON with an ETag cache that is a cache only: every call asks the
+peer (``If-None-Match``), a ``304`` reuses the stored body, nothing stale is ever served without
+asking. A peer that does not answer raises :class:`PeerUnavailable`; a 404 raises
+:class:`PeerNotFound`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import httpx
+
+from . import config
+
+
+class PeerError(RuntimeError):
+    """A peer call failed."""
+
+
+class PeerUnavailable(PeerError):
+    """The peer did not answer, or answered 5xx."""
+
+
+class PeerNotFound(PeerError):
+    """The peer answered 404 for that resource."""
+
+
+def peer_url(name: str, settings: config.Settings | None = None) -> str:
+    """The base URL of the function ``name`` (no trailing slash)."""
+    if settings is None:
+        from . import runtime
+
+        settings = runtime.current().settings
+    if not name or not all(c.isalnum() or c == "-" for c in name):
+        raise ValueError(f"bad function name {name!r}")
+    return settings.peer_url_template.format(name=name).rstrip("/")
+
+
+class PeerClient:
+    """GET JSON from peers, revalidating a small per-process ETag cache on every call."""
+
+    def __init__(self, settings: config.Settings, *, timeout_s: float = 3.0, max_entries: int = 256,
+                 transport: httpx.BaseTransport | None = None):
+        self.settings = settings
+        self._client = httpx.Client(timeout=timeout_s, trust_env=False, transport=transport,
+                                    headers={"Accept": "application/json", "User-Agent": f"lscloud-{settings.service}"})
+        self._cache: OrderedDict[str, tuple[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._max = max_entries
+        self.revalidated = 0   # 304 answers (for tests and metrics)
+        self.fetched = 0       # 200 answers
+
+    def get_json(self, name: str, path: str) -> Any:
+        url = peer_url(name, self.settings) + "/" + path.lstrip("/")
+        with self._lock:
+            cached = self._cache.get(url)
+        headers = {"If-None-Match": cached[0]} if cached else {}
+        try:
+            resp = self._client.get(url, headers=headers)
+        except httpx.HTTPError as exc:
+            raise PeerUnavailable(f"{name} did not answer: {exc.__class__.__name__}") from None
+        if resp.status_code == 304 and cached:
+            with self._lock:
+                self.revalidated += 1
+                self._cache.move_to_end(url)
+            return cached[1]
+        if resp.status_code == 404:
+            raise PeerNotFound(f"{name}: {path} not found")
+        if resp.status_code >= 500 or resp.status_code == 429:
+            raise PeerUnavailable(f"{name} answered {resp.status_code}")
+        if resp.status_code != 200:
+            raise PeerError(f"{name} answered {resp.status_code} for {path}")
+        try:
+            body = resp.json()
+        except ValueError:
+            raise PeerError(f"{name} answered non-JSON for {path}") from None
+        etag = resp.headers.get("ETag")
+        with self._lock:
+            self.fetched += 1
+            if etag:
+                self._cache[url] = (etag, body)
+                self._cache.move_to_end(url)
+                while len(self._cache) > self._max:
+                    self._cache.popitem(last=False)
+            else:
+                self._cache.pop(url, None)
+        return body
+
+    def close(self) -> None:
+        self._client.close()

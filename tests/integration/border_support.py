@@ -1,0 +1,81 @@
+"""Helpers for the border tests: a stand-in directory over real HTTP (ETag/304), tokens, bodies."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from datetime import datetime, timedelta, timezone
+
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+GATES = {
+    "huu-nghi": {"code": "huu-nghi", "name": "Cửa khẩu quốc tế Hữu Nghị", "mode": "road",
+                 "hours": {"timezone": "Asia/Ho_Chi_Minh", "days": [1, 2, 3, 4, 5, 6, 7], "open": "00:00", "close": "24:00"},
+                 "capacity": {"unit": "truck", "export_per_hour": 45, "import_per_hour": 30}},
+    "tan-thanh": {"code": "tan-thanh", "name": "Cửa khẩu Tân Thanh", "mode": "road",
+                  "hours": {"timezone": "Asia/Ho_Chi_Minh", "days": [1, 2, 3, 4, 5, 6, 7], "open": "00:00", "close": "24:00"},
+                  "capacity": {"unit": "truck", "export_per_hour": 40, "import_per_hour": 20}},
+    "dong-dang-rail": {"code": "dong-dang-rail", "mode": "rail", "hours": {}, "capacity": {}},
+}
+
+
+class DirectoryStub:
+    """Answers /directory/v1/border-gates/<code> like the directory does (strong ETag, 304)."""
+
+    def __init__(self):
+        self.hits = 0
+
+        @Request.application
+        def app(request):
+            self.hits += 1
+            parts = request.path.strip("/").split("/")
+            if len(parts) == 4 and parts[:3] == ["directory", "v1", "border-gates"] and parts[3] in GATES:
+                body = json.dumps(GATES[parts[3]], ensure_ascii=False).encode()
+                resp = Response(body, mimetype="application/json")
+                resp.set_etag(hashlib.sha256(body).hexdigest()[:32])
+                return resp.make_conditional(request)
+            return Response('{"status":404}', status=404, mimetype="application/problem+json")
+
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.port = self.server.server_port
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def template(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{{name}}"
+
+    def stop(self):
+        self.server.shutdown()
+
+
+TAX = "0100109106"      # a valid MST (check digit)
+TAX2 = "0101234565"
+
+
+def declaration(id_: str, *, gate="huu-nghi", direction="import", plate="桂A·12345", trailer="桂A·6789挂",
+                goods=None, submit=True, booking=None, driver_id="E12345678", tax=TAX, arrival=None) -> dict:
+    arrival = arrival or (datetime.now(timezone.utc) + timedelta(minutes=5)).isoformat()
+    b = {"id": id_, "gate": gate, "direction": direction, "expected_arrival": arrival,
+         "vehicle": {"tractor_plate": plate, "type": "tractor-trailer", "axles": 5, "empty_weight_kg": 15000},
+         "driver": {"name": "Lý Văn A", "nationality": "CN", "id_type": "passport", "id_number": driver_id,
+                    "phone": "+86 138 0000 0000"},
+         "enterprise": {"tax_code": tax, "name": "Công ty Xuất nhập khẩu A"},
+         "goods": goods or [{"hs_code": "0810.90", "description": "Sầu riêng tươi", "packages": 800,
+                             "gross_weight_kg": 16000, "value": 40000, "currency": "USD", "origin": "CN",
+                             "perishable": True},
+                            {"hs_code": "0303", "description": "Cá đông lạnh", "packages": 100,
+                             "gross_weight_kg": 2000, "value": 5000, "currency": "USD", "origin": "CN"}],
+         "health": {"fever": False, "symptoms": [], "contact_with_case": False},
+         "submit": submit}
+    if trailer:
+        b["vehicle"]["trailer_plate"] = trailer
+    if booking:
+        b["booking"] = booking
+    return b
+
+
+AGENCIES = ("customs", "border-guard", "health-quarantine", "animal-quarantine", "plant-quarantine",
+            "traffic-police", "tax", "ezone-board")

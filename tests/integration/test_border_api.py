@@ -1,0 +1,424 @@
+"""The border function through its Flask app against real weed mini + nats-server: a crossing from
+submission to exit, the queue, concurrent agencies and seats, device events, roles."""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import json
+import re
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from lscloud import events, runtime
+from lscloud.auth import EVENTING, PUBLIC, dev_keys, issue_token
+from lscloud.knative import load_function
+from lscloud.local.dispatcher import tail
+from lscloud.runtime import Runtime
+
+from border_support import AGENCIES, TAX, TAX2, DirectoryStub, declaration
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+PROBLEM = "application/problem+json"
+_n = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def fn():
+    return load_function(ROOT / "functions" / "border")
+
+
+@pytest.fixture(scope="module")
+def directory():
+    stub = DirectoryStub()
+    yield stub
+    stub.stop()
+
+
+@pytest.fixture
+def keys(tmp_path):
+    return dev_keys(tmp_path)
+
+
+@pytest.fixture
+def rt(settings, directory, keys):
+    r = runtime.install(Runtime(settings.replace(peer_url_template=directory.template, jwt_public_key=keys[1],
+                                                 service="border")))
+    r.bus.ensure_stream()
+    yield r
+    runtime.uninstall()
+
+
+@pytest.fixture
+def app(fn, rt, monkeypatch):
+    monkeypatch.setenv("BORDER_CALL_MINUTES", "20")
+    instance = fn.new()
+    a = instance._build(rt.settings)   # the Flask app with /events, as Knative serves it
+    a.testing = True
+    return a
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class Tokens:
+    def __init__(self, private):
+        self.private = private
+
+    def __call__(self, role, sub=None, agency=None, unit=None):
+        return {"Authorization": "Bearer " + issue_token(self.private, sub or f"{role}-{next(_n)}", role,
+                                                         agency=agency, unit=unit)}
+
+
+@pytest.fixture
+def tok(keys):
+    return Tokens(keys[0])
+
+
+def idem(h: dict) -> dict:
+    return {**h, "Idempotency-Key": uuid.uuid4().hex}
+
+
+def new_id() -> str:
+    return "d-" + uuid.uuid4().hex[:16]
+
+
+def ok(resp, status=200):
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    return resp.get_json()
+
+
+def device_event(client, type_, data, n=[0]):
+    """What the dispatcher does: the CloudEvent in binary mode to /events."""
+    ev = events.new_event(type_, "/border/devices/test", data, id=f"{data['device']}.{data['reading_id']}")
+    headers, body = events.to_binary_http(ev)
+    return client.post("/events", data=body, headers=headers)
+
+
+def test_a_crossing_from_submission_to_exit(client, tok, rt, directory):
+    ent = tok("enterprise", sub=TAX)
+    did = new_id()
+    body = declaration(did, booking={"mode": "living"})
+    created = ok(client.post("/v1/declarations", json=body, headers=ent), 201)
+    assert created["status"] == "queued" and created["code"].startswith("LS")
+    assert [r["agency"] for r in created["required_agencies"]] == list(AGENCIES)
+    assert created["vehicle"]["tractor_plate"] == "桂A·12345" and created["booking"]["slot"]
+    # same id + same body: the first answer again; the id is the idempotency key
+    again = client.post("/v1/declarations", json=body, headers=ent)
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    other = client.post("/v1/declarations", json={**body, "submit": False}, headers=ent)
+    assert other.status_code == 422 and other.get_json()["type"].endswith("idempotency-key-reused")
+
+    yard = tok("yard-operator", unit="huu-nghi")
+    assert ok(client.post(f"/v1/declarations/{did}/arrival", headers=idem(yard)))["status"] == "in_yard"
+    pos = ok(client.get(f"/v1/declarations/{did}/position", headers=ent))["queue"]
+    assert pos["position"] == 1 and pos["lane"] == "normal"
+
+    zh = client.get("/v1/lookup", query_string={"code": created["code"], "plate": "桂A 12345"},
+                    headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"})
+    body = ok(zh)
+    assert zh.headers["Content-Language"] == "zh" and body["status_text"] == "在等候区排队"
+    assert "E12345678" not in zh.get_data(as_text=True) and "Lý Văn A" not in zh.get_data(as_text=True)
+    assert client.get("/v1/lookup", query_string={"code": created["code"], "plate": "12C-123.45"}).status_code == 404
+
+    gate = tok("gate-operator", unit="huu-nghi")
+    called = ok(client.post("/v1/gates/huu-nghi/calls", json={"flow": "in", "count": 1}, headers=idem(gate)))
+    assert [c["declaration_id"] for c in called["called"]] == [did]
+    assert ok(client.post(f"/v1/declarations/{did}/at-gate", headers=idem(gate)))["status"] == "at_gate"
+
+    # every agency but customs decides, in parallel; none overwrites another
+    def decide(agency):
+        h = idem(tok("officer", agency=agency))
+        return client.post(f"/v1/declarations/{did}/decisions", json={"decision": "pass"}, headers=h).status_code
+
+    with ThreadPoolExecutor(7) as pool:
+        assert list(pool.map(decide, AGENCIES[1:])) == [200] * 7
+    customs = tok("officer", agency="customs")
+    doc = ok(client.get(f"/v1/declarations/{did}", headers=customs))
+    assert doc["status"] == "under_inspection" and set(doc["decisions"]) == set(AGENCIES[1:])
+    assert doc["release_blockers"] == [] and doc["pending_agencies"] == ["customs"]
+
+    # weighbridge within tolerance, then customs releases
+    r = device_event(client, "vn.langson.border.weight.measured.v1",
+                     {"reading_id": "wb-1", "gate": "huu-nghi", "plate": "桂A12345", "gross_kg": 33400,
+                      "measured_at": "2025-09-01T08:00:00Z", "device": "wb-huu-nghi-1"})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    cleared = ok(client.post(f"/v1/declarations/{did}/release", json={"notes": "ok"}, headers=idem(customs)))
+    assert cleared["status"] == "cleared" and cleared["release"]["lane"]
+
+    # the barrier: a wrong direction is refused with why; the right read opens it and the truck exits
+    def barrier(reading, flow, plate="桂A·12345"):
+        return device_event(client, "vn.langson.border.plate.read.v1",
+                            {"reading_id": reading, "gate": "huu-nghi", "camera": "barrier", "flow": flow,
+                             "plate": plate, "confidence": 0.97, "read_at": "2025-09-01T08:10:00Z",
+                             "device": "anpr-huu-nghi-b1"})
+
+    assert barrier("b-1", "out").status_code == 200
+    assert ok(client.get(f"/v1/declarations/{did}", headers=customs))["status"] == "cleared"
+    assert barrier("b-2", "in").status_code == 200
+    assert ok(client.get(f"/v1/declarations/{did}", headers=customs))["status"] == "exited"
+
+    trail = ok(client.get(f"/v1/declarations/{did}/audit", headers=ent))["items"]
+    assert [e["to"] for e in trail if e["action"] not in ("route_risk_lane",)][:5] == \
+        ["draft", "submitted", "queued", "in_yard", "called"]
+    assert trail[-1]["action"] == "exit" and trail[-1]["actor"]["kind"] == "device"
+    assert any(e["actor"].get("agency") == "customs" and e["to"] == "cleared" for e in trail)
+
+    stream = [m["event"] for m in tail(rt.settings, 200)]
+    types = [e["type"] for e in stream if e.get("subject") == did or (e.get("data") or {}).get("reading_id") in ("b-1", "b-2")]
+    for fact in ("declaration.drafted", "declaration.submitted", "declaration.queued", "truck.arrived", "truck.called",
+                 "truck.reached-gate", "inspection.started", "decision.recorded", "declaration.cleared",
+                 "barrier.refused", "barrier.opened", "truck.exited"):
+        assert f"vn.langson.border.{fact}.v1" in types, fact
+    opened = next(e for e in stream if e["type"] == "vn.langson.border.barrier.opened.v1")
+    assert opened["data"]["declaration"]["declaration_id"] == did
+    refused = next(e for e in stream if e["type"] == "vn.langson.border.barrier.refused.v1")
+    assert {r["code"] for r in refused["data"]["reasons"]} == {"wrong-direction"}
+
+    stats = ok(client.get("/v1/stats", headers=customs))
+    row = next(r for r in stats["by_gate_direction_day"] if r["gate"] == "huu-nghi")
+    assert row["declared"] >= 1 and row["exited"] >= 1 and stats["dwell_arrival_to_exit"]["count"] >= 1
+    assert "customs" in stats["decision_time_by_agency"]
+    # the gate came from the directory over HTTP, revalidated (304) after the first fetch
+    peer = importlib.import_module(client.application.import_name.split(".")[0] if False else "lscloud_fn_border.gates")
+    c = peer.client(rt.settings)
+    assert c.fetched >= 1 and c.revalidated >= 1
+
+
+def test_illegal_transitions_name_the_current_state(client, tok):
+    ent = tok("enterprise", sub=TAX)
+    did = new_id()
+    ok(client.post("/v1/declarations", json=declaration(did, submit=False), headers=ent), 201)
+    r = client.post(f"/v1/declarations/{did}/arrival", headers=idem(tok("yard-operator", unit="huu-nghi")))
+    assert r.status_code == 409 and r.mimetype == PROBLEM
+    p = r.get_json()
+    assert p["current_state"] == "draft" and "draft" in p["detail"] and p["title_vi"] and p["allowed_from"] == ["queued"]
+    ok(client.post(f"/v1/declarations/{did}/submit", headers=idem(ent)))
+    r = client.post(f"/v1/declarations/{did}/submit", headers=idem(ent))
+    assert r.status_code == 409 and r.get_json()["current_state"] == "submitted"
+    r = client.post(f"/v1/declarations/{did}/release", headers=idem(tok("officer", agency="customs")))
+    assert r.status_code == 409 and r.get_json()["current_state"] == "submitted"
+
+
+def test_validation_reports_every_bad_identifier(client, tok):
+    b = declaration(new_id(), plate="12X", tax="0100109107")
+    b["goods"][0]["hs_code"] = "77"
+    r = client.post("/v1/declarations", json=b, headers=tok("enterprise", sub="acct-1"))
+    assert r.status_code == 422
+    assert [e["field"] for e in r.get_json()["errors"]] == ["/enterprise/tax_code", "/goods/0/hs_code", "/vehicle/tractor_plate"]
+    r = client.post("/v1/declarations", json=declaration(new_id(), gate="atlantis"), headers=tok("enterprise", sub=TAX))
+    assert r.status_code == 422 and r.get_json()["errors"][0]["field"] == "/gate"
+    r = client.post("/v1/declarations", json=declaration(new_id(), gate="dong-dang-rail"), headers=tok("enterprise", sub=TAX))
+    assert r.status_code == 422
+
+
+def test_enterprises_and_drivers_see_only_their_own(client, tok):
+    a, b = tok("enterprise", sub=TAX), tok("enterprise", sub=TAX2)
+    mine = new_id()
+    ok(client.post("/v1/declarations", json=declaration(mine, driver_id="P7654321"), headers=a), 201)
+    ok(client.post("/v1/declarations", json=declaration(new_id(), tax=TAX2), headers=b), 201)
+    assert client.get(f"/v1/declarations/{mine}", headers=b).status_code == 404
+    assert client.post(f"/v1/declarations/{mine}/cancel", headers=idem(b)).status_code == 404
+    assert [d["id"] for d in ok(client.get("/v1/declarations", headers=a))["items"]] == [mine]
+    # an enterprise declares only under its own tax code
+    r = client.post("/v1/declarations", json=declaration(new_id(), tax=TAX2), headers=a)
+    assert r.status_code == 422 and r.get_json()["errors"][0]["field"] == "/enterprise/tax_code"
+    assert [d["id"] for d in ok(client.get("/v1/declarations", headers=tok("driver", sub="P7654321")))["items"]] == [mine]
+    assert client.get(f"/v1/declarations/{mine}", headers=tok("driver", sub="P0000000")).status_code == 404
+
+
+def test_each_agency_decides_only_its_own_step(client, tok):
+    ent = tok("enterprise", sub=TAX)
+    did = new_id()
+    export = declaration(did, direction="export", plate="12C-123.45", trailer=None,
+                         goods=[{"hs_code": "8517", "description": "phones", "packages": 10, "gross_weight_kg": 500,
+                                 "value": 9000, "currency": "USD", "origin": "VN"}])
+    ok(client.post("/v1/declarations", json=export, headers=ent), 201)
+    r = client.post(f"/v1/declarations/{did}/decisions", json={"decision": "pass"}, headers=idem(tok("officer", agency="tax")))
+    assert r.status_code == 403 and r.get_json()["type"].endswith("not-your-step")
+    bg = tok("officer", agency="border-guard")
+    assert client.post(f"/v1/declarations/{did}/release", headers=idem(bg)).status_code == 403
+    assert client.post(f"/v1/declarations/{did}/risk-lane", json={"lane": "red", "reason": "x"},
+                       headers=idem(bg)).status_code == 403
+    r = client.post(f"/v1/declarations/{did}/decisions", json={"decision": "hold"}, headers=idem(bg))
+    assert r.status_code == 422   # a hold needs notes
+    # a re-route needs a reason, and is audited
+    customs = tok("officer", agency="customs")
+    r = client.post(f"/v1/declarations/{did}/risk-lane", json={"lane": "red"}, headers=idem(customs))
+    assert r.status_code == 422
+    ok(client.post(f"/v1/declarations/{did}/risk-lane", json={"lane": "red", "reason": "tip-off"}, headers=idem(customs)))
+    trail = ok(client.get(f"/v1/declarations/{did}/audit", headers=customs))["items"]
+    assert any(e["action"] == "route_risk_lane" and e["reason"] == "tip-off" for e in trail)
+    work = ok(client.get("/v1/gates/huu-nghi/worklist", headers=bg))["items"]
+    assert did in [w["declaration_id"] for w in work]
+    ok(client.post(f"/v1/declarations/{did}/decisions", json={"decision": "pass"}, headers=idem(bg)))
+    assert did not in [w["declaration_id"] for w in ok(client.get("/v1/gates/huu-nghi/worklist", headers=bg))["items"]]
+
+
+def test_concurrent_decisions_of_one_agency_and_many_never_overwrite(client, tok):
+    ent = tok("enterprise", sub=TAX)
+    did = new_id()
+    ok(client.post("/v1/declarations", json=declaration(did), headers=ent), 201)
+    calls = [(a, d) for a in AGENCIES[1:] for d in ("hold", "pass")]
+
+    def decide(args):
+        agency, decision = args
+        body = {"decision": decision, **({"notes": "check"} if decision == "hold" else {})}
+        return client.post(f"/v1/declarations/{did}/decisions", json=body,
+                           headers=idem(tok("officer", agency=agency))).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(decide, calls)) == {200}
+    customs = tok("officer", agency="customs")
+    records = ok(client.get(f"/v1/declarations/{did}/decisions", headers=customs))["items"]
+    assert len(records) == 14 and {(r["agency"], r["seq"]) for r in records} == {(a, s) for a in AGENCIES[1:] for s in (1, 2)}
+    doc = ok(client.get(f"/v1/declarations/{did}", headers=customs))
+    assert set(doc["decisions"]) == set(AGENCIES[1:])
+    for agency, summary in doc["decisions"].items():   # the summary holds each agency's latest decision
+        latest = max((r for r in records if r["agency"] == agency), key=lambda r: r["seq"])
+        assert summary["seq"] == latest["seq"] and summary["decision"] == latest["decision"]
+
+
+def test_slot_capacity_is_never_exceeded_under_races(client, tok):
+    op = tok("operator", sub="op-1")
+    ok(client.put("/v1/gates/tan-thanh/capacity/in", json={"per_hour": 3, "reason": "road works"}, headers=op))
+    ent = tok("enterprise", sub=TAX)
+    from datetime import datetime, timedelta, timezone
+
+    slot = (datetime.now(timezone.utc) + timedelta(hours=30)).astimezone(
+        __import__("zoneinfo").ZoneInfo("Asia/Ho_Chi_Minh")).strftime("%Y%m%d%H")
+    ids = [new_id() for _ in range(8)]
+    for i in ids:
+        ok(client.post("/v1/declarations", json=declaration(i, gate="tan-thanh"), headers=ent), 201)
+
+    def book(i):
+        return client.post(f"/v1/declarations/{i}/booking", json={"mode": "reservation", "slot": slot}, headers=idem(ent))
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(book, ids))
+    assert sorted(r.status_code for r in answers) == [200] * 3 + [409] * 5
+    full = next(r for r in answers if r.status_code == 409).get_json()
+    assert full["type"].endswith("slot-full") and full["suggestions"] and slot not in full["suggestions"]
+    # living queue: the next truck gets the first slot with a free seat
+    living = ok(client.post(f"/v1/declarations/{ids[0] if answers[0].status_code == 409 else [i for i, r in zip(ids, answers) if r.status_code == 409][0]}/booking",
+                            json={"mode": "living"}, headers=idem(ent)))
+    assert living["status"] == "queued"
+
+
+def test_queue_order_priority_and_missed_calls(fn, rt, tok, monkeypatch):
+    monkeypatch.setenv("BORDER_CALL_MINUTES", "0")   # every call is missed at once
+    app = fn.new()._build(rt.settings)
+    client = app.test_client()
+    ent, yard = tok("enterprise", sub=TAX), tok("yard-operator", unit="tan-thanh")
+    gate = tok("gate-operator", unit="tan-thanh")
+    ids = [new_id() for _ in range(3)]
+    for i in ids:
+        ok(client.post("/v1/declarations", json=declaration(i, gate="tan-thanh", booking={"mode": "living"}), headers=ent), 201)
+        ok(client.post(f"/v1/declarations/{i}/arrival", headers=idem(yard)))
+    positions = [ok(client.get(f"/v1/declarations/{i}/position", headers=ent))["queue"]["position"] for i in ids]
+    assert positions == [1, 2, 3]
+    ok(client.post(f"/v1/declarations/{ids[2]}/priority", json={"category": "perishable", "reason": "durian"},
+                   headers=idem(tok("operator"))))
+    q = ok(client.get(f"/v1/declarations/{ids[2]}/position", headers=ent))["queue"]
+    assert q["position"] == 1 and q["lane"] == "priority"
+    q = ok(client.get(f"/v1/declarations/{ids[0]}/position", headers=ent))["queue"]
+    assert q["position"] == 2 and q["ahead_by_rule"]["priority_lane"] == 1
+    board = ok(client.get("/v1/gates/tan-thanh/board"))
+    assert board["flows"]["in"]["waiting"] == 3 and board["flows"]["in"]["waiting_priority"] == 1
+    # the priority truck is called first; it misses the (zero-minute) deadline: back to the yard once
+    first = ok(client.post("/v1/gates/tan-thanh/calls", json={"flow": "in"}, headers=idem(gate)))
+    assert first["called"][0]["declaration_id"] == ids[2]
+    swept = ok(client.post("/v1/gates/tan-thanh/sweep", headers=gate))
+    assert swept["missed"] == [{"declaration_id": ids[2], "status": "in_yard"}]
+    ok(client.post("/v1/gates/tan-thanh/calls", json={"flow": "in"}, headers=idem(gate)))
+    swept = ok(client.post("/v1/gates/tan-thanh/sweep", headers=gate))
+    assert swept["missed"] == [{"declaration_id": ids[2], "status": "expired"}]
+    r = client.post(f"/v1/declarations/{ids[2]}/at-gate", headers=idem(gate))
+    assert r.status_code == 409 and r.get_json()["current_state"] == "expired"
+    # traffic police tell the drivers still waiting
+    order = ok(client.post("/v1/traffic-orders", json={"id": "order-0001-tt", "gate": "tan-thanh", "flow": "in",
+                                                       "kind": "hold", "message_vi": "Tạm dừng 30 phút"},
+                           headers=tok("officer", agency="traffic-police")), 201)
+    assert {r["declaration_id"] for r in order["recipients"]} == set(ids[:2])
+    assert any(m["event"]["type"] == "vn.langson.border.traffic-order.issued.v1" for m in tail(rt.settings, 100))
+
+
+def test_weighbridge_mismatch_holds_and_a_reading_counts_once(client, tok, rt):
+    ent = tok("enterprise", sub=TAX)
+    did = new_id()
+    ok(client.post("/v1/declarations", json=declaration(did, plate="桂B·54321", trailer=None, booking={"mode": "living"}),
+                   headers=ent), 201)
+    ok(client.post(f"/v1/declarations/{did}/arrival", headers=idem(tok("yard-operator", unit="huu-nghi"))))
+    gate = tok("gate-operator", unit="huu-nghi")
+    # the gate camera registers the called truck at the gate
+    client.post("/v1/gates/huu-nghi/calls", json={"flow": "in", "count": 5}, headers=idem(gate))
+    r = device_event(client, "vn.langson.border.plate.read.v1",
+                     {"reading_id": "g-1", "gate": "huu-nghi", "camera": "gate", "flow": "in", "plate": "桂B54321",
+                      "confidence": 0.99, "read_at": "2025-09-01T08:00:00Z", "device": "anpr-g"})
+    assert r.status_code == 200
+    assert ok(client.get(f"/v1/declarations/{did}", headers=ent))["status"] == "at_gate"
+    reading = {"reading_id": "wb-77", "gate": "huu-nghi", "plate": "桂B·54321", "gross_kg": 45000,
+               "measured_at": "2025-09-01T08:00:00Z", "device": "wb-1"}
+    assert device_event(client, "vn.langson.border.weight.measured.v1", reading).status_code == 200
+    ev = events.new_event("vn.langson.border.weight.measured.v1", "/border/devices/other", reading)  # another envelope
+    h, b = events.to_binary_http(ev)
+    assert client.post("/events", data=b, headers=h).status_code == 200
+    doc = ok(client.get(f"/v1/declarations/{did}", headers=ent))
+    assert doc["status"] == "held" and doc["weight_mismatches"] == 1 and doc["holds"]["weight"]["measured_kg"] == 45000
+    mismatches = [m for m in tail(rt.settings, 200) if m["event"]["type"] == "vn.langson.border.weight.mismatched.v1"
+                  and m["event"]["data"]["declaration_id"] == did]
+    assert len(mismatches) == 1
+
+
+def test_device_ingest_checks_the_device_and_publishes(client, tok, rt):
+    dev = tok("device", sub="anpr-hn-1", unit="huu-nghi")
+    ev = events.new_event("vn.langson.border.plate.read.v1", "/devices/anpr-hn-1",
+                          {"reading_id": "r-100", "gate": "huu-nghi", "camera": "yard", "flow": "in", "plate": "桂A·99999",
+                           "read_at": "2025-09-01T08:00:00Z"})
+    h, b = events.to_binary_http(ev)
+    r = client.post("/v1/device-events", data=b, headers={**h, **dev})
+    assert r.status_code == 202 and r.get_json()["id"] == "anpr-hn-1.r-100"
+    assert client.post("/v1/device-events", data=b, headers={**h, **tok("device", unit="tan-thanh")}).status_code == 403
+    bad = events.new_event("vn.langson.border.plate.read.v1", "/d", {"reading_id": "r", "gate": "huu-nghi"})
+    h2, b2 = events.to_binary_http(bad)
+    r = client.post("/v1/device-events", data=b2, headers={**h2, **dev})
+    assert r.status_code == 422 and any(e["field"].startswith("/data") for e in r.get_json()["errors"])
+    stored = [m["event"] for m in tail(rt.settings, 50) if m["event"]["id"] == "anpr-hn-1.r-100"]
+    assert stored and stored[0]["data"]["device"] == "anpr-hn-1"
+
+
+ROLES = ("enterprise", "driver", "yard-operator", "gate-operator", "officer", "device", "operator", "auditor", "citizen")
+
+
+def test_every_endpoint_with_every_role(app, tok):
+    """Walk app.url_map: a role the route does not declare gets the runtime's 403; no token gets 401."""
+    client = app.test_client()
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        view = app.view_functions[rule.endpoint]
+        access = view.__lscloud_access__
+        raw = getattr(view, "__lscloud_raw_body__", None) is not None
+        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", lambda m: {"flow": "in", "gate_code": "huu-nghi"}.get(m.group(1), "d-nonexistent0"), rule.rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            call = getattr(client, method.lower())
+            if access.eventing or PUBLIC in access.roles:
+                continue
+            anon = call(path)
+            assert anon.status_code == 401, (method, path)
+            for role in ROLES:
+                r = call(path, headers=idem(tok(role, agency="customs" if role == "officer" else None, unit="huu-nghi")),
+                         json={} if method in ("POST", "PUT") and not raw else None)
+                denied = r.status_code == 403 and "may not use this endpoint" in (r.get_json() or {}).get("detail", "")
+                assert denied == (role not in access.roles), (method, path, role, r.status_code, r.get_data(as_text=True)[:200])
+                checked += 1
+    assert checked > 150
