@@ -8,7 +8,6 @@ customs release → barrier camera → barrier opened, truck exited.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from datetime import datetime, timedelta, timezone
 

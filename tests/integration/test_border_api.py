@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
-import json
 import re
-import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lscloud import events, runtime
-from lscloud.auth import EVENTING, PUBLIC, dev_keys, issue_token
+from lscloud.auth import PUBLIC, dev_keys, issue_token
 from lscloud.knative import load_function
 from lscloud.local.dispatcher import tail
 from lscloud.runtime import Runtime

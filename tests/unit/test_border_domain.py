@@ -4,11 +4,11 @@ the barrier rule — with property tests for the rules that must hold for every 
 from __future__ import annotations
 
 import importlib
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from lscloud.knative import load_function
 
@@ -53,39 +53,6 @@ def test_bad_plates(raw):
 def test_same_plate_ignores_separators():
     assert ids.same_plate("12C12345", "12C-123.45") and ids.same_plate("桂A 12345", "桂A·12345")
     assert not ids.same_plate("12C-123.46", "12C-123.45")
-
-
-def test_cccd():
-    c = ids.parse_cccd("020095001234", today=date(2025, 1, 1))
-    assert (c.province, c.sex, c.birth_year) == ("Lạng Sơn", "male", 1995)
-    assert ids.parse_cccd("001305001234", today=date(2025, 1, 1)).sex == "female"
-    assert ids.parse_cccd("001204001234", today=date(2025, 1, 1)).birth_year == 2004
-    for bad in ("02009500123", "003095001234", "020230001234", "02009500123a"):
-        with pytest.raises(ids.InvalidIdentifier):
-            ids.parse_cccd(bad, today=date(2025, 1, 1))
-
-
-def test_tax_codes():
-    assert ids.normalise_tax_code("0100109106") == "0100109106"        # Viettel
-    assert ids.normalise_tax_code("0100109106-001") == "0100109106-001"
-    assert ids.normalise_tax_code("0100109106001") == "0100109106-001"
-    for bad in ("0100109107", "010010910", "0100109106-000", "01001091061"):
-        with pytest.raises(ids.InvalidIdentifier):
-            ids.normalise_tax_code(bad)
-
-
-@given(st.text(alphabet="0123456789", min_size=9, max_size=9))
-def test_tax_code_check_digit_property(first9):
-    code = ids.with_check_digit(first9)
-    if code is None:   # a remainder of 0 admits no check digit: every 10th digit is refused
-        for d in "0123456789":
-            with pytest.raises(ids.InvalidIdentifier):
-                ids.normalise_tax_code(first9 + d)
-    else:
-        assert ids.normalise_tax_code(code) == code
-        wrong = first9 + str((int(code[-1]) + 1) % 10)
-        with pytest.raises(ids.InvalidIdentifier):
-            ids.normalise_tax_code(wrong)
 
 
 def test_hs_codes():
@@ -295,8 +262,13 @@ def oracle_cleared(d: dict, seqs: dict) -> bool:
             and all(seqs.get(a) == "pass" for a in required) and not d.get("holds"))
 
 
+GOOD_READ = ("huu-nghi", "in", "桂A·12345", 1.0)
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(STEP, READ), max_size=40))
+# always tried, so the open side of the rule is exercised whatever the random draw
+@example([(("advance",), GOOD_READ)] * 6 + [(("pass_all",), GOOD_READ), (("advance",), GOOD_READ)])
 def test_random_event_sequences_never_open_the_barrier_for_a_truck_not_cleared(steps):
     d = doc_in("draft", risk_lane="yellow")   # as submission's selectivity leaves it
     last: dict[str, str] = {}

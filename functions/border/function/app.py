@@ -8,7 +8,6 @@ gate operators, devices) and the ``agency`` claim (officers decide only their ow
 from __future__ import annotations
 
 import copy
-import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -17,13 +16,14 @@ from flask import Flask, g, jsonify, request
 from lscloud import events as ce
 from lscloud import runtime
 from lscloud.auth import allow, principal
+from lscloud.identifiers import InvalidIdentifier
 from lscloud.idempotency import idempotent
 from lscloud.store import BlobStore, DoesNotExist, InvalidKey
 from lscloud.web import Problem, create_app as runtime_app, json_body, query_params, raw_body, responds, validate_body
 
 from . import clearance, crossing, declarations, gates, i18n, lifecycle, queue, records, stats
 from .device_events import PLATE_READ, WEIGHT_MEASURED
-from .identifiers import InvalidIdentifier, normalise_plate, plate_key
+from .identifiers import normalise_plate, plate_key
 from .lifecycle import Actor
 from .models import CapacityOverride, Declaration, DeclarationCode, DayIndex, OwnerIndex, TrafficOrder, WorkItem
 

@@ -12,8 +12,10 @@ import re
 import secrets
 from datetime import date
 
+from lscloud.identifiers import InvalidIdentifier, normalise_tax_code, parse_cccd
+
 from . import clearance, devices
-from .identifiers import (InvalidIdentifier, normalise_hs, normalise_plate, normalise_tax_code, parse_cccd)
+from .identifiers import normalise_hs, normalise_plate
 
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"   # no I/L/O/0/1/U: read aloud at a gate
 _PHONE_RE = re.compile(r"^\+?\d{8,15}$")

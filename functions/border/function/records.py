@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import random
-import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
