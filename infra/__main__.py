@@ -82,6 +82,7 @@ else:
         jwt_audience=settings.jwt.audience, jwt_jwks_url=settings.jwt.jwksUrl, data_namespace=data_ns,
         telemetry_namespace=tel_ns,
         ingress_namespaces=("knative-serving", settings.knative.ingressNamespace, "knative-eventing"),
+        knative_ingress_namespace=settings.knative.ingressNamespace,
         egress_cidrs=settings.egressCidrs, dead_letter_sink=knative.dead_letter_sink,
         delivery_retry=settings.knative.deliveryRetry)
     ready = [*knative.ready, event_bus.ready, store.ready, secrets, collector]

@@ -70,6 +70,7 @@ class PlatformEndpoints:
     data_namespace: str = "lscloud-data"
     telemetry_namespace: str = "lscloud-telemetry"
     ingress_namespaces: tuple[str, ...] = ("knative-serving", "kourier-system", "knative-eventing")
+    knative_ingress_namespace: str = "kourier-system"  # where the gateway peers are reached through runs
     egress_cidrs: tuple[str, ...] = ()
     dead_letter_sink: Mapping[str, str] | None = None  # a KReference (apiVersion, kind, name)
     delivery_retry: int = 5
@@ -245,13 +246,19 @@ def render_triggers(m: Manifest, p: PlatformEndpoints) -> list[dict]:
 
 def render_network_policy(m: Manifest, p: PlatformEndpoints) -> dict:
     """Ingress only from Knative's data path (ingress gateway, activator, broker); egress only to
-    NATS, the object store, the collector and DNS (plus configured CIDRs on 443, e.g. the IdP)."""
+    NATS, the object store, the collector, DNS, and other functions through Knative's internal
+    ingress (``LSCLOUD_PEER_URL_TEMPLATE``: ``<name>.<ns>.svc`` is an ExternalName onto it),
+    plus configured CIDRs on 443 (e.g. the IdP)."""
     def to(ns: str, name: str, *ports: int) -> dict:
         return {"to": [{"namespaceSelector": kx.ns_selector(ns), "podSelector": {"matchLabels": kx.selector(name)}}],
                 "ports": [{"protocol": "TCP", "port": port} for port in ports]}
 
     egress = [to(p.data_namespace, "nats", 4222), to(p.data_namespace, "minio", 9000),
-              to(p.telemetry_namespace, "otel-collector", 4317, 4318), kx.dns_egress_rule()]
+              to(p.telemetry_namespace, "otel-collector", 4317, 4318), kx.dns_egress_rule(),
+              # peers, through Kourier's gateway: kourier-internal:80 is its 8081 listener
+              {"to": [{"namespaceSelector": kx.ns_selector(p.knative_ingress_namespace),
+                       "podSelector": {"matchLabels": {"app": "3scale-kourier-gateway"}}}],
+               "ports": [{"protocol": "TCP", "port": 8081}]}]
     if p.egress_cidrs:
         egress.append({"to": [{"ipBlock": {"cidr": c}} for c in p.egress_cidrs], "ports": [{"protocol": "TCP", "port": 443}]})
     return {

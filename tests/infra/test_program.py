@@ -192,7 +192,11 @@ def test_every_function_has_a_network_policy(objs):
                    for rule in pol["spec"]["ingress"] for f in rule["from"]}
         assert sources <= {"knative-serving", "kourier-system", "knative-eventing"}
         ports = {p["port"] for rule in pol["spec"]["egress"] for p in rule["ports"]}
-        assert ports <= {4222, 9000, 4317, 4318, 53, 443}
+        assert ports <= {4222, 9000, 4317, 4318, 53, 443, 8081}
+        # other functions only through Kourier's gateway (LSCLOUD_PEER_URL_TEMPLATE)
+        assert any(peer.get("podSelector") == {"matchLabels": {"app": "3scale-kourier-gateway"}}
+                   and {p["port"] for p in rule["ports"]} == {8081}
+                   for rule in pol["spec"]["egress"] for peer in rule["to"])
         for rule in pol["spec"]["egress"]:
             for peer in rule["to"]:  # only named workloads, DNS or configured CIDRs (on 443)
                 assert "podSelector" in peer or ("ipBlock" in peer and {p["port"] for p in rule["ports"]} == {443})
