@@ -19,8 +19,9 @@ from collections import OrderedDict
 from typing import Any
 
 import httpx
+from opentelemetry.trace import SpanKind
 
-from . import config
+from . import config, telemetry
 
 
 class PeerError(RuntimeError):
@@ -65,10 +66,16 @@ class PeerClient:
         with self._lock:
             cached = self._cache.get(url)
         headers = {"If-None-Match": cached[0]} if cached else {}
-        try:
-            resp = self._client.get(url, headers=headers)
-        except httpx.HTTPError as exc:
-            raise PeerUnavailable(f"{name} did not answer: {exc.__class__.__name__}") from None
+        # a CLIENT span, and traceparent so the peer's spans join this request's trace
+        with telemetry.tracer().start_as_current_span("GET", kind=SpanKind.CLIENT, attributes={
+                "http.request.method": "GET", "url.full": url, "server.address": name}) as span:
+            telemetry.inject(headers)
+            try:
+                resp = self._client.get(url, headers=headers)
+            except httpx.HTTPError as exc:
+                span.set_attribute("error.type", exc.__class__.__name__)
+                raise PeerUnavailable(f"{name} did not answer: {exc.__class__.__name__}") from None
+            span.set_attribute("http.response.status_code", resp.status_code)
         if resp.status_code == 304 and cached:
             with self._lock:
                 self.revalidated += 1

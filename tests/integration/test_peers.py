@@ -1,0 +1,75 @@
+"""Calling another function (lscloud.peers) against a real HTTP server on loopback."""
+
+import threading
+
+import pytest
+from flask import Flask, jsonify, request
+from opentelemetry.sdk.trace import TracerProvider
+from werkzeug.serving import make_server
+
+from lscloud import config
+from lscloud.local.servers import free_port
+from lscloud.peers import PeerClient, PeerNotFound, PeerUnavailable, peer_url
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def peer():
+    app = Flask("peer")
+    seen = []
+
+    @app.get("/directory/v1/units/<code>")
+    def unit(code):
+        seen.append(dict(request.headers))
+        if code == "99999":
+            return jsonify(title="not found"), 404
+        resp = jsonify(code=code, name="Xã Đồng Đăng")
+        resp.set_etag("v1")
+        return resp.make_conditional(request)
+
+    port = free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield port, seen
+    server.shutdown()
+    thread.join(5)
+
+
+def client_for(port: int) -> PeerClient:
+    return PeerClient(config.load({"LSCLOUD_PEER_URL_TEMPLATE": f"http://127.0.0.1:{port}/{{name}}"}))
+
+
+def test_peer_url_follows_the_template():
+    s = config.load({"LSCLOUD_PEER_URL_TEMPLATE": "http://{name}.lscloud.svc.cluster.local"})
+    assert peer_url("directory", s) == "http://directory.lscloud.svc.cluster.local"
+    with pytest.raises(ValueError):
+        peer_url("../admin", s)
+
+
+def test_every_call_revalidates_and_a_304_reuses_the_body(peer):
+    port, seen = peer
+    client = client_for(port)
+    first = client.get_json("directory", "/v1/units/06184")
+    again = client.get_json("directory", "/v1/units/06184")
+    assert first == again == {"code": "06184", "name": "Xã Đồng Đăng"}
+    assert (client.fetched, client.revalidated) == (1, 1)
+    assert "If-None-Match" not in seen[0] and seen[1]["If-None-Match"] == '"v1"'
+
+
+def test_the_peer_joins_the_callers_trace(peer):
+    port, seen = peer
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("caller") as span:
+        client_for(port).get_json("directory", "/v1/units/06184")
+    trace_id = format(span.get_span_context().trace_id, "032x")
+    assert seen[-1]["Traceparent"].split("-")[1] == trace_id
+
+
+def test_not_found_and_unreachable_peers_are_distinct_errors(peer):
+    port, _ = peer
+    with pytest.raises(PeerNotFound):
+        client_for(port).get_json("directory", "/v1/units/99999")
+    with pytest.raises(PeerUnavailable):
+        client_for(free_port()).get_json("directory", "/v1/units/06184")
