@@ -21,7 +21,7 @@ from lscloud.idempotency import idempotent
 from lscloud.store import BlobStore, DoesNotExist, InvalidKey
 from lscloud.web import Problem, create_app as runtime_app, json_body, query_params, raw_body, responds, validate_body
 
-from . import clearance, crossing, declarations, gates, i18n, lifecycle, queue, records, stats
+from . import clearance, crossing, declarations, gates, i18n, lifecycle, metrics, queue, records, stats
 from .device_events import PLATE_READ, WEIGHT_MEASURED
 from .identifiers import normalise_plate, plate_key
 from .lifecycle import Actor
@@ -386,8 +386,10 @@ def create_app(settings=None) -> Flask:
         actor = _actor()
         grant = {"category": g.body["category"], "reason": g.body["reason"], "by": actor.sub, "at": lifecycle.iso(at)}
         before = {}
+        granted = {}
 
         def op(doc):
+            granted.clear()
             if doc["status"] in lifecycle.TERMINAL or doc["status"] in ("cleared",):
                 raise lifecycle.IllegalTransition("grant_priority", doc["status"])
             if doc.get("priority"):
@@ -396,10 +398,13 @@ def create_app(settings=None) -> Flask:
             doc["priority"] = grant
             if doc["status"] == "in_yard" and before["key"]:
                 doc["booking"]["queue_key"] = records.enqueue(doc, records.parse_arrival(before["key"]))
+            granted["state"] = doc["status"]
             return []
 
         out = run(records.mutate, declaration_id, op, events_after=lambda doc, _: [records.event(
             "priority.granted", {**records.summary(doc), **grant}, subject=doc["id"], id=f"{doc['id']}.priority")])
+        if granted:   # committed: an in_yard grant moves the truck from the normal to the priority lane
+            metrics.priority_granted(out.doc, grant["category"], granted["state"])
         if before.get("key"):
             records.move_to_priority({"booking": {"queue_key": before["key"]}}, out.doc)
         if before:
@@ -524,6 +529,7 @@ def create_app(settings=None) -> Flask:
         for flow in ("in", "out"):
             keys_ = records.queue_keys(gate_code, flow)
             per_hour = queue.capacity(gate, flow, records.capacity_override(gate_code, flow))
+            metrics.capacity_seen(gate_code, flow, per_hour)
             prio = sum(1 for k in keys_ if k.startswith(queue.LANE_PRIORITY + "_"))
             flows[flow] = {"waiting": len(keys_), "waiting_priority": prio, "waiting_normal": len(keys_) - prio,
                            "called": len(records.CallEntry.query(records.queue_name(gate_code, flow))),
@@ -585,6 +591,7 @@ def create_app(settings=None) -> Flask:
         for _ in range(10):
             try:
                 write()
+                metrics.capacity_seen(gate_code, flow, g.body["per_hour"])
                 break
             except records.ConditionalCheckFailed:
                 continue

@@ -16,7 +16,7 @@ import os
 
 from lscloud.store import ConditionalCheckFailed, DoesNotExist
 
-from . import barrier, crossing, devices, lifecycle, records
+from . import barrier, crossing, devices, lifecycle, metrics, records
 from .identifiers import plate_key
 from .lifecycle import Actor
 from .models import Declaration, DeviceReading, PlateIndex
@@ -64,6 +64,7 @@ def on_weight(event: dict) -> None:
             ("called", "at_gate", "under_inspection", "held", "cleared")]
     if not docs:
         log.info("weighbridge reading %s: no declaration at the gate for %s", d["reading_id"], d["plate"])
+        metrics.weighed(d["gate"], None, "no-declaration")
         return
     at = records.now()
 
@@ -78,7 +79,8 @@ def on_weight(event: dict) -> None:
                                                     "reading_id": d["reading_id"], "device": d["device"]},
                               subject=doc["id"], id=f"{doc['id']}.weight.{d['reading_id']}")]
 
-    records.mutate(docs[0]["id"], op, events_after=after)
+    out = records.mutate(docs[0]["id"], op, events_after=after)
+    metrics.weighed(out.doc["gate"], out.doc["flow"], "ok" if out.result.ok else "mismatch")
 
 
 def on_plate(event: dict) -> None:
@@ -111,6 +113,7 @@ def open_barrier(declaration_id: str | None, d: dict, actor: Actor) -> barrier.B
             "device": d["device"]}
     if declaration_id is None:
         decision = barrier.decide(None, **read)
+        metrics.barrier_decided(d["gate"], d["flow"], False, decision.reasons)
         records.publish([records.event("barrier.refused", {**base, **decision.as_dict()},
                                        id=f"barrier.{d['device']}.{d['reading_id']}")])
         return decision
@@ -124,12 +127,14 @@ def open_barrier(declaration_id: str | None, d: dict, actor: Actor) -> barrier.B
         return [lifecycle.apply(doc, "exit", actor, at=at, details={"barrier": d["device"]})], decision
 
     out = records.mutate(declaration_id, op)
-    if out.result is not None:
+    if out.result is not None:   # the exit committed: only now does the barrier open
+        metrics.barrier_decided(d["gate"], d["flow"], True, [])
         records.publish([records.event("barrier.opened", {**base, "declaration": records.summary(out.doc),
                                                           "release": out.doc.get("release")},
                                        subject=declaration_id, id=f"barrier.{d['device']}.{d['reading_id']}")])
         return out.result
     decision = barrier.decide(out.doc, **read)
+    metrics.barrier_decided(d["gate"], d["flow"], False, decision.reasons)
     records.publish([records.event("barrier.refused", {**base, "declaration_id": declaration_id, **decision.as_dict()},
                                    subject=declaration_id, id=f"barrier.{d['device']}.{d['reading_id']}")])
     return decision

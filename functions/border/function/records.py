@@ -24,7 +24,7 @@ from lscloud import events as ce
 from lscloud import runtime, store
 from lscloud.store import ConditionalCheckFailed, DoesNotExist, keys
 
-from . import clearance, declarations, lifecycle, queue
+from . import clearance, declarations, lifecycle, metrics, queue
 from .lifecycle import Actor, Transition, iso
 from .models import (AgencyDecision, AuditEntry, CallEntry, CapacityOverride, Declaration, DeclarationCode,
                      DayIndex, OwnerIndex, PendingEvent, PlateIndex, QueueEntry, SlotSeat, WorkItem)
@@ -124,8 +124,9 @@ def get(declaration_id: str) -> Declaration:
 
 
 def _write_trail(decl: Declaration, transitions: list[Transition], extra_events: list[dict]) -> None:
-    """Audit entries and events for one committed write (deterministic keys and ids)."""
+    """Audit entries, events and metrics for one committed write (deterministic keys and ids)."""
     doc = decl.data
+    metrics.transitions(doc, transitions)
     entries, evts = [], []
     for i, t in enumerate(transitions):
         at = datetime.fromisoformat(t.at.replace("Z", "+00:00"))
@@ -328,6 +329,7 @@ def _taken_seats(slot_hash: str) -> set[str]:
 def take_seat(gate: dict, flow: str, declaration_id: str, mode: str, slot: str | None, start: datetime) -> tuple[str, int]:
     """A seat in the requested slot (reservation) or the first slot with one free (living queue)."""
     cap = queue.capacity(gate, flow, capacity_override(gate["code"], flow))
+    metrics.capacity_seen(gate["code"], flow, cap)
     if mode == "reservation":
         if not slot:
             raise queue.QueueError("slot-required", "a reservation names its slot (YYYYMMDDHH, local time)")
@@ -377,7 +379,11 @@ def _free_slots(gate: dict, flow: str, start: datetime, cap: int, n: int) -> lis
 def book_doc(doc: dict, actor: Actor, booking: dict, gate: dict, at: datetime) -> Transition:
     lifecycle.check(doc, "book", actor)
     start = max(at, datetime.fromisoformat(doc["expected_arrival"].replace("Z", "+00:00")))
-    slot, seat = take_seat(gate, doc["flow"], doc["id"], booking["mode"], booking.get("slot"), start)
+    try:
+        slot, seat = take_seat(gate, doc["flow"], doc["id"], booking["mode"], booking.get("slot"), start)
+    except queue.QueueError as exc:
+        metrics.booking_refused(doc["gate"], doc["flow"], exc.code, booking["mode"])
+        raise
     doc["booking"] = {"mode": booking["mode"], "slot": slot, "seat": seat, "booked_at": iso(at)}
     return lifecycle.apply(doc, "book", actor, at=at, details={"slot": slot, "mode": booking["mode"]})
 
@@ -454,6 +460,7 @@ def position(doc: dict, gate: dict) -> dict | None:
         return None
     ahead = queue_keys(doc["gate"], doc["flow"], stop_at=key)
     per_hour = queue.capacity(gate, doc["flow"], capacity_override(doc["gate"], doc["flow"]))
+    metrics.capacity_seen(doc["gate"], doc["flow"], per_hour)
     return queue.explain(key, ahead, per_hour)
 
 
@@ -561,6 +568,7 @@ def record_decision(declaration_id: str, agency: str, body: dict, actor: Actor) 
     out = mutate(declaration_id, lambda doc: crossing.decide(doc, agency, folded, actor, at),
                  events_after=lambda doc, _: [event("decision.recorded", {**summary(doc), **data, "seq": seq},
                                                     subject=doc["id"], id=f"{doc['id']}.decision.{agency}.{seq}")])
+    metrics.decision(out.doc, agency, body["decision"], iso(at))
     if body["decision"] in ("pass", "refuse"):
         _delete_quietly(WorkItem, work_queue(out.doc["gate"], agency), work_entry(out.doc))
     return out
