@@ -3,7 +3,8 @@
 The set of emitted metrics is not written down here: the module drives the real code paths
 (a function's HTTP request and ``/events`` deliveries through ``lscloud.knative`` + ``web``, a
 publish with ``SyncBus`` to the session's nats-server, the dispatcher delivering and dead-lettering,
-a failed readiness check), reads the instruments back from the process's in-memory metric reader
+a failed readiness check, and a border crossing from booking to the barrier with a refused booking),
+reads the instruments back from the process's in-memory metric reader
 and converts their names with the OTel -> Prometheus mapping documented in
 ``observability/README.md`` (:func:`prometheus_name`). Every metric and label a dashboard panel
 or an alert rule references must be in that set.
@@ -291,8 +292,93 @@ def _wait(check, what, deadline_s=30.0):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+# --- the border function's paths (functions/border/function/metrics.py) ---------------------------
+
+def drive_border(base_settings, object_store, key_dir: Path) -> None:
+    """One short crossing through the border app (booking, yard, priority, call, gate, every agency,
+    a weighbridge mismatch then a good reading, release, the barrier refused then opened) and a
+    booking refused because its slot is full: every ``lscloud.border.*`` instrument records."""
+    import sys
+    from datetime import datetime, timedelta, timezone
+
+    from lscloud import runtime
+    from lscloud.auth import dev_keys, issue_token
+    from lscloud.knative import load_function
+    from lscloud.runtime import Runtime
+
+    if str(ROOT / "tests" / "integration") not in sys.path:
+        sys.path.insert(0, str(ROOT / "tests" / "integration"))
+    from border_support import AGENCIES, TAX, DirectoryStub, declaration
+
+    bucket = f"t-{uuid.uuid4().hex[:20]}"
+    object_store.ensure_bucket(bucket)
+    private, public = dev_keys(key_dir)
+    directory = DirectoryStub()
+    settings = base_settings.replace(bucket=bucket, stream=f"T{uuid.uuid4().hex[:12].upper()}", service="border",
+                                     peer_url_template=directory.template, jwt_public_key=public)
+    rt = runtime.install(Runtime(settings))
+    try:
+        rt.bus.ensure_stream()
+        client = load_function(ROOT / "functions" / "border").new()._build(settings).test_client()
+
+        def tok(role, sub=None, agency=None, unit=None, idem=True):
+            h = {"Authorization": "Bearer " + issue_token(private, sub or f"{role}-obs", role, agency=agency, unit=unit)}
+            return {**h, "Idempotency-Key": uuid.uuid4().hex} if idem else h
+
+        def ok(resp, status=200):
+            assert resp.status_code == status, resp.get_data(as_text=True)
+            return resp.get_json()
+
+        def device(type_, data):
+            headers, body = events.to_binary_http(events.new_event(type_, "/border/devices/obs", data,
+                                                                   id=f"{data['device']}.{data['reading_id']}"))
+            ok(client.post("/events", data=body, headers=headers))
+
+        ent = tok("enterprise", sub=TAX, idem=False)
+        did = "d-obs-" + uuid.uuid4().hex[:12]
+        ok(client.post("/v1/declarations", json=declaration(did, booking={"mode": "living"}), headers=ent), 201)
+        ok(client.post(f"/v1/declarations/{did}/arrival", headers=tok("yard-operator", unit="huu-nghi")))
+        ok(client.post(f"/v1/declarations/{did}/priority", json={"category": "perishable", "reason": "durian"},
+                       headers=tok("operator")))
+        gate = tok("gate-operator", unit="huu-nghi")
+        ok(client.post("/v1/gates/huu-nghi/calls", json={"flow": "in", "count": 1}, headers=gate))
+        ok(client.post(f"/v1/declarations/{did}/at-gate", headers=tok("gate-operator", unit="huu-nghi")))
+        for agency in AGENCIES[1:]:
+            ok(client.post(f"/v1/declarations/{did}/decisions", json={"decision": "pass"},
+                           headers=tok("officer", agency=agency)))
+        weigh = {"gate": "huu-nghi", "plate": "桂A12345", "measured_at": "2025-09-01T08:00:00Z", "device": "wb-obs"}
+        device("vn.langson.border.weight.measured.v1", {**weigh, "reading_id": "wb-1", "gross_kg": 45000})  # held
+        device("vn.langson.border.weight.measured.v1", {**weigh, "reading_id": "wb-2", "gross_kg": 33400})  # resumed
+        ok(client.post(f"/v1/declarations/{did}/release", json={"notes": "ok"}, headers=tok("officer", agency="customs")))
+        read = {"gate": "huu-nghi", "camera": "barrier", "plate": "桂A·12345", "confidence": 0.97,
+                "read_at": "2025-09-01T08:10:00Z", "device": "anpr-obs"}
+        device("vn.langson.border.plate.read.v1", {**read, "reading_id": "b-1", "flow": "out"})   # refused
+        device("vn.langson.border.plate.read.v1", {**read, "reading_id": "b-2", "flow": "in"})    # opened, exited
+        doc = ok(client.get(f"/v1/declarations/{did}", headers=tok("officer", agency="customs", idem=False)))
+        assert doc["status"] == "exited", doc["status"]
+
+        # a reservation of a full slot is refused (capacity 1 at tan-thanh, inbound)
+        ok(client.put("/v1/gates/tan-thanh/capacity/in", json={"per_hour": 1, "reason": "obs test"},
+                      headers=tok("operator", idem=False)))
+        slot = (datetime.now(timezone.utc) + timedelta(hours=30)).astimezone(
+            __import__("zoneinfo").ZoneInfo("Asia/Ho_Chi_Minh")).strftime("%Y%m%d%H")
+        booking = {"mode": "reservation", "slot": slot}
+        ok(client.post("/v1/declarations", json=declaration("d-obs-" + uuid.uuid4().hex[:12], gate="tan-thanh",
+                                                            booking=booking), headers=ent), 201)
+        full = client.post("/v1/declarations", json=declaration("d-obs-" + uuid.uuid4().hex[:12], gate="tan-thanh",
+                                                                booking=booking), headers=ent)
+        assert full.status_code == 409 and full.get_json()["type"].endswith("slot-full"), full.get_data(as_text=True)
+    finally:
+        runtime.uninstall()
+        directory.stop()
+        try:
+            delete_streams(settings, [settings.stream, settings.stream + "_DLQ"])
+        except Exception:
+            pass
+
+
 @pytest.fixture(scope="module")
-def emitted(base_settings, object_store) -> dict[str, set[str]]:
+def emitted(base_settings, object_store, tmp_path_factory) -> dict[str, set[str]]:
     """Prometheus series name -> label names, from the instruments the real paths recorded."""
     telemetry.setup(Settings(service="observability-test"))
     bucket = f"t-{uuid.uuid4().hex[:20]}"
@@ -349,6 +435,9 @@ def emitted(base_settings, object_store) -> dict[str, set[str]]:
             delete_streams(settings, [settings.stream, settings.stream + "_DLQ"])
         except Exception:
             pass
+
+    # the border domain (its own bucket, stream, directory stub and runtime)
+    drive_border(base_settings, object_store, tmp_path_factory.mktemp("border-keys"))
 
     data = telemetry.collect_metrics()
     assert data is not None, "another harness owns the meter provider: cannot read the runtime's metrics"
@@ -419,3 +508,40 @@ def test_dashboards_reference_only_emitted_metrics_and_labels(path, emitted):
     for expr in exprs:
         _check_expr(expr, emitted, {}, f"{path.name}")
 
+
+
+# --- the border domain -------------------------------------------------------------------------------
+
+BORDER_SERIES = {
+    "lscloud_border_transitions_total": {"lscloud_border_gate", "lscloud_border_flow", "lscloud_border_lane",
+                                         "lscloud_border_previous_state", "lscloud_border_state"},
+    "lscloud_border_priority_grants_total": {"lscloud_border_gate", "lscloud_border_flow",
+                                             "lscloud_border_priority_category", "lscloud_border_state"},
+    "lscloud_border_bookings_refused_total": {"lscloud_border_gate", "lscloud_border_flow", "lscloud_border_reason",
+                                              "lscloud_border_booking_mode"},
+    "lscloud_border_barrier_decisions_total": {"lscloud_border_gate", "lscloud_border_flow", "lscloud_border_outcome",
+                                               "lscloud_border_reason"},
+    "lscloud_border_weighings_total": {"lscloud_border_gate", "lscloud_border_flow", "lscloud_border_outcome"},
+    "lscloud_border_agency_decisions_total": {"lscloud_border_gate", "lscloud_border_agency", "lscloud_border_decision"},
+    "lscloud_border_dwell_duration_seconds_bucket": {"lscloud_border_gate", "lscloud_border_flow", "le"},
+    "lscloud_border_decision_duration_seconds_bucket": {"lscloud_border_gate", "lscloud_border_agency", "le"},
+    "lscloud_border_gate_capacity_per_hour": {"lscloud_border_gate", "lscloud_border_flow"},
+}
+
+
+def test_border_emits_its_domain_metrics(emitted):
+    for name, labels in BORDER_SERIES.items():
+        assert name in emitted, f"{name} not emitted; got {sorted(n for n in emitted if 'border' in n)}"
+        assert labels <= emitted[name], (name, sorted(labels - emitted[name]))
+    assert (OBS / "dashboards" / "border.json").is_file()
+    border = next(g for g in load_rules()["groups"] if g["name"] == "lscloud-border")
+    assert {r["alert"] for r in border["rules"] if "alert" in r} >= {
+        "BorderSlotsFull", "BorderYardOverCapacity", "BorderBarrierRefusingClearedTrucks", "BorderWeightMismatchSpike"}
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+def test_border_rules_derive_waiting_trucks():
+    """promtool's rule unit tests: waiting = entered − left per lane, priority grants moving lanes."""
+    result = subprocess.run(["promtool", "test", "rules", str(Path(__file__).with_name("border_rules_test.yaml"))],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
