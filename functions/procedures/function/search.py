@@ -6,12 +6,15 @@ matched word by word against each procedure's folded texts, which the seed preco
 - ``code``  the procedure code (``HT-KS`` → ``ht ks``)            — an exact code wins outright;
 - ``name``  the name (vi and en)                                    — weight 3 per word;
 - ``field`` the field's name (vi and en)                            — weight 2;
-- ``body``  documents, steps, results, legal basis                  — weight 1.
+- ``body``  documents, steps, results, legal basis                  — weight 1;
 
-A procedure matches when every *content* word of the query is found somewhere (the last word
-may be a prefix: people search while typing). Filler words people type in front of what they
-want (``thủ tục``, ``làm``, ``xin``, ``như thế nào`` …) are optional: they add to the score when
-found but never exclude a procedure. Ranking, best first: the whole phrase in the name, then
+a whole word counts twice what a prefix does.
+
+A procedure matches when every *content* word of the query is found somewhere — with three
+content words or more, all but one (``khai sinh cho con``: "con" is in no birth document) — and
+the last word may be a prefix (people search while typing). Filler words people type in front of what they
+want (``thủ tục``, ``làm``, ``xin``, ``như thế nào`` …) are ignored: they neither exclude nor
+promote a procedure. Ranking, best first: the whole phrase in the name, then
 the weighted score, then the shorter name (``Đăng ký khai sinh`` before ``Đăng ký lại khai
 sinh``), then catalogue order.
 """
@@ -53,8 +56,11 @@ class Hit:
         return (not self.exact_code, not self.phrase_in_name, -self.score, self.name_length, self.position)
 
 
-def _found(word: str, words: set[str], prefixes: bool) -> bool:
-    return word in words or (prefixes and len(word) >= 2 and any(w.startswith(word) for w in words))
+def _found(word: str, words: set[str], prefixes: bool) -> int:
+    """2 for the whole word, 1 for a prefix of one (the last query word only), else 0."""
+    if word in words:
+        return 2
+    return int(prefixes and len(word) >= 2 and any(w.startswith(word) for w in words))
 
 
 def _contains_phrase(text: str, phrase: str) -> bool:
@@ -65,20 +71,24 @@ def rank(index: Sequence[Mapping], phrase: str) -> list[int]:
     """Positions of the matching procedures, best first, for the folded query ``phrase``."""
     words = phrase.split(" ")
     last = len(words) - 1
+    allowed_missing = 1 if sum(w not in OPTIONAL for w in words) >= 3 else 0
     out: list[Hit] = []
     for pos, entry in enumerate(index):
         if entry["code"] == phrase:
             out.append(Hit(pos, True, True, 0, 0))
             continue
         bags = {k: set(entry[k].split(" ")) for k in WEIGHTS}
-        score, ok = 0, True
+        score, missing = 0, 0
         for i, w in enumerate(words):
-            best = max((WEIGHTS[k] for k in WEIGHTS if _found(w, bags[k], i == last)), default=0)
-            if best == 0 and w not in OPTIONAL:
-                ok = False
-                break
+            best = max(WEIGHTS[k] * _found(w, bags[k], i == last) for k in WEIGHTS)
+            if w in OPTIONAL:
+                continue  # neither required nor scored: "cho" must not pull in every "… cho công dân"
+            if best == 0:
+                missing += 1
+                if missing > allowed_missing:
+                    break
             score += best
-        if ok and score:
+        if missing <= allowed_missing and score:
             out.append(Hit(pos, False, _contains_phrase(entry["name"], phrase), score, len(entry["name_vi"])))
     return [h.position for h in sorted(out, key=Hit.key)]
 
