@@ -203,3 +203,18 @@ def test_every_endpoint_with_every_role(fn, rt, keys):
         for method in ("post", "put", "delete"):
             assert getattr(client, method)(path).status_code == 405
     assert checked >= 5 * len(ROLES)
+
+
+def test_the_snapshot_cache_is_revalidated_on_every_request(fn, client, rt):
+    """A re-seed (here: a smaller snapshot written behind the app's back) is served at once."""
+    models = importlib.import_module(fn.__name__ + ".models")
+    before = ok(client.get("/v1/fields"))["total"]
+    snap = models.CatalogueSnapshot.get(models.SNAPSHOT)
+    try:
+        models.CatalogueSnapshot(models.SNAPSHOT, items=snap.items[:1], index=snap.index[:1], fields=snap.fields[:1],
+                                 fingerprint="test", size=1).save(overwrite=True)
+        assert ok(client.get("/v1/fields"))["total"] == 1
+        assert ok(client.get("/v1/procedures"))["total"] == 1
+    finally:
+        snap.save(overwrite=True)
+    assert ok(client.get("/v1/fields"))["total"] == before

@@ -12,13 +12,15 @@ Lists and items are answered by :func:`lscloud.web.cached_json` (strong ETag, Ca
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from flask import Flask, redirect, request
 
 from lscloud.auth import allow
 from lscloud.listing import QueryError
-from lscloud.store import DoesNotExist
+from lscloud import store
+from lscloud.store import DoesNotExist, keys as store_keys
 from lscloud.store.blobs import BlobStore
 from lscloud.web import CACHED, Problem, app_state, cached_json, create_app as runtime_app, query_params, responds
 
@@ -50,11 +52,32 @@ def _not_seeded() -> Problem:
                    headers={"Retry-After": "30"})
 
 
-def _snapshot() -> CatalogueSnapshot:
-    try:
-        return CatalogueSnapshot.get(SNAPSHOT)
-    except DoesNotExist:
-        raise _not_seeded() from None
+class _SnapshotCache:
+    """The parsed snapshot, revalidated on every request by a HEAD of its object (ETag).
+
+    A cache only: each request still asks the store whether the snapshot changed, so a re-seed
+    is served at once by every replica; what is saved is moving and parsing ~100 KiB of JSON
+    per search (the bulk of a search's time, see ``lscloud bench procedures``).
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._etag: str | None = None
+        self._value: CatalogueSnapshot | None = None
+
+    def get(self) -> CatalogueSnapshot:
+        objects, bucket = store.connection()
+        try:
+            etag = objects.head(bucket, store_keys.object_key(CatalogueSnapshot.Meta.table, SNAPSHOT)).etag
+            with self._lock:
+                if self._value is not None and etag == self._etag:
+                    return self._value
+            snap = CatalogueSnapshot.get(SNAPSHOT)
+        except DoesNotExist:
+            raise _not_seeded() from None
+        with self._lock:
+            self._etag, self._value = snap.etag, snap
+        return snap
 
 
 def _procedure(code: str) -> dict:
@@ -78,6 +101,7 @@ def create_app(settings=None) -> Flask:
         "description": "The catalogue of administrative procedures (thủ tục hành chính) of Lạng Sơn province: "
                        "documents, form templates, fees, processing time in working days, steps and agencies, "
                        "legal basis. Public and read-only."})
+    snapshots = _SnapshotCache()
 
     @app.get("/v1/procedures")
     @allow("public")
@@ -85,7 +109,7 @@ def create_app(settings=None) -> Flask:
     @query_params(*LIST_PARAMS)
     def list_procedures():
         """Search the catalogue (q ignores case and diacritics) with filters; paged."""
-        snap = _snapshot()
+        snap = snapshots.get()
         try:
             page = search.listing(snap.items, snap.index, request.args, [f["code"] for f in snap.fields])
         except QueryError as err:
@@ -107,7 +131,7 @@ def create_app(settings=None) -> Flask:
     @responds("procedures/field.json", page=True, **CACHED)
     def list_fields():
         """The fields (lĩnh vực) of the catalogue, with how many procedures each has."""
-        fields = _snapshot().fields
+        fields = snapshots.get().fields
         return cached_json({"items": fields, "total": len(fields), "next_page_token": None})
 
     @app.get("/v1/procedures/<code>/documents/<doc>/template")
