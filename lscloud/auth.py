@@ -40,7 +40,7 @@ PUBLIC = "public"
 EVENTING = "eventing"  # Knative Eventing's deliveries to /events: internal, never routed from outside
 PARTNER_ROLE = "bank"
 
-KNOWN_ROLES = frozenset({"citizen", "officer", "operator", "teller", "bank", "device", "auditor", "admin"})
+KNOWN_ROLES = frozenset({"citizen", "officer", "supervisor", "operator", "teller", "bank", "device", "auditor", "admin"})
 
 
 @dataclass(frozen=True)
@@ -306,15 +306,20 @@ def verify_bearer(settings) -> Principal:
 # --- dev keys and tokens (local cloud, tests) ---------------------------------------------------
 
 
+def dev_key_file(state_dir: str | os.PathLike) -> Path:
+    """Where the local cloud's dev private key lives (see :func:`dev_keys`)."""
+    return Path(state_dir) / "keys" / "dev-es256.pem"
+
+
 def dev_keys(state_dir: str | os.PathLike) -> tuple[str, str]:
     """The local cloud's ES256 signing pair: created once under ``<state_dir>/keys/`` (0600), then loaded.
 
     Safe when several processes start at once: the private key is written to a temporary
     file and linked into place, so exactly one pair wins.
     """
-    keys = Path(state_dir) / "keys"
+    private_path = dev_key_file(state_dir)
+    keys = private_path.parent
     keys.mkdir(parents=True, exist_ok=True, mode=0o700)
-    private_path = keys / "dev-es256.pem"
     if not private_path.exists():
         pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())

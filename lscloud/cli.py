@@ -1,7 +1,7 @@
 """The `lscloud` command: run the local cloud and look inside it.
 
     lscloud up [--port 8080] [--state-dir .lscloud] [--functions-dir functions] ...
-    lscloud status | token --role R | seed | dlq | events tail | traces | bench directory | bench border
+    lscloud status | token --role R | seed | dlq | events tail | traces | bench directory | bench border | bench procedures | bench dossiers
 
 Exit codes: 0 done; 1 failed (message on stderr); 2 bad usage; 3 `status` found the cloud
 running but not healthy.
@@ -191,9 +191,19 @@ def cmd_traces(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .local.bench import BenchError, bench_border, bench_directory
+    from .local.bench import BenchError, bench_border, bench_directory, bench_procedures
 
     try:
+        if args.bench_command == "procedures":
+            return bench_procedures(requests=args.requests, concurrency=args.concurrency,
+                                    functions_dir=Path(args.functions_dir),
+                                    reuse_state_dir=_state_dir(args) if args.reuse else None, max_seconds=args.max_seconds)
+        if args.bench_command == "dossiers":
+            from .local.bench_dossiers import bench_dossiers
+
+            return bench_dossiers(requests=args.requests, concurrency=args.concurrency,
+                                  functions_dir=Path(args.functions_dir),
+                                  reuse_state_dir=_state_dir(args) if args.reuse else None, max_seconds=args.max_seconds)
         if args.bench_command == "border":
             return bench_border(requests=args.requests, concurrency=args.concurrency, waiting=args.waiting,
                                 functions_dir=Path(args.functions_dir),
@@ -278,6 +288,23 @@ def build_parser() -> argparse.ArgumentParser:
     bb.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
     bb.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
     bb.set_defaults(fn=cmd_bench)
+    bp = bench_sub.add_parser("procedures", help="catalogue search latency (p50/p99) via the gateway vs direct "
+                                                 "vs a raw S3 GET of the snapshot it reads")
+    bp.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    bp.add_argument("--requests", type=int, default=1000, help="searches per target (default 1000)")
+    bp.add_argument("--concurrency", type=int, default=8, help="parallel clients (default 8)")
+    bp.add_argument("--max-seconds", type=float, default=30.0, help="time cap per target (default 30)")
+    bp.add_argument("--functions-dir", default="functions", help="where the procedures function is (default functions)")
+    bp.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
+    bp.set_defaults(fn=cmd_bench)
+    bs = bench_sub.add_parser("dossiers", help="dossier submissions/s with their attachments (full stack) vs raw S3 PUTs")
+    bs.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    bs.add_argument("--requests", type=int, default=200, help="submissions (default 200)")
+    bs.add_argument("--concurrency", type=int, default=8, help="parallel clients (default 8)")
+    bs.add_argument("--max-seconds", type=float, default=60.0, help="time cap per target (default 60)")
+    bs.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
+    bs.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
+    bs.set_defaults(fn=cmd_bench)
     return p
 
 

@@ -40,6 +40,16 @@ class Cccd:
     sex: str          # "male" | "female"
     birth_year: int
 
+    @property
+    def province_code(self) -> str:
+        """The three-digit code of the province of birth registration (Lạng Sơn: ``020``)."""
+        return self.number[:3]
+
+    @property
+    def century(self) -> int:
+        """The century of birth as Vietnamese counts it: 20 for 1900–1999, 21 for 2000–2099."""
+        return self.birth_year // 100 + 1
+
 
 def parse_cccd(value: str, today: date | None = None) -> Cccd:
     """Check a CCCD's format: province of birth registration, century/sex digit, birth year."""

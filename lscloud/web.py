@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import http
 import io
 import json
@@ -29,14 +30,15 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from flask import Flask, current_app, g, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from . import auth
 from .problems import MEDIA_TYPE, PROBLEM_SCHEMA, Problem, current_trace_id, problem_response
 
 __all__ = ["create_app", "Problem", "problem_response", "validate_body", "raw_body", "body_limit", "json_body",
-           "check_access", "app_state", "AccessError", "build_openapi", "responds", "query_params", "PAGE_SCHEMA"]
+           "check_access", "app_state", "AccessError", "build_openapi", "responds", "query_params", "PAGE_SCHEMA",
+           "cached_json", "CACHED", "CACHE_CONTROL"]
 
 log = logging.getLogger("lscloud.web")
 
@@ -344,6 +346,26 @@ def query_params(*params: tuple[str, str] | tuple[str, str, Mapping[str, Any]]) 
         return _declare_once(view, "__lscloud_query_params__", declared, "query_params")
 
     return decorate
+
+
+# --- cacheable read-only answers ---------------------------------------------------------------
+
+CACHE_CONTROL = "public, max-age=300"
+
+CACHED: dict[str, Any] = {"headers": {"ETag": "Strong validator of the body: send it back in If-None-Match.",
+                                      "Cache-Control": CACHE_CONTROL},
+                          "also": {304: "Not modified (If-None-Match matched)"}}
+"""What :func:`cached_json` answers, for ``@responds(schema, **CACHED)``."""
+
+
+def cached_json(payload: Any, *, cache_control: str = CACHE_CONTROL) -> Response:
+    """Public read-only JSON with a strong ``ETag`` (sha256 of the bytes), ``Cache-Control``, and
+    ``304`` to a matching ``If-None-Match``: the one way reference data is answered."""
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=False).encode()
+    resp = Response(body, mimetype="application/json")
+    resp.set_etag(hashlib.sha256(body).hexdigest()[:32])  # strong: same bytes, same tag
+    resp.headers["Cache-Control"] = cache_control
+    return resp.make_conditional(request)
 
 
 # --- access check -------------------------------------------------------------------------------

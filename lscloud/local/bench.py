@@ -460,3 +460,71 @@ def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10
     print(f"GET /v1/declarations/{{id}}/position  p50 {ms(lat, 0.5):7.1f} ms  p90 {ms(lat, 0.9):7.1f} ms  ({lookups} calls)")
     print(f"GET /v1/lookup (public, vi)          p50 {ms(lookup_lat, 0.5):7.1f} ms  p90 {ms(lookup_lat, 0.9):7.1f} ms")
     return 1 if decl.ok == 0 else 0
+
+
+# -- procedures ----------------------------------------------------------------------------------------
+
+SEARCHES = ("khai sinh", "giay phep xay dung", "dat dai", "ho kinh doanh", "ly lich tu phap", "thủ tục kết hôn",
+            "doi giay phep lai xe", "tro cap xa hoi")
+
+
+def bench_procedures(*, requests: int = 1000, concurrency: int = 8, functions_dir: Path = Path("functions"),
+                     reuse_state_dir: Path | None = None, max_seconds: float = 30.0) -> int:
+    """Catalogue search latency (``GET /v1/procedures?q=...``, queries rotating) through the gateway,
+    straight to the function, and a raw S3 GET of the snapshot object every search reads."""
+    import itertools
+    from urllib.parse import quote
+
+    from lscloud.cli import cloud_settings
+    from lscloud.store import keys as store_keys
+    from lscloud.store.objects import ObjectStore
+
+    if requests < 1 or concurrency < 1:
+        raise BenchError("--requests and --concurrency must be at least 1")
+    if not (functions_dir / "procedures" / "func.yaml").is_file():
+        raise BenchError(f"no procedures function in {functions_dir}")
+    with local_cloud(functions_dir.resolve(), reuse_state_dir, only=("procedures",)) as cloud:
+        settings = cloud_settings(cloud)
+        fns = cloud["functions"]
+        if "procedures" not in fns:
+            raise BenchError(f"the cloud does not run 'procedures' (functions: {', '.join(fns)})")
+        key = store_keys.object_key("procedures-snapshots", "catalogue")
+        objects = ObjectStore(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key,
+                              settings.s3_region, max_pool=max(32, concurrency * 2))
+        size = len(objects.get(settings.bucket, key).body)
+
+        def searching(base: str):
+            def make():
+                client = httpx.Client(trust_env=False, timeout=10.0)
+                queries = itertools.cycle(SEARCHES)
+
+                def call():
+                    r = client.get(f"{base}/v1/procedures?q={quote(next(queries))}&limit=20")
+                    if r.status_code != 200 or not r.json()["items"]:
+                        raise RuntimeError(f"HTTP {r.status_code}: {r.text[:120]}")
+
+                return call
+
+            return make
+
+        targets = [("search via gateway", searching(cloud["gateway"]["url"] + "/procedures")),
+                   ("search direct", searching(fns["procedures"]["direct_url"])),
+                   ("S3 GET snapshot, boto3", s3_call(objects, settings.bucket, key))]
+        print(f"… {len(SEARCHES)} queries rotating; snapshot {key} ({size / 1024:.0f} KiB); "
+              f"{requests} requests per target, concurrency {concurrency}", flush=True)
+        results = []
+        for name, make in targets:
+            run_load(name, make, min(50, requests), min(concurrency, 4), 10)
+            results.append(run_load(name, make, requests, concurrency, max_seconds))
+
+    s3 = results[-1]
+    width = max(len(r.name) for r in results)
+    print()
+    print(f"lscloud bench procedures — catalogue search; {requests} requests per target, concurrency {concurrency}, "
+          f"{os.cpu_count()} CPU(s)")
+    print(f"{'target'.ljust(width)}  {'req/s':>8}  {'p50 ms':>7}  {'p99 ms':>7}  {'errors':>6}  {'p50 vs S3':>9}")
+    for r in results:
+        print(f"{r.name.ljust(width)}  {r.rps:8.0f}  {r.pct(0.5):7.2f}  {r.pct(0.99):7.2f}  {r.errors:6d}  "
+              f"{(r.pct(0.5) / s3.pct(0.5) if s3.pct(0.5) else float('nan')):8.1f}×"
+              + (f"  ({r.first_error})" if r.errors else ""))
+    return 1 if any(r.ok == 0 for r in results) else 0

@@ -44,6 +44,11 @@ HEALTHY_RESETS_BACKOFF_S = 30.0
 _WEED_PORT_NAMES = ["master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3_grpc",
                     "admin", "admin_grpc", "debug", "webdav"]
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the lscloud package
+# The one function that signs tokens in the local cloud (citizens' and officers' dev sign-in): it
+# alone is given the dev private key's path; every other function only verifies with the public
+# key. In the cluster nothing gets a signing key: the province's identity provider issues tokens.
+DEV_TOKEN_ISSUER = "identity"
+SIGNING_KEY_ENV = "LSCLOUD_JWT_SIGNING_KEY_FILE"
 
 
 class UpError(RuntimeError):
@@ -150,6 +155,11 @@ def function_env(m: manifests.Manifest, settings: config.Settings, port: int,
     })
     if not env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    env.pop(SIGNING_KEY_ENV, None)  # never inherited from the shell or a func.yaml
+    if m.name == DEV_TOKEN_ISSUER and settings.env == "local":
+        from ..auth import dev_key_file
+
+        env[SIGNING_KEY_ENV] = str(dev_key_file(Path(settings.state_dir).resolve()))
     return env
 
 

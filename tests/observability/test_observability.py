@@ -158,7 +158,7 @@ def recorded_series() -> dict[str, str]:
 
 
 def test_at_least_the_expected_files_exist():
-    assert {p.name for p in DASHBOARDS} >= {"platform.json", "directory.json"}
+    assert {p.name for p in DASHBOARDS} >= {"platform.json", "directory.json", "dossiers.json"}
     for name in ("alerts.yaml", "collector.yaml", "README.md", "SLO.md"):
         assert (OBS / name).is_file(), name
 
@@ -377,6 +377,43 @@ def drive_border(base_settings, object_store, key_dir: Path) -> None:
             pass
 
 
+def _drive_dossiers(settings, keys_dir) -> None:
+    import sys
+
+    from lscloud.auth import dev_keys, issue_token
+
+    sys.path.insert(0, str(ROOT / "tests" / "integration"))
+    from dossiers_support import CITIZEN, PeerStub, pdf
+
+    stub = PeerStub()
+    private, public = dev_keys(keys_dir)
+    try:
+        fn = knative.load_function(ROOT / "functions" / "dossiers")
+        app = importlib.import_module(fn.__name__ + ".app").create_app(
+            settings.replace(peer_url_template=stub.template, jwt_public_key=public, service="dossiers"))
+        client = app.test_client()
+        cit = {"Authorization": "Bearer " + issue_token(private, CITIZEN, "citizen")}
+        docs = []
+        for code in ("to-khai", "giay-chung-sinh"):
+            r = client.post("/v1/attachments", data=pdf(code), headers={**cit, "Content-Type": "application/pdf"})
+            assert r.status_code == 201, r.get_data(as_text=True)
+            docs.append({"code": code, "sha256": r.get_json()["sha256"]})
+        r = client.post("/v1/dossiers", json={"id": "obs-" + uuid.uuid4().hex[:12], "procedure": "HT-KS", "unit": "05983",
+                                              "documents": docs}, headers=cit)
+        assert r.status_code == 201, r.get_data(as_text=True)
+        op = {"Authorization": "Bearer " + issue_token(private, "scheduler", "operator")}
+        assert client.post("/v1/overdue/sweep", headers=op).status_code == 200
+        # a second dossier, denied by the commune's officer (a finished one: on time or not)
+        r = client.post("/v1/dossiers", json={"id": "obs-" + uuid.uuid4().hex[:12], "procedure": "HT-KS", "unit": "05983",
+                                              "documents": docs}, headers=cit)
+        clerk = {"Authorization": "Bearer " + issue_token(private, "clerk", "officer", agency="ubnd-05983", unit="05983"),
+                 "Idempotency-Key": uuid.uuid4().hex}
+        r = client.post(f"/v1/dossiers/{r.get_json()['id']}/deny", json={"reason": "Không thuộc thẩm quyền"}, headers=clerk)
+        assert r.status_code == 200, r.get_data(as_text=True)
+    finally:
+        stub.stop()
+
+
 @pytest.fixture(scope="module")
 def emitted(base_settings, object_store, tmp_path_factory) -> dict[str, set[str]]:
     """Prometheus series name -> label names, from the instruments the real paths recorded."""
@@ -408,6 +445,10 @@ def emitted(base_settings, object_store, tmp_path_factory) -> dict[str, set[str]
         directory = knative.load_function(ROOT / "functions" / "directory")
         dir_app = importlib.import_module(directory.__name__ + ".app").create_app(settings)
         dir_app.test_client().get("/v1/units/20")
+
+        # the dossiers' path: a submission (transitions counter) and the overdue sweep (gauge),
+        # with the procedures/directory peers served by the integration tests' stand-in
+        _drive_dossiers(settings, tmp_path_factory.mktemp("dossiers-keys"))
 
         # publishes, and the dispatcher delivering one event and dead-lettering another
         dispatcher.start()
@@ -468,13 +509,17 @@ def test_runtime_emits_the_semconv_and_project_metrics(emitted):
                  "messaging_client_sent_messages_total", "messaging_client_consumed_messages_total",
                  "messaging_process_duration_seconds_bucket", "lscloud_event_lag_seconds_bucket",
                  "lscloud_eventing_deliveries_total", "lscloud_eventing_dead_letters_total",
-                 "lscloud_function_readiness_failures_total"):
+                 "lscloud_function_readiness_failures_total", "lscloud_dossiers_transitions_total",
+                 "lscloud_dossiers_overdue"):
         assert name in emitted, f"{name} not emitted; got {sorted(emitted)}"
     assert {"http_route", "http_response_status_code", "http_request_method", "service_name"} <= \
         emitted["http_server_request_duration_seconds_count"]
     assert {"messaging_consumer_group_name", "cloudevents_event_type"} <= emitted["lscloud_event_lag_seconds_bucket"]
     assert {"messaging_consumer_group_name", "lscloud_dead_letter_reason"} <= emitted["lscloud_eventing_dead_letters_total"]
     assert "error_type" in emitted["messaging_process_duration_seconds_count"]  # the poison event's run
+    assert {"lscloud_dossier_fact", "lscloud_dossier_agency", "lscloud_dossier_channel", "lscloud_dossier_on_time"} <= \
+        emitted["lscloud_dossiers_transitions_total"]
+    assert "lscloud_dossier_agency" in emitted["lscloud_dossiers_overdue"]
 
 
 def _check_expr(expr: str, emitted: dict[str, set[str]], recorded_labels: dict[str, set[str]], where: str) -> None:

@@ -34,7 +34,7 @@ units = importlib.import_module(f"{_PKG}.units")
 agencies = importlib.import_module(f"{_PKG}.agencies")
 gates = importlib.import_module(f"{_PKG}.gates")
 post_offices = importlib.import_module(f"{_PKG}.post_offices")
-search = importlib.import_module(f"{_PKG}.search")
+from lscloud import listing as search  # noqa: E402  (moved from the directory to the runtime)
 catalog = importlib.import_module(f"{_PKG}.catalog")
 
 

@@ -113,7 +113,7 @@ __all__ = ["all_agencies", "check", "committee_code", "valid_code", "with_role",
 
 
 def filters():
-    from .search import Filter, code_filter, field_filter
+    from lscloud.listing import Filter, code_filter, field_filter
     from .units import valid_code as valid_unit
 
     return (

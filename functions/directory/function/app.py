@@ -8,8 +8,6 @@ Write methods get the runtime's ``405`` problem.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,14 +16,13 @@ from flask import Flask, Response, request
 
 from lscloud.auth import allow
 from lscloud.store import DoesNotExist
-from lscloud.web import Problem, create_app as runtime_app, query_params, responds
+from lscloud.web import CACHED, Problem, cached_json, create_app as runtime_app, query_params, responds
 
 from . import agencies, gates, post_offices, units
 from .models import Agency, BorderGate, DirectorySnapshot, PostOffice, Unit
-from .search import Filter, QueryError, listing
+from lscloud.listing import Filter, QueryError, listing
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "schemas"
-CACHE_CONTROL = "public, max-age=300"
 
 
 @dataclass(frozen=True)
@@ -61,14 +58,6 @@ LIST_PARAMS = (("q", "Search names, ignoring case and Vietnamese diacritics (\"d
 
 # -- the answers -----------------------------------------------------------------------------------
 
-def _cached_json(payload) -> Response:
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=False).encode()
-    resp = Response(body, mimetype="application/json")
-    resp.set_etag(hashlib.sha256(body).hexdigest()[:32])  # strong: same bytes, same tag
-    resp.headers["Cache-Control"] = CACHE_CONTROL
-    return resp.make_conditional(request)
-
-
 def _not_seeded(kind: Kind) -> Problem:
     return Problem(503, "not-seeded", "Directory data not loaded",
                    f"The {kind.noun} list has not been seeded into the store yet; run `lscloud seed`.",
@@ -90,7 +79,7 @@ def _list(name: str) -> Response:
                       title_vi="Tham số truy vấn không hợp lệ",
                       detail_vi=f"Tham số {err.field.lstrip('/')} không hợp lệ.",
                       errors=[{"field": err.field, "message": err.message}]) from None
-    return _cached_json(page.to_dict())
+    return cached_json(page.to_dict())
 
 
 def _get(name: str, code: str) -> Response:
@@ -109,15 +98,12 @@ def _get(name: str, code: str) -> Response:
                       title_vi=f"Không tìm thấy {kind.noun_vi}",
                       detail_vi=f"Không có {kind.noun_vi} nào mang mã {code!r}.",
                       errors=[{"field": "/code", "message": f"no {kind.noun} with this code"}]) from None
-    return _cached_json(item.data)
+    return cached_json(item.data)
 
 
 # -- OpenAPI: what these routes answer (the runtime builds /openapi.json from it) ----------------
 
-# every answer goes through _cached_json: ``@responds(..., **CACHED)``
-CACHED = {"headers": {"ETag": "Strong validator of the body: send it back in If-None-Match.",
-                      "Cache-Control": CACHE_CONTROL},
-          "also": {304: "Not modified (If-None-Match matched)"}}
+# every answer goes through lscloud.web.cached_json: ``@responds(..., **CACHED)``
 
 
 def list_params(name: str) -> tuple:

@@ -106,7 +106,7 @@ def search_texts(gate: dict) -> list[str]:
 
 
 def filters():
-    from .search import code_filter, field_filter
+    from lscloud.listing import code_filter, field_filter
     from .units import valid_code as valid_unit
 
     return (

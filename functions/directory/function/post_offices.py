@@ -93,7 +93,7 @@ def search_texts(office: dict) -> list[str]:
 
 
 def filters():
-    from .search import bool_filter, code_filter, field_filter
+    from lscloud.listing import bool_filter, code_filter, field_filter
 
     return (
         code_filter("unit", "unit_code", units.valid_code, "a unit code (5 digits)", "points in this commune or ward"),

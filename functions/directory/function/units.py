@@ -11,7 +11,7 @@ from functools import lru_cache
 
 from vietnam_provinces import Province, ProvinceCode, Ward
 
-from .search import fold
+from lscloud.listing import fold
 
 PROVINCE_CODE = "20"
 PROVINCE_NUMBER = 20
@@ -110,7 +110,7 @@ def search_texts(unit: dict) -> list[str]:
 
 
 def filters():
-    from .search import code_filter, field_filter
+    from lscloud.listing import code_filter, field_filter
 
     return (
         field_filter("type", "type", UNIT_TYPES, "xa (commune), phuong (ward) or tinh (the province)"),

@@ -1,4 +1,4 @@
-"""Diacritic-insensitive search and opaque-token paging over the directory's lists.
+"""Diacritic-insensitive search and opaque-token paging over lists served from a snapshot.
 
 Plain Python: the routes hand in lists of dicts (read from the store) and the raw query
 parameters; nothing here knows about Flask or S3.

@@ -1,0 +1,103 @@
+"""How the dossiers function keeps its records in its bucket.
+
+=================  ==========================================  ====================================
+model (table)      key (hash / range)                          written
+=================  ==========================================  ====================================
+Dossier            id (client-chosen)                          create-only, then If-Match only
+DossierCode        public code -> id                           create-only (unique receipt code)
+AuditEntry         dossier id / <µs>_<version>_<n>             create-only, append-only
+OwnerIndex         applicant id / <µs received>_<id>           create-only ("my dossiers")
+WorkIndex          agency / <unit or _>_<µs received>_<id>     create-only, one per assigned agency+unit
+DayIndex           local day / r_<id> (received), f_<id>       create-only (stats by period)
+OpenIndex          "open" / <id>                               create-only, deleted when finished
+Rating             dossier id                                  create-only: one rating per dossier
+PendingEvent       "outbox" / event id                         events NATS did not confirm
+=================  ==========================================  ====================================
+
+Attachments and result documents are blobs (content-addressed, sha256) under ``dossiers-files/``.
+"""
+
+from __future__ import annotations
+
+from lscloud.store import Model, attributes as A
+
+
+class Dossier(Model):
+    class Meta:
+        table = "dossiers"
+
+    id = A.UnicodeAttribute(hash_key=True)
+    code = A.UnicodeAttribute()
+    status = A.UnicodeAttribute()
+    owner = A.UnicodeAttribute()
+    data = A.JSONAttribute()
+    version = A.VersionAttribute()
+
+
+class DossierCode(Model):
+    class Meta:
+        table = "dossiers-codes"
+
+    code = A.UnicodeAttribute(hash_key=True)
+    dossier_id = A.UnicodeAttribute()
+
+
+class AuditEntry(Model):
+    class Meta:
+        table = "dossiers-audit"
+
+    dossier_id = A.UnicodeAttribute(hash_key=True)
+    entry = A.UnicodeAttribute(range_key=True)
+    data = A.JSONAttribute()
+
+
+class OwnerIndex(Model):
+    class Meta:
+        table = "dossiers-owners"
+
+    owner = A.UnicodeAttribute(hash_key=True)
+    entry = A.UnicodeAttribute(range_key=True)
+    dossier_id = A.UnicodeAttribute()
+
+
+class WorkIndex(Model):
+    class Meta:
+        table = "dossiers-work"
+
+    agency = A.UnicodeAttribute(hash_key=True)
+    entry = A.UnicodeAttribute(range_key=True)
+    dossier_id = A.UnicodeAttribute()
+
+
+class DayIndex(Model):
+    class Meta:
+        table = "dossiers-days"
+
+    day = A.UnicodeAttribute(hash_key=True)
+    entry = A.UnicodeAttribute(range_key=True)
+    dossier_id = A.UnicodeAttribute()
+
+
+class OpenIndex(Model):
+    class Meta:
+        table = "dossiers-open"
+
+    box = A.UnicodeAttribute(hash_key=True)
+    dossier_id = A.UnicodeAttribute(range_key=True)
+
+
+class Rating(Model):
+    class Meta:
+        table = "dossiers-ratings"
+
+    dossier_id = A.UnicodeAttribute(hash_key=True)
+    data = A.JSONAttribute()
+
+
+class PendingEvent(Model):
+    class Meta:
+        table = "dossiers-outbox"
+
+    box = A.UnicodeAttribute(hash_key=True)
+    id = A.UnicodeAttribute(range_key=True)
+    event = A.JSONAttribute()

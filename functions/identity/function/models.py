@@ -1,0 +1,30 @@
+"""What the identity function keeps in the object store.
+
+- ``RegisteredCitizen``: the local population registry (seeded; the cluster asks the national
+  database over HTTP instead), one document per CCCD number;
+- ``AttemptWindow``: failed verifications of one subject (a caller, or a CCCD number being
+  guessed at) in one fixed time window, counted with conditional writes.
+"""
+
+from __future__ import annotations
+
+from lscloud.store import Model, attributes as A
+
+
+class RegisteredCitizen(Model):
+    class Meta:
+        table = "identity-population"
+
+    id_number = A.UnicodeAttribute(hash_key=True)
+    data = A.JSONAttribute()
+    seeded = A.UTCDateTimeAttribute(default=A.utcnow)
+
+
+class AttemptWindow(Model):
+    class Meta:
+        table = "identity-attempts"
+
+    subject = A.UnicodeAttribute(hash_key=True)     # sha256 of "caller:<who>" or "target:<cccd>"
+    window = A.UnicodeAttribute(range_key=True)     # the window's start, epoch seconds, zero-padded
+    mismatches = A.NumberAttribute(default=0)
+    expires_at = A.TTLAttribute()

@@ -1,0 +1,193 @@
+"""The procedure catalogue, built from ``data/procedures.yaml`` and checked on the way.
+
+:func:`build` returns ``{"fields": [...], "procedures": [...]}`` in the API's shape (without the
+form templates' blob references, which :mod:`.seed` adds once the PDFs are stored). Every rule
+the data must follow is checked here, with a message naming the procedure and the field, so a
+typo in the YAML stops ``lscloud up`` instead of serving a broken catalogue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+DATA = Path(__file__).parent / "data" / "procedures.yaml"
+
+LEVELS = ("province", "commune")
+ONLINE_MODES = ("full", "partial")
+COMMUNE_COMMITTEE = "ubnd-xa"  # "the People's Committee of the dossier's commune-level unit"
+RECEIVING_CENTRE = "public-service-centre"
+CODE_RE = re.compile(r"^[A-Z]{2,5}(?:-[A-Z0-9]{1,8}){1,3}$")
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+
+STEP_NAMES = {
+    "receive": ("Tiếp nhận hồ sơ", "Receive the dossier"),
+    "verify": ("Kiểm tra, xác minh hồ sơ", "Check and verify the dossier"),
+    "appraise": ("Thẩm định hồ sơ", "Appraise the dossier"),
+    "tax": ("Xác định nghĩa vụ tài chính", "Determine the financial obligations"),
+    "sign": ("Phê duyệt, ký kết quả", "Approve and sign the result"),
+}
+_PROCEDURE_KEYS = {"code", "name", "name_en", "field", "level", "agency", "online_mode", "processing_days", "steps",
+                   "documents", "fees", "legal_basis", "results"}
+_DOCUMENT_KEYS = {"code", "name", "name_en", "required", "copies", "form"}
+_STEP_KEYS = {"code", "name", "name_en", "agency", "unit_level", "days"}
+
+
+class CatalogueError(ValueError):
+    """The catalogue data breaks a rule; the message names the procedure and the field."""
+
+
+def _fail(where: str, message: str) -> CatalogueError:
+    return CatalogueError(f"{DATA.name}: {where}: {message}")
+
+
+def _text(where: str, value) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(where, f"must be non-empty text, got {value!r}")
+    return value.strip()
+
+
+def _half_days(where: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or (value * 2) % 1:
+        raise _fail(where, f"must be a positive number of working days in half days, got {value!r}")
+    return float(value) if value % 1 else int(value)
+
+
+def standard_steps(agency: str, level: str, days: int) -> list[dict]:
+    """receive → appraise → sign at the deciding agency; province dossiers are received at the
+    province's Public Administration Service Centre (the one-stop counter) and handed over."""
+    receiver = RECEIVING_CENTRE if level == "province" else agency
+    if days <= 1:
+        plan = [("receive", receiver, days / 2), ("sign", agency, days / 2)]
+    else:
+        sign = 1 if days >= 5 else 0.5
+        plan = [("receive", receiver, 0.5), ("appraise", agency, days - 0.5 - sign), ("sign", agency, sign)]
+    return [{"code": code, "agency": who, "unit_level": level, "days": d} for code, who, d in plan]
+
+
+def _step(where: str, raw: dict) -> dict:
+    if not isinstance(raw, dict) or set(raw) - _STEP_KEYS:
+        raise _fail(where, f"unknown keys {sorted(set(raw) - _STEP_KEYS) if isinstance(raw, dict) else raw!r}")
+    code = _text(where + "/code", raw.get("code"))
+    default_vi, default_en = STEP_NAMES.get(code, (None, None))
+    if raw.get("unit_level") not in LEVELS:
+        raise _fail(where + "/unit_level", f"must be one of {LEVELS}")
+    agency = _text(where + "/agency", raw.get("agency"))
+    if not SLUG_RE.match(agency):
+        raise _fail(where + "/agency", f"{agency!r} is not an agency code")
+    return {"code": code, "name": _text(where + "/name", raw.get("name", default_vi)),
+            "name_en": _text(where + "/name_en", raw.get("name_en", default_en)),
+            "agency": agency, "unit_level": raw["unit_level"], "days": _half_days(where + "/days", raw.get("days"))}
+
+
+def _document(where: str, raw: dict) -> dict:
+    if not isinstance(raw, dict) or set(raw) - _DOCUMENT_KEYS:
+        raise _fail(where, f"unknown keys {sorted(set(raw) - _DOCUMENT_KEYS) if isinstance(raw, dict) else raw!r} "
+                           "(a comma in a flow mapping? quote the text)")
+    code = _text(where + "/code", raw.get("code"))
+    if not SLUG_RE.match(code):
+        raise _fail(where + "/code", f"{code!r} must be lowercase letters, digits and dashes")
+    if not isinstance(raw.get("required"), bool):
+        raise _fail(where + "/required", "must be true or false")
+    copies = raw.get("copies", 1)
+    if isinstance(copies, bool) or not isinstance(copies, int) or not 1 <= copies <= 10:
+        raise _fail(where + "/copies", f"must be a whole number from 1 to 10, got {copies!r}")
+    form = raw.get("form")
+    if form is not None and (not isinstance(form, list) or not form or not all(isinstance(f, str) and f for f in form)):
+        raise _fail(where + "/form", "must be a list of field labels")
+    doc = {"code": code, "name": _text(where + "/name", raw.get("name")),
+           "name_en": _text(where + "/name_en", raw.get("name_en")), "required": raw["required"], "copies": copies,
+           "template": None}
+    if form:
+        doc["form"] = list(form)  # consumed by the seed (becomes the template's PDF), not served
+    return doc
+
+
+def _procedure(raw: dict, fields: dict) -> dict:
+    code = raw.get("code") if isinstance(raw, dict) else None
+    where = f"procedure {code!r}"
+    if not isinstance(code, str) or not CODE_RE.match(code):
+        raise _fail(where + "/code", "must look like HT-KS or XD-GPXD (upper-case letters, digits, dashes)")
+    unknown = set(raw) - _PROCEDURE_KEYS
+    if unknown:
+        raise _fail(where, f"unknown keys {sorted(unknown)} (a comma in a flow mapping? quote the text)")
+    if raw.get("field") not in fields:
+        raise _fail(where + "/field", f"{raw.get('field')!r} is not a field code")
+    level, mode = raw.get("level"), raw.get("online_mode")
+    if level not in LEVELS:
+        raise _fail(where + "/level", f"must be one of {LEVELS}")
+    if mode not in ONLINE_MODES:
+        raise _fail(where + "/online_mode", f"must be one of {ONLINE_MODES}")
+    agency = _text(where + "/agency", raw.get("agency"))
+    if (level == "commune") != (agency == COMMUNE_COMMITTEE):
+        raise _fail(where + "/agency", f"a {level} procedure cannot be decided by {agency!r} (commune procedures "
+                                       f"are decided by {COMMUNE_COMMITTEE!r}, the committee of the dossier's unit)")
+    days = raw.get("processing_days")
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 90:
+        raise _fail(where + "/processing_days", f"must be a whole number of working days 1..90, got {days!r}")
+    steps_raw = raw.get("steps") or standard_steps(agency, level, days)
+    steps = [_step(f"{where}/steps/{i}", s) for i, s in enumerate(steps_raw)]
+    if abs(sum(s["days"] for s in steps) - days) > 1e-9:
+        raise _fail(where + "/steps", f"step days add up to {sum(s['days'] for s in steps)}, not {days}")
+    if steps[-1]["agency"] != agency:
+        raise _fail(where + "/steps", f"the last step must be at the deciding agency {agency!r}")
+    docs = [_document(f"{where}/documents/{i}", d) for i, d in enumerate(raw.get("documents") or [])]
+    if not docs or len({d["code"] for d in docs}) != len(docs):
+        raise _fail(where + "/documents", "needs at least one document, codes unique")
+    fees = []
+    for i, fee in enumerate(raw.get("fees") or []):
+        if not isinstance(fee, dict) or set(fee) != {"name", "amount_vnd"} or isinstance(fee["amount_vnd"], bool) \
+                or not isinstance(fee["amount_vnd"], int) or fee["amount_vnd"] < 0:
+            raise _fail(f"{where}/fees/{i}", f"must be {{name, amount_vnd >= 0}}, got {fee!r}")
+        fees.append({"name": _text(f"{where}/fees/{i}/name", fee["name"]), "amount_vnd": fee["amount_vnd"]})
+    lists = {}
+    for key in ("legal_basis", "results"):
+        values = raw.get(key)
+        if not isinstance(values, list) or not values:
+            raise _fail(f"{where}/{key}", "must be a non-empty list")
+        lists[key] = [_text(f"{where}/{key}/{i}", v) for i, v in enumerate(values)]
+        if any(not v[0].isupper() for v in lists[key]):  # "Luật Khám bệnh, chữa bệnh" split at its comma
+            raise _fail(f"{where}/{key}", "an item starts in lower case: quote items that hold a comma")
+    f = fields[raw["field"]]
+    return {"code": code, "name": _text(where + "/name", raw.get("name")),
+            "name_en": _text(where + "/name_en", raw.get("name_en")), "field": f["code"], "field_name": f["name"],
+            "level": level, "agency": agency, "online_mode": mode, "documents": docs, "fees": fees,
+            "processing_days": days, "steps": steps, **lists}
+
+
+@lru_cache(maxsize=1)
+def _load() -> str:
+    return DATA.read_text(encoding="utf-8")
+
+
+def build() -> dict:
+    """``{"fields": [...], "procedures": [...]}`` from the YAML, every rule checked."""
+    raw = yaml.safe_load(_load())
+    fields = {}
+    for i, f in enumerate(raw.get("fields") or []):
+        if not isinstance(f, dict) or set(f) != {"code", "name", "name_en"} or not SLUG_RE.match(str(f.get("code"))):
+            raise _fail(f"fields/{i}", f"must be {{code, name, name_en}}, got {f!r}")
+        if f["code"] in fields:
+            raise _fail(f"fields/{i}", f"{f['code']!r} is listed twice")
+        fields[f["code"]] = {"code": f["code"], "name": f["name"], "name_en": f["name_en"]}
+    procedures = [_procedure(p, fields) for p in raw.get("procedures") or []]
+    codes = [p["code"] for p in procedures]
+    if len(set(codes)) != len(codes):
+        raise _fail("procedures", f"codes listed twice: {sorted({c for c in codes if codes.count(c) > 1})}")
+    counts = {code: sum(p["field"] == code for p in procedures) for code in fields}
+    return {"fields": [{**f, "procedures": counts[f["code"]]} for f in fields.values()], "procedures": procedures}
+
+
+def agencies_named(procedures: list[dict]) -> set[str]:
+    """Every agency code the catalogue names (deciders and steps), ``ubnd-xa`` excluded."""
+    out = {p["agency"] for p in procedures} | {s["agency"] for p in procedures for s in p["steps"]}
+    return out - {COMMUNE_COMMITTEE}
+
+
+def digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()

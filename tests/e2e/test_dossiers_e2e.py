@@ -1,0 +1,136 @@
+"""A citizen's construction permit through a real `lscloud up`: identity verifies the citizen and signs
+them in, the procedures catalogue finds the procedure, dossiers takes the submission with attachments
+and issues a receipt; officers of two agencies (the public service centre, the Department of
+Construction) process their steps, a supplement is requested and provided, the result is returned,
+the public tracking and the IOC's stats reflect it."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from localcloud import ROOT, Cloud
+from lscloud.auth import dev_keys, issue_token
+from lscloud.local.servers import free_port
+
+pytestmark = pytest.mark.e2e
+
+CITIZEN = {"id_number": "020095001234", "full_name": "Nguyễn Văn An", "date_of_birth": "1995-03-12"}
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory):
+    for name in ("identity", "procedures", "dossiers", "directory"):
+        if not (ROOT / "functions" / name / "func.yaml").is_file():
+            pytest.skip(f"functions/{name} is not there yet")
+    base = tmp_path_factory.mktemp("dossiers-cloud")
+    c = Cloud(base / "state", [ROOT / "functions"], free_port(), base / "up.log")
+    try:
+        c.wait_ready()
+        yield c
+    finally:
+        c.terminate()
+
+
+@pytest.fixture(scope="module")
+def gw(cloud):
+    with httpx.Client(base_url=cloud.gateway, timeout=30) as client:
+        yield client
+
+
+def idem(h):
+    return {**h, "Idempotency-Key": uuid.uuid4().hex}
+
+
+def ok(r, status=200):
+    assert r.status_code == status, r.text
+    return r.json()
+
+
+def pdf(tag: str) -> bytes:
+    return b"%PDF-1.4\n% " + tag.encode() + b"\n%%EOF\n"
+
+
+def officer(gw, agency, unit, sub):
+    t = ok(gw.post("/identity/v1/tokens/officer", json={"officer_id": sub, "agency": agency, "unit": unit}), 201)
+    return {"Authorization": "Bearer " + t["access_token"]}
+
+
+def test_a_permit_from_sign_in_to_result(cloud, gw):
+    # the citizen verifies against the population registry, then signs in
+    v = ok(gw.post("/identity/v1/verifications", json=CITIZEN))
+    assert v["match"] is True
+    cit = {"Authorization": "Bearer " + ok(gw.post("/identity/v1/tokens/citizen", json=CITIZEN), 201)["access_token"]}
+
+    # finds the procedure (no diacritics typed) and reads what it needs
+    found = ok(gw.get("/procedures/v1/procedures", params={"q": "giay phep xay dung"}))["items"]
+    assert "XD-GPXD" in [p["code"] for p in found]
+    proc = ok(gw.get("/procedures/v1/procedures/XD-GPXD"))
+    agencies = [s["agency"] for s in proc["steps"]]
+    assert "public-service-centre" in agencies and "so-xay-dung" in agencies
+
+    # uploads the required documents and submits
+    docs = []
+    for d in proc["documents"]:
+        if d["required"]:
+            r = gw.post("/dossiers/v1/attachments", content=pdf(d["code"] + uuid.uuid4().hex),
+                        headers={**cit, "Content-Type": "application/pdf"}, params={"filename": d["code"] + ".pdf"})
+            docs.append({"code": d["code"], "sha256": ok(r, 201)["sha256"]})
+    did = "e2e-" + uuid.uuid4().hex[:12]
+    created = ok(gw.post("/dossiers/v1/dossiers", json={"id": did, "procedure": "XD-GPXD", "unit": "05983",
+                                                        "documents": docs}, headers=cit), 201)
+    receipt = created["receipt"]
+    assert receipt["code"].startswith("LS-") and receipt["appointment_date"] and receipt["channel"] == "online"
+    assert receipt["processing_days"] == proc["processing_days"]
+
+    # officers of the steps' agencies move their own steps; the department asks for a supplement once
+    supplement_asked = False
+    doc = created
+    for _ in range(10):
+        if doc["status"] == "done":
+            break
+        if doc["status"] == "received":
+            s0 = doc["steps"][0]
+            h = officer(gw, s0["agency"], s0["unit"] or "05983", "cb-" + s0["agency"])
+            doc = ok(gw.post(f"/dossiers/v1/dossiers/{did}/start", headers=idem(h)))
+            continue
+        step = doc["steps"][doc["current_step"]]
+        h = officer(gw, step["agency"], step["unit"] or "05983", "cb-" + step["agency"])
+        if step["agency"] == "so-xay-dung" and not supplement_asked:
+            doc = ok(gw.post(f"/dossiers/v1/dossiers/{did}/supplement-requests", headers=idem(h), json={
+                "step": step["code"], "message": "Bổ sung bản vẽ mặt cắt", "missing": [{"name": "Bản vẽ mặt cắt"}]}))
+            assert doc["status"] == "waiting"
+            track = ok(gw.get("/dossiers/v1/track", params={"code": receipt["code"], "secret": receipt["tracking_secret"]}))
+            assert track["status"] == "waiting" and track["missing"][0]["name"] == "Bản vẽ mặt cắt"
+            r = gw.post("/dossiers/v1/attachments", content=pdf("mat-cat" + uuid.uuid4().hex),
+                        headers={**cit, "Content-Type": "application/pdf"})
+            doc = ok(gw.post(f"/dossiers/v1/dossiers/{did}/supplements", headers=idem(cit),
+                             json={"documents": [{"code": docs[0]["code"], "sha256": ok(r, 201)["sha256"]}]}))
+            assert doc["status"] == "processing"
+            supplement_asked = True
+            continue
+        if doc["current_step"] == len(doc["steps"]) - 1:
+            r = gw.post("/dossiers/v1/attachments", content=pdf("giay-phep" + uuid.uuid4().hex),
+                        headers={**h, "Content-Type": "application/pdf"})
+            doc = ok(gw.post(f"/dossiers/v1/dossiers/{did}/result", headers=idem(h),
+                             json={"sha256": ok(r, 201)["sha256"], "filename": "giay-phep-xay-dung.pdf"}))
+        else:
+            doc = ok(gw.post(f"/dossiers/v1/dossiers/{did}/steps/complete", headers=idem(h), json={"step": step["code"]}))
+    assert doc["status"] == "done" and supplement_asked and doc["on_time"] is True
+
+    # the citizen gets the result document
+    mine = ok(gw.get(f"/dossiers/v1/dossiers/{did}", headers=cit))
+    link = ok(gw.get(f"/dossiers/v1/dossiers/{did}/files/{mine['result']['sha256']}", headers=cit))
+    assert httpx.get(link["url"], timeout=10).content.startswith(b"%PDF")
+    ok(gw.post(f"/dossiers/v1/dossiers/{did}/rating", json={"score": 5}, headers=cit), 201)
+    trail = [e["fact"] for e in ok(gw.get(f"/dossiers/v1/dossiers/{did}/audit", headers=cit))["items"] if e["fact"]]
+    assert "dossier.handed-over" in trail and "supplement.provided" in trail and trail[-2:] == ["dossier.done", "dossier.rated"]
+
+    # the IOC's figures
+    private, _ = dev_keys(cloud.state_dir)
+    ioc = {"Authorization": "Bearer " + issue_token(private, "ioc-wall", "ioc")}
+    stats = ok(gw.get("/dossiers/v1/stats", headers=ioc))
+    row = next(r for r in stats["by_procedure"] if r["procedure"] == "XD-GPXD")
+    assert row["received"] >= 1 and row["resolved"] >= 1 and row["on_time"] >= 1 and row["online_share"] > 0

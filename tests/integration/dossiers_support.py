@@ -1,0 +1,89 @@
+"""Helpers for the dossiers tests: stand-ins for the peers the function asks over HTTP (the
+`procedures` catalogue and the `directory`), answering exactly like their contracts (strong ETag,
+304, 404 problems); tokens; small valid files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+
+def _docs(*items):
+    return [{"code": c, "name": n, "name_en": e, "required": r, "copies": 1, "template": None} for c, n, e, r in items]
+
+
+PROCEDURES = {
+    "HT-KS": {"code": "HT-KS", "name": "Đăng ký khai sinh", "name_en": "Birth registration", "field": "ho-tich",
+              "field_name": "Hộ tịch", "level": "commune", "agency": "ubnd-xa", "online_mode": "full",
+              "documents": _docs(("to-khai", "Tờ khai đăng ký khai sinh", "Birth registration form", True),
+                                 ("giay-chung-sinh", "Giấy chứng sinh", "Birth certificate from the hospital", True),
+                                 ("uy-quyen", "Văn bản ủy quyền", "Power of attorney", False)),
+              "fees": [], "processing_days": 2,
+              "steps": [{"code": "tiep-nhan", "name": "Tiếp nhận hồ sơ", "name_en": "Receive", "agency": "ubnd-xa", "unit_level": "commune", "days": 0.5},
+                        {"code": "xu-ly", "name": "Công chức tư pháp - hộ tịch xử lý", "name_en": "Process", "agency": "ubnd-xa", "unit_level": "commune", "days": 1},
+                        {"code": "ky-tra", "name": "Lãnh đạo ký, trả kết quả", "name_en": "Sign and return", "agency": "ubnd-xa", "unit_level": "commune", "days": 0.5}],
+              "legal_basis": ["Luật Hộ tịch 2014", "Nghị định 123/2015/NĐ-CP"], "results": ["Giấy khai sinh"]},
+    "XD-GPXD": {"code": "XD-GPXD", "name": "Cấp giấy phép xây dựng", "name_en": "Construction permit", "field": "xay-dung",
+                "field_name": "Xây dựng", "level": "province", "agency": "so-xay-dung", "online_mode": "partial",
+                "documents": _docs(("don", "Đơn đề nghị cấp giấy phép xây dựng", "Application form", True),
+                                   ("ban-ve", "Bản vẽ thiết kế xây dựng", "Design drawings", True),
+                                   ("gcn-dat", "Giấy tờ chứng minh quyền sử dụng đất", "Land use right papers", True)),
+                "fees": [{"name": "Lệ phí cấp giấy phép xây dựng", "amount_vnd": 150000}], "processing_days": 15,
+                "steps": [{"code": "tiep-nhan", "name": "Tiếp nhận tại Trung tâm PVHCC", "name_en": "Receive", "agency": "public-service-centre", "unit_level": "province", "days": 0.5},
+                          {"code": "tham-dinh", "name": "Sở Xây dựng thẩm định, cấp phép", "name_en": "Appraise", "agency": "so-xay-dung", "unit_level": "province", "days": 14.5}],
+                "legal_basis": ["Luật Xây dựng 2014", "Nghị định 175/2024/NĐ-CP"], "results": ["Giấy phép xây dựng"]},
+}
+
+UNITS = {"05983": {"code": "05983", "name": "Phường Lương Văn Tri", "level": "commune", "parent_code": "20"},
+         "06040": {"code": "06040", "name": "Xã Đồng Đăng", "level": "commune", "parent_code": "20"},
+         "20": {"code": "20", "name": "Tỉnh Lạng Sơn", "level": "province"}}
+AGENCIES = {"public-service-centre": {"code": "public-service-centre", "unit_code": "05983"},
+            "so-xay-dung": {"code": "so-xay-dung", "unit_code": None}}
+
+
+class PeerStub:
+    """Answers /procedures/v1/procedures/<code>, /directory/v1/units/<code> and
+    /directory/v1/agencies/<code> like the real functions do."""
+
+    def __init__(self):
+        self.hits = 0
+
+        @Request.application
+        def app(request):
+            self.hits += 1
+            parts = request.path.strip("/").split("/")
+            table = {("procedures", "procedures"): PROCEDURES, ("directory", "units"): UNITS,
+                     ("directory", "agencies"): AGENCIES}
+            if len(parts) == 4 and parts[1] == "v1" and (parts[0], parts[2]) in table:
+                item = table[(parts[0], parts[2])].get(parts[3])
+                if item is not None:
+                    body = json.dumps(item, ensure_ascii=False).encode()
+                    resp = Response(body, mimetype="application/json")
+                    resp.set_etag(hashlib.sha256(body).hexdigest()[:32])
+                    return resp.make_conditional(request)
+            return Response('{"status":404,"title":"Not found"}', status=404, mimetype="application/problem+json")
+
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.port = self.server.server_port
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def template(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{{name}}"
+
+    def stop(self):
+        self.server.shutdown()
+
+
+def pdf(text: str) -> bytes:
+    """A small file that is a PDF by its magic bytes (distinct per text)."""
+    return b"%PDF-1.4\n% " + text.encode() + b"\n%%EOF\n"
+
+
+CITIZEN = "020090001234"      # Lạng Sơn (020), male, born 1990
+CITIZEN2 = "001195005678"

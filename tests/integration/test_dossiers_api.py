@@ -1,0 +1,322 @@
+"""The dossiers function through its Flask app against real weed mini + nats-server, with the
+`procedures` and `directory` peers served over real HTTP by a stand-in that answers their contract:
+submission with attachments, receipt, the workflow across two agencies with a supplement, the
+result, tracking, rating, stats, roles, and concurrent officers."""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import json
+import re
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from lscloud import runtime
+from lscloud.auth import PUBLIC, dev_keys, issue_token
+from lscloud.knative import load_function
+from lscloud.local.dispatcher import tail
+from lscloud.runtime import Runtime
+
+from dossiers_support import CITIZEN, CITIZEN2, PeerStub, pdf
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+_n = itertools.count()
+ROLES = ("citizen", "enterprise", "officer", "supervisor", "operator", "ioc", "auditor", "device")
+
+
+@pytest.fixture(scope="module")
+def fn():
+    return load_function(ROOT / "functions" / "dossiers")
+
+
+@pytest.fixture(scope="module")
+def peers():
+    stub = PeerStub()
+    yield stub
+    stub.stop()
+
+
+@pytest.fixture
+def keys(tmp_path):
+    return dev_keys(tmp_path)
+
+
+@pytest.fixture
+def rt(settings, peers, keys):
+    r = runtime.install(Runtime(settings.replace(peer_url_template=peers.template, jwt_public_key=keys[1],
+                                                 service="dossiers")))
+    r.bus.ensure_stream()
+    yield r
+    runtime.uninstall()
+
+
+@pytest.fixture
+def app(fn, rt):
+    a = fn.new()._build(rt.settings)
+    a.testing = True
+    return a
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def tok(keys):
+    def make(role, sub=None, agency=None, unit=None):
+        return {"Authorization": "Bearer " + issue_token(keys[0], sub or f"{role}-{next(_n)}", role,
+                                                         agency=agency, unit=unit)}
+    return make
+
+
+def idem(h: dict) -> dict:
+    return {**h, "Idempotency-Key": uuid.uuid4().hex}
+
+
+def ok(resp, status=200):
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    return resp.get_json()
+
+
+def upload(client, h, text):
+    return ok(client.post("/v1/attachments", data=pdf(text), headers={**h, "Content-Type": "application/pdf"},
+                          query_string={"filename": f"{text}.pdf"}), 201)["sha256"]
+
+
+def submit_birth(client, h, unit="05983", channel=None, applicant=None, docs=("to-khai", "giay-chung-sinh")):
+    body = {"id": "ks-" + uuid.uuid4().hex[:12], "procedure": "HT-KS", "unit": unit,
+            "documents": [{"code": c, "sha256": upload(client, h, f"{c}-{uuid.uuid4().hex}")} for c in docs]}
+    if channel:
+        body["channel"] = channel
+    if applicant:
+        body["applicant"] = applicant
+    return body, client.post("/v1/dossiers", json=body, headers=h)
+
+
+def test_permit_across_two_agencies_with_a_supplement_and_the_result(client, tok, rt):
+    cit = tok("citizen", sub=CITIZEN)
+    docs = {c: upload(client, cit, c + uuid.uuid4().hex) for c in ("don", "ban-ve")}
+    body = {"id": "gp-" + uuid.uuid4().hex[:12], "procedure": "XD-GPXD", "unit": "05983",
+            "documents": [{"code": c, "sha256": s} for c, s in docs.items()]}
+    # a required document is missing: named in errors[]
+    r = client.post("/v1/dossiers", json=body, headers=cit)
+    err = r.get_json()
+    assert r.status_code == 422 and err["type"].endswith("documents-missing")
+    assert [e.get("code") for e in err["errors"]] == ["gcn-dat"] and "Giấy tờ chứng minh" in err["detail_vi"]
+    body["documents"].append({"code": "gcn-dat", "sha256": upload(client, cit, "gcn" + uuid.uuid4().hex)})
+    created = ok(client.post("/v1/dossiers", json=body, headers=cit), 201)
+    rc = created["receipt"]
+    assert created["status"] == "received" and rc["code"].startswith("LS-") and rc["channel"] == "online"
+    assert rc["appointment_date"] and rc["fee_total_vnd"] == 150000 and rc["tracking_secret"]
+    assert [(s["agency"], s["unit"]) for s in created["steps"]] == [("public-service-centre", "05983"), ("so-xay-dung", None)]
+    again = client.post("/v1/dossiers", json=body, headers=cit)
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    did = created["id"]
+
+    psc = tok("officer", agency="public-service-centre", unit="05983")
+    sxd = tok("officer", agency="so-xay-dung", unit="05983")
+    # the department cannot start the centre's step
+    assert client.post(f"/v1/dossiers/{did}/start", headers=idem(sxd)).status_code == 403
+    assert ok(client.post(f"/v1/dossiers/{did}/start", headers=idem(psc)))["status"] == "processing"
+    done1 = ok(client.post(f"/v1/dossiers/{did}/steps/complete", json={"step": "tiep-nhan"}, headers=idem(psc)))
+    assert done1["steps"][1]["status"] == "active" and done1["steps"][1]["deadline"]
+
+    # the department asks for a supplement: the clock stops, the citizen sees what is missing
+    waiting = ok(client.post(f"/v1/dossiers/{did}/supplement-requests",
+                             json={"missing": [{"code": "ban-ve", "name": "Bản vẽ mặt cắt"}],
+                                   "message": "Bổ sung bản vẽ mặt cắt công trình"}, headers=idem(sxd)))
+    assert waiting["status"] == "waiting" and waiting["clock"]["running"] is False
+    tracked = ok(client.get("/v1/track", query_string={"code": rc["code"], "secret": rc["tracking_secret"]}))
+    assert tracked["status"] == "waiting" and tracked["missing"][0]["name"] == "Bản vẽ mặt cắt"
+    assert CITIZEN not in str(tracked)
+    assert client.get("/v1/track", query_string={"code": rc["code"], "secret": "WRONG000"}).status_code == 404
+    r = client.post(f"/v1/dossiers/{did}/steps/complete", json={}, headers=idem(sxd))
+    assert r.status_code == 409 and r.get_json()["current_state"] == "waiting"
+    new_sha = upload(client, cit, "ban-ve-2" + uuid.uuid4().hex)
+    resumed = ok(client.post(f"/v1/dossiers/{did}/supplements", json={"documents": [{"code": "ban-ve", "sha256": new_sha}]},
+                             headers=idem(cit)))
+    assert resumed["status"] == "processing" and resumed["pauses"][0]["paused_minutes"] is not None
+    assert resumed["deadline"] >= created["deadline"]
+
+    # the result is a blob; the centre cannot return it, the department can
+    result_sha = upload(client, sxd, "giay-phep" + uuid.uuid4().hex)
+    assert client.post(f"/v1/dossiers/{did}/result", json={"sha256": result_sha}, headers=idem(psc)).status_code == 403
+    done = ok(client.post(f"/v1/dossiers/{did}/result", json={"sha256": result_sha, "filename": "giay-phep.pdf"},
+                          headers=idem(sxd)))
+    assert done["status"] == "done" and done["on_time"] is True and done["result"]["sha256"] == result_sha
+    link = ok(client.get(f"/v1/dossiers/{did}/files/{result_sha}", headers=cit))
+    assert link["url"].startswith("http")
+    # illegal now: 409 naming the state
+    r = client.post(f"/v1/dossiers/{did}/cancel", headers=idem(cit))
+    assert r.status_code == 409 and r.get_json()["current_state"] == "done"
+
+    rated = ok(client.post(f"/v1/dossiers/{did}/rating", json={"score": 5, "comment": "Nhanh"}, headers=cit), 201)
+    assert rated["score"] == 5
+    assert client.post(f"/v1/dossiers/{did}/rating", json={"score": 1}, headers=cit).status_code == 409
+
+    trail = ok(client.get(f"/v1/dossiers/{did}/audit", headers=tok("auditor")))["items"]
+    facts = [e["fact"] for e in trail if e["fact"]]
+    assert facts == ["dossier.received", "processing.started", "step.completed", "dossier.handed-over",
+                     "supplement.requested", "supplement.provided", "dossier.done", "dossier.rated"]
+    stream = [e["event"] for e in tail(rt.settings, 50)]
+    types = [e["type"] for e in stream]
+    for f in facts:
+        assert f"vn.langson.dossiers.{f}.v1" in types
+    schema = json.loads((ROOT / "schemas" / "events" / "dossiers" / "transition.json").read_text())
+    for e in stream:   # every payload matches its published schema, and carries no applicant's name
+        assert list(Draft202012Validator(schema).iter_errors(e["data"])) == [], e["type"]
+
+    stats = ok(client.get("/v1/stats", headers=tok("ioc")))
+    assert stats["total"]["received"] == 1 and stats["total"]["resolved"] == 1 and stats["total"]["on_time"] == 1
+    assert stats["total"]["online_share"] == 1.0 and stats["by_agency"][0]["agency"] == "so-xay-dung"
+    own = ok(client.get("/v1/stats", headers=tok("supervisor", agency="so-tu-phap")))
+    assert own["agency"] == "so-tu-phap" and own["total"]["received"] == 0
+
+
+def test_counter_submission_and_who_sees_what(client, tok):
+    clerk = tok("officer", agency="ubnd-06040", unit="06040")
+    _, r = submit_birth(client, clerk, unit="06040", channel="counter",
+                        applicant={"id_number": CITIZEN2, "name": "Hoàng Thị Mai", "phone": "0912345678"})
+    created = ok(r, 201)
+    assert created["channel"] == "counter" and created["owner"] == CITIZEN2 and created["received_by"]["agency"] == "ubnd-06040"
+    did = created["id"]
+    # an officer of another commune may not receive this commune's procedure at their counter
+    other = tok("officer", agency="ubnd-05983", unit="05983")
+    _, r = submit_birth(client, other, unit="06040", channel="counter", applicant={"id_number": CITIZEN2})
+    assert r.status_code == 403
+    # visibility: the owner, the commune's officers, its supervisor; nobody else
+    owner = tok("citizen", sub=CITIZEN2)
+    assert ok(client.get(f"/v1/dossiers/{did}", headers=owner))["tracking_secret"]
+    assert "tracking_secret" not in ok(client.get(f"/v1/dossiers/{did}", headers=clerk))
+    assert client.get(f"/v1/dossiers/{did}", headers=tok("citizen", sub=CITIZEN)).status_code == 404
+    assert client.get(f"/v1/dossiers/{did}", headers=other).status_code == 404
+    assert client.get(f"/v1/dossiers/{did}", headers=tok("supervisor", agency="ubnd-06040")).status_code == 200
+    assert [d["id"] for d in ok(client.get("/v1/dossiers", headers=owner))["items"]] == [did]
+    assert did in [d["id"] for d in ok(client.get("/v1/dossiers", headers=clerk))["items"]]
+    assert ok(client.get("/v1/dossiers", headers=other))["items"] == []
+    # a citizen cannot claim the counter channel, nor submit for someone else
+    _, r = submit_birth(client, owner, channel="counter")
+    assert r.status_code == 422 and r.get_json()["errors"][0]["field"] == "/channel"
+    _, r = submit_birth(client, owner, applicant={"id_number": CITIZEN})
+    assert r.status_code == 422
+    # the owner cancels before processing
+    assert ok(client.post(f"/v1/dossiers/{did}/cancel", json={"reason": "Nộp nhầm"}, headers=idem(owner)))["status"] == "cancelled"
+
+
+def test_unknown_procedure_unit_and_files_are_named(client, tok):
+    cit = tok("citizen", sub=CITIZEN)
+    sha = upload(client, cit, "x" + uuid.uuid4().hex)
+    base = {"id": "x-" + uuid.uuid4().hex[:12], "unit": "05983", "documents": [{"code": "to-khai", "sha256": sha}]}
+    r = client.post("/v1/dossiers", json={**base, "procedure": "NO-SUCH"}, headers=cit)
+    assert r.status_code == 422 and r.get_json()["errors"][0]["field"] == "/procedure"
+    r = client.post("/v1/dossiers", json={**base, "id": base["id"] + "u", "procedure": "HT-KS", "unit": "99999"}, headers=cit)
+    assert r.status_code == 422 and r.get_json()["errors"][0]["field"] == "/unit"
+    r = client.post("/v1/dossiers", json={**base, "id": base["id"] + "f", "procedure": "HT-KS",
+                                          "documents": [{"code": "to-khai", "sha256": sha},
+                                                        {"code": "giay-chung-sinh", "sha256": "0" * 64}]}, headers=cit)
+    assert r.status_code == 422 and r.get_json()["errors"][0]["field"] == "/documents/1/sha256"
+    r = client.post("/v1/attachments", data=b"<script>", headers={**cit, "Content-Type": "application/pdf"})
+    assert r.status_code == 422
+
+
+def test_concurrent_officers_never_overwrite_each_other(client, tok):
+    cit = tok("citizen", sub=CITIZEN)
+    clerk = tok("officer", agency="ubnd-05983", unit="05983")
+    _, r = submit_birth(client, cit)
+    did = ok(r, 201)["id"]
+    ok(client.post(f"/v1/dossiers/{did}/start", headers=idem(clerk)))
+
+    # eight officers of the unit complete "the step they see" at once: exactly one wins per step,
+    # the others get 409 because the step they named is no longer active
+    def complete(_):
+        h = idem(tok("officer", agency="ubnd-05983", unit="05983"))
+        return client.post(f"/v1/dossiers/{did}/steps/complete", json={"step": "tiep-nhan"}, headers=h).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(complete, range(8)))
+    assert sorted(codes) == [200] + [409] * 7
+    doc = ok(client.get(f"/v1/dossiers/{did}", headers=clerk))
+    assert [s["status"] for s in doc["steps"]] == ["done", "active", "pending"]
+
+    # a supplement request and a denial race: both are applied in some order, never lost
+    def act(kind):
+        h = idem(tok("officer", agency="ubnd-05983", unit="05983"))
+        if kind == "deny":
+            return client.post(f"/v1/dossiers/{did}/deny", json={"reason": "Giấy chứng sinh không hợp lệ"}, headers=h)
+        return client.post(f"/v1/dossiers/{did}/supplement-requests",
+                           json={"missing": [{"name": "Giấy chứng sinh bản chính"}], "message": "Bổ sung"}, headers=h)
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(act, ["deny", "supplement"]))
+    codes = sorted(r.status_code for r in results)
+    final = ok(client.get(f"/v1/dossiers/{did}", headers=clerk))
+    trail = [e["fact"] for e in ok(client.get(f"/v1/dossiers/{did}/audit", headers=clerk))["items"] if e["fact"]]
+    # whichever lands first, the other no longer applies (deny is not possible from waiting, nor a
+    # supplement request from denied): one 200, one 409, and the trail holds exactly the winner
+    assert codes == [200, 409]
+    assert final["status"] in ("denied", "waiting")
+    assert trail.count("dossier.denied") + trail.count("supplement.requested") == 1
+
+
+def test_overdue_sweep_flags_steps_once_and_feeds_the_gauge(fn, client, tok, rt):
+    cit = tok("citizen", sub=CITIZEN)
+    clerk = tok("officer", agency="ubnd-05983", unit="05983")
+    _, r = submit_birth(client, cit)
+    did = ok(r, 201)["id"]
+    ok(client.post(f"/v1/dossiers/{did}/start", headers=idem(clerk)))
+    # age the dossier: its clock started 30 days ago (a direct store edit stands in for time passing)
+    pkg = fn.__name__
+    models = importlib.import_module(pkg + ".models")
+    wf = importlib.import_module(pkg + ".workflow")
+
+    def age(item):
+        d = item.data
+        for k in ("deadline",):
+            d[k] = wf.iso(wf.parse(d[k]) - timedelta(days=30))
+        d["steps"][0]["deadline"] = wf.iso(wf.parse(d["steps"][0]["deadline"]) - timedelta(days=30))
+    models.Dossier.update(did, None, age)
+    op = tok("operator")
+    first = ok(client.post("/v1/overdue/sweep", headers=op))
+    assert first["overdue_dossiers"] == 1 and first["steps_flagged"] == 1 and first["by_agency"] == {"ubnd-05983": 1}
+    assert ok(client.post("/v1/overdue/sweep", headers=op))["steps_flagged"] == 0
+    doc = ok(client.get(f"/v1/dossiers/{did}", headers=clerk))
+    assert doc["overdue"] is True and doc["overdue_steps"] == ["tiep-nhan"]
+    assert "vn.langson.dossiers.step.overdue.v1" in [e["event"]["type"] for e in tail(rt.settings, 20)]
+    assert ok(client.get("/v1/stats", headers=op))["total"]["overdue_now"] == 1
+
+
+def test_every_endpoint_with_every_role(app, tok):
+    """Walk app.url_map: a role the route does not declare gets the runtime's 403; no token gets 401."""
+    client = app.test_client()
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        view = app.view_functions[rule.endpoint]
+        access = view.__lscloud_access__
+        raw = getattr(view, "__lscloud_raw_body__", None) is not None
+        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", lambda m: {"year": "2026", "sha256": "0" * 64}.get(m.group(1), "d-nonexistent0"),
+                      rule.rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            call = getattr(client, method.lower())
+            if access.eventing or PUBLIC in access.roles:
+                assert call(path).status_code != 401
+                continue
+            assert call(path).status_code == 401, (method, path)
+            for role in ROLES:
+                r = call(path, headers=idem(tok(role, agency="ubnd-05983" if role in ("officer", "supervisor") else None,
+                                               unit="05983")),
+                         json={} if method in ("POST", "PUT") and not raw else None)
+                denied = r.status_code == 403 and "may not use this endpoint" in (r.get_json() or {}).get("detail", "")
+                assert denied == (role not in access.roles), (method, path, role, r.status_code, r.get_data(as_text=True)[:200])
+                checked += 1
+    assert checked >= 100

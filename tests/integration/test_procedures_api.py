@@ -1,0 +1,220 @@
+"""The procedure catalogue over HTTP, seeded into a real weed mini: search, filters, paging,
+caching, form templates, the contract `dossiers` reads, and every endpoint with every role."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import re
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lscloud import runtime
+from lscloud.auth import PUBLIC, dev_keys, issue_token
+from lscloud.knative import load_function
+from lscloud.runtime import Runtime
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+ROLES = ("citizen", "officer", "supervisor", "operator", "auditor", "admin", "device", "bank")
+
+
+@pytest.fixture(scope="module")
+def fn():
+    return load_function(ROOT / "functions" / "procedures")
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    return dev_keys(tmp_path_factory.mktemp("proc-keys"))
+
+
+@pytest.fixture(scope="module")
+def seeded_rt(fn, base_settings, object_store, keys):
+    bucket = f"t-proc-{uuid.uuid4().hex[:16]}"
+    object_store.ensure_bucket(bucket)
+    rt = runtime.install(Runtime(base_settings.replace(bucket=bucket, jwt_public_key=keys[1])))
+    result = importlib.import_module(fn.__name__ + ".seed").seed(rt)
+    yield rt, result
+    runtime.uninstall()
+
+
+@pytest.fixture
+def rt(seeded_rt):
+    return runtime.install(seeded_rt[0])
+
+
+@pytest.fixture
+def client(fn, rt):
+    app = importlib.import_module(fn.__name__ + ".app").create_app(rt.settings)
+    app.testing = True
+    return app.test_client()
+
+
+def ok(resp, status=200):
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    return resp.get_json()
+
+
+def codes(page):
+    return [p["code"] for p in page["items"]]
+
+
+def test_seed_counts_and_reseed_is_stable(fn, seeded_rt, rt):
+    result = seeded_rt[1]
+    assert result["procedures"] >= 40 and result["fields"] >= 12 and result["templates"] >= 30
+    again = importlib.import_module(fn.__name__ + ".seed").seed(rt)
+    assert again["fingerprint"] == result["fingerprint"] == importlib.import_module(fn.__name__ + ".seed").fingerprint()
+
+
+def test_the_contract_dossiers_reads(client):
+    ks = ok(client.get("/v1/procedures/HT-KS"))
+    assert set(ks) == {"code", "name", "name_en", "field", "field_name", "level", "agency", "online_mode", "documents",
+                       "fees", "processing_days", "steps", "legal_basis", "results"}
+    assert (ks["level"], ks["agency"], ks["processing_days"]) == ("commune", "ubnd-xa", 2)
+    assert [(s["code"], s["agency"], s["unit_level"], s["days"]) for s in ks["steps"]] == [
+        ("receive", "ubnd-xa", "commune", 0.5), ("verify", "ubnd-xa", "commune", 1), ("sign", "ubnd-xa", "commune", 0.5)]
+    doc = ks["documents"][0]
+    assert set(doc) == {"code", "name", "name_en", "required", "copies", "template"}
+    assert set(doc["template"]) == {"sha256", "media_type", "filename"}
+    hkd = ok(client.get("/v1/procedures/DKKD-HKD"))
+    assert hkd["level"] == "commune" and hkd["processing_days"] == 3 and {s["agency"] for s in hkd["steps"]} == {"ubnd-xa"}
+    xd = ok(client.get("/v1/procedures/XD-GPXD"))
+    assert (xd["level"], xd["agency"], xd["processing_days"]) == ("province", "so-xay-dung", 15)
+    assert [(s["code"], s["agency"], s["days"]) for s in xd["steps"]] == [
+        ("receive", "public-service-centre", 1), ("appraise", "so-xay-dung", 12), ("sign", "so-xay-dung", 2)]
+    gcn = ok(client.get("/v1/procedures/DD-GCN"))
+    assert gcn["processing_days"] == 20 and [s["agency"] for s in gcn["steps"]] == [
+        "public-service-centre", "so-nong-nghiep-moi-truong", "tax", "so-nong-nghiep-moi-truong"]
+    missing = client.get("/v1/procedures/XX-NOPE")
+    assert missing.status_code == 404 and missing.mimetype == "application/problem+json"
+    assert client.get("/v1/procedures/not a code").status_code == 400
+
+
+@pytest.mark.parametrize("q,first", [("khai sinh", "HT-KS"), ("KHAI SINH", "HT-KS"), ("Khai Sinh", "HT-KS"),
+                                     ("giay phep xay dung", "XD-GPXD"), ("giấy phép xây dựng", "XD-GPXD"),
+                                     ("ho kinh doanh", "DKKD-HKD"), ("ly lich tu phap", "LLTP-CD"),
+                                     ("doi bang lai", None), ("doi giay phep lai xe", "GT-DGPLX"),
+                                     ("thủ tục đăng ký kết hôn", "HT-KH"), ("hd-ks", None), ("HT-KS", "HT-KS"),
+                                     ("birth registration", "HT-KS"), ("mai tang", "BTXH-MTP")])
+def test_search_ignores_diacritics_and_case_and_ranks_names_first(client, q, first):
+    page = ok(client.get("/v1/procedures", query_string={"q": q}))
+    if first is None:
+        assert page["total"] == 0 or page["items"][0]["code"] != "HT-KS"
+    else:
+        assert page["items"][0]["code"] == first, (q, codes(page)[:5])
+
+
+def test_name_beats_field_beats_documents(client):
+    # "hộ tịch" is in two names (bản sao trích lục hộ tịch; thay đổi … thông tin hộ tịch) and is the
+    # field of every civil status procedure: the two by name come first, then the rest of the field
+    ranked = codes(ok(client.get("/v1/procedures", query_string={"q": "ho tich", "limit": 100})))
+    assert set(ranked[:2]) == {"HT-BSTL", "HT-TDCC"} and "HT-KS" in ranked[2:]
+    # "tờ khai" is only in documents: found there, after nothing (no name or field has it)
+    by_doc = codes(ok(client.get("/v1/procedures", query_string={"q": "to khai", "limit": 100})))
+    assert "HT-KS" in by_doc and "CT-BSBC" not in by_doc
+    # a word in a name outranks the same word found only in a document
+    giay = codes(ok(client.get("/v1/procedures", query_string={"q": "giay phep lao dong", "limit": 100})))
+    assert giay[0] == "LD-GPLD"
+
+
+def test_filters_and_paging(client):
+    commune = ok(client.get("/v1/procedures", query_string={"level": "commune", "limit": 100}))
+    assert commune["total"] > 10 and {p["agency"] for p in commune["items"]} == {"ubnd-xa"}
+    full_land = ok(client.get("/v1/procedures", query_string={"field": "dat-dai", "online_mode": "partial"}))
+    assert set(codes(full_land)) >= {"DD-GCN", "DD-BD"} and all(p["online_mode"] == "partial" for p in full_land["items"])
+    centre = ok(client.get("/v1/procedures", query_string={"agency": "public-service-centre", "limit": 100}))
+    assert "XD-GPXD" in codes(centre) and "HT-KS" not in codes(centre)
+    assert {"HT-KS", "HT-KH"} <= set(codes(ok(client.get("/v1/procedures?fee=free&limit=100"))))
+    seen, token, pages = [], None, 0
+    while True:
+        page = ok(client.get("/v1/procedures", query_string={"limit": 7, **({"page_token": token} if token else {})}))
+        seen += codes(page)
+        pages += 1
+        token = page["next_page_token"]
+        if not token:
+            break
+    assert len(seen) == len(set(seen)) == page["total"] >= 40 and pages == -(-page["total"] // 7)
+    first = ok(client.get("/v1/procedures?limit=7"))
+    other = client.get("/v1/procedures", query_string={"limit": 7, "page_token": first["next_page_token"], "level": "commune"})
+    assert other.status_code == 400 and other.get_json()["errors"][0]["field"] == "/page_token"
+    for bad in ({"level": "district"}, {"field": "nope"}, {"limit": "0"}, {"online_mode": "maybe"}, {"q": "x" * 101}):
+        r = client.get("/v1/procedures", query_string=bad)
+        assert r.status_code == 400 and r.get_json()["errors"][0]["field"] == "/" + next(iter(bad)), bad
+
+
+def test_fields_and_caching(client):
+    fields = ok(client.get("/v1/fields"))
+    assert fields["total"] >= 12 and sum(f["procedures"] for f in fields["items"]) >= 40
+    for path in ("/v1/fields", "/v1/procedures?q=khai+sinh", "/v1/procedures/HT-KS"):
+        r = client.get(path)
+        assert r.headers["Cache-Control"] == "public, max-age=300" and r.headers["ETag"]
+        again = client.get(path, headers={"If-None-Match": r.headers["ETag"]})
+        assert again.status_code == 304 and again.get_data() == b""
+
+
+def test_form_templates_are_real_pdfs_behind_presigned_urls(client, rt):
+    r = client.get("/v1/procedures/HT-KS/documents/to-khai/template")
+    assert r.status_code == 303 and r.headers["Cache-Control"] == "no-store"
+    pdf = httpx.get(r.headers["Location"], timeout=10)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-1.4") and pdf.content.rstrip().endswith(b"%%EOF")
+    link = ok(client.get("/v1/procedures/HT-KS/documents/to-khai/template?redirect=false"))
+    assert hashlib.sha256(pdf.content).hexdigest() == link["sha256"] and link["media_type"] == "application/pdf"
+    assert link["expires_in"] == rt.settings.presign_ttl_s and link["filename"] == "ht-ks-to-khai.pdf"
+    assert client.get("/v1/procedures/HT-KS/documents/giay-chung-sinh/template").status_code == 404  # no form
+    assert client.get("/v1/procedures/HT-KS/documents/nope/template").status_code == 404
+    assert client.get("/v1/procedures/HT-KS/documents/..%2Fx/template").status_code in (400, 404)
+
+
+def test_not_seeded_is_503(fn, base_settings, object_store):
+    bucket = f"t-proc-empty-{uuid.uuid4().hex[:10]}"
+    object_store.ensure_bucket(bucket)
+    rt = runtime.install(Runtime(base_settings.replace(bucket=bucket)))
+    try:
+        app = importlib.import_module(fn.__name__ + ".app").create_app(rt.settings)
+        r = app.test_client().get("/v1/procedures")
+        assert r.status_code == 503 and r.headers["Retry-After"] == "30"
+    finally:
+        runtime.uninstall()
+
+
+def test_every_endpoint_with_every_role(fn, rt, keys):
+    """Every route is public and read-only: any role, a bad token or none gets the same answer."""
+    app = importlib.import_module(fn.__name__ + ".app").create_app(rt.settings)
+    client = app.test_client()
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        assert app.view_functions[rule.endpoint].__lscloud_access__.roles == (PUBLIC,)
+        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", lambda m: {"code": "HT-KS", "doc": "to-khai"}[m.group(1)], rule.rule)
+        anon = client.get(path)
+        assert anon.status_code in (200, 303), path
+        for role in ROLES:
+            h = {"Authorization": "Bearer " + issue_token(keys[0], f"{role}-1", role, agency="so-xay-dung", unit="20")}
+            r = client.get(path, headers=h)
+            assert r.status_code == anon.status_code, (path, role)
+            checked += 1
+        assert client.get(path, headers={"Authorization": "Bearer nonsense"}).status_code == anon.status_code
+        for method in ("post", "put", "delete"):
+            assert getattr(client, method)(path).status_code == 405
+    assert checked >= 5 * len(ROLES)
+
+
+def test_the_snapshot_cache_is_revalidated_on_every_request(fn, client, rt):
+    """A re-seed (here: a smaller snapshot written behind the app's back) is served at once."""
+    models = importlib.import_module(fn.__name__ + ".models")
+    before = ok(client.get("/v1/fields"))["total"]
+    snap = models.CatalogueSnapshot.get(models.SNAPSHOT)
+    try:
+        models.CatalogueSnapshot(models.SNAPSHOT, items=snap.items[:1], index=snap.index[:1], fields=snap.fields[:1],
+                                 fingerprint="test", size=1).save(overwrite=True)
+        assert ok(client.get("/v1/fields"))["total"] == 1
+        assert ok(client.get("/v1/procedures"))["total"] == 1
+    finally:
+        snap.save(overwrite=True)
+    assert ok(client.get("/v1/fields"))["total"] == before
