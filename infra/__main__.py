@@ -22,6 +22,7 @@ from components import bus, objectstore, telemetry  # noqa: E402
 from components.bridge import BridgeEndpoints, EventBridge  # noqa: E402
 from components.bridge import routes as bridge_routes  # noqa: E402
 from components.bus import EventBus  # noqa: E402
+from components.clock import ClockEndpoints, PlatformClock  # noqa: E402
 from components.cluster import ClusterNetwork  # noqa: E402
 from components.function import Function, PlatformEndpoints  # noqa: E402
 from components.knative import Knative  # noqa: E402
@@ -100,6 +101,11 @@ else:
         EventBridge(f"lscloud-bridge-{broker}", broker, types, bridge_endpoints, settings.bridge,
                     image=settings.bridge_image(), opts=pulumi.ResourceOptions(provider=provider, depends_on=ready))
         bridges[broker] = list(types)
+
+    # the platform clock: a tick a minute on the stream; the bridges forward it to the functions
+    # that subscribe to vn.langson.platform.clock.ticked.v1 (their Triggers filter on it)
+    PlatformClock("lscloud-clock", ClockEndpoints.from_platform(platform), image=settings.platform_image(),
+                  opts=pulumi.ResourceOptions(provider=provider, depends_on=[event_bus.ready]))
 
     pulumi.export("functions", urls)
     pulumi.export("bridges", bridges)

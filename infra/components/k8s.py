@@ -98,6 +98,7 @@ _TYPED = {
     ("apps/v1", "StatefulSet"): (k8s.apps.v1.StatefulSet, {"spec": "spec"}),
     ("apps/v1", "Deployment"): (k8s.apps.v1.Deployment, {"spec": "spec"}),
     ("batch/v1", "Job"): (k8s.batch.v1.Job, {"spec": "spec"}),
+    ("batch/v1", "CronJob"): (k8s.batch.v1.CronJob, {"spec": "spec"}),
     ("policy/v1", "PodDisruptionBudget"): (k8s.policy.v1.PodDisruptionBudget, {"spec": "spec"}),
     ("networking.k8s.io/v1", "NetworkPolicy"): (k8s.networking.v1.NetworkPolicy, {"spec": "spec"}),
 }

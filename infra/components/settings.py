@@ -244,8 +244,12 @@ class StackSettings:
             return o.image
         return f"{self.imageRegistry}/{function}:{o.tag or self.imageTag}"
 
+    def platform_image(self) -> str:
+        """The repository's distribution (runtime, CLI, bridge, clock): ``<imageRegistry>/lscloud:<imageTag>``."""
+        return f"{self.imageRegistry}/lscloud:{self.imageTag}"
+
     def bridge_image(self) -> str:
-        return self.bridge.image or f"{self.imageRegistry}/lscloud:{self.imageTag}"
+        return self.bridge.image or self.platform_image()
 
 
 # the config keys that must only ever hold Pulumi secrets (set with `pulumi config set --secret`)

@@ -1,8 +1,9 @@
 """`lscloud up`: the whole cloud on one machine, started and stopped in order.
 
-Order of start (stop is the reverse): nats-server and weed mini (or external endpoints), the
-bucket and the stream, dev signing keys, reference data (seed hooks, once per data version),
-one process per function (as Knative starts it), the event dispatcher, the gateway.
+Order of start: nats-server and weed mini (or external endpoints), the bucket and the stream,
+the platform clock (a tick event per ``LSCLOUD_CLOCK_PERIOD_S``, default 60), dev signing keys,
+reference data (seed hooks, once per data version), one process per function (as Knative starts
+it), the event dispatcher, the gateway. Stop: the clock first, then the reverse of the start.
 
 Everything lives under the state dir: server data, ports (reused across runs so data and
 URLs stay put), logs, traces, dev keys, ``cloud.json`` (what runs where, for ``lscloud
@@ -250,6 +251,7 @@ class Supervisor:
         self.weed: WeedMini | None = None
         self.functions: dict[str, FunctionProcess] = {}
         self.dispatcher = None
+        self.clock = None
         self.gateway: GatewayServer | None = None
         self.gateway_port: int | None = None
         self._lock_file = None
@@ -466,6 +468,7 @@ class Supervisor:
         ObjectStore.from_settings(self.settings).ensure_bucket(self.settings.bucket)
         self.say(f"✓ bucket       {self.settings.bucket}")
         self._ensure_stream()
+        self._start_clock()
         self._dev_keys()
         self._setup_telemetry()
 
@@ -520,6 +523,18 @@ class Supervisor:
         finally:
             bus.close()
         self.say(f"✓ stream       {self.settings.stream} (lscloud.>)")
+
+    def _start_clock(self) -> None:
+        """Tick from a thread, as the CronJob does in the cluster: the ticks wait in the stream
+        until the dispatcher delivers them to the functions that subscribe."""
+        from .. import clock
+
+        try:
+            period = clock.period_env()
+        except config.ConfigError as exc:
+            raise UpError(str(exc)) from None
+        self.clock = clock.Clock(self.settings.replace(service="clock"), period).start()
+        self.say(f"✓ clock        {clock.TICKED} every {period:g}s")
 
     def _dev_keys(self) -> None:
         from ..auth import dev_keys
@@ -639,6 +654,13 @@ class Supervisor:
         self._state = "stopping"
         if self.settings is not None:
             self.write_state()
+        if self.clock is not None:
+            try:
+                self.clock.stop()
+            except Exception as exc:  # noqa: BLE001 - keep stopping the rest
+                self.say(f"! clock stop: {exc}")
+            self.clock = None
+            self.say("✓ clock stopped")
         if self.gateway is not None:
             self.gateway.stop()
             self.say("✓ gateway stopped")

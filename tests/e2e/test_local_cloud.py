@@ -127,6 +127,17 @@ def test_a_killed_function_is_restarted_and_reported(cloud):
     assert r.status_code == 200 and r.json()["pid"] == after["pid"]
 
 
+def test_the_clock_ticks_into_the_stream(cloud):
+    from lscloud import clock, config
+    from lscloud.local.dispatcher import tail
+
+    assert f"✓ clock        {clock.TICKED}" in cloud.output()
+    state = cloud.state()
+    s = config.load({"LSCLOUD_NATS_URL": state["nats"]["url"], "LSCLOUD_STREAM": state["stream"]})
+    assert any(m["event"].get("type") == clock.TICKED for m in tail(s, 500))  # the first tick goes out at start
+    assert clock.TICKED in state["functions"]["border"]["subscriptions"]
+
+
 def test_sigterm_stops_everything(cloud, workspace):
     from lscloud.store.objects import ObjectStore
 
@@ -148,6 +159,8 @@ def test_sigterm_stops_everything(cloud, workspace):
         assert not alive, f"pid {pid} outlived `lscloud up`"
     assert cloud.state()["state"] == "stopped"
     assert "Stopped." in cloud.output()
+    out = cloud.output()
+    assert out.index("✓ clock stopped") < out.index("✓ gateway stopped")  # the clock stops first
     assert cloud.cli("status").returncode == 1
 
 

@@ -6,6 +6,7 @@ plus test-only secrets, and returns the resources it registered (type, name, inp
 
 from __future__ import annotations
 
+import asyncio
 import json
 import runpy
 import sys
@@ -28,6 +29,17 @@ JWT_PUBLIC_KEY = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQg
 PARTNER_KEYS = {"bidv": ["bidv-old-hmac-key-0123456789", "bidv-new-hmac-key-9876543210"],
                 "vietinbank": ["vtb-hmac-key-abcdefghijklmnop"]}
 KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters: []\n# test-kubeconfig-secret-marker\n"
+
+
+@pytest.fixture(autouse=True)
+def _main_thread_event_loop():
+    """Pulumi's mocks need an event loop in the main thread; an earlier test's ``asyncio.run``
+    (the integration tests, when one pytest run collects both) leaves none behind."""
+    try:
+        asyncio.get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+    yield
 
 
 @dataclass

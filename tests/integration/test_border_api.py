@@ -311,6 +311,58 @@ def test_slot_capacity_is_never_exceeded_under_races(client, tok):
     assert living["status"] == "queued"
 
 
+def tick(client, minute_offset=0):
+    """What the dispatcher / the broker does with the platform clock's tick: POST it to /events."""
+    from datetime import datetime, timedelta, timezone
+
+    from lscloud import clock
+
+    ev = clock.tick_event(datetime.now(timezone.utc) + timedelta(minutes=minute_offset))
+    headers, body = events.to_binary_http(ev)
+    return client.post("/events", data=body, headers=headers)
+
+
+def test_the_clock_tick_applies_missed_calls_at_every_gate_and_flushes_the_outbox(fn, rt, tok, monkeypatch):
+    monkeypatch.setenv("BORDER_CALL_MINUTES", "0")   # every call is missed at once
+    client = fn.new()._build(rt.settings).test_client()
+    ent = tok("enterprise", sub=TAX)
+    trucks = {}
+    for gate_code in ("tan-thanh", "huu-nghi"):   # one truck called at each of two gates
+        i = trucks[gate_code] = new_id()
+        ok(client.post("/v1/declarations", json=declaration(i, gate=gate_code, booking={"mode": "living"}), headers=ent), 201)
+        ok(client.post(f"/v1/declarations/{i}/arrival", headers=idem(tok("yard-operator", unit=gate_code))))
+        called = ok(client.post(f"/v1/gates/{gate_code}/calls", json={"flow": "in"},
+                                headers=idem(tok("gate-operator", unit=gate_code))))["called"]
+        assert [c["declaration_id"] for c in called] == [i]
+    # an event NATS did not confirm at the time waits in the outbox
+    records = importlib.import_module(fn.__name__ + ".records")
+    models = importlib.import_module(fn.__name__ + ".models")
+    pending = records.event("traffic-order.issued", {"gate": "tan-thanh", "flow": "in", "kind": "hold"},
+                            id=f"outbox-{uuid.uuid4().hex}")
+    models.PendingEvent("outbox", pending["id"], event=pending).save()
+
+    def status(gate_code):
+        return ok(client.get(f"/v1/declarations/{trucks[gate_code]}", headers=ent))["status"]
+
+    # no operator: the minute's tick applies the missed calls at both gates and flushes the outbox
+    r = tick(client)
+    assert r.status_code == 200 and r.get_json()["status"] == "done", r.get_data(as_text=True)
+    assert status("tan-thanh") == status("huu-nghi") == "in_yard"
+    trail = ok(client.get(f"/v1/declarations/{trucks['huu-nghi']}/audit", headers=ent))["items"]
+    assert trail[-1]["action"] == "miss_call" and trail[-1]["actor"]["kind"] == "system"
+    assert list(models.PendingEvent.query("outbox")) == []
+    assert pending["id"] in [m["event"]["id"] for m in tail(rt.settings, 50)]
+    # the same tick again (a redelivery) is a duplicate; later ticks apply only what is due
+    assert tick(client).get_json()["status"] == "duplicate"
+    ok(client.post("/v1/gates/tan-thanh/calls", json={"flow": "in"}, headers=idem(tok("gate-operator", unit="tan-thanh"))))
+    assert tick(client, 1).get_json()["status"] == "done"
+    assert (status("tan-thanh"), status("huu-nghi")) == ("expired", "in_yard")
+    assert tick(client, 2).get_json()["status"] == "done"
+    assert (status("tan-thanh"), status("huu-nghi")) == ("expired", "in_yard")
+    # the operators' endpoint stays, and finds nothing left
+    assert ok(client.post("/v1/gates/tan-thanh/sweep", headers=tok("gate-operator", unit="tan-thanh")))["missed"] == []
+
+
 def test_queue_order_priority_and_missed_calls(fn, rt, tok, monkeypatch):
     monkeypatch.setenv("BORDER_CALL_MINUTES", "0")   # every call is missed at once
     app = fn.new()._build(rt.settings)

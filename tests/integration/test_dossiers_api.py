@@ -294,6 +294,54 @@ def test_overdue_sweep_flags_steps_once_and_feeds_the_gauge(fn, client, tok, rt)
     assert ok(client.get("/v1/stats", headers=op))["total"]["overdue_now"] == 1
 
 
+def test_the_clock_tick_flags_overdue_steps_and_flushes_the_outbox(fn, client, tok, rt):
+    from datetime import datetime, timezone
+
+    from lscloud import clock, events
+
+    cit = tok("citizen", sub=CITIZEN)
+    clerk = tok("officer", agency="ubnd-05983", unit="05983")
+    _, r = submit_birth(client, cit)
+    did = ok(r, 201)["id"]
+    ok(client.post(f"/v1/dossiers/{did}/start", headers=idem(clerk)))
+    pkg = fn.__name__
+    models = importlib.import_module(pkg + ".models")
+    wf = importlib.import_module(pkg + ".workflow")
+    records = importlib.import_module(pkg + ".records")
+    metrics = importlib.import_module(pkg + ".metrics")
+
+    def age(item):   # its clock started 30 days ago (a direct store edit stands in for time passing)
+        d = item.data
+        d["deadline"] = wf.iso(wf.parse(d["deadline"]) - timedelta(days=30))
+        d["steps"][0]["deadline"] = wf.iso(wf.parse(d["steps"][0]["deadline"]) - timedelta(days=30))
+    models.Dossier.update(did, None, age)
+    # an event NATS did not confirm at the time waits in the outbox
+    pending = events.new_event("vn.langson.dossiers.test.kept.v1", records.SOURCE, {"n": 1}, id=f"outbox-{uuid.uuid4().hex}")
+    models.PendingEvent("outbox", pending["id"], event=pending).save()
+
+    def tick(minutes=0):
+        ev = clock.tick_event(datetime.now(timezone.utc) + timedelta(minutes=minutes))
+        headers, body = events.to_binary_http(ev)
+        return client.post("/events", data=body, headers=headers)
+
+    r = tick()
+    assert r.status_code == 200 and r.get_json()["status"] == "done", r.get_data(as_text=True)
+    doc = ok(client.get(f"/v1/dossiers/{did}", headers=clerk))
+    assert doc["overdue"] is True and doc["overdue_steps"] == ["tiep-nhan"]
+    overdue = [m["event"] for m in tail(rt.settings, 50) if m["event"]["type"] == "vn.langson.dossiers.step.overdue.v1"]
+    assert [e["subject"] for e in overdue] == [did]
+    assert list(models.PendingEvent.query("outbox")) == []
+    assert pending["id"] in [m["event"]["id"] for m in tail(rt.settings, 50)]
+    assert metrics._overdue["ubnd-05983"] == 1   # the overdue gauge, fed by the sweep
+    assert ok(client.get("/v1/stats", headers=tok("operator")))["total"]["overdue_now"] == 1
+    # a redelivered tick is a duplicate; the next minute's flags nothing twice
+    assert tick().get_json()["status"] == "duplicate"
+    assert tick(1).get_json()["status"] == "done"
+    assert len([m for m in tail(rt.settings, 50) if m["event"]["type"] == "vn.langson.dossiers.step.overdue.v1"]) == 1
+    # the operators' endpoint stays
+    assert ok(client.post("/v1/overdue/sweep", headers=tok("operator")))["steps_flagged"] == 0
+
+
 def test_every_endpoint_with_every_role(app, tok):
     """Walk app.url_map: a role the route does not declare gets the runtime's 403; no token gets 401."""
     client = app.test_client()

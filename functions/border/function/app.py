@@ -560,11 +560,9 @@ def create_app(settings=None) -> Flask:
     @idempotent(required=False)
     @responds("border/calls-result.json")
     def sweep_missed_calls(gate_code: str):
-        """Apply missed call deadlines now (a scheduler calls this every minute)."""
+        """Apply missed call deadlines now (the platform clock's tick does it for every gate each minute)."""
         _gate_scoped(gate_code)
-        missed = []
-        for flow in ("in", "out"):
-            missed += records.sweep_calls(gate_code, flow, _actor())
+        missed = records.sweep_gate(gate_code, _actor())
         return jsonify({"called": [], "missed": [{"declaration_id": o.doc["id"], "status": o.doc["status"]}
                                                  for o in missed]})
 

@@ -1,4 +1,5 @@
-"""The Knative entry point: the Flask app plus the gate devices' events (delivered at /events)."""
+"""The Knative entry point: the Flask app plus the gate devices' events and the platform clock's tick
+(delivered at /events)."""
 
 from __future__ import annotations
 
@@ -6,5 +7,7 @@ from lscloud import knative
 
 from .app import create_app
 from .device_events import PLATE_READ, WEIGHT_MEASURED, on_plate, on_weight
+from .schedule import TICKED, on_tick
 
-new = knative.function(create_app, events={WEIGHT_MEASURED: on_weight, PLATE_READ: on_plate}, needs=("s3", "nats"))
+new = knative.function(create_app, events={WEIGHT_MEASURED: on_weight, PLATE_READ: on_plate, TICKED: on_tick},
+                       needs=("s3", "nats"))

@@ -93,7 +93,10 @@ def flush_outbox(limit: int = 500) -> dict:
         except Exception:  # noqa: BLE001
             failed += 1
             continue
-        pending.delete()
+        try:
+            pending.delete()
+        except (DoesNotExist, ConditionalCheckFailed):
+            pass   # another flush (the clock's tick, an operator) took it meanwhile: same event id, stored once
         sent += 1
     return {"sent": sent, "failed": failed}
 
@@ -515,6 +518,36 @@ def sweep_calls(gate_code: str, flow: str, actor: Actor = lifecycle.SYSTEM) -> l
         if outcome.transitions:
             out.append(outcome)
     return out
+
+
+def sweep_gate(gate_code: str, actor: Actor = lifecycle.SYSTEM) -> list[Outcome]:
+    """Apply the missed call deadlines of one gate, both flows (``POST /v1/gates/{gate}/sweep``)."""
+    missed = []
+    for flow in ("in", "out"):
+        missed += sweep_calls(gate_code, flow, actor)
+    return missed
+
+
+def called_gates() -> list[str]:
+    """The gates with trucks under call now: a prefix listing of the call table, no GETs
+    (an entry lives from the call until the truck reaches the gate or the sweep takes it)."""
+    objects, bucket = store.connection()
+    prefix = keys.table_prefix(CallEntry.Meta.table)
+    gates = set()
+    for o in objects.list(bucket, prefix):
+        part = o.key[len(prefix):].split("/", 1)[0]
+        try:
+            gate, _, flow = keys.decode_part(part).rpartition("_")
+        except ValueError:
+            continue
+        if gate and flow in ("in", "out"):
+            gates.add(gate)
+    return sorted(gates)
+
+
+def sweep_all_gates(actor: Actor = lifecycle.SYSTEM) -> dict[str, list[Outcome]]:
+    """:func:`sweep_gate` for every gate with trucks under call (the clock's tick)."""
+    return {gate: sweep_gate(gate, actor) for gate in called_gates()}
 
 
 def reach_gate(declaration_id: str, actor: Actor, gate_code: str | None = None) -> Outcome:

@@ -654,7 +654,7 @@ def create_app(settings=None) -> Flask:
     @responds("dossiers/sweep-result.json")
     def sweep_overdue():
         """Flag steps past their deadline (one step.overdue event each) and refresh the overdue gauge;
-        a scheduler calls this every few minutes."""
+        the platform clock's tick does it every minute."""
         return jsonify(records.sweep_overdue(records.now()))
 
     @app.post("/v1/outbox/flush")

@@ -1,9 +1,11 @@
-"""The Knative entry point: the Flask app (no subscriptions: the dossiers publish, others listen)."""
+"""The Knative entry point: the Flask app plus the platform clock's tick (delivered at /events);
+the dossiers publish their own facts, others listen."""
 
 from __future__ import annotations
 
 from lscloud import knative
 
 from .app import create_app
+from .schedule import TICKED, on_tick
 
-new = knative.function(create_app, needs=("s3", "nats"))
+new = knative.function(create_app, events={TICKED: on_tick}, needs=("s3", "nats"))

@@ -100,7 +100,10 @@ def flush_outbox(limit: int = 500) -> dict:
         except Exception:  # noqa: BLE001
             failed += 1
             continue
-        pending.delete()
+        try:
+            pending.delete()
+        except (DoesNotExist, ConditionalCheckFailed):
+            pass   # another flush (the clock's tick, an operator) took it meanwhile: same event id, stored once
         sent += 1
     return {"sent": sent, "failed": failed}
 

@@ -1,0 +1,32 @@
+"""The platform clock's tick (``vn.langson.platform.clock.ticked.v1``, every minute), delivered by
+the trigger to ``/events``: what the operators' ``POST /v1/gates/{gate}/sweep`` and
+``POST /v1/outbox/flush`` do, for every gate, on a schedule.
+
+Idempotent: a missed call is applied once (the sweep moves a declaration only while it is still
+``called`` past its deadline, under the declaration's conditional write); a re-published outbox
+event keeps its id, so the stream stores it once. A tick that finds nothing due does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from . import records
+
+log = logging.getLogger("border.schedule")
+
+TICKED = "vn.langson.platform.clock.ticked.v1"
+
+
+def on_tick(event: dict) -> dict:
+    """Apply missed call deadlines at every gate, then re-publish what NATS did not confirm.
+
+    An unconfirmed re-publish stays in the outbox for the next tick (not an error: retrying the
+    tick would not help while NATS is away); a store failure raises, so the tick is redelivered."""
+    missed = records.sweep_all_gates()
+    flushed = records.flush_outbox()
+    summary = {"missed": {gate: [o.doc["id"] for o in out] for gate, out in missed.items() if out},
+               "outbox": flushed}
+    if summary["missed"] or flushed["sent"] or flushed["failed"]:
+        log.info("tick %s: %s", event.get("id"), summary)
+    return summary
