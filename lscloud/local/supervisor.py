@@ -468,7 +468,6 @@ class Supervisor:
         ObjectStore.from_settings(self.settings).ensure_bucket(self.settings.bucket)
         self.say(f"✓ bucket       {self.settings.bucket}")
         self._ensure_stream()
-        self._start_clock()
         self._dev_keys()
         self._setup_telemetry()
 
@@ -500,6 +499,8 @@ class Supervisor:
             return
 
         self._start_dispatcher()
+        # after the dispatcher: its new consumers start at new messages, so the first tick counts
+        self._start_clock()
         self.gateway = GatewayServer(Gateway(self.routes), o.host, gateway_port)
         try:
             self.gateway.start()
