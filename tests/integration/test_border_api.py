@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lscloud import events, runtime
+from lscloud import events, outbox, runtime
 from lscloud.auth import PUBLIC, dev_keys, issue_token
 from lscloud.knative import load_function
 from lscloud.local.dispatcher import tail
@@ -336,10 +336,9 @@ def test_the_clock_tick_applies_missed_calls_at_every_gate_and_flushes_the_outbo
         assert [c["declaration_id"] for c in called] == [i]
     # an event NATS did not confirm at the time waits in the outbox
     records = importlib.import_module(fn.__name__ + ".records")
-    models = importlib.import_module(fn.__name__ + ".models")
     pending = records.event("traffic-order.issued", {"gate": "tan-thanh", "flow": "in", "kind": "hold"},
                             id=f"outbox-{uuid.uuid4().hex}")
-    models.PendingEvent("outbox", pending["id"], event=pending).save()
+    outbox.PendingEvent(rt.settings.service, pending["id"], event=pending).save()
 
     def status(gate_code):
         return ok(client.get(f"/v1/declarations/{trucks[gate_code]}", headers=ent))["status"]
@@ -350,7 +349,7 @@ def test_the_clock_tick_applies_missed_calls_at_every_gate_and_flushes_the_outbo
     assert status("tan-thanh") == status("huu-nghi") == "in_yard"
     trail = ok(client.get(f"/v1/declarations/{trucks['huu-nghi']}/audit", headers=ent))["items"]
     assert trail[-1]["action"] == "miss_call" and trail[-1]["actor"]["kind"] == "system"
-    assert list(models.PendingEvent.query("outbox")) == []
+    assert outbox.pending() == []
     assert pending["id"] in [m["event"]["id"] for m in tail(rt.settings, 50)]
     # the same tick again (a redelivery) is a duplicate; later ticks apply only what is due
     assert tick(client).get_json()["status"] == "duplicate"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from lscloud import runtime
+from lscloud import outbox, runtime
 from lscloud.auth import PUBLIC, dev_keys, issue_token
 from lscloud.knative import load_function
 from lscloud.local.dispatcher import tail
@@ -317,7 +317,7 @@ def test_the_clock_tick_flags_overdue_steps_and_flushes_the_outbox(fn, client, t
     models.Dossier.update(did, None, age)
     # an event NATS did not confirm at the time waits in the outbox
     pending = events.new_event("vn.langson.dossiers.test.kept.v1", records.SOURCE, {"n": 1}, id=f"outbox-{uuid.uuid4().hex}")
-    models.PendingEvent("outbox", pending["id"], event=pending).save()
+    outbox.PendingEvent(rt.settings.service, pending["id"], event=pending).save()
 
     def tick(minutes=0):
         ev = clock.tick_event(datetime.now(timezone.utc) + timedelta(minutes=minutes))
@@ -330,7 +330,7 @@ def test_the_clock_tick_flags_overdue_steps_and_flushes_the_outbox(fn, client, t
     assert doc["overdue"] is True and doc["overdue_steps"] == ["tiep-nhan"]
     overdue = [m["event"] for m in tail(rt.settings, 50) if m["event"]["type"] == "vn.langson.dossiers.step.overdue.v1"]
     assert [e["subject"] for e in overdue] == [did]
-    assert list(models.PendingEvent.query("outbox")) == []
+    assert outbox.pending() == []
     assert pending["id"] in [m["event"]["id"] for m in tail(rt.settings, 50)]
     assert metrics._overdue["ubnd-05983"] == 1   # the overdue gauge, fed by the sweep
     assert ok(client.get("/v1/stats", headers=tok("operator")))["total"]["overdue_now"] == 1

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from flask import Flask, g, jsonify, request
 
+from lscloud import outbox
 from lscloud import events as ce
 from lscloud import runtime
 from lscloud.auth import allow, principal
@@ -593,7 +594,7 @@ def create_app(settings=None) -> Flask:
                 break
             except records.ConditionalCheckFailed:
                 continue
-        records.publish([records.event("capacity.overridden", {"gate": gate_code, "flow": flow,
+        outbox.publish([records.event("capacity.overridden", {"gate": gate_code, "flow": flow,
                                                                 "per_hour": g.body["per_hour"], "reason": g.body["reason"],
                                                                 "by": who, "directory_per_hour": queue.capacity(gate, flow)})])
         return jsonify({"gate": gate_code, "flow": flow, "per_hour": g.body["per_hour"],
@@ -657,7 +658,7 @@ def create_app(settings=None) -> Flask:
         except records.ConditionalCheckFailed:
             raise Problem(409, "conflict", "Order exists", f"Traffic order {body['id']!r} already exists.",
                           title_vi="Lệnh đã tồn tại", detail_vi="Lệnh điều tiết này đã tồn tại.") from None
-        records.publish([records.event("traffic-order.issued", order, subject=body["id"], id=f"traffic-order.{body['id']}")])
+        outbox.publish([records.event("traffic-order.issued", order, subject=body["id"], id=f"traffic-order.{body['id']}")])
         return jsonify(order), 201
 
     # -- gate devices --------------------------------------------------------------------------------
@@ -696,7 +697,7 @@ def create_app(settings=None) -> Flask:
         out = ce.new_event(event["type"], f"/border/devices/{records.safe(p.sub)}", data,
                            id=f"{p.sub}.{data['reading_id']}",
                            subject=data["reading_id"])
-        records.publish([out])
+        outbox.publish([out])
         return jsonify({"id": out["id"], "type": out["type"], "accepted": True}), 202
 
     # -- figures and housekeeping ------------------------------------------------------------------------
@@ -738,7 +739,7 @@ def create_app(settings=None) -> Flask:
     @responds("border/outbox-result.json")
     def flush_outbox():
         """Publish events NATS did not confirm at the time (kept in the outbox)."""
-        return jsonify(records.flush_outbox())
+        return jsonify(outbox.flush())
 
     return app
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 
+from lscloud import outbox
 from lscloud.store import ConditionalCheckFailed, DoesNotExist
 
 from . import barrier, crossing, devices, lifecycle, metrics, records
@@ -114,7 +115,7 @@ def open_barrier(declaration_id: str | None, d: dict, actor: Actor) -> barrier.B
     if declaration_id is None:
         decision = barrier.decide(None, **read)
         metrics.barrier_decided(d["gate"], d["flow"], False, decision.reasons)
-        records.publish([records.event("barrier.refused", {**base, **decision.as_dict()},
+        outbox.publish([records.event("barrier.refused", {**base, **decision.as_dict()},
                                        id=f"barrier.{d['device']}.{d['reading_id']}")])
         return decision
     at = records.now()
@@ -129,12 +130,12 @@ def open_barrier(declaration_id: str | None, d: dict, actor: Actor) -> barrier.B
     out = records.mutate(declaration_id, op)
     if out.result is not None:   # the exit committed: only now does the barrier open
         metrics.barrier_decided(d["gate"], d["flow"], True, [])
-        records.publish([records.event("barrier.opened", {**base, "declaration": records.summary(out.doc),
+        outbox.publish([records.event("barrier.opened", {**base, "declaration": records.summary(out.doc),
                                                           "release": out.doc.get("release")},
                                        subject=declaration_id, id=f"barrier.{d['device']}.{d['reading_id']}")])
         return out.result
     decision = barrier.decide(out.doc, **read)
     metrics.barrier_decided(d["gate"], d["flow"], False, decision.reasons)
-    records.publish([records.event("barrier.refused", {**base, "declaration_id": declaration_id, **decision.as_dict()},
+    outbox.publish([records.event("barrier.refused", {**base, "declaration_id": declaration_id, **decision.as_dict()},
                                    subject=declaration_id, id=f"barrier.{d['device']}.{d['reading_id']}")])
     return decision

@@ -17,7 +17,6 @@ DayIndex               local day / <gate>_<id>                   create-only (st
 DeviceReading          device id / reading id                    create-only: a reading counts once
 CapacityOverride       gate / <flow>                             If-Match (operator's override)
 TrafficOrder           gate / order id                           create-only
-PendingEvent           "outbox" / event id                       events NATS did not confirm
 =====================  ========================================  =================================
 
 Range keys that order things use only letters, digits and ``_`` so the store's key order is
@@ -160,12 +159,3 @@ class TrafficOrder(Model):
     gate = A.UnicodeAttribute(hash_key=True)
     id = A.UnicodeAttribute(range_key=True)
     data = A.JSONAttribute()
-
-
-class PendingEvent(Model):
-    class Meta:
-        table = "border-outbox"
-
-    box = A.UnicodeAttribute(hash_key=True)
-    id = A.UnicodeAttribute(range_key=True)
-    event = A.JSONAttribute()

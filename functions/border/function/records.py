@@ -7,7 +7,7 @@ race reads again and re-applies (up to :data:`RETRIES` times), so concurrent wri
 overwrite each other. Only then are the audit entries (create-only, keyed by time and the
 document's version, so a repeat writes nothing new) and the events (ids derived from the same
 version, so NATS's dedupe window drops a repeat) written. An event NATS does not confirm is kept
-in the outbox (``PendingEvent``) and published again by :func:`flush_outbox`.
+in the runtime's outbox (:mod:`lscloud.outbox`) and published again on the clock's tick.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from lscloud import events as ce
-from lscloud import runtime, store
+from lscloud import outbox, store
 from lscloud.store import ConditionalCheckFailed, DoesNotExist, keys
 
 from . import clearance, declarations, lifecycle, metrics, queue
 from .lifecycle import Actor, Transition, iso
 from .models import (AgencyDecision, AuditEntry, CallEntry, CapacityOverride, Declaration, DeclarationCode,
-                     DayIndex, OwnerIndex, PendingEvent, PlateIndex, QueueEntry, SlotSeat, WorkItem)
+                     DayIndex, OwnerIndex, PlateIndex, QueueEntry, SlotSeat, WorkItem)
 
 log = logging.getLogger("border.records")
 SOURCE = "/border"
@@ -62,43 +62,6 @@ def transition_event(doc: dict, t: Transition, event_id: str) -> dict:
     data = {**summary(doc), "from": t.source, "to": t.target, "action": t.action, "at": t.at,
             "actor": t.actor.as_dict(), "reason": t.reason, "details": t.details}
     return ce.new_event(t.event_type, SOURCE, data, subject=doc["id"], id=event_id)
-
-
-def publish(evts: list[dict]) -> None:
-    """Publish to JetStream; what NATS does not confirm goes to the outbox for a later flush."""
-    if not evts:
-        return
-    bus = runtime.current().bus
-
-    def one(e):
-        try:
-            bus.publish(e)
-        except Exception as exc:  # noqa: BLE001 - kept, not lost
-            log.warning("event %s not confirmed (%s); kept in the outbox", e["id"], exc.__class__.__name__)
-            try:
-                PendingEvent("outbox", e["id"], event=e).save()
-            except ConditionalCheckFailed:
-                pass
-
-    for e in evts:   # in order: consumers see drafted before submitted before queued
-        one(e)
-
-
-def flush_outbox(limit: int = 500) -> dict:
-    bus = runtime.current().bus
-    sent = failed = 0
-    for pending in PendingEvent.query("outbox", limit=limit):
-        try:
-            bus.publish(pending.event)
-        except Exception:  # noqa: BLE001
-            failed += 1
-            continue
-        try:
-            pending.delete()
-        except (DoesNotExist, ConditionalCheckFailed):
-            pass   # another flush (the clock's tick, an operator) took it meanwhile: same event id, stored once
-        sent += 1
-    return {"sent": sent, "failed": failed}
 
 
 def event(type_: str, data: dict, *, subject: str | None = None, id: str | None = None) -> dict:
@@ -142,7 +105,7 @@ def _write_trail(decl: Declaration, transitions: list[Transition], extra_events:
             pass  # a repeat of a committed write: the entry is already there
 
     done = [_pool.submit(save, e) for e in entries]
-    publish(evts + extra_events)
+    outbox.publish(evts + extra_events)
     for f in done:
         f.result()
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 
+from lscloud import outbox
+
 from . import records
 
 log = logging.getLogger("border.schedule")
@@ -24,7 +26,7 @@ def on_tick(event: dict) -> dict:
     An unconfirmed re-publish stays in the outbox for the next tick (not an error: retrying the
     tick would not help while NATS is away); a store failure raises, so the tick is redelivered."""
     missed = records.sweep_all_gates()
-    flushed = records.flush_outbox()
+    flushed = outbox.flush()
     summary = {"missed": {gate: [o.doc["id"] for o in out] for gate, out in missed.items() if out},
                "outbox": flushed}
     if summary["missed"] or flushed["sent"] or flushed["failed"]:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from flask import Flask, g, jsonify, request
 
+from lscloud import outbox
 from lscloud import runtime
 from lscloud.auth import allow, principal
 from lscloud.identifiers import InvalidIdentifier, normalise_tax_code, parse_cccd
@@ -663,6 +664,6 @@ def create_app(settings=None) -> Flask:
     @responds("dossiers/outbox-result.json")
     def flush_outbox():
         """Publish events NATS did not confirm at the time (kept in the outbox)."""
-        return jsonify(records.flush_outbox())
+        return jsonify(outbox.flush())
 
     return app

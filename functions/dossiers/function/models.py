@@ -11,7 +11,6 @@ WorkIndex          agency / <unit or _>_<µs received>_<id>     create-only, one
 DayIndex           local day / r_<id> (received), f_<id>       create-only (stats by period)
 OpenIndex          "open" / <id>                               create-only, deleted when finished
 Rating             dossier id                                  create-only: one rating per dossier
-PendingEvent       "outbox" / event id                         events NATS did not confirm
 =================  ==========================================  ====================================
 
 Attachments and result documents are blobs (content-addressed, sha256) under ``dossiers-files/``.
@@ -92,12 +91,3 @@ class Rating(Model):
 
     dossier_id = A.UnicodeAttribute(hash_key=True)
     data = A.JSONAttribute()
-
-
-class PendingEvent(Model):
-    class Meta:
-        table = "dossiers-outbox"
-
-    box = A.UnicodeAttribute(hash_key=True)
-    id = A.UnicodeAttribute(range_key=True)
-    event = A.JSONAttribute()

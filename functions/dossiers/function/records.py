@@ -20,11 +20,11 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from lscloud import events as ce
-from lscloud import runtime
+from lscloud import outbox
 from lscloud.store import ConditionalCheckFailed, DoesNotExist
 
 from . import metrics, workflow
-from .models import AuditEntry, DayIndex, Dossier, DossierCode, OpenIndex, OwnerIndex, PendingEvent, WorkIndex
+from .models import AuditEntry, DayIndex, Dossier, DossierCode, OpenIndex, OwnerIndex, WorkIndex
 from .workdays import TZ
 from .workflow import Transition
 
@@ -76,38 +76,6 @@ def event(fact: str, data: dict, *, subject: str | None = None, id: str | None =
     return ce.new_event(f"vn.langson.dossiers.{fact}.v1", SOURCE, data, subject=subject, id=id)
 
 
-def publish(evts: list[dict]) -> None:
-    if not evts:
-        return
-    bus = runtime.current().bus
-    for e in evts:
-        try:
-            bus.publish(e)
-        except Exception as exc:  # noqa: BLE001 - kept for a later flush, not lost
-            log.warning("event %s not confirmed (%s); kept in the outbox", e["id"], exc.__class__.__name__)
-            try:
-                PendingEvent("outbox", e["id"], event=e).save()
-            except ConditionalCheckFailed:
-                pass
-
-
-def flush_outbox(limit: int = 500) -> dict:
-    bus = runtime.current().bus
-    sent = failed = 0
-    for pending in PendingEvent.query("outbox", limit=limit):
-        try:
-            bus.publish(pending.event)
-        except Exception:  # noqa: BLE001
-            failed += 1
-            continue
-        try:
-            pending.delete()
-        except (DoesNotExist, ConditionalCheckFailed):
-            pass   # another flush (the clock's tick, an operator) took it meanwhile: same event id, stored once
-        sent += 1
-    return {"sent": sent, "failed": failed}
-
-
 def _save_quietly(item) -> None:
     try:
         item.save()
@@ -127,7 +95,7 @@ def _trail(dossier: Dossier, transitions: list[Transition], extra: list[dict] | 
                                  subject=doc["id"], id=f"{doc['id']}.{dossier.version}.{i}"))
         metrics.transition(t.fact, doc)
     done = [_pool.submit(_save_quietly, e) for e in entries]
-    publish(evts + (extra or []))
+    outbox.publish(evts + (extra or []))
     for f in done:
         f.result()
 

@@ -1,0 +1,71 @@
+"""Publishing domain events without losing one: JetStream first, the store when NATS does not confirm.
+
+A function commits its write to the store, then publishes the events that write implies. If
+NATS does not confirm one (down, slow, partitioned), the event is kept create-only in the
+function's outbox in the object store and re-published by :func:`flush` — on the platform
+clock's tick and by operators. Event ids are stable, so a re-publish inside JetStream's
+duplicate window is stored once, and consumers drop repeats by id in any case.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterable
+
+from . import runtime
+from .store import ConditionalCheckFailed, DoesNotExist, Model, attributes as A
+
+log = logging.getLogger(__name__)
+
+
+class PendingEvent(Model):
+    """An event NATS did not confirm, under the publishing function's name."""
+
+    class Meta:
+        table = "outbox"
+
+    service = A.UnicodeAttribute(hash_key=True)
+    id = A.UnicodeAttribute(range_key=True)
+    event = A.JSONAttribute()
+
+
+def _service() -> str:
+    return runtime.current().settings.service
+
+
+def publish(events: Iterable[dict]) -> None:
+    """Publish ``events`` in order; keep any that NATS does not confirm for a later :func:`flush`."""
+    bus = None
+    for event in events:
+        bus = bus or runtime.current().bus
+        try:
+            bus.publish(event)
+        except Exception as exc:  # noqa: BLE001 - kept, not lost
+            log.warning("event %s not confirmed (%s); kept in the outbox", event["id"], exc.__class__.__name__)
+            try:
+                PendingEvent(_service(), event["id"], event=event).save()
+            except ConditionalCheckFailed:
+                pass  # kept already by an earlier attempt
+
+
+def flush(limit: int = 500) -> dict:
+    """Re-publish what the outbox holds (oldest ids first); ``{"sent": n, "failed": m}``."""
+    bus = runtime.current().bus
+    sent = failed = 0
+    for pending in PendingEvent.query(_service(), limit=limit):
+        try:
+            bus.publish(pending.event)
+        except Exception:  # noqa: BLE001 - stays for the next flush
+            failed += 1
+            continue
+        try:
+            pending.delete()
+        except (DoesNotExist, ConditionalCheckFailed):
+            pass  # another flush (a tick, an operator) took it meanwhile: same event id, stored once
+        sent += 1
+    return {"sent": sent, "failed": failed}
+
+
+def pending(limit: int = 100) -> list[dict]:
+    """The events waiting in this function's outbox (for operators and tests)."""
+    return [p.event for p in PendingEvent.query(_service(), limit=limit)]

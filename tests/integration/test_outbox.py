@@ -1,0 +1,41 @@
+"""The runtime's outbox against real NATS and weed mini: unconfirmed events are kept, then flushed once."""
+
+import pytest
+
+from lscloud import events, outbox, runtime
+from lscloud.local.dispatcher import tail
+from lscloud.local.servers import free_port
+
+pytestmark = pytest.mark.integration
+
+TYPE = "vn.langson.test.parcel.sent.v1"
+
+
+@pytest.fixture
+def installed(settings):
+    def install(s):
+        runtime.uninstall()
+        return runtime.install(runtime.Runtime(s.replace(service="outbox-test")))
+    yield install
+    runtime.uninstall()
+
+
+def test_an_event_nats_does_not_confirm_waits_and_is_flushed_once(settings, installed):
+    down = installed(settings.replace(nats_url=f"nats://127.0.0.1:{free_port()}"))
+    down.bus.publish_timeout = 0.5  # fail fast: nothing listens there
+    first, second = (events.new_event(TYPE, "/test", {"n": n}) for n in (1, 2))
+    outbox.publish([first, second])
+    assert [e["id"] for e in outbox.pending()] == sorted([first["id"], second["id"]])
+
+    installed(settings)  # NATS is back
+    assert outbox.flush() == {"sent": 2, "failed": 0}
+    assert outbox.pending() == []
+    assert outbox.flush() == {"sent": 0, "failed": 0}
+    ids = [m["event"]["id"] for m in tail(settings, 10)]
+    assert sorted(ids) == sorted([first["id"], second["id"]])
+
+
+def test_confirmed_events_never_touch_the_outbox(settings, installed):
+    installed(settings)
+    outbox.publish([events.new_event(TYPE, "/test", {"n": 3})])
+    assert outbox.pending() == []
