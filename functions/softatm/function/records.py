@@ -488,37 +488,47 @@ def get(tid: str) -> dict:
 # -- cash deliveries and collections ----------------------------------------------------------------
 
 def cash_operation(kind: str, op_id: str, point: dict, amount: int, by: str) -> tuple[dict, bool]:
+    """A delivery or collection: the id is claimed first (create-only), then the movement follows."""
     req = {"id": op_id, "kind": kind, "point": point["code"], "amount_vnd": amount}
-    try:
-        existing = CashOperation.get(op_id).data
-    except DoesNotExist:
-        existing = None
-    if existing is not None:
-        diff = differences(existing["request"], req)
-        if diff:
-            raise TransferError("id-reused", f"Operation {op_id} was first sent with a different body.", errors=diff)
-        return existing, True
-    if kind == "delivery":
-        b = ledger.balances(JOURNAL, point["code"])
-        total = b.get(ledger.cash(point["code"]), 0) + b.get(ledger.held(point["code"]), 0) + amount
-        limit = point.get("cash_float_limit_vnd")
-        if limit and total > limit:
-            raise TransferError("float-limit", f"The point may hold at most {limit} VND; this delivery would make "
-                                f"{total} VND.", status=409)
-    try:
-        done = move(kind, point["code"], amount, ref=op_id)
-    except ledger.Insufficient as exc:
-        raise TransferError("insufficient-float", str(exc), status=409) from None
+    head = ledger.roll_forward(JOURNAL, point["code"])[0]
     data = {"request": req, "id": op_id, "kind": kind, "point": point["code"], "amount_vnd": amount, "by": by,
-            "seq": done.seq, "at": iso(now())}
+            "journal_from": head.seq, "at": iso(now())}
+    replayed = False
     try:
         CashOperation(op_id, data=data).save()
     except ConditionalCheckFailed:
-        return CashOperation.get(op_id).data, True
+        data = CashOperation.get(op_id).data
+        diff = differences(data["request"], req)
+        if diff:
+            raise TransferError("id-reused", f"Operation {op_id} was first sent with a different body.",
+                                errors=diff) from None
+        replayed = True
+    if data.get("refused"):
+        raise TransferError(data["refused"]["code"], data["refused"]["message"], status=409)
+    if kind == "delivery" and not replayed:
+        total = head.balances.get(ledger.cash(point["code"]), 0) + head.balances.get(ledger.held(point["code"]), 0)
+        limit = point.get("cash_float_limit_vnd")
+        if limit and total + amount > limit:
+            return _refuse_cash(op_id, "float-limit", f"The point may hold at most {limit} VND; this delivery "
+                                f"would make {total + amount} VND.")
+    try:
+        move(kind, point["code"], amount, ref=op_id, since_seq=data["journal_from"])
+    except ledger.Insufficient as exc:
+        return _refuse_cash(op_id, "insufficient-float", str(exc))
     publish([event(f"cash.{'delivered' if kind == 'delivery' else 'collected'}",
                    {"operation_id": op_id, "point": point["code"], "amount_vnd": amount}, subject=point["code"],
                    id=f"{op_id}.{kind}")])
-    return data, False
+    return data, replayed
+
+
+def _refuse_cash(op_id: str, code: str, message: str):
+    item = CashOperation.get(op_id)
+    item.data = {**item.data, "refused": {"code": code, "message": message}}
+    try:
+        item.save()
+    except ConditionalCheckFailed:
+        pass
+    raise TransferError(code, message, status=409)
 
 
 __all__ = ["create", "act", "settle", "sweep", "get", "view", "cash_operation", "float_of", "points", "JOURNAL",
