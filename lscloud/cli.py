@@ -50,6 +50,12 @@ def cloud_settings(cloud: dict):
                         trace_file=cloud.get("trace_file") or "")
 
 
+def default_dirs() -> list[str]:
+    """``functions`` and, when present, ``peers`` (test peers such as the simulated bank: started by
+    `lscloud up`, never deployed by infra)."""
+    return ["functions"] + (["peers"] if Path("peers").is_dir() else [])
+
+
 # -- commands -------------------------------------------------------------------------------------
 
 def cmd_up(args) -> int:
@@ -57,7 +63,7 @@ def cmd_up(args) -> int:
 
     if bool(args.s3_endpoint) != bool(args.s3_access_key and args.s3_secret_key) and args.s3_endpoint:
         raise CliError("--s3-endpoint needs --s3-access-key and --s3-secret-key")
-    options = UpOptions(state_dir=_state_dir(args), functions_dirs=[Path(d) for d in (args.functions_dir or ["functions"])],
+    options = UpOptions(state_dir=_state_dir(args), functions_dirs=[Path(d) for d in (args.functions_dir or default_dirs())],
                         host=args.host, port=args.port, s3_endpoint=args.s3_endpoint, s3_access_key=args.s3_access_key,
                         s3_secret_key=args.s3_secret_key, nats_url=args.nats_url, only=args.only or None)
     try:
@@ -224,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=8080, help="gateway port (default 8080; 0 = any free port)")
     up.add_argument("--host", default="127.0.0.1", help="gateway address (default 127.0.0.1)")
     up.add_argument("--functions-dir", action="append", metavar="DIR",
-                    help="folder of functions (each with func.yaml); repeatable (default functions)")
+                    help="folder of functions (each with func.yaml); repeatable (default functions and peers)")
     up.add_argument("--only", action="append", metavar="NAME", help="start only this function; repeatable")
     up.add_argument("--s3-endpoint", help="use this S3 endpoint (MinIO …) instead of starting weed mini")
     up.add_argument("--s3-access-key")

@@ -112,6 +112,18 @@ def register(settings, body: dict, at: str) -> dict:
     return public(data)
 
 
+def upsert(settings, body: dict, at: str) -> dict:
+    """Register, or replace a registration outright (seeding a test peer; never for real banks)."""
+    try:
+        return register(settings, body, at)
+    except BankError as exc:
+        if exc.code != "bank-exists":
+            raise
+    Bank.get(body["code"]).delete()
+    _cache.clear()
+    return register(settings, body, at)
+
+
 def rotate(settings, code: str, key_id: str, secret: str, at: str, sign_with_it: bool = True) -> dict:
     """Put a new secret into slot ``key_id`` (the old secret in that slot stops working at once)."""
     secret = _check_secret(secret, "/secret")
