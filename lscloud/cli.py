@@ -197,9 +197,13 @@ def cmd_traces(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .local.bench import BenchError, bench_border, bench_directory
+    from .local.bench import BenchError, bench_border, bench_directory, bench_softatm
 
     try:
+        if args.bench_command == "softatm":
+            return bench_softatm(requests=args.requests, concurrency=args.concurrency,
+                                 functions_dir=Path(args.functions_dir),
+                                 reuse_state_dir=_state_dir(args) if args.reuse else None, max_seconds=args.max_seconds)
         if args.bench_command == "border":
             return bench_border(requests=args.requests, concurrency=args.concurrency, waiting=args.waiting,
                                 functions_dir=Path(args.functions_dir),
@@ -284,6 +288,15 @@ def build_parser() -> argparse.ArgumentParser:
     bb.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
     bb.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
     bb.set_defaults(fn=cmd_bench)
+    bs = bench_sub.add_parser("softatm", help="committed soft ATM withdrawals/s end to end (bank sim reserving over "
+                                              "webhooks) vs raw S3 conditional PUTs")
+    bs.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    bs.add_argument("--requests", type=int, default=200, help="withdrawals (default 200)")
+    bs.add_argument("--concurrency", type=int, default=8, help="parallel tellers (default 8)")
+    bs.add_argument("--max-seconds", type=float, default=120.0, help="time cap (default 120)")
+    bs.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
+    bs.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
+    bs.set_defaults(fn=cmd_bench)
     return p
 
 

@@ -105,7 +105,8 @@ class Worker:
         self.settings = settings
         self.q: queue.Queue[str] = queue.Queue()
         self.http = httpx.Client(timeout=10, trust_env=False)
-        threading.Thread(target=self._run, name="bank-sim-worker", daemon=True).start()
+        for i in range(8):  # a bank answers many webhooks at once; work per transfer is idempotent
+            threading.Thread(target=self._run, name=f"bank-sim-worker-{i}", daemon=True).start()
         threading.Thread(target=self._rescan, name="bank-sim-rescan", daemon=True).start()
 
     def _rescan(self):
