@@ -152,7 +152,10 @@ class Worker:
                     self._release(d["account"], tid)
                 raise RuntimeError(f"{path}: {r.status_code}")
             if r.status_code != 200 and ok:
-                self._release(d["account"], tid)  # expired or aborted meanwhile
+                # refused: expired or aborted meanwhile (release) — or already committed, if this is a
+                # late repeat of our own decision (then the cash was paid: the hold is spent)
+                now_state = self.call("GET", f"/v1/bank/transfers/{tid}").json().get("state")
+                self._settle_hold(d["account"], tid, paid=now_state == "COMMITTED")
         elif todo == "credit-deposit":
             self._credit(d["account"], tid, d["amount_vnd"])
             r = self.call("POST", f"/v1/bank/deposits/{tid}/confirm", {"bank_reference": f"SIM-{tid}"})
@@ -213,6 +216,8 @@ class Worker:
         mark = f"dep:{tid}" + (":undo" if undo else "")
 
         def fn(a):
+            if undo and f"dep:{tid}" not in a.holds:
+                return  # never credited (we never heard of the deposit before its abort): nothing to undo
             if mark not in a.holds:
                 a.balance += amount
                 a.holds = {**a.holds, mark: 0}
