@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from localcloud import ROOT, Cloud, wait_for
+from localcloud import ROOT, Cloud
 from lscloud.auth import dev_keys, issue_token
 from lscloud.local.servers import free_port
 
@@ -181,12 +181,20 @@ def test_faults(cloud):
     settlement = send("GET", f"{gw}/softatm/v1/settlements/simbank/{day}", op).json()
     assert settlement["net_position_vnd"] == net == rec["net_vnd"]
 
+    seen = {}
+
     def books_settled():
         books = send("GET", f"{gw}/softatm-bank-sim/v1/records", op).json()
-        holds = sum(sum(a["holds"].values()) for a in books["accounts"].values())
+        holds = {k: v for a in books["accounts"].values() for k, v in a["holds"].items()}
         balance = sum(a["balance"] for a in books["accounts"].values())
-        return holds == 0 and balance == 20 * 200_000_000 - net
-    wait_for(books_settled, 60, "the bank's holds to settle")
+        seen.update(holds=holds, off_by=balance - (20 * 200_000_000 - net),
+                    todo=[r for r in books["records"] if r.get("todo")],
+                    states={t: final[t]["state"] for t in holds if t in final})
+        return not holds and seen["off_by"] == 0
+    deadline = time.monotonic() + 60
+    while not books_settled() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not seen["holds"] and seen["off_by"] == 0, seen
     restarts = cloud.state()["functions"]["softatm"]["restarts"]
     assert restarts >= 1
     print(f"\nsoftatm faults: {len(plan)} transfers ({len(committed)} committed, "
