@@ -105,6 +105,8 @@ class Worker:
         self.settings = settings
         self.q: queue.Queue[str] = queue.Queue()
         self.http = httpx.Client(timeout=10, trust_env=False)
+        self.busy: set[str] = set()
+        self.busy_lock = threading.Lock()
         for i in range(8):  # a bank answers many webhooks at once; work per transfer is idempotent
             threading.Thread(target=self._run, name=f"bank-sim-worker-{i}", daemon=True).start()
         threading.Thread(target=self._rescan, name="bank-sim-rescan", daemon=True).start()
@@ -132,10 +134,17 @@ class Worker:
     def _run(self):
         while True:
             tid = self.q.get()
+            with self.busy_lock:
+                if tid in self.busy:
+                    continue   # another thread works on it; the rescan brings it back if needed
+                self.busy.add(tid)
             try:
                 self.process(tid)
             except Exception as exc:  # noqa: BLE001 - retried by the rescan
                 log.warning("work on %s failed: %s", tid, exc)
+            finally:
+                with self.busy_lock:
+                    self.busy.discard(tid)
 
     def process(self, tid: str) -> None:
         rec = Record.get(tid)
@@ -147,15 +156,17 @@ class Worker:
             ok = self._hold(d["account"], tid, d["amount_vnd"])
             path = f"/v1/bank/withdrawals/{tid}/{'reserve' if ok else 'reject'}"
             r = self.call("POST", path, {"bank_reference": f"SIM-{tid}"} if ok else {"reason": "insufficient funds"})
-            if r.status_code >= 500 or r.status_code == 429 or r.status_code == 401:
-                if ok:
-                    self._release(d["account"], tid)
-                raise RuntimeError(f"{path}: {r.status_code}")
+            if r.status_code >= 500 or r.status_code in (401, 429) or "Retry-After" in r.headers:
+                raise RuntimeError(f"{path}: {r.status_code}")   # keep the hold; the rescan tries again
             if r.status_code != 200 and ok:
-                # refused: expired or aborted meanwhile (release) — or already committed, if this is a
-                # late repeat of our own decision (then the cash was paid: the hold is spent)
+                # refused: expired or aborted meanwhile (release the hold) — unless our reservation
+                # stands after all (a repeat of our own decision): then the commit or abort webhook
+                # spends or releases the hold
                 now_state = self.call("GET", f"/v1/bank/transfers/{tid}").json().get("state")
-                self._settle_hold(d["account"], tid, paid=now_state == "COMMITTED")
+                if now_state == "COMMITTED":
+                    self._settle_hold(d["account"], tid, paid=True)
+                elif now_state == "ABORTED":
+                    self._settle_hold(d["account"], tid, paid=False)
         elif todo == "credit-deposit":
             self._credit(d["account"], tid, d["amount_vnd"])
             r = self.call("POST", f"/v1/bank/deposits/{tid}/confirm", {"bank_reference": f"SIM-{tid}"})
