@@ -8,6 +8,12 @@ Partner requests are signed with HMAC-SHA256 over a canonical string (see :func:
 each partner has up to two active keys so a bank can rotate without downtime. Timestamps
 outside the window and reused nonces are refused; nonces are remembered in the object store
 with a create-only write, so replicas share them.
+
+Where the keys come from: ``settings.partner_keys`` by default. A function that keeps its own
+partner registry (the soft ATM registers banks in its store) passes a resolver to
+:func:`lscloud.web.create_app` (``partner_keys=fn``): ``fn(partner) -> sequence | None`` gives
+the partner's key slots in key-id order (``"1"``, ``"2"``); ``None`` or an empty slot is an
+unknown key. The scheme (canonical string, window, nonces) is the same either way.
 """
 
 from __future__ import annotations
@@ -424,9 +430,9 @@ def verify_partner_request(settings) -> Principal:
             raise _signature_problem("missing-header", "Missing signature header", f"Header {name} is required.",
                                      "Thiếu tiêu đề chữ ký", f"Thiếu tiêu đề {name}.", name)
     partner, key_id, ts, nonce, signature = (h[n].strip() for n in _SIGNED_HEADERS)
-    keys = settings.partner_keys.get(partner) if _PARTNER_RE.fullmatch(partner) else None
+    keys = partner_keys_for(partner, settings) if _PARTNER_RE.fullmatch(partner) else None
     index = int(key_id) - 1 if key_id in ("1", "2") else -1
-    if not keys or not 0 <= index < len(keys):
+    if not keys or not 0 <= index < len(keys) or not keys[index]:
         raise _signature_problem("unknown-key", "Unknown partner key", "The partner or key id is not known.",
                                  "Khóa đối tác không xác định", "Đối tác hoặc mã khóa không được nhận diện.",
                                  KEY_ID_HEADER)
@@ -452,6 +458,17 @@ def verify_partner_request(settings) -> Principal:
                                  "Chữ ký không hợp lệ", "Chữ ký của yêu cầu không hợp lệ.", SIGNATURE_HEADER)
     _remember_nonce(partner, nonce, stamp, settings)
     return Principal(sub=partner, role=PARTNER_ROLE, partner=partner)
+
+
+def partner_keys_for(partner: str, settings) -> tuple[str, ...] | None:
+    """The key slots of ``partner``: from the app's resolver when it has one, else from settings."""
+    from .web import app_state
+
+    resolver = app_state().partner_keys
+    if resolver is None:
+        return settings.partner_keys.get(partner)
+    found = resolver(partner)
+    return tuple(found) if found else None
 
 
 def _remember_nonce(partner: str, nonce: str, stamp: int, settings) -> None:

@@ -50,6 +50,12 @@ def cloud_settings(cloud: dict):
                         trace_file=cloud.get("trace_file") or "")
 
 
+def default_dirs() -> list[str]:
+    """``functions`` and, when present, ``peers`` (test peers such as the simulated bank: started by
+    `lscloud up`, never deployed by infra)."""
+    return ["functions"] + (["peers"] if Path("peers").is_dir() else [])
+
+
 # -- commands -------------------------------------------------------------------------------------
 
 def cmd_up(args) -> int:
@@ -57,7 +63,7 @@ def cmd_up(args) -> int:
 
     if bool(args.s3_endpoint) != bool(args.s3_access_key and args.s3_secret_key) and args.s3_endpoint:
         raise CliError("--s3-endpoint needs --s3-access-key and --s3-secret-key")
-    options = UpOptions(state_dir=_state_dir(args), functions_dirs=[Path(d) for d in (args.functions_dir or ["functions"])],
+    options = UpOptions(state_dir=_state_dir(args), functions_dirs=[Path(d) for d in (args.functions_dir or default_dirs())],
                         host=args.host, port=args.port, s3_endpoint=args.s3_endpoint, s3_access_key=args.s3_access_key,
                         s3_secret_key=args.s3_secret_key, nats_url=args.nats_url, only=args.only or None)
     try:
@@ -191,7 +197,7 @@ def cmd_traces(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .local.bench import BenchError, bench_border, bench_directory, bench_procedures
+    from .local.bench import BenchError, bench_border, bench_directory, bench_procedures, bench_softatm
 
     try:
         if args.bench_command == "procedures":
@@ -204,6 +210,10 @@ def cmd_bench(args) -> int:
             return bench_dossiers(requests=args.requests, concurrency=args.concurrency,
                                   functions_dir=Path(args.functions_dir),
                                   reuse_state_dir=_state_dir(args) if args.reuse else None, max_seconds=args.max_seconds)
+        if args.bench_command == "softatm":
+            return bench_softatm(requests=args.requests, concurrency=args.concurrency,
+                                 functions_dir=Path(args.functions_dir),
+                                 reuse_state_dir=_state_dir(args) if args.reuse else None, max_seconds=args.max_seconds)
         if args.bench_command == "border":
             return bench_border(requests=args.requests, concurrency=args.concurrency, waiting=args.waiting,
                                 functions_dir=Path(args.functions_dir),
@@ -234,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=8080, help="gateway port (default 8080; 0 = any free port)")
     up.add_argument("--host", default="127.0.0.1", help="gateway address (default 127.0.0.1)")
     up.add_argument("--functions-dir", action="append", metavar="DIR",
-                    help="folder of functions (each with func.yaml); repeatable (default functions)")
+                    help="folder of functions (each with func.yaml); repeatable (default functions and peers)")
     up.add_argument("--only", action="append", metavar="NAME", help="start only this function; repeatable")
     up.add_argument("--s3-endpoint", help="use this S3 endpoint (MinIO …) instead of starting weed mini")
     up.add_argument("--s3-access-key")
@@ -305,6 +315,15 @@ def build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
     bs.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
     bs.set_defaults(fn=cmd_bench)
+    ba = bench_sub.add_parser("softatm", help="committed soft ATM withdrawals/s end to end (bank sim reserving over "
+                                              "webhooks) vs raw S3 conditional PUTs")
+    ba.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    ba.add_argument("--requests", type=int, default=200, help="withdrawals (default 200)")
+    ba.add_argument("--concurrency", type=int, default=8, help="parallel tellers (default 8)")
+    ba.add_argument("--max-seconds", type=float, default=120.0, help="time cap (default 120)")
+    ba.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
+    ba.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
+    ba.set_defaults(fn=cmd_bench)
     return p
 
 

@@ -52,8 +52,11 @@ class AccessError(RuntimeError):
 class AppState:
     """Per-app runtime state, kept in ``app.extensions["lscloud"]``."""
 
-    def __init__(self, name: str, settings, schemas_dir: Path | None, openapi: dict | None, objects=None):
+    def __init__(self, name: str, settings, schemas_dir: Path | None, openapi: dict | None, objects=None,
+                 partner_keys: Callable[[str], Any] | None = None):
         self.name = name
+        #: ``fn(partner) -> key slots | None`` for signed partner requests (None: settings.partner_keys)
+        self.partner_keys = partner_keys
         self.settings = settings
         self.schemas_dir = Path(schemas_dir) if schemas_dir else None
         self.openapi_info = dict(openapi or {})
@@ -416,11 +419,14 @@ def _buffer_unsized_body(limit: int) -> None:
 
 
 def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, openapi: dict | None = None,
-               objects=None) -> Flask:
+               objects=None, partner_keys: Callable[[str], Any] | None = None) -> Flask:
     """A Flask app with the runtime's conventions (see the module docstring).
 
     ``settings`` defaults to the installed runtime's; ``openapi`` is the document's ``info``
-    (``title``, ``version``, ``description``); ``objects`` overrides the object store client.
+    (``title``, ``version``, ``description``); ``objects`` overrides the object store client;
+    ``partner_keys`` resolves a partner's signing keys (``fn(partner) -> ("key 1", "key 2") | None``,
+    an empty slot being no key) for a function that keeps its own partner registry; by default
+    they come from ``settings.partner_keys``.
     """
     if settings is None:
         from . import runtime
@@ -430,7 +436,7 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.ensure_ascii = False
     app.json.sort_keys = False
-    app.extensions["lscloud"] = AppState(name, settings, schemas_dir, openapi, objects)
+    app.extensions["lscloud"] = AppState(name, settings, schemas_dir, openapi, objects, partner_keys)
 
     @app.before_request
     def _guard():

@@ -193,7 +193,7 @@ def cold_start(m: manifests.Manifest, settings, runs: int = 3, warm_requests: in
 
 @contextmanager
 def local_cloud(functions_dir: Path, reuse_state_dir: Path | None,
-                only: tuple[str, ...] = ("directory", "hello")) -> Iterator[dict]:
+                only: tuple[str, ...] = ("directory", "hello"), extra_dirs: tuple[Path, ...] = ()) -> Iterator[dict]:
     """A running cloud's ``cloud.json``: the one on ``reuse_state_dir``, or a fresh temporary one."""
     if reuse_state_dir is not None:
         cloud = read_json(reuse_state_dir / "cloud.json")
@@ -205,6 +205,8 @@ def local_cloud(functions_dir: Path, reuse_state_dir: Path | None,
     log_path = state_dir / "up.log"
     argv = [sys.executable, "-m", "lscloud.cli", "--state-dir", str(state_dir), "up", "--port", "0",
             "--functions-dir", str(functions_dir), "--functions-dir", str(HELLO_DIR)]
+    for d in extra_dirs:
+        argv += ["--functions-dir", str(d)]
     for name in only:
         argv += ["--only", name]
     print(f"… starting a temporary local cloud in {state_dir}", flush=True)
@@ -528,3 +530,89 @@ def bench_procedures(*, requests: int = 1000, concurrency: int = 8, functions_di
               f"{(r.pct(0.5) / s3.pct(0.5) if s3.pct(0.5) else float('nan')):8.1f}×"
               + (f"  ({r.first_error})" if r.errors else ""))
     return 1 if any(r.ok == 0 for r in results) else 0
+
+
+def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: Path = Path("functions"),
+                  reuse_state_dir: Path | None = None, max_seconds: float = 120.0) -> int:
+    """Committed withdrawals per second end to end (teller creates → webhook through NATS and the
+    dispatcher to the simulated bank → the bank reserves with a signed call → the teller commits),
+    against raw S3 conditional PUTs measured in the same run."""
+    import uuid
+
+    from lscloud.auth import dev_keys, issue_token
+    from lscloud.cli import cloud_settings
+    from lscloud.store.objects import ObjectStore
+
+    peers_dir = functions_dir.resolve().parent / "peers"
+    if not (functions_dir / "softatm" / "func.yaml").is_file() or not (peers_dir / "softatm-bank-sim").is_dir():
+        raise BenchError(f"no softatm function in {functions_dir} or no simulated bank in {peers_dir}")
+    run = uuid.uuid4().hex[:8]
+    with local_cloud(functions_dir.resolve(), reuse_state_dir, only=("directory", "softatm", "softatm-bank-sim"),
+                     extra_dirs=(peers_dir,)) as cloud:
+        settings = cloud_settings(cloud)
+        private = dev_keys(settings.state_dir)[0]
+        gw = cloud["gateway"]["url"]
+        op = {"Authorization": "Bearer " + issue_token(private, "bench-op", "operator", ttl_s=7200)}
+        with httpx.Client(trust_env=False, timeout=30.0) as c:
+            offices = c.get(gw + "/directory/v1/post-offices", params={"limit": 100}).json()["items"]
+            points = [o["code"] for o in offices if o.get("soft_atm") and o["kind"] == "commune"][:concurrency]
+            for p in points:
+                r = c.post(f"{gw}/softatm/v1/points/{p}/cash-deliveries", json={"id": f"bench-{run}-{p}",
+                                                                              "amount_vnd": 150_000_000}, headers=op)
+                if r.status_code not in (200, 201):
+                    raise BenchError(f"cash delivery failed: {r.status_code} {r.text[:200]}")
+        counter = iter(range(10 ** 9))
+        lock = threading.Lock()
+
+        def transfer_call():
+            client = httpx.Client(trust_env=False, timeout=30.0)
+
+            def call():
+                with lock:
+                    i = next(counter)
+                p = points[i % len(points)]
+                teller = {"Authorization": "Bearer " + issue_token(private, f"t-{p}", "teller", unit=p, ttl_s=7200)}
+                tid = f"b{run}{i:07d}"
+                r = client.post(f"{gw}/softatm/v1/withdrawals", headers=teller, json={
+                    "id": tid, "bank": "simbank", "amount_vnd": 100_000, "account": f"99{1 + i % 20:08d}",
+                    "customer_id_number": "020090001234"})
+                if r.status_code != 201:
+                    raise RuntimeError(f"create: HTTP {r.status_code}: {r.text[:120]}")
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    state = client.get(f"{gw}/softatm/v1/transfers/{tid}", headers=teller).json()["state"]
+                    if state != "RECEIVED":
+                        break
+                    time.sleep(0.02)
+                r = client.post(f"{gw}/softatm/v1/withdrawals/{tid}/commit", json={}, headers=teller)
+                if r.status_code != 200:
+                    raise RuntimeError(f"commit: HTTP {r.status_code}: {r.text[:120]}")
+
+            return call
+
+        objects = ObjectStore(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key,
+                              settings.s3_region, max_pool=max(32, concurrency * 2))
+        put_counter = iter(range(10 ** 9))
+
+        def s3_put_call():
+            def call():
+                with lock:
+                    i = next(put_counter)
+                objects.put(settings.bucket, f"bench-raw/{run}/{i:08d}.json", b'{"n":1}', if_none_match=True)
+
+            return call
+
+        print(f"… warming up, then {requests} committed withdrawals end to end at concurrency {concurrency}", flush=True)
+        run_load("warm-up", transfer_call, min(10, requests), min(concurrency, 4), 60)
+        tr = run_load("withdrawal create→reserve (bank)→commit", transfer_call, requests, concurrency, max_seconds)
+        puts = run_load("S3 PUT If-None-Match: * (boto3)", s3_put_call, requests * 10, concurrency, 30)
+    print()
+    print(f"lscloud bench softatm — {os.cpu_count()} CPU(s), concurrency {concurrency}")
+    width = max(len(tr.name), len(puts.name))
+    print(f"{'target'.ljust(width)}  {'per s':>8}  {'p50 ms':>7}  {'p99 ms':>7}  {'errors':>6}")
+    for r in (tr, puts):
+        print(f"{r.name.ljust(width)}  {r.rps:8.1f}  {r.pct(0.5):7.1f}  {r.pct(0.99):7.1f}  {r.errors:6d}"
+              + (f"  ({r.first_error})" if r.errors else ""))
+    if tr.rps and puts.rps:
+        print(f"one committed transfer costs about {puts.rps / tr.rps:.0f} conditional PUTs of time")
+    return 1 if tr.ok == 0 else 0

@@ -33,11 +33,13 @@ def wait_for(predicate, timeout: float, what: str, proc=None, log: Path | None =
 class Cloud:
     """One `lscloud up` subprocess and what it wrote."""
 
-    def __init__(self, state_dir: Path, functions_dirs: list[Path], port: int, log: Path):
+    def __init__(self, state_dir: Path, functions_dirs: list[Path], port: int, log: Path, only: list[str] = ()):
         self.state_dir, self.port, self.log = state_dir, port, log
         argv = [sys.executable, "-m", "lscloud.cli", "--state-dir", str(state_dir), "up", "--port", str(port)]
         for d in functions_dirs:
             argv += ["--functions-dir", str(d)]
+        for name in only:
+            argv += ["--only", name]
         self.argv = argv
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -81,3 +81,26 @@ def test_failed_signature_does_not_burn_the_nonce(app):
     assert client.post("/v1/withdrawals", data=raw, headers=bad, content_type="application/json").status_code == 401
     good = sign_request("POST", "/v1/withdrawals", raw, "bidv", "1", KEY1, nonce="n" * 24)
     assert client.post("/v1/withdrawals", data=raw, headers=good, content_type="application/json").status_code == 201
+
+
+def test_an_apps_own_resolver_supplies_the_keys(settings):
+    """create_app(partner_keys=fn): keys from the function's registry; an empty slot is no key."""
+    registry = {"vcb": ("", "vcb-key-two-0123456789abcdef")}
+    app = create_app("atm2", settings=settings, partner_keys=registry.get)
+
+    @app.post("/v1/ping")
+    @allow(partner=True)
+    def ping():
+        """Signed ping."""
+        return jsonify(partner=principal().partner), 200
+
+    client = app.test_client()
+    raw = b"{}"
+    ok = sign_request("POST", "/v1/ping", raw, "vcb", "2", registry["vcb"][1])
+    assert client.post("/v1/ping", data=raw, headers=ok, content_type="application/json").get_json() == {"partner": "vcb"}
+    empty = sign_request("POST", "/v1/ping", raw, "vcb", "1", "")
+    resp = client.post("/v1/ping", data=raw, headers=empty, content_type="application/json")
+    assert resp.status_code == 401 and resp.get_json()["type"] == TYPE_BASE + "unknown-key"
+    # settings' keys are not consulted when the app has its own resolver
+    other = sign_request("POST", "/v1/ping", raw, "bidv", "1", KEY1)
+    assert client.post("/v1/ping", data=raw, headers=other, content_type="application/json").status_code == 401

@@ -462,6 +462,19 @@ def emitted(base_settings, object_store, tmp_path_factory) -> dict[str, set[str]
             nowhere.publish(events.new_event(RECEIVED, "/test/obs", {"n": 3}))
         nowhere.close()
 
+        # the soft ATM's own instruments, through its real ledger path (a delivery and a hold)
+        from lscloud import store
+
+        store.configure(object_store, bucket)
+        softatm = knative.load_function(ROOT / "functions" / "softatm")
+        records = importlib.import_module(softatm.__name__ + ".records")
+        satm = importlib.import_module(softatm.__name__ + ".telemetry")
+        records.move("delivery", "bd-06040", 2_000_000, ref="obs-fund")
+        records.move("hold", "bd-06040", 1_000_000, ref="obs-w1", bank="vcb")
+        satm.transfer("withdrawal", "created")
+        satm.webhook("vcb", "delivered")
+        satm.mismatches("vcb", 1)
+
         # a readiness check that fails (the bucket is gone)
         settings_missing = settings.replace(bucket=f"t-missing-{uuid.uuid4().hex[:8]}")
         instance.settings = settings_missing

@@ -1,0 +1,187 @@
+"""Partner banks: registered by operators, with two HMAC key slots and limits.
+
+Secrets never leave this module in clear except to sign or verify: they are stored encrypted
+(Fernet: AES-128-CBC + HMAC-SHA256) under a key-encryption key from ``SOFTATM_KEK`` (a Fernet key;
+a cluster secret), locally a key created once under ``<state dir>/keys/softatm-kek`` (0600).
+Answers, logs and spans carry only the key ids and a fingerprint (the first 12 hex digits of
+sha256 of the secret) so an operator can tell which key a bank uses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+import time
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from lscloud.store import ConditionalCheckFailed, DoesNotExist
+
+from .models import Bank
+
+CODE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,30}$")
+DEFAULT_LIMITS = {"per_transaction_vnd": 20_000_000, "per_customer_day_vnd": 50_000_000}
+CACHE_S = 5.0
+
+
+class BankError(Exception):
+    def __init__(self, code: str, message: str, status: int = 409, field: str | None = None):
+        super().__init__(message)
+        self.code, self.status, self.field = code, status, field
+
+
+_kek_lock = threading.Lock()
+_fernet: dict[str, Fernet] = {}
+
+
+def fernet(settings) -> Fernet:
+    raw = os.environ.get("SOFTATM_KEK", "").strip()
+    cache_key = raw or settings.state_dir
+    f = _fernet.get(cache_key)
+    if f is not None:
+        return f
+    with _kek_lock:
+        if not raw:
+            if settings.env == "cluster":
+                raise RuntimeError("SOFTATM_KEK is required in the cluster (a Fernet key from a secret)")
+            path = Path(settings.state_dir) / "keys" / "softatm-kek"
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not path.exists():
+                tmp = path.with_name(f".softatm-kek.{os.getpid()}.tmp")
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as out:
+                    out.write(Fernet.generate_key())
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    pass
+                finally:
+                    tmp.unlink()
+            raw = path.read_text().strip()
+        f = _fernet[cache_key] = Fernet(raw.encode())
+        return f
+
+
+def fingerprint(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()[:12]
+
+
+def _check_secret(secret, field: str) -> str:
+    if not isinstance(secret, str) or len(secret) < 32 or len(secret) > 256:
+        raise BankError("validation-failed", "an HMAC key is 32-256 characters", 422, field)
+    return secret
+
+
+def public(data: dict) -> dict:
+    """The bank as answers show it: key ids and fingerprints, never the secrets."""
+    keys = [{"key_id": k["key_id"], "fingerprint": k["fingerprint"], "added_at": k["added_at"]}
+            for k in data["keys"] if k.get("secret")]
+    return {"code": data["code"], "name": data["name"], "webhook_url": data["webhook_url"], "limits": data["limits"],
+            "keys": keys, "signing_key_id": data["signing_key_id"], "registered_at": data["registered_at"]}
+
+
+def register(settings, body: dict, at: str) -> dict:
+    code = body["code"]
+    if not CODE_RE.match(code):
+        raise BankError("validation-failed", "a bank code is 2-31 lowercase letters, digits or '-'", 422, "/code")
+    f = fernet(settings)
+    keys = []
+    for i, secret in enumerate(body["keys"]):
+        secret = _check_secret(secret, f"/keys/{i}")
+        keys.append({"key_id": str(i + 1), "secret": f.encrypt(secret.encode()).decode(),
+                     "fingerprint": fingerprint(secret), "added_at": at})
+    if len(keys) == 1:
+        keys.append({"key_id": "2", "secret": None, "fingerprint": None, "added_at": None})
+    limits = {**DEFAULT_LIMITS, **(body.get("limits") or {})}
+    data = {"code": code, "name": body["name"], "webhook_url": body["webhook_url"], "limits": limits, "keys": keys,
+            "signing_key_id": "1", "registered_at": at}
+    try:
+        Bank(code, data=data).save()
+    except ConditionalCheckFailed:
+        existing = Bank.get(code).data
+        same = {k: existing[k] for k in ("name", "webhook_url", "limits")} == \
+            {k: data[k] for k in ("name", "webhook_url", "limits")} and \
+            [k["fingerprint"] for k in existing["keys"]] == [k["fingerprint"] for k in keys]
+        if same:
+            return public(existing)  # a resend
+        raise BankError("bank-exists", f"bank {code!r} is already registered with other details") from None
+    _cache.clear()
+    return public(data)
+
+
+def upsert(settings, body: dict, at: str) -> dict:
+    """Register, or replace a registration outright (seeding a test peer; never for real banks)."""
+    try:
+        return register(settings, body, at)
+    except BankError as exc:
+        if exc.code != "bank-exists":
+            raise
+    Bank.get(body["code"]).delete()
+    _cache.clear()
+    return register(settings, body, at)
+
+
+def rotate(settings, code: str, key_id: str, secret: str, at: str, sign_with_it: bool = True) -> dict:
+    """Put a new secret into slot ``key_id`` (the old secret in that slot stops working at once)."""
+    secret = _check_secret(secret, "/secret")
+    f = fernet(settings)
+
+    def change(item: Bank):
+        for k in item.data["keys"]:
+            if k["key_id"] == key_id:
+                k.update(secret=f.encrypt(secret.encode()).decode(), fingerprint=fingerprint(secret), added_at=at)
+        if sign_with_it:
+            item.data["signing_key_id"] = key_id
+
+    bank = Bank.update(code, None, change)
+    _cache.clear()
+    return public(bank.data)
+
+
+def get(code: str) -> dict:
+    try:
+        return Bank.get(code).data
+    except (DoesNotExist, ValueError):
+        raise BankError("unknown-bank", f"no bank {code!r} is registered", 404) from None
+
+
+def list_all() -> list[dict]:
+    return [public(b.data) for b in Bank.scan()]
+
+
+_cache: dict[str, tuple[float, tuple[str, ...] | None]] = {}
+
+
+def key_slots(settings, code: str) -> tuple[str, ...] | None:
+    """The decrypted secrets in slot order ("" for an empty slot): the runtime's partner-key resolver."""
+    hit = _cache.get(code)
+    if hit and time.monotonic() - hit[0] < CACHE_S:
+        return hit[1]
+    try:
+        data = Bank.get(code).data
+    except (DoesNotExist, ValueError):
+        slots = None
+    else:
+        f = fernet(settings)
+        out = []
+        for k in sorted(data["keys"], key=lambda k: k["key_id"]):
+            try:
+                out.append(f.decrypt(k["secret"].encode()).decode() if k.get("secret") else "")
+            except InvalidToken:
+                out.append("")  # encrypted under another KEK: unusable, never a crash
+        slots = tuple(out)
+    _cache[code] = (time.monotonic(), slots)
+    return slots
+
+
+def signing_key(settings, data: dict) -> tuple[str, str]:
+    """(key id, secret) our webhooks to this bank are signed with."""
+    slots = key_slots(settings, data["code"]) or ()
+    kid = data["signing_key_id"]
+    secret = slots[int(kid) - 1] if len(slots) >= int(kid) else ""
+    if not secret:
+        kid, secret = next(((str(i + 1), s) for i, s in enumerate(slots) if s), ("", ""))
+    return kid, secret

@@ -1,0 +1,288 @@
+"""The double-entry ledger: append-only journals, one per post-office point.
+
+Every movement is two entries that sum to zero (``+amount`` on one account, ``-amount`` on the
+other). Every movement touches exactly one point, so the ledger is partitioned by point: a
+point's journal is a gap-free sequence of create-only entries ``1, 2, 3 …``, each holding one
+movement and the balances of the point's accounts after it. Appending entry ``n+1`` is a
+create-only write: of two writers racing for the same sequence number exactly one wins, so the
+balances an entry carries were checked against the true previous balances.
+
+The *head* (last sequence number and balances) is a cache of the journal's end, saved after
+each append; a reader rolls it forward through any later entries (a writer that crashed between
+its append and its head update leaves exactly such an entry). Nothing is ever edited: a release
+of held cash is a new movement, not the deletion of the hold.
+
+Accounts (amounts in đồng, integers; a positive balance is an asset of the post-office network):
+
+- ``point:<code>:cash``  cash in the point's drawer, free to pay out (never negative);
+- ``point:<code>:held``  cash set aside for withdrawals in flight (never negative);
+- ``bank:<code>``        the bank's settlement position: positive = the bank owes the network
+  (it paid out cash for the bank), negative = the network owes the bank (deposits);
+- ``vnpost:vault``       VNPost's treasury, source of cash deliveries and sink of collections.
+
+A point's journal carries the point's share of the bank and vault accounts; a bank's position is
+the sum over all points.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Iterable, Protocol
+
+VAULT = "vnpost:vault"
+RECENT = 64  # movement ids the head remembers, so a retry rarely needs to read old entries
+
+
+def cash(point: str) -> str:
+    return f"point:{point}:cash"
+
+
+def held(point: str) -> str:
+    return f"point:{point}:held"
+
+
+def bank(code: str) -> str:
+    return f"bank:{code}"
+
+
+def never_negative(account: str) -> bool:
+    return account.startswith("point:")
+
+
+# -- movements -------------------------------------------------------------------------------------
+
+KINDS = {
+    # kind: (debit account, credit account) as functions of (point, bank)
+    "hold": (lambda p, b: held(p), lambda p, b: cash(p)),          # withdrawal created: set cash aside
+    "release": (lambda p, b: cash(p), lambda p, b: held(p)),       # withdrawal aborted: back to the drawer
+    "payout": (lambda p, b: bank(b), lambda p, b: held(p)),        # withdrawal committed: cash left for the bank
+    "intake": (lambda p, b: cash(p), lambda p, b: bank(b)),        # deposit committed: cash in, owed to the bank
+    "delivery": (lambda p, b: cash(p), lambda p, b: VAULT),        # the vault delivers cash to the point
+    "collection": (lambda p, b: VAULT, lambda p, b: cash(p)),      # the vault collects cash from the point
+}
+
+
+class LedgerError(Exception):
+    pass
+
+
+class Insufficient(LedgerError):
+    """The movement would make a point account negative."""
+
+    def __init__(self, account: str, balance: int, amount: int):
+        super().__init__(f"{account} holds {balance} VND, {amount} VND needed")
+        self.account, self.balance, self.amount = account, balance, amount
+
+
+@dataclass(frozen=True)
+class Movement:
+    id: str                 # unique: "<transfer id>:<kind>" or "<operation id>:<kind>"
+    kind: str
+    point: str
+    amount: int
+    bank: str | None = None
+    ref: str | None = None  # the transfer or operation it belongs to
+    at: str | None = None
+
+    def entries(self) -> list[tuple[str, int]]:
+        debit, credit = KINDS[self.kind]
+        return [(debit(self.point, self.bank), self.amount), (credit(self.point, self.bank), -self.amount)]
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "kind": self.kind, "point": self.point, "amount": self.amount, "bank": self.bank,
+                "ref": self.ref, "at": self.at,
+                "entries": [{"account": a, "amount": v} for a, v in self.entries()]}
+
+
+def movement(kind: str, point: str, amount: int, *, ref: str, bank_code: str | None = None, at: str | None = None,
+             id: str | None = None) -> Movement:
+    if kind not in KINDS:
+        raise ValueError(f"unknown movement kind {kind!r}")
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise ValueError("a movement moves a positive whole number of đồng")
+    if kind in ("hold", "release", "payout", "intake") and not bank_code:
+        raise ValueError(f"a {kind} movement names its bank")
+    return Movement(id or f"{ref}:{kind}", kind, point, amount, bank_code, ref, at)
+
+
+# -- journals ---------------------------------------------------------------------------------------
+
+@dataclass
+class Head:
+    seq: int = 0
+    balances: dict[str, int] = field(default_factory=dict)
+    recent: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"seq": self.seq, "balances": dict(self.balances), "recent": list(self.recent)}
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Head":
+        d = d or {}
+        return cls(int(d.get("seq", 0)), {k: int(v) for k, v in (d.get("balances") or {}).items()},
+                   list(d.get("recent") or []))
+
+
+class Journal(Protocol):
+    """Where a point's entries live (the object store in production, a dict in property tests)."""
+
+    def read_head(self, point: str) -> tuple[Head, object]: ...
+    def save_head(self, point: str, head: Head, token: object) -> None: ...   # best effort, conditional
+    def read_entry(self, point: str, seq: int) -> dict | None: ...
+    def append(self, point: str, seq: int, entry: dict) -> bool: ...          # create-only: False if taken
+
+
+@dataclass
+class Applied:
+    seq: int
+    balances: dict[str, int]
+    new: bool  # False: the movement was already in the journal (a retry)
+
+
+def _next(head: Head, entry: dict) -> Head:
+    balances = dict(entry["balances"])
+    recent = (head.recent + [entry["movement"]["id"]])[-RECENT:]
+    return Head(int(entry["seq"]), balances, recent)
+
+
+def roll_forward(journal: Journal, point: str) -> tuple[Head, object, list[dict]]:
+    """The true head: the cached head plus any entries written after it."""
+    head, token = journal.read_head(point)
+    later = []
+    while (entry := journal.read_entry(point, head.seq + 1)) is not None:
+        later.append(entry)
+        head = _next(head, entry)
+    return head, token, later
+
+
+def find(journal: Journal, point: str, movement_id: str, since_seq: int, head: Head) -> dict | None:
+    """The entry holding ``movement_id`` among ``since_seq + 1 .. head.seq``, if any."""
+    if movement_id in head.recent:
+        first = head.seq - len(head.recent) + 1 + head.recent.index(movement_id)
+        return journal.read_entry(point, first)
+    start = max(since_seq + 1, 1)
+    stop = head.seq - len(head.recent)  # the recent ones were checked above
+    for seq in range(start, stop + 1):
+        entry = journal.read_entry(point, seq)
+        if entry is not None and entry["movement"]["id"] == movement_id:
+            return entry
+    return None
+
+
+def apply(journal: Journal, m: Movement, *, since_seq: int = 0, attempts: int = 200) -> Applied:
+    """Append ``m`` to its point's journal exactly once.
+
+    ``since_seq``: no entry at or before it can hold ``m`` (the journal's head when the transfer
+    was created), so only later entries are searched for a previous run of the same movement.
+    Raises :class:`Insufficient` if a point account would go negative.
+    """
+    for _ in range(attempts):
+        head, token, _later = roll_forward(journal, m.point)
+        done = find(journal, m.point, m.id, since_seq, head)
+        if done is not None:
+            return Applied(int(done["seq"]), dict(done["balances"]), False)
+        balances = dict(head.balances)
+        for account, amount in m.entries():
+            after = balances.get(account, 0) + amount
+            if after < 0 and never_negative(account):
+                raise Insufficient(account, balances.get(account, 0), -amount)
+            balances[account] = after
+        entry = {"seq": head.seq + 1, "movement": m.as_dict(), "balances": balances}
+        if journal.append(m.point, head.seq + 1, entry):
+            new_head = _next(head, entry)
+            try:
+                journal.save_head(m.point, new_head, token)
+            except Exception:  # noqa: BLE001 - the head is a cache; the next reader rolls forward
+                pass
+            return Applied(new_head.seq, balances, True)
+        # lost the race for head.seq + 1: read again, and search the new entries again
+    raise LedgerError(f"journal of {m.point} kept moving: {attempts} attempts")
+
+
+def balances(journal: Journal, point: str) -> dict[str, int]:
+    return roll_forward(journal, point)[0].balances
+
+
+def entries(journal: Journal, point: str) -> Iterable[dict]:
+    seq = 1
+    while (entry := journal.read_entry(point, seq)) is not None:
+        yield entry
+        seq += 1
+
+
+def verify(journal: Journal, points: Iterable[str]) -> dict:
+    """Replay every journal from its first entry and check the ledger's invariants.
+
+    Returns ``{"ok", "movements", "problems", "balances"}``: each movement's entries sum to zero
+    and carry the right accounts, every balance equals the sum of the entries before it, no point
+    account was ever negative, no movement id appears twice, and every head agrees with its journal.
+    """
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    totals: dict[str, int] = {}
+    count = 0
+    for point in sorted(set(points)):
+        running: dict[str, int] = {}
+        last = 0
+        for entry in entries(journal, point):
+            count += 1
+            mv = entry["movement"]
+            where = f"{point}#{entry['seq']}"
+            if int(entry["seq"]) != last + 1:
+                problems.append(f"{where}: sequence gap after {last}")
+            last = int(entry["seq"])
+            amounts = [e["amount"] for e in mv["entries"]]
+            if len(amounts) != 2 or sum(amounts) != 0 or any(not isinstance(a, int) for a in amounts):
+                problems.append(f"{where}: entries {mv['entries']} do not sum to zero in two legs")
+            expected = movement(mv["kind"], mv["point"], mv["amount"], ref=mv["ref"], bank_code=mv["bank"],
+                                id=mv["id"]).entries()
+            if [(e["account"], e["amount"]) for e in mv["entries"]] != expected or mv["point"] != point:
+                problems.append(f"{where}: entries do not match a {mv['kind']} movement at {point}")
+            if mv["id"] in seen:
+                problems.append(f"{where}: movement {mv['id']} already at {seen[mv['id']]}")
+            seen[mv["id"]] = where
+            for e in mv["entries"]:
+                running[e["account"]] = running.get(e["account"], 0) + e["amount"]
+                if running[e["account"]] < 0 and never_negative(e["account"]):
+                    problems.append(f"{where}: {e['account']} negative ({running[e['account']]})")
+            if {k: v for k, v in running.items()} != {k: int(v) for k, v in entry["balances"].items()}:
+                problems.append(f"{where}: stored balances differ from the replayed ones")
+        head, _ = journal.read_head(point)
+        if head.seq > last or (head.seq == last and head.seq and head.balances != running):
+            problems.append(f"{point}: head (seq {head.seq}) disagrees with the journal (seq {last})")
+        for k, v in running.items():
+            totals[k] = totals.get(k, 0) + v
+    if sum(totals.values()) != 0:
+        problems.append(f"the balances sum to {sum(totals.values())}, not 0")
+    return {"ok": not problems, "movements": count, "problems": problems, "balances": totals}
+
+
+class MemoryJournal:
+    """A journal in a dict, with the same create-only / conditional semantics (property tests)."""
+
+    def __init__(self):
+        self.heads: dict[str, tuple[dict, int]] = {}
+        self.rows: dict[tuple[str, int], dict] = {}
+        self.lock = threading.Lock()
+
+    def read_head(self, point):
+        with self.lock:
+            doc, version = self.heads.get(point, (None, 0))
+            return Head.from_dict(doc), version
+
+    def save_head(self, point, head, token):
+        with self.lock:
+            if self.heads.get(point, (None, 0))[1] == token:
+                self.heads[point] = (head.as_dict(), token + 1)
+
+    def read_entry(self, point, seq):
+        with self.lock:
+            return self.rows.get((point, seq))
+
+    def append(self, point, seq, entry):
+        with self.lock:
+            if (point, seq) in self.rows:
+                return False
+            self.rows[(point, seq)] = entry
+            return True

@@ -1,0 +1,128 @@
+"""Daily settlement per bank, and reconciliation of a bank's view against ours.
+
+The settlement of a day lists every transfer of the bank *committed* that local day (Asia/Ho_Chi_Minh)
+and the net position: withdrawals paid out for the bank minus deposits taken in for it (positive:
+the bank owes the post-office network). It is written to the object store as JSON and CSV blobs
+(content-addressed) and named by a ``SettlementReport``; a past day's report is final once written,
+today's is provisional and rewritten on each request.
+
+Reconciliation takes the bank's own list for a day (``id``, ``kind``, ``state``, ``amount_vnd``)
+and lists every difference: a transfer only we have, one only the bank has, a different amount,
+state or kind. Aborted transfers count on neither side (nothing moved).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+
+from lscloud import runtime
+from lscloud.store import BlobStore, ConditionalCheckFailed, DoesNotExist
+
+from . import telemetry as tm
+from .models import BankSettled, Reconciliation, SettlementReport, Transfer
+from .transfers import COMMITTED, WITHDRAWAL, iso, local_day, now
+
+FIELDS = ("id", "kind", "point", "amount_vnd", "account", "phone", "committed_at", "bank_reference")
+
+
+def committed(bank: str, day: str) -> list[dict]:
+    out, token = [], None
+    while True:
+        page = BankSettled.query(f"{bank}_{day}", limit=500, page_token=token)
+        for entry in page:
+            try:
+                doc = Transfer.get(entry.transfer_id).data
+            except DoesNotExist:
+                continue
+            if doc["state"] == COMMITTED and doc["bank"] == bank:
+                out.append(doc)
+        token = page.page_token
+        if not token:
+            return sorted(out, key=lambda d: (d["committed_at"], d["id"]))
+
+
+def report(bank: str, day: str) -> dict:
+    final = day < local_day(now())
+    if final:
+        try:
+            return SettlementReport.get(bank, day).data
+        except DoesNotExist:
+            pass
+    docs = committed(bank, day)
+    paid = sum(d["amount_vnd"] for d in docs if d["kind"] == WITHDRAWAL)
+    taken = sum(d["amount_vnd"] for d in docs if d["kind"] != WITHDRAWAL)
+    rows = [{k: d.get(k) for k in FIELDS} for d in docs]
+    body = {"bank": bank, "day": day, "final": final, "withdrawals_vnd": paid, "deposits_vnd": taken,
+            "net_position_vnd": paid - taken, "count": len(rows), "transfers": rows}
+    rt = runtime.current()
+    blobs = BlobStore(rt.objects, rt.settings.bucket, prefix="softatm-settlements")
+    js = blobs.put(json.dumps(body, ensure_ascii=False, sort_keys=True).encode(), "application/json",
+                   filename=f"settlement-{bank}-{day}.json")
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(FIELDS)
+    for r in rows:
+        w.writerow([r.get(k) if r.get(k) is not None else "" for k in FIELDS])
+    w.writerow(["net_position_vnd", "", "", paid - taken, "", "", "", ""])
+    cs = blobs.put(out.getvalue().encode(), "text/csv", filename=f"settlement-{bank}-{day}.csv")
+    data = {**{k: v for k, v in body.items() if k != "transfers"}, "generated_at": iso(now()),
+            "json_sha256": js.sha256, "csv_sha256": cs.sha256, "transfers": rows}
+    item = SettlementReport(bank, day, data=data)
+    try:
+        item.save(overwrite=not final)
+    except ConditionalCheckFailed:
+        return SettlementReport.get(bank, day).data
+    return data
+
+
+def csv_bytes(data: dict) -> bytes:
+    rt = runtime.current()
+    return BlobStore(rt.objects, rt.settings.bucket, prefix="softatm-settlements").get(data["csv_sha256"])
+
+
+def reconcile(bank: str, rec_id: str, day: str, theirs: list[dict]) -> tuple[dict, bool]:
+    req_hash = hashlib.sha256(json.dumps({"day": day, "transfers": theirs}, sort_keys=True).encode()).hexdigest()
+    try:
+        existing = Reconciliation.get(bank, rec_id).data
+    except DoesNotExist:
+        existing = None
+    if existing is not None:
+        if existing["request_sha256"] != req_hash:
+            from .transfers import TransferError
+
+            raise TransferError("id-reused", f"Reconciliation {rec_id} was first sent with a different body.",
+                                errors=[{"field": "/transfers", "message": "differs from the first submission"}])
+        return existing, True
+    ours = {d["id"]: d for d in committed(bank, day)}
+    mine = {t["id"]: t for t in theirs if t.get("state", COMMITTED) == COMMITTED}
+    mismatches = []
+    for tid in sorted(set(ours) | set(mine)):
+        a, b = ours.get(tid), mine.get(tid)
+        if a is None:
+            mismatches.append({"transfer_id": tid, "problem": "only-bank", "ours": None, "theirs": b})
+        elif b is None:
+            mismatches.append({"transfer_id": tid, "problem": "only-ours",
+                               "ours": {"kind": a["kind"], "amount_vnd": a["amount_vnd"], "state": a["state"]},
+                               "theirs": None})
+        else:
+            for f in ("amount_vnd", "kind"):
+                if b.get(f) != a.get(f):
+                    mismatches.append({"transfer_id": tid, "problem": f"{f}-differs", "ours": a.get(f),
+                                       "theirs": b.get(f)})
+    ours_net = sum(d["amount_vnd"] * (1 if d["kind"] == WITHDRAWAL else -1) for d in ours.values())
+    theirs_net = sum(int(t.get("amount_vnd", 0)) * (1 if t.get("kind") == WITHDRAWAL else -1) for t in mine.values())
+    data = {"id": rec_id, "bank": bank, "day": day, "request_sha256": req_hash, "submitted": len(theirs),
+            "ours": len(ours), "matched": len(set(ours) & set(mine)) - len({m["transfer_id"] for m in mismatches
+                                                                           if m["problem"].endswith("differs")}),
+            "net_position_vnd": {"ours": ours_net, "theirs": theirs_net},
+            "mismatches": mismatches, "ok": not mismatches, "at": iso(now())}
+    try:
+        Reconciliation(bank, rec_id, data=data).save()
+    except ConditionalCheckFailed:
+        return Reconciliation.get(bank, rec_id).data, True
+    if mismatches:
+        tm.mismatches(bank, len(mismatches))
+    return data, False

@@ -1,0 +1,109 @@
+"""Outbound webhooks to banks, delivered by the platform's event machinery.
+
+The soft ATM subscribes (func.yaml) to its own ``transfer.received``, ``transfer.committed`` and
+``transfer.aborted`` events; the dispatcher (Knative Eventing in the cluster) brings each one to
+``/events`` with its durable consumer, retries with backoff and dead letter. The handler here
+POSTs the bank's webhook, signed with the runtime's partner scheme (:func:`lscloud.auth.sign_request`,
+the bank's own key) and carrying the event id for the bank's dedupe:
+
+- the bank answers 2xx: delivered (the event is acknowledged, ``/events`` remembers it is done);
+- 5xx, 429, a timeout, no connection: the handler answers 503, so the event is retried later;
+- any other 4xx: no retry can fix it, the handler answers 422 and the event is dead-lettered.
+
+Events carry no customer data; the webhook body is built from the transfer document here, so the
+customer's account and ID number travel only to their bank.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from urllib.parse import urlparse
+
+import httpx
+
+from lscloud import runtime
+from lscloud.auth import sign_request
+from lscloud.problems import Problem
+
+from . import banks, telemetry as tm
+from .models import Transfer
+
+log = logging.getLogger("softatm.webhooks")
+TYPES = ("vn.langson.softatm.transfer.received.v1", "vn.langson.softatm.transfer.committed.v1",
+         "vn.langson.softatm.transfer.aborted.v1")
+TIMEOUT_S = 5.0
+_client: httpx.Client | None = None
+
+
+def client() -> httpx.Client:
+    global _client
+    if _client is None:
+        _client = httpx.Client(timeout=TIMEOUT_S, trust_env=False, follow_redirects=False)
+    return _client
+
+
+def body_for(event: dict, doc: dict) -> dict:
+    return {"event_id": event["id"], "type": event["type"], "time": event.get("time"),
+            "transfer": {k: doc.get(k) for k in ("id", "kind", "state", "bank", "point", "amount_vnd", "account",
+                                                  "phone", "customer_id_number", "created_at", "expires_at",
+                                                  "committed_at", "aborted_at", "abort_reason", "bank_reference")}}
+
+
+def deliver(event: dict) -> None:
+    """The ``/events`` handler for transfer facts: send the bank its webhook."""
+    tid = (event.get("data") or {}).get("transfer_id")
+    try:
+        doc = Transfer.get(tid).data
+    except Exception:  # noqa: BLE001
+        raise Problem(503, "transfer-unavailable", "Transfer not readable yet", f"transfer {tid!r} not readable",
+                      headers={"Retry-After": "2"}) from None
+    if doc.get("no_hold") and event["type"].endswith("aborted.v1"):
+        return  # refused at admission: the bank never heard of it
+    settings = runtime.current().settings
+    bank = banks.get(doc["bank"])
+    kid, secret = banks.signing_key(settings, bank)
+    if not secret:
+        tm.webhook(doc["bank"], "no_key")
+        raise Problem(422, "no-signing-key", "No key to sign with", f"bank {doc['bank']} has no usable key")
+    raw = json.dumps(body_for(event, doc), ensure_ascii=False, separators=(",", ":")).encode()
+    url = bank["webhook_url"]
+    u = urlparse(url)
+    path = u.path or "/"
+    if u.query:
+        path += "?" + u.query
+    headers = sign_request("POST", path, raw, doc["bank"], kid, secret)
+    headers.update({"Content-Type": "application/json", "X-LSCloud-Event-Id": event["id"]})
+    try:
+        resp = client().post(url, content=raw, headers=headers)
+    except httpx.HTTPError as exc:
+        tm.webhook(doc["bank"], "unreachable")
+        raise Problem(503, "bank-unreachable", "Bank unreachable", f"{doc['bank']}: {exc.__class__.__name__}",
+                      headers={"Retry-After": "2"}) from None
+    if 200 <= resp.status_code < 300:
+        tm.webhook(doc["bank"], "delivered")
+        return
+    if resp.status_code >= 500 or resp.status_code == 429:
+        tm.webhook(doc["bank"], "retry")
+        raise Problem(503, "bank-unavailable", "Bank unavailable", f"{doc['bank']} answered {resp.status_code}",
+                      headers={"Retry-After": "2"})
+    tm.webhook(doc["bank"], "refused")
+    raise Problem(422, "bank-refused", "Bank refused the webhook", f"{doc['bank']} answered {resp.status_code}")
+
+
+def dead_letters(settings, limit: int = 100) -> list[dict]:
+    """Webhooks the dispatcher gave up on (this function's dead letters), newest last."""
+    from lscloud.local.dispatcher import read_dlq
+
+    out = []
+    for record in read_dlq(settings, limit):
+        sub = record.get("subscription") or {}
+        if sub.get("function") != settings.service and not str(sub.get("url", "")).endswith("/softatm/events"):
+            continue
+        ev = record.get("event") or {}
+        out.append({"seq": record.get("seq"), "event_id": ev.get("id"), "type": ev.get("type"),
+                    "transfer_id": (ev.get("data") or {}).get("transfer_id"),
+                    "bank": (ev.get("data") or {}).get("bank"), "status": record.get("status"),
+                    "error": (record.get("error") or "")[:300], "deliveries": record.get("deliveries"),
+                    "dead_lettered_at": record.get("dead_lettered_at")})
+    return out

@@ -1,0 +1,7 @@
+from __future__ import annotations
+
+from lscloud import knative
+
+from .app import create_app
+
+new = knative.function(create_app, needs=("s3",))

@@ -1,0 +1,46 @@
+"""Helpers for the soft ATM tests: a stand-in directory serving post offices over HTTP (ETag/304)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+OFFICES = {
+    "bd-06040": {"code": "bd-06040", "name": "Bưu điện văn hóa xã A", "kind": "commune", "unit_code": "06040",
+                 "soft_atm": True, "cash_float_limit_vnd": 200_000_000},
+    "bd-06043": {"code": "bd-06043", "name": "Bưu điện văn hóa xã B", "kind": "commune", "unit_code": "06043",
+                 "soft_atm": True, "cash_float_limit_vnd": 200_000_000},
+    "bd-05977": {"code": "bd-05977", "name": "Bưu cục phường C", "kind": "ward", "unit_code": "05977",
+                 "soft_atm": False, "cash_float_limit_vnd": 100_000_000},
+}
+
+
+class DirectoryStub:
+    def __init__(self):
+        @Request.application
+        def app(request):
+            parts = request.path.strip("/").split("/")
+            if len(parts) == 4 and parts[:3] == ["directory", "v1", "post-offices"] and parts[3] in OFFICES:
+                body = json.dumps(OFFICES[parts[3]], ensure_ascii=False).encode()
+                resp = Response(body, mimetype="application/json")
+                resp.set_etag(hashlib.sha256(body).hexdigest()[:32])
+                return resp.make_conditional(request)
+            return Response('{"status":404}', status=404, mimetype="application/problem+json")
+
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.port = self.server.server_port
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def template(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{{name}}"
+
+    def stop(self):
+        self.server.shutdown()
+
+
+CCCD = "020090001234"

@@ -1,0 +1,384 @@
+"""The soft ATM through its Flask app against real weed mini + nats-server: both flows end to end,
+resends (same body / different body), expiry, the float under racing threads, signatures through the
+bank endpoints, settlement and reconciliation, and every endpoint x every role."""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import json
+import re
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from lscloud import events, runtime
+from lscloud.auth import KNOWN_ROLES, dev_keys, issue_token, sign_request
+from lscloud.knative import load_function
+from lscloud.runtime import Runtime
+
+from softatm_support import CCCD, DirectoryStub
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+POINT, POINT2 = "bd-06040", "bd-06043"
+K1 = "vcb-key-one-0123456789abcdef0123456789"
+K2 = "vcb-key-two-0123456789abcdef0123456789"
+K3 = "vcb-key-new-0123456789abcdef0123456789"
+B1 = "bidv-key-one-0123456789abcdef012345678"
+_n = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def fn():
+    return load_function(ROOT / "functions" / "softatm")
+
+
+@pytest.fixture(scope="module")
+def directory():
+    stub = DirectoryStub()
+    yield stub
+    stub.stop()
+
+
+@pytest.fixture
+def keys(tmp_path):
+    return dev_keys(tmp_path)
+
+
+@pytest.fixture
+def rt(settings, directory, keys, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOFTATM_EXPIRY_S", "300")
+    monkeypatch.delenv("SOFTATM_KEK", raising=False)
+    r = runtime.install(Runtime(settings.replace(peer_url_template=directory.template, jwt_public_key=keys[1],
+                                                 service="softatm", state_dir=str(tmp_path))))
+    r.bus.ensure_stream()
+    yield r
+    runtime.uninstall()
+
+
+@pytest.fixture
+def app(fn, rt):
+    a = fn.new()._build(rt.settings)
+    a.testing = True
+    return a
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def mod(fn):
+    return lambda name: importlib.import_module(f"{fn.__name__}.{name}")
+
+
+def tok(keys, role, unit=None, sub=None):
+    return {"Authorization": "Bearer " + issue_token(keys[0], sub or f"{role}-{next(_n)}", role, unit=unit)}
+
+
+class Bank:
+    def __init__(self, client, code="vcb", key_id="1", key=K1):
+        self.client, self.code, self.key_id, self.key = client, code, key_id, key
+
+    def call(self, method, path, body=None, *, key_id=None, key=None, headers=None, timestamp=None):
+        raw = b"" if body is None else json.dumps(body).encode()
+        h = headers or sign_request(method, path, raw, self.code, key_id or self.key_id, key or self.key,
+                                    timestamp=timestamp)
+        return self.client.open(path, method=method, data=raw or None, headers=h,
+                                content_type="application/json" if raw else None)
+
+
+@pytest.fixture
+def setup(client, keys):
+    op = tok(keys, "operator")
+    r = client.post("/v1/banks", json={"code": "vcb", "name": "Vietcombank", "webhook_url": "http://127.0.0.1:9/hook",
+                                      "keys": [K1, K2], "limits": {"per_transaction_vnd": 10_000_000,
+                                                                    "per_customer_day_vnd": 15_000_000}}, headers=op)
+    assert r.status_code == 201, r.get_data(as_text=True)
+    assert K1 not in r.get_data(as_text=True) and K2 not in r.get_data(as_text=True)
+    r = client.post("/v1/banks", json={"code": "bidv", "name": "BIDV", "webhook_url": "http://127.0.0.1:9/hook",
+                                      "keys": [B1]}, headers=op)
+    assert r.status_code == 201
+    r = client.post(f"/v1/points/{POINT}/cash-deliveries", json={"id": "fund-0001", "amount_vnd": 50_000_000}, headers=op)
+    assert r.status_code == 201, r.get_data(as_text=True)
+    return {"op": op, "teller": tok(keys, "teller", POINT), "teller2": tok(keys, "teller", POINT2),
+            "vcb": Bank(client), "bidv": Bank(client, "bidv", "1", B1)}
+
+
+def wbody(amount=2_000_000, account="0011223344", bank="vcb", tid=None):
+    return {"id": tid or f"w-{next(_n):06d}-x", "bank": bank, "amount_vnd": amount, "account": account,
+            "customer_id_number": CCCD}
+
+
+def float_of(client, s, point=POINT):
+    return client.get(f"/v1/points/{point}/float", headers=s["op"]).get_json()
+
+
+def test_withdrawal_end_to_end_and_the_ledger(client, setup, rt, mod):
+    s = setup
+    b = wbody()
+    r = client.post("/v1/withdrawals", json=b, headers=s["teller"])
+    assert r.status_code == 201, r.get_data(as_text=True)
+    assert r.get_json()["state"] == "RECEIVED" and r.get_json()["customer_id_number"] == "020******234"
+    assert float_of(client, s) == {"point": POINT, "cash_vnd": 48_000_000, "held_vnd": 2_000_000}
+    # cash only after the bank reserved
+    r = client.post(f"/v1/withdrawals/{b['id']}/commit", json={}, headers=s["teller"])
+    assert r.status_code == 409 and r.get_json()["current_state"] == "RECEIVED"
+    r = s["vcb"].call("POST", f"/v1/bank/withdrawals/{b['id']}/reserve", {"bank_reference": "VCB-1"})
+    assert r.status_code == 200 and r.get_json()["state"] == "RESERVED"
+    again = s["vcb"].call("POST", f"/v1/bank/withdrawals/{b['id']}/reserve", {"bank_reference": "VCB-1"})
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    other = s["vcb"].call("POST", f"/v1/bank/withdrawals/{b['id']}/reserve", {"bank_reference": "VCB-2"})
+    assert other.status_code == 409 and other.get_json()["errors"][0]["field"] == "/bank_reference"
+    r = client.post(f"/v1/withdrawals/{b['id']}/commit", json={}, headers=s["teller"])
+    assert r.status_code == 200 and r.get_json()["state"] == "COMMITTED"
+    assert float_of(client, s) == {"point": POINT, "cash_vnd": 48_000_000, "held_vnd": 0}
+    # no reversal
+    r = client.post(f"/v1/transfers/{b['id']}/abort", json={"reason": "oops"}, headers=s["op"])
+    assert r.status_code == 409
+    report = client.get("/v1/ledger/verify", headers=s["op"]).get_json()
+    assert report["ok"], report
+    assert report["balances"]["bank:vcb"] == 2_000_000 and report["balances"]["vnpost:vault"] == -50_000_000
+    # events for the IOC carry no customer data
+    evs = [e["event"] for e in __import__("lscloud.local.dispatcher", fromlist=["tail"]).tail(rt.settings, 50)]
+    mine = [e for e in evs if e.get("subject") == b["id"]]
+    assert [e["type"].split(".")[4] for e in mine] == ["received", "reserved", "committed"]
+    assert all("account" not in e["data"] and "customer_id_number" not in e["data"] for e in mine)
+    assert mine[0]["data"]["unit_code"] == "06040"
+
+
+def test_resend_same_body_and_different_body(client, setup):
+    s = setup
+    b = wbody()
+    first = client.post("/v1/withdrawals", json=b, headers=s["teller"])
+    again = client.post("/v1/withdrawals", json=b, headers=s["teller"])
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json()["id"] == first.get_json()["id"]
+    diff = client.post("/v1/withdrawals", json={**b, "amount_vnd": 3_000_000, "account": "0011223345"},
+                       headers=s["teller"])
+    assert diff.status_code == 409
+    assert [e["field"] for e in diff.get_json()["errors"]] == ["/account", "/amount_vnd"]
+    assert float_of(client, s)["held_vnd"] == 2_000_000   # held once
+
+
+def test_deposit_grows_the_float_only_on_commit(client, setup):
+    s = setup
+    d = {**wbody(5_000_000), "id": f"d-{next(_n):06d}-x"}
+    r = client.post("/v1/deposits", json=d, headers=s["teller"])
+    assert r.status_code == 201
+    assert float_of(client, s)["cash_vnd"] == 50_000_000
+    r = s["vcb"].call("POST", f"/v1/bank/deposits/{d['id']}/confirm", {"bank_reference": "C-1"})
+    assert r.status_code == 200 and r.get_json()["state"] == "COMMITTED"
+    assert float_of(client, s)["cash_vnd"] == 55_000_000
+    # the bank cannot confirm a withdrawal route with a deposit id
+    assert s["vcb"].call("POST", f"/v1/bank/withdrawals/{d['id']}/reserve", {}).status_code == 404
+
+
+def test_limits_and_insufficient_float(client, setup):
+    s = setup
+    r = client.post("/v1/withdrawals", json=wbody(11_000_000), headers=s["teller"])
+    assert r.status_code == 422 and r.get_json()["type"].endswith("transaction-limit")
+    ok = client.post("/v1/withdrawals", json=wbody(9_000_000, "0099887766"), headers=s["teller"])
+    assert ok.status_code == 201
+    over = client.post("/v1/withdrawals", json=wbody(7_000_000, "0099887766"), headers=s["teller"])
+    assert over.status_code == 409 and over.get_json()["type"].endswith("daily-limit")
+    assert over.get_json()["transfer"]["state"] == "ABORTED"
+    # BIDV (default limits) at the second point, which holds no cash
+    poor = client.post("/v1/withdrawals", json=wbody(1_000_000, bank="bidv"), headers=s["teller2"])
+    assert poor.status_code == 409 and poor.get_json()["type"].endswith("insufficient-float")
+    assert client.get("/v1/ledger/verify", headers=s["op"]).get_json()["ok"]
+
+
+def test_unreserved_transfers_expire_reserved_ones_do_not(client, setup, monkeypatch):
+    s = setup
+    monkeypatch.setenv("SOFTATM_EXPIRY_S", "1")
+    a, b = wbody(1_000_000), wbody(1_000_000)
+    for x in (a, b):
+        assert client.post("/v1/withdrawals", json=x, headers=s["teller"]).status_code == 201
+    assert s["vcb"].call("POST", f"/v1/bank/withdrawals/{b['id']}/reserve", {}).status_code == 200
+    time.sleep(1.3)
+    r = s["vcb"].call("POST", f"/v1/bank/withdrawals/{a['id']}/reserve", {})
+    assert r.status_code == 409
+    assert client.get(f"/v1/transfers/{a['id']}", headers=s["op"]).get_json()["abort_reason"] == "expired"
+    client.post("/v1/sweep", headers=s["op"])
+    assert client.get(f"/v1/transfers/{b['id']}", headers=s["op"]).get_json()["state"] == "RESERVED"
+    assert float_of(client, s)["held_vnd"] == 1_000_000
+    r = client.post(f"/v1/transfers/{b['id']}/abort", json={"reason": "customer left"}, headers=s["teller"])
+    assert r.get_json()["state"] == "ABORTED" and float_of(client, s) == {"point": POINT, "cash_vnd": 50_000_000,
+                                                                          "held_vnd": 0}
+
+
+def test_threads_racing_withdrawals_never_overdraw_the_point(client, app, setup):
+    s = setup
+    results = []
+
+    def one(i):
+        c = app.test_client()
+        r = c.post("/v1/withdrawals", json=wbody(4_000_000, f"00112{i:05d}"), headers=s["teller"])
+        results.append(r.status_code)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [201] * 12 + [409] * 4   # 50M holds twelve 4M withdrawals
+    f = float_of(client, s)
+    assert f == {"point": POINT, "cash_vnd": 2_000_000, "held_vnd": 48_000_000}
+    assert client.get("/v1/ledger/verify", headers=s["op"]).get_json()["ok"]
+
+
+# -- signatures through the bank endpoints ------------------------------------------------------------
+
+def test_signatures(client, setup):
+    s = setup
+    b = wbody()
+    client.post("/v1/withdrawals", json=b, headers=s["teller"])
+    path = f"/v1/bank/transfers/{b['id']}"
+    assert s["vcb"].call("GET", path).status_code == 200
+    assert s["vcb"].call("GET", path, key_id="2", key=K2).status_code == 200
+    # tampered body
+    raw = json.dumps({"bank_reference": "A"}).encode()
+    h = sign_request("POST", f"/v1/bank/withdrawals/{b['id']}/reserve", raw, "vcb", "1", K1)
+    r = client.post(f"/v1/bank/withdrawals/{b['id']}/reserve", data=json.dumps({"bank_reference": "B"}), headers=h,
+                    content_type="application/json")
+    assert r.status_code == 401 and r.get_json()["type"].endswith("bad-signature")
+    # wrong key, skewed clock, replayed nonce, unknown key id
+    r = s["vcb"].call("GET", path, key="not-the-key-0123456789abcdef0123456")
+    assert r.status_code == 401 and r.get_json()["type"].endswith("bad-signature")
+    r = s["vcb"].call("GET", path, timestamp=int(time.time()) - 3600)
+    assert r.status_code == 401 and r.get_json()["type"].endswith("stale-timestamp")
+    h = sign_request("GET", path, b"", "vcb", "1", K1)
+    assert client.get(path, headers=h).status_code == 200
+    r = client.get(path, headers=h)
+    assert r.status_code == 401 and r.get_json()["type"].endswith("replayed-nonce")
+    # old key after rotation
+    r = client.post("/v1/banks/vcb/keys", json={"key_id": "1", "secret": K3}, headers=s["op"])
+    assert r.status_code == 200 and K3 not in r.get_data(as_text=True)
+    r = s["vcb"].call("GET", path)
+    assert r.status_code == 401 and r.get_json()["type"].endswith("bad-signature")
+    assert s["vcb"].call("GET", path, key=K3).status_code == 200
+    assert s["vcb"].call("GET", path, key_id="2", key=K2).status_code == 200
+    # another bank sees nothing of it
+    assert s["bidv"].call("GET", path).status_code == 404
+    assert s["bidv"].call("POST", f"/v1/bank/withdrawals/{b['id']}/reserve", {}).status_code == 404
+
+
+def test_secrets_are_encrypted_at_rest(setup, rt):
+    objects, bucket = rt.objects, rt.settings.bucket
+    stored = [objects.get(bucket, i.key).body for i in objects.list(bucket, "softatm-banks/")]
+    assert stored and all(K1.encode() not in x and K2.encode() not in x for x in stored)
+
+
+def test_settlement_and_reconciliation(client, setup):
+    s = setup
+    ids = []
+    for amount in (1_000_000, 2_000_000):
+        b = wbody(amount)
+        client.post("/v1/withdrawals", json=b, headers=s["teller"])
+        s["vcb"].call("POST", f"/v1/bank/withdrawals/{b['id']}/reserve", {})
+        client.post(f"/v1/withdrawals/{b['id']}/commit", json={}, headers=s["teller"])
+        ids.append((b["id"], amount))
+    d = {**wbody(500_000), "id": f"d-{next(_n):06d}-y"}
+    client.post("/v1/deposits", json=d, headers=s["teller"])
+    s["vcb"].call("POST", f"/v1/bank/deposits/{d['id']}/confirm", {})
+    day = client.get(f"/v1/transfers/{d['id']}", headers=s["op"]).get_json()["committed_at"]
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+    day = datetime.fromisoformat(day.replace("Z", "+00:00")).astimezone(ZoneInfo("Asia/Ho_Chi_Minh")).strftime("%Y-%m-%d")
+    rep = s["vcb"].call("GET", f"/v1/bank/settlements/{day}").get_json()
+    assert rep["net_position_vnd"] == 2_500_000 and rep["count"] == 3
+    csv = s["vcb"].call("GET", f"/v1/bank/settlements/{day}?format=csv")
+    assert csv.status_code == 200 and csv.mimetype == "text/csv" and ids[0][0] in csv.get_data(as_text=True)
+    mine = [{"id": t, "kind": "withdrawal", "amount_vnd": a} for t, a in ids]
+    mine[1]["amount_vnd"] += 1000
+    mine.append({"id": "w-not-ours-1", "kind": "withdrawal", "amount_vnd": 1000})
+    r = s["vcb"].call("POST", "/v1/bank/reconciliations", {"id": "rec-000001", "day": day, "transfers": mine})
+    assert r.status_code == 201
+    probs = {(m["transfer_id"], m["problem"]) for m in r.get_json()["mismatches"]}
+    assert probs == {(ids[1][0], "amount_vnd-differs"), ("w-not-ours-1", "only-bank"), (d["id"], "only-ours")}
+    again = s["vcb"].call("POST", "/v1/bank/reconciliations", {"id": "rec-000001", "day": day, "transfers": mine[:1]})
+    assert again.status_code == 409
+    listing = s["vcb"].call("GET", f"/v1/bank/transfers?from={day}&to={day}").get_json()
+    assert {i["id"] for i in listing["items"]} >= {t for t, _ in ids}
+    assert all(i["bank"] == "vcb" for i in listing["items"])
+
+
+# -- every endpoint x every role -------------------------------------------------------------------
+
+def test_every_endpoint_every_role(app, client, setup, keys):
+    s = setup
+    b = wbody()
+    client.post("/v1/withdrawals", json=b, headers=s["teller"])
+    rules = [r for r in app.url_map.iter_rules() if r.endpoint not in ("static",)]
+    for rule in rules:
+        view = app.view_functions[rule.endpoint]
+        access = view.__lscloud_access__
+        if access.public or access.eventing:
+            continue
+        path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: {"tid": b["id"], "code": "vcb" if "banks" in rule.rule else POINT,
+                                                        "bank": "vcb", "day": "2025-01-01"}[m.group(1)], rule.rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            for role in sorted(KNOWN_ROLES) + [None]:
+                headers = tok(keys, role, POINT) if role else {}
+                r = client.open(path, method=method, json={} if method == "POST" else None, headers=headers)
+                allowed = role in access.roles
+                if allowed:
+                    assert r.status_code not in (401, 403) or r.get_json()["type"].split("/")[-1] in (
+                        "no-point", "wrong-point"), (method, path, role, r.status_code)
+                else:
+                    # partner-only routes want a signature: a bearer token is no credential there (401)
+                    expected = 401 if role is None or not access.roles else 403
+                    assert r.status_code == expected, (method, path, role, r.status_code)
+            if not access.partner:
+                r = s["vcb"].call(method, path, {} if method == "POST" else None)
+                assert r.status_code in (401, 403), (method, path, "bank", r.status_code)
+
+
+def test_webhook_handler_signs_and_classifies(fn, rt, client, setup, mod, monkeypatch):
+    """The /events handler POSTs a signed webhook; 5xx -> 503 (retry), 4xx -> 422 (dead letter)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from lscloud.auth import canonical, _mac
+
+    got, answer = [], [200]
+
+    class H(BaseHTTPRequestHandler):
+        def do_POST(self):
+            raw = self.rfile.read(int(self.headers["Content-Length"]))
+            ok = _mac(K1, canonical("POST", self.path, self.headers["X-LSCloud-Timestamp"],
+                                    self.headers["X-LSCloud-Nonce"], raw)) == self.headers["X-LSCloud-Signature"]
+            got.append((ok, json.loads(raw)))
+            self.send_response(answer[0])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    banks = mod("banks")
+    models = mod("models")
+    models.Bank.update("vcb", None, lambda it: it.data.update(webhook_url=f"http://127.0.0.1:{srv.server_address[1]}/hooks"))
+    banks._cache.clear()
+    b = wbody()
+    client.post("/v1/withdrawals", json=b, headers=s_teller(setup))
+    ev = events.new_event("vn.langson.softatm.transfer.received.v1", "/softatm", {"transfer_id": b["id"]}, id=b["id"] + ".x")
+    for status, expected in ((200, 200), (503, 503), (404, 422)):
+        answer[0] = status
+        e = dict(ev, id=f"{b['id']}.{status}")
+        h, body = events.to_binary_http(e)
+        assert client.post("/events", data=body, headers=h).status_code == expected
+    assert got[0][0] is True and got[0][1]["transfer"]["customer_id_number"] == CCCD
+    assert got[0][1]["event_id"] == f"{b['id']}.200"
+    srv.shutdown()
+
+
+def s_teller(setup):
+    return setup["teller"]

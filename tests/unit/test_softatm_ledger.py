@@ -1,0 +1,176 @@
+"""The soft ATM's ledger and transfer rules, in plain Python (a journal in memory).
+
+Property: whatever sequence of operations (deliveries, collections, withdrawals that are held,
+paid out or released, deposits taken in, retries of any of them, racing threads), every movement is
+two entries summing to zero, no point account is ever negative, each transfer moves money at most
+once per phase, and the replayed journal equals the balances the heads report.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from lscloud.knative import load_function
+
+ROOT = Path(__file__).resolve().parents[2]
+pkg = load_function(ROOT / "functions" / "softatm")
+import importlib  # noqa: E402
+
+ledger = importlib.import_module(pkg.__name__ + ".ledger")
+transfers = importlib.import_module(pkg.__name__ + ".transfers")
+
+POINTS = ["bd-06040", "bd-06043"]
+BANKS = ["vcb", "bidv"]
+
+op = st.one_of(
+    st.tuples(st.just("delivery"), st.sampled_from(POINTS), st.integers(1, 50).map(lambda k: k * 100_000),
+              st.integers(0, 5)),
+    st.tuples(st.just("collection"), st.sampled_from(POINTS), st.integers(1, 50).map(lambda k: k * 100_000),
+              st.integers(0, 5)),
+    st.tuples(st.just("withdraw"), st.sampled_from(POINTS), st.integers(1, 30).map(lambda k: k * 100_000),
+              st.integers(0, 9)),
+    st.tuples(st.just("finish"), st.sampled_from(["payout", "release"]), st.integers(0, 9), st.booleans()),
+    st.tuples(st.just("deposit"), st.sampled_from(POINTS), st.integers(1, 30).map(lambda k: k * 100_000),
+              st.integers(0, 9)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(op, max_size=40))
+def test_any_sequence_keeps_the_ledger_exact(ops):
+    j = ledger.MemoryJournal()
+    held: dict[str, tuple[str, int, str]] = {}   # transfer -> (point, amount, bank)
+    finished: set[str] = set()
+    deposited: dict[str, str] = {}
+    for n, o in enumerate(ops):
+        kind = o[0]
+        try:
+            if kind in ("delivery", "collection"):
+                _, point, amount, ref = o
+                # an operation id belongs to one point (the store claims it first, create-only)
+                ledger.apply(j, ledger.movement(kind, point, amount, ref=f"op{ref}{kind}{point}"))
+            elif kind == "withdraw":
+                _, point, amount, t = o
+                tid = f"w{t}"
+                if tid in held:  # a retry of the same hold: the first amount stands
+                    point, amount, _b = held[tid]
+                ledger.apply(j, ledger.movement("hold", point, amount, ref=tid, bank_code=BANKS[t % 2]))
+                held[tid] = (point, amount, BANKS[t % 2])
+            elif kind == "finish":
+                _, how, t, retry = o
+                tid = f"w{t}"
+                if tid not in held:
+                    continue
+                point, amount, bank = held[tid]
+                if tid in finished:  # the other ending after one happened is refused by the state machine
+                    how = finished_how[tid]
+                m = ledger.movement(how, point, amount, ref=tid, bank_code=bank)
+                ledger.apply(j, m)
+                if retry:
+                    assert not ledger.apply(j, m).new
+                finished.add(tid)
+                finished_how[tid] = how
+            elif kind == "deposit":
+                _, point, amount, t = o
+                tid = f"d{t}"
+                point = deposited.get(tid, point)  # the transfer document pins the point of a resend
+                ledger.apply(j, ledger.movement("intake", point, amount, ref=tid, bank_code=BANKS[t % 2]))
+                deposited.setdefault(tid, point)
+        except ledger.Insufficient:
+            pass
+    report = ledger.verify(j, POINTS)
+    assert report["ok"], report["problems"]
+    ids = [e["movement"]["id"] for p in POINTS for e in ledger.entries(j, p)]
+    assert len(ids) == len(set(ids))                     # each transfer moves money at most once per phase
+    for p in POINTS:
+        b = ledger.balances(j, p)
+        assert b.get(ledger.cash(p), 0) >= 0 and b.get(ledger.held(p), 0) >= 0
+        # held cash is exactly the holds not yet paid out or released
+        open_holds = sum(a for t, (pt, a, _) in held.items() if pt == p and t not in finished)
+        assert b.get(ledger.held(p), 0) == open_holds
+    assert sum(report["balances"].values()) == 0
+
+
+finished_how: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _reset():
+    finished_how.clear()
+
+
+def test_threads_racing_for_one_float_never_overdraw():
+    j = ledger.MemoryJournal()
+    p = POINTS[0]
+    ledger.apply(j, ledger.movement("delivery", p, 1_000_000, ref="fund"))
+    won, lost = [], []
+
+    def one(i):
+        try:
+            ledger.apply(j, ledger.movement("hold", p, 300_000, ref=f"t{i % 10}", bank_code="vcb"))
+            won.append(i)
+        except ledger.Insufficient:
+            lost.append(i)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    b = ledger.balances(j, p)
+    assert b[ledger.held(p)] == 900_000 and b[ledger.cash(p)] == 100_000   # three holds fit, each once
+    assert ledger.verify(j, [p])["ok"]
+
+
+def test_a_crash_between_append_and_head_is_rolled_forward():
+    j = ledger.MemoryJournal()
+    p = POINTS[0]
+    ledger.apply(j, ledger.movement("delivery", p, 500_000, ref="a"))
+    j.save_head = lambda *a: None   # the writer dies before saving its head
+    ledger.apply(j, ledger.movement("delivery", p, 200_000, ref="b"))
+    assert j.heads[p][0]["seq"] == 1
+    assert ledger.balances(j, p)[ledger.cash(p)] == 700_000
+    again = ledger.apply(j, ledger.movement("delivery", p, 200_000, ref="b"))
+    assert not again.new and ledger.balances(j, p)[ledger.cash(p)] == 700_000
+
+
+def test_verify_finds_a_tampered_entry():
+    j = ledger.MemoryJournal()
+    p = POINTS[0]
+    ledger.apply(j, ledger.movement("delivery", p, 500_000, ref="a"))
+    j.rows[(p, 1)]["movement"]["entries"][1]["amount"] = -400_000
+    assert not ledger.verify(j, [p])["ok"]
+
+
+def test_resend_differences_name_each_field():
+    first = {"id": "w-00000001", "amount_vnd": 500_000, "account": "0123456789", "phone": None}
+    again = {**first, "amount_vnd": 600_000, "account": "0123456788"}
+    assert [d["field"] for d in transfers.differences(first, again)] == ["/account", "/amount_vnd"]
+    assert transfers.differences(first, dict(first)) == []
+
+
+def test_create_checks_the_customer_id_and_one_of_account_or_phone():
+    good = {"id": "w-00000001", "bank": "vcb", "amount_vnd": 500_000, "account": "0123456789",
+            "customer_id_number": "020090001234"}
+    assert transfers.normalise_create(good, "withdrawal")["customer_id_number"] == "020090001234"
+    with pytest.raises(transfers.TransferError) as exc:
+        transfers.normalise_create({**good, "customer_id_number": "999090001234", "phone": "0912345678"}, "withdrawal")
+    fields = {e["field"] for e in exc.value.extra["errors"]}
+    assert fields == {"/account", "/customer_id_number"}
+
+
+def test_state_machine():
+    doc = {"kind": "withdrawal", "state": "RECEIVED"}
+    assert transfers.check("reserve", doc) == "RESERVED"
+    with pytest.raises(transfers.IllegalTransition):
+        transfers.check("commit", doc)
+    assert transfers.check("commit", {**doc, "state": "RESERVED"}) == "COMMITTED"
+    with pytest.raises(transfers.IllegalTransition):
+        transfers.check("expire", {**doc, "state": "RESERVED"})   # reserved never expires
+    with pytest.raises(transfers.IllegalTransition):
+        transfers.check("abort", {**doc, "state": "COMMITTED"})   # no reversals
+    assert transfers.check("confirm", {"kind": "deposit", "state": "RECEIVED"}) == "COMMITTED"
