@@ -29,47 +29,42 @@ import threading
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 # seconds; the HTTP semconv's advisory buckets (the SDK default ones are for milliseconds)
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
 # event lag goes from milliseconds to a backlog of minutes (the SLO threshold, 60 s, is a bound)
 LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
-_lock = threading.Lock()
-_instruments: dict[str, Any] = {}
+class Instruments:
+    """A module's metric instruments, created once on first use from :func:`lscloud.telemetry.meter`.
+
+    ``create(meter)`` returns ``{name: instrument}``; calling the object with a name gives that
+    instrument. Creating lazily means after :func:`lscloud.telemetry.setup`, so the instruments
+    record into the process's real provider, not the API's no-op default.
+    """
+
+    def __init__(self, create: Callable[[Any], dict[str, Any]], meter_name: str | None = None):
+        self._create = create
+        self._meter_name = meter_name
+        self._made: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, name: str) -> Any:
+        made = self._made
+        if made is None:
+            with self._lock:
+                if self._made is None:
+                    from . import telemetry
+
+                    meter = telemetry.meter(self._meter_name) if self._meter_name else telemetry.meter()
+                    self._made = self._create(meter)
+                made = self._made
+        return made[name]
 
 
-def _instrument(name: str) -> Any:
-    inst = _instruments.get(name)
-    if inst is not None:
-        return inst
-    with _lock:
-        if not _instruments:
-            try:
-                _create()
-            except ImportError:  # pragma: no cover - OpenTelemetry is a declared dependency
-                _instruments.update({n: _NOOP for n in _NAMES})
-        return _instruments[name]
-
-
-class _Noop:
-    def add(self, *_args, **_kwargs) -> None:
-        pass
-
-    record = add
-
-
-_NOOP = _Noop()
-_NAMES = ("publish_duration", "sent", "consumed", "process_duration", "lag", "deliveries", "dead_letters",
-          "readiness_failures")
-
-
-def _create() -> None:
-    from . import telemetry
-
-    m = telemetry.meter()
-    _instruments.update(
+def _create(m) -> dict[str, Any]:
+    return dict(
         publish_duration=m.create_histogram(
             "messaging.client.operation.duration", unit="s",
             description="Duration of messaging operation initiated by a producer or consumer client.",
@@ -97,6 +92,9 @@ def _create() -> None:
             "lscloud.function.readiness.failures", unit="{check}",
             description="Readiness checks that failed, by the dependency that did not answer."),
     )
+
+
+_instrument = Instruments(_create)
 
 
 def _messaging(operation: str, destination: str) -> dict[str, Any]:

@@ -50,7 +50,7 @@ import time
 from datetime import datetime
 from typing import Any, Iterable
 
-from lscloud import telemetry
+from lscloud.metrics import Instruments
 
 # seconds: a crossing's dwell goes from minutes to days in a jam (the 2021-22 fruit-season queues)
 DWELL_BUCKETS = (300, 600, 900, 1800, 2700, 3600, 5400, 7200, 10800, 14400, 21600, 28800, 43200, 86400,
@@ -58,34 +58,8 @@ DWELL_BUCKETS = (300, 600, 900, 1800, 2700, 3600, 5400, 7200, 10800, 14400, 2160
 DECISION_BUCKETS = (60, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 43200, 86400, 172800)
 CAPACITY_TTL_S = 900.0
 
-_lock = threading.Lock()
-_instruments: dict[str, Any] = {}
+_lock = threading.Lock()  # guards the capacity cache
 _capacity: dict[tuple[str, str], tuple[int, float]] = {}   # (gate, flow) -> (per hour, monotonic time seen)
-
-
-class _Noop:
-    def add(self, *_args, **_kwargs) -> None:
-        pass
-
-    record = add
-
-
-_NOOP = _Noop()
-_NAMES = ("transitions", "priority_grants", "bookings_refused", "barrier", "weighings", "decisions", "dwell",
-          "decision_duration", "capacity")
-
-
-def _instrument(name: str) -> Any:
-    inst = _instruments.get(name)
-    if inst is not None:
-        return inst
-    with _lock:
-        if not _instruments:
-            try:
-                _create()
-            except ImportError:  # pragma: no cover - OpenTelemetry is a declared dependency
-                _instruments.update({n: _NOOP for n in _NAMES})
-        return _instruments[name]
 
 
 def _observe_capacity(_options) -> Iterable[Any]:
@@ -97,9 +71,8 @@ def _observe_capacity(_options) -> Iterable[Any]:
     return [Observation(v, {"lscloud.border.gate": gate, "lscloud.border.flow": flow}) for (gate, flow), v in seen]
 
 
-def _create() -> None:
-    m = telemetry.meter()
-    _instruments.update(
+def _create(m) -> dict[str, Any]:
+    return dict(
         transitions=m.create_counter(
             "lscloud.border.transitions", unit="{transition}",
             description="Committed lifecycle transitions of border declarations, by gate, flow, lane and states."),
@@ -130,6 +103,9 @@ def _create() -> None:
             "lscloud.border.gate.capacity", callbacks=[_observe_capacity], unit="{truck}/h",
             description="Effective hourly capacity of a gate and flow as last used by this process (a cache)."),
     )
+
+
+_instrument = Instruments(_create)
 
 
 def _t(value: str | None) -> datetime | None:

@@ -18,34 +18,32 @@ from __future__ import annotations
 
 import threading
 
+from lscloud.metrics import Instruments
+
 _lock = threading.Lock()
 _overdue: dict[str, int] = {}
-_instruments: dict = {}
 
 
-def _make():
-    if _instruments:
-        return _instruments
+def _observe_overdue(_options):
+    from opentelemetry.metrics import Observation
+
     with _lock:
-        if not _instruments:
-            from opentelemetry.metrics import Observation
+        items = list(_overdue.items())
+    return [Observation(n, {"lscloud.dossier.agency": a}) for a, n in items]
 
-            from lscloud import telemetry
 
-            m = telemetry.meter()
+def _create(m) -> dict:
+    return {
+        "transitions": m.create_counter(
+            "lscloud.dossiers.transitions", unit="{transition}",
+            description="Dossier lifecycle transitions, by fact, agency and channel."),
+        "overdue": m.create_observable_gauge(
+            "lscloud.dossiers.overdue", callbacks=[_observe_overdue], unit="{dossier}",
+            description="Open dossiers past their deadline (working days, pauses excluded), per agency."),
+    }
 
-            def observe(_options):
-                with _lock:
-                    items = list(_overdue.items())
-                return [Observation(n, {"lscloud.dossier.agency": a}) for a, n in items]
 
-            _instruments["transitions"] = m.create_counter(
-                "lscloud.dossiers.transitions", unit="{transition}",
-                description="Dossier lifecycle transitions, by fact, agency and channel.")
-            _instruments["overdue"] = m.create_observable_gauge(
-                "lscloud.dossiers.overdue", callbacks=[observe], unit="{dossier}",
-                description="Open dossiers past their deadline (working days, pauses excluded), per agency.")
-    return _instruments
+_instrument = Instruments(_create)
 
 
 def transition(fact: str, doc: dict) -> None:
@@ -54,13 +52,13 @@ def transition(fact: str, doc: dict) -> None:
     if fact in ("dossier.done", "dossier.denied"):
         attrs["lscloud.dossier.on_time"] = str(bool(doc.get("on_time"))).lower()
     try:
-        _make()["transitions"].add(1, attrs)
+        _instrument("transitions").add(1, attrs)
     except Exception:  # noqa: BLE001 - metrics never break a dossier
         pass
 
 
 def set_overdue(per_agency: dict[str, int]) -> None:
-    _make()
+    _instrument("overdue")  # registered before the first collection
     with _lock:
         for a in list(_overdue):
             _overdue[a] = 0

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import threading
 
+from lscloud.metrics import Instruments
+
 _lock = threading.Lock()
-_inst: dict = {}
 _floats: dict[str, tuple[int, int]] = {}
 
 
@@ -37,26 +38,23 @@ def _observe(_options):
     return out
 
 
-def _get(name: str):
-    if not _inst:
-        with _lock:
-            if not _inst:
-                from lscloud import telemetry
+def _create(m) -> dict:
+    return {
+        "transfers": m.create_counter("lscloud.softatm.transfers", unit="{transfer}",
+                                      description="Soft ATM transfers by kind and outcome."),
+        "movements": m.create_counter("lscloud.softatm.movements", unit="{movement}",
+                                      description="Ledger movements appended, by kind."),
+        "webhooks": m.create_counter("lscloud.softatm.webhooks", unit="{request}",
+                                     description="Webhook attempts to banks, by outcome."),
+        "mismatches": m.create_counter("lscloud.softatm.reconciliation.mismatches", unit="{mismatch}",
+                                       description="Differences found between a bank's view and ours."),
+        "float": m.create_observable_gauge(
+            "lscloud.softatm.float", callbacks=[_observe], unit="{VND}",
+            description="Cash at a soft ATM point (free cash and cash held for withdrawals in flight)."),
+    }
 
-                m = telemetry.meter("lscloud.softatm")
-                _inst["transfers"] = m.create_counter("lscloud.softatm.transfers", unit="{transfer}",
-                                                      description="Soft ATM transfers by kind and outcome.")
-                _inst["movements"] = m.create_counter("lscloud.softatm.movements", unit="{movement}",
-                                                      description="Ledger movements appended, by kind.")
-                _inst["webhooks"] = m.create_counter("lscloud.softatm.webhooks", unit="{request}",
-                                                     description="Webhook attempts to banks, by outcome.")
-                _inst["mismatches"] = m.create_counter(
-                    "lscloud.softatm.reconciliation.mismatches", unit="{mismatch}",
-                    description="Differences found between a bank's view and ours.")
-                _inst["float"] = m.create_observable_gauge(
-                    "lscloud.softatm.float", callbacks=[_observe], unit="{VND}",
-                    description="Cash at a soft ATM point (free cash and cash held for withdrawals in flight).")
-    return _inst[name]
+
+_get = Instruments(_create, meter_name="lscloud.softatm")
 
 
 def transfer(kind: str, outcome: str) -> None:
