@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import itertools
 import statistics
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from typing import Callable, Iterator
 
 import httpx
 
+from ..store.objects import ObjectStore
 from . import manifest as manifests
 from .servers import free_port
 from .supervisor import function_env, kill_group, process_alive, read_json, run_function_argv
@@ -126,6 +128,26 @@ def s3_call(objects, bucket: str, key: str) -> Callable[[], Callable[[], None]]:
     def make():
         def call():
             objects.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+        return call
+
+    return make
+
+
+def s3_create_call(settings, prefix: str, body: bytes | Callable[[int], bytes], *, concurrency: int,
+                   content_type: str = "application/json") -> Callable[[], Callable[[], None]]:
+    """The baseline for writes: raw create-only PUTs (``If-None-Match: *``) of fresh keys under ``prefix``."""
+    objects = ObjectStore(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key,
+                          settings.s3_region, max_pool=max(32, concurrency * 2))
+    numbers = itertools.count()
+    lock = threading.Lock()
+
+    def make():
+        def call():
+            with lock:
+                i = next(numbers)
+            data = body(i) if callable(body) else body
+            objects.put(settings.bucket, f"{prefix}/{i:08d}", data, content_type=content_type, if_none_match=True)
 
         return call
 
@@ -245,7 +267,6 @@ def find_unit(directory: manifests.Manifest, settings) -> tuple[str, str]:
     """A unit code and the key of its object, asked of the directory's own Model."""
     from lscloud import store
     from lscloud.store import keys
-    from lscloud.store.objects import ObjectStore
 
     from .run_function import load_package
 
@@ -269,7 +290,6 @@ def _fmt_ratio(a: float, b: float) -> str:
 def bench_directory(*, requests: int = 1000, concurrency: int = 8, functions_dir: Path = Path("functions"),
                     reuse_state_dir: Path | None = None, max_seconds: float = 30.0) -> int:
     from lscloud.cli import cloud_settings
-    from lscloud.store.objects import ObjectStore
 
     if requests < 1 or concurrency < 1:
         raise BenchError("--requests and --concurrency must be at least 1")
@@ -364,7 +384,6 @@ def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10
     from lscloud.auth import dev_keys, issue_token
     from lscloud.cli import cloud_settings
     from lscloud.store import keys as store_keys
-    from lscloud.store.objects import ObjectStore
 
     if requests < 1 or concurrency < 1 or waiting < 0:
         raise BenchError("--requests and --concurrency must be at least 1, --waiting at least 0")
@@ -391,17 +410,8 @@ def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10
 
             return call
 
-        objects = ObjectStore(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key,
-                              settings.s3_region, max_pool=max(32, concurrency * 2))
-        put_counter = iter(range(10 ** 9))
-
-        def s3_put_call():
-            def call():
-                with lock:
-                    i = next(put_counter)
-                objects.put(settings.bucket, f"bench-raw/{run}/{i:08d}.json", b'{"n":1}', if_none_match=True)
-
-            return call
+        s3_put_call = s3_create_call(settings, f"bench-raw/{run}", b'{"n":1}', concurrency=concurrency)
+        objects = ObjectStore.from_settings(settings)  # fills the yard queue below
 
         print(f"… warming up, then {requests} declarations (submitted: indexes, audit, events) at concurrency {concurrency}",
               flush=True)
@@ -479,7 +489,6 @@ def bench_procedures(*, requests: int = 1000, concurrency: int = 8, functions_di
 
     from lscloud.cli import cloud_settings
     from lscloud.store import keys as store_keys
-    from lscloud.store.objects import ObjectStore
 
     if requests < 1 or concurrency < 1:
         raise BenchError("--requests and --concurrency must be at least 1")
@@ -541,7 +550,6 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
 
     from lscloud.auth import dev_keys, issue_token
     from lscloud.cli import cloud_settings
-    from lscloud.store.objects import ObjectStore
 
     peers_dir = functions_dir.resolve().parent / "peers"
     if not (functions_dir / "softatm" / "func.yaml").is_file() or not (peers_dir / "softatm-bank-sim").is_dir():
@@ -590,17 +598,7 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
 
             return call
 
-        objects = ObjectStore(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key,
-                              settings.s3_region, max_pool=max(32, concurrency * 2))
-        put_counter = iter(range(10 ** 9))
-
-        def s3_put_call():
-            def call():
-                with lock:
-                    i = next(put_counter)
-                objects.put(settings.bucket, f"bench-raw/{run}/{i:08d}.json", b'{"n":1}', if_none_match=True)
-
-            return call
+        s3_put_call = s3_create_call(settings, f"bench-raw/{run}", b'{"n":1}', concurrency=concurrency)
 
         print(f"… warming up, then {requests} committed withdrawals end to end at concurrency {concurrency}", flush=True)
         run_load("warm-up", transfer_call, min(10, requests), min(concurrency, 4), 60)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from .bench import BenchError, local_cloud, run_load
+from .bench import BenchError, local_cloud, run_load, s3_create_call
 
 ATTACHMENT_BYTES = 20_000
 
@@ -34,7 +34,6 @@ def bench_dossiers(*, requests: int = 200, concurrency: int = 8, functions_dir: 
                    procedure: str = "HT-KS", unit: str = "05983") -> int:
     from lscloud.auth import dev_keys, issue_token
     from lscloud.cli import cloud_settings
-    from lscloud.store.objects import ObjectStore
 
     if requests < 1 or concurrency < 1:
         raise BenchError("--requests and --concurrency must be at least 1")
@@ -75,18 +74,8 @@ def bench_dossiers(*, requests: int = 200, concurrency: int = 8, functions_dir: 
 
             return call
 
-        objects = ObjectStore(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key,
-                              settings.s3_region, max_pool=max(32, concurrency * 2))
-        put_counter = iter(range(10 ** 9))
-
-        def s3_put_call():
-            def call():
-                with lock:
-                    i = next(put_counter)
-                objects.put(settings.bucket, f"bench-raw/{run}/{i:08d}.pdf", _pdf(f"raw-{i}"),
-                            content_type="application/pdf", if_none_match=True)
-
-            return call
+        s3_put_call = s3_create_call(settings, f"bench-raw/{run}", lambda i: _pdf(f"raw-{i}"),
+                                     concurrency=concurrency, content_type="application/pdf")
 
         print(f"… warming up, then {requests} submissions ({len(required)} attachments each) at concurrency {concurrency}",
               flush=True)
