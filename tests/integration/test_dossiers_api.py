@@ -368,3 +368,16 @@ def test_every_endpoint_with_every_role(app, tok):
                 assert denied == (role not in access.roles), (method, path, role, r.status_code, r.get_data(as_text=True)[:200])
                 checked += 1
     assert checked >= 100
+
+
+def test_the_calendar_shows_swaps_and_where_each_day_comes_from(client):
+    year = ok(client.get("/v1/calendar/2026"))
+    by_date = {d["date"]: d for d in year["days"]}
+    assert year["covered"] is True
+    assert by_date["2026-01-02"]["working"] is False and by_date["2026-01-10"]["working"] is True
+    assert by_date["2026-01-10"]["source"] == "vpcp-12729-2025" and by_date["2026-01-10"]["verified"] is True
+    assert "12729/VPCP-KGVX" in year["sources"]["vpcp-12729-2025"]["document"]
+    assert by_date["2026-11-24"]["verified"] is False
+    later = ok(client.get("/v1/calendar/2027"))
+    assert later["covered"] is False and "2027-09-02" in {d["date"] for d in later["days"]}
+    assert later["sources"]["labour-code-2019"]["verified"] is True
