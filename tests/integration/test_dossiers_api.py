@@ -381,3 +381,17 @@ def test_the_calendar_shows_swaps_and_where_each_day_comes_from(client):
     later = ok(client.get("/v1/calendar/2027"))
     assert later["covered"] is False and "2027-09-02" in {d["date"] for d in later["days"]}
     assert later["sources"]["labour-code-2019"]["verified"] is True
+
+
+def test_a_personal_id_is_a_tax_code_and_a_bad_one_is_named_as_the_tax_code(client, tok):
+    clerk = tok("officer", agency="ubnd-06040", unit="06040")
+    # a household business files under its owner's 12-digit personal ID (its tax code since 1/7/2025)
+    _, r = submit_birth(client, clerk, unit="06040", channel="counter",
+                        applicant={"tax_code": "020 095 001 234", "name": "Hộ kinh doanh Nông Văn C"})
+    assert r.status_code == 201, r.get_data(as_text=True)
+    assert r.get_json()["applicant"]["tax_code"] == "020095001234"
+    # a 12-digit number that is no CCCD is refused, and the error names the tax code, not the CCCD
+    _, r = submit_birth(client, clerk, unit="06040", channel="counter",
+                        applicant={"id_number": "020095001234", "tax_code": "003095001234", "name": "x"})
+    assert r.status_code == 422
+    assert [e["field"] for e in r.get_json()["errors"]] == ["/applicant/tax_code"]

@@ -280,14 +280,12 @@ def create_app(settings=None) -> Flask:
             if not applicant.get("id_number") and not applicant.get("tax_code"):
                 errors.append({"field": "/applicant/id_number", "message": "the applicant's CCCD (or tax code) is required"})
             applicant["kind"] = "business" if applicant.get("tax_code") and not applicant.get("id_number") else "citizen"
-        try:
-            if applicant.get("id_number"):
-                applicant["id_number"] = parse_cccd(applicant["id_number"]).number
-            if applicant.get("tax_code"):
-                applicant["tax_code"] = normalise_tax_code(applicant["tax_code"])
-        except InvalidIdentifier as exc:
-            errors.append({"field": "/applicant/id_number" if "CCCD" in str(exc) else "/applicant/tax_code",
-                           "message": str(exc)})
+        for key, parse in (("id_number", lambda v: parse_cccd(v).number), ("tax_code", normalise_tax_code)):
+            if applicant.get(key):
+                try:
+                    applicant[key] = parse(applicant[key])
+                except InvalidIdentifier as exc:   # a 12-digit tax code is checked as a CCCD: name the right field
+                    errors.append({"field": f"/applicant/{key}", "message": str(exc)})
         if errors:
             raise _bad(errors[0]["field"], f"{len(errors)} field(s) are invalid", errors)
         try:
