@@ -105,7 +105,7 @@ def submit_birth(client, h, unit="05983", channel=None, applicant=None, docs=("t
 def test_permit_across_two_agencies_with_a_supplement_and_the_result(client, tok, rt):
     cit = tok("citizen", sub=CITIZEN)
     docs = {c: upload(client, cit, c + uuid.uuid4().hex) for c in ("don", "ban-ve")}
-    body = {"id": "gp-" + uuid.uuid4().hex[:12], "procedure": "XD-GPXD", "unit": "05983",
+    body = {"id": "gp-" + uuid.uuid4().hex[:12], "procedure": "XD-TDTK", "unit": "05983",
             "documents": [{"code": c, "sha256": s} for c, s in docs.items()]}
     # a required document is missing: named in errors[]
     r = client.post("/v1/dossiers", json=body, headers=cit)
