@@ -1,4 +1,5 @@
-"""Vietnamese national identifiers every function meets: the citizen ID (CCCD) and tax codes (MST).
+"""Vietnamese national identifiers every function meets: the citizen ID (CCCD) and tax codes (MST,
+or since 1/7/2025 a person's 12-digit personal identification number).
 
 Plain Python, no I/O. Each parser returns the canonical value or raises
 :class:`InvalidIdentifier` whose message names the rule the value breaks.
@@ -70,7 +71,16 @@ def parse_cccd(value: str, today: date | None = None) -> Cccd:
 
 
 # --- tax codes (mã số thuế) ------------------------------------------------------------------------
+# Since 1 July 2025 an individual's tax code is their 12-digit personal identification number (số
+# định danh cá nhân, the CCCD number), and so is that of a household or household business: Circular
+# 86/2024/TT-BTC on tax registration (dated 23/12/2024, as the official forms it issues say; "áp
+# dụng từ 01/7/2025"). Checked Dec 2026 with the search tool: the date and the rule are confirmed by
+# copies of the circular's forms and by several practitioners' notes; the article carrying the rule
+# could not be read (the circular's text was not retrievable), and a later Circular 90/2026/TT-BTC is
+# reported to replace it from 1/7/2026 - neither is verified. Enterprises and organisations keep the
+# 10-digit MST (13 digits, "-NNN", for a dependent unit).
 _MST_WEIGHTS = (31, 29, 23, 19, 17, 13, 7, 5, 3)
+PERSONAL_TAX_CODE_LENGTH = 12
 
 
 def mst_check_digit(first9: str) -> int | None:
@@ -80,12 +90,20 @@ def mst_check_digit(first9: str) -> int | None:
     return None if check == 10 else check  # a remainder of 0 would need a check "digit" of 10
 
 
-def normalise_tax_code(value: str) -> str:
-    """``0101234567`` or ``0101234567-001`` (a branch; ``0101234567001`` is accepted too)."""
+def normalise_tax_code(value: str, today: date | None = None) -> str:
+    """A tax code in its canonical spelling: ``0101234567``, ``0101234567-001`` (a dependent unit;
+    ``0101234567001`` is accepted too), or a 12-digit personal identification number, which is an
+    individual's or household business's tax code since 1/7/2025 and is checked as a CCCD."""
     raw = re.sub(r"[\s.]", "", value or "")
+    if re.fullmatch(r"\d{12}", raw):
+        try:
+            return parse_cccd(raw, today).number
+        except InvalidIdentifier as exc:
+            raise InvalidIdentifier(f"a 12-digit tax code is a personal identification number: {exc}") from None
     m = re.fullmatch(r"(\d{10})(?:-?(\d{3}))?", raw)
     if not m:
-        raise InvalidIdentifier("a tax code has 10 digits, or 13 for a branch (0101234567-001)")
+        raise InvalidIdentifier("a tax code has 10 digits, 13 for a dependent unit (0101234567-001), "
+                                "or 12 for a person or household business (their personal identification number)")
     base, branch = m.group(1), m.group(2)
     check = mst_check_digit(base[:9])
     if check is None or check != int(base[9]):
@@ -93,6 +111,12 @@ def normalise_tax_code(value: str) -> str:
     if branch == "000":
         raise InvalidIdentifier("a branch tax code ends in 001-999")
     return f"{base}-{branch}" if branch else base
+
+
+def is_personal_tax_code(code: str) -> bool:
+    """Whether a canonical tax code is a personal identification number (personal data: never in
+    object keys, spans, metric labels or logs)."""
+    return len(code) == PERSONAL_TAX_CODE_LENGTH and code.isdigit()
 
 
 def with_check_digit(first9: str) -> str | None:

@@ -65,9 +65,9 @@ def test_a_permit_from_sign_in_to_result(cloud, gw):
     cit = {"Authorization": "Bearer " + ok(gw.post("/identity/v1/tokens/citizen", json=CITIZEN), 201)["access_token"]}
 
     # finds the procedure (no diacritics typed) and reads what it needs
-    found = ok(gw.get("/procedures/v1/procedures", params={"q": "giay phep xay dung"}))["items"]
-    assert "XD-GPXD" in [p["code"] for p in found]
-    proc = ok(gw.get("/procedures/v1/procedures/XD-GPXD"))
+    found = ok(gw.get("/procedures/v1/procedures", params={"q": "tham dinh thiet ke xay dung"}))["items"]
+    assert "XD-TDTK" in [p["code"] for p in found]
+    proc = ok(gw.get("/procedures/v1/procedures/XD-TDTK"))
     agencies = [s["agency"] for s in proc["steps"]]
     assert "public-service-centre" in agencies and "so-xay-dung" in agencies
 
@@ -79,7 +79,7 @@ def test_a_permit_from_sign_in_to_result(cloud, gw):
                         headers={**cit, "Content-Type": "application/pdf"}, params={"filename": d["code"] + ".pdf"})
             docs.append({"code": d["code"], "sha256": ok(r, 201)["sha256"]})
     did = "e2e-" + uuid.uuid4().hex[:12]
-    created = ok(gw.post("/dossiers/v1/dossiers", json={"id": did, "procedure": "XD-GPXD", "unit": "05983",
+    created = ok(gw.post("/dossiers/v1/dossiers", json={"id": did, "procedure": "XD-TDTK", "unit": "05983",
                                                         "documents": docs}, headers=cit), 201)
     receipt = created["receipt"]
     assert receipt["code"].startswith("LS-") and receipt["appointment_date"] and receipt["channel"] == "online"
@@ -115,7 +115,7 @@ def test_a_permit_from_sign_in_to_result(cloud, gw):
             r = gw.post("/dossiers/v1/attachments", content=pdf("giay-phep" + uuid.uuid4().hex),
                         headers={**h, "Content-Type": "application/pdf"})
             doc = ok(gw.post(f"/dossiers/v1/dossiers/{did}/result", headers=idem(h),
-                             json={"sha256": ok(r, 201)["sha256"], "filename": "giay-phep-xay-dung.pdf"}))
+                             json={"sha256": ok(r, 201)["sha256"], "filename": "thong-bao-tham-dinh.pdf"}))
         else:
             doc = ok(gw.post(f"/dossiers/v1/dossiers/{did}/steps/complete", headers=idem(h), json={"step": step["code"]}))
     assert doc["status"] == "done" and supplement_asked and doc["on_time"] is True
@@ -132,5 +132,5 @@ def test_a_permit_from_sign_in_to_result(cloud, gw):
     private, _ = dev_keys(cloud.state_dir)
     ioc = {"Authorization": "Bearer " + issue_token(private, "ioc-wall", "ioc")}
     stats = ok(gw.get("/dossiers/v1/stats", headers=ioc))
-    row = next(r for r in stats["by_procedure"] if r["procedure"] == "XD-GPXD")
+    row = next(r for r in stats["by_procedure"] if r["procedure"] == "XD-TDTK")
     assert row["received"] >= 1 and row["resolved"] >= 1 and row["on_time"] >= 1 and row["online_share"] > 0

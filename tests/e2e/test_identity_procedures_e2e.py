@@ -65,7 +65,7 @@ def test_a_citizen_verifies_signs_in_and_finds_a_procedure(cloud, gw):
     found = gw.get("/procedures/v1/procedures", params={"q": "KHAI SINH"}, headers=bearer)
     assert found.status_code == 200 and found.json()["items"][0]["code"] == "HT-KS"
     ks = gw.get("/procedures/v1/procedures/HT-KS")
-    assert ks.json()["agency"] == "ubnd-xa" and ks.json()["processing_days"] == 2
+    assert ks.json()["agency"] == "ubnd-xa" and ks.json()["processing_days"] == 0
     again = gw.get("/procedures/v1/procedures/HT-KS", headers={"If-None-Match": ks.headers["ETag"]})
     assert again.status_code == 304
     link = gw.get("/procedures/v1/procedures/HT-KS/documents/to-khai/template")

@@ -168,6 +168,13 @@ def test_border_gates(client):
     rail = _json(client.get("/v1/border-gates?mode=rail"))
     assert [g["code"] for g in rail["items"]] == ["dong-dang-rail"]
     assert _json(client.get("/v1/border-gates", query_string={"q": "Pingxiang"}))["total"] >= 1
+    # Tân Thanh and Cốc Nam clear as routes (lối thông quan) of the Hữu Nghị international gate
+    assert huu_nghi["clearance_routes"] == ["tan-thanh", "coc-nam"]
+    routes = _json(client.get("/v1/border-gates", query_string={"parent_gate": "huu-nghi"}))
+    assert [g["code"] for g in routes["items"]] == ["tan-thanh", "coc-nam"]
+    tan_thanh = _json(client.get("/v1/border-gates/tan-thanh"))
+    assert (tan_thanh["type"], tan_thanh["parent_gate"]) == ("clearance-route", "huu-nghi")
+    assert any(s["fact"] == "parent_gate" and s["verified"] for s in tan_thanh["sources"])
 
 
 def test_post_offices(client):

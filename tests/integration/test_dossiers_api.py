@@ -105,7 +105,7 @@ def submit_birth(client, h, unit="05983", channel=None, applicant=None, docs=("t
 def test_permit_across_two_agencies_with_a_supplement_and_the_result(client, tok, rt):
     cit = tok("citizen", sub=CITIZEN)
     docs = {c: upload(client, cit, c + uuid.uuid4().hex) for c in ("don", "ban-ve")}
-    body = {"id": "gp-" + uuid.uuid4().hex[:12], "procedure": "XD-GPXD", "unit": "05983",
+    body = {"id": "gp-" + uuid.uuid4().hex[:12], "procedure": "XD-TDTK", "unit": "05983",
             "documents": [{"code": c, "sha256": s} for c, s in docs.items()]}
     # a required document is missing: named in errors[]
     r = client.post("/v1/dossiers", json=body, headers=cit)
@@ -368,3 +368,30 @@ def test_every_endpoint_with_every_role(app, tok):
                 assert denied == (role not in access.roles), (method, path, role, r.status_code, r.get_data(as_text=True)[:200])
                 checked += 1
     assert checked >= 100
+
+
+def test_the_calendar_shows_swaps_and_where_each_day_comes_from(client):
+    year = ok(client.get("/v1/calendar/2026"))
+    by_date = {d["date"]: d for d in year["days"]}
+    assert year["covered"] is True
+    assert by_date["2026-01-02"]["working"] is False and by_date["2026-01-10"]["working"] is True
+    assert by_date["2026-01-10"]["source"] == "vpcp-12729-2025" and by_date["2026-01-10"]["verified"] is True
+    assert "12729/VPCP-KGVX" in year["sources"]["vpcp-12729-2025"]["document"]
+    assert by_date["2026-11-24"]["verified"] is False
+    later = ok(client.get("/v1/calendar/2027"))
+    assert later["covered"] is False and "2027-09-02" in {d["date"] for d in later["days"]}
+    assert later["sources"]["labour-code-2019"]["verified"] is True
+
+
+def test_a_personal_id_is_a_tax_code_and_a_bad_one_is_named_as_the_tax_code(client, tok):
+    clerk = tok("officer", agency="ubnd-06040", unit="06040")
+    # a household business files under its owner's 12-digit personal ID (its tax code since 1/7/2025)
+    _, r = submit_birth(client, clerk, unit="06040", channel="counter",
+                        applicant={"tax_code": "020 095 001 234", "name": "Hộ kinh doanh Nông Văn C"})
+    assert r.status_code == 201, r.get_data(as_text=True)
+    assert r.get_json()["applicant"]["tax_code"] == "020095001234"
+    # a 12-digit number that is no CCCD is refused, and the error names the tax code, not the CCCD
+    _, r = submit_birth(client, clerk, unit="06040", channel="counter",
+                        applicant={"id_number": "020095001234", "tax_code": "003095001234", "name": "x"})
+    assert r.status_code == 422
+    assert [e["field"] for e in r.get_json()["errors"]] == ["/applicant/tax_code"]

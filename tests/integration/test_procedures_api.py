@@ -73,22 +73,25 @@ def test_seed_counts_and_reseed_is_stable(fn, seeded_rt, rt):
 
 def test_the_contract_dossiers_reads(client):
     ks = ok(client.get("/v1/procedures/HT-KS"))
-    assert set(ks) == {"code", "name", "name_en", "field", "field_name", "level", "agency", "online_mode", "documents",
-                       "fees", "processing_days", "steps", "legal_basis", "results"}
-    assert (ks["level"], ks["agency"], ks["processing_days"]) == ("commune", "ubnd-xa", 2)
+    assert set(ks) == {"code", "national_code", "name", "name_en", "field", "field_name", "level", "agency",
+                       "online_mode", "documents", "fees", "processing_days", "same_day_cutoff", "steps", "legal_basis",
+                       "results", "sources"}
+    assert (ks["level"], ks["agency"], ks["processing_days"], ks["same_day_cutoff"]) == ("commune", "ubnd-xa", 0, "15:00")
+    assert ks["national_code"] == "1.001193"
     assert [(s["code"], s["agency"], s["unit_level"], s["days"]) for s in ks["steps"]] == [
-        ("receive", "ubnd-xa", "commune", 0.5), ("verify", "ubnd-xa", "commune", 1), ("sign", "ubnd-xa", "commune", 0.5)]
+        ("receive", "ubnd-xa", "commune", 0), ("verify", "ubnd-xa", "commune", 0), ("sign", "ubnd-xa", "commune", 0)]
+    assert {s["fact"] for s in ks["sources"]} >= {"national_code", "level", "processing_days"}
     doc = ks["documents"][0]
     assert set(doc) == {"code", "name", "name_en", "required", "copies", "template"}
     assert set(doc["template"]) == {"sha256", "media_type", "filename"}
     hkd = ok(client.get("/v1/procedures/DKKD-HKD"))
     assert hkd["level"] == "commune" and hkd["processing_days"] == 3 and {s["agency"] for s in hkd["steps"]} == {"ubnd-xa"}
     xd = ok(client.get("/v1/procedures/XD-GPXD"))
-    assert (xd["level"], xd["agency"], xd["processing_days"]) == ("province", "so-xay-dung", 15)
+    assert (xd["level"], xd["agency"], xd["processing_days"]) == ("commune", "ubnd-xa", 15)
     assert [(s["code"], s["agency"], s["days"]) for s in xd["steps"]] == [
-        ("receive", "public-service-centre", 1), ("appraise", "so-xay-dung", 12), ("sign", "so-xay-dung", 2)]
-    gcn = ok(client.get("/v1/procedures/DD-GCN"))
-    assert gcn["processing_days"] == 20 and [s["agency"] for s in gcn["steps"]] == [
+        ("receive", "ubnd-xa", 1), ("appraise", "ubnd-xa", 12), ("sign", "ubnd-xa", 2)]
+    bd = ok(client.get("/v1/procedures/DD-BD"))
+    assert bd["processing_days"] == 10 and [s["agency"] for s in bd["steps"]] == [
         "public-service-centre", "so-nong-nghiep-moi-truong", "tax", "so-nong-nghiep-moi-truong"]
     missing = client.get("/v1/procedures/XX-NOPE")
     assert missing.status_code == 404 and missing.mimetype == "application/problem+json"
@@ -100,7 +103,8 @@ def test_the_contract_dossiers_reads(client):
                                      ("ho kinh doanh", "DKKD-HKD"), ("ly lich tu phap", "LLTP-CD"),
                                      ("doi bang lai", None), ("doi giay phep lai xe", "GT-DGPLX"),
                                      ("thủ tục đăng ký kết hôn", "HT-KH"), ("hd-ks", None), ("HT-KS", "HT-KS"),
-                                     ("birth registration", "HT-KS"), ("mai tang", "BTXH-MTP")])
+                                     ("birth registration", "HT-KS"), ("mai tang", "BTXH-MTP"),
+                                     ("1.001193", "HT-KS"), ("1.014199", "LD-GPLD")])
 def test_search_ignores_diacritics_and_case_and_ranks_names_first(client, q, first):
     page = ok(client.get("/v1/procedures", query_string={"q": q}))
     if first is None:
@@ -128,7 +132,7 @@ def test_filters_and_paging(client):
     full_land = ok(client.get("/v1/procedures", query_string={"field": "dat-dai", "online_mode": "partial"}))
     assert set(codes(full_land)) >= {"DD-GCN", "DD-BD"} and all(p["online_mode"] == "partial" for p in full_land["items"])
     centre = ok(client.get("/v1/procedures", query_string={"agency": "public-service-centre", "limit": 100}))
-    assert "XD-GPXD" in codes(centre) and "HT-KS" not in codes(centre)
+    assert "DD-BD" in codes(centre) and "HT-KS" not in codes(centre) and "XD-GPXD" not in codes(centre)
     assert {"HT-KS", "HT-KH"} <= set(codes(ok(client.get("/v1/procedures?fee=free&limit=100"))))
     seen, token, pages = [], None, 0
     while True:

@@ -116,6 +116,19 @@ def test_enterprise_declares_only_under_its_own_tax_code():
     assert err.value.errors[0]["field"] == "/enterprise/tax_code"
 
 
+def test_a_household_business_declares_under_its_owners_personal_id():
+    # since 1/7/2025 the tax code of a household business is its owner's 12-digit personal ID
+    doc = declarations.normalise(body(enterprise={"tax_code": "020 095 001 234", "name": "Hộ kinh doanh Nông Văn C"}),
+                                 owner_tax_code="020095001234")
+    assert doc["enterprise"]["tax_code"] == "020095001234"
+    with pytest.raises(declarations.DeclarationInvalid) as err:
+        declarations.normalise(body(enterprise={"tax_code": "020095001234", "name": "x"}), owner_tax_code="0100109106")
+    assert err.value.errors[0]["field"] == "/enterprise/tax_code"
+    with pytest.raises(declarations.DeclarationInvalid) as err:   # 12 digits, but no CCCD
+        declarations.normalise(body(enterprise={"tax_code": "003095001234", "name": "x"}))
+    assert err.value.errors[0]["field"] == "/enterprise/tax_code"
+
+
 # -- the state machine --------------------------------------------------------------------------
 
 ENT, YARD, GATE = Actor("enterprise", "0100109106"), Actor("yard-operator", "y1", unit="huu-nghi"), Actor("gate-operator", "g1")

@@ -229,6 +229,32 @@ def test_gate_check_refuses_bad_data(breakage):
         gates.check(items)
 
 
+def test_tan_thanh_and_coc_nam_are_clearance_routes_of_huu_nghi():
+    by = {g["code"]: g for g in gates.all_gates()}
+    assert by["huu-nghi"]["clearance_routes"] == ["tan-thanh", "coc-nam"] and by["huu-nghi"]["parent_gate"] is None
+    for code, counterpart in (("tan-thanh", "浦寨"), ("coc-nam", "弄尧")):
+        route = by[code]
+        assert (route["type"], route["parent_gate"], route["mode"]) == ("clearance-route", "huu-nghi", "road")
+        assert route["counterpart"]["name_zh"] == counterpart and route["clearance_routes"] == []
+        parent = next(s for s in route["sources"] if s["fact"] == "parent_gate")
+        assert parent["verified"] and parent["url"].startswith("https://") and "Hữu Nghị" in parent["document"]
+    assert all(not g["clearance_routes"] for c, g in by.items() if c != "huu-nghi")
+
+
+@pytest.mark.parametrize("breakage", [
+    lambda by: by["tan-thanh"].update(parent_gate=None),                       # a route without its gate
+    lambda by: by["chi-ma"].update(parent_gate="huu-nghi"),                    # a gate that names a parent
+    lambda by: by["coc-nam"].update(parent_gate="tan-thanh"),                  # a route of a route
+    lambda by: by["tan-thanh"].update(parent_gate="dong-dang-rail"),           # a road route of a rail gate
+    lambda by: by["tan-thanh"].update(parent_gate="atlantis"),
+])
+def test_gate_check_refuses_a_broken_route(breakage):
+    items = copy.deepcopy(gates.all_gates())
+    breakage({g["code"]: g for g in items})
+    with pytest.raises(ValueError):
+        gates.check(items)
+
+
 def test_gate_check_refuses_duplicate_codes():
     items = gates.all_gates()
     with pytest.raises(ValueError):

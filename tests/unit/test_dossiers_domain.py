@@ -37,27 +37,130 @@ def test_calendar_files_hold_the_real_holidays():
         assert not CAL.is_working_day(d), d
     assert CAL.is_working_day(date(2025, 2, 3)) and CAL.is_working_day(date(2026, 2, 23))
     for d in (date(2025, 1, 1), date(2025, 4, 7), date(2025, 4, 30), date(2025, 5, 1), date(2025, 5, 2),
-              date(2025, 9, 1), date(2025, 9, 2), date(2026, 1, 1), date(2026, 4, 27), date(2026, 4, 30),
-              date(2026, 5, 1), date(2026, 9, 2)):
+              date(2025, 9, 1), date(2025, 9, 2), date(2026, 1, 1), date(2026, 1, 2), date(2026, 4, 27),
+              date(2026, 4, 30), date(2026, 5, 1), date(2026, 8, 31), date(2026, 9, 1), date(2026, 9, 2)):
         assert CAL.is_holiday(d) and not CAL.is_working_day(d), d
-    # make-up Saturdays of 2025 are working days; an ordinary Saturday is not
-    assert CAL.is_working_day(date(2025, 2, 8)) and CAL.is_working_day(date(2025, 4, 26))
-    assert not CAL.is_working_day(date(2025, 2, 15))
+    # make-up Saturdays are working days (2/1/2026 -> 10/1, 31/8/2026 -> 22/8, 2/5/2025 -> 26/4)
+    for d in (date(2025, 4, 26), date(2026, 1, 10), date(2026, 8, 22)):
+        assert d.weekday() == 5 and CAL.is_working_day(d), d
+    # Tết 2025 had no swap: Saturday 8/2/2025 was an ordinary weekend day (the old file said otherwise)
+    assert not CAL.is_working_day(date(2025, 2, 8)) and not CAL.is_working_day(date(2025, 2, 15))
+    # 2/9/2026 is a Wednesday; the day joined to it is Tuesday 1/9, not Thursday 3/9
+    assert CAL.is_working_day(date(2026, 9, 3))
+
+
+def test_every_calendar_day_names_a_source():
+    for year in sorted(CAL.years):
+        sources = CAL.sources[year]
+        for day in CAL.days(year):
+            assert day["source"] in sources, day
+            assert set(sources[day["source"]]) >= {"document", "url", "verified"}
+    assert all(src["url"].startswith("https://") for y in CAL.sources for src in CAL.sources[y].values())
 
 
 def test_a_year_without_a_file_knows_only_weekends_and_fixed_days():
     assert not CAL.covers(date(2031, 3, 3))
     assert CAL.is_holiday(date(2031, 4, 30)) and CAL.is_holiday(date(2031, 9, 2))
     assert CAL.is_working_day(date(2031, 3, 3))
+    # the fixed days come from holidays-fixed.yaml, each with its source
+    days = CAL.days(2027)
+    assert [d["date"] for d in days] == ["2027-01-01", "2027-04-30", "2027-05-01", "2027-09-02", "2027-11-24"]
+    assert all(d["source"] in CAL.sources["fixed"] for d in days)
+    assert not CAL.is_holiday(date(2025, 11, 24))        # Vietnam Culture Day from 2026 on only
+    assert not CAL.certain(date(2027, 3, 1), date(2027, 3, 5))
+
+
+def test_an_unverified_day_makes_a_deadline_provisional():
+    assert CAL.certain(date(2026, 2, 2), date(2026, 2, 27))
+    assert date(2026, 11, 24) in CAL.unverified and CAL.is_holiday(date(2026, 11, 24))
+    assert not CAL.certain(date(2026, 11, 20), date(2026, 11, 30))
+    doc = {"procedure": {"processing_days": 5}, "steps": [], "channel": "online"}
+    workflow.receive(doc, workflow.Actor("citizen", "x"), local(2026, 11, 20, 9), CAL)
+    assert doc["calendar_provisional"] is True
+    workflow.receive(doc, workflow.Actor("citizen", "x"), local(2026, 2, 2, 9), CAL)
+    assert doc["calendar_provisional"] is False
+
+
+def test_a_calendar_entry_without_a_source_is_refused(tmp_path):
+    (tmp_path / "holidays-2030.yaml").write_text(
+        "year: 2030\nsources:\n  law: {document: Luật, url: 'https://x', verified: true}\n"
+        "holidays:\n  - {date: 2030-01-01, name: Tết}\n")
+    with pytest.raises(workdays.CalendarError, match="names no source"):
+        workdays.load(tmp_path)
+    (tmp_path / "holidays-2030.yaml").write_text("year: 2030\nholidays:\n  - {date: 2030-01-01, source: law}\n")
+    with pytest.raises(workdays.CalendarError, match="sources"):
+        workdays.load(tmp_path)
 
 
 def test_malformed_calendar_file_names_the_problem(tmp_path):
-    (tmp_path / "holidays-2030.yaml").write_text("year: 2030\nholidays:\n  - {date: 2029-01-01}\n")
+    head = "year: 2030\nsources:\n  law: {document: Luật, url: 'https://x', verified: true}\n"
+    (tmp_path / "holidays-2030.yaml").write_text(head + "holidays:\n  - {date: 2029-01-01, source: law}\n")
     with pytest.raises(workdays.CalendarError, match="not a date of 2030"):
         workdays.load(tmp_path)
-    (tmp_path / "holidays-2030.yaml").write_text("year: 2030\nworking_saturdays:\n  - {date: 2030-01-07}\n")
+    (tmp_path / "holidays-2030.yaml").write_text(head + "working_saturdays:\n  - {date: 2030-01-07, source: law}\n")
     with pytest.raises(workdays.CalendarError, match="not a Saturday"):
         workdays.load(tmp_path)
+
+
+# -- the 2026 New Year swap (Official Letter 12729/VPCP-KGVX) ---------------------------------------
+
+def test_a_deadline_skips_friday_2_january_2026_and_counts_saturday_10_january():
+    # received Wed 31/12/2025 09:00, 1 working day: 1/1 and 2/1 are off, 3-4/1 the weekend -> Mon 5/1
+    assert CAL.add_days(local(2025, 12, 31, 9), 1) == local(2026, 1, 5, 9)
+    # received Fri 9/1/2026 09:00, 1 working day: Saturday 10/1 is a working day
+    assert CAL.add_days(local(2026, 1, 9, 9), 1) == local(2026, 1, 10, 9)
+    # across both: Wed 31/12 + 5 days = 5, 6, 7, 8, 9/1 -> Fri 9/1; + 6 days -> Sat 10/1
+    assert CAL.add_days(local(2025, 12, 31, 9), 6) == local(2026, 1, 10, 9)
+    # something received on Saturday 10/1 starts its clock at once; Friday 2/1 waits for Monday 5/1
+    assert CAL.clock_start(local(2026, 1, 10, 10)) == local(2026, 1, 10, 10)
+    assert CAL.clock_start(local(2026, 1, 2, 10)) == local(2026, 1, 5, 7, 30)
+    # a pause over the swap costs Saturday's office hours, not Friday's
+    assert CAL.between(local(2026, 1, 1, 0), local(2026, 1, 11, 0)) == 6 * DAY   # 5-9/1 and 10/1
+
+
+def test_the_national_day_swap_of_2026():
+    # Fri 28/8/2026 09:00 + 1 day: 29-30/8 weekend, 31/8, 1/9, 2/9 off -> Thu 3/9 09:00
+    assert CAL.add_days(local(2026, 8, 28, 9), 1) == local(2026, 9, 3, 9)
+    # Fri 21/8 09:00 + 1 day: Saturday 22/8 is worked
+    assert CAL.add_days(local(2026, 8, 21, 9), 1) == local(2026, 8, 22, 9)
+
+
+# -- same-day procedures (on-time birth registration, Law on Civil Status art. 16) ------------------
+
+def test_a_same_day_request_is_due_at_the_close_of_the_day_or_of_the_next_after_the_cut_off():
+    three = datetime.strptime("15:00", "%H:%M").time()
+    assert CAL.end_of_day(local(2026, 3, 2, 9), three) == local(2026, 3, 2, 17, 30)
+    assert CAL.end_of_day(local(2026, 3, 2, 6, 45), three) == local(2026, 3, 2, 17, 30)
+    assert CAL.end_of_day(local(2026, 3, 2, 15, 0), three) == local(2026, 3, 3, 17, 30)
+    assert CAL.end_of_day(local(2026, 3, 6, 16, 0), three) == local(2026, 3, 9, 17, 30)   # Friday -> Monday
+    assert CAL.end_of_day(local(2026, 1, 9, 15, 30), three) == local(2026, 1, 10, 17, 30)  # make-up Saturday
+    assert CAL.end_of_day(local(2026, 2, 13, 10), three) == local(2026, 2, 13, 17, 30)
+
+
+SAME_DAY = {"code": "HT-KS", "name": "Đăng ký khai sinh", "agency": "ubnd-xa", "processing_days": 0,
+            "same_day_cutoff": "15:00", "documents": [{"code": "to-khai", "name": "Tờ khai", "required": True}],
+            "steps": [{"code": "receive", "name": "Tiếp nhận", "agency": "ubnd-xa", "days": 0},
+                      {"code": "sign", "name": "Ký", "agency": "ubnd-xa", "days": 0}]}
+
+
+def test_a_same_day_dossier_and_its_steps_are_due_that_evening():
+    officer = workflow.Actor("officer", "cb-1", "ubnd-06040", "06040")
+    doc = {"id": "d2", "code": "LS-2", "procedure": SAME_DAY, "agency": "ubnd-06040", "unit": "06040",
+           "channel": "counter", "owner": CITIZEN.sub, "documents": [],
+           "steps": workflow.plan_steps(SAME_DAY, "06040", {})}
+    workflow.receive(doc, officer, local(2026, 3, 2, 9), CAL)
+    assert doc["deadline"] == workflow.iso(local(2026, 3, 2, 17, 30)) and doc["appointment_date"] == "2026-03-02"
+    assert [s["planned_deadline"] for s in doc["steps"]] == [doc["deadline"]] * 2
+    workflow.start(doc, officer, local(2026, 3, 2, 9, 5), CAL)
+    assert doc["steps"][0]["deadline"] == doc["deadline"]
+    assert workflow.overdue_steps(doc, local(2026, 3, 2, 17, 0)) == []
+    workflow.complete_step(doc, officer, local(2026, 3, 2, 10), CAL)
+    assert doc["steps"][1]["deadline"] == doc["deadline"]
+    workflow.finish(doc, officer, local(2026, 3, 2, 16), {"sha256": "c" * 64})
+    assert doc["on_time"] is True
+    late = dict(doc, steps=workflow.plan_steps(SAME_DAY, "06040", {}))
+    workflow.receive(late, officer, local(2026, 3, 2, 15, 30), CAL)
+    assert late["deadline"] == workflow.iso(local(2026, 3, 3, 17, 30))
 
 
 # -- examples ---------------------------------------------------------------------------------------
@@ -79,7 +182,7 @@ def test_cut_off_and_closed_days_start_the_clock_next_working_day():
     assert CAL.clock_start(local(2025, 3, 3, 12, 10)) == local(2025, 3, 3, 13, 30)    # lunch
     assert CAL.clock_start(local(2025, 3, 3, 6, 0)) == local(2025, 3, 3, 7, 30)
     assert CAL.clock_start(local(2025, 3, 8, 10, 0)) == local(2025, 3, 10, 7, 30)    # Saturday
-    assert CAL.clock_start(local(2025, 2, 8, 10, 0)) == local(2025, 2, 8, 10, 0)     # make-up Saturday works
+    assert CAL.clock_start(local(2025, 4, 26, 10, 0)) == local(2025, 4, 26, 10, 0)   # make-up Saturday works
 
 
 def test_tet_is_skipped():

@@ -27,6 +27,23 @@ def test_tax_codes():
             ids.normalise_tax_code(bad)
 
 
+def test_a_personal_identification_number_is_a_tax_code_since_july_2025():
+    # Circular 86/2024/TT-BTC: individuals and household businesses use their 12-digit personal ID
+    assert ids.normalise_tax_code("020095001234", today=date(2026, 1, 1)) == "020095001234"
+    assert ids.normalise_tax_code("020 095 001 234", today=date(2026, 1, 1)) == "020095001234"
+    assert ids.is_personal_tax_code("020095001234") and not ids.is_personal_tax_code("0100109106")
+    # checked as a CCCD: an unknown province, or a birth year in the future, is refused
+    for bad in ("003095001234", "020230001234", "02009500123a"):
+        with pytest.raises(ids.InvalidIdentifier, match="personal identification number|tax code has"):
+            ids.normalise_tax_code(bad, today=date(2026, 1, 1))
+    # 10- and 13-digit codes keep their check digit
+    assert ids.normalise_tax_code("0100109106") == "0100109106"
+    assert ids.normalise_tax_code("0100109106001") == "0100109106-001"
+    for bad in ("0100109107", "01001091061", "0100109106-000", "01001091060011"):
+        with pytest.raises(ids.InvalidIdentifier):
+            ids.normalise_tax_code(bad)
+
+
 @given(st.text(alphabet="0123456789", min_size=9, max_size=9))
 def test_tax_code_check_digit_property(first9):
     code = ids.with_check_digit(first9)

@@ -143,10 +143,80 @@ def test_every_agency_named_exists_in_the_directory():
 
 
 def test_contract_codes():
-    assert [s["agency"] for s in BY_CODE["XD-GPXD"]["steps"]] == ["public-service-centre", "so-xay-dung", "so-xay-dung"]
-    assert [s["agency"] for s in BY_CODE["DD-GCN"]["steps"]] == [
+    assert [s["agency"] for s in BY_CODE["DD-BD"]["steps"]] == [
         "public-service-centre", "so-nong-nghiep-moi-truong", "tax", "so-nong-nghiep-moi-truong"]
-    assert BY_CODE["HT-KS"]["processing_days"] == 2 and BY_CODE["DKKD-HKD"]["processing_days"] == 3
+    assert BY_CODE["DKKD-HKD"]["processing_days"] == 3
+
+
+# -- the facts of issue 9, checked against the official texts ------------------------------------------
+
+def test_on_time_birth_registration_is_same_day():
+    ks = BY_CODE["HT-KS"]
+    assert (ks["processing_days"], ks["same_day_cutoff"]) == (0, "15:00")
+    assert {s["days"] for s in ks["steps"]} == {0} and {s["agency"] for s in ks["steps"]} == {"ubnd-xa"}
+    assert any(s["fact"] == "processing_days" and s["verified"] and s["article"] == "Điều 16 khoản 2"
+               for s in ks["sources"])
+
+
+def test_house_permits_and_first_land_certificates_are_decided_by_the_commune():
+    for code in ("XD-GPXD", "XD-GPXD-DC", "DD-GCN"):
+        p = BY_CODE[code]
+        assert (p["level"], p["agency"]) == ("commune", "ubnd-xa"), code
+        assert "so-xay-dung" not in {s["agency"] for s in p["steps"]} and "public-service-centre" not in \
+            {s["agency"] for s in p["steps"]}, code
+    assert "Nghị định 140/2025/NĐ-CP" in BY_CODE["XD-GPXD"]["legal_basis"]
+    level = next(s for s in BY_CODE["XD-GPXD"]["sources"] if s["fact"] == "level")
+    assert level["verified"] and "140/2025" in level["document"] and level["url"].startswith("https://")
+    assert [s["agency"] for s in BY_CODE["DD-GCN"]["steps"]] == ["ubnd-xa", "ubnd-xa", "tax", "ubnd-xa"]
+
+
+def test_work_permits_and_unemployment_benefit_rest_on_the_2025_texts():
+    gpld = BY_CODE["LD-GPLD"]
+    assert "Nghị định 219/2025/NĐ-CP" in gpld["legal_basis"] and "Nghị định 152/2020/NĐ-CP" not in gpld["legal_basis"]
+    assert gpld["processing_days"] == 10 and gpld["national_code"] == "1.014199"
+    assert "Luật Việc làm số 74/2025/QH15" in BY_CODE["LD-TCTN"]["legal_basis"]
+    assert not any("38/2013" in x for x in BY_CODE["LD-TCTN"]["legal_basis"])
+
+
+def test_every_procedure_has_a_national_code_or_says_why_not():
+    for p in PROCS:
+        nc = [s for s in p["sources"] if s["fact"] == "national_code"]
+        assert nc and {s["fact"] for s in p["sources"]} >= {"national_code", "level"}, p["code"]
+        if p["national_code"] is None:
+            assert not any(s["verified"] for s in nc), p["code"]
+        else:
+            assert catalogue.NATIONAL_CODE_RE.match(p["national_code"]), p["code"]
+        for s in p["sources"]:
+            assert s["verified"] or s["note"], (p["code"], s)
+            if s["verified"]:
+                assert s["kind"] in ("official", "press") and (s["url"] or s["copy"]), (p["code"], s)
+    codes = [p["national_code"] for p in PROCS if p["national_code"]]
+    assert len(codes) == len(set(codes))   # one national procedure is one local mnemonic
+
+
+def test_nothing_is_decided_at_district_level():
+    directory = yaml.safe_load((ROOT / "functions/directory/function/data/agencies.yaml").read_text())
+    kinds = {a["code"]: a["kind"] for a in directory["agencies"]}
+    for p in PROCS:
+        assert p["level"] in ("province", "commune")
+        for s in p["steps"]:
+            assert s["unit_level"] in ("province", "commune") and "huyen" not in s["agency"], (p["code"], s)
+            assert s["agency"] == "ubnd-xa" or kinds.get(s["agency"]) != "commune-committee", (p["code"], s)
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda t: t.replace('national_code: "1.001193"', 'national_code: "1001193"', 1), "national_code"),
+    (lambda t: t.replace('    same_day_cutoff: "15:00"\n', "", 1), "same_day_cutoff"),
+    (lambda t: t.replace('ref: "dvc-khai-sinh"}', 'ref: "tp-system3"}', 1), "verified fact names an official"),
+    (lambda t: t.replace('ref: "dvc-khai-sinh"}', 'ref: "nowhere"}', 1), "not a key of references"),
+])
+def test_facts_without_a_proper_source_are_refused(monkeypatch, edit, message):
+    text = catalogue.DATA.read_text(encoding="utf-8")
+    bad = edit(text)
+    assert bad != text
+    monkeypatch.setattr(catalogue, "_load", lambda: bad)
+    with pytest.raises(catalogue.CatalogueError, match=message):
+        catalogue.build()
 
 
 @pytest.mark.parametrize("days,level", [(1, "commune"), (2, "province"), (3, "commune"), (5, "province"), (30, "province")])
@@ -158,10 +228,10 @@ def test_standard_steps_add_up(days, level):
 
 def test_bad_data_is_refused_with_a_location(monkeypatch):
     text = catalogue.DATA.read_text(encoding="utf-8")
-    bad = text.replace("processing_days: 15\n    steps:\n      - {code: receive, agency: public-service-centre",
-                       "processing_days: 14\n    steps:\n      - {code: receive, agency: public-service-centre", 1)
+    bad = text.replace("processing_days: 10\n    steps:\n      - {code: receive, agency: public-service-centre",
+                       "processing_days: 9\n    steps:\n      - {code: receive, agency: public-service-centre", 1)
     monkeypatch.setattr(catalogue, "_load", lambda: bad)
-    with pytest.raises(catalogue.CatalogueError, match=r"XD-GPXD'/steps: step days add up to 15"):
+    with pytest.raises(catalogue.CatalogueError, match=r"DD-BD'/steps: step days add up to 10"):
         catalogue.build()
     split = text.replace("['Luật Trật tự, an toàn giao thông đường bộ số 36/2024/QH15'",
                          "[Luật Trật tự, an toàn giao thông đường bộ số 36/2024/QH15", 1)
@@ -204,7 +274,9 @@ def test_listing_filters_search_and_pages():
             search.listing(PROCS, INDEX, bad, fields)
         assert err.value.field == field
     xd = search.listing(PROCS, INDEX, {"agency": "so-xay-dung", "limit": "100"}, fields)
-    assert {p["code"] for p in xd.items} >= {"XD-GPXD", "XD-GPXD-DC", "XD-TDTK"}
+    assert "XD-TDTK" in {p["code"] for p in xd.items} and "XD-GPXD" not in {p["code"] for p in xd.items}
+    by_national = search.listing(PROCS, INDEX, {"q": "1.001193"}, fields)   # the national code finds its procedure
+    assert [p["code"] for p in by_national.items][:1] == ["HT-KS"]
 
 
 # -- form templates ------------------------------------------------------------------------------------

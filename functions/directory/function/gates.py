@@ -1,5 +1,11 @@
 """Lạng Sơn's border gates with China: curated in data/border_gates.yaml, each placed in a
 commune-level unit that is resolved (and so verified) against the vietnam-provinces data.
+
+A clearance route (lối thông quan) is a crossing that belongs to another gate: Tân Thanh - Pò Chài
+and Cốc Nam - Lũng Nghịu clear under the Hữu Nghị international gate. It keeps its own code,
+counterpart, hours and capacity (trucks queue for it as for any gate) and names its ``parent_gate``;
+the parent's ``clearance_routes`` are derived from those, so the relation is written once. Each
+gate's status facts cite their source (``sources``, references resolved).
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ from . import units
 DATA = Path(__file__).parent / "data" / "border_gates.yaml"
 
 CODE_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
-TYPES = ("international", "main", "secondary")
+TYPES = ("international", "main", "secondary", "clearance-route")
+CLEARANCE_ROUTE = "clearance-route"
+REFERENCE_KINDS = ("official", "press", "third-party")
 MODES = ("road", "rail")
 TIMEZONE = "Asia/Ho_Chi_Minh"
 _HHMM = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$|^24:00$")
@@ -25,7 +33,31 @@ def valid_code(code: str) -> bool:
     return bool(CODE_RE.match(code or ""))
 
 
-def _gate(raw: dict) -> dict:
+def _references(raw) -> dict:
+    out = {}
+    for key, ref in (raw or {}).items():
+        if not valid_code(str(key)) or not isinstance(ref, dict) or not ref.get("document") or not ref.get("url") \
+                or ref.get("kind") not in REFERENCE_KINDS:
+            raise ValueError(f"reference {key!r}: needs document, url and kind ({', '.join(REFERENCE_KINDS)})")
+        out[key] = {"document": ref["document"], "issuer": ref.get("issuer"), "date": ref.get("date"),
+                    "url": ref["url"], "kind": ref["kind"], "reference_note": ref.get("note")}
+    return out
+
+
+def _sources(code: str, raw, references: dict) -> list[dict]:
+    out = []
+    for src in raw or []:
+        ref = src.get("ref")
+        if ref not in references or not isinstance(src.get("verified"), bool) or not src.get("fact"):
+            raise ValueError(f"gate {code}: source {src!r} needs fact, verified and a ref of references")
+        if not src["verified"] and not src.get("note"):
+            raise ValueError(f"gate {code}: an unverified source says what was tried")
+        out.append({"fact": src["fact"], "verified": src["verified"], "note": src.get("note"), "ref": ref,
+                    **references[ref]})
+    return out
+
+
+def _gate(raw: dict, references: dict) -> dict:
     unit = units.find_by_name(raw["unit"])
     return {
         "code": raw["code"],
@@ -33,6 +65,8 @@ def _gate(raw: dict) -> dict:
         "name_en": raw["name_en"],
         "type": raw["type"],
         "mode": raw["mode"],
+        "parent_gate": raw.get("parent_gate"),
+        "clearance_routes": [],
         "unit_code": unit["code"],
         "unit_name": unit["name"],
         "counterpart": dict(raw["counterpart"]),
@@ -40,7 +74,15 @@ def _gate(raw: dict) -> dict:
         "capacity": dict(raw["capacity"]),
         "lanes": dict(raw["lanes"]),
         "coordinates": dict(raw["coordinates"]),
+        "sources": _sources(raw["code"], raw.get("sources"), references),
     }
+
+
+def link_routes(items: list[dict]) -> list[dict]:
+    """Fill each gate's ``clearance_routes`` from the routes that name it as ``parent_gate``."""
+    for g in items:
+        g["clearance_routes"] = [r["code"] for r in items if r.get("parent_gate") == g["code"]]
+    return items
 
 
 def check(items: list[dict]) -> None:
@@ -48,10 +90,18 @@ def check(items: list[dict]) -> None:
     codes = [g["code"] for g in items]
     if len(set(codes)) != len(codes) or not all(valid_code(c) for c in codes):
         raise ValueError(f"gate codes must be unique and well formed: {codes}")
+    by_code = {g["code"]: g for g in items}
     for g in items:
         where = f"gate {g['code']}"
         if g["type"] not in TYPES or g["mode"] not in MODES:
             raise ValueError(f"{where}: type/mode must be one of {TYPES} / {MODES}")
+        parent = by_code.get(g.get("parent_gate")) if g.get("parent_gate") else None
+        if (g["type"] == CLEARANCE_ROUTE) != (g.get("parent_gate") is not None):
+            raise ValueError(f"{where}: a clearance route, and only one, names its parent_gate")
+        if g.get("parent_gate") is not None and (parent is None or parent["type"] == CLEARANCE_ROUTE
+                                                 or parent["mode"] != g["mode"]):
+            raise ValueError(f"{where}: parent_gate {g.get('parent_gate')!r} must be a gate of the same mode, "
+                             "not itself a clearance route")
         cap = g["capacity"]
         if not (isinstance(cap["export_per_hour"], int) and isinstance(cap["import_per_hour"], int)
                 and cap["export_per_hour"] > 0 and cap["import_per_hour"] > 0):
@@ -73,7 +123,9 @@ def check(items: list[dict]) -> None:
 
 @lru_cache(maxsize=1)
 def _load() -> tuple[dict, ...]:
-    items = [_gate(r) for r in yaml.safe_load(DATA.read_text(encoding="utf-8"))["gates"]]
+    doc = yaml.safe_load(DATA.read_text(encoding="utf-8"))
+    references = _references(doc.get("references"))
+    items = link_routes([_gate(r, references) for r in doc["gates"]])
     check(items)
     return tuple(items)
 
@@ -85,7 +137,8 @@ def all_gates() -> list[dict]:
 
 def _gate_copy(g: dict) -> dict:
     return {k: (dict(v) if isinstance(v, dict) else v) for k, v in g.items()} | {
-        "hours": {**g["hours"], "days": list(g["hours"]["days"])}}
+        "hours": {**g["hours"], "days": list(g["hours"]["days"])}, "clearance_routes": list(g["clearance_routes"]),
+        "sources": [dict(s) for s in g["sources"]]}
 
 
 def daily_capacity(gate: dict) -> dict[str, int]:
@@ -113,4 +166,6 @@ def filters():
         field_filter("type", "type", TYPES),
         field_filter("mode", "mode", MODES),
         code_filter("unit", "unit_code", valid_unit, "a unit code (5 digits)"),
+        code_filter("parent_gate", "parent_gate", valid_code, "a gate code such as huu-nghi",
+                    "The clearance routes (lối thông quan) of this gate."),
     )

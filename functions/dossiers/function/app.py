@@ -280,14 +280,12 @@ def create_app(settings=None) -> Flask:
             if not applicant.get("id_number") and not applicant.get("tax_code"):
                 errors.append({"field": "/applicant/id_number", "message": "the applicant's CCCD (or tax code) is required"})
             applicant["kind"] = "business" if applicant.get("tax_code") and not applicant.get("id_number") else "citizen"
-        try:
-            if applicant.get("id_number"):
-                applicant["id_number"] = parse_cccd(applicant["id_number"]).number
-            if applicant.get("tax_code"):
-                applicant["tax_code"] = normalise_tax_code(applicant["tax_code"])
-        except InvalidIdentifier as exc:
-            errors.append({"field": "/applicant/id_number" if "CCCD" in str(exc) else "/applicant/tax_code",
-                           "message": str(exc)})
+        for key, parse in (("id_number", lambda v: parse_cccd(v).number), ("tax_code", normalise_tax_code)):
+            if applicant.get(key):
+                try:
+                    applicant[key] = parse(applicant[key])
+                except InvalidIdentifier as exc:   # a 12-digit tax code is checked as a CCCD: name the right field
+                    errors.append({"field": f"/applicant/{key}", "message": str(exc)})
         if errors:
             raise _bad(errors[0]["field"], f"{len(errors)} field(s) are invalid", errors)
         try:
@@ -328,7 +326,8 @@ def create_app(settings=None) -> Flask:
         agency = f"ubnd-{unit['code']}" if procedure["agency"] == "ubnd-xa" else procedure["agency"]
         fees = [{"name": f["name"], "amount_vnd": int(f["amount_vnd"])} for f in procedure.get("fees", [])]
         doc = {"id": body["id"], "procedure": {k: procedure.get(k) for k in ("code", "name", "name_en", "field", "level",
-                                                                              "agency", "online_mode", "processing_days")},
+                                                                              "agency", "online_mode", "processing_days",
+                                                                              "same_day_cutoff", "national_code")},
                "agency": agency, "unit": unit["code"], "unit_name": unit.get("name"), "channel": channel,
                "applicant": applicant, "owner": applicant.get("id_number") or applicant.get("tax_code"),
                "documents": documents, "fees": fees, "fee_total_vnd": sum(f["amount_vnd"] for f in fees),
@@ -643,11 +642,10 @@ def create_app(settings=None) -> Flask:
     def get_calendar(year: int):
         """The working-day calendar of a year: holidays and make-up Saturdays the deadlines use."""
         cal = workdays.load()
-        items = sorted(((k, v) for k, v in cal.names.items() if k.startswith(f"{year}-")))
         return jsonify({"year": year, "covered": year in cal.years,
                         "office_hours": [[s.strftime("%H:%M"), e.strftime("%H:%M")] for s, e in workdays.SESSIONS],
                         "cutoff": workdays.CUTOFF.strftime("%H:%M"), "timezone": "Asia/Ho_Chi_Minh",
-                        "days": [{"date": k, **v} for k, v in items]})
+                        "days": cal.days(year), "sources": cal.sources.get(year, cal.sources.get("fixed", {}))})
 
     @app.post("/v1/overdue/sweep")
     @allow("operator")

@@ -1,6 +1,9 @@
 """Working time: which days the one-stop shop works, and deadlines counted in working days.
 
-Plain Python, no I/O beyond reading the yearly calendar files (``data/holidays-<year>.yaml``).
+Plain Python, no I/O beyond reading the calendar files: ``data/holidays-<year>.yaml`` (one per year
+whose schedule has been announced) and ``data/holidays-fixed.yaml`` (the fixed solar-date holidays
+used for a year without its own file). Every entry names its source; an entry whose source is not
+verified makes every deadline across it provisional (:meth:`Calendar.certain`).
 
 - A **working day** is Monday to Friday unless it is a public holiday of the year's calendar, plus
   the Saturdays the calendar lists as make-up working days (ngày làm bù).
@@ -14,10 +17,13 @@ Plain Python, no I/O beyond reading the yearly calendar files (``data/holidays-<
   after the cut-off, on a weekend or a holiday starts at 07:30 of the next working day.
 - A **pause** (waiting for supplements) shifts a deadline by exactly the working time that passed
   while paused: ``shift(deadline, between(paused_at, resumed_at))``.
+- A **same-day** procedure (the result due "ngay trong ngày", e.g. on-time birth registration) is
+  due at the close of the working day it was received on, or of the next working day when it was
+  received after the procedure's own cut-off (:meth:`Calendar.end_of_day`).
 
-For a year without a calendar file the weekends and the fixed solar-date holidays (1/1, 30/4, 1/5,
-2/9) are used and :meth:`Calendar.covers` answers False, so a receipt can say its date is
-provisional instead of pretending to know next year's Tết.
+For a year without a calendar file the weekends and the fixed solar-date holidays of
+``holidays-fixed.yaml`` are used and :meth:`Calendar.covers` answers False, so a receipt can say its
+date is provisional instead of pretending to know next year's Tết.
 """
 
 from __future__ import annotations
@@ -37,7 +43,9 @@ SESSIONS: tuple[tuple[time, time], ...] = ((time(7, 30), time(11, 30)), (time(13
 CUTOFF = time(16, 0)
 DAY_MINUTES = sum((e.hour * 60 + e.minute) - (s.hour * 60 + s.minute) for s, e in SESSIONS)   # 480
 HALF_DAY_MINUTES = DAY_MINUTES // 2
-FIXED_SOLAR = ((1, 1), (4, 30), (5, 1), (9, 2))
+FIXED_FILE = "holidays-fixed.yaml"
+YEAR_FILE_GLOB = "holidays-[0-9][0-9][0-9][0-9].yaml"
+_SOURCE_KEYS = {"document", "issuer", "date", "url", "verified", "note"}
 MAX_DAYS = 400   # no procedure takes longer; bounds every walk over the calendar
 
 
@@ -60,20 +68,66 @@ def minutes_to_days(minutes: int) -> float:
 
 
 @dataclass(frozen=True)
+class FixedHoliday:
+    """A holiday on the same solar date every year (from ``from_year`` on)."""
+    month: int
+    day: int
+    from_year: int | None
+    entry: dict   # name, name_en, source, verified
+
+    def falls_on(self, d: date) -> bool:
+        return (d.month, d.day) == (self.month, self.day) and (self.from_year is None or d.year >= self.from_year)
+
+
+@dataclass(frozen=True)
 class Calendar:
     holidays: frozenset[date] = frozenset()
     working_saturdays: frozenset[date] = frozenset()
     years: frozenset[int] = frozenset()
     names: dict = field(default_factory=dict, compare=False, hash=False)
+    unverified: frozenset[date] = frozenset()          # entries whose source is not verified
+    fixed: tuple[FixedHoliday, ...] = ()
+    sources: dict = field(default_factory=dict, compare=False, hash=False)   # year -> {key: source}
 
     def covers(self, d: date) -> bool:
         """Whether ``d``'s year has a calendar file (else only the fixed holidays are known)."""
         return d.year in self.years
 
+    def certain(self, first: date, last: date) -> bool:
+        """Whether every day from ``first`` to ``last`` is known from verified sources: both years
+        have a calendar file and no unverified entry lies in between."""
+        if first > last:
+            first, last = last, first
+        if not all(self.covers(date(y, 1, 1)) for y in range(first.year, last.year + 1)):
+            return False
+        return not any(first <= d <= last for d in self.unverified)
+
     def is_holiday(self, d: date) -> bool:
         if d in self.holidays:
             return True
-        return not self.covers(d) and (d.month, d.day) in FIXED_SOLAR
+        return not self.covers(d) and any(f.falls_on(d) for f in self.fixed)
+
+    def days(self, year: int) -> list[dict]:
+        """The year's named days (holidays and make-up Saturdays), date order, each with its source
+        and whether that source is verified; for a year without a file, the fixed holidays."""
+        if year in self.years:
+            items = sorted((k, v) for k, v in self.names.items() if k.startswith(f"{year}-"))
+            return [{"date": k, **v} for k, v in items]
+        out = []
+        for f in self.fixed:
+            d = date(year, f.month, f.day)
+            if f.falls_on(d):
+                out.append({"date": d.isoformat(), **f.entry, "working": False})
+        return sorted(out, key=lambda e: e["date"])
+
+    def end_of_day(self, t: datetime, cutoff: time) -> datetime:
+        """The close of the working day a same-day request received at ``t`` is due on: that day
+        if ``t`` is a working day before ``cutoff``, else the next working day."""
+        local = _local(t)
+        d = local.date()
+        if not (self.is_working_day(d) and local.time() < cutoff):
+            d = self.next_working_day(d)
+        return self._sessions(d)[-1][1]
 
     def is_working_day(self, d: date) -> bool:
         if d in self.working_saturdays:
@@ -158,11 +212,34 @@ def _local(t: datetime) -> datetime:
     return t.astimezone(TZ)
 
 
-def load_file(path: Path) -> tuple[int, set[date], set[date], dict]:
+def _sources(path: Path, doc: dict) -> dict:
+    raw = doc.get("sources")
+    if not isinstance(raw, dict) or not raw:
+        raise CalendarError(f"{path.name}: needs a `sources` map (every date names its source)")
+    out = {}
+    for key, src in raw.items():
+        if not isinstance(src, dict) or set(src) - _SOURCE_KEYS or not isinstance(src.get("verified"), bool) \
+                or not src.get("document") or not src.get("url"):
+            raise CalendarError(f"{path.name}: source {key!r} needs document, url and verified (true/false)")
+        out[key] = dict(src, date=src["date"].isoformat() if isinstance(src.get("date"), date) else src.get("date"))
+    return out
+
+
+def _entry(path: Path, entry: dict, sources: dict) -> dict:
+    src = entry.get("source")
+    if src not in sources:
+        raise CalendarError(f"{path.name}: entry {entry!r} names no source of this file")
+    verified = sources[src]["verified"] and entry.get("verified", True) is True
+    return {"name": entry.get("name"), "name_en": entry.get("name_en"), "source": src, "verified": verified}
+
+
+def load_file(path: Path) -> tuple[int, set[date], set[date], dict, set[date], dict]:
+    """One year's file: (year, holidays, working Saturdays, names, unverified dates, sources)."""
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
         year = int(doc["year"])
-        holidays, saturdays, names = set(), set(), {}
+        sources = _sources(path, doc)
+        holidays, saturdays, names, unverified = set(), set(), {}, set()
         for key, into in (("holidays", holidays), ("working_saturdays", saturdays)):
             for entry in doc.get(key) or []:
                 d = entry["date"]
@@ -170,34 +247,63 @@ def load_file(path: Path) -> tuple[int, set[date], set[date], dict]:
                     raise CalendarError(f"{path.name}: {key} entry {entry!r} is not a date of {year}")
                 if key == "working_saturdays" and d.weekday() != 5:
                     raise CalendarError(f"{path.name}: {d} is not a Saturday")
+                if d.isoformat() in names:
+                    raise CalendarError(f"{path.name}: {d} is listed twice")
                 into.add(d)
-                names[d.isoformat()] = {"name": entry.get("name"), "name_en": entry.get("name_en"),
-                                        "working": key == "working_saturdays"}
-    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
+                names[d.isoformat()] = {**_entry(path, entry, sources), "working": key == "working_saturdays"}
+                if not names[d.isoformat()]["verified"]:
+                    unverified.add(d)
+    except (OSError, KeyError, TypeError, ValueError, AttributeError, yaml.YAMLError) as exc:
         if isinstance(exc, CalendarError):
             raise
         raise CalendarError(f"{path.name}: {exc}") from None
-    if holidays & saturdays:
-        raise CalendarError(f"{path.name}: {sorted(holidays & saturdays)} both holiday and working day")
-    return year, holidays, saturdays, names
+    return year, holidays, saturdays, names, unverified, sources
+
+
+def load_fixed(path: Path) -> tuple[tuple[FixedHoliday, ...], dict]:
+    """The fixed solar-date holidays (none when the file is absent)."""
+    if not path.exists():
+        return (), {}
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        sources = _sources(path, doc)
+        out = []
+        for entry in doc.get("holidays") or []:
+            month, day = int(entry["month"]), int(entry["day"])
+            date(2000, month, day)   # a real day of a leap year
+            start = entry.get("from_year")
+            out.append(FixedHoliday(month, day, int(start) if start is not None else None,
+                                    _entry(path, entry, sources)))
+    except (OSError, KeyError, TypeError, ValueError, AttributeError, yaml.YAMLError) as exc:
+        if isinstance(exc, CalendarError):
+            raise
+        raise CalendarError(f"{path.name}: {exc}") from None
+    return tuple(out), sources
 
 
 @lru_cache(maxsize=4)
 def load(data_dir: Path = DATA) -> Calendar:
-    """Every ``holidays-<year>.yaml`` under ``data_dir``."""
+    """Every ``holidays-<year>.yaml`` under ``data_dir``, and its ``holidays-fixed.yaml``."""
     holidays: set[date] = set()
     saturdays: set[date] = set()
+    unverified: set[date] = set()
     names: dict = {}
     years: set[int] = set()
-    for path in sorted(Path(data_dir).glob("holidays-*.yaml")):
-        year, h, s, n = load_file(path)
+    sources: dict = {}
+    for path in sorted(Path(data_dir).glob(YEAR_FILE_GLOB)):
+        year, h, s, n, u, src = load_file(path)
         if year in years:
             raise CalendarError(f"{path.name}: year {year} defined twice")
         years.add(year)
         holidays |= h
         saturdays |= s
+        unverified |= u
         names.update(n)
-    return Calendar(frozenset(holidays), frozenset(saturdays), frozenset(years), names)
+        sources[year] = src
+    fixed, fixed_sources = load_fixed(Path(data_dir) / FIXED_FILE)
+    sources["fixed"] = fixed_sources
+    return Calendar(frozenset(holidays), frozenset(saturdays), frozenset(years), names, frozenset(unverified),
+                    fixed, sources)
 
 
 def utc(t: datetime) -> datetime:

@@ -17,7 +17,7 @@ spent waiting for supplements; each step gets its own deadline when it becomes a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, time, timezone
 
 from .workdays import Calendar, days_to_minutes, minutes_to_days
 
@@ -165,22 +165,33 @@ def plan_steps(procedure: dict, unit: str, agency_units: dict[str, str | None]) 
     return out
 
 
+def same_day_cutoff(procedure: dict) -> time | None:
+    """The cut-off of a same-day procedure (``processing_days`` 0), None for any other."""
+    if procedure.get("processing_days") != 0:
+        return None
+    hh, mm = (procedure.get("same_day_cutoff") or "").split(":")
+    return time(int(hh), int(mm))
+
+
 def receive(doc: dict, actor: Actor, at: datetime, cal: Calendar) -> Transition:
-    """Stamp the receipt: clock start, deadline (working days), planned step deadlines."""
+    """Stamp the receipt: clock start, deadline (working days, or the close of the day for a
+    same-day procedure), planned step deadlines."""
     doc["status"] = "new"
     start = cal.clock_start(at)
-    deadline = cal.add_days(start, doc["procedure"]["processing_days"])
+    cutoff = same_day_cutoff(doc["procedure"])
+    deadline = cal.end_of_day(at, cutoff) if cutoff else cal.add_days(start, doc["procedure"]["processing_days"])
     doc["received_at"] = iso(at)
     doc["clock_start"] = iso(start)
     doc["deadline"] = iso(deadline)
     doc["appointment_date"] = deadline.astimezone(cal_tz()).date().isoformat()
-    doc["calendar_provisional"] = not (cal.covers(start.date()) and cal.covers(deadline.date()))
+    doc["calendar_provisional"] = not cal.certain(start.astimezone(cal_tz()).date(),
+                                                  deadline.astimezone(cal_tz()).date())
     doc["paused_minutes"] = 0
     doc["pauses"] = []
     doc["current_step"] = None
     cursor = start
     for s in doc["steps"]:
-        cursor = cal.add_days(cursor, s["days"])
+        cursor = cal.add_days(cursor, s["days"]) if s["days"] else deadline   # a 0-day step: due with the dossier
         s["planned_deadline"] = iso(cursor)
     return _move(doc, ACTIONS["receive"], actor, at, details={"deadline": doc["deadline"], "channel": doc["channel"]})
 
@@ -195,7 +206,10 @@ def _activate(doc: dict, i: int, start: datetime, cal: Calendar) -> None:
     s = doc["steps"][i]
     s["status"] = "active"
     s["started_at"] = iso(start)
-    s["deadline"] = iso(cal.add_days(cal.clock_start(start, cutoff=False), s["days"]))
+    if s["days"]:
+        s["deadline"] = iso(cal.add_days(cal.clock_start(start, cutoff=False), s["days"]))
+    else:   # a step of a same-day procedure is due when the dossier is
+        s["deadline"] = doc["deadline"]
     doc["current_step"] = i
 
 
@@ -204,7 +218,8 @@ def start(doc: dict, actor: Actor, at: datetime, cal: Calendar) -> list[Transiti
     _require_step_officer(doc, actor, "start")
     # the first step's clock is the dossier's: time before an officer picks it up counts against it
     _activate(doc, 0, parse(doc["clock_start"]), cal)
-    doc["steps"][0]["deadline"] = iso(cal.shift(parse(doc["steps"][0]["deadline"]), doc["paused_minutes"]))
+    if doc["steps"][0]["days"]:   # a 0-day step took the dossier's deadline, pauses included
+        doc["steps"][0]["deadline"] = iso(cal.shift(parse(doc["steps"][0]["deadline"]), doc["paused_minutes"]))
     return [_move(doc, a, actor, at, details={"step": doc["steps"][0]["code"], "agency": doc["steps"][0]["agency"]})]
 
 

@@ -4,6 +4,11 @@
 form templates' blob references, which :mod:`.seed` adds once the PDFs are stored). Every rule
 the data must follow is checked here, with a message naming the procedure and the field, so a
 typo in the YAML stops ``lscloud up`` instead of serving a broken catalogue.
+
+Facts about Vietnam carry their source: each procedure lists ``sources`` (which fact, which
+reference of the file's ``references``, verified or not, and a note) and must at least say how its
+``national_code`` (mã TTHC on the National Public Service Portal, or null) and its ``level`` were
+checked. The answer resolves each source's reference so a reader sees the document and its address.
 """
 
 from __future__ import annotations
@@ -23,6 +28,12 @@ ONLINE_MODES = ("full", "partial")
 COMMUNE_COMMITTEE = "ubnd-xa"  # "the People's Committee of the dossier's commune-level unit"
 RECEIVING_CENTRE = "public-service-centre"
 CODE_RE = re.compile(r"^[A-Z]{2,5}(?:-[A-Z0-9]{1,8}){1,3}$")
+NATIONAL_CODE_RE = re.compile(r"^[1-9]\.\d{6}$")   # mã TTHC without a province's suffix: 1.001193, 2.000635
+HHMM_RE = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$")
+FACTS = ("national_code", "level", "agency", "processing_days", "steps", "fees", "documents", "online_mode",
+         "legal_basis", "results")
+REQUIRED_FACTS = ("national_code", "level")
+REFERENCE_KINDS = ("official", "press", "third-party")
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 
 STEP_NAMES = {
@@ -32,8 +43,10 @@ STEP_NAMES = {
     "tax": ("Xác định nghĩa vụ tài chính", "Determine the financial obligations"),
     "sign": ("Phê duyệt, ký kết quả", "Approve and sign the result"),
 }
-_PROCEDURE_KEYS = {"code", "name", "name_en", "field", "level", "agency", "online_mode", "processing_days", "steps",
-                   "documents", "fees", "legal_basis", "results"}
+_PROCEDURE_KEYS = {"code", "national_code", "name", "name_en", "field", "level", "agency", "online_mode",
+                   "processing_days", "same_day_cutoff", "steps", "documents", "fees", "legal_basis", "results", "sources"}
+_REFERENCE_KEYS = {"document", "issuer", "date", "url", "copy", "kind", "note"}
+_SOURCE_KEYS = {"fact", "ref", "article", "verified", "note"}
 _DOCUMENT_KEYS = {"code", "name", "name_en", "required", "copies", "form"}
 _STEP_KEYS = {"code", "name", "name_en", "agency", "unit_level", "days"}
 
@@ -52,9 +65,11 @@ def _text(where: str, value) -> str:
     return value.strip()
 
 
-def _half_days(where: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or (value * 2) % 1:
-        raise _fail(where, f"must be a positive number of working days in half days, got {value!r}")
+def _half_days(where: str, value, zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (value * 2) % 1 \
+            or value < 0 or (value == 0 and not zero) or (value > 0 and zero):
+        what = "0 (a same-day procedure)" if zero else "a positive number of working days in half days"
+        raise _fail(where, f"must be {what}, got {value!r}")
     return float(value) if value % 1 else int(value)
 
 
@@ -62,7 +77,9 @@ def standard_steps(agency: str, level: str, days: int) -> list[dict]:
     """receive → appraise → sign at the deciding agency; province dossiers are received at the
     province's Public Administration Service Centre (the one-stop counter) and handed over."""
     receiver = RECEIVING_CENTRE if level == "province" else agency
-    if days <= 1:
+    if days == 0:   # same day: both steps are due with the dossier
+        plan = [("receive", receiver, 0), ("sign", agency, 0)]
+    elif days <= 1:
         plan = [("receive", receiver, days / 2), ("sign", agency, days / 2)]
     else:
         sign = 1 if days >= 5 else 0.5
@@ -70,7 +87,7 @@ def standard_steps(agency: str, level: str, days: int) -> list[dict]:
     return [{"code": code, "agency": who, "unit_level": level, "days": d} for code, who, d in plan]
 
 
-def _step(where: str, raw: dict) -> dict:
+def _step(where: str, raw: dict, same_day: bool = False) -> dict:
     if not isinstance(raw, dict) or set(raw) - _STEP_KEYS:
         raise _fail(where, f"unknown keys {sorted(set(raw) - _STEP_KEYS) if isinstance(raw, dict) else raw!r}")
     code = _text(where + "/code", raw.get("code"))
@@ -82,7 +99,8 @@ def _step(where: str, raw: dict) -> dict:
         raise _fail(where + "/agency", f"{agency!r} is not an agency code")
     return {"code": code, "name": _text(where + "/name", raw.get("name", default_vi)),
             "name_en": _text(where + "/name_en", raw.get("name_en", default_en)),
-            "agency": agency, "unit_level": raw["unit_level"], "days": _half_days(where + "/days", raw.get("days"))}
+            "agency": agency, "unit_level": raw["unit_level"],
+            "days": _half_days(where + "/days", raw.get("days"), zero=same_day)}
 
 
 def _document(where: str, raw: dict) -> dict:
@@ -108,7 +126,7 @@ def _document(where: str, raw: dict) -> dict:
     return doc
 
 
-def _procedure(raw: dict, fields: dict) -> dict:
+def _procedure(raw: dict, fields: dict, references: dict) -> dict:
     code = raw.get("code") if isinstance(raw, dict) else None
     where = f"procedure {code!r}"
     if not isinstance(code, str) or not CODE_RE.match(code):
@@ -128,10 +146,14 @@ def _procedure(raw: dict, fields: dict) -> dict:
         raise _fail(where + "/agency", f"a {level} procedure cannot be decided by {agency!r} (commune procedures "
                                        f"are decided by {COMMUNE_COMMITTEE!r}, the committee of the dossier's unit)")
     days = raw.get("processing_days")
-    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 90:
-        raise _fail(where + "/processing_days", f"must be a whole number of working days 1..90, got {days!r}")
+    if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 90:
+        raise _fail(where + "/processing_days", f"must be a whole number of working days 0..90, got {days!r}")
+    cutoff = raw.get("same_day_cutoff")
+    if (days == 0) != (cutoff is not None) or (cutoff is not None and not HHMM_RE.match(str(cutoff))):
+        raise _fail(where + "/same_day_cutoff", "a same-day procedure (processing_days 0) needs its cut-off as "
+                                                "HH:MM, and only it has one")
     steps_raw = raw.get("steps") or standard_steps(agency, level, days)
-    steps = [_step(f"{where}/steps/{i}", s) for i, s in enumerate(steps_raw)]
+    steps = [_step(f"{where}/steps/{i}", s, same_day=days == 0) for i, s in enumerate(steps_raw)]
     if abs(sum(s["days"] for s in steps) - days) > 1e-9:
         raise _fail(where + "/steps", f"step days add up to {sum(s['days'] for s in steps)}, not {days}")
     if steps[-1]["agency"] != agency:
@@ -153,11 +175,66 @@ def _procedure(raw: dict, fields: dict) -> dict:
         lists[key] = [_text(f"{where}/{key}/{i}", v) for i, v in enumerate(values)]
         if any(not v[0].isupper() for v in lists[key]):  # "Luật Khám bệnh, chữa bệnh" split at its comma
             raise _fail(f"{where}/{key}", "an item starts in lower case: quote items that hold a comma")
+    national = raw.get("national_code", "missing")
+    if national is not None and not (isinstance(national, str) and NATIONAL_CODE_RE.match(national)):
+        raise _fail(where + "/national_code", f"must be a national procedure code like 1.001193, or null, got {national!r}")
+    sources = _sources(where, raw.get("sources"), references)
+    if national is None and any(x["fact"] == "national_code" and x["verified"] for x in sources):
+        raise _fail(where + "/sources", "a missing national_code cannot be verified")
     f = fields[raw["field"]]
-    return {"code": code, "name": _text(where + "/name", raw.get("name")),
+    return {"code": code, "national_code": national, "name": _text(where + "/name", raw.get("name")),
             "name_en": _text(where + "/name_en", raw.get("name_en")), "field": f["code"], "field_name": f["name"],
             "level": level, "agency": agency, "online_mode": mode, "documents": docs, "fees": fees,
-            "processing_days": days, "steps": steps, **lists}
+            "processing_days": days, "same_day_cutoff": cutoff, "steps": steps, **lists, "sources": sources}
+
+
+def _references(raw) -> dict:
+    if not isinstance(raw, dict) or not raw:
+        raise _fail("references", "must map reference keys to documents")
+    out = {}
+    for key, ref in raw.items():
+        where = f"references/{key}"
+        if not isinstance(ref, dict) or set(ref) - _REFERENCE_KEYS:
+            raise _fail(where, f"unknown keys {sorted(set(ref) - _REFERENCE_KEYS) if isinstance(ref, dict) else ref!r}")
+        if not SLUG_RE.match(str(key)) or not ref.get("document") or not (ref.get("url") or ref.get("copy")):
+            raise _fail(where, "needs a slug key, a document and a url (or where a copy was read)")
+        if ref.get("kind") not in REFERENCE_KINDS:
+            raise _fail(where + "/kind", f"must be one of {REFERENCE_KINDS}")
+        if ref.get("url") and not str(ref["url"]).startswith("https://"):
+            raise _fail(where + "/url", "must be an https address")
+        date = ref.get("date")
+        out[key] = {"document": ref["document"], "issuer": ref.get("issuer"),
+                    "date": date.isoformat() if hasattr(date, "isoformat") else date, "url": ref.get("url"),
+                    "copy": ref.get("copy"), "kind": ref["kind"], "reference_note": ref.get("note")}
+    return out
+
+
+def _sources(where: str, raw, references: dict) -> list[dict]:
+    """The procedure's ``sources`` with their references resolved; the required facts present."""
+    if not isinstance(raw, list) or not raw:
+        raise _fail(where + "/sources", f"must list how {', '.join(REQUIRED_FACTS)} were checked")
+    out = []
+    for i, src in enumerate(raw):
+        at = f"{where}/sources/{i}"
+        if not isinstance(src, dict) or set(src) - _SOURCE_KEYS:
+            raise _fail(at, f"unknown keys {sorted(set(src) - _SOURCE_KEYS) if isinstance(src, dict) else src!r}")
+        if src.get("fact") not in FACTS:
+            raise _fail(at + "/fact", f"must be one of {FACTS}")
+        if not isinstance(src.get("verified"), bool):
+            raise _fail(at + "/verified", "must be true or false")
+        ref = src.get("ref")
+        if ref is not None and ref not in references:
+            raise _fail(at + "/ref", f"{ref!r} is not a key of references")
+        if src["verified"] and (ref is None or references[ref]["kind"] == "third-party"):
+            raise _fail(at, "a verified fact names an official or press reference")
+        if not src["verified"] and not (src.get("note") or "").strip():
+            raise _fail(at + "/note", "an unverified fact says what was tried")
+        out.append({"fact": src["fact"], "verified": src["verified"], "article": src.get("article"),
+                    "note": src.get("note"), **(references[ref] if ref else {}), "ref": ref})
+    missing = [f for f in REQUIRED_FACTS if f not in {x["fact"] for x in out}]
+    if missing:
+        raise _fail(where + "/sources", f"must say how {', '.join(missing)} were checked")
+    return out
 
 
 @lru_cache(maxsize=1)
@@ -175,7 +252,8 @@ def build() -> dict:
         if f["code"] in fields:
             raise _fail(f"fields/{i}", f"{f['code']!r} is listed twice")
         fields[f["code"]] = {"code": f["code"], "name": f["name"], "name_en": f["name_en"]}
-    procedures = [_procedure(p, fields) for p in raw.get("procedures") or []]
+    references = _references(raw.get("references"))
+    procedures = [_procedure(p, fields, references) for p in raw.get("procedures") or []]
     codes = [p["code"] for p in procedures]
     if len(set(codes)) != len(codes):
         raise _fail("procedures", f"codes listed twice: {sorted({c for c in codes if codes.count(c) > 1})}")

@@ -37,7 +37,7 @@ def index_entry(procedure: Mapping, field_name_en: str = "") -> dict:
     """The folded texts of one procedure, stored beside it in the snapshot."""
     body = [d["name"] for d in procedure["documents"]] + [d["name_en"] for d in procedure["documents"]]
     body += [s["name"] for s in procedure["steps"]] + list(procedure["results"]) + list(procedure["legal_basis"])
-    return {"code": fold(procedure["code"]),
+    return {"code": fold(procedure["code"]), "national_code": fold(procedure.get("national_code") or ""),
             "name": fold(procedure["name"] + " | " + procedure["name_en"]),
             "name_vi": fold(procedure["name"]),
             "field": fold(procedure["field_name"] + " " + field_name_en),
@@ -74,7 +74,7 @@ def rank(index: Sequence[Mapping], phrase: str) -> list[int]:
     allowed_missing = 1 if sum(w not in OPTIONAL for w in words) >= 3 else 0
     out: list[Hit] = []
     for pos, entry in enumerate(index):
-        if entry["code"] == phrase:
+        if entry["code"] == phrase or (entry.get("national_code") and entry["national_code"] == phrase):
             out.append(Hit(pos, True, True, 0, 0))
             continue
         bags = {k: set(entry[k].split(" ")) for k in WEIGHTS}
