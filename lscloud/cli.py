@@ -109,6 +109,9 @@ def cmd_token(args) -> int:
     from . import config
 
     s = config.load(dict(os.environ))
+    if not 1 <= args.ttl <= s.jwt_max_lifetime_s:
+        raise CliError(f"--ttl must be 1 to {s.jwt_max_lifetime_s} seconds: functions refuse tokens that live longer "
+                       "(LSCLOUD_JWT_MAX_LIFETIME_S)")
     print(issue_token(private_pem, sub=args.sub or f"dev-{args.role}", role=args.role, agency=args.agency,
                       unit=args.unit, ttl_s=args.ttl, issuer=s.jwt_issuer, audience=s.jwt_audience))
     return EXIT_OK
