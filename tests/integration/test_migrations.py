@@ -14,6 +14,7 @@ import lscloud.store as store
 from lscloud import pseudonyms, runtime
 from lscloud.knative import load_function
 from lscloud.local import manifest as manifests
+from lscloud.local import run_function
 from lscloud.local.supervisor import function_env, run_migration
 from lscloud.store import Model, attributes as A
 from lscloud.store.rekey import rekey
@@ -114,7 +115,7 @@ def _old_layout(object_store, bucket) -> dict[str, str]:
     return {"old_customer_day": old_day}
 
 
-def test_every_function_migrates_its_old_keys_once(rt, settings, object_store, bucket):
+def test_every_function_migrates_its_old_keys_once(rt, settings, object_store, bucket, monkeypatch, capsys):
     old = _old_layout(object_store, bucket)
     before = keys_in(object_store, bucket)
     assert sum(CCCD in k or DRIVER in k or PASSPORT in k or ACCOUNT in k for k in before) == 5
@@ -123,8 +124,11 @@ def test_every_function_migrates_its_old_keys_once(rt, settings, object_store, b
     hooked = sorted(n for n, m in found.items() if m.migrate_module)
     assert hooked == ["border", "dossiers", "identity", "softatm", "softatm-bank-sim"]
     env_settings = settings.replace(pseudonym_key=KEY)
+    for k, v in env_settings.env_vars().items():
+        monkeypatch.setenv(k, v)
+    # `lscloud up` runs each hook in a child (run_migration); in-process here, but for one below
     for name in hooked:
-        result = run_migration(found[name], function_env(found[name], env_settings, 0))
+        result = run_function.migrate(found[name].root)
         assert result.get("migrated") is True, result
 
     after = keys_in(object_store, bucket)
@@ -146,7 +150,17 @@ def test_every_function_migrates_its_old_keys_once(rt, settings, object_store, b
                              "day": "2026-01-05"})
     assert softatm.CustomerDay.get(day).used == {"w-old-0001": 500_000}
 
-    # once: a second `lscloud up` finds the markers and moves nothing
-    for name in hooked:
-        assert run_migration(found[name], function_env(found[name], env_settings, 0)).get("migrated") is False
+    # once: a second `lscloud up` (a child process with the function's environment, as up starts
+    # it) finds the marker and moves nothing
+    assert run_migration(found["border"], function_env(found["border"], env_settings, 0)) == {
+        "function": "border", "migrated": False, "reason": "already done",
+        "marker": run_function.migrate(found["border"].root)["marker"]}
+    assert keys_in(object_store, bucket) == after
+
+    # what an operator runs against the cluster: the function's own environment, forced
+    monkeypatch.chdir(ROOT)
+    from lscloud import cli
+
+    assert cli.main(["migrate", "--from-env", "--force", "border"]) == 0
+    assert "✓ border: migrated" in capsys.readouterr().out
     assert keys_in(object_store, bucket) == after
