@@ -16,7 +16,6 @@ function must use the same key, and changing it re-keys every index (``lscloud m
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import threading
 
@@ -50,7 +49,7 @@ def digest(purpose: str, data: bytes | str) -> bytes:
     if not purpose or "\x00" in purpose:
         raise ValueError("a pseudonym needs a purpose without NUL characters")
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    return hmac.new(_current_key(), purpose.encode("utf-8") + b"\x00" + payload, hashlib.sha256).digest()
+    return hmac.digest(_current_key(), purpose.encode("utf-8") + b"\x00" + payload, "sha256")
 
 
 def pseudonym(purpose: str, value: bytes | str) -> str:
