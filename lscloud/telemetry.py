@@ -9,7 +9,7 @@ Trace context crosses NATS and HTTP as W3C ``traceparent``/``tracestate`` header
 (:func:`inject`, :func:`extract`); span names and attributes follow the HTTP and messaging
 semantic conventions. Header values that carry secrets are never put in a span, and personal
 identifiers (CCCD, passport, phone and account numbers) are redacted from every exported span's
-name, attributes, events and status (:class:`RedactingSpanProcessor`, patterns in
+name, attributes, events and status (:class:`RedactingSpanExporter`, patterns in
 :mod:`lscloud.redaction`) and from every log record of the process.
 """
 
@@ -108,12 +108,12 @@ def setup(settings=None) -> None:
         if settings.otlp_endpoint and settings.otlp_endpoint not in _otlp_span_endpoints:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-            _tracer_provider.add_span_processor(RedactingSpanProcessor(
-                BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.otlp_endpoint.rstrip("/") + "/v1/traces"))))
+            _tracer_provider.add_span_processor(BatchSpanProcessor(
+                RedactingSpanExporter(OTLPSpanExporter(endpoint=settings.otlp_endpoint.rstrip("/") + "/v1/traces"))))
             _otlp_span_endpoints.add(settings.otlp_endpoint)
         if settings.trace_file and settings.trace_file not in _trace_files:
-            _tracer_provider.add_span_processor(RedactingSpanProcessor(
-                BatchSpanProcessor(JsonLinesSpanExporter(settings.trace_file), schedule_delay_millis=500)))
+            _tracer_provider.add_span_processor(BatchSpanProcessor(
+                RedactingSpanExporter(JsonLinesSpanExporter(settings.trace_file)), schedule_delay_millis=500))
             _trace_files.add(settings.trace_file)
         _instrument_botocore()
         redaction.install_log_redaction()
@@ -189,28 +189,28 @@ def _ensure_setup() -> TracerProvider:
 def use_span_exporter(exporter: SpanExporter) -> SpanProcessor:
     """Also send every finished span to ``exporter``, synchronously and redacted (tests, local tools)."""
     provider = _ensure_setup()
-    processor = RedactingSpanProcessor(SimpleSpanProcessor(exporter))
+    processor = SimpleSpanProcessor(RedactingSpanExporter(exporter))
     provider.add_span_processor(processor)
     return processor
 
 
-class RedactingSpanProcessor(SpanProcessor):
-    """Hands ``delegate`` (the processor that exports) a copy of each finished span with personal
-    identifiers redacted from its name, attributes, events and status (:func:`lscloud.redaction.redact`).
+class RedactingSpanExporter(SpanExporter):
+    """Hands ``delegate`` a copy of each span with personal identifiers redacted from its name,
+    attributes, events and status (:func:`lscloud.redaction.redact`). Every exporter
+    :func:`setup` and :func:`use_span_exporter` install is wrapped in one.
 
     Instrumentations record URL paths, query strings, object keys and exception messages as they
-    are; redacting at the export boundary covers every one of them, present and future. Trace
-    and span ids, kinds, times and links pass unchanged.
+    are; redacting at the export boundary covers every one of them, present and future. It sits
+    in front of the exporter rather than in a processor so that, behind a BatchSpanProcessor,
+    the work runs on the export thread, not on the request's. Trace and span ids, kinds, times
+    and links pass unchanged.
     """
 
-    def __init__(self, delegate: SpanProcessor):
+    def __init__(self, delegate: SpanExporter):
         self.delegate = delegate
 
-    def on_start(self, span, parent_context=None) -> None:
-        self.delegate.on_start(span, parent_context=parent_context)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        self.delegate.on_end(redacted_span(span))
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.delegate.export([redacted_span(s) for s in spans])
 
     def shutdown(self) -> None:
         self.delegate.shutdown()
