@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import threading
+import traceback
 from datetime import date
 from typing import Any
 
@@ -122,10 +124,12 @@ _install_lock = threading.Lock()
 
 
 def install_log_redaction() -> None:
-    """Redact every log record this process creates, whatever logger or handler it goes to.
+    """Redact every log record this process creates, whatever logger or handler it goes to, and
+    the tracebacks of exceptions nobody caught (the process's and its threads').
 
     A filter on a handler only sees what reaches that handler, and servers (hypercorn, the
     func-python middleware) bring their own; the record factory sees every record at birth.
+    An uncaught exception is printed to stderr by the interpreter, not by logging.
     """
     global _installed
     with _install_lock:
@@ -137,4 +141,20 @@ def install_log_redaction() -> None:
             return redact_record(previous(*args, **kwargs))
 
         logging.setLogRecordFactory(factory)
+        sys.excepthook = _print_uncaught
+        threading.excepthook = _print_uncaught_in_thread
         _installed = True
+
+
+def _print_uncaught(exc_type, exc, tb) -> None:
+    sys.stderr.write(redact("".join(traceback.format_exception(exc_type, exc, tb))))
+    sys.stderr.flush()
+
+
+def _print_uncaught_in_thread(args) -> None:
+    if args.exc_type is SystemExit:
+        return  # as the default hook: a thread's SystemExit is silent
+    name = args.thread.name if args.thread is not None else "?"
+    sys.stderr.write(redact(f"Exception in thread {name}:\n"
+                            + "".join(traceback.format_exception(args.exc_type, args.exc_value, args.exc_traceback))))
+    sys.stderr.flush()

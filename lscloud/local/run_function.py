@@ -124,6 +124,10 @@ def _run_once(function_dir: Path, kind: str, marker_prefix: str, *, force: bool)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from lscloud import redaction
+
+    # before anything can log or fail: a seed's or a function's traceback must not name a citizen
+    redaction.install_log_redaction()
     parser = argparse.ArgumentParser(prog="python -m lscloud.local.run_function",
                                      description="Serve one function like Knative's func-python, "
                                                  "or seed or migrate its data.")

@@ -265,7 +265,10 @@ class Supervisor:
     # -- output --
 
     def say(self, line: str) -> None:
-        print(line, file=self.out, flush=True)
+        from ..redaction import redact
+
+        # it repeats the tails of function and seed logs: no identifier in what it prints either
+        print(redact(line), file=self.out, flush=True)
 
     # -- signals --
 

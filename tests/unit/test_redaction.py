@@ -98,3 +98,17 @@ def test_log_records_are_redacted_at_birth(caplog):
     text = caplog.text
     assert CCCD not in text and PHONE not in text and PASSPORT not in text
     assert "citizen [cccd] called from [phone]" in text and "KeyError" in text
+
+
+def test_uncaught_exceptions_print_redacted_tracebacks(tmp_path):
+    import subprocess
+    import sys
+
+    script = ("from lscloud import redaction\nimport threading\nredaction.install_log_redaction()\n"
+              f"def work():\n    raise KeyError('identity-population/{CCCD}')\n"
+              "t = threading.Thread(target=work)\nt.start()\nt.join()\n"
+              f"raise LookupError('no citizen {CCCD} at {PHONE}')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "Exception in thread" in done.stderr and "LookupError: no citizen [cccd] at [phone]" in done.stderr
+    assert CCCD not in done.stderr and PHONE not in done.stderr
