@@ -48,7 +48,7 @@ def cloud_settings(cloud: dict):
     return base.replace(s3_endpoint=cloud["s3"]["endpoint"], s3_access_key=cloud["s3"]["access_key"],
                         s3_secret_key=secret or base.s3_secret_key, bucket=cloud["s3"]["bucket"],
                         nats_url=cloud["nats"]["url"], stream=cloud["stream"], state_dir=cloud["state_dir"],
-                        trace_file=cloud.get("trace_file") or "", pseudonym_key=for_cloud(cloud["state_dir"]))
+                        trace_file=cloud.get("trace_file") or "", pseudonym_key=for_cloud(cloud["state_dir"], base))
 
 
 def default_dirs() -> list[str]:

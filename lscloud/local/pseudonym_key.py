@@ -12,6 +12,8 @@ import secrets
 import uuid
 from pathlib import Path
 
+from .. import config
+
 
 def key_file(state_dir: str | os.PathLike) -> Path:
     return Path(state_dir) / "keys" / "pseudonym.key"
@@ -35,7 +37,9 @@ def ensure(state_dir: str | os.PathLike) -> str:
     return path.read_text().strip()
 
 
-def for_cloud(state_dir: str | os.PathLike, environ: dict[str, str] | None = None) -> str:
-    """The key a local cloud uses: ``LSCLOUD_PSEUDONYM_KEY`` when set, else the state dir's."""
-    env = os.environ if environ is None else environ
-    return (env.get("LSCLOUD_PSEUDONYM_KEY") or "").strip() or ensure(state_dir)
+def for_cloud(state_dir: str | os.PathLike, settings: config.Settings) -> str:
+    """The key a local cloud uses: the one ``settings`` name (``LSCLOUD_PSEUDONYM_KEY``), unless
+    that is only the public default; then the state dir's own."""
+    if settings.pseudonym_key != config.LOCAL_PSEUDONYM_KEY:
+        return settings.pseudonym_key
+    return ensure(state_dir)

@@ -559,7 +559,7 @@ class Supervisor:
         from .pseudonym_key import for_cloud
 
         # before any function, seed or migration runs: every one of them must key indexes alike
-        self.settings = self.settings.replace(pseudonym_key=for_cloud(self.state_dir))
+        self.settings = self.settings.replace(pseudonym_key=for_cloud(self.state_dir, self.settings))
 
     def _setup_telemetry(self) -> None:
         from .. import telemetry

@@ -69,3 +69,17 @@ def test_a_pseudonym_cannot_be_a_range_key():
     with pytest.raises(TypeError, match="hash key"):
         _ModelMeta("Bad", (Model,), {"Meta": type("Meta", (), {"table": "bad"}), "h": A.UnicodeAttribute(hash_key=True),
                                      "r": A.PseudonymAttribute(range_key=True)})
+
+
+def test_the_local_cloud_keeps_one_key_per_state_dir(tmp_path):
+    import os
+    import stat
+
+    from lscloud.local import pseudonym_key
+
+    key = pseudonym_key.ensure(tmp_path)
+    assert len(key) >= config.PSEUDONYM_KEY_MIN_CHARS and key != config.LOCAL_PSEUDONYM_KEY
+    assert stat.S_IMODE(os.stat(pseudonym_key.key_file(tmp_path)).st_mode) == 0o600
+    assert pseudonym_key.ensure(tmp_path) == key != pseudonym_key.ensure(tmp_path / "other")
+    assert pseudonym_key.for_cloud(tmp_path, config.load({})) == key                  # the default: the dir's
+    assert pseudonym_key.for_cloud(tmp_path, config.load({"LSCLOUD_PSEUDONYM_KEY": KEY})) == KEY   # a set one wins
