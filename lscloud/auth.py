@@ -244,7 +244,10 @@ class _KeyRing:
 def verify_token(token: str, settings) -> Principal:
     """Verify a bearer JWT against ``settings``; raise a 401 :class:`Problem` saying what is wrong.
 
-    Issuer and audience are checked, ``exp`` is required, 30 s leeway for clock skew. The
+    Issuer and audience are checked, ``exp`` and ``iat`` are required (as RFC 9068 requires of
+    JWT access tokens), 30 s leeway for clock skew. A token may live at most
+    ``settings.jwt_max_lifetime_s`` (default 12 h): one issued for longer (``exp - iat``) or
+    valid further ahead than that (``exp - now``) is refused, so a leaked token dies soon. The
     token itself never appears in the problem or in logs.
     """
     try:
@@ -268,7 +271,7 @@ def verify_token(token: str, settings) -> Principal:
         try:
             claims = jwt.decode(token, key, algorithms=algorithms, issuer=settings.jwt_issuer,
                                 audience=settings.jwt_audience, leeway=30,
-                                options={"require": ["exp", "iss", "aud", "sub"]})
+                                options={"require": ["exp", "iat", "iss", "aud", "sub"]})
         except jwt.ExpiredSignatureError:
             raise _unauthenticated("token-expired", "Token expired", "The bearer token has expired.",
                                    "Mã xác thực đã hết hạn", "Mã xác thực đã hết hạn; vui lòng đăng nhập lại.") from None
@@ -284,6 +287,7 @@ def verify_token(token: str, settings) -> Principal:
         except jwt.PyJWTError as exc:  # bad signature with this key: try the next one
             last = exc
             continue
+        _check_lifetime(claims, settings.jwt_max_lifetime_s)
         role = claims.get("role")
         if not isinstance(role, str) or not role:
             raise _unauthenticated("token-invalid", "Invalid token", "The token carries no role.",
@@ -292,6 +296,17 @@ def verify_token(token: str, settings) -> Principal:
     detail = "The token's signature does not verify." if last is not None else f"Token algorithm {alg!r} does not match the configured keys."
     raise _unauthenticated("token-invalid", "Invalid token", detail,
                            "Mã xác thực không hợp lệ", "Chữ ký của mã xác thực không hợp lệ.")
+
+
+def _check_lifetime(claims: dict, max_lifetime_s: int, leeway_s: int = 30) -> None:
+    """Refuse a token issued for longer than ``max_lifetime_s``, or valid further ahead than that."""
+    exp, iat = int(claims["exp"]), int(claims["iat"])  # PyJWT checked that both read as integers
+    if exp - iat > max_lifetime_s + leeway_s or exp - time.time() > max_lifetime_s + leeway_s:
+        hours = f"{max_lifetime_s / 3600:g}"
+        raise _unauthenticated("token-lifetime", "Token lifetime too long",
+                               f"Bearer tokens may live at most {max_lifetime_s} s ({hours} h); ask for a shorter one.",
+                               "Thời hạn mã xác thực quá dài",
+                               f"Mã xác thực chỉ được có hiệu lực tối đa {hours} giờ; vui lòng xin mã mới.")
 
 
 def verify_bearer(settings) -> Principal:

@@ -1,7 +1,7 @@
 """The `lscloud` command: run the local cloud and look inside it.
 
     lscloud up [--port 8080] [--state-dir .lscloud] [--functions-dir functions] ...
-    lscloud status | token --role R | seed | dlq | events tail | traces | bench directory | bench border | bench procedures | bench dossiers
+    lscloud status | token --role R | seed | migrate | dlq | events tail | traces | bench directory | bench border | bench procedures | bench dossiers
 
 Exit codes: 0 done; 1 failed (message on stderr); 2 bad usage; 3 `status` found the cloud
 running but not healthy.
@@ -39,6 +39,7 @@ def running_cloud(state_dir: Path) -> dict:
 def cloud_settings(cloud: dict):
     """Settings reaching a running cloud's servers (secrets: the local defaults or the environment)."""
     from . import config
+    from .local.pseudonym_key import for_cloud
     from .local.servers import WeedMini
 
     base = config.load(dict(os.environ))
@@ -47,7 +48,7 @@ def cloud_settings(cloud: dict):
     return base.replace(s3_endpoint=cloud["s3"]["endpoint"], s3_access_key=cloud["s3"]["access_key"],
                         s3_secret_key=secret or base.s3_secret_key, bucket=cloud["s3"]["bucket"],
                         nats_url=cloud["nats"]["url"], stream=cloud["stream"], state_dir=cloud["state_dir"],
-                        trace_file=cloud.get("trace_file") or "")
+                        trace_file=cloud.get("trace_file") or "", pseudonym_key=for_cloud(cloud["state_dir"], base))
 
 
 def default_dirs() -> list[str]:
@@ -108,43 +109,72 @@ def cmd_token(args) -> int:
     from . import config
 
     s = config.load(dict(os.environ))
+    if not 1 <= args.ttl <= s.jwt_max_lifetime_s:
+        raise CliError(f"--ttl must be 1 to {s.jwt_max_lifetime_s} seconds: functions refuse tokens that live longer "
+                       "(LSCLOUD_JWT_MAX_LIFETIME_S)")
     print(issue_token(private_pem, sub=args.sub or f"dev-{args.role}", role=args.role, agency=args.agency,
                       unit=args.unit, ttl_s=args.ttl, issuer=s.jwt_issuer, audience=s.jwt_audience))
     return EXIT_OK
 
 
 def cmd_seed(args) -> int:
+    return _run_hooks(args, "seed")
+
+
+def cmd_migrate(args) -> int:
+    return _run_hooks(args, "migrate")
+
+
+def _run_hooks(args, kind: str) -> int:
+    """Run every chosen function's seed or migration hook (forced for seeds, once for migrations)."""
     from .local import manifest as manifests
-    from .local.supervisor import function_env, run_seed
+    from .local.supervisor import function_env, run_migration, run_seed
 
-    cloud = running_cloud(_state_dir(args))
-    settings = cloud_settings(cloud)
-    from .auth import dev_keys
-
-    settings = settings.replace(jwt_public_key=dev_keys(settings.state_dir)[1])
+    run = run_seed if kind == "seed" else run_migration
+    force = kind == "seed" or bool(getattr(args, "force", False))
     chosen = set(args.functions or [])
-    failed = 0
-    ran = 0
-    for name, f in sorted(cloud["functions"].items()):
-        if chosen and name not in chosen:
-            continue
-        m = manifests.load(f["dir"])
-        if not m.seed_module:
+    if getattr(args, "from_env", False):
+        # any store (the cluster): the environment holds the function's bucket, credentials and pseudonym key
+        if not chosen:
+            raise CliError("--from-env needs the functions to migrate, e.g. `lscloud migrate --from-env border`")
+        found = {m.name: (m, {**os.environ, "K_SERVICE": m.name})
+                 for m in manifests.discover([Path(d) for d in default_dirs()]) if m.name in chosen}
+    else:
+        cloud = running_cloud(_state_dir(args))
+        from .auth import dev_keys
+
+        settings = cloud_settings(cloud)
+        settings = settings.replace(jwt_public_key=dev_keys(settings.state_dir)[1])
+        found = {}
+        for name, f in cloud["functions"].items():
+            if not chosen or name in chosen:
+                m = manifests.load(f["dir"])
+                found[name] = (m, function_env(m, settings, f["port"]))
+    unknown = chosen - set(found)
+    if unknown:
+        raise CliError(f"no {'' if getattr(args, 'from_env', False) else 'running '}function named "
+                       f"{', '.join(sorted(unknown))}")
+    failed = ran = 0
+    for name, (m, env) in sorted(found.items()):
+        if not (m.seed_module if kind == "seed" else m.migrate_module):
             if chosen:
-                print(f"{name}: no function/seed.py")
+                print(f"{name}: no function/{kind}.py")
             continue
         ran += 1
-        result = run_seed(m, function_env(m, settings, f["port"]), force=True)
+        result = run(m, env, force=force)
         if "error" in result:
             failed += 1
             print(f"✗ {name}: {result['error']}", file=sys.stderr)
+        elif kind == "seed":
+            print(f"✓ {name}: seeded in {result.get('took_ms')} ms: "
+                  f"{json.dumps(result.get('result'), ensure_ascii=False, default=str)}")
+        elif result.get("migrated"):
+            print(f"✓ {name}: migrated in {result.get('took_ms')} ms: "
+                  f"{json.dumps(result.get('result'), ensure_ascii=False, default=str)}")
         else:
-            print(f"✓ {name}: seeded in {result.get('took_ms')} ms: {json.dumps(result.get('result'), ensure_ascii=False, default=str)}")
-    unknown = chosen - set(cloud["functions"])
-    if unknown:
-        raise CliError(f"no running function named {', '.join(sorted(unknown))}")
+            print(f"✓ {name}: already migrated (--force runs it again)")
     if not ran:
-        print("no function has a seed hook (function/seed.py)")
+        print(f"no function has a {kind} hook (function/{kind}.py)")
     return EXIT_FAIL if failed else EXIT_OK
 
 
@@ -262,6 +292,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     seed = add("seed", cmd_seed, "load every function's reference data again (forced)")
     seed.add_argument("functions", nargs="*", metavar="FUNCTION", help="only these functions")
+
+    mig = add("migrate", cmd_migrate, "move data an older version wrote into today's layout (once per version; "
+                                      "`lscloud up` does it at start)")
+    mig.add_argument("functions", nargs="*", metavar="FUNCTION", help="only these functions")
+    mig.add_argument("--force", action="store_true", help="run even if this migration already ran")
+    mig.add_argument("--from-env", action="store_true",
+                     help="not a running local cloud: the store, bucket and pseudonym key from the environment "
+                          "(the cluster: run with each function's own environment)")
 
     dlq = add("dlq", cmd_dlq, "show dead-lettered events")
     dlq.add_argument("-n", type=int, default=20, help="how many (default 20)")

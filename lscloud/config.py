@@ -21,6 +21,13 @@ class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
 
+# the pseudonym key of anything that runs without one (tests, a bare `lscloud` command): public by
+# design, refused in the cluster; `lscloud up` generates its own per state dir instead
+LOCAL_PSEUDONYM_KEY = "lscloud-local-pseudonym-key-not-a-secret"
+PSEUDONYM_KEY_MIN_CHARS = 32
+# a bearer token may not be made to live longer than this, whatever the setting says
+JWT_LIFETIME_CEILING_S = 7 * 86_400
+
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
@@ -45,9 +52,14 @@ class Settings:
     jwt_public_key: str = field(default="", repr=False)
     jwt_jwks_url: str = ""
     jwt_algorithms: tuple[str, ...] = ("RS256", "ES256")
+    # the longest a bearer token may live (exp - iat, and exp - now): a stolen token dies soon
+    jwt_max_lifetime_s: int = 43_200
     # partner systems (banks) signing requests: {"partner": ["key-current", "key-next"]}
     partner_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
     signature_window_s: int = 300
+    # the key of the keyed hashes that stand for personal identifiers in object keys
+    # (lscloud.pseudonyms); the local default is public, the cluster must set its own
+    pseudonym_key: str = field(default=LOCAL_PSEUDONYM_KEY, repr=False)
     # limits
     max_body_bytes: int = 1_048_576
     blob_max_bytes: int = 20 * 1_048_576
@@ -159,6 +171,16 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         jwks = _url("LSCLOUD_JWT_JWKS_URL", jwks, ("http", "https"))
     if mode == "cluster" and not (public_key or jwks):
         raise ConfigError("LSCLOUD_JWT_PUBLIC_KEY(_FILE) or LSCLOUD_JWT_JWKS_URL is required when LSCLOUD_ENV=cluster")
+    pseudonym_key = get("LSCLOUD_PSEUDONYM_KEY", "")
+    if mode == "cluster" and (not pseudonym_key or pseudonym_key == LOCAL_PSEUDONYM_KEY):
+        raise ConfigError("LSCLOUD_PSEUDONYM_KEY is required when LSCLOUD_ENV=cluster (a random secret of at least "
+                          f"{PSEUDONYM_KEY_MIN_CHARS} characters, the same for every function)")
+    if pseudonym_key and len(pseudonym_key) < PSEUDONYM_KEY_MIN_CHARS:
+        raise ConfigError(f"LSCLOUD_PSEUDONYM_KEY must be at least {PSEUDONYM_KEY_MIN_CHARS} characters")
+    max_lifetime = _int("LSCLOUD_JWT_MAX_LIFETIME_S", get("LSCLOUD_JWT_MAX_LIFETIME_S", str(d.jwt_max_lifetime_s)), 60)
+    if max_lifetime > JWT_LIFETIME_CEILING_S:
+        raise ConfigError(f"LSCLOUD_JWT_MAX_LIFETIME_S must be at most {JWT_LIFETIME_CEILING_S} (7 days), "
+                          f"got {max_lifetime}")
     peers = get("LSCLOUD_PEER_URL_TEMPLATE", d.peer_url_template)
     if "{name}" not in peers or not _url("LSCLOUD_PEER_URL_TEMPLATE", peers.replace("{name}", "x"), ("http", "https")):
         raise ConfigError(f"LSCLOUD_PEER_URL_TEMPLATE must be an http(s) URL holding {{name}}, got {peers!r}")
@@ -181,7 +203,9 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         jwt_public_key=public_key,
         jwt_jwks_url=jwks,
         jwt_algorithms=algorithms,
+        jwt_max_lifetime_s=max_lifetime,
         partner_keys=_partner_keys("LSCLOUD_PARTNER_KEYS", env["LSCLOUD_PARTNER_KEYS"]) if env.get("LSCLOUD_PARTNER_KEYS", "").strip() else {},
+        pseudonym_key=pseudonym_key or d.pseudonym_key,
         signature_window_s=_int("LSCLOUD_SIGNATURE_WINDOW_S", get("LSCLOUD_SIGNATURE_WINDOW_S", str(d.signature_window_s)), 1),
         max_body_bytes=_int("LSCLOUD_MAX_BODY_BYTES", get("LSCLOUD_MAX_BODY_BYTES", str(d.max_body_bytes)), 1024),
         blob_max_bytes=_int("LSCLOUD_BLOB_MAX_BYTES", get("LSCLOUD_BLOB_MAX_BYTES", str(d.blob_max_bytes)), 1),

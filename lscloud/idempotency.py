@@ -2,14 +2,17 @@
 
 The record design of AWS Powertools' idempotency utility, on the object store:
 
-- the record lives at ``idempotency/<sha256(scope)>/<sha256(key)>.json``; the scope is the
-  function, the caller and the route, so two callers' keys never meet;
-- the first call writes it create-only (``If-None-Match: *``) with status ``INPROGRESS`` and a
+- the record lives at ``idempotency/<pseudonym(scope)>/<pseudonym(key)>.json``; the scope is
+  the function, the caller and the route, so two callers' keys never meet; both parts are keyed
+  hashes (:mod:`lscloud.pseudonyms`): a caller is often a citizen whose subject is a CCCD;
+- the first call writes it create-only (``If-None-Match: *``) with status ``INPROGRESS``, a
+  keyed hash of the payload, one keyed digest per field (:func:`lscloud.resends.digests`) and a
   short expiry, runs the handler, then replaces it (``If-Match`` its ETag) with status
   ``COMPLETED``, the response, and the long expiry (``settings.idempotency_ttl_s``);
 - a second call finds the record: same payload and ``COMPLETED`` -> the stored response again
   with ``Idempotent-Replayed: true``; ``INPROGRESS`` -> 409 with ``Retry-After``; another
-  payload under the same key -> 422;
+  payload under the same key -> 409 ``idempotency-key-reused`` naming the differing fields
+  (JSON pointers, never their values: :class:`lscloud.resends.IdReused`);
 - a handler exception or a 5xx answer deletes the record so the client's retry can run; an
   ``INPROGRESS`` record past its expiry (crashed process) is taken over with ``If-Match``.
 """
@@ -18,14 +21,13 @@ from __future__ import annotations
 
 import base64
 import functools
-import hashlib
-import json
 import re
 import time
 from typing import Any, Callable
 
 from flask import Response, current_app, g, request
 
+from . import pseudonyms, resends
 from .auth import principal
 from .problems import Problem
 
@@ -39,30 +41,31 @@ _SKIP_HEADERS = {"set-cookie", "date", "content-length", "server", "traceparent"
                  "transfer-encoding"}
 
 
-def _sha256(data: bytes | str) -> str:
-    return hashlib.sha256(data.encode("utf-8") if isinstance(data, str) else data).hexdigest()
-
-
-def payload_hash() -> str:
-    """sha256 of the canonical JSON body (key order and spacing do not matter), else of the raw bytes."""
+def _json_payload() -> Any:
+    """The request's JSON body, or None when there is none or it is not JSON (an upload)."""
     from .web import json_body
 
     body = g.get("body")
-    raw = request.get_data(cache=True)
-    if body is None and raw.strip():
+    if body is None and request.get_data(cache=True).strip():
         try:
             body = json_body()
         except Problem:
-            return _sha256(raw)
-    if body is None:
-        return _sha256(raw)
-    return _sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+            return None
+    return body
+
+
+def payload_hash(salt: str = "", body: Any = None) -> str:
+    """Keyed hash of the canonical JSON ``body`` (key order and spacing do not matter), else of the raw bytes."""
+    data = resends.canonical(body) if body is not None else request.get_data(cache=True)
+    return pseudonyms.pseudonym("idempotency-payload", salt.encode() + b"\x00" + data)
 
 
 def record_key(function: str, caller: str, method: str, path: str, key: str) -> str:
-    """Where the record for ``key`` lives; every part is hashed, so no input can walk the key space."""
+    """Where the record for ``key`` lives; every part is a keyed hash, so no input can walk the key
+    space and no caller (a citizen's CCCD) can be recognised in the key."""
     scope = "\n".join([function, caller, method.upper(), path])
-    return f"idempotency/{_sha256(scope)}/{_sha256(key)}.json"
+    return f"idempotency/{pseudonyms.pseudonym('idempotency-scope', scope)}/" \
+           f"{pseudonyms.pseudonym('idempotency-key', key)}.json"
 
 
 def idempotent(key_from: Callable[[Any], Any] | None = None, *, required: bool = True,
@@ -123,15 +126,18 @@ def _run(view, args, kwargs, key: str, inprogress_timeout_s: int):
     state = app_state()
     objects, bucket = state.store()
     rkey = record_key(state.name, principal().id, request.method, request.path, key)
-    phash = payload_hash()
+    body = _json_payload()
+    phash = payload_hash(rkey, body)
+    fields = resends.digests(body, rkey) if body is not None else {}
     now = time.time()
     try:
         held = leases.acquire(objects, bucket, rkey, {"status": leases.IN_PROGRESS, "payload_hash": phash,
-                                                       "created_at": now, "expires_at": now + inprogress_timeout_s})
+                                                       "request_fields": fields, "created_at": now,
+                                                       "expires_at": now + inprogress_timeout_s})
     except leases.LeaseContended:
         raise _in_progress(key, retry_after=1) from None
     if not isinstance(held, leases.Lease):
-        return _answer_existing(held, key, phash)
+        return _answer_existing(held, key, phash, body, rkey)
     try:
         resp = current_app.make_response(view(*args, **kwargs))
     except BaseException:
@@ -142,7 +148,7 @@ def _run(view, args, kwargs, key: str, inprogress_timeout_s: int):
         return resp
     done = time.time()
     held.complete({
-        "status": leases.COMPLETED, "payload_hash": phash, "completed_at": done,
+        "status": leases.COMPLETED, "payload_hash": phash, "request_fields": fields, "completed_at": done,
         "expires_at": done + state.settings.idempotency_ttl_s,
         "response": {
             "status": resp.status_code,
@@ -153,17 +159,15 @@ def _run(view, args, kwargs, key: str, inprogress_timeout_s: int):
     return resp
 
 
-def _answer_existing(record: dict, key: str, phash: str) -> Response:
+def _answer_existing(record: dict, key: str, phash: str, body: Any, rkey: str) -> Response:
     """Another call holds this key: replay its answer, or refuse a different body / a call in progress."""
     from .store import leases
 
     if record.get("payload_hash") != phash:
-        raise Problem(422, "idempotency-key-reused", "Idempotency key reused",
-                      f"The {HEADER} {key!r} was already used with a different request body.",
-                      title_vi="Khóa idempotency đã được dùng",
-                      detail_vi=f"Khóa {HEADER} {key!r} đã được dùng với nội dung yêu cầu khác.",
-                      errors=[{"field": "", "message": "body differs from the first request with this key"}],
-                      header=HEADER, idempotency_key=key)
+        first = record.get("request_fields")
+        # a body that is not JSON (an upload), or a record without digests, differs as a whole
+        fields = resends.changed(first, body, rkey) if first and body is not None else [""]
+        raise resends.IdReused(fields, key=key).problem(header=HEADER)
     if record.get("status") == leases.COMPLETED:
         return _replay(record["response"])
     raise _in_progress(key, retry_after=max(1, min(int(float(record["expires_at"]) - time.time()) + 1, 30)))

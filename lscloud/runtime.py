@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from . import config
+from . import config, pseudonyms
 from .store.objects import ObjectStore
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,10 +58,11 @@ _current_lock = threading.Lock()
 
 
 def install(runtime: Runtime) -> Runtime:
-    """Make ``runtime`` the process's runtime (and the store's default connection)."""
+    """Make ``runtime`` the process's runtime (the store's default connection, the pseudonym key)."""
     global _current
     with _current_lock:
         _current = runtime
+    pseudonyms.configure(runtime.settings.pseudonym_key)
     from . import store
 
     store.configure(runtime.objects, runtime.settings.bucket)

@@ -7,7 +7,10 @@ and :func:`format_trace_tree`). With neither, nothing is exported and nothing is
 
 Trace context crosses NATS and HTTP as W3C ``traceparent``/``tracestate`` headers
 (:func:`inject`, :func:`extract`); span names and attributes follow the HTTP and messaging
-semantic conventions. Header values that carry secrets are never put in a span.
+semantic conventions. Header values that carry secrets are never put in a span, and personal
+identifiers (CCCD, passport, phone and account numbers) are redacted from every exported span's
+name, attributes, events and status (:class:`RedactingSpanExporter`, patterns in
+:mod:`lscloud.redaction`) and from every log record of the process.
 """
 
 from __future__ import annotations
@@ -25,11 +28,11 @@ from opentelemetry import metrics, propagate, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from . import events
+from . import events, redaction
 
 INSTRUMENTATION_NAME = "lscloud"
 
@@ -105,14 +108,15 @@ def setup(settings=None) -> None:
         if settings.otlp_endpoint and settings.otlp_endpoint not in _otlp_span_endpoints:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-            _tracer_provider.add_span_processor(
-                BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.otlp_endpoint.rstrip("/") + "/v1/traces")))
+            _tracer_provider.add_span_processor(BatchSpanProcessor(
+                RedactingSpanExporter(OTLPSpanExporter(endpoint=settings.otlp_endpoint.rstrip("/") + "/v1/traces"))))
             _otlp_span_endpoints.add(settings.otlp_endpoint)
         if settings.trace_file and settings.trace_file not in _trace_files:
-            _tracer_provider.add_span_processor(
-                BatchSpanProcessor(JsonLinesSpanExporter(settings.trace_file), schedule_delay_millis=500))
+            _tracer_provider.add_span_processor(BatchSpanProcessor(
+                RedactingSpanExporter(JsonLinesSpanExporter(settings.trace_file)), schedule_delay_millis=500))
             _trace_files.add(settings.trace_file)
         _instrument_botocore()
+        redaction.install_log_redaction()
 
 
 # the only request parameters an S3 span records (semconv aws.s3.*): never bodies, never credentials
@@ -183,11 +187,53 @@ def _ensure_setup() -> TracerProvider:
 
 
 def use_span_exporter(exporter: SpanExporter) -> SpanProcessor:
-    """Also send every finished span to ``exporter``, synchronously (tests, local tools)."""
+    """Also send every finished span to ``exporter``, synchronously and redacted (tests, local tools)."""
     provider = _ensure_setup()
-    processor = SimpleSpanProcessor(exporter)
+    processor = SimpleSpanProcessor(RedactingSpanExporter(exporter))
     provider.add_span_processor(processor)
     return processor
+
+
+class RedactingSpanExporter(SpanExporter):
+    """Hands ``delegate`` a copy of each span with personal identifiers redacted from its name,
+    attributes, events and status (:func:`lscloud.redaction.redact`). Every exporter
+    :func:`setup` and :func:`use_span_exporter` install is wrapped in one.
+
+    Instrumentations record URL paths, query strings, object keys and exception messages as they
+    are; redacting at the export boundary covers every one of them, present and future. It sits
+    in front of the exporter rather than in a processor so that, behind a BatchSpanProcessor,
+    the work runs on the export thread, not on the request's. Trace and span ids, kinds, times
+    and links pass unchanged.
+    """
+
+    def __init__(self, delegate: SpanExporter):
+        self.delegate = delegate
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.delegate.export([redacted_span(s) for s in spans])
+
+    def shutdown(self) -> None:
+        self.delegate.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.delegate.force_flush(timeout_millis)
+
+
+def _redacted_attributes(attributes) -> dict[str, Any]:
+    return {k: redaction.redact_value(k, v) for k, v in (attributes or {}).items()}
+
+
+def redacted_span(span: ReadableSpan) -> ReadableSpan:
+    """``span`` as exported: the same span with identifier-shaped values redacted."""
+    status = span.status
+    if status.description:
+        status = Status(status.status_code, redaction.redact(status.description))
+    return ReadableSpan(
+        name=redaction.redact(span.name), context=span.context, parent=span.parent, resource=span.resource,
+        attributes=_redacted_attributes(span.attributes),
+        events=[Event(e.name, _redacted_attributes(e.attributes), e.timestamp) for e in span.events],
+        links=span.links, kind=span.kind, status=status, start_time=span.start_time, end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope)
 
 
 def force_flush(timeout_ms: int = 5000) -> None:

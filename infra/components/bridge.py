@@ -62,6 +62,7 @@ class BridgeEndpoints:
     jwt_audience: str
     jwt_jwks_url: str = ""
     jwt_secret: str = "lscloud-jwt"
+    pseudonym_secret: str = "lscloud-pseudonym"
     data_namespace: str = "lscloud-data"
     telemetry_namespace: str = "lscloud-telemetry"
 
@@ -69,7 +70,8 @@ class BridgeEndpoints:
     def from_platform(cls, p: PlatformEndpoints) -> "BridgeEndpoints":
         return cls(namespace=p.namespace, nats_url=p.nats_url, stream=p.stream, otlp_endpoint=p.otlp_endpoint,
                    jwt_issuer=p.jwt_issuer, jwt_audience=p.jwt_audience, jwt_jwks_url=p.jwt_jwks_url,
-                   jwt_secret=p.jwt_secret, data_namespace=p.data_namespace, telemetry_namespace=p.telemetry_namespace)
+                   jwt_secret=p.jwt_secret, pseudonym_secret=p.pseudonym_secret, data_namespace=p.data_namespace,
+                   telemetry_namespace=p.telemetry_namespace)
 
 
 def render_env(broker: str, types: Sequence[str], p: BridgeEndpoints, s: BridgeSettings) -> list[dict]:
@@ -88,6 +90,8 @@ def render_env(broker: str, types: Sequence[str], p: BridgeEndpoints, s: BridgeS
         {"name": "LSCLOUD_BRIDGE_MAX_DELIVERIES", "value": str(s.maxDeliveries)},
         {"name": "LSCLOUD_BRIDGE_TIMEOUT_S", "value": str(s.timeoutSeconds)},
         {"name": "PORT", "value": str(CONTAINER_PORT)},
+        # LSCLOUD_ENV=cluster needs the pseudonym key too (the runtime's settings check it at start)
+        {"name": "LSCLOUD_PSEUDONYM_KEY", "valueFrom": {"secretKeyRef": {"name": p.pseudonym_secret, "key": "key"}}},
     ]
     # LSCLOUD_ENV=cluster needs a token key (the runtime's settings check it at start)
     if p.jwt_jwks_url:

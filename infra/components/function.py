@@ -9,7 +9,8 @@ Environment of a function in the cluster:
 - from the platform (these names are the platform's; a func.yaml may not set them):
   ``LSCLOUD_ENV=cluster``, ``LSCLOUD_S3_ENDPOINT``, ``LSCLOUD_BUCKET`` (the function's own bucket),
   ``LSCLOUD_NATS_URL``, ``LSCLOUD_STREAM``, ``LSCLOUD_JWT_ISSUER``/``_AUDIENCE``, ``LSCLOUD_JWT_JWKS_URL``
-  (when configured) and ``OTEL_EXPORTER_OTLP_ENDPOINT``; Knative sets ``K_SERVICE`` itself;
+  (when configured), ``LSCLOUD_PSEUDONYM_KEY`` (from the ``lscloud-pseudonym`` Secret) and
+  ``OTEL_EXPORTER_OTLP_ENDPOINT``; Knative sets ``K_SERVICE`` itself;
 - from func.yaml ``run.envs``: plain values as plain env, ``{{ secret:name:key }}`` as a
   ``secretKeyRef``, ``{{ configMap:name:key }}`` as a ``configMapKeyRef``. The secret name
   ``lscloud-s3`` means *this function's own object-store credentials* and is resolved to
@@ -42,7 +43,7 @@ S3_SECRET = "lscloud-s3"
 PLATFORM_ENV = frozenset({
     "LSCLOUD_ENV", "LSCLOUD_S3_ENDPOINT", "LSCLOUD_BUCKET", "LSCLOUD_NATS_URL", "LSCLOUD_STREAM",
     "LSCLOUD_JWT_ISSUER", "LSCLOUD_JWT_AUDIENCE", "LSCLOUD_JWT_JWKS_URL", "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "LSCLOUD_PEER_URL_TEMPLATE",
+    "LSCLOUD_PEER_URL_TEMPLATE", "LSCLOUD_PSEUDONYM_KEY",
     "K_SERVICE", "PORT",
 })
 SECRET_ENV_RE = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|ACCESS_KEY|PARTNER_KEYS|HMAC|CREDENTIAL")
@@ -67,6 +68,7 @@ class PlatformEndpoints:
     jwt_audience: str
     jwt_jwks_url: str = ""
     jwt_secret: str = "lscloud-jwt"  # holds key public-key when no JWKS URL is used
+    pseudonym_secret: str = "lscloud-pseudonym"  # holds key "key": LSCLOUD_PSEUDONYM_KEY, the same everywhere
     data_namespace: str = "lscloud-data"
     telemetry_namespace: str = "lscloud-telemetry"
     ingress_namespaces: tuple[str, ...] = ("knative-serving", "kourier-system", "knative-eventing")
@@ -130,6 +132,7 @@ def render_env(m: Manifest, p: PlatformEndpoints) -> list[dict]:
         {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": p.otlp_endpoint},
         # functions call each other by their Knative Service's cluster address
         {"name": "LSCLOUD_PEER_URL_TEMPLATE", "value": f"http://{{name}}.{p.namespace}.svc.cluster.local"},
+        {"name": "LSCLOUD_PSEUDONYM_KEY", "valueFrom": {"secretKeyRef": {"name": p.pseudonym_secret, "key": "key"}}},
     ]
     if p.jwt_jwks_url:
         env.append({"name": "LSCLOUD_JWT_JWKS_URL", "value": p.jwt_jwks_url})

@@ -1,6 +1,10 @@
-"""Application secrets from Pulumi secrets: the JWT verification key and the partner banks' HMAC keys.
+"""Application secrets: the JWT verification key, the partner banks' HMAC keys, the pseudonym key.
 
 ``lscloud-jwt`` (key ``public-key``) feeds ``LSCLOUD_JWT_PUBLIC_KEY`` when no JWKS URL is used;
+``lscloud-pseudonym`` (key ``key``) feeds ``LSCLOUD_PSEUDONYM_KEY`` to every function and bridge: the
+key of the keyed hashes that stand for personal identifiers in object keys. It is generated once
+(a random 48-character string kept in the stack's state) and must never change without re-keying
+the indexes (``lscloud migrate --force --from-env <function>`` with the new key, per function);
 ``lscloud-partners`` (key ``partner-keys``) holds ``LSCLOUD_PARTNER_KEYS``: JSON
 ``{"bank-code": ["key-1", "key-2"]}`` with one or two active keys per bank (rotation). A function
 that verifies bank signatures references it in its func.yaml as
@@ -16,6 +20,7 @@ import json
 from typing import Any, Mapping
 
 import pulumi
+import pulumi_random as random
 
 from lscloud import config as runtime_config
 
@@ -23,6 +28,7 @@ from . import k8s as kx
 
 JWT_SECRET = "lscloud-jwt"
 PARTNERS_SECRET = "lscloud-partners"
+PSEUDONYM_SECRET = "lscloud-pseudonym"
 
 
 def partner_keys_json(keys: Mapping[str, Any] | str | None) -> str:
@@ -38,9 +44,12 @@ def partner_keys_json(keys: Mapping[str, Any] | str | None) -> str:
     return json.dumps({k: list(v) for k, v in sorted(parsed.items())})
 
 
-def render(namespace: str, *, jwt_public_key: Any, partner_keys: Any) -> list[dict]:
+def render(namespace: str, *, jwt_public_key: Any, partner_keys: Any, pseudonym_key: Any) -> list[dict]:
     lbl = kx.labels("lscloud-secrets", "secrets")
     return [
+        {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+         "metadata": {"name": PSEUDONYM_SECRET, "namespace": namespace, "labels": lbl},
+         "stringData": {"key": pseudonym_key}},
         {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
          "metadata": {"name": JWT_SECRET, "namespace": namespace, "labels": lbl},
          "stringData": {"public-key": jwt_public_key}},
@@ -51,13 +60,17 @@ def render(namespace: str, *, jwt_public_key: Any, partner_keys: Any) -> list[di
 
 
 class AppSecrets(pulumi.ComponentResource):
-    """JWT public key and partner-bank HMAC keys as Kubernetes Secrets (values stay Pulumi secrets)."""
+    """JWT public key, partner-bank HMAC keys and the pseudonym key as Kubernetes Secrets (values stay
+    Pulumi secrets)."""
 
     def __init__(self, name: str, namespace: str, *, jwt_public_key: pulumi.Input[str],
                  partner_keys: pulumi.Input[Any], opts: pulumi.ResourceOptions | None = None):
         super().__init__("lscloud:index:AppSecrets", name, None, opts)
         keys = pulumi.Output.secret(partner_keys).apply(partner_keys_json)
-        self.objects = render(namespace, jwt_public_key=pulumi.Output.secret(jwt_public_key), partner_keys=keys)
+        pseudonym_key = random.RandomPassword(f"{name}-pseudonym-key", length=48, special=False,
+                                              opts=pulumi.ResourceOptions(parent=self)).result
+        self.objects = render(namespace, jwt_public_key=pulumi.Output.secret(jwt_public_key), partner_keys=keys,
+                              pseudonym_key=pulumi.Output.secret(pseudonym_key))
         for obj in self.objects:
             kx.create(f"{name}-{obj['metadata']['name']}", obj, pulumi.ResourceOptions(parent=self))
         self.names = [o["metadata"]["name"] for o in self.objects]

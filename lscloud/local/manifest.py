@@ -104,6 +104,12 @@ class Manifest:
         p = self.package / "seed.py"
         return p if p.is_file() else None
 
+    @property
+    def migrate_module(self) -> Path | None:
+        """``function/migrate.py`` when the function moves data an older version wrote (run once)."""
+        p = self.package / "migrate.py"
+        return p if p.is_file() else None
+
     def resolved_env(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
         """The ``run.envs`` a local process gets; ``{{ env:X }}`` is read from ``environ``.
 

@@ -1,9 +1,10 @@
 """`lscloud up`: the whole cloud on one machine, started and stopped in order.
 
 Order of start: nats-server and weed mini (or external endpoints), the bucket and the stream,
-the platform clock (a tick event per ``LSCLOUD_CLOCK_PERIOD_S``, default 60), dev signing keys,
-reference data (seed hooks, once per data version), one process per function (as Knative starts
-it), the event dispatcher, the gateway. Stop: the clock first, then the reverse of the start.
+the platform clock (a tick event per ``LSCLOUD_CLOCK_PERIOD_S``, default 60), dev signing keys and
+the pseudonym key, data migrations and reference data (migration and seed hooks, once per version),
+one process per function (as Knative starts it), the event dispatcher, the gateway. Stop: the clock
+first, then the reverse of the start.
 
 Everything lives under the state dir: server data, ports (reused across runs so data and
 URLs stay put), logs, traces, dev keys, ``cloud.json`` (what runs where, for ``lscloud
@@ -264,7 +265,10 @@ class Supervisor:
     # -- output --
 
     def say(self, line: str) -> None:
-        print(line, file=self.out, flush=True)
+        from ..redaction import redact
+
+        # it repeats the tails of function and seed logs: no identifier in what it prints either
+        print(redact(line), file=self.out, flush=True)
 
     # -- signals --
 
@@ -469,6 +473,7 @@ class Supervisor:
         self.say(f"✓ bucket       {self.settings.bucket}")
         self._ensure_stream()
         self._dev_keys()
+        self._pseudonym_key()
         self._setup_telemetry()
 
         # functions: seed hooks first (they write reference data the functions read), then the processes
@@ -476,6 +481,10 @@ class Supervisor:
             self.functions[m.name] = FunctionProcess(
                 manifest=m, port=ports["functions"][m.name], env=function_env(m, self.settings, ports["functions"][m.name]),
                 log_path=self.state_dir / "logs" / f"{m.name}.log")
+        # data an older version wrote is moved to today's layout first (once), then seeded
+        for fp in self.functions.values():
+            if fp.manifest.migrate_module:
+                self.migrate_one(fp)
         for fp in self.functions.values():
             if fp.manifest.seed_module:
                 self.seed_one(fp)
@@ -546,6 +555,12 @@ class Supervisor:
         self.settings = self.settings.replace(jwt_public_key=public_pem)
         self.say(f"✓ dev keys     {self.state_dir} (tokens: lscloud token --role ROLE)")
 
+    def _pseudonym_key(self) -> None:
+        from .pseudonym_key import for_cloud
+
+        # before any function, seed or migration runs: every one of them must key indexes alike
+        self.settings = self.settings.replace(pseudonym_key=for_cloud(self.state_dir, self.settings))
+
     def _setup_telemetry(self) -> None:
         from .. import telemetry
 
@@ -563,6 +578,16 @@ class Supervisor:
             self.say(f"✓ seeded       {fp.name} ({result.get('took_ms')} ms: {_short(result.get('result'))})")
         else:
             self.say(f"✓ seed         {fp.name}: data already loaded")
+        return result
+
+    def migrate_one(self, fp: FunctionProcess, force: bool = False) -> dict | None:
+        """Run a function's migration hook in a child process with the function's environment."""
+        result = run_migration(fp.manifest, fp.env, force=force)
+        if "error" in result:
+            # the function still starts: what was not moved is missing from its listings, not wrong
+            self.say(f"✗ migrate {fp.name}: {result['error']}")
+        elif result.get("migrated"):
+            self.say(f"✓ migrated     {fp.name} ({result.get('took_ms')} ms: {_short(result.get('result'))})")
         return result
 
     def _start_dispatcher(self) -> None:
@@ -707,12 +732,22 @@ def _short(value, limit: int = 80) -> str:
 
 def run_seed(m: manifests.Manifest, env: dict[str, str], *, force: bool = False, timeout_s: float = 600) -> dict:
     """Run ``m``'s seed hook in a child (own session, killed on timeout); returns its report."""
-    argv = run_function_argv(m.root, "--seed", *(["--force"] if force else []))
+    return _run_hook(m, env, "seed", force=force, timeout_s=timeout_s)
+
+
+def run_migration(m: manifests.Manifest, env: dict[str, str], *, force: bool = False,
+                  timeout_s: float = 600) -> dict:
+    """Run ``m``'s migration hook in a child (own session, killed on timeout); returns its report."""
+    return _run_hook(m, env, "migrate", force=force, timeout_s=timeout_s)
+
+
+def _run_hook(m: manifests.Manifest, env: dict[str, str], kind: str, *, force: bool, timeout_s: float) -> dict:
+    argv = run_function_argv(m.root, f"--{kind}", *(["--force"] if force else []))
     try:
         done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout_s,
                               start_new_session=True, cwd=str(m.root), stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
-        return {"function": m.name, "error": f"seed did not finish within {timeout_s:.0f}s"}
+        return {"function": m.name, "error": f"{kind} did not finish within {timeout_s:.0f}s"}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-10:])

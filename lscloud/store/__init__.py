@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from . import attributes
 from .attributes import (Attribute, BooleanAttribute, JSONAttribute, ListAttribute, MapAttribute, NumberAttribute,
-                         TTLAttribute, UnicodeAttribute, UTCDateTimeAttribute, VersionAttribute, utcnow)
+                         PseudonymAttribute, TTLAttribute, UnicodeAttribute, UTCDateTimeAttribute, VersionAttribute,
+                         utcnow)
 from .blobs import BlobRef, BlobStore
 from .errors import (BlobRejected, ConditionalCheckFailed, DoesNotExist, IntegrityError, InvalidKey, StoreError,
                      StoreUnavailable)
@@ -32,6 +33,6 @@ def connection() -> tuple[ObjectStore, str]:
 
 __all__ = ["configure", "connection", "ObjectStore", "StoreError", "DoesNotExist", "ConditionalCheckFailed",
            "InvalidKey", "StoreUnavailable", "BlobRejected", "IntegrityError", "Model", "ResultPage", "attributes",
-           "Attribute", "UnicodeAttribute", "NumberAttribute", "BooleanAttribute", "UTCDateTimeAttribute",
-           "TTLAttribute", "MapAttribute", "ListAttribute", "JSONAttribute", "VersionAttribute", "utcnow",
-           "BlobStore", "BlobRef"]
+           "Attribute", "UnicodeAttribute", "PseudonymAttribute", "NumberAttribute", "BooleanAttribute",
+           "UTCDateTimeAttribute", "TTLAttribute", "MapAttribute", "ListAttribute", "JSONAttribute", "VersionAttribute",
+           "utcnow", "BlobStore", "BlobRef"]

@@ -12,6 +12,8 @@ import math
 from datetime import datetime, timezone
 from typing import Any
 
+from .. import pseudonyms
+
 
 def utcnow() -> datetime:
     """The current time as an aware UTC datetime (a handy ``default=`` for date attributes)."""
@@ -96,6 +98,29 @@ class UnicodeAttribute(Attribute):
 
     def key_string(self, value: str) -> str:
         return value
+
+
+class PseudonymAttribute(UnicodeAttribute):
+    """A personal identifier (CCCD, passport, phone, account number) that keys an index.
+
+    The item holds the clear value (documents may), but its object key holds only the value's
+    pseudonym (:func:`lscloud.pseudonyms.pseudonym`, keyed; ``purpose`` defaults to the table),
+    so the identifier never reaches an object key, an S3 access log or a span. ``get`` and
+    ``query`` take the clear value as before. A hash key only: a pseudonym has no useful order.
+    """
+
+    attr_type = "PSEUDONYM"
+
+    def __init__(self, purpose: str | None = None, **kwargs):
+        if kwargs.get("range_key"):
+            raise TypeError("a PseudonymAttribute can only be a hash key (pseudonyms have no order)")
+        super().__init__(**kwargs)
+        self.purpose = purpose
+
+    def key_string(self, value: str) -> str:
+        if not self.purpose:
+            raise TypeError(f"attribute {self.name!r}: a pseudonymous key needs a purpose (its model's table)")
+        return pseudonyms.pseudonym(self.purpose, value)
 
 
 class NumberAttribute(Attribute):
@@ -233,5 +258,6 @@ class VersionAttribute(Attribute):
         return value
 
 
-__all__ = ["Attribute", "UnicodeAttribute", "NumberAttribute", "BooleanAttribute", "UTCDateTimeAttribute",
-           "TTLAttribute", "MapAttribute", "ListAttribute", "JSONAttribute", "VersionAttribute", "utcnow"]
+__all__ = ["Attribute", "UnicodeAttribute", "PseudonymAttribute", "NumberAttribute", "BooleanAttribute",
+           "UTCDateTimeAttribute", "TTLAttribute", "MapAttribute", "ListAttribute", "JSONAttribute", "VersionAttribute",
+           "utcnow"]

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from . import errors, keys
-from .attributes import Attribute, TTLAttribute, VersionAttribute
+from .attributes import Attribute, PseudonymAttribute, TTLAttribute, VersionAttribute
 
 M = TypeVar("M", bound="Model")
 
@@ -99,6 +99,8 @@ class _ModelMeta(type):
         if len(ranges) > 1 or len(versions) > 1 or len(ttls) > 1:
             raise TypeError(f"{name} may have at most one range key, one VersionAttribute and one TTLAttribute")
         cls._hash_attr = hashes[0]
+        if isinstance(cls._hash_attr, PseudonymAttribute) and not cls._hash_attr.purpose:
+            cls._hash_attr.purpose = cls._table  # one index, one purpose: unlinkable across tables
         cls._range_attr = ranges[0] if ranges else None
         cls._version_attr = versions[0] if versions else None
         cls._ttl_attr = ttls[0] if ttls else None
@@ -361,7 +363,10 @@ class Model(metaclass=_ModelMeta):
 
     def __repr__(self) -> str:
         cls = type(self)
-        parts = [f"{cls._hash_attr.name}={self._values.get(cls._hash_attr.name)!r}"] if cls._table else []
+        hash_value = self._values.get(cls._hash_attr.name) if cls._table else None
+        if cls._table and isinstance(cls._hash_attr, PseudonymAttribute) and hash_value is not None:
+            hash_value = "~" + cls._hash_attr.key_string(hash_value)  # a repr ends up in logs
+        parts = [f"{cls._hash_attr.name}={hash_value!r}"] if cls._table else []
         if cls._range_attr:
             parts.append(f"{cls._range_attr.name}={self._values.get(cls._range_attr.name)!r}")
         return f"{cls.__name__}({', '.join(parts)})"

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import gzip
+import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import psutil
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from lscloud.local.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 150
@@ -77,3 +83,71 @@ class Cloud:
 def process_tree(pid: int) -> list[psutil.Process]:
     p = psutil.Process(pid)
     return [p, *p.children(recursive=True)]
+
+
+class OtlpReceiver:
+    """A tiny OTLP/HTTP receiver: keeps every POST to /v1/traces and /v1/metrics (protobuf)."""
+
+    def __init__(self):
+        self.posts: list[tuple[str, bytes]] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                if self.path not in ("/v1/traces", "/v1/metrics"):
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                with receiver.lock:
+                    receiver.posts.append((self.path, body))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, name="otlp-receiver", daemon=True)
+
+    def __enter__(self) -> "OtlpReceiver":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
+
+    def raw(self, path: str | None = None) -> bytes:
+        """Every body received (or only those POSTed to ``path``, e.g. ``/v1/metrics``)."""
+        with self.lock:
+            return b"".join(body for p, body in self.posts if path is None or p == path)
+
+    def count(self, path: str) -> int:
+        with self.lock:
+            return sum(1 for p, _ in self.posts if p == path)
+
+    def spans(self) -> list[dict]:
+        """Every exported span as ``{service, name, kind, trace_id, span_id, parent_span_id, attributes}``."""
+        with self.lock:
+            bodies = [body for path, body in self.posts if path == "/v1/traces"]
+        out = []
+        for body in bodies:
+            request = ExportTraceServiceRequest()
+            request.ParseFromString(body)
+            for rs in request.resource_spans:
+                resource = {a.key: a.value.string_value for a in rs.resource.attributes}
+                for ss in rs.scope_spans:
+                    for s in ss.spans:
+                        out.append({"service": resource.get("service.name"), "name": s.name,
+                                    "trace_id": s.trace_id.hex(), "span_id": s.span_id.hex(),
+                                    "parent_span_id": s.parent_span_id.hex() or None,
+                                    "attributes": {a.key: a.value for a in s.attributes}})
+        return out

@@ -11,19 +11,15 @@ export: every span arrives with its ``service.name``, and no credential is in th
 
 from __future__ import annotations
 
-import gzip
-import http.server
 import json
 import os
-import threading
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from localcloud import Cloud, wait_for  # tests/e2e helper module
+from localcloud import Cloud, OtlpReceiver, wait_for  # tests/e2e helper module
 from lscloud.local.servers import WeedMini, free_port
 from lscloud.telemetry import read_trace_file
 
@@ -36,68 +32,10 @@ BEARER = f"e2e-secret-token-{uuid.uuid4().hex}"
 S3_SECRET = WeedMini.__dataclass_fields__["secret_key"].default
 
 
-class OtlpReceiver:
-    """A tiny OTLP/HTTP receiver: keeps every POST to /v1/traces and /v1/metrics (protobuf)."""
-
-    def __init__(self):
-        self.posts: list[tuple[str, bytes]] = []
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's naming
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                if self.path not in ("/v1/traces", "/v1/metrics"):
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                with receiver.lock:
-                    receiver.posts.append((self.path, body))
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, name="otlp-receiver", daemon=True)
-
-    def raw(self) -> bytes:
-        with self.lock:
-            return b"".join(body for _, body in self.posts)
-
-    def spans(self) -> list[dict]:
-        """Every exported span as ``{service, name, kind, trace_id, span_id, parent_span_id, attributes}``."""
-        with self.lock:
-            bodies = [body for path, body in self.posts if path == "/v1/traces"]
-        out = []
-        for body in bodies:
-            request = ExportTraceServiceRequest()
-            request.ParseFromString(body)
-            for rs in request.resource_spans:
-                resource = {a.key: a.value.string_value for a in rs.resource.attributes}
-                for ss in rs.scope_spans:
-                    for s in ss.spans:
-                        out.append({"service": resource.get("service.name"), "name": s.name,
-                                    "trace_id": s.trace_id.hex(), "span_id": s.span_id.hex(),
-                                    "parent_span_id": s.parent_span_id.hex() or None,
-                                    "attributes": {a.key: a.value for a in s.attributes}})
-        return out
-
-
 @pytest.fixture(scope="module")
 def otlp():
-    receiver = OtlpReceiver()
-    receiver.thread.start()
-    yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
-    receiver.thread.join(10)
+    with OtlpReceiver() as receiver:
+        yield receiver
 
 
 @pytest.fixture(scope="module")

@@ -88,6 +88,7 @@ def test_bridge_gets_the_cluster_settings_but_not_k_sink_or_s3(objs):
     assert env["OTEL_SERVICE_NAME"]["value"] == "bridge"
     assert env["LSCLOUD_BRIDGE_BROKER"]["value"] == "default"
     assert "LSCLOUD_JWT_JWKS_URL" in env or "secretKeyRef" in env["LSCLOUD_JWT_PUBLIC_KEY"]["valueFrom"]
+    assert env["LSCLOUD_PSEUDONYM_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "lscloud-pseudonym"  # cluster mode
     assert "K_SINK" not in env  # the SinkBinding injects it
     assert not any(name.startswith("LSCLOUD_S3") or name == "LSCLOUD_BUCKET" for name in env)
 

@@ -79,6 +79,8 @@ def test_knative_service_shape(objs):
         assert env["LSCLOUD_STREAM"]["value"] == "LSCLOUD"
         assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"].startswith("http://otel-collector.")
         assert "LSCLOUD_JWT_JWKS_URL" in env or "secretKeyRef" in env["LSCLOUD_JWT_PUBLIC_KEY"]["valueFrom"]
+        # one pseudonym key for every function: indexes keyed by one are found by all
+        assert env["LSCLOUD_PSEUDONYM_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "lscloud-pseudonym", "key": "key"}
         assert "K_SERVICE" not in env  # Knative sets it
 
 
@@ -265,6 +267,9 @@ def test_secret_values_reach_only_kubernetes_secrets(program):
     secrets = {k: normalize(v) for k, v in raw.items()}
     assert secrets["lscloud-jwt"]["public-key"] == JWT_PUBLIC_KEY
     assert json.loads(secrets["lscloud-partners"]["partner-keys"]) == PARTNER_KEYS
+    # the pseudonym key is generated (kept in the stack's state), long enough for the runtime's check
+    assert secrets["lscloud-pseudonym"]["key"] in mocks.passwords
+    assert len(secrets["lscloud-pseudonym"]["key"]) >= 16
 
 
 def test_secret_looking_env_comes_only_from_secret_refs(objs):

@@ -113,7 +113,8 @@ def test_a_crossing_from_submission_to_exit(client, tok, rt, directory):
     again = client.post("/v1/declarations", json=body, headers=ent)
     assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
     other = client.post("/v1/declarations", json={**body, "submit": False}, headers=ent)
-    assert other.status_code == 422 and other.get_json()["type"].endswith("idempotency-key-reused")
+    assert other.status_code == 409 and other.get_json()["type"].endswith("idempotency-key-reused")
+    assert [e["field"] for e in other.get_json()["errors"]] == ["/submit"]
 
     yard = tok("yard-operator", unit="huu-nghi")
     assert ok(client.post(f"/v1/declarations/{did}/arrival", headers=idem(yard)))["status"] == "in_yard"

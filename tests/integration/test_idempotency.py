@@ -10,7 +10,7 @@ import pytest
 from flask import g, jsonify
 
 from lscloud.auth import allow, dev_keys, issue_token
-from lscloud.idempotency import record_key, idempotent
+from lscloud.idempotency import idempotent, payload_hash, record_key
 from lscloud.problems import TYPE_BASE
 from lscloud.web import create_app, validate_body
 
@@ -100,13 +100,25 @@ def test_same_key_same_body_replays_the_first_answer(app, calls, auth_headers):
     assert calls.n == 1
 
 
-def test_same_key_other_body_is_422(app, calls, auth_headers):
+def test_same_key_other_body_is_409_naming_the_fields_never_the_values(app, calls, auth_headers, settings,
+                                                                        object_store):
     client = app.test_client()
-    assert client.post("/v1/payments", json={"amount": 100}, headers=auth_headers(key="k-2")).status_code == 201
-    resp = client.post("/v1/payments", json={"amount": 999}, headers=auth_headers(key="k-2"))
-    assert resp.status_code == 422
+    first = {"amount": 100, "ref": "hồ sơ 020095001234", "note": "phí"}
+    assert client.post("/v1/payments", json=first, headers=auth_headers(key="k-2")).status_code == 201
+    resp = client.post("/v1/payments", json={**first, "amount": 999, "ref": "other"}, headers=auth_headers(key="k-2"))
+    assert resp.status_code == 409 and resp.mimetype == "application/problem+json"
     body = resp.get_json()
-    assert body["type"] == TYPE_BASE + "idempotency-key-reused" and "k-2" in body["detail"]
+    assert body["type"] == TYPE_BASE + "idempotency-key-reused" and body["idempotency_key"] == "k-2"
+    assert body["errors"] == [{"field": "/amount", "message": "differs from the first request with this id"},
+                              {"field": "/ref", "message": "differs from the first request with this id"}]
+    text = resp.get_data(as_text=True)
+    assert "020095001234" not in text and "100" not in text and "phí" not in text
+    # a field the first request did not have differs too; the record itself holds digests, not values
+    extra = client.post("/v1/payments", json={**first, "extra": 1}, headers=auth_headers(key="k-2")).get_json()
+    assert [e["field"] for e in extra["errors"]] == ["/extra"]
+    records = [object_store.get(settings.bucket, o.key).body
+               for o in object_store.list(settings.bucket, "idempotency/")]
+    assert records and not any(b"020095001234" in r or "phí".encode() in r for r in records)
     assert calls.n == 1
 
 
@@ -137,7 +149,7 @@ def test_key_from_body(app, calls, auth_headers):
     again = client.post("/v1/orders", json={"amount": 1, "ref": "order-77"}, headers=auth_headers())
     assert first.status_code == again.status_code == 201
     assert again.headers["Idempotent-Replayed"] == "true" and calls.n == 1
-    assert client.post("/v1/orders", json={"amount": 2, "ref": "order-77"}, headers=auth_headers()).status_code == 422
+    assert client.post("/v1/orders", json={"amount": 2, "ref": "order-77"}, headers=auth_headers()).status_code == 409
     assert client.post("/v1/orders", json={"amount": 1}, headers=auth_headers()).status_code == 400
 
 
@@ -199,12 +211,10 @@ def test_expired_in_progress_record_is_taken_over(app, calls, settings, object_s
 def test_live_in_progress_record_answers_409(app, calls, settings, object_store, auth_headers):
     client = app.test_client()
     body = {"amount": 9}
-    # learn the payload hash the way the server computes it, from a completed record under another key
     client.post("/v1/payments", json=body, headers=auth_headers("c1", key="probe"))
-    probe = json.loads(object_store.get(settings.bucket, record_key("payments", "sub:c1", "POST", "/v1/payments",
-                                                                    "probe")).body)
     key = record_key("payments", "sub:c1", "POST", "/v1/payments", "k-busy")
-    busy = {"status": "INPROGRESS", "payload_hash": probe["payload_hash"], "created_at": time.time(),
+    # the payload hash the server computes for this body under this record (keyed, salted by the record)
+    busy = {"status": "INPROGRESS", "payload_hash": payload_hash(key, body), "created_at": time.time(),
             "expires_at": time.time() + 60}
     object_store.put(settings.bucket, key, json.dumps(busy).encode(), if_none_match=True)
     resp = client.post("/v1/payments", json=body, headers=auth_headers("c1", key="k-busy"))

@@ -161,8 +161,11 @@ def test_resend_same_body_and_different_body(client, setup):
     assert again.get_json()["id"] == first.get_json()["id"]
     diff = client.post("/v1/withdrawals", json={**b, "amount_vnd": 3_000_000, "account": "0011223345"},
                        headers=s["teller"])
-    assert diff.status_code == 409
+    assert diff.status_code == 409 and diff.get_json()["type"].endswith("idempotency-key-reused")
     assert [e["field"] for e in diff.get_json()["errors"]] == ["/account", "/amount_vnd"]
+    # names only: neither the first request's customer data nor the caller's own values come back
+    for value in (b["account"], str(b["amount_vnd"]), b["customer_id_number"], "0011223345", "3000000"):
+        assert value not in diff.get_data(as_text=True)
     assert float_of(client, s)["held_vnd"] == 2_000_000   # held once
 
 

@@ -186,6 +186,56 @@ def test_token_without_exp_is_refused(client, keys):
     assert "exp" in body["detail"]
 
 
+def test_token_living_longer_than_the_bound_is_refused(client, keys):
+    ten_years = issue_token(keys[0], "u1", "officer", ttl_s=10 * 365 * 86400)
+    body = problem(client.get("/officers", headers=bearer(ten_years)), 401, "token-lifetime")
+    assert "43200" in body["detail"] and body["detail_vi"]
+    thirteen_hours = issue_token(keys[0], "u1", "officer", ttl_s=13 * 3600)
+    problem(client.get("/officers", headers=bearer(thirteen_hours)), 401, "token-lifetime")
+    twelve_hours = issue_token(keys[0], "u1", "officer", ttl_s=12 * 3600)
+    assert client.get("/officers", headers=bearer(twelve_hours)).status_code == 200
+
+
+def test_a_token_issued_long_ago_is_refused_even_near_its_end(client, keys):
+    # issued for ten years, nine years ago and a bit: exp - now is small, exp - iat is not
+    key = serialization.load_pem_private_key(keys[0].encode(), None)
+    now = int(time.time())
+    claims = {"sub": "x", "role": "officer", "iss": "lscloud-local", "aud": "lscloud", "iat": now - 10 * 365 * 86400,
+              "exp": now + 600}
+    problem(client.get("/officers", headers=bearer(jwt.encode(claims, key, algorithm="ES256"))), 401, "token-lifetime")
+
+
+def test_token_without_iat_is_refused(client, keys):
+    key = serialization.load_pem_private_key(keys[0].encode(), None)
+    claims = {"sub": "x", "role": "officer", "iss": "lscloud-local", "aud": "lscloud", "exp": int(time.time()) + 600}
+    body = problem(client.get("/officers", headers=bearer(jwt.encode(claims, key, algorithm="ES256"))), 401,
+                   "token-invalid")
+    assert "iat" in body["detail"]
+
+
+def test_the_lifetime_bound_is_a_setting(app, settings, keys):
+    app.extensions["lscloud"].settings = settings.replace(jwt_max_lifetime_s=600)
+    client = app.test_client()
+    problem(client.get("/officers", headers=bearer(issue_token(keys[0], "u1", "officer", ttl_s=3600))), 401,
+            "token-lifetime")
+    assert client.get("/officers", headers=bearer(issue_token(keys[0], "u1", "officer", ttl_s=600))).status_code == 200
+    from lscloud import config
+
+    assert config.load({}).jwt_max_lifetime_s == 43_200
+    assert config.load({"LSCLOUD_JWT_MAX_LIFETIME_S": "3600"}).jwt_max_lifetime_s == 3600
+    for bad in ("59", "604801", "forever"):
+        with pytest.raises(config.ConfigError, match="LSCLOUD_JWT_MAX_LIFETIME_S"):
+            config.load({"LSCLOUD_JWT_MAX_LIFETIME_S": bad})
+
+
+def test_the_dev_token_command_stays_within_the_bound(tmp_path, capsys):
+    from lscloud import cli
+
+    assert cli.main(["--state-dir", str(tmp_path), "token", "--role", "officer", "--ttl", str(10 * 365 * 86400)]) == 1
+    assert "--ttl must be 1 to 43200" in capsys.readouterr().err
+    assert cli.main(["--state-dir", str(tmp_path), "token", "--role", "officer", "--ttl", "43200"]) == 0
+
+
 @pytest.mark.parametrize("role,path,status", [
     ("officer", "/officers", 200), ("citizen", "/officers", 403), ("citizen", "/people", 200),
     ("officer", "/people", 200), ("bank", "/people", 403), ("teller", "/bank-or-teller", 200),

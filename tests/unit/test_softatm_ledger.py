@@ -8,6 +8,7 @@ once per phase, and the replayed journal equals the balances the heads report.
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from lscloud.knative import load_function
+from lscloud.resends import IdReused
 
 ROOT = Path(__file__).resolve().parents[2]
 pkg = load_function(ROOT / "functions" / "softatm")
@@ -146,11 +148,20 @@ def test_verify_finds_a_tampered_entry():
     assert not ledger.verify(j, [p])["ok"]
 
 
-def test_resend_differences_name_each_field():
-    first = {"id": "w-00000001", "amount_vnd": 500_000, "account": "0123456789", "phone": None}
-    again = {**first, "amount_vnd": 600_000, "account": "0123456788"}
-    assert [d["field"] for d in transfers.differences(first, again)] == ["/account", "/amount_vnd"]
-    assert transfers.differences(first, dict(first)) == []
+def test_a_reused_id_names_each_differing_field_and_no_value():
+    records = importlib.import_module(pkg.__name__ + ".records")
+    first = {"id": "w-00000001", "amount_vnd": 500_000, "account": "0123456789", "phone": None,
+             "customer_id_number": "020090001234"}
+    doc = {"id": first["id"], "requests": {"create": first}}
+    assert records.resend(doc, "create", dict(first)) is doc
+    again = {**first, "amount_vnd": 600_000, "account": "0123456788", "customer_id_number": "020090005678"}
+    with pytest.raises(IdReused) as exc:
+        records.resend(doc, "create", again)
+    body = json.dumps(exc.value.problem().to_dict())
+    assert exc.value.problem().status == 409
+    assert [e["field"] for e in exc.value.problem().errors] == ["/account", "/amount_vnd", "/customer_id_number"]
+    for value in ("0123456789", "500000", "020090001234", "0123456788", "600000", "020090005678"):
+        assert value not in body
 
 
 def test_create_checks_the_customer_id_and_one_of_account_or_phone():

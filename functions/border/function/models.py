@@ -7,7 +7,7 @@ Declaration            id                                        create-only, th
 DeclarationCode        code -> id                                create-only (unique public code)
 AuditEntry             declaration id / <µs time>_<seq>_<rand>   create-only, append-only
 AgencyDecision         declaration id / <agency>_<seq 4 digits>  create-only (one per decision)
-OwnerIndex             "ent:<tax code>"|"drv:<id>" / <µs>_<id>   create-only, listing = prefix
+OwnerIndex             ~"ent:<tax code>"|~"drv:<id>" / <µs>_<id> create-only, listing = prefix
 WorkItem               <gate>_<agency> / <submitted µs>_<id>     create-only, deleted when decided
 SlotSeat               <gate>_<flow>_<slot> / seat 0000..cap-1   create-only: capacity never exceeded
 QueueEntry             <gate>_<flow> / <lane>_<slot>_<µs>_<code> create-only, deleted when called
@@ -20,7 +20,9 @@ TrafficOrder           gate / order id                           create-only
 =====================  ========================================  =================================
 
 Range keys that order things use only letters, digits and ``_`` so the store's key order is
-their plain string order.
+their plain string order. ``~`` marks a key held as a pseudonym (a keyed hash,
+:class:`~lscloud.store.attributes.PseudonymAttribute`): a driver's ID or passport number and an
+individual's tax code (their CCCD since July 2025) never appear in an object key.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ class OwnerIndex(Model):
     class Meta:
         table = "border-owners"
 
-    owner = A.UnicodeAttribute(hash_key=True)
+    owner = A.PseudonymAttribute(hash_key=True)
     entry = A.UnicodeAttribute(range_key=True)
     declaration_id = A.UnicodeAttribute()
 

@@ -6,7 +6,7 @@ model (table)      key (hash / range)                          written
 Dossier            id (client-chosen)                          create-only, then If-Match only
 DossierCode        public code -> id                           create-only (unique receipt code)
 AuditEntry         dossier id / <µs>_<version>_<n>             create-only, append-only
-OwnerIndex         applicant id / <µs received>_<id>           create-only ("my dossiers")
+OwnerIndex         ~applicant id / <µs received>_<id>          create-only ("my dossiers")
 WorkIndex          agency / <unit or _>_<µs received>_<id>     create-only, one per assigned agency+unit
 DayIndex           local day / r_<id> (received), f_<id>       create-only (stats by period)
 OpenIndex          "open" / <id>                               create-only, deleted when finished
@@ -14,6 +14,9 @@ Rating             dossier id                                  create-only: one 
 =================  ==========================================  ====================================
 
 Attachments and result documents are blobs (content-addressed, sha256) under ``dossiers-files/``.
+``~`` marks a key held as a pseudonym (a keyed hash,
+:class:`~lscloud.store.attributes.PseudonymAttribute`): an applicant's CCCD never appears in an
+object key.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ class OwnerIndex(Model):
     class Meta:
         table = "dossiers-owners"
 
-    owner = A.UnicodeAttribute(hash_key=True)
+    owner = A.PseudonymAttribute(hash_key=True)
     entry = A.UnicodeAttribute(range_key=True)
     dossier_id = A.UnicodeAttribute()
 

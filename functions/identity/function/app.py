@@ -83,6 +83,9 @@ def create_app(settings=None, options: Options | None = None, registry: Populati
                        "(match / mismatch per field, never the record), and sign-in tokens for the local cloud."})
     settings = app.extensions["lscloud"].settings
     options = options or Options.from_env()
+    if options.token_ttl_s > settings.jwt_max_lifetime_s:
+        raise ConfigError(f"IDENTITY_TOKEN_TTL_S ({options.token_ttl_s}) exceeds LSCLOUD_JWT_MAX_LIFETIME_S "
+                          f"({settings.jwt_max_lifetime_s}): every function would refuse the tokens it issues")
     registry = registry or make_registry(settings, options)
     limiter = Limiter(Limits(options.max_mismatches, options.window_s))
     local = settings.env == "local"
@@ -202,6 +205,12 @@ def create_app(settings=None, options: Options | None = None, registry: Populati
                           title_vi="Dữ liệu không hợp lệ", detail_vi="Cán bộ UBND xã phải thuộc đơn vị của xã đó.",
                           errors=[{"field": "/unit", "message": f"must be {agency.get('unit_code')} for this agency"}])
         role, ttl = body.get("role", "officer"), int(body.get("ttl_s", options.token_ttl_s))
+        if ttl > settings.jwt_max_lifetime_s:
+            raise Problem(422, "validation-failed", "Validation failed",
+                          f"Tokens may live at most {settings.jwt_max_lifetime_s} s here.",
+                          title_vi="Dữ liệu không hợp lệ",
+                          detail_vi=f"Mã xác thực chỉ được có hiệu lực tối đa {settings.jwt_max_lifetime_s} giây.",
+                          errors=[{"field": "/ttl_s", "message": f"at most {settings.jwt_max_lifetime_s}"}])
         token = issue_token(key, body["officer_id"], role, agency=body["agency"], unit=body["unit"], ttl_s=ttl,
                             issuer=settings.jwt_issuer, audience=settings.jwt_audience)
         return {"access_token": token, "token_type": "Bearer", "expires_in": ttl, "sub": body["officer_id"],

@@ -1,9 +1,11 @@
 """What the identity function keeps in the object store.
 
 - ``RegisteredCitizen``: the local population registry (seeded; the cluster asks the national
-  database over HTTP instead), one document per CCCD number;
+  database over HTTP instead), one document per CCCD number, keyed by the number's pseudonym;
 - ``AttemptWindow``: failed verifications of one subject (a caller, or a CCCD number being
   guessed at) in one fixed time window, counted with conditional writes.
+
+No CCCD number appears in an object key: both are keyed by keyed hashes (:mod:`lscloud.pseudonyms`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ class RegisteredCitizen(Model):
     class Meta:
         table = "identity-population"
 
-    id_number = A.UnicodeAttribute(hash_key=True)
+    id_number = A.PseudonymAttribute(hash_key=True)
     data = A.JSONAttribute()
     seeded = A.UTCDateTimeAttribute(default=A.utcnow)
 
@@ -24,7 +26,7 @@ class AttemptWindow(Model):
     class Meta:
         table = "identity-attempts"
 
-    subject = A.UnicodeAttribute(hash_key=True)     # sha256 of "caller:<who>" or "target:<cccd>"
+    subject = A.UnicodeAttribute(hash_key=True)     # pseudonym of "caller:<who>" or "target:<cccd>"
     window = A.UnicodeAttribute(range_key=True)     # the window's start, epoch seconds, zero-padded
     mismatches = A.NumberAttribute(default=0)
     expires_at = A.TTLAttribute()

@@ -10,19 +10,19 @@ Two subjects are counted for every mismatch, in fixed windows (``IDENTITY_WINDOW
 When a subject has reached its limit in the current window, the request is refused with 429
 and ``Retry-After`` (the end of the window) *before* the registry is asked. Counters are
 documents written with conditional requests (create-only, then ``If-Match``), so replicas
-share them and concurrent mismatches are never lost. Subjects are hashed: no CCCD number or
-address appears in an object key.
+share them and concurrent mismatches are never lost. Subjects are pseudonyms (keyed hashes, an
+unkeyed hash of a CCCD is quickly reversed): no CCCD number or address appears in an object key.
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
+from lscloud.pseudonyms import pseudonym
 from lscloud.store.errors import ConditionalCheckFailed
 
 from .models import AttemptWindow
@@ -48,7 +48,7 @@ class Limits:
 
 
 def subject(kind: str, value: str) -> str:
-    return hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()[:40]
+    return pseudonym(AttemptWindow.Meta.table, f"{kind}:{value}")
 
 
 class Limiter:

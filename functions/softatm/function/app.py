@@ -17,6 +17,7 @@ from flask import Flask, Response, g, jsonify, request
 from lscloud import runtime
 from lscloud.auth import allow, principal
 from lscloud.peers import PeerClient, PeerError, PeerNotFound
+from lscloud.resends import IdReused
 from lscloud.web import Problem, create_app as runtime_app, query_params, responds, validate_body
 
 from . import banks, ledger, records, settlement, transfers, webhooks
@@ -34,8 +35,7 @@ def _problem(exc: Exception) -> Problem:
         extra = dict(exc.extra)
         errors = extra.pop("errors", None) or ([{"field": exc.field, "message": str(exc)}] if exc.field else [])
         headers = {"Retry-After": str(extra.pop("retry_after"))} if "retry_after" in extra else {}
-        titles = {"id-reused": ("Id already used with another body", "Mã giao dịch đã dùng với nội dung khác"),
-                  "illegal-transition": ("Illegal transition", "Không thể chuyển trạng thái"),
+        titles = {"illegal-transition": ("Illegal transition", "Không thể chuyển trạng thái"),
                   "insufficient-float": ("Not enough cash at the point", "Điểm không đủ tiền mặt"),
                   "daily-limit": ("Daily limit reached", "Vượt hạn mức trong ngày"),
                   "not-found": ("Transfer not found", "Không tìm thấy giao dịch")}
@@ -54,6 +54,8 @@ def _problem(exc: Exception) -> Problem:
 def run(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
+    except IdReused as exc:
+        raise exc.problem() from None
     except (TransferError, banks.BankError, ledger.Insufficient) as exc:
         raise _problem(exc) from None
 
@@ -119,8 +121,9 @@ def create_app(settings=None) -> Flask:
                           errors=[{"field": "/amount_vnd", "message": f"at most {limit}"}])
         doc, replayed = run(records.create, req, point=point, bank=bank)
         if doc["point"] != point["code"]:
-            raise _problem(TransferError("id-reused", "This id belongs to a transfer at another point.",
-                                         errors=[{"field": "/id", "message": "used at another point"}]))
+            raise IdReused(["/id"], key=req["id"], detail="This id belongs to a transfer at another point.",
+                           message="used by a transfer at another point",
+                           message_vi="đã được dùng cho giao dịch ở điểm khác").problem()
         problem = (doc.get("answers") or {}).get("create", {}).get("problem")
         if problem:
             status = 409

@@ -7,7 +7,7 @@ Bank                   code                                      create-only, th
 Transfer               id (client-chosen)                        create-only, then If-Match only
 JournalEntry           point / <seq 12 digits>                   create-only, append-only (the ledger)
 JournalHead            point                                     If-Match (a cache of the journal end)
-CustomerDay            <bank>_<customer hash>_<day>              If-Match (daily limit, per transfer)
+CustomerDay            <bank>_<kind>_<customer pseudonym>_<day>  If-Match (daily limit, per transfer)
 BankDay                <bank>_<created day> / <µs>_<id>          create-only (list by period)
 BankSettled            <bank>_<committed day> / <id>             create-only (settlement report)
 OpenTransfer           "open" / <expiry µs>_<id>                 create-only, deleted when settled

@@ -21,6 +21,7 @@ from typing import Callable
 
 from lscloud import events as ce
 from lscloud import runtime
+from lscloud.resends import IdReused, changed_fields
 from lscloud.store import ConditionalCheckFailed, DoesNotExist, InvalidKey
 
 from . import ledger, telemetry as tm
@@ -28,7 +29,7 @@ from .ledger import Head
 from .models import (BankDay, BankSettled, CashOperation, CustomerDay, JournalEntry, JournalHead, OpenTransfer,
                      PointSeen, Transfer)
 from .transfers import (ABORTED, COMMITTED, DEPOSIT, FINAL, RECEIVED, RESERVED, WITHDRAWAL, TransferError, check,
-                        differences, event_data, expired, iso, local_day, micros, now, parse_iso, view)
+                        event_data, expired, iso, local_day, micros, now, parse_iso, view)
 
 log = logging.getLogger("softatm.records")
 SOURCE = "/softatm"
@@ -198,11 +199,11 @@ def create(req: dict, *, point: dict, bank: dict) -> tuple[dict, bool]:
 
 
 def resend(doc: dict, action: str, req: dict) -> dict:
-    first = doc["requests"].get(action)
-    diff = differences(first, req)
+    """The transfer again for a resend of ``action``; another body is refused naming fields, never values
+    (the first request may be another teller's customer)."""
+    diff = changed_fields(doc["requests"].get(action), req)
     if diff:
-        raise TransferError("id-reused", f"Transfer {doc['id']} was first sent with a different body "
-                            f"({len(diff)} field(s) differ).", status=409, errors=diff)
+        raise IdReused(diff, key=doc["id"])
     return doc
 
 
@@ -237,8 +238,13 @@ def admit(tid: str) -> dict:
     return settle_quietly(tid)
 
 
+def daily_key(doc: dict) -> str:
+    """The :class:`CustomerDay` counting ``doc``'s customer's transfers of its kind on its day."""
+    return f"{doc['bank']}_{doc['kind']}_{_customer(doc)}_{doc['day']}"
+
+
 def _count_daily(doc: dict) -> str | None:
-    key = f"{doc['bank']}_{doc['kind']}_{_customer(doc)}_{doc['day']}"
+    key = daily_key(doc)
     limit = int(doc["limits"]["per_customer_day_vnd"])
     refused = []
 
@@ -270,7 +276,7 @@ def _count_daily(doc: dict) -> str | None:
 
 
 def _uncount_daily(doc: dict) -> None:
-    key = f"{doc['bank']}_{doc['kind']}_{_customer(doc)}_{doc['day']}"
+    key = daily_key(doc)
 
     def drop(item: CustomerDay):
         item.used = {k: v for k, v in (item.used or {}).items() if k != doc["id"]}
@@ -498,10 +504,9 @@ def cash_operation(kind: str, op_id: str, point: dict, amount: int, by: str) -> 
         CashOperation(op_id, data=data).save()
     except ConditionalCheckFailed:
         data = CashOperation.get(op_id).data
-        diff = differences(data["request"], req)
+        diff = changed_fields(data["request"], req)
         if diff:
-            raise TransferError("id-reused", f"Operation {op_id} was first sent with a different body.",
-                                errors=diff) from None
+            raise IdReused(diff, key=op_id) from None
         replayed = True
     if data.get("refused"):
         raise TransferError(data["refused"]["code"], data["refused"]["message"], status=409)

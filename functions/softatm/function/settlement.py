@@ -18,7 +18,8 @@ import hashlib
 import io
 import json
 
-from lscloud import runtime
+from lscloud import resends, runtime
+from lscloud.resends import IdReused
 from lscloud.store import BlobStore, ConditionalCheckFailed, DoesNotExist
 
 from . import telemetry as tm
@@ -84,17 +85,17 @@ def csv_bytes(data: dict) -> bytes:
 
 
 def reconcile(bank: str, rec_id: str, day: str, theirs: list[dict]) -> tuple[dict, bool]:
-    req_hash = hashlib.sha256(json.dumps({"day": day, "transfers": theirs}, sort_keys=True).encode()).hexdigest()
+    request = {"day": day, "transfers": theirs}
+    req_hash = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+    salt = f"softatm-reconciliation\n{bank}\n{rec_id}"
     try:
         existing = Reconciliation.get(bank, rec_id).data
     except DoesNotExist:
         existing = None
     if existing is not None:
         if existing["request_sha256"] != req_hash:
-            from .transfers import TransferError
-
-            raise TransferError("id-reused", f"Reconciliation {rec_id} was first sent with a different body.",
-                                errors=[{"field": "/transfers", "message": "differs from the first submission"}])
+            first = existing.get("request_fields")
+            raise IdReused(resends.changed(first, request, salt) if first else ["/transfers"], key=rec_id)
         return existing, True
     ours = {d["id"]: d for d in committed(bank, day)}
     mine = {t["id"]: t for t in theirs if t.get("state", COMMITTED) == COMMITTED}
@@ -114,7 +115,8 @@ def reconcile(bank: str, rec_id: str, day: str, theirs: list[dict]) -> tuple[dic
                                        "theirs": b.get(f)})
     ours_net = sum(d["amount_vnd"] * (1 if d["kind"] == WITHDRAWAL else -1) for d in ours.values())
     theirs_net = sum(int(t.get("amount_vnd", 0)) * (1 if t.get("kind") == WITHDRAWAL else -1) for t in mine.values())
-    data = {"id": rec_id, "bank": bank, "day": day, "request_sha256": req_hash, "submitted": len(theirs),
+    data = {"id": rec_id, "bank": bank, "day": day, "request_sha256": req_hash,
+            "request_fields": resends.digests(request, salt), "submitted": len(theirs),
             "ours": len(ours), "matched": len(set(ours) & set(mine)) - len({m["transfer_id"] for m in mismatches
                                                                            if m["problem"].endswith("differs")}),
             "net_position_vnd": {"ours": ours_net, "theirs": theirs_net},

@@ -8,17 +8,17 @@ and ABORTED are final: there are no reversals (a refund is a new transfer).
 
 Every POST carries a client-chosen id; the normalised request is kept with the transfer, so a
 resend with the same body gets the first answer again and a different body gets 409 naming
-every field that differs (:func:`differences`).
+every field that differs, never its value (:class:`lscloud.resends.IdReused`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 from lscloud.identifiers import InvalidIdentifier, parse_cccd
+from lscloud.pseudonyms import pseudonym
 
 RECEIVED, RESERVED, COMMITTED, ABORTED = "RECEIVED", "RESERVED", "COMMITTED", "ABORTED"
 FINAL = (COMMITTED, ABORTED)
@@ -76,9 +76,10 @@ def micros(t: datetime) -> int:
 
 
 def customer_key(bank: str, account: str | None, phone: str | None) -> str:
-    """The customer a daily limit counts for: the bank's account, else the phone (hashed for keys)."""
+    """The customer a daily limit counts for: the bank's account, else the phone, as a pseudonym
+    (a keyed hash: an account or phone number must not be readable, or guessable, in an object key)."""
     who = f"acct:{account}" if account else f"phone:{phone}"
-    return hashlib.sha256(f"{bank}\n{who}".encode()).hexdigest()[:32]
+    return pseudonym("softatm-customer", f"{bank}\n{who}")
 
 
 def mask_id(number: str) -> str:
@@ -119,17 +120,6 @@ def normalise_create(body: dict, kind: str) -> dict:
             "phone": phone.replace(" ", "") if phone else None,
             "customer_id_number": cccd.number}
 
-
-def differences(first: dict, again: dict, prefix: str = "") -> list[dict]:
-    """Every field where a resend differs from the first request, as problem ``errors``."""
-    out = []
-    for key in sorted(set(first) | set(again)):
-        a, b = first.get(key), again.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += differences(a, b, f"{prefix}/{key}")
-        elif a != b:
-            out.append({"field": f"{prefix}/{key}", "message": f"was {a!r} in the first request, now {b!r}"})
-    return out
 
 
 def check(action: str, doc: dict) -> str:

@@ -33,10 +33,12 @@ OPENING_VND = 200_000_000
 
 
 class Account(Model):
+    """One customer account; keyed by the account number's pseudonym (no account number in a key)."""
+
     class Meta:
         table = "bank-sim-accounts"
 
-    number = A.UnicodeAttribute(hash_key=True)
+    number = A.PseudonymAttribute(hash_key=True)
     balance = A.NumberAttribute()
     holds = A.JSONAttribute()
     version = A.VersionAttribute()

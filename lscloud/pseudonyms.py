@@ -1,0 +1,66 @@
+"""Pseudonyms: keyed hashes that stand for personal identifiers where a clear value must not go.
+
+A CCCD, a phone or an account number in an object key travels with every request for that
+object: into S3 access logs and into every span's ``aws.s3.key``. An unkeyed hash does not help:
+a CCCD has a few million plausible values per province and birth year, which anyone can hash.
+So an index keyed by a person is keyed by :func:`pseudonym` instead: HMAC-SHA256 under the
+platform's pseudonym key (``LSCLOUD_PSEUDONYM_KEY``), with a *purpose* mixed in so that the
+same person has unrelated pseudonyms in unrelated indexes, cut to 128 bits and spelled in
+lower-case base32 (``[a-z2-7]``, 26 characters: URL-safe, and a key part the store keeps as is).
+
+The key is the process's: :func:`configure` sets it (:func:`lscloud.runtime.install` does, from
+the settings), otherwise it is read from the environment on first use. Every replica of every
+function must use the same key, and changing it re-keys every index (``lscloud migrate``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import threading
+
+from . import config
+
+LENGTH = 26  # base32 characters: 130 bits shown, 128 of them from the digest
+
+_key: bytes | None = None
+_lock = threading.Lock()
+
+
+def configure(key: str | bytes) -> None:
+    """Use ``key`` for every pseudonym this process makes from now on."""
+    global _key
+    raw = key.encode("utf-8") if isinstance(key, str) else bytes(key)
+    if not raw:
+        raise ValueError("the pseudonym key must not be empty")
+    with _lock:
+        _key = raw
+
+
+def _current_key() -> bytes:
+    if _key is None:
+        configure(config.load().pseudonym_key)
+    assert _key is not None
+    return _key
+
+
+def digest(purpose: str, data: bytes | str) -> bytes:
+    """The full keyed digest of ``data`` for ``purpose`` (HMAC-SHA256, 32 bytes)."""
+    if not purpose or "\x00" in purpose:
+        raise ValueError("a pseudonym needs a purpose without NUL characters")
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    return hmac.digest(_current_key(), purpose.encode("utf-8") + b"\x00" + payload, "sha256")
+
+
+def pseudonym(purpose: str, value: bytes | str) -> str:
+    """The pseudonym of ``value`` in ``purpose`` (e.g. ``"border-owners"``): 26 characters ``[a-z2-7]``.
+
+    Deterministic for one key, so an index can be written and found again by the clear value;
+    unrelated across purposes, and not computable without the key.
+    """
+    return base64.b32encode(digest(purpose, value)).decode("ascii")[:LENGTH].lower()
+
+
+def key_id() -> str:
+    """A short public name for the current key (which key wrote a migration marker), not the key."""
+    return pseudonym("lscloud-pseudonym-key-id", b"")[:10]

@@ -1,0 +1,160 @@
+"""Redacting personal identifiers from what leaves a process for operators: spans, logs.
+
+Object keys no longer hold personal identifiers (:mod:`lscloud.pseudonyms`), but requests still
+carry them in places the instrumentations record: URL paths (``/identity/v1/cccd/{number}``),
+query strings, error messages, a log line naming a record. :func:`redact` replaces every value
+shaped like one, by pattern rather than by attribute name, so a new attribute or a new log line
+is covered without a list to keep up to date:
+
+========================  ===========================================================  ==============
+what                      shape                                                        becomes
+========================  ===========================================================  ==============
+CCCD (citizen ID)         12 digits whose province code and birth year are plausible   ``[cccd]``
+CMND (old ID card)        9 digits                                                     ``[cmnd]``
+passport                  1-2 capital letters and 7-8 digits                           ``[passport]``
+phone (Vietnam)           ``0``/``+84``/``84`` + mobile prefix 3/5/7/8/9 + 8 digits,   ``[phone]``
+                          landlines ``02`` + 9 digits (spaces, dots or dashes allowed)
+phone (international)     ``+`` and 8-15 digits (E.164)                                ``[phone]``
+bank account              6-20 digits after ``account``/``acct``/``stk`` and ``:`` or  ``[account]``
+                          ``=``, or in an attribute whose name says account
+========================  ===========================================================  ==============
+
+A match must stand alone: not inside a longer run of letters and digits, so trace and span ids
+(hex), pseudonyms (base32), timestamps (10, 13, 16 or 19 digits), zero-padded counters and ports
+are left as they are. In an object key a value may follow a ``~XX`` escape (``drv~3A<number>``),
+which counts as a boundary. A 12-digit run is a CCCD only if it could be one (a province code
+that exists, a birth year between 120 years ago and this year), so a padded epoch or a sequence
+number is not mistaken for one.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+import traceback
+from datetime import date
+from typing import Any
+
+from .identifiers import CCCD_PROVINCES
+
+_BEFORE = r"(?:(?<=~[0-9A-F]{2})|(?<![0-9A-Za-z+]))"
+_AFTER = r"(?![0-9A-Za-z])"
+_SEP = r"[ .\-]?"
+_PATTERN = re.compile(
+    _BEFORE + r"(?:"
+    r"(?P<cccd>\d{12})"
+    r"|(?P<cmnd>\d{9})"
+    r"|(?P<passport>[A-Z]{1,2}\d{7,8})"
+    rf"|(?P<phone>(?:\+?84|0)[35789]\d{_SEP}\d{{3}}{_SEP}\d{{4}}|(?:\+?84|0)[35789]\d{{2}}{_SEP}\d{{3}}{_SEP}\d{{3}}"
+    r"|(?:\+?84|0)2\d{9}|\+\d{8,15})"
+    r")" + _AFTER)
+_ACCOUNT_FIELD = re.compile(r"(?i)\b(account(?:_number|_no)?|acct|stk|so_tai_khoan)(\"?'?\s*[:=]\s*\"?'?)(\d{6,20})\b")
+_ACCOUNT_NAME = re.compile(r"(?i)account|acct")
+_DIGITS = re.compile(r"\d{6,20}")
+
+
+def _plausible_cccd(number: str) -> bool:
+    if number[:3] not in CCCD_PROVINCES:
+        return False
+    year = 1900 + (int(number[3]) // 2) * 100 + int(number[4:6])
+    this_year = date.today().year
+    return this_year - 120 <= year <= this_year
+
+
+def _replace(match: re.Match) -> str:
+    kind = match.lastgroup
+    if kind == "cccd" and not _plausible_cccd(match.group(0)):
+        return match.group(0)
+    return f"[{kind}]"
+
+
+def redact(text: str) -> str:
+    """``text`` with every identifier-shaped value replaced by ``[kind]``."""
+    if not isinstance(text, str) or not any(ch.isdigit() for ch in text):
+        return text
+    return _ACCOUNT_FIELD.sub(lambda m: m.group(1) + m.group(2) + "[account]", _PATTERN.sub(_replace, text))
+
+
+def redact_value(name: str, value: Any) -> Any:
+    """An attribute value with identifiers redacted (strings, and strings inside sequences).
+
+    In an attribute whose name says it holds an account, any 6-20 digit run is an account number.
+    """
+    if isinstance(value, str):
+        out = redact(value)
+        return _DIGITS.sub("[account]", out) if _ACCOUNT_NAME.search(name) else out
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact_value(name, v) for v in value)
+    return value
+
+
+# --- logs ------------------------------------------------------------------------------------------
+
+class RedactingFilter(logging.Filter):
+    """Redacts a record's message, string arguments and exception text in place; never drops it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        redact_record(record)
+        return True
+
+
+def redact_record(record: logging.LogRecord) -> logging.LogRecord:
+    if getattr(record, "_lscloud_redacted", False):
+        return record
+    record._lscloud_redacted = True
+    try:
+        # the arguments may be any object whose str() names someone: redact the message as it reads
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - a broken format string is the logging module's to report
+        message = None
+    if message is not None:
+        record.msg, record.args = redact(message), None
+    if record.exc_info and not record.exc_text:
+        # formatted now, redacted once: the handler's formatter then uses this text as is
+        record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+    return record
+
+
+_installed = False
+_install_lock = threading.Lock()
+
+
+def install_log_redaction() -> None:
+    """Redact every log record this process creates, whatever logger or handler it goes to, and
+    the tracebacks of exceptions nobody caught (the process's and its threads').
+
+    A filter on a handler only sees what reaches that handler, and servers (hypercorn, the
+    func-python middleware) bring their own; the record factory sees every record at birth.
+    An uncaught exception is printed to stderr by the interpreter, not by logging.
+    """
+    global _installed
+    with _install_lock:
+        if _installed:
+            return
+        previous = logging.getLogRecordFactory()
+
+        def factory(*args, **kwargs):
+            return redact_record(previous(*args, **kwargs))
+
+        logging.setLogRecordFactory(factory)
+        sys.excepthook = _print_uncaught
+        threading.excepthook = _print_uncaught_in_thread
+        _installed = True
+
+
+def _print_uncaught(exc_type, exc, tb) -> None:
+    sys.stderr.write(redact("".join(traceback.format_exception(exc_type, exc, tb))))
+    sys.stderr.flush()
+
+
+def _print_uncaught_in_thread(args) -> None:
+    if args.exc_type is SystemExit:
+        return  # as the default hook: a thread's SystemExit is silent
+    name = args.thread.name if args.thread is not None else "?"
+    sys.stderr.write(redact(f"Exception in thread {name}:\n"
+                            + "".join(traceback.format_exception(args.exc_type, args.exc_value, args.exc_traceback))))
+    sys.stderr.flush()

@@ -1,0 +1,114 @@
+"""Personal identifiers never leave a process in a span or a log line; ids, times and ports do, intact."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import flask
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from lscloud import redaction, telemetry
+from lscloud.config import Settings
+
+CCCD, PHONE, PASSPORT, ACCOUNT = "020095001234", "0912345678", "E7654321", "9900000007"
+
+
+@pytest.mark.parametrize("text,expected", [
+    (f"/identity/v1/cccd/{CCCD}", "/identity/v1/cccd/[cccd]"),
+    (f"identity-population/{CCCD}/_.json", "identity-population/[cccd]/_.json"),
+    (f"border-owners/drv~3A{CCCD}/1796284154731999_e2e.json", "border-owners/drv~3A[cccd]/1796284154731999_e2e.json"),
+    (f"border-owners/drv~3A{PASSPORT}/x.json", "border-owners/drv~3A[passport]/x.json"),
+    ("old id card 081234567", "old id card [cmnd]"),
+    (f"call {PHONE}, +84912345678, 0912 345 678, 0912.345.678 or +8613800000000",
+     "call [phone], [phone], [phone], [phone] or [phone]"),
+    ("Lạng Sơn office 02053870123", "Lạng Sơn office [phone]"),
+    (f'{{"account": "{ACCOUNT}"}} acct={ACCOUNT}', '{"account": "[account]"} acct=[account]'),
+])
+def test_identifiers_are_redacted(text, expected):
+    assert redaction.redact(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "trace 4bf92f3577b34da6a3ce929d0e0e4736 span 00f067aa0ba902b7",     # hex ids
+    "127.0.0.1:8080 and 127.0.0.1:45123",                               # ports
+    "1796284154 1796284154731 1796284154731999 1796284154731999123",    # epoch s, ms, µs, ns
+    "2026-01-02T10:00:00.123456+07:00",                                 # ISO times
+    "softatm-journal/bd-05983/000000000012.json",                       # a zero-padded sequence
+    "identity-attempts/xnx7jcye2f6ciuxhk24dlcektp/001767225600.json",   # a pseudonym, a padded epoch
+    "tax code 0100109106, unit 05983, HS 081090, plate 12C-345.67",
+    "e2e-a11f31c5a45c w0912345678x",                                    # inside longer words
+])
+def test_ids_times_ports_and_pseudonyms_are_left_alone(text):
+    assert redaction.redact(text) == text
+
+
+def test_an_attribute_named_account_loses_any_account_number():
+    assert redaction.redact_value("bank.account", f"no {ACCOUNT}") == "no [account]"
+    assert redaction.redact_value("url.path", ("/a", f"/b/{CCCD}")) == ("/a", "/b/[cccd]")
+    assert redaction.redact_value("http.response.status_code", 200) == 200
+
+
+@pytest.fixture(scope="module")
+def exporter():
+    telemetry.setup(Settings(service="redaction-test"))
+    exp = InMemorySpanExporter()
+    telemetry.use_span_exporter(exp)
+    return exp
+
+
+def test_exported_spans_carry_no_identifier(exporter):
+    exporter.clear()
+    app = flask.Flask("ids")
+
+    @app.get("/v1/cccd/<number>")
+    def decode(number):
+        if number.endswith("4"):
+            raise ValueError(f"no citizen {number}")
+        return {"number": number}
+
+    telemetry.instrument_flask(app)
+    client = app.test_client()
+    assert client.get(f"/v1/cccd/{CCCD}", query_string={"phone": PHONE}).status_code == 500
+    with telemetry.tracer().start_as_current_span(f"lookup {PASSPORT}") as span:
+        span.set_attribute("aws.s3.key", f"border-owners/drv~3A{CCCD}/x.json")
+        span.add_event("note", {"text": f"caller {PHONE}"})
+        telemetry.mark_error(span, f"no such citizen {CCCD}")
+    spans = exporter.get_finished_spans()
+    dumped = json.dumps([telemetry.span_to_dict(s) for s in spans], default=str)
+    for value in (CCCD, PHONE, PASSPORT):
+        assert value not in dumped
+    assert "/v1/cccd/[cccd]" in dumped and "lookup [passport]" in dumped and "caller [phone]" in dumped
+    # the trace still hangs together: ids, kinds and times pass unchanged
+    named = {s.name: s for s in spans}
+    assert named["lookup [passport]"].context.trace_id and named["lookup [passport]"].end_time
+
+
+def test_log_records_are_redacted_at_birth(caplog):
+    redaction.install_log_redaction()
+    log = logging.getLogger("lscloud.test.redaction")
+    with caplog.at_level(logging.INFO, logger="lscloud.test.redaction"):
+        log.info("citizen %s called from %s", CCCD, PHONE)
+        log.warning("record %r", {"id_number": CCCD})
+        try:
+            raise KeyError(f"identity-population/{CCCD}")
+        except KeyError:
+            log.exception("lookup of %s failed", PASSPORT)
+    text = caplog.text
+    assert CCCD not in text and PHONE not in text and PASSPORT not in text
+    assert "citizen [cccd] called from [phone]" in text and "KeyError" in text
+
+
+def test_uncaught_exceptions_print_redacted_tracebacks(tmp_path):
+    import subprocess
+    import sys
+
+    script = ("from lscloud import redaction\nimport threading\nredaction.install_log_redaction()\n"
+              f"def work():\n    raise KeyError('identity-population/{CCCD}')\n"
+              "t = threading.Thread(target=work)\nt.start()\nt.join()\n"
+              f"raise LookupError('no citizen {CCCD} at {PHONE}')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "Exception in thread" in done.stderr and "LookupError: no citizen [cccd] at [phone]" in done.stderr
+    assert CCCD not in done.stderr and PHONE not in done.stderr
