@@ -18,7 +18,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from lscloud import outbox, runtime
-from lscloud.auth import PUBLIC, dev_keys, issue_token
+from lscloud.auth import PUBLIC, delivery_headers, dev_keys, issue_token
 from lscloud.knative import load_function
 from lscloud.local.dispatcher import tail
 from lscloud.runtime import Runtime
@@ -322,7 +322,7 @@ def test_the_clock_tick_flags_overdue_steps_and_flushes_the_outbox(fn, client, t
     def tick(minutes=0):
         ev = clock.tick_event(datetime.now(timezone.utc) + timedelta(minutes=minutes))
         headers, body = events.to_binary_http(ev)
-        return client.post("/events", data=body, headers=headers)
+        return client.post("/events", data=body, headers={**headers, **delivery_headers(rt.settings)})
 
     r = tick()
     assert r.status_code == 200 and r.get_json()["status"] == "done", r.get_data(as_text=True)
@@ -356,7 +356,11 @@ def test_every_endpoint_with_every_role(app, tok):
                       rule.rule)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             call = getattr(client, method.lower())
-            if access.eventing or PUBLIC in access.roles:
+            if access.eventing:  # only the dispatcher's delivery token opens /events, nobody's bearer token
+                assert call(path).status_code == 401
+                assert {call(path, headers=tok(role)).status_code for role in ROLES} == {401}
+                continue
+            if PUBLIC in access.roles:
                 assert call(path).status_code != 401
                 continue
             assert call(path).status_code == 401, (method, path)
