@@ -28,7 +28,7 @@ from urllib.parse import urlparse
 
 from flask import Flask, jsonify, request
 
-from . import auth, config, events, metrics, runtime, telemetry, web
+from . import asgi, auth, config, events, metrics, runtime, telemetry, web
 from .auth import EVENTING, allow
 from .problems import Problem
 
@@ -142,9 +142,16 @@ class Function:
     # -- requests --------------------------------------------------------------------------------
 
     async def handle(self, scope, receive, send) -> None:
-        """The ASGI entry point: every HTTP request of the function."""
+        """The ASGI entry point: every HTTP request of the function.
+
+        An answer given before the request body was read (a 413 over the size limit, a 401 at
+        ``/events``) closes the connection after draining the body (:class:`lscloud.asgi.BodyGuard`),
+        so the caller's pooled connection never holds a half-read request."""
         if self._asgi is None:
             self.start(os.environ.copy())
+        if scope.get("type") == "http":
+            guard = asgi.BodyGuard(scope, receive, send)
+            receive, send = guard.receive, guard.send
         await self._asgi(scope, receive, send)
 
 

@@ -228,6 +228,20 @@ def test_unknown_procedure_unit_and_files_are_named(client, tok):
     assert r.status_code == 422
 
 
+def test_attachments_take_files_up_to_the_blob_limit(client, tok, rt):
+    """A scanned document is bigger than a JSON body: uploads are limited by blob_max_bytes, not by
+    max_body_bytes; over it they are a 413 problem, never a 500."""
+    cit = tok("citizen", sub=CITIZEN)
+    scan = b"%PDF-1.4\n" + b"0" * (rt.settings.max_body_bytes + 1)
+    r = client.post("/v1/attachments", data=scan, headers={**cit, "Content-Type": "application/pdf"})
+    assert r.status_code == 201, r.get_data(as_text=True)[:300]
+    assert r.get_json()["size"] == len(scan)
+    too_big = b"%PDF-1.4\n" + b"0" * rt.settings.blob_max_bytes
+    r = client.post("/v1/attachments", data=too_big, headers={**cit, "Content-Type": "application/pdf"})
+    assert r.status_code == 413 and r.headers["Content-Type"] == "application/problem+json"
+    assert str(rt.settings.blob_max_bytes) in r.get_json()["detail"]
+
+
 def test_concurrent_officers_never_overwrite_each_other(client, tok):
     cit = tok("citizen", sub=CITIZEN)
     clerk = tok("officer", agency="ubnd-05983", unit="05983")
