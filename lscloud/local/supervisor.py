@@ -501,7 +501,9 @@ class Supervisor:
         self._start_dispatcher()
         # after the dispatcher: its new consumers start at new messages, so the first tick counts
         self._start_clock()
-        self.gateway = GatewayServer(Gateway(self.routes), o.host, gateway_port)
+        # the gateway's cap: the largest body any route takes (uploads); functions apply their own limits
+        cap = max(self.settings.max_body_bytes, self.settings.blob_max_bytes)
+        self.gateway = GatewayServer(Gateway(self.routes, max_body_bytes=cap), o.host, gateway_port)
         try:
             self.gateway.start()
         except RuntimeError as exc:
