@@ -131,7 +131,9 @@ class Gateway:
         try:
             await self._route(scope, receive, send)
         except Exception:  # noqa: BLE001 - never a bare 500: the answer is a problem, the cause is logged
-            log.exception("gateway error on %s %s", scope.get("method"), paths.shown(_raw_path(scope)))
+            # the function's name only: the rest of a path may hold a personal identifier
+            log.exception("gateway error on %s /%s/...", scope.get("method"),
+                          paths.shown(_raw_path(scope)).lstrip("/").split("/", 1)[0][:64])
             if not guard.started:
                 await _send(send, *problem(500, "gateway-error", "Gateway error", "The gateway failed to handle "
                                            "this request; see its log.", "Lỗi cổng",
@@ -162,7 +164,8 @@ class Gateway:
             return await _send(send, *problem(
                 404, "not-found", "Not found", "Events are delivered to functions by the event dispatcher and "
                 "health is probed by the platform, not through the gateway.", "Không tìm thấy",
-                "Sự kiện được chuyển tới hàm qua bộ điều phối sự kiện, không qua cổng."))
+                "Sự kiện được chuyển tới hàm qua bộ điều phối sự kiện và tình trạng của hàm do nền tảng kiểm tra, "
+                "không qua cổng."))
         length = asgi.content_length(scope)
         if length is not None and length > self.max_body_bytes:
             return await _send(send, *self._too_large())
