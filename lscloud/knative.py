@@ -144,9 +144,10 @@ class Function:
     async def handle(self, scope, receive, send) -> None:
         """The ASGI entry point: every HTTP request of the function.
 
-        An answer given before the request body was read (a 413 over the size limit, a 401 at
-        ``/events``) closes the connection after draining the body (:class:`lscloud.asgi.BodyGuard`),
-        so the caller's pooled connection never holds a half-read request."""
+        An answer given before the request body was read (a 413 over the size limit, anything
+        decided from the headers alone) closes the connection after draining the body
+        (:class:`lscloud.asgi.BodyGuard`), so the caller's pooled connection never holds a
+        half-read request."""
         if self._asgi is None:
             self.start(os.environ.copy())
         if scope.get("type") == "http":
