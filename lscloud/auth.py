@@ -101,7 +101,7 @@ def allow(*roles: str, partner: bool = False) -> Callable:
     ``@allow("public")`` anyone; ``@allow("citizen", "officer")`` a bearer token with one of those
     roles; ``@allow(partner=True)`` a request signed by a partner bank (roles and ``partner`` can
     be combined: either credential is accepted). ``@allow("eventing")`` is the internal
-    ``/events`` route. Put it right under ``@app.route`` so it runs before validation and
+    ``/events`` route: only an event delivery token is accepted (:func:`verify_event_sender`). Put it right under ``@app.route`` so it runs before validation and
     idempotency. The declaration is kept on the view as ``__lscloud_access__``.
     """
     if not roles and not partner:
@@ -145,9 +145,9 @@ def authenticate(access: Access) -> Principal:
     """Check the current request against ``access``; raise a 401/403 :class:`Problem` if refused."""
     from flask import request
 
-    if access.eventing:
-        return Principal(sub=None, role=EVENTING)
     settings = _settings()
+    if access.eventing:
+        return verify_event_sender(settings)
     if access.partner and request.headers.get(SIGNATURE_HEADER) is not None:
         return verify_partner_request(settings)
     has_bearer = request.headers.get("Authorization", "").strip() != ""
@@ -205,7 +205,11 @@ class _KeyRing:
 
     @classmethod
     def for_settings(cls, settings) -> "_KeyRing":
-        k = (settings.jwt_public_key, settings.jwt_jwks_url)
+        return cls.of(settings.jwt_public_key, settings.jwt_jwks_url)
+
+    @classmethod
+    def of(cls, pem: str, jwks_url: str) -> "_KeyRing":
+        k = (pem, jwks_url)
         with cls._cache_lock:
             ring = cls._cache.get(k)
             if ring is None:
@@ -338,13 +342,18 @@ def dev_keys(state_dir: str | os.PathLike) -> tuple[str, str]:
     Safe when several processes start at once: the private key is written to a temporary
     file and linked into place, so exactly one pair wins.
     """
-    private_path = dev_key_file(state_dir)
+    return _key_pair(dev_key_file(state_dir))
+
+
+def _key_pair(private_path: Path) -> tuple[str, str]:
+    """(private PEM, public PEM) of the ES256 pair at ``private_path``, created once (see :func:`dev_keys`);
+    the public half is also written next to it as ``<stem>.pub.pem``."""
     keys = private_path.parent
     keys.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not private_path.exists():
         pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-        tmp = keys / f".dev-es256.{uuid.uuid4().hex}.tmp"
+        tmp = keys / f".{private_path.stem}.{uuid.uuid4().hex}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(pem)
@@ -358,7 +367,7 @@ def dev_keys(state_dir: str | os.PathLike) -> tuple[str, str]:
     key = serialization.load_pem_private_key(private_pem.encode(), password=None)
     public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
                                                serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    public_path = keys / "dev-es256.pub.pem"
+    public_path = keys / f"{private_path.stem}.pub.pem"
     if not public_path.exists() or public_path.read_text() != public_pem:
         public_path.write_text(public_pem)
     return private_pem, public_pem
@@ -379,6 +388,163 @@ def issue_token(private_pem: str, sub: str, role: str, agency: str | None = None
     if unit is not None:
         claims["unit"] = unit
     return jwt.encode(claims, key, algorithm=alg, headers={"kid": kid} if kid else None)
+
+
+# --- event deliveries (/events) ----------------------------------------------------------------
+#
+# Knative Eventing's sender identity (feature ``authentication-oidc``): the broker's filter presents
+# ``Authorization: Bearer <token>``, a Kubernetes service-account token of the Trigger's own OIDC
+# identity (``sub`` = ``system:serviceaccount:<namespace>:<trigger>-oidc-eventing.knative.dev-trigger``,
+# issuer = the API server's service-account issuer, ``aud`` = the subscriber's audience), and the
+# subscriber verifies it. The local dispatcher does the same with a key pair of its own (not the
+# dev-token key): audience = the subscribing function, subject = ``lscloud-local:dispatcher``.
+
+DELIVERY_TOKEN_TTL_S = 300
+_EVENT_ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512")
+_EVENTS_WWW = 'Bearer realm="lscloud-events"'
+
+
+def eventing_key_file(state_dir: str | os.PathLike) -> Path:
+    """Where the local dispatcher's private key lives (see :func:`eventing_keys`)."""
+    return Path(state_dir) / "keys" / "eventing-es256.pem"
+
+
+def eventing_keys(state_dir: str | os.PathLike) -> tuple[str, str]:
+    """The local dispatcher's ES256 pair (private PEM, public PEM), created once under ``<state_dir>/keys/``.
+
+    Only the dispatcher signs with it; functions get the public half (``LSCLOUD_EVENTS_PUBLIC_KEY``).
+    """
+    return _key_pair(eventing_key_file(state_dir))
+
+
+def events_audience(settings) -> str:
+    """The audience a delivery to this function must carry: ``settings.events_audience``, else the
+    function's own name (``K_SERVICE``)."""
+    return settings.events_audience or settings.service
+
+
+def issue_delivery_token(private_pem: str, audience: str, *, subject: str | None = None,
+                         issuer: str | None = None, ttl_s: int = DELIVERY_TOKEN_TTL_S) -> str:
+    """A short-lived delivery token for ``audience`` (the subscriber), signed with the dispatcher's key."""
+    from .config import LOCAL_EVENTS_ISSUER, LOCAL_EVENTS_SUBJECT
+
+    key = serialization.load_pem_private_key(private_pem.encode() if isinstance(private_pem, str) else private_pem,
+                                             password=None)
+    alg = "ES256" if isinstance(key, ec.EllipticCurvePrivateKey) else "RS256"
+    now = int(time.time())
+    claims = {"iss": issuer or LOCAL_EVENTS_ISSUER, "sub": subject or LOCAL_EVENTS_SUBJECT, "aud": audience,
+              "iat": now, "nbf": now, "exp": now + int(ttl_s), "jti": uuid.uuid4().hex}
+    return jwt.encode(claims, key, algorithm=alg)
+
+
+def delivery_headers(settings, audience: str | None = None, **token_options) -> dict[str, str]:
+    """``{"Authorization": "Bearer <delivery token>"}`` as the local dispatcher would send it to the
+    function of ``settings`` (or to ``audience``), signed with the eventing key under ``settings.state_dir``.
+
+    The one way tests (and local tools) deliver an event by hand."""
+    private_pem, _ = eventing_keys(settings.state_dir)
+    token = issue_delivery_token(private_pem, audience or events_audience(settings), **token_options)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def check_eventing_settings(settings) -> None:
+    """Raise ConfigError naming the variable when /events could not verify anything (cluster mode
+    without an audience, keys or allowed subjects). Called at start by functions that take events."""
+    from .config import ConfigError
+
+    if settings.env != "cluster":
+        return
+    if not settings.events_audience:
+        raise ConfigError("LSCLOUD_EVENTS_AUDIENCE is required when LSCLOUD_ENV=cluster and the function takes "
+                          "events (the audience its Triggers' tokens carry)")
+    if not (settings.events_public_key or settings.events_jwks_url):
+        raise ConfigError("LSCLOUD_EVENTS_JWKS_URL or LSCLOUD_EVENTS_PUBLIC_KEY(_FILE) is required when "
+                          "LSCLOUD_ENV=cluster and the function takes events")
+    if not settings.events_subjects:
+        raise ConfigError("LSCLOUD_EVENTS_SUBJECTS is required when LSCLOUD_ENV=cluster and the function takes "
+                          "events (the service accounts allowed to deliver)")
+
+
+def _events_ring(settings) -> _KeyRing:
+    pem, jwks_url = settings.events_public_key, settings.events_jwks_url
+    if not (pem or jwks_url) and settings.env == "local":
+        pem = eventing_keys(settings.state_dir)[1]  # the local cloud's own dispatcher key
+    return _KeyRing.of(pem, jwks_url)
+
+
+def subject_allowed(subject: str, allowed: Iterable[str]) -> bool:
+    """Exact match, or a prefix match for an entry ending in ``*`` (as Knative's EventPolicy ``sub``)."""
+    return any(subject == a or (a.endswith("*") and subject.startswith(a[:-1])) for a in allowed)
+
+
+def _refused_delivery(kind: str, detail: str, detail_vi: str, status: int = 401) -> Problem:
+    return Problem(status, kind, "Event sender not authenticated" if status == 401 else "Event sender not allowed",
+                   detail, title_vi="Không xác thực được nơi gửi sự kiện" if status == 401
+                   else "Nơi gửi sự kiện không được phép", detail_vi=detail_vi,
+                   errors=[{"field": "Authorization", "message": detail}],
+                   headers={"WWW-Authenticate": _EVENTS_WWW if kind == "token-missing"
+                            else f'{_EVENTS_WWW}, error="invalid_token"'})
+
+
+def verify_delivery_token(token: str, settings) -> Principal:
+    """Verify an event delivery token against ``settings.events_*``; raise 401 (403: a subject not
+    allowed) :class:`Problem` saying what is wrong. Issuer, audience, ``exp`` and ``sub`` are
+    required, 30 s leeway for clock skew; the token itself never appears in the problem."""
+    def bad(detail: str, detail_vi: str = "Mã xác thực của nơi gửi sự kiện không hợp lệ.") -> Problem:
+        return _refused_delivery("token-invalid", detail, detail_vi)
+
+    try:
+        alg = jwt.get_unverified_header(token).get("alg")
+    except jwt.PyJWTError:
+        raise bad("The delivery token is not a well-formed JWT.") from None
+    if alg not in _EVENT_ALGORITHMS:
+        raise bad(f"Token algorithm {alg!r} is not accepted.")
+    audience = events_audience(settings)
+    last: Exception | None = None
+    for key, algorithms in _events_ring(settings).candidates(token, _EVENT_ALGORITHMS):
+        if alg not in algorithms:
+            continue
+        try:
+            claims = jwt.decode(token, key, algorithms=algorithms, issuer=settings.events_issuer, audience=audience,
+                                leeway=30, options={"require": ["exp", "iss", "aud", "sub"]})
+        except jwt.ExpiredSignatureError:
+            raise _refused_delivery("token-expired", "The delivery token has expired.",
+                                    "Mã xác thực của nơi gửi sự kiện đã hết hạn.") from None
+        except jwt.InvalidIssuerError:
+            raise bad("The delivery token's issuer is not accepted.") from None
+        except jwt.InvalidAudienceError:
+            raise bad("The delivery token is not meant for this function (audience).",
+                      "Mã xác thực không dành cho chức năng này.") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise bad(f"The delivery token lacks the {exc.claim!r} claim.") from None
+        except jwt.ImmatureSignatureError:
+            raise bad("The delivery token is not valid yet (nbf/iat in the future).") from None
+        except jwt.PyJWTError as exc:  # bad signature with this key: try the next one
+            last = exc
+            continue
+        subject = str(claims["sub"])
+        if not subject_allowed(subject, settings.events_subjects):
+            raise _refused_delivery("sender-not-allowed", f"Subject {subject!r} may not deliver events here.",
+                                    "Nơi gửi này không được phép gửi sự kiện tới chức năng.", status=403)
+        return Principal(sub=subject, role=EVENTING)
+    raise bad("The delivery token's signature does not verify." if last is not None
+              else "No key is configured that could verify this delivery token.")
+
+
+def verify_event_sender(settings) -> Principal:
+    """Authenticate the current request as an event delivery (``@allow("eventing")``, ``POST /events``)."""
+    from flask import request
+
+    raw = request.headers.get("Authorization", "").strip()
+    scheme, _, token = raw.partition(" ")
+    if not raw:
+        raise _refused_delivery("token-missing", "Events are accepted only from the event dispatcher (Knative "
+                                "Eventing in the cluster), with its bearer token.",
+                                "Chỉ nhận sự kiện từ bộ điều phối sự kiện, kèm mã xác thực của nó.")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _refused_delivery("token-invalid", "The Authorization header must be 'Bearer <token>'.",
+                                "Tiêu đề Authorization phải có dạng 'Bearer <mã>'.")
+    return verify_delivery_token(token.strip(), settings)
 
 
 # --- partner request signing --------------------------------------------------------------------

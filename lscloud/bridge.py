@@ -21,7 +21,17 @@ Settings: :func:`lscloud.config.load` (``LSCLOUD_NATS_URL``, ``LSCLOUD_STREAM``,
 * ``LSCLOUD_BRIDGE_BROKER`` — the broker's name, used in the consumer name (default ``default``);
 * ``LSCLOUD_BRIDGE_MAX_DELIVERIES`` (5), ``LSCLOUD_BRIDGE_TIMEOUT_S`` (10);
 * ``PORT`` (8080) — ``GET /health/liveness`` and ``GET /health/readiness`` (ready = NATS
-  connected and the consumer exists); ``OTEL_SERVICE_NAME`` (default ``bridge``).
+  connected and the consumer exists); ``OTEL_SERVICE_NAME`` (default ``bridge``);
+* ``LSCLOUD_BRIDGE_TOKEN_FILE`` (``/oidc/token``) — the sender identity it presents, see below.
+
+What it presents to the broker: with Knative Eventing's ``authentication-oidc`` feature enabled,
+the broker ingress accepts only requests carrying an OIDC token whose audience is the broker
+(``eventing.knative.dev/broker/<namespace>/<broker>``), and Knative mounts such a token into
+every SinkBinding subject at ``/oidc/token`` (a service-account token of the SinkBinding's own
+OIDC identity, refreshed before it expires). The bridge reads that file for every POST and sends
+``Authorization: Bearer <token>``; while the file does not exist (the feature is off) it sends no
+Authorization header. It never mints a token itself. Downstream, the broker's filter presents
+the Trigger's own token to the function, which verifies it (:func:`lscloud.auth.verify_event_sender`).
 
 The platform owns the streams (replicas, limits): the bridge never creates or changes them and
 waits, not ready, until they exist. SIGTERM/SIGINT: readiness turns false, fetching stops, the
@@ -64,6 +74,7 @@ class BridgeConfig:
     port: int = 8080
     max_deliveries: int = 5
     timeout_s: float = 10.0
+    token_file: str = "/oidc/token"
 
     def subscription(self) -> Subscription | None:
         """The dispatcher's subscription (consumer ``bridge-<broker>``); None when nothing is forwarded."""
@@ -109,10 +120,28 @@ def load_bridge_config(environ: Mapping[str, str] | None = None) -> BridgeConfig
             raise config.ConfigError(f"{name} must be at least {minimum}, got {raw!r}")
         return value
 
+    token_file = get("LSCLOUD_BRIDGE_TOKEN_FILE", "/oidc/token")
+    if not token_file.startswith("/"):
+        raise config.ConfigError(f"LSCLOUD_BRIDGE_TOKEN_FILE must be an absolute path, got {token_file!r}")
     return BridgeConfig(sink=sink, types=tuple(sorted(types)), broker=broker,
                         port=int(number("PORT", "8080", int, 1)),
                         max_deliveries=int(number("LSCLOUD_BRIDGE_MAX_DELIVERIES", "5", int, 1)),
-                        timeout_s=float(number("LSCLOUD_BRIDGE_TIMEOUT_S", "10", float, 0.1)))
+                        timeout_s=float(number("LSCLOUD_BRIDGE_TIMEOUT_S", "10", float, 0.1)),
+                        token_file=token_file)
+
+
+class MountedToken:
+    """The bridge's credentials: the OIDC token Knative mounts at ``path`` (None while there is none)."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __call__(self, _subscription) -> str | None:
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                return f.read().strip() or None
+        except FileNotFoundError:
+            return None
 
 
 class Bridge:
@@ -128,6 +157,7 @@ class Bridge:
         self.config = cfg
         sub = cfg.subscription()
         options = {"max_deliveries": cfg.max_deliveries, "timeout_s": cfg.timeout_s, **dispatcher_options}
+        options.setdefault("credentials", MountedToken(cfg.token_file))
         self.dispatcher = Dispatcher(settings, [sub] if sub else [], manage_streams=False, service=settings.service,
                                      **options)
         self.retry_delays = tuple(retry_delays)

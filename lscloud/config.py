@@ -30,6 +30,14 @@ JWT_LIFETIME_CEILING_S = 7 * 86_400
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
+# Who may deliver to /events (see lscloud.auth.verify_event_sender). Locally the dispatcher signs
+# with its own key; in the cluster Knative Eventing presents a Kubernetes service-account token,
+# issued by the API server (``kubernetes.default.svc``, the usual service-account issuer).
+LOCAL_EVENTS_ISSUER = "lscloud-local-dispatcher"
+LOCAL_EVENTS_SUBJECT = "lscloud-local:dispatcher"
+CLUSTER_EVENTS_ISSUER = "https://kubernetes.default.svc"
+_SUBJECT_RE = re.compile(r"^[^\s,*]+\*?$|^\*$")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -54,6 +62,14 @@ class Settings:
     jwt_algorithms: tuple[str, ...] = ("RS256", "ES256")
     # the longest a bearer token may live (exp - iat, and exp - now): a stolen token dies soon
     jwt_max_lifetime_s: int = 43_200
+    # event deliveries to /events: the token's issuer, its audience (empty: this function's name,
+    # K_SERVICE), the keys that sign it (PEM blocks, or a JWKS URL in the cluster; locally empty:
+    # the dispatcher's key under state_dir) and the subjects allowed to deliver ("prefix*" allowed)
+    events_issuer: str = LOCAL_EVENTS_ISSUER
+    events_audience: str = ""
+    events_public_key: str = field(default="", repr=False)
+    events_jwks_url: str = ""
+    events_subjects: tuple[str, ...] = (LOCAL_EVENTS_SUBJECT,)
     # partner systems (banks) signing requests: {"partner": ["key-current", "key-next"]}
     partner_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
     signature_window_s: int = 300
@@ -115,6 +131,29 @@ def _url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
     if parsed.scheme not in schemes or not parsed.netloc:
         raise ConfigError(f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}, got {raw!r}")
     return raw.rstrip("/")
+
+
+def _public_keys(name: str, raw: str) -> str:
+    """PEM public key blocks (several allowed, for rotation); each must load."""
+    from cryptography.hazmat.primitives import serialization
+
+    blocks = re.findall(r"-----BEGIN [A-Z ]*PUBLIC KEY-----.*?-----END [A-Z ]*PUBLIC KEY-----", raw, re.S)
+    if not blocks:
+        raise ConfigError(f"{name} must hold one or more PEM public keys (-----BEGIN PUBLIC KEY-----)")
+    for block in blocks:
+        try:
+            serialization.load_pem_public_key(block.encode())
+        except ValueError:
+            raise ConfigError(f"{name} holds a PEM block that is not a valid public key") from None
+    return raw
+
+
+def _subjects(name: str, raw: str) -> tuple[str, ...]:
+    out = tuple(s.strip() for s in raw.split(",") if s.strip())
+    for subject in out:
+        if not _SUBJECT_RE.match(subject):
+            raise ConfigError(f"{name}: {subject!r} is not a subject (no spaces; '*' only at the end, as a prefix match)")
+    return out
 
 
 def _partner_keys(name: str, raw: str) -> dict[str, tuple[str, ...]]:
@@ -181,6 +220,25 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     if max_lifetime > JWT_LIFETIME_CEILING_S:
         raise ConfigError(f"LSCLOUD_JWT_MAX_LIFETIME_S must be at most {JWT_LIFETIME_CEILING_S} (7 days), "
                           f"got {max_lifetime}")
+    events_key = get("LSCLOUD_EVENTS_PUBLIC_KEY", "")
+    events_key_file = get("LSCLOUD_EVENTS_PUBLIC_KEY_FILE", "")
+    if events_key_file and not events_key:
+        try:
+            events_key = Path(events_key_file).read_text()
+        except OSError as exc:
+            raise ConfigError(f"LSCLOUD_EVENTS_PUBLIC_KEY_FILE cannot be read: {exc}") from None
+        events_key = _public_keys("LSCLOUD_EVENTS_PUBLIC_KEY_FILE", events_key)
+    elif events_key:
+        events_key = _public_keys("LSCLOUD_EVENTS_PUBLIC_KEY", events_key)
+    events_jwks = get("LSCLOUD_EVENTS_JWKS_URL", "")
+    if events_jwks:
+        events_jwks = _url("LSCLOUD_EVENTS_JWKS_URL", events_jwks, ("http", "https"))
+    events_audience = get("LSCLOUD_EVENTS_AUDIENCE", "")
+    if re.search(r"\s", events_audience):
+        raise ConfigError(f"LSCLOUD_EVENTS_AUDIENCE must not contain spaces, got {events_audience!r}")
+    # the cluster has no default sender: its subjects are the Triggers' identities, set by the deployment
+    events_subjects = _subjects("LSCLOUD_EVENTS_SUBJECTS", get("LSCLOUD_EVENTS_SUBJECTS",
+                                                                ",".join(d.events_subjects) if mode == "local" else ""))
     peers = get("LSCLOUD_PEER_URL_TEMPLATE", d.peer_url_template)
     if "{name}" not in peers or not _url("LSCLOUD_PEER_URL_TEMPLATE", peers.replace("{name}", "x"), ("http", "https")):
         raise ConfigError(f"LSCLOUD_PEER_URL_TEMPLATE must be an http(s) URL holding {{name}}, got {peers!r}")
@@ -204,6 +262,11 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         jwt_jwks_url=jwks,
         jwt_algorithms=algorithms,
         jwt_max_lifetime_s=max_lifetime,
+        events_issuer=get("LSCLOUD_EVENTS_ISSUER", d.events_issuer if mode == "local" else CLUSTER_EVENTS_ISSUER),
+        events_audience=events_audience,
+        events_public_key=events_key,
+        events_jwks_url=events_jwks,
+        events_subjects=events_subjects,
         partner_keys=_partner_keys("LSCLOUD_PARTNER_KEYS", env["LSCLOUD_PARTNER_KEYS"]) if env.get("LSCLOUD_PARTNER_KEYS", "").strip() else {},
         pseudonym_key=pseudonym_key or d.pseudonym_key,
         signature_window_s=_int("LSCLOUD_SIGNATURE_WINDOW_S", get("LSCLOUD_SIGNATURE_WINDOW_S", str(d.signature_window_s)), 1),

@@ -4,7 +4,9 @@
 returns has ``async handle(scope, receive, send)`` (ASGI, Flask bridged with a2wsgi), and the
 sync ``start(cfg)`` / ``stop()`` / ``alive()`` / ``ready()`` hooks. ``ready()`` really asks the
 dependencies the function declares it needs (``needs=``: the object store, NATS). Events from
-Knative Eventing arrive at ``POST /events``.
+Knative Eventing arrive at ``POST /events``, which accepts only a sender that presents a delivery
+token (:func:`lscloud.auth.verify_event_sender`: the broker's OIDC token in the cluster, the local
+dispatcher's own token under ``lscloud up``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from urllib.parse import urlparse
 
 from flask import Flask, jsonify, request
 
-from . import config, events, metrics, runtime, telemetry, web
+from . import asgi, auth, config, events, metrics, runtime, telemetry, web
 from .auth import EVENTING, allow
 from .problems import Problem
 
@@ -96,6 +98,7 @@ class Function:
         if not isinstance(app, Flask):
             raise TypeError(f"the app factory must return a Flask app, got {type(app).__name__}")
         if self.events:
+            auth.check_eventing_settings(settings)  # /events must be able to verify its sender
             _add_events_route(app, self.events)
         web.check_access(app)  # a route without @allow stops the start
         return app
@@ -139,9 +142,17 @@ class Function:
     # -- requests --------------------------------------------------------------------------------
 
     async def handle(self, scope, receive, send) -> None:
-        """The ASGI entry point: every HTTP request of the function."""
+        """The ASGI entry point: every HTTP request of the function.
+
+        An answer given before the request body was read (a 413 over the size limit, anything
+        decided from the headers alone) closes the connection after draining the body
+        (:class:`lscloud.asgi.BodyGuard`), so the caller's pooled connection never holds a
+        half-read request."""
         if self._asgi is None:
             self.start(os.environ.copy())
+        if scope.get("type") == "http":
+            guard = asgi.BodyGuard(scope, receive, send)
+            receive, send = guard.receive, guard.send
         await self._asgi(scope, receive, send)
 
 
@@ -200,7 +211,7 @@ def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
 
     @web.raw_body()
     def receive_event():
-        """Receive a CloudEvent from Knative Eventing (internal)."""
+        """Receive a CloudEvent from Knative Eventing (internal: a delivery token is required)."""
         state = web.app_state()
         try:
             event = events.from_http(dict(request.headers), request.get_data(cache=True))

@@ -609,8 +609,10 @@ def build_openapi(app: Flask) -> dict:
                 op["parameters"] = parameters
             if access is not None:
                 op["x-lscloud-access"] = access.as_dict()
-                if access.public or access.eventing:
+                if access.public:
                     op["security"] = []
+                elif access.eventing:
+                    op["security"] = [{"eventDelivery": []}]
                 else:
                     op["security"] = ([{"bearer": []}] if access.roles else []) + \
                                      ([{"partnerSignature": []}] if access.partner else [])
@@ -639,6 +641,10 @@ def build_openapi(app: Flask) -> dict:
             "schemas": components,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "eventDelivery": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                                  "description": "Event deliveries only: the OIDC token Knative Eventing presents "
+                                                 "(authentication-oidc), or the local dispatcher's token; audience = "
+                                                 "this function (see lscloud.auth.verify_event_sender)"},
                 "partnerSignature": {"type": "apiKey", "in": "header", "name": auth.SIGNATURE_HEADER,
                                      "description": "HMAC-SHA256 partner signature over method, path, timestamp, "
                                                     "nonce and body hash (see lscloud.auth.canonical)"},

@@ -11,6 +11,10 @@ Environment of a function in the cluster:
   ``LSCLOUD_NATS_URL``, ``LSCLOUD_STREAM``, ``LSCLOUD_JWT_ISSUER``/``_AUDIENCE``, ``LSCLOUD_JWT_JWKS_URL``
   (when configured), ``LSCLOUD_PSEUDONYM_KEY`` (from the ``lscloud-pseudonym`` Secret) and
   ``OTEL_EXPORTER_OTLP_ENDPOINT``; Knative sets ``K_SERVICE`` itself;
+  who may deliver to ``/events`` (Knative Eventing's sender identity, ``authentication-oidc``):
+  ``LSCLOUD_EVENTS_AUDIENCE`` (:func:`events_audience`, which the Triggers' subscribers carry too),
+  ``LSCLOUD_EVENTS_JWKS_URL`` (the API server's service-account keys) and ``LSCLOUD_EVENTS_SUBJECTS``
+  (the service accounts of the namespace, where each Trigger's OIDC identity lives);
 - from func.yaml ``run.envs``: plain values as plain env, ``{{ secret:name:key }}`` as a
   ``secretKeyRef``, ``{{ configMap:name:key }}`` as a ``configMapKeyRef``. The secret name
   ``lscloud-s3`` means *this function's own object-store credentials* and is resolved to
@@ -43,7 +47,8 @@ S3_SECRET = "lscloud-s3"
 PLATFORM_ENV = frozenset({
     "LSCLOUD_ENV", "LSCLOUD_S3_ENDPOINT", "LSCLOUD_BUCKET", "LSCLOUD_NATS_URL", "LSCLOUD_STREAM",
     "LSCLOUD_JWT_ISSUER", "LSCLOUD_JWT_AUDIENCE", "LSCLOUD_JWT_JWKS_URL", "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "LSCLOUD_PEER_URL_TEMPLATE", "LSCLOUD_PSEUDONYM_KEY",
+    "LSCLOUD_PEER_URL_TEMPLATE", "LSCLOUD_PSEUDONYM_KEY", "LSCLOUD_EVENTS_AUDIENCE", "LSCLOUD_EVENTS_JWKS_URL",
+    "LSCLOUD_EVENTS_SUBJECTS",
     "K_SERVICE", "PORT",
 })
 SECRET_ENV_RE = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|ACCESS_KEY|PARTNER_KEYS|HMAC|CREDENTIAL")
@@ -76,6 +81,8 @@ class PlatformEndpoints:
     egress_cidrs: tuple[str, ...] = ()
     dead_letter_sink: Mapping[str, str] | None = None  # a KReference (apiVersion, kind, name)
     delivery_retry: int = 5
+    # the keys of the tokens Knative Eventing presents at /events: the API server's service-account JWKS
+    events_jwks_url: str = "https://kubernetes.default.svc/openid/v1/jwks"
 
 
 def bucket_name(prefix: str, function: str) -> str:
@@ -88,6 +95,13 @@ def credentials_secret(function: str) -> str:
 
 def service_account(function: str) -> str:
     return kx.dns_name("fn", function)
+
+
+def events_audience(function: str, namespace: str) -> str:
+    """The OIDC audience of a function's event deliveries, in Knative's ``<group>/<kind>/<namespace>/<name>``
+    form. Knative Services do not announce one, so the Trigger's subscriber names it and the function
+    expects it (``LSCLOUD_EVENTS_AUDIENCE``)."""
+    return f"serving.knative.dev/service/{namespace}/{function}".lower()
 
 
 def _env_from_manifest(m: Manifest) -> list[dict]:
@@ -133,6 +147,10 @@ def render_env(m: Manifest, p: PlatformEndpoints) -> list[dict]:
         # functions call each other by their Knative Service's cluster address
         {"name": "LSCLOUD_PEER_URL_TEMPLATE", "value": f"http://{{name}}.{p.namespace}.svc.cluster.local"},
         {"name": "LSCLOUD_PSEUDONYM_KEY", "valueFrom": {"secretKeyRef": {"name": p.pseudonym_secret, "key": "key"}}},
+        # /events: the Triggers' OIDC tokens (audience below, any service account of the namespace)
+        {"name": "LSCLOUD_EVENTS_AUDIENCE", "value": events_audience(m.name, p.namespace)},
+        {"name": "LSCLOUD_EVENTS_JWKS_URL", "value": p.events_jwks_url},
+        {"name": "LSCLOUD_EVENTS_SUBJECTS", "value": f"system:serviceaccount:{p.namespace}:*"},
     ]
     if p.jwt_jwks_url:
         env.append({"name": "LSCLOUD_JWT_JWKS_URL", "value": p.jwt_jwks_url})
@@ -240,7 +258,9 @@ def render_triggers(m: Manifest, p: PlatformEndpoints) -> list[dict]:
                 "broker": sub.source,
                 "filter": {"attributes": {"type": sub.type}},
                 "subscriber": {"ref": {"apiVersion": "serving.knative.dev/v1", "kind": "Service",
-                                       "name": m.name, "namespace": p.namespace}},
+                                       "name": m.name, "namespace": p.namespace},
+                               # the token the broker presents is for this audience (authentication-oidc)
+                               "audience": events_audience(m.name, p.namespace)},
                 "delivery": delivery,
             },
         })

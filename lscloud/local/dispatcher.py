@@ -9,6 +9,12 @@ to the function in HTTP binary mode (``ce-*`` headers + ``traceparent``):
   until ``max_deliveries``, then dead-lettered;
 * any other 4xx: no retry can fix it, dead-lettered at once.
 
+Each POST carries the sender's identity, as Knative Eventing's does with ``authentication-oidc``:
+``Authorization: Bearer <token>`` whose audience is the subscriber (``Subscription.audience``,
+by default the function's name). Locally the token is signed with the dispatcher's own key
+(:func:`lscloud.auth.eventing_keys`, not the dev-token key), and functions refuse ``/events``
+without it; the cluster's bridge presents the token Knative mounts for it instead (``credentials=``).
+
 A dead letter is the original event with the subscription, the last status or error and the
 delivery count, published to the stream ``<stream>_DLQ`` (subjects ``lscloud-dlq.>``); then the
 original is terminated. Consumers are durable, so after a NATS or dispatcher restart delivery
@@ -26,7 +32,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 from urllib.parse import urlparse
 
 import httpx
@@ -62,6 +68,7 @@ class Subscription:
     name: str
     types: Sequence[str]
     url: str
+    audience: str | None = None  # of the delivery token; None: the function's name
 
     def __post_init__(self):
         object.__setattr__(self, "types", tuple(self.types))
@@ -86,8 +93,32 @@ class Subscription:
     def dlq_subject(self) -> str:
         return f"lscloud-dlq.{_token(self.function)}.{_token(self.name)}"
 
+    @property
+    def token_audience(self) -> str:
+        """The audience of the token presented to the subscriber."""
+        return self.audience or self.function
+
     def as_dict(self) -> dict[str, Any]:
         return {"function": self.function, "name": self.name, "types": list(self.types), "url": self.url}
+
+
+Credentials = Callable[[Subscription], "str | None"]
+"""``fn(subscription) -> bearer token | None``: what a delivery presents (None: no Authorization)."""
+
+
+class LocalDeliveryTokens:
+    """The local dispatcher's credentials: a short-lived token per delivery, audience = the
+    subscriber, signed with the eventing key under the state dir (created on first use)."""
+
+    def __init__(self, state_dir):
+        from ..auth import eventing_keys
+
+        self._private_pem, _ = eventing_keys(state_dir)
+
+    def __call__(self, sub: Subscription) -> str:
+        from ..auth import issue_delivery_token
+
+        return issue_delivery_token(self._private_pem, sub.token_audience)
 
 
 @dataclass
@@ -112,10 +143,12 @@ class Dispatcher:
     def __init__(self, settings, subscriptions: Sequence[Subscription], *, max_deliveries: int = 5,
                  backoff: Sequence[float] = (0.2, 0.5, 1, 2, 5), timeout_s: float = 10,
                  fetch_batch: int = 10, fetch_wait_s: float = 1.0, manage_streams: bool = True,
-                 service: str = SERVICE):
+                 service: str = SERVICE, credentials: Credentials | None = None):
         """``manage_streams=False`` (the cluster's bridge): the platform owns the streams (replicas,
         limits), so only check that the stream and its dead-letter stream exist, never create or
-        update them. ``service``: the ``service.name`` of its spans (the bridge's are ``bridge``)."""
+        update them. ``service``: the ``service.name`` of its spans (the bridge's are ``bridge``).
+        ``credentials``: the bearer token each delivery presents (default: locally
+        :class:`LocalDeliveryTokens`, elsewhere none)."""
         if max_deliveries < 1:
             raise ValueError("max_deliveries must be at least 1")
         if not backoff:
@@ -132,6 +165,9 @@ class Dispatcher:
         self.fetch_wait_s = fetch_wait_s
         self.manage_streams = manage_streams
         self.service = service
+        if credentials is None and settings.env == "local":
+            credentials = LocalDeliveryTokens(settings.state_dir)
+        self.credentials = credentials
         self.stats = DispatchStats()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -370,6 +406,14 @@ class Dispatcher:
                  "server.port": url.port or (443 if url.scheme == "https" else 80)}
         with self._tracer.start_as_current_span("POST", kind=SpanKind.CLIENT, attributes=attrs) as span:
             telemetry.inject(headers)
+            try:
+                token = self.credentials(sub) if self.credentials is not None else None
+            except Exception as exc:  # noqa: BLE001 - no credentials now: retried like a refused connection
+                span.set_attribute("error.type", type(exc).__name__)
+                span.set_status(Status(StatusCode.ERROR, "no credentials"))
+                return None, f"no credentials for the delivery: {type(exc).__name__}: {exc}"
+            if token:
+                headers["authorization"] = f"Bearer {token}"
             try:
                 resp = await self._http.post(sub.url, content=body, headers=headers)
             except httpx.TimeoutException:

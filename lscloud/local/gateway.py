@@ -9,8 +9,23 @@ headers dropped, ``X-Forwarded-*`` added). Two things it adds:
 - when ``lscloud.telemetry`` is set up, a SERVER span per request and a ``traceparent`` to
   the function, so a trace starts where the request entered the cloud.
 
-``/<function>/events`` is refused from outside: events reach functions only through the
-dispatcher, as with Knative Eventing. Errors are ``application/problem+json``.
+What it refuses, each with an ``application/problem+json`` answer:
+
+- a path not in normal form (400, :mod:`lscloud.local.paths` says why it refuses rather than
+  normalises); the path it does accept is forwarded byte for byte (``raw_path``), so the function
+  sees exactly what the client sent;
+- a function's internal routes, ``/<function>/events`` and ``/<function>/health/...`` (404):
+  events reach functions only through the dispatcher, as with Knative Eventing;
+- a body over ``max_body_bytes`` (413), from its Content-Length before anything is forwarded, or
+  while streaming a chunked one. The cap is the largest body any route takes (uploads,
+  ``settings.blob_max_bytes``); each function still applies its own per-route limits.
+
+An upstream that cannot be reached answers 502 (503 while the function is starting or
+restarting), one that drops the connection 502, one that is too slow 504. An answer given before
+the client's body was read closes the client connection after draining the body
+(:class:`lscloud.asgi.BodyGuard`), and an upstream connection is never returned to the pool
+half-read (httpcore closes one whose request did not complete; functions close theirs after an
+early answer).
 """
 
 from __future__ import annotations
@@ -18,12 +33,18 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import logging
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
+from urllib.parse import quote
 
 import httpx
+
+from .. import asgi
+from . import paths
 
 # hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection, never forwarded
 _HOP = {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailer",
@@ -31,6 +52,8 @@ _HOP = {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorizati
 
 
 from lscloud.problems import TYPE_BASE as _TYPE_BASE  # the functions' own problem type URIs
+
+log = logging.getLogger("lscloud.gateway")
 
 
 @dataclass
@@ -43,9 +66,9 @@ class Route:
 
 
 def problem(status: int, type_: str, title: str, detail: str, title_vi: str, detail_vi: str,
-            extra_headers: Iterable[tuple[bytes, bytes]] = ()) -> tuple[int, list, bytes]:
+            extra_headers: Iterable[tuple[bytes, bytes]] = (), errors: list[dict] | None = None) -> tuple[int, list, bytes]:
     body = json.dumps({"type": _TYPE_BASE + type_, "title": title, "status": status,
-                       "detail": detail, "title_vi": title_vi, "detail_vi": detail_vi, "errors": []},
+                       "detail": detail, "title_vi": title_vi, "detail_vi": detail_vi, "errors": errors or []},
                       ensure_ascii=False).encode()
     headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode()),
                *extra_headers]
@@ -56,10 +79,18 @@ class Gateway:
     """The ASGI app. ``routes`` returns the current routing table (name -> Route)."""
 
     def __init__(self, routes: Callable[[], dict[str, Route]], *, upstream_host: str = "127.0.0.1",
-                 read_timeout_s: float = 60.0):
+                 read_timeout_s: float = 60.0, max_body_bytes: int | None = None):
+        """``max_body_bytes``: the largest request body forwarded (default: the largest any route
+        takes by default settings, ``max(max_body_bytes, blob_max_bytes)``)."""
         self.routes = routes
         self.upstream_host = upstream_host
         self.read_timeout_s = read_timeout_s
+        if max_body_bytes is None:
+            from ..config import Settings
+
+            defaults = Settings()
+            max_body_bytes = max(defaults.max_body_bytes, defaults.blob_max_bytes)
+        self.max_body_bytes = max_body_bytes
         self.client: httpx.AsyncClient | None = None
         self._telemetry = None
 
@@ -95,28 +126,60 @@ class Gateway:
             return
         if self.client is None:  # served without lifespan (tests with a bare ASGI driver)
             await self._startup()
+        guard = asgi.BodyGuard(scope, receive, send)
+        receive, send = guard.receive, guard.send
+        try:
+            await self._route(scope, receive, send)
+        except Exception:  # noqa: BLE001 - never a bare 500: the answer is a problem, the cause is logged
+            # the function's name only: the rest of a path may hold a personal identifier
+            log.exception("gateway error on %s /%s/...", scope.get("method"),
+                          paths.shown(_raw_path(scope)).lstrip("/").split("/", 1)[0][:64])
+            if not guard.started:
+                await _send(send, *problem(500, "gateway-error", "Gateway error", "The gateway failed to handle "
+                                           "this request; see its log.", "Lỗi cổng",
+                                           "Cổng gặp lỗi khi xử lý yêu cầu này."))
+
+    async def _route(self, scope, receive, send) -> None:
         path = scope["path"]
         if path in ("/", ""):
             return await self._index(scope, send)
         if path in ("/docs", "/docs/"):
             return await self._docs(send)
-        name, _, rest = path.lstrip("/").partition("/")
-        rest = "/" + rest
+        raw_path = _raw_path(scope)
+        try:
+            where = paths.parse(raw_path)
+        except paths.MalformedPath as exc:
+            shown = paths.shown(raw_path)
+            return await _send(send, *problem(
+                400, "malformed-path", "Malformed path", f"The path {shown!r} is not accepted: {exc}.",
+                "Đường dẫn không hợp lệ", f"Đường dẫn {shown!r} không được chấp nhận.",
+                errors=[{"field": "path", "message": str(exc)}]))
+        name = where.function
         route = self.routes().get(name)
         if route is None:
             return await _send(send, *problem(
                 404, "function-not-found", "No such function", f"No function named {name!r} runs in this cloud; "
                 "see / for the list.", "Không có hàm này", f"Không có hàm nào tên {name!r}; xem danh sách tại /."))
-        if rest.rstrip("/") == "/events" or rest.startswith("/events/"):
+        if where.internal:
             return await _send(send, *problem(
-                404, "not-found", "Not found", "Events are delivered to functions by the event dispatcher, "
-                "not through the gateway.", "Không tìm thấy", "Sự kiện được chuyển tới hàm qua bộ điều phối sự kiện, "
+                404, "not-found", "Not found", "Events are delivered to functions by the event dispatcher and "
+                "health is probed by the platform, not through the gateway.", "Không tìm thấy",
+                "Sự kiện được chuyển tới hàm qua bộ điều phối sự kiện và tình trạng của hàm do nền tảng kiểm tra, "
                 "không qua cổng."))
-        await self._proxy(scope, receive, send, route, rest)
+        length = asgi.content_length(scope)
+        if length is not None and length > self.max_body_bytes:
+            return await _send(send, *self._too_large())
+        await self._proxy(scope, receive, send, route, where)
+
+    def _too_large(self) -> tuple[int, list, bytes]:
+        return problem(413, "payload-too-large", "Request body too large",
+                       f"The request body exceeds {self.max_body_bytes} bytes.", "Nội dung yêu cầu quá lớn",
+                       f"Nội dung yêu cầu vượt quá {self.max_body_bytes} byte.",
+                       errors=[{"field": "body", "message": f"at most {self.max_body_bytes} bytes"}])
 
     # -- proxy -------------------------------------------------------------------------------------
 
-    async def _proxy(self, scope, receive, send, route: Route, rest: str) -> None:
+    async def _proxy(self, scope, receive, send, route: Route, where: paths.RequestPath) -> None:
         telemetry = self._telemetry
         span_cm = None
         in_headers = [(k.lower(), v) for k, v in scope["headers"]]
@@ -133,11 +196,11 @@ class Gateway:
             except Exception:  # noqa: BLE001 - tracing must never break routing
                 span_cm = None
         if span_cm is None:
-            return await self._forward(scope, receive, send, route, rest, in_headers, None)
+            return await self._forward(scope, receive, send, route, where, in_headers, None)
         with span_cm as span:
-            await self._forward(scope, receive, send, route, rest, in_headers, span)
+            await self._forward(scope, receive, send, route, where, in_headers, span)
 
-    async def _forward(self, scope, receive, send, route, rest, in_headers, span) -> None:
+    async def _forward(self, scope, receive, send, route, where, in_headers, span) -> None:
         client_addr = (scope.get("client") or ("", 0))[0]
         headers: list[tuple[bytes, bytes]] = []
         forwarded_for = None
@@ -166,43 +229,54 @@ class Gateway:
                 carrier = {}
             headers += [(k.lower().encode(), v.encode()) for k, v in carrier.items()]
 
-        url = httpx.URL(scheme="http", host=self.upstream_host, port=route.port, path=rest,
-                        query=scope.get("query_string", b""))
+        # byte for byte what the client sent (paths.parse accepted it as it is)
+        target = where.raw_rest + (b"?" + _query(scope.get("query_string", b"")) if scope.get("query_string") else b"")
+        url = httpx.URL(scheme="http", host=self.upstream_host, port=route.port).copy_with(raw_path=target)
         has_body = any(k in (b"content-length", b"transfer-encoding") for k, _ in in_headers)
+        limit = self.max_body_bytes
 
         async def body():
-            more = True
+            more, seen = True, 0
             while more:
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     return
                 chunk = message.get("body", b"")
+                seen += len(chunk)
+                if seen > limit:  # a chunked body past the cap: the upstream request is abandoned (and closed)
+                    raise _BodyTooLarge()
                 if chunk:
                     yield chunk
                 more = message.get("more_body", False)
 
-        request = self.client.build_request(scope["method"], url, headers=headers,
-                                            content=body() if has_body else None)
+        def answer(status: int, *args, **kwargs):
+            if span is not None:
+                span.set_attribute("http.response.status_code", status)
+            return _send(send, *problem(status, *args, **kwargs))
+
         try:
+            request = self.client.build_request(scope["method"], url, headers=headers,
+                                                content=body() if has_body else None)
             response = await self.client.send(request, stream=True)
-        except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
-            starting = route.state in ("starting", "restarting", "crashed")
+        except _BodyTooLarge:
             if span is not None:
-                span.set_attribute("http.response.status_code", 503 if starting else 502)
-            if starting:
-                return await _send(send, *problem(
-                    503, "function-unavailable", "Function unavailable",
-                    f"{route.name} is {route.state}; try again shortly.", "Hàm tạm thời không sẵn sàng",
-                    f"Hàm {route.name} đang khởi động lại; vui lòng thử lại sau.", [(b"retry-after", b"2")]))
-            return await _send(send, *problem(
-                502, "bad-gateway", "Function not reachable", f"{route.name} did not answer ({type(exc).__name__}).",
-                "Không kết nối được tới hàm", f"Hàm {route.name} không phản hồi."))
+                span.set_attribute("http.response.status_code", 413)
+            return await _send(send, *self._too_large())
         except httpx.TimeoutException:
-            if span is not None:
-                span.set_attribute("http.response.status_code", 504)
-            return await _send(send, *problem(
-                504, "gateway-timeout", "Function timed out", f"{route.name} did not answer in time.",
-                "Hàm phản hồi quá thời gian", f"Hàm {route.name} không phản hồi kịp thời."))
+            return await answer(504, "gateway-timeout", "Function timed out", f"{route.name} did not answer in time.",
+                                "Hàm phản hồi quá thời gian", f"Hàm {route.name} không phản hồi kịp thời.")
+        except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
+            if route.state in ("starting", "restarting", "crashed"):
+                return await answer(503, "function-unavailable", "Function unavailable",
+                                    f"{route.name} is {route.state}; try again shortly.", "Hàm tạm thời không sẵn sàng",
+                                    f"Hàm {route.name} đang khởi động lại; vui lòng thử lại sau.", [(b"retry-after", b"2")])
+            return await answer(502, "bad-gateway", "Function not reachable",
+                                f"{route.name} did not answer ({type(exc).__name__}).",
+                                "Không kết nối được tới hàm", f"Hàm {route.name} không phản hồi.")
+        except httpx.TransportError as exc:  # ReadError, WriteError, ...: the function dropped the connection
+            return await answer(502, "bad-gateway", "Function dropped the connection",
+                                f"{route.name} closed the connection before answering ({type(exc).__name__}).",
+                                "Hàm ngắt kết nối", f"Hàm {route.name} ngắt kết nối trước khi trả lời.")
         try:
             # the gateway's server writes its own date/server headers
             out_headers = [(k.lower(), v) for k, v in response.headers.raw
@@ -275,6 +349,23 @@ def _page(title: str, content: str) -> bytes:
             "<style>body{font-family:sans-serif;margin:2em}td,th{padding:.3em 1em;text-align:left}"
             ".ok{color:#080}.bad{color:#b00}</style></head>"
             f"<body><h1>{html.escape(title)}</h1>{content}</body></html>").encode()
+
+
+class _BodyTooLarge(Exception):
+    """A chunked request body grew past the gateway's cap while being forwarded."""
+
+
+def _raw_path(scope) -> bytes:
+    raw = scope.get("raw_path")
+    if raw:
+        return raw.split(b"?", 1)[0]
+    return quote(scope.get("path", ""), safe="/:@!$&'()*+,;=-._~").encode("ascii")
+
+
+def _query(query: bytes) -> bytes:
+    """The query string as sent, with the bytes a URL cannot carry raw (controls, space, '#',
+    non-ASCII) percent-encoded: the same query to any server that decodes it."""
+    return re.sub(rb"[^\x21-\x7e]|#", lambda m: b"%%%02X" % m.group(0)[0], query)
 
 
 async def _send(send, status: int, headers: list, body: bytes) -> None:

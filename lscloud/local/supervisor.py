@@ -510,7 +510,9 @@ class Supervisor:
         self._start_dispatcher()
         # after the dispatcher: its new consumers start at new messages, so the first tick counts
         self._start_clock()
-        self.gateway = GatewayServer(Gateway(self.routes), o.host, gateway_port)
+        # the gateway's cap: the largest body any route takes (uploads); functions apply their own limits
+        cap = max(self.settings.max_body_bytes, self.settings.blob_max_bytes)
+        self.gateway = GatewayServer(Gateway(self.routes, max_body_bytes=cap), o.host, gateway_port)
         try:
             self.gateway.start()
         except RuntimeError as exc:
@@ -547,12 +549,14 @@ class Supervisor:
         self.say(f"✓ clock        {clock.TICKED} every {period:g}s")
 
     def _dev_keys(self) -> None:
-        from ..auth import dev_keys
+        from ..auth import dev_keys, eventing_keys
 
         _, public_pem = dev_keys(self.state_dir)
         if isinstance(public_pem, bytes):
             public_pem = public_pem.decode()
-        self.settings = self.settings.replace(jwt_public_key=public_pem)
+        # the dispatcher's own pair: functions get the public half, only the dispatcher signs
+        _, events_pem = eventing_keys(self.state_dir)
+        self.settings = self.settings.replace(jwt_public_key=public_pem, events_public_key=events_pem)
         self.say(f"✓ dev keys     {self.state_dir} (tokens: lscloud token --role ROLE)")
 
     def _pseudonym_key(self) -> None:
@@ -597,7 +601,8 @@ class Supervisor:
         from .dispatcher import Dispatcher, Subscription
 
         self.dispatcher = Dispatcher(self.settings, [
-            Subscription(function=fp.name, name=s.name, types=[s.type], url=f"http://127.0.0.1:{fp.port}/events")
+            Subscription(function=fp.name, name=s.name, types=[s.type], url=f"http://127.0.0.1:{fp.port}/events",
+                         audience=fp.name)
             for fp, s in subs])
         self.dispatcher.start()
         self.say(f"✓ dispatcher   {len(subs)} subscription(s): " + ", ".join(f"{s.type} → {fp.name}" for fp, s in subs))

@@ -134,3 +134,19 @@ def test_a_permit_from_sign_in_to_result(cloud, gw):
     stats = ok(gw.get("/dossiers/v1/stats", headers=ioc))
     row = next(r for r in stats["by_procedure"] if r["procedure"] == "XD-TDTK")
     assert row["received"] >= 1 and row["resolved"] >= 1 and row["on_time"] >= 1 and row["online_share"] > 0
+
+
+def test_a_30_mb_attachment_is_a_413_and_the_next_request_is_answered(gw):
+    """The outside review's case: a 30 MB attachment was a bare 500, and an oversized body left the
+    next request to the same function hanging. A scan up to the blob limit is accepted."""
+    cit = {"Authorization": "Bearer " + ok(gw.post("/identity/v1/tokens/citizen", json=CITIZEN), 201)["access_token"]}
+    big = gw.post("/dossiers/v1/attachments", content=b"%PDF-1.4\n" + b"0" * (30 * 1024 * 1024),
+                  headers={**cit, "Content-Type": "application/pdf"}, timeout=120)
+    assert big.status_code == 413 and big.headers["content-type"] == "application/problem+json"
+    scan = gw.post("/dossiers/v1/attachments", content=b"%PDF-1.4\n" + b"0" * (3 * 1024 * 1024),
+                   headers={**cit, "Content-Type": "application/pdf"})
+    assert ok(scan, 201)["size"] == 3 * 1024 * 1024 + 9
+    json_too_big = gw.post("/dossiers/v1/dossiers", content=b'{"id": "' + b"x" * (2 * 1024 * 1024) + b'"}',
+                           headers={**cit, "Content-Type": "application/json"})
+    assert json_too_big.status_code == 413 and json_too_big.headers["content-type"] == "application/problem+json"
+    assert ok(gw.get("/dossiers/v1/calendar/2026"))  # the next request on the same function: answered

@@ -72,6 +72,24 @@ def test_env_templates_become_refs_and_s3_credentials_are_the_functions_own():
     assert env["LSCLOUD_BUCKET"]["value"] == "lscloud-clearance"
     assert env["LSCLOUD_JWT_PUBLIC_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "lscloud-jwt"
     assert env["OTEL_SERVICE_NAME"]["value"] == "clearance"
+    # who may deliver to /events: the Triggers' OIDC identities, verified with the API server's keys
+    assert env["LSCLOUD_EVENTS_AUDIENCE"]["value"] == "serving.knative.dev/service/lscloud/clearance"
+    assert env["LSCLOUD_EVENTS_JWKS_URL"]["value"] == "https://kubernetes.default.svc/openid/v1/jwks"
+    assert env["LSCLOUD_EVENTS_SUBJECTS"]["value"] == "system:serviceaccount:lscloud:*"
+
+
+def test_a_function_with_events_starts_with_the_rendered_env():
+    """The rendered env is enough for /events to verify its sender (else the function would not start)."""
+    from lscloud import config
+    from lscloud.auth import check_eventing_settings
+
+    env = {name: e.get("value", "x") for name, e in env_of(fn.render_service(parse(), PLATFORM, image="i")).items()}
+    env["LSCLOUD_JWT_JWKS_URL"] = "https://idp.example/jwks"  # a secretKeyRef in the cluster
+    env.pop("LSCLOUD_JWT_PUBLIC_KEY", None)
+    env.pop("LSCLOUD_PARTNER_KEYS", None)
+    settings = config.load({**env, "K_SERVICE": "clearance"})
+    check_eventing_settings(settings)
+    assert settings.events_issuer == "https://kubernetes.default.svc"
 
 
 def test_scale_concurrency_and_resources():
@@ -103,6 +121,8 @@ def test_one_trigger_per_subscription_with_dead_letter_sink():
         assert t["apiVersion"] == "eventing.knative.dev/v1" and t["kind"] == "Trigger"
         assert t["spec"]["subscriber"]["ref"] == {"apiVersion": "serving.knative.dev/v1", "kind": "Service",
                                                   "name": "clearance", "namespace": "lscloud"}
+        # authentication-oidc: the broker's token for the function carries the audience the function expects
+        assert t["spec"]["subscriber"]["audience"] == "serving.knative.dev/service/lscloud/clearance"
         sink = t["spec"]["delivery"]["deadLetterSink"]["ref"]
         assert sink["kind"] == "NatsJetStreamChannel" and sink["name"] == "lscloud-dead-letter"
         assert len(t["metadata"]["name"]) <= 63

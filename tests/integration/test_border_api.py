@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from lscloud import events, outbox, runtime
-from lscloud.auth import PUBLIC, dev_keys, issue_token
+from lscloud.auth import PUBLIC, delivery_headers, dev_keys, issue_token
 from lscloud.knative import load_function
 from lscloud.local.dispatcher import tail
 from lscloud.runtime import Runtime
+from lscloud.web import app_state
 
 from border_support import AGENCIES, TAX, TAX2, DirectoryStub, declaration
 
@@ -98,7 +99,12 @@ def device_event(client, type_, data, n=[0]):
     """What the dispatcher does: the CloudEvent in binary mode to /events."""
     ev = events.new_event(type_, "/border/devices/test", data, id=f"{data['device']}.{data['reading_id']}")
     headers, body = events.to_binary_http(ev)
-    return client.post("/events", data=body, headers=headers)
+    return client.post("/events", data=body, headers={**headers, **delivered_by_dispatcher(client)})
+
+
+def delivered_by_dispatcher(client) -> dict:
+    """The dispatcher's delivery token for the function behind ``client``."""
+    return delivery_headers(app_state(client.application).settings)
 
 
 def test_a_crossing_from_submission_to_exit(client, tok, rt, directory):
@@ -320,7 +326,7 @@ def tick(client, minute_offset=0):
 
     ev = clock.tick_event(datetime.now(timezone.utc) + timedelta(minutes=minute_offset))
     headers, body = events.to_binary_http(ev)
-    return client.post("/events", data=body, headers=headers)
+    return client.post("/events", data=body, headers={**headers, **delivered_by_dispatcher(client)})
 
 
 def test_the_clock_tick_applies_missed_calls_at_every_gate_and_flushes_the_outbox(fn, rt, tok, monkeypatch):
@@ -420,7 +426,7 @@ def test_weighbridge_mismatch_holds_and_a_reading_counts_once(client, tok, rt):
     assert device_event(client, "vn.langson.border.weight.measured.v1", reading).status_code == 200
     ev = events.new_event("vn.langson.border.weight.measured.v1", "/border/devices/other", reading)  # another envelope
     h, b = events.to_binary_http(ev)
-    assert client.post("/events", data=b, headers=h).status_code == 200
+    assert client.post("/events", data=b, headers={**h, **delivered_by_dispatcher(client)}).status_code == 200
     doc = ok(client.get(f"/v1/declarations/{did}", headers=ent))
     assert doc["status"] == "held" and doc["weight_mismatches"] == 1 and doc["holds"]["weight"]["measured_kg"] == 45000
     mismatches = [m for m in tail(rt.settings, 200) if m["event"]["type"] == "vn.langson.border.weight.mismatched.v1"
@@ -461,7 +467,11 @@ def test_every_endpoint_with_every_role(app, tok):
         path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", lambda m: {"flow": "in", "gate_code": "huu-nghi"}.get(m.group(1), "d-nonexistent0"), rule.rule)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             call = getattr(client, method.lower())
-            if access.eventing or PUBLIC in access.roles:
+            if access.eventing:  # only the dispatcher's delivery token opens /events, nobody's bearer token
+                assert call(path).status_code == 401
+                assert {call(path, headers=tok(role)).status_code for role in ROLES} == {401}
+                continue
+            if PUBLIC in access.roles:
                 continue
             anon = call(path)
             assert anon.status_code == 401, (method, path)

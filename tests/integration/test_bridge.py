@@ -141,7 +141,7 @@ def bridge_for(settings):
         if streams:
             create_streams(settings)
         cfg = BridgeConfig(sink=ingress_url, types=tuple(types), port=0, max_deliveries=kw.pop("max_deliveries", 3),
-                           timeout_s=kw.pop("timeout_s", 5))
+                           timeout_s=kw.pop("timeout_s", 5), token_file=kw.pop("token_file", "/nonexistent/oidc/token"))
         # as main() does: the bridge's spans are service "bridge"
         b = Bridge(settings.replace(service="bridge"), cfg, host="127.0.0.1", retry_delays=(0.1,),
                    **{**FAST, **kw}).start()
@@ -180,6 +180,7 @@ def test_forwards_in_binary_mode_continuing_the_trace(settings, ingress, bus, br
     assert h["content-type"] == "application/json"
     assert events.from_http(h, got["body"]) == ev
     assert h["traceparent"].split("-")[1] == trace_id
+    assert "authorization" not in h  # no OIDC token mounted (authentication-oidc off): none presented
     wait_for(lambda: b.dispatcher.stats.delivered == 1, "ack")
     # the bridge's own spans: in the publisher's trace, service "bridge", the POST is the broker's parent
     mine = wait_for(lambda: [sp for sp in spans.get_finished_spans()
@@ -191,6 +192,21 @@ def test_forwards_in_binary_mode_continuing_the_trace(settings, ingress, bus, br
     assert post.parent.span_id == by_name["process lscloud.border.declaration.submitted"].context.span_id
     assert h["traceparent"].split("-")[2] == f"{post.context.span_id:016x}"
     assert read_dlq(settings) == []
+
+
+def test_presents_the_oidc_token_knative_mounts(settings, ingress, bus, bridge_for, tmp_path):
+    """With authentication-oidc, Knative mounts a token for the broker's audience into the SinkBinding's
+    subject; the bridge reads it for every POST (it is refreshed in place) and presents it."""
+    token_file = tmp_path / "oidc" / "token"
+    token_file.parent.mkdir()
+    token_file.write_text("first-token\n")
+    b = bridge_for(ingress.url, token_file=str(token_file))
+    bus.publish(events.new_event(SUBMITTED, "/border", {"n": 1}))
+    wait_for(lambda: b.dispatcher.stats.delivered == 1, "the first delivery")
+    token_file.write_text("refreshed-token")
+    bus.publish(events.new_event(SUBMITTED, "/border", {"n": 2}))
+    wait_for(lambda: b.dispatcher.stats.delivered == 2, "the second delivery")
+    assert [d["headers"]["authorization"] for d in ingress.got()] == ["Bearer first-token", "Bearer refreshed-token"]
 
 
 def test_only_the_configured_types_are_forwarded(settings, ingress, bus, bridge_for):
@@ -303,13 +319,15 @@ def test_config_from_the_environment():
                               "LSCLOUD_BRIDGE_TYPES": f" {SUBMITTED},{ARRIVED},,{SUBMITTED} "})
     assert cfg.types == tuple(sorted((SUBMITTED, ARRIVED)))  # deduplicated, blanks dropped
     assert cfg.port == 8080 and cfg.broker == "default" and cfg.max_deliveries == 5
+    assert cfg.token_file == "/oidc/token"  # where Knative mounts the SinkBinding subject's OIDC token
     sub = cfg.subscription()
     assert sub.durable == "bridge-default" and sub.url == cfg.sink
     assert load_bridge_config({"K_SINK": "http://x/y"}).subscription() is None
     for env, message in (({}, "K_SINK is required"), ({"K_SINK": "broker"}, "K_SINK must be"),
                          ({"K_SINK": "http://x", "LSCLOUD_BRIDGE_TYPES": "not a type!"}, "LSCLOUD_BRIDGE_TYPES"),
                          ({"K_SINK": "http://x", "PORT": "http"}, "PORT"),
-                         ({"K_SINK": "http://x", "LSCLOUD_BRIDGE_BROKER": "Bad_Broker"}, "LSCLOUD_BRIDGE_BROKER")):
+                         ({"K_SINK": "http://x", "LSCLOUD_BRIDGE_BROKER": "Bad_Broker"}, "LSCLOUD_BRIDGE_BROKER"),
+                         ({"K_SINK": "http://x", "LSCLOUD_BRIDGE_TOKEN_FILE": "oidc/token"}, "LSCLOUD_BRIDGE_TOKEN_FILE")):
         with pytest.raises(config.ConfigError, match=message):
             load_bridge_config(env)
 

@@ -10,10 +10,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from lscloud import events, telemetry
+from lscloud.auth import verify_delivery_token
 from lscloud.bus import SyncBus
 from lscloud.config import Settings
 from lscloud.local.dispatcher import Dispatcher, Subscription, read_dlq, tail
 from lscloud.local.servers import free_port
+from lscloud.problems import Problem
 
 pytestmark = pytest.mark.integration
 
@@ -128,6 +130,13 @@ def test_delivers_in_binary_mode_continuing_the_trace(settings, endpoint, bus, d
     assert h["traceparent"].split("-")[1] == trace_id
     # the unsubscribed type was published first and never reached anyone
     assert all(d_["headers"]["ce-type"] == SUBMITTED for d_ in endpoint.deliveries)
+    # each delivery presents the dispatcher's token, its audience the subscribing function
+    for function, path in (("border-yard", "/events"), ("border-tax", "/tax/events")):
+        token = endpoint.to(path)[0]["headers"]["authorization"].removeprefix("Bearer ")
+        assert verify_delivery_token(token, settings.replace(service=function)).sub == settings.events_subjects[0]
+        with pytest.raises(Problem) as wrong:
+            verify_delivery_token(token, settings.replace(service="someone-else"))
+        assert wrong.value.status == 401
     wait_for(lambda: d.stats.delivered == 2, "acks counted")
     assert read_dlq(settings) == []
 

@@ -18,7 +18,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from lscloud import outbox, runtime
-from lscloud.auth import PUBLIC, dev_keys, issue_token
+from lscloud.auth import PUBLIC, delivery_headers, dev_keys, issue_token
 from lscloud.knative import load_function
 from lscloud.local.dispatcher import tail
 from lscloud.runtime import Runtime
@@ -228,6 +228,20 @@ def test_unknown_procedure_unit_and_files_are_named(client, tok):
     assert r.status_code == 422
 
 
+def test_attachments_take_files_up_to_the_blob_limit(client, tok, rt):
+    """A scanned document is bigger than a JSON body: uploads are limited by blob_max_bytes, not by
+    max_body_bytes; over it they are a 413 problem, never a 500."""
+    cit = tok("citizen", sub=CITIZEN)
+    scan = b"%PDF-1.4\n" + b"0" * (rt.settings.max_body_bytes + 1)
+    r = client.post("/v1/attachments", data=scan, headers={**cit, "Content-Type": "application/pdf"})
+    assert r.status_code == 201, r.get_data(as_text=True)[:300]
+    assert r.get_json()["size"] == len(scan)
+    too_big = b"%PDF-1.4\n" + b"0" * rt.settings.blob_max_bytes
+    r = client.post("/v1/attachments", data=too_big, headers={**cit, "Content-Type": "application/pdf"})
+    assert r.status_code == 413 and r.headers["Content-Type"] == "application/problem+json"
+    assert str(rt.settings.blob_max_bytes) in r.get_json()["detail"]
+
+
 def test_concurrent_officers_never_overwrite_each_other(client, tok):
     cit = tok("citizen", sub=CITIZEN)
     clerk = tok("officer", agency="ubnd-05983", unit="05983")
@@ -322,7 +336,7 @@ def test_the_clock_tick_flags_overdue_steps_and_flushes_the_outbox(fn, client, t
     def tick(minutes=0):
         ev = clock.tick_event(datetime.now(timezone.utc) + timedelta(minutes=minutes))
         headers, body = events.to_binary_http(ev)
-        return client.post("/events", data=body, headers=headers)
+        return client.post("/events", data=body, headers={**headers, **delivery_headers(rt.settings)})
 
     r = tick()
     assert r.status_code == 200 and r.get_json()["status"] == "done", r.get_data(as_text=True)
@@ -356,7 +370,11 @@ def test_every_endpoint_with_every_role(app, tok):
                       rule.rule)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             call = getattr(client, method.lower())
-            if access.eventing or PUBLIC in access.roles:
+            if access.eventing:  # only the dispatcher's delivery token opens /events, nobody's bearer token
+                assert call(path).status_code == 401
+                assert {call(path, headers=tok(role)).status_code for role in ROLES} == {401}
+                continue
+            if PUBLIC in access.roles:
                 assert call(path).status_code != 401
                 continue
             assert call(path).status_code == 401, (method, path)

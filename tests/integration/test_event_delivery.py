@@ -23,7 +23,7 @@ import pytest
 from flask import jsonify
 
 from lscloud import events, knative, telemetry, web
-from lscloud.auth import allow
+from lscloud.auth import allow, delivery_headers
 from lscloud.bus import SyncBus
 from lscloud.store import leases
 from lscloud.config import Settings
@@ -164,6 +164,8 @@ class FunctionServer:
             headers, body = {"content-type": events.STRUCTURED_CONTENT_TYPE}, events.to_structured(event)
         else:
             headers, body = events.to_binary_http(event)
+        # by hand, as the dispatcher does it: with its delivery token for this function
+        headers.update(delivery_headers(self.instance.settings))
         return httpx.post(f"{self.url}/events", content=body, headers=headers, timeout=10)
 
 
@@ -190,8 +192,9 @@ def tracing():
 
 @pytest.fixture
 def sink(settings, monkeypatch, tracing):
-    """The function, configured the Knative way: from the environment, at lifespan start."""
-    for name, value in settings.env_vars().items():
+    """The function, configured the Knative way: from the environment, at lifespan start (its
+    K_SERVICE is its name: the audience the dispatcher's tokens carry)."""
+    for name, value in settings.replace(service=FUNCTION).env_vars().items():
         monkeypatch.setenv(name, value)
     server = FunctionServer(new).start()
     if server._error is not None:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from lscloud import events, knative
+from lscloud.auth import delivery_headers, dev_keys, issue_delivery_token, issue_token
 from lscloud.problems import TYPE_BASE
 
 pytestmark = pytest.mark.integration
@@ -219,8 +220,10 @@ def test_func_python_health_endpoints_use_ready(instance):
     assert resp.status_code == 200 and resp.text == "OK"
 
 
-def post_binary(instance, event):
+def post_binary(instance, event, auth: dict | None = None):
+    """What the dispatcher does: the event in binary mode, with its delivery token for this function."""
     headers, body = events.to_binary_http(event)
+    headers.update(delivery_headers(instance.settings) if auth is None else auth)
     return call(instance, "POST", "/events", content=body, headers=headers)
 
 
@@ -236,7 +239,7 @@ def test_same_event_twice_runs_the_handler_once(instance, module):
 def test_structured_event_is_accepted(instance, module):
     event = events.new_event(EVENT_TYPE, "/test", {"n": 2})
     resp = call(instance, "POST", "/events", content=events.to_structured(event),
-                headers={"content-type": "application/cloudevents+json"})
+                headers={"content-type": "application/cloudevents+json", **delivery_headers(instance.settings)})
     assert resp.status_code == 200 and module.handlers.SEEN == [event["id"]]
 
 
@@ -259,10 +262,48 @@ def test_unknown_type_and_malformed_events_are_4xx(instance):
     unknown = post_binary(instance, events.new_event("vn.langson.test.other.v1", "/test", {}))
     assert unknown.status_code == 400 and unknown.json()["type"] == TYPE_BASE + "unsupported-event-type"
     malformed = call(instance, "POST", "/events", content=json.dumps({"specversion": "1.0", "id": "x"}),
-                     headers={"content-type": "application/cloudevents+json"})
+                     headers={"content-type": "application/cloudevents+json", **delivery_headers(instance.settings)})
     assert malformed.status_code == 400 and malformed.json()["type"] == TYPE_BASE + "malformed-event"
-    not_an_event = call(instance, "POST", "/events", content=b"{}", headers={"content-type": "application/json"})
+    not_an_event = call(instance, "POST", "/events", content=b"{}",
+                        headers={"content-type": "application/json", **delivery_headers(instance.settings)})
     assert not_an_event.status_code == 400
+
+
+def test_events_refuse_every_sender_but_the_dispatcher(instance, module, tmp_path):
+    """/events authenticates its sender: no token, a token for another function, an expired one, one
+    from another issuer or signed with another key (the dev-token key), or a subject not allowed."""
+    from lscloud.auth import eventing_keys
+
+    settings = instance.settings
+    dev_private, _ = dev_keys(tmp_path / "dev")
+    other_private, _ = eventing_keys(tmp_path / "another-cloud")
+    bearer = lambda token: {"Authorization": f"Bearer {token}"}  # noqa: E731
+    refused = {
+        "no token": {},
+        "not a bearer": {"Authorization": "Basic dXNlcjpwdw=="},
+        "not a JWT": bearer("not.a.jwt"),
+        "another audience": delivery_headers(settings, audience="other-function"),
+        "expired": delivery_headers(settings, ttl_s=-120),
+        "another issuer": delivery_headers(settings, issuer="someone-else"),
+        "another key": bearer(issue_delivery_token(other_private, settings.service)),
+        "a dev token": bearer(issue_token(dev_private, "someone", "operator", audience=settings.service,
+                                          issuer=settings.events_issuer)),
+        "a dev token for the API": bearer(issue_token(dev_private, "someone", "admin")),
+    }
+    for why, auth in refused.items():
+        event = events.new_event(EVENT_TYPE, "/forged", {"why": why})
+        resp = post_binary(instance, event, auth=auth)
+        assert resp.status_code == 401, why
+        assert resp.headers["content-type"] == "application/problem+json", why
+        assert resp.json()["errors"][0]["field"] == "Authorization", why
+        assert resp.headers["WWW-Authenticate"].startswith("Bearer"), why
+    not_allowed = post_binary(instance, events.new_event(EVENT_TYPE, "/forged", {}),
+                              auth=delivery_headers(settings, subject="system:serviceaccount:x:intruder"))
+    assert not_allowed.status_code == 403 and not_allowed.json()["type"] == TYPE_BASE + "sender-not-allowed"
+    assert module.handlers.SEEN == []
+    # the dispatcher's own token, for this function: accepted
+    assert post_binary(instance, events.new_event(EVENT_TYPE, "/test", {})).status_code == 200
+    assert len(module.handlers.SEEN) == 1
 
 
 def test_route_without_allow_stops_the_start(functions_dir, settings):

@@ -28,7 +28,7 @@ import yaml
 from flask import jsonify
 
 from lscloud import events, knative, telemetry, web
-from lscloud.auth import allow
+from lscloud.auth import allow, delivery_headers
 from lscloud.bus import BusUnavailable, SyncBus, delete_streams
 from lscloud.config import Settings
 from lscloud.local.dispatcher import Dispatcher, Subscription
@@ -332,7 +332,7 @@ def drive_border(base_settings, object_store, key_dir: Path) -> None:
         def device(type_, data):
             headers, body = events.to_binary_http(events.new_event(type_, "/border/devices/obs", data,
                                                                    id=f"{data['device']}.{data['reading_id']}"))
-            ok(client.post("/events", data=body, headers=headers))
+            ok(client.post("/events", data=body, headers={**headers, **delivery_headers(settings)}))
 
         ent = tok("enterprise", sub=TAX, idem=False)
         did = "d-obs-" + uuid.uuid4().hex[:12]
@@ -432,14 +432,15 @@ def emitted(base_settings, object_store, tmp_path_factory) -> dict[str, set[str]
         client = instance.app.test_client()
         assert client.get("/v1/ping").status_code == 200
         event = events.new_event(RECEIVED, "/test/obs", {"n": 1})
+        sender = delivery_headers(settings)  # what the dispatcher presents
         for expected in (200, 200):  # the second is a duplicate
             headers, body = events.to_binary_http(event)
-            assert client.post("/events", data=body, headers=headers).status_code == expected
+            assert client.post("/events", data=body, headers={**headers, **sender}).status_code == expected
         headers, body = events.to_binary_http(events.new_event(RECEIVED, "/test/obs", {"poison": True}))
-        assert client.post("/events", data=body, headers=headers).status_code == 422
+        assert client.post("/events", data=body, headers={**headers, **sender}).status_code == 422
         headers, body = events.to_binary_http(events.new_event("vn.langson.test.parcel.lost.v1", "/test/obs", {}))
-        assert client.post("/events", data=body, headers=headers).status_code == 400
-        assert client.post("/events", data=b"{}", headers={"content-type": "application/json"}).status_code == 400
+        assert client.post("/events", data=body, headers={**headers, **sender}).status_code == 400
+        assert client.post("/events", data=b"{}", headers={"content-type": "application/json", **sender}).status_code == 400
 
         # the directory's routes, through its own app
         directory = knative.load_function(ROOT / "functions" / "directory")

@@ -22,6 +22,13 @@ def test_defaults_fit_the_local_cloud():
     ("LSCLOUD_JWT_ALGORITHMS", "HS256", "LSCLOUD_JWT_ALGORITHMS"),
     ("LSCLOUD_PARTNER_KEYS", "{\"mb\": [\"short\"]}", "LSCLOUD_PARTNER_KEYS"),
     ("LSCLOUD_PARTNER_KEYS", "not json", "LSCLOUD_PARTNER_KEYS"),
+    ("LSCLOUD_EVENTS_JWKS_URL", "kubernetes.default.svc/openid/v1/jwks", "LSCLOUD_EVENTS_JWKS_URL"),
+    ("LSCLOUD_EVENTS_PUBLIC_KEY", "not a pem", "LSCLOUD_EVENTS_PUBLIC_KEY"),
+    ("LSCLOUD_EVENTS_PUBLIC_KEY", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----", "LSCLOUD_EVENTS_PUBLIC_KEY"),
+    ("LSCLOUD_EVENTS_PUBLIC_KEY_FILE", "/no/such/key.pem", "LSCLOUD_EVENTS_PUBLIC_KEY_FILE"),
+    ("LSCLOUD_EVENTS_SUBJECTS", "system:serviceaccount:lscloud:*-trigger", "LSCLOUD_EVENTS_SUBJECTS"),
+    ("LSCLOUD_EVENTS_SUBJECTS", "two words", "LSCLOUD_EVENTS_SUBJECTS"),
+    ("LSCLOUD_EVENTS_AUDIENCE", "a b", "LSCLOUD_EVENTS_AUDIENCE"),
 ])
 def test_bad_values_name_the_variable(var, value, named):
     with pytest.raises(config.ConfigError) as err:
@@ -44,3 +51,29 @@ def test_env_vars_round_trip():
 def test_secrets_are_not_in_repr():
     s = config.load({"LSCLOUD_S3_SECRET_KEY": "very-secret-value"})
     assert "very-secret-value" not in repr(s)
+
+
+def test_event_sender_settings_local_and_cluster(tmp_path):
+    """Locally /events trusts the dispatcher's own key and subject; the cluster trusts nobody until
+    the deployment names the audience, the keys and the subjects (a function with events will not start)."""
+    from lscloud.auth import check_eventing_settings, eventing_keys
+
+    local = config.load({"K_SERVICE": "border"})
+    assert local.events_issuer == config.LOCAL_EVENTS_ISSUER and local.events_subjects == (config.LOCAL_EVENTS_SUBJECT,)
+    check_eventing_settings(local)
+    cluster_env = {"LSCLOUD_ENV": "cluster", "LSCLOUD_JWT_JWKS_URL": "https://idp/jwks", "K_SERVICE": "border"}
+    cluster = config.load(cluster_env)
+    assert cluster.events_issuer == "https://kubernetes.default.svc" and cluster.events_subjects == ()
+    with pytest.raises(config.ConfigError, match="LSCLOUD_EVENTS_AUDIENCE"):
+        check_eventing_settings(cluster)
+    with pytest.raises(config.ConfigError, match="LSCLOUD_EVENTS_JWKS_URL"):
+        check_eventing_settings(config.load({**cluster_env, "LSCLOUD_EVENTS_AUDIENCE": "serving.knative.dev/service/ns/border"}))
+    full = config.load({**cluster_env, "LSCLOUD_EVENTS_AUDIENCE": "serving.knative.dev/service/ns/border",
+                        "LSCLOUD_EVENTS_JWKS_URL": "https://kubernetes.default.svc/openid/v1/jwks"})
+    with pytest.raises(config.ConfigError, match="LSCLOUD_EVENTS_SUBJECTS"):
+        check_eventing_settings(full)
+    pem = eventing_keys(tmp_path)[1]
+    ok = config.load({**cluster_env, "LSCLOUD_EVENTS_AUDIENCE": "serving.knative.dev/service/ns/border",
+                      "LSCLOUD_EVENTS_PUBLIC_KEY": pem, "LSCLOUD_EVENTS_SUBJECTS": "system:serviceaccount:ns:*"})
+    check_eventing_settings(ok)
+    assert config.load(ok.env_vars()) == ok and pem not in repr(ok)

@@ -23,7 +23,8 @@ from lscloud.auth import allow, principal
 from lscloud.identifiers import InvalidIdentifier, normalise_tax_code, parse_cccd
 from lscloud.idempotency import idempotent
 from lscloud.store import BlobRejected, BlobStore, ConditionalCheckFailed, DoesNotExist, InvalidKey
-from lscloud.web import Problem, create_app as runtime_app, json_body, query_params, raw_body, responds, validate_body
+from lscloud.web import (Problem, body_limit, create_app as runtime_app, json_body, query_params, raw_body, responds,
+                         validate_body)
 
 from . import catalog, records, stats, workdays, workflow
 from .models import DayIndex, Dossier, DossierCode, OwnerIndex, Rating, WorkIndex
@@ -214,6 +215,7 @@ def create_app(settings=None) -> Flask:
     @app.post("/v1/attachments")
     @allow("citizen", "enterprise", "officer")
     @raw_body(*FILE_TYPES)
+    @body_limit(cfg.blob_max_bytes)  # files up to the blob limit, not the JSON limit
     @idempotent(required=False)
     @responds("dossiers/attachment.json", status=201)
     @query_params(("filename", "The original file name."))

@@ -1,0 +1,95 @@
+"""Serving ASGI apps on loopback ports for tests: the way the local cloud serves them (hypercorn)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+
+from lscloud.local.servers import free_port, port_open
+
+
+class Served:
+    """``app`` served by hypercorn from a thread on a free loopback port, until :meth:`stop`."""
+
+    def __init__(self, app, port: int | None = None):
+        self.app = app
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"served-{self.port}", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # surfaced by start()
+            self.error = exc
+
+    async def _serve(self) -> None:
+        import hypercorn.asyncio
+        import hypercorn.config
+
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        cfg = hypercorn.config.Config()
+        cfg.bind = [f"127.0.0.1:{self.port}"]
+        cfg.graceful_timeout = 3
+        cfg.accesslog = None
+        await hypercorn.asyncio.serve(self.app, cfg, shutdown_trigger=self._stop.wait)
+
+    def start(self, timeout: float = 30.0) -> "Served":
+        self._thread.start()
+        end = time.monotonic() + timeout
+        while not port_open("127.0.0.1", self.port):
+            if self.error is not None or not self._thread.is_alive() or time.monotonic() > end:
+                raise RuntimeError(f"the server on {self.port} did not start: {self.error!r}")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            try:
+                self._loop.call_soon_threadsafe(self._stop.set)
+            except RuntimeError:  # the loop already ended
+                pass
+        self._thread.join(15)
+
+
+def exchange(port: int, request: bytes, *, sock: socket.socket | None = None, timeout: float = 30.0):
+    """Send raw ``request`` bytes (a path exactly as written, no client-side normalising) and read one
+    response: ``(status, headers, body, sock)``; headers lower-cased. ``sock`` reuses a connection."""
+    s = sock or socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.settimeout(timeout)
+    s.sendall(request)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"connection closed before a response (got {data[:80]!r})")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0"))
+    while len(body) < length:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return status, headers, body, s
+
+
+def closed_by_peer(sock: socket.socket, timeout: float = 30.0) -> bool:
+    """True when the peer closed the connection (EOF), False if it sends anything; raises on a hang."""
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True

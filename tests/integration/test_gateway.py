@@ -1,0 +1,312 @@
+"""The local gateway with real servers behind it (hypercorn, as in the local cloud).
+
+- It routes exactly the path it forwards: no spelling of ``/<function>/events`` or
+  ``/<function>/health/...`` reaches a function, and an accepted path arrives byte for byte.
+- Every error it produces itself is problem+json with the right status (400 for a malformed
+  path, naming it; 502 for an upstream that drops the connection; 413 for a body over its cap).
+- An oversized body, by Content-Length or chunked, leaves no half-read connection behind: the
+  next request to the same function is answered normally (the function is a real lscloud
+  function, Flask behind ``lscloud.knative``).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+
+import httpx
+import pytest
+from flask import jsonify, request
+
+from asgi_support import Served, closed_by_peer, exchange  # tests/integration helper module
+from lscloud import knative, web
+from lscloud.auth import allow
+from lscloud.local.gateway import Gateway, GatewayServer, Route
+from lscloud.local.servers import free_port
+
+pytestmark = pytest.mark.integration
+
+KIB, MIB = 1024, 1024 * 1024
+JSON_LIMIT = 256 * KIB  # the function's default body limit
+UPLOAD_LIMIT = 3 * MIB  # its upload route's (@body_limit), also the gateway's cap
+
+# every spelling found (or feared) to reach /events or /health once a later step normalises or decodes
+FORGED = [
+    "/border/x/../events", "/border/./events", "/border/x/./../events", "//events", "//border/events",
+    "/border//events", "/border/events/", "/border/events/.", "/border/events/..", "/border/events.",
+    "/border/events%2e", "/border/events%2E%2e", "/border/%2e/events", "/border/%2E%2E/events",
+    "/border/x/%2e%2e/events", "/border/x/.%2e/events", "/border/x/%2e./events", "/border/x%2f..%2fevents",
+    "/border/x%2F%2E%2E%2Fevents", "/border/x/..%2fevents", "/border/x\\..\\events", "/border/x%5c..%5cevents",
+    "/border/x%5C%2e%2e%5Cevents", "/border/%65vents", "/border/%45VENTS", "/border/EVENTS", "/border/Events",
+    "/border/events;jsessionid=1", "/border/%252e%252e/events", "/border/x/%252e%252e/events",
+    "/%62order/events", "/border/events?x=1", "/border/events/x", "/border/health/readiness",
+    "/border/health/liveness", "/border/HEALTH/readiness", "/border/health%2freadiness",
+    "/border/x/../health/liveness", "/border/%68ealth/readiness", "http://127.0.0.1/border/events",
+    "/border/events%00", "/border/events%20", "/border/events%09",
+]
+
+
+class Recorder:
+    """A function stand-in that records what reached it (path, raw path, query) and answers 200."""
+
+    def __init__(self):
+        self.seen: list[tuple[str, bytes, bytes]] = []
+        self.lock = threading.Lock()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return
+        more = True
+        while more:
+            more = (await receive()).get("more_body", False)
+        with self.lock:
+            self.seen.append((scope["path"], scope["raw_path"], scope["query_string"]))
+        body = json.dumps({"path": scope["path"], "raw_path": scope["raw_path"].decode("latin-1"),
+                           "query": scope["query_string"].decode("latin-1")}).encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class Rude:
+    """An upstream that resets every connection once it has read the request head (httpx.ReadError)."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+
+    def close(self):
+        self.sock.close()
+
+
+# --- the real function behind the gateway --------------------------------------------------------
+
+UPLOADS: list[int] = []
+
+
+def create_app(settings):
+    app = web.create_app("sizes", settings=settings)
+
+    @app.post("/v1/echo")
+    @allow("public")
+    def echo():
+        """JSON up to the default limit."""
+        return jsonify(size=len(request.get_data()))
+
+    @app.post("/v1/upload")
+    @allow("public")
+    @web.raw_body("application/octet-stream")
+    @web.body_limit(UPLOAD_LIMIT)
+    def upload():
+        """A file up to the upload limit."""
+        UPLOADS.append(len(request.get_data()))
+        return jsonify(size=UPLOADS[-1]), 201
+
+    @app.get("/v1/ping")
+    @allow("public")
+    def ping():
+        """Alive."""
+        return jsonify(ok=True)
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def function_server(base_settings):
+    from func_python.http import ASGIApplication
+
+    instance = knative.function(create_app, needs=())()
+    env = base_settings.replace(service="sizes", max_body_bytes=JSON_LIMIT, blob_max_bytes=UPLOAD_LIMIT).env_vars()
+    with pytest.MonkeyPatch.context() as mp:  # func-python's lifespan start reads the environment
+        for name, value in env.items():
+            mp.setenv(name, value)
+        served = Served(ASGIApplication(instance)).start()
+        try:
+            httpx.get(served.url + "/health/readiness", timeout=30).raise_for_status()
+            yield served
+        finally:
+            served.stop()
+
+
+@pytest.fixture(scope="module")
+def recorder():
+    app = Recorder()
+    served = Served(app).start()
+    served.recorder = app
+    yield served
+    served.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway(recorder, function_server):
+    rude = Rude()
+    routes = {"border": Route("border", recorder.port, "ready"), "sizes": Route("sizes", function_server.port, "ready"),
+              "rude": Route("rude", rude.port, "ready"), "gone": Route("gone", free_port(), "ready")}
+    # a short read timeout: a request stuck behind a half-read connection fails as a 504 quickly
+    server = GatewayServer(Gateway(lambda: routes, read_timeout_s=15, max_body_bytes=UPLOAD_LIMIT),
+                           "127.0.0.1", free_port()).start()
+    server.url = f"http://{server.host}:{server.port}"
+    yield server
+    server.stop()
+    rude.close()
+
+
+def raw(gateway, method: str, target: str, body: bytes = b"", headers: str = "") -> tuple[int, dict, bytes]:
+    """One request with ``target`` exactly as written (no client normalising it), on a new connection."""
+    request = (f"{method} {target} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n{headers}"
+               f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1") + body
+    status, head, content, sock = exchange(gateway.port, request)
+    sock.close()
+    return status, head, content
+
+
+def problem_of(status: int, head: dict, content: bytes) -> dict:
+    assert head["content-type"] == "application/problem+json", (status, content[:200])
+    doc = json.loads(content)
+    assert doc["status"] == status and doc["title"] and doc["detail"] and doc["title_vi"] and doc["detail_vi"]
+    return doc
+
+
+# --- item 1: the path it decides on is the path it forwards --------------------------------------
+
+@pytest.mark.parametrize("target", FORGED)
+def test_no_spelling_of_an_internal_route_reaches_the_function(gateway, recorder, target):
+    before = len(recorder.recorder.seen)
+    status, head, content = raw(gateway, "POST", target, b'{"specversion": "1.0"}',
+                                "ce-specversion: 1.0\r\nce-id: forged\r\nce-source: /x\r\nce-type: vn.langson.x.y.v1\r\n"
+                                "Content-Type: application/json\r\n")
+    assert status in (400, 404), (target, status, content[:200])
+    problem_of(status, head, content)
+    assert recorder.recorder.seen[before:] == [], target
+
+
+def test_an_accepted_path_is_forwarded_byte_for_byte(gateway, recorder):
+    for target, path, raw_path, query in [
+        ("/border/v1/items/a%3Fb%23c?x=1&y=%zz", "/v1/items/a?b#c", b"/v1/items/a%3Fb%23c", b"x=1&y=%zz"),
+        ("/border/v1/items/L%e1%ba%a1ng%20S%C6%A1n", "/v1/items/Lạng Sơn", b"/v1/items/L%e1%ba%a1ng%20S%C6%A1n", b""),
+        ("/border/v1/items/a+b:c@d!$&'()*,;=~_-", "/v1/items/a+b:c@d!$&'()*,;=~_-", b"/v1/items/a+b:c@d!$&'()*,;=~_-", b""),
+        ("/border/v1/items/", "/v1/items/", b"/v1/items/", b""),
+        ("/border", "/", b"/", b""),
+        ("/border/?q=%E1%BA%A1", "/", b"/", b"q=%E1%BA%A1"),
+        ("/border/v1/event-types/events", "/v1/event-types/events", b"/v1/event-types/events", b""),
+    ]:
+        status, _, content = raw(gateway, "GET", target)
+        assert status == 200, (target, content[:200])
+        assert recorder.recorder.seen[-1] == (path, raw_path, query), target
+
+
+@pytest.mark.parametrize("target", [
+    "/border/v1/items/a%00b", "/border/v1/items/a%0Ab", "/border/v1/items/a%7fb", "/border/v1/items/%C2%85",
+    "/border/v1/items/%FF", "/border/v1/items/a%", "/border/v1/items/a%zz", "/border/v1/items/a%2Fb",
+    "/border/v1/items/a%5Cb", '/border/v1/items/a"b', "/border/v1/items/a<b>", "/border/v1/items/a{b}",
+    "/border/v1/items/a|b", "/border/v1/items/a^b", "/border/v1/items/a`b", "/border/v1/items//x",
+])
+def test_a_malformed_path_is_a_400_naming_it(gateway, recorder, target):
+    before = len(recorder.recorder.seen)
+    status, head, content = raw(gateway, "GET", target)
+    assert status == 400, (target, status, content[:200])
+    doc = problem_of(400, head, content)
+    assert doc["type"].endswith("/malformed-path") and doc["errors"][0]["field"] == "path"
+    assert "/border/v1/items/" in doc["detail"]
+    assert recorder.recorder.seen[before:] == []
+
+
+def test_gateway_errors_are_problems(gateway):
+    status, head, content = raw(gateway, "GET", "/rude/v1/anything")  # the upstream resets the connection
+    assert status == 502, content[:200]
+    assert problem_of(502, head, content)["type"].endswith("/bad-gateway")
+    status, head, content = raw(gateway, "GET", "/gone/v1/anything")  # nothing listens
+    assert status == 502 and problem_of(502, head, content)
+    status, head, content = raw(gateway, "GET", "/nobody/v1/x")
+    assert status == 404 and problem_of(404, head, content)["type"].endswith("/function-not-found")
+
+
+# --- item 2: oversized bodies --------------------------------------------------------------------
+
+def test_an_oversized_body_leaves_the_next_request_unaffected(gateway, function_server):
+    """The function refuses a body over its limit early, by Content-Length or chunked, and the next
+    unrelated request through the gateway (on its pooled connection to the function) is answered."""
+
+    def chunks(n: int, size: int = 64 * KIB):
+        for _ in range(n // size):
+            yield b"x" * size
+
+    with httpx.Client(base_url=gateway.url, timeout=60) as client:
+        assert client.get("/sizes/v1/ping").status_code == 200  # a pooled connection to the function
+        for round_ in range(3):
+            by_length = client.post("/sizes/v1/echo", content=b"x" * (2 * MIB), headers={"content-type": "application/json"})
+            assert by_length.status_code == 413, (round_, by_length.text[:200])
+            assert by_length.headers["content-type"] == "application/problem+json"
+            after = client.get("/sizes/v1/ping")
+            assert after.status_code == 200, (round_, after.text[:200])
+            chunked = client.post("/sizes/v1/echo", content=chunks(2 * MIB), headers={"content-type": "application/json"})
+            assert chunked.status_code == 413, (round_, chunked.text[:200])
+            assert chunked.json()["detail"] == f"The request body exceeds {JSON_LIMIT} bytes."
+            assert client.get("/sizes/v1/ping").status_code == 200
+        # uploads up to the route's own limit still pass the gateway's cap
+        ok = client.post("/sizes/v1/upload", content=b"u" * (2 * MIB + 5), headers={"content-type": "application/octet-stream"})
+        assert ok.status_code == 201 and ok.json() == {"size": 2 * MIB + 5}
+        ok = client.post("/sizes/v1/upload", content=chunks(UPLOAD_LIMIT), headers={"content-type": "application/octet-stream"})
+        assert ok.status_code == 201 and ok.json() == {"size": UPLOAD_LIMIT}
+        assert client.get("/sizes/v1/ping").status_code == 200
+
+
+def test_a_body_over_the_gateway_cap_is_refused_there(gateway, function_server):
+    uploads = len(UPLOADS)
+    with httpx.Client(base_url=gateway.url, timeout=60) as client:
+        big = client.post("/sizes/v1/upload", content=b"u" * (UPLOAD_LIMIT + 1), headers={"content-type": "application/octet-stream"})
+        assert big.status_code == 413 and big.headers["content-type"] == "application/problem+json"
+        assert big.json()["errors"][0]["field"] == "body"
+
+        def stream():
+            for _ in range(UPLOAD_LIMIT // (64 * KIB) + 2):
+                yield b"u" * (64 * KIB)
+
+        chunked = client.post("/sizes/v1/upload", content=stream(), headers={"content-type": "application/octet-stream"})
+        assert chunked.status_code == 413 and chunked.headers["content-type"] == "application/problem+json"
+        assert client.get("/sizes/v1/ping").status_code == 200
+    assert len(UPLOADS) == uploads  # neither reached the function's view
+
+
+def test_the_function_closes_a_connection_it_answered_early(function_server):
+    """Directly, without the gateway: after an early 413 the function says Connection: close and
+    closes, instead of keeping a connection whose unread body would swallow the next request."""
+    for request in (
+        b"POST /v1/echo HTTP/1.1\r\nHost: f\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (2 * MIB)
+        + b"x" * (2 * MIB),
+        b"POST /v1/echo HTTP/1.1\r\nHost: f\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"".join(b"10000\r\n" + b"x" * 65536 + b"\r\n" for _ in range(32)) + b"0\r\n\r\n",
+    ):
+        status, head, content, sock = exchange(function_server.port, request)
+        try:
+            assert status == 413 and head["connection"] == "close" and json.loads(content)["status"] == 413
+            assert closed_by_peer(sock)
+        finally:
+            sock.close()
+    # a request that was read to its end keeps its connection
+    status, head, _, sock = exchange(function_server.port, b"POST /v1/echo HTTP/1.1\r\nHost: f\r\n"
+                                     b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+    try:
+        assert status == 200 and "connection" not in head
+        again, _, content, _ = exchange(function_server.port, b"GET /v1/ping HTTP/1.1\r\nHost: f\r\n\r\n", sock=sock)
+        assert again == 200 and json.loads(content) == {"ok": True}
+    finally:
+        sock.close()
