@@ -85,6 +85,7 @@ def test_a_function_with_events_starts_with_the_rendered_env():
 
     env = {name: e.get("value", "x") for name, e in env_of(fn.render_service(parse(), PLATFORM, image="i")).items()}
     env["LSCLOUD_JWT_JWKS_URL"] = "https://idp.example/jwks"  # a secretKeyRef in the cluster
+    env["LSCLOUD_PSEUDONYM_KEY"] = "k" * 40  # a secretKeyRef to lscloud-pseudonym in the cluster
     env.pop("LSCLOUD_JWT_PUBLIC_KEY", None)
     env.pop("LSCLOUD_PARTNER_KEYS", None)
     settings = config.load({**env, "K_SERVICE": "clearance"})

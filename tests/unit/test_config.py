@@ -61,7 +61,8 @@ def test_event_sender_settings_local_and_cluster(tmp_path):
     local = config.load({"K_SERVICE": "border"})
     assert local.events_issuer == config.LOCAL_EVENTS_ISSUER and local.events_subjects == (config.LOCAL_EVENTS_SUBJECT,)
     check_eventing_settings(local)
-    cluster_env = {"LSCLOUD_ENV": "cluster", "LSCLOUD_JWT_JWKS_URL": "https://idp/jwks", "K_SERVICE": "border"}
+    cluster_env = {"LSCLOUD_ENV": "cluster", "LSCLOUD_JWT_JWKS_URL": "https://idp/jwks", "K_SERVICE": "border",
+                   "LSCLOUD_PSEUDONYM_KEY": "p" * 40}
     cluster = config.load(cluster_env)
     assert cluster.events_issuer == "https://kubernetes.default.svc" and cluster.events_subjects == ()
     with pytest.raises(config.ConfigError, match="LSCLOUD_EVENTS_AUDIENCE"):
