@@ -75,11 +75,11 @@ class Param:
         if schema["type"] == "string" and "maxLength" not in schema and "enum" not in schema:
             schema["maxLength"] = MAX_CHARS
         object.__setattr__(self, "schema", schema)
-        from jsonschema import Draft202012Validator
+        from .validation import StrictValidator
 
         checked = {k: v for k, v in schema.items() if k not in _NOT_VALIDATED}
-        Draft202012Validator.check_schema(checked)
-        object.__setattr__(self, "_validator", Draft202012Validator(checked))
+        StrictValidator.check_schema(checked)
+        object.__setattr__(self, "_validator", StrictValidator(checked))
         if "default" in schema:
             value, problem = self._convert(str(schema["default"]) if schema["type"] != "boolean"
                                            else str(schema["default"]).lower())

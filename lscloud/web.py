@@ -9,8 +9,8 @@
 - refuses non-JSON bodies with 415 unless a view is marked :func:`raw_body`;
 - parses JSON bodies strictly (:mod:`lscloud.strictjson`: bounded nesting, no ``NaN`` /
   ``Infinity``, no duplicate keys) and validates them against JSON Schema files
-  (:func:`validate_body`), reporting every error with a JSON pointer; ``integer`` means a JSON
-  integer literal (``5e6`` and ``5000000.0`` are numbers, not integers);
+  (:func:`validate_body`, the dialect of :mod:`lscloud.validation`: ``integer`` is an integer
+  literal, patterns are ECMA-262), reporting every error with a JSON pointer;
 - parses and validates query parameters from their declaration (:func:`query_params`), naming
   each bad parameter;
 - serves ``GET /openapi.json`` (OpenAPI 3.1) built from its routes and their declarations:
@@ -39,6 +39,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 
 from . import auth, query, strictjson
 from .problems import MEDIA_TYPE, PROBLEM_SCHEMA, Problem, current_trace_id, problem_response
+from .validation import StrictValidator
 
 __all__ = ["create_app", "Problem", "problem_response", "validate_body", "raw_body", "body_limit", "json_body",
            "check_access", "app_state", "AccessError", "build_openapi", "responds", "query_params", "page_params",
@@ -118,13 +119,8 @@ class SchemaSet:
     caller fixing a form needs *all* errors at once, each with its JSON pointer
     (``iter_errors``); fastjsonschema stops at the first.
 
-    One change to the draft: ``"type": "integer"`` accepts only integer literals. Draft 2020-12
-    counts any number with a zero fractional part as an integer, so ``5000000.0`` and ``5e6``
-    passed the schema and reached code that works in whole đồng as a Python ``float`` (the
-    ledger refused it, after the operation id was claimed). Every integer field we have is an
-    amount, a count or a score that clients write as an integer literal; accepting floats would
-    mean converting them at every boundary and losing exactness above 2**53, so the schema
-    refuses them for every function at once.
+    The dialect is :class:`lscloud.validation.StrictValidator`: ``integer`` means an integer
+    literal and ``pattern`` is ECMA-262 (``$`` is the end of the text, ``\\d`` is ASCII).
     """
 
     def __init__(self, root: Path):
@@ -148,7 +144,7 @@ class SchemaSet:
         self.registry = Registry().with_resources(resources)
         self._validators: dict[str, Any] = {}
         self._lock = threading.Lock()
-        self._validator_cls = strict_validator()
+        self._validator_cls = StrictValidator
 
     def validator(self, name: str):
         v = self._validators.get(name)
@@ -186,15 +182,6 @@ class SchemaSet:
                 seen.add((e["field"], e["message"]))
                 unique.append(e)
         return unique
-
-
-def strict_validator():
-    """Draft 2020-12 with ``integer`` meaning an integer literal (see :class:`SchemaSet`)."""
-    from jsonschema import Draft202012Validator, validators
-
-    types = Draft202012Validator.TYPE_CHECKER.redefine(
-        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool))
-    return validators.extend(Draft202012Validator, type_checker=types)
 
 
 def _short(message: str, limit: int = 300) -> str:
