@@ -368,3 +368,27 @@ def test_every_endpoint_with_every_role(app, tok):
                 assert denied == (role not in access.roles), (method, path, role, r.status_code, r.get_data(as_text=True)[:200])
                 checked += 1
     assert checked >= 100
+
+
+def test_a_rating_whose_dossier_update_fails_can_be_given_again(client, tok, fn, monkeypatch):
+    """Issue 9: the rating is claimed first (create-only); when the dossier update after it fails,
+    the claim is given back, so the applicant's retry rates instead of hearing 'already rated'."""
+    import importlib
+
+    records = importlib.import_module(f"{fn.__name__}.records")
+    cit = tok("citizen", sub=CITIZEN)
+    clerk = tok("officer", agency="ubnd-05983", unit="05983")
+    _, r = submit_birth(client, cit)
+    did = ok(r, 201)["id"]
+    ok(client.post(f"/v1/dossiers/{did}/start", headers=idem(clerk)))
+    ok(client.post(f"/v1/dossiers/{did}/deny", json={"reason": "Giấy chứng sinh không hợp lệ"}, headers=idem(clerk)))
+
+    def busy(*args, **kwargs):
+        raise records.Conflict("the dossier kept changing")
+
+    with monkeypatch.context() as m:
+        m.setattr(records, "mutate", busy)
+        assert client.post(f"/v1/dossiers/{did}/rating", json={"score": 4}, headers=cit).status_code == 409
+    rated = ok(client.post(f"/v1/dossiers/{did}/rating", json={"score": 4}, headers=cit), 201)
+    assert rated["score"] == 4
+    assert ok(client.get(f"/v1/dossiers/{did}", headers=cit))["rating"]["score"] == 4

@@ -580,7 +580,14 @@ def create_app(settings=None) -> Flask:
             return [workflow.Transition("rate", d["status"], d["status"], "dossier.rated", _actor(), rating["at"],
                                         details={"score": rating["score"]})]
 
-        run(records.mutate, doc["id"], op)
+        try:
+            run(records.mutate, doc["id"], op)
+        except BaseException:  # the rating was claimed first: give it back so the retry can rate
+            try:
+                Rating(doc["id"]).delete()
+            except (DoesNotExist, ConditionalCheckFailed):
+                pass
+            raise
         return jsonify(rating), 201
 
     # -- figures and housekeeping ------------------------------------------------------------------------
