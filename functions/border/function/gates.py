@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 
+from lscloud import peers
 from lscloud.peers import PeerClient, PeerError, PeerNotFound, PeerUnavailable
 
 _clients: dict[tuple, PeerClient] = {}
@@ -27,7 +28,7 @@ def client(settings) -> PeerClient:
 
 def gate(settings, code: str) -> dict:
     """The directory's border gate ``code`` (PeerNotFound if there is none)."""
-    g = client(settings).get_json("directory", f"/v1/border-gates/{code}")
+    g = client(settings).get_json("directory", peers.path("/v1/border-gates", code))
     if g.get("mode") != "road":
         raise PeerNotFound(f"{code} is not a road gate: trucks do not cross there")
     return g

@@ -16,7 +16,7 @@ from flask import Flask, Response, g, jsonify, request
 
 from lscloud import runtime
 from lscloud.auth import allow, principal
-from lscloud.peers import PeerClient, PeerError, PeerNotFound
+from lscloud.peers import PeerClient, PeerError, PeerNotFound, path as peer_path
 from lscloud.query import Param, QueryError
 from lscloud.web import Problem, create_app as runtime_app, query_params, responds, validate_body
 
@@ -94,7 +94,7 @@ def create_app(settings=None) -> Flask:
             raise Problem(403, "no-point", "No soft ATM point", "Your token names no post-office point (unit).",
                           title_vi="Không có điểm giao dịch", detail_vi="Mã xác thực không gắn với điểm bưu điện.")
         try:
-            office = peers.get_json("directory", f"/v1/post-offices/{code}")
+            office = peers.get_json("directory", peer_path("/v1/post-offices", code))
         except PeerNotFound:
             raise Problem(404, "unknown-point", "Unknown point", f"No post office {code}.") from None
         except PeerError as exc:
