@@ -3,8 +3,9 @@
 ``create_app(name, schemas_dir=..., settings=...)`` returns a Flask app that
 
 - answers every error as ``application/problem+json`` (:mod:`lscloud.problems`), including
-  Werkzeug's own (404, 405 with ``Allow``, 413) and unexpected exceptions (500: logged with the
-  trace id, the caller sees only "internal error" and the trace id);
+  Werkzeug's own (404, 405 with ``Allow``, 413), a store key the caller's input could not spell
+  (``InvalidKey``: 404) and unexpected exceptions (500: logged with the trace id, the caller sees
+  only "internal error" and the trace id);
 - reads request bodies through a size limit (``settings.max_body_bytes``), also for chunked bodies;
 - refuses non-JSON bodies with 415 unless a view is marked :func:`raw_body`;
 - parses JSON bodies strictly (:mod:`lscloud.strictjson`: bounded nesting, no ``NaN`` /
@@ -550,9 +551,15 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
-        from .store.errors import StoreUnavailable
+        from .store.errors import InvalidKey, StoreUnavailable
 
         trace_id = current_trace_id()
+        if isinstance(exc, InvalidKey):
+            # keys are built from what the caller sent (an id in the path, a code in the body); one
+            # the store cannot even spell (too long, not Unicode) names nothing that exists
+            log.info("invalid store key from %s %s (trace_id=%s): %s", request.method, request.path[:200], trace_id, exc)
+            return problem_response(Problem(404, detail="Nothing exists at this address (the identifier is not "
+                                                        "one this service could have issued)."), trace_id=trace_id)
         if isinstance(exc, StoreUnavailable):
             log.warning("object store unavailable (trace_id=%s): %s", trace_id, exc.__class__.__name__)
             return problem_response(Problem(503, headers={"Retry-After": "5"}), trace_id=trace_id)

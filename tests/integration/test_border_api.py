@@ -500,3 +500,11 @@ def test_a_refused_create_leaves_no_code_and_no_claimed_id(client, tok, rt, fn):
     assert codes() == before
     again = ok(client.post("/v1/declarations", json=declaration(refused_id, gate="tan-thanh"), headers=ent), 201)
     assert again["id"] == refused_id and "Idempotent-Replayed" not in r.headers
+
+
+def test_odd_path_ids_get_a_problem_never_a_5xx(app, tok):
+    from path_ids import assert_no_route_fails_on_odd_ids
+
+    claims = {"officer": {"agency": "customs", "unit": "huu-nghi"}, "gate-operator": {"unit": "huu-nghi"},
+              "yard-operator": {"unit": "huu-nghi"}, "device": {"unit": "huu-nghi"}, "enterprise": {"sub": TAX}}
+    assert assert_no_route_fails_on_odd_ids(app, lambda role: tok(role, **claims.get(role, {}))) > 100

@@ -273,3 +273,9 @@ def test_openapi_documents_routes_and_response_schemas(client):
     assert page["allOf"][1]["properties"]["items"]["items"] == {"$ref": "#/components/schemas/directory.unit"}
     q = next(p for p in units["parameters"] if p["name"] == "q")
     assert q["in"] == "query" and q["required"] is False and "diacritics" in q["description"]
+
+
+def test_odd_path_ids_get_a_problem_never_a_5xx(client):
+    from path_ids import assert_no_route_fails_on_odd_ids
+
+    assert assert_no_route_fails_on_odd_ids(client.application, lambda role: {}) >= 10

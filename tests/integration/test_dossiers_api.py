@@ -392,3 +392,11 @@ def test_a_rating_whose_dossier_update_fails_can_be_given_again(client, tok, fn,
     rated = ok(client.post(f"/v1/dossiers/{did}/rating", json={"score": 4}, headers=cit), 201)
     assert rated["score"] == 4
     assert ok(client.get(f"/v1/dossiers/{did}", headers=cit))["rating"]["score"] == 4
+
+
+def test_odd_path_ids_get_a_problem_never_a_5xx(app, tok):
+    from path_ids import assert_no_route_fails_on_odd_ids
+
+    claims = {"officer": {"agency": "ubnd-05983", "unit": "05983"}, "supervisor": {"agency": "ubnd-05983"},
+              "citizen": {"sub": CITIZEN}}
+    assert assert_no_route_fails_on_odd_ids(app, lambda role: tok(role, **claims.get(role, {}))) > 50

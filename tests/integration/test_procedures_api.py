@@ -218,3 +218,9 @@ def test_the_snapshot_cache_is_revalidated_on_every_request(fn, client, rt):
     finally:
         snap.save(overwrite=True)
     assert ok(client.get("/v1/fields"))["total"] == before
+
+
+def test_odd_path_ids_get_a_problem_never_a_5xx(client):
+    from path_ids import assert_no_route_fails_on_odd_ids
+
+    assert assert_no_route_fails_on_odd_ids(client.application, lambda role: {}) >= 10

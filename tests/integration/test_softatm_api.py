@@ -429,3 +429,10 @@ def test_dead_letter_limit_is_checked_by_its_declaration(client, setup, query):
 def test_impossible_days_are_refused_not_settled(client, setup, path):
     r = client.get(path, headers=setup["op"])
     assert r.status_code == 400 and r.get_json()["errors"][0]["field"] == "day"
+
+
+def test_odd_path_ids_get_a_problem_never_a_5xx(app, setup, keys):
+    from path_ids import assert_no_route_fails_on_odd_ids
+
+    units = {"teller": POINT}
+    assert assert_no_route_fails_on_odd_ids(app, lambda role: tok(keys, role, units.get(role))) > 100

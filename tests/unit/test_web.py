@@ -79,6 +79,14 @@ def app(schemas):
     def boom():
         raise RuntimeError("db password is hunter2")
 
+    @app.get("/v1/things/<thing_id>")
+    @allow("public")
+    def get_thing(thing_id):
+        from lscloud.store.keys import encode_part
+
+        encode_part(thing_id)  # what Model.get does with an id from the path
+        return {}
+
     return app
 
 
@@ -502,3 +510,9 @@ def test_patterns_mean_what_ecma_262_means(roomy, code):
     # Python's "$" matches before a final newline and its "\d" matches every script's digits; JSON Schema's don't
     body = assert_problem(roomy.post("/v1/echo", json={"code": code, "name": "x"}), 422, "validation-failed")
     assert [e["field"] for e in body["errors"]] == ["/code"]
+
+
+def test_an_id_the_store_cannot_spell_is_404_not_500(client):
+    assert client.get("/v1/things/ok").status_code == 200
+    body = assert_problem(client.get("/v1/things/" + "a" * 5000), 404, "not-found")
+    assert "a" * 50 not in body["detail"]
