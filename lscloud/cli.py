@@ -260,7 +260,7 @@ def fuzz_targets(args) -> list:
 def cmd_fuzz(args) -> int:
     from . import config
     from .auth import dev_key_file, dev_keys, issue_token
-    from .fuzz import ROLE_CLAIMS, FuzzError, format_results, fuzz
+    from .fuzz import PHASES, ROLE_CLAIMS, FuzzError, format_results, fuzz
 
     state_dir = _state_dir(args)
     if not dev_key_file(state_dir).exists():
@@ -275,11 +275,15 @@ def cmd_fuzz(args) -> int:
 
     if args.cases < 1:
         raise CliError("--cases must be at least 1")
+    unknown = set(args.phases.split(",")) - set(PHASES)
+    if unknown:
+        raise CliError(f"unknown phase {', '.join(sorted(unknown))} (phases: {', '.join(PHASES)})")
     targets = fuzz_targets(args)
     report_dir = Path(args.report_dir).resolve() if args.report_dir else state_dir / "fuzz"
     try:
         results = fuzz(targets, cases=args.cases, mint=mint, report_dir=report_dir, seed=args.seed,
-                       workers=args.workers, progress=lambda line: print(line, flush=True))
+                       workers=args.workers, phases=args.phases.split(","),
+                       progress=lambda line: print(line, flush=True))
     except FuzzError as exc:
         raise CliError(str(exc)) from None
     print(format_results(results))
@@ -396,6 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
     fz.add_argument("--cases", type=int, default=1000, help="cases per function, spread over its operations (default 1000)")
     fz.add_argument("--seed", type=int, help="schemathesis's random seed (to repeat a run)")
     fz.add_argument("--workers", type=int, default=1, help="concurrent schemathesis workers per function (default 1)")
+    fz.add_argument("--phases", default="examples,coverage,fuzzing,stateful",
+                    help="schemathesis phases, comma-separated (default: all four)")
     fz.add_argument("--token-ttl", type=int, default=3600, help="lifetime of the minted tokens, seconds (default 3600)")
     fz.add_argument("--report-dir", help="where HAR files and reports go (default <state dir>/fuzz)")
     return p

@@ -180,8 +180,12 @@ def fetch_openapi(url: str, timeout: float = 30) -> dict:
         raise FuzzError(f"cannot read {url}: {exc}") from None
 
 
+PHASES = ("examples", "coverage", "fuzzing", "stateful")
+
+
 def fuzz_one(target: Target, *, cases: int, mint: Callable[[str], str], report_dir: Path, seed: int | None = None,
-             workers: int = 1, request_timeout: float = 70.0, extra_args: Iterable[str] = ()) -> Result:
+             workers: int = 1, request_timeout: float = 70.0, phases: Iterable[str] = PHASES,
+             extra_args: Iterable[str] = ()) -> Result:
     """Run schemathesis against one function and count what came back."""
     result = Result(target.name, target.base_url)
     openapi = fetch_openapi(target.base_url + "/openapi.json")
@@ -201,6 +205,7 @@ def fuzz_one(target: Target, *, cases: int, mint: Callable[[str], str], report_d
             "--max-examples", str(max(1, math.ceil(cases / n_ops))),
             "--workers", str(workers), "--request-timeout", str(request_timeout), "--no-shrink",
             "--continue-on-failure", "--suppress-health-check", "all", "--warnings", "off",
+            "--phases", ",".join(phases),
             "--report", "har,json", "--report-har-path", str(har_path), "--report-json-path", str(json_path)]
     for path in eventing_paths(openapi):
         argv += ["--exclude-path", path]
@@ -230,14 +235,14 @@ def fuzz_one(target: Target, *, cases: int, mint: Callable[[str], str], report_d
 
 def fuzz(targets: list[Target], *, cases: int, mint: Callable[[str], str], report_dir: Path,
          seed: int | None = None, workers: int = 1, progress: Callable[[str], None] = lambda s: None,
-         extra_args: Iterable[str] = ()) -> list[Result]:
+         phases: Iterable[str] = PHASES, extra_args: Iterable[str] = ()) -> list[Result]:
     """Fuzz each target in turn."""
     _check_schemathesis()
     results = []
     for target in targets:
         progress(f"… fuzzing {target.name} ({target.base_url}), about {cases} cases")
         results.append(fuzz_one(target, cases=cases, mint=mint, report_dir=report_dir, seed=seed, workers=workers,
-                                extra_args=extra_args))
+                                phases=phases, extra_args=extra_args))
     return results
 
 
