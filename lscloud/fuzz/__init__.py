@@ -80,6 +80,7 @@ class Result:
     exit_code: int | None = None
     har: str | None = None
     error: str | None = None
+    _last_cases: int = -1
 
     @property
     def ok(self) -> bool:
@@ -183,54 +184,73 @@ def fetch_openapi(url: str, timeout: float = 30) -> dict:
 PHASES = ("examples", "coverage", "fuzzing", "stateful")
 
 
+MAX_ROUNDS = 6
+
+
 def fuzz_one(target: Target, *, cases: int, mint: Callable[[str], str], report_dir: Path, seed: int | None = None,
              workers: int = 1, request_timeout: float = 70.0, phases: Iterable[str] = PHASES,
              extra_args: Iterable[str] = ()) -> Result:
-    """Run schemathesis against one function and count what came back."""
+    """Run schemathesis against one function until it generated ``cases`` cases; count what came back.
+
+    The first round runs every phase asked for; an operation with few parameters exhausts its
+    cases early, so further rounds (fuzzing only, another seed) run until the count is reached
+    or :data:`MAX_ROUNDS` have run.
+    """
     result = Result(target.name, target.base_url)
     openapi = fetch_openapi(target.base_url + "/openapi.json")
     plan = plan_for(openapi, mint)
     result.roles = [r for r in plan["public_roles"] if r]
     n_ops = sum(len(ops) for ops in (openapi.get("paths") or {}).values()) or 1
     report_dir.mkdir(parents=True, exist_ok=True)
-    har_path = report_dir / f"{target.name}.har.json"
-    json_path = report_dir / f"{target.name}.report.json"
-    for stale in (har_path, json_path):
-        stale.unlink(missing_ok=True)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as f:
         json.dump(plan, f)
         plan_file = f.name
-    argv = [sys.executable, "-m", "schemathesis.cli", "run", target.base_url + "/openapi.json",
-            "--url", target.base_url, "--checks", "all", "--mode", "all",
-            "--max-examples", str(max(1, math.ceil(cases / n_ops))),
-            "--workers", str(workers), "--request-timeout", str(request_timeout), "--no-shrink",
-            "--continue-on-failure", "--suppress-health-check", "all", "--warnings", "off",
-            "--phases", ",".join(phases),
-            "--report", "har,json", "--report-har-path", str(har_path), "--report-json-path", str(json_path)]
-    for path in eventing_paths(openapi):
-        argv += ["--exclude-path", path]
-    if seed is not None:
-        argv += ["--seed", str(seed)]
-    argv += list(extra_args)
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": "lscloud.fuzz.hooks", "LSCLOUD_FUZZ_PLAN": plan_file,
-           "NO_COLOR": "1"}
-    log = report_dir / f"{target.name}.log"
+    phases = list(phases)
     try:
-        with open(log, "wb") as out:
-            # run in the report dir: schemathesis keeps a cache folder in its working directory
-            proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                  cwd=report_dir)
+        for round_ in range(1, MAX_ROUNDS + 1):
+            missing = cases - result.cases
+            if missing <= 0 or result.error:
+                break
+            stem = target.name if round_ == 1 else f"{target.name}.{round_}"
+            argv = [sys.executable, "-m", "schemathesis.cli", "run", target.base_url + "/openapi.json",
+                    "--url", target.base_url, "--checks", "all", "--mode", "all",
+                    "--max-examples", str(max(1, math.ceil(missing / n_ops))),
+                    "--workers", str(workers), "--request-timeout", str(request_timeout), "--no-shrink",
+                    "--continue-on-failure", "--suppress-health-check", "all", "--warnings", "off",
+                    "--phases", ",".join(phases if round_ == 1 else ["fuzzing"])]
+            for path in eventing_paths(openapi):
+                argv += ["--exclude-path", path]
+            if seed is not None:
+                argv += ["--seed", str(seed + round_ - 1)]
+            _run_round(result, argv + list(extra_args), report_dir, stem, plan_file)
+            if round_ > 1 and result.cases < cases and result.cases == result._last_cases:
+                break  # nothing new to generate
+            result._last_cases = result.cases
     finally:
         os.unlink(plan_file)
-    result.exit_code = proc.returncode
+    return result
+
+
+def _run_round(result: Result, argv: list[str], report_dir: Path, stem: str, plan_file: str) -> None:
+    har_path, json_path, log = (report_dir / f"{stem}.har.json", report_dir / f"{stem}.report.json",
+                                report_dir / f"{stem}.log")
+    for stale in (har_path, json_path):
+        stale.unlink(missing_ok=True)
+    argv = argv + ["--report", "har,json", "--report-har-path", str(har_path), "--report-json-path", str(json_path)]
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "lscloud.fuzz.hooks", "LSCLOUD_FUZZ_PLAN": plan_file,
+           "NO_COLOR": "1"}
+    with open(log, "wb") as out:
+        # run in the report dir: schemathesis keeps a cache folder in its working directory
+        proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                              cwd=report_dir)
+    result.exit_code = proc.returncode if result.exit_code in (None, 0) else result.exit_code
     try:
         count_har(result, json.loads(har_path.read_text(encoding="utf-8")))
         count_report(result, json.loads(json_path.read_text(encoding="utf-8")))
-        result.har = str(har_path)
+        result.har = result.har or str(har_path)
     except (OSError, ValueError) as exc:
         tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
         result.error = f"schemathesis wrote no report ({exc.__class__.__name__}); see {log}\n{tail}"
-    return result
 
 
 def fuzz(targets: list[Target], *, cases: int, mint: Callable[[str], str], report_dir: Path,
