@@ -35,7 +35,7 @@ ROLES_READ = ("enterprise", "driver", "officer", "yard-operator", "gate-operator
 _DEVICE_EVENTS = {WEIGHT_MEASURED: "events/border/weight.measured.json", PLATE_READ: "events/border/plate.read.json"}
 _ID_OK = "letters, digits, '-' and '_', 8-64 characters"
 ATTACHMENT_KINDS = ("invoice", "packing-list", "phytosanitary-certificate", "health-certificate", "other")
-GATE_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
+GATE_PATTERN = f"^{gates.CODE_RE.pattern}$"
 
 
 # -- problems ----------------------------------------------------------------------------------------
