@@ -29,6 +29,8 @@ _INTEGER = re.compile(r"-?[0-9]{1,19}")
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]{0,29})(?:\.[0-9]{1,30})?(?:[eE][+-]?[0-9]{1,3})?")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})")
+#: What a free-text string parameter may hold: anything but control characters (C0, DEL, C1).
+NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f]*$"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _NOT_VALIDATED = ("format", "default", "description", "example", "examples", "title")
 
@@ -54,8 +56,8 @@ class InvalidQuery(ValueError):
 class Param:
     """One query parameter: ``name``, ``description``, the value's JSON ``schema``, ``required``.
 
-    A string without ``maxLength`` (and without ``enum``) gets :data:`MAX_CHARS`, so the
-    OpenAPI document states the bound the parser applies.
+    A string without ``maxLength`` (and without ``enum``) gets :data:`MAX_CHARS`, and a free-text
+    one the :data:`NO_CONTROL` pattern, so the OpenAPI document states what the parser applies.
     """
 
     name: str
@@ -74,6 +76,8 @@ class Param:
             raise TypeError(f"query parameter {self.name!r}: format {schema['format']} is for strings")
         if schema["type"] == "string" and "maxLength" not in schema and "enum" not in schema:
             schema["maxLength"] = MAX_CHARS
+        if schema["type"] == "string" and "pattern" not in schema and "enum" not in schema and "format" not in schema:
+            schema["pattern"] = NO_CONTROL  # the parser refuses them: say so in the document
         object.__setattr__(self, "schema", schema)
         from .validation import StrictValidator
 

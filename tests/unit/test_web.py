@@ -316,7 +316,8 @@ def test_openapi_documents_responses_and_query_params(schemas):
     listing = doc["paths"]["/v1/units"]["get"]
     assert [p["name"] for p in listing["parameters"]] == ["q", "limit"]
     assert listing["parameters"][0] == {"name": "q", "in": "query", "required": False, "description": "Search names",
-                                        "schema": {"type": "string", "maxLength": 200}}
+                                        "schema": {"type": "string", "maxLength": 200,
+                                                   "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$"}}
     assert listing["parameters"][1]["schema"] == {"type": "integer", "minimum": 1}
     assert list(listing["responses"]) == ["200", "304", "default"]
     ok = listing["responses"]["200"]
