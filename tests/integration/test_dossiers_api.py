@@ -400,3 +400,10 @@ def test_odd_path_ids_get_a_problem_never_a_5xx(app, tok):
     claims = {"officer": {"agency": "ubnd-05983", "unit": "05983"}, "supervisor": {"agency": "ubnd-05983"},
               "citizen": {"sub": CITIZEN}}
     assert assert_no_route_fails_on_odd_ids(app, lambda role: tok(role, **claims.get(role, {}))) > 50
+
+
+@pytest.mark.parametrize("token", ["²", "١٢", "-1", "1e3", "9" * 40])
+def test_an_officers_page_token_that_is_no_position_is_400(client, tok, token):
+    officer = tok("officer", agency="ubnd-05983", unit="05983")
+    r = client.get("/v1/dossiers", query_string={"page_token": token}, headers=officer)
+    assert r.status_code == 400 and r.get_json()["errors"][0]["field"] == "page_token"

@@ -356,7 +356,9 @@ def create_app(settings=None) -> Flask:
                 pages = [WorkIndex.query(p.agency or "-", range_prefix=f"{records.safe(p.unit or '-')}_", limit=100),
                          WorkIndex.query(p.agency or "-", range_prefix="__", limit=100)]
                 entries = sorted((e for pg in pages for e in pg), key=lambda e: _RECEIVED_RE.search(e.entry).group(1))
-                start = int(token) if token and token.isdigit() else 0
+                if token and not re.fullmatch(r"[0-9]{1,6}", token):  # "²".isdigit() is True, int("²") fails
+                    raise InvalidKey("not a page token of this list")
+                start = int(token) if token else 0
                 chosen = entries[start:start + limit]
                 next_token = str(start + limit) if start + limit < len(entries) else None
             else:
