@@ -2,9 +2,10 @@
 
     lscloud up [--port 8080] [--state-dir .lscloud] [--functions-dir functions] ...
     lscloud status | token --role R | seed | migrate | dlq | events tail | traces | bench directory | bench border | bench procedures | bench dossiers
+    lscloud fuzz [--base-url URL | --direct] [--cases 1000] [--function NAME]
 
-Exit codes: 0 done; 1 failed (message on stderr); 2 bad usage; 3 `status` found the cloud
-running but not healthy.
+Exit codes: 0 done; 1 failed (message on stderr; `fuzz`: a 5xx or a 4xx that is not problem+json); 2 bad
+usage; 3 `status` found the cloud running but not healthy.
 """
 
 from __future__ import annotations
@@ -255,6 +256,71 @@ def cmd_bench(args) -> int:
         raise CliError(str(exc)) from None
 
 
+def fuzz_targets(args) -> list:
+    """The functions to fuzz: the gateway's list (or the running cloud's own ports with ``--direct``),
+    without test peers such as the simulated bank."""
+    import httpx
+
+    from .fuzz import Target
+
+    state_dir = _state_dir(args)
+    cloud = None
+    try:
+        cloud = running_cloud(state_dir)
+    except CliError:
+        if args.direct:
+            raise
+    if args.direct:
+        found = {name: f["direct_url"].rstrip("/") for name, f in cloud["functions"].items()}
+    else:
+        base = args.base_url.rstrip("/")
+        try:
+            listing = httpx.get(base + "/", headers={"Accept": "application/json"}, timeout=10, trust_env=False).json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise CliError(f"no gateway answers at {base}/ ({exc.__class__.__name__}); start one with `lscloud up`") from None
+        found = {f["name"]: base + "/" + f["url"].strip("/") for f in listing.get("functions", [])}
+    peers = {name for name, f in ((cloud or {}).get("functions") or {}).items() if Path(f.get("dir", "")).parent.name == "peers"}
+    chosen = args.function or sorted(set(found) - peers)
+    unknown = [n for n in chosen if n not in found]
+    if unknown:
+        raise CliError(f"no function named {', '.join(unknown)} (running: {', '.join(sorted(found))})")
+    return [Target(name, found[name]) for name in chosen]
+
+
+def cmd_fuzz(args) -> int:
+    from . import config
+    from .auth import dev_key_file, dev_keys, issue_token
+    from .fuzz import PHASES, ROLE_CLAIMS, FuzzError, format_results, fuzz
+
+    state_dir = _state_dir(args)
+    if not dev_key_file(state_dir).exists():
+        raise CliError(f"no dev key under {state_dir}: give the --state-dir of the running `lscloud up`")
+    private_pem, _ = dev_keys(state_dir)
+    s = config.load(dict(os.environ))
+
+    def mint(role: str) -> str:
+        claims = ROLE_CLAIMS.get(role, {})
+        return issue_token(private_pem, sub=claims.get("sub", f"fuzz-{role}"), role=role, agency=claims.get("agency"),
+                           unit=claims.get("unit"), ttl_s=args.token_ttl, issuer=s.jwt_issuer, audience=s.jwt_audience)
+
+    if args.cases < 1:
+        raise CliError("--cases must be at least 1")
+    unknown = set(args.phases.split(",")) - set(PHASES)
+    if unknown:
+        raise CliError(f"unknown phase {', '.join(sorted(unknown))} (phases: {', '.join(PHASES)})")
+    targets = fuzz_targets(args)
+    report_dir = Path(args.report_dir).resolve() if args.report_dir else state_dir / "fuzz"
+    try:
+        results = fuzz(targets, cases=args.cases, mint=mint, report_dir=report_dir, seed=args.seed,
+                       workers=args.workers, phases=args.phases.split(","),
+                       progress=lambda line: print(line, flush=True))
+    except FuzzError as exc:
+        raise CliError(str(exc)) from None
+    print(format_results(results))
+    print(f"reports: {report_dir}")
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAIL
+
+
 # -- parser ---------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -362,6 +428,20 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
     ba.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
     ba.set_defaults(fn=cmd_bench)
+
+    fz = add("fuzz", cmd_fuzz, "schemathesis (--checks all) over every function's OpenAPI with tokens of several "
+                               "roles; fails on any 5xx or 4xx that is not problem+json")
+    fz.add_argument("--base-url", default="http://127.0.0.1:8080", help="the gateway (default http://127.0.0.1:8080)")
+    fz.add_argument("--direct", action="store_true",
+                    help="fuzz each function on its own port (from the running cloud of --state-dir), not via the gateway")
+    fz.add_argument("--function", action="append", metavar="NAME", help="only this function; repeatable")
+    fz.add_argument("--cases", type=int, default=1000, help="cases per function, spread over its operations (default 1000)")
+    fz.add_argument("--seed", type=int, help="schemathesis's random seed (to repeat a run)")
+    fz.add_argument("--workers", type=int, default=1, help="concurrent schemathesis workers per function (default 1)")
+    fz.add_argument("--phases", default="examples,coverage,fuzzing,stateful",
+                    help="schemathesis phases, comma-separated (default: all four)")
+    fz.add_argument("--token-ttl", type=int, default=3600, help="lifetime of the minted tokens, seconds (default 3600)")
+    fz.add_argument("--report-dir", help="where HAR files and reports go (default <state dir>/fuzz)")
     return p
 
 

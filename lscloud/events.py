@@ -22,6 +22,8 @@ from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
+from . import strictjson
+
 SPECVERSION = "1.0"
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 JSON_CONTENT_TYPE = "application/json"
@@ -166,9 +168,9 @@ def to_structured(event: Mapping[str, Any]) -> bytes:
 def from_structured(body: bytes | str) -> dict[str, Any]:
     """Parse an ``application/cloudevents+json`` body (ValueError with the reason when malformed)."""
     try:
-        doc = json.loads(body)
+        doc = strictjson.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"structured CloudEvent body is not valid JSON: {exc}") from None
+        raise ValueError(f"structured CloudEvent body is not valid JSON (or not accepted: {exc})") from None
     if isinstance(doc, list):
         raise ValueError("batched CloudEvents are not supported: send one event per request")
     return validate(doc)
@@ -226,9 +228,9 @@ def from_http(headers: Mapping[str, str] | Iterable[tuple[str, str]], body: byte
         if body:
             if _JSON_TYPE.match(content_type or JSON_CONTENT_TYPE):
                 try:
-                    event["data"] = json.loads(body)
+                    event["data"] = strictjson.loads(body)
                 except (ValueError, UnicodeDecodeError) as exc:
-                    raise ValueError(f"CloudEvent data is declared as {content_type or 'JSON'} but is not valid JSON: {exc}") from None
+                    raise ValueError(f"CloudEvent data is declared as {content_type or 'JSON'} but is not valid JSON (or not accepted: {exc})") from None
             elif content_type.startswith("text/"):
                 try:
                     event["data"] = body.decode("utf-8")

@@ -1,7 +1,8 @@
 """Diacritic-insensitive search and opaque-token paging over lists served from a snapshot.
 
-Plain Python: the routes hand in lists of dicts (read from the store) and the raw query
-parameters; nothing here knows about Flask or S3.
+Plain Python: the routes hand in lists of dicts (read from the store) and the query parameters
+already parsed from their declaration (:func:`list_params` declares them for
+:func:`lscloud.web.query_params`); nothing here knows about Flask or S3.
 """
 
 from __future__ import annotations
@@ -16,20 +17,14 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from unidecode import unidecode
 
+from .query import Param, QueryError
+
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
 MAX_QUERY_CHARS = 100
+MAX_OFFSET = 1_000_000
 
 _NON_WORD = re.compile(r"[^a-z0-9]+")
-
-
-class QueryError(ValueError):
-    """A query parameter is malformed; ``field`` is its JSON pointer (e.g. ``/limit``)."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 def fold(text: str | None) -> str:
@@ -52,10 +47,10 @@ class Query:
 
     @classmethod
     def parse(cls, raw: str | None) -> "Query | None":
+        """The folded query, or None when ``raw`` has no word in it (its length is bounded by
+        the ``q`` declaration, :data:`SEARCH_PARAM`)."""
         if raw is None:
             return None
-        if len(raw) > MAX_QUERY_CHARS:
-            raise QueryError("/q", f"q must be at most {MAX_QUERY_CHARS} characters")
         phrase = fold(raw)
         if not phrase:
             return None
@@ -106,30 +101,6 @@ class Page:
         return {"items": list(self.items), "total": self.total, "next_page_token": self.next_page_token}
 
 
-def parse_limit(raw: str | None) -> int:
-    if raw is None or raw == "":
-        return DEFAULT_LIMIT
-    try:
-        value = int(raw)
-    except ValueError:
-        raise QueryError("/limit", f"limit must be a whole number from 1 to {MAX_LIMIT}") from None
-    if not 1 <= value <= MAX_LIMIT:
-        raise QueryError("/limit", f"limit must be from 1 to {MAX_LIMIT}, got {value}")
-    return value
-
-
-def parse_offset(raw: str | None) -> int:
-    if raw is None or raw == "":
-        return 0
-    try:
-        value = int(raw)
-    except ValueError:
-        raise QueryError("/offset", "offset must be a whole number, 0 or more") from None
-    if value < 0:
-        raise QueryError("/offset", f"offset must be 0 or more, got {value}")
-    return value
-
-
 def filter_digest(filters: Mapping[str, Any]) -> str:
     """A short digest of the filters a page token was issued for."""
     canonical = json.dumps({k: v for k, v in filters.items() if v is not None}, sort_keys=True, ensure_ascii=False)
@@ -143,7 +114,7 @@ def encode_token(offset: int, filters: Mapping[str, Any]) -> str:
 
 def decode_token(token: str, filters: Mapping[str, Any]) -> int:
     """The offset a token stands for; refuses tokens that were issued for other filters."""
-    bad = QueryError("/page_token", "page_token is not one this list issued; start again without it")
+    bad = QueryError("page_token", "page_token is not one this list issued; start again without it")
     if len(token) > 200:
         raise bad
     try:
@@ -153,7 +124,7 @@ def decode_token(token: str, filters: Mapping[str, Any]) -> int:
     if not isinstance(data, dict) or not isinstance(data.get("o"), int) or data["o"] < 0:
         raise bad
     if data.get("f") != filter_digest(filters):
-        raise QueryError("/page_token", "page_token belongs to a different query (q, type or other filters changed)")
+        raise QueryError("page_token", "page_token belongs to a different query (q, type or other filters changed)")
     return data["o"]
 
 
@@ -165,60 +136,78 @@ def paginate(items: Sequence, *, limit: int, offset: int = 0, filters: Mapping[s
     return Page(window, len(items), encode_token(end, filters) if end < len(items) else None)
 
 
-def page_request(args: Mapping[str, str], filters: Mapping[str, Any]) -> tuple[int, int]:
-    """(limit, offset) from ``limit`` and either ``page_token`` or ``offset`` (not both)."""
-    limit = parse_limit(args.get("limit"))
-    token = args.get("page_token")
-    if token and args.get("offset") not in (None, ""):
-        raise QueryError("/page_token", "give either page_token or offset, not both")
-    offset = decode_token(token, filters) if token else parse_offset(args.get("offset"))
-    return limit, offset
+def page_request(query: Mapping[str, Any], filters: Mapping[str, Any]) -> tuple[int, int]:
+    """(limit, offset) from the parsed ``limit`` and either ``page_token`` or ``offset`` (not both)."""
+    limit = query.get("limit") or DEFAULT_LIMIT
+    token, offset = query.get("page_token"), query.get("offset")
+    if token and offset is not None:
+        raise QueryError("page_token", "give either page_token or offset, not both")
+    return limit, decode_token(token, filters) if token else (offset or 0)
 
 
 # -- filters + search + paging in one call ---------------------------------------------------------
 
 @dataclass(frozen=True)
 class Filter:
-    """An exact-match query parameter: ``?type=xa``. ``hint`` completes "<param> must be ..."."""
+    """An exact-match query parameter (``?type=xa``): its declared value ``schema`` and how an item
+    ``matches`` the parsed value."""
 
     param: str
-    matches: Callable[[Mapping[str, Any], str], bool]
-    valid: Callable[[str], bool]
-    hint: str
+    matches: Callable[[Mapping[str, Any], Any], bool]
+    schema: Mapping[str, Any]
     description: str = ""
+
+    def declaration(self) -> Param:
+        return Param(self.param, self.description, dict(self.schema))
 
 
 def field_filter(param: str, field: str, choices: Sequence[str], description: str = "") -> Filter:
-    return Filter(param, lambda item, v: item.get(field) == v, lambda v: v in choices,
-                  "one of " + ", ".join(choices), description)
+    """``item[field]`` equals the value, one of ``choices``."""
+    return Filter(param, lambda item, v: item.get(field) == v, {"type": "string", "enum": list(choices)},
+                  description or "one of " + ", ".join(choices))
 
 
-def code_filter(param: str, field: str, valid: Callable[[str], bool], hint: str, description: str = "") -> Filter:
-    return Filter(param, lambda item, v: item.get(field) == v, valid, hint, description)
-
-
-_BOOLS = {"true": True, "1": True, "false": False, "0": False}
+def code_filter(param: str, field: str, pattern: str, description: str = "") -> Filter:
+    """``item[field]`` equals the value, a code matching ``pattern``."""
+    return Filter(param, lambda item, v: item.get(field) == v,
+                  {"type": "string", "pattern": pattern, "maxLength": MAX_QUERY_CHARS}, description)
 
 
 def bool_filter(param: str, field: str, description: str = "") -> Filter:
-    return Filter(param, lambda item, v: item.get(field) is _BOOLS[v], lambda v: v in _BOOLS, "true or false",
-                  description)
+    """``item[field]`` is the value, ``true`` or ``false``."""
+    return Filter(param, lambda item, v: item.get(field) is v, {"type": "boolean"}, description)
 
 
-def listing(items: Sequence[Mapping[str, Any]], args: Mapping[str, str], *,
+SEARCH_PARAM = Param("q", "Search names, ignoring case and Vietnamese diacritics (\"dong dang\" finds \"Đồng Đăng\").",
+                     {"type": "string", "maxLength": MAX_QUERY_CHARS})
+
+
+def list_params(filters: Sequence[Filter] = (), *, search: Param = SEARCH_PARAM,
+                default_limit: int = DEFAULT_LIMIT) -> tuple[Param, ...]:
+    """The query parameters of a list served by :func:`listing`: ``q``, paging, then the filters."""
+    return (search,
+            Param("limit", f"Page size, 1 to {MAX_LIMIT} (default {default_limit}).",
+                  {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": default_limit}),
+            Param("page_token", "The next_page_token of the previous page (same q and filters).",
+                  {"type": "string", "maxLength": 200}),
+            Param("offset", "Start at this position instead of a page_token.",
+                  {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}),
+            *(f.declaration() for f in filters))
+
+
+def chosen_filters(query: Mapping[str, Any], filters: Sequence[Filter]) -> dict[str, Any]:
+    """The filters the caller gave (parsed values), by parameter name."""
+    return {f.param: query[f.param] for f in filters if query.get(f.param) is not None}
+
+
+def listing(items: Sequence[Mapping[str, Any]], query: Mapping[str, Any], *,
             texts: Callable[[Mapping[str, Any]], Iterable[str]], filters: Sequence[Filter] = ()) -> Page:
-    """Filter, search (``q``) and page (``limit``, ``page_token`` | ``offset``) ``items``."""
-    query = Query.parse(args.get("q"))
-    chosen: dict[str, str] = {}
-    for f in filters:
-        raw = args.get(f.param)
-        if raw is None or raw == "":
-            continue
-        if len(raw) > MAX_QUERY_CHARS or not f.valid(raw):
-            raise QueryError("/" + f.param, f"{f.param} must be {f.hint}")
-        chosen[f.param] = raw
+    """Filter, search (``q``) and page (``limit``, ``page_token`` | ``offset``) ``items``;
+    ``query`` holds the values parsed from :func:`list_params`."""
+    q = Query.parse(query.get("q"))
+    chosen = chosen_filters(query, filters)
     selected = [i for i in items if all(f.matches(i, chosen[f.param]) for f in filters if f.param in chosen)]
-    selected = search(selected, query, texts)
-    token_filters = {"q": query.phrase if query else None, **chosen}
-    limit, offset = page_request(args, token_filters)
+    selected = search(selected, q, texts)
+    token_filters = {"q": q.phrase if q else None, **chosen}
+    limit, offset = page_request(query, token_filters)
     return paginate(selected, limit=limit, offset=offset, filters=token_filters)

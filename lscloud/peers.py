@@ -9,7 +9,11 @@ over HTTP. :func:`peer_url` builds the base URL from ``settings.peer_url_templat
 :class:`PeerClient` GETs JSON with an ETag cache that is a cache only: every call asks the
 peer (``If-None-Match``), a ``304`` reuses the stored body, nothing stale is ever served without
 asking. A peer that does not answer raises :class:`PeerUnavailable`; a 404 raises
-:class:`PeerNotFound`.
+:class:`PeerNotFound`, and so does a 400/422: a lookup by a code the peer refuses as malformed is
+a lookup of something that does not exist (the caller answers "unknown …", not "unavailable").
+
+Paths are built with :func:`path`, which percent-encodes each segment: codes often come from a
+caller's URL, and a ``?``, ``#`` or ``..`` in one must not change which resource is asked for.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from opentelemetry.trace import SpanKind
@@ -34,6 +39,14 @@ class PeerUnavailable(PeerError):
 
 class PeerNotFound(PeerError):
     """The peer answered 404 for that resource."""
+
+
+def path(base: str, *segments: str) -> str:
+    """``base`` followed by each of ``segments`` percent-encoded (``/`` included), e.g.
+    ``path("/v1/units", code)``."""
+    parts = [quote(str(s), safe="") for s in segments]
+    # "." and ".." are unreserved characters but dot-segments to a URL resolver: spell them out
+    return "/".join([base.rstrip("/")] + [p.replace(".", "%2E") if p in (".", "..") else p for p in parts])
 
 
 def peer_url(name: str, settings: config.Settings | None = None) -> str:
@@ -62,6 +75,7 @@ class PeerClient:
         self.fetched = 0       # 200 answers
 
     def get_json(self, name: str, path: str) -> Any:
+        """The JSON at ``path`` (built with :func:`path`) of the function ``name``."""
         url = peer_url(name, self.settings) + "/" + path.lstrip("/")
         with self._lock:
             cached = self._cache.get(url)
@@ -72,6 +86,8 @@ class PeerClient:
             telemetry.inject(headers)
             try:
                 resp = self._client.get(url, headers=headers)
+            except httpx.InvalidURL:  # a path not built with path(): nothing can live there
+                raise PeerNotFound(f"{name}: not a valid path") from None
             except httpx.HTTPError as exc:
                 span.set_attribute("error.type", exc.__class__.__name__)
                 raise PeerUnavailable(f"{name} did not answer: {exc.__class__.__name__}") from None
@@ -81,8 +97,8 @@ class PeerClient:
                 self.revalidated += 1
                 self._cache.move_to_end(url)
             return cached[1]
-        if resp.status_code == 404:
-            raise PeerNotFound(f"{name}: {path} not found")
+        if resp.status_code in (400, 404, 410, 422):
+            raise PeerNotFound(f"{name}: {path} not found ({resp.status_code})")
         if resp.status_code >= 500 or resp.status_code == 429:
             raise PeerUnavailable(f"{name} answered {resp.status_code}")
         if resp.status_code != 200:

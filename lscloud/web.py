@@ -3,12 +3,17 @@
 ``create_app(name, schemas_dir=..., settings=...)`` returns a Flask app that
 
 - answers every error as ``application/problem+json`` (:mod:`lscloud.problems`), including
-  Werkzeug's own (404, 405 with ``Allow``, 413) and unexpected exceptions (500: logged with the
-  trace id, the caller sees only "internal error" and the trace id);
+  Werkzeug's own (404, 405 with ``Allow``, 413), a store key the caller's input could not spell
+  (``InvalidKey``: 404) and unexpected exceptions (500: logged with the trace id, the caller sees
+  only "internal error" and the trace id);
 - reads request bodies through a size limit (``settings.max_body_bytes``), also for chunked bodies;
 - refuses non-JSON bodies with 415 unless a view is marked :func:`raw_body`;
-- validates bodies against JSON Schema files (:func:`validate_body`), reporting every error
-  with a JSON pointer;
+- parses JSON bodies strictly (:mod:`lscloud.strictjson`: bounded nesting, no ``NaN`` /
+  ``Infinity``, no duplicate keys) and validates them against JSON Schema files
+  (:func:`validate_body`, the dialect of :mod:`lscloud.validation`: ``integer`` is an integer
+  literal, patterns are ECMA-262), reporting every error with a JSON pointer;
+- parses and validates query parameters from their declaration (:func:`query_params`), naming
+  each bad parameter;
 - serves ``GET /openapi.json`` (OpenAPI 3.1) built from its routes and their declarations:
   ``@allow`` (security), :func:`validate_body` (request body), :func:`responds` (the success
   answer: schema, headers, extra statuses) and :func:`query_params`;
@@ -33,11 +38,13 @@ from typing import Any, Callable, Iterable, Mapping
 from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
-from . import auth
+from . import auth, query, strictjson
 from .problems import MEDIA_TYPE, PROBLEM_SCHEMA, Problem, current_trace_id, problem_response
+from .validation import StrictValidator
 
 __all__ = ["create_app", "Problem", "problem_response", "validate_body", "raw_body", "body_limit", "json_body",
-           "check_access", "app_state", "AccessError", "build_openapi", "responds", "query_params", "PAGE_SCHEMA",
+           "check_access", "app_state", "AccessError", "build_openapi", "responds", "query_params", "page_params",
+           "invalid_query", "PAGE_SCHEMA",
            "cached_json", "CACHED", "CACHE_CONTROL"]
 
 log = logging.getLogger("lscloud.web")
@@ -112,10 +119,12 @@ class SchemaSet:
     Validation uses ``jsonschema``'s draft 2020-12 validator rather than fastjsonschema because a
     caller fixing a form needs *all* errors at once, each with its JSON pointer
     (``iter_errors``); fastjsonschema stops at the first.
+
+    The dialect is :class:`lscloud.validation.StrictValidator`: ``integer`` means an integer
+    literal and ``pattern`` is ECMA-262 (``$`` is the end of the text, ``\\d`` is ASCII).
     """
 
     def __init__(self, root: Path):
-        from jsonschema import Draft202012Validator
         from referencing import Registry, Resource
         from referencing.jsonschema import DRAFT202012
 
@@ -136,7 +145,7 @@ class SchemaSet:
         self.registry = Registry().with_resources(resources)
         self._validators: dict[str, Any] = {}
         self._lock = threading.Lock()
-        self._validator_cls = Draft202012Validator
+        self._validator_cls = StrictValidator
 
     def validator(self, name: str):
         v = self._validators.get(name)
@@ -184,7 +193,12 @@ def _short(message: str, limit: int = 300) -> str:
 
 
 def json_body() -> Any:
-    """The request body parsed as JSON (400 problem if malformed); cached on ``g``."""
+    """The request body parsed as strict JSON (:mod:`lscloud.strictjson`); cached on ``g``.
+
+    Malformed JSON answers 400 ``malformed-json``; JSON we refuse (nesting past
+    :data:`~lscloud.strictjson.MAX_DEPTH`, ``NaN``/``Infinity``, duplicate keys) answers 400
+    ``json-rejected`` naming the place as a JSON pointer in ``errors[]``.
+    """
     if "lscloud_json" in g:
         return g.lscloud_json
     raw = request.get_data(cache=True)
@@ -192,7 +206,13 @@ def json_body() -> Any:
         raise Problem(400, "missing-body", "Missing request body", "This endpoint needs a JSON body.",
                       title_vi="Thiếu nội dung yêu cầu", detail_vi="Chức năng này yêu cầu nội dung JSON.")
     try:
-        value = json.loads(raw.decode("utf-8"))
+        value = strictjson.loads(raw)
+    except strictjson.JSONRejected as exc:
+        raise Problem(400, "json-rejected", "JSON not accepted", f"The request body is refused: {exc}.",
+                      title_vi="JSON không được chấp nhận",
+                      detail_vi="Nội dung yêu cầu bị từ chối: lồng quá sâu, số không hữu hạn (NaN, Infinity) "
+                                "hoặc khóa bị lặp lại.",
+                      errors=[{"field": exc.pointer, "message": exc.message}]) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise Problem(400, "malformed-json", "Malformed JSON", f"The request body is not valid UTF-8 JSON{where}.",
@@ -322,33 +342,63 @@ def responds(schema: str | None, *, status: int = 200, page: bool = False, descr
     return decorate
 
 
-def query_params(*params: tuple[str, str] | tuple[str, str, Mapping[str, Any]]) -> Callable:
-    """Document a view's query parameters in ``/openapi.json`` (documentation only).
+def query_params(*params: "query.Param | tuple") -> Callable:
+    """Declare a view's query parameters: documented in ``/openapi.json`` *and* parsed and
+    validated from the same declaration before the view runs (:mod:`lscloud.query`).
 
-    Each parameter is ``(name, description)`` or ``(name, description, json_schema)``; the
-    schema defaults to ``{"type": "string"}``. Every query parameter is optional: a view that
-    requires one answers a 400 problem when it is missing. One ``@query_params`` per view::
+    Each parameter is a :class:`lscloud.query.Param` or ``(name, description[, json_schema])``;
+    the schema defaults to a string of at most :data:`lscloud.query.MAX_CHARS` characters.
+    ``type`` (``string``, ``integer``, ``number``, ``boolean``), ``enum``, ``minimum`` /
+    ``maximum``, ``pattern``, ``maxLength``, ``format: date`` / ``date-time`` and ``default`` are
+    honoured. The typed values land in ``flask.g.query`` (``None`` for an absent parameter
+    without a default); any bad one answers 400 ``invalid-parameter`` with ``errors[].field`` =
+    the parameter's name. Put it under ``@allow`` (so callers are authenticated first) and above
+    ``@idempotent`` (so a bad query never claims a key). One ``@query_params`` per view::
 
-        @query_params(("q", "Search names"), ("limit", "Page size, 1 to 100", {"type": "integer"}))
+        @query_params(("q", "Search names"),
+                      ("limit", "Page size", {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}))
     """
-    out, seen = [], set()
-    for p in params:
-        if not isinstance(p, tuple) or len(p) not in (2, 3) or not isinstance(p[0], str) or not p[0]:
-            raise TypeError(f"query parameter {p!r}: expected (name, description[, schema])")
-        if p[0] in seen:
-            raise ValueError(f"query parameter {p[0]!r} declared twice")
-        seen.add(p[0])
-        param = {"name": p[0], "in": "query", "required": False}
-        if p[1]:
-            param["description"] = p[1]
-        param["schema"] = dict(p[2]) if len(p) == 3 else {"type": "string"}
-        out.append(param)
-    declared = tuple(out)
+    declared = tuple(query.as_param(p) for p in params)
+    names = [p.name for p in declared]
+    for name in names:
+        if names.count(name) > 1:
+            raise ValueError(f"query parameter {name!r} declared twice")
 
     def decorate(view):
-        return _declare_once(view, "__lscloud_query_params__", declared, "query_params")
+        if getattr(view, "__lscloud_query_params__", None) is not None:
+            raise TypeError(f"{getattr(view, '__name__', view)!r} already has a @query_params declaration; use exactly one")
+
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            g.query = query.parse(declared, request.args)
+            return view(*args, **kwargs)
+
+        wrapper.__lscloud_query_params__ = tuple(p.openapi() for p in declared)
+        return wrapper
 
     return decorate
+
+
+def page_params(*, default_limit: int = 50, max_limit: int = 100, offset: bool = False) -> tuple["query.Param", ...]:
+    """The paging parameters of a list route: ``limit`` (1 to ``max_limit``, default
+    ``default_limit``), ``page_token`` and, for lists served from a snapshot, ``offset``."""
+    out = [query.Param("limit", f"Page size, 1 to {max_limit} (default {default_limit}).",
+                       {"type": "integer", "minimum": 1, "maximum": max_limit, "default": default_limit}),
+           query.Param("page_token", "The next_page_token of the previous page (same filters).",
+                       {"type": "string", "maxLength": query.MAX_CHARS})]
+    if offset:
+        out.append(query.Param("offset", "Start at this position instead of a page_token.",
+                               {"type": "integer", "minimum": 0, "maximum": 1_000_000}))
+    return tuple(out)
+
+
+def invalid_query(errors: list[dict]) -> Problem:
+    """The 400 problem for bad query parameters (``errors[].field`` = each parameter's name)."""
+    names = ", ".join(dict.fromkeys(e["field"] for e in errors))
+    return Problem(400, "invalid-parameter", "Invalid query parameter",
+                   "; ".join(e["message"] for e in errors) + ".",
+                   title_vi="Tham số truy vấn không hợp lệ", detail_vi=f"Tham số truy vấn không hợp lệ: {names}.",
+                   errors=errors)
 
 
 # --- cacheable read-only answers ---------------------------------------------------------------
@@ -477,6 +527,14 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
     def _problem(p: Problem):
         return problem_response(p)
 
+    @app.errorhandler(query.InvalidQuery)
+    def _invalid_query(exc: query.InvalidQuery):
+        return problem_response(invalid_query(exc.errors))
+
+    @app.errorhandler(query.QueryError)
+    def _query_error(exc: query.QueryError):
+        return problem_response(invalid_query([{"field": exc.field, "message": exc.message}]))
+
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
         status = exc.code or 500
@@ -493,9 +551,15 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
-        from .store.errors import StoreUnavailable
+        from .store.errors import InvalidKey, StoreUnavailable
 
         trace_id = current_trace_id()
+        if isinstance(exc, InvalidKey):
+            # keys are built from what the caller sent (an id in the path, a code in the body); one
+            # the store cannot even spell (too long, not Unicode) names nothing that exists
+            log.info("invalid store key from %s %s (trace_id=%s): %s", request.method, request.path[:200], trace_id, exc)
+            return problem_response(Problem(404, detail="Nothing exists at this address (the identifier is not "
+                                                        "one this service could have issued)."), trace_id=trace_id)
         if isinstance(exc, StoreUnavailable):
             log.warning("object store unavailable (trace_id=%s): %s", trace_id, exc.__class__.__name__)
             return problem_response(Problem(503, headers={"Retry-After": "5"}), trace_id=trace_id)

@@ -482,3 +482,40 @@ def test_every_endpoint_with_every_role(app, tok):
                 assert denied == (role not in access.roles), (method, path, role, r.status_code, r.get_data(as_text=True)[:200])
                 checked += 1
     assert checked > 150
+
+
+def test_a_refused_create_leaves_no_code_and_no_claimed_id(client, tok, rt, fn):
+    """Issue 9: nothing half-written. A create that books into a full slot is refused (409); the code
+    it reserved is given back and the id is free for the corrected request."""
+    import importlib
+
+    models = importlib.import_module(f"{fn.__name__}.models")
+    op, ent = tok("operator", sub="op-1"), tok("enterprise", sub=TAX)
+    ok(client.put("/v1/gates/tan-thanh/capacity/in", json={"per_hour": 1, "reason": "one lane"}, headers=op))
+    from datetime import datetime, timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    slot = (datetime.now(timezone.utc) + timedelta(hours=40)).astimezone(ZoneInfo("Asia/Ho_Chi_Minh")).strftime("%Y%m%d%H")
+    ok(client.post("/v1/declarations", json=declaration(new_id(), gate="tan-thanh",
+                                                        booking={"mode": "reservation", "slot": slot}), headers=ent), 201)
+    table = models.DeclarationCode.Meta.table
+
+    def codes():
+        return sorted(o.key for o in rt.objects.list(rt.settings.bucket, prefix=table + "/"))
+
+    before = codes()
+    refused_id = new_id()
+    r = client.post("/v1/declarations", json=declaration(refused_id, gate="tan-thanh",
+                                                         booking={"mode": "reservation", "slot": slot}), headers=ent)
+    assert r.status_code == 409 and r.get_json()["type"].endswith("slot-full")
+    assert codes() == before
+    again = ok(client.post("/v1/declarations", json=declaration(refused_id, gate="tan-thanh"), headers=ent), 201)
+    assert again["id"] == refused_id and "Idempotent-Replayed" not in r.headers
+
+
+def test_odd_path_ids_get_a_problem_never_a_5xx(app, tok):
+    from path_ids import assert_no_route_fails_on_odd_ids
+
+    claims = {"officer": {"agency": "customs", "unit": "huu-nghi"}, "gate-operator": {"unit": "huu-nghi"},
+              "yard-operator": {"unit": "huu-nghi"}, "device": {"unit": "huu-nghi"}, "enterprise": {"sub": TAX}}
+    assert assert_no_route_fails_on_odd_ids(app, lambda role: tok(role, **claims.get(role, {}))) > 100

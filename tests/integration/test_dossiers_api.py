@@ -413,3 +413,42 @@ def test_a_personal_id_is_a_tax_code_and_a_bad_one_is_named_as_the_tax_code(clie
                         applicant={"id_number": "020095001234", "tax_code": "003095001234", "name": "x"})
     assert r.status_code == 422
     assert [e["field"] for e in r.get_json()["errors"]] == ["/applicant/tax_code"]
+
+
+def test_a_rating_whose_dossier_update_fails_can_be_given_again(client, tok, fn, monkeypatch):
+    """Issue 9: the rating is claimed first (create-only); when the dossier update after it fails,
+    the claim is given back, so the applicant's retry rates instead of hearing 'already rated'."""
+    import importlib
+
+    records = importlib.import_module(f"{fn.__name__}.records")
+    cit = tok("citizen", sub=CITIZEN)
+    clerk = tok("officer", agency="ubnd-05983", unit="05983")
+    _, r = submit_birth(client, cit)
+    did = ok(r, 201)["id"]
+    ok(client.post(f"/v1/dossiers/{did}/start", headers=idem(clerk)))
+    ok(client.post(f"/v1/dossiers/{did}/deny", json={"reason": "Giấy chứng sinh không hợp lệ"}, headers=idem(clerk)))
+
+    def busy(*args, **kwargs):
+        raise records.Conflict("the dossier kept changing")
+
+    with monkeypatch.context() as m:
+        m.setattr(records, "mutate", busy)
+        assert client.post(f"/v1/dossiers/{did}/rating", json={"score": 4}, headers=cit).status_code == 409
+    rated = ok(client.post(f"/v1/dossiers/{did}/rating", json={"score": 4}, headers=cit), 201)
+    assert rated["score"] == 4
+    assert ok(client.get(f"/v1/dossiers/{did}", headers=cit))["rating"]["score"] == 4
+
+
+def test_odd_path_ids_get_a_problem_never_a_5xx(app, tok):
+    from path_ids import assert_no_route_fails_on_odd_ids
+
+    claims = {"officer": {"agency": "ubnd-05983", "unit": "05983"}, "supervisor": {"agency": "ubnd-05983"},
+              "citizen": {"sub": CITIZEN}}
+    assert assert_no_route_fails_on_odd_ids(app, lambda role: tok(role, **claims.get(role, {}))) > 50
+
+
+@pytest.mark.parametrize("token", ["²", "١٢", "-1", "1e3", "9" * 40])
+def test_an_officers_page_token_that_is_no_position_is_400(client, tok, token):
+    officer = tok("officer", agency="ubnd-05983", unit="05983")
+    r = client.get("/v1/dossiers", query_string={"page_token": token}, headers=officer)
+    assert r.status_code == 400 and r.get_json()["errors"][0]["field"] == "page_token"

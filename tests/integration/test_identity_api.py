@@ -325,3 +325,9 @@ def test_every_endpoint_with_every_role(client, state_dir):
                 assert r.status_code in (200, 201), (method, path, role, r.get_data(as_text=True)[:200])
                 checked += 1
     assert checked >= 5 * (len(ROLES) + 2)
+
+
+def test_odd_path_ids_get_a_problem_never_a_5xx(client):
+    from path_ids import assert_no_route_fails_on_odd_ids
+
+    assert assert_no_route_fails_on_odd_ids(client.application, lambda role: {}) >= 10

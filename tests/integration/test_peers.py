@@ -9,7 +9,7 @@ from werkzeug.serving import make_server
 
 from lscloud import config
 from lscloud.local.servers import free_port
-from lscloud.peers import PeerClient, PeerNotFound, PeerUnavailable, peer_url
+from lscloud.peers import PeerClient, PeerNotFound, PeerUnavailable, path, peer_url
 
 pytestmark = pytest.mark.integration
 
@@ -24,6 +24,8 @@ def peer():
         seen.append(dict(request.headers))
         if code == "99999":
             return jsonify(title="not found"), 404
+        if not code.isalnum():
+            return jsonify(title="malformed code"), 400
         resp = jsonify(code=code, name="Xã Đồng Đăng")
         resp.set_etag("v1")
         return resp.make_conditional(request)
@@ -73,3 +75,13 @@ def test_not_found_and_unreachable_peers_are_distinct_errors(peer):
         client_for(port).get_json("directory", "/v1/units/99999")
     with pytest.raises(PeerUnavailable):
         client_for(free_port()).get_json("directory", "/v1/units/06184")
+
+
+@pytest.mark.parametrize("code", ["x?y", "x#y", "..", "a/b", "06184?z=1", "\x00"])
+def test_codes_from_callers_stay_one_segment_and_a_refused_code_is_not_found(peer, code):
+    """Issue 9: a code with ?, #, .. or / (from a caller's URL) asks for that code, nothing else; the
+    peer refusing it as malformed (400) is "not found" for the caller, not "unavailable" (503)."""
+    port, seen = peer
+    with pytest.raises(PeerNotFound):
+        client_for(port).get_json("directory", path("/v1/units", code))
+    assert path("/v1/units", code).count("/") == 3

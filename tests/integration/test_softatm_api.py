@@ -389,3 +389,57 @@ def test_webhook_handler_signs_and_classifies(fn, rt, client, setup, mod, monkey
 
 def s_teller(setup):
     return setup["teller"]
+
+
+# -- malformed numbers never claim an id (issue 9) ------------------------------------------------------
+
+@pytest.mark.parametrize("literal", ["5000000.0", "5e6"])
+def test_integer_valued_floats_are_refused_before_any_id_is_claimed(client, setup, literal):
+    before = float_of(client, setup)["cash_vnd"]
+    raw = ('{"id": "fund-float-%s", "amount_vnd": %s}' % (literal.replace(".", "-"), literal)).encode()
+    r = client.post(f"/v1/points/{POINT}/cash-deliveries", data=raw, content_type="application/json",
+                    headers=setup["op"])
+    assert r.status_code == 422, r.get_data(as_text=True)
+    assert [e["field"] for e in r.get_json()["errors"]] == ["/amount_vnd"]
+    # the id is still free: the same operation written properly moves the cash now
+    r = client.post(f"/v1/points/{POINT}/cash-deliveries", json={"id": f"fund-float-{literal.replace('.', '-')}",
+                                                                  "amount_vnd": 5_000_000}, headers=setup["op"])
+    assert r.status_code == 201, r.get_data(as_text=True)
+    assert "Idempotent-Replayed" not in r.headers
+    assert float_of(client, setup)["cash_vnd"] == before + 5_000_000
+    w = wbody(amount=1_000_000)
+    raw = json.dumps(w).replace('"amount_vnd": 1000000', f'"amount_vnd": {literal}').encode()
+    r = client.post("/v1/withdrawals", data=raw, content_type="application/json", headers=setup["teller"])
+    assert r.status_code == 422
+    assert client.get(f"/v1/transfers/{w['id']}", headers=setup["op"]).status_code == 404
+
+
+def test_duplicate_keys_never_pick_one_amount(client, setup):
+    raw = b'{"id": "fund-dup-0001", "amount_vnd": 1000000, "amount_vnd": 2000000}'
+    r = client.post(f"/v1/points/{POINT}/cash-deliveries", data=raw, content_type="application/json",
+                    headers=setup["op"])
+    assert r.status_code == 400 and r.get_json()["errors"][0]["field"] == "/amount_vnd"
+    r = client.post(f"/v1/points/{POINT}/cash-deliveries", json={"id": "fund-dup-0001", "amount_vnd": 1_000_000},
+                    headers=setup["op"])
+    assert r.status_code == 201 and r.get_json()["amount_vnd"] == 1_000_000
+
+
+@pytest.mark.parametrize("query", ["limit=abc", "limit=null", "limit=0", "limit=-5", "limit=10%5E20",
+                                   "limit=100000000000000000000", "limit=1001"])
+def test_dead_letter_limit_is_checked_by_its_declaration(client, setup, query):
+    r = client.get(f"/v1/webhooks/dead-letters?{query}", headers=setup["op"])
+    assert r.status_code == 400 and r.mimetype == "application/problem+json"
+    assert [e["field"] for e in r.get_json()["errors"]] == ["limit"]
+
+
+@pytest.mark.parametrize("path", ["/v1/settlements/vcb/2026-02-30", "/v1/settlements/vcb/0000-00-00"])
+def test_impossible_days_are_refused_not_settled(client, setup, path):
+    r = client.get(path, headers=setup["op"])
+    assert r.status_code == 400 and r.get_json()["errors"][0]["field"] == "day"
+
+
+def test_odd_path_ids_get_a_problem_never_a_5xx(app, setup, keys):
+    from path_ids import assert_no_route_fails_on_odd_ids
+
+    units = {"teller": POINT}
+    assert assert_no_route_fails_on_odd_ids(app, lambda role: tok(keys, role, units.get(role))) > 100

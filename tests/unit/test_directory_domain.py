@@ -35,6 +35,7 @@ agencies = importlib.import_module(f"{_PKG}.agencies")
 gates = importlib.import_module(f"{_PKG}.gates")
 post_offices = importlib.import_module(f"{_PKG}.post_offices")
 from lscloud import listing as search  # noqa: E402  (moved from the directory to the runtime)
+from lscloud import query as params  # noqa: E402
 catalog = importlib.import_module(f"{_PKG}.catalog")
 
 
@@ -121,9 +122,9 @@ def test_search_by_code_and_no_match():
     assert _names(_search_units("06040")) == ["Xã Thất Khê"]
     assert _search_units("zzz qqq") == []
     assert search.Query.parse("  ") is None
-    with pytest.raises(search.QueryError) as err:
-        search.Query.parse("x" * 101)
-    assert err.value.field == "/q"
+    with pytest.raises(params.InvalidQuery) as err:
+        params.parse(search.list_params(), {"q": "x" * 101})
+    assert [e["field"] for e in err.value.errors] == ["q"]
 
 
 def test_exact_names_rank_before_partial_matches():
@@ -164,26 +165,31 @@ def test_page_tokens_are_bound_to_their_filters():
     assert search.decode_token(page.next_page_token, {"type": "xa"}) == 10
     with pytest.raises(search.QueryError) as err:
         search.decode_token(page.next_page_token, {"type": "phuong"})
-    assert err.value.field == "/page_token"
+    assert err.value.field == "page_token"
     for garbage in ("!!!", "eyJvIjotMX0", "a" * 300, "bm90IGpzb24"):
         with pytest.raises(search.QueryError):
             search.decode_token(garbage, {})
 
 
+def _page_request(args):
+    return search.page_request(params.parse(search.list_params(), args), {})
+
+
 @pytest.mark.parametrize("args,field", [
-    ({"limit": "0"}, "/limit"), ({"limit": "101"}, "/limit"), ({"limit": "ten"}, "/limit"),
-    ({"offset": "-1"}, "/offset"), ({"offset": "x"}, "/offset"),
-    ({"page_token": "abc", "offset": "3"}, "/page_token"),
+    ({"limit": "0"}, "limit"), ({"limit": "101"}, "limit"), ({"limit": "ten"}, "limit"),
+    ({"offset": "-1"}, "offset"), ({"offset": "x"}, "offset"),
+    ({"page_token": "abc", "offset": "3"}, "page_token"),
 ])
 def test_bad_page_requests(args, field):
-    with pytest.raises(search.QueryError) as err:
-        search.page_request(args, {})
-    assert err.value.field == field
+    with pytest.raises((params.InvalidQuery, search.QueryError)) as err:
+        _page_request(args)
+    fields = [e["field"] for e in err.value.errors] if isinstance(err.value, params.InvalidQuery) else [err.value.field]
+    assert fields == [field]
 
 
 def test_page_request_defaults_and_offset():
-    assert search.page_request({}, {}) == (50, 0)
-    assert search.page_request({"limit": "100", "offset": "60"}, {}) == (100, 60)
+    assert _page_request({}) == (50, 0)
+    assert _page_request({"limit": "100", "offset": "60"}) == (100, 60)
     page = search.paginate(units.all_units(), limit=50, offset=60)
     assert len(page.items) == 6 and page.next_page_token is None
 
@@ -354,36 +360,41 @@ def test_fingerprint_is_stable_and_follows_the_data():
 
 # -- listing: filters + search + paging ---------------------------------------------------------
 
+def _listing(items, args, *, texts, filters):
+    """What a list route does: parse the query from the declaration, then list."""
+    return search.listing(items, params.parse(search.list_params(filters), args), texts=texts, filters=filters)
+
+
 def test_listing_filters_then_searches_then_pages():
-    page = search.listing(units.all_units(), {"type": "xa", "q": "son", "limit": "3"},
-                          texts=units.search_texts, filters=units.filters())
+    page = _listing(units.all_units(), {"type": "xa", "q": "son", "limit": "3"},
+                    texts=units.search_texts, filters=units.filters())
     assert page.total > 3 and len(page.items) == 3
     assert all(u["type"] == "xa" for u in page.items)
-    rest = search.listing(units.all_units(), {"type": "xa", "q": "SƠN", "limit": "100",
-                                              "page_token": page.next_page_token},
-                          texts=units.search_texts, filters=units.filters())
+    rest = _listing(units.all_units(), {"type": "xa", "q": "SƠN", "limit": "100", "page_token": page.next_page_token},
+                    texts=units.search_texts, filters=units.filters())
     assert len(rest.items) == page.total - 3  # "son" and "SƠN" fold alike, so the token still fits
 
 
 @pytest.mark.parametrize("items,filters,args,field", [
-    (units.all_units(), units.filters(), {"type": "huyen"}, "/type"),
-    (agencies.all_agencies(), agencies.filters(), {"role": "king"}, "/role"),
-    (agencies.all_agencies(), agencies.filters(), {"unit": "6040"}, "/unit"),
-    (post_offices.all_post_offices(), post_offices.filters(), {"soft_atm": "yes"}, "/soft_atm"),
-    (gates.all_gates(), gates.filters(), {"mode": "sea"}, "/mode"),
+    (units.all_units(), units.filters(), {"type": "huyen"}, "type"),
+    (agencies.all_agencies(), agencies.filters(), {"role": "king"}, "role"),
+    (agencies.all_agencies(), agencies.filters(), {"unit": "6040"}, "unit"),
+    (agencies.all_agencies(), agencies.filters(), {"unit": "06040\n"}, "unit"),
+    (post_offices.all_post_offices(), post_offices.filters(), {"soft_atm": "yes"}, "soft_atm"),
+    (gates.all_gates(), gates.filters(), {"mode": "sea"}, "mode"),
 ])
 def test_listing_refuses_bad_filter_values(items, filters, args, field):
-    with pytest.raises(search.QueryError) as err:
-        search.listing(items, args, texts=lambda i: [i["code"]], filters=filters)
-    assert err.value.field == field
+    with pytest.raises(params.InvalidQuery) as err:
+        _listing(items, args, texts=lambda i: [i["code"]], filters=filters)
+    assert [e["field"] for e in err.value.errors] == [field]
 
 
 def test_listing_by_role_gate_and_soft_atm():
-    clearing = search.listing(agencies.all_agencies(), {"role": "border_clearance", "gate": "chi-ma", "limit": "100"},
-                              texts=agencies.search_texts, filters=agencies.filters())
+    clearing = _listing(agencies.all_agencies(), {"role": "border_clearance", "gate": "chi-ma", "limit": "100"},
+                        texts=agencies.search_texts, filters=agencies.filters())
     codes = {a["code"] for a in clearing.items}
     assert {"customs", "customs-chi-ma", "border-guard", "health-quarantine"} <= codes
     assert "customs-huu-nghi" not in codes and "so-tu-phap" not in codes
-    without = search.listing(post_offices.all_post_offices(), {"soft_atm": "false"},
-                             texts=post_offices.search_texts, filters=post_offices.filters())
+    without = _listing(post_offices.all_post_offices(), {"soft_atm": "false"},
+                       texts=post_offices.search_texts, filters=post_offices.filters())
     assert without.total == 4 and {p["kind"] for p in without.items} == {"ward"}

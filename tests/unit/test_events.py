@@ -110,3 +110,18 @@ def test_binary_octet_stream_body_becomes_data_base64():
     assert ev["data_base64"] == "AP8="
     h2, body2 = events.to_binary_http(ev)
     assert body2 == b"\x00\xff" and h2["content-type"] == "application/octet-stream"
+
+
+# -- what a sender may not put in a CloudEvent's JSON (issue 9) ---------------------------------------
+
+@pytest.mark.parametrize("data", [b"[" * 5000 + b"]" * 5000, b'{"weight_kg": NaN}', b'{"a": 1, "a": 2}'],
+                         ids=["5000-deep", "NaN", "duplicate-key"])
+def test_event_json_is_parsed_strictly(data):
+    headers = {"ce-specversion": "1.0", "ce-id": "x1", "ce-source": "/test", "ce-type": "vn.langson.test.thing.v1",
+               "content-type": "application/json"}
+    with pytest.raises(ValueError):
+        events.from_http(headers, data)
+    structured = b'{"specversion": "1.0", "id": "x1", "source": "/test", "type": "vn.langson.test.thing.v1", "data": ' \
+                 + data + b"}"
+    with pytest.raises(ValueError):
+        events.from_http({"content-type": "application/cloudevents+json"}, structured)

@@ -79,6 +79,14 @@ def app(schemas):
     def boom():
         raise RuntimeError("db password is hunter2")
 
+    @app.get("/v1/things/<thing_id>")
+    @allow("public")
+    def get_thing(thing_id):
+        from lscloud.store.keys import encode_part
+
+        encode_part(thing_id)  # what Model.get does with an id from the path
+        return {}
+
     return app
 
 
@@ -299,7 +307,7 @@ def test_openapi_documents_responses_and_query_params(schemas):
         return "", 204
 
     check_access(app)
-    assert app.test_client().get("/v1/units?q=x").get_json()["total"] == 0  # documentation only
+    assert app.test_client().get("/v1/units?q=x").get_json()["total"] == 0
     doc = build_openapi(app)
     validate(doc)
     comps = doc["components"]["schemas"]
@@ -308,7 +316,8 @@ def test_openapi_documents_responses_and_query_params(schemas):
     listing = doc["paths"]["/v1/units"]["get"]
     assert [p["name"] for p in listing["parameters"]] == ["q", "limit"]
     assert listing["parameters"][0] == {"name": "q", "in": "query", "required": False, "description": "Search names",
-                                        "schema": {"type": "string"}}
+                                        "schema": {"type": "string", "maxLength": 200,
+                                                   "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$"}}
     assert listing["parameters"][1]["schema"] == {"type": "integer", "minimum": 1}
     assert list(listing["responses"]) == ["200", "304", "default"]
     ok = listing["responses"]["200"]
@@ -377,3 +386,134 @@ def test_responds_and_query_params_are_checked(schemas):
 
     with pytest.raises(RuntimeError, match="no schemas_dir"):
         check_access(bare)
+
+
+# -- strict JSON bodies (issue 9: deep nesting, NaN / Infinity, duplicate keys, integer-valued floats) ----
+
+
+@pytest.fixture
+def roomy(schemas):
+    """A client whose body limit (1 MiB) lets the odd bodies below reach the parser."""
+    app = create_app("roomy", schemas_dir=schemas, settings=Settings().replace(max_body_bytes=1 << 20))
+
+    @app.post("/v1/echo")
+    @allow("public")
+    @validate_body("unit.json")
+    def echo():
+        return g.body, 200
+
+    return app.test_client()
+
+
+@pytest.mark.parametrize("raw,field", [
+    (b"[" * 5000 + b"]" * 5000, ""),                       # RecursionError in the parser: was a 500
+    (b'{"a":' * 40 + b"1" + b"}" * 40, "/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a"),
+    (b'{"code": "20", "name": "x", "population": NaN}', "/population"),
+    (b'{"code": "20", "name": "x", "population": Infinity}', "/population"),
+    (b'{"code": "20", "name": "x", "population": -Infinity}', "/population"),
+    (b'{"code": "20", "name": "x", "population": 1e400}', "/population"),
+    (b'{"code": "20", "name": "x", "population": 1' + b"0" * 5000 + b"}", "/population"),
+    (b'{"code": "20", "name": "x", "tags": ["a"], "population": 1000, "population": 2000}', "/population"),
+    (b'{"code": "20", "name": "x", "address": {"street": "a", "street": "b", "ward": "06211"}}', "/address/street"),
+], ids=["5000-deep", "40-deep", "NaN", "Infinity", "-Infinity", "1e400", "5000-digits", "duplicate", "duplicate-inside"])
+def test_json_no_schema_can_see_is_refused_with_its_place(roomy, raw, field):
+    body = assert_problem(roomy.post("/v1/echo", data=raw, content_type="application/json"), 400, "json-rejected")
+    assert body["errors"][0]["field"] == field
+    assert body["errors"][0]["message"]
+
+
+def test_json_nested_to_the_bound_still_reaches_validation(roomy):
+    from lscloud.strictjson import MAX_DEPTH
+
+    nested = b"[" * (MAX_DEPTH - 1) + b"1" + b"]" * (MAX_DEPTH - 1)
+    raw = b'{"code": "20", "name": "x", "tags": ' + nested + b"}"
+    body = assert_problem(roomy.post("/v1/echo", data=raw, content_type="application/json"), 422, "validation-failed")
+    assert body["errors"][0]["field"].startswith("/tags/0")
+
+
+@pytest.mark.parametrize("literal", [b"5000000.0", b"5e6", b"5E+6", b"1.0"])
+def test_integer_fields_take_integer_literals_only(client, literal):
+    raw = b'{"code": "20", "name": "x", "population": ' + literal + b"}"
+    body = assert_problem(client.post("/v1/echo", data=raw, content_type="application/json"), 422, "validation-failed")
+    assert [e["field"] for e in body["errors"]] == ["/population"]
+    ok = client.post("/v1/echo", data=b'{"code": "20", "name": "x", "population": 5000000}',
+                     content_type="application/json")
+    assert ok.status_code == 200 and ok.get_json()["population"] == 5000000
+
+
+# -- query parameters: declared once, validated from the declaration -------------------------------------
+
+
+@pytest.fixture
+def query_app(schemas):
+    from lscloud.query import Param
+
+    app = create_app("q", schemas_dir=schemas, settings=Settings())
+
+    @app.get("/v1/things")
+    @allow("public")
+    @query_params(("limit", "Page size", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}),
+                  ("from", "First day", {"type": "string", "format": "date"}),
+                  ("at", "A moment", {"type": "string", "format": "date-time"}),
+                  ("kind", "Which", {"type": "string", "enum": ["a", "b"]}),
+                  ("ratio", "A number", {"type": "number", "minimum": 0}),
+                  ("soft_atm", "A flag", {"type": "boolean"}),
+                  ("unit", "A unit code", {"type": "string", "pattern": "^[0-9]{5}$"}),
+                  Param("code", "Needed", {"type": "string", "maxLength": 8}, required=True))
+    def things():
+        return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in g.query.items()}
+
+    return app
+
+
+def test_query_params_arrive_typed_with_defaults(query_app):
+    resp = query_app.test_client().get("/v1/things?code=x&from=2024-02-29&at=2026-03-01T08:00:00%2B07:00&kind=b"
+                                       "&ratio=0.5&soft_atm=false&unit=06040&ignored=1")
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert resp.get_json() == {"limit": 20, "from": "2024-02-29", "at": "2026-03-01T08:00:00+07:00", "kind": "b",
+                               "ratio": 0.5, "soft_atm": False, "unit": "06040", "code": "x"}
+    assert query_app.test_client().get("/v1/things?code=x&limit=100").get_json()["limit"] == 100
+
+
+@pytest.mark.parametrize("query,field", [
+    ("limit=abc", "limit"), ("limit=null", "limit"), ("limit=0", "limit"), ("limit=-5", "limit"),
+    ("limit=10%5E20", "limit"), ("limit=100000000000000000000", "limit"), ("limit=1.5", "limit"), ("limit=", "limit"),
+    ("limit=1&limit=2", "limit"), ("from=2026-02-30", "from"), ("from=20260101", "from"), ("from=2026-13-01", "from"),
+    ("at=2026-03-01T08:00:00", "at"), ("at=2026-02-30T08:00:00Z", "at"), ("kind=c", "kind"), ("kind=", "kind"),
+    ("ratio=NaN", "ratio"), ("ratio=Infinity", "ratio"), ("ratio=1e999", "ratio"), ("ratio=-1", "ratio"),
+    ("soft_atm=yes", "soft_atm"), ("unit=6040", "unit"), ("unit=06040%0A", "unit"), ("unit=%00", "unit"),
+])
+def test_bad_query_parameters_are_400_naming_the_parameter(query_app, query, field):
+    body = assert_problem(query_app.test_client().get(f"/v1/things?code=x&{query}"), 400, "invalid-parameter")
+    assert [e["field"] for e in body["errors"]] == [field]
+
+
+def test_every_bad_query_parameter_is_named_at_once(query_app):
+    body = assert_problem(query_app.test_client().get("/v1/things?limit=0&kind=z&code=" + "x" * 9), 400)
+    assert sorted(e["field"] for e in body["errors"]) == ["code", "kind", "limit"]
+    body = assert_problem(query_app.test_client().get("/v1/things"), 400)
+    assert body["errors"] == [{"field": "code", "message": "code is required"}]
+
+
+def test_query_declarations_are_checked_when_declared():
+    from lscloud.query import Param
+
+    with pytest.raises(TypeError):
+        Param("n", "", {"type": "object"})
+    with pytest.raises(TypeError):
+        Param("n", "", {"type": "integer", "minimum": 1, "default": 0})
+    with pytest.raises(TypeError):
+        Param("n", "", {"type": "integer", "format": "date"})
+
+
+@pytest.mark.parametrize("code", ["20\n", "06211\n"])
+def test_patterns_mean_what_ecma_262_means(roomy, code):
+    # Python's "$" matches before a final newline and its "\d" matches every script's digits; JSON Schema's don't
+    body = assert_problem(roomy.post("/v1/echo", json={"code": code, "name": "x"}), 422, "validation-failed")
+    assert [e["field"] for e in body["errors"]] == ["/code"]
+
+
+def test_an_id_the_store_cannot_spell_is_404_not_500(client):
+    assert client.get("/v1/things/ok").status_code == 200
+    body = assert_problem(client.get("/v1/things/" + "a" * 5000), 404, "not-found")
+    assert "a" * 50 not in body["detail"]

@@ -20,7 +20,9 @@ from lscloud.auth import allow, principal
 from lscloud.identifiers import InvalidIdentifier
 from lscloud.idempotency import idempotent
 from lscloud.store import BlobStore, DoesNotExist, InvalidKey
-from lscloud.web import Problem, create_app as runtime_app, json_body, query_params, raw_body, responds, validate_body
+from lscloud.query import Param, QueryError
+from lscloud.web import (Problem, create_app as runtime_app, json_body, page_params, query_params, raw_body, responds,
+                         validate_body)
 
 from . import clearance, crossing, declarations, gates, i18n, lifecycle, metrics, queue, records, stats
 from .device_events import PLATE_READ, WEIGHT_MEASURED
@@ -32,6 +34,8 @@ SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "schemas"
 ROLES_READ = ("enterprise", "driver", "officer", "yard-operator", "gate-operator", "operator")
 _DEVICE_EVENTS = {WEIGHT_MEASURED: "events/border/weight.measured.json", PLATE_READ: "events/border/plate.read.json"}
 _ID_OK = "letters, digits, '-' and '_', 8-64 characters"
+ATTACHMENT_KINDS = ("invoice", "packing-list", "phytosanitary-certificate", "health-certificate", "other")
+GATE_PATTERN = f"^{gates.CODE_RE.pattern}$"
 
 
 # -- problems ----------------------------------------------------------------------------------------
@@ -206,26 +210,15 @@ def create_app(settings=None) -> Flask:
     @app.get("/v1/declarations")
     @allow("enterprise", "driver")
     @responds("border/declaration.json", page=True)
-    @query_params(("limit", "Page size, 1 to 100 (default 20).", {"type": "integer", "minimum": 1, "maximum": 100}),
-                  ("page_token", "The next_page_token of the previous page."))
+    @query_params(*page_params(default_limit=20))
     def list_declarations():
         """Your own declarations (enterprise: yours; driver: those naming you), newest last."""
         p = principal()
         owner = f"ent:{p.sub}" if p.role == "enterprise" else f"drv:{(p.sub or '').upper()}"
         try:
-            limit = int(request.args.get("limit", 20))
-        except ValueError:
-            limit = 0
-        if not 1 <= limit <= 100:
-            raise Problem(400, "invalid-parameter", "Invalid query parameter", "limit must be 1 to 100",
-                          title_vi="Tham số không hợp lệ", detail_vi="limit phải từ 1 đến 100",
-                          errors=[{"field": "/limit", "message": "1 to 100"}])
-        try:
-            page = OwnerIndex.query(owner, limit=limit, page_token=request.args.get("page_token"))
+            page = OwnerIndex.query(owner, limit=g.query["limit"], page_token=g.query["page_token"] or None)
         except InvalidKey:
-            raise Problem(400, "invalid-parameter", "Invalid page token", "page_token is not valid here",
-                          title_vi="Tham số không hợp lệ", detail_vi="page_token không hợp lệ",
-                          errors=[{"field": "/page_token", "message": "invalid"}]) from None
+            raise QueryError("page_token", "page_token is not one this list issued") from None
         items = []
         for entry in page:
             try:
@@ -415,22 +408,20 @@ def create_app(settings=None) -> Flask:
     @app.post("/v1/declarations/<declaration_id>/attachments")
     @allow("enterprise")
     @raw_body("application/pdf", "image/png", "image/jpeg")
+    @query_params(("kind", "What the document is.", {"type": "string", "default": "other", "enum": list(ATTACHMENT_KINDS)}),
+                  ("filename", "The original file name (shown to officers).", {"type": "string", "maxLength": 200}))
     @idempotent(required=False)
     @responds("border/declaration.json", status=201)
-    @query_params(("kind", "invoice | packing-list | phytosanitary-certificate | health-certificate | other"),
-                  ("filename", "The original file name (shown to officers)."))
     def add_attachment(declaration_id: str):
         """Attach a document (PDF, PNG, JPEG; stored content-addressed in the object store)."""
         from lscloud.store import BlobRejected
 
         decl = _load(declaration_id)
-        kind = request.args.get("kind", "other")
-        if kind not in ("invoice", "packing-list", "phytosanitary-certificate", "health-certificate", "other"):
-            raise _bad("/kind", "kind must be invoice, packing-list, phytosanitary-certificate, health-certificate or other")
+        kind = g.query["kind"]
         rt = runtime.current()
         try:
             ref = BlobStore(rt.objects, rt.settings.bucket, prefix="border-attachments").put(
-                request.get_data(), request.mimetype, request.args.get("filename"))
+                request.get_data(), request.mimetype, g.query["filename"])
         except BlobRejected as exc:
             raise _bad("", f"attachment refused: {exc.cause}") from None
         entry = {"kind": kind, **ref.to_dict(), "added_by": principal().sub, "at": lifecycle.iso(records.now())}
@@ -472,17 +463,15 @@ def create_app(settings=None) -> Flask:
     @app.get("/v1/lookup")
     @allow("public")
     @responds("border/lookup.json", headers={"Content-Language": "vi, zh or en (Accept-Language)"})
-    @query_params(("code", "The declaration code (e.g. LS7K3QZP9)."), ("plate", "The tractor or trailer plate."))
+    @query_params(Param("code", "The declaration code (e.g. LS7K3QZP9).", {"type": "string", "minLength": 1,
+                                                                            "maxLength": 20}, required=True),
+                  Param("plate", "The tractor or trailer plate.", {"type": "string", "minLength": 1, "maxLength": 20},
+                        required=True))
     def driver_lookup():
         """A driver's status and queue position by declaration code + plate, in vi / zh / en."""
         lang = i18n.pick(request.headers.get("Accept-Language"))
-        code = (request.args.get("code") or "").strip().upper()
-        plate = request.args.get("plate") or ""
-        missing = [f for f, v in (("/code", code), ("/plate", plate)) if not v]
-        if missing:
-            raise Problem(400, "invalid-parameter", "Missing parameter", "code and plate are required",
-                          title_vi="Thiếu tham số", detail_vi="Cần mã tờ khai và biển số xe.",
-                          errors=[{"field": f, "message": "required"} for f in missing])
+        code = g.query["code"].strip().upper()
+        plate = g.query["plate"]
         doc = None
         try:
             if len(code) <= 20 and code.isalnum():
@@ -603,8 +592,7 @@ def create_app(settings=None) -> Flask:
     @app.get("/v1/gates/<gate_code>/worklist")
     @allow("officer")
     @responds("border/work-item.json", page=True)
-    @query_params(("limit", "Page size, 1 to 100 (default 50).", {"type": "integer"}),
-                  ("page_token", "The next_page_token of the previous page."))
+    @query_params(*page_params(default_limit=50))
     def worklist(gate_code: str):
         """What waits for my agency at this gate, oldest first."""
         _gate_scoped(gate_code)
@@ -613,11 +601,10 @@ def create_app(settings=None) -> Flask:
             raise Problem(403, "no-agency", "No border agency", "Your token names no border clearance agency.",
                           title_vi="Không có cơ quan", detail_vi="Mã xác thực không gắn với cơ quan kiểm soát cửa khẩu.")
         try:
-            limit = max(1, min(100, int(request.args.get("limit", 50))))
-            page = WorkItem.query(records.work_queue(gate_code, agency), limit=limit,
-                                  page_token=request.args.get("page_token"))
-        except (ValueError, InvalidKey):
-            raise _bad("/page_token", "limit or page_token is not valid") from None
+            page = WorkItem.query(records.work_queue(gate_code, agency), limit=g.query["limit"],
+                                  page_token=g.query["page_token"] or None)
+        except InvalidKey:
+            raise QueryError("page_token", "page_token is not one this list issued") from None
         items = [{"declaration_id": w.declaration_id, **w.summary} for w in page]
         return jsonify({"items": items, "total": len(items), "next_page_token": page.page_token})
 
@@ -707,18 +694,15 @@ def create_app(settings=None) -> Flask:
     @responds("border/stats.json")
     @query_params(("from", "First local day, YYYY-MM-DD (default today).", {"type": "string", "format": "date"}),
                   ("to", "Last local day, YYYY-MM-DD (default = from; at most 31 days).", {"type": "string", "format": "date"}),
-                  ("gate", "Only this gate."))
+                  ("gate", "Only this gate (a gate code).", {"type": "string", "pattern": GATE_PATTERN, "maxLength": 64}))
     def get_stats():
         """Declared / cleared / exited per gate, direction and day; dwell and decision times; waiting; mismatches."""
         today = records.now().astimezone(queue.TZ).date()
-        try:
-            first = datetime.strptime(request.args.get("from", today.isoformat()), "%Y-%m-%d").date()
-            last = datetime.strptime(request.args.get("to", first.isoformat()), "%Y-%m-%d").date()
-        except ValueError:
-            raise _bad("/from", "from and to are dates, YYYY-MM-DD") from None
+        first = g.query["from"] or today
+        last = g.query["to"] or first
         if not 0 <= (last - first).days <= 30:
-            raise _bad("/to", "to is on or after from, at most 31 days")
-        gate_filter = request.args.get("gate")
+            raise QueryError("to", "to is on or after from, at most 31 days later")
+        gate_filter = g.query["gate"]
         ids = []
         day = first
         while day <= last:

@@ -6,10 +6,13 @@ revalidates the answer (``If-None-Match``), so an edit in the directory is seen 
 
 from __future__ import annotations
 
+import re
 import threading
 
+from lscloud import peers
 from lscloud.peers import PeerClient, PeerError, PeerNotFound, PeerUnavailable
 
+CODE_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")  # the directory's gate codes
 _clients: dict[tuple, PeerClient] = {}
 _lock = threading.Lock()
 
@@ -26,8 +29,11 @@ def client(settings) -> PeerClient:
 
 
 def gate(settings, code: str) -> dict:
-    """The directory's border gate ``code`` (PeerNotFound if there is none)."""
-    g = client(settings).get_json("directory", f"/v1/border-gates/{code}")
+    """The directory's border gate ``code`` (PeerNotFound if there is none, or if ``code`` is not even
+    shaped like a gate code: those are not worth a call)."""
+    if not isinstance(code, str) or not CODE_RE.fullmatch(code):
+        raise PeerNotFound(f"{str(code)[:40]!r} is not a gate code")
+    g = client(settings).get_json("directory", peers.path("/v1/border-gates", code))
     if g.get("mode") != "road":
         raise PeerNotFound(f"{code} is not a road gate: trucks do not cross there")
     return g

@@ -225,24 +225,30 @@ def reserve_code(declaration_id: str) -> str:
 
 
 def create(doc: dict, actor: Actor, *, submit: bool, booking: dict | None, gate: dict, at: datetime) -> Outcome:
-    """Store a new declaration (draft, or submitted, or submitted and queued in one write)."""
+    """Store a new declaration (draft, or submitted, or submitted and queued in one write).
+
+    The code and the seat are claimed first; until the declaration itself is saved, any failure
+    (a full slot, a lost race, the store) gives both back, so a refused request leaves nothing.
+    """
     doc["code"] = reserve_code(doc["id"])
-    doc["status"] = "draft"
-    doc["owner"] = actor.sub
-    doc["created_at"] = iso(at)
-    doc["timestamps"] = {"draft": iso(at)}
-    transitions = [Transition("create", "new", "draft", "declaration.drafted", actor, iso(at))]
-    if submit:
-        transitions.append(submit_doc(doc, actor, at))
-        if booking:
-            transitions.append(book_doc(doc, actor, booking, gate, at))
-    decl = Declaration(doc["id"], code=doc["code"], status=doc["status"], owner=actor.sub, data=doc)
     try:
+        doc["status"] = "draft"
+        doc["owner"] = actor.sub
+        doc["created_at"] = iso(at)
+        doc["timestamps"] = {"draft": iso(at)}
+        transitions = [Transition("create", "new", "draft", "declaration.drafted", actor, iso(at))]
+        if submit:
+            transitions.append(submit_doc(doc, actor, at))
+            if booking:
+                transitions.append(book_doc(doc, actor, booking, gate, at))
+        decl = Declaration(doc["id"], code=doc["code"], status=doc["status"], owner=actor.sub, data=doc)
         decl.save()
-    except ConditionalCheckFailed:
+    except BaseException as exc:
         _release_seat(doc)
         _delete_quietly(DeclarationCode, doc["code"])
-        raise Conflict(f"a declaration with id {doc['id']!r} already exists") from None
+        if isinstance(exc, ConditionalCheckFailed):
+            raise Conflict(f"a declaration with id {doc['id']!r} already exists") from None
+        raise
     side = [OwnerIndex(k, f"{micros(at):016d}_{safe(doc['id'])}", declaration_id=doc["id"]) for k in owner_keys(doc)]
     side += [PlateIndex(p, doc["id"]) for p in plate_keys(doc)]
     if submit:

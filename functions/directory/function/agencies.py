@@ -23,7 +23,7 @@ PROVINCIAL_COMMITTEE = "ubnd-tinh"
 
 
 def valid_code(code: str) -> bool:
-    return bool(CODE_RE.match(code or ""))
+    return bool(CODE_RE.fullmatch(code or ""))
 
 
 def committee_code(unit_code: str) -> str:
@@ -114,14 +114,14 @@ __all__ = ["all_agencies", "check", "committee_code", "valid_code", "with_role",
 
 def filters():
     from lscloud.listing import Filter, code_filter, field_filter
-    from .units import valid_code as valid_unit
+    from .units import CODE_PATTERN as UNIT_PATTERN
 
     return (
         field_filter("kind", "kind", KINDS),
-        Filter("role", lambda item, v: bool(item["roles"].get(v)), lambda v: v in ROLES, "one of " + ", ".join(ROLES),
+        Filter("role", lambda item, v: bool(item["roles"].get(v)), {"type": "string", "enum": list(ROLES)},
                "only agencies that play this role"),
-        code_filter("unit", "unit_code", valid_unit, "a unit code (\"20\" or 5 digits)", "seated in this unit"),
-        Filter("gate", lambda item, v: v in item["gates"], valid_code, "a border gate code",
-               "stationed at this border gate"),
-        code_filter("parent", "parent", valid_code, "an agency code"),
+        code_filter("unit", "unit_code", UNIT_PATTERN, "seated in this unit (\"20\" or a 5-digit unit code)"),
+        Filter("gate", lambda item, v: v in item["gates"], {"type": "string", "pattern": CODE_RE.pattern, "maxLength": 64},
+               "stationed at this border gate (a gate code)"),
+        code_filter("parent", "parent", CODE_RE.pattern, "under this agency (an agency code)"),
     )

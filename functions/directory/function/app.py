@@ -12,15 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g
 
 from lscloud.auth import allow
 from lscloud.store import DoesNotExist
 from lscloud.web import CACHED, Problem, cached_json, create_app as runtime_app, query_params, responds
 
+from lscloud.listing import Filter, list_params as listing_params, listing
+
 from . import agencies, gates, post_offices, units
 from .models import Agency, BorderGate, DirectorySnapshot, PostOffice, Unit
-from lscloud.listing import Filter, QueryError, listing
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "schemas"
 
@@ -50,12 +51,6 @@ KINDS = {k.name: k for k in (
          post_offices.search_texts, post_offices.filters(), "post office", "điểm bưu điện"),
 )}
 
-LIST_PARAMS = (("q", "Search names, ignoring case and Vietnamese diacritics (\"dong dang\" finds \"Đồng Đăng\")."),
-               ("limit", "Page size, 1 to 100 (default 50).", {"type": "integer", "minimum": 1, "maximum": 100}),
-               ("page_token", "The next_page_token of the previous page (same filters)."),
-               ("offset", "Start at this position instead of a page_token.", {"type": "integer", "minimum": 0}))
-
-
 # -- the answers -----------------------------------------------------------------------------------
 
 def _not_seeded(kind: Kind) -> Problem:
@@ -72,13 +67,7 @@ def _list(name: str) -> Response:
         snapshot = DirectorySnapshot.get(name)
     except DoesNotExist:
         raise _not_seeded(kind) from None
-    try:
-        page = listing(snapshot.items, request.args, texts=kind.texts, filters=kind.filters)
-    except QueryError as err:
-        raise Problem(400, "invalid-parameter", "Invalid query parameter", err.message,
-                      title_vi="Tham số truy vấn không hợp lệ",
-                      detail_vi=f"Tham số {err.field.lstrip('/')} không hợp lệ.",
-                      errors=[{"field": err.field, "message": err.message}]) from None
+    page = listing(snapshot.items, g.query, texts=kind.texts, filters=kind.filters)
     return cached_json(page.to_dict())
 
 
@@ -108,7 +97,7 @@ def _get(name: str, code: str) -> Response:
 
 def list_params(name: str) -> tuple:
     """The query parameters of one kind's list route: search and paging, then the kind's filters."""
-    return LIST_PARAMS + tuple((f.param, f.description or f"{f.param} must be {f.hint}") for f in KINDS[name].filters)
+    return listing_params(KINDS[name].filters)
 
 
 # -- routes ------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ _HHMM = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$|^24:00$")
 
 
 def valid_code(code: str) -> bool:
-    return bool(CODE_RE.match(code or ""))
+    return bool(CODE_RE.fullmatch(code or ""))
 
 
 def _references(raw) -> dict:
@@ -160,12 +160,11 @@ def search_texts(gate: dict) -> list[str]:
 
 def filters():
     from lscloud.listing import code_filter, field_filter
-    from .units import valid_code as valid_unit
+    from .units import CODE_PATTERN as UNIT_PATTERN
 
     return (
         field_filter("type", "type", TYPES),
         field_filter("mode", "mode", MODES),
-        code_filter("unit", "unit_code", valid_unit, "a unit code (5 digits)"),
-        code_filter("parent_gate", "parent_gate", valid_code, "a gate code such as huu-nghi",
-                    "The clearance routes (lối thông quan) of this gate."),
+        code_filter("unit", "unit_code", UNIT_PATTERN, "gates in this commune (a 5-digit unit code)"),
+        code_filter("parent_gate", "parent_gate", CODE_RE.pattern, "The clearance routes (lối thông quan) of this gate."),
     )

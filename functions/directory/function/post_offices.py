@@ -15,7 +15,7 @@ from . import units
 MAIN_CODE = "bd-20"
 MAIN_UNIT = "Phường Lương Văn Tri"
 MAIN_ADDRESS = "49 Lê Lợi"
-CODE_RE = re.compile(r"^bd-(?:\d{2}|\d{5})$")
+CODE_RE = re.compile(r"^bd-(?:[0-9]{2}|[0-9]{5})$")
 
 # cash a point may hold at once for the soft ATM, in VND
 MAIN_FLOAT_LIMIT_VND = 2_000_000_000
@@ -32,7 +32,7 @@ _MAIN_HOURS = {"timezone": "Asia/Ho_Chi_Minh", "periods": [
 
 
 def valid_code(code: str) -> bool:
-    return bool(CODE_RE.match(code or ""))
+    return bool(CODE_RE.fullmatch(code or ""))
 
 
 def office_code(unit_code: str) -> str:
@@ -96,7 +96,7 @@ def filters():
     from lscloud.listing import bool_filter, code_filter, field_filter
 
     return (
-        code_filter("unit", "unit_code", units.valid_code, "a unit code (5 digits)", "points in this commune or ward"),
+        code_filter("unit", "unit_code", units.CODE_PATTERN, "points in this commune or ward (a 5-digit unit code)"),
         field_filter("kind", "kind", ("provincial", "commune", "ward")),
         bool_filter("soft_atm", "soft_atm", "only points with (true) or without (false) a soft ATM"),
     )

@@ -16,7 +16,8 @@ from lscloud.listing import fold
 PROVINCE_CODE = "20"
 PROVINCE_NUMBER = 20
 
-_CODE_RE = re.compile(r"^(?:\d{2}|\d{5})$")
+CODE_PATTERN = r"^(?:[0-9]{2}|[0-9]{5})$"
+_CODE_RE = re.compile(CODE_PATTERN)
 
 # the package's division types -> (our type code, Vietnamese label, English label)
 _TYPES = {
@@ -32,7 +33,7 @@ UNIT_TYPES = ("tinh", "xa", "phuong")
 
 def valid_code(code: str) -> bool:
     """A well-formed unit code: "20" (the province) or a 5-digit ward code."""
-    return bool(_CODE_RE.match(code or ""))
+    return bool(_CODE_RE.fullmatch(code or ""))
 
 
 def ward_code(number: int) -> str:
@@ -115,5 +116,5 @@ def filters():
     return (
         field_filter("type", "type", UNIT_TYPES, "xa (commune), phuong (ward) or tinh (the province)"),
         field_filter("level", "level", ("province", "commune")),
-        code_filter("parent", "parent_code", valid_code, "a unit code"),
+        code_filter("parent", "parent_code", CODE_PATTERN, "the unit above: \"20\" (the province)"),
     )

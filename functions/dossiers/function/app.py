@@ -12,7 +12,7 @@ import copy
 import hmac
 import re
 import secrets
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from flask import Flask, g, jsonify, request
@@ -23,8 +23,9 @@ from lscloud.auth import allow, principal
 from lscloud.identifiers import InvalidIdentifier, normalise_tax_code, parse_cccd
 from lscloud.idempotency import idempotent
 from lscloud.store import BlobRejected, BlobStore, ConditionalCheckFailed, DoesNotExist, InvalidKey
-from lscloud.web import (Problem, body_limit, create_app as runtime_app, json_body, query_params, raw_body, responds,
-                         validate_body)
+from lscloud.query import Param, QueryError
+from lscloud.web import (Problem, body_limit, create_app as runtime_app, json_body, page_params, query_params, raw_body,
+                         responds, validate_body)
 
 from . import catalog, records, stats, workdays, workflow
 from .models import DayIndex, Dossier, DossierCode, OwnerIndex, Rating, WorkIndex
@@ -36,6 +37,7 @@ READERS = ("citizen", "enterprise", "officer", "supervisor", "operator", "audito
 FILES_PREFIX = "dossiers-files"
 FILE_TYPES = ("application/pdf", "image/png", "image/jpeg")
 _RECEIVED_RE = re.compile(r"_(\d{16})_")
+AGENCY_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
 
 
 # -- problems ----------------------------------------------------------------------------------------
@@ -165,18 +167,6 @@ def _optional_body() -> dict:
     return body
 
 
-def _limit(default: int = 20) -> int:
-    try:
-        limit = int(request.args.get("limit", default))
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= 100:
-        raise Problem(400, "invalid-parameter", "Invalid query parameter", "limit must be 1 to 100",
-                      title_vi="Tham số không hợp lệ", detail_vi="limit phải từ 1 đến 100",
-                      errors=[{"field": "/limit", "message": "1 to 100"}])
-    return limit
-
-
 def create_app(settings=None) -> Flask:
     app = runtime_app("dossiers", schemas_dir=SCHEMAS_DIR, settings=settings, openapi={
         "title": "Lạng Sơn one-stop shop: dossiers (hồ sơ)", "version": "1.0.0",
@@ -216,13 +206,13 @@ def create_app(settings=None) -> Flask:
     @allow("citizen", "enterprise", "officer")
     @raw_body(*FILE_TYPES)
     @body_limit(cfg.blob_max_bytes)  # files up to the blob limit, not the JSON limit
+    @query_params(("filename", "The original file name.", {"type": "string", "maxLength": 200}))
     @idempotent(required=False)
     @responds("dossiers/attachment.json", status=201)
-    @query_params(("filename", "The original file name."))
     def upload_attachment():
         """Upload a document (PDF, PNG, JPEG); reference it by sha256 in a dossier or a supplement."""
         try:
-            ref = files().put(request.get_data(), request.mimetype, request.args.get("filename"))
+            ref = files().put(request.get_data(), request.mimetype, g.query["filename"])
         except BlobRejected as exc:
             raise _bad("", f"file refused: {exc.cause}") from None
         return jsonify({"sha256": ref.sha256, "size": ref.size, "media_type": ref.media_type,
@@ -350,17 +340,14 @@ def create_app(settings=None) -> Flask:
     @app.get("/v1/dossiers")
     @allow("citizen", "enterprise", "officer", "supervisor")
     @responds("dossiers/dossier.json", page=True)
-    @query_params(("limit", "Page size, 1 to 100 (default 20).", {"type": "integer", "minimum": 1, "maximum": 100}),
-                  ("page_token", "The next_page_token of the previous page."),
-                  ("status", "Only dossiers in this state."))
+    @query_params(*page_params(default_limit=20),
+                  ("status", "Only dossiers in this state.", {"type": "string", "enum": list(workflow.STATES)}))
     def list_dossiers():
         """Your dossiers (citizen, business), your unit's (officer), your agency's (supervisor)."""
         p = principal()
-        limit = _limit()
-        token = request.args.get("page_token")
-        status = request.args.get("status")
-        if status and status not in workflow.STATES:
-            raise _bad("/status", f"status is one of {', '.join(workflow.STATES)}")
+        limit = g.query["limit"]
+        token = g.query["page_token"] or None
+        status = g.query["status"]
         try:
             if p.role in APPLICANTS:
                 page = OwnerIndex.query(p.sub, limit=limit, page_token=token)
@@ -369,15 +356,15 @@ def create_app(settings=None) -> Flask:
                 pages = [WorkIndex.query(p.agency or "-", range_prefix=f"{records.safe(p.unit or '-')}_", limit=100),
                          WorkIndex.query(p.agency or "-", range_prefix="__", limit=100)]
                 entries = sorted((e for pg in pages for e in pg), key=lambda e: _RECEIVED_RE.search(e.entry).group(1))
-                start = int(token) if token and token.isdigit() else 0
+                if token and not re.fullmatch(r"[0-9]{1,6}", token):  # "²".isdigit() is True, int("²") fails
+                    raise InvalidKey("not a page token of this list")
+                start = int(token) if token else 0
                 chosen = entries[start:start + limit]
                 next_token = str(start + limit) if start + limit < len(entries) else None
             else:
                 page = WorkIndex.query(p.agency or "-", limit=limit, page_token=token)
         except InvalidKey:
-            raise Problem(400, "invalid-parameter", "Invalid page token", "page_token is not valid here",
-                          title_vi="Tham số không hợp lệ", detail_vi="page_token không hợp lệ",
-                          errors=[{"field": "/page_token", "message": "invalid"}]) from None
+            raise QueryError("page_token", "page_token is not one this list issued") from None
         if page is not None:
             chosen, next_token = list(page), page.page_token
         seen, ids = set(), []
@@ -421,18 +408,15 @@ def create_app(settings=None) -> Flask:
     @app.get("/v1/track")
     @allow("public")
     @responds("dossiers/track.json")
-    @query_params(("code", "The dossier code on the receipt (e.g. LS-261122-7K3QZP)."),
-                  ("secret", "The tracking secret printed on the receipt."))
+    @query_params(Param("code", "The dossier code on the receipt (e.g. LS-261122-7K3QZP).",
+                        {"type": "string", "minLength": 1, "maxLength": 32}, required=True),
+                  Param("secret", "The tracking secret printed on the receipt.",
+                        {"type": "string", "minLength": 1, "maxLength": 32}, required=True))
     def track():
         """Public tracking by receipt code + tracking secret: state, appointment, current step, what is
         missing. No personal data. A wrong code or secret answers the same 404."""
-        code = (request.args.get("code") or "").strip().upper()
-        secret = (request.args.get("secret") or "").strip().upper()
-        missing = [f for f, v in (("/code", code), ("/secret", secret)) if not v]
-        if missing:
-            raise Problem(400, "invalid-parameter", "Missing parameter", "code and secret are required",
-                          title_vi="Thiếu tham số", detail_vi="Cần mã hồ sơ và mã tra cứu.",
-                          errors=[{"field": f, "message": "required"} for f in missing])
+        code = g.query["code"].strip().upper()
+        secret = g.query["secret"].strip().upper()
         doc = None
         try:
             if len(code) <= 32:
@@ -598,7 +582,14 @@ def create_app(settings=None) -> Flask:
             return [workflow.Transition("rate", d["status"], d["status"], "dossier.rated", _actor(), rating["at"],
                                         details={"score": rating["score"]})]
 
-        run(records.mutate, doc["id"], op)
+        try:
+            run(records.mutate, doc["id"], op)
+        except BaseException:  # the rating was claimed first: give it back so the retry can rate
+            try:
+                Rating(doc["id"]).delete()
+            except (DoesNotExist, ConditionalCheckFailed):
+                pass
+            raise
         return jsonify(rating), 201
 
     # -- figures and housekeeping ------------------------------------------------------------------------
@@ -608,20 +599,18 @@ def create_app(settings=None) -> Flask:
     @responds("dossiers/stats.json")
     @query_params(("from", "First local day, YYYY-MM-DD (default: 30 days ago).", {"type": "string", "format": "date"}),
                   ("to", "Last local day, YYYY-MM-DD (default today; at most 366 days).", {"type": "string", "format": "date"}),
-                  ("agency", "Only dossiers decided by this agency (a supervisor: always their own)."))
+                  ("agency", "Only dossiers decided by this agency (a supervisor: always their own).",
+                   {"type": "string", "pattern": AGENCY_PATTERN, "maxLength": 64}))
     def get_stats():
         """Received, resolved, on time / late, overdue now and online share per agency, commune and procedure."""
         at = records.now()
         today = at.astimezone(workdays.TZ).date()
-        try:
-            last = date.fromisoformat(request.args.get("to", today.isoformat()))
-            first = date.fromisoformat(request.args.get("from", (last - timedelta(days=30)).isoformat()))
-        except ValueError:
-            raise _bad("/from", "from and to are dates, YYYY-MM-DD") from None
+        last = g.query["to"] or today
+        first = g.query["from"] or last - timedelta(days=30)
         if not 0 <= (last - first).days <= 365:
-            raise _bad("/to", "to is on or after from, at most 366 days")
+            raise QueryError("to", "to is on or after from, at most 366 days later")
         p = principal()
-        agency = p.agency if p.role == "supervisor" else request.args.get("agency")
+        agency = p.agency if p.role == "supervisor" else g.query["agency"]
         received_ids, finished_ids = [], []
         d = first
         while d <= last:

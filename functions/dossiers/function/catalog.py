@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import threading
 
+from lscloud import peers
 from lscloud.peers import PeerClient, PeerError, PeerNotFound, PeerUnavailable
 
 __all__ = ["procedure", "unit", "agency_unit", "PeerError", "PeerNotFound", "PeerUnavailable"]
@@ -27,16 +28,16 @@ def client(settings) -> PeerClient:
 
 def procedure(settings, code: str) -> dict:
     """The catalogue's procedure ``code`` (PeerNotFound if there is none)."""
-    if not _CODE_RE.match(code or ""):
+    if not _CODE_RE.fullmatch(code or ""):
         raise PeerNotFound(f"{code!r} is not a procedure code")
-    return client(settings).get_json("procedures", f"/v1/procedures/{code}")
+    return client(settings).get_json("procedures", peers.path("/v1/procedures", code))
 
 
 def unit(settings, code: str) -> dict:
     """The directory's commune-level unit ``code`` (PeerNotFound if none)."""
     if not re.fullmatch(r"\d{5}", code or ""):
         raise PeerNotFound(f"{code!r} is not a commune-level unit code")
-    u = client(settings).get_json("directory", f"/v1/units/{code}")
+    u = client(settings).get_json("directory", peers.path("/v1/units", code))
     if u.get("level") != "commune":
         raise PeerNotFound(f"{code} is not a commune-level unit")
     return u
@@ -44,4 +45,4 @@ def unit(settings, code: str) -> dict:
 
 def agency_unit(settings, code: str) -> str | None:
     """The unit of an agency's seat, which its steps are assigned to (None if it has none)."""
-    return client(settings).get_json("directory", f"/v1/agencies/{code}").get("unit_code")
+    return client(settings).get_json("directory", peers.path("/v1/agencies", code)).get("unit_code")

@@ -169,16 +169,18 @@ def work_keys(doc: dict) -> set[tuple[str, str]]:
 def create(doc: dict, actor: workflow.Actor, at: datetime, cal) -> Outcome:
     """Store a new dossier as received, then its indexes, audit entry and event."""
     doc["code"] = reserve_code(doc["id"], at)
-    t = workflow.receive(doc, actor, at, cal)
-    dossier = Dossier(doc["id"], code=doc["code"], status=doc["status"], owner=doc["owner"], data=doc)
-    try:
+    try:  # until the dossier is saved, any failure gives the claimed code back
+        t = workflow.receive(doc, actor, at, cal)
+        dossier = Dossier(doc["id"], code=doc["code"], status=doc["status"], owner=doc["owner"], data=doc)
         dossier.save()
-    except ConditionalCheckFailed:
+    except BaseException as exc:
         try:
             DossierCode(doc["code"]).delete()
         except (DoesNotExist, ConditionalCheckFailed):
             pass
-        raise Conflict(f"a dossier with id {doc['id']!r} already exists") from None
+        if isinstance(exc, ConditionalCheckFailed):
+            raise Conflict(f"a dossier with id {doc['id']!r} already exists") from None
+        raise
     entry = f"{micros(at):016d}_{safe(doc['id'])}"
     day = at.astimezone(TZ).date().isoformat()
     side = [OwnerIndex(doc["owner"], entry, dossier_id=doc["id"]), DayIndex(day, f"r_{safe(doc['id'])}", dossier_id=doc["id"]),

@@ -230,7 +230,7 @@ def _too_many(exc: RateLimited) -> Problem:
 
 def _directory(client: peers.PeerClient, kind: str, code: str, field: str, noun: str, noun_vi: str) -> dict:
     try:
-        return client.get_json("directory", f"/v1/{kind}/{code}")
+        return client.get_json("directory", peers.path(f"/v1/{kind}", code))
     except peers.PeerUnavailable:
         raise Problem(503, "directory-unavailable", "Directory unavailable",
                       "The directory could not be asked; retry later.",

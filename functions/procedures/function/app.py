@@ -15,10 +15,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from flask import Flask, redirect, request
+from flask import Flask, g, redirect
 
 from lscloud.auth import allow
-from lscloud.listing import QueryError
 from lscloud import store
 from lscloud.store import DoesNotExist, keys as store_keys
 from lscloud.store.blobs import BlobStore
@@ -30,20 +29,6 @@ from .models import SNAPSHOT, TEMPLATE_PREFIX, CatalogueSnapshot, Procedure
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "schemas"
 _CODE_HINT = "upper-case letters, digits and dashes, e.g. HT-KS or XD-GPXD"
-
-LIST_PARAMS = (
-    ("q", "Search names, fields, documents and steps, ignoring case and Vietnamese diacritics "
-          "(\"giay phep xay dung\" finds \"Giấy phép xây dựng\"); best matches first."),
-    ("field", "A field (lĩnh vực) code from /v1/fields."),
-    ("agency", "Procedures this agency decides or does a step of (directory agency code, or ubnd-xa)."),
-    ("level", "province or commune: the level of the body that decides.", {"enum": ["province", "commune"]}),
-    ("online_mode", "full or partial online (Decree 42/2022/NĐ-CP).", {"enum": ["full", "partial"]}),
-    ("fee", "free (no fee) or paid.", {"enum": ["free", "paid"]}),
-    ("limit", "Page size, 1 to 100 (default 50).", {"type": "integer", "minimum": 1, "maximum": 100}),
-    ("page_token", "The next_page_token of the previous page (same q and filters)."),
-    ("offset", "Start at this position instead of a page_token.", {"type": "integer", "minimum": 0}),
-)
-
 
 def _not_seeded() -> Problem:
     return Problem(503, "not-seeded", "Catalogue not loaded",
@@ -106,18 +91,11 @@ def create_app(settings=None) -> Flask:
     @app.get("/v1/procedures")
     @allow("public")
     @responds("procedures/procedure.json", page=True, **CACHED)
-    @query_params(*LIST_PARAMS)
+    @query_params(*search.LIST_PARAMS)
     def list_procedures():
         """Search the catalogue (q ignores case and diacritics) with filters; paged."""
         snap = snapshots.get()
-        try:
-            page = search.listing(snap.items, snap.index, request.args, [f["code"] for f in snap.fields])
-        except QueryError as err:
-            raise Problem(400, "invalid-parameter", "Invalid query parameter", err.message,
-                          title_vi="Tham số truy vấn không hợp lệ",
-                          detail_vi=f"Tham số {err.field.lstrip('/')} không hợp lệ.",
-                          errors=[{"field": err.field, "message": err.message}]) from None
-        return cached_json(page.to_dict())
+        return cached_json(search.listing(snap.items, snap.index, g.query).to_dict())
 
     @app.get("/v1/procedures/<code>")
     @allow("public")
@@ -137,7 +115,8 @@ def create_app(settings=None) -> Flask:
     @app.get("/v1/procedures/<code>/documents/<doc>/template")
     @allow("public")
     @responds("procedures/template-link.json", also={303: "See Other: the presigned URL of the form's PDF"})
-    @query_params(("redirect", "false: answer the link as JSON instead of 303", {"enum": ["true", "false"]}))
+    @query_params(("redirect", "false: answer the link as JSON instead of 303",
+                   {"type": "boolean", "default": True}))
     def get_template(code: str, doc: str):
         """The form template of one of a procedure's documents: 303 to a short-lived download URL."""
         procedure = _procedure(code)
@@ -152,11 +131,6 @@ def create_app(settings=None) -> Flask:
                           title_vi="Không có mẫu đơn, tờ khai",
                           detail_vi=f"Thủ tục {code} không có mẫu cho giấy tờ {doc!r}.",
                           errors=[{"field": "/doc", "message": what}])
-        mode = request.args.get("redirect", "true")
-        if mode not in ("true", "false"):
-            raise Problem(400, "invalid-parameter", "Invalid query parameter", "redirect must be true or false.",
-                          title_vi="Tham số truy vấn không hợp lệ", detail_vi="Tham số redirect không hợp lệ.",
-                          errors=[{"field": "/redirect", "message": "must be true or false"}])
         objects, bucket = app_state().store()
         ttl = app_state().settings.presign_ttl_s
         template = document["template"]
@@ -165,7 +139,7 @@ def create_app(settings=None) -> Flask:
                 template["sha256"], ttl, filename=template["filename"])
         except DoesNotExist:
             raise _not_seeded() from None
-        if mode == "false":
+        if not g.query["redirect"]:
             resp = app.json.response({"url": url, "expires_in": ttl, **template})
         else:
             resp = redirect(url, 303)

@@ -22,9 +22,10 @@ sinh``), then catalogue order.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-from lscloud.listing import Filter, Page, Query, QueryError, field_filter, fold, page_request, paginate
+from lscloud.listing import (Filter, Page, Param, Query, chosen_filters, code_filter, field_filter, fold,
+                             list_params, page_request, paginate)
 
 WEIGHTS = {"name": 3, "field": 2, "body": 1}
 # folded filler words of Vietnamese questions; never required, still scored
@@ -99,39 +100,40 @@ LEVELS = ("province", "commune")
 ONLINE_MODES = ("full", "partial")
 
 
-def filters(field_codes: Sequence[str]) -> tuple[Filter, ...]:
+SEARCH = Param("q", "Search names, fields, documents and steps, ignoring case and Vietnamese diacritics "
+                   "(\"giay phep xay dung\" finds \"Giấy phép xây dựng\"); best matches first.",
+               {"type": "string", "maxLength": 100})
+
+
+def filters() -> tuple[Filter, ...]:
     from .catalogue import SLUG_RE
 
     return (
-        field_filter("field", "field", tuple(field_codes), "A field (lĩnh vực) code from /v1/fields."),
+        code_filter("field", "field", SLUG_RE.pattern, "A field (lĩnh vực) code from /v1/fields."),
         Filter("agency", lambda p, v: p["agency"] == v or any(s["agency"] == v for s in p["steps"]),
-               lambda v: bool(SLUG_RE.match(v)), "an agency code such as so-xay-dung or ubnd-xa",
+               {"type": "string", "pattern": SLUG_RE.pattern, "maxLength": 64},
                "Procedures this agency decides or does a step of (a directory agency code, or ubnd-xa)."),
         field_filter("level", "level", LEVELS, "Level of the body that decides: province or commune."),
         field_filter("online_mode", "online_mode", ONLINE_MODES, "full or partial online (Decree 42/2022/NĐ-CP)."),
         Filter("fee", lambda p, v: (sum(f["amount_vnd"] for f in p["fees"]) == 0) == (v == "free"),
-               lambda v: v in ("free", "paid"), "free or paid", "free: no fee or charge; paid: at least one."),
+               {"type": "string", "enum": ["free", "paid"]}, "free: no fee or charge; paid: at least one."),
     )
 
 
-def listing(items: Sequence[Mapping], index: Sequence[Mapping], args: Mapping[str, str],
-            field_codes: Sequence[str]) -> Page:
-    """Filter, search (``q``, ranked by :func:`rank`) and page (``limit``, ``page_token``|``offset``)."""
-    query = Query.parse(args.get("q"))
-    chosen: dict[str, str] = {}
-    active = []
-    for f in filters(field_codes):
-        raw = args.get(f.param)
-        if raw is None or raw == "":
-            continue
-        if len(raw) > 100 or not f.valid(raw):
-            raise QueryError("/" + f.param, f"{f.param} must be {f.hint}")
-        chosen[f.param] = raw
-        active.append(f)
+FILTERS = filters()
+LIST_PARAMS = list_params(FILTERS, search=SEARCH)
+
+
+def listing(items: Sequence[Mapping], index: Sequence[Mapping], query: Mapping[str, Any]) -> Page:
+    """Filter, search (``q``, ranked by :func:`rank`) and page (``limit``, ``page_token``|``offset``);
+    ``query`` holds the values parsed from :data:`LIST_PARAMS`."""
+    q = Query.parse(query.get("q"))
+    chosen = chosen_filters(query, FILTERS)
+    active = [f for f in FILTERS if f.param in chosen]
     positions = [i for i, p in enumerate(items) if all(f.matches(p, chosen[f.param]) for f in active)]
-    if query is not None:
-        ranked = rank([index[i] for i in positions], query.phrase)
+    if q is not None:
+        ranked = rank([index[i] for i in positions], q.phrase)
         positions = [positions[r] for r in ranked]
-    token_filters = {"q": query.phrase if query else None, **chosen}
-    limit, offset = page_request(args, token_filters)
+    token_filters = {"q": q.phrase if q else None, **chosen}
+    limit, offset = page_request(query, token_filters)
     return paginate([items[i] for i in positions], limit=limit, offset=offset, filters=token_filters)

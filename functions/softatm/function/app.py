@@ -16,7 +16,8 @@ from flask import Flask, Response, g, jsonify, request
 
 from lscloud import runtime
 from lscloud.auth import allow, principal
-from lscloud.peers import PeerClient, PeerError, PeerNotFound
+from lscloud.peers import PeerClient, PeerError, PeerNotFound, path as peer_path
+from lscloud.query import Param, QueryError
 from lscloud.resends import IdReused
 from lscloud.web import Problem, create_app as runtime_app, query_params, responds, validate_body
 
@@ -26,8 +27,20 @@ from .transfers import TransferError
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "schemas"
 POINT_RE = re.compile(r"^bd-(?:\d{2}|\d{5})$")
-DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DAY_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+FORMAT = ("format", "json (default) or csv", {"type": "string", "enum": ["json", "csv"], "default": "json"})
+MAX_PERIOD_DAYS = 31
 READERS = ("teller", "operator", "auditor")
+
+
+def is_day(text: str) -> bool:
+    """A real calendar day written YYYY-MM-DD (``2026-02-30`` is not)."""
+    from datetime import date
+
+    try:
+        return bool(DAY_RE.fullmatch(text)) and bool(date.fromisoformat(text))
+    except ValueError:
+        return False
 
 
 def _problem(exc: Exception) -> Problem:
@@ -83,7 +96,7 @@ def create_app(settings=None) -> Flask:
             raise Problem(403, "no-point", "No soft ATM point", "Your token names no post-office point (unit).",
                           title_vi="Không có điểm giao dịch", detail_vi="Mã xác thực không gắn với điểm bưu điện.")
         try:
-            office = peers.get_json("directory", f"/v1/post-offices/{code}")
+            office = peers.get_json("directory", peer_path("/v1/post-offices", code))
         except PeerNotFound:
             raise Problem(404, "unknown-point", "Unknown point", f"No post office {code}.") from None
         except PeerError as exc:
@@ -253,11 +266,11 @@ def create_app(settings=None) -> Flask:
 
     @app.get("/v1/webhooks/dead-letters")
     @allow("operator")
-    @query_params(("limit", "How many (default 100)", {"type": "integer"}))
+    @query_params(("limit", "How many, 1 to 1000 (default 100)",
+                   {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}))
     def dead_letters():
         """Webhooks to banks that were given up on (dead-lettered)."""
-        limit = min(int(request.args.get("limit", 100)), 1000)
-        items = webhooks.dead_letters(settings, limit)
+        items = webhooks.dead_letters(settings, g.query["limit"])
         return _answer({"items": items, "total": len(items), "next_page_token": None})
 
     @app.get("/v1/ledger/verify")
@@ -268,16 +281,19 @@ def create_app(settings=None) -> Flask:
 
     @app.get("/v1/settlements/<bank>/<day>")
     @allow("operator", "auditor")
+    @query_params(FORMAT)
     def staff_settlement(bank, day):
         """A bank's settlement for a day (operators' copy)."""
         bank_of(bank)
         return settlement_answer(bank, day)
 
     def settlement_answer(bank: str, day: str):
-        if not DAY_RE.match(day):
-            raise Problem(400, "bad-day", "Bad day", "Use YYYY-MM-DD.")
+        if not is_day(day):
+            raise Problem(400, "bad-day", "Bad day", "The day is a calendar date, YYYY-MM-DD.",
+                          title_vi="Ngày không hợp lệ", detail_vi="Ngày phải là ngày có thật, dạng YYYY-MM-DD.",
+                          errors=[{"field": "day", "message": "a calendar date, YYYY-MM-DD"}])
         data = settlement.report(bank, day)
-        if request.args.get("format") == "csv":
+        if g.query["format"] == "csv":
             return Response(settlement.csv_bytes(data), mimetype="text/csv",
                             headers={"Content-Disposition": f'attachment; filename="settlement-{bank}-{day}.csv"'})
         return _answer(data)
@@ -344,18 +360,16 @@ def create_app(settings=None) -> Flask:
 
     @app.get("/v1/bank/transfers")
     @allow(partner=True)
-    @query_params(("from", "First local day, YYYY-MM-DD"), ("to", "Last local day, YYYY-MM-DD (default: from)"))
+    @query_params(Param("from", "First local day, YYYY-MM-DD", {"type": "string", "format": "date"}, required=True),
+                  ("to", "Last local day, YYYY-MM-DD (default: from; at most 31 days)", {"type": "string", "format": "date"}))
     def bank_list():
         """The bank's transfers created in a period of local days (at most 31)."""
-        first = request.args.get("from", "")
-        last = request.args.get("to", first)
-        if not DAY_RE.match(first) or not DAY_RE.match(last) or last < first:
-            raise Problem(400, "bad-period", "Bad period", "Give from (and to) as YYYY-MM-DD, from <= to.")
-        from datetime import date, timedelta
+        from datetime import timedelta
 
-        d0, d1 = date.fromisoformat(first), date.fromisoformat(last)
-        if (d1 - d0).days > 31:
-            raise Problem(400, "bad-period", "Period too long", "At most 31 days per request.")
+        d0 = g.query["from"]
+        d1 = g.query["to"] or d0
+        if not 0 <= (d1 - d0).days <= MAX_PERIOD_DAYS:
+            raise QueryError("to", f"to is on or after from, at most {MAX_PERIOD_DAYS} days later")
         items = []
         bank = principal().partner
         day = d0
@@ -376,7 +390,7 @@ def create_app(settings=None) -> Flask:
 
     @app.get("/v1/bank/settlements/<day>")
     @allow(partner=True)
-    @query_params(("format", "json (default) or csv"))
+    @query_params(FORMAT)
     def bank_settlement(day):
         """The bank's daily settlement: net position and every transfer committed that day."""
         return settlement_answer(principal().partner, day)

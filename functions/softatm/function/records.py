@@ -494,7 +494,15 @@ def get(tid: str) -> dict:
 # -- cash deliveries and collections ----------------------------------------------------------------
 
 def cash_operation(kind: str, op_id: str, point: dict, amount: int, by: str) -> tuple[dict, bool]:
-    """A delivery or collection: the id is claimed first (create-only), then the movement follows."""
+    """A delivery or collection: the id is claimed first (create-only), then the movement follows.
+
+    Everything that can refuse the request outright is checked before the claim: a claimed id
+    is a promise that the movement (or a recorded refusal) follows.
+    """
+    try:
+        ledger.movement(kind, point["code"], amount, ref=op_id)
+    except ValueError as exc:
+        raise TransferError("validation-failed", str(exc), status=422, field="/amount_vnd") from None
     req = {"id": op_id, "kind": kind, "point": point["code"], "amount_vnd": amount}
     head = ledger.roll_forward(JOURNAL, point["code"])[0]
     data = {"request": req, "id": op_id, "kind": kind, "point": point["code"], "amount_vnd": amount, "by": by,

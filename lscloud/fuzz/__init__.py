@@ -1,0 +1,292 @@
+"""`lscloud fuzz`: schemathesis over every function's OpenAPI document of a running local cloud.
+
+For each function the runner reads ``<function>/openapi.json``, mints a dev bearer token for each
+role the document names (the way `lscloud token` does, from the state dir's dev key), and runs
+schemathesis's own CLI (``st run --checks all``, every phase, positive and negative data) against
+the function — through the gateway by default, or straight at the function's own port
+(``direct``). A hook (:mod:`lscloud.fuzz.hooks`) puts on each case a token of a role that the
+operation admits. Schemathesis records every exchange in a HAR file; the runner counts them:
+
+- cases schemathesis generated, responses by status class, 5xx answers;
+- 4xx answers that are not ``application/problem+json`` with ``type``, ``title`` and ``status``;
+- schemathesis's own check failures by code (``ST101`` server error, ``ST202`` valid data
+  rejected …), which are reported but only 5xx and non-problem 4xx fail the run.
+
+Operations the eventing sender calls (``/events``) are left out: they take CloudEvents from
+the broker only and are tested with their sender authentication. Signed partner (bank)
+operations are fuzzed without a signature: they must refuse every case with a 401 problem.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+SCHEMATHESIS_VERSION = "4.32.5"  # the CLI options below are this version's (pinned in pyproject's fuzz extra)
+PROBLEM_TYPE = "application/problem+json"
+EVENTING = "eventing"
+
+# claims that put a role's token somewhere the local cloud's seed data knows, so cases get past
+# "not your gate / point / agency" into the handlers
+ROLE_CLAIMS: dict[str, dict[str, str]] = {
+    "citizen": {"sub": "020095001234"},
+    "enterprise": {"sub": "0101234567"},
+    "driver": {"sub": "020095001234"},
+    "officer": {"agency": "customs", "unit": "huu-nghi"},
+    "supervisor": {"agency": "so-xay-dung"},
+    "yard-operator": {"unit": "huu-nghi"},
+    "gate-operator": {"unit": "huu-nghi"},
+    "device": {"unit": "huu-nghi"},
+    "teller": {"unit": "bd-06040"},
+}
+
+
+class FuzzError(RuntimeError):
+    """The fuzz run could not be carried out (no schemathesis, no answer from the cloud …)."""
+
+
+@dataclass
+class Target:
+    """One function to fuzz: its base URL (requests go to ``base_url + path``)."""
+
+    name: str
+    base_url: str
+
+
+@dataclass
+class Result:
+    """What one function's run found."""
+
+    name: str
+    base_url: str
+    cases: int = 0
+    responses: int = 0
+    by_class: Counter = field(default_factory=Counter)
+    server_errors: list[str] = field(default_factory=list)       # "500 GET /v1/x?…" samples
+    server_error_count: int = 0
+    not_problem: list[str] = field(default_factory=list)
+    not_problem_count: int = 0
+    network_errors: int = 0
+    failures: Counter = field(default_factory=Counter)            # schemathesis check codes
+    roles: list[str] = field(default_factory=list)
+    exit_code: int | None = None
+    har: str | None = None
+    error: str | None = None
+    _last_cases: int = -1
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.server_error_count == 0 and self.not_problem_count == 0
+
+
+# -- the plan: roles and tokens -------------------------------------------------------------------
+
+def plan_for(openapi: dict, mint: Callable[[str], str]) -> dict:
+    """Operation -> roles that may call it, and one token per role (``mint(role)``)."""
+    operations: dict[str, list[str]] = {}
+    every_role: set[str] = set()
+    for path, ops in (openapi.get("paths") or {}).items():
+        for method, op in ops.items():
+            access = op.get("x-lscloud-access") or {}
+            roles = [r for r in access.get("roles", []) if r not in ("public", EVENTING)]
+            every_role.update(roles)
+            if "public" in access.get("roles", []) or access.get("partner") and not roles:
+                roles = []  # public (any role or none) / partner-signed (a token changes nothing)
+            operations[f"{method.upper()} {path}"] = roles
+    ordered = sorted(every_role)
+    from .hooks import ANONYMOUS
+
+    return {"operations": {k: v for k, v in operations.items() if v},
+            "public_roles": ordered + [ANONYMOUS],
+            "tokens": {role: mint(role) for role in ordered}}
+
+
+def eventing_paths(openapi: dict) -> list[str]:
+    return sorted({path for path, ops in (openapi.get("paths") or {}).items() for op in ops.values()
+                   if EVENTING in (op.get("x-lscloud-access") or {}).get("roles", [])})
+
+
+# -- reading schemathesis's reports ---------------------------------------------------------------
+
+def _is_problem(response: dict) -> bool:
+    headers = {h["name"].lower(): h["value"] for h in response.get("headers", [])}
+    mime = (headers.get("content-type") or response.get("content", {}).get("mimeType") or "").split(";")[0].strip()
+    if mime.lower() != PROBLEM_TYPE:
+        return False
+    try:
+        body = json.loads(response.get("content", {}).get("text") or "")
+    except ValueError:
+        return False
+    return isinstance(body, dict) and isinstance(body.get("type"), str) and isinstance(body.get("title"), str) \
+        and body.get("status") == response.get("status")
+
+
+def count_har(result: Result, har: dict, samples: int = 5) -> None:
+    """Add the exchanges of a HAR log to ``result``."""
+    for entry in har.get("log", {}).get("entries", []):
+        response = entry.get("response") or {}
+        status = int(response.get("status") or 0)
+        request = entry.get("request") or {}
+        line = f"{status} {request.get('method')} {request.get('url', '')[:200]}"
+        if status == 0:
+            result.network_errors += 1
+            continue
+        result.responses += 1
+        result.by_class[f"{status // 100}xx"] += 1
+        if status >= 500:
+            result.server_error_count += 1
+            if len(result.server_errors) < samples:
+                result.server_errors.append(line)
+        elif 400 <= status < 500 and not _is_problem(response):
+            result.not_problem_count += 1
+            if len(result.not_problem) < samples:
+                result.not_problem.append(line)
+
+
+def count_report(result: Result, report: dict) -> None:
+    """Cases and check failures from schemathesis's JSON run report."""
+    result.cases += int((report.get("test_cases") or {}).get("generated") or 0)
+    for failure in report.get("failures") or []:
+        result.failures[f"{failure.get('code')} {failure.get('title')}"] += int(failure.get("count") or 0)
+
+
+# -- running ------------------------------------------------------------------------------------
+
+def _check_schemathesis() -> None:
+    try:
+        import schemathesis
+    except ImportError:
+        raise FuzzError("schemathesis is not installed: python3 -m pip install -e '.[fuzz]'") from None
+    if schemathesis.__version__ != SCHEMATHESIS_VERSION:
+        raise FuzzError(f"lscloud fuzz drives schemathesis {SCHEMATHESIS_VERSION}; {schemathesis.__version__} "
+                        "is installed (its CLI options differ between versions)")
+
+
+def fetch_openapi(url: str, timeout: float = 30) -> dict:
+    import httpx
+
+    try:
+        resp = httpx.get(url, timeout=timeout, trust_env=False)
+        resp.raise_for_status()
+        return resp.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise FuzzError(f"cannot read {url}: {exc}") from None
+
+
+PHASES = ("examples", "coverage", "fuzzing", "stateful")
+
+
+MAX_ROUNDS = 6
+
+
+def fuzz_one(target: Target, *, cases: int, mint: Callable[[str], str], report_dir: Path, seed: int | None = None,
+             workers: int = 1, request_timeout: float = 70.0, phases: Iterable[str] = PHASES,
+             extra_args: Iterable[str] = ()) -> Result:
+    """Run schemathesis against one function until it generated ``cases`` cases; count what came back.
+
+    The first round runs every phase asked for; an operation with few parameters exhausts its
+    cases early, so further rounds (fuzzing only, another seed) run until the count is reached
+    or :data:`MAX_ROUNDS` have run.
+    """
+    result = Result(target.name, target.base_url)
+    openapi = fetch_openapi(target.base_url + "/openapi.json")
+    plan = plan_for(openapi, mint)
+    result.roles = [r for r in plan["public_roles"] if r]
+    n_ops = sum(len(ops) for ops in (openapi.get("paths") or {}).values()) or 1
+    report_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as f:
+        json.dump(plan, f)
+        plan_file = f.name
+    phases = list(phases)
+    try:
+        for round_ in range(1, MAX_ROUNDS + 1):
+            missing = cases - result.cases
+            if missing <= 0 or result.error:
+                break
+            stem = target.name if round_ == 1 else f"{target.name}.{round_}"
+            argv = [sys.executable, "-m", "schemathesis.cli", "run", target.base_url + "/openapi.json",
+                    "--url", target.base_url, "--checks", "all", "--mode", "all",
+                    "--max-examples", str(max(1, math.ceil(missing / n_ops))),
+                    "--workers", str(workers), "--request-timeout", str(request_timeout), "--no-shrink",
+                    "--continue-on-failure", "--suppress-health-check", "all", "--warnings", "off",
+                    "--phases", ",".join(phases if round_ == 1 else ["fuzzing"])]
+            for path in eventing_paths(openapi):
+                argv += ["--exclude-path", path]
+            if seed is not None:
+                argv += ["--seed", str(seed + round_ - 1)]
+            _run_round(result, argv + list(extra_args), report_dir, stem, plan_file)
+            if round_ > 1 and result.cases < cases and result.cases == result._last_cases:
+                break  # nothing new to generate
+            result._last_cases = result.cases
+    finally:
+        os.unlink(plan_file)
+    return result
+
+
+def _run_round(result: Result, argv: list[str], report_dir: Path, stem: str, plan_file: str) -> None:
+    har_path, json_path, log = (report_dir / f"{stem}.har.json", report_dir / f"{stem}.report.json",
+                                report_dir / f"{stem}.log")
+    for stale in (har_path, json_path):
+        stale.unlink(missing_ok=True)
+    argv = argv + ["--report", "har,json", "--report-har-path", str(har_path), "--report-json-path", str(json_path)]
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "lscloud.fuzz.hooks", "LSCLOUD_FUZZ_PLAN": plan_file,
+           "NO_COLOR": "1"}
+    with open(log, "wb") as out:
+        # run in the report dir: schemathesis keeps a cache folder in its working directory
+        proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                              cwd=report_dir)
+    result.exit_code = proc.returncode if result.exit_code in (None, 0) else result.exit_code
+    try:
+        count_har(result, json.loads(har_path.read_text(encoding="utf-8")))
+        count_report(result, json.loads(json_path.read_text(encoding="utf-8")))
+        result.har = result.har or str(har_path)
+    except (OSError, ValueError) as exc:
+        tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
+        result.error = f"schemathesis wrote no report ({exc.__class__.__name__}); see {log}\n{tail}"
+
+
+def fuzz(targets: list[Target], *, cases: int, mint: Callable[[str], str], report_dir: Path,
+         seed: int | None = None, workers: int = 1, progress: Callable[[str], None] = lambda s: None,
+         phases: Iterable[str] = PHASES, extra_args: Iterable[str] = ()) -> list[Result]:
+    """Fuzz each target in turn."""
+    _check_schemathesis()
+    results = []
+    for target in targets:
+        progress(f"… fuzzing {target.name} ({target.base_url}), about {cases} cases")
+        results.append(fuzz_one(target, cases=cases, mint=mint, report_dir=report_dir, seed=seed, workers=workers,
+                                phases=phases, extra_args=extra_args))
+    return results
+
+
+def format_results(results: list[Result]) -> str:
+    """The per-function table and the samples of what went wrong."""
+    head = f"{'function':12} {'cases':>6} {'responses':>9} {'2xx':>5} {'3xx':>4} {'4xx':>5} {'5xx':>4} " \
+           f"{'4xx not problem':>15} {'net err':>7}  roles"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        c = r.by_class
+        lines.append(f"{r.name:12} {r.cases:>6} {r.responses:>9} {c['2xx']:>5} {c['3xx']:>4} {c['4xx']:>5} "
+                     f"{r.server_error_count:>4} {r.not_problem_count:>15} {r.network_errors:>7}  "
+                     f"{','.join(r.roles) or '-'}")
+    total = sum(r.server_error_count for r in results), sum(r.not_problem_count for r in results)
+    lines.append(f"total: {sum(r.cases for r in results)} cases, {sum(r.responses for r in results)} responses, "
+                 f"{total[0]} 5xx, {total[1]} 4xx not problem+json")
+    for r in results:
+        notes = []
+        if r.error:
+            notes.append(f"  error: {r.error}")
+        notes += [f"  5xx: {s}" for s in r.server_errors]
+        notes += [f"  4xx not problem+json: {s}" for s in r.not_problem]
+        notes += [f"  schemathesis {code}: {n}" for code, n in sorted(r.failures.items())]
+        if notes:
+            lines.append(f"{r.name} (HAR: {r.har or '-'}):")
+            lines += notes
+    return "\n".join(lines)

@@ -1,0 +1,59 @@
+"""`lscloud fuzz`'s reading of what schemathesis recorded: what counts as a failure, and the plan of roles."""
+
+from __future__ import annotations
+
+import json
+
+from lscloud.fuzz import Result, count_har, count_report, format_results, plan_for
+from lscloud.fuzz.hooks import choose_role
+
+
+def _entry(status, content_type=None, body=""):
+    headers = [{"name": "content-type", "value": content_type}] if content_type else []
+    return {"request": {"method": "GET", "url": "http://x/v1/a"},
+            "response": {"status": status, "headers": headers, "content": {"text": body}}}
+
+
+PROBLEM = json.dumps({"type": "https://errors/x", "title": "Bad", "status": 400})
+
+
+def test_5xx_and_4xx_that_are_not_problems_fail_the_run():
+    r = Result("f", "http://x")
+    count_har(r, {"log": {"entries": [
+        _entry(200, "application/json", "{}"),
+        _entry(400, "application/problem+json", PROBLEM),
+        _entry(400, "application/json", PROBLEM),                            # wrong media type
+        _entry(404, "application/problem+json", "not json"),                  # not a problem body
+        _entry(400, "application/problem+json", PROBLEM.replace("400", "401")),  # status disagrees
+        _entry(500, "application/problem+json", PROBLEM.replace("400", "500")),
+        _entry(502),
+        _entry(0),                                                            # no response at all
+    ]}})
+    count_report(r, {"test_cases": {"generated": 7}, "failures": [{"code": "ST101", "title": "Server error", "count": 2}]})
+    assert (r.cases, r.responses, r.network_errors) == (7, 7, 1)
+    assert dict(r.by_class) == {"2xx": 1, "4xx": 4, "5xx": 2}
+    assert (r.server_error_count, r.not_problem_count) == (2, 3)
+    assert not r.ok
+    text = format_results([r])
+    assert "ST101 Server error: 2" in text and "5xx: 500 GET http://x/v1/a" in text
+
+    clean = Result("g", "http://x")
+    count_har(clean, {"log": {"entries": [_entry(200, "application/json", "{}"),
+                                          _entry(403, "application/problem+json; charset=utf-8",
+                                                 PROBLEM.replace("400", "403"))]}})
+    assert clean.ok
+
+
+def test_each_operation_gets_tokens_of_roles_it_admits():
+    openapi = {"paths": {
+        "/v1/a": {"get": {"x-lscloud-access": {"roles": ["public"], "partner": False}},
+                  "post": {"x-lscloud-access": {"roles": ["officer", "operator"], "partner": False}}},
+        "/v1/bank/x": {"post": {"x-lscloud-access": {"roles": [], "partner": True}}},
+        "/events": {"post": {"x-lscloud-access": {"roles": ["eventing"], "partner": False}}},
+    }}
+    plan = plan_for(openapi, lambda role: f"token-of-{role}")
+    assert plan["operations"] == {"POST /v1/a": ["officer", "operator"]}
+    assert plan["public_roles"] == ["officer", "operator", ""]
+    assert plan["tokens"] == {"officer": "token-of-officer", "operator": "token-of-operator"}
+    # the same case always gets the same role (Hypothesis may replay it)
+    assert len({choose_role(["a", "b", "c"], "case-1") for _ in range(5)}) == 1
