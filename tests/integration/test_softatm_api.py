@@ -233,6 +233,45 @@ def test_threads_racing_withdrawals_never_overdraw_the_point(client, app, setup)
     assert client.get("/v1/ledger/verify", headers=s["op"]).get_json()["ok"]
 
 
+def test_journal_writers_that_read_the_same_head_are_decided_by_the_create_only_append(rt, mod):
+    """The store journal under a forced interleaving: every writer holds at its first append
+    until all have read the same head, so only S3's If-None-Match can keep them apart."""
+    ledger, records = mod("ledger"), mod("records")
+    point, refs = "bd-lockstep", ["s0", "s1", "s2", "s3", "s0"]
+    gate, first = threading.Barrier(len(refs), timeout=60), threading.local()
+
+    class Lockstep(records.StoreJournal):
+        def append(self, point, seq, entry):
+            if getattr(first, "waits", False):
+                first.waits = False
+                gate.wait()
+            return super().append(point, seq, entry)
+
+    journal = Lockstep()
+    ledger.apply(journal, ledger.movement("delivery", point, 1_000_000, ref="fund"))
+    results = {}
+
+    def one(i):
+        first.waits = True
+        try:
+            results[i] = ledger.apply(journal, ledger.movement("hold", point, 300_000, ref=refs[i], bank_code="vcb"))
+        except ledger.Insufficient as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(refs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not gate.broken
+    stored = [e["movement"]["id"] for e in ledger.entries(journal, point)][1:]
+    told_new = [f"{refs[i]}:hold" for i, r in results.items() if isinstance(r, ledger.Applied) and r.new]
+    assert sorted(told_new) == sorted(stored) and len(set(stored)) == len(stored) == 3
+    b = ledger.balances(journal, point)
+    assert b[ledger.held(point)] == 900_000 and b[ledger.cash(point)] == 100_000
+    assert ledger.verify(journal, [point])["ok"]
+
+
 # -- signatures through the bank endpoints ------------------------------------------------------------
 
 def test_signatures(client, setup):
