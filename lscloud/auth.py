@@ -38,15 +38,17 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from . import roles as _roles
 from .problems import Problem
 
 # --- principals and declarations ----------------------------------------------------------------
 
-PUBLIC = "public"
-EVENTING = "eventing"  # Knative Eventing's deliveries to /events: internal, never routed from outside
-PARTNER_ROLE = "bank"
+PUBLIC = _roles.PUBLIC
+EVENTING = _roles.EVENTING  # Knative Eventing's deliveries to /events: internal, never routed from outside
+PARTNER_ROLE = _roles.PARTNER
 
-KNOWN_ROLES = frozenset({"citizen", "officer", "supervisor", "operator", "teller", "bank", "device", "auditor", "admin"})
+KNOWN_ROLES = frozenset(_roles.REGISTRY)
+"""Every platform role (:mod:`lscloud.roles` is the registry)."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,8 @@ def allow(*roles: str, partner: bool = False) -> Callable:
     roles; ``@allow(partner=True)`` a request signed by a partner bank (roles and ``partner`` can
     be combined: either credential is accepted). ``@allow("eventing")`` is the internal
     ``/events`` route. Put it right under ``@app.route`` so it runs before validation and
-    idempotency. The declaration is kept on the view as ``__lscloud_access__``.
+    idempotency. The declaration is kept on the view as ``__lscloud_access__``. A role that is
+    not in the platform's registry (:mod:`lscloud.roles`) is refused with TypeError.
     """
     if not roles and not partner:
         raise TypeError("allow() needs at least one role or partner=True")
@@ -111,6 +114,11 @@ def allow(*roles: str, partner: bool = False) -> Callable:
     for r in roles:
         if not isinstance(r, str) or not re.fullmatch(r"[a-z][a-z0-9_-]*", r):
             raise TypeError(f"bad role name {r!r}")
+        if r not in (PUBLIC, EVENTING) and not _roles.known(r):
+            raise TypeError(f"@allow names {r!r}, which is not a platform role; register it in lscloud/roles.py "
+                            f"(roles: {', '.join(_roles.names())})")
+        if r == PARTNER_ROLE:
+            raise TypeError(f"partner banks sign their requests: use @allow(partner=True), not {r!r}")
     access = Access(tuple(roles), partner)
 
     def decorate(view):

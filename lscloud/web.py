@@ -34,6 +34,7 @@ from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from . import auth
+from . import roles as _roles
 from .problems import MEDIA_TYPE, PROBLEM_SCHEMA, Problem, current_trace_id, problem_response
 
 __all__ = ["create_app", "Problem", "problem_response", "validate_body", "raw_body", "body_limit", "json_body",
@@ -633,12 +634,18 @@ def build_openapi(app: Flask) -> dict:
     return {
         "openapi": "3.1.0",
         "info": info,
+        "x-lscloud-roles": {name: role.as_dict() for name, role in _roles.REGISTRY.items()},
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "paths": paths,
         "components": {
             "schemas": components,
             "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                           "description": "A JWT whose `role` claim is one of the platform's roles "
+                                          "(lscloud/roles.py); each operation's `x-lscloud-access` "
+                                          "names the roles it admits.\n\n" + "\n".join(
+                                              f"- `{r.name}`: {r.en} / {r.vi}" for r in _roles.REGISTRY.values()
+                                              if r.credential == "token")},
                 "partnerSignature": {"type": "apiKey", "in": "header", "name": auth.SIGNATURE_HEADER,
                                      "description": "HMAC-SHA256 partner signature over method, path, timestamp, "
                                                     "nonce and body hash (see lscloud.auth.canonical)"},

@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 
 from lscloud import runtime
+from lscloud.auth import dev_keys
 from lscloud.knative import load_function
 from lscloud.runtime import Runtime
+
+import role_matrix
 
 pytestmark = pytest.mark.integration
 
@@ -273,3 +276,8 @@ def test_openapi_documents_routes_and_response_schemas(client):
     assert page["allOf"][1]["properties"]["items"]["items"] == {"$ref": "#/components/schemas/directory.unit"}
     q = next(p for p in units["parameters"] if p["name"] == "q")
     assert q["in"] == "query" and q["required"] is False and "diacritics" in q["description"]
+
+
+def test_every_endpoint_with_every_role(client, tmp_path):
+    """Held to functions/directory/access.yaml (every route public and read-only), not to @allow."""
+    assert role_matrix.check(client.application, "directory", dev_keys(tmp_path)[0]) >= 8 * 14
