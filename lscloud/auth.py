@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from . import roles as _roles
+from . import runonce
 from .problems import Problem
 
 # --- principals and declarations ----------------------------------------------------------------
@@ -487,7 +488,8 @@ def _remember_nonce(partner: str, nonce: str, stamp: int, settings) -> None:
     record = {"partner": partner, "nonce": nonce, "timestamp": stamp,
               "expires_at": stamp + settings.signature_window_s + 60}
     try:
-        objects.put(bucket, f"nonces/{partner}/{nonce}.json", json.dumps(record).encode(), if_none_match=True)
+        objects.put(bucket, f"{runonce.NONCES.prefix}{partner}/{nonce}.json", json.dumps(record).encode(),
+                    if_none_match=True)
     except ConditionalCheckFailed:
         raise _signature_problem("replayed-nonce", "Replayed request", "This nonce was already used.",
                                  "Yêu cầu bị gửi lại", "Nonce này đã được sử dụng.", NONCE_HEADER) from None

@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from flask import Response, current_app, g, request
 
+from . import runonce
 from .auth import principal
 from .problems import Problem
 
@@ -62,7 +63,7 @@ def payload_hash() -> str:
 def record_key(function: str, caller: str, method: str, path: str, key: str) -> str:
     """Where the record for ``key`` lives; every part is hashed, so no input can walk the key space."""
     scope = "\n".join([function, caller, method.upper(), path])
-    return f"idempotency/{_sha256(scope)}/{_sha256(key)}.json"
+    return f"{runonce.IDEMPOTENCY.prefix}{_sha256(scope)}/{_sha256(key)}.json"
 
 
 def idempotent(key_from: Callable[[Any], Any] | None = None, *, required: bool = True,

@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 
 from flask import Flask, jsonify, request
 
-from . import config, events, metrics, runtime, telemetry, web
+from . import config, events, metrics, runonce, runtime, telemetry, web
 from .auth import EVENTING, allow
 from .problems import Problem
 
@@ -95,8 +95,9 @@ class Function:
         app = factory(settings) if takes_settings else factory()
         if not isinstance(app, Flask):
             raise TypeError(f"the app factory must return a Flask app, got {type(app).__name__}")
-        if self.events:
-            _add_events_route(app, self.events)
+        handlers = _with_housekeeping(self.events, self.needs)
+        if handlers:
+            _add_events_route(app, handlers)
         web.check_access(app)  # a route without @allow stops the start
         return app
 
@@ -180,10 +181,10 @@ def _events_seen_key(function: str, event: Mapping[str, Any]) -> str:
     # source + id identify an event (CloudEvents spec); hashed so no input walks the key space
     digest = hashlib.sha256(f"{event.get('source')}\n{event.get('id')}".encode()).hexdigest()
     fn = re.sub(r"[^a-z0-9-]", "-", function.lower()) or "function"
-    return f"events-seen/{fn}/{digest}.json"
+    return f"{runonce.EVENTS_SEEN.prefix}{fn}/{digest}.json"
 
 
-IN_PROGRESS_LEASE_S = 300.0
+IN_PROGRESS_LEASE_S = runonce.EVENT_LEASE_S
 """How long a run of an event handler holds the event: a redelivery that finds an in-progress
 record younger than this is told to retry later; an older one is a crashed run's and is taken over."""
 
@@ -255,6 +256,37 @@ def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
     app.add_url_rule("/events", "lscloud_events", allow(EVENTING)(receive_event), methods=["POST"])
 
 
+def _with_housekeeping(handlers: Mapping[str, EventHandler], needs: tuple[str, ...]) -> dict[str, EventHandler]:
+    """The function's handlers, with the runtime's own work on the platform clock's tick: after the
+    function's tick handler (if any), its expired run-once records are swept (:mod:`lscloud.runonce`).
+    A function without the object store has no records; a function whose func.yaml does not
+    subscribe to the tick never receives it."""
+    if "s3" not in needs:
+        return dict(handlers)
+    from .clock import TICKED
+
+    theirs = handlers.get(TICKED)
+
+    def on_tick(event: dict) -> None:
+        if theirs is not None:
+            theirs(event)
+        sweep_expired()
+
+    return {**handlers, TICKED: on_tick}
+
+
+def sweep_expired() -> runonce.Report | None:
+    """Delete this function's expired run-once records (nonces, idempotency and events-seen records,
+    TTL model items) in its bucket. Never raises: what is left waits for the next tick."""
+    state = web.app_state()
+    objects, bucket = state.store()
+    try:
+        return runonce.sweep(objects, bucket, state.settings)
+    except Exception as exc:  # noqa: BLE001 - housekeeping must not fail the tick
+        log.warning("sweeping expired records in %s failed: %s", bucket, exc.__class__.__name__)
+        return None
+
+
 def _check_needs(needs) -> tuple[str, ...]:
     if isinstance(needs, str):
         raise TypeError(f"needs must be a tuple of names, e.g. ({needs!r},)")
@@ -271,6 +303,11 @@ def function(app_factory: Callable[..., Flask], *, events: Mapping[str, EventHan
 
     ``app_factory`` is called with the Settings (if it takes an argument) when Knative starts
     the instance; ``events`` maps CloudEvent types to ``handler(event_dict)``.
+
+    Every function with the object store also handles the platform clock's tick
+    (``vn.langson.platform.clock.ticked.v1``, after its own handler for it if it has one): the runtime
+    deletes its expired run-once records then. A function that keeps such records (idempotent routes,
+    partner routes, events, TTL models) subscribes to the tick in its func.yaml.
 
     ``needs`` names the dependencies ``ready()`` waits for, from :data:`DEPENDENCIES`. The
     default is both, ``("s3", "nats")``: right for any function that handles events or publishes.
