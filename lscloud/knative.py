@@ -95,7 +95,9 @@ class Function:
         app = factory(settings) if takes_settings else factory()
         if not isinstance(app, Flask):
             raise TypeError(f"the app factory must return a Flask app, got {type(app).__name__}")
-        handlers = _with_housekeeping(self.events, self.needs)
+        handlers = dict(self.events)
+        if "s3" in self.needs and run_once_records(app, self.events, _package_of(factory)):
+            handlers = _with_housekeeping(handlers)
         if handlers:
             _add_events_route(app, handlers)
         web.check_access(app)  # a route without @allow stops the start
@@ -256,13 +258,32 @@ def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
     app.add_url_rule("/events", "lscloud_events", allow(EVENTING)(receive_event), methods=["POST"])
 
 
-def _with_housekeeping(handlers: Mapping[str, EventHandler], needs: tuple[str, ...]) -> dict[str, EventHandler]:
+def _package_of(factory: Callable) -> str:
+    module = getattr(factory, "__module__", "") or ""
+    return module.rpartition(".")[0] or module
+
+
+def run_once_records(app: Flask, handlers: Mapping[str, EventHandler], package: str) -> list[str]:
+    """What run-once records a function keeps (:mod:`lscloud.runonce`), as reasons: idempotent
+    routes, partner routes (nonces), event handlers (events-seen), models with a TTL in its package."""
+    from .auth import access_of
+
+    views = [app.view_functions[r.endpoint] for r in app.url_map.iter_rules() if r.endpoint != "static"]
+    why = []
+    if any(getattr(v, "__lscloud_idempotent__", False) for v in views):
+        why.append("idempotency records")
+    if any((a := access_of(v)) is not None and a.partner for v in views):
+        why.append("partner nonces")
+    if handlers:
+        why.append("events-seen records")
+    why += [f"{k.what} ({k.prefix})" for k in runonce.model_kinds(package)]
+    return why
+
+
+def _with_housekeeping(handlers: Mapping[str, EventHandler]) -> dict[str, EventHandler]:
     """The function's handlers, with the runtime's own work on the platform clock's tick: after the
     function's tick handler (if any), its expired run-once records are swept (:mod:`lscloud.runonce`).
-    A function without the object store has no records; a function whose func.yaml does not
-    subscribe to the tick never receives it."""
-    if "s3" not in needs:
-        return dict(handlers)
+    Only a function that keeps such records gets it; it must subscribe to the tick in its func.yaml."""
     from .clock import TICKED
 
     theirs = handlers.get(TICKED)
@@ -304,10 +325,10 @@ def function(app_factory: Callable[..., Flask], *, events: Mapping[str, EventHan
     ``app_factory`` is called with the Settings (if it takes an argument) when Knative starts
     the instance; ``events`` maps CloudEvent types to ``handler(event_dict)``.
 
-    Every function with the object store also handles the platform clock's tick
+    A function that keeps run-once records (:func:`run_once_records`: idempotent or partner routes,
+    events, models with a TTL) also handles the platform clock's tick
     (``vn.langson.platform.clock.ticked.v1``, after its own handler for it if it has one): the runtime
-    deletes its expired run-once records then. A function that keeps such records (idempotent routes,
-    partner routes, events, TTL models) subscribes to the tick in its func.yaml.
+    deletes its expired records then. Such a function subscribes to the tick in its func.yaml.
 
     ``needs`` names the dependencies ``ready()`` waits for, from :data:`DEPENDENCIES`. The
     default is both, ``("s3", "nats")``: right for any function that handles events or publishes.

@@ -65,6 +65,7 @@ class Kind:
     """The longest a record may live after its last write, from the settings (0: unknown, read every time)."""
     expiry_field: str = "expires_at"
     bucket: str | None = None   # None: the function's bucket
+    owner: str = "lscloud"      # the module that declared it
 
     def expires_at(self, body: bytes) -> float | None:
         """The record's end in epoch seconds, or None when it has none that can be read."""
@@ -92,7 +93,8 @@ def register_model(model) -> Kind:
     ttl = model._ttl_attr
     meta = getattr(model, "Meta", None)
     longest = float(getattr(meta, "ttl_max_s", 0) or 0)
-    kind = Kind(f"{model._table}/", f"{model.__name__} items", lambda s, _v=longest: _v, ttl.name, model._bucket)
+    kind = Kind(f"{model._table}/", f"{model.__name__} items", lambda s, _v=longest: _v, ttl.name, model._bucket,
+                model.__module__)
     with _lock:
         _models[kind.prefix] = kind
     return kind
@@ -102,6 +104,13 @@ def kinds() -> tuple[Kind, ...]:
     """Everything :func:`sweep` looks at: the runtime's records and every registered model's."""
     with _lock:
         return RUNTIME_KINDS + tuple(sorted(_models.values(), key=lambda k: k.prefix))
+
+
+def model_kinds(package: str) -> list[Kind]:
+    """The registered models' kinds declared in ``package`` or below it."""
+    with _lock:
+        return sorted((k for k in _models.values() if k.owner == package or k.owner.startswith(package + ".")),
+                      key=lambda k: k.prefix)
 
 
 def longest_lifetime(settings) -> float:
