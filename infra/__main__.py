@@ -29,7 +29,7 @@ from components.knative import Knative  # noqa: E402
 from components.namespaces import Namespaces  # noqa: E402
 from components.objectstore import ObjectStore  # noqa: E402
 from components.secrets import AppSecrets  # noqa: E402
-from components.settings import SettingsError, StackSettings  # noqa: E402
+from components.settings import SettingsError, StackSettings, check_run_once_expiry  # noqa: E402
 from components.telemetry import Telemetry  # noqa: E402
 
 STRUCTURED = {"cluster", "nats", "objectStore", "knative", "telemetry", "bridge", "jwt", "functionDefaults", "functions",
@@ -43,6 +43,8 @@ if jwt_public_key is None and not settings.jwt.jwksUrl:
                         "(pulumi config set --secret jwtPublicKey < public.pem)")
 partner_keys = cfg.get_secret_object("partnerKeys") or pulumi.Output.secret({})
 functions = manifest.discover(REPO / "functions")
+# the buckets' lifecycle rule must outlive every function's run-once records (their TTLs follow the env)
+check_run_once_expiry(settings.objectStore.runOnceExpiryDays, [m.resolved_env({}) for m in functions])
 unknown = sorted(set(settings.functions) - {m.name for m in functions})
 if unknown:
     raise SettingsError(f"lscloud:functions: no function folder named {unknown} under functions/")

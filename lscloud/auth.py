@@ -38,15 +38,18 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from . import roles as _roles
+from . import runonce
 from .problems import Problem
 
 # --- principals and declarations ----------------------------------------------------------------
 
-PUBLIC = "public"
-EVENTING = "eventing"  # Knative Eventing's deliveries to /events: internal, never routed from outside
-PARTNER_ROLE = "bank"
+PUBLIC = _roles.PUBLIC
+EVENTING = _roles.EVENTING  # Knative Eventing's deliveries to /events: internal, never routed from outside
+PARTNER_ROLE = _roles.PARTNER
 
-KNOWN_ROLES = frozenset({"citizen", "officer", "supervisor", "operator", "teller", "bank", "device", "auditor", "admin"})
+KNOWN_ROLES = frozenset(_roles.REGISTRY)
+"""Every platform role (:mod:`lscloud.roles` is the registry)."""
 
 
 @dataclass(frozen=True)
@@ -101,8 +104,10 @@ def allow(*roles: str, partner: bool = False) -> Callable:
     ``@allow("public")`` anyone; ``@allow("citizen", "officer")`` a bearer token with one of those
     roles; ``@allow(partner=True)`` a request signed by a partner bank (roles and ``partner`` can
     be combined: either credential is accepted). ``@allow("eventing")`` is the internal
-    ``/events`` route: only an event delivery token is accepted (:func:`verify_event_sender`). Put it right under ``@app.route`` so it runs before validation and
-    idempotency. The declaration is kept on the view as ``__lscloud_access__``.
+    ``/events`` route: only an event delivery token is accepted (:func:`verify_event_sender`). Put it
+    right under ``@app.route`` so it runs before validation and idempotency. The declaration is kept
+    on the view as ``__lscloud_access__``. A role that is not in the platform's registry
+    (:mod:`lscloud.roles`) is refused with TypeError.
     """
     if not roles and not partner:
         raise TypeError("allow() needs at least one role or partner=True")
@@ -111,6 +116,11 @@ def allow(*roles: str, partner: bool = False) -> Callable:
     for r in roles:
         if not isinstance(r, str) or not re.fullmatch(r"[a-z][a-z0-9_-]*", r):
             raise TypeError(f"bad role name {r!r}")
+        if r not in (PUBLIC, EVENTING) and not _roles.known(r):
+            raise TypeError(f"@allow names {r!r}, which is not a platform role; register it in lscloud/roles.py "
+                            f"(roles: {', '.join(_roles.names())})")
+        if r == PARTNER_ROLE:
+            raise TypeError(f"partner banks sign their requests: use @allow(partner=True), not {r!r}")
     access = Access(tuple(roles), partner)
 
     def decorate(view):
@@ -660,7 +670,8 @@ def _remember_nonce(partner: str, nonce: str, stamp: int, settings) -> None:
     record = {"partner": partner, "nonce": nonce, "timestamp": stamp,
               "expires_at": stamp + settings.signature_window_s + 60}
     try:
-        objects.put(bucket, f"nonces/{partner}/{nonce}.json", json.dumps(record).encode(), if_none_match=True)
+        objects.put(bucket, f"{runonce.NONCES.prefix}{partner}/{nonce}.json", json.dumps(record).encode(),
+                    if_none_match=True)
     except ConditionalCheckFailed:
         raise _signature_problem("replayed-nonce", "Replayed request", "This nonce was already used.",
                                  "Yêu cầu bị gửi lại", "Nonce này đã được sử dụng.", NONCE_HEADER) from None

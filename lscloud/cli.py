@@ -3,6 +3,7 @@
     lscloud up [--port 8080] [--state-dir .lscloud] [--functions-dir functions] ...
     lscloud status | token --role R | seed | migrate | dlq | events tail | traces | bench directory | bench border | bench procedures | bench dossiers
     lscloud fuzz [--base-url URL | --direct] [--cases 1000] [--function NAME]
+    lscloud docs [--check]      the README's "who may call" tables from functions/*/access.yaml
 
 Exit codes: 0 done; 1 failed (message on stderr; `fuzz`: a 5xx or a 4xx that is not problem+json); 2 bad
 usage; 3 `status` found the cloud running but not healthy.
@@ -323,6 +324,24 @@ def cmd_fuzz(args) -> int:
 
 # -- parser ---------------------------------------------------------------------------------------
 
+def cmd_docs(args) -> int:
+    """Write the README's "who may call" tables from each function's access.yaml (``--check``: only
+    say which are out of date, exit 1 if any)."""
+    from . import rolematrix
+
+    root = Path(args.root).resolve()
+    try:
+        changed = rolematrix.sync_documents(root, write=not args.check)
+    except rolematrix.MatrixError as exc:
+        raise CliError(str(exc)) from None
+    for path in changed:
+        print(f"{'out of date' if args.check else 'updated'}: {path.relative_to(root)}")
+    if args.check and changed:
+        print("lscloud: run `lscloud docs` to regenerate the role-matrix tables", file=sys.stderr)
+        return EXIT_FAIL
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lscloud", description="Lạng Sơn Cloud: the local cloud and its tools.")
     p.add_argument("--state-dir", default=os.environ.get("LSCLOUD_STATE_DIR", ".lscloud"),
@@ -355,6 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
     tok.add_argument("--unit")
     tok.add_argument("--sub", help="subject (default dev-<role>)")
     tok.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
+
+    docs = add("docs", cmd_docs, "write the README's who-may-call tables from each function's access.yaml")
+    docs.add_argument("--check", action="store_true", help="change nothing; exit 1 if a table is out of date")
+    docs.add_argument("--root", default=".", help="the project folder (default: the current one)")
 
     seed = add("seed", cmd_seed, "load every function's reference data again (forced)")
     seed.add_argument("functions", nargs="*", metavar="FUNCTION", help="only these functions")

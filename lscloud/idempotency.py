@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from flask import Response, current_app, g, request
 
-from . import pseudonyms, resends
+from . import pseudonyms, resends, runonce
 from .auth import principal
 from .problems import Problem
 
@@ -64,7 +64,7 @@ def record_key(function: str, caller: str, method: str, path: str, key: str) -> 
     """Where the record for ``key`` lives; every part is a keyed hash, so no input can walk the key
     space and no caller (a citizen's CCCD) can be recognised in the key."""
     scope = "\n".join([function, caller, method.upper(), path])
-    return f"idempotency/{pseudonyms.pseudonym('idempotency-scope', scope)}/" \
+    return f"{runonce.IDEMPOTENCY.prefix}{pseudonyms.pseudonym('idempotency-scope', scope)}/" \
            f"{pseudonyms.pseudonym('idempotency-key', key)}.json"
 
 

@@ -28,7 +28,7 @@ from urllib.parse import urlparse
 
 from flask import Flask, jsonify, request
 
-from . import asgi, auth, config, events, metrics, runtime, telemetry, web
+from . import asgi, auth, config, events, metrics, runonce, runtime, telemetry, web
 from .auth import EVENTING, allow
 from .problems import Problem
 
@@ -97,9 +97,12 @@ class Function:
         app = factory(settings) if takes_settings else factory()
         if not isinstance(app, Flask):
             raise TypeError(f"the app factory must return a Flask app, got {type(app).__name__}")
-        if self.events:
+        handlers = dict(self.events)
+        if "s3" in self.needs and run_once_records(app, self.events, _package_of(factory)):
+            handlers = _with_housekeeping(handlers)
+        if handlers:
             auth.check_eventing_settings(settings)  # /events must be able to verify its sender
-            _add_events_route(app, self.events)
+            _add_events_route(app, handlers)
         web.check_access(app)  # a route without @allow stops the start
         return app
 
@@ -191,10 +194,10 @@ def _events_seen_key(function: str, event: Mapping[str, Any]) -> str:
     # source + id identify an event (CloudEvents spec); hashed so no input walks the key space
     digest = hashlib.sha256(f"{event.get('source')}\n{event.get('id')}".encode()).hexdigest()
     fn = re.sub(r"[^a-z0-9-]", "-", function.lower()) or "function"
-    return f"events-seen/{fn}/{digest}.json"
+    return f"{runonce.EVENTS_SEEN.prefix}{fn}/{digest}.json"
 
 
-IN_PROGRESS_LEASE_S = 300.0
+IN_PROGRESS_LEASE_S = runonce.EVENT_LEASE_S
 """How long a run of an event handler holds the event: a redelivery that finds an in-progress
 record younger than this is told to retry later; an older one is a crashed run's and is taken over."""
 
@@ -266,6 +269,56 @@ def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
     app.add_url_rule("/events", "lscloud_events", allow(EVENTING)(receive_event), methods=["POST"])
 
 
+def _package_of(factory: Callable) -> str:
+    module = getattr(factory, "__module__", "") or ""
+    return module.rpartition(".")[0] or module
+
+
+def run_once_records(app: Flask, handlers: Mapping[str, EventHandler], package: str) -> list[str]:
+    """What run-once records a function keeps (:mod:`lscloud.runonce`), as reasons: idempotent
+    routes, partner routes (nonces), event handlers (events-seen), models with a TTL in its package."""
+    from .auth import access_of
+
+    views = [app.view_functions[r.endpoint] for r in app.url_map.iter_rules() if r.endpoint != "static"]
+    why = []
+    if any(getattr(v, "__lscloud_idempotent__", False) for v in views):
+        why.append("idempotency records")
+    if any((a := access_of(v)) is not None and a.partner for v in views):
+        why.append("partner nonces")
+    if handlers:
+        why.append("events-seen records")
+    why += [f"{k.what} ({k.prefix})" for k in runonce.model_kinds(package)]
+    return why
+
+
+def _with_housekeeping(handlers: Mapping[str, EventHandler]) -> dict[str, EventHandler]:
+    """The function's handlers, with the runtime's own work on the platform clock's tick: after the
+    function's tick handler (if any), its expired run-once records are swept (:mod:`lscloud.runonce`).
+    Only a function that keeps such records gets it; it must subscribe to the tick in its func.yaml."""
+    from .clock import TICKED
+
+    theirs = handlers.get(TICKED)
+
+    def on_tick(event: dict) -> None:
+        if theirs is not None:
+            theirs(event)
+        sweep_expired()
+
+    return {**handlers, TICKED: on_tick}
+
+
+def sweep_expired() -> runonce.Report | None:
+    """Delete this function's expired run-once records (nonces, idempotency and events-seen records,
+    TTL model items) in its bucket. Never raises: what is left waits for the next tick."""
+    state = web.app_state()
+    objects, bucket = state.store()
+    try:
+        return runonce.sweep(objects, bucket, state.settings)
+    except Exception as exc:  # noqa: BLE001 - housekeeping must not fail the tick
+        log.warning("sweeping expired records in %s failed: %s", bucket, exc.__class__.__name__)
+        return None
+
+
 def _check_needs(needs) -> tuple[str, ...]:
     if isinstance(needs, str):
         raise TypeError(f"needs must be a tuple of names, e.g. ({needs!r},)")
@@ -282,6 +335,11 @@ def function(app_factory: Callable[..., Flask], *, events: Mapping[str, EventHan
 
     ``app_factory`` is called with the Settings (if it takes an argument) when Knative starts
     the instance; ``events`` maps CloudEvent types to ``handler(event_dict)``.
+
+    A function that keeps run-once records (:func:`run_once_records`: idempotent or partner routes,
+    events, models with a TTL) also handles the platform clock's tick
+    (``vn.langson.platform.clock.ticked.v1``, after its own handler for it if it has one): the runtime
+    deletes its expired records then. Such a function subscribes to the tick in its func.yaml.
 
     ``needs`` names the dependencies ``ready()`` waits for, from :data:`DEPENDENCIES`. The
     default is both, ``("s3", "nats")``: right for any function that handles events or publishes.

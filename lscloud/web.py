@@ -39,6 +39,7 @@ from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from . import auth, query, strictjson
+from . import roles as _roles
 from .problems import MEDIA_TYPE, PROBLEM_SCHEMA, Problem, current_trace_id, problem_response
 from .validation import StrictValidator
 
@@ -699,12 +700,18 @@ def build_openapi(app: Flask) -> dict:
     return {
         "openapi": "3.1.0",
         "info": info,
+        "x-lscloud-roles": {name: role.as_dict() for name, role in _roles.REGISTRY.items()},
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "paths": paths,
         "components": {
             "schemas": components,
             "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                           "description": "A JWT whose `role` claim is one of the platform's roles "
+                                          "(lscloud/roles.py); each operation's `x-lscloud-access` "
+                                          "names the roles it admits.\n\n" + "\n".join(
+                                              f"- `{r.name}`: {r.en} / {r.vi}" for r in _roles.REGISTRY.values()
+                                              if r.credential == "token")},
                 "eventDelivery": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                                   "description": "Event deliveries only: the OIDC token Knative Eventing presents "
                                                  "(authentication-oidc), or the local dispatcher's token; audience = "

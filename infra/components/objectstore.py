@@ -5,6 +5,12 @@ writes in bucket ``<prefix>-f`` only (and the bucket-level calls the runtime mak
 ListObjectsV2, multipart). No bucket has an anonymous policy: the setup Job sets every bucket to
 ``anonymous none`` on each run, so a manual ``mc anonymous set`` is undone by the next ``pulumi up``.
 
+Every bucket gets a lifecycle rule that deletes the runtime's run-once records (``nonces/``,
+``idempotency/``, ``events-seen/``) ``objectStore.runOnceExpiryDays`` after their last write: the
+store's backstop to the runtime's own sweep on the clock's tick (``lscloud/runonce.py``), checked to
+outlive the longest of those records. ``mc ilm rule import`` replaces the bucket's rules, so a
+re-run applies the same rule again.
+
 Buckets, users and policies are applied by an in-cluster Job running ``mc`` rather than the
 pulumi-minio provider: the MinIO API is reachable only inside the cluster (NetworkPolicy), not from
 the operator's machine, and a Job keeps provisioning to a single ``pulumi up``. The Job's name
@@ -20,6 +26,8 @@ from typing import Any, Mapping, Sequence
 import pulumi
 import pulumi_random as random
 
+from lscloud import runonce
+
 from . import k8s as kx
 from .function import bucket_name, credentials_secret
 from .settings import ObjectStoreSettings
@@ -30,6 +38,7 @@ CONSOLE_PORT = 9001
 ROOT_SECRET = "minio-root"
 USERS_SECRET = "minio-function-users"
 POLICIES = "minio-policies"
+LIFECYCLE = "lifecycle-run-once.json"
 
 
 def endpoint(namespace: str) -> str:
@@ -74,6 +83,7 @@ def render_setup_script(functions: Sequence[str], prefix: str, namespace: str) -
             f"mc admin policy create lscloud {p} /policies/{fn}.json",
             f'mc admin user add lscloud {u} "$(cat /users/{fn}.secret-key)"',
             f"mc admin policy attach lscloud {p} --user {u} 2>/dev/null || true",
+            f"mc ilm rule import lscloud/{b} < /policies/{LIFECYCLE}",
         ]
     return "\n".join(lines) + "\n"
 
@@ -91,7 +101,8 @@ def render(s: ObjectStoreSettings, namespace: str, functions: Sequence[str], *, 
     policies = {f"{fn}.json": json.dumps(render_policy(bucket_name(s.bucketPrefix, fn)), indent=2, sort_keys=True)
                 for fn in functions}
     script = render_setup_script(functions, s.bucketPrefix, namespace)
-    digest = hashlib.sha256((script + json.dumps(policies, sort_keys=True)).encode()).hexdigest()[:8]
+    lifecycle = json.dumps(runonce.lifecycle_configuration(s.runOnceExpiryDays), indent=2, sort_keys=True)
+    digest = hashlib.sha256((script + json.dumps(policies, sort_keys=True) + lifecycle).encode()).hexdigest()[:8]
 
     objs: list[dict] = [
         {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
@@ -108,7 +119,7 @@ def render(s: ObjectStoreSettings, namespace: str, functions: Sequence[str], *, 
                      "stringData": {"access-key": user_name(fn), "secret-key": user_secrets[fn]}})
     objs.append({"apiVersion": "v1", "kind": "ConfigMap",
                  "metadata": {"name": POLICIES, "namespace": namespace, "labels": lbl},
-                 "data": {**policies, "setup.sh": script}})
+                 "data": {**policies, "setup.sh": script, LIFECYCLE: lifecycle}})
 
     servers = s.servers
     drives = (f"/data{{0...{s.drivesPerServer - 1}}}" if s.drivesPerServer > 1 else "/data0")

@@ -32,6 +32,20 @@ def _build(cls, key: str, raw: Mapping[str, Any] | None):
         raise SettingsError(f"lscloud:{key}: {exc}") from None
 
 
+def check_run_once_expiry(days: int, function_envs) -> None:
+    """SettingsError unless ``objectStore.runOnceExpiryDays`` outlives every run-once record of the
+    functions, whose lifetimes follow their env (``LSCLOUD_IDEMPOTENCY_TTL_S``, ``…_SIGNATURE_WINDOW_S``;
+    the runtime's defaults when unset)."""
+    from lscloud import config, runonce
+
+    wanted = ("LSCLOUD_IDEMPOTENCY_TTL_S", "LSCLOUD_SIGNATURE_WINDOW_S")
+    try:
+        runonce.check_lifecycle_days(days, [config.load({k: v for k, v in dict(env).items() if k in wanted})
+                                            for env in function_envs])
+    except (ValueError, config.ConfigError) as exc:
+        raise SettingsError(f"lscloud:objectStore.runOnceExpiryDays: {exc}") from None
+
+
 def _positive(key: str, **values: int) -> None:
     for name, value in values.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -105,11 +119,17 @@ class ObjectStoreSettings:
     bucketPrefix: str = "lscloud"
     requests: Mapping[str, str] = field(default_factory=lambda: {"cpu": "250m", "memory": "1Gi"})
     limits: Mapping[str, str] = field(default_factory=lambda: {"cpu": "2", "memory": "4Gi"})
+    # the buckets' lifecycle rule deletes run-once records (nonces, idempotency and events-seen
+    # records) this many days after their last write: a backstop to the runtime's sweep on the
+    # clock's tick, so it must outlive the longest of them (lscloud/runonce.py)
+    runOnceExpiryDays: int = 3
 
     def __post_init__(self):
         if self.engine not in OBJECT_STORE_ENGINES:
             raise SettingsError(f"lscloud:objectStore.engine must be one of {OBJECT_STORE_ENGINES}, got {self.engine!r}")
-        _positive("objectStore", servers=self.servers, drivesPerServer=self.drivesPerServer)
+        _positive("objectStore", servers=self.servers, drivesPerServer=self.drivesPerServer,
+                  runOnceExpiryDays=self.runOnceExpiryDays)
+        check_run_once_expiry(self.runOnceExpiryDays, [{}])
         if self.servers * self.drivesPerServer < 4 and self.servers > 1:
             raise SettingsError("lscloud:objectStore: distributed MinIO needs at least 4 drives (servers x drivesPerServer)")
 

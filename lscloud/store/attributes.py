@@ -178,7 +178,8 @@ class UTCDateTimeAttribute(Attribute):
 
 
 class TTLAttribute(UTCDateTimeAttribute):
-    """When the item expires; from then on get/query/scan/count treat it as missing."""
+    """When the item expires; from then on get/query/scan/count treat it as missing, and the runtime's
+    sweep on the clock's tick deletes it (:mod:`lscloud.runonce`)."""
 
     attr_type = "TTL"
 

@@ -104,6 +104,10 @@ class _ModelMeta(type):
         cls._range_attr = ranges[0] if ranges else None
         cls._version_attr = versions[0] if versions else None
         cls._ttl_attr = ttls[0] if ttls else None
+        if cls._ttl_attr is not None:
+            from .. import runonce
+
+            runonce.register_model(cls)   # expired items are deleted by the runtime's sweep
         return cls
 
 

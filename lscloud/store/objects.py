@@ -60,6 +60,11 @@ class ObjectInfo:
     key: str
     etag: str
     size: int
+    last_modified: float | None = None   # epoch seconds, by the store's clock
+
+
+def _epoch(value) -> float | None:
+    return value.timestamp() if isinstance(value, datetime.datetime) else None
 
 
 class ObjectStore:
@@ -143,7 +148,7 @@ class ObjectStore:
             r = self.client.head_object(Bucket=bucket, Key=key)
         except Exception as exc:  # noqa: BLE001 - translated
             raise self._translate(exc, key) from exc
-        return ObjectInfo(key, r["ETag"], r["ContentLength"])
+        return ObjectInfo(key, r["ETag"], r["ContentLength"], _epoch(r.get("LastModified")))
 
     def put(self, bucket: str, key: str, body: bytes, *, content_type: str = "application/json",
             if_none_match: bool = False, if_match: str | None = None, metadata: dict | None = None) -> str:
@@ -191,7 +196,7 @@ class ObjectStore:
             except Exception as exc:  # noqa: BLE001 - translated
                 raise self._translate(exc, prefix) from exc
             for item in page.get("Contents", []):
-                yield ObjectInfo(item["Key"], item.get("ETag", ""), item.get("Size", 0))
+                yield ObjectInfo(item["Key"], item.get("ETag", ""), item.get("Size", 0), _epoch(item.get("LastModified")))
                 seen += 1
                 if limit is not None and seen >= limit:
                     return

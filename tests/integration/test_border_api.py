@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 import itertools
-import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,12 +12,13 @@ from pathlib import Path
 import pytest
 
 from lscloud import events, outbox, runtime
-from lscloud.auth import PUBLIC, delivery_headers, dev_keys, issue_token
+from lscloud.auth import delivery_headers, dev_keys, issue_token
 from lscloud.knative import load_function
 from lscloud.local.dispatcher import tail
 from lscloud.runtime import Runtime
 from lscloud.web import app_state
 
+import role_matrix
 from border_support import AGENCIES, TAX, TAX2, DirectoryStub, declaration
 
 pytestmark = pytest.mark.integration
@@ -451,37 +451,9 @@ def test_device_ingest_checks_the_device_and_publishes(client, tok, rt):
     assert stored and stored[0]["data"]["device"] == "anpr-hn-1"
 
 
-ROLES = ("enterprise", "driver", "yard-operator", "gate-operator", "officer", "device", "operator", "auditor", "citizen")
-
-
-def test_every_endpoint_with_every_role(app, tok):
-    """Walk app.url_map: a role the route does not declare gets the runtime's 403; no token gets 401."""
-    client = app.test_client()
-    checked = 0
-    for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static":
-            continue
-        view = app.view_functions[rule.endpoint]
-        access = view.__lscloud_access__
-        raw = getattr(view, "__lscloud_raw_body__", None) is not None
-        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", lambda m: {"flow": "in", "gate_code": "huu-nghi"}.get(m.group(1), "d-nonexistent0"), rule.rule)
-        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            call = getattr(client, method.lower())
-            if access.eventing:  # only the dispatcher's delivery token opens /events, nobody's bearer token
-                assert call(path).status_code == 401
-                assert {call(path, headers=tok(role)).status_code for role in ROLES} == {401}
-                continue
-            if PUBLIC in access.roles:
-                continue
-            anon = call(path)
-            assert anon.status_code == 401, (method, path)
-            for role in ROLES:
-                r = call(path, headers=idem(tok(role, agency="customs" if role == "officer" else None, unit="huu-nghi")),
-                         json={} if method in ("POST", "PUT") and not raw else None)
-                denied = r.status_code == 403 and "may not use this endpoint" in (r.get_json() or {}).get("detail", "")
-                assert denied == (role not in access.roles), (method, path, role, r.status_code, r.get_data(as_text=True)[:200])
-                checked += 1
-    assert checked > 150
+def test_every_endpoint_with_every_role(app, keys):
+    """Held to functions/border/access.yaml, not to @allow (tests/integration/role_matrix.py)."""
+    assert role_matrix.check(app, "border", keys[0], samples={"gate": "huu-nghi", "flow": "in"}) > 300
 
 
 def test_a_refused_create_leaves_no_code_and_no_claimed_id(client, tok, rt, fn):
@@ -519,3 +491,7 @@ def test_odd_path_ids_get_a_problem_never_a_5xx(app, tok):
     claims = {"officer": {"agency": "customs", "unit": "huu-nghi"}, "gate-operator": {"unit": "huu-nghi"},
               "yard-operator": {"unit": "huu-nghi"}, "device": {"unit": "huu-nghi"}, "enterprise": {"sub": TAX}}
     assert assert_no_route_fails_on_odd_ids(app, lambda role: tok(role, **claims.get(role, {}))) > 100
+
+
+def test_events_admits_only_the_platforms_delivery(app, keys):
+    assert role_matrix.events_refusals(app, keys[0]) == []

@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 
 from lscloud import runtime
+from lscloud.auth import dev_keys
 from lscloud.knative import load_function
 from lscloud.runtime import Runtime
+
+import role_matrix
 
 pytestmark = pytest.mark.integration
 
@@ -286,3 +289,8 @@ def test_odd_path_ids_get_a_problem_never_a_5xx(client):
     from path_ids import assert_no_route_fails_on_odd_ids
 
     assert assert_no_route_fails_on_odd_ids(client.application, lambda role: {}) >= 10
+
+
+def test_every_endpoint_with_every_role(client, tmp_path):
+    """Held to functions/directory/access.yaml (every route public and read-only), not to @allow."""
+    assert role_matrix.check(client.application, "directory", dev_keys(tmp_path)[0]) >= 8 * 14

@@ -265,6 +265,7 @@ READ = st.tuples(st.sampled_from(["huu-nghi", "huu-nghi", "tan-thanh"]), st.samp
 
 
 OPENED = [0]
+EXITED = [0]
 
 
 def oracle_cleared(d: dict, seqs: dict) -> bool:
@@ -282,6 +283,9 @@ GOOD_READ = ("huu-nghi", "in", "桂A·12345", 1.0)
 @given(st.lists(st.tuples(STEP, READ), max_size=40))
 # always tried, so the open side of the rule is exercised whatever the random draw
 @example([(("advance",), GOOD_READ)] * 6 + [(("pass_all",), GOOD_READ), (("advance",), GOOD_READ)])
+# ... and the read after the exit, which must not open it a second time
+@example([(("advance",), GOOD_READ)] * 6 + [(("pass_all",), GOOD_READ), (("advance",), GOOD_READ),
+                                           (("advance",), GOOD_READ)])
 def test_random_event_sequences_never_open_the_barrier_for_a_truck_not_cleared(steps):
     d = doc_in("draft", risk_lane="yellow")   # as submission's selectivity leaves it
     last: dict[str, str] = {}
@@ -319,13 +323,92 @@ def test_random_event_sequences_never_open_the_barrier_for_a_truck_not_cleared(s
             assert oracle_cleared(d, last), (d["status"], d.get("holds"), last)
             assert gate == d["gate"] and flow == d["flow"] and conf >= 0.8
             assert ids.same_plate(plate, d["vehicle"]["tractor_plate"]) or ids.same_plate(plate, d["vehicle"]["trailer_plate"])
+            # what the barrier handler does once it opened (device_events.open_barrier): the truck
+            # exits; the same declaration must never open the barrier again
+            lifecycle.apply(d, "exit", Actor("device", "barrier-1", unit=gate), at=T0)
+            EXITED[0] += 1
         else:
             assert decision.reasons and all(r["message"] for r in decision.reasons)
 
 
 def test_the_property_run_did_open_the_barrier_sometimes():
-    # runs after the property test (file order): the rule was exercised on both sides
-    assert OPENED[0] > 0
+    # runs after the property test (file order): the rule was exercised on both sides, and trucks exited
+    assert OPENED[0] > 0 and EXITED[0] == OPENED[0]
+
+
+# Each rule of barrier.decide pinned alone: a declaration that meets every condition opens the
+# barrier; breaking exactly one condition keeps it shut with exactly that reason. Removing any
+# one rule from barrier.py makes its case here fail (reachable domain states cannot show every
+# rule: a hold, for instance, also revokes the release, so the property above cannot tell the
+# "open hold" rule from the "no release" one).
+
+ELIGIBLE_READ = {"gate": "huu-nghi", "flow": "in", "plate_read": "桂A 12345", "confidence": 1.0}
+
+
+def eligible() -> dict:
+    """A cleared declaration with customs' release and no hold, read at its own gate and flow."""
+    return doc_in("cleared", release={"by": CUSTOMS.as_dict(), "at": lifecycle.iso(T0), "lane": "yellow"}, holds={})
+
+
+def _break(rule: str, doc: dict, read: dict) -> None:
+    if rule == "not-cleared":
+        doc["status"] = "exited"          # e.g. the same truck read again after its exit
+    elif rule == "no-release":
+        del doc["release"]
+    elif rule == "open-hold":
+        doc["holds"]["agency:health-quarantine"] = {"agency": "health-quarantine", "since": lifecycle.iso(T0)}
+    elif rule == "wrong-gate":
+        read["gate"] = "tan-thanh"
+    elif rule == "wrong-direction":
+        read["flow"] = "out"
+    elif rule == "plate-mismatch":
+        read["plate_read"] = "桂A·12346"
+    elif rule == "low-confidence":
+        read["confidence"] = barrier.MIN_PLATE_CONFIDENCE - 0.01
+    else:
+        raise AssertionError(rule)
+
+
+RULES = sorted(set(barrier.REASONS) - {"no-declaration"})
+
+
+def test_an_eligible_truck_opens_the_barrier():
+    d = eligible()
+    assert barrier.decide(d, **ELIGIBLE_READ) == barrier.BarrierDecision(True, [])
+    for plate in ("桂A·12345", "桂A12345", "桂A·6789挂"):     # either declared plate, any separator
+        assert barrier.decide(d, **{**ELIGIBLE_READ, "plate_read": plate}).open
+    assert barrier.decide(d, **{**ELIGIBLE_READ, "confidence": barrier.MIN_PLATE_CONFIDENCE}).open
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_each_rule_alone_keeps_the_barrier_shut(rule):
+    d, read = eligible(), dict(ELIGIBLE_READ)
+    _break(rule, d, read)
+    decision = barrier.decide(d, **read)
+    assert not decision.open, rule
+    assert [r["code"] for r in decision.reasons] == [rule]
+
+
+@pytest.mark.parametrize("state", sorted(set(lifecycle.STATES) - {"cleared"}))
+def test_every_state_but_cleared_keeps_the_barrier_shut(state):
+    d = eligible()
+    d["status"] = state
+    assert [r["code"] for r in barrier.decide(d, **ELIGIBLE_READ).reasons] == ["not-cleared"]
+
+
+def test_an_empty_plate_read_never_opens():
+    assert [r["code"] for r in barrier.decide(eligible(), **{**ELIGIBLE_READ, "plate_read": ""}).reasons] == [
+        "plate-mismatch"]
+
+
+@given(st.sets(st.sampled_from(RULES)))
+def test_the_barrier_opens_exactly_when_no_rule_is_broken(broken):
+    d, read = eligible(), dict(ELIGIBLE_READ)
+    for rule in broken:
+        _break(rule, d, read)
+    decision = barrier.decide(d, **read)
+    assert decision.open == (not broken)
+    assert {r["code"] for r in decision.reasons} == broken
 
 
 def test_barrier_refusal_lists_every_reason():

@@ -105,24 +105,50 @@ def _reset():
     finished_how.clear()
 
 
-def test_threads_racing_for_one_float_never_overdraw():
-    j = ledger.MemoryJournal()
+class Lockstep(ledger.MemoryJournal):
+    """A journal that holds each writer's first append until every writer has reached its own:
+    all of them have read the same head and computed their entry against the same balances, so
+    the create-only append is what must decide. (Threads left to race rarely interleave like this
+    under the GIL: a journal without create-only appends passed the old version of this test.)"""
+
+    def __init__(self, writers: int):
+        super().__init__()
+        self.gate = threading.Barrier(writers, timeout=30)
+        self.first = threading.local()
+
+    def append(self, point, seq, entry):
+        if not getattr(self.first, "done", False):
+            self.first.done = True
+            self.gate.wait()
+        return super().append(point, seq, entry)
+
+
+def test_writers_that_read_the_same_head_never_overdraw_or_double_apply():
     p = POINTS[0]
+    refs = ["t0", "t1", "t2", "t3", "t0", "t1"]   # four holds, two of them sent twice
+    j = Lockstep(len(refs))
+    j.first.done = True   # this thread's appends (the funding) are not held
     ledger.apply(j, ledger.movement("delivery", p, 1_000_000, ref="fund"))
-    won, lost = [], []
+    results: dict[int, object] = {}
 
     def one(i):
         try:
-            ledger.apply(j, ledger.movement("hold", p, 300_000, ref=f"t{i % 10}", bank_code="vcb"))
-            won.append(i)
-        except ledger.Insufficient:
-            lost.append(i)
+            results[i] = ledger.apply(j, ledger.movement("hold", p, 300_000, ref=refs[i], bank_code="vcb"))
+        except ledger.Insufficient as exc:
+            results[i] = exc
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(40)]
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(refs))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert not j.gate.broken, "every writer reached its append with the same head"
+    journal = [e["movement"]["id"] for e in ledger.entries(j, p)]
+    told_new = [f"{refs[i]}:hold" for i, r in results.items() if isinstance(r, ledger.Applied) and r.new]
+    # every writer told "applied" has its own entry in the journal, and no movement is there twice
+    assert sorted(told_new) == sorted(journal[1:]) and len(set(journal)) == len(journal)
+    refused = {refs[i] for i, r in results.items() if isinstance(r, ledger.Insufficient)}
+    assert len(set(told_new)) == 3 and len(refused) == 1 and not refused & {m[:-5] for m in told_new}
     b = ledger.balances(j, p)
     assert b[ledger.held(p)] == 900_000 and b[ledger.cash(p)] == 100_000   # three holds fit, each once
     assert ledger.verify(j, [p])["ok"]

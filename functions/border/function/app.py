@@ -49,7 +49,8 @@ def _problem(exc: Exception) -> Problem:
                        detail_vi=f"Không thể thực hiện thao tác: tờ khai {vi}.",
                        current_state=exc.state, action=exc.action, allowed_from=exc.allowed_from)
     if isinstance(exc, lifecycle.NotPermitted):
-        return Problem(403, "forbidden", "Forbidden", str(exc), title_vi="Không có quyền",
+        # not "forbidden": that is the door's answer (a role the route does not admit)
+        return Problem(403, "action-not-permitted", "Action not permitted", str(exc), title_vi="Không có quyền",
                        detail_vi="Bạn không được phép thực hiện thao tác này trên tờ khai.")
     if isinstance(exc, crossing.NotReleasable):
         return Problem(409, "not-releasable", "Release not possible yet", str(exc),

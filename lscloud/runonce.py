@@ -1,0 +1,204 @@
+"""Records that end: what the runtime keeps for a while, and the sweep that deletes them once expired.
+
+Every run-once record carries its own end, ``expires_at``: partner nonces (``nonces/``), idempotent
+request records (``idempotency/``, :mod:`lscloud.idempotency`), events already handled
+(``events-seen/``, :mod:`lscloud.knative`), and the items of any model with a
+:class:`~lscloud.store.TTLAttribute` (identity's rate-limit windows …), which register themselves.
+Past ``expires_at`` nothing relies on a record any more; left alone they would pile up forever.
+
+Two mechanisms delete them:
+
+- :func:`sweep`, run by every function's runtime on the platform clock's tick (``/events``, see
+  :mod:`lscloud.knative`): it lists each prefix, reads the records that may have expired, and
+  deletes a record only if its own ``expires_at`` has passed, with ``If-Match`` on the ETag it read,
+  so a record renewed meanwhile (a lease taken over, an outcome completed) is never deleted. Which
+  records it reads is narrowed by the listing's ``LastModified``: a record is read once its kind's
+  longest lifetime (:attr:`Kind.max_age_s`) has passed since its last write — an optimisation only;
+  the decision is always the record's own ``expires_at``. Each sweep reads at most ``budget`` records,
+  the longest unwritten first, so a backlog drains over the following ticks.
+- in the cluster, a bucket lifecycle rule per runtime prefix (:func:`lifecycle_configuration`, applied
+  by ``infra/components/objectstore.py``) whose age must exceed :func:`longest_lifetime`: the store's
+  own backstop should the sweep not run. SeaweedFS (``weed mini``, the local cloud) accepts lifecycle
+  rules but turns them into a per-write TTL fixed when an object is written (seaweedfs#11183), so
+  the local cloud relies on the sweep alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Iterable
+
+log = logging.getLogger("lscloud.runonce")
+
+DEFAULT_BUDGET = 500
+"""At most this many records are read per sweep: a tick stays quick, the next tick goes on."""
+EVENT_LEASE_S = 300.0
+"""How long a run of an event handler holds the event (:mod:`lscloud.knative`)."""
+
+
+def _epoch(value: Any) -> float:
+    """``expires_at`` as epoch seconds: a number, or an ISO-8601 string (``TTLAttribute``)."""
+    if isinstance(value, bool):
+        raise TypeError("a boolean is no time")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            raise ValueError("a naive time")
+        return parsed.timestamp()
+    raise TypeError(f"not a time: {type(value).__name__}")
+
+
+@dataclass(frozen=True)
+class Kind:
+    """Records under one key prefix that end at their own ``expiry_field``."""
+
+    prefix: str
+    what: str
+    max_age_s: Callable[[Any], float]
+    """The longest a record may live after its last write, from the settings (0: unknown, read every time)."""
+    expiry_field: str = "expires_at"
+    bucket: str | None = None   # None: the function's bucket
+    owner: str = "lscloud"      # the module that declared it
+
+    def expires_at(self, body: bytes) -> float | None:
+        """The record's end in epoch seconds, or None when it has none that can be read."""
+        try:
+            return _epoch(json.loads(body)[self.expiry_field])
+        except (ValueError, TypeError, KeyError, OverflowError):
+            return None
+
+
+NONCES = Kind("nonces/", "partner request nonces",
+              # remembered until timestamp + window + 60 s, and a timestamp may be up to a window ahead
+              lambda s: 2 * s.signature_window_s + 60)
+IDEMPOTENCY = Kind("idempotency/", "idempotent request records", lambda s: s.idempotency_ttl_s)
+EVENTS_SEEN = Kind("events-seen/", "events already handled", lambda s: max(s.idempotency_ttl_s, EVENT_LEASE_S))
+RUNTIME_KINDS = (NONCES, IDEMPOTENCY, EVENTS_SEEN)
+"""The runtime's own run-once records (in every function's bucket that uses them)."""
+
+_models: dict[str, Kind] = {}
+_lock = threading.Lock()
+
+
+def register_model(model) -> Kind:
+    """Sweep the items of ``model`` (a Model with a TTLAttribute) past their TTL; called by the
+    Model class itself. ``Meta.ttl_max_s`` may say how long an item lives after its last write."""
+    ttl = model._ttl_attr
+    meta = getattr(model, "Meta", None)
+    longest = float(getattr(meta, "ttl_max_s", 0) or 0)
+    kind = Kind(f"{model._table}/", f"{model.__name__} items", lambda s, _v=longest: _v, ttl.name, model._bucket,
+                model.__module__)
+    with _lock:
+        _models[kind.prefix] = kind
+    return kind
+
+
+def kinds() -> tuple[Kind, ...]:
+    """Everything :func:`sweep` looks at: the runtime's records and every registered model's."""
+    with _lock:
+        return RUNTIME_KINDS + tuple(sorted(_models.values(), key=lambda k: k.prefix))
+
+
+def model_kinds(package: str) -> list[Kind]:
+    """The registered models' kinds declared in ``package`` or below it."""
+    with _lock:
+        return sorted((k for k in _models.values() if k.owner == package or k.owner.startswith(package + ".")),
+                      key=lambda k: k.prefix)
+
+
+def longest_lifetime(settings) -> float:
+    """The longest any runtime record lives after its last write, for these settings (seconds)."""
+    return max(k.max_age_s(settings) for k in RUNTIME_KINDS)
+
+
+def lifecycle_configuration(days: int) -> dict:
+    """An S3 bucket lifecycle configuration expiring the runtime's records ``days`` after their last write."""
+    return {"Rules": [{"ID": "expire-" + k.prefix.strip("/"), "Status": "Enabled", "Filter": {"Prefix": k.prefix},
+                       "Expiration": {"Days": int(days)}} for k in RUNTIME_KINDS]}
+
+
+def check_lifecycle_days(days: int, settings: Iterable[Any]) -> None:
+    """ValueError unless ``days`` outlasts every runtime record under each of ``settings``."""
+    longest = max((longest_lifetime(s) for s in settings), default=0.0)
+    if not isinstance(days, int) or isinstance(days, bool) or days * 86_400 <= longest:
+        raise ValueError(f"a lifecycle rule of {days!r} day(s) could delete run-once records before they expire: "
+                         f"the longest lives {longest:g} s ({longest / 86_400:.2f} days) after its last write")
+
+
+@dataclass
+class Report:
+    """What one sweep did, per prefix: ``listed``, ``read``, ``deleted``, ``kept`` (not expired yet),
+    ``changed`` (renewed or deleted since it was read), ``unreadable`` (no expiry to go by: deleted
+    only once it is older than any record of its kind lives, as a lease would take it over)."""
+
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    exhausted: bool = False   # the budget ran out: the next sweep goes on
+
+    def add(self, prefix: str, what: str, n: int = 1) -> None:
+        c = self.counts.setdefault(prefix, {"listed": 0, "read": 0, "deleted": 0, "kept": 0, "changed": 0,
+                                            "unreadable": 0})
+        c[what] += n
+
+    def total(self, what: str) -> int:
+        return sum(c[what] for c in self.counts.values())
+
+
+def sweep(objects, bucket: str, settings, *, kinds_: Iterable[Kind] | None = None, now: float | None = None,
+          budget: int = DEFAULT_BUDGET) -> Report:
+    """Delete the records of ``kinds_`` (default :func:`kinds`) whose ``expires_at`` has passed.
+
+    ``objects`` is the :class:`~lscloud.store.ObjectStore`; ``now`` (epoch seconds) defaults to the
+    clock. A record is deleted only if ``expires_at < now`` and only as it was read (``If-Match``).
+    """
+    from .store.errors import ConditionalCheckFailed, DoesNotExist
+
+    now = time.time() if now is None else now
+    report = Report()
+    due: list[tuple[float, Kind, str, str, bool]] = []   # (last write, kind, bucket, key, outlived its kind)
+    for kind in (kinds() if kinds_ is None else tuple(kinds_)):
+        where = kind.bucket or bucket
+        try:
+            longest = max(0.0, float(kind.max_age_s(settings)))
+        except Exception:  # noqa: BLE001 - a kind whose lifetime cannot be told is read every time
+            longest = 0.0
+        for info in objects.list(where, kind.prefix):
+            report.add(kind.prefix, "listed")
+            if info.last_modified is None or info.last_modified <= now - longest:   # else: too recent to have expired
+                outlived = longest > 0 and info.last_modified is not None
+                due.append((info.last_modified or 0.0, kind, where, info.key, outlived))
+    # the oldest first: when the budget runs out, the next sweep still gets to the rest
+    due.sort(key=lambda d: d[0])
+    report.exhausted = len(due) > budget
+    for _, kind, where, key, outlived in due[:budget]:
+        try:
+            stored = objects.get(where, key)
+        except DoesNotExist:
+            continue
+        report.add(kind.prefix, "read")
+        end = kind.expires_at(stored.body)
+        if end is None:
+            report.add(kind.prefix, "unreadable")
+            if not outlived:
+                continue   # no expiry to go by, and no lifetime it has outlived: left alone
+            end = now - 1  # not a record of ours (none lives that long): nothing can rely on it
+        if end >= now:
+            report.add(kind.prefix, "kept")
+            continue
+        try:
+            objects.delete(where, key, if_match=stored.etag)
+        except (ConditionalCheckFailed, DoesNotExist):
+            report.add(kind.prefix, "changed")   # renewed or removed since we read it: not ours to delete
+            continue
+        report.add(kind.prefix, "deleted")
+    if report.total("deleted") or report.total("unreadable"):
+        log.info("swept expired records in %s: %s%s", bucket,
+                 {p: c["deleted"] for p, c in report.counts.items() if c["deleted"]},
+                 " (budget used up; the next sweep goes on)" if report.exhausted else "")
+    return report

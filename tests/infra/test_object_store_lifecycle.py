@@ -1,0 +1,73 @@
+"""Run-once records in the cluster's buckets: a lifecycle rule per runtime prefix, in every bucket,
+whose age outlives the longest of those records (lscloud/runonce.py) — else the stack refuses."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import REPO, k8s_objects
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+pytest.importorskip("pulumi")
+
+from lscloud import runonce  # noqa: E402
+from lscloud.local import manifest  # noqa: E402
+
+from components import objectstore  # noqa: E402
+from components.function import bucket_name  # noqa: E402
+from components.settings import ObjectStoreSettings, SettingsError, StackSettings, check_run_once_expiry  # noqa: E402
+
+FUNCTIONS = [m.name for m in manifest.discover(REPO / "functions")]
+
+
+def rendered(days: int | None = None) -> tuple[str, dict]:
+    s = ObjectStoreSettings() if days is None else ObjectStoreSettings(runOnceExpiryDays=days)
+    objs = objectstore.render(s, "lscloud-data", FUNCTIONS, client_namespaces=("lscloud",),
+                              root={"user": "u", "password": "p"}, user_secrets={f: "x" for f in FUNCTIONS},
+                              functions_namespace="lscloud")
+    (cm,) = [o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"] == objectstore.POLICIES]
+    return cm["data"]["setup.sh"], json.loads(cm["data"][objectstore.LIFECYCLE])
+
+
+def test_every_bucket_expires_the_runtime_records_after_the_configured_days():
+    script, lifecycle = rendered()
+    assert lifecycle == runonce.lifecycle_configuration(3)
+    assert {(r["Filter"]["Prefix"], r["Expiration"]["Days"], r["Status"]) for r in lifecycle["Rules"]} == {
+        ("nonces/", 3, "Enabled"), ("idempotency/", 3, "Enabled"), ("events-seen/", 3, "Enabled")}
+    for fn in FUNCTIONS:
+        # `mc ilm rule import` replaces the bucket's rules: the Job may run again and again
+        assert f"mc ilm rule import lscloud/{bucket_name('lscloud', fn)} < /policies/{objectstore.LIFECYCLE}" in script
+    assert "mc ilm rule add" not in script
+
+
+def test_a_changed_age_reruns_the_setup_job():
+    def job(days):
+        objs = objectstore.render(ObjectStoreSettings(runOnceExpiryDays=days), "d", FUNCTIONS, client_namespaces=(),
+                                  root={"user": "u", "password": "p"}, user_secrets={f: "x" for f in FUNCTIONS},
+                                  functions_namespace="lscloud")
+        return next(o["metadata"]["name"] for o in objs if o["kind"] == "Job")
+
+    assert job(3) != job(4)
+
+
+def test_an_age_shorter_than_the_longest_record_stops_the_stack():
+    base = {"domain": "d", "imageRegistry": "r", "imageTag": "t", "cluster": {"mode": "existing"}}
+    assert StackSettings.from_values({**base, "objectStore": {"runOnceExpiryDays": 2}}.get).objectStore.runOnceExpiryDays == 2
+    for days in (1, 0):   # idempotency records live a day by default
+        with pytest.raises(SettingsError, match="runOnceExpiryDays"):
+            StackSettings.from_values({**base, "objectStore": {"runOnceExpiryDays": days}}.get)
+    # a function that keeps its idempotency records for a week needs a longer rule
+    check_run_once_expiry(8, [{}, {"LSCLOUD_IDEMPOTENCY_TTL_S": str(7 * 86_400)}])
+    with pytest.raises(SettingsError, match="before they expire"):
+        check_run_once_expiry(3, [{}, {"LSCLOUD_IDEMPOTENCY_TTL_S": str(7 * 86_400)}])
+
+
+def test_the_program_renders_the_rule_for_each_stack(program):
+    for stack in ("dev", "prod"):
+        (cm,) = [o for o in k8s_objects(program(stack))
+                 if o["kind"] == "ConfigMap" and o["metadata"]["name"] == objectstore.POLICIES]
+        assert json.loads(cm["data"][objectstore.LIFECYCLE])["Rules"]
+        assert cm["data"]["setup.sh"].count("mc ilm rule import") == len(FUNCTIONS)

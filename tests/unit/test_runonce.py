@@ -1,0 +1,102 @@
+"""Run-once records that end (lscloud/runonce.py), without servers: how a record's end is read, the
+lifecycle rule's age against the longest lifetime, and that every function keeping such records
+receives the platform clock's tick the runtime sweeps them on. The sweep itself runs against weed
+mini in tests/integration/test_runonce.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lscloud import config, knative, runonce, runtime
+from lscloud.clock import TICKED
+from lscloud.knative import load_function
+from lscloud.local import manifest
+from lscloud.store import Model
+
+ROOT = Path(__file__).resolve().parents[2]
+FUNCTIONS = sorted(d.name for d in (ROOT / "functions").iterdir() if (d / "function" / "__init__.py").exists())
+
+
+def test_a_records_end_is_read_from_its_own_field():
+    k = runonce.IDEMPOTENCY
+    assert k.expires_at(b'{"status":"COMPLETED","expires_at":1767225600.5}') == 1767225600.5
+    assert runonce.Kind("t/", "t", lambda s: 0, "until").expires_at(b'{"until":"2026-01-01T00:00:00.000000Z"}') == \
+        1767225600.0
+    for broken in (b"{not json", b"{}", b'{"expires_at":null}', b'{"expires_at":true}', b'{"expires_at":"soon"}',
+                   b'{"expires_at":"2026-01-01T00:00:00"}', b"[]"):
+        assert k.expires_at(broken) is None, broken
+
+
+def test_the_runtime_prefixes_are_the_ones_its_records_are_written_under():
+    from lscloud.idempotency import record_key
+    from lscloud.knative import _events_seen_key
+
+    assert record_key("f", "sub:x", "POST", "/v1/x", "k").startswith(runonce.IDEMPOTENCY.prefix)
+    assert _events_seen_key("border", {"source": "/s", "id": "1"}).startswith(runonce.EVENTS_SEEN.prefix)
+    assert {k.prefix for k in runonce.RUNTIME_KINDS} == {"nonces/", "idempotency/", "events-seen/"}
+
+
+def test_a_model_with_a_ttl_registers_its_table():
+    from lscloud.store import attributes as A
+
+    class Hold(Model):
+        class Meta:
+            table = "t-unit-holds"
+            ttl_max_s = 900
+
+        id = A.UnicodeAttribute(hash_key=True)
+        until = A.TTLAttribute()
+
+    (kind,) = [k for k in runonce.kinds() if k.prefix == "t-unit-holds/"]
+    assert kind.expiry_field == "until" and kind.max_age_s(None) == 900
+
+
+def test_the_lifecycle_rule_must_outlive_every_record():
+    defaults = config.Settings()
+    assert runonce.longest_lifetime(defaults) == defaults.idempotency_ttl_s == 86_400
+    rules = runonce.lifecycle_configuration(2)["Rules"]
+    assert {r["Filter"]["Prefix"] for r in rules} == {k.prefix for k in runonce.RUNTIME_KINDS}
+    assert all(r["Status"] == "Enabled" and r["Expiration"] == {"Days": 2} for r in rules)
+    runonce.check_lifecycle_days(2, [defaults])
+    for days in (1, 0, True, 1.5):
+        with pytest.raises(ValueError, match="before they expire"):
+            runonce.check_lifecycle_days(days, [defaults])
+    with pytest.raises(ValueError, match="before they expire"):   # one function keeps its records for a week
+        runonce.check_lifecycle_days(3, [defaults, defaults.replace(idempotency_ttl_s=7 * 86_400)])
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory):
+    s = config.load({"LSCLOUD_S3_ENDPOINT": "http://127.0.0.1:9", "LSCLOUD_NATS_URL": "nats://127.0.0.1:9",
+                     "LSCLOUD_STATE_DIR": str(tmp_path_factory.mktemp("state"))})
+    runtime.install(runtime.Runtime(s))
+    yield s
+    runtime.uninstall()
+
+
+def keeps_run_once_records(name: str, settings) -> tuple[list[str], bool]:
+    """What the runtime finds the function keeps, and whether its /events then handles the tick."""
+    fn = load_function(ROOT / "functions" / name)
+    instance = fn.new()
+    app = instance._build(settings.replace(service=name))
+    why = knative.run_once_records(app, instance.events, fn.__name__)
+    ticks = "/events" in {r.rule for r in app.url_map.iter_rules()} and (
+        TICKED in instance.events or bool(why))
+    return why, ticks
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_a_function_keeping_run_once_records_receives_the_tick_they_are_swept_on(name, settings):
+    why, ticks = keeps_run_once_records(name, settings)
+    types = {s.type for s in manifest.parse((ROOT / "functions" / name / "func.yaml").read_text(),
+                                            ROOT / "functions" / name / "func.yaml").subscriptions}
+    if why:
+        assert ticks and TICKED in types, f"{name} keeps {', '.join(why)}: subscribe to {TICKED} in its func.yaml"
+    expected = {"border": "idempotency", "dossiers": "idempotency", "softatm": "partner nonces",
+                "identity": "AttemptWindow items"}
+    if name in expected:
+        assert any(expected[name] in w for w in why), (name, why)
+    else:
+        assert why == [], (name, why)   # directory, procedures: reference data only, no /events
