@@ -12,7 +12,7 @@ import pytest
 from flask import jsonify
 
 from lscloud import clock, events, knative, runonce, web
-from lscloud.auth import allow, dev_keys, issue_token, sign_request
+from lscloud.auth import allow, delivery_headers, dev_keys, issue_token, sign_request
 from lscloud.idempotency import idempotent
 from lscloud.problems import TYPE_BASE
 from lscloud.store import Model, attributes as A
@@ -87,6 +87,8 @@ def fn_app(settings, keys):
 
 def tick(client, at: datetime | None = None):
     h, b = events.to_binary_http(clock.tick_event(at or datetime.now(timezone.utc)))
+    # delivered as the platform delivers: with the dispatcher's token for this function
+    h.update(delivery_headers(client.application.extensions["lscloud"].settings))
     r = client.post("/events", data=b, headers=h)
     assert r.status_code == 200, r.get_data(as_text=True)
     return r
