@@ -355,6 +355,12 @@ def test_the_clock_tick_flags_overdue_steps_and_flushes_the_outbox(fn, client, t
     assert ok(client.post("/v1/overdue/sweep", headers=tok("operator")))["steps_flagged"] == 0
 
 
+@pytest.mark.parametrize("year", ["0", "45035862297", "1899", "3000"])
+def test_a_year_no_calendar_can_hold_is_not_found(client, year):
+    r = client.get(f"/v1/calendar/{year}")
+    assert r.status_code == 404 and r.mimetype == "application/problem+json"
+
+
 def test_the_calendar_shows_swaps_and_where_each_day_comes_from(client):
     year = ok(client.get("/v1/calendar/2026"))
     by_date = {d["date"]: d for d in year["days"]}

@@ -627,7 +627,8 @@ def create_app(settings=None) -> Flask:
         return jsonify({"from": first.isoformat(), "to": last.isoformat(), "agency": agency, "at": workflow.iso(at),
                         **figures})
 
-    @app.get("/v1/calendar/<int:year>")
+    # years a calendar can speak of; outside them there is nothing (404), never a date error (500)
+    @app.get("/v1/calendar/<int(min=1900, max=2999):year>")
     @allow("public")
     @responds("dossiers/calendar.json")
     def get_calendar(year: int):
