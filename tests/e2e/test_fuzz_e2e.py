@@ -1,10 +1,8 @@
 """`lscloud fuzz` against a real `lscloud up`: a small run keeps the command working.
 
 A cloud with only the directory and identity, a few dozen schemathesis cases each through the
-gateway, and the directory straight on its own port. Direct, the function's own answers must give
-exit 0 (no 5xx, every 4xx problem+json). Through the gateway the command must run and count; its
-exit code also reflects the gateway's own answers to odd paths (issue 9, the gateway's part), so
-once those are problem+json this test should demand 0 there too.
+gateway, and the directory straight on its own port. Both ways the run must give exit 0: no 5xx and
+every 4xx problem+json, from the functions and from the gateway's own answers to odd paths.
 """
 
 from __future__ import annotations
@@ -46,7 +44,7 @@ def _row(output: str, name: str) -> list[str]:
 def test_a_small_fuzz_run_through_the_gateway_and_direct(cloud, tmp_path):
     out = fuzz(cloud, "--base-url", cloud.gateway, "--function", "directory", "--function", "identity",
                     "--cases", "30", "--phases", "fuzzing", "--seed", "7", "--report-dir", str(tmp_path / "gw"))
-    assert out.returncode in (0, 1) and "total:" in out.stdout, out.stdout + out.stderr
+    assert out.returncode == 0 and "total:" in out.stdout, out.stdout + out.stderr
     for name in ("directory", "identity"):
         cases, responses = _row(out.stdout, name)[1:3]
         assert int(cases) >= 10 and int(responses) >= int(cases)
