@@ -28,7 +28,8 @@ from urllib.parse import urlparse
 
 from flask import Flask, jsonify, request
 
-from . import asgi, auth, config, events, metrics, runonce, runtime, telemetry, web
+from . import asgi, auth, config, events, metrics, runonce, runtime, store, telemetry, web
+from .context import app_state
 from .auth import EVENTING, allow
 from .problems import Problem
 
@@ -113,7 +114,7 @@ class Function:
                 self._asgi.executor.shutdown(wait=False)
                 self._asgi = None
             if self._runtime is not None:
-                if runtime._current is self._runtime:
+                if runtime.installed() is self._runtime:
                     runtime.uninstall()
                 else:
                     self._runtime.close()
@@ -215,7 +216,7 @@ def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
     @web.raw_body()
     def receive_event():
         """Receive a CloudEvent from Knative Eventing (internal: a delivery token is required)."""
-        state = web.app_state()
+        state = app_state()
         try:
             event = events.from_http(dict(request.headers), request.get_data(cache=True))
         except ValueError as exc:
@@ -234,7 +235,7 @@ def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
                           f"This function does not handle events of type {event['type']!r}.",
                           title_vi="Loại sự kiện không được hỗ trợ",
                           detail_vi=f"Chức năng này không xử lý sự kiện loại {event['type']!r}.")
-        objects, bucket = state.store()
+        objects, bucket = store.connection()
         key = _events_seen_key(state.name, event)
         now = time.time()
         facts = {"id": event["id"], "source": event["source"], "type": event["type"]}
@@ -310,8 +311,8 @@ def _with_housekeeping(handlers: Mapping[str, EventHandler]) -> dict[str, EventH
 def sweep_expired() -> runonce.Report | None:
     """Delete this function's expired run-once records (nonces, idempotency and events-seen records,
     TTL model items) in its bucket. Never raises: what is left waits for the next tick."""
-    state = web.app_state()
-    objects, bucket = state.store()
+    state = app_state()
+    objects, bucket = store.connection()
     try:
         return runonce.sweep(objects, bucket, state.settings)
     except Exception as exc:  # noqa: BLE001 - housekeeping must not fail the tick

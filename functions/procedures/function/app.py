@@ -20,7 +20,6 @@ from flask import Flask, g, redirect
 from lscloud.auth import allow
 from lscloud import store
 from lscloud.store import DoesNotExist, keys as store_keys
-from lscloud.store.blobs import BlobStore
 from lscloud.web import CACHED, Problem, app_state, cached_json, create_app as runtime_app, query_params, responds
 
 from . import search
@@ -131,11 +130,10 @@ def create_app(settings=None) -> Flask:
                           title_vi="Không có mẫu đơn, tờ khai",
                           detail_vi=f"Thủ tục {code} không có mẫu cho giấy tờ {doc!r}.",
                           errors=[{"field": "/doc", "message": what}])
-        objects, bucket = app_state().store()
         ttl = app_state().settings.presign_ttl_s
         template = document["template"]
         try:
-            url = BlobStore(objects, bucket, prefix=TEMPLATE_PREFIX).presigned_url(
+            url = store.blobs(TEMPLATE_PREFIX).presigned_url(
                 template["sha256"], ttl, filename=template["filename"])
         except DoesNotExist:
             raise _not_seeded() from None
