@@ -14,7 +14,7 @@ import re
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Mapping, TypeVar
+from typing import Iterable, Mapping, TypeVar
 from urllib.parse import urlparse
 
 
@@ -286,6 +286,22 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         trace_file=get("LSCLOUD_TRACE_FILE", d.trace_file),
         function_env=_function_env(env, service),
     )
+
+
+def environ() -> dict[str, str]:
+    """A copy of the process environment: the one place the project reads it (a child process's
+    environment is built from this copy, a function's ``start(cfg)`` gets it)."""
+    return dict(os.environ)
+
+
+def merge_env_list(name: str, values: Iterable[str]) -> None:
+    """Add ``values`` to the comma-separated process variable ``name`` (the OpenTelemetry
+    instrumentations read their options from the environment, not from our settings)."""
+    current = [v.strip() for v in os.environ.get(name, "").split(",") if v.strip()]
+    for v in values:
+        if v not in current:
+            current.append(v)
+    os.environ[name] = ",".join(current)
 
 
 def env_prefix(service: str) -> str:

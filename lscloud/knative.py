@@ -15,7 +15,6 @@ import hashlib
 import importlib.util
 import inspect
 import logging
-import os
 import re
 import socket
 import sys
@@ -153,7 +152,7 @@ class Function:
         (:class:`lscloud.asgi.BodyGuard`), so the caller's pooled connection never holds a
         half-read request."""
         if self._asgi is None:
-            self.start(os.environ.copy())
+            self.start(config.environ())
         if scope.get("type") == "http":
             guard = asgi.BodyGuard(scope, receive, send)
             receive, send = guard.receive, guard.send

@@ -130,7 +130,7 @@ def test_a_killed_function_is_restarted_and_reported(cloud):
 
 def test_the_clock_ticks_into_the_stream(cloud):
     from lscloud import clock, config
-    from lscloud.local.dispatcher import tail
+    from lscloud.delivery import tail
 
     assert f"✓ clock        {clock.TICKED}" in cloud.output()
     state = cloud.state()

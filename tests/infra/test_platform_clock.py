@@ -13,7 +13,7 @@ pulumi = pytest.importorskip("pulumi")
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
 from lscloud import clock as runtime_clock  # noqa: E402
-from lscloud.local import manifest  # noqa: E402
+from lscloud import manifest  # noqa: E402
 
 from components import clock  # noqa: E402
 from components.bridge import routes  # noqa: E402

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
 from lscloud.bus import STREAM_SUBJECTS  # noqa: E402
-from lscloud.local import manifest  # noqa: E402
+from lscloud import manifest  # noqa: E402
 
 FUNCTIONS = manifest.discover(REPO / "functions")
 STACKS = ("dev", "prod")

@@ -9,7 +9,7 @@ import pytest
 
 from lscloud import errors, runtime
 from lscloud.aggregate import Aggregate, NoChange
-from lscloud.local.dispatcher import tail
+from lscloud.delivery import tail
 from lscloud.statemachine import Action, Actor, StateMachine
 from lscloud.store import Model, attributes as A
 

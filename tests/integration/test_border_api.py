@@ -14,7 +14,7 @@ import pytest
 from lscloud import events, outbox, runtime
 from lscloud.auth import delivery_headers, dev_keys, issue_token
 from lscloud.knative import load_function
-from lscloud.local.dispatcher import tail
+from lscloud.delivery import tail
 from lscloud.runtime import Runtime
 from lscloud.web import app_state
 

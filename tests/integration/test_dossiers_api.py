@@ -19,7 +19,7 @@ from jsonschema import Draft202012Validator
 from lscloud import outbox, runtime
 from lscloud.auth import delivery_headers, dev_keys, issue_token
 from lscloud.knative import load_function
-from lscloud.local.dispatcher import tail
+from lscloud.delivery import tail
 from lscloud.runtime import Runtime
 
 import role_matrix

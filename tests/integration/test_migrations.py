@@ -13,8 +13,8 @@ import pytest
 import lscloud.store as store
 from lscloud import pseudonyms, runtime
 from lscloud.knative import load_function
-from lscloud.local import manifest as manifests
-from lscloud.local import run_function
+from lscloud import manifest as manifests
+from lscloud import serve as run_function
 from lscloud.local.supervisor import function_env, run_migration
 from lscloud.store import Model, attributes as A
 from lscloud.store.rekey import rekey

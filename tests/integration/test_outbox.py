@@ -3,7 +3,7 @@
 import pytest
 
 from lscloud import events, outbox, runtime
-from lscloud.local.dispatcher import tail
+from lscloud.delivery import tail
 from lscloud.local.servers import free_port
 
 pytestmark = pytest.mark.integration

@@ -145,7 +145,7 @@ def test_withdrawal_end_to_end_and_the_ledger(client, setup, rt, mod):
     assert report["ok"], report
     assert report["balances"]["bank:vcb"] == 2_000_000 and report["balances"]["vnpost:vault"] == -50_000_000
     # events for the IOC carry no customer data
-    evs = [e["event"] for e in __import__("lscloud.local.dispatcher", fromlist=["tail"]).tail(rt.settings, 50)]
+    evs = [e["event"] for e in __import__("lscloud.delivery", fromlist=["tail"]).tail(rt.settings, 50)]
     mine = [e for e in evs if e.get("subject") == b["id"]]
     assert [e["type"].split(".")[4] for e in mine] == ["received", "reserved", "committed"]
     assert all("account" not in e["data"] and "customer_id_number" not in e["data"] for e in mine)

@@ -31,7 +31,7 @@ from lscloud import events, knative, telemetry, web
 from lscloud.auth import allow, delivery_headers
 from lscloud.bus import BusUnavailable, SyncBus, delete_streams
 from lscloud.config import Settings
-from lscloud.local.dispatcher import Dispatcher, Subscription
+from lscloud.delivery import Dispatcher, Subscription
 from lscloud.local.servers import free_port
 from lscloud.problems import Problem
 

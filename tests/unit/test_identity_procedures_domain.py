@@ -19,7 +19,7 @@ from lscloud import config
 from lscloud.identifiers import InvalidIdentifier, parse_cccd
 from lscloud.listing import QueryError, decode_token, fold
 from lscloud.query import InvalidQuery, parse as parse_query
-from lscloud.local import manifest
+from lscloud import manifest
 from lscloud.local.supervisor import SIGNING_KEY_ENV, function_env
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -93,7 +93,7 @@ def deliver(event: dict) -> None:
 
 def dead_letters(settings, limit: int = 100) -> list[dict]:
     """Webhooks the dispatcher gave up on (this function's dead letters), newest last."""
-    from lscloud.local.dispatcher import read_dlq
+    from lscloud.delivery import read_dlq
 
     out = []
     for record in read_dlq(settings, limit):

@@ -17,13 +17,14 @@ with a message that says where to look.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import yaml
+
+from . import config
 
 MANIFEST = "func.yaml"
 
@@ -116,7 +117,7 @@ class Manifest:
         Entries that refer to cluster secrets or config maps are left out: locally the
         ``LSCLOUD_*`` settings passed by the supervisor stand in for them.
         """
-        environ = os.environ if environ is None else environ
+        environ = config.environ() if environ is None else environ
         out: dict[str, str] = {}
         for var in self.envs:
             if var.value is not None:

@@ -1,8 +1,8 @@
 """Start one function the way Knative's func-python runtime does, or run its seed or migration hook.
 
-    python -m lscloud.local.run_function functions/<name>            # serve (LISTEN_ADDRESS)
-    python -m lscloud.local.run_function --seed [--force] functions/<name>
-    python -m lscloud.local.run_function --migrate [--force] functions/<name>
+    python -m lscloud.serve functions/<name>            # serve (LISTEN_ADDRESS)
+    python -m lscloud.serve --seed [--force] functions/<name>
+    python -m lscloud.serve --migrate [--force] functions/<name>
 
 Serving imports the folder's ``function`` package and hands its ``new`` to
 ``func_python.http.serve``, the same entry the func-python container image uses, so the
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # before anything can log or fail: a seed's or a function's traceback must not name a citizen
     redaction.install_log_redaction()
-    parser = argparse.ArgumentParser(prog="python -m lscloud.local.run_function",
+    parser = argparse.ArgumentParser(prog="python -m lscloud.serve",
                                      description="Serve one function like Knative's func-python, "
                                                  "or seed or migrate its data.")
     parser.add_argument("function_dir", type=Path, help="the function's folder (holds func.yaml and function/)")

@@ -41,8 +41,8 @@ import nats.js.errors
 from nats.js import api as js_api
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from .. import events, metrics, telemetry
-from ..bus import Bus, BusError, BusUnavailable
+from . import events, metrics, telemetry
+from .bus import Bus, BusError, BusUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +111,12 @@ class LocalDeliveryTokens:
     subscriber, signed with the eventing key under the state dir (created on first use)."""
 
     def __init__(self, state_dir):
-        from ..auth import eventing_keys
+        from .auth import eventing_keys
 
         self._private_pem, _ = eventing_keys(state_dir)
 
     def __call__(self, sub: Subscription) -> str:
-        from ..auth import issue_delivery_token
+        from .auth import issue_delivery_token
 
         return issue_delivery_token(self._private_pem, sub.token_audience)
 
