@@ -12,6 +12,7 @@ dispatcher's own token under ``lscloud up``).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
 import inspect
 import logging
@@ -360,14 +361,31 @@ def function(app_factory: Callable[..., Flask], *, events: Mapping[str, EventHan
 
 
 def load_function(path: str | Path) -> ModuleType:
-    """Import ``<path>/function`` as a package with a unique name (``lscloud_fn_<name>``).
+    """Import ``<path>/function``, the function's package.
 
-    Several functions load side by side in one process (tests); their relative imports work.
+    Under a ``functions/`` folder that is itself a package (this repository's), the function is
+    imported by its real name, ``functions.<name>.function``, so tests and tools import its modules
+    by that name too. Elsewhere (test peers such as ``peers/softatm-bank-sim``, a function in a
+    temporary folder) it gets a unique name, ``lscloud_fn_<name>``. Several functions load side by
+    side in one process; their relative imports work.
     """
     root = Path(path).resolve()
     init = root / "function" / "__init__.py"
     if not init.exists():
         raise FileNotFoundError(f"{init} does not exist: a function needs function/__init__.py")
+    parent = root.parent
+    if (parent / "__init__.py").exists() and parent.name.isidentifier() and root.name.isidentifier() \
+            and (root / "__init__.py").exists():
+        home = str(parent.parent)
+        if home not in sys.path:
+            sys.path.insert(0, home)
+        real = f"{parent.name}.{root.name}.function"
+        existing = sys.modules.get(real)
+        if existing is None or Path(getattr(existing, "__file__", "") or "").resolve() == init:
+            module = importlib.import_module(real)
+            if Path(module.__file__ or "").resolve() == init:
+                return module
+        # another checkout's package holds that name in this process: fall back to a unique one
     base = "lscloud_fn_" + re.sub(r"\W", "_", root.name)
     name = base
     existing = sys.modules.get(name)
