@@ -27,7 +27,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from .. import auth, errors, query, runtime, telemetry
 from ..context import AppState, app_state
 from ..problems import Problem, current_trace_id, problem_response
-from ..store.errors import InvalidKey, StoreUnavailable
+from ..store.errors import ConditionalCheckFailed, DoesNotExist, InvalidKey, StoreUnavailable
 from .bodies import SchemaSet, buffer_unsized_body
 from .openapi import build_openapi, invalid_query
 
@@ -40,6 +40,16 @@ _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 class AccessError(RuntimeError):
     """A route has no ``@allow`` declaration: the app must not serve."""
+
+
+# The store's errors that reach a view mean the same in every function: a record that is not there
+# is not found; a record that kept changing under every retry is a conflict the client may retry.
+errors.register(DoesNotExist, lambda exc: Problem(404, detail="Nothing exists at this address.",
+                                                  detail_vi="Không có tài nguyên nào tại địa chỉ này."))
+errors.register(ConditionalCheckFailed, lambda exc: Problem(
+    409, "concurrent-update", "Concurrent update", "The record kept changing while this request ran; retry it.",
+    title_vi="Dữ liệu đang được cập nhật", detail_vi="Dữ liệu đang được cập nhật đồng thời; vui lòng thử lại.",
+    headers={"Retry-After": "1"}))
 
 
 def check_access(app: Flask) -> None:
