@@ -30,9 +30,9 @@ from typing import Any, Callable, Generic, Iterable, Sequence, TypeVar
 
 from . import events as ce
 from . import outbox
-from .errors import Conflict
+from .errors import Conflict, NotFound
 from .statemachine import StateMachine, Transition, iso, now, parse_iso
-from .store import ConditionalCheckFailed, DoesNotExist, Model
+from .store import ConditionalCheckFailed, DoesNotExist, InvalidKey, Model
 from .store.retry import DEFAULT, Backoff
 
 log = logging.getLogger("lscloud.aggregate")
@@ -120,6 +120,18 @@ class Aggregate(Generic[M]):
     def get(self, record_id: str) -> M:
         """The stored record (``model.DoesNotExist`` if there is none)."""
         return self.model.get(record_id)
+
+    def visible(self, record_id: str, can_see: Callable[[dict], bool]) -> M:
+        """The record if the caller may see it; otherwise — and when there is none, or the id could
+        not even be a key — the same 404, so a caller cannot probe for records that are not theirs."""
+        try:
+            item = self.model.get(record_id)
+        except (DoesNotExist, InvalidKey):
+            item = None
+        if item is None or not can_see(item.data):
+            raise NotFound(f"No {self.machine.noun} with this id is visible to you.",
+                           detail_vi=f"Không tìm thấy {self.machine.noun_vi} (hoặc bạn không có quyền xem).")
+        return item
 
     def trail(self, record_id: str) -> list[dict]:
         """The record's audit trail, oldest first."""

@@ -83,6 +83,15 @@ def test_create_then_moves_leave_a_trail_events_with_stable_ids_and_hooks(parcel
     assert Parcel.get("p-1").version == 2
 
 
+def test_a_record_the_caller_may_not_see_is_the_same_404_as_none(parcels):
+    new_parcel(parcels)
+    assert parcels.visible("p-1", lambda doc: True).id == "p-1"
+    for record_id, can_see in (("p-1", lambda doc: False), ("p-404", lambda doc: True), ("x" * 500, lambda doc: True)):
+        with pytest.raises(errors.NotFound) as caught:
+            parcels.visible(record_id, can_see)
+        assert "parcel" in caught.value.detail
+
+
 def test_no_change_writes_nothing(parcels):
     new_parcel(parcels)
 
