@@ -63,6 +63,9 @@ class Settings:
     jwt_algorithms: tuple[str, ...] = ("RS256", "ES256")
     # the longest a bearer token may live (exp - iat, and exp - now): a stolen token dies soon
     jwt_max_lifetime_s: int = 43_200
+    # the dev private key that signs tokens: the local cloud gives its path to its token issuer
+    # (the identity function) alone; empty everywhere else and in the cluster (an identity provider signs)
+    jwt_signing_key_file: str = ""
     # event deliveries to /events: the token's issuer, its audience (empty: this function's name,
     # K_SERVICE), the keys that sign it (PEM blocks, or a JWKS URL in the cluster; locally empty:
     # the dispatcher's key under state_dir) and the subjects allowed to deliver ("prefix*" allowed)
@@ -268,6 +271,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         jwt_jwks_url=jwks,
         jwt_algorithms=algorithms,
         jwt_max_lifetime_s=max_lifetime,
+        jwt_signing_key_file=get("LSCLOUD_JWT_SIGNING_KEY_FILE", d.jwt_signing_key_file),
         events_issuer=get("LSCLOUD_EVENTS_ISSUER", d.events_issuer if mode == "local" else CLUSTER_EVENTS_ISSUER),
         events_audience=events_audience,
         events_public_key=events_key,

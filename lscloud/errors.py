@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from .problems import Problem
 
-__all__ = ["DomainError", "Invalid", "Unauthenticated", "Forbidden", "NotFound", "Conflict", "Gone", "TooLarge",
+__all__ = ["DomainError", "Invalid", "InvalidParameter", "Unauthenticated", "Forbidden", "NotFound", "Conflict", "Gone", "TooLarge",
            "TooManyRequests", "Unavailable", "field", "register", "to_problem", "FOREIGN"]
 
 
@@ -71,6 +71,14 @@ class Invalid(DomainError):
     def at(cls, pointer: str, message: str, message_vi: str | None = None, **extensions: Any) -> "Invalid":
         """One offending field: ``raise Invalid.at("/booking", "a booking needs submit: true")``."""
         return cls(message, detail_vi=message_vi or message, errors=[field(pointer, message)], **extensions)
+
+
+class InvalidParameter(DomainError):
+    """A path or query parameter is malformed (400, ``invalid-parameter``, as for a bad query
+    parameter); ``errors`` name it (``/code``, ``limit``). Subclasses may give a title per case."""
+
+    status, type = 400, "invalid-parameter"
+    title, title_vi = "Invalid parameter", "Tham số không hợp lệ"
 
 
 class Unauthenticated(DomainError):

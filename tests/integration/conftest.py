@@ -77,8 +77,8 @@ def start_function(settings, keys):
         module = load_function(functions_dir / name)
         instance = module.new()
         s = settings.replace(**{"service": name, "jwt_public_key": keys[1], **changes})
+        started.append(instance)  # stopped at the end even if its start fails half-way (a runtime installed)
         instance.start(s.env_vars())
-        started.append(instance)
         instance.app.testing = True
         return instance
 

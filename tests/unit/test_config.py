@@ -46,6 +46,8 @@ def test_env_vars_round_trip():
                      "K_SERVICE": "directory", "LSCLOUD_NATS_URL": "nats://10.0.0.1:4222,nats://10.0.0.2:4222"})
     again = config.load(s.env_vars())
     assert again == s
+    signer = config.load({"K_SERVICE": "identity", "LSCLOUD_JWT_SIGNING_KEY_FILE": "/state/keys/dev-es256.pem"})
+    assert signer.jwt_signing_key_file == "/state/keys/dev-es256.pem" and config.load(signer.env_vars()) == signer
 
 
 def test_secrets_are_not_in_repr():

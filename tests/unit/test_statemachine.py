@@ -84,6 +84,9 @@ def test_domain_errors_carry_their_problem_and_foreign_errors_map_by_registratio
         (409, "slot-full", "Không đặt được lượt", [{"field": "/slot", "message": "full"}], {"suggestions": ["a"]})
     assert errors.to_problem(errors.Unavailable("peer down", retry_after_s=7)).headers == {"Retry-After": "7"}
     assert errors.to_problem(errors.Invalid.at("/a", "bad")).errors == [{"field": "/a", "message": "bad"}]
+    bad_code = errors.to_problem(errors.InvalidParameter("no code", errors=[errors.field("/code", "digits")]))
+    assert (bad_code.status, bad_code.type.rsplit("/", 1)[-1], bad_code.errors[0]["field"]) == \
+        (400, "invalid-parameter", "/code")
 
     class Foreign(Exception):
         pass
