@@ -142,10 +142,14 @@ class IllegalTransition(errors.Conflict):
 
 
 class NotPermitted(errors.Forbidden):
-    """This actor may not take this action on this document (403)."""
+    """This actor may not take this action on this document (403).
 
-    type = "forbidden"
-    title, title_vi = "Not permitted", "Không có quyền"
+    Its own type, not ``forbidden``: that is the door's answer (a role the route does not admit,
+    :func:`lscloud.auth.allow`), and the role-matrix tests tell the two apart by it.
+    """
+
+    type = "action-not-permitted"
+    title, title_vi = "Action not permitted", "Không có quyền"
 
     def __init__(self, detail: str, *, detail_vi: str | None = None, action: str | None = None):
         super().__init__(detail, detail_vi=detail_vi or "Bạn không được phép thực hiện thao tác này.",
@@ -202,6 +206,13 @@ class StateMachine:
             detail=why or f"Cannot {action.replace('_', ' ')}: the {self.noun} is {state}.",
             detail_vi=why_vi or f"Không thể thực hiện thao tác: {self.noun_vi} {self.state_vi(state)}.")
 
+    def not_permitted(self, action: str, actor: Actor) -> NotPermitted:
+        """The 403 for ``actor`` taking ``action`` (also for a rule outside the table: another gate's
+        operator)."""
+        agency = f" of {actor.agency}" if actor.agency else ""
+        return NotPermitted(f"a {actor.kind}{agency} may not {action.replace('_', ' ')} a {self.noun}",
+                            detail_vi=f"Bạn không được phép thực hiện thao tác này trên {self.noun_vi}.", action=action)
+
     def check(self, doc: Mapping[str, Any], action: str, actor: Actor | None = None) -> Action:
         """The action if ``actor`` may take it on ``doc`` now; else NotPermitted / IllegalTransition."""
         a = self.actions[action]
@@ -213,9 +224,7 @@ class StateMachine:
                                     detail_vi=f"Không thể thực hiện thao tác với loại {kind}.")
         if actor is not None and a.actors and actor.kind != "system":
             if actor.kind not in a.actors or (a.agency and actor.kind == "officer" and actor.agency != a.agency):
-                agency = f" of {actor.agency}" if actor.agency else ""
-                raise NotPermitted(f"a {actor.kind}{agency} may not {action.replace('_', ' ')} a {self.noun}",
-                                   action=action)
+                raise self.not_permitted(action, actor)
         if state not in a.sources:
             raise self.illegal(action, state)
         return a

@@ -1,4 +1,5 @@
-"""Cacheable read-only answers: a strong ETag, Cache-Control and 304 (reference data)."""
+"""Answers with validators: reference data (a strong ETag of the bytes, Cache-Control, 304) and
+records (the ETag is the record's version)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import hashlib
 import json
 from typing import Any
 
-from flask import Response, request
+from flask import Response, jsonify, request
 
-__all__ = ["CACHE_CONTROL", "CACHED", "cached_json"]
+__all__ = ["CACHE_CONTROL", "CACHED", "cached_json", "versioned_json"]
 
 
 CACHE_CONTROL = "public, max-age=300"
@@ -29,3 +30,12 @@ def cached_json(payload: Any, *, cache_control: str = CACHE_CONTROL) -> Response
     return resp.make_conditional(request)
 
 
+
+
+def versioned_json(payload: Any, version: int, status: int = 200) -> Response:
+    """A record's JSON with ``ETag: "<version>"`` (its optimistic-lock version, which moves with
+    every committed write): the answer of a view that reads or changes one record."""
+    resp = jsonify(payload)
+    resp.status_code = status
+    resp.headers["ETag"] = f'"{int(version)}"'
+    return resp

@@ -56,6 +56,18 @@ def test_actor_rules_role_and_agency_and_system_may_always_act():
         MACHINE.check({"status": "cleared"}, "submit", Actor("driver", "x"))
 
 
+def test_a_refused_actor_is_a_403_of_its_own_type_not_the_doors():
+    # the door's 403 (a role the route does not admit) is "forbidden"; the role-matrix tests tell
+    # the two apart by type, so a domain refusal must not borrow it
+    with pytest.raises(NotPermitted) as caught:
+        MACHINE.check({"status": "submitted"}, "release", Actor("officer", "o2", agency="border-guard"))
+    p = caught.value.to_problem()
+    assert p.status == 403 and p.type.endswith("/action-not-permitted")
+    assert p.detail == "a officer of border-guard may not release a declaration" and "tờ khai" in p.detail_vi
+    same = MACHINE.not_permitted("release", Actor("officer", "o2", agency="border-guard")).to_problem()
+    assert (same.type, same.detail, same.extensions) == (p.type, p.detail, {"action": "release"})
+
+
 def test_an_open_target_must_be_named_and_kinds_restrict_an_action():
     doc = {"status": "submitted"}
     with pytest.raises(ValueError):

@@ -517,3 +517,22 @@ def test_an_id_the_store_cannot_spell_is_404_not_500(client):
     assert client.get("/v1/things/ok").status_code == 200
     body = assert_problem(client.get("/v1/things/" + "a" * 5000), 404, "not-found")
     assert "a" * 50 not in body["detail"]
+
+
+def test_an_optional_body_and_a_records_version_as_its_etag():
+    from lscloud.web import optional_json_body, versioned_json
+
+    app = create_app("dossiers", settings=Settings())
+
+    @app.post("/v1/things/<thing>/cancel")
+    @allow("public")
+    def cancel(thing):
+        return versioned_json({"reason": optional_json_body().get("reason")}, 7, 201)
+
+    client = app.test_client()
+    r = client.post("/v1/things/a/cancel")
+    assert r.status_code == 201 and r.get_json() == {"reason": None} and r.headers["ETag"] == '"7"'
+    assert client.post("/v1/things/a/cancel", json={"reason": "late"}).get_json() == {"reason": "late"}
+    r = client.post("/v1/things/a/cancel", json=["late"])
+    assert r.status_code == 422 and r.get_json()["errors"] == [{"field": "", "message": "the body must be a JSON object"}]
+    assert client.post("/v1/things/a/cancel", data="{", content_type="application/json").status_code == 400
