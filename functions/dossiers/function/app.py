@@ -27,7 +27,9 @@ from lscloud.query import Param, QueryError
 from lscloud.web import (Problem, body_limit, create_app as runtime_app, json_body, page_params, query_params, raw_body,
                          responds, validate_body)
 
-from . import catalog, records, stats, workdays, workflow
+from lscloud import workdays
+
+from . import catalog, records, stats, workflow
 from .models import DayIndex, Dossier, DossierCode, OwnerIndex, Rating, WorkIndex
 from .workflow import Actor
 
@@ -633,11 +635,7 @@ def create_app(settings=None) -> Flask:
     @responds("dossiers/calendar.json")
     def get_calendar(year: int):
         """The working-day calendar of a year: holidays and make-up Saturdays the deadlines use."""
-        cal = workdays.load()
-        return jsonify({"year": year, "covered": year in cal.years,
-                        "office_hours": [[s.strftime("%H:%M"), e.strftime("%H:%M")] for s, e in workdays.SESSIONS],
-                        "cutoff": workdays.CUTOFF.strftime("%H:%M"), "timezone": "Asia/Ho_Chi_Minh",
-                        "days": cal.days(year), "sources": cal.sources.get(year, cal.sources.get("fixed", {}))})
+        return jsonify(workdays.load().describe(year))
 
     @app.post("/v1/overdue/sweep")
     @allow("operator")

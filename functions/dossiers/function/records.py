@@ -25,7 +25,7 @@ from lscloud.store import ConditionalCheckFailed, DoesNotExist
 
 from . import metrics, workflow
 from .models import AuditEntry, DayIndex, Dossier, DossierCode, OpenIndex, OwnerIndex, WorkIndex
-from .workdays import TZ
+from lscloud.workdays import TZ
 from .workflow import Transition
 
 log = logging.getLogger("dossiers.records")

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, time, timezone
 
-from .workdays import Calendar, days_to_minutes, minutes_to_days
+from lscloud.workdays import Calendar, days_to_minutes, minutes_to_days
 
 STATES = ("received", "processing", "waiting", "done", "denied", "cancelled")
 TERMINAL = frozenset({"done", "denied", "cancelled"})
@@ -197,7 +197,7 @@ def receive(doc: dict, actor: Actor, at: datetime, cal: Calendar) -> Transition:
 
 
 def cal_tz():
-    from .workdays import TZ
+    from lscloud.workdays import TZ
 
     return TZ
 
