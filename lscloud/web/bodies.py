@@ -139,17 +139,19 @@ def json_body() -> Any:
     return value
 
 
-def validate_body(schema: str) -> Callable:
+def validate_body(schema: str, *, optional: bool = False) -> Callable:
     """Validate the JSON body against ``<schemas_dir>/<schema>`` before the view runs.
 
     The parsed body lands in ``flask.g.body``; a mismatch answers 422 listing every error.
+    ``optional=True`` is for a body whose members are all optional (a cancellation's reason): no
+    body at all stands for ``{}``, validated like any other.
     """
 
     def decorate(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
             state = app_state()
-            body = json_body()
+            body = {} if optional and not request.get_data(cache=True).strip() else json_body()
             errors = state.schemas.errors(schema, body)
             if errors:
                 raise Problem(422, "validation-failed", "Validation failed",
@@ -161,6 +163,7 @@ def validate_body(schema: str) -> Callable:
             return view(*args, **kwargs)
 
         wrapper.__lscloud_body_schema__ = schema
+        wrapper.__lscloud_body_optional__ = optional
         return wrapper
 
     return decorate

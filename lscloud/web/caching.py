@@ -1,4 +1,5 @@
-"""Cacheable read-only answers: a strong ETag, Cache-Control and 304 (reference data)."""
+"""Answers with validators: reference data with a strong ETag, Cache-Control and 304
+(:func:`cached_json`); a record at its version (:func:`versioned_json`)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import hashlib
 import json
 from typing import Any
 
-from flask import Response, request
+from flask import Response, jsonify, request
 
-__all__ = ["CACHE_CONTROL", "CACHED", "cached_json"]
+__all__ = ["CACHE_CONTROL", "CACHED", "cached_json", "versioned_json"]
 
 
 CACHE_CONTROL = "public, max-age=300"
@@ -29,3 +30,13 @@ def cached_json(payload: Any, *, cache_control: str = CACHE_CONTROL) -> Response
     return resp.make_conditional(request)
 
 
+
+
+def versioned_json(payload: Any, version: int, status: int = 200) -> Response:
+    """A record's JSON with its version as the ``ETag`` (``"<version>"``): every write changes the
+    version, so a client tells two states of the record apart by it (declare it with
+    ``@responds(..., headers={"ETag": "The record's version"})``)."""
+    resp = jsonify(payload)
+    resp.status_code = status
+    resp.headers["ETag"] = f'"{int(version)}"'
+    return resp

@@ -517,3 +517,41 @@ def test_an_id_the_store_cannot_spell_is_404_not_500(client):
     assert client.get("/v1/things/ok").status_code == 200
     body = assert_problem(client.get("/v1/things/" + "a" * 5000), 404, "not-found")
     assert "a" * 50 not in body["detail"]
+
+
+def test_an_optional_body_may_be_left_out_and_is_validated_when_sent(schemas):
+    (schemas / "reason.json").write_text(json.dumps({
+        "$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+        "properties": {"reason": {"type": "string", "maxLength": 5}}}))
+    app = create_app("dossiers", schemas_dir=schemas, settings=Settings())
+
+    @app.post("/v1/things/<thing_id>/cancel")
+    @allow("public")
+    @validate_body("reason.json", optional=True)
+    def cancel(thing_id):
+        """Cancel, with a reason if you like."""
+        return {"reason": g.body.get("reason")}
+
+    c = app.test_client()
+    assert c.post("/v1/things/a/cancel").get_json() == {"reason": None}
+    assert c.post("/v1/things/a/cancel", json={"reason": "đổi ý"}).get_json() == {"reason": "đổi ý"}
+    assert assert_problem(c.post("/v1/things/a/cancel", json={"reason": "too long"}), 422)["errors"][0]["field"] == "/reason"
+    assert assert_problem(c.post("/v1/things/a/cancel", json=["x"]), 422)["errors"][0]["field"] == ""
+    body = build_openapi(app)["paths"]["/v1/things/{thing_id}/cancel"]["post"]["requestBody"]
+    assert body["required"] is False
+    assert build_openapi(app)["paths"]["/openapi.json"]["get"].get("requestBody") is None
+
+
+def test_a_record_at_its_version_carries_it_as_the_etag(schemas):
+    from lscloud.web import versioned_json
+
+    app = create_app("dossiers", schemas_dir=schemas, settings=Settings())
+
+    @app.post("/v1/records")
+    @allow("public")
+    def create_record():
+        """Create a record."""
+        return versioned_json({"id": "r1"}, 3, 201)
+
+    r = app.test_client().post("/v1/records")
+    assert (r.status_code, r.headers["ETag"], r.get_json()) == (201, '"3"', {"id": "r1"})
