@@ -182,11 +182,19 @@ def raw_body(*media_types: str) -> Callable:
     return decorate
 
 
-def body_limit(max_bytes: int) -> Callable:
-    """Raise (or lower) the body size limit for one view (e.g. blob uploads)."""
+def body_limit(max_bytes: int | str) -> Callable:
+    """Raise (or lower) the body size limit for one view (e.g. blob uploads).
+
+    ``max_bytes`` is a number of bytes, or the name of a setting (``"blob_max_bytes"``) read from
+    the serving app's settings: a blueprint declared at import follows each app's configuration.
+    """
+    from ..config import Settings
+
+    if isinstance(max_bytes, str) and max_bytes not in Settings.__dataclass_fields__:
+        raise ValueError(f"body_limit({max_bytes!r}): no such setting")
 
     def decorate(view):
-        view.__lscloud_max_body__ = int(max_bytes)
+        view.__lscloud_max_body__ = max_bytes if isinstance(max_bytes, str) else int(max_bytes)
         return view
 
     return decorate

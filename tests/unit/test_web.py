@@ -555,3 +555,27 @@ def test_a_record_at_its_version_carries_it_as_the_etag(schemas):
 
     r = app.test_client().post("/v1/records")
     assert (r.status_code, r.headers["ETag"], r.get_json()) == (201, '"3"', {"id": "r1"})
+
+
+def test_a_body_limit_may_name_a_setting_of_the_serving_app(schemas):
+    from lscloud.web import body_limit, raw_body
+
+    def build(blob_max_bytes):
+        app = create_app("dossiers", schemas_dir=schemas, settings=Settings().replace(max_body_bytes=1024,
+                                                                                      blob_max_bytes=blob_max_bytes))
+
+        @app.post("/v1/uploads")
+        @allow("public")
+        @raw_body("application/pdf")
+        @body_limit("blob_max_bytes")
+        def upload():
+            """Upload a file."""
+            return {}, 201
+
+        return app.test_client()
+
+    scan = b"%PDF-" + b"0" * 4000
+    assert build(8000).post("/v1/uploads", data=scan, content_type="application/pdf").status_code == 201
+    assert_problem(build(2000).post("/v1/uploads", data=scan, content_type="application/pdf"), 413)
+    with pytest.raises(ValueError, match="no such setting"):
+        body_limit("blob_max_byte")
