@@ -116,7 +116,11 @@ def test_permit_across_two_agencies_with_a_supplement_and_the_result(client, tok
     sxd = tok("officer", agency="so-xay-dung", unit="05983")
     # the department cannot start the centre's step
     assert client.post(f"/v1/dossiers/{did}/start", headers=idem(sxd)).status_code == 403
-    assert ok(client.post(f"/v1/dossiers/{did}/start", headers=idem(psc)))["status"] == "processing"
+    started = client.post(f"/v1/dossiers/{did}/start", headers=idem(psc))
+    assert ok(started)["status"] == "processing"
+    # the ETag is the dossier's version: the receipt's, then one more for each write
+    assert started.headers["ETag"] == client.get(f"/v1/dossiers/{did}", headers=psc).headers["ETag"] != \
+        again.headers["ETag"]
     done1 = ok(client.post(f"/v1/dossiers/{did}/steps/complete", json={"step": "tiep-nhan"}, headers=idem(psc)))
     assert done1["steps"][1]["status"] == "active" and done1["steps"][1]["deadline"]
 
@@ -199,7 +203,14 @@ def test_counter_submission_and_who_sees_what(client, tok):
     _, r = submit_birth(client, owner, applicant={"id_number": CITIZEN})
     assert r.status_code == 422
     # the owner cancels before processing
+    # the reason is optional, and checked when given
+    r = client.post(f"/v1/dossiers/{did}/cancel", json={"reason": "x" * 1001}, headers=idem(owner))
+    assert r.status_code == 422 and [e["field"] for e in r.get_json()["errors"]] == ["/reason"]
+    r = client.post(f"/v1/dossiers/{did}/cancel", json=["Nộp nhầm"], headers=idem(owner))
+    assert r.status_code == 422 and [e["field"] for e in r.get_json()["errors"]] == [""]
     assert ok(client.post(f"/v1/dossiers/{did}/cancel", json={"reason": "Nộp nhầm"}, headers=idem(owner)))["status"] == "cancelled"
+    _, r = submit_birth(client, owner)
+    assert ok(client.post(f"/v1/dossiers/{ok(r, 201)['id']}/cancel", headers=idem(owner)))["status"] == "cancelled"
 
 
 def test_unknown_procedure_unit_and_files_are_named(client, tok):
