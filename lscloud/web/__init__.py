@@ -20,6 +20,7 @@ from .caching import CACHE_CONTROL, CACHED, cached_json, versioned_json
 from .openapi import PAGE_SCHEMA, build_openapi, invalid_query, page_params, query_params, responds
 
 __all__ = ["create_app", "Problem", "problem_response", "validate_body", "raw_body", "body_limit", "json_body",
-           "optional_json_body", "versioned_json",
+           "optional_json_body",
            "check_access", "app_state", "AppState", "AccessError", "build_openapi", "responds", "query_params",
-           "page_params", "invalid_query", "PAGE_SCHEMA", "cached_json", "CACHED", "CACHE_CONTROL", "SchemaSet"]
+           "page_params", "invalid_query", "PAGE_SCHEMA", "cached_json", "versioned_json", "CACHED", "CACHE_CONTROL",
+           "SchemaSet"]

@@ -101,6 +101,8 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
             check_access(app)  # deterministic: an undeclared route fails every request, loudly
         view = app.view_functions.get(request.endpoint) if request.endpoint else None
         limit = getattr(view, "__lscloud_max_body__", None)
+        if isinstance(limit, str):  # a setting's name (body_limit("blob_max_bytes"))
+            limit = getattr(settings, limit)
         if limit is not None:
             request.max_content_length = limit
         if request.method not in _BODY_METHODS:

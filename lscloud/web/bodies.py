@@ -152,17 +152,19 @@ def optional_json_body() -> dict:
     return body
 
 
-def validate_body(schema: str) -> Callable:
+def validate_body(schema: str, *, optional: bool = False) -> Callable:
     """Validate the JSON body against ``<schemas_dir>/<schema>`` before the view runs.
 
     The parsed body lands in ``flask.g.body``; a mismatch answers 422 listing every error.
+    ``optional=True`` is for a body whose members are all optional (a cancellation's reason): no
+    body at all stands for ``{}``, validated like any other.
     """
 
     def decorate(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
             state = app_state()
-            body = json_body()
+            body = {} if optional and not request.get_data(cache=True).strip() else json_body()
             errors = state.schemas.errors(schema, body)
             if errors:
                 raise Problem(422, "validation-failed", "Validation failed",
@@ -174,6 +176,7 @@ def validate_body(schema: str) -> Callable:
             return view(*args, **kwargs)
 
         wrapper.__lscloud_body_schema__ = schema
+        wrapper.__lscloud_body_optional__ = optional
         return wrapper
 
     return decorate
@@ -192,11 +195,19 @@ def raw_body(*media_types: str) -> Callable:
     return decorate
 
 
-def body_limit(max_bytes: int) -> Callable:
-    """Raise (or lower) the body size limit for one view (e.g. blob uploads)."""
+def body_limit(max_bytes: int | str) -> Callable:
+    """Raise (or lower) the body size limit for one view (e.g. blob uploads).
+
+    ``max_bytes`` is a number of bytes, or the name of a setting (``"blob_max_bytes"``) read from
+    the serving app's settings: a blueprint declared at import follows each app's configuration.
+    """
+    from ..config import Settings
+
+    if isinstance(max_bytes, str) and max_bytes not in Settings.__dataclass_fields__:
+        raise ValueError(f"body_limit({max_bytes!r}): no such setting")
 
     def decorate(view):
-        view.__lscloud_max_body__ = int(max_bytes)
+        view.__lscloud_max_body__ = max_bytes if isinstance(max_bytes, str) else int(max_bytes)
         return view
 
     return decorate

@@ -1,5 +1,5 @@
-"""Answers with validators: reference data (a strong ETag of the bytes, Cache-Control, 304) and
-records (the ETag is the record's version)."""
+"""Answers with validators: reference data with a strong ETag, Cache-Control and 304
+(:func:`cached_json`); a record at its version (:func:`versioned_json`)."""
 
 from __future__ import annotations
 
@@ -33,8 +33,9 @@ def cached_json(payload: Any, *, cache_control: str = CACHE_CONTROL) -> Response
 
 
 def versioned_json(payload: Any, version: int, status: int = 200) -> Response:
-    """A record's JSON with ``ETag: "<version>"`` (its optimistic-lock version, which moves with
-    every committed write): the answer of a view that reads or changes one record."""
+    """A record's JSON with its version as the ``ETag`` (``"<version>"``): every write changes the
+    version, so a client tells two states of the record apart by it (declare it with
+    ``@responds(..., headers={"ETag": "The record's version"})``)."""
     resp = jsonify(payload)
     resp.status_code = status
     resp.headers["ETag"] = f'"{int(version)}"'

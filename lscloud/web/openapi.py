@@ -257,7 +257,8 @@ def build_openapi(app: Flask) -> dict:
             schema = getattr(view, "__lscloud_body_schema__", None)
             if schema and method in _BODY_METHODS:
                 wanted.add(schema)
-                op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(schema)}}}
+                op["requestBody"] = {"required": not getattr(view, "__lscloud_body_optional__", False),
+                                     "content": {"application/json": {"schema": _ref(schema)}}}
             declared = getattr(view, "__lscloud_response__", None)
             op["responses"] = _responses(declared, wanted)
             page_used = page_used or bool(declared and declared["page"])

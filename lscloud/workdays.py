@@ -1,9 +1,13 @@
-"""Working time: which days the one-stop shop works, and deadlines counted in working days.
+"""Working time in public offices: which days they work, and deadlines counted in working days.
 
-Plain Python, no I/O beyond reading the calendar files: ``data/holidays-<year>.yaml`` (one per year
-whose schedule has been announced) and ``data/holidays-fixed.yaml`` (the fixed solar-date holidays
-used for a year without its own file). Every entry names its source; an entry whose source is not
-verified makes every deadline across it provisional (:meth:`Calendar.certain`).
+One calendar for every function that counts working days (dossiers' appointments, citizen reports'
+deadlines): the mechanism lives here, each function keeps its own deadline rules.
+
+Plain Python, no I/O beyond reading the calendar files under ``lscloud/data/calendar/``:
+``holidays-<year>.yaml`` (one per year whose schedule has been announced) and
+``holidays-fixed.yaml`` (the fixed solar-date holidays used for a year without its own file). Every
+entry names its source; an entry whose source is not verified makes every deadline across it
+provisional (:meth:`Calendar.certain`).
 
 - A **working day** is Monday to Friday unless it is a public holiday of the year's calendar, plus
   the Saturdays the calendar lists as make-up working days (ngày làm bù).
@@ -15,11 +19,10 @@ verified makes every deadline across it provisional (:meth:`Calendar.certain`).
 - The **clock starts** at receipt if that is inside office hours of a working day before the
   cut-off hour (16:00); otherwise at the start of the next session (lunch -> 13:30), and a receipt
   after the cut-off, on a weekend or a holiday starts at 07:30 of the next working day.
-- A **pause** (waiting for supplements) shifts a deadline by exactly the working time that passed
+- A **pause** (waiting for the citizen) shifts a deadline by exactly the working time that passed
   while paused: ``shift(deadline, between(paused_at, resumed_at))``.
-- A **same-day** procedure (the result due "ngay trong ngày", e.g. on-time birth registration) is
-  due at the close of the working day it was received on, or of the next working day when it was
-  received after the procedure's own cut-off (:meth:`Calendar.end_of_day`).
+- **Same day** ("ngay trong ngày"): :meth:`Calendar.end_of_day` is the close of the working day
+  something was received on, or of the next working day when it came after a given cut-off.
 
 For a year without a calendar file the weekends and the fixed solar-date holidays of
 ``holidays-fixed.yaml`` are used and :meth:`Calendar.covers` answers False, so a receipt can say its
@@ -38,7 +41,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent / "data" / "calendar"
 SESSIONS: tuple[tuple[time, time], ...] = ((time(7, 30), time(11, 30)), (time(13, 30), time(17, 30)))
 CUTOFF = time(16, 0)
 DAY_MINUTES = sum((e.hour * 60 + e.minute) - (s.hour * 60 + s.minute) for s, e in SESSIONS)   # 480
@@ -46,7 +49,7 @@ HALF_DAY_MINUTES = DAY_MINUTES // 2
 FIXED_FILE = "holidays-fixed.yaml"
 YEAR_FILE_GLOB = "holidays-[0-9][0-9][0-9][0-9].yaml"
 _SOURCE_KEYS = {"document", "issuer", "date", "url", "verified", "note"}
-MAX_DAYS = 400   # no procedure takes longer; bounds every walk over the calendar
+MAX_DAYS = 400   # no deadline is longer; bounds every walk over the calendar
 
 
 class CalendarError(ValueError):
@@ -119,6 +122,14 @@ class Calendar:
             if f.falls_on(d):
                 out.append({"date": d.isoformat(), **f.entry, "working": False})
         return sorted(out, key=lambda e: e["date"])
+
+    def describe(self, year: int) -> dict:
+        """The calendar of ``year`` as the public may read it: whether a file covers it, office
+        hours, the cut-off, and every named day with its source."""
+        return {"year": year, "covered": year in self.years,
+                "office_hours": [[s.strftime("%H:%M"), e.strftime("%H:%M")] for s, e in SESSIONS],
+                "cutoff": CUTOFF.strftime("%H:%M"), "timezone": TZ.key,
+                "days": self.days(year), "sources": self.sources.get(year, self.sources.get("fixed", {}))}
 
     def end_of_day(self, t: datetime, cutoff: time) -> datetime:
         """The close of the working day a same-day request received at ``t`` is due on: that day
