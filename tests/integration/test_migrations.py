@@ -105,7 +105,8 @@ def _old_layout(object_store, bucket) -> dict[str, str]:
     old("bank-sim-accounts", {"number": u(hash_key=True), "balance": A.NumberAttribute(), "holds": j(),
                               "version": A.VersionAttribute()})(ACCOUNT, balance=5, holds={}).save()
     # softatm: a daily counter keyed by the unkeyed sha256 of the customer, and the transfer it counts
-    models = importlib.import_module(_package("softatm").__name__ + ".models")
+    from functions.softatm.function import models
+
     transfer = {"id": "w-old-0001", "kind": "withdrawal", "bank": "vcb", "account": ACCOUNT, "phone": None,
                 "day": "2026-01-05", "amount_vnd": 500_000, "state": "COMMITTED"}
     models.Transfer("w-old-0001", state="COMMITTED", bank="vcb", point="bd-06040", data=transfer).save()
@@ -138,7 +139,7 @@ def test_every_function_migrates_its_old_keys_once(rt, settings, object_store, b
     border = importlib.import_module(_package("border").__name__ + ".models")
     dossiers = importlib.import_module(_package("dossiers").__name__ + ".models")
     identity = importlib.import_module(_package("identity").__name__ + ".population")
-    softatm = importlib.import_module(_package("softatm").__name__ + ".records")
+    from functions.softatm.function import limits as softatm, models as softatm_models
     sim = importlib.import_module(_package("softatm-bank-sim", "peers").__name__ + ".sim")
     store.configure(object_store, bucket)
     assert [e.declaration_id for e in border.OwnerIndex.query(f"drv:{DRIVER}")] == ["d1"]
@@ -148,7 +149,7 @@ def test_every_function_migrates_its_old_keys_once(rt, settings, object_store, b
     assert sim.Account.get(ACCOUNT).balance == 5
     day = softatm.daily_key({"bank": "vcb", "kind": "withdrawal", "account": ACCOUNT, "phone": None,
                              "day": "2026-01-05"})
-    assert softatm.CustomerDay.get(day).used == {"w-old-0001": 500_000}
+    assert softatm_models.CustomerDay.get(day).used == {"w-old-0001": 500_000}
 
     # once: a second `lscloud up` (a child process with the function's environment, as up starts
     # it) finds the marker and moves nothing

@@ -467,11 +467,10 @@ def emitted(base_settings, object_store, tmp_path_factory) -> dict[str, set[str]
         from lscloud import store
 
         store.configure(object_store, bucket)
-        softatm = knative.load_function(ROOT / "functions" / "softatm")
-        records = importlib.import_module(softatm.__name__ + ".records")
-        satm = importlib.import_module(softatm.__name__ + ".telemetry")
-        records.move("delivery", "bd-06040", 2_000_000, ref="obs-fund")
-        records.move("hold", "bd-06040", 1_000_000, ref="obs-w1", bank="vcb")
+        from functions.softatm.function import journal as satm_journal, telemetry as satm
+
+        satm_journal.move("delivery", "bd-06040", 2_000_000, ref="obs-fund")
+        satm_journal.move("hold", "bd-06040", 1_000_000, ref="obs-w1", bank="vcb")
         satm.transfer("withdrawal", "created")
         satm.webhook("vcb", "delivered")
         satm.mismatches("vcb", 1)
