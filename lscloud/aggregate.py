@@ -16,6 +16,10 @@ document and changes it through :class:`Aggregate`:
   document), ``after_commit`` (metrics, indexes), ``on_terminal`` (cleanup when the document
   reaches a terminal state), ``events_after`` per call (events that are not transitions).
 
+A domain whose facts must follow consequences of the write (a ledger movement before the bank
+hears of a withdrawal) passes ``publish=False``: its transitions are still checked, written and
+audited, and it publishes its own events once those consequences exist.
+
 The document is the model's ``data`` attribute; ``mirror`` names document keys that are also
 typed attributes of the model (``status``, ``owner`` …), copied on every write.
 """
@@ -98,13 +102,15 @@ class Aggregate(Generic[M]):
 
     ``model`` has a hash key (the record's id), a ``data`` JSONAttribute and a VersionAttribute
     ``version``; ``audit`` is a model ``audit(record_id, entry_key, data=...)`` (or None for no
-    trail); ``source`` is the CloudEvents source of its events (``/border``).
+    trail); ``source`` is the CloudEvents source of its events (``/border``); ``publish=False``
+    leaves the transitions' events to the function (see the module docstring).
     """
 
     def __init__(self, model: type[M], *, machine: StateMachine, source: str, audit: type[Model] | None = None,
                  summary: Callable[[dict], dict] | None = None, mirror: Sequence[str] = (),
                  after_commit: Callable[[Outcome], None] | None = None,
-                 on_terminal: Callable[[dict], None] | None = None, backoff: Backoff = DEFAULT):
+                 on_terminal: Callable[[dict], None] | None = None, backoff: Backoff = DEFAULT,
+                 publish: bool = True):
         self.model = model
         self.machine = machine
         self.source = source
@@ -114,6 +120,7 @@ class Aggregate(Generic[M]):
         self.after_commit = after_commit
         self.on_terminal = on_terminal
         self.backoff = backoff
+        self.publish = publish
 
     # -- reading ------------------------------------------------------------------------------------
 
@@ -205,7 +212,8 @@ class Aggregate(Generic[M]):
             if self.audit is not None:
                 entries.append(self.audit(record_id, f"{micros(parse_iso(t.at)):016d}_{version:06d}_{i:02d}",
                                           data=t.audit()))
-            evts.append(self.event(t, doc, record_id, f"{record_id}.{version}.{i}"))
+            if self.publish:
+                evts.append(self.event(t, doc, record_id, f"{record_id}.{version}.{i}"))
         saving = [_side.submit(save_quietly, e) for e in entries]
         outbox.publish(evts + list(extra_events))
         for f in saving:

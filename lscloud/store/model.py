@@ -452,6 +452,19 @@ class Model(metaclass=_ModelMeta):
         return cls._page(prefix, start_after, stop_at, limit, page_token)
 
     @classmethod
+    def query_all(cls: type[M], hash_key: Any, range_prefix: Any = None,
+                  range_between: tuple[Any, Any] | None = None, page_size: int = 500) -> Iterator[M]:
+        """Every item under one hash key, in key order: :meth:`query` page after page (``page_size``
+        items a request), for a listing that needs them all (an index of a day, a registry)."""
+        token = None
+        while True:
+            page = cls.query(hash_key, range_prefix, range_between, limit=page_size, page_token=token)
+            yield from page
+            token = page.page_token
+            if not token:
+                return
+
+    @classmethod
     def _range_prefix_string(cls, value: Any) -> str:
         return value if isinstance(value, str) else cls._key_string(cls._range_attr, value)
 

@@ -124,3 +124,14 @@ def test_racing_writers_never_lose_an_update(parcels):
     item = Parcel.get("p-1")
     assert item.data["stamps"] == n and item.version == n + 1
     assert len(parcels.trail("p-1")) == n + 1  # one entry per committed write, none lost or doubled
+
+
+def test_a_domain_that_publishes_its_own_facts_gets_writes_and_trail_but_no_events(parcels, settings):
+    quiet = Aggregate(Parcel, machine=MACHINE, source="/test", audit=ParcelAudit, publish=False)
+    doc = {"id": "p-q", "status": "new", "stamps": 0}
+    quiet.create(Parcel("p-q", data=doc), [MACHINE.apply(doc, "send", COURIER)])
+    quiet.mutate("p-q", lambda d: [MACHINE.apply(d, "deliver", COURIER)])
+    assert Parcel.get("p-q").status == "delivered" and [e["to"] for e in quiet.trail("p-q")] == ["sent", "delivered"]
+    # the stream is ordered: once the domain's own fact is there, anything published before it is too
+    runtime.current().bus.publish(quiet.fact("parcel.settled", {"parcel_id": "p-q"}, subject="p-q", id="p-q.settled"))
+    assert [e["event"]["id"] for e in tail(settings, 10)] == ["p-q.settled"]

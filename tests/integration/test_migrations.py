@@ -14,7 +14,7 @@ import lscloud.store as store
 from functions.border.function import models as border
 from functions.dossiers.function import models as dossiers
 from functions.identity.function import population as identity
-from functions.softatm.function import models as softatm_models, records as softatm
+from functions.softatm.function import limits as softatm, models as softatm_models
 from lscloud import pseudonyms, runtime
 from lscloud.knative import load_function
 from lscloud import manifest as manifests
@@ -149,7 +149,7 @@ def test_every_function_migrates_its_old_keys_once(rt, settings, object_store, b
     assert sim.Account.get(ACCOUNT).balance == 5
     day = softatm.daily_key({"bank": "vcb", "kind": "withdrawal", "account": ACCOUNT, "phone": None,
                              "day": "2026-01-05"})
-    assert softatm.CustomerDay.get(day).used == {"w-old-0001": 500_000}
+    assert softatm_models.CustomerDay.get(day).used == {"w-old-0001": 500_000}
 
     # once: a second `lscloud up` (a child process with the function's environment, as up starts
     # it) finds the marker and moves nothing

@@ -468,10 +468,10 @@ def emitted(base_settings, object_store, tmp_path_factory) -> dict[str, set[str]
         from lscloud import store
 
         store.configure(object_store, bucket)
-        from functions.softatm.function import records, telemetry as satm
+        from functions.softatm.function import journal as satm_journal, telemetry as satm
 
-        records.move("delivery", "bd-06040", 2_000_000, ref="obs-fund")
-        records.move("hold", "bd-06040", 1_000_000, ref="obs-w1", bank="vcb")
+        satm_journal.move("delivery", "bd-06040", 2_000_000, ref="obs-fund")
+        satm_journal.move("hold", "bd-06040", 1_000_000, ref="obs-w1", bank="vcb")
         satm.transfer("withdrawal", "created")
         satm.webhook("vcb", "delivered")
         satm.mismatches("vcb", 1)

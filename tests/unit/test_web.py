@@ -79,6 +79,13 @@ def app(schemas):
     def boom():
         raise RuntimeError("db password is hunter2")
 
+    @app.post("/v1/reused")
+    @allow("public")
+    def reused():
+        from lscloud.resends import IdReused
+
+        raise IdReused(["/amount_vnd", "/account"], key="w-00000001")  # what a domain module raises
+
     @app.get("/v1/things/<thing_id>")
     @allow("public")
     def get_thing(thing_id):
@@ -122,6 +129,12 @@ def test_raised_problem_is_problem_json(client):
     body = assert_problem(client.get("/v1/units/20"), 404, "unit-not-found")
     assert body["instance"] == "/v1/units/20"
     assert body["title_vi"] == "Không tìm thấy đơn vị" and body["detail"] == "No unit 20."
+
+
+def test_a_reused_id_raised_by_a_domain_module_is_the_one_409(client):
+    body = assert_problem(client.post("/v1/reused"), 409, "idempotency-key-reused")
+    assert [e["field"] for e in body["errors"]] == ["/account", "/amount_vnd"]
+    assert body["idempotency_key"] == "w-00000001"
 
 
 def test_unknown_route_is_404_problem(client):
