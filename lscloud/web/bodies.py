@@ -1,7 +1,7 @@
 """Request bodies: the size limit, strict JSON, JSON Schema validation, raw (non-JSON) bodies.
 
 - :func:`json_body` parses strictly (:mod:`lscloud.strictjson`: bounded nesting, no ``NaN`` /
-  ``Infinity``, no duplicate keys); :func:`optional_json_body` for an action whose body may be absent;
+  ``Infinity``, no duplicate keys);
 - :func:`validate_body` checks the body against a schema file (the dialect of
   :mod:`lscloud.validation`: ``integer`` is an integer literal, patterns are ECMA-262) and reports
   every error with a JSON pointer;
@@ -27,7 +27,7 @@ from ..context import app_state
 from ..problems import Problem
 from ..validation import StrictValidator
 
-__all__ = ["SchemaSet", "json_body", "optional_json_body", "validate_body", "raw_body", "body_limit", "buffer_unsized_body"]
+__all__ = ["SchemaSet", "json_body", "validate_body", "raw_body", "body_limit", "buffer_unsized_body"]
 
 
 def _pointer(parts) -> str:
@@ -137,19 +137,6 @@ def json_body() -> Any:
                       title_vi="JSON không hợp lệ", detail_vi=f"Nội dung yêu cầu không phải JSON UTF-8 hợp lệ{where}.") from None
     g.lscloud_json = value
     return value
-
-
-def optional_json_body() -> dict:
-    """The JSON object body of an action whose body is optional (a reason, notes): ``{}`` when
-    the request has none; a body that is not a JSON object answers 422 naming the body (``""``)."""
-    if not request.get_data(cache=True).strip():
-        return {}
-    body = json_body()
-    if not isinstance(body, dict):
-        raise Problem(422, "validation-failed", "Validation failed", "the body must be a JSON object",
-                      title_vi="Dữ liệu không hợp lệ", detail_vi="Nội dung yêu cầu phải là một đối tượng JSON.",
-                      errors=[{"field": "", "message": "the body must be a JSON object"}])
-    return body
 
 
 def validate_body(schema: str, *, optional: bool = False) -> Callable:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from lscloud.peers import PeerClient
+from lscloud import peers
 from lscloud.web import create_app as runtime_app
 
 from .catalog import Catalog
@@ -28,7 +28,7 @@ def create_app(settings=None) -> Flask:
                        "appointment dates in working days, step-by-step processing across agencies, "
                        "supplements with the clock paused, overdue tracking and the IOC's figures."})
     # the procedures catalogue and the directory, asked through one revalidating client per app
-    app.config["DOSSIERS_CATALOG"] = Catalog(PeerClient(app.extensions["lscloud"].settings))
+    app.config["DOSSIERS_CATALOG"] = Catalog(peers.client(app.extensions["lscloud"].settings))
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
     return app

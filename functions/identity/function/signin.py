@@ -43,7 +43,7 @@ class TokenIssuer:
         self.settings = settings
         self.options = options
         self.verifier = verifier
-        self.directory = peers.PeerClient(settings)
+        self.directory = peers.client(settings)
         self._key: str | None = None  # read once, on the first token asked for
 
     def citizen(self, caller: str, body: dict) -> dict:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from lscloud import config
-from lscloud.peers import PeerClient, PeerError, PeerNotFound, path
+from lscloud import peers
+from lscloud.peers import PeerError, PeerNotFound, path
 
 from .refusals import DirectoryUnavailable, NoPoint, NotASoftAtm, UnknownPoint
 
@@ -16,7 +17,7 @@ class Offices:
     """The directory's post offices (a revalidating peer cache, one per app)."""
 
     def __init__(self, platform: config.Settings):
-        self.peers = PeerClient(platform)
+        self.peers = peers.client(platform)
 
     def soft_atm_point(self, code: str | None) -> dict:
         """The post office ``code`` if it offers the soft ATM; a teller's token without a point is 403."""

@@ -7,7 +7,7 @@ from flask import Blueprint, g
 
 from lscloud.auth import allow
 from lscloud.idempotency import idempotent
-from lscloud.web import optional_json_body, page_params, query_params, responds, validate_body
+from lscloud.web import page_params, query_params, responds, validate_body
 
 from .. import agencies, ledger, scopes
 from .common import DECLARATION, actor, answer, page, visible
@@ -52,6 +52,7 @@ def route_risk_lane(declaration_id: str):
 
 @bp.post("/v1/declarations/<declaration_id>/release")
 @allow("officer")
+@validate_body("border/release.json", optional=True)
 @idempotent()
 @responds(DECLARATION)
 def release_declaration(declaration_id: str):
@@ -59,7 +60,7 @@ def release_declaration(declaration_id: str):
     who = actor()
     scopes.customs_only(who, "release")
     scopes.at_gate(who, visible(declaration_id).doc["gate"])
-    return answer(agencies.release(declaration_id, who, optional_json_body().get("notes")))
+    return answer(agencies.release(declaration_id, who, g.body.get("notes")))
 
 
 @bp.get("/v1/gates/<gate_code>/worklist")

@@ -6,7 +6,7 @@ from flask import Blueprint, g, jsonify, request
 
 from lscloud.auth import allow
 from lscloud.idempotency import idempotent
-from lscloud.web import optional_json_body, page_params, query_params, raw_body, responds, validate_body
+from lscloud.web import page_params, query_params, raw_body, responds, validate_body
 
 from .. import booking, declaring, ledger, queueing, scopes
 from .common import DECLARATION, VERSIONED, actor, answer, gate, page, platform, visible
@@ -74,11 +74,12 @@ def book_slot(declaration_id: str):
 
 @bp.post("/v1/declarations/<declaration_id>/cancel")
 @allow("enterprise", "operator")
+@validate_body("border/cancel.json", optional=True)
 @idempotent()
 @responds(DECLARATION)
 def cancel_declaration(declaration_id: str):
     """Cancel before the truck is called (its seat is freed)."""
-    reason = optional_json_body().get("reason")
+    reason = g.body.get("reason")
     visible(declaration_id)
     return answer(declaring.cancel(declaration_id, actor(), reason))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g, jsonify
 
-from lscloud import outbox, workdays
+from lscloud import workdays
 from lscloud.auth import allow, principal
 from lscloud.idempotency import idempotent
 from lscloud.statemachine import Actor, now
@@ -47,11 +47,3 @@ def sweep_overdue():
     the platform clock's tick does it every minute."""
     return jsonify(overdue.sweep(now()))
 
-
-@bp.post("/v1/outbox/flush")
-@allow("operator")
-@idempotent(required=False)
-@responds("dossiers/outbox-result.json")
-def flush_outbox():
-    """Publish events NATS did not confirm at the time (kept in the outbox)."""
-    return jsonify(outbox.flush())
