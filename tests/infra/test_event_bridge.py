@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from conftest import REPO, RecordingMocks, k8s_objects, normalize
+from infra_support import REPO, RecordingMocks, k8s_objects, normalize
 
 pulumi = pytest.importorskip("pulumi")
 kubernetes_validate = pytest.importorskip("kubernetes_validate")

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import REPO, k8s_objects
+from infra_support import REPO, k8s_objects
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

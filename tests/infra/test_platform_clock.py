@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import k8s_objects, normalize
+from infra_support import k8s_objects, normalize
 
 pulumi = pytest.importorskip("pulumi")
 kubernetes_validate = pytest.importorskip("kubernetes_validate")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import RecordingMocks, normalize
+from infra_support import RecordingMocks, normalize
 
 pulumi = pytest.importorskip("pulumi")
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
