@@ -16,7 +16,7 @@ for p in (str(INFRA), str(REPO)):  # components/ and lscloud/ importable without
     if p not in sys.path:
         sys.path.insert(0, p)
 
-from lscloud.local import manifest  # noqa: E402
+from lscloud import manifest  # noqa: E402
 
 from components import bus, objectstore, telemetry  # noqa: E402
 from components.bridge import BridgeEndpoints, EventBridge  # noqa: E402

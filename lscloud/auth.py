@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from . import roles as _roles
 from . import runonce
+from .context import app_state
 from .problems import Problem
 
 # --- principals and declarations ----------------------------------------------------------------
@@ -184,8 +185,6 @@ def authenticate(access: Access) -> Principal:
 
 
 def _settings():
-    from .web import app_state
-
     return app_state().settings
 
 
@@ -653,8 +652,6 @@ def verify_partner_request(settings) -> Principal:
 
 def partner_keys_for(partner: str, settings) -> tuple[str, ...] | None:
     """The key slots of ``partner``: from the app's resolver when it has one, else from settings."""
-    from .web import app_state
-
     resolver = app_state().partner_keys
     if resolver is None:
         return settings.partner_keys.get(partner)
@@ -664,9 +661,9 @@ def partner_keys_for(partner: str, settings) -> tuple[str, ...] | None:
 
 def _remember_nonce(partner: str, nonce: str, stamp: int, settings) -> None:
     from .store.errors import ConditionalCheckFailed
-    from .web import app_state
+    from .store import connection
 
-    objects, bucket = app_state().store()
+    objects, bucket = connection()
     record = {"partner": partner, "nonce": nonce, "timestamp": stamp,
               "expires_at": stamp + settings.signature_window_s + 60}
     try:

@@ -2,7 +2,7 @@
 
 Functions publish their CloudEvents to the JetStream stream (``lscloud.>``); Knative Triggers
 deliver from a Broker. This process moves the events between the two. It is the local cloud's
-dispatcher (:class:`lscloud.local.dispatcher.Dispatcher`) with one subscription whose URL is the
+dispatcher (:class:`lscloud.delivery.Dispatcher`) with one subscription whose URL is the
 broker's ingress, so it keeps the same rules:
 
 * one durable pull consumer (``bridge-<broker>``) filtered on the subjects of the forwarded
@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import signal
 import sys
@@ -54,7 +53,7 @@ from urllib.parse import urlparse
 
 from . import config, events, telemetry
 from .bus import BusError
-from .local.dispatcher import Dispatcher, Subscription
+from .delivery import Dispatcher, Subscription
 
 log = logging.getLogger("lscloud.bridge")
 
@@ -85,7 +84,7 @@ class BridgeConfig:
 
 def load_bridge_config(environ: Mapping[str, str] | None = None) -> BridgeConfig:
     """Read ``K_SINK``, ``LSCLOUD_BRIDGE_*`` and ``PORT``; ConfigError names the bad variable."""
-    env = os.environ if environ is None else environ
+    env = config.environ() if environ is None else environ
 
     def get(name: str, default: str = "") -> str:
         return env.get(name, "").strip() or default
@@ -270,7 +269,7 @@ def _handler(bridge: Bridge):
 
 
 def main(environ: Mapping[str, str] | None = None) -> int:
-    env = os.environ if environ is None else environ
+    env = config.environ() if environ is None else environ
     logging.basicConfig(level=env.get("LSCLOUD_LOG_LEVEL", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
+
+from . import config
+from .local import cloud as local_cloud
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNHEALTHY = 0, 1, 2, 3
 
@@ -30,27 +32,12 @@ def _state_dir(args) -> Path:
 
 def running_cloud(state_dir: Path) -> dict:
     """``cloud.json`` of the live `lscloud up` owning ``state_dir`` (CliError if none)."""
-    from .local.supervisor import process_alive, read_json
+    from .local.cloud import NotRunning, running_cloud as read
 
-    cloud = read_json(state_dir / "cloud.json")
-    if not cloud or not process_alive(cloud.get("pid"), cloud.get("create_time")) or cloud.get("state") == "stopped":
-        raise CliError(f"no `lscloud up` is running with state dir {state_dir} (start one with `lscloud up`)")
-    return cloud
-
-
-def cloud_settings(cloud: dict):
-    """Settings reaching a running cloud's servers (secrets: the local defaults or the environment)."""
-    from . import config
-    from .local.pseudonym_key import for_cloud
-    from .local.servers import WeedMini
-
-    base = config.load(dict(os.environ))
-    secret = os.environ.get("LSCLOUD_S3_SECRET_KEY") if cloud["s3"].get("external") else \
-        WeedMini.__dataclass_fields__["secret_key"].default
-    return base.replace(s3_endpoint=cloud["s3"]["endpoint"], s3_access_key=cloud["s3"]["access_key"],
-                        s3_secret_key=secret or base.s3_secret_key, bucket=cloud["s3"]["bucket"],
-                        nats_url=cloud["nats"]["url"], stream=cloud["stream"], state_dir=cloud["state_dir"],
-                        trace_file=cloud.get("trace_file") or "", pseudonym_key=for_cloud(cloud["state_dir"], base))
+    try:
+        return read(state_dir)
+    except NotRunning as exc:
+        raise CliError(str(exc)) from None
 
 
 def default_dirs() -> list[str]:
@@ -110,7 +97,7 @@ def cmd_token(args) -> int:
     private_pem, _ = dev_keys(_state_dir(args))
     from . import config
 
-    s = config.load(dict(os.environ))
+    s = config.load()
     if not 1 <= args.ttl <= s.jwt_max_lifetime_s:
         raise CliError(f"--ttl must be 1 to {s.jwt_max_lifetime_s} seconds: functions refuse tokens that live longer "
                        "(LSCLOUD_JWT_MAX_LIFETIME_S)")
@@ -129,7 +116,7 @@ def cmd_migrate(args) -> int:
 
 def _run_hooks(args, kind: str) -> int:
     """Run every chosen function's seed or migration hook (forced for seeds, once for migrations)."""
-    from .local import manifest as manifests
+    from . import manifest as manifests
     from .local.supervisor import function_env, run_migration, run_seed
 
     run = run_seed if kind == "seed" else run_migration
@@ -139,13 +126,13 @@ def _run_hooks(args, kind: str) -> int:
         # any store (the cluster): the environment holds the function's bucket, credentials and pseudonym key
         if not chosen:
             raise CliError("--from-env needs the functions to migrate, e.g. `lscloud migrate --from-env border`")
-        found = {m.name: (m, {**os.environ, "K_SERVICE": m.name})
+        found = {m.name: (m, {**config.environ(), "K_SERVICE": m.name})
                  for m in manifests.discover([Path(d) for d in default_dirs()]) if m.name in chosen}
     else:
         cloud = running_cloud(_state_dir(args))
         from .auth import dev_keys
 
-        settings = cloud_settings(cloud)
+        settings = local_cloud.cloud_settings(cloud)
         settings = settings.replace(jwt_public_key=dev_keys(settings.state_dir)[1])
         found = {}
         for name, f in cloud["functions"].items():
@@ -181,9 +168,9 @@ def _run_hooks(args, kind: str) -> int:
 
 
 def cmd_dlq(args) -> int:
-    from .local.dispatcher import read_dlq
+    from .delivery import read_dlq
 
-    settings = cloud_settings(running_cloud(_state_dir(args)))
+    settings = local_cloud.cloud_settings(running_cloud(_state_dir(args)))
     entries = read_dlq(settings, args.n)
     for entry in entries:
         print(json.dumps(entry, ensure_ascii=False, default=str))
@@ -193,9 +180,9 @@ def cmd_dlq(args) -> int:
 
 
 def cmd_events_tail(args) -> int:
-    from .local.dispatcher import tail
+    from .delivery import tail
 
-    settings = cloud_settings(running_cloud(_state_dir(args)))
+    settings = local_cloud.cloud_settings(running_cloud(_state_dir(args)))
     entries = tail(settings, args.n)
     for entry in entries:
         seq, event = entry["seq"], entry["event"]
@@ -297,7 +284,7 @@ def cmd_fuzz(args) -> int:
     if not dev_key_file(state_dir).exists():
         raise CliError(f"no dev key under {state_dir}: give the --state-dir of the running `lscloud up`")
     private_pem, _ = dev_keys(state_dir)
-    s = config.load(dict(os.environ))
+    s = config.load()
 
     def mint(role: str) -> str:
         claims = ROLE_CLAIMS.get(role, {})
@@ -344,7 +331,7 @@ def cmd_docs(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lscloud", description="Lạng Sơn Cloud: the local cloud and its tools.")
-    p.add_argument("--state-dir", default=os.environ.get("LSCLOUD_STATE_DIR", ".lscloud"),
+    p.add_argument("--state-dir", default=config.environ().get("LSCLOUD_STATE_DIR", ".lscloud"),
                    help="where the local cloud keeps data, keys, logs and traces (default .lscloud)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -477,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAIL
     except ValueError as exc:
         from .config import ConfigError
-        from .local.manifest import ManifestError
+        from .manifest import ManifestError
 
         if not isinstance(exc, (ConfigError, ManifestError)):
             raise

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
@@ -41,7 +40,7 @@ DEFAULT_PERIOD_S = 60.0
 
 def period_env(environ: Mapping[str, str] | None = None) -> float:
     """The tick period in seconds from ``LSCLOUD_CLOCK_PERIOD_S`` (default 60)."""
-    raw = (os.environ if environ is None else environ).get(PERIOD_ENV, "").strip()
+    raw = (config.environ() if environ is None else environ).get(PERIOD_ENV, "").strip()
     if not raw:
         return DEFAULT_PERIOD_S
     try:
@@ -158,7 +157,7 @@ class Clock:
 
 
 def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    env = os.environ if environ is None else environ
+    env = config.environ() if environ is None else environ
     parser = argparse.ArgumentParser(prog="python -m lscloud.clock",
                                      description="Publish the platform clock's tick CloudEvents to JetStream.")
     parser.add_argument("--once", action="store_true", help="publish the current period's tick and exit (a CronJob)")

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, field, fields
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping, TypeVar
 from urllib.parse import urlparse
 
 
@@ -62,6 +63,9 @@ class Settings:
     jwt_algorithms: tuple[str, ...] = ("RS256", "ES256")
     # the longest a bearer token may live (exp - iat, and exp - now): a stolen token dies soon
     jwt_max_lifetime_s: int = 43_200
+    # the dev private key that signs tokens: the local cloud gives its path to its token issuer
+    # (the identity function) alone; empty everywhere else and in the cluster (an identity provider signs)
+    jwt_signing_key_file: str = ""
     # event deliveries to /events: the token's issuer, its audience (empty: this function's name,
     # K_SERVICE), the keys that sign it (PEM blocks, or a JWKS URL in the cluster; locally empty:
     # the dispatcher's key under state_dir) and the subjects allowed to deliver ("prefix*" allowed)
@@ -88,6 +92,8 @@ class Settings:
     # telemetry: the OTel SDK reads OTEL_* itself; these are the ones the runtime acts on
     otlp_endpoint: str = ""
     trace_file: str = ""  # local span log for `lscloud traces` (JSON lines)
+    # the function's own variables, <SERVICE>_* (BORDER_CALL_MINUTES): read through section()
+    function_env: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold secrets (SOFTATM_KEK)
 
     def replace(self, **changes) -> "Settings":
         """A copy with some values changed (for tests and the local cloud)."""
@@ -101,6 +107,9 @@ class Settings:
         for f in fields(self):
             name = _ENV_NAMES.get(f.name, "LSCLOUD_" + f.name.upper())
             value = getattr(self, f.name)
+            if f.name == "function_env":
+                out.update(value)
+                continue
             if isinstance(value, tuple):
                 value = ",".join(value)
             elif isinstance(value, Mapping):
@@ -262,6 +271,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         jwt_jwks_url=jwks,
         jwt_algorithms=algorithms,
         jwt_max_lifetime_s=max_lifetime,
+        jwt_signing_key_file=get("LSCLOUD_JWT_SIGNING_KEY_FILE", d.jwt_signing_key_file),
         events_issuer=get("LSCLOUD_EVENTS_ISSUER", d.events_issuer if mode == "local" else CLUSTER_EVENTS_ISSUER),
         events_audience=events_audience,
         events_public_key=events_key,
@@ -278,4 +288,81 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         state_dir=get("LSCLOUD_STATE_DIR", d.state_dir),
         otlp_endpoint=otlp,
         trace_file=get("LSCLOUD_TRACE_FILE", d.trace_file),
+        function_env=_function_env(env, service),
     )
+
+
+def environ() -> dict[str, str]:
+    """A copy of the process environment: the one place the project reads it (a child process's
+    environment is built from this copy, a function's ``start(cfg)`` gets it)."""
+    return dict(os.environ)
+
+
+def merge_env_list(name: str, values: Iterable[str]) -> None:
+    """Add ``values`` to the comma-separated process variable ``name`` (the OpenTelemetry
+    instrumentations read their options from the environment, not from our settings)."""
+    current = [v.strip() for v in os.environ.get(name, "").split(",") if v.strip()]
+    for v in values:
+        if v not in current:
+            current.append(v)
+    os.environ[name] = ",".join(current)
+
+
+def env_prefix(service: str) -> str:
+    """The prefix of a function's own variables: ``softatm`` -> ``SOFTATM_``, ``bank-sim`` -> ``BANK_SIM_``."""
+    return re.sub(r"[^A-Z0-9]", "_", service.upper()) + "_"
+
+
+def _function_env(env: Mapping[str, str], service: str) -> dict[str, str]:
+    prefix = env_prefix(service)
+    if prefix in _RUNTIME_PREFIXES:  # a process that is no function (the CLI, the supervisor)
+        return {}
+    return {k: v for k, v in env.items() if k.startswith(prefix) and v.strip()}
+
+
+_RUNTIME_PREFIXES = ("LSCLOUD_", "OTEL_", "K_")
+
+
+S = TypeVar("S")
+
+
+def section(settings: Settings, cls: type[S], *, service: str | None = None) -> S:
+    """A function's own settings, typed: a frozen dataclass whose fields come from
+    ``<SERVICE>_<FIELD>`` variables (``call_minutes`` of ``border`` is ``BORDER_CALL_MINUTES``).
+
+    Each field's type (``int``, ``float``, ``bool``, ``str``) parses the value; its default is
+    used when the variable is unset; ``field(metadata={"min": 1})`` bounds a number. A bad value
+    raises :class:`ConfigError` naming the variable, so a function checks its section in
+    ``create_app`` and a misconfigured Service stops at start. Only this module reads the
+    environment: functions get their variables through ``settings.function_env``.
+    """
+    if not is_dataclass(cls):
+        raise TypeError(f"{cls.__name__} must be a dataclass")
+    prefix = env_prefix(service or settings.service)
+    env = settings.function_env if service is None or env_prefix(settings.service) == prefix else {}
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in fields(cls):
+        var = prefix + f.name.upper()
+        raw = env.get(var, "").strip()
+        if not raw:
+            continue
+        kind = hints.get(f.name, str)
+        if kind is bool:
+            if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                raise ConfigError(f"{var} must be true or false, got {raw!r}")
+            value: object = raw.lower() in ("1", "true", "yes")
+        elif kind in (int, float):
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise ConfigError(f"{var} must be a {'whole ' if kind is int else ''}number, got {raw!r}") from None
+            lo, hi = f.metadata.get("min"), f.metadata.get("max")
+            if lo is not None and value < lo:
+                raise ConfigError(f"{var} must be at least {lo}, got {raw}")
+            if hi is not None and value > hi:
+                raise ConfigError(f"{var} must be at most {hi}, got {raw}")
+        else:
+            value = raw
+        values[f.name] = value
+    return cls(**values)

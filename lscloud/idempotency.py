@@ -27,9 +27,11 @@ from typing import Any, Callable
 
 from flask import Response, current_app, g, request
 
-from . import pseudonyms, resends, runonce
+from . import pseudonyms, resends, runonce, store
 from .auth import principal
+from .context import app_state
 from .problems import Problem
+from .web.bodies import json_body
 
 
 HEADER = "Idempotency-Key"
@@ -43,8 +45,6 @@ _SKIP_HEADERS = {"set-cookie", "date", "content-length", "server", "traceparent"
 
 def _json_payload() -> Any:
     """The request's JSON body, or None when there is none or it is not JSON (an upload)."""
-    from .web import json_body
-
     body = g.get("body")
     if body is None and request.get_data(cache=True).strip():
         try:
@@ -101,8 +101,6 @@ def idempotent(key_from: Callable[[Any], Any] | None = None, *, required: bool =
 def _key(key_from) -> str | None:
     key = request.headers.get(HEADER)
     if key is None and key_from is not None:
-        from .web import json_body
-
         body = g.get("body")
         if body is None and request.get_data(cache=True).strip():
             body = json_body()
@@ -121,10 +119,8 @@ def _key(key_from) -> str | None:
 
 def _run(view, args, kwargs, key: str, inprogress_timeout_s: int):
     from .store import leases
-    from .web import app_state
-
     state = app_state()
-    objects, bucket = state.store()
+    objects, bucket = store.connection()
     rkey = record_key(state.name, principal().id, request.method, request.path, key)
     body = _json_payload()
     phash = payload_hash(rkey, body)

@@ -12,10 +12,10 @@ dispatcher's own token under ``lscloud up``).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
 import inspect
 import logging
-import os
 import re
 import socket
 import sys
@@ -28,7 +28,8 @@ from urllib.parse import urlparse
 
 from flask import Flask, jsonify, request
 
-from . import asgi, auth, config, events, metrics, runonce, runtime, telemetry, web
+from . import asgi, auth, config, events, metrics, runonce, runtime, store, telemetry, web
+from .context import app_state
 from .auth import EVENTING, allow
 from .problems import Problem
 
@@ -113,7 +114,7 @@ class Function:
                 self._asgi.executor.shutdown(wait=False)
                 self._asgi = None
             if self._runtime is not None:
-                if runtime._current is self._runtime:
+                if runtime.installed() is self._runtime:
                     runtime.uninstall()
                 else:
                     self._runtime.close()
@@ -152,7 +153,7 @@ class Function:
         (:class:`lscloud.asgi.BodyGuard`), so the caller's pooled connection never holds a
         half-read request."""
         if self._asgi is None:
-            self.start(os.environ.copy())
+            self.start(config.environ())
         if scope.get("type") == "http":
             guard = asgi.BodyGuard(scope, receive, send)
             receive, send = guard.receive, guard.send
@@ -215,7 +216,7 @@ def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
     @web.raw_body()
     def receive_event():
         """Receive a CloudEvent from Knative Eventing (internal: a delivery token is required)."""
-        state = web.app_state()
+        state = app_state()
         try:
             event = events.from_http(dict(request.headers), request.get_data(cache=True))
         except ValueError as exc:
@@ -234,7 +235,7 @@ def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
                           f"This function does not handle events of type {event['type']!r}.",
                           title_vi="Loại sự kiện không được hỗ trợ",
                           detail_vi=f"Chức năng này không xử lý sự kiện loại {event['type']!r}.")
-        objects, bucket = state.store()
+        objects, bucket = store.connection()
         key = _events_seen_key(state.name, event)
         now = time.time()
         facts = {"id": event["id"], "source": event["source"], "type": event["type"]}
@@ -310,8 +311,8 @@ def _with_housekeeping(handlers: Mapping[str, EventHandler]) -> dict[str, EventH
 def sweep_expired() -> runonce.Report | None:
     """Delete this function's expired run-once records (nonces, idempotency and events-seen records,
     TTL model items) in its bucket. Never raises: what is left waits for the next tick."""
-    state = web.app_state()
-    objects, bucket = state.store()
+    state = app_state()
+    objects, bucket = store.connection()
     try:
         return runonce.sweep(objects, bucket, state.settings)
     except Exception as exc:  # noqa: BLE001 - housekeeping must not fail the tick
@@ -360,14 +361,31 @@ def function(app_factory: Callable[..., Flask], *, events: Mapping[str, EventHan
 
 
 def load_function(path: str | Path) -> ModuleType:
-    """Import ``<path>/function`` as a package with a unique name (``lscloud_fn_<name>``).
+    """Import ``<path>/function``, the function's package.
 
-    Several functions load side by side in one process (tests); their relative imports work.
+    Under a ``functions/`` folder that is itself a package (this repository's), the function is
+    imported by its real name, ``functions.<name>.function``, so tests and tools import its modules
+    by that name too. Elsewhere (test peers such as ``peers/softatm-bank-sim``, a function in a
+    temporary folder) it gets a unique name, ``lscloud_fn_<name>``. Several functions load side by
+    side in one process; their relative imports work.
     """
     root = Path(path).resolve()
     init = root / "function" / "__init__.py"
     if not init.exists():
         raise FileNotFoundError(f"{init} does not exist: a function needs function/__init__.py")
+    parent = root.parent
+    if (parent / "__init__.py").exists() and parent.name.isidentifier() and root.name.isidentifier() \
+            and (root / "__init__.py").exists():
+        home = str(parent.parent)
+        if home not in sys.path:
+            sys.path.insert(0, home)
+        real = f"{parent.name}.{root.name}.function"
+        existing = sys.modules.get(real)
+        if existing is None or Path(getattr(existing, "__file__", "") or "").resolve() == init:
+            module = importlib.import_module(real)
+            if Path(module.__file__ or "").resolve() == init:
+                return module
+        # another checkout's package holds that name in this process: fall back to a unique one
     base = "lscloud_fn_" + re.sub(r"\W", "_", root.name)
     name = base
     existing = sys.modules.get(name)

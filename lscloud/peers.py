@@ -8,7 +8,8 @@ over HTTP. :func:`peer_url` builds the base URL from ``settings.peer_url_templat
 
 :class:`PeerClient` GETs JSON with an ETag cache that is a cache only: every call asks the
 peer (``If-None-Match``), a ``304`` reuses the stored body, nothing stale is ever served without
-asking. A peer that does not answer raises :class:`PeerUnavailable`; a 404 raises
+asking; :func:`client` is the process's one client per settings (a function asks it, not a new one
+per request). A peer that does not answer raises :class:`PeerUnavailable`; a 404 raises
 :class:`PeerNotFound`, and so does a 400/422: a lookup by a code the peer refuses as malformed is
 a lookup of something that does not exist (the caller answers "unknown …", not "unavailable").
 
@@ -121,3 +122,18 @@ class PeerClient:
 
     def close(self) -> None:
         self._client.close()
+
+
+_clients: dict[tuple[str, str], PeerClient] = {}
+_clients_lock = threading.Lock()
+
+
+def client(settings: config.Settings) -> PeerClient:
+    """The process's :class:`PeerClient` for these settings (one per peer URL template and calling
+    service), so its connections and ETag cache serve every request instead of one each."""
+    key = (settings.peer_url_template, settings.service)
+    with _clients_lock:
+        c = _clients.get(key)
+        if c is None:
+            c = _clients[key] = PeerClient(settings)
+        return c

@@ -11,7 +11,8 @@ keyed digest per field (:func:`digests`: a key derived by HMAC under the pseudon
 record's own key, then a keyed BLAKE2b per field, so equal values in two records do not match and
 nothing can be checked without the key). A function that keeps the first request anyway, as part
 of its own record, compares values directly (:func:`changed_fields`). Either way the refusal is
-:class:`IdReused`, which becomes the one problem answer (:meth:`IdReused.problem`).
+:class:`IdReused`, which becomes the one problem answer (:meth:`IdReused.problem`); it is registered
+with :mod:`lscloud.errors`, so a domain module raises it and every app answers it the same way.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import hashlib
 import json
 from typing import Any, Iterable
 
-from . import pseudonyms
+from . import errors, pseudonyms
 from .problems import Problem
 
 MESSAGE = "differs from the first request with this id"
@@ -124,3 +125,7 @@ class IdReused(Exception):
                        detail_vi=f"{len(self.fields)} trường {self.message_vi}; gửi lại đúng nội dung cũ "
                                  "hoặc dùng một mã mới.",
                        errors=[{"field": f, "message": self.message} for f in self.fields], **extensions)
+
+
+# a domain module raises IdReused (no HTTP in sight); every app answers it with the one problem
+errors.register(IdReused, lambda exc: exc.problem())

@@ -76,6 +76,11 @@ def current() -> Runtime:
     return _current  # type: ignore[return-value]
 
 
+def installed() -> Runtime | None:
+    """The installed runtime, or None (does not install one)."""
+    return _current
+
+
 def uninstall() -> None:
     """Close and forget the installed runtime (tests, shutdown)."""
     global _current
@@ -83,3 +88,6 @@ def uninstall() -> None:
         if _current is not None:
             _current.close()
         _current = None
+    from . import store
+
+    store.configure(None)

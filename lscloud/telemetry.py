@@ -21,7 +21,7 @@ import re
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
@@ -32,7 +32,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerPr
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from . import events, redaction
+from . import config, events, redaction
 
 INSTRUMENTATION_NAME = "lscloud"
 
@@ -53,21 +53,13 @@ _service_providers: dict[str, TracerProvider] = {}
 _botocore_instrumented = False
 
 
-def _merge_env_list(name: str, values: Iterable[str]) -> None:
-    current = [v.strip() for v in os.environ.get(name, "").split(",") if v.strip()]
-    for v in values:
-        if v not in current:
-            current.append(v)
-    os.environ[name] = ",".join(current)
-
-
 def _prepare_environment() -> None:
     # new HTTP semconv: the Flask instrumentation then records http.server.request.duration in
     # seconds with http.route/http.request.method/http.response.status_code itself
-    opt_in = [v.strip() for v in os.environ.get("OTEL_SEMCONV_STABILITY_OPT_IN", "").split(",") if v.strip()]
+    opt_in = [v.strip() for v in config.environ().get("OTEL_SEMCONV_STABILITY_OPT_IN", "").split(",") if v.strip()]
     if "http" not in opt_in and "http/dup" not in opt_in:
-        _merge_env_list("OTEL_SEMCONV_STABILITY_OPT_IN", ["http"])
-    _merge_env_list("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS", SENSITIVE_HEADERS)
+        config.merge_env_list("OTEL_SEMCONV_STABILITY_OPT_IN", ["http"])
+    config.merge_env_list("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS", SENSITIVE_HEADERS)
 
 
 def setup(settings=None) -> None:

@@ -19,7 +19,7 @@ from typing import Iterable, Mapping, Sequence
 
 import pulumi
 
-from lscloud.local.manifest import Manifest
+from lscloud.manifest import Manifest
 
 from . import k8s as kx
 from .function import PlatformEndpoints

@@ -15,7 +15,7 @@ import json
 import pulumi
 
 from lscloud.bus import DUPLICATE_WINDOW_S, STREAM_SUBJECTS
-from lscloud.local.dispatcher import DLQ_SUBJECTS
+from lscloud.delivery import DLQ_SUBJECTS
 
 from . import k8s as kx
 from .settings import NatsSettings
@@ -68,7 +68,7 @@ def render_stream(s: NatsSettings) -> dict:
 
 
 def dlq_stream_name(s: NatsSettings) -> str:
-    return f"{s.stream}_DLQ"  # lscloud.local.dispatcher.dlq_stream
+    return f"{s.stream}_DLQ"  # lscloud.delivery.dlq_stream
 
 
 def render_dlq_stream(s: NatsSettings) -> dict:

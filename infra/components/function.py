@@ -1,6 +1,6 @@
 """One function: its Knative Service and Triggers rendered from ``functions/<name>/func.yaml``.
 
-func.yaml is read with the local cloud's own parser (:mod:`lscloud.local.manifest`), so the
+func.yaml is read with the local cloud's own parser (:mod:`lscloud.manifest`), so the
 cluster and ``lscloud up`` agree on what a manifest means. The rendering functions return plain
 dicts; :class:`Function` only creates them.
 
@@ -31,7 +31,7 @@ from typing import Any, Mapping
 
 import pulumi
 
-from lscloud.local.manifest import Manifest
+from lscloud.manifest import Manifest
 
 from . import k8s as kx
 from .settings import FunctionDefaults, FunctionOverride

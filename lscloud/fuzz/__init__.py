@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from .. import config
+
 SCHEMATHESIS_VERSION = "4.32.5"  # the CLI options below are this version's (pinned in pyproject's fuzz extra)
 PROBLEM_TYPE = "application/problem+json"
 EVENTING = "eventing"
@@ -237,7 +239,7 @@ def _run_round(result: Result, argv: list[str], report_dir: Path, stem: str, pla
     for stale in (har_path, json_path):
         stale.unlink(missing_ok=True)
     argv = argv + ["--report", "har,json", "--report-har-path", str(har_path), "--report-json-path", str(json_path)]
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": "lscloud.fuzz.hooks", "LSCLOUD_FUZZ_PLAN": plan_file,
+    env = {**config.environ(), "SCHEMATHESIS_HOOKS": "lscloud.fuzz.hooks", "LSCLOUD_FUZZ_PLAN": plan_file,
            "NO_COLOR": "1"}
     with open(log, "wb") as out:
         # run in the report dir: schemathesis keeps a cache folder in its working directory

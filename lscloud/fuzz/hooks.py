@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import schemathesis
+
+from .. import config
 
 PLAN_ENV = "LSCLOUD_FUZZ_PLAN"
 ANONYMOUS = ""  # a "role" whose requests carry no token
@@ -27,7 +28,7 @@ _plan: dict | None = None
 def plan() -> dict:
     global _plan
     if _plan is None:
-        _plan = json.loads(Path(os.environ[PLAN_ENV]).read_text(encoding="utf-8"))
+        _plan = json.loads(Path(config.environ()[PLAN_ENV]).read_text(encoding="utf-8"))
     return _plan
 
 

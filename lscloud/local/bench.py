@@ -33,8 +33,10 @@ from typing import Callable, Iterator
 
 import httpx
 
+from .. import config
+from .. import manifest as manifests
 from ..store.objects import ObjectStore
-from . import manifest as manifests
+from .cloud import cloud_settings
 from .servers import free_port
 from .supervisor import function_env, kill_group, process_alive, read_json, run_function_argv
 
@@ -234,7 +236,7 @@ def local_cloud(functions_dir: Path, reuse_state_dir: Path | None,
     print(f"… starting a temporary local cloud in {state_dir}", flush=True)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                start_new_session=True, env={**config.environ(), "PYTHONUNBUFFERED": "1"})
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -268,7 +270,7 @@ def find_unit(directory: manifests.Manifest, settings) -> tuple[str, str]:
     from lscloud import store
     from lscloud.store import keys
 
-    from .run_function import load_package
+    from ..serve import load_package
 
     objects = ObjectStore.from_settings(settings)
     store.configure(objects, settings.bucket)
@@ -289,7 +291,6 @@ def _fmt_ratio(a: float, b: float) -> str:
 
 def bench_directory(*, requests: int = 1000, concurrency: int = 8, functions_dir: Path = Path("functions"),
                     reuse_state_dir: Path | None = None, max_seconds: float = 30.0) -> int:
-    from lscloud.cli import cloud_settings
 
     if requests < 1 or concurrency < 1:
         raise BenchError("--requests and --concurrency must be at least 1")
@@ -382,7 +383,6 @@ def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10
     from datetime import datetime, timedelta, timezone
 
     from lscloud.auth import dev_keys, issue_token
-    from lscloud.cli import cloud_settings
     from lscloud.store import keys as store_keys
 
     if requests < 1 or concurrency < 1 or waiting < 0:
@@ -487,7 +487,6 @@ def bench_procedures(*, requests: int = 1000, concurrency: int = 8, functions_di
     import itertools
     from urllib.parse import quote
 
-    from lscloud.cli import cloud_settings
     from lscloud.store import keys as store_keys
 
     if requests < 1 or concurrency < 1:
@@ -549,7 +548,6 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
     import uuid
 
     from lscloud.auth import dev_keys, issue_token
-    from lscloud.cli import cloud_settings
 
     peers_dir = functions_dir.resolve().parent / "peers"
     if not (functions_dir / "softatm" / "func.yaml").is_file() or not (peers_dir / "softatm-bank-sim").is_dir():

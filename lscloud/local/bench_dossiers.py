@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from .bench import BenchError, local_cloud, run_load, s3_create_call
+from .cloud import cloud_settings
 
 ATTACHMENT_BYTES = 20_000
 
@@ -33,7 +34,6 @@ def bench_dossiers(*, requests: int = 200, concurrency: int = 8, functions_dir: 
                    reuse_state_dir: Path | None = None, max_seconds: float = 60.0,
                    procedure: str = "HT-KS", unit: str = "05983") -> int:
     from lscloud.auth import dev_keys, issue_token
-    from lscloud.cli import cloud_settings
 
     if requests < 1 or concurrency < 1:
         raise BenchError("--requests and --concurrency must be at least 1")

@@ -34,7 +34,7 @@ from typing import TextIO
 import httpx
 
 from .. import config
-from . import manifest as manifests
+from .. import manifest as manifests
 from .gateway import Gateway, GatewayServer, Route
 from .servers import NatsServer, ServerError, WeedMini, free_port
 
@@ -141,7 +141,7 @@ def exit_description(code: int) -> str:
 def function_env(m: manifests.Manifest, settings: config.Settings, port: int,
                  base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment a function process gets, as the Knative Service would set it."""
-    base = dict(os.environ if base is None else base)
+    base = dict(config.environ() if base is None else base)
     env = dict(base)
     env.update(settings.env_vars())
     env.update(m.resolved_env(base))
@@ -166,7 +166,7 @@ def function_env(m: manifests.Manifest, settings: config.Settings, port: int,
 
 
 def run_function_argv(function_dir: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "lscloud.local.run_function", *extra, str(function_dir)]
+    return [sys.executable, "-m", "lscloud.serve", *extra, str(function_dir)]
 
 
 def kill_group(pid: int, sig: int) -> None:
@@ -457,7 +457,7 @@ class Supervisor:
             self.say(f"✓ weed mini    {self.weed.endpoint} (S3, data in {self.weed.data_dir})")
 
         try:
-            base = config.load(dict(os.environ))
+            base = config.load()
         except config.ConfigError as exc:
             raise UpError(str(exc)) from None
         self.settings = base.replace(s3_endpoint=s3[0].rstrip("/"), s3_access_key=s3[1], s3_secret_key=s3[2],
@@ -598,7 +598,7 @@ class Supervisor:
         subs = [(fp, s) for fp in self.functions.values() for s in fp.manifest.subscriptions]
         if not subs:
             return
-        from .dispatcher import Dispatcher, Subscription
+        from ..delivery import Dispatcher, Subscription
 
         self.dispatcher = Dispatcher(self.settings, [
             Subscription(function=fp.name, name=s.name, types=[s.type], url=f"http://127.0.0.1:{fp.port}/events",

@@ -15,23 +15,36 @@ from .objects import ObjectStore
 _default: tuple[ObjectStore, str] | None = None
 
 
-def configure(objects: ObjectStore, bucket: str) -> None:
-    """Set the connection and bucket that models use unless their Meta names others."""
+class NotConfigured(RuntimeError):
+    """No object store is configured: the process has not installed its runtime."""
+
+
+def configure(objects: ObjectStore | None, bucket: str | None = None) -> None:
+    """Set the connection and bucket that everything uses (models unless their Meta names another
+    bucket, blobs, run-once records). :func:`lscloud.runtime.install` calls it; None forgets it."""
     global _default
-    _default = (objects, bucket)
+    _default = None if objects is None else (objects, bucket)
 
 
 def connection() -> tuple[ObjectStore, str]:
-    """The configured (store, default bucket); installs the runtime from the environment if unset."""
-    if _default is None:
-        from .. import runtime
+    """The one way to reach the store: the (store, default bucket) the runtime installed.
 
-        runtime.current()
-    assert _default is not None
+    Raises :class:`NotConfigured` before a runtime is installed (:func:`lscloud.runtime.install`,
+    which :func:`lscloud.runtime.current` does on first use and ``Function.start`` at start).
+    """
+    if _default is None:
+        raise NotConfigured("no object store configured: install the runtime first "
+                            "(lscloud.runtime.install or lscloud.runtime.current())")
     return _default
 
 
-__all__ = ["configure", "connection", "ObjectStore", "StoreError", "DoesNotExist", "ConditionalCheckFailed",
+def blobs(prefix: str, **options) -> BlobStore:
+    """A :class:`BlobStore` under ``prefix`` on the installed connection (``max_bytes=``, ``media_types=`` …)."""
+    objects, bucket = connection()
+    return BlobStore(objects, bucket, prefix=prefix, **options)
+
+
+__all__ = ["configure", "connection", "blobs", "NotConfigured", "ObjectStore", "StoreError", "DoesNotExist", "ConditionalCheckFailed",
            "InvalidKey", "StoreUnavailable", "BlobRejected", "IntegrityError", "Model", "ResultPage", "attributes",
            "Attribute", "UnicodeAttribute", "PseudonymAttribute", "NumberAttribute", "BooleanAttribute",
            "UTCDateTimeAttribute", "TTLAttribute", "MapAttribute", "ListAttribute", "JSONAttribute", "VersionAttribute",

@@ -12,9 +12,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-import random
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
@@ -400,28 +398,30 @@ class Model(metaclass=_ModelMeta):
         return True
 
     @classmethod
-    def update(cls: type[M], hash_key: Any, range_key: Any, fn: Callable[[M], Any], retries: int = 5) -> M:
+    def update(cls: type[M], hash_key: Any, range_key: Any, fn: Callable[[M], Any], retries: int | None = None) -> M:
         """Read-modify-write: ``fn(item)`` mutates a fresh read, which is saved under If-Match.
 
         On a conflict the item is re-read and ``fn`` runs again (so it must be safe to repeat),
-        up to ``retries`` times with a small jittered backoff; then ConditionalCheckFailed.
-        Raises ``cls.DoesNotExist`` if the item is missing.
+        under the project's retry policy (:data:`lscloud.store.retry.DEFAULT`; ``retries``
+        overrides its count); then ConditionalCheckFailed. Raises ``cls.DoesNotExist`` if the item
+        is missing.
         """
-        if retries < 0:
+        from .retry import DEFAULT, Backoff
+
+        if retries is not None and retries < 0:
             raise ValueError("retries must be >= 0")
-        last: errors.ConditionalCheckFailed | None = None
-        for attempt in range(retries + 1):
+        policy = DEFAULT if retries is None else Backoff(retries, DEFAULT.base_s, DEFAULT.cap_s)
+
+        def once() -> M:
             item = cls.get(hash_key, range_key)
             fn(item)
-            try:
-                return item.save()
-            except errors.ConditionalCheckFailed as exc:
-                last = exc
-                if attempt < retries:
-                    time.sleep(random.uniform(0, min(0.05, 0.002 * 2 ** attempt)))
-        raise errors.ConditionalCheckFailed(
-            f"{cls.__name__} update still conflicting after {retries} retries", key=last.key if last else None
-        ) from last
+            return item.save()
+
+        try:
+            return policy.run(once)
+        except errors.ConditionalCheckFailed as exc:
+            raise errors.ConditionalCheckFailed(
+                f"{cls.__name__} update still conflicting after {policy.retries} retries", key=exc.key) from exc
 
     # -- public: listings --------------------------------------------------------------------------
 
@@ -450,6 +450,19 @@ class Model(metaclass=_ModelMeta):
             if hi is not None:
                 stop_at = hash_prefix + keys.encode_part(cls._key_string(cls._range_attr, hi)) + keys.SUFFIX
         return cls._page(prefix, start_after, stop_at, limit, page_token)
+
+    @classmethod
+    def query_all(cls: type[M], hash_key: Any, range_prefix: Any = None,
+                  range_between: tuple[Any, Any] | None = None, page_size: int = 500) -> Iterator[M]:
+        """Every item under one hash key, in key order: :meth:`query` page after page (``page_size``
+        items a request), for a listing that needs them all (an index of a day, a registry)."""
+        token = None
+        while True:
+            page = cls.query(hash_key, range_prefix, range_between, limit=page_size, page_token=token)
+            yield from page
+            token = page.page_token
+            if not token:
+                return
 
     @classmethod
     def _range_prefix_string(cls, value: Any) -> str:

@@ -7,12 +7,12 @@ import json
 import pytest
 import yaml
 
-from conftest import REPO, RecordingMocks, k8s_objects, normalize
+from infra_support import REPO, RecordingMocks, k8s_objects, normalize
 
 pulumi = pytest.importorskip("pulumi")
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
-from lscloud.local import manifest  # noqa: E402
+from lscloud import manifest  # noqa: E402
 
 from components import bridge as br  # noqa: E402
 from components import bus  # noqa: E402
@@ -246,6 +246,6 @@ def test_bridge_settings():
 
 def test_dlq_stream_name_matches_the_runtime():
     from lscloud.config import Settings
-    from lscloud.local.dispatcher import dlq_stream
+    from lscloud.delivery import dlq_stream
 
     assert bus.dlq_stream_name(NatsSettings(stream="EVENTS")) == dlq_stream(Settings(stream="EVENTS"))

@@ -7,14 +7,14 @@ import json
 
 import pytest
 
-from conftest import REPO, k8s_objects
+from infra_support import REPO, k8s_objects
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 pytest.importorskip("pulumi")
 
 from lscloud import runonce  # noqa: E402
-from lscloud.local import manifest  # noqa: E402
+from lscloud import manifest  # noqa: E402
 
 from components import objectstore  # noqa: E402
 from components.function import bucket_name  # noqa: E402

@@ -7,13 +7,13 @@ import json
 
 import pytest
 
-from conftest import k8s_objects, normalize
+from infra_support import k8s_objects, normalize
 
 pulumi = pytest.importorskip("pulumi")
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
 from lscloud import clock as runtime_clock  # noqa: E402
-from lscloud.local import manifest  # noqa: E402
+from lscloud import manifest  # noqa: E402
 
 from components import clock  # noqa: E402
 from components.bridge import routes  # noqa: E402

@@ -8,15 +8,15 @@ import re
 import pytest
 import yaml
 
-from conftest import (INFRA, JWT_PUBLIC_KEY, KUBECONFIG, PARTNER_KEYS, REPO, is_secret, k8s_objects, normalize,
-                      run_program)
+from infra_support import (INFRA, JWT_PUBLIC_KEY, KUBECONFIG, PARTNER_KEYS, REPO, is_secret, k8s_objects, normalize,
+                           run_program, stack_config)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
 from lscloud.bus import STREAM_SUBJECTS  # noqa: E402
-from lscloud.local import manifest  # noqa: E402
+from lscloud import manifest  # noqa: E402
 
 FUNCTIONS = manifest.discover(REPO / "functions")
 STACKS = ("dev", "prod")
@@ -326,7 +326,7 @@ def test_openstack_layer(program):
 
 
 def test_instances_mode_creates_nodes_and_waits_for_a_kubeconfig():
-    cluster = json.loads(__import__("conftest").stack_config("dev")["lscloud:cluster"])
+    cluster = json.loads(stack_config("dev")["lscloud:cluster"])
     mocks = run_program("dev", cluster={**cluster, "mode": "instances"})
     types = [r.typ for r in mocks.resources]
     nodes = [r for r in mocks.resources if r.typ == "openstack:compute/instance:Instance"]

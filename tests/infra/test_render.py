@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import RecordingMocks, normalize
+from infra_support import RecordingMocks, normalize
 
 pulumi = pytest.importorskip("pulumi")
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
-from lscloud.local import manifest  # noqa: E402
+from lscloud import manifest  # noqa: E402
 
 from components import function as fn  # noqa: E402
 from components.cluster import tier_rules  # noqa: E402

@@ -47,14 +47,14 @@ def token(private_key: str, role: str) -> dict[str, str]:
 
 
 def check(app, function: str, private_key: str, *, samples: Mapping[str, str] | None = None,
-          partner: PartnerCall | None = None) -> int:
+          partner: PartnerCall | None = None, functions_dir: Path = ROOT / "functions") -> int:
     """Hold ``app`` to ``functions/<function>/access.yaml``; returns how many calls were checked.
 
     ``samples`` gives path parameters (by the table's names) values that route, e.g. a ``flow``
     that must be ``in`` or ``out``; ``partner(method, path)`` sends a validly signed partner request
     (required when the table admits partners).
     """
-    matrix = rolematrix.load(ROOT / "functions" / function)
+    matrix = rolematrix.load(functions_dir / function)
     unlisted, stale = rolematrix.differences(app, matrix)
     assert not unlisted and not stale, f"{function}: served but not in access.yaml: {unlisted}; " \
                                        f"in access.yaml but not served: {stale}"

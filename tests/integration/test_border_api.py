@@ -3,34 +3,26 @@ submission to exit, the queue, concurrent agencies and seats, device events, rol
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
-from lscloud import events, outbox, runtime
-from lscloud.auth import delivery_headers, dev_keys, issue_token
-from lscloud.knative import load_function
-from lscloud.local.dispatcher import tail
-from lscloud.runtime import Runtime
+from lscloud import config, events, outbox, peers, store
+from lscloud.auth import delivery_headers
+from lscloud.delivery import tail
 from lscloud.web import app_state
 
 import role_matrix
 from border_support import AGENCIES, TAX, TAX2, DirectoryStub, declaration
+from functions.border.function import ledger, models
+from functions.border.function.app import create_app
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 PROBLEM = "application/problem+json"
 _n = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def fn():
-    return load_function(ROOT / "functions" / "border")
 
 
 @pytest.fixture(scope="module")
@@ -41,26 +33,24 @@ def directory():
 
 
 @pytest.fixture
-def keys(tmp_path):
-    return dev_keys(tmp_path)
+def border(start_function, directory):
+    """``border(**env)``: the border function started as Knative starts it, on the test's servers,
+    asking the stand-in directory for its gates; ``env`` holds its own ``BORDER_*`` variables."""
+
+    def _start(**env):
+        return start_function("border", peer_url_template=directory.template, function_env=env)
+
+    return _start
 
 
 @pytest.fixture
-def rt(settings, directory, keys):
-    r = runtime.install(Runtime(settings.replace(peer_url_template=directory.template, jwt_public_key=keys[1],
-                                                 service="border")))
-    r.bus.ensure_stream()
-    yield r
-    runtime.uninstall()
+def fn(border):
+    return border()
 
 
 @pytest.fixture
-def app(fn, rt, monkeypatch):
-    monkeypatch.setenv("BORDER_CALL_MINUTES", "20")
-    instance = fn.new()
-    a = instance._build(rt.settings)   # the Flask app with /events, as Knative serves it
-    a.testing = True
-    return a
+def app(fn):
+    return fn.app   # the Flask app with /events, as Knative serves it
 
 
 @pytest.fixture
@@ -68,18 +58,14 @@ def client(app):
     return app.test_client()
 
 
-class Tokens:
-    def __init__(self, private):
-        self.private = private
-
-    def __call__(self, role, sub=None, agency=None, unit=None):
-        return {"Authorization": "Bearer " + issue_token(self.private, sub or f"{role}-{next(_n)}", role,
-                                                         agency=agency, unit=unit)}
-
-
 @pytest.fixture
-def tok(keys):
-    return Tokens(keys[0])
+def tok(tokens):
+    """Bearer headers with a fresh subject unless one is named: ``tok("officer", agency="customs")``."""
+
+    def make(role, sub=None, agency=None, unit=None):
+        return tokens(role, sub or f"{role}-{next(_n)}", agency=agency, unit=unit)
+
+    return make
 
 
 def idem(h: dict) -> dict:
@@ -107,7 +93,7 @@ def delivered_by_dispatcher(client) -> dict:
     return delivery_headers(app_state(client.application).settings)
 
 
-def test_a_crossing_from_submission_to_exit(client, tok, rt, directory):
+def test_a_crossing_from_submission_to_exit(client, tok, fn):
     ent = tok("enterprise", sub=TAX)
     did = new_id()
     body = declaration(did, booking={"mode": "living"})
@@ -177,7 +163,7 @@ def test_a_crossing_from_submission_to_exit(client, tok, rt, directory):
     assert trail[-1]["action"] == "exit" and trail[-1]["actor"]["kind"] == "device"
     assert any(e["actor"].get("agency") == "customs" and e["to"] == "cleared" for e in trail)
 
-    stream = [m["event"] for m in tail(rt.settings, 200)]
+    stream = [m["event"] for m in tail(fn.settings, 200)]
     types = [e["type"] for e in stream if e.get("subject") == did or (e.get("data") or {}).get("reading_id") in ("b-1", "b-2")]
     for fact in ("declaration.drafted", "declaration.submitted", "declaration.queued", "truck.arrived", "truck.called",
                  "truck.reached-gate", "inspection.started", "decision.recorded", "declaration.cleared",
@@ -193,8 +179,7 @@ def test_a_crossing_from_submission_to_exit(client, tok, rt, directory):
     assert row["declared"] >= 1 and row["exited"] >= 1 and stats["dwell_arrival_to_exit"]["count"] >= 1
     assert "customs" in stats["decision_time_by_agency"]
     # the gate came from the directory over HTTP, revalidated (304) after the first fetch
-    peer = importlib.import_module(client.application.import_name.split(".")[0] if False else "lscloud_fn_border.gates")
-    c = peer.client(rt.settings)
+    c = peers.client(fn.settings)
     assert c.fetched >= 1 and c.revalidated >= 1
 
 
@@ -329,9 +314,9 @@ def tick(client, minute_offset=0):
     return client.post("/events", data=body, headers={**headers, **delivered_by_dispatcher(client)})
 
 
-def test_the_clock_tick_applies_missed_calls_at_every_gate_and_flushes_the_outbox(fn, rt, tok, monkeypatch):
-    monkeypatch.setenv("BORDER_CALL_MINUTES", "0")   # every call is missed at once
-    client = fn.new()._build(rt.settings).test_client()
+def test_the_clock_tick_applies_missed_calls_at_every_gate_and_flushes_the_outbox(border, tok):
+    fn = border(BORDER_CALL_MINUTES="0")   # every call is missed at once
+    client = fn.app.test_client()
     ent = tok("enterprise", sub=TAX)
     trucks = {}
     for gate_code in ("tan-thanh", "huu-nghi"):   # one truck called at each of two gates
@@ -342,10 +327,9 @@ def test_the_clock_tick_applies_missed_calls_at_every_gate_and_flushes_the_outbo
                                 headers=idem(tok("gate-operator", unit=gate_code))))["called"]
         assert [c["declaration_id"] for c in called] == [i]
     # an event NATS did not confirm at the time waits in the outbox
-    records = importlib.import_module(fn.__name__ + ".records")
-    pending = records.event("traffic-order.issued", {"gate": "tan-thanh", "flow": "in", "kind": "hold"},
+    pending = ledger.RECORDS.fact("traffic-order.issued", {"gate": "tan-thanh", "flow": "in", "kind": "hold"},
                             id=f"outbox-{uuid.uuid4().hex}")
-    outbox.PendingEvent(rt.settings.service, pending["id"], event=pending).save()
+    outbox.PendingEvent(fn.settings.service, pending["id"], event=pending).save()
 
     def status(gate_code):
         return ok(client.get(f"/v1/declarations/{trucks[gate_code]}", headers=ent))["status"]
@@ -357,7 +341,7 @@ def test_the_clock_tick_applies_missed_calls_at_every_gate_and_flushes_the_outbo
     trail = ok(client.get(f"/v1/declarations/{trucks['huu-nghi']}/audit", headers=ent))["items"]
     assert trail[-1]["action"] == "miss_call" and trail[-1]["actor"]["kind"] == "system"
     assert outbox.pending() == []
-    assert pending["id"] in [m["event"]["id"] for m in tail(rt.settings, 50)]
+    assert pending["id"] in [m["event"]["id"] for m in tail(fn.settings, 50)]
     # the same tick again (a redelivery) is a duplicate; later ticks apply only what is due
     assert tick(client).get_json()["status"] == "duplicate"
     ok(client.post("/v1/gates/tan-thanh/calls", json={"flow": "in"}, headers=idem(tok("gate-operator", unit="tan-thanh"))))
@@ -369,10 +353,9 @@ def test_the_clock_tick_applies_missed_calls_at_every_gate_and_flushes_the_outbo
     assert ok(client.post("/v1/gates/tan-thanh/sweep", headers=tok("gate-operator", unit="tan-thanh")))["missed"] == []
 
 
-def test_queue_order_priority_and_missed_calls(fn, rt, tok, monkeypatch):
-    monkeypatch.setenv("BORDER_CALL_MINUTES", "0")   # every call is missed at once
-    app = fn.new()._build(rt.settings)
-    client = app.test_client()
+def test_queue_order_priority_and_missed_calls(border, tok):
+    fn = border(BORDER_CALL_MINUTES="0")   # every call is missed at once
+    client = fn.app.test_client()
     ent, yard = tok("enterprise", sub=TAX), tok("yard-operator", unit="tan-thanh")
     gate = tok("gate-operator", unit="tan-thanh")
     ids = [new_id() for _ in range(3)]
@@ -404,10 +387,10 @@ def test_queue_order_priority_and_missed_calls(fn, rt, tok, monkeypatch):
                                                        "kind": "hold", "message_vi": "Tạm dừng 30 phút"},
                            headers=tok("officer", agency="traffic-police")), 201)
     assert {r["declaration_id"] for r in order["recipients"]} == set(ids[:2])
-    assert any(m["event"]["type"] == "vn.langson.border.traffic-order.issued.v1" for m in tail(rt.settings, 100))
+    assert any(m["event"]["type"] == "vn.langson.border.traffic-order.issued.v1" for m in tail(fn.settings, 100))
 
 
-def test_weighbridge_mismatch_holds_and_a_reading_counts_once(client, tok, rt):
+def test_weighbridge_mismatch_holds_and_a_reading_counts_once(client, tok, fn):
     ent = tok("enterprise", sub=TAX)
     did = new_id()
     ok(client.post("/v1/declarations", json=declaration(did, plate="桂B·54321", trailer=None, booking={"mode": "living"}),
@@ -429,12 +412,34 @@ def test_weighbridge_mismatch_holds_and_a_reading_counts_once(client, tok, rt):
     assert client.post("/events", data=b, headers={**h, **delivered_by_dispatcher(client)}).status_code == 200
     doc = ok(client.get(f"/v1/declarations/{did}", headers=ent))
     assert doc["status"] == "held" and doc["weight_mismatches"] == 1 and doc["holds"]["weight"]["measured_kg"] == 45000
-    mismatches = [m for m in tail(rt.settings, 200) if m["event"]["type"] == "vn.langson.border.weight.mismatched.v1"
+    mismatches = [m for m in tail(fn.settings, 200) if m["event"]["type"] == "vn.langson.border.weight.mismatched.v1"
                   and m["event"]["data"]["declaration_id"] == did]
     assert len(mismatches) == 1
 
 
-def test_device_ingest_checks_the_device_and_publishes(client, tok, rt):
+def test_border_settings_come_through_the_platform_config(border, tok, settings):
+    """BORDER_* variables reach the function through lscloud.config (the Service's environment as the
+    platform read it), checked at start: a bad value stops it; the weighbridge uses the tolerance set."""
+    with pytest.raises(config.ConfigError, match="BORDER_CALL_MINUTES"):
+        create_app(settings.replace(service="border", function_env={"BORDER_CALL_MINUTES": "soon"}))
+    with pytest.raises(config.ConfigError, match="BORDER_WEIGHT_TOLERANCE"):
+        create_app(settings.replace(service="border", function_env={"BORDER_WEIGHT_TOLERANCE": "2"}))
+    client = border(BORDER_WEIGHT_TOLERANCE="0.5").app.test_client()
+    ent, gate = tok("enterprise", sub=TAX), tok("gate-operator", unit="huu-nghi")
+    did = new_id()
+    ok(client.post("/v1/declarations", json=declaration(did, plate="桂C·24680", trailer=None, booking={"mode": "living"}),
+                   headers=ent), 201)
+    ok(client.post(f"/v1/declarations/{did}/arrival", headers=idem(tok("yard-operator", unit="huu-nghi"))))
+    ok(client.post("/v1/gates/huu-nghi/calls", json={"flow": "in", "count": 20}, headers=idem(gate)))
+    ok(client.post(f"/v1/declarations/{did}/at-gate", headers=idem(gate)))
+    reading = {"reading_id": "wb-tol", "gate": "huu-nghi", "plate": "桂C·24680", "gross_kg": 45000,   # 36 % over
+               "measured_at": "2025-09-01T08:00:00Z", "device": "wb-1"}
+    assert device_event(client, "vn.langson.border.weight.measured.v1", reading).status_code == 200
+    doc = ok(client.get(f"/v1/declarations/{did}", headers=ent))
+    assert doc["status"] == "at_gate" and doc["weight"]["ok"] and doc["weight"]["tolerance"] == 0.5
+
+
+def test_device_ingest_checks_the_device_and_publishes(client, tok, fn):
     dev = tok("device", sub="anpr-hn-1", unit="huu-nghi")
     ev = events.new_event("vn.langson.border.plate.read.v1", "/devices/anpr-hn-1",
                           {"reading_id": "r-100", "gate": "huu-nghi", "camera": "yard", "flow": "in", "plate": "桂A·99999",
@@ -447,7 +452,7 @@ def test_device_ingest_checks_the_device_and_publishes(client, tok, rt):
     h2, b2 = events.to_binary_http(bad)
     r = client.post("/v1/device-events", data=b2, headers={**h2, **dev})
     assert r.status_code == 422 and any(e["field"].startswith("/data") for e in r.get_json()["errors"])
-    stored = [m["event"] for m in tail(rt.settings, 50) if m["event"]["id"] == "anpr-hn-1.r-100"]
+    stored = [m["event"] for m in tail(fn.settings, 50) if m["event"]["id"] == "anpr-hn-1.r-100"]
     assert stored and stored[0]["data"]["device"] == "anpr-hn-1"
 
 
@@ -456,12 +461,9 @@ def test_every_endpoint_with_every_role(app, keys):
     assert role_matrix.check(app, "border", keys[0], samples={"gate": "huu-nghi", "flow": "in"}) > 300
 
 
-def test_a_refused_create_leaves_no_code_and_no_claimed_id(client, tok, rt, fn):
+def test_a_refused_create_leaves_no_code_and_no_claimed_id(client, tok):
     """Issue 9: nothing half-written. A create that books into a full slot is refused (409); the code
     it reserved is given back and the id is free for the corrected request."""
-    import importlib
-
-    models = importlib.import_module(f"{fn.__name__}.models")
     op, ent = tok("operator", sub="op-1"), tok("enterprise", sub=TAX)
     ok(client.put("/v1/gates/tan-thanh/capacity/in", json={"per_hour": 1, "reason": "one lane"}, headers=op))
     from datetime import datetime, timedelta, timezone
@@ -473,7 +475,8 @@ def test_a_refused_create_leaves_no_code_and_no_claimed_id(client, tok, rt, fn):
     table = models.DeclarationCode.Meta.table
 
     def codes():
-        return sorted(o.key for o in rt.objects.list(rt.settings.bucket, prefix=table + "/"))
+        objects, bucket = store.connection()
+        return sorted(o.key for o in objects.list(bucket, prefix=table + "/"))
 
     before = codes()
     refused_id = new_id()

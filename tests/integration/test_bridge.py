@@ -18,7 +18,7 @@ import pytest
 from lscloud import config, events, telemetry
 from lscloud.bridge import Bridge, BridgeConfig, load_bridge_config
 from lscloud.bus import Bus, SyncBus
-from lscloud.local.dispatcher import DLQ_SUBJECTS, dlq_stream, read_dlq
+from lscloud.delivery import DLQ_SUBJECTS, dlq_stream, read_dlq
 from lscloud.local.servers import free_port
 
 pytestmark = pytest.mark.integration

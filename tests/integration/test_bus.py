@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from lscloud import events, telemetry
 from lscloud.bus import Bus, BusUnavailable, SyncBus
 from lscloud.config import Settings
-from lscloud.local.dispatcher import tail
+from lscloud.delivery import tail
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ import pytest
 
 from lscloud import clock
 from lscloud.bus import SyncBus
-from lscloud.local.dispatcher import tail
+from lscloud.delivery import tail
 
 pytestmark = pytest.mark.integration
 

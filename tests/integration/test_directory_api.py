@@ -2,62 +2,43 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
+from functions.directory.function import models, seed as directory_seed
+from functions.directory.function.app import create_app
 from lscloud import runtime
-from lscloud.auth import dev_keys
-from lscloud.knative import load_function
 from lscloud.runtime import Runtime
 
 import role_matrix
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 PROBLEM = "application/problem+json"
 
 
 @pytest.fixture(scope="module")
-def fn():
-    return load_function(ROOT / "functions" / "directory")
-
-
-@pytest.fixture(scope="module")
-def seeded_rt(fn, base_settings, object_store):
-    """One bucket seeded once for the module: every test here only reads it."""
+def seeded(base_settings, object_store):
+    """One bucket seeded once for the module (every test here only reads it): its name and the seed's report."""
     bucket = f"t-dir-{uuid.uuid4().hex[:16]}"
     object_store.ensure_bucket(bucket)
     rt = runtime.install(Runtime(base_settings.replace(bucket=bucket)))
-    seed = importlib.import_module(fn.__name__ + ".seed")
-    started = time.monotonic()
-    result = seed.seed(rt)
-    result["took_s"] = time.monotonic() - started
-    yield rt, result
-    runtime.uninstall()
+    try:
+        started = time.monotonic()
+        result = directory_seed.seed(rt)
+        result["took_s"] = time.monotonic() - started
+    finally:
+        runtime.uninstall()
+    return {**result, "bucket": bucket}
 
 
 @pytest.fixture
-def rt(seeded_rt):
-    # tests that install a runtime of their own (an empty bucket) must not leak it into the next
-    return runtime.install(seeded_rt[0])
-
-
-@pytest.fixture
-def seeded(seeded_rt, rt):
-    return seeded_rt[1]
-
-
-@pytest.fixture
-def client(fn, rt):
-    app = importlib.import_module(fn.__name__ + ".app").create_app(rt.settings)
-    app.testing = True
-    return app.test_client()
+def client(start_function, seeded):
+    """The directory started as Knative starts it, on the seeded bucket."""
+    return start_function("directory", bucket=seeded["bucket"]).app.test_client()
 
 
 def _json(resp):
@@ -77,18 +58,17 @@ def _all(client, path):
             return items, page["total"], pages
 
 
-def test_seed_reports_counts_and_stores_snapshots(fn, rt, seeded):
+def test_seed_reports_counts_and_stores_snapshots(install, seeded):
+    rt = install(bucket=seeded["bucket"])
     assert {k: seeded[k] for k in ("units", "agencies", "border-gates", "post-offices")} == \
            {"units": 66, "agencies": seeded["agencies"], "border-gates": 6, "post-offices": 66}
     assert seeded["agencies"] >= 65 + 20
-    seed = importlib.import_module(fn.__name__ + ".seed")
-    assert seeded["fingerprint"] == seed.seed_fingerprint() == seed.fingerprint()
-    models = importlib.import_module(fn.__name__ + ".models")
+    assert seeded["fingerprint"] == directory_seed.seed_fingerprint() == directory_seed.fingerprint()
     snap = models.DirectorySnapshot.get("units")
     assert snap.size == 66 and snap.items[0]["code"] == "20"
     assert models.Unit.get("06040").data["name"] == "Xã Thất Khê"
     # seeding again replaces rather than conflicts
-    assert seed.seed(rt)["units"] == 66
+    assert directory_seed.seed(rt)["units"] == 66
     print(f"seed took {seeded['took_s']:.2f}s")
 
 
@@ -200,7 +180,8 @@ def test_unknown_codes_are_404_problems(client, path, field):
     assert resp.status_code == 404 and resp.mimetype == PROBLEM
     body = resp.get_json()
     assert body["status"] == 404 and body["errors"][0]["field"] == field
-    assert body["title_vi"] and body["detail"]
+    assert body["type"].endswith("/not-found") and body["title"].endswith(" not found")
+    assert body["title_vi"].startswith("Không tìm thấy") and body["detail"]
     assert "ETag" not in resp.headers
 
 
@@ -211,6 +192,7 @@ def test_malformed_codes_are_400_problems(client, path):
     assert resp.status_code == 400 and resp.mimetype == PROBLEM
     body = resp.get_json()
     assert body["errors"][0]["field"] == "/code" and len(body["detail"]) < 200
+    assert body["type"].endswith("/invalid-parameter") and body["title"].startswith("Malformed ")
 
 
 def test_paths_that_walk_out_are_not_found(client):
@@ -244,12 +226,13 @@ def test_writes_are_405_problems(client, method, path):
     assert "GET" in resp.headers["Allow"]
 
 
-def test_unseeded_store_answers_503(fn, settings):
-    empty = runtime.install(Runtime(settings))  # the test's own, empty bucket
-    app = importlib.import_module(fn.__name__ + ".app").create_app(empty.settings)
+def test_unseeded_store_answers_503(rt):
+    app = create_app(rt.settings)  # the test's own, empty bucket
     resp = app.test_client().get("/v1/units")
-    assert resp.status_code == 503 and resp.mimetype == PROBLEM
-    assert resp.get_json()["type"].endswith("not-seeded")
+    assert resp.status_code == 503 and resp.mimetype == PROBLEM and resp.headers["Retry-After"] == "30"
+    body = resp.get_json()
+    assert body["type"].endswith("not-seeded") and body["title"] == "Directory data not loaded"
+    assert app.test_client().get("/v1/units/06040").status_code == 404  # an item that is not there
 
 
 def test_openapi_documents_routes_and_response_schemas(client):
@@ -291,6 +274,6 @@ def test_odd_path_ids_get_a_problem_never_a_5xx(client):
     assert assert_no_route_fails_on_odd_ids(client.application, lambda role: {}) >= 10
 
 
-def test_every_endpoint_with_every_role(client, tmp_path):
+def test_every_endpoint_with_every_role(client, keys):
     """Held to functions/directory/access.yaml (every route public and read-only), not to @allow."""
-    assert role_matrix.check(client.application, "directory", dev_keys(tmp_path)[0]) >= 8 * 14
+    assert role_matrix.check(client.application, "directory", keys[0]) >= 8 * 14

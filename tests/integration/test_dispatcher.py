@@ -13,7 +13,7 @@ from lscloud import events, telemetry
 from lscloud.auth import verify_delivery_token
 from lscloud.bus import SyncBus
 from lscloud.config import Settings
-from lscloud.local.dispatcher import Dispatcher, Subscription, read_dlq, tail
+from lscloud.delivery import Dispatcher, Subscription, read_dlq, tail
 from lscloud.local.servers import free_port
 from lscloud.problems import Problem
 

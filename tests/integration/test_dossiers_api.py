@@ -5,7 +5,6 @@ result, tracking, rating, stats, roles, and concurrent officers."""
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import json
 import uuid
@@ -16,11 +15,12 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from lscloud import outbox, runtime
-from lscloud.auth import delivery_headers, dev_keys, issue_token
-from lscloud.knative import load_function
-from lscloud.local.dispatcher import tail
-from lscloud.runtime import Runtime
+from functions.dossiers.function import metrics, registry
+from functions.dossiers.function.models import Dossier
+from lscloud import errors, outbox, runtime
+from lscloud.auth import delivery_headers
+from lscloud.delivery import tail
+from lscloud.statemachine import iso, parse_iso
 
 import role_matrix
 from dossiers_support import CITIZEN, CITIZEN2, PeerStub, pdf
@@ -32,11 +32,6 @@ _n = itertools.count()
 
 
 @pytest.fixture(scope="module")
-def fn():
-    return load_function(ROOT / "functions" / "dossiers")
-
-
-@pytest.fixture(scope="module")
 def peers():
     stub = PeerStub()
     yield stub
@@ -44,24 +39,20 @@ def peers():
 
 
 @pytest.fixture
-def keys(tmp_path):
-    return dev_keys(tmp_path)
+def fn(start_function, peers):
+    started = start_function("dossiers", peer_url_template=peers.template)
+    runtime.current().bus.ensure_stream()
+    return started
 
 
 @pytest.fixture
-def rt(settings, peers, keys):
-    r = runtime.install(Runtime(settings.replace(peer_url_template=peers.template, jwt_public_key=keys[1],
-                                                 service="dossiers")))
-    r.bus.ensure_stream()
-    yield r
-    runtime.uninstall()
+def rt(fn):
+    return runtime.current()
 
 
 @pytest.fixture
-def app(fn, rt):
-    a = fn.new()._build(rt.settings)
-    a.testing = True
-    return a
+def app(fn):
+    return fn.app
 
 
 @pytest.fixture
@@ -70,10 +61,10 @@ def client(app):
 
 
 @pytest.fixture
-def tok(keys):
+def tok(tokens):
+    """A bearer header; every caller without a named subject is another person."""
     def make(role, sub=None, agency=None, unit=None):
-        return {"Authorization": "Bearer " + issue_token(keys[0], sub or f"{role}-{next(_n)}", role,
-                                                         agency=agency, unit=unit)}
+        return tokens.header(role, sub or f"{role}-{next(_n)}", agency=agency, unit=unit)
     return make
 
 
@@ -125,7 +116,11 @@ def test_permit_across_two_agencies_with_a_supplement_and_the_result(client, tok
     sxd = tok("officer", agency="so-xay-dung", unit="05983")
     # the department cannot start the centre's step
     assert client.post(f"/v1/dossiers/{did}/start", headers=idem(sxd)).status_code == 403
-    assert ok(client.post(f"/v1/dossiers/{did}/start", headers=idem(psc)))["status"] == "processing"
+    started = client.post(f"/v1/dossiers/{did}/start", headers=idem(psc))
+    assert ok(started)["status"] == "processing"
+    # the ETag is the dossier's version: the receipt's, then one more for each write
+    assert started.headers["ETag"] == client.get(f"/v1/dossiers/{did}", headers=psc).headers["ETag"] != \
+        again.headers["ETag"]
     done1 = ok(client.post(f"/v1/dossiers/{did}/steps/complete", json={"step": "tiep-nhan"}, headers=idem(psc)))
     assert done1["steps"][1]["status"] == "active" and done1["steps"][1]["deadline"]
 
@@ -208,7 +203,14 @@ def test_counter_submission_and_who_sees_what(client, tok):
     _, r = submit_birth(client, owner, applicant={"id_number": CITIZEN})
     assert r.status_code == 422
     # the owner cancels before processing
+    # the reason is optional, and checked when given
+    r = client.post(f"/v1/dossiers/{did}/cancel", json={"reason": "x" * 1001}, headers=idem(owner))
+    assert r.status_code == 422 and [e["field"] for e in r.get_json()["errors"]] == ["/reason"]
+    r = client.post(f"/v1/dossiers/{did}/cancel", json=["Nộp nhầm"], headers=idem(owner))
+    assert r.status_code == 422 and [e["field"] for e in r.get_json()["errors"]] == [""]
     assert ok(client.post(f"/v1/dossiers/{did}/cancel", json={"reason": "Nộp nhầm"}, headers=idem(owner)))["status"] == "cancelled"
+    _, r = submit_birth(client, owner)
+    assert ok(client.post(f"/v1/dossiers/{ok(r, 201)['id']}/cancel", headers=idem(owner)))["status"] == "cancelled"
 
 
 def test_unknown_procedure_unit_and_files_are_named(client, tok):
@@ -280,23 +282,21 @@ def test_concurrent_officers_never_overwrite_each_other(client, tok):
     assert trail.count("dossier.denied") + trail.count("supplement.requested") == 1
 
 
-def test_overdue_sweep_flags_steps_once_and_feeds_the_gauge(fn, client, tok, rt):
+def age(item):
+    """30 days pass for a started dossier (a direct store edit stands in for time passing)."""
+    d = item.data
+    d["deadline"] = iso(parse_iso(d["deadline"]) - timedelta(days=30))
+    d["steps"][0]["deadline"] = iso(parse_iso(d["steps"][0]["deadline"]) - timedelta(days=30))
+
+
+def test_overdue_sweep_flags_steps_once_and_feeds_the_gauge(client, tok, rt):
     cit = tok("citizen", sub=CITIZEN)
     clerk = tok("officer", agency="ubnd-05983", unit="05983")
     _, r = submit_birth(client, cit)
     did = ok(r, 201)["id"]
     ok(client.post(f"/v1/dossiers/{did}/start", headers=idem(clerk)))
     # age the dossier: its clock started 30 days ago (a direct store edit stands in for time passing)
-    pkg = fn.__name__
-    models = importlib.import_module(pkg + ".models")
-    wf = importlib.import_module(pkg + ".workflow")
-
-    def age(item):
-        d = item.data
-        for k in ("deadline",):
-            d[k] = wf.iso(wf.parse(d[k]) - timedelta(days=30))
-        d["steps"][0]["deadline"] = wf.iso(wf.parse(d["steps"][0]["deadline"]) - timedelta(days=30))
-    models.Dossier.update(did, None, age)
+    Dossier.update(did, None, age)
     op = tok("operator")
     first = ok(client.post("/v1/overdue/sweep", headers=op))
     assert first["overdue_dossiers"] == 1 and first["steps_flagged"] == 1 and first["by_agency"] == {"ubnd-05983": 1}
@@ -307,7 +307,7 @@ def test_overdue_sweep_flags_steps_once_and_feeds_the_gauge(fn, client, tok, rt)
     assert ok(client.get("/v1/stats", headers=op))["total"]["overdue_now"] == 1
 
 
-def test_the_clock_tick_flags_overdue_steps_and_flushes_the_outbox(fn, client, tok, rt):
+def test_the_clock_tick_flags_overdue_steps_and_flushes_the_outbox(client, tok, rt):
     from datetime import datetime, timezone
 
     from lscloud import clock, events
@@ -317,19 +317,9 @@ def test_the_clock_tick_flags_overdue_steps_and_flushes_the_outbox(fn, client, t
     _, r = submit_birth(client, cit)
     did = ok(r, 201)["id"]
     ok(client.post(f"/v1/dossiers/{did}/start", headers=idem(clerk)))
-    pkg = fn.__name__
-    models = importlib.import_module(pkg + ".models")
-    wf = importlib.import_module(pkg + ".workflow")
-    records = importlib.import_module(pkg + ".records")
-    metrics = importlib.import_module(pkg + ".metrics")
-
-    def age(item):   # its clock started 30 days ago (a direct store edit stands in for time passing)
-        d = item.data
-        d["deadline"] = wf.iso(wf.parse(d["deadline"]) - timedelta(days=30))
-        d["steps"][0]["deadline"] = wf.iso(wf.parse(d["steps"][0]["deadline"]) - timedelta(days=30))
-    models.Dossier.update(did, None, age)
+    Dossier.update(did, None, age)   # its clock started 30 days ago
     # an event NATS did not confirm at the time waits in the outbox
-    pending = events.new_event("vn.langson.dossiers.test.kept.v1", records.SOURCE, {"n": 1}, id=f"outbox-{uuid.uuid4().hex}")
+    pending = events.new_event("vn.langson.dossiers.test.kept.v1", registry.SOURCE, {"n": 1}, id=f"outbox-{uuid.uuid4().hex}")
     outbox.PendingEvent(rt.settings.service, pending["id"], event=pending).save()
 
     def tick(minutes=0):
@@ -388,12 +378,9 @@ def test_a_personal_id_is_a_tax_code_and_a_bad_one_is_named_as_the_tax_code(clie
     assert [e["field"] for e in r.get_json()["errors"]] == ["/applicant/tax_code"]
 
 
-def test_a_rating_whose_dossier_update_fails_can_be_given_again(client, tok, fn, monkeypatch):
+def test_a_rating_whose_dossier_update_fails_can_be_given_again(client, tok, monkeypatch):
     """Issue 9: the rating is claimed first (create-only); when the dossier update after it fails,
     the claim is given back, so the applicant's retry rates instead of hearing 'already rated'."""
-    import importlib
-
-    records = importlib.import_module(f"{fn.__name__}.records")
     cit = tok("citizen", sub=CITIZEN)
     clerk = tok("officer", agency="ubnd-05983", unit="05983")
     _, r = submit_birth(client, cit)
@@ -402,10 +389,10 @@ def test_a_rating_whose_dossier_update_fails_can_be_given_again(client, tok, fn,
     ok(client.post(f"/v1/dossiers/{did}/deny", json={"reason": "Giấy chứng sinh không hợp lệ"}, headers=idem(clerk)))
 
     def busy(*args, **kwargs):
-        raise records.Conflict("the dossier kept changing")
+        raise errors.Conflict("the dossier kept changing")
 
     with monkeypatch.context() as m:
-        m.setattr(records, "mutate", busy)
+        m.setattr(registry.RECORDS, "mutate", busy)
         assert client.post(f"/v1/dossiers/{did}/rating", json={"score": 4}, headers=cit).status_code == 409
     rated = ok(client.post(f"/v1/dossiers/{did}/rating", json={"score": 4}, headers=cit), 201)
     assert rated["score"] == 4

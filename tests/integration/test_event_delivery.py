@@ -27,7 +27,7 @@ from lscloud.auth import allow, delivery_headers
 from lscloud.bus import SyncBus
 from lscloud.store import leases
 from lscloud.config import Settings
-from lscloud.local.dispatcher import Dispatcher, Subscription, read_dlq, tail
+from lscloud.delivery import Dispatcher, Subscription, read_dlq, tail
 from lscloud.local.servers import free_port
 from lscloud.problems import TYPE_BASE, Problem
 from lscloud.store import ConditionalCheckFailed, Model, attributes as A

@@ -41,14 +41,14 @@ def tokens(tmp_path):
 
 
 @pytest.fixture
-def app(settings, calls, tokens, tmp_path):
+def app(install, calls, tokens, tmp_path):
     schemas = tmp_path / "schemas"
     schemas.mkdir()
     (schemas / "payment.json").write_text(json.dumps({
         "type": "object", "required": ["amount"],
         "properties": {"amount": {"type": "integer", "minimum": 1}, "ref": {"type": "string"}, "note": {"type": "string"}},
     }))
-    app = create_app("payments", schemas_dir=schemas, settings=settings.replace(jwt_public_key=tokens[1]))
+    app = create_app("payments", schemas_dir=schemas, settings=install(jwt_public_key=tokens[1]).settings)
 
     @app.post("/v1/payments")
     @allow("citizen", "teller")

@@ -5,28 +5,27 @@ HTTP), cluster mode, the HttpRegistry against a local HTTP server, every endpoin
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from functions.identity.function import models, population, ratelimit, seed as identity_seed
+from functions.identity.function.app import create_app
 from lscloud import runtime
-from lscloud.auth import dev_key_file, dev_keys, verify_token
-from lscloud.knative import load_function
+from lscloud.auth import verify_token
+from lscloud.config import ConfigError
 from lscloud.runtime import Runtime
 
 import role_matrix
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 AN = {"id_number": "020095001234", "full_name": "Nguyễn Văn An", "date_of_birth": "1995-03-12"}
 
 
@@ -55,16 +54,6 @@ class Stub:
 
 
 @pytest.fixture(scope="module")
-def fn():
-    return load_function(ROOT / "functions" / "identity")
-
-
-@pytest.fixture(scope="module")
-def pkg(fn):
-    return lambda name: importlib.import_module(f"{fn.__name__}.{name}")
-
-
-@pytest.fixture(scope="module")
 def directory():
     stub = Stub({
         "/directory/v1/agencies/so-xay-dung": (200, {"code": "so-xay-dung", "kind": "department", "unit_code": "06280"}),
@@ -78,46 +67,47 @@ def directory():
 
 
 @pytest.fixture(scope="module")
-def state_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("identity-state")
-    dev_keys(d)
-    return d
-
-
-@pytest.fixture(scope="module")
-def seeded_bucket(fn, pkg, base_settings, object_store):
+def seeded_bucket(base_settings, object_store):
+    """A bucket holding the local population registry, seeded once for the module."""
     bucket = f"t-id-{uuid.uuid4().hex[:16]}"
     object_store.ensure_bucket(bucket)
     rt = runtime.install(Runtime(base_settings.replace(bucket=bucket)))
-    result = pkg("seed").seed(rt)
-    runtime.uninstall()
+    try:
+        result = identity_seed.seed(rt)
+    finally:
+        runtime.uninstall()
     assert result["citizens"] >= 300 and result["known"] >= 5
     return bucket
 
 
 @pytest.fixture
-def rt(base_settings, seeded_bucket, directory, state_dir):
-    r = runtime.install(Runtime(base_settings.replace(
-        bucket=seeded_bucket, peer_url_template=directory.url + "/{name}", state_dir=str(state_dir),
-        jwt_public_key=dev_keys(state_dir)[1], service="identity")))
-    yield r
-    runtime.uninstall()
+def signing_key_file(tmp_path, keys) -> str:
+    """The test's dev private key where the local cloud would put it for identity."""
+    path = tmp_path / "dev-signing.pem"
+    path.write_text(keys[0])
+    return str(path)
 
 
 @pytest.fixture
-def make_client(pkg, rt, state_dir):
-    def make(settings=None, **options):
-        opts = pkg("options").Options(**{"signing_key_file": str(dev_key_file(state_dir)), **options})
-        app = pkg("app").create_app(settings or rt.settings, options=opts)
-        app.testing = True
-        return app.test_client()
+def start_identity(start_function, seeded_bucket, directory, signing_key_file):
+    """``start_identity(function_env={"IDENTITY_…": …}, **settings)``: identity started as Knative starts
+    it, on the seeded registry, asking the stand-in directory, holding the test's signing key."""
 
-    return make
+    def start(**changes):
+        return start_function("identity", **{"bucket": seeded_bucket, "peer_url_template": directory.url + "/{name}",
+                                             "jwt_signing_key_file": signing_key_file, **changes})
+
+    return start
 
 
 @pytest.fixture
-def client(make_client):
-    return make_client()
+def identity(start_identity):
+    return start_identity()
+
+
+@pytest.fixture
+def client(identity):
+    return identity.app.test_client()
 
 
 def ip(n=None) -> dict:
@@ -175,8 +165,8 @@ def test_verification_validation(client):
     assert r.status_code == 422 and r.get_json()["errors"][0]["field"] == "/date_of_birth"
 
 
-def test_rate_limit_per_caller_then_per_number(make_client):
-    client = make_client(max_mismatches=3, window_s=600)
+def test_rate_limit_per_caller_then_per_number(start_identity):
+    client = start_identity(function_env={"IDENTITY_MAX_MISMATCHES": "3", "IDENTITY_WINDOW_S": "600"}).app.test_client()
     me = ip()
     wrong = {**AN, "id_number": "020196004321", "date_of_birth": "1996-01-01", "full_name": "Hoàng Thị Lan"}
     for _ in range(3):
@@ -196,36 +186,36 @@ def test_rate_limit_per_caller_then_per_number(make_client):
     assert client.post("/v1/verifications", json=AN, headers=forged).status_code == 429
 
 
-def test_concurrent_mismatches_are_all_counted(pkg, rt):
-    limiter = pkg("ratelimit").Limiter(pkg("ratelimit").Limits(max_mismatches=1000, window_s=600))
+def test_concurrent_mismatches_are_all_counted(install, seeded_bucket):
+    rt = install(bucket=seeded_bucket)
+    limiter = ratelimit.Limiter(ratelimit.Limits(max_mismatches=1000, window_s=600))
     caller, number = f"ip:{uuid.uuid4()}", "020088002468"
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda _: limiter.record_mismatch(caller, number), range(24)))
     window = limiter._window()[0]
-    M = pkg("models").AttemptWindow
-    assert M.get(pkg("ratelimit").subject("caller", caller), window).mismatches == 24
+    assert models.AttemptWindow.get(ratelimit.subject("caller", caller), window).mismatches == 24
     # subjects are hashed: neither the number nor the address is in any object key
     keys = [o.key for o in rt.objects.list(rt.settings.bucket, "identity-attempts/")]
     assert keys and not any(number in k or caller[3:] in k for k in keys)
 
 
-def test_citizen_token(client, rt):
+def test_citizen_token(identity, client):
     r = client.post("/v1/tokens/citizen", json={**AN, "full_name": "nguyễn văn an"}, headers=ip())
     body = ok(r, 201)
     assert body["role"] == "citizen" and body["sub"] == "020095001234" and body["token_type"] == "Bearer"
-    who = verify_token(body["access_token"], rt.settings)
+    who = verify_token(body["access_token"], identity.settings)
     assert (who.sub, who.role, who.agency, who.unit) == ("020095001234", "citizen", None, None)
     bad = client.post("/v1/tokens/citizen", json={**AN, "date_of_birth": "1995-12-03"}, headers=ip())
     assert bad.status_code == 401 and bad.get_json()["errors"] == [{"field": "/date_of_birth", "message": "does not match"}]
 
 
-def test_officer_token_checks_the_directory(client, rt, directory):
+def test_officer_token_checks_the_directory(identity, client):
     body = ok(client.post("/v1/tokens/officer", json={"officer_id": "cb-xd-001", "agency": "so-xay-dung", "unit": "20"}), 201)
-    who = verify_token(body["access_token"], rt.settings)
+    who = verify_token(body["access_token"], identity.settings)
     assert (who.sub, who.role, who.agency, who.unit) == ("cb-xd-001", "officer", "so-xay-dung", "20")
     sup = ok(client.post("/v1/tokens/officer", json={"officer_id": "ct-06040", "agency": "ubnd-06040", "unit": "06040",
                                                      "role": "supervisor"}), 201)
-    assert verify_token(sup["access_token"], rt.settings).role == "supervisor"
+    assert verify_token(sup["access_token"], identity.settings).role == "supervisor"
     r = client.post("/v1/tokens/officer", json={"officer_id": "x", "agency": "so-khong-co", "unit": "20"})
     assert r.status_code == 422 and r.get_json()["errors"][0]["field"] == "/agency"
     r = client.post("/v1/tokens/officer", json={"officer_id": "x", "agency": "so-xay-dung", "unit": "99999"})
@@ -236,29 +226,37 @@ def test_officer_token_checks_the_directory(client, rt, directory):
     assert r.status_code == 422
 
 
-def test_directory_down_is_503(make_client, rt):
-    client = make_client(rt.settings.replace(peer_url_template="http://127.0.0.1:9/{name}"))
+def test_directory_down_is_503(start_identity):
+    client = start_identity(peer_url_template="http://127.0.0.1:9/{name}").app.test_client()
     r = client.post("/v1/tokens/officer", json={"officer_id": "x", "agency": "so-xay-dung", "unit": "20"})
-    assert r.status_code == 503 and r.headers["Retry-After"]
+    assert r.status_code == 503 and r.headers["Retry-After"] and r.get_json()["type"].endswith("/directory-unavailable")
 
 
-def test_no_signing_key_and_cluster_mode(make_client, pkg, rt):
-    assert make_client(signing_key_file="").post("/v1/tokens/citizen", json=AN, headers=ip()).status_code == 503
+def test_no_signing_key_and_cluster_mode(start_identity):
+    no_key = start_identity(jwt_signing_key_file="").app.test_client().post("/v1/tokens/citizen", json=AN, headers=ip())
+    assert no_key.status_code == 503 and no_key.get_json()["type"].endswith("/signing-key-missing")
     registry = Stub({})
     try:
-        cluster = rt.settings.replace(env="cluster")
-        client = make_client(cluster, registry_url=registry.url)
+        # the cluster's own settings (its keys, its event senders) are not this test's concern: the app alone
+        cluster = start_identity().settings.replace(env="cluster")
+        client = create_app(cluster.replace(function_env={"IDENTITY_REGISTRY_URL": registry.url})).test_client()
         for path, body in (("/v1/tokens/citizen", AN), ("/v1/tokens/officer", {"officer_id": "x", "agency": "tax", "unit": "20"})):
             r = client.post(path, json=body)
             assert r.status_code == 404 and r.get_json()["type"].endswith("token-issuing-disabled")
-        with pytest.raises(Exception, match="IDENTITY_REGISTRY_URL"):
-            make_client(cluster)
+        with pytest.raises(ConfigError, match="IDENTITY_REGISTRY_URL"):
+            create_app(cluster)
     finally:
         registry.stop()
 
 
-def test_http_registry_against_a_local_server(pkg):
-    population = pkg("population")
+def test_bad_options_stop_the_start(start_identity):
+    with pytest.raises(ConfigError, match="IDENTITY_MAX_MISMATCHES must be at least 1"):
+        start_identity(function_env={"IDENTITY_MAX_MISMATCHES": "0"})
+    with pytest.raises(ConfigError, match="IDENTITY_TOKEN_TTL_S"):
+        start_identity(function_env={"IDENTITY_TOKEN_TTL_S": "90000"})
+
+
+def test_http_registry_against_a_local_server():
     record = {"id_number": "020095001234", "full_name": "Nguyễn Văn An", "date_of_birth": "1995-03-12", "sex": "male"}
     server = Stub({"/api/citizens/020095001234": (200, record),
                    "/api/citizens/020095000001": (500, {"error": "boom"}),
@@ -289,21 +287,23 @@ def test_http_registry_against_a_local_server(pkg):
         slow.stop()
 
 
-def test_the_app_maps_registry_errors(make_client):
+def test_the_app_maps_registry_errors(start_identity):
     server = Stub({"/citizens/020095001234": (503, {}), "/citizens/020196004321": (401, {})})
     try:
-        client = make_client(registry_url=server.url, registry_token="t")
+        env = {"IDENTITY_REGISTRY_URL": server.url, "IDENTITY_REGISTRY_TOKEN": "t"}
+        client = start_identity(function_env=env).app.test_client()
         r = client.post("/v1/verifications", json=AN, headers=ip())
         assert r.status_code == 503 and r.headers["Retry-After"] == "5"
         lan = {"id_number": "020196004321", "full_name": "Hoàng Thị Lan", "date_of_birth": "1996-11-02"}
-        assert client.post("/v1/verifications", json=lan, headers=ip()).status_code == 502
+        broken = client.post("/v1/verifications", json=lan, headers=ip())
+        assert broken.status_code == 502 and broken.get_json()["type"].endswith("/registry-error")
     finally:
         server.stop()
 
 
-def test_every_endpoint_with_every_role(client, state_dir):
+def test_every_endpoint_with_every_role(client, keys):
     """Held to functions/identity/access.yaml (every route public), not to @allow."""
-    assert role_matrix.check(client.application, "identity", dev_keys(state_dir)[0]) >= 5 * 14
+    assert role_matrix.check(client.application, "identity", keys[0]) >= 5 * 14
 
 
 def test_odd_path_ids_get_a_problem_never_a_5xx(client):

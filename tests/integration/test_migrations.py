@@ -11,10 +11,14 @@ from pathlib import Path
 import pytest
 
 import lscloud.store as store
+from functions.border.function import models as border
+from functions.dossiers.function import models as dossiers
+from functions.identity.function import population as identity
+from functions.softatm.function import limits as softatm, models as softatm_models
 from lscloud import pseudonyms, runtime
 from lscloud.knative import load_function
-from lscloud.local import manifest as manifests
-from lscloud.local import run_function
+from lscloud import manifest as manifests
+from lscloud import serve as run_function
 from lscloud.local.supervisor import function_env, run_migration
 from lscloud.store import Model, attributes as A
 from lscloud.store.rekey import rekey
@@ -84,8 +88,10 @@ def test_rekey_after_the_pseudonym_key_changed(rt, settings):
     assert [i.ref for i in Owners.query(f"drv:{CCCD}")] == ["a"]
 
 
-def _package(name: str, root: str = "functions"):
-    return load_function(ROOT / root / name)
+def _peer_module(name: str, module: str):
+    """A module of a test peer: ``peers/softatm-bank-sim`` is no identifier, so it has no importable real
+    name; :func:`load_function` gives its package a unique one, and its modules are found under it."""
+    return importlib.import_module(f"{load_function(ROOT / 'peers' / name).__name__}.{module}")
 
 
 def _old_layout(object_store, bucket) -> dict[str, str]:
@@ -105,13 +111,12 @@ def _old_layout(object_store, bucket) -> dict[str, str]:
     old("bank-sim-accounts", {"number": u(hash_key=True), "balance": A.NumberAttribute(), "holds": j(),
                               "version": A.VersionAttribute()})(ACCOUNT, balance=5, holds={}).save()
     # softatm: a daily counter keyed by the unkeyed sha256 of the customer, and the transfer it counts
-    models = importlib.import_module(_package("softatm").__name__ + ".models")
     transfer = {"id": "w-old-0001", "kind": "withdrawal", "bank": "vcb", "account": ACCOUNT, "phone": None,
                 "day": "2026-01-05", "amount_vnd": 500_000, "state": "COMMITTED"}
-    models.Transfer("w-old-0001", state="COMMITTED", bank="vcb", point="bd-06040", data=transfer).save()
+    softatm_models.Transfer("w-old-0001", state="COMMITTED", bank="vcb", point="bd-06040", data=transfer).save()
     unkeyed = hashlib.sha256(f"vcb\nacct:{ACCOUNT}".encode()).hexdigest()[:32]
     old_day = f"vcb_withdrawal_{unkeyed}_2026-01-05"
-    models.CustomerDay(old_day, used={"w-old-0001": 500_000}).save()
+    softatm_models.CustomerDay(old_day, used={"w-old-0001": 500_000}).save()
     return {"old_customer_day": old_day}
 
 
@@ -135,11 +140,7 @@ def test_every_function_migrates_its_old_keys_once(rt, settings, object_store, b
     assert not [k for k in after if CCCD in k or DRIVER in k or PASSPORT in k or ACCOUNT in k]
     assert old["old_customer_day"] not in after
     # and every index answers by the clear value, as the functions ask
-    border = importlib.import_module(_package("border").__name__ + ".models")
-    dossiers = importlib.import_module(_package("dossiers").__name__ + ".models")
-    identity = importlib.import_module(_package("identity").__name__ + ".population")
-    softatm = importlib.import_module(_package("softatm").__name__ + ".records")
-    sim = importlib.import_module(_package("softatm-bank-sim", "peers").__name__ + ".sim")
+    sim = _peer_module("softatm-bank-sim", "models")
     store.configure(object_store, bucket)
     assert [e.declaration_id for e in border.OwnerIndex.query(f"drv:{DRIVER}")] == ["d1"]
     assert [e.declaration_id for e in border.OwnerIndex.query(f"drv:{PASSPORT}")] == ["d2"]
@@ -148,7 +149,7 @@ def test_every_function_migrates_its_old_keys_once(rt, settings, object_store, b
     assert sim.Account.get(ACCOUNT).balance == 5
     day = softatm.daily_key({"bank": "vcb", "kind": "withdrawal", "account": ACCOUNT, "phone": None,
                              "day": "2026-01-05"})
-    assert softatm.CustomerDay.get(day).used == {"w-old-0001": 500_000}
+    assert softatm_models.CustomerDay.get(day).used == {"w-old-0001": 500_000}
 
     # once: a second `lscloud up` (a child process with the function's environment, as up starts
     # it) finds the marker and moves nothing

@@ -3,7 +3,7 @@
 import pytest
 
 from lscloud import events, outbox, runtime
-from lscloud.local.dispatcher import tail
+from lscloud.delivery import tail
 from lscloud.local.servers import free_port
 
 pytestmark = pytest.mark.integration
@@ -38,4 +38,21 @@ def test_an_event_nats_does_not_confirm_waits_and_is_flushed_once(settings, inst
 def test_confirmed_events_never_touch_the_outbox(settings, installed):
     installed(settings)
     outbox.publish([events.new_event(TYPE, "/test", {"n": 3})])
+    assert outbox.pending() == []
+
+
+def test_a_function_mounts_the_operators_flush_route(settings, installed, keys, tokens):
+    from lscloud.web import create_app
+    from lscloud.web.housekeeping import outbox_routes
+
+    down = installed(settings.replace(nats_url=f"nats://127.0.0.1:{free_port()}"))
+    down.bus.publish_timeout = 0.5
+    outbox.publish([events.new_event(TYPE, "/test", {"n": 4})])
+    up = installed(settings.replace(jwt_public_key=keys[1]))
+    app = create_app("outbox-test", settings=up.settings)
+    app.register_blueprint(outbox_routes())
+    client = app.test_client()
+    assert client.post("/v1/outbox/flush", headers=tokens("citizen")).status_code == 403
+    r = client.post("/v1/outbox/flush", headers=tokens("operator"))
+    assert r.status_code == 200 and r.get_json() == {"sent": 1, "failed": 0}
     assert outbox.pending() == []

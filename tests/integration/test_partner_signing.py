@@ -19,8 +19,8 @@ KEY2 = "bidv-key-two-0123456789abcdef"
 
 
 @pytest.fixture
-def app(settings):
-    app = create_app("atm", settings=settings.replace(partner_keys={"bidv": (KEY1, KEY2)}))
+def app(install):
+    app = create_app("atm", settings=install(partner_keys={"bidv": (KEY1, KEY2)}).settings)
 
     @app.post("/v1/withdrawals")
     @allow(partner=True)
@@ -83,7 +83,7 @@ def test_failed_signature_does_not_burn_the_nonce(app):
     assert client.post("/v1/withdrawals", data=raw, headers=good, content_type="application/json").status_code == 201
 
 
-def test_an_apps_own_resolver_supplies_the_keys(settings):
+def test_an_apps_own_resolver_supplies_the_keys(settings, rt):
     """create_app(partner_keys=fn): keys from the function's registry; an empty slot is no key."""
     registry = {"vcb": ("", "vcb-key-two-0123456789abcdef")}
     app = create_app("atm2", settings=settings, partner_keys=registry.get)

@@ -85,3 +85,15 @@ def test_codes_from_callers_stay_one_segment_and_a_refused_code_is_not_found(pee
     with pytest.raises(PeerNotFound):
         client_for(port).get_json("directory", path("/v1/units", code))
     assert path("/v1/units", code).count("/") == 3
+
+
+def test_one_client_per_process_and_settings_keeps_its_cache_across_calls(peer):
+    from lscloud import peers
+
+    port, _ = peer
+    s = config.load({"LSCLOUD_PEER_URL_TEMPLATE": f"http://127.0.0.1:{port}/{{name}}", "OTEL_SERVICE_NAME": "border"})
+    c = peers.client(s)
+    assert peers.client(s.replace()) is c and peers.client(s.replace(service="dossiers")) is not c
+    c.get_json("directory", "/v1/units/06184")
+    peers.client(s).get_json("directory", "/v1/units/06184")
+    assert (c.fetched, c.revalidated) == (1, 1)

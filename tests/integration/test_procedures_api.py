@@ -4,55 +4,43 @@ caching, form templates, the contract `dossiers` reads, and every endpoint with 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
 
+from functions.procedures.function import models, seed as procedures_seed
+from functions.procedures.function.app import create_app
 from lscloud import runtime
-from lscloud.auth import dev_keys
-from lscloud.knative import load_function
 from lscloud.runtime import Runtime
 
 import role_matrix
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def fn():
-    return load_function(ROOT / "functions" / "procedures")
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory):
-    return dev_keys(tmp_path_factory.mktemp("proc-keys"))
-
-
-@pytest.fixture(scope="module")
-def seeded_rt(fn, base_settings, object_store, keys):
+def seeded(base_settings, object_store):
+    """One bucket seeded once for the module: its name and the seed's report."""
     bucket = f"t-proc-{uuid.uuid4().hex[:16]}"
     object_store.ensure_bucket(bucket)
-    rt = runtime.install(Runtime(base_settings.replace(bucket=bucket, jwt_public_key=keys[1])))
-    result = importlib.import_module(fn.__name__ + ".seed").seed(rt)
-    yield rt, result
-    runtime.uninstall()
+    rt = runtime.install(Runtime(base_settings.replace(bucket=bucket)))
+    try:
+        result = procedures_seed.seed(rt)
+    finally:
+        runtime.uninstall()
+    return {**result, "bucket": bucket}
 
 
 @pytest.fixture
-def rt(seeded_rt):
-    return runtime.install(seeded_rt[0])
+def function(start_function, seeded):
+    """The procedures function started as Knative starts it, on the seeded bucket."""
+    return start_function("procedures", bucket=seeded["bucket"])
 
 
 @pytest.fixture
-def client(fn, rt):
-    app = importlib.import_module(fn.__name__ + ".app").create_app(rt.settings)
-    app.testing = True
-    return app.test_client()
+def client(function):
+    return function.app.test_client()
 
 
 def ok(resp, status=200):
@@ -64,11 +52,10 @@ def codes(page):
     return [p["code"] for p in page["items"]]
 
 
-def test_seed_counts_and_reseed_is_stable(fn, seeded_rt, rt):
-    result = seeded_rt[1]
-    assert result["procedures"] >= 40 and result["fields"] >= 12 and result["templates"] >= 30
-    again = importlib.import_module(fn.__name__ + ".seed").seed(rt)
-    assert again["fingerprint"] == result["fingerprint"] == importlib.import_module(fn.__name__ + ".seed").fingerprint()
+def test_seed_counts_and_reseed_is_stable(install, seeded):
+    assert seeded["procedures"] >= 40 and seeded["fields"] >= 12 and seeded["templates"] >= 30
+    again = procedures_seed.seed(install(bucket=seeded["bucket"]))
+    assert again["fingerprint"] == seeded["fingerprint"] == procedures_seed.fingerprint()
 
 
 def test_the_contract_dossiers_reads(client):
@@ -161,44 +148,44 @@ def test_fields_and_caching(client):
         assert again.status_code == 304 and again.get_data() == b""
 
 
-def test_form_templates_are_real_pdfs_behind_presigned_urls(client, rt):
+def test_form_templates_are_real_pdfs_behind_presigned_urls(function, client):
     r = client.get("/v1/procedures/HT-KS/documents/to-khai/template")
     assert r.status_code == 303 and r.headers["Cache-Control"] == "no-store"
     pdf = httpx.get(r.headers["Location"], timeout=10)
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-1.4") and pdf.content.rstrip().endswith(b"%%EOF")
     link = ok(client.get("/v1/procedures/HT-KS/documents/to-khai/template?redirect=false"))
     assert hashlib.sha256(pdf.content).hexdigest() == link["sha256"] and link["media_type"] == "application/pdf"
-    assert link["expires_in"] == rt.settings.presign_ttl_s and link["filename"] == "ht-ks-to-khai.pdf"
+    assert link["expires_in"] == function.settings.presign_ttl_s and link["filename"] == "ht-ks-to-khai.pdf"
     assert client.get("/v1/procedures/HT-KS/documents/giay-chung-sinh/template").status_code == 404  # no form
-    assert client.get("/v1/procedures/HT-KS/documents/nope/template").status_code == 404
+    nope = client.get("/v1/procedures/HT-KS/documents/nope/template")
+    assert nope.status_code == 404 and nope.get_json()["title"] == "Template not found"
+    assert nope.get_json()["errors"] == [{"field": "/doc", "message": "has no such document"}]
+    malformed = client.get("/v1/procedures/HT-KS/documents/Not_A_Doc/template").get_json()
+    assert (malformed["status"], malformed["title"], malformed["errors"][0]["field"]) == \
+        (400, "Malformed document code", "/doc")
     assert client.get("/v1/procedures/HT-KS/documents/..%2Fx/template").status_code in (400, 404)
 
 
-def test_not_seeded_is_503(fn, base_settings, object_store):
-    bucket = f"t-proc-empty-{uuid.uuid4().hex[:10]}"
-    object_store.ensure_bucket(bucket)
-    rt = runtime.install(Runtime(base_settings.replace(bucket=bucket)))
-    try:
-        app = importlib.import_module(fn.__name__ + ".app").create_app(rt.settings)
-        r = app.test_client().get("/v1/procedures")
-        assert r.status_code == 503 and r.headers["Retry-After"] == "30"
-    finally:
-        runtime.uninstall()
+def test_not_seeded_is_503(rt):
+    app = create_app(rt.settings)  # the test's own, empty bucket
+    r = app.test_client().get("/v1/procedures")
+    assert r.status_code == 503 and r.headers["Retry-After"] == "30"
+    body = r.get_json()
+    assert body["type"].endswith("/not-seeded") and body["title"] == "Catalogue not loaded"
+    assert app.test_client().get("/v1/procedures/HT-KS").status_code == 404
 
 
-def test_every_endpoint_with_every_role(fn, rt, keys):
+def test_every_endpoint_with_every_role(client, keys):
     """Held to functions/procedures/access.yaml (every route public and read-only), not to @allow."""
-    app = importlib.import_module(fn.__name__ + ".app").create_app(rt.settings)
+    app = client.application
     assert role_matrix.check(app, "procedures", keys[0], samples={"code": "HT-KS", "doc": "to-khai"}) >= 5 * 14
-    client = app.test_client()
     for path in ("/v1/procedures", "/v1/procedures/HT-KS", "/v1/fields"):
         for method in ("post", "put", "delete"):
             assert getattr(client, method)(path).status_code == 405
 
 
-def test_the_snapshot_cache_is_revalidated_on_every_request(fn, client, rt):
+def test_the_snapshot_cache_is_revalidated_on_every_request(client):
     """A re-seed (here: a smaller snapshot written behind the app's back) is served at once."""
-    models = importlib.import_module(fn.__name__ + ".models")
     before = ok(client.get("/v1/fields"))["total"]
     snap = models.CatalogueSnapshot.get(models.SNAPSHOT)
     try:

@@ -79,10 +79,13 @@ def fn_app(settings, keys):
 
     s = settings.replace(service="ledger", jwt_public_key=keys[1], idempotency_ttl_s=2,
                          partner_keys={"vcb": (BANK_KEY,)})
-    app = knative.function(create_app, needs=("s3",))()._build(s)
+    fn = knative.function(create_app, needs=("s3",))()
+    fn.start(s.env_vars())   # as Knative starts it: settings from the environment, runtime installed
+    app = fn.app
     app.testing = True
     app.calls = calls
-    return app
+    yield app
+    fn.stop()
 
 
 def tick(client, at: datetime | None = None):

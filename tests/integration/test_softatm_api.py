@@ -4,37 +4,29 @@ bank endpoints, settlement and reconciliation, and every endpoint x every role."
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import json
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
+from functions.softatm.function import banks, journal, ledger, models
 from lscloud import events, runtime
-from lscloud.auth import delivery_headers, dev_keys, issue_token, sign_request
-from lscloud.knative import load_function
-from lscloud.runtime import Runtime
+from lscloud.auth import delivery_headers, sign_request
+from lscloud.config import ConfigError
 
 import role_matrix
 from softatm_support import CCCD, DirectoryStub
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 POINT, POINT2 = "bd-06040", "bd-06043"
 K1 = "vcb-key-one-0123456789abcdef0123456789"
 K2 = "vcb-key-two-0123456789abcdef0123456789"
 K3 = "vcb-key-new-0123456789abcdef0123456789"
 B1 = "bidv-key-one-0123456789abcdef012345678"
 _n = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def fn():
-    return load_function(ROOT / "functions" / "softatm")
 
 
 @pytest.fixture(scope="module")
@@ -45,26 +37,28 @@ def directory():
 
 
 @pytest.fixture
-def keys(tmp_path):
-    return dev_keys(tmp_path)
+def expiry_s() -> str:
+    """SOFTATM_EXPIRY_S of the function under test (a test parametrizes it to change it)."""
+    return "300"
 
 
 @pytest.fixture
-def rt(settings, directory, keys, tmp_path, monkeypatch):
-    monkeypatch.setenv("SOFTATM_EXPIRY_S", "300")
-    monkeypatch.delenv("SOFTATM_KEK", raising=False)
-    r = runtime.install(Runtime(settings.replace(peer_url_template=directory.template, jwt_public_key=keys[1],
-                                                 service="softatm", state_dir=str(tmp_path))))
-    r.bus.ensure_stream()
-    yield r
-    runtime.uninstall()
+def fn(start_function, directory, tmp_path, expiry_s):
+    """The soft ATM started as Knative starts it, its directory a stand-in, its bank keys under tmp_path."""
+    instance = start_function("softatm", peer_url_template=directory.template, state_dir=str(tmp_path),
+                              function_env={"SOFTATM_EXPIRY_S": expiry_s})
+    runtime.current().bus.ensure_stream()
+    return instance
 
 
 @pytest.fixture
-def app(fn, rt):
-    a = fn.new()._build(rt.settings)
-    a.testing = True
-    return a
+def rt(fn):
+    return runtime.current()
+
+
+@pytest.fixture
+def app(fn):
+    return fn.app
 
 
 @pytest.fixture
@@ -72,13 +66,8 @@ def client(app):
     return app.test_client()
 
 
-@pytest.fixture
-def mod(fn):
-    return lambda name: importlib.import_module(f"{fn.__name__}.{name}")
-
-
-def tok(keys, role, unit=None, sub=None):
-    return {"Authorization": "Bearer " + issue_token(keys[0], sub or f"{role}-{next(_n)}", role, unit=unit)}
+def tok(tokens, role, unit=None):
+    return tokens(role, f"{role}-{next(_n)}", unit=unit)
 
 
 class Bank:
@@ -94,8 +83,8 @@ class Bank:
 
 
 @pytest.fixture
-def setup(client, keys):
-    op = tok(keys, "operator")
+def setup(client, tokens):
+    op = tok(tokens, "operator")
     r = client.post("/v1/banks", json={"code": "vcb", "name": "Vietcombank", "webhook_url": "http://127.0.0.1:9/hook",
                                       "keys": [K1, K2], "limits": {"per_transaction_vnd": 10_000_000,
                                                                     "per_customer_day_vnd": 15_000_000}}, headers=op)
@@ -106,7 +95,7 @@ def setup(client, keys):
     assert r.status_code == 201
     r = client.post(f"/v1/points/{POINT}/cash-deliveries", json={"id": "fund-0001", "amount_vnd": 50_000_000}, headers=op)
     assert r.status_code == 201, r.get_data(as_text=True)
-    return {"op": op, "teller": tok(keys, "teller", POINT), "teller2": tok(keys, "teller", POINT2),
+    return {"op": op, "teller": tok(tokens, "teller", POINT), "teller2": tok(tokens, "teller", POINT2),
             "vcb": Bank(client), "bidv": Bank(client, "bidv", "1", B1)}
 
 
@@ -119,7 +108,7 @@ def float_of(client, s, point=POINT):
     return client.get(f"/v1/points/{point}/float", headers=s["op"]).get_json()
 
 
-def test_withdrawal_end_to_end_and_the_ledger(client, setup, rt, mod):
+def test_withdrawal_end_to_end_and_the_ledger(client, setup, rt):
     s = setup
     b = wbody()
     r = client.post("/v1/withdrawals", json=b, headers=s["teller"])
@@ -145,7 +134,7 @@ def test_withdrawal_end_to_end_and_the_ledger(client, setup, rt, mod):
     assert report["ok"], report
     assert report["balances"]["bank:vcb"] == 2_000_000 and report["balances"]["vnpost:vault"] == -50_000_000
     # events for the IOC carry no customer data
-    evs = [e["event"] for e in __import__("lscloud.local.dispatcher", fromlist=["tail"]).tail(rt.settings, 50)]
+    evs = [e["event"] for e in __import__("lscloud.delivery", fromlist=["tail"]).tail(rt.settings, 50)]
     mine = [e for e in evs if e.get("subject") == b["id"]]
     assert [e["type"].split(".")[4] for e in mine] == ["received", "reserved", "committed"]
     assert all("account" not in e["data"] and "customer_id_number" not in e["data"] for e in mine)
@@ -197,9 +186,9 @@ def test_limits_and_insufficient_float(client, setup):
     assert client.get("/v1/ledger/verify", headers=s["op"]).get_json()["ok"]
 
 
-def test_unreserved_transfers_expire_reserved_ones_do_not(client, setup, monkeypatch):
+@pytest.mark.parametrize("expiry_s", ["1"])
+def test_unreserved_transfers_expire_reserved_ones_do_not(client, setup):
     s = setup
-    monkeypatch.setenv("SOFTATM_EXPIRY_S", "1")
     a, b = wbody(1_000_000), wbody(1_000_000)
     for x in (a, b):
         assert client.post("/v1/withdrawals", json=x, headers=s["teller"]).status_code == 201
@@ -214,6 +203,13 @@ def test_unreserved_transfers_expire_reserved_ones_do_not(client, setup, monkeyp
     r = client.post(f"/v1/transfers/{b['id']}/abort", json={"reason": "customer left"}, headers=s["teller"])
     assert r.get_json()["state"] == "ABORTED" and float_of(client, s) == {"point": POINT, "cash_vnd": 50_000_000,
                                                                           "held_vnd": 0}
+
+
+@pytest.mark.parametrize("variable, value", [("SOFTATM_EXPIRY_S", "soon"), ("SOFTATM_EXPIRY_S", "0"),
+                                             ("SOFTATM_FLOAT_LOW_VND", "-1"), ("SOFTATM_SWEEP_S", "often")])
+def test_a_bad_setting_stops_the_start_naming_its_variable(start_function, directory, variable, value):
+    with pytest.raises(ConfigError, match=variable):
+        start_function("softatm", peer_url_template=directory.template, function_env={variable: value})
 
 
 def test_threads_racing_withdrawals_never_overdraw_the_point(client, app, setup):
@@ -236,28 +232,27 @@ def test_threads_racing_withdrawals_never_overdraw_the_point(client, app, setup)
     assert client.get("/v1/ledger/verify", headers=s["op"]).get_json()["ok"]
 
 
-def test_journal_writers_that_read_the_same_head_are_decided_by_the_create_only_append(rt, mod):
+def test_journal_writers_that_read_the_same_head_are_decided_by_the_create_only_append(rt):
     """The store journal under a forced interleaving: every writer holds at its first append
     until all have read the same head, so only S3's If-None-Match can keep them apart."""
-    ledger, records = mod("ledger"), mod("records")
     point, refs = "bd-lockstep", ["s0", "s1", "s2", "s3", "s0"]
     gate, first = threading.Barrier(len(refs), timeout=60), threading.local()
 
-    class Lockstep(records.StoreJournal):
+    class Lockstep(journal.StoreJournal):
         def append(self, point, seq, entry):
             if getattr(first, "waits", False):
                 first.waits = False
                 gate.wait()
             return super().append(point, seq, entry)
 
-    journal = Lockstep()
-    ledger.apply(journal, ledger.movement("delivery", point, 1_000_000, ref="fund"))
+    lockstep = Lockstep()
+    ledger.apply(lockstep, ledger.movement("delivery", point, 1_000_000, ref="fund"))
     results = {}
 
     def one(i):
         first.waits = True
         try:
-            results[i] = ledger.apply(journal, ledger.movement("hold", point, 300_000, ref=refs[i], bank_code="vcb"))
+            results[i] = ledger.apply(lockstep, ledger.movement("hold", point, 300_000, ref=refs[i], bank_code="vcb"))
         except ledger.Insufficient as exc:
             results[i] = exc
 
@@ -267,12 +262,12 @@ def test_journal_writers_that_read_the_same_head_are_decided_by_the_create_only_
     for t in threads:
         t.join()
     assert not gate.broken
-    stored = [e["movement"]["id"] for e in ledger.entries(journal, point)][1:]
+    stored = [e["movement"]["id"] for e in ledger.entries(lockstep, point)][1:]
     told_new = [f"{refs[i]}:hold" for i, r in results.items() if isinstance(r, ledger.Applied) and r.new]
     assert sorted(told_new) == sorted(stored) and len(set(stored)) == len(stored) == 3
-    b = ledger.balances(journal, point)
+    b = ledger.balances(lockstep, point)
     assert b[ledger.held(point)] == 900_000 and b[ledger.cash(point)] == 100_000
-    assert ledger.verify(journal, [point])["ok"]
+    assert ledger.verify(lockstep, [point])["ok"]
 
 
 # -- signatures through the bank endpoints ------------------------------------------------------------
@@ -360,7 +355,7 @@ def test_every_endpoint_every_role(app, setup, keys):
     assert role_matrix.check(app, "softatm", keys[0], partner=lambda method, path: vcb.call(method, path)) > 300
 
 
-def test_webhook_handler_signs_and_classifies(fn, rt, client, setup, mod, monkeypatch):
+def test_webhook_handler_signs_and_classifies(rt, client, setup):
     """The /events handler POSTs a signed webhook; 5xx -> 503 (retry), 4xx -> 422 (dead letter)."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -383,8 +378,6 @@ def test_webhook_handler_signs_and_classifies(fn, rt, client, setup, mod, monkey
 
     srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
-    banks = mod("banks")
-    models = mod("models")
     models.Bank.update("vcb", None, lambda it: it.data.update(webhook_url=f"http://127.0.0.1:{srv.server_address[1]}/hooks"))
     banks._cache.clear()
     b = wbody()
@@ -451,8 +444,8 @@ def test_impossible_days_are_refused_not_settled(client, setup, path):
     assert r.status_code == 400 and r.get_json()["errors"][0]["field"] == "day"
 
 
-def test_odd_path_ids_get_a_problem_never_a_5xx(app, setup, keys):
+def test_odd_path_ids_get_a_problem_never_a_5xx(app, setup, tokens):
     from path_ids import assert_no_route_fails_on_odd_ids
 
     units = {"teller": POINT}
-    assert assert_no_route_fails_on_odd_ids(app, lambda role: tok(keys, role, units.get(role))) > 100
+    assert assert_no_route_fails_on_odd_ids(app, lambda role: tok(tokens, role, units.get(role))) > 100

@@ -223,6 +223,14 @@ def test_query_pages_with_tokens():
     assert rest.page_token is None
 
 
+def test_query_all_reads_every_page():
+    ats = _seed_readings()
+    assert [r.at for r in Reading.query_all("s1", page_size=3)] == _key_order(ats)
+    assert [r.at for r in Reading.query_all("s1", range_prefix="2025-0", page_size=1)] == \
+        ["2025-01", "2025-01-15", "2025-02", "2025-03"]
+    assert list(Reading.query_all("nobody")) == []
+
+
 def test_tampered_page_tokens_are_refused():
     _seed_readings()
     token = Reading.query("s1", limit=2).page_token

@@ -12,7 +12,6 @@ or an alert rule references must be in that set.
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import shutil
@@ -31,7 +30,7 @@ from lscloud import events, knative, telemetry, web
 from lscloud.auth import allow, delivery_headers
 from lscloud.bus import BusUnavailable, SyncBus, delete_streams
 from lscloud.config import Settings
-from lscloud.local.dispatcher import Dispatcher, Subscription
+from lscloud.delivery import Dispatcher, Subscription
 from lscloud.local.servers import free_port
 from lscloud.problems import Problem
 
@@ -388,8 +387,9 @@ def _drive_dossiers(settings, keys_dir) -> None:
     stub = PeerStub()
     private, public = dev_keys(keys_dir)
     try:
-        fn = knative.load_function(ROOT / "functions" / "dossiers")
-        app = importlib.import_module(fn.__name__ + ".app").create_app(
+        from functions.dossiers.function.app import create_app as dossiers_app
+
+        app = dossiers_app(
             settings.replace(peer_url_template=stub.template, jwt_public_key=public, service="dossiers"))
         client = app.test_client()
         cit = {"Authorization": "Bearer " + issue_token(private, CITIZEN, "citizen")}
@@ -443,8 +443,9 @@ def emitted(base_settings, object_store, tmp_path_factory) -> dict[str, set[str]
         assert client.post("/events", data=b"{}", headers={"content-type": "application/json", **sender}).status_code == 400
 
         # the directory's routes, through its own app
-        directory = knative.load_function(ROOT / "functions" / "directory")
-        dir_app = importlib.import_module(directory.__name__ + ".app").create_app(settings)
+        from functions.directory.function.app import create_app as directory_app
+
+        dir_app = directory_app(settings)
         dir_app.test_client().get("/v1/units/20")
 
         # the dossiers' path: a submission (transitions counter) and the overdue sweep (gauge),
@@ -467,11 +468,10 @@ def emitted(base_settings, object_store, tmp_path_factory) -> dict[str, set[str]
         from lscloud import store
 
         store.configure(object_store, bucket)
-        softatm = knative.load_function(ROOT / "functions" / "softatm")
-        records = importlib.import_module(softatm.__name__ + ".records")
-        satm = importlib.import_module(softatm.__name__ + ".telemetry")
-        records.move("delivery", "bd-06040", 2_000_000, ref="obs-fund")
-        records.move("hold", "bd-06040", 1_000_000, ref="obs-w1", bank="vcb")
+        from functions.softatm.function import journal as satm_journal, telemetry as satm
+
+        satm_journal.move("delivery", "bd-06040", 2_000_000, ref="obs-fund")
+        satm_journal.move("hold", "bd-06040", 1_000_000, ref="obs-w1", bank="vcb")
         satm.transfer("withdrawal", "created")
         satm.webhook("vcb", "delivered")
         satm.mismatches("vcb", 1)

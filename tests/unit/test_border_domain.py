@@ -3,27 +3,14 @@ the barrier rule — with property tests for the rules that must hold for every 
 
 from __future__ import annotations
 
-import importlib
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from lscloud.knative import load_function
-
-ROOT = Path(__file__).resolve().parents[2]
-pkg = load_function(ROOT / "functions" / "border").__name__
-ids = importlib.import_module(pkg + ".identifiers")
-lifecycle = importlib.import_module(pkg + ".lifecycle")
-clearance = importlib.import_module(pkg + ".clearance")
-queue = importlib.import_module(pkg + ".queue")
-barrier = importlib.import_module(pkg + ".barrier")
-crossing = importlib.import_module(pkg + ".crossing")
-devices = importlib.import_module(pkg + ".devices")
-declarations = importlib.import_module(pkg + ".declarations")
-i18n = importlib.import_module(pkg + ".i18n")
-stats = importlib.import_module(pkg + ".stats")
+from functions.border.function import (barrier, clearance, crossing, declarations, devices, i18n, lifecycle, queue,
+                                       stats)
+from functions.border.function import identifiers as ids
 
 Actor = lifecycle.Actor
 T0 = datetime(2025, 9, 1, 8, 0, tzinfo=timezone.utc)

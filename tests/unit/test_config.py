@@ -46,6 +46,8 @@ def test_env_vars_round_trip():
                      "K_SERVICE": "directory", "LSCLOUD_NATS_URL": "nats://10.0.0.1:4222,nats://10.0.0.2:4222"})
     again = config.load(s.env_vars())
     assert again == s
+    signer = config.load({"K_SERVICE": "identity", "LSCLOUD_JWT_SIGNING_KEY_FILE": "/state/keys/dev-es256.pem"})
+    assert signer.jwt_signing_key_file == "/state/keys/dev-es256.pem" and config.load(signer.env_vars()) == signer
 
 
 def test_secrets_are_not_in_repr():
@@ -78,3 +80,23 @@ def test_event_sender_settings_local_and_cluster(tmp_path):
                       "LSCLOUD_EVENTS_PUBLIC_KEY": pem, "LSCLOUD_EVENTS_SUBJECTS": "system:serviceaccount:ns:*"})
     check_eventing_settings(ok)
     assert config.load(ok.env_vars()) == ok and pem not in repr(ok)
+
+
+# -- a function's own settings --------------------------------------------------------------------
+
+def test_a_function_section_reads_its_prefixed_variables_typed_and_bounded():
+    from dataclasses import dataclass, field
+
+    @dataclass(frozen=True)
+    class Border:
+        call_minutes: int = field(default=20, metadata={"min": 1})
+        weight_tolerance: float = 0.02
+        strict: bool = False
+
+    s = config.load({"K_SERVICE": "border", "BORDER_CALL_MINUTES": "5", "BORDER_STRICT": "yes", "SOFTATM_X": "1"})
+    assert s.function_env == {"BORDER_CALL_MINUTES": "5", "BORDER_STRICT": "yes"}
+    assert config.section(s, Border) == Border(5, 0.02, True)
+    assert config.load(s.env_vars()).function_env == s.function_env  # a child process gets them too
+    for bad, message in (("0", "at least 1"), ("x", "whole number")):
+        with pytest.raises(config.ConfigError, match=f"BORDER_CALL_MINUTES must be .*{message}"):
+            config.section(config.load({"K_SERVICE": "border", "BORDER_CALL_MINUTES": bad}), Border)

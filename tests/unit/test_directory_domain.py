@@ -3,40 +3,19 @@
 from __future__ import annotations
 
 import copy
-import importlib
 import json
-import sys
-import types
 from pathlib import Path
 
 import fastjsonschema
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
+from functions.directory.function import agencies, catalog, gates, post_offices, units
+from lscloud import listing as search
+from lscloud import query as params
+
 ROOT = Path(__file__).resolve().parents[2]
-FUNCTION_DIR = ROOT / "functions" / "directory" / "function"
 SCHEMAS = ROOT / "schemas" / "directory"
-
-
-def _domain_package():
-    """The function's package under a private name, without running its __init__ (which
-    builds the Knative entry point): the domain modules need only relative imports."""
-    name = "directory_domain_under_test"
-    if name not in sys.modules:
-        pkg = types.ModuleType(name)
-        pkg.__path__ = [str(FUNCTION_DIR)]
-        sys.modules[name] = pkg
-    return name
-
-
-_PKG = _domain_package()
-units = importlib.import_module(f"{_PKG}.units")
-agencies = importlib.import_module(f"{_PKG}.agencies")
-gates = importlib.import_module(f"{_PKG}.gates")
-post_offices = importlib.import_module(f"{_PKG}.post_offices")
-from lscloud import listing as search  # noqa: E402  (moved from the directory to the runtime)
-from lscloud import query as params  # noqa: E402
-catalog = importlib.import_module(f"{_PKG}.catalog")
 
 
 def _validator(name):

@@ -4,10 +4,7 @@ PDFs, and who gets the dev signing key."""
 
 from __future__ import annotations
 
-import importlib
 import re
-import sys
-import types
 from datetime import date
 from pathlib import Path
 
@@ -15,28 +12,16 @@ import pytest
 import yaml
 from hypothesis import example, given, settings as hsettings, strategies as st
 
+from functions.identity.function import citizens, names, verification
+from functions.procedures.function import catalogue, search, seed, templates
 from lscloud import config
 from lscloud.identifiers import InvalidIdentifier, parse_cccd
 from lscloud.listing import QueryError, decode_token, fold
 from lscloud.query import InvalidQuery, parse as parse_query
-from lscloud.local import manifest
+from lscloud import manifest
 from lscloud.local.supervisor import SIGNING_KEY_ENV, function_env
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _package(name: str, folder: str):
-    if name not in sys.modules:
-        pkg = types.ModuleType(name)
-        pkg.__path__ = [str(ROOT / "functions" / folder / "function")]
-        sys.modules[name] = pkg
-    return lambda mod: importlib.import_module(f"{name}.{mod}")
-
-
-identity = _package("identity_domain_under_test", "identity")
-procedures = _package("procedures_domain_under_test", "procedures")
-names, citizens, verification = identity("names"), identity("citizens"), identity("verification")
-catalogue, search, seed, templates = procedures("catalogue"), procedures("search"), procedures("seed"), procedures("templates")
 
 DATA, BLOBS = seed.build_with_templates()
 PROCS = DATA["procedures"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lscloud.local import manifest as m
+from lscloud import manifest as m
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,7 +12,7 @@ import pytest
 from lscloud import config, knative, runonce, runtime
 from lscloud.clock import TICKED
 from lscloud.knative import load_function
-from lscloud.local import manifest
+from lscloud import manifest
 from lscloud.store import Model
 
 ROOT = Path(__file__).resolve().parents[2]

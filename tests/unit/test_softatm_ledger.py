@@ -10,20 +10,14 @@ from __future__ import annotations
 
 import json
 import threading
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from lscloud.knative import load_function
+from functions.softatm.function import admission, ledger, transfers
+from lscloud import errors
 from lscloud.resends import IdReused
-
-ROOT = Path(__file__).resolve().parents[2]
-pkg = load_function(ROOT / "functions" / "softatm")
-import importlib  # noqa: E402
-
-ledger = importlib.import_module(pkg.__name__ + ".ledger")
-transfers = importlib.import_module(pkg.__name__ + ".transfers")
+from lscloud.statemachine import IllegalTransition
 
 POINTS = ["bd-06040", "bd-06043"]
 BANKS = ["vcb", "bidv"]
@@ -175,14 +169,13 @@ def test_verify_finds_a_tampered_entry():
 
 
 def test_a_reused_id_names_each_differing_field_and_no_value():
-    records = importlib.import_module(pkg.__name__ + ".records")
     first = {"id": "w-00000001", "amount_vnd": 500_000, "account": "0123456789", "phone": None,
              "customer_id_number": "020090001234"}
     doc = {"id": first["id"], "requests": {"create": first}}
-    assert records.resend(doc, "create", dict(first)) is doc
+    assert admission.resend(doc, "create", dict(first)) is doc
     again = {**first, "amount_vnd": 600_000, "account": "0123456788", "customer_id_number": "020090005678"}
     with pytest.raises(IdReused) as exc:
-        records.resend(doc, "create", again)
+        admission.resend(doc, "create", again)
     body = json.dumps(exc.value.problem().to_dict())
     assert exc.value.problem().status == 409
     assert [e["field"] for e in exc.value.problem().errors] == ["/account", "/amount_vnd", "/customer_id_number"]
@@ -194,20 +187,34 @@ def test_create_checks_the_customer_id_and_one_of_account_or_phone():
     good = {"id": "w-00000001", "bank": "vcb", "amount_vnd": 500_000, "account": "0123456789",
             "customer_id_number": "020090001234"}
     assert transfers.normalise_create(good, "withdrawal")["customer_id_number"] == "020090001234"
-    with pytest.raises(transfers.TransferError) as exc:
+    with pytest.raises(errors.Invalid) as exc:
         transfers.normalise_create({**good, "customer_id_number": "999090001234", "phone": "0912345678"}, "withdrawal")
-    fields = {e["field"] for e in exc.value.extra["errors"]}
+    fields = {e["field"] for e in exc.value.errors}
     assert fields == {"/account", "/customer_id_number"}
 
 
 def test_state_machine():
+    m = transfers.MACHINE
     doc = {"kind": "withdrawal", "state": "RECEIVED"}
-    assert transfers.check("reserve", doc) == "RESERVED"
-    with pytest.raises(transfers.IllegalTransition):
-        transfers.check("commit", doc)
-    assert transfers.check("commit", {**doc, "state": "RESERVED"}) == "COMMITTED"
-    with pytest.raises(transfers.IllegalTransition):
-        transfers.check("expire", {**doc, "state": "RESERVED"})   # reserved never expires
-    with pytest.raises(transfers.IllegalTransition):
-        transfers.check("abort", {**doc, "state": "COMMITTED"})   # no reversals
-    assert transfers.check("confirm", {"kind": "deposit", "state": "RECEIVED"}) == "COMMITTED"
+    assert m.check(doc, "reserve").target == "RESERVED"
+    with pytest.raises(IllegalTransition):
+        m.check(doc, "commit")
+    assert m.check({**doc, "state": "RESERVED"}, "commit").target == "COMMITTED"
+    with pytest.raises(IllegalTransition):
+        m.check({**doc, "state": "RESERVED"}, "expire")   # reserved never expires
+    with pytest.raises(IllegalTransition):
+        m.check({**doc, "state": "COMMITTED"}, "abort")   # no reversals
+    assert m.check({"kind": "deposit", "state": "RECEIVED"}, "confirm").target == "COMMITTED"
+    with pytest.raises(IllegalTransition) as exc:
+        m.check({"kind": "deposit", "state": "RECEIVED"}, "reserve")   # withdrawals are reserved, deposits confirmed
+    assert exc.value.allowed_from == []
+    with pytest.raises(IllegalTransition):
+        m.check({"kind": "withdrawal", "state": "RECEIVED"}, "confirm")
+
+
+def test_a_move_keeps_the_microsecond_timestamps_callers_see():
+    doc = {"kind": "withdrawal", "state": "RECEIVED"}
+    at = transfers.now()
+    t = transfers.MACHINE.apply(doc, "reserve", transfers.MACHINE.system, at=at)
+    assert doc["state"] == "RESERVED" and t.fact == "transfer.reserved"
+    assert transfers.iso(at).endswith("Z") and len(transfers.iso(at).split(".")[1]) == 7   # 6 digits and Z

@@ -79,6 +79,13 @@ def app(schemas):
     def boom():
         raise RuntimeError("db password is hunter2")
 
+    @app.post("/v1/reused")
+    @allow("public")
+    def reused():
+        from lscloud.resends import IdReused
+
+        raise IdReused(["/amount_vnd", "/account"], key="w-00000001")  # what a domain module raises
+
     @app.get("/v1/things/<thing_id>")
     @allow("public")
     def get_thing(thing_id):
@@ -122,6 +129,12 @@ def test_raised_problem_is_problem_json(client):
     body = assert_problem(client.get("/v1/units/20"), 404, "unit-not-found")
     assert body["instance"] == "/v1/units/20"
     assert body["title_vi"] == "Không tìm thấy đơn vị" and body["detail"] == "No unit 20."
+
+
+def test_a_reused_id_raised_by_a_domain_module_is_the_one_409(client):
+    body = assert_problem(client.post("/v1/reused"), 409, "idempotency-key-reused")
+    assert [e["field"] for e in body["errors"]] == ["/account", "/amount_vnd"]
+    assert body["idempotency_key"] == "w-00000001"
 
 
 def test_unknown_route_is_404_problem(client):
@@ -517,3 +530,65 @@ def test_an_id_the_store_cannot_spell_is_404_not_500(client):
     assert client.get("/v1/things/ok").status_code == 200
     body = assert_problem(client.get("/v1/things/" + "a" * 5000), 404, "not-found")
     assert "a" * 50 not in body["detail"]
+
+
+def test_an_optional_body_may_be_left_out_and_is_validated_when_sent(schemas):
+    (schemas / "reason.json").write_text(json.dumps({
+        "$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+        "properties": {"reason": {"type": "string", "maxLength": 5}}}))
+    app = create_app("dossiers", schemas_dir=schemas, settings=Settings())
+
+    @app.post("/v1/things/<thing_id>/cancel")
+    @allow("public")
+    @validate_body("reason.json", optional=True)
+    def cancel(thing_id):
+        """Cancel, with a reason if you like."""
+        return {"reason": g.body.get("reason")}
+
+    c = app.test_client()
+    assert c.post("/v1/things/a/cancel").get_json() == {"reason": None}
+    assert c.post("/v1/things/a/cancel", json={"reason": "đổi ý"}).get_json() == {"reason": "đổi ý"}
+    assert assert_problem(c.post("/v1/things/a/cancel", json={"reason": "too long"}), 422)["errors"][0]["field"] == "/reason"
+    assert assert_problem(c.post("/v1/things/a/cancel", json=["x"]), 422)["errors"][0]["field"] == ""
+    body = build_openapi(app)["paths"]["/v1/things/{thing_id}/cancel"]["post"]["requestBody"]
+    assert body["required"] is False
+    assert build_openapi(app)["paths"]["/openapi.json"]["get"].get("requestBody") is None
+
+
+def test_a_record_at_its_version_carries_it_as_the_etag(schemas):
+    from lscloud.web import versioned_json
+
+    app = create_app("dossiers", schemas_dir=schemas, settings=Settings())
+
+    @app.post("/v1/records")
+    @allow("public")
+    def create_record():
+        """Create a record."""
+        return versioned_json({"id": "r1"}, 3, 201)
+
+    r = app.test_client().post("/v1/records")
+    assert (r.status_code, r.headers["ETag"], r.get_json()) == (201, '"3"', {"id": "r1"})
+
+
+def test_a_body_limit_may_name_a_setting_of_the_serving_app(schemas):
+    from lscloud.web import body_limit, raw_body
+
+    def build(blob_max_bytes):
+        app = create_app("dossiers", schemas_dir=schemas, settings=Settings().replace(max_body_bytes=1024,
+                                                                                      blob_max_bytes=blob_max_bytes))
+
+        @app.post("/v1/uploads")
+        @allow("public")
+        @raw_body("application/pdf")
+        @body_limit("blob_max_bytes")
+        def upload():
+            """Upload a file."""
+            return {}, 201
+
+        return app.test_client()
+
+    scan = b"%PDF-" + b"0" * 4000
+    assert build(8000).post("/v1/uploads", data=scan, content_type="application/pdf").status_code == 201
+    assert_problem(build(2000).post("/v1/uploads", data=scan, content_type="application/pdf"), 413)
+    with pytest.raises(ValueError, match="no such setting"):
+        body_limit("blob_max_byte")

@@ -10,18 +10,28 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from lscloud import errors
+
 from . import clearance, lifecycle
 from .devices import WeightCheck
-from .lifecycle import Actor, IllegalTransition, Transition, iso
+from .lifecycle import MACHINE, Actor, Transition, iso
 
 
-class NotReleasable(Exception):
-    """Customs cannot release yet; ``blockers`` says why (HTTP 409)."""
+class NotReleasable(errors.Conflict):
+    """Customs cannot release yet; ``blockers`` says why (409)."""
+
+    type = "not-releasable"
+    title, title_vi = "Release not possible yet", "Chưa thể thông quan"
 
     def __init__(self, blockers: list[dict]):
         super().__init__("release is not possible yet: " + ", ".join(
-            b["code"] + (f" ({b['agency']})" if b.get("agency") else "") for b in blockers))
+            b["code"] + (f" ({b['agency']})" if b.get("agency") else "") for b in blockers),
+            detail_vi="Chưa đủ điều kiện thông quan: còn cơ quan chưa đồng ý hoặc đang tạm giữ.", blockers=blockers)
         self.blockers = blockers
+
+
+class LaneRefused(errors.Invalid, ValueError):
+    """A risk lane customs cannot set: not a lane, or a re-route without a reason (422)."""
 
 
 DECIDABLE = frozenset({"submitted", "queued", "in_yard", "called", "at_gate", "under_inspection", "held", "cleared"})
@@ -41,7 +51,7 @@ def _settle_holds(doc: dict, actor: Actor, at: datetime, reason: str) -> list[Tr
 def decide(doc: dict, agency: str, decision: dict, actor: Actor, at: datetime) -> list[Transition]:
     """Fold one agency decision into the declaration; returns the transitions it caused."""
     if doc["status"] not in DECIDABLE:
-        raise IllegalTransition("decide", doc["status"])
+        raise MACHINE.illegal("decide", doc["status"])
     if not clearance.record_decision(doc, agency, decision):
         return []
     out: list[Transition] = []
@@ -74,12 +84,12 @@ def release(doc: dict, actor: Actor, at: datetime, notes: str | None = None) -> 
 def assign_lane(doc: dict, lane: str, reason: str | None, actor: Actor, at: datetime) -> dict:
     """Customs sets or re-routes the risk lane; a re-route needs a reason. Returns the audit details."""
     if lane not in clearance.LANES:
-        raise ValueError(f"lane must be one of {clearance.LANES}")
+        raise LaneRefused.at("/lane", f"lane must be one of {clearance.LANES}")
     if doc["status"] in lifecycle.TERMINAL or doc["status"] in ("cleared", "draft"):
-        raise IllegalTransition("reroute", doc["status"])
+        raise MACHINE.illegal("reroute", doc["status"])
     previous = doc.get("risk_lane")
     if previous and previous != lane and not (reason or "").strip():
-        raise ValueError("re-routing a risk lane needs a reason")
+        raise LaneRefused.at("/reason", "re-routing a risk lane needs a reason")
     entry = {"from": previous, "to": lane, "reason": reason, "by": actor.sub, "at": iso(at)}
     doc["risk_lane"] = lane
     doc.setdefault("risk_lane_history", []).append(entry)

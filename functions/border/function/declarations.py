@@ -12,6 +12,7 @@ import re
 import secrets
 from datetime import date
 
+from lscloud import errors
 from lscloud.identifiers import InvalidIdentifier, normalise_tax_code, parse_cccd
 
 from . import clearance, devices
@@ -21,10 +22,12 @@ CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"   # no I/L/O/0/1/U: read aloud 
 _PHONE_RE = re.compile(r"^\+?\d{8,15}$")
 
 
-class DeclarationInvalid(ValueError):
-    def __init__(self, errors: list[dict]):
-        super().__init__(f"{len(errors)} invalid field(s)")
-        self.errors = errors
+class DeclarationInvalid(errors.Invalid):
+    """Every field of the declaration that breaks a rule, each named by its JSON pointer (422)."""
+
+    def __init__(self, invalid: list[dict]):
+        super().__init__(f"{len(invalid)} field(s) are invalid.", detail_vi=f"{len(invalid)} trường không hợp lệ.",
+                         errors=invalid)
 
 
 def new_code() -> str:
@@ -45,13 +48,13 @@ def _phone(value: str) -> str:
 
 def normalise(body: dict, *, owner_tax_code: str | None = None, today: date | None = None) -> dict:
     """The declaration's parts, normalised; raises DeclarationInvalid listing every bad field."""
-    errors: list[dict] = []
+    bad: list[dict] = []
 
     def field(pointer: str, fn, value):
         try:
             return fn(value)
         except InvalidIdentifier as exc:
-            errors.append({"field": pointer, "message": str(exc)})
+            bad.append({"field": pointer, "message": str(exc)})
             return value
 
     v = dict(body["vehicle"])
@@ -68,18 +71,18 @@ def normalise(body: dict, *, owner_tax_code: str | None = None, today: date | No
     d["id_number"] = d["id_number"].strip().upper()
     if d["id_type"] == "cccd":
         if d["nationality"] != "VN":
-            errors.append({"field": "/driver/id_type", "message": "a CCCD is issued to Vietnamese citizens only"})
+            bad.append({"field": "/driver/id_type", "message": "a CCCD is issued to Vietnamese citizens only"})
         cccd = field("/driver/id_number", lambda x: parse_cccd(x, today), d["id_number"])
         if not isinstance(cccd, str):
             d["cccd"] = {"province": cccd.province, "sex": cccd.sex, "birth_year": cccd.birth_year}
     elif not re.fullmatch(r"[A-Z0-9]{6,20}", d["id_number"]):
-        errors.append({"field": "/driver/id_number", "message": "a passport or border pass number has 6-20 letters/digits"})
+        bad.append({"field": "/driver/id_number", "message": "a passport or border pass number has 6-20 letters/digits"})
 
     e = dict(body["enterprise"])
     e["tax_code"] = field("/enterprise/tax_code", normalise_tax_code, e["tax_code"])
-    if owner_tax_code and not errors_for(errors, "/enterprise/tax_code"):
+    if owner_tax_code and not errors_for(bad, "/enterprise/tax_code"):
         if e["tax_code"].split("-")[0] != owner_tax_code.split("-")[0]:
-            errors.append({"field": "/enterprise/tax_code",
+            bad.append({"field": "/enterprise/tax_code",
                            "message": "an enterprise declares only under its own tax code"})
 
     goods = []
@@ -91,9 +94,9 @@ def normalise(body: dict, *, owner_tax_code: str | None = None, today: date | No
 
     flow = clearance.flow_of(body["direction"])
     if flow == "in" and not body.get("health"):
-        errors.append({"field": "/health", "message": "health quarantine answers are required when entering Vietnam"})
-    if errors:
-        raise DeclarationInvalid(sorted(errors, key=lambda x: x["field"]))
+        bad.append({"field": "/health", "message": "health quarantine answers are required when entering Vietnam"})
+    if bad:
+        raise DeclarationInvalid(sorted(bad, key=lambda x: x["field"]))
 
     doc = {
         "gate": body["gate"], "direction": body["direction"], "flow": flow,
@@ -105,8 +108,8 @@ def normalise(body: dict, *, owner_tax_code: str | None = None, today: date | No
     return doc
 
 
-def errors_for(errors: list[dict], pointer: str) -> bool:
-    return any(e["field"] == pointer for e in errors)
+def errors_for(bad: list[dict], pointer: str) -> bool:
+    return any(e["field"] == pointer for e in bad)
 
 
 PUBLIC_FIELDS = ("id", "code", "status", "gate", "direction", "flow")

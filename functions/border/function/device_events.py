@@ -1,4 +1,5 @@
-"""Gate devices' events, delivered by the trigger (Knative Eventing / the local dispatcher) to
+"""Gate devices' events: accepted from a device at ``POST /v1/device-events`` (checked, then
+published to NATS), and delivered back by the trigger (Knative Eventing / the local dispatcher) to
 ``/events``: weighbridge readings and ANPR plate reads. A reading is recorded once (its id is a
 create-only key), whatever the number of deliveries.
 
@@ -12,24 +13,71 @@ create-only key), whatever the number of deliveries.
 from __future__ import annotations
 
 import logging
-import os
+from typing import Any, Callable, Mapping
 
-from lscloud import outbox
-from lscloud.store import ConditionalCheckFailed, DoesNotExist
+from lscloud import errors, outbox, runtime
+from lscloud import events as ce
+from lscloud.aggregate import NoChange
+from lscloud.statemachine import Actor, IllegalTransition, NotPermitted, iso, now
+from lscloud.store import ConditionalCheckFailed
 
-from . import barrier, crossing, devices, lifecycle, metrics, records
+from . import barrier, crossing, devices, indexes, ledger, lifecycle, metrics, queueing, scopes, settings
 from .identifiers import plate_key
-from .lifecycle import Actor
-from .models import Declaration, DeviceReading, PlateIndex
+from .models import DeviceReading, PlateIndex
 
 log = logging.getLogger("border.devices")
 
 WEIGHT_MEASURED = "vn.langson.border.weight.measured.v1"
 PLATE_READ = "vn.langson.border.plate.read.v1"
+SCHEMAS = {WEIGHT_MEASURED: "events/border/weight.measured.json", PLATE_READ: "events/border/plate.read.json"}
 
+
+# -- from a device ----------------------------------------------------------------------------------
+
+class MalformedEvent(errors.DomainError):
+    status, type = 400, "malformed-event"
+    title, title_vi = "Malformed CloudEvent", "Sự kiện không hợp lệ"
+
+
+class UnsupportedEventType(errors.Invalid):
+    type = "unsupported-event-type"
+    title, title_vi = "Unsupported event type", "Loại sự kiện không được hỗ trợ"
+
+
+class NotTheDevicesGate(scopes.WrongGate):
+    title_vi = "Không phải cửa khẩu của thiết bị"
+
+
+def accept(headers: Mapping[str, str], body: bytes, device: Actor,
+           problems_of: Callable[[str, Any], list[dict]]) -> dict:
+    """A device's CloudEvent (binary or structured), checked against its schema (``problems_of(schema,
+    data)`` lists what is wrong) and the device's gate, then published with the device named."""
+    try:
+        event = ce.from_http(dict(headers), body)
+    except ValueError as exc:
+        raise MalformedEvent(str(exc)[:300], detail_vi="Sự kiện CloudEvent không đúng định dạng.") from None
+    schema = SCHEMAS.get(event["type"])
+    if schema is None:
+        raise UnsupportedEventType(f"Devices send {', '.join(SCHEMAS)}; got {event['type']!r}.",
+                                   detail_vi="Thiết bị gửi loại sự kiện không được hỗ trợ.")
+    data = event.get("data")
+    wrong = problems_of(schema, data)
+    if wrong:
+        raise errors.Invalid(f"The event data does not match {schema}.", detail_vi="Dữ liệu sự kiện không hợp lệ.",
+                             errors=[{**e, "field": "/data" + e["field"]} for e in wrong])
+    if data["gate"] != device.unit:
+        raise NotTheDevicesGate(f"This device belongs to gate {device.unit!r}.",
+                                detail_vi="Thiết bị không thuộc cửa khẩu này.")
+    out = ce.new_event(event["type"], f"/border/devices/{indexes.safe(device.sub)}", {**data, "device": device.sub},
+                       id=f"{device.sub}.{data['reading_id']}", subject=data["reading_id"])
+    outbox.publish([out])
+    return out
+
+
+# -- delivered back ---------------------------------------------------------------------------------
 
 def tolerance() -> float:
-    return float(os.environ.get("BORDER_WEIGHT_TOLERANCE", devices.DEFAULT_TOLERANCE))
+    return settings.of(runtime.current().settings).weight_tolerance
 
 
 def _first_time(event: dict) -> bool:
@@ -43,15 +91,8 @@ def _first_time(event: dict) -> bool:
 
 def candidates(plate: str, gate: str) -> list[dict]:
     """Live declarations of this plate at this gate, most advanced first."""
-    ids = [p.declaration_id for p in PlateIndex.query(plate_key(plate), limit=50)]
-    docs = []
-    for i in ids:
-        try:
-            doc = Declaration.get(i).data
-        except DoesNotExist:
-            continue
-        if doc["gate"] == gate and doc["status"] not in lifecycle.TERMINAL:
-            docs.append(doc)
+    docs = [doc for doc in ledger.docs([p.declaration_id for p in PlateIndex.query(plate_key(plate), limit=50)])
+            if doc["gate"] == gate and doc["status"] not in lifecycle.TERMINAL]
     order = {s: i for i, s in enumerate(lifecycle.STATES)}
     return sorted(docs, key=lambda d: -order[d["status"]])
 
@@ -67,20 +108,21 @@ def on_weight(event: dict) -> None:
         log.info("weighbridge reading %s: no declaration at the gate for %s", d["reading_id"], d["plate"])
         metrics.weighed(d["gate"], None, "no-declaration")
         return
-    at = records.now()
+    at = now()
+    allowed = tolerance()
 
     def op(doc):
-        check = devices.check_weight(doc, d["gross_kg"], tolerance())
+        check = devices.check_weight(doc, d["gross_kg"], allowed)
         return crossing.weigh(doc, check, d["reading_id"], actor, at), check
 
     def after(doc, check):
         if check.ok:
             return []
-        return [records.event("weight.mismatched", {**records.summary(doc), **check.as_dict(),
-                                                    "reading_id": d["reading_id"], "device": d["device"]},
-                              subject=doc["id"], id=f"{doc['id']}.weight.{d['reading_id']}")]
+        return [ledger.fact("weight.mismatched", doc, {**check.as_dict(), "reading_id": d["reading_id"],
+                                                          "device": d["device"]},
+                               id=f"{doc['id']}.weight.{d['reading_id']}")]
 
-    out = records.mutate(docs[0]["id"], op, events_after=after)
+    out = ledger.RECORDS.mutate(docs[0]["id"], op, events_after=after)
     metrics.weighed(out.doc["gate"], out.doc["flow"], "ok" if out.result.ok else "mismatch")
 
 
@@ -95,14 +137,14 @@ def on_plate(event: dict) -> None:
         if camera == "yard":
             queued = [x for x in docs if x["status"] == "queued"]
             if queued:
-                records.arrive(queued[0]["id"], actor, d["gate"])
+                queueing.arrive(queued[0]["id"], actor, d["gate"])
         elif camera == "gate":
             called = [x for x in docs if x["status"] == "called"]
             if called:
-                records.reach_gate(called[0]["id"], actor, d["gate"])
+                queueing.reach_gate(called[0]["id"], actor, d["gate"])
         elif camera == "barrier":
             open_barrier(docs[0]["id"] if docs else None, d, actor)
-    except (lifecycle.IllegalTransition, lifecycle.NotPermitted) as exc:
+    except (IllegalTransition, NotPermitted) as exc:
         log.info("plate read %s ignored: %s", d["reading_id"], exc)
 
 
@@ -112,30 +154,31 @@ def open_barrier(declaration_id: str | None, d: dict, actor: Actor) -> barrier.B
     read = {"gate": d["gate"], "flow": d["flow"], "plate_read": d["plate"], "confidence": d.get("confidence", 1.0)}
     base = {"gate": d["gate"], "flow": d["flow"], "plate": d["plate"], "reading_id": d["reading_id"],
             "device": d["device"]}
+    event_id = f"barrier.{d['device']}.{d['reading_id']}"
     if declaration_id is None:
         decision = barrier.decide(None, **read)
         metrics.barrier_decided(d["gate"], d["flow"], False, decision.reasons)
-        outbox.publish([records.event("barrier.refused", {**base, **decision.as_dict()},
-                                       id=f"barrier.{d['device']}.{d['reading_id']}")])
+        outbox.publish([ledger.RECORDS.fact("barrier.refused", {**base, **decision.as_dict()}, id=event_id)])
         return decision
-    at = records.now()
+    at = now()
 
     def op(doc):
         decision = barrier.decide(doc, **read)
         if not decision.open:
-            raise records.NoChange()
-        doc["exit"] = {"reading_id": d["reading_id"], "device": d["device"], "at": lifecycle.iso(at)}
+            raise NoChange()
+        doc["exit"] = {"reading_id": d["reading_id"], "device": d["device"], "at": iso(at)}
         return [lifecycle.apply(doc, "exit", actor, at=at, details={"barrier": d["device"]})], decision
 
-    out = records.mutate(declaration_id, op)
+    out = ledger.RECORDS.mutate(declaration_id, op)
     if out.result is not None:   # the exit committed: only now does the barrier open
         metrics.barrier_decided(d["gate"], d["flow"], True, [])
-        outbox.publish([records.event("barrier.opened", {**base, "declaration": records.summary(out.doc),
-                                                          "release": out.doc.get("release")},
-                                       subject=declaration_id, id=f"barrier.{d['device']}.{d['reading_id']}")])
+        outbox.publish([ledger.RECORDS.fact("barrier.opened", {**base, "declaration": ledger.summary(out.doc),
+                                                                  "release": out.doc.get("release")},
+                                               subject=declaration_id, id=event_id)])
         return out.result
     decision = barrier.decide(out.doc, **read)
     metrics.barrier_decided(d["gate"], d["flow"], False, decision.reasons)
-    outbox.publish([records.event("barrier.refused", {**base, "declaration_id": declaration_id, **decision.as_dict()},
-                                   subject=declaration_id, id=f"barrier.{d['device']}.{d['reading_id']}")])
+    outbox.publish([ledger.RECORDS.fact("barrier.refused", {**base, "declaration_id": declaration_id,
+                                                               **decision.as_dict()},
+                                           subject=declaration_id, id=event_id)])
     return decision

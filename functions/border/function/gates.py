@@ -1,39 +1,54 @@
 """Border gates as the ``directory`` function describes them (hours, capacity), asked over HTTP.
 
 The directory owns that data; the border function never reads its objects. Each call
-revalidates the answer (``If-None-Match``), so an edit in the directory is seen at once.
+revalidates the answer (``If-None-Match``) through the process's peer client
+(:func:`lscloud.peers.client`), so an edit in the directory is seen at once.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 
-from lscloud import peers
-from lscloud.peers import PeerClient, PeerError, PeerNotFound, PeerUnavailable
+from lscloud import errors, peers
 
 CODE_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")  # the directory's gate codes
-_clients: dict[tuple, PeerClient] = {}
-_lock = threading.Lock()
 
-__all__ = ["gate", "PeerError", "PeerNotFound", "PeerUnavailable", "client"]
+__all__ = ["gate", "UnknownGate", "DirectoryUnavailable", "CODE_RE"]
 
 
-def client(settings) -> PeerClient:
-    k = (settings.peer_url_template, settings.service)
-    with _lock:
-        c = _clients.get(k)
-        if c is None:
-            c = _clients[k] = PeerClient(settings)
-        return c
+class UnknownGate(errors.Invalid):
+    """No road border gate with this code (422, naming ``/gate``)."""
+
+    type = "unknown-gate"
+    title, title_vi = "Unknown gate", "Cửa khẩu không tồn tại"
+
+    def __init__(self, detail: str):
+        super().__init__(detail, detail_vi="Không có cửa khẩu đường bộ với mã này.",
+                         errors=[errors.field("/gate", "no road border gate with this code")])
+
+
+class DirectoryUnavailable(errors.Unavailable):
+    """The directory does not answer: retry later (503, Retry-After)."""
+
+    type = "directory-unavailable"
+    title, title_vi = "Gate directory unavailable", "Không truy cập được danh mục cửa khẩu"
+
+    def __init__(self, detail: str):
+        super().__init__(detail, detail_vi="Danh mục cửa khẩu tạm thời không trả lời; vui lòng thử lại.")
 
 
 def gate(settings, code: str) -> dict:
-    """The directory's border gate ``code`` (PeerNotFound if there is none, or if ``code`` is not even
-    shaped like a gate code: those are not worth a call)."""
+    """The directory's road border gate ``code``: UnknownGate if there is none (or if ``code`` is
+    not even shaped like a gate code: that is not worth a call), DirectoryUnavailable if the
+    directory does not answer."""
     if not isinstance(code, str) or not CODE_RE.fullmatch(code):
-        raise PeerNotFound(f"{str(code)[:40]!r} is not a gate code")
-    g = client(settings).get_json("directory", peers.path("/v1/border-gates", code))
+        raise UnknownGate(f"{str(code)[:40]!r} is not a gate code")
+    try:
+        g = peers.client(settings).get_json("directory", peers.path("/v1/border-gates", code))
+    except peers.PeerNotFound as exc:
+        raise UnknownGate(str(exc)) from None
+    except peers.PeerError as exc:
+        raise DirectoryUnavailable(str(exc)) from None
     if g.get("mode") != "road":
-        raise PeerNotFound(f"{code} is not a road gate: trucks do not cross there")
+        raise UnknownGate(f"{code} is not a road gate: trucks do not cross there")
     return g

@@ -10,18 +10,18 @@ this process saw; Prometheus sums them over pods.
 instrument (unit)                      recorded                  attributes (``lscloud.border.*``)
 =====================================  ========================  ============================================
 ``lscloud.border.transitions``         every committed           ``gate``, ``flow`` (in/out), ``lane``
-({transition}, counter)                transition (records)      (normal/priority), ``previous_state``, ``state``
+({transition}, counter)                transition (ledger)       (normal/priority), ``previous_state``, ``state``
 ``lscloud.border.priority.grants``     a committed priority      ``gate``, ``flow``, ``priority_category``,
-({grant}, counter)                     grant (app)               ``state`` (an ``in_yard`` grant moves a truck
+({grant}, counter)                     grant (declaring)         ``state`` (an ``in_yard`` grant moves a truck
                                                                  from the normal to the priority lane)
 ``lscloud.border.bookings.refused``    a booking refused by      ``gate``, ``flow``, ``reason`` (``slot-full``,
-({booking}, counter)                   the queue (records)       ``no-slot``, ``gate-closed`` …), ``booking_mode``
+({booking}, counter)                   the queue (booking)       ``no-slot``, ``gate-closed`` …), ``booking_mode``
 ``lscloud.border.barrier.decisions``   a barrier read decided    ``gate``, ``flow``, ``outcome`` (opened/refused),
 ({decision}, counter)                  (device_events)           ``reason`` (the first refusal reason)
 ``lscloud.border.weighings``           a weighbridge reading     ``gate``, ``flow``, ``outcome`` (``ok``,
 ({reading}, counter)                   recorded (device_events)  ``mismatch``, ``no-declaration``)
 ``lscloud.border.agency.decisions``    an agency decision        ``gate``, ``agency``, ``decision``
-({decision}, counter)                  committed (records)       (customs' release counts as its ``pass``)
+({decision}, counter)                  committed (agencies)      (customs' release counts as its ``pass``)
 ``lscloud.border.dwell.duration``      the exit transition       ``gate``, ``flow``: arrival in the yard → exit
 (s, histogram)
 ``lscloud.border.decision.duration``   with each agency          ``gate``, ``agency``: submission → decision

@@ -23,7 +23,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from lscloud import errors
+
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+FLOWS = ("in", "out")   # "in" = China → Vietnam (import side), "out" = Vietnam → China
 LANE_PRIORITY, LANE_NORMAL = "0", "1"
 PRIORITY_CATEGORIES = ("perishable", "emergency", "diplomatic")
 DEFAULT_CALL_MINUTES = 20
@@ -33,12 +36,18 @@ _SLOT_RE = re.compile(r"^\d{10}$")
 _KEY_RE = re.compile(r"^(?P<lane>[01])_(?P<slot>\d{10})_(?P<arrival>\d{16})_(?P<code>[A-Z0-9]+)$")
 
 
-class QueueError(ValueError):
-    """A booking that cannot be made; ``code`` is stable, ``suggestions`` lists free slots."""
+class QueueError(errors.DomainError):
+    """A booking that cannot be made; ``code`` is stable (the problem type), ``suggestions`` lists
+    free slots. A full slot or horizon is a 409 (try another slot), a bad request for one a 422."""
+
+    title, title_vi = "Booking not possible", "Không đặt được lượt"
+    CONFLICTS = frozenset({"slot-full", "no-slot"})
 
     def __init__(self, code: str, message: str, suggestions: list[str] | None = None):
-        super().__init__(message)
+        super().__init__(message, detail_vi="Không đặt được khung giờ này.", suggestions=suggestions or [],
+                         errors=[errors.field("/slot", message)])
         self.code, self.suggestions = code, suggestions or []
+        self.type, self.status = code, 409 if code in self.CONFLICTS else 422
 
 
 # -- slots -------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import logging
 
 from lscloud import outbox
 
-from . import records
+from . import queueing
 
 log = logging.getLogger("border.schedule")
 
@@ -25,7 +25,7 @@ def on_tick(event: dict) -> dict:
 
     An unconfirmed re-publish stays in the outbox for the next tick (not an error: retrying the
     tick would not help while NATS is away); a store failure raises, so the tick is redelivered."""
-    missed = records.sweep_all_gates()
+    missed = queueing.sweep_all_gates()
     flushed = outbox.flush()
     summary = {"missed": {gate: [o.doc["id"] for o in out] for gate, out in missed.items() if out},
                "outbox": flushed}

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from lscloud import store
-
 from . import catalog
 from .models import ITEM_MODELS, DirectorySnapshot
 
@@ -33,8 +31,8 @@ def _item(kind: str, item: dict):
 
 
 def seed(runtime) -> dict:
-    """Write every item and every snapshot through ``runtime``'s store; return counts per kind."""
-    store.configure(runtime.objects, runtime.settings.bucket)
+    """Write every item and every snapshot to the store of ``runtime`` (installed by the seed runner, or
+    by the test calling this); return counts per kind."""
     data = catalog.build()
     fp = catalog.fingerprint(data)
     items = [_item(kind, item) for kind, values in data.items() for item in values]

@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 
 from lscloud import outbox
+from lscloud.statemachine import now
 
-from . import records
+from . import overdue
 
 log = logging.getLogger("dossiers.schedule")
 
@@ -25,7 +26,7 @@ def on_tick(event: dict) -> dict:
 
     An unconfirmed re-publish stays in the outbox for the next tick; a store failure raises, so the
     tick is redelivered."""
-    swept = records.sweep_overdue(records.now())
+    swept = overdue.sweep(now())
     flushed = outbox.flush()
     if swept["steps_flagged"] or flushed["sent"] or flushed["failed"]:
         log.info("tick %s: %d step(s) flagged overdue, outbox %s", event.get("id"), swept["steps_flagged"], flushed)

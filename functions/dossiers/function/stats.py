@@ -6,14 +6,25 @@ agency, commune (the dossier's unit) and procedure, over a period of local days.
   on_time / late split the resolved ones by their deadline (working days, pauses excluded);
 - overdue_now: dossiers still open whose deadline has passed (the clock stops while waiting);
 - online_share: online / received.
+
+A supervisor sees their own agency's figures only.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
-from . import workflow
+from lscloud.query import QueryError
+from lscloud.statemachine import Actor, iso
+from lscloud.workdays import TZ
+
+from . import deadlines, registry
+from .models import DayIndex
+from .states import OPEN
+
+DEFAULT_DAYS = 30
+MAX_DAYS = 366
 
 
 def _row() -> dict:
@@ -48,7 +59,31 @@ def compute(received: list[dict], finished: list[dict], open_docs: list[dict], n
             add(d, "resolved")
             add(d, "on_time" if d.get("on_time") else "late")
     for d in open_docs:
-        if d["status"] in workflow.OPEN and workflow.is_overdue(d, now):
+        if d["status"] in OPEN and deadlines.is_overdue(d, now):
             add(d, "overdue_now")
     return {"total": _finish(total),
             **{f"by_{g}": [{g: k, **_finish(v)} for k, v in sorted(rows.items())] for g, rows in by.items()}}
+
+
+def report(actor: Actor, first: date | None, last: date | None, agency: str | None, at: datetime) -> dict:
+    """The figures over local days ``first`` to ``last`` (default: the 30 days up to today), of one
+    agency or all (a supervisor: always their own)."""
+    last = last or at.astimezone(TZ).date()
+    first = first or last - timedelta(days=DEFAULT_DAYS)
+    if not 0 <= (last - first).days < MAX_DAYS:
+        raise QueryError("to", "to is on or after from, at most 366 days later")
+    agency = actor.agency if actor.kind == "supervisor" else agency
+    received_ids, finished_ids = [], []
+    d = first
+    while d <= last:
+        for e in DayIndex.query(d.isoformat()):
+            (received_ids if e.entry.startswith("r_") else finished_ids).append(e.dossier_id)
+        d += timedelta(days=1)
+    received = registry.get_many(received_ids)
+    finished = registry.get_many(finished_ids)
+    open_docs = registry.get_many(registry.open_ids())
+    if agency:
+        received, finished, open_docs = ([x for x in docs if x["agency"] == agency]
+                                         for docs in (received, finished, open_docs))
+    return {"from": first.isoformat(), "to": last.isoformat(), "agency": agency, "at": iso(at),
+            **compute(received, finished, open_docs, at)}

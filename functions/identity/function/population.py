@@ -23,6 +23,8 @@ from typing import Protocol, runtime_checkable
 
 import httpx
 
+from lscloud.config import ConfigError
+
 
 @dataclass(frozen=True)
 class Citizen:
@@ -119,3 +121,14 @@ class HttpRegistry:
 
     def close(self) -> None:
         self._client.close()
+
+
+def registry_for(settings, options) -> PopulationRegistry:
+    """The national database's endpoint when configured (``IDENTITY_REGISTRY_URL``); the seeded store
+    registry locally. The cluster has no local registry: there the URL is required."""
+    if options.registry_url:
+        return HttpRegistry(options.registry_url, options.registry_token, timeout_s=options.registry_timeout_s)
+    if settings.env == "cluster":
+        raise ConfigError("IDENTITY_REGISTRY_URL is required when LSCLOUD_ENV=cluster "
+                          "(the national population database's verification endpoint)")
+    return StoreRegistry()

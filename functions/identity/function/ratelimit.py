@@ -16,25 +16,33 @@ unkeyed hash of a CCCD is quickly reversed): no CCCD number or address appears i
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
+from lscloud import errors
 from lscloud.pseudonyms import pseudonym
-from lscloud.store.errors import ConditionalCheckFailed
+from lscloud.store import ConditionalCheckFailed
+from lscloud.store.retry import DEFAULT as RETRY
 
 from .models import AttemptWindow
 
-_RETRIES = 30
 
+class RateLimited(errors.TooManyRequests):
+    """429 with Retry-After: the caller (``who="caller"``), the number (``"target"``) or a counter
+    under siege (``"contended"``) has used up its window."""
 
-class RateLimited(Exception):
+    type = "too-many-mismatches"
+    title, title_vi = "Too many failed verifications", "Xác thực sai quá nhiều lần"
+
     def __init__(self, retry_after_s: int, who: str):
-        super().__init__(f"too many failed attempts ({who}); retry after {retry_after_s} s")
         self.retry_after_s = retry_after_s
-        self.who = who  # "caller" | "target"
+        self.who = who  # "caller" | "target" | "contended"
+        whose = "for this number" if who == "target" else "from you"
+        super().__init__(f"Too many failed verifications ({whose}); retry after {retry_after_s} s.",
+                         detail_vi=f"Xác thực sai quá nhiều lần; vui lòng thử lại sau {retry_after_s} giây.",
+                         headers={"Retry-After": str(retry_after_s)})
 
 
 @dataclass(frozen=True)
@@ -83,20 +91,19 @@ class Limiter:
         return {who: self._increment(subj, window, expires) for who, subj, _ in self._subjects(caller, id_number)}
 
     def _increment(self, subj: str, window: str, expires: datetime) -> int:
-        for attempt in range(_RETRIES):
+        def once() -> int:
             try:
                 item = AttemptWindow.get(subj, window)
             except AttemptWindow.DoesNotExist:
-                try:
-                    AttemptWindow(subj, window, mismatches=1, expires_at=expires).save()  # create-only
-                    return 1
-                except ConditionalCheckFailed:
-                    continue  # someone created it first: read theirs and add ours
+                # create-only; if someone created it first, the retry reads theirs and adds ours
+                AttemptWindow(subj, window, mismatches=1, expires_at=expires).save()
+                return 1
             item.mismatches = int(item.mismatches) + 1
-            try:
-                item.save()  # If-Match the version we read
-                return int(item.mismatches)
-            except ConditionalCheckFailed:
-                time.sleep(random.uniform(0, min(0.1, 0.004 * 2 ** attempt)))
-        # so much contention on one subject is itself an attack: refuse rather than lose the count
-        raise RateLimited(self.limits.window_s, "contended")
+            item.save()  # If-Match the version we read
+            return int(item.mismatches)
+
+        try:
+            return RETRY.run(once)
+        except ConditionalCheckFailed:
+            # so much contention on one subject is itself an attack: refuse rather than lose the count
+            raise RateLimited(self.limits.window_s, "contended") from None

@@ -10,8 +10,6 @@ import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 
-from lscloud import store
-
 from . import citizens
 from .models import RegisteredCitizen
 
@@ -24,7 +22,7 @@ def fingerprint() -> str:
 
 
 def seed(runtime) -> dict:
-    store.configure(runtime.objects, runtime.settings.bucket)
+    """Write every citizen to the store of ``runtime`` (installed by the seed runner, or by the test calling this)."""
     people = citizens.all_citizens()
     items = [RegisteredCitizen(c.id_number, data=c.to_dict()) for c in people]
     with ThreadPoolExecutor(max_workers=_WRITERS, thread_name_prefix="identity-seed") as pool:

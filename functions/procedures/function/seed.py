@@ -10,7 +10,6 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from lscloud import store
-from lscloud.store.blobs import BlobStore
 
 from . import catalogue, search, templates
 from .models import SNAPSHOT, TEMPLATE_PREFIX, CatalogueSnapshot, Procedure
@@ -42,13 +41,14 @@ def fingerprint() -> str:
 
 
 def seed(runtime) -> dict:
-    store.configure(runtime.objects, runtime.settings.bucket)
+    """Store the templates, the procedures and the snapshot in the store of ``runtime`` (installed by the
+    seed runner, or by the test calling this); return counts."""
     data, blobs = build_with_templates()
     fp = catalogue.digest(data)
     procedures = data["procedures"]
     english = {f["code"]: f["name_en"] for f in data["fields"]}
     index = [search.index_entry(p, english[p["field"]]) for p in procedures]
-    blob_store = BlobStore(runtime.objects, runtime.settings.bucket, prefix=TEMPLATE_PREFIX)
+    blob_store = store.blobs(TEMPLATE_PREFIX)
     with ThreadPoolExecutor(max_workers=_WRITERS, thread_name_prefix="procedures-seed") as pool:
         list(pool.map(lambda pdf: blob_store.put(pdf, templates.MEDIA_TYPE), blobs.values()))
         list(pool.map(lambda p: Procedure(p["code"], name=p["name"], field=p["field"], data=p).save(overwrite=True),

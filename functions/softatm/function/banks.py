@@ -18,19 +18,16 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from lscloud import errors
 from lscloud.store import ConditionalCheckFailed, DoesNotExist
 
 from .models import Bank
+from .refusals import BankExists, UnknownBank
+from .settings import Settings
 
 CODE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,30}$")
 DEFAULT_LIMITS = {"per_transaction_vnd": 20_000_000, "per_customer_day_vnd": 50_000_000}
 CACHE_S = 5.0
-
-
-class BankError(Exception):
-    def __init__(self, code: str, message: str, status: int = 409, field: str | None = None):
-        super().__init__(message)
-        self.code, self.status, self.field = code, status, field
 
 
 _kek_lock = threading.Lock()
@@ -38,7 +35,7 @@ _fernet: dict[str, Fernet] = {}
 
 
 def fernet(settings) -> Fernet:
-    raw = os.environ.get("SOFTATM_KEK", "").strip()
+    raw = Settings.of(settings).kek.strip()
     cache_key = raw or settings.state_dir
     f = _fernet.get(cache_key)
     if f is not None:
@@ -71,7 +68,7 @@ def fingerprint(secret: str) -> str:
 
 def _check_secret(secret, field: str) -> str:
     if not isinstance(secret, str) or len(secret) < 32 or len(secret) > 256:
-        raise BankError("validation-failed", "an HMAC key is 32-256 characters", 422, field)
+        raise errors.Invalid.at(field, "an HMAC key is 32-256 characters")
     return secret
 
 
@@ -86,7 +83,7 @@ def public(data: dict) -> dict:
 def register(settings, body: dict, at: str) -> dict:
     code = body["code"]
     if not CODE_RE.match(code):
-        raise BankError("validation-failed", "a bank code is 2-31 lowercase letters, digits or '-'", 422, "/code")
+        raise errors.Invalid.at("/code", "a bank code is 2-31 lowercase letters, digits or '-'")
     f = fernet(settings)
     keys = []
     for i, secret in enumerate(body["keys"]):
@@ -107,7 +104,8 @@ def register(settings, body: dict, at: str) -> dict:
             [k["fingerprint"] for k in existing["keys"]] == [k["fingerprint"] for k in keys]
         if same:
             return public(existing)  # a resend
-        raise BankError("bank-exists", f"bank {code!r} is already registered with other details") from None
+        raise BankExists(f"bank {code!r} is already registered with other details",
+                         detail_vi="Ngân hàng đã được đăng ký với thông tin khác.") from None
     _cache.clear()
     return public(data)
 
@@ -116,9 +114,8 @@ def upsert(settings, body: dict, at: str) -> dict:
     """Register, or replace a registration outright (seeding a test peer; never for real banks)."""
     try:
         return register(settings, body, at)
-    except BankError as exc:
-        if exc.code != "bank-exists":
-            raise
+    except BankExists:
+        pass
     Bank.get(body["code"]).delete()
     _cache.clear()
     return register(settings, body, at)
@@ -145,7 +142,7 @@ def get(code: str) -> dict:
     try:
         return Bank.get(code).data
     except (DoesNotExist, ValueError):
-        raise BankError("unknown-bank", f"no bank {code!r} is registered", 404) from None
+        raise UnknownBank(f"no bank {code!r} is registered", detail_vi="Ngân hàng này chưa được đăng ký.") from None
 
 
 def list_all() -> list[dict]:

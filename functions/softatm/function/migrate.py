@@ -13,7 +13,7 @@ from __future__ import annotations
 from lscloud.store import ConditionalCheckFailed, DoesNotExist
 
 from .models import CustomerDay, Transfer
-from .records import RETRIES, daily_key
+from .limits import daily_key
 
 
 def migrate(runtime) -> dict:
@@ -50,7 +50,7 @@ def _move(item: CustomerDay, report: dict) -> None:
         try:
             CustomerDay(target, used=used).save()   # create-only
         except ConditionalCheckFailed:
-            CustomerDay.update(target, None, merge, retries=RETRIES)
+            CustomerDay.update(target, None, merge)
         report["moved"] += 1
     else:
         report["emptied"] += 1

@@ -17,32 +17,44 @@ import csv
 import hashlib
 import io
 import json
+import re
+from datetime import date
 
-from lscloud import resends, runtime
+from lscloud import resends, store
 from lscloud.resends import IdReused
-from lscloud.store import BlobStore, ConditionalCheckFailed, DoesNotExist
+from lscloud.store import ConditionalCheckFailed, DoesNotExist
 
 from . import telemetry as tm
 from .models import BankSettled, Reconciliation, SettlementReport, Transfer
+from .refusals import BadDay
 from .transfers import COMMITTED, WITHDRAWAL, iso, local_day, now
 
 FIELDS = ("id", "kind", "point", "amount_vnd", "account", "phone", "committed_at", "bank_reference")
+DAY_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+BLOBS = "softatm-settlements"
+
+
+def check_day(text: str) -> str:
+    """``text`` if it is a real calendar day written YYYY-MM-DD (``2026-02-30`` is not), else BadDay."""
+    try:
+        if DAY_RE.fullmatch(text) and date.fromisoformat(text):
+            return text
+    except ValueError:
+        pass
+    raise BadDay()
 
 
 def committed(bank: str, day: str) -> list[dict]:
-    out, token = [], None
-    while True:
-        page = BankSettled.query(f"{bank}_{day}", limit=500, page_token=token)
-        for entry in page:
-            try:
-                doc = Transfer.get(entry.transfer_id).data
-            except DoesNotExist:
-                continue
-            if doc["state"] == COMMITTED and doc["bank"] == bank:
-                out.append(doc)
-        token = page.page_token
-        if not token:
-            return sorted(out, key=lambda d: (d["committed_at"], d["id"]))
+    """The bank's transfers committed on the local ``day``, in commit order."""
+    out = []
+    for entry in BankSettled.query_all(f"{bank}_{day}"):
+        try:
+            doc = Transfer.get(entry.transfer_id).data
+        except DoesNotExist:
+            continue
+        if doc["state"] == COMMITTED and doc["bank"] == bank:
+            out.append(doc)
+    return sorted(out, key=lambda d: (d["committed_at"], d["id"]))
 
 
 def report(bank: str, day: str) -> dict:
@@ -58,8 +70,7 @@ def report(bank: str, day: str) -> dict:
     rows = [{k: d.get(k) for k in FIELDS} for d in docs]
     body = {"bank": bank, "day": day, "final": final, "withdrawals_vnd": paid, "deposits_vnd": taken,
             "net_position_vnd": paid - taken, "count": len(rows), "transfers": rows}
-    rt = runtime.current()
-    blobs = BlobStore(rt.objects, rt.settings.bucket, prefix="softatm-settlements")
+    blobs = store.blobs(BLOBS)
     js = blobs.put(json.dumps(body, ensure_ascii=False, sort_keys=True).encode(), "application/json",
                    filename=f"settlement-{bank}-{day}.json")
     out = io.StringIO()
@@ -80,8 +91,7 @@ def report(bank: str, day: str) -> dict:
 
 
 def csv_bytes(data: dict) -> bytes:
-    rt = runtime.current()
-    return BlobStore(rt.objects, rt.settings.bucket, prefix="softatm-settlements").get(data["csv_sha256"])
+    return store.blobs(BLOBS).get(data["csv_sha256"])
 
 
 def reconcile(bank: str, rec_id: str, day: str, theirs: list[dict]) -> tuple[dict, bool]:

@@ -24,10 +24,9 @@ import httpx
 
 from lscloud import runtime
 from lscloud.auth import sign_request
-from lscloud.problems import Problem
-
 from . import banks, telemetry as tm
 from .models import Transfer
+from .refusals import BankRefused, BankUnavailable, BankUnreachable, NoSigningKey, TransferUnreadable, UnknownBank
 
 log = logging.getLogger("softatm.webhooks")
 TYPES = ("vn.langson.softatm.transfer.received.v1", "vn.langson.softatm.transfer.committed.v1",
@@ -56,16 +55,18 @@ def deliver(event: dict) -> None:
     try:
         doc = Transfer.get(tid).data
     except Exception:  # noqa: BLE001
-        raise Problem(503, "transfer-unavailable", "Transfer not readable yet", f"transfer {tid!r} not readable",
-                      headers={"Retry-After": "2"}) from None
+        raise TransferUnreadable(f"transfer {tid!r} not readable", retry_after_s=2) from None
     if doc.get("no_hold") and event["type"].endswith("aborted.v1"):
         return  # refused at admission: the bank never heard of it
     settings = runtime.current().settings
-    bank = banks.get(doc["bank"])
+    try:
+        bank = banks.get(doc["bank"])
+    except UnknownBank:  # not registered (yet, or being re-registered): retried, never dead-lettered
+        raise BankUnavailable(f"bank {doc['bank']!r} is not registered", retry_after_s=2) from None
     kid, secret = banks.signing_key(settings, bank)
     if not secret:
         tm.webhook(doc["bank"], "no_key")
-        raise Problem(422, "no-signing-key", "No key to sign with", f"bank {doc['bank']} has no usable key")
+        raise NoSigningKey(f"bank {doc['bank']} has no usable key")
     raw = json.dumps(body_for(event, doc), ensure_ascii=False, separators=(",", ":")).encode()
     url = bank["webhook_url"]
     u = urlparse(url)
@@ -78,22 +79,20 @@ def deliver(event: dict) -> None:
         resp = client().post(url, content=raw, headers=headers)
     except httpx.HTTPError as exc:
         tm.webhook(doc["bank"], "unreachable")
-        raise Problem(503, "bank-unreachable", "Bank unreachable", f"{doc['bank']}: {exc.__class__.__name__}",
-                      headers={"Retry-After": "2"}) from None
+        raise BankUnreachable(f"{doc['bank']}: {exc.__class__.__name__}", retry_after_s=2) from None
     if 200 <= resp.status_code < 300:
         tm.webhook(doc["bank"], "delivered")
         return
     if resp.status_code >= 500 or resp.status_code == 429:
         tm.webhook(doc["bank"], "retry")
-        raise Problem(503, "bank-unavailable", "Bank unavailable", f"{doc['bank']} answered {resp.status_code}",
-                      headers={"Retry-After": "2"})
+        raise BankUnavailable(f"{doc['bank']} answered {resp.status_code}", retry_after_s=2)
     tm.webhook(doc["bank"], "refused")
-    raise Problem(422, "bank-refused", "Bank refused the webhook", f"{doc['bank']} answered {resp.status_code}")
+    raise BankRefused(f"{doc['bank']} answered {resp.status_code}")
 
 
 def dead_letters(settings, limit: int = 100) -> list[dict]:
     """Webhooks the dispatcher gave up on (this function's dead letters), newest last."""
-    from lscloud.local.dispatcher import read_dlq
+    from lscloud.delivery import read_dlq
 
     out = []
     for record in read_dlq(settings, limit):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from lscloud.store.rekey import rekey
 
-from .sim import Account
+from .models import Account
 
 
 def migrate(runtime) -> dict:

@@ -8,32 +8,29 @@ gateway. Re-run whenever the keys or the gateway address change (that is the fin
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
-from pathlib import Path
+from datetime import datetime, timezone
 
-from lscloud import config, peers, store
-from lscloud.knative import load_function
+from lscloud import config, peers
 
-from . import sim
-
-SOFTATM = Path(__file__).resolve().parents[3] / "functions" / "softatm"
+from . import books, signing
 
 
 def fingerprint() -> str:
     s = config.load()
-    return hashlib.sha256(json.dumps([sim.keys(s.state_dir), peers.peer_url("softatm-bank-sim", s)]).encode()).hexdigest()
+    return hashlib.sha256(json.dumps([signing.keys(s.state_dir),
+                                      peers.peer_url("softatm-bank-sim", s)]).encode()).hexdigest()
 
 
 def seed(runtime) -> dict:
-    store.configure(runtime.objects, runtime.settings.bucket)
+    """Register the bank in the store of ``runtime`` (installed by the seed runner) and open its accounts."""
+    # a test peer may take this shortcut into the soft ATM's registry; a function never would
+    from functions.softatm.function import banks
+
     s = runtime.settings
-    banks = importlib.import_module(load_function(SOFTATM).__name__ + ".banks")
-    body = {"code": sim.CODE, "name": "Simulated bank (local cloud)", "keys": sim.keys(s.state_dir),
+    body = {"code": signing.CODE, "name": "Simulated bank (local cloud)", "keys": signing.keys(s.state_dir),
             "webhook_url": peers.peer_url("softatm-bank-sim", s) + "/webhooks",
             "limits": {"per_transaction_vnd": 50_000_000, "per_customer_day_vnd": 5_000_000_000}}
-    from datetime import datetime, timezone
-
     out = banks.upsert(s, body, datetime.now(timezone.utc).isoformat())
-    sim.open_accounts()
-    return {"bank": out["code"], "keys": [k["fingerprint"] for k in out["keys"]], "accounts": len(sim.ACCOUNTS)}
+    books.open_accounts()
+    return {"bank": out["code"], "keys": [k["fingerprint"] for k in out["keys"]], "accounts": len(books.ACCOUNTS)}

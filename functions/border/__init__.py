@@ -1,0 +1,1 @@
+"""The border function (see its func.yaml; the code is in function/)."""

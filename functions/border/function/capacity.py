@@ -1,0 +1,52 @@
+"""A gate's hourly capacity per flow: the directory's figure, or an operator's override kept here."""
+
+from __future__ import annotations
+
+from lscloud import errors, outbox
+from lscloud.store import DoesNotExist
+from lscloud.store.retry import DEFAULT
+
+from . import ledger, metrics, queue
+from .models import CapacityOverride
+
+
+def check_flow(flow: str) -> None:
+    if flow not in queue.FLOWS:
+        raise errors.Invalid.at("/flow", "flow is 'in' (China → Vietnam) or 'out' (Vietnam → China)")
+
+
+def override(gate_code: str, flow: str) -> int | None:
+    """The operator's override of ``flow`` at the gate, if any."""
+    try:
+        return int(CapacityOverride.get(gate_code, flow).per_hour)
+    except DoesNotExist:
+        return None
+
+
+def effective(gate: dict, flow: str) -> int:
+    """Trucks per hour now (the override, else the directory's figure); remembered for the gauge."""
+    per_hour = queue.capacity(gate, flow, override(gate["code"], flow))
+    metrics.capacity_seen(gate["code"], flow, per_hour)
+    return per_hour
+
+
+def set_override(gate_code: str, gate: dict, flow: str, per_hour: int, reason: str, by: str) -> dict:
+    """Store the override of ``flow`` at the gate (create, or replace under If-Match) and publish
+    ``capacity.overridden``; ``gate`` is the directory's record of it."""
+
+    def write() -> None:
+        try:
+            item = CapacityOverride.get(gate_code, flow)
+        except DoesNotExist:
+            item = CapacityOverride(gate_code, flow)
+        item.per_hour, item.reason, item.by = per_hour, reason, by
+        item.save()
+
+    DEFAULT.run(write)   # two operators at once: the second re-reads and writes after the first
+    metrics.capacity_seen(gate_code, flow, per_hour)
+    directory = queue.capacity(gate, flow)
+    outbox.publish([ledger.RECORDS.fact("capacity.overridden", {
+        "gate": gate_code, "flow": flow, "per_hour": per_hour, "reason": reason, "by": by,
+        "directory_per_hour": directory})])
+    return {"gate": gate_code, "flow": flow, "per_hour": per_hour, "directory_per_hour": directory,
+            "reason": reason, "by": by}

@@ -1,0 +1,143 @@
+"""What is done to a declaration outside the gate's queue and the agencies' steps: create it (a
+draft, or submitted, or submitted and booked, in one write), submit, cancel, grant the priority lane,
+attach a document.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from lscloud import errors, store
+from lscloud.aggregate import NoChange, Outcome, delete_quietly, save_quietly, side_pool
+from lscloud.statemachine import Actor, Transition, iso, now
+from lscloud.store import BlobRejected, ConditionalCheckFailed
+
+from . import booking, clearance, declarations, indexes, ledger, lifecycle, metrics, queueing, scopes
+from .ledger import RECORDS
+from .lifecycle import MACHINE
+from .models import Declaration, DeclarationCode
+
+ATTACHMENT_KINDS = ("invoice", "packing-list", "phytosanitary-certificate", "health-certificate", "other")
+CODE_TRIES = 8
+
+
+def _save_all(items) -> None:
+    list(side_pool().map(save_quietly, items))
+
+
+def normalised(body: dict, actor: Actor) -> dict:
+    """The declaration's document from its (schema-valid) body: every bad field at once (422)."""
+    doc = declarations.normalise(body, owner_tax_code=scopes.own_tax_code(actor))
+    doc["id"] = body["id"]
+    return doc
+
+
+def reserve_code(declaration_id: str) -> str:
+    """A free public code for the driver's lookup, claimed create-only."""
+    for _ in range(CODE_TRIES):
+        code = declarations.new_code()
+        try:
+            DeclarationCode(code, declaration_id=declaration_id).save()
+            return code
+        except ConditionalCheckFailed:
+            continue
+    raise ConditionalCheckFailed(f"no free declaration code after {CODE_TRIES} tries")
+
+
+def submit_doc(doc: dict, actor: Actor, at: datetime) -> Transition:
+    """Submit: customs' selectivity gives the first risk lane."""
+    t = lifecycle.apply(doc, "submit", actor, at=at)
+    lane, why = clearance.initial_lane(doc["goods"], doc["direction"])
+    doc["risk_lane"] = lane
+    doc["risk_lane_history"] = [{"from": None, "to": lane, "reason": f"selectivity: {why}", "by": "system", "at": iso(at)}]
+    return t
+
+
+def create(doc: dict, actor: Actor, *, submit: bool, slot_request: dict | None, gate: dict) -> Outcome:
+    """Store a new declaration (draft, or submitted, or submitted and queued in one write).
+
+    The code and the seat are claimed first; until the declaration itself is stored, any failure
+    (a full slot, a lost race, the store) gives both back, so a refused request leaves nothing.
+    """
+    if slot_request and not submit:
+        raise errors.Invalid.at("/booking", "a booking needs submit: true")
+    at = now()
+    doc["code"] = reserve_code(doc["id"])
+    doc.update(status="new", owner=actor.sub, created_at=iso(at))
+    item = Declaration(doc["id"], code=doc["code"], owner=actor.sub, data=doc)
+    try:
+        transitions = [MACHINE.apply(doc, "create", actor, at=at)]
+        if submit:
+            transitions.append(submit_doc(doc, actor, at))
+            if slot_request:
+                transitions.append(booking.book_doc(doc, actor, slot_request, gate, at))
+        out = RECORDS.create(item, transitions, conflict=errors.Conflict(
+            f"a declaration with id {doc['id']!r} already exists", detail_vi="Đã có tờ khai với mã này."))
+    except BaseException:
+        if not item.version:   # not stored: give the seat and the code back
+            indexes.release_seat(doc)
+            delete_quietly(DeclarationCode, doc["code"])
+        raise
+    _save_all(indexes.created(doc, at) + (indexes.submitted(doc) if submit else []))
+    return out
+
+
+def submit(declaration_id: str, actor: Actor) -> Outcome:
+    """Submit a draft: the agencies' work lists and the day's figures get it."""
+    at = now()
+    out = RECORDS.mutate(declaration_id, lambda doc: [submit_doc(doc, actor, at)])
+    _save_all(indexes.submitted(out.doc))
+    return out
+
+
+def cancel(declaration_id: str, actor: Actor, reason: str | None) -> Outcome:
+    """Cancel before the truck is called (the seat is freed with the other indexes)."""
+    at = now()
+    return RECORDS.mutate(declaration_id, lambda doc: [lifecycle.apply(doc, "cancel", actor, at=at, reason=reason)])
+
+
+def grant_priority(declaration_id: str, actor: Actor, category: str, reason: str) -> Outcome:
+    """The priority lane (perishable, emergency, diplomatic), with a reason; a truck in the yard
+    moves to the priority lane keeping its arrival time. Granted once."""
+    at = now()
+    grant = {"category": category, "reason": reason, "by": actor.sub, "at": iso(at)}
+
+    def op(doc):
+        if doc["status"] in lifecycle.TERMINAL or doc["status"] == "cleared":
+            raise MACHINE.illegal("grant_priority", doc["status"])
+        if doc.get("priority"):
+            raise NoChange()
+        doc["priority"] = grant
+        left = queueing.requeue_priority(doc)
+        return [], {"state": doc["status"], "left": left}
+
+    out = RECORDS.mutate(declaration_id, op, events_after=lambda doc, _: [ledger.fact(
+        "priority.granted", doc, grant, id=f"{doc['id']}.priority")])
+    if out.result:   # committed: an in_yard grant moved the truck from the normal to the priority lane
+        metrics.priority_granted(out.doc, category, out.result["state"])
+        if out.result["left"]:
+            queueing.leave_queue(out.doc, out.result["left"])
+        RECORDS.audit_only(out.item, "grant_priority", actor, at=at, details=grant, reason=reason)
+    return out
+
+
+def attach(declaration_id: str, actor: Actor, kind: str, data: bytes, media_type: str,
+           filename: str | None) -> Outcome:
+    """Store a document content-addressed, then list it on the declaration (once per content and kind)."""
+    try:
+        ref = store.blobs("border-attachments").put(data, media_type, filename)
+    except BlobRejected as exc:
+        raise errors.Invalid.at("", f"attachment refused: {exc.cause}") from None
+    entry = {"kind": kind, **ref.to_dict(), "added_by": actor.sub, "at": iso(now())}
+
+    def op(doc):
+        if doc["status"] in lifecycle.TERMINAL:
+            raise MACHINE.illegal("attach", doc["status"])
+        if any(a["sha256"] == ref.sha256 and a["kind"] == kind for a in doc["attachments"]):
+            raise NoChange()
+        doc["attachments"].append(entry)
+        return [], entry
+
+    out = RECORDS.mutate(declaration_id, op)
+    RECORDS.audit_only(out.item, "attach", actor, details={"kind": kind, "sha256": ref.sha256})
+    return out

@@ -1,0 +1,126 @@
+"""The declaration's other access paths, each a small create-only object beside the declaration:
+owner ("my declarations"), plate (device reads), day (figures), the agencies' work lists, and the
+keys of slot seats, the yard queue and calls.
+
+They are written after the declaration's committed write and dropped when the crossing ends;
+every reader checks the declaration itself, so an index is a way in, never the truth.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from lscloud import store
+from lscloud.aggregate import delete_quietly, micros
+from lscloud.statemachine import parse_iso
+from lscloud.store import InvalidKey, Model, keys
+
+from . import queue
+from .identifiers import plate_key
+from .models import CallEntry, DayIndex, OwnerIndex, PlateIndex, QueueEntry, SlotSeat, WorkItem
+
+log = logging.getLogger("border.indexes")
+
+
+def safe(part: str) -> str:
+    """A key part of letters, digits and ``_`` (gate codes and plates hold dashes and dots)."""
+    return "".join(c if c.isalnum() and c.isascii() else "_" for c in part)
+
+
+def queue_name(gate: str, flow: str) -> str:
+    return f"{gate}_{flow}"
+
+
+def seat_slot(gate: str, flow: str, slot: str) -> str:
+    return f"{gate}_{flow}_{slot}"
+
+
+def work_queue(gate: str, agency: str) -> str:
+    return f"{gate}_{agency}"
+
+
+def work_entry(doc: dict) -> str:
+    return f"{micros(parse_iso(doc['timestamps']['submitted'])):016d}_{safe(doc['id'])}"
+
+
+def plate_keys(doc: dict) -> list[str]:
+    v = doc["vehicle"]
+    return [plate_key(p) for p in (v["tractor_plate"], v.get("trailer_plate")) if p]
+
+
+def owner_keys(doc: dict) -> list[str]:
+    return [f"ent:{doc['owner']}", f"drv:{doc['driver']['id_number']}"]
+
+
+def range_keys(model: type[Model], hash_value: str, *, prefix: str = "", stop_at: str | None = None) -> list[str]:
+    """The range keys under one hash key of ``model``, in key order, starting with ``prefix`` and up
+    to (not including) ``stop_at``: a prefix listing, no GETs."""
+    objects, bucket = store.connection()
+    base = keys.hash_prefix(model.Meta.table, hash_value)
+    stop = None if stop_at is None else base + keys.encode_part(stop_at) + keys.SUFFIX
+    out = []
+    for o in objects.list(bucket, base + (keys.encode_part(prefix) if prefix else "")):
+        if stop is not None and o.key >= stop:
+            break
+        out.append(keys.decode_part(o.key[len(base):-len(keys.SUFFIX)]))
+    return out
+
+
+def hash_keys(model: type[Model]) -> set[str]:
+    """Every hash key of ``model`` that has an item (a listing of the table, no GETs)."""
+    objects, bucket = store.connection()
+    prefix = keys.table_prefix(model.Meta.table)
+    found = set()
+    for o in objects.list(bucket, prefix):
+        try:
+            found.add(keys.decode_part(o.key[len(prefix):].split("/", 1)[0]))
+        except InvalidKey:
+            continue   # not one of our keys
+    return found
+
+
+# -- writing -------------------------------------------------------------------------------------------
+
+def created(doc: dict, at) -> list[Model]:
+    """The indexes of a new declaration: its owners (enterprise and driver) and its plates."""
+    side: list[Model] = [OwnerIndex(k, f"{micros(at):016d}_{safe(doc['id'])}", declaration_id=doc["id"])
+                         for k in owner_keys(doc)]
+    return side + [PlateIndex(p, doc["id"]) for p in plate_keys(doc)]
+
+
+def submitted(doc: dict) -> list[Model]:
+    """The indexes of a submitted declaration: its day (figures) and each required agency's work list."""
+    day = parse_iso(doc["timestamps"]["submitted"]).astimezone(queue.TZ).date().isoformat()
+    out: list[Model] = [DayIndex(day, f"{safe(doc['gate'])}_{safe(doc['id'])}", declaration_id=doc["id"])]
+    summ = {"code": doc["code"], "direction": doc["direction"], "plate": doc["vehicle"]["tractor_plate"],
+            "submitted_at": doc["timestamps"]["submitted"], "risk_lane": doc.get("risk_lane")}
+    out += [WorkItem(work_queue(doc["gate"], r["agency"]), work_entry(doc), declaration_id=doc["id"], summary=summ)
+            for r in doc["required_agencies"]]
+    return out
+
+
+def release_seat(doc: dict) -> None:
+    """Give back the slot seat ``doc`` holds (a refused create, a cancelled crossing)."""
+    b = doc.get("booking") or {}
+    if b.get("seat") is not None:
+        delete_quietly(SlotSeat, seat_slot(doc["gate"], doc["flow"], b["slot"]), queue.seat_key(b["seat"]))
+
+
+def drop_finished(doc: dict) -> None:
+    """A finished crossing leaves the indexes that serve live work (its record and trail stay)."""
+    try:
+        for p in plate_keys(doc):
+            delete_quietly(PlateIndex, p, doc["id"])
+        if "submitted" in doc.get("timestamps", {}):   # a draft was never on a work list
+            for agency in [r["agency"] for r in doc.get("required_agencies", [])]:
+                delete_quietly(WorkItem, work_queue(doc["gate"], agency), work_entry(doc))
+        b = doc.get("booking") or {}
+        if b.get("queue_key"):
+            delete_quietly(QueueEntry, queue_name(doc["gate"], doc["flow"]), b["queue_key"])
+        if doc["status"] == "cancelled":
+            release_seat(doc)
+        c = doc.get("call") or {}
+        if c.get("key"):
+            delete_quietly(CallEntry, queue_name(doc["gate"], doc["flow"]), c["key"])
+    except Exception:  # noqa: BLE001 - indexes of a finished crossing; readers re-check state anyway
+        log.exception("cleanup of %s failed", doc.get("id"))

@@ -1,0 +1,53 @@
+"""The driver's lookup (public): a declaration found by its code and one of its plates, its status
+and queue position told in the driver's language (vi, zh or en), and nothing personal."""
+
+from __future__ import annotations
+
+from lscloud import errors
+from lscloud.statemachine import parse_iso
+from lscloud.store import DoesNotExist
+
+from . import declarations, i18n, indexes, queue
+from .identifiers import plate_key
+from .models import Declaration, DeclarationCode
+
+
+class LookupNotFound(errors.NotFound):
+    """No declaration with this code and plate, said in the asker's language (404)."""
+
+    def __init__(self, lang: str):
+        super().__init__(i18n.t("not_found", lang), detail_vi=i18n.t("not_found", "vi"),
+                         headers={"Content-Language": lang})
+        self.title, self.title_vi = i18n.t("not_found", "en"), i18n.t("not_found", "vi")
+
+
+def find(code: str, plate: str, lang: str) -> dict:
+    """The declaration with this code whose tractor or trailer plate is ``plate`` (else 404)."""
+    code = code.strip().upper()
+    doc = None
+    try:
+        if len(code) <= 20 and code.isalnum():
+            doc = Declaration.get(DeclarationCode.get(code).declaration_id).data
+    except DoesNotExist:
+        doc = None
+    if doc is None or plate_key(plate) not in indexes.plate_keys(doc):
+        raise LookupNotFound(lang)
+    return doc
+
+
+def answer(doc: dict, where: dict, lang: str) -> dict:
+    """What the driver reads: status, slot, queue position and why, the call's deadline."""
+    messages = [i18n.status(doc["status"], lang)]
+    if where["slot"]:
+        messages.append(i18n.t("slot", lang, slot=queue.slot_label(where["slot"])))
+    q = where["queue"]
+    if q:
+        messages.append(i18n.t("position", lang, position=q["position"], ahead=q["ahead"]))
+        if q["expected_wait_minutes"] is not None:
+            messages.append(i18n.t("wait", lang, minutes=q["expected_wait_minutes"]))
+        messages.append(i18n.t("why", lang))
+    if doc["status"] == "called" and doc.get("call"):
+        local = parse_iso(doc["call"]["deadline"]).astimezone(queue.TZ)
+        messages.append(i18n.t("deadline", lang, deadline=local.strftime("%H:%M")))
+    return {"language": lang, "declaration": declarations.for_driver(doc), "queue": q,
+            "status_text": messages[0], "messages": messages}

@@ -1,0 +1,212 @@
+"""The yard queue in the store: arrival (a queue entry whose key is the truck's place), calls with a
+deadline, missed calls swept back to the queue once, arrival at the gate; a truck's position and
+the public board.
+
+A queue entry's key is ``queue.queue_key(...)``: the store lists keys in order, so the queue's
+order is a listing. How many trucks wait and how many are ahead of one is asked in one place,
+:func:`waiting` / :func:`ahead_of` — today a listing of keys; the seam where a counted index kept
+on writes can take over.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from lscloud.aggregate import NoChange, Outcome, delete_quietly, micros
+from lscloud.statemachine import Actor, iso, now, parse_iso
+
+from . import capacity, gates, indexes, ledger, lifecycle, queue
+from .indexes import queue_name
+from .lifecycle import MACHINE
+from .models import CallEntry, QueueEntry
+
+FLOWS = queue.FLOWS
+
+
+# -- how many wait, and who is ahead -------------------------------------------------------------------
+
+def waiting(gate_code: str, flow: str) -> list[str]:
+    """The queue keys of the trucks waiting in the yard, in queue order."""
+    return indexes.range_keys(QueueEntry, queue_name(gate_code, flow))
+
+
+def ahead_of(gate_code: str, flow: str, key: str) -> list[str]:
+    """The queue keys before ``key``, in queue order."""
+    return indexes.range_keys(QueueEntry, queue_name(gate_code, flow), stop_at=key)
+
+
+def position(doc: dict, gate: dict) -> dict | None:
+    """Where an in-yard truck stands and why (None for a truck not in the yard queue)."""
+    key = (doc.get("booking") or {}).get("queue_key")
+    if doc["status"] != "in_yard" or not key:
+        return None
+    return queue.explain(key, ahead_of(doc["gate"], doc["flow"], key), capacity.effective(gate, doc["flow"]))
+
+
+def board(gate_code: str, gate: dict) -> dict:
+    """The public queue board: waiting trucks per flow and lane, calls out, expected wait."""
+    at = now()
+    flows = {}
+    for flow in FLOWS:
+        keys_ = waiting(gate_code, flow)
+        per_hour = capacity.effective(gate, flow)
+        prio = sum(1 for k in keys_ if k.startswith(queue.LANE_PRIORITY + "_"))
+        flows[flow] = {"waiting": len(keys_), "waiting_priority": prio, "waiting_normal": len(keys_) - prio,
+                       "called": CallEntry.count(queue_name(gate_code, flow)), "capacity_per_hour": per_hour,
+                       "expected_wait_minutes": queue.expected_wait_minutes(len(keys_), per_hour)}
+    slot = queue.slot_of(at)
+    return {"gate": gate_code, "name": gate.get("name"), "current_slot": slot, "open_now": queue.is_open(gate, slot),
+            "flows": flows, "at": iso(at)}
+
+
+def waiting_declarations(gate_code: str, flows=FLOWS, limit: int = 500) -> list[str]:
+    """The ids of the declarations waiting in the yard queue of ``flows`` (a traffic order's drivers)."""
+    ids = []
+    for flow in flows:
+        ids += [e.declaration_id for e in QueueEntry.query(queue_name(gate_code, flow), limit=limit)]
+    return ids
+
+
+# -- moving trucks -----------------------------------------------------------------------------------
+
+def enqueue(doc: dict, at: datetime) -> str:
+    """Put the truck in the yard queue (priority or normal lane) as arrived at ``at``; its key."""
+    lane = queue.LANE_PRIORITY if doc.get("priority") else queue.LANE_NORMAL
+    key = queue.queue_key(lane, doc["booking"]["slot"], at, doc["code"])
+    QueueEntry(queue_name(doc["gate"], doc["flow"]), key, declaration_id=doc["id"]).save()
+    return key
+
+
+def requeue_priority(doc: dict) -> str | None:
+    """After a priority grant, an in-yard truck joins the priority lane, keeping its arrival time;
+    returns the normal-lane key it leaves (to drop once the grant is committed)."""
+    old = (doc.get("booking") or {}).get("queue_key")
+    if doc["status"] == "in_yard" and old:
+        doc["booking"]["queue_key"] = enqueue(doc, queue.parse_key(old).arrival)
+        return old
+    return None
+
+
+def leave_queue(doc: dict, key: str) -> None:
+    delete_quietly(QueueEntry, queue_name(doc["gate"], doc["flow"]), key)
+
+
+def _may(doc: dict, action: str, actor: Actor, gate_code: str | None) -> None:
+    """``actor`` may take ``action`` now, and at this gate (a camera or operator of another gate may not)."""
+    lifecycle.check(doc, action, actor)
+    if gate_code and doc["gate"] != gate_code:
+        raise MACHINE.not_permitted(action, actor)
+
+
+def arrive(declaration_id: str, actor: Actor, gate_code: str | None = None) -> Outcome:
+    """A queued truck reached the waiting area (the yard operator, or the yard camera)."""
+    at = now()
+
+    def op(doc):
+        _may(doc, "arrive", actor, gate_code)
+        key = enqueue(doc, at)
+        doc["booking"]["queue_key"] = key
+        doc["booking"]["arrived_at"] = iso(at)
+        return [lifecycle.apply(doc, "arrive", actor, at=at, details={"queue_key": key})]
+
+    return ledger.RECORDS.mutate(declaration_id, op)
+
+
+def call_next(gate_code: str, flow: str, count: int, actor: Actor, minutes: int) -> list[Outcome]:
+    """Call the first ``count`` trucks of the yard queue (stale entries are dropped on the way)."""
+    called: list[Outcome] = []
+    qn = queue_name(gate_code, flow)
+    for entry in QueueEntry.query(qn, limit=max(count * 3, 10)):
+        if len(called) >= count:
+            break
+        at = now()
+        deadline = queue.call_deadline(at, minutes)
+        call_key = f"{micros(deadline):016d}_{entry.key.rsplit('_', 1)[-1]}"
+
+        def op(doc, entry=entry, at=at, deadline=deadline, call_key=call_key):
+            if doc["status"] != "in_yard" or doc.get("booking", {}).get("queue_key") != entry.key:
+                raise NoChange()
+            t = lifecycle.apply(doc, "call", actor, at=at, details={"deadline": iso(deadline)})
+            doc["call"] = {"called_at": iso(at), "deadline": iso(deadline), "key": call_key,
+                           "misses": (doc.get("call") or {}).get("misses", 0)}
+            doc["booking"]["queue_key"] = None
+            return [t]
+
+        out = ledger.RECORDS.mutate(entry.declaration_id, op)
+        if out.transitions:
+            CallEntry(qn, call_key, declaration_id=entry.declaration_id).save()
+            called.append(out)
+        delete_quietly(QueueEntry, qn, entry.key)
+    return called
+
+
+def sweep_calls(gate_code: str, flow: str, actor: Actor = lifecycle.SYSTEM) -> list[Outcome]:
+    """Trucks whose call deadline passed: back to the yard queue once, then expired."""
+    qn = queue_name(gate_code, flow)
+    out = []
+    at = now()
+    for entry in CallEntry.query(qn, range_between=(None, f"{micros(at):016d}")):
+        def op(doc, at=at):
+            c = doc.get("call") or {}
+            if doc["status"] != "called" or parse_iso(c["deadline"]) > at:
+                raise NoChange()
+            action = queue.after_missed_call(c.get("misses", 0))
+            c["misses"] = c.get("misses", 0) + 1
+            t = lifecycle.apply(doc, action, actor, at=at, reason="not at the gate within the call deadline",
+                                details={"deadline": c["deadline"], "misses": c["misses"]})
+            if action == "miss_call":
+                doc["booking"]["queue_key"] = enqueue(doc, at)
+            return [t]
+
+        outcome = ledger.RECORDS.mutate(entry.declaration_id, op)
+        delete_quietly(CallEntry, qn, entry.key)
+        if outcome.transitions:
+            out.append(outcome)
+    return out
+
+
+def sweep_gate(gate_code: str, actor: Actor = lifecycle.SYSTEM) -> list[Outcome]:
+    """Apply the missed call deadlines of one gate, both flows (``POST /v1/gates/{gate}/sweep``)."""
+    missed = []
+    for flow in FLOWS:
+        missed += sweep_calls(gate_code, flow, actor)
+    return missed
+
+
+def called_gates() -> list[str]:
+    """The gates with trucks under call now: a listing of the call table, no GETs (an entry lives
+    from the call until the truck reaches the gate or the sweep takes it)."""
+    gates = set()
+    for name in indexes.hash_keys(CallEntry):
+        gate, _, flow = name.rpartition("_")
+        if gate and flow in FLOWS:
+            gates.add(gate)
+    return sorted(gates)
+
+
+def sweep_all_gates(actor: Actor = lifecycle.SYSTEM) -> dict[str, list[Outcome]]:
+    """:func:`sweep_gate` for every gate with trucks under call (the clock's tick)."""
+    return {gate: sweep_gate(gate, actor) for gate in called_gates()}
+
+
+def reach_gate(declaration_id: str, actor: Actor, gate_code: str | None = None) -> Outcome:
+    """A called truck reached the gate within its deadline (the gate operator, or the gate camera)."""
+    at = now()
+
+    def op(doc):
+        _may(doc, "reach_gate", actor, gate_code)
+        return [lifecycle.apply(doc, "reach_gate", actor, at=at)]
+
+    out = ledger.RECORDS.mutate(declaration_id, op)
+    c = out.doc.get("call") or {}
+    if c.get("key"):
+        delete_quietly(CallEntry, queue_name(out.doc["gate"], out.doc["flow"]), c["key"])
+    return out
+
+
+def where(doc: dict, settings) -> dict:
+    """A truck's place: its slot, its call, and its position in the yard queue (asked of the
+    directory's gate only while it is in the yard)."""
+    pos = position(doc, gates.gate(settings, doc["gate"])) if doc["status"] == "in_yard" else None
+    return {"declaration_id": doc["id"], "code": doc["code"], "status": doc["status"],
+            "slot": (doc.get("booking") or {}).get("slot"), "call": doc.get("call"), "queue": pos}

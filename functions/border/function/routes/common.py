@@ -1,0 +1,50 @@
+"""What the border routes share: the caller as an actor, the directory's gate, the function's
+settings, a declaration answered with its version as the ETag, a page of items."""
+
+from __future__ import annotations
+
+from flask import current_app, jsonify
+
+from lscloud.aggregate import Outcome
+from lscloud.auth import principal
+from lscloud.context import app_state
+from lscloud.statemachine import Actor
+from lscloud.web import versioned_json
+
+from .. import gates, ledger, settings
+
+DECLARATION = "border/declaration.json"
+VERSIONED = {"ETag": "The declaration's version"}
+GATE_PATTERN = f"^{gates.CODE_RE.pattern}$"
+
+
+def actor() -> Actor:
+    return Actor.of(principal())
+
+
+def platform():
+    """The platform's settings of this app (peers, bucket …)."""
+    return app_state().settings
+
+
+def own() -> settings.Settings:
+    """The border function's own settings (checked at start)."""
+    return current_app.config["BORDER"]
+
+
+def gate(code: str) -> dict:
+    """The directory's road gate ``code`` (422 unknown-gate, 503 when the directory is away)."""
+    return gates.gate(platform(), code)
+
+
+def visible(declaration_id: str) -> Outcome:
+    """The declaration if the caller may see it, else 404."""
+    return Outcome(ledger.visible(declaration_id, actor()))
+
+
+def answer(out: Outcome, status: int = 200):
+    return versioned_json(ledger.view(out.doc), out.version, status)
+
+
+def page(items: list, next_page_token: str | None = None):
+    return jsonify({"items": items, "total": len(items), "next_page_token": next_page_token})

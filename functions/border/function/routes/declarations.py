@@ -1,0 +1,152 @@
+"""Declarations: create, list, read, and what the enterprise, the operators and the yard do to one."""
+
+from __future__ import annotations
+
+from flask import Blueprint, g, jsonify, request
+
+from lscloud.auth import allow
+from lscloud.idempotency import idempotent
+from lscloud.web import page_params, query_params, raw_body, responds, validate_body
+
+from .. import booking, declaring, ledger, queueing, scopes
+from .common import DECLARATION, VERSIONED, actor, answer, gate, page, platform, visible
+
+bp = Blueprint("declarations", __name__)
+
+
+def _id_of(body):
+    return body.get("id") if isinstance(body, dict) else None
+
+
+@bp.post("/v1/declarations")
+@allow("enterprise")
+@validate_body("border/declaration-create.json")
+@idempotent(key_from=_id_of)
+@responds(DECLARATION, status=201, headers=VERSIONED)
+def create_declaration():
+    """Create a declaration (draft, or submitted with `submit`, and booked with `booking`)."""
+    who = actor()
+    doc = declaring.normalised(g.body, who)
+    out = declaring.create(doc, who, submit=bool(g.body.get("submit")), slot_request=g.body.get("booking"),
+                           gate=gate(g.body["gate"]))
+    resp = answer(out, 201)
+    resp.headers["Location"] = f"/v1/declarations/{doc['id']}"
+    return resp
+
+
+@bp.get("/v1/declarations")
+@allow("enterprise", "driver")
+@responds(DECLARATION, page=True)
+@query_params(*page_params(default_limit=20))
+def list_declarations():
+    """Your own declarations (enterprise: yours; driver: those naming you), newest last."""
+    return page(*ledger.of_owner(actor(), g.query["limit"], g.query["page_token"] or None))
+
+
+@bp.get("/v1/declarations/<declaration_id>")
+@allow(*scopes.READERS)
+@responds(DECLARATION, headers=VERSIONED)
+def get_declaration(declaration_id: str):
+    """One declaration with what can happen next and who still has to decide."""
+    return answer(visible(declaration_id))
+
+
+@bp.post("/v1/declarations/<declaration_id>/submit")
+@allow("enterprise")
+@idempotent()
+@responds(DECLARATION)
+def submit_declaration(declaration_id: str):
+    """Submit a draft: agencies see it, customs' selectivity gives it a first risk lane."""
+    visible(declaration_id)
+    return answer(declaring.submit(declaration_id, actor()))
+
+
+@bp.post("/v1/declarations/<declaration_id>/booking")
+@allow("enterprise", "operator")
+@validate_body("border/booking.json")
+@idempotent()
+@responds(DECLARATION)
+def book_slot(declaration_id: str):
+    """Book a slot: living queue (first free hour) or a reservation of a chosen hour."""
+    decl = visible(declaration_id)
+    return answer(booking.book(declaration_id, actor(), g.body, gate(decl.doc["gate"])))
+
+
+@bp.post("/v1/declarations/<declaration_id>/cancel")
+@allow("enterprise", "operator")
+@validate_body("border/cancel.json", optional=True)
+@idempotent()
+@responds(DECLARATION)
+def cancel_declaration(declaration_id: str):
+    """Cancel before the truck is called (its seat is freed)."""
+    reason = g.body.get("reason")
+    visible(declaration_id)
+    return answer(declaring.cancel(declaration_id, actor(), reason))
+
+
+@bp.post("/v1/declarations/<declaration_id>/arrival")
+@allow("yard-operator")
+@idempotent()
+@responds(DECLARATION)
+def register_arrival(declaration_id: str):
+    """Register the truck's arrival in the waiting area (it joins the yard queue)."""
+    return _at_its_gate(declaration_id, queueing.arrive)
+
+
+@bp.post("/v1/declarations/<declaration_id>/at-gate")
+@allow("gate-operator")
+@idempotent()
+@responds(DECLARATION)
+def register_at_gate(declaration_id: str):
+    """Register that a called truck reached the gate within its deadline."""
+    return _at_its_gate(declaration_id, queueing.reach_gate)
+
+
+def _at_its_gate(declaration_id: str, move):
+    """A gate-bound operator's move, only at the declaration's own gate."""
+    decl, who = visible(declaration_id), actor()
+    scopes.at_gate(who, decl.doc["gate"])
+    return answer(move(declaration_id, who, decl.doc["gate"]))
+
+
+@bp.get("/v1/declarations/<declaration_id>/position")
+@allow(*scopes.READERS)
+@responds("border/position.json")
+def get_position(declaration_id: str):
+    """The truck's place in the yard queue and why it is there."""
+    return jsonify(queueing.where(visible(declaration_id).doc, platform()))
+
+
+@bp.post("/v1/declarations/<declaration_id>/priority")
+@allow("operator")
+@validate_body("border/priority.json")
+@idempotent()
+@responds(DECLARATION)
+def grant_priority(declaration_id: str):
+    """Grant the priority lane (perishable, emergency, diplomatic) with a reason."""
+    visible(declaration_id)
+    return answer(declaring.grant_priority(declaration_id, actor(), g.body["category"], g.body["reason"]))
+
+
+@bp.post("/v1/declarations/<declaration_id>/attachments")
+@allow("enterprise")
+@raw_body("application/pdf", "image/png", "image/jpeg")
+@query_params(("kind", "What the document is.", {"type": "string", "default": "other",
+                                                  "enum": list(declaring.ATTACHMENT_KINDS)}),
+              ("filename", "The original file name (shown to officers).", {"type": "string", "maxLength": 200}))
+@idempotent(required=False)
+@responds(DECLARATION, status=201)
+def add_attachment(declaration_id: str):
+    """Attach a document (PDF, PNG, JPEG; stored content-addressed in the object store)."""
+    visible(declaration_id)
+    return answer(declaring.attach(declaration_id, actor(), g.query["kind"], request.get_data(), request.mimetype,
+                                   g.query["filename"]), 201)
+
+
+@bp.get("/v1/declarations/<declaration_id>/audit")
+@allow("enterprise", "officer", "operator", "auditor")
+@responds("border/audit-entry.json", page=True)
+def get_audit(declaration_id: str):
+    """The declaration's audit trail: who, which agency, when, why — oldest first."""
+    visible(declaration_id)
+    return page(ledger.trail(declaration_id))

@@ -1,0 +1,77 @@
+"""A gate's queue at work: calls, the sweep of missed calls, capacity overrides, traffic orders."""
+
+from __future__ import annotations
+
+from flask import Blueprint, g, jsonify
+
+from lscloud.auth import allow
+from lscloud.idempotency import idempotent
+from lscloud.web import responds, validate_body
+
+from .. import capacity, queueing, scopes, traffic
+from .common import actor, gate, own
+
+bp = Blueprint("gates", __name__)
+
+
+def _id_of(body):
+    return body.get("id") if isinstance(body, dict) else None
+
+
+def _missed(outcomes) -> list[dict]:
+    return [{"declaration_id": o.doc["id"], "status": o.doc["status"]} for o in outcomes]
+
+
+@bp.post("/v1/gates/<gate_code>/calls")
+@allow("gate-operator")
+@validate_body("border/calls.json")
+@idempotent()
+@responds("border/calls-result.json")
+def call_trucks(gate_code: str):
+    """Call the next trucks of the yard queue (slot, then arrival); each gets a deadline."""
+    who, flow = actor(), g.body["flow"]
+    scopes.at_gate(who, gate_code)
+    gate(gate_code)
+    expired = queueing.sweep_calls(gate_code, flow, who)
+    called = queueing.call_next(gate_code, flow, g.body.get("count", 1), who, own().call_minutes)
+    return jsonify({"called": [{"declaration_id": o.doc["id"], "code": o.doc["code"],
+                                "plate": o.doc["vehicle"]["tractor_plate"], "deadline": o.doc["call"]["deadline"]}
+                               for o in called], "missed": _missed(expired)})
+
+
+@bp.post("/v1/gates/<gate_code>/sweep")
+@allow("gate-operator", "operator")
+@idempotent(required=False)
+@responds("border/calls-result.json")
+def sweep_missed_calls(gate_code: str):
+    """Apply missed call deadlines now (the platform clock's tick does it for every gate each minute)."""
+    who = actor()
+    scopes.at_gate(who, gate_code)
+    return jsonify({"called": [], "missed": _missed(queueing.sweep_gate(gate_code, who))})
+
+
+@bp.put("/v1/gates/<gate_code>/capacity/<flow>")
+@allow("gate-operator", "operator")
+@validate_body("border/capacity.json")
+@responds("border/capacity-result.json")
+def override_capacity(gate_code: str, flow: str):
+    """Override the hourly capacity of one direction (the directory's figure otherwise)."""
+    capacity.check_flow(flow)
+    who = actor()
+    scopes.at_gate(who, gate_code)
+    directory_gate = gate(gate_code)
+    return jsonify(capacity.set_override(gate_code, directory_gate, flow, g.body["per_hour"], g.body["reason"],
+                                         who.sub or "unknown"))
+
+
+@bp.post("/v1/traffic-orders")
+@allow("officer")
+@validate_body("border/traffic-order.json")
+@idempotent(key_from=_id_of)
+@responds("border/traffic-order-result.json", status=201)
+def issue_traffic_order():
+    """Traffic police issue a coordination order (lệnh điều tiết) to the drivers concerned."""
+    who = actor()
+    scopes.traffic_police(who)
+    gate(g.body["gate"])
+    return jsonify(traffic.issue(g.body, who)), 201

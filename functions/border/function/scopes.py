@@ -1,0 +1,102 @@
+"""Who sees which declaration and acts where, beyond the route's roles (``@allow``): ownership
+(enterprises, drivers), the gate in a token's ``unit`` (yard and gate operators, devices, officers
+posted at one gate) and the ``agency`` claim (an officer decides only their own agency's step).
+
+Plain Python over an :class:`~lscloud.statemachine.Actor`; each refusal is a 403 of its own type,
+never the door's ``forbidden``.
+"""
+
+from __future__ import annotations
+
+from lscloud import errors
+from lscloud.statemachine import Actor
+
+from . import clearance
+
+GATE_BOUND = frozenset({"yard-operator", "gate-operator", "device"})
+READERS = ("enterprise", "driver", "officer", "yard-operator", "gate-operator", "operator")
+
+
+class WrongGate(errors.Forbidden):
+    type = "wrong-gate"
+    title, title_vi = "Not your gate", "Không phải cửa khẩu của bạn"
+
+
+class NotYourStep(errors.Forbidden):
+    type = "not-your-step"
+    title, title_vi = "Not your agency's step", "Không phải bước của cơ quan bạn"
+
+
+class CustomsOnly(errors.Forbidden):
+    type = "customs-only"
+    title, title_vi = "Customs only", "Chỉ hải quan"
+
+
+class NoAgency(errors.Forbidden):
+    type = "no-agency"
+    title, title_vi = "No border agency", "Không có cơ quan"
+
+
+class TrafficPoliceOnly(errors.Forbidden):
+    type = "traffic-police-only"
+    title, title_vi = "Traffic police only", "Chỉ cảnh sát giao thông"
+
+
+def at_gate(actor: Actor, gate_code: str) -> None:
+    """Yard and gate operators and devices act only at the gate in their token's ``unit``; an
+    officer posted at a gate (``unit`` set) only there."""
+    bound = actor.kind in GATE_BOUND or actor.kind == "officer" and actor.unit
+    if bound and actor.unit != gate_code:
+        raise WrongGate(f"Your token is for gate {actor.unit!r}, not {gate_code!r}.",
+                        detail_vi="Mã xác thực không dành cho cửa khẩu này.")
+
+
+def can_see(actor: Actor, doc: dict) -> bool:
+    """Whether ``actor`` may see the declaration ``doc`` (a declaration they may not see is a 404)."""
+    if actor.kind == "enterprise":
+        return doc["owner"] == actor.sub
+    if actor.kind == "driver":
+        return doc["driver"]["id_number"] == (actor.sub or "").upper()
+    if actor.kind in ("yard-operator", "gate-operator"):
+        return doc["gate"] == actor.unit
+    if actor.kind == "officer":
+        return not actor.unit or doc["gate"] == actor.unit
+    return actor.kind in ("operator", "auditor")
+
+
+def owner_key(actor: Actor) -> str:
+    """The owner index an enterprise's or a driver's "my declarations" lists."""
+    return f"ent:{actor.sub}" if actor.kind == "enterprise" else f"drv:{(actor.sub or '').upper()}"
+
+
+def own_tax_code(actor: Actor) -> str | None:
+    """An enterprise token's subject when it is a tax code (declarations are made under it)."""
+    return actor.sub if actor.sub and actor.sub.replace("-", "").isdigit() else None
+
+
+def agency_step(actor: Actor, doc: dict) -> str:
+    """The officer's agency, if the declaration needs its decision."""
+    required = [r["agency"] for r in doc.get("required_agencies", [])]
+    if actor.agency not in required:
+        raise NotYourStep(f"Agency {actor.agency!r} has no step on this declaration (required: {', '.join(required)}).",
+                          detail_vi="Cơ quan của bạn không tham gia kiểm tra tờ khai này.")
+    return actor.agency
+
+
+def customs_only(actor: Actor, what: str) -> None:
+    if actor.agency != "customs":
+        raise CustomsOnly(f"Only customs may {what}.", detail_vi="Chỉ cơ quan hải quan được thực hiện thao tác này.")
+
+
+def border_agency(actor: Actor) -> str:
+    """The officer's border clearance agency (their work list is that agency's)."""
+    if actor.agency not in clearance.AGENCIES:
+        raise NoAgency("Your token names no border clearance agency.",
+                       detail_vi="Mã xác thực không gắn với cơ quan kiểm soát cửa khẩu.")
+    return actor.agency
+
+
+def traffic_police(actor: Actor) -> None:
+    if actor.agency != "traffic-police":
+        raise TrafficPoliceOnly("Only traffic police issue these orders.",
+                                detail_vi="Chỉ cảnh sát giao thông được ra lệnh điều tiết.")

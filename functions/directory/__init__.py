@@ -1,0 +1,1 @@
+"""The directory function (see its func.yaml; the code is in function/)."""

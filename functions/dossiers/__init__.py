@@ -1,0 +1,1 @@
+"""The dossiers function (see its func.yaml; the code is in function/)."""

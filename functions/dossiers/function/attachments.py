@@ -1,0 +1,64 @@
+"""A dossier's documents and its result: content-addressed blobs (sha256) under ``dossiers-files/``.
+
+A file is uploaded first (checked: size up to the blob limit, PDF / PNG / JPEG by its bytes) and
+then named by its sha256 in a submission, a supplement or a result; a reader of the dossier gets
+a short-lived download link.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from lscloud import errors, runtime, store
+from lscloud.statemachine import Actor, iso
+from lscloud.store import BlobRejected, BlobStore, DoesNotExist, InvalidKey
+
+PREFIX = "dossiers-files"
+TYPES = ("application/pdf", "image/png", "image/jpeg")
+
+
+def files() -> BlobStore:
+    return store.blobs(PREFIX, max_bytes=runtime.current().settings.blob_max_bytes, allowed_types=TYPES)
+
+
+def upload(data: bytes, media_type: str, filename: str | None) -> dict:
+    """Store an uploaded file (the same bytes twice: the same blob)."""
+    try:
+        ref = files().put(data, media_type, filename)
+    except BlobRejected as exc:
+        raise errors.Invalid.at("", f"file refused: {exc.cause}") from None
+    return {"sha256": ref.sha256, "size": ref.size, "media_type": ref.media_type, "filename": ref.filename}
+
+
+def refs(items: list[dict], base: str, procedure: dict | None, actor: Actor, at: datetime) -> list[dict]:
+    """The referenced files as the dossier keeps them; 422 naming every one never uploaded."""
+    names = {d["code"]: d for d in (procedure or {}).get("documents", [])}
+    blobs = files()
+    missing, out = [], []
+    for i, item in enumerate(items):
+        try:
+            head = blobs.objects.head(blobs.bucket, blobs.key_for(item["sha256"]))
+        except (DoesNotExist, InvalidKey):
+            missing.append(errors.field(f"{base}/{i}/sha256", "no uploaded file with this sha256: "
+                                                                "POST it to /v1/attachments first"))
+            continue
+        out.append({"code": item["code"], "name": names.get(item["code"], {}).get("name"),
+                    "sha256": item["sha256"].lower(), "size": head.size, "media_type": getattr(head, "content_type", None),
+                    "filename": item.get("filename"), "added_by": actor.sub, "added_at": iso(at)})
+    if missing:
+        message = f"{len(missing)} file(s) not found"
+        raise errors.Invalid(message, detail_vi=message, errors=missing)
+    return out
+
+
+def link(doc: dict, sha256: str) -> dict:
+    """A short-lived download link for one of the dossier's documents or its result."""
+    known = {d["sha256"]: d for d in doc["documents"]}
+    if doc.get("result"):
+        known[doc["result"]["sha256"]] = doc["result"]
+    entry = known.get(sha256.lower())
+    if entry is None:
+        raise errors.NotFound("The dossier has no file with this sha256.", detail_vi="Hồ sơ không có tệp này.")
+    ttl = runtime.current().settings.presign_ttl_s
+    url = files().presigned_url(sha256.lower(), ttl, filename=entry.get("filename"))
+    return {"sha256": sha256.lower(), "url": url, "expires_in_s": ttl}

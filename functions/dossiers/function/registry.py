@@ -1,0 +1,195 @@
+"""The dossiers in the store: one write path, the receipt codes, the indexes, and who sees what.
+
+Every change goes through :data:`RECORDS` (:class:`lscloud.aggregate.Aggregate`): read, apply one
+:mod:`.workflow` move to the fresh document, write it back under ``If-Match``; a lost race reads
+again and re-applies, so two officers acting at once never overwrite each other (the second one's
+action is re-checked against what the first did, and answers 409 if it no longer applies). Audit
+entries and events follow the committed write; the transitions counter and, once a dossier is
+finished, its indexes (:mod:`.models`) follow them.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import secrets
+from datetime import datetime
+
+from lscloud import errors
+from lscloud.aggregate import Aggregate, Outcome, delete_quietly, micros, save_quietly, side_pool
+from lscloud.query import QueryError
+from lscloud.statemachine import Actor, parse_iso
+from lscloud.store import ConditionalCheckFailed, DoesNotExist, InvalidKey
+from lscloud.workdays import TZ, Calendar
+
+from . import metrics, workflow
+from .models import AuditEntry, DayIndex, Dossier, DossierCode, OpenIndex, OwnerIndex, WorkIndex
+from .states import APPLICANTS, MACHINE
+
+log = logging.getLogger("dossiers.registry")
+SOURCE = "/dossiers"
+_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+_RECEIVED_RE = re.compile(r"_(\d{16})_")
+_POSITION_RE = re.compile(r"[0-9]{1,6}")   # "²".isdigit() is True, int("²") fails: ASCII digits only
+
+
+def safe(part: str) -> str:
+    return "".join(c if c.isascii() and c.isalnum() else "_" for c in part or "_")
+
+
+def summary(doc: dict) -> dict:
+    """What events carry: no personal data beyond the applicant's id for notifiers."""
+    step = workflow.active_step(doc)
+    return {"dossier_id": doc["id"], "code": doc["code"], "status": doc["status"],
+            "procedure": doc["procedure"]["code"], "agency": doc["agency"], "unit": doc["unit"],
+            "channel": doc["channel"], "owner": doc["owner"], "deadline": doc["deadline"],
+            "current_step": step["code"] if step else None, "current_agency": step["agency"] if step else None}
+
+
+def _counted(outcome: Outcome) -> None:
+    for t in outcome.transitions:
+        metrics.transition(t.fact, outcome.doc)
+
+
+def _finished(doc: dict) -> None:
+    """The stats read these indexes right after the answer: written before it."""
+    try:
+        day = parse_iso(doc["finished_at"]).astimezone(TZ).date().isoformat()
+        save_quietly(DayIndex(day, f"f_{safe(doc['id'])}", dossier_id=doc["id"]))
+        delete_quietly(OpenIndex, "open", doc["id"])
+    except Exception:  # noqa: BLE001 - indexes; stats re-check the document's state anyway
+        log.exception("finishing indexes of %s failed", doc.get("id"))
+
+
+RECORDS: Aggregate[Dossier] = Aggregate(Dossier, machine=MACHINE, source=SOURCE, audit=AuditEntry, summary=summary,
+                                        mirror=("code", "owner"), after_commit=_counted, on_terminal=_finished)
+
+
+# -- a new dossier --------------------------------------------------------------------------------
+
+def new_code(at: datetime) -> str:
+    """The receipt code: LS-<local yymmdd>-<6 characters>, unambiguous letters and digits."""
+    return f"LS-{at.astimezone(TZ):%y%m%d}-" + "".join(secrets.choice(_CODE_ALPHABET) for _ in range(6))
+
+
+def reserve_code(dossier_id: str, at: datetime) -> str:
+    for _ in range(8):
+        code = new_code(at)
+        if save_quietly(DossierCode(code, dossier_id=dossier_id)):
+            return code
+    raise ConditionalCheckFailed("no free dossier code after 8 tries")
+
+
+def work_keys(doc: dict) -> set[tuple[str, str]]:
+    return {(s["agency"], s.get("unit") or "_") for s in doc["steps"]}
+
+
+def create(doc: dict, actor: Actor, at: datetime, cal: Calendar) -> Outcome[Dossier]:
+    """Store a new dossier as received, then its indexes, audit entry and event."""
+    doc["code"] = reserve_code(doc["id"], at)
+    try:  # until the dossier is saved, any failure gives the claimed code back
+        t = workflow.receive(doc, actor, at, cal)
+        dossier = Dossier(doc["id"], code=doc["code"], status=doc["status"], owner=doc["owner"], data=doc)
+        dossier.save()
+    except BaseException as exc:
+        delete_quietly(DossierCode, doc["code"])
+        if isinstance(exc, ConditionalCheckFailed):
+            raise errors.Conflict(f"a dossier with id {doc['id']!r} already exists",
+                                  detail_vi=f"Đã có hồ sơ với mã {doc['id']!r}.") from None
+        raise
+    entry = f"{micros(at):016d}_{safe(doc['id'])}"
+    day = at.astimezone(TZ).date().isoformat()
+    side = [OwnerIndex(doc["owner"], entry, dossier_id=doc["id"]),
+            DayIndex(day, f"r_{safe(doc['id'])}", dossier_id=doc["id"]), OpenIndex("open", doc["id"])]
+    side += [WorkIndex(agency, f"{safe(unit)}_{entry}", dossier_id=doc["id"]) for agency, unit in sorted(work_keys(doc))]
+    list(side_pool().map(save_quietly, side))
+    outcome = Outcome(dossier, [t])
+    RECORDS.commit(outcome, [])
+    return outcome
+
+
+# -- who sees what -------------------------------------------------------------------------------------
+
+def can_see(doc: dict, actor: Actor) -> bool:
+    """Applicants their own dossiers; officers those with a step of their agency and unit;
+    supervisors their agency's; operators and auditors all."""
+    if actor.kind in APPLICANTS:
+        return doc["owner"] == actor.sub
+    if actor.kind == "officer":
+        return any(s["agency"] == actor.agency and (s.get("unit") is None or s["unit"] == actor.unit)
+                   for s in doc["steps"])
+    if actor.kind == "supervisor":
+        return doc["agency"] == actor.agency or any(s["agency"] == actor.agency for s in doc["steps"])
+    return actor.kind in ("operator", "auditor")
+
+
+def visible(dossier_id: str, actor: Actor) -> Dossier:
+    """The dossier if ``actor`` may see it, else the same 404 as for no dossier."""
+    return RECORDS.visible(dossier_id, lambda doc: can_see(doc, actor))
+
+
+def tracked(code: str, secret: str) -> dict:
+    """The dossier with receipt ``code`` if ``secret`` is its tracking secret; a wrong code and a
+    wrong secret answer the same 404."""
+    code, secret = code.strip().upper(), secret.strip().upper()
+    doc = None
+    try:
+        if len(code) <= 32:
+            doc = Dossier.get(DossierCode.get(code).dossier_id).data
+    except (DoesNotExist, InvalidKey):
+        doc = None
+    if doc is None or not hmac.compare_digest(doc.get("tracking_secret", "").encode(), secret.encode()):
+        raise errors.NotFound("No dossier with this code and secret.",
+                              detail_vi="Không có hồ sơ với mã và mã tra cứu này.")
+    return doc
+
+
+# -- reading many ----------------------------------------------------------------------------------------
+
+def get_many(ids: list[str]) -> list[dict]:
+    def one(i):
+        try:
+            return Dossier.get(i).data
+        except DoesNotExist:
+            return None
+
+    return [d for d in side_pool().map(one, ids) if d is not None]
+
+
+def open_ids() -> list[str]:
+    """Every dossier not finished yet (a query without a limit reads every page)."""
+    return [e.dossier_id for e in OpenIndex.query("open")]
+
+
+def listing(actor: Actor, limit: int, token: str | None, status: str | None) -> tuple[list[dict], str | None]:
+    """One page of the dossiers ``actor`` works with (applicants: their own; officers: their unit's,
+    oldest first; supervisors: their agency's) and the next page's token."""
+    try:
+        if actor.kind in APPLICANTS:
+            page = OwnerIndex.query(actor.sub, limit=limit, page_token=token)
+        elif actor.kind == "officer":
+            return _officer_page(actor, limit, token, status)
+        else:
+            page = WorkIndex.query(actor.agency or "-", limit=limit, page_token=token)
+    except InvalidKey:
+        raise QueryError("page_token", "page_token is not one this list issued") from None
+    return _docs(list(page), actor, status), page.page_token
+
+
+def _officer_page(actor: Actor, limit: int, token: str | None, status: str | None):
+    # the unit's entries and the agency-wide ones (steps without a unit), merged by receipt time;
+    # the page token is a position in that merge
+    if token and not _POSITION_RE.fullmatch(token):
+        raise QueryError("page_token", "page_token is not one this list issued")
+    pages = [WorkIndex.query(actor.agency or "-", range_prefix=f"{safe(actor.unit or '-')}_", limit=100),
+             WorkIndex.query(actor.agency or "-", range_prefix="__", limit=100)]
+    entries = sorted((e for pg in pages for e in pg), key=lambda e: _RECEIVED_RE.search(e.entry).group(1))
+    start = int(token) if token else 0
+    chosen = entries[start:start + limit]
+    return _docs(chosen, actor, status), (str(start + limit) if start + limit < len(entries) else None)
+
+
+def _docs(entries: list, actor: Actor, status: str | None) -> list[dict]:
+    ids = list(dict.fromkeys(e.dossier_id for e in entries))
+    return [d for d in get_many(ids) if can_see(d, actor) and (not status or d["status"] == status)]

@@ -1,0 +1,35 @@
+"""Files: upload a document before naming it in a dossier; a download link for a dossier's file."""
+
+from __future__ import annotations
+
+from flask import Blueprint, g, jsonify, request
+
+from lscloud.auth import allow, principal
+from lscloud.idempotency import idempotent
+from lscloud.statemachine import Actor
+from lscloud.web import body_limit, query_params, raw_body, responds
+
+from .. import attachments, registry
+from .answers import READERS
+
+bp = Blueprint("files", __name__)
+
+
+@bp.post("/v1/attachments")
+@allow("citizen", "enterprise", "officer")
+@raw_body(*attachments.TYPES)
+@body_limit("blob_max_bytes")  # files up to the blob limit, not the JSON limit
+@query_params(("filename", "The original file name.", {"type": "string", "maxLength": 200}))
+@idempotent(required=False)
+@responds("dossiers/attachment.json", status=201)
+def upload_attachment():
+    """Upload a document (PDF, PNG, JPEG); reference it by sha256 in a dossier or a supplement."""
+    return jsonify(attachments.upload(request.get_data(), request.mimetype, g.query["filename"])), 201
+
+
+@bp.get("/v1/dossiers/<dossier_id>/files/<sha256>")
+@allow(*READERS)
+@responds("dossiers/file-link.json")
+def file_link(dossier_id: str, sha256: str):
+    """A short-lived download link for one of the dossier's documents or its result."""
+    return jsonify(attachments.link(registry.visible(dossier_id, Actor.of(principal())).data, sha256))

@@ -1,0 +1,70 @@
+"""Reading: the dossiers a caller works with, one dossier, its receipt and audit trail, and the
+public tracking by receipt code and secret."""
+
+from __future__ import annotations
+
+from flask import Blueprint, g, jsonify
+
+from lscloud.auth import allow, principal
+from lscloud.query import Param
+from lscloud.statemachine import Actor, now
+from lscloud.web import page_params, query_params, responds
+
+from .. import registry, views
+from ..states import STATES
+from . import answers
+from .answers import ETAG, READERS
+
+bp = Blueprint("reading", __name__)
+_RECEIPT_FIELD = {"type": "string", "minLength": 1, "maxLength": 32}
+
+
+@bp.get("/v1/dossiers")
+@allow("citizen", "enterprise", "officer", "supervisor")
+@responds("dossiers/dossier.json", page=True)
+@query_params(*page_params(default_limit=20),
+              ("status", "Only dossiers in this state.", {"type": "string", "enum": list(STATES)}))
+def list_dossiers():
+    """Your dossiers (citizen, business), your unit's (officer), your agency's (supervisor)."""
+    actor, at = Actor.of(principal()), now()
+    docs, next_token = registry.listing(actor, g.query["limit"], g.query["page_token"] or None, g.query["status"])
+    items = [views.dossier(d, actor, at) for d in docs]
+    return jsonify({"items": items, "total": len(items), "next_page_token": next_token})
+
+
+@bp.get("/v1/dossiers/<dossier_id>")
+@allow(*READERS)
+@responds("dossiers/dossier.json", headers=ETAG)
+def get_dossier(dossier_id: str):
+    """One dossier: state, steps with their deadlines, pauses, the clock, what can happen next."""
+    return answers.dossier(registry.visible(dossier_id, Actor.of(principal())))
+
+
+@bp.get("/v1/dossiers/<dossier_id>/receipt")
+@allow(*READERS)
+@responds("dossiers/receipt.json")
+def get_receipt(dossier_id: str):
+    """The receipt (giấy tiếp nhận và hẹn trả kết quả): code, appointment, documents, fees."""
+    actor = Actor.of(principal())
+    return jsonify(views.receipt_for(registry.visible(dossier_id, actor).data, actor))
+
+
+@bp.get("/v1/dossiers/<dossier_id>/audit")
+@allow(*READERS)
+@responds("dossiers/audit-entry.json", page=True)
+def get_audit(dossier_id: str):
+    """The audit trail: every transition and change, who (agency, unit), when and why."""
+    registry.visible(dossier_id, Actor.of(principal()))
+    items = registry.RECORDS.trail(dossier_id)
+    return jsonify({"items": items, "total": len(items), "next_page_token": None})
+
+
+@bp.get("/v1/track")
+@allow("public")
+@responds("dossiers/track.json")
+@query_params(Param("code", "The dossier code on the receipt (e.g. LS-261122-7K3QZP).", _RECEIPT_FIELD, required=True),
+              Param("secret", "The tracking secret printed on the receipt.", _RECEIPT_FIELD, required=True))
+def track():
+    """Public tracking by receipt code + tracking secret: state, appointment, current step, what is
+    missing. No personal data. A wrong code or secret answers the same 404."""
+    return jsonify(views.track(registry.tracked(g.query["code"], g.query["secret"]), now()))

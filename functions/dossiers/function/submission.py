@@ -1,0 +1,82 @@
+"""A dossier submitted and received: the checks a receiving clerk makes, then the receipt.
+
+In order: who applies and through which channel (:mod:`.applicants`); the procedure and the
+commune from the catalogue (:mod:`.catalog`); the procedure's required documents, each an uploaded
+file (:mod:`.attachments`); the steps assigned to agencies and units, and — at the counter — that
+the officer belongs to the unit that receives this procedure; the fees, and the agency that decides
+(the commune's People's Committee for a commune procedure). Then the dossier is stored as received
+with its receipt code, appointment date and tracking secret (:func:`.registry.create`).
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from lscloud import errors, workdays
+from lscloud.aggregate import Outcome
+from lscloud.statemachine import Actor, iso, now
+
+from . import applicants, attachments, registry, workflow
+from .catalog import Catalog
+from .models import Dossier
+
+# what a dossier keeps of its procedure: the catalogue may change, the dossier's terms do not
+PROCEDURE_FIELDS = ("code", "name", "name_en", "field", "level", "agency", "online_mode", "processing_days",
+                    "same_day_cutoff", "national_code")
+
+
+class DocumentsMissing(errors.Invalid):
+    type = "documents-missing"
+    title, title_vi = "Documents missing", "Thiếu giấy tờ"
+
+
+class NotYourCounter(errors.Forbidden):
+    type = "not-your-counter"
+    title, title_vi = "Not your counter", "Không phải bộ phận tiếp nhận của bạn"
+
+
+def fees(procedure: dict) -> list[dict]:
+    return [{"name": f["name"], "amount_vnd": int(f["amount_vnd"])} for f in procedure.get("fees", [])]
+
+
+def deciding_agency(procedure: dict, unit_code: str) -> str:
+    """The agency that decides: the commune's People's Committee for a commune procedure."""
+    return f"ubnd-{unit_code}" if procedure["agency"] == "ubnd-xa" else procedure["agency"]
+
+
+def check_documents(procedure: dict, documents: list[dict]) -> None:
+    missing = workflow.check_documents(procedure, documents)
+    if missing:
+        raise DocumentsMissing(f"{len(missing)} document problem(s): " + "; ".join(e["message"] for e in missing),
+                               detail_vi="Hồ sơ thiếu giấy tờ bắt buộc: "
+                                         + "; ".join(e.get("name") or e["message"] for e in missing),
+                               errors=missing)
+
+
+def check_counter(steps: list[dict], actor: Actor) -> None:
+    """An officer receives at the counter only the procedures their unit receives (the first step)."""
+    if actor.kind == "officer" and not workflow.assigned_to(steps[0], actor):
+        raise NotYourCounter(f"This procedure is received by {steps[0]['agency']}"
+                             + (f" (unit {steps[0]['unit']})" if steps[0].get("unit") else "") + ".",
+                             detail_vi="Thủ tục này do cơ quan khác tiếp nhận.")
+
+
+def submit(body: dict, actor: Actor, catalog: Catalog) -> Outcome[Dossier]:
+    """Check and receive the dossier ``body`` (dossier-create.json) submitted by ``actor``."""
+    channel, applicant = applicants.resolve(actor, body)
+    procedure = catalog.procedure(body["procedure"])
+    unit = catalog.unit(body["unit"])
+    check_documents(procedure, body["documents"])
+    documents = attachments.refs(body["documents"], "/documents", procedure, actor, now())
+    steps = workflow.plan_steps(procedure, unit["code"], catalog.agency_units(procedure))
+    check_counter(steps, actor)
+    charged = fees(procedure)
+    doc = {"id": body["id"], "procedure": {k: procedure.get(k) for k in PROCEDURE_FIELDS},
+           "agency": deciding_agency(procedure, unit["code"]), "unit": unit["code"], "unit_name": unit.get("name"),
+           "channel": channel, "applicant": applicant, "owner": applicants.owner(applicant),
+           "documents": documents, "fees": charged, "fee_total_vnd": sum(f["amount_vnd"] for f in charged),
+           "fees_paid": bool(body.get("fees_paid", False)), "note": body.get("note"),
+           "received_by": {"sub": actor.sub, "agency": actor.agency, "unit": actor.unit}
+           if actor.kind == "officer" else None,
+           "steps": steps, "tracking_secret": secrets.token_hex(4).upper(), "created_at": iso(now())}
+    return registry.create(doc, actor, now(), workdays.load())

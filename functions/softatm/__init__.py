@@ -1,0 +1,1 @@
+"""The softatm function (see its func.yaml; the code is in function/)."""

@@ -1,0 +1,88 @@
+"""What tellers, operators and banks do to a transfer once it exists: reserve, confirm, commit,
+reject, abort — each checked by the state machine, written once under If-Match, resend-safe —
+and reading it, with the lazy checks (expiry, consequences a crash left undone)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from lscloud.aggregate import NoChange
+from lscloud.statemachine import Actor
+
+from . import telemetry as tm
+from .admission import resend
+from .consequences import settle, settle_quietly
+from .documents import TRANSFERS
+from .refusals import Expired, NotReady
+from .transfers import ABORTED, COMMITTED, FINAL, MACHINE, RECEIVED, RESERVED, expired, iso, now
+
+log = logging.getLogger("softatm.actions")
+
+
+def act(tid: str, action: str, req: dict, actor: Actor, *, visible: Callable[[dict], bool],
+        reason: str | None = None, bank_reference: str | None = None) -> tuple[dict, bool]:
+    """Apply ``action`` (reserve, reject, confirm, commit, abort) with resend detection; (doc, replayed).
+
+    A transfer ``visible`` does not admit is the same 404 as none at all."""
+    doc = TRANSFERS.visible(tid, visible).data
+    if action in doc["requests"]:
+        return resend(doc, action, req), True
+    if not doc["admitted"] and doc["state"] == RECEIVED:
+        raise NotReady()
+    if expired(doc, now()):
+        expire(tid)
+
+    def change(d):
+        if action in d["requests"]:
+            raise NoChange  # a resend that raced the first request
+        if expired(d, now()):
+            raise Expired(d["state"])
+        at = now()
+        t = MACHINE.apply(d, action, actor, at=at, reason=reason)
+        d["requests"][action] = req
+        if t.target == RESERVED:
+            d["reserved_at"] = iso(at)
+            d["bank_reference"] = bank_reference
+        elif t.target == COMMITTED:
+            d["committed_at"] = iso(at)
+            if bank_reference:
+                d["bank_reference"] = bank_reference
+        elif t.target == ABORTED:
+            d["aborted_at"], d["abort_reason"] = iso(at), reason or action
+        return [t]
+
+    out = TRANSFERS.mutate(tid, change)
+    if not out.changed:
+        return resend(out.doc, action, req), True
+    tm.transfer(out.doc["kind"], out.doc["state"])
+    return settle_quietly(tid), False
+
+
+def expire(tid: str) -> dict:
+    """Abort an admitted transfer past its expiry (the bank never answered), then settle it."""
+    def change(d):
+        if not (expired(d, now()) and d["admitted"]):
+            raise NoChange
+        at = now()
+        t = MACHINE.apply(d, "expire", MACHINE.system, at=at, reason="expired")
+        d.update(aborted_at=iso(at), abort_reason="expired")
+        return [t]
+
+    out = TRANSFERS.mutate(tid, change)
+    if out.changed:
+        tm.transfer(out.doc["kind"], "expired")
+    return settle(tid)
+
+
+def read(tid: str, visible: Callable[[dict], bool]) -> dict:
+    """The transfer if ``visible`` admits it (else 404), after the lazy checks."""
+    doc = TRANSFERS.visible(tid, visible).data
+    if doc["admitted"] and expired(doc, now()):
+        return expire(tid)
+    if doc["notified"] != doc["state"] and (doc["admitted"] or doc["state"] in FINAL):
+        try:
+            return settle(tid)
+        except Exception:  # noqa: BLE001 - a read never fails on a repair; the sweep retries
+            log.warning("settle of %s on read failed", tid, exc_info=True)
+    return doc

@@ -1,0 +1,150 @@
+"""A transfer comes in: created once, then admitted — the daily limit counted and, for a
+withdrawal, the cash set aside with a ``hold`` — before anyone else hears of it.
+
+The admitting run holds a fence (``admit_by``): it never appends the hold after that time, and
+nobody else declares the transfer unadmitted before ``admit_by`` + :data:`GRACE_S`; after that
+the sweep decides from the journal (:func:`decide_unadmitted`). A create with an id already used
+is a resend: the same body gets the first answer again, another body a 409 naming the fields
+that differ, never their values (:func:`resend`).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from lscloud import errors
+from lscloud.aggregate import NoChange, save_quietly
+from lscloud.resends import IdReused, changed_fields
+from lscloud.statemachine import Actor
+from lscloud.store import DoesNotExist
+
+from . import banks, journal, ledger, limits, settings, telemetry as tm
+from .consequences import settle, settle_quietly
+from .documents import TRANSFERS, index_day, open_key
+from .models import OpenTransfer, Transfer
+from .refusals import ADMISSION, TransactionLimit
+from .transfers import DEPOSIT, MACHINE, RECEIVED, WITHDRAWAL, iso, local_day, now, parse_iso, view
+
+log = logging.getLogger("softatm.admission")
+
+GRACE_S = 10.0
+"""How long past a run's fence the sweep waits before it decides for it."""
+
+
+class _Taken(errors.Conflict):
+    """The id was taken between our read and our create: a concurrent first send."""
+
+
+def receive(req: dict, point: dict, actor: Actor) -> tuple[dict, bool]:
+    """A teller's create (``req`` normalised): checked against the bank's limit, created and admitted
+    (or found again); returns (doc, replayed). A transfer refused at admission raises its refusal,
+    to the first send and to every resend alike."""
+    bank = banks.get(req["bank"])
+    limit = int(bank["limits"]["per_transaction_vnd"])
+    if req["amount_vnd"] > limit:
+        raise TransactionLimit(req["bank"], limit)
+    doc, replayed = create(req, point=point, bank=bank, actor=actor)
+    if doc["point"] != point["code"]:
+        raise IdReused(["/id"], key=req["id"], detail="This id belongs to a transfer at another point.",
+                       message="used by a transfer at another point",
+                       message_vi="đã được dùng cho giao dịch ở điểm khác")
+    refused = (doc.get("answers") or {}).get("create", {}).get("problem")
+    if refused:
+        raise ADMISSION[refused](view(doc), replayed=replayed)
+    return doc, replayed
+
+
+def create(req: dict, *, point: dict, bank: dict, actor: Actor) -> tuple[dict, bool]:
+    """Create (or find again) the transfer ``req``; returns (doc, replayed). Admission follows."""
+    tid = req["id"]
+    try:
+        return resend(Transfer.get(tid).data, "create", req), True
+    except DoesNotExist:
+        pass
+    at, cfg = now(), settings.current()
+    doc = {**req, "state": "new", "point": point["code"], "unit_code": point.get("unit_code"),
+           "created_at": iso(at), "day": local_day(at), "expires_at": iso(at + timedelta(seconds=cfg.expiry_s)),
+           "admit_by": iso(at + timedelta(seconds=cfg.admit_window_s)), "admitted": False, "no_hold": False,
+           "journal_from": journal.head(point["code"]).seq, "notified": None, "requests": {"create": req},
+           "answers": {}, "limits": dict(bank["limits"]), "reserved_at": None, "committed_at": None,
+           "aborted_at": None, "abort_reason": None, "bank_reference": None}
+    received = MACHINE.apply(doc, "receive", actor, at=at)
+    save_quietly(OpenTransfer("open", open_key(doc), transfer_id=tid))   # first: the sweep finds it whatever happens
+    try:
+        TRANSFERS.create(Transfer(tid, data=doc), [received], conflict=_Taken())
+    except _Taken:
+        return resend(Transfer.get(tid).data, "create", req), True
+    tm.transfer(doc["kind"], "created")
+    return admit(tid), False
+
+
+def resend(doc: dict, action: str, req: dict) -> dict:
+    """The transfer again for a resend of ``action``; another body is refused naming fields, never values
+    (the first request may be another teller's customer)."""
+    diff = changed_fields(doc["requests"].get(action), req)
+    if diff:
+        raise IdReused(diff, key=doc["id"])
+    return doc
+
+
+def admit(tid: str) -> dict:
+    """Count the daily limit and set the cash aside (withdrawals), within the admission fence."""
+    doc = Transfer.get(tid).data
+    if doc["admitted"] or doc["state"] != RECEIVED:
+        return settle(tid)
+    if now() > parse_iso(doc["admit_by"]):
+        return settle(tid)  # too late for us: the sweep decides from the journal
+    reason = None if limits.count(doc) else "daily-limit"
+    if reason is None and doc["kind"] == WITHDRAWAL:
+        if now() > parse_iso(doc["admit_by"]):
+            return settle(tid)
+        try:
+            journal.move("hold", doc["point"], doc["amount_vnd"], ref=tid, bank=doc["bank"],
+                         since_seq=doc["journal_from"])
+        except ledger.Insufficient as exc:
+            reason = "insufficient-float"
+            log.info("withdrawal %s refused: %s", tid, exc)
+    if reason is None:
+        _mark_admitted(doc)
+    else:
+        _refuse(tid, reason)
+    return settle_quietly(tid)
+
+
+def decide_unadmitted(doc: dict) -> None:
+    """After the fence: the journal says whether the hold happened (withdrawals); decide accordingly."""
+    held = doc["kind"] == DEPOSIT
+    if doc["kind"] == WITHDRAWAL:
+        held = ledger.find(journal.JOURNAL, doc["point"], f"{doc['id']}:hold", doc["journal_from"],
+                           journal.head(doc["point"])) is not None
+    if held:
+        limits.count(doc)
+        _mark_admitted(doc)
+    else:
+        _refuse(doc["id"], "not-admitted")
+    settle(doc["id"])
+
+
+def _mark_admitted(doc: dict) -> None:
+    def mark(d):
+        if d["state"] != RECEIVED or d["admitted"]:
+            raise NoChange
+        d["admitted"] = True
+        return [], True
+
+    TRANSFERS.mutate(doc["id"], mark)
+    index_day(doc)
+
+
+def _refuse(tid: str, reason: str) -> None:
+    def refuse(d):
+        if d["state"] != RECEIVED or d["admitted"]:
+            raise NoChange
+        at = now()
+        t = MACHINE.apply(d, "refuse", MACHINE.system, at=at, reason=reason)
+        d.update(aborted_at=iso(at), abort_reason=reason, no_hold=True)
+        d["answers"]["create"] = {"problem": reason}
+        return [t]
+
+    TRANSFERS.mutate(tid, refuse)

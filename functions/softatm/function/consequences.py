@@ -1,0 +1,96 @@
+"""What a transfer's state implies, brought into being after the decision: the seam between the
+document that decides and everything that follows it.
+
+The document is written first (under If-Match, so a transition happens once); then
+:func:`settle` makes the ledger, the daily counters, the indexes and the events match its state,
+and records ``notified = state``. Each consequence is repeat-safe (movements and index entries
+are create-only with ids derived from the transfer, events have per-state ids), so settle may run
+any number of times: after every transition, on a read that finds it undone (a crash, NATS down),
+and from the sweep. The event is published after the movements, so a bank never hears of a
+withdrawal whose cash is not yet set aside.
+
+Everything that follows a decision goes through :func:`settle` (and :func:`settle_quietly` after a
+committed decision); nothing else writes ``notified``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from lscloud import errors
+from lscloud.aggregate import NoChange, delete_quietly, save_quietly
+from lscloud.store import ConditionalCheckFailed, DoesNotExist
+from lscloud.store.retry import DEFAULT, Backoff
+
+from . import journal, limits
+from .documents import TRANSFERS, fact, index_day, open_key, publish
+from .models import BankSettled, OpenTransfer, Transfer
+from .refusals import KeptChanging
+from .transfers import ABORTED, COMMITTED, DEPOSIT, FINAL, RECEIVED, WITHDRAWAL, event_data, local_day, parse_iso
+
+log = logging.getLogger("softatm.consequences")
+
+MARK = Backoff(2, DEFAULT.base_s, DEFAULT.cap_s)
+"""Recording ``notified`` tries briefly: a transfer that moved on meanwhile is settled again anyway."""
+
+
+def settle(tid: str) -> dict:
+    """Make the ledger, counters, indexes and events match the transfer's state; then record ``notified``."""
+    for _ in range(DEFAULT.retries):
+        doc = Transfer.get(tid).data
+        if doc["notified"] == doc["state"] and (doc["state"] in FINAL or doc["admitted"]):
+            return doc
+        if not doc["admitted"] and doc["state"] == RECEIVED:
+            return doc  # admission (or the sweep, after the fence) moves it on
+        bring_about(doc)
+        state = doc["state"]
+
+        def mark(d):
+            if d["state"] != state or d["notified"] == state:
+                raise NoChange
+            d["notified"] = state
+            return [], state
+
+        try:
+            out = TRANSFERS.mutate(tid, mark, backoff=MARK)
+        except ConditionalCheckFailed:
+            continue
+        if out.doc["state"] != state:
+            continue  # it moved on meanwhile: settle the new state too
+        if state in FINAL:
+            delete_quietly(OpenTransfer, "open", open_key(doc))
+        return out.doc
+    raise KeptChanging()
+
+
+def bring_about(doc: dict) -> None:
+    """The consequences of ``doc``'s state, each repeat-safe, the event last."""
+    tid, amount, point, bank, since = doc["id"], doc["amount_vnd"], doc["point"], doc["bank"], doc["journal_from"]
+    if doc["kind"] == WITHDRAWAL and not doc["no_hold"]:
+        journal.move("hold", point, amount, ref=tid, bank=bank, since_seq=since)
+        if doc["state"] == COMMITTED:
+            journal.move("payout", point, amount, ref=tid, bank=bank, since_seq=since)
+        elif doc["state"] == ABORTED:
+            journal.move("release", point, amount, ref=tid, bank=bank, since_seq=since)
+    elif doc["kind"] == DEPOSIT and doc["state"] == COMMITTED:
+        journal.move("intake", point, amount, ref=tid, bank=bank, since_seq=since)
+    if doc["state"] == ABORTED:
+        limits.uncount(doc)
+    if doc["state"] == COMMITTED:
+        save_quietly(BankSettled(f"{bank}_{local_day(parse_iso(doc['committed_at']))}", tid))
+    if not doc["no_hold"]:
+        index_day(doc)
+        publish([fact(f"transfer.{doc['state'].lower()}", event_data(doc), subject=tid, id=f"{tid}.{doc['state']}")])
+    else:  # refused at admission: the bank never heard of it; the IOC counts it
+        publish([fact("transfer.aborted", event_data(doc), subject=tid, id=f"{tid}.{doc['state']}")])
+
+
+def settle_quietly(tid: str) -> dict:
+    """:func:`settle` after a committed decision: a failure (NATS down) is left to the sweep."""
+    try:
+        return settle(tid)
+    except (errors.DomainError, DoesNotExist):
+        raise
+    except Exception:  # noqa: BLE001
+        log.warning("settle of %s failed; the sweep will finish it", tid, exc_info=True)
+        return Transfer.get(tid).data

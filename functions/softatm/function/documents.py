@@ -1,0 +1,57 @@
+"""The transfer documents in the store, their indexes, and the soft ATM's facts on the bus.
+
+A transfer document changes only through :data:`TRANSFERS` (read-modify-write under If-Match,
+the project's one retry policy). Its events are not the write's: they follow the consequences of
+a state (the ledger first, see :mod:`.consequences`), so the aggregate publishes nothing and
+:func:`publish` sends what :mod:`.consequences`, :mod:`.journal` and :mod:`.cash` decide.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Iterator
+
+from lscloud import runtime
+from lscloud.aggregate import Aggregate, save_quietly
+from lscloud.store import DoesNotExist
+
+from .models import BankDay, Transfer
+from .transfers import MACHINE, micros, parse_iso
+
+TRANSFERS = Aggregate(Transfer, machine=MACHINE, source="/softatm", mirror=("bank", "point"), publish=False)
+
+
+def fact(name: str, data: dict, *, subject: str, id: str) -> dict:
+    """A soft ATM event, ``vn.langson.softatm.<name>.v1``, with a stable id (JetStream drops a repeat)."""
+    return TRANSFERS.fact(name, data, subject=subject, id=id)
+
+
+def publish(evts: list[dict]) -> None:
+    """Publish to JetStream; raises if NATS does not confirm (what called it stays undone and is retried:
+    no outbox here, a consequence is recorded as done only once its event is out)."""
+    bus = runtime.current().bus
+    for e in evts:
+        bus.publish(e)
+
+
+def open_key(doc: dict) -> str:
+    """The transfer's entry in the sweep's index of open transfers (by expiry)."""
+    return f"{micros(parse_iso(doc['expires_at'])):016d}_{doc['id']}"
+
+
+def index_day(doc: dict) -> None:
+    """The bank's listing of its transfers by the local day they were created (create-only)."""
+    save_quietly(BankDay(f"{doc['bank']}_{doc['day']}", f"{micros(parse_iso(doc['created_at'])):016d}_{doc['id']}",
+                         transfer_id=doc["id"]))
+
+
+def created_between(bank: str, first: date, last: date) -> Iterator[dict]:
+    """The bank's transfers created on the local days ``first`` to ``last``, in order."""
+    day = first
+    while day <= last:
+        for entry in BankDay.query_all(f"{bank}_{day.isoformat()}"):
+            try:
+                yield Transfer.get(entry.transfer_id).data
+            except DoesNotExist:
+                continue
+        day += timedelta(days=1)

@@ -1,0 +1,81 @@
+"""The ledger's journals in the object store, and the movements the soft ATM makes on them.
+
+:mod:`.ledger` is the mechanism (a gap-free journal per point, entries create-only, the head a
+cache under If-Match); this module stores it (:class:`StoreJournal`) and moves money through it
+(:func:`move`), raising ``float.low`` when a point's free cash falls below the threshold.
+"""
+
+from __future__ import annotations
+
+from lscloud.aggregate import save_quietly
+from lscloud.store import ConditionalCheckFailed, DoesNotExist
+
+from . import ledger, settings, telemetry as tm
+from .documents import fact, publish
+from .ledger import Head
+from .models import JournalEntry, JournalHead, PointSeen
+from .transfers import iso, now
+
+
+class StoreJournal:
+    """:class:`ledger.Journal` over the object store: entries create-only, the head under If-Match."""
+
+    def read_head(self, point):
+        try:
+            item = JournalHead.get(point)
+        except DoesNotExist:
+            return Head(), None
+        return Head.from_dict(item.head), item
+
+    def save_head(self, point, head, token):
+        item = token if token is not None else JournalHead(point)
+        item.head = head.as_dict()
+        try:
+            item.save()
+        except ConditionalCheckFailed:
+            pass  # someone saved a later head (or will): readers roll forward anyway
+        tm.float_seen(point, head.balances.get(ledger.cash(point), 0), head.balances.get(ledger.held(point), 0))
+
+    def read_entry(self, point, seq):
+        try:
+            return JournalEntry.get(point, f"{seq:012d}").entry
+        except DoesNotExist:
+            return None
+
+    def append(self, point, seq, entry):
+        return save_quietly(JournalEntry(point, f"{seq:012d}", entry=entry))
+
+
+JOURNAL = StoreJournal()
+
+
+def points() -> list[str]:
+    """Every point that has a journal."""
+    return [p.point for p in PointSeen.query_all("points")]
+
+
+def head(point: str) -> Head:
+    """The true end of a point's journal (the cached head rolled forward)."""
+    return ledger.roll_forward(JOURNAL, point)[0]
+
+
+def float_of(point: str) -> dict:
+    b = ledger.balances(JOURNAL, point)
+    return {"point": point, "cash_vnd": b.get(ledger.cash(point), 0), "held_vnd": b.get(ledger.held(point), 0)}
+
+
+def move(kind: str, point: str, amount: int, *, ref: str, bank: str | None = None,
+         since_seq: int = 0) -> ledger.Applied:
+    """Append the movement ``<ref>:<kind>`` once (a repeat finds it); ``ledger.Insufficient`` if it cannot."""
+    save_quietly(PointSeen("points", point))
+    m = ledger.movement(kind, point, amount, ref=ref, bank_code=bank, at=iso(now()))
+    before = ledger.balances(JOURNAL, point).get(ledger.cash(point), 0) if kind in ("hold", "collection") else None
+    done = ledger.apply(JOURNAL, m, since_seq=since_seq)
+    if done.new:
+        tm.movement(kind)
+        after = done.balances.get(ledger.cash(point), 0)
+        low = settings.current().float_low_vnd
+        if before is not None and before >= low > after:
+            publish([fact("float.low", {"point": point, "cash_vnd": after, "threshold_vnd": low},
+                          subject=point, id=f"{point}.{done.seq}.float-low")])
+    return done

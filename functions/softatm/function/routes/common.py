@@ -1,0 +1,41 @@
+"""What the soft ATM's routes share: the answer (with ``Idempotent-Replayed`` on a resend), the
+directory's points, who sees which transfer, and a settlement in JSON or CSV."""
+
+from __future__ import annotations
+
+from flask import Response, current_app, g, jsonify
+
+from lscloud.auth import principal
+from lscloud.idempotency import REPLAYED_HEADER
+
+from .. import settlement
+from ..offices import Offices
+
+READERS = ("teller", "operator", "auditor")
+FORMAT = ("format", "json (default) or csv", {"type": "string", "enum": ["json", "csv"], "default": "json"})
+
+
+def answer(body, status: int = 200, replayed: bool = False) -> Response:
+    resp = jsonify(body)
+    resp.status_code = status
+    if replayed:
+        resp.headers[REPLAYED_HEADER] = "true"
+    return resp
+
+
+def offices() -> Offices:
+    return current_app.extensions["softatm.offices"]
+
+
+def staff_sees(doc: dict) -> bool:
+    """Operators and auditors see every transfer; a teller those of the point in their token."""
+    p = principal()
+    return p.role in ("operator", "auditor") or (p.role == "teller" and p.unit == doc["point"])
+
+
+def settlement_response(bank: str, day: str) -> Response:
+    data = settlement.report(bank, settlement.check_day(day))
+    if g.query["format"] == "csv":
+        return Response(settlement.csv_bytes(data), mimetype="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="settlement-{bank}-{day}.csv"'})
+    return answer(data)

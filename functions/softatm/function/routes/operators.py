@@ -1,0 +1,106 @@
+"""Operators (and auditors, reading): partner banks, cash in and out of points, the sweep, dead
+letters, the ledger's check and settlements."""
+
+from __future__ import annotations
+
+from flask import Blueprint, g
+
+from lscloud.auth import allow, principal
+from lscloud.web import app_state, query_params, responds, validate_body
+
+from .. import banks, cash, journal, ledger, sweep, webhooks
+from ..transfers import iso, now
+from .common import FORMAT, answer, offices, settlement_response
+
+bp = Blueprint("softatm_operators", __name__)
+
+
+@bp.post("/v1/banks")
+@allow("operator")
+@validate_body("softatm/bank-register.json")
+@responds("softatm/bank.json", status=201)
+def register_bank():
+    """Register a partner bank: code, name, webhook URL, one or two HMAC keys, limits."""
+    return answer(banks.register(app_state().settings, g.body, iso(now())), 201)
+
+
+@bp.get("/v1/banks")
+@allow("operator", "auditor")
+def list_banks():
+    """Registered banks (key ids and fingerprints only)."""
+    items = banks.list_all()
+    return answer({"items": items, "total": len(items), "next_page_token": None})
+
+
+@bp.get("/v1/banks/<code>")
+@allow("operator", "auditor")
+@responds("softatm/bank.json")
+def get_bank(code):
+    """One bank (key ids and fingerprints only)."""
+    return answer(banks.public(banks.get(code)))
+
+
+@bp.post("/v1/banks/<code>/keys")
+@allow("operator")
+@validate_body("softatm/key-rotation.json")
+@responds("softatm/bank.json")
+def rotate_key(code):
+    """Put a new secret in key slot 1 or 2; the slot's old secret stops working at once."""
+    banks.get(code)
+    return answer(banks.rotate(app_state().settings, code, g.body["key_id"], g.body["secret"], iso(now()),
+                               g.body.get("sign_webhooks", True)))
+
+
+def _cash(kind: str, code: str):
+    point = offices().soft_atm_point(code)
+    data, replayed = cash.operation(kind, g.body["id"], point, g.body["amount_vnd"], principal().sub)
+    return answer({k: v for k, v in data.items() if k != "request"}, 200 if replayed else 201, replayed)
+
+
+@bp.post("/v1/points/<code>/cash-deliveries")
+@allow("operator")
+@validate_body("softatm/cash-operation.json")
+def deliver_cash(code):
+    """Record cash delivered from VNPost's vault to a point (raises its float)."""
+    return _cash("delivery", code)
+
+
+@bp.post("/v1/points/<code>/cash-collections")
+@allow("operator")
+@validate_body("softatm/cash-operation.json")
+def collect_cash(code):
+    """Record cash collected from a point back to the vault."""
+    return _cash("collection", code)
+
+
+@bp.post("/v1/sweep")
+@allow("operator")
+def run_sweep():
+    """Expire unreserved transfers past their expiry and finish any consequences a crash left undone."""
+    return answer(sweep.sweep())
+
+
+@bp.get("/v1/webhooks/dead-letters")
+@allow("operator")
+@query_params(("limit", "How many, 1 to 1000 (default 100)",
+               {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}))
+def dead_letters():
+    """Webhooks to banks that were given up on (dead-lettered)."""
+    items = webhooks.dead_letters(app_state().settings, g.query["limit"])
+    return answer({"items": items, "total": len(items), "next_page_token": None})
+
+
+@bp.get("/v1/ledger/verify")
+@allow("operator", "auditor")
+def verify_ledger():
+    """Replay every point's journal and check the ledger's invariants."""
+    return answer(ledger.verify(journal.JOURNAL, journal.points()))
+
+
+@bp.get("/v1/settlements/<bank>/<day>")
+@allow("operator", "auditor")
+@query_params(FORMAT)
+def staff_settlement(bank, day):
+    """A bank's settlement for a day (operators' copy)."""
+    banks.get(bank)
+    return settlement_response(bank, day)

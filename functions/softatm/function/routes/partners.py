@@ -1,0 +1,118 @@
+"""Partner banks, with signed requests: their answers to our transfers, their transfers, their
+settlement and reconciliation. A bank sees only its own transfers (anything else is "not found")."""
+
+from __future__ import annotations
+
+from flask import Blueprint, g
+
+from lscloud.auth import allow, principal
+from lscloud.query import Param, QueryError
+from lscloud.statemachine import Actor
+from lscloud.web import query_params, responds, validate_body
+
+from .. import actions, documents, settlement, transfers
+from .common import FORMAT, answer, settlement_response
+
+bp = Blueprint("softatm_partners", __name__)
+MAX_PERIOD_DAYS = 31
+
+
+def _bank_sees(doc: dict) -> bool:
+    return doc["bank"] == principal().partner
+
+
+def _answer_as_bank(tid: str, action: str, kind: str | None):
+    """The bank's step on its transfer; on a route of one kind, a transfer of the other is not found."""
+    body = g.body
+
+    def visible(doc):
+        return _bank_sees(doc) and (kind is None or doc["kind"] == kind)
+
+    doc, replayed = actions.act(tid, action, body, Actor("bank", principal().partner), visible=visible,
+                                reason=body.get("reason"), bank_reference=body.get("bank_reference"))
+    return answer(transfers.view(doc), 200, replayed)
+
+
+@bp.post("/v1/bank/withdrawals/<tid>/reserve")
+@allow(partner=True)
+@validate_body("softatm/bank-action.json")
+@responds("softatm/transfer.json")
+def bank_reserve(tid):
+    """The bank reserved the customer's funds: the teller may now hand over the cash."""
+    return _answer_as_bank(tid, "reserve", transfers.WITHDRAWAL)
+
+
+@bp.post("/v1/bank/withdrawals/<tid>/reject")
+@allow(partner=True)
+@validate_body("softatm/bank-action.json")
+@responds("softatm/transfer.json")
+def bank_reject_withdrawal(tid):
+    """The bank refuses the withdrawal (customer not authenticated, no funds …)."""
+    return _answer_as_bank(tid, "reject", transfers.WITHDRAWAL)
+
+
+@bp.post("/v1/bank/deposits/<tid>/confirm")
+@allow(partner=True)
+@validate_body("softatm/bank-action.json")
+@responds("softatm/transfer.json")
+def bank_confirm_deposit(tid):
+    """The bank credited the account: the deposit is committed and the point's float grows."""
+    return _answer_as_bank(tid, "confirm", transfers.DEPOSIT)
+
+
+@bp.post("/v1/bank/deposits/<tid>/reject")
+@allow(partner=True)
+@validate_body("softatm/bank-action.json")
+@responds("softatm/transfer.json")
+def bank_reject_deposit(tid):
+    """The bank refuses the deposit (the teller hands the cash back)."""
+    return _answer_as_bank(tid, "reject", transfers.DEPOSIT)
+
+
+@bp.post("/v1/bank/transfers/<tid>/abort")
+@allow(partner=True)
+@validate_body("softatm/bank-action.json")
+@responds("softatm/transfer.json")
+def bank_abort(tid):
+    """Explicitly abort a transfer that is not final (e.g. a reserved withdrawal the customer cancelled)."""
+    return _answer_as_bank(tid, "abort", None)
+
+
+@bp.get("/v1/bank/transfers/<tid>")
+@allow(partner=True)
+@responds("softatm/transfer.json")
+def bank_get(tid):
+    """One of the bank's transfers."""
+    return answer(transfers.view(actions.read(tid, _bank_sees)))
+
+
+@bp.get("/v1/bank/transfers")
+@allow(partner=True)
+@query_params(Param("from", "First local day, YYYY-MM-DD", {"type": "string", "format": "date"}, required=True),
+              ("to", "Last local day, YYYY-MM-DD (default: from; at most 31 days)", {"type": "string", "format": "date"}))
+def bank_list():
+    """The bank's transfers created in a period of local days (at most 31)."""
+    d0 = g.query["from"]
+    d1 = g.query["to"] or d0
+    if not 0 <= (d1 - d0).days <= MAX_PERIOD_DAYS:
+        raise QueryError("to", f"to is on or after from, at most {MAX_PERIOD_DAYS} days later")
+    items = [transfers.view(doc) for doc in documents.created_between(principal().partner, d0, d1)]
+    return answer({"items": items, "total": len(items), "next_page_token": None})
+
+
+@bp.get("/v1/bank/settlements/<day>")
+@allow(partner=True)
+@query_params(FORMAT)
+def bank_settlement(day):
+    """The bank's daily settlement: net position and every transfer committed that day."""
+    return settlement_response(principal().partner, day)
+
+
+@bp.post("/v1/bank/reconciliations")
+@allow(partner=True)
+@validate_body("softatm/reconciliation.json")
+def bank_reconcile():
+    """Submit the bank's view of a day; every mismatch with ours is listed."""
+    b = g.body
+    data, replayed = settlement.reconcile(principal().partner, b["id"], b["day"], b["transfers"])
+    return answer(data, 200 if replayed else 201, replayed)

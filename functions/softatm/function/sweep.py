@@ -1,0 +1,73 @@
+"""The sweep: what no request finishes by itself — expiry of unanswered transfers, the decision on
+transfers whose admitting run vanished past its fence, consequences a crash left undone.
+
+Run by operators (``POST /v1/sweep``, the cluster's ping source) and, where ``SOFTATM_SWEEP_S``
+is set, by a background thread of each replica. Every step is repeat-safe, so replicas may race.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+from lscloud.store import DoesNotExist
+
+from .actions import expire
+from .admission import GRACE_S, decide_unadmitted
+from .consequences import settle
+from .models import OpenTransfer, Transfer
+from .transfers import RECEIVED, expired, micros, now, parse_iso
+
+log = logging.getLogger("softatm.sweep")
+
+ORPHAN_AFTER_US = 60 * 1_000_000
+"""The open-transfer index is written before the document: an entry this far past its expiry
+with no document is an orphan."""
+
+
+def sweep(limit: int = 1000) -> dict:
+    """Expire what is past its expiry, decide unadmitted transfers after their fence, settle the rest."""
+    counts = {"expired": 0, "settled": 0, "unadmitted": 0, "orphans": 0, "errors": 0}
+    at = now()
+    for entry in OpenTransfer.query("open", limit=limit):
+        try:
+            try:
+                doc = Transfer.get(entry.transfer_id).data
+            except DoesNotExist:
+                if micros(at) - int(entry.entry.split("_", 1)[0]) > ORPHAN_AFTER_US:
+                    entry.delete()
+                    counts["orphans"] += 1
+                continue
+            if not doc["admitted"] and doc["state"] == RECEIVED:
+                if at > parse_iso(doc["admit_by"]) + timedelta(seconds=GRACE_S):
+                    decide_unadmitted(doc)
+                    counts["unadmitted"] += 1
+                continue
+            if expired(doc, at):
+                expire(doc["id"])
+                counts["expired"] += 1
+            elif doc["notified"] != doc["state"]:
+                settle(doc["id"])
+                counts["settled"] += 1
+        except Exception:  # noqa: BLE001 - one bad transfer does not stop the sweep
+            log.exception("sweep: transfer %s", entry.transfer_id)
+            counts["errors"] += 1
+    return counts
+
+
+def start_background(period_s: float) -> threading.Event | None:
+    """Sweep every ``period_s`` seconds in a daemon thread (0: none); set the event to stop it."""
+    if period_s <= 0:
+        return None
+    stop = threading.Event()
+
+    def loop():
+        while not stop.wait(period_s):
+            try:
+                sweep()
+            except Exception:  # noqa: BLE001 - the next period tries again
+                log.warning("background sweep failed", exc_info=True)
+
+    threading.Thread(target=loop, name="softatm-sweeper", daemon=True).start()
+    return stop

@@ -1,0 +1,245 @@
+"""One aggregate write: a document changed only by read-modify-write under its version, with its
+audit trail and its events.
+
+A stateful function (a declaration, a dossier, a transfer, a report …) keeps each record as one
+document and changes it through :class:`Aggregate`:
+
+- :meth:`Aggregate.mutate` reads the document, lets ``op(doc)`` change it (returning the
+  :class:`~lscloud.statemachine.Transition` s it made), and writes it back under ``If-Match``;
+  a lost race reads again and runs ``op`` on the fresh document (the project's one retry policy,
+  :data:`lscloud.store.retry.DEFAULT`), so concurrent writers never overwrite each other and a
+  rule is always checked against what the other writer did;
+- after the committed write come the audit entries (create-only, keyed by time and the document's
+  version, so a repeat writes nothing new) and the events (ids derived from the same version, so
+  JetStream's dedupe drops a repeat; what NATS does not confirm waits in :mod:`lscloud.outbox`);
+- hooks carry what differs between functions: ``summary`` (what every event says of the
+  document), ``after_commit`` (metrics, indexes), ``on_terminal`` (cleanup when the document
+  reaches a terminal state), ``events_after`` per call (events that are not transitions).
+
+A domain whose facts must follow consequences of the write (a ledger movement before the bank
+hears of a withdrawal) passes ``publish=False``: its transitions are still checked, written and
+audited, and it publishes its own events once those consequences exist.
+
+The document is the model's ``data`` attribute; ``mirror`` names document keys that are also
+typed attributes of the model (``status``, ``owner`` …), copied on every write.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Generic, Iterable, Sequence, TypeVar
+
+from . import events as ce
+from . import outbox
+from .errors import Conflict, NotFound
+from .statemachine import StateMachine, Transition, iso, now, parse_iso
+from .store import ConditionalCheckFailed, DoesNotExist, InvalidKey, Model
+from .store.retry import DEFAULT, Backoff
+
+log = logging.getLogger("lscloud.aggregate")
+
+M = TypeVar("M", bound=Model)
+
+_side = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lscloud-side")
+
+
+def side_pool() -> ThreadPoolExecutor:
+    """The process's pool for side writes that follow a committed write (indexes, audit entries)."""
+    return _side
+
+
+class NoChange(Exception):
+    """Raised by an ``op`` that finds nothing to do: no write, no audit entry, no event."""
+
+
+@dataclass
+class Outcome(Generic[M]):
+    """What one write did: the stored item, the transitions, and whatever ``op`` returned."""
+
+    item: M
+    transitions: list[Transition] = field(default_factory=list)
+    result: Any = None
+
+    @property
+    def doc(self) -> dict:
+        return self.item.data
+
+    @property
+    def version(self) -> int:
+        return int(self.item.version)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.transitions)
+
+
+def micros(t: datetime) -> int:
+    return int(t.timestamp() * 1_000_000)
+
+
+def save_quietly(item: Model) -> bool:
+    """Create ``item``; False (no error) if it is already there: the repeat of a committed write."""
+    try:
+        item.save()
+        return True
+    except ConditionalCheckFailed:
+        return False
+
+
+def delete_quietly(model: type[Model], *key: Any) -> None:
+    """Delete the item at ``key`` if it is there (an index a finished record no longer needs)."""
+    try:
+        model(*key).delete()
+    except (DoesNotExist, ConditionalCheckFailed):
+        pass
+
+
+class Aggregate(Generic[M]):
+    """The write path of one kind of document (see the module docstring).
+
+    ``model`` has a hash key (the record's id), a ``data`` JSONAttribute and a VersionAttribute
+    ``version``; ``audit`` is a model ``audit(record_id, entry_key, data=...)`` (or None for no
+    trail); ``source`` is the CloudEvents source of its events (``/border``); ``publish=False``
+    leaves the transitions' events to the function (see the module docstring).
+    """
+
+    def __init__(self, model: type[M], *, machine: StateMachine, source: str, audit: type[Model] | None = None,
+                 summary: Callable[[dict], dict] | None = None, mirror: Sequence[str] = (),
+                 after_commit: Callable[[Outcome], None] | None = None,
+                 on_terminal: Callable[[dict], None] | None = None, backoff: Backoff = DEFAULT,
+                 publish: bool = True):
+        self.model = model
+        self.machine = machine
+        self.source = source
+        self.audit = audit
+        self.summary = summary or (lambda doc: {})
+        self.mirror = tuple(dict.fromkeys((machine.state_field, *mirror)))
+        self.after_commit = after_commit
+        self.on_terminal = on_terminal
+        self.backoff = backoff
+        self.publish = publish
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    def get(self, record_id: str) -> M:
+        """The stored record (``model.DoesNotExist`` if there is none)."""
+        return self.model.get(record_id)
+
+    def visible(self, record_id: str, can_see: Callable[[dict], bool]) -> M:
+        """The record if the caller may see it; otherwise — and when there is none, or the id could
+        not even be a key — the same 404, so a caller cannot probe for records that are not theirs."""
+        try:
+            item = self.model.get(record_id)
+        except (DoesNotExist, InvalidKey):
+            item = None
+        if item is None or not can_see(item.data):
+            raise NotFound(f"No {self.machine.noun} with this id is visible to you.",
+                           detail_vi=f"Không tìm thấy {self.machine.noun_vi} (hoặc bạn không có quyền xem).")
+        return item
+
+    def trail(self, record_id: str) -> list[dict]:
+        """The record's audit trail, oldest first."""
+        if self.audit is None:
+            return []
+        return [{"entry": a.entry, **a.data} for a in self.audit.query(record_id)]
+
+    # -- writing ------------------------------------------------------------------------------------
+
+    def _sync(self, item: M, doc: dict) -> None:
+        item.data = doc
+        for name in self.mirror:
+            setattr(item, name, doc.get(name))
+
+    def create(self, item: M, transitions: Sequence[Transition], *, conflict: Conflict | None = None,
+               events: Iterable[dict] = ()) -> Outcome[M]:
+        """Store a new record create-only, then its trail and events.
+
+        A record already at that id raises ``conflict`` (default: a 409 naming the id).
+        """
+        self._sync(item, item.data)
+        try:
+            item.save()
+        except ConditionalCheckFailed:
+            raise conflict or Conflict(f"a {self.machine.noun} with this id already exists",
+                                       detail_vi=f"Đã có {self.machine.noun_vi} với mã này.") from None
+        out = Outcome(item, list(transitions))
+        self.commit(out, list(events))
+        return out
+
+    def mutate(self, record_id: str, op: Callable[[dict], Any], *,
+               events_after: Callable[[dict, Any], list[dict]] | None = None,
+               backoff: Backoff | None = None) -> Outcome[M]:
+        """Read-modify-write one record under ``If-Match``.
+
+        ``op(doc)`` changes the fresh document and returns the transitions it made (a list), or
+        ``(transitions, result)``; raising :class:`NoChange` (or returning no transition and no
+        result) skips the write. Domain errors raised by ``op`` pass through. After the write,
+        ``events_after(doc, result)`` may add events that are not transitions.
+        """
+        policy = backoff or self.backoff
+        for attempt in range(policy.retries + 1):
+            item = self.model.get(record_id)
+            doc = item.data
+            try:
+                out = op(doc)
+            except NoChange:
+                return Outcome(item)
+            transitions, result = out if isinstance(out, tuple) else (out or [], None)
+            if not transitions and result is None:
+                return Outcome(item)
+            self._sync(item, doc)
+            try:
+                item.save()
+            except ConditionalCheckFailed:
+                if attempt < policy.retries:
+                    policy.pause(attempt)
+                continue
+            outcome = Outcome(item, list(transitions), result)
+            self.commit(outcome, events_after(doc, result) if events_after else [])
+            return outcome
+        raise ConditionalCheckFailed(f"{self.machine.noun} {record_id} kept changing: {policy.retries} retries",
+                                     key=record_id)
+
+    def commit(self, outcome: Outcome[M], extra_events: list[dict]) -> None:
+        """What follows a committed write: audit entries, events, hooks (each repeat-safe)."""
+        doc, version = outcome.doc, outcome.version
+        record_id = str(getattr(outcome.item, type(outcome.item)._hash_attr.name))
+        entries, evts = [], []
+        for i, t in enumerate(outcome.transitions):
+            if self.audit is not None:
+                entries.append(self.audit(record_id, f"{micros(parse_iso(t.at)):016d}_{version:06d}_{i:02d}",
+                                          data=t.audit()))
+            if self.publish:
+                evts.append(self.event(t, doc, record_id, f"{record_id}.{version}.{i}"))
+        saving = [_side.submit(save_quietly, e) for e in entries]
+        outbox.publish(evts + list(extra_events))
+        for f in saving:
+            f.result()
+        if self.after_commit is not None:
+            self.after_commit(outcome)
+        if self.on_terminal is not None and self.machine.is_terminal(doc[self.machine.state_field]) and \
+                any(self.machine.is_terminal(t.target) for t in outcome.transitions):
+            self.on_terminal(doc)
+
+    def event(self, t: Transition, doc: dict, subject: str, event_id: str) -> dict:
+        """The CloudEvent of one transition: the document's summary plus what the move did."""
+        return ce.new_event(t.type, self.source, {**self.summary(doc), **t.event_data()}, subject=subject, id=event_id)
+
+    def fact(self, fact: str, data: dict, *, subject: str | None = None, id: str | None = None) -> dict:
+        """A CloudEvent of this domain that is not a transition (``decision.recorded``)."""
+        return ce.new_event(self.machine.event_type(fact), self.source, data, subject=subject, id=id)
+
+    def audit_only(self, item: M, action: str, actor, *, at: datetime | None = None, details: dict | None = None,
+                   reason: str | None = None, seq: int = 0) -> None:
+        """An audit entry for a change that is not a transition (a risk lane, an attachment)."""
+        if self.audit is None:
+            return
+        at = at or now()
+        state = item.data[self.machine.state_field]
+        entry = {"action": action, "from": state, "to": state, "fact": None, "at": iso(at),
+                 "actor": actor.as_dict(), "reason": reason, "details": dict(details or {})}
+        record_id = str(getattr(item, type(item)._hash_attr.name))
+        save_quietly(self.audit(record_id, f"{micros(at):016d}_{int(item.version):06d}_{50 + seq:02d}", data=entry))

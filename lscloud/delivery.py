@@ -1,0 +1,538 @@
+"""The local trigger dispatcher: what Knative Eventing and its NATS JetStream channel do in the cluster.
+
+Each subscription of a function (from its func.yaml) gets one durable pull consumer on the
+events stream, filtered on the subjects of the CloudEvent types it wants. Every event is POSTed
+to the function in HTTP binary mode (``ce-*`` headers + ``traceparent``):
+
+* 2xx: done (ack);
+* 5xx, 429, a timeout or a refused connection: retried later with backoff (nak with delay)
+  until ``max_deliveries``, then dead-lettered;
+* any other 4xx: no retry can fix it, dead-lettered at once.
+
+Each POST carries the sender's identity, as Knative Eventing's does with ``authentication-oidc``:
+``Authorization: Bearer <token>`` whose audience is the subscriber (``Subscription.audience``,
+by default the function's name). Locally the token is signed with the dispatcher's own key
+(:func:`lscloud.auth.eventing_keys`, not the dev-token key), and functions refuse ``/events``
+without it; the cluster's bridge presents the token Knative mounts for it instead (``credentials=``).
+
+A dead letter is the original event with the subscription, the last status or error and the
+delivery count, published to the stream ``<stream>_DLQ`` (subjects ``lscloud-dlq.>``); then the
+original is terminated. Consumers are durable, so after a NATS or dispatcher restart delivery
+resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import json
+import logging
+import re
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Sequence
+from urllib.parse import urlparse
+
+import httpx
+import nats.errors
+import nats.js.errors
+from nats.js import api as js_api
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from . import events, metrics, telemetry
+from .bus import Bus, BusError, BusUnavailable
+
+log = logging.getLogger(__name__)
+
+DLQ_SUBJECTS = ("lscloud-dlq.>",)
+SERVICE = "dispatcher"  # service.name of its spans
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def dlq_stream(settings) -> str:
+    """The dead-letter stream that goes with ``settings.stream``."""
+    return f"{settings.stream}_DLQ"
+
+
+def _token(value: str) -> str:
+    return _UNSAFE.sub("_", value) or "_"
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A function's wish to receive some event types at ``url`` (a func.yaml subscription)."""
+
+    function: str
+    name: str
+    types: Sequence[str]
+    url: str
+    audience: str | None = None  # of the delivery token; None: the function's name
+
+    def __post_init__(self):
+        object.__setattr__(self, "types", tuple(self.types))
+        if not self.types:
+            raise ValueError(f"subscription {self.function}/{self.name} lists no event types")
+        for t in self.types:
+            events.check_type(t)
+        parsed = urlparse(self.url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError(f"subscription {self.function}/{self.name}: url must be http(s)://..., got {self.url!r}")
+
+    @property
+    def durable(self) -> str:
+        """The JetStream durable consumer name (``<function>-<name>``, NATS-safe)."""
+        return _token(f"{self.function}-{self.name}")[:200]
+
+    @property
+    def subjects(self) -> list[str]:
+        return sorted({events.subject_for(t) for t in self.types})
+
+    @property
+    def dlq_subject(self) -> str:
+        return f"lscloud-dlq.{_token(self.function)}.{_token(self.name)}"
+
+    @property
+    def token_audience(self) -> str:
+        """The audience of the token presented to the subscriber."""
+        return self.audience or self.function
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"function": self.function, "name": self.name, "types": list(self.types), "url": self.url}
+
+
+Credentials = Callable[[Subscription], "str | None"]
+"""``fn(subscription) -> bearer token | None``: what a delivery presents (None: no Authorization)."""
+
+
+class LocalDeliveryTokens:
+    """The local dispatcher's credentials: a short-lived token per delivery, audience = the
+    subscriber, signed with the eventing key under the state dir (created on first use)."""
+
+    def __init__(self, state_dir):
+        from .auth import eventing_keys
+
+        self._private_pem, _ = eventing_keys(state_dir)
+
+    def __call__(self, sub: Subscription) -> str:
+        from .auth import issue_delivery_token
+
+        return issue_delivery_token(self._private_pem, sub.token_audience)
+
+
+@dataclass
+class DispatchStats:
+    """Counters since start (for `lscloud up`'s status line and tests)."""
+
+    delivered: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    skipped: int = 0
+    per_subscription: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def count(self, durable: str, what: str) -> None:
+        setattr(self, what, getattr(self, what) + 1)
+        bucket = self.per_subscription.setdefault(durable, {"delivered": 0, "retried": 0, "dead_lettered": 0, "skipped": 0})
+        bucket[what] += 1
+
+
+class Dispatcher:
+    """Delivers stream events to subscribed functions from its own thread and event loop."""
+
+    def __init__(self, settings, subscriptions: Sequence[Subscription], *, max_deliveries: int = 5,
+                 backoff: Sequence[float] = (0.2, 0.5, 1, 2, 5), timeout_s: float = 10,
+                 fetch_batch: int = 10, fetch_wait_s: float = 1.0, manage_streams: bool = True,
+                 service: str = SERVICE, credentials: Credentials | None = None):
+        """``manage_streams=False`` (the cluster's bridge): the platform owns the streams (replicas,
+        limits), so only check that the stream and its dead-letter stream exist, never create or
+        update them. ``service``: the ``service.name`` of its spans (the bridge's are ``bridge``).
+        ``credentials``: the bearer token each delivery presents (default: locally
+        :class:`LocalDeliveryTokens`, elsewhere none)."""
+        if max_deliveries < 1:
+            raise ValueError("max_deliveries must be at least 1")
+        if not backoff:
+            raise ValueError("backoff needs at least one delay")
+        durables = [s.durable for s in subscriptions]
+        if len(set(durables)) != len(durables):
+            raise ValueError(f"two subscriptions map to the same consumer name: {sorted(durables)}")
+        self.settings = settings
+        self.subscriptions = list(subscriptions)
+        self.max_deliveries = max_deliveries
+        self.backoff = tuple(float(b) for b in backoff)
+        self.timeout_s = timeout_s
+        self.fetch_batch = fetch_batch
+        self.fetch_wait_s = fetch_wait_s
+        self.manage_streams = manage_streams
+        self.service = service
+        if credentials is None and settings.env == "local":
+            credentials = LocalDeliveryTokens(settings.state_dir)
+        self.credentials = credentials
+        self.stats = DispatchStats()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._bus: Bus | None = None
+        self._http: httpx.AsyncClient | None = None
+        self._tracer = telemetry.tracer()
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self, timeout: float = 30.0) -> "Dispatcher":
+        """Create the streams and consumers, then deliver in the background. Raises if set-up fails."""
+        if self._thread is not None:
+            return self
+        self._ready.clear()
+        self._startup_error = None
+        self._thread = threading.Thread(target=self._run, name="lscloud-dispatcher", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            self.stop()
+            raise BusUnavailable(f"dispatcher could not set up its consumers within {timeout:g}s")
+        if self._startup_error is not None:
+            error = self._startup_error
+            self._thread.join(10)
+            self._thread = None
+            raise error
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop fetching, let in-flight deliveries finish (bounded), close, join the thread."""
+        thread, loop = self._thread, self._loop
+        if thread is None:
+            return
+        if loop is not None and self._stopping is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._stopping.set)
+            except RuntimeError:  # the loop already ended
+                pass
+        thread.join(timeout)
+        self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def check(self, timeout: float = 2.0) -> None:
+        """Raise BusUnavailable/BusError unless delivering: NATS connected, every consumer there."""
+        loop, bus = self._loop, self._bus
+        if not self.running or not self._ready.is_set() or loop is None or bus is None or loop.is_closed():
+            raise BusUnavailable("the dispatcher is not running")
+        future = asyncio.run_coroutine_threadsafe(self._check(timeout), loop)
+        try:
+            future.result(timeout + 1.0)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise BusUnavailable(f"NATS did not answer within {timeout:g}s") from None
+
+    async def _check(self, timeout: float) -> None:
+        assert self._bus is not None
+        if not self._bus.connected:
+            raise BusUnavailable(f"NATS at {self.settings.nats_url} is not connected (reconnecting)")
+        for sub in self.subscriptions:
+            try:
+                await asyncio.wait_for(self._bus.js.consumer_info(self.settings.stream, sub.durable), timeout)
+            except nats.js.errors.NotFoundError:
+                raise BusError(f"consumer {sub.durable} does not exist on stream {self.settings.stream}") from None
+            except asyncio.TimeoutError:
+                raise BusUnavailable(f"NATS did not answer within {timeout:g}s") from None
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._main())
+        except BaseException as exc:  # surfaced by start() when it happens during set-up
+            if not self._ready.is_set():
+                self._startup_error = exc
+                self._ready.set()
+            else:
+                log.exception("dispatcher stopped on an error")
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+                asyncio.set_event_loop(None)
+
+    async def _main(self) -> None:
+        self._stopping = asyncio.Event()
+        self._bus = Bus(self.settings, name=f"{self.settings.service}-dispatcher", create_stream=False)
+        # its spans are the dispatcher's own service, also when it runs inside the supervisor
+        self._tracer = telemetry.service_tracer(self.service)
+        self._http = httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=False)
+        tasks: list[asyncio.Task] = []
+        try:
+            if self.manage_streams:
+                await self._bus.ensure_stream()
+                await self._bus.ensure_stream(dlq_stream(self.settings), DLQ_SUBJECTS)
+            else:
+                await self._require_streams()
+            for sub in self.subscriptions:
+                await self._ensure_consumer(sub)
+            self._ready.set()
+            tasks = [asyncio.create_task(self._consume(sub), name=f"consume {sub.durable}") for sub in self.subscriptions]
+            await self._stopping.wait()
+        finally:
+            # consumers notice _stopping after their current fetch and batch; give them the
+            # delivery timeout to finish, then cancel (unacked messages are redelivered later)
+            if tasks:
+                done, pending = await asyncio.wait(tasks, timeout=self.timeout_s + self.fetch_wait_s + 2)
+                for t in pending:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            await self._http.aclose()
+            await self._bus.close(drain=False)
+
+    async def _require_streams(self) -> None:
+        await self._bus.connect()
+        for name in (self.settings.stream, dlq_stream(self.settings)):
+            try:
+                await self._bus.js.stream_info(name)
+            except nats.js.errors.NotFoundError:
+                raise BusError(f"stream {name} does not exist (the platform creates it)") from None
+
+    async def _ensure_consumer(self, sub: Subscription) -> None:
+        subjects = sub.subjects
+        config = js_api.ConsumerConfig(
+            durable_name=sub.durable,
+            description=f"lscloud trigger {sub.function}/{sub.name} -> {sub.url}",
+            ack_policy=js_api.AckPolicy.EXPLICIT,
+            deliver_policy=js_api.DeliverPolicy.NEW,
+            # the dispatcher counts deliveries and dead-letters itself: the server must never
+            # silently stop redelivering a message we have not dead-lettered yet
+            max_deliver=-1,
+            ack_wait=self.timeout_s + 10,
+            max_ack_pending=1000,
+            filter_subject=subjects[0] if len(subjects) == 1 else None,
+            filter_subjects=subjects if len(subjects) > 1 else None,
+        )
+        js = self._bus.js
+        try:
+            await js.add_consumer(self.settings.stream, config)
+        except nats.js.errors.BadRequestError as exc:
+            # an existing durable whose filter changed in func.yaml: update what may be updated
+            info = await js.consumer_info(self.settings.stream, sub.durable)
+            updated = dataclasses.replace(info.config, filter_subject=config.filter_subject,
+                                          filter_subjects=config.filter_subjects, ack_wait=config.ack_wait,
+                                          description=config.description)
+            try:
+                await js.add_consumer(self.settings.stream, updated)
+            except nats.js.errors.APIError:
+                raise BusError(f"consumer {sub.durable} exists with an incompatible config: {exc.description}") from None
+
+    # --- delivery -----------------------------------------------------------------------------
+
+    async def _consume(self, sub: Subscription) -> None:
+        assert self._stopping is not None and self._bus is not None
+        psub = None
+        while not self._stopping.is_set():
+            try:
+                if psub is None:
+                    psub = await self._bus.js.pull_subscribe_bind(durable=sub.durable, stream=self.settings.stream)
+                msgs = await psub.fetch(self.fetch_batch, timeout=self.fetch_wait_s)
+            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                continue
+            except asyncio.CancelledError:
+                raise
+            except (nats.js.errors.NotFoundError, nats.js.errors.ServiceUnavailableError):
+                # the consumer vanished (deleted, stream recreated): a pull on it gets "no
+                # responders" (503); make it again (harmless when JetStream was only unavailable)
+                await asyncio.sleep(0.5)
+                try:
+                    await self._ensure_consumer(sub)
+                except Exception:
+                    pass
+                continue
+            except Exception as exc:  # disconnected / reconnecting: nats-py reconnects on its own
+                log.debug("fetch for %s failed: %s", sub.durable, exc)
+                await asyncio.sleep(0.5)
+                continue
+            await asyncio.gather(*(self._handle(sub, m) for m in msgs))
+
+    def _delay(self, delivered: int) -> float:
+        return self.backoff[min(delivered - 1, len(self.backoff) - 1)]
+
+    async def _handle(self, sub: Subscription, msg) -> None:
+        meta = msg.metadata
+        delivered = meta.num_delivered
+        try:
+            event = events.from_structured(msg.data)
+        except ValueError as exc:
+            await self._dead_letter(sub, msg, {"raw": msg.data.decode("utf-8", "replace")}, None,
+                                    f"malformed event: {exc}", delivered)
+            return
+        if event["type"] not in sub.types:  # another version of a subscribed fact shares the subject
+            self.stats.count(sub.durable, "skipped")
+            metrics.delivery(sub.durable, event["type"], "skipped")
+            await self._settle(msg.ack())
+            return
+        with telemetry.process_span(event, msg.headers or {}, destination=msg.subject,
+                                    consumer_group=sub.durable, tracer_=self._tracer) as span:
+            span.set_attribute("messaging.nats.delivery_count", delivered)
+            status, error = await self._post(sub, event)
+            if status is not None and 200 <= status < 300:
+                self.stats.count(sub.durable, "delivered")
+                metrics.delivery(sub.durable, event["type"], "delivered", status)
+                await self._settle(msg.ack())
+                return
+            retryable = status is None or status >= 500 or status == 429
+            reason = error or f"HTTP {status}"
+            if retryable and delivered < self.max_deliveries:
+                self.stats.count(sub.durable, "retried")
+                metrics.delivery(sub.durable, event["type"], "retry", status)
+                span.set_status(Status(StatusCode.ERROR, f"will retry: {reason}"[:200]))
+                await self._settle(msg.nak(delay=self._delay(delivered)))
+                return
+            span.set_status(Status(StatusCode.ERROR, f"dead-lettered: {reason}"[:200]))
+            await self._dead_letter(sub, msg, event, status, error, delivered)
+
+    @staticmethod
+    async def _settle(awaitable) -> None:
+        # an ack lost in a NATS restart only means the event comes again: handlers are idempotent
+        try:
+            await awaitable
+        except Exception as exc:
+            log.debug("ack/nak failed: %s", exc)
+
+    async def _post(self, sub: Subscription, event: dict) -> tuple[int | None, str | None]:
+        assert self._http is not None
+        headers, body = events.to_binary_http(event)
+        url = urlparse(sub.url)
+        attrs = {"http.request.method": "POST", "url.full": sub.url, "server.address": url.hostname or "",
+                 "server.port": url.port or (443 if url.scheme == "https" else 80)}
+        with self._tracer.start_as_current_span("POST", kind=SpanKind.CLIENT, attributes=attrs) as span:
+            telemetry.inject(headers)
+            try:
+                token = self.credentials(sub) if self.credentials is not None else None
+            except Exception as exc:  # noqa: BLE001 - no credentials now: retried like a refused connection
+                span.set_attribute("error.type", type(exc).__name__)
+                span.set_status(Status(StatusCode.ERROR, "no credentials"))
+                return None, f"no credentials for the delivery: {type(exc).__name__}: {exc}"
+            if token:
+                headers["authorization"] = f"Bearer {token}"
+            try:
+                resp = await self._http.post(sub.url, content=body, headers=headers)
+            except httpx.TimeoutException:
+                span.set_attribute("error.type", "timeout")
+                span.set_status(Status(StatusCode.ERROR, "timeout"))
+                return None, f"no answer within {self.timeout_s:g}s"
+            except httpx.HTTPError as exc:
+                span.set_attribute("error.type", type(exc).__name__)
+                span.set_status(Status(StatusCode.ERROR, "connection error"))
+                return None, f"connection error: {type(exc).__name__}: {exc}"
+            span.set_attribute("http.response.status_code", resp.status_code)
+            if resp.status_code >= 400:
+                span.set_attribute("error.type", str(resp.status_code))
+            if resp.status_code >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+            if 200 <= resp.status_code < 300:
+                return resp.status_code, None
+            return resp.status_code, f"HTTP {resp.status_code}: {resp.text[:500]}"
+
+    async def _dead_letter(self, sub: Subscription, msg, event: dict, status: int | None, error: str | None,
+                           delivered: int) -> None:
+        assert self._bus is not None
+        meta = msg.metadata
+        record = {
+            "event": event,
+            "subscription": sub.as_dict(),
+            "status": status,
+            "error": error,
+            "deliveries": delivered,
+            "stream": self.settings.stream,
+            "stream_seq": meta.sequence.stream,
+            "subject": msg.subject,
+            "dead_lettered_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+        }
+        # one dead letter per (subscription, message) even if this runs twice after a crash
+        headers = {"Nats-Msg-Id": f"{sub.durable}:{meta.sequence.stream}", "content-type": "application/json"}
+        telemetry.inject(headers)
+        try:
+            await self._bus.publish_message(sub.dlq_subject, json.dumps(record, ensure_ascii=False).encode("utf-8"),
+                                            headers, stream=dlq_stream(self.settings), timeout=self.timeout_s)
+        except (BusError, Exception) as exc:
+            # keep the original: it comes back after the delay and we try again
+            log.warning("dead letter for %s failed (%s); will retry", sub.durable, exc)
+            await self._settle(msg.nak(delay=self.backoff[-1]))
+            return
+        self.stats.count(sub.durable, "dead_lettered")
+        metrics.delivery(sub.durable, event.get("type"), "dead_letter", status)
+        metrics.dead_lettered(sub.durable, metrics.dead_letter_reason(status, error))
+        await self._settle(msg.term())
+
+
+# --- reading streams without consuming them (CLI: `lscloud dlq`, `lscloud events tail`) --------
+
+async def _last_messages(settings, stream: str, n: int) -> list[tuple[int, str, bytes, dict | None]]:
+    bus = Bus(settings, name=f"{settings.service}-reader", create_stream=False)
+    await bus.connect()
+    try:
+        try:
+            info = await bus.js.stream_info(stream)
+        except nats.js.errors.NotFoundError:
+            return []
+        first, seq = info.state.first_seq, info.state.last_seq
+        out = []
+        while seq >= first and seq > 0 and len(out) < n:
+            try:
+                raw = await bus.js.get_msg(stream, seq)
+                out.append((seq, raw.subject, raw.data or b"", raw.headers))
+            except nats.js.errors.NotFoundError:
+                pass  # deleted or expired
+            seq -= 1
+        out.reverse()
+        return out
+    finally:
+        await bus.close()
+
+
+def _run_sync(coro):
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    # called from inside an event loop: run on a private thread instead of nesting loops
+    result: dict[str, Any] = {}
+
+    def target():
+        try:
+            result["value"] = asyncio.run(coro)
+        except BaseException as exc:
+            result["error"] = exc
+
+    t = threading.Thread(target=target)
+    t.start()
+    t.join()
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+def read_dlq(settings, limit: int = 50) -> list[dict[str, Any]]:
+    """The last ``limit`` dead letters, oldest first, each with its DLQ ``seq``; nothing consumed."""
+    out = []
+    for seq, subject, data, _ in _run_sync(_last_messages(settings, dlq_stream(settings), limit)):
+        try:
+            record = json.loads(data)
+        except ValueError:
+            record = {"raw": data.decode("utf-8", "replace")}
+        record["seq"] = seq
+        record["dlq_subject"] = subject
+        out.append(record)
+    return out
+
+
+def tail(settings, n: int = 20) -> list[dict[str, Any]]:
+    """The last ``n`` events of the main stream, oldest first: ``{seq, subject, traceparent, event}``."""
+    out = []
+    for seq, subject, data, headers in _run_sync(_last_messages(settings, settings.stream, n)):
+        try:
+            event: Any = json.loads(data)
+        except ValueError:
+            event = {"raw": data.decode("utf-8", "replace")}
+        out.append({"seq": seq, "subject": subject, "traceparent": (headers or {}).get("traceparent"), "event": event})
+    return out

@@ -1,0 +1,150 @@
+"""Start one function the way Knative's func-python runtime does, or run its seed or migration hook.
+
+    python -m lscloud.serve functions/<name>            # serve (LISTEN_ADDRESS)
+    python -m lscloud.serve --seed [--force] functions/<name>
+    python -m lscloud.serve --migrate [--force] functions/<name>
+
+Serving imports the folder's ``function`` package and hands its ``new`` to
+``func_python.http.serve``, the same entry the func-python container image uses, so the
+function binds ``LISTEN_ADDRESS``, answers ``/health/liveness`` and ``/health/readiness`` and
+gets ``start(cfg)``/``stop()`` exactly as in the cluster.
+
+Seeding calls ``function/seed.py``'s ``seed(runtime)`` once per version of the reference
+data: a marker object ``_lscloud/seeds/<function>/<fingerprint>.json`` records that it ran.
+The fingerprint is ``seed.fingerprint()`` when the hook defines one (it knows where its data
+comes from), otherwise a hash of every file in the function package.
+
+Migrating calls ``function/migrate.py``'s ``migrate(runtime)``, which moves what an older
+version of the function wrote into today's layout (e.g. indexes re-keyed by pseudonym). It runs
+once per version of the hook and pseudonym key (marker ``_lscloud/migrations/<function>/…``),
+before the seed and before the function serves; every hook is idempotent, so ``--force`` or a
+crash half-way is harmless. Outside the local cloud (the cluster) an operator runs the same
+command with the function's own environment (its bucket, credentials and pseudonym key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import json
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+SEED_MARKER_PREFIX = "_lscloud/seeds"
+MIGRATION_MARKER_PREFIX = "_lscloud/migrations"
+
+
+def load_package(function_dir: Path) -> ModuleType:
+    """Import ``<function_dir>/function`` under a module name unique to the function."""
+    from lscloud.knative import load_function
+
+    return load_function(Path(function_dir).resolve())
+
+
+def serve(function_dir: Path) -> None:
+    import func_python.http
+
+    module = load_package(function_dir)
+    new = getattr(module, "new", None)
+    if new is None or not callable(new):
+        raise SystemExit(f"{function_dir}/function/__init__.py must export new()")
+    # func_python.http.serve dispatches on the callable's __name__ ('new' or 'handle')
+    func_python.http.serve(new)
+
+
+def package_fingerprint(package_dir: Path) -> str:
+    """sha256 over the package's files (path and content), ignoring bytecode caches."""
+    h = hashlib.sha256()
+    for p in sorted(package_dir.rglob("*")):
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc":
+            h.update(str(p.relative_to(package_dir)).encode() + b"\0")
+            h.update(p.read_bytes())
+            h.update(b"\0")
+    return h.hexdigest()
+
+
+def seed(function_dir: Path, *, force: bool = False) -> dict:
+    """Run the function's seed hook unless this version of its data was already loaded."""
+    return _run_once(Path(function_dir), "seed", SEED_MARKER_PREFIX, force=force)
+
+
+def migrate(function_dir: Path, *, force: bool = False) -> dict:
+    """Run the function's migration hook unless this version of it already ran with this pseudonym key."""
+    return _run_once(Path(function_dir), "migrate", MIGRATION_MARKER_PREFIX, force=force)
+
+
+def _fingerprint(hook: ModuleType, kind: str, package_dir: Path) -> str:
+    if callable(getattr(hook, "fingerprint", None)):
+        return str(hook.fingerprint())
+    if kind == "migrate":
+        from lscloud import pseudonyms
+
+        # the hook's own code and the key it keys with: a rotated key re-keys everything again
+        return hashlib.sha256(Path(hook.__file__).read_bytes()).hexdigest() + ":" + pseudonyms.key_id()
+    return package_fingerprint(package_dir)
+
+
+def _run_once(function_dir: Path, kind: str, marker_prefix: str, *, force: bool) -> dict:
+    """Run ``function/<kind>.py``'s ``<kind>(runtime)`` once per fingerprint, recorded by a marker object."""
+    from lscloud import config, runtime
+
+    function_dir = function_dir.resolve()
+    name = function_dir.name
+    module = load_package(function_dir)
+    hook = importlib.import_module(f"{module.__name__}.{kind}")
+    if not callable(getattr(hook, kind, None)):
+        raise SystemExit(f"{function_dir}/function/{kind}.py must define {kind}(runtime)")
+    done = {"seed": "seeded", "migrate": "migrated"}[kind]
+    rt = runtime.install(runtime.Runtime(config.load()))
+    from lscloud.store.errors import DoesNotExist
+
+    try:
+        fingerprint = _fingerprint(hook, kind, function_dir / "function")
+        bucket = rt.settings.bucket
+        key = f"{marker_prefix}/{name}/{hashlib.sha256(fingerprint.encode()).hexdigest()[:32]}.json"
+        if not force:
+            try:
+                rt.objects.head(bucket, key)
+                return {"function": name, done: False, "reason": "already done", "marker": key}
+            except DoesNotExist:
+                pass
+        started = time.monotonic()
+        result = getattr(hook, kind)(rt)
+        took_ms = round((time.monotonic() - started) * 1000)
+        record = {"function": name, "fingerprint": fingerprint,
+                  f"{done}_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                  "result": result if isinstance(result, (int, float, str, dict, list, type(None))) else repr(result)}
+        rt.objects.put(bucket, key, json.dumps(record, default=str).encode())
+        return {"function": name, done: True, "marker": key, "took_ms": took_ms, "result": record["result"]}
+    finally:
+        runtime.uninstall()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from lscloud import redaction
+
+    # before anything can log or fail: a seed's or a function's traceback must not name a citizen
+    redaction.install_log_redaction()
+    parser = argparse.ArgumentParser(prog="python -m lscloud.serve",
+                                     description="Serve one function like Knative's func-python, "
+                                                 "or seed or migrate its data.")
+    parser.add_argument("function_dir", type=Path, help="the function's folder (holds func.yaml and function/)")
+    hooks = parser.add_mutually_exclusive_group()
+    hooks.add_argument("--seed", action="store_true", help="run function/seed.py's seed(runtime) and exit")
+    hooks.add_argument("--migrate", action="store_true", help="run function/migrate.py's migrate(runtime) and exit")
+    parser.add_argument("--force", action="store_true", help="with --seed / --migrate: run even if it already ran")
+    args = parser.parse_args(argv)
+    if args.seed or args.migrate:
+        # one JSON line on stdout: the supervisor reads it
+        run = seed if args.seed else migrate
+        print(json.dumps(run(args.function_dir, force=args.force), default=str), flush=True)
+        return 0
+    serve(args.function_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

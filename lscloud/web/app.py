@@ -1,0 +1,191 @@
+"""The Flask app factory every function uses, and the start-up access check.
+
+``create_app(name, schemas_dir=..., settings=...)`` returns a Flask app that
+
+- answers every error as ``application/problem+json`` (:mod:`lscloud.problems`): a domain error
+  (:class:`lscloud.errors.DomainError`, or an exception registered with
+  :func:`lscloud.errors.register`) by its own status, Werkzeug's (404, 405 with ``Allow``, 413),
+  a store key the caller's input could not spell (``InvalidKey``: 404), an object store that does
+  not answer (503) and unexpected exceptions (500: logged with the trace id, the caller sees only
+  "internal error" and the trace id);
+- reads request bodies through a size limit (``settings.max_body_bytes``), also for chunked
+  bodies, and refuses non-JSON bodies with 415 unless a view is marked ``raw_body``;
+- serves ``GET /openapi.json`` (:mod:`lscloud.web.openapi`);
+- refuses to serve if any route lacks an ``@allow`` declaration (:func:`check_access`, run on the
+  first request and by :mod:`lscloud.knative` at start).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+from .. import auth, errors, query, runtime, telemetry
+from ..context import AppState, app_state
+from ..problems import Problem, current_trace_id, problem_response
+from ..store.errors import ConditionalCheckFailed, DoesNotExist, InvalidKey, StoreUnavailable
+from .bodies import SchemaSet, buffer_unsized_body
+from .openapi import build_openapi, invalid_query
+
+__all__ = ["AccessError", "check_access", "create_app"]
+
+log = logging.getLogger("lscloud.web")
+
+_BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class AccessError(RuntimeError):
+    """A route has no ``@allow`` declaration: the app must not serve."""
+
+
+# The store's errors that reach a view mean the same in every function: a record that is not there
+# is not found; a record that kept changing under every retry is a conflict the client may retry.
+errors.register(DoesNotExist, lambda exc: Problem(404, detail="Nothing exists at this address.",
+                                                  detail_vi="Không có tài nguyên nào tại địa chỉ này."))
+errors.register(ConditionalCheckFailed, lambda exc: Problem(
+    409, "concurrent-update", "Concurrent update", "The record kept changing while this request ran; retry it.",
+    title_vi="Dữ liệu đang được cập nhật", detail_vi="Dữ liệu đang được cập nhật đồng thời; vui lòng thử lại.",
+    headers={"Retry-After": "1"}))
+
+
+def check_access(app: Flask) -> None:
+    """Raise :class:`AccessError` naming every route without an ``@allow`` declaration."""
+    missing = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        view = app.view_functions.get(rule.endpoint)
+        if auth.access_of(view) is None:
+            missing.append(f"{rule.rule} ({rule.endpoint})")
+    if missing:
+        raise AccessError("routes without an @allow declaration: " + ", ".join(sorted(missing)))
+    state = app_state(app)
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions.get(rule.endpoint)
+        response = getattr(view, "__lscloud_response__", None)
+        for name in (getattr(view, "__lscloud_body_schema__", None), response and response["schema"]):
+            if name:
+                if state.schemas_dir is None:
+                    raise RuntimeError(f"{rule.rule} ({rule.endpoint}) names schema {name!r} "
+                                       f"but app {state.name!r} has no schemas_dir")
+                state.schemas.validator(name)  # a missing or broken schema stops the start, not a request
+    state.access_checked = True
+
+
+
+def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, openapi: dict | None = None,
+               partner_keys: Callable[[str], Any] | None = None) -> Flask:
+    """A Flask app with the runtime's conventions (see the module docstring).
+
+    ``settings`` defaults to the installed runtime's; ``openapi`` is the document's ``info``
+    (``title``, ``version``, ``description``); ``partner_keys`` resolves a partner's signing keys (``fn(partner) -> ("key 1", "key 2") | None``,
+    an empty slot being no key) for a function that keeps its own partner registry; by default
+    they come from ``settings.partner_keys``.
+    """
+    if settings is None:
+        settings = runtime.current().settings
+    app = Flask(name)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.ensure_ascii = False
+    app.json.sort_keys = False
+    app.extensions["lscloud"] = AppState(name, settings, schemas_dir, openapi, partner_keys, schema_loader=SchemaSet)
+
+    @app.before_request
+    def _guard():
+        state = app_state()
+        if not state.access_checked:
+            check_access(app)  # deterministic: an undeclared route fails every request, loudly
+        view = app.view_functions.get(request.endpoint) if request.endpoint else None
+        limit = getattr(view, "__lscloud_max_body__", None)
+        if isinstance(limit, str):  # a setting's name (body_limit("blob_max_bytes"))
+            limit = getattr(settings, limit)
+        if limit is not None:
+            request.max_content_length = limit
+        if request.method not in _BODY_METHODS:
+            return None
+        buffer_unsized_body(limit if limit is not None else settings.max_body_bytes)
+        data = request.get_data(cache=True)  # reading enforces the limit (Content-Length bodies)
+        if not data:
+            return None
+        raw = getattr(view, "__lscloud_raw_body__", None)
+        mimetype = request.mimetype or ""
+        if raw is None:
+            ok = mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))
+        else:
+            ok = not raw or mimetype in raw
+        if not ok:
+            expected = ", ".join(raw) if raw else "application/json"
+            raise Problem(415, "unsupported-media-type", "Unsupported media type",
+                          f"This endpoint expects {expected}, got {mimetype or 'no Content-Type'}.",
+                          title_vi="Kiểu nội dung không được hỗ trợ",
+                          detail_vi=f"Chức năng này yêu cầu {expected}.")
+        return None
+
+    @app.after_request
+    def _no_date(response):
+        # the HTTP server writes Date; Werkzeug's make_conditional adds one too, and two is wrong
+        response.headers.pop("Date", None)
+        return response
+
+    @app.errorhandler(Problem)
+    def _problem(p: Problem):
+        return problem_response(p)
+
+    @app.errorhandler(errors.DomainError)
+    def _domain(exc: errors.DomainError):
+        return problem_response(exc.to_problem())
+
+    @app.errorhandler(query.InvalidQuery)
+    def _invalid_query(exc: query.InvalidQuery):
+        return problem_response(invalid_query(exc.errors))
+
+    @app.errorhandler(query.QueryError)
+    def _query_error(exc: query.QueryError):
+        return problem_response(invalid_query([{"field": exc.field, "message": exc.message}]))
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        status = exc.code or 500
+        headers = {}
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+        detail = None
+        if status == 413:
+            limit = request.max_content_length
+            detail = f"The request body exceeds {limit} bytes." if limit else None
+        elif status == 405:
+            detail = f"{request.method} is not allowed here; use {headers.get('Allow', 'another method')}."
+        return problem_response(Problem(status, detail=detail, headers=headers))
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        trace_id = current_trace_id()
+        registered = errors.to_problem(exc)  # a foreign exception a function registered once
+        if registered is not None:
+            return problem_response(registered, trace_id=trace_id)
+        if isinstance(exc, InvalidKey):
+            # keys are built from what the caller sent (an id in the path, a code in the body); one
+            # the store cannot even spell (too long, not Unicode) names nothing that exists
+            log.info("invalid store key from %s %s (trace_id=%s): %s", request.method, request.path[:200], trace_id, exc)
+            return problem_response(Problem(404, detail="Nothing exists at this address (the identifier is not "
+                                                        "one this service could have issued)."), trace_id=trace_id)
+        if isinstance(exc, StoreUnavailable):
+            log.warning("object store unavailable (trace_id=%s): %s", trace_id, exc.__class__.__name__)
+            return problem_response(Problem(503, headers={"Retry-After": "5"}), trace_id=trace_id)
+        log.error("unhandled error on %s %s (trace_id=%s)", request.method, request.path, trace_id, exc_info=exc)
+        return problem_response(Problem(500, detail="internal error"), trace_id=trace_id)
+
+    @app.get("/openapi.json")
+    @auth.allow("public")
+    def openapi_document():
+        """The OpenAPI 3.1 description of this function."""
+        return jsonify(build_openapi(app))
+
+    telemetry.instrument_flask(app)
+    return app
+
+

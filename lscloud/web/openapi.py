@@ -1,0 +1,298 @@
+"""The OpenAPI 3.1 document of a function, built from its routes and their declarations.
+
+Views declare what they answer with :func:`responds` and which query parameters they take with
+:func:`query_params` (which also parses and validates them); ``@allow`` gives the security and
+:func:`lscloud.web.bodies.validate_body` the request body. :func:`build_openapi` reads it all.
+"""
+
+from __future__ import annotations
+
+import functools
+import http
+import posixpath
+import re
+from typing import Any, Callable, Iterable, Mapping
+
+from flask import Flask, g, request
+
+from .. import auth, query
+from .. import roles as _roles
+from ..context import AppState, app_state
+from ..problems import MEDIA_TYPE, PROBLEM_SCHEMA, Problem
+
+__all__ = ["PAGE_SCHEMA", "responds", "query_params", "page_params", "invalid_query", "build_openapi"]
+
+_BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+PAGE_SCHEMA: dict[str, Any] = {
+    "title": "Page",
+    "description": "One page of a list. Pass next_page_token back as page_token (with the same filters) "
+                   "for the next page; null on the last page.",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["items", "total", "next_page_token"],
+    "properties": {
+        "items": {"type": "array"},
+        "total": {"type": "integer", "minimum": 0, "description": "Items matching the filters, over all pages."},
+        "next_page_token": {"type": ["string", "null"]},
+    },
+}
+"""The runtime's list envelope ``{"items": [...], "total": n, "next_page_token": str | null}``;
+``components/schemas/Page`` in every OpenAPI document that has a ``@responds(..., page=True)``."""
+
+
+def _declare_once(view, attr: str, value, decorator: str):
+    if getattr(view, attr, None) is not None:
+        raise TypeError(f"{getattr(view, '__name__', view)!r} already has a @{decorator} declaration; use exactly one")
+    setattr(view, attr, value)
+    return view
+
+
+def responds(schema: str | None, *, status: int = 200, page: bool = False, description: str | None = None,
+             headers: Mapping[str, str] | None = None,
+             also: Mapping[int, str] | Iterable[int] = ()) -> Callable:
+    """Document a view's success answer in ``/openapi.json`` (documentation: answers are not validated).
+
+    - ``schema``: a file under ``schemas_dir`` (``"directory/unit.json"``), published under
+      ``components/schemas`` with the same name as request schemas (``directory.unit``);
+      ``None`` for an answer without a body (``204``).
+    - ``status``: the success status (``200``, ``201``, ``202`` …).
+    - ``page``: the body is the runtime's page envelope (:data:`PAGE_SCHEMA`) whose ``items``
+      are ``schema``.
+    - ``headers``: response headers sent with the answer, ``{"ETag": "what it is", ...}``.
+    - ``also``: other bodiless statuses the view answers, ``{304: "Not modified"}`` (or just
+      ``(304,)`` for the standard phrase). Errors need nothing here: every operation already
+      documents ``default`` as ``application/problem+json``.
+
+    One ``@responds`` per view; the schema's existence is checked at start (:func:`check_access`).
+    Example::
+
+        @app.get("/v1/units")
+        @allow("public")
+        @responds("directory/unit.json", page=True, headers={"ETag": "Strong validator"}, also={304: "Not modified"})
+        @query_params(("q", "Search names"), ("limit", "Page size", {"type": "integer"}))
+        def list_units(): ...
+    """
+    if page and schema is None:
+        raise TypeError("responds(page=True) needs the item schema")
+    if not 100 <= int(status) <= 599:
+        raise ValueError(f"bad status {status!r}")
+    extra = dict(also) if isinstance(also, Mapping) else {int(code): "" for code in also}
+    if status in extra:
+        raise ValueError(f"status {status} is both the answer and in also=")
+    declared = {
+        "schema": schema, "status": int(status), "page": bool(page),
+        "description": description or http.HTTPStatus(int(status)).phrase,
+        "headers": dict(headers or {}),
+        "also": {int(code): (text or http.HTTPStatus(int(code)).phrase) for code, text in extra.items()},
+    }
+
+    def decorate(view):
+        return _declare_once(view, "__lscloud_response__", declared, "responds")
+
+    return decorate
+
+
+def query_params(*params: "query.Param | tuple") -> Callable:
+    """Declare a view's query parameters: documented in ``/openapi.json`` *and* parsed and
+    validated from the same declaration before the view runs (:mod:`lscloud.query`).
+
+    Each parameter is a :class:`lscloud.query.Param` or ``(name, description[, json_schema])``;
+    the schema defaults to a string of at most :data:`lscloud.query.MAX_CHARS` characters.
+    ``type`` (``string``, ``integer``, ``number``, ``boolean``), ``enum``, ``minimum`` /
+    ``maximum``, ``pattern``, ``maxLength``, ``format: date`` / ``date-time`` and ``default`` are
+    honoured. The typed values land in ``flask.g.query`` (``None`` for an absent parameter
+    without a default); any bad one answers 400 ``invalid-parameter`` with ``errors[].field`` =
+    the parameter's name. Put it under ``@allow`` (so callers are authenticated first) and above
+    ``@idempotent`` (so a bad query never claims a key). One ``@query_params`` per view::
+
+        @query_params(("q", "Search names"),
+                      ("limit", "Page size", {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}))
+    """
+    declared = tuple(query.as_param(p) for p in params)
+    names = [p.name for p in declared]
+    for name in names:
+        if names.count(name) > 1:
+            raise ValueError(f"query parameter {name!r} declared twice")
+
+    def decorate(view):
+        if getattr(view, "__lscloud_query_params__", None) is not None:
+            raise TypeError(f"{getattr(view, '__name__', view)!r} already has a @query_params declaration; use exactly one")
+
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            g.query = query.parse(declared, request.args)
+            return view(*args, **kwargs)
+
+        wrapper.__lscloud_query_params__ = tuple(p.openapi() for p in declared)
+        return wrapper
+
+    return decorate
+
+
+def page_params(*, default_limit: int = 50, max_limit: int = 100, offset: bool = False) -> tuple["query.Param", ...]:
+    """The paging parameters of a list route: ``limit`` (1 to ``max_limit``, default
+    ``default_limit``), ``page_token`` and, for lists served from a snapshot, ``offset``."""
+    out = [query.Param("limit", f"Page size, 1 to {max_limit} (default {default_limit}).",
+                       {"type": "integer", "minimum": 1, "maximum": max_limit, "default": default_limit}),
+           query.Param("page_token", "The next_page_token of the previous page (same filters).",
+                       {"type": "string", "maxLength": query.MAX_CHARS})]
+    if offset:
+        out.append(query.Param("offset", "Start at this position instead of a page_token.",
+                               {"type": "integer", "minimum": 0, "maximum": 1_000_000}))
+    return tuple(out)
+
+
+def invalid_query(errors: list[dict]) -> Problem:
+    """The 400 problem for bad query parameters (``errors[].field`` = each parameter's name)."""
+    names = ", ".join(dict.fromkeys(e["field"] for e in errors))
+    return Problem(400, "invalid-parameter", "Invalid query parameter",
+                   "; ".join(e["message"] for e in errors) + ".",
+                   title_vi="Tham số truy vấn không hợp lệ", detail_vi=f"Tham số truy vấn không hợp lệ: {names}.",
+                   errors=errors)
+
+
+
+_CONVERTERS = {"int": {"type": "integer"}, "float": {"type": "number"}, "uuid": {"type": "string", "format": "uuid"},
+               "path": {"type": "string"}, "string": {"type": "string"}, "default": {"type": "string"}}
+_RULE_ARG = re.compile(r"<(?:(?P<conv>[a-zA-Z_][a-zA-Z0-9_]*)(?:\([^)]*\))?:)?(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)>")
+
+
+def _component_name(file: str) -> str:
+    stem = file[:-5] if file.endswith(".json") else file
+    return re.sub(r"[^A-Za-z0-9._-]", "_", stem.replace("/", "."))
+
+
+def _rewrite_refs(node: Any, here: str, state: AppState, wanted: set[str]) -> Any:
+    """Turn file ``$ref``s into ``#/components/schemas/...`` refs (and note which files are needed)."""
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            if k in ("$id", "$schema"):
+                continue
+            if k == "$ref" and isinstance(v, str) and not v.startswith("#"):
+                target, _, fragment = v.partition("#")
+                name = posixpath.normpath(posixpath.join(posixpath.dirname(here), target)) if target else here
+                if name in state.schemas.documents:
+                    wanted.add(name)
+                    out[k] = "#/components/schemas/" + _component_name(name) + fragment
+                    continue
+            if k == "$ref" and isinstance(v, str) and v.startswith("#"):
+                out[k] = "#/components/schemas/" + _component_name(here) + v[1:]
+                continue
+            out[k] = _rewrite_refs(v, here, state, wanted)
+        return out
+    if isinstance(node, list):
+        return [_rewrite_refs(v, here, state, wanted) for v in node]
+    return node
+
+
+def _ref(file: str) -> dict:
+    return {"$ref": "#/components/schemas/" + _component_name(file)}
+
+
+def _responses(declared: dict | None, wanted: set[str]) -> dict:
+    """The operation's ``responses``: the ``@responds`` declaration (else a bare ``2XX``) and the
+    runtime's problem+json ``default``."""
+    problem = {"description": "Problem details (RFC 9457)",
+               "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    if declared is None:
+        return {"2XX": {"description": "Success"}, "default": problem}
+    answer: dict[str, Any] = {"description": declared["description"]}
+    if declared["headers"]:
+        answer["headers"] = {name: ({"description": text} if text else {}) | {"schema": {"type": "string"}}
+                             for name, text in declared["headers"].items()}
+    if declared["schema"]:
+        wanted.add(declared["schema"])
+        schema = _ref(declared["schema"])
+        if declared["page"]:
+            schema = {"allOf": [{"$ref": "#/components/schemas/Page"},
+                                {"properties": {"items": {"type": "array", "items": schema}}}]}
+        answer["content"] = {"application/json": {"schema": schema}}
+    out = {str(declared["status"]): answer}
+    for code, text in sorted(declared["also"].items()):
+        out[str(code)] = {"description": text}
+    out["default"] = problem
+    return out
+
+
+def build_openapi(app: Flask) -> dict:
+    """An OpenAPI 3.1 document from the app's routes and their declarations: ``@allow``,
+    :func:`validate_body`, :func:`responds`, :func:`query_params` and the path's own parameters."""
+    state = app_state(app)
+    info = {"title": state.openapi_info.get("title", f"lscloud {state.name}"),
+            "version": state.openapi_info.get("version", "1.0.0")}
+    if state.openapi_info.get("description"):
+        info["description"] = state.openapi_info["description"]
+    paths: dict[str, dict] = {}
+    wanted: set[str] = set()
+    page_used = False
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if rule.endpoint == "static":
+            continue
+        view = app.view_functions[rule.endpoint]
+        access = auth.access_of(view)
+        path = _RULE_ARG.sub(lambda m: "{" + m.group("name") + "}", rule.rule)
+        params = [{"name": m.group("name"), "in": "path", "required": True,
+                   "schema": dict(_CONVERTERS.get(m.group("conv") or "default", {"type": "string"}))}
+                  for m in _RULE_ARG.finditer(rule.rule)]
+        doc = (view.__doc__ or "").strip()
+        summary = doc.splitlines()[0].strip() if doc else rule.endpoint
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            op: dict[str, Any] = {"operationId": f"{rule.endpoint}_{method.lower()}".replace(".", "_"),
+                                  "summary": summary}
+            parameters = params + [dict(q) for q in getattr(view, "__lscloud_query_params__", ())]
+            if parameters:
+                op["parameters"] = parameters
+            if access is not None:
+                op["x-lscloud-access"] = access.as_dict()
+                if access.public:
+                    op["security"] = []
+                elif access.eventing:
+                    op["security"] = [{"eventDelivery": []}]
+                else:
+                    op["security"] = ([{"bearer": []}] if access.roles else []) + \
+                                     ([{"partnerSignature": []}] if access.partner else [])
+            schema = getattr(view, "__lscloud_body_schema__", None)
+            if schema and method in _BODY_METHODS:
+                wanted.add(schema)
+                op["requestBody"] = {"required": not getattr(view, "__lscloud_body_optional__", False),
+                                     "content": {"application/json": {"schema": _ref(schema)}}}
+            declared = getattr(view, "__lscloud_response__", None)
+            op["responses"] = _responses(declared, wanted)
+            page_used = page_used or bool(declared and declared["page"])
+            paths.setdefault(path, {})[method.lower()] = op
+    components: dict[str, Any] = {"Problem": PROBLEM_SCHEMA}
+    if page_used:
+        components["Page"] = PAGE_SCHEMA
+    done: set[str] = set()
+    while wanted - done:
+        name = sorted(wanted - done)[0]
+        done.add(name)
+        components[_component_name(name)] = _rewrite_refs(state.schemas.documents[name], name, state, wanted)
+    return {
+        "openapi": "3.1.0",
+        "info": info,
+        "x-lscloud-roles": {name: role.as_dict() for name, role in _roles.REGISTRY.items()},
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                           "description": "A JWT whose `role` claim is one of the platform's roles "
+                                          "(lscloud/roles.py); each operation's `x-lscloud-access` "
+                                          "names the roles it admits.\n\n" + "\n".join(
+                                              f"- `{r.name}`: {r.en} / {r.vi}" for r in _roles.REGISTRY.values()
+                                              if r.credential == "token")},
+                "eventDelivery": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                                  "description": "Event deliveries only: the OIDC token Knative Eventing presents "
+                                                 "(authentication-oidc), or the local dispatcher's token; audience = "
+                                                 "this function (see lscloud.auth.verify_event_sender)"},
+                "partnerSignature": {"type": "apiKey", "in": "header", "name": auth.SIGNATURE_HEADER,
+                                     "description": "HMAC-SHA256 partner signature over method, path, timestamp, "
+                                                    "nonce and body hash (see lscloud.auth.canonical)"},
+            },
+        },
+    }

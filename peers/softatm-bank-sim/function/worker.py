@@ -1,0 +1,116 @@
+"""The bank's back office: work recorded by a webhook (create-only, so nothing is lost if the process
+dies) is done by worker threads, and what is still pending is picked up again by a periodic rescan.
+
+It behaves like a partner bank: a withdrawal is reserved when the account holds the amount (the
+money is put on hold) and rejected otherwise; a deposit is credited and confirmed; a commit debits
+the hold for good; an abort releases it — each answered through the soft ATM's signed bank endpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+
+import httpx
+
+from lscloud import peers
+
+from . import books, signing
+from .models import Record
+
+log = logging.getLogger("bank-sim")
+
+THREADS = 8       # a bank answers many webhooks at once; work per transfer is idempotent
+RESCAN_S = 5.0
+
+
+class Worker:
+    def __init__(self, settings):
+        self.settings = settings
+        self.q: queue.Queue[str] = queue.Queue()
+        self.http = httpx.Client(timeout=10, trust_env=False)
+        self.busy: set[str] = set()
+        self.busy_lock = threading.Lock()
+        for i in range(THREADS):
+            threading.Thread(target=self._run, name=f"bank-sim-worker-{i}", daemon=True).start()
+        threading.Thread(target=self._rescan, name="bank-sim-rescan", daemon=True).start()
+
+    def _rescan(self):
+        while True:
+            try:
+                for r in Record.scan():
+                    if r.data.get("todo"):
+                        self.q.put(r.id)
+            except Exception:  # noqa: BLE001 - the next rescan tries again
+                pass
+            time.sleep(RESCAN_S)
+
+    def call(self, method: str, path: str, body: dict | None = None) -> httpx.Response:
+        """A signed call to the soft ATM (``path`` as the function sees it: a gateway strips its own prefix)."""
+        raw = b"" if body is None else json.dumps(body).encode()
+        h = signing.signed_headers(self.settings, method, path, raw)
+        if raw:
+            h["Content-Type"] = "application/json"
+        return self.http.request(method, peers.peer_url("softatm", self.settings) + path, content=raw or None, headers=h)
+
+    def _run(self):
+        while True:
+            tid = self.q.get()
+            with self.busy_lock:
+                if tid in self.busy:
+                    continue   # another thread works on it; the rescan brings it back if needed
+                self.busy.add(tid)
+            try:
+                self.process(tid)
+            except Exception as exc:  # noqa: BLE001 - retried by the rescan
+                log.warning("work on %s failed: %s", tid, exc)
+            finally:
+                with self.busy_lock:
+                    self.busy.discard(tid)
+
+    def process(self, tid: str) -> None:
+        """Do the work recorded on transfer ``tid``, then mark it done (unless newer work came meanwhile)."""
+        d = Record.get(tid).data
+        todo = d.get("todo")
+        if not todo:
+            return
+        if todo == "decide-withdrawal":
+            self._decide_withdrawal(tid, d)
+        elif todo == "credit-deposit":
+            books.credit(d["account"], tid, d["amount_vnd"])
+            r = self.call("POST", f"/v1/bank/deposits/{tid}/confirm", {"bank_reference": f"SIM-{tid}"})
+            if r.status_code >= 500 or r.status_code in (401, 429):
+                raise RuntimeError(f"confirm {tid}: {r.status_code}")
+            if r.status_code != 200:
+                books.credit(d["account"], tid, -d["amount_vnd"], undo=True)
+        elif todo == "finish-withdrawal":
+            books.settle_hold(d["account"], tid, paid=True)
+        elif todo == "undo":
+            if d["kind"] == "withdrawal":
+                books.settle_hold(d["account"], tid, paid=False)
+            else:
+                books.credit(d["account"], tid, -d["amount_vnd"], undo=True)
+
+        def done(item):
+            if item.data.get("todo") == todo:
+                item.data["todo"] = None
+        Record.update(tid, None, done)
+
+    def _decide_withdrawal(self, tid: str, d: dict) -> None:
+        ok = books.hold(d["account"], tid, d["amount_vnd"])
+        path = f"/v1/bank/withdrawals/{tid}/{'reserve' if ok else 'reject'}"
+        r = self.call("POST", path, {"bank_reference": f"SIM-{tid}"} if ok else {"reason": "insufficient funds"})
+        if r.status_code >= 500 or r.status_code in (401, 429) or "Retry-After" in r.headers:
+            raise RuntimeError(f"{path}: {r.status_code}")   # keep the hold; the rescan tries again
+        if r.status_code != 200 and ok:
+            # refused: expired or aborted meanwhile (release the hold) — unless our reservation
+            # stands after all (a repeat of our own decision): then the commit or abort webhook
+            # spends or releases the hold
+            now_state = self.call("GET", f"/v1/bank/transfers/{tid}").json().get("state")
+            if now_state == "COMMITTED":
+                books.settle_hold(d["account"], tid, paid=True)
+            elif now_state == "ABORTED":
+                books.settle_hold(d["account"], tid, paid=False)

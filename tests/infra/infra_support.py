@@ -1,0 +1,139 @@
+"""Helpers for the infra tests (imported by name: `from infra_support import ...`) and their fixtures, re-exported by conftest.py.
+
+``program(stack)`` runs ``infra/__main__.py`` with the config of ``infra/Pulumi.<stack>.yaml``
+plus test-only secrets, and returns the resources it registered (type, name, inputs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import runpy
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+pulumi = pytest.importorskip("pulumi")
+
+REPO = Path(__file__).resolve().parents[2]
+INFRA = REPO / "infra"
+for p in (str(INFRA), str(REPO)):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+# distinctive values: a test fails if any of them shows up outside a Kubernetes Secret
+JWT_PUBLIC_KEY = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAETESTJWTKEYxxxxxxxxxxxxxxxx\n-----END PUBLIC KEY-----\n"
+PARTNER_KEYS = {"bidv": ["bidv-old-hmac-key-0123456789", "bidv-new-hmac-key-9876543210"],
+                "vietinbank": ["vtb-hmac-key-abcdefghijklmnop"]}
+KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters: []\n# test-kubeconfig-secret-marker\n"
+
+
+@pytest.fixture(autouse=True)
+def _main_thread_event_loop():
+    """Pulumi's mocks need an event loop in the main thread; an earlier test's ``asyncio.run``
+    (the integration tests, when one pytest run collects both) leaves none behind."""
+    try:
+        asyncio.get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+    yield
+
+
+@dataclass
+class Recorded:
+    typ: str
+    name: str
+    inputs: dict
+    state: dict
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    def __init__(self):
+        self.resources: list[Recorded] = []
+        self.passwords: list[str] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        state = dict(args.inputs)
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            state["result"] = f"mock-password-{args.name}-Zq8"
+            self.passwords.append(state["result"])
+        if args.typ == "openstack:containerinfra/cluster:Cluster":
+            state["kubeconfig"] = {"rawConfig": KUBECONFIG, "host": "https://10.20.0.10:6443"}
+        self.resources.append(Recorded(args.typ, args.name, dict(args.inputs), state))
+        return [f"{args.name}_id", state]
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+
+def stack_config(stack: str, **changes) -> dict[str, str]:
+    """The stack file's config as the engine passes it (objects as JSON), with ``changes``."""
+    doc = yaml.safe_load((INFRA / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8"))["config"]
+    doc.update({f"lscloud:{k}": v for k, v in changes.items()})
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in doc.items()}
+
+
+def run_program(stack: str, *, secrets: dict | None = None, **changes) -> RecordingMocks:
+    mocks = RecordingMocks()
+    pulumi.runtime.set_mocks(mocks, project="lscloud", stack=stack, preview=False)
+    config = stack_config(stack, **changes)
+    secret_values = {"lscloud:jwtPublicKey": JWT_PUBLIC_KEY, "lscloud:partnerKeys": json.dumps(PARTNER_KEYS)}
+    if secrets is not None:
+        secret_values = secrets
+    config.update(secret_values)
+    pulumi.runtime.set_all_config(config, secret_keys=list(secret_values))
+
+    @pulumi.runtime.test
+    def run():
+        runpy.run_path(str(INFRA / "__main__.py"), run_name="lscloud_infra_main")
+        return pulumi.Output.from_input(True)
+
+    run()
+    return mocks
+
+
+_cache: dict[str, RecordingMocks] = {}
+
+
+@pytest.fixture(scope="session")
+def program():
+    def get(stack: str) -> RecordingMocks:
+        if stack not in _cache:
+            _cache[stack] = run_program(stack)
+        return _cache[stack]
+    return get
+
+
+def k8s_objects(mocks: RecordingMocks) -> list[dict]:
+    """The Kubernetes objects the program creates (typed and custom resources), as sent."""
+    out = []
+    for r in mocks.resources:
+        if r.typ.startswith("kubernetes:") and "apiVersion" in r.inputs and "kind" in r.inputs \
+                and not r.typ.endswith("Patch"):
+            out.append(normalize(r.inputs))
+    return out
+
+
+# how the Pulumi wire format marks a secret value: {SIG_KEY: SECRET_SIG, "value": ...}
+SIG_KEY, SECRET_SIG = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
+
+
+def is_secret(value) -> bool:
+    return isinstance(value, dict) and value.get(SIG_KEY) == SECRET_SIG
+
+
+def normalize(value):
+    """Mocks send numbers as floats; give whole numbers back their int type (as YAML would) and
+    unwrap secret envelopes (``is_secret`` tells them apart before normalizing)."""
+    if is_secret(value):
+        return normalize(value["value"])
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: normalize(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [normalize(v) for v in value]
+    return value

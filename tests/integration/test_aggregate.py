@@ -1,0 +1,137 @@
+"""The one aggregate write against real weed mini and nats-server: read-modify-write under the
+version, the audit trail, events with stable ids, hooks, and no lost update under racing writers."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from lscloud import errors, runtime
+from lscloud.aggregate import Aggregate, NoChange
+from lscloud.delivery import tail
+from lscloud.statemachine import Action, Actor, StateMachine
+from lscloud.store import Model, attributes as A
+
+pytestmark = pytest.mark.integration
+
+
+class Parcel(Model):
+    class Meta:
+        table = "agg-parcels"
+
+    id = A.UnicodeAttribute(hash_key=True)
+    status = A.UnicodeAttribute()
+    data = A.JSONAttribute()
+    version = A.VersionAttribute()
+
+
+class ParcelAudit(Model):
+    class Meta:
+        table = "agg-audit"
+
+    parcel_id = A.UnicodeAttribute(hash_key=True)
+    entry = A.UnicodeAttribute(range_key=True)
+    data = A.JSONAttribute()
+
+
+MACHINE = StateMachine("test", [
+    Action("send", {"new"}, "sent", "parcel.sent"),
+    Action("stamp", {"sent"}, "sent", "parcel.stamped"),
+    Action("deliver", {"sent"}, "delivered", "parcel.delivered", actors={"courier"}),
+], states=("new", "sent", "delivered"), terminal={"delivered"}, noun=("parcel", "bưu phẩm"))
+COURIER = Actor("courier", "c1")
+
+
+@pytest.fixture
+def parcels(settings):
+    runtime.uninstall()
+    runtime.install(runtime.Runtime(settings.replace(service="agg-test")))
+    finished: list[str] = []
+    committed: list[int] = []
+    agg = Aggregate(Parcel, machine=MACHINE, source="/test", audit=ParcelAudit,
+                    summary=lambda doc: {"parcel_id": doc["id"], "status": doc["status"]},
+                    after_commit=lambda out: committed.append(out.version),
+                    on_terminal=lambda doc: finished.append(doc["id"]))
+    agg.finished, agg.committed = finished, committed
+    yield agg
+    runtime.uninstall()
+
+
+def new_parcel(agg, pid="p-1"):
+    doc = {"id": pid, "status": "new", "stamps": 0}
+    t = MACHINE.apply(doc, "send", COURIER)
+    return agg.create(Parcel(pid, data=doc), [t])
+
+
+def test_create_then_moves_leave_a_trail_events_with_stable_ids_and_hooks(parcels, settings):
+    out = new_parcel(parcels)
+    assert out.item.status == "sent" and out.version == 1
+    with pytest.raises(errors.Conflict):
+        new_parcel(parcels)  # the id is taken: create-only
+    done = parcels.mutate("p-1", lambda doc: [MACHINE.apply(doc, "deliver", COURIER)])
+    assert done.doc["status"] == "delivered" and Parcel.get("p-1").status == "delivered"
+    assert [e["to"] for e in parcels.trail("p-1")] == ["sent", "delivered"]
+    assert parcels.finished == ["p-1"] and parcels.committed == [1, 2]
+    evts = [m["event"] for m in tail(settings, 10)]
+    assert [(e["id"], e["type"], e["data"]["to"]) for e in evts] == [
+        ("p-1.1.0", "vn.langson.test.parcel.sent.v1", "sent"),
+        ("p-1.2.0", "vn.langson.test.parcel.delivered.v1", "delivered")]
+    # a refused move changes nothing and raises the domain error
+    with pytest.raises(errors.Conflict):
+        parcels.mutate("p-1", lambda doc: [MACHINE.apply(doc, "deliver", COURIER)])
+    assert Parcel.get("p-1").version == 2
+
+
+def test_a_record_the_caller_may_not_see_is_the_same_404_as_none(parcels):
+    new_parcel(parcels)
+    assert parcels.visible("p-1", lambda doc: True).id == "p-1"
+    for record_id, can_see in (("p-1", lambda doc: False), ("p-404", lambda doc: True), ("x" * 500, lambda doc: True)):
+        with pytest.raises(errors.NotFound) as caught:
+            parcels.visible(record_id, can_see)
+        assert "parcel" in caught.value.detail
+
+
+def test_no_change_writes_nothing(parcels):
+    new_parcel(parcels)
+
+    def op(doc):
+        raise NoChange()
+
+    assert not parcels.mutate("p-1", op).changed
+    assert Parcel.get("p-1").version == 1 and len(parcels.trail("p-1")) == 1
+
+
+def test_racing_writers_never_lose_an_update(parcels):
+    new_parcel(parcels)
+    n, barrier = 8, threading.Barrier(8)
+    failures = []
+
+    def stamp():
+        barrier.wait()
+        try:
+            parcels.mutate("p-1", lambda doc: (doc.update(stamps=doc["stamps"] + 1)
+                                               or [MACHINE.apply(doc, "stamp", COURIER)]))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=stamp) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    item = Parcel.get("p-1")
+    assert item.data["stamps"] == n and item.version == n + 1
+    assert len(parcels.trail("p-1")) == n + 1  # one entry per committed write, none lost or doubled
+
+
+def test_a_domain_that_publishes_its_own_facts_gets_writes_and_trail_but_no_events(parcels, settings):
+    quiet = Aggregate(Parcel, machine=MACHINE, source="/test", audit=ParcelAudit, publish=False)
+    doc = {"id": "p-q", "status": "new", "stamps": 0}
+    quiet.create(Parcel("p-q", data=doc), [MACHINE.apply(doc, "send", COURIER)])
+    quiet.mutate("p-q", lambda d: [MACHINE.apply(d, "deliver", COURIER)])
+    assert Parcel.get("p-q").status == "delivered" and [e["to"] for e in quiet.trail("p-q")] == ["sent", "delivered"]
+    # the stream is ordered: once the domain's own fact is there, anything published before it is too
+    runtime.current().bus.publish(quiet.fact("parcel.settled", {"parcel_id": "p-q"}, subject="p-q", id="p-q.settled"))
+    assert [e["event"]["id"] for e in tail(settings, 10)] == ["p-q.settled"]
