@@ -105,24 +105,6 @@ else:
     after_ns = pulumi.ResourceOptions(provider=provider, depends_on=namespaces.namespaces)
     secrets = AppSecrets("lscloud-secrets", ns, jwt_public_key=jwt_public_key or "", partner_keys=partner_keys,
                          opts=after_ns)
-    backups_on = bool(settings.backup.endpoint)
-    event_bus = EventBus("lscloud-bus", settings.nats, data_ns, names, client_namespaces=(ns, "knative-eventing"),
-                         monitor_namespaces=(tel_ns, settings.telemetry.metricsNamespace),
-                         client_selectors=backup_selectors() if backups_on else (), opts=after_ns)
-    retention = {fn: o.retention for fn, o in settings.functions.items() if o.retention}
-    store = ObjectStore("lscloud-store", settings.objectStore, data_ns, names, functions_namespace=ns,
-                        client_namespaces=(ns,), retention=retention,
-                        backup_selectors=backup_selectors() if backups_on else (), opts=after_ns)
-    collector = Telemetry("lscloud-telemetry", settings.telemetry, tel_ns, REPO / "observability" / "collector.yaml",
-                          client_namespaces=(ns, "knative-serving", "knative-eventing",
-                                             settings.knative.ingressNamespace), opts=after_ns)
-    knative = Knative("lscloud-knative", settings.knative, domain=settings.domain, namespace=ns,
-                      nats_url=event_bus.url, nats=settings.nats, brokers=brokers,
-                      traces_endpoint=telemetry.traces_endpoint(tel_ns),
-                      sampling_rate=settings.telemetry.knativeSamplingRate, opts=after_ns)
-    config = appconfig.FunctionConfig("lscloud-function-config", ns, function_config,
-                                      cfg.get_secret_object("secrets") or {}, opts=after_ns)
-
     platform = PlatformEndpoints(
         namespace=ns, s3_endpoint=objectstore.endpoint(data_ns), nats_url=bus.client_url(data_ns),
         stream=settings.nats.stream, otlp_endpoint=telemetry.otlp_endpoint(tel_ns),
@@ -133,18 +115,38 @@ else:
         ingress_namespaces=("knative-serving", settings.knative.ingressNamespace, "knative-eventing"),
         knative_ingress_namespace=settings.knative.ingressNamespace,
         egress_cidrs=settings.egressCidrs, api_server_cidrs=settings.apiServerCidrs,
-        dead_letter_sink=knative.dead_letter_sink, delivery_retry=settings.knative.deliveryRetry)
+        dead_letter_sink=kn.dead_letter_ref(), delivery_retry=settings.knative.deliveryRetry)
     bridge_endpoints = BridgeEndpoints.from_platform(platform)
     clock_endpoints = ClockEndpoints.from_platform(platform)
 
     # the internal CA and every certificate: NATS and MinIO servers, one client per NATS user
+    # (eventing-natss's own is made by the Knative component, in the namespace its release creates)
     certificates = (bus.certificates(settings.nats, data_ns, settings.tls)
                     + objectstore.certificates(data_ns, settings.tls)
-                    + kn.certificates(settings.tls, settings.nats.stream)
                     + [tlsc.render_client_cert(c, settings.tls) for c in
                        [function_cert(m.name, platform) for m in functions]
                        + [bridge_cert(bridge_endpoints), clock_cert(clock_endpoints)]])
-    internal_ca = InternalCA("lscloud-tls", settings.tls, certificates, opts=on_cluster)
+    internal_ca = InternalCA("lscloud-tls", settings.tls, certificates, opts=after_ns)
+    # the servers and everything that mounts a certificate start once it is issued
+    after_tls = pulumi.ResourceOptions(provider=provider, depends_on=[*namespaces.namespaces, *internal_ca.ready])
+
+    backups_on = bool(settings.backup.endpoint)
+    event_bus = EventBus("lscloud-bus", settings.nats, data_ns, names, client_namespaces=(ns, "knative-eventing"),
+                         monitor_namespaces=(tel_ns, settings.telemetry.metricsNamespace),
+                         client_selectors=backup_selectors() if backups_on else (), opts=after_tls)
+    retention = {fn: o.retention for fn, o in settings.functions.items() if o.retention}
+    store = ObjectStore("lscloud-store", settings.objectStore, data_ns, names, functions_namespace=ns,
+                        client_namespaces=(ns,), retention=retention,
+                        backup_selectors=backup_selectors() if backups_on else (), opts=after_tls)
+    collector = Telemetry("lscloud-telemetry", settings.telemetry, tel_ns, REPO / "observability" / "collector.yaml",
+                          client_namespaces=(ns, "knative-serving", "knative-eventing",
+                                             settings.knative.ingressNamespace), opts=after_ns)
+    knative = Knative("lscloud-knative", settings.knative, domain=settings.domain, namespace=ns,
+                      nats_url=event_bus.url, nats=settings.nats, brokers=brokers,
+                      traces_endpoint=telemetry.traces_endpoint(tel_ns),
+                      sampling_rate=settings.telemetry.knativeSamplingRate, tls=settings.tls, opts=after_tls)
+    config = appconfig.FunctionConfig("lscloud-function-config", ns, function_config,
+                                      cfg.get_secret_object("secrets") or {}, opts=after_ns)
 
     ready = [*knative.ready, event_bus.ready, store.ready, secrets, collector, config, *internal_ca.ready]
     hook_policy = hooks.HookPolicy("lscloud-hooks", platform, opts=after_ns)

@@ -166,7 +166,7 @@ class Knative(pulumi.ComponentResource):
 
     def __init__(self, name: str, settings: KnativeSettings, *, domain: str, namespace: str, nats_url: pulumi.Input[str],
                  nats: NatsSettings, brokers: Sequence[str], traces_endpoint: str = "", sampling_rate: float = 1.0,
-                 opts: pulumi.ResourceOptions | None = None):
+                 tls=None, opts: pulumi.ResourceOptions | None = None):
         super().__init__("lscloud:index:Knative", name, None, opts)
         deps: list[pulumi.Resource] = []
         if settings.install:
@@ -174,6 +174,9 @@ class Knative(pulumi.ComponentResource):
                                                 opts=pulumi.ResourceOptions(parent=self)))
         after = pulumi.ResourceOptions(parent=self, depends_on=deps)
         kx.create(f"{name}-{OIDC_DISCOVERY}", render_oidc_discovery(), pulumi.ResourceOptions(parent=self))
+        if tls is not None:  # eventing-natss's client certificate, once its namespace exists
+            for cert in certificates(tls, nats.stream):
+                deps.append(kx.create(f"{name}-certificate-{cert['metadata']['name']}", cert, after))
         self.patches = render_config_patches(settings, domain, "", nats, traces_endpoint=traces_endpoint,
                                              sampling_rate=sampling_rate)
         for patch in self.patches:

@@ -27,6 +27,8 @@ from . import k8s as kx
 from .settings import TlsSettings
 
 API = "cert-manager.io/v1"
+# Pulumi waits until cert-manager reports a certificate issued (and an issuer ready) before what mounts it
+WAIT = {"pulumi.com/waitFor": "condition=Ready"}
 SELF_SIGNED = "lscloud-selfsigned"
 CA_ISSUER = "lscloud-internal-ca"
 CA_SECRET = "lscloud-internal-ca"
@@ -53,14 +55,14 @@ def render_ca(s: TlsSettings) -> list[dict]:
     """The self-signed root and the ClusterIssuer that signs with it."""
     lbl = kx.labels("internal-ca", "tls")
     return [
-        {"apiVersion": API, "kind": "ClusterIssuer", "metadata": {"name": SELF_SIGNED, "labels": lbl},
+        {"apiVersion": API, "kind": "ClusterIssuer", "metadata": {"name": SELF_SIGNED, "labels": lbl, "annotations": WAIT},
          "spec": {"selfSigned": {}}},
         {"apiVersion": API, "kind": "Certificate",
-         "metadata": {"name": CA_SECRET, "namespace": s.certManagerNamespace, "labels": lbl},
+         "metadata": {"name": CA_SECRET, "namespace": s.certManagerNamespace, "labels": lbl, "annotations": WAIT},
          "spec": {"isCA": True, "commonName": "Lang Son Cloud internal CA", "secretName": CA_SECRET,
                   "duration": s.caDuration, "privateKey": {"algorithm": "ECDSA", "size": 256},
                   "issuerRef": {"name": SELF_SIGNED, "kind": "ClusterIssuer", "group": "cert-manager.io"}}},
-        {"apiVersion": API, "kind": "ClusterIssuer", "metadata": {"name": CA_ISSUER, "labels": lbl},
+        {"apiVersion": API, "kind": "ClusterIssuer", "metadata": {"name": CA_ISSUER, "labels": lbl, "annotations": WAIT},
          "spec": {"ca": {"secretName": CA_SECRET}}},
     ]
 
@@ -68,7 +70,7 @@ def render_ca(s: TlsSettings) -> list[dict]:
 def render_server_cert(name: str, namespace: str, dns_names: Sequence[str], s: TlsSettings) -> dict:
     """A server certificate (also a client one: cluster peers authenticate each other with it)."""
     return {"apiVersion": API, "kind": "Certificate",
-            "metadata": {"name": name, "namespace": namespace, "labels": kx.labels(name, "tls")},
+            "metadata": {"name": name, "namespace": namespace, "labels": kx.labels(name, "tls"), "annotations": WAIT},
             "spec": {"secretName": name, "duration": s.certDuration, "renewBefore": s.renewBefore,
                      "commonName": dns_names[0], "dnsNames": list(dns_names),
                      "usages": ["server auth", "client auth", "digital signature", "key encipherment"],
@@ -78,7 +80,8 @@ def render_server_cert(name: str, namespace: str, dns_names: Sequence[str], s: T
 
 def render_client_cert(c: ClientCert, s: TlsSettings) -> dict:
     return {"apiVersion": API, "kind": "Certificate",
-            "metadata": {"name": c.secret, "namespace": c.namespace, "labels": kx.labels(c.secret, "tls")},
+            "metadata": {"name": c.secret, "namespace": c.namespace, "labels": kx.labels(c.secret, "tls"),
+                         "annotations": WAIT},
             "spec": {"secretName": c.secret, "duration": s.certDuration, "renewBefore": s.renewBefore,
                      "commonName": c.email.split("@", 1)[0], "emailAddresses": [c.email],
                      "usages": ["client auth", "digital signature", "key encipherment"],
