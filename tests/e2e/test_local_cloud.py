@@ -87,7 +87,7 @@ def test_events_and_unknown_functions_are_refused(cloud):
 def test_a_subscribed_function_receives_published_events(cloud):
     from lscloud import events
     from lscloud.bus import SyncBus
-    from lscloud.cli import cloud_settings
+    from lscloud.local.cloud import cloud_settings
 
     settings = cloud_settings(cloud.state())
     bus = SyncBus(settings)
