@@ -16,24 +16,42 @@ for p in (str(INFRA), str(REPO)):  # components/ and lscloud/ importable without
     if p not in sys.path:
         sys.path.insert(0, p)
 
+import json  # noqa: E402
+
 from lscloud import manifest  # noqa: E402
 
-from components import bus, objectstore, telemetry  # noqa: E402
+from components import appconfig, bus, hooks, knative as kn, objectstore, telemetry  # noqa: E402
+from components import tls as tlsc  # noqa: E402
+from components.backup import Backups, selectors as backup_selectors  # noqa: E402
+from components.bridge import client_cert as bridge_cert  # noqa: E402
+from components.clock import client_cert as clock_cert  # noqa: E402
 from components.bridge import BridgeEndpoints, EventBridge  # noqa: E402
 from components.bridge import routes as bridge_routes  # noqa: E402
 from components.bus import EventBus  # noqa: E402
 from components.clock import ClockEndpoints, PlatformClock  # noqa: E402
 from components.cluster import ClusterNetwork  # noqa: E402
-from components.function import Function, PlatformEndpoints  # noqa: E402
+from components.function import Function, PlatformEndpoints, client_cert as function_cert  # noqa: E402
 from components.knative import Knative  # noqa: E402
 from components.namespaces import Namespaces  # noqa: E402
 from components.objectstore import ObjectStore  # noqa: E402
 from components.secrets import AppSecrets  # noqa: E402
-from components.settings import SettingsError, StackSettings, check_run_once_expiry  # noqa: E402
+from components.tls import InternalCA  # noqa: E402
+from components.settings import SettingsError, StackSettings, check_run_once_expiry, check_store_budget  # noqa: E402
 from components.telemetry import Telemetry  # noqa: E402
 
-STRUCTURED = {"cluster", "nats", "objectStore", "knative", "telemetry", "bridge", "jwt", "functionDefaults", "functions",
-              "egressCidrs"}
+STRUCTURED = {"cluster", "nats", "objectStore", "knative", "telemetry", "bridge", "jwt", "tls", "backup",
+              "functionDefaults", "functions", "egressCidrs", "apiServerCidrs", "configMaps", "generatedSecrets"}
+
+
+def secret_names(key: str) -> dict[str, set[str]]:
+    """The names and keys an operator has set under a secret object (never its values): what the
+    program must create and what it still warns about."""
+    raw = pulumi.runtime.get_config(f"lscloud:{key}")
+    doc = json.loads(raw) if raw else {}
+    if not isinstance(doc, dict) or not all(isinstance(v, dict) for v in doc.values()):
+        raise SettingsError(f"lscloud:{key} must be a secret object {{name: {{key: value}}}}")
+    return {name: {k for k, v in keys.items() if v not in (None, "")} for name, keys in doc.items()}
+
 
 cfg = pulumi.Config()
 settings = StackSettings.from_values(lambda key: cfg.get_object(key) if key in STRUCTURED else cfg.get(key))
@@ -48,6 +66,26 @@ check_run_once_expiry(settings.objectStore.runOnceExpiryDays, [m.resolved_env({}
 unknown = sorted(set(settings.functions) - {m.name for m in functions})
 if unknown:
     raise SettingsError(f"lscloud:functions: no function folder named {unknown} under functions/")
+brokers = sorted({sub.source for m in functions for sub in m.subscriptions})
+# every stream and channel stream reserves its bytes on the JetStream store: they must all fit
+check_store_budget(settings.nats, brokers=["default", *brokers])
+# the functions' own config maps and secrets: each func.yaml reference resolved, or a clear error
+operator_secrets = secret_names("secrets")
+function_config = appconfig.plan(functions, settings.configMaps, settings.generatedSecrets,
+                                 {n: {k: "set" for k in keys} for n, keys in operator_secrets.items()})
+for missing in function_config.missing_operator:
+    pulumi.log.warn(f"secret {missing} is not set: `pulumi config set --secret --path 'secrets.{missing.split()[0]}' …`"
+                    " (created empty until then; the function refuses what needs it)")
+ticked = "vn.langson.platform.clock.ticked.v1"
+for m in functions:
+    o = settings.functions.get(m.name)
+    lo = o.minScale if o and o.minScale is not None else (m.scale.min if m.scale.min is not None
+                                                           else settings.functionDefaults.minScale)
+    if lo == 0 and any(sub.type == ticked for sub in m.subscriptions):
+        pulumi.log.warn(f"{m.name}: min-scale 0 but it takes the platform clock's tick: it is woken every minute, "
+                        "so it never stays at zero and pays a cold start each minute (infra/README.md, Scale)")
+if not settings.backup.endpoint:
+    pulumi.log.warn("lscloud:backup.endpoint is not set: no copy of the buckets or streams leaves the cluster")
 
 # --- OpenStack -------------------------------------------------------------------------------
 cluster = ClusterNetwork("lscloud", settings.cluster, kubeconfig=cfg.get_secret("kubeconfig"))
@@ -67,37 +105,74 @@ else:
     after_ns = pulumi.ResourceOptions(provider=provider, depends_on=namespaces.namespaces)
     secrets = AppSecrets("lscloud-secrets", ns, jwt_public_key=jwt_public_key or "", partner_keys=partner_keys,
                          opts=after_ns)
-    event_bus = EventBus("lscloud-bus", settings.nats, data_ns, client_namespaces=(ns, "knative-eventing"),
-                         monitor_namespaces=(tel_ns, settings.telemetry.metricsNamespace), opts=after_ns)
-    store = ObjectStore("lscloud-store", settings.objectStore, data_ns, names, functions_namespace=ns,
-                        client_namespaces=(ns,), opts=after_ns)
-    collector = Telemetry("lscloud-telemetry", settings.telemetry, tel_ns, REPO / "observability" / "collector.yaml",
-                          client_namespaces=(ns,), opts=after_ns)
-    brokers = sorted({sub.source for m in functions for sub in m.subscriptions})
-    knative = Knative("lscloud-knative", settings.knative, domain=settings.domain, namespace=ns,
-                      nats_url=event_bus.url, stream_replicas=settings.nats.streamReplicas, brokers=brokers,
-                      opts=after_ns)
-
     platform = PlatformEndpoints(
         namespace=ns, s3_endpoint=objectstore.endpoint(data_ns), nats_url=bus.client_url(data_ns),
         stream=settings.nats.stream, otlp_endpoint=telemetry.otlp_endpoint(tel_ns),
+        otlp_metrics_endpoint=telemetry.metrics_endpoint(tel_ns),
         bucket_prefix=settings.objectStore.bucketPrefix, jwt_issuer=settings.jwt.issuer,
         jwt_audience=settings.jwt.audience, jwt_jwks_url=settings.jwt.jwksUrl, data_namespace=data_ns,
         telemetry_namespace=tel_ns,
         ingress_namespaces=("knative-serving", settings.knative.ingressNamespace, "knative-eventing"),
         knative_ingress_namespace=settings.knative.ingressNamespace,
-        egress_cidrs=settings.egressCidrs, dead_letter_sink=knative.dead_letter_sink,
-        delivery_retry=settings.knative.deliveryRetry)
-    ready = [*knative.ready, event_bus.ready, store.ready, secrets, collector]
+        egress_cidrs=settings.egressCidrs, api_server_cidrs=settings.apiServerCidrs,
+        dead_letter_sink=kn.dead_letter_ref(), delivery_retry=settings.knative.deliveryRetry)
+    bridge_endpoints = BridgeEndpoints.from_platform(platform)
+    clock_endpoints = ClockEndpoints.from_platform(platform)
+
+    # the internal CA and every certificate: NATS and MinIO servers, one client per NATS user
+    # (eventing-natss's own is made by the Knative component, in the namespace its release creates)
+    certificates = (bus.certificates(settings.nats, data_ns, settings.tls)
+                    + objectstore.certificates(data_ns, settings.tls)
+                    + [tlsc.render_client_cert(c, settings.tls) for c in
+                       [function_cert(m.name, platform) for m in functions]
+                       + [bridge_cert(bridge_endpoints), clock_cert(clock_endpoints)]])
+    internal_ca = InternalCA("lscloud-tls", settings.tls, certificates, opts=after_ns)
+    # the servers and everything that mounts a certificate start once it is issued
+    after_tls = pulumi.ResourceOptions(provider=provider, depends_on=[*namespaces.namespaces, *internal_ca.ready])
+
+    backups_on = bool(settings.backup.endpoint)
+    event_bus = EventBus("lscloud-bus", settings.nats, data_ns, names, client_namespaces=(ns, "knative-eventing"),
+                         monitor_namespaces=(tel_ns, settings.telemetry.metricsNamespace),
+                         client_selectors=backup_selectors() if backups_on else (), opts=after_tls)
+    retention = {fn: o.retention for fn, o in settings.functions.items() if o.retention}
+    store = ObjectStore("lscloud-store", settings.objectStore, data_ns, names, functions_namespace=ns,
+                        client_namespaces=(ns,), retention=retention,
+                        backup_selectors=backup_selectors() if backups_on else (), opts=after_tls)
+    collector = Telemetry("lscloud-telemetry", settings.telemetry, tel_ns, REPO / "observability" / "collector.yaml",
+                          client_namespaces=(ns, "knative-serving", "knative-eventing",
+                                             settings.knative.ingressNamespace), opts=after_ns)
+    knative = Knative("lscloud-knative", settings.knative, domain=settings.domain, namespace=ns,
+                      nats_url=event_bus.url, nats=settings.nats, brokers=brokers,
+                      traces_endpoint=telemetry.traces_endpoint(tel_ns),
+                      sampling_rate=settings.telemetry.knativeSamplingRate, tls=settings.tls, opts=after_tls)
+    config = appconfig.FunctionConfig("lscloud-function-config", ns, function_config,
+                                      cfg.get_secret_object("secrets") or {}, opts=after_ns)
+
+    ready = [*knative.ready, event_bus.ready, store.ready, secrets, collector, config, *internal_ca.ready]
+    hook_policy = hooks.HookPolicy("lscloud-hooks", platform, opts=after_ns)
     urls = {}
     for m in functions:
-        fn = Function(m.name, m, platform, image=settings.image_for(m.name), domain=settings.domain,
+        image = settings.image_for(m.name)
+        # a rotated or changed value the function reads rolls out a new revision
+        reads = {"configMaps": {r.name: function_config.config_maps.get(r.name) for r in function_config.users[m.name]
+                                if r.kind == "configMap"},
+                 "secrets": {f"{r.name}/{r.key}": (config.values.get(r.name) or secrets.values.get(r.name) or {}).get(r.key)
+                             for r in function_config.users[m.name] if r.kind == "secret"},
+                 "pseudonym": secrets.values["lscloud-pseudonym"]["key"],
+                 "s3": store.user_secrets[m.name]}
+        digest = pulumi.Output.from_input(reads).apply(appconfig.digest_of)
+        before = [hooks.FunctionHook(f"lscloud-migrate-{m.name}", m, "migrate", platform, image=image,
+                                     opts=pulumi.ResourceOptions(provider=provider, depends_on=[*ready, hook_policy]))
+                  ] if "migrate" in hooks.wanted(m) else []
+        fn = Function(m.name, m, platform, image=image, domain=settings.domain,
                       defaults=settings.functionDefaults, override=settings.functions.get(m.name),
-                      opts=pulumi.ResourceOptions(provider=provider, depends_on=ready))
+                      config_digest=digest, opts=pulumi.ResourceOptions(provider=provider, depends_on=[*ready, *before]))
+        if "seed" in hooks.wanted(m):
+            hooks.FunctionHook(f"lscloud-seed-{m.name}", m, "seed", platform, image=image,
+                               opts=pulumi.ResourceOptions(provider=provider, depends_on=[fn, hook_policy]))
         urls[m.name] = fn.url
 
     # JetStream -> brokers: one bridge per broker, forwarding the types its Triggers filter on
-    bridge_endpoints = BridgeEndpoints.from_platform(platform)
     bridges = {}
     for broker, types in bridge_routes(functions, ["default", *brokers]).items():
         EventBridge(f"lscloud-bridge-{broker}", broker, types, bridge_endpoints, settings.bridge,
@@ -106,8 +181,17 @@ else:
 
     # the platform clock: a tick a minute on the stream; the bridges forward it to the functions
     # that subscribe to vn.langson.platform.clock.ticked.v1 (their Triggers filter on it)
-    PlatformClock("lscloud-clock", ClockEndpoints.from_platform(platform), image=settings.platform_image(),
-                  opts=pulumi.ResourceOptions(provider=provider, depends_on=[event_bus.ready]))
+    PlatformClock("lscloud-clock", clock_endpoints, image=settings.platform_image(),
+                  opts=pulumi.ResourceOptions(provider=provider, depends_on=[event_bus.ready, *internal_ca.ready]))
+
+    if backups_on:
+        Backups("lscloud-backup", settings.backup, settings.nats, settings.objectStore, data_ns,
+                sorted(store.buckets.values()), access_key=cfg.get_secret("backupAccessKey") or "",
+                secret_key=cfg.get_secret("backupSecretKey") or "", target_cidrs=settings.backup.targetCidrs,
+                opts=pulumi.ResourceOptions(provider=provider, depends_on=[store.ready, event_bus.ready]))
+        if cfg.get_secret("backupAccessKey") is None:
+            pulumi.log.warn("backup.endpoint is set but the secrets backupAccessKey/backupSecretKey are not: "
+                            "the backup jobs will fail until they are")
 
     pulumi.export("functions", urls)
     pulumi.export("bridges", bridges)
@@ -115,5 +199,6 @@ else:
     pulumi.export("natsUrl", event_bus.url)
     pulumi.export("s3Endpoint", store.endpoint)
     pulumi.export("otlpEndpoint", collector.endpoint)
+    pulumi.export("otlpMetricsEndpoint", collector.metrics_endpoint)
     if cluster.kubeconfig is not None:
         pulumi.export("kubeconfig", cluster.kubeconfig)  # a secret: `pulumi stack output --show-secrets kubeconfig`

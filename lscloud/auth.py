@@ -26,6 +26,7 @@ import json
 import os
 import re
 import secrets
+import ssl
 import threading
 import time
 import uuid
@@ -206,19 +207,22 @@ class _KeyRing:
     _cache: dict[tuple, "_KeyRing"] = {}
     _cache_lock = threading.Lock()
 
-    def __init__(self, pem: str, jwks_url: str):
+    def __init__(self, pem: str, jwks_url: str, ca_file: str = ""):
         self.keys = []
         for block in re.findall(r"-----BEGIN [A-Z ]*PUBLIC KEY-----.*?-----END [A-Z ]*PUBLIC KEY-----", pem or "", re.S):
             self.keys.append(serialization.load_pem_public_key(block.encode()))
-        self.jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5) if jwks_url else None
+        # a JWKS served under a private CA (the API server's) is verified against that CA only
+        context = ssl.create_default_context(cafile=ca_file) if ca_file else None
+        self.jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5,
+                                    ssl_context=context) if jwks_url else None
 
     @classmethod
     def for_settings(cls, settings) -> "_KeyRing":
         return cls.of(settings.jwt_public_key, settings.jwt_jwks_url)
 
     @classmethod
-    def of(cls, pem: str, jwks_url: str) -> "_KeyRing":
-        k = (pem, jwks_url)
+    def of(cls, pem: str, jwks_url: str, ca_file: str = "") -> "_KeyRing":
+        k = (pem, jwks_url, ca_file)
         with cls._cache_lock:
             ring = cls._cache.get(k)
             if ring is None:
@@ -478,7 +482,7 @@ def _events_ring(settings) -> _KeyRing:
     pem, jwks_url = settings.events_public_key, settings.events_jwks_url
     if not (pem or jwks_url) and settings.env == "local":
         pem = eventing_keys(settings.state_dir)[1]  # the local cloud's own dispatcher key
-    return _KeyRing.of(pem, jwks_url)
+    return _KeyRing.of(pem, jwks_url, settings.events_jwks_ca_file)
 
 
 def subject_allowed(subject: str, allowed: Iterable[str]) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import ssl
 import threading
 from typing import Any, Mapping
 
@@ -49,6 +50,45 @@ def stream_config(name: str, subjects: tuple[str, ...] | list[str] = STREAM_SUBJ
                                duplicate_window=DUPLICATE_WINDOW_S)
 
 
+class ClientTLS:
+    """The TLS context of this process's NATS connections: the servers verified against
+    ``nats_ca_file`` and this process's client certificate presented (NATS maps it to a user and that
+    user's permissions). cert-manager renews the certificate files in place; :meth:`refresh` loads
+    the new ones into the same context, which the client reuses for its next reconnect."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.context = ssl.create_default_context(cafile=settings.nats_ca_file or None)
+        self._loaded: float | None = None
+        self.refresh()
+
+    def _stamp(self) -> float | None:
+        import os
+
+        try:
+            return max(os.stat(p).st_mtime for p in (self.settings.nats_cert_file, self.settings.nats_key_file))
+        except (OSError, ValueError):
+            return None
+
+    def refresh(self) -> bool:
+        """Load the certificate again if its files changed; True when it did."""
+        if not self.settings.nats_cert_file:
+            return False
+        stamp = self._stamp()
+        if stamp is None or stamp == self._loaded:
+            return False
+        self.context.load_cert_chain(self.settings.nats_cert_file, self.settings.nats_key_file)
+        self._loaded = stamp
+        return True
+
+
+def tls_context(settings) -> ClientTLS | None:
+    """None when no CA or client certificate is configured (the local cloud)."""
+    if not (settings.nats_ca_file or settings.nats_cert_file):
+        return None
+    return ClientTLS(settings)
+
+
 def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, (asyncio.TimeoutError, nats.errors.TimeoutError, nats.errors.ConnectionClosedError,
                         nats.errors.ConnectionReconnectingError, nats.errors.OutboundBufferLimitError,
@@ -78,6 +118,7 @@ class Bus:
         self._js = None
         self._connect_lock: asyncio.Lock | None = None
         self._stream_ready = False
+        self._tls = tls_context(settings)
 
     # --- connection ------------------------------------------------------------------------
 
@@ -100,8 +141,11 @@ class Bus:
                 return None
 
             try:
+                if self._tls is not None:
+                    self._tls.refresh()
                 await asyncio.wait_for(nc.connect(
                     servers=self.settings.nats_url.split(","), name=self.name,
+                    tls=self._tls.context if self._tls is not None else None,
                     allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
                     connect_timeout=max(1, int(self.connect_timeout)), ping_interval=5, max_outstanding_pings=2,
                     error_cb=quiet, disconnected_cb=quiet, reconnected_cb=quiet, closed_cb=quiet,
@@ -129,6 +173,8 @@ class Bus:
 
     async def ping(self, timeout: float = 2.0) -> None:
         """Raise BusUnavailable unless NATS and JetStream answer within ``timeout``."""
+        if self._tls is not None:
+            self._tls.refresh()  # readiness runs this often: a renewed certificate is picked up here
         await self.connect(timeout)
         if not self.nc.is_connected:
             raise BusUnavailable(f"NATS at {self.settings.nats_url} is not connected (reconnecting)")

@@ -4,6 +4,7 @@
     lscloud status | token --role R | seed | migrate | dlq | events tail | traces | bench directory | bench border | bench procedures | bench dossiers
     lscloud fuzz [--base-url URL | --direct] [--cases 1000] [--function NAME]
     lscloud docs [--check]      the README's "who may call" tables from functions/*/access.yaml
+    lscloud backup DEST | restore SRC   the local cloud's objects, streams and keys in a folder, and back
 
 Exit codes: 0 done; 1 failed (message on stderr; `fuzz`: a 5xx or a 4xx that is not problem+json); 2 bad
 usage; 3 `status` found the cloud running but not healthy.
@@ -329,6 +330,18 @@ def cmd_docs(args) -> int:
     return EXIT_OK
 
 
+def cmd_backup(args) -> int:
+    from .local import backup as bk
+
+    return bk.command_backup(_state_dir(args), Path(args.dest))
+
+
+def cmd_restore(args) -> int:
+    from .local import backup as bk
+
+    return bk.command_restore(_state_dir(args), Path(args.src))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lscloud", description="Lạng Sơn Cloud: the local cloud and its tools.")
     p.add_argument("--state-dir", default=config.environ().get("LSCLOUD_STATE_DIR", ".lscloud"),
@@ -376,6 +389,12 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("--from-env", action="store_true",
                      help="not a running local cloud: the store, bucket and pseudonym key from the environment "
                           "(the cluster: run with each function's own environment)")
+
+    bk = add("backup", cmd_backup, "copy the local cloud's objects, event streams (with consumer positions) and keys "
+                                   "into a new folder")
+    bk.add_argument("dest", help="a new (or empty) folder")
+    rs = add("restore", cmd_restore, "put a backup back into a fresh state dir (--state-dir) and check it")
+    rs.add_argument("src", help="a folder written by `lscloud backup`")
 
     dlq = add("dlq", cmd_dlq, "show dead-lettered events")
     dlq.add_argument("-n", type=int, default=20, help="how many (default 20)")
@@ -460,6 +479,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.fn(args)
     except CliError as exc:
+        print(f"lscloud: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    except RuntimeError as exc:
+        from .local.backup import BackupError
+
+        if not isinstance(exc, BackupError):
+            raise
         print(f"lscloud: {exc}", file=sys.stderr)
         return EXIT_FAIL
     except ValueError as exc:

@@ -51,10 +51,17 @@ class Settings:
     s3_access_key: str = field(default="lscloud", repr=False)
     s3_secret_key: str = field(default="lscloud-local-secret", repr=False)
     s3_region: str = "us-east-1"
+    # the CA bundle that signs the store's TLS certificate (the cluster's own CA); "" = the system's
+    s3_ca_file: str = ""
     bucket: str = "lscloud"
     # messaging
     nats_url: str = "nats://127.0.0.1:4222"
     stream: str = "LSCLOUD"
+    # TLS to NATS (the cluster): the CA that signs the servers, and this process's client
+    # certificate and key, which NATS maps to a user with its own publish permissions
+    nats_ca_file: str = ""
+    nats_cert_file: str = ""
+    nats_key_file: str = field(default="", repr=False)
     # auth: PEM public keys (or a JWKS URL in the cluster) that sign bearer tokens
     jwt_issuer: str = "lscloud-local"
     jwt_audience: str = "lscloud"
@@ -73,6 +80,8 @@ class Settings:
     events_audience: str = ""
     events_public_key: str = field(default="", repr=False)
     events_jwks_url: str = ""
+    # the CA that signs the JWKS endpoint's certificate (the API server's: kube-root-ca.crt)
+    events_jwks_ca_file: str = ""
     events_subjects: tuple[str, ...] = (LOCAL_EVENTS_SUBJECT,)
     # partner systems (banks) signing requests: {"partner": ["key-current", "key-next"]}
     partner_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
@@ -91,6 +100,9 @@ class Settings:
     state_dir: str = ".lscloud"
     # telemetry: the OTel SDK reads OTEL_* itself; these are the ones the runtime acts on
     otlp_endpoint: str = ""
+    # metrics may go elsewhere than traces (the standard per-signal variable, a full URL): the
+    # cluster sends them to one single collector so no series is exported twice
+    otlp_metrics_endpoint: str = ""
     trace_file: str = ""  # local span log for `lscloud traces` (JSON lines)
     # the function's own variables, <SERVICE>_* (BORDER_CALL_MINUTES): read through section()
     function_env: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold secrets (SOFTATM_KEK)
@@ -122,6 +134,7 @@ class Settings:
 _ENV_NAMES = {
     "service": "K_SERVICE",
     "otlp_endpoint": "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "otlp_metrics_endpoint": "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
 }
 
 
@@ -154,6 +167,13 @@ def _public_keys(name: str, raw: str) -> str:
             serialization.load_pem_public_key(block.encode())
         except ValueError:
             raise ConfigError(f"{name} holds a PEM block that is not a valid public key") from None
+    return raw
+
+
+def _readable_file(name: str, raw: str) -> str:
+    """A path that names a readable file ("" stays ""): a missing certificate stops the start."""
+    if raw and not os.access(raw, os.R_OK):
+        raise ConfigError(f"{name} must name a readable file, got {raw!r}")
     return raw
 
 
@@ -254,6 +274,13 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     otlp = get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
     if otlp:
         otlp = _url("OTEL_EXPORTER_OTLP_ENDPOINT", otlp, ("http", "https"))
+    otlp_metrics = get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "")
+    if otlp_metrics:
+        otlp_metrics = _url("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", otlp_metrics, ("http", "https"))
+    nats_cert = _readable_file("LSCLOUD_NATS_CERT_FILE", get("LSCLOUD_NATS_CERT_FILE", ""))
+    nats_key = _readable_file("LSCLOUD_NATS_KEY_FILE", get("LSCLOUD_NATS_KEY_FILE", ""))
+    if bool(nats_cert) != bool(nats_key):
+        raise ConfigError("LSCLOUD_NATS_CERT_FILE and LSCLOUD_NATS_KEY_FILE go together (a client certificate and its key)")
 
     return Settings(
         service=service,
@@ -262,7 +289,11 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         s3_access_key=get("LSCLOUD_S3_ACCESS_KEY", d.s3_access_key),
         s3_secret_key=get("LSCLOUD_S3_SECRET_KEY", d.s3_secret_key),
         s3_region=get("LSCLOUD_S3_REGION", d.s3_region),
+        s3_ca_file=_readable_file("LSCLOUD_S3_CA_FILE", get("LSCLOUD_S3_CA_FILE", "")),
         bucket=bucket,
+        nats_ca_file=_readable_file("LSCLOUD_NATS_CA_FILE", get("LSCLOUD_NATS_CA_FILE", "")),
+        nats_cert_file=nats_cert,
+        nats_key_file=nats_key,
         nats_url=",".join(_url("LSCLOUD_NATS_URL", u.strip(), ("nats", "tls")) for u in get("LSCLOUD_NATS_URL", d.nats_url).split(",")),
         stream=stream,
         jwt_issuer=get("LSCLOUD_JWT_ISSUER", d.jwt_issuer),
@@ -276,6 +307,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         events_audience=events_audience,
         events_public_key=events_key,
         events_jwks_url=events_jwks,
+        events_jwks_ca_file=_readable_file("LSCLOUD_EVENTS_JWKS_CA_FILE", get("LSCLOUD_EVENTS_JWKS_CA_FILE", "")),
         events_subjects=events_subjects,
         partner_keys=_partner_keys("LSCLOUD_PARTNER_KEYS", env["LSCLOUD_PARTNER_KEYS"]) if env.get("LSCLOUD_PARTNER_KEYS", "").strip() else {},
         pseudonym_key=pseudonym_key or d.pseudonym_key,
@@ -287,6 +319,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         peer_url_template=peers.rstrip("/"),
         state_dir=get("LSCLOUD_STATE_DIR", d.state_dir),
         otlp_endpoint=otlp,
+        otlp_metrics_endpoint=otlp_metrics,
         trace_file=get("LSCLOUD_TRACE_FILE", d.trace_file),
         function_env=_function_env(env, service),
     )

@@ -83,8 +83,7 @@ class Function:
             self.settings, self.app = settings, app
             self._asgi = WSGIMiddleware(_terminated(app), workers=16)
             # readiness gets its own client with short timeouts so a dead store answers fast
-            self._probe = ObjectStore(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key,
-                                      settings.s3_region, max_pool=2, timeout_s=2.0)
+            self._probe = ObjectStore.from_settings(settings, max_pool=2, timeout_s=2.0)
             log.info("function %s started", settings.service)
 
     def _build(self, settings: config.Settings) -> Flask:

@@ -106,6 +106,21 @@ class Manifest:
         return p if p.is_file() else None
 
     @property
+    def seeds_in_cluster(self) -> bool:
+        """False when ``seed.py`` declares ``CLUSTER = False``: data only the local cloud needs (a stand-in
+        for a national registry the cluster reaches over HTTP). Read from the source, never imported,
+        so the deployment program does not run a function's code."""
+        if self.seed_module is None:
+            return False
+        import ast
+
+        tree = ast.parse(self.seed_module.read_text(encoding="utf-8"), str(self.seed_module))
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "CLUSTER" for t in node.targets):
+                return bool(ast.literal_eval(node.value))
+        return True
+
+    @property
     def migrate_module(self) -> Path | None:
         """``function/migrate.py`` when the function moves data an older version wrote (run once)."""
         p = self.package / "migrate.py"

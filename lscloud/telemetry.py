@@ -90,11 +90,12 @@ def setup(settings=None) -> None:
                 # tools read the process's metrics without an exporter
                 _metric_tap = InMemoryMetricReader()
                 readers = [_metric_tap]
-                if settings.otlp_endpoint:
+                metrics_endpoint = settings.otlp_metrics_endpoint or (
+                    settings.otlp_endpoint.rstrip("/") + "/v1/metrics" if settings.otlp_endpoint else "")
+                if metrics_endpoint:
                     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
-                    readers.append(PeriodicExportingMetricReader(
-                        OTLPMetricExporter(endpoint=settings.otlp_endpoint.rstrip("/") + "/v1/metrics")))
+                    readers.append(PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=metrics_endpoint)))
                 _meter_provider = MeterProvider(resource=resource, metric_readers=readers)
                 metrics.set_meter_provider(_meter_provider)
         if settings.otlp_endpoint and settings.otlp_endpoint not in _otlp_span_endpoints:

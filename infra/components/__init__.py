@@ -11,6 +11,13 @@ tests can check and schema-validate exactly what would be applied.
 ``objectstore`` MinIO (distributed), buckets and per-function credentials and policies
 ``telemetry``  the OpenTelemetry Collector (config from observability/collector.yaml)
 ``secrets``    the JWT and partner-bank key secrets, from Pulumi secrets
+``appconfig``  the functions' own config maps and secrets (func.yaml references), generated or given
 ``function``   one function: Knative Service, Triggers, ServiceAccount, NetworkPolicy, PDB
+``hooks``      a function's migration and seed Jobs (before and after it serves)
 ``bridge``     the JetStream -> broker event bridge: Deployment and SinkBinding per broker, policy, PDB
+``clock``      the platform clock's CronJob
+``tls``        the internal CA (cert-manager) and every server and client certificate
+``natsauth``   the NATS users (one per workload, known by its certificate) and their permissions
+``releases``   the Knative releases known to be published (only those are installed)
+``backup``     mirrors of the buckets and JetStream snapshots to a second S3 target
 """

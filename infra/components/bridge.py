@@ -22,11 +22,14 @@ import pulumi
 from lscloud.manifest import Manifest
 
 from . import k8s as kx
+from . import natsauth
+from . import tls as tlsc
 from .function import PlatformEndpoints
 from .settings import BridgeSettings
 
 NAME = "event-bridge"
 COMPONENT = "event-bridge"
+CLIENT_CERT = "nats-bridge"  # the NATS user "bridge": read the stream, dead-letter to lscloud-dlq.bridge.>
 CONTAINER_PORT = 8080  # lscloud.bridge's health endpoints
 READINESS_PATH = "/health/readiness"
 LIVENESS_PATH = "/health/liveness"
@@ -65,13 +68,19 @@ class BridgeEndpoints:
     pseudonym_secret: str = "lscloud-pseudonym"
     data_namespace: str = "lscloud-data"
     telemetry_namespace: str = "lscloud-telemetry"
+    otlp_metrics_endpoint: str = ""
 
     @classmethod
     def from_platform(cls, p: PlatformEndpoints) -> "BridgeEndpoints":
         return cls(namespace=p.namespace, nats_url=p.nats_url, stream=p.stream, otlp_endpoint=p.otlp_endpoint,
                    jwt_issuer=p.jwt_issuer, jwt_audience=p.jwt_audience, jwt_jwks_url=p.jwt_jwks_url,
                    jwt_secret=p.jwt_secret, pseudonym_secret=p.pseudonym_secret, data_namespace=p.data_namespace,
-                   telemetry_namespace=p.telemetry_namespace)
+                   telemetry_namespace=p.telemetry_namespace, otlp_metrics_endpoint=p.otlp_metrics_endpoint)
+
+
+def client_cert(p: BridgeEndpoints) -> tlsc.ClientCert:
+    user = next(u for u in natsauth.platform_users(p.stream) if u.name == "bridge")
+    return tlsc.ClientCert(CLIENT_CERT, p.namespace, user.email)
 
 
 def render_env(broker: str, types: Sequence[str], p: BridgeEndpoints, s: BridgeSettings) -> list[dict]:
@@ -92,7 +101,10 @@ def render_env(broker: str, types: Sequence[str], p: BridgeEndpoints, s: BridgeS
         {"name": "PORT", "value": str(CONTAINER_PORT)},
         # LSCLOUD_ENV=cluster needs the pseudonym key too (the runtime's settings check it at start)
         {"name": "LSCLOUD_PSEUDONYM_KEY", "valueFrom": {"secretKeyRef": {"name": p.pseudonym_secret, "key": "key"}}},
+        *tlsc.client_env(s3=False),
     ]
+    if p.otlp_metrics_endpoint:
+        env.append({"name": "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "value": p.otlp_metrics_endpoint})
     # LSCLOUD_ENV=cluster needs a token key (the runtime's settings check it at start)
     if p.jwt_jwks_url:
         env.append({"name": "LSCLOUD_JWT_JWKS_URL", "value": p.jwt_jwks_url})
@@ -135,11 +147,13 @@ def render_deployment(broker: str, types: Sequence[str], p: BridgeEndpoints, s: 
                         "command": list(COMMAND),
                         "ports": [{"name": "health", "containerPort": CONTAINER_PORT}],
                         "env": render_env(broker, types, p, s),
+                        "volumeMounts": [tlsc.client_mount()],
                         "resources": {"requests": dict(s.requests), "limits": dict(s.limits)},
                         "readinessProbe": _probe(READINESS_PATH, period=5, failures=3),
                         "livenessProbe": {**_probe(LIVENESS_PATH, period=10, failures=3), "initialDelaySeconds": 5},
                         "securityContext": kx.restricted_security_context(),
                     }],
+                    "volumes": [tlsc.client_volume(CLIENT_CERT)],
                 },
             },
         },
@@ -179,6 +193,7 @@ def render_network_policy(broker: str, p: BridgeEndpoints) -> dict:
             "egress": [to(p.data_namespace, kx.selector("nats"), 4222),
                        to(BROKER_INGRESS_NAMESPACE, BROKER_INGRESS_LABELS, *BROKER_INGRESS_PORTS),
                        to(p.telemetry_namespace, kx.selector("otel-collector"), 4317, 4318),
+                       to(p.telemetry_namespace, kx.selector("otel-collector-metrics"), 4317, 4318),
                        kx.dns_egress_rule()],
         },
     }

@@ -6,10 +6,18 @@ two-minute duplicate window for ``Nats-Msg-Id`` dedupe, file storage); it is cre
 ``ensure_stream`` finds it and never creates an R1 stream of its own. The same Job creates the
 dead-letter stream ``<stream>_DLQ`` (``lscloud-dlq.>``) where the event bridge puts the events a
 broker refused; the bridge only checks that both exist.
+
+Every stream is bounded in bytes and age (``nats.*MaxBytes`` / ``*MaxAge``), and their sum with the
+brokers' channel streams must fit the store (:func:`.settings.check_store_budget`).
+
+NATS speaks TLS only (clients and cluster routes), with ``nats-server-tls`` from the internal CA;
+a client is known by its certificate and may do only what its user may (:mod:`.natsauth`). A
+sidecar signals nats-server to reload when cert-manager renews the certificate.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pulumi
@@ -18,47 +26,50 @@ from lscloud.bus import DUPLICATE_WINDOW_S, STREAM_SUBJECTS
 from lscloud.delivery import DLQ_SUBJECTS
 
 from . import k8s as kx
-from .settings import NatsSettings
+from . import natsauth
+from . import tls as tlsc
+from .settings import NatsSettings, duration_ns, parse_bytes
 
 NAME = "nats"
 CLIENT_PORT, CLUSTER_PORT, MONITOR_PORT = 4222, 6222, 8222
+SERVER_CERT = "nats-server-tls"
+ADMIN_CERT = "nats-admin"
+PID_FILE = "/var/run/nats/nats.pid"
 
 
 def client_url(namespace: str) -> str:
-    return f"nats://{NAME}.{namespace}.svc.cluster.local:{CLIENT_PORT}"
+    return f"tls://{NAME}.{namespace}.svc.cluster.local:{CLIENT_PORT}"
 
 
-def _size_bytes(size: str) -> str:
-    """'10Gi' (a PVC size) -> the JetStream max_file_store, leaving 10% for the filesystem."""
-    units = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4}
-    for suffix, mult in units.items():
-        if size.endswith(suffix):
-            return str(int(float(size[: -len(suffix)]) * mult * 0.9))
-    return str(int(int(size) * 0.9))
-
-
-def render_config(s: NatsSettings, namespace: str) -> str:
+def render_config(s: NatsSettings, namespace: str, functions, *, store_dir: str = "/data",
+                  tls: natsauth.TlsPaths | None = None, pid_file: str = PID_FILE) -> str:
+    """nats.conf: TLS with certificate-mapped users (``accounts``), JetStream with a store as large as
+    the volume less 10%, and the cluster's routes (TLS, peers verified) when there are replicas."""
+    tls = tls or natsauth.TlsPaths()
     routes = ", ".join(f"nats://{NAME}-{i}.{NAME}-headless.{namespace}.svc.cluster.local:{CLUSTER_PORT}"
                        for i in range(s.replicas))
-    cluster = (f"cluster {{\n  name: lscloud\n  port: {CLUSTER_PORT}\n  routes: [{routes}]\n}}\n"
-               if s.replicas > 1 else "")
+    cluster = ""
+    if s.replicas > 1:
+        route_tls = natsauth.render_tls(tls, verify="verify").replace("\n", "\n  ")
+        cluster = (f"cluster {{\n  name: lscloud\n  port: {CLUSTER_PORT}\n  routes: [{routes}]\n  {route_tls.rstrip()}\n}}\n")
     return (f"server_name: $SERVER_NAME\nport: {CLIENT_PORT}\nhttp_port: {MONITOR_PORT}\n"
-            f"pid_file: /var/run/nats/nats.pid\nmax_payload: 8MB\nlame_duck_duration: 30s\nlame_duck_grace_period: 10s\n"
-            f"jetstream {{\n  store_dir: /data\n  max_file_store: {_size_bytes(s.storageSize)}\n  max_memory_store: 256MB\n}}\n"
+            f"pid_file: {pid_file}\nmax_payload: 8MB\nlame_duck_duration: 30s\nlame_duck_grace_period: 10s\n"
+            f"jetstream {{\n  store_dir: {store_dir}\n  max_file_store: {s.store_bytes}\n  max_memory_store: 256MB\n}}\n"
+            + natsauth.render_tls(tls)
+            + natsauth.render_accounts(natsauth.users(functions, s.stream))
             + cluster)
 
 
-def render_stream(s: NatsSettings) -> dict:
-    """The stream's JetStream API config (what `nats stream add --config` reads)."""
+def _stream(name: str, subjects, s: NatsSettings, max_bytes: str, max_age: str, key: str) -> dict:
     return {
-        "name": s.stream,
-        "subjects": list(STREAM_SUBJECTS),
+        "name": name,
+        "subjects": list(subjects),
         "retention": "limits",
         "storage": "file",
         "num_replicas": s.streamReplicas,
         "duplicate_window": int(DUPLICATE_WINDOW_S * 1e9),
-        "max_age": _duration_ns(s.streamMaxAge),
-        "max_bytes": _bytes(s.streamMaxBytes),
+        "max_age": duration_ns(max_age),
+        "max_bytes": parse_bytes(key, max_bytes),
         "discard": "old",
         "max_msgs": -1,
         "max_consumers": -1,
@@ -67,30 +78,39 @@ def render_stream(s: NatsSettings) -> dict:
     }
 
 
+def render_stream(s: NatsSettings) -> dict:
+    """The stream's JetStream API config (what `nats stream add --config` reads)."""
+    return _stream(s.stream, STREAM_SUBJECTS, s, s.streamMaxBytes, s.streamMaxAge, "nats.streamMaxBytes")
+
+
 def dlq_stream_name(s: NatsSettings) -> str:
     return f"{s.stream}_DLQ"  # lscloud.delivery.dlq_stream
 
 
 def render_dlq_stream(s: NatsSettings) -> dict:
-    """The dead-letter stream: same replicas and limits, its own subjects."""
-    return {**render_stream(s), "name": dlq_stream_name(s), "subjects": list(DLQ_SUBJECTS)}
+    """The dead-letter stream: same replicas, its own subjects and limits."""
+    return _stream(dlq_stream_name(s), DLQ_SUBJECTS, s, s.dlqMaxBytes, s.dlqMaxAge, "nats.dlqMaxBytes")
 
 
-def _duration_ns(v: str) -> int:
-    units = {"h": 3600, "m": 60, "s": 1}
-    return int(float(v[:-1]) * units[v[-1]] * 1e9) if v and v[-1] in units else int(v)
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
-def _bytes(v: str) -> int:
-    units = {"KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4}
-    for suffix, mult in units.items():
-        if v.upper().endswith(suffix):
-            return int(float(v[: -len(suffix)]) * mult)
-    return int(v)
+RELOADER = f"""last=""
+while true; do
+  cur=$(cat /etc/nats-tls/tls.crt /etc/nats-tls/ca.crt 2>/dev/null | sha256sum)
+  if [ -n "$last" ] && [ "$cur" != "$last" ] && [ -s {PID_FILE} ]; then
+    nats-server --signal reload={PID_FILE} && echo "certificate renewed: nats-server reloaded"
+  fi
+  last="$cur"
+  sleep 60
+done
+"""
 
 
-def render(s: NatsSettings, namespace: str, *, client_namespaces: tuple[str, ...], monitor_namespaces: tuple[str, ...]) -> list[dict]:
-    """Every Kubernetes object of the NATS cluster, in creation order."""
+def render(s: NatsSettings, namespace: str, functions=(), *, client_namespaces: tuple[str, ...],
+           monitor_namespaces: tuple[str, ...], client_selectors: tuple[str, ...] = ()) -> list[dict]:
+    """Every Kubernetes object of the NATS cluster, in creation order (certificates: :mod:`.tls`)."""
     lbl = kx.labels(NAME, "event-bus")
     sel = kx.selector(NAME)
     ports = [{"name": "client", "port": CLIENT_PORT, "targetPort": CLIENT_PORT},
@@ -98,7 +118,7 @@ def render(s: NatsSettings, namespace: str, *, client_namespaces: tuple[str, ...
              {"name": "monitor", "port": MONITOR_PORT, "targetPort": MONITOR_PORT}]
     config_map = {"apiVersion": "v1", "kind": "ConfigMap",
                   "metadata": {"name": f"{NAME}-config", "namespace": namespace, "labels": lbl},
-                  "data": {"nats.conf": render_config(s, namespace),
+                  "data": {"nats.conf": render_config(s, namespace, functions), "reload.sh": RELOADER,
                            "stream.json": json.dumps(render_stream(s), indent=2, sort_keys=True),
                            "dlq-stream.json": json.dumps(render_dlq_stream(s), indent=2, sort_keys=True)}}
     headless = {"apiVersion": "v1", "kind": "Service",
@@ -113,6 +133,7 @@ def render(s: NatsSettings, namespace: str, *, client_namespaces: tuple[str, ...
         volume_claim["spec"]["storageClassName"] = s.storageClass
     health = lambda q: {"httpGet": {"path": f"/healthz{q}", "port": MONITOR_PORT}, "periodSeconds": 10,  # noqa: E731
                         "timeoutSeconds": 5, "failureThreshold": 3}
+    config_digest = _digest(config_map["data"]["nats.conf"])
     statefulset = {
         "apiVersion": "apps/v1", "kind": "StatefulSet",
         "metadata": {"name": NAME, "namespace": namespace, "labels": lbl},
@@ -122,9 +143,12 @@ def render(s: NatsSettings, namespace: str, *, client_namespaces: tuple[str, ...
             "podManagementPolicy": "Parallel",
             "selector": {"matchLabels": sel},
             "template": {
-                "metadata": {"labels": lbl},
+                # a changed config (a new function's user, new limits) rolls the servers one by one
+                "metadata": {"labels": lbl, "annotations": {"lscloud.langson.gov.vn/config-digest": config_digest}},
                 "spec": {
                     "automountServiceAccountToken": False,
+                    # the reloader signals nats-server by the pid in its pid file
+                    "shareProcessNamespace": True,
                     "terminationGracePeriodSeconds": 60,
                     "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 1000},
                     "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
@@ -136,16 +160,29 @@ def render(s: NatsSettings, namespace: str, *, client_namespaces: tuple[str, ...
                         "env": [{"name": "SERVER_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
                         "ports": [{"name": p["name"], "containerPort": p["port"]} for p in ports],
                         "volumeMounts": [{"name": "config", "mountPath": "/etc/nats"}, {"name": "data", "mountPath": "/data"},
-                                         {"name": "pid", "mountPath": "/var/run/nats"}],
+                                         {"name": "pid", "mountPath": "/var/run/nats"},
+                                         {"name": "tls", "mountPath": "/etc/nats-tls", "readOnly": True}],
                         "resources": {"requests": {"cpu": "200m", "memory": "512Mi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
                         "startupProbe": {**health(""), "failureThreshold": 90},
                         "readinessProbe": health("?js-server-only=true"),
                         "livenessProbe": health("?js-enabled-only=true"),
                         "lifecycle": {"preStop": {"exec": {"command": ["nats-server", "--signal", "ldm=/var/run/nats/nats.pid"]}}},
                         "securityContext": kx.restricted_security_context(),
+                    }, {
+                        # cert-manager renews nats-server-tls in place: tell nats-server to re-read it
+                        "name": "tls-reloader",
+                        "image": s.image,
+                        "command": ["sh", "/etc/nats/reload.sh"],
+                        "volumeMounts": [{"name": "config", "mountPath": "/etc/nats"},
+                                         {"name": "pid", "mountPath": "/var/run/nats"},
+                                         {"name": "tls", "mountPath": "/etc/nats-tls", "readOnly": True}],
+                        "resources": {"requests": {"cpu": "5m", "memory": "16Mi"}, "limits": {"cpu": "50m", "memory": "32Mi"}},
+                        "securityContext": kx.restricted_security_context(),
                     }],
-                    "volumes": [{"name": "config", "configMap": {"name": f"{NAME}-config", "items": [{"key": "nats.conf", "path": "nats.conf"}]}},
-                                {"name": "pid", "emptyDir": {}}],
+                    "volumes": [{"name": "config", "configMap": {"name": f"{NAME}-config", "items": [
+                                    {"key": "nats.conf", "path": "nats.conf"}, {"key": "reload.sh", "path": "reload.sh"}]}},
+                                {"name": "pid", "emptyDir": {}},
+                                {"name": "tls", "secret": {"secretName": SERVER_CERT}}],
                 },
             },
             "volumeClaimTemplates": [volume_claim],
@@ -172,12 +209,13 @@ def render(s: NatsSettings, namespace: str, *, client_namespaces: tuple[str, ...
                         "args": ["\n".join(_stream_command(client_url(namespace), name, f"/etc/nats/{file}")
                                            for name, file in ((s.stream, "stream.json"),
                                                               (dlq_stream_name(s), "dlq-stream.json")))],
-                        "volumeMounts": [{"name": "config", "mountPath": "/etc/nats"}],
+                        "volumeMounts": [{"name": "config", "mountPath": "/etc/nats"}, tlsc.client_mount()],
                         "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}},
                         "securityContext": {**kx.restricted_security_context(), "runAsUser": 1000},
                     }],
                     "volumes": [{"name": "config", "configMap": {"name": f"{NAME}-config", "items": [
-                        {"key": "stream.json", "path": "stream.json"}, {"key": "dlq-stream.json", "path": "dlq-stream.json"}]}}],
+                        {"key": "stream.json", "path": "stream.json"}, {"key": "dlq-stream.json", "path": "dlq-stream.json"}]}},
+                        tlsc.client_volume(ADMIN_CERT)],
                 },
             },
         },
@@ -191,7 +229,8 @@ def render(s: NatsSettings, namespace: str, *, client_namespaces: tuple[str, ...
             "policyTypes": ["Ingress", "Egress"],
             "ingress": [
                 {"from": [{"namespaceSelector": kx.ns_selector(ns)} for ns in client_namespaces]
-                 + [{"podSelector": {"matchLabels": kx.selector(f"{NAME}-setup")}}],
+                 + [{"podSelector": {"matchLabels": kx.selector(f"{NAME}-setup")}}]
+                 + [{"podSelector": {"matchLabels": kx.selector(sel)}} for sel in client_selectors],
                  "ports": [{"protocol": "TCP", "port": CLIENT_PORT}]},
                 {"from": [peers], "ports": [{"protocol": "TCP", "port": CLUSTER_PORT}]},
                 {"from": [{"namespaceSelector": kx.ns_selector(ns)} for ns in monitor_namespaces],
@@ -210,24 +249,35 @@ def render(s: NatsSettings, namespace: str, *, client_namespaces: tuple[str, ...
     return [config_map, headless, client, policy, setup_policy, statefulset, budget, setup]
 
 
+def nats_cli(server: str) -> str:
+    """The ``nats`` CLI as the admin user (its client certificate, the internal CA)."""
+    return f"nats --server {server} --tlscert {tlsc.CERT_FILE} --tlskey {tlsc.KEY_FILE} --tlsca {tlsc.CA_FILE}"
+
+
 def _stream_command(server: str, stream: str, config: str) -> str:
-    return (f"nats --server {server} stream info {stream} >/dev/null 2>&1 "
-            f"&& nats --server {server} stream edit {stream} --config {config} --force "
-            f"|| nats --server {server} stream add {stream} --config {config}")
+    cli = nats_cli(server)
+    return (f"{cli} stream info {stream} >/dev/null 2>&1 "
+            f"&& {cli} stream edit {stream} --config {config} --force "
+            f"|| {cli} stream add {stream} --config {config}")
 
 
-def _digest(text: str) -> str:
-    import hashlib
-    return hashlib.sha256(text.encode()).hexdigest()[:8]
+def certificates(s, namespace: str, tls_settings) -> list[dict]:
+    """The server's certificate and the admin jobs' client certificate (signed by :mod:`.tls`)."""
+    admin = next(u for u in natsauth.platform_users(s.stream) if u.name == "admin")
+    return [tlsc.render_server_cert(SERVER_CERT, namespace, tlsc.service_dns_names(NAME, namespace, f"{NAME}-headless"),
+                                    tls_settings),
+            tlsc.render_client_cert(tlsc.ClientCert(ADMIN_CERT, namespace, admin.email), tls_settings)]
 
 
 class EventBus(pulumi.ComponentResource):
     """NATS JetStream: 3 servers with persistent volumes, the R3 stream, its policies and PDB."""
 
-    def __init__(self, name: str, settings: NatsSettings, namespace: str, *, client_namespaces: tuple[str, ...],
-                 monitor_namespaces: tuple[str, ...] = (), opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, settings: NatsSettings, namespace: str, functions=(), *,
+                 client_namespaces: tuple[str, ...], monitor_namespaces: tuple[str, ...] = (),
+                 client_selectors: tuple[str, ...] = (), opts: pulumi.ResourceOptions | None = None):
         super().__init__("lscloud:index:EventBus", name, None, opts)
-        self.objects = render(settings, namespace, client_namespaces=client_namespaces, monitor_namespaces=monitor_namespaces)
+        self.objects = render(settings, namespace, functions, client_namespaces=client_namespaces,
+                              monitor_namespaces=monitor_namespaces, client_selectors=client_selectors)
         created = {}
         for obj in self.objects:
             deps = [created["StatefulSet"]] if obj["kind"] == "Job" else []

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import pulumi
 
 from . import k8s as kx
+from . import natsauth
+from . import tls as tlsc
 
 NAME = "platform-clock"
 COMPONENT = "platform-clock"
@@ -28,6 +30,7 @@ COMMAND = ["python", "-m", "lscloud.clock", "--once"]
 REQUESTS = {"cpu": "20m", "memory": "64Mi"}
 LIMITS = {"cpu": "250m", "memory": "192Mi"}
 NATS_PORT = 4222
+CLIENT_CERT = "nats-clock"  # the NATS user "clock": publishes lscloud.platform.> only
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,11 @@ class ClockEndpoints:
         return cls(namespace=p.namespace, nats_url=p.nats_url, stream=p.stream, data_namespace=p.data_namespace)
 
 
+def client_cert(p: ClockEndpoints) -> tlsc.ClientCert:
+    user = next(u for u in natsauth.platform_users(p.stream) if u.name == "clock")
+    return tlsc.ClientCert(CLIENT_CERT, p.namespace, user.email)
+
+
 def render_env(p: ClockEndpoints) -> list[dict]:
     # no LSCLOUD_ENV=cluster: that asks for a token key, and the clock authenticates nothing
     return [
@@ -50,6 +58,7 @@ def render_env(p: ClockEndpoints) -> list[dict]:
         {"name": "LSCLOUD_CLOCK_PERIOD_S", "value": str(PERIOD_S)},
         {"name": "OTEL_SERVICE_NAME", "value": "clock"},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
+        *tlsc.client_env(s3=False),
     ]
 
 
@@ -84,9 +93,11 @@ def render_cron_job(p: ClockEndpoints, *, image: str) -> dict:
                                 "image": image,
                                 "command": list(COMMAND),
                                 "env": render_env(p),
+                                "volumeMounts": [tlsc.client_mount()],
                                 "resources": {"requests": dict(REQUESTS), "limits": dict(LIMITS)},
                                 "securityContext": kx.restricted_security_context(),
                             }],
+                            "volumes": [tlsc.client_volume(CLIENT_CERT)],
                         },
                     },
                 },

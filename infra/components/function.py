@@ -13,8 +13,12 @@ Environment of a function in the cluster:
   ``OTEL_EXPORTER_OTLP_ENDPOINT``; Knative sets ``K_SERVICE`` itself;
   who may deliver to ``/events`` (Knative Eventing's sender identity, ``authentication-oidc``):
   ``LSCLOUD_EVENTS_AUDIENCE`` (:func:`events_audience`, which the Triggers' subscribers carry too),
-  ``LSCLOUD_EVENTS_JWKS_URL`` (the API server's service-account keys) and ``LSCLOUD_EVENTS_SUBJECTS``
-  (the service accounts of the namespace, where each Trigger's OIDC identity lives);
+  ``LSCLOUD_EVENTS_JWKS_URL`` (the API server's service-account keys, verified with the cluster's
+  CA ``kube-root-ca.crt``, ``LSCLOUD_EVENTS_JWKS_CA_FILE``) and ``LSCLOUD_EVENTS_SUBJECTS`` (the
+  service accounts of the namespace, where each Trigger's OIDC identity lives);
+  TLS to NATS and MinIO: the function's own client certificate ``nats-fn-<name>`` (NATS maps it
+  to a user that may publish only ``lscloud.<name>.>``) and the internal CA (:mod:`.tls`);
+  ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT``: metrics go to the single metrics collector;
 - from func.yaml ``run.envs``: plain values as plain env, ``{{ secret:name:key }}`` as a
   ``secretKeyRef``, ``{{ configMap:name:key }}`` as a ``configMapKeyRef``. The secret name
   ``lscloud-s3`` means *this function's own object-store credentials* and is resolved to
@@ -34,6 +38,8 @@ import pulumi
 from lscloud.manifest import Manifest
 
 from . import k8s as kx
+from . import natsauth
+from . import tls as tlsc
 from .settings import FunctionDefaults, FunctionOverride
 
 # the func-python middleware's health endpoints and the port Knative gives the container
@@ -48,9 +54,13 @@ PLATFORM_ENV = frozenset({
     "LSCLOUD_ENV", "LSCLOUD_S3_ENDPOINT", "LSCLOUD_BUCKET", "LSCLOUD_NATS_URL", "LSCLOUD_STREAM",
     "LSCLOUD_JWT_ISSUER", "LSCLOUD_JWT_AUDIENCE", "LSCLOUD_JWT_JWKS_URL", "OTEL_EXPORTER_OTLP_ENDPOINT",
     "LSCLOUD_PEER_URL_TEMPLATE", "LSCLOUD_PSEUDONYM_KEY", "LSCLOUD_EVENTS_AUDIENCE", "LSCLOUD_EVENTS_JWKS_URL",
-    "LSCLOUD_EVENTS_SUBJECTS",
+    "LSCLOUD_EVENTS_SUBJECTS", "LSCLOUD_EVENTS_JWKS_CA_FILE", "LSCLOUD_NATS_CA_FILE", "LSCLOUD_NATS_CERT_FILE",
+    "LSCLOUD_NATS_KEY_FILE", "LSCLOUD_S3_CA_FILE", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
     "K_SERVICE", "PORT",
 })
+# the API server's CA, which every namespace gets as this ConfigMap (it signs the JWKS endpoint)
+KUBE_CA_CONFIGMAP = "kube-root-ca.crt"
+KUBE_CA_MOUNT = "/var/run/lscloud/kube-ca"
 SECRET_ENV_RE = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|ACCESS_KEY|PARTNER_KEYS|HMAC|CREDENTIAL")
 _TEMPLATE_RE = re.compile(r"^\{\{\s*(secret|configMap|env):([^:}\s]+)(?::([^}\s]+))?\s*\}\}$")
 
@@ -83,6 +93,19 @@ class PlatformEndpoints:
     delivery_retry: int = 5
     # the keys of the tokens Knative Eventing presents at /events: the API server's service-account JWKS
     events_jwks_url: str = "https://kubernetes.default.svc/openid/v1/jwks"
+    # where the API server answers behind kubernetes.default.svc (the JWKS): egress on 443 and 6443
+    api_server_cidrs: tuple[str, ...] = ()
+    # the single collector that takes metrics (one path: no series exported twice), full OTLP URL
+    otlp_metrics_endpoint: str = ""
+
+
+def client_cert_secret(function: str) -> str:
+    """The Secret holding a function's NATS client certificate and the internal CA."""
+    return kx.dns_name("nats-fn", function)
+
+
+def client_cert(function: str, p: PlatformEndpoints) -> tlsc.ClientCert:
+    return tlsc.ClientCert(client_cert_secret(function), p.namespace, natsauth.function_user(function, p.stream).email)
 
 
 def bucket_name(prefix: str, function: str) -> str:
@@ -150,8 +173,13 @@ def render_env(m: Manifest, p: PlatformEndpoints) -> list[dict]:
         # /events: the Triggers' OIDC tokens (audience below, any service account of the namespace)
         {"name": "LSCLOUD_EVENTS_AUDIENCE", "value": events_audience(m.name, p.namespace)},
         {"name": "LSCLOUD_EVENTS_JWKS_URL", "value": p.events_jwks_url},
+        {"name": "LSCLOUD_EVENTS_JWKS_CA_FILE", "value": f"{KUBE_CA_MOUNT}/ca.crt"},
         {"name": "LSCLOUD_EVENTS_SUBJECTS", "value": f"system:serviceaccount:{p.namespace}:*"},
+        # NATS and MinIO over TLS: the function's own client certificate and the internal CA
+        *tlsc.client_env(),
     ]
+    if p.otlp_metrics_endpoint:
+        env.append({"name": "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "value": p.otlp_metrics_endpoint})
     if p.jwt_jwks_url:
         env.append({"name": "LSCLOUD_JWT_JWKS_URL", "value": p.jwt_jwks_url})
     own = _env_from_manifest(m)
@@ -202,12 +230,20 @@ def _probe(path: str, *, period: int, failures: int) -> dict:
             "failureThreshold": failures, "timeoutSeconds": 2}
 
 
+CONFIG_DIGEST = "lscloud.langson.gov.vn/config-digest"
+
+
 def render_service(m: Manifest, p: PlatformEndpoints, *, image: str, defaults: FunctionDefaults | None = None,
-                   override: FunctionOverride | None = None) -> dict:
-    """The serving.knative.dev/v1 Service of function ``m``."""
+                   override: FunctionOverride | None = None, config_digest: Any = None) -> dict:
+    """The serving.knative.dev/v1 Service of function ``m``. ``config_digest`` (of every config and
+    secret value its env reads) goes into the revision template: a rotated secret rolls out a new
+    revision, since a running pod never sees a Secret's new value."""
     d = defaults or FunctionDefaults()
     resources, concurrency = _resources(m, d)
     lbl = kx.labels(m.name, "function")
+    annotations = _scale_annotations(m, d, override or FunctionOverride())
+    if config_digest is not None:
+        annotations[CONFIG_DIGEST] = config_digest
     return {
         "apiVersion": "serving.knative.dev/v1",
         "kind": "Service",
@@ -220,17 +256,21 @@ def render_service(m: Manifest, p: PlatformEndpoints, *, image: str, defaults: F
         },
         "spec": {
             "template": {
-                "metadata": {"labels": lbl, "annotations": _scale_annotations(m, d, override or FunctionOverride())},
+                "metadata": {"labels": lbl, "annotations": annotations},
                 "spec": {
                     "serviceAccountName": service_account(m.name),
                     "containerConcurrency": concurrency,
                     "timeoutSeconds": d.timeoutSeconds,
                     "enableServiceLinks": False,
+                    "volumes": [tlsc.client_volume(client_cert_secret(m.name)),
+                                {"name": "kube-ca", "configMap": {"name": KUBE_CA_CONFIGMAP}}],
                     "containers": [{
                         "name": "function",
                         "image": image,
                         "ports": [{"name": "http1", "containerPort": CONTAINER_PORT}],
                         "env": render_env(m, p),
+                        "volumeMounts": [tlsc.client_mount(),
+                                         {"name": "kube-ca", "mountPath": KUBE_CA_MOUNT, "readOnly": True}],
                         "resources": resources,
                         "readinessProbe": _probe(READINESS_PATH, period=5, failures=3),
                         "livenessProbe": _probe(LIVENESS_PATH, period=10, failures=3),
@@ -277,13 +317,18 @@ def render_network_policy(m: Manifest, p: PlatformEndpoints) -> dict:
                 "ports": [{"protocol": "TCP", "port": port} for port in ports]}
 
     egress = [to(p.data_namespace, "nats", 4222), to(p.data_namespace, "minio", 9000),
-              to(p.telemetry_namespace, "otel-collector", 4317, 4318), kx.dns_egress_rule(),
+              to(p.telemetry_namespace, "otel-collector", 4317, 4318),
+              to(p.telemetry_namespace, "otel-collector-metrics", 4317, 4318), kx.dns_egress_rule(),
               # peers, through Kourier's gateway: kourier-internal:80 is its 8081 listener
               {"to": [{"namespaceSelector": kx.ns_selector(p.knative_ingress_namespace),
                        "podSelector": {"matchLabels": {"app": "3scale-kourier-gateway"}}}],
                "ports": [{"protocol": "TCP", "port": 8081}]}]
     if p.egress_cidrs:
         egress.append({"to": [{"ipBlock": {"cidr": c}} for c in p.egress_cidrs], "ports": [{"protocol": "TCP", "port": 443}]})
+    if p.api_server_cidrs:
+        # the JWKS that verifies event senders: kubernetes.default.svc:443, DNAT-ed to the API server's 6443
+        egress.append({"to": [{"ipBlock": {"cidr": c}} for c in p.api_server_cidrs],
+                       "ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]})
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -313,9 +358,9 @@ def render_pdb(m: Manifest, p: PlatformEndpoints, service: Mapping) -> dict | No
 
 
 def render_all(m: Manifest, p: PlatformEndpoints, *, image: str, defaults: FunctionDefaults | None = None,
-               override: FunctionOverride | None = None) -> list[dict]:
+               override: FunctionOverride | None = None, config_digest: Any = None) -> list[dict]:
     """Every Kubernetes object of function ``m``, in creation order."""
-    svc = render_service(m, p, image=image, defaults=defaults, override=override)
+    svc = render_service(m, p, image=image, defaults=defaults, override=override, config_digest=config_digest)
     objs = [render_service_account(m, p), render_network_policy(m, p), svc]
     pdb = render_pdb(m, p, svc)
     if pdb:
@@ -328,10 +373,11 @@ class Function(pulumi.ComponentResource):
 
     def __init__(self, name: str, manifest: Manifest, platform: PlatformEndpoints, *, image: str, domain: str,
                  defaults: FunctionDefaults | None = None, override: FunctionOverride | None = None,
-                 opts: pulumi.ResourceOptions | None = None):
+                 config_digest: pulumi.Input[str] | None = None, opts: pulumi.ResourceOptions | None = None):
         super().__init__("lscloud:index:Function", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.objects = render_all(manifest, platform, image=image, defaults=defaults, override=override)
+        self.objects = render_all(manifest, platform, image=image, defaults=defaults, override=override,
+                                  config_digest=config_digest)
         self.resources: dict[str, pulumi.CustomResource] = {}
         service = None
         for obj in self.objects:

@@ -101,6 +101,8 @@ _TYPED = {
     ("batch/v1", "CronJob"): (k8s.batch.v1.CronJob, {"spec": "spec"}),
     ("policy/v1", "PodDisruptionBudget"): (k8s.policy.v1.PodDisruptionBudget, {"spec": "spec"}),
     ("networking.k8s.io/v1", "NetworkPolicy"): (k8s.networking.v1.NetworkPolicy, {"spec": "spec"}),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): (k8s.rbac.v1.ClusterRoleBinding,
+                                                              {"roleRef": "role_ref", "subjects": "subjects"}),
 }
 
 

@@ -6,9 +6,18 @@
   secure pod defaults, requests/limits for the queue-proxy sidecar (so every container in a
   function pod has limits);
 - configures Eventing: the NATS JetStream channel (eventing-natss) as the brokers' channel, with
-  R3 streams, pointing at the bus;
+  R3 streams bounded in bytes and age (``nats.channelMax*``: otherwise eventing-natss keeps every
+  event forever in the store the functions' stream shares), reaching the bus over TLS as the NATS
+  user ``eventing`` (its client certificate ``nats-eventing``);
+- turns on Eventing's sender identity (``authentication-oidc``): brokers and channels present an
+  OIDC token whose audience is the subscriber, which the functions verify against the API
+  server's keys; the ClusterRoleBinding ``lscloud-oidc-discovery`` lets them read those keys
+  (``/openid/v1/jwks`` is public key material: bound to ``system:unauthenticated``, as Kubernetes
+  documents for service-account issuer discovery);
+- points Serving's and Eventing's tracing (``config-observability``) at the collector, so a trace
+  continues through broker → channel → trigger into the function;
 - creates the brokers the functions subscribe to and the dead-letter channel their Triggers use
-  (a JetStream-backed channel, so dead letters are kept and can be inspected with ``nats``).
+  (a JetStream-backed channel, bounded like the others, inspected with ``nats``).
 """
 
 from __future__ import annotations
@@ -20,41 +29,55 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from . import k8s as kx
-from .settings import KnativeSettings
+from . import natsauth, releases
+from . import tls as tlsc
+from .settings import KnativeSettings, NatsSettings, parse_bytes
 
 CHANNEL_API = "messaging.knative.dev/v1alpha1"
 CHANNEL_KIND = "NatsJetStreamChannel"
 DEAD_LETTER = "lscloud-dead-letter"
 BROKER_CONFIG = "lscloud-broker-channel"
+EVENTING_NAMESPACE = "knative-eventing"
+NATS_CLIENT_CERT = "nats-eventing"  # the NATS user "eventing" (components/natsauth.py)
+OIDC_DISCOVERY = "lscloud-oidc-discovery"
 
 
 def release_urls(s: KnativeSettings) -> list[str]:
-    serving = f"https://github.com/knative/serving/releases/download/knative-v{s.servingVersion}"
-    eventing = f"https://github.com/knative/eventing/releases/download/knative-v{s.eventingVersion}"
-    urls = [
-        f"{serving}/serving-crds.yaml",
-        f"{serving}/serving-core.yaml",
-        f"https://github.com/knative/net-kourier/releases/download/knative-v{s.kourierVersion}/kourier.yaml",
-        f"{eventing}/eventing-crds.yaml",
-        f"{eventing}/eventing-core.yaml",
-        f"{eventing}/mt-channel-broker.yaml",
-        f"https://github.com/knative-extensions/eventing-natss/releases/download/knative-v{s.natssVersion}/eventing-jsm.yaml",
+    """The manifests to apply, in order; only assets :mod:`.releases` knows to be published (no
+    net-certmanager: Serving's own controller talks to cert-manager since 1.15)."""
+    serving = releases.find(releases.SERVING, s.servingVersion)
+    eventing = releases.find(releases.EVENTING, s.eventingVersion)
+    return [
+        serving.url("serving-crds.yaml"),
+        serving.url("serving-core.yaml"),
+        releases.find(releases.KOURIER, s.kourierVersion).url("kourier.yaml"),
+        eventing.url("eventing-crds.yaml"),
+        eventing.url("eventing-core.yaml"),
+        eventing.url("mt-channel-broker.yaml"),
+        releases.find(releases.NATSS, s.natssVersion).url("eventing-jsm.yaml"),
     ]
-    if s.clusterIssuer:
-        urls.append(f"https://github.com/knative/net-certmanager/releases/download/knative-v{s.certManagerVersion}/net-certmanager.yaml")
-    return urls
 
 
-def channel_spec(stream_replicas: int) -> dict:
-    return {"stream": {"config": {"replicas": stream_replicas}}}
+def stream_limits(n: NatsSettings, *, dead_letter: bool = False) -> dict:
+    """A channel stream's bounds (eventing-natss's ``spec.stream.config``): age and bytes, the oldest
+    events dropped first, as many replicas as the platform's streams."""
+    max_bytes, max_age, key = ((n.deadLetterChannelMaxBytes, n.deadLetterChannelMaxAge, "nats.deadLetterChannelMaxBytes")
+                               if dead_letter else (n.channelMaxBytes, n.channelMaxAge, "nats.channelMaxBytes"))
+    return {"replicas": n.streamReplicas, "retention": "Limits", "storage": "File", "discard": "Old",
+            "maxAge": max_age, "maxBytes": parse_bytes(key, max_bytes)}
 
 
-def channel_template(stream_replicas: int) -> str:
-    return yaml.safe_dump({"apiVersion": CHANNEL_API, "kind": CHANNEL_KIND, "spec": channel_spec(stream_replicas)},
+def channel_spec(n: NatsSettings, *, dead_letter: bool = False) -> dict:
+    return {"stream": {"config": stream_limits(n, dead_letter=dead_letter)}}
+
+
+def channel_template(n: NatsSettings) -> str:
+    return yaml.safe_dump({"apiVersion": CHANNEL_API, "kind": CHANNEL_KIND, "spec": channel_spec(n)},
                           sort_keys=False)
 
 
-def render_config_patches(s: KnativeSettings, domain: str, nats_url: str, stream_replicas: int) -> list[dict]:
+def render_config_patches(s: KnativeSettings, domain: str, nats_url: str, nats: NatsSettings, *,
+                          traces_endpoint: str = "", sampling_rate: float = 1.0) -> list[dict]:
     """Data merged into the ConfigMaps Knative installs (server-side apply patches)."""
     network = {"ingress-class": "kourier.ingress.networking.knative.dev"}
     if s.clusterIssuer:
@@ -67,8 +90,15 @@ def render_config_patches(s: KnativeSettings, domain: str, nats_url: str, stream
             "queue-sidecar-cpu-request": "25m", "queue-sidecar-cpu-limit": "500m",
             "queue-sidecar-memory-request": "50Mi", "queue-sidecar-memory-limit": "200Mi"}),
         ("knative-eventing", "config-nats", {"eventing-nats": nats_config(nats_url)}),
-        ("knative-eventing", "config-br-default-channel", {"channel-template-spec": channel_template(stream_replicas)}),
+        ("knative-eventing", "config-br-default-channel", {"channel-template-spec": channel_template(nats)}),
+        # sender identity: every delivery carries an OIDC token for its subscriber's audience
+        ("knative-eventing", "config-features", {"authentication-oidc": "enabled"}),
     ]
+    if traces_endpoint:
+        tracing = {"tracing-protocol": "http/protobuf", "tracing-endpoint": traces_endpoint,
+                   "tracing-sampling-rate": str(sampling_rate)}
+        patches += [("knative-serving", "config-observability", tracing),
+                    ("knative-eventing", "config-observability", tracing)]
     if s.clusterIssuer:
         patches.append(("knative-serving", "config-certmanager",
                         {"issuerRef": yaml.safe_dump({"kind": "ClusterIssuer", "name": s.clusterIssuer}, sort_keys=False)}))
@@ -77,27 +107,46 @@ def render_config_patches(s: KnativeSettings, domain: str, nats_url: str, stream
 
 
 def nats_config(nats_url: str) -> str:
-    """eventing-natss's connection settings (the ``eventing-nats`` key of ``config-nats``)."""
+    """eventing-natss's connection settings (the ``eventing-nats`` key of ``config-nats``): TLS, its
+    client certificate (mTLS: NATS maps it to the user ``eventing``) and the internal CA."""
     return yaml.safe_dump({
         "url": nats_url,
         "connOpts": {"retryOnFailedConnect": True, "maxReconnects": -1, "reconnectWaitMilliseconds": 2000},
+        "auth": {"tls": {"secret": {"name": NATS_CLIENT_CERT}}},
+        "tls": {"secret": {"name": NATS_CLIENT_CERT}},
     }, sort_keys=False)
+
+
+def certificates(tls_settings, stream: str) -> list[dict]:
+    """eventing-natss's client certificate (the NATS user ``eventing``), in its own namespace."""
+    user = next(u for u in natsauth.platform_users(stream) if u.name == "eventing")
+    return [tlsc.render_client_cert(tlsc.ClientCert(NATS_CLIENT_CERT, EVENTING_NAMESPACE, user.email), tls_settings)]
+
+
+def render_oidc_discovery() -> dict:
+    """The API server's service-account keys (``/.well-known/openid-configuration``, ``/openid/v1/jwks``)
+    readable without a token: the functions verify the Triggers' tokens with them."""
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": OIDC_DISCOVERY, "labels": kx.labels(OIDC_DISCOVERY, "eventing")},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": "system:service-account-issuer-discovery"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:unauthenticated"}]}
 
 
 def dead_letter_ref() -> dict:
     return {"apiVersion": CHANNEL_API, "kind": CHANNEL_KIND, "name": DEAD_LETTER}
 
 
-def render_eventing(namespace: str, brokers: Iterable[str], stream_replicas: int, retry: int) -> list[dict]:
+def render_eventing(namespace: str, brokers: Iterable[str], nats: NatsSettings, retry: int) -> list[dict]:
     """The functions' namespace side: dead-letter channel, broker channel config, brokers."""
     lbl = kx.labels("eventing", "eventing")
     objs: list[dict] = [
         {"apiVersion": CHANNEL_API, "kind": CHANNEL_KIND,
          "metadata": {"name": DEAD_LETTER, "namespace": namespace, "labels": lbl},
-         "spec": channel_spec(stream_replicas)},
+         "spec": channel_spec(nats, dead_letter=True)},
         {"apiVersion": "v1", "kind": "ConfigMap",
          "metadata": {"name": BROKER_CONFIG, "namespace": namespace, "labels": lbl},
-         "data": {"channel-template-spec": channel_template(stream_replicas)}},
+         "data": {"channel-template-spec": channel_template(nats)}},
     ]
     for broker in sorted(set(brokers)):
         objs.append({
@@ -116,14 +165,20 @@ class Knative(pulumi.ComponentResource):
     """Knative Serving and Eventing for Lạng Sơn Cloud: install, configuration, brokers, dead letters."""
 
     def __init__(self, name: str, settings: KnativeSettings, *, domain: str, namespace: str, nats_url: pulumi.Input[str],
-                 stream_replicas: int, brokers: Sequence[str], opts: pulumi.ResourceOptions | None = None):
+                 nats: NatsSettings, brokers: Sequence[str], traces_endpoint: str = "", sampling_rate: float = 1.0,
+                 tls=None, opts: pulumi.ResourceOptions | None = None):
         super().__init__("lscloud:index:Knative", name, None, opts)
         deps: list[pulumi.Resource] = []
         if settings.install:
             deps.append(k8s.yaml.v2.ConfigGroup(f"{name}-release", files=release_urls(settings),
                                                 opts=pulumi.ResourceOptions(parent=self)))
         after = pulumi.ResourceOptions(parent=self, depends_on=deps)
-        self.patches = render_config_patches(settings, domain, "", stream_replicas)
+        kx.create(f"{name}-{OIDC_DISCOVERY}", render_oidc_discovery(), pulumi.ResourceOptions(parent=self))
+        if tls is not None:  # eventing-natss's client certificate, once its namespace exists
+            for cert in certificates(tls, nats.stream):
+                deps.append(kx.create(f"{name}-certificate-{cert['metadata']['name']}", cert, after))
+        self.patches = render_config_patches(settings, domain, "", nats, traces_endpoint=traces_endpoint,
+                                             sampling_rate=sampling_rate)
         for patch in self.patches:
             data = dict(patch["data"])
             if patch["metadata"]["name"] == "config-nats":
@@ -132,7 +187,7 @@ class Knative(pulumi.ComponentResource):
                                        metadata={**patch["metadata"],
                                                  "annotations": {"pulumi.com/patchForce": "true"}},
                                        data=data, opts=after)
-        self.objects = render_eventing(namespace, ["default", *brokers], stream_replicas, settings.deliveryRetry)
+        self.objects = render_eventing(namespace, ["default", *brokers], nats, settings.deliveryRetry)
         self.ready: list[pulumi.Resource] = list(deps)
         for obj in self.objects:
             self.ready.append(kx.create(f"{name}-{obj['kind'].lower()}-{obj['metadata']['name']}", obj, after))

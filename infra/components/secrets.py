@@ -69,8 +69,12 @@ class AppSecrets(pulumi.ComponentResource):
         keys = pulumi.Output.secret(partner_keys).apply(partner_keys_json)
         pseudonym_key = random.RandomPassword(f"{name}-pseudonym-key", length=48, special=False,
                                               opts=pulumi.ResourceOptions(parent=self)).result
-        self.objects = render(namespace, jwt_public_key=pulumi.Output.secret(jwt_public_key), partner_keys=keys,
-                              pseudonym_key=pulumi.Output.secret(pseudonym_key))
+        jwt_key = pulumi.Output.secret(jwt_public_key)
+        pseudonym = pulumi.Output.secret(pseudonym_key)
+        self.objects = render(namespace, jwt_public_key=jwt_key, partner_keys=keys, pseudonym_key=pseudonym)
+        # what a function's env may read from these, for the digest that rolls a new revision on rotation
+        self.values = {JWT_SECRET: {"public-key": jwt_key}, PARTNERS_SECRET: {"partner-keys": keys},
+                       PSEUDONYM_SECRET: {"key": pseudonym}}
         for obj in self.objects:
             kx.create(f"{name}-{obj['metadata']['name']}", obj, pulumi.ResourceOptions(parent=self))
         self.names = [o["metadata"]["name"] for o in self.objects]

@@ -9,8 +9,11 @@ of being silently ignored. Secrets are never read here: ``__main__`` reads them 
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
+
+from . import releases
 
 CLUSTER_MODES = ("magnum", "instances", "existing")
 OBJECT_STORE_ENGINES = ("minio",)
@@ -52,6 +55,65 @@ def _positive(key: str, **values: int) -> None:
             raise SettingsError(f"lscloud:{key}.{name} must be a whole number >= 1, got {value!r}")
 
 
+# --- quantities ------------------------------------------------------------------------------------
+
+_PVC_UNITS = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4, "k": 1000, "M": 1000**2, "G": 1000**3,
+              "T": 1000**4}
+_BYTE_UNITS = {"KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4, "KIB": 1024, "MIB": 1024**2,
+               "GIB": 1024**3, "TIB": 1024**4, "B": 1}
+_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(h|m|s)$")
+
+
+def parse_bytes(key: str, value: str | int) -> int:
+    """'5GB', '512MiB' or a whole number of bytes -> bytes (> 0: a limit, never 'unlimited')."""
+    text = str(value).strip().upper()
+    number, mult = text, 1
+    for suffix in sorted(_BYTE_UNITS, key=len, reverse=True):
+        if text.endswith(suffix):
+            number, mult = text[: -len(suffix)], _BYTE_UNITS[suffix]
+            break
+    try:
+        n = int(float(number) * mult)
+    except ValueError:
+        raise SettingsError(f"lscloud:{key} must be a size like 5GB or 512MiB, got {value!r}") from None
+    if n <= 0:
+        raise SettingsError(f"lscloud:{key} must be a positive size (every stream and channel is bounded), "
+                            f"got {value!r}")
+    return n
+
+
+def parse_duration(key: str, value: str) -> str:
+    """'720h', '30m' or '45s' (Go's duration syntax, which eventing-natss reads) -> the same string."""
+    m = _DURATION_RE.match(str(value).strip())
+    if not m or float(m.group(1)) <= 0:
+        raise SettingsError(f"lscloud:{key} must be a positive duration like 720h, 30m or 45s, got {value!r}")
+    return str(value).strip()
+
+
+def duration_ns(value: str) -> int:
+    m = _DURATION_RE.match(value)
+    return int(float(m.group(1)) * {"h": 3600, "m": 60, "s": 1}[m.group(2)] * 1_000_000_000)
+
+
+def pvc_bytes(key: str, size: str) -> int:
+    """A Kubernetes quantity ('50Gi', '10G') -> bytes."""
+    text = str(size).strip()
+    for suffix in sorted(_PVC_UNITS, key=len, reverse=True):
+        if text.endswith(suffix):
+            try:
+                return int(float(text[: -len(suffix)]) * _PVC_UNITS[suffix])
+            except ValueError:
+                break
+    try:
+        return int(text)
+    except ValueError:
+        raise SettingsError(f"lscloud:{key} must be a Kubernetes quantity like 50Gi, got {size!r}") from None
+
+
+def _fmt(n: int) -> str:
+    return f"{n / 1000**3:.2f} GB" if n >= 1000**3 else f"{n / 1000**2:.0f} MB"
+
+
 @dataclass(frozen=True)
 class ClusterSettings:
     """OpenStack layer. ``mode``: ``magnum`` (a Magnum cluster), ``instances`` (Nova VMs you
@@ -71,7 +133,7 @@ class ClusterSettings:
     controlPlaneCount: int = 3
     workerCount: int = 3
     dockerVolumeSize: int = 50
-    kubernetesVersion: str = "v1.30.4"
+    kubernetesVersion: str = "v1.34.1"  # Knative 1.23 refuses to run on anything older than 1.34
     availabilityZone: str = ""
 
     def __post_init__(self):
@@ -91,20 +153,78 @@ class ClusterSettings:
 
 @dataclass(frozen=True)
 class NatsSettings:
+    """The NATS JetStream cluster and everything it stores.
+
+    Every stream on the servers' file store is bounded (bytes and age) and JetStream *reserves* a
+    stream's ``max_bytes`` on each server holding a replica of it when the stream is created: the
+    functions' stream, its dead-letter stream, one stream per broker channel and one for the
+    dead-letter channel (eventing-natss makes those). Their sum must fit each server's store
+    (``storageSize`` less the 10% left to the filesystem), else the last one created fails with
+    "insufficient storage resources" and no event flows; :func:`check_store_budget` refuses such a
+    stack before anything is deployed.
+    """
+
     replicas: int = 3
-    image: str = "nats:2.10.22-alpine"
+    image: str = "nats:2.14.4-alpine"
     boxImage: str = "natsio/nats-box:0.14.5"
     storageSize: str = "10Gi"
     storageClass: str = ""
     stream: str = "LSCLOUD"
     streamReplicas: int = 3
-    streamMaxBytes: str = "5GB"
+    # the functions' events (lscloud.>): what the bridge forwards and what a restore replays
+    streamMaxBytes: str = "4GB"
     streamMaxAge: str = "720h"
+    # <stream>_DLQ: events the bridge could not hand to a broker
+    dlqMaxBytes: str = "1GB"
+    dlqMaxAge: str = "720h"
+    # each broker's NatsJetStreamChannel (events between the broker and its Triggers)
+    channelMaxBytes: str = "1GB"
+    channelMaxAge: str = "168h"
+    # the Triggers' dead-letter channel (events a function refused or kept failing on)
+    deadLetterChannelMaxBytes: str = "1GB"
+    deadLetterChannelMaxAge: str = "720h"
 
     def __post_init__(self):
         _positive("nats", replicas=self.replicas, streamReplicas=self.streamReplicas)
         if self.streamReplicas > self.replicas:
             raise SettingsError(f"lscloud:nats.streamReplicas ({self.streamReplicas}) exceeds nats.replicas ({self.replicas})")
+        for name in ("streamMaxBytes", "dlqMaxBytes", "channelMaxBytes", "deadLetterChannelMaxBytes"):
+            parse_bytes(f"nats.{name}", getattr(self, name))
+        for name in ("streamMaxAge", "dlqMaxAge", "channelMaxAge", "deadLetterChannelMaxAge"):
+            parse_duration(f"nats.{name}", getattr(self, name))
+        pvc_bytes("nats.storageSize", self.storageSize)
+        check_store_budget(self, brokers=("default",))
+
+    @property
+    def store_bytes(self) -> int:
+        """JetStream's ``max_file_store`` on each server: the volume less 10% for the filesystem."""
+        return int(pvc_bytes("nats.storageSize", self.storageSize) * 0.9)
+
+    def reservations(self, brokers) -> list[tuple[str, int]]:
+        """(what, bytes reserved on each server holding a replica) for every stream on the store."""
+        out = [(self.stream, parse_bytes("nats.streamMaxBytes", self.streamMaxBytes)),
+               (f"{self.stream}_DLQ", parse_bytes("nats.dlqMaxBytes", self.dlqMaxBytes))]
+        out += [(f"channel of broker {b}", parse_bytes("nats.channelMaxBytes", self.channelMaxBytes))
+                for b in sorted(set(brokers))]
+        out.append(("dead-letter channel", parse_bytes("nats.deadLetterChannelMaxBytes", self.deadLetterChannelMaxBytes)))
+        return out
+
+
+def check_store_budget(nats: "NatsSettings", brokers) -> None:
+    """SettingsError unless every stream's reservation fits the JetStream store of each server.
+
+    Conservative on purpose: with ``streamReplicas`` equal to ``replicas`` every server holds a
+    replica of every stream; with fewer, JetStream may still place several on one server.
+    """
+    parts = nats.reservations(brokers)
+    total = sum(n for _, n in parts)
+    if total > nats.store_bytes:
+        listing = ", ".join(f"{what} {_fmt(n)}" for what, n in parts)
+        raise SettingsError(
+            f"lscloud:nats: the streams reserve {_fmt(total)} ({listing}) but each server's JetStream store "
+            f"holds {_fmt(nats.store_bytes)} (storageSize {nats.storageSize} less 10%): JetStream would refuse "
+            "the last stream with 'insufficient storage resources'. Lower nats.streamMaxBytes, dlqMaxBytes, "
+            "channelMaxBytes or deadLetterChannelMaxBytes, or raise nats.storageSize")
 
 
 @dataclass(frozen=True)
@@ -123,12 +243,14 @@ class ObjectStoreSettings:
     # records) this many days after their last write: a backstop to the runtime's sweep on the
     # clock's tick, so it must outlive the longest of them (lscloud/runonce.py)
     runOnceExpiryDays: int = 3
+    # every bucket is versioned: an overwritten or deleted object stays recoverable this many days
+    noncurrentVersionDays: int = 30
 
     def __post_init__(self):
         if self.engine not in OBJECT_STORE_ENGINES:
             raise SettingsError(f"lscloud:objectStore.engine must be one of {OBJECT_STORE_ENGINES}, got {self.engine!r}")
         _positive("objectStore", servers=self.servers, drivesPerServer=self.drivesPerServer,
-                  runOnceExpiryDays=self.runOnceExpiryDays)
+                  runOnceExpiryDays=self.runOnceExpiryDays, noncurrentVersionDays=self.noncurrentVersionDays)
         check_run_once_expiry(self.runOnceExpiryDays, [{}])
         if self.servers * self.drivesPerServer < 4 and self.servers > 1:
             raise SettingsError("lscloud:objectStore: distributed MinIO needs at least 4 drives (servers x drivesPerServer)")
@@ -136,19 +258,34 @@ class ObjectStoreSettings:
 
 @dataclass(frozen=True)
 class KnativeSettings:
+    """Knative's release manifests (only versions listed in :mod:`.releases`, whose assets are known
+    to be published) and its configuration."""
+
     install: bool = True
-    servingVersion: str = "1.16.0"
-    eventingVersion: str = "1.16.0"
-    natssVersion: str = "1.16.0"
-    kourierVersion: str = "1.16.0"
+    servingVersion: str = "1.23.0"
+    eventingVersion: str = "1.23.0"
+    kourierVersion: str = "1.23.0"
+    natssVersion: str = "1.19.6"
     ingressNamespace: str = "kourier-system"
-    # TLS for the public domain through cert-manager (a ClusterIssuer you run); "" disables
+    # TLS for the public domain through cert-manager (a ClusterIssuer you run); "" disables.
+    # Serving's own controller does it (no net-certmanager since Serving 1.15).
     clusterIssuer: str = "letsencrypt"
-    certManagerVersion: str = "1.16.0"  # net-certmanager release
     deliveryRetry: int = 5
 
     def __post_init__(self):
         _positive("knative", deliveryRetry=self.deliveryRetry)
+        for key, repo in (("servingVersion", releases.SERVING), ("eventingVersion", releases.EVENTING),
+                          ("kourierVersion", releases.KOURIER), ("natssVersion", releases.NATSS)):
+            try:
+                releases.find(repo, getattr(self, key))
+            except KeyError as exc:
+                raise SettingsError(f"lscloud:knative.{key}: {exc.args[0]}") from None
+        if releases.minor(self.natssVersion) > releases.minor(self.eventingVersion):
+            raise SettingsError(f"lscloud:knative.natssVersion {self.natssVersion} is newer than eventingVersion "
+                                f"{self.eventingVersion}: the channel is built against its Eventing release")
+        if releases.minor(self.servingVersion) != releases.minor(self.eventingVersion):
+            raise SettingsError("lscloud:knative: servingVersion and eventingVersion must be the same minor release "
+                                f"(got {self.servingVersion} and {self.eventingVersion})")
 
 
 @dataclass(frozen=True)
@@ -158,9 +295,14 @@ class TelemetrySettings:
     tracesBackend: str = "tempo-distributor.monitoring.svc.cluster.local:4317"
     tracesBackendInsecure: bool = True
     metricsNamespace: str = "monitoring"  # where Prometheus runs (may scrape :8889)
+    # the share of requests and events Knative's own components trace (config-observability)
+    knativeSamplingRate: float = 1.0
 
     def __post_init__(self):
         _positive("telemetry", replicas=self.replicas)
+        if not isinstance(self.knativeSamplingRate, (int, float)) or not 0 <= self.knativeSamplingRate <= 1:
+            raise SettingsError(f"lscloud:telemetry.knativeSamplingRate must be between 0 and 1, "
+                                f"got {self.knativeSamplingRate!r}")
 
 
 @dataclass(frozen=True)
@@ -182,6 +324,68 @@ class BridgeSettings:
             missing = {"cpu", "memory"} - set(values or {})
             if missing:
                 raise SettingsError(f"lscloud:bridge.{kind} needs {sorted(missing)}")
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """The cluster's internal CA (cert-manager): it signs the NATS and MinIO servers and every
+    client certificate NATS maps to a user. ``certManagerNamespace`` is cert-manager's cluster
+    resource namespace, where a ClusterIssuer's CA secret must live."""
+
+    certManagerNamespace: str = "cert-manager"
+    caDuration: str = "87600h"    # 10 years; cert-manager renews it at two thirds
+    certDuration: str = "2160h"   # 90 days for servers and clients
+    renewBefore: str = "720h"     # renewed 30 days before expiry (servers reload, clients re-read)
+
+    def __post_init__(self):
+        for key in ("caDuration", "certDuration", "renewBefore"):
+            parse_duration(f"tls.{key}", getattr(self, key))
+        if duration_ns(self.renewBefore) >= duration_ns(self.certDuration):
+            raise SettingsError("lscloud:tls.renewBefore must be shorter than tls.certDuration")
+
+
+@dataclass(frozen=True)
+class BackupSettings:
+    """Copies of the data outside the cluster: every bucket mirrored to ``endpoint`` (any S3 API:
+    another MinIO, the province's object storage) and the JetStream streams backed up there too.
+    ``endpoint`` "" = no backups (a warning at every ``pulumi up``). The target's credentials are
+    the secrets ``backupAccessKey`` and ``backupSecretKey``."""
+
+    endpoint: str = ""
+    targetCidrs: tuple[str, ...] = ()        # where the target answers (the jobs' egress, 443/9000)
+    bucket: str = "lscloud-backup"
+    objectsSchedule: str = "17 * * * *"     # hourly mirror of every bucket (new and changed objects)
+    streamsSchedule: str = "40 1 * * *"     # daily JetStream snapshot of every stream
+    keepStreamBackups: int = 14              # snapshots kept on the target
+
+    def __post_init__(self):
+        object.__setattr__(self, "targetCidrs", tuple(self.targetCidrs))
+        if self.endpoint and not re.match(r"^https?://[^/\s]+", self.endpoint):
+            raise SettingsError(f"lscloud:backup.endpoint must be an http(s) URL, got {self.endpoint!r}")
+        if self.endpoint and not self.targetCidrs:
+            raise SettingsError("lscloud:backup.targetCidrs is required with backup.endpoint: the addresses the "
+                                "backup jobs may reach")
+        _positive("backup", keepStreamBackups=self.keepStreamBackups)
+        for key in ("objectsSchedule", "streamsSchedule"):
+            if len(str(getattr(self, key)).split()) != 5:
+                raise SettingsError(f"lscloud:backup.{key} must be a cron schedule of five fields")
+
+
+RETENTION_MODES = ("governance", "compliance")
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Object lock on a function's bucket: every object version is kept ``days`` days. ``governance``
+    lets an operator holding the bypass right delete early; ``compliance`` lets nobody (not even root)."""
+
+    mode: str = "governance"
+    days: int = 3650
+
+    def __post_init__(self):
+        if self.mode not in RETENTION_MODES:
+            raise SettingsError(f"retention.mode must be one of {RETENTION_MODES}, got {self.mode!r}")
+        _positive("retention", days=self.days)
 
 
 @dataclass(frozen=True)
@@ -211,6 +415,15 @@ class FunctionOverride:
     image: str = ""
     minScale: int | None = None
     maxScale: int | None = None
+    # legal records (dossiers, documents): object lock with a default retention on the bucket
+    retention: Retention | None = None
+
+    def __post_init__(self):
+        if isinstance(self.retention, Mapping):
+            try:
+                object.__setattr__(self, "retention", Retention(**self.retention))
+            except TypeError as exc:
+                raise SettingsError(f"retention: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -222,6 +435,9 @@ class StackSettings:
     dataNamespace: str = "lscloud-data"
     telemetryNamespace: str = "lscloud-telemetry"
     egressCidrs: tuple[str, ...] = ()
+    # where the API server answers (its JWKS verifies the event senders' tokens): the control
+    # plane's addresses, port 443/6443; default the cluster's subnet (magnum, instances)
+    apiServerCidrs: tuple[str, ...] = ()
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     nats: NatsSettings = field(default_factory=NatsSettings)
     objectStore: ObjectStoreSettings = field(default_factory=ObjectStoreSettings)
@@ -229,8 +445,24 @@ class StackSettings:
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     bridge: BridgeSettings = field(default_factory=BridgeSettings)
     jwt: JwtSettings = field(default_factory=JwtSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
+    backup: BackupSettings = field(default_factory=BackupSettings)
     functionDefaults: FunctionDefaults = field(default_factory=FunctionDefaults)
     functions: Mapping[str, FunctionOverride] = field(default_factory=dict)
+    # the functions' own config maps and generated secrets, by the names their func.yaml refers to
+    # ({{ configMap:name:key }}, {{ secret:name:key }}); see components/appconfig.py
+    configMaps: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    generatedSecrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.apiServerCidrs:
+            if self.cluster.mode == "existing":
+                raise SettingsError("lscloud:apiServerCidrs is required with cluster.mode=existing: the API "
+                                    "server's addresses (functions read its JWKS to verify event senders)")
+            object.__setattr__(self, "apiServerCidrs", (self.cluster.subnetCidr,))
+        for kind, value in (("configMaps", self.configMaps), ("generatedSecrets", self.generatedSecrets)):
+            if not isinstance(value, Mapping) or not all(isinstance(v, Mapping) for v in value.values()):
+                raise SettingsError(f"lscloud:{kind} must map a name to {{key: value}}")
 
     @classmethod
     def from_values(cls, get) -> "StackSettings":
@@ -247,6 +479,7 @@ class StackSettings:
             dataNamespace=get("dataNamespace") or "lscloud-data",
             telemetryNamespace=get("telemetryNamespace") or "lscloud-telemetry",
             egressCidrs=tuple(get("egressCidrs") or ()),
+            apiServerCidrs=tuple(get("apiServerCidrs") or ()),
             cluster=_build(ClusterSettings, "cluster", get("cluster")),
             nats=_build(NatsSettings, "nats", get("nats")),
             objectStore=_build(ObjectStoreSettings, "objectStore", get("objectStore")),
@@ -254,6 +487,11 @@ class StackSettings:
             telemetry=_build(TelemetrySettings, "telemetry", get("telemetry")),
             bridge=_build(BridgeSettings, "bridge", get("bridge")),
             jwt=_build(JwtSettings, "jwt", get("jwt")),
+            tls=_build(TlsSettings, "tls", get("tls")),
+            backup=_build(BackupSettings, "backup", get("backup")),
+            configMaps={str(k): {str(kk): str(vv) for kk, vv in (v or {}).items()}
+                        for k, v in (get("configMaps") or {}).items()},
+            generatedSecrets={str(k): dict(v or {}) for k, v in (get("generatedSecrets") or {}).items()},
             functionDefaults=_build(FunctionDefaults, "functionDefaults", get("functionDefaults")),
             functions=functions,
         )
@@ -273,4 +511,4 @@ class StackSettings:
 
 
 # the config keys that must only ever hold Pulumi secrets (set with `pulumi config set --secret`)
-SECRET_KEYS = ("jwtPublicKey", "partnerKeys", "kubeconfig")
+SECRET_KEYS = ("jwtPublicKey", "partnerKeys", "kubeconfig", "secrets", "backupAccessKey", "backupSecretKey")

@@ -71,14 +71,14 @@ class ObjectStore:
     """A thread-safe S3 client bound to one endpoint (boto3 clients are thread-safe)."""
 
     def __init__(self, endpoint: str, access_key: str, secret_key: str, region: str = "us-east-1",
-                 *, max_pool: int = 32, timeout_s: float = 10.0):
+                 *, max_pool: int = 32, timeout_s: float = 10.0, ca_file: str = ""):
         self.endpoint = endpoint
         self._lock = threading.Lock()
         core = botocore.session.get_session()
         core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_parse_timestamp)
         self.client = boto3.session.Session(botocore_session=core).client(
             "s3", endpoint_url=endpoint, aws_access_key_id=access_key, aws_secret_access_key=secret_key,
-            region_name=region,
+            region_name=region, verify=ca_file or None,  # the cluster's own CA signs the store's certificate
             config=Config(s3={"addressing_style": "path"}, signature_version="s3v4",
                           retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=max_pool,
                           connect_timeout=timeout_s, read_timeout=timeout_s,
@@ -88,8 +88,9 @@ class ObjectStore:
                           user_agent=USER_AGENT))
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "ObjectStore":
-        return cls(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key, settings.s3_region)
+    def from_settings(cls, settings: Settings, **options) -> "ObjectStore":
+        return cls(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key, settings.s3_region,
+                   ca_file=settings.s3_ca_file, **options)
 
     # -- errors ------------------------------------------------------------------------------------
 

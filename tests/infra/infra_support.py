@@ -60,6 +60,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = f"mock-password-{args.name}-Zq8"
             self.passwords.append(state["result"])
+        if args.typ == "random:index/randomBytes:RandomBytes":
+            import base64
+            import hashlib
+
+            raw = hashlib.sha256(args.name.encode()).digest()[: int(args.inputs.get("length", 32))]
+            state["base64"], state["hex"] = base64.b64encode(raw).decode(), raw.hex()
+            self.passwords.append(state["base64"])
         if args.typ == "openstack:containerinfra/cluster:Cluster":
             state["kubeconfig"] = {"rawConfig": KUBECONFIG, "host": "https://10.20.0.10:6443"}
         self.resources.append(Recorded(args.typ, args.name, dict(args.inputs), state))

@@ -82,7 +82,11 @@ def test_bridge_deployment_runs_the_bridge_with_probes_limits_and_a_restricted_c
 def test_bridge_gets_the_cluster_settings_but_not_k_sink_or_s3(objs):
     env = env_of(bridges(objs)["default"])
     assert env["LSCLOUD_ENV"]["value"] == "cluster"
-    assert env["LSCLOUD_NATS_URL"]["value"].startswith("nats://nats.")
+    assert env["LSCLOUD_NATS_URL"]["value"].startswith("tls://nats.")
+    # NATS over TLS as the user "bridge": its client certificate, mounted from nats-bridge
+    assert env["LSCLOUD_NATS_CERT_FILE"]["value"] == "/var/run/lscloud/tls/tls.crt"
+    assert {"name": "lscloud-tls", "secret": {"secretName": "nats-bridge", "defaultMode": 0o440}} in \
+        bridges(objs)["default"]["spec"]["template"]["spec"]["volumes"]
     assert env["LSCLOUD_STREAM"]["value"] == "LSCLOUD"
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"].startswith("http://otel-collector.")
     assert env["OTEL_SERVICE_NAME"]["value"] == "bridge"
@@ -135,8 +139,9 @@ def test_bridge_has_a_disruption_budget_and_a_tight_network_policy(objs):
     assert peers[("lscloud-data", '{"app.kubernetes.io/name": "nats"}')] == {4222}
     assert peers[("knative-eventing", '{"eventing.knative.dev/brokerRole": "ingress"}')] == {8080, 8443}
     assert peers[("lscloud-telemetry", '{"app.kubernetes.io/name": "otel-collector"}')] == {4317, 4318}
+    assert peers[("lscloud-telemetry", '{"app.kubernetes.io/name": "otel-collector-metrics"}')] == {4317, 4318}
     assert peers[("kube-system", '{"k8s-app": "kube-dns"}')] == {53}
-    assert len(peers) == 4
+    assert len(peers) == 5
 
 
 def test_bridge_objects_validate_against_kubernetes_schemas(objs):
@@ -234,7 +239,8 @@ def test_bridge_component_creates_the_binding_before_the_deployment():
 
 
 def test_bridge_settings():
-    base = {"domain": "d", "imageRegistry": "r", "imageTag": "t", "cluster": {"mode": "existing"}}
+    base = {"domain": "d", "imageRegistry": "r", "imageTag": "t", "cluster": {"mode": "existing"},
+            "apiServerCidrs": ["10.0.0.0/24"]}
     assert StackSettings.from_values(base.get).bridge_image() == "r/lscloud:t"
     custom = StackSettings.from_values({**base, "bridge": {"image": "r/platform@sha256:abc", "replicas": 3}}.get)
     assert custom.bridge_image() == "r/platform@sha256:abc" and custom.bridge.replicas == 3

@@ -34,9 +34,15 @@ def rendered(days: int | None = None) -> tuple[str, dict]:
 
 def test_every_bucket_expires_the_runtime_records_after_the_configured_days():
     script, lifecycle = rendered()
-    assert lifecycle == runonce.lifecycle_configuration(3)
-    assert {(r["Filter"]["Prefix"], r["Expiration"]["Days"], r["Status"]) for r in lifecycle["Rules"]} == {
+    assert lifecycle == objectstore.lifecycle(3, ObjectStoreSettings().noncurrentVersionDays)
+    expiring = [r for r in lifecycle["Rules"] if "Days" in r.get("Expiration", {})]
+    assert {(r["Filter"]["Prefix"], r["Expiration"]["Days"], r["Status"]) for r in expiring} == {
         ("nonces/", 3, "Enabled"), ("idempotency/", 3, "Enabled"), ("events-seen/", 3, "Enabled")}
+    assert {r["ID"] for r in lifecycle["Rules"]} >= {f"expire-{k.prefix.strip('/')}" for k in runonce.RUNTIME_KINDS}
+    # versioned buckets: a run-once record's old versions go a day after, any other after the configured days
+    assert all(r["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1} for r in expiring)
+    (other,) = [r for r in lifecycle["Rules"] if r["ID"] == "noncurrent-versions"]
+    assert other["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30} and other["Filter"] == {"Prefix": ""}
     for fn in FUNCTIONS:
         # `mc ilm rule import` replaces the bucket's rules: the Job may run again and again
         assert f"mc ilm rule import lscloud/{bucket_name('lscloud', fn)} < /policies/{objectstore.LIFECYCLE}" in script
@@ -54,7 +60,8 @@ def test_a_changed_age_reruns_the_setup_job():
 
 
 def test_an_age_shorter_than_the_longest_record_stops_the_stack():
-    base = {"domain": "d", "imageRegistry": "r", "imageTag": "t", "cluster": {"mode": "existing"}}
+    base = {"domain": "d", "imageRegistry": "r", "imageTag": "t", "cluster": {"mode": "existing"},
+            "apiServerCidrs": ["10.0.0.0/24"]}
     assert StackSettings.from_values({**base, "objectStore": {"runOnceExpiryDays": 2}}.get).objectStore.runOnceExpiryDays == 2
     for days in (1, 0):   # idempotency records live a day by default
         with pytest.raises(SettingsError, match="runOnceExpiryDays"):

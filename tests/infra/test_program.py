@@ -22,6 +22,8 @@ FUNCTIONS = manifest.discover(REPO / "functions")
 STACKS = ("dev", "prod")
 K8S_VERSION = "1.30.0"
 LONG_RUNNING = ("Deployment", "StatefulSet")
+# sidecars that serve nothing: nats-server's certificate reloader
+SIDECARS_WITHOUT_PORTS = ("tls-reloader",)
 
 
 def of_kind(objs, kind, api=None):
@@ -74,8 +76,13 @@ def test_knative_service_shape(objs):
             assert c["resources"]["requests"][k] == str(v)
         env = {e["name"]: e for e in c["env"]}
         assert env["LSCLOUD_ENV"]["value"] == "cluster"
-        assert env["LSCLOUD_S3_ENDPOINT"]["value"].startswith("http://minio.")
-        assert env["LSCLOUD_NATS_URL"]["value"].startswith("nats://nats.")
+        assert env["LSCLOUD_S3_ENDPOINT"]["value"].startswith("https://minio.")
+        assert env["LSCLOUD_NATS_URL"]["value"].startswith("tls://nats.")
+        # TLS to NATS and MinIO with the function's own client certificate, metrics to the one collector
+        assert env["LSCLOUD_NATS_CERT_FILE"]["value"] == "/var/run/lscloud/tls/tls.crt"
+        assert env["LSCLOUD_S3_CA_FILE"]["value"] == env["LSCLOUD_NATS_CA_FILE"]["value"]
+        assert env["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]["value"].startswith("http://otel-collector-metrics.")
+        assert {"name": "lscloud-tls", "secret": {"secretName": f"nats-fn-{m.name}", "defaultMode": 0o440}} in spec["volumes"]
         assert env["LSCLOUD_STREAM"]["value"] == "LSCLOUD"
         assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"].startswith("http://otel-collector.")
         assert "LSCLOUD_JWT_JWKS_URL" in env or "secretKeyRef" in env["LSCLOUD_JWT_PUBLIC_KEY"]["valueFrom"]
@@ -105,7 +112,7 @@ def test_every_container_has_limits_and_probes(objs):
             assert {"cpu", "memory"} <= set(c["resources"]["limits"]), where
             assert {"cpu", "memory"} <= set(c["resources"]["requests"]), where
             assert c["securityContext"]["allowPrivilegeEscalation"] is False, where
-            if w["kind"] != "Job":
+            if w["kind"] != "Job" and c["name"] not in SIDECARS_WITHOUT_PORTS:
                 assert "httpGet" in c["readinessProbe"] and "httpGet" in c["livenessProbe"], where
 
 
@@ -146,7 +153,8 @@ def test_minio_is_distributed_with_volumes(objs):
     (minio,) = [o for o in of_kind(objs, "StatefulSet") if o["metadata"]["name"] == "minio"]
     assert minio["spec"]["replicas"] >= 4
     args = minio["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert any(a.startswith("http://minio-{0...") for a in args)
+    assert any(a.startswith("https://minio-{0...") for a in args)  # TLS between peers too
+    assert "--certs-dir" in args
     assert minio["spec"]["volumeClaimTemplates"]
 
 
@@ -172,12 +180,23 @@ def test_disruption_budgets(objs):
 
 # --- telemetry ----------------------------------------------------------------------------------
 
-def test_collector_runs_the_repository_config(objs):
-    (cm,) = [o for o in of_kind(objs, "ConfigMap") if o["metadata"]["name"] == "otel-collector"]
-    assert cm["data"]["collector.yaml"] == (REPO / "observability" / "collector.yaml").read_text(encoding="utf-8")
-    (dep,) = [o for o in of_kind(objs, "Deployment") if o["metadata"]["name"] == "otel-collector"]
-    env = {e["name"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+def test_collector_runs_the_repository_config_one_pipeline_per_deployment(objs):
+    """Traces on a replicated collector, metrics on exactly one: a series never exported twice."""
+    repo = yaml.safe_load((REPO / "observability" / "collector.yaml").read_text(encoding="utf-8"))
+    configs = {o["metadata"]["name"]: yaml.safe_load(o["data"]["collector.yaml"]) for o in of_kind(objs, "ConfigMap")
+               if o["metadata"]["name"] in ("otel-collector", "otel-collector-metrics")}
+    assert configs["otel-collector"]["service"]["pipelines"] == {"traces": repo["service"]["pipelines"]["traces"]}
+    assert configs["otel-collector-metrics"]["service"]["pipelines"] == {"metrics": repo["service"]["pipelines"]["metrics"]}
+    for cfg in configs.values():
+        assert cfg["receivers"] == repo["receivers"]
+        assert all(cfg["exporters"][e] == repo["exporters"][e] for e in cfg["exporters"])
+    deployments = {o["metadata"]["name"]: o for o in of_kind(objs, "Deployment")}
+    env = {e["name"] for e in deployments["otel-collector"]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert {"TRACES_BACKEND_ENDPOINT", "TRACES_BACKEND_INSECURE"} <= env
+    metrics = deployments["otel-collector-metrics"]["spec"]
+    assert metrics["replicas"] == 1 and metrics["strategy"] == {"type": "Recreate"}  # never two, not even in a rollout
+    ports = {p["port"] for o in of_kind(objs, "Service") if o["metadata"]["name"] == "otel-collector" for p in o["spec"]["ports"]}
+    assert 8889 not in ports  # Prometheus scrapes only the metrics collector
 
 
 # --- network policies ---------------------------------------------------------------------------
@@ -194,14 +213,17 @@ def test_every_function_has_a_network_policy(objs):
                    for rule in pol["spec"]["ingress"] for f in rule["from"]}
         assert sources <= {"knative-serving", "kourier-system", "knative-eventing"}
         ports = {p["port"] for rule in pol["spec"]["egress"] for p in rule["ports"]}
-        assert ports <= {4222, 9000, 4317, 4318, 53, 443, 8081}
+        assert ports <= {4222, 9000, 4317, 4318, 53, 443, 6443, 8081}
+        # the API server (its JWKS verifies event senders) on 443/6443, nothing else by address
+        assert any({p["port"] for p in rule["ports"]} == {443, 6443} and all("ipBlock" in t for t in rule["to"])
+                   for rule in pol["spec"]["egress"])
         # other functions only through Kourier's gateway (LSCLOUD_PEER_URL_TEMPLATE)
         assert any(peer.get("podSelector") == {"matchLabels": {"app": "3scale-kourier-gateway"}}
                    and {p["port"] for p in rule["ports"]} == {8081}
                    for rule in pol["spec"]["egress"] for peer in rule["to"])
         for rule in pol["spec"]["egress"]:
-            for peer in rule["to"]:  # only named workloads, DNS or configured CIDRs (on 443)
-                assert "podSelector" in peer or ("ipBlock" in peer and {p["port"] for p in rule["ports"]} == {443})
+            for peer in rule["to"]:  # only named workloads, DNS or configured CIDRs (on 443, the API server's 6443)
+                assert "podSelector" in peer or ("ipBlock" in peer and {p["port"] for p in rule["ports"]} <= {443, 6443})
 
 
 def test_data_services_accept_only_their_clients(objs):
@@ -247,6 +269,9 @@ def test_no_secret_in_plain_stack_config(stack):
     for path, value in _walk(doc.get("config", {})):
         if isinstance(value, dict):
             continue  # a `secure:` value, encrypted by Pulumi
+        if path.startswith("/lscloud:generatedSecrets/"):
+            assert value in ("fernet", "password"), path  # a kind to generate, never a value
+            continue
         assert not SECRETISH.search(path.replace("sshPublicKey", "")), f"{path} must be a Pulumi secret (--secret)"
         assert "PRIVATE KEY" not in str(value) and "BEGIN" not in str(value), path
 

@@ -78,12 +78,17 @@ def test_env_templates_become_refs_and_s3_credentials_are_the_functions_own():
     assert env["LSCLOUD_EVENTS_SUBJECTS"]["value"] == "system:serviceaccount:lscloud:*"
 
 
-def test_a_function_with_events_starts_with_the_rendered_env():
+def test_a_function_with_events_starts_with_the_rendered_env(tmp_path):
     """The rendered env is enough for /events to verify its sender (else the function would not start)."""
     from lscloud import config
     from lscloud.auth import check_eventing_settings
 
     env = {name: e.get("value", "x") for name, e in env_of(fn.render_service(parse(), PLATFORM, image="i")).items()}
+    for name, value in list(env.items()):  # the mounted certificate files (a volume in the cluster)
+        if name.endswith("_FILE") and value.startswith("/var/run/lscloud/"):
+            local = tmp_path / value.strip("/").replace("/", "_")
+            local.write_text("x")
+            env[name] = str(local)
     env["LSCLOUD_JWT_JWKS_URL"] = "https://idp.example/jwks"  # a secretKeyRef in the cluster
     env["LSCLOUD_PSEUDONYM_KEY"] = "k" * 40  # a secretKeyRef to lscloud-pseudonym in the cluster
     env.pop("LSCLOUD_JWT_PUBLIC_KEY", None)
@@ -180,7 +185,8 @@ def test_partner_keys_use_the_runtime_rules():
 
 
 def test_settings_reject_unknown_keys_and_require_the_basics():
-    base = {"domain": "d", "imageRegistry": "r", "imageTag": "t", "cluster": {"mode": "existing"}}
+    base = {"domain": "d", "imageRegistry": "r", "imageTag": "t", "cluster": {"mode": "existing"},
+            "apiServerCidrs": ["10.0.0.0/24"]}
     StackSettings.from_values(base.get)
     with pytest.raises(SettingsError, match="unknown field"):
         StackSettings.from_values({**base, "nats": {"replicaz": 3}}.get)

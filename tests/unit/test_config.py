@@ -29,6 +29,10 @@ def test_defaults_fit_the_local_cloud():
     ("LSCLOUD_EVENTS_SUBJECTS", "system:serviceaccount:lscloud:*-trigger", "LSCLOUD_EVENTS_SUBJECTS"),
     ("LSCLOUD_EVENTS_SUBJECTS", "two words", "LSCLOUD_EVENTS_SUBJECTS"),
     ("LSCLOUD_EVENTS_AUDIENCE", "a b", "LSCLOUD_EVENTS_AUDIENCE"),
+    ("LSCLOUD_NATS_CA_FILE", "/no/such/ca.crt", "LSCLOUD_NATS_CA_FILE"),
+    ("LSCLOUD_S3_CA_FILE", "/no/such/ca.crt", "LSCLOUD_S3_CA_FILE"),
+    ("LSCLOUD_EVENTS_JWKS_CA_FILE", "/no/such/ca.crt", "LSCLOUD_EVENTS_JWKS_CA_FILE"),
+    ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "otel-collector-metrics:4318", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"),
 ])
 def test_bad_values_name_the_variable(var, value, named):
     with pytest.raises(config.ConfigError) as err:
@@ -100,3 +104,15 @@ def test_a_function_section_reads_its_prefixed_variables_typed_and_bounded():
     for bad, message in (("0", "at least 1"), ("x", "whole number")):
         with pytest.raises(config.ConfigError, match=f"BORDER_CALL_MINUTES must be .*{message}"):
             config.section(config.load({"K_SERVICE": "border", "BORDER_CALL_MINUTES": bad}), Border)
+
+
+def test_a_client_certificate_comes_with_its_key_and_both_survive_a_child_process(tmp_path):
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert.write_text("c")
+    key.write_text("k")
+    with pytest.raises(config.ConfigError, match="LSCLOUD_NATS_KEY_FILE"):
+        config.load({"LSCLOUD_NATS_CERT_FILE": str(cert)})
+    s = config.load({"LSCLOUD_NATS_CERT_FILE": str(cert), "LSCLOUD_NATS_KEY_FILE": str(key),
+                     "LSCLOUD_NATS_URL": "tls://nats.example:4222",
+                     "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://otel-collector-metrics:4318/v1/metrics"})
+    assert config.load(s.env_vars()) == s

@@ -14,6 +14,9 @@ from . import citizens
 from .models import RegisteredCitizen
 
 _WRITERS = 8
+# the cluster asks the national population database (HttpRegistry): these generated citizens are
+# for the local cloud only, never seeded into a cluster's bucket (lscloud.manifest.seeds_in_cluster)
+CLUSTER = False
 
 
 def fingerprint() -> str:

@@ -1,0 +1,150 @@
+"""Backups to a second S3 target outside the cluster (``lscloud:backup``), as two CronJobs in the
+data namespace:
+
+- ``backup-objects`` (hourly): ``mc mirror --overwrite`` of every function's bucket to
+  ``<target>/<backup.bucket>/objects/<bucket>/``: new and changed objects are copied, nothing is
+  ever removed from the copy (an object deleted by mistake stays there). Turn versioning on in the
+  target bucket and a second copy of an overwritten object is kept too. Objects are copied
+  decrypted by MinIO and re-encrypted by the target's own encryption (set it up there);
+- ``backup-streams`` (daily): ``nats stream backup`` of the functions' stream and its dead-letter
+  stream (JetStream's own snapshot: messages, sequence numbers and consumers), copied to
+  ``<target>/<backup.bucket>/streams/<UTC date>/``; snapshots older than ``keepStreamBackups`` days
+  are removed from the target.
+
+What is not in these copies and must be kept elsewhere: the Pulumi stack's state (``pulumi stack
+export``), which holds the generated keys — MinIO's KMS key (without it the object data cannot be
+decrypted on a restored MinIO), the pseudonym key, ``softatm-kek`` — see infra/README.md, "Restore".
+
+The target's credentials are the secrets ``backupAccessKey``/``backupSecretKey``; its addresses
+must be in ``backup.targetCidrs`` (the jobs' only way out besides NATS, MinIO and DNS).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import pulumi
+
+from . import k8s as kx
+from . import tls as tlsc
+from .bus import ADMIN_CERT, client_url, dlq_stream_name, nats_cli
+from .objectstore import MC_CONFIG, ROOT_SECRET, SERVER_CERT, endpoint
+from .settings import BackupSettings, NatsSettings, ObjectStoreSettings
+
+OBJECTS, STREAMS = "backup-objects", "backup-streams"
+TARGET_SECRET = "backup-target"
+COMPONENT = "backup"
+
+
+def selectors() -> tuple[str, ...]:
+    """The pod names (``app.kubernetes.io/name``) NATS and MinIO admit as backup clients."""
+    return (OBJECTS, STREAMS)
+
+
+def _mc_env() -> list[dict]:
+    return [
+        {"name": "MC_CONFIG_DIR", "value": MC_CONFIG},
+        {"name": "SRC_USER", "valueFrom": {"secretKeyRef": {"name": ROOT_SECRET, "key": "root-user"}}},
+        {"name": "SRC_PASSWORD", "valueFrom": {"secretKeyRef": {"name": ROOT_SECRET, "key": "root-password"}}},
+        {"name": "DST_USER", "valueFrom": {"secretKeyRef": {"name": TARGET_SECRET, "key": "access-key"}}},
+        {"name": "DST_PASSWORD", "valueFrom": {"secretKeyRef": {"name": TARGET_SECRET, "key": "secret-key"}}},
+    ]
+
+
+def _aliases(b: BackupSettings, namespace: str) -> list[str]:
+    return [f'mc alias set src {endpoint(namespace)} "$SRC_USER" "$SRC_PASSWORD" >/dev/null',
+            f'mc alias set dst {b.endpoint} "$DST_USER" "$DST_PASSWORD" >/dev/null',
+            f"mc mb --ignore-existing dst/{b.bucket}"]
+
+
+def objects_script(b: BackupSettings, namespace: str, buckets: Sequence[str]) -> str:
+    lines = ["set -eu", *_aliases(b, namespace)]
+    lines += [f"mc mirror --overwrite --preserve src/{bucket} dst/{b.bucket}/objects/{bucket}" for bucket in buckets]
+    return "\n".join(lines) + "\n"
+
+
+def streams_scripts(b: BackupSettings, n: NatsSettings, namespace: str) -> tuple[str, str]:
+    """(snapshot with the nats CLI into /backup, upload with mc and prune)."""
+    cli = nats_cli(client_url(namespace))
+    snap = "\n".join(["set -eu", *[f"{cli} stream backup {s} /backup/{s}" for s in (n.stream, dlq_stream_name(n))]])
+    upload = "\n".join(["set -eu", *_aliases(b, namespace),
+                        f'day=$(date -u +%Y-%m-%d)',
+                        f"mc cp --recursive /backup/ dst/{b.bucket}/streams/$day/",
+                        f"mc rm --recursive --force --older-than {b.keepStreamBackups}d dst/{b.bucket}/streams/ || true"])
+    return snap + "\n", upload + "\n"
+
+
+def _volumes(scratch_bytes: int | None = None) -> list[dict]:
+    scratch: dict[str, Any] = {"name": "backup", "emptyDir": {}}
+    if scratch_bytes:
+        scratch["emptyDir"] = {"sizeLimit": str(scratch_bytes)}
+    return [scratch, {"name": "tmp", "emptyDir": {}},
+            {"name": "scripts", "configMap": {"name": "backup-scripts"}},
+            {"name": "minio-ca", "secret": {"secretName": SERVER_CERT, "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            tlsc.client_volume(ADMIN_CERT)]
+
+
+def _container(name: str, image: str, script: str, env: list[dict], mounts: list[dict]) -> dict:
+    return {"name": name, "image": image, "command": ["sh", f"/scripts/{script}"], "env": env,
+            "volumeMounts": [{"name": "scripts", "mountPath": "/scripts"}, *mounts],
+            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
+            "securityContext": {**kx.restricted_security_context(), "runAsUser": 1000}}
+
+
+def _cron(name: str, namespace: str, schedule: str, spec: dict) -> dict:
+    lbl = kx.labels(name, COMPONENT)
+    return {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": name, "namespace": namespace, "labels": lbl},
+            "spec": {"schedule": schedule, "timeZone": "Etc/UTC", "concurrencyPolicy": "Forbid",
+                     "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 3,
+                     "jobTemplate": {"metadata": {"labels": lbl}, "spec": {
+                         "backoffLimit": 2, "activeDeadlineSeconds": 6 * 3600,
+                         "template": {"metadata": {"labels": lbl}, "spec": {
+                             "restartPolicy": "Never", "automountServiceAccountToken": False,
+                             "enableServiceLinks": False, **spec}}}}}}
+
+
+def render(b: BackupSettings, n: NatsSettings, store: ObjectStoreSettings, namespace: str, buckets: Sequence[str], *,
+           access_key: Any, secret_key: Any, target_cidrs: Sequence[str]) -> list[dict]:
+    snap, upload = streams_scripts(b, n, namespace)
+    mc_mounts = [{"name": "tmp", "mountPath": "/tmp"},
+                 {"name": "minio-ca", "mountPath": f"{MC_CONFIG}/certs/CAs", "readOnly": True}]
+    objs: list[dict] = [
+        {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+         "metadata": {"name": TARGET_SECRET, "namespace": namespace, "labels": kx.labels(TARGET_SECRET, COMPONENT)},
+         "stringData": {"access-key": access_key, "secret-key": secret_key}},
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": {"name": "backup-scripts", "namespace": namespace, "labels": kx.labels("backup-scripts", COMPONENT)},
+         "data": {"objects.sh": objects_script(b, namespace, buckets), "snapshot.sh": snap, "upload.sh": upload}},
+        _cron(OBJECTS, namespace, b.objectsSchedule, {
+            "containers": [_container("mirror", store.mcImage, "objects.sh", _mc_env(), mc_mounts)],
+            "volumes": _volumes()}),
+        _cron(STREAMS, namespace, b.streamsSchedule, {
+            "initContainers": [_container("snapshot", n.boxImage, "snapshot.sh", [],
+                                          [{"name": "backup", "mountPath": "/backup"}, tlsc.client_mount()])],
+            "containers": [_container("upload", store.mcImage, "upload.sh", _mc_env(),
+                                      [{"name": "backup", "mountPath": "/backup", "readOnly": True}, *mc_mounts])],
+            "volumes": _volumes(n.store_bytes)}),
+    ]
+    peers = lambda name, port: {"to": [{"podSelector": {"matchLabels": kx.selector(name)}}],  # noqa: E731
+                                "ports": [{"protocol": "TCP", "port": port}]}
+    objs.append({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": COMPONENT, "namespace": namespace, "labels": kx.labels(COMPONENT, "network-policy")},
+        "spec": {"podSelector": {"matchLabels": {"app.kubernetes.io/component": COMPONENT}},
+                 "policyTypes": ["Ingress", "Egress"], "ingress": [],
+                 "egress": [peers("nats", 4222), peers("minio", 9000), kx.dns_egress_rule(),
+                            {"to": [{"ipBlock": {"cidr": c}} for c in target_cidrs],
+                             "ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 9000}]}]}})
+    return objs
+
+
+class Backups(pulumi.ComponentResource):
+    def __init__(self, name: str, b: BackupSettings, n: NatsSettings, store: ObjectStoreSettings, namespace: str,
+                 buckets: Sequence[str], *, access_key: pulumi.Input[str], secret_key: pulumi.Input[str],
+                 target_cidrs: Sequence[str], opts: pulumi.ResourceOptions | None = None):
+        super().__init__("lscloud:index:Backups", name, None, opts)
+        self.objects = render(b, n, store, namespace, buckets, access_key=pulumi.Output.secret(access_key),
+                              secret_key=pulumi.Output.secret(secret_key), target_cidrs=target_cidrs)
+        for obj in self.objects:
+            kx.create(f"{name}-{obj['kind'].lower()}-{obj['metadata']['name']}", obj, pulumi.ResourceOptions(parent=self))
+        self.register_outputs({"target": b.endpoint, "bucket": b.bucket})
