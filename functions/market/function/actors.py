@@ -9,8 +9,7 @@ from lscloud.statemachine import Actor
 
 
 def recorded(actor: Actor) -> Actor:
-    sub = pseudonyms.pseudonym("market-actors", actor.sub) if actor.sub else None
-    return Actor(actor.kind, sub, actor.agency, actor.unit)
+    return actor.pseudonymous("market-actors")
 
 
 def owner_ref(sub: str) -> str:
