@@ -20,7 +20,7 @@ class Settings:
     max_batch: int = field(default=100_000, metadata={"min": 1, "max": 1_000_000})
     # a POST returns the codes inline up to this many; larger batches fetch …/codes
     inline_codes: int = field(default=1_000, metadata={"min": 1, "max": 100_000})
-    sheet_max: int = field(default=500, metadata={"min": 1, "max": 5_000})
+    sheet_max: int = field(default=240, metadata={"min": 1, "max": 5_000})   # 10 A4 pages
     # copy detection: more scans than this flags a stamp; so do two scans farther apart than
     # copy_distance_km whose implied speed is over copy_speed_kmh
     scan_limit: int = field(default=50, metadata={"min": 2})
