@@ -219,6 +219,32 @@ def test_an_export_lot_shows_the_crossing_border_told_its_exporter(client, token
     assert ok(client.get(f"/v1/lots/{lot['id']}", headers=exporter))["export"]["gate"] == "huu-nghi"
 
 
+def test_a_lot_linked_before_the_crossing_learns_the_day_from_borders_event(client, tokens, peers, market):
+    from lscloud import events
+    from lscloud.auth import delivery_headers
+
+    lot, _ = issue(client, tokens, count=1)
+    peers.declarations["decl-early"] = {"id": "decl-early", "owner": PRODUCER, "direction": "export", "gate": "huu-nghi",
+                                        "status": "queued", "timestamps": {"submitted": "2025-09-01T02:00:00Z"}}
+    exporter = tokens("enterprise", PRODUCER)
+    linked = ok(client.post(f"/v1/lots/{lot['id']}/export", json={"declaration": "decl-early"}, headers=exporter))
+    assert (linked["export"]["status"], linked["export"]["crossed_on"]) == ("queued", None)
+
+    def exited(tax_code, event_id):
+        ev = events.new_event("vn.langson.border.truck.exited.v1", "/border", {
+            "declaration_id": "decl-early", "direction": "export", "gate": "huu-nghi", "status": "exited",
+            "enterprise_tax_code": tax_code, "at": "2025-09-02T03:15:00.000Z"}, id=event_id)
+        headers, body = events.to_binary_http(ev)
+        sender = delivery_headers(market.app.extensions["lscloud"].settings)
+        return client.post("/events", data=body, headers={**headers, **sender})
+
+    assert exited(OTHER_FIRM, "ev-1").status_code < 300       # another firm's event links nothing
+    assert ok(client.get(f"/v1/lots/{lot['id']}", headers=exporter))["export"]["crossed_on"] is None
+    assert exited(PRODUCER, "ev-2").status_code < 300
+    crossed = ok(client.get(f"/v1/lots/{lot['id']}", headers=exporter))["export"]
+    assert (crossed["status"], crossed["crossed_on"]) == ("exited", "2025-09-02")
+
+
 def test_bad_lots_are_refused_naming_the_field(client, tokens):
     prod = tokens("producer", PRODUCER)
     future = date.today().replace(year=date.today().year + 1).isoformat()

@@ -7,7 +7,9 @@ could not read. Market holds no credential of its own that could read any declar
 then have to re-implement border's ownership rule, and any producer could probe other firms'
 declarations through it: a confused deputy). What is kept is a snapshot without personal data:
 gate, direction, status and the day the truck crossed — the driver, plates and goods stay in border.
-A link made before the crossing is refreshed by linking again.
+A link made before the crossing is completed by border's own event: when the truck exits
+(``vn.langson.border.truck.exited.v1``, delivered by the platform to ``/events``), each lot linked to
+that declaration — by the same exporter — records the day it crossed. Linking again also refreshes it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from lscloud import errors, peers
+from lscloud.aggregate import NoChange, save_quietly
 from lscloud.statemachine import Actor, iso, now, parse_iso
 
 from . import actors, lots
@@ -75,4 +78,37 @@ def link(lot_id: str, declaration_id: str, actor: Actor, authorization: str, bor
         return [lots.MACHINE.apply(doc, "export", actors.recorded(actor), details={"gate": link_doc["gate"], "status": link_doc["status"],
                                                                   "crossed_on": link_doc["crossed_on"]})]
 
-    return lots.records().mutate(lot_id, op)
+    out = lots.records().mutate(lot_id, op)
+    from .models import ExportLink
+
+    save_quietly(ExportLink(link_doc["declaration"], lot_id))
+    return out
+
+
+EXITED = "vn.langson.border.truck.exited.v1"
+
+
+def on_exited(event: dict) -> None:
+    """Border says the truck of a declaration exited: every lot linked to it records the crossing."""
+    from .models import ExportLink
+
+    data = event.get("data") or {}
+    declaration, at = data.get("declaration_id"), data.get("at") or event.get("time")
+    if not declaration or not at or data.get("direction") != "export":
+        return
+    crossed_on = _local_day(at)
+
+    def op(doc):
+        export = doc.get("export") or {}
+        # the same declaration, exported by the lot's own producer: an event never links a lot
+        if export.get("declaration") != declaration or data.get("enterprise_tax_code") != doc["producer"]:
+            raise NoChange
+        if export.get("crossed_on") == crossed_on and export.get("status") == "exited":
+            raise NoChange
+        doc["export"] = {**export, "status": "exited", "crossed_on": crossed_on, "checked_at": iso(now())}
+        return [lots.MACHINE.apply(doc, "export", lots.MACHINE.system, details={"gate": export.get("gate"),
+                                                                               "status": "exited",
+                                                                               "crossed_on": crossed_on})]
+
+    for link in ExportLink.query(declaration, limit=1000):
+        lots.records().mutate(link.lot_id, op)

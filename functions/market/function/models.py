@@ -106,3 +106,13 @@ class ShopByCommune(Model):
 
     commune = A.UnicodeAttribute(hash_key=True)
     shop_id = A.UnicodeAttribute(range_key=True)
+
+
+class ExportLink(Model):
+    """Which lots a border declaration was linked to (so border's ``truck.exited`` finds them)."""
+
+    class Meta:
+        table = "market-export-links"
+
+    declaration = A.UnicodeAttribute(hash_key=True)
+    lot_id = A.UnicodeAttribute(range_key=True)
