@@ -1,7 +1,8 @@
 """The traceability stamp's code: short, signed by the province, verifiable offline, unique.
 
 A code is 75 bytes written in RFC 4648 base32 without padding: 120 characters ``A-Z2-7`` (case is
-ignored when reading), which a QR code of version 7 holds at error-correction level M::
+ignored when reading); with the scan URL in front, a QR code of version 9 (53 modules) at
+error-correction level M holds it::
 
     byte 0        format (high nibble, 1) | key index (low nibble, 0-15): which published key signed it
     bytes 1-6     the batch id (48 random bits; the batch record is written create-only)
