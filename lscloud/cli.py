@@ -1,7 +1,7 @@
 """The `lscloud` command: run the local cloud and look inside it.
 
     lscloud up [--port 8080] [--state-dir .lscloud] [--functions-dir functions] ...
-    lscloud status | token --role R | seed | migrate | dlq | events tail | traces | bench directory | bench border | bench procedures | bench dossiers
+    lscloud status | token --role R | seed | migrate | dlq | events tail | traces | bench directory | bench border | bench procedures | bench dossiers | bench market
     lscloud fuzz [--base-url URL | --direct] [--cases 1000] [--function NAME]
     lscloud docs [--check]      the README's "who may call" tables from functions/*/access.yaml
     lscloud backup DEST | restore SRC   the local cloud's objects, streams and keys in a folder, and back
@@ -234,6 +234,12 @@ def cmd_bench(args) -> int:
             return bench_softatm(requests=args.requests, concurrency=args.concurrency,
                                  functions_dir=Path(args.functions_dir),
                                  reuse_state_dir=_state_dir(args) if args.reuse else None, max_seconds=args.max_seconds)
+        if args.bench_command == "market":
+            from .local.bench_market import bench_market
+
+            return bench_market(stamps=args.stamps, scans=args.scans, concurrency=args.concurrency,
+                                functions_dir=Path(args.functions_dir),
+                                reuse_state_dir=_state_dir(args) if args.reuse else None, max_seconds=args.max_seconds)
         if args.bench_command == "border":
             return bench_border(requests=args.requests, concurrency=args.concurrency, waiting=args.waiting,
                                 functions_dir=Path(args.functions_dir),
@@ -457,6 +463,16 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
     ba.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
     ba.set_defaults(fn=cmd_bench)
+
+    bm = bench_sub.add_parser("market", help="stamps issued/s (one batch) and scan latency vs raw S3 PUTs and GETs")
+    bm.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    bm.add_argument("--stamps", type=int, default=100_000, help="stamps in the batch (default 100000)")
+    bm.add_argument("--scans", type=int, default=2000, help="scans of each kind (default 2000)")
+    bm.add_argument("--concurrency", type=int, default=8, help="parallel clients (default 8)")
+    bm.add_argument("--max-seconds", type=float, default=60.0, help="time cap per target (default 60)")
+    bm.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
+    bm.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
+    bm.set_defaults(fn=cmd_bench)
 
     fz = add("fuzz", cmd_fuzz, "schemathesis (--checks all) over every function's OpenAPI with tokens of several "
                                "roles; fails on any 5xx or 4xx that is not problem+json")

@@ -13,6 +13,10 @@ per request). A peer that does not answer raises :class:`PeerUnavailable`; a 404
 :class:`PeerNotFound`, and so does a 400/422: a lookup by a code the peer refuses as malformed is
 a lookup of something that does not exist (the caller answers "unknown …", not "unavailable").
 
+A call made *on behalf of* the request's caller (``authorization=``: their own bearer token) lets
+the peer judge the caller by its own rules instead of trusting this function with a broader
+credential; those answers bypass the shared cache.
+
 Paths are built with :func:`path`, which percent-encodes each segment: codes often come from a
 caller's URL, and a ``?``, ``#`` or ``..`` in one must not change which resource is asked for.
 """
@@ -40,6 +44,10 @@ class PeerUnavailable(PeerError):
 
 class PeerNotFound(PeerError):
     """The peer answered 404 for that resource."""
+
+
+class PeerForbidden(PeerError):
+    """The peer refused the caller on whose behalf it was asked (401/403)."""
 
 
 def path(base: str, *segments: str) -> str:
@@ -75,12 +83,20 @@ class PeerClient:
         self.revalidated = 0   # 304 answers (for tests and metrics)
         self.fetched = 0       # 200 answers
 
-    def get_json(self, name: str, path: str) -> Any:
-        """The JSON at ``path`` (built with :func:`path`) of the function ``name``."""
+    def get_json(self, name: str, path: str, *, authorization: str | None = None) -> Any:
+        """The JSON at ``path`` (built with :func:`path`) of the function ``name``.
+
+        ``authorization`` (the caller's own ``Authorization`` header) asks *on behalf of* the
+        caller: the peer applies its own permission rules to the caller, not to this function.
+        Such an answer is the caller's alone: it is neither cached nor answered from the cache.
+        A peer that refuses the caller (401/403) raises :class:`PeerForbidden`.
+        """
         url = peer_url(name, self.settings) + "/" + path.lstrip("/")
         with self._lock:
-            cached = self._cache.get(url)
+            cached = None if authorization else self._cache.get(url)
         headers = {"If-None-Match": cached[0]} if cached else {}
+        if authorization:
+            headers["Authorization"] = authorization
         # a CLIENT span, and traceparent so the peer's spans join this request's trace
         with telemetry.tracer().start_as_current_span("GET", kind=SpanKind.CLIENT, attributes={
                 "http.request.method": "GET", "url.full": url, "server.address": name}) as span:
@@ -100,6 +116,8 @@ class PeerClient:
             return cached[1]
         if resp.status_code in (400, 404, 410, 422):
             raise PeerNotFound(f"{name}: {path} not found ({resp.status_code})")
+        if resp.status_code in (401, 403):
+            raise PeerForbidden(f"{name} refused the caller ({resp.status_code}) for {path}")
         if resp.status_code >= 500 or resp.status_code == 429:
             raise PeerUnavailable(f"{name} answered {resp.status_code}")
         if resp.status_code != 200:
@@ -111,7 +129,9 @@ class PeerClient:
         etag = resp.headers.get("ETag")
         with self._lock:
             self.fetched += 1
-            if etag:
+            if authorization:
+                pass  # the caller's own view: never shared with another caller
+            elif etag:
                 self._cache[url] = (etag, body)
                 self._cache.move_to_end(url)
                 while len(self._cache) > self._max:

@@ -63,6 +63,14 @@ class Actor:
         return {k: v for k, v in (("kind", self.kind), ("sub", self.sub), ("agency", self.agency),
                                   ("unit", self.unit)) if v is not None}
 
+    def pseudonymous(self, purpose: str) -> "Actor":
+        """This actor with its subject replaced by its pseudonym for ``purpose``
+        (:func:`lscloud.pseudonyms.pseudonym`): for audit entries and events of a function whose
+        callers' subjects are personal identifiers (a citizen's CCCD, a household business's tax code)."""
+        from . import pseudonyms
+
+        return Actor(self.kind, pseudonyms.pseudonym(purpose, self.sub) if self.sub else None, self.agency, self.unit)
+
 
 @dataclass(frozen=True)
 class Action:

@@ -9,7 +9,7 @@ from werkzeug.serving import make_server
 
 from lscloud import config
 from lscloud.local.servers import free_port
-from lscloud.peers import PeerClient, PeerNotFound, PeerUnavailable, path, peer_url
+from lscloud.peers import PeerClient, PeerForbidden, PeerNotFound, PeerUnavailable, path, peer_url
 
 pytestmark = pytest.mark.integration
 
@@ -18,6 +18,18 @@ pytestmark = pytest.mark.integration
 def peer():
     app = Flask("peer")
     seen = []
+
+    @app.get("/border/v1/declarations/<did>")
+    def declaration(did):
+        seen.append(dict(request.headers))
+        who = request.headers.get("Authorization", "")
+        if not who:
+            return jsonify(title="token missing"), 401
+        if who != "Bearer owner-of-" + did:
+            return jsonify(title="not found"), 404   # the peer's own rule: not yours, not visible
+        resp = jsonify(id=did, owner=who[len("Bearer owner-of-"):])
+        resp.set_etag("d1")
+        return resp.make_conditional(request)
 
     @app.get("/directory/v1/units/<code>")
     def unit(code):
@@ -97,3 +109,17 @@ def test_one_client_per_process_and_settings_keeps_its_cache_across_calls(peer):
     c.get_json("directory", "/v1/units/06184")
     peers.client(s).get_json("directory", "/v1/units/06184")
     assert (c.fetched, c.revalidated) == (1, 1)
+
+
+def test_a_call_on_behalf_of_the_caller_carries_their_token_and_is_never_shared(peer):
+    port, seen = peer
+    client = client_for(port)
+    mine = client.get_json("border", "/v1/declarations/d-1", authorization="Bearer owner-of-d-1")
+    assert mine == {"id": "d-1", "owner": "d-1"} and seen[-1]["Authorization"] == "Bearer owner-of-d-1"
+    # another caller is judged by the peer, not answered from the first caller's copy
+    with pytest.raises(PeerNotFound):
+        client.get_json("border", "/v1/declarations/d-1", authorization="Bearer owner-of-d-2")
+    assert "If-None-Match" not in seen[-1]
+    with pytest.raises(PeerForbidden):
+        client.get_json("border", "/v1/declarations/d-1", authorization="")
+    assert client.revalidated == 0

@@ -112,3 +112,11 @@ def test_domain_errors_carry_their_problem_and_foreign_errors_map_by_registratio
         assert errors.to_problem(Sub()).status == 404
     finally:
         errors.FOREIGN.pop(Foreign)
+
+
+def test_a_pseudonymous_actor_keeps_its_role_and_scopes_but_not_its_subject():
+    citizen = Actor("citizen", "020095001234", unit="06184")
+    p = citizen.pseudonymous("shop-owners")
+    assert (p.kind, p.unit) == ("citizen", "06184") and "020095001234" not in repr(p)
+    assert p == citizen.pseudonymous("shop-owners") and p.sub != citizen.pseudonymous("members").sub
+    assert Actor("system").pseudonymous("x").sub is None

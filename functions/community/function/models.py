@@ -1,0 +1,99 @@
+"""The community teams' records in the store.
+
+A team and an activity are documents changed through :class:`lscloud.aggregate.Aggregate`.
+What is *counted* is kept as create-only membership objects (a tally): one per household reached
+per indicator (keyed by the household's pseudonym, so a household reached twice counts once), one
+per verified activity per team and per commune. A count is the number of members, listed; the
+progress documents keep the last count seen (never lowered), for rankings and the IOC.
+"""
+
+from __future__ import annotations
+
+from lscloud.store import Model, attributes as A
+
+
+class Team(Model):
+    class Meta:
+        table = "community-teams"
+
+    id = A.UnicodeAttribute(hash_key=True)
+    status = A.UnicodeAttribute()
+    commune = A.UnicodeAttribute()
+    data = A.JSONAttribute()
+    version = A.VersionAttribute()
+
+
+class TeamAudit(Model):
+    class Meta:
+        table = "community-teams-audit"
+
+    team_id = A.UnicodeAttribute(hash_key=True)
+    entry = A.UnicodeAttribute(range_key=True)
+    data = A.JSONAttribute()
+
+
+class TeamByCommune(Model):
+    class Meta:
+        table = "community-teams-by-commune"
+
+    commune = A.UnicodeAttribute(hash_key=True)
+    team_id = A.UnicodeAttribute(range_key=True)
+
+
+class Activity(Model):
+    """One activity, keyed by the client id the field app gave it offline."""
+
+    class Meta:
+        table = "community-activities"
+
+    id = A.UnicodeAttribute(hash_key=True)
+    status = A.UnicodeAttribute()
+    data = A.JSONAttribute()
+    version = A.VersionAttribute()
+
+
+class ActivityAudit(Model):
+    class Meta:
+        table = "community-activities-audit"
+
+    activity_id = A.UnicodeAttribute(hash_key=True)
+    entry = A.UnicodeAttribute(range_key=True)
+    data = A.JSONAttribute()
+
+
+class Pending(Model):
+    """The commune officer's queue: activities waiting for verification (deleted once decided)."""
+
+    class Meta:
+        table = "community-pending"
+
+    commune = A.UnicodeAttribute(hash_key=True)
+    activity_id = A.UnicodeAttribute(range_key=True)
+
+
+class Tally(Model):
+    """One member of a counted set: ``tally`` names the set (``<commune>/shop-or-payment``,
+    ``team/<team>``, ``commune/<commune>``), ``member`` the thing counted once."""
+
+    class Meta:
+        table = "community-tallies"
+
+    tally = A.UnicodeAttribute(hash_key=True)
+    member = A.UnicodeAttribute(range_key=True)
+
+
+class CommuneProgress(Model):
+    class Meta:
+        table = "community-progress"
+
+    commune = A.UnicodeAttribute(hash_key=True)
+    data = A.JSONAttribute()
+
+
+class TeamProgress(Model):
+    class Meta:
+        table = "community-team-progress"
+
+    commune = A.UnicodeAttribute(hash_key=True)
+    team_id = A.UnicodeAttribute(range_key=True)
+    data = A.JSONAttribute()

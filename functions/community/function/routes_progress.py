@@ -1,0 +1,50 @@
+"""Targets, progress and rankings."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, jsonify
+
+from lscloud import errors
+from lscloud.auth import allow, principal
+from lscloud.web import query_params, validate_body
+
+from .refusals import NotYourCommune
+from . import places, progress, tallies
+
+bp = Blueprint("community_progress", __name__)
+READERS = ("commune-officer", "team-leader", "team-member", "supervisor", "ioc", "operator", "auditor")
+
+
+@bp.put("/v1/communes/<commune>/target")
+@allow("commune-officer")
+@validate_body("community/target.json")
+def set_target(commune: str):
+    """The commune's number of households (from its register): the base of its Resolution 49 shares."""
+    who = principal()
+    if who.unit != commune:
+        raise NotYourCommune("a commune officer sets their own commune's figures",
+                               detail_vi="Công chức chỉ cập nhật số liệu của xã, phường mình.")
+    unit = places.commune(current_app.config["COMMUNITY_PEERS"], commune, "commune")
+    data = tallies.set_households(commune, unit["name"], g.body["households"], g.body["source"],
+                                  {"role": who.role, "unit": who.unit})
+    return jsonify(tallies.view(data))
+
+
+@bp.get("/v1/communes/<commune>/progress")
+@allow(*READERS)
+def commune_progress(commune: str):
+    """Households reached per indicator against the targets, verified activities by kind."""
+    return jsonify(progress.of_commune(commune))
+
+
+@bp.get("/v1/rankings")
+@allow(*READERS)
+@query_params(("of", "communes or teams", {"type": "string", "enum": ["communes", "teams"], "default": "communes"}),
+              ("commune", "teams of one commune", {"type": "string", "pattern": "^[0-9]{5}$"}))
+def rankings():
+    """Communes by their Resolution 49 share (then households reached); teams by verified activities."""
+    if g.query["of"] == "teams":
+        items = progress.rank_teams(g.query["commune"])
+    else:
+        items = progress.rank_communes()
+    return jsonify({"items": items, "total": len(items), "next_page_token": None})

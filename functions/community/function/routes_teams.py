@@ -1,0 +1,52 @@
+"""Teams and their members."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, jsonify
+
+from lscloud.auth import allow, principal
+from lscloud.idempotency import idempotent
+from lscloud.statemachine import Actor
+from lscloud.web import query_params, responds, validate_body
+
+from . import teams
+
+bp = Blueprint("community_teams", __name__)
+READERS = ("commune-officer", "team-leader", "team-member", "ioc", "operator", "auditor")
+
+
+@bp.post("/v1/teams")
+@allow("commune-officer")
+@validate_body("community/team-create.json")
+@idempotent(key_from=lambda body: body.get("id"))
+@responds(None, status=201)
+def form_team():
+    """Form a team for a village or street group of the officer's commune, with its leader and members."""
+    out = teams.form(g.body, Actor.of(principal()), current_app.config["COMMUNITY_PEERS"])
+    return jsonify(teams.view(out.doc)), 201
+
+
+@bp.get("/v1/teams")
+@allow(*READERS)
+@query_params(("commune", "the commune or ward", {"type": "string", "pattern": "^[0-9]{5}$"}))
+def list_teams():
+    """The teams of a commune (``?commune=``; by default the caller's own)."""
+    commune = g.query["commune"] or principal().unit or ""
+    items = teams.of_commune(commune) if commune.isdigit() and len(commune) == 5 else []
+    return jsonify({"items": items, "total": len(items), "next_page_token": None})
+
+
+@bp.get("/v1/teams/<team_id>")
+@allow(*READERS)
+def read_team(team_id: str):
+    """A team: village, roster (names and roles), when it was formed."""
+    return jsonify(teams.view(teams.records().visible(team_id, lambda doc: True).data))
+
+
+@bp.post("/v1/teams/<team_id>/members")
+@allow("team-leader", "commune-officer")
+@validate_body("community/member-add.json")
+@idempotent(required=False)
+def add_member(team_id: str):
+    """Add a member (the team's leader, or the commune's officer)."""
+    return jsonify(teams.view(teams.add_member(team_id, g.body, Actor.of(principal())).doc))

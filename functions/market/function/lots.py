@@ -1,0 +1,112 @@
+"""Traceable lots: what a producer harvested or made, where, when, with which certificates and how
+it was packed — and, for an export lot, the border crossing it went through.
+
+    (new) ──register──▶ registered ──export──▶ exported ──export──▶ exported (a refreshed link)
+
+Issuing stamps is a step inside a state (``stamps.issued``). Plain Python over the lot document;
+writes go through :class:`lscloud.aggregate.Aggregate`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from lscloud import errors, peers
+from lscloud.aggregate import Aggregate, save_quietly
+from lscloud.statemachine import Action, Actor, StateMachine, iso, now
+
+from . import actors, owners, places
+
+MACHINE = StateMachine("market", [
+    Action("register", {"new"}, "registered", "lot.registered", actors={"producer"}),
+    Action("export", {"registered", "exported"}, "exported", "lot.exported", actors={"enterprise"}),
+], states=("registered", "exported"), noun=("lot", "lô hàng"),
+   state_names_vi={"registered": "đã đăng ký", "exported": "đã xuất khẩu"})
+
+
+def records() -> Aggregate:
+    from .models import Lot, LotAudit
+
+    return Aggregate(Lot, machine=MACHINE, source="/market", audit=LotAudit,
+                     summary=lambda doc: {"lot_id": doc["id"], "product": doc["product"],
+                                          "origin_commune": doc["origin"]["commune"],
+                                          "stamps_issued": doc.get("stamps_issued", 0)})
+
+
+def _check_dates(body: dict, today: date) -> None:
+    harvested = date.fromisoformat(body["harvested_on"])
+    if harvested > today:
+        raise errors.Invalid.at("/harvested_on", "the harvest or production date is in the future",
+                                "Ngày thu hoạch, sản xuất ở tương lai.")
+    packing = body.get("packing") or {}
+    if packing.get("packed_on") and date.fromisoformat(packing["packed_on"]) < harvested:
+        raise errors.Invalid.at("/packing/packed_on", "packed before it was harvested or made",
+                                "Ngày đóng gói trước ngày thu hoạch, sản xuất.")
+
+
+def register(body: dict, actor: Actor, directory: peers.PeerClient):
+    """A new lot of the calling producer (its tax code is the token's subject)."""
+    from .models import Lot, LotByProducer
+
+    producer = owners.tax_code(actor)
+    _check_dates(body, now().date())
+    origin = dict(body["origin"])
+    commune = places.commune(directory, origin["commune"], "/origin/commune")
+    origin["commune_name"] = commune["name"]
+    doc = {"id": body.get("id") or "lot-" + uuid.uuid4().hex[:20], "producer": producer,
+           "producer_name": body.get("producer_name"), "product": body["product"], "unit": body["unit"],
+           "quantity": body.get("quantity"), "harvested_on": body["harvested_on"], "origin": origin,
+           "certificates": body.get("certificates", []), "packing": body.get("packing"),
+           "batches": [], "stamps_issued": 0, "export": None, "status": "new", "created_at": iso(now())}
+    t = MACHINE.apply(doc, "register", actors.recorded(actor))
+    out = records().create(Lot(doc["id"], data=doc), [t])
+    save_quietly(LotByProducer(producer, doc["id"]))
+    return out
+
+
+def owned_by(doc: dict, actor: Actor) -> bool:
+    """Whether the caller's tax code is the lot's producer's."""
+    try:
+        return owners.tax_code(actor) == doc["producer"]
+    except errors.Forbidden:
+        return False
+
+
+def visible(doc: dict, actor: Actor) -> bool:
+    return actor.kind in ("operator", "auditor") or (actor.kind in ("producer", "enterprise") and owned_by(doc, actor))
+
+
+def mine(actor: Actor, limit: int, page_token: str | None):
+    from .models import LotByProducer
+
+    page = LotByProducer.query(owners.tax_code(actor), limit=limit, page_token=page_token)
+    return [row.lot_id for row in page], page.page_token
+
+
+def journey(doc: dict) -> list[dict]:
+    """The lot's steps, oldest first: harvest or production, packing, stamping, the border crossing."""
+    steps = [{"step": "harvested", "on": doc["harvested_on"], "where": doc["origin"]["commune_name"],
+              "plot": doc["origin"].get("plot")}]
+    packing = doc.get("packing")
+    if packing:
+        steps.append({"step": "packed", "on": packing.get("packed_on"), "where": packing.get("facility")})
+    if doc.get("batches"):
+        steps.append({"step": "stamped", "on": doc["batches"][0]["issued_at"][:10]})
+    export = doc.get("export")
+    if export:
+        if export.get("crossed_on"):
+            steps.append({"step": "crossed-border", "on": export["crossed_on"], "where": export["gate_name"],
+                          "gate": export["gate"]})
+        else:
+            steps.append({"step": "declared-for-export", "on": export["declared_on"], "where": export["gate_name"],
+                          "gate": export["gate"], "border_status": export["status"]})
+    return steps
+
+
+def public_view(doc: dict) -> dict:
+    """What a shopper's scan may learn about a lot: no tax code of a person, no declaration id."""
+    return {"lot": doc["id"], "product": doc["product"], "unit": doc["unit"], "producer": doc.get("producer_name"),
+            "origin": {k: doc["origin"].get(k) for k in ("commune", "commune_name", "plot")},
+            "harvested_on": doc["harvested_on"], "certificates": doc.get("certificates", []),
+            "packing": doc.get("packing"), "journey": journey(doc)}

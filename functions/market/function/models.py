@@ -1,0 +1,118 @@
+"""The market's records in the store.
+
+Shops and lots are documents changed through :class:`lscloud.aggregate.Aggregate`; a stamp batch is
+one create-only record however many stamps it holds (the codes are derived from it: signed, not
+stored); a stamp gets a scan record only once it is scanned. Indexes by owner are keyed by the
+owner's pseudonym: a household's owner is a person (CCCD) and since 1 July 2025 a household
+business's tax code is its owner's personal number.
+"""
+
+from __future__ import annotations
+
+from lscloud.store import Model, attributes as A
+
+
+class Shop(Model):
+    class Meta:
+        table = "market-shops"
+
+    id = A.UnicodeAttribute(hash_key=True)
+    status = A.UnicodeAttribute()
+    commune = A.UnicodeAttribute()
+    data = A.JSONAttribute()
+    version = A.VersionAttribute()
+
+
+class ShopAudit(Model):
+    class Meta:
+        table = "market-shops-audit"
+
+    shop_id = A.UnicodeAttribute(hash_key=True)
+    entry = A.UnicodeAttribute(range_key=True)
+    data = A.JSONAttribute()
+
+
+class ShopByOwner(Model):
+    class Meta:
+        table = "market-shops-by-owner"
+
+    owner = A.PseudonymAttribute(hash_key=True)
+    shop_id = A.UnicodeAttribute(range_key=True)
+
+
+class Product(Model):
+    class Meta:
+        table = "market-products"
+
+    shop_id = A.UnicodeAttribute(hash_key=True)
+    id = A.UnicodeAttribute(range_key=True)
+    data = A.JSONAttribute()
+
+
+class Lot(Model):
+    class Meta:
+        table = "market-lots"
+
+    id = A.UnicodeAttribute(hash_key=True)
+    status = A.UnicodeAttribute()
+    data = A.JSONAttribute()
+    version = A.VersionAttribute()
+
+
+class LotAudit(Model):
+    class Meta:
+        table = "market-lots-audit"
+
+    lot_id = A.UnicodeAttribute(hash_key=True)
+    entry = A.UnicodeAttribute(range_key=True)
+    data = A.JSONAttribute()
+
+
+class LotByProducer(Model):
+    class Meta:
+        table = "market-lots-by-producer"
+
+    producer = A.PseudonymAttribute(hash_key=True)
+    lot_id = A.UnicodeAttribute(range_key=True)
+
+
+class StampBatch(Model):
+    """One issue of stamps: serials 0 … stamps-1 of ``batch``, for ``lot``, signed with key ``key_index``."""
+
+    class Meta:
+        table = "market-stamp-batches"
+
+    batch = A.UnicodeAttribute(hash_key=True)
+    lot_id = A.UnicodeAttribute()
+    stamps = A.NumberAttribute()
+    key_index = A.NumberAttribute()
+    issued_at = A.UnicodeAttribute()
+
+
+class StampScans(Model):
+    """The scans of one stamp (written on its first scan): how many, when, roughly where."""
+
+    class Meta:
+        table = "market-stamp-scans"
+
+    batch = A.UnicodeAttribute(hash_key=True)
+    serial = A.UnicodeAttribute(range_key=True)     # zero-padded: listings in serial order
+    data = A.JSONAttribute()
+
+
+class ShopByCommune(Model):
+    class Meta:
+        table = "market-shops-by-commune"
+
+    commune = A.UnicodeAttribute(hash_key=True)
+    shop_id = A.UnicodeAttribute(range_key=True)
+
+
+class ExportLink(Model):
+    """Which lots a border declaration was linked to (so border's ``truck.exited`` finds them)."""
+
+    class Meta:
+        table = "market-export-links"
+
+    declaration = A.UnicodeAttribute(hash_key=True)
+    lot_id = A.UnicodeAttribute(range_key=True)

@@ -1,0 +1,117 @@
+"""Lots, their stamp batches (codes and printable sheets) and their link to a border declaration."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+
+from lscloud.auth import allow, principal
+from lscloud.idempotency import idempotent
+from lscloud.statemachine import Actor
+from lscloud.web import query_params, responds, validate_body
+
+from . import exports, lots, sheet, stamps
+
+bp = Blueprint("market_lots", __name__)
+
+
+def _cfg():
+    return current_app.config["MARKET"]
+
+
+def _batch_view(batch, lot_id: str, codes: list[str] | None) -> dict:
+    base = f"/market/v1/lots/{lot_id}/stamps/{batch.batch}"
+    out = {"batch": batch.batch, "lot": lot_id, "count": int(batch.stamps), "first_serial": 0,
+           "last_serial": int(batch.stamps) - 1, "key_index": int(batch.key_index), "issued_at": batch.issued_at,
+           "scan_url": _cfg().scan_url, "codes_url": base + "/codes", "sheet_url": base + "/sheet"}
+    if codes is not None:
+        out["codes"] = codes
+    return out
+
+
+@bp.post("/v1/lots")
+@allow("producer")
+@validate_body("market/lot-create.json")
+@idempotent(key_from=lambda body: body.get("id"))
+@responds(None, status=201)
+def register_lot():
+    """Register a lot: product, unit, harvest or production date, origin commune and plot,
+    certificates, packing (an optional client-chosen ``id``, else an Idempotency-Key)."""
+    out = lots.register(g.body, Actor.of(principal()), current_app.config["MARKET_PEERS"])
+    return jsonify(out.doc), 201
+
+
+@bp.get("/v1/lots")
+@allow("producer")
+@query_params(("limit", "page size", {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}),
+              ("page_token", "the next page"))
+def my_lots():
+    """The calling producer's lots."""
+    ids, token = lots.mine(Actor.of(principal()), g.query["limit"], g.query["page_token"])
+    agg = lots.records()
+    items = [agg.get(i).data for i in ids]
+    return jsonify({"items": items, "total": len(items), "next_page_token": token})
+
+
+@bp.get("/v1/lots/<lot_id>")
+@allow("producer", "enterprise", "operator", "auditor")
+def read_lot(lot_id: str):
+    """A lot with its batches and export link (producers and exporters their own)."""
+    actor = Actor.of(principal())
+    return jsonify(lots.records().visible(lot_id, lambda doc: lots.visible(doc, actor)).data)
+
+
+@bp.post("/v1/lots/<lot_id>/stamps")
+@allow("producer")
+@validate_body("market/stamps-issue.json")
+@idempotent()
+@responds(None, status=201)
+def issue_stamps(lot_id: str):
+    """Issue a batch of signed QR stamps: the codes (inline up to ``MARKET_INLINE_CODES``), their
+    file and the printable sheet."""
+    cfg, keys = _cfg(), current_app.config["MARKET_KEYS"]
+    batch, _ = stamps.issue(lot_id, g.body["count"], Actor.of(principal()), keys, cfg.max_batch)
+    inline = stamps.codes(batch, keys) if int(batch.stamps) <= cfg.inline_codes else None
+    return jsonify(_batch_view(batch, lot_id, inline)), 201
+
+
+@bp.get("/v1/lots/<lot_id>/stamps/<batch_id>/codes")
+@allow("producer")
+def batch_codes(lot_id: str, batch_id: str):
+    """Every code of a batch, one per line (text/plain), for a printer's own layout."""
+    batch = stamps.batch_of(lot_id, batch_id, Actor.of(principal()))
+    body = "\n".join(stamps.codes(batch, current_app.config["MARKET_KEYS"])) + "\n"
+    return Response(body, mimetype="text/plain", headers={
+        "Content-Disposition": f'attachment; filename="stamps-{batch.batch}.txt"'})
+
+
+@bp.get("/v1/lots/<lot_id>/stamps/<batch_id>/sheet")
+@allow("producer")
+@query_params(("from", "the first serial on the sheet", {"type": "integer", "minimum": 0, "default": 0}),
+              ("count", "stamps on the sheet (at most MARKET_SHEET_MAX)", {"type": "integer", "minimum": 1}))
+def batch_sheet(lot_id: str, batch_id: str):
+    """A printable PDF of the batch's stamps (24 per A4 page), ``?from=&count=`` for large batches."""
+    from lscloud import errors
+
+    cfg, keys = _cfg(), current_app.config["MARKET_KEYS"]
+    batch = stamps.batch_of(lot_id, batch_id, Actor.of(principal()))
+    first = g.query["from"]
+    if first >= int(batch.stamps):
+        raise errors.Invalid.at("from", f"the batch has serials 0-{int(batch.stamps) - 1}")
+    count = min(g.query["count"] or cfg.sheet_max, cfg.sheet_max)
+    lot = lots.records().get(lot_id).data
+    pdf = sheet.render(codes=stamps.codes(batch, keys, first, count), first_serial=first, scan_url=cfg.scan_url,
+                       product=lot["product"], lot_id=lot_id, batch=batch.batch, font_path=cfg.pdf_font)
+    return Response(pdf, mimetype="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="stamps-{batch.batch}-{first:06d}.pdf"'})
+
+
+@bp.post("/v1/lots/<lot_id>/export")
+@allow("enterprise")
+@validate_body("market/export-link.json")
+@idempotent(required=False)
+def link_export(lot_id: str):
+    """Link the lot to the exporter's border declaration, read from border with the caller's own token."""
+    peers = current_app.config["MARKET_PEERS"]
+    out = exports.link(lot_id, g.body["declaration"], Actor.of(principal()), request.headers.get("Authorization", ""),
+                       peers, peers)
+    return jsonify(out.doc)

@@ -1,0 +1,43 @@
+"""The public side of a stamp: the scan, and the keys to check a code offline."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, jsonify
+
+from lscloud import errors
+from lscloud.auth import allow
+from lscloud.web import query_params, responds
+
+from . import scans, stampkeys, stamps
+
+bp = Blueprint("market_scan", __name__)
+
+
+@bp.get("/v1/stamps/<code>")
+@allow("public")
+@responds("market/scan.json")
+@query_params(("lat", "where the scan happens, if the shopper shares it (kept to 0.1°)",
+               {"type": "number", "minimum": -90, "maximum": 90}),
+              ("lon", "longitude, with lat", {"type": "number", "minimum": -180, "maximum": 180}))
+def scan(code: str):
+    """Scan a stamp: ``authentic`` (signature, issued batch) and the lot's origin and journey;
+    a code that was never issued or was altered is ``authentic: false``. Every scan is counted."""
+    lat, lon = g.query["lat"], g.query["lon"]
+    if (lat is None) != (lon is None):
+        raise errors.Invalid.at("lon" if lon is None else "lat", "give both lat and lon, or neither")
+    cfg = current_app.config["MARKET"]
+    place = scans.Place.coarse(lat, lon) if lat is not None else None
+    rules = {"scan_limit": cfg.scan_limit, "copy_distance_km": cfg.copy_distance_km,
+             "copy_speed_kmh": cfg.copy_speed_kmh}
+    return jsonify(stamps.scan(code, place, current_app.config["MARKET_KEYS"], rules))
+
+
+@bp.get("/v1/stamp-keys")
+@allow("public")
+def stamp_keys():
+    """The province's public stamp keys (JWK set, RFC 8037) and the code's layout: enough to verify
+    a stamp offline."""
+    keys = current_app.config["MARKET_KEYS"]
+    resp = jsonify({**keys.jwks(), "format": stampkeys.describe_format()})
+    resp.headers["Cache-Control"] = "public, max-age=3600"
+    return resp

@@ -1,0 +1,104 @@
+"""Shops, their products and photos."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, g, jsonify, redirect, request
+
+from lscloud import errors, images, store
+from lscloud.auth import allow, principal
+from lscloud.idempotency import idempotent
+from lscloud.statemachine import Actor
+from lscloud.store import BlobRejected
+from lscloud.web import body_limit, query_params, raw_body, responds, validate_body
+
+from . import shops, vietqr
+
+bp = Blueprint("market_shops", __name__)
+PHOTO_MAX_BYTES = 8 * 1024 * 1024
+
+
+def _photos():
+    return store.blobs("market-photos", max_bytes=PHOTO_MAX_BYTES, allowed_types=images.MEDIA_TYPES)
+
+
+def _peers():
+    return current_app.config["MARKET_PEERS"]
+
+
+@bp.post("/v1/photos")
+@allow("citizen", "enterprise", "producer")
+@raw_body(*images.MEDIA_TYPES)
+@body_limit(PHOTO_MAX_BYTES)
+@idempotent(required=False)
+def upload_photo():
+    """A product photo (JPEG or PNG), stored without its metadata (no GPS position)."""
+    try:
+        clean = images.clean(request.get_data(cache=True), request.mimetype)
+        ref = _photos().put(clean.data, clean.media_type)
+    except images.ImageRejected as exc:
+        raise errors.Invalid.at(exc.field, str(exc), "Ảnh không hợp lệ.") from None
+    except BlobRejected as exc:
+        raise errors.Invalid.at("body", str(exc), "Ảnh không hợp lệ.") from None
+    return jsonify({"sha256": ref.sha256, "size": ref.size, "media_type": ref.media_type,
+                    "width": clean.width, "height": clean.height}), 201
+
+
+@bp.get("/v1/photos/<sha256>")
+@allow("public")
+def photo(sha256: str):
+    """303 to a short-lived link to the photo."""
+    try:
+        url = _photos().presigned_url(sha256, current_app.extensions["lscloud"].settings.presign_ttl_s)
+    except (store.DoesNotExist, store.InvalidKey):
+        raise errors.NotFound("No such photo.", detail_vi="Không có ảnh này.") from None
+    return redirect(url, code=303)
+
+
+@bp.post("/v1/shops")
+@allow("citizen", "enterprise", "producer")
+@validate_body("market/shop-create.json")
+@idempotent(key_from=lambda body: body.get("id"))
+@responds(None, status=201)
+def open_shop():
+    """Open a digital shop; its VietQR code is built from the bank BIN and account number."""
+    out = shops.open_shop(g.body, Actor.of(principal()), _peers())
+    return jsonify(shops.public_view(out.doc)), 201
+
+
+@bp.get("/v1/shops")
+@allow("public")
+@query_params(("commune", "a commune or ward code", {"type": "string", "pattern": "^[0-9]{5}$"}),
+              ("limit", "page size", {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}),
+              ("page_token", "the next page"))
+def list_shops():
+    """Shops, in id order (``?commune=`` those of one commune)."""
+    items, token = shops.listing(g.query["commune"], g.query["limit"], g.query["page_token"])
+    return jsonify({"items": items, "total": len(items), "next_page_token": token})
+
+
+@bp.get("/v1/shops/<shop_id>")
+@allow("public")
+def read_shop(shop_id: str):
+    """A shop with its products (the account number masked; the VietQR string is the payable code)."""
+    doc = shops.records().visible(shop_id, lambda doc: True).data
+    return jsonify(shops.public_view(doc, shops.products(shop_id)))
+
+
+@bp.get("/v1/shops/<shop_id>/qr")
+@allow("public")
+def shop_qr(shop_id: str):
+    """The shop's VietQR payment code as a PNG image."""
+    doc = shops.records().visible(shop_id, lambda doc: True).data
+    return Response(vietqr.png(doc["vietqr"]), mimetype="image/png",
+                    headers={"Cache-Control": "public, max-age=300"})
+
+
+@bp.post("/v1/shops/<shop_id>/products")
+@allow("citizen", "enterprise", "producer")
+@validate_body("market/product-create.json")
+@idempotent(key_from=lambda body: body.get("id"))
+def add_product(shop_id: str):
+    """A product of the caller's own shop (category, OCOP stars, price, photos)."""
+    photos = _photos()
+    doc = shops.add_product(shop_id, g.body, Actor.of(principal()), photos.exists)
+    return jsonify(doc), 201

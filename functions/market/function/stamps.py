@@ -1,0 +1,163 @@
+"""Stamp batches and scans.
+
+An issue of N stamps writes one batch record (create-only: the batch id is unique) and one change
+to the lot — two objects whatever N is. The codes are not stored: each is (batch, serial) signed
+with the province's key, derived again whenever the producer fetches its codes or its sheet
+(Ed25519 is deterministic: the same stamp always has the same code). A scan verifies the
+signature, finds the batch, counts the scan on the stamp's own scan record (created on its first
+scan) and tells the lot's story.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from datetime import datetime
+
+from lscloud import errors, outbox
+from lscloud.statemachine import Actor, iso, now
+from lscloud.store import ConditionalCheckFailed, DoesNotExist
+
+from . import actors, lots, scans, stampcode
+from .stampkeys import StampKeys
+
+_BATCH_ID_TRIES = 5
+_LOT_TTL_S = 15.0           # a scan shows an export link at most this late
+_CACHE_MAX = 4096
+
+
+class _Cache:
+    """A small per-process LRU with an optional time to live: a cache only (every replica may miss)."""
+
+    def __init__(self, ttl_s: float | None):
+        self.ttl_s, self._items, self._lock = ttl_s, OrderedDict(), threading.Lock()
+
+    def get(self, key, load):
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None and (self.ttl_s is None or hit[0] > time.monotonic()):
+                self._items.move_to_end(key)
+                return hit[1]
+        value = load()
+        with self._lock:
+            self._items[key] = (time.monotonic() + (self.ttl_s or 0), value)
+            while len(self._items) > _CACHE_MAX:
+                self._items.popitem(last=False)
+        return value
+
+
+_batches = _Cache(None)       # a batch record never changes
+_lots = _Cache(_LOT_TTL_S)
+
+
+class TooManyStamps(errors.Invalid):
+    type = "too-many-stamps"
+
+
+def issue(lot_id: str, count: int, actor: Actor, keys: StampKeys, max_batch: int):
+    """A batch of ``count`` stamps for the caller's lot: ``(batch record, lot outcome)``."""
+    from .models import StampBatch
+
+    if count > max_batch:
+        raise TooManyStamps.at("/count", f"at most {max_batch} stamps per batch", f"Tối đa {max_batch} tem mỗi lần cấp.")
+    lots.records().visible(lot_id, lambda doc: lots.owned_by(doc, actor))
+    issued_at = iso(now())
+    for _ in range(_BATCH_ID_TRIES):
+        batch = StampBatch(stampcode.batch_id(secrets.token_bytes(stampcode.BATCH_BYTES)), lot_id=lot_id,
+                           stamps=count, key_index=keys.index, issued_at=issued_at)
+        try:
+            batch.save()        # create-only: two batches never share an id, so no code is issued twice
+            break
+        except ConditionalCheckFailed:
+            continue
+    else:
+        raise ConditionalCheckFailed("no free batch id")
+
+    def op(doc):
+        doc["batches"].append({"batch": batch.batch, "count": count, "issued_at": issued_at})
+        doc["stamps_issued"] = doc.get("stamps_issued", 0) + count
+        return [lots.MACHINE.note(doc, "issue_stamps", "stamps.issued", actors.recorded(actor),
+                                  details={"batch": batch.batch, "count": count})]
+
+    return batch, lots.records().mutate(lot_id, op)
+
+
+def batch_of(lot_id: str, batch_id: str, actor: Actor):
+    """The caller's batch of the caller's lot (the same 404 for anything else)."""
+    from .models import StampBatch
+
+    lots.records().visible(lot_id, lambda doc: lots.owned_by(doc, actor))
+    try:
+        batch = StampBatch.get(batch_id)
+    except DoesNotExist:
+        batch = None
+    if batch is None or batch.lot_id != lot_id:
+        raise errors.NotFound("No such batch of this lot.", detail_vi="Không tìm thấy đợt cấp tem của lô hàng.")
+    return batch
+
+
+def codes(batch, keys: StampKeys, first: int = 0, count: int | None = None) -> list[str]:
+    """The batch's codes ``first`` … (all of them by default), derived again from its record."""
+    total = int(batch.stamps)
+    count = total - first if count is None else min(count, total - first)
+    return stampcode.encode_range(keys.private, int(batch.key_index), batch.batch, first, max(0, count))
+
+
+def _not_authentic(reason: str) -> dict:
+    messages = {"malformed": ("This is not a stamp code of Lạng Sơn.", "Đây không phải mã tem truy xuất của tỉnh Lạng Sơn."),
+                "unknown-format": ("This is not a stamp code of Lạng Sơn.", "Đây không phải mã tem truy xuất của tỉnh Lạng Sơn."),
+                "unknown-key": ("The code was not signed by the province.", "Mã không do tỉnh ký."),
+                "bad-signature": ("The code was altered or forged.", "Mã đã bị sửa đổi hoặc làm giả."),
+                "not-issued": ("No stamp with this code was ever issued.", "Chưa từng cấp tem nào có mã này.")}
+    en, vi = messages[reason]
+    return {"authentic": False, "reason": reason, "message": en, "message_vi": vi}
+
+
+def _tally(batch: str, serial: int, place, at: datetime, rules: dict) -> tuple[dict, bool]:
+    from .models import StampScans
+
+    key = f"{serial:010d}"
+    tally = scans.new_tally()
+    flagged = scans.observe(tally, place, at, **rules)
+    try:
+        StampScans(batch, key, data=tally).save()       # the stamp's first scan
+        return tally, flagged
+    except ConditionalCheckFailed:
+        pass
+    out = {}
+
+    def count(item):
+        fresh = item.data
+        out["flagged"] = scans.observe(fresh, place, at, **rules)
+        item.data = fresh
+
+    item = StampScans.update(batch, key, count)
+    return item.data, out["flagged"]
+
+
+def scan(code: str, place, keys: StampKeys, rules: dict) -> dict:
+    """The answer to a scan: ``authentic`` and, if so, the lot's origin and journey and the scan count."""
+    from .models import Lot, StampBatch
+
+    try:
+        stamp = stampcode.verify(code, keys.public)
+    except stampcode.NotAStamp as exc:
+        return _not_authentic(exc.reason)
+    try:
+        batch = _batches.get(stamp.batch, lambda: StampBatch.get(stamp.batch))
+    except DoesNotExist:
+        return _not_authentic("not-issued")
+    if stamp.serial >= int(batch.stamps) or stamp.key_index != int(batch.key_index):
+        return _not_authentic("not-issued")
+    lot = _lots.get(batch.lot_id, lambda: Lot.get(batch.lot_id).data)
+    tally, flagged = _tally(stamp.batch, stamp.serial, place, now(), rules)
+    if flagged:
+        outbox.publish([lots.records().fact("stamp.flagged", {
+            "lot_id": lot["id"], "batch": stamp.batch, "serial": stamp.serial, "reasons": tally["reasons"],
+            "scans": tally["count"]}, subject=lot["id"], id=f"{stamp.batch}.{stamp.serial}.flagged")])
+    return {"authentic": True, "stamp": {"batch": stamp.batch, "serial": stamp.serial, "issued_at": batch.issued_at},
+            **lots.public_view(lot),
+            "scans": {"count": tally["count"], "first_at": tally["first_at"]},
+            "possible_copy": tally["possible_copy"], "copy_reasons": tally["reasons"]}

@@ -1,0 +1,71 @@
+"""Stand-ins for the peers the community and market functions ask over HTTP, answering like their
+contracts: the directory (units from the same `vietnam-provinces` data the real one serves, border
+gates; strong ETags, 304, 404) and border's `GET /v1/declarations/{id}`, which — like the real
+one — answers 401 without a token and shows an enterprise only its own declarations (404 otherwise).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from functions.directory.function import units
+
+GATES = {"huu-nghi": {"code": "huu-nghi", "name": "Cửa khẩu quốc tế Hữu Nghị"}}
+
+
+def _claims(request) -> dict | None:
+    """The bearer token's claims, unverified: a stand-in only needs who the caller says it is."""
+    auth = request.headers.get("Authorization", "")
+    if not auth.startswith("Bearer ") or auth.count(".") != 2:
+        return None
+    payload = auth.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+class Peers:
+    """``/directory/v1/units/<code>``, ``/directory/v1/border-gates/<code>`` and
+    ``/border/v1/declarations/<id>`` (declarations put in ``self.declarations``)."""
+
+    def __init__(self):
+        self.declarations: dict[str, dict] = {}
+        self.seen: list[dict] = []
+        table = {("directory", "units"): units.by_code(), ("directory", "border-gates"): GATES}
+
+        @Request.application
+        def app(request):
+            parts = request.path.strip("/").split("/")
+            self.seen.append({"path": request.path, "authorization": request.headers.get("Authorization")})
+            if len(parts) == 4 and parts[:3] == ["border", "v1", "declarations"]:
+                claims = _claims(request)
+                if claims is None:
+                    return Response('{"status":401}', status=401, mimetype="application/problem+json")
+                decl = self.declarations.get(parts[3])
+                if decl is None or claims.get("role") != "enterprise" or claims.get("sub") != decl["owner"]:
+                    return Response('{"status":404}', status=404, mimetype="application/problem+json")
+                return Response(json.dumps(decl, ensure_ascii=False), mimetype="application/json")
+            if len(parts) == 4 and parts[1] == "v1" and (parts[0], parts[2]) in table:
+                item = table[(parts[0], parts[2])].get(parts[3])
+                if item is not None:
+                    body = json.dumps(item, ensure_ascii=False).encode()
+                    resp = Response(body, mimetype="application/json")
+                    resp.set_etag(hashlib.sha256(body).hexdigest()[:32])
+                    return resp.make_conditional(request)
+            return Response('{"status":404,"title":"Not found"}', status=404, mimetype="application/problem+json")
+
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def template(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}/{{name}}"
+
+    def stop(self):
+        self.server.shutdown()
+        self.thread.join(5)

@@ -1,0 +1,57 @@
+"""Photos are stored without their metadata (lscloud.images): no GPS position, nothing hidden."""
+
+import io
+
+import pytest
+from PIL import Image
+
+from lscloud import images
+
+
+def phone_photo(orientation: int | None = None) -> bytes:
+    """A small JPEG as a phone writes it: EXIF with a GPS block (Lạng Sơn) and a camera serial."""
+    img = Image.new("RGB", (40, 20), (200, 30, 30))
+    exif = Image.Exif()
+    exif[0x0110] = "Phone X"                  # Model
+    exif[0xA431] = "SERIAL-123456"            # BodySerialNumber
+    if orientation:
+        exif[0x0112] = orientation
+    gps = {1: "N", 2: (21.0, 50.0, 0.0), 3: "E", 4: (106.0, 45.0, 0.0)}
+    exif[0x8825] = gps
+    out = io.BytesIO()
+    img.save(out, "JPEG", exif=exif.tobytes())
+    return out.getvalue()
+
+
+def test_a_phone_photo_loses_its_position_and_every_other_tag():
+    raw = phone_photo()
+    assert images.has_location(raw) and b"SERIAL-123456" in raw
+    clean = images.clean(raw + b"<script>appended</script>", "image/jpeg")
+    assert not images.has_location(clean.data)
+    assert b"SERIAL-123456" not in clean.data and b"appended" not in clean.data
+    with Image.open(io.BytesIO(clean.data)) as img:
+        assert len(img.getexif()) == 0 and img.format == "JPEG"
+    assert images.clean(raw, "image/jpeg").data == images.clean(raw, "image/jpeg").data  # deterministic
+
+
+def test_the_orientation_is_applied_to_the_pixels_before_the_tag_goes():
+    clean = images.clean(phone_photo(orientation=6), "image/jpeg")   # 6: rotate 90° to stand upright
+    assert (clean.width, clean.height) == (20, 40)
+
+
+@pytest.mark.parametrize("data, media_type, field", [
+    (b"%PDF-1.4 not a photo", "image/jpeg", "body"),
+    (b"\x89PNG\r\n\x1a\nbroken", "image/png", "body"),
+    (phone_photo(), "image/png", "body"),          # a JPEG declared as PNG
+    (phone_photo(), "image/gif", "Content-Type"),
+])
+def test_what_is_not_a_photo_is_refused_naming_why(data, media_type, field):
+    with pytest.raises(images.ImageRejected) as err:
+        images.clean(data, media_type)
+    assert err.value.field == field
+
+
+def test_a_decompression_bomb_is_refused(monkeypatch):
+    monkeypatch.setattr(images, "MAX_PIXELS", 100)
+    with pytest.raises(images.ImageRejected):
+        images.clean(phone_photo(), "image/jpeg")

@@ -1,0 +1,121 @@
+"""The market's plain domain: the stamp code (signed, unique, altered codes refused), the copy
+rules of scans, the VietQR payload read back by an independent decoder, the printable sheet."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import qr_pay as napas
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings, strategies as st
+
+from functions.market.function import scans, sheet, stampcode, vietqr
+from lscloud import errors
+
+KEY = Ed25519PrivateKey.generate()
+PUBLIC = {3: KEY.public_key()}
+BATCH = stampcode.batch_id(bytes.fromhex("a1b2c3d4e5f6"))
+CODES = stampcode.encode_range(KEY, 3, BATCH, 0, 50)
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+
+def test_a_code_is_120_base32_characters_that_say_their_batch_and_serial():
+    assert all(len(c) == stampcode.CODE_CHARS == 120 and set(c) <= set(ALPHABET) for c in CODES)
+    assert len(set(CODES)) == 50
+    stamp = stampcode.verify(CODES[17], PUBLIC)
+    assert (stamp.key_index, stamp.batch, stamp.serial) == (3, BATCH, 17)
+    assert stampcode.encode(KEY, 3, BATCH, 17) == CODES[17]          # deterministic: a reprint is the same code
+    assert stampcode.verify(CODES[17].lower(), PUBLIC).serial == 17
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, 49), st.integers(0, 119), st.sampled_from(ALPHABET))
+def test_any_single_character_changed_is_refused(which, position, char):
+    code = CODES[which]
+    if code[position] == char:
+        return
+    altered = code[:position] + char + code[position + 1:]
+    with pytest.raises(stampcode.NotAStamp) as err:
+        stampcode.verify(altered, PUBLIC)
+    assert err.value.reason in ("bad-signature", "unknown-key", "unknown-format", "malformed")
+
+
+def test_a_code_signed_by_another_key_or_unknown_key_is_not_the_provinces():
+    forger = Ed25519PrivateKey.generate()
+    with pytest.raises(stampcode.NotAStamp) as err:
+        stampcode.verify(stampcode.encode(forger, 3, BATCH, 1), PUBLIC)
+    assert err.value.reason == "bad-signature"
+    with pytest.raises(stampcode.NotAStamp) as err:
+        stampcode.verify(stampcode.encode(KEY, 4, BATCH, 1), PUBLIC)
+    assert err.value.reason == "unknown-key"
+    # a signature moved from one stamp onto another stamp's payload
+    raw_a, raw_b = base64.b32decode(CODES[1]), base64.b32decode(CODES[2])
+    spliced = base64.b32encode(raw_a[:stampcode.PAYLOAD_BYTES] + raw_b[stampcode.PAYLOAD_BYTES:]).decode()
+    with pytest.raises(stampcode.NotAStamp):
+        stampcode.verify(spliced, PUBLIC)
+
+
+@pytest.mark.parametrize("text", ["", "A" * 119, "A" * 121, "1" * 120, "é" * 120, None])
+def test_what_is_not_a_code_is_malformed(text):
+    with pytest.raises(stampcode.NotAStamp) as err:
+        stampcode.decode(text)
+    assert err.value.reason == "malformed"
+
+
+RULES = {"scan_limit": 3, "copy_distance_km": 100, "copy_speed_kmh": 200}
+T0 = datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc)
+LANG_SON, HANOI, HCMC = scans.Place.coarse(21.853, 106.761), scans.Place.coarse(21.028, 105.834), scans.Place.coarse(10.776, 106.700)
+
+
+def test_a_stamp_scanned_too_often_is_flagged_once():
+    tally = scans.new_tally()
+    flags = [scans.observe(tally, None, T0 + timedelta(minutes=i), **RULES) for i in range(5)]
+    assert flags == [False, False, False, True, False]
+    assert tally["count"] == 5 and tally["reasons"] == ["too-many-scans"] and tally["possible_copy"]
+
+
+def test_implausible_places_flag_a_copy_and_a_truck_ride_does_not():
+    ride = scans.new_tally()
+    assert not scans.observe(ride, LANG_SON, T0, **RULES)
+    assert not scans.observe(ride, HANOI, T0 + timedelta(hours=3), **RULES)     # ~130 km in 3 h
+    assert not ride["possible_copy"] and ride["places"][0] == {"lat": 21.9, "lon": 106.8, "at": "2026-03-01T08:00:00.000Z"}
+    copy = scans.new_tally()
+    scans.observe(copy, LANG_SON, T0, **RULES)
+    assert scans.observe(copy, HCMC, T0 + timedelta(hours=2), **RULES)          # ~1,200 km in 2 h
+    assert copy["reasons"] == ["implausible-places"]
+    assert 1100 < scans.distance_km(LANG_SON, HCMC) < 1300
+
+
+def test_the_vietqr_payload_is_read_back_by_an_independent_decoder():
+    text = vietqr.payload("970405", "1500201234567", "Hồi khô Văn Quan — HTX")   # Agribank
+    d = napas.decode(text)          # raises if the CRC or the TLV structure is wrong
+    assert (d["bin_id"], d["consumer_id"], d["service_code"], d["glocal_uuid"]) == \
+        ("970405", "1500201234567", "QRIBFTTA", "A000000727")
+    assert d["purpose_of_transaction"] == "Hoi kho Van Quan HTX"
+    assert d["point_of_initiation_method"] == "11" and d["transaction_currency"] == "704" and d["country_code"] == "VN"
+    assert "970405" in vietqr.banks() and vietqr.banks()["970415"]["short_name"] == "VietinBank"
+
+
+@pytest.mark.parametrize("bank_bin, account, field", [("970999", "123456789", "/payment/bank_bin"),
+                                                      ("970415", "12-34", "/payment/account_number")])
+def test_a_bank_or_account_vietqr_cannot_carry_is_refused(bank_bin, account, field):
+    with pytest.raises(errors.Invalid) as err:
+        vietqr.payload(bank_bin, account, "x")
+    assert err.value.errors[0]["field"] == field
+
+
+def test_the_printed_sheet_scans_back_to_the_codes(tmp_path):
+    import pypdfium2
+    import zxingcpp
+
+    url = "https://example.invalid/market/v1/stamps/"
+    pdf = sheet.render(codes=CODES[:30], first_serial=0, scan_url=url, product="Na Chi Lăng loại 1", lot_id="lot-1",
+                       batch=BATCH, font_path="/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    doc = pypdfium2.PdfDocument(pdf)
+    assert len(doc) == 2 and round(doc[0].get_width() / 72 * 25.4) == 210      # A4: 24 stamps, then 6
+    page = doc[0].render(scale=150 / 72).to_pil()                                 # a 150 dpi scan of page 1
+    page.save(tmp_path / "sheet-page-1.png")
+    read = sorted(r.text for r in zxingcpp.read_barcodes(page))
+    assert read == sorted(url + c for c in CODES[:24])
