@@ -55,6 +55,8 @@ class Settings:
     # messaging
     nats_url: str = "nats://127.0.0.1:4222"
     stream: str = "LSCLOUD"
+    # where field devices reach NATS's MQTT listener (informational: shown to operators issuing credentials)
+    mqtt_url: str = ""
     # auth: PEM public keys (or a JWKS URL in the cluster) that sign bearer tokens
     jwt_issuer: str = "lscloud-local"
     jwt_audience: str = "lscloud"
@@ -262,6 +264,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         bucket=bucket,
         nats_url=",".join(_url("LSCLOUD_NATS_URL", u.strip(), ("nats", "tls")) for u in get("LSCLOUD_NATS_URL", d.nats_url).split(",")),
         stream=stream,
+        mqtt_url=_url("LSCLOUD_MQTT_URL", mqtt, ("mqtt", "mqtts", "ssl", "tcp")) if (mqtt := get("LSCLOUD_MQTT_URL", "")) else "",
         jwt_issuer=get("LSCLOUD_JWT_ISSUER", d.jwt_issuer),
         jwt_audience=get("LSCLOUD_JWT_AUDIENCE", d.jwt_audience),
         jwt_public_key=public_key,
