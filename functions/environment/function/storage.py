@@ -82,17 +82,25 @@ def write_hour(station: dict, hour: str, items: list[dict], channel: str, receiv
     return out
 
 
-def write_day(station_id: str, end: datetime, summary: dict) -> None:
-    """Put one hour's summary into its day's document."""
-    day, slot = clock.day_of(end).isoformat(), clock.slot(end)
+def write_days(station_id: str, summaries: dict[datetime, dict]) -> None:
+    """Put hours' summaries into their days' documents: one read-modify-write per day, so the hours
+    of one batch never race each other for the same document."""
+    by_day: dict[str, dict[str, dict]] = {}
+    for end, summary in summaries.items():
+        by_day.setdefault(clock.day_of(end).isoformat(), {})[clock.slot(end)] = summary
 
-    def apply(doc: Day):
-        if doc.hours.get(slot) == summary:
-            return None
-        doc.hours[slot] = summary
-        return True
+    def one(day: str) -> None:
+        slots = by_day[day]
 
-    _rmw(lambda: Day.get(station_id, day), lambda: Day(station_id, day, hours={}), apply, lambda i: i.save())
+        def apply(doc: Day):
+            if all(doc.hours.get(k) == v for k, v in slots.items()):
+                return None
+            doc.hours.update(slots)
+            return True
+
+        _rmw(lambda: Day.get(station_id, day), lambda: Day(station_id, day, hours={}), apply, lambda i: i.save())
+
+    list(_pool.map(one, sorted(by_day)))
 
 
 def days(station_id: str, first: date, last: date) -> dict[str, dict]:
