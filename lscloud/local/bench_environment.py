@@ -52,27 +52,34 @@ def bench_environment(*, requests: int = 300, concurrency: int = 8, mqtt_message
         op = {"Authorization": "Bearer " + issue_token(private, "bench-operator", "operator", ttl_s=7200)}
         dev = {"Authorization": "Bearer " + issue_token(private, "bench-device", "device", unit=sid, ttl_s=7200)}
         http = httpx.Client(trust_env=False, timeout=60.0)
-        r = http.post(f"{gw}/v1/stations", headers=op, json={"id": sid, "kind": "air", "name": "Bench", "unit": "05986",
-                                                             "lat": 21.85, "lon": 106.76})
-        if r.status_code != 201:
-            raise BenchError(f"could not register the bench station: {r.status_code} {r.text[:200]}")
-        # readings go back from here, one minute apart, each request its own minutes
+        # one station per client, as in the field (a station's device posts one reading after another);
+        # readings go back 20 days from now, one minute apart, each client its own minutes
         base = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(days=20)
-        minute = iter(range(10 ** 9))
+        ids = [f"{sid}-{k}" for k in range(concurrency + 1)]
+        for s_id in ids:
+            r = http.post(f"{gw}/v1/stations", headers=op, json={"id": s_id, "kind": "air", "name": "Bench", "unit": "05986",
+                                                                 "lat": 21.85, "lon": 106.76})
+            if r.status_code != 201:
+                raise BenchError(f"could not register a bench station: {r.status_code} {r.text[:200]}")
+        free = list(ids[:-1])
         lock = threading.Lock()
 
         def reading(i: int) -> dict:
             t = base + timedelta(minutes=i)
             return {"observed_at": t.isoformat(), "pm25": 20 + i % 17 + 0.1 * (i % 3), "pm10": 40 + i % 23, "no2": 30 + i % 7}
 
-        def post_call(per: int):
+        def post_call(per: int, offset: int):
             def make():
+                with lock:
+                    station = free.pop()
+                    free.insert(0, station)
+                head = {"Authorization": "Bearer " + issue_token(private, f"bench-{station}", "device", unit=station, ttl_s=7200)}
                 client = httpx.Client(trust_env=False, timeout=60.0)
+                minute = iter(range(offset, 10 ** 7, per))
 
                 def call():
-                    with lock:
-                        first = next(minute) * per
-                    r = client.post(f"{gw}/v1/stations/{sid}/observations", headers=dev,
+                    first = next(minute)
+                    r = client.post(f"{gw}/v1/stations/{station}/observations", headers=head,
                                     json=[reading(first + k) for k in range(per)])
                     if r.status_code != 200 or r.json()["accepted"] != per:
                         raise RuntimeError(f"HTTP {r.status_code}: {r.text[:160]}")
@@ -81,25 +88,42 @@ def bench_environment(*, requests: int = 300, concurrency: int = 8, mqtt_message
 
         print(f"… {requests} HTTP requests of 1 reading and {max(1, requests // 10)} of 60, at concurrency {concurrency}",
               flush=True)
-        run_load("warm-up", post_call(1), min(10, requests), 2, 30)
-        one = run_load("HTTP, 1 reading per request", post_call(1), requests, concurrency, max_seconds)
-        with lock:
-            minute = iter(range(10 ** 6, 10 ** 9))
-        sixty = run_load("HTTP, 60 readings per request", post_call(60), max(1, requests // 10), concurrency, max_seconds)
+        run_load("warm-up", post_call(1, 0), min(10, requests), 2, 30)
+        one = run_load("HTTP, 1 reading per request", post_call(1, 100), requests, concurrency, max_seconds)
+        sixty = run_load("HTTP, 60 readings per request", post_call(60, 5_000), max(1, requests // 10), concurrency, max_seconds)
         raw = run_load("S3 PUT If-None-Match: * of a reading-sized JSON (boto3)",
                        s3_create_call(settings, f"bench-raw/{run}", lambda i: json.dumps(reading(i)).encode(),
                                       concurrency=concurrency), requests, concurrency, max_seconds)
+        sid = ids[-1]
 
         mqtt_rate = mqtt_note = None
         if mqtt_url:
             creds = http.post(f"{gw}/v1/stations/{sid}/mqtt-credentials", headers=op).json()
-            time.sleep(6)   # the supervisor loads new credentials into nats-server within 5 s
-            start_min = 2 * 10 ** 6
             u = urlparse(mqtt_url)
-            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{run}")
-            client.username_pw_set(creds["username"], creds["password"])
-            client.connect(u.hostname, u.port, keepalive=60)
-            client.loop_start()
+            start_min = 20_000
+            client = None
+            deadline = time.monotonic() + 60   # the supervisor loads new credentials into nats-server within 5 s
+            while client is None and time.monotonic() < deadline:
+                connected = threading.Event()
+                accepted = {}
+
+                def on_connect(c, userdata, flags, reason, props, accepted=accepted, connected=connected):
+                    accepted["ok"] = not reason.is_failure
+                    connected.set()
+
+                c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{run}")
+                c.username_pw_set(creds["username"], creds["password"])
+                c.on_connect = on_connect
+                c.connect(u.hostname, u.port, keepalive=60)
+                c.loop_start()
+                if connected.wait(10) and accepted.get("ok"):
+                    client = c
+                else:
+                    c.loop_stop()
+                    c.disconnect()
+                    time.sleep(1)
+            if client is None:
+                raise BenchError("the MQTT listener did not accept the issued credentials within 60 s")
             t0 = time.perf_counter()
             infos = [client.publish(creds["topic"], json.dumps(reading(start_min + k)), qos=1) for k in range(mqtt_messages)]
             for info in infos:
@@ -123,8 +147,8 @@ def bench_environment(*, requests: int = 300, concurrency: int = 8, mqtt_message
             mqtt_note = f"{stored}/{mqtt_messages} stored in {elapsed:.1f} s (published in {published:.1f} s)"
 
         # 30 days of one reading per hour, then the temporal query against raw GETs of its day documents
-        now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
-        month = [{"observed_at": (now - timedelta(hours=h, minutes=30)).isoformat(), "pm25": 15 + h % 40, "pm10": 30 + h % 50}
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        month = [{"observed_at": (now - timedelta(hours=h, minutes=1)).isoformat(), "pm25": 15 + h % 40, "pm10": 30 + h % 50}
                  for h in range(30 * 24 - 1, -1, -1)]
         qsid = f"{sid}-q"
         http.post(f"{gw}/v1/stations", headers=op, json={"id": qsid, "kind": "air", "name": "Bench 30 days", "unit": "05986",
@@ -133,7 +157,7 @@ def bench_environment(*, requests: int = 300, concurrency: int = 8, mqtt_message
         for i in range(0, len(month), 250):
             r = http.post(f"{gw}/v1/stations/{qsid}/observations", headers=qdev, json=month[i:i + 250])
             if r.status_code != 200:
-                raise BenchError(f"backfill failed: {r.status_code} {r.text[:200]}")
+                raise BenchError(f"backfill failed: {r.status_code} {r.json().get('errors')}")
         params = {"timerel": "between", "timeAt": (now - timedelta(days=30)).isoformat(), "endTimeAt": now.isoformat(),
                   "aggrMethods": "avg,max", "aggrPeriodDuration": "PT1H", "attrs": "pm25"}
         url = f"{gw}/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:AirQualityObserved:{qsid}"

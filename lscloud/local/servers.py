@@ -172,7 +172,10 @@ class NatsServer(_Process):
     def _write_auth(self) -> None:
         import secrets
 
-        platform = {"user": "lscloud", "password": secrets.token_urlsafe(24), "allowed_connection_types": ["STANDARD"]}
+        # the same for the server's whole life: a reload with another password would disconnect
+        # every platform client (they are this user, by no_auth_user)
+        self._platform_password = getattr(self, "_platform_password", None) or secrets.token_urlsafe(24)
+        platform = {"user": "lscloud", "password": self._platform_password, "allowed_connection_types": ["STANDARD"]}
         text = ("authorization: " + json.dumps({"users": [platform, *self._device_users]}, indent=1) +
                 '\nno_auth_user: "lscloud"\n')
         path = self.data_dir / "auth.conf"

@@ -174,3 +174,15 @@ def test_device_message_relayed_from_nats(env, tokens, rt, settings):
 def test_who_may_call_what(start_function, directory, keys, rt):
     fn = start_function("environment", peer_url_template=directory.template)
     assert role_matrix.check(fn.app, "environment", keys[0]) > 0
+
+
+def test_a_day_slot_never_goes_back_to_an_older_summary_of_its_hour(rt):
+    # two batches of one hour write their day slots in either order (found by `lscloud bench environment`)
+    from functions.environment.function import storage
+    from functions.environment.function.models import Day
+
+    end = datetime(2026, 12, 3, 9, tzinfo=TZ7)
+    storage.write_days("st-1", {end: ({"pm25": {"n": 2, "mean": 10.0}}, 2)})
+    storage.write_days("st-1", {end: ({"pm25": {"n": 1, "mean": 9.0}}, 1)})
+    assert storage.hourly_series("st-1", end, end)["2026-12-03T09"]["pm25"]["n"] == 2
+    assert Day.get("st-1", "2026-12-03").hours["09"]["_version"] == 2

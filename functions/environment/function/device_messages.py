@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from lscloud import errors
+from lscloud.store import ConditionalCheckFailed
 
 from . import ingest, settings, stations
 
@@ -27,4 +28,8 @@ def handle(event: dict, platform) -> dict:
     data = event.get("data")
     items = data if isinstance(data, list) else [data]
     channel = event.get("devicechannel") if event.get("devicechannel") in ("mqtt", "nats") else "nats"
-    return ingest.record(station, items, channel, settings.of(platform))
+    try:
+        return ingest.record(station, items, channel, settings.of(platform))
+    except ConditionalCheckFailed:
+        # the hour kept changing under other writers: not the message's fault, deliver it again later
+        raise errors.Unavailable("the station's hour is being written by others; retry", retry_after_s=1) from None

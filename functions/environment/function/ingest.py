@@ -93,7 +93,7 @@ def record(station: dict, items: list, channel: str, s: Settings, now: datetime 
         by_hour.setdefault(clock.hour_key(it["end"]), []).append(it)
     ends = {clock.hour_key(it["end"]): it["end"] for it in checked}
     writes = list(storage.pool().map(lambda h: storage.write_hour(station, h, by_hour[h], channel, received), sorted(by_hour)))
-    storage.write_days(station["id"], {ends[w.hour]: w.summary for w in writes if w.accepted})
+    storage.write_days(station["id"], {ends[w.hour]: (w.summary, w.version) for w in writes if w.accepted})
     status = {}
     for w in writes:
         status.update({k: "accepted" for k in w.accepted})

@@ -215,27 +215,29 @@ def temporal(station: dict, series: dict[str, dict], start: datetime, end: datet
     names = ATTRS[station["kind"]]
     wanted = [p for p, a in names.items() if attrs is None or a in attrs]
     out: dict = {"id": entity_id(station), "type": TYPES[station["kind"]]}
-    hours = sorted(series)
+    hours = sorted((clock.parse_hour_key(h), s) for h, s in series.items())
     if methods:
-        step = period_h or max(1, int((end - start).total_seconds() // 3600))
+        step = timedelta(hours=period_h or max(1, int((end - start).total_seconds() // 3600)))
+        periods = max(1, math.ceil((end - start) / step))
+        buckets: list[list[dict]] = [[] for _ in range(periods)]
+        for t, s in hours:
+            i = math.ceil((t - start) / step) - 1          # (start + i·step, start + (i+1)·step]
+            if 0 <= i < periods:
+                buckets[i].append(s)
         for p in wanted:
             prop: dict = {"type": "Property"}
-            t = start
-            while t < end:
-                upto = min(end, t + timedelta(hours=step))
-                rows = [series[h][p] for h in hours if p in series[h]
-                        and t < clock.parse_hour_key(h) <= upto]
+            for i, rows in enumerate(buckets):
+                rows = [r[p] for r in rows if p in r]
+                lo, hi = start + i * step, min(end, start + (i + 1) * step)
                 for m in methods:
                     v = aggregate(rows, m, energy=(p == "laeq"))
                     if v is not None:
-                        prop.setdefault(m, []).append([v, _stamp(t), _stamp(upto)])
-                t = upto
+                        prop.setdefault(m, []).append([v, _stamp(lo), _stamp(hi)])
             if len(prop) > 1:
                 out[names[p]] = prop
         return out
     for p in wanted:
-        points = [(round(series[h][p]["mean"], 4), _stamp(clock.parse_hour_key(h))) for h in hours
-                  if p in series[h] and series[h][p].get("n")]
+        points = [(round(s[p]["mean"], 4), _stamp(t)) for t, s in hours if p in s and s[p].get("n")]
         if not points:
             continue
         out[names[p]] = ({"type": "Property", "values": [[v, t] for v, t in points]} if simplified

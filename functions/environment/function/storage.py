@@ -8,6 +8,7 @@ out-of-order readings simply land in their own hour; that hour's summary is reco
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -19,6 +20,17 @@ from . import clock, readings
 from .models import Day, Hour
 
 _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="environment-days")
+# Writers of the same document in this process take turns (striped locks): device messages of one
+# station arrive in parallel deliveries and would otherwise spend their time losing If-Match races.
+# Correctness never depends on it — other replicas still meet at If-Match.
+_stripes = [threading.Lock() for _ in range(64)]
+
+
+def _turn(*key: str) -> threading.Lock:
+    return _stripes[hash(key) % len(_stripes)]
+
+
+VERSION = "_version"   # key of the hour document's version inside a day slot (not a parameter name)
 
 
 @dataclass
@@ -31,6 +43,7 @@ class HourWrite:
     duplicate: list[str] = field(default_factory=list)
     conflict: list[str] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
+    version: int = 0
 
 
 def _rmw(load, build, apply, save_new):
@@ -75,30 +88,37 @@ def write_hour(station: dict, hour: str, items: list[dict], channel: str, receiv
         readings.mark_stuck(rs)
         return True
 
-    item, result, fresh = _rmw(lambda: Hour.get(station["id"], hour), lambda: Hour(station["id"], hour, readings={}),
-                               apply, lambda i: i.save())
+    with _turn("hour", station["id"], hour):
+        item, result, fresh = _rmw(lambda: Hour.get(station["id"], hour), lambda: Hour(station["id"], hour, readings={}),
+                                   apply, lambda i: i.save())
     out.created = fresh and result is not None
     out.summary = readings.summary(station["kind"], item.readings)
+    # the hour document's version travels with its summary: a day write never replaces a newer
+    # summary of the hour with an older one (two batches' day writes may land in either order)
+    out.version = int(item.version or 0)
     return out
 
 
-def write_days(station_id: str, summaries: dict[datetime, dict]) -> None:
-    """Put hours' summaries into their days' documents: one read-modify-write per day, so the hours
-    of one batch never race each other for the same document."""
+def write_days(station_id: str, summaries: dict[datetime, tuple[dict, int]]) -> None:
+    """Put hours' summaries (each with its hour document's version) into their days' documents: one
+    read-modify-write per day, so the hours of one batch never race each other for the same document;
+    a slot holding a summary of a newer version of the hour is left as it is."""
     by_day: dict[str, dict[str, dict]] = {}
-    for end, summary in summaries.items():
-        by_day.setdefault(clock.day_of(end).isoformat(), {})[clock.slot(end)] = summary
+    for end, (summary, version) in summaries.items():
+        by_day.setdefault(clock.day_of(end).isoformat(), {})[clock.slot(end)] = {**summary, VERSION: version}
 
     def one(day: str) -> None:
         slots = by_day[day]
 
         def apply(doc: Day):
-            if all(doc.hours.get(k) == v for k, v in slots.items()):
+            newer = {k: v for k, v in slots.items() if (doc.hours.get(k) or {}).get(VERSION, -1) < v[VERSION]}
+            if not newer:
                 return None
-            doc.hours.update(slots)
+            doc.hours.update(newer)
             return True
 
-        _rmw(lambda: Day.get(station_id, day), lambda: Day(station_id, day, hours={}), apply, lambda i: i.save())
+        with _turn("day", station_id, day):
+            _rmw(lambda: Day.get(station_id, day), lambda: Day(station_id, day, hours={}), apply, lambda i: i.save())
 
     list(_pool.map(one, sorted(by_day)))
 
@@ -119,7 +139,7 @@ def hourly_series(station_id: str, first_end: datetime, last_end: datetime) -> d
     while t <= last_end:
         s = stored.get(clock.day_of(t).isoformat(), {}).get(clock.slot(t))
         if s:
-            out[clock.hour_key(t)] = s
+            out[clock.hour_key(t)] = {k: v for k, v in s.items() if k != VERSION}
         t += timedelta(hours=1)
     return out
 
