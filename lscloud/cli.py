@@ -1,7 +1,7 @@
 """The `lscloud` command: run the local cloud and look inside it.
 
     lscloud up [--port 8080] [--state-dir .lscloud] [--functions-dir functions] ...
-    lscloud status | token --role R | seed | migrate | dlq | events tail | traces | bench directory | bench border | bench procedures | bench dossiers | bench market
+    lscloud status | token --role R | seed | migrate | dlq | events tail | traces | bench directory | bench border | bench procedures | bench dossiers | bench environment | bench market
     lscloud fuzz [--base-url URL | --direct] [--cases 1000] [--function NAME]
     lscloud docs [--check]      the README's "who may call" tables from functions/*/access.yaml
     lscloud backup DEST | restore SRC   the local cloud's objects, streams and keys in a folder, and back
@@ -230,6 +230,12 @@ def cmd_bench(args) -> int:
             return bench_dossiers(requests=args.requests, concurrency=args.concurrency,
                                   functions_dir=Path(args.functions_dir),
                                   reuse_state_dir=_state_dir(args) if args.reuse else None, max_seconds=args.max_seconds)
+        if args.bench_command == "environment":
+            from .local.bench_environment import bench_environment
+
+            return bench_environment(requests=args.requests, concurrency=args.concurrency, mqtt_messages=args.mqtt_messages,
+                                     functions_dir=Path(args.functions_dir),
+                                     reuse_state_dir=_state_dir(args) if args.reuse else None, max_seconds=args.max_seconds)
         if args.bench_command == "softatm":
             return bench_softatm(requests=args.requests, concurrency=args.concurrency,
                                  functions_dir=Path(args.functions_dir),
@@ -473,6 +479,16 @@ def build_parser() -> argparse.ArgumentParser:
     bm.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
     bm.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
     bm.set_defaults(fn=cmd_bench)
+    be = bench_sub.add_parser("environment", help="readings/s over HTTP and MQTT vs raw S3 PUTs; a 30-day hourly "
+                                                   "NGSI-LD temporal query vs raw GETs")
+    be.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    be.add_argument("--requests", type=int, default=300, help="HTTP requests of one reading (default 300)")
+    be.add_argument("--mqtt-messages", type=int, default=300, help="MQTT messages of one reading (default 300)")
+    be.add_argument("--concurrency", type=int, default=8, help="parallel clients (default 8)")
+    be.add_argument("--max-seconds", type=float, default=60.0, help="time cap per target (default 60)")
+    be.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
+    be.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
+    be.set_defaults(fn=cmd_bench)
 
     fz = add("fuzz", cmd_fuzz, "schemathesis (--checks all) over every function's OpenAPI with tokens of several "
                                "roles; fails on any 5xx or 4xx that is not problem+json")

@@ -62,6 +62,8 @@ class Settings:
     nats_ca_file: str = ""
     nats_cert_file: str = ""
     nats_key_file: str = field(default="", repr=False)
+    # where field devices reach NATS's MQTT listener (informational: shown to operators issuing credentials)
+    mqtt_url: str = ""
     # auth: PEM public keys (or a JWKS URL in the cluster) that sign bearer tokens
     jwt_issuer: str = "lscloud-local"
     jwt_audience: str = "lscloud"
@@ -296,6 +298,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         nats_key_file=nats_key,
         nats_url=",".join(_url("LSCLOUD_NATS_URL", u.strip(), ("nats", "tls")) for u in get("LSCLOUD_NATS_URL", d.nats_url).split(",")),
         stream=stream,
+        mqtt_url=_url("LSCLOUD_MQTT_URL", mqtt, ("mqtt", "mqtts", "ssl", "tcp")) if (mqtt := get("LSCLOUD_MQTT_URL", "")) else "",
         jwt_issuer=get("LSCLOUD_JWT_ISSUER", d.jwt_issuer),
         jwt_audience=get("LSCLOUD_JWT_AUDIENCE", d.jwt_audience),
         jwt_public_key=public_key,

@@ -55,8 +55,10 @@ _ROLES = (
          "nhân viên điều hành bãi chờ của cửa khẩu (unit = cửa khẩu)"),
     Role("gate-operator", "staff who call trucks into a border gate (unit = the gate)",
          "nhân viên điều hành luồng xe vào cửa khẩu (unit = cửa khẩu)"),
-    Role("device", "a gate device: weighbridge, plate camera, barrier (sub = device id, unit = the gate)",
-         "thiết bị tại cửa khẩu: cân, camera nhận dạng biển số, barie (sub = mã thiết bị, unit = cửa khẩu)"),
+    Role("device", "a field device: a gate's weighbridge, plate camera or barrier (unit = the gate), or an "
+                   "environmental monitoring station's sensor (unit = the station); sub = device id",
+         "thiết bị hiện trường: cân, camera nhận dạng biển số, barie tại cửa khẩu (unit = cửa khẩu) hoặc cảm biến "
+         "của trạm quan trắc môi trường (unit = mã trạm); sub = mã thiết bị"),
     Role("producer", "a farm, cooperative or firm that registers traceable lots (sub = its tax code)",
          "cơ sở sản xuất, hợp tác xã hoặc doanh nghiệp đăng ký lô hàng truy xuất nguồn gốc (sub = mã số thuế)"),
     Role("team-member", "a member of a community digital technology team (unit = the commune)",

@@ -142,23 +142,75 @@ class _Process:
 
 @dataclass(kw_only=True)
 class NatsServer(_Process):
-    """nats-server with JetStream, its store under ``data_dir``."""
+    """nats-server with JetStream, its store under ``data_dir``.
+
+    With ``mqtt_port`` it also listens for MQTT (nats-server's own listener: it needs JetStream and a
+    server name) and runs from a configuration file whose ``auth.conf`` holds the users: the platform's
+    own clients connect without credentials as the ``no_auth_user``, admitted on standard NATS
+    connections only, and each device user (:func:`lscloud.devices.nats_users`) may publish only its
+    own topics. :meth:`set_device_users` rewrites them and reloads the server (SIGHUP).
+    """
 
     name: str = "nats"
     port: int = 0
     monitor_port: int = 0
+    mqtt_port: int = 0   # 0: no MQTT listener (plain command line, no users)
 
     def __post_init__(self):
         self.port = self.port or free_port(self.host)
         self.monitor_port = self.monitor_port or free_port(self.host)
+        self._device_users: list[dict] = []
 
     @property
     def url(self) -> str:
         return f"nats://{self.host}:{self.port}"
 
+    @property
+    def mqtt_url(self) -> str:
+        return f"mqtt://{self.host}:{self.mqtt_port}" if self.mqtt_port else ""
+
+    def _write_auth(self) -> None:
+        import secrets
+
+        # the same for the server's whole life: a reload with another password would disconnect
+        # every platform client (they are this user, by no_auth_user)
+        self._platform_password = getattr(self, "_platform_password", None) or secrets.token_urlsafe(24)
+        platform = {"user": "lscloud", "password": self._platform_password, "allowed_connection_types": ["STANDARD"]}
+        text = ("authorization: " + json.dumps({"users": [platform, *self._device_users]}, indent=1) +
+                '\nno_auth_user: "lscloud"\n')
+        path = self.data_dir / "auth.conf"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.chmod(0o600)
+        os.replace(tmp, path)
+
+    def _config(self) -> Path:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._write_auth()
+        conf = self.data_dir / "nats.conf"
+        conf.write_text("\n".join([
+            f'server_name: "lscloud-{self.port}"', f'listen: "{self.host}:{self.port}"',
+            f'http: "{self.host}:{self.monitor_port}"',
+            f"jetstream {{ store_dir: {json.dumps(str(self.data_dir / 'jetstream'))} }}",
+            f'mqtt {{ listen: "{self.host}:{self.mqtt_port}" }}', 'include "auth.conf"', ""]))
+        return conf
+
+    def set_device_users(self, users: list[dict]) -> bool:
+        """Make ``users`` the device users and reload the server; False when nothing changed."""
+        if users == self._device_users or not self.mqtt_port:
+            return False
+        self._device_users = list(users)
+        self._write_auth()
+        if self.running():
+            os.kill(self.proc.pid, signal.SIGHUP)
+        return True
+
     def start(self, timeout: float = 30.0) -> "NatsServer":
-        argv = [find_binary("nats-server"), "-a", self.host, "-p", str(self.port), "-m", str(self.monitor_port),
-                "-js", "-sd", str(self.data_dir / "jetstream"), "-n", f"lscloud-{self.port}"]
+        if self.mqtt_port:
+            argv = [find_binary("nats-server"), "-c", str(self._config())]
+        else:
+            argv = [find_binary("nats-server"), "-a", self.host, "-p", str(self.port), "-m", str(self.monitor_port),
+                    "-js", "-sd", str(self.data_dir / "jetstream"), "-n", f"lscloud-{self.port}"]
         self._spawn(argv)
         self._wait(self._healthy, f"JetStream health on :{self.monitor_port}", timeout)
         return self

@@ -253,6 +253,8 @@ class Supervisor:
         self.functions: dict[str, FunctionProcess] = {}
         self.dispatcher = None
         self.clock = None
+        self.relay = None
+        self._users_checked = 0.0
         self.gateway: GatewayServer | None = None
         self.gateway_port: int | None = None
         self._lock_file = None
@@ -346,6 +348,7 @@ class Supervisor:
 
         ports = {
             "nats": pick(saved.get("nats")), "nats_monitor": pick(saved.get("nats_monitor")),
+            "mqtt": pick(saved.get("mqtt")),
             "s3": pick(saved.get("s3")),
             "weed": {k: pick((saved.get("weed") or {}).get(k)) for k in _WEED_PORT_NAMES},
         }
@@ -371,6 +374,7 @@ class Supervisor:
             "state_dir": str(self.state_dir),
             "gateway": {"url": gw, "host": self.o.host, "port": self.gateway_port},
             "nats": {"url": s.nats_url if s else None, "external": bool(self.o.nats_url)},
+            "mqtt": {"url": (s.mqtt_url or None) if s else None},
             "s3": {"endpoint": s.s3_endpoint if s else None, "access_key": s.s3_access_key if s else None,
                    "bucket": s.bucket if s else None, "external": bool(self.o.s3_endpoint)},
             "stream": s.stream if s else None,
@@ -439,11 +443,13 @@ class Supervisor:
             self.say(f"✓ NATS         {nats_url} (external)")
         else:
             self.nats = NatsServer(data_dir=self.state_dir / "nats", port=ports["nats"],
-                                   monitor_port=ports["nats_monitor"])
+                                   monitor_port=ports["nats_monitor"], mqtt_port=ports["mqtt"])
             self.nats.start()
             self.nats._ct = _create_time(self.nats.pid)
             nats_url = self.nats.url
             self.say(f"✓ nats-server  {nats_url} (JetStream, data in {self.nats.data_dir})")
+            self.say(f"✓ mqtt         {self.nats.mqtt_url} (nats-server's MQTT listener; devices/<domain>/… topics, "
+                     "per-device credentials)")
         if o.s3_endpoint:
             s3 = (o.s3_endpoint, o.s3_access_key or "", o.s3_secret_key or "")
             if not (s3[1] and s3[2]):
@@ -462,6 +468,7 @@ class Supervisor:
             raise UpError(str(exc)) from None
         self.settings = base.replace(s3_endpoint=s3[0].rstrip("/"), s3_access_key=s3[1], s3_secret_key=s3[2],
                                      nats_url=nats_url, env="local", state_dir=str(self.state_dir),
+                                     mqtt_url=self.nats.mqtt_url if self.nats else "",
                                      # functions call each other through the gateway, as through Services
                                      peer_url_template=f"http://127.0.0.1:{gateway_port}/{{name}}",
                                      trace_file=str(self.state_dir / "traces.jsonl"))
@@ -488,6 +495,7 @@ class Supervisor:
         for fp in self.functions.values():
             if fp.manifest.seed_module:
                 self.seed_one(fp)
+        self._sync_device_users(force=True)   # seeds may have issued device credentials
         for fp in self.functions.values():
             fp.spawn()
         self.write_state()
@@ -508,6 +516,7 @@ class Supervisor:
             return
 
         self._start_dispatcher()
+        self._start_relay()
         # after the dispatcher: its new consumers start at new messages, so the first tick counts
         self._start_clock()
         # the gateway's cap: the largest body any route takes (uploads); functions apply their own limits
@@ -526,15 +535,44 @@ class Supervisor:
         return {name: fp.route for name, fp in self.functions.items()}
 
     def _ensure_stream(self) -> None:
+        from .. import devices
         from ..bus import SyncBus
 
         bus = SyncBus(self.settings)
         bus.start()
         try:
             bus.ensure_stream()
+            bus.ensure_stream(devices.stream_name(self.settings), devices.SUBJECTS)
         finally:
             bus.close()
-        self.say(f"✓ stream       {self.settings.stream} (lscloud.>)")
+        self.say(f"✓ stream       {self.settings.stream} (lscloud.>), {devices.stream_name(self.settings)} (devices.>)")
+
+    def _start_relay(self) -> None:
+        """Device messages (MQTT, NATS) onto the events stream, as the cluster's relay Deployment does."""
+        from .. import devices
+
+        self.relay = devices.Relay(self.settings.replace(service="devices-relay")).start()
+        self.say(f"✓ relay        {devices.PREFIX}.> → vn.langson.<domain>.device.message.received.v1")
+
+    def _sync_device_users(self, force: bool = False) -> None:
+        """Issued device credentials into nats-server's users (reloaded when they change)."""
+        if self.nats is None or not self.nats.mqtt_port or self.settings is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._users_checked < 5:
+            return
+        self._users_checked = now
+        from .. import devices, store
+        from ..store.objects import ObjectStore
+
+        try:
+            store.configure(ObjectStore.from_settings(self.settings), self.settings.bucket)
+            users = devices.nats_users(devices.credentials())
+        except Exception as exc:  # noqa: BLE001 - the next check tries again
+            self.say(f"! device credentials not read: {exc.__class__.__name__}")
+            return
+        if self.nats.set_device_users(users):
+            self.say(f"✓ mqtt users   {len(users)} device credential(s) loaded into nats-server")
 
     def _start_clock(self) -> None:
         """Tick from a thread, as the CronJob does in the cluster: the ticks wait in the stream
@@ -616,6 +654,8 @@ class Supervisor:
             self.say(f"  {fp.name.ljust(width)}  {(gw + '/' + fp.name + '/').ljust(len(gw) + width + 3)}  "
                      f"http://127.0.0.1:{fp.port}  [{fp.state}]")
         self.say(f"  NATS {self.settings.nats_url}   S3 {self.settings.s3_endpoint} (bucket {self.settings.bucket})")
+        if self.settings.mqtt_url:
+            self.say(f"  MQTT {self.settings.mqtt_url}   (devices publish to devices/<domain>/…; credentials per device)")
         self.say("Ctrl-C stops everything.\n")
 
     # -- watch --
@@ -678,6 +718,7 @@ class Supervisor:
         while not self._stop.wait(0.25):
             self._check_functions()
             self._check_servers()
+            self._sync_device_users()
 
     # -- stop --
 
@@ -695,6 +736,10 @@ class Supervisor:
         if self.gateway is not None:
             self.gateway.stop()
             self.say("✓ gateway stopped")
+        if self.relay is not None:
+            self.relay.stop()
+            self.relay = None
+            self.say("✓ relay stopped")
         if self.dispatcher is not None:
             try:
                 self.dispatcher.stop()

@@ -1,0 +1,1 @@
+"""The environment function (see its func.yaml; the code is in function/)."""

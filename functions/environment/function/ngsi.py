@@ -1,0 +1,251 @@
+"""Stations as NGSI-LD entities (ETSI GS CIM 009) shaped by the Smart Data Models
+AirQualityObserved, NoiseLevelObserved and WaterQualityObserved: the latest hour of each station,
+normalized or ``keyValues``; the ``q`` and ``georel=near`` filters; the temporal representation of
+its hourly summaries, aggregated (``aggrMethods``, ``aggrPeriodDuration``) or not.
+
+Errors are NGSI-LD's own problem types (``https://uri.etsi.org/ngsi-ld/errors/…``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timedelta, timezone
+
+from lscloud import errors
+
+from . import aqi, clock, noise
+
+ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
+CONTEXT = ["https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/context.jsonld",
+           "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"]
+TYPES = {"air": "AirQualityObserved", "noise": "NoiseLevelObserved", "water": "WaterQualityObserved"}
+KIND_OF = {v: k for k, v in TYPES.items()}
+# our parameter -> the Smart Data Model's attribute
+ATTRS = {"air": {p: p for p in aqi.POLLUTANTS},
+         "noise": {"laeq": "LAeq", "lamax": "LAmax"},
+         "water": {"ph": "pH", "do": "O2", "temperature": "temperature", "conductivity": "conductivity",
+                   "turbidity": "turbidity", "tss": "tss", "n_nh4": "NH4", "n_no3": "NO3",
+                   "cod": "cod", "bod5": "bod5", "p_po4": "p_po4"}}
+EXTRA_MEASURANDS = {"cod": ("COD", "M1", "Chemical oxygen demand"), "bod5": ("BOD5", "M1", "Biochemical oxygen demand, 5 days"),
+                    "p_po4": ("P-PO4", "M1", "Phosphate as P")}
+AGGREGATES = ("avg", "min", "max", "sum", "totalCount")
+
+
+class BadRequestData(errors.DomainError):
+    status, type = 400, ERRORS + "BadRequestData"
+    title, title_vi = "Bad request data", "Dữ liệu yêu cầu không hợp lệ"
+
+
+class ResourceNotFound(errors.DomainError):
+    status, type = 404, ERRORS + "ResourceNotFound"
+    title, title_vi = "Resource not found", "Không tìm thấy thực thể"
+
+
+def bad(param: str, message: str) -> BadRequestData:
+    return BadRequestData(message, errors=[errors.field(param, message)])
+
+
+def entity_id(station: dict) -> str:
+    return f"urn:ngsi-ld:{TYPES[station['kind']]}:{station['id']}"
+
+
+def station_of(entity: str) -> tuple[str, str]:
+    """(type, station id) of an entity id (ResourceNotFound when it is not one of ours)."""
+    m = re.fullmatch(r"urn:ngsi-ld:(AirQualityObserved|NoiseLevelObserved|WaterQualityObserved):([a-z0-9-]{3,64})", entity or "")
+    if not m:
+        raise ResourceNotFound(f"no entity {str(entity)[:80]!r}", errors=[errors.field("id", "not an entity of this broker")])
+    return m.group(1), m.group(2)
+
+
+def _stamp(t: datetime) -> str:
+    return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def key_values(station: dict, latest: tuple[datetime, dict] | None, aqi_result: dict | None = None) -> dict:
+    """The entity in ``keyValues`` form (what the Smart Data Models schemas validate)."""
+    e = {"id": entity_id(station), "type": TYPES[station["kind"]], "name": station["name"],
+         "location": {"type": "Point", "coordinates": [station["lon"], station["lat"]]},
+         "areaServed": station.get("commune") or station["unit"], "dataProvider": "Lạng Sơn Cloud (environment)",
+         "source": "https://langson.gov.vn/environment"}
+    if latest is None:
+        return e
+    end, summary = latest
+    start = end - timedelta(hours=1)
+    values = {ATTRS[station["kind"]][p]: round(s["mean"], 3) for p, s in summary.items() if s.get("n")}
+    if station["kind"] == "noise":
+        e.update(dateObservedFrom=_stamp(start), dateObservedTo=_stamp(end), dateObserved=f"{_stamp(start)}/{_stamp(end)}")
+    else:
+        e["dateObserved"] = _stamp(end)
+    if station["kind"] == "water":
+        for p, (name, unit, what) in EXTRA_MEASURANDS.items():
+            if p in values:
+                e.setdefault("measurand", []).append(f"{name}, {values.pop(p)}, {unit}, {what}")
+    e.update(values)
+    if station["kind"] == "air":
+        e["typeofLocation"] = "outdoor"
+        if aqi_result and aqi_result.get("aqi") is not None:
+            e["airQualityIndex"] = aqi_result["aqi"]
+            e["airQualityLevel"] = aqi_result["level"]["key"]
+    return e
+
+
+def normalized(kv: dict, observed_at: str | None) -> dict:
+    """The same entity in normalized form (Property / GeoProperty / Relationship)."""
+    out = {"id": kv["id"], "type": kv["type"]}
+    for k, v in kv.items():
+        if k in ("id", "type"):
+            continue
+        if k == "location":
+            out[k] = {"type": "GeoProperty", "value": v}
+        else:
+            prop = {"type": "Property", "value": v}
+            if observed_at and isinstance(v, (int, float)):
+                prop["observedAt"] = observed_at
+            out[k] = prop
+    return out
+
+
+# -- q -------------------------------------------------------------------------------------------
+
+_TERM = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(==|!=|>=|<=|>|<)\s*(.+?)\s*$")
+
+
+def parse_q(q: str):
+    """``q`` as a list of OR-groups of AND-ed ``(attr, op, value)``: ``a>1;b==2|c<3``. Parentheses and
+    the pattern operators are not supported (BadRequestData names the parameter)."""
+    if any(c in q for c in "()~"):
+        raise bad("q", "this broker supports q without parentheses or patterns: attr op value joined by ; and |")
+    groups = []
+    for alt in q.split("|"):
+        terms = []
+        for part in alt.split(";"):
+            m = _TERM.match(part)
+            if not m:
+                raise bad("q", f"cannot read {part.strip()[:40]!r}: expected attr op value")
+            attr, op, raw = m.groups()
+            if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
+                value: object = raw[1:-1]
+            else:
+                try:
+                    value = float(raw)
+                except ValueError:
+                    raise bad("q", f"{raw[:40]!r} is neither a number nor a quoted string") from None
+            terms.append((attr, op, value))
+        groups.append(terms)
+    return groups
+
+
+def matches(entity: dict, groups) -> bool:
+    def ok(attr, op, value):
+        have = entity.get(attr)
+        if have is None or isinstance(have, (dict, list)) or (isinstance(value, float) != isinstance(have, (int, float))):
+            return False
+        return {"==": have == value, "!=": have != value, ">": have > value, "<": have < value,
+                ">=": have >= value, "<=": have <= value}[op]
+    return any(all(ok(*t) for t in terms) for terms in groups)
+
+
+# -- geo -----------------------------------------------------------------------------------------
+
+def parse_near(georel: str, geometry: str | None, coordinates: str | None) -> tuple[float, float, str, float]:
+    """``georel=near;maxDistance==2000`` with ``geometry=Point`` and ``coordinates=[lon,lat]`` →
+    (lon, lat, "max" | "min", metres)."""
+    m = re.fullmatch(r"near;(max|min)Distance==([0-9]+(?:\.[0-9]+)?)", georel or "")
+    if not m:
+        raise bad("georel", "supported: near;maxDistance==<metres> or near;minDistance==<metres>")
+    if geometry != "Point":
+        raise bad("geometry", "near needs geometry=Point")
+    try:
+        lon, lat = [float(x) for x in (coordinates or "").strip("[] ").split(",")]
+    except ValueError:
+        raise bad("coordinates", "coordinates must be [longitude,latitude]") from None
+    if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+        raise bad("coordinates", "coordinates out of range")
+    return lon, lat, m.group(1), float(m.group(2))
+
+
+def distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """Great-circle distance (haversine, mean Earth radius 6,371 km)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6_371_000 * math.asin(math.sqrt(a))
+
+
+# -- temporal ------------------------------------------------------------------------------------
+
+def parse_duration_hours(value: str | None) -> int | None:
+    """``PT1H`` / ``PT6H`` / ``P1D`` as hours (None: the whole interval)."""
+    if not value:
+        return None
+    m = re.fullmatch(r"P(?:(\d{1,3})D)?(?:T(\d{1,4})H)?", value)
+    if not m or not any(m.groups()):
+        raise bad("aggrPeriodDuration", "supported: whole hours or days, e.g. PT1H, PT6H, P1D")
+    hours = int(m.group(1) or 0) * 24 + int(m.group(2) or 0)
+    if hours < 1:
+        raise bad("aggrPeriodDuration", "the period must be at least one hour")
+    return hours
+
+
+def aggregate(summaries: list[dict], method: str, energy: bool) -> float | int | None:
+    """One aggregate over hourly summaries (each ``n``, ``mean``, ``min``, ``max``)."""
+    rows = [s for s in summaries if s.get("n")]
+    if not rows:
+        return None
+    n = sum(s["n"] for s in rows)
+    if method == "totalCount":
+        return n
+    if method == "max":
+        return max(s["max"] for s in rows)
+    if method == "min":
+        return min(s["min"] for s in rows)
+    if method == "avg":
+        if energy:
+            return round(10 * math.log10(sum(10 ** (s["mean"] / 10) * s["n"] for s in rows) / n), 3)
+        return round(sum(s["mean"] * s["n"] for s in rows) / n, 4)
+    if method == "sum":
+        return round(sum(s["mean"] * s["n"] for s in rows), 4)
+    raise bad("aggrMethods", f"{method} is not supported (supported: {', '.join(AGGREGATES)})")
+
+
+def temporal(station: dict, series: dict[str, dict], start: datetime, end: datetime, attrs: list[str] | None,
+             methods: list[str] | None, period_h: int | None, simplified: bool) -> dict:
+    """The temporal representation of the station's hourly summaries between ``start`` and ``end``."""
+    names = ATTRS[station["kind"]]
+    wanted = [p for p, a in names.items() if attrs is None or a in attrs]
+    out: dict = {"id": entity_id(station), "type": TYPES[station["kind"]]}
+    hours = sorted((clock.parse_hour_key(h), s) for h, s in series.items())
+    if methods:
+        step = timedelta(hours=period_h or max(1, int((end - start).total_seconds() // 3600)))
+        periods = max(1, math.ceil((end - start) / step))
+        buckets: list[list[dict]] = [[] for _ in range(periods)]
+        for t, s in hours:
+            i = math.ceil((t - start) / step) - 1          # (start + i·step, start + (i+1)·step]
+            if 0 <= i < periods:
+                buckets[i].append(s)
+        for p in wanted:
+            prop: dict = {"type": "Property"}
+            for i, rows in enumerate(buckets):
+                rows = [r[p] for r in rows if p in r]
+                lo, hi = start + i * step, min(end, start + (i + 1) * step)
+                for m in methods:
+                    v = aggregate(rows, m, energy=(p == "laeq"))
+                    if v is not None:
+                        prop.setdefault(m, []).append([v, _stamp(lo), _stamp(hi)])
+            if len(prop) > 1:
+                out[names[p]] = prop
+        return out
+    for p in wanted:
+        points = [(round(s[p]["mean"], 4), _stamp(t)) for t, s in hours if p in s and s[p].get("n")]
+        if not points:
+            continue
+        out[names[p]] = ({"type": "Property", "values": [[v, t] for v, t in points]} if simplified
+                         else [{"type": "Property", "value": v, "observedAt": t} for v, t in points])
+    return out
+
+
+def noise_assessment(station: dict, end: datetime, summary: dict) -> dict | None:
+    s = summary.get("laeq")
+    return noise.assess(station.get("zone", "ordinary"), end.astimezone(clock.TZ).hour,
+                        s["mean"] if s and s.get("n") else None)

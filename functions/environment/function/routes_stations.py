@@ -1,0 +1,66 @@
+"""Stations: registered by operators, read by anyone; MQTT credentials issued to a station's device."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, jsonify
+
+from lscloud import devices
+from lscloud.auth import allow, principal
+from lscloud.idempotency import idempotent
+from lscloud.statemachine import Actor
+from lscloud.web import page_params, query_params, responds, validate_body
+
+from . import stations
+
+bp = Blueprint("stations", __name__)
+
+
+def public(doc: dict) -> dict:
+    return {k: v for k, v in doc.items() if k not in ("operator", "timestamps", "updated_at")}
+
+
+@bp.post("/v1/stations")
+@allow("operator")
+@validate_body("environment/station-create.json")
+@idempotent(key_from=lambda body: body.get("id"))
+@responds("environment/station.json", status=201)
+def register():
+    """Register a monitoring station (air, noise or water) in a commune of the directory."""
+    doc = stations.register(current_app.config["PLATFORM"], g.body, Actor.of(principal()))
+    return jsonify(public(doc)), 201
+
+
+@bp.get("/v1/stations")
+@allow("public")
+@responds("environment/station.json", page=True)
+@query_params(("kind", "Only stations of this kind", {"type": "string", "enum": ["air", "noise", "water"]}),
+              *page_params(default_limit=50, max_limit=200, offset=True))
+def list_stations():
+    """The stations, by id."""
+    found = sorted(stations.all_stations(g.query["kind"]), key=lambda s: s["id"])
+    start = g.query["offset"] or 0
+    page = found[start:start + g.query["limit"]]
+    more = start + len(page) < len(found)
+    return jsonify(items=[public(s) for s in page], total=len(found),
+                   next_page_token=None if not more else str(start + len(page)))
+
+
+@bp.get("/v1/stations/<station_id>")
+@allow("public")
+@responds("environment/station.json")
+def read(station_id: str):
+    """One station."""
+    return jsonify(public(stations.get(station_id)))
+
+
+@bp.post("/v1/stations/<station_id>/mqtt-credentials")
+@allow("operator")
+@responds("environment/mqtt-credentials.json", status=201)
+def mqtt_credentials(station_id: str):
+    """Issue (or rotate) the station's MQTT credentials; the password is shown once."""
+    station = stations.get(station_id)
+    topic = devices.topic("environment", "stations", station["id"], "observations")
+    issued = devices.issue("environment", f"env-{station['id']}", [topic], issued_by=principal().sub or "operator")
+    return jsonify({"station": station["id"], "username": issued.user, "password": issued.password,
+                    "topic": topic, "nats_subject": devices.subject(topic), "qos": 1,
+                    "note": "the password is shown once; issuing again replaces it"}), 201

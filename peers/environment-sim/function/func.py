@@ -1,0 +1,5 @@
+from lscloud import knative
+
+from .app import create_app
+
+new = knative.function(create_app, needs=("s3",))
