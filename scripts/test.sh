@@ -11,6 +11,11 @@ python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# documents: signed PDFs checked by validators independent of pyHanko (poppler's pdfsig with an NSS
+# database made by certutil; OpenSSL for the RFC 3161 timestamps)
+command -v pdfsig >/dev/null 2>&1 || need+=(poppler-utils)
+command -v certutil >/dev/null 2>&1 || need+=(libnss3-tools)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     echo "installing Debian packages for the tests: ${need[*]} ..."

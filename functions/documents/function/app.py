@@ -1,0 +1,30 @@
+"""The documents function's app (văn bản và chữ ký số): assembled from its blueprints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lscloud.peers import PeerClient
+from lscloud.web import create_app as runtime_app
+
+from . import routes_documents, routes_trust
+from .custody import DevCustody
+from .settings import settings_of
+
+SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "schemas"
+
+
+def create_app(settings=None):
+    app = runtime_app("documents", schemas_dir=SCHEMAS_DIR, settings=settings, openapi={
+        "title": "Lạng Sơn official documents and digital signatures (văn bản, chữ ký số)", "version": "1.0.0",
+        "description": "Incoming and outgoing official documents with registers per agency and year (Decree "
+                       "30/2020/NĐ-CP), PAdES signatures in order with timestamps and embedded revocation data, "
+                       "and verification of any PDF against the published root."})
+    platform = app.extensions["lscloud"].settings
+    own = settings_of(platform)                     # a bad DOCUMENTS_* value stops the start
+    app.config["DOCUMENTS"] = own
+    app.config["DOCUMENTS_CUSTODY"] = DevCustody(own.key_secret or platform.pseudonym_key, own.public_url)
+    app.config["DOCUMENTS_PEERS"] = PeerClient(platform)
+    for bp in (routes_documents.bp, routes_trust.bp):
+        app.register_blueprint(bp)
+    return app

@@ -1,0 +1,269 @@
+"""Official documents: upload, sign in order, register (số đi / số đến), assign, read, verify.
+
+Plain Python over the store (:data:`RECORDS`, the one write path); the signing itself is
+:mod:`.signing` with keys from the custody (:mod:`.custody`). A signature is made on the current
+file outside the record's write (it takes a while) and then committed only if the file is still
+the one that was signed: a second signer who raced ahead gets a 409 and signs the newer file.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from lscloud import errors, runtime, store
+from lscloud.aggregate import Aggregate
+from lscloud.statemachine import Actor, iso, now
+from lscloud.store import BlobRejected, BlobStore
+
+from . import registers, signing
+from .models import Document, DocumentAudit
+from .states import MACHINE
+
+log = logging.getLogger("documents")
+PREFIX = "documents-files"
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+class NotYourTurn(errors.Conflict):
+    type = "not-your-turn"
+    title, title_vi = "Not your turn to sign", "Chưa đến lượt ký"
+
+
+class FileChanged(errors.Conflict):
+    type = "file-changed"
+    title, title_vi = "The document changed meanwhile", "Văn bản đã thay đổi"
+
+
+class BadPdf(errors.Invalid):
+    type = "bad-pdf"
+    title, title_vi = "Not a usable PDF", "Tệp PDF không hợp lệ"
+
+
+def _summary(doc: dict) -> dict:
+    reg = doc.get("registration") or {}
+    return {"document_id": doc["id"], "agency": doc["agency"], "direction": doc["direction"],
+            "status": doc["status"], "doc_type": doc["doc_type"], "dossier_id": doc.get("dossier_id"),
+            "sha256": doc["file"]["sha256"], "signatures": len(doc["signatures"]),
+            "number": reg.get("number"), "symbol": reg.get("symbol"), "display": reg.get("display")}
+
+
+RECORDS = Aggregate(Document, machine=MACHINE, source="/documents", audit=DocumentAudit, summary=_summary)
+
+
+def files() -> BlobStore:
+    return store.blobs(PREFIX, max_bytes=runtime.current().settings.blob_max_bytes,
+                       allowed_types=("application/pdf",))
+
+
+def check_pdf(data: bytes) -> int:
+    """The page count of a PDF this service can sign; :class:`BadPdf` naming the body otherwise."""
+    from pyhanko.pdf_utils.misc import PdfError
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    if not data.startswith(b"%PDF-"):
+        raise BadPdf.at("", "the body is not a PDF (it does not start with %PDF-)")
+    try:
+        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        if reader.encrypted:
+            raise BadPdf.at("", "encrypted PDFs cannot be signed here: upload it without a password")
+        pages = int(reader.root["/Pages"]["/Count"])
+    except BadPdf:
+        raise
+    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError) as exc:
+        raise BadPdf.at("", f"the PDF cannot be read: {type(exc).__name__}") from None
+    if pages < 1:
+        raise BadPdf.at("", "the PDF has no page")
+    return pages
+
+
+def _store_pdf(data: bytes, filename: str | None = None) -> dict:
+    try:
+        ref = files().put(data, "application/pdf", filename)
+    except BlobRejected as exc:
+        raise BadPdf.at("", f"file refused: {exc.cause}") from None
+    return {"sha256": ref.sha256, "size": ref.size}
+
+
+# -- reading ------------------------------------------------------------------------------------------
+
+def can_see(doc: dict, actor: Actor) -> bool:
+    if actor.kind == "auditor":
+        return True
+    if actor.kind in ("officer", "supervisor"):
+        return actor.agency == doc["agency"]
+    # the citizen or business a dossier's result is for: once it is issued
+    return bool(doc.get("recipient")) and doc["recipient"] == actor.sub and doc["status"] == "issued"
+
+
+def visible(document_id: str, actor: Actor) -> Document:
+    return RECORDS.visible(document_id, lambda d: can_see(d, actor))
+
+
+def view(doc: dict) -> dict:
+    out = {k: v for k, v in doc.items() if k not in ("recipient", "registering")}
+    out["allowed_actions"] = MACHINE.allowed_actions(doc["status"])
+    out["file_url"] = f"/documents/v1/documents/{doc['id']}/file"
+    return out
+
+
+def file_bytes(doc: dict) -> bytes:
+    return files().get(doc["file"]["sha256"])
+
+
+# -- upload -------------------------------------------------------------------------------------------
+
+def upload(document_id: str, data: bytes, actor: Actor, q: dict, dossier: dict | None = None) -> Document:
+    pages = check_pdf(data)
+    if not actor.agency:
+        raise errors.Forbidden("an officer's token names their agency", detail_vi="Token không có cơ quan.")
+    f = _store_pdf(data, q.get("filename"))
+    direction = q.get("direction") or "outgoing"
+    signers = [s for s in (q.get("signers") or "").split(",") if s.strip()]
+    doc = {"id": document_id, "title": q["title"], "direction": direction, "doc_type": q.get("type") or "cong-van",
+           "urgency": q.get("urgency") or "thuong", "confidentiality": q.get("confidentiality") or "thuong",
+           "agency": actor.agency, "unit": actor.unit, "created_by": actor.sub, "status": "new",
+           "pages": pages, "original": f, "file": f, "signers_plan": [s.strip() for s in signers],
+           "signatures": [], "registration": None, "assignment": None,
+           "dossier_id": dossier["id"] if dossier else None, "dossier_code": dossier.get("code") if dossier else None,
+           "recipient": dossier.get("owner") if dossier else None}
+    t = MACHINE.apply(doc, "draft" if direction == "outgoing" else "receive", actor,
+                      details={"sha256": f["sha256"], "pages": pages, "dossier_id": doc["dossier_id"]})
+    return RECORDS.create(Document(document_id, data=doc), [t]).item
+
+
+# -- signing ------------------------------------------------------------------------------------------
+
+def _level_lta(level: str) -> bool:
+    return level == "B-LTA"
+
+
+def _check_turn(doc: dict, actor: Actor) -> None:
+    MACHINE.check(doc, "sign", actor)
+    if actor.agency != doc["agency"]:
+        raise errors.Forbidden("only the document's agency signs it", detail_vi="Chỉ cơ quan soạn thảo ký văn bản.")
+    plan, done = doc["signers_plan"], [s["by"] for s in doc["signatures"]]
+    if plan:
+        if len(done) >= len(plan) or plan[len(done)] != actor.sub:
+            nxt = plan[len(done)] if len(done) < len(plan) else None
+            raise NotYourTurn(f"signer {len(done) + 1} of {len(plan)} is {nxt!r}, not you",
+                              detail_vi="Văn bản được ký theo thứ tự: chưa đến lượt bạn.")
+    elif actor.sub in done:
+        raise NotYourTurn("you have already signed this document", detail_vi="Bạn đã ký văn bản này.")
+
+
+def sign(document_id: str, actor: Actor, body: dict, custody, level: str) -> Document:
+    doc = visible(document_id, actor).data
+    _check_turn(doc, actor)
+    base = doc["file"]["sha256"]
+    name = body.get("name") or actor.sub
+    signer, who = custody.person(actor, name, body.get("title"))
+    slot = len(doc["signatures"])
+    signed = signing.sign_pdf(
+        file_bytes(doc), signer=signer, trust=custody.trust(), timestamper=custody.timestamper(),
+        field=f"Sig{slot + 1}", reason=body.get("reason") or "Phê duyệt / Approved",
+        appearance=signing.Appearance(who.name, who.title, doc["agency"], slot), lta=_level_lta(level))
+    f = _store_pdf(signed)
+    at = now()
+
+    def op(d: dict):
+        if d["file"]["sha256"] != base:
+            raise FileChanged("another signature was added meanwhile: sign the current file",
+                              detail_vi="Văn bản vừa được ký bởi người khác: hãy ký lại bản hiện tại.")
+        _check_turn(d, actor)
+        d["signatures"].append({"n": slot + 1, "by": actor.sub, "name": who.name, "title": who.title,
+                                "field": f"Sig{slot + 1}", "at": iso(at), "level": level,
+                                "certificate": who.certificate, "sha256": f["sha256"]})
+        d["file"] = f
+        plan = d["signers_plan"]
+        target = "signed" if not plan or len(d["signatures"]) == len(plan) else "signing"
+        return [MACHINE.apply(d, "sign", actor, at=at, target=target,
+                              details={"n": slot + 1, "sha256": f["sha256"], "level": level})]
+
+    return RECORDS.mutate(document_id, op).item
+
+
+# -- registration ---------------------------------------------------------------------------------------
+
+def _year(at: datetime) -> int:
+    return at.astimezone(VN).year
+
+
+CLAIM_STALE_S = 120
+
+
+def _claim_number(document_id: str, book: str, actor: Actor, at: datetime, doc_type: str) -> int:
+    """Mark the document as being registered (one registrar at a time), then take its number; a
+    registration that died half-way is resumed with the number it had already taken."""
+    resumed: list[dict] = []
+
+    def mark(d: dict):
+        pending = d.get("registering")
+        if pending and (at - datetime.fromisoformat(pending["at"])).total_seconds() < CLAIM_STALE_S:
+            raise errors.Conflict("this document is being registered right now",
+                                  detail_vi="Văn bản đang được vào sổ.")
+        if pending:
+            resumed.append(pending)
+        d["registering"] = {"book": book, "at": iso(at), "by": actor.sub}
+        return [], True
+
+    RECORDS.mutate(document_id, mark)
+    held = registers.find(resumed[0]["book"], document_id) if resumed else None
+    return held or registers.take(book, document_id, {"at": iso(at), "by": actor.sub, "doc_type": doc_type})
+
+
+def register(document_id: str, actor: Actor, body: dict, custody, level: str) -> Document:
+    """Số đi (with the agency's seal signature) for a signed outgoing document, số đến for an
+    incoming one; registering again answers the registration it already has."""
+    doc = visible(document_id, actor).data
+    if doc.get("registration"):
+        return visible(document_id, actor)
+    outgoing = doc["direction"] == "outgoing"
+    MACHINE.check(doc, "issue" if outgoing else "register", actor)
+    at = now()
+    book = registers.book_of(doc["agency"], _year(at), doc["direction"], doc["confidentiality"] != "thuong")
+    n = _claim_number(document_id, book, actor, at, doc["doc_type"])
+    agency_abbr = body.get("agency_abbr") or doc["agency"].split("-")[0].upper()
+    sym = registers.symbol(doc["doc_type"], agency_abbr, body.get("unit_abbr")) if outgoing else None
+    reg = {"book": book, "year": _year(at), "number": n, "number_text": registers.number_text(n), "symbol": sym,
+           "display": registers.display(n, sym), "at": iso(at), "by": actor.sub}
+    f = None
+    if outgoing:
+        agency_name = body.get("agency_name") or doc["agency"]
+        signer, who = custody.seal(doc["agency"], agency_name)
+        slot = len(doc["signatures"])
+        sealed = signing.sign_pdf(
+            file_bytes(doc), signer=signer, trust=custody.trust(), timestamper=custody.timestamper(),
+            field="AgencySeal", reason=f"Ban hành / Issued: {reg['display']}",
+            appearance=signing.Appearance(who.name, reg["display"], f"{agency_name} — {reg['display']}", slot,
+                                          seal=True), lta=_level_lta(level))
+        f = _store_pdf(sealed)
+        reg["seal"] = {"name": who.name, "certificate": who.certificate, "sha256": f["sha256"]}
+
+    def op(d: dict):
+        if d.get("registration"):
+            return [], d["registration"]
+        d["registration"] = reg
+        d.pop("registering", None)
+        if f is not None:
+            d["file"] = f
+        return [MACHINE.apply(d, "issue" if outgoing else "register", actor, at=at,
+                              details={"number": n, "symbol": sym, "book": book})]
+
+    return RECORDS.mutate(document_id, op).item
+
+
+def assign(document_id: str, actor: Actor, body: dict) -> Document:
+    at = now()
+
+    def op(d: dict):
+        if actor.agency != d["agency"]:
+            raise errors.Forbidden("only the document's agency assigns it", detail_vi="Không thuộc cơ quan của bạn.")
+        d["assignment"] = {"officer": body["officer"], "deadline": body["deadline"], "note": body.get("note"),
+                           "by": actor.sub, "at": iso(at)}
+        return [MACHINE.apply(d, "assign", actor, at=at, details={"deadline": body["deadline"]})]
+
+    visible(document_id, actor)
+    return RECORDS.mutate(document_id, op).item

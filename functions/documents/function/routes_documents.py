@@ -1,0 +1,153 @@
+"""Documents' HTTP surface: upload, read, file, audit, sign, register, assign, batch approval."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+
+from lscloud import errors, peers
+from lscloud.auth import allow, principal
+from lscloud.idempotency import idempotent
+from lscloud.statemachine import Actor
+from lscloud.web import body_limit, query_params, raw_body, responds, validate_body
+
+from . import documents, registers
+
+bp = Blueprint("documents", __name__)
+STAFF = ("officer", "supervisor")
+READERS = ("officer", "supervisor", "auditor", "citizen", "enterprise")
+_CODE = {"type": "string", "pattern": "^[a-z0-9-]{1,64}$"}
+
+
+def _custody():
+    return current_app.config["DOCUMENTS_CUSTODY"]
+
+
+def _level() -> str:
+    return current_app.config["DOCUMENTS"].pades_level
+
+
+def _actor() -> Actor:
+    return Actor.of(principal())
+
+
+def _dossier(dossier_id: str) -> dict:
+    """The dossier as its function shows it to this officer (asked on their behalf)."""
+    client = current_app.config["DOCUMENTS_PEERS"]
+    try:
+        d = client.get_json("dossiers", peers.path("/v1/dossiers", dossier_id),
+                            authorization=request.headers.get("Authorization"))
+    except (peers.PeerNotFound, peers.PeerForbidden):
+        raise errors.InvalidParameter("no dossier with this id is visible to you",
+                                      detail_vi="Không tìm thấy hồ sơ (hoặc bạn không có quyền).",
+                                      errors=[errors.field("dossier", "unknown or not yours")]) from None
+    except peers.PeerUnavailable:
+        raise errors.Unavailable("the dossiers service did not answer", detail_vi="Dịch vụ hồ sơ không phản hồi.") from None
+    return {"id": d["id"], "code": d.get("code"), "owner": d.get("owner")}
+
+
+@bp.post("/v1/documents")
+@allow(*STAFF)
+@raw_body("application/pdf")
+@body_limit("blob_max_bytes")
+@query_params(
+    ("title", "The document's title (trích yếu).", {"type": "string", "minLength": 1, "maxLength": 500}),
+    ("direction", "outgoing (văn bản đi, default) or incoming (văn bản đến).", {"type": "string", "enum": ["outgoing", "incoming"]}),
+    ("type", "Document type code (data/decree30.json), default cong-van.", {"type": "string", "enum": registers.codes("types")}),
+    ("urgency", "Urgency (mức độ khẩn).", {"type": "string", "enum": registers.codes("urgency")}),
+    ("confidentiality", "Confidentiality (độ mật).", {"type": "string", "enum": registers.codes("confidentiality")}),
+    ("signers", "Who signs, in order: comma-separated subs (drafter → head of unit → leader).",
+     {"type": "string", "maxLength": 500, "pattern": "^[A-Za-z0-9._@-]+(,[A-Za-z0-9._@-]+){0,9}$"}),
+    ("dossier", "A dossier whose result this document is.", {"type": "string", "maxLength": 64}),
+    ("filename", "The original file name.", {"type": "string", "maxLength": 200}))
+@idempotent(required=False)
+@responds("documents/document.json", status=201)
+def upload():
+    """Upload a PDF (Content-Type: application/pdf) as a draft outgoing or a received incoming document."""
+    if not g.query.get("title"):
+        raise errors.InvalidParameter("a document needs a title", detail_vi="Văn bản cần có trích yếu.",
+                                      errors=[errors.field("title", "required")])
+    data = request.get_data()
+    documents.check_pdf(data)
+    dossier = _dossier(g.query["dossier"]) if g.query.get("dossier") else None
+    item = documents.upload(uuid.uuid4().hex, data, _actor(), g.query, dossier)
+    return jsonify(documents.view(item.data)), 201
+
+
+@bp.get("/v1/documents/<document_id>")
+@allow(*READERS)
+@responds("documents/document.json")
+def read(document_id: str):
+    """A document: its state, signatures, registration, assignment and allowed actions."""
+    return jsonify(documents.view(documents.visible(document_id, _actor()).data))
+
+
+@bp.get("/v1/documents/<document_id>/file")
+@allow(*READERS)
+@responds(None, description="the current PDF (application/pdf)")
+def file(document_id: str):
+    """The current file: the latest signed revision."""
+    doc = documents.visible(document_id, _actor()).data
+    name = (doc.get("registration") or {}).get("number_text") or doc["id"]
+    return Response(documents.file_bytes(doc), mimetype="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="document-{name}.pdf"', "ETag": f'"{doc["file"]["sha256"]}"'})
+
+
+@bp.get("/v1/documents/<document_id>/audit")
+@allow("officer", "supervisor", "auditor")
+def audit(document_id: str):
+    """The complete audit trail, oldest first."""
+    documents.visible(document_id, _actor())
+    return jsonify({"document_id": document_id, "entries": documents.RECORDS.trail(document_id)})
+
+
+@bp.post("/v1/documents/<document_id>/signatures")
+@allow(*STAFF)
+@validate_body("documents/signature-create.json")
+@idempotent(required=False)
+@responds("documents/document.json", status=201)
+def sign(document_id: str):
+    """Sign as the token's subject (a dev certificate is issued for them on first use)."""
+    item = documents.sign(document_id, _actor(), g.body, _custody(), _level())
+    return jsonify(documents.view(item.data)), 201
+
+
+@bp.post("/v1/documents/<document_id>/registration")
+@allow(*STAFF)
+@validate_body("documents/registration-create.json")
+@idempotent(required=False)
+@responds("documents/document.json")
+def register(document_id: str):
+    """Register: số đi and the agency's seal for a signed outgoing document, số đến for an incoming one."""
+    return jsonify(documents.view(documents.register(document_id, _actor(), g.body, _custody(), _level()).data))
+
+
+@bp.post("/v1/documents/<document_id>/assignment")
+@allow("supervisor")
+@validate_body("documents/assignment-create.json")
+@idempotent(required=False)
+@responds("documents/document.json")
+def assign(document_id: str):
+    """Assign a registered incoming document to an officer with a deadline."""
+    return jsonify(documents.view(documents.assign(document_id, _actor(), g.body).data))
+
+
+@bp.post("/v1/batches")
+@allow(*STAFF)
+@validate_body("documents/batch-create.json")
+@idempotent(required=False)
+def batch():
+    """One approval, many signatures (e-transcripts): sign every listed document in turn."""
+    ids = g.body["documents"]
+    if len(ids) > current_app.config["DOCUMENTS"].batch_max:
+        raise errors.Invalid.at("/documents", f"at most {current_app.config['DOCUMENTS'].batch_max} documents a batch")
+    actor, out = _actor(), []
+    for i, document_id in enumerate(ids):
+        try:
+            item = documents.sign(document_id, actor, g.body, _custody(), _level())
+            out.append({"id": document_id, "status": item.data["status"], "sha256": item.data["file"]["sha256"]})
+        except errors.DomainError as exc:
+            out.append({"id": document_id, "error": {"status": exc.status, "type": exc.type, "detail": str(exc),
+                                                     "field": f"/documents/{i}"}})
+    return jsonify({"signed": sum(1 for r in out if "error" not in r), "results": out})

@@ -1,0 +1,207 @@
+"""The documents function on real weed mini + nats-server: upload, sign in order, register with the
+next number and the agency's seal, read the file, verify it — with our endpoint and independently
+(poppler's pdfsig against the published root, OpenSSL for the timestamp) — and bad input refused
+with problem+json naming the field. Numbers under a barrier of concurrent writers: no gap, no repeat."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+
+import role_matrix
+from documents_support import make_pdf, nss_db, pdfsig, signature_timestamps_verify
+from lscloud import store
+
+from functions.documents.function import registers
+
+pytestmark = pytest.mark.integration
+
+AGENCY = "ubnd-tinh"
+PDF = {"Content-Type": "application/pdf"}
+
+
+@pytest.fixture
+def documents(start_function):
+    return start_function("documents", function_env={"DOCUMENTS_PUBLIC_URL": "http://127.0.0.1:9/documents"})
+
+
+@pytest.fixture
+def client(documents):
+    return documents.app.test_client()
+
+
+def staff(tokens, sub, role="officer"):
+    return tokens(role, sub, agency=AGENCY, unit="vp")
+
+
+def ok(r, status=200):
+    assert r.status_code == status, r.get_data(as_text=True)
+    return r.get_json()
+
+
+def problem(r, status, field=None):
+    assert r.status_code == status, r.get_data(as_text=True)
+    assert r.mimetype == "application/problem+json"
+    body = r.get_json()
+    if field is not None:
+        assert field in [e["field"] for e in body.get("errors", [])], body
+    return body
+
+
+def upload(client, h, **q):
+    q.setdefault("title", "Quyết định cấp phép")
+    return ok(client.post("/v1/documents", query_string=q, data=make_pdf(), headers={**h, **PDF}), 201)
+
+
+def test_role_matrix(documents, keys):
+    assert role_matrix.check(documents.app, "documents", keys[0]) > 0
+
+
+def test_two_signers_in_order_then_registered_and_independently_valid(client, tokens, tmp_path):
+    drafter, leader = staff(tokens, "cv-an"), staff(tokens, "ct-binh", "supervisor")
+    doc = upload(client, drafter, signers="cv-an,ct-binh", type="quyet-dinh")
+    assert doc["status"] == "draft" and doc["id"]
+
+    # the leader may not sign before the drafter
+    problem(client.post(f"/v1/documents/{doc['id']}/signatures", json={}, headers=leader), 409)
+    d1 = ok(client.post(f"/v1/documents/{doc['id']}/signatures", json={"name": "Nguyễn Văn An", "title": "Chuyên viên"},
+                        headers=drafter), 201)
+    assert d1["status"] == "signing"
+    d2 = ok(client.post(f"/v1/documents/{doc['id']}/signatures", json={"name": "Trần Thị Bình", "title": "Chủ tịch"},
+                        headers=leader), 201)
+    assert d2["status"] == "signed" and [s["name"] for s in d2["signatures"]] == ["Nguyễn Văn An", "Trần Thị Bình"]
+
+    reg = ok(client.post(f"/v1/documents/{doc['id']}/registration", json={"agency_abbr": "UBND"}, headers=drafter))
+    assert reg["status"] == "issued"
+    assert reg["registration"]["number"] == 1 and reg["registration"]["display"] == "Số: 01/QĐ-UBND"
+    # registering again answers the same registration
+    again = ok(client.post(f"/v1/documents/{doc['id']}/registration", json={}, headers=drafter))
+    assert again["registration"]["number"] == 1
+
+    signed = client.get(f"/v1/documents/{doc['id']}/file", headers=drafter)
+    assert signed.status_code == 200 and signed.mimetype == "application/pdf"
+    pdf = signed.get_data()
+
+    report = ok(client.post("/v1/verifications", data=pdf, headers=PDF))
+    assert report["valid"] is True and len(report["signatures"]) == 3
+    assert [s["signer"]["name"] for s in report["signatures"]] == ["Nguyễn Văn An", "Trần Thị Bình", AGENCY]
+    for s in report["signatures"]:
+        assert s["trusted"] and s["intact"] and not s["modified_after_signing"]
+        assert s["timestamp"]["trusted"] and s["level"] in ("B-LT", "B-LTA") and s["revocation"] == "good"
+        assert s["chain"][0] == "Lạng Sơn Cloud DEV Root CA"
+
+    root = client.get("/v1/trust/root.pem")
+    assert root.status_code == 200
+    db = nss_db(root.get_data(as_text=True), tmp_path / "nss")
+    verdicts = [v for v in pdfsig(pdf, db, tmp_path) if v["type"] == "ETSI.CAdES.detached"]
+    assert [v["signer"] for v in verdicts] == ["Nguyễn Văn An", "Trần Thị Bình", AGENCY]
+    assert all(v["signature"] == "Signature is Valid." and v["certificate"] == "Certificate is Trusted."
+               for v in verdicts), verdicts
+    # B-T: each signature's RFC 3161 token verified by OpenSSL against the root
+    assert signature_timestamps_verify(pdf, db / "root.pem", tmp_path) == [True, True, True]
+
+    # one byte changed inside the signed range: both validators say so
+    tampered = bytearray(pdf)
+    tampered[pdf.index(b"stream") + 20] ^= 0x01
+    tampered = bytes(tampered)
+    bad = ok(client.post("/v1/verifications", data=tampered, headers=PDF))
+    assert bad["valid"] is False
+    assert all(not s["intact"] and s["modified_after_signing"] for s in bad["signatures"])
+    assert all(v["signature"] == "Digest Mismatch." for v in pdfsig(tampered, db, tmp_path)
+               if v["type"] == "ETSI.CAdES.detached")
+
+    trail = ok(client.get(f"/v1/documents/{doc['id']}/audit", headers=drafter))["entries"]
+    assert [e["action"] for e in trail] == ["draft", "sign", "sign", "issue"]
+
+    # the next outgoing document of the agency this year gets the next number
+    nxt = upload(client, drafter, type="cong-van")
+    ok(client.post(f"/v1/documents/{nxt['id']}/signatures", json={}, headers=drafter), 201)
+    reg2 = ok(client.post(f"/v1/documents/{nxt['id']}/registration", json={"agency_abbr": "UBND", "unit_abbr": "VP"},
+                          headers=drafter))
+    assert reg2["registration"]["display"] == "Số: 02/UBND-VP"
+
+
+def test_bad_input_is_refused_naming_the_field(client, tokens):
+    h = staff(tokens, "cv-an")
+    problem(client.post("/v1/documents", query_string={"title": "x"}, data=b"hello", headers={**h, "Content-Type": "text/plain"}), 415)
+    problem(client.post("/v1/documents", query_string={"title": "x"}, data=b"not a pdf at all", headers={**h, **PDF}), 422, "")
+    broken = make_pdf()[:300]
+    problem(client.post("/v1/documents", query_string={"title": "x"}, data=broken, headers={**h, **PDF}), 422, "")
+    problem(client.post("/v1/documents", data=make_pdf(), headers={**h, **PDF}), 400, "title")
+    problem(client.post("/v1/documents", query_string={"title": "x", "urgency": "very"}, data=make_pdf(),
+                        headers={**h, **PDF}), 400, "urgency")
+    problem(client.post("/v1/documents", query_string={"title": "x"}, data=b"%PDF-" + b"0" * (21 * 1_048_576),
+                        headers={**h, **PDF}), 413)
+    problem(client.post("/v1/verifications", data=b"%PDF-1.7\ngarbage", headers=PDF), 422, "")
+    problem(client.post("/v1/verifications", data=b"garbage", headers=PDF), 422, "")
+    doc = upload(client, h)
+    problem(client.post(f"/v1/documents/{doc['id']}/signatures", json={"name": ""}, headers=h), 422, "/name")
+    # an unsigned document cannot be issued; another agency cannot see it
+    problem(client.post(f"/v1/documents/{doc['id']}/registration", json={}, headers=h), 409)
+    problem(client.get(f"/v1/documents/{doc['id']}", headers=tokens("officer", "x", agency="so-gddt")), 404)
+
+
+def test_incoming_registered_and_assigned(client, tokens):
+    clerk, head = staff(tokens, "vt-cuc"), staff(tokens, "gd-dung", "supervisor")
+    a = upload(client, clerk, direction="incoming", urgency="khan")
+    assert a["status"] == "received"
+    reg = ok(client.post(f"/v1/documents/{a['id']}/registration", json={}, headers=clerk))
+    assert reg["status"] == "registered" and reg["registration"]["display"] == "Số đến: 01"
+    problem(client.post(f"/v1/documents/{a['id']}/assignment", json={"officer": "cv-an", "deadline": "2026-13-01"},
+                        headers=head), 422, "/deadline")
+    done = ok(client.post(f"/v1/documents/{a['id']}/assignment", json={"officer": "cv-an", "deadline": "2026-12-20"},
+                          headers=head))
+    assert done["status"] == "assigned" and done["assignment"]["officer"] == "cv-an"
+
+
+def test_batch_one_approval_many_signatures(client, tokens):
+    teacher = tokens("officer", "gv-hoa", agency="thpt-chu-van-an", unit="12a1")
+    ids = [upload(client, teacher, title=f"Học bạ {i}", type="giay-chung-nhan")["id"] for i in range(3)]
+    out = ok(client.post("/v1/batches", json={"documents": ids, "name": "Lê Thị Hoa", "title": "Giáo viên"},
+                         headers=teacher))
+    assert out["signed"] == 3 and all(r["status"] == "signed" for r in out["results"])
+
+
+def test_keys_encrypted_and_no_subject_in_object_keys(client, tokens):
+    sub = "079201001234"     # looks like a CCCD: it must not appear in any object key or certificate
+    h = staff(tokens, sub)
+    doc = upload(client, h)
+    signed = ok(client.post(f"/v1/documents/{doc['id']}/signatures", json={"name": "Hà Văn Cường"}, headers=h), 201)
+    assert sub not in str(signed["signatures"][0]["certificate"])
+    objects, bucket = store.connection()
+    keys = [o.key for o in objects.list(bucket, "")]
+    assert keys and not any(sub in k for k in keys)
+    for k in keys:
+        if k.startswith(("documents-signers/", "documents-pki/")):
+            body = objects.get(bucket, k).body
+            assert b"BEGIN PRIVATE KEY" not in body and b"BEGIN EC PRIVATE KEY" not in body
+            assert b"BEGIN ENCRYPTED PRIVATE KEY" in body
+
+
+def test_numbers_never_skipped_nor_reused_under_concurrent_writers(rt):
+    book = registers.book_of(AGENCY, 2026, "outgoing")
+    n_threads = 12
+    barrier = threading.Barrier(n_threads)
+    got: dict[str, int] = {}
+    failures: list[BaseException] = []
+
+    def worker(i):
+        try:
+            barrier.wait()
+            got[f"doc-{i}"] = registers.take(book, f"doc-{i}", {"by": "t"})
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures, failures
+    assert sorted(got.values()) == list(range(1, n_threads + 1))
+    assert [e["number"] for e in registers.entries(book)] == list(range(1, n_threads + 1))
+    # a document that already holds a number is found again, not given another
+    assert registers.find(book, "doc-3") == got["doc-3"]
+    assert registers.take(registers.book_of(AGENCY, 2026, "incoming"), "x", {}) == 1   # another book starts at 1
