@@ -62,7 +62,7 @@ def signature_timestamps_verify(pdf: bytes, root_pem: Path, tmp: Path) -> list[b
     out = []
     for dump in sorted(where.glob("doc.pdf.sig*"), key=lambda p: int(p.name.rsplit("sig", 1)[1])):
         signed = cms.ContentInfo.load(dump.read_bytes())["content"]
-        if signed["encap_content_info"]["content_type"].native == "tst_info":
+        if signed["encap_content_info"]["content_type"].dotted == "1.2.840.113549.1.9.16.1.4":   # id-ct-TSTInfo
             continue
         signer_info = signed["signer_infos"][0]
         token = next(a["values"][0] for a in signer_info["unsigned_attrs"]

@@ -7,5 +7,6 @@ from lscloud import knative
 
 from .app import create_app
 from .schedule import TICKED, on_tick
+from .signed_results import ISSUED, on_document_issued
 
-new = knative.function(create_app, events={TICKED: on_tick}, needs=("s3", "nats"))
+new = knative.function(create_app, events={TICKED: on_tick, ISSUED: on_document_issued}, needs=("s3", "nats"))

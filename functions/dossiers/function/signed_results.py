@@ -1,0 +1,55 @@
+"""A dossier's result signed in the documents function comes back as its ``document.issued`` event
+(delivered at ``/events``): the dossier keeps where the signed result is, and moves on.
+
+If the dossier is at its last step and the officer who had the result issued (the event's actor)
+holds that step, the dossier is finished with the signed document as its result (``dossier.done``,
+as if they had returned it here); otherwise the signed result is only recorded (``result.signed``).
+The applicant downloads it from the documents function (``result.file_url``), which admits them as
+the dossier's applicant. Idempotent: a redelivered event finds the result already there.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from lscloud.aggregate import NoChange
+from lscloud.statemachine import Actor, now
+from lscloud.store import DoesNotExist, InvalidKey
+
+from . import registry, workflow
+
+log = logging.getLogger("dossiers.signed_results")
+
+ISSUED = "vn.langson.documents.document.issued.v1"
+
+
+def on_document_issued(event: dict) -> dict | None:
+    data = event.get("data") or {}
+    dossier_id = data.get("dossier_id")
+    if not dossier_id:
+        return None
+    signed = {"document_id": data["document_id"], "sha256": data["sha256"], "media_type": "application/pdf",
+              "number": data.get("number"), "symbol": data.get("symbol"), "display": data.get("display"),
+              "file_url": f"/documents/v1/documents/{data['document_id']}/file", "signed": True}
+    a = data.get("actor") or {}
+    actor = Actor(a.get("kind", "system"), a.get("sub"), a.get("agency"), a.get("unit"))
+    at = now()
+
+    def op(doc: dict):
+        if (doc.get("result") or {}).get("document_id") == signed["document_id"] or \
+                doc.get("signed_result", {}).get("document_id") == signed["document_id"]:
+            raise NoChange
+        step = workflow.active_step(doc)
+        if doc["status"] == "processing" and step is not None and step["index"] == len(doc["steps"]) - 1 \
+                and workflow.assigned_to(step, actor):
+            return workflow.finish(doc, actor, at, signed, note=signed["display"])
+        doc["signed_result"] = signed
+        return [registry.MACHINE.note(doc, "record_signed_result", "result.signed", registry.MACHINE.system,
+                                      at=at, details={"document_id": signed["document_id"]})]
+
+    try:
+        out = registry.RECORDS.mutate(dossier_id, op)
+    except (DoesNotExist, InvalidKey):
+        log.info("document.issued for an unknown dossier: ignored")
+        return None
+    return {"dossier_id": dossier_id, "status": out.doc["status"]}
