@@ -1,7 +1,7 @@
 """The `lscloud` command: run the local cloud and look inside it.
 
     lscloud up [--port 8080] [--state-dir .lscloud] [--functions-dir functions] ...
-    lscloud status | token --role R | seed | migrate | dlq | events tail | traces | bench directory | bench border | bench procedures | bench dossiers | bench environment | bench market
+    lscloud status | token --role R | seed | migrate | dlq | events tail | traces | bench directory | bench border | bench procedures | bench dossiers | bench environment | bench market | bench documents
     lscloud fuzz [--base-url URL | --direct] [--cases 1000] [--function NAME]
     lscloud docs [--check]      the README's "who may call" tables from functions/*/access.yaml
     lscloud backup DEST | restore SRC   the local cloud's objects, streams and keys in a folder, and back
@@ -240,6 +240,12 @@ def cmd_bench(args) -> int:
             return bench_softatm(requests=args.requests, concurrency=args.concurrency,
                                  functions_dir=Path(args.functions_dir),
                                  reuse_state_dir=_state_dir(args) if args.reuse else None, max_seconds=args.max_seconds)
+        if args.bench_command == "documents":
+            from .local.bench_documents import bench_documents
+
+            return bench_documents(requests=args.requests, batch=args.batch, concurrency=args.concurrency,
+                                   functions_dir=Path(args.functions_dir),
+                                   reuse_state_dir=_state_dir(args) if args.reuse else None, max_seconds=args.max_seconds)
         if args.bench_command == "market":
             from .local.bench_market import bench_market
 
@@ -479,6 +485,16 @@ def build_parser() -> argparse.ArgumentParser:
     bm.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
     bm.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
     bm.set_defaults(fn=cmd_bench)
+    bdoc = bench_sub.add_parser("documents", help="signature latency and signatures/s (one each, and a batch "
+                                                  "approval) vs a raw S3 PUT of the same PDF")
+    bdoc.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    bdoc.add_argument("--requests", type=int, default=40, help="single signatures (default 40)")
+    bdoc.add_argument("--batch", type=int, default=40, help="documents in the batch approval (default 40)")
+    bdoc.add_argument("--concurrency", type=int, default=2, help="parallel clients (default 2)")
+    bdoc.add_argument("--max-seconds", type=float, default=300.0, help="time cap per target (default 300)")
+    bdoc.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
+    bdoc.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
+    bdoc.set_defaults(fn=cmd_bench)
     be = bench_sub.add_parser("environment", help="readings/s over HTTP and MQTT vs raw S3 PUTs; a 30-day hourly "
                                                    "NGSI-LD temporal query vs raw GETs")
     be.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)

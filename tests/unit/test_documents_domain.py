@@ -1,0 +1,75 @@
+"""The documents function's plain rules: Decree 30 presentation, register books, the dev PKI's
+certificates (no identifier in a subject, keys only encrypted), PDFs refused before any signing."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography import x509
+
+from lscloud import config, errors
+
+from functions.documents.function import documents, pki, registers, settings as doc_settings, verify
+from functions.documents.function.custody import wrap_key
+
+
+def test_numbers_and_symbols_as_decree_30_presents_them():
+    assert registers.number_text(7) == "07" and registers.number_text(123) == "123"
+    assert registers.symbol("quyet-dinh", "UBND", None) == "QĐ-UBND"
+    assert registers.symbol("cong-van", "UBND", "VP") == "UBND-VP"
+    assert registers.display(7, "QĐ-UBND") == "Số: 07/QĐ-UBND"
+    assert registers.display(3, None) == "Số đến: 03"
+
+
+def test_books_per_agency_year_direction_and_confidentiality():
+    assert registers.book_of("ubnd-tinh", 2026, "outgoing") == "ubnd-tinh.2026.di"
+    assert registers.book_of("ubnd-tinh", 2026, "incoming", confidential=True) == "ubnd-tinh.2026.den.mat"
+    for bad in ("", "UBND", "../x", "a/b"):
+        with pytest.raises(errors.Invalid):
+            registers.book_of(bad, 2026, "outgoing")
+
+
+def test_every_decree_fact_cites_its_article_and_says_whether_it_was_verified():
+    data = registers.decree()
+    assert "30/2020/NĐ-CP" in data["source"]["title"]
+    for rule in data["rules"]:
+        assert rule["article"] and isinstance(rule["verified"], bool) and rule["text_vi"]
+    for kind in ("types", "urgency", "confidentiality"):
+        assert data[kind]["_source"] and data[kind]["_verified"] is False
+    assert "quyet-dinh" in registers.codes("types") and "hoa-toc" in registers.codes("urgency")
+
+
+def test_a_personal_certificate_names_the_person_never_an_identifier_and_its_key_is_stored_encrypted():
+    root = pki.make_root()
+    ca = pki.make_signing_ca(root, "http://x/root.crl")
+    person = pki.issue_person(ca, "http://x/ca.crl", name="Nguyễn Văn An", title="Chuyên viên",
+                              agency="ubnd-tinh", unit="vp")
+    subject = person.cert.subject.rfc4514_string()
+    assert "Nguyễn Văn An" in subject and "Chuyên viên" in subject
+    assert person.cert.issuer == ca.cert.subject and ca.cert.issuer == root.cert.subject
+    person.cert.verify_directly_issued_by(ca.cert)
+    cdp = person.cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    assert cdp[0].full_name[0].value == "http://x/ca.crl"
+    wrapped = person.key_pem(wrap_key("s3cret"))
+    assert wrapped.startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    again = pki.Issued.load(person.cert_pem(), wrapped, wrap_key("s3cret"))
+    assert again.key.private_numbers() == person.key.private_numbers()
+    with pytest.raises(ValueError):
+        pki.Issued.load(person.cert_pem(), wrapped, wrap_key("another"))
+    assert pki.subject_summary(person.cert)["name"] == "Nguyễn Văn An"
+
+
+@pytest.mark.parametrize("body", [b"", b"hello", b"%PDF-1.7\n", b"%PDF-1.4\n1 0 obj << /Type /Catalog >>"])
+def test_unusable_pdfs_are_refused_naming_the_body(body):
+    with pytest.raises(errors.Invalid) as got:
+        documents.check_pdf(body)
+    assert got.value.errors[0]["field"] == ""
+    with pytest.raises(errors.Invalid):
+        verify.verify(body, trust=None)
+
+
+def test_settings_refuse_a_level_or_custody_that_is_not_built():
+    base = config.Settings(service="documents")
+    assert doc_settings.settings_of(base).pades_level == "B-LTA"
+    for env in ({"DOCUMENTS_PADES_LEVEL": "B-B"}, {"DOCUMENTS_CUSTODY": "pkcs11"}):
+        with pytest.raises(config.ConfigError):
+            doc_settings.settings_of(base.replace(function_env=env))
