@@ -488,8 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
     bdoc = bench_sub.add_parser("documents", help="signature latency and signatures/s (one each, and a batch "
                                                   "approval) vs a raw S3 PUT of the same PDF")
     bdoc.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    bdoc.add_argument("--requests", type=int, default=40, help="single signatures (default 40)")
-    bdoc.add_argument("--batch", type=int, default=40, help="documents in the batch approval (default 40)")
+    bdoc.add_argument("--requests", type=int, default=30, help="single signatures (default 30)")
+    bdoc.add_argument("--batch", type=int, default=20, help="documents in the batch approval (default 20, the function's DOCUMENTS_BATCH_MAX)")
     bdoc.add_argument("--concurrency", type=int, default=2, help="parallel clients (default 2)")
     bdoc.add_argument("--max-seconds", type=float, default=300.0, help="time cap per target (default 300)")
     bdoc.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")

@@ -46,7 +46,7 @@ def _upload(client: httpx.Client, gw: str, auth: dict, i: int) -> str:
     return r.json()["id"]
 
 
-def bench_documents(*, requests: int = 40, batch: int = 40, concurrency: int = 2,
+def bench_documents(*, requests: int = 30, batch: int = 20, concurrency: int = 2,
                     functions_dir: Path = Path("functions"), reuse_state_dir: Path | None = None,
                     max_seconds: float = 300.0) -> int:
     from lscloud.auth import dev_keys, issue_token
@@ -101,8 +101,8 @@ def bench_documents(*, requests: int = 40, batch: int = 40, concurrency: int = 2
             r = c.post(f"{gw}/documents/v1/batches", json={"documents": batched, "name": "Giáo viên Bench"},
                        headers=auth)
             batch_s = time.perf_counter() - t0
-        if r.status_code != 200 or r.json().get("signed") != batch:
-            raise BenchError(f"batch: HTTP {r.status_code} {r.text[:300]}")
+        batch_error = None if r.status_code == 200 and r.json().get("signed") == batch else \
+            f"HTTP {r.status_code} {r.text[:200]}"
 
     print()
     print(f"lscloud bench documents — {os.cpu_count()} CPU(s), concurrency {concurrency}, PAdES level from "
@@ -112,9 +112,12 @@ def bench_documents(*, requests: int = 40, batch: int = 40, concurrency: int = 2
     for res in (puts, signs):
         print(f"{res.name.ljust(width)}  {res.rps:8.1f}  {res.pct(0.5):8.1f}  {res.pct(0.99):8.1f}  {res.errors:6d}"
               + (f"  ({res.first_error})" if res.errors else ""))
-    print(f"batch approval: {batch} signatures in {batch_s:.2f} s → {batch / batch_s:.1f} signatures/s")
+    if batch_error:
+        print(f"batch approval of {batch}: failed ({batch_error})")
+    else:
+        print(f"batch approval: {batch} signatures in {batch_s:.2f} s → {batch / batch_s:.1f} signatures/s "
+              f"({puts.rps / (batch / batch_s):.0f}× fewer than raw PUTs/s)")
     if signs.ok and puts.ok:
         print(f"a signature costs {signs.pct(0.5) / puts.pct(0.5):.0f}× a raw PUT of the same PDF at p50; "
-              f"signatures/s are {puts.rps / max(signs.rps, 1e-9):.0f}× fewer than raw PUTs/s "
-              f"(batch: {puts.rps / (batch / batch_s):.0f}×)")
-    return 1 if signs.errors else 0
+              f"signatures/s are {puts.rps / max(signs.rps, 1e-9):.0f}× fewer than raw PUTs/s")
+    return 1 if signs.errors or batch_error else 0

@@ -64,6 +64,7 @@ class DevCustody:
         self.public_url = public_url.rstrip("/")
         self._lock = threading.Lock()
         self._pki: tuple[pki.Issued, pki.Issued, pki.Issued] | None = None
+        self._tsa: TimeStamper | None = None
         self._signers: dict[str, tuple[str, signers.Signer, Identity]] = {}
 
     # -- the PKI ------------------------------------------------------------------------------------
@@ -104,7 +105,9 @@ class DevCustody:
         return signing.Trust(root.cert, (ca.cert,), (pki.crl(root), pki.crl(ca)))
 
     def timestamper(self) -> TimeStamper:
-        return signing.dev_timestamper(self._load_pki()[2], self.trust())
+        if self._tsa is None:   # made once (two racing requests may both make one: harmless)
+            self._tsa = signing.dev_timestamper(self._load_pki()[2], self.trust())
+        return self._tsa
 
     # -- signers ------------------------------------------------------------------------------------
 

@@ -237,7 +237,7 @@ def register(document_id: str, actor: Actor, body: dict, custody, level: str) ->
         sealed = signing.sign_pdf(
             file_bytes(doc), signer=signer, trust=custody.trust(), timestamper=custody.timestamper(),
             field="AgencySeal", reason=f"Ban hành / Issued: {reg['display']}",
-            appearance=signing.Appearance(who.name, reg["display"], f"{agency_name} — {reg['display']}", slot,
+            appearance=signing.Appearance(who.name, reg["display"], agency_name, slot,
                                           seal=True), lta=_level_lta(level))
         f = _store_pdf(sealed)
         reg["seal"] = {"name": who.name, "certificate": who.certificate, "sha256": f["sha256"]}

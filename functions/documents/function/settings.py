@@ -19,7 +19,7 @@ class Settings:
     public_url: str = "http://127.0.0.1:8080/documents"
     key_secret: str = field(default="", repr=False)
     custody: str = "dev"
-    batch_max: int = field(default=200, metadata={"min": 1, "max": 2000})
+    batch_max: int = field(default=20, metadata={"min": 1, "max": 500})   # one request: stay inside a 60 s gateway timeout
 
 
 def settings_of(platform: config.Settings) -> Settings:

@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
+import threading
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from asn1crypto import crl as asn1_crl, keys as asn1_keys, x509 as asn1_x509
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.sign import fields, signers
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
-from pyhanko.stamp import TextStampStyle
+from pyhanko.stamp import StaticStampStyle
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
@@ -68,12 +72,36 @@ class Appearance:
     seal: bool = False
 
 
+class DevTimestampAuthority(DummyTimeStamper):
+    """The development timestamp authority, in the function's process: pyHanko's dummy TSA with its
+    RSA key loaded once (the dummy reloads it for every token, ~80 ms each: half a signature's time)."""
+
+    def __init__(self, tsa: Issued, certs_to_embed: SimpleCertificateStore):
+        super().__init__(tsa_cert=asn1_cert(tsa.cert), tsa_key=asn1_key(tsa), certs_to_embed=certs_to_embed)
+        self._key = tsa.key
+
+    def _sign_tst_info(self, tst_info_data: bytes, md_algorithm: str, dt: datetime):
+        from asn1crypto import cms, core
+        from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+        from pyhanko.sign import general
+        from pyhanko.sign.general import get_pyca_cryptography_hash, simple_cms_attribute
+
+        md = hashes.Hash(get_pyca_cryptography_hash(md_algorithm))
+        md.update(tst_info_data)
+        signed_attrs = cms.CMSAttributes([
+            simple_cms_attribute("content_type", "tst_info"),
+            simple_cms_attribute("signing_time", cms.Time({"utc_time": core.UTCTime(dt)})),
+            simple_cms_attribute("signing_certificate", general.as_signing_certificate(self.tsa_cert)),
+            simple_cms_attribute("message_digest", md.finalize()),
+        ])
+        signature = self._key.sign(signed_attrs.dump(), PKCS1v15(), get_pyca_cryptography_hash(md_algorithm.upper()))
+        return signature, signed_attrs
+
+
 def dev_timestamper(tsa: Issued, trust: Trust) -> TimeStamper:
-    """The development timestamp authority (in the function's process); the cluster names an RFC 3161
-    service instead (``pyhanko.sign.timestamps.HTTPTimeStamper``)."""
-    return DummyTimeStamper(tsa_cert=asn1_cert(tsa.cert), tsa_key=asn1_key(tsa),
-                            certs_to_embed=SimpleCertificateStore.from_certs(
-                                [asn1_cert(c) for c in trust.intermediates]))
+    """The development timestamp authority; the cluster names an RFC 3161 service instead
+    (``pyhanko.sign.timestamps.HTTPTimeStamper``)."""
+    return DevTimestampAuthority(tsa, SimpleCertificateStore.from_certs([asn1_cert(c) for c in trust.intermediates]))
 
 
 def simple_signer(issued: Issued, trust: Trust) -> signers.Signer:
@@ -82,27 +110,63 @@ def simple_signer(issued: Issued, trust: Trust) -> signers.Signer:
                                     [asn1_cert(c) for c in trust.intermediates]))
 
 
-def _font():
-    from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
-
-    for path in FONT_CANDIDATES:
-        if os.path.exists(path):
-            return GlyphAccumulatorFactory(path)
-    return None  # no Unicode font: pyHanko's built-in Courier (diacritics may be lost)
+FONT_SIZE = 7
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+_font_lock = threading.Lock()
+_font_name: list[str] = []
 
 
-def _style(a: Appearance) -> TextStampStyle:
-    lines = ["ĐÓNG DẤU / SEAL: %(agency)s" if a.seal else "Ký bởi / Signed by: %(name)s"]
-    if a.title and not a.seal:
-        lines.append("Chức vụ / Title: %(title)s")
-    if a.agency and not a.seal:
-        lines.append("Cơ quan / Agency: %(agency)s")
-    lines.append("Thời gian / Time: %(ts)s")
-    font = _font()
-    box = TextBoxStyle(font=font, font_size=7) if font else TextBoxStyle(font_size=7)
-    return TextStampStyle(stamp_text="\n".join(lines), text_box_style=box, timestamp_format="%d/%m/%Y %H:%M:%S %Z",
-                          border_width=2 if a.seal else 1,
-                          background=None)
+def _font() -> str:
+    """A Unicode font registered with reportlab (DejaVu Sans when installed, for Vietnamese)."""
+    with _font_lock:
+        if not _font_name:
+            from reportlab.pdfbase import pdfmetrics
+            from reportlab.pdfbase.ttfonts import TTFont
+
+            name = "Helvetica"   # no Unicode font on the machine: diacritics may be lost
+            for path in FONT_CANDIDATES:
+                if os.path.exists(path):
+                    pdfmetrics.registerFont(TTFont("SigSans", path))
+                    name = "SigSans"
+                    break
+            _font_name.append(name)
+        return _font_name[0]
+
+
+def _lines(a: Appearance, at: datetime) -> list[str]:
+    when = at.astimezone(VN).strftime("%d/%m/%Y %H:%M:%S (UTC+7)")
+    if a.seal:
+        return ["CƠ QUAN BAN HÀNH / ISSUED BY", a.name, a.title or "", f"Thời gian: {when}"]
+    out = [f"Ký bởi: {a.name}"]
+    if a.title:
+        out.append(f"Chức vụ: {a.title}")
+    if a.agency:
+        out.append(f"Cơ quan: {a.agency}")
+    return out + [f"Thời gian: {when}"]
+
+
+def appearance_pdf(a: Appearance, at: datetime) -> bytes:
+    """The visible box as a one-page PDF (reportlab: a real Unicode font, text shortened to fit)."""
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+    from reportlab.pdfgen import canvas
+
+    font, buf = _font(), io.BytesIO()
+    c = canvas.Canvas(buf, pagesize=(BOX_W, BOX_H))
+    red = (0.78, 0.0, 0.0)
+    c.setStrokeColorRGB(*(red if a.seal else (0.1, 0.1, 0.4)))
+    c.setLineWidth(1.6 if a.seal else 0.8)
+    c.rect(1, 1, BOX_W - 2, BOX_H - 2)
+    c.setFillColorRGB(*(red if a.seal else (0, 0, 0)))
+    y = BOX_H - 12
+    for line in _lines(a, at):
+        while line and stringWidth(line, font, FONT_SIZE) > BOX_W - 10:
+            line = line[:-2] + "…"
+        c.setFont(font, FONT_SIZE)
+        c.drawString(5, y, line)
+        y -= FONT_SIZE + 3
+    c.showPage()
+    c.save()
+    return buf.getvalue()
 
 
 def _field_box(slot: int) -> tuple[int, int, int, int]:
@@ -117,14 +181,22 @@ def sign_pdf(pdf: bytes, *, signer: signers.Signer, trust: Trust, timestamper: T
     """``pdf`` with one more PAdES signature (an incremental update). Raises pyHanko's errors
     (``PdfReadError``, ``SigningError``) for a PDF that cannot be signed."""
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+    with tempfile.TemporaryDirectory(prefix="sig-appearance-") as tmp:
+        box = Path(tmp) / "box.pdf"      # pyHanko imports a static appearance from a file
+        box.write_bytes(appearance_pdf(appearance, datetime.now(timezone.utc)))
+        return _sign(writer, StaticStampStyle.from_pdf_file(str(box), border_width=0), signer=signer, trust=trust,
+                     timestamper=timestamper, field=field, appearance=appearance, reason=reason, location=location,
+                     lta=lta)
+
+
+def _sign(writer, style, *, signer, trust, timestamper, field, appearance, reason, location, lta) -> bytes:
     meta = signers.PdfSignatureMetadata(
         field_name=field, subfilter=fields.SigSeedSubFilter.PADES, reason=reason, location=location,
         name=appearance.name, embed_validation_info=True, use_pades_lta=lta,
         validation_context=trust.validation_context())
     pdf_signer = signers.PdfSigner(
-        meta, signer=signer, timestamper=timestamper, stamp_style=_style(appearance),
+        meta, signer=signer, timestamper=timestamper, stamp_style=style,
         new_field_spec=fields.SigFieldSpec(field, box=_field_box(appearance.slot), on_page=-1))
     out = io.BytesIO()
-    pdf_signer.sign_pdf(writer, output=out, appearance_text_params={
-        "name": appearance.name, "title": appearance.title or "", "agency": appearance.agency or ""})
+    pdf_signer.sign_pdf(writer, output=out)
     return out.getvalue()
