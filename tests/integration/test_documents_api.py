@@ -170,6 +170,9 @@ def test_keys_encrypted_and_no_subject_in_object_keys(client, tokens):
     doc = upload(client, h)
     signed = ok(client.post(f"/v1/documents/{doc['id']}/signatures", json={"name": "Hà Văn Cường"}, headers=h), 201)
     assert sub not in str(signed["signatures"][0]["certificate"])
+    other = upload(client, h)
+    unnamed = ok(client.post(f"/v1/documents/{other['id']}/signatures", json={}, headers=h), 201)
+    assert sub not in str(unnamed["signatures"][0]["certificate"]) and unnamed["signatures"][0]["name"].startswith(AGENCY)
     objects, bucket = store.connection()
     keys = [o.key for o in objects.list(bucket, "")]
     assert keys and not any(sub in k for k in keys)

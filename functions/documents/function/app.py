@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from lscloud.peers import PeerClient
@@ -12,6 +13,11 @@ from .custody import DevCustody
 from .settings import settings_of
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "schemas"
+
+
+# pyHanko warns at every signature that it may not fetch revocation data: by design here (the
+# custody hands it the CRLs), so only its errors are worth a log line
+logging.getLogger("pyhanko.sign.signers.pdf_signer").setLevel(logging.ERROR)
 
 
 def create_app(settings=None):

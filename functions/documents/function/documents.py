@@ -13,7 +13,7 @@ import logging
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from lscloud import errors, runtime, store
+from lscloud import errors, pseudonyms, runtime, store
 from lscloud.aggregate import Aggregate
 from lscloud.statemachine import Actor, iso, now
 from lscloud.store import BlobRejected, BlobStore
@@ -158,7 +158,8 @@ def sign(document_id: str, actor: Actor, body: dict, custody, level: str) -> Doc
     doc = visible(document_id, actor).data
     _check_turn(doc, actor)
     base = doc["file"]["sha256"]
-    name = body.get("name") or actor.sub
+    # a token's sub may be a personal identifier: a certificate never carries it, only a pseudonym
+    name = body.get("name") or f"{actor.agency} {pseudonyms.pseudonym('documents-signer-name', actor.sub)[:10]}"
     signer, who = custody.person(actor, name, body.get("title"))
     slot = len(doc["signatures"])
     signed = signing.sign_pdf(
