@@ -56,7 +56,7 @@ def upload(client, h, **q):
 
 
 def test_role_matrix(documents, keys):
-    assert role_matrix.check(documents.app, "documents", keys[0]) > 0
+    assert role_matrix.check(documents.app, "documents", keys[0], samples={"year": "2026", "direction": "outgoing"}) > 0
 
 
 def test_two_signers_in_order_then_registered_and_independently_valid(client, tokens, tmp_path):
@@ -121,6 +121,11 @@ def test_two_signers_in_order_then_registered_and_independently_valid(client, to
     reg2 = ok(client.post(f"/v1/documents/{nxt['id']}/registration", json={"agency_abbr": "UBND", "unit_abbr": "VP"},
                           headers=drafter))
     assert reg2["registration"]["display"] == "Số: 02/UBND-VP"
+    year = reg2["registration"]["year"]
+    book = ok(client.get(f"/v1/registers/{year}/outgoing", headers=drafter))
+    assert [(e["number"], e["document_id"]) for e in book["entries"]] == [(1, doc["id"]), (2, nxt["id"])]
+    assert ok(client.get(f"/v1/registers/{year}/incoming", headers=drafter))["entries"] == []
+    problem(client.get(f"/v1/registers/{year}/sideways", headers=drafter), 404)
 
 
 def test_bad_input_is_refused_naming_the_field(client, tokens):
@@ -208,3 +213,27 @@ def test_numbers_never_skipped_nor_reused_under_concurrent_writers(rt):
     # a document that already holds a number is found again, not given another
     assert registers.find(book, "doc-3") == got["doc-3"]
     assert registers.take(registers.book_of(AGENCY, 2026, "incoming"), "x", {}) == 1   # another book starts at 1
+
+
+def test_two_signers_racing_never_lose_a_signature(client, documents, tokens):
+    a, b = staff(tokens, "cv-racer-a"), staff(tokens, "cv-racer-b")
+    doc = upload(client, a)
+    barrier = threading.Barrier(2)
+    answers: list[int] = []
+
+    def sign(h):
+        c = documents.app.test_client()
+        barrier.wait()
+        answers.append(c.post(f"/v1/documents/{doc['id']}/signatures", json={}, headers=h).status_code)
+
+    threads = [threading.Thread(target=sign, args=(h,)) for h in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(answers) in ([201, 201], [201, 409])
+    final = ok(client.get(f"/v1/documents/{doc['id']}", headers=a))
+    assert len(final["signatures"]) == answers.count(201)
+    pdf = client.get(f"/v1/documents/{doc['id']}/file", headers=a).get_data()
+    report = ok(client.post("/v1/verifications", data=pdf, headers=PDF))
+    assert len(report["signatures"]) == len(final["signatures"]) and report["valid"]

@@ -151,3 +151,21 @@ def batch():
             out.append({"id": document_id, "error": {"status": exc.status, "type": exc.type, "detail": str(exc),
                                                      "field": f"/documents/{i}"}})
     return jsonify({"signed": sum(1 for r in out if "error" not in r), "results": out})
+
+
+@bp.get("/v1/registers/<int:year>/<direction>")
+@allow("officer", "supervisor", "auditor")
+@query_params(("agency", "Auditors: whose register (staff read their own agency's).", _CODE),
+              ("confidential", "The register of confidential documents.", {"type": "boolean", "default": False}))
+def register_book(year: int, direction: str):
+    """A register book (sổ đăng ký văn bản đi / đến) of one agency and year, in number order."""
+    actor = _actor()
+    if direction not in registers.DIRECTIONS:
+        raise errors.NotFound("a register is outgoing or incoming", detail_vi="Sổ đăng ký là văn bản đi hoặc đến.")
+    agency = (g.query.get("agency") or actor.agency) if actor.kind == "auditor" else actor.agency
+    if not agency:
+        raise errors.InvalidParameter("name the agency", detail_vi="Hãy chọn cơ quan.",
+                                      errors=[errors.field("agency", "required for auditors")])
+    book = registers.book_of(agency, year, direction, bool(g.query["confidential"]))
+    return jsonify({"book": book, "agency": agency, "year": year, "direction": direction,
+                    "entries": registers.entries(book)})
