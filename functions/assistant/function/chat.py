@@ -4,11 +4,13 @@ and logged for quality review with identifiers masked."""
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Mapping
+from typing import Callable, Mapping
 
 from lscloud import config
 from lscloud.pseudonyms import pseudonym
@@ -21,6 +23,7 @@ from .retrieval import Index
 
 log = logging.getLogger("assistant.answers")
 _LONG_NUMBER = re.compile(r"\d{6,}")
+_POOL = ThreadPoolExecutor(8, thread_name_prefix="assistant-admit")
 
 
 @dataclass(frozen=True)
@@ -95,14 +98,24 @@ def _status_text(view: Mapping | None, reference: str | None, lang: str, signed_
     return " ".join(parts)
 
 
-def reply(index: Index, body: Mapping, *, caller: str, settings: Settings, source=None,
-          authorization: str | None = None, status_of=None) -> dict:
+def reply(index: Index | Callable[[], Index], body: Mapping, *, caller: str, settings: Settings, source=None,
+          authorization: str | None = None, status_of=None, admit: Callable[[], object] | None = None) -> dict:
     """The answer to ``body`` (``{"session", "text", "lang"?, "secret"?}``) from ``caller``.
 
     ``source`` names agencies (:class:`.sources.CatalogueSource`); ``status_of(reference)`` looks a
-    dossier up on the caller's behalf (:func:`.sources.dossier_status`)."""
+    dossier up on the caller's behalf (:func:`.sources.dossier_status`). ``admit()`` (the rate limit)
+    runs while the conversation is read — two store round trips at once instead of one after the
+    other — and its refusal is raised before anything is answered or written."""
     key = _conversation_key(caller, body["session"])
-    record = _load(key)
+    if admit is not None:
+        pending = _POOL.submit(contextvars.copy_context().run, admit)
+        try:
+            record = _load(key)
+        finally:
+            pending.result()   # a refusal (429) wins over whatever was read
+    else:
+        record = _load(key)
+    index = index() if callable(index) else index
     turn = dialogue.understand(index, body["text"], record.context if record else None, lang=body.get("lang"))
     lang, intent, p = turn["lang"], turn["intent"], turn["procedure"]
     out = {"session": body["session"], "intent": intent, "lang": lang, "procedure": p["code"] if p else None,

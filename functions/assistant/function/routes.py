@@ -26,7 +26,7 @@ def message():
     """Ask the assistant: an answer from the catalogue (or your dossier), with its citations."""
     who = principal()
     caller = caller_subject(who, request.headers, request.remote_addr)
-    current_app.extensions["assistant.limiter"].hit(caller)
+    limiter = current_app.extensions["assistant.limiter"]
     source: sources.CatalogueSource = current_app.extensions["assistant.catalogue"]
     authorization = request.headers.get("Authorization") if not who.anonymous else None
     client = source.client
@@ -34,8 +34,9 @@ def message():
     def status_of(reference: str):
         return sources.dossier_status(client, reference, authorization=authorization, secret=g.body.get("secret"))
 
-    return jsonify(chat.reply(source.index(), g.body, caller=caller, settings=current_app.config["ASSISTANT"],
-                              source=source, authorization=authorization, status_of=status_of))
+    return jsonify(chat.reply(source.index, g.body, caller=caller, settings=current_app.config["ASSISTANT"],
+                              source=source, authorization=authorization, status_of=status_of,
+                              admit=lambda: limiter.hit(caller)))
 
 
 @bp.get("/")
