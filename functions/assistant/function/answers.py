@@ -81,8 +81,8 @@ def compose(intent: str, p: Mapping, lang: str, agency_name: Callable[[str], str
     name = _name(p, en)
     if intent == "documents":
         docs = p["documents"]
-        lines = [f"- {d['name_en'] if en else d['name']}" + ("" if d["required"] else (" (if applicable)" if en else
-                 " (nếu có)")) + (f" ×{d['copies']}" if d.get("copies", 1) > 1 else "") for d in docs]
+        lines = [f"- {d['name_en'] if en else d['name']}" + ("" if d["required"] or "(if" in d["name_en"] + d["name"]
+                 or "(nếu" in d["name"] else (" (if applicable)" if en else " (nếu có)")) + (f" ×{d['copies']}" if d.get("copies", 1) > 1 else "") for d in docs]
         head = f"Documents for “{name}”:" if en else f"Hồ sơ thủ tục “{name}” gồm:"
         return head + "\n" + "\n".join(lines) + _caveat(p, "documents", en)
     if intent == "fees":

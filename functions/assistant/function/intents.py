@@ -49,7 +49,7 @@ DOSSIER_RE = re.compile(r"\b(LS-\d{6}-[A-Z0-9]{6}|\d{4}-\d{4,8}|[A-Za-z0-9_]*\d[
                         re.IGNORECASE)
 
 _REFINE = [re.compile(r"(?<![a-z])" + re.escape(p) + r"(?![a-z])") for p in (
-    "y toi la", "y la", "i mean", "what about", "how about", "con thi sao", "thi sao", "the con",
+    "y toi la", "y ban la", "y la", "i mean", "what about", "how about", "con thi sao", "thi sao", "the con",
     "con neu", "vay con", "and for", "what if", "truong hop", "neu la")]
 _STARTS_FOLLOW_UP = ("con ", "vay ", "the ", "and ", "also ", "neu ")
 
