@@ -40,11 +40,13 @@ def understand(index: Index, question: str, context: Mapping | None = None, lang
     strong = match.exact or (match.best is not None and match.score >= MIN_SCORE)
     query = own
     if previous is not None and not match.exact:
-        if not match.ranked:
+        if not match.ranked and (asked or refine):
             # names no procedure ("còn lệ phí thì sao?", "có nộp online được không"): the same one
             match, strong, query = Match(((previous, 100.0),)), True, context.get("query") or previous["name"]
-        elif refine or not strong:
-            # refines the previous question ("ý tôi là cho người nước ngoài"): both together
+        elif refine or (not strong and asked):
+            # refines the previous question ("ý tôi là cho người nước ngoài"), or asks something of it
+            # in words that name no procedure well enough by themselves: both together. A weak
+            # question that asks nothing ("giá vàng hôm nay") is not pulled into the conversation.
             query = (context.get("query") or previous["name"]) + " " + own
             match = index.search(query)
             strong = match.best is not None
