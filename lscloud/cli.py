@@ -1,7 +1,7 @@
 """The `lscloud` command: run the local cloud and look inside it.
 
     lscloud up [--port 8080] [--state-dir .lscloud] [--functions-dir functions] ...
-    lscloud status | token --role R | seed | migrate | dlq | events tail | traces | bench directory | bench border | bench procedures | bench dossiers | bench environment | bench market | bench documents
+    lscloud status | token --role R | seed | migrate | dlq | events tail | traces | bench directory | bench border | bench procedures | bench dossiers | bench environment | bench market | bench documents | bench assistant
     lscloud fuzz [--base-url URL | --direct] [--cases 1000] [--function NAME]
     lscloud docs [--check]      the README's "who may call" tables from functions/*/access.yaml
     lscloud backup DEST | restore SRC   the local cloud's objects, streams and keys in a folder, and back
@@ -252,6 +252,12 @@ def cmd_bench(args) -> int:
             return bench_market(stamps=args.stamps, scans=args.scans, concurrency=args.concurrency,
                                 functions_dir=Path(args.functions_dir),
                                 reuse_state_dir=_state_dir(args) if args.reuse else None, max_seconds=args.max_seconds)
+        if args.bench_command == "assistant":
+            from .local.bench_assistant import bench_assistant
+
+            return bench_assistant(requests=args.requests, concurrency=args.concurrency,
+                                   functions_dir=Path(args.functions_dir),
+                                   reuse_state_dir=_state_dir(args) if args.reuse else None, max_seconds=args.max_seconds)
         if args.bench_command == "border":
             return bench_border(requests=args.requests, concurrency=args.concurrency, waiting=args.waiting,
                                 functions_dir=Path(args.functions_dir),
@@ -475,6 +481,16 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
     ba.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
     ba.set_defaults(fn=cmd_bench)
+
+    bq = bench_sub.add_parser("assistant", help="the assistant's top-1/top-3/intent accuracy and latency on its "
+                                                "evaluation set; messages/s vs a bare function and raw S3 GETs")
+    bq.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    bq.add_argument("--requests", type=int, default=1000, help="messages per load target (default 1000)")
+    bq.add_argument("--concurrency", type=int, default=8, help="parallel clients (default 8)")
+    bq.add_argument("--max-seconds", type=float, default=60.0, help="time cap per target (default 60)")
+    bq.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
+    bq.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
+    bq.set_defaults(fn=cmd_bench)
 
     bm = bench_sub.add_parser("market", help="stamps issued/s (one batch) and scan latency vs raw S3 PUTs and GETs")
     bm.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)

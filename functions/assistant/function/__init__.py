@@ -1,0 +1,5 @@
+"""The assistant function: the virtual assistant answering questions about administrative procedures."""
+
+from .func import new
+
+__all__ = ["new"]

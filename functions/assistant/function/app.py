@@ -1,0 +1,30 @@
+"""The assistant function's app: the virtual assistant for administrative procedures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+
+from lscloud.ratelimit import Limiter
+from lscloud.web import create_app as runtime_app
+
+from . import chat, routes
+from .models import RateWindow
+from .sources import CatalogueSource
+
+SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "schemas"
+
+
+def create_app(settings=None) -> Flask:
+    """The assistant's Flask app."""
+    app = runtime_app("assistant", schemas_dir=SCHEMAS_DIR, settings=settings, openapi={
+        "title": "Lạng Sơn virtual assistant (trợ lý ảo)", "version": "1.0.0",
+        "description": "Answers questions about administrative procedures from the province's catalogue, and a "
+                       "dossier's status to its owner; every answer cites its source."})
+    own = chat.settings_of(app.extensions["lscloud"].settings)   # a bad ASSISTANT_* value stops the start
+    app.config["ASSISTANT"] = own
+    app.extensions["assistant.limiter"] = Limiter(RateWindow, limit=own.rate_limit, window_s=own.rate_window_s)
+    app.extensions["assistant.catalogue"] = CatalogueSource(routes.peer_client(app), refresh_s=own.catalogue_refresh_s)
+    app.register_blueprint(routes.bp)
+    return app

@@ -1,0 +1,144 @@
+"""One message in, one answer out: understood (:mod:`.dialogue`), answered from the catalogue or the
+dossier record (:mod:`.answers`, :mod:`.sources`), remembered in an expiring conversation record,
+and logged for quality review with identifiers masked."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Mapping
+
+from lscloud import config
+from lscloud.pseudonyms import pseudonym
+from lscloud.redaction import redact
+from lscloud.store import ConditionalCheckFailed
+
+from . import answers, dialogue
+from .models import Conversation
+from .retrieval import Index
+
+log = logging.getLogger("assistant.answers")
+_LONG_NUMBER = re.compile(r"\d{6,}")
+_POOL = ThreadPoolExecutor(8, thread_name_prefix="assistant-admit")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """ASSISTANT_* settings (lscloud.config.section)."""
+
+    rate_limit: int = field(default=60, metadata={"min": 1})        # messages per caller per window
+    rate_window_s: int = field(default=60, metadata={"min": 1})
+    session_ttl_s: int = field(default=1800, metadata={"min": 60})  # a conversation is forgotten after this
+    catalogue_refresh_s: int = field(default=60, metadata={"min": 1})
+    # the National Public Service Portal's hotline (as the portal shows it; not checked against an official text)
+    hotline: str = "1800 1096"
+
+
+def settings_of(platform: config.Settings) -> Settings:
+    return config.section(platform, Settings)
+
+
+def masked(text: str) -> str:
+    """The question as logged for review: identifiers (CCCD, phones, accounts) and long numbers masked."""
+    return _LONG_NUMBER.sub("[số]", redact(text))
+
+
+def _conversation_key(caller: str, session: str) -> str:
+    return pseudonym(Conversation.Meta.table, caller + "\x00" + session)
+
+
+def _load(key: str) -> Conversation | None:
+    try:
+        return Conversation.get(key)
+    except Conversation.DoesNotExist:
+        return None
+
+
+def _remember(record: Conversation | None, key: str, context: Mapping, ttl_s: int) -> None:
+    expires = datetime.now(timezone.utc) + timedelta(seconds=ttl_s)
+    try:
+        if record is None:
+            Conversation(key, context=dict(context), turns=1, expires_at=expires).save()
+        else:
+            record.context, record.turns, record.expires_at = dict(context), int(record.turns) + 1, expires
+            record.save()
+    except ConditionalCheckFailed:
+        pass   # two messages of one session at once: the other one's context stands, nothing is overwritten
+
+
+def _status_text(view: Mapping | None, reference: str | None, lang: str, signed_in: bool) -> str:
+    en = lang == "en"
+    if not reference:
+        return ("Please give the dossier code printed on your receipt." if en else
+                "Vui lòng cho biết mã hồ sơ in trên giấy tiếp nhận.")
+    if view is None:
+        if not signed_in:
+            return ("To see a dossier's status, sign in as its applicant or give the tracking secret printed on the "
+                    "receipt." if en else "Để xem tình trạng hồ sơ, vui lòng đăng nhập bằng tài khoản người nộp hoặc "
+                    "nhập mã bí mật in trên giấy tiếp nhận.")
+        return (f"No dossier {reference} is found among yours." if en else
+                f"Không tìm thấy hồ sơ {reference} trong các hồ sơ của bạn.")
+    status = view.get("status") if en else (view.get("status_vi") or view.get("status"))
+    parts = [f"Dossier {view.get('code') or reference} ({view.get('procedure_name') or view.get('procedure')}): {status}."
+             if en else f"Hồ sơ {view.get('code') or reference} ({view.get('procedure_name') or view.get('procedure')}): {status}."]
+    if view.get("appointment_date"):
+        parts.append(f"Appointment: {view['appointment_date']}." if en else f"Ngày hẹn trả kết quả: {view['appointment_date']}.")
+    step = view.get("current_step") or {}
+    if step.get("name"):
+        parts.append(f"Current step: {step['name']}." if en else f"Bước hiện tại: {step['name']}.")
+    if view.get("missing"):
+        names = ", ".join(m.get("name", str(m)) if isinstance(m, dict) else str(m) for m in view["missing"])
+        parts.append(f"Missing: {names}." if en else f"Cần bổ sung: {names}.")
+    if view.get("overdue"):
+        parts.append("It is past its deadline." if en else "Hồ sơ đã quá hạn giải quyết.")
+    return " ".join(parts)
+
+
+def reply(index: Index | Callable[[], Index], body: Mapping, *, caller: str, settings: Settings, source=None,
+          authorization: str | None = None, status_of=None, admit: Callable[[], object] | None = None) -> dict:
+    """The answer to ``body`` (``{"session", "text", "lang"?, "secret"?}``) from ``caller``.
+
+    ``source`` names agencies (:class:`.sources.CatalogueSource`); ``status_of(reference)`` looks a
+    dossier up on the caller's behalf (:func:`.sources.dossier_status`). ``admit()`` (the rate limit)
+    runs while the conversation is read — two store round trips at once instead of one after the
+    other — and its refusal is raised before anything is answered or written."""
+    key = _conversation_key(caller, body["session"])
+    if admit is not None:
+        pending = _POOL.submit(contextvars.copy_context().run, admit)
+        try:
+            record = _load(key)
+        finally:
+            pending.result()   # a refusal (429) wins over whatever was read
+    else:
+        record = _load(key)
+    index = index() if callable(index) else index
+    turn = dialogue.understand(index, body["text"], record.context if record else None, lang=body.get("lang"))
+    lang, intent, p = turn["lang"], turn["intent"], turn["procedure"]
+    out = {"session": body["session"], "intent": intent, "lang": lang, "procedure": p["code"] if p else None,
+           "dossier": None, "citations": [], "suggestions": [],
+           "candidates": [{"procedure": c, "name": index.by_code[c]["name"]} for c in turn["candidates"]]}
+    if intent == "status":
+        view = status_of(turn["dossier"]) if status_of and turn["dossier"] else None
+        out["text"] = _status_text(view, turn["dossier"], lang, bool(authorization or body.get("secret")))
+        if view is not None:
+            out["dossier"] = view.get("code") or turn["dossier"]
+            out["citations"] = [{"dossier": out["dossier"], "procedure": view.get("procedure"), "national_code": None,
+                                 "name": view.get("procedure_name")}]
+    elif p is not None:
+        agency_name = source.agency_name if source is not None else (lambda code: None)
+        out["text"] = answers.compose(intent, p, lang, agency_name)
+        out["citations"] = [answers.citation(p)]
+        alternatives = [index.by_code[c] for c in turn["candidates"][1:]]
+        out["suggestions"] = answers.suggestions(intent, p, lang, alternatives)
+    else:
+        out.update(answers.unknown(lang, settings.hotline))
+        out["intent"] = "unknown" if intent == "overview" else intent
+    _remember(record, key, turn["context"], settings.session_ttl_s)
+    log.info("answer", extra={"assistant.question": masked(body["text"]), "assistant.intent": out["intent"],
+                              "assistant.procedure": out["procedure"], "assistant.score": turn["score"],
+                              "assistant.candidates": [c["procedure"] for c in out["candidates"]]})
+    return out

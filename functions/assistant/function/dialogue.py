@@ -1,0 +1,67 @@
+"""One turn of a conversation understood: which procedure, which intent, what to remember.
+
+Pure: the previous turn's *context* (``{"procedure", "intent", "query", "lang"}``, kept by the
+caller in an expiring conversation record) goes in, the turn and the next context come out.
+
+- A question that names a procedure strongly enough is answered for it.
+- A follow-up ("còn lệ phí thì sao?", "có nộp online được không") names no procedure: it is
+  answered for the previous one, with its own intent.
+- A refinement ("ý tôi là cho người nước ngoài") is searched together with the previous question,
+  so it moves to the procedure both describe; the previous intent holds unless it asks another.
+- Nothing found: ``procedure`` is None and the answer says it does not know.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from . import intents
+from .retrieval import Index, Match
+
+MIN_SCORE = 8.0        # below this weighted score a question names no procedure by itself (eval: real
+                       # questions score 11 and more, questions about nothing in the catalogue 6.5 at most)
+
+
+def understand(index: Index, question: str, context: Mapping | None = None, lang: str | None = None) -> dict:
+    """``{"intent", "procedure", "candidates", "lang", "dossier", "context", "score"}`` for ``question``."""
+    context = dict(context or {})
+    corrected = " ".join(index.speller.correct(w) for w in intents.fold(question).split())
+    asked = intents.detect(question) if intents.detect(question) == "status" else intents.detect(corrected)
+    language = intents.language(question, lang or None) if lang or not context.get("lang") else \
+        (intents.language(question) if _clearly_english(question) else context["lang"])
+    if asked == "status":
+        ref = intents.dossier_reference(question)
+        return _turn("status", None, (), language, ref, {**context, "lang": language}, 0.0)
+
+    previous = index.by_code.get(context.get("procedure") or "")
+    refine = intents.is_refinement(question)
+    own = intents.without_refinement(question) if previous else question
+    match = index.search(own)
+    strong = match.exact or (match.best is not None and match.score >= MIN_SCORE)
+    query = own
+    if previous is not None and not match.exact:
+        if not match.ranked and (asked or refine):
+            # names no procedure ("còn lệ phí thì sao?", "có nộp online được không"): the same one
+            match, strong, query = Match(((previous, 100.0),)), True, context.get("query") or previous["name"]
+        elif refine or (not strong and asked):
+            # refines the previous question ("ý tôi là cho người nước ngoài"), or asks something of it
+            # in words that name no procedure well enough by themselves: both together. A weak
+            # question that asks nothing ("giá vàng hôm nay") is not pulled into the conversation.
+            query = (context.get("query") or previous["name"]) + " " + own
+            match = index.search(query)
+            strong = match.best is not None
+    procedure = match.best if strong else None
+    intent = asked or (context.get("intent") if previous is not None and refine else None) or "overview"
+    new_context = {"procedure": procedure["code"] if procedure else context.get("procedure"), "intent": intent,
+                   "query": query if procedure else context.get("query"), "lang": language}
+    candidates = tuple(p["code"] for p, _ in match.ranked[:3]) if strong else ()
+    return _turn(intent, procedure, candidates, language, None, new_context, match.score)
+
+
+def _clearly_english(question: str) -> bool:
+    return intents.language(question) == "en"
+
+
+def _turn(intent, procedure, candidates, lang, dossier, context, score) -> dict:
+    return {"intent": intent, "procedure": procedure, "candidates": list(candidates), "lang": lang,
+            "dossier": dossier, "context": context, "score": round(float(score), 3)}

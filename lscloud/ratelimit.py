@@ -1,0 +1,107 @@
+"""A per-caller request rate limit shared by every replica: fixed windows counted in the store.
+
+A function that is public and costly to abuse (a chat endpoint, a search anyone can call) declares
+its own window model and a :class:`Limiter` over it::
+
+    class RateWindow(Model):               # in the function's models.py
+        class Meta:
+            table = "assistant-rate"
+            ttl_max_s = 120
+        subject = A.UnicodeAttribute(hash_key=True)
+        window = A.UnicodeAttribute(range_key=True)
+        hits = A.NumberAttribute(default=0)
+        expires_at = A.TTLAttribute()
+
+    LIMITER = Limiter(RateWindow, limit=60, window_s=60)
+    ...
+    LIMITER.hit(caller_subject(principal(), request))   # in the view, before the work
+
+Each hit adds one to the caller's counter of the current window with conditional writes
+(create-only, then ``If-Match``), so concurrent replicas never lose a count. Beyond ``limit`` the
+caller gets :class:`RateLimited`: 429 with ``Retry-After`` (the seconds left in the window).
+Subjects are pseudonyms (:mod:`lscloud.pseudonyms`): no address or account id in an object key.
+The window model keeps a TTL (:class:`~lscloud.store.TTLAttribute`), so the function's runtime
+sweeps old windows on the platform clock's tick (subscribe to it in ``func.yaml``).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from . import errors
+from .pseudonyms import pseudonym
+from .store import ConditionalCheckFailed
+from .store.retry import DEFAULT as RETRY
+
+
+class RateLimited(errors.TooManyRequests):
+    """429 with ``Retry-After``: the caller has used up the current window."""
+
+    type = "rate-limited"
+    title, title_vi = "Too many requests", "Quá nhiều yêu cầu"
+
+    def __init__(self, retry_after_s: int, limit: int, window_s: int):
+        self.retry_after_s = retry_after_s
+        super().__init__(f"At most {limit} requests per {window_s} s; retry after {retry_after_s} s.",
+                         detail_vi=f"Tối đa {limit} yêu cầu mỗi {window_s} giây; vui lòng thử lại sau "
+                                   f"{retry_after_s} giây.",
+                         headers={"Retry-After": str(retry_after_s)})
+
+
+def caller_subject(principal: Any, headers: Any, remote_addr: str | None) -> str:
+    """Who is asking: the token's subject, else the client's address.
+
+    The gateway (locally) and the ingress (cluster) append the address they saw to
+    ``X-Forwarded-For``; only that last entry is trusted, earlier ones are the client's to forge.
+    """
+    if principal is not None and not getattr(principal, "anonymous", True):
+        return "sub:" + principal.id
+    forwarded = [p.strip() for p in (headers.get("X-Forwarded-For") or "").split(",") if p.strip()]
+    return "ip:" + (forwarded[-1] if forwarded else (remote_addr or "unknown"))
+
+
+class Limiter:
+    """At most ``limit`` hits per caller per ``window_s`` seconds, counted in ``model``'s items.
+
+    ``model`` has a hash key ``subject``, a range key ``window``, a number ``hits`` and a TTL
+    ``expires_at`` (see the module's docstring).
+    """
+
+    def __init__(self, model: type, *, limit: int, window_s: int, clock: Callable[[], float] = time.time):
+        if limit < 1 or window_s < 1:
+            raise ValueError("a rate limit needs limit >= 1 and window_s >= 1")
+        self.model, self.limit, self.window_s, self.clock = model, int(limit), int(window_s), clock
+
+    def _window(self) -> tuple[str, int, int]:
+        now = int(self.clock())
+        start = now - now % self.window_s
+        return f"{start:012d}", start, max(1, start + self.window_s - now)
+
+    def hit(self, caller: str) -> int:
+        """Count one request of ``caller`` (from :func:`caller_subject`); the count so far in this
+        window, or :class:`RateLimited` once it is beyond the limit."""
+        window, start, remaining = self._window()
+        subject = pseudonym(self.model.Meta.table, caller)
+        expires = datetime.fromtimestamp(start + 2 * self.window_s, tz=timezone.utc)
+
+        def once() -> int:
+            try:
+                item = self.model.get(subject, window)
+            except self.model.DoesNotExist:
+                self.model(subject, window, hits=1, expires_at=expires).save()  # create-only
+                return 1
+            if int(item.hits) >= self.limit:
+                return int(item.hits) + 1   # already refused: no need to write again
+            item.hits = int(item.hits) + 1
+            item.save()  # If-Match the version read
+            return int(item.hits)
+
+        try:
+            count = RETRY.run(once)
+        except ConditionalCheckFailed:
+            count = self.limit + 1   # so contended a counter is itself a flood: refuse, never lose a count
+        if count > self.limit:
+            raise RateLimited(remaining, self.limit, self.window_s)
+        return count

@@ -1,0 +1,193 @@
+"""The assistant over HTTP on a real weed mini: answers with citations, multi-turn conversations kept
+in an expiring record, a dossier's status only to its owner (or with the receipt's secret), the
+per-caller rate limit (429 + Retry-After), bad input named, and every endpoint with every role.
+Its peers (procedures, directory, dossiers) are stand-ins answering like their contracts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import uuid
+
+import pytest
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from functions.procedures.function import catalogue
+
+import role_matrix
+
+pytestmark = pytest.mark.integration
+
+CATALOGUE = catalogue.build()["procedures"]
+DOSSIER = {"id": "2025-000123", "code": "LS-251201-7K3QZP", "status": "processing", "status_vi": "đang xử lý",
+           "procedure": {"code": "HT-KH", "name": "Đăng ký kết hôn"}, "appointment_date": "2025-12-08",
+           "current_step": {"name": "Thẩm định hồ sơ"}, "pauses": []}
+SECRET = "S3CRET-42"
+
+
+class Peers:
+    """procedures (paged list), directory (agencies) and dossiers (owner-only read, public tracking)."""
+
+    def __init__(self, owner_auth: str):
+        self.owner_auth = owner_auth
+        self.list_calls = 0
+
+        @Request.application
+        def app(request):
+            path = request.path
+            if path == "/procedures/v1/procedures":
+                self.list_calls += 1
+                limit, offset = int(request.args.get("limit", 50)), int(request.args.get("page_token") or 0)
+                page = CATALOGUE[offset:offset + limit]
+                nxt = str(offset + limit) if offset + limit < len(CATALOGUE) else None
+                return self._json({"items": page, "total": len(page), "next_page_token": nxt}, request)
+            if path.startswith("/directory/v1/agencies/"):
+                return self._json({"code": path.rsplit("/", 1)[1], "name": "Sở Tư pháp tỉnh Lạng Sơn"}, request)
+            if path == f"/dossiers/v1/dossiers/{DOSSIER['id']}" and request.headers.get("Authorization") == self.owner_auth:
+                return self._json(DOSSIER, request)
+            if path == "/dossiers/v1/track" and request.args.get("code") == DOSSIER["code"] \
+                    and request.args.get("secret") == SECRET:
+                return self._json({k: DOSSIER[k] for k in ("code", "status", "status_vi", "appointment_date")}
+                                  | {"procedure": "HT-KH", "procedure_name": "Đăng ký kết hôn", "missing": []}, request)
+            return Response('{"status":404,"title":"Not found"}', status=404, mimetype="application/problem+json")
+
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @staticmethod
+    def _json(doc, request):
+        body = json.dumps(doc, ensure_ascii=False).encode()
+        resp = Response(body, mimetype="application/json")
+        resp.set_etag(hashlib.sha256(body).hexdigest()[:32])
+        return resp.make_conditional(request)
+
+    @property
+    def template(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}/{{name}}"
+
+
+@pytest.fixture
+def owner(tokens):
+    return tokens("citizen", "citizen-owner")
+
+
+@pytest.fixture
+def peers(owner):
+    p = Peers(owner["Authorization"])
+    yield p
+    p.server.shutdown()
+
+
+@pytest.fixture
+def app(start_function, peers):
+    return start_function("assistant", peer_url_template=peers.template).app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def ask(client, text, session=None, **extra):
+    headers = extra.pop("headers", {})
+    body = {"session": session or uuid.uuid4().hex, "text": text, **extra}
+    # one address per session (the conversation is the caller's), many across the module (no rate limit)
+    address = f"10.9.{int(hashlib.sha256(body['session'].encode()).hexdigest(), 16) % 250}.1"
+    r = client.post("/v1/messages", json=body, headers={"X-Forwarded-For": address, **headers})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    return r.get_json()
+
+
+def test_an_answer_cites_the_procedure_it_comes_from(client):
+    a = ask(client, "làm giấy khai sinh cho con cần gì")
+    assert a["intent"] == "documents" and a["procedure"] == "HT-KS" and a["lang"] == "vi"
+    assert a["citations"] == [{"procedure": "HT-KS", "national_code": "1.001193", "name": "Đăng ký khai sinh"}]
+    assert "Giấy chứng sinh" in a["text"] and a["suggestions"]
+    fee = ask(client, "phi cap lai can cuoc")
+    assert fee["procedure"] == "CC-CL" and fee["intent"] == "fees" and "70.000 đồng" in fee["text"]
+    assert "chưa được đối chiếu" in fee["text"]       # an unverified fee says so
+
+
+def test_english_questions_get_english_answers(client):
+    a = ask(client, "how long does birth registration take")
+    assert a["lang"] == "en" and a["intent"] == "time" and "same working day" in a["text"]
+
+
+def test_a_follow_up_answers_for_the_same_procedure_and_a_refinement_moves_it(client):
+    s = uuid.uuid4().hex
+    assert ask(client, "làm giấy khai sinh cho con cần gì", s)["procedure"] == "HT-KS"
+    follow = ask(client, "còn lệ phí thì sao?", s)
+    assert follow["procedure"] == "HT-KS" and follow["intent"] == "fees"
+    s2 = uuid.uuid4().hex
+    assert ask(client, "đăng ký kết hôn ở đâu", s2)["procedure"] == "HT-KH"
+    refined = ask(client, "ý tôi là cho người nước ngoài", s2)
+    assert refined["procedure"] == "HT-KHNN" and refined["intent"] == "where"
+
+
+def test_unknown_questions_are_not_answered_with_a_guess(client):
+    a = ask(client, "con mèo nhà tôi bị lạc thì sao")
+    assert a["intent"] == "unknown" and a["procedure"] is None and a["citations"] == []
+    assert "1800 1096" in a["text"] and "không thể trả lời" in a["text"]
+
+
+def test_a_dossier_status_only_to_its_owner_or_with_the_receipt_secret(client, owner, tokens):
+    mine = ask(client, "hồ sơ 2025-000123 đến đâu rồi", headers=owner)
+    assert mine["intent"] == "status" and mine["dossier"] == DOSSIER["code"] and "đang xử lý" in mine["text"]
+    assert mine["citations"][0]["dossier"] == DOSSIER["code"]
+    other = ask(client, "hồ sơ 2025-000123 đến đâu rồi", headers=tokens("citizen", "someone-else"))
+    anonymous = ask(client, "hồ sơ 2025-000123 đến đâu rồi")
+    for a in (other, anonymous):
+        assert a["intent"] == "status" and a["dossier"] is None and a["citations"] == []
+        assert "đang xử lý" not in a["text"] and "Đăng ký kết hôn" not in a["text"]
+    tracked = ask(client, f"hồ sơ {DOSSIER['code']} của tôi đến đâu rồi", secret=SECRET)
+    assert tracked["dossier"] == DOSSIER["code"] and "đang xử lý" in tracked["text"]
+    wrong = ask(client, f"hồ sơ {DOSSIER['code']} của tôi đến đâu rồi", secret="nope")
+    assert wrong["dossier"] is None
+
+
+def test_sixty_messages_a_minute_then_429_with_retry_after(client):
+    body = {"session": uuid.uuid4().hex, "text": "dang ky khai sinh"}
+    headers = {"X-Forwarded-For": "203.0.113.9"}
+    statuses = [client.post("/v1/messages", json=body, headers=headers).status_code for _ in range(60)]
+    assert statuses == [200] * 60
+    refused = client.post("/v1/messages", json=body, headers=headers)
+    if refused.status_code == 200:   # the minute turned during the burst: the next window refuses at 61 again
+        refused = None
+        for _ in range(61):
+            r = client.post("/v1/messages", json=body, headers=headers)
+            if r.status_code == 429:
+                refused = r
+                break
+    assert refused is not None and refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) >= 1 and refused.mimetype == "application/problem+json"
+    other = client.post("/v1/messages", json=body, headers={"X-Forwarded-For": "203.0.113.10"})
+    assert other.status_code == 200               # another caller is not limited
+
+
+@pytest.mark.parametrize("body,field", [({"text": "khai sinh"}, "session"),
+                                        ({"session": "short", "text": "x"}, "session"),
+                                        ({"session": "a" * 16, "text": ""}, "text"),
+                                        ({"session": "a" * 16, "text": "x" * 501}, "text"),
+                                        ({"session": "a" * 16, "text": "x", "lang": "fr"}, "lang")])
+def test_bad_input_names_the_field(client, body, field):
+    r = client.post("/v1/messages", json=body)
+    assert r.status_code in (400, 422) and r.mimetype == "application/problem+json"
+    assert any(field in json.dumps(e) for e in r.get_json()["errors"])
+
+
+def test_no_identifier_is_logged(client, caplog):
+    caplog.set_level("INFO", logger="assistant.answers")
+    ask(client, "số căn cước 020305000789 điện thoại 0912345678 làm khai sinh")
+    logged = " ".join(str(r.__dict__) for r in caplog.records)
+    assert "020305000789" not in logged and "0912345678" not in logged and "assistant.question" in logged
+
+
+def test_the_widget_page_is_served(client):
+    r = client.get("/")
+    assert r.status_code == 200 and r.mimetype == "text/html" and "Trợ lý ảo" in r.get_data(as_text=True)
+
+
+def test_every_endpoint_with_every_role(app, keys):
+    role_matrix.check(app, "assistant", keys[0])

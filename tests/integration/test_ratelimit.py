@@ -1,0 +1,78 @@
+"""The kernel's per-caller rate limit (lscloud/ratelimit.py) against a real weed mini: counts shared
+through the store, 429 with Retry-After beyond the limit, a new window starts afresh, concurrent hits
+never lost, callers told apart by token subject or the last X-Forwarded-For entry."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from lscloud import ratelimit
+from lscloud.store import Model, attributes as A
+
+pytestmark = pytest.mark.integration
+
+
+class Window(Model):
+    class Meta:
+        table = "t-rate-windows"
+        ttl_max_s = 120
+
+    subject = A.UnicodeAttribute(hash_key=True)
+    window = A.UnicodeAttribute(range_key=True)
+    hits = A.NumberAttribute(default=0)
+    expires_at = A.TTLAttribute()
+
+
+class Clock:
+    def __init__(self, t: float):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_beyond_the_limit_is_a_429_with_the_seconds_left_in_the_window(rt):
+    clock = Clock(1_800_000_010.0)   # 10 s into a 60 s window
+    limiter = ratelimit.Limiter(Window, limit=3, window_s=60, clock=clock)
+    assert [limiter.hit("ip:10.0.0.1") for _ in range(3)] == [1, 2, 3]
+    with pytest.raises(ratelimit.RateLimited) as refused:
+        limiter.hit("ip:10.0.0.1")
+    assert refused.value.status == 429 and refused.value.headers["Retry-After"] == "50"
+    assert limiter.hit("ip:10.0.0.2") == 1           # another caller has its own count
+    clock.t += 60                                     # the next window starts afresh
+    assert limiter.hit("ip:10.0.0.1") == 1
+
+
+def test_no_address_in_an_object_key(rt, object_store, bucket):
+    ratelimit.Limiter(Window, limit=5, window_s=60).hit("ip:203.0.113.77")
+    keys = [o.key for o in object_store.list(bucket, "t-rate-windows/")]
+    assert keys and not any("203.0.113" in k for k in keys)
+
+
+def test_concurrent_hits_are_all_counted(rt):
+    limiter = ratelimit.Limiter(Window, limit=100, window_s=3600, clock=Clock(1_800_003_600.0))
+    seen = []
+
+    def hit():
+        seen.append(limiter.hit("sub:c1"))
+
+    threads = [threading.Thread(target=hit) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(seen) == list(range(1, 9))
+
+
+def test_the_caller_is_the_token_subject_else_the_last_forwarded_address():
+    class Who:
+        anonymous, id = False, "u-1"
+
+    class Nobody:
+        anonymous, id = True, None
+
+    assert ratelimit.caller_subject(Who(), {}, "1.2.3.4") == "sub:u-1"
+    assert ratelimit.caller_subject(Nobody(), {"X-Forwarded-For": "9.9.9.9, 10.1.1.1"}, "127.0.0.1") == "ip:10.1.1.1"
+    assert ratelimit.caller_subject(None, {}, "127.0.0.1") == "ip:127.0.0.1"
