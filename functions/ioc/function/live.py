@@ -74,9 +74,9 @@ class Live:
         fact = fact_of(event)
         if fact is None:
             return False
+        self.ensure_loaded()  # first: loading after the write would fold the new fact in unannounced
         objects, bucket = store.connection()
         objects.put(bucket, fact_key(event), json.dumps(fact, sort_keys=True, ensure_ascii=False).encode())
-        self.ensure_loaded()
         added = self.projection.apply(fact)
         if added:
             self.announce(fact["source"])

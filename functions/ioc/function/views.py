@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from lscloud import errors
 
@@ -43,7 +43,10 @@ class Scope:
 
 
 def window(as_of: datetime | None) -> tuple[str, str]:
-    t1 = (as_of or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
+    """The 24 hours up to ``as_of`` (default now), its end rounded up to the second so that a fact
+    of this very second is in."""
+    t = (as_of or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    t1 = t.replace(microsecond=0) + (timedelta(seconds=1) if t.microsecond else timedelta(0))
     return figures.fmt(t1 - figures.WINDOW), figures.fmt(t1)
 
 
@@ -156,5 +159,5 @@ def snapshot(proj: Projection, as_of: datetime) -> dict:
     end = as_of.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
     for ind in catalogue.indicators():
         figs[ind["id"]]["hourly"] = [p["value"] for p in figures.series(proj, ind["id"], end - 2 * figures.WINDOW, end, "hour")]
-    text = json.dumps(figs, sort_keys=True)
+    text = json.dumps({"figures": figs, "facts": sorted(proj.fact_ids())}, sort_keys=True)
     return {"facts": len(proj), "figures": figs, "digest": hashlib.sha256(text.encode()).hexdigest()}
