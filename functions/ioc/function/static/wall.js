@@ -7,12 +7,12 @@ const TEXT = {
         series: "Diễn biến 24 giờ", communes: "So sánh xã, phường", targets: "Chỉ tiêu Nghị quyết 49",
         alerts: "Cảnh báo đang hiệu lực", noSource: "Chưa kết nối nguồn dữ liệu", noAlerts: "Không có cảnh báo",
         noData: "Chưa có số liệu", asOf: "Cập nhật", target: "Mục tiêu", current: "Hiện tại",
-        unverified: "chưa kiểm chứng", noTarget: "chưa có số mục tiêu", switchTo: "EN", notMeasured: "Không đo được ở đây" },
+        unverified: "chưa kiểm chứng", noTarget: "chưa có số mục tiêu", switchTo: "EN", notConnected: "chưa kết nối", notMeasured: "Không đo được ở đây" },
   en: { title: "Lạng Sơn intelligent operations centre", offline: "Offline", online: "Live",
         series: "Last 24 hours", communes: "Communes compared", targets: "Resolution 49 targets",
         alerts: "Active alerts", noSource: "No source connected", noAlerts: "No alerts",
         noData: "No data yet", asOf: "Updated", target: "Target", current: "Current",
-        unverified: "unverified", noTarget: "no target number", switchTo: "VI", notMeasured: "Not measured here" },
+        unverified: "unverified", noTarget: "no target number", switchTo: "VI", notConnected: "not connected", notMeasured: "Not measured here" },
 };
 let lang = (localStorage.getItem("ioc-lang") === "en") ? "en" : "vi";
 let data = null, targets = null, lastValues = {};
@@ -21,7 +21,7 @@ const t = (k) => TEXT[lang][k];
 const nf = () => new Intl.NumberFormat(lang === "vi" ? "vi-VN" : "en-GB", { maximumFractionDigits: 2 });
 
 function fmt(item) {
-  if (item.status !== "ok") return t("noSource");
+  if (item.status !== "ok") return t("notConnected");
   if (item.value === null || item.value === undefined) return "—";
   const unit = { percent: "%", VND: " ₫" }[item.unit] || "";
   return nf().format(item.value) + unit;
@@ -48,7 +48,7 @@ function renderTiles() {
     }
     if (area.status === "ok") {
       for (const item of items) {
-        const v = el("span", { class: "value", "data-indicator": item.id, text: fmt(item) });
+        const v = el("span", { class: "value" + (item.status === "ok" ? "" : " off"), "data-indicator": item.id, text: fmt(item) });
         if (item.id in lastValues && lastValues[item.id] !== item.value) v.classList.add("changed");
         tile.append(el("div", { class: "row" }, el("span", { class: "name", text: item.name[lang] }), v));
       }
