@@ -221,17 +221,23 @@ WINDOW = timedelta(hours=24)
 def value(proj: Projection, indicator: str, t0: str, t1: str, where: dict[str, str] | None = None):
     """One indicator's value over ``[t0, t1)``, on the entities whose attributes match ``where``."""
     kind, fn = COMPUTE[indicator]
-    ents = proj.entities(kind)
-    if where:
-        ents = [e for e in ents if all(e.attrs.get(k) == v for k, v in where.items())]
-    return fn(ents, t0, t1)
+    return fn(_matching(proj.entities(kind), where), t0, t1)
+
+
+def _matching(ents: list[Entity], where: dict[str, str] | None) -> list[Entity]:
+    if not where:
+        return ents
+    return [e for e in ents if all(e.attrs.get(k) == v for k, v in where.items())]
 
 
 def breakdown(proj: Projection, indicator: str, dim: str, t0: str, t1: str, where: dict | None = None) -> dict:
     """The indicator per value of one dimension (communes, gates …), keys sorted."""
-    kind, _ = COMPUTE[indicator]
-    keys = sorted({e.attrs[dim] for e in proj.entities(kind) if dim in e.attrs})
-    return {k: value(proj, indicator, t0, t1, {**(where or {}), dim: k}) for k in keys}
+    kind, fn = COMPUTE[indicator]
+    groups: dict[str, list[Entity]] = {}
+    for e in _matching(proj.entities(kind), where):
+        if dim in e.attrs:
+            groups.setdefault(e.attrs[dim], []).append(e)
+    return {k: fn(groups[k], t0, t1) for k in sorted(groups)}
 
 
 STEPS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}

@@ -78,6 +78,11 @@ def indicators(proj: Projection, scope: Scope, connected: set[str], *, area: str
     """``GET /v1/indicators``: the catalogue with each indicator's current value and breakdowns."""
     commune = scope.commune_for(commune)
     t0, t1 = window(as_of)
+    return proj.memo(("indicators", scope, frozenset(connected), area, commune, t1, breakdowns),
+                     lambda: _indicators(proj, scope, connected, area, commune, t0, t1, breakdowns))
+
+
+def _indicators(proj, scope, connected, area, commune, t0, t1, breakdowns) -> dict:
     last = proj.last_at()
     items = [_one(proj, ind, t0, t1, commune, connected, last, breakdowns) for ind in catalogue.indicators()
              if scope.shows(ind) and (area is None or ind["area"] == area)
