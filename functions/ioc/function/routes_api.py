@@ -89,7 +89,7 @@ def list_targets():
 @bp.get("/v1/stream")
 @allow("public")
 @query_params(("max_seconds", "close the stream after this long (the browser reconnects)",
-               {"type": "integer", "minimum": 1, "maximum": 300, "default": 25}))
+               {"type": "integer", "minimum": 1, "maximum": 60, "default": 25}))
 def stream():
     """Server-Sent Events: `changed` (the sources whose figures moved) as soon as a fact is folded in."""
     state: live.Live = current_app.config["IOC_LIVE"]
