@@ -144,6 +144,15 @@ def test_the_stream_announces_a_change_and_closes(ioc, rt):
     assert short.startswith("retry: 2000") and short.rstrip().endswith("}") and "event: bye" in short
 
 
+def test_openapi_document_is_valid(ioc):
+    from openapi_spec_validator import validate
+
+    doc = ioc.get("/openapi.json").get_json()
+    validate(doc)
+    assert {"/v1/indicators", "/v1/indicators/{indicator_id}/series", "/v1/communes/{code}", "/v1/targets",
+            "/v1/stream"} <= set(doc["paths"])
+
+
 def test_wall_and_assets(ioc):
     page = ioc.get("/")
     assert page.status_code == 200 and page.mimetype == "text/html" and b"assets/plotly.min.js" in page.data
