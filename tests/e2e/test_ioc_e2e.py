@@ -157,13 +157,14 @@ def test_the_wall_live_in_chromium(cloud, bus, browser, artifacts):
     page.screenshot(path=str(artifacts / "ioc-wall-desktop.png"), full_page=True)
     page.click("#lang")
     page.wait_for_function("document.documentElement.lang === 'en'")
-    assert "No source connected" in page.locator("article[data-area='tourism']").inner_text()
+    page.locator("article[data-area='tourism']", has_text="No source connected").wait_for(timeout=30_000)
+    page.locator("article[data-area='petitions']", has_text="Reports open").wait_for(timeout=30_000)
     assert problems == [], problems
     page.close()
 
     phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
     phone.on("console", lambda m: m.type == "error" and problems.append(m.text))
-    phone.goto(cloud.gateway + "/ioc/")
+    phone.goto(cloud.gateway + "/ioc")  # without the slash: the page's base still finds its assets
     phone.wait_for_selector("body[data-ready='1']", timeout=30_000)
     phone.wait_for_selector("#chart .main-svg", timeout=30_000)
     width = phone.evaluate("document.documentElement.scrollWidth")

@@ -156,6 +156,9 @@ def test_openapi_document_is_valid(ioc):
 def test_wall_and_assets(ioc):
     page = ioc.get("/")
     assert page.status_code == 200 and page.mimetype == "text/html" and b"assets/plotly.min.js" in page.data
+    assert b'<base href="/">' in page.data
+    assert b'<base href="/ioc/">' in ioc.get("/", headers={"X-Forwarded-Prefix": "/ioc"}).data
+    assert b'<base href="/">' in ioc.get("/", headers={"X-Forwarded-Prefix": '/"><script>'}).data
     js = ioc.get("/assets/plotly.min.js")
     assert js.status_code == 200 and b"plotly.js" in js.data[:200] and js.headers["ETag"]
     assert ioc.get("/assets/plotly.min.js", headers={"If-None-Match": js.headers["ETag"]}).status_code == 304

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -38,11 +39,20 @@ def _send(name: str, cache: str) -> Response:
         "Content-Type": mimetype, "ETag": etag, "Cache-Control": cache, "X-Content-Type-Options": "nosniff"})
 
 
+PREFIX = re.compile(r"^(/[A-Za-z0-9._-]+)*$")
+
+
 @bp.get("/")
 @allow("public")
 def wall():
     """The operations centre's wall (Vietnamese, English on a switch; large screens and phones)."""
-    return _send("wall.html", "no-cache")
+    # the page's links are relative to the function's root, wherever the gateway mounts it: `/ioc`
+    # and `/ioc/` both load the same assets (X-Forwarded-Prefix, checked before it is written out)
+    prefix = request.headers.get("X-Forwarded-Prefix", "")
+    base = (prefix if PREFIX.match(prefix) else "") + "/"
+    body = _asset("wall.html")[0].replace(b"<head>", f'<head>\n<base href="{base}">'.encode(), 1)
+    return Response(body, headers={"Content-Type": TYPES[".html"], "Cache-Control": "no-cache",
+                                   "X-Content-Type-Options": "nosniff"})
 
 
 @bp.get("/assets/<name>")
