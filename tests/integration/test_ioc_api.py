@@ -140,6 +140,12 @@ def test_the_stream_announces_a_change_and_closes(ioc, rt):
     poster.join()
     assert '"sources": ["softatm"]' in got
     r.close()
+    held = [ioc.get("/v1/stream?max_seconds=30", buffered=False) for _ in range(8)]
+    assert all("event: hello" in next(iter(h.response)).decode() for h in held)
+    busy = ioc.get("/v1/stream?max_seconds=30").get_data(as_text=True)
+    assert busy.startswith("retry: 15000") and "event: busy" in busy  # answered at once, not queued
+    for h in held:
+        h.close()
     short = ioc.get("/v1/stream?max_seconds=1").get_data(as_text=True)
     assert short.startswith("retry: 2000") and short.rstrip().endswith("}") and "event: bye" in short
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import datetime, timezone
 
@@ -23,6 +24,8 @@ CARD_READERS = FULL + ("commune-officer",)
 DATE_TIME = {"type": "string", "format": "date-time"}
 COMMUNE = {"type": "string", "pattern": "^[0-9]{5}$"}
 KEEPALIVE_S = 10.0
+STREAM_SLOTS = 8
+"""Streams open at once per instance (each holds a worker thread; the ASGI bridge has 16)."""
 
 
 def _scope() -> views.Scope:
@@ -93,20 +96,29 @@ def list_targets():
 def stream():
     """Server-Sent Events: `changed` (the sources whose figures moved) as soon as a fact is folded in."""
     state: live.Live = current_app.config["IOC_LIVE"]
+    slots: threading.BoundedSemaphore = current_app.config["IOC_STREAM_SLOTS"]
     limit = g.query["max_seconds"]
 
     def events():
-        seq = state.seq
-        yield f"retry: 2000\nid: {seq}\nevent: hello\ndata: {json.dumps({'seq': seq})}\n\n"
-        deadline = time.monotonic() + limit
-        while (left := deadline - time.monotonic()) > 0:
-            now, changed = state.wait(seq, min(left, KEEPALIVE_S))
-            if now > seq:
-                seq = now
-                yield f"id: {seq}\nevent: changed\ndata: {json.dumps({'seq': seq, 'sources': sorted(changed)})}\n\n"
-            else:
-                yield ": keep-alive\n\n"
-        yield f"event: bye\ndata: {json.dumps({'seq': seq})}\n\n"
+        # a stream holds one of the server's worker threads while it is open: past STREAM_SLOTS the
+        # caller is told to come back later (EventSource reconnects after `retry`), never left waiting
+        if not slots.acquire(blocking=False):
+            yield "retry: 15000\nevent: busy\ndata: {}\n\n"
+            return
+        try:
+            seq = state.seq
+            yield f"retry: 2000\nid: {seq}\nevent: hello\ndata: {json.dumps({'seq': seq})}\n\n"
+            deadline = time.monotonic() + limit
+            while (left := deadline - time.monotonic()) > 0:
+                now, changed = state.wait(seq, min(left, KEEPALIVE_S))
+                if now > seq:
+                    seq = now
+                    yield f"id: {seq}\nevent: changed\ndata: {json.dumps({'seq': seq, 'sources': sorted(changed)})}\n\n"
+                else:
+                    yield ": keep-alive\n\n"
+            yield f"event: bye\ndata: {json.dumps({'seq': seq})}\n\n"
+        finally:
+            slots.release()
 
     return Response(events(), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -164,6 +164,7 @@ function listen() {
   source.addEventListener("hello", () => { $("live").className = "live on"; $("live").textContent = t("online"); });
   source.addEventListener("changed", () => refresh());
   source.addEventListener("bye", () => { /* the server closes after a while; EventSource reconnects */ });
+  source.addEventListener("busy", () => { $("live").className = "live off"; $("live").textContent = t("offline"); });
   source.onerror = () => { $("live").className = "live off"; $("live").textContent = t("offline"); };
 }
 
@@ -174,4 +175,5 @@ document.addEventListener("DOMContentLoaded", () => {
   applyLang();
   refresh();
   listen();
+  setInterval(refresh, 60000);  // gauges move with the clock (a deadline passes) even when no event comes
 });
