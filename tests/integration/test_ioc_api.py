@@ -17,8 +17,16 @@ FULL = ("ioc", "officer", "supervisor", "operator", "auditor")
 
 
 @pytest.fixture
-def ioc(start_function):
-    return start_function("ioc").app.test_client()
+def no_peers() -> str:
+    """A peer URL nothing answers at (not the default :8080, where someone's `lscloud up` may run)."""
+    from lscloud.local.servers import free_port
+
+    return f"http://127.0.0.1:{free_port()}/{{name}}"
+
+
+@pytest.fixture
+def ioc(start_function, no_peers):
+    return start_function("ioc", peer_url_template=no_peers).app.test_client()
 
 
 def deliver(client, rt, event) -> dict:
@@ -115,12 +123,12 @@ def test_replay_from_the_stream_gives_identical_figures(ioc, rt, tokens):
     assert ioc.post("/v1/replay", headers=op).get_json()["identical"] is True
 
 
-def test_a_restarted_instance_shows_what_it_had_absorbed(start_function, rt, tokens):
-    one = start_function("ioc").app.test_client()
+def test_a_restarted_instance_shows_what_it_had_absorbed(start_function, rt, tokens, no_peers):
+    one = start_function("ioc", peer_url_template=no_peers).app.test_client()
     for e in sample():
         deliver(one, rt, e)
     before = one.get("/v1/indicators?as_of=2030-01-01T00:00:00Z", headers=tokens.header("ioc")).get_json()
-    two = start_function("ioc").app.test_client()
+    two = start_function("ioc", peer_url_template=no_peers).app.test_client()
     after = two.get("/v1/indicators?as_of=2030-01-01T00:00:00Z", headers=tokens.header("ioc")).get_json()
     assert [(i["id"], i["value"]) for i in after["items"]] == [(i["id"], i["value"]) for i in before["items"]]
     assert by_id(after)["reports.open"]["value"] == 1 and by_id(after)["border.waiting"]["value"] == 1
@@ -172,8 +180,38 @@ def test_wall_and_assets(ioc):
     assert ioc.get("/assets/nope.js").status_code == 404
 
 
-def test_who_may_call_what(start_function, keys, rt):
-    fn = start_function("ioc")
+def test_who_may_call_what(start_function, keys, rt, no_peers):
+    fn = start_function("ioc", peer_url_template=no_peers)
     assert role_matrix.check(fn.app, "ioc", keys[0], samples={"indicator_id": "border.declared", "code": "06001",
                                                                 "name": "wall.css"}) > 0
     assert role_matrix.events_refusals(fn.app, keys[0]) == []
+
+
+def test_a_source_whose_function_answers_is_connected_before_its_first_event(start_function, tokens):
+    import http.server
+
+    class Peer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            ok = self.path == "/environment/openapi.json"
+            body = b'{"openapi": "3.1.0"}' if ok else b'{}'
+            self.send_response(200 if ok else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Peer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = start_function("ioc", peer_url_template=f"http://127.0.0.1:{server.server_address[1]}/{{name}}").app.test_client()
+        items = by_id(client.get("/v1/indicators", headers=tokens.header("ioc")).get_json())
+        assert items["environment.alerts-active"]["status"] == "ok" and items["environment.alerts-active"]["value"] == 0
+        assert items["reports.open"]["status"] == "no-source" and items["reports.open"]["value"] is None
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
