@@ -74,7 +74,11 @@ function layout() {
 
 async function renderSeries() {
   const id = $("series-pick").value;
-  if (!id) return;
+  if (!id) {  // nothing connected yet: an empty chart that says so
+    await Plotly.react("chart", [], { ...layout(), annotations: [{ text: t("noSource"), showarrow: false, font: { size: 16 } }],
+                                      xaxis: { visible: false }, yaxis: { visible: false } }, PLOT);
+    return;
+  }
   const body = await get(`v1/indicators/${encodeURIComponent(id)}/series?step=hour`);
   const x = body.points.map((p) => new Date(p.from));
   const y = body.points.map((p) => p.value);
