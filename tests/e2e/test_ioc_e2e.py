@@ -131,7 +131,9 @@ def artifacts(tmp_path_factory) -> Path:
 
 def test_the_wall_live_in_chromium(cloud, api, bus, browser, artifacts):
     bus.publish(ev.border(f"d-{uuid.uuid4().hex[:8]}", "submitted", ev.ago(3)))  # runs on its own too
-    wait_for(lambda: indicator(api, "border.declared")["value"], 60, "the IOC to count a declaration")
+    bus.publish(ev.report(f"r-{uuid.uuid4().hex[:8]}", "submitted", "submitted", "open", ev.ago(3)))
+    wait_for(lambda: indicator(api, "border.declared")["value"] and indicator(api, "reports.received")["value"], 60,
+             "the IOC to count a declaration and a report")
     page = browser.new_page(viewport={"width": 1920, "height": 1080})
     problems = []
     page.on("console", lambda m: m.type == "error" and problems.append(m.text))
