@@ -230,6 +230,57 @@ class Bus:
         except nats.js.errors.NotFoundError:
             return False
 
+    # --- reading the stream again ------------------------------------------------------------
+
+    async def replay(self, types, *, batch: int = 500, timeout: float = 60.0) -> list[dict[str, Any]]:
+        """Every event of ``types`` still in the stream, from its first message, in stream order.
+
+        A read-only, unacknowledged ephemeral consumer (deleted afterwards, dropped by the server
+        if this process dies): a projection rebuilt from it can be compared with the live one.
+        Events whose type is not in ``types`` (another version on the same subject) are skipped.
+        """
+        import uuid
+
+        await self.connect()
+        wanted = set(types)
+        subjects = sorted({events.subject_for(t) for t in wanted})
+        stream = self.settings.stream
+        name = f"replay-{uuid.uuid4().hex[:16]}"
+        cfg = js_api.ConsumerConfig(
+            name=name, deliver_policy=js_api.DeliverPolicy.ALL, ack_policy=js_api.AckPolicy.NONE,
+            filter_subject=subjects[0] if len(subjects) == 1 else None,
+            filter_subjects=subjects if len(subjects) > 1 else None,
+            inactive_threshold=30.0, mem_storage=True)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        info = await self.js.add_consumer(stream, cfg)
+        out: list[dict[str, Any]] = []
+        try:
+            pending = info.num_pending
+            psub = await self.js.pull_subscribe_bind(consumer=name, stream=stream)
+            while pending > 0:
+                if loop.time() > deadline:
+                    raise BusUnavailable(f"replaying {stream} took longer than {timeout:g}s")
+                try:
+                    msgs = await psub.fetch(min(batch, pending), timeout=5)
+                except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                    continue
+                for msg in msgs:
+                    pending = msg.metadata.num_pending
+                    try:
+                        event = events.from_structured(msg.data)
+                    except ValueError:
+                        continue  # not a CloudEvent: nothing a projection could count
+                    if event.get("type") in wanted:
+                        out.append(event)
+            await psub.unsubscribe()
+        finally:
+            try:
+                await self.js.delete_consumer(stream, name)
+            except Exception:  # noqa: BLE001 - the server drops it after inactive_threshold anyway
+                pass
+        return out
+
     # --- publishing ------------------------------------------------------------------------
 
     async def publish(self, event: Mapping[str, Any], *, timeout: float | None = None) -> int:
@@ -379,6 +430,10 @@ class SyncBus:
             ack = self._run(self._bus.publish_message(subject, body, headers, timeout=timeout), timeout)
             span.set_attribute("messaging.nats.stream.sequence", ack.seq)
             return ack.seq
+
+    def replay(self, types, *, timeout: float = 60.0) -> list[dict[str, Any]]:
+        """:meth:`Bus.replay` from sync code: the stored events of ``types``, oldest first."""
+        return self._run(self._bus.replay(types, timeout=timeout), timeout + self._bus.connect_timeout)
 
     def ping(self, timeout: float = 2.0) -> None:
         """Raise BusUnavailable unless NATS (with JetStream) answers now."""

@@ -1,7 +1,7 @@
 """The `lscloud` command: run the local cloud and look inside it.
 
     lscloud up [--port 8080] [--state-dir .lscloud] [--functions-dir functions] ...
-    lscloud status | token --role R | seed | migrate | dlq | events tail | traces | bench directory | bench border | bench procedures | bench dossiers | bench environment | bench market | bench documents | bench assistant
+    lscloud status | token --role R | seed | migrate | dlq | events tail | traces | bench directory | bench border | bench procedures | bench dossiers | bench environment | bench market | bench documents | bench assistant | bench ioc
     lscloud fuzz [--base-url URL | --direct] [--cases 1000] [--function NAME]
     lscloud docs [--check]      the README's "who may call" tables from functions/*/access.yaml
     lscloud backup DEST | restore SRC   the local cloud's objects, streams and keys in a folder, and back
@@ -246,6 +246,12 @@ def cmd_bench(args) -> int:
             return bench_documents(requests=args.requests, batch=args.batch, concurrency=args.concurrency,
                                    functions_dir=Path(args.functions_dir),
                                    reuse_state_dir=_state_dir(args) if args.reuse else None, max_seconds=args.max_seconds)
+        if args.bench_command == "ioc":
+            from .local.bench_ioc import bench_ioc
+
+            return bench_ioc(events=args.events, reads=args.reads, concurrency=args.concurrency,
+                             functions_dir=Path(args.functions_dir),
+                             reuse_state_dir=_state_dir(args) if args.reuse else None, max_seconds=args.max_seconds)
         if args.bench_command == "market":
             from .local.bench_market import bench_market
 
@@ -511,6 +517,16 @@ def build_parser() -> argparse.ArgumentParser:
     bdoc.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
     bdoc.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
     bdoc.set_defaults(fn=cmd_bench)
+    bi = bench_sub.add_parser("ioc", help="events/s the IOC absorbs from the bus vs raw S3 PUTs; indicator read "
+                                          "latency vs a raw S3 GET")
+    bi.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    bi.add_argument("--events", type=int, default=2000, help="citizen-report events published (default 2000)")
+    bi.add_argument("--reads", type=int, default=300, help="reads of each kind (default 300)")
+    bi.add_argument("--concurrency", type=int, default=8, help="parallel clients (default 8)")
+    bi.add_argument("--max-seconds", type=float, default=120.0, help="time cap per target (default 120)")
+    bi.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
+    bi.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
+    bi.set_defaults(fn=cmd_bench)
     be = bench_sub.add_parser("environment", help="readings/s over HTTP and MQTT vs raw S3 PUTs; a 30-day hourly "
                                                    "NGSI-LD temporal query vs raw GETs")
     be.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)

@@ -127,6 +127,22 @@ def test_traceparent_and_event_headers_travel_with_the_message(bus, settings, sp
     assert h["traceparent"].split("-")[2] == format(span.context.span_id, "016x")
 
 
+def test_replay_reads_the_stream_from_its_beginning_for_the_given_types(bus):
+    wanted = [events.new_event(TYPE, "/t", {"n": i}, id=f"r-{i}") for i in range(3)]
+    other = events.new_event("vn.langson.dossiers.dossier.received.v1", "/t", {"n": 9}, id="other")
+    bus.publish(wanted[0])
+    bus.publish(other)
+    bus.publish(wanted[1])
+    bus.publish(wanted[1])  # a duplicate: stored once
+    bus.publish(wanted[2])
+    got = bus.replay([TYPE])
+    assert [e["id"] for e in got] == ["r-0", "r-1", "r-2"]
+    assert [e["data"]["n"] for e in got] == [0, 1, 2]
+    both = bus.replay([TYPE, "vn.langson.dossiers.dossier.received.v1"])
+    assert [e["id"] for e in both] == ["r-0", "other", "r-1", "r-2"]
+    assert bus.replay(["vn.langson.market.shop.opened.v1"]) == []
+
+
 def test_malformed_events_are_refused_before_sending(bus):
     with pytest.raises(ValueError):
         bus.publish({"specversion": "1.0", "id": "x", "source": "/x", "type": "not.ours"})

@@ -97,7 +97,8 @@ def test_a_function_keeping_run_once_records_receives_the_tick_they_are_swept_on
     expected = {"border": "idempotency", "dossiers": "idempotency", "softatm": "partner nonces",
                 "identity": "AttemptWindow items", "environment": "idempotency",
                 "community": "idempotency", "market": "events-seen", "documents": "idempotency",
-                "assistant": "Conversation items"}
+                "assistant": "Conversation items",
+                "ioc": "events-seen"}
     if name in expected:
         assert any(expected[name] in w for w in why), (name, why)
     else:

@@ -1,0 +1,28 @@
+"""The IOC function's app: the API, the live stream, the wall."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from lscloud.web import create_app as runtime_app
+
+from . import routes_api, routes_wall
+from .live import Live
+from .sources import Sources
+
+SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "schemas"
+
+
+def create_app(settings=None):
+    app = runtime_app("ioc", schemas_dir=SCHEMAS_DIR, settings=settings, openapi={
+        "title": "Lạng Sơn intelligent operations centre (Trung tâm điều hành thông minh, IOC)", "version": "1.0.0",
+        "description": "Live indicators from the platforms' events (border, dossiers, soft ATM, citizen reports, "
+                       "environment, community, market), per commune and area, hourly and daily; Resolution 49's "
+                       "measurable targets; a Server-Sent Events stream of changes; the wall at /ioc/."})
+    app.config["IOC_LIVE"] = Live()
+    app.config["IOC_SOURCES"] = Sources(app.extensions["lscloud"].settings)
+    app.config["IOC_STREAM_SLOTS"] = threading.BoundedSemaphore(routes_api.STREAM_SLOTS)
+    app.register_blueprint(routes_api.bp)
+    app.register_blueprint(routes_wall.bp)
+    return app

@@ -1,0 +1,121 @@
+"""The process's live projection: facts written to the store, folded in memory, changes announced.
+
+Every absorbed event's fact is written once under ``ioc/facts/<source>/<digest>.json`` (the digest of
+the event's source and id, so a redelivery rewrites the same object with the same bytes) *before* it
+is folded in: what the projection shows is always in the store, and a restarted instance loads it
+back. The IOC runs as one replica (func.yaml ``max: 1``): it is the one reader of its facts, and the
+live stream (:meth:`Live.wait`) follows the changes this process folds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Mapping
+
+from lscloud import store
+
+from . import facts
+from .projection import Projection
+
+PREFIX = "ioc/facts/"
+
+
+def fact_key(event: Mapping) -> str:
+    digest = hashlib.sha256(f"{event.get('source')}\n{event.get('id')}".encode()).hexdigest()
+    return f"{PREFIX}{facts.source_of(str(event.get('type')))}/{digest[:40]}.json"
+
+
+def fact_of(event: Mapping) -> dict | None:
+    """The event's fact, its id the same digest as its key (never the raw event id)."""
+    fact = facts.of(event)
+    if fact is not None:
+        fact["id"] = fact_key(event).rsplit("/", 1)[1][:-5]
+    return fact
+
+
+class Live:
+    """The live projection of one IOC instance and the changes it announces to streams."""
+
+    def __init__(self, history: int = 512):
+        self.projection = Projection()
+        self._loaded = False
+        self._load_lock = threading.Lock()
+        self._changed = threading.Condition()
+        self._seq = 0
+        self._recent: deque[tuple[int, str]] = deque(maxlen=history)  # (seq, source)
+
+    # -- state -----------------------------------------------------------------------------------
+
+    def ensure_loaded(self) -> Projection:
+        """Load every stored fact once (a restarted instance shows what it had absorbed)."""
+        if self._loaded:
+            return self.projection
+        with self._load_lock:
+            if not self._loaded:
+                objects, bucket = store.connection()
+                keys = [info.key for info in objects.list(bucket, PREFIX)]
+
+                def read(key: str) -> dict:
+                    return json.loads(objects.get(bucket, key).body)
+
+                with ThreadPoolExecutor(8) as pool:
+                    for fact in pool.map(read, keys):
+                        self.projection.apply(fact)
+                self._loaded = True
+        return self.projection
+
+    def absorb(self, event: Mapping) -> bool:
+        """Fold one event in (written to the store first); False when it counts for nothing or was in."""
+        fact = fact_of(event)
+        if fact is None:
+            return False
+        self.ensure_loaded()  # first: loading after the write would fold the new fact in unannounced
+        objects, bucket = store.connection()
+        objects.put(bucket, fact_key(event), json.dumps(fact, sort_keys=True, ensure_ascii=False).encode())
+        added = self.projection.apply(fact)
+        if added:
+            self.announce(fact["source"])
+        return added
+
+    def adopt(self, rebuilt: Projection) -> None:
+        """Put a projection rebuilt from the stream live: its facts stored first, then swapped in."""
+        objects, bucket = store.connection()
+        current = {f["id"]: f for f in self.ensure_loaded().facts()}
+        for fact in rebuilt.facts():
+            if fact["id"] not in current:
+                objects.put(bucket, f"{PREFIX}{fact['source']}/{fact['id']}.json",
+                            json.dumps(fact, sort_keys=True, ensure_ascii=False).encode())
+        kept = rebuilt.fact_ids()
+        for fid, fact in current.items():  # facts the stream no longer has (nothing else reads them)
+            if fid not in kept:
+                objects.delete(bucket, f"{PREFIX}{fact['source']}/{fid}.json")
+        self.projection = rebuilt
+        self.announce("*")
+
+    # -- changes ---------------------------------------------------------------------------------
+
+    def announce(self, source: str) -> None:
+        with self._changed:
+            self._seq += 1
+            self._recent.append((self._seq, source))
+            self._changed.notify_all()
+
+    @property
+    def seq(self) -> int:
+        return self._seq
+
+    def wait(self, after: int, timeout: float) -> tuple[int, set[str]]:
+        """Block until a change after ``after`` (or ``timeout`` seconds); the last seq and the sources changed."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self._seq <= after:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return self._seq, set()
+                self._changed.wait(left)
+            return self._seq, {s for q, s in self._recent if q > after}

@@ -1,0 +1,154 @@
+"""The IOC's API: indicators, series, a commune's card, targets, the live stream, a replay."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import datetime, timezone
+
+from flask import Blueprint, Response, current_app, g, jsonify
+
+from lscloud import errors, runtime
+from lscloud.auth import allow, principal
+from lscloud.web import query_params
+
+from . import catalogue, facts, live, views
+from .projection import Projection
+
+bp = Blueprint("ioc_api", __name__)
+
+FULL = ("ioc", "officer", "supervisor", "operator", "auditor")
+"""Roles that see every figure of every commune; a commune-officer sees their commune; others the public subset."""
+CARD_READERS = FULL + ("commune-officer",)
+DATE_TIME = {"type": "string", "format": "date-time"}
+COMMUNE = {"type": "string", "pattern": "^[0-9]{5}$"}
+KEEPALIVE_S = 10.0
+STREAM_SLOTS = 8
+"""Streams open at once per instance (each holds a worker thread; the ASGI bridge has 16)."""
+
+
+def _scope() -> views.Scope:
+    who = principal()
+    if who.role in FULL:
+        return views.Scope()
+    if who.role == "commune-officer":
+        return views.Scope(commune=who.unit or "-")
+    return views.Scope(public_only=True)
+
+
+def _state():
+    state: live.Live = current_app.config["IOC_LIVE"]
+    proj = state.ensure_loaded()
+    seen = {f for f in proj.last_at()}
+    return proj, current_app.config["IOC_SOURCES"].connected(seen)
+
+
+@bp.get("/v1/indicators")
+@allow("public")
+@query_params(("area", "only this area's indicators", {"type": "string", "enum": [a["id"] for a in catalogue.areas()]}),
+              ("commune", "figures of one commune (directory code)", COMMUNE),
+              ("as_of", "the instant the figures are for (default now)", DATE_TIME))
+def list_indicators():
+    """The catalogue with every indicator's current value, its breakdowns, and the areas' sources."""
+    proj, connected = _state()
+    return jsonify(views.indicators(proj, _scope(), connected, area=g.query["area"], commune=g.query["commune"],
+                                    as_of=g.query["as_of"]))
+
+
+@bp.get("/v1/indicators/<indicator_id>/series")
+@allow("public")
+@query_params(("from", "start (default: 24 hours before `to`)", DATE_TIME),
+              ("to", "end (default now)", DATE_TIME),
+              ("step", "bucket size", {"type": "string", "enum": ["hour", "day"], "default": "hour"}),
+              ("commune", "one commune's series", COMMUNE))
+def indicator_series(indicator_id: str):
+    """One indicator per hour or day (days start at midnight, Vietnam time)."""
+    proj, connected = _state()
+    return jsonify(views.series(proj, _scope(), connected, indicator_id, g.query["from"], g.query["to"],
+                                g.query["step"], g.query["commune"]))
+
+
+@bp.get("/v1/communes/<code>")
+@allow(*CARD_READERS)
+@query_params(("as_of", "the instant the figures are for (default now)", DATE_TIME))
+def commune_card(code: str):
+    """A commune's card: every figure that is broken down by commune, for this one."""
+    if not facts.COMMUNE.match(code):
+        raise errors.InvalidParameter("a commune code is five digits", detail_vi="Mã xã, phường gồm 5 chữ số.",
+                                      errors=[{"field": "code", "message": "must be five digits"}])
+    proj, connected = _state()
+    return jsonify(views.commune_card(proj, _scope(), connected, code, g.query["as_of"]))
+
+
+@bp.get("/v1/targets")
+@allow("public")
+def list_targets():
+    """Resolution 49's targets this data can measure (target, current value, progress) and those it cannot."""
+    proj, connected = _state()
+    return jsonify(views.targets(proj, connected))
+
+
+@bp.get("/v1/stream")
+@allow("public")
+@query_params(("max_seconds", "close the stream after this long (the browser reconnects)",
+               {"type": "integer", "minimum": 1, "maximum": 60, "default": 25}))
+def stream():
+    """Server-Sent Events: `changed` (the sources whose figures moved) as soon as a fact is folded in."""
+    state: live.Live = current_app.config["IOC_LIVE"]
+    slots: threading.BoundedSemaphore = current_app.config["IOC_STREAM_SLOTS"]
+    limit = g.query["max_seconds"]
+
+    def events():
+        # a stream holds one of the server's worker threads while it is open: past STREAM_SLOTS the
+        # caller is told to come back later (EventSource reconnects after `retry`), never left waiting
+        if not slots.acquire(blocking=False):
+            yield "retry: 15000\nevent: busy\ndata: {}\n\n"
+            return
+        try:
+            seq = state.seq
+            yield f"retry: 2000\nid: {seq}\nevent: hello\ndata: {json.dumps({'seq': seq})}\n\n"
+            deadline = time.monotonic() + limit
+            while (left := deadline - time.monotonic()) > 0:
+                now, changed = state.wait(seq, min(left, KEEPALIVE_S))
+                if now > seq:
+                    seq = now
+                    yield f"id: {seq}\nevent: changed\ndata: {json.dumps({'seq': seq, 'sources': sorted(changed)})}\n\n"
+                else:
+                    yield ": keep-alive\n\n"
+            yield f"event: bye\ndata: {json.dumps({'seq': seq})}\n\n"
+        finally:
+            slots.release()
+
+    return Response(events(), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@bp.post("/v1/replay")
+@allow("operator")
+@query_params(("apply", "put the rebuilt projection live", {"type": "boolean", "default": False}),
+              ("as_of", "the instant compared (default now)", DATE_TIME))
+def replay():
+    """Rebuild every figure from the stream's beginning and compare it with the live figures."""
+    state: live.Live = current_app.config["IOC_LIVE"]
+    stored = runtime.current().bus.replay(facts.HANDLED)
+    fresh = Projection()
+    for event in stored:
+        fact = live.fact_of(event)
+        if fact is not None:
+            fresh.apply(fact)
+    current = state.ensure_loaded()
+    as_of = g.query["as_of"] or datetime.now(timezone.utc)
+    a, b = views.snapshot(current, as_of), views.snapshot(fresh, as_of)
+    live_ids, replayed_ids = current.fact_ids(), fresh.fact_ids()
+    body = {"as_of": views.figures.fmt(as_of),
+            "events": len(stored), "identical": a["digest"] == b["digest"],
+            "facts": {"live": len(live_ids), "replayed": len(replayed_ids),
+                      "only_live": len(live_ids - replayed_ids), "only_replayed": len(replayed_ids - live_ids)},
+            "digest": {"live": a["digest"], "replayed": b["digest"]},
+            "differences": sorted(k for k in a["figures"] if a["figures"][k] != b["figures"][k]),
+            "applied": False}
+    if g.query["apply"]:
+        state.adopt(fresh)
+        body["applied"] = True
+    return jsonify(body)

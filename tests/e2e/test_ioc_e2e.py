@@ -1,0 +1,178 @@
+"""The IOC through a real `lscloud up`: events published on the cloud's bus by the test (the
+citizen-reports contract, a border declaration, a dossier …) reach the IOC through the dispatcher's
+durable consumers; the API, the SSE stream and a replay through the gateway; the wall in Chromium
+(no console error, every tile a value or "no source connected", a new event changes a tile live,
+the chart renders), screenshots kept (IOC_ARTIFACTS or the test's tmp dir)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from localcloud import ROOT, Cloud, wait_for
+from lscloud.auth import dev_keys, issue_token
+from lscloud.local.servers import free_port
+
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+import ioc_support as ev  # noqa: E402
+
+pytestmark = pytest.mark.e2e
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory):
+    base = tmp_path_factory.mktemp("ioc-cloud")
+    c = Cloud(base / "state", [ROOT / "functions"], free_port(), base / "up.log", only=["ioc"])
+    try:
+        c.wait_ready()
+        yield c
+    finally:
+        c.terminate()
+
+
+@pytest.fixture(scope="module")
+def bus(cloud):
+    from lscloud.bus import SyncBus
+    from lscloud.local.cloud import cloud_settings
+
+    b = SyncBus(cloud_settings(cloud.state())).start()
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="module")
+def api(cloud):
+    private, _ = dev_keys(cloud.state_dir)
+    headers = {"Authorization": "Bearer " + issue_token(private, "ioc-wall", "ioc")}
+    with httpx.Client(base_url=cloud.gateway + "/ioc", timeout=30, headers=headers) as client:
+        client.operator = {"Authorization": "Bearer " + issue_token(private, "op-1", "operator")}
+        yield client
+
+
+def indicator(api, ident: str) -> dict:
+    return next(i for i in api.get("/v1/indicators").json()["items"] if i["id"] == ident)
+
+
+def test_nothing_sent_yet_every_source_says_not_connected(api):
+    body = api.get("/v1/indicators").json()
+    assert {a["status"] for a in body["areas"]} == {"no-source"}  # only the IOC runs in this cloud
+    assert all(i["value"] is None for i in body["items"])
+
+
+def test_published_events_reach_the_figures_through_the_bus(api, bus):
+    now = ev.ago(0)
+    rid = f"r-{uuid.uuid4().hex[:8]}"
+    for e in [ev.border("d-e2e", "submitted", now - timedelta(minutes=30)),
+              ev.border("d-e2e", "cleared", now - timedelta(minutes=5)),
+              ev.dossier("h-e2e", "received", now - timedelta(minutes=20), deadline=now + timedelta(days=3)),
+              ev.report(rid, "submitted", "submitted", "open", now - timedelta(minutes=10)),
+              ev.report(rid, "acknowledged", "acknowledged", "open", now - timedelta(minutes=8))]:
+        bus.publish(e)
+    wait_for(lambda: indicator(api, "reports.open")["value"] == 1 and indicator(api, "border.cleared")["value"] == 1
+             and indicator(api, "dossiers.received")["value"] == 1, 60, "the IOC to count the published events")
+    assert indicator(api, "border.clearance-median")["value"] == 25.0
+    areas = {a["id"]: a["status"] for a in api.get("/v1/indicators").json()["areas"]}
+    assert areas["petitions"] == areas["public-services"] == areas["socio-economic"] == "ok"
+    assert areas["tourism"] == areas["environment"] == "no-source"
+    card = api.get("/v1/communes/06001").json()
+    assert next(i for i in card["items"] if i["id"] == "reports.open")["value"] == 1
+
+
+def test_the_stream_goes_through_the_gateway_and_closes(api, bus):
+    with httpx.stream("GET", str(api.base_url).rstrip("/") + "/v1/stream?max_seconds=15", timeout=30) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        lines = r.iter_lines()
+        assert next(lines).startswith("retry:")
+        while not next(lines).startswith("data:"):
+            pass  # the hello
+        bus.publish(ev.transfer(f"t-{uuid.uuid4().hex[:8]}", 250_000))
+        seen = []
+        for line in lines:
+            seen.append(line)
+            if line.startswith("data:") and "softatm" in line:
+                break
+        assert "event: changed" in seen
+    short = httpx.get(str(api.base_url).rstrip("/") + "/v1/stream?max_seconds=1", timeout=30)
+    assert short.status_code == 200 and "event: bye" in short.text
+
+
+def test_replay_from_the_stream_gives_identical_figures(api):
+    r = api.post("/v1/replay", headers=api.operator)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["identical"] is True and body["differences"] == [] and body["events"] >= 6
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory) -> Path:
+    out = Path(os.environ.get("IOC_ARTIFACTS") or tmp_path_factory.mktemp("ioc-screenshots"))
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def test_the_wall_live_in_chromium(cloud, api, bus, browser, artifacts):
+    bus.publish(ev.border(f"d-{uuid.uuid4().hex[:8]}", "submitted", ev.ago(3)))  # runs on its own too
+    bus.publish(ev.report(f"r-{uuid.uuid4().hex[:8]}", "submitted", "submitted", "open", ev.ago(3)))
+    wait_for(lambda: indicator(api, "border.declared")["value"] and indicator(api, "reports.received")["value"], 60,
+             "the IOC to count a declaration and a report")
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    problems = []
+    page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(cloud.gateway + "/ioc/")
+    page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+    assert page.locator("html").get_attribute("lang") == "vi"
+    tiles = page.locator("article.tile")
+    assert tiles.count() == 10
+    for i in range(tiles.count()):
+        tile = tiles.nth(i)
+        text = tile.inner_text()
+        values = [v for v in tile.locator(".value").all_inner_texts() if v.strip()]
+        assert values or "Chưa kết nối nguồn dữ liệu" in text, text
+    assert "Chưa kết nối nguồn dữ liệu" in page.locator("article[data-area='tourism']").inner_text()
+    page.wait_for_selector("#chart .main-svg", timeout=30_000)  # plotly drew the series
+    assert page.locator("#chart .scatterlayer .trace").count() >= 1
+    cell = page.locator("[data-indicator='reports.received']")
+    before = cell.inner_text()
+    page.wait_for_selector("#live.on", timeout=15_000)
+    bus.publish(ev.report(f"r-{uuid.uuid4().hex[:8]}", "submitted", "submitted", "open", ev.ago(1)))
+    page.wait_for_function("(b) => document.querySelector(\"[data-indicator='reports.received']\").textContent !== b",
+                           arg=before, timeout=30_000)
+    assert int(cell.inner_text()) == int(before) + 1  # changed without a reload
+    page.screenshot(path=str(artifacts / "ioc-wall-desktop.png"), full_page=True)
+    page.click("#lang")
+    page.wait_for_function("document.documentElement.lang === 'en'")
+    page.locator("article[data-area='tourism']", has_text="No source connected").wait_for(timeout=30_000)
+    page.locator("article[data-area='petitions']", has_text="Reports open").wait_for(timeout=30_000)
+    assert problems == [], problems
+    page.close()
+
+    phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    phone.on("console", lambda m: m.type == "error" and problems.append(m.text))
+    phone.goto(cloud.gateway + "/ioc")  # without the slash: the page's base still finds its assets
+    phone.wait_for_selector("body[data-ready='1']", timeout=30_000)
+    phone.wait_for_selector("#chart .main-svg", timeout=30_000)
+    width = phone.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page scrolls sideways on a phone ({width}px)"
+    phone.screenshot(path=str(artifacts / "ioc-wall-phone.png"), full_page=True)
+    assert problems == [], problems
+    phone.close()

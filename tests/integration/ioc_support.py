@@ -1,0 +1,70 @@
+"""CloudEvents shaped like the ones the IOC consumes (schemas/events/* and the reports contract of
+BRIEF issue 13): built here, published on the real bus by the IOC's tests."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from lscloud import events
+
+BORDER_FACT = {"submitted": "declaration.submitted", "cleared": "declaration.cleared", "exited": "truck.exited",
+               "refused": "declaration.refused", "cancelled": "declaration.cancelled", "expired": "declaration.expired"}
+DOSSIER_FACT = {"received": "dossier.received", "done": "dossier.done", "denied": "dossier.denied",
+                "cancelled": "dossier.cancelled"}
+
+
+def iso(t: datetime) -> str:
+    return t.astimezone(timezone(timedelta(hours=7))).isoformat(timespec="seconds")
+
+
+def ago(minutes: float = 0, *, now: datetime | None = None) -> datetime:
+    return (now or datetime.now(timezone.utc)) - timedelta(minutes=minutes)
+
+
+def border(declaration_id: str, to: str, at: datetime, *, gate: str = "huu-nghi", id: str | None = None) -> dict:
+    return events.new_event(f"vn.langson.border.{BORDER_FACT[to]}.v1", "/border", {
+        "declaration_id": declaration_id, "code": "TK-1", "status": to, "gate": gate, "direction": "import",
+        "flow": "in", "tractor_plate": "20C-123.45", "from": "x", "to": to, "action": to, "at": iso(at),
+        "actor": {"sub": "enterprise-0101234567", "role": "enterprise"}, "reason": None, "details": {}}, id=id)
+
+
+def dossier(dossier_id: str, to: str, at: datetime, *, channel: str = "online", unit: str = "06001",
+            agency: str = "so-tu-phap", deadline: datetime | None = None, id: str | None = None) -> dict:
+    data = {"dossier_id": dossier_id, "code": "HS-1", "status": to, "procedure": "1.000001", "agency": agency,
+            "unit": unit, "channel": channel, "owner": "001099012345", "from": "x", "to": to, "action": to, "at": iso(at),
+            "actor": {"sub": "001099012345", "role": "citizen"}, "reason": None, "details": {}}
+    if deadline is not None:
+        data["deadline"] = iso(deadline)
+    return events.new_event(f"vn.langson.dossiers.{DOSSIER_FACT[to]}.v1", "/dossiers", data, id=id)
+
+
+def report(report_id: str, fact: str, to_state: str, status: str, at: datetime, *, commune: str = "06001",
+           deadline: datetime | None = None, rating: int | None = None, category: str = "roads",
+           id: str | None = None) -> dict:
+    return events.new_event(f"vn.langson.reports.report.{fact}.v1", "/reports", {
+        "report_id": report_id, "service_code": "roads-pothole", "category": category, "commune": commune,
+        "agency": None, "status": status, "from_state": None, "to_state": to_state,
+        "deadline": iso(deadline) if deadline else None, "occurred_at": iso(at), "channel": "app",
+        "rating": rating}, id=id)
+
+
+def transfer(transfer_id: str, amount: int, *, point: str = "bd-06001", unit: str = "06001", id: str | None = None) -> dict:
+    return events.new_event("vn.langson.softatm.transfer.committed.v1", "/softatm", {
+        "transfer_id": transfer_id, "kind": "withdrawal", "state": "COMMITTED", "bank": "MB", "point": point,
+        "unit_code": unit, "amount_vnd": amount, "abort_reason": None}, id=id)
+
+
+def aqi_alert(station: str, raised: bool, hour: datetime, value: float, *, commune: str = "06001") -> dict:
+    kind = "raised" if raised else "cleared"
+    return events.new_event(f"vn.langson.environment.alert.{kind}.v1", "/environment", {
+        "station": station, "name": "Trạm", "kind": "air", "unit": commune, "commune": commune, "lat": 21.8,
+        "lon": 106.7, "alert": "aqi", "hour": iso(hour), "value": value, "threshold": 101, "dominant": "pm25",
+        "sub_indices": {}, "level": "poor"}, id=f"{station}.aqi.{hour:%Y%m%d%H}.{kind}")
+
+
+def progress(commune: str, households: int, reached: int, at: datetime) -> dict:
+    return events.new_event("vn.langson.community.progress.updated.v1", "/community", {
+        "commune": commune, "commune_name": "Xã", "households": households, "households_source": "register",
+        "indicators": {"shop-or-payment": {"reached": reached, "target_share": 0.5, "share": reached / households,
+                                           "target_households": households // 2, "met": reached * 2 >= households}},
+        "activities": {}, "updated_at": iso(at), "activity_id": f"act-{commune}-{reached}"})

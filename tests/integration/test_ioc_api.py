@@ -1,0 +1,217 @@
+"""The IOC against real weed mini + nats-server: events in through /events (as the platform delivers
+them) and on the bus, figures out through the API, the stream, replay from the stream, the role matrix."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+import ioc_support as ev
+import role_matrix
+from lscloud import auth, events
+
+pytestmark = pytest.mark.integration
+FULL = ("ioc", "officer", "supervisor", "operator", "auditor")
+
+
+@pytest.fixture
+def no_peers() -> str:
+    """A peer URL nothing answers at (not the default :8080, where someone's `lscloud up` may run)."""
+    from lscloud.local.servers import free_port
+
+    return f"http://127.0.0.1:{free_port()}/{{name}}"
+
+
+@pytest.fixture
+def ioc(start_function, no_peers):
+    return start_function("ioc", peer_url_template=no_peers).app.test_client()
+
+
+def deliver(client, rt, event) -> dict:
+    headers, body = events.to_binary_http(event)
+    r = client.post("/events", data=body, headers={**headers, **auth.delivery_headers(rt.settings.replace(service="ioc"))})
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()
+
+
+def sample():
+    now = ev.ago(0)
+    return [
+        ev.border("d1", "submitted", now - timedelta(minutes=90)), ev.border("d1", "cleared", now - timedelta(minutes=30)),
+        ev.border("d2", "submitted", now - timedelta(minutes=10)),
+        ev.dossier("h1", "received", now - timedelta(hours=3), deadline=now - timedelta(hours=1)),
+        ev.dossier("h1", "done", now - timedelta(hours=2), deadline=now - timedelta(hours=1)),
+        ev.report("r1", "submitted", "submitted", "open", now - timedelta(minutes=50), deadline=now - timedelta(minutes=5)),
+        ev.report("r2", "submitted", "submitted", "open", now - timedelta(minutes=40), commune="06004"),
+        ev.report("r2", "rated", "closed", "closed", now - timedelta(minutes=20), commune="06004", rating=5),
+        ev.transfer("t1", 700_000),
+    ]
+
+
+def by_id(body) -> dict:
+    return {i["id"]: i for i in body["items"]}
+
+
+def test_figures_from_delivered_events_and_redelivery_counts_once(ioc, rt, tokens):
+    for e in sample():
+        assert deliver(ioc, rt, e)["status"] == "done"
+    assert deliver(ioc, rt, sample()[0] | {"id": "x"})["status"] == "done"  # a new id: counts (same truck)
+    first = sample()[5]
+    deliver(ioc, rt, first)
+    again = deliver(ioc, rt, first)
+    assert again["status"] == "duplicate"
+    body = ioc.get("/v1/indicators", headers=tokens.header("ioc")).get_json()
+    items = by_id(body)
+    assert items["border.declared"]["value"] == 2 and items["border.cleared"]["value"] == 1
+    assert items["border.waiting"]["value"] == 1 and items["border.clearance-median"]["value"] == 60.0
+    assert items["reports.open"]["value"] == 1 and items["reports.overdue"]["value"] == 1
+    assert items["reports.satisfaction"]["value"] == 5.0 and items["softatm.volume"]["value"] == 700_000
+    assert items["dossiers.on-time-rate"]["value"] == 100.0 and items["border.declared"]["by"]["gate"] == {"huu-nghi": 2}
+    areas = {a["id"]: a for a in body["areas"]}
+    assert areas["tourism"]["status"] == "no-source" and areas["petitions"]["status"] == "ok"
+    # the environment function does not run here and sent nothing: not connected, no made-up zero
+    assert items["environment.alerts-active"]["status"] == "no-source" and items["environment.alerts-active"]["value"] is None
+
+    card = ioc.get("/v1/communes/06004", headers=tokens.header("commune-officer", unit="06004")).get_json()
+    assert card["commune"] == "06004" and by_id(card)["reports.open"]["value"] == 0
+    other = ioc.get("/v1/communes/06001", headers=tokens.header("commune-officer", unit="06004"))
+    assert other.status_code == 403 and other.get_json()["type"].endswith("not-your-commune")
+    public = by_id(ioc.get("/v1/indicators").get_json())
+    assert "reports.overdue" not in public and public["reports.open"]["value"] == 1
+
+    s = ioc.get("/v1/indicators/border.declared/series?step=hour", headers=tokens.header("officer")).get_json()
+    assert len(s["points"]) in (24, 25) and sum(p["value"] for p in s["points"]) == 2
+    t = {x["id"]: x for x in ioc.get("/v1/targets").get_json()["items"]}
+    assert t["online-dossier-share"]["current"] == 100.0 and t["online-dossier-share"]["verified"] is False
+    assert t["households-shop-or-payment"]["status"] == "no-source" and t["households-shop-or-payment"]["target"] == 50
+
+
+def test_bad_parameters_are_named(ioc, tokens):
+    h = tokens.header("ioc")
+    r = ioc.get("/v1/indicators?area=nowhere&commune=12", headers=h)
+    assert r.status_code == 400 and {e["field"] for e in r.get_json()["errors"]} == {"area", "commune"}
+    r = ioc.get("/v1/indicators/border.declared/series?from=2026-01-01T00:00:00Z&to=2026-12-01T00:00:00Z", headers=h)
+    assert r.status_code == 400 and r.get_json()["errors"][0]["field"] == "from"
+    r = ioc.get("/v1/indicators/border.declared/series?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z", headers=h)
+    assert r.status_code == 400 and r.get_json()["errors"][0]["field"] == "from"
+    assert ioc.get("/v1/indicators/nope/series", headers=h).status_code == 404
+    assert ioc.get("/v1/indicators/reports.overdue/series").status_code == 404  # not in the public subset
+    r = ioc.get("/v1/communes/abc", headers=h)
+    assert r.status_code == 400 and r.get_json()["errors"][0]["field"] == "code"
+    assert ioc.get("/v1/stream?max_seconds=0").status_code == 400
+
+
+def test_replay_from_the_stream_gives_identical_figures(ioc, rt, tokens):
+    op = tokens.header("operator")
+    evts = sample()
+    for e in evts:
+        rt.bus.publish(e)
+    for e in reversed(evts):  # delivered in another order than the stream's, some twice
+        deliver(ioc, rt, e)
+    deliver(ioc, rt, evts[2])
+    r = ioc.post("/v1/replay", headers=op).get_json()
+    assert r["identical"] is True and r["events"] == len(evts) and r["differences"] == []
+    assert r["facts"] == {"live": len(evts), "replayed": len(evts), "only_live": 0, "only_replayed": 0}
+    # a fact the stream does not hold (delivered by hand only): the comparison says so
+    deliver(ioc, rt, ev.transfer("t9", 1_000))
+    r = ioc.post("/v1/replay", headers=op).get_json()
+    assert r["identical"] is False and "softatm.volume" in r["differences"] and r["facts"]["only_live"] == 1
+    r = ioc.post("/v1/replay?apply=true", headers=op).get_json()
+    assert r["applied"] is True
+    assert ioc.post("/v1/replay", headers=op).get_json()["identical"] is True
+
+
+def test_a_restarted_instance_shows_what_it_had_absorbed(start_function, rt, tokens, no_peers):
+    one = start_function("ioc", peer_url_template=no_peers).app.test_client()
+    for e in sample():
+        deliver(one, rt, e)
+    before = one.get("/v1/indicators?as_of=2030-01-01T00:00:00Z", headers=tokens.header("ioc")).get_json()
+    two = start_function("ioc", peer_url_template=no_peers).app.test_client()
+    after = two.get("/v1/indicators?as_of=2030-01-01T00:00:00Z", headers=tokens.header("ioc")).get_json()
+    assert [(i["id"], i["value"]) for i in after["items"]] == [(i["id"], i["value"]) for i in before["items"]]
+    assert by_id(after)["reports.open"]["value"] == 1 and by_id(after)["border.waiting"]["value"] == 1
+
+
+def test_the_stream_announces_a_change_and_closes(ioc, rt):
+    r = ioc.get("/v1/stream?max_seconds=20", buffered=False)
+    assert r.status_code == 200 and r.mimetype == "text/event-stream"
+    chunks = r.response.__iter__()
+    hello = next(chunks).decode()
+    assert "event: hello" in hello
+    poster = threading.Thread(target=deliver, args=(ioc, rt, ev.transfer("t-live", 5)))
+    poster.start()
+    got = ""
+    while "event: changed" not in got:
+        got += next(chunks).decode()
+    poster.join()
+    assert '"sources": ["softatm"]' in got
+    r.close()
+    held = [ioc.get("/v1/stream?max_seconds=30", buffered=False) for _ in range(8)]
+    assert all("event: hello" in next(iter(h.response)).decode() for h in held)
+    busy = ioc.get("/v1/stream?max_seconds=30").get_data(as_text=True)
+    assert busy.startswith("retry: 15000") and "event: busy" in busy  # answered at once, not queued
+    for h in held:
+        h.close()
+    short = ioc.get("/v1/stream?max_seconds=1").get_data(as_text=True)
+    assert short.startswith("retry: 2000") and short.rstrip().endswith("}") and "event: bye" in short
+
+
+def test_openapi_document_is_valid(ioc):
+    from openapi_spec_validator import validate
+
+    doc = ioc.get("/openapi.json").get_json()
+    validate(doc)
+    assert {"/v1/indicators", "/v1/indicators/{indicator_id}/series", "/v1/communes/{code}", "/v1/targets",
+            "/v1/stream"} <= set(doc["paths"])
+
+
+def test_wall_and_assets(ioc):
+    page = ioc.get("/")
+    assert page.status_code == 200 and page.mimetype == "text/html" and b"assets/plotly.min.js" in page.data
+    assert b'<base href="/">' in page.data
+    assert b'<base href="/ioc/">' in ioc.get("/", headers={"X-Forwarded-Prefix": "/ioc"}).data
+    assert b'<base href="/">' in ioc.get("/", headers={"X-Forwarded-Prefix": '/"><script>'}).data
+    js = ioc.get("/assets/plotly.min.js")
+    assert js.status_code == 200 and b"plotly.js" in js.data[:200] and js.headers["ETag"]
+    assert ioc.get("/assets/plotly.min.js", headers={"If-None-Match": js.headers["ETag"]}).status_code == 304
+    assert ioc.get("/assets/../func.py").status_code == 404
+    assert ioc.get("/assets/nope.js").status_code == 404
+
+
+def test_who_may_call_what(start_function, keys, rt, no_peers):
+    fn = start_function("ioc", peer_url_template=no_peers)
+    assert role_matrix.check(fn.app, "ioc", keys[0], samples={"indicator_id": "border.declared", "code": "06001",
+                                                                "name": "wall.css"}) > 0
+    assert role_matrix.events_refusals(fn.app, keys[0]) == []
+
+
+def test_a_source_whose_function_answers_is_connected_before_its_first_event(start_function, tokens):
+    import http.server
+
+    class Peer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            ok = self.path == "/environment/openapi.json"
+            body = b'{"openapi": "3.1.0"}' if ok else b'{}'
+            self.send_response(200 if ok else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Peer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = start_function("ioc", peer_url_template=f"http://127.0.0.1:{server.server_address[1]}/{{name}}").app.test_client()
+        items = by_id(client.get("/v1/indicators", headers=tokens.header("ioc")).get_json())
+        assert items["environment.alerts-active"]["status"] == "ok" and items["environment.alerts-active"]["value"] == 0
+        assert items["reports.open"]["status"] == "no-source" and items["reports.open"]["value"] is None
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -1,0 +1,140 @@
+"""The IOC's domain: facts from events, an order-independent projection, the figures, the catalogue."""
+
+from __future__ import annotations
+
+import random
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from functions.ioc.function import catalogue, facts, figures, live, views
+from functions.ioc.function.projection import Projection
+from lscloud import manifest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+import ioc_support as ev  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 12, 3, 10, 0, tzinfo=timezone.utc)
+
+
+def fold(evts) -> Projection:
+    p = Projection()
+    for e in evts:
+        f = live.fact_of(e)
+        if f is not None:
+            p.apply(f)
+    return p
+
+
+def sample() -> list[dict]:
+    out = [
+        ev.border("d1", "submitted", ev.ago(100, now=NOW)), ev.border("d1", "cleared", ev.ago(40, now=NOW)),
+        ev.border("d2", "submitted", ev.ago(90, now=NOW)), ev.border("d2", "cleared", ev.ago(10, now=NOW)),
+        ev.border("d3", "submitted", ev.ago(30, now=NOW)),
+        ev.border("d4", "submitted", ev.ago(20, now=NOW), gate="tan-thanh"),
+        ev.border("d4", "cancelled", ev.ago(5, now=NOW), gate="tan-thanh"),
+        ev.dossier("h1", "received", ev.ago(200, now=NOW), channel="online", deadline=ev.ago(60, now=NOW)),
+        ev.dossier("h1", "done", ev.ago(90, now=NOW)),
+        ev.dossier("h2", "received", ev.ago(200, now=NOW), channel="counter", deadline=ev.ago(100, now=NOW)),
+        ev.dossier("h2", "done", ev.ago(50, now=NOW)),
+        ev.dossier("h3", "received", ev.ago(200, now=NOW), channel="online", unit="06004", deadline=ev.ago(30, now=NOW)),
+        ev.report("r1", "submitted", "submitted", "open", ev.ago(120, now=NOW), deadline=ev.ago(60, now=NOW)),
+        ev.report("r2", "submitted", "submitted", "open", ev.ago(110, now=NOW), deadline=ev.ago(-60, now=NOW)),
+        ev.report("r3", "submitted", "submitted", "open", ev.ago(100, now=NOW), commune="06004"),
+        ev.report("r3", "closed", "closed", "closed", ev.ago(50, now=NOW), commune="06004"),
+        ev.report("r3", "rated", "closed", "closed", ev.ago(40, now=NOW), commune="06004", rating=4),
+        # a fact the reports function may add later: counted by its to_state / status, not its name
+        ev.report("r2", "escalated", "escalated", "open", ev.ago(30, now=NOW), deadline=ev.ago(-60, now=NOW)),
+        ev.transfer("t1", 500_000), ev.transfer("t2", 1_500_000, point="bd-06004", unit="06004"),
+        ev.aqi_alert("st-1", True, ev.ago(120, now=NOW), 160), ev.aqi_alert("st-2", True, ev.ago(120, now=NOW), 130),
+        ev.aqi_alert("st-2", False, ev.ago(30, now=NOW), 80),
+        ev.progress("06001", 1000, 300, ev.ago(60, now=NOW)), ev.progress("06001", 1000, 400, ev.ago(30, now=NOW)),
+        ev.progress("06004", 500, 400, ev.ago(30, now=NOW)),
+    ]
+    for e in out:  # the softatm schema carries no time in its data: the event's own time stands in
+        e["time"] = figures.fmt(NOW - timedelta(minutes=15))
+    return out
+
+
+def values(p: Projection, where=None) -> dict:
+    t0, t1 = views.window(NOW)
+    return {i: figures.value(p, i, t0, t1, where) for i in figures.COMPUTE}
+
+
+def test_figures_of_a_known_history():
+    v = values(fold(sample()))
+    assert v["border.declared"] == 4 and v["border.cleared"] == 2 and v["border.waiting"] == 1
+    assert v["border.clearance-median"] == 70.0  # 60 and 80 minutes
+    assert v["dossiers.received"] == 3 and v["dossiers.online-share"] == pytest.approx(66.67)
+    assert v["dossiers.on-time-rate"] == 50.0  # h1 on time, h2 late
+    assert v["dossiers.overdue-rate"] == 100.0  # h3 open and past its deadline
+    assert v["reports.received"] == 3 and v["reports.open"] == 2 and v["reports.overdue"] == 1
+    assert v["reports.satisfaction"] == 4.0
+    assert v["softatm.transfers"] == 2 and v["softatm.volume"] == 2_000_000
+    assert v["environment.alerts-active"] == 1 and v["environment.aqi-peak"] == 160
+    assert v["community.shop-or-payment-share"] == pytest.approx(100 * 800 / 1500, abs=0.01)
+    one = values(fold(sample()), {"commune": "06004"})
+    assert one["reports.open"] == 0 and one["softatm.volume"] == 1_500_000 and one["dossiers.received"] == 1
+
+
+def test_redelivery_and_any_order_give_identical_figures():
+    evts = sample()
+    once = views.snapshot(fold(evts), NOW)
+    for seed in range(5):
+        shuffled = evts + evts[: 7]  # redelivered events, in another order
+        random.Random(seed).shuffle(shuffled)
+        again = views.snapshot(fold(shuffled), NOW)
+        assert again["digest"] == once["digest"] and again["facts"] == once["facts"] == len(evts)
+
+
+def test_gauges_are_as_of_the_end_of_each_bucket():
+    p = fold(sample())
+    pts = figures.series(p, "reports.open", NOW - timedelta(hours=3), NOW, "hour")
+    assert [x["value"] for x in pts][-1] == 2
+    assert sum(x["value"] for x in figures.series(p, "border.declared", NOW - timedelta(hours=3), NOW, "hour")) == 4
+    days = figures.buckets(NOW - timedelta(days=2), NOW, "day")
+    assert all(a.endswith("T17:00:00Z") for a, _ in days)  # midnight in Vietnam
+
+
+def test_facts_carry_no_personal_data():
+    for e in sample():
+        text = repr(live.fact_of(e))
+        assert "20C-123.45" not in text and "001099012345" not in text and "0101234567" not in text
+        assert e["id"] not in text  # the event id is kept as a digest
+
+
+def test_an_event_without_its_id_or_data_counts_for_nothing():
+    e = ev.report("r1", "submitted", "submitted", "open", NOW)
+    e["data"].pop("report_id")
+    assert facts.of(e) is None
+    assert facts.of({**ev.transfer("t", 1), "data": "x"}) is None
+
+
+def test_catalogue_figures_and_subscriptions_agree():
+    ids = [i["id"] for i in catalogue.indicators()]
+    assert sorted(ids) == sorted(figures.COMPUTE)
+    assert sum(a["nine"] for a in catalogue.areas()) == 9
+    no_source = [a["id"] for a in catalogue.areas() if not a["sources"]]
+    assert set(no_source) == {"e-documents", "traffic-safety", "online-press", "information-security", "education", "tourism"}
+    for t in catalogue.targets()["measured"]:
+        assert t["indicator"] in ids and "source" in t and isinstance(t["verified"], bool)
+    m = manifest.load(ROOT / "functions" / "ioc")
+    assert {s.type for s in m.subscriptions} == set(facts.HANDLED) | {"vn.langson.platform.clock.ticked.v1"}
+    assert m.scale.min == 1 and m.scale.max == 1
+
+
+def test_scopes():
+    p = fold(sample())
+    everything = {s for s in facts.HANDLED and catalogue.sources()}
+    public = views.indicators(p, views.Scope(public_only=True), everything, as_of=NOW)
+    assert all(i["public"] for i in public["items"]) and "reports.overdue" not in [i["id"] for i in public["items"]]
+    mine = views.indicators(p, views.Scope(commune="06004"), everything, as_of=NOW)
+    assert mine["commune"] == "06004" and all("commune" in i["dimensions"] for i in mine["items"])
+    with pytest.raises(views.NotYourCommune):
+        views.commune_card(p, views.Scope(commune="06004"), everything, "06001", NOW)
+    none = views.indicators(p, views.Scope(), set(), as_of=NOW)
+    assert all(i["status"] == "no-source" and i["value"] is None for i in none["items"])
+    assert all(a["status"] == "no-source" for a in none["areas"])
