@@ -380,7 +380,8 @@ def build_openapi(app: Flask) -> dict:
         "openapi": "3.1.0",
         "info": info,
         "x-lscloud-roles": {name: role.as_dict() for name, role in _roles.REGISTRY.items()},
-        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        # no jsonSchemaDialect: OpenAPI 3.1's default (its base dialect, JSON Schema 2020-12 plus the OAS
+        # vocabulary) is what the schemas are; explorers such as Swagger UI support only the default
         "paths": paths,
         "components": {
             "schemas": components,
