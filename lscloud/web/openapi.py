@@ -261,6 +261,9 @@ def _responses(declared: dict | None, wanted: set[str]) -> dict:
     out = {str(declared["status"]): answer}
     for code, text in sorted(declared["also"].items()):
         out[str(code)] = {"description": text}
+        if code >= 400:  # an error is a problem body, whatever the view declared
+            out[str(code)]["content"] = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"},
+                                                      "example": Problem(code).to_dict(trace_id=None)}}
     out["default"] = problem
     return out
 
@@ -311,7 +314,8 @@ def build_openapi(app: Flask) -> dict:
     state = app_state(app)
     info = {"title": state.openapi_info.get("title", f"lscloud {state.name}"),
             "version": state.openapi_info.get("version", "1.0.0")}
-    info["description"] = state.openapi_info.get("description") or (
+    own = state.openapi_info.get("description")
+    info["description"] = (own + "\n\n" if own else "") + (
         f"The `{state.name}` function of Lạng Sơn Cloud. Errors are `application/problem+json` (RFC 9457) "
         "with `title`/`detail` in English and `title_vi`/`detail_vi` in Vietnamese, and `errors[]` naming each "
         f"bad field.\n\nHàm `{state.name}` của Lạng Sơn Cloud. Lỗi trả về theo `application/problem+json` "
