@@ -33,7 +33,7 @@ PAGE_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "required": ["items", "total", "next_page_token"],
     "properties": {
-        "items": {"type": "array"},
+        "items": {"type": "array", "items": {}},
         "total": {"type": "integer", "minimum": 0, "description": "Items matching the filters, over all pages."},
         "next_page_token": {"type": ["string", "null"]},
     },
@@ -164,8 +164,21 @@ def _component_name(file: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", stem.replace("/", "."))
 
 
+_DEFS = re.compile(r"^/\$defs/([^/]+)")
+
+
+def _defs_component(component: str, fragment: str) -> str:
+    """A file's ``$defs/NAME`` becomes its own component ``<file's component>.defs.NAME``: client
+    generators resolve ``#/components/schemas/X`` but not a pointer into one."""
+    m = _DEFS.match(fragment)
+    if not m:
+        return "#/components/schemas/" + component + fragment
+    return "#/components/schemas/" + component + ".defs." + m.group(1) + fragment[m.end():]
+
+
 def _rewrite_refs(node: Any, here: str, state: AppState, wanted: set[str]) -> Any:
-    """Turn file ``$ref``s into ``#/components/schemas/...`` refs (and note which files are needed)."""
+    """Turn file ``$ref``s into ``#/components/schemas/...`` refs (and note which files are needed);
+    an array without ``items`` says so explicitly (``items: {}``, the same meaning) for generators."""
     if isinstance(node, dict):
         out = {}
         for k, v in node.items():
@@ -176,12 +189,14 @@ def _rewrite_refs(node: Any, here: str, state: AppState, wanted: set[str]) -> An
                 name = posixpath.normpath(posixpath.join(posixpath.dirname(here), target)) if target else here
                 if name in state.schemas.documents:
                     wanted.add(name)
-                    out[k] = "#/components/schemas/" + _component_name(name) + fragment
+                    out[k] = _defs_component(_component_name(name), fragment)
                     continue
             if k == "$ref" and isinstance(v, str) and v.startswith("#"):
-                out[k] = "#/components/schemas/" + _component_name(here) + v[1:]
+                out[k] = _defs_component(_component_name(here), v[1:])
                 continue
             out[k] = _rewrite_refs(v, here, state, wanted)
+        if out.get("type") == "array" and "items" not in out and "prefixItems" not in out:
+            out["items"] = {}
         return out
     if isinstance(node, list):
         return [_rewrite_refs(v, here, state, wanted) for v in node]
@@ -379,7 +394,10 @@ def build_openapi(app: Flask) -> dict:
     while wanted - done:
         name = sorted(wanted - done)[0]
         done.add(name)
-        components[_component_name(name)] = _rewrite_refs(state.schemas.documents[name], name, state, wanted)
+        schema = _rewrite_refs(state.schemas.documents[name], name, state, wanted)
+        for def_name, definition in (schema.pop("$defs", None) or {}).items():
+            components[f"{_component_name(name)}.defs.{def_name}"] = definition
+        components[_component_name(name)] = schema
     return {
         "openapi": "3.1.0",
         "info": info,
