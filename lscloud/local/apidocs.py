@@ -98,7 +98,7 @@ def page(names: list[str], with_tokens: bool) -> bytes:
 
 def _asset(name: str) -> tuple[int, list, bytes]:
     if ASSETS is None or name not in _ASSET_FILES:
-        return _not_found()
+        return not_found()
     body = (ASSETS / name).read_bytes()
     ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
     if ctype.startswith("text/") or ctype.endswith("javascript"):
@@ -108,7 +108,7 @@ def _asset(name: str) -> tuple[int, list, bytes]:
 
 def _token(query: bytes, dev_tokens: DevTokens | None) -> tuple[int, list, bytes]:
     if dev_tokens is None:
-        return _not_found()
+        return not_found()
     q = {k: v[0] for k, v in parse_qs(query.decode("latin-1")).items()}
     allowed = {r["name"] for r in token_roles()}
     errors = []
@@ -128,7 +128,7 @@ def _token(query: bytes, dev_tokens: DevTokens | None) -> tuple[int, list, bytes
     return 200, [(b"content-type", b"application/json"), (b"cache-control", b"no-store")], body
 
 
-def _not_found() -> tuple[int, list, bytes]:
+def not_found() -> tuple[int, list, bytes]:
     from .gateway import problem
 
     return problem(404, "not-found", "Not found", "Nothing exists at this address.", "Không tìm thấy",

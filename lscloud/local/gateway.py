@@ -38,7 +38,6 @@ import logging
 import re
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import quote
 
@@ -339,7 +338,7 @@ class Gateway:
 
         found = apidocs.answer(scope["path"], scope.get("query_string", b""), sorted(self.routes()), self.dev_tokens)
         if found is None:
-            found = apidocs._not_found()
+            found = apidocs.not_found()
         await _send(send, *found)
 
 

@@ -14,11 +14,11 @@ The functions are read from the gateway's listing: a function added later is cov
 from __future__ import annotations
 
 import importlib
+import json
 import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import httpx
 import pytest
@@ -128,8 +128,6 @@ def test_a_generated_client_builds_and_calls_each_function(cloud, documents, tmp
         for name, doc in documents.items():
             package = "client_" + name.replace("-", "_")
             spec = tmp_path / f"{name}.json"
-            import json
-
             spec.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
             gen = subprocess.run([sys.executable, "-m", "openapi_python_client", "generate", "--path", str(spec),
                                   "--output-path", str(tmp_path / package), "--meta", "none", "--config", str(config)],
