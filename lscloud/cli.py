@@ -5,6 +5,7 @@
     lscloud fuzz [--base-url URL | --direct] [--cases 1000] [--function NAME]
     lscloud docs [--check]      the README's "who may call" tables from functions/*/access.yaml
     lscloud backup DEST | restore SRC   the local cloud's objects, streams and keys in a folder, and back
+    lscloud bank-kit check --bank CODE   the checks a partner bank must pass before go-live (soft ATM)
 
 Exit codes: 0 done; 1 failed (message on stderr; `fuzz`: a 5xx or a 4xx that is not problem+json); 2 bad
 usage; 3 `status` found the cloud running but not healthy.
@@ -360,6 +361,31 @@ def cmd_docs(args) -> int:
     return EXIT_OK
 
 
+def cmd_bank_kit(args) -> int:
+    """Run the soft ATM's partner-bank kit (``function/bankkit.py``) with the soft ATM's environment."""
+    import subprocess
+
+    from . import manifest as manifests
+    from .auth import dev_keys
+    from .local.supervisor import function_env
+
+    cloud = running_cloud(_state_dir(args))
+    f = cloud["functions"].get("softatm")
+    if f is None:
+        raise CliError("the soft ATM (softatm) does not run in this cloud")
+    settings = local_cloud.cloud_settings(cloud)
+    # functions reach each other through the gateway, as the running ones do
+    settings = settings.replace(jwt_public_key=dev_keys(settings.state_dir)[1],
+                                peer_url_template=cloud["gateway"]["url"] + "/{name}")
+    m = manifests.load(f["dir"])
+    argv = [sys.executable, "-m", "lscloud.local.tools", str(m.root), "bankkit", "--bank", args.bank,
+            "--wait", str(args.wait)]
+    argv += ["--account", args.account] if args.account else []
+    argv += ["--reject-account", args.reject_account] if args.reject_account else []
+    return subprocess.run(argv, env=function_env(m, settings, f["port"]), cwd=str(m.root),
+                          stdin=subprocess.DEVNULL).returncode
+
+
 def cmd_backup(args) -> int:
     from .local import backup as bk
 
@@ -425,6 +451,18 @@ def build_parser() -> argparse.ArgumentParser:
     bk.add_argument("dest", help="a new (or empty) folder")
     rs = add("restore", cmd_restore, "put a backup back into a fresh state dir (--state-dir) and check it")
     rs.add_argument("src", help="a folder written by `lscloud backup`")
+
+    kit = add("bank-kit", None, "the partner-bank kit of the soft ATM")
+    kit_sub = kit.add_subparsers(dest="kit_command", required=True, metavar="SUBCOMMAND")
+    kc = kit_sub.add_parser("check", help="run, against the bank registered under --bank, the checks it must pass "
+                                          "before go-live (signatures, webhooks, replays, retries, reserve/reject/"
+                                          "confirm, settlement); exit 1 on any failure")
+    kc.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    kc.add_argument("--bank", required=True, help="the bank's code at the soft ATM (e.g. simbank)")
+    kc.add_argument("--account", help="a funded test account at the bank (default: the simulated bank's first)")
+    kc.add_argument("--reject-account", help="an account whose withdrawals the bank must reject")
+    kc.add_argument("--wait", type=float, default=60.0, help="seconds to wait for each answer of the bank (default 60)")
+    kc.set_defaults(fn=cmd_bank_kit)
 
     dlq = add("dlq", cmd_dlq, "show dead-lettered events")
     dlq.add_argument("-n", type=int, default=20, help="how many (default 20)")

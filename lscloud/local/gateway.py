@@ -5,7 +5,8 @@ streaming reverse proxy (method, path, query, headers and body passed through, h
 headers dropped, ``X-Forwarded-*`` added). Two things it adds:
 
 - ``/`` lists the functions and their readiness (JSON, or HTML for a browser) and ``/docs``
-  links every function's ``openapi.json`` (no external assets: the machine may be offline);
+  shows every function's ``openapi.json`` in Swagger UI (:mod:`lscloud.local.apidocs`: assets from
+  an installed package, never a CDN; a dev-token getter in the local cloud only);
 - when ``lscloud.telemetry`` is set up, a SERVER span per request and a ``traceparent`` to
   the function, so a trace starts where the request entered the cloud.
 
@@ -37,7 +38,6 @@ import logging
 import re
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import quote
 
@@ -79,10 +79,12 @@ class Gateway:
     """The ASGI app. ``routes`` returns the current routing table (name -> Route)."""
 
     def __init__(self, routes: Callable[[], dict[str, Route]], *, upstream_host: str = "127.0.0.1",
-                 read_timeout_s: float = 60.0, max_body_bytes: int | None = None):
+                 read_timeout_s: float = 60.0, max_body_bytes: int | None = None, dev_tokens=None):
         """``max_body_bytes``: the largest request body forwarded (default: the largest any route
-        takes by default settings, ``max(max_body_bytes, blob_max_bytes)``)."""
+        takes by default settings, ``max(max_body_bytes, blob_max_bytes)``). ``dev_tokens``: an
+        :class:`lscloud.local.apidocs.DevTokens` for ``/docs/token`` (local cloud only; ``None``: no route)."""
         self.routes = routes
+        self.dev_tokens = dev_tokens
         self.upstream_host = upstream_host
         self.read_timeout_s = read_timeout_s
         if max_body_bytes is None:
@@ -143,8 +145,8 @@ class Gateway:
         path = scope["path"]
         if path in ("/", ""):
             return await self._index(scope, send)
-        if path in ("/docs", "/docs/"):
-            return await self._docs(send)
+        if path == "/docs" or path.startswith("/docs/"):
+            return await self._docs(scope, send)
         raw_path = _raw_path(scope)
         try:
             where = paths.parse(raw_path)
@@ -331,17 +333,13 @@ class Gateway:
                           ensure_ascii=False).encode()
         await _send(send, 200, [(b"content-type", b"application/json")], body)
 
-    async def _docs(self, send) -> None:
-        names = sorted(self.routes())
-        # links work without JavaScript; the script adds each function's operations
-        index = "".join(f"<li><a href='#fn-{html.escape(n)}'>{html.escape(n)}</a> — "
-                        f"<a href='/{html.escape(n)}/openapi.json'>/{html.escape(n)}/openapi.json</a></li>" for n in names)
-        page = (_DOCS_PAGE.replace("__INDEX__", index)
-                .replace("__FUNCTIONS__", json.dumps(names).replace("</", "<\\/")).encode())
-        await _send(send, 200, [(b"content-type", b"text/html; charset=utf-8")], page)
+    async def _docs(self, scope, send) -> None:
+        from . import apidocs
 
-
-_DOCS_PAGE = (Path(__file__).with_name("docs.html")).read_text(encoding="utf-8")
+        found = apidocs.answer(scope["path"], scope.get("query_string", b""), sorted(self.routes()), self.dev_tokens)
+        if found is None:
+            found = apidocs.not_found()
+        await _send(send, *found)
 
 
 def _page(title: str, content: str) -> bytes:

@@ -521,7 +521,10 @@ class Supervisor:
         self._start_clock()
         # the gateway's cap: the largest body any route takes (uploads); functions apply their own limits
         cap = max(self.settings.max_body_bytes, self.settings.blob_max_bytes)
-        self.gateway = GatewayServer(Gateway(self.routes, max_body_bytes=cap), o.host, gateway_port)
+        from .apidocs import dev_tokens_for
+
+        self.gateway = GatewayServer(Gateway(self.routes, max_body_bytes=cap, dev_tokens=dev_tokens_for(self.settings)),
+                                     o.host, gateway_port)
         try:
             self.gateway.start()
         except RuntimeError as exc:

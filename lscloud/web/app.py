@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -75,6 +76,9 @@ def check_access(app: Flask) -> None:
                 state.schemas.validator(name)  # a missing or broken schema stops the start, not a request
     state.access_checked = True
 
+
+
+_PREFIX = re.compile(r"/[a-z0-9][a-z0-9-]{0,62}")
 
 
 def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, openapi: dict | None = None,
@@ -183,7 +187,13 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
     @auth.allow("public")
     def openapi_document():
         """The OpenAPI 3.1 description of this function."""
-        return jsonify(build_openapi(app))
+        doc = build_openapi(app)
+        # behind the local gateway (or an ingress that says so) the API lives under a prefix:
+        # "try it" in an API explorer must call /<function>/..., not /...
+        prefix = request.headers.get("X-Forwarded-Prefix", "")
+        if _PREFIX.fullmatch(prefix):
+            doc = {**doc, "servers": [{"url": prefix, "description": "through the gateway / qua cổng"}]}
+        return jsonify(doc)
 
     telemetry.instrument_flask(app)
     return app

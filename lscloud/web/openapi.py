@@ -33,7 +33,7 @@ PAGE_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "required": ["items", "total", "next_page_token"],
     "properties": {
-        "items": {"type": "array"},
+        "items": {"type": "array", "items": {}},
         "total": {"type": "integer", "minimum": 0, "description": "Items matching the filters, over all pages."},
         "next_page_token": {"type": ["string", "null"]},
     },
@@ -164,8 +164,21 @@ def _component_name(file: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", stem.replace("/", "."))
 
 
+_DEFS = re.compile(r"^/\$defs/([^/]+)")
+
+
+def _defs_component(component: str, fragment: str) -> str:
+    """A file's ``$defs/NAME`` becomes its own component ``<file's component>.defs.NAME``: client
+    generators resolve ``#/components/schemas/X`` but not a pointer into one."""
+    m = _DEFS.match(fragment)
+    if not m:
+        return "#/components/schemas/" + component + fragment
+    return "#/components/schemas/" + component + ".defs." + m.group(1) + fragment[m.end():]
+
+
 def _rewrite_refs(node: Any, here: str, state: AppState, wanted: set[str]) -> Any:
-    """Turn file ``$ref``s into ``#/components/schemas/...`` refs (and note which files are needed)."""
+    """Turn file ``$ref``s into ``#/components/schemas/...`` refs (and note which files are needed);
+    an array without ``items`` says so explicitly (``items: {}``, the same meaning) for generators."""
     if isinstance(node, dict):
         out = {}
         for k, v in node.items():
@@ -176,12 +189,14 @@ def _rewrite_refs(node: Any, here: str, state: AppState, wanted: set[str]) -> An
                 name = posixpath.normpath(posixpath.join(posixpath.dirname(here), target)) if target else here
                 if name in state.schemas.documents:
                     wanted.add(name)
-                    out[k] = "#/components/schemas/" + _component_name(name) + fragment
+                    out[k] = _defs_component(_component_name(name), fragment)
                     continue
             if k == "$ref" and isinstance(v, str) and v.startswith("#"):
-                out[k] = "#/components/schemas/" + _component_name(here) + v[1:]
+                out[k] = _defs_component(_component_name(here), v[1:])
                 continue
             out[k] = _rewrite_refs(v, here, state, wanted)
+        if out.get("type") == "array" and "items" not in out and "prefixItems" not in out:
+            out["items"] = {}
         return out
     if isinstance(node, list):
         return [_rewrite_refs(v, here, state, wanted) for v in node]
@@ -192,11 +207,59 @@ def _ref(file: str) -> dict:
     return {"$ref": "#/components/schemas/" + _component_name(file)}
 
 
+# status -> (slug of the example, when the runtime answers it: en / vi)
+_PROBLEMS: dict[int, tuple[str, str, str]] = {
+    400: ("invalid-parameter", "a malformed body or query or path parameter (errors[] names each field)",
+          "nội dung, tham số truy vấn hoặc đường dẫn không hợp lệ (errors[] nêu từng trường)"),
+    401: ("unauthenticated", "no valid credential (bearer token or partner signature)",
+          "thiếu thông tin xác thực hợp lệ (mã truy cập hoặc chữ ký đối tác)"),
+    403: ("forbidden", "the caller's role or scope may not do this", "vai trò hoặc phạm vi của người gọi không được phép"),
+    404: ("not-found", "nothing exists at this address (or the caller may not know it exists)",
+          "không tìm thấy (hoặc người gọi không được biết nó tồn tại)"),
+    409: ("conflict", "conflicts with the current state, or an idempotency key reused with another body",
+          "xung đột với trạng thái hiện tại, hoặc khóa chống lặp dùng lại với nội dung khác"),
+    413: ("payload-too-large", "the request body is over the size limit", "nội dung yêu cầu vượt quá giới hạn"),
+    415: ("unsupported-media-type", "the body is not application/json", "nội dung không phải application/json"),
+    422: ("validation-failed", "the body does not match its schema (errors[] names each field by JSON pointer)",
+          "nội dung không đúng lược đồ (errors[] nêu từng trường theo JSON pointer)"),
+    503: ("unavailable", "a dependency is unavailable; retry after Retry-After",
+          "một thành phần phụ thuộc tạm thời không khả dụng; thử lại sau Retry-After"),
+}
+
+
+def _problem_response(status: int | None) -> dict:
+    """A documented problem+json answer with a bilingual description and an example body."""
+    schema = {"$ref": "#/components/schemas/Problem"}
+    if status is None:
+        return {"description": "Any other error, as problem details (RFC 9457) / Lỗi khác, theo RFC 9457",
+                "content": {MEDIA_TYPE: {"schema": schema}}}
+    slug, en, vi = _PROBLEMS[status]
+    sample = Problem(status, slug).to_dict(trace_id="4bf92f3577b34da6a3ce929d0e0e4736")
+    if status in (400, 422):
+        sample["errors"] = [{"field": "/amount_vnd" if status == 422 else "limit",
+                             "message": "must be at least 1" if status == 400 else "1 is less than the minimum of 50000"}]
+    return {"description": f"{en} / {vi}", "content": {MEDIA_TYPE: {"schema": schema, "example": sample}}}
+
+
+def _problems(*, public: bool, has_params: bool, has_body: bool, idempotent: bool) -> dict:
+    """The problem statuses the runtime itself may answer for an operation of this shape (a
+    function's own refusals add 404/409/… of their kind: always under these statuses or ``default``)."""
+    codes = [404, 503]
+    if has_params or has_body or idempotent:
+        codes.append(400)
+    if not public:
+        codes += [401, 403]
+    if has_body:
+        codes += [413, 415, 422]
+    if has_body or idempotent:
+        codes.append(409)
+    return {str(c): _problem_response(c) for c in sorted(set(codes))}
+
+
 def _responses(declared: dict | None, wanted: set[str]) -> dict:
     """The operation's ``responses``: the ``@responds`` declaration (else a bare ``2XX``) and the
     runtime's problem+json ``default``."""
-    problem = {"description": "Problem details (RFC 9457)",
-               "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    problem = _problem_response(None)
     if declared is None:
         return {"2XX": {"description": "Success"}, "default": problem}
     answer: dict[str, Any] = {"description": declared["description"]}
@@ -213,8 +276,51 @@ def _responses(declared: dict | None, wanted: set[str]) -> dict:
     out = {str(declared["status"]): answer}
     for code, text in sorted(declared["also"].items()):
         out[str(code)] = {"description": text}
+        if code >= 400:  # an error is a problem body, whatever the view declared
+            out[str(code)]["content"] = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"},
+                                                      "example": Problem(code).to_dict(trace_id=None)}}
     out["default"] = problem
     return out
+
+
+_NO_EXAMPLE = object()
+
+
+def _example(state: AppState, name: str) -> Any:
+    """The request body example of schema file ``name``: its own ``examples`` or one built from it,
+    shown only when the function's validator accepts it (:mod:`lscloud.web.examples`)."""
+    from .examples import valid_example
+
+    cache = state.__dict__.setdefault("_openapi_examples", {}) if hasattr(state, "__dict__") else {}
+    if name not in cache:
+        doc = state.schemas.documents[name]
+        resolver = state.schemas.registry.resolver(base_uri=doc.get("$id", ""))
+        ok, value = valid_example(doc, lambda instance: state.schemas.errors(name, instance), resolver)
+        cache[name] = value if ok else _NO_EXAMPLE
+    return cache[name]
+
+
+def _describe(doc: str, access) -> str:
+    """The operation's description: the docstring after its first line, then who may call it in
+    English and Vietnamese (from the role registry)."""
+    rest = "\n".join(doc.splitlines()[1:]).strip() if doc else ""
+    who = ""
+    if access is not None:
+        if access.public:
+            who = "**Who may call / Ai được gọi:** anyone / mọi người"
+        elif access.eventing:
+            who = "**Who may call / Ai được gọi:** the platform's event delivery / bộ chuyển sự kiện của nền tảng"
+        else:
+            lines = []
+            for name in access.roles:
+                role = _roles.REGISTRY.get(name)
+                lines.append(f"- `{name}`: {role.en} / {role.vi}" if role else f"- `{name}`")
+            if access.partner:
+                role = _roles.REGISTRY.get(_roles.PARTNER)
+                lines.append(f"- `{_roles.PARTNER}` (signed request / yêu cầu có chữ ký)"
+                             + (f": {role.en} / {role.vi}" if role else ""))
+            who = "**Who may call / Ai được gọi:**\n\n" + "\n".join(lines)
+    return "\n\n".join(part for part in (rest, who) if part)
 
 
 def build_openapi(app: Flask) -> dict:
@@ -223,8 +329,12 @@ def build_openapi(app: Flask) -> dict:
     state = app_state(app)
     info = {"title": state.openapi_info.get("title", f"lscloud {state.name}"),
             "version": state.openapi_info.get("version", "1.0.0")}
-    if state.openapi_info.get("description"):
-        info["description"] = state.openapi_info["description"]
+    own = state.openapi_info.get("description")
+    info["description"] = (own + "\n\n" if own else "") + (
+        f"The `{state.name}` function of Lạng Sơn Cloud. Errors are `application/problem+json` (RFC 9457) "
+        "with `title`/`detail` in English and `title_vi`/`detail_vi` in Vietnamese, and `errors[]` naming each "
+        f"bad field.\n\nHàm `{state.name}` của Lạng Sơn Cloud. Lỗi trả về theo `application/problem+json` "
+        "(RFC 9457), có `title_vi`/`detail_vi` tiếng Việt và `errors[]` nêu từng trường sai.")
     paths: dict[str, dict] = {}
     wanted: set[str] = set()
     page_used = False
@@ -242,6 +352,9 @@ def build_openapi(app: Flask) -> dict:
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             op: dict[str, Any] = {"operationId": f"{rule.endpoint}_{method.lower()}".replace(".", "_"),
                                   "summary": summary}
+            description = _describe(doc, access)
+            if description:
+                op["description"] = description
             parameters = params + [dict(q) for q in getattr(view, "__lscloud_query_params__", ())]
             if parameters:
                 op["parameters"] = parameters
@@ -257,10 +370,21 @@ def build_openapi(app: Flask) -> dict:
             schema = getattr(view, "__lscloud_body_schema__", None)
             if schema and method in _BODY_METHODS:
                 wanted.add(schema)
+                media: dict[str, Any] = {"schema": _ref(schema)}
+                found = _example(state, schema)
+                if found is not _NO_EXAMPLE:
+                    media["example"] = found
                 op["requestBody"] = {"required": not getattr(view, "__lscloud_body_optional__", False),
-                                     "content": {"application/json": {"schema": _ref(schema)}}}
+                                     "content": {"application/json": media}}
             declared = getattr(view, "__lscloud_response__", None)
             op["responses"] = _responses(declared, wanted)
+            if not (access is not None and access.eventing):
+                problems = _problems(public=access is None or access.public, has_params=bool(parameters),
+                                     has_body="requestBody" in op,
+                                     idempotent=bool(getattr(view, "__lscloud_idempotent__", False)))
+                mine = op["responses"]
+                default = mine.pop("default")
+                op["responses"] = {**mine, **{k: v for k, v in problems.items() if k not in mine}, "default": default}
             page_used = page_used or bool(declared and declared["page"])
             paths.setdefault(path, {})[method.lower()] = op
     components: dict[str, Any] = {"Problem": PROBLEM_SCHEMA}
@@ -270,12 +394,16 @@ def build_openapi(app: Flask) -> dict:
     while wanted - done:
         name = sorted(wanted - done)[0]
         done.add(name)
-        components[_component_name(name)] = _rewrite_refs(state.schemas.documents[name], name, state, wanted)
+        schema = _rewrite_refs(state.schemas.documents[name], name, state, wanted)
+        for def_name, definition in (schema.pop("$defs", None) or {}).items():
+            components[f"{_component_name(name)}.defs.{def_name}"] = definition
+        components[_component_name(name)] = schema
     return {
         "openapi": "3.1.0",
         "info": info,
         "x-lscloud-roles": {name: role.as_dict() for name, role in _roles.REGISTRY.items()},
-        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        # no jsonSchemaDialect: OpenAPI 3.1's default (its base dialect, JSON Schema 2020-12 plus the OAS
+        # vocabulary) is what the schemas are; explorers such as Swagger UI support only the default
         "paths": paths,
         "components": {
             "schemas": components,

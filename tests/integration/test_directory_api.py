@@ -259,7 +259,8 @@ def test_openapi_documents_routes_and_response_schemas(client):
     assert unit["responses"]["200"]["content"]["application/json"]["schema"] == \
         {"$ref": "#/components/schemas/directory.unit"}
     assert set(unit["responses"]["200"]["headers"]) == {"ETag", "Cache-Control"}
-    assert set(unit["responses"]) == {"200", "304", "default"}
+    assert set(unit["responses"]) == {"200", "304", "400", "404", "503", "default"}  # the runtime's problems too
+    assert unit["responses"]["404"]["content"]["application/problem+json"]["example"]["title_vi"]
     units = paths["/v1/units"]["get"]
     page = units["responses"]["200"]["content"]["application/json"]["schema"]
     assert page["allOf"][0] == {"$ref": "#/components/schemas/Page"}

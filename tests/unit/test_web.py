@@ -269,7 +269,8 @@ def test_openapi_document_is_valid_3_1(app, client):
     assert resp.status_code == 200
     doc = resp.get_json()
     validate(doc)
-    assert doc["openapi"] == "3.1.0" and doc["info"] == {"title": "Directory", "version": "1.2.3"}
+    assert doc["openapi"] == "3.1.0" and doc["info"]["title"] == "Directory" and doc["info"]["version"] == "1.2.3"
+    assert "problem+json" in doc["info"]["description"] and "Hàm `directory`" in doc["info"]["description"]
     get_op = doc["paths"]["/v1/units/{code}"]["get"]
     assert get_op["summary"] == "Read one administrative unit."
     assert get_op["security"] == [] and get_op["x-lscloud-access"] == {"roles": ["public"], "partner": False}
@@ -280,7 +281,9 @@ def test_openapi_document_is_valid_3_1(app, client):
     comps = doc["components"]["schemas"]
     assert {"unit", "common.address", "Problem"} <= set(comps)
     assert comps["unit"]["properties"]["address"] == {"$ref": "#/components/schemas/common.address"}
-    assert comps["unit"]["properties"]["tags"]["items"] == {"$ref": "#/components/schemas/unit/$defs/tag"}
+    # a file's $defs are components of their own (generators resolve no pointer into a component)
+    assert comps["unit"]["properties"]["tags"]["items"] == {"$ref": "#/components/schemas/unit.defs.tag"}
+    assert "$defs" not in comps["unit"] and comps["unit.defs.tag"]["type"]
     assert doc == build_openapi(app)
 
 
@@ -332,7 +335,7 @@ def test_openapi_documents_responses_and_query_params(schemas):
                                         "schema": {"type": "string", "maxLength": 200,
                                                    "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$"}}
     assert listing["parameters"][1]["schema"] == {"type": "integer", "minimum": 1}
-    assert list(listing["responses"]) == ["200", "304", "default"]
+    assert [c for c in listing["responses"] if c[0] not in "45"] == ["200", "304", "default"]
     ok = listing["responses"]["200"]
     assert ok["description"] == "OK"
     assert ok["headers"] == {"ETag": {"description": "Strong validator", "schema": {"type": "string"}}}
@@ -349,13 +352,15 @@ def test_openapi_documents_responses_and_query_params(schemas):
     assert item["responses"]["304"] == {"description": "Not Modified"}
 
     created = doc["paths"]["/v1/units"]["post"]["responses"]
-    assert list(created) == ["201", "default"] and created["201"]["description"] == "Created"
+    assert [c for c in created if not c.startswith(("4", "5"))] == ["201", "default"]
+    assert created["201"]["description"] == "Created"
     assert created["201"]["headers"] == {"Location": {"schema": {"type": "string"}}}
     deleted = doc["paths"]["/v1/units/{code}"]["delete"]
     assert deleted["parameters"][0]["name"] == "code"
     assert deleted["responses"]["204"] == {"description": "No Content"}
     # a route without @responds keeps the generic success answer
-    assert list(doc["paths"]["/openapi.json"]["get"]["responses"]) == ["2XX", "default"]
+    assert [c for c in doc["paths"]["/openapi.json"]["get"]["responses"] if not c.startswith(("4", "5"))] == \
+        ["2XX", "default"]
 
 
 def test_page_component_only_when_a_route_pages(app):

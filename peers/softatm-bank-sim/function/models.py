@@ -36,3 +36,12 @@ class Seen(Model):
         table = "bank-sim-events"
 
     id = A.UnicodeAttribute(hash_key=True)
+
+
+class Nonce(Model):
+    """A webhook signature's nonce already accepted: the same signed request again is a replay."""
+
+    class Meta:
+        table = "bank-sim-nonces"
+
+    id = A.UnicodeAttribute(hash_key=True)

@@ -9,9 +9,25 @@ import secrets
 import time
 from pathlib import Path
 
+from dataclasses import dataclass
+
+from lscloud import config
 from lscloud.auth import sign_request
+from lscloud.store import ConditionalCheckFailed
 
 CODE = "simbank"  # the bank's code at the soft ATM
+
+
+@dataclass(frozen=True)
+class Faults:
+    """A deliberate fault for the partner-bank kit's own tests (``SOFTATM_BANK_SIM_FAULT``):
+    ``accept-any-signature`` verifies nothing (every webhook is taken as ours)."""
+
+    fault: str = ""
+
+
+def fault(settings) -> str:
+    return config.section(settings, Faults).fault
 
 
 def keys(state_dir) -> list[str]:
@@ -33,7 +49,22 @@ def keys(state_dir) -> list[str]:
 
 
 def verify(settings, headers, path: str, raw: bytes) -> bool:
-    """Whether a webhook to ``path`` was signed by the soft ATM with one of our keys, in the time window."""
+    """Whether a webhook to ``path`` was signed by the soft ATM with one of our keys, in the time window,
+    with a nonce never seen before (remembered once the signature verifies: a replay is refused)."""
+    if fault(settings) == "accept-any-signature":
+        return True
+    if not _signed(settings, headers, path, raw):
+        return False
+    from .models import Nonce
+
+    try:
+        Nonce(headers["X-LSCloud-Nonce"]).save()
+    except ConditionalCheckFailed:
+        return False
+    return True
+
+
+def _signed(settings, headers, path: str, raw: bytes) -> bool:
     try:
         kid = int(headers.get("X-LSCloud-Key-Id", "0"))
         key = keys(settings.state_dir)[kid - 1]

@@ -4,6 +4,8 @@ dies) is done by worker threads, and what is still pending is picked up again by
 It behaves like a partner bank: a withdrawal is reserved when the account holds the amount (the
 money is put on hold) and rejected otherwise; a deposit is credited and confirmed; a commit debits
 the hold for good; an abort releases it — each answered through the soft ATM's signed bank endpoints.
+Like a bank's back office it submits its provisional reconciliation of today once its work has
+settled (at most every ``RECONCILE_S``), so the partner-bank kit can check it reconciles.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ log = logging.getLogger("bank-sim")
 
 THREADS = 8       # a bank answers many webhooks at once; work per transfer is idempotent
 RESCAN_S = 5.0
+RECONCILE_S = 10.0
 
 
 class Worker:
@@ -34,19 +37,37 @@ class Worker:
         self.http = httpx.Client(timeout=10, trust_env=False)
         self.busy: set[str] = set()
         self.busy_lock = threading.Lock()
+        self.settled = threading.Event()   # some work finished since the last reconciliation
         for i in range(THREADS):
             threading.Thread(target=self._run, name=f"bank-sim-worker-{i}", daemon=True).start()
         threading.Thread(target=self._rescan, name="bank-sim-rescan", daemon=True).start()
 
     def _rescan(self):
+        last_reconciled = time.monotonic()
         while True:
             try:
+                pending = False
                 for r in Record.scan():
                     if r.data.get("todo"):
+                        pending = True
                         self.q.put(r.id)
+                if self.settled.is_set() and not pending and time.monotonic() - last_reconciled >= RECONCILE_S:
+                    self.settled.clear()
+                    last_reconciled = time.monotonic()
+                    self._reconcile_today()
             except Exception:  # noqa: BLE001 - the next rescan tries again
                 pass
             time.sleep(RESCAN_S)
+
+    def _reconcile_today(self) -> None:
+        from datetime import datetime
+        from zoneinfo import ZoneInfo
+
+        from .reconcile import refresh_and_reconcile
+
+        day = datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).strftime("%Y-%m-%d")
+        out = refresh_and_reconcile(self, day)
+        log.info("reconciled %s: HTTP %s, %s transfer(s)", day, out["status"], out["submitted"])
 
     def call(self, method: str, path: str, body: dict | None = None) -> httpx.Response:
         """A signed call to the soft ATM (``path`` as the function sees it: a gateway strips its own prefix)."""
@@ -98,6 +119,7 @@ class Worker:
             if item.data.get("todo") == todo:
                 item.data["todo"] = None
         Record.update(tid, None, done)
+        self.settled.set()
 
     def _decide_withdrawal(self, tid: str, d: dict) -> None:
         ok = books.hold(d["account"], tid, d["amount_vnd"])

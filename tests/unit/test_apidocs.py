@@ -1,0 +1,77 @@
+"""The gateway's /docs: Swagger UI from the installed package, the function list, and the dev-token
+getter that exists in the local cloud only."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import httpx
+import jwt
+import pytest
+
+from lscloud.config import Settings
+from lscloud.local import apidocs
+from lscloud.local.gateway import Gateway, Route
+
+ROUTES = {"directory": Route("directory", 1), "softatm": Route("softatm", 2)}
+
+
+def get(gateway: Gateway, target: str) -> httpx.Response:
+    async def go():
+        transport = httpx.ASGITransport(app=gateway)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            return await client.get(target)
+
+    return asyncio.run(go())
+
+
+@pytest.fixture
+def local_gateway(tmp_path):
+    settings = Settings(state_dir=str(tmp_path))
+    assert settings.env == "local"
+    return Gateway(lambda: ROUTES, dev_tokens=apidocs.dev_tokens_for(settings)), settings
+
+
+def test_the_page_lists_every_function_and_loads_only_its_own_assets(local_gateway):
+    gateway, _ = local_gateway
+    page = get(gateway, "/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '"url": "/directory/openapi.json"' in page.text and '"url": "/softatm/openapi.json"' in page.text
+    refs = re.findall(r"""(?:src|href)=["']([^"']+)""", page.text)
+    assets = [r for r in refs if r.startswith("/docs/assets/")]
+    assert len(assets) >= 3 and all(r.startswith("/") and not r.startswith("//") for r in refs)
+    for asset in assets:
+        r = get(gateway, asset)
+        assert r.status_code == 200 and len(r.content) > 500, asset
+    assert "SwaggerUIBundle" in get(gateway, "/docs/assets/swagger-ui-bundle.js").text
+    # nothing else of the package folder, and no path tricks
+    for target in ("/docs/assets/index.html", "/docs/assets/../__init__.py", "/docs/nothing"):
+        r = get(gateway, target)
+        assert r.status_code in (400, 404) and r.headers["content-type"] == "application/problem+json", target
+
+
+def test_a_dev_token_for_a_role_in_the_local_cloud(local_gateway):
+    gateway, settings = local_gateway
+    assert 'id="dev-token"' in get(gateway, "/docs").text
+    r = get(gateway, "/docs/token?role=officer&unit=05983&agency=ubnd-lang-son")
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+    body = r.json()
+    from lscloud.auth import dev_keys
+
+    claims = jwt.decode(body["token"], dev_keys(settings.state_dir)[1], algorithms=["ES256", "RS256"],
+                        audience=settings.jwt_audience, issuer=settings.jwt_issuer)
+    assert claims["role"] == "officer" and claims["unit"] == "05983" and claims["agency"] == "ubnd-lang-son"
+    assert claims["exp"] - claims["iat"] <= settings.jwt_max_lifetime_s
+    bad = get(gateway, "/docs/token?role=bank&unit=<script>")
+    assert bad.status_code == 400 and {e["field"] for e in bad.json()["errors"]} == {"role", "unit"}
+
+
+def test_no_dev_token_getter_outside_the_local_cloud(tmp_path):
+    settings = Settings(state_dir=str(tmp_path), env="cluster")
+    assert apidocs.dev_tokens_for(settings) is None
+    gateway = Gateway(lambda: ROUTES, dev_tokens=apidocs.dev_tokens_for(settings))
+    assert 'id="dev-token"' not in get(gateway, "/docs").text and "/docs/token" not in get(gateway, "/docs").text
+    r = get(gateway, "/docs/token?role=operator")
+    assert r.status_code == 404 and "token" not in r.text
+    assert not (tmp_path / "keys").exists()  # not even a key was made
