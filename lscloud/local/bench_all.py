@@ -35,7 +35,7 @@ def measure_up(functions_dir: Path, runs: int) -> dict:
 
 
 def _cell(v, fmt: str) -> str:
-    return "-" if v is None else format(v, fmt)
+    return format(v, fmt) if v is not None else "-".rjust(int(fmt.split(".")[0] or 0))
 
 
 def print_table(rows: list[dict]) -> None:
