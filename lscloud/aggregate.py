@@ -171,17 +171,22 @@ class Aggregate(Generic[M]):
 
     def mutate(self, record_id: str, op: Callable[[dict], Any], *,
                events_after: Callable[[dict, Any], list[dict]] | None = None,
-               backoff: Backoff | None = None) -> Outcome[M]:
+               backoff: Backoff | None = None, item: M | None = None) -> Outcome[M]:
         """Read-modify-write one record under ``If-Match``.
 
         ``op(doc)`` changes the fresh document and returns the transitions it made (a list), or
         ``(transitions, result)``; raising :class:`NoChange` (or returning no transition and no
         result) skips the write. Domain errors raised by ``op`` pass through. After the write,
         ``events_after(doc, result)`` may add events that are not transitions.
+
+        ``item``: the record as the caller just read (or wrote) it, to save the first read. Its
+        ETag still guards the write, so a stale one only costs the re-read it saved; ``op`` may
+        change its document in place, so the caller hands it over.
         """
         policy = backoff or self.backoff
+        given = item
         for attempt in range(policy.retries + 1):
-            item = self.model.get(record_id)
+            item = given if attempt == 0 and given is not None else self.model.get(record_id)
             doc = item.data
             try:
                 out = op(doc)

@@ -1,7 +1,7 @@
 """The `lscloud` command: run the local cloud and look inside it.
 
     lscloud up [--port 8080] [--state-dir .lscloud] [--functions-dir functions] ...
-    lscloud status | token --role R | seed | migrate | dlq | events tail | traces | bench directory | bench border | bench procedures | bench dossiers | bench environment | bench market | bench documents | bench assistant | bench ioc
+    lscloud status | token --role R | seed | migrate | dlq | events tail | traces | bench directory | bench border | bench procedures | bench dossiers | bench environment | bench market | bench documents | bench assistant | bench ioc | bench all
     lscloud fuzz [--base-url URL | --direct] [--cases 1000] [--function NAME]
     lscloud docs [--check]      the README's "who may call" tables from functions/*/access.yaml
     lscloud backup DEST | restore SRC   the local cloud's objects, streams and keys in a folder, and back
@@ -221,6 +221,12 @@ def cmd_bench(args) -> int:
     from .local.bench import BenchError, bench_border, bench_directory, bench_procedures, bench_softatm
 
     try:
+        if args.bench_command == "all":
+            from .local.bench_all import bench_all
+
+            return bench_all(functions_dir=Path(args.functions_dir), concurrency=args.concurrency, scale=args.scale,
+                             up_runs=args.up_runs, json_path=Path(args.json) if args.json else None,
+                             only=tuple(args.only or ()))
         if args.bench_command == "procedures":
             return bench_procedures(requests=args.requests, concurrency=args.concurrency,
                                     functions_dir=Path(args.functions_dir),
@@ -536,6 +542,17 @@ def build_parser() -> argparse.ArgumentParser:
     bq.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
     bq.set_defaults(fn=cmd_bench)
 
+    bl = bench_sub.add_parser("all", help="every path against its same-run baseline and its goal, one table "
+                                          "(--json FILE for tracking)")
+    bl.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    bl.add_argument("--concurrency", type=int, default=8, help="parallel clients (default 8)")
+    bl.add_argument("--scale", type=float, default=1.0, help="requests per benchmark, times its default (default 1)")
+    bl.add_argument("--up-runs", type=int, default=3, help="`lscloud up` runs for the median (default 3)")
+    bl.add_argument("--json", metavar="FILE", help="write the rows as JSON to FILE")
+    bl.add_argument("--only", action="append", choices=("directory", "border", "softatm", "dossiers", "up"),
+                    help="run only this benchmark (repeatable)")
+    bl.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
+    bl.set_defaults(fn=cmd_bench)
     bm = bench_sub.add_parser("market", help="stamps issued/s (one batch) and scan latency vs raw S3 PUTs and GETs")
     bm.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     bm.add_argument("--stamps", type=int, default=100_000, help="stamps in the batch (default 100000)")

@@ -98,6 +98,9 @@ class Settings:
     idempotency_ttl_s: int = 86_400
     # other functions' base URL ({name} = the function): the gateway locally, the Service in the cluster
     peer_url_template: str = "http://127.0.0.1:8080/{name}"
+    # a peer's answer that allows caching (Cache-Control: max-age, reference data) is served from
+    # memory for at most this long before it is revalidated by ETag (0: revalidate on every call)
+    peer_fresh_s: int = 5
     # where the local cloud keeps its data, traces and keys
     state_dir: str = ".lscloud"
     # telemetry: the OTel SDK reads OTEL_* itself; these are the ones the runtime acts on
@@ -320,6 +323,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         presign_ttl_s=_int("LSCLOUD_PRESIGN_TTL_S", get("LSCLOUD_PRESIGN_TTL_S", str(d.presign_ttl_s)), 1),
         idempotency_ttl_s=_int("LSCLOUD_IDEMPOTENCY_TTL_S", get("LSCLOUD_IDEMPOTENCY_TTL_S", str(d.idempotency_ttl_s)), 1),
         peer_url_template=peers.rstrip("/"),
+        peer_fresh_s=_int("LSCLOUD_PEER_FRESH_S", get("LSCLOUD_PEER_FRESH_S", str(d.peer_fresh_s)), 0),
         state_dir=get("LSCLOUD_STATE_DIR", d.state_dir),
         otlp_endpoint=otlp,
         otlp_metrics_endpoint=otlp_metrics,

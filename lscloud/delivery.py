@@ -15,6 +15,13 @@ by default the function's name). Locally the token is signed with the dispatcher
 (:func:`lscloud.auth.eventing_keys`, not the dev-token key), and functions refuse ``/events``
 without it; the cluster's bridge presents the token Knative mounts for it instead (``credentials=``).
 
+Delivery starts the moment an event is published: each subscription keeps one lingering pull
+request of one message open (a pull that returns as soon as a message exists — no batch to fill,
+no poll interval), and hands every message to its own task, at most ``max_in_flight`` at once per
+subscription (Knative's NATS channel delivers in parallel too). Events about the same record (the
+same CloudEvents ``subject``) still reach the subscriber one after the other, in stream order;
+events about different records never wait on each other.
+
 A dead letter is the original event with the subscription, the last status or error and the
 delivery count, published to the stream ``<stream>_DLQ`` (subjects ``lscloud-dlq.>``); then the
 original is terminated. Consumers are durable, so after a NATS or dispatcher restart delivery
@@ -49,6 +56,17 @@ log = logging.getLogger(__name__)
 DLQ_SUBJECTS = ("lscloud-dlq.>",)
 SERVICE = "dispatcher"  # service.name of its spans
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def _record_of(msg) -> str | None:
+    """The record an event is about (its CloudEvents ``subject`` with its type's domain), or None."""
+    try:
+        doc = json.loads(msg.data)
+    except (ValueError, TypeError):
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("subject"), str):
+        return None
+    return f"{doc.get('source')}|{doc['subject']}"
 
 
 def dlq_stream(settings) -> str:
@@ -143,12 +161,16 @@ class Dispatcher:
     def __init__(self, settings, subscriptions: Sequence[Subscription], *, max_deliveries: int = 5,
                  backoff: Sequence[float] = (0.2, 0.5, 1, 2, 5), timeout_s: float = 10,
                  fetch_batch: int = 10, fetch_wait_s: float = 1.0, manage_streams: bool = True,
-                 service: str = SERVICE, credentials: Credentials | None = None):
+                 service: str = SERVICE, credentials: Credentials | None = None, max_in_flight: int = 64):
         """``manage_streams=False`` (the cluster's bridge): the platform owns the streams (replicas,
         limits), so only check that the stream and its dead-letter stream exist, never create or
         update them. ``service``: the ``service.name`` of its spans (the bridge's are ``bridge``).
         ``credentials``: the bearer token each delivery presents (default: locally
-        :class:`LocalDeliveryTokens`, elsewhere none)."""
+        :class:`LocalDeliveryTokens`, elsewhere none). ``max_in_flight``: deliveries under way at once
+        per subscription. ``fetch_wait_s`` bounds one lingering pull (a message is delivered as soon
+        as it exists, whatever this is); ``fetch_batch`` is kept for callers of the old signature."""
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
         if max_deliveries < 1:
             raise ValueError("max_deliveries must be at least 1")
         if not backoff:
@@ -162,6 +184,7 @@ class Dispatcher:
         self.backoff = tuple(float(b) for b in backoff)
         self.timeout_s = timeout_s
         self.fetch_batch = fetch_batch
+        self.max_in_flight = max_in_flight
         self.fetch_wait_s = fetch_wait_s
         self.manage_streams = manage_streams
         self.service = service
@@ -328,30 +351,69 @@ class Dispatcher:
 
     async def _consume(self, sub: Subscription) -> None:
         assert self._stopping is not None and self._bus is not None
+        slots = asyncio.Semaphore(self.max_in_flight)
+        tails: dict[str, asyncio.Future] = {}  # record subject -> done-future of its last delivery
+        running: set[asyncio.Task] = set()
         psub = None
-        while not self._stopping.is_set():
-            try:
-                if psub is None:
-                    psub = await self._bus.js.pull_subscribe_bind(durable=sub.durable, stream=self.settings.stream)
-                msgs = await psub.fetch(self.fetch_batch, timeout=self.fetch_wait_s)
-            except (nats.errors.TimeoutError, asyncio.TimeoutError):
-                continue
-            except asyncio.CancelledError:
-                raise
-            except (nats.js.errors.NotFoundError, nats.js.errors.ServiceUnavailableError):
-                # the consumer vanished (deleted, stream recreated): a pull on it gets "no
-                # responders" (503); make it again (harmless when JetStream was only unavailable)
-                await asyncio.sleep(0.5)
+        try:
+            while not self._stopping.is_set():
+                await slots.acquire()
                 try:
-                    await self._ensure_consumer(sub)
-                except Exception:
-                    pass
-                continue
-            except Exception as exc:  # disconnected / reconnecting: nats-py reconnects on its own
-                log.debug("fetch for %s failed: %s", sub.durable, exc)
-                await asyncio.sleep(0.5)
-                continue
-            await asyncio.gather(*(self._handle(sub, m) for m in msgs))
+                    if psub is None:
+                        psub = await self._bus.js.pull_subscribe_bind(durable=sub.durable, stream=self.settings.stream)
+                    # one message per lingering pull: it returns the moment a message exists (a batch
+                    # pull waits for its batch to fill until the pull expires)
+                    msgs = await psub.fetch(1, timeout=self.fetch_wait_s)
+                except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                    slots.release()
+                    continue
+                except asyncio.CancelledError:
+                    slots.release()
+                    raise
+                except (nats.js.errors.NotFoundError, nats.js.errors.ServiceUnavailableError):
+                    slots.release()
+                    # the consumer vanished (deleted, stream recreated): a pull on it gets "no
+                    # responders" (503); make it again (harmless when JetStream was only unavailable)
+                    await asyncio.sleep(0.5)
+                    try:
+                        await self._ensure_consumer(sub)
+                    except Exception:
+                        pass
+                    continue
+                except Exception as exc:  # disconnected / reconnecting: nats-py reconnects on its own
+                    slots.release()
+                    log.debug("fetch for %s failed: %s", sub.durable, exc)
+                    await asyncio.sleep(0.5)
+                    continue
+                for i, msg in enumerate(msgs):
+                    if i:
+                        await slots.acquire()
+                    task = asyncio.create_task(self._in_order(sub, msg, tails, slots))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+        finally:
+            if running:  # the deliveries under way finish (bounded by the caller's wait in _main)
+                await asyncio.gather(*running, return_exceptions=True)
+
+    async def _in_order(self, sub: Subscription, msg, tails: dict[str, asyncio.Future],
+                        slots: asyncio.Semaphore) -> None:
+        """Deliver ``msg`` after the delivery before it about the same record (if any) ended."""
+        done = asyncio.get_running_loop().create_future()
+        key = _record_of(msg)
+        before = tails.get(key) if key is not None else None
+        if key is not None:
+            tails[key] = done
+        try:
+            if before is not None:
+                await before
+            await self._handle(sub, msg)
+        except Exception:  # noqa: BLE001 - unacked: JetStream redelivers it after ack_wait
+            log.exception("delivery for %s failed", sub.durable)
+        finally:
+            done.set_result(None)
+            if key is not None and tails.get(key) is done:
+                del tails[key]
+            slots.release()
 
     def _delay(self, delivered: int) -> float:
         return self.backoff[min(delivered - 1, len(self.backoff) - 1)]

@@ -6,10 +6,13 @@ over HTTP. :func:`peer_url` builds the base URL from ``settings.peer_url_templat
 ``http://127.0.0.1:<port>/{name}``; in the cluster it is the Knative Service's address,
 ``http://{name}.<namespace>.svc.cluster.local``.
 
-:class:`PeerClient` GETs JSON with an ETag cache that is a cache only: every call asks the
-peer (``If-None-Match``), a ``304`` reuses the stored body, nothing stale is ever served without
-asking; :func:`client` is the process's one client per settings (a function asks it, not a new one
-per request). A peer that does not answer raises :class:`PeerUnavailable`; a 404 raises
+:class:`PeerClient` GETs JSON with an ETag cache: a call asks the peer (``If-None-Match``) and a
+``304`` reuses the stored body. An answer the peer lets be cached (``Cache-Control: max-age``, as
+reference data is: the directory, the procedures) is served from memory for at most
+``min(max-age, settings.peer_fresh_s)`` seconds before it is asked again, so what every request
+reads costs no round trip while a change still reaches every replica within that bound (replicas
+stay stateless: the cache is only a cache). :func:`client` is the process's one client per
+settings (a function asks it, not a new one per request). A peer that does not answer raises :class:`PeerUnavailable`; a 404 raises
 :class:`PeerNotFound`, and so does a 400/422: a lookup by a code the peer refuses as malformed is
 a lookup of something that does not exist (the caller answers "unknown …", not "unavailable").
 
@@ -23,7 +26,9 @@ caller's URL, and a ``?``, ``#`` or ``..`` in one must not change which resource
 
 from __future__ import annotations
 
+import re
 import threading
+import time
 from collections import OrderedDict
 from typing import Any
 from urllib.parse import quote
@@ -69,8 +74,22 @@ def peer_url(name: str, settings: config.Settings | None = None) -> str:
     return settings.peer_url_template.format(name=name).rstrip("/")
 
 
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*(\d+)", re.IGNORECASE)
+
+
+def fresh_for(cache_control: str | None, cap_s: float) -> float:
+    """How long an answer with this ``Cache-Control`` may be served without asking (at most ``cap_s``)."""
+    if not cache_control or cap_s <= 0:
+        return 0.0
+    directives = cache_control.lower()
+    if any(d in directives for d in ("no-cache", "no-store", "private")):
+        return 0.0
+    m = _MAX_AGE.search(directives)
+    return min(float(m.group(1)), cap_s) if m else 0.0
+
+
 class PeerClient:
-    """GET JSON from peers, revalidating a small per-process ETag cache on every call."""
+    """GET JSON from peers through a small per-process ETag cache (see the module docstring)."""
 
     def __init__(self, settings: config.Settings, *, timeout_s: float = 3.0, max_entries: int = 256,
                  transport: httpx.BaseTransport | None = None):
@@ -78,10 +97,13 @@ class PeerClient:
         self._client = httpx.Client(timeout=timeout_s, trust_env=False, transport=transport,
                                     headers={"Accept": "application/json", "User-Agent": f"lscloud-{settings.service}"})
         self._cache: OrderedDict[str, tuple[str, Any]] = OrderedDict()
+        self._fresh_until: dict[str, float] = {}   # url -> monotonic time until which it is not asked again
         self._lock = threading.Lock()
         self._max = max_entries
+        self.fresh_cap_s = float(getattr(settings, "peer_fresh_s", 0))
         self.revalidated = 0   # 304 answers (for tests and metrics)
         self.fetched = 0       # 200 answers
+        self.served_fresh = 0  # answered from memory within the freshness bound, nobody asked
 
     def get_json(self, name: str, path: str, *, authorization: str | None = None) -> Any:
         """The JSON at ``path`` (built with :func:`path`) of the function ``name``.
@@ -94,6 +116,10 @@ class PeerClient:
         url = peer_url(name, self.settings) + "/" + path.lstrip("/")
         with self._lock:
             cached = None if authorization else self._cache.get(url)
+            if cached is not None and time.monotonic() < self._fresh_until.get(url, 0.0):
+                self.served_fresh += 1
+                self._cache.move_to_end(url)
+                return cached[1]
         headers = {"If-None-Match": cached[0]} if cached else {}
         if authorization:
             headers["Authorization"] = authorization
@@ -109,10 +135,13 @@ class PeerClient:
                 span.set_attribute("error.type", exc.__class__.__name__)
                 raise PeerUnavailable(f"{name} did not answer: {exc.__class__.__name__}") from None
             span.set_attribute("http.response.status_code", resp.status_code)
+        fresh = fresh_for(resp.headers.get("Cache-Control"), self.fresh_cap_s)
         if resp.status_code == 304 and cached:
             with self._lock:
                 self.revalidated += 1
-                self._cache.move_to_end(url)
+                if url in self._cache:
+                    self._cache.move_to_end(url)
+                    self._fresh_until[url] = time.monotonic() + fresh
             return cached[1]
         if resp.status_code in (400, 404, 410, 422):
             raise PeerNotFound(f"{name}: {path} not found ({resp.status_code})")
@@ -134,10 +163,13 @@ class PeerClient:
             elif etag:
                 self._cache[url] = (etag, body)
                 self._cache.move_to_end(url)
+                self._fresh_until[url] = time.monotonic() + fresh
                 while len(self._cache) > self._max:
-                    self._cache.popitem(last=False)
+                    old, _ = self._cache.popitem(last=False)
+                    self._fresh_until.pop(old, None)
             else:
                 self._cache.pop(url, None)
+                self._fresh_until.pop(url, None)
         return body
 
     def close(self) -> None:

@@ -285,12 +285,29 @@ def find_unit(directory: manifests.Manifest, settings) -> tuple[str, str]:
     raise BenchError(f"no units in bucket {settings.bucket} (table {Unit.Meta.table}): did the directory seed run?")
 
 
+def row(path: str, r: "LoadResult | None", baseline: dict, ratio: float | None, goal: str, met: bool | None,
+        **extra) -> dict:
+    """One line of `lscloud bench all`: a path, its figures, its baseline measured in the same run."""
+    out = {"path": path, "rate_per_s": round(r.rps, 2) if r else None,
+           "p50_ms": round(r.pct(0.5), 2) if r and r.latencies else None,
+           "p99_ms": round(r.pct(0.99), 2) if r and r.latencies else None,
+           "baseline": baseline, "ratio": None if ratio is None else round(ratio, 3), "goal": goal,
+           "met": met, "errors": r.errors if r else 0}
+    out.update(extra)
+    return out
+
+
+def base(name: str, r: "LoadResult") -> dict:
+    return {"name": name, "rate_per_s": round(r.rps, 2), "p50_ms": round(r.pct(0.5), 2) if r.latencies else None}
+
+
 def _fmt_ratio(a: float, b: float) -> str:
     return f"{a / b:6.2f}×" if b else "     -"
 
 
 def bench_directory(*, requests: int = 1000, concurrency: int = 8, functions_dir: Path = Path("functions"),
-                    reuse_state_dir: Path | None = None, max_seconds: float = 30.0) -> int:
+                    reuse_state_dir: Path | None = None, max_seconds: float = 30.0, report: list | None = None) -> int:
+    """See the module docstring; ``report``: a list that gets this bench's rows for `lscloud bench all`."""
 
     if requests < 1 or concurrency < 1:
         raise BenchError("--requests and --concurrency must be at least 1")
@@ -351,6 +368,22 @@ def bench_directory(*, requests: int = 1000, concurrency: int = 8, functions_dir
     for c in colds:
         print(f"{c.name:<36}  {statistics.median(c.ms):9.0f}  {min(c.ms):7.0f}  {max(c.ms):7.0f}  "
               f"{c.peak_rss / 1_048_576:11.1f}")
+    if report is not None:
+        s3 = by["S3 GET, boto3 (same object)"]
+        hello_gw = by["hello via gateway"]
+        ratio = gw_r.rps / s3.rps if s3.rps else None
+        report.append(row("GET /directory/v1/units/{code} via gateway", gw_r, base("S3 GET, boto3 (same object)", s3),
+                          ratio, "≥ 1.0× raw GET rate", ratio is not None and ratio >= 1.0))
+        ratio = hello_gw.rps / hello_rps if hello_rps else None
+        report.append(row("bare hello via gateway", hello_gw, base("hello direct", by["hello direct (bare func-python)"]),
+                          ratio, "≥ 0.75× direct", ratio is not None and ratio >= 0.75))
+        c_hello, c_dir = (statistics.median(c.ms) for c in colds)
+        ratio = c_dir / c_hello if c_hello else None
+        rss_mb = colds[1].peak_rss / 1_048_576
+        report.append(row("cold start directory, spawn → readiness 200", None,
+                          {"name": "cold start hello", "p50_ms": round(c_hello, 1)}, ratio,
+                          "≤ 1.3× hello, peak RSS ≤ 100 MB", ratio is not None and ratio <= 1.3 and rss_mb <= 100,
+                          p50_ms=round(c_dir, 1), peak_rss_mb=round(rss_mb, 1)))
     return 1 if any(r.ok == 0 for r in results) else 0
 
 
@@ -373,7 +406,7 @@ def _border_body(i: int, run: str, gate: str = "huu-nghi") -> dict:
 
 def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10_000, lookups: int = 30,
                  functions_dir: Path = Path("functions"), reuse_state_dir: Path | None = None,
-                 max_seconds: float = 60.0) -> int:
+                 max_seconds: float = 60.0, report: list | None = None) -> int:
     """Declarations created per second (full stack: gateway, auth, validation, idempotency, store,
     indexes, audit, events on NATS) against raw S3 conditional PUTs in the same run; then the
     queue-position lookup time with ``waiting`` trucks in the yard queue ahead."""
@@ -444,6 +477,9 @@ def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10
             r = client.post(f"{gw}/v1/declarations/{created['id']}/arrival", headers=yard)
             if r.status_code != 200:
                 raise BenchError(f"arrival failed: {r.status_code} {r.text[:200]}")
+            raw_get = run_load("S3 GET, boto3 (the declaration)", s3_call(
+                ObjectStore(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key, settings.s3_region),
+                settings.bucket, store_keys.object_key("border-declarations", created["id"])), lookups, 1, 30)
             lat, lookup_lat, position = [], [], None
             for _ in range(lookups):
                 t = time.perf_counter()
@@ -471,6 +507,17 @@ def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10
     print(f"queue of {waiting} trucks filled in {fill_s:.1f}s; measured truck at position {position}")
     print(f"GET /v1/declarations/{{id}}/position  p50 {ms(lat, 0.5):7.1f} ms  p90 {ms(lat, 0.9):7.1f} ms  ({lookups} calls)")
     print(f"GET /v1/lookup (public, vi)          p50 {ms(lookup_lat, 0.5):7.1f} ms  p90 {ms(lookup_lat, 0.9):7.1f} ms")
+    print(f"S3 GET (boto3, one object)           p50 {raw_get.pct(0.5):7.1f} ms  "
+          f"(a position costs {ms(lat, 0.5) / raw_get.pct(0.5):.1f} raw GETs of time)")
+    if report is not None:
+        ratio = puts.rps / decl.rps if decl.rps else None
+        report.append(row("border declaration (submitted, indexes, audit, event)", decl,
+                          base("S3 PUT If-None-Match: * (boto3)", puts), ratio, "≤ 8 conditional PUTs of time",
+                          ratio is not None and ratio <= 8))
+        pos = LoadResult(f"queue position, {waiting} waiting", ok=len(lat), seconds=sum(lat), latencies=lat)
+        ratio = pos.pct(0.5) / raw_get.pct(0.5) if raw_get.latencies else None
+        report.append(row(f"queue position with {waiting} trucks waiting", pos, base("S3 GET (boto3)", raw_get),
+                          ratio, "≤ 3 raw GETs of time", ratio is not None and ratio <= 3))
     return 1 if decl.ok == 0 else 0
 
 
@@ -541,7 +588,7 @@ def bench_procedures(*, requests: int = 1000, concurrency: int = 8, functions_di
 
 
 def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: Path = Path("functions"),
-                  reuse_state_dir: Path | None = None, max_seconds: float = 120.0) -> int:
+                  reuse_state_dir: Path | None = None, max_seconds: float = 120.0, report: list | None = None) -> int:
     """Committed withdrawals per second end to end (teller creates → webhook through NATS and the
     dispatcher to the simulated bank → the bank reserves with a signed call → the teller commits),
     against raw S3 conditional PUTs measured in the same run."""
@@ -611,4 +658,12 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
               + (f"  ({r.first_error})" if r.errors else ""))
     if tr.rps and puts.rps:
         print(f"one committed transfer costs about {puts.rps / tr.rps:.0f} conditional PUTs of time")
+    if report is not None:
+        ratio = puts.rps / tr.rps if tr.rps else None
+        p50x = tr.pct(0.5) / puts.pct(0.5) if tr.latencies and puts.latencies else None
+        report.append(row("soft-ATM withdrawal create → bank reserve → commit", tr,
+                          base("S3 PUT If-None-Match: * (boto3)", puts), ratio,
+                          "≤ 20 PUTs of time; p50 ≤ 10× raw PUT p50",
+                          ratio is not None and ratio <= 20 and p50x is not None and p50x <= 10,
+                          p50_vs_raw_put_p50=None if p50x is None else round(p50x, 1)))
     return 1 if tr.ok == 0 else 0

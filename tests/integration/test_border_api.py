@@ -498,3 +498,51 @@ def test_odd_path_ids_get_a_problem_never_a_5xx(app, tok):
 
 def test_events_admits_only_the_platforms_delivery(app, keys):
     assert role_matrix.events_refusals(app, keys[0]) == []
+
+
+def test_a_position_costs_the_same_whatever_the_number_waiting(client, tok):
+    """Position comes from the queue's tally (one GET) and a listing of the truck's own slot part,
+    not from listing every truck ahead: with 2,100 trucks ahead (three listing pages) it still
+    costs the declaration's GET, the gate's capacity override's GET, the tally's GET and one listing
+    (the old code listed three pages)."""
+    from concurrent.futures import ThreadPoolExecutor as Pool
+
+    from store_calls import counting
+
+    ent, yard = tok("enterprise", sub=TAX), tok("yard-operator", unit="huu-nghi")
+    qn = "huu-nghi_in"
+    # trucks of an earlier slot, already in the yard before the measured one (written as the store holds them)
+    with Pool(16) as pool:
+        list(pool.map(lambda i: models.QueueEntry(qn, f"1_2025010107_{1735689600000000 + i:016d}_LSQ{i:06d}",
+                                                  declaration_id=f"q-{i}").save(), range(2100)))
+    did = new_id()
+    ok(client.post("/v1/declarations", json=declaration(did, booking={"mode": "living"}), headers=ent), 201)
+    ok(client.post(f"/v1/declarations/{did}/arrival", headers=idem(yard)))
+    with counting() as calls:
+        q = ok(client.get(f"/v1/declarations/{did}/position", headers=ent))["queue"]
+    assert q["position"] == 2101 and q["ahead_by_rule"]["earlier_slot"] == 2100, q
+    assert calls["list"] <= 1 and calls["get"] <= 3 and calls["put"] == 0, calls
+    board = ok(client.get("/v1/gates/huu-nghi/board"))
+    assert board["flows"]["in"]["waiting"] == 2101
+
+
+def test_the_tally_matches_the_queue_after_concurrent_arrivals_and_calls(client, tok):
+    """Trucks arriving at once at one gate, then called: every count is the listing's count."""
+    from functions.border.function import queueing, tally
+
+    ent, yard = tok("enterprise", sub=TAX2), tok("yard-operator", unit="tan-thanh")
+    gate = tok("gate-operator", unit="tan-thanh")
+    ids = [new_id() for _ in range(8)]
+    for i in ids:
+        ok(client.post("/v1/declarations", json=declaration(i, gate="tan-thanh", tax=TAX2, booking={"mode": "living"}),
+                       headers=ent), 201)
+    with ThreadPoolExecutor(8) as pool:
+        for r in pool.map(lambda i: client.post(f"/v1/declarations/{i}/arrival", headers=idem(yard)), ids):
+            ok(r)
+    qn = "tan-thanh_in"
+    listed = queueing.waiting("tan-thanh", "in")
+    assert sum(tally.counts(qn).values()) == len(listed) >= 8
+    positions = sorted(ok(client.get(f"/v1/declarations/{i}/position", headers=ent))["queue"]["position"] for i in ids)
+    assert len(set(positions)) == 8 and positions[-1] <= len(listed)
+    ok(client.post("/v1/gates/tan-thanh/calls", json={"flow": "in", "count": 3}, headers=idem(gate)))
+    assert sum(tally.counts(qn).values()) == len(queueing.waiting("tan-thanh", "in")) == len(listed) - 3

@@ -219,3 +219,84 @@ def test_subscription_validation():
     with pytest.raises(ValueError):
         Subscription("f", "s", [], "http://x/")
     assert Subscription("my fn", "on.x", [SUBMITTED, CLEARED], "http://x/").durable == "my_fn-on_x"
+
+
+class HoldingEndpoint:
+    """Records each delivery's subject on arrival and holds the ones named in ``hold`` until released."""
+
+    def __init__(self, hold: set[str]):
+        self.arrived: list[str] = []
+        self.hold = hold
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                subject = self.headers.get("ce-subject", "")
+                with outer.lock:
+                    outer.arrived.append(subject)
+                if subject in outer.hold:
+                    outer.release.wait(60)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/events"
+
+    def seen(self) -> list[str]:
+        with self.lock:
+            return list(self.arrived)
+
+    def close(self):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_slow_delivery_holds_up_only_later_events_of_its_own_record(settings, bus, dispatcher_for):
+    """Events are delivered as they come, in parallel: a delivery that hangs (a bank that takes its
+    time over one transfer) does not hold up the events of other records published after it — the
+    old dispatcher waited for its whole batch before fetching again — while a later event of the
+    same record still waits for it (per-record order)."""
+    ep = HoldingEndpoint(hold={"rec-a"})
+    try:
+        sub = Subscription("holding", "all", [SUBMITTED], ep.url())
+        dispatcher_for([sub], timeout_s=60)
+        bus.publish(events.new_event(SUBMITTED, "/border", {"n": 1}, subject="rec-a"))
+        wait_for(lambda: "rec-a" in ep.seen(), "the first event of rec-a to arrive (and hang)")
+        bus.publish(events.new_event(SUBMITTED, "/border", {"n": 2}, subject="rec-a"))
+        bus.publish(events.new_event(SUBMITTED, "/border", {"n": 3}, subject="rec-b"))
+        wait_for(lambda: "rec-b" in ep.seen(), "rec-b delivered while rec-a's delivery hangs", deadline_s=30)
+        # rec-a's second event was fetched before rec-b's (stream order), and waits for the first
+        assert ep.seen() == ["rec-a", "rec-b"]
+        ep.release.set()
+        wait_for(lambda: ep.seen().count("rec-a") == 2, "rec-a's second event after its first")
+        assert ep.seen() == ["rec-a", "rec-b", "rec-a"]
+    finally:
+        ep.close()
+
+
+def test_deliveries_in_flight_are_bounded_per_subscription(settings, bus, dispatcher_for):
+    """At most ``max_in_flight`` deliveries of one subscription are under way at once."""
+    ep = HoldingEndpoint(hold={f"r{i}" for i in range(5)})
+    try:
+        sub = Subscription("bounded", "all", [SUBMITTED], ep.url())
+        dispatcher_for([sub], timeout_s=60, max_in_flight=3)
+        for i in range(5):
+            bus.publish(events.new_event(SUBMITTED, "/border", {"n": i}, subject=f"r{i}"))
+        wait_for(lambda: len(ep.seen()) >= 3, "three deliveries under way")
+        d_seen = ep.seen()
+        assert sorted(d_seen) == ["r0", "r1", "r2"], d_seen   # the fourth waits for a free slot
+        ep.release.set()
+        wait_for(lambda: len(ep.seen()) == 5, "the rest once slots free up")
+    finally:
+        ep.close()

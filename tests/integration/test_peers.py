@@ -123,3 +123,51 @@ def test_a_call_on_behalf_of_the_caller_carries_their_token_and_is_never_shared(
     with pytest.raises(PeerForbidden):
         client.get_json("border", "/v1/declarations/d-1", authorization="")
     assert client.revalidated == 0
+
+
+@pytest.fixture
+def reference_peer():
+    """A peer whose answers allow caching (``Cache-Control: public, max-age=300``), as the directory's do."""
+    app = Flask("reference")
+    seen = []
+
+    @app.get("/directory/v1/units/<code>")
+    def unit(code):
+        seen.append(dict(request.headers))
+        resp = jsonify(code=code, name="Xã Đồng Đăng")
+        resp.set_etag("v1")
+        resp.headers["Cache-Control"] = "public, max-age=300"
+        return resp.make_conditional(request)
+
+    port = free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield port, seen
+    server.shutdown()
+    thread.join(5)
+
+
+def test_reference_data_is_served_from_memory_within_the_bound_then_revalidated(reference_peer, monkeypatch):
+    """What every request reads (the directory's answers) costs no round trip while it is fresh —
+    at most LSCLOUD_PEER_FRESH_S, however long the peer's max-age — and is asked again after."""
+    import lscloud.peers as peers_mod
+
+    port, seen = reference_peer
+    s = config.load({"LSCLOUD_PEER_URL_TEMPLATE": f"http://127.0.0.1:{port}/{{name}}", "LSCLOUD_PEER_FRESH_S": "5"})
+    clock = [1000.0]
+    monkeypatch.setattr(peers_mod.time, "monotonic", lambda: clock[0])
+    client = PeerClient(s)
+    for _ in range(20):
+        assert client.get_json("directory", "/v1/units/06184")["code"] == "06184"
+    assert len(seen) == 1 and (client.fetched, client.served_fresh) == (1, 19)
+    clock[0] += 5.5   # past the bound (not the peer's 300 s): asked again, a 304
+    client.get_json("directory", "/v1/units/06184")
+    assert len(seen) == 2 and seen[1]["If-None-Match"] == '"v1"' and client.revalidated == 1
+    client.get_json("directory", "/v1/units/06184")
+    assert len(seen) == 2   # fresh again after the 304
+    # 0 turns it off: every call asks
+    off = PeerClient(s.replace(peer_fresh_s=0))
+    off.get_json("directory", "/v1/units/06184")
+    off.get_json("directory", "/v1/units/06184")
+    assert len(seen) == 4 and off.revalidated == 1

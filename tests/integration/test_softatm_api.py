@@ -449,3 +449,25 @@ def test_odd_path_ids_get_a_problem_never_a_5xx(app, setup, tokens):
 
     units = {"teller": POINT}
     assert assert_no_route_fails_on_odd_ids(app, lambda role: tok(tokens, role, units.get(role))) > 100
+
+
+def test_each_step_of_a_withdrawal_reads_its_transfer_once(client, setup):
+    """A decision hands the transfer it wrote to what follows (the consequences, the ``notified``
+    mark) instead of reading it again: one GET of the transfer per step, counted, not timed (the
+    old code read it three or four times per step)."""
+    from store_calls import counting
+
+    s = setup
+    b = wbody()
+    with counting() as create:
+        assert client.post("/v1/withdrawals", json=b, headers=s["teller"]).status_code == 201
+    with counting() as reserve:
+        r = s["vcb"].call("POST", f"/v1/bank/withdrawals/{b['id']}/reserve", {"bank_reference": "VCB-7"})
+        assert r.status_code == 200, r.get_data(as_text=True)
+    with counting() as commit:
+        assert client.post(f"/v1/withdrawals/{b['id']}/commit", json={}, headers=s["teller"]).status_code == 200
+    for step in (create, reserve, commit):
+        assert len([k for k in step.keys_of("get") if k.startswith("softatm-transfers/")]) == 1, step
+    assert client.get(f"/v1/transfers/{b['id']}", headers=s["teller"]).get_json()["state"] == "COMMITTED"
+    report = client.get("/v1/ledger/verify", headers=s["op"]).get_json()
+    assert report["ok"], report

@@ -15,7 +15,7 @@ from lscloud.aggregate import delete_quietly, micros
 from lscloud.statemachine import parse_iso
 from lscloud.store import InvalidKey, Model, keys
 
-from . import queue
+from . import queue, tally
 from .identifiers import plate_key
 from .models import CallEntry, DayIndex, OwnerIndex, PlateIndex, QueueEntry, SlotSeat, WorkItem
 
@@ -117,6 +117,7 @@ def drop_finished(doc: dict) -> None:
         b = doc.get("booking") or {}
         if b.get("queue_key"):
             delete_quietly(QueueEntry, queue_name(doc["gate"], doc["flow"]), b["queue_key"])
+            tally.recount_quietly(queue_name(doc["gate"], doc["flow"]), tally.part_of(b["queue_key"]))
         if doc["status"] == "cancelled":
             release_seat(doc)
         c = doc.get("call") or {}

@@ -11,6 +11,7 @@ OwnerIndex             ~"ent:<tax code>"|~"drv:<id>" / <µs>_<id> create-only, l
 WorkItem               <gate>_<agency> / <submitted µs>_<id>     create-only, deleted when decided
 SlotSeat               <gate>_<flow>_<slot> / seat 0000..cap-1   create-only: capacity never exceeded
 QueueEntry             <gate>_<flow> / <lane>_<slot>_<µs>_<code> create-only, deleted when called
+QueueTally             <gate>_<flow>                             If-Match: waiting per <lane>_<slot>
 CallEntry              <gate>_<flow> / <deadline µs>_<code>      create-only, deleted at gate/missed
 PlateIndex             plate key / declaration id                create-only, deleted when done
 DayIndex               local day / <gate>_<id>                   create-only (stats listing)
@@ -105,6 +106,17 @@ class QueueEntry(Model):
     queue = A.UnicodeAttribute(hash_key=True)      # <gate>_<flow>
     key = A.UnicodeAttribute(range_key=True)       # queue.queue_key(...)
     declaration_id = A.UnicodeAttribute()
+
+
+class QueueTally(Model):
+    """How many trucks wait in each ``<lane>_<slot>`` part of one yard queue (see :mod:`.tally`)."""
+
+    class Meta:
+        table = "border-queue-tally"
+
+    queue = A.UnicodeAttribute(hash_key=True)      # <gate>_<flow>
+    counts = A.JSONAttribute()                     # {"<lane>_<slot>": n}, parts with none left out
+    version = A.VersionAttribute()
 
 
 class CallEntry(Model):

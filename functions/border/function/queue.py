@@ -148,16 +148,22 @@ def explain(mine: str, ahead: list[str], per_hour: int) -> dict:
             earlier_slot += 1
         else:
             same_slot_earlier += 1
-    position = len(ahead) + 1
+    return explain_counts(mine, priority, earlier_slot, same_slot_earlier, per_hour)
+
+
+def explain_counts(mine: str, priority: int, earlier_slot: int, same_slot_earlier: int, per_hour: int) -> dict:
+    """:func:`explain` from the number of trucks ahead by each rule (a queue's tally)."""
+    me = parse_key(mine)
+    ahead = priority + earlier_slot + same_slot_earlier
     return {
-        "position": position,
-        "ahead": len(ahead),
+        "position": ahead + 1,
+        "ahead": ahead,
         "ahead_by_rule": {"priority_lane": priority, "earlier_slot": earlier_slot,
                           "same_slot_arrived_earlier": same_slot_earlier},
         "lane": "priority" if me.lane == LANE_PRIORITY else "normal",
         "slot": me.slot,
         "arrived_at": me.arrival.isoformat().replace("+00:00", "Z"),
-        "expected_wait_minutes": expected_wait_minutes(len(ahead), per_hour),
+        "expected_wait_minutes": expected_wait_minutes(ahead, per_hour),
         "rules": ["priority lane before normal lane", "then earlier slot first", "then earlier arrival in the yard"],
     }
 

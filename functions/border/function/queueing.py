@@ -3,9 +3,10 @@ deadline, missed calls swept back to the queue once, arrival at the gate; a truc
 the public board.
 
 A queue entry's key is ``queue.queue_key(...)``: the store lists keys in order, so the queue's
-order is a listing. How many trucks wait and how many are ahead of one is asked in one place,
-:func:`waiting` / :func:`ahead_of` — today a listing of keys; the seam where a counted index kept
-on writes can take over.
+order is a listing. How many trucks wait and how many are ahead of one come from the queue's tally
+(:mod:`.tally`, kept on every queue write): a position costs one GET and one listing of a slot's
+part, whatever the number waiting. Every add or removal of a queue entry goes through this module
+(and :func:`.indexes.drop_finished`), followed by its part's recount.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import datetime
 from lscloud.aggregate import NoChange, Outcome, delete_quietly, micros
 from lscloud.statemachine import Actor, iso, now, parse_iso
 
-from . import capacity, gates, indexes, ledger, lifecycle, queue
+from . import capacity, gates, indexes, ledger, lifecycle, queue, tally
 from .indexes import queue_name
 from .lifecycle import MACHINE
 from .models import CallEntry, QueueEntry
@@ -40,7 +41,12 @@ def position(doc: dict, gate: dict) -> dict | None:
     key = (doc.get("booking") or {}).get("queue_key")
     if doc["status"] != "in_yard" or not key:
         return None
-    return queue.explain(key, ahead_of(doc["gate"], doc["flow"], key), capacity.effective(gate, doc["flow"]))
+    per_hour = capacity.effective(gate, doc["flow"])
+    counted = tally.ahead(queue_name(doc["gate"], doc["flow"]), key)
+    if counted is None:   # a queue from before its tally: listed
+        return queue.explain(key, ahead_of(doc["gate"], doc["flow"], key), per_hour)
+    return queue.explain_counts(key, counted["priority"], counted["earlier_slot"], counted["same_slot_earlier"],
+                                per_hour)
 
 
 def board(gate_code: str, gate: dict) -> dict:
@@ -48,12 +54,17 @@ def board(gate_code: str, gate: dict) -> dict:
     at = now()
     flows = {}
     for flow in FLOWS:
-        keys_ = waiting(gate_code, flow)
         per_hour = capacity.effective(gate, flow)
-        prio = sum(1 for k in keys_ if k.startswith(queue.LANE_PRIORITY + "_"))
-        flows[flow] = {"waiting": len(keys_), "waiting_priority": prio, "waiting_normal": len(keys_) - prio,
+        counts = tally.counts(queue_name(gate_code, flow))
+        if counts is None:   # a queue from before its tally: listed
+            keys_ = waiting(gate_code, flow)
+            total, prio = len(keys_), sum(1 for k in keys_ if k.startswith(queue.LANE_PRIORITY + "_"))
+        else:
+            total = sum(counts.values())
+            prio = sum(n for part, n in counts.items() if part.startswith(queue.LANE_PRIORITY + "_"))
+        flows[flow] = {"waiting": total, "waiting_priority": prio, "waiting_normal": total - prio,
                        "called": CallEntry.count(queue_name(gate_code, flow)), "capacity_per_hour": per_hour,
-                       "expected_wait_minutes": queue.expected_wait_minutes(len(keys_), per_hour)}
+                       "expected_wait_minutes": queue.expected_wait_minutes(total, per_hour)}
     slot = queue.slot_of(at)
     return {"gate": gate_code, "name": gate.get("name"), "current_slot": slot, "open_now": queue.is_open(gate, slot),
             "flows": flows, "at": iso(at)}
@@ -73,7 +84,9 @@ def enqueue(doc: dict, at: datetime) -> str:
     """Put the truck in the yard queue (priority or normal lane) as arrived at ``at``; its key."""
     lane = queue.LANE_PRIORITY if doc.get("priority") else queue.LANE_NORMAL
     key = queue.queue_key(lane, doc["booking"]["slot"], at, doc["code"])
-    QueueEntry(queue_name(doc["gate"], doc["flow"]), key, declaration_id=doc["id"]).save()
+    qn = queue_name(doc["gate"], doc["flow"])
+    QueueEntry(qn, key, declaration_id=doc["id"]).save()
+    tally.recount_quietly(qn, tally.part_of(key))
     return key
 
 
@@ -88,7 +101,13 @@ def requeue_priority(doc: dict) -> str | None:
 
 
 def leave_queue(doc: dict, key: str) -> None:
-    delete_quietly(QueueEntry, queue_name(doc["gate"], doc["flow"]), key)
+    remove(queue_name(doc["gate"], doc["flow"]), key)
+
+
+def remove(qn: str, key: str) -> None:
+    """Take an entry out of the yard queue (if it is there) and recount its part."""
+    delete_quietly(QueueEntry, qn, key)
+    tally.recount_quietly(qn, tally.part_of(key))
 
 
 def _may(doc: dict, action: str, actor: Actor, gate_code: str | None) -> None:
@@ -136,7 +155,7 @@ def call_next(gate_code: str, flow: str, count: int, actor: Actor, minutes: int)
         if out.transitions:
             CallEntry(qn, call_key, declaration_id=entry.declaration_id).save()
             called.append(out)
-        delete_quietly(QueueEntry, qn, entry.key)
+        remove(qn, entry.key)
     return called
 
 

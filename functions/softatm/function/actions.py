@@ -25,13 +25,15 @@ def act(tid: str, action: str, req: dict, actor: Actor, *, visible: Callable[[di
     """Apply ``action`` (reserve, reject, confirm, commit, abort) with resend detection; (doc, replayed).
 
     A transfer ``visible`` does not admit is the same 404 as none at all."""
-    doc = TRANSFERS.visible(tid, visible).data
+    seen = TRANSFERS.visible(tid, visible)
+    doc = seen.data
     if action in doc["requests"]:
         return resend(doc, action, req), True
     if not doc["admitted"] and doc["state"] == RECEIVED:
         raise NotReady()
     if expired(doc, now()):
         expire(tid)
+        seen = None   # changed meanwhile: read again
 
     def change(d):
         if action in d["requests"]:
@@ -52,11 +54,11 @@ def act(tid: str, action: str, req: dict, actor: Actor, *, visible: Callable[[di
             d["aborted_at"], d["abort_reason"] = iso(at), reason or action
         return [t]
 
-    out = TRANSFERS.mutate(tid, change)
+    out = TRANSFERS.mutate(tid, change, item=seen)
     if not out.changed:
         return resend(out.doc, action, req), True
     tm.transfer(out.doc["kind"], out.doc["state"])
-    return settle_quietly(tid), False
+    return settle_quietly(tid, out.item), False
 
 
 def expire(tid: str) -> dict:

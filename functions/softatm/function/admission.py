@@ -72,11 +72,11 @@ def create(req: dict, *, point: dict, bank: dict, actor: Actor) -> tuple[dict, b
     received = MACHINE.apply(doc, "receive", actor, at=at)
     save_quietly(OpenTransfer("open", open_key(doc), transfer_id=tid))   # first: the sweep finds it whatever happens
     try:
-        TRANSFERS.create(Transfer(tid, data=doc), [received], conflict=_Taken())
+        created = TRANSFERS.create(Transfer(tid, data=doc), [received], conflict=_Taken())
     except _Taken:
         return resend(Transfer.get(tid).data, "create", req), True
     tm.transfer(doc["kind"], "created")
-    return admit(tid), False
+    return admit(tid, created.item), False
 
 
 def resend(doc: dict, action: str, req: dict) -> dict:
@@ -88,13 +88,16 @@ def resend(doc: dict, action: str, req: dict) -> dict:
     return doc
 
 
-def admit(tid: str) -> dict:
-    """Count the daily limit and set the cash aside (withdrawals), within the admission fence."""
-    doc = Transfer.get(tid).data
+def admit(tid: str, item: Transfer | None = None) -> dict:
+    """Count the daily limit and set the cash aside (withdrawals), within the admission fence.
+
+    ``item``: the transfer as its create just stored it (saves reading it again)."""
+    item = item if item is not None else Transfer.get(tid)
+    doc = item.data
     if doc["admitted"] or doc["state"] != RECEIVED:
-        return settle(tid)
+        return settle(tid, item)
     if now() > parse_iso(doc["admit_by"]):
-        return settle(tid)  # too late for us: the sweep decides from the journal
+        return settle(tid, item)  # too late for us: the sweep decides from the journal
     reason = None if limits.count(doc) else "daily-limit"
     if reason is None and doc["kind"] == WITHDRAWAL:
         if now() > parse_iso(doc["admit_by"]):
@@ -106,10 +109,10 @@ def admit(tid: str) -> dict:
             reason = "insufficient-float"
             log.info("withdrawal %s refused: %s", tid, exc)
     if reason is None:
-        _mark_admitted(doc)
+        decided = _mark_admitted(doc, item)
     else:
-        _refuse(tid, reason)
-    return settle_quietly(tid)
+        decided = _refuse(tid, reason, item)
+    return settle_quietly(tid, decided)
 
 
 def decide_unadmitted(doc: dict) -> None:
@@ -126,18 +129,20 @@ def decide_unadmitted(doc: dict) -> None:
     settle(doc["id"])
 
 
-def _mark_admitted(doc: dict) -> None:
+def _mark_admitted(doc: dict, item: Transfer | None = None) -> Transfer:
+    """Record the admission; the transfer as written (``item``: as last read, to save a read)."""
     def mark(d):
         if d["state"] != RECEIVED or d["admitted"]:
             raise NoChange
         d["admitted"] = True
         return [], True
 
-    TRANSFERS.mutate(doc["id"], mark)
+    out = TRANSFERS.mutate(doc["id"], mark, item=item)
     index_day(doc)
+    return out.item
 
 
-def _refuse(tid: str, reason: str) -> None:
+def _refuse(tid: str, reason: str, item: Transfer | None = None) -> Transfer:
     def refuse(d):
         if d["state"] != RECEIVED or d["admitted"]:
             raise NoChange
@@ -147,4 +152,4 @@ def _refuse(tid: str, reason: str) -> None:
         d["answers"]["create"] = {"problem": reason}
         return [t]
 
-    TRANSFERS.mutate(tid, refuse)
+    return TRANSFERS.mutate(tid, refuse, item=item).item

@@ -34,15 +34,19 @@ MARK = Backoff(2, DEFAULT.base_s, DEFAULT.cap_s)
 """Recording ``notified`` tries briefly: a transfer that moved on meanwhile is settled again anyway."""
 
 
-def settle(tid: str) -> dict:
-    """Make the ledger, counters, indexes and events match the transfer's state; then record ``notified``."""
-    for _ in range(DEFAULT.retries):
-        doc = Transfer.get(tid).data
+def settle(tid: str, item: Transfer | None = None) -> dict:
+    """Make the ledger, counters, indexes and events match the transfer's state; then record ``notified``.
+
+    ``item``: the transfer as its decision just wrote it (saves reading it again; its ETag guards
+    the ``notified`` write, so a stale one is read again)."""
+    for attempt in range(DEFAULT.retries):
+        item = item if attempt == 0 and item is not None else Transfer.get(tid)
+        doc = item.data
         if doc["notified"] == doc["state"] and (doc["state"] in FINAL or doc["admitted"]):
             return doc
         if not doc["admitted"] and doc["state"] == RECEIVED:
             return doc  # admission (or the sweep, after the fence) moves it on
-        bring_about(doc)
+        bring_about(doc)   # writes other records only: ``item`` is still the transfer as stored
         state = doc["state"]
 
         def mark(d):
@@ -52,7 +56,7 @@ def settle(tid: str) -> dict:
             return [], state
 
         try:
-            out = TRANSFERS.mutate(tid, mark, backoff=MARK)
+            out = TRANSFERS.mutate(tid, mark, backoff=MARK, item=item)
         except ConditionalCheckFailed:
             continue
         if out.doc["state"] != state:
@@ -85,10 +89,10 @@ def bring_about(doc: dict) -> None:
         publish([fact("transfer.aborted", event_data(doc), subject=tid, id=f"{tid}.{doc['state']}")])
 
 
-def settle_quietly(tid: str) -> dict:
+def settle_quietly(tid: str, item: Transfer | None = None) -> dict:
     """:func:`settle` after a committed decision: a failure (NATS down) is left to the sweep."""
     try:
-        return settle(tid)
+        return settle(tid, item)
     except (errors.DomainError, DoesNotExist):
         raise
     except Exception:  # noqa: BLE001
