@@ -96,7 +96,7 @@ def test_a_function_keeping_run_once_records_receives_the_tick_they_are_swept_on
         assert ticks and TICKED in types, f"{name} keeps {', '.join(why)}: subscribe to {TICKED} in its func.yaml"
     expected = {"border": "idempotency", "dossiers": "idempotency", "softatm": "partner nonces",
                 "identity": "AttemptWindow items", "environment": "idempotency",
-                "community": "idempotency", "market": "events-seen"}
+                "community": "idempotency", "market": "events-seen", "reports": "idempotency"}
     if name in expected:
         assert any(expected[name] in w for w in why), (name, why)
     else:
