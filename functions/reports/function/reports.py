@@ -257,25 +257,23 @@ def flag_overdue(report_id: str, at: datetime) -> bool:
 
 
 def nearby(service_code: str, lat: float, lon: float, radius_m: float = 100.0, days: int = 30,
-           limit: int = 20) -> list[dict]:
+           limit: int = 20, candidates: int = 100) -> list[dict]:
     """Open reports of the same category within ``radius_m`` received in the last ``days``: the
-    duplicates a new report is offered ("me too"), nearest first."""
+    duplicates a new report is offered ("me too"), nearest first. Reads the nine cells' keys and at
+    most ``candidates`` reports (the newest), in parallel: a hot spot does not slow the lookup."""
     from datetime import timedelta
 
-    from .models import NearbyOpen, Report
+    from .models import NearbyOpen
+    from .queries import get_many
 
     category = catalog.get(service_code)["category"]
     since = iso(now() - timedelta(days=days))
-    hits = []
+    entries = []
     for c in geo.neighbourhood(lat, lon):
-        for row in NearbyOpen.query(f"{category}:{c}", range_between=(since, None), limit=200):
-            hits.append(row.entry.rsplit("_", 1)[1])
+        entries += [row.entry for row in NearbyOpen.query(f"{category}:{c}", range_between=(since, None), limit=500)]
+    entries.sort(reverse=True)
     out = []
-    for rid in hits:
-        try:
-            doc = Report.get(rid).data
-        except Exception:
-            continue
+    for doc in get_many([e.rsplit("_", 1)[1] for e in entries[:candidates]]):
         if doc["status"] in CLOSED or doc.get("lat") is None:
             continue
         d = geo.distance_m((lat, lon), (doc["lat"], doc["long"]))
