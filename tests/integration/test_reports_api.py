@@ -273,3 +273,22 @@ def test_the_georeport_client_library_unchanged(reports, tokens, rt, tmp_path):
             assert PHONE not in json.dumps(recent, ensure_ascii=False)
     finally:
         server.shutdown()
+
+
+def test_unrouted_open311_paths_answer_the_spec_errors_and_moderation_hides(client, tokens, rt):
+    r = client.get("/open311/v2/nothing.json")
+    assert r.status_code == 404 and r.get_json()[0]["code"] == 404
+    r = client.delete("/open311/v2/services.xml")
+    assert r.status_code == 405 and ET.fromstring(r.data).find("error/code").text == "405"
+    r = client.get("/v1/nothing")
+    assert r.status_code == 404 and r.content_type.startswith("application/problem+json")
+
+    rid = ok(client.post("/v1/reports", json={"service_code": "ANTT", "lat": 21.85, "long": 106.76,
+                                              "commune": DONG_DANG, "reporter": {"phone": PHONE},
+                                              "description": "Nội dung xúc phạm"}), 201)["id"]
+    r = client.post(f"/v1/reports/{rid}/actions/hide", json={}, headers=tokens("operator"))
+    assert r.status_code == 422 and r.get_json()["errors"][0]["field"] == "/reason"
+    ok(client.post(f"/v1/reports/{rid}/actions/hide", json={"reason": "Lời lẽ xúc phạm"}, headers=tokens("operator")))
+    assert client.get(f"/v1/reports/{rid}").status_code == 404
+    o = ok(client.get(f"/open311/v2/requests/{rid}.json"))[0]
+    assert o["status"] == "closed" and o["description"] is None

@@ -20,4 +20,5 @@ def create_app(settings=None):
     catalog.services()      # a malformed service file stops the start, not a request
     for bp in (routes_open311.bp, routes_v1.bp):
         app.register_blueprint(bp)
+    routes_open311.answer_unrouted(app)
     return app

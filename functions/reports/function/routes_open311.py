@@ -60,6 +60,20 @@ def _http(exc: HTTPException):
     return _error(Open311Error(exc.code or 400, exc.description or exc.name))
 
 
+def answer_unrouted(app) -> None:
+    """A path under ``/open311/`` that routes nowhere (a misspelt resource, a wrong method) also
+    answers in the spec's error format; every other path keeps the runtime's problem+json."""
+    runtime_handler = app.error_handler_spec[None][None][HTTPException]
+
+    def handler(exc: HTTPException):
+        if request.path.startswith("/open311/"):
+            return _error(Open311Error(exc.code or 400, exc.description or exc.name))
+        return runtime_handler(exc)
+
+    for code in (404, 405):
+        app.register_error_handler(code, handler)
+
+
 def _args():
     args = request.args.to_dict()
     open311.check_jurisdiction(args.get("jurisdiction_id"))
