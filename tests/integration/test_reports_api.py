@@ -14,6 +14,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 import role_matrix
+from digital_support import Peers
 from lscloud.delivery import tail
 from lscloud.statemachine import iso, now
 
@@ -24,11 +25,26 @@ DONG_DANG, TAM_THANH = "06184", "05986"
 CCCD, PHONE = "020088001111", "0912 345 678"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 EVENT_SCHEMA = Draft202012Validator(json.loads((ROOT / "schemas/events/reports/report.v1.json").read_text()))
+OPEN311 = {name: Draft202012Validator(json.loads((ROOT / f"schemas/reports/open311/{name}.json").read_text()))
+           for name in ("services", "service-definition", "service-requests", "errors")}
+
+
+def valid(schema: str, body):
+    problems = [f"{list(e.absolute_path)}: {e.message}" for e in OPEN311[schema].iter_errors(body)]
+    assert not problems, problems
+    return body
 
 
 @pytest.fixture
-def reports(start_function):
-    return start_function("reports")
+def peers():
+    p = Peers()
+    yield p
+    p.stop()
+
+
+@pytest.fixture
+def reports(start_function, peers):
+    return start_function("reports", peer_url_template=peers.template)
 
 
 @pytest.fixture
@@ -51,7 +67,7 @@ def test_every_endpoint_answers_only_the_roles_of_its_table(reports, keys):
 
 
 def test_open311_services_definitions_and_errors_in_both_formats(client):
-    services = ok(client.get("/open311/v2/services.json?jurisdiction_id=langson.gov.vn"))
+    services = valid("services", ok(client.get("/open311/v2/services.json?jurisdiction_id=langson.gov.vn")))
     assert {s["group"] for s in services} == {"urban-order", "environment", "security", "roads", "electricity", "water"}
     assert all(set(s) == {"service_code", "service_name", "description", "metadata", "type", "keywords", "group"}
                for s in services)
@@ -62,7 +78,7 @@ def test_open311_services_definitions_and_errors_in_both_formats(client):
     assert root.tag == "services" and len(root.findall("service")) == len(services)
     assert root.find("service/metadata").text == "true"
 
-    d = ok(client.get("/open311/v2/services/MT-O-NHIEM.json"))
+    d = valid("service-definition", ok(client.get("/open311/v2/services/MT-O-NHIEM.json")))
     kinds = [a for a in d["attributes"] if a["code"] == "kind"][0]
     assert kinds["datatype"] == "singlevaluelist" and kinds["required"] is True
     commune = [a for a in d["attributes"] if a["code"] == "commune"][0]
@@ -72,6 +88,7 @@ def test_open311_services_definitions_and_errors_in_both_formats(client):
 
     # errors: the spec's list of {code, description}, the right status, in the asked format
     r = client.get("/open311/v2/services/NOPE.json")
+    valid("errors", r.get_json())
     assert r.status_code == 404 and r.get_json()[0]["code"] == 404 and "NOPE" in r.get_json()[0]["description"]
     r = client.get("/open311/v2/services.xml?jurisdiction_id=sfgov.org")
     e = ET.fromstring(r.data)
@@ -190,7 +207,8 @@ def test_a_citizen_report_through_its_states_rated_with_the_contract_events(clie
     assert mine[-1]["data"]["status"] == "closed" and mine[0]["data"]["commune"] == DONG_DANG
 
     # the Open311 view of the same report, and FixMyStreet's updates
-    o = ok(client.get(f"/open311/v2/requests/{rid}.json"))
+    o = valid("service-requests", ok(client.get(f"/open311/v2/requests/{rid}.json")))
+    valid("service-requests", ok(client.get("/open311/v2/requests.json?status=open,closed")))
     assert len(o) == 1 and o[0]["status"] == "closed" and o[0]["agency_responsible"] == "so-xay-dung"
     ups = ok(client.get("/open311/v2/servicerequestupdates.json"))
     assert [u["status"] for u in ups if u["service_request_id"] == rid] == [
@@ -218,6 +236,10 @@ def test_transfer_me_too_anonymous_reports_overdue_and_stats(client, tokens, rt)
     r = client.post(f"/v1/reports/{first['id']}/actions/transfer", json={"agency": "cong-an-tinh"},
                     headers=commune_officer)
     assert r.status_code == 422 and r.get_json()["errors"][0]["field"] == "/reason"
+    for agency in ("so-y-te", "no-such-agency"):          # not a report handler; not in the directory
+        r = client.post(f"/v1/reports/{first['id']}/actions/transfer", json={"agency": agency, "reason": "x"},
+                        headers=commune_officer)
+        assert r.status_code == 422 and r.get_json()["errors"][0]["field"] == "/agency"
     moved = ok(client.post(f"/v1/reports/{first['id']}/actions/transfer",
                            json={"agency": "cong-an-tinh", "reason": "Gây rối trật tự"}, headers=commune_officer))
     assert moved["agency"] == "cong-an-tinh" and moved["state"] == "assigned"

@@ -105,3 +105,12 @@ def test_deadlines_count_working_days_on_the_platform_calendar():
     cal = workdays.load()
     assert due.astimezone(workdays.TZ).date().isoformat() == "2026-12-09"
     assert cal.between(friday, due) == workdays.days_to_minutes(3)
+
+
+def test_every_service_is_routed_to_a_directory_agency_that_handles_reports():
+    from functions.directory.function import agencies
+
+    handlers = {a["code"] for a in agencies.all_agencies() if a["roles"]["report_handling"]}
+    for s in catalog.services().values():
+        for commune in ("06184", "05986"):
+            assert catalog.agency_for(s, commune) in handlers, s["code"]

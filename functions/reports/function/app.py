@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lscloud.peers import PeerClient
 from lscloud.web import create_app as runtime_app
 
 from . import catalog, routes_open311, routes_v1
@@ -17,6 +18,7 @@ def create_app(settings=None):
         "description": "Open311 GeoReport v2 at /open311/v2 (form-encoded POSTs with an api_key, .xml and .json), "
                        "and the citizen app's JSON API: FixMyStreet's states, routing to agencies, deadlines in "
                        "working days, ratings, stats, events for the IOC."})
+    app.config["REPORTS_PEERS"] = PeerClient(app.extensions["lscloud"].settings)
     catalog.services()      # a malformed service file stops the start, not a request
     for bp in (routes_open311.bp, routes_v1.bp):
         app.register_blueprint(bp)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from lscloud import errors, images, store
 from lscloud.auth import allow, principal
@@ -13,7 +13,7 @@ from lscloud.statemachine import Actor
 from lscloud.store import BlobRejected
 from lscloud.web import body_limit, query_params, raw_body, validate_body
 
-from . import apikeys, catalog, queries, reports, views
+from . import agencies, apikeys, catalog, queries, reports, views
 from .states import OPEN
 
 bp = Blueprint("reports_v1", __name__)
@@ -138,7 +138,10 @@ def act(report_id: str, action: str):
     """Move a report: its agency (acknowledge, transfer, investigate, schedule, start, fix, close,
     unable_to_fix, mark_duplicate, not_responsible, reopen), its reporter (close, reopen),
     moderation (hide, transfer)."""
-    out = reports.move(report_id, action, _actor(), g.get("body") or {})
+    body = g.get("body") or {}
+    if action == "transfer" and body.get("agency"):
+        agencies.check(current_app.config["REPORTS_PEERS"], body["agency"])
+    out = reports.move(report_id, action, _actor(), body)
     return jsonify(views.full(out.doc, reports.records().trail(report_id)))
 
 
