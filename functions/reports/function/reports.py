@@ -13,7 +13,7 @@ import secrets
 from datetime import datetime
 
 from lscloud import errors, workdays
-from lscloud.aggregate import Aggregate, NoChange, Outcome, delete_quietly, save_quietly
+from lscloud.aggregate import Aggregate, NoChange, Outcome, delete_quietly, save_quietly, side_pool
 from lscloud.events import new_event
 from lscloud.statemachine import Actor, iso, now, parse_iso
 
@@ -44,24 +44,30 @@ class ReportRecords(Aggregate):
         return new_event(t.type, self.source, data, subject=subject, id=event_id, dataschema=CONTRACT_SCHEMA)
 
 
+def nearby_entry(doc: dict) -> str:
+    """The "me too" index's range key: when, where (so a lookup measures distances from the keys
+    alone) and which report."""
+    return f"{doc['requested_at']}_{doc['lat']:.6f}_{doc['long']:.6f}_{doc['id']}"
+
+
 def _indexes(out: Outcome) -> None:
-    """The listing, open and nearby indexes follow the report's state (each write repeat-safe)."""
+    """The listing, open and nearby indexes follow the report's state (each write repeat-safe,
+    written in parallel)."""
     from .models import NearbyOpen, OpenReport, ReportByDay, ReportToken
 
     doc = out.doc
-    entry = f"{doc['requested_at']}_{doc['id']}"
     cell = f"{doc['category']}:{doc['geohash']}" if doc.get("geohash") else None
+    saves, deletes = [], []
     if any(t.source == "new" for t in out.transitions):
-        save_quietly(ReportByDay(doc["day"], entry))
-        save_quietly(ReportToken(doc["token"], report_id=doc["id"]))
+        saves += [ReportByDay(doc["day"], f"{doc['requested_at']}_{doc['id']}"), ReportToken(doc["token"], report_id=doc["id"])]
     if doc["status"] in CLOSED:
-        delete_quietly(OpenReport, "open", doc["id"])
-        if cell:
-            delete_quietly(NearbyOpen, cell, entry)
+        deletes += [(OpenReport, "open", doc["id"])] + ([(NearbyOpen, cell, nearby_entry(doc))] if cell else [])
     else:
-        save_quietly(OpenReport("open", doc["id"]))
-        if cell:
-            save_quietly(NearbyOpen(cell, entry))
+        saves += [OpenReport("open", doc["id"])] + ([NearbyOpen(cell, nearby_entry(doc))] if cell else [])
+    pending = [side_pool().submit(save_quietly, item) for item in saves]
+    pending += [side_pool().submit(delete_quietly, *d) for d in deletes]
+    for f in pending:
+        f.result()
 
 
 def records() -> ReportRecords:
@@ -257,10 +263,10 @@ def flag_overdue(report_id: str, at: datetime) -> bool:
 
 
 def nearby(service_code: str, lat: float, lon: float, radius_m: float = 100.0, days: int = 30,
-           limit: int = 20, candidates: int = 100) -> list[dict]:
+           limit: int = 20) -> list[dict]:
     """Open reports of the same category within ``radius_m`` received in the last ``days``: the
-    duplicates a new report is offered ("me too"), nearest first. Reads the nine cells' keys and at
-    most ``candidates`` reports (the newest), in parallel: a hot spot does not slow the lookup."""
+    duplicates a new report is offered ("me too"), nearest first. Lists the nine cells' keys, which
+    carry each report's position, and reads only the ``limit`` nearest reports (in parallel)."""
     from datetime import timedelta
 
     from .models import NearbyOpen
@@ -268,16 +274,17 @@ def nearby(service_code: str, lat: float, lon: float, radius_m: float = 100.0, d
 
     category = catalog.get(service_code)["category"]
     since = iso(now() - timedelta(days=days))
-    entries = []
+    near = []
     for c in geo.neighbourhood(lat, lon):
-        entries += [row.entry for row in NearbyOpen.query(f"{category}:{c}", range_between=(since, None), limit=500)]
-    entries.sort(reverse=True)
-    out = []
-    for doc in get_many([e.rsplit("_", 1)[1] for e in entries[:candidates]]):
-        if doc["status"] in CLOSED or doc.get("lat") is None:
-            continue
-        d = geo.distance_m((lat, lon), (doc["lat"], doc["long"]))
-        if d <= radius_m:
-            out.append((d, doc))
-    out.sort(key=lambda p: p[0])
-    return [{**doc, "distance_m": round(d, 1)} for d, doc in out[:limit]]
+        for row in NearbyOpen.query(f"{category}:{c}", range_between=(since, None), limit=1000):
+            try:
+                _, plat, plon, rid = row.entry.rsplit("_", 3)
+                d = geo.distance_m((lat, lon), (float(plat), float(plon)))
+            except ValueError:
+                continue
+            if d <= radius_m:
+                near.append((d, rid))
+    near.sort()
+    dist = {rid: d for d, rid in near[:limit]}
+    docs = [doc for doc in get_many(list(dist)) if doc["status"] not in CLOSED]
+    return sorted(({**doc, "distance_m": round(dist[doc["id"]], 1)} for doc in docs), key=lambda d: d["distance_m"])
