@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from lscloud.peers import PeerClient
 from lscloud.web import create_app as runtime_app
 
-from . import catalog, routes_open311, routes_v1
+from . import catalog, communes, routes_open311, routes_v1
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "schemas"
 
@@ -20,6 +21,7 @@ def create_app(settings=None):
                        "working days, ratings, stats, events for the IOC."})
     app.config["REPORTS_PEERS"] = PeerClient(app.extensions["lscloud"].settings)
     catalog.services()      # a malformed service file stops the start, not a request
+    threading.Thread(target=communes.warm, name="reports-address-tables", daemon=True).start()
     for bp in (routes_open311.bp, routes_v1.bp):
         app.register_blueprint(bp)
     routes_open311.answer_unrouted(app)

@@ -9,6 +9,7 @@ unit is then found by name among Lạng Sơn's units.
 from __future__ import annotations
 
 import re
+import threading
 from functools import lru_cache
 
 from unidecode import unidecode
@@ -16,6 +17,8 @@ from vietnam_provinces import Ward
 
 PROVINCE_NUMBER = 20           # Lạng Sơn in the 2025 national codes
 _CODE = re.compile(r"\d{5}")
+_warming = threading.Lock()
+_warm: list[bool] = []
 
 
 def _fold(text: str) -> str:
@@ -45,6 +48,15 @@ def _by_name() -> dict[str, list[dict]]:
 def get(code: str) -> dict | None:
     """The unit ``code`` if it is one of Lạng Sơn's communes or wards."""
     return _by_code().get(code) if _CODE.fullmatch(code or "") else None
+
+
+def warm() -> None:
+    """Load the converter's tables (seconds of CPU, longer on a busy machine) before the first
+    report with an address needs them; the app starts this in the background, once a process."""
+    with _warming:
+        if not _warm:
+            from_address("thôn Pò Mỏ, xã Hoàng Đồng, thành phố Lạng Sơn, tỉnh Lạng Sơn")
+            _warm.append(True)
 
 
 def from_address(text: str) -> dict | None:
