@@ -34,7 +34,7 @@ def in_window(start: datetime, end: datetime, limit: int) -> list[dict]:
     day, first = end.astimezone(workdays.TZ).date(), start.astimezone(workdays.TZ).date()
     ids: list[str] = []
     while day >= first and len(ids) < limit:
-        rows = [r.entry for r in ReportByDay.query_all(day.isoformat())]
+        rows = ReportByDay.query_keys(day.isoformat())
         for entry in reversed(rows):
             at, rid = entry.rsplit("_", 1)
             if lo <= at <= hi:
@@ -46,7 +46,7 @@ def in_window(start: datetime, end: datetime, limit: int) -> list[dict]:
 def open_ids() -> list[str]:
     from .models import OpenReport
 
-    return [r.report_id for r in OpenReport.query_all("open")]
+    return OpenReport.query_keys("open")
 
 
 def stats(start: datetime, end: datetime) -> dict:

@@ -266,7 +266,8 @@ def nearby(service_code: str, lat: float, lon: float, radius_m: float = 100.0, d
            limit: int = 20) -> list[dict]:
     """Open reports of the same category within ``radius_m`` received in the last ``days``: the
     duplicates a new report is offered ("me too"), nearest first. Lists the nine cells' keys, which
-    carry each report's position, and reads only the ``limit`` nearest reports (in parallel)."""
+    carry each report's position (listed in parallel, no item read), and reads only the ``limit``
+    nearest reports."""
     from datetime import timedelta
 
     from .models import NearbyOpen
@@ -275,15 +276,17 @@ def nearby(service_code: str, lat: float, lon: float, radius_m: float = 100.0, d
     category = catalog.get(service_code)["category"]
     since = iso(now() - timedelta(days=days))
     near = []
-    for c in geo.neighbourhood(lat, lon):
-        for row in NearbyOpen.query(f"{category}:{c}", range_between=(since, None), limit=1000):
-            try:
-                _, plat, plon, rid = row.entry.rsplit("_", 3)
-                d = geo.distance_m((lat, lon), (float(plat), float(plon)))
-            except ValueError:
-                continue
-            if d <= radius_m:
-                near.append((d, rid))
+    cells = geo.neighbourhood(lat, lon)
+    listed = side_pool().map(lambda c: NearbyOpen.query_keys(f"{category}:{c}", range_between=(since, None),
+                                                             limit=1000), cells)
+    for entry in (e for keys in listed for e in keys):
+        try:
+            _, plat, plon, rid = entry.rsplit("_", 3)
+            d = geo.distance_m((lat, lon), (float(plat), float(plon)))
+        except ValueError:
+            continue
+        if d <= radius_m:
+            near.append((d, rid))
     near.sort()
     dist = {rid: d for d, rid in near[:limit]}
     docs = [doc for doc in get_many(list(dist)) if doc["status"] not in CLOSED]
