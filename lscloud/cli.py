@@ -1,7 +1,7 @@
 """The `lscloud` command: run the local cloud and look inside it.
 
     lscloud up [--port 8080] [--state-dir .lscloud] [--functions-dir functions] ...
-    lscloud status | token --role R | seed | migrate | dlq | events tail | traces | bench directory | bench border | bench procedures | bench dossiers | bench environment | bench market | bench documents | bench assistant | bench ioc | bench all
+    lscloud status | token --role R | seed | migrate | dlq | events tail | traces | bench directory | bench border | bench procedures | bench dossiers | bench environment | bench market | bench documents | bench assistant | bench ioc | bench all | bench reports
     lscloud fuzz [--base-url URL | --direct] [--cases 1000] [--function NAME]
     lscloud docs [--check]      the README's "who may call" tables from functions/*/access.yaml
     lscloud backup DEST | restore SRC   the local cloud's objects, streams and keys in a folder, and back
@@ -259,6 +259,13 @@ def cmd_bench(args) -> int:
             return bench_ioc(events=args.events, reads=args.reads, concurrency=args.concurrency,
                              functions_dir=Path(args.functions_dir),
                              reuse_state_dir=_state_dir(args) if args.reuse else None, max_seconds=args.max_seconds)
+        if args.bench_command == "reports":
+            from .local.bench_reports import bench_reports
+
+            return bench_reports(requests=args.requests, concurrency=args.concurrency, reports=args.reports,
+                                 lookups=args.lookups, functions_dir=Path(args.functions_dir),
+                                 reuse_state_dir=_state_dir(args) if args.reuse else None,
+                                 max_seconds=args.max_seconds)
         if args.bench_command == "market":
             from .local.bench_market import bench_market
 
@@ -553,6 +560,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run only this benchmark (repeatable)")
     bl.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
     bl.set_defaults(fn=cmd_bench)
+    br = bench_sub.add_parser("reports", help="reports created/s vs raw S3 PUTs; the nearby-duplicate lookup with "
+                                              "100,000 reports vs raw GETs")
+    br.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    br.add_argument("--requests", type=int, default=300, help="reports to create (default 300)")
+    br.add_argument("--reports", type=int, default=100_000, help="reports indexed for the lookup (default 100000)")
+    br.add_argument("--lookups", type=int, default=50, help="nearby lookups and raw GETs (default 50)")
+    br.add_argument("--concurrency", type=int, default=8, help="parallel clients (default 8)")
+    br.add_argument("--max-seconds", type=float, default=60.0, help="time cap per target (default 60)")
+    br.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
+    br.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
+    br.set_defaults(fn=cmd_bench)
     bm = bench_sub.add_parser("market", help="stamps issued/s (one batch) and scan latency vs raw S3 PUTs and GETs")
     bm.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     bm.add_argument("--stamps", type=int, default=100_000, help="stamps in the batch (default 100000)")

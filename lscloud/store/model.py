@@ -452,6 +452,34 @@ class Model(metaclass=_ModelMeta):
         return cls._page(prefix, start_after, stop_at, limit, page_token)
 
     @classmethod
+    def query_keys(cls, hash_key: Any, range_between: tuple[Any, Any] | None = None,
+                   limit: int | None = None) -> list[str]:
+        """The range keys under one hash key, in key order, from the listing alone: no item is read.
+
+        For indexes whose key is the whole record (a day's entries, open records, a geohash cell):
+        :meth:`query` reads every item it lists, one GET each. ``range_between`` as in :meth:`query`.
+        Items past a TTL are still listed (a TTL is in the body): not for models with a TTLAttribute.
+        """
+        if cls._range_attr is None:
+            raise TypeError(f"{cls.__name__} has no range key to list")
+        if cls._ttl_attr is not None:
+            raise TypeError(f"{cls.__name__} has a TTL: its listed keys may be expired items; use query()")
+        _check_limit(limit)
+        table = cls._concrete()
+        hash_prefix = keys.hash_prefix(table, cls._key_string(cls._hash_attr, hash_key))
+        start_after = stop_at = None
+        if range_between is not None:
+            lo, hi = range_between
+            if lo is not None:
+                start_after = hash_prefix + keys.encode_part(cls._key_string(cls._range_attr, lo))
+            if hi is not None:
+                stop_at = hash_prefix + keys.encode_part(cls._key_string(cls._range_attr, hi)) + keys.SUFFIX
+        listed = cls._keys(hash_prefix, start_after, stop_at)
+        if limit is not None:
+            listed = itertools.islice(listed, limit)
+        return [keys.decode_part(k[len(hash_prefix):-len(keys.SUFFIX)]) for k in listed]
+
+    @classmethod
     def query_all(cls: type[M], hash_key: Any, range_prefix: Any = None,
                   range_between: tuple[Any, Any] | None = None, page_size: int = 500) -> Iterator[M]:
         """Every item under one hash key, in key order: :meth:`query` page after page (``page_size``

@@ -14,7 +14,7 @@ import threading
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from functions.directory.function import units
+from functions.directory.function import agencies, units
 
 GATES = {"huu-nghi": {"code": "huu-nghi", "name": "Cửa khẩu quốc tế Hữu Nghị"}}
 
@@ -35,7 +35,8 @@ class Peers:
     def __init__(self):
         self.declarations: dict[str, dict] = {}
         self.seen: list[dict] = []
-        table = {("directory", "units"): units.by_code(), ("directory", "border-gates"): GATES}
+        table = {("directory", "units"): units.by_code(), ("directory", "border-gates"): GATES,
+                 ("directory", "agencies"): {a["code"]: a for a in agencies.all_agencies()}}
 
         @Request.application
         def app(request):

@@ -231,6 +231,20 @@ def test_query_all_reads_every_page():
     assert list(Reading.query_all("nobody")) == []
 
 
+def test_query_keys_lists_range_keys_without_reading_items(configured):
+    ats = _seed_readings()
+    objects, bucket = configured
+    assert Reading.query_keys("s1") == _key_order(ats)
+    assert Reading.query_keys("s1", range_between=("2025-01", "2025-02")) == ["2025-01", "2025-01-15", "2025-02"]
+    assert Reading.query_keys("s1", range_between=("2025-02", None), limit=2) == ["2025-02", "2025-03"]
+    assert Reading.query_keys("nobody") == []
+    # no item is read: a body that no longer parses does not matter to a key listing
+    objects.put(bucket, keys.object_key("readings", "s1", "2025-01"), b"not json")
+    assert "2025-01" in Reading.query_keys("s1")
+    with pytest.raises(TypeError):
+        Session.query_keys("someone")          # a TTL lives in the body: listing alone cannot tell
+
+
 def test_tampered_page_tokens_are_refused():
     _seed_readings()
     token = Reading.query("s1", limit=2).page_token

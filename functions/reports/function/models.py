@@ -1,0 +1,77 @@
+"""Citizen reports in the store.
+
+A report is one document changed through :class:`lscloud.aggregate.Aggregate` (with its audit
+trail). Indexes are create-only key objects, written after the report and repeat-safe:
+
+- ``ReportByDay``: every report under its local day of receipt (Open311 ``GET requests`` reads the
+  days of its window, newest last);
+- ``OpenReport``: the reports not yet closed (the overdue sweep reads it; deleted on closing);
+- ``NearbyOpen``: open reports by category and geohash cell (precision 7, ~150 m), for "me too":
+  a lookup reads the caller's cell and its eight neighbours, never the whole table;
+- ``ReportToken``: an Open311 token → the report's id;
+- ``ApiKey``: a partner application's Open311 key, kept as a keyed hash only.
+"""
+
+from __future__ import annotations
+
+from lscloud.store import Model, attributes as A
+
+
+class Report(Model):
+    class Meta:
+        table = "reports"
+
+    id = A.UnicodeAttribute(hash_key=True)
+    status = A.UnicodeAttribute()
+    data = A.JSONAttribute()
+    version = A.VersionAttribute()
+
+
+class ReportAudit(Model):
+    class Meta:
+        table = "reports-audit"
+
+    report_id = A.UnicodeAttribute(hash_key=True)
+    entry = A.UnicodeAttribute(range_key=True)
+    data = A.JSONAttribute()
+
+
+class ReportByDay(Model):
+    class Meta:
+        table = "reports-by-day"
+
+    day = A.UnicodeAttribute(hash_key=True)          # 2026-12-03 (Asia/Ho_Chi_Minh)
+    entry = A.UnicodeAttribute(range_key=True)       # <requested_at UTC>_<report id>
+
+
+class OpenReport(Model):
+    class Meta:
+        table = "reports-open"
+
+    bucket = A.UnicodeAttribute(hash_key=True)       # "open"
+    report_id = A.UnicodeAttribute(range_key=True)
+
+
+class NearbyOpen(Model):
+    class Meta:
+        table = "reports-nearby"
+
+    cell = A.UnicodeAttribute(hash_key=True)         # <category>:<geohash7>
+    entry = A.UnicodeAttribute(range_key=True)       # <requested_at UTC>_<report id>
+
+
+class ReportToken(Model):
+    class Meta:
+        table = "reports-tokens"
+
+    token = A.UnicodeAttribute(hash_key=True)
+    report_id = A.UnicodeAttribute()
+
+
+class ApiKey(Model):
+    class Meta:
+        table = "reports-api-keys"
+
+    id = A.UnicodeAttribute(hash_key=True)
+    data = A.JSONAttribute()
+    version = A.VersionAttribute()

@@ -1,0 +1,293 @@
+"""Reports: received (from the citizen app or an Open311 client), routed to the agency that handles
+their category in their commune, moved through FixMyStreet's states by that agency, rated by the
+reporter, flagged overdue by the platform clock.
+
+Personal data: the reporter's name, phone and e-mail stay inside the report's document (the
+handlers need them to call back); they are never in a key, an event or a log line. A signed-in
+citizen is known by a pseudonym of their subject (``owner``); audit entries carry pseudonyms too.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from lscloud import errors, workdays
+from lscloud.aggregate import Aggregate, NoChange, Outcome, delete_quietly, save_quietly, side_pool
+from lscloud.events import new_event
+from lscloud.statemachine import Actor, iso, now, parse_iso
+
+from . import catalog, communes, geo
+from .states import CLOSED, MACHINE, NEEDS_REASON, open311_status
+
+SOURCE = "/reports"
+PSEUDONYM_PURPOSE = "reports-reporters"
+RATED_STATES = ("fixed", "closed", "unable_to_fix")
+CONTRACT_SCHEMA = "https://schemas.langson.gov.vn/events/reports/report.v1.json"
+
+
+def local_iso(value: str | None) -> str | None:
+    """An instant as ISO 8601 with the province's offset (+07:00)."""
+    return parse_iso(value).astimezone(workdays.TZ).isoformat(timespec="seconds") if value else None
+
+
+class ReportRecords(Aggregate):
+    """The reports' write path; every event carries the published contract's ``data`` and nothing
+    else (no actor, no reason text: free text may hold personal data)."""
+
+    def event(self, t, doc, subject, event_id):
+        data = {"report_id": doc["id"], "service_code": doc["service_code"], "category": doc["category"],
+                "commune": doc["commune"], "agency": doc.get("agency"), "status": open311_status(doc["status"]),
+                "from_state": None if t.source == "new" else t.source, "to_state": t.target,
+                "deadline": local_iso(doc.get("deadline")), "occurred_at": local_iso(t.at),
+                "channel": doc["channel"], "rating": doc.get("rating") if t.fact == "report.rated" else None}
+        return new_event(t.type, self.source, data, subject=subject, id=event_id, dataschema=CONTRACT_SCHEMA)
+
+
+def nearby_entry(doc: dict) -> str:
+    """The "me too" index's range key: when, where (so a lookup measures distances from the keys
+    alone) and which report."""
+    return f"{doc['requested_at']}_{doc['lat']:.6f}_{doc['long']:.6f}_{doc['id']}"
+
+
+def _indexes(out: Outcome) -> None:
+    """The listing, open and nearby indexes follow the report's state (each write repeat-safe,
+    written in parallel)."""
+    from .models import NearbyOpen, OpenReport, ReportByDay, ReportToken
+
+    doc = out.doc
+    cell = f"{doc['category']}:{doc['geohash']}" if doc.get("geohash") else None
+    saves, deletes = [], []
+    if any(t.source == "new" for t in out.transitions):
+        saves += [ReportByDay(doc["day"], f"{doc['requested_at']}_{doc['id']}"), ReportToken(doc["token"], report_id=doc["id"])]
+    if doc["status"] in CLOSED:
+        deletes += [(OpenReport, "open", doc["id"])] + ([(NearbyOpen, cell, nearby_entry(doc))] if cell else [])
+    else:
+        saves += [OpenReport("open", doc["id"])] + ([NearbyOpen(cell, nearby_entry(doc))] if cell else [])
+    pending = [side_pool().submit(save_quietly, item) for item in saves]
+    pending += [side_pool().submit(delete_quietly, *d) for d in deletes]
+    for f in pending:
+        f.result()
+
+
+def records() -> ReportRecords:
+    from .models import Report, ReportAudit
+
+    return ReportRecords(Report, machine=MACHINE, source=SOURCE, audit=ReportAudit, after_commit=_indexes)
+
+
+def recorded(actor: Actor) -> Actor:
+    """The actor as the audit trail keeps it: citizens and partners by pseudonym."""
+    return actor.pseudonymous(PSEUDONYM_PURPOSE) if actor.kind in ("citizen", "partner", "anonymous") else actor
+
+
+def owner_of(actor: Actor) -> str | None:
+    from lscloud import pseudonyms
+
+    return pseudonyms.pseudonym(PSEUDONYM_PURPOSE, actor.sub) if actor.kind == "citizen" and actor.sub else None
+
+
+def _location(f: dict) -> tuple[float | None, float | None]:
+    lat, lon = f.get("lat"), f.get("long")
+    if (lat is None) != (lon is None):
+        missing = "long" if lon is None else "lat"
+        raise errors.Invalid.at(missing, "lat and long are sent together", "Cần gửi cả vĩ độ và kinh độ.")
+    if lat is None:
+        if not (f.get("address_string") or "").strip():
+            raise errors.Invalid.at("lat", "a location is required: lat and long, or address_string",
+                                    "Cần vị trí: vĩ độ và kinh độ, hoặc địa chỉ.")
+        return None, None
+    if not geo.in_province(lat, lon):
+        raise errors.Invalid.at("lat", "the location is not in Lạng Sơn province", "Vị trí không thuộc tỉnh Lạng Sơn.")
+    return lat, lon
+
+
+def _commune(f: dict) -> dict:
+    code = f.get("commune")
+    if code:
+        unit = communes.get(code)
+        if unit is None:
+            raise errors.Invalid.at(f.get("commune_field", "commune"), f"{code!r} is not a commune or ward of Lạng Sơn",
+                                    f"{code!r} không phải mã xã, phường của tỉnh Lạng Sơn.")
+        return dict(unit)
+    unit = communes.from_address(f.get("address_string") or "")
+    if unit is None:
+        raise errors.Invalid.at(f.get("commune_field", "commune"),
+                                "name the commune (its code), or an address_string with its xã/phường in Lạng Sơn",
+                                "Cần chọn xã, phường hoặc ghi địa chỉ có tên xã, phường thuộc tỉnh Lạng Sơn.")
+    return unit
+
+
+def deadline_of(service: dict, at: datetime) -> datetime:
+    cal = workdays.load()
+    return cal.add(cal.clock_start(at), workdays.days_to_minutes(service["deadline_days"]))
+
+
+def new_id(at: datetime) -> str:
+    return f"{at.astimezone(workdays.TZ):%Y%m%d}-{secrets.token_hex(4)}"
+
+
+def submit(f: dict, actor: Actor, channel: str) -> Outcome:
+    """Receive a report. ``f``: service_code, lat/long or address_string, commune (a unit code) or an
+    address naming it, description, media_url, photos, attributes, reporter {first_name, last_name,
+    email, phone, device_id, account_id}."""
+    from .models import Report
+
+    service = catalog.get(f["service_code"])
+    attrs = catalog.check_attributes(service, f.get("attributes") or {}, f.get("attribute_pointer") or (lambda c: f"/attributes/{c}"))
+    lat, lon = _location(f)
+    unit = _commune(f)
+    at = now()
+    rid = new_id(at)
+    reporter = {k: v for k, v in (f.get("reporter") or {}).items() if v not in (None, "")}
+    doc = {"id": rid, "service_code": service["code"], "service_name": service["name"], "category": service["category"],
+           "commune": unit["code"], "commune_name": unit["name"], "address_2025": unit.get("address_2025"),
+           "agency": catalog.agency_for(service, unit["code"]), "transfers": [],
+           "description": f.get("description"), "address": f.get("address_string"), "lat": lat, "long": lon,
+           "geohash": geo.cell(lat, lon) if lat is not None else None, "attributes": attrs,
+           "media_url": f.get("media_url"), "photos": list(f.get("photos") or []), "channel": channel,
+           "reporter": reporter, "owner": owner_of(actor), "partner": actor.sub if actor.kind == "partner" else None,
+           "token": secrets.token_hex(8), "requested_at": iso(at), "day": f"{at.astimezone(workdays.TZ):%Y-%m-%d}",
+           "deadline": iso(deadline_of(service, at)), "overdue": False, "supporters": [], "rating": None,
+           "notes": [], "status": "new"}
+    t = MACHINE.apply(doc, "submit", recorded(actor), at=at)
+    return records().create(Report(rid, data=doc), [t])
+
+
+def handles(doc: dict, actor: Actor) -> bool:
+    """An officer of the report's agency, or the commune officer of the commune whose committee it is."""
+    if actor.kind == "officer":
+        return bool(actor.agency) and actor.agency == doc.get("agency")
+    if actor.kind == "commune-officer":
+        return bool(actor.unit) and doc.get("agency") == f"ubnd-{actor.unit}"
+    return False
+
+
+def is_reporter(doc: dict, actor: Actor) -> bool:
+    return actor.kind == "citizen" and doc.get("owner") is not None and doc["owner"] == owner_of(actor)
+
+
+def move(report_id: str, action: str, actor: Actor, body: dict) -> Outcome:
+    """An agency's (or the reporter's, or moderation's) move, audited, with its event."""
+    if action not in MACHINE.actions or action == "submit":
+        raise errors.NotFound(f"no action {action!r}", detail_vi="Không có thao tác này.")
+    reason = (body.get("reason") or "").strip() or None
+    if action in NEEDS_REASON and not reason:
+        raise errors.Invalid.at("/reason", f"{action.replace('_', ' ')} needs a reason", "Cần nêu lý do.")
+    agg = records()
+    agg.visible(report_id, lambda d: handles(d, actor) or is_reporter(d, actor) or actor.kind == "operator")
+
+    def op(doc):
+        if actor.kind == "citizen" and not is_reporter(doc, actor):
+            raise MACHINE.not_permitted(action, actor)
+        if actor.kind in ("officer", "commune-officer") and not handles(doc, actor):
+            raise MACHINE.not_permitted(action, actor)
+        details = {}
+        if action == "transfer":
+            to = body.get("agency") or ""
+            if not to or to == doc["agency"]:
+                raise errors.Invalid.at("/agency", "the agency to transfer to (another directory agency code)",
+                                        "Cần mã cơ quan nhận chuyển.")
+            details = {"from_agency": doc["agency"], "to_agency": to}
+            doc["transfers"].append({**details, "reason": reason, "at": iso(now())})
+            doc["agency"] = to
+        if action == "mark_duplicate":
+            dup = body.get("duplicate_of") or ""
+            if dup == doc["id"] or not _exists(dup):
+                raise errors.Invalid.at("/duplicate_of", "the id of the report this one repeats", "Cần mã phản ánh gốc.")
+            doc["duplicate_of"] = dup
+        if action == "reopen":
+            doc["rating"] = None
+        t = MACHINE.apply(doc, action, recorded(actor), reason=reason, details=details)
+        if body.get("note") or reason:
+            doc["notes"].append({"at": t.at, "state": t.target, "text": body.get("note") or reason})
+        return [t]
+
+    return agg.mutate(report_id, op)
+
+
+def _exists(report_id: str) -> bool:
+    from .models import Report
+
+    try:
+        Report.get(report_id)
+        return True
+    except Exception:
+        return False
+
+
+def rate(report_id: str, actor: Actor, rating: int, comment: str | None) -> Outcome:
+    """The reporter rates the answer (1-5), once per answer (a reopened report may be rated again)."""
+    agg = records()
+    agg.visible(report_id, lambda d: is_reporter(d, actor))
+
+    def op(doc):
+        if doc["status"] not in RATED_STATES:
+            raise MACHINE.illegal("rate", doc["status"], "Only an answered report can be rated.",
+                                  "Chỉ đánh giá được phản ánh đã có kết quả xử lý.")
+        if doc.get("rating") is not None:
+            raise errors.Conflict("this answer is already rated", detail_vi="Bạn đã đánh giá kết quả này.")
+        doc["rating"] = rating
+        doc["rating_comment"] = comment
+        return [MACHINE.note(doc, "rate", "report.rated", recorded(actor), details={"rating": rating})]
+
+    return agg.mutate(report_id, op)
+
+
+def support(report_id: str, actor: Actor) -> Outcome:
+    """"Me too": a citizen supports an open report; each supporter counts once."""
+    me = owner_of(actor)
+
+    def op(doc):
+        if doc["status"] in CLOSED:
+            raise MACHINE.illegal("support", doc["status"], "Only an open report can be supported.",
+                                  "Chỉ ủng hộ được phản ánh đang xử lý.")
+        if me in doc["supporters"] or me == doc.get("owner"):
+            raise NoChange
+        doc["supporters"].append(me)
+        return [], len(doc["supporters"])
+
+    return records().mutate(report_id, op)
+
+
+def flag_overdue(report_id: str, at: datetime) -> bool:
+    """Flag a report past its deadline (once ever: the flag is set under the conditional write)."""
+
+    def op(doc):
+        if doc["overdue"] or doc["status"] in CLOSED or parse_iso(doc["deadline"]) > at:
+            raise NoChange
+        doc["overdue"] = True
+        return [MACHINE.note(doc, "flag_overdue", "report.overdue", MACHINE.system, at=at)]
+
+    return records().mutate(report_id, op).changed
+
+
+def nearby(service_code: str, lat: float, lon: float, radius_m: float = 100.0, days: int = 30,
+           limit: int = 20) -> list[dict]:
+    """Open reports of the same category within ``radius_m`` received in the last ``days``: the
+    duplicates a new report is offered ("me too"), nearest first. Lists the nine cells' keys, which
+    carry each report's position (listed in parallel, no item read), and reads only the ``limit``
+    nearest reports."""
+    from datetime import timedelta
+
+    from .models import NearbyOpen
+    from .queries import get_many
+
+    category = catalog.get(service_code)["category"]
+    since = iso(now() - timedelta(days=days))
+    near = []
+    cells = geo.neighbourhood(lat, lon)
+    listed = side_pool().map(lambda c: NearbyOpen.query_keys(f"{category}:{c}", range_between=(since, None),
+                                                             limit=1000), cells)
+    for entry in (e for keys in listed for e in keys):
+        try:
+            _, plat, plon, rid = entry.rsplit("_", 3)
+            d = geo.distance_m((lat, lon), (float(plat), float(plon)))
+        except ValueError:
+            continue
+        if d <= radius_m:
+            near.append((d, rid))
+    near.sort()
+    dist = {rid: d for d, rid in near[:limit]}
+    docs = [doc for doc in get_many(list(dist)) if doc["status"] not in CLOSED]
+    return sorted(({**doc, "distance_m": round(dist[doc["id"]], 1)} for doc in docs), key=lambda d: d["distance_m"])

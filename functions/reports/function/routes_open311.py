@@ -1,0 +1,241 @@
+"""Open311 GeoReport v2 at ``/reports/open311/v2/`` (and its discovery document), both formats by
+suffix, errors in the spec's own format on every one of these paths; FixMyStreet's
+``servicerequestupdates`` extension."""
+
+from __future__ import annotations
+
+from datetime import timezone
+
+from flask import Blueprint, Response, request
+from werkzeug.exceptions import HTTPException
+
+from lscloud import errors
+from lscloud.auth import allow
+from lscloud.idempotency import idempotent
+from lscloud.problems import Problem
+from lscloud.statemachine import Actor, parse_iso
+from lscloud.web import raw_body
+
+from . import apikeys, catalog, open311, queries, reports, views
+from .open311 import Open311Error
+from .states import FMS_ACTION, FMS_STATUS, open311_status
+
+bp = Blueprint("open311", __name__, url_prefix="/open311")
+FORM = "application/x-www-form-urlencoded"
+CHANGESET = "2026-12-03T00:00:00+07:00"
+
+
+def _fmt() -> str:
+    fmt = (request.view_args or {}).get("fmt") or ("xml" if request.path.endswith(".xml") else "json")
+    return fmt if fmt in open311.FORMATS else "json"
+
+
+def _answer(root: str, value, status: int = 200) -> Response:
+    body, ctype = open311.render(_fmt(), root, value)
+    return Response(body, status=status, content_type=ctype)
+
+
+def _error(exc: Open311Error) -> Response:
+    return _answer("errors", exc.items, exc.status)
+
+
+@bp.errorhandler(Open311Error)
+def _open311_error(exc: Open311Error):
+    return _error(exc)
+
+
+@bp.errorhandler(errors.DomainError)
+def _domain_error(exc: errors.DomainError):
+    return _error(open311.from_domain(exc))
+
+
+@bp.errorhandler(Problem)
+def _problem(p: Problem):
+    status = p.status if 400 <= p.status < 600 else 400
+    return _error(Open311Error(status, p.detail or p.title or "bad request"))
+
+
+@bp.errorhandler(HTTPException)
+def _http(exc: HTTPException):
+    return _error(Open311Error(exc.code or 400, exc.description or exc.name))
+
+
+def answer_unrouted(app) -> None:
+    """A path under ``/open311/`` that routes nowhere (a misspelt resource, a wrong method) also
+    answers in the spec's error format; every other path keeps the runtime's problem+json."""
+    runtime_handler = app.error_handler_spec[None][None][HTTPException]
+
+    def handler(exc: HTTPException):
+        if request.path.startswith("/open311/"):
+            return _error(Open311Error(exc.code or 400, exc.description or exc.name))
+        return runtime_handler(exc)
+
+    for code in (404, 405):
+        app.register_error_handler(code, handler)
+
+
+def _args():
+    args = request.args.to_dict()
+    open311.check_jurisdiction(args.get("jurisdiction_id"))
+    return args
+
+
+@bp.get("/discovery.<fmt>")
+@allow("public")
+def discovery(fmt: str):
+    """The Open311 Service Discovery document."""
+    open311.check_format(fmt)
+    return _answer("discovery", open311.discovery(request.host_url.rstrip("/"), CHANGESET))
+
+
+@bp.get("/v2/services.<fmt>")
+@allow("public")
+def services(fmt: str):
+    """GET Service List: every service type, in Vietnamese with English."""
+    open311.check_format(fmt)
+    _args()
+    return _answer("services", [{
+        "service_code": s["code"], "service_name": s["name"], "description": s["description"], "metadata": True,
+        "type": "realtime", "keywords": s["keywords"], "group": s["category"]} for s in catalog.services().values()])
+
+
+@bp.get("/v2/services/<code>.<fmt>")
+@allow("public")
+def service_definition(code: str, fmt: str):
+    """GET Service Definition: the attributes a service asks beyond the base fields."""
+    open311.check_format(fmt)
+    _args()
+    if code not in catalog.services():
+        raise Open311Error(404, f"service_code {code!r} not found")
+    return _answer("service_definition", {"service_code": code,
+                                          "attributes": catalog.attributes(catalog.get(code))})
+
+
+@bp.post("/v2/requests.<fmt>")
+@allow("public")
+@raw_body(FORM)
+@idempotent(required=False)
+def create_request(fmt: str):
+    """POST Service Request (form-encoded, api_key required): answers the new service_request_id."""
+    open311.check_format(fmt)
+    if request.mimetype != FORM:
+        raise Open311Error(400, f"send the request as {FORM}")
+    fields, attrs = open311.parse_form(request.get_data(cache=True))
+    open311.check_jurisdiction(fields.get("jurisdiction_id"))
+    key = apikeys.verify(fields.get("api_key"))
+    if not fields.get("service_code"):
+        raise Open311Error(400, "service_code was not provided")
+    if fields["service_code"] not in catalog.services():
+        raise Open311Error(404, f"service_code {fields['service_code']!r} not found")
+    if len(fields.get("description") or "") > 4000:
+        raise Open311Error(400, "description: at most 4,000 characters")
+    commune = attrs.pop(catalog.COMMUNE_ATTRIBUTE, [None])
+    if len(commune) != 1:
+        raise Open311Error(400, "attribute[commune]: one value")
+    name = " ".join(x for x in (fields.get("last_name"), fields.get("first_name")) if x)
+    out = reports.submit({
+        "service_code": fields["service_code"], "lat": open311.number(fields, "lat"),
+        "long": open311.number(fields, "long"), "address_string": fields.get("address_string"),
+        "commune": commune[0], "commune_field": "attribute[commune]", "attributes": attrs,
+        "attribute_pointer": lambda c: f"attribute[{c}]", "description": fields.get("description"),
+        "media_url": fields.get("media_url"),
+        "reporter": {"first_name": fields.get("first_name"), "last_name": fields.get("last_name"), "name": name or None,
+                     "email": fields.get("email"), "phone": fields.get("phone"), "device_id": fields.get("device_id"),
+                     "account_id": fields.get("account_id")}},
+        Actor("partner", key["id"]), channel="open311")
+    return _answer("service_requests", [{"service_request_id": out.doc["id"],
+                                         "service_notice": views.open311(out.doc)["service_notice"],
+                                         "account_id": fields.get("account_id") or None}], 201)
+
+
+@bp.get("/v2/tokens/<token>.<fmt>")
+@allow("public")
+def token(token: str, fmt: str):
+    """GET service_request_id from a token."""
+    from .models import ReportToken
+
+    open311.check_format(fmt)
+    _args()
+    try:
+        rid = ReportToken.get(token).report_id
+    except Exception:
+        raise Open311Error(404, f"token {token!r} not found") from None
+    return _answer("service_requests", [{"service_request_id": rid, "token": token}])
+
+
+@bp.get("/v2/requests/<request_id>.<fmt>")
+@allow("public")
+def one_request(request_id: str, fmt: str):
+    """GET Service Request: a list with the one request."""
+    open311.check_format(fmt)
+    _args()
+    docs = queries.get_many([request_id])
+    if not docs:
+        raise Open311Error(404, f"service_request_id {request_id!r} not found")
+    return _answer("service_requests", [views.open311(docs[0])])
+
+
+@bp.get("/v2/requests.<fmt>")
+@allow("public")
+def list_requests(fmt: str):
+    """GET Service Requests: by ids (overrides the rest), or by service codes, dates and status;
+    the most recent 90 days and at most 1,000 requests by default."""
+    open311.check_format(fmt)
+    args = _args()
+    ids = open311.listed(args, "service_request_id")
+    if ids is not None:
+        docs = queries.get_many(sorted(ids))
+    else:
+        start, end = open311.window(args)
+        codes = open311.listed(args, "service_code")
+        status = open311.listed(args, "status", ("open", "closed"))
+        docs = [d for d in queries.in_window(start, end, open311.MAX_REQUESTS * 2)
+                if (codes is None or d["service_code"] in codes)
+                and (status is None or open311_status(d["status"]) in status)][:open311.MAX_REQUESTS]
+    return _answer("service_requests", [views.open311(d) for d in docs])
+
+
+@bp.get("/v2/servicerequestupdates.<fmt>")
+@allow("public")
+def updates(fmt: str):
+    """FixMyStreet's updates: every move of the reports received in the window, with its status."""
+    from . import reports as r
+
+    open311.check_format(fmt)
+    args = _args()
+    start, end = open311.window(args)
+    out = []
+    for doc in queries.in_window(start, end, open311.MAX_REQUESTS):
+        for e in r.records().trail(doc["id"]):
+            at = parse_iso(e["at"]).astimezone(timezone.utc)
+            if e.get("fact") and e["fact"] != "report.rated" and start <= at <= end:
+                out.append(views.fms_update(doc, e))
+    out.sort(key=lambda u: u["updated_datetime"])
+    return _answer("service_request_updates", out[:open311.MAX_REQUESTS])
+
+
+@bp.post("/v2/servicerequestupdates.<fmt>")
+@allow("public")
+@raw_body(FORM)
+@idempotent(required=False)
+def post_update(fmt: str):
+    """An agency's own system posts a FixMyStreet update (its key names the agency)."""
+    open311.check_format(fmt)
+    fields, _ = open311.parse_form(request.get_data(cache=True))
+    open311.check_jurisdiction(fields.get("jurisdiction_id"))
+    key = apikeys.verify(fields.get("api_key"))
+    if not key.get("agency"):
+        raise Open311Error(403, "this api_key is not an agency's: it may not post updates")
+    status = (fields.get("status") or "").upper()
+    if status not in FMS_ACTION:
+        raise Open311Error(400, f"status is one of {', '.join(sorted(FMS_ACTION))}")
+    rid = fields.get("service_request_id") or ""
+    if not rid:
+        raise Open311Error(400, "service_request_id was not provided")
+    actor = Actor("officer", f"api-key:{key['id']}", agency=key["agency"])
+    body = {"note": fields.get("description") or None, "reason": fields.get("description") or None}
+    out = reports.move(rid, FMS_ACTION[status], actor, body)
+    entry = reports.records().trail(rid)[-1]
+    update = views.fms_update(out.doc, entry)
+    update["status"] = FMS_STATUS.get(out.doc["status"], status)
+    return _answer("service_request_updates", [update])

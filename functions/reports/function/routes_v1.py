@@ -1,0 +1,218 @@
+"""The province's JSON API for the citizen app and the agencies (problem+json errors, OpenAPI)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+
+from lscloud import errors, images, store
+from lscloud.auth import allow, principal
+from lscloud.idempotency import idempotent
+from lscloud.statemachine import Actor
+from lscloud.store import BlobRejected
+from lscloud.web import body_limit, query_params, raw_body, validate_body
+
+from . import agencies, apikeys, catalog, queries, reports, views
+from .states import OPEN
+
+bp = Blueprint("reports_v1", __name__)
+
+
+class CitizensOnly(errors.Forbidden):
+    type = "citizens-only"
+
+PHOTO_MAX_BYTES = 8 * 1024 * 1024
+HANDLERS = ("officer", "commune-officer")
+READERS = ("ioc", "operator", "auditor", "supervisor", "officer", "commune-officer")
+
+
+def _photos():
+    return store.blobs("reports-photos", max_bytes=PHOTO_MAX_BYTES, allowed_types=images.MEDIA_TYPES)
+
+
+def _actor() -> Actor:
+    return Actor.of(principal())
+
+
+def _view(doc: dict, trail: list | None = None) -> dict:
+    actor = _actor()
+    if reports.is_reporter(doc, actor) or reports.handles(doc, actor) or actor.kind == "operator":
+        return views.full(doc, trail)
+    if doc["status"] == "hidden":
+        raise errors.NotFound("No report with this id is visible to you.", detail_vi="Không tìm thấy phản ánh.")
+    return views.public(doc, trail)
+
+
+@bp.post("/v1/photos")
+@allow("public")
+@raw_body(*images.MEDIA_TYPES)
+@body_limit(PHOTO_MAX_BYTES)
+@idempotent(required=False)
+def upload_photo():
+    """A photo of what is reported (JPEG or PNG, at most 8 MiB), re-encoded without its metadata
+    (no EXIF location) before anyone can see it."""
+    try:
+        clean = images.clean(request.get_data(cache=True), request.mimetype)
+        ref = _photos().put(clean.data, clean.media_type)
+    except images.ImageRejected as exc:
+        raise errors.Invalid.at(exc.field, str(exc), "Ảnh không hợp lệ.") from None
+    except BlobRejected as exc:
+        raise errors.Invalid.at("body", str(exc), "Ảnh không hợp lệ.") from None
+    return jsonify({"sha256": ref.sha256, "size": ref.size, "media_type": ref.media_type,
+                    "url": f"/reports/v1/photos/{ref.sha256}"}), 201
+
+
+@bp.get("/v1/photos/<sha256>")
+@allow("public")
+def get_photo(sha256: str):
+    """A report's photo (already without metadata)."""
+    blobs = _photos()
+    if len(sha256) != 64 or not blobs.exists(sha256):
+        raise errors.NotFound("no such photo", detail_vi="Không có ảnh này.")
+    data = blobs.get(sha256)
+    return Response(data, mimetype="image/png" if data[:4] == b"\x89PNG" else "image/jpeg",
+                    headers={"Cache-Control": "public, max-age=86400, immutable"})
+
+
+@bp.post("/v1/reports")
+@allow("public")
+@validate_body("reports/report-create.json")
+@idempotent(required=False)
+def submit():
+    """Report an incident or violation: a signed-in citizen, or anyone with a phone number to be
+    called back on. Answers the report, routed, with its deadline and nearby open duplicates."""
+    actor, body = _actor(), g.body
+    if actor.kind not in ("citizen", "anonymous"):
+        raise CitizensOnly("reports are sent by citizens", detail_vi="Chỉ công dân gửi phản ánh.")
+    if actor.kind == "anonymous" and not (body.get("reporter") or {}).get("phone"):
+        raise errors.Invalid.at("/reporter/phone", "an anonymous report gives a phone number to be called back on",
+                                "Phản ánh không đăng nhập cần số điện thoại liên hệ.")
+    photos = _photos()
+    for i, sha in enumerate(body.get("photos") or []):
+        if not photos.exists(sha):
+            raise errors.Invalid.at(f"/photos/{i}", "upload the photo first (POST /v1/photos)", "Cần tải ảnh lên trước.")
+    out = reports.submit({**body, "attributes": body.get("attributes") or {},
+                          "media_url": f"/reports/v1/photos/{body['photos'][0]}" if body.get("photos") else None},
+                         actor, channel="app")
+    answer = views.full(out.doc)
+    if out.doc.get("lat") is not None:
+        answer["nearby"] = [views.public(d) | {"distance_m": d["distance_m"]}
+                            for d in reports.nearby(out.doc["service_code"], out.doc["lat"], out.doc["long"])
+                            if d["id"] != out.doc["id"]]
+    return jsonify(answer), 201
+
+
+@bp.get("/v1/reports/nearby")
+@allow("public")
+@query_params(("service_code", "the service type", {"type": "string", "maxLength": 40}),
+              ("lat", "latitude (WGS84)", {"type": "number", "minimum": -90, "maximum": 90}),
+              ("long", "longitude (WGS84)", {"type": "number", "minimum": -180, "maximum": 180}),
+              ("radius", "metres", {"type": "integer", "minimum": 10, "maximum": 500, "default": 100}))
+def nearby():
+    """Open reports of the same category near a point, recent ones: offered as "me too" before a
+    new report is sent."""
+    q = g.query
+    for name in ("service_code", "lat", "long"):
+        if q.get(name) is None:
+            raise errors.InvalidParameter(f"{name} is required", errors=[errors.field(name, "required")])
+    items = [views.public(d) | {"distance_m": d["distance_m"]}
+             for d in reports.nearby(q["service_code"], q["lat"], q["long"], q["radius"])]
+    return jsonify({"items": items, "total": len(items)})
+
+
+@bp.get("/v1/reports/<report_id>")
+@allow("public")
+def read(report_id: str):
+    """A report with its public history (masked); its reporter and its agency see everything."""
+    agg = reports.records()
+    doc = agg.visible(report_id, lambda d: True).data
+    return jsonify(_view(doc, agg.trail(report_id)))
+
+
+@bp.post("/v1/reports/<report_id>/actions/<action>")
+@allow("officer", "commune-officer", "citizen", "operator")
+@validate_body("reports/action.json", optional=True)
+@idempotent(required=False)
+def act(report_id: str, action: str):
+    """Move a report: its agency (acknowledge, transfer, investigate, schedule, start, fix, close,
+    unable_to_fix, mark_duplicate, not_responsible, reopen), its reporter (close, reopen),
+    moderation (hide, transfer)."""
+    body = g.get("body") or {}
+    if action == "transfer" and body.get("agency"):
+        agencies.check(current_app.config["REPORTS_PEERS"], body["agency"])
+    out = reports.move(report_id, action, _actor(), body)
+    return jsonify(views.full(out.doc, reports.records().trail(report_id)))
+
+
+@bp.post("/v1/reports/<report_id>/rating")
+@allow("citizen")
+@validate_body("reports/rating.json")
+@idempotent(required=False)
+def rate(report_id: str):
+    """The reporter rates the answer, 1 to 5."""
+    out = reports.rate(report_id, _actor(), g.body["rating"], g.body.get("comment"))
+    return jsonify(views.full(out.doc))
+
+
+@bp.post("/v1/reports/<report_id>/support")
+@allow("citizen")
+@idempotent(required=False)
+def support(report_id: str):
+    """"Me too": support an open report instead of sending a duplicate; each citizen counts once."""
+    reports.records().visible(report_id, lambda d: d["status"] != "hidden")
+    out = reports.support(report_id, _actor())
+    return jsonify({"id": report_id, "supporters": len(out.doc["supporters"])})
+
+
+@bp.get("/v1/queue")
+@allow(*HANDLERS)
+def queue():
+    """The open reports of the caller's agency (a commune officer: their commune's committee),
+    oldest deadline first."""
+    actor = _actor()
+    docs = [d for d in queries.get_many(queries.open_ids()) if d["status"] in OPEN and reports.handles(d, actor)]
+    docs.sort(key=lambda d: d["deadline"])
+    return jsonify({"items": [views.full(d) for d in docs], "total": len(docs)})
+
+
+@bp.get("/v1/stats")
+@allow(*READERS)
+@query_params(("days", "the window: reports received in the last N days", {"type": "integer", "minimum": 1,
+                                                                           "maximum": 366, "default": 30}))
+def stats():
+    """Reports per commune, category and agency: received, open, closed, overdue, mean rating."""
+    end = datetime.now(timezone.utc)
+    return jsonify(queries.stats(end - timedelta(days=g.query["days"]), end))
+
+
+@bp.get("/v1/services")
+@allow("public")
+def services():
+    """The service types with their category, agency and deadline in working days."""
+    return jsonify({"items": [{k: s[k] for k in ("code", "name", "description", "category", "agency",
+                                                "deadline_days")} for s in catalog.services().values()]})
+
+
+@bp.post("/v1/api-keys")
+@allow("operator")
+@validate_body("reports/api-key-create.json")
+@idempotent(required=False)
+def issue_key():
+    """Issue an Open311 API key to a partner application; the key is shown once."""
+    return jsonify(apikeys.issue(g.body["name"], g.body.get("agency"), principal().sub)), 201
+
+
+@bp.post("/v1/api-keys/<key_id>/rotate")
+@allow("operator")
+@idempotent(required=False)
+def rotate_key(key_id: str):
+    """A new secret for a key; the old one stops working at once (shown once)."""
+    return jsonify(apikeys.rotate(key_id))
+
+
+@bp.delete("/v1/api-keys/<key_id>")
+@allow("operator")
+def revoke_key(key_id: str):
+    """Revoke a key: refused from now on."""
+    return jsonify(apikeys.revoke(key_id))

@@ -1,0 +1,316 @@
+"""The reports function on real weed mini + nats-server: Open311 GeoReport v2 in both formats and its
+errors, API keys, a citizen's report routed and moved through FixMyStreet's states, rated, the
+events of the published contract (no personal data), "me too", overdue on the clock, stats — and
+the role matrix."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft202012Validator
+
+import role_matrix
+from digital_support import Peers
+from lscloud.delivery import tail
+from lscloud.statemachine import iso, now
+
+pytestmark = pytest.mark.integration
+
+ROOT = role_matrix.ROOT
+DONG_DANG, TAM_THANH = "06184", "05986"
+CCCD, PHONE = "020088001111", "0912 345 678"
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+EVENT_SCHEMA = Draft202012Validator(json.loads((ROOT / "schemas/events/reports/report.v1.json").read_text()))
+OPEN311 = {name: Draft202012Validator(json.loads((ROOT / f"schemas/reports/open311/{name}.json").read_text()))
+           for name in ("services", "service-definition", "service-requests", "errors")}
+
+
+def valid(schema: str, body):
+    problems = [f"{list(e.absolute_path)}: {e.message}" for e in OPEN311[schema].iter_errors(body)]
+    assert not problems, problems
+    return body
+
+
+@pytest.fixture
+def peers():
+    p = Peers()
+    yield p
+    p.stop()
+
+
+@pytest.fixture
+def reports(start_function, peers):
+    return start_function("reports", peer_url_template=peers.template)
+
+
+@pytest.fixture
+def client(reports):
+    return reports.app.test_client()
+
+
+def ok(r, status=200):
+    assert r.status_code == status, r.get_data(as_text=True)
+    return r.get_json()
+
+
+def api_key(client, tokens, agency=None):
+    body = {"name": "Ứng dụng đối tác"} | ({"agency": agency} if agency else {})
+    return ok(client.post("/v1/api-keys", json=body, headers=tokens("operator")), 201)
+
+
+def test_every_endpoint_answers_only_the_roles_of_its_table(reports, keys):
+    assert role_matrix.check(reports.app, "reports", keys[0]) > 300
+
+
+def test_open311_services_definitions_and_errors_in_both_formats(client):
+    services = valid("services", ok(client.get("/open311/v2/services.json?jurisdiction_id=langson.gov.vn")))
+    assert {s["group"] for s in services} == {"urban-order", "environment", "security", "roads", "electricity", "water"}
+    assert all(set(s) == {"service_code", "service_name", "description", "metadata", "type", "keywords", "group"}
+               for s in services)
+    r = client.get("/open311/v2/services.xml")
+    assert r.status_code == 200 and r.content_type == "text/xml; charset=utf-8"
+    assert r.data.startswith(b'<?xml version="1.0" encoding="utf-8"?>')
+    root = ET.fromstring(r.data)
+    assert root.tag == "services" and len(root.findall("service")) == len(services)
+    assert root.find("service/metadata").text == "true"
+
+    d = valid("service-definition", ok(client.get("/open311/v2/services/MT-O-NHIEM.json")))
+    kinds = [a for a in d["attributes"] if a["code"] == "kind"][0]
+    assert kinds["datatype"] == "singlevaluelist" and kinds["required"] is True
+    commune = [a for a in d["attributes"] if a["code"] == "commune"][0]
+    assert {"key": DONG_DANG, "name": "Xã Đồng Đăng"} in commune["values"]
+    x = ET.fromstring(client.get("/open311/v2/services/MT-O-NHIEM.xml").data)
+    assert x.tag == "service_definition" and x.find("attributes/attribute/values/value/key").text == "air"
+
+    # errors: the spec's list of {code, description}, the right status, in the asked format
+    r = client.get("/open311/v2/services/NOPE.json")
+    valid("errors", r.get_json())
+    assert r.status_code == 404 and r.get_json()[0]["code"] == 404 and "NOPE" in r.get_json()[0]["description"]
+    r = client.get("/open311/v2/services.xml?jurisdiction_id=sfgov.org")
+    e = ET.fromstring(r.data)
+    assert r.status_code == 404 and e.tag == "errors" and e.find("error/code").text == "404"
+    r = client.post("/open311/v2/requests.xml", data="service_code=ANTT&lat=21.85&long=106.76", headers=FORM)
+    assert r.status_code == 403 and ET.fromstring(r.data).find("error/code").text == "403"
+    r = client.post("/open311/v2/requests.json", data="api_key=k000000000000.not-a-real-secret-at-all",
+                    headers=FORM)
+    assert r.status_code == 403 and "api_key" in r.get_json()[0]["description"]
+    r = client.get("/open311/v2/requests.json?start_date=2026-01-01T00:00:00Z&end_date=2026-06-01T00:00:00Z")
+    assert r.status_code == 400 and "90 days" in r.get_json()[0]["description"]
+    r = client.get("/open311/v2/requests.json?start_date=yesterday")
+    assert r.status_code == 400 and "start_date" in r.get_json()[0]["description"]
+    d = ok(client.get("/open311/discovery.json"))
+    assert d["endpoints"][0]["specification"] == "http://wiki.open311.org/GeoReport_v2"
+    assert ET.fromstring(client.get("/open311/discovery.xml").data).find("endpoints/endpoint/formats/format") is not None
+
+
+def test_api_keys_are_shown_once_stored_hashed_rotated_and_revoked(client, tokens, rt):
+    from functions.reports.function.models import ApiKey
+
+    key = api_key(client, tokens)
+    stored = ApiKey.get(key["id"]).data
+    assert key["api_key"].split(".")[1] not in json.dumps(stored) and "secret_hash" not in key
+    post = f"api_key={key['api_key']}&service_code=ANTT&lat=21.85&long=106.76&attribute[commune]={DONG_DANG}"
+    assert client.post("/open311/v2/requests.json", data=post, headers=FORM).status_code == 201
+    new = ok(client.post(f"/v1/api-keys/{key['id']}/rotate", headers=tokens("operator")))
+    assert client.post("/open311/v2/requests.json", data=post, headers=FORM).status_code == 403
+    post = post.replace(key["api_key"], new["api_key"])
+    assert client.post("/open311/v2/requests.json", data=post, headers=FORM).status_code == 201
+    ok(client.delete(f"/v1/api-keys/{key['id']}", headers=tokens("operator")))
+    assert client.post("/open311/v2/requests.json", data=post, headers=FORM).status_code == 403
+
+
+def test_open311_post_validates_the_form(client, tokens, rt):
+    k = api_key(client, tokens)["api_key"]
+    cases = [
+        (f"api_key={k}&lat=21.85&long=106.76", 400, "service_code"),
+        (f"api_key={k}&service_code=NOPE&lat=21.85&long=106.76", 404, "NOPE"),
+        (f"api_key={k}&service_code=ANTT&attribute[commune]={DONG_DANG}", 400, "location"),
+        (f"api_key={k}&service_code=ANTT&lat=21.85", 400, "long"),
+        (f"api_key={k}&service_code=ANTT&lat=abc&long=106.7", 400, "lat"),
+        (f"api_key={k}&service_code=ANTT&lat=10.8&long=106.7&attribute[commune]={DONG_DANG}", 400, "Lạng Sơn"),
+        (f"api_key={k}&service_code=ANTT&lat=21.85&long=106.76", 400, "attribute[commune]"),
+        (f"api_key={k}&service_code=ANTT&lat=21.85&long=106.76&attribute[commune]=99999", 400, "99999"),
+        (f"api_key={k}&service_code=MT-O-NHIEM&lat=21.85&long=106.76&attribute[commune]={DONG_DANG}", 400,
+         "attribute[kind]"),
+        (f"api_key={k}&service_code=MT-O-NHIEM&lat=21.85&long=106.76&attribute[commune]={DONG_DANG}"
+         "&attribute[kind]=lava", 400, "attribute[kind]"),
+    ]
+    for body, status, word in cases:
+        r = client.post("/open311/v2/requests.json", data=body, headers=FORM)
+        assert r.status_code == status and word in r.get_json()[0]["description"], (body, r.get_data(as_text=True))
+    r = client.post("/open311/v2/requests.json", json={"service_code": "ANTT"})
+    assert r.status_code == 415 and isinstance(r.get_json(), list)
+
+
+def test_an_old_address_is_resolved_to_the_2025_commune_and_routed(client, tokens, rt):
+    k = api_key(client, tokens)["api_key"]
+    body = (f"api_key={k}&service_code=MT-RAC-THAI&description=R%C3%A1c&address_string="
+            "th%C3%B4n+P%C3%B2+M%E1%BB%8F%2C+x%C3%A3+Ho%C3%A0ng+%C4%90%E1%BB%93ng%2C+"
+            "th%C3%A0nh+ph%E1%BB%91+L%E1%BA%A1ng+S%C6%A1n")
+    rid = ok(client.post("/open311/v2/requests.json", data=body, headers=FORM), 201)[0]["service_request_id"]
+    doc = ok(client.get(f"/v1/reports/{rid}"))
+    assert doc["commune"] == TAM_THANH and doc["agency"] == f"ubnd-{TAM_THANH}"
+
+
+def test_a_citizen_report_through_its_states_rated_with_the_contract_events(client, tokens, rt):
+    citizen = tokens("citizen", CCCD)
+    r = ok(client.post("/v1/reports", headers=citizen, json={
+        "service_code": "GT-HU-HONG", "lat": 21.8537, "long": 106.7610, "commune": DONG_DANG,
+        "attributes": {"severity": ["high"]}, "reporter": {"name": "Hoàng Văn Tú", "phone": PHONE},
+        "description": f"Ổ gà lớn trước nhà, gọi Hoàng Văn Tú {PHONE} hoặc CCCD {CCCD}"}), 201)
+    rid = r["id"]
+    assert r["agency"] == "so-xay-dung" and r["state"] == "submitted" and r["status"] == "open"
+    assert r["deadline"].endswith("+07:00") and r["reporter"]["phone"] == PHONE
+
+    public = ok(client.get(f"/v1/reports/{rid}"))
+    assert "reporter" not in public and PHONE not in json.dumps(public) and CCCD not in json.dumps(public)
+    assert "Hoàng Văn Tú" not in public["description"] and "***" in public["description"]
+
+    officer = tokens("officer", "cb-sxd", agency="so-xay-dung")
+    stranger = tokens("officer", "cb-ca", agency="cong-an-tinh")
+    r = client.post(f"/v1/reports/{rid}/actions/acknowledge", headers=stranger)
+    assert r.status_code == 404
+    assert client.post(f"/v1/reports/{rid}/rating", json={"rating": 5}, headers=citizen).status_code == 409
+    queue = ok(client.get("/v1/queue", headers=officer))
+    assert rid in [d["id"] for d in queue["items"]]
+    for action, body in [("acknowledge", {}), ("schedule", {"note": "Đội sửa chữa đến ngày mai"}),
+                         ("start", {}), ("fix", {"note": "Đã vá ổ gà"})]:
+        ok(client.post(f"/v1/reports/{rid}/actions/{action}", json=body, headers=officer))
+    r = client.post(f"/v1/reports/{rid}/actions/fix", json={}, headers=officer)
+    assert r.status_code == 409 and r.get_json()["current_state"] == "fixed"
+    r = client.post(f"/v1/reports/{rid}/rating", json={"rating": 9}, headers=citizen)
+    assert r.status_code in (400, 422) and r.get_json()["errors"][0]["field"] == "/rating"
+    other = tokens("citizen", "020099009999")
+    assert client.post(f"/v1/reports/{rid}/rating", json={"rating": 1}, headers=other).status_code == 404
+    rated = ok(client.post(f"/v1/reports/{rid}/rating", json={"rating": 4}, headers=citizen))
+    assert rated["rating"] == 4
+    ok(client.post(f"/v1/reports/{rid}/actions/close", headers=citizen))
+
+    public = ok(client.get(f"/v1/reports/{rid}"))
+    assert [h["state"] for h in public["history"]] == ["submitted", "acknowledged", "action_scheduled",
+                                                      "in_progress", "fixed", "closed"]
+    assert public["status"] == "closed"
+
+    mine = [e["event"] for e in tail(rt.settings, 300) if e["event"].get("subject") == rid]
+    facts = [e["type"].split(".")[4] for e in mine]
+    assert facts == ["submitted", "acknowledged", "started", "started", "resolved", "rated", "closed"], facts
+    for e in mine:
+        assert not list(EVENT_SCHEMA.iter_errors(e["data"])), e["data"]
+        text = json.dumps(e, ensure_ascii=False)
+        assert CCCD not in text and PHONE not in text and "Hoàng Văn Tú" not in text
+    assert mine[0]["data"]["from_state"] is None and mine[0]["data"]["channel"] == "app"
+    assert mine[5]["data"]["rating"] == 4 and mine[4]["data"]["rating"] is None
+    assert mine[-1]["data"]["status"] == "closed" and mine[0]["data"]["commune"] == DONG_DANG
+
+    # the Open311 view of the same report, and FixMyStreet's updates
+    o = valid("service-requests", ok(client.get(f"/open311/v2/requests/{rid}.json")))
+    valid("service-requests", ok(client.get("/open311/v2/requests.json?status=open,closed")))
+    assert len(o) == 1 and o[0]["status"] == "closed" and o[0]["agency_responsible"] == "so-xay-dung"
+    ups = ok(client.get("/open311/v2/servicerequestupdates.json"))
+    assert [u["status"] for u in ups if u["service_request_id"] == rid] == [
+        "OPEN", "OPEN", "ACTION_SCHEDULED", "IN_PROGRESS", "FIXED", "CLOSED"]
+
+
+def test_transfer_me_too_anonymous_reports_overdue_and_stats(client, tokens, rt):
+    from functions.reports.function import schedule
+
+    commune_officer = tokens("commune-officer", "cb-dd", unit=DONG_DANG)
+    anon = client.post("/v1/reports", json={"service_code": "TTDT-LAN-CHIEM", "lat": 21.8540, "long": 106.7612,
+                                            "commune": DONG_DANG})
+    assert anon.status_code == 422 and anon.get_json()["errors"][0]["field"] == "/reporter/phone"
+    first = ok(client.post("/v1/reports", json={"service_code": "TTDT-LAN-CHIEM", "lat": 21.8540, "long": 106.7612,
+                                                "commune": DONG_DANG, "reporter": {"phone": PHONE}}), 201)
+    assert first["agency"] == f"ubnd-{DONG_DANG}"
+    second = ok(client.post("/v1/reports", headers=tokens("citizen", CCCD), json={
+        "service_code": "TTDT-XAY-DUNG", "lat": 21.8541, "long": 106.7613, "commune": DONG_DANG}), 201)
+    assert [n["id"] for n in second["nearby"]] == [first["id"]] and second["nearby"][0]["distance_m"] < 30
+    far = ok(client.get("/v1/reports/nearby?service_code=TTDT-LAN-CHIEM&lat=21.90&long=106.80"))
+    assert far["total"] == 0
+    assert ok(client.post(f"/v1/reports/{first['id']}/support", headers=tokens("citizen", CCCD)))["supporters"] == 1
+    assert ok(client.post(f"/v1/reports/{first['id']}/support", headers=tokens("citizen", CCCD)))["supporters"] == 1
+
+    r = client.post(f"/v1/reports/{first['id']}/actions/transfer", json={"agency": "cong-an-tinh"},
+                    headers=commune_officer)
+    assert r.status_code == 422 and r.get_json()["errors"][0]["field"] == "/reason"
+    for agency in ("so-y-te", "no-such-agency"):          # not a report handler; not in the directory
+        r = client.post(f"/v1/reports/{first['id']}/actions/transfer", json={"agency": agency, "reason": "x"},
+                        headers=commune_officer)
+        assert r.status_code == 422 and r.get_json()["errors"][0]["field"] == "/agency"
+    moved = ok(client.post(f"/v1/reports/{first['id']}/actions/transfer",
+                           json={"agency": "cong-an-tinh", "reason": "Gây rối trật tự"}, headers=commune_officer))
+    assert moved["agency"] == "cong-an-tinh" and moved["state"] == "assigned"
+    assert client.post(f"/v1/reports/{first['id']}/actions/acknowledge", headers=commune_officer).status_code == 404
+
+    # overdue: the clock's sweep past the deadline flags it once
+    from functions.reports.function import reports as domain
+
+    late = now() + timedelta(days=40)
+    assert schedule.sweep(late)["flagged"] >= 2
+    assert schedule.sweep(late)["flagged"] == 0
+    assert domain.records().get(first["id"]).data["overdue"] is True
+    stats = ok(client.get("/v1/stats", headers=tokens("ioc")))
+    assert stats["by_commune"][DONG_DANG]["received"] >= 2 and stats["by_agency"]["cong-an-tinh"]["overdue"] >= 1
+    assert stats["by_category"]["urban-order"]["open"] >= 2
+
+
+def test_the_georeport_client_library_unchanged(reports, tokens, rt, tmp_path):
+    """georeport (PyPI), written by nobody on this team, against the function served over HTTP."""
+    georeport = pytest.importorskip("georeport")
+    from werkzeug.serving import make_server
+    import threading
+
+    server = make_server("127.0.0.1", 0, reports.app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_port}/open311/v2"
+        key = api_key(reports.app.test_client(), tokens)["api_key"]
+        for fmt in ("json", "xml"):
+            c = georeport.GeoReport(base, jurisdiction="langson.gov.vn", api_key=key, output_format=fmt)
+            services = c.get_service_list()
+            assert "ANTT" in [s["service_code"] for s in services]
+            definition = c.get_service_definition("MT-O-NHIEM")
+            attrs = definition["attributes"] if fmt == "json" else definition["attributes"]["attribute"]
+            assert "kind" in [a["code"] for a in attrs]
+            import requests
+
+            r = requests.post(f"{base}/requests.{fmt}", data={
+                "api_key": key, "jurisdiction_id": "langson.gov.vn", "service_code": "ANTT", "lat": "21.85",
+                "long": "106.76", "attribute[commune]": DONG_DANG, "description": "Tụ tập gây rối",
+                "first_name": "Tú", "last_name": "Hoàng", "phone": PHONE}, timeout=30)
+            assert r.status_code == 201, r.text
+            rid = r.json()[0]["service_request_id"] if fmt == "json" else \
+                ET.fromstring(r.content).find("request/service_request_id").text
+            one = c.get_service_request(rid)
+            assert one["service_request_id"] == rid and one["status"] == "open"
+            listed = c.get_service_requests(service_request_id=rid)
+            listed = listed if isinstance(listed, list) else [listed]
+            assert [x["service_request_id"] for x in listed] == [rid]
+            recent = c.get_service_requests(service_code="ANTT", status="open")
+            recent = recent if isinstance(recent, list) else [recent]
+            assert rid in [x["service_request_id"] for x in recent]
+            assert PHONE not in json.dumps(recent, ensure_ascii=False)
+    finally:
+        server.shutdown()
+
+
+def test_unrouted_open311_paths_answer_the_spec_errors_and_moderation_hides(client, tokens, rt):
+    r = client.get("/open311/v2/nothing.json")
+    assert r.status_code == 404 and r.get_json()[0]["code"] == 404
+    r = client.delete("/open311/v2/services.xml")
+    assert r.status_code == 405 and ET.fromstring(r.data).find("error/code").text == "405"
+    r = client.get("/v1/nothing")
+    assert r.status_code == 404 and r.content_type.startswith("application/problem+json")
+
+    rid = ok(client.post("/v1/reports", json={"service_code": "ANTT", "lat": 21.85, "long": 106.76,
+                                              "commune": DONG_DANG, "reporter": {"phone": PHONE},
+                                              "description": "Nội dung xúc phạm"}), 201)["id"]
+    r = client.post(f"/v1/reports/{rid}/actions/hide", json={}, headers=tokens("operator"))
+    assert r.status_code == 422 and r.get_json()["errors"][0]["field"] == "/reason"
+    ok(client.post(f"/v1/reports/{rid}/actions/hide", json={"reason": "Lời lẽ xúc phạm"}, headers=tokens("operator")))
+    assert client.get(f"/v1/reports/{rid}").status_code == 404
+    o = ok(client.get(f"/open311/v2/requests/{rid}.json"))[0]
+    assert o["status"] == "closed" and o["description"] is None

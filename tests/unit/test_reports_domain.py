@@ -1,0 +1,116 @@
+"""The reports function's domain, without servers: Open311 shapes and parsing, masking, geohash
+neighbourhoods, the state machine's Open311 status, service attributes, old addresses, deadlines
+counted on the platform's one working-day calendar."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
+
+import pytest
+
+from functions.reports.function import catalog, communes, geo, masking, open311, reports, states
+from lscloud import errors, workdays
+
+
+def test_open311_xml_follows_the_spec_shapes_and_json_is_the_same_list():
+    items = [{"service_code": "ANTT", "metadata": True, "description": None}]
+    body, ctype = open311.render("xml", "services", items)
+    assert ctype == "text/xml; charset=utf-8" and body.startswith(b'<?xml version="1.0" encoding="utf-8"?>')
+    root = ET.fromstring(body)
+    assert root.tag == "services" and root.find("service/metadata").text == "true"
+    assert root.find("service/description").text is None
+    errs = ET.fromstring(open311.render("xml", "errors", open311.Open311Error(403, "Invalid api_key").items)[0])
+    assert errs.find("error/code").text == "403" and errs.find("error/description").text == "Invalid api_key"
+    assert open311.render("json", "services", items)[0] == b'[{"service_code": "ANTT", "metadata": true, "description": null}]'
+
+
+def test_the_form_parser_reads_attribute_codes_and_multivalue_lists():
+    fields, attrs = open311.parse_form(b"api_key=k&service_code=A&attribute[kind]=air"
+                                       b"&attribute[tags][]=a&attribute[tags][]=b&description=R%C3%A1c")
+    assert fields == {"api_key": "k", "service_code": "A", "description": "Rác"}
+    assert attrs == {"kind": ["air"], "tags": ["a", "b"]}
+    with pytest.raises(open311.Open311Error):
+        open311.parse_form(b"lat=1&lat=2")
+
+
+def test_the_request_window_defaults_to_90_days_and_never_spans_more():
+    start, end = open311.window({})
+    assert (end - start).days == 90
+    start, _ = open311.window({"end_date": "2026-06-01T00:00:00Z"})
+    assert start == datetime(2026, 3, 3, tzinfo=timezone.utc)
+    for bad in ({"start_date": "2026-01-01T00:00:00Z", "end_date": "2026-06-01T00:00:00Z"},
+                {"start_date": "2026-01-01"}, {"start_date": "2026-02-01T00:00:00Z", "end_date": "2026-01-01T00:00:00Z"}):
+        with pytest.raises(open311.Open311Error) as e:
+            open311.window(bad)
+        assert e.value.status == 400
+    with pytest.raises(open311.Open311Error) as e:
+        open311.check_jurisdiction("sfgov.org")
+    assert e.value.status == 404
+    open311.check_jurisdiction("")                         # empty is the same as not given
+
+
+def test_domain_refusals_become_open311_errors_with_their_field():
+    e = open311.from_domain(errors.Invalid.at("attribute[kind]", "one of air, noise"))
+    assert e.status == 400 and "attribute[kind]" in e.items[0]["description"]
+    assert open311.from_domain(errors.NotFound("no such report")).status == 404
+
+
+def test_public_text_is_masked():
+    text = "Gọi anh Hoàng Văn Tú 0912 345 678 hoặc +84 912.345.678, CCCD 020088001111, tu@example.vn"
+    out = masking.mask(text, ["Hoàng Văn Tú"])
+    for secret in ("0912 345 678", "912.345.678", "020088001111", "tu@example.vn", "Hoàng Văn Tú"):
+        assert secret not in out
+    assert out.startswith("Gọi anh ***") and masking.mask("Ổ gà ở km 12", []) == "Ổ gà ở km 12"
+
+
+def test_a_point_within_150_m_is_in_the_neighbourhood_of_cells():
+    a = (21.85370, 106.76100)
+    b = (21.85460, 106.76150)                             # ~110 m away
+    assert geo.distance_m(a, b) == pytest.approx(113, abs=10)
+    assert geo.cell(*b) in geo.neighbourhood(*a) and len(geo.neighbourhood(*a)) == 9
+    assert geo.in_province(*a) and not geo.in_province(10.78, 106.70)
+
+
+def test_every_state_has_an_open311_status_and_a_fixmystreet_one():
+    assert {states.open311_status(s) for s in states.OPEN} == {"open"}
+    assert {states.open311_status(s) for s in states.CLOSED} == {"closed"}
+    assert set(states.FMS_STATUS) == set(states.STATES)
+    assert all(a in states.MACHINE.actions for a in states.FMS_ACTION.values())
+    facts = {a.fact.split(".")[1] for a in states.MACHINE.actions.values()}
+    assert facts == {"submitted", "acknowledged", "assigned", "started", "resolved", "closed", "rejected", "reopened"}
+
+
+def test_service_attributes_are_checked_against_the_definition():
+    s = catalog.get("MT-O-NHIEM")
+    assert catalog.check_attributes(s, {"kind": ["air"], "commune": ["06184"]}) == {"kind": "air"}
+    for given in ({}, {"kind": ["lava"]}, {"kind": ["air", "noise"]}, {"colour": ["red"]}):
+        with pytest.raises(errors.Invalid):
+            catalog.check_attributes(s, given)
+    assert catalog.agency_for(catalog.get("TTDT-LAN-CHIEM"), "06184") == "ubnd-06184"
+    assert catalog.agency_for(catalog.get("ANTT"), "06184") == "cong-an-tinh"
+    commune = catalog.attributes(s)[-1]
+    assert commune["code"] == "commune" and len(commune["values"]) == 65
+
+
+def test_old_addresses_resolve_to_the_2025_commune():
+    assert communes.from_address("khối 3, thị trấn Đồng Đăng, huyện Cao Lộc, Lạng Sơn")["code"] == "06184"
+    assert communes.from_address("thôn Pò Mỏ, xã Hoàng Đồng, thành phố Lạng Sơn, tỉnh Lạng Sơn")["code"] == "05986"
+    assert communes.from_address("12 Phố Huế, Hà Nội") is None and communes.from_address("") is None
+
+
+def test_deadlines_count_working_days_on_the_platform_calendar():
+    friday = datetime(2026, 12, 4, 3, 0, tzinfo=timezone.utc)          # 10:00 local, a Friday
+    due = reports.deadline_of(catalog.get("MT-RAC-THAI"), friday)      # 3 working days
+    cal = workdays.load()
+    assert due.astimezone(workdays.TZ).date().isoformat() == "2026-12-09"
+    assert cal.between(friday, due) == workdays.days_to_minutes(3)
+
+
+def test_every_service_is_routed_to_a_directory_agency_that_handles_reports():
+    from functions.directory.function import agencies
+
+    handlers = {a["code"] for a in agencies.all_agencies() if a["roles"]["report_handling"]}
+    for s in catalog.services().values():
+        for commune in ("06184", "05986"):
+            assert catalog.agency_for(s, commune) in handlers, s["code"]
