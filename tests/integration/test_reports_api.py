@@ -25,7 +25,8 @@ DONG_DANG, TAM_THANH = "06184", "05986"
 CCCD, PHONE = "020088001111", "0912 345 678"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 EVENT_SCHEMA = Draft202012Validator(json.loads((ROOT / "schemas/events/reports/report.v1.json").read_text()))
-OPEN311 = {name: Draft202012Validator(json.loads((ROOT / f"schemas/reports/open311/{name}.json").read_text()))
+OPEN311 = {name: Draft202012Validator(json.loads((ROOT / f"schemas/reports/open311/{name}.json").read_text()),
+                                      format_checker=Draft202012Validator.FORMAT_CHECKER)
            for name in ("services", "service-definition", "service-requests", "errors")}
 
 
