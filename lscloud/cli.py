@@ -1,7 +1,8 @@
 """The `lscloud` command: run the local cloud and look inside it.
 
     lscloud up [--port 8080] [--state-dir .lscloud] [--functions-dir functions] ...
-    lscloud status | token --role R | seed | migrate | dlq | events tail | traces | bench directory | bench border | bench procedures | bench dossiers | bench environment | bench market | bench documents | bench assistant | bench ioc | bench all | bench reports
+    lscloud status | token --role R | seed | migrate | dlq | events tail | traces
+    lscloud bench NAME           one benchmark against its same-run baseline (`lscloud bench --help` lists them)
     lscloud fuzz [--base-url URL | --direct] [--cases 1000] [--function NAME]
     lscloud docs [--check]      the README's "who may call" tables from functions/*/access.yaml
     lscloud backup DEST | restore SRC   the local cloud's objects, streams and keys in a folder, and back
@@ -218,73 +219,12 @@ def cmd_traces(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .local.bench import BenchError, bench_border, bench_directory, bench_procedures, bench_softatm
+    from .local.bench import BenchError
+    from .local.benches import BY_NAME, arguments
 
+    bench = BY_NAME[args.bench_command]
     try:
-        if args.bench_command == "all":
-            from .local.bench_all import bench_all
-
-            return bench_all(functions_dir=Path(args.functions_dir), concurrency=args.concurrency, scale=args.scale,
-                             up_runs=args.up_runs, json_path=Path(args.json) if args.json else None,
-                             only=tuple(args.only or ()))
-        if args.bench_command == "procedures":
-            return bench_procedures(requests=args.requests, concurrency=args.concurrency,
-                                    functions_dir=Path(args.functions_dir),
-                                    reuse_state_dir=_state_dir(args) if args.reuse else None, max_seconds=args.max_seconds)
-        if args.bench_command == "dossiers":
-            from .local.bench_dossiers import bench_dossiers
-
-            return bench_dossiers(requests=args.requests, concurrency=args.concurrency,
-                                  functions_dir=Path(args.functions_dir),
-                                  reuse_state_dir=_state_dir(args) if args.reuse else None, max_seconds=args.max_seconds)
-        if args.bench_command == "environment":
-            from .local.bench_environment import bench_environment
-
-            return bench_environment(requests=args.requests, concurrency=args.concurrency, mqtt_messages=args.mqtt_messages,
-                                     functions_dir=Path(args.functions_dir),
-                                     reuse_state_dir=_state_dir(args) if args.reuse else None, max_seconds=args.max_seconds)
-        if args.bench_command == "softatm":
-            return bench_softatm(requests=args.requests, concurrency=args.concurrency,
-                                 functions_dir=Path(args.functions_dir),
-                                 reuse_state_dir=_state_dir(args) if args.reuse else None, max_seconds=args.max_seconds)
-        if args.bench_command == "documents":
-            from .local.bench_documents import bench_documents
-
-            return bench_documents(requests=args.requests, batch=args.batch, concurrency=args.concurrency,
-                                   functions_dir=Path(args.functions_dir),
-                                   reuse_state_dir=_state_dir(args) if args.reuse else None, max_seconds=args.max_seconds)
-        if args.bench_command == "ioc":
-            from .local.bench_ioc import bench_ioc
-
-            return bench_ioc(events=args.events, reads=args.reads, concurrency=args.concurrency,
-                             functions_dir=Path(args.functions_dir),
-                             reuse_state_dir=_state_dir(args) if args.reuse else None, max_seconds=args.max_seconds)
-        if args.bench_command == "reports":
-            from .local.bench_reports import bench_reports
-
-            return bench_reports(requests=args.requests, concurrency=args.concurrency, reports=args.reports,
-                                 lookups=args.lookups, functions_dir=Path(args.functions_dir),
-                                 reuse_state_dir=_state_dir(args) if args.reuse else None,
-                                 max_seconds=args.max_seconds)
-        if args.bench_command == "market":
-            from .local.bench_market import bench_market
-
-            return bench_market(stamps=args.stamps, scans=args.scans, concurrency=args.concurrency,
-                                functions_dir=Path(args.functions_dir),
-                                reuse_state_dir=_state_dir(args) if args.reuse else None, max_seconds=args.max_seconds)
-        if args.bench_command == "assistant":
-            from .local.bench_assistant import bench_assistant
-
-            return bench_assistant(requests=args.requests, concurrency=args.concurrency,
-                                   functions_dir=Path(args.functions_dir),
-                                   reuse_state_dir=_state_dir(args) if args.reuse else None, max_seconds=args.max_seconds)
-        if args.bench_command == "border":
-            return bench_border(requests=args.requests, concurrency=args.concurrency, waiting=args.waiting,
-                                functions_dir=Path(args.functions_dir),
-                                reuse_state_dir=_state_dir(args) if args.reuse else None, max_seconds=args.max_seconds)
-        return bench_directory(requests=args.requests, concurrency=args.concurrency, functions_dir=Path(args.functions_dir),
-                               reuse_state_dir=_state_dir(args) if args.reuse else None,
-                               max_seconds=args.max_seconds)
+        return bench.function()(**arguments(bench, args, lambda: _state_dir(args)))
     except BenchError as exc:
         raise CliError(str(exc)) from None
 
@@ -494,122 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = add("bench", None, "benchmarks that print figures")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
-    bd = bench_sub.add_parser("directory", help="directory GET through the gateway vs direct vs bare hello vs raw S3")
-    bd.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    bd.add_argument("--requests", type=int, default=1000, help="requests per target (default 1000)")
-    bd.add_argument("--concurrency", type=int, default=8, help="parallel clients (default 8)")
-    bd.add_argument("--max-seconds", type=float, default=30.0, help="time cap per target (default 30)")
-    bd.add_argument("--functions-dir", default="functions", help="where the directory function is (default functions)")
-    bd.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
-    bd.set_defaults(fn=cmd_bench)
-    bb = bench_sub.add_parser("border", help="border declarations/s (full stack, with events) vs raw S3 conditional "
-                                             "PUTs; queue-position lookup with 10,000 trucks waiting")
-    bb.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    bb.add_argument("--requests", type=int, default=300, help="declarations to create (default 300)")
-    bb.add_argument("--concurrency", type=int, default=8, help="parallel clients (default 8)")
-    bb.add_argument("--waiting", type=int, default=10_000, help="trucks waiting ahead in the queue (default 10000)")
-    bb.add_argument("--max-seconds", type=float, default=60.0, help="time cap per target (default 60)")
-    bb.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
-    bb.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
-    bb.set_defaults(fn=cmd_bench)
-    bp = bench_sub.add_parser("procedures", help="catalogue search latency (p50/p99) via the gateway vs direct "
-                                                 "vs a raw S3 GET of the snapshot it reads")
-    bp.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    bp.add_argument("--requests", type=int, default=1000, help="searches per target (default 1000)")
-    bp.add_argument("--concurrency", type=int, default=8, help="parallel clients (default 8)")
-    bp.add_argument("--max-seconds", type=float, default=30.0, help="time cap per target (default 30)")
-    bp.add_argument("--functions-dir", default="functions", help="where the procedures function is (default functions)")
-    bp.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
-    bp.set_defaults(fn=cmd_bench)
-    bs = bench_sub.add_parser("dossiers", help="dossier submissions/s with their attachments (full stack) vs raw S3 PUTs")
-    bs.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    bs.add_argument("--requests", type=int, default=200, help="submissions (default 200)")
-    bs.add_argument("--concurrency", type=int, default=8, help="parallel clients (default 8)")
-    bs.add_argument("--max-seconds", type=float, default=60.0, help="time cap per target (default 60)")
-    bs.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
-    bs.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
-    bs.set_defaults(fn=cmd_bench)
-    ba = bench_sub.add_parser("softatm", help="committed soft ATM withdrawals/s end to end (bank sim reserving over "
-                                              "webhooks) vs raw S3 conditional PUTs")
-    ba.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    ba.add_argument("--requests", type=int, default=200, help="withdrawals (default 200)")
-    ba.add_argument("--concurrency", type=int, default=8, help="parallel tellers (default 8)")
-    ba.add_argument("--max-seconds", type=float, default=120.0, help="time cap (default 120)")
-    ba.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
-    ba.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
-    ba.set_defaults(fn=cmd_bench)
+    from .local.benches import add_parsers
 
-    bq = bench_sub.add_parser("assistant", help="the assistant's top-1/top-3/intent accuracy and latency on its "
-                                                "evaluation set; messages/s vs a bare function and raw S3 GETs")
-    bq.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    bq.add_argument("--requests", type=int, default=1000, help="messages per load target (default 1000)")
-    bq.add_argument("--concurrency", type=int, default=8, help="parallel clients (default 8)")
-    bq.add_argument("--max-seconds", type=float, default=60.0, help="time cap per target (default 60)")
-    bq.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
-    bq.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
-    bq.set_defaults(fn=cmd_bench)
-
-    bl = bench_sub.add_parser("all", help="every path against its same-run baseline and its goal, one table "
-                                          "(--json FILE for tracking)")
-    bl.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    bl.add_argument("--concurrency", type=int, default=8, help="parallel clients (default 8)")
-    bl.add_argument("--scale", type=float, default=1.0, help="requests per benchmark, times its default (default 1)")
-    bl.add_argument("--up-runs", type=int, default=3, help="`lscloud up` runs for the median (default 3)")
-    bl.add_argument("--json", metavar="FILE", help="write the rows as JSON to FILE")
-    bl.add_argument("--only", action="append", choices=("directory", "border", "softatm", "dossiers", "up"),
-                    help="run only this benchmark (repeatable)")
-    bl.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
-    bl.set_defaults(fn=cmd_bench)
-    br = bench_sub.add_parser("reports", help="reports created/s vs raw S3 PUTs; the nearby-duplicate lookup with "
-                                              "100,000 reports vs raw GETs")
-    br.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    br.add_argument("--requests", type=int, default=300, help="reports to create (default 300)")
-    br.add_argument("--reports", type=int, default=100_000, help="reports indexed for the lookup (default 100000)")
-    br.add_argument("--lookups", type=int, default=50, help="nearby lookups and raw GETs (default 50)")
-    br.add_argument("--concurrency", type=int, default=8, help="parallel clients (default 8)")
-    br.add_argument("--max-seconds", type=float, default=60.0, help="time cap per target (default 60)")
-    br.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
-    br.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
-    br.set_defaults(fn=cmd_bench)
-    bm = bench_sub.add_parser("market", help="stamps issued/s (one batch) and scan latency vs raw S3 PUTs and GETs")
-    bm.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    bm.add_argument("--stamps", type=int, default=100_000, help="stamps in the batch (default 100000)")
-    bm.add_argument("--scans", type=int, default=2000, help="scans of each kind (default 2000)")
-    bm.add_argument("--concurrency", type=int, default=8, help="parallel clients (default 8)")
-    bm.add_argument("--max-seconds", type=float, default=60.0, help="time cap per target (default 60)")
-    bm.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
-    bm.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
-    bm.set_defaults(fn=cmd_bench)
-    bdoc = bench_sub.add_parser("documents", help="signature latency and signatures/s (one each, and a batch "
-                                                  "approval) vs a raw S3 PUT of the same PDF")
-    bdoc.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    bdoc.add_argument("--requests", type=int, default=30, help="single signatures (default 30)")
-    bdoc.add_argument("--batch", type=int, default=20, help="documents in the batch approval (default 20, the function's DOCUMENTS_BATCH_MAX)")
-    bdoc.add_argument("--concurrency", type=int, default=2, help="parallel clients (default 2)")
-    bdoc.add_argument("--max-seconds", type=float, default=300.0, help="time cap per target (default 300)")
-    bdoc.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
-    bdoc.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
-    bdoc.set_defaults(fn=cmd_bench)
-    bi = bench_sub.add_parser("ioc", help="events/s the IOC absorbs from the bus vs raw S3 PUTs; indicator read "
-                                          "latency vs a raw S3 GET")
-    bi.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    bi.add_argument("--events", type=int, default=2000, help="citizen-report events published (default 2000)")
-    bi.add_argument("--reads", type=int, default=300, help="reads of each kind (default 300)")
-    bi.add_argument("--concurrency", type=int, default=8, help="parallel clients (default 8)")
-    bi.add_argument("--max-seconds", type=float, default=120.0, help="time cap per target (default 120)")
-    bi.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
-    bi.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
-    bi.set_defaults(fn=cmd_bench)
-    be = bench_sub.add_parser("environment", help="readings/s over HTTP and MQTT vs raw S3 PUTs; a 30-day hourly "
-                                                   "NGSI-LD temporal query vs raw GETs")
-    be.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    be.add_argument("--requests", type=int, default=300, help="HTTP requests of one reading (default 300)")
-    be.add_argument("--mqtt-messages", type=int, default=300, help="MQTT messages of one reading (default 300)")
-    be.add_argument("--concurrency", type=int, default=8, help="parallel clients (default 8)")
-    be.add_argument("--max-seconds", type=float, default=60.0, help="time cap per target (default 60)")
-    be.add_argument("--functions-dir", default="functions", help="where the functions are (default functions)")
-    be.add_argument("--reuse", action="store_true", help="measure the cloud already running on --state-dir")
-    be.set_defaults(fn=cmd_bench)
+    add_parsers(bench_sub, cmd_bench)
 
     fz = add("fuzz", cmd_fuzz, "schemathesis (--checks all) over every function's OpenAPI with tokens of several "
                                "roles; fails on any 5xx or 4xx that is not problem+json")
