@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, jsonify
 
-from lscloud import errors
+from lscloud import communes, errors
 from lscloud.auth import allow, principal
 from lscloud.web import query_params, validate_body
 
 from .refusals import NotYourCommune
-from . import places, progress, tallies
+from . import progress, tallies
 
 bp = Blueprint("community_progress", __name__)
 READERS = ("commune-officer", "team-leader", "team-member", "supervisor", "ioc", "operator", "auditor")
@@ -24,7 +24,7 @@ def set_target(commune: str):
     if who.unit != commune:
         raise NotYourCommune("a commune officer sets their own commune's figures",
                                detail_vi="Công chức chỉ cập nhật số liệu của xã, phường mình.")
-    unit = places.commune(current_app.config["COMMUNITY_PEERS"], commune, "commune")
+    unit = communes.commune(current_app.config["COMMUNITY_PEERS"], commune, "commune")
     data = tallies.set_households(commune, unit["name"], g.body["households"], g.body["source"],
                                   {"role": who.role, "unit": who.unit})
     return jsonify(tallies.view(data))

@@ -8,11 +8,10 @@ name the officer gave, so the roster names people without holding their ID numbe
 
 from __future__ import annotations
 
-from lscloud import errors, peers, pseudonyms
+from lscloud import communes, errors, peers, pseudonyms
 from lscloud.aggregate import Aggregate, NoChange, save_quietly
 from lscloud.statemachine import Action, Actor, StateMachine, iso, now
 
-from . import places
 from .refusals import NotOnTheTeam, NotYourCommune
 
 MACHINE = StateMachine("community", [
@@ -49,7 +48,7 @@ def form(body: dict, actor: Actor, directory: peers.PeerClient):
     from .models import Team, TeamByCommune
 
     _officer_of(actor, body["commune"], "/commune")
-    commune = places.commune(directory, body["commune"], "/commune")
+    commune = communes.commune(directory, body["commune"], "/commune")
     people = [{"ref": member_ref(body["leader"]["id"]), "name": body["leader"]["name"], "role": "leader"}]
     for m in body.get("members", []):
         if member_ref(m["id"]) not in {p["ref"] for p in people}:

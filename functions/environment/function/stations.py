@@ -4,11 +4,9 @@ everyone; devices write for the station named in their token's ``unit``."""
 from __future__ import annotations
 
 import re
-import threading
 
-from lscloud import errors, peers
+from lscloud import communes, errors, peers
 from lscloud.aggregate import Aggregate
-from lscloud.peers import PeerClient, PeerNotFound, PeerUnavailable
 from lscloud.statemachine import Action, Actor, StateMachine
 from lscloud.store import DoesNotExist, InvalidKey
 
@@ -19,8 +17,6 @@ MACHINE = StateMachine("environment", [
     Action("register", {"new"}, "active", "station.registered", actors={"operator"}),
 ], states=("active",), noun=("station", "trạm quan trắc"), state_names_vi={"active": "đang hoạt động"})
 SOURCE = "/environment"
-_clients: dict[tuple, PeerClient] = {}
-_lock = threading.Lock()
 
 
 class NoSuchStation(errors.NotFound):
@@ -33,28 +29,6 @@ class NotYourStation(errors.Forbidden):
     title, title_vi = "Not your station", "Không phải trạm của thiết bị"
 
 
-def _client(settings) -> PeerClient:
-    key = (settings.peer_url_template, settings.service)
-    with _lock:
-        if key not in _clients:
-            _clients[key] = PeerClient(settings)
-        return _clients[key]
-
-
-def commune(settings, code: str) -> dict:
-    """The directory's unit ``code`` (Invalid at /unit when it is not a commune or ward of the province)."""
-    try:
-        unit = _client(settings).get_json("directory", peers.path("/v1/units", code))
-    except PeerNotFound:
-        raise errors.Invalid.at("/unit", f"{code} is not a commune or ward of Lạng Sơn in the directory",
-                                f"{code} không phải xã, phường của tỉnh Lạng Sơn trong danh mục") from None
-    except PeerUnavailable:
-        raise errors.Unavailable("the directory does not answer; retry", detail_vi="Danh mục chưa phản hồi; vui lòng thử lại.") from None
-    if unit.get("level") == "province" or unit.get("code") == "20":
-        raise errors.Invalid.at("/unit", "a station stands in a commune or ward, not the province")
-    return unit
-
-
 def records() -> Aggregate:
     return Aggregate(Station, machine=MACHINE, source=SOURCE, mirror=("kind",),
                      summary=lambda d: {k: d.get(k) for k in ("id", "kind", "name", "unit", "commune", "lat", "lon", "zone")})
@@ -64,7 +38,7 @@ def register(settings, body: dict, actor: Actor) -> dict:
     """Register a station; a station with this id already there is a 409."""
     if body["kind"] != "noise" and "zone" in body:
         raise errors.Invalid.at("/zone", "only noise stations have a QCVN 26:2010 zone")
-    unit = commune(settings, body["unit"])
+    unit = communes.commune(peers.client(settings), body["unit"], "/unit")
     doc = {"id": body["id"], "kind": body["kind"], "name": body["name"], "unit": body["unit"],
            "commune": unit.get("name"), "lat": body["lat"], "lon": body["lon"],
            "interval_s": body.get("interval_s", 60), "ceilings": body.get("ceilings") or {},

@@ -12,11 +12,11 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from lscloud import errors, peers
+from lscloud import communes, errors, peers
 from lscloud.aggregate import Aggregate, save_quietly
 from lscloud.statemachine import Action, Actor, StateMachine, iso, now
 
-from . import actors, owners, places
+from . import actors, owners
 
 MACHINE = StateMachine("market", [
     Action("register", {"new"}, "registered", "lot.registered", actors={"producer"}),
@@ -52,7 +52,7 @@ def register(body: dict, actor: Actor, directory: peers.PeerClient):
     producer = owners.tax_code(actor)
     _check_dates(body, now().date())
     origin = dict(body["origin"])
-    commune = places.commune(directory, origin["commune"], "/origin/commune")
+    commune = communes.commune(directory, origin["commune"], "/origin/commune")
     origin["commune_name"] = commune["name"]
     doc = {"id": body.get("id") or "lot-" + uuid.uuid4().hex[:20], "producer": producer,
            "producer_name": body.get("producer_name"), "product": body["product"], "unit": body["unit"],

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import yaml
 
-from lscloud import errors, peers
+from lscloud import communes, errors, peers
 from lscloud.aggregate import Aggregate, save_quietly
 from lscloud.statemachine import Action, Actor, StateMachine, iso, now
 
-from . import actors, places, vietqr
+from . import actors, vietqr
 
 MACHINE = StateMachine("market", [
     Action("open", {"new"}, "open", "shop.opened", actors={"citizen", "enterprise", "producer"}),
@@ -49,7 +49,7 @@ def open_shop(body: dict, actor: Actor, directory: peers.PeerClient):
     pay = body["payment"]
     qr = vietqr.payload(pay["bank_bin"], pay["account_number"], body["name"])
     bank = vietqr.bank(pay["bank_bin"], "/payment/bank_bin")
-    commune = places.commune(directory, body["commune"], "/commune")
+    commune = communes.commune(directory, body["commune"], "/commune")
     doc = {"id": body["id"], "name": body["name"], "kind": body["kind"], "owner": actors.owner_ref(actor.sub),
            "commune": commune["code"], "commune_name": commune["name"], "village": body.get("village"),
            "description": body.get("description"),
