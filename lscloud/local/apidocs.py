@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 from .. import roles as _roles
+from .raw_problems import problem
 
 try:  # the package's module is named like the original swagger-ui-bundle's
     import swagger_ui_bundle as _bundle
@@ -119,8 +120,6 @@ def _token(query: bytes, dev_tokens: DevTokens | None) -> tuple[int, list, bytes
         if q.get(claim) and not _CLAIM_RE.fullmatch(q[claim]):
             errors.append({"field": claim, "message": "1-64 characters of [A-Za-z0-9._:-]"})
     if errors:
-        from .gateway import problem
-
         return problem(400, "invalid-parameter", "Invalid query parameter", "Choose a role a token may carry.",
                        "Tham số truy vấn không hợp lệ", "Hãy chọn một vai trò hợp lệ.", errors=errors)
     token = dev_tokens.issue(role, sub=q.get("sub") or None, unit=q.get("unit") or None, agency=q.get("agency") or None)
@@ -129,8 +128,6 @@ def _token(query: bytes, dev_tokens: DevTokens | None) -> tuple[int, list, bytes
 
 
 def not_found() -> tuple[int, list, bytes]:
-    from .gateway import problem
-
     return problem(404, "not-found", "Not found", "Nothing exists at this address.", "Không tìm thấy",
                    "Không có tài nguyên nào tại địa chỉ này.")
 

@@ -38,7 +38,7 @@ import logging
 import re
 import threading
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable
 from urllib.parse import quote
 
 import httpx
@@ -51,7 +51,7 @@ _HOP = {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorizati
         b"transfer-encoding", b"upgrade", b"proxy-connection"}
 
 
-from lscloud.problems import TYPE_BASE as _TYPE_BASE  # the functions' own problem type URIs
+from .raw_problems import problem
 
 log = logging.getLogger("lscloud.gateway")
 
@@ -63,16 +63,6 @@ class Route:
     name: str
     port: int
     state: str = "starting"  # starting | ready | crashed | restarting | stopped
-
-
-def problem(status: int, type_: str, title: str, detail: str, title_vi: str, detail_vi: str,
-            extra_headers: Iterable[tuple[bytes, bytes]] = (), errors: list[dict] | None = None) -> tuple[int, list, bytes]:
-    body = json.dumps({"type": _TYPE_BASE + type_, "title": title, "status": status,
-                       "detail": detail, "title_vi": title_vi, "detail_vi": detail_vi, "errors": errors or []},
-                      ensure_ascii=False).encode()
-    headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode()),
-               *extra_headers]
-    return status, headers, body
 
 
 class Gateway:

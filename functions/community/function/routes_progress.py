@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, jsonify
 
-from lscloud import communes, errors
+from lscloud import communes
 from lscloud.auth import allow, principal
 from lscloud.web import query_params, validate_body
 

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import queue
 import secrets
 from datetime import datetime
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from .models import Account, Record
-from .worker import Worker
+
+
+class Worker(Protocol):
+    """What this module uses of the bank's worker (which calls it: so it is passed in, not imported)."""
+
+    q: queue.Queue
+
+    def call(self, method: str, path: str, body: dict | None = None) -> Any: ...
+
 
 _TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
