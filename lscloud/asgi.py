@@ -12,6 +12,8 @@ to the function, then 60 s and a 504 for an unrelated request).
 
 - a response that starts before the request body was read says ``Connection: close`` (the
   connection is not reused: RFC 9112 §9.6);
+- a body its sender abandons half-way is never handed on as if it had ended (:class:`BodyIncomplete`
+  is raised from ``receive``);
 - before the response's last byte, the rest of the request body is read and thrown away (never
   kept), so the server closes cleanly instead of resetting a connection that still has unread
   data (a reset can destroy the response before the client reads it); past ``drain_limit``
@@ -24,6 +26,8 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any, Awaitable, Callable
+
+from werkzeug.exceptions import ClientDisconnected
 
 DRAIN_LIMIT = 64 * 1024 * 1024
 """How much of an unwanted request body is read and thrown away before the connection is closed
@@ -45,6 +49,13 @@ def content_length(scope) -> int | None:
 
 def _has_body(scope) -> bool:
     return any(name.lower() in (b"content-length", b"transfer-encoding") for name, _ in scope.get("headers", ()))
+
+
+class BodyIncomplete(ClientDisconnected):
+    """The request body ended early: its sender disconnected before the last byte (a 400 nobody
+    reads; what matters is that no view runs on part of a body)."""
+
+    description = "The request body ended before its end: the client disconnected."
 
 
 class BodyGuard:
@@ -77,7 +88,14 @@ class BodyGuard:
         return message
 
     async def receive(self) -> Message:
-        return self._note(await self._receive())
+        body_was_read = self.read_all
+        message = self._note(await self._receive())
+        if message["type"] == "http.disconnect" and not body_was_read:
+            # The client (or a proxy abandoning the request) left in the middle of the body. Bridges
+            # such as a2wsgi read that as the end of the body, and a chunked body cut short would
+            # reach the view as if it were whole: refuse to hand over a body that never ended.
+            raise BodyIncomplete()
+        return message
 
     async def send(self, message: Message) -> None:
         kind = message["type"]

@@ -230,9 +230,14 @@ class Gateway:
         async def body():
             more, seen = True, 0
             while more:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return
+                try:
+                    message = await receive()
+                except asgi.BodyIncomplete:
+                    # the client left mid-body: abandon the upstream request rather than end its body
+                    # normally, which would hand the function a truncated body as a whole one
+                    raise _ClientGone() from None
+                if message["type"] == "http.disconnect":     # (a receive without the guard)
+                    raise _ClientGone()
                 chunk = message.get("body", b"")
                 seen += len(chunk)
                 if seen > limit:  # a chunked body past the cap: the upstream request is abandoned (and closed)
@@ -250,6 +255,8 @@ class Gateway:
             request = self.client.build_request(scope["method"], url, headers=headers,
                                                 content=body() if has_body else None)
             response = await self.client.send(request, stream=True)
+        except _ClientGone:
+            return None     # nobody to answer; the function saw the request abandoned, not ended
         except _BodyTooLarge:
             if span is not None:
                 span.set_attribute("http.response.status_code", 413)
@@ -337,6 +344,10 @@ def _page(title: str, content: str) -> bytes:
             "<style>body{font-family:sans-serif;margin:2em}td,th{padding:.3em 1em;text-align:left}"
             ".ok{color:#080}.bad{color:#b00}</style></head>"
             f"<body><h1>{html.escape(title)}</h1>{content}</body></html>").encode()
+
+
+class _ClientGone(Exception):
+    """The client disconnected before its request body ended."""
 
 
 class _BodyTooLarge(Exception):

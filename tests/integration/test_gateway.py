@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 
 import httpx
 import pytest
@@ -100,6 +101,8 @@ class Rude:
 # --- the real function behind the gateway --------------------------------------------------------
 
 UPLOADS: list[int] = []
+ENDED: list[str] = []   # the X-Probe header of every request the app finished, whatever its answer
+VIEWED: list[str] = []  # ... of every upload that reached the view
 
 
 def create_app(settings):
@@ -118,6 +121,7 @@ def create_app(settings):
     def upload():
         """A file up to the upload limit."""
         UPLOADS.append(len(request.get_data()))
+        VIEWED.append(request.headers.get("X-Probe", ""))
         return jsonify(size=UPLOADS[-1]), 201
 
     @app.get("/v1/ping")
@@ -125,6 +129,10 @@ def create_app(settings):
     def ping():
         """Alive."""
         return jsonify(ok=True)
+
+    @app.teardown_request
+    def ended(exc):
+        ENDED.append(request.headers.get("X-Probe", ""))
 
     return app
 
@@ -310,3 +318,25 @@ def test_the_function_closes_a_connection_it_answered_early(function_server):
         assert again == 200 and json.loads(content) == {"ok": True}
     finally:
         sock.close()
+
+
+def _abandoned_upload(port: int, target: str, probe: str) -> None:
+    """A chunked upload cut short: two chunks, then the connection closed without the last chunk."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(f"POST {target} HTTP/1.1\r\nHost: f\r\nContent-Type: application/octet-stream\r\n"
+                 f"X-Probe: {probe}\r\nTransfer-Encoding: chunked\r\n\r\n".encode() + b"".join(b"10000\r\n" + b"u" * 65536 + b"\r\n"
+                                                                 for _ in range(2)))
+    sock.close()
+
+
+@pytest.mark.parametrize("via", ["direct", "gateway"])
+def test_a_body_its_sender_abandons_never_reaches_a_view_as_if_whole(via, gateway, function_server):
+    """A chunked body whose sender leaves half-way (a client on a weak network, or the gateway
+    abandoning an over-cap upload) is not a complete body of 128 KiB: the view must not run on it."""
+    probe = f"abandoned-{via}-{time.monotonic_ns()}"
+    port, target = (function_server.port, "/v1/upload") if via == "direct" else (gateway.port, "/sizes/v1/upload")
+    _abandoned_upload(port, target, probe)
+    deadline = time.monotonic() + 60
+    while probe not in ENDED and time.monotonic() < deadline:   # wait for the app to finish that request
+        time.sleep(0.05)
+    assert probe in ENDED and probe not in VIEWED
