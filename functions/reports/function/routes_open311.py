@@ -85,6 +85,8 @@ def _admit_caller() -> None:
         caller_subject(principal(), request.headers, request.remote_addr))
 
 
+# the spec's errors, not problem+json, on every Open311 path (documented so in the OpenAPI)
+ERRORS_AS = {"application/json": "reports/open311/errors.json", "text/xml": None}
 TOO_MANY = {429: "Too many posts from this caller or API key (REPORTS_KEY_LIMIT, REPORTS_OPEN311_CALLER_LIMIT): "
                  "wait Retry-After seconds; the body is the spec's errors list"}
 
@@ -129,7 +131,7 @@ def service_definition(code: str, fmt: str):
 @bp.post("/v2/requests.<fmt>")
 @allow("public")
 @raw_body(FORM)
-@responds("reports/open311/service-requests.json", status=201, also=TOO_MANY)
+@responds("reports/open311/service-requests.json", status=201, also=TOO_MANY, errors_as=ERRORS_AS)
 @idempotent(required=False)
 def create_request(fmt: str):
     """POST Service Request (form-encoded, api_key required): answers the new service_request_id."""
@@ -235,7 +237,8 @@ def updates(fmt: str):
 @bp.post("/v2/servicerequestupdates.<fmt>")
 @allow("public")
 @raw_body(FORM)
-@responds(None, description="The update as recorded, in the request's format", also=TOO_MANY)
+@responds(None, description="The update as recorded, in the request's format", also=TOO_MANY,
+          errors_as=ERRORS_AS)
 @idempotent(required=False)
 def post_update(fmt: str):
     """An agency's own system posts a FixMyStreet update (its key names the agency)."""
