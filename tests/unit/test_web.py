@@ -325,7 +325,7 @@ def test_openapi_documents_responses_and_query_params(schemas):
     @app.post("/v1/units/<code>/legacy")
     @allow("public")
     @responds(None, also={429: "Too many"}, errors_as={"application/json": "common/address.json", "text/xml": None})
-    def legacy(code):
+    def legacy_errors(code):
         """A path whose errors follow another standard's format."""
         return "", 200
 

@@ -17,8 +17,8 @@ so no CCCD number or address appears in an object key.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from lscloud import errors
 from lscloud.ratelimit import Limiter

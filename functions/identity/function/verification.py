@@ -15,9 +15,9 @@ from datetime import date
 from lscloud import errors
 from lscloud.identifiers import InvalidIdentifier, parse_cccd
 
+from .mismatches import MismatchLimits
 from .names import same_name
 from .population import Citizen, PopulationRegistry, RegistryError, RegistryUnavailable
-from .mismatches import MismatchLimits
 
 log = logging.getLogger("identity.verification")
 

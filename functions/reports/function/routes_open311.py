@@ -10,10 +10,9 @@ from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from lscloud import errors
-from lscloud.auth import allow
+from lscloud.auth import allow, principal
 from lscloud.idempotency import idempotent
 from lscloud.problems import Problem
-from lscloud.auth import principal
 from lscloud.ratelimit import caller_subject
 from lscloud.statemachine import Actor, parse_iso
 from lscloud.web import raw_body, responds
