@@ -20,6 +20,12 @@ Each hit adds one to the caller's counter of the current window with conditional
 (create-only, then ``If-Match``), so concurrent replicas never lose a count. Beyond ``limit`` the
 caller gets :class:`RateLimited`: 429 with ``Retry-After`` (the seconds left in the window).
 Subjects are pseudonyms (:mod:`lscloud.pseudonyms`): no address or account id in an object key.
+
+A limit on *failures* (wrong guesses at someone's data) refuses before the work and counts only
+what failed: :meth:`Limiter.check` first, :meth:`Limiter.add` after a failure. Several limits on
+one request (per caller *and* per target) are several limiters over one model, their subjects
+scoped by a prefix (``"caller:" + who``, ``"target:" + number``); ``refuse`` lets each say its
+own refusal.
 The window model keeps a TTL (:class:`~lscloud.store.TTLAttribute`), so the function's runtime
 sweeps old windows on the platform clock's tick (subscribe to it in ``func.yaml``).
 """
@@ -66,24 +72,32 @@ class Limiter:
     """At most ``limit`` hits per caller per ``window_s`` seconds, counted in ``model``'s items.
 
     ``model`` has a hash key ``subject``, a range key ``window``, a number ``hits`` and a TTL
-    ``expires_at`` (see the module's docstring).
+    ``expires_at`` (see the module's docstring). ``refuse(retry_after_s)`` builds the refusal
+    (default :class:`RateLimited`): a function whose 429 says something of its own (a problem
+    type, whose limit it was) passes its own.
     """
 
-    def __init__(self, model: type, *, limit: int, window_s: int, clock: Callable[[], float] = time.time):
+    def __init__(self, model: type, *, limit: int, window_s: int, clock: Callable[[], float] = time.time,
+                 refuse: Callable[[int], Exception] | None = None):
         if limit < 1 or window_s < 1:
             raise ValueError("a rate limit needs limit >= 1 and window_s >= 1")
         self.model, self.limit, self.window_s, self.clock = model, int(limit), int(window_s), clock
+        self.refuse = refuse or (lambda retry_after_s: RateLimited(retry_after_s, self.limit, self.window_s))
 
     def _window(self) -> tuple[str, int, int]:
         now = int(self.clock())
         start = now - now % self.window_s
         return f"{start:012d}", start, max(1, start + self.window_s - now)
 
-    def hit(self, caller: str) -> int:
-        """Count one request of ``caller`` (from :func:`caller_subject`); the count so far in this
-        window, or :class:`RateLimited` once it is beyond the limit."""
-        window, start, remaining = self._window()
-        subject = pseudonym(self.model.Meta.table, caller)
+    def _subject(self, caller: str) -> str:
+        return pseudonym(self.model.Meta.table, caller)
+
+    def _count(self, caller: str, *, cap: bool) -> int:
+        """Add one to ``caller``'s counter of this window (conditional writes, retried); with ``cap``,
+        a counter already at the limit is not written again. Raises ConditionalCheckFailed when the
+        retries are used up."""
+        window, start, _ = self._window()
+        subject = self._subject(caller)
         expires = datetime.fromtimestamp(start + 2 * self.window_s, tz=timezone.utc)
 
         def once() -> int:
@@ -92,16 +106,43 @@ class Limiter:
             except self.model.DoesNotExist:
                 self.model(subject, window, hits=1, expires_at=expires).save()  # create-only
                 return 1
-            if int(item.hits) >= self.limit:
+            if cap and int(item.hits) >= self.limit:
                 return int(item.hits) + 1   # already refused: no need to write again
             item.hits = int(item.hits) + 1
             item.save()  # If-Match the version read
             return int(item.hits)
 
+        return RETRY.run(once)
+
+    def hit(self, caller: str) -> int:
+        """Count one request of ``caller`` (from :func:`caller_subject`); the count so far in this
+        window, or the refusal (:class:`RateLimited`) once it is beyond the limit."""
+        remaining = self._window()[2]
         try:
-            count = RETRY.run(once)
+            count = self._count(caller, cap=True)
         except ConditionalCheckFailed:
             count = self.limit + 1   # so contended a counter is itself a flood: refuse, never lose a count
         if count > self.limit:
-            raise RateLimited(remaining, self.limit, self.window_s)
+            raise self.refuse(remaining)
         return count
+
+    def peek(self, caller: str) -> int:
+        """``caller``'s count in the current window, without counting."""
+        try:
+            return int(self.model.get(self._subject(caller), self._window()[0]).hits)
+        except self.model.DoesNotExist:
+            return 0
+
+    def check(self, caller: str) -> None:
+        """Refuse (429, ``Retry-After``) if ``caller`` has already used up this window; counts nothing."""
+        if self.peek(caller) >= self.limit:
+            raise self.refuse(self._window()[2])
+
+    def add(self, caller: str) -> int:
+        """Count one (a failure, after :meth:`check` let the request through); the new count. Never
+        refuses for the count itself, only a counter so contended that the retries run out (itself
+        an attack: refused for a whole window rather than losing the count)."""
+        try:
+            return self._count(caller, cap=False)
+        except ConditionalCheckFailed:
+            raise self.refuse(self.window_s) from None

@@ -51,7 +51,8 @@ def _declare_once(view, attr: str, value, decorator: str):
 
 def responds(schema: str | None, *, status: int = 200, page: bool = False, description: str | None = None,
              headers: Mapping[str, str] | None = None,
-             also: Mapping[int, str] | Iterable[int] = ()) -> Callable:
+             also: Mapping[int, str] | Iterable[int] = (),
+             errors_as: Mapping[str, str | None] | None = None) -> Callable:
     """Document a view's success answer in ``/openapi.json`` (documentation: answers are not validated).
 
     - ``schema``: a file under ``schemas_dir`` (``"directory/unit.json"``), published under
@@ -64,6 +65,10 @@ def responds(schema: str | None, *, status: int = 200, page: bool = False, descr
     - ``also``: other bodiless statuses the view answers, ``{304: "Not modified"}`` (or just
       ``(304,)`` for the standard phrase). Errors need nothing here: every operation already
       documents ``default`` as ``application/problem+json``.
+    - ``errors_as``: for a path whose errors follow another standard's format (Open311's
+      ``errors`` list), its media types and their schema files (``None``: no schema), e.g.
+      ``{"application/json": "reports/open311/errors.json", "text/xml": None}``; every error
+      status of the operation is then documented so instead of as problem+json.
 
     One ``@responds`` per view; the schema's existence is checked at start (:func:`check_access`).
     Example::
@@ -86,6 +91,7 @@ def responds(schema: str | None, *, status: int = 200, page: bool = False, descr
         "description": description or http.HTTPStatus(int(status)).phrase,
         "headers": dict(headers or {}),
         "also": {int(code): (text or http.HTTPStatus(int(code)).phrase) for code, text in extra.items()},
+        "errors_as": dict(errors_as) if errors_as else None,
     }
 
     def decorate(view):
@@ -283,6 +289,18 @@ def _responses(declared: dict | None, wanted: set[str]) -> dict:
     return out
 
 
+def _errors_as(responses: dict, media: Mapping[str, str | None], wanted: set[str]) -> None:
+    """Re-document every error answer (and ``default``) in the operation's own error format."""
+    content: dict[str, Any] = {}
+    for media_type, schema_file in media.items():
+        if schema_file:
+            wanted.add(schema_file)
+        content[media_type] = {"schema": _ref(schema_file)} if schema_file else {}
+    for code, answer in responses.items():
+        if code == "default" or code[0] in "45":
+            answer["content"] = content
+
+
 _NO_EXAMPLE = object()
 
 
@@ -385,6 +403,8 @@ def build_openapi(app: Flask) -> dict:
                 mine = op["responses"]
                 default = mine.pop("default")
                 op["responses"] = {**mine, **{k: v for k, v in problems.items() if k not in mine}, "default": default}
+            if declared and declared.get("errors_as"):
+                _errors_as(op["responses"], declared["errors_as"], wanted)
             page_used = page_used or bool(declared and declared["page"])
             paths.setdefault(path, {})[method.lower()] = op
     components: dict[str, Any] = {"Problem": PROBLEM_SCHEMA}

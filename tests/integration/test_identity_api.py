@@ -15,7 +15,8 @@ import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from functions.identity.function import models, population, ratelimit, seed as identity_seed
+from functions.identity.function import mismatches, models, population, seed as identity_seed
+from lscloud.pseudonyms import pseudonym
 from functions.identity.function.app import create_app
 from lscloud import runtime
 from lscloud.auth import verify_token
@@ -188,12 +189,14 @@ def test_rate_limit_per_caller_then_per_number(start_identity):
 
 def test_concurrent_mismatches_are_all_counted(install, seeded_bucket):
     rt = install(bucket=seeded_bucket)
-    limiter = ratelimit.Limiter(ratelimit.Limits(max_mismatches=1000, window_s=600))
+    limiter = mismatches.MismatchLimits(mismatches.Limits(max_mismatches=1000, window_s=600))
     caller, number = f"ip:{uuid.uuid4()}", "020088002468"
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda _: limiter.record_mismatch(caller, number), range(24)))
-    window = limiter._window()[0]
-    assert models.AttemptWindow.get(ratelimit.subject("caller", caller), window).mismatches == 24
+    assert limiter.caller.peek("caller:" + caller) == 24 and limiter.target.peek("target:" + number) == 24
+    # the same keys as identity's own limiter kept: the pseudonym of "caller:<who>" / "target:<cccd>"
+    window = limiter.caller._window()[0]
+    assert models.AttemptWindow.get(pseudonym("identity-attempts", f"caller:{caller}"), window).hits == 24
     # subjects are hashed: neither the number nor the address is in any object key
     keys = [o.key for o in rt.objects.list(rt.settings.bucket, "identity-attempts/")]
     assert keys and not any(number in k or caller[3:] in k for k in keys)

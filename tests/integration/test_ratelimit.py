@@ -76,3 +76,21 @@ def test_the_caller_is_the_token_subject_else_the_last_forwarded_address():
     assert ratelimit.caller_subject(Who(), {}, "1.2.3.4") == "sub:u-1"
     assert ratelimit.caller_subject(Nobody(), {"X-Forwarded-For": "9.9.9.9, 10.1.1.1"}, "127.0.0.1") == "ip:10.1.1.1"
     assert ratelimit.caller_subject(None, {}, "127.0.0.1") == "ip:127.0.0.1"
+
+
+def test_a_failure_limit_checks_before_and_counts_after_with_its_own_refusal(rt):
+    class Mine(Exception):
+        def __init__(self, retry_after_s):
+            self.retry_after_s = retry_after_s
+
+    clock = Clock(1_800_007_230.0)   # 30 s into a 60 s window
+    target = ratelimit.Limiter(Window, limit=2, window_s=60, clock=clock, refuse=Mine)
+    target.check("target:n1")                         # nothing counted yet
+    assert target.peek("target:n1") == 0
+    assert [target.add("target:n1") for _ in range(3)] == [1, 2, 3]   # add never refuses for the count
+    with pytest.raises(Mine) as refused:
+        target.check("target:n1")
+    assert refused.value.retry_after_s == 30 and target.peek("target:n1") == 3
+    target.check("target:n2")                         # another subject has its own count
+    # a second limiter over the same model, another scope: counters never shared
+    assert ratelimit.Limiter(Window, limit=5, window_s=60, clock=clock).peek("caller:n1") == 0

@@ -322,6 +322,13 @@ def test_openapi_documents_responses_and_query_params(schemas):
         """Delete a unit."""
         return "", 204
 
+    @app.post("/v1/units/<code>/legacy")
+    @allow("public")
+    @responds(None, also={429: "Too many"}, errors_as={"application/json": "common/address.json", "text/xml": None})
+    def legacy_errors(code):
+        """A path whose errors follow another standard's format."""
+        return "", 200
+
     check_access(app)
     assert app.test_client().get("/v1/units?q=x").get_json()["total"] == 0
     doc = build_openapi(app)
@@ -358,6 +365,12 @@ def test_openapi_documents_responses_and_query_params(schemas):
     deleted = doc["paths"]["/v1/units/{code}"]["delete"]
     assert deleted["parameters"][0]["name"] == "code"
     assert deleted["responses"]["204"] == {"description": "No Content"}
+    # a path answering another standard's errors documents each error (and default) in that format
+    legacy = doc["paths"]["/v1/units/{code}/legacy"]["post"]["responses"]
+    assert {"429", "404", "503", "default"} <= set(legacy) and all(
+        legacy[c]["content"] == {"application/json": {"schema": {"$ref": "#/components/schemas/common.address"}},
+                                 "text/xml": {}} for c in legacy if c != "200")
+    assert "content" not in legacy["200"]
     # a route without @responds keeps the generic success answer
     assert [c for c in doc["paths"]["/openapi.json"]["get"]["responses"] if not c.startswith(("4", "5"))] == \
         ["2XX", "default"]

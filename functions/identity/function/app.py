@@ -15,7 +15,7 @@ from lscloud.web import app_state, create_app as runtime_app
 
 from . import options as identity_options, routes
 from .population import registry_for
-from .ratelimit import Limiter, Limits
+from .mismatches import Limits, MismatchLimits
 from .signin import TokenIssuer
 from .verification import Verifier
 
@@ -30,7 +30,7 @@ def create_app(settings=None) -> Flask:
                        "(match / mismatch per field, never the record), and sign-in tokens for the local cloud."})
     settings = app_state(app).settings
     options = identity_options.load(settings)
-    verifier = Verifier(registry_for(settings, options), Limiter(Limits(options.max_mismatches, options.window_s)))
+    verifier = Verifier(registry_for(settings, options), MismatchLimits(Limits(options.max_mismatches, options.window_s)))
     app.extensions["identity.verifier"] = verifier
     app.extensions["identity.tokens"] = TokenIssuer(settings, options, verifier)
     app.register_blueprint(routes.bp)

@@ -3,7 +3,7 @@
 - ``RegisteredCitizen``: the local population registry (seeded; the cluster asks the national
   database over HTTP instead), one document per CCCD number, keyed by the number's pseudonym;
 - ``AttemptWindow``: failed verifications of one subject (a caller, or a CCCD number being
-  guessed at) in one fixed time window, counted with conditional writes.
+  guessed at) in one fixed time window, counted by :mod:`lscloud.ratelimit` (:mod:`.mismatches`).
 
 No CCCD number appears in an object key: both are keyed by keyed hashes (:mod:`lscloud.pseudonyms`).
 """
@@ -28,5 +28,5 @@ class AttemptWindow(Model):
 
     subject = A.UnicodeAttribute(hash_key=True)     # pseudonym of "caller:<who>" or "target:<cccd>"
     window = A.UnicodeAttribute(range_key=True)     # the window's start, epoch seconds, zero-padded
-    mismatches = A.NumberAttribute(default=0)
+    hits = A.NumberAttribute(default=0)             # mismatches (lscloud.ratelimit's counter)
     expires_at = A.TTLAttribute()

@@ -15,9 +15,9 @@ from datetime import date
 from lscloud import errors
 from lscloud.identifiers import InvalidIdentifier, parse_cccd
 
+from .mismatches import MismatchLimits
 from .names import same_name
 from .population import Citizen, PopulationRegistry, RegistryError, RegistryUnavailable
-from .ratelimit import Limiter
 
 log = logging.getLogger("identity.verification")
 
@@ -91,7 +91,7 @@ def claim_of(body: dict) -> Claim:
 class Verifier:
     """Checks claims against the registry, under the limiter (429 before the registry is asked)."""
 
-    def __init__(self, registry: PopulationRegistry, limiter: Limiter):
+    def __init__(self, registry: PopulationRegistry, limiter: MismatchLimits):
         self.registry = registry
         self.limiter = limiter
 

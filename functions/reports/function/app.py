@@ -8,7 +8,7 @@ from pathlib import Path
 from lscloud.peers import PeerClient
 from lscloud.web import create_app as runtime_app
 
-from . import catalog, communes, routes_open311, routes_v1
+from . import catalog, communes, limits, routes_open311, routes_v1
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "schemas"
 
@@ -19,6 +19,7 @@ def create_app(settings=None):
         "description": "Open311 GeoReport v2 at /open311/v2 (form-encoded POSTs with an api_key, .xml and .json), "
                        "and the citizen app's JSON API: FixMyStreet's states, routing to agencies, deadlines in "
                        "working days, ratings, stats, events for the IOC."})
+    app.extensions["reports.limits"] = limits.limiters(app.extensions["lscloud"].settings)
     app.config["REPORTS_PEERS"] = PeerClient(app.extensions["lscloud"].settings)
     catalog.services()      # a malformed service file stops the start, not a request
     threading.Thread(target=communes.warm, name="reports-address-tables", daemon=True).start()

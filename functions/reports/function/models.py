@@ -9,7 +9,9 @@ trail). Indexes are create-only key objects, written after the report and repeat
 - ``NearbyOpen``: open reports by category and geohash cell (precision 7, ~150 m), for "me too":
   a lookup reads the caller's cell and its eight neighbours, never the whole table;
 - ``ReportToken``: an Open311 token → the report's id;
-- ``ApiKey``: a partner application's Open311 key, kept as a keyed hash only.
+- ``ApiKey``: a partner application's Open311 key, kept as a keyed hash only;
+- ``RateWindow``: report creations counted per caller and per API key (:mod:`lscloud.ratelimit`,
+  :mod:`.limits`); subjects are pseudonyms, the tick sweeps old windows.
 """
 
 from __future__ import annotations
@@ -75,3 +77,14 @@ class ApiKey(Model):
     id = A.UnicodeAttribute(hash_key=True)
     data = A.JSONAttribute()
     version = A.VersionAttribute()
+
+
+class RateWindow(Model):
+    class Meta:
+        table = "reports-rate"
+        ttl_max_s = 2 * 86_400      # a window lives two of its length; windows are at most a day
+
+    subject = A.UnicodeAttribute(hash_key=True)      # pseudonym of "<scope>:<caller or key id>"
+    window = A.UnicodeAttribute(range_key=True)
+    hits = A.NumberAttribute(default=0)
+    expires_at = A.TTLAttribute()

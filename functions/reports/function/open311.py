@@ -24,17 +24,19 @@ ITEM = {"services": "service", "attributes": "attribute", "values": "value", "se
 class Open311Error(Exception):
     """An error answered the spec's way: ``[{code, description}]`` with the HTTP status."""
 
-    def __init__(self, status: int, description: str, code: int | None = None):
+    def __init__(self, status: int, description: str, code: int | None = None, headers: dict | None = None):
         super().__init__(description)
         self.status, self.items = status, [{"code": code or status, "description": description}]
+        self.headers = dict(headers or {})   # e.g. Retry-After on a 429
 
 
 def from_domain(exc: errors.DomainError) -> Open311Error:
-    """A domain refusal in Open311's terms: 404 for what does not exist, 403 for keys, 400 otherwise."""
+    """A domain refusal in Open311's terms: 404 for what does not exist, 403 for keys, 429 (with its
+    Retry-After) for a rate limit, 400 otherwise."""
     fields = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in (exc.errors or []))
     text = f"{exc.detail} ({fields})" if fields and fields not in (exc.detail or "") else (fields or exc.detail or "")
-    status = exc.status if exc.status in (403, 404, 503) else 400
-    return Open311Error(status, text or exc.title)
+    status = exc.status if exc.status in (403, 404, 429, 503) else 400
+    return Open311Error(status, text or exc.title, headers=getattr(exc, "headers", None))
 
 
 def check_format(fmt: str) -> str:

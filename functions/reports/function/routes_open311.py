@@ -6,15 +6,16 @@ from __future__ import annotations
 
 from datetime import timezone
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from lscloud import errors
-from lscloud.auth import allow
+from lscloud.auth import allow, principal
 from lscloud.idempotency import idempotent
 from lscloud.problems import Problem
+from lscloud.ratelimit import caller_subject
 from lscloud.statemachine import Actor, parse_iso
-from lscloud.web import raw_body
+from lscloud.web import raw_body, responds
 
 from . import apikeys, catalog, open311, queries, reports, views
 from .open311 import Open311Error
@@ -36,7 +37,9 @@ def _answer(root: str, value, status: int = 200) -> Response:
 
 
 def _error(exc: Open311Error) -> Response:
-    return _answer("errors", exc.items, exc.status)
+    resp = _answer("errors", exc.items, exc.status)
+    resp.headers.update(exc.headers)
+    return resp
 
 
 @bp.errorhandler(Open311Error)
@@ -72,6 +75,19 @@ def answer_unrouted(app) -> None:
 
     for code in (404, 405):
         app.register_error_handler(code, handler)
+
+
+def _admit_caller() -> None:
+    """Count the post against its caller before the key is looked at, so a client can neither
+    spread a flood over many keys nor guess keys without bound."""
+    current_app.extensions["reports.limits"].open311_caller_hit(
+        caller_subject(principal(), request.headers, request.remote_addr))
+
+
+# the spec's errors, not problem+json, on every Open311 path (documented so in the OpenAPI)
+ERRORS_AS = {"application/json": "reports/open311/errors.json", "text/xml": None}
+TOO_MANY = {429: "Too many posts from this caller or API key (REPORTS_KEY_LIMIT, REPORTS_OPEN311_CALLER_LIMIT): "
+                 "wait Retry-After seconds; the body is the spec's errors list"}
 
 
 def _args():
@@ -114,15 +130,18 @@ def service_definition(code: str, fmt: str):
 @bp.post("/v2/requests.<fmt>")
 @allow("public")
 @raw_body(FORM)
+@responds("reports/open311/service-requests.json", status=201, also=TOO_MANY, errors_as=ERRORS_AS)
 @idempotent(required=False)
 def create_request(fmt: str):
     """POST Service Request (form-encoded, api_key required): answers the new service_request_id."""
     open311.check_format(fmt)
     if request.mimetype != FORM:
         raise Open311Error(400, f"send the request as {FORM}")
+    _admit_caller()
     fields, attrs = open311.parse_form(request.get_data(cache=True))
     open311.check_jurisdiction(fields.get("jurisdiction_id"))
     key = apikeys.verify(fields.get("api_key"))
+    current_app.extensions["reports.limits"].key_hit(key["id"])
     if not fields.get("service_code"):
         raise Open311Error(400, "service_code was not provided")
     if fields["service_code"] not in catalog.services():
@@ -217,13 +236,17 @@ def updates(fmt: str):
 @bp.post("/v2/servicerequestupdates.<fmt>")
 @allow("public")
 @raw_body(FORM)
+@responds(None, description="The update as recorded, in the request's format", also=TOO_MANY,
+          errors_as=ERRORS_AS)
 @idempotent(required=False)
 def post_update(fmt: str):
     """An agency's own system posts a FixMyStreet update (its key names the agency)."""
     open311.check_format(fmt)
+    _admit_caller()
     fields, _ = open311.parse_form(request.get_data(cache=True))
     open311.check_jurisdiction(fields.get("jurisdiction_id"))
     key = apikeys.verify(fields.get("api_key"))
+    current_app.extensions["reports.limits"].key_hit(key["id"])
     if not key.get("agency"):
         raise Open311Error(403, "this api_key is not an agency's: it may not post updates")
     status = (fields.get("status") or "").upper()

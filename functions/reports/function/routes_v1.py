@@ -9,9 +9,10 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from lscloud import errors, images, store
 from lscloud.auth import allow, principal
 from lscloud.idempotency import idempotent
+from lscloud.ratelimit import caller_subject
 from lscloud.statemachine import Actor
 from lscloud.store import BlobRejected
-from lscloud.web import body_limit, query_params, raw_body, validate_body
+from lscloud.web import body_limit, query_params, raw_body, responds, validate_body
 
 from . import agencies, apikeys, catalog, queries, reports, views
 from .states import OPEN
@@ -78,6 +79,8 @@ def get_photo(sha256: str):
 @bp.post("/v1/reports")
 @allow("public")
 @validate_body("reports/report-create.json")
+@responds(None, status=201, description="The report, routed, with its deadline and nearby open duplicates",
+          also={429: "Too many reports from this caller (REPORTS_CITIZEN_LIMIT): wait Retry-After seconds"})
 @idempotent(required=False)
 def submit():
     """Report an incident or violation: a signed-in citizen, or anyone with a phone number to be
@@ -85,6 +88,8 @@ def submit():
     actor, body = _actor(), g.body
     if actor.kind not in ("citizen", "anonymous"):
         raise CitizensOnly("reports are sent by citizens", detail_vi="Chỉ công dân gửi phản ánh.")
+    current_app.extensions["reports.limits"].citizen_hit(caller_subject(principal(), request.headers,
+                                                                        request.remote_addr))
     if actor.kind == "anonymous" and not (body.get("reporter") or {}).get("phone"):
         raise errors.Invalid.at("/reporter/phone", "an anonymous report gives a phone number to be called back on",
                                 "Phản ánh không đăng nhập cần số điện thoại liên hệ.")
