@@ -85,4 +85,24 @@ def has_location(data: bytes) -> bool:
         return False
 
 
-__all__ = ["MEDIA_TYPES", "MAX_PIXELS", "ImageRejected", "CleanImage", "clean", "has_location"]
+__all__ = ["MEDIA_TYPES", "MAX_PIXELS", "ImageRejected", "CleanImage", "clean", "has_location", "keep"]
+
+
+def keep(blobs, data: bytes, media_type: str):
+    """An uploaded photo cleaned (:func:`clean`) and stored in ``blobs`` (a
+    :class:`lscloud.store.Blobs` limited to :data:`MEDIA_TYPES`): ``(BlobRef, CleanImage)``.
+
+    Anything refused is a 422 naming the field (``body``, or what :class:`ImageRejected` names),
+    in both languages: the one answer every function that takes photos gives.
+    """
+    from . import errors
+    from .store import BlobRejected
+
+    try:
+        image = clean(data, media_type)
+        return blobs.put(image.data, image.media_type), image
+    except ImageRejected as exc:
+        raise errors.Invalid.at(exc.field, str(exc), "Ảnh không hợp lệ.") from None
+    except BlobRejected as exc:
+        raise errors.Invalid.at("body", str(exc), "Ảnh không hợp lệ.") from None
+

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, g, jsonify, request
 
-from lscloud import errors, images, store
+from lscloud import images, store
 from lscloud.auth import allow, principal
 from lscloud.idempotency import idempotent
 from lscloud.statemachine import Actor
-from lscloud.store import BlobRejected
 from lscloud.web import body_limit, raw_body, validate_body
 
 from .refusals import NotYourCommune
@@ -35,13 +34,7 @@ def _view(doc: dict) -> dict:
 def upload_photo():
     """A photo of an activity (JPEG or PNG), stored without its metadata: no GPS position of the
     household it was taken at."""
-    try:
-        clean = images.clean(request.get_data(cache=True), request.mimetype)
-        ref = _photos().put(clean.data, clean.media_type)
-    except images.ImageRejected as exc:
-        raise errors.Invalid.at(exc.field, str(exc), "Ảnh không hợp lệ.") from None
-    except BlobRejected as exc:
-        raise errors.Invalid.at("body", str(exc), "Ảnh không hợp lệ.") from None
+    ref, clean = images.keep(_photos(), request.get_data(cache=True), request.mimetype)
     return jsonify({"sha256": ref.sha256, "size": ref.size, "media_type": ref.media_type}), 201
 
 

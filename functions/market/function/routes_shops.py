@@ -8,7 +8,6 @@ from lscloud import errors, images, store
 from lscloud.auth import allow, principal
 from lscloud.idempotency import idempotent
 from lscloud.statemachine import Actor
-from lscloud.store import BlobRejected
 from lscloud.web import body_limit, query_params, raw_body, responds, validate_body
 
 from . import shops, vietqr
@@ -32,13 +31,7 @@ def _peers():
 @idempotent(required=False)
 def upload_photo():
     """A product photo (JPEG or PNG), stored without its metadata (no GPS position)."""
-    try:
-        clean = images.clean(request.get_data(cache=True), request.mimetype)
-        ref = _photos().put(clean.data, clean.media_type)
-    except images.ImageRejected as exc:
-        raise errors.Invalid.at(exc.field, str(exc), "Ảnh không hợp lệ.") from None
-    except BlobRejected as exc:
-        raise errors.Invalid.at("body", str(exc), "Ảnh không hợp lệ.") from None
+    ref, clean = images.keep(_photos(), request.get_data(cache=True), request.mimetype)
     return jsonify({"sha256": ref.sha256, "size": ref.size, "media_type": ref.media_type,
                     "width": clean.width, "height": clean.height}), 201
 

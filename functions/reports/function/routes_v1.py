@@ -11,7 +11,6 @@ from lscloud.auth import allow, principal
 from lscloud.idempotency import idempotent
 from lscloud.ratelimit import caller_subject
 from lscloud.statemachine import Actor
-from lscloud.store import BlobRejected
 from lscloud.web import body_limit, query_params, raw_body, responds, validate_body
 
 from . import agencies, apikeys, catalog, queries, reports, views
@@ -53,13 +52,7 @@ def _view(doc: dict, trail: list | None = None) -> dict:
 def upload_photo():
     """A photo of what is reported (JPEG or PNG, at most 8 MiB), re-encoded without its metadata
     (no EXIF location) before anyone can see it."""
-    try:
-        clean = images.clean(request.get_data(cache=True), request.mimetype)
-        ref = _photos().put(clean.data, clean.media_type)
-    except images.ImageRejected as exc:
-        raise errors.Invalid.at(exc.field, str(exc), "Ảnh không hợp lệ.") from None
-    except BlobRejected as exc:
-        raise errors.Invalid.at("body", str(exc), "Ảnh không hợp lệ.") from None
+    ref, clean = images.keep(_photos(), request.get_data(cache=True), request.mimetype)
     return jsonify({"sha256": ref.sha256, "size": ref.size, "media_type": ref.media_type,
                     "url": f"/reports/v1/photos/{ref.sha256}"}), 201
 
