@@ -98,6 +98,7 @@ def _args():
 
 @bp.get("/discovery.<fmt>")
 @allow("public")
+@responds(None, description="The Service Discovery document, in the requested format", errors_as=ERRORS_AS)
 def discovery(fmt: str):
     """The Open311 Service Discovery document."""
     open311.check_format(fmt)
@@ -106,6 +107,7 @@ def discovery(fmt: str):
 
 @bp.get("/v2/services.<fmt>")
 @allow("public")
+@responds("reports/open311/services.json", errors_as=ERRORS_AS)
 def services(fmt: str):
     """GET Service List: every service type, in Vietnamese with English."""
     open311.check_format(fmt)
@@ -117,6 +119,7 @@ def services(fmt: str):
 
 @bp.get("/v2/services/<code>.<fmt>")
 @allow("public")
+@responds("reports/open311/service-definition.json", errors_as=ERRORS_AS)
 def service_definition(code: str, fmt: str):
     """GET Service Definition: the attributes a service asks beyond the base fields."""
     open311.check_format(fmt)
@@ -169,6 +172,7 @@ def create_request(fmt: str):
 
 @bp.get("/v2/tokens/<token>.<fmt>")
 @allow("public")
+@responds(None, description="The service_request_id of the token, in the requested format", errors_as=ERRORS_AS)
 def token(token: str, fmt: str):
     """GET service_request_id from a token."""
     from .models import ReportToken
@@ -184,6 +188,7 @@ def token(token: str, fmt: str):
 
 @bp.get("/v2/requests/<request_id>.<fmt>")
 @allow("public")
+@responds("reports/open311/service-requests.json", errors_as=ERRORS_AS)
 def one_request(request_id: str, fmt: str):
     """GET Service Request: a list with the one request."""
     open311.check_format(fmt)
@@ -196,6 +201,7 @@ def one_request(request_id: str, fmt: str):
 
 @bp.get("/v2/requests.<fmt>")
 @allow("public")
+@responds("reports/open311/service-requests.json", errors_as=ERRORS_AS)
 def list_requests(fmt: str):
     """GET Service Requests: by ids (overrides the rest), or by service codes, dates and status;
     the most recent 90 days and at most 1,000 requests by default."""
@@ -216,6 +222,7 @@ def list_requests(fmt: str):
 
 @bp.get("/v2/servicerequestupdates.<fmt>")
 @allow("public")
+@responds(None, description="Service request updates, in the requested format", errors_as=ERRORS_AS)
 def updates(fmt: str):
     """FixMyStreet's updates: every move of the reports received in the window, with its status."""
     from . import reports as r
