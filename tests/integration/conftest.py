@@ -85,3 +85,14 @@ def start_function(settings, keys):
     yield _start
     for instance in reversed(started):
         instance.stop()
+
+
+@pytest.fixture
+def peers():
+    """The directory (and the other peers) as the digital-society functions ask them over HTTP
+    (``digital_support.Peers``); a test module may define its own ``peers`` instead."""
+    from digital_support import Peers
+
+    p = Peers()
+    yield p
+    p.stop()

@@ -70,3 +70,9 @@ class Peers:
     def stop(self):
         self.server.shutdown()
         self.thread.join(5)
+
+
+def ok(r, status=200):
+    """The JSON of a Flask test-client answer that must have ``status`` (its body shown if not)."""
+    assert r.status_code == status, r.get_data(as_text=True)
+    return r.get_json()

@@ -14,7 +14,7 @@ from jsonschema import Draft202012Validator
 from PIL import Image
 
 import role_matrix
-from digital_support import Peers
+from digital_support import ok
 from lscloud import images, store
 from lscloud.delivery import tail
 
@@ -27,13 +27,6 @@ HOUSEHOLD_A, HOUSEHOLD_B = "HK-06184-0042", "020070004444"
 
 
 @pytest.fixture
-def peers():
-    p = Peers()
-    yield p
-    p.stop()
-
-
-@pytest.fixture
 def community(start_function, peers):
     return start_function("community", peer_url_template=peers.template)
 
@@ -41,11 +34,6 @@ def community(start_function, peers):
 @pytest.fixture
 def client(community):
     return community.app.test_client()
-
-
-def ok(r, status=200):
-    assert r.status_code == status, r.get_data(as_text=True)
-    return r.get_json()
 
 
 def when(minutes_ago=30):

@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator
 from PIL import Image
 
 import role_matrix
-from digital_support import Peers
+from digital_support import ok
 from lscloud import images, store
 from lscloud.delivery import tail
 
@@ -33,13 +33,6 @@ CHI_LANG, DONG_DANG = "06463", "06184"
 
 
 @pytest.fixture
-def peers():
-    p = Peers()
-    yield p
-    p.stop()
-
-
-@pytest.fixture
 def market(start_function, peers):
     return start_function("market", peer_url_template=peers.template)
 
@@ -51,11 +44,6 @@ def client(market):
 
 def idem(h):
     return {**h, "Idempotency-Key": uuid.uuid4().hex}
-
-
-def ok(r, status=200):
-    assert r.status_code == status, r.get_data(as_text=True)
-    return r.get_json()
 
 
 def shop_body(**changes):

@@ -8,15 +8,14 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
 
 import role_matrix
-from digital_support import Peers
+from digital_support import ok
 from lscloud.delivery import tail
-from lscloud.statemachine import iso, now
+from lscloud.statemachine import now
 
 pytestmark = pytest.mark.integration
 
@@ -37,13 +36,6 @@ def valid(schema: str, body):
 
 
 @pytest.fixture
-def peers():
-    p = Peers()
-    yield p
-    p.stop()
-
-
-@pytest.fixture
 def reports(start_function, peers):
     return start_function("reports", peer_url_template=peers.template)
 
@@ -51,11 +43,6 @@ def reports(start_function, peers):
 @pytest.fixture
 def client(reports):
     return reports.app.test_client()
-
-
-def ok(r, status=200):
-    assert r.status_code == status, r.get_data(as_text=True)
-    return r.get_json()
 
 
 def api_key(client, tokens, agency=None):

@@ -10,7 +10,6 @@ import threading
 import xml.etree.ElementTree as ET
 
 import pytest
-from digital_support import Peers
 from test_reports_api import DONG_DANG, FORM, PHONE, api_key, ok, valid
 
 pytestmark = pytest.mark.integration
@@ -18,13 +17,6 @@ pytestmark = pytest.mark.integration
 REPORT = {"service_code": "TTDT-LAN-CHIEM", "lat": 21.8540, "long": 106.7612, "commune": DONG_DANG,
           "reporter": {"phone": PHONE}}
 POST = "service_code=ANTT&lat=21.85&long=106.76&attribute[commune]=" + DONG_DANG
-
-
-@pytest.fixture
-def peers():
-    p = Peers()
-    yield p
-    p.stop()
 
 
 def start(start_function, peers, **env):
