@@ -126,6 +126,59 @@ def test_a_follow_up_answers_for_the_same_procedure_and_a_refinement_moves_it(cl
     assert refined["procedure"] == "HT-KHNN" and refined["intent"] == "where"
 
 
+def test_a_follow_up_on_this_replica_is_two_puts_and_no_read(client):
+    from store_calls import counting
+
+    s = uuid.uuid4().hex
+    ask(client, "làm giấy khai sinh cho con cần gì", s)
+    with counting() as calls:
+        follow = ask(client, "còn lệ phí thì sao?", s)
+    assert follow["procedure"] == "HT-KS"
+    # the caller's rate-limit counter and the conversation, each from the copy this replica wrote
+    assert (calls["get"], calls["put"]) == (0, 2), calls
+
+
+def test_a_session_moved_on_elsewhere_is_answered_from_the_stored_context(client):
+    from functions.assistant.function import chat
+
+    s = uuid.uuid4().hex
+    assert ask(client, "làm giấy khai sinh cho con cần gì", s)["procedure"] == "HT-KS"
+    stale = {k: chat.RECENT.lookup(k) for k in list(chat.RECENT._items)}   # this replica's copies now
+    # another replica answers the next turn ("đăng ký kết hôn ở đâu"): the stored context moves on
+    assert ask(client, "đăng ký kết hôn ở đâu", s)["procedure"] == "HT-KH"
+    for item in stale.values():
+        if item is not None:
+            chat.RECENT.keep(item)                     # …and this replica still holds the older copy
+    follow = ask(client, "còn lệ phí thì sao?", s)
+    assert follow["procedure"] == "HT-KH" and follow["intent"] == "fees"   # not HT-KS from the stale copy
+
+
+def _until(fact, what: str, timeout_s: float = 30.0):
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not fact():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def test_the_index_is_built_at_start_and_refreshed_behind_the_questions(app, peers):
+    from functions.assistant.function.sources import CatalogueSource
+
+    _until(lambda: peers.list_calls >= 2, "the app pages the catalogue as it starts, before any question")
+    source = app.extensions["assistant.catalogue"]
+    now = [0.0]
+    mine = CatalogueSource(source.client, refresh_s=60, clock=lambda: now[0])
+    mine.warm()
+    before = peers.list_calls
+    first = mine.index()
+    assert peers.list_calls == before                      # answered from memory
+    now[0] += 61
+    assert mine.index() is first                           # a stale index answers at once…
+    _until(lambda: peers.list_calls >= before + 2 and not mine._refreshing, "…while it is revalidated behind it")
+    assert mine.index() is first                           # an unchanged catalogue keeps its index
+
+
 def test_unknown_questions_are_not_answered_with_a_guess(client):
     a = ask(client, "con mèo nhà tôi bị lạc thì sao")
     assert a["intent"] == "unknown" and a["procedure"] is None and a["citations"] == []

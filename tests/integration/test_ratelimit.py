@@ -94,3 +94,33 @@ def test_a_failure_limit_checks_before_and_counts_after_with_its_own_refusal(rt)
     target.check("target:n2")                         # another subject has its own count
     # a second limiter over the same model, another scope: counters never shared
     assert ratelimit.Limiter(Window, limit=5, window_s=60, clock=clock).peek("caller:n1") == 0
+
+
+def test_a_callers_next_hit_on_this_replica_is_one_conditional_put(rt):
+    from store_calls import counting
+
+    limiter = ratelimit.Limiter(Window, limit=10, window_s=60, clock=Clock(1_800_010_000.0))
+    with counting() as first:
+        assert limiter.hit("sub:recent-1") == 1
+    with counting() as second:
+        assert limiter.hit("sub:recent-1") == 2
+    assert (first["get"], first["put"]) == (0, 1)     # a new window's counter: written create-only, unread
+    assert (second["get"], second["put"]) == (0, 1)   # the copy this replica wrote: If-Match, unread
+
+
+def test_replicas_taking_turns_never_lose_a_hit(rt):
+    clock = Clock(1_800_020_000.0)
+    a, b = (ratelimit.Limiter(Window, limit=100, window_s=60, clock=clock) for _ in range(2))
+    counts = [(a if i % 3 else b).hit("sub:recent-2") for i in range(12)]
+    assert counts == list(range(1, 13))               # each stale copy lost its condition and was re-read
+    assert a.peek("sub:recent-2") == 12
+
+
+def test_a_copy_at_the_limit_refuses_without_a_write(rt):
+    from store_calls import counting
+
+    limiter = ratelimit.Limiter(Window, limit=2, window_s=60, clock=Clock(1_800_030_000.0))
+    limiter.hit("sub:recent-3"), limiter.hit("sub:recent-3")
+    with pytest.raises(ratelimit.RateLimited), counting() as calls:
+        limiter.hit("sub:recent-3")
+    assert calls["put"] == 0 and calls["get"] == 0

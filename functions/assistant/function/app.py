@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from flask import Flask
@@ -25,6 +26,9 @@ def create_app(settings=None) -> Flask:
     own = chat.settings_of(app.extensions["lscloud"].settings)   # a bad ASSISTANT_* value stops the start
     app.config["ASSISTANT"] = own
     app.extensions["assistant.limiter"] = Limiter(RateWindow, limit=own.rate_limit, window_s=own.rate_window_s)
-    app.extensions["assistant.catalogue"] = CatalogueSource(routes.peer_client(app), refresh_s=own.catalogue_refresh_s)
+    catalogue = CatalogueSource(routes.peer_client(app), refresh_s=own.catalogue_refresh_s)
+    app.extensions["assistant.catalogue"] = catalogue
+    # the index is built before the first question needs it (building it takes seconds)
+    threading.Thread(target=catalogue.warm, name="assistant-catalogue-warm", daemon=True).start()
     app.register_blueprint(routes.bp)
     return app

@@ -16,6 +16,7 @@ from lscloud import config
 from lscloud.pseudonyms import pseudonym
 from lscloud.redaction import redact
 from lscloud.store import ConditionalCheckFailed
+from lscloud.store.recent import RecentItems
 
 from . import answers, dialogue
 from .models import Conversation
@@ -51,23 +52,16 @@ def _conversation_key(caller: str, session: str) -> str:
     return pseudonym(Conversation.Meta.table, caller + "\x00" + session)
 
 
-def _load(key: str) -> Conversation | None:
-    try:
-        return Conversation.get(key)
-    except Conversation.DoesNotExist:
-        return None
+# the sessions this replica answered last: a follow-up here is one conditional PUT, no read first
+RECENT: RecentItems[Conversation] = RecentItems(Conversation, max_items=10_000)
 
 
-def _remember(record: Conversation | None, key: str, context: Mapping, ttl_s: int) -> None:
-    expires = datetime.now(timezone.utc) + timedelta(seconds=ttl_s)
-    try:
-        if record is None:
-            Conversation(key, context=dict(context), turns=1, expires_at=expires).save()
-        else:
-            record.context, record.turns, record.expires_at = dict(context), int(record.turns) + 1, expires
-            record.save()
-    except ConditionalCheckFailed:
-        pass   # two messages of one session at once: the other one's context stands, nothing is overwritten
+def _fresh(key: str, ttl_s: int) -> Conversation:
+    return Conversation(key, context={}, turns=0, expires_at=_expiry(ttl_s))
+
+
+def _expiry(ttl_s: int) -> datetime:
+    return datetime.now(timezone.utc) + timedelta(seconds=ttl_s)
 
 
 def _status_text(view: Mapping | None, reference: str | None, lang: str, signed_in: bool) -> str:
@@ -104,19 +98,43 @@ def reply(index: Index | Callable[[], Index], body: Mapping, *, caller: str, set
 
     ``source`` names agencies (:class:`.sources.CatalogueSource`); ``status_of(reference)`` looks a
     dossier up on the caller's behalf (:func:`.sources.dossier_status`). ``admit()`` (the rate limit)
-    runs while the conversation is read — two store round trips at once instead of one after the
-    other — and its refusal is raised before anything is answered or written."""
+    runs while the answer is worked out, and its refusal is raised before anything is written.
+
+    The conversation is changed as one read-modify-write (:class:`lscloud.store.recent.RecentItems`):
+    from the copy this replica last wrote, or presumed new, straight to a conditional PUT; when the
+    session moved on elsewhere (another replica, two messages at once) the condition fails and the
+    answer is worked out again from the stored context — so a turn never answers from a context that
+    was not the latest, and no turn's context is overwritten unseen."""
     key = _conversation_key(caller, body["session"])
-    if admit is not None:
-        pending = _POOL.submit(contextvars.copy_context().run, admit)
-        try:
-            record = _load(key)
-        finally:
-            pending.result()   # a refusal (429) wins over whatever was read
-    else:
-        record = _load(key)
+    pending = _POOL.submit(contextvars.copy_context().run, admit) if admit is not None else None
     index = index() if callable(index) else index
-    turn = dialogue.understand(index, body["text"], record.context if record else None, lang=body.get("lang"))
+    answered: dict = {}
+
+    def answer(record: Conversation) -> None:
+        out, context, score = _answer(index, body, record.context if record.turns else None, settings=settings,
+                               source=source, authorization=authorization, status_of=status_of)
+        if pending is not None:
+            pending.result()   # a refusal (429) wins: nothing is written
+        record.context, record.turns = context, int(record.turns) + 1
+        record.expires_at = _expiry(settings.session_ttl_s)
+        answered["out"], answered["score"] = out, score
+
+    try:
+        RECENT.update(key, None, answer, create=lambda: _fresh(key, settings.session_ttl_s))
+    except ConditionalCheckFailed:
+        pass   # a session written by so many at once that the retries ran out: answered, not remembered
+    out = answered["out"]
+    log.info("answer", extra={"assistant.question": masked(body["text"]), "assistant.intent": out["intent"],
+                              "assistant.procedure": out["procedure"], "assistant.score": answered["score"],
+                              "assistant.candidates": [c["procedure"] for c in out["candidates"]]})
+    return out
+
+
+def _answer(index: Index, body: Mapping, context: Mapping | None, *, settings: Settings, source, authorization,
+            status_of) -> tuple[dict, dict, float]:
+    """The answer to one turn given the conversation's ``context``; the context to remember; the
+    retrieval score (for the review log)."""
+    turn = dialogue.understand(index, body["text"], context, lang=body.get("lang"))
     lang, intent, p = turn["lang"], turn["intent"], turn["procedure"]
     out = {"session": body["session"], "intent": intent, "lang": lang, "procedure": p["code"] if p else None,
            "dossier": None, "citations": [], "suggestions": [],
@@ -137,8 +155,4 @@ def reply(index: Index | Callable[[], Index], body: Mapping, *, caller: str, set
     else:
         out.update(answers.unknown(lang, settings.hotline))
         out["intent"] = "unknown" if intent == "overview" else intent
-    _remember(record, key, turn["context"], settings.session_ttl_s)
-    log.info("answer", extra={"assistant.question": masked(body["text"]), "assistant.intent": out["intent"],
-                              "assistant.procedure": out["procedure"], "assistant.score": turn["score"],
-                              "assistant.candidates": [c["procedure"] for c in out["candidates"]]})
-    return out
+    return out, dict(turn["context"]), turn["score"]

@@ -3,9 +3,10 @@ function's records, asked over HTTP (:mod:`lscloud.peers`) — the same data the
 the dossiers read.
 
 - :class:`CatalogueSource` pages through ``GET /procedures/v1/procedures`` and builds the
-  :class:`~.retrieval.Index` once per catalogue version; it asks again at most every ``refresh_s``
-  (each page revalidated by ETag, so an unchanged catalogue costs a 304). A cache only: a replica
-  that restarts asks again.
+  :class:`~.retrieval.Index` once per catalogue version, first as the function starts; it asks
+  again every ``refresh_s`` in the background (each page revalidated by ETag, so an unchanged
+  catalogue costs a 304), never while a question waits. A cache only: a replica that restarts asks
+  again.
 - :func:`dossier_status` asks dossiers *on behalf of the caller* (their own token), or the public
   tracking by receipt code and secret: dossiers applies its own rules, and any refusal or unknown
   dossier reads the same ("not found or not yours"), so nothing about another person's dossier leaks.
@@ -30,12 +31,23 @@ class CatalogueUnavailable(errors.Unavailable):
 
 
 class CatalogueSource:
+    """The catalogue's index, kept current without making a question wait for it.
+
+    The first index is built as the function starts (:meth:`warm`, in the background); a question
+    that comes before it is ready waits for it. After that a question is always answered from the
+    index in memory: once it is ``refresh_s`` old, the next question starts one revalidation in the
+    background (stale-while-revalidate), so no answer pays for paging the catalogue or rebuilding
+    the index. A catalogue that cannot be read keeps the last index (a 503 only before the first).
+    """
+
     def __init__(self, client: peers.PeerClient, refresh_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
         self.client, self.refresh_s, self.clock = client, refresh_s, clock
         self._lock = threading.Lock()
+        self._build_lock = threading.Lock()     # one fetch-and-build at a time
         self._index: Index | None = None
         self._key: tuple | None = None
         self._checked = float("-inf")
+        self._refreshing = False
         self._agencies: dict[str, str | None] = {}
 
     def _fetch(self) -> list[dict]:
@@ -50,25 +62,57 @@ class CatalogueSource:
         return items
 
     def index(self) -> Index:
-        """The index of the current catalogue (503 while the procedures function cannot be read)."""
+        """The index of the current catalogue (503 while the procedures function cannot be read and
+        no index was ever built)."""
         with self._lock:
-            if self._index is not None and self.clock() - self._checked < self.refresh_s:
-                return self._index
+            current, due = self._index, self.clock() - self._checked >= self.refresh_s
+            start = current is not None and due and not self._refreshing
+            if start:
+                self._refreshing = True
+        if current is None:
+            return self._rebuild()
+        if start:
+            threading.Thread(target=self._refresh, name="assistant-catalogue", daemon=True).start()
+        return current
+
+    def warm(self) -> None:
+        """Build the first index (and learn the agencies' names) before the first question needs it."""
         try:
-            items = self._fetch()
-        except peers.PeerError as exc:
+            index = self._rebuild()
+        except CatalogueUnavailable:
+            return   # the first question will ask again
+        for code in sorted({p.get("agency") for p in index.by_code.values() if p.get("agency")}):
+            self.agency_name(code)
+
+    def _refresh(self) -> None:
+        try:
+            self._rebuild()
+        except CatalogueUnavailable:
+            pass     # the last index stands; the next question after refresh_s asks again
+        finally:
             with self._lock:
-                if self._index is not None:    # a stale index beats no answer; asked again next time
+                self._refreshing = False
+
+    def _rebuild(self) -> Index:
+        with self._build_lock:
+            with self._lock:   # built by another thread while this one waited for the build lock
+                if self._index is not None and self.clock() - self._checked < self.refresh_s:
                     return self._index
-            raise CatalogueUnavailable("The procedures catalogue cannot be read right now.",
-                                       detail_vi="Chưa đọc được danh mục thủ tục; vui lòng thử lại sau.") from exc
-        key = tuple((p["code"], p.get("national_code"), p["name"], len(p["documents"]), p["processing_days"],
-                     tuple(f["amount_vnd"] for f in p["fees"])) for p in items)
-        with self._lock:
-            if key != self._key or self._index is None:
-                self._index, self._key = Index(items), key
-            self._checked = self.clock()
-            return self._index
+            try:
+                items = self._fetch()
+            except peers.PeerError as exc:
+                with self._lock:
+                    if self._index is not None:    # a stale index beats no answer; asked again next time
+                        self._checked = self.clock()
+                        return self._index
+                raise CatalogueUnavailable("The procedures catalogue cannot be read right now.",
+                                           detail_vi="Chưa đọc được danh mục thủ tục; vui lòng thử lại sau.") from exc
+            key = tuple((p["code"], p.get("national_code"), p["name"], len(p["documents"]), p["processing_days"],
+                         tuple(f["amount_vnd"] for f in p["fees"])) for p in items)
+            index = Index(items) if key != self._key or self._index is None else self._index
+            with self._lock:
+                self._index, self._key, self._checked = index, key, self.clock()
+                return index
 
     def agency_name(self, code: str) -> str | None:
         """The directory's name of an agency (None when the directory cannot say)."""

@@ -1,0 +1,119 @@
+"""Read-modify-write without the read: the items this replica last wrote, kept with their ETags.
+
+A hot item that one replica writes again and again (a caller's rate-limit counter, a chat
+session's context) costs a GET and a conditional PUT per change under :meth:`Model.update`.
+:class:`RecentItems` remembers the copy this replica last read or wrote; the next change starts
+from it and goes straight to the conditional PUT (``If-Match`` its ETag, or create-only for a key
+this replica has not seen and is told to presume free). The PUT itself says whether the copy was
+still current: if another replica wrote the item since (or it exists after all), the condition
+fails, the copy is forgotten and the change is made again on a fresh read, under the project's
+retry policy. So a stale copy costs one lost condition and a re-read, never a lost write, and
+replicas stay stateless: the store holds the truth, the copy is only a guess at its version.
+
+    RECENT = RecentItems(RateWindow, max_items=10_000)
+    item = RECENT.update(subject, window, lambda item: ..., create=lambda: RateWindow(subject, window))
+
+``fn`` may run more than once (once per attempt), so it must only compute from the item it is
+given; an exception from it aborts the change with nothing written.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import OrderedDict
+from typing import Any, Callable, Generic, TypeVar
+
+from .errors import ConditionalCheckFailed
+from .retry import DEFAULT, Backoff
+
+M = TypeVar("M")
+
+
+class RecentItems(Generic[M]):
+    """At most ``max_items`` copies of ``model`` items (least recently used dropped first)."""
+
+    def __init__(self, model: type[M], *, max_items: int = 4096, policy: Backoff = DEFAULT):
+        if max_items < 1:
+            raise ValueError("max_items must be at least 1")
+        self.model, self.max_items, self.policy = model, max_items, policy
+        self._items: OrderedDict[str, M] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def lookup(self, hash_key: Any, range_key: Any = None) -> M | None:
+        """A private copy of the item as this replica last saw it (None: not seen, or expired since)."""
+        key = self.model._key_for(hash_key, range_key)
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+        if item is None or item._expired():
+            return None
+        return _copy(item)
+
+    def keep(self, item: M) -> None:
+        """Remember ``item`` (as read or saved: it has an ETag) for the next change."""
+        if item.etag is None:
+            return
+        with self._lock:
+            self._items[item._key()] = _copy(item)
+            self._items.move_to_end(item._key())
+            while len(self._items) > self.max_items:
+                self._items.popitem(last=False)
+
+    def forget(self, hash_key: Any, range_key: Any = None) -> None:
+        with self._lock:
+            self._items.pop(self.model._key_for(hash_key, range_key), None)
+
+    def update(self, hash_key: Any, range_key: Any, fn: Callable[[M], Any], *,
+               create: Callable[[], M] | None = None) -> M:
+        """``fn(item)`` applied to the item and saved conditionally; the saved item.
+
+        The first attempt starts from the remembered copy; for a key not remembered, from
+        ``create()`` (presumed free, written create-only) when given, else from a read. Every
+        later attempt starts from a fresh read (``create()`` when there is none; without
+        ``create`` a missing item raises ``model.DoesNotExist``). Lost conditions are retried
+        under the retry policy, then ConditionalCheckFailed propagates.
+        """
+        guess = self.lookup(hash_key, range_key)
+        if guess is None and create is not None:
+            guess = create()
+
+        def attempt(item: M) -> M:
+            fn(item)
+            try:
+                item.save()
+            except ConditionalCheckFailed:
+                self.forget(hash_key, range_key)
+                raise
+            self.keep(item)
+            return item
+
+        def once() -> M:
+            nonlocal guess
+            if guess is not None:
+                item, guess = guess, None
+                try:
+                    return attempt(item)
+                except ConditionalCheckFailed:
+                    pass    # the copy was stale (or the key taken): a fresh read at once, no back-off
+            return attempt(self._read(hash_key, range_key, create))
+
+        return self.policy.run(once)
+
+    def _read(self, hash_key: Any, range_key: Any, create: Callable[[], M] | None) -> M:
+        try:
+            return self.model.get(hash_key, range_key)
+        except self.model.DoesNotExist:
+            if create is None:
+                raise
+            return create()
+
+
+def _copy(item: M) -> M:
+    twin = copy.copy(item)
+    twin._values = copy.deepcopy(item._values)
+    return twin
