@@ -11,7 +11,9 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import psutil
 import pytest
@@ -39,7 +41,8 @@ def wait_for(predicate, timeout: float, what: str, proc=None, log: Path | None =
 class Cloud:
     """One `lscloud up` subprocess and what it wrote."""
 
-    def __init__(self, state_dir: Path, functions_dirs: list[Path], port: int, log: Path, only: list[str] = ()):
+    def __init__(self, state_dir: Path, functions_dirs: list[Path], port: int, log: Path, only: list[str] = (),
+                 env: dict[str, str] | None = None):
         self.state_dir, self.port, self.log = state_dir, port, log
         argv = [sys.executable, "-m", "lscloud.cli", "--state-dir", str(state_dir), "up", "--port", str(port)]
         for d in functions_dirs:
@@ -49,7 +52,8 @@ class Cloud:
         self.argv = argv
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env={**os.environ, "PYTHONUNBUFFERED": "1", "LSCLOUD_E2E_PROBE_LABEL": "e2e"},
+                                         env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1",
+                                              "LSCLOUD_E2E_PROBE_LABEL": "e2e"},
                                          start_new_session=True)
         self.gateway = f"http://127.0.0.1:{port}"
 
@@ -78,6 +82,22 @@ class Cloud:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
+
+
+@contextmanager
+def running(tmp_path_factory, name: str, functions_dirs: list[Path] | None = None, *, only: list[str] = (),
+            env: dict[str, str] | None = None) -> Iterator[Cloud]:
+    """A test module's `lscloud up`: its own state dir and free port, ready when entered, stopped
+    (its whole process group) when left — also when it never became ready. ``env`` is added to the
+    cloud's environment (the functions inherit it)."""
+    base = tmp_path_factory.mktemp(name)
+    cloud = Cloud(base / "state", functions_dirs or [ROOT / "functions"], free_port(), base / "up.log", only=only,
+                  env=env)
+    try:
+        cloud.wait_ready()
+        yield cloud
+    finally:
+        cloud.terminate()
 
 
 def process_tree(pid: int) -> list[psutil.Process]:

@@ -14,10 +14,9 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from localcloud import ROOT, Cloud, wait_for
+from localcloud import running, wait_for
 from lscloud import events
 from lscloud.auth import dev_keys, issue_token
-from lscloud.local.servers import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -27,13 +26,8 @@ AGENCIES = ("customs", "border-guard", "health-quarantine", "animal-quarantine",
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
-    base = tmp_path_factory.mktemp("border-cloud")
-    c = Cloud(base / "state", [ROOT / "functions"], free_port(), base / "up.log")
-    try:
-        c.wait_ready()
+    with running(tmp_path_factory, "border-cloud") as c:
         yield c
-    finally:
-        c.terminate()
 
 
 @pytest.fixture(scope="module")

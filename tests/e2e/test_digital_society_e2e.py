@@ -21,9 +21,8 @@ import qr_pay as napas
 import zxingcpp
 from PIL import Image
 
-from localcloud import ROOT, Cloud, wait_for
+from localcloud import running, wait_for
 from lscloud.auth import dev_keys, issue_token
-from lscloud.local.servers import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -33,14 +32,8 @@ FIRM = "0100109106"
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
-    base = tmp_path_factory.mktemp("digital-cloud")
-    c = Cloud(base / "state", [ROOT / "functions"], free_port(), base / "up.log",
-              only=["directory", "border", "community", "market"])
-    try:
-        c.wait_ready()
+    with running(tmp_path_factory, "digital-cloud", only=["directory", "border", "community", "market"]) as c:
         yield c
-    finally:
-        c.terminate()
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,7 @@ import psutil
 import pytest
 from openapi_spec_validator import validate
 
-from localcloud import ROOT, Cloud, process_tree
-from lscloud.local.servers import free_port
+from localcloud import process_tree, running
 
 pytestmark = pytest.mark.e2e
 
@@ -24,14 +23,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
-    base = tmp_path_factory.mktemp("directory-cloud")
-    c = Cloud(base / "state", [ROOT / "functions"], free_port(), base / "up.log")
-    try:
-        c.wait_ready()
+    with running(tmp_path_factory, "directory-cloud") as c:
         c.tree = [p.pid for p in process_tree(c.proc.pid)]
         yield c
-    finally:
-        c.terminate()
 
 
 @pytest.fixture(scope="module")

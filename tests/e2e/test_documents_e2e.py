@@ -15,8 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from localcloud import ROOT, Cloud
-from lscloud.local.servers import free_port
+from localcloud import ROOT, running
 
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 from documents_support import make_pdf, nss_db, pdfsig, signature_timestamps_verify  # noqa: E402
@@ -29,13 +28,8 @@ FUNCTIONS = ("identity", "procedures", "dossiers", "directory", "documents")
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
-    base = tmp_path_factory.mktemp("documents-cloud")
-    c = Cloud(base / "state", [ROOT / "functions"], free_port(), base / "up.log", only=list(FUNCTIONS))
-    try:
-        c.wait_ready()
+    with running(tmp_path_factory, "documents-cloud", only=list(FUNCTIONS)) as c:
         yield c
-    finally:
-        c.terminate()
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,8 @@ import uuid
 import httpx
 import pytest
 
-from localcloud import ROOT, Cloud
+from localcloud import ROOT, running
 from lscloud.auth import dev_keys, issue_token
-from lscloud.local.servers import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -25,13 +24,8 @@ def cloud(tmp_path_factory):
     for name in ("identity", "procedures", "dossiers", "directory"):
         if not (ROOT / "functions" / name / "func.yaml").is_file():
             pytest.skip(f"functions/{name} is not there yet")
-    base = tmp_path_factory.mktemp("dossiers-cloud")
-    c = Cloud(base / "state", [ROOT / "functions"], free_port(), base / "up.log")
-    try:
-        c.wait_ready()
+    with running(tmp_path_factory, "dossiers-cloud") as c:
         yield c
-    finally:
-        c.terminate()
 
 
 @pytest.fixture(scope="module")

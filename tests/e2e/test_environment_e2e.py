@@ -13,23 +13,17 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from localcloud import ROOT, Cloud, wait_for
+from localcloud import ROOT, running, wait_for
 from lscloud.auth import dev_keys, issue_token
-from lscloud.local.servers import free_port
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
-    base = tmp_path_factory.mktemp("environment-cloud")
-    c = Cloud(base / "state", [ROOT / "functions", ROOT / "peers"], free_port(), base / "up.log",
-              only=["directory", "environment", "environment-sim"])
-    try:
-        c.wait_ready()
+    with running(tmp_path_factory, "environment-cloud", [ROOT / "functions", ROOT / "peers"],
+                 only=["directory", "environment", "environment-sim"]) as c:
         yield c
-    finally:
-        c.terminate()
 
 
 def mqtt_connect(url: str, user: str | None, password: str | None):

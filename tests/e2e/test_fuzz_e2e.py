@@ -14,21 +14,15 @@ import sys
 
 import pytest
 
-from localcloud import ROOT, Cloud
-from lscloud.local.servers import free_port
+from localcloud import ROOT, running
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
-    base = tmp_path_factory.mktemp("fuzz-cloud")
-    c = Cloud(base / "state", [ROOT / "functions"], free_port(), base / "up.log", only=["directory", "identity"])
-    try:
-        c.wait_ready()
+    with running(tmp_path_factory, "fuzz-cloud", only=["directory", "identity"]) as c:
         yield c
-    finally:
-        c.terminate()
 
 
 def fuzz(cloud, *args: str) -> subprocess.CompletedProcess:

@@ -10,10 +10,9 @@ import httpx
 import psutil
 import pytest
 
-from localcloud import ROOT, Cloud
+from localcloud import running
 from lscloud.auth import dev_keys, verify_token
 from lscloud.config import Settings
-from lscloud.local.servers import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -22,13 +21,8 @@ AN = {"id_number": "020095001234", "full_name": "nguyễn  văn AN", "date_of_bi
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
-    base = tmp_path_factory.mktemp("identity-cloud")
-    c = Cloud(base / "state", [ROOT / "functions"], free_port(), base / "up.log")
-    try:
-        c.wait_ready()
+    with running(tmp_path_factory, "identity-cloud") as c:
         yield c
-    finally:
-        c.terminate()
 
 
 @pytest.fixture(scope="module")

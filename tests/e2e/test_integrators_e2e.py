@@ -23,9 +23,8 @@ import sys
 import httpx
 import pytest
 
-from lscloud.local.servers import free_port
 
-from localcloud import ROOT, Cloud, wait_for
+from localcloud import ROOT, running, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -38,13 +37,8 @@ NOT_FOR_CLIENTS = ("/events", "/openapi.json")
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("integrators")
-    c = Cloud(tmp / "state", [ROOT / "functions", ROOT / "peers"], free_port(), tmp / "up.log")
-    try:
-        c.wait_ready()
+    with running(tmp_path_factory, "integrators", [ROOT / "functions", ROOT / "peers"]) as c:
         yield c
-    finally:
-        c.terminate()
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from localcloud import ROOT, Cloud, wait_for
+from localcloud import ROOT, running, wait_for
 from lscloud.auth import dev_keys, issue_token
-from lscloud.local.servers import free_port
 
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 import ioc_support as ev  # noqa: E402
@@ -30,13 +29,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
-    base = tmp_path_factory.mktemp("ioc-cloud")
-    c = Cloud(base / "state", [ROOT / "functions"], free_port(), base / "up.log", only=["ioc"])
-    try:
-        c.wait_ready()
+    with running(tmp_path_factory, "ioc-cloud", only=["ioc"]) as c:
         yield c
-    finally:
-        c.terminate()
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from localcloud import ROOT, Cloud, OtlpReceiver, wait_for
+from localcloud import ROOT, OtlpReceiver, running, wait_for
 from lscloud.auth import dev_keys, issue_token
-from lscloud.local.servers import WeedMini, free_port
+from lscloud.local.servers import WeedMini
 from lscloud.store.objects import ObjectStore
 from test_border_e2e import test_a_crossing_through_the_local_cloud as crossing_journey
 from test_dossiers_e2e import CITIZEN, test_a_permit_from_sign_in_to_result as permit_journey
@@ -43,16 +43,9 @@ def otlp():
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory, otlp):
-    base = tmp_path_factory.mktemp("privacy-cloud")
-    with pytest.MonkeyPatch.context() as mp:  # the cloud copies the environment when it starts
-        mp.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.endpoint)
-        mp.setenv("OTEL_METRIC_EXPORT_INTERVAL", "2000")
-        c = Cloud(base / "state", [ROOT / "functions", ROOT / "peers"], free_port(), base / "up.log")
-    try:
-        c.wait_ready()
+    with running(tmp_path_factory, "privacy-cloud", [ROOT / "functions", ROOT / "peers"],
+                 env={"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint, "OTEL_METRIC_EXPORT_INTERVAL": "2000"}) as c:
         yield c
-    finally:
-        c.terminate()
 
 
 def ok(r, status=200):

@@ -13,9 +13,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from localcloud import ROOT, Cloud, wait_for
+from localcloud import ROOT, running, wait_for
 from lscloud.auth import dev_keys, issue_token
-from lscloud.local.servers import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -24,13 +23,8 @@ CCCD, PHONE, NAME = "020088005555", "0987 654 321", "Lương Thị Mai"
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
-    base = tmp_path_factory.mktemp("reports-cloud")
-    c = Cloud(base / "state", [ROOT / "functions", ROOT / "peers"], free_port(), base / "up.log", only=["reports"])
-    try:
-        c.wait_ready()
+    with running(tmp_path_factory, "reports-cloud", [ROOT / "functions", ROOT / "peers"], only=["reports"]) as c:
         yield c
-    finally:
-        c.terminate()
 
 
 def ok(r, status=200):

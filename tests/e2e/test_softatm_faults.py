@@ -28,9 +28,8 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from localcloud import ROOT, Cloud
+from localcloud import ROOT, running
 from lscloud.auth import dev_keys, issue_token
-from lscloud.local.servers import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -45,14 +44,9 @@ FUND = 150_000_000
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
-    base = tmp_path_factory.mktemp("softatm-cloud")
-    c = Cloud(base / "state", [ROOT / "functions", ROOT / "peers"], free_port(), base / "up.log",
-              only=["directory", "softatm", "softatm-bank-sim"])
-    try:
-        c.wait_ready()
+    with running(tmp_path_factory, "softatm-cloud", [ROOT / "functions", ROOT / "peers"],
+                 only=["directory", "softatm", "softatm-bank-sim"]) as c:
         yield c
-    finally:
-        c.terminate()
 
 
 def nats_pid(cloud) -> int | None:

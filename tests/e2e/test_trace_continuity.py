@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from localcloud import Cloud, OtlpReceiver, wait_for  # tests/e2e helper module
-from lscloud.local.servers import WeedMini, free_port
+from localcloud import OtlpReceiver, running, wait_for  # tests/e2e helper module
+from lscloud.local.servers import WeedMini
 from lscloud.telemetry import read_trace_file
 
 pytestmark = pytest.mark.e2e
@@ -40,18 +40,12 @@ def otlp():
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory, otlp):
-    base = tmp_path_factory.mktemp("trace-cloud")
-    with pytest.MonkeyPatch.context() as mp:  # the cloud copies the environment when it starts
-        mp.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.endpoint)
-        # ask for the credential headers too: they must come out redacted, never as values
-        mp.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST", "authorization,x-request-id")
-        mp.setenv("NO_PROXY", ",".join(filter(None, ["127.0.0.1,localhost", os.environ.get("NO_PROXY")])))
-        c = Cloud(base / "state", [FIXTURES], free_port(), base / "up.log")
-    try:
-        c.wait_ready()
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
+           # ask for the credential headers too: they must come out redacted, never as values
+           "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST": "authorization,x-request-id",
+           "NO_PROXY": ",".join(filter(None, ["127.0.0.1,localhost", os.environ.get("NO_PROXY")]))}
+    with running(tmp_path_factory, "trace-cloud", [FIXTURES], env=env) as c:
         yield c
-    finally:
-        c.terminate()
 
 
 @pytest.fixture(scope="module")
