@@ -618,3 +618,34 @@ def test_the_per_agency_work_items_of_the_older_layout_are_merged(client, tok):
     items = ok(client.get("/v1/gates/tan-thanh/worklist", headers=tok("officer", agency="border-guard", unit="tan-thanh")))
     assert [w["declaration_id"] for w in items["items"]] == ["d-old"]
 
+
+def test_the_clock_tick_mends_a_tally_a_crashed_writer_left_behind(client, tok):
+    """A writer that dies between its queue entry and its count leaves the tally wrong; every tenth
+    minute's tick counts each queue again, and the board is right again."""
+    from datetime import datetime, timezone
+
+    from lscloud import clock
+    from functions.border.function import tally
+
+    ent, yard = tok("enterprise", sub=TAX), tok("yard-operator", unit="huu-nghi")
+    did = new_id()
+    ok(client.post("/v1/declarations", json=declaration(did, booking={"mode": "living"}), headers=ent), 201)
+    ok(client.post(f"/v1/declarations/{did}/arrival", headers=idem(yard)))
+    qn = "huu-nghi_in"
+    right = tally.counts(qn)
+    assert sum(right.values()) == 1
+    drifted = models.QueueTally.get(qn)
+    drifted.counts = {part: n + 5 for part, n in right.items()}   # the crash: counted, entries never written
+    drifted.save()
+    assert ok(client.get("/v1/gates/huu-nghi/board"))["flows"]["in"]["waiting"] == 6
+
+    def tick_at(minute):
+        ev = clock.tick_event(datetime.now(timezone.utc).replace(minute=minute))
+        headers, body = events.to_binary_http(ev)
+        return ok(client.post("/events", data=body, headers={**headers, **delivered_by_dispatcher(client)}))
+
+    assert tick_at(7)["status"] == "done"   # not a tenth minute: the tally is left alone
+    assert tally.counts(qn) != right
+    assert tick_at(10)["status"] == "done"
+    assert tally.counts(qn) == right
+    assert ok(client.get("/v1/gates/huu-nghi/board"))["flows"]["in"]["waiting"] == 1
