@@ -12,8 +12,11 @@ document and changes it through :class:`Aggregate`:
 - after the committed write come the audit entries (create-only, keyed by time and the document's
   version, so a repeat writes nothing new) and the events (ids derived from the same version, so
   JetStream's dedupe drops a repeat; what NATS does not confirm waits in :mod:`lscloud.outbox`);
+- the record's own indexes (``side=``: small create-only objects derived from the document) are
+  written in that same concurrent round as the audit entries, so a write costs the record's own
+  round trip plus one, however many indexes it keeps (:func:`save_all_quietly`);
 - hooks carry what differs between functions: ``summary`` (what every event says of the
-  document), ``after_commit`` (metrics, indexes), ``on_terminal`` (cleanup when the document
+  document), ``after_commit`` (metrics), ``on_terminal`` (cleanup when the document
   reaches a terminal state), ``events_after`` per call (events that are not transitions).
 
 A domain whose facts must follow consequences of the write (a ledger movement before the bank
@@ -43,7 +46,10 @@ log = logging.getLogger("lscloud.aggregate")
 
 M = TypeVar("M", bound=Model)
 
-_side = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lscloud-side")
+# Side writes are one round trip each, mostly waiting on the store: the pool is wide enough that
+# the indexes and audit entries of a few concurrent requests go out at once instead of queueing
+# behind each other (8 workers made 8 concurrent declarations wait ~15 PUTs each).
+_side = ThreadPoolExecutor(max_workers=32, thread_name_prefix="lscloud-side")
 
 
 def side_pool() -> ThreadPoolExecutor:
@@ -87,6 +93,29 @@ def save_quietly(item: Model) -> bool:
         return True
     except ConditionalCheckFailed:
         return False
+
+
+def save_all_quietly(items: Iterable[Model]) -> list[bool]:
+    """Create every one of ``items`` at once (create-only, each its own conditional PUT on the side
+    pool): True where written, False where already there (the repeat of a committed write).
+
+    Every write is tried and waited for before the first other error is raised, so a retry finds
+    exactly what is missing. Not to be called from a side-pool thread (it waits on that pool).
+    """
+    return _wait_all([_side.submit(save_quietly, item) for item in items])
+
+
+def _wait_all(futures: list) -> list:
+    results, error = [], None
+    for f in futures:
+        try:
+            results.append(f.result())
+        except Exception as exc:  # noqa: BLE001 - raised once every write has finished
+            results.append(None)
+            error = error or exc
+    if error is not None:
+        raise error
+    return results
 
 
 def delete_quietly(model: type[Model], *key: Any) -> None:
@@ -154,10 +183,11 @@ class Aggregate(Generic[M]):
             setattr(item, name, doc.get(name))
 
     def create(self, item: M, transitions: Sequence[Transition], *, conflict: Conflict | None = None,
-               events: Iterable[dict] = ()) -> Outcome[M]:
-        """Store a new record create-only, then its trail and events.
+               events: Iterable[dict] = (), side: Callable[[dict], Iterable[Model]] | None = None) -> Outcome[M]:
+        """Store a new record create-only, then its trail, its indexes and its events at once.
 
         A record already at that id raises ``conflict`` (default: a 409 naming the id).
+        ``side(doc)``: the record's index objects, created (create-only) beside its audit entries.
         """
         self._sync(item, item.data)
         try:
@@ -166,12 +196,13 @@ class Aggregate(Generic[M]):
             raise conflict or Conflict(f"a {self.machine.noun} with this id already exists",
                                        detail_vi=f"Đã có {self.machine.noun_vi} với mã này.") from None
         out = Outcome(item, list(transitions))
-        self.commit(out, list(events))
+        self.commit(out, list(events), side=list(side(item.data)) if side else ())
         return out
 
     def mutate(self, record_id: str, op: Callable[[dict], Any], *,
                events_after: Callable[[dict, Any], list[dict]] | None = None,
-               backoff: Backoff | None = None, item: M | None = None) -> Outcome[M]:
+               backoff: Backoff | None = None, item: M | None = None,
+               side: Callable[[dict], Iterable[Model]] | None = None) -> Outcome[M]:
         """Read-modify-write one record under ``If-Match``.
 
         ``op(doc)`` changes the fresh document and returns the transitions it made (a list), or
@@ -182,6 +213,9 @@ class Aggregate(Generic[M]):
         ``item``: the record as the caller just read (or wrote) it, to save the first read. Its
         ETag still guards the write, so a stale one only costs the re-read it saved; ``op`` may
         change its document in place, so the caller hands it over.
+
+        ``side(doc)``: index objects of the committed document, created (create-only) in the same
+        concurrent round as its audit entries (not called when nothing was written).
         """
         policy = backoff or self.backoff
         given = item
@@ -203,13 +237,15 @@ class Aggregate(Generic[M]):
                     policy.pause(attempt)
                 continue
             outcome = Outcome(item, list(transitions), result)
-            self.commit(outcome, events_after(doc, result) if events_after else [])
+            self.commit(outcome, events_after(doc, result) if events_after else [],
+                        side=list(side(doc)) if side else ())
             return outcome
         raise ConditionalCheckFailed(f"{self.machine.noun} {record_id} kept changing: {policy.retries} retries",
                                      key=record_id)
 
-    def commit(self, outcome: Outcome[M], extra_events: list[dict]) -> None:
-        """What follows a committed write: audit entries, events, hooks (each repeat-safe)."""
+    def commit(self, outcome: Outcome[M], extra_events: list[dict], side: Sequence[Model] = ()) -> None:
+        """What follows a committed write: audit entries and ``side`` objects (all in flight at once,
+        create-only), events, hooks (each repeat-safe)."""
         doc, version = outcome.doc, outcome.version
         record_id = str(getattr(outcome.item, type(outcome.item)._hash_attr.name))
         entries, evts = [], []
@@ -219,10 +255,9 @@ class Aggregate(Generic[M]):
                                           data=t.audit()))
             if self.publish:
                 evts.append(self.event(t, doc, record_id, f"{record_id}.{version}.{i}"))
-        saving = [_side.submit(save_quietly, e) for e in entries]
+        saving = [_side.submit(save_quietly, e) for e in (*entries, *side)]
         outbox.publish(evts + list(extra_events))
-        for f in saving:
-            f.result()
+        _wait_all(saving)
         if self.after_commit is not None:
             self.after_commit(outcome)
         if self.on_terminal is not None and self.machine.is_terminal(doc[self.machine.state_field]) and \

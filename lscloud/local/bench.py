@@ -404,12 +404,85 @@ def _border_body(i: int, run: str, gate: str = "huu-nghi") -> dict:
             "health": {"fever": False, "symptoms": [], "contact_with_case": False}, "submit": True}
 
 
+@dataclass
+class SoakMinute:
+    minute: int
+    sent: int = 0
+    errors: int = 0
+    latencies: list[float] = field(default_factory=list, repr=False)
+    first_error: str | None = None
+
+    def pct(self, q: float) -> float:
+        return LoadResult("", latencies=self.latencies).pct(q)
+
+
+def run_soak(make_call: Callable[[], Callable[[], None]], *, per_minute: int, minutes: int, workers: int,
+             on_minute: Callable[[SoakMinute], None] | None = None) -> list[SoakMinute]:
+    """Open-loop load: a call every ``60 / per_minute`` s for ``minutes``, whatever the answers take.
+
+    A call's latency counts from when it was due, not from when a worker was free, so a server
+    falling behind shows in the figures instead of slowing the load down (no coordinated omission).
+    """
+    interval = 60.0 / per_minute
+    total = per_minute * minutes
+    buckets = [SoakMinute(m + 1) for m in range(minutes)]
+    lock = threading.Lock()
+    local = threading.local()
+
+    def one(due: float, bucket: SoakMinute) -> None:
+        if not hasattr(local, "call"):
+            local.call = make_call()
+        try:
+            local.call()
+            ok, err = True, None
+        except Exception as exc:  # noqa: BLE001 - counted and reported
+            ok, err = False, f"{type(exc).__name__}: {exc}"[:200]
+        took = time.perf_counter() - due
+        with lock:
+            bucket.sent += 1
+            if ok:
+                bucket.latencies.append(took)
+            else:
+                bucket.errors += 1
+                bucket.first_error = bucket.first_error or err
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(workers, thread_name_prefix="soak") as pool:
+        futures, reported = [], 0
+        for i in range(total):
+            due = start + i * interval
+            pause = due - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+            futures.append(pool.submit(one, due, buckets[min(minutes - 1, i // per_minute)]))
+            # a minute is reported once its calls have all answered
+            while on_minute and reported < minutes and (reported + 1) * per_minute <= len(futures) and \
+                    all(f.done() for f in futures[reported * per_minute:(reported + 1) * per_minute]):
+                on_minute(buckets[reported])
+                reported += 1
+        for f in futures:
+            f.result()
+        while on_minute and reported < minutes:
+            on_minute(buckets[reported])
+            reported += 1
+    return buckets
+
+
+def _print_soak_minute(m: SoakMinute) -> None:
+    print(f"  minute {m.minute:3d}  sent {m.sent:6d}  errors {m.errors:4d}  p50 {m.pct(0.5):8.1f} ms  "
+          f"p99 {m.pct(0.99):8.1f} ms" + (f"  ({m.first_error})" if m.first_error else ""), flush=True)
+
+
 def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10_000, lookups: int = 30,
                  functions_dir: Path = Path("functions"), reuse_state_dir: Path | None = None,
-                 max_seconds: float = 60.0, report: list | None = None) -> int:
+                 max_seconds: float = 60.0, report: list | None = None, soak: bool = False,
+                 soak_minutes: int = 10, soak_rate: int = 1000) -> int:
     """Declarations created per second (full stack: gateway, auth, validation, idempotency, store,
     indexes, audit, events on NATS) against raw S3 conditional PUTs in the same run; then the
-    queue-position lookup time with ``waiting`` trucks in the yard queue ahead."""
+    queue-position lookup time with ``waiting`` trucks in the yard queue ahead.
+
+    ``soak``: then ``soak_rate`` declarations a minute for ``soak_minutes`` (open loop), with the
+    errors, p50 and p99 of each minute, so a p99 that climbs (a backlog, a leak) shows."""
     import json
     import uuid
     from concurrent.futures import ThreadPoolExecutor as Pool
@@ -420,6 +493,8 @@ def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10
 
     if requests < 1 or concurrency < 1 or waiting < 0:
         raise BenchError("--requests and --concurrency must be at least 1, --waiting at least 0")
+    if soak and (soak_minutes < 1 or soak_rate < 1):
+        raise BenchError("--soak-minutes and --soak-rate must be at least 1")
     if not (functions_dir / "border" / "func.yaml").is_file():
         raise BenchError(f"no border function in {functions_dir}")
     run = uuid.uuid4().hex[:8]
@@ -451,6 +526,11 @@ def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10
         run_load("warm-up", create_call, min(20, requests), min(concurrency, 4), 20)
         decl = run_load("POST /border/v1/declarations via gateway", create_call, requests, concurrency, max_seconds)
         puts = run_load("S3 PUT If-None-Match: * (boto3)", s3_put_call, requests * 10, concurrency, max_seconds)
+        soaked: list[SoakMinute] = []
+        if soak:
+            print(f"… soak: {soak_rate} declarations a minute for {soak_minutes} minute(s), open loop", flush=True)
+            soaked = run_soak(create_call, per_minute=soak_rate, minutes=soak_minutes,
+                              workers=max(concurrency, 64), on_minute=_print_soak_minute)
 
         # the queue: `waiting` trucks ahead in the yard queue of one gate, then one real truck at the back
         print(f"… filling the yard queue of binh-nghi (in) with {waiting} trucks", flush=True)
@@ -504,6 +584,15 @@ def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10
     if puts.rps:
         print(f"one declaration costs about {puts.rps / decl.rps:.1f} conditional PUTs of time "
               f"({decl.rps / puts.rps:.1%} of the raw PUT rate)" if decl.rps else "no declaration succeeded")
+    if soaked:
+        errors = sum(m.errors for m in soaked)
+        p99s = [m.pct(0.99) for m in soaked if m.latencies]
+        print(f"soak: {soak_rate} declarations a minute for {len(soaked)} minute(s); {errors} errors")
+        for m in soaked:
+            _print_soak_minute(m)
+        if p99s:
+            print(f"p99 per minute from {min(p99s):.1f} to {max(p99s):.1f} ms (last / first minute "
+                  f"{p99s[-1] / p99s[0]:.2f}×)")
     print(f"queue of {waiting} trucks filled in {fill_s:.1f}s; measured truck at position {position}")
     print(f"GET /v1/declarations/{{id}}/position  p50 {ms(lat, 0.5):7.1f} ms  p90 {ms(lat, 0.9):7.1f} ms  ({lookups} calls)")
     print(f"GET /v1/lookup (public, vi)          p50 {ms(lookup_lat, 0.5):7.1f} ms  p90 {ms(lookup_lat, 0.9):7.1f} ms")
@@ -518,7 +607,7 @@ def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10
         ratio = pos.pct(0.5) / raw_get.pct(0.5) if raw_get.latencies else None
         report.append(row(f"queue position with {waiting} trucks waiting", pos, base("S3 GET (boto3)", raw_get),
                           ratio, "≤ 3 raw GETs of time", ratio is not None and ratio <= 3))
-    return 1 if decl.ok == 0 else 0
+    return 1 if decl.ok == 0 or any(m.errors for m in soaked) else 0
 
 
 # -- procedures ----------------------------------------------------------------------------------------

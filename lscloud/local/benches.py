@@ -61,7 +61,10 @@ BENCHES: tuple[Bench, ...] = (
           (_n("--requests", 1000, "requests per target"),), max_seconds=30.0),
     Bench("border", "bench:bench_border", "border declarations/s (full stack, with events) vs raw S3 conditional "
                                           "PUTs; queue-position lookup with 10,000 trucks waiting",
-          (_n("--requests", 300, "declarations to create"), _n("--waiting", 10_000, "trucks waiting ahead in the queue"))),
+          (_n("--requests", 300, "declarations to create"), _n("--waiting", 10_000, "trucks waiting ahead in the queue"),
+           Option("--soak", bool, False, "then sustained load: --soak-rate declarations a minute for --soak-minutes, "
+                                         "errors and p50/p99 per minute"),
+           _n("--soak-minutes", 10, "minutes of --soak"), _n("--soak-rate", 1000, "declarations a minute in --soak"))),
     Bench("procedures", "bench:bench_procedures", "catalogue search latency (p50/p99) via the gateway vs direct "
                                                   "vs a raw S3 GET of the snapshot it reads",
           (_n("--requests", 1000, "searches per target"),), max_seconds=30.0),
@@ -105,7 +108,10 @@ def add_parsers(bench_sub: argparse._SubParsersAction, handler: Callable) -> Non
         p = bench_sub.add_parser(b.name, help=b.help)
         p.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         for o in b.options:
-            p.add_argument(o.flag, type=o.type, default=o.default, help=o.help)
+            if o.type is bool:   # a switch
+                p.add_argument(o.flag, action="store_true", default=o.default, help=o.help)
+            else:
+                p.add_argument(o.flag, type=o.type, default=o.default, help=o.help)
         p.add_argument("--concurrency", type=int, default=b.concurrency,
                        help=f"parallel clients (default {b.concurrency})")
         if b.max_seconds is not None:

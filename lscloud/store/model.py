@@ -427,12 +427,17 @@ class Model(metaclass=_ModelMeta):
 
     @classmethod
     def query(cls: type[M], hash_key: Any, range_prefix: Any = None, range_between: tuple[Any, Any] | None = None,
-              limit: int | None = None, page_token: str | None = None) -> ResultPage[M]:
+              limit: int | None = None, page_token: str | None = None, *,
+              where: Callable[[M], bool] | None = None, read_limit: int | None = None) -> ResultPage[M]:
         """Items under one hash key, in key order (see :mod:`lscloud.store.keys` for that order).
 
         ``range_prefix``: only range keys starting with it. ``range_between=(lo, hi)``: only range
         keys from ``lo`` to ``hi`` inclusive, compared in the same key order (either end may be
         None for an open end). ``limit`` caps the page; ``page_token`` continues a previous page.
+
+        ``where(item)``: keep only the items it accepts (read, then filtered, as DynamoDB's filter
+        expressions: a shared index serving several readers). ``read_limit`` caps the items one
+        page reads, so a page of a rare match may hold fewer than ``limit`` items and still a token.
         """
         table = cls._concrete()
         _check_limit(limit)
@@ -449,7 +454,7 @@ class Model(metaclass=_ModelMeta):
                 start_after = hash_prefix + keys.encode_part(cls._key_string(cls._range_attr, lo))
             if hi is not None:
                 stop_at = hash_prefix + keys.encode_part(cls._key_string(cls._range_attr, hi)) + keys.SUFFIX
-        return cls._page(prefix, start_after, stop_at, limit, page_token)
+        return cls._page(prefix, start_after, stop_at, limit, page_token, where=where, read_limit=read_limit)
 
     @classmethod
     def query_keys(cls, hash_key: Any, range_between: tuple[Any, Any] | None = None,
@@ -528,21 +533,28 @@ class Model(metaclass=_ModelMeta):
 
     @classmethod
     def _page(cls: type[M], prefix: str, start_after: str | None, stop_at: str | None, limit: int | None,
-              page_token: str | None) -> ResultPage[M]:
+              page_token: str | None, *, where: Callable[[M], bool] | None = None,
+              read_limit: int | None = None) -> ResultPage[M]:
+        _check_limit(read_limit)
         if page_token is not None:
             token_key = keys.decode_token(page_token, prefix, cls._key_re())
             start_after = max(start_after or "", token_key)
         item_keys = cls._keys(prefix, start_after, stop_at)
         items: list[M] = []
         last_key = None
-        while limit is None or len(items) < limit:
+        read = 0
+        while (limit is None or len(items) < limit) and (read_limit is None or read < read_limit):
             want = _FETCH_BATCH if limit is None else min(_FETCH_BATCH, limit - len(items))
+            if read_limit is not None:
+                want = min(want, read_limit - read)
             batch = list(itertools.islice(item_keys, want))
             if not batch:
                 return ResultPage(items, None)
+            read += len(batch)
             for key, item in zip(batch, cls._load_many(batch)):
                 last_key = key
-                if item is not None:  # vanished or expired since the listing
+                # None: vanished or expired since the listing
+                if item is not None and (where is None or where(item)):
                     items.append(item)
         more = next(item_keys, None) is not None
         return ResultPage(items, keys.encode_token(last_key) if more and last_key else None)

@@ -6,21 +6,30 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from contextlib import contextmanager
+from typing import Callable
 
 from lscloud import store
 
 class StoreCalls:
-    """What one block asked of the store: ``calls["put"]``, ``calls.keys_of("put")``."""
+    """What one block asked of the store: ``calls["put"]``, ``calls.keys_of("put")``, and
+    ``calls.serial("put")``: those made by the thread that entered the block (one after another)."""
 
     def __init__(self):
         self.counts: Counter = Counter()
         self.log: list[tuple[str, str]] = []
         self._lock = threading.Lock()
+        self._caller = threading.get_ident()
+        self._serial: Counter = Counter()
 
     def note(self, method: str, key: str) -> None:
         with self._lock:
             self.counts[method] += 1
             self.log.append((method, key))
+            if threading.get_ident() == self._caller:
+                self._serial[method] += 1
+
+    def serial(self, method: str) -> int:
+        return self._serial[method]
 
     def __getitem__(self, method: str) -> int:
         return self.counts[method]
@@ -39,8 +48,9 @@ _S3 = {"get_object": "get", "head_object": "head", "put_object": "put", "delete_
 class _Counted:
     """The store's S3 client, every request counted (a listing counts once per page)."""
 
-    def __init__(self, client, calls: StoreCalls):
+    def __init__(self, client, calls: StoreCalls, together=None):
         self._client, self._calls = client, calls
+        self._together = together
 
     def __getattr__(self, name):
         attr = getattr(self._client, name)
@@ -48,19 +58,29 @@ class _Counted:
             return attr
 
         def call(**kw):
-            self._calls.note(_S3[name], kw.get("Key") or kw.get("Prefix", ""))
+            method, key = _S3[name], kw.get("Key") or kw.get("Prefix", "")
+            self._calls.note(method, key)
+            if self._together is not None and self._together[1](method, key):
+                self._together[0].wait()
             return attr(**kw)
 
         return call
 
 
 @contextmanager
-def counting():
-    """Count every S3 request of the configured store while the block runs (side threads included)."""
+def counting(*, together: tuple[int, Callable[[str, str], bool]] | None = None):
+    """Count every S3 request of the configured store while the block runs (side threads included).
+
+    ``together=(n, which)``: the ``n`` requests ``which(method, key)`` picks are each held until all
+    ``n`` are in flight, so they go out in one round trip; issued one after another (or more than
+    a pool's width at once) they never all meet and the block fails (BrokenBarrierError). The
+    timeout only keeps a failing test from hanging: nothing is timed.
+    """
     objects, _ = store.connection()
     calls = StoreCalls()
     client = objects.client
-    objects.client = _Counted(client, calls)
+    barrier = (threading.Barrier(together[0], timeout=120), together[1]) if together else None
+    objects.client = _Counted(client, calls, barrier)
     try:
         yield calls
     finally:

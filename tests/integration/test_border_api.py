@@ -546,3 +546,106 @@ def test_the_tally_matches_the_queue_after_concurrent_arrivals_and_calls(client,
     assert len(set(positions)) == 8 and positions[-1] <= len(listed)
     ok(client.post("/v1/gates/tan-thanh/calls", json={"flow": "in", "count": 3}, headers=idem(gate)))
     assert sum(tally.counts(qn).values()) == len(queueing.waiting("tan-thanh", "in")) == len(listed) - 3
+
+
+def test_a_submitted_declaration_costs_four_serial_puts_and_one_concurrent_round(client, tok):
+    """Issue 11: a submitted declaration writes, one after another, only what must be ordered — the
+    idempotency record, the code claimed create-only, the declaration create-only, the idempotency
+    record completed — and then its audit entries and indexes all in one round (the old code wrote
+    a work item per agency, 8 here, and its indexes after its audit entries, through a pool of 8:
+    19 PUTs in four rounds after the declaration)."""
+    from store_calls import counting
+
+    ent = tok("enterprise", sub=TAX)
+    did = new_id()
+    body = declaration(did)   # an import of fruit and fish: all eight agencies decide
+    ordered = ("idempotency/", f"{models.DeclarationCode.Meta.table}/", f"{models.Declaration.Meta.table}/")
+    side = lambda method, key: method == "put" and not key.startswith(ordered)   # noqa: E731
+    # 2 audit entries (create, submit), 2 owners, 2 plates, the day, one work item for all eight agencies
+    with counting(together=(8, side)) as calls:
+        created = ok(client.post("/v1/declarations", json=body, headers=ent), 201)
+    assert len(created["required_agencies"]) == len(AGENCIES)
+    assert calls["put"] == 12 and calls.serial("put") == 4, calls
+    assert calls["get"] == calls["list"] == calls["head"] == 0, calls
+    # the same request again is the first answer, from the idempotency record alone (its create-only
+    # PUT refused, its GET)
+    with counting() as again:
+        assert client.post("/v1/declarations", json=body, headers=ent).get_json() == created
+    assert [k.split("/")[0] for k in again.keys_of("put") + again.keys_of("get")] == ["idempotency"] * 2, again
+
+
+def test_one_work_item_serves_every_agency_until_each_decides(client, tok):
+    """The declaration's one work item is on each required agency's list; a decision takes only that
+    agency off (under If-Match, concurrent deciders included); the last one removes the item."""
+    from functions.border.function import indexes
+
+    ent = tok("enterprise", sub=TAX)
+    did = new_id()
+    ok(client.post("/v1/declarations", json=declaration(did, gate="tan-thanh"), headers=ent), 201)
+    officers = {a: tok("officer", agency=a, unit="tan-thanh") for a in AGENCIES}
+
+    def listed(agency):
+        items = ok(client.get("/v1/gates/tan-thanh/worklist", headers=officers[agency]))["items"]
+        return did in [w["declaration_id"] for w in items]
+
+    assert all(listed(a) for a in AGENCIES)
+    deciders = [a for a in AGENCIES if a != "customs"]
+    with ThreadPoolExecutor(len(deciders)) as pool:
+        for r in pool.map(lambda a: client.post(f"/v1/declarations/{did}/decisions", json={"decision": "pass"},
+                                                headers=idem(officers[a])), deciders):
+            ok(r)
+    assert [a for a in AGENCIES if listed(a)] == ["customs"]
+    doc = ok(client.get(f"/v1/declarations/{did}", headers=ent))
+    assert models.WorkItem.get("tan-thanh", indexes.work_entry(doc)).agencies == ["customs"]
+    ok(client.post(f"/v1/declarations/{did}/decisions", json={"decision": "pass"}, headers=idem(officers["customs"])))
+    assert not listed("customs")
+    assert not models.WorkItem.exists("tan-thanh", indexes.work_entry(doc))
+
+
+def test_the_per_agency_work_items_of_the_older_layout_are_merged(client, tok):
+    """migrate: each old per-agency object adds its agency to the declaration's one work item and goes."""
+    from functions.border.function import migrate
+
+    summary = {"code": "LSOLDWORK", "direction": "import", "plate": "12C-000.01", "submitted_at": "2026-01-01T00:00:00Z",
+               "risk_lane": "green"}
+    for agency in ("customs", "border-guard"):
+        models.AgencyWorkItem(f"tan-thanh_{agency}", "1767225600000000_d_old", declaration_id="d-old",
+                              summary=summary).save()
+    assert migrate.merge_work_lists() == {"moved": 2}
+    assert sorted(models.WorkItem.get("tan-thanh", "1767225600000000_d_old").agencies) == ["border-guard", "customs"]
+    assert models.AgencyWorkItem.count() == 0
+    assert migrate.merge_work_lists() == {"moved": 0}
+    items = ok(client.get("/v1/gates/tan-thanh/worklist", headers=tok("officer", agency="border-guard", unit="tan-thanh")))
+    assert [w["declaration_id"] for w in items["items"]] == ["d-old"]
+
+
+def test_the_clock_tick_mends_a_tally_a_crashed_writer_left_behind(client, tok):
+    """A writer that dies between its queue entry and its count leaves the tally wrong; every tenth
+    minute's tick counts each queue again, and the board is right again."""
+    from datetime import datetime, timezone
+
+    from lscloud import clock
+    from functions.border.function import tally
+
+    ent, yard = tok("enterprise", sub=TAX), tok("yard-operator", unit="huu-nghi")
+    did = new_id()
+    ok(client.post("/v1/declarations", json=declaration(did, booking={"mode": "living"}), headers=ent), 201)
+    ok(client.post(f"/v1/declarations/{did}/arrival", headers=idem(yard)))
+    qn = "huu-nghi_in"
+    right = tally.counts(qn)
+    assert sum(right.values()) == 1
+    drifted = models.QueueTally.get(qn)
+    drifted.counts = {part: n + 5 for part, n in right.items()}   # the crash: counted, entries never written
+    drifted.save()
+    assert ok(client.get("/v1/gates/huu-nghi/board"))["flows"]["in"]["waiting"] == 6
+
+    def tick_at(minute):
+        ev = clock.tick_event(datetime.now(timezone.utc).replace(minute=minute))
+        headers, body = events.to_binary_http(ev)
+        return ok(client.post("/events", data=body, headers={**headers, **delivered_by_dispatcher(client)}))
+
+    assert tick_at(7)["status"] == "done"   # not a tenth minute: the tally is left alone
+    assert tally.counts(qn) != right
+    assert tick_at(10)["status"] == "done"
+    assert tally.counts(qn) == right
+    assert ok(client.get("/v1/gates/huu-nghi/board"))["flows"]["in"]["waiting"] == 1

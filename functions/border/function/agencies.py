@@ -4,7 +4,7 @@ declaration's summary; customs' risk lane and final release; an agency's work li
 
 from __future__ import annotations
 
-from lscloud.aggregate import Outcome, delete_quietly
+from lscloud.aggregate import Outcome
 from lscloud.query import QueryError
 from lscloud.statemachine import Actor, iso, now
 from lscloud.store import ConditionalCheckFailed, InvalidKey
@@ -12,6 +12,11 @@ from lscloud.store import ConditionalCheckFailed, InvalidKey
 from . import clearance, crossing, indexes, ledger, metrics
 from .ledger import RECORDS
 from .models import AgencyDecision, Declaration, WorkItem
+
+
+# A page of one agency's work list reads at most this many of the gate's work items (most need
+# every agency; a rarely needed one may get a short page with a token to go on).
+WORKLIST_READ_LIMIT = 500
 
 
 def next_decision_seq(declaration_id: str, agency: str) -> int:
@@ -39,7 +44,7 @@ def record_decision(declaration_id: str, agency: str, body: dict, actor: Actor) 
                                                                      id=f"{doc['id']}.decision.{agency}.{seq}")])
     metrics.decision(out.doc, agency, body["decision"], iso(at))
     if body["decision"] in ("pass", "refuse"):
-        delete_quietly(WorkItem, indexes.work_queue(out.doc["gate"], agency), indexes.work_entry(out.doc))
+        indexes.work_done(out.doc, agency)
     return out
 
 
@@ -75,7 +80,9 @@ def route_lane(declaration_id: str, actor: Actor, lane: str, reason: str | None)
 def worklist(gate_code: str, agency: str, limit: int, page_token: str | None) -> tuple[list[dict], str | None]:
     """What waits for ``agency`` at the gate, oldest first, and the next page."""
     try:
-        page = WorkItem.query(indexes.work_queue(gate_code, agency), limit=limit, page_token=page_token)
+        # the gate's work items, each naming the agencies still to decide: this agency's are kept
+        page = WorkItem.query(gate_code, limit=limit, page_token=page_token, where=lambda w: agency in w.agencies,
+                              read_limit=WORKLIST_READ_LIMIT)
     except InvalidKey:
         raise QueryError("page_token", "page_token is not one this list issued") from None
     return [{"declaration_id": w.declaration_id, **w.summary} for w in page], page.page_token

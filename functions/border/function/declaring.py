@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from lscloud import errors, store
-from lscloud.aggregate import NoChange, Outcome, delete_quietly, save_quietly, side_pool
+from lscloud.aggregate import NoChange, Outcome, delete_quietly
 from lscloud.statemachine import Actor, Transition, iso, now
 from lscloud.store import BlobRejected, ConditionalCheckFailed
 
@@ -19,10 +19,6 @@ from .models import Declaration, DeclarationCode
 
 ATTACHMENT_KINDS = ("invoice", "packing-list", "phytosanitary-certificate", "health-certificate", "other")
 CODE_TRIES = 8
-
-
-def _save_all(items) -> None:
-    list(side_pool().map(save_quietly, items))
 
 
 def normalised(body: dict, actor: Actor) -> dict:
@@ -71,23 +67,22 @@ def create(doc: dict, actor: Actor, *, submit: bool, slot_request: dict | None, 
             transitions.append(submit_doc(doc, actor, at))
             if slot_request:
                 transitions.append(booking.book_doc(doc, actor, slot_request, gate, at))
+        # its indexes go out with its audit entries and events, all at once after the create-only write
         out = RECORDS.create(item, transitions, conflict=errors.Conflict(
-            f"a declaration with id {doc['id']!r} already exists", detail_vi="Đã có tờ khai với mã này."))
+            f"a declaration with id {doc['id']!r} already exists", detail_vi="Đã có tờ khai với mã này."),
+            side=lambda d: indexes.created(d, at) + (indexes.submitted(d) if submit else []))
     except BaseException:
         if not item.version:   # not stored: give the seat and the code back
             indexes.release_seat(doc)
             delete_quietly(DeclarationCode, doc["code"])
         raise
-    _save_all(indexes.created(doc, at) + (indexes.submitted(doc) if submit else []))
     return out
 
 
 def submit(declaration_id: str, actor: Actor) -> Outcome:
     """Submit a draft: the agencies' work lists and the day's figures get it."""
     at = now()
-    out = RECORDS.mutate(declaration_id, lambda doc: [submit_doc(doc, actor, at)])
-    _save_all(indexes.submitted(out.doc))
-    return out
+    return RECORDS.mutate(declaration_id, lambda doc: [submit_doc(doc, actor, at)], side=indexes.submitted)
 
 
 def cancel(declaration_id: str, actor: Actor, reason: str | None) -> Outcome:

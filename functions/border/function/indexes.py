@@ -1,6 +1,7 @@
 """The declaration's other access paths, each a small create-only object beside the declaration:
-owner ("my declarations"), plate (device reads), day (figures), the agencies' work lists, and the
-keys of slot seats, the yard queue and calls.
+owner ("my declarations"), plate (device reads), day (figures), the agencies' work lists (one
+object per declaration naming the agencies still to decide), and the keys of slot seats, the yard
+queue and calls.
 
 They are written after the declaration's committed write and dropped when the crossing ends;
 every reader checks the declaration itself, so an index is a way in, never the truth.
@@ -13,7 +14,8 @@ import logging
 from lscloud import store
 from lscloud.aggregate import delete_quietly, micros
 from lscloud.statemachine import parse_iso
-from lscloud.store import InvalidKey, Model, keys
+from lscloud.store import ConditionalCheckFailed, InvalidKey, Model, keys
+from lscloud.store.retry import DEFAULT
 
 from . import queue, tally
 from .identifiers import plate_key
@@ -33,10 +35,6 @@ def queue_name(gate: str, flow: str) -> str:
 
 def seat_slot(gate: str, flow: str, slot: str) -> str:
     return f"{gate}_{flow}_{slot}"
-
-
-def work_queue(gate: str, agency: str) -> str:
-    return f"{gate}_{agency}"
 
 
 def work_entry(doc: dict) -> str:
@@ -94,9 +92,31 @@ def submitted(doc: dict) -> list[Model]:
     out: list[Model] = [DayIndex(day, f"{safe(doc['gate'])}_{safe(doc['id'])}", declaration_id=doc["id"])]
     summ = {"code": doc["code"], "direction": doc["direction"], "plate": doc["vehicle"]["tractor_plate"],
             "submitted_at": doc["timestamps"]["submitted"], "risk_lane": doc.get("risk_lane")}
-    out += [WorkItem(work_queue(doc["gate"], r["agency"]), work_entry(doc), declaration_id=doc["id"], summary=summ)
-            for r in doc["required_agencies"]]
+    agencies = [r["agency"] for r in doc["required_agencies"]]
+    if agencies:
+        out.append(WorkItem(doc["gate"], work_entry(doc), declaration_id=doc["id"], summary=summ, agencies=agencies))
     return out
+
+
+def work_done(doc: dict, agency: str) -> None:
+    """``agency`` decided: off its work list. The declaration's work item loses ``agency`` under
+    ``If-Match`` (a lost race reads again); the last agency deletes it, also under ``If-Match``.
+    An agency already off the list, or a work item already gone, is the repeat of this."""
+    for attempt in range(DEFAULT.retries + 1):
+        try:
+            item = WorkItem.get(doc["gate"], work_entry(doc))
+        except WorkItem.DoesNotExist:
+            return
+        if agency not in item.agencies:
+            return
+        item.agencies = [a for a in item.agencies if a != agency]
+        try:
+            item.save() if item.agencies else item.delete()
+            return
+        except (ConditionalCheckFailed, WorkItem.DoesNotExist):
+            if attempt < DEFAULT.retries:
+                DEFAULT.pause(attempt)
+    log.warning("work item of %s kept changing; %s stays on the list until the crossing ends", doc["id"], agency)
 
 
 def release_seat(doc: dict) -> None:
@@ -112,8 +132,7 @@ def drop_finished(doc: dict) -> None:
         for p in plate_keys(doc):
             delete_quietly(PlateIndex, p, doc["id"])
         if "submitted" in doc.get("timestamps", {}):   # a draft was never on a work list
-            for agency in [r["agency"] for r in doc.get("required_agencies", [])]:
-                delete_quietly(WorkItem, work_queue(doc["gate"], agency), work_entry(doc))
+            delete_quietly(WorkItem, doc["gate"], work_entry(doc))
         b = doc.get("booking") or {}
         if b.get("queue_key"):
             delete_quietly(QueueEntry, queue_name(doc["gate"], doc["flow"]), b["queue_key"])

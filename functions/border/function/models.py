@@ -8,7 +8,8 @@ DeclarationCode        code -> id                                create-only (un
 AuditEntry             declaration id / <µs time>_<seq>_<rand>   create-only, append-only
 AgencyDecision         declaration id / <agency>_<seq 4 digits>  create-only (one per decision)
 OwnerIndex             ~"ent:<tax code>"|~"drv:<id>" / <µs>_<id> create-only, listing = prefix
-WorkItem               <gate>_<agency> / <submitted µs>_<id>     create-only, deleted when decided
+WorkItem               <gate> / <submitted µs>_<id>              create-only; If-Match as agencies decide,
+                                                                 deleted when none is left to decide
 SlotSeat               <gate>_<flow>_<slot> / seat 0000..cap-1   create-only: capacity never exceeded
 QueueEntry             <gate>_<flow> / <lane>_<slot>_<µs>_<code> create-only, deleted when called
 QueueTally             <gate>_<flow>                             If-Match: waiting per <lane>_<slot>
@@ -81,6 +82,22 @@ class OwnerIndex(Model):
 
 
 class WorkItem(Model):
+    """A submitted declaration on the agencies' work lists at its gate: one object for every agency
+    that still has to decide (``agencies``), so a declaration costs one write, not one per agency."""
+
+    class Meta:
+        table = "border-worklist"
+
+    gate = A.UnicodeAttribute(hash_key=True)
+    entry = A.UnicodeAttribute(range_key=True)     # <submitted µs>_<declaration id>
+    declaration_id = A.UnicodeAttribute()
+    summary = A.JSONAttribute()
+    agencies = A.JSONAttribute()                   # the agencies still to decide, in the declaration's order
+
+
+class AgencyWorkItem(Model):
+    """The older layout, one object per agency (``<gate>_<agency>``): read only by :mod:`.migrate`."""
+
     class Meta:
         table = "border-work"
 

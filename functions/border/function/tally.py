@@ -10,7 +10,8 @@ The tally is written only by counting: whoever adds or removes a queue entry rea
 lists the part it changed, and writes that part's count under ``If-Match`` (a lost race reads and
 lists again). So the last successful writer listed after every earlier successful write, and the
 tally never drifts from the entries by concurrent writers; a writer that dies between its entry and
-its count leaves that part's count behind until the next write to the part (or :func:`recount_all`).
+its count leaves that part's count behind until the next write to the part, or until the platform
+clock's tick counts every queue again (:func:`mend_all`, every :data:`MEND_EVERY_MIN` minutes).
 A queue's first tally is counted from a full listing, so the entries written before tallies
 existed count too; a queue without a tally yet is answered by listing, as before.
 """
@@ -18,6 +19,7 @@ existed count too; a queue without a tally yet is answered by listing, as before
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from lscloud import store
 from lscloud.store import ConditionalCheckFailed, DoesNotExist, keys
@@ -101,6 +103,8 @@ def recount_all(queue_name: str) -> dict[str, int]:
         for o in objects.list(bucket, base):
             part = part_of(keys.decode_part(o.key[len(base):-len(keys.SUFFIX)]))
             counts[part] = counts.get(part, 0) + 1
+        if item.etag is not None and dict(item.counts or {}) == counts:
+            break   # right already: no write
         item.counts = counts
         try:
             item.save()
@@ -109,6 +113,29 @@ def recount_all(queue_name: str) -> dict[str, int]:
             if attempt < DEFAULT.retries:
                 DEFAULT.pause(attempt)
     return counts
+
+
+MEND_EVERY_MIN = 10
+
+
+def mend_due(tick_at: str) -> bool:
+    """Whether the tick of the minute ``tick_at`` (ISO 8601) is one that counts every queue again."""
+    return datetime.fromisoformat(tick_at.replace("Z", "+00:00")).minute % MEND_EVERY_MIN == 0
+
+
+def mend_all() -> dict[str, int]:
+    """Count every queue that has a tally again (:func:`recount_all`): a tally a crashed writer left
+    behind is right again. ``{queue: trucks waiting}``; a queue that fails is left to the next time."""
+    objects, bucket = store.connection()
+    prefix = keys.table_prefix(QueueTally.Meta.table)
+    waiting = {}
+    for o in objects.list(bucket, prefix):
+        try:
+            name = keys.decode_part(o.key[len(prefix):].split("/", 1)[0])
+            waiting[name] = sum(recount_all(name).values())
+        except Exception:  # noqa: BLE001 - one queue's failure does not keep the others from mending
+            log.warning("tally of %s not mended", o.key, exc_info=True)
+    return waiting
 
 
 def counts(queue_name: str) -> dict[str, int] | None:
