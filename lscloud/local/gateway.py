@@ -35,6 +35,7 @@ import asyncio
 import html
 import json
 import logging
+import os
 import re
 import threading
 from dataclasses import dataclass
@@ -374,13 +375,68 @@ async def _send(send, status: int, headers: list, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class GatewayServer:
-    """Hypercorn serving :class:`Gateway` on its own event loop in a thread of the supervisor.
+class RoutesFile:
+    """The routing table the supervisor keeps in a file (``<state dir>/routes.json``), as a
+    ``routes`` callable for :class:`Gateway`.
 
-    In-process (rather than a child process) because the gateway needs the supervisor's live
-    view of each function (its port, and whether it is restarting, to answer 503 instead of
-    502), and one process fewer is one fewer thing to orphan. Proxying is I/O-bound, so the
-    thread does not compete with the supervisor's mostly idle monitor loop.
+    The gateway runs in its own process (:mod:`lscloud.local.gateway_process`): the supervisor
+    rewrites the file atomically (``os.replace``) whenever a function's port or state changes, and
+    each call here re-reads it only if it changed (one ``stat`` per request), so a restart is
+    answered 503 and a new port is routed from the next request on. An unreadable or missing file
+    keeps the table last read (a file being replaced is never half-read: the rename is atomic).
+    """
+
+    def __init__(self, path):
+        self.path = str(path)
+        self._seen: tuple | None = None
+        self._routes: dict[str, Route] = {}
+
+    def __call__(self) -> dict[str, Route]:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return self._routes
+        seen = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if seen != self._seen:
+            try:
+                with open(self.path, "rb") as f:
+                    data = json.loads(f.read())
+                self._routes = {name: Route(name, int(r["port"]), str(r["state"]))
+                                for name, r in data["functions"].items()}
+                self._seen = seen
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning("routing table %s not read: %s", self.path, type(exc).__name__)
+        return self._routes
+
+
+def write_routes(path, routes: dict[str, Route]) -> None:
+    """Write the routing table :class:`RoutesFile` reads (atomically: a reader sees the old or the new)."""
+    data = {"functions": {r.name: {"port": r.port, "state": r.state} for r in routes.values()}}
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+def hypercorn_config(host: str, port: int):
+    """The gateway's hypercorn settings (no access log: the trace file has every request)."""
+    import hypercorn.config
+
+    cfg = hypercorn.config.Config()
+    cfg.bind = [f"{host}:{port}"]
+    cfg.accesslog = None
+    cfg.errorlog = None
+    cfg.keep_alive_timeout = 75
+    cfg.graceful_timeout = 5
+    return cfg
+
+
+class GatewayServer:
+    """Hypercorn serving :class:`Gateway` on its own event loop in a thread (tests and tools).
+
+    The local cloud runs the gateway in a process of its own instead
+    (:mod:`lscloud.local.gateway_process`): it proxies every request, so it must not share a GIL
+    with the supervisor's dispatcher, relay and clock.
     """
 
     def __init__(self, app: Gateway, host: str, port: int):
@@ -401,14 +457,8 @@ class GatewayServer:
 
     def _run(self) -> None:
         import hypercorn.asyncio
-        import hypercorn.config
 
-        cfg = hypercorn.config.Config()
-        cfg.bind = [f"{self.host}:{self.port}"]
-        cfg.accesslog = None
-        cfg.errorlog = None
-        cfg.keep_alive_timeout = 75
-        cfg.graceful_timeout = 5
+        cfg = hypercorn_config(self.host, self.port)
         self._loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self._loop)
         self._stop = asyncio.Event()
