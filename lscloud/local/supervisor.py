@@ -256,6 +256,7 @@ class Supervisor:
         self.clock = None
         self.relay = None
         self._users_checked = 0.0
+        self._device_store = None
         self.gateway: GatewayProcess | None = None
         self.gateway_port: int | None = None
         self._lock_file = None
@@ -597,7 +598,11 @@ class Supervisor:
         from ..store.objects import ObjectStore
 
         try:
-            store.configure(ObjectStore.from_settings(self.settings), self.settings.bucket)
+            # one client for the life of the cloud: building a boto3 client every 5 s was a tenth of
+            # the supervisor's CPU, taken from the functions on a small machine
+            if self._device_store is None:
+                self._device_store = ObjectStore.from_settings(self.settings)
+            store.configure(self._device_store, self.settings.bucket)
             users = devices.nats_users(devices.credentials())
         except Exception as exc:  # noqa: BLE001 - the next check tries again
             self.say(f"! device credentials not read: {exc.__class__.__name__}")
