@@ -442,21 +442,8 @@ def write_routes(path, routes: dict[str, Route]) -> None:
     os.replace(tmp, path)
 
 
-def hypercorn_config(host: str, port: int):
-    """The gateway's hypercorn settings (no access log: the trace file has every request)."""
-    import hypercorn.config
-
-    cfg = hypercorn.config.Config()
-    cfg.bind = [f"{host}:{port}"]
-    cfg.accesslog = None
-    cfg.errorlog = None
-    cfg.keep_alive_timeout = 75
-    cfg.graceful_timeout = 5
-    return cfg
-
-
 class GatewayServer:
-    """Hypercorn serving :class:`Gateway` on its own event loop in a thread (tests and tools).
+    """:class:`Gateway` served (:mod:`lscloud.local.asgi_host`) on its own event loop in a thread (tests and tools).
 
     The local cloud runs the gateway in a process of its own instead
     (:mod:`lscloud.local.gateway_process`): it proxies every request, so it must not share a GIL
@@ -480,16 +467,14 @@ class GatewayServer:
         return self
 
     def _run(self) -> None:
-        import hypercorn.asyncio
+        from . import asgi_host
 
-        cfg = hypercorn_config(self.host, self.port)
         self._loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self._loop)
         self._stop = asyncio.Event()
 
         async def main():
-            # a shutdown_trigger keeps hypercorn from installing signal handlers (main thread only)
-            server = asyncio.ensure_future(hypercorn.asyncio.serve(self.app, cfg, shutdown_trigger=self._stop.wait))
+            server = asyncio.ensure_future(asgi_host.serve(self.app, self.host, self.port, self._stop))
             while not server.done():
                 from .servers import port_open
 

@@ -153,11 +153,10 @@ class GatewayProcess:
 
 def serve(routes_path: Path, host: str, port: int, max_body_bytes: int | None = None) -> None:
     """Serve the gateway until SIGTERM or SIGINT (then finish open requests, up to a grace period)."""
-    import hypercorn.asyncio
-
     from .. import telemetry
+    from . import asgi_host
     from .apidocs import dev_tokens_for
-    from .gateway import Gateway, RoutesFile, hypercorn_config
+    from .gateway import Gateway, RoutesFile
 
     settings = config.load()
     try:
@@ -171,7 +170,7 @@ def serve(routes_path: Path, host: str, port: int, max_body_bytes: int | None = 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await hypercorn.asyncio.serve(app, hypercorn_config(host, port), shutdown_trigger=stop.wait)
+        await asgi_host.serve(app, host, port, stop)
 
     try:
         _run(main())
