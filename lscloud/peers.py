@@ -11,7 +11,8 @@ over HTTP. :func:`peer_url` builds the base URL from ``settings.peer_url_templat
 reference data is: the directory, the procedures) is served from memory for at most
 ``min(max-age, settings.peer_fresh_s)`` seconds before it is asked again, so what every request
 reads costs no round trip while a change still reaches every replica within that bound (replicas
-stay stateless: the cache is only a cache). :func:`client` is the process's one client per
+stay stateless: the cache is only a cache; the mechanism is :mod:`lscloud.freshness`, which a
+function's own reference models use too). :func:`client` is the process's one client per
 settings (a function asks it, not a new one per request). A peer that does not answer raises :class:`PeerUnavailable`; a 404 raises
 :class:`PeerNotFound`, and so does a 400/422: a lookup by a code the peer refuses as malformed is
 a lookup of something that does not exist (the caller answers "unknown …", not "unavailable").
@@ -28,15 +29,13 @@ from __future__ import annotations
 
 import re
 import threading
-import time
-from collections import OrderedDict
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 from opentelemetry.trace import SpanKind
 
-from . import config, telemetry
+from . import config, freshness, telemetry
 
 
 class PeerError(RuntimeError):
@@ -96,14 +95,15 @@ class PeerClient:
         self.settings = settings
         self._client = httpx.Client(timeout=timeout_s, trust_env=False, transport=transport,
                                     headers={"Accept": "application/json", "User-Agent": f"lscloud-{settings.service}"})
-        self._cache: OrderedDict[str, tuple[str, Any]] = OrderedDict()
-        self._fresh_until: dict[str, float] = {}   # url -> monotonic time until which it is not asked again
-        self._lock = threading.Lock()
-        self._max = max_entries
+        # url -> (etag, body): the runtime's one mechanism for reference data in memory
+        self._cache = freshness.Revalidating(max_entries)
         self.fresh_cap_s = float(getattr(settings, "peer_fresh_s", 0))
-        self.revalidated = 0   # 304 answers (for tests and metrics)
-        self.fetched = 0       # 200 answers
-        self.served_fresh = 0  # answered from memory within the freshness bound, nobody asked
+
+    # what the cache did (for tests and metrics)
+    revalidated = property(lambda self: self._cache.revalidated, doc="304 answers")
+    fetched = property(lambda self: self._cache.fetched, doc="200 answers")
+    served_fresh = property(lambda self: self._cache.served_fresh,
+                            doc="answered from memory within the freshness bound, nobody asked")
 
     def get_json(self, name: str, path: str, *, authorization: str | None = None) -> Any:
         """The JSON at ``path`` (built with :func:`path`) of the function ``name``.
@@ -114,13 +114,14 @@ class PeerClient:
         A peer that refuses the caller (401/403) raises :class:`PeerForbidden`.
         """
         url = peer_url(name, self.settings) + "/" + path.lstrip("/")
-        with self._lock:
-            cached = None if authorization else self._cache.get(url)
-            if cached is not None and time.monotonic() < self._fresh_until.get(url, 0.0):
-                self.served_fresh += 1
-                self._cache.move_to_end(url)
-                return cached[1]
-        headers = {"If-None-Match": cached[0]} if cached else {}
+        if authorization:
+            return self._ask(name, path, url, None, authorization)[1]
+        return self._cache.get(url, lambda etag: self._ask(name, path, url, etag, None))
+
+    def _ask(self, name: str, path: str, url: str, etag: str | None,
+             authorization: str | None) -> tuple[str | None, Any, float]:
+        """One GET (conditional on ``etag``): ``(etag, body or NOT_MODIFIED, how long it is fresh)``."""
+        headers = {"If-None-Match": etag} if etag else {}
         if authorization:
             headers["Authorization"] = authorization
         # a CLIENT span, and traceparent so the peer's spans join this request's trace
@@ -136,13 +137,8 @@ class PeerClient:
                 raise PeerUnavailable(f"{name} did not answer: {exc.__class__.__name__}") from None
             span.set_attribute("http.response.status_code", resp.status_code)
         fresh = fresh_for(resp.headers.get("Cache-Control"), self.fresh_cap_s)
-        if resp.status_code == 304 and cached:
-            with self._lock:
-                self.revalidated += 1
-                if url in self._cache:
-                    self._cache.move_to_end(url)
-                    self._fresh_until[url] = time.monotonic() + fresh
-            return cached[1]
+        if resp.status_code == 304 and etag:
+            return etag, freshness.NOT_MODIFIED, fresh
         if resp.status_code in (400, 404, 410, 422):
             raise PeerNotFound(f"{name}: {path} not found ({resp.status_code})")
         if resp.status_code in (401, 403):
@@ -155,22 +151,8 @@ class PeerClient:
             body = resp.json()
         except ValueError:
             raise PeerError(f"{name} answered non-JSON for {path}") from None
-        etag = resp.headers.get("ETag")
-        with self._lock:
-            self.fetched += 1
-            if authorization:
-                pass  # the caller's own view: never shared with another caller
-            elif etag:
-                self._cache[url] = (etag, body)
-                self._cache.move_to_end(url)
-                self._fresh_until[url] = time.monotonic() + fresh
-                while len(self._cache) > self._max:
-                    old, _ = self._cache.popitem(last=False)
-                    self._fresh_until.pop(old, None)
-            else:
-                self._cache.pop(url, None)
-                self._fresh_until.pop(url, None)
-        return body
+        # the caller's own view is never shared with another caller; no ETag, nothing to revalidate
+        return (None if authorization else resp.headers.get("ETag")), body, fresh
 
     def close(self) -> None:
         self._client.close()

@@ -35,13 +35,15 @@ import asyncio
 import html
 import json
 import logging
+import os
 import re
 import threading
 from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import quote
 
-import httpx
+import aiohttp
+import yarl
 
 from .. import asgi
 from . import paths
@@ -83,24 +85,32 @@ class Gateway:
             defaults = Settings()
             max_body_bytes = max(defaults.max_body_bytes, defaults.blob_max_bytes)
         self.max_body_bytes = max_body_bytes
-        self.client: httpx.AsyncClient | None = None
+        self.client: aiohttp.ClientSession | None = None
         self._telemetry = None
+        self._tracer = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def _startup(self) -> None:
-        # one pooled client for every upstream: keep-alive connections to each function
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(self.read_timeout_s, connect=2.0),
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=30),
-            follow_redirects=False, trust_env=False)
+        # one pooled client for every upstream: keep-alive connections to each function. aiohttp
+        # (its C response parser) costs about a tenth of httpx's CPU per proxied request, and the
+        # proxy's CPU is what the gateway takes off a function's throughput.
+        self.client = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=256, limit_per_host=0, keepalive_timeout=30,
+                                           enable_cleanup_closed=False),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=2.0, sock_read=self.read_timeout_s),
+            # a proxy keeps no cookies (one caller's would reach the next) and adds no headers of its own
+            cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False, trust_env=False,
+            skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"))
         from lscloud import telemetry
 
         self._telemetry = telemetry
+        # one tracer (a proxy until telemetry is set up): get_tracer on every request was a twentieth of the gateway
+        self._tracer = telemetry.tracer()
 
     async def _shutdown(self) -> None:
         if self.client is not None:
-            await self.client.aclose()
+            await self.client.close()
             self.client = None
 
     async def __call__(self, scope, receive, send):
@@ -180,7 +190,7 @@ class Gateway:
                 carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in in_headers}
                 from opentelemetry.trace import SpanKind
 
-                span_cm = telemetry.tracer().start_as_current_span(
+                span_cm = self._tracer.start_as_current_span(
                     f"{scope['method']} /{route.name}", kind=SpanKind.SERVER, context=telemetry.extract(carrier),
                     attributes={"http.request.method": scope["method"], "url.path": scope["path"],
                                 "http.route": f"/{route.name}/*", "lscloud.function": route.name,
@@ -223,7 +233,7 @@ class Gateway:
 
         # byte for byte what the client sent (paths.parse accepted it as it is)
         target = where.raw_rest + (b"?" + _query(scope.get("query_string", b"")) if scope.get("query_string") else b"")
-        url = httpx.URL(scheme="http", host=self.upstream_host, port=route.port).copy_with(raw_path=target)
+        url = yarl.URL(f"http://{self.upstream_host}:{route.port}{target.decode('ascii')}", encoded=True)
         has_body = any(k in (b"content-length", b"transfer-encoding") for k, _ in in_headers)
         limit = self.max_body_bytes
 
@@ -252,48 +262,62 @@ class Gateway:
             return _send(send, *problem(status, *args, **kwargs))
 
         try:
-            request = self.client.build_request(scope["method"], url, headers=headers,
-                                                content=body() if has_body else None)
-            response = await self.client.send(request, stream=True)
-        except _ClientGone:
-            return None     # nobody to answer; the function saw the request abandoned, not ended
-        except _BodyTooLarge:
-            if span is not None:
-                span.set_attribute("http.response.status_code", 413)
-            return await _send(send, *self._too_large())
-        except httpx.TimeoutException:
-            return await answer(504, "gateway-timeout", "Function timed out", f"{route.name} did not answer in time.",
-                                "Hàm phản hồi quá thời gian", f"Hàm {route.name} không phản hồi kịp thời.")
-        except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
-            if route.state in ("starting", "restarting", "crashed"):
-                return await answer(503, "function-unavailable", "Function unavailable",
-                                    f"{route.name} is {route.state}; try again shortly.", "Hàm tạm thời không sẵn sàng",
-                                    f"Hàm {route.name} đang khởi động lại; vui lòng thử lại sau.", [(b"retry-after", b"2")])
-            return await answer(502, "bad-gateway", "Function not reachable",
-                                f"{route.name} did not answer ({type(exc).__name__}).",
-                                "Không kết nối được tới hàm", f"Hàm {route.name} không phản hồi.")
-        except httpx.TransportError as exc:  # ReadError, WriteError, ...: the function dropped the connection
+            response = await self.client.request(
+                scope["method"], url, headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers],
+                data=body() if has_body else None, allow_redirects=False, compress=None)
+        except aiohttp.ClientConnectionError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, _ClientGone):
+                return None     # nobody to answer; the function saw the request abandoned, not ended
+            if isinstance(cause, _BodyTooLarge):
+                if span is not None:
+                    span.set_attribute("http.response.status_code", 413)
+                return await _send(send, *self._too_large())
+            if isinstance(exc, asyncio.TimeoutError):   # ServerTimeoutError: nothing read in time
+                return await answer(504, "gateway-timeout", "Function timed out", f"{route.name} did not answer in time.",
+                                    "Hàm phản hồi quá thời gian", f"Hàm {route.name} không phản hồi kịp thời.")
+            if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError)):
+                # nothing listens, or it closed the connection without a word: a restart, or a crash
+                if route.state in ("starting", "restarting", "crashed"):
+                    return await answer(503, "function-unavailable", "Function unavailable",
+                                        f"{route.name} is {route.state}; try again shortly.",
+                                        "Hàm tạm thời không sẵn sàng",
+                                        f"Hàm {route.name} đang khởi động lại; vui lòng thử lại sau.",
+                                        [(b"retry-after", b"2")])
+                return await answer(502, "bad-gateway", "Function not reachable",
+                                    f"{route.name} did not answer ({type(exc).__name__}).",
+                                    "Không kết nối được tới hàm", f"Hàm {route.name} không phản hồi.")
             return await answer(502, "bad-gateway", "Function dropped the connection",
                                 f"{route.name} closed the connection before answering ({type(exc).__name__}).",
                                 "Hàm ngắt kết nối", f"Hàm {route.name} ngắt kết nối trước khi trả lời.")
+        except asyncio.TimeoutError:
+            return await answer(504, "gateway-timeout", "Function timed out", f"{route.name} did not answer in time.",
+                                "Hàm phản hồi quá thời gian", f"Hàm {route.name} không phản hồi kịp thời.")
+        except aiohttp.ClientError as exc:  # an answer that is not HTTP, a payload cut short
+            return await answer(502, "bad-gateway", "Function dropped the connection",
+                                f"{route.name} closed the connection before answering ({type(exc).__name__}).",
+                                "Hàm ngắt kết nối", f"Hàm {route.name} ngắt kết nối trước khi trả lời.")
+        done = False
         try:
             # the gateway's server writes its own date/server headers
-            out_headers = [(k.lower(), v) for k, v in response.headers.raw
+            out_headers = [(k.lower(), v) for k, v in response.raw_headers
                            if k.lower() not in _HOP and k.lower() not in (b"date", b"server")]
             if span is not None:
-                span.set_attribute("http.response.status_code", response.status_code)
-                if response.status_code >= 500:
+                span.set_attribute("http.response.status_code", response.status)
+                if response.status >= 500:
                     from opentelemetry.trace import Status, StatusCode
 
                     span.set_status(Status(StatusCode.ERROR))
-            await send({"type": "http.response.start", "status": response.status_code, "headers": out_headers})
+            await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
             # raw bytes: a compressed body stays compressed, Content-Length stays true
-            async for chunk in response.aiter_raw():
+            async for chunk in response.content.iter_any():
                 if chunk:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+            done = True
         finally:
-            await response.aclose()
+            # a response not read to its end never goes back to the pool half-read
+            response.release() if done else response.close()
 
     # -- index and docs ----------------------------------------------------------------------------
 
@@ -302,9 +326,10 @@ class Gateway:
 
         async def one(r: Route) -> dict:
             try:
-                resp = await self.client.get(f"http://{self.upstream_host}:{r.port}/health/readiness", timeout=2.0)
-                healthy, detail = resp.status_code == 200, resp.text[:200]
-            except httpx.HTTPError as exc:
+                async with self.client.get(f"http://{self.upstream_host}:{r.port}/health/readiness",
+                                           timeout=aiohttp.ClientTimeout(total=2.0)) as resp:
+                    healthy, detail = resp.status == 200, (await resp.text(errors="replace"))[:200]
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 healthy, detail = False, type(exc).__name__
             return {"name": r.name, "url": f"/{r.name}/", "openapi": f"/{r.name}/openapi.json", "state": r.state,
                     "healthy": healthy, "readiness": detail}
@@ -374,13 +399,55 @@ async def _send(send, status: int, headers: list, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class GatewayServer:
-    """Hypercorn serving :class:`Gateway` on its own event loop in a thread of the supervisor.
+class RoutesFile:
+    """The routing table the supervisor keeps in a file (``<state dir>/routes.json``), as a
+    ``routes`` callable for :class:`Gateway`.
 
-    In-process (rather than a child process) because the gateway needs the supervisor's live
-    view of each function (its port, and whether it is restarting, to answer 503 instead of
-    502), and one process fewer is one fewer thing to orphan. Proxying is I/O-bound, so the
-    thread does not compete with the supervisor's mostly idle monitor loop.
+    The gateway runs in its own process (:mod:`lscloud.local.gateway_process`): the supervisor
+    rewrites the file atomically (``os.replace``) whenever a function's port or state changes, and
+    each call here re-reads it only if it changed (one ``stat`` per request), so a restart is
+    answered 503 and a new port is routed from the next request on. An unreadable or missing file
+    keeps the table last read (a file being replaced is never half-read: the rename is atomic).
+    """
+
+    def __init__(self, path):
+        self.path = str(path)
+        self._seen: tuple | None = None
+        self._routes: dict[str, Route] = {}
+
+    def __call__(self) -> dict[str, Route]:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return self._routes
+        seen = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if seen != self._seen:
+            try:
+                with open(self.path, "rb") as f:
+                    data = json.loads(f.read())
+                self._routes = {name: Route(name, int(r["port"]), str(r["state"]))
+                                for name, r in data["functions"].items()}
+                self._seen = seen
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning("routing table %s not read: %s", self.path, type(exc).__name__)
+        return self._routes
+
+
+def write_routes(path, routes: dict[str, Route]) -> None:
+    """Write the routing table :class:`RoutesFile` reads (atomically: a reader sees the old or the new)."""
+    data = {"functions": {r.name: {"port": r.port, "state": r.state} for r in routes.values()}}
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+class GatewayServer:
+    """:class:`Gateway` served (:mod:`lscloud.local.asgi_host`) on its own event loop in a thread (tests and tools).
+
+    The local cloud runs the gateway in a process of its own instead
+    (:mod:`lscloud.local.gateway_process`): it proxies every request, so it must not share a GIL
+    with the supervisor's dispatcher, relay and clock.
     """
 
     def __init__(self, app: Gateway, host: str, port: int):
@@ -400,22 +467,14 @@ class GatewayServer:
         return self
 
     def _run(self) -> None:
-        import hypercorn.asyncio
-        import hypercorn.config
+        from . import asgi_host
 
-        cfg = hypercorn.config.Config()
-        cfg.bind = [f"{self.host}:{self.port}"]
-        cfg.accesslog = None
-        cfg.errorlog = None
-        cfg.keep_alive_timeout = 75
-        cfg.graceful_timeout = 5
         self._loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self._loop)
         self._stop = asyncio.Event()
 
         async def main():
-            # a shutdown_trigger keeps hypercorn from installing signal handlers (main thread only)
-            server = asyncio.ensure_future(hypercorn.asyncio.serve(self.app, cfg, shutdown_trigger=self._stop.wait))
+            server = asyncio.ensure_future(asgi_host.serve(self.app, self.host, self.port, self._stop))
             while not server.done():
                 from .servers import port_open
 

@@ -35,7 +35,8 @@ import httpx
 
 from .. import config
 from .. import manifest as manifests
-from .gateway import Gateway, GatewayServer, Route
+from .gateway import Route, write_routes
+from .gateway_process import GatewayProcess, gateway_env
 from .servers import NatsServer, ServerError, WeedMini, free_port
 
 READY_TIMEOUT_S = 90.0
@@ -255,7 +256,8 @@ class Supervisor:
         self.clock = None
         self.relay = None
         self._users_checked = 0.0
-        self.gateway: GatewayServer | None = None
+        self._device_store = None
+        self.gateway: GatewayProcess | None = None
         self.gateway_port: int | None = None
         self._lock_file = None
         self._stop = threading.Event()
@@ -368,6 +370,8 @@ class Supervisor:
         for fp in self.functions.values():
             if fp.proc is not None:
                 processes.append({"role": f"function:{fp.name}", "pid": fp.proc.pid, "create_time": fp.create_time})
+        if self.gateway is not None and self.gateway.proc is not None:
+            processes.append({"role": "gateway", "pid": self.gateway.proc.pid, "create_time": self.gateway.create_time})
         data = {
             "state": self._state,
             "pid": os.getpid(), "create_time": _create_time(os.getpid()),
@@ -389,6 +393,8 @@ class Supervisor:
             "processes": processes,
         }
         write_json(self.state_dir / "cloud.json", data)
+        # the gateway process's view of the functions (it re-reads the file when it changes)
+        write_routes(self.routes_path, self.routes())
 
     # -- start --
 
@@ -500,6 +506,8 @@ class Supervisor:
             fp.spawn()
         self.write_state()
         self.say(f"… starting {len(self.functions)} function(s)")
+        # the gateway starts beside them: it answers 503 for a function still starting
+        self._spawn_gateway(gateway_port)
         self._raise_on_signal = False  # from here on every wait is our own loop, which checks the flag
         deadline = time.monotonic() + o.ready_timeout_s
         while not self._stop.is_set():
@@ -519,16 +527,13 @@ class Supervisor:
         self._start_relay()
         # after the dispatcher: its new consumers start at new messages, so the first tick counts
         self._start_clock()
-        # the gateway's cap: the largest body any route takes (uploads); functions apply their own limits
-        cap = max(self.settings.max_body_bytes, self.settings.blob_max_bytes)
-        from .apidocs import dev_tokens_for
-
-        self.gateway = GatewayServer(Gateway(self.routes, max_body_bytes=cap, dev_tokens=dev_tokens_for(self.settings)),
-                                     o.host, gateway_port)
         try:
-            self.gateway.start()
+            self.gateway.wait_ready(stop=self._stop)
         except RuntimeError as exc:
             raise UpError(str(exc)) from None
+        if self._stop.is_set():
+            return
+        self.say(f"✓ gateway      {o.host}:{gateway_port} (pid {self.gateway.proc.pid})")
         self.gateway_port = gateway_port
         self._state = "ready"
         self.write_state()
@@ -536,6 +541,30 @@ class Supervisor:
 
     def routes(self) -> dict[str, Route]:
         return {name: fp.route for name, fp in self.functions.items()}
+
+    @property
+    def routes_path(self) -> Path:
+        return self.state_dir / "routes.json"
+
+    def _spawn_gateway(self, port: int) -> None:
+        # the gateway's cap: the largest body any route takes (uploads); functions apply their own limits
+        cap = max(self.settings.max_body_bytes, self.settings.blob_max_bytes)
+        self.gateway = GatewayProcess(self.o.host, port, self.routes_path, gateway_env(self.settings),
+                                      self.state_dir / "logs" / "gateway.log", cap)
+        self.gateway.spawn()
+        self.write_state()
+
+    def _check_gateway(self) -> None:
+        if self.gateway is None:
+            return
+        pid = self.gateway.proc.pid if self.gateway.proc else None
+        line = self.gateway.check(stopping=self._stop.is_set())
+        if line:
+            self.say(line)
+            if self.gateway.state == "restarting" and self.gateway.last_exit_code and self.gateway.last_exit_code > 0:
+                self.say("    " + self.gateway.log_tail(8).replace("\n", "\n    "))
+        if line or (self.gateway.proc and self.gateway.proc.pid != pid):
+            self.write_state()
 
     def _ensure_stream(self) -> None:
         from .. import devices
@@ -569,7 +598,11 @@ class Supervisor:
         from ..store.objects import ObjectStore
 
         try:
-            store.configure(ObjectStore.from_settings(self.settings), self.settings.bucket)
+            # one client for the life of the cloud: building a boto3 client every 5 s was a tenth of
+            # the supervisor's CPU, taken from the functions on a small machine
+            if self._device_store is None:
+                self._device_store = ObjectStore.from_settings(self.settings)
+            store.configure(self._device_store, self.settings.bucket)
             users = devices.nats_users(devices.credentials())
         except Exception as exc:  # noqa: BLE001 - the next check tries again
             self.say(f"! device credentials not read: {exc.__class__.__name__}")
@@ -720,6 +753,7 @@ class Supervisor:
     def _watch(self) -> None:
         while not self._stop.wait(0.25):
             self._check_functions()
+            self._check_gateway()
             self._check_servers()
             self._sync_device_users()
 

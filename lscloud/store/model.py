@@ -88,6 +88,7 @@ class _ModelMeta(type):
             return cls  # an abstract base (Model itself, or a mixin of shared attributes)
         cls._table = keys.validate_table(getattr(meta, "table", None))
         cls._bucket = getattr(meta, "bucket", None)
+        cls._reference = bool(getattr(meta, "reference", False))
         hashes = [a for a in attributes.values() if a.is_hash_key]
         ranges = [a for a in attributes.values() if a.is_range_key]
         versions = [a for a in attributes.values() if isinstance(a, VersionAttribute)]
@@ -123,6 +124,7 @@ class Model(metaclass=_ModelMeta):
     _range_attr: Attribute | None = None
     _version_attr: VersionAttribute | None = None
     _ttl_attr: TTLAttribute | None = None
+    _reference = False
     DoesNotExist: type[errors.DoesNotExist] = errors.DoesNotExist
 
     def __init__(self, hash_key: Any = _MISSING, range_key: Any = _MISSING, /, **attributes: Any):
@@ -231,6 +233,18 @@ class Model(metaclass=_ModelMeta):
         objects, bucket = cls._conn()
         try:
             stored = objects.get(bucket, key)
+        except errors.DoesNotExist:
+            return None
+        item = cls._parse(stored.body, stored.etag, key)
+        return None if item._expired() else item
+
+    @classmethod
+    def _load_reference(cls: type[M], key: str) -> M | None:
+        """:meth:`_load` through the store's reference cache (``Meta.reference``); each call parses
+        its own item, so a caller may change it without touching what the next request reads."""
+        objects, bucket = cls._conn()
+        try:
+            stored = objects.get_reference(bucket, key)
         except errors.DoesNotExist:
             return None
         item = cls._parse(stored.body, stored.etag, key)
@@ -377,9 +391,17 @@ class Model(metaclass=_ModelMeta):
 
     @classmethod
     def get(cls: type[M], hash_key: Any, range_key: Any = None) -> M:
-        """The item at that key; raises ``cls.DoesNotExist`` if there is none (or it has expired)."""
+        """The item at that key; raises ``cls.DoesNotExist`` if there is none (or it has expired).
+
+        A model whose ``Meta`` says ``reference = True`` (data read on every request and changed
+        rarely: the directory's units, a catalogue) is read through the store's reference cache:
+        from memory for at most ``LSCLOUD_PEER_FRESH_S`` seconds, then revalidated by ETag
+        (:meth:`lscloud.store.objects.ObjectStore.get_reference`). A write in this process is read
+        back at once; another replica's within that bound. ``update`` and ``refresh`` always read
+        the store, so a read-modify-write never starts from a stale copy.
+        """
         key = cls._key_for(hash_key, range_key)
-        item = cls._load(key)
+        item = cls._load_reference(key) if cls._reference else cls._load(key)
         if item is None:
             raise cls.DoesNotExist(f"no {cls.__name__} at {key}", key=key)
         return item

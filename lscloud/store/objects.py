@@ -20,6 +20,7 @@ import botocore.utils
 from botocore.config import Config
 from dateutil.tz import tzutc
 
+from .. import freshness
 from ..config import Settings
 from .errors import ConditionalCheckFailed, DoesNotExist, StoreError, StoreUnavailable
 
@@ -68,11 +69,19 @@ def _epoch(value) -> float | None:
 
 
 class ObjectStore:
-    """A thread-safe S3 client bound to one endpoint (boto3 clients are thread-safe)."""
+    """A thread-safe S3 client bound to one endpoint (boto3 clients are thread-safe).
+
+    ``fresh_s``: how long :meth:`get_reference` serves an object from memory before asking the
+    store again (by ETag); the runtime's store has ``settings.peer_fresh_s``.
+    """
 
     def __init__(self, endpoint: str, access_key: str, secret_key: str, region: str = "us-east-1",
-                 *, max_pool: int = 32, timeout_s: float = 10.0, ca_file: str = ""):
+                 *, max_pool: int = 32, timeout_s: float = 10.0, ca_file: str = "", fresh_s: float = 0.0,
+                 reference_entries: int = 4096):
         self.endpoint = endpoint
+        self.fresh_s = float(fresh_s)
+        # (bucket, key) -> StoredObject of reference data (lscloud.freshness)
+        self._reference = freshness.Revalidating(reference_entries)
         self._lock = threading.Lock()
         core = botocore.session.get_session()
         core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_parse_timestamp)
@@ -89,6 +98,7 @@ class ObjectStore:
 
     @classmethod
     def from_settings(cls, settings: Settings, **options) -> "ObjectStore":
+        options.setdefault("fresh_s", settings.peer_fresh_s)
         return cls(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key, settings.s3_region,
                    ca_file=settings.s3_ca_file, **options)
 
@@ -144,6 +154,34 @@ class ObjectStore:
             raise self._translate(exc, key) from exc
         return StoredObject(key, body, r["ETag"], r.get("ContentType", ""), r.get("Metadata", {}))
 
+    def get_reference(self, bucket: str, key: str) -> StoredObject:
+        """:meth:`get` for reference data (read on every request, changed rarely): served from this
+        process's memory for at most ``fresh_s`` seconds, then revalidated with a conditional GET
+        (``If-None-Match``: a 304 costs no body and renews the bound). A write through this store
+        (:meth:`put`, :meth:`delete`) replaces or drops the entry at once, so this replica reads its
+        own writes; another replica's write is read within ``fresh_s``. A missing object raises
+        DoesNotExist and is not remembered. See :mod:`lscloud.freshness`.
+        """
+        try:
+            return self._reference.get((bucket, key), lambda etag: self._get_if_changed(bucket, key, etag))
+        except DoesNotExist:
+            self._reference.drop((bucket, key))
+            raise
+
+    def _get_if_changed(self, bucket: str, key: str, etag: str | None):
+        kwargs = {"IfNoneMatch": etag} if etag else {}
+        try:
+            r = self.client.get_object(Bucket=bucket, Key=key, **kwargs)
+            body = r["Body"].read()
+        except botocore.exceptions.ClientError as exc:
+            if etag and exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 304:
+                return etag, freshness.NOT_MODIFIED, self.fresh_s
+            raise self._translate(exc, key) from exc
+        except Exception as exc:  # noqa: BLE001 - translated
+            raise self._translate(exc, key) from exc
+        stored = StoredObject(key, body, r["ETag"], r.get("ContentType", ""), r.get("Metadata", {}))
+        return stored.etag, stored, self.fresh_s
+
     def head(self, bucket: str, key: str) -> ObjectInfo:
         try:
             r = self.client.head_object(Bucket=bucket, Key=key)
@@ -166,14 +204,19 @@ class ObjectStore:
         if metadata:
             kwargs["Metadata"] = metadata
         try:
-            return self.client.put_object(**kwargs)["ETag"]
+            etag = self.client.put_object(**kwargs)["ETag"]
         except Exception as exc:  # noqa: BLE001 - translated
+            self._reference.drop((bucket, key))   # lost a race, or unknown: read it again
             raise self._translate(exc, key) from exc
+        # this replica reads its own write at once (held reference data only)
+        self._reference.replace((bucket, key), etag, StoredObject(key, body, etag, content_type, metadata or {}))
+        return etag
 
     def delete(self, bucket: str, key: str, *, if_match: str | None = None) -> None:
         kwargs = dict(Bucket=bucket, Key=key)
         if if_match:
             kwargs["IfMatch"] = if_match
+        self._reference.drop((bucket, key))
         try:
             self.client.delete_object(**kwargs)
         except Exception as exc:  # noqa: BLE001 - translated

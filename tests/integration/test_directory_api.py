@@ -278,3 +278,52 @@ def test_odd_path_ids_get_a_problem_never_a_5xx(client):
 def test_every_endpoint_with_every_role(client, keys):
     """Held to functions/directory/access.yaml (every route public and read-only), not to @allow."""
     assert role_matrix.check(client.application, "directory", keys[0]) >= 8 * 14
+
+
+def test_a_unit_is_served_from_memory_within_the_bound_then_revalidated(start_function, settings, monkeypatch):
+    """Reference data read on every request costs no S3 call within LSCLOUD_PEER_FRESH_S; after it,
+    one conditional GET (a 304 when unchanged). A write in this replica is read back at once, another
+    replica's within the bound (issue 11)."""
+    import lscloud.freshness as freshness_mod
+    from functions.directory.function import units
+    from lscloud import store
+    from lscloud.store import ObjectStore
+    from store_calls import counting
+
+    clock = [1000.0]
+    monkeypatch.setattr(freshness_mod.time, "monotonic", lambda: clock[0])
+    client = start_function("directory", peer_fresh_s=5).app.test_client()
+    unit = units.by_code()["06040"]
+    models.Unit(code="06040", name=unit["name"], type=unit["type"], data=unit).save()
+
+    with counting() as calls:
+        assert _json(client.get("/v1/units/06040")) == unit
+    assert calls["get"] == 1
+    with counting() as calls:
+        for _ in range(20):
+            assert _json(client.get("/v1/units/06040")) == unit
+    assert sum(calls.counts.values()) == 0, calls
+
+    clock[0] += 5.5   # past the bound: asked again, conditionally
+    with counting() as calls:
+        assert _json(client.get("/v1/units/06040")) == unit
+        assert _json(client.get("/v1/units/06040")) == unit
+    assert calls["get"] == 1 and store.connection()[0]._reference.revalidated == 1
+
+    # a write in this replica: read back at once, without asking
+    item = models.Unit.get("06040")
+    item.data = {**unit, "short_name": "Thất Khê (mới)"}
+    item.save()
+    with counting() as calls:
+        assert _json(client.get("/v1/units/06040"))["short_name"] == "Thất Khê (mới)"
+    assert calls["get"] == 0
+
+    # another replica's write (its own store connection): served here once the bound has passed
+    other = ObjectStore.from_settings(settings)
+    body = json.dumps({**item.to_dict(), "data": {**unit, "short_name": "Thất Khê (khác)"}}).encode()
+    other.put(settings.bucket, models.Unit._key_for("06040"), body)
+    assert _json(client.get("/v1/units/06040"))["short_name"] == "Thất Khê (mới)"   # within the bound
+    clock[0] += 5.5
+    with counting() as calls:
+        assert _json(client.get("/v1/units/06040"))["short_name"] == "Thất Khê (khác)"
+    assert calls["get"] == 1

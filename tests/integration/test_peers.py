@@ -151,12 +151,12 @@ def reference_peer():
 def test_reference_data_is_served_from_memory_within_the_bound_then_revalidated(reference_peer, monkeypatch):
     """What every request reads (the directory's answers) costs no round trip while it is fresh —
     at most LSCLOUD_PEER_FRESH_S, however long the peer's max-age — and is asked again after."""
-    import lscloud.peers as peers_mod
+    import lscloud.freshness as freshness_mod
 
     port, seen = reference_peer
     s = config.load({"LSCLOUD_PEER_URL_TEMPLATE": f"http://127.0.0.1:{port}/{{name}}", "LSCLOUD_PEER_FRESH_S": "5"})
     clock = [1000.0]
-    monkeypatch.setattr(peers_mod.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(freshness_mod.time, "monotonic", lambda: clock[0])
     client = PeerClient(s)
     for _ in range(20):
         assert client.get_json("directory", "/v1/units/06184")["code"] == "06184"

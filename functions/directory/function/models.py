@@ -15,6 +15,7 @@ from lscloud.store import Model, attributes as A
 class Unit(Model):
     class Meta:
         table = "directory-units"
+        reference = True  # read on every request, changed by a re-seed only (lscloud.freshness)
 
     code = A.UnicodeAttribute(hash_key=True)
     name = A.UnicodeAttribute()
@@ -26,6 +27,7 @@ class Unit(Model):
 class Agency(Model):
     class Meta:
         table = "directory-agencies"
+        reference = True
 
     code = A.UnicodeAttribute(hash_key=True)
     name = A.UnicodeAttribute()
@@ -37,6 +39,7 @@ class Agency(Model):
 class BorderGate(Model):
     class Meta:
         table = "directory-border-gates"
+        reference = True
 
     code = A.UnicodeAttribute(hash_key=True)
     name = A.UnicodeAttribute()
@@ -48,6 +51,7 @@ class BorderGate(Model):
 class PostOffice(Model):
     class Meta:
         table = "directory-post-offices"
+        reference = True
 
     code = A.UnicodeAttribute(hash_key=True)
     name = A.UnicodeAttribute()
@@ -62,6 +66,7 @@ class DirectorySnapshot(Model):
 
     class Meta:
         table = "directory-snapshots"
+        reference = True
 
     kind = A.UnicodeAttribute(hash_key=True)
     items = A.JSONAttribute()

@@ -1,8 +1,9 @@
 """Reading the seeded reference data: a kind's whole list from its snapshot, one item from its document.
 
-The one seam between the routes and the store. Every request reads the store (one GET per list
-or item), so a re-seed is served at once by every replica; serving from memory, revalidated by
-ETag (issue 11), changes this module only.
+The one seam between the routes and the store. The models are reference models
+(``Meta.reference``): a list or an item is served from this replica's memory for at most
+``LSCLOUD_PEER_FRESH_S`` seconds, then revalidated by ETag (a conditional GET, :mod:`lscloud.freshness`),
+so a re-seed is served by every replica within that bound and a request within it costs no S3 call.
 """
 
 from __future__ import annotations

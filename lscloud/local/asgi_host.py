@@ -1,0 +1,125 @@
+"""A small HTTP/1.1 server for one ASGI app (the gateway), on aiohttp's low-level server.
+
+The gateway is a proxy: its whole cost per request is parsing a request, writing one upstream and
+parsing the answer. hypercorn's pure-Python h11 parsing and its separate header and body writes
+were more CPU per request than the function behind it; aiohttp's server parses in C and writes
+headers with the first body bytes. The app stays a plain ASGI app (``scope``, ``receive``,
+``send``), so every refusal and the :class:`lscloud.asgi.BodyGuard` rules hold unchanged:
+
+- ``raw_path`` is the request target exactly as sent (up to ``?``), ``query_string`` the rest;
+- a body its sender abandons is a ``http.disconnect`` before the body ended (the guard turns it
+  into :class:`lscloud.asgi.BodyIncomplete`);
+- a response with ``Connection: close`` closes the connection after it is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from urllib.parse import unquote
+
+from aiohttp import web
+
+log = logging.getLogger("lscloud.gateway")
+
+
+def handler_for(app):
+    """An aiohttp low-level handler that runs ``app`` (ASGI 3) for each request."""
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        target = request.raw_path
+        raw_path, _, query = target.partition("?")
+        transport = request.transport
+        peer = transport.get_extra_info("peername") if transport else None
+        sock = transport.get_extra_info("sockname") if transport else None
+        scope = {
+            "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": f"{request.version.major}.{request.version.minor}",
+            "method": request.method, "scheme": "http", "root_path": "",
+            "path": unquote(raw_path), "raw_path": raw_path.encode("latin-1"),
+            "query_string": query.encode("latin-1"),
+            "headers": [(k.lower(), v) for k, v in request.raw_headers],
+            "client": tuple(peer[:2]) if peer else None, "server": tuple(sock[:2]) if sock else None,
+        }
+        content = request.content
+        ended = False
+
+        async def receive():
+            nonlocal ended
+            if ended:
+                return {"type": "http.disconnect"}
+            try:
+                chunk = await content.readany()
+            except Exception:  # noqa: BLE001 - the connection broke mid-body (reset, payload error)
+                ended = True
+                return {"type": "http.disconnect"}
+            if not chunk and not content.is_eof():
+                ended = True
+                return {"type": "http.disconnect"}
+            more = not content.is_eof()
+            if not more:
+                ended = True
+            return {"type": "http.request", "body": chunk, "more_body": more}
+
+        response: web.StreamResponse | None = None
+        start: dict | None = None
+
+        async def send(message):
+            nonlocal response, start
+            kind = message["type"]
+            if kind == "http.response.start":
+                start = message
+                return
+            if kind != "http.response.body" or start is None:
+                return
+            if response is None:
+                response = web.StreamResponse(status=start["status"])
+                close = False
+                for k, v in start.get("headers", ()):
+                    name = k.decode("latin-1")
+                    if name.lower() == "connection":
+                        close = close or b"close" in v.lower()
+                        continue
+                    response.headers.add(name, v.decode("latin-1"))
+                if close:
+                    response.force_close()
+                await response.prepare(request)
+            body = message.get("body", b"")
+            if body:
+                await response.write(body)
+            if not message.get("more_body", False):
+                await response.write_eof()
+
+        try:
+            await app(scope, receive, send)
+        except Exception:  # noqa: BLE001 - the app answers its own errors; this is a last resort
+            log.exception("gateway: unhandled error")
+            if response is None:
+                return web.Response(status=500)
+        if response is None:   # nothing was answered (the client left): close without a word
+            if transport is not None:
+                transport.close()
+            resp = web.Response(status=499)
+            resp.force_close()
+            return resp
+        return response
+
+    return handle
+
+
+async def serve(app, host: str, port: int, stop: asyncio.Event, *, keepalive_timeout: float = 75.0) -> None:
+    """Serve ``app`` on ``host:port`` until ``stop`` is set (then close; open requests get
+    ``grace_s`` to finish)."""
+    server = web.Server(handler_for(app), keepalive_timeout=keepalive_timeout, access_log=None,
+                        handler_cancellation=False)
+    loop = asyncio.get_running_loop()
+    listener = await loop.create_server(server, host, port, reuse_address=True, backlog=1024)
+    try:
+        await stop.wait()
+    finally:
+        listener.close()
+        await server.shutdown(5.0)
+        await listener.wait_closed()
+        shutdown = getattr(app, "_shutdown", None)
+        if shutdown is not None:
+            await shutdown()
