@@ -39,8 +39,8 @@ _S3 = {"get_object": "get", "head_object": "head", "put_object": "put", "delete_
 class _Counted:
     """The store's S3 client, every request counted (a listing counts once per page)."""
 
-    def __init__(self, client, calls: StoreCalls):
-        self._client, self._calls = client, calls
+    def __init__(self, client, calls: StoreCalls, gate: "Rounds | None" = None):
+        self._client, self._calls, self._gate = client, calls, gate
 
     def __getattr__(self, name):
         attr = getattr(self._client, name)
@@ -49,19 +49,63 @@ class _Counted:
 
         def call(**kw):
             self._calls.note(_S3[name], kw.get("Key") or kw.get("Prefix", ""))
+            if self._gate is not None:
+                self._gate.hold(_S3[name], kw.get("Key") or kw.get("Prefix", ""))
             return attr(**kw)
 
         return call
 
 
+class Rounds:
+    """Holds every S3 request until the test lets its round go: how many round trips a request
+    makes one after the other is then counted, not timed.
+
+    ``next_round(n)`` waits until ``n`` requests are held at once (the round's requests: a request
+    that waits on them cannot send the next round before they are let go), lets them go and
+    returns them as ``[(method, key)]``; it fails if fewer than ``n`` ever come together."""
+
+    def __init__(self, patience_s: float = 30.0):
+        self._cond = threading.Condition()
+        self._held: list[tuple[str, str]] = []
+        self._round = 0
+        self.patience_s = patience_s
+        self.open = False  # once open, nothing is held any more
+
+    def hold(self, method: str, key: str) -> None:
+        with self._cond:
+            if self.open:
+                return
+            self._held.append((method, key))
+            mine = self._round
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: self._round != mine or self.open)
+
+    def next_round(self, n: int) -> list[tuple[str, str]]:
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self._held) >= n, timeout=self.patience_s):
+                raise AssertionError(f"expected {n} requests in flight at once, only these came: {self._held}")
+            out, self._held = self._held, []
+            self._round += 1
+            self._cond.notify_all()
+            return out
+
+    def let_go(self) -> None:
+        with self._cond:
+            self.open = True
+            self._cond.notify_all()
+
+
 @contextmanager
-def counting():
-    """Count every S3 request of the configured store while the block runs (side threads included)."""
+def counting(rounds: Rounds | None = None):
+    """Count every S3 request of the configured store while the block runs (side threads included);
+    with ``rounds``, hold each one until its round is let go (see :class:`Rounds`)."""
     objects, _ = store.connection()
     calls = StoreCalls()
     client = objects.client
-    objects.client = _Counted(client, calls)
+    objects.client = _Counted(client, calls, rounds)
     try:
         yield calls
     finally:
+        if rounds is not None:
+            rounds.let_go()
         objects.client = client

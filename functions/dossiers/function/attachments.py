@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from lscloud import errors, runtime, store
+from lscloud.aggregate import side_pool
 from lscloud.statemachine import Actor, iso
 from lscloud.store import BlobRejected, BlobStore, DoesNotExist, InvalidKey
 
@@ -34,11 +35,17 @@ def refs(items: list[dict], base: str, procedure: dict | None, actor: Actor, at:
     """The referenced files as the dossier keeps them; 422 naming every one never uploaded."""
     names = {d["code"]: d for d in (procedure or {}).get("documents", [])}
     blobs = files()
-    missing, out = [], []
-    for i, item in enumerate(items):
+
+    def look_up(item: dict):
         try:
-            head = blobs.objects.head(blobs.bucket, blobs.key_for(item["sha256"]))
+            return blobs.objects.head(blobs.bucket, blobs.key_for(item["sha256"]))
         except (DoesNotExist, InvalidKey):
+            return None
+
+    missing, out = [], []
+    # every file looked up at once: one round trip however many the dossier names
+    for i, (item, head) in enumerate(zip(items, side_pool().map(look_up, items))):
+        if head is None:
             missing.append(errors.field(f"{base}/{i}/sha256", "no uploaded file with this sha256: "
                                                                 "POST it to /v1/attachments first"))
             continue

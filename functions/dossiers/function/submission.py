@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 
 from lscloud import errors, workdays
-from lscloud.aggregate import Outcome
+from lscloud.aggregate import Outcome, side_pool
 from lscloud.statemachine import Actor, iso, now
 
 from . import applicants, attachments, registry, workflow
@@ -61,16 +61,27 @@ def check_counter(steps: list[dict], actor: Actor) -> None:
                              detail_vi="Thủ tục này do cơ quan khác tiếp nhận.")
 
 
-def submit(body: dict, actor: Actor, catalog: Catalog) -> Outcome[Dossier]:
-    """Check and receive the dossier ``body`` (dossier-create.json) submitted by ``actor``."""
+def submit(body: dict, actor: Actor, catalog: Catalog, request: dict | None = None) -> Outcome[Dossier]:
+    """Check and receive the dossier ``body`` (dossier-create.json) submitted by ``actor``;
+    ``request`` is what the dossier keeps of the request (its idempotency stamp).
+
+    A dossier already stored under that id raises :class:`.registry.AlreadyThere`.
+    """
     channel, applicant = applicants.resolve(actor, body)
     procedure = catalog.procedure(body["procedure"])
     unit = catalog.unit(body["unit"])
     check_documents(procedure, body["documents"])
-    documents = attachments.refs(body["documents"], "/documents", procedure, actor, now())
     steps = workflow.plan_steps(procedure, unit["code"], catalog.agency_units(procedure))
     check_counter(steps, actor)
     charged = fees(procedure)
+    # every check that needs no store is done; the receipt code is reserved while the files are
+    # looked up (one round trip for both), and given back if one of them is missing
+    code = side_pool().submit(registry.reserve_code, body["id"], now())
+    try:
+        documents = attachments.refs(body["documents"], "/documents", procedure, actor, now())
+    except BaseException:
+        registry.release_code(code)
+        raise
     doc = {"id": body["id"], "procedure": {k: procedure.get(k) for k in PROCEDURE_FIELDS},
            "agency": deciding_agency(procedure, unit["code"]), "unit": unit["code"], "unit_name": unit.get("name"),
            "channel": channel, "applicant": applicant, "owner": applicants.owner(applicant),
@@ -79,4 +90,4 @@ def submit(body: dict, actor: Actor, catalog: Catalog) -> Outcome[Dossier]:
            "received_by": {"sub": actor.sub, "agency": actor.agency, "unit": actor.unit}
            if actor.kind == "officer" else None,
            "steps": steps, "tracking_secret": secrets.token_hex(4).upper(), "created_at": iso(now())}
-    return registry.create(doc, actor, now(), workdays.load())
+    return registry.create(doc, actor, now(), workdays.load(), code=code, request=request)
