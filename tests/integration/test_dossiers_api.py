@@ -5,6 +5,7 @@ result, tracking, rating, stats, roles, and concurrent officers."""
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import uuid
@@ -493,3 +494,49 @@ def test_a_missing_file_keeps_no_receipt_code(client, tok):
     assert r.status_code == 422 and [e["field"] for e in r.get_json()["errors"]] == ["/documents/1/sha256"]
     assert [c for c in DossierCode.scan() if c.dossier_id == body["id"]] == []
     assert client.get(f"/v1/dossiers/{body['id']}", headers=cit).status_code == 404
+
+
+def _multipart(body: dict, files: dict[str, bytes]) -> dict:
+    return {"body": (io.BytesIO(json.dumps(body).encode()), "", "application/json"),
+            **{field: (io.BytesIO(data), f"{field}.pdf", "application/pdf") for field, data in files.items()}}
+
+
+def test_a_dossier_and_its_files_in_one_request(client, tok):
+    """The JSON in the field ``body``, the files beside it, named by sha256 like uploaded ones (and
+    one uploaded before, mixed in): one request, no lookup of the files sent; readable afterwards.
+    A file no document names, a file that is not what it says, and a broken form are refused
+    before anything is stored."""
+    import hashlib
+
+    from store_calls import counting
+
+    cit = tok("citizen", sub=CITIZEN)
+    ok(client.post("/v1/dossiers", json=_birth_body(client, cit), headers=cit), 201)  # the catalogue is cached
+    form = {"to-khai": pdf("tk-" + uuid.uuid4().hex), "giay-chung-sinh": pdf("gcs-" + uuid.uuid4().hex)}
+    earlier = upload(client, cit, "uq-" + uuid.uuid4().hex)
+    body = {"id": "ks-" + uuid.uuid4().hex[:12], "procedure": "HT-KS", "unit": "05983",
+            "documents": [{"code": c, "sha256": hashlib.sha256(d).hexdigest()} for c, d in form.items()]
+            + [{"code": "uy-quyen", "sha256": earlier}]}
+    with counting() as calls:
+        r = client.post("/v1/dossiers", data=_multipart(body, form), headers=cit, content_type="multipart/form-data")
+    created = ok(r, 201)
+    assert calls["head"] == 1 and calls["put"] == 9, calls   # the earlier upload looked up; 2 files, code, dossier, 5
+    assert [d["sha256"] for d in created["documents"]] == [d["sha256"] for d in body["documents"]]
+    assert created["documents"][0]["size"] == len(form["to-khai"])
+    link = ok(client.get(f"/v1/dossiers/{body['id']}/files/{body['documents'][0]['sha256']}", headers=cit))
+    assert link["url"]
+    again = client.post("/v1/dossiers", data=_multipart(body, form), headers=cit, content_type="multipart/form-data")
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+
+    stray = {**form, "extra": pdf("stray-" + uuid.uuid4().hex)}
+    other = {**body, "id": "ks-" + uuid.uuid4().hex[:12]}
+    r = client.post("/v1/dossiers", data=_multipart(other, stray), headers=cit, content_type="multipart/form-data")
+    assert r.status_code == 422 and [e["field"] for e in r.get_json()["errors"]] == ["extra"], r.get_data(as_text=True)
+    fake = {"to-khai": b"#!/bin/sh\nrm -rf /\n", "giay-chung-sinh": form["giay-chung-sinh"]}
+    r = client.post("/v1/dossiers", data=_multipart(other, fake), headers=cit, content_type="multipart/form-data")
+    assert r.status_code == 422 and [e["field"] for e in r.get_json()["errors"]] == ["to-khai"]
+    with counting() as refused:
+        r = client.post("/v1/dossiers", data={"to-khai": (io.BytesIO(form["to-khai"]), "a.pdf", "application/pdf")},
+                        headers=cit, content_type="multipart/form-data")
+    assert r.status_code == 400 and r.get_json()["errors"][0]["field"] == "body"
+    assert refused["put"] == 0 and client.get(f"/v1/dossiers/{other['id']}", headers=cit).status_code == 404

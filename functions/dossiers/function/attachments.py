@@ -7,6 +7,7 @@ a short-lived download link.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from lscloud import errors, runtime, store
@@ -31,12 +32,45 @@ def upload(data: bytes, media_type: str, filename: str | None) -> dict:
     return {"sha256": ref.sha256, "size": ref.size, "media_type": ref.media_type, "filename": ref.filename}
 
 
-def refs(items: list[dict], base: str, procedure: dict | None, actor: Actor, at: datetime) -> list[dict]:
-    """The referenced files as the dossier keeps them; 422 naming every one never uploaded."""
+def checked(parts: list) -> dict[str, dict]:
+    """The files sent with a submission (:class:`lscloud.web.FilePart`), checked as uploads are and
+    not stored yet, by sha256: ``{"sha256", "size", "media_type", "filename", "part"}``; 422
+    naming every part refused."""
+    blobs, out, refused = files(), {}, []
+    for part in parts:
+        try:
+            media_type = blobs.check(part.data, part.media_type)
+        except BlobRejected as exc:
+            refused.append(errors.field(part.field, f"file refused: {exc.cause}"))
+            continue
+        digest = hashlib.sha256(part.data).hexdigest()
+        out[digest] = {"sha256": digest, "size": len(part.data), "media_type": media_type,
+                       "filename": part.filename, "part": part}
+    if refused:
+        message = f"{len(refused)} file(s) refused"
+        raise errors.Invalid(message, detail_vi=f"{len(refused)} tệp bị từ chối", errors=refused)
+    return out
+
+
+def keep(sent: dict) -> None:
+    """Store one file :func:`checked` (the same bytes already there: nothing to do)."""
+    part = sent["part"]
+    files().put(part.data, part.media_type, part.filename)
+
+
+def refs(items: list[dict], base: str, procedure: dict | None, actor: Actor, at: datetime,
+         sent: dict[str, dict] | None = None) -> list[dict]:
+    """The referenced files as the dossier keeps them; 422 naming every one never uploaded.
+
+    ``sent``: the files that came with the request (:func:`checked`), which need no lookup.
+    """
     names = {d["code"]: d for d in (procedure or {}).get("documents", [])}
     blobs = files()
+    sent = sent or {}
 
     def look_up(item: dict):
+        if str(item["sha256"]).lower() in sent:
+            return _Sent(sent[str(item["sha256"]).lower()])
         try:
             return blobs.objects.head(blobs.bucket, blobs.key_for(item["sha256"]))
         except (DoesNotExist, InvalidKey):
@@ -56,6 +90,13 @@ def refs(items: list[dict], base: str, procedure: dict | None, actor: Actor, at:
         message = f"{len(missing)} file(s) not found"
         raise errors.Invalid(message, detail_vi=message, errors=missing)
     return out
+
+
+class _Sent:
+    """A file sent with the request, standing in for the lookup of an uploaded one."""
+
+    def __init__(self, sent: dict):
+        self.size, self.content_type = sent["size"], sent["media_type"]
 
 
 def link(doc: dict, sha256: str) -> dict:
