@@ -143,6 +143,9 @@ def _multipart() -> tuple[bytes, list[FilePart]]:
     env = dict(request.environ)
     raw = request.get_data(cache=True)
     env["wsgi.input"], env["CONTENT_LENGTH"] = io.BytesIO(raw), str(len(raw))
+    # the body is read whole already: parse those bytes by their length (a terminated input would
+    # be read to its end against the limit, and a body of exactly that length refused)
+    env.pop("wsgi.input_terminated", None)
     _, form, files = parse_form_data(env, max_form_memory_size=app_state().settings.max_body_bytes,
                                      max_content_length=len(raw))
     # the JSON part as a plain field, or as a part with a file name (some clients send a Blob)
