@@ -116,8 +116,8 @@ def create(doc: dict, actor: Actor, at: datetime, cal: Calendar, *, code: Future
     caller's file checks). ``request``: what the dossier keeps of the request that created it
     (the idempotency stamp). A dossier already at that id raises :class:`AlreadyThere`.
     """
+    doc["code"] = code.result()  # no code (8 taken in a row): nothing to give back
     try:  # until the dossier is saved, any failure gives the claimed code back
-        doc["code"] = code.result()
         t = workflow.receive(doc, actor, at, cal)
         dossier = Dossier(doc["id"], code=doc["code"], status=doc["status"], owner=doc["owner"], data=doc,
                           request=request)
