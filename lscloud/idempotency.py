@@ -15,6 +15,13 @@ The record design of AWS Powertools' idempotency utility, on the object store:
   (JSON pointers, never their values: :class:`lscloud.resends.IdReused`);
 - a handler exception or a 5xx answer deletes the record so the client's retry can run; an
   ``INPROGRESS`` record past its expiry (crashed process) is taken over with ``If-Match``.
+
+A route that creates one create-only record named by the client-chosen id can let that record be
+its own idempotency record (``in_record=True``): the view keeps :func:`first_request` in the record
+it creates, and when the create finds the record already there, :func:`resent` judges the request
+against it exactly as above (same caller and body: the first answer again; another body: 409
+naming the fields). The record's create-only write is what runs the work once, so no separate
+record is written: two conditional PUTs fewer on every create.
 """
 
 from __future__ import annotations
@@ -69,19 +76,26 @@ def record_key(function: str, caller: str, method: str, path: str, key: str) -> 
 
 
 def idempotent(key_from: Callable[[Any], Any] | None = None, *, required: bool = True,
-               inprogress_timeout_s: int = 60) -> Callable:
+               inprogress_timeout_s: int = 60, in_record: bool = False) -> Callable:
     """Make a view idempotent on the ``Idempotency-Key`` header (or ``key_from(body)``).
 
     Place it under ``@allow`` (the caller scopes the key) and under ``@validate_body`` when
     used (invalid bodies never create records). ``key_from`` extracts a client-chosen id from
     the parsed body; the header wins when both are present. Without a key the view answers
     400 naming the header, unless ``required=False`` (then it simply runs).
+
+    ``in_record=True`` (with ``key_from``): the record the view creates under that id is the
+    idempotency record (see the module docstring): the key is the id alone, the view keeps
+    :func:`first_request` in its record and answers a create that finds it there with
+    :func:`resent`.
     """
+    if in_record and key_from is None:
+        raise ValueError("in_record needs key_from: the record is named by the client-chosen id")
 
     def decorate(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
-            key = _key(key_from)
+            key = _key(key_from, header=not in_record)
             if key is None:
                 if required:
                     raise Problem(400, "idempotency-key-missing", "Idempotency key required",
@@ -89,6 +103,9 @@ def idempotent(key_from: Callable[[Any], Any] | None = None, *, required: bool =
                                   + (" or a client-chosen id in the body." if key_from else "."),
                                   title_vi="Thiếu khóa idempotency",
                                   detail_vi=f"Chức năng này cần tiêu đề {HEADER}.", header=HEADER)
+                return view(*args, **kwargs)
+            if in_record:
+                g.lscloud_first_request, g.lscloud_idempotency_key = _stamp(key), key
                 return view(*args, **kwargs)
             return _run(view, args, kwargs, key, inprogress_timeout_s)
 
@@ -98,8 +115,8 @@ def idempotent(key_from: Callable[[Any], Any] | None = None, *, required: bool =
     return decorate
 
 
-def _key(key_from) -> str | None:
-    key = request.headers.get(HEADER)
+def _key(key_from, header: bool = True) -> str | None:
+    key = request.headers.get(HEADER) if header else None
     if key is None and key_from is not None:
         body = g.get("body")
         if body is None and request.get_data(cache=True).strip():
@@ -152,6 +169,48 @@ def _run(view, args, kwargs, key: str, inprogress_timeout_s: int):
             "body_b64": base64.b64encode(resp.get_data()).decode(),
         },
     })
+    return resp
+
+
+def _stamp(key: str) -> dict:
+    state = app_state()
+    rkey = record_key(state.name, principal().id, request.method, request.path, key)
+    body = _json_payload()
+    return {"scope": rkey, "payload_hash": payload_hash(rkey, body),
+            "request_fields": resends.digests(body, rkey) if body is not None else {}}
+
+
+def first_request() -> dict:
+    """What a record created by an ``in_record`` idempotent view keeps of the request that created
+    it: the caller's scope, a keyed hash of the payload and one keyed digest per field (no value
+    can be read back from it); store it with the record, hand it to :func:`resent` later."""
+    return g.lscloud_first_request
+
+
+def resent(first: dict | None) -> bool:
+    """Judge the current request, whose create found its record already there, against the
+    record's :func:`first_request` (``first``).
+
+    True: the same caller sent the same body again; answer it with the stored record as the first
+    time (and the ``Idempotent-Replayed`` header: :func:`mark_replayed`). Raises the 409
+    ``idempotency-key-reused`` problem naming the fields when the same caller sent another body.
+    False: the record is not this caller's request (another caller's, or kept before this): the
+    view answers its own conflict.
+    """
+    again = first_request()
+    if not first or first.get("scope") != again["scope"]:
+        return False
+    if first.get("payload_hash") == again["payload_hash"]:
+        return True
+    body = _json_payload()
+    fields = resends.changed(first["request_fields"], body, again["scope"]) \
+        if first.get("request_fields") and body is not None else [""]
+    raise resends.IdReused(fields, key=g.lscloud_idempotency_key).problem(header=HEADER)
+
+
+def mark_replayed(resp: Response) -> Response:
+    """``resp`` marked as the answer to a resent request."""
+    resp.headers[REPLAYED_HEADER] = "true"
     return resp
 
 

@@ -32,6 +32,49 @@ USER_AGENT = "lscloud"  # botocore appends its own name and version
 _UTC = tzutc()
 
 
+def _rules_refer_to(rules, name: str) -> bool:
+    """Whether an endpoint ruleset (its JSON) reads the parameter ``name`` anywhere."""
+    stack = [rules]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("ref") == name:
+                return True
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
+def _resolve_endpoints_once(core, client) -> None:
+    """Let botocore's endpoint cache serve every call to the same bucket.
+
+    botocore resolves each request's endpoint by evaluating the S3 ruleset, behind a cache keyed
+    by all the ruleset's parameters; those include the object's ``Key`` (and a listing's
+    ``Prefix``), so a new key always misses and pays a full evaluation (about a tenth of a PUT's
+    client CPU). Where the ruleset never reads a parameter its value cannot change the endpoint:
+    it is left out of the lookup, and the cache answers. A ruleset that does read it is left alone.
+    """
+    provider = getattr(getattr(client, "_ruleset_resolver", None), "_provider", None)
+    if provider is None:
+        return
+    try:
+        rules = core.get_component("data_loader").load_service_model("s3", "endpoint-rule-set-1")
+    except Exception:  # noqa: BLE001 - an optimisation only: without the ruleset, change nothing
+        return
+    unused = tuple(n for n in ("Key", "Prefix") if not _rules_refer_to(rules, n))
+    if not unused:
+        return
+    resolve = provider.resolve_endpoint
+
+    def resolve_endpoint(**params):
+        for name in unused:
+            params.pop(name, None)
+        return resolve(**params)
+
+    provider.resolve_endpoint = resolve_endpoint
+
+
 def _parse_timestamp(value):
     """botocore's timestamp parser, without dateutil's generic parser for the two formats S3
     sends (RFC 7231 ``Last-Modified`` headers, ISO 8601 in listings): the same aware datetimes,
@@ -95,6 +138,7 @@ class ObjectStore:
                           request_checksum_calculation="when_required",
                           response_checksum_validation="when_required",
                           user_agent=USER_AGENT))
+        _resolve_endpoints_once(core, self.client)
 
     @classmethod
     def from_settings(cls, settings: Settings, **options) -> "ObjectStore":

@@ -29,7 +29,7 @@ from .. import auth, errors, query, runtime, telemetry
 from ..context import AppState, app_state
 from ..problems import Problem, current_trace_id, problem_response
 from ..store.errors import ConditionalCheckFailed, DoesNotExist, InvalidKey, StoreUnavailable
-from .bodies import SchemaSet, buffer_unsized_body
+from .bodies import MULTIPART, SchemaSet, buffer_unsized_body, files_limit
 from .openapi import build_openapi, invalid_query
 
 __all__ = ["AccessError", "check_access", "create_app"]
@@ -107,6 +107,7 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
         limit = getattr(view, "__lscloud_max_body__", None)
         if isinstance(limit, str):  # a setting's name (body_limit("blob_max_bytes"))
             limit = getattr(settings, limit)
+        limit = files_limit(view, settings) or limit  # a JSON body with its files (validate_body(files=True))
         if limit is not None:
             request.max_content_length = limit
         if request.method not in _BODY_METHODS:
@@ -118,7 +119,8 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
         raw = getattr(view, "__lscloud_raw_body__", None)
         mimetype = request.mimetype or ""
         if raw is None:
-            ok = mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))
+            ok = mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json")) \
+                or (mimetype == MULTIPART and getattr(view, "__lscloud_files__", False))
         else:
             ok = not raw or mimetype in raw
         if not ok:

@@ -6,7 +6,10 @@
   :mod:`lscloud.validation`: ``integer`` is an integer literal, patterns are ECMA-262) and reports
   every error with a JSON pointer;
 - :func:`raw_body` lets a view take another media type (uploads, CloudEvents in binary mode),
-  :func:`body_limit` raises or lowers one view's size limit.
+  :func:`body_limit` raises or lowers one view's size limit;
+- ``validate_body(schema, files=True)`` also takes the JSON body with its files in one
+  ``multipart/form-data`` request (:data:`JSON_PART` and file parts: :class:`FilePart` in
+  ``flask.g.files``), so a client sends a record and its attachments in one round trip.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import io
 import json
 import re
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,7 +31,21 @@ from ..context import app_state
 from ..problems import Problem
 from ..validation import StrictValidator
 
-__all__ = ["SchemaSet", "json_body", "validate_body", "raw_body", "body_limit", "buffer_unsized_body"]
+__all__ = ["SchemaSet", "json_body", "validate_body", "raw_body", "body_limit", "buffer_unsized_body", "FilePart",
+           "JSON_PART", "MULTIPART", "files_limit"]
+
+MULTIPART = "multipart/form-data"
+JSON_PART = "body"  # the form field holding the JSON body in a multipart request
+
+
+@dataclass(frozen=True)
+class FilePart:
+    """One file of a multipart request: its form field, file name, declared media type and bytes."""
+
+    field: str
+    filename: str | None
+    media_type: str
+    data: bytes
 
 
 def _pointer(parts) -> str:
@@ -110,16 +128,54 @@ def _short(message: str, limit: int = 300) -> str:
     return message if len(message) <= limit else message[: limit - 1] + "…"
 
 
+def files_limit(view, settings) -> int | None:
+    """The body limit of a multipart request to ``view`` (its JSON and its files together: the blob
+    limit), or None when the view takes no files or the request is not multipart."""
+    if getattr(view, "__lscloud_files__", False) and request.mimetype == MULTIPART:
+        return settings.blob_max_bytes
+    return None
+
+
+def _multipart() -> tuple[bytes, list[FilePart]]:
+    """The JSON part's bytes and the file parts of a multipart request (400 naming what is wrong)."""
+    from werkzeug.formparser import parse_form_data
+
+    env = dict(request.environ)
+    raw = request.get_data(cache=True)
+    env["wsgi.input"], env["CONTENT_LENGTH"] = io.BytesIO(raw), str(len(raw))
+    # the body is read whole already: parse those bytes by their length (a terminated input would
+    # be read to its end against the limit, and a body of exactly that length refused)
+    env.pop("wsgi.input_terminated", None)
+    _, form, files = parse_form_data(env, max_form_memory_size=app_state().settings.max_body_bytes,
+                                     max_content_length=len(raw))
+    # the JSON part as a plain field, or as a part with a file name (some clients send a Blob)
+    texts = [t.encode("utf-8") for t in form.getlist(JSON_PART)] + [f.read() for f in files.getlist(JSON_PART)]
+    parts = [FilePart(field, f.filename or None, f.mimetype or "application/octet-stream", f.read())
+             for field, f in files.items(multi=True) if field != JSON_PART]
+    if len(texts) != 1 or set(form) - {JSON_PART}:
+        raise Problem(400, "malformed-multipart", "Malformed multipart body",
+                      f"A multipart body holds one form field {JSON_PART!r} (the JSON body) and files.",
+                      title_vi="Nội dung multipart không hợp lệ",
+                      detail_vi=f"Nội dung multipart gồm đúng một trường {JSON_PART!r} (JSON) và các tệp.",
+                      errors=[{"field": JSON_PART, "message": "exactly one JSON form field, then files"}])
+    return texts[0], parts
+
+
 def json_body() -> Any:
     """The request body parsed as strict JSON (:mod:`lscloud.strictjson`); cached on ``g``.
 
     Malformed JSON answers 400 ``malformed-json``; JSON we refuse (nesting past
     :data:`~lscloud.strictjson.MAX_DEPTH`, ``NaN``/``Infinity``, duplicate keys) answers 400
-    ``json-rejected`` naming the place as a JSON pointer in ``errors[]``.
+    ``json-rejected`` naming the place as a JSON pointer in ``errors[]``. In a multipart request
+    to a view that takes files, the JSON is the :data:`JSON_PART` field (the files land in
+    ``g.files``).
     """
     if "lscloud_json" in g:
         return g.lscloud_json
-    raw = request.get_data(cache=True)
+    if request.mimetype == MULTIPART and "lscloud_files" in g:
+        raw = g.lscloud_multipart_json
+    else:
+        raw = request.get_data(cache=True)
     if not raw.strip():
         raise Problem(400, "missing-body", "Missing request body", "This endpoint needs a JSON body.",
                       title_vi="Thiếu nội dung yêu cầu", detail_vi="Chức năng này yêu cầu nội dung JSON.")
@@ -139,18 +195,27 @@ def json_body() -> Any:
     return value
 
 
-def validate_body(schema: str, *, optional: bool = False) -> Callable:
+def validate_body(schema: str, *, optional: bool = False, files: bool = False) -> Callable:
     """Validate the JSON body against ``<schemas_dir>/<schema>`` before the view runs.
 
     The parsed body lands in ``flask.g.body``; a mismatch answers 422 listing every error.
     ``optional=True`` is for a body whose members are all optional (a cancellation's reason): no
     body at all stands for ``{}``, validated like any other.
+
+    ``files=True``: the view also takes ``multipart/form-data``, the JSON body in the form field
+    :data:`JSON_PART` and any number of files beside it (up to the blob limit together), which
+    land in ``flask.g.files`` (:class:`FilePart`, in order; ``[]`` for a JSON request). What a
+    file may be is the view's to check.
     """
 
     def decorate(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
             state = app_state()
+            g.files = []
+            if files and request.mimetype == MULTIPART:
+                g.lscloud_multipart_json, g.files = _multipart()
+                g.lscloud_files = True
             body = {} if optional and not request.get_data(cache=True).strip() else json_body()
             errors = state.schemas.errors(schema, body)
             if errors:
@@ -164,6 +229,7 @@ def validate_body(schema: str, *, optional: bool = False) -> Callable:
 
         wrapper.__lscloud_body_schema__ = schema
         wrapper.__lscloud_body_optional__ = optional
+        wrapper.__lscloud_files__ = files
         return wrapper
 
     return decorate

@@ -392,8 +392,18 @@ def build_openapi(app: Flask) -> dict:
                 found = _example(state, schema)
                 if found is not _NO_EXAMPLE:
                     media["example"] = found
+                content = {"application/json": media}
+                if getattr(view, "__lscloud_files__", False):
+                    from .bodies import JSON_PART, MULTIPART
+
+                    content[MULTIPART] = {
+                        "schema": {"type": "object", "required": [JSON_PART],
+                                   "properties": {JSON_PART: _ref(schema)},
+                                   "additionalProperties": {"type": "string", "format": "binary"},
+                                   "description": f"The JSON body in the field {JSON_PART!r}, its files beside it."},
+                        "encoding": {JSON_PART: {"contentType": "application/json"}}}
                 op["requestBody"] = {"required": not getattr(view, "__lscloud_body_optional__", False),
-                                     "content": {"application/json": media}}
+                                     "content": content}
             declared = getattr(view, "__lscloud_response__", None)
             op["responses"] = _responses(declared, wanted)
             if not (access is not None and access.eventing):

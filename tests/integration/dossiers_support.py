@@ -47,7 +47,8 @@ AGENCIES = {"public-service-centre": {"code": "public-service-centre", "unit_cod
 
 class PeerStub:
     """Answers /procedures/v1/procedures/<code>, /directory/v1/units/<code> and
-    /directory/v1/agencies/<code> like the real functions do."""
+    /directory/v1/agencies/<code> like the real functions do (strong ETag, 304, the same
+    ``Cache-Control``); ``hits`` counts what it was asked."""
 
     def __init__(self):
         self.hits = 0
@@ -64,6 +65,7 @@ class PeerStub:
                     body = json.dumps(item, ensure_ascii=False).encode()
                     resp = Response(body, mimetype="application/json")
                     resp.set_etag(hashlib.sha256(body).hexdigest()[:32])
+                    resp.headers["Cache-Control"] = "public, max-age=300"  # as lscloud.web.cached_json
                     return resp.make_conditional(request)
             return Response('{"status":404,"title":"Not found"}', status=404, mimetype="application/problem+json")
 

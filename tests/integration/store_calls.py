@@ -48,9 +48,9 @@ _S3 = {"get_object": "get", "head_object": "head", "put_object": "put", "delete_
 class _Counted:
     """The store's S3 client, every request counted (a listing counts once per page)."""
 
-    def __init__(self, client, calls: StoreCalls, together=None):
+    def __init__(self, client, calls: StoreCalls, together=None, gate: "Rounds | None" = None):
         self._client, self._calls = client, calls
-        self._together = together
+        self._together, self._gate = together, gate
 
     def __getattr__(self, name):
         attr = getattr(self._client, name)
@@ -62,26 +62,72 @@ class _Counted:
             self._calls.note(method, key)
             if self._together is not None and self._together[1](method, key):
                 self._together[0].wait()
+            if self._gate is not None:
+                self._gate.hold(method, key)
             return attr(**kw)
 
         return call
 
 
+class Rounds:
+    """Holds every S3 request until the test lets its round go: how many round trips a request
+    makes one after the other is then counted, not timed.
+
+    ``next_round(n)`` waits until ``n`` requests are held at once (the round's requests: a request
+    that waits on them cannot send the next round before they are let go), lets them go and
+    returns them as ``[(method, key)]``; it fails if fewer than ``n`` ever come together."""
+
+    def __init__(self, patience_s: float = 30.0):
+        self._cond = threading.Condition()
+        self._held: list[tuple[str, str]] = []
+        self._round = 0
+        self.patience_s = patience_s
+        self.open = False  # once open, nothing is held any more
+
+    def hold(self, method: str, key: str) -> None:
+        with self._cond:
+            if self.open:
+                return
+            self._held.append((method, key))
+            mine = self._round
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: self._round != mine or self.open)
+
+    def next_round(self, n: int) -> list[tuple[str, str]]:
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self._held) >= n, timeout=self.patience_s):
+                raise AssertionError(f"expected {n} requests in flight at once, only these came: {self._held}")
+            out, self._held = self._held, []
+            self._round += 1
+            self._cond.notify_all()
+            return out
+
+    def let_go(self) -> None:
+        with self._cond:
+            self.open = True
+            self._cond.notify_all()
+
+
 @contextmanager
-def counting(*, together: tuple[int, Callable[[str, str], bool]] | None = None):
+def counting(rounds: "Rounds | None" = None, *,
+             together: tuple[int, Callable[[str, str], bool]] | None = None):
     """Count every S3 request of the configured store while the block runs (side threads included).
 
-    ``together=(n, which)``: the ``n`` requests ``which(method, key)`` picks are each held until all
-    ``n`` are in flight, so they go out in one round trip; issued one after another (or more than
-    a pool's width at once) they never all meet and the block fails (BrokenBarrierError). The
-    timeout only keeps a failing test from hanging: nothing is timed.
+    ``rounds``: hold each request until its round is let go (see :class:`Rounds`), to count how many
+    round trips a request makes one after the other. ``together=(n, which)``: the ``n`` requests
+    ``which(method, key)`` picks are each held until all ``n`` are in flight, so they go out in one
+    round trip; issued one after another (or more than a pool's width at once) they never all meet
+    and the block fails (BrokenBarrierError). The timeouts only keep a failing test from hanging:
+    nothing is timed.
     """
     objects, _ = store.connection()
     calls = StoreCalls()
     client = objects.client
     barrier = (threading.Barrier(together[0], timeout=120), together[1]) if together else None
-    objects.client = _Counted(client, calls, barrier)
+    objects.client = _Counted(client, calls, barrier, rounds)
     try:
         yield calls
     finally:
+        if rounds is not None:
+            rounds.let_go()
         objects.client = client

@@ -5,6 +5,7 @@ result, tracking, rating, stats, roles, and concurrent officers."""
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import uuid
@@ -417,3 +418,126 @@ def test_an_officers_page_token_that_is_no_position_is_400(client, tok, token):
 def test_every_endpoint_with_every_role(app, keys):
     """Held to functions/dossiers/access.yaml, not to @allow (tests/integration/role_matrix.py)."""
     assert role_matrix.check(app, "dossiers", keys[0], samples={"year": "2026", "sha256": "0" * 64}) > 250
+
+
+def _birth_body(client, h) -> dict:
+    return {"id": "ks-" + uuid.uuid4().hex[:12], "procedure": "HT-KS", "unit": "05983",
+            "documents": [{"code": c, "sha256": upload(client, h, f"{c}-{uuid.uuid4().hex}")}
+                          for c in ("to-khai", "giay-chung-sinh")]}
+
+
+def test_a_submission_costs_seven_writes_two_lookups_in_three_round_trips(client, tok, peers):
+    """The budget of a submission with two files: the file lookups and the receipt code in one
+    round; the dossier (its own idempotency record: no separate record, no completing write); its
+    four indexes, audit entry and event in one more. The procedure and unit come from the peer
+    cache (the catalogue is not asked). The old path made 9 PUTs and 2 HEADs in 8 rounds."""
+    from store_calls import Rounds, counting
+
+    cit = tok("citizen", sub=CITIZEN)
+    ok(client.post("/v1/dossiers", json=_birth_body(client, cit), headers=cit), 201)  # the catalogue is cached
+    body, asked = _birth_body(client, cit), peers.hits
+    rounds = Rounds()
+    with ThreadPoolExecutor(1) as pool, counting(rounds) as calls:
+        answer = pool.submit(client.post, "/v1/dossiers", json=body, headers=cit)
+        first, second, third = rounds.next_round(3), rounds.next_round(1), rounds.next_round(5)
+        created = ok(answer.result(), 201)
+    assert sorted(m for m, _ in first) == ["head", "head", "put"] and [k for m, k in first if m == "put"][0] \
+        .startswith("dossiers-codes/"), first
+    assert second == [("put", f"dossiers/{body['id'].replace('-', '~2D')}/_.json")], second
+    assert sorted(k.split("/")[0] for _, k in third) == ["dossiers-audit", "dossiers-days", "dossiers-open",
+                                                         "dossiers-owners", "dossiers-work"], third
+    assert calls["put"] == 7 and calls["head"] == 2 and calls["get"] == calls["list"] == calls["delete"] == 0, calls
+    assert not [k for k in calls.keys_of("put") if k.startswith("idempotency/")], calls
+    assert peers.hits == asked and created["receipt"]["code"].startswith("LS-")
+
+
+def test_the_dossier_answers_its_own_resends(client, tok, rt):
+    """Same caller, same id and body: the dossier's answer again (201, replayed), once however many
+    arrive at once: one dossier, one receipt code, one audit entry, one event. Another body: 409
+    naming the fields. Another caller: 409, nothing of theirs shown."""
+    cit = tok("citizen", sub=CITIZEN)
+    body = _birth_body(client, cit)
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: client.post("/v1/dossiers", json=body, headers=cit), range(6)))
+    assert [r.status_code for r in answers] == [201] * 6, [r.get_data(as_text=True) for r in answers]
+    assert sorted(r.headers.get("Idempotent-Replayed", "") for r in answers) == [""] + ["true"] * 5
+    assert len({r.get_json()["receipt"]["code"] for r in answers}) == 1
+    code = answers[0].get_json()["receipt"]["code"]
+    from functions.dossiers.function.models import DossierCode
+    assert [c.code for c in DossierCode.scan() if c.dossier_id == body["id"]] == [code]
+    assert len(registry.RECORDS.trail(body["id"])) == 1
+    received = [e for e in tail(rt.settings, 50) if e["event"]["data"].get("dossier_id") == body["id"]]
+    assert [e["event"]["type"] for e in received] == ["vn.langson.dossiers.dossier.received.v1"]
+    again = client.post("/v1/dossiers", json=body, headers=cit)
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json()["receipt"] == answers[0].get_json()["receipt"]
+
+    other = {**body, "unit": "06040", "note": "khác"}
+    r = client.post("/v1/dossiers", json=other, headers=cit)
+    assert r.status_code == 409 and r.get_json()["type"].endswith("idempotency-key-reused"), r.get_data(as_text=True)
+    assert sorted(e["field"] for e in r.get_json()["errors"]) == ["/note", "/unit"]
+    assert "06040" not in r.get_data(as_text=True)
+    theirs = client.post("/v1/dossiers", json=body, headers=tok("citizen", sub=CITIZEN2))
+    assert theirs.status_code == 409 and theirs.get_json()["type"].endswith("conflict")
+    assert code not in theirs.get_data(as_text=True) and "tracking_secret" not in theirs.get_data(as_text=True)
+    assert [c.code for c in DossierCode.scan() if c.dossier_id == body["id"]] == [code]
+
+
+def test_a_missing_file_keeps_no_receipt_code(client, tok):
+    """The code is reserved while the files are looked up; a missing file gives it back."""
+    from functions.dossiers.function.models import DossierCode
+
+    cit = tok("citizen", sub=CITIZEN)
+    body = _birth_body(client, cit)
+    body["documents"][1]["sha256"] = "0" * 64
+    r = client.post("/v1/dossiers", json=body, headers=cit)
+    assert r.status_code == 422 and [e["field"] for e in r.get_json()["errors"]] == ["/documents/1/sha256"]
+    assert [c for c in DossierCode.scan() if c.dossier_id == body["id"]] == []
+    assert client.get(f"/v1/dossiers/{body['id']}", headers=cit).status_code == 404
+
+
+def _multipart(body: dict, files: dict[str, bytes]) -> dict:
+    return {"body": (io.BytesIO(json.dumps(body).encode()), "", "application/json"),
+            **{field: (io.BytesIO(data), f"{field}.pdf", "application/pdf") for field, data in files.items()}}
+
+
+def test_a_dossier_and_its_files_in_one_request(client, tok):
+    """The JSON in the field ``body``, the files beside it, named by sha256 like uploaded ones (and
+    one uploaded before, mixed in): one request, no lookup of the files sent; readable afterwards.
+    A file no document names, a file that is not what it says, and a broken form are refused
+    before anything is stored."""
+    import hashlib
+
+    from store_calls import counting
+
+    cit = tok("citizen", sub=CITIZEN)
+    ok(client.post("/v1/dossiers", json=_birth_body(client, cit), headers=cit), 201)  # the catalogue is cached
+    form = {"to-khai": pdf("tk-" + uuid.uuid4().hex), "giay-chung-sinh": pdf("gcs-" + uuid.uuid4().hex)}
+    earlier = upload(client, cit, "uq-" + uuid.uuid4().hex)
+    body = {"id": "ks-" + uuid.uuid4().hex[:12], "procedure": "HT-KS", "unit": "05983",
+            "documents": [{"code": c, "sha256": hashlib.sha256(d).hexdigest()} for c, d in form.items()]
+            + [{"code": "uy-quyen", "sha256": earlier}]}
+    with counting() as calls:  # as the ASGI bridge hands it over: an input read to its end
+        r = client.post("/v1/dossiers", data=_multipart(body, form), headers=cit, content_type="multipart/form-data",
+                        environ_base={"wsgi.input_terminated": True})
+    created = ok(r, 201)
+    assert calls["head"] == 1 and calls["put"] == 9, calls   # the earlier upload looked up; 2 files, code, dossier, 5
+    assert [d["sha256"] for d in created["documents"]] == [d["sha256"] for d in body["documents"]]
+    assert created["documents"][0]["size"] == len(form["to-khai"])
+    link = ok(client.get(f"/v1/dossiers/{body['id']}/files/{body['documents'][0]['sha256']}", headers=cit))
+    assert link["url"]
+    again = client.post("/v1/dossiers", data=_multipart(body, form), headers=cit, content_type="multipart/form-data")
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+
+    stray = {**form, "extra": pdf("stray-" + uuid.uuid4().hex)}
+    other = {**body, "id": "ks-" + uuid.uuid4().hex[:12]}
+    r = client.post("/v1/dossiers", data=_multipart(other, stray), headers=cit, content_type="multipart/form-data")
+    assert r.status_code == 422 and [e["field"] for e in r.get_json()["errors"]] == ["extra"], r.get_data(as_text=True)
+    fake = {"to-khai": b"#!/bin/sh\nrm -rf /\n", "giay-chung-sinh": form["giay-chung-sinh"]}
+    r = client.post("/v1/dossiers", data=_multipart(other, fake), headers=cit, content_type="multipart/form-data")
+    assert r.status_code == 422 and [e["field"] for e in r.get_json()["errors"]] == ["to-khai"]
+    with counting() as refused:
+        r = client.post("/v1/dossiers", data={"to-khai": (io.BytesIO(form["to-khai"]), "a.pdf", "application/pdf")},
+                        headers=cit, content_type="multipart/form-data")
+    assert r.status_code == 400 and r.get_json()["errors"][0]["field"] == "body"
+    assert refused["put"] == 0 and client.get(f"/v1/dossiers/{other['id']}", headers=cit).status_code == 404

@@ -7,9 +7,11 @@ a short-lived download link.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from lscloud import errors, runtime, store
+from lscloud.aggregate import side_pool
 from lscloud.statemachine import Actor, iso
 from lscloud.store import BlobRejected, BlobStore, DoesNotExist, InvalidKey
 
@@ -30,15 +32,54 @@ def upload(data: bytes, media_type: str, filename: str | None) -> dict:
     return {"sha256": ref.sha256, "size": ref.size, "media_type": ref.media_type, "filename": ref.filename}
 
 
-def refs(items: list[dict], base: str, procedure: dict | None, actor: Actor, at: datetime) -> list[dict]:
-    """The referenced files as the dossier keeps them; 422 naming every one never uploaded."""
+def checked(parts: list) -> dict[str, dict]:
+    """The files sent with a submission (:class:`lscloud.web.FilePart`), checked as uploads are and
+    not stored yet, by sha256: ``{"sha256", "size", "media_type", "filename", "part"}``; 422
+    naming every part refused."""
+    blobs, out, refused = files(), {}, []
+    for part in parts:
+        try:
+            media_type = blobs.check(part.data, part.media_type)
+        except BlobRejected as exc:
+            refused.append(errors.field(part.field, f"file refused: {exc.cause}"))
+            continue
+        digest = hashlib.sha256(part.data).hexdigest()
+        out[digest] = {"sha256": digest, "size": len(part.data), "media_type": media_type,
+                       "filename": part.filename, "part": part}
+    if refused:
+        message = f"{len(refused)} file(s) refused"
+        raise errors.Invalid(message, detail_vi=f"{len(refused)} tệp bị từ chối", errors=refused)
+    return out
+
+
+def keep(sent: dict) -> None:
+    """Store one file :func:`checked` (the same bytes already there: nothing to do)."""
+    part = sent["part"]
+    files().put(part.data, part.media_type, part.filename)
+
+
+def refs(items: list[dict], base: str, procedure: dict | None, actor: Actor, at: datetime,
+         sent: dict[str, dict] | None = None) -> list[dict]:
+    """The referenced files as the dossier keeps them; 422 naming every one never uploaded.
+
+    ``sent``: the files that came with the request (:func:`checked`), which need no lookup.
+    """
     names = {d["code"]: d for d in (procedure or {}).get("documents", [])}
     blobs = files()
-    missing, out = [], []
-    for i, item in enumerate(items):
+    sent = sent or {}
+
+    def look_up(item: dict):
+        if str(item["sha256"]).lower() in sent:
+            return _Sent(sent[str(item["sha256"]).lower()])
         try:
-            head = blobs.objects.head(blobs.bucket, blobs.key_for(item["sha256"]))
+            return blobs.objects.head(blobs.bucket, blobs.key_for(item["sha256"]))
         except (DoesNotExist, InvalidKey):
+            return None
+
+    missing, out = [], []
+    # every file looked up at once: one round trip however many the dossier names
+    for i, (item, head) in enumerate(zip(items, side_pool().map(look_up, items))):
+        if head is None:
             missing.append(errors.field(f"{base}/{i}/sha256", "no uploaded file with this sha256: "
                                                                 "POST it to /v1/attachments first"))
             continue
@@ -49,6 +90,13 @@ def refs(items: list[dict], base: str, procedure: dict | None, actor: Actor, at:
         message = f"{len(missing)} file(s) not found"
         raise errors.Invalid(message, detail_vi=message, errors=missing)
     return out
+
+
+class _Sent:
+    """A file sent with the request, standing in for the lookup of an uploaded one."""
+
+    def __init__(self, sent: dict):
+        self.size, self.content_type = sent["size"], sent["media_type"]
 
 
 def link(doc: dict, sha256: str) -> dict:

@@ -3,7 +3,8 @@
 =================  ==========================================  ====================================
 model (table)      key (hash / range)                          written
 =================  ==========================================  ====================================
-Dossier            id (client-chosen)                          create-only, then If-Match only
+Dossier            id (client-chosen)                          create-only, then If-Match only;
+                                                               its own idempotency record
 DossierCode        public code -> id                           create-only (unique receipt code)
 AuditEntry         dossier id / <µs>_<version>_<n>             create-only, append-only
 OwnerIndex         ~applicant id / <µs received>_<id>          create-only ("my dossiers")
@@ -34,6 +35,9 @@ class Dossier(Model):
     owner = A.UnicodeAttribute()
     data = A.JSONAttribute()
     version = A.VersionAttribute()
+    # what the submission's request was (keyed digests only, lscloud.idempotency.first_request):
+    # a resend is answered from the dossier itself, no separate idempotency record
+    request = A.JSONAttribute(null=True)
 
 
 class DossierCode(Model):

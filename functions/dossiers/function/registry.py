@@ -14,6 +14,7 @@ import hmac
 import logging
 import re
 import secrets
+from concurrent.futures import Future
 from datetime import datetime
 
 from lscloud import errors
@@ -81,31 +82,65 @@ def reserve_code(dossier_id: str, at: datetime) -> str:
     raise ConditionalCheckFailed("no free dossier code after 8 tries")
 
 
+def release_code(code: Future) -> None:
+    """Give back a code reserved by :func:`reserve_code` on the side pool (if it was reserved)."""
+    try:
+        claimed = code.result()
+    except Exception:  # noqa: BLE001 - nothing was reserved
+        return
+    delete_quietly(DossierCode, claimed)
+
+
 def work_keys(doc: dict) -> set[tuple[str, str]]:
     return {(s["agency"], s.get("unit") or "_") for s in doc["steps"]}
 
 
-def create(doc: dict, actor: Actor, at: datetime, cal: Calendar) -> Outcome[Dossier]:
-    """Store a new dossier as received, then its indexes, audit entry and event."""
-    doc["code"] = reserve_code(doc["id"], at)
+class AlreadyThere(Exception):
+    """A dossier with this id is stored already (``item``): a resend, or a reused id."""
+
+    def __init__(self, item: Dossier):
+        super().__init__(item.id)
+        self.item = item
+
+
+def already_there(dossier_id: str) -> errors.Conflict:
+    return errors.Conflict(f"a dossier with id {dossier_id!r} already exists",
+                           detail_vi=f"Đã có hồ sơ với mã {dossier_id!r}.")
+
+
+def create(doc: dict, actor: Actor, at: datetime, cal: Calendar, *, code: Future,
+           request: dict | None = None) -> Outcome[Dossier]:
+    """Store a new dossier as received, then its indexes, audit entry and event.
+
+    ``code``: its receipt code being reserved (:func:`reserve_code` on the side pool, beside the
+    caller's file checks). ``request``: what the dossier keeps of the request that created it
+    (the idempotency stamp). A dossier already at that id raises :class:`AlreadyThere`.
+    """
+    doc["code"] = code.result()  # no code (8 taken in a row): nothing to give back
     try:  # until the dossier is saved, any failure gives the claimed code back
         t = workflow.receive(doc, actor, at, cal)
-        dossier = Dossier(doc["id"], code=doc["code"], status=doc["status"], owner=doc["owner"], data=doc)
+        dossier = Dossier(doc["id"], code=doc["code"], status=doc["status"], owner=doc["owner"], data=doc,
+                          request=request)
         dossier.save()
     except BaseException as exc:
-        delete_quietly(DossierCode, doc["code"])
+        release_code(code)
         if isinstance(exc, ConditionalCheckFailed):
-            raise errors.Conflict(f"a dossier with id {doc['id']!r} already exists",
-                                  detail_vi=f"Đã có hồ sơ với mã {doc['id']!r}.") from None
+            try:
+                raise AlreadyThere(Dossier.get(doc["id"])) from None
+            except DoesNotExist:
+                raise already_there(doc["id"]) from None
         raise
     entry = f"{micros(at):016d}_{safe(doc['id'])}"
     day = at.astimezone(TZ).date().isoformat()
     side = [OwnerIndex(doc["owner"], entry, dossier_id=doc["id"]),
             DayIndex(day, f"r_{safe(doc['id'])}", dossier_id=doc["id"]), OpenIndex("open", doc["id"])]
     side += [WorkIndex(agency, f"{safe(unit)}_{entry}", dossier_id=doc["id"]) for agency, unit in sorted(work_keys(doc))]
-    list(side_pool().map(save_quietly, side))
+    # the indexes go out with the audit entry and the event: one round trip after the dossier's
+    indexing = [side_pool().submit(save_quietly, item) for item in side]
     outcome = Outcome(dossier, [t])
     RECORDS.commit(outcome, [])
+    for f in indexing:
+        f.result()
     return outcome
 
 

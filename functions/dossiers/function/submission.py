@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 
 from lscloud import errors, workdays
-from lscloud.aggregate import Outcome
+from lscloud.aggregate import Outcome, side_pool
 from lscloud.statemachine import Actor, iso, now
 
 from . import applicants, attachments, registry, workflow
@@ -61,16 +61,52 @@ def check_counter(steps: list[dict], actor: Actor) -> None:
                              detail_vi="Thủ tục này do cơ quan khác tiếp nhận.")
 
 
-def submit(body: dict, actor: Actor, catalog: Catalog) -> Outcome[Dossier]:
-    """Check and receive the dossier ``body`` (dossier-create.json) submitted by ``actor``."""
+def unnamed_files(sent: dict[str, dict], documents: list[dict]) -> None:
+    """Every file sent with the dossier is one of its documents: 422 naming the others (a stray
+    file is not stored)."""
+    named = {str(d["sha256"]).lower() for d in documents}
+    stray = [errors.field(f["part"].field, "no document names this file by its sha256")
+             for digest, f in sent.items() if digest not in named]
+    if stray:
+        message = f"{len(stray)} file(s) not named by any document"
+        raise errors.Invalid(message, detail_vi=f"{len(stray)} tệp không thuộc giấy tờ nào của hồ sơ", errors=stray)
+
+
+def submit(body: dict, actor: Actor, catalog: Catalog, request: dict | None = None,
+           files: list | None = None) -> Outcome[Dossier]:
+    """Check and receive the dossier ``body`` (dossier-create.json) submitted by ``actor``;
+    ``request`` is what the dossier keeps of the request (its idempotency stamp); ``files`` the
+    documents sent with it (:class:`lscloud.web.FilePart`), named by sha256 in ``body`` as
+    uploaded ones are.
+
+    Files sent with it are stored beside the receipt code's reservation and the lookups of the
+    uploaded ones, and all before the dossier: a dossier never names a file that is not stored.
+    A failure after that leaves the stored files as an upload whose submission failed leaves its
+    file (content-addressed: another dossier may name the same bytes), and gives the code back.
+    A dossier already stored under that id raises :class:`.registry.AlreadyThere`.
+    """
+    sent = attachments.checked(files or [])
+    unnamed_files(sent, body["documents"])
     channel, applicant = applicants.resolve(actor, body)
     procedure = catalog.procedure(body["procedure"])
     unit = catalog.unit(body["unit"])
     check_documents(procedure, body["documents"])
-    documents = attachments.refs(body["documents"], "/documents", procedure, actor, now())
     steps = workflow.plan_steps(procedure, unit["code"], catalog.agency_units(procedure))
     check_counter(steps, actor)
     charged = fees(procedure)
+    # every check that needs no store is done; the receipt code is reserved while the files are
+    # looked up (one round trip for both), and given back if one of them is missing
+    code = side_pool().submit(registry.reserve_code, body["id"], now())
+    storing = [side_pool().submit(attachments.keep, f) for f in sent.values()]
+    try:
+        documents = attachments.refs(body["documents"], "/documents", procedure, actor, now(), sent)
+        for f in storing:
+            f.result()
+    except BaseException:
+        for f in storing:  # nothing is given back before every write of this round has ended
+            f.exception()
+        registry.release_code(code)
+        raise
     doc = {"id": body["id"], "procedure": {k: procedure.get(k) for k in PROCEDURE_FIELDS},
            "agency": deciding_agency(procedure, unit["code"]), "unit": unit["code"], "unit_name": unit.get("name"),
            "channel": channel, "applicant": applicant, "owner": applicants.owner(applicant),
@@ -79,4 +115,4 @@ def submit(body: dict, actor: Actor, catalog: Catalog) -> Outcome[Dossier]:
            "received_by": {"sub": actor.sub, "agency": actor.agency, "unit": actor.unit}
            if actor.kind == "officer" else None,
            "steps": steps, "tracking_secret": secrets.token_hex(4).upper(), "created_at": iso(now())}
-    return registry.create(doc, actor, now(), workdays.load())
+    return registry.create(doc, actor, now(), workdays.load(), code=code, request=request)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g
 
+from lscloud import idempotency
 from lscloud.auth import allow, principal
 from lscloud.idempotency import idempotent
 from lscloud.statemachine import Actor
 from lscloud.web import responds, validate_body, versioned_json
 
-from .. import submission, views
+from .. import registry, submission, views
 from .answers import ETAG
 
 bp = Blueprint("submission", __name__)
@@ -17,14 +18,28 @@ bp = Blueprint("submission", __name__)
 
 @bp.post("/v1/dossiers")
 @allow("citizen", "enterprise", "officer")
-@validate_body("dossiers/dossier-create.json")
-@idempotent(key_from=lambda body: body.get("id") if isinstance(body, dict) else None)
+@validate_body("dossiers/dossier-create.json", files=True)
+# the dossier is its own idempotency record: its create-only write runs the submission once
+@idempotent(key_from=lambda body: body.get("id") if isinstance(body, dict) else None, in_record=True)
 @responds("dossiers/dossier.json", status=201, headers=ETAG)
 def submit_dossier():
     """Submit a dossier online (citizen, business) or at the counter for a citizen (officer); the
-    answer carries the receipt: code, appointment date in working days, tracking secret."""
+    answer carries the receipt: code, appointment date in working days, tracking secret. The same
+    request again (same caller, same id and body) is answered with the dossier it created.
+
+    The documents are files uploaded before (``/v1/attachments``), or sent with the dossier in one
+    ``multipart/form-data`` request: the JSON in the field ``body``, each file beside it, named by
+    its sha256 in ``documents`` like an uploaded one (checked like an upload; up to the blob
+    limit together)."""
     actor = Actor.of(principal())
-    outcome = submission.submit(g.body, actor, current_app.config["DOSSIERS_CATALOG"])
-    resp = versioned_json(views.submitted(outcome.doc, actor), outcome.version, 201)
-    resp.headers["Location"] = f"/v1/dossiers/{outcome.doc['id']}"
-    return resp
+    try:
+        outcome = submission.submit(g.body, actor, current_app.config["DOSSIERS_CATALOG"],
+                                    request=idempotency.first_request(), files=g.files)
+        item, replayed = outcome.item, False
+    except registry.AlreadyThere as there:
+        if not idempotency.resent(there.item.request):
+            raise registry.already_there(g.body["id"]) from None
+        item, replayed = there.item, True
+    resp = versioned_json(views.submitted(item.data, actor), int(item.version), 201)
+    resp.headers["Location"] = f"/v1/dossiers/{item.id}"
+    return idempotency.mark_replayed(resp) if replayed else resp
