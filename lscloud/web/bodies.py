@@ -68,6 +68,13 @@ class SchemaSet:
         self._lock = threading.Lock()
         self._validator_cls = StrictValidator
 
+    def require(self, name: str) -> None:
+        """Raise KeyError unless the set holds a schema ``name`` (the start-up check: cheap). Its
+        check against the draft's metaschema waits for the first :meth:`validator` call; every file
+        under ``schemas/`` is checked against it by the unit tests."""
+        if name not in self.documents:
+            raise KeyError(f"no schema {name!r} under {self.root}")
+
     def validator(self, name: str):
         v = self._validators.get(name)
         if v is None:
