@@ -25,7 +25,6 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from .. import strictjson
 from ..context import app_state
 from ..problems import Problem
-from ..validation import StrictValidator
 
 __all__ = ["SchemaSet", "json_body", "validate_body", "raw_body", "body_limit", "buffer_unsized_body"]
 
@@ -46,8 +45,12 @@ class SchemaSet:
     """
 
     def __init__(self, root: Path):
+        # jsonschema and referencing load with the first schema set (the first validated body),
+        # not with the app: a function that only reads never needs them
         from referencing import Registry, Resource
         from referencing.jsonschema import DRAFT202012
+
+        from ..validation import StrictValidator
 
         self.root = root.resolve()
         self.documents: dict[str, dict] = {}
@@ -67,13 +70,6 @@ class SchemaSet:
         self._validators: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._validator_cls = StrictValidator
-
-    def require(self, name: str) -> None:
-        """Raise KeyError unless the set holds a schema ``name`` (the start-up check: cheap). Its
-        check against the draft's metaschema waits for the first :meth:`validator` call; every file
-        under ``schemas/`` is checked against it by the unit tests."""
-        if name not in self.documents:
-            raise KeyError(f"no schema {name!r} under {self.root}")
 
     def validator(self, name: str):
         v = self._validators.get(name)
