@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .. import manifest as manifests
 from .bench import HELLO_DIR, BenchError, ColdStart, cold_start, local_cloud, row
-from .bytecode import compile_tree, pycache_dir
+from .bytecode import compile_tree
 from .cloud import cloud_settings
 
 RATIO_GOAL = 1.3
@@ -44,8 +44,8 @@ def bench_coldstart(*, runs: int = 3, functions: str = "", concurrency: int = 1,
 
         settings = settings.replace(jwt_public_key=dev_keys(settings.state_dir)[1],
                                     events_public_key=eventing_keys(settings.state_dir)[1])
-        # as after `lscloud up` started these functions: their bytecode is in the cloud's cache
-        compile_tree(pycache_dir(settings.state_dir), [m.root for m in targets] + [functions_dir.resolve() / "__init__.py"])
+        # as after `lscloud up` started these functions: their bytecode is compiled (lscloud.local.bytecode)
+        compile_tree([m.root for m in targets] + [functions_dir.resolve() / "__init__.py"])
         print(f"… cold starts, {runs} each: hello, then {len(targets)} function(s)", flush=True)
         base = cold_start(hello, settings, runs=runs, warm_requests=0)
         results: list[ColdStart] = []

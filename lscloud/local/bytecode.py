@@ -1,36 +1,27 @@
-"""The bytecode of the runtime and the functions, compiled once per local cloud under its state dir.
+"""The bytecode of the runtime and the functions, compiled once per `lscloud up`, as ``pip install``
+compiles an installed package's.
 
 Every function process imports most of ``lscloud`` and its own package. Where the environment
 says ``PYTHONDONTWRITEBYTECODE`` (as the Containerfile and many shells do) no process keeps what it
-compiled, so each of the fourteen processes of `lscloud up` compiled the same 15,000 lines again,
-and so did every cold start. The container image has the runtime's bytecode from ``pip install``;
-here the supervisor writes it once, into ``<state dir>/pycache`` (never into the source tree), and
-every function process reads it from there (``PYTHONPYCACHEPREFIX``, :func:`function_env
-<lscloud.local.supervisor.function_env>`). A file whose bytecode is stale or missing is compiled
-in memory as before: the cache only ever saves time.
+compiled, so each of the fourteen processes of `lscloud up`, and every cold start after it,
+compiled the same 15,000 lines again (about a tenth of a function's start). The container image
+has the runtime's bytecode from ``pip install``; here the supervisor writes the bytecode of the
+sources it runs where the interpreter looks for it (``__pycache__`` beside each file, ignored by
+git; under ``PYTHONPYCACHEPREFIX`` when that is set, which the functions inherit). The function
+processes still never write. A file whose bytecode is stale or missing is compiled in memory as
+before: the cache only ever saves time.
+
+Why not a cache dir of the cloud's own (``PYTHONPYCACHEPREFIX`` set for the functions only): the
+prefix applies to every module, so the standard library's and the installed packages' own
+bytecode would no longer be found, and each process would compile all of them instead.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import os
 import py_compile
-import sys
 from pathlib import Path
 from typing import Iterable
-
-
-def pycache_dir(state_dir: str | os.PathLike) -> Path:
-    """Where a local cloud keeps its bytecode (``PYTHONPYCACHEPREFIX`` of its functions)."""
-    return Path(state_dir).resolve() / "pycache"
-
-
-def cache_path(prefix: Path, source: Path) -> Path:
-    """The file the interpreter reads for ``source`` under ``PYTHONPYCACHEPREFIX=prefix``
-    (what :func:`importlib.util.cache_from_source` answers with that prefix)."""
-    source = Path(source).resolve()
-    tag = sys.implementation.cache_tag
-    return Path(prefix) / source.parent.relative_to(source.anchor) / f"{source.stem}.{tag}.pyc"
 
 
 def _fresh(source: Path, cfile: Path) -> bool:
@@ -44,10 +35,11 @@ def _fresh(source: Path, cfile: Path) -> bool:
             and int.from_bytes(head[12:16], "little") == st.st_size & 0xFFFFFFFF)
 
 
-def compile_tree(prefix: Path, roots: Iterable[Path]) -> int:
-    """Compile every ``*.py`` under ``roots`` into ``prefix`` unless its bytecode there is fresh;
-    returns how many files were compiled. A file that does not compile is skipped (its import
-    reports the error, as without the cache)."""
+def compile_tree(roots: Iterable[Path]) -> int:
+    """Compile every ``*.py`` under ``roots`` (folders or files) where the interpreter reads its
+    bytecode, unless that bytecode is fresh; returns how many files were compiled. A file that
+    does not compile, or a folder that is not writable, is skipped (the import then compiles in
+    memory, and reports any error, as without the cache)."""
     compiled = 0
     seen: set[Path] = set()
     for root in roots:
@@ -57,7 +49,7 @@ def compile_tree(prefix: Path, roots: Iterable[Path]) -> int:
             if source in seen or "__pycache__" in source.parts:
                 continue
             seen.add(source)
-            cfile = cache_path(prefix, source)
+            cfile = Path(importlib.util.cache_from_source(str(source)))
             if _fresh(source, cfile):
                 continue
             try:

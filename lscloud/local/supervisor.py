@@ -37,7 +37,7 @@ import httpx
 
 from .. import config
 from .. import manifest as manifests
-from .bytecode import compile_tree, pycache_dir
+from .bytecode import compile_tree
 from .gateway import Gateway, GatewayServer, Route
 from .servers import NatsServer, ServerError, WeedMini, free_port
 
@@ -158,9 +158,6 @@ def function_env(m: manifests.Manifest, settings: config.Settings, port: int,
         "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": os.pathsep.join([str(_PACKAGE_ROOT), *filter(None, [base.get("PYTHONPATH")])]),
     })
-    if settings.state_dir:
-        # the bytecode the supervisor compiled for this cloud (lscloud.local.bytecode)
-        env["PYTHONPYCACHEPREFIX"] = str(pycache_dir(settings.state_dir))
     if not env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
     env.pop(SIGNING_KEY_ENV, None)  # never inherited from the shell or a func.yaml
@@ -473,7 +470,7 @@ class Supervisor:
             raise UpError("--s3-endpoint needs --s3-access-key and --s3-secret-key")
         sources = [_PACKAGE_ROOT / "lscloud", *(p for m in found for p in (m.root, m.root.parent / "__init__.py")
                                                  if p.exists())]
-        background = [threading.Thread(target=_prepare_python, args=(self.state_dir, sources),
+        background = [threading.Thread(target=_prepare_python, args=(sources,),
                                        name="lscloud-up-prepare", daemon=True)]
         weed_failed: list[BaseException] = []
         if not o.s3_endpoint:
@@ -839,14 +836,14 @@ class Supervisor:
         self.say("Stopped.")
 
 
-def _prepare_python(state_dir: Path, sources: list[Path]) -> None:
-    """While the servers come up: compile the runtime's and the functions' bytecode into the state
-    dir once (every function process reads it instead of compiling the same files again), and
-    import the S3 and NATS clients the next steps need (the bucket, the stream)."""
+def _prepare_python(sources: list[Path]) -> None:
+    """While the servers come up: compile the runtime's and the functions' bytecode once
+    (:mod:`lscloud.local.bytecode`: every function process reads it instead of compiling the same
+    files again), and import the S3 and NATS clients the next steps need (the bucket, the stream)."""
     import importlib
 
     try:
-        compile_tree(pycache_dir(state_dir), sources)
+        compile_tree(sources)
     except Exception:  # noqa: BLE001 - without the cache each process compiles for itself
         pass
     try:

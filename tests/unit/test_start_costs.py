@@ -13,7 +13,7 @@ import pytest
 
 from lscloud import config
 from lscloud import manifest as manifests
-from lscloud.local.bytecode import cache_path, compile_tree, pycache_dir
+from lscloud.local.bytecode import compile_tree
 from lscloud.local.supervisor import function_env
 from lscloud.store.objects import ObjectStore
 from lscloud.validation import StrictValidator
@@ -38,25 +38,36 @@ def test_every_schema_is_valid_against_its_metaschema(path):
     StrictValidator.check_schema(json.loads(path.read_text(encoding="utf-8")))
 
 
+def _package(tmp_path: Path) -> Path:
+    root = tmp_path / "src"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "__init__.py").write_text("")
+    (root / "pkg" / "mod.py").write_text("VALUE = 42\n")
+    return root
+
+
 def test_bytecode_lands_where_the_interpreter_looks_and_is_compiled_once(tmp_path):
-    prefix = pycache_dir(tmp_path)
-    source = ROOT / "lscloud" / "knative.py"
-    looked_up = subprocess.run(
-        [sys.executable, "-c", f"import importlib.util; print(importlib.util.cache_from_source({str(source)!r}))"],
-        env={"PYTHONPYCACHEPREFIX": str(prefix)}, capture_output=True, text=True, check=True).stdout.strip()
-    assert Path(looked_up) == cache_path(prefix, source)
-    package = ROOT / "functions" / "directory"
-    assert compile_tree(prefix, [package]) > 0
-    assert cache_path(prefix, package / "function" / "app.py").is_file()
-    assert compile_tree(prefix, [package]) == 0   # fresh: nothing compiled again
+    root = _package(tmp_path)
+    assert compile_tree([root / "pkg"]) == 2
+    assert (root / "pkg" / "__pycache__" / f"mod.{sys.implementation.cache_tag}.pyc").is_file()
+    assert compile_tree([root / "pkg"]) == 0   # fresh: nothing compiled again
+    (root / "pkg" / "mod.py").write_text("VALUE = 43  # changed\n")
+    assert compile_tree([root / "pkg"]) == 1
 
 
-def test_a_function_process_reads_the_clouds_bytecode(tmp_path):
+def test_a_process_that_writes_no_bytecode_reads_the_compiled_one(tmp_path):
+    # the function processes keep PYTHONDONTWRITEBYTECODE (they never write) and still skip compiling
+    root = _package(tmp_path)
+    compile_tree([root])
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
+    verbose = subprocess.run([sys.executable, "-v", "-c", "import pkg.mod"], env=env, cwd=str(tmp_path),
+                             capture_output=True, text=True, check=True).stderr
+    pyc = root / "pkg" / "__pycache__" / f"mod.{sys.implementation.cache_tag}.pyc"
+    assert f"code object from '{pyc}'" in verbose
+
+
+def test_function_processes_keep_the_standard_librarys_bytecode(tmp_path):
+    # no cache prefix of our own: it would hide every installed module's __pycache__ from them
     m = manifests.load(ROOT / "functions" / "directory")
     env = function_env(m, config.Settings().replace(state_dir=str(tmp_path)), 8080, base={"PATH": "/usr/bin:/bin"})
-    assert env["PYTHONPYCACHEPREFIX"] == str(pycache_dir(tmp_path))
-    compile_tree(pycache_dir(tmp_path), [ROOT / "lscloud" / "problems.py"])
-    env["PYTHONDONTWRITEBYTECODE"] = "1"   # read, never written, by the function process
-    verbose = subprocess.run([sys.executable, "-v", "-c", "import lscloud.problems"], env=env, cwd=str(tmp_path),
-                             capture_output=True, text=True, check=True).stderr
-    assert f"code object from '{cache_path(pycache_dir(tmp_path), ROOT / 'lscloud' / 'problems.py')}'" in verbose
+    assert "PYTHONPYCACHEPREFIX" not in env
