@@ -48,7 +48,7 @@ MIGRATION_MARKER_PREFIX = "_lscloud/migrations"
 
 def load_package(function_dir: Path) -> ModuleType:
     """Import ``<function_dir>/function`` under a module name unique to the function."""
-    from lscloud.knative import load_function
+    from lscloud.loading import load_function
 
     return load_function(Path(function_dir).resolve())
 

@@ -71,3 +71,15 @@ def test_function_processes_keep_the_standard_librarys_bytecode(tmp_path):
     m = manifests.load(ROOT / "functions" / "directory")
     env = function_env(m, config.Settings().replace(state_dir=str(tmp_path)), 8080, base={"PATH": "/usr/bin:/bin"})
     assert "PYTHONPYCACHEPREFIX" not in env
+
+
+def test_serving_the_bare_baseline_imports_no_runtime():
+    # `lscloud bench` compares every function with bare hello: serving hello must not load Flask,
+    # the object store client or telemetry, or the baseline would hide what the runtime costs
+    probe = ("import sys; from pathlib import Path; from lscloud.serve import load_package; "
+             f"load_package(Path({str(ROOT / 'benchmarks' / 'hello')!r})); "
+             "print(sorted(m for m in ('flask', 'boto3', 'opentelemetry.sdk', 'lscloud.knative', 'jsonschema') "
+             "if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", probe], env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"
