@@ -35,10 +35,8 @@ from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import unquote
 
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
+# PyJWT and cryptography (a fifth of a function's import time) are imported by the functions that
+# verify or sign: a function whose requests carry no token never loads them.
 from . import roles as _roles
 from . import runonce
 from .context import app_state
@@ -208,6 +206,9 @@ class _KeyRing:
     _cache_lock = threading.Lock()
 
     def __init__(self, pem: str, jwks_url: str, ca_file: str = ""):
+        import jwt
+        from cryptography.hazmat.primitives import serialization
+
         self.keys = []
         for block in re.findall(r"-----BEGIN [A-Z ]*PUBLIC KEY-----.*?-----END [A-Z ]*PUBLIC KEY-----", pem or "", re.S):
             self.keys.append(serialization.load_pem_public_key(block.encode()))
@@ -232,6 +233,9 @@ class _KeyRing:
     def candidates(self, token: str, algorithms: Iterable[str]) -> list[tuple[object, list[str]]]:
         """(key, algorithms valid for that key type): a key is only ever tried with its own family,
         so an RSA key can never verify an HMAC or EC token (algorithm confusion)."""
+        import jwt
+        from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
         algs = set(algorithms)
         out = []
         keys = list(self.keys)
@@ -267,6 +271,8 @@ def verify_token(token: str, settings) -> Principal:
     valid further ahead than that (``exp - now``) is refused, so a leaked token dies soon. The
     token itself never appears in the problem or in logs.
     """
+    import jwt
+
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
@@ -361,6 +367,9 @@ def dev_keys(state_dir: str | os.PathLike) -> tuple[str, str]:
 def _key_pair(private_path: Path) -> tuple[str, str]:
     """(private PEM, public PEM) of the ES256 pair at ``private_path``, created once (see :func:`dev_keys`);
     the public half is also written next to it as ``<stem>.pub.pem``."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     keys = private_path.parent
     keys.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not private_path.exists():
@@ -390,6 +399,10 @@ def issue_token(private_pem: str, sub: str, role: str, agency: str | None = None
                 ttl_s: int = 3600, issuer: str = "lscloud-local", audience: str = "lscloud",
                 kid: str | None = None) -> str:
     """Sign a bearer token (ES256 for EC keys, RS256 for RSA keys)."""
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     key = serialization.load_pem_private_key(private_pem.encode() if isinstance(private_pem, str) else private_pem,
                                              password=None)
     alg = "ES256" if isinstance(key, ec.EllipticCurvePrivateKey) else "RS256"
@@ -439,6 +452,10 @@ def events_audience(settings) -> str:
 def issue_delivery_token(private_pem: str, audience: str, *, subject: str | None = None,
                          issuer: str | None = None, ttl_s: int = DELIVERY_TOKEN_TTL_S) -> str:
     """A short-lived delivery token for ``audience`` (the subscriber), signed with the dispatcher's key."""
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     from .config import LOCAL_EVENTS_ISSUER, LOCAL_EVENTS_SUBJECT
 
     key = serialization.load_pem_private_key(private_pem.encode() if isinstance(private_pem, str) else private_pem,
@@ -503,6 +520,8 @@ def verify_delivery_token(token: str, settings) -> Principal:
     """Verify an event delivery token against ``settings.events_*``; raise 401 (403: a subject not
     allowed) :class:`Problem` saying what is wrong. Issuer, audience, ``exp`` and ``sub`` are
     required, 30 s leeway for clock skew; the token itself never appears in the problem."""
+    import jwt
+
     def bad(detail: str, detail_vi: str = "Mã xác thực của nơi gửi sự kiện không hợp lệ.") -> Problem:
         return _refused_delivery("token-invalid", detail, detail_vi)
 

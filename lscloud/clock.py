@@ -24,10 +24,15 @@ import signal
 import sys
 import threading
 from datetime import datetime, timezone
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from . import config, events
-from .bus import BusError, SyncBus
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .bus import SyncBus
+
+# The bus (nats-py, which imports aiohttp) is imported where a tick is published, not here: every
+# function that keeps run-once records imports this module at start for TICKED alone.
 
 log = logging.getLogger("lscloud.clock")
 
@@ -102,6 +107,8 @@ class Clock:
             raise ValueError("period_s must be more than 0")
         self.settings = settings
         self.period_s = float(period_s)
+        from .bus import SyncBus
+
         self._own_bus = bus is None
         self.bus = bus or SyncBus(settings, publish_timeout=min(10.0, max(1.0, self.period_s)))
         self._now = now or (lambda: datetime.now(timezone.utc))
@@ -114,6 +121,8 @@ class Clock:
 
     def tick(self) -> tuple[dict, int] | None:
         """Publish the current period's tick now (None, logged, when NATS does not confirm)."""
+        from .bus import BusError
+
         try:
             event, seq = publish_tick(self.bus, self._now(), self.period_s)
         except BusError as exc:
@@ -175,6 +184,8 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
         log.error("%s", exc)
         return 2
     if args.once:
+        from .bus import BusError, SyncBus
+
         bus = SyncBus(settings)
         bus.start()
         try:

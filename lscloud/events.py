@@ -17,12 +17,16 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 from urllib.parse import unquote
 
-from cloudevents.core.bindings import http as ce_http
-from cloudevents.core.exceptions import BaseCloudEventException
-from cloudevents.core.formats.json import JSONFormat
-from cloudevents.core.v1.event import CloudEvent
+from typing import TYPE_CHECKING
 
 from . import strictjson
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cloudevents.core.exceptions import BaseCloudEventException
+    from cloudevents.core.v1.event import CloudEvent
+
+# The CloudEvents SDK is imported where an event is built or bound to HTTP, not here: a function
+# that neither publishes nor receives events never loads it.
 
 SPECVERSION = "1.0"
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
@@ -103,6 +107,9 @@ def to_cloudevent(event: Mapping[str, Any]) -> CloudEvent:
             data = base64.b64decode(event["data_base64"], validate=True)
         except (ValueError, TypeError):
             raise ValueError("malformed CloudEvent: 'data_base64' is not base64") from None
+    from cloudevents.core.exceptions import BaseCloudEventException
+    from cloudevents.core.v1.event import CloudEvent
+
     try:
         return CloudEvent(attrs, data)
     except BaseCloudEventException as exc:
@@ -153,6 +160,9 @@ def new_event(type: str, source: str, data: Any, *, subject: str | None = None, 
         json.dumps(data)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"event data must be JSON-serialisable: {exc}") from None
+    from cloudevents.core.exceptions import BaseCloudEventException
+    from cloudevents.core.v1.event import CloudEvent
+
     try:
         ce = CloudEvent(attrs, data)
     except BaseCloudEventException as exc:
@@ -178,6 +188,9 @@ def from_structured(body: bytes | str) -> dict[str, Any]:
 
 def to_binary_http(event: Mapping[str, Any]) -> tuple[dict[str, str], bytes]:
     """HTTP binary content mode: ``ce-*`` headers (spec percent-encoding) and the data as the body."""
+    from cloudevents.core.bindings import http as ce_http
+    from cloudevents.core.formats.json import JSONFormat
+
     ce = to_cloudevent(event)
     message = ce_http.to_binary(ce, JSONFormat())
     headers = dict(message.headers)

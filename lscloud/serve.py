@@ -3,6 +3,7 @@
     python -m lscloud.serve functions/<name>            # serve (LISTEN_ADDRESS)
     python -m lscloud.serve --seed [--force] functions/<name>
     python -m lscloud.serve --migrate [--force] functions/<name>
+    python -m lscloud.serve --run-hooks REPORT functions/<name>   # migrate, seed, then serve
 
 Serving imports the folder's ``function`` package and hands its ``new`` to
 ``func_python.http.serve``, the same entry the func-python container image uses, so the
@@ -20,6 +21,14 @@ once per version of the hook and pseudonym key (marker ``_lscloud/migrations/<fu
 before the seed and before the function serves; every hook is idempotent, so ``--force`` or a
 crash half-way is harmless. Outside the local cloud (the cluster) an operator runs the same
 command with the function's own environment (its bucket, credentials and pseudonym key).
+
+``--run-hooks REPORT`` is how the local cloud starts a function that has hooks: the migration,
+then the seed, each once per version as above, run in the process that then serves, before it
+binds its port (so readiness 200 also means its data is in place); their reports are written to
+the file REPORT as one JSON object ``{"migrate": ..., "seed": ...}``. A hook that fails is
+reported there and the function serves anyway, as when the hooks ran in their own processes.
+This spares the local cloud one interpreter (and one import of the function) per hook, and lets
+every function's hooks run while the others start.
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ MIGRATION_MARKER_PREFIX = "_lscloud/migrations"
 
 def load_package(function_dir: Path) -> ModuleType:
     """Import ``<function_dir>/function`` under a module name unique to the function."""
-    from lscloud.knative import load_function
+    from lscloud.loading import load_function
 
     return load_function(Path(function_dir).resolve())
 
@@ -123,6 +132,30 @@ def _run_once(function_dir: Path, kind: str, marker_prefix: str, *, force: bool)
         runtime.uninstall()
 
 
+def run_hooks(function_dir: Path, report_path: Path) -> dict:
+    """Run the function's migration then its seed hook (each only if the package has one, each
+    once per version), write their reports to ``report_path`` (atomically) and return them.
+    A failing hook is reported as ``{"function", "error"}``; the next one still runs."""
+    function_dir = Path(function_dir).resolve()
+    package = function_dir / "function"
+    report: dict = {}
+    for kind, run in (("migrate", migrate), ("seed", seed)):
+        if not (package / f"{kind}.py").is_file():
+            continue
+        try:
+            report[kind] = run(function_dir)
+        except Exception as exc:  # noqa: BLE001 - reported; the function still serves
+            import logging
+
+            logging.getLogger("lscloud.serve").exception("%s hook of %s failed", kind, function_dir.name)
+            report[kind] = {"function": function_dir.name, "error": f"{exc.__class__.__name__}: {exc}"[:500]}
+    report_path = Path(report_path)
+    tmp = report_path.with_name(report_path.name + ".tmp")
+    tmp.write_text(json.dumps(report, default=str))
+    tmp.replace(report_path)
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     from lscloud import redaction
 
@@ -135,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     hooks = parser.add_mutually_exclusive_group()
     hooks.add_argument("--seed", action="store_true", help="run function/seed.py's seed(runtime) and exit")
     hooks.add_argument("--migrate", action="store_true", help="run function/migrate.py's migrate(runtime) and exit")
+    hooks.add_argument("--run-hooks", metavar="REPORT", type=Path,
+                       help="run the migration and seed hooks (once per version), write their reports to REPORT "
+                            "(JSON), then serve")
     parser.add_argument("--force", action="store_true", help="with --seed / --migrate: run even if it already ran")
     args = parser.parse_args(argv)
     if args.seed or args.migrate:
@@ -142,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         run = seed if args.seed else migrate
         print(json.dumps(run(args.function_dir, force=args.force), default=str), flush=True)
         return 0
+    if args.run_hooks is not None:
+        run_hooks(args.function_dir, args.run_hooks)
     serve(args.function_dir)
     return 0
 

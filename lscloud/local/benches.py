@@ -59,6 +59,11 @@ BENCHES: tuple[Bench, ...] = (
     Bench("directory", "bench:bench_directory",
           "directory GET through the gateway vs direct vs bare hello vs raw S3",
           (_n("--requests", 1000, "requests per target"),), max_seconds=30.0),
+    Bench("coldstart", "bench_coldstart:bench_coldstart",
+          "every function's cold start (spawn → readiness 200) and peak RSS vs bare hello, same run",
+          (_n("--runs", 3, "cold starts per function, for the median"),
+           Option("--functions", str, "", "comma-separated functions to start (default every one)")),
+          concurrency=1, max_seconds=None),
     Bench("border", "bench:bench_border", "border declarations/s (full stack, with events) vs raw S3 conditional "
                                           "PUTs; queue-position lookup with 10,000 trucks waiting",
           (_n("--requests", 300, "declarations to create"), _n("--waiting", 10_000, "trucks waiting ahead in the queue"),

@@ -1,10 +1,12 @@
 """`lscloud up`: the whole cloud on one machine, started and stopped in order.
 
-Order of start: nats-server and weed mini (or external endpoints), the bucket and the stream,
-the platform clock (a tick event per ``LSCLOUD_CLOCK_PERIOD_S``, default 60), dev signing keys and
-the pseudonym key, data migrations and reference data (migration and seed hooks, once per version),
-one process per function (as Knative starts it), the event dispatcher, the gateway. Stop: the clock
-first, then the reverse of the start.
+Order of start: nats-server and weed mini side by side (or external endpoints), the bucket and the
+stream, dev signing keys and the pseudonym key, one process per function (as Knative starts it), all
+at once: a function with data migrations or reference data runs those hooks (once per version) in
+its own process before it serves (``python -m lscloud.serve --run-hooks``); when every function is
+ready, the event dispatcher, the device relay, the platform clock (a tick event per
+``LSCLOUD_CLOCK_PERIOD_S``, default 60) and the gateway. Stop: the clock first, then the reverse of
+the start.
 
 Everything lives under the state dir: server data, ports (reused across runs so data and
 URLs stay put), logs, traces, dev keys, ``cloud.json`` (what runs where, for ``lscloud
@@ -35,6 +37,7 @@ import httpx
 
 from .. import config
 from .. import manifest as manifests
+from .bytecode import compile_tree
 from .gateway import Route, write_routes
 from .gateway_process import GatewayProcess, gateway_env
 from .servers import NatsServer, ServerError, WeedMini, free_port
@@ -195,6 +198,8 @@ class FunctionProcess:
     restart_at: float = 0.0
     warned_slow: bool = False
     create_time: float | None = None
+    hooks_report: Path | None = None  # where its migration/seed reports land (None: it has no hooks)
+    hooks_reported: bool = False
 
     def __post_init__(self):
         self.route = Route(self.manifest.name, self.port)
@@ -211,13 +216,24 @@ class FunctionProcess:
     def state(self, value: str) -> None:
         self.route.state = value
 
+    def argv(self) -> list[str]:
+        """How it is started: with ``--run-hooks`` when it has migration or seed hooks, so they run
+        in the process that then serves, before it binds its port (:func:`lscloud.serve.run_hooks`)."""
+        if self.hooks_report is not None:
+            return run_function_argv(self.manifest.root, "--run-hooks", str(self.hooks_report))
+        return run_function_argv(self.manifest.root)
+
     def spawn(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.hooks_report is not None:
+            self.hooks_report.parent.mkdir(parents=True, exist_ok=True)
+            self.hooks_report.unlink(missing_ok=True)
+            self.hooks_reported = False
         with open(self.log_path, "ab") as log:
             log.write(f"\n--- lscloud: starting {self.name} on 127.0.0.1:{self.port} at "
                       f"{time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
             log.flush()
-            self.proc = subprocess.Popen(run_function_argv(self.manifest.root), env=self.env, stdout=log,
+            self.proc = subprocess.Popen(self.argv(), env=self.env, stdout=log,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                                          cwd=str(self.manifest.root))
         self.create_time = _create_time(self.proc.pid)
@@ -231,6 +247,17 @@ class FunctionProcess:
             return client.get(f"http://127.0.0.1:{self.port}/health/readiness", timeout=1.0).status_code == 200
         except httpx.HTTPError:
             return False
+
+    def hook_results(self) -> dict | None:
+        """The reports its hooks wrote this run (``{"migrate": ..., "seed": ...}``), once: None
+        before they are written and after they were taken."""
+        if self.hooks_report is None or self.hooks_reported:
+            return None
+        found = read_json(self.hooks_report)
+        if found is None:
+            return None
+        self.hooks_reported = True
+        return found
 
     def log_tail(self, lines: int = 15) -> str:
         try:
@@ -443,7 +470,27 @@ class Supervisor:
             raise UpError(f"port {gateway_port} on {o.host} is in use; choose another with --port")
         ports = self._ports([m.name for m in found])
 
-        # servers
+        # servers: weed mini (the slower) comes up in a thread while nats-server does here, and the
+        # clients the next steps need are imported meanwhile
+        if o.s3_endpoint and not (o.s3_access_key and o.s3_secret_key):
+            raise UpError("--s3-endpoint needs --s3-access-key and --s3-secret-key")
+        sources = [_PACKAGE_ROOT / "lscloud", *(p for m in found for p in (m.root, m.root.parent / "__init__.py")
+                                                 if p.exists())]
+        background = [threading.Thread(target=_prepare_python, args=(sources,),
+                                       name="lscloud-up-prepare", daemon=True)]
+        weed_failed: list[BaseException] = []
+        if not o.s3_endpoint:
+            self.weed = WeedMini(data_dir=self.state_dir / "weed", s3_port=ports["s3"], ports=ports["weed"])
+
+            def start_weed() -> None:
+                try:
+                    self.weed.start()
+                except BaseException as exc:  # noqa: BLE001 - raised in the main thread below
+                    weed_failed.append(exc)
+
+            background.append(threading.Thread(target=start_weed, name="lscloud-up-weed", daemon=True))
+        for t in background:
+            t.start()
         if o.nats_url:
             nats_url = o.nats_url
             self.say(f"✓ NATS         {nats_url} (external)")
@@ -456,14 +503,14 @@ class Supervisor:
             self.say(f"✓ nats-server  {nats_url} (JetStream, data in {self.nats.data_dir})")
             self.say(f"✓ mqtt         {self.nats.mqtt_url} (nats-server's MQTT listener; devices/<domain>/… topics, "
                      "per-device credentials)")
+        for t in background:
+            t.join()
+        if weed_failed:
+            raise weed_failed[0]
         if o.s3_endpoint:
             s3 = (o.s3_endpoint, o.s3_access_key or "", o.s3_secret_key or "")
-            if not (s3[1] and s3[2]):
-                raise UpError("--s3-endpoint needs --s3-access-key and --s3-secret-key")
             self.say(f"✓ S3           {o.s3_endpoint} (external)")
         else:
-            self.weed = WeedMini(data_dir=self.state_dir / "weed", s3_port=ports["s3"], ports=ports["weed"])
-            self.weed.start()
             self.weed._ct = _create_time(self.weed.pid)
             s3 = (self.weed.endpoint, self.weed.access_key, self.weed.secret_key)
             self.say(f"✓ weed mini    {self.weed.endpoint} (S3, data in {self.weed.data_dir})")
@@ -489,19 +536,15 @@ class Supervisor:
         self._pseudonym_key()
         self._setup_telemetry()
 
-        # functions: seed hooks first (they write reference data the functions read), then the processes
+        # functions: one process each; one with hooks first moves what an older version wrote to
+        # today's layout, then loads its reference data (each once per version), in that process
+        # before it serves: the cloud is ready when every function is, hooks included
         for m in found:
             self.functions[m.name] = FunctionProcess(
                 manifest=m, port=ports["functions"][m.name], env=function_env(m, self.settings, ports["functions"][m.name]),
-                log_path=self.state_dir / "logs" / f"{m.name}.log")
-        # data an older version wrote is moved to today's layout first (once), then seeded
-        for fp in self.functions.values():
-            if fp.manifest.migrate_module:
-                self.migrate_one(fp)
-        for fp in self.functions.values():
-            if fp.manifest.seed_module:
-                self.seed_one(fp)
-        self._sync_device_users(force=True)   # seeds may have issued device credentials
+                log_path=self.state_dir / "logs" / f"{m.name}.log",
+                hooks_report=(self.state_dir / "hooks" / f"{m.name}.json"
+                              if m.migrate_module or m.seed_module else None))
         for fp in self.functions.values():
             fp.spawn()
         self.write_state()
@@ -519,9 +562,10 @@ class Supervisor:
                 late = [fp.name for fp in self.functions.values() if fp.state != "ready"]
                 self.say(f"! not ready after {o.ready_timeout_s:.0f}s: {', '.join(late)} (still watching; see logs)")
                 break
-            self._stop.wait(0.1)
+            self._stop.wait(0.05)
         if self._stop.is_set():
             return
+        self._sync_device_users(force=True)   # seeds may have issued device credentials
 
         self._start_dispatcher()
         self._start_relay()
@@ -647,9 +691,18 @@ class Supervisor:
         except Exception as exc:  # noqa: BLE001 - the cloud runs without gateway spans
             self.say(f"! gateway tracing off: {exc}")
 
+    def _say_hooks(self, fp: FunctionProcess, results: dict) -> None:
+        """What a function's hooks did, as when they ran in their own processes."""
+        if isinstance(results.get("migrate"), dict):
+            self._say_migrated(fp, results["migrate"])
+        if isinstance(results.get("seed"), dict):
+            self._say_seeded(fp, results["seed"])
+
     def seed_one(self, fp: FunctionProcess, force: bool = False) -> dict | None:
         """Run a function's seed hook in a child process with the function's environment."""
-        result = run_seed(fp.manifest, fp.env, force=force)
+        return self._say_seeded(fp, run_seed(fp.manifest, fp.env, force=force))
+
+    def _say_seeded(self, fp: FunctionProcess, result: dict) -> dict:
         if "error" in result:
             self.say(f"✗ seed {fp.name}: {result['error']}")
         elif result.get("seeded"):
@@ -660,7 +713,9 @@ class Supervisor:
 
     def migrate_one(self, fp: FunctionProcess, force: bool = False) -> dict | None:
         """Run a function's migration hook in a child process with the function's environment."""
-        result = run_migration(fp.manifest, fp.env, force=force)
+        return self._say_migrated(fp, run_migration(fp.manifest, fp.env, force=force))
+
+    def _say_migrated(self, fp: FunctionProcess, result: dict) -> dict:
         if "error" in result:
             # the function still starts: what was not moved is missing from its listings, not wrong
             self.say(f"✗ migrate {fp.name}: {result['error']}")
@@ -700,6 +755,9 @@ class Supervisor:
         now = time.monotonic()
         changed = False
         for fp in self.functions.values():
+            results = fp.hook_results()
+            if results is not None:
+                self._say_hooks(fp, results)
             if fp.state in ("starting", "ready") and fp.proc is not None:
                 code = fp.proc.poll()
                 if code is not None:
@@ -810,6 +868,23 @@ class Supervisor:
         if self.settings is not None:
             self.write_state()
         self.say("Stopped.")
+
+
+def _prepare_python(sources: list[Path]) -> None:
+    """While the servers come up: compile the runtime's and the functions' bytecode once
+    (:mod:`lscloud.local.bytecode`: every function process reads it instead of compiling the same
+    files again), and import the S3 and NATS clients the next steps need (the bucket, the stream)."""
+    import importlib
+
+    try:
+        compile_tree(sources)
+    except Exception:  # noqa: BLE001 - without the cache each process compiles for itself
+        pass
+    try:
+        for name in ("lscloud.store.objects", "lscloud.bus"):
+            importlib.import_module(name)
+    except Exception:  # noqa: BLE001 - the real import later says what is wrong
+        pass
 
 
 def _short(value, limit: int = 80) -> str:

@@ -111,6 +111,25 @@ def _epoch(value) -> float | None:
     return value.timestamp() if isinstance(value, datetime.datetime) else None
 
 
+_SESSION_LOCK = threading.Lock()
+_SESSION: "boto3.session.Session | None" = None
+
+
+def _session() -> "boto3.session.Session":
+    """The process's one boto3 session, created on first use; call with ``_SESSION_LOCK`` held.
+
+    Every client the process makes (the runtime's, the readiness probe's, a tool's) comes from it,
+    so botocore reads and parses the S3 service model and endpoint rules (a few MB of JSON, most
+    of a client's creation) once per process instead of once per client. Endpoint, credentials and
+    timeouts stay per client."""
+    global _SESSION
+    if _SESSION is None:
+        core = botocore.session.get_session()
+        core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_parse_timestamp)
+        _SESSION = boto3.session.Session(botocore_session=core)
+    return _SESSION
+
+
 class ObjectStore:
     """A thread-safe S3 client bound to one endpoint (boto3 clients are thread-safe).
 
@@ -126,19 +145,18 @@ class ObjectStore:
         # (bucket, key) -> StoredObject of reference data (lscloud.freshness)
         self._reference = freshness.Revalidating(reference_entries)
         self._lock = threading.Lock()
-        core = botocore.session.get_session()
-        core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_parse_timestamp)
-        self.client = boto3.session.Session(botocore_session=core).client(
-            "s3", endpoint_url=endpoint, aws_access_key_id=access_key, aws_secret_access_key=secret_key,
-            region_name=region, verify=ca_file or None,  # the cluster's own CA signs the store's certificate
-            config=Config(s3={"addressing_style": "path"}, signature_version="s3v4",
-                          retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=max_pool,
-                          connect_timeout=timeout_s, read_timeout=timeout_s,
-                          # newer botocore adds CRC checksums some S3 servers do not know
-                          request_checksum_calculation="when_required",
-                          response_checksum_validation="when_required",
-                          user_agent=USER_AGENT))
-        _resolve_endpoints_once(core, self.client)
+        with _SESSION_LOCK:  # a botocore session is not meant to create clients from several threads at once
+            self.client = _session().client(
+                "s3", endpoint_url=endpoint, aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+                region_name=region, verify=ca_file or None,  # the cluster's own CA signs the store's certificate
+                config=Config(s3={"addressing_style": "path"}, signature_version="s3v4",
+                              retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=max_pool,
+                              connect_timeout=timeout_s, read_timeout=timeout_s,
+                              # newer botocore adds CRC checksums some S3 servers do not know
+                              request_checksum_calculation="when_required",
+                              response_checksum_validation="when_required",
+                              user_agent=USER_AGENT))
+            _resolve_endpoints_once(_SESSION._session, self.client)
 
     @classmethod
     def from_settings(cls, settings: Settings, **options) -> "ObjectStore":

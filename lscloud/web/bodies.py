@@ -29,7 +29,6 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from .. import strictjson
 from ..context import app_state
 from ..problems import Problem
-from ..validation import StrictValidator
 
 __all__ = ["SchemaSet", "json_body", "validate_body", "raw_body", "body_limit", "buffer_unsized_body", "FilePart",
            "JSON_PART", "MULTIPART", "files_limit"]
@@ -64,8 +63,12 @@ class SchemaSet:
     """
 
     def __init__(self, root: Path):
+        # jsonschema and referencing load with the first schema set (the first validated body),
+        # not with the app: a function that only reads never needs them
         from referencing import Registry, Resource
         from referencing.jsonschema import DRAFT202012
+
+        from ..validation import StrictValidator
 
         self.root = root.resolve()
         self.documents: dict[str, dict] = {}

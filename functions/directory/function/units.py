@@ -9,8 +9,6 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from vietnam_provinces import Province, ProvinceCode, Ward
-
 from lscloud.listing import fold
 
 PROVINCE_CODE = "20"
@@ -71,6 +69,10 @@ def _unit(code: str, name: str, division_type, codename: str, level: str, parent
 
 @lru_cache(maxsize=1)
 def _load() -> tuple[dict, ...]:
+    # imported here: the package's national tables cost a tenth of the function's cold start, and
+    # only the seed (and the rare request that rebuilds from source) reads them
+    from vietnam_provinces import Province, ProvinceCode, Ward
+
     province = Province.from_code(ProvinceCode(PROVINCE_NUMBER))
     out = [_unit(PROVINCE_CODE, f"Tỉnh {province.name}", province.division_type, province.codename,
                  "province", None)]

@@ -1,0 +1,85 @@
+"""What a function's start costs is held by facts, not timings: clients share one parsed S3 model,
+the local cloud's bytecode cache is where the interpreter looks, every schema a start no longer
+checks against its metaschema is checked here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lscloud import config
+from lscloud import manifest as manifests
+from lscloud.local.bytecode import compile_tree
+from lscloud.local.supervisor import function_env
+from lscloud.store.objects import ObjectStore
+from lscloud.validation import StrictValidator
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_client_of_a_process_shares_one_parsed_s3_model():
+    # the readiness probe's client next to the runtime's: the S3 model (MBs of JSON) parsed once
+    a = ObjectStore("http://127.0.0.1:1", "a", "b")
+    b = ObjectStore("http://127.0.0.1:2", "c", "d", max_pool=2, timeout_s=2.0)
+    assert a.client.meta.service_model._service_description is b.client.meta.service_model._service_description
+    # endpoint and credentials stay each client's own
+    assert a.client.meta.endpoint_url != b.client.meta.endpoint_url
+    assert a.client._request_signer._credentials.access_key == "a"
+    assert b.client._request_signer._credentials.access_key == "c"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "schemas").rglob("*.json")), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_schema_is_valid_against_its_metaschema(path):
+    # the start checks only that a route's schema exists; this is where a broken one is caught
+    StrictValidator.check_schema(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _package(tmp_path: Path) -> Path:
+    root = tmp_path / "src"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "__init__.py").write_text("")
+    (root / "pkg" / "mod.py").write_text("VALUE = 42\n")
+    return root
+
+
+def test_bytecode_lands_where_the_interpreter_looks_and_is_compiled_once(tmp_path):
+    root = _package(tmp_path)
+    assert compile_tree([root / "pkg"]) == 2
+    assert (root / "pkg" / "__pycache__" / f"mod.{sys.implementation.cache_tag}.pyc").is_file()
+    assert compile_tree([root / "pkg"]) == 0   # fresh: nothing compiled again
+    (root / "pkg" / "mod.py").write_text("VALUE = 43  # changed\n")
+    assert compile_tree([root / "pkg"]) == 1
+
+
+def test_a_process_that_writes_no_bytecode_reads_the_compiled_one(tmp_path):
+    # the function processes keep PYTHONDONTWRITEBYTECODE (they never write) and still skip compiling
+    root = _package(tmp_path)
+    compile_tree([root])
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
+    verbose = subprocess.run([sys.executable, "-v", "-c", "import pkg.mod"], env=env, cwd=str(tmp_path),
+                             capture_output=True, text=True, check=True).stderr
+    pyc = root / "pkg" / "__pycache__" / f"mod.{sys.implementation.cache_tag}.pyc"
+    assert f"code object from '{pyc}'" in verbose
+
+
+def test_function_processes_keep_the_standard_librarys_bytecode(tmp_path):
+    # no cache prefix of our own: it would hide every installed module's __pycache__ from them
+    m = manifests.load(ROOT / "functions" / "directory")
+    env = function_env(m, config.Settings().replace(state_dir=str(tmp_path)), 8080, base={"PATH": "/usr/bin:/bin"})
+    assert "PYTHONPYCACHEPREFIX" not in env
+
+
+def test_serving_the_bare_baseline_imports_no_runtime():
+    # `lscloud bench` compares every function with bare hello: serving hello must not load Flask,
+    # the object store client or telemetry, or the baseline would hide what the runtime costs
+    probe = ("import sys; from pathlib import Path; from lscloud.serve import load_package; "
+             f"load_package(Path({str(ROOT / 'benchmarks' / 'hello')!r})); "
+             "print(sorted(m for m in ('flask', 'boto3', 'opentelemetry.sdk', 'lscloud.knative', 'jsonschema') "
+             "if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", probe], env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"
