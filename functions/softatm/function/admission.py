@@ -66,7 +66,7 @@ def create(req: dict, *, point: dict, bank: dict, actor: Actor) -> tuple[dict, b
     doc = {**req, "state": "new", "point": point["code"], "unit_code": point.get("unit_code"),
            "created_at": iso(at), "day": local_day(at), "expires_at": iso(at + timedelta(seconds=cfg.expiry_s)),
            "admit_by": iso(at + timedelta(seconds=cfg.admit_window_s)), "admitted": False, "no_hold": False,
-           "journal_from": journal.head(point["code"]).seq, "notified": None, "requests": {"create": req},
+           "journal_from": journal.known_end(point["code"]).seq, "notified": None, "requests": {"create": req},
            "answers": {}, "limits": dict(bank["limits"]), "reserved_at": None, "committed_at": None,
            "aborted_at": None, "abort_reason": None, "bank_reference": None}
     received = MACHINE.apply(doc, "receive", actor, at=at)
