@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 
 from lscloud import errors
-from lscloud.aggregate import NoChange, delete_quietly, save_quietly
+from lscloud.aggregate import NoChange, delete_quietly, save_quietly, together
 from lscloud.store import ConditionalCheckFailed, DoesNotExist
 from lscloud.store.retry import DEFAULT, Backoff
 
@@ -55,35 +55,49 @@ def settle(tid: str, item: Transfer | None = None) -> dict:
             d["notified"] = state
             return [], state
 
+        def record():
+            return TRANSFERS.mutate(tid, mark, backoff=MARK, item=item)
+
+        # a final transfer leaves the sweep's index at the same time: everything the mark records is
+        # done already, so a crash between the two only leaves a mark for a read to write again
+        unindex = (lambda: delete_quietly(OpenTransfer, "open", open_key(doc))) if state in FINAL else None
         try:
-            out = TRANSFERS.mutate(tid, mark, backoff=MARK, item=item)
+            out = together(record, unindex)[0] if unindex else record()
         except ConditionalCheckFailed:
             continue
         if out.doc["state"] != state:
             continue  # it moved on meanwhile: settle the new state too
-        if state in FINAL:
-            delete_quietly(OpenTransfer, "open", open_key(doc))
         return out.doc
     raise KeptChanging()
 
 
 def bring_about(doc: dict) -> None:
-    """The consequences of ``doc``'s state, each repeat-safe, the event last."""
+    """The consequences of ``doc``'s state, each repeat-safe, the event last.
+
+    The ledger movements and the other records (settlement, the bank's day index, the daily
+    counter) are independent and written at once; the event follows all of them. The day index is
+    written by the first settle (``notified`` still None): a later state's settle finds it there."""
     tid, amount, point, bank, since = doc["id"], doc["amount_vnd"], doc["point"], doc["bank"], doc["journal_from"]
-    if doc["kind"] == WITHDRAWAL and not doc["no_hold"]:
-        journal.move("hold", point, amount, ref=tid, bank=bank, since_seq=since)
-        if doc["state"] == COMMITTED:
-            journal.move("payout", point, amount, ref=tid, bank=bank, since_seq=since)
-        elif doc["state"] == ABORTED:
-            journal.move("release", point, amount, ref=tid, bank=bank, since_seq=since)
-    elif doc["kind"] == DEPOSIT and doc["state"] == COMMITTED:
-        journal.move("intake", point, amount, ref=tid, bank=bank, since_seq=since)
+
+    def movements():
+        if doc["kind"] == WITHDRAWAL and not doc["no_hold"]:
+            journal.move("hold", point, amount, ref=tid, bank=bank, since_seq=since)
+            if doc["state"] == COMMITTED:
+                journal.move("payout", point, amount, ref=tid, bank=bank, since_seq=since)
+            elif doc["state"] == ABORTED:
+                journal.move("release", point, amount, ref=tid, bank=bank, since_seq=since)
+        elif doc["kind"] == DEPOSIT and doc["state"] == COMMITTED:
+            journal.move("intake", point, amount, ref=tid, bank=bank, since_seq=since)
+
+    side = [movements]
     if doc["state"] == ABORTED:
-        limits.uncount(doc)
+        side.append(lambda: limits.uncount(doc))
     if doc["state"] == COMMITTED:
-        save_quietly(BankSettled(f"{bank}_{local_day(parse_iso(doc['committed_at']))}", tid))
+        side.append(lambda: save_quietly(BankSettled(f"{bank}_{local_day(parse_iso(doc['committed_at']))}", tid)))
+    if not doc["no_hold"] and doc["notified"] is None:
+        side.append(lambda: index_day(doc))
+    together(*side)
     if not doc["no_hold"]:
-        index_day(doc)
         publish([fact(f"transfer.{doc['state'].lower()}", event_data(doc), subject=tid, id=f"{tid}.{doc['state']}")])
     else:  # refused at admission: the bank never heard of it; the IOC counts it
         publish([fact("transfer.aborted", event_data(doc), subject=tid, id=f"{tid}.{doc['state']}")])

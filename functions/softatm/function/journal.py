@@ -78,6 +78,12 @@ def float_of(point: str) -> dict:
     return {"point": point, "cash_vnd": b.get(ledger.cash(point), 0), "held_vnd": b.get(ledger.held(point), 0)}
 
 
+def holds(point: str, movement_id: str, since_seq: int) -> bool:
+    """Whether the movement is in the point's journal (from memory when this process appended it)."""
+    found = ledger.lookup(JOURNAL, point, movement_id, since_seq)
+    return found is not None
+
+
 _seen: set = set()   # (bucket, point) whose PointSeen this process wrote (create-only: once is enough)
 
 

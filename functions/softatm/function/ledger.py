@@ -363,6 +363,17 @@ def apply(journal: Journal, m: Movement, *, since_seq: int = 0, attempts: int = 
     raise LedgerError(f"journal of {m.point} kept moving: {attempts} attempts")
 
 
+def lookup(journal: Journal, point: str, movement_id: str, since_seq: int = 0) -> dict | None:
+    """The entry holding ``movement_id`` after ``since_seq``, if any (from memory when it can)."""
+    tails, key = _tails(journal, point)
+    if tails is not None and (done := tails.entry_of(key, movement_id)) is not None:
+        return done
+    head, _, _ = roll_forward(journal, point)
+    if tails is not None and (done := tails.entry_of(key, movement_id)) is not None:
+        return done
+    return find(journal, point, movement_id, since_seq, head)
+
+
 def _save_due_head(journal: Journal, point: str, tails: Tails, key: Hashable) -> None:
     due = tails.due(key)
     if due is None:
