@@ -569,7 +569,13 @@ class Supervisor:
         from ..store.objects import ObjectStore
 
         try:
-            store.configure(ObjectStore.from_settings(self.settings), self.settings.bucket)
+            # one client for the life of the cloud: building a boto3 client parses its service
+            # model (a few hundred ms of CPU every 5 s, in the process that is also the gateway
+            # and the dispatcher)
+            objects = getattr(self, "_device_store", None)
+            if objects is None:
+                objects = self._device_store = ObjectStore.from_settings(self.settings)
+            store.configure(objects, self.settings.bucket)
             users = devices.nats_users(devices.credentials())
         except Exception as exc:  # noqa: BLE001 - the next check tries again
             self.say(f"! device credentials not read: {exc.__class__.__name__}")
