@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from functions.softatm.function import banks, journal, ledger, models
+from functions.softatm.function import banks, journal, ledger, models, transfers
 from lscloud import events, runtime
 from lscloud.auth import delivery_headers, sign_request
 from lscloud.config import ConfigError
@@ -536,3 +536,33 @@ def test_a_withdrawal_end_to_end_stays_within_its_store_budget(rt, client, setup
     finally:
         srv.shutdown()
     assert client.get("/v1/ledger/verify", headers=s["op"]).get_json()["ok"]
+
+
+def test_a_read_leaves_a_fresh_decision_to_the_run_that_made_it(client, setup, monkeypatch):
+    """A teller polling a transfer the bank has just reserved does not race the reserving run for its
+    consequences (the old read settled at once: the same event, a second mark, a 412); a decision
+    left unsettled past the grace (NATS down at the time) is settled by the next read."""
+    from datetime import timedelta
+
+    from functions.softatm.function import actions, consequences
+    from store_calls import counting
+
+    s = setup
+    b = wbody()
+    assert client.post("/v1/withdrawals", json=b, headers=s["teller"]).status_code == 201
+
+    def nats_down(events):
+        raise ConnectionError("NATS is down")
+
+    monkeypatch.setattr(consequences, "publish", nats_down)
+    r = s["vcb"].call("POST", f"/v1/bank/withdrawals/{b['id']}/reserve", {"bank_reference": "VCB-3"})
+    assert r.status_code == 200 and r.get_json()["state"] == "RESERVED"
+    monkeypatch.undo()
+    assert models.Transfer.get(b["id"]).data["notified"] == "RECEIVED"   # the reserve's consequences wait
+    with counting() as fresh:
+        assert client.get(f"/v1/transfers/{b['id']}", headers=s["teller"]).get_json()["state"] == "RESERVED"
+    assert (fresh["get"], fresh["put"]) == (1, 0), fresh
+    later = transfers.now() + timedelta(seconds=consequences.SETTLE_GRACE_S + 1)
+    monkeypatch.setattr(actions, "now", lambda: later)
+    client.get(f"/v1/transfers/{b['id']}", headers=s["teller"])
+    assert models.Transfer.get(b["id"]).data["notified"] == "RESERVED"

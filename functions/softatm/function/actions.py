@@ -12,7 +12,7 @@ from lscloud.statemachine import Actor
 
 from . import telemetry as tm
 from .admission import admitted_by_records, resend
-from .consequences import settle, settle_quietly
+from .consequences import settle, settle_quietly, unsettled
 from .documents import TRANSFERS
 from .refusals import Expired, NotReady
 from .transfers import ABORTED, COMMITTED, FINAL, MACHINE, RECEIVED, RESERVED, expired, iso, now
@@ -86,7 +86,7 @@ def read(tid: str, visible: Callable[[dict], bool]) -> dict:
     doc = TRANSFERS.visible(tid, visible).data
     if doc["admitted"] and expired(doc, now()):
         return expire(tid)
-    if doc["notified"] != doc["state"] and (doc["admitted"] or doc["state"] in FINAL):
+    if (doc["admitted"] or doc["state"] in FINAL) and unsettled(doc, now()):
         try:
             return settle(tid)
         except Exception:  # noqa: BLE001 - a read never fails on a repair; the sweep retries

@@ -26,12 +26,29 @@ from . import journal, limits
 from .documents import TRANSFERS, fact, index_day, open_key, publish
 from .models import BankSettled, OpenTransfer, Transfer
 from .refusals import KeptChanging
-from .transfers import ABORTED, COMMITTED, DEPOSIT, FINAL, RECEIVED, WITHDRAWAL, event_data, local_day, parse_iso
+from .transfers import ABORTED, COMMITTED, DEPOSIT, FINAL, RECEIVED, RESERVED, WITHDRAWAL, event_data, local_day, \
+    parse_iso
 
 log = logging.getLogger("softatm.consequences")
 
 MARK = Backoff(2, DEFAULT.base_s, DEFAULT.cap_s)
 """Recording ``notified`` tries briefly: a transfer that moved on meanwhile is settled again anyway."""
+
+
+SETTLE_GRACE_S = 5.0
+"""How long the run that decided a state has to settle it before a read or the sweep does it for
+it: a teller polling a transfer the bank just reserved must not race that run for the same work."""
+
+_DECIDED_AT = {RECEIVED: "created_at", RESERVED: "reserved_at", COMMITTED: "committed_at", ABORTED: "aborted_at"}
+
+
+def unsettled(doc: dict, at) -> bool:
+    """Whether ``doc``'s state still lacks its consequences past :data:`SETTLE_GRACE_S` (a crash, NATS
+    down): a read or the sweep then settles it."""
+    if doc["notified"] == doc["state"]:
+        return False
+    decided = doc.get(_DECIDED_AT[doc["state"]]) or doc["created_at"]
+    return (at - parse_iso(decided)).total_seconds() >= SETTLE_GRACE_S
 
 
 def settle(tid: str, item: Transfer | None = None) -> dict:
