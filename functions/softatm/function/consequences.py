@@ -66,20 +66,24 @@ def settle(tid: str, item: Transfer | None = None) -> dict:
         bring_about(doc)   # writes other records only: ``item`` is still the transfer as stored
         state = doc["state"]
 
-        def mark(d):
+        def mark(d, state=state):
             if d["state"] != state or d["notified"] == state:
                 raise NoChange
             d["notified"] = state
             return [], state
 
-        def record():
+        def record(mark=mark, item=item):
             return TRANSFERS.mutate(tid, mark, backoff=MARK, item=item)
+
+        entry = open_key(doc)
+
+        def unindex(entry=entry):
+            delete_quietly(OpenTransfer, "open", entry)
 
         # a final transfer leaves the sweep's index at the same time: everything the mark records is
         # done already, so a crash between the two only leaves a mark for a read to write again
-        unindex = (lambda: delete_quietly(OpenTransfer, "open", open_key(doc))) if state in FINAL else None
         try:
-            out = together(record, unindex)[0] if unindex else record()
+            out = together(record, unindex)[0] if state in FINAL else record()
         except ConditionalCheckFailed:
             continue
         if out.doc["state"] != state:
