@@ -10,7 +10,10 @@ and from the sweep. The event is published after the movements, so a bank never 
 withdrawal whose cash is not yet set aside.
 
 Everything that follows a decision goes through :func:`settle` (and :func:`settle_quietly` after a
-committed decision); nothing else writes ``notified``.
+committed decision); the one other writer of ``notified`` is the admission, which brings RECEIVED's
+consequences about (:func:`bring_about`) before it writes ``admitted`` and ``notified`` in one write
+(:mod:`.admission`). A read or the sweep settles a state only after :data:`SETTLE_GRACE_S`, so the
+run that decided it does the work alone.
 """
 
 from __future__ import annotations
