@@ -29,6 +29,7 @@ typed attributes of the model (``status``, ``owner`` …), copied on every write
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -55,6 +56,34 @@ _side = ThreadPoolExecutor(max_workers=32, thread_name_prefix="lscloud-side")
 def side_pool() -> ThreadPoolExecutor:
     """The process's pool for side writes that follow a committed write (indexes, audit entries)."""
     return _side
+
+
+def together(*calls: Callable[[], Any]) -> list[Any]:
+    """Run independent calls at once — the first in this thread, the others on :func:`side_pool`,
+    each in the caller's context (its span, so the trace stays one) — and wait for all of them.
+
+    Returns their results in order; if any raised, the first error (in call order) is raised once
+    every call has finished, so nothing is still writing when the caller handles it. (Not from a
+    side-pool thread: it would wait on its own pool.)"""
+    if not calls:
+        return []
+    others = [_side.submit(contextvars.copy_context().run, c) for c in calls[1:]]
+    results: list[Any] = []
+    error: BaseException | None = None
+    try:
+        results.append(calls[0]())
+    except BaseException as exc:  # noqa: BLE001 - raised after the others finished
+        error = exc
+        results.append(None)
+    for f in others:
+        try:
+            results.append(f.result())
+        except BaseException as exc:  # noqa: BLE001
+            error = error or exc
+            results.append(None)
+    if error is not None:
+        raise error
+    return results
 
 
 class NoChange(Exception):

@@ -35,15 +35,52 @@ op = st.one_of(
 )
 
 
+class Replica:
+    """Another process's view of the same journal: the same stored entries and heads, and its own
+    :class:`ledger.Tails` (what it remembers of each journal's end goes stale as others append)."""
+
+    def __init__(self, stored: ledger.MemoryJournal, head_every: int = 3):
+        self.stored, self.tails = stored, ledger.Tails(keep=6, head_every=head_every)
+
+    def read_head(self, point):
+        return self.stored.read_head(point)
+
+    def save_head(self, point, head, token):
+        return self.stored.save_head(point, head, token)
+
+    def read_entry(self, point, seq):
+        return self.stored.read_entry(point, seq)
+
+    def append(self, point, seq, entry):
+        return self.stored.append(point, seq, entry)
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.lists(op, max_size=40))
 def test_any_sequence_keeps_the_ledger_exact(ops):
-    j = ledger.MemoryJournal()
+    _check_sequence(ops, [ledger.MemoryJournal()])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(op, st.integers(0, 2)), max_size=40))
+def test_any_sequence_through_replicas_that_remember_their_tails_keeps_the_ledger_exact(ops):
+    """The same property when each operation runs in one of three processes sharing the store: two
+    remember the journals' ends (tails that go stale whenever another appends, small enough to be
+    outrun) and one reads the store every time."""
+    stored = ledger.MemoryJournal()
+    journals = [Replica(stored), Replica(stored, head_every=1), stored]
+    _check_sequence([o for o, _ in ops], journals, [r for _, r in ops])
+
+
+def _check_sequence(ops, journals, runs_in=None):
+    j = journals[0] if len(journals) == 1 else journals[-1]
     held: dict[str, tuple[str, int, str]] = {}   # transfer -> (point, amount, bank)
     finished: set[str] = set()
     deposited: dict[str, str] = {}
     for n, o in enumerate(ops):
         kind = o[0]
+        if runs_in is not None:
+            j = journals[runs_in[n]]
         try:
             if kind in ("delivery", "collection"):
                 _, point, amount, ref = o
@@ -78,6 +115,7 @@ def test_any_sequence_keeps_the_ledger_exact(ops):
                 deposited.setdefault(tid, point)
         except ledger.Insufficient:
             pass
+    j = journals[-1]   # the store itself, read afresh
     report = ledger.verify(j, POINTS)
     assert report["ok"], report["problems"]
     ids = [e["movement"]["id"] for p in POINTS for e in ledger.entries(j, p)]
@@ -218,3 +256,39 @@ def test_a_move_keeps_the_microsecond_timestamps_callers_see():
     t = transfers.MACHINE.apply(doc, "reserve", transfers.MACHINE.system, at=at)
     assert doc["state"] == "RESERVED" and t.fact == "transfer.reserved"
     assert transfers.iso(at).endswith("Z") and len(transfers.iso(at).split(".")[1]) == 7   # 6 digits and Z
+
+
+def test_a_stale_tail_never_refuses_what_the_journal_allows_nor_applies_twice():
+    """A replica whose tail is behind (another appended since) is corrected by the create-only
+    append: it refuses only on the true balances, and finds a movement the other one appended."""
+    stored = ledger.MemoryJournal()
+    a, b = Replica(stored), Replica(stored)
+    p = POINTS[0]
+    ledger.apply(a, ledger.movement("delivery", p, 100_000, ref="fund1"))
+    ledger.apply(b, ledger.movement("delivery", p, 900_000, ref="fund2"))   # a does not know of it
+    hold = ledger.movement("hold", p, 600_000, ref="w1", bank_code="vcb")
+    done = ledger.apply(a, hold)
+    assert done.new and done.seq == 3 and done.before[ledger.cash(p)] == 1_000_000
+    assert not ledger.apply(b, hold).new                                     # b's tail learns it was done
+    with pytest.raises(ledger.Insufficient):
+        ledger.apply(b, ledger.movement("hold", p, 500_000, ref="w2", bank_code="vcb"))
+    assert ledger.verify(stored, [p])["ok"]
+    assert [e["movement"]["id"] for e in ledger.entries(stored, p)] == ["fund1:delivery", "fund2:delivery", "w1:hold"]
+
+
+def test_a_tail_saves_the_stored_head_every_few_entries_and_takes_a_newer_token():
+    stored = ledger.MemoryJournal()
+    a, b = Replica(stored, head_every=2), Replica(stored, head_every=2)
+    p = POINTS[0]
+    for n in range(3):
+        ledger.apply(a, ledger.movement("delivery", p, 1000, ref=f"a{n}"))
+    assert stored.heads[p][0]["seq"] == 2
+    for n in range(2):
+        ledger.apply(b, ledger.movement("delivery", p, 1000, ref=f"b{n}"))
+    assert stored.heads[p][0]["seq"] == 4          # b read the head at 2 and entry 3, saved at 4
+    ledger.apply(a, ledger.movement("delivery", p, 1000, ref="c0"))
+    # a's token was out of date (b saved since): its save failed; the next one due reads the stored head
+    assert stored.heads[p][0]["seq"] == 4
+    ledger.apply(a, ledger.movement("delivery", p, 1000, ref="c1"))
+    assert stored.heads[p][0]["seq"] == 7
+    assert ledger.verify(stored, [p])["ok"]

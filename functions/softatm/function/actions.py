@@ -11,8 +11,8 @@ from lscloud.aggregate import NoChange
 from lscloud.statemachine import Actor
 
 from . import telemetry as tm
-from .admission import resend
-from .consequences import settle, settle_quietly
+from .admission import admitted_by_records, resend
+from .consequences import settle, settle_quietly, unsettled
 from .documents import TRANSFERS
 from .refusals import Expired, NotReady
 from .transfers import ABORTED, COMMITTED, FINAL, MACHINE, RECEIVED, RESERVED, expired, iso, now
@@ -29,7 +29,10 @@ def act(tid: str, action: str, req: dict, actor: Actor, *, visible: Callable[[di
     doc = seen.data
     if action in doc["requests"]:
         return resend(doc, action, req), True
-    if not doc["admitted"] and doc["state"] == RECEIVED:
+    # the admitting run announces the transfer, then writes the admission: a bank that heard of it
+    # first finds it admitted by its records (the hold, the daily count) and admits it here
+    admitted = doc["admitted"] or doc["state"] != RECEIVED or admitted_by_records(doc)
+    if not admitted:
         raise NotReady()
     if expired(doc, now()):
         expire(tid)
@@ -42,6 +45,7 @@ def act(tid: str, action: str, req: dict, actor: Actor, *, visible: Callable[[di
             raise Expired(d["state"])
         at = now()
         t = MACHINE.apply(d, action, actor, at=at, reason=reason)
+        d["admitted"] = True
         d["requests"][action] = req
         if t.target == RESERVED:
             d["reserved_at"] = iso(at)
@@ -82,7 +86,7 @@ def read(tid: str, visible: Callable[[dict], bool]) -> dict:
     doc = TRANSFERS.visible(tid, visible).data
     if doc["admitted"] and expired(doc, now()):
         return expire(tid)
-    if doc["notified"] != doc["state"] and (doc["admitted"] or doc["state"] in FINAL):
+    if (doc["admitted"] or doc["state"] in FINAL) and unsettled(doc, now()):
         try:
             return settle(tid)
         except Exception:  # noqa: BLE001 - a read never fails on a repair; the sweep retries

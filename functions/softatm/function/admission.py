@@ -20,8 +20,8 @@ from lscloud.statemachine import Actor
 from lscloud.store import DoesNotExist
 
 from . import banks, journal, ledger, limits, settings, telemetry as tm
-from .consequences import settle, settle_quietly
-from .documents import TRANSFERS, index_day, open_key
+from .consequences import bring_about, settle, settle_quietly
+from .documents import TRANSFERS, open_key
 from .models import OpenTransfer, Transfer
 from .refusals import ADMISSION, TransactionLimit
 from .transfers import DEPOSIT, MACHINE, RECEIVED, WITHDRAWAL, iso, local_day, now, parse_iso, view
@@ -40,7 +40,7 @@ def receive(req: dict, point: dict, actor: Actor) -> tuple[dict, bool]:
     """A teller's create (``req`` normalised): checked against the bank's limit, created and admitted
     (or found again); returns (doc, replayed). A transfer refused at admission raises its refusal,
     to the first send and to every resend alike."""
-    bank = banks.get(req["bank"])
+    bank = banks.cached(req["bank"])
     limit = int(bank["limits"]["per_transaction_vnd"])
     if req["amount_vnd"] > limit:
         raise TransactionLimit(req["bank"], limit)
@@ -66,7 +66,7 @@ def create(req: dict, *, point: dict, bank: dict, actor: Actor) -> tuple[dict, b
     doc = {**req, "state": "new", "point": point["code"], "unit_code": point.get("unit_code"),
            "created_at": iso(at), "day": local_day(at), "expires_at": iso(at + timedelta(seconds=cfg.expiry_s)),
            "admit_by": iso(at + timedelta(seconds=cfg.admit_window_s)), "admitted": False, "no_hold": False,
-           "journal_from": journal.head(point["code"]).seq, "notified": None, "requests": {"create": req},
+           "journal_from": journal.known_end(point["code"]).seq, "notified": None, "requests": {"create": req},
            "answers": {}, "limits": dict(bank["limits"]), "reserved_at": None, "committed_at": None,
            "aborted_at": None, "abort_reason": None, "bank_reference": None}
     received = MACHINE.apply(doc, "receive", actor, at=at)
@@ -109,10 +109,35 @@ def admit(tid: str, item: Transfer | None = None) -> dict:
             reason = "insufficient-float"
             log.info("withdrawal %s refused: %s", tid, exc)
     if reason is None:
-        decided = _mark_admitted(doc, item)
+        decided = _mark_admitted(doc, item, notified=_announce(doc))
     else:
         decided = _refuse(tid, reason, item)
     return settle_quietly(tid, decided)
+
+
+def _announce(doc: dict) -> str | None:
+    """Bring about what an admitted RECEIVED transfer implies (the hold is there already: the day
+    index, then the event the bank hears) before the admission is written, so that one write records
+    both; RECEIVED if done, None if not (NATS down: the sweep or a read settles it later).
+
+    The hold (withdrawals) or the daily count (deposits) is what admits a transfer; until the write
+    lands, a bank that already heard finds it admitted by them (:func:`admitted_by_records`)."""
+    try:
+        bring_about({**doc, "admitted": True})
+    except errors.DomainError:
+        raise
+    except Exception:  # noqa: BLE001 - the admission still stands; its consequences wait for a settle
+        log.warning("consequences of admitting %s failed; a settle will finish them", doc["id"], exc_info=True)
+        return None
+    return RECEIVED
+
+
+def admitted_by_records(doc: dict) -> bool:
+    """Whether an admission whose run has not written it yet has happened: the withdrawal's hold is
+    in the journal, or the deposit is in its day's counter (all a deposit's admission does)."""
+    if doc["kind"] == WITHDRAWAL:
+        return journal.holds(doc["point"], f"{doc['id']}:hold", doc["journal_from"])
+    return limits.counted(doc)
 
 
 def decide_unadmitted(doc: dict) -> None:
@@ -129,17 +154,18 @@ def decide_unadmitted(doc: dict) -> None:
     settle(doc["id"])
 
 
-def _mark_admitted(doc: dict, item: Transfer | None = None) -> Transfer:
-    """Record the admission; the transfer as written (``item``: as last read, to save a read)."""
+def _mark_admitted(doc: dict, item: Transfer | None = None, notified: str | None = None) -> Transfer:
+    """Record the admission (and ``notified``, when its consequences are done already); the transfer
+    as written (``item``: as last read, to save a read). The day index is the settle's."""
     def mark(d):
         if d["state"] != RECEIVED or d["admitted"]:
             raise NoChange
         d["admitted"] = True
+        if notified is not None:
+            d["notified"] = notified
         return [], True
 
-    out = TRANSFERS.mutate(doc["id"], mark, item=item)
-    index_day(doc)
-    return out.item
+    return TRANSFERS.mutate(doc["id"], mark, item=item).item
 
 
 def _refuse(tid: str, reason: str, item: Transfer | None = None) -> Transfer:

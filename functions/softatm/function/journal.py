@@ -7,6 +7,7 @@ cache under If-Match); this module stores it (:class:`StoreJournal`) and moves m
 
 from __future__ import annotations
 
+from lscloud import store
 from lscloud.aggregate import save_quietly
 from lscloud.store import ConditionalCheckFailed, DoesNotExist
 
@@ -18,7 +19,15 @@ from .transfers import iso, now
 
 
 class StoreJournal:
-    """:class:`ledger.Journal` over the object store: entries create-only, the head under If-Match."""
+    """:class:`ledger.Journal` over the object store: entries create-only, the head under If-Match,
+    and what this process knows of each journal's end (:class:`ledger.Tails`, per bucket and point)."""
+
+    def __init__(self):
+        self.tails = ledger.Tails()
+
+    def scope(self, point):
+        objects, bucket = store.connection()
+        return id(objects), bucket, point
 
     def read_head(self, point):
         try:
@@ -33,8 +42,8 @@ class StoreJournal:
         try:
             item.save()
         except ConditionalCheckFailed:
-            pass  # someone saved a later head (or will): readers roll forward anyway
-        tm.float_seen(point, head.balances.get(ledger.cash(point), 0), head.balances.get(ledger.held(point), 0))
+            return None  # someone saved a later head (or will): readers roll forward anyway
+        return item
 
     def read_entry(self, point, seq):
         try:
@@ -59,22 +68,44 @@ def head(point: str) -> Head:
     return ledger.roll_forward(JOURNAL, point)[0]
 
 
+def known_end(point: str) -> Head:
+    """A head no later than the point's journal end, from memory when this process knows one."""
+    return ledger.known_end(JOURNAL, point)
+
+
 def float_of(point: str) -> dict:
     b = ledger.balances(JOURNAL, point)
     return {"point": point, "cash_vnd": b.get(ledger.cash(point), 0), "held_vnd": b.get(ledger.held(point), 0)}
 
 
+def holds(point: str, movement_id: str, since_seq: int) -> bool:
+    """Whether the movement is in the point's journal (from memory when this process appended it)."""
+    found = ledger.lookup(JOURNAL, point, movement_id, since_seq)
+    return found is not None
+
+
+_seen: set = set()   # (bucket, point) whose PointSeen this process wrote (create-only: once is enough)
+
+
+def _note_point(point: str) -> None:
+    key = JOURNAL.scope(point)
+    if key not in _seen:
+        save_quietly(PointSeen("points", point))
+        _seen.add(key)
+
+
 def move(kind: str, point: str, amount: int, *, ref: str, bank: str | None = None,
          since_seq: int = 0) -> ledger.Applied:
     """Append the movement ``<ref>:<kind>`` once (a repeat finds it); ``ledger.Insufficient`` if it cannot."""
-    save_quietly(PointSeen("points", point))
+    _note_point(point)
     m = ledger.movement(kind, point, amount, ref=ref, bank_code=bank, at=iso(now()))
-    before = ledger.balances(JOURNAL, point).get(ledger.cash(point), 0) if kind in ("hold", "collection") else None
     done = ledger.apply(JOURNAL, m, since_seq=since_seq)
     if done.new:
         tm.movement(kind)
         after = done.balances.get(ledger.cash(point), 0)
+        tm.float_seen(point, after, done.balances.get(ledger.held(point), 0))
         low = settings.current().float_low_vnd
+        before = done.before.get(ledger.cash(point), 0) if kind in ("hold", "collection") else None
         if before is not None and before >= low > after:
             publish([fact("float.low", {"point": point, "cash_vnd": after, "threshold_vnd": low},
                           subject=point, id=f"{point}.{done.seq}.float-low")])

@@ -12,6 +12,15 @@ each append; a reader rolls it forward through any later entries (a writer that 
 its append and its head update leaves exactly such an entry). Nothing is ever edited: a release
 of held cash is a new movement, not the deletion of the hold.
 
+A journal may carry :class:`Tails`, what its process already knows of each journal's end: the
+head after the last entry it read or wrote, and every entry from some sequence number up to it.
+A writer then computes its entry against that head and appends at once, without reading the
+store first; the create-only append still decides (a head that another replica moved on makes the
+append fail, and the writer reads the entries it missed). A movement id among the known entries
+is found in memory; one older than them is searched in the store as before. With tails the
+stored head is saved every :attr:`Tails.head_every` entries (it only shortens a cold reader's
+roll-forward).
+
 Accounts (amounts in đồng, integers; a positive balance is an asset of the post-office network):
 
 - ``point:<code>:cash``  cash in the point's drawer, free to pay out (never negative);
@@ -27,11 +36,12 @@ the sum over all points.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
-from typing import Iterable, Protocol
+from dataclasses import dataclass
+from typing import Hashable, Iterable, Protocol
+
+from .journal_ends import STALE, Head, Tails, next_head as _next
 
 VAULT = "vnpost:vault"
-RECENT = 64  # movement ids the head remembers, so a retry rarely needs to read old entries
 
 
 def cash(point: str) -> str:
@@ -108,27 +118,14 @@ def movement(kind: str, point: str, amount: int, *, ref: str, bank_code: str | N
 
 # -- journals ---------------------------------------------------------------------------------------
 
-@dataclass
-class Head:
-    seq: int = 0
-    balances: dict[str, int] = field(default_factory=dict)
-    recent: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        return {"seq": self.seq, "balances": dict(self.balances), "recent": list(self.recent)}
-
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "Head":
-        d = d or {}
-        return cls(int(d.get("seq", 0)), {k: int(v) for k, v in (d.get("balances") or {}).items()},
-                   list(d.get("recent") or []))
-
-
 class Journal(Protocol):
-    """Where a point's entries live (the object store in production, a dict in property tests)."""
+    """Where a point's entries live (the object store in production, a dict in property tests).
+
+    It may also have a ``tails`` attribute (:class:`Tails`) and a ``scope(point)`` naming the
+    journal across stores (a bucket and a point), to remember its ends in memory."""
 
     def read_head(self, point: str) -> tuple[Head, object]: ...
-    def save_head(self, point: str, head: Head, token: object) -> None: ...   # best effort, conditional
+    def save_head(self, point: str, head: Head, token: object) -> object: ...  # conditional: new token, None if taken
     def read_entry(self, point: str, seq: int) -> dict | None: ...
     def append(self, point: str, seq: int, entry: dict) -> bool: ...          # create-only: False if taken
 
@@ -138,22 +135,48 @@ class Applied:
     seq: int
     balances: dict[str, int]
     new: bool  # False: the movement was already in the journal (a retry)
+    before: dict[str, int] | None = None  # the balances just before it (when ``new``)
 
 
-def _next(head: Head, entry: dict) -> Head:
-    balances = dict(entry["balances"])
-    recent = (head.recent + [entry["movement"]["id"]])[-RECENT:]
-    return Head(int(entry["seq"]), balances, recent)
+def _tails(journal: Journal, point: str) -> tuple[Tails | None, Hashable]:
+    tails = getattr(journal, "tails", None)
+    if tails is None:
+        return None, point
+    scope = getattr(journal, "scope", None)
+    return tails, scope(point) if scope is not None else point
 
 
-def roll_forward(journal: Journal, point: str) -> tuple[Head, object, list[dict]]:
-    """The true head: the cached head plus any entries written after it."""
-    head, token = journal.read_head(point)
+def _read_forward(journal: Journal, point: str, head: Head) -> tuple[Head, list[dict]]:
     later = []
     while (entry := journal.read_entry(point, head.seq + 1)) is not None:
         later.append(entry)
         head = _next(head, entry)
-    return head, token, later
+    return head, later
+
+
+def roll_forward(journal: Journal, point: str) -> tuple[Head, object, list[dict]]:
+    """The true head: the cached head (the process's tail, else the stored head) plus any entries
+    written after it."""
+    tails, key = _tails(journal, point)
+    known = tails.head(key) if tails is not None else None
+    if known is not None:
+        head, token = known
+        head, later = _read_forward(journal, point, head)
+        tails.extend(key, later)
+        return head, token, later
+    head, token = journal.read_head(point)
+    end, later = _read_forward(journal, point, head)
+    if tails is not None:
+        tails.start(key, head, token, later)
+    return end, token, later
+
+
+def known_end(journal: Journal, point: str) -> Head:
+    """A head no later than the journal's end, without reading the store if this process knows one
+    (a lower bound is all a transfer's ``journal_from`` needs)."""
+    tails, key = _tails(journal, point)
+    known = tails.head(key) if tails is not None else None
+    return known[0] if known is not None else roll_forward(journal, point)[0]
 
 
 def find(journal: Journal, point: str, movement_id: str, since_seq: int, head: Head) -> dict | None:
@@ -177,27 +200,74 @@ def apply(journal: Journal, m: Movement, *, since_seq: int = 0, attempts: int = 
     was created), so only later entries are searched for a previous run of the same movement.
     Raises :class:`Insufficient` if a point account would go negative.
     """
+    tails, key = _tails(journal, m.point)
     for _ in range(attempts):
-        head, token, _later = roll_forward(journal, m.point)
-        done = find(journal, m.point, m.id, since_seq, head)
+        known = tails.head(key) if tails is not None else None
+        if known is None:
+            head, token, _later = roll_forward(journal, m.point)
+        else:
+            head, token = known   # appended to at once: the create-only append checks it is the end
+        done = tails.entry_of(key, m.id) if tails is not None else None
+        if done is None and not (tails is not None and known is not None and tails.covers(key, since_seq)):
+            done = find(journal, m.point, m.id, since_seq, head)
         if done is not None:
             return Applied(int(done["seq"]), dict(done["balances"]), False)
         balances = dict(head.balances)
         for account, amount in m.entries():
             after = balances.get(account, 0) + amount
             if after < 0 and never_negative(account):
+                if known is not None:
+                    break   # judged on what this process knew: read the true end before refusing
                 raise Insufficient(account, balances.get(account, 0), -amount)
             balances[account] = after
-        entry = {"seq": head.seq + 1, "movement": m.as_dict(), "balances": balances}
-        if journal.append(m.point, head.seq + 1, entry):
-            new_head = _next(head, entry)
-            try:
-                journal.save_head(m.point, new_head, token)
-            except Exception:  # noqa: BLE001 - the head is a cache; the next reader rolls forward
-                pass
-            return Applied(new_head.seq, balances, True)
-        # lost the race for head.seq + 1: read again, and search the new entries again
+        else:
+            entry = {"seq": head.seq + 1, "movement": m.as_dict(), "balances": balances}
+            if journal.append(m.point, head.seq + 1, entry):
+                new_head = _next(head, entry)
+                if tails is None:
+                    try:
+                        journal.save_head(m.point, new_head, token)
+                    except Exception:  # noqa: BLE001 - the head is a cache; the next reader rolls forward
+                        pass
+                else:
+                    tails.extend(key, [entry])
+                    _save_due_head(journal, m.point, tails, key)
+                return Applied(new_head.seq, balances, True, dict(head.balances))
+        # lost the race for head.seq + 1 (or judged on a stale tail): read again, search the new entries
+        if tails is not None and known is not None:
+            before = head.seq
+            head, _, _ = roll_forward(journal, m.point)
+            if head.seq == before:
+                tails.forget(key)   # the tail says more than the store has: start again from the store
     raise LedgerError(f"journal of {m.point} kept moving: {attempts} attempts")
+
+
+def lookup(journal: Journal, point: str, movement_id: str, since_seq: int = 0) -> dict | None:
+    """The entry holding ``movement_id`` after ``since_seq``, if any (from memory when it can)."""
+    tails, key = _tails(journal, point)
+    if tails is not None and (done := tails.entry_of(key, movement_id)) is not None:
+        return done
+    head, _, _ = roll_forward(journal, point)
+    if tails is not None and (done := tails.entry_of(key, movement_id)) is not None:
+        return done
+    return find(journal, point, movement_id, since_seq, head)
+
+
+def _save_due_head(journal: Journal, point: str, tails: Tails, key: Hashable) -> None:
+    due = tails.due(key)
+    if due is None:
+        return
+    head, token = due
+    try:
+        if token is STALE:
+            stored, token = journal.read_head(point)
+            if stored.seq >= head.seq:
+                tails.saved(key, stored, token, True)
+                return
+        token = journal.save_head(point, head, token)
+    except Exception:  # noqa: BLE001 - the head is a cache; the next reader rolls forward
+        token = None
+    tails.saved(key, head, token, token is not None)
 
 
 def balances(journal: Journal, point: str) -> dict[str, int]:
@@ -275,6 +345,8 @@ class MemoryJournal:
         with self.lock:
             if self.heads.get(point, (None, 0))[1] == token:
                 self.heads[point] = (head.as_dict(), token + 1)
+                return token + 1
+            return None
 
     def read_entry(self, point, seq):
         with self.lock:

@@ -51,3 +51,11 @@ def uncount(doc: dict) -> None:
             CustomerDay.update(key, None, drop)
     except DoesNotExist:
         pass  # a counter that kept changing raises: the settle that called us stays undone, the sweep retries
+
+
+def counted(doc: dict) -> bool:
+    """Whether ``doc`` is in its customer's counter of the day."""
+    try:
+        return doc["id"] in (CustomerDay.get(daily_key(doc)).used or {})
+    except DoesNotExist:
+        return False

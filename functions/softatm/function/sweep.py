@@ -15,7 +15,7 @@ from lscloud.store import DoesNotExist
 
 from .actions import expire
 from .admission import GRACE_S, decide_unadmitted
-from .consequences import settle
+from .consequences import settle, unsettled
 from .models import OpenTransfer, Transfer
 from .transfers import RECEIVED, expired, micros, now, parse_iso
 
@@ -47,7 +47,7 @@ def sweep(limit: int = 1000) -> dict:
             if expired(doc, at):
                 expire(doc["id"])
                 counts["expired"] += 1
-            elif doc["notified"] != doc["state"]:
+            elif unsettled(doc, at):
                 settle(doc["id"])
                 counts["settled"] += 1
         except Exception:  # noqa: BLE001 - one bad transfer does not stop the sweep

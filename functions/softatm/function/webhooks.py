@@ -60,7 +60,7 @@ def deliver(event: dict) -> None:
         return  # refused at admission: the bank never heard of it
     settings = runtime.current().settings
     try:
-        bank = banks.get(doc["bank"])
+        bank = banks.cached(doc["bank"])
     except UnknownBank:  # not registered (yet, or being re-registered): retried, never dead-lettered
         raise BankUnavailable(f"bank {doc['bank']!r} is not registered", retry_after_s=2) from None
     kid, secret = banks.signing_key(settings, bank)

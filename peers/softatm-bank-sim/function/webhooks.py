@@ -28,10 +28,11 @@ def on_webhook(worker: Worker, body: dict) -> None:
             d["todo"] = "finish-withdrawal"
         elif fact == "aborted":
             d["todo"] = "undo"
+    first = Record(tid, data={"id": tid, "kind": t["kind"], "amount_vnd": t["amount_vnd"],
+                              "account": t.get("account") or "", "state": t["state"], "todo": None})
+    fn(first)
     try:
-        Record(tid, data={"id": tid, "kind": t["kind"], "amount_vnd": t["amount_vnd"],
-                          "account": t.get("account") or "", "state": t["state"], "todo": None}).save()
+        first.save()   # the first webhook of a transfer records its work at once (create-only)
     except ConditionalCheckFailed:
-        pass
-    Record.update(tid, None, fn)
+        Record.update(tid, None, fn)
     worker.q.put(tid)

@@ -1,5 +1,6 @@
 """The bank's back office: work recorded by a webhook (create-only, so nothing is lost if the process
-dies) is done by worker threads, and what is still pending is picked up again by a periodic rescan.
+dies) is done by worker threads; work that failed is tried again every ``RETRY_S``, and a rescan of
+every record (at start, then every ``RESCAN_S``) picks up whatever is still pending.
 
 It behaves like a partner bank: a withdrawal is reserved when the account holds the amount (the
 money is put on hold) and rejected otherwise; a deposit is credited and confirmed; a commit debits
@@ -26,7 +27,8 @@ from .models import Record
 log = logging.getLogger("bank-sim")
 
 THREADS = 8       # a bank answers many webhooks at once; work per transfer is idempotent
-RESCAN_S = 5.0
+RETRY_S = 2.0     # work that failed here (the soft ATM busy, not ready yet) is tried again this often
+RESCAN_S = 60.0   # reading every record is a crash's safety net, not the way work arrives
 RECONCILE_S = 10.0
 
 
@@ -36,6 +38,8 @@ class Worker:
         self.q: queue.Queue[str] = queue.Queue()
         self.http = httpx.Client(timeout=10, trust_env=False)
         self.busy: set[str] = set()
+        self.again: set[str] = set()    # work that came for a transfer while it was busy
+        self.failed: set[str] = set()   # work that failed: tried again after RETRY_S
         self.busy_lock = threading.Lock()
         self.settled = threading.Event()   # some work finished since the last reconciliation
         for i in range(THREADS):
@@ -43,21 +47,29 @@ class Worker:
         threading.Thread(target=self._rescan, name="bank-sim-rescan", daemon=True).start()
 
     def _rescan(self):
-        last_reconciled = time.monotonic()
+        last_reconciled = last_scan = time.monotonic()
+        scan = True
         while True:
             try:
-                pending = False
-                for r in Record.scan():
-                    if r.data.get("todo"):
-                        pending = True
-                        self.q.put(r.id)
+                with self.busy_lock:
+                    retry, self.failed = self.failed, set()
+                for tid in retry:
+                    self.q.put(tid)
+                if scan:
+                    for r in Record.scan():
+                        if r.data.get("todo"):
+                            self.q.put(r.id)
+                    last_scan = time.monotonic()
+                with self.busy_lock:
+                    pending = bool(retry or self.failed or self.busy or self.again) or not self.q.empty()
                 if self.settled.is_set() and not pending and time.monotonic() - last_reconciled >= RECONCILE_S:
                     self.settled.clear()
                     last_reconciled = time.monotonic()
                     self._reconcile_today()
-            except Exception:  # noqa: BLE001 - the next rescan tries again
+            except Exception:  # noqa: BLE001 - the next round tries again
                 pass
-            time.sleep(RESCAN_S)
+            time.sleep(RETRY_S)
+            scan = time.monotonic() - last_scan >= RESCAN_S
 
     def _reconcile_today(self) -> None:
         from datetime import datetime
@@ -82,15 +94,24 @@ class Worker:
             tid = self.q.get()
             with self.busy_lock:
                 if tid in self.busy:
-                    continue   # another thread works on it; the rescan brings it back if needed
+                    self.again.add(tid)   # another thread works on it: queued again once it is done
+                    continue
                 self.busy.add(tid)
+            failed = False
             try:
                 self.process(tid)
-            except Exception as exc:  # noqa: BLE001 - retried by the rescan
+            except Exception as exc:  # noqa: BLE001 - tried again after RETRY_S
+                failed = True
                 log.warning("work on %s failed: %s", tid, exc)
             finally:
                 with self.busy_lock:
                     self.busy.discard(tid)
+                    again = tid in self.again
+                    self.again.discard(tid)
+                    if failed:
+                        self.failed.add(tid)
+                if again:
+                    self.q.put(tid)
 
     def process(self, tid: str) -> None:
         """Do the work recorded on transfer ``tid``, then mark it done (unless newer work came meanwhile)."""
