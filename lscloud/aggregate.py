@@ -67,20 +67,27 @@ def together(*calls: Callable[[], Any]) -> list[Any]:
     side-pool thread: it would wait on its own pool.)"""
     if not calls:
         return []
-    others = [_side.submit(contextvars.copy_context().run, c) for c in calls[1:]]
-    results: list[Any] = []
-    error: BaseException | None = None
+    others = [_on_side(c) for c in calls[1:]]
     try:
-        results.append(calls[0]())
+        first, error = calls[0](), None
     except BaseException as exc:  # noqa: BLE001 - raised after the others finished
-        error = exc
-        results.append(None)
-    for f in others:
+        first, error = None, exc
+    return [first, *_wait_all(others, error)]
+
+
+def _on_side(call: Callable[..., Any], *args: Any):
+    return _side.submit(contextvars.copy_context().run, call, *args)
+
+
+def _wait_all(futures: list, error: BaseException | None = None) -> list:
+    """Every future's result, in order; the first error (``error`` first) raised once all finished."""
+    results = []
+    for f in futures:
         try:
             results.append(f.result())
-        except BaseException as exc:  # noqa: BLE001
-            error = error or exc
+        except BaseException as exc:  # noqa: BLE001 - raised once every write has finished
             results.append(None)
+            error = error or exc
     if error is not None:
         raise error
     return results
@@ -131,20 +138,7 @@ def save_all_quietly(items: Iterable[Model]) -> list[bool]:
     Every write is tried and waited for before the first other error is raised, so a retry finds
     exactly what is missing. Not to be called from a side-pool thread (it waits on that pool).
     """
-    return _wait_all([_side.submit(save_quietly, item) for item in items])
-
-
-def _wait_all(futures: list) -> list:
-    results, error = [], None
-    for f in futures:
-        try:
-            results.append(f.result())
-        except Exception as exc:  # noqa: BLE001 - raised once every write has finished
-            results.append(None)
-            error = error or exc
-    if error is not None:
-        raise error
-    return results
+    return _wait_all([_on_side(save_quietly, item) for item in items])
 
 
 def delete_quietly(model: type[Model], *key: Any) -> None:
@@ -284,7 +278,7 @@ class Aggregate(Generic[M]):
                                           data=t.audit()))
             if self.publish:
                 evts.append(self.event(t, doc, record_id, f"{record_id}.{version}.{i}"))
-        saving = [_side.submit(save_quietly, e) for e in (*entries, *side)]
+        saving = [_on_side(save_quietly, e) for e in (*entries, *side)]
         outbox.publish(evts + list(extra_events))
         _wait_all(saving)
         if self.after_commit is not None:

@@ -136,11 +136,8 @@ def create(doc: dict, actor: Actor, at: datetime, cal: Calendar, *, code: Future
             DayIndex(day, f"r_{safe(doc['id'])}", dossier_id=doc["id"]), OpenIndex("open", doc["id"])]
     side += [WorkIndex(agency, f"{safe(unit)}_{entry}", dossier_id=doc["id"]) for agency, unit in sorted(work_keys(doc))]
     # the indexes go out with the audit entry and the event: one round trip after the dossier's
-    indexing = [side_pool().submit(save_quietly, item) for item in side]
     outcome = Outcome(dossier, [t])
-    RECORDS.commit(outcome, [])
-    for f in indexing:
-        f.result()
+    RECORDS.commit(outcome, [], side=side)
     return outcome
 
 
