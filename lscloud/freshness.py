@@ -14,6 +14,12 @@ bounded by ``min(max-age, LSCLOUD_PEER_FRESH_S)``) and a model's own objects in 
 one setting says how stale reference data may be, wherever it is read from). A write made in
 this process replaces (or drops) the entry at once (:meth:`Revalidating.replace`,
 :meth:`Revalidating.drop`); another replica's write is seen within the bound.
+
+A source that fails to answer a revalidation with a *transient* error (``stale_if_error``: a
+timeout, a 503 — never a 404, which is an answer) does not fail the read while the value held is
+at most ``max_stale_s`` past its bound: the held value is served, as HTTP caches do under
+``stale-if-error`` (RFC 5861), and the next read asks again. Under load a peer slow to answer a
+revalidation then slows nobody down, instead of turning every caller's request into a 503.
 """
 
 from __future__ import annotations
@@ -34,13 +40,16 @@ class Revalidating:
     costs a request, never a wrong answer).
     """
 
-    def __init__(self, max_entries: int = 256):
+    def __init__(self, max_entries: int = 256, *, stale_if_error: tuple[type[BaseException], ...] = (),
+                 max_stale_s: float = 60.0):
+        self.stale_if_error, self.max_stale_s = stale_if_error, float(max_stale_s)
         self._entries: OrderedDict[Hashable, list] = OrderedDict()   # key -> [etag, value, fresh_until, fresh_s]
         self._lock = threading.Lock()
         self._max = max_entries
         self.fetched = 0       # loads that returned a value (a 200)
         self.revalidated = 0   # loads answered "not modified" (a 304)
         self.served_fresh = 0  # reads answered from memory within the bound, nobody asked
+        self.served_stale = 0  # reads answered from memory past the bound because the source failed
 
     def get(self, key: Hashable, load: Callable[[str | None], tuple[str | None, Any, float]]) -> Any:
         """The value at ``key``: from memory while fresh, else ``load(etag or None)``.
@@ -48,7 +57,8 @@ class Revalidating:
         ``load`` returns ``(etag, value, fresh_s)``: ``value`` may be :data:`NOT_MODIFIED` (the
         entry is kept and fresh for ``fresh_s`` more); an ``etag`` of None means "not cacheable"
         (the entry is dropped and the value returned). Whatever ``load`` raises propagates and
-        leaves the entry as it was.
+        leaves the entry as it was — unless it is one of ``stale_if_error`` and the entry is at
+        most ``max_stale_s`` past its bound: then the held value is served.
         """
         while True:
             with self._lock:
@@ -58,7 +68,15 @@ class Revalidating:
                     self._entries.move_to_end(key)
                     return entry[1]
                 etag = entry[0] if entry is not None else None
-            new_etag, value, fresh_s = load(etag)
+            try:
+                new_etag, value, fresh_s = load(etag)
+            except self.stale_if_error:
+                with self._lock:
+                    entry = self._entries.get(key)
+                    if entry is None or time.monotonic() > entry[2] + self.max_stale_s:
+                        raise
+                    self.served_stale += 1
+                    return entry[1]
             with self._lock:
                 if value is NOT_MODIFIED:
                     self.revalidated += 1

@@ -96,7 +96,8 @@ class PeerClient:
         self._client = httpx.Client(timeout=timeout_s, trust_env=False, transport=transport,
                                     headers={"Accept": "application/json", "User-Agent": f"lscloud-{settings.service}"})
         # url -> (etag, body): the runtime's one mechanism for reference data in memory
-        self._cache = freshness.Revalidating(max_entries)
+        # a peer too slow to revalidate answers from what it said last, for a minute at most
+        self._cache = freshness.Revalidating(max_entries, stale_if_error=(PeerUnavailable,), max_stale_s=60.0)
         self.fresh_cap_s = float(getattr(settings, "peer_fresh_s", 0))
 
     # what the cache did (for tests and metrics)
@@ -104,6 +105,8 @@ class PeerClient:
     fetched = property(lambda self: self._cache.fetched, doc="200 answers")
     served_fresh = property(lambda self: self._cache.served_fresh,
                             doc="answered from memory within the freshness bound, nobody asked")
+    served_stale = property(lambda self: self._cache.served_stale,
+                            doc="answered from memory past the bound because the peer did not answer")
 
     def get_json(self, name: str, path: str, *, authorization: str | None = None) -> Any:
         """The JSON at ``path`` (built with :func:`path`) of the function ``name``.

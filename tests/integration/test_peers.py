@@ -125,15 +125,23 @@ def test_a_call_on_behalf_of_the_caller_carries_their_token_and_is_never_shared(
     assert client.revalidated == 0
 
 
+FAILING: dict[str, int] = {}   # code -> the status the reference peer answers instead (a peer in trouble)
+
+
 @pytest.fixture
 def reference_peer():
     """A peer whose answers allow caching (``Cache-Control: public, max-age=300``), as the directory's do."""
     app = Flask("reference")
     seen = []
 
+    failing = FAILING
+    failing.clear()
+
     @app.get("/directory/v1/units/<code>")
     def unit(code):
         seen.append(dict(request.headers))
+        if code in failing:
+            return jsonify(title="trouble"), failing[code]
         resp = jsonify(code=code, name="Xã Đồng Đăng")
         resp.set_etag("v1")
         resp.headers["Cache-Control"] = "public, max-age=300"
@@ -171,3 +179,28 @@ def test_reference_data_is_served_from_memory_within_the_bound_then_revalidated(
     off.get_json("directory", "/v1/units/06184")
     off.get_json("directory", "/v1/units/06184")
     assert len(seen) == 4 and off.revalidated == 1
+
+
+def test_a_peer_that_cannot_revalidate_is_answered_from_what_it_said_last_for_a_while(reference_peer, monkeypatch):
+    """stale-if-error: past the freshness bound a peer that times out or answers 5xx does not fail
+    the caller's request while the held answer is at most a minute stale; a 404 is an answer."""
+    import lscloud.freshness as freshness_mod
+
+    port, seen = reference_peer
+    s = config.load({"LSCLOUD_PEER_URL_TEMPLATE": f"http://127.0.0.1:{port}/{{name}}", "LSCLOUD_PEER_FRESH_S": "5"})
+    clock = [1000.0]
+    monkeypatch.setattr(freshness_mod.time, "monotonic", lambda: clock[0])
+    client = PeerClient(s)
+    for code in ("06184", "06190"):
+        client.get_json("directory", f"/v1/units/{code}")
+    FAILING.update({"06184": 503, "06190": 404, "00001": 503})
+    clock[0] += 30                       # past the bound, within the minute of grace
+    assert client.get_json("directory", "/v1/units/06184")["code"] == "06184"
+    assert client.served_stale == 1 and len(seen) == 3        # it did ask
+    with pytest.raises(PeerNotFound):
+        client.get_json("directory", "/v1/units/06190")     # gone is gone, whatever was held
+    clock[0] += 60                       # more than a minute past the bound: the trouble shows
+    with pytest.raises(PeerUnavailable):
+        client.get_json("directory", "/v1/units/06184")
+    with pytest.raises(PeerUnavailable):
+        client.get_json("directory", "/v1/units/00001")     # nothing held: nothing to serve
