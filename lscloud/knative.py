@@ -120,9 +120,18 @@ class Function:
 
     def ready(self) -> tuple[bool, str]:
         """True only when every dependency in ``needs`` answers: for ``"s3"`` the object store
-        has our bucket, for ``"nats"`` NATS answers a ping. Others are not asked."""
+        has our bucket, for ``"nats"`` NATS answers a ping. Others are not asked.
+
+        A function whose replicas need a moment after start before they answer at speed (an index
+        built from reference data) adds ``check() -> (ok, why)`` to
+        ``app.extensions["lscloud.readiness"]`` (a list): until every check is ok the replica is
+        not ready, so Knative sends it no traffic yet."""
         if self.app is None or self.settings is None:
             return False, "not started"
+        for check in self.app.extensions.get(READINESS_CHECKS, ()):
+            ok, why = check()
+            if not ok:
+                return False, why
         if "s3" in self.needs:
             try:
                 with _untraced():  # a probe every few seconds is not a trace anyone wants
@@ -323,6 +332,10 @@ def _check_needs(needs) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"unknown dependencies {unknown}: needs may name {', '.join(DEPENDENCIES)}")
     return needs
+
+
+READINESS_CHECKS = "lscloud.readiness"
+"""``app.extensions`` key of a function's own readiness checks (see :meth:`Function.ready`)."""
 
 
 def function(app_factory: Callable[..., Flask], *, events: Mapping[str, EventHandler] | None = None,

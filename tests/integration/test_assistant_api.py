@@ -165,10 +165,15 @@ def _until(fact, what: str, timeout_s: float = 30.0):
 def test_the_index_is_built_at_start_and_refreshed_behind_the_questions(app, peers):
     from functions.assistant.function.sources import CatalogueSource
 
+    from lscloud.knative import READINESS_CHECKS
+
     _until(lambda: peers.list_calls >= 2, "the app pages the catalogue as it starts, before any question")
     source = app.extensions["assistant.catalogue"]
+    _until(lambda: all(check()[0] for check in app.extensions[READINESS_CHECKS]), "ready once the index is built")
+    assert source.warmed and source._index is not None
     now = [0.0]
     mine = CatalogueSource(source.client, refresh_s=60, clock=lambda: now[0])
+    assert not mine.warmed
     mine.warm()
     before = peers.list_calls
     first = mine.index()

@@ -190,6 +190,19 @@ def test_ready_asks_only_what_the_function_needs(module, settings):
         nothing.stop()
 
 
+def test_a_function_s_own_readiness_check_holds_traffic_until_it_passes(instance):
+    """An index still being built keeps the replica out of service (Knative sends it nothing yet)."""
+    state = {"built": False}
+    instance.app.extensions.setdefault(knative.READINESS_CHECKS, []).append(
+        lambda: (state["built"], "the index is being built"))
+    try:
+        assert instance.ready() == (False, "the index is being built")
+        state["built"] = True
+        assert instance.ready() == (True, "OK")
+    finally:
+        instance.app.extensions[knative.READINESS_CHECKS].pop()
+
+
 def test_needs_is_checked_when_declared(module):
     with pytest.raises(ValueError, match="redis"):
         knative.function(module.app.create_app, needs=("s3", "redis"))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from flask import Flask
 
+from lscloud.knative import READINESS_CHECKS
 from lscloud.ratelimit import Limiter
 from lscloud.web import create_app as runtime_app
 
@@ -28,7 +29,10 @@ def create_app(settings=None) -> Flask:
     app.extensions["assistant.limiter"] = Limiter(RateWindow, limit=own.rate_limit, window_s=own.rate_window_s)
     catalogue = CatalogueSource(routes.peer_client(app), refresh_s=own.catalogue_refresh_s)
     app.extensions["assistant.catalogue"] = catalogue
-    # the index is built before the first question needs it (building it takes seconds)
+    # the index is built before the first question needs it (building it takes seconds): the
+    # replica is not ready until it has tried, so no question waits on the build
     threading.Thread(target=catalogue.warm, name="assistant-catalogue-warm", daemon=True).start()
+    app.extensions.setdefault(READINESS_CHECKS, []).append(
+        lambda: (catalogue.warmed, "the catalogue index is being built"))
     app.register_blueprint(routes.bp)
     return app

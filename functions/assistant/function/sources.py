@@ -48,6 +48,7 @@ class CatalogueSource:
         self._key: tuple | None = None
         self._checked = float("-inf")
         self._refreshing = False
+        self.warmed = False
         self._agencies: dict[str, str | None] = {}
 
     def _fetch(self) -> list[dict]:
@@ -76,13 +77,17 @@ class CatalogueSource:
         return current
 
     def warm(self) -> None:
-        """Build the first index (and learn the agencies' names) before the first question needs it."""
+        """Build the first index (and learn the agencies' names) before the first question needs it.
+        ``warmed`` turns true once it has tried, built or not (an unreadable catalogue must not keep
+        the replica out of service: its questions get the 503 and the next one asks again)."""
         try:
             index = self._rebuild()
+            for code in sorted({p.get("agency") for p in index.by_code.values() if p.get("agency")}):
+                self.agency_name(code)
         except CatalogueUnavailable:
-            return   # the first question will ask again
-        for code in sorted({p.get("agency") for p in index.by_code.values() if p.get("agency")}):
-            self.agency_name(code)
+            pass
+        finally:
+            self.warmed = True
 
     def _refresh(self) -> None:
         try:
