@@ -262,6 +262,11 @@ class _KeyRing:
         return out
 
 
+def preload(settings) -> None:
+    """Import the token verifier and read the platform's keys now rather than at the first token."""
+    _KeyRing.for_settings(settings)
+
+
 def verify_token(token: str, settings) -> Principal:
     """Verify a bearer JWT against ``settings``; raise a 401 :class:`Problem` saying what is wrong.
 

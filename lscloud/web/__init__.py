@@ -14,12 +14,12 @@ A function imports what it needs from here (``from lscloud.web import create_app
 
 from ..context import AppState, app_state
 from ..problems import Problem, problem_response
-from .app import AccessError, check_access, create_app
+from .app import AccessError, check_access, create_app, preload
 from .bodies import SchemaSet, body_limit, json_body, raw_body, validate_body
 from .caching import CACHE_CONTROL, CACHED, cached_json, versioned_json
 from .openapi import PAGE_SCHEMA, build_openapi, invalid_query, page_params, query_params, responds
 
-__all__ = ["create_app", "Problem", "problem_response", "validate_body", "raw_body", "body_limit", "json_body",
+__all__ = ["create_app", "preload", "Problem", "problem_response", "validate_body", "raw_body", "body_limit", "json_body",
            "check_access", "app_state", "AppState", "AccessError", "build_openapi", "responds", "query_params",
            "page_params", "invalid_query", "PAGE_SCHEMA", "cached_json", "versioned_json", "CACHED", "CACHE_CONTROL",
            "SchemaSet"]

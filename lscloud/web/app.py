@@ -205,3 +205,19 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
     return app
 
 
+
+
+def preload(app: Flask) -> None:
+    """Load now what the first request would otherwise pay for: the schema set and a validator for
+    every body schema the app's routes name, and the token verifier (PyJWT and the platform's keys).
+
+    Start-up leaves them to first use so that readiness comes fast; a function whose readiness
+    already waits on work of its own (an index built at start, ``lscloud.readiness``) calls this in
+    that same background work, so neither its readiness nor its first caller waits for them."""
+    from .. import auth
+
+    state = app.extensions["lscloud"]
+    names = {getattr(view, "__lscloud_body_schema__", None) for view in app.view_functions.values()}
+    for name in sorted(n for n in names if n):
+        state.schemas.validator(name)
+    auth.preload(state.settings)

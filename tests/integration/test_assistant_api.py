@@ -171,6 +171,8 @@ def test_the_index_is_built_at_start_and_refreshed_behind_the_questions(app, pee
     source = app.extensions["assistant.catalogue"]
     _until(lambda: all(check()[0] for check in app.extensions[READINESS_CHECKS]), "ready once the index is built")
     assert source.warmed and source._index is not None
+    # …and the first message's schema and the token verifier were loaded beside it
+    assert "assistant/message.json" in app.extensions["lscloud"].schemas._validators
     now = [0.0]
     mine = CatalogueSource(source.client, refresh_s=60, clock=lambda: now[0])
     assert not mine.warmed

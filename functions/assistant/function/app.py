@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
@@ -9,12 +10,13 @@ from flask import Flask
 
 from lscloud.knative import READINESS_CHECKS
 from lscloud.ratelimit import Limiter
-from lscloud.web import create_app as runtime_app
+from lscloud.web import create_app as runtime_app, preload
 
 from . import chat, routes
 from .models import RateWindow
 from .sources import CatalogueSource
 
+log = logging.getLogger("assistant")
 SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "schemas"
 
 
@@ -31,7 +33,15 @@ def create_app(settings=None) -> Flask:
     app.extensions["assistant.catalogue"] = catalogue
     # the index is built before the first question needs it (building it takes seconds): the
     # replica is not ready until it has tried, so no question waits on the build
-    threading.Thread(target=catalogue.warm, name="assistant-catalogue-warm", daemon=True).start()
+    def warm() -> None:
+        try:
+            preload(app)   # the body schemas and the token verifier too: no first caller pays for them
+        except Exception:  # noqa: BLE001 - the first request loads them instead; never kept out of service
+            log.exception("preloading the request path failed")
+        finally:
+            catalogue.warm()
+
+    threading.Thread(target=warm, name="assistant-warm", daemon=True).start()
     app.extensions.setdefault(READINESS_CHECKS, []).append(
         lambda: (catalogue.warmed, "the catalogue index is being built"))
     app.register_blueprint(routes.bp)
