@@ -217,7 +217,7 @@ def preload(app: Flask) -> None:
     from .. import auth
 
     state = app.extensions["lscloud"]
-    names = {getattr(view, "__lscloud_body_schema__", None) for view in app.view_functions.values()}
+    names = {getattr(view, "__lscloud_body_schema__", None) for view in list(app.view_functions.values())}
     for name in sorted(n for n in names if n):
         state.schemas.validator(name)
     auth.preload(state.settings)

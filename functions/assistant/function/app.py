@@ -31,6 +31,8 @@ def create_app(settings=None) -> Flask:
     app.extensions["assistant.limiter"] = Limiter(RateWindow, limit=own.rate_limit, window_s=own.rate_window_s)
     catalogue = CatalogueSource(routes.peer_client(app), refresh_s=own.catalogue_refresh_s)
     app.extensions["assistant.catalogue"] = catalogue
+    app.register_blueprint(routes.bp)
+
     # the index is built before the first question needs it (building it takes seconds): the
     # replica is not ready until it has tried, so no question waits on the build
     def warm() -> None:
@@ -44,5 +46,4 @@ def create_app(settings=None) -> Flask:
     threading.Thread(target=warm, name="assistant-warm", daemon=True).start()
     app.extensions.setdefault(READINESS_CHECKS, []).append(
         lambda: (catalogue.warmed, "the catalogue index is being built"))
-    app.register_blueprint(routes.bp)
     return app
