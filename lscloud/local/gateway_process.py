@@ -31,7 +31,7 @@ READY_TIMEOUT_S = 60.0
 
 def gateway_env(settings: config.Settings, base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of the gateway process: the cloud's settings, named ``gateway`` in traces."""
-    from .supervisor import SIGNING_KEY_ENV, _PACKAGE_ROOT
+    from .processes import SIGNING_KEY_ENV, _PACKAGE_ROOT
 
     base = dict(config.environ() if base is None else base)
     env = {**base, **settings.env_vars(), "K_SERVICE": "gateway", "PYTHONUNBUFFERED": "1",
@@ -63,7 +63,7 @@ class GatewayProcess:
                 "--host", self.host, "--port", str(self.port), "--max-body-bytes", str(self.max_body_bytes)]
 
     def spawn(self) -> None:
-        from .supervisor import _create_time
+        from .processes import _create_time
 
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
@@ -103,7 +103,7 @@ class GatewayProcess:
     def check(self, stopping: bool = False) -> str | None:
         """Watch step: a dead gateway is scheduled for a restart, a due restart spawned.
         Returns a line to report, if something happened."""
-        from .supervisor import HEALTHY_RESETS_BACKOFF_S, exit_description, kill_group
+        from .processes import HEALTHY_RESETS_BACKOFF_S, exit_description, kill_group
 
         now = time.monotonic()
         if self.state in ("starting", "ready") and self.proc is not None:
@@ -128,7 +128,7 @@ class GatewayProcess:
         return None
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        from .supervisor import kill_group
+        from .processes import kill_group
 
         if self.proc is not None:
             if self.proc.poll() is None:

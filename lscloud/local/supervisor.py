@@ -40,21 +40,20 @@ from .. import manifest as manifests
 from .bytecode import compile_tree
 from .gateway import Route, write_routes
 from .gateway_process import GatewayProcess, gateway_env
+from .processes import (HEALTHY_RESETS_BACKOFF_S, SIGNING_KEY_ENV, _PACKAGE_ROOT, _create_time, exit_description,
+                        kill_group, process_alive)
 from .servers import NatsServer, ServerError, WeedMini, free_port
 
 READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 10.0
 BACKOFF_START_S = 0.5
 BACKOFF_MAX_S = 30.0
-HEALTHY_RESETS_BACKOFF_S = 30.0
 _WEED_PORT_NAMES = ["master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3_grpc",
                     "admin", "admin_grpc", "debug", "webdav"]
-_PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the lscloud package
 # The one function that signs tokens in the local cloud (citizens' and officers' dev sign-in): it
 # alone is given the dev private key's path; every other function only verifies with the public
 # key. In the cluster nothing gets a signing key: the province's identity provider issues tokens.
 DEV_TOKEN_ISSUER = "identity"
-SIGNING_KEY_ENV = "LSCLOUD_JWT_SIGNING_KEY_FILE"
 
 
 class UpError(RuntimeError):
@@ -109,39 +108,6 @@ def write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def process_alive(pid: int | None, create_time: float | None) -> bool:
-    """True if ``pid`` runs and is the same process that was recorded (not a reused pid)."""
-    if not pid:
-        return False
-    import psutil
-
-    try:
-        p = psutil.Process(pid)
-        if create_time is not None and abs(p.create_time() - create_time) > 0.05:
-            return False
-        return p.status() != psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
-
-
-def _create_time(pid: int) -> float | None:
-    import psutil
-
-    try:
-        return psutil.Process(pid).create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return None
-
-
-def exit_description(code: int) -> str:
-    if code < 0:
-        try:
-            return f"code {code} (killed by {signal.Signals(-code).name})"
-        except ValueError:
-            return f"code {code}"
-    return f"code {code}"
-
-
 def function_env(m: manifests.Manifest, settings: config.Settings, port: int,
                  base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment a function process gets, as the Knative Service would set it."""
@@ -171,13 +137,6 @@ def function_env(m: manifests.Manifest, settings: config.Settings, port: int,
 
 def run_function_argv(function_dir: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "lscloud.serve", *extra, str(function_dir)]
-
-
-def kill_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 # -- one function process -------------------------------------------------------------------------
