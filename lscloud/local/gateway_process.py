@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 
 from .. import config
+from .processes import (HEALTHY_RESETS_BACKOFF_S, SIGNING_KEY_ENV, _PACKAGE_ROOT, _create_time, exit_description,
+                        kill_group)
 
 BACKOFF_START_S = 0.5
 BACKOFF_MAX_S = 30.0
@@ -31,8 +33,6 @@ READY_TIMEOUT_S = 60.0
 
 def gateway_env(settings: config.Settings, base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of the gateway process: the cloud's settings, named ``gateway`` in traces."""
-    from .processes import SIGNING_KEY_ENV, _PACKAGE_ROOT
-
     base = dict(config.environ() if base is None else base)
     env = {**base, **settings.env_vars(), "K_SERVICE": "gateway", "PYTHONUNBUFFERED": "1",
            "PYTHONPATH": os.pathsep.join([str(_PACKAGE_ROOT), *filter(None, [base.get("PYTHONPATH")])])}
@@ -63,8 +63,6 @@ class GatewayProcess:
                 "--host", self.host, "--port", str(self.port), "--max-body-bytes", str(self.max_body_bytes)]
 
     def spawn(self) -> None:
-        from .processes import _create_time
-
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             log.write(f"\n--- lscloud: starting the gateway on {self.host}:{self.port} at "
@@ -103,8 +101,6 @@ class GatewayProcess:
     def check(self, stopping: bool = False) -> str | None:
         """Watch step: a dead gateway is scheduled for a restart, a due restart spawned.
         Returns a line to report, if something happened."""
-        from .processes import HEALTHY_RESETS_BACKOFF_S, exit_description, kill_group
-
         now = time.monotonic()
         if self.state in ("starting", "ready") and self.proc is not None:
             code = self.proc.poll()
@@ -128,8 +124,6 @@ class GatewayProcess:
         return None
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        from .processes import kill_group
-
         if self.proc is not None:
             if self.proc.poll() is None:
                 kill_group(self.proc.pid, signal.SIGTERM)
