@@ -6,30 +6,21 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from contextlib import contextmanager
-from typing import Callable
 
 from lscloud import store
 
 class StoreCalls:
-    """What one block asked of the store: ``calls["put"]``, ``calls.keys_of("put")``, and
-    ``calls.serial("put")``: those made by the thread that entered the block (one after another)."""
+    """What one block asked of the store: ``calls["put"]``, ``calls.keys_of("put")``."""
 
     def __init__(self):
         self.counts: Counter = Counter()
         self.log: list[tuple[str, str]] = []
         self._lock = threading.Lock()
-        self._caller = threading.get_ident()
-        self._serial: Counter = Counter()
 
     def note(self, method: str, key: str) -> None:
         with self._lock:
             self.counts[method] += 1
             self.log.append((method, key))
-            if threading.get_ident() == self._caller:
-                self._serial[method] += 1
-
-    def serial(self, method: str) -> int:
-        return self._serial[method]
 
     def __getitem__(self, method: str) -> int:
         return self.counts[method]
@@ -48,9 +39,8 @@ _S3 = {"get_object": "get", "head_object": "head", "put_object": "put", "delete_
 class _Counted:
     """The store's S3 client, every request counted (a listing counts once per page)."""
 
-    def __init__(self, client, calls: StoreCalls, together=None, gate: "Rounds | None" = None):
-        self._client, self._calls = client, calls
-        self._together, self._gate = together, gate
+    def __init__(self, client, calls: StoreCalls, gate: "Rounds | None" = None):
+        self._client, self._calls, self._gate = client, calls, gate
 
     def __getattr__(self, name):
         attr = getattr(self._client, name)
@@ -60,8 +50,6 @@ class _Counted:
         def call(**kw):
             method, key = _S3[name], kw.get("Key") or kw.get("Prefix", "")
             self._calls.note(method, key)
-            if self._together is not None and self._together[1](method, key):
-                self._together[0].wait()
             if self._gate is not None:
                 self._gate.hold(method, key)
             return attr(**kw)
@@ -109,22 +97,15 @@ class Rounds:
 
 
 @contextmanager
-def counting(rounds: "Rounds | None" = None, *,
-             together: tuple[int, Callable[[str, str], bool]] | None = None):
-    """Count every S3 request of the configured store while the block runs (side threads included).
-
-    ``rounds``: hold each request until its round is let go (see :class:`Rounds`), to count how many
-    round trips a request makes one after the other. ``together=(n, which)``: the ``n`` requests
-    ``which(method, key)`` picks are each held until all ``n`` are in flight, so they go out in one
-    round trip; issued one after another (or more than a pool's width at once) they never all meet
-    and the block fails (BrokenBarrierError). The timeouts only keep a failing test from hanging:
-    nothing is timed.
-    """
+def counting(rounds: Rounds | None = None):
+    """Count every S3 request of the configured store while the block runs (side threads included);
+    with ``rounds``, hold each one until its round is let go (see :class:`Rounds`), to count how
+    many round trips a request makes one after the other. Nothing is timed: the round's patience
+    only keeps a failing test from hanging."""
     objects, _ = store.connection()
     calls = StoreCalls()
     client = objects.client
-    barrier = (threading.Barrier(together[0], timeout=120), together[1]) if together else None
-    objects.client = _Counted(client, calls, barrier, rounds)
+    objects.client = _Counted(client, calls, rounds)
     try:
         yield calls
     finally:
