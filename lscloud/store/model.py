@@ -228,23 +228,13 @@ class Model(metaclass=_ModelMeta):
                                     key=key) from exc
 
     @classmethod
-    def _load(cls: type[M], key: str) -> M | None:
-        """The live item at ``key``, or None if there is none or it has expired."""
+    def _load(cls: type[M], key: str, *, reference: bool = False) -> M | None:
+        """The live item at ``key``, or None if there is none or it has expired. ``reference``: read
+        through the store's reference cache (``Meta.reference``); each call parses its own item, so
+        a caller may change it without touching what the next request reads."""
         objects, bucket = cls._conn()
         try:
-            stored = objects.get(bucket, key)
-        except errors.DoesNotExist:
-            return None
-        item = cls._parse(stored.body, stored.etag, key)
-        return None if item._expired() else item
-
-    @classmethod
-    def _load_reference(cls: type[M], key: str) -> M | None:
-        """:meth:`_load` through the store's reference cache (``Meta.reference``); each call parses
-        its own item, so a caller may change it without touching what the next request reads."""
-        objects, bucket = cls._conn()
-        try:
-            stored = objects.get_reference(bucket, key)
+            stored = objects.get_reference(bucket, key) if reference else objects.get(bucket, key)
         except errors.DoesNotExist:
             return None
         item = cls._parse(stored.body, stored.etag, key)
@@ -401,7 +391,7 @@ class Model(metaclass=_ModelMeta):
         the store, so a read-modify-write never starts from a stale copy.
         """
         key = cls._key_for(hash_key, range_key)
-        item = cls._load_reference(key) if cls._reference else cls._load(key)
+        item = cls._load(key, reference=cls._reference)
         if item is None:
             raise cls.DoesNotExist(f"no {cls.__name__} at {key}", key=key)
         return item

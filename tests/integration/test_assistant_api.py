@@ -17,6 +17,7 @@ from werkzeug.wrappers import Request, Response
 from functions.procedures.function import catalogue
 
 import role_matrix
+from waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -153,23 +154,14 @@ def test_a_session_moved_on_elsewhere_is_answered_from_the_stored_context(client
     assert follow["procedure"] == "HT-KH" and follow["intent"] == "fees"   # not HT-KS from the stale copy
 
 
-def _until(fact, what: str, timeout_s: float = 30.0):
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while not fact():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.02)
-
-
 def test_the_index_is_built_at_start_and_refreshed_behind_the_questions(app, peers):
     from functions.assistant.function.sources import CatalogueSource
 
     from lscloud.knative import READINESS_CHECKS
 
-    _until(lambda: peers.list_calls >= 2, "the app pages the catalogue as it starts, before any question")
+    wait_for(lambda: peers.list_calls >= 2, "the app pages the catalogue as it starts, before any question")
     source = app.extensions["assistant.catalogue"]
-    _until(lambda: all(check()[0] for check in app.extensions[READINESS_CHECKS]), "ready once the index is built")
+    wait_for(lambda: all(check()[0] for check in app.extensions[READINESS_CHECKS]), "ready once the index is built")
     assert source.warmed and source._index is not None
     # …and the first message's schema and the token verifier were loaded beside it
     assert "assistant/message.json" in app.extensions["lscloud"].schemas._validators
@@ -182,7 +174,7 @@ def test_the_index_is_built_at_start_and_refreshed_behind_the_questions(app, pee
     assert peers.list_calls == before                      # answered from memory
     now[0] += 61
     assert mine.index() is first                           # a stale index answers at once…
-    _until(lambda: peers.list_calls >= before + 2 and not mine._refreshing, "…while it is revalidated behind it")
+    wait_for(lambda: peers.list_calls >= before + 2 and not mine._refreshing, "…while it is revalidated behind it")
     assert mine.index() is first                           # an unchanged catalogue keeps its index
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -16,6 +15,7 @@ from lscloud.config import Settings
 from lscloud.delivery import Dispatcher, Subscription, read_dlq, tail
 from lscloud.local.servers import free_port
 from lscloud.problems import Problem
+from waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -63,17 +63,6 @@ class Endpoint:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
-
-
-def wait_for(check, what: str, deadline_s: float = 45.0):
-    """Poll until ``check()`` is truthy; the deadline only guards against a hang."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from lscloud.config import Settings
 from lscloud.local.gateway import Route, write_routes
 from lscloud.local.gateway_process import GatewayProcess, gateway_env
 from lscloud.local.servers import free_port
+from waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -31,19 +32,6 @@ async def hello(scope, receive, send):
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
-
-
-def wait_for(fact, what: str, tries: int = 600):
-    """Poll ``fact`` until it is truthy (each try is a real request or process check, not a sleep
-    standing for one); fail naming ``what`` after ``tries``."""
-    import time
-
-    for _ in range(tries):
-        value = fact()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"never happened: {what}")
 
 
 @pytest.fixture
