@@ -548,12 +548,12 @@ def test_the_tally_matches_the_queue_after_concurrent_arrivals_and_calls(client,
     assert sum(tally.counts(qn).values()) == len(queueing.waiting("tan-thanh", "in")) == len(listed) - 3
 
 
-def test_a_submitted_declaration_costs_four_serial_puts_and_one_concurrent_round(client, tok):
+def test_a_submitted_declaration_costs_two_serial_puts_and_one_concurrent_round(client, tok):
     """Issue 11: a submitted declaration writes, one after another, only what must be ordered — the
-    idempotency record, the code claimed create-only, the declaration create-only, the idempotency
-    record completed — and then its audit entries and indexes all in one round (the old code wrote
-    a work item per agency, 8 here, and its indexes after its audit entries, through a pool of 8:
-    19 PUTs in four rounds after the declaration)."""
+    code claimed create-only, then the declaration create-only, which is its own idempotency record
+    (it keeps keyed digests of the request) — and then its audit entries and indexes all in one
+    round: ten PUTs in three rounds (the old code also wrote an idempotency record before the code
+    and completed it after the side round: twelve PUTs in five rounds)."""
     from store_calls import Rounds, counting
 
     ent = tok("enterprise", sub=TAX)
@@ -562,23 +562,54 @@ def test_a_submitted_declaration_costs_four_serial_puts_and_one_concurrent_round
     rounds = Rounds()
     with ThreadPoolExecutor(1) as pool, counting(rounds) as calls:
         answer = pool.submit(client.post, "/v1/declarations", json=body, headers=ent)
-        # one after another: the idempotency record, the code, the declaration; then one round of
-        # 2 audit entries (create, submit), 2 owners, 2 plates, the day and one work item for all
-        # eight agencies; then the idempotency record completed
-        serial = [rounds.next_round(1) for _ in range(3)]
-        side, last = rounds.next_round(8), rounds.next_round(1)
+        # one after another: the code, the declaration; then one round of 2 audit entries (create,
+        # submit), 2 owners, 2 plates, the day and one work item for all eight agencies
+        serial = [rounds.next_round(1) for _ in range(2)]
+        side = rounds.next_round(8)
         created = ok(answer.result(), 201)
-    assert [k.split("/")[0] for (_, k), in serial] == ["idempotency", models.DeclarationCode.Meta.table,
-                                                        models.Declaration.Meta.table], serial
-    assert all(m == "put" for m, _ in side) and last[0][1].startswith("idempotency/"), (side, last)
+    assert [(m, k.split("/")[0]) for (m, k), in serial] == [("put", models.DeclarationCode.Meta.table),
+                                                             ("put", models.Declaration.Meta.table)], serial
+    assert all(m == "put" for m, _ in side), side
+    assert not any(k.startswith("idempotency/") for _, k in calls.log), calls
     assert len(created["required_agencies"]) == len(AGENCIES)
-    assert calls["put"] == 12, calls
-    assert calls["get"] == calls["list"] == calls["head"] == 0, calls
-    # the same request again is the first answer, from the idempotency record alone (its create-only
-    # PUT refused, its GET)
+    assert calls["put"] == 10, calls
+    assert calls["get"] == calls["list"] == calls["head"] == calls["delete"] == 0, calls
+    # the same request again is the first answer, from the declaration itself: the code it claimed
+    # first is given back once its create-only write finds the declaration there
+    table = models.DeclarationCode.Meta.table
     with counting() as again:
-        assert client.post("/v1/declarations", json=body, headers=ent).get_json() == created
-    assert [k.split("/")[0] for k in again.keys_of("put") + again.keys_of("get")] == ["idempotency"] * 2, again
+        resent = client.post("/v1/declarations", json=body, headers=ent)
+    assert resent.status_code == 201 and resent.headers["Idempotent-Replayed"] == "true"
+    assert resent.get_json() == created and resent.headers["ETag"] == answer.result().headers["ETag"]
+    assert [(m, k.split("/")[0]) for m, k in again.log] == [
+        ("put", table), ("put", models.Declaration.Meta.table), ("get", models.Declaration.Meta.table),
+        ("delete", table)], again
+    objects, bucket = store.connection()
+    assert list(objects.list(bucket, again.keys_of("delete")[0])) == []
+
+
+def test_concurrent_identical_creates_store_one_declaration_and_answer_it(client, tok):
+    """The declaration is its own idempotency record: the same request sent at once from several
+    threads stores one declaration with one code and one trail, every answer is that declaration
+    (or, on the old separate record, a 409 to retry), and every code the resends claimed is given
+    back; the same id from another enterprise is a plain 409."""
+    ent = tok("enterprise", sub=TAX)
+    did = new_id()
+    body = declaration(did, booking={"mode": "living"})
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: client.post("/v1/declarations", json=body, headers=ent), range(4)))
+    created = [r for r in answers if r.status_code == 201]
+    assert created and all(r.status_code in (201, 409) for r in answers), [r.get_data(as_text=True) for r in answers]
+    assert len({r.get_json()["code"] for r in created}) == 1
+    assert sum("Idempotent-Replayed" not in r.headers for r in created) == 1
+    code = created[0].get_json()["code"]
+    assert [c.code for c in models.DeclarationCode.scan() if c.declaration_id == did] == [code]
+    assert [e["action"] for e in ok(client.get(f"/v1/declarations/{did}/audit", headers=ent))["items"]] == \
+        ["create", "submit", "book"]
+    seats = [s for s in models.SlotSeat.scan() if s.declaration_id == did]
+    assert len(seats) == 1, seats
+    other = client.post("/v1/declarations", json=declaration(did, tax=TAX2), headers=tok("enterprise", sub=TAX2))
+    assert other.status_code == 409 and other.get_json()["type"].endswith("conflict"), other.get_json()
 
 
 def test_one_work_item_serves_every_agency_until_each_decides(client, tok):
