@@ -25,7 +25,12 @@ def override(gate_code: str, flow: str) -> int | None:
 
 def effective(gate: dict, flow: str) -> int:
     """Trucks per hour now (the override, else the directory's figure); remembered for the gauge."""
-    per_hour = queue.capacity(gate, flow, override(gate["code"], flow))
+    return with_override(gate, flow, override(gate["code"], flow))
+
+
+def with_override(gate: dict, flow: str, overridden: int | None) -> int:
+    """:func:`effective` with the override already read (``overridden``: :func:`override`)."""
+    per_hour = queue.capacity(gate, flow, overridden)
     metrics.capacity_seen(gate["code"], flow, per_hour)
     return per_hour
 
