@@ -40,14 +40,16 @@ def position(doc: dict, settings) -> dict | None:
     """Where an in-yard truck stands and why (None for a truck not in the yard queue).
 
     After the declaration's own read, one round trip: the directory's gate (from the peer cache
-    mostly), the gate's capacity override, the queue's tally and the listing of the truck's own
-    slot part go out at once; how many trucks wait does not change what it costs."""
+    mostly), the queue's tally and the listing of the truck's own slot part go out at once, and the
+    gate's capacity override (which only changes the expected wait) is read as it was at most
+    ``settings.peer_fresh_s`` ago; how many trucks wait does not change what it costs."""
     key = (doc.get("booking") or {}).get("queue_key")
     if doc["status"] != "in_yard" or not key:
         return None
     qn = queue_name(doc["gate"], doc["flow"])
     gate, overridden, counts, same_part = together(
-        lambda: gates.gate(settings, doc["gate"]), lambda: capacity.override(doc["gate"], doc["flow"]),
+        lambda: gates.gate(settings, doc["gate"]),
+        lambda: capacity.override_shown(doc["gate"], doc["flow"], settings.peer_fresh_s),
         lambda: tally.counts(qn), lambda: tally.listed(qn, tally.part_of(key), stop_at=key))
     per_hour = capacity.with_override(gate, doc["flow"], overridden)
     if counts is None:   # a queue from before its tally: listed
