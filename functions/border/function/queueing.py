@@ -39,19 +39,20 @@ def ahead_of(gate_code: str, flow: str, key: str) -> list[str]:
 def position(doc: dict, settings) -> dict | None:
     """Where an in-yard truck stands and why (None for a truck not in the yard queue).
 
-    After the declaration's own read, one round trip: the directory's gate (from the peer cache
-    mostly), the queue's tally and the listing of the truck's own slot part go out at once, and the
-    gate's capacity override (which only changes the expected wait) is read as it was at most
-    ``settings.peer_fresh_s`` ago; how many trucks wait does not change what it costs."""
+    After the declaration's own read, one round trip: the queue's tally and the listing of the
+    truck's own slot part go out at once. The directory's gate and its capacity override (which
+    only change the expected wait) are read as they were at most ``settings.peer_fresh_s`` ago
+    (from memory, asked again once per bound). How many trucks wait does not change what it costs."""
     key = (doc.get("booking") or {}).get("queue_key")
     if doc["status"] != "in_yard" or not key:
         return None
     qn = queue_name(doc["gate"], doc["flow"])
-    gate, overridden, counts, same_part = together(
-        lambda: gates.gate(settings, doc["gate"]),
-        lambda: capacity.override_shown(doc["gate"], doc["flow"], settings.peer_fresh_s),
-        lambda: tally.counts(qn), lambda: tally.listed(qn, tally.part_of(key), stop_at=key))
-    per_hour = capacity.with_override(gate, doc["flow"], overridden)
+    same_part, counts = together(lambda: tally.listed(qn, tally.part_of(key), stop_at=key),
+                                 lambda: tally.counts(qn))
+    # from memory but once per bound (a thread of its own would cost more than it saves)
+    gate = gates.gate(settings, doc["gate"])
+    per_hour = capacity.with_override(gate, doc["flow"],
+                                      capacity.override_shown(doc["gate"], doc["flow"], settings.peer_fresh_s))
     if counts is None:   # a queue from before its tally: listed
         return queue.explain(key, ahead_of(doc["gate"], doc["flow"], key), per_hour)
     counted = tally.ahead(counts, key, same_part)
