@@ -67,7 +67,7 @@ def together(*calls: Callable[[], Any]) -> list[Any]:
     side-pool thread: it would wait on its own pool.)"""
     if not calls:
         return []
-    others = [_on_side(c) for c in calls[1:]]
+    others = [beside(c) for c in calls[1:]]
     try:
         first, error = calls[0](), None
     except BaseException as exc:  # noqa: BLE001 - raised after the others finished
@@ -79,9 +79,6 @@ def beside(call: Callable[..., Any], *args: Any) -> Future:
     """Start ``call(*args)`` on :func:`side_pool` in the caller's context (its span, so the trace
     stays one) and return its future: a write that goes out beside what the caller does next."""
     return _side.submit(contextvars.copy_context().run, call, *args)
-
-
-_on_side = beside
 
 
 def _wait_all(futures: list, error: BaseException | None = None) -> list:
@@ -143,7 +140,7 @@ def save_all_quietly(items: Iterable[Model]) -> list[bool]:
     Every write is tried and waited for before the first other error is raised, so a retry finds
     exactly what is missing. Not to be called from a side-pool thread (it waits on that pool).
     """
-    return _wait_all([_on_side(save_quietly, item) for item in items])
+    return _wait_all([beside(save_quietly, item) for item in items])
 
 
 def delete_quietly(model: type[Model], *key: Any) -> None:
@@ -299,7 +296,7 @@ class Aggregate(Generic[M]):
                                           data=t.audit()))
             if self.publish:
                 evts.append(self.event(t, doc, record_id, f"{record_id}.{version}.{i}"))
-        saving = [_on_side(save_quietly, e) for e in (*entries, *side)]
+        saving = [beside(save_quietly, e) for e in (*entries, *side)]
         outbox.publish(evts + list(extra_events))
         _wait_all(saving)
         if self.after_commit is not None:
