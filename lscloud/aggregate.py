@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Generic, Iterable, Sequence, TypeVar
@@ -67,7 +67,7 @@ def together(*calls: Callable[[], Any]) -> list[Any]:
     side-pool thread: it would wait on its own pool.)"""
     if not calls:
         return []
-    others = [_on_side(c) for c in calls[1:]]
+    others = [beside(c) for c in calls[1:]]
     try:
         first, error = calls[0](), None
     except BaseException as exc:  # noqa: BLE001 - raised after the others finished
@@ -75,7 +75,9 @@ def together(*calls: Callable[[], Any]) -> list[Any]:
     return [first, *_wait_all(others, error)]
 
 
-def _on_side(call: Callable[..., Any], *args: Any):
+def beside(call: Callable[..., Any], *args: Any) -> Future:
+    """Start ``call(*args)`` on :func:`side_pool` in the caller's context (its span, so the trace
+    stays one) and return its future: a write that goes out beside what the caller does next."""
     return _side.submit(contextvars.copy_context().run, call, *args)
 
 
@@ -138,7 +140,7 @@ def save_all_quietly(items: Iterable[Model]) -> list[bool]:
     Every write is tried and waited for before the first other error is raised, so a retry finds
     exactly what is missing. Not to be called from a side-pool thread (it waits on that pool).
     """
-    return _wait_all([_on_side(save_quietly, item) for item in items])
+    return _wait_all([beside(save_quietly, item) for item in items])
 
 
 def delete_quietly(model: type[Model], *key: Any) -> None:
@@ -206,21 +208,37 @@ class Aggregate(Generic[M]):
             setattr(item, name, doc.get(name))
 
     def create(self, item: M, transitions: Sequence[Transition], *, conflict: Conflict | None = None,
-               events: Iterable[dict] = (), side: Callable[[dict], Iterable[Model]] | None = None) -> Outcome[M]:
+               events: Iterable[dict] = (), side: Callable[[dict], Iterable[Model]] | None = None,
+               resent: Callable[[M], bool] | None = None) -> Outcome[M]:
         """Store a new record create-only, then its trail, its indexes and its events at once.
 
         A record already at that id raises ``conflict`` (default: a 409 naming the id).
         ``side(doc)``: the record's index objects, created (create-only) beside its audit entries.
+
+        ``resent(stored)``: a record that is its own idempotency record (an ``in_record`` route,
+        :func:`lscloud.idempotency.resent`): when one is already at that id it is read and judged;
+        True (this request is the resend of the one that stored it) returns it as an outcome with
+        no transition — nothing written, audited or published again — False raises ``conflict``.
         """
         self._sync(item, item.data)
         try:
             item.save()
         except ConditionalCheckFailed:
+            stored = self._stored(item) if resent is not None else None
+            if stored is not None and resent(stored):
+                return Outcome(stored)
             raise conflict or Conflict(f"a {self.machine.noun} with this id already exists",
                                        detail_vi=f"Đã có {self.machine.noun_vi} với mã này.") from None
         out = Outcome(item, list(transitions))
         self.commit(out, list(events), side=list(side(item.data)) if side else ())
         return out
+
+    def _stored(self, item: M) -> M | None:
+        """The record already at ``item``'s id (None if it went meanwhile)."""
+        try:
+            return self.model.get(getattr(item, type(item)._hash_attr.name))
+        except DoesNotExist:
+            return None
 
     def mutate(self, record_id: str, op: Callable[[dict], Any], *,
                events_after: Callable[[dict, Any], list[dict]] | None = None,
@@ -278,7 +296,7 @@ class Aggregate(Generic[M]):
                                           data=t.audit()))
             if self.publish:
                 evts.append(self.event(t, doc, record_id, f"{record_id}.{version}.{i}"))
-        saving = [_on_side(save_quietly, e) for e in (*entries, *side)]
+        saving = [beside(save_quietly, e) for e in (*entries, *side)]
         outbox.publish(evts + list(extra_events))
         _wait_all(saving)
         if self.after_commit is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lscloud import errors, outbox
+from lscloud import errors, freshness, outbox, store
 from lscloud.store import DoesNotExist
 from lscloud.store.retry import DEFAULT
 
@@ -23,9 +23,28 @@ def override(gate_code: str, flow: str) -> int | None:
         return None
 
 
+# (bucket, gate, flow) -> the override as this replica last read it (None: there is none)
+_shown = freshness.Revalidating(256)
+
+
+def override_shown(gate_code: str, flow: str, fresh_s: float) -> int | None:
+    """:func:`override` for what a person reads — a truck's expected wait in its position — at most
+    ``fresh_s`` old (the platform's bound for reference data, ``LSCLOUD_PEER_FRESH_S``): an
+    operator's override reaches another replica's estimates within that bound, this replica's at
+    once. "No override" is remembered too (the usual case, which would otherwise cost a GET every
+    time). Never for seating a truck: :func:`effective` reads the store."""
+    _, bucket = store.connection()
+    return _shown.get((bucket, gate_code, flow), lambda _etag: ("read", override(gate_code, flow), fresh_s))
+
+
 def effective(gate: dict, flow: str) -> int:
     """Trucks per hour now (the override, else the directory's figure); remembered for the gauge."""
-    per_hour = queue.capacity(gate, flow, override(gate["code"], flow))
+    return with_override(gate, flow, override(gate["code"], flow))
+
+
+def with_override(gate: dict, flow: str, overridden: int | None) -> int:
+    """:func:`effective` with the override already read (``overridden``: :func:`override`)."""
+    per_hour = queue.capacity(gate, flow, overridden)
     metrics.capacity_seen(gate["code"], flow, per_hour)
     return per_hour
 
@@ -42,7 +61,10 @@ def set_override(gate_code: str, gate: dict, flow: str, per_hour: int, reason: s
         item.per_hour, item.reason, item.by = per_hour, reason, by
         item.save()
 
-    DEFAULT.run(write)   # two operators at once: the second re-reads and writes after the first
+    try:
+        DEFAULT.run(write)   # two operators at once: the second re-reads and writes after the first
+    finally:
+        _shown.drop((store.connection()[1], gate_code, flow))   # this replica shows its own write at once
     metrics.capacity_seen(gate_code, flow, per_hour)
     directory = queue.capacity(gate, flow)
     outbox.publish([ledger.RECORDS.fact("capacity.overridden", {

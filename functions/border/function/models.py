@@ -3,7 +3,8 @@
 =====================  ========================================  =================================
 model (table)          key (hash / range)                        written
 =====================  ========================================  =================================
-Declaration            id                                        create-only, then If-Match only
+Declaration            id (client-chosen)                        create-only, then If-Match only;
+                                                                 its own idempotency record
 DeclarationCode        code -> id                                create-only (unique public code)
 AuditEntry             declaration id / <µs time>_<seq>_<rand>   create-only, append-only
 AgencyDecision         declaration id / <agency>_<seq 4 digits>  create-only (one per decision)
@@ -42,6 +43,9 @@ class Declaration(Model):
     owner = A.UnicodeAttribute()
     data = A.JSONAttribute()
     version = A.VersionAttribute()
+    # what the create request was (keyed digests only, lscloud.idempotency.first_request): a
+    # resend is answered from the declaration itself, no separate idempotency record
+    request = A.JSONAttribute(null=True)
 
 
 class DeclarationCode(Model):

@@ -5,7 +5,7 @@ the public board.
 A queue entry's key is ``queue.queue_key(...)``: the store lists keys in order, so the queue's
 order is a listing. How many trucks wait and how many are ahead of one come from the queue's tally
 (:mod:`.tally`, kept on every queue write): a position costs one GET and one listing of a slot's
-part, whatever the number waiting. Every add or removal of a queue entry goes through this module
+part (at once), whatever the number waiting. Every add or removal of a queue entry goes through this module
 (and :func:`.indexes.drop_finished`), followed by its part's recount.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from lscloud.aggregate import NoChange, Outcome, delete_quietly, micros
+from lscloud.aggregate import NoChange, Outcome, delete_quietly, micros, together
 from lscloud.statemachine import Actor, iso, now, parse_iso
 
 from . import capacity, gates, indexes, ledger, lifecycle, queue, tally
@@ -36,15 +36,26 @@ def ahead_of(gate_code: str, flow: str, key: str) -> list[str]:
     return indexes.range_keys(QueueEntry, queue_name(gate_code, flow), stop_at=key)
 
 
-def position(doc: dict, gate: dict) -> dict | None:
-    """Where an in-yard truck stands and why (None for a truck not in the yard queue)."""
+def position(doc: dict, settings) -> dict | None:
+    """Where an in-yard truck stands and why (None for a truck not in the yard queue).
+
+    After the declaration's own read, one round trip: the queue's tally and the listing of the
+    truck's own slot part go out at once. The directory's gate and its capacity override (which
+    only change the expected wait) are read as they were at most ``settings.peer_fresh_s`` ago
+    (from memory, asked again once per bound). How many trucks wait does not change what it costs."""
     key = (doc.get("booking") or {}).get("queue_key")
     if doc["status"] != "in_yard" or not key:
         return None
-    per_hour = capacity.effective(gate, doc["flow"])
-    counted = tally.ahead(queue_name(doc["gate"], doc["flow"]), key)
-    if counted is None:   # a queue from before its tally: listed
+    qn = queue_name(doc["gate"], doc["flow"])
+    same_part, counts = together(lambda: tally.listed(qn, tally.part_of(key), stop_at=key),
+                                 lambda: tally.counts(qn))
+    # from memory but once per bound (a thread of its own would cost more than it saves)
+    gate = gates.gate(settings, doc["gate"])
+    per_hour = capacity.with_override(gate, doc["flow"],
+                                      capacity.override_shown(doc["gate"], doc["flow"], settings.peer_fresh_s))
+    if counts is None:   # a queue from before its tally: listed
         return queue.explain(key, ahead_of(doc["gate"], doc["flow"], key), per_hour)
+    counted = tally.ahead(counts, key, same_part)
     return queue.explain_counts(key, counted["priority"], counted["earlier_slot"], counted["same_slot_earlier"],
                                 per_hour)
 
@@ -226,6 +237,6 @@ def reach_gate(declaration_id: str, actor: Actor, gate_code: str | None = None) 
 def where(doc: dict, settings) -> dict:
     """A truck's place: its slot, its call, and its position in the yard queue (asked of the
     directory's gate only while it is in the yard)."""
-    pos = position(doc, gates.gate(settings, doc["gate"])) if doc["status"] == "in_yard" else None
+    pos = position(doc, settings) if doc["status"] == "in_yard" else None
     return {"declaration_id": doc["id"], "code": doc["code"], "status": doc["status"],
             "slot": (doc.get("booking") or {}).get("slot"), "call": doc.get("call"), "queue": pos}

@@ -146,12 +146,11 @@ def counts(queue_name: str) -> dict[str, int] | None:
         return None
 
 
-def ahead(queue_name: str, key: str) -> dict[str, int] | None:
+def ahead(tally: dict[str, int], key: str, same_slot_earlier: int) -> dict[str, int]:
     """How many trucks wait before ``key``, by rule: ``priority`` (the priority lane before a normal
-    truck), ``earlier_slot`` (same lane, earlier slot) and ``same_slot_earlier``; None without a tally."""
-    tally = counts(queue_name)
-    if tally is None:
-        return None
+    truck), ``earlier_slot`` (same lane, earlier slot) and ``same_slot_earlier``, from the queue's
+    tally (:func:`counts`) and the entries of ``key``'s own part before it (:func:`listed` with
+    ``stop_at=key``), which a caller reads at once."""
     mine = part_of(key)
     lane, slot = mine.split("_")
     priority = earlier_slot = 0
@@ -162,5 +161,4 @@ def ahead(queue_name: str, key: str) -> dict[str, int] | None:
             priority += n
         else:
             earlier_slot += n
-    return {"priority": priority, "earlier_slot": earlier_slot,
-            "same_slot_earlier": listed(queue_name, mine, stop_at=key)}
+    return {"priority": priority, "earlier_slot": earlier_slot, "same_slot_earlier": same_slot_earlier}

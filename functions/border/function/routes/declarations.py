@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g, jsonify, request
 
+from lscloud import errors, idempotency
 from lscloud.auth import allow
 from lscloud.idempotency import idempotent
 from lscloud.web import page_params, query_params, raw_body, responds, validate_body
@@ -21,17 +22,27 @@ def _id_of(body):
 @bp.post("/v1/declarations")
 @allow("enterprise")
 @validate_body("border/declaration-create.json")
-@idempotent(key_from=_id_of)
+# the declaration is its own idempotency record: its create-only write runs the create once
+@idempotent(key_from=_id_of, in_record=True)
 @responds(DECLARATION, status=201, headers=VERSIONED)
 def create_declaration():
-    """Create a declaration (draft, or submitted with `submit`, and booked with `booking`)."""
+    """Create a declaration (draft, or submitted with `submit`, and booked with `booking`). The same
+    request again (same caller, same id and body) is answered with the declaration it created."""
     who = actor()
-    doc = declaring.normalised(g.body, who)
-    out = declaring.create(doc, who, submit=bool(g.body.get("submit")), slot_request=g.body.get("booking"),
-                           gate=gate(g.body["gate"]))
+    try:
+        doc = declaring.normalised(g.body, who)
+        out = declaring.create(doc, who, submit=bool(g.body.get("submit")), slot_request=g.body.get("booking"),
+                               gate=gate(g.body["gate"]), request=idempotency.first_request(),
+                               resent=idempotency.resent)
+    except errors.DomainError as exc:
+        # refused before its write (a slot filled since, another body): a resend still gets the
+        # first answer, another body under a stored id the 409 naming its fields
+        out = declaring.resend_of(g.body["id"], idempotency.resent) if declaring.judged_later(exc) else None
+        if out is None:
+            raise
     resp = answer(out, 201)
-    resp.headers["Location"] = f"/v1/declarations/{doc['id']}"
-    return resp
+    resp.headers["Location"] = f"/v1/declarations/{out.doc['id']}"
+    return resp if out.changed else idempotency.mark_replayed(resp)
 
 
 @bp.get("/v1/declarations")
