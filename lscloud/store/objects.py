@@ -80,6 +80,8 @@ class ObjectStore:
     store again (by ETag); the runtime's store has ``settings.peer_fresh_s``.
     """
 
+    LIST_PAGE = 1000   # keys per listing request (S3's most)
+
     def __init__(self, endpoint: str, access_key: str, secret_key: str, region: str = "us-east-1",
                  *, max_pool: int = 32, timeout_s: float = 10.0, ca_file: str = "", fresh_s: float = 0.0,
                  reference_entries: int = 4096):
@@ -228,8 +230,9 @@ class ObjectStore:
             params["start-after"] = start_after
         seen = 0
         while True:
-            if limit is not None:
-                params["max-keys"] = str(max(1, min(1000, limit - seen)))
+            page_size = self.LIST_PAGE if limit is None else max(1, min(self.LIST_PAGE, limit - seen))
+            if page_size != 1000:
+                params["max-keys"] = str(page_size)
             page = ET.fromstring(self._call("ListObjectsV2", "GET", bucket, params=list(params.items()),
                                             what=prefix).body)
             ns = page.tag[:page.tag.index("}") + 1] if page.tag.startswith("{") else ""
