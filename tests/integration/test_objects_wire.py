@@ -166,6 +166,6 @@ def test_a_function_stores_without_importing_botocore(s3_server):
              f"s = ObjectStore({s3_server.endpoint!r}, {s3_server.access_key!r}, {s3_server.secret_key!r}); "
              "s.ensure_bucket('probe-nobotocore'); s.put('probe-nobotocore', 'a', b'1'); s.get('probe-nobotocore', 'a'); "
              "print(sorted(m for m in ('boto3', 'botocore') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", probe], env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    out = subprocess.run([sys.executable, "-c", probe], env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}, cwd=str(ROOT),
                          capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
