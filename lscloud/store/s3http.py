@@ -65,6 +65,14 @@ class Reply:
         return str(self.status)
 
 
+def _default_ca_bundle() -> str | None:
+    try:
+        import certifi
+    except ImportError:  # the system's store, then
+        return None
+    return certifi.where()
+
+
 def _retry_later(attempt: int) -> None:
     # botocore's standard mode: a random wait below 1 s, then below 2 s
     time.sleep(random.random() * (2 ** (attempt - 1)))
@@ -87,9 +95,10 @@ class S3Http:
         self._sleep = sleep
         timeout = urllib3.Timeout(connect=timeout_s, read=timeout_s)
         if self.scheme == "https":
-            # the cluster's own CA signs the store's certificate
+            # the cluster's own CA signs the store's certificate; without one, the bundle botocore used
             self.pool = urllib3.HTTPSConnectionPool(self.hostname, self.port, maxsize=max_pool, timeout=timeout,
-                                                    retries=False, cert_reqs="CERT_REQUIRED", ca_certs=ca_file or None)
+                                                    retries=False, cert_reqs="CERT_REQUIRED",
+                                                    ca_certs=ca_file or _default_ca_bundle())
         else:
             self.pool = urllib3.HTTPConnectionPool(self.hostname, self.port, maxsize=max_pool, timeout=timeout,
                                                    retries=False)

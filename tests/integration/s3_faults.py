@@ -41,10 +41,11 @@ def _read_request(conn: socket.socket, buffered: bytes) -> tuple[bytes, bytes] |
 class FaultProxy:
     """``plan(*actions)`` sets what the next requests meet (then PASS); ``seen`` counts requests."""
 
-    def __init__(self, upstream_host: str, upstream_port: int, host: str = "127.0.0.1"):
+    def __init__(self, upstream_host: str, upstream_port: int, host: str = "127.0.0.1", tls=None):
         self.upstream = (upstream_host, upstream_port)
         self.port = free_port(host)
-        self.endpoint = f"http://{host}:{self.port}"
+        self.tls = tls   # an ssl.SSLContext: the proxy then terminates TLS, as a store with a certificate does
+        self.endpoint = f"{'https' if tls else 'http'}://{host}:{self.port}"
         self._actions: deque[str] = deque()
         self._lock = threading.Lock()
         self.seen: list[str] = []
@@ -71,6 +72,12 @@ class FaultProxy:
 
     def _serve(self, conn: socket.socket) -> None:
         buffered = b""
+        if self.tls is not None:
+            try:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            except OSError:            # a client that refused our certificate
+                conn.close()
+                return
         with conn:
             while True:
                 got = _read_request(conn, buffered)

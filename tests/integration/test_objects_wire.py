@@ -101,6 +101,28 @@ def test_a_throttled_conditional_write_is_retried_and_keeps_its_conflicts(faulty
     assert proxy.seen[-3:] == [SLOW_DOWN] * 3
 
 
+def test_over_tls_the_store_trusts_the_clusters_ca_file_only(s3_server, bucket, tmp_path):
+    import ssl
+
+    from tls_support import ThrowawayCA
+
+    ca = ThrowawayCA(tmp_path / "ca")
+    issued = ca.issue("store", ips=("127.0.0.1",), server=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(issued.cert, issued.key)
+    proxy = FaultProxy("127.0.0.1", s3_server.s3_port, tls=context)
+    try:
+        store = ObjectStore(proxy.endpoint, s3_server.access_key, s3_server.secret_key, ca_file=str(ca.path))
+        store.put(bucket, "tls/a.json", b"1", if_none_match=True)
+        assert store.get(bucket, "tls/a.json").body == b"1"
+        stranger = ObjectStore(proxy.endpoint, s3_server.access_key, s3_server.secret_key)
+        stranger.http._sleep = lambda attempt: None
+        with pytest.raises(StoreUnavailable):          # the public bundle does not know our CA
+            stranger.get(bucket, "tls/a.json")
+    finally:
+        proxy.close()
+
+
 def test_revalidation_answers_304_without_a_body(object_store, bucket):
     etag = object_store.put(bucket, "ref/a.json", b"{}")
     assert object_store._get_if_changed(bucket, "ref/a.json", etag)[1] is freshness.NOT_MODIFIED
