@@ -50,7 +50,6 @@ _metric_tap: InMemoryMetricReader | None = None
 _trace_files: set[str] = set()
 _otlp_span_endpoints: set[str] = set()
 _service_providers: dict[str, TracerProvider] = {}
-_botocore_instrumented = False
 
 
 def _prepare_environment() -> None:
@@ -108,42 +107,7 @@ def setup(settings=None) -> None:
             _tracer_provider.add_span_processor(BatchSpanProcessor(
                 RedactingSpanExporter(JsonLinesSpanExporter(settings.trace_file)), schedule_delay_millis=500))
             _trace_files.add(settings.trace_file)
-        _instrument_botocore()
         redaction.install_log_redaction()
-
-
-# the only request parameters an S3 span records (semconv aws.s3.*): never bodies, never credentials
-_S3_PARAMS = (("Bucket", "aws.s3.bucket"), ("Key", "aws.s3.key"), ("UploadId", "aws.s3.upload_id"))
-
-
-def _s3_request_hook(span, service_name, operation_name, api_params) -> None:
-    if service_name != "s3" or not span.is_recording() or not isinstance(api_params, Mapping):
-        return
-    for param, attr in _S3_PARAMS:
-        value = api_params.get(param)
-        if isinstance(value, str):
-            span.set_attribute(attr, value)
-
-
-def _instrument_botocore() -> None:
-    """CLIENT spans for every object-store call (``S3.GetObject``, ``rpc.system=aws-api``, ...).
-
-    The instrumentation records the operation, region, server address, status and request id,
-    and here the bucket and key: no header, no URL, no credential. Presigned URLs are made
-    without a call, so they never reach a span. Called with ``_lock`` held; once per process.
-    """
-    global _botocore_instrumented
-    if _botocore_instrumented:
-        return
-    _botocore_instrumented = True
-    try:
-        from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
-    except ImportError:  # pragma: no cover - a declared dependency
-        return
-    instrumentor = BotocoreInstrumentor()
-    if not instrumentor.is_instrumented_by_opentelemetry:
-        # no providers passed: the global proxies follow the ones setup() installed
-        instrumentor.instrument(request_hook=_s3_request_hook)
 
 
 def service_tracer(service: str, name: str = INSTRUMENTATION_NAME) -> trace.Tracer:

@@ -32,29 +32,27 @@ class StoreCalls:
         return "\n".join(f"{m} {k}" for m, k in self.log)
 
 
-_S3 = {"get_object": "get", "head_object": "head", "put_object": "put", "delete_object": "delete",
-       "list_objects_v2": "list"}
+_S3 = {"GetObject": "get", "HeadObject": "head", "PutObject": "put", "DeleteObject": "delete",
+       "ListObjectsV2": "list"}
 
 
 class _Counted:
-    """The store's S3 client, every request counted (a listing counts once per page)."""
+    """The store's S3 wire (:class:`lscloud.store.s3http.S3Http`), every object request counted (a
+    listing counts once per page)."""
 
-    def __init__(self, client, calls: StoreCalls, gate: "Rounds | None" = None):
-        self._client, self._calls, self._gate = client, calls, gate
+    def __init__(self, http, calls: StoreCalls, gate: "Rounds | None" = None):
+        self._http, self._calls, self._gate = http, calls, gate
 
     def __getattr__(self, name):
-        attr = getattr(self._client, name)
-        if name not in _S3:
-            return attr
+        return getattr(self._http, name)
 
-        def call(**kw):
-            method, key = _S3[name], kw.get("Key") or kw.get("Prefix", "")
-            self._calls.note(method, key)
+    def request(self, operation, method, bucket, key="", **kw):
+        if operation in _S3:
+            name, what = _S3[operation], key or dict(kw.get("params", ())).get("prefix", "")
+            self._calls.note(name, what)
             if self._gate is not None:
-                self._gate.hold(method, key)
-            return attr(**kw)
-
-        return call
+                self._gate.hold(name, what)
+        return self._http.request(operation, method, bucket, key, **kw)
 
 
 class Rounds:
@@ -104,11 +102,11 @@ def counting(rounds: Rounds | None = None):
     only keeps a failing test from hanging."""
     objects, _ = store.connection()
     calls = StoreCalls()
-    client = objects.client
-    objects.client = _Counted(client, calls, rounds)
+    http = objects.http
+    objects.http = _Counted(http, calls, rounds)
     try:
         yield calls
     finally:
         if rounds is not None:
             rounds.let_go()
-        objects.client = client
+        objects.http = http

@@ -1,0 +1,193 @@
+"""The object store's own S3 client against a real weed mini: each answer translated to the
+store's errors, retries only where they cannot turn a lost answer into a false conflict, the 304
+path, pagination, presigned links, one CLIENT span per call, and no botocore in a function."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from lscloud import freshness, telemetry
+from lscloud.local.servers import free_port
+from lscloud.store.errors import ConditionalCheckFailed, DoesNotExist, StoreError, StoreUnavailable
+from lscloud.store.objects import ObjectStore
+
+from s3_faults import LOSE_ANSWER, PASS, SLOW_DOWN, FaultProxy
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def faulty(s3_server):
+    """A store client whose requests cross a :class:`FaultProxy` to the real store (no waits between retries)."""
+    proxy = FaultProxy("127.0.0.1", s3_server.s3_port)
+    store = ObjectStore(proxy.endpoint, s3_server.access_key, s3_server.secret_key)
+    store.http._sleep = lambda attempt: None
+    yield store, proxy
+    proxy.close()
+
+
+def test_each_answer_is_translated(object_store, bucket, s3_server):
+    etag = object_store.put(bucket, "t/a.json", b"1", if_none_match=True)
+    with pytest.raises(ConditionalCheckFailed):                       # 412, create-only
+        object_store.put(bucket, "t/a.json", b"2", if_none_match=True)
+    with pytest.raises(ConditionalCheckFailed):                       # 412, If-Match
+        object_store.put(bucket, "t/a.json", b"2", if_match='"0000"')
+    with pytest.raises(DoesNotExist):                                 # 404 with a body
+        object_store.get(bucket, "t/none.json")
+    with pytest.raises(DoesNotExist):                                 # 404 without one
+        object_store.head(bucket, "t/none.json")
+    with pytest.raises(DoesNotExist):
+        object_store.ping(bucket + "-none")
+    object_store.delete(bucket, "t/none.json")                        # absent: nothing to do
+    wrong = ObjectStore(s3_server.endpoint, s3_server.access_key, "not-the-secret")
+    with pytest.raises(StoreError) as refused:                        # 403: refused, not unavailable
+        wrong.get(bucket, "t/a.json")
+    assert type(refused.value) is StoreError and refused.value.cause not in ("unavailable", "client_error")
+    closed = ObjectStore(f"http://127.0.0.1:{free_port('127.0.0.1')}", "k", "s")
+    closed.http._sleep = lambda attempt: None
+    with pytest.raises(StoreUnavailable):                             # nobody listening
+        closed.get(bucket, "t/a.json")
+    info = object_store.head(bucket, "t/a.json")
+    assert (info.etag, info.size) == (etag, 1) and info.last_modified
+
+
+def test_a_create_only_put_whose_answer_was_lost_is_unknown_not_a_conflict(faulty, bucket):
+    store, proxy = faulty
+    proxy.plan(LOSE_ANSWER)              # the first attempt creates the object; its 200 is lost
+    with pytest.raises(StoreUnavailable):
+        store.put(bucket, "lost/create.json", b"mine", if_none_match=True)
+    assert proxy.seen == [LOSE_ANSWER, PASS]    # retried once: the retry met its own write (412)
+    assert store.get(bucket, "lost/create.json").body == b"mine"
+
+
+def test_an_if_match_put_whose_answer_was_lost_is_unknown_not_a_conflict(faulty, bucket):
+    store, proxy = faulty
+    etag = store.put(bucket, "lost/replace.json", b"1", if_none_match=True)
+    proxy.plan(LOSE_ANSWER)
+    with pytest.raises(StoreUnavailable):
+        store.put(bucket, "lost/replace.json", b"2", if_match=etag)
+    assert store.get(bucket, "lost/replace.json").body == b"2"
+
+
+def test_safe_calls_are_retried_after_a_lost_answer(faulty, bucket):
+    store, proxy = faulty
+    proxy.plan(LOSE_ANSWER)
+    store.put(bucket, "lost/plain.json", b"x")                  # unconditional: the same write again
+    proxy.plan(LOSE_ANSWER, LOSE_ANSWER)
+    assert store.get(bucket, "lost/plain.json").body == b"x"
+    assert proxy.seen[-3:] == [LOSE_ANSWER, LOSE_ANSWER, PASS]
+
+
+def test_a_throttled_conditional_write_is_retried_and_keeps_its_conflicts(faulty, bucket):
+    store, proxy = faulty
+    proxy.plan(SLOW_DOWN, SLOW_DOWN)     # refused before the store acted: safe to send again
+    store.put(bucket, "slow/a.json", b"1", if_none_match=True)
+    proxy.plan(SLOW_DOWN)
+    with pytest.raises(ConditionalCheckFailed):   # a real conflict after a 503 is still a conflict
+        store.put(bucket, "slow/a.json", b"2", if_none_match=True)
+    proxy.plan(SLOW_DOWN, SLOW_DOWN, SLOW_DOWN)
+    with pytest.raises(StoreUnavailable):         # three attempts, then unavailable
+        store.put(bucket, "slow/b.json", b"1", if_none_match=True)
+    assert proxy.seen[-3:] == [SLOW_DOWN] * 3
+
+
+def test_over_tls_the_store_trusts_the_clusters_ca_file_only(s3_server, bucket, tmp_path):
+    import ssl
+
+    from tls_support import ThrowawayCA
+
+    ca = ThrowawayCA(tmp_path / "ca")
+    issued = ca.issue("store", ips=("127.0.0.1",), server=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(issued.cert, issued.key)
+    proxy = FaultProxy("127.0.0.1", s3_server.s3_port, tls=context)
+    try:
+        store = ObjectStore(proxy.endpoint, s3_server.access_key, s3_server.secret_key, ca_file=str(ca.path))
+        store.put(bucket, "tls/a.json", b"1", if_none_match=True)
+        assert store.get(bucket, "tls/a.json").body == b"1"
+        stranger = ObjectStore(proxy.endpoint, s3_server.access_key, s3_server.secret_key)
+        stranger.http._sleep = lambda attempt: None
+        with pytest.raises(StoreUnavailable):          # the public bundle does not know our CA
+            stranger.get(bucket, "tls/a.json")
+    finally:
+        proxy.close()
+
+
+def test_revalidation_answers_304_without_a_body(object_store, bucket):
+    etag = object_store.put(bucket, "ref/a.json", b"{}")
+    assert object_store._get_if_changed(bucket, "ref/a.json", etag)[1] is freshness.NOT_MODIFIED
+    newer = object_store.put(bucket, "ref/a.json", b"[]")
+    again = object_store._get_if_changed(bucket, "ref/a.json", etag)
+    assert again[0] == newer and again[1].body == b"[]"
+
+
+def test_listing_follows_continuation_tokens_and_decodes_keys(object_store, bucket):
+    from store_calls import StoreCalls, _Counted
+
+    keys = [f"page/{i:02d} a+b~ngõ.json" for i in range(7)]
+    for k in keys:
+        object_store.put(bucket, k, b"{}")
+    store = ObjectStore(object_store.endpoint, object_store.http.signer.access_key, object_store.http.signer._secret)
+    store.LIST_PAGE = 3
+    calls = StoreCalls()
+    store.http = _Counted(store.http, calls)
+    assert [o.key for o in store.list(bucket, "page/")] == keys
+    assert calls["list"] == 3
+    assert [o.key for o in store.list(bucket, "page/", start_after=keys[1], limit=4)] == keys[2:6]
+
+
+def test_a_presigned_link_downloads_with_its_file_name(object_store, bucket):
+    object_store.put(bucket, "blobs/x y.pdf", b"%PDF-1.4", content_type="application/pdf")
+    url = object_store.presign_get(bucket, "blobs/x y.pdf", 60, filename="Hoc ba.pdf")
+    with urllib.request.urlopen(url, timeout=10) as r:
+        assert r.read() == b"%PDF-1.4"
+        assert r.headers["Content-Disposition"] == 'attachment; filename="Hoc ba.pdf"'
+
+
+def test_each_call_is_one_client_span_with_the_aws_api_names(object_store, bucket, s3_server):
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    from lscloud.store import s3http
+
+    real = s3http._tracer
+    s3http._tracer = provider.get_tracer("lscloud.store")
+    try:
+        with tracer.start_as_current_span("request") as parent:
+            object_store.put(bucket, "spans/a.json", b"{}", if_none_match=True)
+            with pytest.raises(ConditionalCheckFailed):
+                object_store.put(bucket, "spans/a.json", b"{}", if_none_match=True)
+    finally:
+        s3http._tracer = real
+    put, lost = [s for s in exporter.get_finished_spans() if s.name.startswith("S3.")]
+    assert put.name == "S3.PutObject" and put.kind == trace.SpanKind.CLIENT
+    assert put.parent.span_id == parent.get_span_context().span_id
+    a = put.attributes
+    assert (a["rpc.system"], a["rpc.service"], a["rpc.method"]) == ("aws-api", "S3", "PutObject")
+    assert (a["aws.s3.bucket"], a["aws.s3.key"], a["http.status_code"]) == (bucket, "spans/a.json", 200)
+    assert a["server.port"] == s3_server.s3_port
+    assert lost.attributes["http.status_code"] == 412 and lost.status.status_code == trace.StatusCode.ERROR
+    text = repr([dict(s.attributes) for s in (put, lost)])
+    assert s3_server.secret_key not in text and "AWS4-HMAC" not in text and "{}" not in text
+    assert telemetry.SENSITIVE_HEADERS   # no header of any kind is recorded
+
+
+def test_a_function_stores_without_importing_botocore(s3_server):
+    probe = ("import sys; from lscloud.store.objects import ObjectStore; "
+             f"s = ObjectStore({s3_server.endpoint!r}, {s3_server.access_key!r}, {s3_server.secret_key!r}); "
+             "s.ensure_bucket('probe-nobotocore'); s.put('probe-nobotocore', 'a', b'1'); s.get('probe-nobotocore', 'a'); "
+             "print(sorted(m for m in ('boto3', 'botocore') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}, cwd=str(ROOT),
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
