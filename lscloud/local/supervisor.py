@@ -38,6 +38,7 @@ import httpx
 from .. import config
 from .. import manifest as manifests
 from .bytecode import compile_tree
+from .forkserver import ForkServer, become_subreaper
 from .gateway import Route, write_routes
 from .gateway_process import GatewayProcess, gateway_env
 from .processes import (HEALTHY_RESETS_BACKOFF_S, SIGNING_KEY_ENV, _PACKAGE_ROOT, _create_time, exit_description,
@@ -80,6 +81,9 @@ class UpOptions:
     nats_url: str | None = None
     only: list[str] | None = None  # start just these functions
     ready_timeout_s: float = READY_TIMEOUT_S
+    # fork function processes from one interpreter with the runtime imported (lscloud.local.forkserver);
+    # LSCLOUD_UP_FORK=0 spawns each from scratch
+    fork: bool = field(default_factory=lambda: os.environ.get("LSCLOUD_UP_FORK", "1") != "0")
 
 
 # -- small helpers used by the CLI and the benchmark too ------------------------------------------
@@ -159,6 +163,7 @@ class FunctionProcess:
     create_time: float | None = None
     hooks_report: Path | None = None  # where its migration/seed reports land (None: it has no hooks)
     hooks_reported: bool = False
+    forks: ForkServer | None = field(default=None, repr=False)  # forks it when running (lscloud.local.forkserver)
 
     def __post_init__(self):
         self.route = Route(self.manifest.name, self.port)
@@ -192,9 +197,19 @@ class FunctionProcess:
             log.write(f"\n--- lscloud: starting {self.name} on 127.0.0.1:{self.port} at "
                       f"{time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
             log.flush()
-            self.proc = subprocess.Popen(self.argv(), env=self.env, stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                                         cwd=str(self.manifest.root))
+            self.proc = None
+            if self.forks is not None:
+                try:
+                    # the same `python -m lscloud.serve ...`, forked from an interpreter that has the
+                    # runtime imported already
+                    self.proc = self.forks.spawn(self.argv()[3:], self.env, self.manifest.root, self.log_path)
+                except OSError as exc:
+                    log.write(f"--- lscloud: fork server unavailable ({exc}); spawning ---\n".encode())
+                    log.flush()
+            if self.proc is None:
+                self.proc = subprocess.Popen(self.argv(), env=self.env, stdout=log,
+                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                             start_new_session=True, cwd=str(self.manifest.root))
         self.create_time = _create_time(self.proc.pid)
         self.spawned_at = time.monotonic()
         self.ready_at = None
@@ -245,6 +260,7 @@ class Supervisor:
         self._device_store = None
         self.gateway: GatewayProcess | None = None
         self.gateway_port: int | None = None
+        self.forks: ForkServer | None = None
         self._lock_file = None
         self._stop = threading.Event()
         self._raise_on_signal = True
@@ -358,6 +374,8 @@ class Supervisor:
                 processes.append({"role": f"function:{fp.name}", "pid": fp.proc.pid, "create_time": fp.create_time})
         if self.gateway is not None and self.gateway.proc is not None:
             processes.append({"role": "gateway", "pid": self.gateway.proc.pid, "create_time": self.gateway.create_time})
+        if self.forks is not None and self.forks.pid:
+            processes.append({"role": "forkserver", "pid": self.forks.pid, "create_time": self.forks.create_time})
         data = {
             "state": self._state,
             "pid": os.getpid(), "create_time": _create_time(os.getpid()),
@@ -428,6 +446,7 @@ class Supervisor:
         if not port_free(gateway_port, o.host):
             raise UpError(f"port {gateway_port} on {o.host} is in use; choose another with --port")
         ports = self._ports([m.name for m in found])
+        self._start_fork_server()
 
         # servers: weed mini (the slower) comes up in a thread while nats-server does here, and the
         # clients the next steps need are imported meanwhile
@@ -503,7 +522,8 @@ class Supervisor:
                 manifest=m, port=ports["functions"][m.name], env=function_env(m, self.settings, ports["functions"][m.name]),
                 log_path=self.state_dir / "logs" / f"{m.name}.log",
                 hooks_report=(self.state_dir / "hooks" / f"{m.name}.json"
-                              if m.migrate_module or m.seed_module else None))
+                              if m.migrate_module or m.seed_module else None),
+                forks=self.forks)
         for fp in self.functions.values():
             fp.spawn()
         self.write_state()
@@ -541,6 +561,23 @@ class Supervisor:
         self._state = "ready"
         self.write_state()
         self._summary(time.monotonic() - started)
+
+    def _start_fork_server(self) -> None:
+        """The interpreter the function processes are forked from: it imports the runtime while the
+        servers start (:mod:`lscloud.local.forkserver`). Without it (not Linux, LSCLOUD_UP_FORK=0,
+        it failed) each function is spawned from scratch."""
+        if not self.o.fork or not become_subreaper():
+            return
+        env = config.environ()
+        env.update({"PYTHONUNBUFFERED": "1",
+                    "PYTHONPATH": os.pathsep.join([str(_PACKAGE_ROOT), *filter(None, [env.get("PYTHONPATH")])])})
+        env.pop(SIGNING_KEY_ENV, None)
+        try:
+            self.forks = ForkServer(env, self.state_dir / "logs" / "forkserver.log", _PACKAGE_ROOT).start()
+            self.forks.create_time = _create_time(self.forks.pid)
+        except OSError as exc:
+            self.say(f"! fork server not started ({exc}): spawning each function")
+            self.forks = None
 
     def routes(self) -> dict[str, Route]:
         return {name: fp.route for name, fp in self.functions.items()}
@@ -819,6 +856,8 @@ class Supervisor:
             fp.state = "stopped"
         if running:
             self.say(f"✓ {len(running)} function(s) stopped")
+        if self.forks is not None:
+            self.forks.stop()
         for server, label in ((self.weed, "weed mini"), (self.nats, "nats-server")):
             if server is not None:
                 server.stop()
