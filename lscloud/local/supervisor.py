@@ -21,6 +21,7 @@ the crash (exit code or signal) is reported. If a supervisor was killed outright
 from __future__ import annotations
 
 import fcntl
+import http.client
 import json
 import os
 import signal
@@ -33,19 +34,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-import httpx
-
 from .. import config
 from .. import manifest as manifests
 from .bytecode import compile_tree
 from .forkserver import ForkServer, become_subreaper
-from .gateway import Route, write_routes
 from .gateway_process import GatewayProcess, gateway_env
 from .processes import (HEALTHY_RESETS_BACKOFF_S, SIGNING_KEY_ENV, _PACKAGE_ROOT, _create_time, exit_description,
                         kill_group, process_alive)
 from .servers import NatsServer, ServerError, WeedMini, free_port
 
 READY_TIMEOUT_S = 90.0
+STORE_READY = "store.ready"  # in the state dir once the object store has the bucket (the functions wait for it)
 STOP_TIMEOUT_S = 10.0
 BACKOFF_START_S = 0.5
 BACKOFF_MAX_S = 30.0
@@ -164,8 +163,13 @@ class FunctionProcess:
     hooks_report: Path | None = None  # where its migration/seed reports land (None: it has no hooks)
     hooks_reported: bool = False
     forks: ForkServer | None = field(default=None, repr=False)  # forks it when running (lscloud.local.forkserver)
+    wait_for: Path | None = None  # it serves (and runs its hooks) once this file exists: the store is ready
 
     def __post_init__(self):
+        # the gateway's module (aiohttp) is the gateway process's to import: the supervisor's own
+        # start, before anything else can start, stays short
+        from .gateway import Route
+
         self.route = Route(self.manifest.name, self.port)
 
     @property
@@ -183,9 +187,10 @@ class FunctionProcess:
     def argv(self) -> list[str]:
         """How it is started: with ``--run-hooks`` when it has migration or seed hooks, so they run
         in the process that then serves, before it binds its port (:func:`lscloud.serve.run_hooks`)."""
+        extra = ["--wait-for", str(self.wait_for)] if self.wait_for is not None else []
         if self.hooks_report is not None:
-            return run_function_argv(self.manifest.root, "--run-hooks", str(self.hooks_report))
-        return run_function_argv(self.manifest.root)
+            extra += ["--run-hooks", str(self.hooks_report)]
+        return run_function_argv(self.manifest.root, *extra)
 
     def spawn(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -216,11 +221,16 @@ class FunctionProcess:
         self.warned_slow = False
         self.state = "starting"
 
-    def ready(self, client: httpx.Client) -> bool:
+    def ready(self) -> bool:
+        """Its readiness answers 200 (plain http.client: a probe needs no client library)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1.0)
         try:
-            return client.get(f"http://127.0.0.1:{self.port}/health/readiness", timeout=1.0).status_code == 200
-        except httpx.HTTPError:
+            conn.request("GET", "/health/readiness")
+            return conn.getresponse().status == 200
+        except (OSError, http.client.HTTPException):
             return False
+        finally:
+            conn.close()
 
     def hook_results(self) -> dict | None:
         """The reports its hooks wrote this run (``{"migrate": ..., "seed": ...}``), once: None
@@ -266,7 +276,6 @@ class Supervisor:
         self._raise_on_signal = True
         self._stopping = False
         self._state = "starting"
-        self._http = httpx.Client(trust_env=False)
 
     # -- output --
 
@@ -398,6 +407,8 @@ class Supervisor:
         }
         write_json(self.state_dir / "cloud.json", data)
         # the gateway process's view of the functions (it re-reads the file when it changes)
+        from .gateway import write_routes
+
         write_routes(self.routes_path, self.routes())
 
     # -- start --
@@ -422,7 +433,6 @@ class Supervisor:
             return 0
         finally:
             self._unlock()
-            self._http.close()
             signal.signal(signal.SIGINT, old_int)
             signal.signal(signal.SIGTERM, old_term)
 
@@ -448,51 +458,25 @@ class Supervisor:
         ports = self._ports([m.name for m in found])
         self._start_fork_server()
 
-        # servers: weed mini (the slower) comes up in a thread while nats-server does here, and the
-        # clients the next steps need are imported meanwhile
+        # servers: weed mini (the slower) comes up in a thread, then gets the bucket, while nats-server
+        # starts here and gets the stream; the functions are started as soon as NATS, the stream and
+        # the keys are there: they import while the store comes up, and wait for it (the file
+        # store.ready) before their hooks run and they serve. Every address is known in advance.
         if o.s3_endpoint and not (o.s3_access_key and o.s3_secret_key):
             raise UpError("--s3-endpoint needs --s3-access-key and --s3-secret-key")
         sources = [_PACKAGE_ROOT / "lscloud", *(p for m in found for p in (m.root, m.root.parent / "__init__.py")
                                                  if p.exists())]
-        background = [threading.Thread(target=_prepare_python, args=(sources,),
-                                       name="lscloud-up-prepare", daemon=True)]
-        weed_failed: list[BaseException] = []
-        if not o.s3_endpoint:
-            self.weed = WeedMini(data_dir=self.state_dir / "weed", s3_port=ports["s3"], ports=ports["weed"])
-
-            def start_weed() -> None:
-                try:
-                    self.weed.start()
-                except BaseException as exc:  # noqa: BLE001 - raised in the main thread below
-                    weed_failed.append(exc)
-
-            background.append(threading.Thread(target=start_weed, name="lscloud-up-weed", daemon=True))
-        for t in background:
-            t.start()
-        if o.nats_url:
-            nats_url = o.nats_url
-            self.say(f"✓ NATS         {nats_url} (external)")
-        else:
-            self.nats = NatsServer(data_dir=self.state_dir / "nats", port=ports["nats"],
-                                   monitor_port=ports["nats_monitor"], mqtt_port=ports["mqtt"])
-            self.nats.start()
-            self.nats._ct = _create_time(self.nats.pid)
-            nats_url = self.nats.url
-            self.say(f"✓ nats-server  {nats_url} (JetStream, data in {self.nats.data_dir})")
-            self.say(f"✓ mqtt         {self.nats.mqtt_url} (nats-server's MQTT listener; devices/<domain>/… topics, "
-                     "per-device credentials)")
-        for t in background:
-            t.join()
-        if weed_failed:
-            raise weed_failed[0]
+        prepare = threading.Thread(target=_prepare_python, args=(sources,), name="lscloud-up-prepare", daemon=True)
+        prepare.start()
         if o.s3_endpoint:
             s3 = (o.s3_endpoint, o.s3_access_key or "", o.s3_secret_key or "")
-            self.say(f"✓ S3           {o.s3_endpoint} (external)")
         else:
-            self.weed._ct = _create_time(self.weed.pid)
+            self.weed = WeedMini(data_dir=self.state_dir / "weed", s3_port=ports["s3"], ports=ports["weed"])
             s3 = (self.weed.endpoint, self.weed.access_key, self.weed.secret_key)
-            self.say(f"✓ weed mini    {self.weed.endpoint} (S3, data in {self.weed.data_dir})")
-
+        if not o.nats_url:
+            self.nats = NatsServer(data_dir=self.state_dir / "nats", port=ports["nats"],
+                                   monitor_port=ports["nats_monitor"], mqtt_port=ports["mqtt"])
+        nats_url = o.nats_url or self.nats.url
         try:
             base = config.load()
         except config.ConfigError as exc:
@@ -503,16 +487,38 @@ class Supervisor:
                                      # functions call each other through the gateway, as through Services
                                      peer_url_template=f"http://127.0.0.1:{gateway_port}/{{name}}",
                                      trace_file=str(self.state_dir / "traces.jsonl"))
+        store_ready = self.state_dir / STORE_READY
+        store_ready.unlink(missing_ok=True)
+        store_failed: list[BaseException] = []
+
+        def prepare_store() -> None:
+            try:
+                if self.weed is not None:
+                    self.weed.start()
+                    self.weed._ct = _create_time(self.weed.pid)
+                from ..store.objects import ObjectStore
+
+                ObjectStore.from_settings(self.settings).ensure_bucket(self.settings.bucket)
+                store_ready.touch()
+            except BaseException as exc:  # noqa: BLE001 - raised in the main thread below
+                store_failed.append(exc)
+
+        store = threading.Thread(target=prepare_store, name="lscloud-up-store", daemon=True)
+        store.start()
+        if o.nats_url:
+            self.say(f"✓ NATS         {nats_url} (external)")
+        else:
+            self.nats.start()
+            self.nats._ct = _create_time(self.nats.pid)
+            self.say(f"✓ nats-server  {nats_url} (JetStream, data in {self.nats.data_dir})")
+            self.say(f"✓ mqtt         {self.nats.mqtt_url} (nats-server's MQTT listener; devices/<domain>/… topics, "
+                     "per-device credentials)")
         self.write_state()
-
-        from ..store.objects import ObjectStore
-
-        ObjectStore.from_settings(self.settings).ensure_bucket(self.settings.bucket)
-        self.say(f"✓ bucket       {self.settings.bucket}")
         self._ensure_stream()
         self._dev_keys()
         self._pseudonym_key()
         self._setup_telemetry()
+        prepare.join()  # the bytecode the function processes read
 
         # functions: one process each; one with hooks first moves what an older version wrote to
         # today's layout, then loads its reference data (each once per version), in that process
@@ -523,13 +529,22 @@ class Supervisor:
                 log_path=self.state_dir / "logs" / f"{m.name}.log",
                 hooks_report=(self.state_dir / "hooks" / f"{m.name}.json"
                               if m.migrate_module or m.seed_module else None),
-                forks=self.forks)
+                forks=self.forks, wait_for=store_ready)
         for fp in self.functions.values():
             fp.spawn()
         self.write_state()
         self.say(f"… starting {len(self.functions)} function(s)")
         # the gateway starts beside them: it answers 503 for a function still starting
         self._spawn_gateway(gateway_port)
+        store.join()
+        if store_failed:
+            raise store_failed[0]
+        if o.s3_endpoint:
+            self.say(f"✓ S3           {o.s3_endpoint} (external)")
+        else:
+            self.say(f"✓ weed mini    {self.weed.endpoint} (S3, data in {self.weed.data_dir})")
+        self.say(f"✓ bucket       {self.settings.bucket}")
+        self.write_state()
         self._raise_on_signal = False  # from here on every wait is our own loop, which checks the flag
         deadline = time.monotonic() + o.ready_timeout_s
         while not self._stop.is_set():
@@ -771,7 +786,7 @@ class Supervisor:
                     changed = True
                     continue
             if fp.state == "starting":
-                if fp.ready(self._http):
+                if fp.ready():
                     fp.state = "ready"
                     fp.ready_at = now
                     self.say(f"✓ {fp.name.ljust(12)} ready on 127.0.0.1:{fp.port} (pid {fp.proc.pid}, "
@@ -871,7 +886,9 @@ class Supervisor:
 def _prepare_python(sources: list[Path]) -> None:
     """While the servers come up: compile the runtime's and the functions' bytecode once
     (:mod:`lscloud.local.bytecode`: every function process reads it instead of compiling the same
-    files again), and import the S3 and NATS clients the next steps need (the bucket, the stream)."""
+    files again), and import the S3 and NATS clients the next steps need (the bucket, the stream)
+    and what starts once the functions are ready (the gateway's routing table, the dispatcher, the
+    relay, the clock), off the main thread's way."""
     import importlib
 
     try:
@@ -879,7 +896,8 @@ def _prepare_python(sources: list[Path]) -> None:
     except Exception:  # noqa: BLE001 - without the cache each process compiles for itself
         pass
     try:
-        for name in ("lscloud.store.objects", "lscloud.bus"):
+        for name in ("lscloud.store.objects", "lscloud.bus", "lscloud.local.gateway", "lscloud.delivery",
+                     "lscloud.devices", "lscloud.clock"):
             importlib.import_module(name)
     except Exception:  # noqa: BLE001 - the real import later says what is wrong
         pass
