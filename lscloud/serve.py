@@ -32,9 +32,10 @@ This spares the local cloud one interpreter (and one import of the function) per
 every function's hooks run while the others start.
 
 ``--wait-for FILE`` imports the function, then waits until FILE exists before it runs its hooks
-and serves: the local cloud starts every function while the object store is still coming up and
-creates the file once the store has the bucket, so the imports (most of a start) overlap the
-store's own start, and no hook or first readiness probe meets a store that is not there yet.
+and serves: the local cloud starts every function while the object store and the event stream are
+still coming up and creates the file once the store has the bucket and NATS the stream, so the
+imports (most of a start) overlap the servers' own start, and no hook, publish or first readiness
+probe meets a server that is not there yet.
 """
 
 from __future__ import annotations
@@ -194,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.wait_for is not None:
         load_package(args.function_dir)  # the import overlaps what is waited for
+        print(f"lscloud.serve: imported; waiting for {args.wait_for}", file=sys.stderr, flush=True)
         if not wait_for(args.wait_for):
             import logging
 

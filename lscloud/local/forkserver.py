@@ -27,6 +27,7 @@ Protocol, one JSON line each way on two pipes: ``{"args", "env", "cwd", "log"}``
 from __future__ import annotations
 
 import ctypes
+import gc
 import importlib
 import json
 import os
@@ -45,6 +46,9 @@ PRELOAD = (
     "lscloud.aggregate", "lscloud.idempotency", "a2wsgi", "jsonschema", "yaml",
     "opentelemetry.sdk.trace", "opentelemetry.sdk.metrics", "opentelemetry.instrumentation.flask",
     "opentelemetry.instrumentation.botocore", "boto3.s3.transfer",
+    # what most functions' apps import as they are built: the peers' HTTP client (httpcore imports
+    # its sync backend, and trio where installed, on the first client)
+    "lscloud.peers", "httpx", "httpcore", "httpcore._sync.connection_pool",
 )
 _PR_SET_CHILD_SUBREAPER = 36
 SPAWN_TIMEOUT_S = 120.0  # the first request waits for the imports, on a loaded machine
@@ -190,6 +194,14 @@ def _preload() -> None:
             importlib.import_module(name)
         except Exception as exc:  # noqa: BLE001 - the function's own import reports it
             print(f"forkserver: preloading {name} failed: {exc.__class__.__name__}: {exc}", flush=True)
+    try:
+        from lscloud.store.objects import ObjectStore
+
+        # a client of the process's S3 session, never used: the session has read and parsed the S3
+        # model and endpoint rules once, here, and every forked process's clients reuse them
+        ObjectStore("http://127.0.0.1:9", "warm", "warm")
+    except Exception as exc:  # noqa: BLE001 - each process then parses them for itself
+        print(f"forkserver: warming the S3 session failed: {exc.__class__.__name__}: {exc}", flush=True)
 
 
 def _run_child(request: dict, fds: tuple[int, ...]) -> None:
@@ -267,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     req_r, rep_w = int(argv[0]), int(argv[1])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor stops it (its own session anyway)
     _preload()
+    # what was imported stays for the life of every process forked from here: out of the collector's
+    # way, so a collection in a function process neither walks it nor copies its pages
+    gc.freeze()
     requests = os.fdopen(req_r, "rb", buffering=0)
     buffer = b""
     while True:

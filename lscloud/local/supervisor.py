@@ -1,12 +1,14 @@
 """`lscloud up`: the whole cloud on one machine, started and stopped in order.
 
-Order of start: nats-server and weed mini side by side (or external endpoints), the bucket and the
-stream, dev signing keys and the pseudonym key, one process per function (as Knative starts it), all
-at once: a function with data migrations or reference data runs those hooks (once per version) in
-its own process before it serves (``python -m lscloud.serve --run-hooks``); when every function is
-ready, the event dispatcher, the device relay, the platform clock (a tick event per
-``LSCLOUD_CLOCK_PERIOD_S``, default 60) and the gateway. Stop: the clock first, then the reverse of
-the start.
+Order of start: the fork server (:mod:`lscloud.local.forkserver`: it imports the runtime once,
+and the function processes are forked from it), nats-server and weed mini side by side (or external
+endpoints); once NATS answers and the dev signing keys and the pseudonym key are there, one process
+per function (as Knative starts it), all at once: each imports its package while the bucket and
+the stream are made, and waits for them (``python -m lscloud.serve --wait-for``); a function with
+data migrations or reference data then runs those hooks (once per version) in its own process
+before it serves (``--run-hooks``); when every function is ready, the event dispatcher, the device
+relay, the platform clock (a tick event per ``LSCLOUD_CLOCK_PERIOD_S``, default 60) and the
+gateway. Stop: the clock first, then the reverse of the start.
 
 Everything lives under the state dir: server data, ports (reused across runs so data and
 URLs stay put), logs, traces, dev keys, ``cloud.json`` (what runs where, for ``lscloud
@@ -41,10 +43,11 @@ from .forkserver import ForkServer, become_subreaper
 from .gateway_process import GatewayProcess, gateway_env
 from .processes import (HEALTHY_RESETS_BACKOFF_S, SIGNING_KEY_ENV, _PACKAGE_ROOT, _create_time, exit_description,
                         kill_group, process_alive)
+from .routes import Route, write_routes
 from .servers import NatsServer, ServerError, WeedMini, free_port
 
 READY_TIMEOUT_S = 90.0
-STORE_READY = "store.ready"  # in the state dir once the object store has the bucket (the functions wait for it)
+SERVERS_READY = "servers.ready"  # in the state dir once the store has the bucket and NATS the stream (functions wait)
 STOP_TIMEOUT_S = 10.0
 BACKOFF_START_S = 0.5
 BACKOFF_MAX_S = 30.0
@@ -163,13 +166,9 @@ class FunctionProcess:
     hooks_report: Path | None = None  # where its migration/seed reports land (None: it has no hooks)
     hooks_reported: bool = False
     forks: ForkServer | None = field(default=None, repr=False)  # forks it when running (lscloud.local.forkserver)
-    wait_for: Path | None = None  # it serves (and runs its hooks) once this file exists: the store is ready
+    wait_for: Path | None = None  # it runs its hooks and serves once this file exists: the servers are ready
 
     def __post_init__(self):
-        # the gateway's module (aiohttp) is the gateway process's to import: the supervisor's own
-        # start, before anything else can start, stays short
-        from .gateway import Route
-
         self.route = Route(self.manifest.name, self.port)
 
     @property
@@ -407,8 +406,6 @@ class Supervisor:
         }
         write_json(self.state_dir / "cloud.json", data)
         # the gateway process's view of the functions (it re-reads the file when it changes)
-        from .gateway import write_routes
-
         write_routes(self.routes_path, self.routes())
 
     # -- start --
@@ -458,16 +455,18 @@ class Supervisor:
         ports = self._ports([m.name for m in found])
         self._start_fork_server()
 
-        # servers: weed mini (the slower) comes up in a thread, then gets the bucket, while nats-server
-        # starts here and gets the stream; the functions are started as soon as NATS, the stream and
-        # the keys are there: they import while the store comes up, and wait for it (the file
-        # store.ready) before their hooks run and they serve. Every address is known in advance.
+        # servers: weed mini (the slower) comes up in a thread, then gets the bucket; nats-server starts
+        # here, then gets the stream in another thread. Every address is known in advance, so the
+        # functions are started as soon as NATS answers and the keys are there: they import while the
+        # store and the stream come up, and wait for both (the file servers.ready) before their hooks
+        # run and they serve.
         if o.s3_endpoint and not (o.s3_access_key and o.s3_secret_key):
             raise UpError("--s3-endpoint needs --s3-access-key and --s3-secret-key")
         sources = [_PACKAGE_ROOT / "lscloud", *(p for m in found for p in (m.root, m.root.parent / "__init__.py")
                                                  if p.exists())]
-        prepare = threading.Thread(target=_prepare_python, args=(sources,), name="lscloud-up-prepare", daemon=True)
-        prepare.start()
+        compiled = threading.Event()
+        threading.Thread(target=_prepare_python, args=(sources, compiled), name="lscloud-up-prepare",
+                         daemon=True).start()
         if o.s3_endpoint:
             s3 = (o.s3_endpoint, o.s3_access_key or "", o.s3_secret_key or "")
         else:
@@ -487,24 +486,32 @@ class Supervisor:
                                      # functions call each other through the gateway, as through Services
                                      peer_url_template=f"http://127.0.0.1:{gateway_port}/{{name}}",
                                      trace_file=str(self.state_dir / "traces.jsonl"))
-        store_ready = self.state_dir / STORE_READY
-        store_ready.unlink(missing_ok=True)
-        store_failed: list[BaseException] = []
+        servers_ready = self.state_dir / SERVERS_READY
+        servers_ready.unlink(missing_ok=True)
+        failed: list[BaseException] = []
+
+        def in_background(step, name: str) -> threading.Thread:
+            def run() -> None:
+                try:
+                    step()
+                except BaseException as exc:  # noqa: BLE001 - raised in the main thread below
+                    failed.append(exc)
+
+            thread = threading.Thread(target=run, name=name, daemon=True)
+            thread.start()
+            return thread
 
         def prepare_store() -> None:
-            try:
-                if self.weed is not None:
-                    self.weed.start()
-                    self.weed._ct = _create_time(self.weed.pid)
-                from ..store.objects import ObjectStore
+            if self.weed is not None:
+                self.weed.start()
+                self.weed._ct = _create_time(self.weed.pid)
+            from ..store.objects import ObjectStore
 
-                ObjectStore.from_settings(self.settings).ensure_bucket(self.settings.bucket)
-                store_ready.touch()
-            except BaseException as exc:  # noqa: BLE001 - raised in the main thread below
-                store_failed.append(exc)
+            # the client the supervisor keeps (device credentials): one S3 client for its whole life
+            self._device_store = ObjectStore.from_settings(self.settings)
+            self._device_store.ensure_bucket(self.settings.bucket)
 
-        store = threading.Thread(target=prepare_store, name="lscloud-up-store", daemon=True)
-        store.start()
+        waits = [in_background(prepare_store, "lscloud-up-store")]
         if o.nats_url:
             self.say(f"✓ NATS         {nats_url} (external)")
         else:
@@ -513,12 +520,11 @@ class Supervisor:
             self.say(f"✓ nats-server  {nats_url} (JetStream, data in {self.nats.data_dir})")
             self.say(f"✓ mqtt         {self.nats.mqtt_url} (nats-server's MQTT listener; devices/<domain>/… topics, "
                      "per-device credentials)")
+        waits.append(in_background(self._ensure_stream, "lscloud-up-stream"))
         self.write_state()
-        self._ensure_stream()
         self._dev_keys()
         self._pseudonym_key()
-        self._setup_telemetry()
-        prepare.join()  # the bytecode the function processes read
+        compiled.wait()  # the bytecode the function processes read
 
         # functions: one process each; one with hooks first moves what an older version wrote to
         # today's layout, then loads its reference data (each once per version), in that process
@@ -529,16 +535,19 @@ class Supervisor:
                 log_path=self.state_dir / "logs" / f"{m.name}.log",
                 hooks_report=(self.state_dir / "hooks" / f"{m.name}.json"
                               if m.migrate_module or m.seed_module else None),
-                forks=self.forks, wait_for=store_ready)
+                forks=self.forks, wait_for=servers_ready)
         for fp in self.functions.values():
             fp.spawn()
         self.write_state()
         self.say(f"… starting {len(self.functions)} function(s)")
         # the gateway starts beside them: it answers 503 for a function still starting
         self._spawn_gateway(gateway_port)
-        store.join()
-        if store_failed:
-            raise store_failed[0]
+        self._setup_telemetry()  # the supervisor's own spans (dispatcher, relay, clock) start after this
+        for thread in waits:
+            thread.join()
+        if failed:
+            raise failed[0]
+        servers_ready.touch()
         if o.s3_endpoint:
             self.say(f"✓ S3           {o.s3_endpoint} (external)")
         else:
@@ -883,21 +892,23 @@ class Supervisor:
         self.say("Stopped.")
 
 
-def _prepare_python(sources: list[Path]) -> None:
+def _prepare_python(sources: list[Path], compiled: threading.Event | None = None) -> None:
     """While the servers come up: compile the runtime's and the functions' bytecode once
     (:mod:`lscloud.local.bytecode`: every function process reads it instead of compiling the same
-    files again), and import the S3 and NATS clients the next steps need (the bucket, the stream)
-    and what starts once the functions are ready (the gateway's routing table, the dispatcher, the
-    relay, the clock), off the main thread's way."""
+    files again; ``compiled`` is set then), and import what the supervisor needs next (the S3 and
+    NATS clients for the bucket and the stream) and once the functions are ready (the dispatcher,
+    the relay, the clock), off the main thread's way."""
     import importlib
 
     try:
         compile_tree(sources)
     except Exception:  # noqa: BLE001 - without the cache each process compiles for itself
         pass
+    finally:
+        if compiled is not None:
+            compiled.set()
     try:
-        for name in ("lscloud.store.objects", "lscloud.bus", "lscloud.local.gateway", "lscloud.delivery",
-                     "lscloud.devices", "lscloud.clock"):
+        for name in ("lscloud.store.objects", "lscloud.bus", "lscloud.delivery", "lscloud.devices", "lscloud.clock"):
             importlib.import_module(name)
     except Exception:  # noqa: BLE001 - the real import later says what is wrong
         pass
