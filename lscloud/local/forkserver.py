@@ -51,6 +51,7 @@ PRELOAD = (
     "lscloud.peers", "httpx", "httpcore", "httpcore._sync.connection_pool",
 )
 _PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_NAME = 15
 SPAWN_TIMEOUT_S = 120.0  # the first request waits for the imports, on a loaded machine
 
 
@@ -221,6 +222,7 @@ def _run_child(request: dict, fds: tuple[int, ...]) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.chdir(request["cwd"])
+        _name(f"fn:{Path(request['cwd']).name}")
         os.environ.clear()
         os.environ.update(request["env"])
         sys.path[0] = request["cwd"]  # as `python -m` puts the working directory first
@@ -248,6 +250,15 @@ def _run_child(request: dict, fds: tuple[int, ...]) -> None:
             sys.stderr.flush()
         finally:
             os._exit(code if isinstance(code, int) else 1)
+
+
+def _name(name: str) -> None:
+    """The process's short name (what ``ps -o comm``, ``top`` and psutil's ``name()`` show; Linux):
+    its command line is still the fork server's."""
+    try:
+        ctypes.CDLL(None).prctl(_PR_SET_NAME, name.encode()[:15], 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _fork(request: dict, fds: tuple[int, ...]) -> int:

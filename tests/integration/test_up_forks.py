@@ -43,7 +43,8 @@ while answer is None and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
 import psutil
 found = {"pid": proc.pid, "parent": psutil.Process(proc.pid).ppid(), "me": os.getpid(), "answer": answer,
-         "session": os.getsid(proc.pid), "preloaded": "lscloud.knative" in sys.modules}
+         "session": os.getsid(proc.pid), "preloaded": "lscloud.knative" in sys.modules,
+         "name": psutil.Process(proc.pid).name()}
 os.kill(proc.pid, signal.SIGKILL)
 found["exit"] = proc.wait(30)
 forks.stop()
@@ -63,6 +64,7 @@ def test_a_forked_function_is_the_supervisors_child_with_its_own_environment(tmp
     assert found["answer"] == {"message": "xin chào", "service": "greeter", "method": "GET", "path": "/",
                                "pid": found["pid"]}
     assert found["session"] == found["pid"]
+    assert found["name"] == "fn:hello"  # what ps and top show of it
     # ...whose parent is the supervisor (not the fork server), so its exit code is the supervisor's to report
     assert found["parent"] == found["me"]
     assert found["exit"] == -signal.SIGKILL
