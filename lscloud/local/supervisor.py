@@ -437,6 +437,8 @@ class Supervisor:
         o = self.o
         started = time.monotonic()
         self.say(f"Lạng Sơn Cloud — local, state in {self.state_dir}")
+        # first: every function process waits for its imports, and nothing else needs to be first
+        self._start_fork_server()
         try:
             found = manifests.discover(o.functions_dirs)
         except manifests.ManifestError as exc:
@@ -453,7 +455,6 @@ class Supervisor:
         if not port_free(gateway_port, o.host):
             raise UpError(f"port {gateway_port} on {o.host} is in use; choose another with --port")
         ports = self._ports([m.name for m in found])
-        self._start_fork_server()
 
         # servers: weed mini (the slower) comes up in a thread, then gets the bucket; nats-server starts
         # here, then gets the stream in another thread. Every address is known in advance, so the
