@@ -223,8 +223,9 @@ def _run_child(request: dict, fds: tuple[int, ...]) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.chdir(request["cwd"])
         _name(f"fn:{Path(request['cwd']).name}")
-        os.environ.clear()
-        os.environ.update(request["env"])
+        from lscloud import config
+
+        config.replace_environ(request["env"])
         sys.path[0] = request["cwd"]  # as `python -m` puts the working directory first
         sys.argv = ["-m", *request["args"]]
         from lscloud import serve

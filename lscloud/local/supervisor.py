@@ -85,7 +85,7 @@ class UpOptions:
     ready_timeout_s: float = READY_TIMEOUT_S
     # fork function processes from one interpreter with the runtime imported (lscloud.local.forkserver);
     # LSCLOUD_UP_FORK=0 spawns each from scratch
-    fork: bool = field(default_factory=lambda: os.environ.get("LSCLOUD_UP_FORK", "1") != "0")
+    fork: bool = field(default_factory=lambda: config.environ().get("LSCLOUD_UP_FORK", "1") != "0")
 
 
 # -- small helpers used by the CLI and the benchmark too ------------------------------------------
