@@ -338,6 +338,13 @@ def environ() -> dict[str, str]:
     return dict(os.environ)
 
 
+def replace_environ(env: Mapping[str, str]) -> None:
+    """Make ``env`` the whole process environment: a process forked to become a function
+    (:mod:`lscloud.local.forkserver`) takes the environment it would have been spawned with."""
+    os.environ.clear()
+    os.environ.update(env)
+
+
 def merge_env_list(name: str, values: Iterable[str]) -> None:
     """Add ``values`` to the comma-separated process variable ``name`` (the OpenTelemetry
     instrumentations read their options from the environment, not from our settings)."""

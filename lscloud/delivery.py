@@ -294,8 +294,8 @@ class Dispatcher:
                 await self._bus.ensure_stream(dlq_stream(self.settings), DLQ_SUBJECTS)
             else:
                 await self._require_streams()
-            for sub in self.subscriptions:
-                await self._ensure_consumer(sub)
+            # one request each, independent: together, not one round trip after another (47 under `lscloud up`)
+            await asyncio.gather(*(self._ensure_consumer(sub) for sub in self.subscriptions))
             self._ready.set()
             tasks = [asyncio.create_task(self._consume(sub), name=f"consume {sub.durable}") for sub in self.subscriptions]
             await self._stopping.wait()

@@ -4,6 +4,7 @@
     python -m lscloud.serve --seed [--force] functions/<name>
     python -m lscloud.serve --migrate [--force] functions/<name>
     python -m lscloud.serve --run-hooks REPORT functions/<name>   # migrate, seed, then serve
+    python -m lscloud.serve --wait-for FILE [--run-hooks REPORT] functions/<name>
 
 Serving imports the folder's ``function`` package and hands its ``new`` to
 ``func_python.http.serve``, the same entry the func-python container image uses, so the
@@ -29,6 +30,12 @@ the file REPORT as one JSON object ``{"migrate": ..., "seed": ...}``. A hook tha
 reported there and the function serves anyway, as when the hooks ran in their own processes.
 This spares the local cloud one interpreter (and one import of the function) per hook, and lets
 every function's hooks run while the others start.
+
+``--wait-for FILE`` imports the function, then waits until FILE exists before it runs its hooks
+and serves: the local cloud starts every function while the object store and the event stream are
+still coming up and creates the file once the store has the bucket and NATS the stream, so the
+imports (most of a start) overlap the servers' own start, and no hook, publish or first readiness
+probe meets a server that is not there yet.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from pathlib import Path
 from types import ModuleType
 
 SEED_MARKER_PREFIX = "_lscloud/seeds"
+WAIT_FOR_TIMEOUT_S = 120.0
 MIGRATION_MARKER_PREFIX = "_lscloud/migrations"
 
 
@@ -62,6 +70,16 @@ def serve(function_dir: Path) -> None:
         raise SystemExit(f"{function_dir}/function/__init__.py must export new()")
     # func_python.http.serve dispatches on the callable's __name__ ('new' or 'handle')
     func_python.http.serve(new)
+
+
+def wait_for(path: Path, timeout_s: float = WAIT_FOR_TIMEOUT_S) -> bool:
+    """Wait until ``path`` exists (polled every 20 ms); False if it did not within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not Path(path).exists():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def package_fingerprint(package_dir: Path) -> str:
@@ -172,7 +190,18 @@ def main(argv: list[str] | None = None) -> int:
                        help="run the migration and seed hooks (once per version), write their reports to REPORT "
                             "(JSON), then serve")
     parser.add_argument("--force", action="store_true", help="with --seed / --migrate: run even if it already ran")
+    parser.add_argument("--wait-for", metavar="FILE", type=Path,
+                        help="import the function, then wait until FILE exists before running hooks and serving")
     args = parser.parse_args(argv)
+    if args.wait_for is not None:
+        load_package(args.function_dir)  # the import overlaps what is waited for
+        print(f"lscloud.serve: imported; waiting for {args.wait_for}", file=sys.stderr, flush=True)
+        if not wait_for(args.wait_for):
+            import logging
+
+            # as before the wait existed: the hooks report what fails, readiness says what is missing
+            logging.getLogger("lscloud.serve").warning("%s did not appear within %.0fs; starting anyway",
+                                                       args.wait_for, WAIT_FOR_TIMEOUT_S)
     if args.seed or args.migrate:
         # one JSON line on stdout: the supervisor reads it
         run = seed if args.seed else migrate

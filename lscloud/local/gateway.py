@@ -38,7 +38,6 @@ import logging
 import os
 import re
 import threading
-from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import quote
 
@@ -54,17 +53,9 @@ _HOP = {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorizati
 
 
 from .raw_problems import problem
+from .routes import Route, write_routes  # noqa: F401 - the table's format, where it has always been found
 
 log = logging.getLogger("lscloud.gateway")
-
-
-@dataclass
-class Route:
-    """What the gateway knows of one function (kept current by the supervisor)."""
-
-    name: str
-    port: int
-    state: str = "starting"  # starting | ready | crashed | restarting | stopped
 
 
 class Gateway:
@@ -431,15 +422,6 @@ class RoutesFile:
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 log.warning("routing table %s not read: %s", self.path, type(exc).__name__)
         return self._routes
-
-
-def write_routes(path, routes: dict[str, Route]) -> None:
-    """Write the routing table :class:`RoutesFile` reads (atomically: a reader sees the old or the new)."""
-    data = {"functions": {r.name: {"port": r.port, "state": r.state} for r in routes.values()}}
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
 
 
 class GatewayServer:

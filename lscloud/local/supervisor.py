@@ -1,12 +1,14 @@
 """`lscloud up`: the whole cloud on one machine, started and stopped in order.
 
-Order of start: nats-server and weed mini side by side (or external endpoints), the bucket and the
-stream, dev signing keys and the pseudonym key, one process per function (as Knative starts it), all
-at once: a function with data migrations or reference data runs those hooks (once per version) in
-its own process before it serves (``python -m lscloud.serve --run-hooks``); when every function is
-ready, the event dispatcher, the device relay, the platform clock (a tick event per
-``LSCLOUD_CLOCK_PERIOD_S``, default 60) and the gateway. Stop: the clock first, then the reverse of
-the start.
+Order of start: the fork server (:mod:`lscloud.local.forkserver`: it imports the runtime once,
+and the function processes are forked from it), nats-server and weed mini side by side (or external
+endpoints); once NATS answers and the dev signing keys and the pseudonym key are there, one process
+per function (as Knative starts it), all at once: each imports its package while the bucket and
+the stream are made, and waits for them (``python -m lscloud.serve --wait-for``); a function with
+data migrations or reference data then runs those hooks (once per version) in its own process
+before it serves (``--run-hooks``); when every function is ready, the event dispatcher, the device
+relay, the platform clock (a tick event per ``LSCLOUD_CLOCK_PERIOD_S``, default 60) and the
+gateway. Stop: the clock first, then the reverse of the start.
 
 Everything lives under the state dir: server data, ports (reused across runs so data and
 URLs stay put), logs, traces, dev keys, ``cloud.json`` (what runs where, for ``lscloud
@@ -21,6 +23,7 @@ the crash (exit code or signal) is reported. If a supervisor was killed outright
 from __future__ import annotations
 
 import fcntl
+import http.client
 import json
 import os
 import signal
@@ -33,18 +36,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-import httpx
-
 from .. import config
 from .. import manifest as manifests
 from .bytecode import compile_tree
-from .gateway import Route, write_routes
+from .forkserver import ForkServer, become_subreaper
 from .gateway_process import GatewayProcess, gateway_env
 from .processes import (HEALTHY_RESETS_BACKOFF_S, SIGNING_KEY_ENV, _PACKAGE_ROOT, _create_time, exit_description,
                         kill_group, process_alive)
+from .routes import Route, write_routes
 from .servers import NatsServer, ServerError, WeedMini, free_port
 
 READY_TIMEOUT_S = 90.0
+SERVERS_READY = "servers.ready"  # in the state dir once the store has the bucket and NATS the stream (functions wait)
 STOP_TIMEOUT_S = 10.0
 BACKOFF_START_S = 0.5
 BACKOFF_MAX_S = 30.0
@@ -80,6 +83,9 @@ class UpOptions:
     nats_url: str | None = None
     only: list[str] | None = None  # start just these functions
     ready_timeout_s: float = READY_TIMEOUT_S
+    # fork function processes from one interpreter with the runtime imported (lscloud.local.forkserver);
+    # LSCLOUD_UP_FORK=0 spawns each from scratch
+    fork: bool = field(default_factory=lambda: config.environ().get("LSCLOUD_UP_FORK", "1") != "0")
 
 
 # -- small helpers used by the CLI and the benchmark too ------------------------------------------
@@ -159,6 +165,8 @@ class FunctionProcess:
     create_time: float | None = None
     hooks_report: Path | None = None  # where its migration/seed reports land (None: it has no hooks)
     hooks_reported: bool = False
+    forks: ForkServer | None = field(default=None, repr=False)  # forks it when running (lscloud.local.forkserver)
+    wait_for: Path | None = None  # it runs its hooks and serves once this file exists: the servers are ready
 
     def __post_init__(self):
         self.route = Route(self.manifest.name, self.port)
@@ -178,9 +186,10 @@ class FunctionProcess:
     def argv(self) -> list[str]:
         """How it is started: with ``--run-hooks`` when it has migration or seed hooks, so they run
         in the process that then serves, before it binds its port (:func:`lscloud.serve.run_hooks`)."""
+        extra = ["--wait-for", str(self.wait_for)] if self.wait_for is not None else []
         if self.hooks_report is not None:
-            return run_function_argv(self.manifest.root, "--run-hooks", str(self.hooks_report))
-        return run_function_argv(self.manifest.root)
+            extra += ["--run-hooks", str(self.hooks_report)]
+        return run_function_argv(self.manifest.root, *extra)
 
     def spawn(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -192,20 +201,35 @@ class FunctionProcess:
             log.write(f"\n--- lscloud: starting {self.name} on 127.0.0.1:{self.port} at "
                       f"{time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
             log.flush()
-            self.proc = subprocess.Popen(self.argv(), env=self.env, stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                                         cwd=str(self.manifest.root))
+            self.proc = None
+            if self.forks is not None:
+                try:
+                    # the same `python -m lscloud.serve ...`, forked from an interpreter that has the
+                    # runtime imported already
+                    self.proc = self.forks.spawn(self.argv()[3:], self.env, self.manifest.root, self.log_path)
+                except OSError as exc:
+                    log.write(f"--- lscloud: fork server unavailable ({exc}); spawning ---\n".encode())
+                    log.flush()
+            if self.proc is None:
+                self.proc = subprocess.Popen(self.argv(), env=self.env, stdout=log,
+                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                             start_new_session=True, cwd=str(self.manifest.root))
         self.create_time = _create_time(self.proc.pid)
         self.spawned_at = time.monotonic()
         self.ready_at = None
         self.warned_slow = False
         self.state = "starting"
 
-    def ready(self, client: httpx.Client) -> bool:
+    def ready(self) -> bool:
+        """Its readiness answers 200 (plain http.client: a probe needs no client library)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1.0)
         try:
-            return client.get(f"http://127.0.0.1:{self.port}/health/readiness", timeout=1.0).status_code == 200
-        except httpx.HTTPError:
+            conn.request("GET", "/health/readiness")
+            return conn.getresponse().status == 200
+        except (OSError, http.client.HTTPException):
             return False
+        finally:
+            conn.close()
 
     def hook_results(self) -> dict | None:
         """The reports its hooks wrote this run (``{"migrate": ..., "seed": ...}``), once: None
@@ -245,12 +269,12 @@ class Supervisor:
         self._device_store = None
         self.gateway: GatewayProcess | None = None
         self.gateway_port: int | None = None
+        self.forks: ForkServer | None = None
         self._lock_file = None
         self._stop = threading.Event()
         self._raise_on_signal = True
         self._stopping = False
         self._state = "starting"
-        self._http = httpx.Client(trust_env=False)
 
     # -- output --
 
@@ -358,6 +382,8 @@ class Supervisor:
                 processes.append({"role": f"function:{fp.name}", "pid": fp.proc.pid, "create_time": fp.create_time})
         if self.gateway is not None and self.gateway.proc is not None:
             processes.append({"role": "gateway", "pid": self.gateway.proc.pid, "create_time": self.gateway.create_time})
+        if self.forks is not None and self.forks.pid:
+            processes.append({"role": "forkserver", "pid": self.forks.pid, "create_time": self.forks.create_time})
         data = {
             "state": self._state,
             "pid": os.getpid(), "create_time": _create_time(os.getpid()),
@@ -404,7 +430,6 @@ class Supervisor:
             return 0
         finally:
             self._unlock()
-            self._http.close()
             signal.signal(signal.SIGINT, old_int)
             signal.signal(signal.SIGTERM, old_term)
 
@@ -412,6 +437,8 @@ class Supervisor:
         o = self.o
         started = time.monotonic()
         self.say(f"Lạng Sơn Cloud — local, state in {self.state_dir}")
+        # first: every function process waits for its imports, and nothing else needs to be first
+        self._start_fork_server()
         try:
             found = manifests.discover(o.functions_dirs)
         except manifests.ManifestError as exc:
@@ -429,51 +456,27 @@ class Supervisor:
             raise UpError(f"port {gateway_port} on {o.host} is in use; choose another with --port")
         ports = self._ports([m.name for m in found])
 
-        # servers: weed mini (the slower) comes up in a thread while nats-server does here, and the
-        # clients the next steps need are imported meanwhile
+        # servers: weed mini (the slower) comes up in a thread, then gets the bucket; nats-server starts
+        # here, then gets the stream in another thread. Every address is known in advance, so the
+        # functions are started as soon as NATS answers and the keys are there: they import while the
+        # store and the stream come up, and wait for both (the file servers.ready) before their hooks
+        # run and they serve.
         if o.s3_endpoint and not (o.s3_access_key and o.s3_secret_key):
             raise UpError("--s3-endpoint needs --s3-access-key and --s3-secret-key")
         sources = [_PACKAGE_ROOT / "lscloud", *(p for m in found for p in (m.root, m.root.parent / "__init__.py")
                                                  if p.exists())]
-        background = [threading.Thread(target=_prepare_python, args=(sources,),
-                                       name="lscloud-up-prepare", daemon=True)]
-        weed_failed: list[BaseException] = []
-        if not o.s3_endpoint:
-            self.weed = WeedMini(data_dir=self.state_dir / "weed", s3_port=ports["s3"], ports=ports["weed"])
-
-            def start_weed() -> None:
-                try:
-                    self.weed.start()
-                except BaseException as exc:  # noqa: BLE001 - raised in the main thread below
-                    weed_failed.append(exc)
-
-            background.append(threading.Thread(target=start_weed, name="lscloud-up-weed", daemon=True))
-        for t in background:
-            t.start()
-        if o.nats_url:
-            nats_url = o.nats_url
-            self.say(f"✓ NATS         {nats_url} (external)")
-        else:
-            self.nats = NatsServer(data_dir=self.state_dir / "nats", port=ports["nats"],
-                                   monitor_port=ports["nats_monitor"], mqtt_port=ports["mqtt"])
-            self.nats.start()
-            self.nats._ct = _create_time(self.nats.pid)
-            nats_url = self.nats.url
-            self.say(f"✓ nats-server  {nats_url} (JetStream, data in {self.nats.data_dir})")
-            self.say(f"✓ mqtt         {self.nats.mqtt_url} (nats-server's MQTT listener; devices/<domain>/… topics, "
-                     "per-device credentials)")
-        for t in background:
-            t.join()
-        if weed_failed:
-            raise weed_failed[0]
+        compiled = threading.Event()
+        threading.Thread(target=_prepare_python, args=(sources, compiled), name="lscloud-up-prepare",
+                         daemon=True).start()
         if o.s3_endpoint:
             s3 = (o.s3_endpoint, o.s3_access_key or "", o.s3_secret_key or "")
-            self.say(f"✓ S3           {o.s3_endpoint} (external)")
         else:
-            self.weed._ct = _create_time(self.weed.pid)
+            self.weed = WeedMini(data_dir=self.state_dir / "weed", s3_port=ports["s3"], ports=ports["weed"])
             s3 = (self.weed.endpoint, self.weed.access_key, self.weed.secret_key)
-            self.say(f"✓ weed mini    {self.weed.endpoint} (S3, data in {self.weed.data_dir})")
-
+        if not o.nats_url:
+            self.nats = NatsServer(data_dir=self.state_dir / "nats", port=ports["nats"],
+                                   monitor_port=ports["nats_monitor"], mqtt_port=ports["mqtt"])
+        nats_url = o.nats_url or self.nats.url
         try:
             base = config.load()
         except config.ConfigError as exc:
@@ -484,16 +487,45 @@ class Supervisor:
                                      # functions call each other through the gateway, as through Services
                                      peer_url_template=f"http://127.0.0.1:{gateway_port}/{{name}}",
                                      trace_file=str(self.state_dir / "traces.jsonl"))
+        servers_ready = self.state_dir / SERVERS_READY
+        servers_ready.unlink(missing_ok=True)
+        failed: list[BaseException] = []
+
+        def in_background(step, name: str) -> threading.Thread:
+            def run() -> None:
+                try:
+                    step()
+                except BaseException as exc:  # noqa: BLE001 - raised in the main thread below
+                    failed.append(exc)
+
+            thread = threading.Thread(target=run, name=name, daemon=True)
+            thread.start()
+            return thread
+
+        def prepare_store() -> None:
+            if self.weed is not None:
+                self.weed.start()
+                self.weed._ct = _create_time(self.weed.pid)
+            from ..store.objects import ObjectStore
+
+            # the client the supervisor keeps (device credentials): one S3 client for its whole life
+            self._device_store = ObjectStore.from_settings(self.settings)
+            self._device_store.ensure_bucket(self.settings.bucket)
+
+        waits = [in_background(prepare_store, "lscloud-up-store")]
+        if o.nats_url:
+            self.say(f"✓ NATS         {nats_url} (external)")
+        else:
+            self.nats.start()
+            self.nats._ct = _create_time(self.nats.pid)
+            self.say(f"✓ nats-server  {nats_url} (JetStream, data in {self.nats.data_dir})")
+            self.say(f"✓ mqtt         {self.nats.mqtt_url} (nats-server's MQTT listener; devices/<domain>/… topics, "
+                     "per-device credentials)")
+        waits.append(in_background(self._ensure_stream, "lscloud-up-stream"))
         self.write_state()
-
-        from ..store.objects import ObjectStore
-
-        ObjectStore.from_settings(self.settings).ensure_bucket(self.settings.bucket)
-        self.say(f"✓ bucket       {self.settings.bucket}")
-        self._ensure_stream()
         self._dev_keys()
         self._pseudonym_key()
-        self._setup_telemetry()
+        compiled.wait()  # the bytecode the function processes read
 
         # functions: one process each; one with hooks first moves what an older version wrote to
         # today's layout, then loads its reference data (each once per version), in that process
@@ -503,13 +535,26 @@ class Supervisor:
                 manifest=m, port=ports["functions"][m.name], env=function_env(m, self.settings, ports["functions"][m.name]),
                 log_path=self.state_dir / "logs" / f"{m.name}.log",
                 hooks_report=(self.state_dir / "hooks" / f"{m.name}.json"
-                              if m.migrate_module or m.seed_module else None))
+                              if m.migrate_module or m.seed_module else None),
+                forks=self.forks, wait_for=servers_ready)
         for fp in self.functions.values():
             fp.spawn()
         self.write_state()
         self.say(f"… starting {len(self.functions)} function(s)")
         # the gateway starts beside them: it answers 503 for a function still starting
         self._spawn_gateway(gateway_port)
+        self._setup_telemetry()  # the supervisor's own spans (dispatcher, relay, clock) start after this
+        for thread in waits:
+            thread.join()
+        if failed:
+            raise failed[0]
+        servers_ready.touch()
+        if o.s3_endpoint:
+            self.say(f"✓ S3           {o.s3_endpoint} (external)")
+        else:
+            self.say(f"✓ weed mini    {self.weed.endpoint} (S3, data in {self.weed.data_dir})")
+        self.say(f"✓ bucket       {self.settings.bucket}")
+        self.write_state()
         self._raise_on_signal = False  # from here on every wait is our own loop, which checks the flag
         deadline = time.monotonic() + o.ready_timeout_s
         while not self._stop.is_set():
@@ -541,6 +586,23 @@ class Supervisor:
         self._state = "ready"
         self.write_state()
         self._summary(time.monotonic() - started)
+
+    def _start_fork_server(self) -> None:
+        """The interpreter the function processes are forked from: it imports the runtime while the
+        servers start (:mod:`lscloud.local.forkserver`). Without it (not Linux, LSCLOUD_UP_FORK=0,
+        it failed) each function is spawned from scratch."""
+        if not self.o.fork or not become_subreaper():
+            return
+        env = config.environ()
+        env.update({"PYTHONUNBUFFERED": "1",
+                    "PYTHONPATH": os.pathsep.join([str(_PACKAGE_ROOT), *filter(None, [env.get("PYTHONPATH")])])})
+        env.pop(SIGNING_KEY_ENV, None)
+        try:
+            self.forks = ForkServer(env, self.state_dir / "logs" / "forkserver.log", _PACKAGE_ROOT).start()
+            self.forks.create_time = _create_time(self.forks.pid)
+        except OSError as exc:
+            self.say(f"! fork server not started ({exc}): spawning each function")
+            self.forks = None
 
     def routes(self) -> dict[str, Route]:
         return {name: fp.route for name, fp in self.functions.items()}
@@ -734,7 +796,7 @@ class Supervisor:
                     changed = True
                     continue
             if fp.state == "starting":
-                if fp.ready(self._http):
+                if fp.ready():
                     fp.state = "ready"
                     fp.ready_at = now
                     self.say(f"✓ {fp.name.ljust(12)} ready on 127.0.0.1:{fp.port} (pid {fp.proc.pid}, "
@@ -819,6 +881,8 @@ class Supervisor:
             fp.state = "stopped"
         if running:
             self.say(f"✓ {len(running)} function(s) stopped")
+        if self.forks is not None:
+            self.forks.stop()
         for server, label in ((self.weed, "weed mini"), (self.nats, "nats-server")):
             if server is not None:
                 server.stop()
@@ -829,18 +893,23 @@ class Supervisor:
         self.say("Stopped.")
 
 
-def _prepare_python(sources: list[Path]) -> None:
+def _prepare_python(sources: list[Path], compiled: threading.Event | None = None) -> None:
     """While the servers come up: compile the runtime's and the functions' bytecode once
     (:mod:`lscloud.local.bytecode`: every function process reads it instead of compiling the same
-    files again), and import the S3 and NATS clients the next steps need (the bucket, the stream)."""
+    files again; ``compiled`` is set then), and import what the supervisor needs next (the S3 and
+    NATS clients for the bucket and the stream) and once the functions are ready (the dispatcher,
+    the relay, the clock), off the main thread's way."""
     import importlib
 
     try:
         compile_tree(sources)
     except Exception:  # noqa: BLE001 - without the cache each process compiles for itself
         pass
+    finally:
+        if compiled is not None:
+            compiled.set()
     try:
-        for name in ("lscloud.store.objects", "lscloud.bus"):
+        for name in ("lscloud.store.objects", "lscloud.bus", "lscloud.delivery", "lscloud.devices", "lscloud.clock"):
             importlib.import_module(name)
     except Exception:  # noqa: BLE001 - the real import later says what is wrong
         pass

@@ -120,6 +120,19 @@ def test_status_and_a_second_up_on_the_same_state_dir(cloud, workspace):
     assert f"(pid {cloud.proc.pid})" in second.stderr and "another `lscloud up`" in second.stderr
 
 
+def test_every_function_is_forked_from_the_fork_server_and_is_the_supervisors_child(cloud):
+    # the runtime is imported once, in the fork server; each function process is still the
+    # supervisor's child (it waits on it and reports its exit code)
+    state = cloud.state()
+    server = [p for p in state["processes"] if p["role"] == "forkserver"]
+    assert len(server) == 1
+    forked = psutil.Process(server[0]["pid"]).cmdline()
+    for name, f in state["functions"].items():
+        p = psutil.Process(f["pid"])
+        assert p.ppid() == cloud.proc.pid, name
+        assert p.cmdline() == forked, name
+
+
 def test_a_killed_function_is_restarted_and_reported(cloud):
     before = cloud.state()["functions"]["hello"]
     os.kill(before["pid"], signal.SIGKILL)

@@ -1,0 +1,123 @@
+"""How `lscloud up` starts its functions: forked from one interpreter that imported the runtime
+once (lscloud.local.forkserver), still the supervisor's children; importing while the store comes
+up and running hooks only once it is there (``serve --wait-for``). Facts, not timings."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lscloud.local.servers import free_port
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+HELLO = ROOT / "benchmarks" / "hello"
+
+# a small supervisor: makes itself the subreaper, starts the fork server, has it start hello, and
+# reports what it sees of the process (its parent, its answer, its exit code once killed)
+_SUPERVISOR = r"""
+import json, os, signal, sys, time, urllib.request
+from pathlib import Path
+from lscloud.local.forkserver import ForkServer, become_subreaper
+hello, log, port = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+assert become_subreaper()
+forks = ForkServer(dict(os.environ), log.with_name("forkserver.log"), hello).start()
+env = {**os.environ, "PORT": str(port), "LISTEN_ADDRESS": f"127.0.0.1:{port}", "K_SERVICE": "greeter",
+       "HELLO_GREETING": "xin chào"}
+proc = forks.spawn([str(hello)], env, hello, log)
+answer = None
+deadline = time.monotonic() + 120
+while answer is None and time.monotonic() < deadline and proc.poll() is None:
+    try:
+        answer = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read())
+    except OSError:
+        time.sleep(0.05)
+import psutil
+found = {"pid": proc.pid, "parent": psutil.Process(proc.pid).ppid(), "me": os.getpid(), "answer": answer,
+         "session": os.getsid(proc.pid), "preloaded": "lscloud.knative" in sys.modules,
+         "name": psutil.Process(proc.pid).name()}
+os.kill(proc.pid, signal.SIGKILL)
+found["exit"] = proc.wait(30)
+forks.stop()
+found["server_stopped"] = forks.proc.poll() is not None
+print(json.dumps(found))
+"""
+
+
+def test_a_forked_function_is_the_supervisors_child_with_its_own_environment(tmp_path):
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", _SUPERVISOR, str(HELLO), str(tmp_path / "hello.log"), str(port)],
+                          env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    # served with the environment it was given, in a process of its own session...
+    assert found["answer"] == {"message": "xin chào", "service": "greeter", "method": "GET", "path": "/",
+                               "pid": found["pid"]}
+    assert found["session"] == found["pid"]
+    assert found["name"] == "fn:hello"  # what ps and top show of it
+    # ...whose parent is the supervisor (not the fork server), so its exit code is the supervisor's to report
+    assert found["parent"] == found["me"]
+    assert found["exit"] == -signal.SIGKILL
+    assert found["server_stopped"] is True
+    assert found["preloaded"] is False  # the supervisor itself imported none of the runtime
+
+
+def _hooked_function(tmp_path: Path) -> Path:
+    root = tmp_path / "hooked"
+    package = root / "function"
+    package.mkdir(parents=True)
+    for f in ("__init__.py", "func.py"):
+        (package / f).write_text((HELLO / "function" / f).read_text())
+    (package / "seed.py").write_text(
+        "def seed(runtime):\n"
+        "    runtime.objects.put(runtime.settings.bucket, 'hooked/seeded.json', b'{}')\n"
+        "    return {'rows': 1}\n")
+    return root
+
+
+def test_a_function_told_to_wait_imports_then_runs_its_hooks_only_once_the_store_is_there(settings, object_store,
+                                                                                          tmp_path):
+    root = _hooked_function(tmp_path)
+    report, marker, port = tmp_path / "report.json", tmp_path / "store.ready", free_port()
+    env = {**os.environ, **settings.env_vars(), "K_SERVICE": "hooked", "PYTHONPATH": str(ROOT),
+           "LISTEN_ADDRESS": f"127.0.0.1:{port}", "PORT": str(port)}
+    log = tmp_path / "hooked.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "lscloud.serve", "--wait-for", str(marker),
+                                 "--run-hooks", str(report), str(root)], env=env, cwd=str(root),
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "waiting for" not in log.read_text(errors="replace"):
+            assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, "never said it waits"
+            time.sleep(0.05)
+        # it has imported the function and waits: nothing ran yet, nothing serves
+        assert not report.exists()
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/health/readiness", timeout=2)
+        marker.touch()
+        while True:
+            assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, "not ready within 120 s"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health/readiness", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        assert json.loads(report.read_text())["seed"]["seeded"] is True
+        assert object_store.head(settings.bucket, "hooked/seeded.json")
+    finally:
+        proc.terminate()
+        proc.wait(15)
