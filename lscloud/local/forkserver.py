@@ -1,7 +1,7 @@
 """Function processes for `lscloud up`, forked from one interpreter that imported the runtime once.
 
 Every function process imports the same ~700 ms of CPU before it does anything of its own:
-func-python and hypercorn, Flask, the OpenTelemetry SDK, boto3, jsonschema and the runtime around
+func-python and hypercorn, Flask, the OpenTelemetry SDK, the S3 client, jsonschema and the runtime around
 them. `lscloud up` starts fourteen at once on a machine with two cores, so those imports were most
 of its wait. The supervisor starts this server first (beside nats-server and weed mini); it imports
 that common part once (:data:`PRELOAD`) and then forks each function process from itself, which
@@ -45,7 +45,7 @@ PRELOAD = (
     "lscloud.runtime", "lscloud.store.objects", "lscloud.listing", "lscloud.validation", "lscloud.reference",
     "lscloud.aggregate", "lscloud.idempotency", "a2wsgi", "jsonschema", "yaml",
     "opentelemetry.sdk.trace", "opentelemetry.sdk.metrics", "opentelemetry.instrumentation.flask",
-    "opentelemetry.instrumentation.botocore", "boto3.s3.transfer",
+    "lscloud.store.s3http", "urllib3",
     # what most functions' apps import as they are built: the peers' HTTP client (httpcore imports
     # its sync backend, and trio where installed, on the first client)
     "lscloud.peers", "httpx", "httpcore", "httpcore._sync.connection_pool",
@@ -195,14 +195,6 @@ def _preload() -> None:
             importlib.import_module(name)
         except Exception as exc:  # noqa: BLE001 - the function's own import reports it
             print(f"forkserver: preloading {name} failed: {exc.__class__.__name__}: {exc}", flush=True)
-    try:
-        from lscloud.store.objects import ObjectStore
-
-        # a client of the process's S3 session, never used: the session has read and parsed the S3
-        # model and endpoint rules once, here, and every forked process's clients reuse them
-        ObjectStore("http://127.0.0.1:9", "warm", "warm")
-    except Exception as exc:  # noqa: BLE001 - each process then parses them for itself
-        print(f"forkserver: warming the S3 session failed: {exc.__class__.__name__}: {exc}", flush=True)
 
 
 def _run_child(request: dict, fds: tuple[int, ...]) -> None:
