@@ -18,9 +18,25 @@ import asyncio
 import logging
 from urllib.parse import unquote
 
-from aiohttp import web
+from aiohttp import HttpVersion10, HttpVersion11, web
 
 log = logging.getLogger("lscloud.gateway")
+
+_ASGI = {"version": "3.0", "spec_version": "2.3"}
+_VERSIONS = {HttpVersion11: "1.1", HttpVersion10: "1.0"}
+
+
+def _response_headers(raw) -> tuple[list[tuple[str, str]], bool]:
+    """An ASGI response's headers for aiohttp (str pairs, repeats kept), and whether it asks to
+    close the connection (``Connection`` itself is the server's to write)."""
+    headers, close = [], False
+    for k, v in raw:
+        name = k.decode("latin-1")
+        if name.lower() == "connection":
+            close = close or b"close" in v.lower()
+            continue
+        headers.append((name, v.decode("latin-1")))
+    return headers, close
 
 
 def handler_for(app):
@@ -29,12 +45,13 @@ def handler_for(app):
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
         target = request.raw_path
         raw_path, _, query = target.partition("?")
-        transport = request.transport
-        peer = transport.get_extra_info("peername") if transport else None
-        sock = transport.get_extra_info("sockname") if transport else None
+        # the connection's addresses, asked of the socket once per connection (aiohttp caches them)
+        protocol = request.protocol
+        peer, sock = protocol.peername, protocol.sockname
+        version = request.version
         scope = {
-            "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
-            "http_version": f"{request.version.major}.{request.version.minor}",
+            "type": "http", "asgi": _ASGI,
+            "http_version": _VERSIONS.get(version) or f"{version.major}.{version.minor}",
             "method": request.method, "scheme": "http", "root_path": "",
             "path": unquote(raw_path), "raw_path": raw_path.encode("latin-1"),
             "query_string": query.encode("latin-1"),
@@ -72,22 +89,22 @@ def handler_for(app):
                 return
             if kind != "http.response.body" or start is None:
                 return
+            body = message.get("body", b"")
+            more = message.get("more_body", False)
             if response is None:
-                response = web.StreamResponse(status=start["status"])
-                close = False
-                for k, v in start.get("headers", ()):
-                    name = k.decode("latin-1")
-                    if name.lower() == "connection":
-                        close = close or b"close" in v.lower()
-                        continue
-                    response.headers.add(name, v.decode("latin-1"))
+                headers, close = _response_headers(start.get("headers", ()))
+                if more:
+                    response = web.StreamResponse(status=start["status"], headers=headers)
+                else:
+                    # the whole answer in one message: status line, headers and body in one write
+                    response = web.Response(status=start["status"], headers=headers, body=body)
+                    body = b""
                 if close:
                     response.force_close()
                 await response.prepare(request)
-            body = message.get("body", b"")
             if body:
                 await response.write(body)
-            if not message.get("more_body", False):
+            if not more:
                 await response.write_eof()
 
         try:

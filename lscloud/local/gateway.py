@@ -45,6 +45,9 @@ from urllib.parse import quote
 import aiohttp
 import yarl
 
+from opentelemetry import context as _context
+from opentelemetry import trace as _trace
+
 from .. import asgi
 from . import paths
 
@@ -56,6 +59,12 @@ _HOP = {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorizati
 from .raw_problems import problem
 
 log = logging.getLogger("lscloud.gateway")
+
+WHOLE_BODY_BYTES = 256 * 1024
+"""An upstream answer up to this size (by its Content-Length) is read whole and forwarded in one
+write; a larger one, or one of unknown length, is streamed chunk by chunk."""
+
+_ROOT = _context.Context()  # a request with no traceparent starts a trace (never the task's context)
 
 
 @dataclass
@@ -182,59 +191,92 @@ class Gateway:
     # -- proxy -------------------------------------------------------------------------------------
 
     async def _proxy(self, scope, receive, send, route: Route, where: paths.RequestPath) -> None:
-        telemetry = self._telemetry
-        span_cm = None
-        in_headers = [(k.lower(), v) for k, v in scope["headers"]]
-        if telemetry is not None:
-            try:
-                carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in in_headers}
-                from opentelemetry.trace import SpanKind
-
-                span_cm = self._tracer.start_as_current_span(
-                    f"{scope['method']} /{route.name}", kind=SpanKind.SERVER, context=telemetry.extract(carrier),
-                    attributes={"http.request.method": scope["method"], "url.path": scope["path"],
-                                "http.route": f"/{route.name}/*", "lscloud.function": route.name,
-                                "server.port": (scope.get("server") or ("", 0))[1] or 0})
-            except Exception:  # noqa: BLE001 - tracing must never break routing
-                span_cm = None
-        if span_cm is None:
-            return await self._forward(scope, receive, send, route, where, in_headers, None)
-        with span_cm as span:
-            await self._forward(scope, receive, send, route, where, in_headers, span)
-
-    async def _forward(self, scope, receive, send, route, where, in_headers, span) -> None:
-        client_addr = (scope.get("client") or ("", 0))[0]
-        headers: list[tuple[bytes, bytes]] = []
-        forwarded_for = None
-        host = None
-        for k, v in in_headers:
+        # one pass over the request's headers: what is forwarded (as aiohttp takes them), and what
+        # the gateway itself reads (the caller's trace context, Host, X-Forwarded-For, a body)
+        headers: list[tuple[str, str]] = []
+        forwarded_for = host = traceparent = tracestate = None
+        has_body = False
+        for k, v in scope["headers"]:
+            k = k.lower()
             if k in _HOP:
+                if k == b"transfer-encoding":
+                    has_body = True
                 continue
             if k == b"x-forwarded-for":
                 forwarded_for = v
                 continue
+            if k == b"traceparent":
+                traceparent = v
+                continue
+            if k == b"tracestate":
+                tracestate = v
+                continue
             if k == b"host":
                 host = v
-            if span is not None and k in (b"traceparent", b"tracestate"):
-                continue  # replaced by the gateway span's context below
-            headers.append((k, v))
-        xff = (forwarded_for + b", " if forwarded_for else b"") + client_addr.encode()
-        headers += [(b"x-forwarded-for", xff), (b"x-forwarded-proto", scope.get("scheme", "http").encode()),
-                    (b"x-forwarded-prefix", f"/{route.name}".encode())]
+            elif k == b"content-length":
+                has_body = True
+            headers.append((k.decode("latin-1"), v.decode("latin-1")))
+        client_addr = (scope.get("client") or ("", 0))[0]
+        xff = (forwarded_for.decode("latin-1") + ", " if forwarded_for else "") + client_addr
+        headers += [("x-forwarded-for", xff), ("x-forwarded-proto", scope.get("scheme", "http")),
+                    ("x-forwarded-prefix", "/" + route.name)]
         if host:
-            headers.append((b"x-forwarded-host", host))
-        if span is not None:
-            carrier: dict[str, str] = {}
-            try:
-                self._telemetry.inject(carrier)
-            except Exception:  # noqa: BLE001
-                carrier = {}
-            headers += [(k.lower().encode(), v.encode()) for k, v in carrier.items()]
+            headers.append(("x-forwarded-host", host.decode("latin-1")))
 
+        span = self._server_span(scope, route, traceparent, tracestate)
+        if span is None:
+            # no tracing: the caller's trace context goes on as it came
+            if traceparent is not None:
+                headers.append(("traceparent", traceparent.decode("latin-1")))
+            if tracestate is not None:
+                headers.append(("tracestate", tracestate.decode("latin-1")))
+            return await self._forward(scope, receive, send, route, where, headers, has_body, None)
+        # the function's parent is the gateway's span (never made the task's current span: nothing
+        # else in the gateway records spans, and attaching and detaching a context costs per request)
+        carrier: dict[str, str] = {}
+        try:
+            self._telemetry.inject(carrier, context=_trace.set_span_in_context(span))
+        except Exception:  # noqa: BLE001 - tracing must never break routing
+            carrier = {}
+        headers += [(k.lower(), v) for k, v in carrier.items()]
+        try:
+            await self._forward(scope, receive, send, route, where, headers, has_body, span)
+        except BaseException as exc:
+            if span.is_recording():
+                span.record_exception(exc)
+                span.set_status(_trace.Status(_trace.StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            raise
+        finally:
+            span.end()
+
+    def _server_span(self, scope, route: Route, traceparent: bytes | None, tracestate: bytes | None):
+        """The gateway's SERVER span for a request, child of the caller's ``traceparent`` if any
+        (None when telemetry is off or fails: tracing never breaks routing)."""
+        telemetry = self._telemetry
+        if telemetry is None:
+            return None
+        try:
+            if traceparent is None:
+                parent = _ROOT
+            else:
+                carrier = {"traceparent": traceparent.decode("latin-1")}
+                if tracestate is not None:
+                    carrier["tracestate"] = tracestate.decode("latin-1")
+                parent = telemetry.extract(carrier)
+            method = scope["method"]
+            return self._tracer.start_span(
+                f"{method} /{route.name}", context=parent, kind=_trace.SpanKind.SERVER,
+                attributes={"http.request.method": method, "url.path": scope["path"],
+                            "http.route": f"/{route.name}/*", "lscloud.function": route.name,
+                            "server.port": (scope.get("server") or ("", 0))[1] or 0})
+        except Exception:  # noqa: BLE001 - tracing must never break routing
+            return None
+
+    async def _forward(self, scope, receive, send, route, where, headers: list[tuple[str, str]], has_body: bool,
+                       span) -> None:
         # byte for byte what the client sent (paths.parse accepted it as it is)
         target = where.raw_rest + (b"?" + _query(scope.get("query_string", b"")) if scope.get("query_string") else b"")
         url = yarl.URL(f"http://{self.upstream_host}:{route.port}{target.decode('ascii')}", encoded=True)
-        has_body = any(k in (b"content-length", b"transfer-encoding") for k, _ in in_headers)
         limit = self.max_body_bytes
 
         async def body():
@@ -263,8 +305,7 @@ class Gateway:
 
         try:
             response = await self.client.request(
-                scope["method"], url, headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers],
-                data=body() if has_body else None, allow_redirects=False, compress=None)
+                scope["method"], url, headers=headers, data=body() if has_body else None, allow_redirects=False, compress=None)
         except aiohttp.ClientConnectionError as exc:
             cause = exc.__cause__
             if isinstance(cause, _ClientGone):
@@ -302,13 +343,25 @@ class Gateway:
             # the gateway's server writes its own date/server headers
             out_headers = [(k.lower(), v) for k, v in response.raw_headers
                            if k.lower() not in _HOP and k.lower() not in (b"date", b"server")]
+            status = response.status
             if span is not None:
-                span.set_attribute("http.response.status_code", response.status)
-                if response.status >= 500:
-                    from opentelemetry.trace import Status, StatusCode
-
-                    span.set_status(Status(StatusCode.ERROR))
-            await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    span.set_status(_trace.Status(_trace.StatusCode.ERROR))
+            length = response.content_length
+            if length is not None and length <= WHOLE_BODY_BYTES:
+                # a small answer is read whole and sent in one message (one write to the client)
+                try:
+                    content = await response.read()
+                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:  # cut short: nothing was sent yet
+                    return await answer(502, "bad-gateway", "Function dropped the connection",
+                                        f"{route.name} closed the connection while answering ({type(exc).__name__}).",
+                                        "Hàm ngắt kết nối", f"Hàm {route.name} ngắt kết nối khi đang trả lời.")
+                await send({"type": "http.response.start", "status": status, "headers": out_headers})
+                await send({"type": "http.response.body", "body": content, "more_body": False})
+                done = True
+                return
+            await send({"type": "http.response.start", "status": status, "headers": out_headers})
             # raw bytes: a compressed body stays compressed, Content-Length stays true
             async for chunk in response.content.iter_any():
                 if chunk:
