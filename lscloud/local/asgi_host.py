@@ -126,8 +126,13 @@ def handler_for(app):
 
 async def serve(app, host: str, port: int, stop: asyncio.Event, *, keepalive_timeout: float = 75.0) -> None:
     """Serve ``app`` on ``host:port`` until ``stop`` is set (then close; open requests get
-    ``grace_s`` to finish)."""
-    server = web.Server(handler_for(app), keepalive_timeout=keepalive_timeout, access_log=None,
+    ``grace_s`` to finish). An app with an ``aiohttp_handler(asgi_handler)`` method (the gateway)
+    is served by the handler it returns, given the ASGI one for what it does not serve itself."""
+    handler = handler_for(app)
+    native = getattr(app, "aiohttp_handler", None)
+    if native is not None:  # the app serves its common case without ASGI, the rest through it
+        handler = native(handler)
+    server = web.Server(handler, keepalive_timeout=keepalive_timeout, access_log=None,
                         handler_cancellation=False)
     loop = asyncio.get_running_loop()
     listener = await loop.create_server(server, host, port, reuse_address=True, backlog=1024)
