@@ -32,6 +32,7 @@ early answer).
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import json
 import logging
@@ -63,6 +64,10 @@ log = logging.getLogger("lscloud.gateway")
 WHOLE_BODY_BYTES = 256 * 1024
 """An upstream answer up to this size (by its Content-Length) is read whole and forwarded in one
 write; a larger one, or one of unknown length, is streamed chunk by chunk."""
+
+# the paths in use are few (a function's routes) and parse is pure: each decided once, not per request
+# (a refused path raises, so is never kept)
+_parse = functools.lru_cache(maxsize=4096)(paths.parse)
 
 _ROOT = _context.Context()  # a request with no traceparent starts a trace (never the task's context)
 
@@ -173,7 +178,7 @@ class Gateway:
         if path == "/docs" or path.startswith("/docs/"):
             return "docs", None
         try:
-            where = paths.parse(raw_path)
+            where = _parse(raw_path)
         except paths.MalformedPath as exc:
             shown = paths.shown(raw_path)
             return "refuse", problem(
