@@ -9,7 +9,11 @@ headers with the first body bytes. The app stays a plain ASGI app (``scope``, ``
 - ``raw_path`` is the request target exactly as sent (up to ``?``), ``query_string`` the rest;
 - a body its sender abandons is a ``http.disconnect`` before the body ended (the guard turns it
   into :class:`lscloud.asgi.BodyIncomplete`);
-- a response with ``Connection: close`` closes the connection after it is sent.
+- a response with ``Connection: close`` closes the connection after it is sent;
+- an answer given in one body message goes out in one write (status line, headers and body).
+
+An app may serve its common case without ASGI (the gateway's bodyless forwards,
+:meth:`lscloud.local.gateway.Gateway.aiohttp_handler`); what it does not serve itself comes here.
 """
 
 from __future__ import annotations

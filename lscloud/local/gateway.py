@@ -22,11 +22,18 @@ What it refuses, each with an ``application/problem+json`` answer:
   ``settings.blob_max_bytes``); each function still applies its own per-route limits.
 
 An upstream that cannot be reached answers 502 (503 while the function is starting or
-restarting), one that drops the connection 502, one that is too slow 504. An answer given before
-the client's body was read closes the client connection after draining the body
-(:class:`lscloud.asgi.BodyGuard`), and an upstream connection is never returned to the pool
-half-read (httpcore closes one whose request did not complete; functions close theirs after an
+restarting), one that drops the connection (before or while answering) 502, one that is too slow
+504. An answer given before the client's body was read closes the client connection after
+draining the body (:class:`lscloud.asgi.BodyGuard`), and an upstream connection is never returned
+to the pool half-read (a response not read to its end is closed; functions close theirs after an
 early answer).
+
+Two ways in, one set of rules: the app is plain ASGI (:class:`Gateway`), and its common case, a
+request without a body that :meth:`Gateway._resolve` forwards, is also served aiohttp-natively
+(:meth:`Gateway.aiohttp_handler`, no ASGI scope, messages or guard: the gateway's cost per
+request is what it takes off a function's throughput). Everything else, and so every refusal,
+goes through the ASGI app; the shared steps (the routing decision, the header pass, the span, the
+upstream call and its error answers, the whole-body read) are one code for both.
 """
 
 from __future__ import annotations
