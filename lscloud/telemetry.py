@@ -182,12 +182,16 @@ def _redacted_attributes(attributes) -> dict[str, Any]:
 
 def redacted_span(span: ReadableSpan) -> ReadableSpan:
     """``span`` as exported: the same span with identifier-shaped values redacted."""
+    name = redaction.redact(span.name)
+    attributes = _redacted_attributes(span.attributes)
+    if name == span.name and not span.events and not span.status.description \
+            and all(v == attributes[k] for k, v in (span.attributes or {}).items()):
+        return span  # nothing to redact (most spans): no copy
     status = span.status
     if status.description:
         status = Status(status.status_code, redaction.redact(status.description))
     return ReadableSpan(
-        name=redaction.redact(span.name), context=span.context, parent=span.parent, resource=span.resource,
-        attributes=_redacted_attributes(span.attributes),
+        name=name, context=span.context, parent=span.parent, resource=span.resource, attributes=attributes,
         events=[Event(e.name, _redacted_attributes(e.attributes), e.timestamp) for e in span.events],
         links=span.links, kind=span.kind, status=status, start_time=span.start_time, end_time=span.end_time,
         instrumentation_scope=span.instrumentation_scope)

@@ -9,7 +9,11 @@ headers with the first body bytes. The app stays a plain ASGI app (``scope``, ``
 - ``raw_path`` is the request target exactly as sent (up to ``?``), ``query_string`` the rest;
 - a body its sender abandons is a ``http.disconnect`` before the body ended (the guard turns it
   into :class:`lscloud.asgi.BodyIncomplete`);
-- a response with ``Connection: close`` closes the connection after it is sent.
+- a response with ``Connection: close`` closes the connection after it is sent;
+- an answer given in one body message goes out in one write (status line, headers and body).
+
+An app may serve its common case without ASGI (the gateway's bodyless forwards,
+:meth:`lscloud.local.gateway.Gateway.aiohttp_handler`); what it does not serve itself comes here.
 """
 
 from __future__ import annotations
@@ -18,9 +22,25 @@ import asyncio
 import logging
 from urllib.parse import unquote
 
-from aiohttp import web
+from aiohttp import HttpVersion10, HttpVersion11, web
 
 log = logging.getLogger("lscloud.gateway")
+
+_ASGI = {"version": "3.0", "spec_version": "2.3"}
+_VERSIONS = {HttpVersion11: "1.1", HttpVersion10: "1.0"}
+
+
+def _response_headers(raw) -> tuple[list[tuple[str, str]], bool]:
+    """An ASGI response's headers for aiohttp (str pairs, repeats kept), and whether it asks to
+    close the connection (``Connection`` itself is the server's to write)."""
+    headers, close = [], False
+    for k, v in raw:
+        name = k.decode("latin-1")
+        if name.lower() == "connection":
+            close = close or b"close" in v.lower()
+            continue
+        headers.append((name, v.decode("latin-1")))
+    return headers, close
 
 
 def handler_for(app):
@@ -29,12 +49,13 @@ def handler_for(app):
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
         target = request.raw_path
         raw_path, _, query = target.partition("?")
-        transport = request.transport
-        peer = transport.get_extra_info("peername") if transport else None
-        sock = transport.get_extra_info("sockname") if transport else None
+        # the connection's addresses, asked of the socket once per connection (aiohttp caches them)
+        protocol = request.protocol
+        peer, sock = protocol.peername, protocol.sockname
+        version = request.version
         scope = {
-            "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
-            "http_version": f"{request.version.major}.{request.version.minor}",
+            "type": "http", "asgi": _ASGI,
+            "http_version": _VERSIONS.get(version) or f"{version.major}.{version.minor}",
             "method": request.method, "scheme": "http", "root_path": "",
             "path": unquote(raw_path), "raw_path": raw_path.encode("latin-1"),
             "query_string": query.encode("latin-1"),
@@ -72,22 +93,22 @@ def handler_for(app):
                 return
             if kind != "http.response.body" or start is None:
                 return
+            body = message.get("body", b"")
+            more = message.get("more_body", False)
             if response is None:
-                response = web.StreamResponse(status=start["status"])
-                close = False
-                for k, v in start.get("headers", ()):
-                    name = k.decode("latin-1")
-                    if name.lower() == "connection":
-                        close = close or b"close" in v.lower()
-                        continue
-                    response.headers.add(name, v.decode("latin-1"))
+                headers, close = _response_headers(start.get("headers", ()))
+                if more:
+                    response = web.StreamResponse(status=start["status"], headers=headers)
+                else:
+                    # the whole answer in one message: status line, headers and body in one write
+                    response = web.Response(status=start["status"], headers=headers, body=body)
+                    body = b""
                 if close:
                     response.force_close()
                 await response.prepare(request)
-            body = message.get("body", b"")
             if body:
                 await response.write(body)
-            if not message.get("more_body", False):
+            if not more:
                 await response.write_eof()
 
         try:
@@ -109,8 +130,13 @@ def handler_for(app):
 
 async def serve(app, host: str, port: int, stop: asyncio.Event, *, keepalive_timeout: float = 75.0) -> None:
     """Serve ``app`` on ``host:port`` until ``stop`` is set (then close; open requests get
-    ``grace_s`` to finish)."""
-    server = web.Server(handler_for(app), keepalive_timeout=keepalive_timeout, access_log=None,
+    ``grace_s`` to finish). An app with an ``aiohttp_handler(asgi_handler)`` method (the gateway)
+    is served by the handler it returns, given the ASGI one for what it does not serve itself."""
+    handler = handler_for(app)
+    native = getattr(app, "aiohttp_handler", None)
+    if native is not None:  # the app serves its common case without ASGI, the rest through it
+        handler = native(handler)
+    server = web.Server(handler, keepalive_timeout=keepalive_timeout, access_log=None,
                         handler_cancellation=False)
     loop = asyncio.get_running_loop()
     listener = await loop.create_server(server, host, port, reuse_address=True, backlog=1024)

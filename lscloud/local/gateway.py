@@ -22,16 +22,24 @@ What it refuses, each with an ``application/problem+json`` answer:
   ``settings.blob_max_bytes``); each function still applies its own per-route limits.
 
 An upstream that cannot be reached answers 502 (503 while the function is starting or
-restarting), one that drops the connection 502, one that is too slow 504. An answer given before
-the client's body was read closes the client connection after draining the body
-(:class:`lscloud.asgi.BodyGuard`), and an upstream connection is never returned to the pool
-half-read (httpcore closes one whose request did not complete; functions close theirs after an
+restarting), one that drops the connection (before or while answering) 502, one that is too slow
+504. An answer given before the client's body was read closes the client connection after
+draining the body (:class:`lscloud.asgi.BodyGuard`), and an upstream connection is never returned
+to the pool half-read (a response not read to its end is closed; functions close theirs after an
 early answer).
+
+Two ways in, one set of rules: the app is plain ASGI (:class:`Gateway`), and its common case, a
+request without a body that :meth:`Gateway._resolve` forwards, is also served aiohttp-natively
+(:meth:`Gateway.aiohttp_handler`, no ASGI scope, messages or guard: the gateway's cost per
+request is what it takes off a function's throughput). Everything else, and so every refusal,
+goes through the ASGI app; the shared steps (the routing decision, the header pass, the span, the
+upstream call and its error answers, the whole-body read) are one code for both.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import json
 import logging
@@ -39,10 +47,13 @@ import os
 import re
 import threading
 from typing import Callable
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import aiohttp
 import yarl
+
+from opentelemetry import context as _context
+from opentelemetry import trace as _trace
 
 from .. import asgi
 from . import paths
@@ -57,15 +68,28 @@ from .routes import Route, write_routes  # noqa: F401 - the table's format, wher
 
 log = logging.getLogger("lscloud.gateway")
 
+WHOLE_BODY_BYTES = 256 * 1024
+"""An upstream answer up to this size (by its Content-Length) is read whole and forwarded in one
+write; a larger one, or one of unknown length, is streamed chunk by chunk."""
+
+# the paths in use are few (a function's routes) and parse is pure: each decided once, not per request
+# (a refused path raises, so is never kept)
+_parse = functools.lru_cache(maxsize=4096)(paths.parse)
+
+_ROOT = _context.Context()  # a request with no traceparent starts a trace (never the task's context)
+
 
 class Gateway:
     """The ASGI app. ``routes`` returns the current routing table (name -> Route)."""
 
     def __init__(self, routes: Callable[[], dict[str, Route]], *, upstream_host: str = "127.0.0.1",
-                 read_timeout_s: float = 60.0, max_body_bytes: int | None = None, dev_tokens=None):
+                 read_timeout_s: float = 60.0, max_body_bytes: int | None = None, dev_tokens=None,
+                 fast_path: bool = True):
         """``max_body_bytes``: the largest request body forwarded (default: the largest any route
         takes by default settings, ``max(max_body_bytes, blob_max_bytes)``). ``dev_tokens``: an
-        :class:`lscloud.local.apidocs.DevTokens` for ``/docs/token`` (local cloud only; ``None``: no route)."""
+        :class:`lscloud.local.apidocs.DevTokens` for ``/docs/token`` (local cloud only; ``None``: no route).
+        ``fast_path``: serve bodyless forwards without ASGI (:meth:`aiohttp_handler`; off: every
+        request goes through the ASGI app, as tests compare)."""
         self.routes = routes
         self.dev_tokens = dev_tokens
         self.upstream_host = upstream_host
@@ -76,6 +100,7 @@ class Gateway:
             defaults = Settings()
             max_body_bytes = max(defaults.max_body_bytes, defaults.blob_max_bytes)
         self.max_body_bytes = max_body_bytes
+        self.fast_path = fast_path
         self.client: aiohttp.ClientSession | None = None
         self._telemetry = None
         self._tracer = None
@@ -124,45 +149,53 @@ class Gateway:
         try:
             await self._route(scope, receive, send)
         except Exception:  # noqa: BLE001 - never a bare 500: the answer is a problem, the cause is logged
-            # the function's name only: the rest of a path may hold a personal identifier
-            log.exception("gateway error on %s /%s/...", scope.get("method"),
-                          paths.shown(_raw_path(scope)).lstrip("/").split("/", 1)[0][:64])
+            error = _failed(scope.get("method"), _raw_path(scope))
             if not guard.started:
-                await _send(send, *problem(500, "gateway-error", "Gateway error", "The gateway failed to handle "
-                                           "this request; see its log.", "Lỗi cổng",
-                                           "Cổng gặp lỗi khi xử lý yêu cầu này."))
+                await _send(send, *error)
 
     async def _route(self, scope, receive, send) -> None:
-        path = scope["path"]
-        if path in ("/", ""):
+        kind, what = self._resolve(scope["path"], _raw_path(scope))
+        if kind == "index":
             return await self._index(scope, send)
-        if path == "/docs" or path.startswith("/docs/"):
+        if kind == "docs":
             return await self._docs(scope, send)
-        raw_path = _raw_path(scope)
-        try:
-            where = paths.parse(raw_path)
-        except paths.MalformedPath as exc:
-            shown = paths.shown(raw_path)
-            return await _send(send, *problem(
-                400, "malformed-path", "Malformed path", f"The path {shown!r} is not accepted: {exc}.",
-                "Đường dẫn không hợp lệ", f"Đường dẫn {shown!r} không được chấp nhận.",
-                errors=[{"field": "path", "message": str(exc)}]))
-        name = where.function
-        route = self.routes().get(name)
-        if route is None:
-            return await _send(send, *problem(
-                404, "function-not-found", "No such function", f"No function named {name!r} runs in this cloud; "
-                "see / for the list.", "Không có hàm này", f"Không có hàm nào tên {name!r}; xem danh sách tại /."))
-        if where.internal:
-            return await _send(send, *problem(
-                404, "not-found", "Not found", "Events are delivered to functions by the event dispatcher and "
-                "health is probed by the platform, not through the gateway.", "Không tìm thấy",
-                "Sự kiện được chuyển tới hàm qua bộ điều phối sự kiện và tình trạng của hàm do nền tảng kiểm tra, "
-                "không qua cổng."))
+        if kind == "refuse":
+            return await _send(send, *what)
         length = asgi.content_length(scope)
         if length is not None and length > self.max_body_bytes:
             return await _send(send, *self._too_large())
+        route, where = what
         await self._proxy(scope, receive, send, route, where)
+
+    def _resolve(self, path: str, raw_path: bytes):
+        """What the gateway does with a request for ``path`` (decoded) sent as ``raw_path``: one
+        decision for both ways in (ASGI and :meth:`aiohttp_handler`). ``("index" | "docs", None)``,
+        ``("refuse", (status, headers, body))`` or ``("forward", (route, where))``."""
+        if path in ("/", ""):
+            return "index", None
+        if path == "/docs" or path.startswith("/docs/"):
+            return "docs", None
+        try:
+            where = _parse(raw_path)
+        except paths.MalformedPath as exc:
+            shown = paths.shown(raw_path)
+            return "refuse", problem(
+                400, "malformed-path", "Malformed path", f"The path {shown!r} is not accepted: {exc}.",
+                "Đường dẫn không hợp lệ", f"Đường dẫn {shown!r} không được chấp nhận.",
+                errors=[{"field": "path", "message": str(exc)}])
+        name = where.function
+        route = self.routes().get(name)
+        if route is None:
+            return "refuse", problem(
+                404, "function-not-found", "No such function", f"No function named {name!r} runs in this cloud; "
+                "see / for the list.", "Không có hàm này", f"Không có hàm nào tên {name!r}; xem danh sách tại /.")
+        if where.internal:
+            return "refuse", problem(
+                404, "not-found", "Not found", "Events are delivered to functions by the event dispatcher and "
+                "health is probed by the platform, not through the gateway.", "Không tìm thấy",
+                "Sự kiện được chuyển tới hàm qua bộ điều phối sự kiện và tình trạng của hàm do nền tảng kiểm tra, "
+                "không qua cổng.")
+        return "forward", (route, where)
 
     def _too_large(self) -> tuple[int, list, bytes]:
         return problem(413, "payload-too-large", "Request body too large",
@@ -172,60 +205,177 @@ class Gateway:
 
     # -- proxy -------------------------------------------------------------------------------------
 
-    async def _proxy(self, scope, receive, send, route: Route, where: paths.RequestPath) -> None:
-        telemetry = self._telemetry
-        span_cm = None
-        in_headers = [(k.lower(), v) for k, v in scope["headers"]]
-        if telemetry is not None:
-            try:
-                carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in in_headers}
-                from opentelemetry.trace import SpanKind
-
-                span_cm = self._tracer.start_as_current_span(
-                    f"{scope['method']} /{route.name}", kind=SpanKind.SERVER, context=telemetry.extract(carrier),
-                    attributes={"http.request.method": scope["method"], "url.path": scope["path"],
-                                "http.route": f"/{route.name}/*", "lscloud.function": route.name,
-                                "server.port": (scope.get("server") or ("", 0))[1] or 0})
-            except Exception:  # noqa: BLE001 - tracing must never break routing
-                span_cm = None
-        if span_cm is None:
-            return await self._forward(scope, receive, send, route, where, in_headers, None)
-        with span_cm as span:
-            await self._forward(scope, receive, send, route, where, in_headers, span)
-
-    async def _forward(self, scope, receive, send, route, where, in_headers, span) -> None:
-        client_addr = (scope.get("client") or ("", 0))[0]
-        headers: list[tuple[bytes, bytes]] = []
-        forwarded_for = None
-        host = None
-        for k, v in in_headers:
+    def _request_headers(self, raw_headers, client_addr: str, route: Route):
+        """One pass over a request's headers: what is forwarded (str pairs, as aiohttp takes them,
+        hop-by-hop dropped, ``X-Forwarded-*`` added) and what the gateway reads itself: the
+        caller's ``traceparent``/``tracestate`` (bytes or None, not in the list) and whether a body
+        follows (a Content-Length or Transfer-Encoding)."""
+        headers: list[tuple[str, str]] = []
+        forwarded_for = host = traceparent = tracestate = None
+        has_body = False
+        for k, v in raw_headers:
+            k = k.lower()
             if k in _HOP:
+                if k == b"transfer-encoding":
+                    has_body = True
                 continue
             if k == b"x-forwarded-for":
                 forwarded_for = v
                 continue
+            if k == b"traceparent":
+                traceparent = v
+                continue
+            if k == b"tracestate":
+                tracestate = v
+                continue
             if k == b"host":
                 host = v
-            if span is not None and k in (b"traceparent", b"tracestate"):
-                continue  # replaced by the gateway span's context below
-            headers.append((k, v))
-        xff = (forwarded_for + b", " if forwarded_for else b"") + client_addr.encode()
-        headers += [(b"x-forwarded-for", xff), (b"x-forwarded-proto", scope.get("scheme", "http").encode()),
-                    (b"x-forwarded-prefix", f"/{route.name}".encode())]
+            elif k == b"content-length":
+                has_body = True
+            headers.append((k.decode("latin-1"), v.decode("latin-1")))
+        xff = (forwarded_for.decode("latin-1") + ", " if forwarded_for else "") + client_addr
+        headers += [("x-forwarded-for", xff), ("x-forwarded-proto", "http"), ("x-forwarded-prefix", "/" + route.name)]
         if host:
-            headers.append((b"x-forwarded-host", host))
-        if span is not None:
-            carrier: dict[str, str] = {}
-            try:
-                self._telemetry.inject(carrier)
-            except Exception:  # noqa: BLE001
-                carrier = {}
-            headers += [(k.lower().encode(), v.encode()) for k, v in carrier.items()]
+            headers.append(("x-forwarded-host", host.decode("latin-1")))
+        return headers, traceparent, tracestate, has_body
 
+    def _traced(self, headers: list, method: str, path: str, server_port: int, route: Route,
+                traceparent: bytes | None, tracestate: bytes | None):
+        """The gateway's SERVER span for a request (None when telemetry is off or fails), and the
+        trace context it hands the function added to ``headers``: the span's, or without a span
+        the caller's as it came."""
+        span = self._server_span(method, path, server_port, route, traceparent, tracestate)
+        if span is None:
+            if traceparent is not None:
+                headers.append(("traceparent", traceparent.decode("latin-1")))
+            if tracestate is not None:
+                headers.append(("tracestate", tracestate.decode("latin-1")))
+            return None
+        # the function's parent is the gateway's span (never made the task's current span: nothing
+        # else in the gateway records spans, and attaching and detaching a context costs per request)
+        carrier: dict[str, str] = {}
+        try:
+            self._telemetry.inject(carrier, context=_trace.set_span_in_context(span))
+        except Exception:  # noqa: BLE001 - tracing must never break routing
+            carrier = {}
+        headers += [(k.lower(), v) for k, v in carrier.items()]
+        return span
+
+    def _server_span(self, method: str, path: str, server_port: int, route: Route, traceparent: bytes | None,
+                     tracestate: bytes | None):
+        telemetry = self._telemetry
+        if telemetry is None:
+            return None
+        try:
+            if traceparent is None:
+                parent = _ROOT
+            else:
+                carrier = {"traceparent": traceparent.decode("latin-1")}
+                if tracestate is not None:
+                    carrier["tracestate"] = tracestate.decode("latin-1")
+                parent = telemetry.extract(carrier)
+            return self._tracer.start_span(
+                f"{method} /{route.name}", context=parent, kind=_trace.SpanKind.SERVER,
+                attributes={"http.request.method": method, "url.path": path, "http.route": f"/{route.name}/*",
+                            "lscloud.function": route.name, "server.port": server_port or 0})
+        except Exception:  # noqa: BLE001 - tracing must never break routing
+            return None
+
+    @staticmethod
+    def _end_span(span, exc: BaseException | None) -> None:
+        if exc is not None and span.is_recording():
+            span.record_exception(exc)
+            span.set_status(_trace.Status(_trace.StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        span.end()
+
+    def _url(self, route: Route, where: paths.RequestPath, query: bytes) -> yarl.URL:
         # byte for byte what the client sent (paths.parse accepted it as it is)
-        target = where.raw_rest + (b"?" + _query(scope.get("query_string", b"")) if scope.get("query_string") else b"")
-        url = yarl.URL(f"http://{self.upstream_host}:{route.port}{target.decode('ascii')}", encoded=True)
-        has_body = any(k in (b"content-length", b"transfer-encoding") for k, _ in in_headers)
+        target = where.raw_rest + (b"?" + _query(query) if query else b"")
+        return yarl.URL(f"http://{self.upstream_host}:{route.port}{target.decode('ascii')}", encoded=True)
+
+    async def _upstream(self, method: str, url: yarl.URL, headers: list, data, route: Route, span):
+        """Send the request on; ``(response, None)``, or ``(None, problem)`` with the gateway's own
+        answer (``problem`` None: the client left mid-body, nobody to answer)."""
+
+        def answer(status: int, *args, **kwargs):
+            if span is not None:
+                span.set_attribute("http.response.status_code", status)
+            return None, problem(status, *args, **kwargs)
+
+        try:
+            return await self.client.request(method, url, headers=headers, data=data, allow_redirects=False,
+                                             compress=None), None
+        except aiohttp.ClientConnectionError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, _ClientGone):
+                return None, None     # nobody to answer; the function saw the request abandoned, not ended
+            if isinstance(cause, _BodyTooLarge):
+                if span is not None:
+                    span.set_attribute("http.response.status_code", 413)
+                return None, self._too_large()
+            if isinstance(exc, asyncio.TimeoutError):   # ServerTimeoutError: nothing read in time
+                return answer(504, "gateway-timeout", "Function timed out", f"{route.name} did not answer in time.",
+                              "Hàm phản hồi quá thời gian", f"Hàm {route.name} không phản hồi kịp thời.")
+            if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError)):
+                # nothing listens, or it closed the connection without a word: a restart, or a crash
+                if route.state in ("starting", "restarting", "crashed"):
+                    return answer(503, "function-unavailable", "Function unavailable",
+                                  f"{route.name} is {route.state}; try again shortly.", "Hàm tạm thời không sẵn sàng",
+                                  f"Hàm {route.name} đang khởi động lại; vui lòng thử lại sau.", [(b"retry-after", b"2")])
+                return answer(502, "bad-gateway", "Function not reachable",
+                              f"{route.name} did not answer ({type(exc).__name__}).",
+                              "Không kết nối được tới hàm", f"Hàm {route.name} không phản hồi.")
+            return answer(502, "bad-gateway", "Function dropped the connection",
+                          f"{route.name} closed the connection before answering ({type(exc).__name__}).",
+                          "Hàm ngắt kết nối", f"Hàm {route.name} ngắt kết nối trước khi trả lời.")
+        except asyncio.TimeoutError:
+            return answer(504, "gateway-timeout", "Function timed out", f"{route.name} did not answer in time.",
+                          "Hàm phản hồi quá thời gian", f"Hàm {route.name} không phản hồi kịp thời.")
+        except aiohttp.ClientError as exc:  # an answer that is not HTTP, a payload cut short
+            return answer(502, "bad-gateway", "Function dropped the connection",
+                          f"{route.name} closed the connection before answering ({type(exc).__name__}).",
+                          "Hàm ngắt kết nối", f"Hàm {route.name} ngắt kết nối trước khi trả lời.")
+
+    async def _whole_body(self, response, route: Route, span):
+        """The upstream answer's body if it is small (by its Content-Length), read whole: ``(body,
+        None)``; ``(None, None)`` for one to stream; ``(None, problem)`` for one cut short."""
+        length = response.content_length
+        if length is None or length > WHOLE_BODY_BYTES:
+            return None, None
+        try:
+            return await response.read(), None
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:  # cut short: nothing was sent yet
+            if span is not None:
+                span.set_attribute("http.response.status_code", 502)
+            return None, problem(502, "bad-gateway", "Function dropped the connection",
+                                 f"{route.name} closed the connection while answering ({type(exc).__name__}).",
+                                 "Hàm ngắt kết nối", f"Hàm {route.name} ngắt kết nối khi đang trả lời.")
+
+    @staticmethod
+    def _answered(response, span) -> None:
+        if span is not None:
+            status = response.status
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                span.set_status(_trace.Status(_trace.StatusCode.ERROR))
+
+    async def _proxy(self, scope, receive, send, route: Route, where: paths.RequestPath) -> None:
+        headers, traceparent, tracestate, has_body = self._request_headers(
+            scope["headers"], (scope.get("client") or ("", 0))[0], route)
+        span = self._traced(headers, scope["method"], scope["path"], (scope.get("server") or ("", 0))[1], route,
+                            traceparent, tracestate)
+        if span is None:
+            return await self._forward(scope, receive, send, route, where, headers, has_body, None)
+        try:
+            await self._forward(scope, receive, send, route, where, headers, has_body, span)
+        except BaseException as exc:
+            self._end_span(span, exc)
+            raise
+        self._end_span(span, None)
+
+    async def _forward(self, scope, receive, send, route, where, headers: list[tuple[str, str]], has_body: bool,
+                       span) -> None:
+        url = self._url(route, where, scope.get("query_string", b""))
         limit = self.max_body_bytes
 
         async def body():
@@ -247,59 +397,26 @@ class Gateway:
                     yield chunk
                 more = message.get("more_body", False)
 
-        def answer(status: int, *args, **kwargs):
-            if span is not None:
-                span.set_attribute("http.response.status_code", status)
-            return _send(send, *problem(status, *args, **kwargs))
-
-        try:
-            response = await self.client.request(
-                scope["method"], url, headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers],
-                data=body() if has_body else None, allow_redirects=False, compress=None)
-        except aiohttp.ClientConnectionError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, _ClientGone):
-                return None     # nobody to answer; the function saw the request abandoned, not ended
-            if isinstance(cause, _BodyTooLarge):
-                if span is not None:
-                    span.set_attribute("http.response.status_code", 413)
-                return await _send(send, *self._too_large())
-            if isinstance(exc, asyncio.TimeoutError):   # ServerTimeoutError: nothing read in time
-                return await answer(504, "gateway-timeout", "Function timed out", f"{route.name} did not answer in time.",
-                                    "Hàm phản hồi quá thời gian", f"Hàm {route.name} không phản hồi kịp thời.")
-            if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError)):
-                # nothing listens, or it closed the connection without a word: a restart, or a crash
-                if route.state in ("starting", "restarting", "crashed"):
-                    return await answer(503, "function-unavailable", "Function unavailable",
-                                        f"{route.name} is {route.state}; try again shortly.",
-                                        "Hàm tạm thời không sẵn sàng",
-                                        f"Hàm {route.name} đang khởi động lại; vui lòng thử lại sau.",
-                                        [(b"retry-after", b"2")])
-                return await answer(502, "bad-gateway", "Function not reachable",
-                                    f"{route.name} did not answer ({type(exc).__name__}).",
-                                    "Không kết nối được tới hàm", f"Hàm {route.name} không phản hồi.")
-            return await answer(502, "bad-gateway", "Function dropped the connection",
-                                f"{route.name} closed the connection before answering ({type(exc).__name__}).",
-                                "Hàm ngắt kết nối", f"Hàm {route.name} ngắt kết nối trước khi trả lời.")
-        except asyncio.TimeoutError:
-            return await answer(504, "gateway-timeout", "Function timed out", f"{route.name} did not answer in time.",
-                                "Hàm phản hồi quá thời gian", f"Hàm {route.name} không phản hồi kịp thời.")
-        except aiohttp.ClientError as exc:  # an answer that is not HTTP, a payload cut short
-            return await answer(502, "bad-gateway", "Function dropped the connection",
-                                f"{route.name} closed the connection before answering ({type(exc).__name__}).",
-                                "Hàm ngắt kết nối", f"Hàm {route.name} ngắt kết nối trước khi trả lời.")
+        response, refusal = await self._upstream(scope["method"], url, headers, body() if has_body else None,
+                                                 route, span)
+        if response is None:
+            if refusal is not None:
+                await _send(send, *refusal)
+            return
         done = False
         try:
             # the gateway's server writes its own date/server headers
             out_headers = [(k.lower(), v) for k, v in response.raw_headers
                            if k.lower() not in _HOP and k.lower() not in (b"date", b"server")]
-            if span is not None:
-                span.set_attribute("http.response.status_code", response.status)
-                if response.status >= 500:
-                    from opentelemetry.trace import Status, StatusCode
-
-                    span.set_status(Status(StatusCode.ERROR))
+            self._answered(response, span)
+            content, refusal = await self._whole_body(response, route, span)
+            if refusal is not None:
+                return await _send(send, *refusal)
             await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
+            if content is not None:  # a small answer, read whole: one message (one write to the client)
+                await send({"type": "http.response.body", "body": content, "more_body": False})
+                done = True
+                return
             # raw bytes: a compressed body stays compressed, Content-Length stays true
             async for chunk in response.content.iter_any():
                 if chunk:
@@ -309,6 +426,92 @@ class Gateway:
         finally:
             # a response not read to its end never goes back to the pool half-read
             response.release() if done else response.close()
+
+    # -- the same, without ASGI --------------------------------------------------------------------
+
+    def aiohttp_handler(self, fallback):
+        """An aiohttp low-level handler for the gateway's common case: a request without a body
+        (no Content-Length, no Transfer-Encoding) that :meth:`_resolve` forwards. It goes to the
+        function without an ASGI scope, messages or :class:`lscloud.asgi.BodyGuard` (none of
+        which a bodyless request needs); every other request, and so every refusal the gateway
+        decides on (400, 404, 413, the index and ``/docs``), is served by ``fallback``, the ASGI
+        app's handler (:func:`lscloud.local.asgi_host.handler_for`). The rules are the same by
+        construction: one :meth:`_resolve`, one header pass, one span, one upstream call and
+        error mapping."""
+        if not self.fast_path:
+            return fallback
+
+        async def handle(request):
+            if self.client is None:
+                return await fallback(request)
+            message_headers = request.headers
+            if "Content-Length" in message_headers or "Transfer-Encoding" in message_headers:
+                return await fallback(request)
+            raw_path, _, query = request.raw_path.partition("?")
+            raw = raw_path.encode("latin-1")
+            kind, what = self._resolve(unquote(raw_path), raw)
+            if kind != "forward":
+                return await fallback(request)
+            sent: list = []
+            try:
+                return await self._forward_native(request, raw_path, query, *what, sent)
+            except Exception:  # noqa: BLE001 - as the ASGI app: a problem, unless the answer has begun
+                error = _failed(request.method, raw)
+                if sent:
+                    raise
+                return _aiohttp_answer(*error)
+
+        return handle
+
+    async def _forward_native(self, request, raw_path: str, query: str, route: Route, where: paths.RequestPath,
+                              sent: list):
+        from aiohttp import web
+
+        protocol = request.protocol
+        peer, sock = protocol.peername, protocol.sockname
+        headers, traceparent, tracestate, _ = self._request_headers(request.raw_headers, peer[0] if peer else "",
+                                                                    route)
+        method = request.method
+        span = self._traced(headers, method, unquote(raw_path), sock[1] if sock else 0, route, traceparent,
+                            tracestate)
+        failure = None
+        try:
+            url = self._url(route, where, query.encode("latin-1"))
+            response, refusal = await self._upstream(method, url, headers, None, route, span)
+            if response is None:  # (never None for a request without a body: nobody left mid-body)
+                return _aiohttp_answer(*refusal)
+            done = False
+            try:
+                out_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers
+                               if (low := k.lower()) not in _HOP and low not in (b"date", b"server")]
+                self._answered(response, span)
+                content, refusal = await self._whole_body(response, route, span)
+                if refusal is not None:
+                    return _aiohttp_answer(*refusal)
+                if content is not None:  # status line, headers and body in one write
+                    answer = web.Response(status=response.status, headers=out_headers, body=content)
+                    sent.append(answer)
+                    await answer.prepare(request)
+                    await answer.write_eof()
+                    done = True
+                    return answer
+                answer = web.StreamResponse(status=response.status, headers=out_headers)
+                sent.append(answer)
+                await answer.prepare(request)
+                async for chunk in response.content.iter_any():
+                    if chunk:
+                        await answer.write(chunk)
+                await answer.write_eof()
+                done = True
+                return answer
+            finally:
+                response.release() if done else response.close()
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            if span is not None:
+                self._end_span(span, failure)
 
     # -- index and docs ----------------------------------------------------------------------------
 
@@ -381,6 +584,22 @@ def _query(query: bytes) -> bytes:
     """The query string as sent, with the bytes a URL cannot carry raw (controls, space, '#',
     non-ASCII) percent-encoded: the same query to any server that decodes it."""
     return re.sub(rb"[^\x21-\x7e]|#", lambda m: b"%%%02X" % m.group(0)[0], query)
+
+
+def _failed(method, raw_path: bytes) -> tuple[int, list, bytes]:
+    """Log the error being handled; the problem that answers it (when nothing was sent yet)."""
+    # the function's name only: the rest of a path may hold a personal identifier
+    log.exception("gateway error on %s /%s/...", method, paths.shown(raw_path).lstrip("/").split("/", 1)[0][:64])
+    return problem(500, "gateway-error", "Gateway error", "The gateway failed to handle this request; see its log.",
+                   "Lỗi cổng", "Cổng gặp lỗi khi xử lý yêu cầu này.")
+
+
+def _aiohttp_answer(status: int, headers: list, body: bytes):
+    """A problem triple (:func:`problem`) as an aiohttp response."""
+    from aiohttp import web
+
+    return web.Response(status=status, body=body,
+                        headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers])
 
 
 async def _send(send, status: int, headers: list, body: bytes) -> None:

@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import socket
 import threading
 import time
@@ -21,6 +23,7 @@ import pytest
 from flask import jsonify, request
 
 from asgi_support import Served, closed_by_peer, exchange  # tests/integration helper module
+from waiting import wait_for  # tests/integration helper module
 from lscloud import knative, web
 from lscloud.auth import allow
 from lscloud.local.gateway import Gateway, GatewayServer, Route
@@ -53,6 +56,7 @@ class Recorder:
 
     def __init__(self):
         self.seen: list[tuple[str, bytes, bytes]] = []
+        self.headers: list[dict[bytes, bytes]] = []
         self.lock = threading.Lock()
 
     async def __call__(self, scope, receive, send):
@@ -63,6 +67,7 @@ class Recorder:
             more = (await receive()).get("more_body", False)
         with self.lock:
             self.seen.append((scope["path"], scope["raw_path"], scope["query_string"]))
+            self.headers.append(dict(scope["headers"]))
         body = json.dumps({"path": scope["path"], "raw_path": scope["raw_path"].decode("latin-1"),
                            "query": scope["query_string"].decode("latin-1")}).encode()
         await send({"type": "http.response.start", "status": 200,
@@ -96,6 +101,26 @@ class Rude:
 
     def close(self):
         self.sock.close()
+
+
+class Short(Rude):
+    """An upstream that answers 200 with a Content-Length of 100 and closes after 10 bytes of it."""
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+                             b'{"ok": tru')
 
 
 # --- the real function behind the gateway --------------------------------------------------------
@@ -164,23 +189,37 @@ def recorder():
 
 
 @pytest.fixture(scope="module")
-def gateway(recorder, function_server):
-    rude = Rude()
-    routes = {"border": Route("border", recorder.port, "ready"), "sizes": Route("sizes", function_server.port, "ready"),
-              "rude": Route("rude", rude.port, "ready"), "gone": Route("gone", free_port(), "ready")}
+def upstreams(recorder, function_server):
+    rude, short = Rude(), Short()
+    yield {"border": Route("border", recorder.port, "ready"), "sizes": Route("sizes", function_server.port, "ready"),
+           "rude": Route("rude", rude.port, "ready"), "gone": Route("gone", free_port(), "ready"),
+           "short": Route("short", short.port, "ready"), "starting": Route("starting", free_port(), "starting")}
+    rude.close()
+    short.close()
+
+
+def serve_gateway(routes: dict, fast_path: bool) -> GatewayServer:
     # a short read timeout: a request stuck behind a half-read connection fails as a 504 quickly
-    server = GatewayServer(Gateway(lambda: routes, read_timeout_s=15, max_body_bytes=UPLOAD_LIMIT),
+    server = GatewayServer(Gateway(lambda: routes, read_timeout_s=15, max_body_bytes=UPLOAD_LIMIT, fast_path=fast_path),
                            "127.0.0.1", free_port()).start()
     server.url = f"http://{server.host}:{server.port}"
+    return server
+
+
+# every test runs against both ways in: the aiohttp-native path for bodyless forwards, and ASGI only
+@pytest.fixture(scope="module", params=["fast", "asgi"])
+def gateway(request, upstreams):
+    server = serve_gateway(upstreams, fast_path=request.param == "fast")
     yield server
     server.stop()
-    rude.close()
 
 
 def raw(gateway, method: str, target: str, body: bytes = b"", headers: str = "") -> tuple[int, dict, bytes]:
-    """One request with ``target`` exactly as written (no client normalising it), on a new connection."""
+    """One request with ``target`` exactly as written (no client normalising it), on a new connection.
+    A GET or HEAD without a body says no Content-Length (as clients send them: the gateway's fast path)."""
+    length = f"Content-Length: {len(body)}\r\n" if body or method not in ("GET", "HEAD") else ""
     request = (f"{method} {target} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n{headers}"
-               f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1") + body
+               f"{length}\r\n").encode("latin-1") + body
     status, head, content, sock = exchange(gateway.port, request)
     sock.close()
     return status, head, content
@@ -195,10 +234,12 @@ def problem_of(status: int, head: dict, content: bytes) -> dict:
 
 # --- item 1: the path it decides on is the path it forwards --------------------------------------
 
+@pytest.mark.parametrize("method", ["POST", "GET"])
 @pytest.mark.parametrize("target", FORGED)
-def test_no_spelling_of_an_internal_route_reaches_the_function(gateway, recorder, target):
+def test_no_spelling_of_an_internal_route_reaches_the_function(gateway, recorder, target, method):
     before = len(recorder.recorder.seen)
-    status, head, content = raw(gateway, "POST", target, b'{"specversion": "1.0"}',
+    body = b'{"specversion": "1.0"}' if method == "POST" else b""
+    status, head, content = raw(gateway, method, target, body,
                                 "ce-specversion: 1.0\r\nce-id: forged\r\nce-source: /x\r\nce-type: vn.langson.x.y.v1\r\n"
                                 "Content-Type: application/json\r\n")
     assert status in (400, 404), (target, status, content[:200])
@@ -245,6 +286,103 @@ def test_gateway_errors_are_problems(gateway):
     assert status == 502 and problem_of(502, head, content)
     status, head, content = raw(gateway, "GET", "/nobody/v1/x")
     assert status == 404 and problem_of(404, head, content)["type"].endswith("/function-not-found")
+    status, head, content = raw(gateway, "GET", "/starting/v1/x")  # nothing listens yet: it is starting
+    assert status == 503 and problem_of(503, head, content)["type"].endswith("/function-unavailable")
+    assert head["retry-after"] == "2"
+
+
+def test_an_answer_cut_short_is_a_502_not_a_truncated_200(gateway):
+    """The function promised 100 bytes and closed after 10: the client gets a problem, never the
+    10 bytes as a whole answer (the gateway reads a small answer whole before sending anything)."""
+    for method in ("GET", "POST"):
+        status, head, content = raw(gateway, method, "/short/v1/x", b"{}" if method == "POST" else b"")
+        assert status == 502, (method, status, content[:200])
+        assert problem_of(502, head, content)["type"].endswith("/bad-gateway")
+
+
+# --- both ways in: the aiohttp-native path refuses and forwards exactly as the ASGI app ---------
+
+@pytest.fixture(scope="module")
+def both(upstreams):
+    fast, slow = serve_gateway(upstreams, fast_path=True), serve_gateway(upstreams, fast_path=False)
+    yield fast, slow
+    fast.stop()
+    slow.stop()
+
+
+ALIKE = [*FORGED, "/border/v1/items/a%3Fb%23c?x=1&y=%zz", "/border/v1/items/L%e1%ba%a1ng%20S%C6%A1n",
+         "/border", "/border/?q=%E1%BA%A1", "/border/v1/items/a%00b", "/border/v1/items/%FF", "/border/v1/items/a%2Fb",
+         "/border/v1/items//x", "/border/v1/items/a%", "/nobody/v1/x", "/rude/v1/x", "/gone/v1/x", "/starting/v1/x",
+         "/short/v1/x", "/sizes/v1/ping", "/sizes/v1/nothing-here", "/docs/nothing", "/sizes/health/readiness"]
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "DELETE"])
+def test_both_ways_in_answer_every_bodyless_request_alike(both, recorder, method):
+    """Every refusal (400 malformed, 404 unknown or internal, 502, 503), every forward (byte for
+    byte), through the fast path and through the ASGI app: the same status, headers and body."""
+    fast, slow = both
+    for target in ALIKE:
+        answers = []
+        for gateway in (fast, slow):
+            before = len(recorder.recorder.seen)
+            status, head, content = raw(gateway, method, target)
+            seen = recorder.recorder.seen[before:]
+            # what the function got, headers too (X-Forwarded-*, hop-by-hop dropped); each span its own id
+            seen += [{k: v for k, v in h.items() if k != b"traceparent"} for h in recorder.recorder.headers[before:]]
+            head = {k: v for k, v in head.items() if k != "date"}
+            content = re.sub(rb'"trace_id": "[0-9a-f]{32}"', b'"trace_id": "-"', content)  # each request its own
+            answers.append((status, head, content, seen))
+        assert answers[0] == answers[1], (method, target, answers)
+        assert answers[0][1].get("connection") == "close"   # the client asked to close: closed after the answer
+
+
+def test_a_bodyless_forward_keeps_the_connection_and_the_next_body_is_refused_alike(both):
+    """On one client connection: bodyless GETs (fast path), then a body over the cap (413 by the
+    ASGI app, closing the connection it did not read), on each gateway."""
+    for gateway in both:
+        request = b"GET /sizes/v1/ping HTTP/1.1\r\nHost: gw\r\n\r\n"
+        status, head, content, sock = exchange(gateway.port, request)
+        try:
+            assert status == 200 and json.loads(content) == {"ok": True} and "connection" not in head
+            status, head, content, _ = exchange(gateway.port, request, sock=sock)
+            assert status == 200 and json.loads(content) == {"ok": True}
+            over = (b"POST /sizes/v1/upload HTTP/1.1\r\nHost: gw\r\nContent-Type: application/octet-stream\r\n"
+                    b"Content-Length: %d\r\n\r\n" % (UPLOAD_LIMIT + 1))
+            sock.sendall(over)
+            status, head, content, _ = exchange(gateway.port, b"", sock=sock)
+            assert status == 413 and head["connection"] == "close"
+            assert problem_of(413, head, content)["errors"][0]["field"] == "body"
+        finally:
+            sock.close()
+
+
+def test_both_ways_in_continue_the_callers_trace(both, recorder):
+    """The gateway's SERVER span (conventional name and attributes) is the child of the caller's
+    traceparent, and the function gets the gateway span's context as its parent: on both paths."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from lscloud import config, telemetry
+
+    telemetry.setup(config.Settings(service="gateway-test"))
+    spans = InMemorySpanExporter()
+    telemetry.use_span_exporter(spans)
+    for gateway, probe in zip(both, ("fast", "asgi")):
+        trace_id, caller = os.urandom(16).hex(), os.urandom(8).hex()
+        status, _, _ = raw(gateway, "GET", f"/border/v1/traced/{probe}",
+                           headers=f"traceparent: 00-{trace_id}-{caller}-01\r\ntracestate: lscloud=t\r\n")
+        assert status == 200
+        got = recorder.recorder.headers[-1]
+        assert recorder.recorder.seen[-1][1] == f"/v1/traced/{probe}".encode()
+        version, seen_trace, parent, flags = got[b"traceparent"].decode().split("-")
+        assert (version, seen_trace, flags) == ("00", trace_id, "01") and parent != caller, probe
+        assert got[b"tracestate"] == b"lscloud=t"
+        # the span ends once the answer is written: wait for it rather than race the gateway's loop
+        (span,) = wait_for(lambda: [s for s in spans.get_finished_spans() if s.context.trace_id == int(trace_id, 16)],
+                           f"the gateway's span of trace {trace_id}")
+        assert span.name == "GET /border" and span.kind.name == "SERVER", probe
+        assert f"{span.context.span_id:016x}" == parent and f"{span.parent.span_id:016x}" == caller
+        assert span.attributes["http.response.status_code"] == 200
+        assert span.attributes["http.route"] == "/border/*" and span.attributes["url.path"] == f"/border/v1/traced/{probe}"
 
 
 # --- item 2: oversized bodies --------------------------------------------------------------------
