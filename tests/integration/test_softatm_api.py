@@ -566,3 +566,96 @@ def test_a_read_leaves_a_fresh_decision_to_the_run_that_made_it(client, setup, m
     monkeypatch.setattr(actions, "now", lambda: later)
     client.get(f"/v1/transfers/{b['id']}", headers=s["teller"])
     assert models.Transfer.get(b["id"]).data["notified"] == "RESERVED"
+
+
+@pytest.fixture
+def no_recheck(monkeypatch):
+    """Waiters never re-read the store on their own (one replica: every change is seen in-process),
+    so what a long-poll reads is counted without depending on how long it waited."""
+    from functions.softatm.function import watch
+
+    monkeypatch.setattr(watch, "RECHECK_S", 3600.0)
+    return watch
+
+
+def _long_poll(client, tid, headers, tag, wait="wait=20"):
+    """A GET waiting for ``tid`` to change, in a thread: (thread, answers)."""
+    answers = []
+    h = {**headers, "If-None-Match": tag, "Prefer": wait}
+    t = threading.Thread(target=lambda: answers.append(client.get(f"/v1/transfers/{tid}", headers=h)))
+    t.start()
+    return t, answers
+
+
+def _waiting_on(watch, tid):
+    from waiting import wait_for
+
+    wait_for(lambda: watch._waiting.get(tid), f"a long-poll waiting on {tid}")
+
+
+def test_a_teller_waits_for_the_banks_answer_in_one_request(client, setup, no_recheck):
+    """Issue 11: the teller's 20 ms polls (one request and one S3 GET each, dozens per withdrawal)
+    become one long-poll: ``If-None-Match`` + ``Prefer: wait=N`` answered when the bank's reservation
+    (and its consequences) are written, woken in-process — two reads of the transfer however long it
+    waited. The old code ignored the preference and answered RECEIVED at once."""
+    from store_calls import counting
+
+    watch, s = no_recheck, setup
+    b = wbody()
+    r = client.post("/v1/withdrawals", json=b, headers=s["teller"])
+    assert r.status_code == 201 and r.headers.get("ETag"), r.headers
+    tag = r.headers["ETag"]
+    with counting() as calls:
+        t, answers = _long_poll(client, b["id"], s["teller"], tag)
+        _waiting_on(watch, b["id"])
+        with counting() as reserve:
+            assert s["vcb"].call("POST", f"/v1/bank/withdrawals/{b['id']}/reserve",
+                                 {"bank_reference": "VCB-5"}).status_code == 200
+        t.join(60)
+    r = answers[0]
+    assert r.status_code == 200 and r.get_json()["state"] == "RESERVED", r.get_data(as_text=True)
+    assert r.headers["Preference-Applied"] == "wait=20" and r.headers["ETag"] != tag
+    assert models.Transfer.get(b["id"]).data["notified"] == "RESERVED"   # woken once the reserve had settled
+    polled = [k for k in calls.keys_of("get") if k.startswith("softatm-transfers/")]
+    assert len(polled) - len([k for k in reserve.keys_of("get") if k.startswith("softatm-transfers/")]) == 2, calls
+    assert calls["put"] == reserve["put"], calls      # waiting writes nothing
+    # unchanged: 304 at once without a wait, 304 at the bound with one
+    now_tag = r.headers["ETag"]
+    assert client.get(f"/v1/transfers/{b['id']}", headers={**s["teller"], "If-None-Match": now_tag}).status_code == 304
+    r = client.get(f"/v1/transfers/{b['id']}", headers={**s["teller"], "If-None-Match": now_tag, "Prefer": "wait=1"})
+    assert r.status_code == 304 and r.headers["ETag"] == now_tag and r.headers["Preference-Applied"] == "wait=1"
+    # another point's teller waits for nothing: the same 404 as without a wait
+    r = client.get(f"/v1/transfers/{b['id']}", headers={**s["teller2"], "If-None-Match": now_tag, "Prefer": "wait=5"})
+    assert r.status_code == 404
+    assert client.post(f"/v1/withdrawals/{b['id']}/commit", json={}, headers=s["teller"]).status_code == 200
+
+
+def test_a_long_poll_sees_a_change_made_by_another_replica(client, setup, monkeypatch):
+    """A change this replica never hears of (made by another) still ends the wait: the waiter reads
+    the store again every RECHECK_S."""
+    from functions.softatm.function import watch
+
+    s = setup
+    b = wbody()
+    tag = client.post("/v1/withdrawals", json=b, headers=s["teller"]).headers["ETag"]
+    monkeypatch.setattr(watch, "RECHECK_S", 0.05)
+    t, answers = _long_poll(client, b["id"], s["teller"], tag)
+    _waiting_on(watch, b["id"])
+    monkeypatch.setattr(watch, "changed", lambda doc: None)   # the reserve lands on "another replica"
+    assert s["vcb"].call("POST", f"/v1/bank/withdrawals/{b['id']}/reserve", {"bank_reference": "VCB-6"}).status_code == 200
+    t.join(60)
+    assert answers[0].status_code == 200 and answers[0].get_json()["state"] == "RESERVED"
+
+
+def test_a_replica_with_every_waiting_slot_taken_answers_at_once(client, setup, monkeypatch):
+    """A long-poll holds a WSGI thread: beyond watch.WAITERS the preference is not applied and the
+    answer comes at once (a reservation must always find a thread to be served on)."""
+    from functions.softatm.function import watch
+
+    s = setup
+    b = wbody()
+    tag = client.post("/v1/withdrawals", json=b, headers=s["teller"]).headers["ETag"]
+    monkeypatch.setattr(watch, "_slots", threading.BoundedSemaphore(1))
+    assert watch._slots.acquire(blocking=False)   # the one slot is someone else's
+    r = client.get(f"/v1/transfers/{b['id']}", headers={**s["teller"], "If-None-Match": tag, "Prefer": "wait=20"})
+    assert r.status_code == 304 and "Preference-Applied" not in r.headers
