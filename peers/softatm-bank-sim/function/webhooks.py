@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lscloud.store import ConditionalCheckFailed
+from lscloud.store import ConditionalCheckFailed, DoesNotExist
 from lscloud.store.retry import DEFAULT
 
 from .models import Record
@@ -36,17 +36,26 @@ def on_webhook(worker: Worker, body: dict) -> None:
             d["todo"] = "undo"
         return True
 
-    first = Record(tid, data={"id": tid, "kind": t["kind"], "amount_vnd": t["amount_vnd"],
-                              "account": t.get("account") or "", "state": t["state"], "todo": None})
-    apply(first.data)
-    try:
-        item = first.save()   # the first webhook of a transfer records its work at once (create-only)
-    except ConditionalCheckFailed:
-        def once():
+    def once():
+        try:
             item = Record.get(tid)
-            return item.save() if apply(item.data) else None
+        except DoesNotExist:   # (a later webhook whose "received" was lost: recorded all the same)
+            return create()
+        return item.save() if apply(item.data) else None
 
+    def create():
+        first = Record(tid, data={"id": tid, "kind": t["kind"], "amount_vnd": t["amount_vnd"],
+                                  "account": t.get("account") or "", "state": t["state"], "todo": None})
+        apply(first.data)
+        return first.save()   # create-only: a record there already makes us read it
+
+    if fact == "received":   # a transfer's first webhook creates its record; a later one changes it
+        try:
+            item = create()
+        except ConditionalCheckFailed:
+            item = DEFAULT.run(once)
+    else:
         item = DEFAULT.run(once)
-        if item is None:
-            return   # a redelivery: its work was recorded (and queued) the first time
+    if item is None:
+        return   # a redelivery: its work was recorded (and queued) the first time
     worker.submit(tid, item)
