@@ -30,7 +30,8 @@ import json
 import re
 import threading
 import time
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 MAX_WAIT_S = 20
 """The longest a request may wait (a larger ``wait`` is cut to this; the gateway allows 60 s)."""
@@ -92,42 +93,19 @@ def changed(doc: dict) -> None:
             w.woken.set()
 
 
-def _settled(doc: dict) -> bool:
-    """The consequences of the transfer's state are done (so the caller's next step races nothing)."""
-    return doc["notified"] == doc["state"]
-
-
-def wait(tid: str, held: str, seconds: float, read: Callable[[], dict], view: Callable[[dict], dict]
-         ) -> tuple[dict | None, bool]:
-    """Wait up to ``seconds`` for transfer ``tid`` to look other than ``held`` (an ETag); returns
-    (doc, waited): the document once it differs (settled, when the change was made here), or None
-    at the bound; ``waited`` is False when no slot was free (nothing was waited for: the caller
-    answers at once). ``read()`` reads the store (with the route's access and lazy checks)."""
-    if not _slots.acquire(blocking=False):
-        return None, False
+@contextmanager
+def watching(tid: str, wanted: bool = True) -> Iterator["_Waiter | None"]:
+    """Register for the changes of transfer ``tid`` made in this replica, before reading it (so no
+    change after that read is missed); yields the registration, or None when not ``wanted`` or
+    when every waiting slot is taken (the caller then answers at once)."""
+    if not wanted or not _slots.acquire(blocking=False):
+        yield None
+        return
     w = _Waiter()
     with _lock:
         _waiting.setdefault(tid, []).append(w)
     try:
-        # registered first, then read: a change between the caller's read and here is not lost
-        doc = read()
-        if _settled(doc) and etag(view(doc)) != held:
-            return doc, True
-        deadline = time.monotonic() + seconds
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None, True
-            if w.woken.wait(min(left, RECHECK_S)):
-                with _lock:
-                    w.woken.clear()
-                    doc, w.doc = w.doc, None
-                if doc is not None and _settled(doc) and etag(view(doc)) != held:
-                    return doc, True
-                continue   # a write that changes nothing the caller sees, or its consequences still running
-            doc = read()   # another replica may have changed it (and be settling it: answered as it is)
-            if etag(view(doc)) != held:
-                return doc, True
+        yield w
     finally:
         with _lock:
             waiters = _waiting.get(tid, [])
@@ -136,3 +114,30 @@ def wait(tid: str, held: str, seconds: float, read: Callable[[], dict], view: Ca
             if not waiters:
                 _waiting.pop(tid, None)
         _slots.release()
+
+
+def settled(doc: dict) -> bool:
+    """The consequences of the transfer's state are done (so the caller's next step races nothing)."""
+    return doc["notified"] == doc["state"]
+
+
+def wait(w: _Waiter, held: str, seconds: float, read: Callable[[], dict], view: Callable[[dict], dict]
+         ) -> dict | None:
+    """Wait up to ``seconds`` for the transfer ``w`` watches to look other than ``held`` (an ETag):
+    the document once it does (settled, when the change was made here), or None at the bound.
+    ``read()`` reads the store (with the route's access and lazy checks)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        if w.woken.wait(min(left, RECHECK_S)):
+            with _lock:
+                w.woken.clear()
+                doc, w.doc = w.doc, None
+            if doc is not None and settled(doc) and etag(view(doc)) != held:
+                return doc
+            continue   # a write that changes nothing the caller sees, or its consequences still running
+        doc = read()   # another replica may have changed it (and be settling it: answered as it is)
+        if etag(view(doc)) != held:
+            return doc

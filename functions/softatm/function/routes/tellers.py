@@ -75,23 +75,26 @@ def get_transfer(tid):
     the answer waits until the transfer changes (200, new ETag) or N seconds pass (304): a teller
     waiting for the bank's reservation asks once instead of polling. Without ``Prefer: wait`` a
     matching ``If-None-Match`` is answered 304 at once."""
-    doc = actions.read(tid, staff_sees)
     held, seconds = request.headers.get("If-None-Match"), watch.requested_wait(request.headers.getlist("Prefer"))
-    tag = watch.etag(transfers.view(doc))
-    if not watch.matches(held, tag):
-        return transfer_answer(doc)
-    applied = None
-    if seconds > 0:
-        changed, waited = watch.wait(tid, tag, seconds, lambda: actions.read(tid, staff_sees), transfers.view)
-        applied = f"wait={seconds}" if waited else None
-        if changed is not None:
-            resp = transfer_answer(changed)
-            if applied:
-                resp.headers["Preference-Applied"] = applied
-            return resp
-    resp = Response(status=304, headers={"ETag": tag})
-    if applied:
-        resp.headers["Preference-Applied"] = applied
+    with watch.watching(tid, wanted=bool(held and seconds)) as waiter:
+        doc = actions.read(tid, staff_sees)   # access checked here, once; a transfer never changes point
+        tag = watch.etag(transfers.view(doc))
+        if waiter is None:
+            return transfer_answer(doc) if not watch.matches(held, tag) else _not_modified(tag)
+        if not watch.matches(held, tag) and watch.settled(doc):
+            return _applied(transfer_answer(doc), seconds)
+        # unchanged, or changed with its consequences still running (the teller's commit would race them)
+        changed = watch.wait(waiter, held if not watch.matches(held, tag) else tag, seconds,
+                             lambda: actions.read(tid, staff_sees), transfers.view)
+    return _applied(transfer_answer(changed) if changed is not None else _not_modified(tag), seconds)
+
+
+def _not_modified(tag: str) -> Response:
+    return Response(status=304, headers={"ETag": tag})
+
+
+def _applied(resp: Response, seconds: int) -> Response:
+    resp.headers["Preference-Applied"] = f"wait={seconds}"
     return resp
 
 
