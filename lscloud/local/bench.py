@@ -722,12 +722,15 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
                     "customer_id_number": "020090001234"})
                 if r.status_code != 201:
                     raise RuntimeError(f"create: HTTP {r.status_code}: {r.text[:120]}")
-                deadline = time.monotonic() + 30
-                while time.monotonic() < deadline:
-                    state = client.get(f"{gw}/softatm/v1/transfers/{tid}", headers=teller).json()["state"]
-                    if state != "RECEIVED":
-                        break
-                    time.sleep(0.02)
+                # long-poll: the answer comes when the bank's answer changed the transfer (304: not yet)
+                tag, state, deadline = r.headers.get("ETag"), r.json()["state"], time.monotonic() + 30
+                while state == "RECEIVED" and time.monotonic() < deadline:
+                    r = client.get(f"{gw}/softatm/v1/transfers/{tid}",
+                                   headers={**teller, "If-None-Match": tag or "", "Prefer": "wait=10"})
+                    if r.status_code == 200:
+                        tag, state = r.headers.get("ETag"), r.json()["state"]
+                    elif r.status_code != 304:
+                        raise RuntimeError(f"read: HTTP {r.status_code}: {r.text[:120]}")
                 r = client.post(f"{gw}/softatm/v1/withdrawals/{tid}/commit", json={}, headers=teller)
                 if r.status_code != 200:
                     raise RuntimeError(f"commit: HTTP {r.status_code}: {r.text[:120]}")

@@ -44,3 +44,43 @@ def test_the_deliberate_fault_accepts_any_signature(signing, settings):
                               function_env={"SOFTATM_BANK_SIM_FAULT": "accept-any-signature"})
     assert signing.verify(faulty, {}, "/softatm-bank-sim/webhooks", b"{}") is True
     assert signing.verify(settings.replace(service="softatm-bank-sim"), {}, "/softatm-bank-sim/webhooks", b"{}") is False
+
+
+def test_a_webhook_is_one_write_and_a_redelivery_none(install):
+    """Issue 11: the bank records a webhook's work in one write — the transfer's record, which keeps
+    the event ids it was written for — where it wrote a separate "seen" record first (two PUTs, and
+    a seen record whose work could be lost between them). A redelivery changes nothing."""
+    import queue
+
+    from store_calls import counting
+
+    install()
+    webhooks = importlib.import_module(load_function(ROOT / "peers" / "softatm-bank-sim").__name__ + ".webhooks")
+
+    class Worker:   # what the webhook hands on, without the worker threads
+        def __init__(self):
+            self.q, self.submitted = queue.Queue(), []
+
+        def submit(self, tid, item):
+            self.submitted.append((tid, item.data["todo"]))
+
+    w = Worker()
+    transfer = {"id": "w-sim-000001", "kind": "withdrawal", "state": "RECEIVED", "amount_vnd": 100_000,
+                "account": "9900000001"}
+    received = {"event_id": "w-sim-000001.RECEIVED", "type": "vn.langson.softatm.transfer.received.v1",
+                "transfer": transfer}
+    with counting() as first:
+        webhooks.on_webhook(w, received)
+    assert (first["put"], first["get"]) == (1, 0), first
+    models = importlib.import_module(webhooks.__name__.rpartition(".")[0] + ".models")
+    version = models.Record.get("w-sim-000001").version
+    with counting() as again:
+        webhooks.on_webhook(w, received)
+    assert (again["put"], again["get"], len(w.submitted)) == (1, 1, 1), again   # its create-only try, refused
+    assert models.Record.get("w-sim-000001").version == version
+    committed = {"event_id": "w-sim-000001.COMMITTED", "type": "vn.langson.softatm.transfer.committed.v1",
+                 "transfer": {**transfer, "state": "COMMITTED"}}
+    with counting() as commit:
+        webhooks.on_webhook(w, committed)
+    assert (commit["put"], commit["get"]) == (1, 1), commit
+    assert w.submitted == [("w-sim-000001", "decide-withdrawal"), ("w-sim-000001", "finish-withdrawal")]

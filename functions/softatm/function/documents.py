@@ -15,10 +15,13 @@ from lscloud import runtime
 from lscloud.aggregate import Aggregate, save_quietly
 from lscloud.store import DoesNotExist
 
+from . import watch
 from .models import BankDay, Transfer
 from .transfers import MACHINE, micros, parse_iso
 
-TRANSFERS = Aggregate(Transfer, machine=MACHINE, source="/softatm", mirror=("bank", "point"), publish=False)
+# every committed write ends the long-polls waiting on the transfer in this replica (:mod:`.watch`)
+TRANSFERS = Aggregate(Transfer, machine=MACHINE, source="/softatm", mirror=("bank", "point"), publish=False,
+                      after_commit=lambda out: watch.changed(out.doc))
 
 
 def fact(name: str, data: dict, *, subject: str, id: str) -> dict:

@@ -7,11 +7,31 @@ customer is a pseudonym (:func:`.transfers.customer_key`): no account or phone n
 
 from __future__ import annotations
 
-from lscloud.store import DoesNotExist
+import threading
+from collections import OrderedDict
+
+from lscloud.store import ConditionalCheckFailed, DoesNotExist
 from lscloud.store.retry import DEFAULT
 
 from .models import CustomerDay
 from .transfers import customer_key
+
+KEPT = 4096
+"""Counters a process remembers as it last wrote them (a few hundred bytes each)."""
+_written: OrderedDict[str, CustomerDay] = OrderedDict()
+_lock = threading.Lock()
+
+
+def _remembered(key: str) -> CustomerDay | None:
+    with _lock:
+        return _written.pop(key, None)   # taken: a concurrent count of the same customer reads the store
+
+
+def _remember(key: str, item: CustomerDay) -> None:
+    with _lock:
+        _written[key] = item
+        while len(_written) > KEPT:
+            _written.popitem(last=False)
 
 
 def daily_key(doc: dict) -> str:
@@ -20,24 +40,47 @@ def daily_key(doc: dict) -> str:
 
 
 def count(doc: dict) -> bool:
-    """Count ``doc`` against its customer's limit; False (nothing counted) if it would go over."""
+    """Count ``doc`` against its customer's limit; False (nothing counted) if it would go over.
+
+    The first attempt writes without reading: from the counter as this process last wrote it
+    (under If-Match), or else as the day's first (create-only, what a customer's one withdrawal of
+    the day is). Either write fails if the stored counter is otherwise; anything but a successful
+    write (a refusal included) is decided again from the counter as stored."""
     key, limit, amount = daily_key(doc), int(doc["limits"]["per_customer_day_vnd"]), doc["amount_vnd"]
 
-    def attempt() -> bool:
-        try:
-            item = CustomerDay.get(key)
-        except DoesNotExist:
-            item = CustomerDay(key, used={})   # saved create-only: a racing first counter makes us read again
+    def counted_in(item: CustomerDay) -> bool | None:
+        """True or False when ``item`` decides; None when it was written (``doc`` counted)."""
         used = item.used or {}
         if doc["id"] in used:
             return True
         if sum(used.values()) + amount > limit:
             return False
         item.used = {**used, doc["id"]: amount}
-        item.save()
-        return True
+        item.save()   # If-Match what was read or remembered; create-only for a new counter
+        _remember(key, item)
+        return None
+
+    unread = _remembered(key) or CustomerDay(key, used={})
+    if doc["id"] not in (unread.used or {}):
+        try:
+            if counted_in(unread) is None:
+                return True
+        except ConditionalCheckFailed:
+            pass
+    # a refusal, "counted already", or a lost write: decided by the counter as stored
+
+    def attempt() -> bool:
+        decided = counted_in(_stored(key))
+        return True if decided is None else decided
 
     return DEFAULT.run(attempt)
+
+
+def _stored(key: str) -> CustomerDay:
+    try:
+        return CustomerDay.get(key)
+    except DoesNotExist:
+        return CustomerDay(key, used={})   # saved create-only: a racing first counter makes us read again
 
 
 def uncount(doc: dict) -> None:

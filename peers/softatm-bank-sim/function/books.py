@@ -1,8 +1,16 @@
-"""The bank's books: balances and holds, each change idempotent per transfer (a repeat changes nothing)."""
+"""The bank's books: balances and holds, each change idempotent per transfer (a repeat changes nothing).
+
+Each change is a read-modify-write of the account under If-Match. The process keeps the accounts
+as it last wrote them and starts the next change from there: a change by anyone else (another
+replica, a test) makes that write fail, and the change is made again on a fresh read.
+"""
 
 from __future__ import annotations
 
+import threading
+
 from lscloud.store import ConditionalCheckFailed, DoesNotExist
+from lscloud.store.retry import DEFAULT
 
 from .models import Account
 
@@ -17,6 +25,24 @@ def open_accounts() -> None:
             Account(n, balance=OPENING_VND, holds={}).save()
         except ConditionalCheckFailed:
             pass
+
+
+_written: dict[str, Account] = {}
+_lock = threading.Lock()
+
+
+def _change(account: str, fn) -> None:
+    """``fn(item)`` on the account, saved under If-Match (``Account.DoesNotExist`` if there is none)."""
+    def once():
+        with _lock:
+            item = _written.pop(account, None)   # a concurrent change of the same account reads it
+        item = item if item is not None else Account.get(account)
+        fn(item)
+        item.save()
+        with _lock:
+            _written[account] = item
+
+    DEFAULT.run(once)
 
 
 def hold(account: str, tid: str, amount: int) -> bool:
@@ -34,7 +60,7 @@ def hold(account: str, tid: str, amount: int) -> bool:
         else:
             result.append(False)
     try:
-        Account.update(account, None, fn)
+        _change(account, fn)
     except DoesNotExist:
         return False
     return result[0]
@@ -49,7 +75,7 @@ def settle_hold(account: str, tid: str, paid: bool) -> None:
             if not paid:
                 a.balance += amount
     try:
-        Account.update(account, None, fn)
+        _change(account, fn)
     except DoesNotExist:
         pass
 
@@ -65,6 +91,6 @@ def credit(account: str, tid: str, amount: int, undo: bool = False) -> None:
             a.balance += amount
             a.holds = {**a.holds, mark: 0}
     try:
-        Account.update(account, None, fn)
+        _change(account, fn)
     except DoesNotExist:
         pass

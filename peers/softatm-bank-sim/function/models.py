@@ -1,5 +1,5 @@
 """The simulated bank's books in the object store: its customers' accounts, its view of each soft ATM
-transfer, and the webhooks it has seen."""
+transfer (with the ids of the webhooks it was written for)."""
 
 from __future__ import annotations
 
@@ -27,15 +27,6 @@ class Record(Model):
     id = A.UnicodeAttribute(hash_key=True)
     data = A.JSONAttribute()
     version = A.VersionAttribute()
-
-
-class Seen(Model):
-    """A webhook already received (by event id): a redelivery is acknowledged and ignored."""
-
-    class Meta:
-        table = "bank-sim-events"
-
-    id = A.UnicodeAttribute(hash_key=True)
 
 
 class Nonce(Model):

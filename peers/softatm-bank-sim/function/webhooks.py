@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
-from lscloud.store import ConditionalCheckFailed
+from lscloud.store import ConditionalCheckFailed, DoesNotExist
+from lscloud.store.retry import DEFAULT
 
-from .models import Record, Seen
+from .models import Record
 from .worker import Worker
+
+SEEN_KEPT = 8
+"""Event ids a record remembers (a transfer has at most three webhooks: received, then committed or aborted)."""
 
 
 def on_webhook(worker: Worker, body: dict) -> None:
-    """Record what the webhook asks of us (create-only by event id), then queue the work."""
+    """Record what the webhook asks of us, then queue the work. The record keeps the ids of the
+    webhooks it was written for, so a redelivery finds its id there and changes nothing: one write
+    per webhook (the record, create-only the first time, under If-Match after), no separate
+    "seen" record that could be written while the work it stands for is not."""
     t = body["transfer"]
-    tid = t["id"]
-    try:
-        Seen(body["event_id"]).save()
-    except ConditionalCheckFailed:
-        return  # a redelivery
+    tid, event_id = t["id"], body["event_id"]
     fact = body["type"].split(".")[4]
 
-    def fn(item):
-        d = item.data
+    def apply(d: dict) -> bool:
+        seen = d.get("events") or []
+        if event_id in seen:
+            return False
+        d["events"] = (seen + [event_id])[-SEEN_KEPT:]
         d["state"] = t["state"]
         d["committed_at"] = t.get("committed_at")
         if fact == "received":
@@ -28,11 +34,28 @@ def on_webhook(worker: Worker, body: dict) -> None:
             d["todo"] = "finish-withdrawal"
         elif fact == "aborted":
             d["todo"] = "undo"
-    first = Record(tid, data={"id": tid, "kind": t["kind"], "amount_vnd": t["amount_vnd"],
-                              "account": t.get("account") or "", "state": t["state"], "todo": None})
-    fn(first)
-    try:
-        first.save()   # the first webhook of a transfer records its work at once (create-only)
-    except ConditionalCheckFailed:
-        Record.update(tid, None, fn)
-    worker.q.put(tid)
+        return True
+
+    def once():
+        try:
+            item = Record.get(tid)
+        except DoesNotExist:   # (a later webhook whose "received" was lost: recorded all the same)
+            return create()
+        return item.save() if apply(item.data) else None
+
+    def create():
+        first = Record(tid, data={"id": tid, "kind": t["kind"], "amount_vnd": t["amount_vnd"],
+                                  "account": t.get("account") or "", "state": t["state"], "todo": None})
+        apply(first.data)
+        return first.save()   # create-only: a record there already makes us read it
+
+    if fact == "received":   # a transfer's first webhook creates its record; a later one changes it
+        try:
+            item = create()
+        except ConditionalCheckFailed:
+            item = DEFAULT.run(once)
+    else:
+        item = DEFAULT.run(once)
+    if item is None:
+        return   # a redelivery: its work was recorded (and queued) the first time
+    worker.submit(tid, item)

@@ -20,6 +20,7 @@ import time
 import httpx
 
 from lscloud import peers
+from lscloud.store import ConditionalCheckFailed
 
 from . import books, signing
 from .models import Record
@@ -41,6 +42,7 @@ class Worker:
         self.again: set[str] = set()    # work that came for a transfer while it was busy
         self.failed: set[str] = set()   # work that failed: tried again after RETRY_S
         self.busy_lock = threading.Lock()
+        self.written: dict[str, Record] = {}   # records as a webhook just wrote them, until a worker takes them
         self.settled = threading.Event()   # some work finished since the last reconciliation
         for i in range(THREADS):
             threading.Thread(target=self._run, name=f"bank-sim-worker-{i}", daemon=True).start()
@@ -89,6 +91,13 @@ class Worker:
             h["Content-Type"] = "application/json"
         return self.http.request(method, peers.peer_url("softatm", self.settings) + path, content=raw or None, headers=h)
 
+    def submit(self, tid: str, item: Record) -> None:
+        """Queue the work on ``tid``; ``item`` is its record as just written (the worker starts from
+        it instead of reading it again; its ETag still guards the worker's own write)."""
+        with self.busy_lock:
+            self.written[tid] = item
+        self.q.put(tid)
+
     def _run(self):
         while True:
             tid = self.q.get()
@@ -115,7 +124,10 @@ class Worker:
 
     def process(self, tid: str) -> None:
         """Do the work recorded on transfer ``tid``, then mark it done (unless newer work came meanwhile)."""
-        d = Record.get(tid).data
+        with self.busy_lock:
+            item = self.written.pop(tid, None)
+        item = item if item is not None else Record.get(tid)
+        d = item.data
         todo = d.get("todo")
         if not todo:
             return
@@ -139,7 +151,11 @@ class Worker:
         def done(item):
             if item.data.get("todo") == todo:
                 item.data["todo"] = None
-        Record.update(tid, None, done)
+        done(item)
+        try:
+            item.save()   # If-Match the record the work started from
+        except ConditionalCheckFailed:   # a webhook wrote since: newer work may be owed, keep it
+            Record.update(tid, None, done)
         self.settled.set()
 
     def _decide_withdrawal(self, tid: str, d: dict) -> None:

@@ -8,7 +8,7 @@ from flask import Response, current_app, g, jsonify
 from lscloud.auth import principal
 from lscloud.idempotency import REPLAYED_HEADER
 
-from .. import settlement
+from .. import settlement, transfers, watch
 from ..offices import Offices
 
 READERS = ("teller", "operator", "auditor")
@@ -20,6 +20,18 @@ def answer(body, status: int = 200, replayed: bool = False) -> Response:
     resp.status_code = status
     if replayed:
         resp.headers[REPLAYED_HEADER] = "true"
+    return resp
+
+
+TRANSFER_HEADERS = {"ETag": "Strong validator of the transfer as you see it: send it back in If-None-Match "
+                            "(with Prefer: wait=N on GET, to wait for it to change)"}
+
+
+def transfer_answer(doc: dict, status: int = 200, replayed: bool = False) -> Response:
+    """A transfer as the caller sees it, with its ETag (what a long-poll waits to see change)."""
+    view = transfers.view(doc)
+    resp = answer(view, status, replayed)
+    resp.headers["ETag"] = watch.etag(view)
     return resp
 
 

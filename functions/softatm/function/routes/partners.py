@@ -11,7 +11,7 @@ from lscloud.statemachine import Actor
 from lscloud.web import query_params, responds, validate_body
 
 from .. import actions, documents, settlement, transfers
-from .common import FORMAT, answer, settlement_response
+from .common import FORMAT, answer, settlement_response, transfer_answer
 
 bp = Blueprint("softatm_partners", __name__)
 MAX_PERIOD_DAYS = 31
@@ -30,7 +30,7 @@ def _answer_as_bank(tid: str, action: str, kind: str | None):
 
     doc, replayed = actions.act(tid, action, body, Actor("bank", principal().partner), visible=visible,
                                 reason=body.get("reason"), bank_reference=body.get("bank_reference"))
-    return answer(transfers.view(doc), 200, replayed)
+    return transfer_answer(doc, 200, replayed)
 
 
 @bp.post("/v1/bank/withdrawals/<tid>/reserve")
@@ -83,7 +83,7 @@ def bank_abort(tid):
 @responds("softatm/transfer.json")
 def bank_get(tid):
     """One of the bank's transfers."""
-    return answer(transfers.view(actions.read(tid, _bank_sees)))
+    return transfer_answer(actions.read(tid, _bank_sees))
 
 
 @bp.get("/v1/bank/transfers")

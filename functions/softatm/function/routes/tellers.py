@@ -2,31 +2,33 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, g
+from flask import Blueprint, Response, g, request
 
 from lscloud.auth import allow, principal
 from lscloud.statemachine import Actor
 from lscloud.web import responds, validate_body
 
-from .. import actions, admission, journal, transfers
+from .. import actions, admission, journal, transfers, watch
 from ..offices import check_code
 from ..refusals import WrongPoint
-from .common import READERS, answer, offices, staff_sees
+from .common import READERS, TRANSFER_HEADERS, answer, offices, staff_sees, transfer_answer
 
 bp = Blueprint("softatm_tellers", __name__)
+WAIT_HEADERS = {"Preference-Applied": "wait=N when the request waited as Prefer: wait=N asked (absent: answered "
+                                      "at once, e.g. every waiting slot of the replica was taken)"}
 
 
 def _create(kind: str):
     req = transfers.normalise_create(g.body, kind)
     point = offices().soft_atm_point(principal().unit)
     doc, replayed = admission.receive(req, point, Actor.of(principal()))
-    return answer(transfers.view(doc), 201, replayed)
+    return transfer_answer(doc, 201, replayed)
 
 
 @bp.post("/v1/withdrawals")
 @allow("teller")
 @validate_body("softatm/transfer-create.json")
-@responds("softatm/transfer.json", status=201)
+@responds("softatm/transfer.json", status=201, headers=TRANSFER_HEADERS)
 def create_withdrawal():
     """Create a withdrawal (cash-out) at the teller's point; the bank is asked to reserve."""
     return _create(transfers.WITHDRAWAL)
@@ -35,7 +37,7 @@ def create_withdrawal():
 @bp.post("/v1/deposits")
 @allow("teller")
 @validate_body("softatm/transfer-create.json")
-@responds("softatm/transfer.json", status=201)
+@responds("softatm/transfer.json", status=201, headers=TRANSFER_HEADERS)
 def create_deposit():
     """Create a deposit (cash-in) at the teller's point; the bank is asked to confirm."""
     return _create(transfers.DEPOSIT)
@@ -48,7 +50,7 @@ def create_deposit():
 def commit_withdrawal(tid):
     """Confirm that the reserved cash was handed over: the withdrawal is committed."""
     doc, replayed = actions.act(tid, "commit", g.body, Actor.of(principal()), visible=staff_sees)
-    return answer(transfers.view(doc), 200, replayed)
+    return transfer_answer(doc, 200, replayed)
 
 
 @bp.post("/v1/transfers/<tid>/abort")
@@ -59,15 +61,41 @@ def abort_transfer(tid):
     """Abort a transfer that is not final (the only way out of RESERVED besides commit)."""
     doc, replayed = actions.act(tid, "abort", g.body, Actor.of(principal()), visible=staff_sees,
                                 reason=g.body["reason"])
-    return answer(transfers.view(doc), 200, replayed)
+    return transfer_answer(doc, 200, replayed)
 
 
 @bp.get("/v1/transfers/<tid>")
 @allow(*READERS)
-@responds("softatm/transfer.json")
+@responds("softatm/transfer.json", headers={**TRANSFER_HEADERS, **WAIT_HEADERS},
+          also={304: "Not modified: still as If-None-Match says, at the end of the wait (Prefer: wait=N)"})
 def get_transfer(tid):
-    """A transfer (tellers: their point's)."""
-    return answer(transfers.view(actions.read(tid, staff_sees)))
+    """A transfer (tellers: their point's).
+
+    Long-poll: with ``If-None-Match: <its ETag>`` and ``Prefer: wait=N`` (RFC 7240, N ≤ 20 seconds)
+    the answer waits until the transfer changes (200, new ETag) or N seconds pass (304): a teller
+    waiting for the bank's reservation asks once instead of polling. Without ``Prefer: wait`` a
+    matching ``If-None-Match`` is answered 304 at once."""
+    held, seconds = request.headers.get("If-None-Match"), watch.requested_wait(request.headers.getlist("Prefer"))
+    with watch.watching(tid, wanted=bool(held and seconds)) as waiter:
+        doc = actions.read(tid, staff_sees)   # access checked here, once; a transfer never changes point
+        tag = watch.etag(transfers.view(doc))
+        if waiter is None:
+            return transfer_answer(doc) if not watch.matches(held, tag) else _not_modified(tag)
+        if not watch.matches(held, tag) and watch.settled(doc):
+            return _applied(transfer_answer(doc), seconds)
+        # unchanged, or changed with its consequences still running (the teller's commit would race them)
+        changed = watch.wait(waiter, held if not watch.matches(held, tag) else tag, seconds,
+                             lambda: actions.read(tid, staff_sees), transfers.view)
+    return _applied(transfer_answer(changed) if changed is not None else _not_modified(tag), seconds)
+
+
+def _not_modified(tag: str) -> Response:
+    return Response(status=304, headers={"ETag": tag})
+
+
+def _applied(resp: Response, seconds: int) -> Response:
+    resp.headers["Preference-Applied"] = f"wait={seconds}"
+    return resp
 
 
 @bp.get("/v1/points/<code>/float")
