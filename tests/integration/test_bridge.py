@@ -20,6 +20,7 @@ from lscloud.bridge import Bridge, BridgeConfig, load_bridge_config
 from lscloud.bus import Bus, SyncBus
 from lscloud.delivery import DLQ_SUBJECTS, dlq_stream, read_dlq
 from lscloud.local.servers import free_port
+from waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -75,16 +76,6 @@ class BrokerIngress:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
-
-
-def wait_for(check, what: str, deadline_s: float = 30.0):
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def create_streams(settings) -> None:

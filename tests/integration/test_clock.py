@@ -16,6 +16,7 @@ import pytest
 from lscloud import clock
 from lscloud.bus import SyncBus
 from lscloud.delivery import tail
+from waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -51,23 +52,12 @@ def test_the_tick_event_names_its_period_and_is_the_same_all_minute():
     assert clock.iso_period(300) == "PT5M" and clock.iso_period(0.5) == "PT0.5S"
 
 
-def wait_for(check, what: str, deadline_s: float = 60.0):
-    """Poll until ``check()`` is truthy; the deadline only guards against a hang."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_one_tick_per_period_on_the_stream(settings, bus):
     period = 0.4
     seen = []
     c = clock.Clock(settings, period, on_tick=lambda e, seq: seen.append((e, seq))).start()
     try:
-        wait_for(lambda: len(seen) >= 4, "four ticks")
+        wait_for(lambda: len(seen) >= 4, "four ticks", 60.0)
     finally:
         c.stop()
     stored = ticks(settings)
@@ -105,7 +95,7 @@ def test_stop_is_clean_and_final(settings, bus):
     # the clock reads an instant that starts a period: its next tick is a whole period (30 s) away
     start = clock.period_start(datetime.now(timezone.utc), 30.0)
     c = clock.Clock(settings, 30.0, now=lambda: start).start()
-    wait_for(lambda: c.published == 1, "the first tick")
+    wait_for(lambda: c.published == 1, "the first tick", 60.0)
     c.stop()
     # stop() did not wait for the next period: the thread is gone (stop joins for 15 s at most,
     # half a period), so nothing can publish after it, and only the first tick is on the stream

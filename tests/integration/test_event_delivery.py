@@ -31,6 +31,7 @@ from lscloud.delivery import Dispatcher, Subscription, read_dlq, tail
 from lscloud.local.servers import free_port
 from lscloud.problems import TYPE_BASE, Problem
 from lscloud.store import ConditionalCheckFailed, Model, attributes as A
+from waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -170,19 +171,6 @@ class FunctionServer:
 
 
 # --- helpers and fixtures ------------------------------------------------------------------------
-
-
-def wait_for(check, what: str, deadline_s: float = 45.0, *, alive=None):
-    """Poll until ``check()`` is truthy; the deadline only guards against a hang."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        if alive is not None and not alive():
-            raise AssertionError(f"gave up waiting for {what}: the thing we wait on has died")
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
