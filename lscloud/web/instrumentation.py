@@ -205,8 +205,6 @@ class ServerTelemetry:
         span = state.span
         if span is None:  # the hook never ran (the app failed before it): a span all the same
             span = self._start(environ, state, *_parent(environ))
-        else:
-            otel_context.detach(state.token)
         status = state.status
         error_type = None
         exception = state.exception
@@ -241,7 +239,9 @@ class ServerTelemetry:
             labels["http.route"] = state.route
         if error_type is not None:
             labels["error.type"] = error_type
-        self.duration.record(duration, labels)
+        self.duration.record(duration, labels)  # while the span is current: its exemplar links the trace
+        if state.token is not None:
+            otel_context.detach(state.token)
 
     def _observe_active(self, options: CallbackOptions):
         with self._active_lock:

@@ -177,6 +177,8 @@ def test_server_span_and_duration_carry_the_conventional_names(spans):
 
     points = [p for p in _duration_points() if p.attributes.get("http.route") == "/v1/units/<code>"]
     assert points and all(set(p.attributes) <= DURATION_LABELS for p in points)  # never the raw path
+    linked = {format(e.trace_id, "032x") for p in points for e in p.exemplars}
+    assert TRACEPARENT.split("-")[1] in linked  # a latency sample leads to its trace
     errors = [p for p in points if p.attributes["http.response.status_code"] == 500]
     assert errors and all(p.attributes["error.type"] == "500" and p.attributes["http.request.method"] == "GET"
                           for p in errors)
