@@ -1,8 +1,9 @@
 """Turn a function's Flask app into the Knative ``new()`` contract of the func-python middleware.
 
 ``new = function(create_app, events={...})`` in ``function/func.py``; the object ``new()``
-returns has ``async handle(scope, receive, send)`` (ASGI, Flask bridged with a2wsgi), and the
-sync ``start(cfg)`` / ``stop()`` / ``alive()`` / ``ready()`` hooks. ``ready()`` really asks the
+returns has ``async handle(scope, receive, send)`` (ASGI, Flask on worker threads through
+:class:`lscloud.wsgi_bridge.WsgiBridge`), and the sync ``start(cfg)`` / ``stop()`` / ``alive()`` /
+``ready()`` hooks. ``ready()`` really asks the
 dependencies the function declares it needs (``needs=``: the object store, NATS). Events from
 Knative Eventing arrive at ``POST /events``, which accepts only a sender that presents a delivery
 token (:func:`lscloud.auth.verify_event_sender`: the broker's OIDC token in the cluster, the local
@@ -37,17 +38,6 @@ DEPENDENCIES = ("s3", "nats")
 """What ``needs=`` may name: ``"s3"`` the object store (and the bucket), ``"nats"`` the bus."""
 
 
-def _terminated(wsgi_app):
-    """The ASGI server ends the request body, so Werkzeug may read bodies without a
-    Content-Length (chunked) under its size limit instead of treating them as empty."""
-
-    def app(environ, start_response):
-        environ["wsgi.input_terminated"] = True
-        return wsgi_app(environ, start_response)
-
-    return app
-
-
 class Function:
     """One Knative function instance: a Flask app behind ASGI, plus lifecycle hooks."""
 
@@ -67,9 +57,8 @@ class Function:
 
     def start(self, cfg: Mapping[str, str]) -> None:
         """Build settings from ``cfg`` (the environment), install the runtime, create the app."""
-        from a2wsgi import WSGIMiddleware
-
         from .store.objects import ObjectStore
+        from .wsgi_bridge import WsgiBridge
 
         with self._lock:
             settings = config.load(cfg)
@@ -77,7 +66,7 @@ class Function:
             telemetry.setup(settings)
             app = self._build(settings)
             self.settings, self.app = settings, app
-            self._asgi = WSGIMiddleware(_terminated(app), workers=16)
+            self._asgi = WsgiBridge(app, workers=16)
             # readiness gets its own client with short timeouts so a dead store answers fast
             self._probe = ObjectStore.from_settings(settings, max_pool=2, timeout_s=2.0)
             log.info("function %s started", settings.service)
@@ -134,7 +123,7 @@ class Function:
                 return False, why
         if "s3" in self.needs:
             try:
-                with _untraced():  # a probe every few seconds is not a trace anyone wants
+                with telemetry.untraced():  # a probe every few seconds is not a trace anyone wants
                     self._probe.ping(self.settings.bucket)
             except Exception as exc:  # noqa: BLE001 - reported, not raised
                 metrics.readiness_failed("s3")
@@ -162,12 +151,6 @@ class Function:
             guard = asgi.BodyGuard(scope, receive, send)
             receive, send = guard.receive, guard.send
         await self._asgi(scope, receive, send)
-
-
-def _untraced():
-    from opentelemetry.instrumentation.utils import suppress_instrumentation
-
-    return suppress_instrumentation()
 
 
 def _ping_nats(rt: runtime.Runtime | None, settings: config.Settings, timeout_s: float = 2.0) -> None:

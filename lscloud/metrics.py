@@ -1,8 +1,8 @@
 """The runtime's metric instruments, created lazily from :func:`lscloud.telemetry.meter`.
 
 Semantic-convention names where one exists (messaging metrics, with the same attributes as the
-messaging spans), ``lscloud.*`` for what the conventions lack. The Flask instrumentation records
-``http.server.request.duration`` itself (see :func:`lscloud.telemetry.instrument_flask`).
+messaging spans), ``lscloud.*`` for what the conventions lack. ``http.server.request.duration``
+and ``http.server.active_requests`` are recorded with the SERVER spans (:mod:`lscloud.web.instrumentation`).
 
 =======================================  =========  ===============================================
 instrument                               recorded   attributes

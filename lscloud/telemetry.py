@@ -19,7 +19,6 @@ import json
 import os
 import re
 import threading
-import time
 from contextlib import contextmanager
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -53,8 +52,8 @@ _service_providers: dict[str, TracerProvider] = {}
 
 
 def _prepare_environment() -> None:
-    # new HTTP semconv: the Flask instrumentation then records http.server.request.duration in
-    # seconds with http.route/http.request.method/http.response.status_code itself
+    # the stable HTTP semconv for any OpenTelemetry instrumentation that reads it (our own server
+    # spans, lscloud.web.instrumentation, always follow it)
     opt_in = [v.strip() for v in config.environ().get("OTEL_SEMCONV_STABILITY_OPT_IN", "").split(",") if v.strip()]
     if "http" not in opt_in and "http/dup" not in opt_in:
         config.merge_env_list("OTEL_SEMCONV_STABILITY_OPT_IN", ["http"])
@@ -239,6 +238,18 @@ class _LowerGetter:
 _getter = _LowerGetter()
 
 
+@contextmanager
+def untraced() -> Iterator[None]:
+    """Make no spans for the calls inside (a readiness probe every few seconds is not a trace
+    anyone wants). It sets OpenTelemetry's own suppression key, which the store's S3 client and
+    every OpenTelemetry instrumentation honour."""
+    token = otel_context.attach(otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
 def inject(headers: dict, context: otel_context.Context | None = None) -> dict:
     """Write ``traceparent`` (and ``tracestate``, baggage) of the current context into ``headers``."""
     propagate.inject(headers, context=context)
@@ -321,52 +332,11 @@ def process_span(event: Mapping[str, Any], headers: Mapping[str, str] | None = N
 
 
 def instrument_flask(app) -> None:
-    """Server spans (``GET /v1/units/<code>``, with ``http.route``) and the RED histogram.
+    """Server spans (``GET /v1/units/<code>``, with ``http.route``) and the RED histogram
+    ``http.server.request.duration`` for a Flask app: :mod:`lscloud.web.instrumentation`."""
+    from .web.instrumentation import instrument
 
-    The Flask instrumentation records ``http.server.request.duration`` (seconds, with
-    ``http.route``, ``http.request.method``, ``http.response.status_code``) when the new HTTP
-    semconv is on, which :func:`setup` asks for; only if some earlier code already fixed the old
-    semconv for the process does this record the histogram itself, so it is never recorded twice.
-    """
-    from opentelemetry.instrumentation._semconv import (
-        _OpenTelemetrySemanticConventionStability,
-        _OpenTelemetryStabilitySignalType,
-        _report_new,
-    )
-    from opentelemetry.instrumentation.flask import FlaskInstrumentor
-
-    if getattr(app, "_is_instrumented_by_opentelemetry", False):
-        return
-    with _lock:
-        _prepare_environment()
-    _OpenTelemetrySemanticConventionStability._initialize()
-    mode = _OpenTelemetrySemanticConventionStability._get_opentelemetry_stability_opt_in_mode(
-        _OpenTelemetryStabilitySignalType.HTTP)
-    # no providers passed: the global proxies follow whatever setup() installs, before or after
-    FlaskInstrumentor().instrument_app(app)
-    if not _report_new(mode):
-        _record_duration_ourselves(app)
-
-
-def _record_duration_ourselves(app) -> None:
-    import flask
-
-    histogram = meter().create_histogram("http.server.request.duration", unit="s",
-                                         description="Duration of HTTP server requests.")
-
-    @app.before_request
-    def _start_clock():
-        flask.g._lscloud_started = time.perf_counter()
-
-    @app.after_request
-    def _record(response):
-        started = getattr(flask.g, "_lscloud_started", None)
-        if started is not None:
-            attrs = {"http.request.method": flask.request.method, "http.response.status_code": response.status_code}
-            if flask.request.url_rule is not None:
-                attrs["http.route"] = flask.request.url_rule.rule
-            histogram.record(time.perf_counter() - started, attrs)
-        return response
+    instrument(app)
 
 
 # --- the local span log --------------------------------------------------------------------

@@ -43,8 +43,8 @@ PRELOAD = (
     # what every function imports before it is ready (python -X importtime of a function's start)
     "func_python.http", "lscloud.serve", "lscloud.loading", "lscloud.knative", "lscloud.telemetry",
     "lscloud.runtime", "lscloud.store.objects", "lscloud.listing", "lscloud.validation", "lscloud.reference",
-    "lscloud.aggregate", "lscloud.idempotency", "a2wsgi", "jsonschema", "yaml",
-    "opentelemetry.sdk.trace", "opentelemetry.sdk.metrics", "opentelemetry.instrumentation.flask",
+    "lscloud.aggregate", "lscloud.idempotency", "lscloud.wsgi_bridge", "jsonschema", "yaml",
+    "opentelemetry.sdk.trace", "opentelemetry.sdk.metrics", "lscloud.web.instrumentation",
     "lscloud.store.s3http", "urllib3",
     # what most functions' apps import as they are built: the peers' HTTP client (httpcore imports
     # its sync backend, and trio where installed, on the first client)

@@ -25,6 +25,7 @@ from typing import Iterable, Mapping
 from urllib.parse import urlsplit
 
 import urllib3
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -126,7 +127,10 @@ class S3Http:
         attributes = dict(self._span_attributes, **{"rpc.method": operation, "aws.s3.bucket": bucket})
         if key:
             attributes["aws.s3.key"] = key
-        span = _tracer.start_span(f"S3.{operation}", kind=SpanKind.CLIENT, attributes=attributes)
+        if otel_context.get_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY):
+            span = trace.INVALID_SPAN  # telemetry.untraced(): e.g. the readiness probe's ping
+        else:
+            span = _tracer.start_span(f"S3.{operation}", kind=SpanKind.CLIENT, attributes=attributes)
         try:
             reply = self._send(method, path, query, target, headers, body, payload_hash, conditional, span)
         except Unreachable as exc:

@@ -30,6 +30,7 @@ from ..context import AppState, app_state
 from ..problems import Problem, current_trace_id, problem_response
 from ..store.errors import ConditionalCheckFailed, DoesNotExist, InvalidKey, StoreUnavailable
 from .bodies import MULTIPART, SchemaSet, buffer_unsized_body, files_limit
+from .instrumentation import record_exception
 from .openapi import build_openapi, invalid_query
 
 __all__ = ["AccessError", "check_access", "create_app"]
@@ -176,6 +177,8 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
         trace_id = current_trace_id()
         registered = errors.to_problem(exc)  # a foreign exception a function registered once
         if registered is not None:
+            if registered.status >= 500:
+                record_exception(exc)
             return problem_response(registered, trace_id=trace_id)
         if isinstance(exc, InvalidKey):
             # keys are built from what the caller sent (an id in the path, a code in the body); one
@@ -183,6 +186,7 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
             log.info("invalid store key from %s %s (trace_id=%s): %s", request.method, request.path[:200], trace_id, exc)
             return problem_response(Problem(404, detail="Nothing exists at this address (the identifier is not "
                                                         "one this service could have issued)."), trace_id=trace_id)
+        record_exception(exc)  # the answer below hides it from the SERVER span: put it there
         if isinstance(exc, StoreUnavailable):
             log.warning("object store unavailable (trace_id=%s): %s", trace_id, exc.__class__.__name__)
             return problem_response(Problem(503, headers={"Retry-After": "5"}), trace_id=trace_id)

@@ -335,3 +335,23 @@ def test_route_without_allow_stops_the_start(functions_dir, settings):
     with pytest.raises(AccessError, match="/v1/open"):
         f.start(settings.env_vars())
     f.stop()
+
+
+def test_a_served_request_continues_the_caller_s_trace_under_its_route(instance):
+    """Through the ASGI entry point as the server calls it: one SERVER span named by the route, child
+    of the caller's traceparent, with its status, and the view's own spans under it."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    from lscloud import telemetry
+
+    exporter = InMemorySpanExporter()
+    telemetry.use_span_exporter(exporter)
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    r = call(instance, "GET", "/v1/hello", headers={"traceparent": f"00-{trace_id}-{parent_id}-01"})
+    assert r.status_code == 200
+    spans = [s for s in exporter.get_finished_spans() if format(s.context.trace_id, "032x") == trace_id]
+    (server,) = [s for s in spans if s.kind == SpanKind.SERVER]
+    assert server.name == "GET /v1/hello" and format(server.parent.span_id, "016x") == parent_id
+    assert server.attributes["http.route"] == "/v1/hello" and server.attributes["http.response.status_code"] == 200
+    assert server.attributes["http.request.method"] == "GET"

@@ -88,6 +88,8 @@ def _app():
     def unit(code):
         if code == "missing":
             return {"title": "not found"}, 404
+        if code == "boom":
+            raise RuntimeError("the store fell over")
         return {"code": code}
 
     telemetry.instrument_flask(app)
@@ -139,6 +141,68 @@ def test_flask_server_spans_and_red_metric_recorded_once(spans, monkeypatch):
     # exactly one histogram sample per request: the instrumentation's, not ours too
     assert _count(points, "/v1/units/<code>", 200) - before_ok == 2
     assert _count(points, "/v1/units/<code>", 404) - before_404 == 1
+
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+DURATION_LABELS = {"http.request.method", "url.scheme", "network.protocol.version", "http.response.status_code",
+                   "http.route", "error.type"}
+
+
+def test_server_span_and_duration_carry_the_conventional_names(spans):
+    """What dashboards, alerts, `lscloud traces` and the trace-continuity tests read off a request
+    (stable HTTP semconv): pinned so that whatever records it keeps it."""
+    app = _app()
+    client = app.test_client()
+    ok = client.get("/v1/units/20?lang=vi", headers={"traceparent": TRACEPARENT, "tracestate": "lscloud=1",
+                                                      "User-Agent": "bench/1"})
+    assert ok.status_code == 200
+    assert client.get("/v1/units/boom").status_code == 500
+
+    first, failed = [s for s in spans.get_finished_spans() if s.kind == trace.SpanKind.SERVER]
+    assert first.name == "GET /v1/units/<code>"
+    assert format(first.context.trace_id, "032x") == TRACEPARENT.split("-")[1]  # the caller's trace goes on
+    assert first.parent is not None and first.parent.is_remote and format(first.parent.span_id, "016x") == TRACEPARENT.split("-")[2]
+    assert first.context.trace_state.get("lscloud") == "1"
+    attrs = first.attributes
+    assert (attrs["http.request.method"], attrs["http.route"], attrs["http.response.status_code"]) == \
+        ("GET", "/v1/units/<code>", 200)
+    assert (attrs["url.path"], attrs["url.scheme"], attrs["server.address"]) == ("/v1/units/20", "http", "localhost")
+    assert attrs["user_agent.original"] == "bench/1" and "error.type" not in attrs
+    assert first.status.status_code == trace.StatusCode.UNSET
+
+    assert failed.name == "GET /v1/units/<code>" and failed.parent is None  # no traceparent: a trace of its own
+    assert failed.attributes["http.response.status_code"] == 500 and failed.attributes["error.type"] == "500"
+    assert failed.status.status_code == trace.StatusCode.ERROR
+    assert [e.attributes["exception.type"] for e in failed.events if e.name == "exception"] == ["RuntimeError"]
+
+    points = [p for p in _duration_points() if p.attributes.get("http.route") == "/v1/units/<code>"]
+    assert points and all(set(p.attributes) <= DURATION_LABELS for p in points)  # never the raw path
+    linked = {format(e.trace_id, "032x") for p in points for e in p.exemplars}
+    assert TRACEPARENT.split("-")[1] in linked  # a latency sample leads to its trace
+    errors = [p for p in points if p.attributes["http.response.status_code"] == 500]
+    assert errors and all(p.attributes["error.type"] == "500" and p.attributes["http.request.method"] == "GET"
+                          for p in errors)
+
+
+def test_an_error_a_function_answers_for_is_still_on_its_server_span(spans):
+    """A function's app renders an unexpected exception as a 500 problem itself (lscloud.web); the
+    exception is recorded on the SERVER span all the same, where someone reading the trace looks."""
+    from lscloud.auth import allow
+    from lscloud.web import create_app
+
+    app = create_app("failing", settings=Settings())
+
+    @app.get("/v1/records/<rid>")
+    @allow("public")
+    def record(rid):
+        """Read a record."""
+        raise KeyError(f"no record {rid} in the store")
+
+    assert app.test_client().get("/v1/records/r1").status_code == 500
+    (server,) = [s for s in spans.get_finished_spans() if s.kind == trace.SpanKind.SERVER]
+    assert server.name == "GET /v1/records/<rid>" and server.attributes["error.type"] == "500"
+    assert server.status.status_code == trace.StatusCode.ERROR
+    assert [e.attributes["exception.type"] for e in server.events if e.name == "exception"] == ["KeyError"]
 
 
 def test_json_lines_file_and_tree(tmp_path, spans):

@@ -1,0 +1,241 @@
+"""A function's WSGI (Flask) app served from the ASGI server, with one thread hop per request.
+
+The app is synchronous, so it runs on a worker thread, never on the event loop. The generic
+bridge (a2wsgi) crosses between the loop and the thread for every message: the request, the
+response's start, each chunk, its end — each a ``run_coroutine_threadsafe`` and a wake-up of both
+sides. Most requests of a function carry a small body or none and get a small answer, so here:
+
+- a body with a ``Content-Length`` of at most :data:`PREREAD_LIMIT` bytes is read on the loop
+  before the app runs and handed to it as a buffer; a larger body or a chunked one is read from
+  the thread as the app asks for it (Werkzeug's size limits then refuse it before it is all
+  read, as they always did);
+- the response is collected on the thread and sent from the loop in one go once the app returns;
+  one that grows past :data:`BUFFER_LIMIT` bytes is streamed from then on, chunk by chunk.
+
+A request thus costs one hop to the thread and back. The body rules of :mod:`lscloud.asgi` hold
+as before, whether the body was read up front or on demand: a body whose sender left half-way
+reaches the app as :class:`lscloud.asgi.BodyIncomplete` when it reads it (a 400 nobody reads, and
+no view runs on part of a body), never as a shorter body; an answer given before a large body was
+read closes the connection (the guard around ``receive``/``send`` does that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import io
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+from .asgi import BodyIncomplete, content_length
+
+PREREAD_LIMIT = 64 * 1024
+"""A request body with a Content-Length up to this is read before the app runs."""
+
+BUFFER_LIMIT = 1024 * 1024
+"""A response is sent whole once the app returns, unless it grows past this: then it streams."""
+
+_HAS_BODY = (b"content-length", b"transfer-encoding")
+
+
+def build_environ(scope: dict) -> dict:
+    """The WSGI environ of an ASGI HTTP ``scope`` (PEP 3333: strings are latin-1 of the bytes)."""
+    root = scope.get("root_path", "")
+    path = scope["path"]
+    if root and path.startswith(root):
+        path = path[len(root):]
+    server = scope.get("server") or ("localhost", 80)
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": scope["method"],
+        "SCRIPT_NAME": root.encode("utf-8").decode("latin-1"),
+        "PATH_INFO": path.encode("utf-8").decode("latin-1"),
+        "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
+        "SERVER_NAME": server[0],
+        "SERVER_PORT": str(server[1] or 0),
+        "SERVER_PROTOCOL": f"HTTP/{scope.get('http_version', '1.1')}",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": scope.get("scheme", "http"),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        # the server frames the body: Werkzeug may read one without a Content-Length (chunked)
+        # up to its size limit instead of treating it as empty
+        "wsgi.input_terminated": True,
+        "asgi.scope": scope,
+    }
+    client = scope.get("client")
+    if client:
+        environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = client[0], str(client[1])
+    for raw_name, raw_value in scope.get("headers", ()):
+        name = raw_name.decode("latin-1").lower()
+        if name == "content-length":
+            key = "CONTENT_LENGTH"
+        elif name == "content-type":
+            key = "CONTENT_TYPE"
+        else:
+            key = "HTTP_" + name.upper().replace("-", "_")
+        value = raw_value.decode("latin-1")
+        if key in environ:
+            value = environ[key] + "," + value
+        environ[key] = value
+    return environ
+
+
+async def read_body(receive: Callable) -> bytes:
+    """The whole request body (raises :class:`BodyIncomplete` if its sender left before its end)."""
+    parts = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise BodyIncomplete()
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+class _Abandoned(io.RawIOBase):
+    """The input of a request whose body never ended: reading it raises, as reading it live would."""
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        raise self.exc
+
+
+class StreamedInput:
+    """``wsgi.input`` read from the worker thread, each chunk received on the event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, receive: Callable):
+        self.loop, self.receive = loop, receive
+        self.buffer = bytearray()
+        self.more = True
+
+    def _fill(self) -> None:
+        message = asyncio.run_coroutine_threadsafe(self.receive(), self.loop).result()
+        if message["type"] == "http.disconnect":
+            raise BodyIncomplete()
+        self.buffer += message.get("body", b"")
+        self.more = message.get("more_body", False)
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            while self.more:
+                self._fill()
+            size = len(self.buffer)
+        while self.more and len(self.buffer) < size:
+            self._fill()
+        out = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return out
+
+    def readline(self, limit: int = -1) -> bytes:
+        while True:
+            end = self.buffer.find(b"\n", 0, limit if limit > -1 else None)
+            if end != -1:
+                return self.read(end + 1)
+            if limit > -1 and len(self.buffer) >= limit:
+                return self.read(limit)
+            if not self.more:
+                return self.read(len(self.buffer))
+            self._fill()
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return list(iter(self.readline, b""))
+
+    def __iter__(self):
+        return iter(self.readline, b"")
+
+
+class _Response:
+    """The app's answer: collected on the worker thread, sent from the loop (or streamed once large)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, send: Callable):
+        self.loop, self.send = loop, send
+        self.start: dict | None = None
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.streaming = False
+
+    # -- on the worker thread ----------------------------------------------------------------
+
+    def run(self, app: Callable, environ: dict) -> None:
+        iterable = app(environ, self.start_response)
+        try:
+            for chunk in iterable:
+                self.write(chunk)
+        finally:
+            close = getattr(iterable, "close", None)
+            if close is not None:
+                close()
+
+    def start_response(self, status: str, headers, exc_info=None):
+        if exc_info is not None and self.streaming:
+            raise exc_info[1].with_traceback(exc_info[2])  # too late for another answer (PEP 3333)
+        self.start = {"type": "http.response.start", "status": int(status[:3]),
+                      "headers": [(k.strip().lower().encode("latin-1"), v.strip().encode("latin-1")) for k, v in headers]}
+        return self.write
+
+    def write(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        if self.start is None:
+            raise RuntimeError("the WSGI app wrote a body before calling start_response")
+        if self.streaming:
+            self._on_loop({"type": "http.response.body", "body": bytes(chunk), "more_body": True})
+            return
+        self.chunks.append(chunk)
+        self.size += len(chunk)
+        if self.size > BUFFER_LIMIT:  # too big to hold: stream the rest
+            self.streaming = True
+            self._on_loop(self.start)
+            body, self.chunks = b"".join(self.chunks), []
+            self._on_loop({"type": "http.response.body", "body": body, "more_body": True})
+
+    def _on_loop(self, message: dict) -> None:
+        asyncio.run_coroutine_threadsafe(self.send(message), self.loop).result()
+
+    # -- on the loop -----------------------------------------------------------------------------
+
+    async def finish(self) -> None:
+        if self.streaming:
+            await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        if self.start is None:
+            raise RuntimeError("the WSGI app returned without calling start_response")
+        await self.send(self.start)
+        chunks = self.chunks
+        await self.send({"type": "http.response.body", "body": chunks[0] if len(chunks) == 1 else b"".join(chunks),
+                         "more_body": False})
+
+
+class WsgiBridge:
+    """An ASGI app (HTTP only) running the WSGI ``app`` on a pool of ``workers`` threads."""
+
+    def __init__(self, app: Callable, workers: int = 16):
+        self.app = app
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wsgi")
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            raise ValueError(f"the WSGI bridge serves HTTP, not {scope['type']!r}")
+        loop = asyncio.get_running_loop()
+        environ = build_environ(scope)
+        length = content_length(scope)
+        if not any(name.lower() in _HAS_BODY for name, _ in scope.get("headers", ())) or length == 0:
+            environ["wsgi.input"] = io.BytesIO(b"")
+        elif length is not None and length <= PREREAD_LIMIT:
+            try:
+                environ["wsgi.input"] = io.BytesIO(await read_body(receive))
+            except BodyIncomplete as exc:
+                environ["wsgi.input"] = io.BufferedReader(_Abandoned(exc))
+        else:
+            environ["wsgi.input"] = StreamedInput(loop, receive)
+        response = _Response(loop, send)
+        await loop.run_in_executor(self.executor, contextvars.copy_context().run, response.run, self.app, environ)
+        await response.finish()
