@@ -303,13 +303,15 @@ def test_slot_capacity_is_never_exceeded_under_races(client, tok):
     assert living["status"] == "queued"
 
 
-def tick(client, minute_offset=0):
-    """What the dispatcher / the broker does with the platform clock's tick: POST it to /events."""
+def tick(client, minute_offset=0, *, at=None):
+    """What the dispatcher / the broker does with the platform clock's tick: POST it to /events.
+    ``at``: the minute it ticks for (now by default); a test that sends the same tick twice pins it,
+    or a minute turning between the two would make the second a new tick."""
     from datetime import datetime, timedelta, timezone
 
     from lscloud import clock
 
-    ev = clock.tick_event(datetime.now(timezone.utc) + timedelta(minutes=minute_offset))
+    ev = clock.tick_event((at or datetime.now(timezone.utc)) + timedelta(minutes=minute_offset))
     headers, body = events.to_binary_http(ev)
     return client.post("/events", data=body, headers={**headers, **delivered_by_dispatcher(client)})
 
@@ -335,7 +337,10 @@ def test_the_clock_tick_applies_missed_calls_at_every_gate_and_flushes_the_outbo
         return ok(client.get(f"/v1/declarations/{trucks[gate_code]}", headers=ent))["status"]
 
     # no operator: the minute's tick applies the missed calls at both gates and flushes the outbox
-    r = tick(client)
+    from datetime import datetime, timezone
+
+    now = datetime.now(timezone.utc)
+    r = tick(client, at=now)
     assert r.status_code == 200 and r.get_json()["status"] == "done", r.get_data(as_text=True)
     assert status("tan-thanh") == status("huu-nghi") == "in_yard"
     trail = ok(client.get(f"/v1/declarations/{trucks['huu-nghi']}/audit", headers=ent))["items"]
@@ -343,11 +348,11 @@ def test_the_clock_tick_applies_missed_calls_at_every_gate_and_flushes_the_outbo
     assert outbox.pending() == []
     assert pending["id"] in [m["event"]["id"] for m in tail(fn.settings, 50)]
     # the same tick again (a redelivery) is a duplicate; later ticks apply only what is due
-    assert tick(client).get_json()["status"] == "duplicate"
+    assert tick(client, at=now).get_json()["status"] == "duplicate"
     ok(client.post("/v1/gates/tan-thanh/calls", json={"flow": "in"}, headers=idem(tok("gate-operator", unit="tan-thanh"))))
-    assert tick(client, 1).get_json()["status"] == "done"
+    assert tick(client, 1, at=now).get_json()["status"] == "done"
     assert (status("tan-thanh"), status("huu-nghi")) == ("expired", "in_yard")
-    assert tick(client, 2).get_json()["status"] == "done"
+    assert tick(client, 2, at=now).get_json()["status"] == "done"
     assert (status("tan-thanh"), status("huu-nghi")) == ("expired", "in_yard")
     # the operators' endpoint stays, and finds nothing left
     assert ok(client.post("/v1/gates/tan-thanh/sweep", headers=tok("gate-operator", unit="tan-thanh")))["missed"] == []
