@@ -331,14 +331,6 @@ def process_span(event: Mapping[str, Any], headers: Mapping[str, str] | None = N
         yield span
 
 
-def instrument_flask(app) -> None:
-    """Server spans (``GET /v1/units/<code>``, with ``http.route``) and the RED histogram
-    ``http.server.request.duration`` for a Flask app: :mod:`lscloud.web.instrumentation`."""
-    from .web.instrumentation import instrument
-
-    instrument(app)
-
-
 # --- the local span log --------------------------------------------------------------------
 
 def _plain(value: Any) -> Any:

@@ -25,12 +25,12 @@ from typing import Any, Callable
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from .. import auth, errors, query, runtime, telemetry
+from .. import auth, errors, query, runtime
 from ..context import AppState, app_state
 from ..problems import Problem, current_trace_id, problem_response
 from ..store.errors import ConditionalCheckFailed, DoesNotExist, InvalidKey, StoreUnavailable
 from .bodies import MULTIPART, SchemaSet, buffer_unsized_body, files_limit
-from .instrumentation import record_exception
+from .instrumentation import instrument, record_exception
 from .openapi import build_openapi, invalid_query
 
 __all__ = ["AccessError", "check_access", "create_app"]
@@ -205,7 +205,7 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
             doc = {**doc, "servers": [{"url": prefix, "description": "through the gateway / qua cổng"}]}
         return jsonify(doc)
 
-    telemetry.instrument_flask(app)
+    instrument(app)
     return app
 
 

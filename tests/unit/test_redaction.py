@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from lscloud import redaction, telemetry
 from lscloud.config import Settings
+from lscloud.web.instrumentation import instrument
 
 CCCD, PHONE, PASSPORT, ACCOUNT = "020095001234", "0912345678", "E7654321", "9900000007"
 
@@ -68,7 +69,7 @@ def test_exported_spans_carry_no_identifier(exporter):
             raise ValueError(f"no citizen {number}")
         return {"number": number}
 
-    telemetry.instrument_flask(app)
+    instrument(app)
     client = app.test_client()
     assert client.get(f"/v1/cccd/{CCCD}", query_string={"phone": PHONE}).status_code == 500
     with telemetry.tracer().start_as_current_span(f"lookup {PASSPORT}") as span:

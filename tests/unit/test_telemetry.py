@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from lscloud import events, telemetry
 from lscloud.config import Settings
+from lscloud.web.instrumentation import instrument
 
 TYPE = "vn.langson.border.declaration.submitted.v1"
 
@@ -92,7 +93,7 @@ def _app():
             raise RuntimeError("the store fell over")
         return {"code": code}
 
-    telemetry.instrument_flask(app)
+    instrument(app)
     return app
 
 
