@@ -9,8 +9,11 @@ sides. Most requests of a function carry a small body or none and get a small an
   before the app runs and handed to it as a buffer; a larger body or a chunked one is read from
   the thread as the app asks for it (Werkzeug's size limits then refuse it before it is all
   read, as they always did);
-- the response is collected on the thread and sent from the loop in one go once the app returns;
-  one that grows past :data:`BUFFER_LIMIT` bytes is streamed from then on, chunk by chunk.
+- a response of known length (``Content-Length``, as Werkzeug sets for every non-streamed answer)
+  is collected on the thread and sent from the loop in one go once the app returns; one that grows
+  past :data:`BUFFER_LIMIT` bytes is streamed from then on, chunk by chunk. A response of unknown
+  length (a generator: Server-Sent Events, a long export) streams from its first chunk, since
+  its caller may be waiting on each one.
 
 A request thus costs one hop to the thread and back. The body rules of :mod:`lscloud.asgi` hold
 as before, whether the body was read up front or on demand: a body whose sender left half-way
@@ -161,6 +164,7 @@ class _Response:
         self.chunks: list[bytes] = []
         self.size = 0
         self.streaming = False
+        self.known_length = False
 
     # -- on the worker thread ----------------------------------------------------------------
 
@@ -179,6 +183,7 @@ class _Response:
             raise exc_info[1].with_traceback(exc_info[2])  # too late for another answer (PEP 3333)
         self.start = {"type": "http.response.start", "status": int(status[:3]),
                       "headers": [(k.strip().lower().encode("latin-1"), v.strip().encode("latin-1")) for k, v in headers]}
+        self.known_length = any(name == b"content-length" for name, _ in self.start["headers"])
         return self.write
 
     def write(self, chunk: bytes) -> None:
@@ -191,7 +196,7 @@ class _Response:
             return
         self.chunks.append(chunk)
         self.size += len(chunk)
-        if self.size > BUFFER_LIMIT:  # too big to hold: stream the rest
+        if self.size > BUFFER_LIMIT or not self.known_length:  # too big to hold, or an open-ended stream
             self.streaming = True
             self._on_loop(self.start)
             body, self.chunks = b"".join(self.chunks), []

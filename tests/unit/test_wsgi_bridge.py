@@ -24,7 +24,7 @@ LIMIT = 256 * KIB
 
 @pytest.fixture(scope="module")
 def seen():
-    return {"bodies": [], "threads": [], "ended": 0}
+    return {"bodies": [], "threads": [], "ended": 0, "first_sent": threading.Event()}
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +49,16 @@ def bridge(seen):
                 yield b"b" * (64 * KIB)
         return app.response_class(chunks(), mimetype="application/octet-stream")
 
+    @app.get("/v1/events")
+    @allow("public")
+    def events():
+        def stream():
+            yield b"event: hello\n\n"
+            # the next event only once the caller has the first (as SSE clients wait on each)
+            assert seen["first_sent"].wait(10), "the first event was held back"
+            yield b"event: changed\n\n"
+        return app.response_class(stream(), mimetype="text/event-stream")
+
     @app.teardown_request
     def ended(exc):
         seen["ended"] += 1
@@ -65,11 +75,13 @@ def scope(method: str, path: str, headers=(), query: bytes = b"") -> dict:
             "server": ("127.0.0.1", 8080)}
 
 
-def serve(bridge, sc: dict, messages: list[dict]) -> tuple[list[dict], dict]:
+def serve(bridge, sc: dict, messages: list[dict], seen_first: threading.Event | None = None
+          ) -> tuple[list[dict], dict]:
     """Run one request: the body ``messages`` as the server would hand them, then a wait for the
     client to go (as after a whole request). Returns what was sent and what the loop saw."""
     sent: list[dict] = []
     facts = {"received": 0}
+    seen_first = seen_first or threading.Event()
 
     async def go():
         facts["loop_thread"] = threading.current_thread()
@@ -84,6 +96,8 @@ def serve(bridge, sc: dict, messages: list[dict]) -> tuple[list[dict], dict]:
 
         async def send(message):
             sent.append(message)
+            if b"event: hello" in message.get("body", b""):
+                seen_first.set()
 
         guard = asgi.BodyGuard(sc, receive, send)
         await bridge(sc, guard.receive, guard.send)
@@ -147,6 +161,15 @@ def test_a_large_answer_streams(bridge):
     bodies = [m for m in sent if m["type"] == "http.response.body"]
     assert len(bodies) > 2 and all(m.get("more_body") for m in bodies[:-1]) and not bodies[-1].get("more_body")
     assert len(body_of(sent)) == size
+
+
+def test_an_answer_of_unknown_length_streams_from_its_first_chunk(bridge, seen):
+    """Server-Sent Events: the app sends its next event only after the caller has the first; a
+    bridge holding the answer until the app returns would never let it (the IOC wall's stream)."""
+    sent, _ = serve(bridge, scope("GET", "/v1/events"), [{"type": "http.request", "body": b"", "more_body": False}],
+                    seen["first_sent"])
+    assert sent[0]["status"] == 200 and (b"content-type", b"text/event-stream; charset=utf-8") in sent[0]["headers"]
+    assert body_of(sent) == b"event: hello\n\nevent: changed\n\n" and seen["ended"]
 
 
 def test_the_environ_is_pep_3333():
