@@ -153,7 +153,9 @@ def test_4xx_goes_to_dead_letter_at_once(settings, endpoint, bus, dispatcher_for
     assert letter["subscription"]["function"] == "queue" and letter["subscription"]["name"] == "strict"
     assert letter["dlq_subject"] == "lscloud-dlq.queue.strict"
     assert len(endpoint.to("/strict")) == 1
-    assert d.stats.dead_lettered == 1 and d.stats.retried == 0
+    # counted once its publish is confirmed, a moment after the letter can be read
+    wait_for(lambda: d.stats.dead_lettered == 1, "the dead letter counted")
+    assert d.stats.retried == 0
 
 
 def test_always_failing_goes_to_dead_letter_after_max_deliveries(settings, endpoint, bus, dispatcher_for):
