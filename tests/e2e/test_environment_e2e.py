@@ -50,7 +50,9 @@ def mqtt_connect(url: str, user: str | None, password: str | None):
 def test_a_device_over_mqtt_and_the_simulated_stations(cloud):
     state = cloud.state()
     mqtt_url = state["mqtt"]["url"]
-    assert mqtt_url.startswith("mqtt://127.0.0.1:") and f"MQTT {mqtt_url}" in cloud.output()
+    assert mqtt_url.startswith("mqtt://127.0.0.1:")
+    # the summary is printed as the state turns ready, and reaches the log a moment later
+    wait_for(lambda: f"MQTT {mqtt_url}" in cloud.output(), 30, "the summary to name the MQTT listener", log=cloud.log)
     private, _ = dev_keys(cloud.state_dir)
     op = {"Authorization": "Bearer " + issue_token(private, "op-e2e", "operator")}
     api = httpx.Client(base_url=cloud.gateway + "/environment", timeout=30, trust_env=False)
