@@ -599,7 +599,6 @@ class Supervisor:
         env.pop(SIGNING_KEY_ENV, None)
         try:
             self.forks = ForkServer(env, self.state_dir / "logs" / "forkserver.log", _PACKAGE_ROOT).start()
-            self.forks.create_time = _create_time(self.forks.pid)
         except OSError as exc:
             self.say(f"! fork server not started ({exc}): spawning each function")
             self.forks = None
