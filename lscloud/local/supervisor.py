@@ -141,8 +141,9 @@ def function_env(m: manifests.Manifest, settings: config.Settings, port: int,
     return env
 
 
-def run_function_argv(function_dir: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "lscloud.serve", *extra, str(function_dir)]
+def run_function_argv(*args: str | Path) -> list[str]:
+    """``python -m lscloud.serve *args`` (the function's folder last)."""
+    return [sys.executable, "-m", "lscloud.serve", *map(str, args)]
 
 
 # -- one function process -------------------------------------------------------------------------
@@ -183,13 +184,14 @@ class FunctionProcess:
     def state(self, value: str) -> None:
         self.route.state = value
 
-    def argv(self) -> list[str]:
-        """How it is started: with ``--run-hooks`` when it has migration or seed hooks, so they run
-        in the process that then serves, before it binds its port (:func:`lscloud.serve.run_hooks`)."""
+    def serve_args(self) -> list[str]:
+        """What it runs, as :func:`lscloud.serve.main`'s arguments: with ``--run-hooks`` when it has
+        migration or seed hooks, so they run in the process that then serves, before it binds its
+        port (:func:`lscloud.serve.run_hooks`)."""
         extra = ["--wait-for", str(self.wait_for)] if self.wait_for is not None else []
         if self.hooks_report is not None:
             extra += ["--run-hooks", str(self.hooks_report)]
-        return run_function_argv(self.manifest.root, *extra)
+        return [*extra, str(self.manifest.root)]
 
     def spawn(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -206,12 +208,12 @@ class FunctionProcess:
                 try:
                     # the same `python -m lscloud.serve ...`, forked from an interpreter that has the
                     # runtime imported already
-                    self.proc = self.forks.spawn(self.argv()[3:], self.env, self.manifest.root, self.log_path)
+                    self.proc = self.forks.spawn(self.serve_args(), self.env, self.manifest.root, self.log_path)
                 except OSError as exc:
                     log.write(f"--- lscloud: fork server unavailable ({exc}); spawning ---\n".encode())
                     log.flush()
             if self.proc is None:
-                self.proc = subprocess.Popen(self.argv(), env=self.env, stdout=log,
+                self.proc = subprocess.Popen(run_function_argv(*self.serve_args()), env=self.env, stdout=log,
                                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                              start_new_session=True, cwd=str(self.manifest.root))
         self.create_time = _create_time(self.proc.pid)
@@ -931,7 +933,7 @@ def run_migration(m: manifests.Manifest, env: dict[str, str], *, force: bool = F
 
 
 def _run_hook(m: manifests.Manifest, env: dict[str, str], kind: str, *, force: bool, timeout_s: float) -> dict:
-    argv = run_function_argv(m.root, f"--{kind}", *(["--force"] if force else []))
+    argv = run_function_argv(f"--{kind}", *(["--force"] if force else []), m.root)
     try:
         done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout_s,
                               start_new_session=True, cwd=str(m.root), stdin=subprocess.DEVNULL)
