@@ -42,7 +42,7 @@ from .bytecode import compile_tree
 from .forkserver import ForkServer, become_subreaper
 from .gateway_process import GatewayProcess, gateway_env
 from .processes import (HEALTHY_RESETS_BACKOFF_S, SIGNING_KEY_ENV, _PACKAGE_ROOT, _create_time, exit_description,
-                        kill_group, process_alive)
+                        kill_group, package_pythonpath, process_alive)
 from .routes import Route, write_routes
 from .servers import NatsServer, ServerError, WeedMini, free_port
 
@@ -129,7 +129,7 @@ def function_env(m: manifests.Manifest, settings: config.Settings, port: int,
         "LSCLOUD_STATE_DIR": settings.state_dir,
         "LSCLOUD_TRACE_FILE": settings.trace_file,
         "PYTHONUNBUFFERED": "1",
-        "PYTHONPATH": os.pathsep.join([str(_PACKAGE_ROOT), *filter(None, [base.get("PYTHONPATH")])]),
+        "PYTHONPATH": package_pythonpath(base),
     })
     if not env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
@@ -596,8 +596,7 @@ class Supervisor:
         if not self.o.fork or not become_subreaper():
             return
         env = config.environ()
-        env.update({"PYTHONUNBUFFERED": "1",
-                    "PYTHONPATH": os.pathsep.join([str(_PACKAGE_ROOT), *filter(None, [env.get("PYTHONPATH")])])})
+        env.update({"PYTHONUNBUFFERED": "1", "PYTHONPATH": package_pythonpath(env)})
         env.pop(SIGNING_KEY_ENV, None)
         try:
             self.forks = ForkServer(env, self.state_dir / "logs" / "forkserver.log", _PACKAGE_ROOT).start()
