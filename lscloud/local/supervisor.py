@@ -719,10 +719,6 @@ class Supervisor:
         if isinstance(results.get("seed"), dict):
             self._say_seeded(fp, results["seed"])
 
-    def seed_one(self, fp: FunctionProcess, force: bool = False) -> dict | None:
-        """Run a function's seed hook in a child process with the function's environment."""
-        return self._say_seeded(fp, run_seed(fp.manifest, fp.env, force=force))
-
     def _say_seeded(self, fp: FunctionProcess, result: dict) -> dict:
         if "error" in result:
             self.say(f"✗ seed {fp.name}: {result['error']}")
@@ -731,10 +727,6 @@ class Supervisor:
         else:
             self.say(f"✓ seed         {fp.name}: data already loaded")
         return result
-
-    def migrate_one(self, fp: FunctionProcess, force: bool = False) -> dict | None:
-        """Run a function's migration hook in a child process with the function's environment."""
-        return self._say_migrated(fp, run_migration(fp.manifest, fp.env, force=force))
 
     def _say_migrated(self, fp: FunctionProcess, result: dict) -> dict:
         if "error" in result:
