@@ -885,7 +885,7 @@ class Supervisor:
         self.say("Stopped.")
 
 
-def _prepare_python(sources: list[Path], compiled: threading.Event | None = None) -> None:
+def _prepare_python(sources: list[Path], compiled: threading.Event) -> None:
     """While the servers come up: compile the runtime's and the functions' bytecode once
     (:mod:`lscloud.local.bytecode`: every function process reads it instead of compiling the same
     files again; ``compiled`` is set then), and import what the supervisor needs next (the S3 and
@@ -898,8 +898,7 @@ def _prepare_python(sources: list[Path], compiled: threading.Event | None = None
     except Exception:  # noqa: BLE001 - without the cache each process compiles for itself
         pass
     finally:
-        if compiled is not None:
-            compiled.set()
+        compiled.set()
     try:
         for name in ("lscloud.store.objects", "lscloud.bus", "lscloud.delivery", "lscloud.devices", "lscloud.clock"):
             importlib.import_module(name)
