@@ -145,7 +145,12 @@ class ForkServer:
                 raise OSError("the fork server is not running")
             line = json.dumps({"args": list(args), "env": env, "cwd": str(cwd), "log": str(log_path)}) + "\n"
             os.write(self._to, line.encode())  # well under the pipe buffer per request
-            reply = self._read_line(SPAWN_TIMEOUT_S)
+            try:
+                reply = self._read_line(SPAWN_TIMEOUT_S)
+            except OSError:
+                # a reply still to come would be read as the next request's: no next request
+                self.stop()
+                raise
         answer = json.loads(reply)
         if "pid" not in answer:
             raise OSError(f"the fork server could not start a process: {answer.get('error')}")

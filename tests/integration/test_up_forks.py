@@ -101,3 +101,23 @@ def test_a_function_told_to_wait_imports_then_runs_its_hooks_only_once_the_store
     finally:
         proc.terminate()
         proc.wait(15)
+
+
+def test_a_fork_server_that_did_not_answer_in_time_is_asked_nothing_more(tmp_path, monkeypatch):
+    # its late answer would otherwise be read as the next request's: that function would be
+    # supervised under the pid of a process started for another
+    from lscloud.local import forkserver
+
+    forks = forkserver.ForkServer(dict(os.environ, PYTHONPATH=str(ROOT)), tmp_path / "forkserver.log",
+                                  tmp_path).start()
+    try:
+        # a function that exits at once (no such folder): whatever is forked leaves nothing running
+        args, env = [str(tmp_path / "missing")], dict(os.environ)
+        monkeypatch.setattr(forkserver, "SPAWN_TIMEOUT_S", 0.01)  # it is still importing the runtime
+        with pytest.raises(OSError, match="did not answer"):
+            forks.spawn(args, env, tmp_path, tmp_path / "first.log")
+        monkeypatch.setattr(forkserver, "SPAWN_TIMEOUT_S", 120.0)
+        with pytest.raises(OSError, match="not running"):
+            forks.spawn(args, env, tmp_path, tmp_path / "second.log")
+    finally:
+        forks.stop()
