@@ -39,6 +39,8 @@ import threading
 import time
 from pathlib import Path
 
+from .processes import _create_time, kill_group
+
 PRELOAD = (
     # what every function imports before it is ready (python -X importtime of a function's start)
     "func_python.http", "lscloud.serve", "lscloud.loading", "lscloud.knative", "lscloud.telemetry",
@@ -96,10 +98,6 @@ class Adopted:
             delay = min(delay * 2, 0.05)
         return self.returncode
 
-    def send_signal(self, sig: int) -> None:
-        if self.poll() is None:
-            os.kill(self.pid, sig)
-
 
 def _exists(pid: int) -> bool:
     try:
@@ -133,6 +131,7 @@ class ForkServer:
         os.close(req_r)
         os.close(rep_w)
         self._to, self._from = req_w, rep_r
+        self.create_time = _create_time(self.proc.pid)
         return self
 
     @property
@@ -146,7 +145,12 @@ class ForkServer:
                 raise OSError("the fork server is not running")
             line = json.dumps({"args": list(args), "env": env, "cwd": str(cwd), "log": str(log_path)}) + "\n"
             os.write(self._to, line.encode())  # well under the pipe buffer per request
-            reply = self._read_line(SPAWN_TIMEOUT_S)
+            try:
+                reply = self._read_line(SPAWN_TIMEOUT_S)
+            except OSError:
+                # a reply still to come would be read as the next request's: no next request
+                self.stop()
+                raise
         answer = json.loads(reply)
         if "pid" not in answer:
             raise OSError(f"the fork server could not start a process: {answer.get('error')}")
@@ -176,14 +180,11 @@ class ForkServer:
                     pass
         self._to = self._from = None
         if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except (ProcessLookupError, PermissionError):
-                pass
+            kill_group(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                kill_group(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
 
 

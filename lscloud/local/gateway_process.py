@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -23,8 +22,8 @@ import time
 from pathlib import Path
 
 from .. import config
-from .processes import (HEALTHY_RESETS_BACKOFF_S, SIGNING_KEY_ENV, _PACKAGE_ROOT, _create_time, exit_description,
-                        kill_group)
+from .processes import (HEALTHY_RESETS_BACKOFF_S, SIGNING_KEY_ENV, _create_time, exit_description,
+                        kill_group, package_pythonpath)
 
 BACKOFF_START_S = 0.5
 BACKOFF_MAX_S = 30.0
@@ -35,7 +34,7 @@ def gateway_env(settings: config.Settings, base: dict[str, str] | None = None) -
     """The environment of the gateway process: the cloud's settings, named ``gateway`` in traces."""
     base = dict(config.environ() if base is None else base)
     env = {**base, **settings.env_vars(), "K_SERVICE": "gateway", "PYTHONUNBUFFERED": "1",
-           "PYTHONPATH": os.pathsep.join([str(_PACKAGE_ROOT), *filter(None, [base.get("PYTHONPATH")])])}
+           "PYTHONPATH": package_pythonpath(base)}
     if not env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
     env.pop(SIGNING_KEY_ENV, None)  # the dev-token getter reads the dev key from the state dir itself

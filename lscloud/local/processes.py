@@ -13,6 +13,11 @@ _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the ls
 SIGNING_KEY_ENV = "LSCLOUD_JWT_SIGNING_KEY_FILE"
 
 
+def package_pythonpath(env: dict[str, str]) -> str:
+    """``PYTHONPATH`` for a child of the supervisor: the folder holding lscloud first, then ``env``'s own."""
+    return os.pathsep.join([str(_PACKAGE_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+
+
 def process_alive(pid: int | None, create_time: float | None) -> bool:
     """True if ``pid`` runs and is the same process that was recorded (not a reused pid)."""
     if not pid:

@@ -42,7 +42,7 @@ from .bytecode import compile_tree
 from .forkserver import ForkServer, become_subreaper
 from .gateway_process import GatewayProcess, gateway_env
 from .processes import (HEALTHY_RESETS_BACKOFF_S, SIGNING_KEY_ENV, _PACKAGE_ROOT, _create_time, exit_description,
-                        kill_group, process_alive)
+                        kill_group, package_pythonpath, process_alive)
 from .routes import Route, write_routes
 from .servers import NatsServer, ServerError, WeedMini, free_port
 
@@ -129,7 +129,7 @@ def function_env(m: manifests.Manifest, settings: config.Settings, port: int,
         "LSCLOUD_STATE_DIR": settings.state_dir,
         "LSCLOUD_TRACE_FILE": settings.trace_file,
         "PYTHONUNBUFFERED": "1",
-        "PYTHONPATH": os.pathsep.join([str(_PACKAGE_ROOT), *filter(None, [base.get("PYTHONPATH")])]),
+        "PYTHONPATH": package_pythonpath(base),
     })
     if not env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
@@ -141,8 +141,9 @@ def function_env(m: manifests.Manifest, settings: config.Settings, port: int,
     return env
 
 
-def run_function_argv(function_dir: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "lscloud.serve", *extra, str(function_dir)]
+def run_function_argv(*args: str | Path) -> list[str]:
+    """``python -m lscloud.serve *args`` (the function's folder last)."""
+    return [sys.executable, "-m", "lscloud.serve", *map(str, args)]
 
 
 # -- one function process -------------------------------------------------------------------------
@@ -183,13 +184,14 @@ class FunctionProcess:
     def state(self, value: str) -> None:
         self.route.state = value
 
-    def argv(self) -> list[str]:
-        """How it is started: with ``--run-hooks`` when it has migration or seed hooks, so they run
-        in the process that then serves, before it binds its port (:func:`lscloud.serve.run_hooks`)."""
+    def serve_args(self) -> list[str]:
+        """What it runs, as :func:`lscloud.serve.main`'s arguments: with ``--run-hooks`` when it has
+        migration or seed hooks, so they run in the process that then serves, before it binds its
+        port (:func:`lscloud.serve.run_hooks`)."""
         extra = ["--wait-for", str(self.wait_for)] if self.wait_for is not None else []
         if self.hooks_report is not None:
             extra += ["--run-hooks", str(self.hooks_report)]
-        return run_function_argv(self.manifest.root, *extra)
+        return [*extra, str(self.manifest.root)]
 
     def spawn(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -206,12 +208,12 @@ class FunctionProcess:
                 try:
                     # the same `python -m lscloud.serve ...`, forked from an interpreter that has the
                     # runtime imported already
-                    self.proc = self.forks.spawn(self.argv()[3:], self.env, self.manifest.root, self.log_path)
+                    self.proc = self.forks.spawn(self.serve_args(), self.env, self.manifest.root, self.log_path)
                 except OSError as exc:
                     log.write(f"--- lscloud: fork server unavailable ({exc}); spawning ---\n".encode())
                     log.flush()
             if self.proc is None:
-                self.proc = subprocess.Popen(self.argv(), env=self.env, stdout=log,
+                self.proc = subprocess.Popen(run_function_argv(*self.serve_args()), env=self.env, stdout=log,
                                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                              start_new_session=True, cwd=str(self.manifest.root))
         self.create_time = _create_time(self.proc.pid)
@@ -594,12 +596,10 @@ class Supervisor:
         if not self.o.fork or not become_subreaper():
             return
         env = config.environ()
-        env.update({"PYTHONUNBUFFERED": "1",
-                    "PYTHONPATH": os.pathsep.join([str(_PACKAGE_ROOT), *filter(None, [env.get("PYTHONPATH")])])})
+        env.update({"PYTHONUNBUFFERED": "1", "PYTHONPATH": package_pythonpath(env)})
         env.pop(SIGNING_KEY_ENV, None)
         try:
             self.forks = ForkServer(env, self.state_dir / "logs" / "forkserver.log", _PACKAGE_ROOT).start()
-            self.forks.create_time = _create_time(self.forks.pid)
         except OSError as exc:
             self.say(f"! fork server not started ({exc}): spawning each function")
             self.forks = None
@@ -719,10 +719,6 @@ class Supervisor:
         if isinstance(results.get("seed"), dict):
             self._say_seeded(fp, results["seed"])
 
-    def seed_one(self, fp: FunctionProcess, force: bool = False) -> dict | None:
-        """Run a function's seed hook in a child process with the function's environment."""
-        return self._say_seeded(fp, run_seed(fp.manifest, fp.env, force=force))
-
     def _say_seeded(self, fp: FunctionProcess, result: dict) -> dict:
         if "error" in result:
             self.say(f"✗ seed {fp.name}: {result['error']}")
@@ -731,10 +727,6 @@ class Supervisor:
         else:
             self.say(f"✓ seed         {fp.name}: data already loaded")
         return result
-
-    def migrate_one(self, fp: FunctionProcess, force: bool = False) -> dict | None:
-        """Run a function's migration hook in a child process with the function's environment."""
-        return self._say_migrated(fp, run_migration(fp.manifest, fp.env, force=force))
 
     def _say_migrated(self, fp: FunctionProcess, result: dict) -> dict:
         if "error" in result:
@@ -893,7 +885,7 @@ class Supervisor:
         self.say("Stopped.")
 
 
-def _prepare_python(sources: list[Path], compiled: threading.Event | None = None) -> None:
+def _prepare_python(sources: list[Path], compiled: threading.Event) -> None:
     """While the servers come up: compile the runtime's and the functions' bytecode once
     (:mod:`lscloud.local.bytecode`: every function process reads it instead of compiling the same
     files again; ``compiled`` is set then), and import what the supervisor needs next (the S3 and
@@ -906,8 +898,7 @@ def _prepare_python(sources: list[Path], compiled: threading.Event | None = None
     except Exception:  # noqa: BLE001 - without the cache each process compiles for itself
         pass
     finally:
-        if compiled is not None:
-            compiled.set()
+        compiled.set()
     try:
         for name in ("lscloud.store.objects", "lscloud.bus", "lscloud.delivery", "lscloud.devices", "lscloud.clock"):
             importlib.import_module(name)
@@ -932,7 +923,7 @@ def run_migration(m: manifests.Manifest, env: dict[str, str], *, force: bool = F
 
 
 def _run_hook(m: manifests.Manifest, env: dict[str, str], kind: str, *, force: bool, timeout_s: float) -> dict:
-    argv = run_function_argv(m.root, f"--{kind}", *(["--force"] if force else []))
+    argv = run_function_argv(f"--{kind}", *(["--force"] if force else []), m.root)
     try:
         done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout_s,
                               start_new_session=True, cwd=str(m.root), stdin=subprocess.DEVNULL)

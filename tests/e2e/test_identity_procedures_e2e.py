@@ -10,12 +10,10 @@ import httpx
 import psutil
 import pytest
 
-from localcloud import ROOT, running
+from localcloud import running
 from lscloud.auth import dev_keys, verify_token
 from lscloud.config import Settings
 from lscloud.local.processes import SIGNING_KEY_ENV
-from lscloud.local.supervisor import function_env
-from lscloud.manifest import discover
 
 pytestmark = pytest.mark.e2e
 
@@ -73,18 +71,16 @@ def test_a_citizen_verifies_signs_in_and_finds_a_procedure(cloud, gw):
 
 
 def test_only_the_identity_process_holds_the_signing_key(cloud):
-    """No process of the cloud but identity is started with the key's path, the fork server included,
-    and the supervisor gives it to identity alone (identity signing with it is the test above).
+    """No process of the cloud but identity is started with the key's path, the fork server included
+    (identity signing with it is the test above).
 
     A function forked from the fork server shows in /proc the environment the fork server was
     started with; it runs with the one the supervisor handed it (tests/integration/test_up_forks.py
-    holds that), so both are checked: what each process was started with, and what each is given."""
+    holds that), and that the supervisor hands the key to identity alone is
+    tests/unit/test_identity_procedures_domain.py::test_only_identity_gets_the_signing_key."""
     state = cloud.state()
     pids = {p["role"]: p["pid"] for p in state.get("processes", []) if p.get("role") == "forkserver"}
     pids.update({name: fn["pid"] for name, fn in state["functions"].items() if fn.get("pid")})
     for name, pid in pids.items():
         env = psutil.Process(pid).environ()
         assert SIGNING_KEY_ENV not in env or name == "identity", name
-    settings = Settings(state_dir=str(cloud.state_dir))
-    given = {m.name: function_env(m, settings, 8080) for m in discover(ROOT / "functions")}
-    assert {name for name, env in given.items() if SIGNING_KEY_ENV in env} == {"identity"}

@@ -8,11 +8,10 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
+from serve_support import hooked_function, wait_ready
 
 from lscloud import serve
 from lscloud.local.servers import free_port
@@ -64,23 +63,6 @@ def test_a_function_with_housekeeping_starts_without_the_bus_client(settings, ke
     assert found["status"] == 401 and "jwt" in found["after"]
 
 
-def _hooked_function(tmp_path: Path, seed_body: str = "") -> Path:
-    root = tmp_path / "hooked"
-    package = root / "function"
-    package.mkdir(parents=True)
-    for f in ("__init__.py", "func.py"):
-        (package / f).write_text((ROOT / "benchmarks" / "hello" / "function" / f).read_text())
-    (package / "migrate.py").write_text(
-        "def migrate(runtime):\n"
-        "    runtime.objects.put(runtime.settings.bucket, 'hooked/migrated.json', b'{}')\n"
-        "    return {'moved': 0}\n")
-    (package / "seed.py").write_text(
-        "def seed(runtime):\n" + (seed_body or
-        "    runtime.objects.put(runtime.settings.bucket, 'hooked/seeded.json', b'{}')\n"
-        "    return {'rows': 1}\n"))
-    return root
-
-
 @pytest.fixture
 def hook_env(settings, monkeypatch):
     for k, v in settings.env_vars().items():
@@ -90,7 +72,7 @@ def hook_env(settings, monkeypatch):
 
 
 def test_run_hooks_migrates_then_seeds_once_per_version(hook_env, object_store, tmp_path):
-    root = _hooked_function(tmp_path)
+    root = hooked_function(tmp_path)
     report = tmp_path / "report.json"
     first = serve.run_hooks(root, report)
     assert json.loads(report.read_text()) == json.loads(json.dumps(first, default=str))
@@ -101,7 +83,7 @@ def test_run_hooks_migrates_then_seeds_once_per_version(hook_env, object_store, 
 
 
 def test_a_failing_hook_is_reported_and_the_next_still_runs(hook_env, tmp_path):
-    root = _hooked_function(tmp_path, seed_body="    raise RuntimeError('no data file')\n")
+    root = hooked_function(tmp_path, seed_body="    raise RuntimeError('no data file')\n")
     found = serve.run_hooks(root, tmp_path / "report.json")
     assert found["migrate"]["migrated"] is True
     assert "no data file" in found["seed"]["error"]
@@ -109,23 +91,14 @@ def test_a_failing_hook_is_reported_and_the_next_still_runs(hook_env, tmp_path):
 
 def test_a_function_started_with_its_hooks_is_ready_only_after_they_ran(settings, object_store, tmp_path):
     # what `lscloud up` starts: readiness 200 means the function's data is in place
-    root = _hooked_function(tmp_path)
+    root = hooked_function(tmp_path)
     report, port = tmp_path / "report.json", free_port()
     env = {**os.environ, **settings.env_vars(), "K_SERVICE": "hooked", "PYTHONPATH": str(ROOT),
            "LISTEN_ADDRESS": f"127.0.0.1:{port}", "PORT": str(port)}
     proc = subprocess.Popen([sys.executable, "-m", "lscloud.serve", "--run-hooks", str(report), str(root)], env=env,
                             cwd=str(root), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode(errors="replace")[-3000:]
-            assert time.monotonic() < deadline, "not ready within 120 s"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health/readiness", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
+        wait_ready(port, proc, lambda: proc.stderr.read().decode(errors="replace"))
         done = json.loads(report.read_text())
         assert done["migrate"]["migrated"] is True and done["seed"]["seeded"] is True
         assert object_store.head(settings.bucket, "hooked/seeded.json")

@@ -9,11 +9,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+from serve_support import hooked_function, running, wait_ready
+from waiting import wait_for
 
 from lscloud.local.servers import free_port
 
@@ -72,22 +73,9 @@ def test_a_forked_function_is_the_supervisors_child_with_its_own_environment(tmp
     assert found["preloaded"] is False  # the supervisor itself imported none of the runtime
 
 
-def _hooked_function(tmp_path: Path) -> Path:
-    root = tmp_path / "hooked"
-    package = root / "function"
-    package.mkdir(parents=True)
-    for f in ("__init__.py", "func.py"):
-        (package / f).write_text((HELLO / "function" / f).read_text())
-    (package / "seed.py").write_text(
-        "def seed(runtime):\n"
-        "    runtime.objects.put(runtime.settings.bucket, 'hooked/seeded.json', b'{}')\n"
-        "    return {'rows': 1}\n")
-    return root
-
-
 def test_a_function_told_to_wait_imports_then_runs_its_hooks_only_once_the_store_is_there(settings, object_store,
                                                                                           tmp_path):
-    root = _hooked_function(tmp_path)
+    root = hooked_function(tmp_path)
     report, marker, port = tmp_path / "report.json", tmp_path / "store.ready", free_port()
     env = {**os.environ, **settings.env_vars(), "K_SERVICE": "hooked", "PYTHONPATH": str(ROOT),
            "LISTEN_ADDRESS": f"127.0.0.1:{port}", "PORT": str(port)}
@@ -96,28 +84,40 @@ def test_a_function_told_to_wait_imports_then_runs_its_hooks_only_once_the_store
         proc = subprocess.Popen([sys.executable, "-m", "lscloud.serve", "--wait-for", str(marker),
                                  "--run-hooks", str(report), str(root)], env=env, cwd=str(root),
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def output() -> str:
+        return log.read_text(errors="replace")
+
     try:
-        deadline = time.monotonic() + 120
-        while "waiting for" not in log.read_text(errors="replace"):
-            assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
-            assert time.monotonic() < deadline, "never said it waits"
-            time.sleep(0.05)
+        wait_for(lambda: "waiting for" in output(), "it to say it waits", 120, alive=running(proc, output))
         # it has imported the function and waits: nothing ran yet, nothing serves
         assert not report.exists()
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{port}/health/readiness", timeout=2)
         marker.touch()
-        while True:
-            assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
-            assert time.monotonic() < deadline, "not ready within 120 s"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health/readiness", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
+        wait_ready(port, proc, output)
         assert json.loads(report.read_text())["seed"]["seeded"] is True
         assert object_store.head(settings.bucket, "hooked/seeded.json")
     finally:
         proc.terminate()
         proc.wait(15)
+
+
+def test_a_fork_server_that_did_not_answer_in_time_is_asked_nothing_more(tmp_path, monkeypatch):
+    # its late answer would otherwise be read as the next request's: that function would be
+    # supervised under the pid of a process started for another
+    from lscloud.local import forkserver
+
+    forks = forkserver.ForkServer(dict(os.environ, PYTHONPATH=str(ROOT)), tmp_path / "forkserver.log",
+                                  tmp_path).start()
+    try:
+        # a function that exits at once (no such folder): whatever is forked leaves nothing running
+        args, env = [str(tmp_path / "missing")], dict(os.environ)
+        monkeypatch.setattr(forkserver, "SPAWN_TIMEOUT_S", 0.01)  # it is still importing the runtime
+        with pytest.raises(OSError, match="did not answer"):
+            forks.spawn(args, env, tmp_path, tmp_path / "first.log")
+        monkeypatch.setattr(forkserver, "SPAWN_TIMEOUT_S", 120.0)
+        with pytest.raises(OSError, match="not running"):
+            forks.spawn(args, env, tmp_path, tmp_path / "second.log")
+    finally:
+        forks.stop()

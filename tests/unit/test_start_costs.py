@@ -4,6 +4,7 @@ checks against its metaschema is checked here."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 from lscloud import config
 from lscloud import manifest as manifests
 from lscloud.local.bytecode import compile_tree
+from lscloud.local.forkserver import PRELOAD
 from lscloud.local.supervisor import function_env
 from lscloud.store.objects import ObjectStore
 from lscloud.validation import StrictValidator
@@ -83,3 +85,16 @@ def test_serving_the_bare_baseline_imports_no_runtime():
     loaded = subprocess.run([sys.executable, "-c", probe], env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
                             capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "[]"
+
+
+def _findable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # its parent package is gone
+        return False
+
+
+def test_every_module_the_fork_server_preloads_exists():
+    # the fork server only logs a preload that fails (forkserver.log): a module renamed or dropped
+    # from the runtime would leave every function importing its replacement again, unnoticed
+    assert [name for name in PRELOAD if not _findable(name)] == []
