@@ -147,8 +147,8 @@ class ObjectStore:
             return
         except StoreError:
             pass
-        reply = self.http.request("CreateBucket", "PUT", bucket)
-        if reply.status != 200 and reply.error_code() not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+        reply = self._call("CreateBucket", "PUT", bucket, ok=(200, 409), what=bucket)
+        if reply.status == 409 and reply.error_code() not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise self._translate(reply, bucket)
 
     def ping(self, bucket: str) -> None:

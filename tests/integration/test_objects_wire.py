@@ -57,6 +57,8 @@ def test_each_answer_is_translated(object_store, bucket, s3_server):
     closed.http._sleep = lambda attempt: None
     with pytest.raises(StoreUnavailable):                             # nobody listening
         closed.get(bucket, "t/a.json")
+    with pytest.raises(StoreUnavailable):                             # nor for a bucket it would create
+        closed.ensure_bucket(bucket)
     info = object_store.head(bucket, "t/a.json")
     assert (info.etag, info.size) == (etag, 1) and info.last_modified
 
