@@ -56,7 +56,7 @@ class Reply:
 
     def error_code(self) -> str:
         """S3's error code from the XML body, or the status when there is none (a HEAD's error)."""
-        if self.body[:1] == b"<" or self.body[:5] == b"<?xml":
+        if self.body[:1] == b"<":
             try:
                 code = ET.fromstring(self.body).findtext("Code")
             except ET.ParseError:
@@ -115,21 +115,20 @@ class S3Http:
 
     def request(self, operation: str, method: str, bucket: str, key: str = "", *,
                 params: Iterable[tuple[str, str]] = (), headers: Mapping[str, str] | None = None,
-                body: bytes = b"", conditional: bool = False, payload_hash: str | None = None) -> Reply:
+                body: bytes = b"", conditional: bool = False) -> Reply:
         """Send one S3 request (``operation`` is the API name, ``PutObject``; ``headers`` lower-case)
         and return its answer, whatever its status, once no retry is due. Raises :class:`Unreachable`
         when no answer came, or when a retried conditional write lost a condition its own earlier
         attempt may have taken (see the module's docstring)."""
         path, query = self.path(bucket, key), sigv4.query_string(params)
         target = f"{path}?{query}" if query else path
-        if payload_hash is None:
-            payload_hash = hashlib.sha256(body).hexdigest() if body else sigv4.EMPTY_SHA256
-        attributes = dict(self._span_attributes, **{"rpc.method": operation, "aws.s3.bucket": bucket})
-        if key:
-            attributes["aws.s3.key"] = key
+        payload_hash = hashlib.sha256(body).hexdigest() if body else sigv4.EMPTY_SHA256
         if otel_context.get_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY):
             span = trace.INVALID_SPAN  # telemetry.untraced(): e.g. the readiness probe's ping
         else:
+            attributes = dict(self._span_attributes, **{"rpc.method": operation, "aws.s3.bucket": bucket})
+            if key:
+                attributes["aws.s3.key"] = key
             span = _tracer.start_span(f"S3.{operation}", kind=SpanKind.CLIENT, attributes=attributes)
         try:
             reply = self._send(method, path, query, target, headers, body, payload_hash, conditional, span)
