@@ -230,9 +230,7 @@ class ObjectStore:
             params["start-after"] = start_after
         seen = 0
         while True:
-            page_size = self.LIST_PAGE if limit is None else max(1, min(self.LIST_PAGE, limit - seen))
-            if page_size != 1000:
-                params["max-keys"] = str(page_size)
+            params["max-keys"] = str(self.LIST_PAGE if limit is None else max(1, min(self.LIST_PAGE, limit - seen)))
             page = ET.fromstring(self._call("ListObjectsV2", "GET", bucket, params=list(params.items()),
                                             what=prefix).body)
             ns = page.tag[:page.tag.index("}") + 1] if page.tag.startswith("{") else ""
