@@ -3,8 +3,9 @@
 :class:`ObjectStore` makes its few S3 calls through :class:`S3Http` (urllib3's connection pool and
 :mod:`lscloud.store.sigv4`) instead of boto3: a boto3 call cost a function 1.5–3 ms of CPU
 (request serialisation, the event system, endpoint rules, response parsing, OpenTelemetry's
-botocore span), this costs about a quarter of that, and a function starts without importing
-botocore or parsing its S3 model.
+botocore span), this costs a third to a half of that (measured against weed on the 2-core box,
+a recording span each: GET 0.7–0.9 ms vs 2.5–2.8 ms, create-only PUT 1.0–1.5 ms vs 3.0 ms), and a
+function starts without importing botocore or parsing its S3 model.
 
 Retries (at most three attempts, as botocore's standard mode, with its backoff): a refused or
 timed-out connection, 429, 5xx and S3's throttling codes. A conditional write (``If-None-Match``,
