@@ -1,5 +1,5 @@
-"""A boto3 client for the store's endpoint, for the rare callers that want boto3 itself (the
-benchmarks' raw-S3 baselines, tools): :attr:`ObjectStore.client` builds it on first use. The
+"""A boto3 client for the store's endpoint, for the benchmarks' raw-S3 baselines (the issue's
+"raw boto3" floor): :attr:`ObjectStore.client` builds it on first use. The
 store's own calls do not use it (see :mod:`lscloud.store.s3http`), so a function never imports
 botocore unless something asks for this."""
 

@@ -104,8 +104,8 @@ class ObjectStore:
 
     @property
     def client(self):
-        """A boto3 S3 client for the same endpoint, built on first use: for benchmarks' raw-S3
-        baselines and tools only. The store's own calls never go through it."""
+        """A boto3 S3 client for the same endpoint, built on first use: for the benchmarks' raw-S3
+        baselines only (``lscloud.local.bench``). The store's own calls never go through it."""
         if self._boto is None:
             with self._lock:
                 if self._boto is None:
@@ -147,8 +147,8 @@ class ObjectStore:
             return
         except StoreError:
             pass
-        reply = self.http.request("CreateBucket", "PUT", bucket)
-        if reply.status != 200 and reply.error_code() not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+        reply = self._call("CreateBucket", "PUT", bucket, ok=(200, 409), what=bucket)
+        if reply.status == 409 and reply.error_code() not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise self._translate(reply, bucket)
 
     def ping(self, bucket: str) -> None:
@@ -230,9 +230,7 @@ class ObjectStore:
             params["start-after"] = start_after
         seen = 0
         while True:
-            page_size = self.LIST_PAGE if limit is None else max(1, min(self.LIST_PAGE, limit - seen))
-            if page_size != 1000:
-                params["max-keys"] = str(page_size)
+            params["max-keys"] = str(self.LIST_PAGE if limit is None else max(1, min(self.LIST_PAGE, limit - seen)))
             page = ET.fromstring(self._call("ListObjectsV2", "GET", bucket, params=list(params.items()),
                                             what=prefix).body)
             ns = page.tag[:page.tag.index("}") + 1] if page.tag.startswith("{") else ""
@@ -251,6 +249,7 @@ class ObjectStore:
             params.pop("start-after", None)
 
     def presign_get(self, bucket: str, key: str, expires_s: int, *, filename: str | None = None) -> str:
+        """A link that downloads the object for ``expires_s`` seconds (as ``filename`` when given),
+        signed here: no request to the store."""
         params = [("response-content-disposition", f'attachment; filename="{filename}"')] if filename else []
-        http = self.http
-        return http.url(bucket, key, http.signer.presign("GET", http.host, http.path(bucket, key), params, expires_s))
+        return self.http.presigned_url("GET", bucket, key, params, expires_s)

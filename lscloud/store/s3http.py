@@ -3,8 +3,9 @@
 :class:`ObjectStore` makes its few S3 calls through :class:`S3Http` (urllib3's connection pool and
 :mod:`lscloud.store.sigv4`) instead of boto3: a boto3 call cost a function 1.5–3 ms of CPU
 (request serialisation, the event system, endpoint rules, response parsing, OpenTelemetry's
-botocore span), this costs about a quarter of that, and a function starts without importing
-botocore or parsing its S3 model.
+botocore span), this costs a third to a half of that (measured against weed on the 2-core box,
+a recording span each: GET 0.7–0.9 ms vs 2.5–2.8 ms, create-only PUT 1.0–1.5 ms vs 3.0 ms), and a
+function starts without importing botocore or parsing its S3 model.
 
 Retries (at most three attempts, as botocore's standard mode, with its backoff): a refused or
 timed-out connection, 429, 5xx and S3's throttling codes. A conditional write (``If-None-Match``,
@@ -56,7 +57,7 @@ class Reply:
 
     def error_code(self) -> str:
         """S3's error code from the XML body, or the status when there is none (a HEAD's error)."""
-        if self.body[:1] == b"<" or self.body[:5] == b"<?xml":
+        if self.body[:1] == b"<":
             try:
                 code = ET.fromstring(self.body).findtext("Code")
             except ET.ParseError:
@@ -106,30 +107,32 @@ class S3Http:
         self._span_attributes = {"rpc.system": "aws-api", "rpc.service": "S3", "cloud.region": region,
                                  "server.address": self.hostname, "server.port": self.port}
 
-    def url(self, bucket: str, key: str, query: str = "") -> str:
-        """The full URL of an object (for presigned links)."""
-        return f"{self.scheme}://{self.host}{self.base_path}{sigv4.uri_path(bucket, key)}" + (f"?{query}" if query else "")
+    def presigned_url(self, method: str, bucket: str, key: str, params: Iterable[tuple[str, str]],
+                      expires_s: int) -> str:
+        """A URL that lets its holder ``method`` the object for ``expires_s`` seconds (SigV4 in the
+        query string); made here, without a request."""
+        path = self.path(bucket, key)
+        return f"{self.scheme}://{self.host}{path}?{self.signer.presign(method, self.host, path, params, expires_s)}"
 
     def path(self, bucket: str, key: str = "") -> str:
         return self.base_path + sigv4.uri_path(bucket, key)
 
     def request(self, operation: str, method: str, bucket: str, key: str = "", *,
                 params: Iterable[tuple[str, str]] = (), headers: Mapping[str, str] | None = None,
-                body: bytes = b"", conditional: bool = False, payload_hash: str | None = None) -> Reply:
+                body: bytes = b"", conditional: bool = False) -> Reply:
         """Send one S3 request (``operation`` is the API name, ``PutObject``; ``headers`` lower-case)
         and return its answer, whatever its status, once no retry is due. Raises :class:`Unreachable`
         when no answer came, or when a retried conditional write lost a condition its own earlier
         attempt may have taken (see the module's docstring)."""
         path, query = self.path(bucket, key), sigv4.query_string(params)
         target = f"{path}?{query}" if query else path
-        if payload_hash is None:
-            payload_hash = hashlib.sha256(body).hexdigest() if body else sigv4.EMPTY_SHA256
-        attributes = dict(self._span_attributes, **{"rpc.method": operation, "aws.s3.bucket": bucket})
-        if key:
-            attributes["aws.s3.key"] = key
+        payload_hash = hashlib.sha256(body).hexdigest() if body else sigv4.EMPTY_SHA256
         if otel_context.get_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY):
             span = trace.INVALID_SPAN  # telemetry.untraced(): e.g. the readiness probe's ping
         else:
+            attributes = dict(self._span_attributes, **{"rpc.method": operation, "aws.s3.bucket": bucket})
+            if key:
+                attributes["aws.s3.key"] = key
             span = _tracer.start_span(f"S3.{operation}", kind=SpanKind.CLIENT, attributes=attributes)
         try:
             reply = self._send(method, path, query, target, headers, body, payload_hash, conditional, span)

@@ -1,4 +1,4 @@
-"""What a function's start costs is held by facts, not timings: clients share one parsed S3 model,
+"""What a function's start costs is held by facts, not timings: boto3 clients share one parsed S3 model,
 the local cloud's bytecode cache is where the interpreter looks, every schema a start no longer
 checks against its metaschema is checked here."""
 
@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_client_of_a_process_shares_one_parsed_s3_model():
-    # the readiness probe's client next to the runtime's: the S3 model (MBs of JSON) parsed once
+    # the boto3 clients the benchmarks' baselines build (ObjectStore.client; a function builds none):
+    # the S3 model (MBs of JSON) parsed once per process
     a = ObjectStore("http://127.0.0.1:1", "a", "b")
     b = ObjectStore("http://127.0.0.1:2", "c", "d", max_pool=2, timeout_s=2.0)
     assert a.client.meta.service_model._service_description is b.client.meta.service_model._service_description
