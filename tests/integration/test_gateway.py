@@ -478,3 +478,28 @@ def test_a_body_its_sender_abandons_never_reaches_a_view_as_if_whole(via, gatewa
     while probe not in ENDED and time.monotonic() < deadline:   # wait for the app to finish that request
         time.sleep(0.05)
     assert probe in ENDED and probe not in VIEWED
+
+
+def test_a_request_nobody_answers_closes_its_connection_quietly():
+    """An app that answers nothing (its client left mid-body: the gateway has no one to answer)
+    gets its connection closed and a response aiohttp never sends, not an error in the handler."""
+    import asyncio
+    from unittest import mock
+
+    from aiohttp.test_utils import make_mocked_request
+
+    from lscloud.local import asgi_host
+
+    async def silent(scope, receive, send):
+        return None
+
+    async def go():
+        transport = mock.Mock()
+        protocol = mock.Mock(peername=("127.0.0.1", 5000), sockname=("127.0.0.1", 8080))
+        request = make_mocked_request("POST", "/border/v1/x", headers={"Transfer-Encoding": "chunked"},
+                                      protocol=protocol, transport=transport)
+        answer = await asgi_host.handler_for(silent)(request)
+        return answer, transport
+
+    answer, transport = asyncio.run(go())
+    assert answer.status == 499 and transport.close.called
