@@ -97,7 +97,11 @@ class Rude:
                     if not chunk:
                         break
                     data += chunk
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                self.answer(conn)
+
+    def answer(self, conn: socket.socket) -> None:
+        """What it does once it has the request head: close with a reset (no answer at all)."""
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
 
     def close(self):
         self.sock.close()
@@ -106,21 +110,9 @@ class Rude:
 class Short(Rude):
     """An upstream that answers 200 with a Content-Length of 100 and closes after 10 bytes of it."""
 
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
-                             b'{"ok": tru')
+    def answer(self, conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+                     b'{"ok": tru')
 
 
 # --- the real function behind the gateway --------------------------------------------------------
