@@ -450,13 +450,13 @@ class Gateway:
             if "Content-Length" in message_headers or "Transfer-Encoding" in message_headers:
                 return await fallback(request)
             raw_path, _, query = request.raw_path.partition("?")
-            raw = raw_path.encode("latin-1")
-            kind, what = self._resolve(unquote(raw_path), raw)
+            raw, path = raw_path.encode("latin-1"), unquote(raw_path)
+            kind, what = self._resolve(path, raw)
             if kind != "forward":
                 return await fallback(request)
             sent: list = []
             try:
-                return await self._forward_native(request, raw_path, query, *what, sent)
+                return await self._forward_native(request, path, query, *what, sent)
             except Exception:  # noqa: BLE001 - as the ASGI app: a problem, unless the answer has begun
                 error = _failed(request.method, raw)
                 if sent:
@@ -465,15 +465,14 @@ class Gateway:
 
         return handle
 
-    async def _forward_native(self, request, raw_path: str, query: str, route: Route, where: paths.RequestPath,
+    async def _forward_native(self, request, path: str, query: str, route: Route, where: paths.RequestPath,
                               sent: list):
         protocol = request.protocol
         peer, sock = protocol.peername, protocol.sockname
         headers, traceparent, tracestate, _ = self._request_headers(request.raw_headers, peer[0] if peer else "",
                                                                     route)
         method = request.method
-        span = self._traced(headers, method, unquote(raw_path), sock[1] if sock else 0, route, traceparent,
-                            tracestate)
+        span = self._traced(headers, method, path, sock[1] if sock else 0, route, traceparent, tracestate)
         failure = None
         try:
             url = self._url(route, where, query.encode("latin-1"))
