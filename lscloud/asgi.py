@@ -47,7 +47,8 @@ def content_length(scope) -> int | None:
     return None
 
 
-def _has_body(scope) -> bool:
+def has_body(scope) -> bool:
+    """Whether a body follows the request's head (a Content-Length or a Transfer-Encoding)."""
     return any(name.lower() in (b"content-length", b"transfer-encoding") for name, _ in scope.get("headers", ()))
 
 
@@ -68,7 +69,7 @@ class BodyGuard:
         self.expected = content_length(scope)
         self.received = 0
         self.complete = False  # the server said the body has ended (or the client left)
-        self.no_body = not _has_body(scope) or self.expected == 0
+        self.no_body = not has_body(scope) or self.expected == 0
         self.started = False  # the response has started (no other answer can be given)
         self.early = False  # ... before the body was read
         self._discarding: asyncio.Task | None = None

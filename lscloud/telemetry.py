@@ -51,15 +51,6 @@ _otlp_span_endpoints: set[str] = set()
 _service_providers: dict[str, TracerProvider] = {}
 
 
-def _prepare_environment() -> None:
-    # the stable HTTP semconv for any OpenTelemetry instrumentation that reads it (our own server
-    # spans, lscloud.web.instrumentation, always follow it)
-    opt_in = [v.strip() for v in config.environ().get("OTEL_SEMCONV_STABILITY_OPT_IN", "").split(",") if v.strip()]
-    if "http" not in opt_in and "http/dup" not in opt_in:
-        config.merge_env_list("OTEL_SEMCONV_STABILITY_OPT_IN", ["http"])
-    config.merge_env_list("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS", SENSITIVE_HEADERS)
-
-
 def setup(settings=None) -> None:
     """Install the process's tracer and meter providers (idempotent; the first service name wins).
 
@@ -67,11 +58,8 @@ def setup(settings=None) -> None:
     """
     global _tracer_provider, _meter_provider, _metric_tap
     if settings is None:
-        from . import config
-
         settings = config.load()
     with _lock:
-        _prepare_environment()
         if _tracer_provider is None:
             resource = Resource.create({SERVICE_NAME: settings.service})
             existing = trace.get_tracer_provider()

@@ -31,16 +31,13 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
-from .asgi import BodyIncomplete, content_length
+from .asgi import BodyIncomplete, content_length, has_body
 
 PREREAD_LIMIT = 64 * 1024
 """A request body with a Content-Length up to this is read before the app runs."""
 
 BUFFER_LIMIT = 1024 * 1024
 """A response is sent whole once the app returns, unless it grows past this: then it streams."""
-
-_HAS_BODY = (b"content-length", b"transfer-encoding")
-
 
 def build_environ(scope: dict) -> dict:
     """The WSGI environ of an ASGI HTTP ``scope`` (PEP 3333: strings are latin-1 of the bytes)."""
@@ -232,7 +229,7 @@ class WsgiBridge:
         loop = asyncio.get_running_loop()
         environ = build_environ(scope)
         length = content_length(scope)
-        if not any(name.lower() in _HAS_BODY for name, _ in scope.get("headers", ())) or length == 0:
+        if length == 0 or not has_body(scope):
             environ["wsgi.input"] = io.BytesIO(b"")
         elif length is not None and length <= PREREAD_LIMIT:
             try:

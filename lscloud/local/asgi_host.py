@@ -118,6 +118,7 @@ def handler_for(app):
             if response is None:
                 return web.Response(status=500)
         if response is None:   # nothing was answered (the client left): close without a word
+            transport = request.transport
             if transport is not None:
                 transport.close()
             resp = web.Response(status=499)

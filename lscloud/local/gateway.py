@@ -51,6 +51,7 @@ from urllib.parse import quote, unquote
 
 import aiohttp
 import yarl
+from aiohttp import web
 
 from opentelemetry import context as _context
 from opentelemetry import trace as _trace
@@ -61,6 +62,9 @@ from . import paths
 # hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection, never forwarded
 _HOP = {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailer",
         b"transfer-encoding", b"upgrade", b"proxy-connection"}
+# an upstream answer's headers not passed on: hop-by-hop, and date/server (the gateway's server writes its own)
+_NOT_PASSED_ON = frozenset((*_HOP, b"date", b"server"))
+_UNSAFE_IN_QUERY = re.compile(rb"[^\x21-\x7e]|#")
 
 
 from .raw_problems import problem
@@ -405,9 +409,7 @@ class Gateway:
             return
         done = False
         try:
-            # the gateway's server writes its own date/server headers
-            out_headers = [(k.lower(), v) for k, v in response.raw_headers
-                           if k.lower() not in _HOP and k.lower() not in (b"date", b"server")]
+            out_headers = [(k.lower(), v) for k, v in _passed_on(response)]
             self._answered(response, span)
             content, refusal = await self._whole_body(response, route, span)
             if refusal is not None:
@@ -448,13 +450,13 @@ class Gateway:
             if "Content-Length" in message_headers or "Transfer-Encoding" in message_headers:
                 return await fallback(request)
             raw_path, _, query = request.raw_path.partition("?")
-            raw = raw_path.encode("latin-1")
-            kind, what = self._resolve(unquote(raw_path), raw)
+            raw, path = raw_path.encode("latin-1"), unquote(raw_path)
+            kind, what = self._resolve(path, raw)
             if kind != "forward":
                 return await fallback(request)
             sent: list = []
             try:
-                return await self._forward_native(request, raw_path, query, *what, sent)
+                return await self._forward_native(request, path, query, *what, sent)
             except Exception:  # noqa: BLE001 - as the ASGI app: a problem, unless the answer has begun
                 error = _failed(request.method, raw)
                 if sent:
@@ -463,17 +465,14 @@ class Gateway:
 
         return handle
 
-    async def _forward_native(self, request, raw_path: str, query: str, route: Route, where: paths.RequestPath,
+    async def _forward_native(self, request, path: str, query: str, route: Route, where: paths.RequestPath,
                               sent: list):
-        from aiohttp import web
-
         protocol = request.protocol
         peer, sock = protocol.peername, protocol.sockname
         headers, traceparent, tracestate, _ = self._request_headers(request.raw_headers, peer[0] if peer else "",
                                                                     route)
         method = request.method
-        span = self._traced(headers, method, unquote(raw_path), sock[1] if sock else 0, route, traceparent,
-                            tracestate)
+        span = self._traced(headers, method, path, sock[1] if sock else 0, route, traceparent, tracestate)
         failure = None
         try:
             url = self._url(route, where, query.encode("latin-1"))
@@ -482,8 +481,7 @@ class Gateway:
                 return _aiohttp_answer(*refusal)
             done = False
             try:
-                out_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers
-                               if (low := k.lower()) not in _HOP and low not in (b"date", b"server")]
+                out_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in _passed_on(response)]
                 self._answered(response, span)
                 content, refusal = await self._whole_body(response, route, span)
                 if refusal is not None:
@@ -583,7 +581,12 @@ def _raw_path(scope) -> bytes:
 def _query(query: bytes) -> bytes:
     """The query string as sent, with the bytes a URL cannot carry raw (controls, space, '#',
     non-ASCII) percent-encoded: the same query to any server that decodes it."""
-    return re.sub(rb"[^\x21-\x7e]|#", lambda m: b"%%%02X" % m.group(0)[0], query)
+    return _UNSAFE_IN_QUERY.sub(lambda m: b"%%%02X" % m.group(0)[0], query)
+
+
+def _passed_on(response) -> list[tuple[bytes, bytes]]:
+    """The upstream answer's headers the client gets (both ways in)."""
+    return [(k, v) for k, v in response.raw_headers if k.lower() not in _NOT_PASSED_ON]
 
 
 def _failed(method, raw_path: bytes) -> tuple[int, list, bytes]:
@@ -596,8 +599,6 @@ def _failed(method, raw_path: bytes) -> tuple[int, list, bytes]:
 
 def _aiohttp_answer(status: int, headers: list, body: bytes):
     """A problem triple (:func:`problem`) as an aiohttp response."""
-    from aiohttp import web
-
     return web.Response(status=status, body=body,
                         headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers])
 

@@ -87,10 +87,17 @@ class _Request:
         self.response_headers: list | None = None
 
 
-def _header_names(variable: str) -> tuple[tuple[str, str], ...]:
-    """``(header name, attribute suffix)`` for each header ``variable`` asks to capture, credentials left out."""
+def _header_names(variable: str) -> dict[str, str]:
+    """``{header name: attribute suffix}`` for each header ``variable`` asks to capture, credentials left out."""
     names = [n.strip().lower() for n in config.environ().get(variable, "").split(",") if n.strip()]
-    return tuple((n, n.replace("-", "_")) for n in dict.fromkeys(names) if n not in telemetry.SENSITIVE_HEADERS)
+    return {n: n.replace("-", "_") for n in names if n not in telemetry.SENSITIVE_HEADERS}
+
+
+def _environ_key(header: str) -> str:
+    """Where a WSGI environ holds request header ``header`` (lower case)."""
+    if header in ("content-type", "content-length"):
+        return header.upper().replace("-", "_")
+    return "HTTP_" + header.upper().replace("-", "_")
 
 
 def _text(value: str) -> str:
@@ -118,8 +125,11 @@ class ServerTelemetry:
         meter.create_observable_up_down_counter(
             "http.server.active_requests", callbacks=[self._observe_active], unit="{request}",
             description="Number of active HTTP server requests.")
-        self.request_headers = _header_names(_REQUEST_HEADERS)
-        self.response_headers = _header_names(_RESPONSE_HEADERS)
+        # (environ key, attribute) of each request header to capture, decided once
+        self.request_headers = tuple((_environ_key(h), "http.request.header." + suffix)
+                                     for h, suffix in _header_names(_REQUEST_HEADERS).items())
+        self.response_headers = {h: "http.response.header." + suffix
+                                 for h, suffix in _header_names(_RESPONSE_HEADERS).items()}
 
     # -- the WSGI side -----------------------------------------------------------------------------
 
@@ -189,11 +199,10 @@ class ServerTelemetry:
         protocol = environ.get("SERVER_PROTOCOL", "")
         if protocol.startswith("HTTP/"):
             attrs["network.protocol.version"] = protocol[5:]
-        for header, suffix in self.request_headers:
-            value = environ.get("CONTENT_TYPE" if header == "content-type" else "CONTENT_LENGTH"
-                                if header == "content-length" else "HTTP_" + header.upper().replace("-", "_"))
+        for key, attribute in self.request_headers:
+            value = environ.get(key)
             if value is not None:
-                attrs["http.request.header." + suffix] = (value,)
+                attrs[attribute] = (value,)
         name = method if method != "_OTHER" else "HTTP"
         if state.route is not None:
             name = f"{name} {state.route}"
@@ -222,11 +231,10 @@ class ServerTelemetry:
                 span.set_status(Status(StatusCode.ERROR, f"{type(exception).__name__}: {exception}"
                                        if exception is not None else None))
         if state.response_headers is not None:
-            wanted = dict(self.response_headers)
             for header, value in state.response_headers:
-                suffix = wanted.get(header.lower())
-                if suffix is not None:
-                    span.set_attribute("http.response.header." + suffix, (value,))
+                attribute = self.response_headers.get(header.lower())
+                if attribute is not None:
+                    span.set_attribute(attribute, (value,))
         span.end()
         labels: dict[str, Any] = {"http.request.method": state.method,
                                   "url.scheme": environ.get("wsgi.url_scheme", "http")}

@@ -139,7 +139,7 @@ def test_flask_server_spans_and_red_metric_recorded_once(spans, monkeypatch):
     assert first.attributes["http.request.header.x_request_id"] == ("r1",)
 
     points = _duration_points()
-    # exactly one histogram sample per request: the instrumentation's, not ours too
+    # exactly one histogram sample per request
     assert _count(points, "/v1/units/<code>", 200) - before_ok == 2
     assert _count(points, "/v1/units/<code>", 404) - before_404 == 1
 
