@@ -126,15 +126,3 @@ class BodyGuard:
     async def _discard(self) -> None:
         while not self.complete:
             self._note(await self._receive())
-
-
-def guarded(app: Callable[..., Awaitable[None]], drain_limit: int = DRAIN_LIMIT):
-    """``app`` with a :class:`BodyGuard` around every HTTP request."""
-
-    async def wrapped(scope, receive, send):
-        if scope.get("type") != "http":
-            return await app(scope, receive, send)
-        guard = BodyGuard(scope, receive, send, drain_limit)
-        await app(scope, guard.receive, guard.send)
-
-    return wrapped

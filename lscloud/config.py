@@ -14,7 +14,7 @@ import re
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, TypeVar
+from typing import Mapping, TypeVar
 from urllib.parse import urlparse
 
 
@@ -343,16 +343,6 @@ def replace_environ(env: Mapping[str, str]) -> None:
     (:mod:`lscloud.local.forkserver`) takes the environment it would have been spawned with."""
     os.environ.clear()
     os.environ.update(env)
-
-
-def merge_env_list(name: str, values: Iterable[str]) -> None:
-    """Add ``values`` to the comma-separated process variable ``name`` (the OpenTelemetry
-    instrumentations read their options from the environment, not from our settings)."""
-    current = [v.strip() for v in os.environ.get(name, "").split(",") if v.strip()]
-    for v in values:
-        if v not in current:
-            current.append(v)
-    os.environ[name] = ",".join(current)
 
 
 def env_prefix(service: str) -> str:
