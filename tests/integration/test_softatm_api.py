@@ -188,8 +188,8 @@ def test_limits_and_insufficient_float(client, setup):
 
 def test_the_daily_limit_is_decided_by_the_counter_as_stored_not_as_remembered(client, setup):
     """The daily counter is written without a read, from what this process last wrote: another
-    replica's count since makes that write fail and the limit is checked against the store; a
-    transfer the counter no longer lists (aborted elsewhere) is counted, not taken as counted."""
+    replica's count since makes that write fail and the limit is checked against the store; room
+    freed elsewhere (an abort) is counted on, not refused from the remembered copy."""
     from functions.softatm.function import limits
 
     s = setup
@@ -211,6 +211,12 @@ def test_the_daily_limit_is_decided_by_the_counter_as_stored_not_as_remembered(c
     again = client.post("/v1/withdrawals", json=wbody(9_000_000, "0055667788"), headers=s["teller"])
     assert again.status_code == 201, again.get_json()
     assert models.CustomerDay.get(key).used == {again.get_json()["id"]: 9_000_000}
+    # this process remembers 9,000,000 counted; another replica's abort takes it out: a count the
+    # remembered copy would refuse (9 + 9 > 15 million) is decided by the stored counter
+    models.CustomerDay.update(key, None, freed)
+    last = client.post("/v1/withdrawals", json=wbody(9_000_000, "0055667788"), headers=s["teller"])
+    assert last.status_code == 201, last.get_json()
+    assert models.CustomerDay.get(key).used == {last.get_json()["id"]: 9_000_000}
 
 
 @pytest.mark.parametrize("expiry_s", ["1"])
