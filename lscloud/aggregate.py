@@ -151,6 +151,17 @@ def delete_quietly(model: type[Model], *key: Any) -> None:
         pass
 
 
+def give_back(model: type[Model], claim: Future) -> None:
+    """Delete the ``model`` item a claim made :func:`beside` the caller's work stored (``claim``'s
+    result is its key: a unique code claimed create-only), once the claim has ended; nothing if it
+    stored nothing. For a record that was not stored after all (refused, or a resend)."""
+    try:
+        key = claim.result()
+    except Exception:  # noqa: BLE001 - nothing was claimed
+        return
+    delete_quietly(model, key)
+
+
 class Aggregate(Generic[M]):
     """The write path of one kind of document (see the module docstring).
 

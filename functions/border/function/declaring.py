@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Callable
 
 from lscloud import errors, store
-from lscloud.aggregate import NoChange, Outcome, beside, delete_quietly
+from lscloud.aggregate import NoChange, Outcome, beside, give_back
 from lscloud.statemachine import Actor, Transition, iso, now
 from lscloud.store import BlobRejected, ConditionalCheckFailed
 
@@ -118,16 +118,7 @@ def resend_of(declaration_id: str, resent: Callable[[dict | None], bool]) -> Out
 
 def _give_back(doc: dict, code: Future) -> None:
     indexes.release_seat(doc)
-    _release_code(code)
-
-
-def _release_code(code: Future) -> None:
-    """Give back a code :func:`reserve_code` claimed on the side pool (once its claim has ended)."""
-    try:
-        claimed = code.result()
-    except Exception:  # noqa: BLE001 - nothing was claimed
-        return
-    delete_quietly(DeclarationCode, claimed)
+    give_back(DeclarationCode, code)
 
 
 def submit(declaration_id: str, actor: Actor) -> Outcome:
