@@ -33,6 +33,8 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
+from werkzeug.http import parse_etags, unquote_etag
+
 MAX_WAIT_S = 20
 """The longest a request may wait (a larger ``wait`` is cut to this; the gateway allows 60 s)."""
 RECHECK_S = 1.0
@@ -65,13 +67,7 @@ def requested_wait(prefer_headers: list[str]) -> int:
 
 def matches(if_none_match: str | None, tag: str) -> bool:
     """Whether ``If-None-Match`` names ``tag`` (or ``*``), weak comparison (RFC 9110 §13.1.2)."""
-    if not if_none_match:
-        return False
-    for t in if_none_match.split(","):
-        t = t.strip()
-        if t == "*" or t.removeprefix("W/") == tag:
-            return True
-    return False
+    return parse_etags(if_none_match).contains_weak(unquote_etag(tag)[0])
 
 
 class _Waiter:
