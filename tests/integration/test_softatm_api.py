@@ -693,3 +693,27 @@ def test_a_replica_with_every_waiting_slot_taken_answers_at_once(client, setup, 
     assert watch._slots.acquire(blocking=False)   # the one slot is someone else's
     r = client.get(f"/v1/transfers/{b['id']}", headers={**s["teller"], "If-None-Match": tag, "Prefer": "wait=20"})
     assert r.status_code == 304 and "Preference-Applied" not in r.headers
+
+
+def test_an_abort_takes_a_transfer_out_of_the_counter_this_process_last_wrote(client, setup):
+    """The counter this process last wrote is where an abort starts too: one PUT, no read (the old
+    code read it twice), and the customer's next count starts from it with no lost condition."""
+    from store_calls import counting
+
+    from functions.softatm.function import limits
+
+    s = setup
+    b = wbody(3_000_000, "0066778899")
+    assert client.post("/v1/withdrawals", json=b, headers=s["teller"]).status_code == 201
+    doc = models.Transfer.get(b["id"]).data
+    key = limits.daily_key(doc)
+    assert b["id"] in models.CustomerDay.get(key).used
+    with counting() as calls:
+        limits.uncount(doc)
+    assert [(m, k.split("/")[0]) for m, k in calls.log] == [("put", models.CustomerDay.Meta.table)], calls
+    assert models.CustomerDay.get(key).used == {}
+    with counting() as calls:
+        assert limits.count({**doc, "id": "w-next-1"})
+    assert [(m, k.split("/")[0]) for m, k in calls.log] == [("put", models.CustomerDay.Meta.table)], calls
+    limits.uncount(doc)   # not counted: decided on the store, nothing written
+    assert models.CustomerDay.get(key).used == {"w-next-1": 3_000_000}

@@ -56,15 +56,17 @@ def count(doc: dict) -> bool:
 
 
 def uncount(doc: dict) -> None:
-    """Take an aborted transfer out of its day's counter (if it was counted)."""
-    def drop(item: CustomerDay):
-        item.used = {k: v for k, v in (item.used or {}).items() if k != doc["id"]}
+    """Take an aborted transfer out of its day's counter (if it was counted), from the counter as
+    this process last wrote it like :func:`count` (which then starts from the counter as it is)."""
+    def drop(item: CustomerDay) -> None:
+        used = item.used or {}
+        if doc["id"] not in used:
+            raise _Decided(False)
+        item.used = {k: v for k, v in used.items() if k != doc["id"]}
 
-    key = daily_key(doc)
     try:
-        if doc["id"] in (CustomerDay.get(key).used or {}):
-            CustomerDay.update(key, None, drop)
-    except DoesNotExist:
+        _COUNTERS.update(daily_key(doc), None, drop, recheck=_Decided)
+    except (_Decided, DoesNotExist):
         pass  # a counter that kept changing raises: the settle that called us stays undone, the sweep retries
 
 
