@@ -120,20 +120,23 @@ def settled(doc: dict) -> bool:
 def wait(w: _Waiter, held: str, seconds: float, read: Callable[[], dict], view: Callable[[dict], dict]
          ) -> dict | None:
     """Wait up to ``seconds`` for the transfer ``w`` watches to look other than ``held`` (an ETag):
-    the document once it does (settled, when the change was made here), or None at the bound.
-    ``read()`` reads the store (with the route's access and lazy checks)."""
+    the document once it does (settled, when the change was made here), or None when the store
+    still says ``held`` at the bound. ``read()`` reads the store (with the route's access and lazy
+    checks)."""
     deadline = time.monotonic() + seconds
     while True:
         left = deadline - time.monotonic()
-        if left <= 0:
-            return None
-        if w.woken.wait(min(left, RECHECK_S)):
+        if left > 0 and w.woken.wait(min(left, RECHECK_S)):
             with _lock:
                 w.woken.clear()
                 doc, w.doc = w.doc, None
             if doc is not None and settled(doc) and etag(view(doc)) != held:
                 return doc
             continue   # a write that changes nothing the caller sees, or its consequences still running
-        doc = read()   # another replica may have changed it (and be settling it: answered as it is)
+        # a recheck (another replica may have changed it, and be settling it: answered as it is),
+        # or the bound: what the store says
+        doc = read()
         if etag(view(doc)) != held:
             return doc
+        if left <= RECHECK_S:   # this read was at the bound
+            return None
