@@ -623,8 +623,9 @@ def test_a_submitted_declaration_costs_two_serial_puts_and_one_concurrent_round(
 def test_concurrent_identical_creates_store_one_declaration_and_answer_it(client, tok):
     """The declaration is its own idempotency record: the same request sent at once from several
     threads stores one declaration with one code and one trail, every answer is that declaration
-    (or, on the old separate record, a 409 to retry), and every code the resends claimed is given
-    back; the same id from another enterprise is a plain 409."""
+    (or a 409, for a resend refused by its own checks before the first was stored), and every
+    code the resends claimed is given back; the same id from another enterprise is a plain 409.
+    (A guard of the give-back: the old separate record let no resend claim anything.)"""
     ent = tok("enterprise", sub=TAX)
     did = new_id()
     body = declaration(did, booking={"mode": "living"})
