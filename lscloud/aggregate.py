@@ -151,6 +151,17 @@ def delete_quietly(model: type[Model], *key: Any) -> None:
         pass
 
 
+def give_back(model: type[Model], claim: Future) -> None:
+    """Delete the ``model`` item a claim made :func:`beside` the caller's work stored (``claim``'s
+    result is its key: a unique code claimed create-only), once the claim has ended; nothing if it
+    stored nothing. For a record that was not stored after all (refused, or a resend)."""
+    try:
+        key = claim.result()
+    except Exception:  # noqa: BLE001 - nothing was claimed
+        return
+    delete_quietly(model, key)
+
+
 class Aggregate(Generic[M]):
     """The write path of one kind of document (see the module docstring).
 
@@ -208,37 +219,21 @@ class Aggregate(Generic[M]):
             setattr(item, name, doc.get(name))
 
     def create(self, item: M, transitions: Sequence[Transition], *, conflict: Conflict | None = None,
-               events: Iterable[dict] = (), side: Callable[[dict], Iterable[Model]] | None = None,
-               resent: Callable[[M], bool] | None = None) -> Outcome[M]:
+               events: Iterable[dict] = (), side: Callable[[dict], Iterable[Model]] | None = None) -> Outcome[M]:
         """Store a new record create-only, then its trail, its indexes and its events at once.
 
         A record already at that id raises ``conflict`` (default: a 409 naming the id).
         ``side(doc)``: the record's index objects, created (create-only) beside its audit entries.
-
-        ``resent(stored)``: a record that is its own idempotency record (an ``in_record`` route,
-        :func:`lscloud.idempotency.resent`): when one is already at that id it is read and judged;
-        True (this request is the resend of the one that stored it) returns it as an outcome with
-        no transition — nothing written, audited or published again — False raises ``conflict``.
         """
         self._sync(item, item.data)
         try:
             item.save()
         except ConditionalCheckFailed:
-            stored = self._stored(item) if resent is not None else None
-            if stored is not None and resent(stored):
-                return Outcome(stored)
             raise conflict or Conflict(f"a {self.machine.noun} with this id already exists",
                                        detail_vi=f"Đã có {self.machine.noun_vi} với mã này.") from None
         out = Outcome(item, list(transitions))
         self.commit(out, list(events), side=list(side(item.data)) if side else ())
         return out
-
-    def _stored(self, item: M) -> M | None:
-        """The record already at ``item``'s id (None if it went meanwhile)."""
-        try:
-            return self.model.get(getattr(item, type(item)._hash_attr.name))
-        except DoesNotExist:
-            return None
 
     def mutate(self, record_id: str, op: Callable[[dict], Any], *,
                events_after: Callable[[dict, Any], list[dict]] | None = None,

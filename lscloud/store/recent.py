@@ -14,7 +14,11 @@ replicas stay stateless: the store holds the truth, the copy is only a guess at 
     item = RECENT.update(subject, window, lambda item: ..., create=lambda: RateWindow(subject, window))
 
 ``fn`` may run more than once (once per attempt), so it must only compute from the item it is
-given; an exception from it aborts the change with nothing written.
+given; an exception from it aborts the change with nothing written. A decision ``fn`` makes
+without a write is only as current as the item it was made on: where the item can go back (a
+daily counter that an abort takes a transfer out of), name that decision's exceptions in
+``recheck=`` and one made on the remembered copy (or on ``create()``'s new item) is made again
+on a fresh read before it is raised.
 """
 
 from __future__ import annotations
@@ -69,7 +73,8 @@ class RecentItems(Generic[M]):
             self._items.pop(self.model._key_for(hash_key, range_key), None)
 
     def update(self, hash_key: Any, range_key: Any, fn: Callable[[M], Any], *,
-               create: Callable[[], M] | None = None) -> M:
+               create: Callable[[], M] | None = None,
+               recheck: type[BaseException] | tuple[type[BaseException], ...] = ()) -> M:
         """``fn(item)`` applied to the item and saved conditionally; the saved item.
 
         The first attempt starts from the remembered copy; for a key not remembered, from
@@ -77,6 +82,10 @@ class RecentItems(Generic[M]):
         later attempt starts from a fresh read (``create()`` when there is none; without
         ``create`` a missing item raises ``model.DoesNotExist``). Lost conditions are retried
         under the retry policy, then ConditionalCheckFailed propagates.
+
+        ``recheck``: exceptions of ``fn`` not trusted when raised on the remembered copy or on
+        ``create()``'s item (they may be stale): the change is tried on a fresh read, and raised
+        only if ``fn`` raises them there too.
         """
         guess = self.lookup(hash_key, range_key)
         if guess is None and create is not None:
@@ -100,6 +109,8 @@ class RecentItems(Generic[M]):
                     return attempt(item)
                 except ConditionalCheckFailed:
                     pass    # the copy was stale (or the key taken): a fresh read at once, no back-off
+                except recheck:
+                    pass    # decided on a guess: the stored item decides
             return attempt(self._read(hash_key, range_key, create))
 
         return self.policy.run(once)

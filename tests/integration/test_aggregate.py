@@ -64,26 +64,6 @@ def new_parcel(agg, pid="p-1"):
     return agg.create(Parcel(pid, data=doc), [t])
 
 
-def test_a_create_found_stored_is_judged_as_a_resend(parcels, settings):
-    """``create(resent=)``: a record that is its own idempotency record. Found already stored, it
-    is handed to ``resent``: True answers it as it is stored, with nothing written, audited or
-    published again; False is the create's conflict."""
-    first = new_parcel(parcels, "p-r")
-    judged = []
-
-    def again(answer):
-        doc = {"id": "p-r", "status": "new", "stamps": 99}
-        t = MACHINE.apply(doc, "send", COURIER)
-        return parcels.create(Parcel("p-r", data=doc), [t], resent=lambda stored: judged.append(stored.data) or answer)
-
-    resend = again(True)
-    assert not resend.changed and resend.version == 1 and resend.doc == first.doc and judged == [first.doc]
-    with pytest.raises(errors.Conflict):
-        again(False)
-    assert [e["to"] for e in parcels.trail("p-r")] == ["sent"] and parcels.committed == [1]
-    assert [m["event"]["id"] for m in tail(settings, 10)] == ["p-r.1.0"]
-
-
 def test_create_then_moves_leave_a_trail_events_with_stable_ids_and_hooks(parcels, settings):
     out = new_parcel(parcels)
     assert out.item.status == "sent" and out.version == 1

@@ -607,15 +607,15 @@ def test_a_submitted_declaration_costs_two_serial_puts_and_one_concurrent_round(
     assert calls["put"] == 10, calls
     assert calls["get"] == calls["list"] == calls["head"] == calls["delete"] == 0, calls
     # the same request again is the first answer, from the declaration itself: the code it claimed
-    # first is given back once its create-only write finds the declaration there
+    # first is given back once its create-only write finds the declaration there, which is read
     table = models.DeclarationCode.Meta.table
     with counting() as again:
         resent = client.post("/v1/declarations", json=body, headers=ent)
     assert resent.status_code == 201 and resent.headers["Idempotent-Replayed"] == "true"
     assert resent.get_json() == created and resent.headers["ETag"] == answer.result().headers["ETag"]
     assert [(m, k.split("/")[0]) for m, k in again.log] == [
-        ("put", table), ("put", models.Declaration.Meta.table), ("get", models.Declaration.Meta.table),
-        ("delete", table)], again
+        ("put", table), ("put", models.Declaration.Meta.table), ("delete", table),
+        ("get", models.Declaration.Meta.table)], again
     objects, bucket = store.connection()
     assert list(objects.list(bucket, again.keys_of("delete")[0])) == []
 
@@ -623,8 +623,9 @@ def test_a_submitted_declaration_costs_two_serial_puts_and_one_concurrent_round(
 def test_concurrent_identical_creates_store_one_declaration_and_answer_it(client, tok):
     """The declaration is its own idempotency record: the same request sent at once from several
     threads stores one declaration with one code and one trail, every answer is that declaration
-    (or, on the old separate record, a 409 to retry), and every code the resends claimed is given
-    back; the same id from another enterprise is a plain 409."""
+    (or a 409, for a resend refused by its own checks before the first was stored), and every
+    code the resends claimed is given back; the same id from another enterprise is a plain 409.
+    (A guard of the give-back: the old separate record let no resend claim anything.)"""
     ent = tok("enterprise", sub=TAX)
     did = new_id()
     body = declaration(did, booking={"mode": "living"})

@@ -188,8 +188,8 @@ def test_limits_and_insufficient_float(client, setup):
 
 def test_the_daily_limit_is_decided_by_the_counter_as_stored_not_as_remembered(client, setup):
     """The daily counter is written without a read, from what this process last wrote: another
-    replica's count since makes that write fail and the limit is checked against the store; a
-    transfer the counter no longer lists (aborted elsewhere) is counted, not taken as counted."""
+    replica's count since makes that write fail and the limit is checked against the store; room
+    freed elsewhere (an abort) is counted on, not refused from the remembered copy."""
     from functions.softatm.function import limits
 
     s = setup
@@ -211,6 +211,12 @@ def test_the_daily_limit_is_decided_by_the_counter_as_stored_not_as_remembered(c
     again = client.post("/v1/withdrawals", json=wbody(9_000_000, "0055667788"), headers=s["teller"])
     assert again.status_code == 201, again.get_json()
     assert models.CustomerDay.get(key).used == {again.get_json()["id"]: 9_000_000}
+    # this process remembers 9,000,000 counted; another replica's abort takes it out: a count the
+    # remembered copy would refuse (9 + 9 > 15 million) is decided by the stored counter
+    models.CustomerDay.update(key, None, freed)
+    last = client.post("/v1/withdrawals", json=wbody(9_000_000, "0055667788"), headers=s["teller"])
+    assert last.status_code == 201, last.get_json()
+    assert models.CustomerDay.get(key).used == {last.get_json()["id"]: 9_000_000}
 
 
 @pytest.mark.parametrize("expiry_s", ["1"])
@@ -687,3 +693,27 @@ def test_a_replica_with_every_waiting_slot_taken_answers_at_once(client, setup, 
     assert watch._slots.acquire(blocking=False)   # the one slot is someone else's
     r = client.get(f"/v1/transfers/{b['id']}", headers={**s["teller"], "If-None-Match": tag, "Prefer": "wait=20"})
     assert r.status_code == 304 and "Preference-Applied" not in r.headers
+
+
+def test_an_abort_takes_a_transfer_out_of_the_counter_this_process_last_wrote(client, setup):
+    """The counter this process last wrote is where an abort starts too: one PUT, no read (the old
+    code read it twice), and the customer's next count starts from it with no lost condition."""
+    from store_calls import counting
+
+    from functions.softatm.function import limits
+
+    s = setup
+    b = wbody(3_000_000, "0066778899")
+    assert client.post("/v1/withdrawals", json=b, headers=s["teller"]).status_code == 201
+    doc = models.Transfer.get(b["id"]).data
+    key = limits.daily_key(doc)
+    assert b["id"] in models.CustomerDay.get(key).used
+    with counting() as calls:
+        limits.uncount(doc)
+    assert [(m, k.split("/")[0]) for m, k in calls.log] == [("put", models.CustomerDay.Meta.table)], calls
+    assert models.CustomerDay.get(key).used == {}
+    with counting() as calls:
+        assert limits.count({**doc, "id": "w-next-1"})
+    assert [(m, k.split("/")[0]) for m, k in calls.log] == [("put", models.CustomerDay.Meta.table)], calls
+    limits.uncount(doc)   # not counted: decided on the store, nothing written
+    assert models.CustomerDay.get(key).used == {"w-next-1": 3_000_000}

@@ -79,3 +79,30 @@ def test_the_oldest_copies_go_first(rt):
     for name in names:
         recent.update(name, None, add("x"), create=lambda name=name: Tally(name))
     assert recent.lookup(names[0]) is None and recent.lookup(names[2]).n == 1 and len(recent) == 2
+
+
+class _Full(Exception):
+    pass
+
+
+def test_a_refusal_named_in_recheck_made_on_a_stale_copy_is_made_again_on_the_store(rt):
+    """``recheck=``: a decision without a write, made on the remembered copy, may be stale (a
+    counter that went back elsewhere); it is raised only if the stored item decides it too."""
+    name = uuid.uuid4().hex
+    recent = RecentItems(Tally)
+
+    def at_most(n):
+        def fn(item):
+            if int(item.n) >= n:
+                raise _Full()
+            add("here")(item)
+        return fn
+
+    recent.update(name, None, add("one"), create=lambda: Tally(name))
+    Tally.update(name, None, lambda item: setattr(item, "n", 0))     # gone back elsewhere
+    with counting() as calls:
+        assert recent.update(name, None, at_most(1), recheck=_Full).n == 1
+    assert (calls["get"], calls["put"]) == (1, 1)                     # the copy refused; the store did not
+    with pytest.raises(_Full), counting() as calls:
+        recent.update(name, None, at_most(1), recheck=_Full)
+    assert (calls["get"], calls["put"]) == (1, 0)                     # refused on the store too

@@ -5,12 +5,11 @@ attach a document.
 
 from __future__ import annotations
 
-from concurrent.futures import Future
 from datetime import datetime
 from typing import Callable
 
 from lscloud import errors, store
-from lscloud.aggregate import NoChange, Outcome, beside, delete_quietly
+from lscloud.aggregate import NoChange, Outcome, beside, give_back
 from lscloud.statemachine import Actor, Transition, iso, now
 from lscloud.store import BlobRejected, ConditionalCheckFailed
 
@@ -52,17 +51,16 @@ def submit_doc(doc: dict, actor: Actor, at: datetime) -> Transition:
 
 
 def create(doc: dict, actor: Actor, *, submit: bool, slot_request: dict | None, gate: dict,
-           request: dict | None = None, resent: Callable[[dict | None], bool] | None = None) -> Outcome:
+           request: dict | None = None) -> Outcome:
     """Store a new declaration (draft, or submitted, or submitted and queued in one write).
 
     The declaration is its own idempotency record: ``request`` is what it keeps of the request that
-    created it (:func:`lscloud.idempotency.first_request`); when one is already stored under its id,
-    ``resent(stored_request)`` judges this request against it (True: the resend, answered with the
-    stored declaration — ``changed`` is False; False: another's, a 409).
+    created it (:func:`lscloud.idempotency.first_request`, judged by :func:`resend_of`).
 
     The code is claimed create-only beside the booking of a seat, before the declaration that
-    names it (a code is unique only once its claim is stored); until the declaration itself is stored, any failure (a full slot,
-    a lost race, a resend, the store) gives both back, so a refused request leaves nothing.
+    names it (a code is unique only once its claim is stored); until the declaration itself is
+    stored, any failure (a full slot, a lost race, a declaration already there, the store) gives
+    both back, so a refused request leaves nothing.
     """
     if slot_request and not submit:
         raise errors.Invalid.at("/booking", "a booking needs submit: true")
@@ -79,55 +77,25 @@ def create(doc: dict, actor: Actor, *, submit: bool, slot_request: dict | None, 
         doc["code"] = code.result()
         item = Declaration(doc["id"], code=doc["code"], owner=actor.sub, data=doc, request=request)
         # its indexes go out with its audit entries and events, all at once after the create-only write
-        out = RECORDS.create(item, transitions, conflict=DeclarationExists(doc["id"]),
-            side=lambda d: indexes.created(d, at) + (indexes.submitted(d) if submit else []),
-            resent=(lambda stored: resent(stored.request)) if resent else None)
+        return RECORDS.create(item, transitions, conflict=errors.Conflict(
+            f"a declaration with id {doc['id']!r} already exists", detail_vi="Đã có tờ khai với mã này."),
+            side=lambda d: indexes.created(d, at) + (indexes.submitted(d) if submit else []))
     except BaseException:
         if item is None or not item.version:   # not stored: the seat and the code go back
-            _give_back(doc, code)
+            indexes.release_seat(doc)
+            give_back(DeclarationCode, code)
         raise
-    if not out.changed:   # the resend of a stored declaration: what this request claimed goes back
-        _give_back(doc, code)
-    return out
-
-
-class DeclarationExists(errors.Conflict):
-    """Another request's declaration is stored under this id (409)."""
-
-    def __init__(self, declaration_id: str):
-        super().__init__(f"a declaration with id {declaration_id!r} already exists",
-                         detail_vi="Đã có tờ khai với mã này.")
-
-
-def judged_later(refusal: errors.DomainError) -> bool:
-    """Whether a create refused with ``refusal`` before its write is still to be judged as a
-    possible resend (:func:`resend_of`): a refusal of the request itself (4xx), not the one that
-    found another's declaration under its id, nor the store or a peer failing."""
-    return refusal.status < 500 and not isinstance(refusal, DeclarationExists)
 
 
 def resend_of(declaration_id: str, resent: Callable[[dict | None], bool]) -> Outcome | None:
-    """The stored declaration this request is the resend of, or None (none there, or another
-    request's). A same-id request with another body raises ``resent``'s 409 naming the fields.
+    """The stored declaration a create refused with a 4xx is the resend of, or None (none there, or
+    another request's). A same-id request with another body raises ``resent``'s 409 naming the fields.
 
-    The checks before the write may answer a resend otherwise than the first time (its slot has
-    filled since, its gate closed): a create refused by them asks the store before it refuses."""
+    Asked whatever refused the create — the declaration found there by its create-only write, or
+    a check before it that answers a resend otherwise than the first time (its slot has filled
+    since, its gate closed) — so a resend always gets the first answer."""
     stored = ledger.get_or_none(declaration_id)
     return Outcome(stored) if stored is not None and resent(stored.request) else None
-
-
-def _give_back(doc: dict, code: Future) -> None:
-    indexes.release_seat(doc)
-    _release_code(code)
-
-
-def _release_code(code: Future) -> None:
-    """Give back a code :func:`reserve_code` claimed on the side pool (once its claim has ended)."""
-    try:
-        claimed = code.result()
-    except Exception:  # noqa: BLE001 - nothing was claimed
-        return
-    delete_quietly(DeclarationCode, claimed)
 
 
 def submit(declaration_id: str, actor: Actor) -> Outcome:

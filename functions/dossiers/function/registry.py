@@ -18,7 +18,7 @@ from concurrent.futures import Future
 from datetime import datetime
 
 from lscloud import errors
-from lscloud.aggregate import Aggregate, Outcome, delete_quietly, micros, save_quietly, side_pool
+from lscloud.aggregate import Aggregate, Outcome, delete_quietly, give_back, micros, save_quietly, side_pool
 from lscloud.query import QueryError
 from lscloud.statemachine import Actor, parse_iso
 from lscloud.store import ConditionalCheckFailed, DoesNotExist, InvalidKey
@@ -82,15 +82,6 @@ def reserve_code(dossier_id: str, at: datetime) -> str:
     raise ConditionalCheckFailed("no free dossier code after 8 tries")
 
 
-def release_code(code: Future) -> None:
-    """Give back a code reserved by :func:`reserve_code` on the side pool (if it was reserved)."""
-    try:
-        claimed = code.result()
-    except Exception:  # noqa: BLE001 - nothing was reserved
-        return
-    delete_quietly(DossierCode, claimed)
-
-
 def work_keys(doc: dict) -> set[tuple[str, str]]:
     return {(s["agency"], s.get("unit") or "_") for s in doc["steps"]}
 
@@ -123,7 +114,7 @@ def create(doc: dict, actor: Actor, at: datetime, cal: Calendar, *, code: Future
                           request=request)
         dossier.save()
     except BaseException as exc:
-        release_code(code)
+        give_back(DossierCode, code)
         if isinstance(exc, ConditionalCheckFailed):
             try:
                 raise AlreadyThere(Dossier.get(doc["id"])) from None

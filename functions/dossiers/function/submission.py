@@ -13,12 +13,12 @@ from __future__ import annotations
 import secrets
 
 from lscloud import errors, workdays
-from lscloud.aggregate import Outcome, side_pool
+from lscloud.aggregate import Outcome, give_back, side_pool
 from lscloud.statemachine import Actor, iso, now
 
 from . import applicants, attachments, registry, workflow
 from .catalog import Catalog
-from .models import Dossier
+from .models import Dossier, DossierCode
 
 # what a dossier keeps of its procedure: the catalogue may change, the dossier's terms do not
 PROCEDURE_FIELDS = ("code", "name", "name_en", "field", "level", "agency", "online_mode", "processing_days",
@@ -105,7 +105,7 @@ def submit(body: dict, actor: Actor, catalog: Catalog, request: dict | None = No
     except BaseException:
         for f in storing:  # nothing is given back before every write of this round has ended
             f.exception()
-        registry.release_code(code)
+        give_back(DossierCode, code)
         raise
     doc = {"id": body["id"], "procedure": {k: procedure.get(k) for k in PROCEDURE_FIELDS},
            "agency": deciding_agency(procedure, unit["code"]), "unit": unit["code"], "unit_name": unit.get("name"),

@@ -7,31 +7,22 @@ customer is a pseudonym (:func:`.transfers.customer_key`): no account or phone n
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-
-from lscloud.store import ConditionalCheckFailed, DoesNotExist
-from lscloud.store.retry import DEFAULT
+from lscloud.store import DoesNotExist
+from lscloud.store.recent import RecentItems
 
 from .models import CustomerDay
 from .transfers import customer_key
 
-KEPT = 4096
-"""Counters a process remembers as it last wrote them (a few hundred bytes each)."""
-_written: OrderedDict[str, CustomerDay] = OrderedDict()
-_lock = threading.Lock()
+# the counters as this process last wrote them: a count starts from there, without a read
+_COUNTERS: RecentItems[CustomerDay] = RecentItems(CustomerDay, max_items=4096)
 
 
-def _remembered(key: str) -> CustomerDay | None:
-    with _lock:
-        return _written.pop(key, None)   # taken: a concurrent count of the same customer reads the store
+class _Decided(Exception):
+    """Counting decided without a write: ``counted`` already, or not (over the limit)."""
 
-
-def _remember(key: str, item: CustomerDay) -> None:
-    with _lock:
-        _written[key] = item
-        while len(_written) > KEPT:
-            _written.popitem(last=False)
+    def __init__(self, counted: bool):
+        super().__init__(counted)
+        self.counted = counted
 
 
 def daily_key(doc: dict) -> str:
@@ -42,57 +33,40 @@ def daily_key(doc: dict) -> str:
 def count(doc: dict) -> bool:
     """Count ``doc`` against its customer's limit; False (nothing counted) if it would go over.
 
-    The first attempt writes without reading: from the counter as this process last wrote it
-    (under If-Match), or else as the day's first (create-only, what a customer's one withdrawal of
-    the day is). Either write fails if the stored counter is otherwise; anything but a successful
-    write (a refusal included) is decided again from the counter as stored."""
+    Written without a read (:class:`~lscloud.store.recent.RecentItems`): from the counter as this
+    process last wrote it (under If-Match), or else as the day's first (create-only, what a
+    customer's one withdrawal of the day is); either write fails if the stored counter is otherwise.
+    A counter goes back when a transfer is aborted, so a decision without a write ("over the
+    limit", "counted already") made on the remembered copy is made again on the stored counter."""
     key, limit, amount = daily_key(doc), int(doc["limits"]["per_customer_day_vnd"]), doc["amount_vnd"]
 
-    def counted_in(item: CustomerDay) -> bool | None:
-        """True or False when ``item`` decides; None when it was written (``doc`` counted)."""
+    def add(item: CustomerDay) -> None:
         used = item.used or {}
         if doc["id"] in used:
-            return True
+            raise _Decided(True)
         if sum(used.values()) + amount > limit:
-            return False
+            raise _Decided(False)
         item.used = {**used, doc["id"]: amount}
-        item.save()   # If-Match what was read or remembered; create-only for a new counter
-        _remember(key, item)
-        return None
 
-    unread = _remembered(key) or CustomerDay(key, used={})
-    if doc["id"] not in (unread.used or {}):
-        try:
-            if counted_in(unread) is None:
-                return True
-        except ConditionalCheckFailed:
-            pass
-    # a refusal, "counted already", or a lost write: decided by the counter as stored
-
-    def attempt() -> bool:
-        decided = counted_in(_stored(key))
-        return True if decided is None else decided
-
-    return DEFAULT.run(attempt)
-
-
-def _stored(key: str) -> CustomerDay:
     try:
-        return CustomerDay.get(key)
-    except DoesNotExist:
-        return CustomerDay(key, used={})   # saved create-only: a racing first counter makes us read again
+        _COUNTERS.update(key, None, add, create=lambda: CustomerDay(key, used={}), recheck=_Decided)
+    except _Decided as decided:
+        return decided.counted
+    return True
 
 
 def uncount(doc: dict) -> None:
-    """Take an aborted transfer out of its day's counter (if it was counted)."""
-    def drop(item: CustomerDay):
-        item.used = {k: v for k, v in (item.used or {}).items() if k != doc["id"]}
+    """Take an aborted transfer out of its day's counter (if it was counted), from the counter as
+    this process last wrote it like :func:`count` (which then starts from the counter as it is)."""
+    def drop(item: CustomerDay) -> None:
+        used = item.used or {}
+        if doc["id"] not in used:
+            raise _Decided(False)
+        item.used = {k: v for k, v in used.items() if k != doc["id"]}
 
-    key = daily_key(doc)
     try:
-        if doc["id"] in (CustomerDay.get(key).used or {}):
-            CustomerDay.update(key, None, drop)
-    except DoesNotExist:
+        _COUNTERS.update(daily_key(doc), None, drop, recheck=_Decided)
+    except (_Decided, DoesNotExist):
         pass  # a counter that kept changing raises: the settle that called us stays undone, the sweep retries
 
 

@@ -33,6 +33,8 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
+from werkzeug.http import parse_etags, unquote_etag
+
 MAX_WAIT_S = 20
 """The longest a request may wait (a larger ``wait`` is cut to this; the gateway allows 60 s)."""
 RECHECK_S = 1.0
@@ -65,13 +67,7 @@ def requested_wait(prefer_headers: list[str]) -> int:
 
 def matches(if_none_match: str | None, tag: str) -> bool:
     """Whether ``If-None-Match`` names ``tag`` (or ``*``), weak comparison (RFC 9110 §13.1.2)."""
-    if not if_none_match:
-        return False
-    for t in if_none_match.split(","):
-        t = t.strip()
-        if t == "*" or t.removeprefix("W/") == tag:
-            return True
-    return False
+    return parse_etags(if_none_match).contains_weak(unquote_etag(tag)[0])
 
 
 class _Waiter:
@@ -124,20 +120,23 @@ def settled(doc: dict) -> bool:
 def wait(w: _Waiter, held: str, seconds: float, read: Callable[[], dict], view: Callable[[dict], dict]
          ) -> dict | None:
     """Wait up to ``seconds`` for the transfer ``w`` watches to look other than ``held`` (an ETag):
-    the document once it does (settled, when the change was made here), or None at the bound.
-    ``read()`` reads the store (with the route's access and lazy checks)."""
+    the document once it does (settled, when the change was made here), or None when the store
+    still says ``held`` at the bound. ``read()`` reads the store (with the route's access and lazy
+    checks)."""
     deadline = time.monotonic() + seconds
     while True:
         left = deadline - time.monotonic()
-        if left <= 0:
-            return None
-        if w.woken.wait(min(left, RECHECK_S)):
+        if left > 0 and w.woken.wait(min(left, RECHECK_S)):
             with _lock:
                 w.woken.clear()
                 doc, w.doc = w.doc, None
             if doc is not None and settled(doc) and etag(view(doc)) != held:
                 return doc
             continue   # a write that changes nothing the caller sees, or its consequences still running
-        doc = read()   # another replica may have changed it (and be settling it: answered as it is)
+        # a recheck (another replica may have changed it, and be settling it: answered as it is),
+        # or the bound: what the store says
+        doc = read()
         if etag(view(doc)) != held:
             return doc
+        if left <= RECHECK_S:   # this read was at the bound
+            return None

@@ -1,16 +1,14 @@
 """The bank's books: balances and holds, each change idempotent per transfer (a repeat changes nothing).
 
-Each change is a read-modify-write of the account under If-Match. The process keeps the accounts
-as it last wrote them and starts the next change from there: a change by anyone else (another
-replica, a test) makes that write fail, and the change is made again on a fresh read.
+Each change is a read-modify-write of the account under If-Match, started from the account as
+this process last wrote it (:class:`~lscloud.store.recent.RecentItems`): a change by anyone else
+(another replica, a test) makes that write fail, and the change is made again on a fresh read.
 """
 
 from __future__ import annotations
 
-import threading
-
 from lscloud.store import ConditionalCheckFailed, DoesNotExist
-from lscloud.store.retry import DEFAULT
+from lscloud.store.recent import RecentItems
 
 from .models import Account
 
@@ -27,22 +25,8 @@ def open_accounts() -> None:
             pass
 
 
-_written: dict[str, Account] = {}
-_lock = threading.Lock()
-
-
-def _change(account: str, fn) -> None:
-    """``fn(item)`` on the account, saved under If-Match (``Account.DoesNotExist`` if there is none)."""
-    def once():
-        with _lock:
-            item = _written.pop(account, None)   # a concurrent change of the same account reads it
-        item = item if item is not None else Account.get(account)
-        fn(item)
-        item.save()
-        with _lock:
-            _written[account] = item
-
-    DEFAULT.run(once)
+# the accounts as this process last wrote them (a change of an unknown account: Account.DoesNotExist)
+_ACCOUNTS: RecentItems[Account] = RecentItems(Account, max_items=len(ACCOUNTS))
 
 
 def hold(account: str, tid: str, amount: int) -> bool:
@@ -60,7 +44,7 @@ def hold(account: str, tid: str, amount: int) -> bool:
         else:
             result.append(False)
     try:
-        _change(account, fn)
+        _ACCOUNTS.update(account, None, fn)
     except DoesNotExist:
         return False
     return result[0]
@@ -75,7 +59,7 @@ def settle_hold(account: str, tid: str, paid: bool) -> None:
             if not paid:
                 a.balance += amount
     try:
-        _change(account, fn)
+        _ACCOUNTS.update(account, None, fn)
     except DoesNotExist:
         pass
 
@@ -91,6 +75,6 @@ def credit(account: str, tid: str, amount: int, undo: bool = False) -> None:
             a.balance += amount
             a.holds = {**a.holds, mark: 0}
     try:
-        _change(account, fn)
+        _ACCOUNTS.update(account, None, fn)
     except DoesNotExist:
         pass

@@ -32,12 +32,11 @@ def create_declaration():
     try:
         doc = declaring.normalised(g.body, who)
         out = declaring.create(doc, who, submit=bool(g.body.get("submit")), slot_request=g.body.get("booking"),
-                               gate=gate(g.body["gate"]), request=idempotency.first_request(),
-                               resent=idempotency.resent)
+                               gate=gate(g.body["gate"]), request=idempotency.first_request())
     except errors.DomainError as exc:
-        # refused before its write (a slot filled since, another body): a resend still gets the
+        # refused (the declaration there already, a slot filled since): a resend still gets the
         # first answer, another body under a stored id the 409 naming its fields
-        out = declaring.resend_of(g.body["id"], idempotency.resent) if declaring.judged_later(exc) else None
+        out = declaring.resend_of(g.body["id"], idempotency.resent) if exc.status < 500 else None
         if out is None:
             raise
     resp = answer(out, 201)
