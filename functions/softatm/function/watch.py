@@ -33,8 +33,6 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from werkzeug.http import parse_etags, unquote_etag
-
 MAX_WAIT_S = 20
 """The longest a request may wait (a larger ``wait`` is cut to this; the gateway allows 60 s)."""
 RECHECK_S = 1.0
@@ -63,11 +61,6 @@ def requested_wait(prefer_headers: list[str]) -> int:
         if m:
             return min(int(m.group(1)), MAX_WAIT_S)
     return 0
-
-
-def matches(if_none_match: str | None, tag: str) -> bool:
-    """Whether ``If-None-Match`` names ``tag`` (or ``*``), weak comparison (RFC 9110 §13.1.2)."""
-    return parse_etags(if_none_match).contains_weak(unquote_etag(tag)[0])
 
 
 class _Waiter:
@@ -117,12 +110,12 @@ def settled(doc: dict) -> bool:
     return doc["notified"] == doc["state"]
 
 
-def wait(w: _Waiter, held: str, seconds: float, read: Callable[[], dict], view: Callable[[dict], dict]
-         ) -> dict | None:
-    """Wait up to ``seconds`` for the transfer ``w`` watches to look other than ``held`` (an ETag):
-    the document once it does (settled, when the change was made here), or None when the store
-    still says ``held`` at the bound. ``read()`` reads the store (with the route's access and lazy
-    checks)."""
+def wait(w: _Waiter, held: Callable[[str], bool], seconds: float, read: Callable[[], dict],
+         view: Callable[[dict], dict]) -> dict | None:
+    """Wait up to ``seconds`` for the transfer ``w`` watches to look other than the caller holds
+    (``held(etag)`` is the route's reading of ``If-None-Match``): the document once it does
+    (settled, when the change was made here), or None when the store still matches at the bound.
+    ``read()`` reads the store (with the route's access and lazy checks)."""
     deadline = time.monotonic() + seconds
     while True:
         left = deadline - time.monotonic()
@@ -130,13 +123,13 @@ def wait(w: _Waiter, held: str, seconds: float, read: Callable[[], dict], view: 
             with _lock:
                 w.woken.clear()
                 doc, w.doc = w.doc, None
-            if doc is not None and settled(doc) and etag(view(doc)) != held:
+            if doc is not None and settled(doc) and not held(etag(view(doc))):
                 return doc
             continue   # a write that changes nothing the caller sees, or its consequences still running
         # a recheck (another replica may have changed it, and be settling it: answered as it is),
         # or the bound: what the store says
         doc = read()
-        if etag(view(doc)) != held:
+        if not held(etag(view(doc))):
             return doc
         if left <= RECHECK_S:   # this read was at the bound
             return None

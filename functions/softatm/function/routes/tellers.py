@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, g, request
+from werkzeug.datastructures import ETags
+from werkzeug.http import unquote_etag
 
 from lscloud.auth import allow, principal
 from lscloud.statemachine import Actor
@@ -75,18 +77,24 @@ def get_transfer(tid):
     the answer waits until the transfer changes (200, new ETag) or N seconds pass (304): a teller
     waiting for the bank's reservation asks once instead of polling. Without ``Prefer: wait`` a
     matching ``If-None-Match`` is answered 304 at once."""
-    held, seconds = request.headers.get("If-None-Match"), watch.requested_wait(request.headers.getlist("Prefer"))
-    with watch.watching(tid, wanted=bool(held and seconds)) as waiter:
+    held = held_tags(request.if_none_match)
+    seconds = watch.requested_wait(request.headers.getlist("Prefer"))
+    with watch.watching(tid, wanted=bool(request.if_none_match and seconds)) as waiter:
         doc = actions.read(tid, staff_sees)   # access checked here, once; a transfer never changes point
         tag = watch.etag(transfers.view(doc))
         if waiter is None:
-            return transfer_answer(doc) if not watch.matches(held, tag) else _not_modified(tag)
-        if not watch.matches(held, tag) and watch.settled(doc):
+            return transfer_answer(doc) if not held(tag) else _not_modified(tag)
+        if not held(tag) and watch.settled(doc):
             return _applied(transfer_answer(doc), seconds)
         # unchanged, or changed with its consequences still running (the teller's commit would race them)
-        changed = watch.wait(waiter, held if not watch.matches(held, tag) else tag, seconds,
-                             lambda: actions.read(tid, staff_sees), transfers.view)
+        changed = watch.wait(waiter, held, seconds, lambda: actions.read(tid, staff_sees), transfers.view)
     return _applied(transfer_answer(changed) if changed is not None else _not_modified(tag), seconds)
+
+
+def held_tags(if_none_match: ETags):
+    """Whether a (quoted) ETag is one the caller holds: ``If-None-Match``'s weak comparison
+    (RFC 9110 §13.1.2), or ``*``."""
+    return lambda tag: if_none_match.contains_weak(unquote_etag(tag)[0])
 
 
 def _not_modified(tag: str) -> Response:
