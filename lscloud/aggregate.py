@@ -50,11 +50,20 @@ M = TypeVar("M", bound=Model)
 # Side writes are one round trip each, mostly waiting on the store: the pool is wide enough that
 # the indexes and audit entries of a few concurrent requests go out at once instead of queueing
 # behind each other (8 workers made 8 concurrent declarations wait ~15 PUTs each).
-_side = ThreadPoolExecutor(max_workers=32, thread_name_prefix="lscloud-side")
+class _InCallersContext(ThreadPoolExecutor):
+    """A pool whose every call (``submit``, and ``map``, which submits) runs in a copy of the
+    submitting thread's context: its span, so a side write's S3 span stays in the request's trace."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
+
+
+_side = _InCallersContext(max_workers=32, thread_name_prefix="lscloud-side")
 
 
 def side_pool() -> ThreadPoolExecutor:
-    """The process's pool for side writes that follow a committed write (indexes, audit entries)."""
+    """The process's pool for side work that goes beside a request's own (indexes, audit entries,
+    reads of many records); each call runs in the caller's context."""
     return _side
 
 
@@ -67,18 +76,12 @@ def together(*calls: Callable[[], Any]) -> list[Any]:
     side-pool thread: it would wait on its own pool.)"""
     if not calls:
         return []
-    others = [beside(c) for c in calls[1:]]
+    others = [_side.submit(c) for c in calls[1:]]
     try:
         first, error = calls[0](), None
     except BaseException as exc:  # noqa: BLE001 - raised after the others finished
         first, error = None, exc
     return [first, *_wait_all(others, error)]
-
-
-def beside(call: Callable[..., Any], *args: Any) -> Future:
-    """Start ``call(*args)`` on :func:`side_pool` in the caller's context (its span, so the trace
-    stays one) and return its future: a write that goes out beside what the caller does next."""
-    return _side.submit(contextvars.copy_context().run, call, *args)
 
 
 def _wait_all(futures: list, error: BaseException | None = None) -> list:
@@ -140,7 +143,7 @@ def save_all_quietly(items: Iterable[Model]) -> list[bool]:
     Every write is tried and waited for before the first other error is raised, so a retry finds
     exactly what is missing. Not to be called from a side-pool thread (it waits on that pool).
     """
-    return _wait_all([beside(save_quietly, item) for item in items])
+    return _wait_all([_side.submit(save_quietly, item) for item in items])
 
 
 def delete_quietly(model: type[Model], *key: Any) -> None:
@@ -152,9 +155,9 @@ def delete_quietly(model: type[Model], *key: Any) -> None:
 
 
 def give_back(model: type[Model], claim: Future) -> None:
-    """Delete the ``model`` item a claim made :func:`beside` the caller's work stored (``claim``'s
-    result is its key: a unique code claimed create-only), once the claim has ended; nothing if it
-    stored nothing. For a record that was not stored after all (refused, or a resend)."""
+    """Delete the ``model`` item a claim on :func:`side_pool` made beside the caller's work
+    (``claim``'s result is its key: a unique code claimed create-only), once the claim has ended;
+    nothing if it stored nothing. For a record that was not stored after all (refused, or a resend)."""
     try:
         key = claim.result()
     except Exception:  # noqa: BLE001 - nothing was claimed
@@ -291,7 +294,7 @@ class Aggregate(Generic[M]):
                                           data=t.audit()))
             if self.publish:
                 evts.append(self.event(t, doc, record_id, f"{record_id}.{version}.{i}"))
-        saving = [beside(save_quietly, e) for e in (*entries, *side)]
+        saving = [_side.submit(save_quietly, e) for e in (*entries, *side)]
         outbox.publish(evts + list(extra_events))
         _wait_all(saving)
         if self.after_commit is not None:

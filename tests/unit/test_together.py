@@ -47,3 +47,13 @@ def test_the_first_error_is_raised_once_every_call_has_finished():
     with pytest.raises(KeyError):
         together(fails, slow, fails_too)
     assert finished == ["slow"]
+
+
+def test_the_side_pool_runs_every_call_in_the_callers_context():
+    """submit and map alike (dossiers' and reports' reads of many records go through map): a side
+    call that lost the caller's context would put its S3 span outside the request's trace."""
+    from lscloud.aggregate import side_pool
+
+    who.set("request")
+    assert side_pool().submit(who.get).result(10) == "request"
+    assert list(side_pool().map(lambda _: who.get(), range(3))) == ["request"] * 3

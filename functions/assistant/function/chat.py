@@ -4,15 +4,14 @@ and logged for quality review with identifiers masked."""
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Mapping
 
 from lscloud import config
+from lscloud.aggregate import side_pool
 from lscloud.pseudonyms import pseudonym
 from lscloud.redaction import redact
 from lscloud.store import ConditionalCheckFailed
@@ -24,7 +23,6 @@ from .retrieval import Index
 
 log = logging.getLogger("assistant.answers")
 _LONG_NUMBER = re.compile(r"\d{6,}")
-_POOL = ThreadPoolExecutor(8, thread_name_prefix="assistant-admit")
 
 
 @dataclass(frozen=True)
@@ -106,7 +104,7 @@ def reply(index: Index | Callable[[], Index], body: Mapping, *, caller: str, set
     answer is worked out again from the stored context — so a turn never answers from a context that
     was not the latest, and no turn's context is overwritten unseen."""
     key = _conversation_key(caller, body["session"])
-    pending = _POOL.submit(contextvars.copy_context().run, admit) if admit is not None else None
+    pending = side_pool().submit(admit) if admit is not None else None
     index = index() if callable(index) else index
     answered: dict = {}
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Callable
 
 from lscloud import errors, store
-from lscloud.aggregate import NoChange, Outcome, beside, give_back
+from lscloud.aggregate import NoChange, Outcome, give_back, side_pool
 from lscloud.statemachine import Actor, Transition, iso, now
 from lscloud.store import BlobRejected, ConditionalCheckFailed
 
@@ -65,7 +65,7 @@ def create(doc: dict, actor: Actor, *, submit: bool, slot_request: dict | None, 
     if slot_request and not submit:
         raise errors.Invalid.at("/booking", "a booking needs submit: true")
     at = now()
-    code = beside(reserve_code, doc["id"])
+    code = side_pool().submit(reserve_code, doc["id"])
     doc.update(status="new", owner=actor.sub, created_at=iso(at))
     item = None
     try:
