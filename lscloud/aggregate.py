@@ -279,7 +279,7 @@ class Aggregate(Generic[M]):
             item = self.model.get(record_id)
         except (DoesNotExist, InvalidKey):
             return None
-        if not judge(item.request):
+        if not judge(getattr(item, "request", None)):
             return None
         if int(item.version) == 1 and getattr(item, "created", None) is not None:
             self._finish_create(item)
