@@ -17,7 +17,16 @@ document and changes it through :class:`Aggregate`:
   round trip plus one, however many indexes it keeps (:func:`save_all_quietly`);
 - hooks carry what differs between functions: ``summary`` (what every event says of the
   document), ``after_commit`` (metrics), ``on_terminal`` (cleanup when the document
-  reaches a terminal state), ``events_after`` per call (events that are not transitions).
+  reaches a terminal state), ``created_side`` (the indexes of a new record), ``events_after``
+  per call (events that are not transitions).
+
+Everything after the write is derived from the stored record alone — audit keys and event ids
+from the version and each transition's time, event times from the transitions, indexes from the
+document — so the round can be run again and writes nothing twice. A record that is its own
+idempotency record (:mod:`lscloud.idempotency`, ``in_record``) keeps its create's transitions
+(``created``): a resend that finds it still at its first version finishes the create's round
+(:meth:`Aggregate.resend`), so a process that died, or a store that failed, between the record
+and its round leaves nothing missing once the client retries.
 
 A domain whose facts must follow consequences of the write (a ledger movement before the bank
 hears of a withdrawal) passes ``publish=False``: its transitions are still checked, written and
@@ -39,7 +48,7 @@ from typing import Any, Callable, Generic, Iterable, Sequence, TypeVar
 from . import events as ce
 from . import outbox
 from .errors import Conflict, NotFound
-from .statemachine import StateMachine, Transition, iso, now, parse_iso
+from .statemachine import Actor, StateMachine, Transition, iso, now, parse_iso
 from .store import ConditionalCheckFailed, DoesNotExist, InvalidKey, Model
 from .store.retry import DEFAULT, Backoff
 
@@ -146,6 +155,13 @@ def save_all_quietly(items: Iterable[Model]) -> list[bool]:
     return _wait_all([_side.submit(save_quietly, item) for item in items])
 
 
+def stored(item: Model) -> bool:
+    """Whether ``item``'s key holds an object (one HEAD, nothing written)."""
+    cls = type(item)
+    return cls.exists(getattr(item, cls._hash_attr.name),
+                      getattr(item, cls._range_attr.name) if cls._range_attr is not None else None)
+
+
 def delete_quietly(model: type[Model], *key: Any) -> None:
     """Delete the item at ``key`` if it is there (an index a finished record no longer needs)."""
     try:
@@ -172,13 +188,18 @@ class Aggregate(Generic[M]):
     ``version``; ``audit`` is a model ``audit(record_id, entry_key, data=...)`` (or None for no
     trail); ``source`` is the CloudEvents source of its events (``/border``); ``publish=False``
     leaves the transitions' events to the function (see the module docstring).
+
+    ``created_side(doc)``: the index objects of a new record, from its stored document alone (no
+    clock, no request), created beside its audit entries by :meth:`create` and again, where
+    missing, by :meth:`resend`. A model with JSON attributes ``request`` (the idempotency stamp)
+    and ``created`` (kept by :meth:`create`: its transitions) can be answered by :meth:`resend`.
     """
 
     def __init__(self, model: type[M], *, machine: StateMachine, source: str, audit: type[Model] | None = None,
                  summary: Callable[[dict], dict] | None = None, mirror: Sequence[str] = (),
                  after_commit: Callable[[Outcome], None] | None = None,
                  on_terminal: Callable[[dict], None] | None = None, backoff: Backoff = DEFAULT,
-                 publish: bool = True):
+                 publish: bool = True, created_side: Callable[[dict], Iterable[Model]] | None = None):
         self.model = model
         self.machine = machine
         self.source = source
@@ -189,6 +210,8 @@ class Aggregate(Generic[M]):
         self.on_terminal = on_terminal
         self.backoff = backoff
         self.publish = publish
+        self.created_side = created_side
+        self.keeps_created = "created" in model._attributes
 
     # -- reading ------------------------------------------------------------------------------------
 
@@ -221,22 +244,62 @@ class Aggregate(Generic[M]):
         for name in self.mirror:
             setattr(item, name, doc.get(name))
 
-    def create(self, item: M, transitions: Sequence[Transition], *, conflict: Conflict | None = None,
-               events: Iterable[dict] = (), side: Callable[[dict], Iterable[Model]] | None = None) -> Outcome[M]:
-        """Store a new record create-only, then its trail, its indexes and its events at once.
+    def create(self, item: M, transitions: Sequence[Transition], *,
+               conflict: Conflict | None = None) -> Outcome[M]:
+        """Store a new record create-only, then its trail, its indexes (``created_side``) and its
+        events at once. The record keeps its transitions (``created``, when its model has it), so a
+        resend can finish this round (:meth:`resend`).
 
         A record already at that id raises ``conflict`` (default: a 409 naming the id).
-        ``side(doc)``: the record's index objects, created (create-only) beside its audit entries.
         """
         self._sync(item, item.data)
+        if self.keeps_created:
+            item.created = [_kept(t) for t in transitions]
         try:
             item.save()
         except ConditionalCheckFailed:
             raise conflict or Conflict(f"a {self.machine.noun} with this id already exists",
                                        detail_vi=f"Đã có {self.machine.noun_vi} với mã này.") from None
         out = Outcome(item, list(transitions))
-        self.commit(out, list(events), side=list(side(item.data)) if side else ())
+        self.commit(out, [], side=self._created_side(item.data))
         return out
+
+    def resend(self, record_id: str, judge: Callable[[dict | None], bool]) -> Outcome[M] | None:
+        """The stored record a refused create is the resend of, or None (none there, or
+        ``judge(record.request)`` says it is not this request's: :func:`lscloud.idempotency.resent`,
+        which raises the 409 naming the fields for another body).
+
+        A record still at its first version (nothing changed it since its create) gets its create's
+        round finished before it is answered: the audit entries and indexes not stored are written
+        (create-only; one concurrent round of HEADs finds them, so a complete record costs no
+        write), and the events are published again under their ids (JetStream drops a repeat
+        inside its duplicate window, consumers by id after it). ``after_commit`` runs when this
+        wrote what the create had not."""
+        try:
+            item = self.model.get(record_id)
+        except (DoesNotExist, InvalidKey):
+            return None
+        if not judge(getattr(item, "request", None)):
+            return None
+        if int(item.version) == 1 and getattr(item, "created", None) is not None:
+            self._finish_create(item)
+        return Outcome(item)
+
+    def _finish_create(self, item: M) -> None:
+        out = Outcome(item, [_transition(t) for t in item.created])
+        entries, evts = self._round(out)
+        wanted = [*entries, *self._created_side(item.data)]
+        checking = [_side.submit(stored, m) for m in wanted]
+        try:
+            outbox.publish(evts)
+        except BaseException as exc:  # noqa: BLE001 - raised once the HEADs have ended
+            _wait_all(checking, exc)
+        missing = [m for m, there in zip(wanted, _wait_all(checking)) if not there]
+        if any(save_all_quietly(missing)) and self.after_commit is not None:
+            self.after_commit(out)
+
+    def _created_side(self, doc: dict) -> list[Model]:
+        return list(self.created_side(doc)) if self.created_side else []
 
     def mutate(self, record_id: str, op: Callable[[dict], Any], *,
                events_after: Callable[[dict, Any], list[dict]] | None = None,
@@ -285,6 +348,23 @@ class Aggregate(Generic[M]):
     def commit(self, outcome: Outcome[M], extra_events: list[dict], side: Sequence[Model] = ()) -> None:
         """What follows a committed write: audit entries and ``side`` objects (all in flight at once,
         create-only), events, hooks (each repeat-safe)."""
+        entries, evts = self._round(outcome)
+        saving = [_side.submit(save_quietly, e) for e in (*entries, *side)]
+        try:
+            outbox.publish(evts + list(extra_events))
+        except BaseException as exc:  # noqa: BLE001 - raised once every write has ended
+            _wait_all(saving, exc)
+        _wait_all(saving)
+        doc = outcome.doc
+        if self.after_commit is not None:
+            self.after_commit(outcome)
+        if self.on_terminal is not None and self.machine.is_terminal(doc[self.machine.state_field]) and \
+                any(self.machine.is_terminal(t.target) for t in outcome.transitions):
+            self.on_terminal(doc)
+
+    def _round(self, outcome: Outcome[M]) -> tuple[list[Model], list[dict]]:
+        """The audit entries and events of ``outcome``'s transitions, each keyed by the record's
+        version, its place and its transition's time: the same again for the same stored write."""
         doc, version = outcome.doc, outcome.version
         record_id = str(getattr(outcome.item, type(outcome.item)._hash_attr.name))
         entries, evts = [], []
@@ -294,18 +374,13 @@ class Aggregate(Generic[M]):
                                           data=t.audit()))
             if self.publish:
                 evts.append(self.event(t, doc, record_id, f"{record_id}.{version}.{i}"))
-        saving = [_side.submit(save_quietly, e) for e in (*entries, *side)]
-        outbox.publish(evts + list(extra_events))
-        _wait_all(saving)
-        if self.after_commit is not None:
-            self.after_commit(outcome)
-        if self.on_terminal is not None and self.machine.is_terminal(doc[self.machine.state_field]) and \
-                any(self.machine.is_terminal(t.target) for t in outcome.transitions):
-            self.on_terminal(doc)
+        return entries, evts
 
     def event(self, t: Transition, doc: dict, subject: str, event_id: str) -> dict:
         """The CloudEvent of one transition: the document's summary plus what the move did."""
-        return ce.new_event(t.type, self.source, {**self.summary(doc), **t.event_data()}, subject=subject, id=event_id)
+        # its time is the transition's, not the clock's: the same event again when a round is re-run
+        return ce.new_event(t.type, self.source, {**self.summary(doc), **t.event_data()}, subject=subject,
+                            id=event_id, time=parse_iso(t.at))
 
     def fact(self, fact: str, data: dict, *, subject: str | None = None, id: str | None = None) -> dict:
         """A CloudEvent of this domain that is not a transition (``decision.recorded``)."""
@@ -322,3 +397,13 @@ class Aggregate(Generic[M]):
                  "actor": actor.as_dict(), "reason": reason, "details": dict(details or {})}
         record_id = str(getattr(item, type(item)._hash_attr.name))
         save_quietly(self.audit(record_id, f"{micros(at):016d}_{int(item.version):06d}_{50 + seq:02d}", data=entry))
+
+
+def _kept(t: Transition) -> dict:
+    """``t`` as a record keeps it (JSON) for :func:`_transition`."""
+    return {"action": t.action, "source": t.source, "target": t.target, "fact": t.fact, "type": t.type,
+            "actor": t.actor.as_dict(), "at": t.at, "reason": t.reason, "details": t.details}
+
+
+def _transition(kept: dict) -> Transition:
+    return Transition(**{**kept, "actor": Actor(**kept["actor"])})

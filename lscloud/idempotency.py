@@ -22,6 +22,12 @@ it creates, and when the create finds the record already there, :func:`resent` j
 against it exactly as above (same caller and body: the first answer again; another body: 409
 naming the fields). The record's create-only write is what runs the work once, so no separate
 record is written: two conditional PUTs fewer on every create.
+
+:func:`created_or_resent` is that flow for a view: whatever refuses the create with a 4xx — the
+record found there by its create-only write, or a check before it that would answer a resend
+otherwise than the first time (a slot filled since, a document removed since) — the stored
+record is judged, so a resend always gets the first answer. What finds the record
+(:meth:`lscloud.aggregate.Aggregate.resend`) also finishes a create whose side round was cut off.
 """
 
 from __future__ import annotations
@@ -30,14 +36,17 @@ import base64
 import functools
 import re
 import time
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from flask import Response, current_app, g, request
 
 from . import pseudonyms, resends, runonce, store
 from .auth import principal
 from .context import app_state
+from .errors import DomainError
 from .problems import Problem
+
+T = TypeVar("T")
 from .web.bodies import json_body
 
 
@@ -206,6 +215,24 @@ def resent(first: dict | None) -> bool:
     fields = resends.changed(first["request_fields"], body, again["scope"]) \
         if first.get("request_fields") and body is not None else [""]
     raise resends.IdReused(fields, key=g.lscloud_idempotency_key).problem(header=HEADER)
+
+
+def created_or_resent(create: Callable[[], T],
+                      find: Callable[[Callable[[dict | None], bool]], T | None]) -> tuple[T, bool]:
+    """Run an ``in_record`` view's ``create()``; when it refuses (a 4xx), ``find(resent)`` looks
+    for the stored record this request is the resend of (judged by :func:`resent`:
+    :meth:`lscloud.aggregate.Aggregate.resend` is one). Returns ``(created, False)``, or
+    ``(stored, True)`` for a resend (answer it with :func:`mark_replayed`); anything else raises
+    the refusal (or :func:`resent`'s 409 naming the fields of another body under the same id)."""
+    try:
+        return create(), False
+    except (DomainError, Problem) as exc:
+        if exc.status >= 500:
+            raise
+        found = find(resent)
+        if found is None:
+            raise
+        return found, True
 
 
 def mark_replayed(resp: Response) -> Response:

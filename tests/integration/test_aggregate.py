@@ -135,3 +135,71 @@ def test_a_domain_that_publishes_its_own_facts_gets_writes_and_trail_but_no_even
     # the stream is ordered: once the domain's own fact is there, anything published before it is too
     runtime.current().bus.publish(quiet.fact("parcel.settled", {"parcel_id": "p-q"}, subject="p-q", id="p-q.settled"))
     assert [e["event"]["id"] for e in tail(settings, 10)] == ["p-q.settled"]
+
+
+class KeptParcel(Model):
+    """A parcel that is its own idempotency record: it keeps the request's stamp and its create's
+    transitions, so a resend can finish what its create did not."""
+
+    class Meta:
+        table = "agg-kept-parcels"
+
+    id = A.UnicodeAttribute(hash_key=True)
+    status = A.UnicodeAttribute()
+    data = A.JSONAttribute()
+    version = A.VersionAttribute()
+    request = A.JSONAttribute(null=True)
+    created = A.JSONAttribute(null=True)
+
+
+class ParcelIndex(Model):
+    class Meta:
+        table = "agg-parcel-index"
+
+    sender = A.UnicodeAttribute(hash_key=True)
+    entry = A.UnicodeAttribute(range_key=True)
+    parcel_id = A.UnicodeAttribute()
+
+
+def test_a_resend_finishes_a_create_whose_side_round_was_cut_off(parcels, settings, monkeypatch):
+    """The record is stored, its round is cut off (an index's write fails); a resend judged to be
+    the same request finishes it from the stored record alone — the audit entry under the key a
+    whole create gives it, the index, the event with its id and the transition's time, the hook —
+    and a second resend finds everything there: no write, no second hook call, one event."""
+    from lscloud.statemachine import parse_iso
+    from lscloud.store.errors import StoreUnavailable
+    from store_calls import counting
+
+    committed = []
+    agg = Aggregate(KeptParcel, machine=MACHINE, source="/test", audit=ParcelAudit,
+                    summary=lambda doc: {"parcel_id": doc["id"]}, after_commit=lambda out: committed.append(out.version),
+                    created_side=lambda doc: [ParcelIndex(doc["sender"], f"{doc['sent_at']}_{doc['id']}",
+                                                          parcel_id=doc["id"])])
+    save, cut = ParcelIndex.save, []
+
+    def failing(self, *args, **kwargs):
+        if not cut:
+            cut.append(self)
+            raise StoreUnavailable("the store did not answer")
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(ParcelIndex, "save", failing)
+    doc = {"id": "k-1", "status": "new", "sender": "s1", "sent_at": "20261203"}
+    t = MACHINE.apply(doc, "send", COURIER)
+    with pytest.raises(StoreUnavailable):
+        agg.create(KeptParcel("k-1", data=doc, request={"stamp": 1}), [t])
+    assert KeptParcel.get("k-1").version == 1 and committed == [] and not ParcelIndex.exists("s1", "20261203_k-1")
+
+    assert agg.resend("k-1", lambda first: first == {"stamp": 2}) is None   # another request's: nothing done
+    assert not ParcelIndex.exists("s1", "20261203_k-1")
+    out = agg.resend("k-1", lambda first: first == {"stamp": 1})
+    assert out.item.data == KeptParcel.get("k-1").data and not out.changed
+    assert ParcelIndex.exists("s1", "20261203_k-1") and committed == [1]
+    trail = ParcelAudit.query("k-1")
+    assert [e.entry for e in trail] == [f"{int(parse_iso(t.at).timestamp() * 1_000_000):016d}_000001_00"]
+    assert trail[0].data == t.audit()
+    with counting() as again:
+        agg.resend("k-1", lambda first: True)
+    assert again["put"] == again["delete"] == 0 and committed == [1], again
+    evts = [m["event"] for m in tail(settings, 20) if m["event"]["data"].get("parcel_id") == "k-1"]
+    assert [(e["id"], parse_iso(e["time"])) for e in evts] == [("k-1.1.0", parse_iso(t.at))], evts

@@ -607,15 +607,18 @@ def test_a_submitted_declaration_costs_two_serial_puts_and_one_concurrent_round(
     assert calls["put"] == 10, calls
     assert calls["get"] == calls["list"] == calls["head"] == calls["delete"] == 0, calls
     # the same request again is the first answer, from the declaration itself: the code it claimed
-    # first is given back once its create-only write finds the declaration there, which is read
+    # first is given back once its create-only write finds the declaration there, which is read;
+    # a declaration still at its first version has its side round looked up (one round of HEADs of
+    # the 8 objects written above), and as all are there, nothing more is written
     table = models.DeclarationCode.Meta.table
     with counting() as again:
         resent = client.post("/v1/declarations", json=body, headers=ent)
     assert resent.status_code == 201 and resent.headers["Idempotent-Replayed"] == "true"
     assert resent.get_json() == created and resent.headers["ETag"] == answer.result().headers["ETag"]
-    assert [(m, k.split("/")[0]) for m, k in again.log] == [
+    assert [(m, k.split("/")[0]) for m, k in again.log if m != "head"] == [
         ("put", table), ("put", models.Declaration.Meta.table), ("delete", table),
         ("get", models.Declaration.Meta.table)], again
+    assert sorted(again.keys_of("head")) == sorted(k for _, k in side), again
     objects, bucket = store.connection()
     assert list(objects.list(bucket, again.keys_of("delete")[0])) == []
 
@@ -720,3 +723,73 @@ def test_the_clock_tick_mends_a_tally_a_crashed_writer_left_behind(client, tok):
     assert tick_at(10)["status"] == "done"
     assert tally.counts(qn) == right
     assert ok(client.get("/v1/gates/huu-nghi/board"))["flows"]["in"]["waiting"] == 1
+
+
+def _side_of(did: str, settings) -> dict:
+    """What a declaration's create leaves beside it: its trail, its indexes (counted by table) and
+    its events (type and id, as the stream holds them)."""
+    def count(model):
+        return sum(1 for i in model.scan() if i.declaration_id == did)
+
+    return {"audit": [e["action"] for e in ledger.trail(did)], "owners": count(models.OwnerIndex),
+            "plates": count(models.PlateIndex), "days": count(models.DayIndex), "work": count(models.WorkItem),
+            "events": [(".".join(m["event"]["type"].split(".")[3:-1]), m["event"]["id"].replace(did, "<id>"))
+                       for m in tail(settings, 200) if m["event"].get("data", {}).get("declaration_id") == did]}
+
+
+@pytest.mark.parametrize("cut", ["a side write fails", "the process dies after the write"])
+def test_a_resend_finishes_a_create_cut_off_before_its_side_round(client, fn, tok, monkeypatch, cut):
+    """The declaration is stored, then its side round is cut off (the store refuses one index, or
+    the process dies before any of it): the client gets a 503 and sends the same request again,
+    which is answered with the declaration as created AND finds its trail, indexes and events
+    finished, each once, as an uncut create leaves them (the old code replayed the answer and left
+    them missing). A third send writes nothing more."""
+    from lscloud import aggregate
+    from lscloud.store.errors import StoreUnavailable
+    from store_calls import counting
+
+    ent = tok("enterprise", sub=TAX)
+    ref, did = new_id(), new_id()
+    ok(client.post("/v1/declarations", json=declaration(ref, booking={"mode": "living"}), headers=ent), 201)
+    cuts = []
+    if cut == "a side write fails":
+        save = models.PlateIndex.save
+
+        def failing(self, *args, **kwargs):
+            if self.declaration_id == did and not cuts:
+                cuts.append(self)
+                raise StoreUnavailable("the store did not answer")
+            return save(self, *args, **kwargs)
+
+        monkeypatch.setattr(models.PlateIndex, "save", failing)
+    else:
+        commit = aggregate.Aggregate.commit
+
+        def dies(self, outcome, *args, **kwargs):
+            if outcome.doc["id"] == did and not cuts:
+                cuts.append(outcome)
+                raise StoreUnavailable("the process died here")
+            return commit(self, outcome, *args, **kwargs)
+
+        monkeypatch.setattr(aggregate.Aggregate, "commit", dies)
+    body = declaration(did, booking={"mode": "living"})
+    first = client.post("/v1/declarations", json=body, headers=ent)
+    assert first.status_code == 503 and cuts, first.get_data(as_text=True)
+    stored = ledger.RECORDS.get(did)
+    assert int(stored.version) == 1
+
+    again = client.post("/v1/declarations", json=body, headers=ent)
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true", again.get_data(as_text=True)
+    assert again.get_json()["code"] == stored.code and again.get_json()["status"] == "queued"
+    expected = _side_of(ref, fn.settings)
+    assert expected["audit"] == ["create", "submit", "book"] and expected["owners"] == 2, expected
+    assert [i for _, i in expected["events"]] == ["<id>.1.0", "<id>.1.1", "<id>.1.2"], expected
+    assert _side_of(did, fn.settings) == expected
+
+    with counting() as third:
+        assert client.post("/v1/declarations", json=body, headers=ent).status_code == 201
+    # what any resend writes: a code and a seat claimed and given back, the declaration's 412
+    assert sorted(k.split("/")[0] for k in third.keys_of("put")) == sorted(
+        t.Meta.table for t in (models.DeclarationCode, models.SlotSeat, models.Declaration)), third
+    assert third["delete"] == 2, third
+    assert _side_of(did, fn.settings) == expected

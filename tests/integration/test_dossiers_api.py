@@ -541,3 +541,106 @@ def test_a_dossier_and_its_files_in_one_request(client, tok):
                         headers=cit, content_type="multipart/form-data")
     assert r.status_code == 400 and r.get_json()["errors"][0]["field"] == "body"
     assert refused["put"] == 0 and client.get(f"/v1/dossiers/{other['id']}", headers=cit).status_code == 404
+
+
+def _side_of(dossier_id: str, settings) -> dict:
+    """What a dossier's receipt leaves beside it: its trail, its indexes (counted by table) and its
+    events (type and id, as the stream holds them)."""
+    from functions.dossiers.function import models
+
+    def count(model):
+        return sum(1 for i in model.scan() if i.dossier_id == dossier_id)
+
+    return {"audit": [e["action"] for e in registry.RECORDS.trail(dossier_id)],
+            **{m.__name__: count(m) for m in (models.OwnerIndex, models.WorkIndex, models.DayIndex, models.OpenIndex)},
+            "events": [(m["event"]["type"], m["event"]["id"].replace(dossier_id, "<id>"))
+                       for m in tail(settings, 200) if m["event"].get("data", {}).get("dossier_id") == dossier_id]}
+
+
+@pytest.mark.parametrize("cut", ["a side write fails", "the process dies after the write"])
+def test_a_resend_finishes_a_submission_cut_off_before_its_side_round(client, tok, rt, monkeypatch, cut):
+    """The dossier is stored, then its side round is cut off (the store refuses one index, or the
+    process dies before any of it): the citizen gets a 503 and sends the same request again, which
+    is answered with the receipt as created AND finds the trail, indexes and event finished, each
+    once, as an uncut submission leaves them (the old code replayed the receipt and left them
+    missing: the dossier on no officer's work list)."""
+    from functions.dossiers.function import models
+    from lscloud import aggregate
+    from lscloud.store.errors import StoreUnavailable
+
+    cit = tok("citizen", sub=CITIZEN)
+    ref = _birth_body(client, cit)
+    ok(client.post("/v1/dossiers", json=ref, headers=cit), 201)
+    body, cuts = _birth_body(client, cit), []
+    if cut == "a side write fails":
+        save = models.WorkIndex.save
+
+        def failing(self, *args, **kwargs):
+            if self.dossier_id == body["id"] and not cuts:
+                cuts.append(self)
+                raise StoreUnavailable("the store did not answer")
+            return save(self, *args, **kwargs)
+
+        monkeypatch.setattr(models.WorkIndex, "save", failing)
+    else:
+        commit = aggregate.Aggregate.commit
+
+        def dies(self, outcome, *args, **kwargs):
+            if outcome.doc["id"] == body["id"] and not cuts:
+                cuts.append(outcome)
+                raise StoreUnavailable("the process died here")
+            return commit(self, outcome, *args, **kwargs)
+
+        monkeypatch.setattr(aggregate.Aggregate, "commit", dies)
+    first = client.post("/v1/dossiers", json=body, headers=cit)
+    assert first.status_code == 503 and cuts, first.get_data(as_text=True)
+    stored = Dossier.get(body["id"])
+
+    again = client.post("/v1/dossiers", json=body, headers=cit)
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true", again.get_data(as_text=True)
+    assert again.get_json()["receipt"]["code"] == stored.code
+    expected = _side_of(ref["id"], rt.settings)
+    assert expected["audit"] == ["receive"] and expected["events"] == [
+        ("vn.langson.dossiers.dossier.received.v1", "<id>.1.0")], expected
+    assert _side_of(body["id"], rt.settings) == expected
+    assert client.post("/v1/dossiers", json=body, headers=cit).status_code == 201
+    assert _side_of(body["id"], rt.settings) == expected
+
+
+def test_a_resend_of_a_complete_dossier_writes_nothing_more(client, tok):
+    """A resend of a dossier whose side round is complete writes what a resend wrote before — the
+    receipt code claimed and given back, the dossier's 412 — and only reads what it checks: its
+    files, the dossier, and one round of HEADs of the five objects its side round stored."""
+    from store_calls import counting
+
+    cit = tok("citizen", sub=CITIZEN)
+    body = _birth_body(client, cit)
+    with counting() as first:
+        ok(client.post("/v1/dossiers", json=body, headers=cit), 201)
+    with counting() as again:
+        r = client.post("/v1/dossiers", json=body, headers=cit)
+    assert r.status_code == 201 and r.headers["Idempotent-Replayed"] == "true"
+    assert [k.split("/")[0] for k in again.keys_of("put")] == ["dossiers-codes", "dossiers"], again
+    assert [k.split("/")[0] for k in again.keys_of("delete")] == ["dossiers-codes"], again
+    side = [k for k in first.keys_of("put") if k.split("/")[0] not in ("dossiers-codes", "dossiers")]
+    assert len(side) == 5 and sorted(again.keys_of("head")) == sorted(
+        [k for k in first.keys_of("head")] + side), again   # the two files, the side round's five
+    assert again["get"] == 1 and again["list"] == 0, again
+
+
+def test_a_resend_a_check_refuses_before_the_write_gets_the_first_answer(client, tok):
+    """A resend refused by a check before the dossier's write — here one of its uploaded files is
+    no longer there — still gets the receipt it was given (as border's resends do); a new dossier
+    naming that file is refused."""
+    from functions.dossiers.function import attachments
+
+    cit = tok("citizen", sub=CITIZEN)
+    body = _birth_body(client, cit)
+    created = ok(client.post("/v1/dossiers", json=body, headers=cit), 201)
+    blobs = attachments.files()
+    blobs.objects.delete(blobs.bucket, blobs.key_for(body["documents"][0]["sha256"]))
+    again = client.post("/v1/dossiers", json=body, headers=cit)
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true", again.get_data(as_text=True)
+    assert again.get_json()["receipt"] == created["receipt"]
+    other = client.post("/v1/dossiers", json={**body, "id": "ks-" + uuid.uuid4().hex[:12]}, headers=cit)
+    assert other.status_code == 422 and [e["field"] for e in other.get_json()["errors"]] == ["/documents/0/sha256"]

@@ -6,7 +6,6 @@ attach a document.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Callable
 
 from lscloud import errors, store
 from lscloud.aggregate import NoChange, Outcome, give_back, side_pool
@@ -55,7 +54,9 @@ def create(doc: dict, actor: Actor, *, submit: bool, slot_request: dict | None, 
     """Store a new declaration (draft, or submitted, or submitted and queued in one write).
 
     The declaration is its own idempotency record: ``request`` is what it keeps of the request that
-    created it (:func:`lscloud.idempotency.first_request`, judged by :func:`resend_of`).
+    created it (:func:`lscloud.idempotency.first_request`); a refused resend is answered from it
+    by :meth:`lscloud.aggregate.Aggregate.resend`, which also finishes a create cut off before
+    its audit entries, indexes and events were all stored.
 
     The code is claimed create-only beside the booking of a seat, before the declaration that
     names it (a code is unique only once its claim is stored); until the declaration itself is
@@ -76,26 +77,15 @@ def create(doc: dict, actor: Actor, *, submit: bool, slot_request: dict | None, 
                 transitions.append(booking.book_doc(doc, actor, slot_request, gate, at))
         doc["code"] = code.result()
         item = Declaration(doc["id"], code=doc["code"], owner=actor.sub, data=doc, request=request)
-        # its indexes go out with its audit entries and events, all at once after the create-only write
+        # its indexes (indexes.created) go out with its audit entries and events, all at once
+        # after the create-only write
         return RECORDS.create(item, transitions, conflict=errors.Conflict(
-            f"a declaration with id {doc['id']!r} already exists", detail_vi="Đã có tờ khai với mã này."),
-            side=lambda d: indexes.created(d, at) + (indexes.submitted(d) if submit else []))
+            f"a declaration with id {doc['id']!r} already exists", detail_vi="Đã có tờ khai với mã này."))
     except BaseException:
         if item is None or not item.version:   # not stored: the seat and the code go back
             indexes.release_seat(doc)
             give_back(DeclarationCode, code)
         raise
-
-
-def resend_of(declaration_id: str, resent: Callable[[dict | None], bool]) -> Outcome | None:
-    """The stored declaration a create refused with a 4xx is the resend of, or None (none there, or
-    another request's). A same-id request with another body raises ``resent``'s 409 naming the fields.
-
-    Asked whatever refused the create — the declaration found there by its create-only write, or
-    a check before it that answers a resend otherwise than the first time (its slot has filled
-    since, its gate closed) — so a resend always gets the first answer."""
-    stored = ledger.get_or_none(declaration_id)
-    return Outcome(stored) if stored is not None and resent(stored.request) else None
 
 
 def submit(declaration_id: str, actor: Actor) -> Outcome:

@@ -79,11 +79,13 @@ def hash_keys(model: type[Model]) -> set[str]:
 
 # -- writing -------------------------------------------------------------------------------------------
 
-def created(doc: dict, at) -> list[Model]:
-    """The indexes of a new declaration: its owners (enterprise and driver) and its plates."""
-    side: list[Model] = [OwnerIndex(k, f"{micros(at):016d}_{safe(doc['id'])}", declaration_id=doc["id"])
-                         for k in owner_keys(doc)]
-    return side + [PlateIndex(p, doc["id"]) for p in plate_keys(doc)]
+def created(doc: dict) -> list[Model]:
+    """The indexes of a new declaration, from its document alone (a resend writes what is missing
+    again): its owners (enterprise and driver) and its plates; a submitted one's too."""
+    entry = f"{micros(parse_iso(doc['created_at'])):016d}_{safe(doc['id'])}"
+    side: list[Model] = [OwnerIndex(k, entry, declaration_id=doc["id"]) for k in owner_keys(doc)]
+    side += [PlateIndex(p, doc["id"]) for p in plate_keys(doc)]
+    return side + (submitted(doc) if "submitted" in doc.get("timestamps", {}) else [])
 
 
 def submitted(doc: dict) -> list[Model]:

@@ -37,7 +37,8 @@ def _finished(doc: dict) -> None:
 
 
 RECORDS: Aggregate[Declaration] = Aggregate(Declaration, machine=lifecycle.MACHINE, source=SOURCE, audit=AuditEntry,
-                                            summary=summary, after_commit=_committed, on_terminal=_finished)
+                                            summary=summary, after_commit=_committed, on_terminal=_finished,
+                                            created_side=indexes.created)
 
 
 def fact(fact_: str, doc: dict, data: dict, *, id: str) -> dict:

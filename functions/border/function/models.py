@@ -46,6 +46,8 @@ class Declaration(Model):
     # what the create request was (keyed digests only, lscloud.idempotency.first_request): a
     # resend is answered from the declaration itself, no separate idempotency record
     request = A.JSONAttribute(null=True)
+    # the create's transitions: a resend finishes its audit, indexes and events (Aggregate.resend)
+    created = A.JSONAttribute(null=True)
 
 
 class DeclarationCode(Model):

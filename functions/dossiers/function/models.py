@@ -38,6 +38,8 @@ class Dossier(Model):
     # what the submission's request was (keyed digests only, lscloud.idempotency.first_request):
     # a resend is answered from the dossier itself, no separate idempotency record
     request = A.JSONAttribute(null=True)
+    # the receipt's transition: a resend finishes its audit, indexes and event (Aggregate.resend)
+    created = A.JSONAttribute(null=True)
 
 
 class DossierCode(Model):

@@ -63,10 +63,6 @@ def _finished(doc: dict) -> None:
         log.exception("finishing indexes of %s failed", doc.get("id"))
 
 
-RECORDS: Aggregate[Dossier] = Aggregate(Dossier, machine=MACHINE, source=SOURCE, audit=AuditEntry, summary=summary,
-                                        mirror=("code", "owner"), after_commit=_counted, on_terminal=_finished)
-
-
 # -- a new dossier --------------------------------------------------------------------------------
 
 def new_code(at: datetime) -> str:
@@ -86,50 +82,50 @@ def work_keys(doc: dict) -> set[tuple[str, str]]:
     return {(s["agency"], s.get("unit") or "_") for s in doc["steps"]}
 
 
-class AlreadyThere(Exception):
-    """A dossier with this id is stored already (``item``): a resend, or a reused id."""
-
-    def __init__(self, item: Dossier):
-        super().__init__(item.id)
-        self.item = item
-
-
 def already_there(dossier_id: str) -> errors.Conflict:
     return errors.Conflict(f"a dossier with id {dossier_id!r} already exists",
                            detail_vi=f"Đã có hồ sơ với mã {dossier_id!r}.")
 
 
-def create(doc: dict, actor: Actor, at: datetime, cal: Calendar, *, code: Future,
-           request: dict | None = None) -> Outcome[Dossier]:
-    """Store a new dossier as received, then its indexes, audit entry and event.
-
-    ``code``: its receipt code being reserved (:func:`reserve_code` on the side pool, beside the
-    caller's file checks). ``request``: what the dossier keeps of the request that created it
-    (the idempotency stamp). A dossier already at that id raises :class:`AlreadyThere`.
-    """
-    doc["code"] = code.result()  # no code (8 taken in a row): nothing to give back
-    try:  # until the dossier is saved, any failure gives the claimed code back
-        t = workflow.receive(doc, actor, at, cal)
-        dossier = Dossier(doc["id"], code=doc["code"], status=doc["status"], owner=doc["owner"], data=doc,
-                          request=request)
-        dossier.save()
-    except BaseException as exc:
-        give_back(DossierCode, code)
-        if isinstance(exc, ConditionalCheckFailed):
-            try:
-                raise AlreadyThere(Dossier.get(doc["id"])) from None
-            except DoesNotExist:
-                raise already_there(doc["id"]) from None
-        raise
+def new_indexes(doc: dict) -> list:
+    """The indexes of a received dossier, from its document alone (a resend writes what is
+    missing again): its applicant's, its day's, the open box and each assigned agency+unit's."""
+    at = parse_iso(doc["received_at"])
     entry = f"{micros(at):016d}_{safe(doc['id'])}"
     day = at.astimezone(TZ).date().isoformat()
     side = [OwnerIndex(doc["owner"], entry, dossier_id=doc["id"]),
             DayIndex(day, f"r_{safe(doc['id'])}", dossier_id=doc["id"]), OpenIndex("open", doc["id"])]
-    side += [WorkIndex(agency, f"{safe(unit)}_{entry}", dossier_id=doc["id"]) for agency, unit in sorted(work_keys(doc))]
-    # the indexes go out with the audit entry and the event: one round trip after the dossier's
-    outcome = Outcome(dossier, [t])
-    RECORDS.commit(outcome, [], side=side)
-    return outcome
+    return side + [WorkIndex(agency, f"{safe(unit)}_{entry}", dossier_id=doc["id"])
+                   for agency, unit in sorted(work_keys(doc))]
+
+
+RECORDS: Aggregate[Dossier] = Aggregate(Dossier, machine=MACHINE, source=SOURCE, audit=AuditEntry, summary=summary,
+                                        mirror=("code", "owner"), after_commit=_counted, on_terminal=_finished,
+                                        created_side=new_indexes)
+
+
+def create(doc: dict, actor: Actor, at: datetime, cal: Calendar, *, code: Future,
+           request: dict | None = None) -> Outcome[Dossier]:
+    """Store a new dossier as received, then its indexes (:func:`new_indexes`), audit entry and
+    event, all in one round after the dossier's own write.
+
+    ``code``: its receipt code being reserved (:func:`reserve_code` on the side pool, beside the
+    caller's file checks). ``request``: what the dossier keeps of the request that created it
+    (the idempotency stamp). A dossier already at that id raises the 409 of :func:`already_there`
+    (a resend is answered by ``RECORDS.resend``, which also finishes a create cut off before its
+    audit entry, indexes and event were all stored).
+    """
+    doc["code"] = code.result()  # no code (8 taken in a row): nothing to give back
+    dossier = None
+    try:  # until the dossier is saved, any failure gives the claimed code back
+        t = workflow.receive(doc, actor, at, cal)
+        dossier = Dossier(doc["id"], code=doc["code"], status=doc["status"], owner=doc["owner"], data=doc,
+                          request=request)
+        return RECORDS.create(dossier, [t], conflict=already_there(doc["id"]))
+    except BaseException:
+        if dossier is None or not dossier.version:
+            give_back(DossierCode, code)
+        raise
 
 
 # -- who sees what -------------------------------------------------------------------------------------

@@ -83,7 +83,7 @@ def submit(body: dict, actor: Actor, catalog: Catalog, request: dict | None = No
     uploaded ones, and all before the dossier: a dossier never names a file that is not stored.
     A failure after that leaves the stored files as an upload whose submission failed leaves its
     file (content-addressed: another dossier may name the same bytes), and gives the code back.
-    A dossier already stored under that id raises :class:`.registry.AlreadyThere`.
+    A dossier already stored under that id raises the 409 of :func:`.registry.already_there`.
     """
     sent = attachments.checked(files or [])
     unnamed_files(sent, body["documents"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g, jsonify, request
 
-from lscloud import errors, idempotency
+from lscloud import idempotency
 from lscloud.auth import allow
 from lscloud.idempotency import idempotent
 from lscloud.web import page_params, query_params, raw_body, responds, validate_body
@@ -29,19 +29,20 @@ def create_declaration():
     """Create a declaration (draft, or submitted with `submit`, and booked with `booking`). The same
     request again (same caller, same id and body) is answered with the declaration it created."""
     who = actor()
-    try:
+
+    def create():
         doc = declaring.normalised(g.body, who)
-        out = declaring.create(doc, who, submit=bool(g.body.get("submit")), slot_request=g.body.get("booking"),
-                               gate=gate(g.body["gate"]), request=idempotency.first_request())
-    except errors.DomainError as exc:
-        # refused (the declaration there already, a slot filled since): a resend still gets the
-        # first answer, another body under a stored id the 409 naming its fields
-        out = declaring.resend_of(g.body["id"], idempotency.resent) if exc.status < 500 else None
-        if out is None:
-            raise
+        return declaring.create(doc, who, submit=bool(g.body.get("submit")), slot_request=g.body.get("booking"),
+                                gate=gate(g.body["gate"]), request=idempotency.first_request())
+
+    # refused (the declaration there already, a slot filled since): a resend still gets the first
+    # answer (its audit, indexes and events finished if a crash cut them off), another body under
+    # a stored id the 409 naming its fields
+    out, replayed = idempotency.created_or_resent(
+        create, lambda judge: ledger.RECORDS.resend(g.body["id"], judge))
     resp = answer(out, 201)
     resp.headers["Location"] = f"/v1/declarations/{out.doc['id']}"
-    return resp if out.changed else idempotency.mark_replayed(resp)
+    return idempotency.mark_replayed(resp) if replayed else resp
 
 
 @bp.get("/v1/declarations")

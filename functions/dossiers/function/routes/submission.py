@@ -32,14 +32,14 @@ def submit_dossier():
     its sha256 in ``documents`` like an uploaded one (checked like an upload; up to the blob
     limit together)."""
     actor = Actor.of(principal())
-    try:
-        outcome = submission.submit(g.body, actor, current_app.config["DOSSIERS_CATALOG"],
-                                    request=idempotency.first_request(), files=g.files)
-        item, replayed = outcome.item, False
-    except registry.AlreadyThere as there:
-        if not idempotency.resent(there.item.request):
-            raise registry.already_there(g.body["id"]) from None
-        item, replayed = there.item, True
+    # refused (the dossier there already, a document or a counter that no longer checks): a
+    # resend still gets the first answer (its audit, indexes and event finished if a crash cut
+    # them off), another body under a stored id the 409 naming its fields
+    outcome, replayed = idempotency.created_or_resent(
+        lambda: submission.submit(g.body, actor, current_app.config["DOSSIERS_CATALOG"],
+                                  request=idempotency.first_request(), files=g.files),
+        lambda judge: registry.RECORDS.resend(g.body["id"], judge))
+    item = outcome.item
     resp = versioned_json(views.submitted(item.data, actor), int(item.version), 201)
     resp.headers["Location"] = f"/v1/dossiers/{item.id}"
     return idempotency.mark_replayed(resp) if replayed else resp
