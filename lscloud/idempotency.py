@@ -45,9 +45,9 @@ from .auth import principal
 from .context import app_state
 from .errors import DomainError
 from .problems import Problem
+from .web.bodies import json_body
 
 T = TypeVar("T")
-from .web.bodies import json_body
 
 
 HEADER = "Idempotency-Key"
