@@ -99,3 +99,21 @@ def test_every_module_the_fork_server_preloads_exists():
     # the fork server only logs a preload that fails (forkserver.log): a module renamed or dropped
     # from the runtime would leave every function importing its replacement again, unnoticed
     assert [name for name in PRELOAD if not _findable(name)] == []
+
+
+def _modules_after_start(function: str, modules: tuple[str, ...], env: dict | None = None) -> list[str]:
+    """Which of ``modules`` a function's process holds once imported and started (``start(cfg)``, as
+    func-python calls it before the first readiness probe)."""
+    probe = ("import sys, os; from pathlib import Path; import func_python.http; "
+             "from lscloud.serve import load_package; "
+             f"fn = load_package(Path({str(ROOT / 'functions' / function)!r})).new(); fn.start(dict(os.environ)); "
+             f"print(sorted(m for m in {modules!r} if m in sys.modules))")
+    base = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "K_SERVICE": function, **(env or {})}
+    out = subprocess.run([sys.executable, "-c", probe], env=base, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1].replace("'", '"'))
+
+
+def test_the_directory_starts_without_jsonschema_or_yaml():
+    # query parameters are checked against the metaschema on first use (every function's are checked by
+    # tests/unit/test_openapi_documents.py); the YAML files are read by the seed only
+    assert _modules_after_start("directory", ("jsonschema", "referencing", "yaml")) == []
