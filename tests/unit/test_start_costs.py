@@ -117,3 +117,22 @@ def test_the_directory_starts_without_jsonschema_or_yaml():
     # query parameters are checked against the metaschema on first use (every function's are checked by
     # tests/unit/test_openapi_documents.py); the YAML files are read by the seed only
     assert _modules_after_start("directory", ("jsonschema", "referencing", "yaml")) == []
+
+
+def test_a_start_imports_with_the_collector_off_and_serves_with_it_on():
+    # collections during an import find next to nothing (~10% of a start); after it the collector
+    # is on again, and what the import made is frozen out of later collections
+    import gc
+
+    from lscloud import serve
+
+    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    try:
+        with serve.importing():
+            assert not gc.isenabled()
+            made = [[] for _ in range(1000)]
+        assert gc.isenabled()
+        assert gc.get_freeze_count() >= frozen + len(made)
+    finally:
+        gc.unfreeze()
