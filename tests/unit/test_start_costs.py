@@ -113,10 +113,15 @@ def _modules_after_start(function: str, modules: tuple[str, ...], env: dict | No
     return json.loads(out.stdout.strip().splitlines()[-1].replace("'", '"'))
 
 
-def test_the_directory_starts_without_jsonschema_or_yaml():
+def test_the_directory_starts_without_jsonschema_yaml_or_cryptography(tmp_path):
     # query parameters are checked against the metaschema on first use (every function's are checked by
-    # tests/unit/test_openapi_documents.py); the YAML files are read by the seed only
-    assert _modules_after_start("directory", ("jsonschema", "referencing", "yaml")) == []
+    # tests/unit/test_openapi_documents.py); the YAML files are read by the seed only; the events key
+    # is loaded by the functions that take events (test_config), and the token key at the first token
+    from lscloud.auth import eventing_keys
+
+    pem = eventing_keys(tmp_path)[1]
+    env = {"LSCLOUD_EVENTS_PUBLIC_KEY": pem, "LSCLOUD_JWT_PUBLIC_KEY": pem}
+    assert _modules_after_start("directory", ("jsonschema", "referencing", "yaml", "cryptography"), env) == []
 
 
 def test_a_start_imports_with_the_collector_off_and_serves_with_it_on():
