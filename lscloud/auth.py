@@ -483,10 +483,13 @@ def delivery_headers(settings, audience: str | None = None, **token_options) -> 
 
 
 def check_eventing_settings(settings) -> None:
-    """Raise ConfigError naming the variable when /events could not verify anything (cluster mode
-    without an audience, keys or allowed subjects). Called at start by functions that take events."""
-    from .config import ConfigError
+    """Raise ConfigError naming the variable when /events could not verify anything (a public key
+    that does not load; in cluster mode no audience, keys or allowed subjects). Called at start by
+    functions that take events."""
+    from .config import ConfigError, check_public_keys
 
+    if settings.events_public_key:  # config.load checked its PEM form; that it loads is checked here
+        check_public_keys("LSCLOUD_EVENTS_PUBLIC_KEY(_FILE)", settings.events_public_key)
     if settings.env != "cluster":
         return
     if not settings.events_audience:

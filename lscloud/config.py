@@ -8,6 +8,8 @@ the process at start with a message naming the variable, not at the first reques
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import re
@@ -160,19 +162,35 @@ def _url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
     return raw.rstrip("/")
 
 
-def _public_keys(name: str, raw: str) -> str:
-    """PEM public key blocks (several allowed, for rotation); each must load."""
-    from cryptography.hazmat.primitives import serialization
+_PEM_PUBLIC_KEY = re.compile(r"-----BEGIN [A-Z ]*PUBLIC KEY-----(.*?)-----END [A-Z ]*PUBLIC KEY-----", re.S)
 
-    blocks = re.findall(r"-----BEGIN [A-Z ]*PUBLIC KEY-----.*?-----END [A-Z ]*PUBLIC KEY-----", raw, re.S)
+
+def _public_keys(name: str, raw: str) -> str:
+    """PEM public key blocks (several allowed, for rotation), each of base64 text.
+
+    Whether each loads as a key is :func:`check_public_keys`, run at start by every function that
+    verifies with them (:func:`lscloud.auth.check_eventing_settings`): it needs ``cryptography``,
+    which a function that never verifies an event need not import to start."""
+    blocks = _PEM_PUBLIC_KEY.findall(raw)
     if not blocks:
         raise ConfigError(f"{name} must hold one or more PEM public keys (-----BEGIN PUBLIC KEY-----)")
-    for block in blocks:
+    for body in blocks:
         try:
-            serialization.load_pem_public_key(block.encode())
-        except ValueError:
+            base64.b64decode("".join(body.split()), validate=True)
+        except binascii.Error:
             raise ConfigError(f"{name} holds a PEM block that is not a valid public key") from None
     return raw
+
+
+def check_public_keys(name: str, raw: str) -> None:
+    """Raise :class:`ConfigError` naming ``name`` unless every PEM block of ``raw`` loads as a public key."""
+    from cryptography.hazmat.primitives import serialization
+
+    for match in _PEM_PUBLIC_KEY.finditer(raw):
+        try:
+            serialization.load_pem_public_key(match.group(0).encode())
+        except ValueError:
+            raise ConfigError(f"{name} holds a PEM block that is not a valid public key") from None
 
 
 def _readable_file(name: str, raw: str) -> str:

@@ -27,7 +27,6 @@ Protocol, one JSON line each way on two pipes: ``{"args", "env", "cwd", "log"}``
 from __future__ import annotations
 
 import ctypes
-import gc
 import importlib
 import json
 import os
@@ -283,10 +282,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     req_r, rep_w = int(argv[0]), int(argv[1])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor stops it (its own session anyway)
-    _preload()
-    # what was imported stays for the life of every process forked from here: out of the collector's
-    # way, so a collection in a function process neither walks it nor copies its pages
-    gc.freeze()
+    from lscloud.serve import importing
+
+    # what was imported stays for the life of every process forked from here: imported with the
+    # collector off (~15% faster), then frozen out of its way, so a collection in a function process
+    # neither walks it nor copies its pages
+    with importing():
+        _preload()
     requests = os.fdopen(req_r, "rb", buffering=0)
     buffer = b""
     while True:

@@ -213,7 +213,8 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
 
 def preload(app: Flask) -> None:
     """Load now what the first request would otherwise pay for: the schema set and a validator for
-    every body schema the app's routes name, and the token verifier (PyJWT and the platform's keys).
+    every body schema and every query parameter the app's routes name, and the token verifier
+    (PyJWT and the platform's keys).
 
     Start-up leaves them to first use so that readiness comes fast; a function whose readiness
     already waits on work of its own (an index built at start, ``lscloud.readiness``) calls this in
@@ -224,4 +225,7 @@ def preload(app: Flask) -> None:
     names = {getattr(view, "__lscloud_body_schema__", None) for view in list(app.view_functions.values())}
     for name in sorted(n for n in names if n):
         state.schemas.validator(name)
+    for view in list(app.view_functions.values()):
+        for param in getattr(view, "__lscloud_query__", ()):
+            param.check()
     auth.preload(state.settings)

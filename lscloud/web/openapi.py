@@ -132,6 +132,7 @@ def query_params(*params: "query.Param | tuple") -> Callable:
             return view(*args, **kwargs)
 
         wrapper.__lscloud_query_params__ = tuple(p.openapi() for p in declared)
+        wrapper.__lscloud_query__ = declared  # checked on first use (query.Param.check), by tests and preload
         return wrapper
 
     return decorate

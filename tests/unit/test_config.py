@@ -24,7 +24,7 @@ def test_defaults_fit_the_local_cloud():
     ("LSCLOUD_PARTNER_KEYS", "not json", "LSCLOUD_PARTNER_KEYS"),
     ("LSCLOUD_EVENTS_JWKS_URL", "kubernetes.default.svc/openid/v1/jwks", "LSCLOUD_EVENTS_JWKS_URL"),
     ("LSCLOUD_EVENTS_PUBLIC_KEY", "not a pem", "LSCLOUD_EVENTS_PUBLIC_KEY"),
-    ("LSCLOUD_EVENTS_PUBLIC_KEY", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----", "LSCLOUD_EVENTS_PUBLIC_KEY"),
+    ("LSCLOUD_EVENTS_PUBLIC_KEY", "-----BEGIN PUBLIC KEY-----\nno base64!\n-----END PUBLIC KEY-----", "LSCLOUD_EVENTS_PUBLIC_KEY"),
     ("LSCLOUD_EVENTS_PUBLIC_KEY_FILE", "/no/such/key.pem", "LSCLOUD_EVENTS_PUBLIC_KEY_FILE"),
     ("LSCLOUD_EVENTS_SUBJECTS", "system:serviceaccount:lscloud:*-trigger", "LSCLOUD_EVENTS_SUBJECTS"),
     ("LSCLOUD_EVENTS_SUBJECTS", "two words", "LSCLOUD_EVENTS_SUBJECTS"),
@@ -116,3 +116,16 @@ def test_a_client_certificate_comes_with_its_key_and_both_survive_a_child_proces
                      "LSCLOUD_NATS_URL": "tls://nats.example:4222",
                      "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://otel-collector-metrics:4318/v1/metrics"})
     assert config.load(s.env_vars()) == s
+
+
+@pytest.mark.parametrize("env", ["local", "cluster"])
+def test_an_events_key_that_does_not_load_stops_a_function_that_takes_events(env):
+    # config.load checks the PEM form only (no cryptography on the start of a function without events);
+    # every function with /events checks at start that the key loads
+    from lscloud.auth import check_eventing_settings
+
+    bad = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"
+    settings = config.load({"LSCLOUD_EVENTS_PUBLIC_KEY": bad, "LSCLOUD_ENV": env, "LSCLOUD_JWT_JWKS_URL": "https://idp/jwks",
+                            "LSCLOUD_PSEUDONYM_KEY": "x" * 64})
+    with pytest.raises(config.ConfigError, match="LSCLOUD_EVENTS_PUBLIC_KEY"):
+        check_eventing_settings(settings)

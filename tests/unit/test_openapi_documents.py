@@ -64,3 +64,13 @@ def test_an_authored_example_wins_and_an_invalid_one_is_not_shown():
     bad = {**schema, "examples": [{"n": 1}]}
     errors = lambda instance: list(jsonschema.Draft202012Validator(bad).iter_errors(instance))  # noqa: E731
     assert valid_example(bad, errors)[0] is False
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_every_query_parameter_schema_and_default_is_valid(name):
+    # a parameter's metaschema and default checks run on its first value, not where it is declared
+    # (jsonschema is kept off a function's start): this is where a broken declaration is caught
+    app = importlib.import_module(f"functions.{name}.function.app").create_app(Settings(service=name))
+    params = [p for view in app.view_functions.values() for p in getattr(view, "__lscloud_query__", ())]
+    for p in params:
+        p.check()

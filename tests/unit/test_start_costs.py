@@ -99,3 +99,45 @@ def test_every_module_the_fork_server_preloads_exists():
     # the fork server only logs a preload that fails (forkserver.log): a module renamed or dropped
     # from the runtime would leave every function importing its replacement again, unnoticed
     assert [name for name in PRELOAD if not _findable(name)] == []
+
+
+def _modules_after_start(function: str, modules: tuple[str, ...], env: dict | None = None) -> list[str]:
+    """Which of ``modules`` a function's process holds once imported and started (``start(cfg)``, as
+    func-python calls it before the first readiness probe)."""
+    probe = ("import sys, os; from pathlib import Path; import func_python.http; "
+             "from lscloud.serve import load_package; "
+             f"fn = load_package(Path({str(ROOT / 'functions' / function)!r})).new(); fn.start(dict(os.environ)); "
+             f"print(sorted(m for m in {modules!r} if m in sys.modules))")
+    base = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "K_SERVICE": function, **(env or {})}
+    out = subprocess.run([sys.executable, "-c", probe], env=base, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1].replace("'", '"'))
+
+
+def test_the_directory_starts_without_jsonschema_yaml_or_cryptography(tmp_path):
+    # query parameters are checked against the metaschema on first use (every function's are checked by
+    # tests/unit/test_openapi_documents.py); the YAML files are read by the seed only; the events key
+    # is loaded by the functions that take events (test_config), and the token key at the first token
+    from lscloud.auth import eventing_keys
+
+    pem = eventing_keys(tmp_path)[1]
+    env = {"LSCLOUD_EVENTS_PUBLIC_KEY": pem, "LSCLOUD_JWT_PUBLIC_KEY": pem}
+    assert _modules_after_start("directory", ("jsonschema", "referencing", "yaml", "cryptography"), env) == []
+
+
+def test_a_start_imports_with_the_collector_off_and_serves_with_it_on():
+    # collections during an import find next to nothing (~10% of a start); after it the collector
+    # is on again, and what the import made is frozen out of later collections
+    import gc
+
+    from lscloud import serve
+
+    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    try:
+        with serve.importing():
+            assert not gc.isenabled()
+            made = [[] for _ in range(1000)]
+        assert gc.isenabled()
+        assert gc.get_freeze_count() >= frozen + len(made)
+    finally:
+        gc.unfreeze()

@@ -532,9 +532,25 @@ def test_query_declarations_are_checked_when_declared():
     with pytest.raises(TypeError):
         Param("n", "", {"type": "object"})
     with pytest.raises(TypeError):
-        Param("n", "", {"type": "integer", "minimum": 1, "default": 0})
+        Param("n", "", {"type": "integer", "default": "many"})
     with pytest.raises(TypeError):
         Param("n", "", {"type": "integer", "format": "date"})
+
+
+def test_query_schemas_are_checked_against_the_metaschema_on_first_use():
+    # jsonschema stays off a function's start: check() (first value, preload, the unit tests) catches these
+    from lscloud.query import InvalidQuery, Param, parse
+
+    out_of_range = Param("n", "", {"type": "integer", "minimum": 1, "default": 0})
+    with pytest.raises(TypeError, match="default 0"):
+        out_of_range.check()
+    broken = Param("n", "", {"type": "integer", "minimum": "one"})
+    with pytest.raises(TypeError, match="query parameter 'n'"):
+        parse([broken], {"n": "3"})
+    fine = Param("n", "", {"type": "integer", "minimum": 1, "default": 5})
+    assert parse([fine], {}) == {"n": 5}
+    with pytest.raises(InvalidQuery):
+        parse([fine], {"n": "0"})
 
 
 @pytest.mark.parametrize("code", ["20\n", "06211\n"])

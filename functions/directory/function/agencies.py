@@ -10,7 +10,6 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
 
 from . import units
 DATA = Path(__file__).parent / "data" / "agencies.yaml"
@@ -88,6 +87,8 @@ def check(items: list[dict], gate_codes: set[str] | None = None) -> None:
 
 @lru_cache(maxsize=1)
 def _load() -> tuple[dict, ...]:
+    import yaml  # only the seed reads the files: serving reads the store, and starts without PyYAML
+
     raw = yaml.safe_load(DATA.read_text(encoding="utf-8"))["agencies"]
     items = [_agency(r) for r in raw] + [_committee(u) for u in units.communes()]
     from .gates import all_gates  # gates and agencies refer to each other by code only

@@ -14,7 +14,6 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
 
 from . import units
 
@@ -123,6 +122,8 @@ def check(items: list[dict]) -> None:
 
 @lru_cache(maxsize=1)
 def _load() -> tuple[dict, ...]:
+    import yaml  # only the seed reads the files: serving reads the store, and starts without PyYAML
+
     doc = yaml.safe_load(DATA.read_text(encoding="utf-8"))
     references = _references(doc.get("references"))
     items = link_routes([_gate(r, references) for r in doc["gates"]])
