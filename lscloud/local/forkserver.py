@@ -38,7 +38,7 @@ import threading
 import time
 from pathlib import Path
 
-from .processes import _create_time, kill_group
+from .processes import process_create_time, kill_group
 
 PRELOAD = (
     # what every function imports before it is ready (python -X importtime of a function's start)
@@ -130,7 +130,7 @@ class ForkServer:
         os.close(req_r)
         os.close(rep_w)
         self._to, self._from = req_w, rep_r
-        self.create_time = _create_time(self.proc.pid)
+        self.create_time = process_create_time(self.proc.pid)
         return self
 
     @property

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from .. import config
-from .processes import (HEALTHY_RESETS_BACKOFF_S, SIGNING_KEY_ENV, _create_time, exit_description,
+from .processes import (HEALTHY_RESETS_BACKOFF_S, SIGNING_KEY_ENV, process_create_time, exit_description,
                         kill_group, package_pythonpath)
 
 BACKOFF_START_S = 0.5
@@ -69,7 +69,7 @@ class GatewayProcess:
             log.flush()
             self.proc = subprocess.Popen(self.argv(), env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
-        self.create_time = _create_time(self.proc.pid)
+        self.create_time = process_create_time(self.proc.pid)
         self.state = "starting"
         self.ready_at = None
 

@@ -9,13 +9,13 @@ import signal
 from pathlib import Path
 
 HEALTHY_RESETS_BACKOFF_S = 30.0   # ready this long after a crash: its crash count (and back-off) starts again
-_PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the lscloud package
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the lscloud package
 SIGNING_KEY_ENV = "LSCLOUD_JWT_SIGNING_KEY_FILE"
 
 
 def package_pythonpath(env: dict[str, str]) -> str:
     """``PYTHONPATH`` for a child of the supervisor: the folder holding lscloud first, then ``env``'s own."""
-    return os.pathsep.join([str(_PACKAGE_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    return os.pathsep.join([str(PACKAGE_ROOT), *filter(None, [env.get("PYTHONPATH")])])
 
 
 def process_alive(pid: int | None, create_time: float | None) -> bool:
@@ -33,7 +33,9 @@ def process_alive(pid: int | None, create_time: float | None) -> bool:
         return False
 
 
-def _create_time(pid: int) -> float | None:
+def process_create_time(pid: int) -> float | None:
+    """When ``pid`` was started (psutil's clock), or None if it is gone: with the pid, what tells a
+    process from a later one that reused its pid."""
     import psutil
 
     try:

@@ -41,7 +41,7 @@ from .. import manifest as manifests
 from .bytecode import compile_tree
 from .forkserver import ForkServer, become_subreaper
 from .gateway_process import GatewayProcess, gateway_env
-from .processes import (HEALTHY_RESETS_BACKOFF_S, SIGNING_KEY_ENV, _PACKAGE_ROOT, _create_time, exit_description,
+from .processes import (HEALTHY_RESETS_BACKOFF_S, SIGNING_KEY_ENV, PACKAGE_ROOT, process_create_time, exit_description,
                         kill_group, package_pythonpath, process_alive)
 from .routes import Route, write_routes
 from .servers import NatsServer, ServerError, WeedMini, free_port
@@ -216,7 +216,7 @@ class FunctionProcess:
                 self.proc = subprocess.Popen(run_function_argv(*self.serve_args()), env=self.env, stdout=log,
                                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                              start_new_session=True, cwd=str(self.manifest.root))
-        self.create_time = _create_time(self.proc.pid)
+        self.create_time = process_create_time(self.proc.pid)
         self.spawned_at = time.monotonic()
         self.ready_at = None
         self.warned_slow = False
@@ -311,7 +311,7 @@ class Supervisor:
                                "stop it (Ctrl-C) or choose another --state-dir") from None
         f.seek(0)
         f.truncate()
-        f.write(json.dumps({"pid": os.getpid(), "create_time": _create_time(os.getpid())}))
+        f.write(json.dumps({"pid": os.getpid(), "create_time": process_create_time(os.getpid())}))
         f.flush()
         self._lock_file = f
 
@@ -388,7 +388,7 @@ class Supervisor:
             processes.append({"role": "forkserver", "pid": self.forks.pid, "create_time": self.forks.create_time})
         data = {
             "state": self._state,
-            "pid": os.getpid(), "create_time": _create_time(os.getpid()),
+            "pid": os.getpid(), "create_time": process_create_time(os.getpid()),
             "state_dir": str(self.state_dir),
             "gateway": {"url": gw, "host": self.o.host, "port": self.gateway_port},
             "nats": {"url": s.nats_url if s else None, "external": bool(self.o.nats_url)},
@@ -465,7 +465,7 @@ class Supervisor:
         # run and they serve.
         if o.s3_endpoint and not (o.s3_access_key and o.s3_secret_key):
             raise UpError("--s3-endpoint needs --s3-access-key and --s3-secret-key")
-        sources = [_PACKAGE_ROOT / "lscloud", *(p for m in found for p in (m.root, m.root.parent / "__init__.py")
+        sources = [PACKAGE_ROOT / "lscloud", *(p for m in found for p in (m.root, m.root.parent / "__init__.py")
                                                  if p.exists())]
         compiled = threading.Event()
         threading.Thread(target=_prepare_python, args=(sources, compiled), name="lscloud-up-prepare",
@@ -507,7 +507,7 @@ class Supervisor:
         def prepare_store() -> None:
             if self.weed is not None:
                 self.weed.start()
-                self.weed._ct = _create_time(self.weed.pid)
+                self.weed._ct = process_create_time(self.weed.pid)
             from ..store.objects import ObjectStore
 
             # the client the supervisor keeps (device credentials): one S3 client for its whole life
@@ -519,7 +519,7 @@ class Supervisor:
             self.say(f"✓ NATS         {nats_url} (external)")
         else:
             self.nats.start()
-            self.nats._ct = _create_time(self.nats.pid)
+            self.nats._ct = process_create_time(self.nats.pid)
             self.say(f"✓ nats-server  {nats_url} (JetStream, data in {self.nats.data_dir})")
             self.say(f"✓ mqtt         {self.nats.mqtt_url} (nats-server's MQTT listener; devices/<domain>/… topics, "
                      "per-device credentials)")
@@ -599,7 +599,7 @@ class Supervisor:
         env.update({"PYTHONUNBUFFERED": "1", "PYTHONPATH": package_pythonpath(env)})
         env.pop(SIGNING_KEY_ENV, None)
         try:
-            self.forks = ForkServer(env, self.state_dir / "logs" / "forkserver.log", _PACKAGE_ROOT).start()
+            self.forks = ForkServer(env, self.state_dir / "logs" / "forkserver.log", PACKAGE_ROOT).start()
         except OSError as exc:
             self.say(f"! fork server not started ({exc}): spawning each function")
             self.forks = None
@@ -815,7 +815,7 @@ class Supervisor:
                 server.stop()
                 try:
                     server.start()
-                    server._ct = _create_time(server.pid)
+                    server._ct = process_create_time(server.pid)
                     self.say(f"✓ {label} restarted (pid {server.pid})")
                 except ServerError as exc:
                     self.say(f"✗ {label} could not restart: {exc}")
