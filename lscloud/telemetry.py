@@ -20,6 +20,7 @@ import os
 import re
 import threading
 from contextlib import contextmanager
+from datetime import date
 from typing import Any, Iterator, Mapping, Sequence
 
 from opentelemetry import context as otel_context
@@ -154,6 +155,7 @@ class RedactingSpanExporter(SpanExporter):
         self.delegate = delegate
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        _forget_clean_in_a_new_year()
         return self.delegate.export([redacted_span(s) for s in spans])
 
     def shutdown(self) -> None:
@@ -172,6 +174,16 @@ class RedactingSpanExporter(SpanExporter):
 _CLEAN_MAX = 4096
 _CLEAN_LONGEST = 256
 _clean: dict[tuple[str | None, Any], None] = {}
+_clean_year = [date.today().year]
+
+
+def _forget_clean_in_a_new_year() -> None:
+    # whether 12 digits can be a CCCD depends on this year (a birth year up to now): a number
+    # clean last year may not be now
+    year = date.today().year
+    if year != _clean_year[0]:
+        _clean.clear()
+        _clean_year[0] = year
 
 
 def _remember_clean(key: tuple[str | None, Any]) -> None:

@@ -342,3 +342,12 @@ def test_span_json_takes_what_its_fast_encoder_refuses():
     span = ReadableSpan(name="odd", context=ctx, resource=Resource({"service.name": "x"}),
                         attributes={"big": 2 ** 70, "text": "a\ud800b"}, start_time=1, end_time=2)
     assert json.loads(telemetry.span_json(span)) == json.loads(json.dumps(telemetry.span_to_dict(span), default=str))
+
+
+def test_clean_values_are_judged_again_in_a_new_year(monkeypatch):
+    """Whether 12 digits can be a CCCD depends on the year: what was clean is forgotten when it turns."""
+    telemetry._redacted_value("ref.number", "12345678")
+    assert ("ref.number", "12345678") in telemetry._clean
+    monkeypatch.setattr(telemetry, "_clean_year", [telemetry._clean_year[0] - 1])
+    telemetry.RedactingSpanExporter(_Collected()).export([])
+    assert ("ref.number", "12345678") not in telemetry._clean
