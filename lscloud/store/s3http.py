@@ -141,10 +141,10 @@ class S3Http:
             span.end()
             raise
         if span.is_recording():
-            span.set_attribute("http.status_code", reply.status)
             request_id = reply.headers.get("x-amz-request-id")
-            if request_id:
-                span.set_attribute("aws.request_id", request_id)
+            # one call: each set_attribute takes the span's lock and cleans its value on its own
+            span.set_attributes({"http.status_code": reply.status, "aws.request_id": request_id} if request_id
+                                else {"http.status_code": reply.status})
             if reply.status >= 400:
                 span.set_status(StatusCode.ERROR, f"{reply.status} {reply.error_code()}")
         span.end()

@@ -247,3 +247,107 @@ def test_setup_with_trace_file_writes_spans(tmp_path, exporter):
         pass
     telemetry.force_flush()
     assert any(s["name"] == "written" for s in telemetry.read_trace_file(path))
+
+
+class _Collected:
+    """A span exporter that keeps what it is handed (what the trace file's exporter is handed)."""
+
+    def __init__(self):
+        self.spans = []
+
+    def export(self, spans):
+        self.spans.extend(spans)
+        return 0
+
+    def shutdown(self):
+        pass
+
+    def force_flush(self, timeout_millis=30000):
+        return True
+
+
+def _representative_spans():
+    """Spans of every shape the trace file gets, redacted by the exporter in front of it."""
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    collected = _Collected()
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: "giấy-tờ"}))
+    provider.add_span_processor(SimpleSpanProcessor(telemetry.RedactingSpanExporter(collected)))
+    tracer = provider.get_tracer("lscloud")
+    cccd, phone = "020095001234", "0912345678"
+    for _ in range(2):  # twice: the second time through, clean values come from the memo
+        with tracer.start_as_current_span(f"GET /v1/cccd/{cccd}", kind=trace.SpanKind.SERVER, attributes={
+                "http.request.method": "GET", "url.path": f"/v1/cccd/{cccd}", "url.query": f"phone={phone}",
+                "server.port": 8080, "http.request.header.x-request-id": ("r-1", "r-2"),
+                "http.request.header.authorization": ("Bearer secret",), "ratio": 0.25, "ok": True,
+                "lscloud.note": "Lạng Sơn — cửa khẩu Hữu Nghị", "ref.number": "12345678"}) as server:
+            server.add_event("note", {"text": f"caller {phone}", "sizes": (1, 2, 3)})
+            try:
+                raise KeyError(f"no record identity/{cccd}")
+            except KeyError as exc:
+                server.record_exception(exc)
+            server.set_status(trace.Status(trace.StatusCode.ERROR, f"KeyError: no record {cccd}"))
+            with tracer.start_as_current_span("S3.GetObject", kind=trace.SpanKind.CLIENT, attributes={
+                    "rpc.system": "aws-api", "aws.s3.key": "directory/units/20314.json",
+                    "bank.account": "12345678", "http.status_code": 200}) as client:
+                client.add_link(server.get_span_context(), {"link.kind": "follows"})
+        with tracer.start_as_current_span("plain", links=[trace.Link(server.get_span_context())]):
+            pass
+    provider.shutdown()
+    return collected.spans
+
+
+def test_span_json_is_span_to_dict_encoded(tmp_path):
+    spans = _representative_spans()
+    assert len(spans) == 6
+    # what the file held before: span_to_dict through the standard encoder
+    before = [json.loads(json.dumps(telemetry.span_to_dict(s), ensure_ascii=False, default=str)) for s in spans]
+    after = [json.loads(telemetry.span_json(s)) for s in spans]
+    assert after == before
+    for line in (telemetry.span_json(s) for s in spans):
+        assert line.endswith(b"\n") and line.count(b"\n") == 1
+    # the exporter writes the same lines
+    path = tmp_path / "traces.jsonl"
+    assert telemetry.JsonLinesSpanExporter(path).export(spans) == telemetry.SpanExportResult.SUCCESS
+    assert [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] == before
+    # and what it holds is redacted and readable, the same both times the values were seen
+    server, client = before[1], before[0]
+    assert server["name"] == "GET /v1/cccd/[cccd]" and server["kind"] == "SERVER"
+    assert server["attributes"]["url.path"] == "/v1/cccd/[cccd]"
+    assert server["attributes"]["url.query"] == "phone=[phone]"
+    assert server["attributes"]["http.request.header.x-request-id"] == ["r-1", "r-2"]
+    assert "http.request.header.authorization" not in server["attributes"]
+    assert server["attributes"]["lscloud.note"] == "Lạng Sơn — cửa khẩu Hữu Nghị"
+    assert server["attributes"]["ref.number"] == "12345678"
+    assert client["attributes"]["bank.account"] == "[account]"  # same value, an account's name: redacted
+    assert server["status"] == {"code": "ERROR", "description": "KeyError: no record [cccd]"}
+    assert [e["name"] for e in server["events"]] == ["note", "exception"]
+    assert server["events"][0]["attributes"] == {"text": "caller [phone]", "sizes": [1, 2, 3]}
+    assert "[cccd]" in server["events"][1]["attributes"]["exception.message"]
+    assert client["parent_span_id"] == server["span_id"] and server["service"] == "giấy-tờ"
+    assert before[:3] != before[3:] and [s["name"] for s in before[:3]] == [s["name"] for s in before[3:]]
+    assert [s["attributes"] for s in before[:3]] == [s["attributes"] for s in before[3:]]
+    for raw in ("020095001234", "0912345678", "secret"):
+        assert raw not in path.read_text(encoding="utf-8")
+
+
+def test_span_json_takes_what_its_fast_encoder_refuses():
+    """An integer beyond 64 bits or a lone surrogate: the line is still written, as the standard encoder would."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import ReadableSpan
+
+    ctx = trace.SpanContext(0x1234, 0x5678, is_remote=False)
+    span = ReadableSpan(name="odd", context=ctx, resource=Resource({"service.name": "x"}),
+                        attributes={"big": 2 ** 70, "text": "a\ud800b"}, start_time=1, end_time=2)
+    assert json.loads(telemetry.span_json(span)) == json.loads(json.dumps(telemetry.span_to_dict(span), default=str))
+
+
+def test_clean_values_are_judged_again_in_a_new_year(monkeypatch):
+    """Whether 12 digits can be a CCCD depends on the year: what was clean is forgotten when it turns."""
+    telemetry._redacted_value("ref.number", "12345678")
+    assert ("ref.number", "12345678") in telemetry._clean
+    monkeypatch.setattr(telemetry, "_clean_year", [telemetry._clean_year[0] - 1])
+    telemetry.RedactingSpanExporter(_Collected()).export([])
+    assert ("ref.number", "12345678") not in telemetry._clean
