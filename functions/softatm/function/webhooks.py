@@ -25,6 +25,7 @@ import httpx
 from lscloud import runtime
 from lscloud.auth import sign_request
 from . import banks, telemetry as tm
+from .documents import written
 from .models import Transfer
 from .refusals import BankRefused, BankUnavailable, BankUnreachable, NoSigningKey, TransferUnreadable, UnknownBank
 
@@ -51,9 +52,11 @@ def body_for(event: dict, doc: dict) -> dict:
 
 def deliver(event: dict) -> None:
     """The ``/events`` handler for transfer facts: send the bank its webhook."""
-    tid = (event.get("data") or {}).get("transfer_id")
+    data = event.get("data") or {}
+    tid = data.get("transfer_id")
+    held = written(tid, data.get("state")) if isinstance(tid, str) else None   # this replica's copy, in the event's state
     try:
-        doc = Transfer.get(tid).data
+        doc = held.data if held is not None else Transfer.get(tid).data
     except Exception:  # noqa: BLE001
         raise TransferUnreadable(f"transfer {tid!r} not readable", retry_after_s=2) from None
     if doc.get("no_hold") and event["type"].endswith("aborted.v1"):
