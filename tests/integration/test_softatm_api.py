@@ -620,6 +620,38 @@ def test_a_withdrawal_makes_its_store_requests_in_twelve_rounds(client, setup):
     assert client.get("/v1/ledger/verify", headers=s["op"]).get_json()["ok"]
 
 
+def test_every_transfer_answer_documents_the_etag_it_sends(client, setup):
+    """Every route that answers with a transfer sends its ETag, and its OpenAPI answer says so
+    (the bank's routes, the teller's commit and abort did not)."""
+    from lscloud.web.openapi import build_openapi
+
+    s = setup
+    b, d = wbody(), wbody()
+    assert client.post("/v1/withdrawals", json=b, headers=s["teller"]).status_code == 201
+    assert client.post("/v1/withdrawals", json=d, headers=s["teller"]).status_code == 201
+    sent = {
+        ("post", "/v1/bank/withdrawals/{tid}/reserve"):
+            s["vcb"].call("POST", f"/v1/bank/withdrawals/{b['id']}/reserve", {"bank_reference": "VCB-E"}),
+        ("get", "/v1/bank/transfers/{tid}"): s["vcb"].call("GET", f"/v1/bank/transfers/{b['id']}"),
+        ("post", "/v1/withdrawals/{tid}/commit"):
+            client.post(f"/v1/withdrawals/{b['id']}/commit", json={}, headers=s["teller"]),
+        ("post", "/v1/transfers/{tid}/abort"):
+            client.post(f"/v1/transfers/{d['id']}/abort", json={"reason": "customer left"}, headers=s["teller"]),
+        ("get", "/v1/transfers/{tid}"): client.get(f"/v1/transfers/{b['id']}", headers=s["teller"]),
+    }
+    paths = build_openapi(client.application)["paths"]
+    for (method, path), resp in sent.items():
+        assert resp.status_code == 200 and resp.headers.get("ETag"), (path, resp.get_data(as_text=True))
+        documented = paths[path][method]["responses"]["200"].get("headers", {})
+        assert "ETag" in documented, (method, path, documented)
+    for path, ops in paths.items():   # and every other route answering with a transfer
+        for method, op in ops.items():
+            for status, answer in op.get("responses", {}).items():
+                schema = json.dumps(answer.get("content", {}))
+                if status.startswith("2") and "transfer.json" in schema:
+                    assert "ETag" in answer.get("headers", {}), (method, path, status)
+
+
 def test_a_read_leaves_a_fresh_decision_to_the_run_that_made_it(client, setup, monkeypatch):
     """A teller polling a transfer the bank has just reserved does not race the reserving run for its
     consequences (the old read settled at once: the same event, a second mark, a 412); a decision
