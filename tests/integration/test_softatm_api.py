@@ -652,6 +652,31 @@ def test_every_transfer_answer_documents_the_etag_it_sends(client, setup):
                     assert "ETag" in answer.get("headers", {}), (method, path, status)
 
 
+def test_the_open_entry_a_resend_writes_is_swept_and_the_transfers_own_kept(client, setup):
+    """A create goes create-only without reading first, so a resend writes an open entry (its own
+    time, another key) before it finds the id taken: the sweep deletes that one and keeps the
+    transfer's own, which the transfer's final settle removes."""
+    from functions.softatm.function import documents, sweep
+
+    s = setup
+    b = wbody()
+    first = client.post("/v1/withdrawals", json=b, headers=s["teller"])
+    again = client.post("/v1/withdrawals", json=b, headers=s["teller"])
+    assert (first.status_code, again.status_code) == (201, 201) and again.headers.get("Idempotent-Replayed") == "true"
+    assert again.get_json() == first.get_json()
+
+    def entries():
+        return sorted(e.entry for e in models.OpenTransfer.query_all("open") if e.transfer_id == b["id"])
+
+    own = documents.open_key(models.Transfer.get(b["id"]).data)
+    assert len(entries()) == 2 and own in entries()
+    assert sweep.sweep()["orphans"] >= 1
+    assert entries() == [own]
+    assert s["vcb"].call("POST", f"/v1/bank/withdrawals/{b['id']}/reserve", {}).status_code == 200
+    assert client.post(f"/v1/withdrawals/{b['id']}/commit", json={}, headers=s["teller"]).status_code == 200
+    assert entries() == []
+
+
 def test_a_read_leaves_a_fresh_decision_to_the_run_that_made_it(client, setup, monkeypatch):
     """A teller polling a transfer the bank has just reserved does not race the reserving run for its
     consequences (the old read settled at once: the same event, a second mark, a 412); a decision
