@@ -294,8 +294,7 @@ class Dispatcher:
                 await self._bus.ensure_stream(dlq_stream(self.settings), DLQ_SUBJECTS)
             else:
                 await self._require_streams()
-            # one request each, independent: together, not one round trip after another (47 under `lscloud up`)
-            await asyncio.gather(*(self._ensure_consumer(sub) for sub in self.subscriptions))
+            await self._ensure_consumers()
             self._ready.set()
             tasks = [asyncio.create_task(self._consume(sub), name=f"consume {sub.durable}") for sub in self.subscriptions]
             await self._stopping.wait()
@@ -317,6 +316,24 @@ class Dispatcher:
                 await self._bus.js.stream_info(name)
             except nats.js.errors.NotFoundError:
                 raise BusError(f"stream {name} does not exist (the platform creates it)") from None
+
+    async def _ensure_consumers(self) -> None:
+        """Every subscription's consumer, set up together (one request each, independent: not one
+        round trip after another, 47 under `lscloud up`). Each ends before this does, and a failure
+        names every consumer that failed: none is left running on a bus being closed, no error lost."""
+        results = await asyncio.gather(*(self._ensure_consumer(sub) for sub in self.subscriptions),
+                                       return_exceptions=True)
+        failed = [(sub, r) for sub, r in zip(self.subscriptions, results) if isinstance(r, BaseException)]
+        if not failed:
+            return
+        for _, exc in failed:
+            if not isinstance(exc, Exception):   # cancelled (stopping) or interrupted: that, not a summary
+                raise exc
+        if len(failed) == 1:
+            raise failed[0][1]
+        summary = "; ".join(f"{sub.durable}: {type(exc).__name__}: {exc}" for sub, exc in failed)
+        kind = BusUnavailable if all(isinstance(exc, BusUnavailable) for _, exc in failed) else BusError
+        raise kind(f"{len(failed)} consumers could not be set up: {summary}") from failed[0][1]
 
     async def _ensure_consumer(self, sub: Subscription) -> None:
         subjects = sub.subjects

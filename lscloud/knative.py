@@ -197,6 +197,19 @@ _EVENT_IN_PROGRESS = dict(
     headers={"Retry-After": "2"})
 
 
+REPEAT_SAFE = "__lscloud_repeat_safe__"
+
+
+def repeat_safe(handler: EventHandler) -> EventHandler:
+    """Mark an event handler that is idempotent on the event id by itself: each of its effects
+    is keyed by the event id where it lands (e.g. a partner's webhook, which the partner dedupes by
+    the event id it carries). ``/events`` then runs it on every delivery, without the runtime's
+    events-seen lease (a create-only PUT before it and a PUT after it). A redelivery, or two at
+    once, runs it again: only for a handler whose every effect a repeat leaves as it was."""
+    setattr(handler, REPEAT_SAFE, True)
+    return handler
+
+
 def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
     from .store import leases
 
@@ -222,6 +235,17 @@ def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
                           f"This function does not handle events of type {event['type']!r}.",
                           title_vi="Loại sự kiện không được hỗ trợ",
                           detail_vi=f"Chức năng này không xử lý sự kiện loại {event['type']!r}.")
+        if getattr(handler, REPEAT_SAFE, False):
+            # its effects dedupe on the event id by themselves: no events-seen lease to take and complete
+            try:
+                with metrics.processing(event, subject, state.name):
+                    with telemetry.process_span(event, dict(request.headers), consumer_group=state.name):
+                        handler(event)
+            except BaseException:
+                outcome("failed")
+                raise
+            outcome("done")
+            return jsonify({"status": "done", "id": event["id"]}), 200
         objects, bucket = store.connection()
         key = _events_seen_key(state.name, event)
         now = time.time()

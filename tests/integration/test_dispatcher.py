@@ -291,3 +291,33 @@ def test_deliveries_in_flight_are_bounded_per_subscription(settings, bus, dispat
         wait_for(lambda: len(ep.seen()) == 5, "the rest once slots free up")
     finally:
         ep.close()
+
+
+def test_every_consumer_that_cannot_be_set_up_is_named_and_waited_for(settings, endpoint):
+    """The consumers are set up together; when some fail, start() waits for every one of them and
+    its error names each that failed. (The old plain ``gather`` raised the first failure at once:
+    the other set-ups ran on against a bus being closed, and their errors were lost.)"""
+    import asyncio
+
+    from lscloud.bus import BusError
+
+    ended = []
+
+    class Refusing(Dispatcher):
+        async def _ensure_consumer(self, sub):
+            try:
+                await asyncio.sleep(0)
+                if sub.name.startswith("refused"):
+                    raise BusError(f"consumer {sub.durable} refused")
+                await super()._ensure_consumer(sub)
+            finally:
+                ended.append(sub.name)
+
+    subs = [Subscription("queue", name, [SUBMITTED], endpoint.url(f"/{name}"))
+            for name in ("refused-a", "fine", "refused-b")]
+    d = Refusing(settings, subs, **FAST)
+    with pytest.raises(BusError) as refused:
+        d.start()
+    assert "queue-refused-a" in str(refused.value) and "queue-refused-b" in str(refused.value), refused.value
+    assert sorted(ended) == ["fine", "refused-a", "refused-b"]
+    assert not d.running

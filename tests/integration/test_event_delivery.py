@@ -381,3 +381,27 @@ def test_a_run_that_died_holds_its_event_only_until_the_lease_ends(settings, sin
     assert attempts(ev["id"]) == 1 and Processed.exists(ev["id"])
     assert json.loads(object_store.get(settings.bucket, key).body)["status"] == leases.COMPLETED
     assert sink.post_event(ev).json()["status"] == "duplicate"
+
+
+def test_a_repeat_safe_handler_runs_on_every_delivery_without_an_events_seen_record(settings, monkeypatch,
+                                                                                      tracing, object_store):
+    """``knative.repeat_safe``: a handler whose effects dedupe on the event id by themselves (a
+    partner's webhook) runs on each delivery, answered 2xx each time, and ``/events`` writes no
+    events-seen record for it (the lease's two PUTs); a failing run is still a 5xx to retry."""
+    def record(event: dict) -> None:
+        Attempt(event["id"], uuid.uuid4().hex).save()
+        if (event.get("data") or {}).get("fail"):
+            raise RuntimeError("downstream not ready")
+
+    for name, value in settings.replace(service=FUNCTION).env_vars().items():
+        monkeypatch.setenv(name, value)
+    server = FunctionServer(knative.function(create_app, events={RECEIVED: knative.repeat_safe(record)})).start()
+    try:
+        ev, bad = parcel(11), parcel(12, fail=True)
+        answers = [server.post_event(ev), server.post_event(ev, structured=True)]
+        assert [(a.status_code, a.json()) for a in answers] == [(200, {"status": "done", "id": ev["id"]})] * 2
+        assert server.post_event(bad).status_code >= 500
+        assert attempts(ev["id"]) == 2 and attempts(bad["id"]) == 1
+        assert seen_markers(object_store, settings) == []
+    finally:
+        server.stop()

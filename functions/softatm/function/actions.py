@@ -13,7 +13,7 @@ from lscloud.statemachine import Actor
 from . import telemetry as tm
 from .admission import admitted_by_records, resend
 from .consequences import settle, settle_quietly, unsettled
-from .documents import TRANSFERS
+from .documents import TRANSFERS, written
 from .refusals import Expired, NotReady
 from .transfers import ABORTED, COMMITTED, FINAL, MACHINE, RECEIVED, RESERVED, expired, iso, now
 
@@ -25,10 +25,14 @@ def act(tid: str, action: str, req: dict, actor: Actor, *, visible: Callable[[di
     """Apply ``action`` (reserve, reject, confirm, commit, abort) with resend detection; (doc, replayed).
 
     A transfer ``visible`` does not admit is the same 404 as none at all."""
-    seen = TRANSFERS.visible(tid, visible)
+    # the copy this replica last wrote saves the read: the decision's If-Match says whether it is
+    # current (a transfer's bank and point never change, so it is visible as the stored one is)
+    seen = written(tid)
+    if seen is None or not visible(seen.data):
+        seen = TRANSFERS.visible(tid, visible)
     doc = seen.data
     if action in doc["requests"]:
-        return resend(doc, action, req), True
+        return resend(TRANSFERS.visible(tid, visible).data, action, req), True   # as it is now
     # the admitting run announces the transfer, then writes the admission: a bank that heard of it
     # first finds it admitted by its records (the hold, the daily count) and admits it here
     admitted = doc["admitted"] or doc["state"] != RECEIVED or admitted_by_records(doc)

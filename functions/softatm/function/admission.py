@@ -17,7 +17,6 @@ from lscloud import errors
 from lscloud.aggregate import NoChange, save_quietly
 from lscloud.resends import IdReused, changed_fields
 from lscloud.statemachine import Actor
-from lscloud.store import DoesNotExist
 
 from . import banks, journal, ledger, limits, settings, telemetry as tm
 from .consequences import bring_about, settle, settle_quietly
@@ -56,12 +55,12 @@ def receive(req: dict, point: dict, actor: Actor) -> tuple[dict, bool]:
 
 
 def create(req: dict, *, point: dict, bank: dict, actor: Actor) -> tuple[dict, bool]:
-    """Create (or find again) the transfer ``req``; returns (doc, replayed). Admission follows."""
+    """Create (or find again) the transfer ``req``; returns (doc, replayed). Admission follows.
+
+    Create-only first, no read before it: a resend finds the id taken and reads the first send's
+    transfer then. Its open entry, written before (another expiry, another key), is one the
+    sweep deletes (:func:`.sweep.sweep`)."""
     tid = req["id"]
-    try:
-        return resend(Transfer.get(tid).data, "create", req), True
-    except DoesNotExist:
-        pass
     at, cfg = now(), settings.current()
     doc = {**req, "state": "new", "point": point["code"], "unit_code": point.get("unit_code"),
            "created_at": iso(at), "day": local_day(at), "expires_at": iso(at + timedelta(seconds=cfg.expiry_s)),

@@ -14,14 +14,33 @@ from typing import Iterator
 from lscloud import runtime
 from lscloud.aggregate import Aggregate, save_quietly
 from lscloud.store import DoesNotExist
+from lscloud.store.recent import RecentItems
 
 from . import watch
 from .models import BankDay, Transfer
 from .transfers import MACHINE, micros, parse_iso
 
-# every committed write ends the long-polls waiting on the transfer in this replica (:mod:`.watch`)
+WRITTEN: RecentItems[Transfer] = RecentItems(Transfer, max_items=4096)
+"""The transfers as this replica last wrote them, with their ETags: what the next step starts from
+instead of reading (its If-Match write still says whether the copy was current)."""
+
+
+def _committed(out) -> None:
+    WRITTEN.keep(out.item)
+    watch.changed(out.doc)   # ends the long-polls waiting on the transfer in this replica (:mod:`.watch`)
+
+
 TRANSFERS = Aggregate(Transfer, machine=MACHINE, source="/softatm", mirror=("bank", "point"), publish=False,
-                      after_commit=lambda out: watch.changed(out.doc))
+                      after_commit=_committed)
+
+
+def written(tid: str, state: str | None = None) -> Transfer | None:
+    """A copy of transfer ``tid`` as this replica last wrote it (in ``state``, if given); None if
+    this replica has not written it (or not lately). Only a guess at the stored version."""
+    item = WRITTEN.lookup(tid)
+    if item is None or (state is not None and item.data["state"] != state):
+        return None
+    return item
 
 
 def fact(name: str, data: dict, *, subject: str, id: str) -> dict:

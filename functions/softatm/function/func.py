@@ -7,4 +7,6 @@ from lscloud import knative
 from .app import create_app
 from .webhooks import TYPES, deliver
 
-new = knative.function(create_app, events={t: deliver for t in TYPES}, needs=("s3", "nats"))
+# a webhook carries the event id and banks dedupe by it (docs/partner-banks.md, the kit's
+# webhook-duplicates check): a redelivery is safe without the runtime's events-seen lease
+new = knative.function(create_app, events={t: knative.repeat_safe(deliver) for t in TYPES}, needs=("s3", "nats"))

@@ -16,6 +16,7 @@ from lscloud.store import DoesNotExist
 from .actions import expire
 from .admission import GRACE_S, decide_unadmitted
 from .consequences import settle, unsettled
+from .documents import open_key
 from .models import OpenTransfer, Transfer
 from .transfers import RECEIVED, expired, micros, now, parse_iso
 
@@ -23,7 +24,8 @@ log = logging.getLogger("softatm.sweep")
 
 ORPHAN_AFTER_US = 60 * 1_000_000
 """The open-transfer index is written before the document: an entry this far past its expiry
-with no document is an orphan."""
+with no document is an orphan. So is an entry of a resend (a create that found its id taken): its
+key is not its transfer's own (:func:`.documents.open_key`: another time, another expiry)."""
 
 
 def sweep(limit: int = 1000) -> dict:
@@ -38,6 +40,10 @@ def sweep(limit: int = 1000) -> dict:
                 if micros(at) - int(entry.entry.split("_", 1)[0]) > ORPHAN_AFTER_US:
                     entry.delete()
                     counts["orphans"] += 1
+                continue
+            if entry.entry != open_key(doc):
+                entry.delete()   # a resend's, written before its create found the id taken: not this transfer's
+                counts["orphans"] += 1
                 continue
             if not doc["admitted"] and doc["state"] == RECEIVED:
                 if at > parse_iso(doc["admit_by"]) + timedelta(seconds=GRACE_S):

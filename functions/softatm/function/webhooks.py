@@ -6,12 +6,15 @@ The soft ATM subscribes (func.yaml) to its own ``transfer.received``, ``transfer
 POSTs the bank's webhook, signed with the runtime's partner scheme (:func:`lscloud.auth.sign_request`,
 the bank's own key) and carrying the event id for the bank's dedupe:
 
-- the bank answers 2xx: delivered (the event is acknowledged, ``/events`` remembers it is done);
+- the bank answers 2xx: delivered (the event is acknowledged). No events-seen record is kept
+  (:func:`lscloud.knative.repeat_safe`): a redelivery sends the webhook again with the same event
+  id, which banks dedupe by (docs/partner-banks.md), so the bank's effect still happens once;
 - 5xx, 429, a timeout, no connection: the handler answers 503, so the event is retried later;
 - any other 4xx: no retry can fix it, the handler answers 422 and the event is dead-lettered.
 
 Events carry no customer data; the webhook body is built from the transfer document here, so the
-customer's account and ID number travel only to their bank.
+customer's account and ID number travel only to their bank. The document is the copy this replica
+wrote when it is in the event's state (the first delivery, as a rule), else the stored one.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import httpx
 from lscloud import runtime
 from lscloud.auth import sign_request
 from . import banks, telemetry as tm
+from .documents import written
 from .models import Transfer
 from .refusals import BankRefused, BankUnavailable, BankUnreachable, NoSigningKey, TransferUnreadable, UnknownBank
 
@@ -51,9 +55,11 @@ def body_for(event: dict, doc: dict) -> dict:
 
 def deliver(event: dict) -> None:
     """The ``/events`` handler for transfer facts: send the bank its webhook."""
-    tid = (event.get("data") or {}).get("transfer_id")
+    data = event.get("data") or {}
+    tid = data.get("transfer_id")
+    held = written(tid, data.get("state")) if isinstance(tid, str) else None   # this replica's copy, in the event's state
     try:
-        doc = Transfer.get(tid).data
+        doc = held.data if held is not None else Transfer.get(tid).data
     except Exception:  # noqa: BLE001
         raise TransferUnreadable(f"transfer {tid!r} not readable", retry_after_s=2) from None
     if doc.get("no_hold") and event["type"].endswith("aborted.v1"):

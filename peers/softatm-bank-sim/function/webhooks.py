@@ -6,7 +6,12 @@ from lscloud.store import ConditionalCheckFailed, DoesNotExist
 from lscloud.store.retry import DEFAULT
 
 from .models import Record
-from .worker import Worker
+from .worker import RECORDS, Worker
+
+
+class _Seen(Exception):
+    """The webhook's event id is in the record already: nothing to write."""
+
 
 SEEN_KEPT = 8
 """Event ids a record remembers (a transfer has at most three webhooks: received, then committed or aborted)."""
@@ -36,26 +41,32 @@ def on_webhook(worker: Worker, body: dict) -> None:
             d["todo"] = "undo"
         return True
 
+    def change(item: Record) -> None:
+        if not apply(item.data):
+            raise _Seen   # in the copy, so in the store too: ids are only ever added
+
     def once():
-        try:
-            item = Record.get(tid)
+        try:   # from the record as this process last wrote it, else read (its If-Match says if it was current)
+            return RECORDS.update(tid, None, change)
         except DoesNotExist:   # (a later webhook whose "received" was lost: recorded all the same)
             return create()
-        return item.save() if apply(item.data) else None
 
     def create():
         first = Record(tid, data={"id": tid, "kind": t["kind"], "amount_vnd": t["amount_vnd"],
                                   "account": t.get("account") or "", "state": t["state"], "todo": None})
         apply(first.data)
-        return first.save()   # create-only: a record there already makes us read it
+        first.save()   # create-only: a record there already makes us read it
+        RECORDS.keep(first)
+        return first
 
-    if fact == "received":   # a transfer's first webhook creates its record; a later one changes it
-        try:
-            item = create()
-        except ConditionalCheckFailed:
+    try:
+        if fact == "received":   # a transfer's first webhook creates its record; a later one changes it
+            try:
+                item = create()
+            except ConditionalCheckFailed:
+                item = DEFAULT.run(once)
+        else:
             item = DEFAULT.run(once)
-    else:
-        item = DEFAULT.run(once)
-    if item is None:
+    except _Seen:
         return   # a redelivery: its work was recorded (and queued) the first time
     worker.submit(tid, item)

@@ -21,6 +21,7 @@ import httpx
 
 from lscloud import peers
 from lscloud.store import ConditionalCheckFailed
+from lscloud.store.recent import RecentItems
 
 from . import books, signing
 from .models import Record
@@ -31,6 +32,9 @@ THREADS = 8       # a bank answers many webhooks at once; work per transfer is i
 RETRY_S = 2.0     # work that failed here (the soft ATM busy, not ready yet) is tried again this often
 RESCAN_S = 60.0   # reading every record is a crash's safety net, not the way work arrives
 RECONCILE_S = 10.0
+
+RECORDS: RecentItems[Record] = RecentItems(Record, max_items=4096)
+"""The records as this process last wrote them: a webhook's change starts from one instead of a read."""
 
 
 class Worker:
@@ -154,7 +158,9 @@ class Worker:
         done(item)
         try:
             item.save()   # If-Match the record the work started from
+            RECORDS.keep(item)
         except ConditionalCheckFailed:   # a webhook wrote since: newer work may be owed, keep it
+            RECORDS.forget(tid)
             Record.update(tid, None, done)
         self.settled.set()
 

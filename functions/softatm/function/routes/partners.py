@@ -11,7 +11,7 @@ from lscloud.statemachine import Actor
 from lscloud.web import query_params, responds, validate_body
 
 from .. import actions, documents, settlement, transfers
-from .common import FORMAT, answer, settlement_response, transfer_answer
+from .common import FORMAT, TRANSFER_HEADERS, answer, settlement_response, transfer_answer
 
 bp = Blueprint("softatm_partners", __name__)
 MAX_PERIOD_DAYS = 31
@@ -36,7 +36,7 @@ def _answer_as_bank(tid: str, action: str, kind: str | None):
 @bp.post("/v1/bank/withdrawals/<tid>/reserve")
 @allow(partner=True)
 @validate_body("softatm/bank-action.json")
-@responds("softatm/transfer.json")
+@responds("softatm/transfer.json", headers=TRANSFER_HEADERS)
 def bank_reserve(tid):
     """The bank reserved the customer's funds: the teller may now hand over the cash."""
     return _answer_as_bank(tid, "reserve", transfers.WITHDRAWAL)
@@ -45,7 +45,7 @@ def bank_reserve(tid):
 @bp.post("/v1/bank/withdrawals/<tid>/reject")
 @allow(partner=True)
 @validate_body("softatm/bank-action.json")
-@responds("softatm/transfer.json")
+@responds("softatm/transfer.json", headers=TRANSFER_HEADERS)
 def bank_reject_withdrawal(tid):
     """The bank refuses the withdrawal (customer not authenticated, no funds …)."""
     return _answer_as_bank(tid, "reject", transfers.WITHDRAWAL)
@@ -54,7 +54,7 @@ def bank_reject_withdrawal(tid):
 @bp.post("/v1/bank/deposits/<tid>/confirm")
 @allow(partner=True)
 @validate_body("softatm/bank-action.json")
-@responds("softatm/transfer.json")
+@responds("softatm/transfer.json", headers=TRANSFER_HEADERS)
 def bank_confirm_deposit(tid):
     """The bank credited the account: the deposit is committed and the point's float grows."""
     return _answer_as_bank(tid, "confirm", transfers.DEPOSIT)
@@ -63,7 +63,7 @@ def bank_confirm_deposit(tid):
 @bp.post("/v1/bank/deposits/<tid>/reject")
 @allow(partner=True)
 @validate_body("softatm/bank-action.json")
-@responds("softatm/transfer.json")
+@responds("softatm/transfer.json", headers=TRANSFER_HEADERS)
 def bank_reject_deposit(tid):
     """The bank refuses the deposit (the teller hands the cash back)."""
     return _answer_as_bank(tid, "reject", transfers.DEPOSIT)
@@ -72,7 +72,7 @@ def bank_reject_deposit(tid):
 @bp.post("/v1/bank/transfers/<tid>/abort")
 @allow(partner=True)
 @validate_body("softatm/bank-action.json")
-@responds("softatm/transfer.json")
+@responds("softatm/transfer.json", headers=TRANSFER_HEADERS)
 def bank_abort(tid):
     """Explicitly abort a transfer that is not final (e.g. a reserved withdrawal the customer cancelled)."""
     return _answer_as_bank(tid, "abort", None)
@@ -80,7 +80,7 @@ def bank_abort(tid):
 
 @bp.get("/v1/bank/transfers/<tid>")
 @allow(partner=True)
-@responds("softatm/transfer.json")
+@responds("softatm/transfer.json", headers=TRANSFER_HEADERS)
 def bank_get(tid):
     """One of the bank's transfers."""
     return transfer_answer(actions.read(tid, _bank_sees))

@@ -48,7 +48,7 @@ def create_deposit():
 @bp.post("/v1/withdrawals/<tid>/commit")
 @allow("teller")
 @validate_body("softatm/commit.json")
-@responds("softatm/transfer.json")
+@responds("softatm/transfer.json", headers=TRANSFER_HEADERS)
 def commit_withdrawal(tid):
     """Confirm that the reserved cash was handed over: the withdrawal is committed."""
     doc, replayed = actions.act(tid, "commit", g.body, Actor.of(principal()), visible=staff_sees)
@@ -58,7 +58,7 @@ def commit_withdrawal(tid):
 @bp.post("/v1/transfers/<tid>/abort")
 @allow("teller", "operator")
 @validate_body("softatm/abort.json")
-@responds("softatm/transfer.json")
+@responds("softatm/transfer.json", headers=TRANSFER_HEADERS)
 def abort_transfer(tid):
     """Abort a transfer that is not final (the only way out of RESERVED besides commit)."""
     doc, replayed = actions.act(tid, "abort", g.body, Actor.of(principal()), visible=staff_sees,
