@@ -27,7 +27,6 @@ from flask import Flask, jsonify, request
 from . import asgi, auth, config, events, metrics, runonce, runtime, store, telemetry, web
 from .context import app_state
 from .auth import EVENTING, allow
-from .loading import load_function  # noqa: F401 - where tools and tests have always found it
 from .problems import Problem
 
 log = logging.getLogger("lscloud.knative")

@@ -56,7 +56,7 @@ def simulated(station_id: str, days: int) -> int:
     from importlib import import_module
     from pathlib import Path
 
-    from lscloud.knative import load_function
+    from lscloud.loading import load_function
 
     from .function import aqi, forecast
 

@@ -50,7 +50,6 @@ def bench_environment(*, requests: int = 300, concurrency: int = 8, mqtt_message
         mqtt_url = (cloud.get("mqtt") or {}).get("url")
         private = dev_keys(settings.state_dir)[0]
         op = {"Authorization": "Bearer " + issue_token(private, "bench-operator", "operator", ttl_s=7200)}
-        dev = {"Authorization": "Bearer " + issue_token(private, "bench-device", "device", unit=sid, ttl_s=7200)}
         http = httpx.Client(trust_env=False, timeout=60.0)
         # one station per client, as in the field (a station's device posts one reading after another);
         # readings go back 20 days from now, one minute apart, each client its own minutes

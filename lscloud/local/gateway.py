@@ -68,7 +68,7 @@ _UNSAFE_IN_QUERY = re.compile(rb"[^\x21-\x7e]|#")
 
 
 from .raw_problems import problem
-from .routes import Route, write_routes  # noqa: F401 - the table's format, where it has always been found
+from .routes import Route
 
 log = logging.getLogger("lscloud.gateway")
 

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     function_dir, tool, rest = Path(argv[0]).resolve(), argv[1], argv[2:]
     from lscloud import config, redaction, runtime
-    from lscloud.knative import load_function
+    from lscloud.loading import load_function
 
     redaction.install_log_redaction()
     package = load_function(function_dir)

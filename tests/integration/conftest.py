@@ -15,7 +15,7 @@ import pytest
 
 from lscloud import runtime
 from lscloud.auth import dev_keys, issue_token
-from lscloud.knative import load_function
+from lscloud.loading import load_function
 
 ROOT = Path(__file__).resolve().parents[2]
 

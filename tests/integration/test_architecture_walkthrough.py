@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import role_matrix
-from lscloud.knative import load_function
+from lscloud.loading import load_function
 
 pytestmark = pytest.mark.integration
 

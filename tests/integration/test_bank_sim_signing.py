@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lscloud.auth import sign_request
-from lscloud.knative import load_function
+from lscloud.loading import load_function
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,6 @@ with problem+json naming the field. Numbers under a barrier of concurrent writer
 from __future__ import annotations
 
 import threading
-import uuid
 
 import pytest
 

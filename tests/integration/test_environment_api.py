@@ -15,7 +15,6 @@ from werkzeug.wrappers import Request, Response
 
 import role_matrix
 from lscloud import devices
-from lscloud.problems import type_uri
 
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = {"05986": "Phường Tam Thanh", "06184": "Xã Đồng Đăng"}

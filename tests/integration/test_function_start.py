@@ -23,7 +23,7 @@ HEAVY = ("jwt", "cloudevents", "nats", "aiohttp")
 
 _PROBE = r"""
 import json, os, sys
-from lscloud.knative import load_function
+from lscloud.loading import load_function
 instance = load_function(sys.argv[1]).new()
 instance.start(dict(os.environ))
 ready = instance.ready()

@@ -17,7 +17,7 @@ import pytest
 
 from asgi_support import Served  # tests/integration helper module
 from lscloud.config import Settings
-from lscloud.local.gateway import Route, write_routes
+from lscloud.local.routes import Route, write_routes
 from lscloud.local.gateway_process import GatewayProcess, gateway_env
 from lscloud.local.servers import free_port
 from waiting import wait_for

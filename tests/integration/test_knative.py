@@ -11,6 +11,7 @@ import pytest
 
 from lscloud import events, knative
 from lscloud.auth import delivery_headers, dev_keys, issue_delivery_token, issue_token
+from lscloud.loading import load_function
 from lscloud.problems import TYPE_BASE
 
 pytestmark = pytest.mark.integration
@@ -89,7 +90,7 @@ def functions_dir(tmp_path):
 
 @pytest.fixture
 def module(functions_dir):
-    return knative.load_function(write_function(functions_dir, "greeter", "xin chào"))
+    return load_function(write_function(functions_dir, "greeter", "xin chào"))
 
 
 @pytest.fixture
@@ -110,10 +111,10 @@ def call(instance, method, path, **kw):
 
 
 def test_load_function_keeps_functions_apart(functions_dir, module):
-    other = knative.load_function(write_function(functions_dir, "other", "hello"))
+    other = load_function(write_function(functions_dir, "other", "hello"))
     assert module.__name__ == "lscloud_fn_greeter" and other.__name__ == "lscloud_fn_other"
     assert module.func.create_app.__module__ == "lscloud_fn_greeter.app"
-    assert knative.load_function(functions_dir / "greeter") is module
+    assert load_function(functions_dir / "greeter") is module
     assert module.new.__name__ == "new"
 
 
@@ -215,7 +216,7 @@ def test_needs_is_checked_when_declared(module):
 def test_directory_is_ready_without_nats(settings):
     from pathlib import Path
 
-    directory = knative.load_function(Path(__file__).resolve().parents[2] / "functions" / "directory")
+    directory = load_function(Path(__file__).resolve().parents[2] / "functions" / "directory")
     f = directory.new()
     assert f.needs == ("s3",)
     f.start(settings.replace(nats_url="nats://127.0.0.1:9").env_vars())
@@ -329,7 +330,7 @@ def test_route_without_allow_stops_the_start(functions_dir, settings):
             app.add_url_rule("/v1/open", "open", lambda: "hi")
             return app
     """))
-    f = knative.load_function(functions_dir / "leaky").new()
+    f = load_function(functions_dir / "leaky").new()
     from lscloud.web import AccessError
 
     with pytest.raises(AccessError, match="/v1/open"):

@@ -16,7 +16,7 @@ from functions.dossiers.function import models as dossiers
 from functions.identity.function import population as identity
 from functions.softatm.function import limits as softatm, models as softatm_models
 from lscloud import pseudonyms, runtime
-from lscloud.knative import load_function
+from lscloud.loading import load_function
 from lscloud import manifest as manifests
 from lscloud import serve as run_function
 from lscloud.local.supervisor import function_env, run_migration

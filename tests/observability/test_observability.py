@@ -302,7 +302,7 @@ def drive_border(base_settings, object_store, key_dir: Path) -> None:
 
     from lscloud import runtime
     from lscloud.auth import dev_keys, issue_token
-    from lscloud.knative import load_function
+    from lscloud.loading import load_function
     from lscloud.runtime import Runtime
 
     if str(ROOT / "tests" / "integration") not in sys.path:

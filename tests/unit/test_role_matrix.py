@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lscloud import auth, cli, config, rolematrix, roles, runtime
-from lscloud.knative import load_function
+from lscloud.loading import load_function
 from lscloud.web import build_openapi
 
 ROOT = Path(__file__).resolve().parents[2]

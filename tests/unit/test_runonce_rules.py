@@ -11,7 +11,7 @@ import pytest
 
 from lscloud import config, knative, runonce, runtime
 from lscloud.clock import TICKED
-from lscloud.knative import load_function
+from lscloud.loading import load_function
 from lscloud import manifest
 from lscloud.store import Model
 

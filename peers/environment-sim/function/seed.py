@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from lscloud import devices, store
-from lscloud.knative import load_function
+from lscloud.loading import load_function
 from lscloud.statemachine import Actor
 from lscloud.store import ConditionalCheckFailed
 
