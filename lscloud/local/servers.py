@@ -278,9 +278,27 @@ class WeedMini(_Process):
                 "-master.volumeSizeLimitMB=64", "-master.telemetry=false",
                 f"-s3.config={self._s3_config()}"]
         (self.data_dir / "data").mkdir(parents=True, exist_ok=True)
+        stored = self.volumes_on_disk()
         self._spawn(argv)
         self._wait(self._s3_answers, f"S3 on :{self.s3_port}", timeout)
+        # S3 answers before the volume server has told the master of the volumes already on disk:
+        # until it has, a GET of an object stored before is a 500 ("volume id 1 not found")
+        self._wait(lambda: self.volumes_known() >= stored, f"its {stored} stored volume(s) loaded", timeout)
         return self
+
+    def volumes_on_disk(self) -> int:
+        """How many volumes the data dir holds (``<collection>_<id>.dat`` or ``<id>.dat``)."""
+        return sum(1 for _ in (self.data_dir / "data").glob("*.dat"))
+
+    def volumes_known(self) -> int:
+        """How many volumes the master knows of (0 while it does not answer)."""
+        try:
+            with urllib.request.urlopen(f"http://{self.host}:{self.ports['master']}/dir/status", timeout=1) as r:
+                topology = json.load(r).get("Topology") or {}
+        except (urllib.error.URLError, OSError, ValueError):
+            return 0
+        return sum(int(node.get("Volumes") or 0) for dc in topology.get("DataCenters") or []
+                   for rack in dc.get("Racks") or [] for node in rack.get("DataNodes") or [])
 
     def _s3_answers(self) -> bool:
         if not port_open(self.host, self.s3_port):
