@@ -111,6 +111,71 @@ def run_load(name: str, make_call: Callable[[], Callable[[], None]], requests: i
     return result
 
 
+def merged(name: str, results: list[LoadResult]) -> LoadResult:
+    """One result of several runs of the same target: counts, time and latencies summed."""
+    out = LoadResult(name)
+    for r in results:
+        out.ok += r.ok
+        out.errors += r.errors
+        out.seconds += r.seconds
+        out.latencies += r.latencies
+        out.first_error = out.first_error or r.first_error
+    return out
+
+
+@dataclass
+class Alternated:
+    """Targets measured in turn, round after round: each target merged over the rounds, and each
+    round on its own (for a ratio per round)."""
+
+    merged: dict[str, LoadResult]
+    each: list[dict[str, LoadResult]]
+
+    def ratios(self, ratio: Callable[[dict[str, LoadResult]], float | None]) -> list[float]:
+        """``ratio`` of each round (a round where it is undefined is left out)."""
+        return [x for x in (ratio(r) for r in self.each) if x is not None and x == x]
+
+
+def run_alternated(targets: list[tuple[str, Callable[[], Callable[[], None]], int]], *, rounds: int,
+                   concurrency: int, max_seconds: float, on_result: Callable[[LoadResult], None] | None = None) -> Alternated:
+    """Measure ``targets`` (name, call maker, requests in all) in ``rounds`` rounds, each target
+    getting its share of its requests per round, in order A B … then … B A, so that a drift of the
+    shared machine (another process, the store compacting, a CPU slowing) falls on a path and its
+    baseline alike and shows as a spread of the per-round ratios instead of a verdict decided by
+    luck. ``max_seconds`` caps each target per round."""
+    rounds = max(1, rounds)
+    each: list[dict[str, LoadResult]] = []
+    for i in range(rounds):
+        order = targets if i % 2 == 0 else list(reversed(targets))
+        this: dict[str, LoadResult] = {}
+        for name, make, requests in order:
+            this[name] = run_load(name, make, max(1, requests // rounds), concurrency, max_seconds)
+            if on_result:
+                on_result(this[name])
+        each.append(this)
+    names = [name for name, _, _ in targets]
+    return Alternated({n: merged(n, [r[n] for r in each]) for n in names}, each)
+
+
+def spread(ratios: list[float]) -> dict:
+    """The figures a row keeps of its per-round ratios: the median (the row's ratio), the least
+    and the most, and each."""
+    if not ratios:
+        return {"ratio": None, "rounds": 0}
+    return {"ratio": statistics.median(ratios), "ratio_min": round(min(ratios), 3),
+            "ratio_max": round(max(ratios), 3), "ratios": [round(x, 3) for x in ratios], "rounds": len(ratios)}
+
+
+def rate_ratio(a: LoadResult, b: LoadResult) -> float | None:
+    """``a``'s rate over ``b``'s (None when ``b`` did nothing)."""
+    return a.rps / b.rps if b.rps else None
+
+
+def p50_ratio(a: LoadResult, b: LoadResult) -> float | None:
+    """``a``'s median latency over ``b``'s (None when either has none)."""
+    return a.pct(0.5) / b.pct(0.5) if a.latencies and b.latencies else None
+
+
 def http_call(url: str) -> Callable[[], Callable[[], None]]:
     def make():
         client = httpx.Client(trust_env=False, timeout=10.0)
@@ -308,11 +373,12 @@ def _fmt_ratio(a: float, b: float) -> str:
 
 
 def bench_directory(*, requests: int = 1000, concurrency: int = 8, functions_dir: Path = Path("functions"),
-                    reuse_state_dir: Path | None = None, max_seconds: float = 30.0, report: list | None = None) -> int:
+                    reuse_state_dir: Path | None = None, max_seconds: float = 30.0, report: list | None = None,
+                    rounds: int = 3) -> int:
     """See the module docstring; ``report``: a list that gets this bench's rows for `lscloud bench all`."""
 
-    if requests < 1 or concurrency < 1:
-        raise BenchError("--requests and --concurrency must be at least 1")
+    if requests < 1 or concurrency < 1 or rounds < 1:
+        raise BenchError("--requests, --concurrency and --rounds must be at least 1")
     if not (functions_dir / "directory" / "func.yaml").is_file():
         raise BenchError(f"no directory function in {functions_dir} (expected {functions_dir}/directory/func.yaml)")
     directory = manifests.load(functions_dir / "directory")
@@ -339,14 +405,18 @@ def bench_directory(*, requests: int = 1000, concurrency: int = 8, functions_dir
             ("hello via gateway", http_call(f"{gw}/hello/")),
             ("S3 GET, boto3 (same object)", s3_call(objects, settings.bucket, key)),
         ]
-        print(f"… unit {code} (object {key}); {requests} requests per target, concurrency {concurrency}", flush=True)
-        results = []
+        print(f"… unit {code} (object {key}); {requests} requests per target in {rounds} round(s), "
+              f"concurrency {concurrency}", flush=True)
         for name, make in targets:
             run_load(name, make, min(50, requests), min(concurrency, 4), 10)  # warm-up: connections, caches
-            results.append(run_load(name, make, requests, concurrency, max_seconds))
-            r = results[-1]
-            print(f"  measured {name}: {r.rps:.0f} req/s" + (f" ({r.errors} errors: {r.first_error})" if r.errors else ""),
-                  flush=True)
+
+        def measured(r: LoadResult) -> None:
+            print(f"  measured {r.name}: {r.rps:.0f} req/s" + (f" ({r.errors} errors: {r.first_error})" if r.errors
+                                                                else ""), flush=True)
+
+        alternated = run_alternated([(name, make, requests) for name, make in targets], rounds=rounds,
+                                    concurrency=concurrency, max_seconds=max_seconds, on_result=measured)
+        results = [alternated.merged[name] for name, _ in targets]
         print("… cold starts (3 each)", flush=True)
         colds = [cold_start(hello, settings), cold_start(directory, settings, path=path)]
 
@@ -373,12 +443,14 @@ def bench_directory(*, requests: int = 1000, concurrency: int = 8, functions_dir
     if report is not None:
         s3 = by["S3 GET, boto3 (same object)"]
         hello_gw = by["hello via gateway"]
-        ratio = gw_r.rps / s3.rps if s3.rps else None
+        sp = spread(alternated.ratios(lambda r: rate_ratio(r["directory via gateway"], r["S3 GET, boto3 (same object)"])))
+        ratio = sp.pop("ratio")
         report.append(row("GET /directory/v1/units/{code} via gateway", gw_r, base("S3 GET, boto3 (same object)", s3),
-                          ratio, "≥ 1.0× raw GET rate", ratio is not None and ratio >= 1.0))
-        ratio = hello_gw.rps / hello_rps if hello_rps else None
+                          ratio, "≥ 1.0× raw GET rate", ratio is not None and ratio >= 1.0, **sp))
+        sp = spread(alternated.ratios(lambda r: rate_ratio(r["hello via gateway"], r["hello direct (bare func-python)"])))
+        ratio = sp.pop("ratio")
         report.append(row("bare hello via gateway", hello_gw, base("hello direct", by["hello direct (bare func-python)"]),
-                          ratio, "≥ 0.75× direct", ratio is not None and ratio >= 0.75))
+                          ratio, "≥ 0.75× direct", ratio is not None and ratio >= 0.75, **sp))
         c_hello, c_dir = (statistics.median(c.ms) for c in colds)
         ratio = c_dir / c_hello if c_hello else None
         rss_mb = colds[1].peak_rss / 1_048_576
@@ -475,10 +547,10 @@ def _print_soak_minute(m: SoakMinute) -> None:
           f"p99 {m.pct(0.99):8.1f} ms" + (f"  ({m.first_error})" if m.first_error else ""), flush=True)
 
 
-def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10_000, lookups: int = 30,
+def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10_000, lookups: int = 60,
                  functions_dir: Path = Path("functions"), reuse_state_dir: Path | None = None,
                  max_seconds: float = 60.0, report: list | None = None, soak: bool = False,
-                 soak_minutes: int = 10, soak_rate: int = 1000) -> int:
+                 soak_minutes: int = 10, soak_rate: int = 1000, rounds: int = 3) -> int:
     """Declarations created per second (full stack: gateway, auth, validation, idempotency, store,
     indexes, audit, events on NATS) against raw S3 conditional PUTs in the same run; then the
     queue-position lookup time with ``waiting`` trucks in the yard queue ahead.
@@ -493,8 +565,8 @@ def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10
     from lscloud.auth import dev_keys, issue_token
     from lscloud.store import keys as store_keys
 
-    if requests < 1 or concurrency < 1 or waiting < 0:
-        raise BenchError("--requests and --concurrency must be at least 1, --waiting at least 0")
+    if requests < 1 or concurrency < 1 or rounds < 1 or waiting < 0:
+        raise BenchError("--requests, --concurrency and --rounds must be at least 1, --waiting at least 0")
     if soak and (soak_minutes < 1 or soak_rate < 1):
         raise BenchError("--soak-minutes and --soak-rate must be at least 1")
     if not (functions_dir / "border" / "func.yaml").is_file():
@@ -526,8 +598,10 @@ def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10
         print(f"… warming up, then {requests} declarations (submitted: indexes, audit, events) at concurrency {concurrency}",
               flush=True)
         run_load("warm-up", create_call, min(20, requests), min(concurrency, 4), 20)
-        decl = run_load("POST /border/v1/declarations via gateway", create_call, requests, concurrency, max_seconds)
-        puts = run_load("S3 PUT If-None-Match: * (boto3)", s3_put_call, requests * 10, concurrency, max_seconds)
+        writes = run_alternated([("POST /border/v1/declarations via gateway", create_call, requests),
+                                 ("S3 PUT If-None-Match: * (boto3)", s3_put_call, requests * 10)],
+                                rounds=rounds, concurrency=concurrency, max_seconds=max_seconds)
+        decl, puts = writes.merged.values()
         soaked: list[SoakMinute] = []
         if soak:
             print(f"… soak: {soak_rate} declarations a minute for {soak_minutes} minute(s), open loop", flush=True)
@@ -559,15 +633,28 @@ def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10
             r = client.post(f"{gw}/v1/declarations/{created['id']}/arrival", headers=yard)
             if r.status_code != 200:
                 raise BenchError(f"arrival failed: {r.status_code} {r.text[:200]}")
-            raw_get = run_load("S3 GET, boto3 (the declaration)", s3_call(
+            raw_get_call = s3_call(
                 ObjectStore(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key, settings.s3_region),
-                settings.bucket, store_keys.object_key("border-declarations", created["id"])), lookups, 1, 30)
-            lat, lookup_lat, position = [], [], None
+                settings.bucket, store_keys.object_key("border-declarations", created["id"]))
+            lookup_lat, position = [], None
+
+            def position_call():
+                def call():
+                    nonlocal position
+                    r = client.get(f"{gw}/v1/declarations/{created['id']}/position", headers=ent)
+                    if r.status_code != 200:
+                        raise RuntimeError(f"HTTP {r.status_code}: {r.text[:160]}")
+                    position = r.json()["queue"]["position"]
+
+                return call
+
+            # one client, one call at a time: a driver's lookup, not a load
+            reads = run_alternated([("S3 GET, boto3 (the declaration)", raw_get_call, lookups),
+                                    (f"queue position, {waiting} waiting", position_call, lookups)],
+                                   rounds=rounds, concurrency=1, max_seconds=30)
+            raw_get, pos = reads.merged.values()
+            lat = pos.latencies
             for _ in range(lookups):
-                t = time.perf_counter()
-                r = client.get(f"{gw}/v1/declarations/{created['id']}/position", headers=ent)
-                lat.append(time.perf_counter() - t)
-                position = r.json()["queue"]["position"]
                 t = time.perf_counter()
                 client.get(f"{gw}/v1/lookup", params={"code": created["code"], "plate": body["vehicle"]["tractor_plate"]})
                 lookup_lat.append(time.perf_counter() - t)
@@ -601,14 +688,15 @@ def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10
     print(f"S3 GET (boto3, one object)           p50 {raw_get.pct(0.5):7.1f} ms  "
           f"(a position costs {ms(lat, 0.5) / raw_get.pct(0.5):.1f} raw GETs of time)")
     if report is not None:
-        ratio = puts.rps / decl.rps if decl.rps else None
+        sp = spread(writes.ratios(lambda r: rate_ratio(r[puts.name], r[decl.name])))
+        ratio = sp.pop("ratio")
         report.append(row("border declaration (submitted, indexes, audit, event)", decl,
                           base("S3 PUT If-None-Match: * (boto3)", puts), ratio, "≤ 8 conditional PUTs of time",
-                          ratio is not None and ratio <= 8))
-        pos = LoadResult(f"queue position, {waiting} waiting", ok=len(lat), seconds=sum(lat), latencies=lat)
-        ratio = pos.pct(0.5) / raw_get.pct(0.5) if raw_get.latencies else None
+                          ratio is not None and ratio <= 8, **sp))
+        sp = spread(reads.ratios(lambda r: p50_ratio(r[pos.name], r[raw_get.name])))
+        ratio = sp.pop("ratio")
         report.append(row(f"queue position with {waiting} trucks waiting", pos, base("S3 GET (boto3)", raw_get),
-                          ratio, "≤ 3 raw GETs of time", ratio is not None and ratio <= 3))
+                          ratio, "≤ 3 raw GETs of time", ratio is not None and ratio <= 3, **sp))
     return 1 if decl.ok == 0 or any(m.errors for m in soaked) else 0
 
 
@@ -679,7 +767,8 @@ def bench_procedures(*, requests: int = 1000, concurrency: int = 8, functions_di
 
 
 def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: Path = Path("functions"),
-                  reuse_state_dir: Path | None = None, max_seconds: float = 120.0, report: list | None = None) -> int:
+                  reuse_state_dir: Path | None = None, max_seconds: float = 120.0, report: list | None = None,
+                  rounds: int = 3) -> int:
     """Committed withdrawals per second end to end (teller creates → webhook through NATS and the
     dispatcher to the simulated bank → the bank reserves with a signed call → the teller commits),
     against raw S3 conditional PUTs measured in the same run."""
@@ -687,6 +776,8 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
 
     from lscloud.auth import dev_keys, issue_token
 
+    if requests < 1 or concurrency < 1 or rounds < 1:
+        raise BenchError("--requests, --concurrency and --rounds must be at least 1")
     peers_dir = functions_dir.resolve().parent / "peers"
     if not (functions_dir / "softatm" / "func.yaml").is_file() or not (peers_dir / "softatm-bank-sim").is_dir():
         raise BenchError(f"no softatm function in {functions_dir} or no simulated bank in {peers_dir}")
@@ -741,8 +832,10 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
 
         print(f"… warming up, then {requests} committed withdrawals end to end at concurrency {concurrency}", flush=True)
         run_load("warm-up", transfer_call, min(10, requests), min(concurrency, 4), 60)
-        tr = run_load("withdrawal create→reserve (bank)→commit", transfer_call, requests, concurrency, max_seconds)
-        puts = run_load("S3 PUT If-None-Match: * (boto3)", s3_put_call, requests * 10, concurrency, 30)
+        alternated = run_alternated([("withdrawal create→reserve (bank)→commit", transfer_call, requests),
+                                     ("S3 PUT If-None-Match: * (boto3)", s3_put_call, requests * 10)],
+                                    rounds=rounds, concurrency=concurrency, max_seconds=max_seconds)
+        tr, puts = alternated.merged.values()
     print()
     print(f"lscloud bench softatm — {os.cpu_count()} CPU(s), concurrency {concurrency}")
     width = max(len(tr.name), len(puts.name))
@@ -753,11 +846,13 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
     if tr.rps and puts.rps:
         print(f"one committed transfer costs about {puts.rps / tr.rps:.0f} conditional PUTs of time")
     if report is not None:
-        ratio = puts.rps / tr.rps if tr.rps else None
-        p50x = tr.pct(0.5) / puts.pct(0.5) if tr.latencies and puts.latencies else None
+        sp = spread(alternated.ratios(lambda r: rate_ratio(r[puts.name], r[tr.name])))
+        ratio = sp.pop("ratio")
+        p50s = alternated.ratios(lambda r: p50_ratio(r[tr.name], r[puts.name]))
+        p50x = statistics.median(p50s) if p50s else None
         report.append(row("soft-ATM withdrawal create → bank reserve → commit", tr,
                           base("S3 PUT If-None-Match: * (boto3)", puts), ratio,
                           "≤ 20 PUTs of time; p50 ≤ 10× raw PUT p50",
                           ratio is not None and ratio <= 20 and p50x is not None and p50x <= 10,
-                          p50_vs_raw_put_p50=None if p50x is None else round(p50x, 1)))
+                          p50_vs_raw_put_p50=None if p50x is None else round(p50x, 1), **sp))
     return 1 if tr.ok == 0 else 0

@@ -5,6 +5,12 @@ Each benchmark starts its own temporary local cloud (as when run alone) and repo
 then the time `lscloud up` takes to bring every function to ready is measured. ``--json FILE``
 writes the rows as a list of ``{"path", "rate_per_s", "p50_ms", "p99_ms", "baseline", "ratio",
 "goal", "met"}`` for tracking. Figures on a shared machine move: compare ratios, not rates.
+
+A path and its baseline are measured in turn ``--rounds`` times (A B, B A, A B …, the same number
+of requests in all as one long pass): a row's ratio is the median of the rounds' ratios, and the
+least and the most of them (``ratio_min``, ``ratio_max``, each in ``ratios``) say how far the
+machine moved while it ran. A goal met by the median but not by every round is at its edge, and
+the table says so.
 """
 
 from __future__ import annotations
@@ -38,12 +44,19 @@ def _cell(v, fmt: str) -> str:
     return format(v, fmt) if v is not None else "-".rjust(int(fmt.split(".")[0] or 0))
 
 
+def _rounds(r: dict) -> str:
+    if r.get("rounds", 0) < 2:
+        return ""
+    return f"{r['ratio_min']:.2f}–{r['ratio_max']:.2f}"
+
+
 def print_table(rows: list[dict]) -> None:
     width = max(len(r["path"]) for r in rows)
     print()
-    print(f"lscloud bench all — {os.cpu_count()} CPU(s); each path against its baseline measured in the same run")
-    print(f"{'path'.ljust(width)}  {'per s':>8}  {'p50 ms':>8}  {'p99 ms':>8}  {'baseline':<40}  {'ratio':>7}  "
-          f"{'met':>4}  goal")
+    print(f"lscloud bench all — {os.cpu_count()} CPU(s); each path against its baseline measured in the same run, "
+          f"in turn; ratio: the median of the rounds, then the least and the most")
+    print(f"{'path'.ljust(width)}  {'per s':>8}  {'p50 ms':>8}  {'p99 ms':>8}  {'baseline':<48}  {'ratio':>7}  "
+          f"{'rounds':>11}  {'met':>4}  goal")
     for r in rows:
         b = r["baseline"] or {}
         shown = b.get("name", "")
@@ -52,31 +65,34 @@ def print_table(rows: list[dict]) -> None:
         if b.get("p50_ms") is not None:
             shown += f" p50 {b['p50_ms']:.1f}"
         print(f"{r['path'].ljust(width)}  {_cell(r['rate_per_s'], '8.1f')}  {_cell(r['p50_ms'], '8.1f')}  "
-              f"{_cell(r['p99_ms'], '8.1f')}  {shown[:40]:<40}  {_cell(r['ratio'], '7.2f')}  "
-              f"{('yes' if r['met'] else 'no'):>4}  {r['goal']}")
+              f"{_cell(r['p99_ms'], '8.1f')}  {shown[:48]:<48}  {_cell(r['ratio'], '7.2f')}  "
+              f"{_rounds(r):>11}  {('yes' if r['met'] else 'no'):>4}  {r['goal']}")
 
 
 def bench_all(*, functions_dir: Path = Path("functions"), concurrency: int = 8, scale: float = 1.0,
-              up_runs: int = 3, json_path: Path | None = None, only: tuple[str, ...] = ()) -> int:
+              up_runs: int = 3, json_path: Path | None = None, only: tuple[str, ...] = (), rounds: int = 3) -> int:
     """Run the benchmarks (``only`` a subset: directory, border, softatm, dossiers, up), each ``scale``
-    times its default size, and print (and write) the table."""
+    times its default size with each path and its baseline in ``rounds`` rounds, and print (and
+    write) the table."""
     def n(default: int) -> int:
         return max(1, int(default * scale))
 
     plan = [
         ("directory", lambda rows: bench_directory(requests=n(1000), concurrency=concurrency,
-                                                   functions_dir=functions_dir, report=rows)),
+                                                   functions_dir=functions_dir, report=rows, rounds=rounds)),
         ("border", lambda rows: bench_border(requests=n(300), concurrency=concurrency, waiting=10_000,
-                                             functions_dir=functions_dir, report=rows)),
+                                             functions_dir=functions_dir, report=rows, rounds=rounds)),
         ("softatm", lambda rows: bench_softatm(requests=n(200), concurrency=concurrency, functions_dir=functions_dir,
-                                               report=rows)),
+                                               report=rows, rounds=rounds)),
         ("dossiers", lambda rows: bench_dossiers(requests=n(200), concurrency=concurrency, functions_dir=functions_dir,
-                                                 report=rows)),
+                                                 report=rows, rounds=rounds)),
         ("up", lambda rows: rows.append(measure_up(functions_dir, up_runs))),
     ]
     unknown = set(only) - {name for name, _ in plan}
     if unknown:
         raise BenchError(f"no benchmark named {', '.join(sorted(unknown))}")
+    if rounds < 1:
+        raise BenchError("--rounds must be at least 1")
     rows: list[dict] = []
     failed = []
     for name, run in plan:

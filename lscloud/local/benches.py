@@ -50,15 +50,18 @@ def _n(flag: str, default: int, what: str) -> Option:
     return Option(flag, int, default, f"{what} (default {default})")
 
 
+# a path and its baseline measured in turn, the ratio the median of the rounds (lscloud.local.bench.run_alternated)
+ROUNDS = _n("--rounds", 3, "rounds of a path in turn with its baseline; the ratio is their median")
+
 BENCHES: tuple[Bench, ...] = (
     Bench("all", "bench_all:bench_all", "every path against its same-run baseline and its goal, one table "
                                         "(--json FILE for tracking)",
           (Option("--scale", float, 1.0, "requests per benchmark, times its default (default 1)"),
-           _n("--up-runs", 3, "`lscloud up` runs for the median")),
+           _n("--up-runs", 3, "`lscloud up` runs for the median"), ROUNDS),
           max_seconds=None, reuse=False),
     Bench("directory", "bench:bench_directory",
           "directory GET through the gateway vs direct vs bare hello vs raw S3",
-          (_n("--requests", 1000, "requests per target"),), max_seconds=30.0),
+          (_n("--requests", 1000, "requests per target"), ROUNDS), max_seconds=30.0),
     Bench("coldstart", "bench_coldstart:bench_coldstart",
           "every function's cold start (spawn → readiness 200) and peak RSS vs bare hello, same run",
           (_n("--runs", 3, "cold starts per function, for the median"),
@@ -69,16 +72,17 @@ BENCHES: tuple[Bench, ...] = (
           (_n("--requests", 300, "declarations to create"), _n("--waiting", 10_000, "trucks waiting ahead in the queue"),
            Option("--soak", bool, False, "then sustained load: --soak-rate declarations a minute for --soak-minutes, "
                                          "errors and p50/p99 per minute"),
-           _n("--soak-minutes", 10, "minutes of --soak"), _n("--soak-rate", 1000, "declarations a minute in --soak"))),
+           _n("--soak-minutes", 10, "minutes of --soak"), _n("--soak-rate", 1000, "declarations a minute in --soak"),
+           ROUNDS)),
     Bench("procedures", "bench:bench_procedures", "catalogue search latency (p50/p99) via the gateway vs direct "
                                                   "vs a raw S3 GET of the snapshot it reads",
           (_n("--requests", 1000, "searches per target"),), max_seconds=30.0),
     Bench("dossiers", "bench_dossiers:bench_dossiers",
           "dossier submissions/s with their attachments (full stack) vs raw S3 PUTs",
-          (_n("--requests", 200, "submissions"),)),
+          (_n("--requests", 200, "submissions"), ROUNDS)),
     Bench("softatm", "bench:bench_softatm", "committed soft ATM withdrawals/s end to end (bank sim reserving over "
                                             "webhooks) vs raw S3 conditional PUTs",
-          (_n("--requests", 200, "withdrawals"),), max_seconds=120.0),
+          (_n("--requests", 200, "withdrawals"), ROUNDS), max_seconds=120.0),
     Bench("environment", "bench_environment:bench_environment", "readings/s over HTTP and MQTT vs raw S3 PUTs; a "
                                                                 "30-day hourly NGSI-LD temporal query vs raw GETs",
           (_n("--requests", 300, "HTTP requests of one reading"), _n("--mqtt-messages", 300, "MQTT messages of one reading"))),

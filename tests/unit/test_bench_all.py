@@ -45,3 +45,54 @@ def test_the_table_and_the_json_file(tmp_path, capsys, monkeypatch):
 def test_an_unknown_benchmark_is_refused():
     with pytest.raises(BenchError, match="no benchmark named nope"):
         bench_all.bench_all(only=("nope",))
+
+
+def test_a_path_and_its_baseline_are_measured_in_turn_and_the_median_round_decides(monkeypatch):
+    """A B, B A, A B: each target gets its share of its requests per round, in all as many as asked;
+    a round the machine slowed for one target alone (here the baseline's second round) moves that
+    round's ratio only, and the row keeps the median with the least and the most."""
+    from lscloud.local.bench import rate_ratio, run_alternated, spread
+
+    order, speed = [], {"path": [1.0, 1.0, 1.0], "base": [10.0, 2.0, 10.0]}
+
+    def maker(name):
+        def make():
+            def call():
+                order.append(name)
+            return call
+        return make
+
+    def fake_run_load(name, make, requests, concurrency, max_seconds):
+        call = make()
+        for _ in range(requests):
+            call()
+        rnd = sum(1 for n in seen if n == name)
+        seen.append(name)
+        return LoadResult(name, ok=requests, seconds=requests / speed[name][rnd], latencies=[0.01] * requests)
+
+    seen: list[str] = []
+    import lscloud.local.bench as bench_mod
+
+    monkeypatch.setattr(bench_mod, "run_load", fake_run_load)
+    alternated = run_alternated([("path", maker("path"), 30), ("base", maker("base"), 300)], rounds=3,
+                                concurrency=1, max_seconds=1)
+    assert seen == ["path", "base", "base", "path", "path", "base"]
+    assert order.count("path") == 30 and order.count("base") == 300
+    assert alternated.merged["path"].ok == 30 and alternated.merged["base"].ok == 300
+    ratios = alternated.ratios(lambda r: rate_ratio(r["base"], r["path"]))
+    assert ratios == [10.0, 2.0, 10.0]
+    sp = spread(ratios)
+    assert sp["ratio"] == 10.0 and sp["ratio_min"] == 2.0 and sp["ratio_max"] == 10.0 and sp["rounds"] == 3
+
+
+def test_the_table_shows_the_spread_of_the_rounds(capsys):
+    r = row("border declaration", _load("decl", 20, 0.4), base("S3 PUT", _load("puts", 200, 0.02)), 7.9,
+            "≤ 8 conditional PUTs of time", True, ratio_min=7.1, ratio_max=8.4, ratios=[7.1, 7.9, 8.4], rounds=3)
+    bench_all.print_table([r])
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("border declaration")][0]
+    assert "7.90" in line and "7.10–8.40" in line and " yes " in line
+
+
+def test_rounds_below_one_are_refused():
+    with pytest.raises(BenchError, match="--rounds"):
+        bench_all.bench_all(only=("up",), rounds=0)
