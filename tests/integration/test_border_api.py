@@ -505,14 +505,17 @@ def test_events_admits_only_the_platforms_delivery(app, keys):
     assert role_matrix.events_refusals(app, keys[0]) == []
 
 
-def test_a_position_costs_two_round_trips_whatever_the_number_waiting(start_function, directory, tok):
+def test_a_position_asked_again_costs_one_round_trip_whatever_the_number_waiting(start_function, directory, tok):
     """Position comes from the queue's tally and a listing of the truck's own slot part, not from
-    listing every truck ahead: after the declaration's GET, the tally's GET and that one listing go
-    out at once — three calls in two round trips, the same with no truck ahead and with 2,100
-    (three listing pages) ahead. The gate's capacity override, which only changes the expected
-    wait, is read as it was at most LSCLOUD_PEER_FRESH_S ago (here an hour, so that a slow machine
-    does not let it expire between the reads counted), and an override set here shows at once.
-    (The old code made four calls one after the other, the override's GET every time.)"""
+    listing every truck ahead. Asked the first time, the declaration's GET comes first, then the
+    tally's GET and that one listing at once: three calls in two round trips. Asked again (a
+    driver's app polls), this replica knows the slot it answered from, and all three go out at
+    once: one round trip, the same with no truck ahead and with 2,100 (three listing pages) ahead.
+    The driver's public lookup does the same after its code's read. The gate's capacity
+    override, which only changes the expected wait, is read as it was at most LSCLOUD_PEER_FRESH_S
+    ago (here an hour, so that a slow machine does not let it expire between the reads counted),
+    and an override set here shows at once. (The old code made four calls one after the other,
+    the override's GET every time; the last made two rounds every time.)"""
     from concurrent.futures import ThreadPoolExecutor as Pool
 
     from store_calls import Rounds, counting
@@ -520,25 +523,28 @@ def test_a_position_costs_two_round_trips_whatever_the_number_waiting(start_func
     client = start_function("border", peer_url_template=directory.template, peer_fresh_s=3600).app.test_client()
     ent, yard = tok("enterprise", sub=TAX), tok("yard-operator", unit="huu-nghi")
     qn = "huu-nghi_in"
-    did = new_id()
-    ok(client.post("/v1/declarations", json=declaration(did, booking={"mode": "living"}), headers=ent), 201)
-    ok(client.post(f"/v1/declarations/{did}/arrival", headers=idem(yard)))
-    first_read = ok(client.get(f"/v1/declarations/{did}/position", headers=ent))["queue"]
+    warm, did = new_id(), new_id()
+    for i in (warm, did):
+        created = ok(client.post("/v1/declarations", json=declaration(i, booking={"mode": "living"}), headers=ent), 201)
+        ok(client.post(f"/v1/declarations/{i}/arrival", headers=idem(yard)))
+    ok(client.get(f"/v1/declarations/{warm}/position", headers=ent))   # the gate's override, read once per bound
+    queue_reads = [("get", models.QueueTally.Meta.table), ("list", models.QueueEntry.Meta.table)]
 
-    def rounds_of_a_position():
+    def rounds_of(path, query=None, headers=None, expected=((("get", models.Declaration.Meta.table),), )):
         rounds = Rounds()
         with Pool(1) as pool, counting(rounds) as calls:
-            answer = pool.submit(client.get, f"/v1/declarations/{did}/position", headers=ent)
-            first, second = rounds.next_round(1), rounds.next_round(2)
-            q = ok(answer.result())["queue"]
-        assert [(m, k.split("/")[0]) for m, k in first] == [("get", models.Declaration.Meta.table)], first
-        assert sorted((m, k.split("/")[0]) for m, k in second) == [
-            ("get", models.QueueTally.Meta.table), ("list", models.QueueEntry.Meta.table)], second
-        assert len(calls.log) == 3, calls
-        return q
+            answer = pool.submit(client.get, path, query_string=query, headers=headers)
+            seen = [sorted((m, k.split("/")[0]) for m, k in rounds.next_round(len(want))) for want in expected]
+            body = ok(answer.result())
+        assert seen == [sorted(want) for want in expected], seen
+        assert len(calls.log) == sum(len(want) for want in expected), calls
+        return body
 
-    alone = rounds_of_a_position()
-    assert alone == first_read
+    path = f"/v1/declarations/{did}/position"
+    decl = ("get", models.Declaration.Meta.table)
+    first = rounds_of(path, headers=ent, expected=((decl,), tuple(queue_reads)))["queue"]
+    again = rounds_of(path, headers=ent, expected=((decl, *queue_reads),))["queue"]
+    assert again == first
     # trucks of an earlier slot, already in the yard before the measured one (written as the store
     # holds them), then counted as the clock's tick mends a tally
     with Pool(16) as pool:
@@ -546,16 +552,62 @@ def test_a_position_costs_two_round_trips_whatever_the_number_waiting(start_func
                                                   declaration_id=f"q-{i}").save(), range(2100)))
     from functions.border.function import tally
     tally.recount_all(qn)
-    q = rounds_of_a_position()
-    assert q["position"] == alone["position"] + 2100 and q["ahead_by_rule"]["earlier_slot"] == 2100, (alone, q)
+    q = rounds_of(path, headers=ent, expected=((decl, *queue_reads),))["queue"]
+    assert q["position"] == first["position"] + 2100 and q["ahead_by_rule"]["earlier_slot"] == 2100, (first, q)
     board = ok(client.get("/v1/gates/huu-nghi/board"))
     assert board["flows"]["in"]["waiting"] == q["position"]
+
+    # the driver's lookup: the code's GET, then the declaration's with the queue's reads once asked before
+    lookup = {"code": created["code"], "plate": declaration(did)["vehicle"]["tractor_plate"]}
+    code = ("get", models.DeclarationCode.Meta.table)
+    told = rounds_of("/v1/lookup", query=lookup, expected=((code,), (decl,), tuple(queue_reads)))["queue"]
+    assert told == q
+    assert rounds_of("/v1/lookup", query=lookup, expected=((code, *queue_reads), (decl,)))["queue"] == q
+
     # an operator halves the gate's capacity: this replica's next position shows the longer wait
     per_hour = board["flows"]["in"]["capacity_per_hour"]
     ok(client.put("/v1/gates/huu-nghi/capacity/in", json={"per_hour": per_hour // 2, "reason": "one lane closed"},
                   headers=tok("operator", sub="op-1")))
-    slower = ok(client.get(f"/v1/declarations/{did}/position", headers=ent))["queue"]
+    slower = ok(client.get(path, headers=ent))["queue"]
     assert slower["expected_wait_minutes"] == round(q["ahead"] * 60 / (per_hour // 2)), (q, slower)
+
+
+def test_a_position_asked_again_after_the_truck_moved_is_read_for_its_new_place(client, tok):
+    """The slot this replica last answered from is only a hint: once the truck holds another
+    (a priority grant moves it to the priority lane; a call takes it out of the queue), the answer
+    is read for the place it holds now, never the one hinted — each position here is the one the
+    queue's listing gives; another enterprise asking gets the same 404 as before, however the hint
+    stands."""
+    from functions.border.function import queueing
+
+    ent, yard = tok("enterprise", sub=TAX), tok("yard-operator", unit="tan-thanh")
+    did = new_id()
+    ok(client.post("/v1/declarations", json=declaration(did, gate="tan-thanh", booking={"mode": "living"}), headers=ent),
+       201)
+    ok(client.post(f"/v1/declarations/{did}/arrival", headers=idem(yard)))
+
+    def listed_position():
+        _, key = queueing.HINTS.get(did)
+        return len(queueing.ahead_of("tan-thanh", "in", key)) + 1
+
+    path = f"/v1/declarations/{did}/position"
+    last = ok(client.get(path, headers=ent))["queue"]
+    hint = queueing.HINTS.get(did)
+    assert last["lane"] == "normal" and last["position"] == listed_position()
+    assert ok(client.get(path, headers=ent))["queue"] == last   # from the hint: the same answer
+    ok(client.post(f"/v1/declarations/{did}/priority", json={"category": "perishable", "reason": "durian"},
+                   headers=idem(tok("operator"))))
+    moved = ok(client.get(path, headers=ent))["queue"]
+    assert queueing.HINTS.get(did) != hint
+    assert moved["lane"] == "priority" and moved["position"] == listed_position(), (last, moved)
+    r = client.get(path, headers=tok("enterprise", sub=TAX2))
+    assert r.status_code == 404 and "tan-thanh" not in r.get_data(as_text=True)
+    # calls go in the queue's order: as many as the trucks up to this one call it
+    assert moved["position"] <= 20
+    ok(client.post("/v1/gates/tan-thanh/calls", json={"flow": "in", "count": moved["position"]},
+                   headers=idem(tok("gate-operator", unit="tan-thanh"))))
+    called = ok(client.get(path, headers=ent))
+    assert called["status"] == "called" and called["queue"] is None and queueing.HINTS.get(did) is None
 
 
 def test_the_tally_matches_the_queue_after_concurrent_arrivals_and_calls(client, tok):

@@ -5,13 +5,17 @@ the public board.
 A queue entry's key is ``queue.queue_key(...)``: the store lists keys in order, so the queue's
 order is a listing. How many trucks wait and how many are ahead of one come from the queue's tally
 (:mod:`.tally`, kept on every queue write): a position costs one GET and one listing of a slot's
-part (at once), whatever the number waiting. Every add or removal of a queue entry goes through this module
+part (at once), whatever the number waiting, and for a truck asked about again (a driver's app
+polls) they go out with the declaration's own read (:func:`where_read`). Every add or removal of a queue entry goes through this module
 (and :func:`.indexes.drop_finished`), followed by its part's recount.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from datetime import datetime
+from typing import Callable
 
 from lscloud.aggregate import NoChange, Outcome, delete_quietly, micros, together
 from lscloud.statemachine import Actor, iso, now, parse_iso
@@ -36,19 +40,33 @@ def ahead_of(gate_code: str, flow: str, key: str) -> list[str]:
     return indexes.range_keys(QueueEntry, queue_name(gate_code, flow), stop_at=key)
 
 
-def position(doc: dict, settings) -> dict | None:
-    """Where an in-yard truck stands and why (None for a truck not in the yard queue).
-
-    After the declaration's own read, one round trip: the queue's tally and the listing of the
-    truck's own slot part go out at once. The directory's gate and its capacity override (which
-    only change the expected wait) are read as they were at most ``settings.peer_fresh_s`` ago
-    (from memory, asked again once per bound). How many trucks wait does not change what it costs."""
+def held_slot(doc: dict) -> tuple[str, str] | None:
+    """The yard queue and the key an in-yard truck holds there (None for a truck not in it): what
+    its position is read from."""
     key = (doc.get("booking") or {}).get("queue_key")
     if doc["status"] != "in_yard" or not key:
         return None
-    qn = queue_name(doc["gate"], doc["flow"])
-    same_part, counts = together(lambda: tally.listed(qn, tally.part_of(key), stop_at=key),
-                                 lambda: tally.counts(qn))
+    return queue_name(doc["gate"], doc["flow"]), key
+
+
+def _queue_reads(qn: str, key: str) -> list:
+    """The two reads of a position: the listing of the truck's own slot part, and the queue's tally."""
+    return [lambda: tally.listed(qn, tally.part_of(key), stop_at=key), lambda: tally.counts(qn)]
+
+
+def position(doc: dict, settings, read: tuple | None = None) -> dict | None:
+    """Where an in-yard truck stands and why (None for a truck not in the yard queue).
+
+    After the declaration's own read, one round trip: the queue's tally and the listing of the
+    truck's own slot part go out at once (or were read already, ``read``: see :func:`where_read`).
+    The directory's gate and its capacity override (which only change the expected wait) are read
+    as they were at most ``settings.peer_fresh_s`` ago (from memory, asked again once per bound).
+    How many trucks wait does not change what it costs."""
+    slot = held_slot(doc)
+    if slot is None:
+        return None
+    qn, key = slot
+    same_part, counts = read if read is not None else together(*_queue_reads(qn, key))
     # from memory but once per bound (a thread of its own would cost more than it saves)
     gate = gates.gate(settings, doc["gate"])
     per_hour = capacity.with_override(gate, doc["flow"],
@@ -58,6 +76,58 @@ def position(doc: dict, settings) -> dict | None:
     counted = tally.ahead(counts, key, same_part)
     return queue.explain_counts(key, counted["priority"], counted["earlier_slot"], counted["same_slot_earlier"],
                                 per_hour)
+
+
+class SlotHints:
+    """The slot this replica last answered a truck's position from, per asker's key (bounded, least
+    recently asked dropped first). A hint only lets the queue's reads go out beside the
+    declaration's own; it is used only when the declaration read then holds the same slot, so a
+    stale or missing hint costs a round trip, never a wrong answer, and replicas stay stateless."""
+
+    def __init__(self, max_items: int = 8192):
+        self.max_items = max_items
+        self._items: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> tuple[str, str] | None:
+        with self._lock:
+            slot = self._items.get(key)
+            if slot is not None:
+                self._items.move_to_end(key)
+            return slot
+
+    def keep(self, key: str, slot: tuple[str, str] | None) -> None:
+        with self._lock:
+            if slot is None:
+                self._items.pop(key, None)
+                return
+            self._items[key] = slot
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_items:
+                self._items.popitem(last=False)
+
+
+HINTS = SlotHints()
+
+
+def where_read(read: Callable[[], dict], settings, asked_as: str) -> tuple[dict, dict]:
+    """The declaration ``read()`` gives (it raises for a caller who may not see it) and :func:`where`
+    it stands, for a truck asked about again and again (a driver's app, the board's lookups).
+
+    ``asked_as`` names the question (the declaration id, or the driver's code): when this replica
+    answered it before, the queue's two reads go out at once with the declaration's, in one round
+    trip instead of two after it, and count if the declaration then holds the slot they were read
+    for (else they are read again for the slot it holds). Read at once or one after the other,
+    every read is made within the request, as before."""
+    hint = HINTS.get(asked_as)
+    early = None
+    if hint is None:
+        doc = read()
+    else:
+        doc, *early = together(read, *_queue_reads(*hint))
+    slot = held_slot(doc)
+    HINTS.keep(asked_as, slot)
+    return doc, where(doc, settings, early if early is not None and slot == hint else None)
 
 
 def board(gate_code: str, gate: dict) -> dict:
@@ -234,9 +304,9 @@ def reach_gate(declaration_id: str, actor: Actor, gate_code: str | None = None) 
     return out
 
 
-def where(doc: dict, settings) -> dict:
+def where(doc: dict, settings, read: tuple | None = None) -> dict:
     """A truck's place: its slot, its call, and its position in the yard queue (asked of the
-    directory's gate only while it is in the yard)."""
-    pos = position(doc, settings) if doc["status"] == "in_yard" else None
+    directory's gate only while it is in the yard; ``read``: see :func:`position`)."""
+    pos = position(doc, settings, read) if doc["status"] == "in_yard" else None
     return {"declaration_id": doc["id"], "code": doc["code"], "status": doc["status"],
             "slot": (doc.get("booking") or {}).get("slot"), "call": doc.get("call"), "queue": pos}

@@ -125,7 +125,7 @@ def _at_its_gate(declaration_id: str, move):
 @responds("border/position.json")
 def get_position(declaration_id: str):
     """The truck's place in the yard queue and why it is there."""
-    return jsonify(queueing.where(visible(declaration_id).doc, platform()))
+    return jsonify(queueing.where_read(lambda: visible(declaration_id).doc, platform(), declaration_id)[1])
 
 
 @bp.post("/v1/declarations/<declaration_id>/priority")

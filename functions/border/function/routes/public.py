@@ -25,8 +25,9 @@ bp = Blueprint("public", __name__)
 def driver_lookup():
     """A driver's status and queue position by declaration code + plate, in vi / zh / en."""
     lang = i18n.pick(request.headers.get("Accept-Language"))
-    doc = lookup.find(g.query["code"], g.query["plate"], lang)
-    resp = jsonify(lookup.answer(doc, queueing.where(doc, platform()), lang))
+    code, plate = g.query["code"], g.query["plate"]
+    doc, where = queueing.where_read(lambda: lookup.find(code, plate, lang), platform(), "code:" + code.strip().upper())
+    resp = jsonify(lookup.answer(doc, where, lang))
     resp.headers["Content-Language"] = lang
     resp.headers["Vary"] = "Accept-Language"
     resp.headers["Cache-Control"] = "no-store"
