@@ -24,10 +24,9 @@ on a fresh read before it is raised.
 from __future__ import annotations
 
 import copy
-import threading
-from collections import OrderedDict
 from typing import Any, Callable, Generic, TypeVar
 
+from ..lru import LRU
 from .errors import ConditionalCheckFailed
 from .retry import DEFAULT, Backoff
 
@@ -38,22 +37,15 @@ class RecentItems(Generic[M]):
     """At most ``max_items`` copies of ``model`` items (least recently used dropped first)."""
 
     def __init__(self, model: type[M], *, max_items: int = 4096, policy: Backoff = DEFAULT):
-        if max_items < 1:
-            raise ValueError("max_items must be at least 1")
         self.model, self.max_items, self.policy = model, max_items, policy
-        self._items: OrderedDict[str, M] = OrderedDict()
-        self._lock = threading.Lock()
+        self._items: LRU[str, M] = LRU(max_items)
 
     def __len__(self) -> int:
         return len(self._items)
 
     def lookup(self, hash_key: Any, range_key: Any = None) -> M | None:
         """A private copy of the item as this replica last saw it (None: not seen, or expired since)."""
-        key = self.model._key_for(hash_key, range_key)
-        with self._lock:
-            item = self._items.get(key)
-            if item is not None:
-                self._items.move_to_end(key)
+        item = self._items.get(self.model._key_for(hash_key, range_key))
         if item is None or item._expired():
             return None
         return _copy(item)
@@ -62,15 +54,10 @@ class RecentItems(Generic[M]):
         """Remember ``item`` (as read or saved: it has an ETag) for the next change."""
         if item.etag is None:
             return
-        with self._lock:
-            self._items[item._key()] = _copy(item)
-            self._items.move_to_end(item._key())
-            while len(self._items) > self.max_items:
-                self._items.popitem(last=False)
+        self._items.put(item._key(), _copy(item))
 
     def forget(self, hash_key: Any, range_key: Any = None) -> None:
-        with self._lock:
-            self._items.pop(self.model._key_for(hash_key, range_key), None)
+        self._items.pop(self.model._key_for(hash_key, range_key))
 
     def update(self, hash_key: Any, range_key: Any, fn: Callable[[M], Any], *,
                create: Callable[[], M] | None = None,

@@ -530,7 +530,7 @@ def test_a_position_asked_again_costs_one_round_trip_whatever_the_number_waiting
     ok(client.get(f"/v1/declarations/{warm}/position", headers=ent))   # the gate's override, read once per bound
     queue_reads = [("get", models.QueueTally.Meta.table), ("list", models.QueueEntry.Meta.table)]
 
-    def rounds_of(path, query=None, headers=None, expected=((("get", models.Declaration.Meta.table),), )):
+    def rounds_of(path, expected, query=None, headers=None):
         rounds = Rounds()
         with Pool(1) as pool, counting(rounds) as calls:
             answer = pool.submit(client.get, path, query_string=query, headers=headers)
@@ -542,8 +542,8 @@ def test_a_position_asked_again_costs_one_round_trip_whatever_the_number_waiting
 
     path = f"/v1/declarations/{did}/position"
     decl = ("get", models.Declaration.Meta.table)
-    first = rounds_of(path, headers=ent, expected=((decl,), tuple(queue_reads)))["queue"]
-    again = rounds_of(path, headers=ent, expected=((decl, *queue_reads),))["queue"]
+    first = rounds_of(path, ((decl,), tuple(queue_reads)), headers=ent)["queue"]
+    again = rounds_of(path, ((decl, *queue_reads),), headers=ent)["queue"]
     assert again == first
     # trucks of an earlier slot, already in the yard before the measured one (written as the store
     # holds them), then counted as the clock's tick mends a tally
@@ -552,7 +552,7 @@ def test_a_position_asked_again_costs_one_round_trip_whatever_the_number_waiting
                                                   declaration_id=f"q-{i}").save(), range(2100)))
     from functions.border.function import tally
     tally.recount_all(qn)
-    q = rounds_of(path, headers=ent, expected=((decl, *queue_reads),))["queue"]
+    q = rounds_of(path, ((decl, *queue_reads),), headers=ent)["queue"]
     assert q["position"] == first["position"] + 2100 and q["ahead_by_rule"]["earlier_slot"] == 2100, (first, q)
     board = ok(client.get("/v1/gates/huu-nghi/board"))
     assert board["flows"]["in"]["waiting"] == q["position"]
@@ -560,9 +560,9 @@ def test_a_position_asked_again_costs_one_round_trip_whatever_the_number_waiting
     # the driver's lookup: the code's GET, then the declaration's with the queue's reads once asked before
     lookup = {"code": created["code"], "plate": declaration(did)["vehicle"]["tractor_plate"]}
     code = ("get", models.DeclarationCode.Meta.table)
-    told = rounds_of("/v1/lookup", query=lookup, expected=((code,), (decl,), tuple(queue_reads)))["queue"]
+    told = rounds_of("/v1/lookup", ((code,), (decl,), tuple(queue_reads)), query=lookup)["queue"]
     assert told == q
-    assert rounds_of("/v1/lookup", query=lookup, expected=((code, *queue_reads), (decl,)))["queue"] == q
+    assert rounds_of("/v1/lookup", ((code, *queue_reads), (decl,)), query=lookup)["queue"] == q
 
     # an operator halves the gate's capacity: this replica's next position shows the longer wait
     per_hour = board["flows"]["in"]["capacity_per_hour"]
@@ -577,14 +577,16 @@ def test_a_position_asked_again_after_the_truck_moved_is_read_for_its_new_place(
     (a priority grant moves it to the priority lane; a call takes it out of the queue), the answer
     is read for the place it holds now, never the one hinted — each position here is the one the
     queue's listing gives; another enterprise asking gets the same 404 as before, however the hint
-    stands."""
+    stands. A truck of the normal lane arrives first: read for the old slot, this truck's priority
+    place would count it as ahead."""
     from functions.border.function import queueing
 
     ent, yard = tok("enterprise", sub=TAX), tok("yard-operator", unit="tan-thanh")
-    did = new_id()
-    ok(client.post("/v1/declarations", json=declaration(did, gate="tan-thanh", booking={"mode": "living"}), headers=ent),
-       201)
-    ok(client.post(f"/v1/declarations/{did}/arrival", headers=idem(yard)))
+    ahead, did = new_id(), new_id()
+    for i in (ahead, did):
+        ok(client.post("/v1/declarations", json=declaration(i, gate="tan-thanh", booking={"mode": "living"}),
+                       headers=ent), 201)
+        ok(client.post(f"/v1/declarations/{i}/arrival", headers=idem(yard)))
 
     def listed_position():
         _, key = queueing.HINTS.get(did)
@@ -593,7 +595,7 @@ def test_a_position_asked_again_after_the_truck_moved_is_read_for_its_new_place(
     path = f"/v1/declarations/{did}/position"
     last = ok(client.get(path, headers=ent))["queue"]
     hint = queueing.HINTS.get(did)
-    assert last["lane"] == "normal" and last["position"] == listed_position()
+    assert last["lane"] == "normal" and last["position"] == listed_position() >= 2
     assert ok(client.get(path, headers=ent))["queue"] == last   # from the hint: the same answer
     ok(client.post(f"/v1/declarations/{did}/priority", json={"category": "perishable", "reason": "durian"},
                    headers=idem(tok("operator"))))

@@ -39,11 +39,15 @@ def peers():
     stub.stop()
 
 
-@pytest.fixture
-def fn(start_function, peers):
-    started = start_function("dossiers", peer_url_template=peers.template)
+def _start(start_function, peers, **changes):
+    started = start_function("dossiers", peer_url_template=peers.template, **changes)
     runtime.current().bus.ensure_stream()
     return started
+
+
+@pytest.fixture
+def fn(start_function, peers):
+    return _start(start_function, peers)
 
 
 @pytest.fixture
@@ -436,8 +440,7 @@ def test_a_submission_costs_seven_writes_two_lookups_in_three_round_trips(start_
     in 8 rounds."""
     from store_calls import Rounds, counting
 
-    client = start_function("dossiers", peer_url_template=peers.template, peer_fresh_s=3600).app.test_client()
-    runtime.current().bus.ensure_stream()
+    client = _start(start_function, peers, peer_fresh_s=3600).app.test_client()
     cit = tok("citizen", sub=CITIZEN)
     ok(client.post("/v1/dossiers", json=_birth_body(client, cit), headers=cit), 201)  # the catalogue is cached
     body, asked = _birth_body(client, cit), peers.hits

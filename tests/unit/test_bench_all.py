@@ -51,7 +51,7 @@ def test_a_path_and_its_baseline_are_measured_in_turn_and_the_median_round_decid
     """A B, B A, A B: each target gets its share of its requests per round, in all as many as asked;
     a round the machine slowed for one target alone (here the baseline's second round) moves that
     round's ratio only, and the row keeps the median with the least and the most."""
-    from lscloud.local.bench import rate_ratio, run_alternated, spread
+    from lscloud.local.bench import rate_ratio, rounds_row, run_alternated
 
     order, speed = [], {"path": [1.0, 1.0, 1.0], "base": [10.0, 2.0, 10.0]}
 
@@ -81,8 +81,11 @@ def test_a_path_and_its_baseline_are_measured_in_turn_and_the_median_round_decid
     assert alternated.merged["path"].ok == 30 and alternated.merged["base"].ok == 300
     ratios = alternated.ratios(lambda r: rate_ratio(r["base"], r["path"]))
     assert ratios == [10.0, 2.0, 10.0]
-    sp = spread(ratios)
-    assert sp["ratio"] == 10.0 and sp["ratio_min"] == 2.0 and sp["ratio_max"] == 10.0 and sp["rounds"] == 3
+    r = rounds_row("path", alternated.merged["path"], base("base", alternated.merged["base"]), ratios, "≤ 8",
+                   lambda x: x <= 8)
+    assert (r["ratio"], r["ratio_min"], r["ratio_max"], r["rounds"], r["met"]) == (10.0, 2.0, 10.0, 3, False)
+    assert rounds_row("path", None, {}, [7.0, 9.0, 7.5], "≤ 8", lambda x: x <= 8)["met"] is True
+    assert rounds_row("path", None, {}, [], "≤ 8", lambda x: True)["met"] is False   # no round: nothing met
 
 
 def test_the_table_shows_the_spread_of_the_rounds(capsys):

@@ -21,9 +21,14 @@ class LookupNotFound(errors.NotFound):
         self.title, self.title_vi = i18n.t("not_found", "en"), i18n.t("not_found", "vi")
 
 
+def normal_code(code: str) -> str:
+    """A declaration code as the driver may type it (spaces around, lower case) as it is stored."""
+    return code.strip().upper()
+
+
 def find(code: str, plate: str, lang: str) -> dict:
     """The declaration with this code whose tractor or trailer plate is ``plate`` (else 404)."""
-    code = code.strip().upper()
+    code = normal_code(code)
     doc = None
     try:
         if len(code) <= 20 and code.isalnum():

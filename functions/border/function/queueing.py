@@ -12,12 +12,11 @@ polls) they go out with the declaration's own read (:func:`where_read`). Every a
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from datetime import datetime
 from typing import Callable
 
 from lscloud.aggregate import NoChange, Outcome, delete_quietly, micros, together
+from lscloud.lru import LRU
 from lscloud.statemachine import Actor, iso, now, parse_iso
 
 from . import capacity, gates, indexes, ledger, lifecycle, queue, tally
@@ -78,41 +77,16 @@ def position(doc: dict, settings, read: tuple | None = None) -> dict | None:
                                 per_hour)
 
 
-class SlotHints:
-    """The slot this replica last answered a truck's position from, per asker's key (bounded, least
-    recently asked dropped first). A hint only lets the queue's reads go out beside the
-    declaration's own; it is used only when the declaration read then holds the same slot, so a
-    stale or missing hint costs a round trip, never a wrong answer, and replicas stay stateless."""
-
-    def __init__(self, max_items: int = 8192):
-        self.max_items = max_items
-        self._items: OrderedDict[str, tuple[str, str]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> tuple[str, str] | None:
-        with self._lock:
-            slot = self._items.get(key)
-            if slot is not None:
-                self._items.move_to_end(key)
-            return slot
-
-    def keep(self, key: str, slot: tuple[str, str] | None) -> None:
-        with self._lock:
-            if slot is None:
-                self._items.pop(key, None)
-                return
-            self._items[key] = slot
-            self._items.move_to_end(key)
-            while len(self._items) > self.max_items:
-                self._items.popitem(last=False)
-
-
-HINTS = SlotHints()
+# The slot this replica last answered a truck's position from, per question (the declaration id, or
+# the driver's code). A hint only lets the queue's reads go out beside the declaration's own; it is
+# used only when the declaration read then holds the same slot, so a stale or missing hint costs a
+# round trip, never a wrong answer, and replicas stay stateless.
+HINTS: LRU[str, tuple[str, str]] = LRU(8192)
 
 
 def where_read(read: Callable[[], dict], settings, asked_as: str) -> tuple[dict, dict]:
     """The declaration ``read()`` gives (it raises for a caller who may not see it) and :func:`where`
-    it stands, for a truck asked about again and again (a driver's app, the board's lookups).
+    it stands, for a truck asked about again and again (a driver's app polling, the public lookup).
 
     ``asked_as`` names the question (the declaration id, or the driver's code): when this replica
     answered it before, the queue's two reads go out at once with the declaration's, in one round
@@ -126,7 +100,10 @@ def where_read(read: Callable[[], dict], settings, asked_as: str) -> tuple[dict,
     else:
         doc, *early = together(read, *_queue_reads(*hint))
     slot = held_slot(doc)
-    HINTS.keep(asked_as, slot)
+    if slot is None:
+        HINTS.pop(asked_as)
+    else:
+        HINTS.put(asked_as, slot)
     return doc, where(doc, settings, early if early is not None and slot == hint else None)
 
 

@@ -26,7 +26,8 @@ def driver_lookup():
     """A driver's status and queue position by declaration code + plate, in vi / zh / en."""
     lang = i18n.pick(request.headers.get("Accept-Language"))
     code, plate = g.query["code"], g.query["plate"]
-    doc, where = queueing.where_read(lambda: lookup.find(code, plate, lang), platform(), "code:" + code.strip().upper())
+    doc, where = queueing.where_read(lambda: lookup.find(code, plate, lang), platform(),
+                                     "code:" + lookup.normal_code(code))
     resp = jsonify(lookup.answer(doc, where, lang))
     resp.headers["Content-Language"] = lang
     resp.headers["Vary"] = "Accept-Language"
