@@ -48,7 +48,7 @@ import nats.js.errors
 from nats.js import api as js_api
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from . import events, metrics, telemetry
+from . import events, loops, metrics, telemetry
 from .bus import Bus, BusError, BusUnavailable
 
 log = logging.getLogger(__name__)
@@ -263,7 +263,7 @@ class Dispatcher:
                 raise BusUnavailable(f"NATS did not answer within {timeout:g}s") from None
 
     def _run(self) -> None:
-        loop = asyncio.new_event_loop()
+        loop = loops.loop_factory()()
         self._loop = loop
         asyncio.set_event_loop(loop)
         try:

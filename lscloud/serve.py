@@ -88,10 +88,14 @@ def serve(function_dir: Path) -> None:
     with importing():
         import func_python.http
 
+        from lscloud import loops
+
         module = load_package(function_dir)
     new = getattr(module, "new", None)
     if new is None or not callable(new):
         raise SystemExit(f"{function_dir}/function/__init__.py must export new()")
+    # func-python's server, and the bus's loop thread, run on the loop asyncio.run makes: uvloop's
+    loops.install()
     # func_python.http.serve dispatches on the callable's __name__ ('new' or 'handle')
     func_python.http.serve(new)
 

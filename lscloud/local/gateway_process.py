@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from .. import config
+from .. import config, loops
 from .processes import (HEALTHY_RESETS_BACKOFF_S, SIGNING_KEY_ENV, process_create_time, exit_description,
                         kill_group, package_pythonpath)
 
@@ -172,14 +172,9 @@ def serve(routes_path: Path, host: str, port: int, max_body_bytes: int | None = 
 
 
 def _run(coro) -> None:
-    # uvloop (libuv's loop, in C) when installed: a proxy is all socket reads and writes, and
-    # asyncio's pure-Python selector transports are a fifth of the gateway's time
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(coro)
-        return
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+    # a proxy is all socket reads and writes: asyncio's pure-Python selector transports were a
+    # fifth of the gateway's time, uvloop's (when installed) are C
+    with asyncio.Runner(loop_factory=loops.loop_factory()) as runner:
         runner.run(coro)
 
 
