@@ -122,6 +122,37 @@ def test_expired_token_is_401_expired(client, keys):
     assert token not in resp.get_data(as_text=True)
 
 
+def test_a_token_verified_lately_is_not_checked_again_but_its_expiry_is(app, client, keys, monkeypatch):
+    token = issue_token(keys[0], "u-remembered", "officer", ttl_s=90)
+    decoded, real = [], jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: decoded.append(1) or real(*a, **k))
+    for _ in range(3):
+        assert client.get("/officers", headers=bearer(token)).get_json()["sub"] == "u-remembered"
+    assert len(decoded) == 1
+    # what is remembered holds no token text (its SHA-256 only)
+    assert not any(token in repr(k) for k in auth._VERIFIED)
+
+    now = time.time()
+    monkeypatch.setattr(auth.time, "time", lambda: now + auth.VERIFIED_FRESH_S + 1)
+    assert client.get("/officers", headers=bearer(token)).status_code == 200
+    assert len(decoded) == 2            # past its freshness: verified in full again
+
+    monkeypatch.setattr(auth.time, "time", lambda: now)
+    short = issue_token(keys[0], "u-short", "officer", ttl_s=5)
+    assert client.get("/officers", headers=bearer(short)).status_code == 200
+    monkeypatch.setattr(auth.time, "time", lambda: now + 5 + 31)   # still remembered, past exp + leeway
+    resp = client.get("/officers", headers=bearer(short))
+    problem(resp, 401, "token-expired")
+    assert len(decoded) == 3 and short not in resp.get_data(as_text=True)
+
+
+def test_a_token_remembered_under_one_audience_is_checked_again_under_another(app, client, keys, settings):
+    token = issue_token(keys[0], "u-elsewhere", "officer")
+    assert client.get("/officers", headers=bearer(token)).status_code == 200
+    app.extensions["lscloud"].settings = settings.replace(jwt_audience="another-api")
+    problem(client.get("/officers", headers=bearer(token)), 401, "token-invalid")
+
+
 def test_token_within_leeway_is_accepted(client, keys):
     token = issue_token(keys[0], "u1", "officer", ttl_s=-10)
     assert client.get("/officers", headers=bearer(token)).status_code == 200
