@@ -88,14 +88,10 @@ def serve(function_dir: Path) -> None:
     with importing():
         import func_python.http
 
-        from lscloud import loops
-
         module = load_package(function_dir)
     new = getattr(module, "new", None)
     if new is None or not callable(new):
         raise SystemExit(f"{function_dir}/function/__init__.py must export new()")
-    # func-python's server, and the bus's loop thread, run on the loop asyncio.run makes: uvloop's
-    loops.install()
     # func_python.http.serve dispatches on the callable's __name__ ('new' or 'handle')
     func_python.http.serve(new)
 
@@ -203,10 +199,13 @@ def run_hooks(function_dir: Path, report_path: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lscloud import redaction
+    from lscloud import loops, redaction
 
     # before anything can log or fail: a seed's or a function's traceback must not name a citizen
     redaction.install_log_redaction()
+    # every event loop this process makes from now on is uvloop's: func-python's server (its
+    # asyncio.run), the bus's loop thread, whether a hook or the function starts it first
+    loops.install()
     parser = argparse.ArgumentParser(prog="python -m lscloud.serve",
                                      description="Serve one function like Knative's func-python, "
                                                  "or seed or migrate its data.")

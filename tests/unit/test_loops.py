@@ -47,8 +47,8 @@ def test_install_puts_every_asyncio_run_on_uvloop(policy):
 
 
 def test_a_served_function_runs_on_uvloop(monkeypatch, policy):
-    """lscloud.serve (the container's entry and the local cloud's) hands new() to func-python,
-    whose asyncio.run then makes a uvloop loop."""
+    """``python -m lscloud.serve`` (the container's entry and the local cloud's) hands new() to
+    func-python, whose asyncio.run then makes a uvloop loop."""
     import func_python.http
 
     seen = {}
@@ -59,7 +59,7 @@ def test_a_served_function_runs_on_uvloop(monkeypatch, policy):
 
     monkeypatch.setattr(func_python.http, "serve", fake_serve)
     try:
-        serve.serve(HELLO)
+        assert serve.main([str(HELLO)]) == 0
     finally:
         gc.unfreeze()   # serve() freezes what its import made: give this test process its collector back
     assert seen == {"new": "new", "loop": uvloop.Loop}
