@@ -23,7 +23,6 @@ import http.client
 import select
 import ssl
 import threading
-from email.message import Message
 
 
 class NotSent(Exception):
@@ -58,8 +57,9 @@ class Connections:
         self._lock = threading.Lock()
 
     def request(self, method: str, target: str, headers: dict[str, str], body: bytes | None) \
-            -> tuple[int, Message, bytes]:
-        """Send one request and read its whole answer: (status, headers, body). Raises
+            -> tuple[int, dict[str, str], bytes]:
+        """Send one request and read its whole answer: (status, headers with lower-case names,
+        body). Raises
         :class:`NotSent` when no connection could be made, and ``OSError`` or
         ``http.client.HTTPException`` when the exchange failed after that."""
         conn = self._take()
@@ -74,7 +74,8 @@ class Connections:
             conn.close()
         else:
             self._give_back(conn)
-        return response.status, response.headers, data
+        # as sent (raw_items): reading each header through email's policy cost more than the rest
+        return response.status, {k.lower(): v for k, v in response.headers.raw_items()}, data
 
     def close(self) -> None:
         """Close the idle connections (those in use close when their request ends, if not returned)."""

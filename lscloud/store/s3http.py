@@ -51,7 +51,7 @@ class Unreachable(Exception):
 
 @dataclass(frozen=True)
 class Reply:
-    """One S3 answer: ``headers`` are looked up without regard to case."""
+    """One S3 answer; ``headers``' names are lower-case."""
 
     status: int
     headers: Mapping[str, str]
