@@ -46,7 +46,7 @@ PRELOAD = (
     "lscloud.runtime", "lscloud.store.objects", "lscloud.listing", "lscloud.validation", "lscloud.reference",
     "lscloud.aggregate", "lscloud.idempotency", "lscloud.wsgi_bridge", "jsonschema", "yaml",
     "opentelemetry.sdk.trace", "opentelemetry.sdk.metrics", "lscloud.web.instrumentation",
-    "lscloud.store.s3http", "http.client",
+    "lscloud.store.s3http", "httptools",
     # what most functions' apps import as they are built: the peers' HTTP client (httpcore imports
     # its sync backend, and trio where installed, on the first client)
     "lscloud.peers", "httpx", "httpcore", "httpcore._sync.connection_pool",

@@ -1,28 +1,33 @@
 """Kept-alive HTTP/1.1 connections to one endpoint, shared by threads: the object store's transport.
 
-:class:`Connections` is what :class:`lscloud.store.s3http.S3Http` sends through: the standard
-library's ``http.client`` and a small pool, where urllib3 was before. A call through urllib3's
-pool (its URL parsing, header dict, timeout objects and response wrapper) cost 0.11 ms of CPU
-more than the same signed GET on a plain ``http.client`` connection, 40% of a GET's client CPU;
-a function makes 3 to 24 store calls per request. What urllib3 did that matters is kept:
+:class:`Connections` is what :class:`lscloud.store.s3http.S3Http` sends through. A request goes out
+in one ``sendall`` and its answer is parsed by httptools (llhttp, in C). Before, urllib3's pool and
+``http.client`` cost 0.29 ms of CPU per signed GET with its span, about half of it in the
+standard library's email-based header parsing and urllib3's wrappers; a function makes 3 to 24
+store calls per request. What urllib3 did that matters is kept:
 
 - a connection whose other end closed while it sat idle (a server's keep-alive timeout) is never
   sent on: before reuse, a socket that reads as ready (end of file, or bytes nobody asked for) is
   closed and another taken;
 - a failure to connect raises :class:`NotSent`, which the caller may always retry, apart from a
-  failure once the request may have left (any other ``OSError`` or ``http.client`` error), which
-  the caller must treat as possibly acted on;
+  failure once the request may have left (any other ``OSError``, or ``http.client.HTTPException``
+  for an answer that is not HTTP), which the caller must treat as possibly acted on;
 - at most ``max_idle`` connections are kept; a burst opens more and closes the extra after use;
-- over TLS, the server's certificate is checked against ``ca_file`` (or certifi's bundle) and its
-  host name.
+- over TLS, the server's certificate is checked against ``ca_file`` (or the system's store) and
+  its host name.
 """
 
 from __future__ import annotations
 
 import http.client
 import select
+import socket
 import ssl
 import threading
+
+import httptools
+
+_RECV = 65536
 
 
 class NotSent(Exception):
@@ -30,11 +35,34 @@ class NotSent(Exception):
     The cause is chained."""
 
 
-def _dropped(conn: http.client.HTTPConnection) -> bool:
+class _Answer:
+    """httptools' callbacks for one response: its headers (lower-case names) and body."""
+
+    __slots__ = ("parser", "headers", "chunks", "headers_done", "done", "keep_alive")
+
+    def __init__(self):
+        self.parser = httptools.HttpResponseParser(self)
+        self.headers: dict[str, str] = {}
+        self.chunks: list[bytes] = []
+        self.headers_done = self.done = self.keep_alive = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        self.headers_done = True
+        # asked now: once the message is complete the parser has reset and says no
+        self.keep_alive = self.parser.should_keep_alive()
+
+    def on_body(self, body: bytes) -> None:
+        self.chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        self.done = True
+
+
+def _dropped(sock: socket.socket) -> bool:
     """Whether an idle connection can no longer be sent on (closed, or readable while idle)."""
-    sock = conn.sock
-    if sock is None:
-        return True
     if hasattr(select, "poll"):   # any descriptor number (select() stops at 1024)
         poller = select.poll()
         poller.register(sock, select.POLLIN)
@@ -53,63 +81,91 @@ class Connections:
         self._context: ssl.SSLContext | None = None
         if scheme == "https":
             self._context = ssl.create_default_context(cafile=ca_file)
-        self._idle: list[http.client.HTTPConnection] = []
+        self._idle: list[socket.socket] = []
         self._lock = threading.Lock()
 
     def request(self, method: str, target: str, headers: dict[str, str], body: bytes | None) \
             -> tuple[int, dict[str, str], bytes]:
         """Send one request and read its whole answer: (status, headers with lower-case names,
-        body). Raises
-        :class:`NotSent` when no connection could be made, and ``OSError`` or
-        ``http.client.HTTPException`` when the exchange failed after that."""
-        conn = self._take()
+        body). ``headers`` must hold ``host``; ``content-length`` is added. Raises
+        :class:`NotSent` when no connection could be made, ``OSError`` when the exchange failed
+        after that, ``http.client.HTTPException`` when the answer is not HTTP."""
+        sock = self._take()
         try:
-            conn.request(method, target, body=body, headers=headers)
-            response = conn.getresponse()
-            data = response.read()
+            sock.sendall(_encode(method, target, headers, body))
+            status, answer, keep_alive = _read(sock, head=method == "HEAD")
         except BaseException:
-            conn.close()
+            sock.close()
             raise
-        if response.will_close or conn.sock is None:
-            conn.close()
+        if keep_alive:
+            self._give_back(sock)
         else:
-            self._give_back(conn)
-        # as sent (raw_items): reading each header through email's policy cost more than the rest
-        return response.status, {k.lower(): v for k, v in response.headers.raw_items()}, data
+            sock.close()
+        return status, answer.headers, b"".join(answer.chunks)
 
     def close(self) -> None:
         """Close the idle connections (those in use close when their request ends, if not returned)."""
         with self._lock:
             idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        for sock in idle:
+            sock.close()
 
-    def _take(self) -> http.client.HTTPConnection:
+    def _take(self) -> socket.socket:
         while True:
             with self._lock:
-                conn = self._idle.pop() if self._idle else None
-            if conn is None:
+                sock = self._idle.pop() if self._idle else None
+            if sock is None:
                 return self._connect()
-            if not _dropped(conn):
-                return conn
-            conn.close()
+            if not _dropped(sock):
+                return sock
+            sock.close()
 
-    def _connect(self) -> http.client.HTTPConnection:
-        if self._context is not None:
-            conn = http.client.HTTPSConnection(self.hostname, self.port, timeout=self.timeout_s,
-                                               context=self._context)
-        else:
-            conn = http.client.HTTPConnection(self.hostname, self.port, timeout=self.timeout_s)
+    def _connect(self) -> socket.socket:
         try:
-            conn.connect()
-        except OSError as exc:   # refused, unreachable, timed out, a certificate refused
-            conn.close()
+            sock = socket.create_connection((self.hostname, self.port), timeout=self.timeout_s)
+        except OSError as exc:   # refused, unreachable, timed out
             raise NotSent(f"{exc.__class__.__name__}: {exc}") from exc
-        return conn
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._context is None:
+            return sock
+        try:
+            return self._context.wrap_socket(sock, server_hostname=self.hostname)
+        except OSError as exc:   # the handshake failed, or the certificate was refused: nothing sent
+            sock.close()
+            raise NotSent(f"{exc.__class__.__name__}: {exc}") from exc
 
-    def _give_back(self, conn: http.client.HTTPConnection) -> None:
+    def _give_back(self, sock: socket.socket) -> None:
         with self._lock:
             if len(self._idle) < self.max_idle:
-                self._idle.append(conn)
+                self._idle.append(sock)
                 return
-        conn.close()
+        sock.close()
+
+
+def _encode(method: str, target: str, headers: dict[str, str], body: bytes | None) -> bytes:
+    lines = [f"{method} {target} HTTP/1.1"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    if body or method in ("PUT", "POST"):
+        lines.append(f"content-length: {len(body or b'')}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head + body if body else head
+
+
+def _read(sock: socket.socket, head: bool) -> tuple[int, _Answer, bool]:
+    """One answer from ``sock``: (status, its headers and body, whether the connection may be reused).
+    An answer to HEAD ends with its headers, whatever length they announce."""
+    answer = _Answer()
+    while not (answer.done or (head and answer.headers_done)):
+        data = sock.recv(_RECV)
+        if not data:
+            if answer.headers_done and "content-length" not in answer.headers \
+                    and "transfer-encoding" not in answer.headers:
+                return answer.parser.get_status_code(), answer, False   # a body that ends with the connection
+            raise http.client.RemoteDisconnected("the store closed the connection before its answer ended")
+        try:
+            answer.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            raise http.client.HTTPException("the store asked to switch protocols") from None
+        except httptools.HttpParserError as exc:
+            raise http.client.HTTPException(f"not an HTTP answer: {exc}") from None
+    return answer.parser.get_status_code(), answer, answer.keep_alive

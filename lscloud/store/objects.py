@@ -3,7 +3,7 @@
 Everything above (documents, blobs, idempotency records, nonces) goes through
 :class:`ObjectStore`, so the S3 dialect (path-style addressing, ``If-None-Match: *``,
 ``If-Match``, error codes) is handled here once. The requests go out through
-:mod:`lscloud.store.s3http` (``http.client`` and a SigV4 signer checked against botocore's), not boto3.
+:mod:`lscloud.store.s3http` (its own connections and a SigV4 signer checked against botocore's), not boto3.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ that could not be made is told apart from a request that may have left."""
 
 from __future__ import annotations
 
+import http.client
 import socket
 import socketserver
 import threading
@@ -108,3 +109,75 @@ def test_an_exchange_cut_after_sending_is_not_a_connection_failure():
         assert not isinstance(cut.value, NotSent)
     finally:
         listener.close()
+
+
+class _Scripted(socketserver.ThreadingTCPServer):
+    """Answers each request with the next of ``answers`` (raw bytes), then hangs up if told to."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, *answers: tuple[bytes, bool]):
+        self.answers, self.accepted = list(answers), 0
+        super().__init__(("127.0.0.1", 0), _ScriptedHandler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+class _ScriptedHandler(socketserver.StreamRequestHandler):
+    def handle(self):
+        self.server.accepted += 1
+        while self.server.answers:
+            line = self.rfile.readline()
+            if not line:
+                return
+            length = 0
+            while (header := self.rfile.readline()) not in (b"\r\n", b""):
+                name, _, value = header.decode().partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+            self.rfile.read(length)
+            raw, hang_up = self.server.answers.pop(0)
+            self.wfile.write(raw)
+            self.wfile.flush()
+            if hang_up:
+                return
+
+
+@pytest.fixture
+def scripted():
+    servers = []
+
+    def start(*answers):
+        servers.append(_Scripted(*answers))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+
+
+def test_bodies_sent_in_chunks_or_until_the_end_and_answers_without_a_body_are_read_whole(scripted):
+    server = scripted(
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nETag: \"a\"\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", False),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Amz-Meta-Kind: x\r\n\r\n", False),   # the answer to a HEAD
+        (b"HTTP/1.1 304 Not Modified\r\nETag: \"a\"\r\n\r\n", False),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", False),
+        (b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nto the end", True))
+    pool = Connections("http", "127.0.0.1", server.server_address[1])
+    status, headers, body = pool.request("GET", "/a", {"host": "x"}, None)
+    assert (status, headers["etag"], body) == (200, '"a"', b"abcde")
+    status, headers, body = pool.request("HEAD", "/a", {"host": "x"}, None)
+    assert (status, headers["content-length"], headers["x-amz-meta-kind"], body) == (200, "5", "x", b"")
+    assert pool.request("GET", "/a", {"host": "x", "if-none-match": '"a"'}, None)[::2] == (304, b"")
+    assert pool.request("DELETE", "/a", {"host": "x"}, None)[::2] == (200, b"")
+    assert pool.request("GET", "/a", {"host": "x"}, None)[::2] == (200, b"to the end")
+    assert server.accepted == 1   # one connection for all five: each answer's end was found
+
+
+def test_an_answer_that_is_not_http_is_not_a_connection_failure(scripted):
+    server = scripted((b"SSH-2.0-OpenSSH_9.6\r\n\r\n", True))
+    with pytest.raises(Exception) as bad:
+        Connections("http", "127.0.0.1", server.server_address[1]).request("PUT", "/a", {"host": "x"}, b"1")
+    assert isinstance(bad.value, (OSError, http.client.HTTPException))
+    assert not isinstance(bad.value, NotSent)
