@@ -20,6 +20,7 @@ store calls per request. What urllib3 did that matters is kept:
 from __future__ import annotations
 
 import http.client
+import re
 import select
 import socket
 import ssl
@@ -89,10 +90,16 @@ class Connections:
         """Send one request and read its whole answer: (status, headers with lower-case names,
         body). ``headers`` must hold ``host``; ``content-length`` is added. Raises
         :class:`NotSent` when no connection could be made, ``OSError`` when the exchange failed
-        after that, ``http.client.HTTPException`` when the answer is not HTTP."""
+        after that, ``http.client.HTTPException`` when the answer is not HTTP; ``ValueError``,
+        before anything is sent, for a header holding a line break."""
+        head = _head(method, target, headers, body)
         sock = self._take()
         try:
-            sock.sendall(_encode(method, target, headers, body))
+            if body and len(body) > _RECV:   # a large body is not copied behind its head
+                sock.sendall(head)
+                sock.sendall(body)
+            else:
+                sock.sendall(head + body if body else head)
             status, answer, keep_alive = _read(sock, head=method == "HEAD")
         except BaseException:
             sock.close()
@@ -142,13 +149,17 @@ class Connections:
         sock.close()
 
 
-def _encode(method: str, target: str, headers: dict[str, str], body: bytes | None) -> bytes:
+_BREAKS = re.compile(r"[\r\n\0]")
+
+
+def _head(method: str, target: str, headers: dict[str, str], body: bytes | None) -> bytes:
     lines = [f"{method} {target} HTTP/1.1"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
+    if any(_BREAKS.search(line) for line in lines):   # as http.client refused: no header smuggled in
+        raise ValueError("a request line or header holds a line break")
     if body or method in ("PUT", "POST"):
         lines.append(f"content-length: {len(body or b'')}")
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    return head + body if body else head
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 def _read(sock: socket.socket, head: bool) -> tuple[int, _Answer, bool]:

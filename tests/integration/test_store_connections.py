@@ -181,3 +181,19 @@ def test_an_answer_that_is_not_http_is_not_a_connection_failure(scripted):
         Connections("http", "127.0.0.1", server.server_address[1]).request("PUT", "/a", {"host": "x"}, b"1")
     assert isinstance(bad.value, (OSError, http.client.HTTPException))
     assert not isinstance(bad.value, NotSent)
+
+
+@pytest.mark.parametrize("server", [False], indirect=True)
+def test_a_large_body_arrives_whole(server):
+    body = bytes(range(256)) * 4096   # 1 MiB: sent apart from its head
+    pool = Connections("http", "127.0.0.1", server.port)
+    assert pool.request("PUT", "/big", {"host": "x"}, body)[0] == 200
+    assert server.requests == [("PUT", body)]
+
+
+@pytest.mark.parametrize("server", [False], indirect=True)
+def test_a_header_with_a_line_break_is_refused_before_anything_is_sent(server):
+    pool = Connections("http", "127.0.0.1", server.port)
+    with pytest.raises(ValueError):
+        pool.request("PUT", "/a", {"host": "x", "x-amz-meta-name": "a\r\nx-amz-acl: public-read"}, b"1")
+    assert server.requests == []
