@@ -198,6 +198,7 @@ class Dispatcher:
         self._startup_error: BaseException | None = None
         self._bus: Bus | None = None
         self._http = None   # an aiohttp.ClientSession while running
+        self._client_error: type[Exception] = Exception   # aiohttp.ClientError, once imported
         self._tracer = telemetry.tracer()
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -293,6 +294,7 @@ class Dispatcher:
             connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=30),
             timeout=aiohttp.ClientTimeout(total=self.timeout_s), auto_decompress=False, trust_env=False,
             cookie_jar=aiohttp.DummyCookieJar())   # one function's cookie never reaches the next
+        self._client_error = aiohttp.ClientError
         tasks: list[asyncio.Task] = []
         try:
             if self.manage_streams:
@@ -499,8 +501,6 @@ class Dispatcher:
                 return None, f"no credentials for the delivery: {type(exc).__name__}: {exc}"
             if token:
                 headers["authorization"] = f"Bearer {token}"
-            import aiohttp
-
             try:
                 async with self._http.post(sub.url, data=body, headers=headers, allow_redirects=False) as resp:
                     status, answer = resp.status, await resp.read()
@@ -508,7 +508,7 @@ class Dispatcher:
                 span.set_attribute("error.type", "timeout")
                 span.set_status(Status(StatusCode.ERROR, "timeout"))
                 return None, f"no answer within {self.timeout_s:g}s"
-            except aiohttp.ClientError as exc:
+            except self._client_error as exc:
                 span.set_attribute("error.type", type(exc).__name__)
                 span.set_status(Status(StatusCode.ERROR, "connection error"))
                 return None, f"connection error: {type(exc).__name__}: {exc}"

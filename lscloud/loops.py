@@ -13,13 +13,18 @@ import asyncio
 from typing import Callable
 
 
-def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
-    """A new event loop's maker: uvloop's when installed, else asyncio's."""
+def _uvloop():
     try:
         import uvloop
     except ImportError:
-        return asyncio.new_event_loop
-    return uvloop.new_event_loop
+        return None
+    return uvloop
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """A new event loop's maker: uvloop's when installed, else asyncio's."""
+    uvloop = _uvloop()
+    return asyncio.new_event_loop if uvloop is None else uvloop.new_event_loop
 
 
 def install() -> bool:
@@ -28,9 +33,8 @@ def install() -> bool:
 
     For a caller that does not take a loop factory (func-python calls ``asyncio.run`` itself);
     where the caller owns the runner, pass :func:`loop_factory` to ``asyncio.Runner`` instead."""
-    try:
-        import uvloop
-    except ImportError:
+    uvloop = _uvloop()
+    if uvloop is None:
         return False
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     return True

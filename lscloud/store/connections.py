@@ -110,13 +110,6 @@ class Connections:
             sock.close()
         return status, answer.headers, b"".join(answer.chunks)
 
-    def close(self) -> None:
-        """Close the idle connections (those in use close when their request ends, if not returned)."""
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for sock in idle:
-            sock.close()
-
     def _take(self) -> socket.socket:
         while True:
             with self._lock:

@@ -123,10 +123,11 @@ _IMMUTABLE = (str, int, float, bool, type(None), bytes)
 def _tree_copy(value: Any) -> Any:
     """A deep copy of an item's values: they are JSON-shaped (dicts, lists, strings, numbers), which
     this copies at a third of ``copy.deepcopy``'s cost; anything else goes to ``deepcopy``."""
-    if isinstance(value, dict):
+    kind = type(value)
+    if kind is dict:
         return {k: v if type(v) in _IMMUTABLE else _tree_copy(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if kind is list:
         return [v if type(v) in _IMMUTABLE else _tree_copy(v) for v in value]
-    if type(value) in _IMMUTABLE:
+    if kind in _IMMUTABLE:
         return value
-    return copy.deepcopy(value)
+    return copy.deepcopy(value)   # a dict or list subclass keeps its type, as deepcopy keeps it

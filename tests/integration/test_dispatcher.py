@@ -276,6 +276,19 @@ def test_a_slow_delivery_holds_up_only_later_events_of_its_own_record(settings, 
         ep.close()
 
 
+def test_a_delivery_unanswered_within_the_timeout_is_retried_then_dead_lettered(settings, bus, dispatcher_for):
+    ep = HoldingEndpoint(hold={"mute"})
+    try:
+        dispatcher_for([Subscription("mute", "all", [SUBMITTED], ep.url())], timeout_s=1, max_deliveries=2)
+        bus.publish(events.new_event(SUBMITTED, "/border", {"n": 1}, subject="mute"))
+        (letter,) = wait_for(lambda: read_dlq(settings) or None, "the dead letter", deadline_s=30)
+        assert letter["status"] is None and letter["error"] == "no answer within 1s"
+        assert letter["deliveries"] == 2 and ep.seen() == ["mute", "mute"]
+    finally:
+        ep.release.set()
+        ep.close()
+
+
 def test_deliveries_in_flight_are_bounded_per_subscription(settings, bus, dispatcher_for):
     """At most ``max_in_flight`` deliveries of one subscription are under way at once."""
     ep = HoldingEndpoint(hold={f"r{i}" for i in range(5)})

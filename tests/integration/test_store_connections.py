@@ -35,19 +35,24 @@ class _Server(socketserver.ThreadingTCPServer):
         return self.server_address[1]
 
 
+def _next_request(rfile) -> tuple[str, bytes] | None:
+    """The method and body of the next request on a connection (None: the client hung up)."""
+    line = rfile.readline()
+    if not line:
+        return None
+    length = 0
+    while (header := rfile.readline()) not in (b"\r\n", b""):
+        name, _, value = header.decode().partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    return line.split()[0].decode(), rfile.read(length)
+
+
 class _Handler(socketserver.StreamRequestHandler):
     def handle(self):
         self.server.accepted += 1
-        while True:
-            line = self.rfile.readline()
-            if not line:
-                return
-            length = 0
-            while (header := self.rfile.readline()) not in (b"\r\n", b""):
-                name, _, value = header.decode().partition(":")
-                if name.lower() == "content-length":
-                    length = int(value)
-            self.server.requests.append((line.split()[0].decode(), self.rfile.read(length)))
+        while (request := _next_request(self.rfile)) is not None:
+            self.server.requests.append(request)
             self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
             self.wfile.flush()
             if self.server.close_after_answer:
@@ -69,16 +74,12 @@ def test_one_kept_alive_connection_serves_one_request_after_another(server):
         status, headers, body = pool.request("GET", "/a", {"host": "x"}, None)
         assert (status, headers.get("content-length"), body) == (200, "2", b"ok")
     assert server.accepted == 1
-    pool.close()
 
 
 @pytest.mark.parametrize("server", [True], indirect=True)
 def test_a_connection_the_server_closed_while_idle_is_not_sent_on(server):
     pool = Connections("http", "127.0.0.1", server.port)
     assert pool.request("GET", "/a", {"host": "x"}, None)[0] == 200
-    deadline = time.monotonic() + 5
-    while server.accepted < 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
     time.sleep(0.1)   # the hang-up reaches the idle connection
     # a write sent on the dead connection would fail after it may have left (ambiguous for a
     # conditional write); it goes out on a new one and is answered
@@ -126,16 +127,7 @@ class _Scripted(socketserver.ThreadingTCPServer):
 class _ScriptedHandler(socketserver.StreamRequestHandler):
     def handle(self):
         self.server.accepted += 1
-        while self.server.answers:
-            line = self.rfile.readline()
-            if not line:
-                return
-            length = 0
-            while (header := self.rfile.readline()) not in (b"\r\n", b""):
-                name, _, value = header.decode().partition(":")
-                if name.lower() == "content-length":
-                    length = int(value)
-            self.rfile.read(length)
+        while self.server.answers and _next_request(self.rfile) is not None:
             raw, hang_up = self.server.answers.pop(0)
             self.wfile.write(raw)
             self.wfile.flush()
@@ -177,10 +169,8 @@ def test_bodies_sent_in_chunks_or_until_the_end_and_answers_without_a_body_are_r
 
 def test_an_answer_that_is_not_http_is_not_a_connection_failure(scripted):
     server = scripted((b"SSH-2.0-OpenSSH_9.6\r\n\r\n", True))
-    with pytest.raises(Exception) as bad:
+    with pytest.raises(http.client.HTTPException):   # may have landed: not NotSent, which is never raised so
         Connections("http", "127.0.0.1", server.server_address[1]).request("PUT", "/a", {"host": "x"}, b"1")
-    assert isinstance(bad.value, (OSError, http.client.HTTPException))
-    assert not isinstance(bad.value, NotSent)
 
 
 @pytest.mark.parametrize("server", [False], indirect=True)

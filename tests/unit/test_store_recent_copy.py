@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+from collections import OrderedDict
 
 from lscloud.store.recent import _tree_copy
 
@@ -23,3 +24,11 @@ def test_a_tree_copy_equals_a_deep_copy_and_shares_no_container():
     assert values["data"]["requests"]["create"]["tags"] == ["a", "b"]
     assert values["data"]["history"] == [{"to": "RECEIVED"}]
     assert values["data"]["seen"] == {1, 2} and values["data"]["pair"] == (1, [2])
+
+
+def test_a_dict_or_list_of_another_kind_keeps_its_kind():
+    values = {"order": OrderedDict(b=1, a=[2])}
+    twin = _tree_copy(values)
+    assert type(twin["order"]) is OrderedDict and twin == values
+    twin["order"]["a"].append(3)
+    assert values["order"]["a"] == [2]
