@@ -1,7 +1,7 @@
 """S3 requests on the wire: signed, retried where that is safe, one CLIENT span each.
 
 :class:`ObjectStore` makes its few S3 calls through :class:`S3Http` (connections kept alive by
-:mod:`lscloud.store.connections`, answers parsed by httptools, and :mod:`lscloud.store.sigv4`)
+:mod:`lscloud.connections`, answers parsed by httptools, and :mod:`lscloud.store.sigv4`)
 instead of boto3: a boto3 call cost a function 1.5–3 ms of CPU (request serialisation, the event
 system, endpoint rules, response parsing, OpenTelemetry's botocore span), this costs about a
 twentieth of that (measured against weed on the 2-core box, a recording span each: a GET
@@ -32,7 +32,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
 from . import sigv4
-from .connections import Connections, NotSent
+from ..connections import Connections, NotSent, default_ca_bundle
 
 MAX_ATTEMPTS = 3
 _RETRY_STATUS = frozenset((429, 500, 502, 503, 504))
@@ -69,14 +69,6 @@ class Reply:
         return str(self.status)
 
 
-def _default_ca_bundle() -> str | None:
-    try:
-        import certifi
-    except ImportError:  # the system's store, then
-        return None
-    return certifi.where()
-
-
 def _retry_later(attempt: int) -> None:
     # botocore's standard mode: a random wait below 1 s, then below 2 s
     time.sleep(random.random() * (2 ** (attempt - 1)))
@@ -99,7 +91,7 @@ class S3Http:
         self._sleep = sleep
         # over TLS the cluster's own CA signs the store's certificate; without one, the bundle botocore used
         self.connections = Connections(self.scheme, self.hostname, self.port, max_idle=max_pool, timeout_s=timeout_s,
-                                       ca_file=(ca_file or _default_ca_bundle()) if self.scheme == "https" else None)
+                                       ca_file=(ca_file or default_ca_bundle()) if self.scheme == "https" else None)
         self._span_attributes = {"rpc.system": "aws-api", "rpc.service": "S3", "cloud.region": region,
                                  "server.address": self.hostname, "server.port": self.port}
 

@@ -1,4 +1,4 @@
-"""The object store's transport (lscloud.store.connections) on real loopback sockets: connections
+"""The object store's transport (lscloud.connections) on real loopback sockets: connections
 are kept and reused, one the server closed while it sat idle is never sent on, and a connection
 that could not be made is told apart from a request that may have left."""
 
@@ -13,7 +13,7 @@ import time
 import pytest
 
 from lscloud.local.servers import free_port
-from lscloud.store.connections import Connections, NotSent
+from lscloud.connections import Connections, NotSent
 
 pytestmark = pytest.mark.integration
 

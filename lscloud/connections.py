@@ -1,6 +1,7 @@
-"""Kept-alive HTTP/1.1 connections to one endpoint, shared by threads: the object store's transport.
+"""Kept-alive HTTP/1.1 connections to one endpoint, shared by threads: the runtime's outbound transport.
 
-:class:`Connections` is what :class:`lscloud.store.s3http.S3Http` sends through. A request goes out
+:class:`Connections` is what :class:`lscloud.store.s3http.S3Http` sends through, and
+:class:`lscloud.http_client.Client` (a function's calls to its peers and to partners) per origin. A request goes out
 in one ``sendall`` and its answer is parsed by httptools (llhttp, in C). Before, urllib3's pool and
 ``http.client`` cost 0.29 ms of CPU per signed GET with its span, about half of it in the
 standard library's email-based header parsing and urllib3's wrappers; a function makes 3 to 24
@@ -29,6 +30,15 @@ import threading
 import httptools
 
 _RECV = 65536
+
+
+def default_ca_bundle() -> str | None:
+    """certifi's CA bundle (what botocore and httpx trusted), else ``None``: the system's store."""
+    try:
+        import certifi
+    except ImportError:
+        return None
+    return certifi.where()
 
 
 class NotSent(Exception):
@@ -165,11 +175,11 @@ def _read(sock: socket.socket, head: bool) -> tuple[int, _Answer, bool]:
             if answer.headers_done and "content-length" not in answer.headers \
                     and "transfer-encoding" not in answer.headers:
                 return answer.parser.get_status_code(), answer, False   # a body that ends with the connection
-            raise http.client.RemoteDisconnected("the store closed the connection before its answer ended")
+            raise http.client.RemoteDisconnected("the server closed the connection before its answer ended")
         try:
             answer.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            raise http.client.HTTPException("the store asked to switch protocols") from None
+            raise http.client.HTTPException("the server asked to switch protocols") from None
         except httptools.HttpParserError as exc:
             raise http.client.HTTPException(f"not an HTTP answer: {exc}") from None
     return answer.parser.get_status_code(), answer, answer.keep_alive
