@@ -1,0 +1,162 @@
+"""A function's outbound HTTP calls: to its peers, to partner banks, to a national registry.
+
+:class:`Client` is thread-safe and meant to be made once per process: it keeps a
+:class:`lscloud.connections.Connections` pool per origin (``scheme://host:port``), so a call reuses
+a kept-alive connection and its answer is parsed by httptools. httpx, which these calls used
+before, cost about as much CPU per call as the rest of a soft-ATM webhook's work.
+
+What a caller can rely on:
+
+- each call is one CLIENT span named after its method (OpenTelemetry's HTTP client conventions:
+  ``http.request.method``, ``server.address``, ``server.port``, ``http.response.status_code``,
+  ``error.type``), and carries ``traceparent`` so the callee's spans join the caller's trace. The
+  span holds ``url.template`` when the caller gives one and ``url.full`` only when asked
+  (``record_url=True``): a path may hold a citizen's number, a webhook's query a partner's token;
+- redirects are not followed and no cookie is kept: an answer is the callee's own;
+- a call that gets no answer raises :class:`NoAnswer` (``timed_out`` says whether the time ran
+  out, ``maybe_sent`` whether the request may have reached the callee). A call whose method is
+  idempotent is tried once more when a kept-alive connection turns out to have been closed by the
+  other end; a POST never is (the caller's retry and the callee's idempotency decide);
+- a URL that is not ``http(s)://host[:port]/...`` (or holds a space, a control character or a character that is not ASCII: a caller percent-encodes), or a header holding a line break, raises
+  ``ValueError`` before anything is sent.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import socket
+import threading
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+from opentelemetry.trace import SpanKind, StatusCode
+
+from . import telemetry
+from .connections import Connections, NotSent, default_ca_bundle
+
+_IDEMPOTENT = frozenset(("GET", "HEAD", "PUT", "DELETE", "OPTIONS"))
+_UNSAFE = re.compile(r"[\x00-\x20\x7f]")
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+
+
+class NoAnswer(Exception):
+    """The callee did not answer. ``timed_out``: the time ran out; ``maybe_sent``: the request
+    may have reached it (so a non-idempotent call may have been acted on)."""
+
+    def __init__(self, message: str, *, timed_out: bool = False, maybe_sent: bool = True):
+        super().__init__(message)
+        self.timed_out, self.maybe_sent = timed_out, maybe_sent
+
+
+class Response:
+    """One answer: ``status_code``, ``headers`` (lower-case names), ``content`` (bytes)."""
+
+    __slots__ = ("status_code", "headers", "content")
+
+    def __init__(self, status_code: int, headers: Mapping[str, str], content: bytes):
+        self.status_code, self.headers, self.content = status_code, headers, content
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        """The header ``name``, whatever its case."""
+        return self.headers.get(name.lower(), default)
+
+    def json(self) -> Any:
+        """The body as JSON; ``ValueError`` when it is not."""
+        return json.loads(self.content)
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+
+class Client:
+    """Outbound calls over kept-alive connections, one pool per origin (see the module docstring).
+    ``headers`` are sent with every call; ``timeout_s`` bounds the connection and each wait for
+    the answer's bytes."""
+
+    def __init__(self, *, timeout_s: float = 5.0, headers: Mapping[str, str] | None = None,
+                 max_idle: int = 16, ca_file: str | None = None):
+        self.timeout_s, self.max_idle = timeout_s, max_idle
+        self.headers = {k.lower(): v for k, v in (headers or {}).items()}
+        self.ca_file = ca_file
+        self._pools: dict[tuple[str, str, int], Connections] = {}
+        self._lock = threading.Lock()
+
+    def get(self, url: str, **kwargs) -> Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, body: bytes | None = None, **kwargs) -> Response:
+        return self.request("POST", url, body=body, **kwargs)
+
+    def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None, body: bytes | None = None,
+                url_template: str | None = None, record_url: bool = False) -> Response:
+        """Send ``method url`` and read its whole answer, whatever its status (see the module
+        docstring for the span, the retry and what is raised)."""
+        if _UNSAFE.search(url) or not url.isascii():   # urlsplit would quietly drop a line break
+            raise ValueError("a URL holds a space, a control character or a character that is not ASCII")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("not an http(s) URL")
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:   # a port that is not a number, or out of range
+            raise ValueError("not an http(s) URL") from None
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        default_port = parts.port is None or (parts.scheme, parts.port) in (("http", 80), ("https", 443))
+        sent = dict(self.headers)
+        sent["host"] = parts.hostname if default_port else f"{parts.hostname}:{port}"
+        for name, value in (headers or {}).items():
+            sent[name.lower()] = value
+        attributes = {"http.request.method": method, "server.address": parts.hostname, "server.port": port}
+        if url_template:
+            attributes["url.template"] = url_template
+        if record_url:
+            attributes["url.full"] = url
+        pool = self._pool(parts.scheme, parts.hostname, port)
+        with telemetry.tracer().start_as_current_span(method, kind=SpanKind.CLIENT, attributes=attributes,
+                                                      record_exception=False, set_status_on_exception=False) as span:
+            telemetry.inject(sent)
+            try:
+                status, answer_headers, content = self._send(pool, method, target, sent, body)
+            except NoAnswer as exc:
+                cause = exc.__cause__ or exc
+                span.set_attribute("error.type", cause.__class__.__name__)
+                span.set_status(StatusCode.ERROR, str(exc))
+                raise
+            span.set_attribute("http.response.status_code", status)
+            if status >= 400:   # the client's view: any 4xx or 5xx answer is an error of the call
+                span.set_attribute("error.type", str(status))
+                span.set_status(StatusCode.ERROR)
+        return Response(status, answer_headers, content)
+
+    def _send(self, pool: Connections, method: str, target: str, headers: dict, body: bytes | None):
+        attempts = 2 if method in _IDEMPOTENT else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return pool.request(method, target, headers, body)
+            except NotSent as exc:
+                timed_out = isinstance(exc.__cause__, TimeoutError)
+                raise NoAnswer(f"no connection: {exc}", timed_out=timed_out, maybe_sent=False) from exc
+            except _STALE as exc:
+                if attempt < attempts:
+                    continue   # a kept-alive connection the other end had closed: once more, on a new one
+                raise NoAnswer(f"the connection broke: {exc.__class__.__name__}") from exc
+            except TimeoutError as exc:
+                raise NoAnswer("no answer in time", timed_out=True) from exc
+            except (OSError, http.client.HTTPException) as exc:
+                raise NoAnswer(f"no usable answer: {exc.__class__.__name__}") from exc
+        raise AssertionError("unreachable")   # pragma: no cover
+
+    def _pool(self, scheme: str, hostname: str, port: int) -> Connections:
+        key = (scheme, hostname, port)
+        pool = self._pools.get(key)
+        if pool is None:
+            with self._lock:
+                pool = self._pools.get(key)
+                if pool is None:
+                    ca_file = (self.ca_file or default_ca_bundle()) if scheme == "https" else None
+                    pool = self._pools[key] = Connections(scheme, hostname, port, max_idle=self.max_idle,
+                                                          timeout_s=self.timeout_s, ca_file=ca_file)
+        return pool

@@ -1,0 +1,208 @@
+"""A function's outbound client (lscloud.http_client) against real loopback servers: answers read
+whole, one kept-alive connection per origin, a CLIENT span carrying the trace to the callee and no
+URL it was not asked to show, the retry only an idempotent call gets, and no answer told apart
+from an answer."""
+
+from __future__ import annotations
+
+import socket
+import socketserver
+import threading
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from lscloud import http_client, telemetry
+from lscloud.local.servers import free_port
+
+pytestmark = pytest.mark.integration
+
+
+class _Server(socketserver.ThreadingTCPServer):
+    """Answers each request with what ``answer(method, path, headers, body)`` returns (raw bytes, or
+    None: hang up without answering); records each request and counts connections."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, answer):
+        self.answer, self.accepted, self.requests = answer, 0, []
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    def handle(self):
+        with self.server.lock:
+            self.server.accepted += 1
+        while line := self.rfile.readline():
+            headers = {}
+            while (h := self.rfile.readline()) not in (b"\r\n", b""):
+                name, _, value = h.decode().partition(":")
+                headers[name.strip().lower()] = value.strip()
+            body = self.rfile.read(int(headers.get("content-length", 0)))
+            method, path = line.decode().split()[:2]
+            with self.server.lock:
+                self.server.requests.append((method, path, headers, body))
+            raw = self.server.answer(method, path, headers, body)
+            if raw is None:
+                return
+            self.wfile.write(raw)
+            self.wfile.flush()
+
+
+def _ok(body: bytes, *extra: str) -> bytes:
+    head = "".join(f"{h}\r\n" for h in extra)
+    return f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+@pytest.fixture
+def serve():
+    servers = []
+
+    def start(answer):
+        servers.append(_Server(answer))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+
+
+def test_answers_are_read_whole_over_one_kept_alive_connection(serve):
+    server = serve(lambda m, p, h, b: _ok(b'{"path": "%s", "body": "%s"}' % (p.encode(), b), "ETag: \"v1\""))
+    client = http_client.Client(headers={"Accept": "application/json", "User-Agent": "lscloud-test"})
+    r = client.get(server.url + "/v1/units/20?x=1", headers={"user-agent": "mine"})
+    assert (r.status_code, r.json(), r.header("ETag"), r.headers["etag"]) == (200, {"path": "/v1/units/20?x=1", "body": ""}, '"v1"', '"v1"')
+    assert client.post(server.url + "/hooks", b"abc").json() == {"path": "/hooks", "body": "abc"}
+    assert client.request("PUT", server.url + "/a", body=b"").status_code == 200
+    assert server.accepted == 1
+    (_, _, first, _), (_, _, second, _), (put_method, _, put, _) = server.requests
+    host = server.url.removeprefix("http://")
+    assert (first["host"], first["accept"], first["user-agent"]) == (host, "application/json", "mine")
+    assert (second["user-agent"], second["content-length"]) == ("lscloud-test", "3")
+    assert (put_method, put["content-length"]) == ("PUT", "0")
+
+
+def test_threads_share_the_client_and_each_gets_its_own_answer(serve):
+    server = serve(lambda m, p, h, b: _ok(p.encode()))
+    client = http_client.Client()
+    wrong = []
+
+    def work(n):
+        for i in range(40):
+            path = f"/t{n}/{i}"
+            if client.get(server.url + path).content != path.encode():
+                wrong.append(path)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == [] and len(server.requests) == 320
+    assert server.accepted <= 8 + 1   # connections are kept: at most one per thread at a time (and a spare)
+
+
+def test_redirects_are_answers_not_followed(serve):
+    server = serve(lambda m, p, h, b: b"HTTP/1.1 302 Found\r\nLocation: http://example.invalid/\r\nContent-Length: 0\r\n\r\n")
+    r = http_client.Client().post(server.url + "/hooks", b"{}")
+    assert (r.status_code, r.header("location"), len(server.requests)) == (302, "http://example.invalid/", 1)
+
+
+def test_each_call_is_a_client_span_that_carries_the_trace_and_shows_no_url_unless_asked(serve):
+    server = serve(lambda m, p, h, b: _ok(b"{}") if p != "/missing" else
+                   b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+    exporter = InMemorySpanExporter()
+    telemetry.use_span_exporter(exporter)
+    client = http_client.Client()
+    with telemetry.tracer().start_as_current_span("request") as parent:
+        client.get(server.url + "/citizens/020095001234?token=s3cr3t", url_template="/citizens/{id_number}")
+        client.get(server.url + "/v1/units/20", record_url=True)
+        client.get(server.url + "/missing")
+    spans = [s for s in exporter.get_finished_spans() if s.kind == trace.SpanKind.CLIENT and s.name == "GET"][-3:]
+    hidden, shown, missing = spans
+    trace_id = parent.get_span_context().trace_id
+    for span, (_, _, headers, _) in zip(spans, server.requests):
+        assert span.context.trace_id == trace_id and span.parent.span_id == parent.get_span_context().span_id
+        # the callee's server span becomes this span's child
+        assert headers["traceparent"][:-3] == f"00-{trace_id:032x}-{span.context.span_id:016x}"
+        assert (span.attributes["http.request.method"], span.attributes["server.address"]) == ("GET", "127.0.0.1")
+        assert span.attributes["server.port"] == int(server.url.rsplit(":", 1)[1])
+    assert "url.full" not in hidden.attributes and hidden.attributes["url.template"] == "/citizens/{id_number}"
+    assert not any("020095001234" in str(v) or "s3cr3t" in str(v) for v in hidden.attributes.values())
+    assert shown.attributes["url.full"] == server.url + "/v1/units/20"
+    assert shown.attributes["http.response.status_code"] == 200 and shown.status.is_ok
+    assert (missing.attributes["http.response.status_code"], missing.attributes["error.type"]) == (404, "404")
+    assert not missing.status.is_ok
+
+
+def test_an_idempotent_call_cut_off_is_tried_once_more_and_a_post_never(serve):
+    server = serve(lambda m, p, h, b: None)   # reads the request, hangs up without a word
+    client = http_client.Client()
+    with pytest.raises(http_client.NoAnswer) as cut:
+        client.get(server.url + "/a")
+    assert cut.value.maybe_sent and not cut.value.timed_out
+    assert [r[0] for r in server.requests] == ["GET", "GET"]   # the second on a new connection
+    del server.requests[:]
+    with pytest.raises(http_client.NoAnswer) as cut:
+        client.post(server.url + "/withdrawals", b"{}")
+    assert cut.value.maybe_sent   # it may have been acted on: the caller's idempotency decides
+    assert [r[0] for r in server.requests] == ["POST"]
+
+
+def test_a_callee_that_does_not_answer_in_time_times_out(serve):
+    hold = threading.Event()
+    server = serve(lambda m, p, h, b: hold.wait(5) and None)
+    try:
+        with pytest.raises(http_client.NoAnswer) as late:
+            http_client.Client(timeout_s=0.3).post(server.url + "/slow", b"{}")
+        assert late.value.timed_out and late.value.maybe_sent
+    finally:
+        hold.set()
+
+
+def test_no_connection_means_not_sent():
+    with pytest.raises(http_client.NoAnswer) as refused:
+        http_client.Client(timeout_s=1).post(f"http://127.0.0.1:{free_port()}/x", b"{}")
+    assert not refused.value.maybe_sent and not refused.value.timed_out
+    assert isinstance(refused.value.__cause__.__cause__, ConnectionRefusedError)
+
+
+def test_what_cannot_be_a_request_is_refused_before_anything_is_sent(serve):
+    server = serve(lambda m, p, h, b: _ok(b"{}"))
+    client = http_client.Client()
+    for url in ("ftp://127.0.0.1/x", "/relative", "http:///nohost", server.url + ":99999/x", "http://127.0.0.1:port/",
+                server.url + "/Lạng Sơn", server.url + "/café"):
+        with pytest.raises(ValueError):
+            client.get(url)
+    with pytest.raises(ValueError):
+        client.get(server.url + "/a", headers={"x-note": "a\r\nx-admin: 1"})
+    with pytest.raises(ValueError):
+        client.get(server.url + "/\r\nx-admin: 1")
+    assert server.requests == []
+
+
+def test_an_answer_that_is_not_json_says_so(serve):
+    server = serve(lambda m, p, h, b: _ok(b"<html>"))
+    with pytest.raises(ValueError):
+        http_client.Client().get(server.url + "/").json()
+
+
+def test_a_socket_left_listening_without_accepting_times_out_as_not_answered():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    try:   # the kernel completes the handshake; nobody ever reads
+        with pytest.raises(http_client.NoAnswer) as late:
+            http_client.Client(timeout_s=0.3).get(f"http://127.0.0.1:{listener.getsockname()[1]}/")
+        assert late.value.timed_out
+    finally:
+        listener.close()
