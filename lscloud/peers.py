@@ -32,10 +32,7 @@ import threading
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-from opentelemetry.trace import SpanKind
-
-from . import config, freshness, telemetry
+from . import config, freshness, http_client
 
 
 class PeerError(RuntimeError):
@@ -90,11 +87,10 @@ def fresh_for(cache_control: str | None, cap_s: float) -> float:
 class PeerClient:
     """GET JSON from peers through a small per-process ETag cache (see the module docstring)."""
 
-    def __init__(self, settings: config.Settings, *, timeout_s: float = 3.0, max_entries: int = 256,
-                 transport: httpx.BaseTransport | None = None):
+    def __init__(self, settings: config.Settings, *, timeout_s: float = 3.0, max_entries: int = 256):
         self.settings = settings
-        self._client = httpx.Client(timeout=timeout_s, trust_env=False, transport=transport,
-                                    headers={"Accept": "application/json", "User-Agent": f"lscloud-{settings.service}"})
+        self._client = http_client.Client(timeout_s=timeout_s, headers={
+            "Accept": "application/json", "User-Agent": f"lscloud-{settings.service}"})
         # url -> (etag, body): the runtime's one mechanism for reference data in memory
         # a peer too slow to revalidate answers from what it said last, for a minute at most
         self._cache = freshness.Revalidating(max_entries, stale_if_error=(PeerUnavailable,), max_stale_s=60.0)
@@ -127,19 +123,13 @@ class PeerClient:
         headers = {"If-None-Match": etag} if etag else {}
         if authorization:
             headers["Authorization"] = authorization
-        # a CLIENT span, and traceparent so the peer's spans join this request's trace
-        with telemetry.tracer().start_as_current_span("GET", kind=SpanKind.CLIENT, attributes={
-                "http.request.method": "GET", "url.full": url, "server.address": name}) as span:
-            telemetry.inject(headers)
-            try:
-                resp = self._client.get(url, headers=headers)
-            except httpx.InvalidURL:  # a path not built with path(): nothing can live there
-                raise PeerNotFound(f"{name}: not a valid path") from None
-            except httpx.HTTPError as exc:
-                span.set_attribute("error.type", exc.__class__.__name__)
-                raise PeerUnavailable(f"{name} did not answer: {exc.__class__.__name__}") from None
-            span.set_attribute("http.response.status_code", resp.status_code)
-        fresh = fresh_for(resp.headers.get("Cache-Control"), self.fresh_cap_s)
+        try:   # a CLIENT span, and traceparent so the peer's spans join this request's trace
+            resp = self._client.get(url, headers=headers, record_url=True)
+        except ValueError:   # a path not built with path(): nothing can live there
+            raise PeerNotFound(f"{name}: not a valid path") from None
+        except http_client.NoAnswer as exc:
+            raise PeerUnavailable(f"{name} did not answer: {exc.__cause__.__class__.__name__}") from None
+        fresh = fresh_for(resp.header("Cache-Control"), self.fresh_cap_s)
         if resp.status_code == 304 and etag:
             return etag, freshness.NOT_MODIFIED, fresh
         if resp.status_code in (400, 404, 410, 422):
@@ -155,10 +145,7 @@ class PeerClient:
         except ValueError:
             raise PeerError(f"{name} answered non-JSON for {path}") from None
         # the caller's own view is never shared with another caller; no ETag, nothing to revalidate
-        return (None if authorization else resp.headers.get("ETag")), body, fresh
-
-    def close(self) -> None:
-        self._client.close()
+        return (None if authorization else resp.header("ETag")), body, fresh
 
 
 _clients: dict[tuple[str, str], PeerClient] = {}

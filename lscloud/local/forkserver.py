@@ -47,9 +47,8 @@ PRELOAD = (
     "lscloud.aggregate", "lscloud.idempotency", "lscloud.wsgi_bridge", "jsonschema", "yaml",
     "opentelemetry.sdk.trace", "opentelemetry.sdk.metrics", "lscloud.web.instrumentation",
     "lscloud.store.s3http", "httptools",
-    # what most functions' apps import as they are built: the peers' HTTP client (httpcore imports
-    # its sync backend, and trio where installed, on the first client)
-    "lscloud.peers", "httpx", "httpcore", "httpcore._sync.connection_pool",
+    # what most functions' apps import as they are built: the peers' client
+    "lscloud.peers", "lscloud.http_client",
 )
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_NAME = 15

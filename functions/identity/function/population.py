@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Protocol, runtime_checkable
 
-import httpx
-
+from lscloud import http_client
 from lscloud.config import ConfigError
 
 
@@ -84,23 +83,23 @@ class StoreRegistry:
 class HttpRegistry:
     """The national database's verification endpoint (or a provincial gateway in front of it)."""
 
-    def __init__(self, base_url: str, token: str, *, timeout_s: float = 3.0,
-                 transport: httpx.BaseTransport | None = None):
+    def __init__(self, base_url: str, token: str, *, timeout_s: float = 3.0):
         if not re.match(r"^https?://[^/\s]+", base_url or ""):
             raise ValueError(f"IDENTITY_REGISTRY_URL must be an http(s) URL, got {base_url!r}")
         self.base_url = base_url.rstrip("/")
-        self._client = httpx.Client(timeout=timeout_s, trust_env=False, transport=transport,
-                                    headers={"Accept": "application/json", "Authorization": f"Bearer {token}",
-                                             "User-Agent": "lscloud-identity"})
+        self._client = http_client.Client(timeout_s=timeout_s, headers={
+            "Accept": "application/json", "Authorization": f"Bearer {token}", "User-Agent": "lscloud-identity"})
 
     def lookup(self, id_number: str) -> Citizen | None:
         url = f"{self.base_url}/citizens/{_checked(id_number)}"
         try:
-            resp = self._client.get(url)
-        except httpx.TimeoutException:
-            raise RegistryUnavailable("the population registry did not answer in time") from None
-        except httpx.HTTPError as exc:
-            raise RegistryUnavailable(f"the population registry is unreachable ({exc.__class__.__name__})") from None
+            # the span's URL is the template: the path holds the citizen's number
+            resp = self._client.get(url, url_template="/citizens/{id_number}")
+        except http_client.NoAnswer as exc:
+            if exc.timed_out:
+                raise RegistryUnavailable("the population registry did not answer in time") from None
+            cause = exc.__cause__ or exc
+            raise RegistryUnavailable(f"the population registry is unreachable ({cause.__class__.__name__})") from None
         if resp.status_code == 404:
             return None
         if resp.status_code in (401, 403):
@@ -118,9 +117,6 @@ class HttpRegistry:
         if citizen.id_number != id_number:
             raise RegistryError("the population registry answered a record for another number")
         return citizen
-
-    def close(self) -> None:
-        self._client.close()
 
 
 def registry_for(settings, options) -> PopulationRegistry:

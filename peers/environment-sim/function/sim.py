@@ -18,9 +18,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 
-import httpx
-
-from lscloud import config, devices, peers
+from lscloud import config, devices, http_client, peers
 from lscloud.auth import dev_keys, issue_token
 
 from .stations import STATIONS, reading
@@ -73,7 +71,7 @@ class Feeder:
         self._stop = threading.Event()
         self._mqtt: dict[str, object] = {}
         self._tokens: dict[str, tuple[float, str]] = {}
-        self.http = httpx.Client(timeout=20, trust_env=False)
+        self.http = http_client.Client(timeout_s=20)
 
     def start(self) -> "Feeder":
         threading.Thread(target=self._run, name="environment-sim", daemon=True).start()
@@ -98,8 +96,9 @@ class Feeder:
     def post(self, station: dict, items: list[dict]) -> bool:
         url = peers.peer_url("environment", self.settings) + f"/v1/stations/{station['id']}/observations"
         try:
-            r = self.http.post(url, json=items, headers={"Authorization": f"Bearer {self._token(station)}"})
-        except httpx.HTTPError:
+            r = self.http.post(url, json.dumps(items).encode(), headers={
+                "Authorization": f"Bearer {self._token(station)}", "Content-Type": "application/json"})
+        except http_client.NoAnswer:
             self.sent[station["id"]]["errors"] += 1
             return False
         ok = r.status_code == 200
@@ -134,7 +133,7 @@ class Feeder:
             try:
                 if self.http.get(url).status_code == 200:
                     return
-            except httpx.HTTPError:
+            except http_client.NoAnswer:
                 pass
             self._stop.wait(2)
 

@@ -17,9 +17,7 @@ import queue
 import threading
 import time
 
-import httpx
-
-from lscloud import peers
+from lscloud import http_client, peers
 from lscloud.store import ConditionalCheckFailed
 from lscloud.store.recent import RecentItems
 
@@ -41,7 +39,7 @@ class Worker:
     def __init__(self, settings):
         self.settings = settings
         self.q: queue.Queue[str] = queue.Queue()
-        self.http = httpx.Client(timeout=10, trust_env=False)
+        self.http = http_client.Client(timeout_s=10)
         self.busy: set[str] = set()
         self.again: set[str] = set()    # work that came for a transfer while it was busy
         self.failed: set[str] = set()   # work that failed: tried again after RETRY_S
@@ -87,13 +85,13 @@ class Worker:
         out = refresh_and_reconcile(self, day)
         log.info("reconciled %s: HTTP %s, %s transfer(s)", day, out["status"], out["submitted"])
 
-    def call(self, method: str, path: str, body: dict | None = None) -> httpx.Response:
+    def call(self, method: str, path: str, body: dict | None = None) -> http_client.Response:
         """A signed call to the soft ATM (``path`` as the function sees it: a gateway strips its own prefix)."""
         raw = b"" if body is None else json.dumps(body).encode()
         h = signing.signed_headers(self.settings, method, path, raw)
         if raw:
             h["Content-Type"] = "application/json"
-        return self.http.request(method, peers.peer_url("softatm", self.settings) + path, content=raw or None, headers=h)
+        return self.http.request(method, peers.peer_url("softatm", self.settings) + path, body=raw or None, headers=h)
 
     def submit(self, tid: str, item: Record) -> None:
         """Queue the work on ``tid``; ``item`` is its record as just written (the worker starts from
@@ -168,7 +166,7 @@ class Worker:
         ok = books.hold(d["account"], tid, d["amount_vnd"])
         path = f"/v1/bank/withdrawals/{tid}/{'reserve' if ok else 'reject'}"
         r = self.call("POST", path, {"bank_reference": f"SIM-{tid}"} if ok else {"reason": "insufficient funds"})
-        if r.status_code >= 500 or r.status_code in (401, 429) or "Retry-After" in r.headers:
+        if r.status_code >= 500 or r.status_code in (401, 429) or r.header("Retry-After") is not None:
             raise RuntimeError(f"{path}: {r.status_code}")   # keep the hold; the rescan tries again
         if r.status_code != 200 and ok:
             # refused: expired or aborted meanwhile (release the hold) — unless our reservation
