@@ -271,13 +271,43 @@ def preload(settings) -> None:
 _LEEWAY_S = 30   # clock skew allowed on a bearer token's exp and iat
 
 VERIFIED_FRESH_S = 60.0
-"""How long a verified bearer token is taken as verified (its expiry is still checked at each use)."""
+"""How long a verified token is taken as verified (its expiry is still checked at each use)."""
 
-# bearer tokens this replica verified lately: a client sends the same token with every request, and
-# its signature check (PyJWT, ECDSA) is ~0.13 ms of CPU. Keyed by the token's SHA-256 and the
-# settings it was checked against, so no token is kept and another issuer, audience or key set
-# verifies it afresh; bounded, so a flood of distinct tokens costs memory for 4,096 at most.
-_VERIFIED: LRU[tuple, tuple[Principal, int, float]] = LRU(4096)
+
+class _Verified:
+    """Tokens this replica verified lately: a client sends the same token with every request (and
+    Knative's sender the same OIDC token with every delivery), and a signature check (PyJWT, ECDSA)
+    is ~0.13 ms of CPU. Keyed by the token's SHA-256 and the settings it was checked against, so no
+    token is kept and another issuer, audience or key set verifies it afresh; bounded, so a flood of
+    distinct tokens costs memory for 4,096 at most. A refusal is never remembered."""
+
+    def __init__(self, size: int = 4096):
+        self._lru: LRU[tuple, tuple[Principal, int, float]] = LRU(size)
+
+    def check(self, token: str, against: tuple, verify: Callable[[], tuple[Principal, int]],
+              expired: Callable[[], Problem]) -> Principal:
+        """The principal of ``token``: remembered if verified against ``against`` in the last
+        :data:`VERIFIED_FRESH_S` seconds and not expired, else ``verify()`` (``(principal, exp)``)."""
+        remembered = (hashlib.sha256(token.encode()).digest(), *against)
+        hit = self._lru.get(remembered)
+        now = time.time()
+        if hit is not None:
+            who, exp, fresh_until = hit
+            if now < fresh_until:
+                if exp <= now - _LEEWAY_S:   # as PyJWT decides it
+                    raise expired()
+                return who
+            self._lru.pop(remembered)
+        who, exp = verify()
+        self._lru.put(remembered, (who, exp, now + VERIFIED_FRESH_S))
+        return who
+
+    def __iter__(self):
+        """The keys held (hashes and settings, never a token): for tests."""
+        return iter(self._lru)
+
+
+_VERIFIED = _Verified()
 
 
 def verify_token(token: str, settings) -> Principal:
@@ -292,21 +322,9 @@ def verify_token(token: str, settings) -> Principal:
     A token this replica verified in the last :data:`VERIFIED_FRESH_S` seconds against the same
     settings is not checked again, except for its expiry, which is checked at every use.
     """
-    remembered = (hashlib.sha256(token.encode()).digest(), settings.jwt_public_key, settings.jwt_jwks_url,
-                  settings.jwt_issuer, settings.jwt_audience, tuple(settings.jwt_algorithms),
-                  settings.jwt_max_lifetime_s)
-    hit = _VERIFIED.get(remembered)
-    now = time.time()
-    if hit is not None:
-        who, exp, fresh_until = hit
-        if now < fresh_until:
-            if exp <= now - _LEEWAY_S:   # as PyJWT decides it
-                raise _expired()
-            return who
-        _VERIFIED.pop(remembered)
-    who, exp = _verify_token(token, settings)
-    _VERIFIED.put(remembered, (who, exp, now + VERIFIED_FRESH_S))
-    return who
+    against = ("bearer", settings.jwt_public_key, settings.jwt_jwks_url, settings.jwt_issuer, settings.jwt_audience,
+               tuple(settings.jwt_algorithms), settings.jwt_max_lifetime_s)
+    return _VERIFIED.check(token, against, lambda: _verify_token(token, settings), _expired)
 
 
 def _expired() -> Problem:
@@ -567,7 +585,21 @@ def _refused_delivery(kind: str, detail: str, detail_vi: str, status: int = 401)
 def verify_delivery_token(token: str, settings) -> Principal:
     """Verify an event delivery token against ``settings.events_*``; raise 401 (403: a subject not
     allowed) :class:`Problem` saying what is wrong. Issuer, audience, ``exp`` and ``sub`` are
-    required, 30 s leeway for clock skew; the token itself never appears in the problem."""
+    required, 30 s leeway for clock skew; the token itself never appears in the problem.
+
+    Knative's sender presents one OIDC token for as long as it lives, and the local dispatcher one
+    per subscriber until it nears expiry: a token verified in the last :data:`VERIFIED_FRESH_S`
+    seconds against the same settings is not checked again, except for its expiry."""
+    against = ("delivery", settings.env, settings.state_dir if settings.env == "local" else None,
+               settings.events_public_key, settings.events_jwks_url, settings.events_jwks_ca_file,
+               settings.events_issuer, events_audience(settings), tuple(settings.events_subjects))
+    return _VERIFIED.check(token, against, lambda: _verify_delivery_token(token, settings),
+                           lambda: _refused_delivery("token-expired", "The delivery token has expired.",
+                                                     "Mã xác thực của nơi gửi sự kiện đã hết hạn."))
+
+
+def _verify_delivery_token(token: str, settings) -> tuple[Principal, int]:
+    """:func:`verify_delivery_token`'s full check: the sender and the token's ``exp``."""
     import jwt
 
     def bad(detail: str, detail_vi: str = "Mã xác thực của nơi gửi sự kiện không hợp lệ.") -> Problem:
@@ -586,7 +618,7 @@ def verify_delivery_token(token: str, settings) -> Principal:
             continue
         try:
             claims = jwt.decode(token, key, algorithms=algorithms, issuer=settings.events_issuer, audience=audience,
-                                leeway=30, options={"require": ["exp", "iss", "aud", "sub"]})
+                                leeway=_LEEWAY_S, options={"require": ["exp", "iss", "aud", "sub"]})
         except jwt.ExpiredSignatureError:
             raise _refused_delivery("token-expired", "The delivery token has expired.",
                                     "Mã xác thực của nơi gửi sự kiện đã hết hạn.") from None
@@ -606,7 +638,7 @@ def verify_delivery_token(token: str, settings) -> Principal:
         if not subject_allowed(subject, settings.events_subjects):
             raise _refused_delivery("sender-not-allowed", f"Subject {subject!r} may not deliver events here.",
                                     "Nơi gửi này không được phép gửi sự kiện tới chức năng.", status=403)
-        return Principal(sub=subject, role=EVENTING)
+        return Principal(sub=subject, role=EVENTING), int(claims["exp"])
     raise bad("The delivery token's signature does not verify." if last is not None
               else "No key is configured that could verify this delivery token.")
 
