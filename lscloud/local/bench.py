@@ -804,6 +804,9 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
                     raise BenchError(f"cash delivery failed: {r.status_code} {r.text[:200]}")
         counter = iter(range(10 ** 9))
         lock = threading.Lock()
+        # a teller signs in once for the shift, not once per customer
+        tellers = {p: {"Authorization": "Bearer " + issue_token(private, f"t-{p}", "teller", unit=p, ttl_s=7200)}
+                   for p in points}
 
         def transfer_call():
             client = httpx.Client(trust_env=False, timeout=30.0)
@@ -812,7 +815,7 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
                 with lock:
                     i = next(counter)
                 p = points[i % len(points)]
-                teller = {"Authorization": "Bearer " + issue_token(private, f"t-{p}", "teller", unit=p, ttl_s=7200)}
+                teller = tellers[p]
                 tid = f"b{run}{i:07d}"
                 r = client.post(f"{gw}/softatm/v1/withdrawals", headers=teller, json={
                     "id": tid, "bank": "simbank", "amount_vnd": 100_000, "account": f"99{1 + i % 20:08d}",
