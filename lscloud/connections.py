@@ -95,13 +95,14 @@ class Connections:
         self._idle: list[socket.socket] = []
         self._lock = threading.Lock()
 
-    def request(self, method: str, target: str, headers: dict[str, str], body: bytes | None) \
-            -> tuple[int, dict[str, str], bytes]:
+    def request(self, method: str, target: str, headers: dict[str, str], body: bytes | None,
+                max_answer_bytes: int | None = None) -> tuple[int, dict[str, str], bytes]:
         """Send one request and read its whole answer: (status, headers with lower-case names,
         body). ``headers`` must hold ``host``; ``content-length`` is added. Raises
         :class:`NotSent` when no connection could be made, ``OSError`` when the exchange failed
-        after that, ``http.client.HTTPException`` when the answer is not HTTP; ``ValueError``,
-        before anything is sent, for a header holding a line break."""
+        after that, ``http.client.HTTPException`` when the answer is not HTTP or its body is longer
+        than ``max_answer_bytes``; ``ValueError``, before anything is sent, for a header holding a
+        line break."""
         head = _head(method, target, headers, body)
         sock = self._take()
         try:
@@ -110,7 +111,7 @@ class Connections:
                 sock.sendall(body)
             else:
                 sock.sendall(head + body if body else head)
-            status, answer, keep_alive = _read(sock, head=method == "HEAD")
+            status, answer, keep_alive = _read(sock, method == "HEAD", max_answer_bytes)
         except BaseException:
             sock.close()
             raise
@@ -165,12 +166,17 @@ def _head(method: str, target: str, headers: dict[str, str], body: bytes | None)
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def _read(sock: socket.socket, head: bool) -> tuple[int, _Answer, bool]:
+def _read(sock: socket.socket, head: bool, max_bytes: int | None = None) -> tuple[int, _Answer, bool]:
     """One answer from ``sock``: (status, its headers and body, whether the connection may be reused).
-    An answer to HEAD ends with its headers, whatever length they announce."""
+    An answer to HEAD ends with its headers, whatever length they announce. More than ``max_bytes``
+    read raises ``http.client.HTTPException`` (the connection is then closed by the caller)."""
     answer = _Answer()
+    received = 0
     while not (answer.done or (head and answer.headers_done)):
         data = sock.recv(_RECV)
+        received += len(data)
+        if max_bytes is not None and received > max_bytes:
+            raise http.client.HTTPException(f"the answer is longer than {max_bytes} bytes")
         if not data:
             if answer.headers_done and "content-length" not in answer.headers \
                     and "transfer-encoding" not in answer.headers:

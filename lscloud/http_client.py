@@ -17,6 +17,7 @@ What a caller can rely on:
   out, ``maybe_sent`` whether the request may have reached the callee). A call whose method is
   idempotent is tried once more when a kept-alive connection turns out to have been closed by the
   other end; a POST never is (the caller's retry and the callee's idempotency decide);
+- an answer longer than ``max_answer_bytes`` (8 MiB unless told) is :class:`NoAnswer`;
 - a URL that is not ``http(s)://host[:port]/...`` (or holds a space, a control character or a character that is not ASCII: a caller percent-encodes), or a header holding a line break, raises
   ``ValueError`` before anything is sent.
 """
@@ -36,6 +37,9 @@ from opentelemetry.trace import SpanKind, StatusCode
 from . import telemetry
 from .connections import Connections, NotSent, default_ca_bundle
 
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+"""The longest answer a call reads (head and body); a longer one is :class:`NoAnswer`: a partner
+that answers a webhook with gigabytes must not take the function's memory."""
 _IDEMPOTENT = frozenset(("GET", "HEAD", "PUT", "DELETE", "OPTIONS"))
 _UNSAFE = re.compile(r"[\x00-\x20\x7f]")
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
@@ -77,8 +81,8 @@ class Client:
     the answer's bytes."""
 
     def __init__(self, *, timeout_s: float = 5.0, headers: Mapping[str, str] | None = None,
-                 max_idle: int = 16, ca_file: str | None = None):
-        self.timeout_s, self.max_idle = timeout_s, max_idle
+                 max_idle: int = 16, ca_file: str | None = None, max_answer_bytes: int = MAX_ANSWER_BYTES):
+        self.timeout_s, self.max_idle, self.max_answer_bytes = timeout_s, max_idle, max_answer_bytes
         self.headers = {k.lower(): v for k, v in (headers or {}).items()}
         self.ca_file = ca_file
         self._pools: dict[tuple[str, str, int], Connections] = {}
@@ -135,7 +139,7 @@ class Client:
         attempts = 2 if method in _IDEMPOTENT else 1
         for attempt in range(1, attempts + 1):
             try:
-                return pool.request(method, target, headers, body)
+                return pool.request(method, target, headers, body, self.max_answer_bytes)
             except NotSent as exc:
                 timed_out = isinstance(exc.__cause__, TimeoutError)
                 raise NoAnswer(f"no connection: {exc}", timed_out=timed_out, maybe_sent=False) from exc

@@ -206,3 +206,11 @@ def test_a_socket_left_listening_without_accepting_times_out_as_not_answered():
         assert late.value.timed_out
     finally:
         listener.close()
+
+
+def test_an_answer_longer_than_the_client_reads_is_no_answer(serve):
+    server = serve(lambda m, p, h, b: _ok(b"x" * 300_000))
+    assert len(http_client.Client(max_answer_bytes=400_000).get(server.url + "/").content) == 300_000
+    with pytest.raises(http_client.NoAnswer) as too_long:
+        http_client.Client(max_answer_bytes=100_000).get(server.url + "/big")
+    assert "longer than 100000 bytes" in str(too_long.value.__cause__)
