@@ -401,7 +401,7 @@ def test_webhook_handler_signs_and_classifies(rt, client, setup):
             raw = self.rfile.read(int(self.headers["Content-Length"]))
             ok = _mac(K1, canonical("POST", self.path, self.headers["X-LSCloud-Timestamp"],
                                     self.headers["X-LSCloud-Nonce"], raw)) == self.headers["X-LSCloud-Signature"]
-            got.append((ok, json.loads(raw)))
+            got.append((ok, json.loads(raw), self.headers.get("traceparent")))
             self.send_response(answer[0])
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -420,9 +420,12 @@ def test_webhook_handler_signs_and_classifies(rt, client, setup):
         answer[0] = status
         e = dict(ev, id=f"{b['id']}.{status}")
         h, body = events.to_binary_http(e)
-        assert client.post("/events", data=body, headers={**h, **delivery_headers(rt.settings)}).status_code == expected
+        delivery = f"00-{status:032x}-{status:016x}-01"   # the delivery's trace: the webhook continues it
+        assert client.post("/events", data=body, headers={**h, **delivery_headers(rt.settings),
+                                                          "traceparent": delivery}).status_code == expected
     assert got[0][0] is True and got[0][1]["transfer"]["customer_id_number"] == CCCD
     assert got[0][1]["event_id"] == f"{b['id']}.200"
+    assert [g[2][:35] for g in got] == [f"00-{s:032x}" for s in (200, 503, 404)]
     srv.shutdown()
 
 
