@@ -13,8 +13,9 @@ import sys
 
 import pytest
 
-from localcloud import ROOT, Cloud
+from localcloud import ROOT, Cloud, wait_for
 from lscloud.local.servers import free_port
+from lscloud.telemetry import read_trace_file
 
 pytestmark = pytest.mark.e2e
 
@@ -93,3 +94,21 @@ def test_a_bank_that_accepts_any_signature_fails_the_signature_checks(faulty_pee
     assert {n for n, o in got.items() if o == "PASS"} == set(CHECKS) - SIGNATURE_CHECKS, done.stdout
     assert re.search(r"^FAIL\s+webhook-tampered\s+answered 200 to a webhook whose body changed after signing",
                      done.stdout, re.M), done.stdout
+
+
+def test_a_withdrawal_and_the_banks_answer_are_one_trace(good_cloud):
+    """The teller's create, the webhook to the bank (through NATS and the dispatcher), the bank's
+    signed reserve and what it wrote: one trace an SRE can follow from the counter to the bank."""
+    spans = good_cloud.state_dir / "traces.jsonl"
+    if not spans.exists() or b"POST /v1/withdrawals" not in spans.read_bytes():   # this test run alone
+        kit(good_cloud, "--bank", "simbank", "--wait", "90")
+
+    def joined() -> bool:
+        names = {}
+        for span in read_trace_file(spans):
+            names.setdefault(span["trace_id"], set()).add((span.get("service"), span["name"]))
+        return any({("softatm", "POST /v1/withdrawals"), ("softatm", "POST /events"),
+                    ("softatm-bank-sim", "POST /webhooks"),
+                    ("softatm", "POST /v1/bank/withdrawals/<tid>/reserve")} <= seen for seen in names.values())
+
+    wait_for(joined, timeout=30, what="a withdrawal's trace holding the bank's webhook and its reserve")

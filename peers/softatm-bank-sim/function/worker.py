@@ -11,6 +11,7 @@ settled (at most every ``RECONCILE_S``), so the partner-bank kit can check it re
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import queue
@@ -45,6 +46,8 @@ class Worker:
         self.failed: set[str] = set()   # work that failed: tried again after RETRY_S
         self.busy_lock = threading.Lock()
         self.written: dict[str, Record] = {}   # records as a webhook just wrote them, until a worker takes them
+        # the trace of the webhook that brought the work: the bank's answer continues the transfer's trace
+        self.traces: dict[str, contextvars.Context] = {}
         self.settled = threading.Event()   # some work finished since the last reconciliation
         for i in range(THREADS):
             threading.Thread(target=self._run, name=f"bank-sim-worker-{i}", daemon=True).start()
@@ -98,6 +101,7 @@ class Worker:
         it instead of reading it again; its ETag still guards the worker's own write)."""
         with self.busy_lock:
             self.written[tid] = item
+            self.traces[tid] = contextvars.copy_context()
         self.q.put(tid)
 
     def _run(self):
@@ -109,8 +113,10 @@ class Worker:
                     continue
                 self.busy.add(tid)
             failed = False
+            with self.busy_lock:
+                trace = self.traces.pop(tid, None)
             try:
-                self.process(tid)
+                trace.run(self.process, tid) if trace is not None else self.process(tid)
             except Exception as exc:  # noqa: BLE001 - tried again after RETRY_S
                 failed = True
                 log.warning("work on %s failed: %s", tid, exc)
