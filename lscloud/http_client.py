@@ -18,8 +18,9 @@ What a caller can rely on:
   idempotent is tried once more when a kept-alive connection turns out to have been closed by the
   other end; a POST never is (the caller's retry and the callee's idempotency decide);
 - an answer longer than ``max_answer_bytes`` (8 MiB unless told) is :class:`NoAnswer`;
-- a URL that is not ``http(s)://host[:port]/...`` (or holds a space, a control character or a character that is not ASCII: a caller percent-encodes), or a header holding a line break, raises
-  ``ValueError`` before anything is sent.
+- a URL that is not ``http(s)://host[:port]/...``, or holds a space, a control character or a
+  character that is not ASCII (a caller percent-encodes), or a header holding a line break,
+  raises ``ValueError`` before anything is sent.
 """
 
 from __future__ import annotations
@@ -109,8 +110,9 @@ class Client:
             raise ValueError("not an http(s) URL") from None
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         default_port = parts.port is None or (parts.scheme, parts.port) in (("http", 80), ("https", 443))
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname   # an IPv6 literal
         sent = dict(self.headers)
-        sent["host"] = parts.hostname if default_port else f"{parts.hostname}:{port}"
+        sent["host"] = host if default_port else f"{host}:{port}"
         for name, value in (headers or {}).items():
             sent[name.lower()] = value
         attributes = {"http.request.method": method, "server.address": parts.hostname, "server.port": port}
