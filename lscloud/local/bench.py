@@ -41,6 +41,7 @@ from .cloud import cloud_settings
 from .servers import free_port
 from .supervisor import function_env, kill_group, process_alive, read_json, run_function_argv
 
+WITHDRAWAL_VND = 100_000   # one bench withdrawal
 HELLO_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 START_TIMEOUT_S = 240.0
 
@@ -552,6 +553,18 @@ def _print_soak_minute(m: SoakMinute) -> None:
           f"p99 {m.pct(0.99):8.1f} ms" + (f"  ({m.first_error})" if m.first_error else ""), flush=True)
 
 
+def _print_soak_summary(soaked: list[SoakMinute], what: str) -> None:
+    """A soak's errors, its minutes again, and how its p99 moved from the first minute to the last."""
+    errors = sum(m.errors for m in soaked)
+    p99s = [m.pct(0.99) for m in soaked if m.latencies]
+    print(f"soak: {what} for {len(soaked)} minute(s); {errors} errors")
+    for m in soaked:
+        _print_soak_minute(m)
+    if p99s:
+        print(f"p99 per minute from {min(p99s):.1f} to {max(p99s):.1f} ms (last / first minute "
+              f"{p99s[-1] / p99s[0]:.2f}×)")
+
+
 def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10_000, lookups: int = 60,
                  functions_dir: Path = Path("functions"), reuse_state_dir: Path | None = None,
                  max_seconds: float = 60.0, report: list | None = None, soak: bool = False,
@@ -681,14 +694,7 @@ def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10
         print(f"one declaration costs about {puts.rps / decl.rps:.1f} conditional PUTs of time "
               f"({decl.rps / puts.rps:.1%} of the raw PUT rate)" if decl.rps else "no declaration succeeded")
     if soaked:
-        errors = sum(m.errors for m in soaked)
-        p99s = [m.pct(0.99) for m in soaked if m.latencies]
-        print(f"soak: {soak_rate} declarations a minute for {len(soaked)} minute(s); {errors} errors")
-        for m in soaked:
-            _print_soak_minute(m)
-        if p99s:
-            print(f"p99 per minute from {min(p99s):.1f} to {max(p99s):.1f} ms (last / first minute "
-                  f"{p99s[-1] / p99s[0]:.2f}×)")
+        _print_soak_summary(soaked, f"{soak_rate} declarations a minute")
     print(f"queue of {waiting} trucks filled in {fill_s:.1f}s; measured truck at position {position}")
     print(f"GET /v1/declarations/{{id}}/position  p50 {pos.pct(0.5):7.1f} ms  p90 {pos.pct(0.9):7.1f} ms  "
           f"({pos.ok} calls)")
@@ -774,16 +780,22 @@ def bench_procedures(*, requests: int = 1000, concurrency: int = 8, functions_di
 
 def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: Path = Path("functions"),
                   reuse_state_dir: Path | None = None, max_seconds: float = 120.0, report: list | None = None,
-                  rounds: int = 3) -> int:
+                  rounds: int = 3, soak: bool = False, soak_minutes: int = 10, soak_rate: int = 600) -> int:
     """Committed withdrawals per second end to end (teller creates → webhook through NATS and the
     dispatcher to the simulated bank → the bank reserves with a signed call → the teller commits),
-    against raw S3 conditional PUTs measured in the same run."""
+    against raw S3 conditional PUTs measured in the same run.
+
+    ``soak``: then ``soak_rate`` withdrawals a minute for ``soak_minutes`` (open loop, as the border's
+    soak), with errors and p50/p99 per minute. The default 600 a minute is each of the province's
+    200 points finishing one every 20 s, several times what a counter serves."""
     import uuid
 
     from lscloud.auth import dev_keys, issue_token
 
     if requests < 1 or concurrency < 1 or rounds < 1:
         raise BenchError("--requests, --concurrency and --rounds must be at least 1")
+    if soak and (soak_minutes < 1 or soak_rate < 1):
+        raise BenchError("--soak-minutes and --soak-rate must be at least 1")
     peers_dir = functions_dir.resolve().parent / "peers"
     if not (functions_dir / "softatm" / "func.yaml").is_file() or not (peers_dir / "softatm-bank-sim").is_dir():
         raise BenchError(f"no softatm function in {functions_dir} or no simulated bank in {peers_dir}")
@@ -797,9 +809,12 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
         with httpx.Client(trust_env=False, timeout=30.0) as c:
             offices = c.get(gw + "/directory/v1/post-offices", params={"limit": 100}).json()["items"]
             points = [o["code"] for o in offices if o.get("soft_atm") and o["kind"] == "commune"][:concurrency]
+            # enough cash at each point for every withdrawal of the run (a tenth spare: points take turns)
+            withdrawals = 10 + requests * rounds + (soak_rate * soak_minutes if soak else 0)
+            cash = max(150_000_000, math.ceil(withdrawals * 1.1 / max(1, len(points))) * WITHDRAWAL_VND)
             for p in points:
                 r = c.post(f"{gw}/softatm/v1/points/{p}/cash-deliveries", json={"id": f"bench-{run}-{p}",
-                                                                              "amount_vnd": 150_000_000}, headers=op)
+                                                                              "amount_vnd": cash}, headers=op)
                 if r.status_code not in (200, 201):
                     raise BenchError(f"cash delivery failed: {r.status_code} {r.text[:200]}")
         counter = iter(range(10 ** 9))
@@ -818,7 +833,7 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
                 teller = tellers[p]
                 tid = f"b{run}{i:07d}"
                 r = client.post(f"{gw}/softatm/v1/withdrawals", headers=teller, json={
-                    "id": tid, "bank": "simbank", "amount_vnd": 100_000, "account": f"99{1 + i % 20:08d}",
+                    "id": tid, "bank": "simbank", "amount_vnd": WITHDRAWAL_VND, "account": f"99{1 + i % 20:08d}",
                     "customer_id_number": "020090001234"})
                 if r.status_code != 201:
                     raise RuntimeError(f"create: HTTP {r.status_code}: {r.text[:120]}")
@@ -845,6 +860,11 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
                                      ("S3 PUT If-None-Match: * (boto3)", s3_put_call, requests * 10)],
                                     rounds=rounds, concurrency=concurrency, max_seconds=max_seconds)
         tr, puts = alternated.merged.values()
+        soaked: list[SoakMinute] = []
+        if soak:
+            print(f"… soak: {soak_rate} withdrawals a minute for {soak_minutes} minute(s), open loop", flush=True)
+            soaked = run_soak(transfer_call, per_minute=soak_rate, minutes=soak_minutes,
+                              workers=max(concurrency, 64), on_minute=_print_soak_minute)
     print()
     print(f"lscloud bench softatm — {os.cpu_count()} CPU(s), concurrency {concurrency}")
     width = max(len(tr.name), len(puts.name))
@@ -854,6 +874,8 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
               + (f"  ({r.first_error})" if r.errors else ""))
     if tr.rps and puts.rps:
         print(f"one committed transfer costs about {puts.rps / tr.rps:.0f} conditional PUTs of time")
+    if soaked:
+        _print_soak_summary(soaked, f"{soak_rate} withdrawals a minute")
     if report is not None:
         p50s = alternated.ratios(lambda r: p50_ratio(r[tr.name], r[puts.name]))
         p50x = statistics.median(p50s) if p50s else None
@@ -863,4 +885,4 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
                                  "≤ 20 PUTs of time; p50 ≤ 10× raw PUT p50",
                                  lambda x: x <= 20 and p50x is not None and p50x <= 10,
                                  p50_vs_raw_put_p50=None if p50x is None else round(p50x, 1)))
-    return 1 if tr.ok == 0 else 0
+    return 1 if tr.ok == 0 or any(m.errors for m in soaked) else 0

@@ -82,7 +82,11 @@ BENCHES: tuple[Bench, ...] = (
           (_n("--requests", 200, "submissions"), ROUNDS)),
     Bench("softatm", "bench:bench_softatm", "committed soft ATM withdrawals/s end to end (bank sim reserving over "
                                             "webhooks) vs raw S3 conditional PUTs",
-          (_n("--requests", 200, "withdrawals"), ROUNDS), max_seconds=120.0),
+          (_n("--requests", 200, "withdrawals"),
+           Option("--soak", bool, False, "then sustained load: --soak-rate withdrawals a minute for --soak-minutes, "
+                                         "errors and p50/p99 per minute"),
+           _n("--soak-minutes", 10, "minutes of --soak"), _n("--soak-rate", 600, "withdrawals a minute in --soak"),
+           ROUNDS), max_seconds=120.0),
     Bench("environment", "bench_environment:bench_environment", "readings/s over HTTP and MQTT vs raw S3 PUTs; a "
                                                                 "30-day hourly NGSI-LD temporal query vs raw GETs",
           (_n("--requests", 300, "HTTP requests of one reading"), _n("--mqtt-messages", 300, "MQTT messages of one reading"))),
