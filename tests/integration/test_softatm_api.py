@@ -374,6 +374,27 @@ def test_settlement_and_reconciliation(client, setup):
     assert probs == {(ids[1][0], "amount_vnd-differs"), ("w-not-ours-1", "only-bank"), (d["id"], "only-ours")}
     again = s["vcb"].call("POST", "/v1/bank/reconciliations", {"id": "rec-000001", "day": day, "transfers": mine[:1]})
     assert again.status_code == 409
+
+    # a bank reconciling again reads only what committed since: a committed transfer is final
+    from functions.softatm.function import models, settlement
+
+    read, real = [], models.Transfer.get.__func__
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(models.Transfer, "get", classmethod(lambda cls, *a, **k: read.append(a[0]) or real(cls, *a, **k)))
+        later = {**wbody(3_000_000), "id": f"w-{next(_n):06d}-later"}
+        client.post("/v1/withdrawals", json=later, headers=s["teller"])
+        s["vcb"].call("POST", f"/v1/bank/withdrawals/{later['id']}/reserve", {})
+        client.post(f"/v1/withdrawals/{later['id']}/commit", json={}, headers=s["teller"])
+        read.clear()
+        ours = settlement.committed("vcb", day)
+    assert read == [later["id"]]
+    assert [o["id"] for o in ours if o["id"] in {t for t, _ in ids} | {later["id"]}] == [ids[0][0], ids[1][0], later["id"]]
+    assert {o["id"]: o["amount_vnd"] for o in ours}[later["id"]] == 3_000_000
+    r = s["vcb"].call("POST", "/v1/bank/reconciliations", {"id": "rec-000002", "day": day,
+                                                            "transfers": mine[:2] + [{"id": later["id"], "kind": "withdrawal",
+                                                                                      "amount_vnd": 3_000_000}]})
+    assert {(m["transfer_id"], m["problem"]) for m in r.get_json()["mismatches"]} == \
+        {(ids[1][0], "amount_vnd-differs"), (d["id"], "only-ours")}
     listing = s["vcb"].call("GET", f"/v1/bank/transfers?from={day}&to={day}").get_json()
     assert {i["id"] for i in listing["items"]} >= {t for t, _ in ids}
     assert all(i["bank"] == "vcb" for i in listing["items"])
