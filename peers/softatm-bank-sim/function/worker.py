@@ -6,7 +6,9 @@ It behaves like a partner bank: a withdrawal is reserved when the account holds 
 money is put on hold) and rejected otherwise; a deposit is credited and confirmed; a commit debits
 the hold for good; an abort releases it — each answered through the soft ATM's signed bank endpoints.
 Like a bank's back office it submits its provisional reconciliation of today once its work has
-settled (at most every ``RECONCILE_S``), so the partner-bank kit can check it reconciles.
+settled: no new work for ``RECONCILE_S``, and at most that often, so the partner-bank kit can check
+it reconciles. Under sustained load it waits for a lull, as a bank reconciles after its busy hours:
+reconciling the whole day every few seconds made the soak's latency grow with the day's count.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ log = logging.getLogger("bank-sim")
 
 THREADS = 8       # a bank answers many webhooks at once; work per transfer is idempotent
 RETRY_S = 2.0     # work that failed here (the soft ATM busy, not ready yet) is tried again this often
-RESCAN_S = 60.0   # reading every record is a crash's safety net, not the way work arrives
+RESCAN_S = 600.0  # reading every record is a crash's safety net (and runs at start), not the way work arrives
 RECONCILE_S = 10.0
 
 RECORDS: RecentItems[Record] = RecentItems(Record, max_items=4096)
@@ -49,6 +51,7 @@ class Worker:
         # the trace of the webhook that brought the work: the bank's answer continues the transfer's trace
         self.traces: dict[str, contextvars.Context] = {}
         self.settled = threading.Event()   # some work finished since the last reconciliation
+        self.last_work = time.monotonic()   # when a webhook last brought work
         for i in range(THREADS):
             threading.Thread(target=self._run, name=f"bank-sim-worker-{i}", daemon=True).start()
         threading.Thread(target=self._rescan, name="bank-sim-rescan", daemon=True).start()
@@ -69,7 +72,8 @@ class Worker:
                     last_scan = time.monotonic()
                 with self.busy_lock:
                     pending = bool(retry or self.failed or self.busy or self.again) or not self.q.empty()
-                if self.settled.is_set() and not pending and time.monotonic() - last_reconciled >= RECONCILE_S:
+                    quiet = time.monotonic() - self.last_work >= RECONCILE_S
+                if self.settled.is_set() and not pending and quiet and time.monotonic() - last_reconciled >= RECONCILE_S:
                     self.settled.clear()
                     last_reconciled = time.monotonic()
                     self._reconcile_today()
@@ -102,6 +106,7 @@ class Worker:
         with self.busy_lock:
             self.written[tid] = item
             self.traces[tid] = contextvars.copy_context()
+            self.last_work = time.monotonic()
         self.q.put(tid)
 
     def _run(self):
