@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 import socketserver
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from opentelemetry import trace
@@ -105,11 +106,8 @@ def test_threads_share_the_client_and_each_gets_its_own_answer(serve):
             if client.get(server.url + path).content != path.encode():
                 wrong.append(path)
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(work, range(8)))
     assert wrong == [] and len(server.requests) == 320
     assert server.accepted <= 8 + 1   # connections are kept: at most one per thread at a time (and a spare)
 
