@@ -197,14 +197,28 @@ def test_what_cannot_be_a_request_is_refused_before_anything_is_sent(serve):
     server = serve(lambda m, p, h, b: _ok(b"{}"))
     client = http_client.Client()
     for url in ("ftp://127.0.0.1/x", "/relative", "http:///nohost", server.url + ":99999/x", "http://127.0.0.1:port/",
-                server.url + "/Lạng Sơn", server.url + "/café"):
-        with pytest.raises(ValueError):
+                server.url + "/Lạng Sơn", server.url + "/café", server.url.replace("//", "//bank:token@") + "/x",
+                server.url + "/x#part", server.url + "/x#"):
+        with pytest.raises(http_client.BadUrl) as refused:
             client.get(url)
+        assert refused.value.message and refused.value.message_vi
     with pytest.raises(ValueError):
         client.get(server.url + "/a", headers={"x-note": "a\r\nx-admin: 1"})
     with pytest.raises(ValueError):
         client.get(server.url + "/\r\nx-admin: 1")
     assert server.requests == []
+
+
+def test_a_url_is_parsed_once_into_what_the_call_sends():
+    """What a call sends for a URL, which a caller that signs the request line (a bank's webhook)
+    signs too: the path with its query, and the Host header with the port only when not the default."""
+    t = http_client.parse_url("https://bank.example/hooks/atm?token=a%20b&x=1")
+    assert (t.scheme, t.hostname, t.port, t.target, t.host) == ("https", "bank.example", 443,
+                                                                  "/hooks/atm?token=a%20b&x=1", "bank.example")
+    assert http_client.parse_url("http://bank.example").target == "/"
+    assert http_client.parse_url("http://bank.example:80/a").host == "bank.example"
+    assert http_client.parse_url("https://bank.example:8443/a").host == "bank.example:8443"
+    assert http_client.parse_url("http://[::1]:8080/a").host == "[::1]:8080"
 
 
 def test_an_answer_that_is_not_json_says_so(serve):
