@@ -101,6 +101,14 @@ class Conflict(DomainError):
     title, title_vi = "Conflict", "Xung đột dữ liệu"
 
 
+class PreconditionFailed(DomainError):
+    """``If-Match`` named another version than the stored one (412): the caller read a record that
+    has changed since; it reads it again and decides again."""
+
+    status, type = 412, "precondition-failed"
+    title, title_vi = "Precondition failed", "Điều kiện không thỏa"
+
+
 class Gone(DomainError):
     status, type = 410, "gone"
     title, title_vi = "Gone", "Không còn tồn tại"

@@ -1,5 +1,6 @@
 """Answers with validators: reference data with a strong ETag, Cache-Control and 304
-(:func:`cached_json`); a record at its version (:func:`versioned_json`)."""
+(:func:`cached_json`); a record at its version (:func:`versioned_json`), and a change made only to
+the version the caller read (:func:`if_match_version`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Any
 
 from flask import Response, jsonify, request
 
-__all__ = ["CACHE_CONTROL", "CACHED", "cached_json", "versioned_json"]
+from ..errors import PreconditionFailed, field
+
+__all__ = ["CACHE_CONTROL", "CACHED", "cached_json", "versioned_json", "if_match_version"]
 
 
 CACHE_CONTROL = "public, max-age=300"
@@ -40,3 +43,19 @@ def versioned_json(payload: Any, version: int, status: int = 200) -> Response:
     resp.status_code = status
     resp.headers["ETag"] = f'"{int(version)}"'
     return resp
+
+
+def if_match_version() -> int | None:
+    """The record version a change is made to, from ``If-Match: "<version>"`` (RFC 9110 §13.1.1) as
+    :func:`versioned_json` gave it; None without the header (the change applies to whatever is
+    stored). A header that names no version of ours is a 412 naming it: no version it could name
+    is stored (``*`` is not accepted: the record exists whenever a change can be made to it)."""
+    raw = request.headers.get("If-Match")
+    if raw is None:
+        return None
+    tag = raw.strip()
+    if len(tag) >= 2 and tag[0] == tag[-1] == '"' and tag[1:-1].isdigit() and len(tag) <= 22:
+        return int(tag[1:-1])
+    raise PreconditionFailed("If-Match names no version of this record (send the ETag it was read with).",
+                             detail_vi="If-Match không chỉ một phiên bản của bản ghi này (gửi lại ETag đã đọc).",
+                             errors=[field("If-Match", 'a version as the ETag gave it, e.g. "3"')])
