@@ -99,6 +99,46 @@ def setup(client, tokens):
             "vcb": Bank(client), "bidv": Bank(client, "bidv", "1", B1)}
 
 
+class Hooks:
+    """A bank's webhook endpoint on loopback: each webhook as (signed with K1, body, traceparent),
+    answered with ``status``."""
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from lscloud.auth import _mac, canonical
+
+        self.got, self.status = [], 200
+        hooks = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                ok = _mac(K1, canonical("POST", self.path, self.headers["X-LSCloud-Timestamp"],
+                                        self.headers["X-LSCloud-Nonce"], raw)) == self.headers["X-LSCloud-Signature"]
+                hooks.got.append((ok, json.loads(raw), self.headers.get("traceparent")))
+                self.send_response(hooks.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks?bank=vcb"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def hooks(client, setup):
+    """vcb's webhooks go to a :class:`Hooks` endpoint: its address changed as an operator does."""
+    h = Hooks()
+    r = client.patch("/v1/banks/vcb", json={"webhook_url": h.url}, headers=setup["op"])
+    assert r.status_code == 200 and r.get_json()["webhook_url"] == h.url, r.get_data(as_text=True)
+    yield h
+    h.server.shutdown()
+
+
 def wbody(amount=2_000_000, account="0011223344", bank="vcb", tid=None):
     return {"id": tid or f"w-{next(_n):06d}-x", "bank": bank, "amount_vnd": amount, "account": account,
             "customer_id_number": CCCD}
@@ -409,45 +449,154 @@ def test_every_endpoint_every_role(app, setup, keys):
     assert role_matrix.check(app, "softatm", keys[0], partner=lambda method, path: vcb.call(method, path)) > 300
 
 
-def test_webhook_handler_signs_and_classifies(rt, client, setup):
+def test_webhook_handler_signs_and_classifies(rt, client, setup, hooks):
     """The /events handler POSTs a signed webhook; 5xx -> 503 (retry), 4xx -> 422 (dead letter)."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    from lscloud.auth import canonical, _mac
-
-    got, answer = [], [200]
-
-    class H(BaseHTTPRequestHandler):
-        def do_POST(self):
-            raw = self.rfile.read(int(self.headers["Content-Length"]))
-            ok = _mac(K1, canonical("POST", self.path, self.headers["X-LSCloud-Timestamp"],
-                                    self.headers["X-LSCloud-Nonce"], raw)) == self.headers["X-LSCloud-Signature"]
-            got.append((ok, json.loads(raw), self.headers.get("traceparent")))
-            self.send_response(answer[0])
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *a):
-            pass
-
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    models.Bank.update("vcb", None, lambda it: it.data.update(webhook_url=f"http://127.0.0.1:{srv.server_address[1]}/hooks"))
-    banks._cache.clear()
     b = wbody()
     client.post("/v1/withdrawals", json=b, headers=s_teller(setup))
     ev = events.new_event("vn.langson.softatm.transfer.received.v1", "/softatm", {"transfer_id": b["id"]}, id=b["id"] + ".x")
     for status, expected in ((200, 200), (503, 503), (404, 422)):
-        answer[0] = status
+        hooks.status = status
         e = dict(ev, id=f"{b['id']}.{status}")
         h, body = events.to_binary_http(e)
         delivery = f"00-{status:032x}-{status:016x}-01"   # the delivery's trace: the webhook continues it
         assert client.post("/events", data=body, headers={**h, **delivery_headers(rt.settings),
                                                           "traceparent": delivery}).status_code == expected
-    assert got[0][0] is True and got[0][1]["transfer"]["customer_id_number"] == CCCD
+    got = hooks.got
+    assert got[0][0] is True and got[0][1]["transfer"]["customer_id_number"] == CCCD   # signed over path and query
     assert got[0][1]["event_id"] == f"{b['id']}.200"
     assert [g[2][:35] for g in got] == [f"00-{s:032x}" for s in (200, 503, 404)]
-    srv.shutdown()
+
+
+# -- an operator changes a bank ------------------------------------------------------------------------
+
+UNUSABLE_WEBHOOKS = {
+    "a space": "https://bank.example/hooks/soft atm",
+    "not ASCII": "https://ngân-hàng.example/hooks",
+    "a line break": "https://bank.example/hooks\r\nX-Injected: 1",
+    "credentials": "https://user:secret@bank.example/hooks",
+    "a fragment": "https://bank.example/hooks#atm",
+    "a port out of range": "https://bank.example:70000/hooks",
+    "no host": "https:///hooks",
+}
+
+
+@pytest.mark.parametrize("why", sorted(UNUSABLE_WEBHOOKS))
+def test_a_webhook_address_no_webhook_can_reach_is_refused_when_given(client, setup, why):
+    """Registered, every webhook to it failed and was retried (a space, a line break) or lost what
+    it held (credentials, a fragment); now it is a 422 naming the field, and nothing is written."""
+    url = UNUSABLE_WEBHOOKS[why]
+    r = client.post("/v1/banks", json={"code": "agribank", "name": "Agribank", "webhook_url": url, "keys": [K3]},
+                    headers=setup["op"])
+    assert r.status_code == 422 and r.mimetype == "application/problem+json", r.get_data(as_text=True)
+    assert [e["field"] for e in r.get_json()["errors"]] == ["/webhook_url"]
+    assert r.get_json()["detail_vi"] and "secret" not in r.get_data(as_text=True)
+    assert client.get("/v1/banks/agribank", headers=setup["op"]).status_code == 404
+    before = client.get("/v1/banks/vcb", headers=setup["op"])
+    r = client.patch("/v1/banks/vcb", json={"webhook_url": url}, headers=setup["op"])
+    assert r.status_code == 422 and [e["field"] for e in r.get_json()["errors"]] == ["/webhook_url"]
+    after = client.get("/v1/banks/vcb", headers=setup["op"])
+    assert (after.get_json(), after.headers["ETag"]) == (before.get_json(), before.headers["ETag"])
+
+
+def test_an_operator_changes_a_banks_address_and_limits(client, setup, rt, hooks):
+    """The webhooks go to the new address (the ``hooks`` fixture moved them there with PATCH); a
+    limit not named keeps its value; a transfer is checked against the limits of the moment."""
+    op = setup["op"]
+    r = client.get("/v1/banks/vcb", headers=op)
+    assert r.get_json()["webhook_url"] == hooks.url and r.get_json()["changed_at"]
+    b = wbody(amount=3_000_000)
+    assert client.post("/v1/withdrawals", json=b, headers=setup["teller"]).status_code == 201
+    e = events.new_event("vn.langson.softatm.transfer.received.v1", "/softatm", {"transfer_id": b["id"]},
+                         id=f"{b['id']}.RECEIVED")
+    h, body = events.to_binary_http(e)
+    assert client.post("/events", data=body, headers={**h, **delivery_headers(rt.settings)}).status_code == 200
+    assert [(ok, got["transfer"]["id"]) for ok, got, _ in hooks.got] == [(True, b["id"])]
+
+    r = client.patch("/v1/banks/vcb", json={"limits": {"per_transaction_vnd": 2_000_000}}, headers=op,
+                     content_type="application/merge-patch+json")
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert r.get_json()["limits"] == {"per_transaction_vnd": 2_000_000, "per_customer_day_vnd": 15_000_000}
+    r = client.post("/v1/withdrawals", json=wbody(amount=3_000_000), headers=setup["teller"])
+    assert r.status_code == 422, r.get_data(as_text=True)
+    r = client.patch("/v1/banks/vcb", json={"name": "Ngân hàng TMCP Ngoại thương Việt Nam"}, headers=op)
+    assert r.get_json()["name"] == "Ngân hàng TMCP Ngoại thương Việt Nam"
+    assert r.get_json()["limits"]["per_transaction_vnd"] == 2_000_000 and r.get_json()["webhook_url"] == hooks.url
+    assert K1 not in r.get_data(as_text=True) and K2 not in r.get_data(as_text=True)
+    assert [k["key_id"] for k in r.get_json()["keys"]] == ["1", "2"]   # keys change by rotation only
+
+
+def test_a_change_with_if_match_applies_to_the_version_read_only(client, setup):
+    op = setup["op"]
+    read = client.get("/v1/banks/vcb", headers=op)
+    tag = read.headers["ETag"]
+    r = client.patch("/v1/banks/vcb", json={"name": "VCB"}, headers={**op, "If-Match": tag})
+    assert r.status_code == 200 and r.headers["ETag"] != tag
+    # another operator read the same version: their change would undo one they never saw
+    r = client.patch("/v1/banks/vcb", json={"name": "Vietcombank (old)"}, headers={**op, "If-Match": tag})
+    assert r.status_code == 412 and r.mimetype == "application/problem+json"
+    assert r.get_json()["type"].endswith("precondition-failed") and r.get_json()["errors"][0]["field"] == "If-Match"
+    for bad in ("*", "W/\"3\"", "3", "\"three\""):
+        r = client.patch("/v1/banks/vcb", json={"name": "x"}, headers={**op, "If-Match": bad})
+        assert r.status_code == 412 and r.get_json()["errors"][0]["field"] == "If-Match", bad
+    now = client.get("/v1/banks/vcb", headers=op)
+    assert now.get_json()["name"] == "VCB"
+    # the same change again writes nothing: the version stays
+    r = client.patch("/v1/banks/vcb", json={"name": "VCB"}, headers={**op, "If-Match": now.headers["ETag"]})
+    assert r.status_code == 200 and r.headers["ETag"] == now.headers["ETag"]
+
+
+@pytest.mark.parametrize("patch, field", [
+    ({}, ""),
+    ({"code": "vcb2"}, "/code"),
+    ({"keys": [K3]}, "/keys"),
+    ({"webhook_url": None}, "/webhook_url"),
+    ({"webhook_url": "ftp://bank.example/hooks"}, "/webhook_url"),
+    ({"name": ""}, "/name"),
+    ({"limits": {}}, "/limits"),
+    ({"limits": {"per_transaction_vnd": 10}}, "/limits/per_transaction_vnd"),
+    ({"limits": {"per_day": 10}}, "/limits/per_day"),
+])
+def test_a_bad_change_is_refused_naming_the_field_and_changes_nothing(client, setup, patch, field):
+    op = setup["op"]
+    before = client.get("/v1/banks/vcb", headers=op)
+    r = client.patch("/v1/banks/vcb", json=patch, headers=op)
+    assert 400 <= r.status_code < 500 and r.mimetype == "application/problem+json", r.get_data(as_text=True)
+    assert [e["field"] for e in r.get_json()["errors"]] == [field], r.get_json()
+    after = client.get("/v1/banks/vcb", headers=op)
+    assert (after.get_json(), after.headers["ETag"]) == (before.get_json(), before.headers["ETag"])
+    assert client.patch("/v1/banks/nobank", json={"name": "x"}, headers=op).status_code == 404
+
+
+def test_operators_changing_different_things_at_once_keep_both(rt, setup):
+    """Without If-Match each change applies to the bank as stored (If-Match on the write): none is lost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    changes = [{"name": "Vietcombank Lạng Sơn"}, {"limits": {"per_transaction_vnd": 9_000_000}},
+               {"limits": {"per_customer_day_vnd": 30_000_000}}, {"webhook_url": "https://vcb.example/softatm"}]
+    start = threading.Barrier(len(changes))
+
+    def change(patch):
+        start.wait()
+        return banks.change("vcb", patch, transfers.iso(transfers.now()))
+
+    with ThreadPoolExecutor(len(changes)) as pool:
+        list(pool.map(change, changes))
+    stored = banks.get("vcb")
+    assert (stored["name"], stored["webhook_url"], stored["limits"]) == (
+        "Vietcombank Lạng Sơn", "https://vcb.example/softatm",
+        {"per_transaction_vnd": 9_000_000, "per_customer_day_vnd": 30_000_000})
+
+
+def test_a_webhook_to_an_address_stored_before_the_check_is_dead_lettered_not_retried(rt, client, setup):
+    models.Bank.update("vcb", None, lambda it: it.data.update(webhook_url="http://bank.example/hooks/soft atm"))
+    banks._cache.clear()
+    b = wbody()
+    assert client.post("/v1/withdrawals", json=b, headers=setup["teller"]).status_code == 201
+    e = events.new_event("vn.langson.softatm.transfer.received.v1", "/softatm", {"transfer_id": b["id"]},
+                         id=f"{b['id']}.RECEIVED")
+    h, body = events.to_binary_http(e)
+    r = client.post("/events", data=body, headers={**h, **delivery_headers(rt.settings)})
+    assert r.status_code == 422, r.get_data(as_text=True)   # dead-lettered: retrying cannot fix it
 
 
 def s_teller(setup):
@@ -531,7 +680,7 @@ def test_each_step_of_a_withdrawal_reads_its_transfer_at_most_once(client, setup
     assert report["ok"], report
 
 
-def test_a_withdrawal_end_to_end_stays_within_its_store_budget(rt, client, setup):
+def test_a_withdrawal_end_to_end_stays_within_its_store_budget(rt, client, setup, hooks):
     """Issue 11: create → the bank's webhook → reserve → commit → the commit's webhook, every S3
     request counted (not timed). The journal's end is known in memory (no journal reads), a step's
     consequences are folded into its writes, the day index is written once, the daily counter is
@@ -540,24 +689,8 @@ def test_a_withdrawal_end_to_end_stays_within_its_store_budget(rt, client, setup
     last wrote it (its If-Match write says whether that was current), and a webhook is sent without
     the events-seen lease (banks dedupe by the event id): 15 requests and no GET, where round 5
     made 24 (6 GETs, 4 lease PUTs) and the path before it 62."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     from store_calls import counting
 
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *a):
-            pass
-
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    models.Bank.update("vcb", None, lambda it: it.data.update(webhook_url=f"http://127.0.0.1:{srv.server_address[1]}/h"))
-    banks._cache.clear()
     s = setup
 
     def webhook(tid, state):
@@ -566,38 +699,35 @@ def test_a_withdrawal_end_to_end_stays_within_its_store_budget(rt, client, setup
         h, body = events.to_binary_http(e)
         assert client.post("/events", data=body, headers={**h, **delivery_headers(rt.settings)}).status_code == 200
 
-    try:
-        for warm in (True, False):   # the first warms what a process remembers (its bank registrations)
-            b = wbody(amount=1_000_000)
-            with counting() as create:
-                assert client.post("/v1/withdrawals", json=b, headers=s["teller"]).status_code == 201
-            with counting() as received:
-                webhook(b["id"], "RECEIVED")
-            with counting() as reserve:
-                r = s["vcb"].call("POST", f"/v1/bank/withdrawals/{b['id']}/reserve", {"bank_reference": "VCB-9"})
-                assert r.status_code == 200, r.get_data(as_text=True)
-            with counting() as commit:
-                assert client.post(f"/v1/withdrawals/{b['id']}/commit", json={}, headers=s["teller"]).status_code == 200
-            with counting() as committed:
-                webhook(b["id"], "COMMITTED")
-            steps = {"create": create, "received": received, "reserve": reserve, "commit": commit,
-                     "committed": committed}
-            log = "\n".join(f"-- {k}\n{v!r}" for k, v in steps.items())
-            every = [(m, k) for c in steps.values() for m, k in c.log]
-            assert not [k for m, k in every if k.startswith("softatm-journal")
-                        and m != "put"], log                               # the journal is appended, never read
-            assert not [k for m, k in every if m == "list"], log
-            if warm:
-                continue
-            assert len([k for m, k in every if k.startswith("softatm-bank-days/")]) == 1, log
-            assert not [k for m, k in every if m in ("get", "head")], log   # every step starts from what it wrote
-            assert create["put"] == 6, log                                  # open entry, transfer, counter, hold, day, admitted
-            assert reserve["put"] == 3, log                                 # nonce, decision, notified
-            assert (commit["put"], commit["delete"]) == (4, 1), log
-            assert not received.log and not committed.log, log              # no events-seen lease, no read
-            assert len(every) <= 15, log
-    finally:
-        srv.shutdown()
+    for warm in (True, False):   # the first warms what a process remembers (its bank registrations)
+        b = wbody(amount=1_000_000)
+        with counting() as create:
+            assert client.post("/v1/withdrawals", json=b, headers=s["teller"]).status_code == 201
+        with counting() as received:
+            webhook(b["id"], "RECEIVED")
+        with counting() as reserve:
+            r = s["vcb"].call("POST", f"/v1/bank/withdrawals/{b['id']}/reserve", {"bank_reference": "VCB-9"})
+            assert r.status_code == 200, r.get_data(as_text=True)
+        with counting() as commit:
+            assert client.post(f"/v1/withdrawals/{b['id']}/commit", json={}, headers=s["teller"]).status_code == 200
+        with counting() as committed:
+            webhook(b["id"], "COMMITTED")
+        steps = {"create": create, "received": received, "reserve": reserve, "commit": commit,
+                 "committed": committed}
+        log = "\n".join(f"-- {k}\n{v!r}" for k, v in steps.items())
+        every = [(m, k) for c in steps.values() for m, k in c.log]
+        assert not [k for m, k in every if k.startswith("softatm-journal")
+                    and m != "put"], log                               # the journal is appended, never read
+        assert not [k for m, k in every if m == "list"], log
+        if warm:
+            continue
+        assert len([k for m, k in every if k.startswith("softatm-bank-days/")]) == 1, log
+        assert not [k for m, k in every if m in ("get", "head")], log   # every step starts from what it wrote
+        assert create["put"] == 6, log                                  # open entry, transfer, counter, hold, day, admitted
+        assert reserve["put"] == 3, log                                 # nonce, decision, notified
+        assert (commit["put"], commit["delete"]) == (4, 1), log
+        assert not received.log and not committed.log, log              # no events-seen lease, no read
+        assert len(every) <= 15, log
     assert client.get("/v1/ledger/verify", headers=s["op"]).get_json()["ok"]
 
 

@@ -1,4 +1,5 @@
-"""Partner banks: registered by operators, with two HMAC key slots and limits.
+"""Partner banks: registered by operators, with two HMAC key slots and limits; their name, webhook
+address and limits changed by operators (:func:`change`), their keys only by rotation.
 
 Secrets never leave this module in clear except to sign or verify: they are stored encrypted
 (Fernet: AES-128-CBC + HMAC-SHA256) under a key-encryption key from ``SOFTATM_KEK`` (a Fernet key;
@@ -10,6 +11,7 @@ sha256 of the secret) so an operator can tell which key a bank uses.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import threading
@@ -18,12 +20,14 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from lscloud import errors
+from lscloud import errors, http_client
 from lscloud.store import ConditionalCheckFailed, DoesNotExist
 
 from .models import Bank
 from .refusals import BankExists, UnknownBank
 from .settings import Settings
+
+log = logging.getLogger("softatm.banks")
 
 CODE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,30}$")
 DEFAULT_LIMITS = {"per_transaction_vnd": 20_000_000, "per_customer_day_vnd": 50_000_000}
@@ -72,12 +76,25 @@ def _check_secret(secret, field: str) -> str:
     return secret
 
 
+def _check_webhook_url(url: str) -> str:
+    """A webhook address every webhook can be sent to (:func:`lscloud.http_client.parse_url`): one
+    that cannot is refused when it is given, not retried at every transfer."""
+    try:
+        http_client.parse_url(url)
+    except http_client.BadUrl as exc:
+        raise errors.Invalid.at("/webhook_url", exc.message, exc.message_vi) from None
+    return url
+
+
 def public(data: dict) -> dict:
     """The bank as answers show it: key ids and fingerprints, never the secrets."""
     keys = [{"key_id": k["key_id"], "fingerprint": k["fingerprint"], "added_at": k["added_at"]}
             for k in data["keys"] if k.get("secret")]
-    return {"code": data["code"], "name": data["name"], "webhook_url": data["webhook_url"], "limits": data["limits"],
-            "keys": keys, "signing_key_id": data["signing_key_id"], "registered_at": data["registered_at"]}
+    out = {"code": data["code"], "name": data["name"], "webhook_url": data["webhook_url"], "limits": data["limits"],
+           "keys": keys, "signing_key_id": data["signing_key_id"], "registered_at": data["registered_at"]}
+    if data.get("changed_at"):
+        out["changed_at"] = data["changed_at"]
+    return out
 
 
 def register(settings, body: dict, at: str) -> dict:
@@ -93,7 +110,8 @@ def register(settings, body: dict, at: str) -> dict:
     if len(keys) == 1:
         keys.append({"key_id": "2", "secret": None, "fingerprint": None, "added_at": None})
     limits = {**DEFAULT_LIMITS, **(body.get("limits") or {})}
-    data = {"code": code, "name": body["name"], "webhook_url": body["webhook_url"], "limits": limits, "keys": keys,
+    data = {"code": code, "name": body["name"], "webhook_url": _check_webhook_url(body["webhook_url"]),
+            "limits": limits, "keys": keys,
             "signing_key_id": "1", "registered_at": at}
     try:
         Bank(code, data=data).save()
@@ -121,6 +139,66 @@ def upsert(settings, body: dict, at: str) -> dict:
     return register(settings, body, at)
 
 
+CHANGEABLE = ("name", "webhook_url", "limits")
+"""What :func:`change` changes; the keys change by rotation only (:func:`rotate`)."""
+
+
+def change(code: str, patch: dict, at: str, version: int | None = None) -> tuple[dict, int]:
+    """Apply an operator's merge patch (RFC 7396) of ``name``, ``webhook_url`` and ``limits`` (a
+    limit not named keeps its value); returns the bank as answers show it, and its version.
+
+    ``version`` (the caller's ``If-Match``): change only that version, else 412. Without one the
+    patch applies to the bank as stored, so two operators changing different things both keep
+    theirs. A patch that changes nothing writes nothing."""
+    if "webhook_url" in patch:
+        _check_webhook_url(patch["webhook_url"])
+
+    def patched(data: dict) -> dict:
+        return {**data, **{k: patch[k] for k in ("name", "webhook_url") if k in patch},
+                "limits": {**data["limits"], **(patch.get("limits") or {})}}
+
+    def apply(item: Bank) -> None:
+        if version is not None and item.version != version:
+            raise _Stale()
+        new = patched(item.data)
+        if all(new[k] == item.data[k] for k in CHANGEABLE):
+            raise _Unchanged(item)
+        item.data = {**new, "changed_at": at}
+
+    try:
+        bank = Bank.update(code, None, apply, retries=0 if version is not None else None)
+    except DoesNotExist:
+        raise UnknownBank(f"no bank {code!r} is registered", detail_vi="Ngân hàng này chưa được đăng ký.") from None
+    except _Unchanged as same:
+        return public(same.item.data), same.item.version
+    except ConditionalCheckFailed:
+        if version is None:
+            raise   # changed again and again meanwhile: the runtime's 409
+        raise _stale(code) from None
+    except _Stale:
+        raise _stale(code) from None
+    _cache.clear()
+    log.info("bank %s changed: %s", code, ", ".join(k for k in CHANGEABLE if k in patch))
+    return public(bank.data), bank.version
+
+
+def _stale(code: str) -> errors.PreconditionFailed:
+    return errors.PreconditionFailed(
+        f"bank {code!r} has changed since it was read (If-Match); read it again",
+        detail_vi="Thông tin ngân hàng đã thay đổi kể từ lần đọc (If-Match); hãy đọc lại.",
+        errors=[errors.field("If-Match", "not the bank's current version")])
+
+
+class _Stale(Exception):
+    """The stored bank is not the version the caller changed."""
+
+
+class _Unchanged(Exception):
+    def __init__(self, item: Bank):
+        super().__init__()
+        self.item = item
+
+
 def rotate(settings, code: str, key_id: str, secret: str, at: str, sign_with_it: bool = True) -> dict:
     """Put a new secret into slot ``key_id`` (the old secret in that slot stops working at once)."""
     secret = _check_secret(secret, "/secret")
@@ -139,10 +217,16 @@ def rotate(settings, code: str, key_id: str, secret: str, at: str, sign_with_it:
 
 
 def get(code: str) -> dict:
+    return read(code)[0]
+
+
+def read(code: str) -> tuple[dict, int]:
+    """The bank as stored, and its version (what ``If-Match`` names to :func:`change` it)."""
     try:
-        return Bank.get(code).data
+        item = Bank.get(code)
     except (DoesNotExist, ValueError):
         raise UnknownBank(f"no bank {code!r} is registered", detail_vi="Ngân hàng này chưa được đăng ký.") from None
+    return item.data, item.version
 
 
 def cached(code: str) -> dict:

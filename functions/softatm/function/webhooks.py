@@ -10,7 +10,9 @@ the bank's own key) and carrying the event id for the bank's dedupe:
   (:func:`lscloud.knative.repeat_safe`): a redelivery sends the webhook again with the same event
   id, which banks dedupe by (docs/partner-banks.md), so the bank's effect still happens once;
 - 5xx, 429, a timeout, no connection: the handler answers 503, so the event is retried later;
-- any other 4xx: no retry can fix it, the handler answers 422 and the event is dead-lettered.
+- any other 4xx: no retry can fix it, the handler answers 422 and the event is dead-lettered;
+  so is a webhook to an address no call can be made to (one registered before addresses were
+  checked): an operator corrects it with ``PATCH /v1/banks/{code}``.
 
 Events carry no customer data; the webhook body is built from the transfer document here, so the
 customer's account and ID number travel only to their bank. The document is the copy this replica
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-from urllib.parse import urlparse
 
 from lscloud import http_client, runtime
 from lscloud.auth import sign_request
@@ -67,10 +68,11 @@ def deliver(event: dict) -> None:
         raise NoSigningKey(f"bank {doc['bank']} has no usable key")
     raw = json.dumps(body_for(event, doc), ensure_ascii=False, separators=(",", ":")).encode()
     url = bank["webhook_url"]
-    u = urlparse(url)
-    path = u.path or "/"
-    if u.query:
-        path += "?" + u.query
+    try:
+        path = http_client.parse_url(url).target   # signed as the client sends it
+    except http_client.BadUrl as exc:   # registered before addresses were checked: it stays unusable
+        tm.webhook(doc["bank"], "bad_url")
+        raise BankRefused(f"{doc['bank']}: its webhook address is unusable ({exc.message})") from None
     headers = sign_request("POST", path, raw, doc["bank"], kid, secret)
     headers.update({"Content-Type": "application/json", "X-LSCloud-Event-Id": event["id"]})
     try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, g
 
 from lscloud.auth import allow, principal
-from lscloud.web import app_state, query_params, responds, validate_body
+from lscloud.web import app_state, if_match_version, query_params, responds, validate_body, versioned_json
 
 from .. import banks, cash, journal, ledger, sweep, webhooks
 from ..transfers import iso, now
@@ -32,12 +32,28 @@ def list_banks():
     return answer({"items": items, "total": len(items), "next_page_token": None})
 
 
+VERSIONED = {"headers": {"ETag": "The bank's version: send it in If-Match to change this version only"}}
+
+
 @bp.get("/v1/banks/<code>")
 @allow("operator", "auditor")
-@responds("softatm/bank.json")
+@responds("softatm/bank.json", **VERSIONED)
 def get_bank(code):
-    """One bank (key ids and fingerprints only)."""
-    return answer(banks.public(banks.get(code)))
+    """One bank (key ids and fingerprints only), with its version as the ETag."""
+    data, version = banks.read(code)
+    return versioned_json(banks.public(data), version)
+
+
+@bp.patch("/v1/banks/<code>")
+@allow("operator")
+@validate_body("softatm/bank-change.json")
+@responds("softatm/bank.json", **VERSIONED)
+def change_bank(code):
+    """Change a bank's name, webhook URL or limits (a JSON merge patch, RFC 7396; a limit not named
+    keeps its value). With ``If-Match`` (the ETag of a read), only that version is changed."""
+    version = if_match_version()
+    banks.read(code)
+    return versioned_json(*banks.change(code, g.body, iso(now()), version))
 
 
 @bp.post("/v1/banks/<code>/keys")
