@@ -32,11 +32,10 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from urllib.parse import urlparse
 
 import httpx
 
-from lscloud import delivery, peers
+from lscloud import delivery, http_client, peers
 from lscloud.auth import dev_keys, issue_token, sign_request
 
 from . import banks, webhooks
@@ -92,8 +91,7 @@ class Kit:
         data = banks.get(self.bank)
         real_kid, secret = banks.signing_key(self.rt.settings, data)
         raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        u = urlparse(data["webhook_url"])
-        path = (u.path or "/") + (f"?{u.query}" if u.query else "")
+        path = http_client.parse_url(data["webhook_url"]).target   # signed as the soft ATM signs it
         headers = sign_request("POST", path, raw, self.bank, kid or real_kid, key or secret, timestamp=timestamp)
         headers.update({"Content-Type": "application/json", "X-LSCloud-Event-Id": body["event_id"]})
         if tamper:
@@ -121,6 +119,10 @@ class Kit:
         kid, secret = banks.signing_key(self.rt.settings, data)
         if not secret:
             return False, "no usable signing key: rotate one in (POST /v1/banks/{code}/keys)"
+        try:
+            http_client.parse_url(data["webhook_url"])
+        except http_client.BadUrl as exc:
+            return False, f"no webhook can be sent to its address ({exc.message}): PATCH /v1/banks/{{code}}"
         return True, f"webhook {data['webhook_url']}, signing key {kid} ({banks.fingerprint(secret)})"
 
     def tampered(self):
