@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import http.client
 import socket
-import socketserver
 import threading
 import time
 
@@ -14,57 +13,24 @@ import pytest
 
 from lscloud.local.servers import free_port
 from lscloud.connections import Connections, NotSent
+from loopback_http import scripted
+from loopback_http import serve  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.integration
 
 
-class _Server(socketserver.ThreadingTCPServer):
-    """Answers 200 "ok" to each request; ``close_after_answer`` hangs up after each answer without
-    saying so (as a server whose keep-alive timeout passed does)."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, close_after_answer: bool):
-        self.close_after_answer, self.accepted, self.requests = close_after_answer, 0, []
-        super().__init__(("127.0.0.1", 0), _Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def port(self) -> int:
-        return self.server_address[1]
-
-
-def _next_request(rfile) -> tuple[str, bytes] | None:
-    """The method and body of the next request on a connection (None: the client hung up)."""
-    line = rfile.readline()
-    if not line:
-        return None
-    length = 0
-    while (header := rfile.readline()) not in (b"\r\n", b""):
-        name, _, value = header.decode().partition(":")
-        if name.lower() == "content-length":
-            length = int(value)
-    return line.split()[0].decode(), rfile.read(length)
-
-
-class _Handler(socketserver.StreamRequestHandler):
-    def handle(self):
-        self.server.accepted += 1
-        while (request := _next_request(self.rfile)) is not None:
-            self.server.requests.append(request)
-            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            self.wfile.flush()
-            if self.server.close_after_answer:
-                return
+_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
 @pytest.fixture
-def server(request):
-    s = _Server(close_after_answer=request.param)
-    yield s
-    s.shutdown()
-    s.server_close()
+def server(request, serve):
+    """Answers 200 "ok" to each request; with the parameter True it hangs up after each answer
+    without saying so (as a server whose keep-alive timeout passed does)."""
+    return serve(lambda *_: (_OK, request.param))
+
+
+def _sent(server) -> list[tuple[str, bytes]]:
+    return [(method, body) for method, _, _, body in server.requests]
 
 
 @pytest.mark.parametrize("server", [False], indirect=True)
@@ -84,7 +50,7 @@ def test_a_connection_the_server_closed_while_idle_is_not_sent_on(server):
     # a write sent on the dead connection would fail after it may have left (ambiguous for a
     # conditional write); it goes out on a new one and is answered
     assert pool.request("PUT", "/a", {"host": "x"}, b"body")[0] == 200
-    assert server.accepted == 2 and server.requests == [("GET", b""), ("PUT", b"body")]
+    assert server.accepted == 2 and _sent(server) == [("GET", b""), ("PUT", b"body")]
 
 
 def test_a_connection_that_cannot_be_made_is_not_sent():
@@ -112,51 +78,14 @@ def test_an_exchange_cut_after_sending_is_not_a_connection_failure():
         listener.close()
 
 
-class _Scripted(socketserver.ThreadingTCPServer):
-    """Answers each request with the next of ``answers`` (raw bytes), then hangs up if told to."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, *answers: tuple[bytes, bool]):
-        self.answers, self.accepted = list(answers), 0
-        super().__init__(("127.0.0.1", 0), _ScriptedHandler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-
-class _ScriptedHandler(socketserver.StreamRequestHandler):
-    def handle(self):
-        self.server.accepted += 1
-        while self.server.answers and _next_request(self.rfile) is not None:
-            raw, hang_up = self.server.answers.pop(0)
-            self.wfile.write(raw)
-            self.wfile.flush()
-            if hang_up:
-                return
-
-
-@pytest.fixture
-def scripted():
-    servers = []
-
-    def start(*answers):
-        servers.append(_Scripted(*answers))
-        return servers[-1]
-
-    yield start
-    for s in servers:
-        s.shutdown()
-        s.server_close()
-
-
-def test_bodies_sent_in_chunks_or_until_the_end_and_answers_without_a_body_are_read_whole(scripted):
-    server = scripted(
+def test_bodies_sent_in_chunks_or_until_the_end_and_answers_without_a_body_are_read_whole(serve):
+    server = serve(scripted(
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nETag: \"a\"\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", False),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Amz-Meta-Kind: x\r\n\r\n", False),   # the answer to a HEAD
         (b"HTTP/1.1 304 Not Modified\r\nETag: \"a\"\r\n\r\n", False),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", False),
-        (b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nto the end", True))
-    pool = Connections("http", "127.0.0.1", server.server_address[1])
+        (b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nto the end", True)))
+    pool = Connections("http", "127.0.0.1", server.port)
     status, headers, body = pool.request("GET", "/a", {"host": "x"}, None)
     assert (status, headers["etag"], body) == (200, '"a"', b"abcde")
     status, headers, body = pool.request("HEAD", "/a", {"host": "x"}, None)
@@ -167,10 +96,10 @@ def test_bodies_sent_in_chunks_or_until_the_end_and_answers_without_a_body_are_r
     assert server.accepted == 1   # one connection for all five: each answer's end was found
 
 
-def test_an_answer_that_is_not_http_is_not_a_connection_failure(scripted):
-    server = scripted((b"SSH-2.0-OpenSSH_9.6\r\n\r\n", True))
+def test_an_answer_that_is_not_http_is_not_a_connection_failure(serve):
+    server = serve(scripted((b"SSH-2.0-OpenSSH_9.6\r\n\r\n", True)))
     with pytest.raises(http.client.HTTPException):   # may have landed: not NotSent, which is never raised so
-        Connections("http", "127.0.0.1", server.server_address[1]).request("PUT", "/a", {"host": "x"}, b"1")
+        Connections("http", "127.0.0.1", server.port).request("PUT", "/a", {"host": "x"}, b"1")
 
 
 @pytest.mark.parametrize("server", [False], indirect=True)
@@ -178,7 +107,7 @@ def test_a_large_body_arrives_whole(server):
     body = bytes(range(256)) * 4096   # 1 MiB: sent apart from its head
     pool = Connections("http", "127.0.0.1", server.port)
     assert pool.request("PUT", "/big", {"host": "x"}, body)[0] == 200
-    assert server.requests == [("PUT", body)]
+    assert _sent(server) == [("PUT", body)]
 
 
 @pytest.mark.parametrize("server", [False], indirect=True)

@@ -6,7 +6,6 @@ from an answer."""
 from __future__ import annotations
 
 import socket
-import socketserver
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,68 +15,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from lscloud import http_client, telemetry
 from lscloud.local.servers import free_port
+from loopback_http import ok as _ok
+from loopback_http import serve  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.integration
-
-
-class _Server(socketserver.ThreadingTCPServer):
-    """Answers each request with what ``answer(method, path, headers, body)`` returns (raw bytes, or
-    None: hang up without answering); records each request and counts connections."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, answer, host: str = "127.0.0.1"):
-        self.answer, self.accepted, self.requests = answer, 0, []
-        self.lock = threading.Lock()
-        super().__init__((host, 0), _Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def handle_error(self, request, client_address):
-        pass   # a client that hung up mid-answer (a bound, a timeout) is what some tests do
-
-
-class _Handler(socketserver.StreamRequestHandler):
-    def handle(self):
-        with self.server.lock:
-            self.server.accepted += 1
-        while line := self.rfile.readline():
-            headers = {}
-            while (h := self.rfile.readline()) not in (b"\r\n", b""):
-                name, _, value = h.decode().partition(":")
-                headers[name.strip().lower()] = value.strip()
-            body = self.rfile.read(int(headers.get("content-length", 0)))
-            method, path = line.decode().split()[:2]
-            with self.server.lock:
-                self.server.requests.append((method, path, headers, body))
-            raw = self.server.answer(method, path, headers, body)
-            if raw is None:
-                return
-            self.wfile.write(raw)
-            self.wfile.flush()
-
-
-def _ok(body: bytes, *extra: str) -> bytes:
-    head = "".join(f"{h}\r\n" for h in extra)
-    return f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
-
-
-@pytest.fixture
-def serve():
-    servers = []
-
-    def start(answer):
-        servers.append(_Server(answer))
-        return servers[-1]
-
-    yield start
-    for s in servers:
-        s.shutdown()
-        s.server_close()
 
 
 def test_answers_are_read_whole_over_one_kept_alive_connection(serve):
@@ -112,20 +53,12 @@ def test_threads_share_the_client_and_each_gets_its_own_answer(serve):
     assert server.accepted <= 8 + 1   # connections are kept: at most one per thread at a time (and a spare)
 
 
-def test_an_ipv6_literal_is_named_in_brackets():
-    class V6(_Server):
-        address_family = socket.AF_INET6
-
+def test_an_ipv6_literal_is_named_in_brackets(serve):
     try:
-        server = V6(lambda m, p, h, b: _ok(h["host"].encode()), host="::1")
+        server = serve(lambda m, p, h, b: _ok(h["host"].encode()), host="::1")
     except OSError:
         pytest.skip("no IPv6 loopback here")
-    try:
-        port = server.server_address[1]
-        assert http_client.Client().get(f"http://[::1]:{port}/").content == f"[::1]:{port}".encode()
-    finally:
-        server.shutdown()
-        server.server_close()
+    assert http_client.Client().get(f"http://[::1]:{server.port}/").content == f"[::1]:{server.port}".encode()
 
 
 def test_redirects_are_answers_not_followed(serve):
