@@ -30,7 +30,6 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import socket
 import threading
 from dataclasses import dataclass
 from typing import Any, Mapping

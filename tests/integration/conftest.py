@@ -96,3 +96,20 @@ def peers():
     p = Peers()
     yield p
     p.stop()
+
+
+@pytest.fixture
+def serve():
+    """``serve(answer, host=...)`` -> a started ``loopback_http.LoopbackServer`` answering the bytes
+    ``answer`` scripts (the runtime's HTTP clients' tests), stopped after the test."""
+    from loopback_http import LoopbackServer
+
+    servers: list[LoopbackServer] = []
+
+    def start(answer, host: str = "127.0.0.1") -> LoopbackServer:
+        servers.append(LoopbackServer(answer, host))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.stop()

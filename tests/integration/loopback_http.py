@@ -2,9 +2,10 @@
 HTTP clients (lscloud.connections, lscloud.http_client), whose tests need answers no real server
 gives on demand (a hang-up after an answer, an answer that is not HTTP, one that never comes).
 
-``serve(answer)`` starts one; ``answer(method, path, headers, body)`` returns the raw answer, or
-``(raw, True)`` to hang up after it, or None to hang up without answering. The server records each
-request as ``(method, path, headers, body)`` (header names lower-case) and counts connections.
+The ``serve`` fixture (tests/integration/conftest.py) starts one: ``serve(answer)``, where
+``answer(method, path, headers, body)`` returns the raw answer, or ``(raw, True)`` to hang up after
+it, or None to hang up without answering. The server records each request as ``(method, path,
+headers, body)`` (header names lower-case) and counts connections.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import socketserver
 import threading
 from typing import Callable
 
-import pytest
 
 Answer = Callable[[str, str, dict, bytes], "bytes | tuple[bytes, bool] | None"]
 
@@ -81,17 +81,3 @@ def scripted(*answers: tuple[bytes, bool]) -> Answer:
     """Each request answered with the next of ``answers`` (raw, hang up after it); none left: hang up."""
     left = list(answers)
     return lambda *_: left.pop(0) if left else None
-
-
-@pytest.fixture
-def serve():
-    """``serve(answer, host=...)`` -> a started :class:`LoopbackServer`, stopped after the test."""
-    servers: list[LoopbackServer] = []
-
-    def start(answer: Answer, host: str = "127.0.0.1") -> LoopbackServer:
-        servers.append(LoopbackServer(answer, host))
-        return servers[-1]
-
-    yield start
-    for s in servers:
-        s.stop()

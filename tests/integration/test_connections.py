@@ -14,7 +14,6 @@ import pytest
 from lscloud.local.servers import free_port
 from lscloud.connections import Connections, NotSent
 from loopback_http import scripted
-from loopback_http import serve  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from lscloud import http_client, telemetry
 from lscloud.local.servers import free_port
 from loopback_http import ok as _ok
-from loopback_http import serve  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.integration
 
