@@ -12,7 +12,7 @@ import time
 import pytest
 
 from functions.softatm.function import banks, journal, ledger, models, transfers
-from lscloud import events, runtime
+from lscloud import errors, events, runtime
 from lscloud.auth import delivery_headers, sign_request
 from lscloud.config import ConfigError
 
@@ -504,6 +504,7 @@ def test_an_operator_changes_a_banks_address_and_limits(client, setup, rt, hooks
     op = setup["op"]
     r = client.get("/v1/banks/vcb", headers=op)
     assert r.get_json()["webhook_url"] == hooks.url and r.get_json()["changed_at"]
+    assert r.get_json()["changed_by"].startswith("operator-")   # who moved where its customers' numbers go
     b = wbody(amount=3_000_000)
     assert client.post("/v1/withdrawals", json=b, headers=setup["teller"]).status_code == 201
     e = events.new_event("vn.langson.softatm.transfer.received.v1", "/softatm", {"transfer_id": b["id"]},
@@ -523,6 +524,16 @@ def test_an_operator_changes_a_banks_address_and_limits(client, setup, rt, hooks
     assert r.get_json()["limits"]["per_transaction_vnd"] == 2_000_000 and r.get_json()["webhook_url"] == hooks.url
     assert K1 not in r.get_data(as_text=True) and K2 not in r.get_data(as_text=True)
     assert [k["key_id"] for k in r.get_json()["keys"]] == ["1", "2"]   # keys change by rotation only
+
+
+def test_in_the_cluster_a_banks_webhook_address_is_https(rt):
+    """A webhook carries the customer's account and ID numbers out of the cluster."""
+    cluster = rt.settings.replace(env="cluster")
+    with pytest.raises(errors.Invalid) as refused:
+        banks.check_webhook_url(cluster, "http://bank.example/hooks")
+    assert [e["field"] for e in refused.value.errors] == ["/webhook_url"]
+    assert banks.check_webhook_url(cluster, "https://bank.example/hooks") == "https://bank.example/hooks"
+    assert banks.check_webhook_url(rt.settings, "http://127.0.0.1:9/hooks")   # the local bank simulator
 
 
 def test_a_change_with_if_match_applies_to_the_version_read_only(client, setup):
@@ -577,7 +588,7 @@ def test_operators_changing_different_things_at_once_keep_both(rt, setup):
 
     def change(patch):
         start.wait()
-        return banks.change("vcb", patch, transfers.iso(transfers.now()))
+        return banks.change(rt.settings, "vcb", patch, transfers.iso(transfers.now()), "operator-1")
 
     with ThreadPoolExecutor(len(changes)) as pool:
         list(pool.map(change, changes))

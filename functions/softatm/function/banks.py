@@ -76,13 +76,19 @@ def _check_secret(secret, field: str) -> str:
     return secret
 
 
-def _check_webhook_url(url: str) -> str:
+def check_webhook_url(settings, url: str) -> str:
     """A webhook address every webhook can be sent to (:func:`lscloud.http_client.parse_url`): one
-    that cannot is refused when it is given, not retried at every transfer."""
+    that cannot is refused when it is given, not retried at every transfer. In the cluster only
+    ``https``: a webhook carries the customer's account and ID numbers to their bank, outside the
+    cluster (the local cloud's bank simulator answers on loopback)."""
     try:
-        http_client.parse_url(url)
+        where = http_client.parse_url(url)
     except http_client.BadUrl as exc:
         raise errors.Invalid.at("/webhook_url", exc.message, exc.message_vi) from None
+    if settings.env == "cluster" and where.scheme != "https":
+        raise errors.Invalid.at("/webhook_url", "a bank's webhook address is https: webhooks carry customers' "
+                                "account and ID numbers", "địa chỉ webhook của ngân hàng phải là https: webhook "
+                                "mang số tài khoản và số định danh của khách hàng")
     return url
 
 
@@ -93,7 +99,7 @@ def public(data: dict) -> dict:
     out = {"code": data["code"], "name": data["name"], "webhook_url": data["webhook_url"], "limits": data["limits"],
            "keys": keys, "signing_key_id": data["signing_key_id"], "registered_at": data["registered_at"]}
     if data.get("changed_at"):
-        out["changed_at"] = data["changed_at"]
+        out.update(changed_at=data["changed_at"], changed_by=data["changed_by"])
     return out
 
 
@@ -110,7 +116,7 @@ def register(settings, body: dict, at: str) -> dict:
     if len(keys) == 1:
         keys.append({"key_id": "2", "secret": None, "fingerprint": None, "added_at": None})
     limits = {**DEFAULT_LIMITS, **(body.get("limits") or {})}
-    data = {"code": code, "name": body["name"], "webhook_url": _check_webhook_url(body["webhook_url"]),
+    data = {"code": code, "name": body["name"], "webhook_url": check_webhook_url(settings, body["webhook_url"]),
             "limits": limits, "keys": keys,
             "signing_key_id": "1", "registered_at": at}
     try:
@@ -143,15 +149,17 @@ CHANGEABLE = ("name", "webhook_url", "limits")
 """What :func:`change` changes; the keys change by rotation only (:func:`rotate`)."""
 
 
-def change(code: str, patch: dict, at: str, version: int | None = None) -> tuple[dict, int]:
-    """Apply an operator's merge patch (RFC 7396) of ``name``, ``webhook_url`` and ``limits`` (a
-    limit not named keeps its value); returns the bank as answers show it, and its version.
+def change(settings, code: str, patch: dict, at: str, by: str, version: int | None = None) -> tuple[dict, int]:
+    """Apply operator ``by``'s merge patch (RFC 7396) of ``name``, ``webhook_url`` and ``limits`` (a
+    limit not named keeps its value); returns the bank as answers show it, and its version. The
+    bank records who changed it last and when (``changed_by``, ``changed_at``): where its webhooks
+    go decides who receives its customers' account and ID numbers.
 
     ``version`` (the caller's ``If-Match``): change only that version, else 412. Without one the
     patch applies to the bank as stored, so two operators changing different things both keep
     theirs. A patch that changes nothing writes nothing."""
     if "webhook_url" in patch:
-        _check_webhook_url(patch["webhook_url"])
+        check_webhook_url(settings, patch["webhook_url"])
 
     def patched(data: dict) -> dict:
         return {**data, **{k: patch[k] for k in ("name", "webhook_url") if k in patch},
@@ -163,7 +171,7 @@ def change(code: str, patch: dict, at: str, version: int | None = None) -> tuple
         new = patched(item.data)
         if all(new[k] == item.data[k] for k in CHANGEABLE):
             raise _Unchanged(item)
-        item.data = {**new, "changed_at": at}
+        item.data = {**new, "changed_at": at, "changed_by": by}
 
     try:
         bank = Bank.update(code, None, apply, retries=0 if version is not None else None)
@@ -178,7 +186,7 @@ def change(code: str, patch: dict, at: str, version: int | None = None) -> tuple
     except _Stale:
         raise _stale(code) from None
     _cache.clear()
-    log.info("bank %s changed: %s", code, ", ".join(k for k in CHANGEABLE if k in patch))
+    log.info("bank %s: %s changed by %s", code, ", ".join(k for k in CHANGEABLE if k in patch), by)
     return public(bank.data), bank.version
 
 

@@ -53,7 +53,7 @@ def change_bank(code):
     keeps its value). With ``If-Match`` (the ETag of a read), only that version is changed."""
     version = if_match_version()
     banks.read(code)
-    return versioned_json(*banks.change(code, g.body, iso(now()), version))
+    return versioned_json(*banks.change(app_state().settings, code, g.body, iso(now()), principal().sub, version))
 
 
 @bp.post("/v1/banks/<code>/keys")
