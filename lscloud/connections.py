@@ -103,6 +103,12 @@ class Connections:
         after that, ``http.client.HTTPException`` when the answer is not HTTP or its body is longer
         than ``max_answer_bytes``; ``ValueError``, before anything is sent, for a header holding a
         line break."""
+        return self.send(method, target, headers, body).read(max_answer_bytes)
+
+    def send(self, method: str, target: str, headers: dict[str, str], body: bytes | None) -> "Pending":
+        """Send one request and leave its answer unread: several requests go out from one thread
+        before any answer is waited for (:meth:`Pending.read`). Raises as :meth:`request` does up
+        to the sending."""
         head = _head(method, target, headers, body)
         sock = self._take()
         try:
@@ -111,15 +117,10 @@ class Connections:
                 sock.sendall(body)
             else:
                 sock.sendall(head + body if body else head)
-            status, answer, keep_alive = _read(sock, method == "HEAD", max_answer_bytes)
         except BaseException:
             sock.close()
             raise
-        if keep_alive:
-            self._give_back(sock)
-        else:
-            sock.close()
-        return status, answer.headers, b"".join(answer.chunks)
+        return Pending(self, sock, method == "HEAD")
 
     def _take(self) -> socket.socket:
         while True:
@@ -151,6 +152,38 @@ class Connections:
                 self._idle.append(sock)
                 return
         sock.close()
+
+
+class Pending:
+    """A request sent on a connection of :class:`Connections`, its answer not read yet."""
+
+    __slots__ = ("_pool", "_sock", "_head")
+
+    def __init__(self, pool: Connections, sock: socket.socket, head: bool):
+        self._pool, self._sock, self._head = pool, sock, head
+
+    def read(self, max_answer_bytes: int | None = None) -> tuple[int, dict[str, str], bytes]:
+        """The answer, as :meth:`Connections.request` returns it (and raises); the connection goes
+        back to the pool, or is closed."""
+        sock, self._sock = self._sock, None
+        if sock is None:
+            raise RuntimeError("this answer was read already")
+        try:
+            status, answer, keep_alive = _read(sock, self._head, max_answer_bytes)
+        except BaseException:
+            sock.close()
+            raise
+        if keep_alive:
+            self._pool._give_back(sock)
+        else:
+            sock.close()
+        return status, answer.headers, b"".join(answer.chunks)
+
+    def close(self) -> None:
+        """Give up on the answer: the connection is closed (its answer may still be on its way)."""
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
 
 
 _BREAKS = re.compile(r"[\r\n\0]")

@@ -52,6 +52,15 @@ def test_a_connection_the_server_closed_while_idle_is_not_sent_on(server):
     assert server.accepted == 2 and _sent(server) == [("GET", b""), ("PUT", b"body")]
 
 
+def test_requests_sent_before_any_answer_is_read_each_have_their_own_connection(serve):
+    server = serve(lambda m, path, h, b: b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(path), path.encode()))
+    pool = Connections("http", "127.0.0.1", server.port)
+    first, second = (pool.send("GET", p, {"host": "x"}, None) for p in ("/first", "/second"))
+    assert second.read()[2] == b"/second" and first.read()[2] == b"/first"   # read in any order
+    assert [pool.request("GET", "/again", {"host": "x"}, None)[2] for _ in range(2)] == [b"/again"] * 2
+    assert server.accepted == 2   # both went back to the pool
+
+
 def test_a_connection_that_cannot_be_made_is_not_sent():
     port = free_port()   # nothing listens there
     with pytest.raises(NotSent) as refused:
