@@ -397,6 +397,12 @@ class Model(metaclass=_ModelMeta):
         return item
 
     @classmethod
+    def located(cls, hash_key: Any, range_key: Any = None) -> tuple[str, str]:
+        """``(bucket, key)`` of the item at that key: what :meth:`ObjectStore.ahead` sends a GET of,
+        for a :meth:`get` to take later (not for a reference model, read through its cache)."""
+        return cls._conn()[1], cls._key_for(hash_key, range_key)
+
+    @classmethod
     def exists(cls, hash_key: Any, range_key: Any = None) -> bool:
         """Whether a live item is at that key."""
         key = cls._key_for(hash_key, range_key)

@@ -8,9 +8,11 @@ Everything above (documents, blobs, idempotency records, nonces) goes through
 
 from __future__ import annotations
 
+import contextvars
 import datetime
 import email.utils
 import threading
+from contextlib import contextmanager
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Iterator
@@ -66,6 +68,10 @@ def _iso_date(value: str | None) -> float | None:
 def _metadata(headers) -> dict:
     """User metadata from ``x-amz-meta-*`` headers, names lower-case (as they were written)."""
     return {name[len(_META):].lower(): value for name, value in headers.items() if name.lower().startswith(_META)}
+
+
+# GETs sent ahead by ObjectStore.ahead, (store, bucket, key) -> Started, for the code that reads them
+_AHEAD: contextvars.ContextVar[dict | None] = contextvars.ContextVar("lscloud_store_ahead", default=None)
 
 
 def _stored(key: str, reply: Reply) -> "StoredObject":
@@ -158,7 +164,39 @@ class ObjectStore:
     # -- objects -----------------------------------------------------------------------------------
 
     def get(self, bucket: str, key: str) -> StoredObject:
-        return _stored(key, self._call("GetObject", "GET", bucket, key))
+        ahead = _AHEAD.get()
+        started = ahead.pop((id(self), bucket, key), None) if ahead else None
+        if started is None:
+            return _stored(key, self._call("GetObject", "GET", bucket, key))
+        try:
+            reply = started.reply()
+        except Unreachable as exc:
+            raise StoreUnavailable(f"object store unreachable: {exc}", key=key) from exc
+        if reply.status != 200:
+            raise self._translate(reply, key)
+        return _stored(key, reply)
+
+    @contextmanager
+    def ahead(self, *where: tuple[str, str]) -> Iterator[None]:
+        """Send a GET of each ``(bucket, key)`` now; a :meth:`get` of one of them in this context
+        (this thread, or work it hands to :func:`lscloud.aggregate.together`) takes its answer
+        instead of asking again. So independent reads cost one round trip, sent from one thread
+        (three reads on the side pool started 0.2–0.9 ms apart, each waiting for a thread); a read
+        that depends on another goes in the context's body. A GET nobody took is dropped on exit.
+
+            with objects.ahead((bucket, declaration_key), (bucket, tally_key)):
+                listed = objects.list(bucket, prefix)   # while the two GETs are on their way
+                declaration = objects.get(bucket, declaration_key)
+        """
+        sent = {(id(self), bucket, key): self.http.start_get(bucket, key) for bucket, key in where}
+        outer = _AHEAD.get()
+        token = _AHEAD.set({**outer, **sent} if outer else sent)
+        try:
+            yield
+        finally:
+            _AHEAD.reset(token)
+            for started in sent.values():
+                started.discard()   # (one whose answer was taken is done already)
 
     def get_reference(self, bucket: str, key: str) -> StoredObject:
         """:meth:`get` for reference data (read on every request, changed rarely): served from this

@@ -14,6 +14,9 @@ timed-out connection, 429, 5xx and S3's throttling codes. A conditional write (`
 502 or 504), a lost condition on a later attempt may be its own earlier write: that is reported as
 :class:`Unreachable` (the store is then unavailable, and the caller's idempotency decides), never
 as a conflict the write may not have had.
+
+A GET may also be sent ahead (:meth:`S3Http.start_get`, for :meth:`ObjectStore.ahead`) and its
+answer read later: several reads leave one thread before any answer is waited for.
 """
 
 from __future__ import annotations
@@ -74,6 +77,57 @@ def _retry_later(attempt: int) -> None:
     time.sleep(random.random() * (2 ** (attempt - 1)))
 
 
+def _answered(span, reply: Reply) -> None:
+    if span.is_recording():
+        request_id = reply.headers.get("x-amz-request-id")
+        # one call: each set_attribute takes the span's lock and cleans its value on its own
+        span.set_attributes({"http.status_code": reply.status, "aws.request_id": request_id} if request_id
+                            else {"http.status_code": reply.status})
+        if reply.status >= 400:
+            span.set_status(StatusCode.ERROR, f"{reply.status} {reply.error_code()}")
+    span.end()
+
+
+def _retried(reply: Reply) -> bool:
+    return reply.status in _RETRY_STATUS or (reply.status >= 400 and reply.error_code() in _RETRY_CODES)
+
+
+class Started:
+    """A GET sent by :meth:`S3Http.start_get`, its answer not read yet."""
+
+    __slots__ = ("_http", "_bucket", "_key", "_span", "_pending")
+
+    def __init__(self, http: "S3Http", bucket: str, key: str, span, pending):
+        self._http, self._bucket, self._key, self._span, self._pending = http, bucket, key, span, pending
+
+    def reply(self) -> Reply:
+        """The answer, as :meth:`S3Http.request` gives it (and raises); asked for once."""
+        pending, self._pending = self._pending, None
+        span, self._span = self._span, trace.INVALID_SPAN
+        if pending is not None:
+            try:
+                reply = Reply(*pending.read())
+            except (http.client.HTTPException, OSError):
+                reply = None
+            if reply is not None and not _retried(reply):
+                _answered(span, reply)
+                return reply
+        # no answer, or one to retry: this attempt's span ends, and the store's retries take over
+        # after the pause they make between attempts (so a GET sent ahead has one attempt more)
+        span.set_status(StatusCode.ERROR, "retried")
+        span.end()
+        self._http._sleep(1)
+        return self._http.request("GetObject", "GET", self._bucket, self._key)
+
+    def discard(self) -> None:
+        """Nobody needs the answer: the connection is closed, the span ends."""
+        pending, self._pending = self._pending, None
+        span, self._span = self._span, trace.INVALID_SPAN
+        if pending is not None:
+            pending.close()
+        span.end()
+
+
 class S3Http:
     """Signed S3 requests to one endpoint (path-style), from a thread-safe pool of ``max_pool``
     kept-alive connections."""
@@ -115,28 +169,38 @@ class S3Http:
         path, query = self.path(bucket, key), sigv4.query_string(params)
         target = f"{path}?{query}" if query else path
         payload_hash = hashlib.sha256(body).hexdigest() if body else sigv4.EMPTY_SHA256
-        if otel_context.get_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY):
-            span = trace.INVALID_SPAN  # telemetry.untraced(): e.g. the readiness probe's ping
-        else:
-            attributes = dict(self._span_attributes, **{"rpc.method": operation, "aws.s3.bucket": bucket})
-            if key:
-                attributes["aws.s3.key"] = key
-            span = _tracer.start_span(f"S3.{operation}", kind=SpanKind.CLIENT, attributes=attributes)
+        span = self._span(operation, bucket, key)
         try:
             reply = self._send(method, path, query, target, headers, body, payload_hash, conditional, span)
         except Unreachable as exc:
             span.set_status(StatusCode.ERROR, str(exc))
             span.end()
             raise
-        if span.is_recording():
-            request_id = reply.headers.get("x-amz-request-id")
-            # one call: each set_attribute takes the span's lock and cleans its value on its own
-            span.set_attributes({"http.status_code": reply.status, "aws.request_id": request_id} if request_id
-                                else {"http.status_code": reply.status})
-            if reply.status >= 400:
-                span.set_status(StatusCode.ERROR, f"{reply.status} {reply.error_code()}")
-        span.end()
+        _answered(span, reply)
         return reply
+
+    def start_get(self, bucket: str, key: str) -> "Started":
+        """Send ``GET bucket/key`` now and read its answer later (:meth:`Started.reply`): several
+        reads go out from one thread before any answer is waited for, instead of one thread each.
+        A first attempt that fails, or answers what :meth:`request` would retry, is made again
+        through :meth:`request` when the answer is asked for (a GET is always safe to repeat)."""
+        path = self.path(bucket, key)
+        span = self._span("GetObject", bucket, key)
+        signed = self.signer.sign("GET", self.host, path, "", {}, sigv4.EMPTY_SHA256)
+        signed["user-agent"] = USER_AGENT
+        try:
+            pending = self.connections.send("GET", path, signed, None)
+        except (NotSent, http.client.HTTPException, OSError):
+            pending = None
+        return Started(self, bucket, key, span, pending)
+
+    def _span(self, operation: str, bucket: str, key: str):
+        if otel_context.get_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY):
+            return trace.INVALID_SPAN  # telemetry.untraced(): e.g. the readiness probe's ping
+        attributes = dict(self._span_attributes, **{"rpc.method": operation, "aws.s3.bucket": bucket})
+        if key:
+            attributes["aws.s3.key"] = key
+        return _tracer.start_span(f"S3.{operation}", kind=SpanKind.CLIENT, attributes=attributes)
 
     def _send(self, method, path, query, target, headers, body, payload_hash, conditional, span) -> Reply:
         may_have_landed = False
@@ -155,8 +219,7 @@ class S3Http:
                 reply = Reply(status, reply_headers, data)
                 if conditional and may_have_landed and reply.status in _LOST_CONDITION:
                     raise Unreachable(f"{method} outcome unknown: an earlier attempt may have landed")
-                retry = reply.status in _RETRY_STATUS or (reply.status >= 400 and reply.error_code() in _RETRY_CODES)
-                if not retry or attempt == MAX_ATTEMPTS:
+                if not _retried(reply) or attempt == MAX_ATTEMPTS:
                     return reply
                 may_have_landed = may_have_landed or reply.status in _AMBIGUOUS_STATUS
                 self._sleep(attempt)

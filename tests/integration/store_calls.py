@@ -54,6 +54,26 @@ class _Counted:
                 self._gate.hold(name, what)
         return self._http.request(operation, method, bucket, key, **kw)
 
+    def start_get(self, bucket, key):
+        """A GET sent ahead (:meth:`ObjectStore.ahead`): in flight from now, its answer held until
+        its round is let go."""
+        self._calls.note("get", key)
+        mine = self._gate.arrive("get", key) if self._gate is not None else None
+        return _HeldAnswer(self._http.start_get(bucket, key), self._gate, mine)
+
+
+class _HeldAnswer:
+    def __init__(self, started, gate: "Rounds | None", round_no: int | None):
+        self._started, self._gate, self._round = started, gate, round_no
+
+    def reply(self):
+        if self._gate is not None:
+            self._gate.wait(self._round)
+        return self._started.reply()
+
+    def discard(self):
+        self._started.discard()
+
 
 class Rounds:
     """Holds every S3 request until the test lets its round go: how many round trips a request
@@ -71,13 +91,19 @@ class Rounds:
         self.open = False  # once open, nothing is held any more
 
     def hold(self, method: str, key: str) -> None:
+        self.wait(self.arrive(method, key))
+
+    def arrive(self, method: str, key: str) -> int:
+        """A request is in flight (sent, its answer not read yet): the round it belongs to."""
         with self._cond:
-            if self.open:
-                return
             self._held.append((method, key))
-            mine = self._round
             self._cond.notify_all()
-            self._cond.wait_for(lambda: self._round != mine or self.open)
+            return self._round
+
+    def wait(self, round_no: int) -> None:
+        """Hold the answer of a request of round ``round_no`` until that round is let go."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._round != round_no or self.open)
 
     def next_round(self, n: int) -> list[tuple[str, str]]:
         with self._cond:

@@ -90,6 +90,41 @@ def test_safe_calls_are_retried_after_a_lost_answer(faulty, bucket):
     assert proxy.seen[-3:] == [LOSE_ANSWER, LOSE_ANSWER, PASS]
 
 
+def test_reads_sent_ahead_are_taken_by_the_gets_that_follow(object_store, bucket):
+    """ObjectStore.ahead sends its GETs at once from one thread; a get of one of them in the context
+    takes its answer instead of asking again (from this thread or the side pool), a missing object
+    is DoesNotExist as ever, an answer is taken once, and one nobody took is dropped on exit."""
+    from lscloud.aggregate import together
+
+    for name in ("a", "b", "unread"):
+        object_store.put(bucket, f"ahead/{name}.json", name.encode())
+    http, asked = object_store.http, []
+    real = http.request
+    http.request = lambda operation, method, b, key="", **kw: asked.append(key) or real(operation, method, b, key, **kw)
+    try:
+        with object_store.ahead(*[(bucket, f"ahead/{n}.json") for n in ("a", "b", "none", "unread")]):
+            a, b = together(lambda: object_store.get(bucket, "ahead/a.json"),
+                            lambda: object_store.get(bucket, "ahead/b.json"))
+            with pytest.raises(DoesNotExist):
+                object_store.get(bucket, "ahead/none.json")
+            assert asked == []                                        # every answer was on its way already
+            again = object_store.get(bucket, "ahead/a.json")         # taken once: asked again, read again
+        assert asked == ["ahead/a.json"]
+        assert (a.body, b.body, again.body) == (b"a", b"b", b"a") and a.etag == again.etag
+        assert object_store.get(bucket, "ahead/unread.json").body == b"unread"   # the pool is whole after the exit
+    finally:
+        http.request = real
+
+
+def test_a_read_sent_ahead_whose_answer_was_lost_is_asked_again(faulty, bucket):
+    store, proxy = faulty
+    store.put(bucket, "ahead/lost.json", b"x")
+    proxy.plan(LOSE_ANSWER, SLOW_DOWN)   # the GET sent ahead loses its answer; the store's retries take over
+    with store.ahead((bucket, "ahead/lost.json")):
+        assert store.get(bucket, "ahead/lost.json").body == b"x"
+    assert proxy.seen[-3:] == [LOSE_ANSWER, SLOW_DOWN, PASS]
+
+
 def test_a_throttled_conditional_write_is_retried_and_keeps_its_conflicts(faulty, bucket):
     store, proxy = faulty
     proxy.plan(SLOW_DOWN, SLOW_DOWN)     # refused before the store acted: safe to send again
