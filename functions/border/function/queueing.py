@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Callable
 
+from lscloud import store
 from lscloud.aggregate import NoChange, Outcome, delete_quietly, micros, together
 from lscloud.lru import LRU
 from lscloud.statemachine import Actor, iso, now, parse_iso
@@ -22,7 +23,7 @@ from lscloud.statemachine import Actor, iso, now, parse_iso
 from . import capacity, gates, indexes, ledger, lifecycle, queue, tally
 from .indexes import queue_name
 from .lifecycle import MACHINE
-from .models import CallEntry, QueueEntry
+from .models import CallEntry, QueueEntry, QueueTally
 
 FLOWS = queue.FLOWS
 
@@ -48,9 +49,21 @@ def held_slot(doc: dict) -> tuple[str, str] | None:
     return queue_name(doc["gate"], doc["flow"]), key
 
 
-def _queue_reads(qn: str, key: str) -> list:
-    """The two reads of a position: the listing of the truck's own slot part, and the queue's tally."""
-    return [lambda: tally.listed(qn, tally.part_of(key), stop_at=key), lambda: tally.counts(qn)]
+def _queue_reads(qn: str, key: str, read: Callable[[], dict] | None = None, sent: tuple[str, str] | None = None):
+    """The reads of a position, in one round trip: ``(doc, same_part, counts)``. The queue's tally
+    (and the document ``read()`` reads, at ``sent``) is asked for first, and the truck's own slot
+    part is listed in this thread while those answers travel; ``doc`` is None without ``read``.
+    (On the side pool, the three reads started 0.2–0.9 ms apart, each waiting for its thread.) A
+    ``read()`` whose reads are not known ahead (the lookup's code, then its declaration) goes beside
+    the listing, on the side pool, as before."""
+    objects, _ = store.connection()
+    with objects.ahead(QueueTally.located(qn), *([sent] if sent else [])):
+        if read is None or sent is not None:
+            same_part = tally.listed(qn, tally.part_of(key), stop_at=key)
+            doc = read() if read is not None else None
+        else:
+            doc, same_part = together(read, lambda: tally.listed(qn, tally.part_of(key), stop_at=key))
+        return doc, same_part, tally.counts(qn)
 
 
 def position(doc: dict, settings, read: tuple | None = None) -> dict | None:
@@ -65,7 +78,7 @@ def position(doc: dict, settings, read: tuple | None = None) -> dict | None:
     if slot is None:
         return None
     qn, key = slot
-    same_part, counts = read if read is not None else together(*_queue_reads(qn, key))
+    same_part, counts = read if read is not None else _queue_reads(qn, key)[1:]
     # from memory but once per bound (a thread of its own would cost more than it saves)
     gate = gates.gate(settings, doc["gate"])
     per_hour = capacity.with_override(gate, doc["flow"],
@@ -84,21 +97,27 @@ def position(doc: dict, settings, read: tuple | None = None) -> dict | None:
 HINTS: LRU[str, tuple[str, str]] = LRU(8192)
 
 
-def where_read(read: Callable[[], dict], settings, asked_as: str) -> tuple[dict, dict]:
+def where_read(read: Callable[[], dict], settings, asked_as: str,
+               located: Callable[[], tuple[str, str]] | None = None) -> tuple[dict, dict]:
     """The declaration ``read()`` gives (it raises for a caller who may not see it) and :func:`where`
     it stands, for a truck asked about again and again (a driver's app polling, the public lookup).
 
     ``asked_as`` names the question (the declaration id, or the driver's code): when this replica
     answered it before, the queue's two reads go out at once with the declaration's, in one round
     trip instead of two after it, and count if the declaration then holds the slot they were read
-    for (else they are read again for the slot it holds). Read at once or one after the other,
-    every read is made within the request, as before."""
+    for (else they are read again for the slot it holds). ``located()``: where ``read()`` reads the
+    declaration (``Model.located``), when the question names it, so its GET goes out with the
+    tally's. Read at once or one after the other, every read is made within the request, as before."""
     hint = HINTS.get(asked_as)
     early = None
     if hint is None:
         doc = read()
     else:
-        doc, *early = together(read, *_queue_reads(*hint))
+        try:
+            sent = located() if located is not None else None
+        except Exception:  # noqa: BLE001 - a malformed id: read() refuses it as it always did
+            sent = None
+        doc, *early = _queue_reads(*hint, read=read, sent=sent)
     slot = held_slot(doc)
     if slot is None:
         HINTS.pop(asked_as)

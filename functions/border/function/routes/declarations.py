@@ -10,6 +10,7 @@ from lscloud.idempotency import idempotent
 from lscloud.web import page_params, query_params, raw_body, responds, validate_body
 
 from .. import booking, declaring, ledger, queueing, scopes
+from ..models import Declaration
 from .common import DECLARATION, VERSIONED, actor, answer, gate, page, platform, visible
 
 bp = Blueprint("declarations", __name__)
@@ -125,7 +126,8 @@ def _at_its_gate(declaration_id: str, move):
 @responds("border/position.json")
 def get_position(declaration_id: str):
     """The truck's place in the yard queue and why it is there."""
-    return jsonify(queueing.where_read(lambda: visible(declaration_id).doc, platform(), declaration_id)[1])
+    return jsonify(queueing.where_read(lambda: visible(declaration_id).doc, platform(), declaration_id,
+                                       lambda: Declaration.located(declaration_id))[1])
 
 
 @bp.post("/v1/declarations/<declaration_id>/priority")
