@@ -16,6 +16,9 @@ store calls per request. What urllib3 did that matters is kept:
 - at most ``max_idle`` connections are kept; a burst opens more and closes the extra after use;
 - over TLS, the server's certificate is checked against ``ca_file`` (or the system's store) and
   its host name.
+
+:func:`parse_url` says where a URL sends a request (the ``Host`` header, the request line's target),
+or why none is made to it; both clients above parse with it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import select
 import socket
 import ssl
 import threading
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httptools
 
@@ -44,6 +49,57 @@ def default_ca_bundle() -> str | None:
 class NotSent(Exception):
     """No connection could be made (refused, timed out, TLS refused): the request never left.
     The cause is chained."""
+
+
+_UNSAFE = re.compile(r"[\x00-\x20\x7f]")
+
+
+class BadUrl(ValueError):
+    """A URL no call is made to; ``message`` and ``message_vi`` say why (for a 4xx naming the field
+    that held it)."""
+
+    def __init__(self, message: str, message_vi: str):
+        super().__init__(message)
+        self.message, self.message_vi = message, message_vi
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a URL sends a call: ``scheme``, ``hostname``, ``port`` (the default one filled in),
+    ``target`` (the request line's path and query, as sent and as signed) and ``host`` (the
+    ``Host`` header: an IPv6 literal bracketed, the port only when not the default)."""
+
+    scheme: str
+    hostname: str
+    port: int
+    target: str
+    host: str
+
+
+def parse_url(url: str) -> Target:
+    """Where a request to ``url`` goes, or :class:`BadUrl` saying why none is made to it: the checks
+    :meth:`lscloud.http_client.Client.request` makes before sending (and the object store's client
+    on its endpoint), for a URL kept to call later."""
+    if _UNSAFE.search(url) or not url.isascii():   # urlsplit would quietly drop a line break
+        raise BadUrl("a URL holds a space, a control character or a character that is not ASCII "
+                     "(percent-encode it)",
+                     "địa chỉ chứa khoảng trắng, ký tự điều khiển hoặc ký tự ngoài ASCII (hãy mã hóa phần trăm)")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadUrl("not an http(s)://host/... URL", "không phải địa chỉ http(s)://máy-chủ/...")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:   # a port that is not a number, or out of range
+        raise BadUrl("the port is not a number from 1 to 65535", "cổng không phải số từ 1 đến 65535") from None
+    if parts.username is not None or parts.password is not None:
+        raise BadUrl("credentials in a URL (user@host) are never sent; a call authenticates otherwise",
+                     "thông tin đăng nhập trong địa chỉ (user@host) không bao giờ được gửi")
+    if parts.fragment or url.endswith("#"):
+        raise BadUrl("a URL's fragment (#...) is never sent", "phần # của địa chỉ không bao giờ được gửi")
+    default_port = parts.port is None or (parts.scheme, parts.port) in (("http", 80), ("https", 443))
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname   # an IPv6 literal
+    return Target(parts.scheme, parts.hostname, port, (parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
+                  host if default_port else f"{host}:{port}")
 
 
 class _Answer:

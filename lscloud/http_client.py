@@ -22,29 +22,28 @@ What a caller can rely on:
   character that is not ASCII (a caller percent-encodes), credentials (``user@``) or a fragment,
   neither of which would be sent, raises :class:`BadUrl` (a ``ValueError``) before anything is
   sent, as does a header holding a line break. A caller that keeps a URL to call later (a partner's
-  webhook address) checks it when it is given, with :func:`parse_url`.
+  webhook address) checks it when it is given, with :func:`parse_url` (the transport's, from
+  :mod:`lscloud.connections`, which the object store's client parses its endpoint with too).
 """
 
 from __future__ import annotations
 
 import http.client
 import json
-import re
 import threading
-from dataclasses import dataclass
 from typing import Any, Mapping
-from urllib.parse import urlsplit
 
 from opentelemetry.trace import SpanKind, StatusCode
 
 from . import telemetry
-from .connections import Connections, NotSent, default_ca_bundle
+from .connections import BadUrl, Connections, NotSent, Target, default_ca_bundle, parse_url
+
+__all__ = ["BadUrl", "Client", "MAX_ANSWER_BYTES", "NoAnswer", "Response", "Target", "parse_url"]
 
 MAX_ANSWER_BYTES = 8 * 1024 * 1024
 """The longest answer a call reads (head and body); a longer one is :class:`NoAnswer`: a partner
 that answers a webhook with gigabytes must not take the function's memory."""
 _IDEMPOTENT = frozenset(("GET", "HEAD", "PUT", "DELETE", "OPTIONS"))
-_UNSAFE = re.compile(r"[\x00-\x20\x7f]")
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 # looked up once, as the store's is: telemetry.tracer() per call was 14 µs of a call's 175
 _tracer = telemetry.tracer()
@@ -57,53 +56,6 @@ class NoAnswer(Exception):
     def __init__(self, message: str, *, timed_out: bool = False, maybe_sent: bool = True):
         super().__init__(message)
         self.timed_out, self.maybe_sent = timed_out, maybe_sent
-
-
-class BadUrl(ValueError):
-    """A URL no call is made to; ``message`` and ``message_vi`` say why (for a 4xx naming the field
-    that held it)."""
-
-    def __init__(self, message: str, message_vi: str):
-        super().__init__(message)
-        self.message, self.message_vi = message, message_vi
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Where a URL sends a call: ``scheme``, ``hostname``, ``port`` (the default one filled in),
-    ``target`` (the request line's path and query, as sent and as signed) and ``host`` (the
-    ``Host`` header: an IPv6 literal bracketed, the port only when not the default)."""
-
-    scheme: str
-    hostname: str
-    port: int
-    target: str
-    host: str
-
-
-def parse_url(url: str) -> Target:
-    """Where a call to ``url`` goes, or :class:`BadUrl` saying why no call is made to it: the checks
-    :meth:`Client.request` makes before sending, for a URL kept to call later."""
-    if _UNSAFE.search(url) or not url.isascii():   # urlsplit would quietly drop a line break
-        raise BadUrl("a URL holds a space, a control character or a character that is not ASCII "
-                     "(percent-encode it)",
-                     "địa chỉ chứa khoảng trắng, ký tự điều khiển hoặc ký tự ngoài ASCII (hãy mã hóa phần trăm)")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BadUrl("not an http(s)://host/... URL", "không phải địa chỉ http(s)://máy-chủ/...")
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:   # a port that is not a number, or out of range
-        raise BadUrl("the port is not a number from 1 to 65535", "cổng không phải số từ 1 đến 65535") from None
-    if parts.username is not None or parts.password is not None:
-        raise BadUrl("credentials in a URL (user@host) are never sent; a call authenticates otherwise",
-                     "thông tin đăng nhập trong địa chỉ (user@host) không bao giờ được gửi")
-    if parts.fragment or url.endswith("#"):
-        raise BadUrl("a URL's fragment (#...) is never sent", "phần # của địa chỉ không bao giờ được gửi")
-    default_port = parts.port is None or (parts.scheme, parts.port) in (("http", 80), ("https", 443))
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname   # an IPv6 literal
-    return Target(parts.scheme, parts.hostname, port, (parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
-                  host if default_port else f"{host}:{port}")
 
 
 class Response:
@@ -158,7 +110,7 @@ class Client:
             attributes["url.full"] = url
         pool = self._pool(where.scheme, where.hostname, where.port)
         with _tracer.start_as_current_span(method, kind=SpanKind.CLIENT, attributes=attributes,
-                                                      record_exception=False, set_status_on_exception=False) as span:
+                                           record_exception=False, set_status_on_exception=False) as span:
             telemetry.inject(sent)
             try:
                 status, answer_headers, content = self._send(pool, method, where.target, sent, body)

@@ -28,14 +28,13 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Iterable, Mapping
-from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
 from . import sigv4
-from ..connections import Connections, NotSent, default_ca_bundle
+from ..connections import Connections, NotSent, default_ca_bundle, parse_url
 
 MAX_ATTEMPTS = 3
 _RETRY_STATUS = frozenset((429, 500, 502, 503, 504))
@@ -134,12 +133,9 @@ class S3Http:
 
     def __init__(self, endpoint: str, access_key: str, secret_key: str, region: str, *, max_pool: int = 32,
                  timeout_s: float = 10.0, ca_file: str = "", sleep=_retry_later):
-        parts = urlsplit(endpoint)
-        self.scheme, self.hostname = parts.scheme or "http", parts.hostname or "localhost"
-        self.port = parts.port or (443 if self.scheme == "https" else 80)
-        default_port = parts.port is None or (self.scheme, parts.port) in (("http", 80), ("https", 443))
-        self.host = self.hostname if default_port else f"{self.hostname}:{self.port}"
-        self.base_path = parts.path.rstrip("/")
+        where = parse_url(endpoint)
+        self.scheme, self.hostname, self.port, self.host = where.scheme, where.hostname, where.port, where.host
+        self.base_path = where.target.partition("?")[0].rstrip("/")
         self.region = region
         self.signer = sigv4.Signer(access_key, secret_key, region)
         self._sleep = sleep

@@ -153,6 +153,17 @@ def test_a_url_is_parsed_once_into_what_the_call_sends():
     assert http_client.parse_url("http://[::1]:8080/a").host == "[::1]:8080"
 
 
+def test_the_object_stores_client_parses_its_endpoint_as_calls_do():
+    """One parser for every outbound URL: the store's endpoint too (its IPv6 literal was sent unbracketed)."""
+    from lscloud.store.s3http import S3Http
+
+    s3 = S3Http("http://[::1]:8333/base/", "key", "secret", "us-east-1")
+    assert (s3.hostname, s3.port, s3.host, s3.path("b", "k.json")) == ("::1", 8333, "[::1]:8333", "/base/b/k.json")
+    assert S3Http("https://minio.lscloud.svc", "key", "secret", "us-east-1").host == "minio.lscloud.svc"
+    with pytest.raises(http_client.BadUrl):
+        S3Http("http://key:secret@minio:9000", "key", "secret", "us-east-1")
+
+
 def test_an_answer_that_is_not_json_says_so(serve):
     server = serve(lambda m, p, h, b: _ok(b"<html>"))
     with pytest.raises(ValueError):
