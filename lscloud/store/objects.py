@@ -136,12 +136,16 @@ class ObjectStore:
     def _call(self, operation: str, method: str, bucket: str, key: str = "", *, ok=(200,), what: str | None = None,
               **request) -> Reply:
         """One S3 request; an answer outside ``ok`` (or no answer) raises the store's error."""
+        return self._checked(lambda: self.http.request(operation, method, bucket, key, **request), what or key, ok)
+
+    def _checked(self, answer, what: str, ok=(200,)) -> Reply:
+        """``answer()``'s reply (a request's, or one sent ahead); outside ``ok``, or none, the store's error."""
         try:
-            reply = self.http.request(operation, method, bucket, key, **request)
+            reply = answer()
         except Unreachable as exc:
-            raise StoreUnavailable(f"object store unreachable: {exc}", key=what or key) from exc
+            raise StoreUnavailable(f"object store unreachable: {exc}", key=what) from exc
         if reply.status not in ok:
-            raise self._translate(reply, what or key)
+            raise self._translate(reply, what)
         return reply
 
     # -- buckets -----------------------------------------------------------------------------------
@@ -168,13 +172,7 @@ class ObjectStore:
         started = ahead.pop((id(self), bucket, key), None) if ahead else None
         if started is None:
             return _stored(key, self._call("GetObject", "GET", bucket, key))
-        try:
-            reply = started.reply()
-        except Unreachable as exc:
-            raise StoreUnavailable(f"object store unreachable: {exc}", key=key) from exc
-        if reply.status != 200:
-            raise self._translate(reply, key)
-        return _stored(key, reply)
+        return _stored(key, self._checked(started.reply, key))
 
     @contextmanager
     def ahead(self, *where: tuple[str, str]) -> Iterator[None]:
