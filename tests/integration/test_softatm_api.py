@@ -519,7 +519,11 @@ def test_an_operator_changes_a_banks_address_and_limits(client, setup, rt, hooks
     assert r.get_json()["limits"] == {"per_transaction_vnd": 2_000_000, "per_customer_day_vnd": 15_000_000}
     r = client.post("/v1/withdrawals", json=wbody(amount=3_000_000), headers=setup["teller"])
     assert r.status_code == 422, r.get_data(as_text=True)
-    r = client.patch("/v1/banks/vcb", json={"name": "Ngân hàng TMCP Ngoại thương Việt Nam"}, headers=op)
+    from store_calls import counting
+
+    with counting() as calls:   # one read and one write: the change reads the bank once
+        r = client.patch("/v1/banks/vcb", json={"name": "Ngân hàng TMCP Ngoại thương Việt Nam"}, headers=op)
+    assert (calls["get"], calls["put"], len(calls.log)) == (1, 1, 2), calls
     assert r.get_json()["name"] == "Ngân hàng TMCP Ngoại thương Việt Nam"
     assert r.get_json()["limits"]["per_transaction_vnd"] == 2_000_000 and r.get_json()["webhook_url"] == hooks.url
     assert K1 not in r.get_data(as_text=True) and K2 not in r.get_data(as_text=True)
@@ -575,7 +579,9 @@ def test_a_bad_change_is_refused_naming_the_field_and_changes_nothing(client, se
     assert [e["field"] for e in r.get_json()["errors"]] == [field], r.get_json()
     after = client.get("/v1/banks/vcb", headers=op)
     assert (after.get_json(), after.headers["ETag"]) == (before.get_json(), before.headers["ETag"])
-    assert client.patch("/v1/banks/nobank", json={"name": "x"}, headers=op).status_code == 404
+    for unknown in ("nobank", "x" * 300):   # none registered; a code that cannot even be a key
+        r = client.patch(f"/v1/banks/{unknown}", json={"name": "x"}, headers=op)
+        assert r.status_code == 404 and r.get_json()["type"].endswith("unknown-bank"), r.get_data(as_text=True)
 
 
 def test_operators_changing_different_things_at_once_keep_both(rt, setup):

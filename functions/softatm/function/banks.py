@@ -21,7 +21,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken
 
 from lscloud import errors, http_client
-from lscloud.store import ConditionalCheckFailed, DoesNotExist
+from lscloud.store import ConditionalCheckFailed, DoesNotExist, InvalidKey
 
 from .models import Bank
 from .refusals import BankExists, UnknownBank
@@ -175,7 +175,7 @@ def change(settings, code: str, patch: dict, at: str, by: str, version: int | No
 
     try:
         bank = Bank.update(code, None, apply, retries=0 if version is not None else None)
-    except DoesNotExist:
+    except (DoesNotExist, InvalidKey):
         raise UnknownBank(f"no bank {code!r} is registered", detail_vi="Ngân hàng này chưa được đăng ký.") from None
     except _Unchanged as same:
         return public(same.item.data), same.item.version

@@ -52,7 +52,6 @@ def change_bank(code):
     """Change a bank's name, webhook URL or limits (a JSON merge patch, RFC 7396; a limit not named
     keeps its value). With ``If-Match`` (the ETag of a read), only that version is changed."""
     version = if_match_version()
-    banks.read(code)
     return versioned_json(*banks.change(app_state().settings, code, g.body, iso(now()), principal().sub, version))
 
 
