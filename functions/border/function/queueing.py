@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Callable
 
 from lscloud import store
+from lscloud.store import InvalidKey
 from lscloud.aggregate import NoChange, Outcome, delete_quietly, micros, together
 from lscloud.lru import LRU
 from lscloud.statemachine import Actor, iso, now, parse_iso
@@ -115,7 +116,7 @@ def where_read(read: Callable[[], dict], settings, asked_as: str,
     else:
         try:
             sent = located() if located is not None else None
-        except Exception:  # noqa: BLE001 - a malformed id: read() refuses it as it always did
+        except InvalidKey:   # a malformed id: read() refuses it as it always did
             sent = None
         doc, *early = _queue_reads(*hint, read=read, sent=sent)
     slot = held_slot(doc)
