@@ -53,7 +53,10 @@ T = TypeVar("T")
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 
-_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
+_KEY_MAX = 255
+# 1-255 visible ASCII characters; written in the syntax Python and ECMA-262 share, so the OpenAPI
+# document's pattern (header_parameter) is this very rule and cannot drift from it
+_KEY_RE = re.compile(rf"[\x21-\x7e]{{1,{_KEY_MAX}}}")
 # response headers not worth replaying (hop-by-hop, per-response or per-trace)
 _SKIP_HEADERS = {"set-cookie", "date", "content-length", "server", "traceparent", "tracestate", "connection",
                  "transfer-encoding"}
@@ -119,9 +122,37 @@ def idempotent(key_from: Callable[[Any], Any] | None = None, *, required: bool =
             return _run(view, args, kwargs, key, inprogress_timeout_s)
 
         wrapper.__lscloud_idempotent__ = True
+        # what /openapi.json declares (lscloud.web.openapi): an in_record view never reads the header
+        wrapper.__lscloud_idempotency_header__ = None if in_record else header_parameter(
+            required=required, key_from=key_from is not None)
         return wrapper
 
     return decorate
+
+
+def header_parameter(*, required: bool = True, key_from: bool = False) -> dict:
+    """The OpenAPI 3.1 parameter object of the ``Idempotency-Key`` header of an :func:`idempotent`
+    view (``key_from``: the view has one). Required only when nothing can stand in for it: with
+    ``key_from`` the body's id can, and ``required=False`` runs the request without a key."""
+    needed = required and not key_from
+    if needed:
+        when = " Required: a request without it is answered 400. / Bắt buộc: thiếu khóa trả về 400."
+    elif key_from:
+        when = (" Optional: without it the client-chosen id in the body is the key. / Không bắt buộc: "
+                "thiếu khóa thì mã do người gọi chọn trong nội dung là khóa.")
+    else:
+        when = (" Optional: without it the request runs once per sending. / Không bắt buộc: thiếu khóa "
+                "thì mỗi lần gửi là một lần thực hiện.")
+    return {
+        "name": HEADER, "in": "header", "required": needed,
+        "description": f"A key the caller chooses per request (1-{_KEY_MAX} visible ASCII characters, e.g. a "
+                       "UUID): the same request sent again with it gets the first answer again (with "
+                       f"{REPLAYED_HEADER}: true) and runs once; another body under the same key is a 409. / "
+                       f"Khóa người gọi chọn cho mỗi yêu cầu (1-{_KEY_MAX} ký tự ASCII hiển thị được, ví dụ "
+                       "UUID): gửi lại cùng yêu cầu với khóa đó nhận lại câu trả lời đầu tiên và chỉ thực hiện "
+                       "một lần; nội dung khác với cùng khóa trả về 409." + when,
+        "schema": {"type": "string", "minLength": 1, "maxLength": _KEY_MAX, "pattern": f"^{_KEY_RE.pattern}$"},
+    }
 
 
 def _key(key_from, header: bool = True) -> str | None:

@@ -1,18 +1,21 @@
 """Answers with validators: reference data with a strong ETag, Cache-Control and 304
 (:func:`cached_json`); a record at its version (:func:`versioned_json`), and a change made only to
-the version the caller read (:func:`if_match_version`)."""
+the version the caller read (:func:`if_match_version`, declared with :func:`takes_if_match`)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Callable
 from typing import Any
 
 from flask import Response, jsonify, request
 
 from ..errors import PreconditionFailed, field
 
-__all__ = ["CACHE_CONTROL", "CACHED", "cached_json", "versioned_json", "if_match_version"]
+__all__ = ["CACHE_CONTROL", "CACHED", "cached_json", "versioned_json", "if_match_version", "takes_if_match",
+           "IF_MATCH_PARAMETER"]
 
 
 CACHE_CONTROL = "public, max-age=300"
@@ -45,6 +48,39 @@ def versioned_json(payload: Any, version: int, status: int = 200) -> Response:
     return resp
 
 
+# the ETag versioned_json sends: a quoted decimal of at most 20 ASCII digits (any 64-bit version);
+# [0-9], not str.isdigit(), which takes "²" (that int() then refuses); written in the syntax Python
+# and ECMA-262 share, so IF_MATCH_PARAMETER's pattern is this very rule
+_VERSION_TAG = re.compile(r'"[0-9]{1,20}"')
+
+IF_MATCH_PARAMETER: dict[str, Any] = {
+    "name": "If-Match", "in": "header", "required": False,
+    "description": "The ETag the record was read with: the change is made to that version only, else 412 "
+                   "(read it again). Without it the change applies to whatever is stored. / ETag của lần đọc "
+                   "bản ghi: chỉ thay đổi đúng phiên bản đó, nếu không trả về 412 (hãy đọc lại). Không gửi thì "
+                   "thay đổi áp dụng cho bản đang lưu.",
+    "schema": {"type": "string", "pattern": f"^{_VERSION_TAG.pattern}$"},
+}
+"""The OpenAPI parameter object of the ``If-Match`` header of a :func:`takes_if_match` view."""
+
+
+def takes_if_match(view: Callable) -> Callable:
+    """Declare that the view calls :func:`if_match_version`: ``/openapi.json`` then documents the
+    optional ``If-Match`` header (:data:`IF_MATCH_PARAMETER`) and the 412 answer. A call inside the
+    view cannot be seen from outside, so a view that reads ``If-Match`` without this declaration has
+    a document whose clients never send it. Goes anywhere under the route decorator::
+
+        @bp.patch("/v1/banks/<code>")
+        @allow("operator")
+        @takes_if_match
+        @validate_body("softatm/bank-change.json")
+        def change_bank(code):
+            version = if_match_version()
+    """
+    view.__lscloud_if_match__ = True
+    return view
+
+
 def if_match_version() -> int | None:
     """The record version a change is made to, from ``If-Match: "<version>"`` (RFC 9110 §13.1.1) as
     :func:`versioned_json` gave it; None without the header (the change applies to whatever is
@@ -54,8 +90,13 @@ def if_match_version() -> int | None:
     if raw is None:
         return None
     tag = raw.strip()
-    if len(tag) >= 2 and tag[0] == tag[-1] == '"' and tag[1:-1].isdigit() and len(tag) <= 22:
+    if _VERSION_TAG.fullmatch(tag):
         return int(tag[1:-1])
-    raise PreconditionFailed("If-Match names no version of this record (send the ETag it was read with).",
-                             detail_vi="If-Match không chỉ một phiên bản của bản ghi này (gửi lại ETag đã đọc).",
-                             errors=[field("If-Match", 'a version as the ETag gave it, e.g. "3"')])
+    raise not_a_version()
+
+
+def not_a_version() -> PreconditionFailed:
+    """The 412 :func:`if_match_version` answers to an ``If-Match`` that names no version."""
+    return PreconditionFailed("If-Match names no version of this record (send the ETag it was read with).",
+                              detail_vi="If-Match không chỉ một phiên bản của bản ghi này (gửi lại ETag đã đọc).",
+                              errors=[field("If-Match", 'a version as the ETag gave it, e.g. "3"')])

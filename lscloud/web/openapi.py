@@ -1,12 +1,15 @@
 """The OpenAPI 3.1 document of a function, built from its routes and their declarations.
 
 Views declare what they answer with :func:`responds` and which query parameters they take with
-:func:`query_params` (which also parses and validates them); ``@allow`` gives the security and
-:func:`lscloud.web.bodies.validate_body` the request body. :func:`build_openapi` reads it all.
+:func:`query_params` (which also parses and validates them); ``@allow`` gives the security,
+:func:`lscloud.web.bodies.validate_body` the request body, and ``@idempotent`` /
+:func:`lscloud.web.caching.takes_if_match` the request headers the runtime reads (``Idempotency-Key``,
+``If-Match``). :func:`build_openapi` reads it all.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import http
 import posixpath
@@ -19,6 +22,7 @@ from .. import auth, query
 from .. import roles as _roles
 from ..context import AppState, app_state
 from ..problems import MEDIA_TYPE, PROBLEM_SCHEMA, Problem
+from .caching import IF_MATCH_PARAMETER, not_a_version
 
 __all__ = ["PAGE_SCHEMA", "responds", "query_params", "page_params", "invalid_query", "build_openapi"]
 
@@ -216,8 +220,10 @@ def _ref(file: str) -> dict:
 
 # status -> (slug of the example, when the runtime answers it: en / vi)
 _PROBLEMS: dict[int, tuple[str, str, str]] = {
-    400: ("invalid-parameter", "a malformed body or query or path parameter (errors[] names each field)",
-          "nội dung, tham số truy vấn hoặc đường dẫn không hợp lệ (errors[] nêu từng trường)"),
+    400: ("invalid-parameter", "a malformed body or query or path parameter (errors[] names each field), "
+                               "or a missing or malformed Idempotency-Key",
+          "nội dung, tham số truy vấn hoặc đường dẫn không hợp lệ (errors[] nêu từng trường), "
+          "hoặc thiếu hay sai Idempotency-Key"),
     401: ("unauthenticated", "no valid credential (bearer token or partner signature)",
           "thiếu thông tin xác thực hợp lệ (mã truy cập hoặc chữ ký đối tác)"),
     403: ("forbidden", "the caller's role or scope may not do this", "vai trò hoặc phạm vi của người gọi không được phép"),
@@ -225,6 +231,8 @@ _PROBLEMS: dict[int, tuple[str, str, str]] = {
           "không tìm thấy (hoặc người gọi không được biết nó tồn tại)"),
     409: ("conflict", "conflicts with the current state, or an idempotency key reused with another body",
           "xung đột với trạng thái hiện tại, hoặc khóa chống lặp dùng lại với nội dung khác"),
+    412: ("precondition-failed", "If-Match names no version, or not the stored one (read the record again)",
+          "If-Match không chỉ một phiên bản, hoặc không phải phiên bản đang lưu (hãy đọc lại bản ghi)"),
     413: ("payload-too-large", "the request body is over the size limit", "nội dung yêu cầu vượt quá giới hạn"),
     415: ("unsupported-media-type", "the body is not application/json", "nội dung không phải application/json"),
     422: ("validation-failed", "the body does not match its schema (errors[] names each field by JSON pointer)",
@@ -241,17 +249,25 @@ def _problem_response(status: int | None) -> dict:
         return {"description": "Any other error, as problem details (RFC 9457) / Lỗi khác, theo RFC 9457",
                 "content": {MEDIA_TYPE: {"schema": schema}}}
     slug, en, vi = _PROBLEMS[status]
-    sample = Problem(status, slug).to_dict(trace_id="4bf92f3577b34da6a3ce929d0e0e4736")
+    if status == 412:  # what if_match_version answers: the status has no runtime-wide default title
+        sample = not_a_version().to_problem().to_dict(trace_id="4bf92f3577b34da6a3ce929d0e0e4736")
+    else:
+        sample = Problem(status, slug).to_dict(trace_id="4bf92f3577b34da6a3ce929d0e0e4736")
     if status in (400, 422):
         sample["errors"] = [{"field": "/amount_vnd" if status == 422 else "limit",
                              "message": "must be at least 1" if status == 400 else "1 is less than the minimum of 50000"}]
     return {"description": f"{en} / {vi}", "content": {MEDIA_TYPE: {"schema": schema, "example": sample}}}
 
 
-def _problems(*, public: bool, has_params: bool, has_body: bool, idempotent: bool) -> dict:
+def _problems(*, public: bool, has_params: bool, has_body: bool, idempotent: bool, if_match: bool = False) -> dict:
     """The problem statuses the runtime itself may answer for an operation of this shape (a
-    function's own refusals add 404/409/… of their kind: always under these statuses or ``default``)."""
+    function's own refusals add 404/409/… of their kind: always under these statuses or ``default``).
+    ``has_params``: a path or query parameter (a bad one is a 400); ``idempotent``: the view is
+    ``@idempotent`` (a missing or malformed key is a 400, a key reused or in progress a 409);
+    ``if_match``: the view reads ``If-Match`` (a bad or stale one is a 412, never a 400)."""
     codes = [404, 503]
+    if if_match:
+        codes.append(412)
     if has_params or has_body or idempotent:
         codes.append(400)
     if not public:
@@ -344,7 +360,8 @@ def _describe(doc: str, access) -> str:
 
 def build_openapi(app: Flask) -> dict:
     """An OpenAPI 3.1 document from the app's routes and their declarations: ``@allow``,
-    :func:`validate_body`, :func:`responds`, :func:`query_params` and the path's own parameters."""
+    :func:`validate_body`, :func:`responds`, :func:`query_params`, the path's own parameters, and
+    the headers ``@idempotent`` and :func:`takes_if_match` read (with ``If-Match``'s 412)."""
     state = app_state(app)
     info = {"title": state.openapi_info.get("title", f"lscloud {state.name}"),
             "version": state.openapi_info.get("version", "1.0.0")}
@@ -375,6 +392,11 @@ def build_openapi(app: Flask) -> dict:
             if description:
                 op["description"] = description
             parameters = params + [dict(q) for q in getattr(view, "__lscloud_query_params__", ())]
+            has_params = bool(parameters)
+            if_match = bool(getattr(view, "__lscloud_if_match__", False))
+            # header parameters last: path, query, header; copies, as a consumer may edit the document
+            headers = (getattr(view, "__lscloud_idempotency_header__", None), IF_MATCH_PARAMETER if if_match else None)
+            parameters += [copy.deepcopy(h) for h in headers if h is not None]
             if parameters:
                 op["parameters"] = parameters
             if access is not None:
@@ -408,9 +430,10 @@ def build_openapi(app: Flask) -> dict:
             declared = getattr(view, "__lscloud_response__", None)
             op["responses"] = _responses(declared, wanted)
             if not (access is not None and access.eventing):
-                problems = _problems(public=access is None or access.public, has_params=bool(parameters),
+                problems = _problems(public=access is None or access.public, has_params=has_params,
                                      has_body="requestBody" in op,
-                                     idempotent=bool(getattr(view, "__lscloud_idempotent__", False)))
+                                     idempotent=bool(getattr(view, "__lscloud_idempotent__", False)),
+                                     if_match=if_match)
                 mine = op["responses"]
                 default = mine.pop("default")
                 op["responses"] = {**mine, **{k: v for k, v in problems.items() if k not in mine}, "default": default}
