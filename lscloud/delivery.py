@@ -112,6 +112,16 @@ class Subscription:
         return f"lscloud-dlq.{_token(self.function)}.{_token(self.name)}"
 
     @property
+    def dead_letter_url(self) -> str | None:
+        """The subscriber's dead-letter sink (:data:`lscloud.events.DEAD_LETTER_PATH` beside its ``/events``),
+        or None for a subscriber that is not a function's ``/events``."""
+        parsed = urlparse(self.url)
+        path = parsed.path.rstrip("/")
+        if not path.endswith(events.DELIVERY_PATH) or parsed.query:
+            return None
+        return parsed._replace(path=path[:-len(events.DELIVERY_PATH)] + events.DEAD_LETTER_PATH).geturl()
+
+    @property
     def token_audience(self) -> str:
         """The audience of the token presented to the subscriber."""
         return self.audience or self.function
@@ -501,11 +511,13 @@ class Dispatcher:
         except Exception as exc:
             log.debug("ack/nak failed: %s", exc)
 
-    async def _post(self, sub: Subscription, event: dict) -> tuple[int | None, str | None]:
+    async def _post(self, sub: Subscription, event: dict, to: str | None = None) -> tuple[int | None, str | None]:
+        """POST ``event`` to the subscriber (or ``to``, its dead-letter sink): ``(status, error)``."""
         assert self._http is not None
         headers, body = events.to_binary_http(event)
-        url = urlparse(sub.url)
-        attrs = {"http.request.method": "POST", "url.full": sub.url, "server.address": url.hostname or "",
+        target = to or sub.url
+        url = urlparse(target)
+        attrs = {"http.request.method": "POST", "url.full": target, "server.address": url.hostname or "",
                  "server.port": url.port or (443 if url.scheme == "https" else 80)}
         with self._tracer.start_as_current_span("POST", kind=SpanKind.CLIENT, attributes=attrs) as span:
             telemetry.inject(headers)
@@ -518,7 +530,7 @@ class Dispatcher:
             if token:
                 headers["authorization"] = f"Bearer {token}"
             try:
-                async with self._http.post(sub.url, data=body, headers=headers, allow_redirects=False) as resp:
+                async with self._http.post(target, data=body, headers=headers, allow_redirects=False) as resp:
                     status, answer = resp.status, await resp.read()
             except asyncio.TimeoutError:
                 span.set_attribute("error.type", "timeout")
@@ -540,6 +552,13 @@ class Dispatcher:
     async def _dead_letter(self, sub: Subscription, msg, event: dict, status: int | None, error: str | None,
                            delivered: int) -> None:
         assert self._bus is not None
+        if not await self._tell_sink(sub, event, status, error) and delivered < 2 * self.max_deliveries:
+            # the function is down or restarting (its sink did not answer): the whole delivery is
+            # tried again later, as Knative's broker retries a Trigger whose sink failed too
+            self.stats.count(sub.durable, "retried")
+            metrics.delivery(sub.durable, event.get("type"), "retry", status)
+            await self._settle(msg.nak(delay=self.backoff[-1]))
+            return
         meta = msg.metadata
         record = {
             "event": event,
@@ -567,6 +586,21 @@ class Dispatcher:
         metrics.delivery(sub.durable, event.get("type"), "dead_letter", status)
         metrics.dead_lettered(sub.durable, metrics.dead_letter_reason(status, error))
         await self._settle(msg.term())
+
+    async def _tell_sink(self, sub: Subscription, event: dict, status: int | None, error: str | None) -> bool:
+        """Deliver a dead letter to the subscriber's sink, as Knative does to a Trigger's
+        ``deadLetterSink`` (the event with its ``knativeerror*`` attributes). False when the sink
+        should be tried again (no answer, 5xx, 429); True when it took it, refused it for good (a
+        4xx) or there is none. Either way ``<stream>_DLQ`` keeps the platform's own record."""
+        sink = sub.dead_letter_url
+        if sink is None or "id" not in event:   # (a message that was not a CloudEvent has no sink)
+            return True
+        failure = events.DeliveryFailure(status, error or "", sub.url)
+        told, why = await self._post(sub, {**event, **failure.extensions()}, to=sink)
+        if told is not None and 200 <= told < 300:
+            return True
+        log.warning("dead letter for %s not taken by its sink: %s", sub.durable, (why or "")[:200])
+        return told is not None and 400 <= told < 500 and told != 429
 
 
 # --- reading streams without consuming them (CLI: `lscloud dlq`, `lscloud events tail`) --------

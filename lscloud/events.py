@@ -10,9 +10,11 @@ rule on types (``vn.langson.<domain>.<fact>.v<N>``) and the NATS subject that fo
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 from urllib.parse import unquote
@@ -33,6 +35,10 @@ STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 JSON_CONTENT_TYPE = "application/json"
 TYPE_PATTERN = re.compile(r"^vn\.langson\.[a-z0-9-]+(\.[a-z0-9-]+)+\.v[0-9]+$")
 SUBJECT_PREFIX = "lscloud"
+DELIVERY_PATH = "/events"
+"""Where a function takes the events it subscribed to (an internal route: the platform delivers)."""
+DEAD_LETTER_PATH = "/events/dead-letters"
+"""Where a function is told of events its subscriptions gave up on (:mod:`lscloud.deadletters`)."""
 
 _JSON_TYPE = re.compile(r"^(application|text)/([a-zA-Z0-9.\-]+\+)?json(;.*)?$")
 
@@ -261,3 +267,38 @@ def from_http(headers: Mapping[str, str] | Iterable[tuple[str, str]], body: byte
         "not a CloudEvent: expected binary mode ('ce-*' headers) or a structured "
         f"'{STRUCTURED_CONTENT_TYPE}' body, got content type {content_type or 'none'!r}"
     )
+
+
+_ERROR_CHARS = 500   # of the subscriber's last answer: enough to say why, never a whole page
+DEAD_LETTER_EXTENSIONS = ("knativeerrorcode", "knativeerrordata", "knativeerrordest")
+
+
+@dataclass(frozen=True)
+class DeliveryFailure:
+    """Why a delivery was given up on, as Knative tells a dead-letter sink: the last status (None:
+    no answer), the last answer or error, and the subscriber's URL (:mod:`lscloud.deadletters`)."""
+
+    status: int | None
+    error: str
+    destination: str
+
+    def extensions(self) -> dict[str, str]:
+        """The CloudEvents extension attributes Knative adds to a dead letter."""
+        out = {"knativeerrordest": self.destination,
+               "knativeerrordata": base64.b64encode(self.error.encode("utf-8")).decode("ascii")}
+        if self.status is not None:
+            out["knativeerrorcode"] = str(self.status)
+        return out
+
+    @classmethod
+    def of(cls, event: dict[str, Any]) -> "DeliveryFailure":
+        """The failure a dead letter carries (its extension attributes, any of them may be missing)."""
+        code = str(event.get("knativeerrorcode") or "").strip()
+        raw = event.get("knativeerrordata") or ""
+        try:
+            error = base64.b64decode(raw, validate=True).decode("utf-8", "replace") if raw else ""
+        except (binascii.Error, ValueError):
+            error = str(raw)
+        # [0-9], not str.isdigit(): "²" is a digit to it and not to int()
+        return cls(int(code) if re.fullmatch(r"[0-9]{3}", code) else None, error[:_ERROR_CHARS],
+                   str(event.get("knativeerrordest") or "")[:300])

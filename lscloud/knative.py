@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 
 from flask import Flask, jsonify, request
 
-from . import asgi, auth, config, events, metrics, runonce, runtime, store, telemetry, web
+from . import asgi, auth, config, deadletters, events, metrics, runonce, runtime, store, telemetry, web
 from .context import app_state
 from .auth import EVENTING, allow
 from .problems import Problem
@@ -87,6 +87,7 @@ class Function:
         if handlers:
             auth.check_eventing_settings(settings)  # /events must be able to verify its sender
             _add_events_route(app, handlers)
+            deadletters.add_sink_route(app)   # where its Triggers' dead letters come (lscloud.deadletters)
         web.check_access(app)  # a route without @allow stops the start
         return app
 
@@ -277,7 +278,7 @@ def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
                        "expires_at": done + state.settings.idempotency_ttl_s})
         return jsonify({"status": "done", "id": event["id"]}), 200
 
-    app.add_url_rule("/events", "lscloud_events", allow(EVENTING)(receive_event), methods=["POST"])
+    app.add_url_rule(events.DELIVERY_PATH, "lscloud_events", allow(EVENTING)(receive_event), methods=["POST"])
 
 
 def _package_of(factory: Callable) -> str:

@@ -100,6 +100,8 @@ class Matrix:
 PLATFORM = Matrix("platform", (
     Row("GET", "/openapi.json", public=True, note="the function's OpenAPI 3.1 document"),
     Row("POST", "/events", eventing=True, note="CloudEvents delivered by the platform (functions that subscribe)"),
+    Row("POST", "/events/dead-letters", eventing=True,
+        note="events a subscription of the function gave up on (its Triggers' dead-letter sink)"),
 ), source="lscloud/rolematrix.py")
 """Routes the runtime adds to a function's app: in no function's table, in every app that has them."""
 

@@ -94,7 +94,8 @@ def events_refusals(app, private_key: str) -> list[tuple[str, int]]:
     client = app.test_client()
     out = []
     for who, headers in [(role, token(private_key, role)) for role in roles.token_roles()] + [("no credential", {})]:
-        r = client.post("/events", headers=headers)
-        if not refused_at_the_door(r):
-            out.append((who, r.status_code))
+        for path in ("/events", "/events/dead-letters"):
+            r = client.post(path, headers=headers)
+            if not refused_at_the_door(r):
+                out.append((f"{who} at {path}", r.status_code))
     return out

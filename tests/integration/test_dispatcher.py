@@ -158,6 +158,37 @@ def test_4xx_goes_to_dead_letter_at_once(settings, endpoint, bus, dispatcher_for
     assert d.stats.retried == 0
 
 
+def test_a_dead_letter_is_told_to_the_subscribers_sink_as_knative_does(settings, endpoint, bus, dispatcher_for):
+    """After the record in <stream>_DLQ, the subscriber's /events/dead-letters gets the event in binary
+    mode with Knative's knativeerrorcode / knativeerrordata (base64) / knativeerrordest, and the same
+    delivery token; a subscriber that is not a function's /events has no sink."""
+    import base64
+
+    endpoint.scripts["/fn/events"] = [422]
+    endpoint.scripts["/fn/events/dead-letters"] = [503, 200]   # restarting: asked again (the whole delivery)
+    endpoint.scripts["/other"] = [400]
+    d = dispatcher_for([Subscription("fn", "strict", [SUBMITTED], endpoint.url("/fn/events")),
+                        Subscription("other", "plain", [SUBMITTED], endpoint.url("/other"))],
+                       credentials=lambda sub: f"token-for-{sub.token_audience}")
+    ev = events.new_event(SUBMITTED, "/border", {"bad": True})
+    bus.publish(ev)
+    first, told = wait_for(lambda: (lambda t: t if len(t) == 2 else None)(endpoint.to("/fn/events/dead-letters")),
+                           "the sink told, then told again")
+    assert first["headers"]["ce-id"] == told["headers"]["ce-id"]
+    assert len(endpoint.to("/fn/events")) == 2        # the subscriber was tried again before its sink
+    h = told["headers"]
+    assert (h["ce-id"], h["ce-type"], h["ce-source"]) == (ev["id"], SUBMITTED, "/border")
+    assert json.loads(told["body"]) == ev["data"]
+    assert h["ce-knativeerrorcode"] == "422"
+    assert base64.b64decode(h["ce-knativeerrordata"]).decode().startswith("HTTP 422")
+    assert h["ce-knativeerrordest"] == endpoint.url("/fn/events")
+    assert h["authorization"] == "Bearer token-for-fn"
+    wait_for(lambda: d.stats.dead_lettered == 2, "both dead letters counted")
+    assert len(read_dlq(settings)) == 2                     # the platform's record as well, once each
+    assert len(endpoint.to("/fn/events/dead-letters")) == 2   # taken the second time: not told again
+    assert not [x for x in endpoint.deliveries if x["path"].startswith("/other/")]
+
+
 def test_always_failing_goes_to_dead_letter_after_max_deliveries(settings, endpoint, bus, dispatcher_for):
     endpoint.scripts["/down"] = [500]
     refused = f"http://127.0.0.1:{free_port()}/events"  # nothing listens: connection errors
@@ -169,7 +200,9 @@ def test_always_failing_goes_to_dead_letter_after_max_deliveries(settings, endpo
     by_fn = {l["subscription"]["function"]: l for l in letters}
     assert by_fn["queue"]["status"] == 500 and by_fn["queue"]["deliveries"] == 3
     assert by_fn["ghost"]["status"] is None and "connection error" in by_fn["ghost"]["error"]
-    assert by_fn["ghost"]["deliveries"] == 3
+    # a function's /events whose sink does not answer either (the function is down): the whole
+    # delivery is tried again, up to twice max_deliveries, before the platform's record alone keeps it
+    assert by_fn["ghost"]["deliveries"] == 6
     assert all(l["event"]["id"] == ev["id"] for l in letters)
     assert len(endpoint.to("/down")) == 3
     assert read_dlq(settings, limit=1) == [letters[-1]]
@@ -240,8 +273,8 @@ class HoldingEndpoint:
         self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/events"
+    def url(self, path: str = "/events") -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
 
     def seen(self) -> list[str]:
         with self.lock:
@@ -279,7 +312,8 @@ def test_a_slow_delivery_holds_up_only_later_events_of_its_own_record(settings, 
 def test_a_delivery_unanswered_within_the_timeout_is_retried_then_dead_lettered(settings, bus, dispatcher_for):
     ep = HoldingEndpoint(hold={"mute"})
     try:
-        dispatcher_for([Subscription("mute", "all", [SUBMITTED], ep.url())], timeout_s=1, max_deliveries=2)
+        # not a function's /events, so no sink to try (a mute function's sink: the ghost test above)
+        dispatcher_for([Subscription("mute", "all", [SUBMITTED], ep.url("/mute"))], timeout_s=1, max_deliveries=2)
         bus.publish(events.new_event(SUBMITTED, "/border", {"n": 1}, subject="mute"))
         (letter,) = wait_for(lambda: read_dlq(settings) or None, "the dead letter", deadline_s=30)
         assert letter["status"] is None and letter["error"] == "no answer within 1s"

@@ -299,6 +299,13 @@ def test_unfixable_event_is_dead_lettered_at_once_and_not_processed(settings, si
     assert d.stats.dead_lettered == 1 and d.stats.retried == 0
     assert len(seen_markers(object_store, settings)) == 1  # only the good event's
     assert len(read_dlq(settings)) == 1
+    # the function was told of it at /events/dead-letters, and keeps it for its operators
+    from lscloud import deadletters
+
+    (kept,) = deadletters.page(limit=10)
+    assert kept.state == deadletters.OPEN and kept.data["event"] == poison
+    assert kept.data["status"] == 422 and TYPE_BASE + "unprocessable-parcel" in kept.data["error"]
+    assert kept.data["destination"] == f"{sink.url}/events"
 
 
 def test_delivery_survives_a_nats_restart_in_the_middle(settings, sink, bus, dispatch, nats_server):

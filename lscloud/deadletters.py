@@ -1,0 +1,157 @@
+"""Dead letters a function is told of: the events its subscriptions gave up on, kept in its bucket.
+
+When a Trigger's retries are spent, or the subscriber answers a 4xx no retry can fix, Knative
+Eventing sends the event to the Trigger's dead-letter sink with three CloudEvents extension
+attributes added: ``knativeerrorcode`` (the last HTTP status), ``knativeerrordata`` (the last
+answer's body, base64) and ``knativeerrordest`` (the subscriber's URL). The platform points each
+function's Triggers at the function's own ``/events/dead-letters``
+(``infra/components/function.py``), and the local dispatcher delivers there the same way after
+keeping its record in ``<stream>_DLQ`` (:mod:`lscloud.delivery`). So a dead letter lands where
+the people who can act on it look: the function's operators list it, and a function that can send
+it again (a webhook after a bank fixed its address) settles it when it did.
+
+Before this, dead letters went to a platform stream only; in the cluster a function's NATS user
+cannot read it, so an operator of the function could not see them at all.
+
+A dead letter is kept once per event (CloudEvents ``source`` + ``id``): Knative retries its sink
+too, and a repeat finds the record there. Records are ordered by the event's ``time``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from flask import Flask, jsonify, request
+
+from . import events, metrics, web
+from .auth import EVENTING, allow
+from .context import app_state
+from .errors import Conflict, NotFound
+from .problems import Problem
+from .query import QueryError
+from .store import ConditionalCheckFailed, DoesNotExist, InvalidKey, Model, ResultPage
+from .store import attributes as A
+
+log = logging.getLogger(__name__)
+
+PATH = events.DEAD_LETTER_PATH
+
+OPEN, SETTLED = "open", "settled"
+_SHELF = "letters"
+_READ_LIMIT = 1000   # records one filtered page reads at most
+
+
+class DeadLetter(Model):
+    """One event a subscription of this function gave up on. ``id``: ``<event time, µs>_<digest>``."""
+
+    class Meta:
+        table = "lscloud-dead-letters"
+
+    shelf = A.UnicodeAttribute(hash_key=True)
+    id = A.UnicodeAttribute(range_key=True)
+    state = A.UnicodeAttribute()
+    data = A.JSONAttribute()
+    version = A.VersionAttribute()
+
+
+def letter_id(event: dict[str, Any]) -> str:
+    """A dead letter's id: the event's time (µs, so the list is in event order) and a digest of
+    its ``source`` and ``id`` (so each event is kept once, and nothing it carries is in the key)."""
+    when = metrics.event_time(event)
+    micros = max(0, int(when * 1_000_000)) if when is not None else 0
+    digest = hashlib.sha256(f"{event.get('source')}\n{event.get('id')}".encode()).hexdigest()[:20]
+    return f"{micros:016d}_{digest}"
+
+
+def keep(event: dict[str, Any], received_at: datetime | None = None) -> tuple[DeadLetter, bool]:
+    """Keep a dead letter (the event as delivered to the sink); ``(letter, created)``. A repeat of
+    one already kept leaves it as it is (settled or not)."""
+    failure = events.DeliveryFailure.of(event)
+    original = {k: v for k, v in event.items() if k not in events.DEAD_LETTER_EXTENSIONS}
+    at = (received_at or datetime.now(timezone.utc)).isoformat().replace("+00:00", "Z")
+    letter = DeadLetter(shelf=_SHELF, id=letter_id(original), state=OPEN,
+                        data={"event": original, "status": failure.status, "error": failure.error,
+                              "destination": failure.destination, "dead_lettered_at": at})
+    try:
+        return letter.save(), True
+    except ConditionalCheckFailed:
+        return DeadLetter.get(_SHELF, letter.id), False
+
+
+def page(limit: int = 100, page_token: str | None = None, *, state: str | None = None,
+         types: tuple[str, ...] | None = None) -> ResultPage[DeadLetter]:
+    """Dead letters in event order (oldest first): only ``open`` or ``settled`` ones with ``state``,
+    only events of ``types`` with it. A page of rare matches may be short and still have a token.
+    A ``page_token`` this listing did not issue is a :class:`lscloud.query.QueryError` naming it."""
+
+    def where(letter: DeadLetter) -> bool:
+        return (state is None or letter.state == state) and (types is None or letter.data["event"].get("type") in types)
+
+    try:
+        return DeadLetter.query(_SHELF, limit=limit, page_token=page_token,
+                                where=None if state is None and types is None else where, read_limit=_READ_LIMIT)
+    except InvalidKey:
+        raise QueryError("page_token", "page_token is not one this list issued") from None
+
+
+class UnknownDeadLetter(NotFound):
+    type, title, title_vi = "unknown-dead-letter", "No such dead letter", "Không có thư chết này"
+
+
+class AlreadySettled(Conflict):
+    type, title, title_vi = "dead-letter-settled", "Dead letter already settled", "Thư chết đã được xử lý"
+
+
+def find(letter: str) -> DeadLetter:
+    """One dead letter by id (:class:`UnknownDeadLetter` if there is none, or the id cannot be one)."""
+    try:
+        return DeadLetter.get(_SHELF, letter)
+    except (DoesNotExist, InvalidKey):
+        raise UnknownDeadLetter(f"No dead letter {letter[:64]!r}.",
+                                detail_vi="Không có thư chết với mã này.") from None
+
+
+def settle(letter: str, outcome: dict[str, Any]) -> DeadLetter:
+    """Mark an open dead letter settled with ``outcome`` (who, when, what was done), once: a
+    second settle of it, or one that lost a race to another, raises :class:`AlreadySettled`
+    carrying the outcome recorded first."""
+    item = find(letter)
+    if item.state != OPEN:
+        raise AlreadySettled("This dead letter was settled already.", detail_vi="Thư chết này đã được xử lý.",
+                             settled=item.data.get("settled"))
+    item.state = SETTLED
+    item.data = {**item.data, "settled": outcome}
+    try:
+        return item.save()   # If-Match the version read: two settles never both win
+    except ConditionalCheckFailed:
+        return settle(letter, outcome)
+
+
+def add_sink_route(app: Flask, on_kept: Callable[[DeadLetter], None] | None = None) -> None:
+    """``POST /events/dead-letters`` (Knative Eventing only, as ``/events``): keep each dead letter
+    delivered. ``on_kept(letter)`` runs for a newly kept one (a function's own metric or log)."""
+    @web.raw_body()
+    def receive_dead_letter():
+        """Receive a dead letter from Knative Eventing (internal: a delivery token is required)."""
+        state = app_state()
+        try:
+            event = events.from_http(dict(request.headers), request.get_data(cache=True))
+        except ValueError as exc:
+            metrics.consumed(None, state.name, None, "malformed")
+            raise Problem(400, "malformed-event", "Malformed CloudEvent", str(exc)[:500],
+                          title_vi="Sự kiện không hợp lệ", detail_vi="Sự kiện CloudEvent không đúng định dạng.") from None
+        letter, created = keep(event)
+        metrics.consumed(metrics.destination(event.get("type")), state.name, event.get("type"),
+                         "dead_letter" if created else "duplicate")
+        if created:
+            # the event id and type only: the error text is the subscriber's answer, kept in the record
+            log.warning("dead letter %s kept: event %s of type %s (status %s)", letter.id, event.get("id"),
+                        event.get("type"), letter.data.get("status"))
+            if on_kept is not None:
+                on_kept(letter)
+        return jsonify({"status": "kept" if created else "duplicate", "id": letter.id}), 200
+
+    app.add_url_rule(PATH, "lscloud_dead_letters", allow(EVENTING)(receive_dead_letter), methods=["POST"])
