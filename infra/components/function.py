@@ -35,6 +35,7 @@ from typing import Any, Mapping
 
 import pulumi
 
+from lscloud.events import DEAD_LETTER_PATH as DEAD_LETTERS_PATH, DELIVERY_PATH as EVENTS_PATH
 from lscloud.manifest import Manifest
 
 from . import k8s as kx
@@ -89,7 +90,6 @@ class PlatformEndpoints:
     ingress_namespaces: tuple[str, ...] = ("knative-serving", "kourier-system", "knative-eventing")
     knative_ingress_namespace: str = "kourier-system"  # where the gateway peers are reached through runs
     egress_cidrs: tuple[str, ...] = ()
-    dead_letter_sink: Mapping[str, str] | None = None  # a KReference (apiVersion, kind, name)
     delivery_retry: int = 5
     # the keys of the tokens Knative Eventing presents at /events: the API server's service-account JWKS
     events_jwks_url: str = "https://kubernetes.default.svc/openid/v1/jwks"
@@ -283,12 +283,20 @@ def render_service(m: Manifest, p: PlatformEndpoints, *, image: str, defaults: F
 
 
 def render_triggers(m: Manifest, p: PlatformEndpoints) -> list[dict]:
-    """One eventing.knative.dev/v1 Trigger per func.yaml subscription, with a dead-letter sink."""
+    """One eventing.knative.dev/v1 Trigger per func.yaml subscription, delivering to the function's
+    ``/events``, with the function's own ``/events/dead-letters`` as its dead-letter sink
+    (:mod:`lscloud.deadletters`: the function keeps what it was not able to take, for its
+    operators to see and act on). Both carry the function's audience: the broker presents a token
+    for it (``authentication-oidc``) to the sink as to the subscriber. A sink that cannot take a
+    dead letter either fails the broker's own delivery, whose dead-letter sink is the platform's
+    channel (:mod:`.knative`): nothing is dropped."""
     out = []
+    audience = events_audience(m.name, p.namespace)
+    service = {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": m.name, "namespace": p.namespace}
     for sub in m.subscriptions:
-        delivery: dict[str, Any] = {"retry": p.delivery_retry, "backoffPolicy": "exponential", "backoffDelay": "PT0.5S"}
-        if p.dead_letter_sink:
-            delivery["deadLetterSink"] = {"ref": {**p.dead_letter_sink, "namespace": p.namespace}}
+        delivery: dict[str, Any] = {"retry": p.delivery_retry, "backoffPolicy": "exponential", "backoffDelay": "PT0.5S",
+                                    "deadLetterSink": {"ref": dict(service), "uri": DEAD_LETTERS_PATH,
+                                                       "audience": audience}}
         out.append({
             "apiVersion": "eventing.knative.dev/v1",
             "kind": "Trigger",
@@ -297,10 +305,11 @@ def render_triggers(m: Manifest, p: PlatformEndpoints) -> list[dict]:
             "spec": {
                 "broker": sub.source,
                 "filter": {"attributes": {"type": sub.type}},
-                "subscriber": {"ref": {"apiVersion": "serving.knative.dev/v1", "kind": "Service",
-                                       "name": m.name, "namespace": p.namespace},
+                # a relative uri is resolved against the Service's address: the function serves events
+                # at /events only (its / is the function's own API)
+                "subscriber": {"ref": dict(service), "uri": EVENTS_PATH,
                                # the token the broker presents is for this audience (authentication-oidc)
-                               "audience": events_audience(m.name, p.namespace)},
+                               "audience": audience},
                 "delivery": delivery,
             },
         })

@@ -51,8 +51,7 @@ PLATFORM = fn.PlatformEndpoints(
     namespace="lscloud", s3_endpoint="http://minio.lscloud-data.svc.cluster.local:9000",
     nats_url="nats://nats.lscloud-data.svc.cluster.local:4222", stream="LSCLOUD",
     otlp_endpoint="http://otel-collector.lscloud-telemetry.svc.cluster.local:4318", bucket_prefix="lscloud",
-    jwt_issuer="https://id.example", jwt_audience="lscloud",
-    dead_letter_sink={"apiVersion": "messaging.knative.dev/v1alpha1", "kind": "NatsJetStreamChannel", "name": "lscloud-dead-letter"})
+    jwt_issuer="https://id.example", jwt_audience="lscloud")
 
 
 def parse(text=FUNC_YAML, name="clearance"):
@@ -129,8 +128,11 @@ def test_one_trigger_per_subscription_with_dead_letter_sink():
                                                   "name": "clearance", "namespace": "lscloud"}
         # authentication-oidc: the broker's token for the function carries the audience the function expects
         assert t["spec"]["subscriber"]["audience"] == "serving.knative.dev/service/lscloud/clearance"
-        sink = t["spec"]["delivery"]["deadLetterSink"]["ref"]
-        assert sink["kind"] == "NatsJetStreamChannel" and sink["name"] == "lscloud-dead-letter"
+        # relative to the Service's address: the routes the runtime serves them at (not the function's /)
+        assert t["spec"]["subscriber"]["uri"] == "/events"
+        sink = t["spec"]["delivery"]["deadLetterSink"]
+        assert sink == {"ref": t["spec"]["subscriber"]["ref"], "uri": "/events/dead-letters",
+                        "audience": "serving.knative.dev/service/lscloud/clearance"}
         assert len(t["metadata"]["name"]) <= 63
 
 
