@@ -14,6 +14,9 @@ the bank's own key) and carrying the event id for the bank's dedupe:
   so is a webhook to an address no call can be made to (one registered before addresses were
   checked): an operator corrects it with ``PATCH /v1/banks/{code}``.
 
+A dead-lettered webhook comes back to this function (:mod:`lscloud.deadletters`): operators list
+them, and once the cause is fixed send one again (:func:`redeliver`), which settles it.
+
 Events carry no customer data; the webhook body is built from the transfer document here, so the
 customer's account and ID number travel only to their bank. The document is the copy this replica
 wrote when it is in the event's state (the first delivery, as a rule), else the stored one.
@@ -24,11 +27,12 @@ from __future__ import annotations
 import json
 import logging
 
-from lscloud import http_client, runtime
+from lscloud import deadletters, http_client, runtime
 from lscloud.auth import sign_request
 from . import banks, telemetry as tm
 from .documents import written
 from .models import Transfer
+from .transfers import RECEIVED
 from .refusals import BankRefused, BankUnavailable, BankUnreachable, NoSigningKey, TransferUnreadable, UnknownBank
 
 log = logging.getLogger("softatm.webhooks")
@@ -92,19 +96,57 @@ def deliver(event: dict) -> None:
     raise BankRefused(f"{doc['bank']} answered {resp.status_code}")
 
 
-def dead_letters(settings, limit: int = 100) -> list[dict]:
-    """Webhooks the dispatcher gave up on (this function's dead letters), newest last."""
-    from lscloud.delivery import read_dlq
+def dead_letter_view(letter: deadletters.DeadLetter) -> dict:
+    """A dead-lettered webhook as operators see it (the event carries no customer data)."""
+    ev = letter.data["event"]
+    data = ev.get("data") if isinstance(ev.get("data"), dict) else {}
+    return {"id": letter.id, "state": letter.state, "event_id": ev.get("id"), "type": ev.get("type"),
+            "transfer_id": data.get("transfer_id"), "status": letter.data.get("status"),
+            "error": (letter.data.get("error") or "")[:300], "dead_lettered_at": letter.data.get("dead_lettered_at"),
+            "settled": letter.data.get("settled")}
 
-    out = []
-    for record in read_dlq(settings, limit):
-        sub = record.get("subscription") or {}
-        if sub.get("function") != settings.service and not str(sub.get("url", "")).endswith("/softatm/events"):
-            continue
-        ev = record.get("event") or {}
-        out.append({"seq": record.get("seq"), "event_id": ev.get("id"), "type": ev.get("type"),
-                    "transfer_id": (ev.get("data") or {}).get("transfer_id"),
-                    "bank": (ev.get("data") or {}).get("bank"), "status": record.get("status"),
-                    "error": (record.get("error") or "")[:300], "deliveries": record.get("deliveries"),
-                    "dead_lettered_at": record.get("dead_lettered_at")})
-    return out
+
+def dead_letters(limit: int, page_token: str | None, state: str | None) -> tuple[list[dict], str | None]:
+    """Webhooks the platform gave up on, oldest first, and the next page's token."""
+    found = deadletters.page(limit, page_token, state=state, types=TYPES)
+    return [dead_letter_view(letter) for letter in found], found.page_token
+
+
+def redeliver(letter_id: str, by: str, at: str) -> tuple[dict, bool]:
+    """Send a dead-lettered webhook again, now, and settle it: ``(view, replayed)``.
+
+    An operator does this after the cause is fixed (the bank's address or key, its outage). The
+    webhook goes as any delivery does (:func:`deliver`: signed, the same event id, which the bank
+    dedupes by), so sending it twice is harmless. A webhook announcing a transfer that is no longer
+    RECEIVED is not sent (the bank is told its final state by that state's own webhook) and the
+    letter is settled ``skipped``. A letter settled already is answered as it was settled. A
+    delivery that fails again raises its refusal (the bank's answer) and leaves the letter open.
+    """
+    letter = deadletters.find(letter_id)
+    if letter.data["event"].get("type") not in TYPES:   # another subscription's: not a webhook
+        raise deadletters.UnknownDeadLetter(f"No dead-lettered webhook {letter_id!r}.",
+                                            detail_vi="Không có webhook bị hủy với mã này.")
+    if letter.state != deadletters.OPEN:
+        return dead_letter_view(letter), True
+    event = letter.data["event"]
+    outcome = {"at": at, "by": by}
+    tid = (event.get("data") or {}).get("transfer_id")
+    current = _state_of(tid) if event["type"] == TYPES[0] else None
+    if current is not None and current != RECEIVED:
+        outcome.update(action="skipped", reason=f"the transfer is {current}")
+    else:
+        deliver(event)
+        outcome.update(action="redelivered")
+    try:
+        settled = deadletters.settle(letter_id, outcome)
+    except deadletters.AlreadySettled:   # another operator's redelivery settled it meanwhile
+        return dead_letter_view(deadletters.find(letter_id)), True
+    log.info("dead-lettered webhook %s %s by %s", letter_id, outcome["action"], by)
+    return dead_letter_view(settled), False
+
+
+def _state_of(tid) -> str | None:
+    try:
+        return Transfer.get(tid).state if isinstance(tid, str) else None
+    except Exception:  # noqa: BLE001 - unreadable now: deliver() reads it again and says why
+        return None

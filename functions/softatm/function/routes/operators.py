@@ -6,7 +6,8 @@ from __future__ import annotations
 from flask import Blueprint, g
 
 from lscloud.auth import allow, principal
-from lscloud.web import app_state, if_match_version, query_params, responds, validate_body, versioned_json
+from lscloud.web import (app_state, if_match_version, page_params, query_params, responds, takes_if_match,
+                         validate_body, versioned_json)
 
 from .. import banks, cash, journal, ledger, sweep, webhooks
 from ..transfers import iso, now
@@ -46,6 +47,7 @@ def get_bank(code):
 
 @bp.patch("/v1/banks/<code>")
 @allow("operator")
+@takes_if_match
 @validate_body("softatm/bank-change.json")
 @responds("softatm/bank.json", **VERSIONED)
 def change_bank(code):
@@ -97,12 +99,21 @@ def run_sweep():
 
 @bp.get("/v1/webhooks/dead-letters")
 @allow("operator")
-@query_params(("limit", "How many, 1 to 1000 (default 100)",
-               {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}))
+@query_params(*page_params(default_limit=100, max_limit=1000),
+              ("state", "Only open (not yet sent again) or settled ones", {"type": "string", "enum": ["open", "settled"]}))
 def dead_letters():
-    """Webhooks to banks that were given up on (dead-lettered)."""
-    items = webhooks.dead_letters(app_state().settings, g.query["limit"])
-    return answer({"items": items, "total": len(items), "next_page_token": None})
+    """Webhooks to banks the platform gave up on (dead-lettered), oldest first."""
+    items, token = webhooks.dead_letters(g.query["limit"], g.query["page_token"] or None, g.query["state"])
+    return answer({"items": items, "total": len(items), "next_page_token": token})
+
+
+@bp.post("/v1/webhooks/dead-letters/<letter>/redeliver")
+@allow("operator")
+def redeliver_dead_letter(letter):
+    """Send a dead-lettered webhook again now (after its cause is fixed) and settle it; one the
+    transfer has moved past is settled without sending. Repeating it answers the settlement."""
+    view, replayed = webhooks.redeliver(letter, principal().sub, iso(now()))
+    return answer(view, 200, replayed)
 
 
 @bp.get("/v1/ledger/verify")
