@@ -10,18 +10,19 @@ keeping its record in ``<stream>_DLQ`` (:mod:`lscloud.delivery`). So a dead lett
 the people who can act on it look: the function's operators list it, and a function that can send
 it again (a webhook after a bank fixed its address) settles it when it did.
 
-Before this, dead letters went to a platform stream only; in the cluster a function's NATS user
-cannot read it, so an operator of the function could not see them at all.
+The platform's own record (``<stream>_DLQ`` locally, its dead-letter channel in the cluster) is
+not readable by a function: its NATS user may only publish its own events.
 
 A dead letter is kept once per event (CloudEvents ``source`` + ``id``): Knative retries its sink
-too, and a repeat finds the record there. Records are ordered by the event's ``time``.
+too, and a repeat finds the record there. Records are ordered by the event's ``time`` and kept
+:data:`RETENTION_S`, settled or not.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from flask import Flask, jsonify, request
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 PATH = events.DEAD_LETTER_PATH
 
 OPEN, SETTLED = "open", "settled"
+RETENTION_S = 366 * 86_400
+"""How long a dead letter is kept after it came, settled or not (the runtime's sweep deletes it then):
+a year of what failed, for audit, without a bucket that only grows."""
 _SHELF = "letters"
 _READ_LIMIT = 1000   # records one filtered page reads at most
 
@@ -49,11 +53,13 @@ class DeadLetter(Model):
 
     class Meta:
         table = "lscloud-dead-letters"
+        ttl_max_s = RETENTION_S
 
     shelf = A.UnicodeAttribute(hash_key=True)
     id = A.UnicodeAttribute(range_key=True)
     state = A.UnicodeAttribute()
     data = A.JSONAttribute()
+    expires_at = A.TTLAttribute()
     version = A.VersionAttribute()
 
 
@@ -71,10 +77,12 @@ def keep(event: dict[str, Any], received_at: datetime | None = None) -> tuple[De
     one already kept leaves it as it is (settled or not)."""
     failure = events.DeliveryFailure.of(event)
     original = {k: v for k, v in event.items() if k not in events.DEAD_LETTER_EXTENSIONS}
-    at = (received_at or datetime.now(timezone.utc)).isoformat().replace("+00:00", "Z")
+    came = received_at or datetime.now(timezone.utc)
     letter = DeadLetter(shelf=_SHELF, id=letter_id(original), state=OPEN,
+                        expires_at=came + timedelta(seconds=RETENTION_S),
                         data={"event": original, "status": failure.status, "error": failure.error,
-                              "destination": failure.destination, "dead_lettered_at": at})
+                              "destination": failure.destination,
+                              "dead_lettered_at": came.isoformat().replace("+00:00", "Z")})
     try:
         return letter.save(), True
     except ConditionalCheckFailed:

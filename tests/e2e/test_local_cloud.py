@@ -77,7 +77,7 @@ def test_hello_answers_through_the_gateway(cloud):
 
 def test_events_and_unknown_functions_are_refused(cloud):
     for method, path in [("POST", "/hello/events"), ("POST", "/hello/events/"), ("GET", "/hello/events"),
-                         ("GET", "/hello/health/readiness")]:
+                         ("POST", "/hello/events/dead-letters"), ("GET", "/hello/health/readiness")]:
         r = httpx.request(method, cloud.gateway + path, json={"specversion": "1.0"}, timeout=10)
         assert r.status_code == 404, path
         assert r.headers["content-type"] == "application/problem+json"

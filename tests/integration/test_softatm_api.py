@@ -8,6 +8,7 @@ import itertools
 import json
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -993,3 +994,123 @@ def test_an_abort_takes_a_transfer_out_of_the_counter_this_process_last_wrote(cl
     assert [(m, k.split("/")[0]) for m, k in calls.log] == [("put", models.CustomerDay.Meta.table)], calls
     limits.uncount(doc)   # not counted: decided on the store, nothing written
     assert models.CustomerDay.get(key).used == {"w-next-1": 3_000_000}
+
+
+# -- dead-lettered webhooks: kept where operators look, sent again once the cause is fixed ----------------
+
+def tell_dead_letter(client, rt, event, status=404, error="HTTP 404: no such hook"):
+    """Deliver ``event`` to /events/dead-letters as Knative does to a Trigger's dead-letter sink."""
+    failure = events.DeliveryFailure(status, error, "http://softatm.lscloud.svc.cluster.local/events")
+    h, body = events.to_binary_http({**event, **failure.extensions()})
+    return client.post("/events/dead-letters", data=body, headers={**h, **delivery_headers(rt.settings)})
+
+
+def received_event(tid):
+    return events.new_event("vn.langson.softatm.transfer.received.v1", "/softatm", {"transfer_id": tid},
+                            id=f"{tid}.RECEIVED")
+
+
+def open_letters(client, setup, **query):
+    r = client.get("/v1/webhooks/dead-letters", query_string=query, headers=setup["op"])
+    assert r.status_code == 200, r.get_data(as_text=True)
+    return r.get_json()
+
+
+def test_a_dead_letter_is_kept_once_and_listed_for_operators(rt, client, setup):
+    b = wbody()
+    assert client.post("/v1/withdrawals", json=b, headers=setup["teller"]).status_code == 201
+    ev = received_event(b["id"])
+    r = tell_dead_letter(client, rt, ev)
+    assert r.status_code == 200 and r.get_json()["status"] == "kept", r.get_data(as_text=True)
+    again = tell_dead_letter(client, rt, ev)          # Knative retries its sink too
+    assert again.get_json() == {"status": "duplicate", "id": r.get_json()["id"]}
+    tick = events.new_event("vn.langson.platform.clock.ticked.v1", "/platform/clock", {"minute": "x"})
+    assert tell_dead_letter(client, rt, tick, 503, "HTTP 503").status_code == 200   # another subscription's
+    page = open_letters(client, setup)
+    (item,) = page["items"]                             # webhooks only, once
+    assert item == {"id": r.get_json()["id"], "state": "open", "event_id": ev["id"], "type": ev["type"],
+                    "transfer_id": b["id"], "status": 404, "error": "HTTP 404: no such hook",
+                    "dead_lettered_at": item["dead_lettered_at"], "settled": None}
+    assert CCCD not in json.dumps(page) and b["account"] not in json.dumps(page)
+    assert open_letters(client, setup, state="settled")["items"] == []
+    for query, name in (({"state": "gone"}, "state"), ({"page_token": "not-a-token"}, "page_token"),
+                        ({"limit": 1001}, "limit")):
+        r = client.get("/v1/webhooks/dead-letters", query_string=query, headers=setup["op"])
+        assert r.status_code == 400 and [e["field"] for e in r.get_json()["errors"]] == [name], r.get_data(as_text=True)
+    # no delivery token: refused at the door, nothing kept
+    h, body = events.to_binary_http(received_event("w-nobody"))
+    assert client.post("/events/dead-letters", data=body, headers={**h, **setup["op"]}).status_code in (401, 403)
+    assert len(open_letters(client, setup)["items"]) == 1
+
+
+def test_an_operator_fixes_the_address_and_sends_a_dead_letter_again_once(rt, client, setup):
+    """The bank's address was wrong: its webhook was dead-lettered. The operator moves the address
+    (PATCH), then redelivers: the bank gets it signed, with the same event id; the letter is settled
+    with who and when; a repeat (or a second operator at once) answers that settlement, sends nothing."""
+    b = wbody()
+    assert client.post("/v1/withdrawals", json=b, headers=setup["teller"]).status_code == 201
+    ev = received_event(b["id"])
+    letter = tell_dead_letter(client, rt, ev).get_json()["id"]
+    hooks = Hooks()
+    try:
+        hooks.status = 404           # still wrong: the bank refuses, the letter stays open
+        assert client.patch("/v1/banks/vcb", json={"webhook_url": hooks.url}, headers=setup["op"]).status_code == 200
+        r = client.post(f"/v1/webhooks/dead-letters/{letter}/redeliver", headers=setup["op"])
+        assert r.status_code == 422 and r.get_json()["type"].endswith("bank-refused"), r.get_data(as_text=True)
+        assert open_letters(client, setup, state="open")["items"][0]["id"] == letter
+        hooks.status = 200
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda _: client.post(f"/v1/webhooks/dead-letters/{letter}/redeliver",
+                                                          headers=setup["op"]), range(4)))
+        assert [a.status_code for a in answers] == [200] * 4, [a.get_data(as_text=True) for a in answers]
+        assert sum(1 for a in answers if "Idempotent-Replayed" not in a.headers) == 1   # one settled it
+        settled = {a.get_json()["settled"]["at"] for a in answers}
+        assert len(settled) == 1
+        view = answers[0].get_json()
+        assert view["state"] == "settled" and view["settled"]["action"] == "redelivered"
+        assert view["settled"]["by"].startswith("operator-")
+        ok = [got for signed, got, _ in hooks.got if signed and got["event_id"] == ev["id"]]
+        assert ok and all(g["transfer"]["id"] == b["id"] for g in ok)   # the bank dedupes repeats by event id
+        sent = len(hooks.got)
+        r = client.post(f"/v1/webhooks/dead-letters/{letter}/redeliver", headers=setup["op"])
+        assert r.status_code == 200 and r.headers["Idempotent-Replayed"] == "true"
+        assert len(hooks.got) == sent                                    # a settled letter sends nothing
+        assert open_letters(client, setup, state="open")["items"] == []
+        assert [i["id"] for i in open_letters(client, setup, state="settled")["items"]] == [letter]
+    finally:
+        hooks.server.shutdown()
+
+
+def test_a_dead_letter_the_transfer_moved_past_is_settled_without_sending(rt, client, setup, hooks):
+    b = wbody()
+    assert client.post("/v1/withdrawals", json=b, headers=setup["teller"]).status_code == 201
+    r = client.post(f"/v1/transfers/{b['id']}/abort", json={"reason": "customer left"}, headers=setup["teller"])
+    assert r.status_code == 200, r.get_data(as_text=True)
+    letter = tell_dead_letter(client, rt, received_event(b["id"])).get_json()["id"]
+    before = len(hooks.got)
+    r = client.post(f"/v1/webhooks/dead-letters/{letter}/redeliver", headers=setup["op"])
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert r.get_json()["settled"]["action"] == "skipped" and "ABORTED" in r.get_json()["settled"]["reason"]
+    assert len(hooks.got) == before
+
+
+def test_redelivering_what_is_not_a_dead_lettered_webhook_is_a_404(rt, client, setup):
+    tick = events.new_event("vn.langson.platform.clock.ticked.v1", "/platform/clock", {"minute": "x"})
+    other = tell_dead_letter(client, rt, tick, 503, "HTTP 503").get_json()["id"]
+    for letter in (other, "0000000000000000_0123456789abcdef0123", "x" * 300, "..%2F..%2Fbanks"):
+        r = client.post(f"/v1/webhooks/dead-letters/{letter}/redeliver", headers=setup["op"])
+        assert r.status_code == 404 and r.mimetype == "application/problem+json", (letter, r.get_data(as_text=True))
+
+
+def test_a_dead_letter_is_kept_a_year_then_swept(rt, client, setup):
+    from lscloud import deadletters, runonce, store
+
+    letter = tell_dead_letter(client, rt, received_event("w-kept-a-year")).get_json()["id"]
+    objects, bucket = store.connection()
+    (kind,) = [k for k in runonce.kinds() if k.prefix == "lscloud-dead-letters/"]
+    in_a_month = time.time() + 31 * 86_400
+    assert runonce.sweep(objects, bucket, rt.settings, kinds_=[kind], now=in_a_month).total("deleted") == 0
+    assert deadletters.find(letter).state == deadletters.OPEN
+    in_a_year_and_a_day = time.time() + deadletters.RETENTION_S + 86_400
+    assert runonce.sweep(objects, bucket, rt.settings, kinds_=[kind], now=in_a_year_and_a_day).total("deleted") == 1
+    assert open_letters(client, setup)["items"] == []

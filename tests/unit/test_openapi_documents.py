@@ -36,7 +36,7 @@ def test_the_document_is_valid_and_every_body_has_an_accepted_example(name):
                 schema_file = next(f for f in schemas.documents
                                    if media["schema"]["$ref"].endswith("/" + f[:-5].replace("/", ".")))
                 assert schemas.errors(schema_file, media["example"]) == [], where
-            if path != "/events":
+            if op.get("x-lscloud-access", {}).get("roles") != ["eventing"]:   # the event sender's routes
                 problems = {c for c in op["responses"] if c[0] in "45"}
                 assert problems >= {"404", "503"}, where
                 if op.get("security") != []:
