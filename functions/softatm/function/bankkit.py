@@ -33,8 +33,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-import httpx
-
 from lscloud import delivery, http_client, peers
 from lscloud.auth import dev_keys, issue_token, sign_request
 
@@ -65,7 +63,8 @@ class Kit:
 
     def __post_init__(self):
         s = self.rt.settings
-        self.http = httpx.Client(timeout=15, trust_env=False, follow_redirects=False)
+        # the client the soft ATM sends its webhooks with: the bank meets the same requests
+        self.http = http_client.Client(timeout_s=15)
         self.gw = peers.peer_url("softatm", s)
         private = dev_keys(s.state_dir)[0]
         self.token = lambda role, unit=None: {"Authorization": "Bearer " + issue_token(
@@ -87,7 +86,7 @@ class Kit:
     # -- webhooks as the soft ATM sends them -------------------------------------------------------
 
     def _webhook(self, body: dict, *, key: str | None = None, kid: str | None = None, timestamp: int | None = None,
-                 tamper: bool = False) -> tuple[httpx.Response, bytes, dict]:
+                 tamper: bool = False) -> tuple[http_client.Response, bytes, dict]:
         data = banks.get(self.bank)
         real_kid, secret = banks.signing_key(self.rt.settings, data)
         raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
@@ -97,7 +96,7 @@ class Kit:
         if tamper:
             body = {**body, "transfer": {**body["transfer"], "amount_vnd": body["transfer"]["amount_vnd"] * 10}}
             raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        return self.http.post(data["webhook_url"], content=raw, headers=headers), raw, headers
+        return self.http.post(data["webhook_url"], raw, headers=headers), raw, headers
 
     def _probe_body(self, what: str) -> dict:
         """A webhook the bank must refuse before reading it: about a transfer nobody made."""
@@ -109,7 +108,7 @@ class Kit:
                     "created_at": now().isoformat(), "expires_at": None, "committed_at": None, "aborted_at": None,
                     "abort_reason": None, "bank_reference": None}}
 
-    def _refused(self, resp: httpx.Response, what: str) -> tuple[bool, str]:
+    def _refused(self, resp: http_client.Response, what: str) -> tuple[bool, str]:
         if 400 <= resp.status_code < 500:
             return True, f"refused {what} with {resp.status_code}"
         return False, f"answered {resp.status_code} to {what}: a bank must refuse it (401) and do nothing"
@@ -140,26 +139,29 @@ class Kit:
 
     # -- real transfers ----------------------------------------------------------------------------
 
+    def _send_json(self, url: str, headers: dict, body: dict) -> http_client.Response:
+        return self.http.post(url, json.dumps(body).encode(), headers={**headers, "Content-Type": "application/json"})
+
     def _point(self) -> str:
         if "point" not in self.made:
-            offices = self.http.get(peers.peer_url("directory", self.rt.settings) + "/v1/post-offices",
-                                    params={"limit": 100}).json()["items"]
+            offices = self.http.get(peers.peer_url("directory", self.rt.settings)
+                                    + "/v1/post-offices?limit=100").json()["items"]
             point = next(o["code"] for o in offices if o.get("soft_atm") and o["kind"] == "commune")
-            r = self.http.post(f"{self.gw}/v1/points/{point}/cash-deliveries", headers=self.token("operator"),
-                               json={"id": f"kit-{self.run_id}-fund", "amount_vnd": 20_000_000})
+            r = self._send_json(f"{self.gw}/v1/points/{point}/cash-deliveries", self.token("operator"),
+                                {"id": f"kit-{self.run_id}-fund", "amount_vnd": 20_000_000})
             if r.status_code not in (200, 201):
-                raise RuntimeError(f"funding point {point}: {r.status_code} {r.text[:200]}")
+                raise RuntimeError(f"funding point {point}: {r.status_code} {_text(r)}")
             self.made["point"] = point
         return self.made["point"]
 
     def _create(self, kind: str, account: str, amount: int) -> str:
         point = self._point()
         tid = f"kit-{self.run_id}-{kind[:3]}-{uuid.uuid4().hex[:6]}"
-        r = self.http.post(f"{self.gw}/v1/{kind}", headers=self.token("teller", point),
-                           json={"id": tid, "bank": self.bank, "amount_vnd": amount, "account": account,
-                                 "customer_id_number": CCCD})
+        r = self._send_json(f"{self.gw}/v1/{kind}", self.token("teller", point),
+                            {"id": tid, "bank": self.bank, "amount_vnd": amount, "account": account,
+                             "customer_id_number": CCCD})
         if r.status_code != 201:
-            raise RuntimeError(f"creating the {kind[:-1]}: {r.status_code} {r.text[:200]}")
+            raise RuntimeError(f"creating the {kind[:-1]}: {r.status_code} {_text(r)}")
         return tid
 
     def _settles(self, tid: str, states: tuple[str, ...]) -> dict:
@@ -179,10 +181,9 @@ class Kit:
             return False, (f"withdrawal {tid} is {t.get('state')} after {self.wait_s:.0f} s "
                            f"({t.get('abort_reason') or 'no reserve call came'}): reserve it with a signed "
                            "POST /v1/bank/withdrawals/{id}/reserve")
-        r = self.http.post(f"{self.gw}/v1/withdrawals/{tid}/commit", headers=self.token("teller", self.made["point"]),
-                           json={})
+        r = self._send_json(f"{self.gw}/v1/withdrawals/{tid}/commit", self.token("teller", self.made["point"]), {})
         if r.status_code != 200:
-            raise RuntimeError(f"teller commit of {tid}: {r.status_code} {r.text[:200]}")
+            raise RuntimeError(f"teller commit of {tid}: {r.status_code} {_text(r)}")
         self.made["withdrawal"] = tid
         return True, f"{tid} reserved (bank reference {t.get('bank_reference')!r}), then committed by the teller"
 
@@ -234,7 +235,7 @@ class Kit:
         if self.replay is None:
             return False, "needs a delivery of webhook-duplicates"
         raw, headers = self.replay
-        resp = self.http.post(banks.get(self.bank)["webhook_url"], content=raw, headers=headers)
+        resp = self.http.post(banks.get(self.bank)["webhook_url"], raw, headers=headers)
         return self._refused(resp, f"a replay of nonce {headers['X-LSCloud-Nonce'][:6]}… (sent before)")
 
     # -- settlement --------------------------------------------------------------------------------
@@ -262,6 +263,10 @@ class Kit:
             return False, f"no reconciliation of {day} came after the kit's transfers committed"
         problems = sorted({m["problem"] for m in seen["mismatches"]})
         return False, f"reconciliation {seen['id']} has {len(seen['mismatches'])} mismatch(es): {', '.join(problems)}"
+
+
+def _text(r: http_client.Response) -> str:
+    return r.content.decode("utf-8", "replace")[:200]
 
 
 def main(rt, argv: list[str]) -> int:
