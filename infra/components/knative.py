@@ -16,8 +16,11 @@
   documents for service-account issuer discovery);
 - points Serving's and Eventing's tracing (``config-observability``) at the collector, so a trace
   continues through broker → channel → trigger into the function;
-- creates the brokers the functions subscribe to and the dead-letter channel their Triggers use
-  (a JetStream-backed channel, bounded like the others, inspected with ``nats``).
+- creates the brokers the functions subscribe to and the dead-letter channel behind them: a
+  Trigger's dead letters go to its function's ``/events/dead-letters`` (:mod:`.function`), and what
+  a broker cannot deliver at all (that sink failing too) to this JetStream-backed channel, bounded
+  like the others. The channels' streams live in NATS account ``KNATIVE`` (:mod:`.natsauth`):
+  inspect them with ``nats`` as the user ``eventing``.
 """
 
 from __future__ import annotations

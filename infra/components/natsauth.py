@@ -1,18 +1,23 @@
 """Who may do what on NATS: one user per workload, each known by its TLS client certificate.
 
 NATS runs with ``verify_and_map``: a client must present a certificate signed by the cluster's CA,
-and the certificate's e-mail address names its user (``<user>@nats.lscloud``). Every user lives in
-the one JetStream account ``LSCLOUD`` and gets only what it needs:
+and the certificate's e-mail address names its user (``<user>@nats.lscloud``). Every user but one
+lives in the JetStream account ``LSCLOUD`` and gets only what it needs:
 
 - a **function** publishes its own events only: ``lscloud.<function>.>`` (event types are
   ``vn.langson.<function>.<fact>.v1``), plus the JetStream info calls its readiness makes. It can
   neither create, change nor delete a stream, nor read anyone's events: the Triggers deliver them
-  over HTTP;
+  over HTTP. A function in :data:`STREAM_READERS` (the operations centre's replay) may also read
+  the stream through an ephemeral consumer of its own;
 - the **clock** publishes ``lscloud.platform.>``;
 - the **bridges** read the stream through their durable consumers (create, fetch, ack) and publish
   dead letters to ``lscloud-dlq.bridge.>``;
-- **eventing** (eventing-natss, the brokers' channels) manages its own channel streams and may
-  touch neither ``lscloud.>`` nor the platform's streams;
+- **eventing** (eventing-natss, the brokers' channels) lives in an account of its own,
+  ``KNATIVE``, where it manages its channel streams; the platform's streams are not in it. Its
+  channels publish on ``<namespace>.<channel>._knative``: in the functions' namespace ``lscloud``
+  those subjects are inside the platform stream's ``lscloud.>``, and JetStream refuses a stream
+  whose subjects overlap another stream's of the same account, so in one account no channel (and
+  no broker) could ever become ready. Accounts do not share subjects, so the overlap is gone;
 - **admin** (the stream Job, the backups) may do everything.
 
 The rendered ``accounts`` block is included by ``nats.conf``; it holds no secret (the certificates
@@ -25,6 +30,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 ACCOUNT = "LSCLOUD"
+EVENTING_ACCOUNT = "KNATIVE"
 EMAIL_DOMAIN = "nats.lscloud"
 INBOX = "_INBOX.>"
 
@@ -37,31 +43,41 @@ class NatsUser:
     deny_publish: tuple[str, ...] = ()
     deny_subscribe: tuple[str, ...] = ()
     all_allowed: bool = False  # admin: no permissions block at all
+    account: str = ACCOUNT
 
     @property
     def email(self) -> str:
         return f"{self.name}@{EMAIL_DOMAIN}"
 
 
+STREAM_READERS = {
+    "ioc": "POST /v1/replay rebuilds the operations centre's figures from the stream's beginning and "
+           "compares them with the live ones (lscloud.bus.Bus.replay)",
+}
+"""Functions that read the stream themselves, and why: an ephemeral consumer each time (create it
+under any name, with or without a filter; pull from it; delete it). Every other function only
+publishes: the Triggers bring it its events over HTTP."""
+
+
 def function_user(function: str, stream: str) -> NatsUser:
-    return NatsUser(f"fn-{function}", publish=(f"lscloud.{function}.>", "$JS.API.INFO", f"$JS.API.STREAM.INFO.{stream}"))
+    publish = (f"lscloud.{function}.>", "$JS.API.INFO", f"$JS.API.STREAM.INFO.{stream}")
+    if function in STREAM_READERS:
+        # the subjects nats-py's add_consumer, fetch and delete_consumer request (a name is one token)
+        publish += (f"$JS.API.CONSUMER.CREATE.{stream}.*", f"$JS.API.CONSUMER.CREATE.{stream}.*.>",
+                    f"$JS.API.CONSUMER.MSG.NEXT.{stream}.*", f"$JS.API.CONSUMER.DELETE.{stream}.*")
+    return NatsUser(f"fn-{function}", publish=publish)
 
 
 def platform_users(stream: str) -> list[NatsUser]:
     dlq = f"{stream}_DLQ"
-    ours = (stream, dlq)
     return [
         NatsUser("clock", publish=("lscloud.platform.>", "$JS.API.INFO", f"$JS.API.STREAM.INFO.{stream}")),
         NatsUser("bridge", publish=(
             "lscloud-dlq.bridge.>", "$JS.API.INFO", f"$JS.API.STREAM.INFO.{stream}", f"$JS.API.STREAM.INFO.{dlq}",
             f"$JS.API.CONSUMER.CREATE.{stream}.>", f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.>",
             f"$JS.API.CONSUMER.INFO.{stream}.>", f"$JS.API.CONSUMER.MSG.NEXT.{stream}.>", f"$JS.ACK.{stream}.>")),
-        NatsUser("eventing", publish=(">",), subscribe=(">",),
-                 deny_publish=("lscloud.>", "lscloud-dlq.>",
-                               *[f"$JS.API.STREAM.*.{s}" for s in ours],
-                               *[f"$JS.API.CONSUMER.*.{s}.>" for s in ours],
-                               *[f"$JS.API.CONSUMER.*.*.{s}.>" for s in ours]),
-                 deny_subscribe=("lscloud.>", "lscloud-dlq.>")),
+        # alone in its account: everything there is its own (its channel streams and their consumers)
+        NatsUser("eventing", all_allowed=True, account=EVENTING_ACCOUNT),
         NatsUser("admin", all_allowed=True),
     ]
 
@@ -75,16 +91,23 @@ def _list(values: Iterable[str]) -> str:
 
 
 def render_accounts(all_users: Iterable[NatsUser]) -> str:
-    """The ``accounts`` block of nats.conf (users named by their certificates' e-mail addresses)."""
-    lines = ["accounts {", f"  {ACCOUNT}: {{", "    jetstream: enabled", "    users: ["]
+    """The ``accounts`` block of nats.conf (users named by their certificates' e-mail addresses),
+    one JetStream-enabled account per :attr:`NatsUser.account`."""
+    by_account: dict[str, list[NatsUser]] = {}
     for u in all_users:
-        if u.all_allowed:
-            lines.append(f'      {{user: "{u.email}"}}')
-            continue
-        pub = f"allow: {_list(u.publish)}" + (f", deny: {_list(u.deny_publish)}" if u.deny_publish else "")
-        sub = f"allow: {_list(u.subscribe)}" + (f", deny: {_list(u.deny_subscribe)}" if u.deny_subscribe else "")
-        lines.append(f'      {{user: "{u.email}", permissions: {{publish: {{{pub}}}, subscribe: {{{sub}}}}}}}')
-    lines += ["    ]", "  }", "}"]
+        by_account.setdefault(u.account, []).append(u)
+    lines = ["accounts {"]
+    for account in sorted(by_account):
+        lines += [f"  {account}: {{", "    jetstream: enabled", "    users: ["]
+        for u in by_account[account]:
+            if u.all_allowed:
+                lines.append(f'      {{user: "{u.email}"}}')
+                continue
+            pub = f"allow: {_list(u.publish)}" + (f", deny: {_list(u.deny_publish)}" if u.deny_publish else "")
+            sub = f"allow: {_list(u.subscribe)}" + (f", deny: {_list(u.deny_subscribe)}" if u.deny_subscribe else "")
+            lines.append(f'      {{user: "{u.email}", permissions: {{publish: {{{pub}}}, subscribe: {{{sub}}}}}}}')
+        lines += ["    ]", "  }"]
+    lines.append("}")
     return "\n".join(lines) + "\n"
 
 

@@ -6,7 +6,7 @@
   settings refuse the same limits first, and limits the settings accept are all created;
 - the users: a function publishes its own events through the runtime's own client (TLS, client
   certificate), and only its own; the clock its tick; the bridge reads and acks through a durable
-  consumer and dead-letters; eventing cannot touch the platform's streams; a certificate nobody
+  consumer and dead-letters; eventing makes its channels in its own account, never the platform's; a certificate nobody
   issued, or one no user maps to, gets no connection.
 """
 
@@ -40,7 +40,7 @@ from tls_support import ThrowawayCA  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
-FUNCTIONS = ("border", "dossiers")
+FUNCTIONS = ("border", "dossiers", "ioc")
 # small enough to fill in a test, with room for the four streams the settings accept below
 SETTINGS = NatsSettings(replicas=1, streamReplicas=1, storageSize="64Mi", streamMaxBytes="30MB",
                         dlqMaxBytes="10MB", channelMaxBytes="10MB", deadLetterChannelMaxBytes="10MB")
@@ -228,6 +228,36 @@ def test_a_function_publishes_its_own_events_and_no_one_elses(server, streams):
     asyncio.run(run())
 
 
+def test_the_operations_centre_replays_the_stream_and_no_other_function_can(server, streams):
+    """ioc's POST /v1/replay reads the stream through an ephemeral consumer of its own (the grant in
+    natsauth.STREAM_READERS); a function without it gets no consumer."""
+    tick = "vn.langson.platform.clock.ticked.v1"
+
+    async def run():
+        clock = Bus(server.settings("clock", LSCLOUD_STREAM=streams), name="clock", create_stream=False)
+        try:
+            sent = [await clock.publish(events.new_event(tick, "/clock", {"n": n})) for n in range(3)]
+        finally:
+            await clock.close()
+        assert all(seq >= 1 for seq in sent)
+        ioc = Bus(server.settings("fn-ioc", LSCLOUD_STREAM=streams), name="ioc", create_stream=False)
+        try:
+            replayed = await ioc.replay([tick], timeout=20)
+            assert len(replayed) >= 3 and all(e["type"] == tick for e in replayed)
+            # two types on two subjects: a consumer with several filters (no filter in its subject)
+            both = await ioc.replay([tick, "vn.langson.border.thing.happened.v1"], timeout=20)
+            assert len(both) >= len(replayed)
+        finally:
+            await ioc.close()
+        # any other function: its request for a consumer is a permissions violation
+        for subject in (f"$JS.API.CONSUMER.CREATE.{streams}.replay-x", f"$JS.API.CONSUMER.DURABLE.CREATE.{streams}.x"):
+            assert "permissions violation" in (await _refused(server, "fn-border", subject)).lower()
+        # and ioc's grant is consumers, not streams
+        assert "permissions violation" in (await _refused(server, "fn-ioc", f"$JS.API.STREAM.DELETE.{streams}")).lower()
+
+    asyncio.run(run())
+
+
 def test_the_clock_ticks_and_the_bridge_reads_acks_and_dead_letters(server, streams):
     async def run():
         clock = Bus(server.settings("clock", LSCLOUD_STREAM=streams), name="clock", create_stream=False)
@@ -258,11 +288,45 @@ def test_the_clock_ticks_and_the_bridge_reads_acks_and_dead_letters(server, stre
     asyncio.run(run())
 
 
-def test_eventing_cannot_touch_the_platforms_streams(server, streams):
+def test_eventing_makes_its_channels_in_an_account_of_its_own_and_never_reaches_the_platforms(server, streams):
+    """eventing-natss names a channel's stream KN_<NAMESPACE>__<NAME> and publishes on
+    <namespace>.<name>._knative (its utils/naming.go). In the functions' namespace, lscloud, that
+    subject is inside the platform stream's lscloud.>: in the platform's account JetStream refuses
+    the channel's stream (overlapping subjects), so no broker could become ready. In eventing's own
+    account the channel is made and used, and the platform's streams are not there to touch."""
+    channel = js_api.StreamConfig(name="KN_LSCLOUD__DEFAULT_KNE_TRIGGER",
+                                  subjects=["lscloud.default-kne-trigger._knative"],
+                                  storage=js_api.StorageType.FILE, max_bytes=1_000_000, max_age=3600)
+
     async def run():
-        for subject in (f"$JS.API.STREAM.DELETE.{streams}", f"$JS.API.STREAM.PURGE.{streams}_DLQ",
-                        "lscloud.border.forged"):
-            assert "permissions violation" in (await _refused(server, "eventing", subject)).lower()
+        admin = await _admin(server)
+        try:
+            with pytest.raises(nats.js.errors.APIError, match="overlap"):
+                await admin.js.add_stream(channel)        # what one shared account did
+            before = (await admin.js.stream_info(streams)).state.messages
+        finally:
+            await admin.close()
+        eventing = Bus(server.settings("eventing"), name="eventing", create_stream=False)
+        await eventing.connect()
+        try:
+            js = eventing.js
+            await js.add_stream(channel)
+            try:
+                ack = await js.publish("lscloud.default-kne-trigger._knative", b"{}")
+                assert ack.stream == channel.name
+                with pytest.raises(nats.js.errors.NotFoundError):
+                    await js.stream_info(streams)
+                with pytest.raises(nats.js.errors.NoStreamResponseError):
+                    await js.publish("lscloud.border.forged", b"{}", timeout=2)
+            finally:
+                await js.delete_stream(channel.name)
+        finally:
+            await eventing.close()
+        admin = await _admin(server)
+        try:
+            assert (await admin.js.stream_info(streams)).state.messages == before   # nothing forged arrived
+        finally:
+            await admin.close()
 
     asyncio.run(run())
 
