@@ -98,7 +98,11 @@ def service_dns_names(service: str, namespace: str, headless: str | None = None)
 
 
 def client_volume(secret: str) -> dict:
-    return {"name": VOLUME, "secret": {"secretName": secret, "defaultMode": 0o440}}
+    # a secret's files are root:root; the containers run as a user of their own (the platform image's
+    # 10001, the tools' 1000) and no pod sets fsGroup (a Knative Service may not without a Serving
+    # flag), so 0440 would leave the key unreadable and every pod failing its start. Read-only, and
+    # nothing else runs in these containers to read it.
+    return {"name": VOLUME, "secret": {"secretName": secret, "defaultMode": 0o444}}
 
 
 def client_mount() -> dict:

@@ -85,7 +85,7 @@ def test_bridge_gets_the_cluster_settings_but_not_k_sink_or_s3(objs):
     assert env["LSCLOUD_NATS_URL"]["value"].startswith("tls://nats.")
     # NATS over TLS as the user "bridge": its client certificate, mounted from nats-bridge
     assert env["LSCLOUD_NATS_CERT_FILE"]["value"] == "/var/run/lscloud/tls/tls.crt"
-    assert {"name": "lscloud-tls", "secret": {"secretName": "nats-bridge", "defaultMode": 0o440}} in \
+    assert {"name": "lscloud-tls", "secret": {"secretName": "nats-bridge", "defaultMode": 0o444}} in \
         bridges(objs)["default"]["spec"]["template"]["spec"]["volumes"]
     assert env["LSCLOUD_STREAM"]["value"] == "LSCLOUD"
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"].startswith("http://otel-collector.")

@@ -82,7 +82,7 @@ def test_knative_service_shape(objs):
         assert env["LSCLOUD_NATS_CERT_FILE"]["value"] == "/var/run/lscloud/tls/tls.crt"
         assert env["LSCLOUD_S3_CA_FILE"]["value"] == env["LSCLOUD_NATS_CA_FILE"]["value"]
         assert env["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]["value"].startswith("http://otel-collector-metrics.")
-        assert {"name": "lscloud-tls", "secret": {"secretName": f"nats-fn-{m.name}", "defaultMode": 0o440}} in spec["volumes"]
+        assert {"name": "lscloud-tls", "secret": {"secretName": f"nats-fn-{m.name}", "defaultMode": 0o444}} in spec["volumes"]
         assert env["LSCLOUD_STREAM"]["value"] == "LSCLOUD"
         assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"].startswith("http://otel-collector.")
         assert "LSCLOUD_JWT_JWKS_URL" in env or "secretKeyRef" in env["LSCLOUD_JWT_PUBLIC_KEY"]["valueFrom"]
@@ -365,3 +365,33 @@ def test_bad_partner_key_stops_the_deployment():
     with pytest.raises(Exception, match="partner 'shortbank' needs one or two keys"):
         run_program("dev", secrets={"lscloud:jwtPublicKey": JWT_PUBLIC_KEY,
                                     "lscloud:partnerKeys": json.dumps({"shortbank": ["too-short"]})})
+
+
+def _pod_specs(objs):
+    """(kind/name, pod spec) of everything that runs a pod: workloads, Jobs, CronJobs, Knative Services."""
+    for o in objs:
+        spec = o.get("spec") or {}
+        if o["kind"] == "CronJob":
+            spec = spec["jobTemplate"]["spec"]
+        template = spec.get("template") if isinstance(spec, dict) else None
+        if isinstance(template, dict) and isinstance(template.get("spec"), dict):
+            yield f"{o['kind']}/{o['metadata']['name']}", template["spec"]
+
+
+def test_every_secret_a_container_must_read_is_readable_by_its_user(objs):
+    """A secret volume's files are root:root with the volume's mode (0644 unless set); only fsGroup
+    changes their group. A container running as a user of its own (USER 10001 in the platform image,
+    runAsUser elsewhere) reads them through the 'other' bits, or as fsGroup through the group bits:
+    0440 without fsGroup made every function, bridge and clock pod fail its start (the client key)."""
+    unreadable = []
+    for where, spec in _pod_specs(objs):
+        fs_group = (spec.get("securityContext") or {}).get("fsGroup")
+        for vol in spec.get("volumes", []):
+            secret = vol.get("secret")
+            if secret is None:
+                continue
+            modes = [secret.get("defaultMode", 0o644)] + [i["mode"] for i in secret.get("items", []) if "mode" in i]
+            for mode in modes:
+                if not mode & 0o004 and not (fs_group is not None and mode & 0o040):
+                    unreadable.append((where, vol["name"], oct(mode), fs_group))
+    assert not unreadable, unreadable
