@@ -115,7 +115,7 @@ else:
         ingress_namespaces=("knative-serving", settings.knative.ingressNamespace, "knative-eventing"),
         knative_ingress_namespace=settings.knative.ingressNamespace,
         egress_cidrs=settings.egressCidrs, api_server_cidrs=settings.apiServerCidrs,
-        delivery_retry=settings.knative.deliveryRetry)
+        delivery_retry=settings.knative.deliveryRetry, events_issuer=settings.knative.eventsIssuer)
     bridge_endpoints = BridgeEndpoints.from_platform(platform)
     clock_endpoints = ClockEndpoints.from_platform(platform)
 

@@ -35,10 +35,11 @@ _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 # Who may deliver to /events (see lscloud.auth.verify_event_sender). Locally the dispatcher signs
 # with its own key; in the cluster Knative Eventing presents a Kubernetes service-account token,
-# issued by the API server (``kubernetes.default.svc``, the usual service-account issuer).
+# issued by the API server: its --service-account-issuer, which the platform renders as
+# LSCLOUD_EVENTS_ISSUER (infra: knative.eventsIssuer); without it, kubeadm's default.
 LOCAL_EVENTS_ISSUER = "lscloud-local-dispatcher"
 LOCAL_EVENTS_SUBJECT = "lscloud-local:dispatcher"
-CLUSTER_EVENTS_ISSUER = "https://kubernetes.default.svc"
+CLUSTER_EVENTS_ISSUER = "https://kubernetes.default.svc.cluster.local"
 _SUBJECT_RE = re.compile(r"^[^\s,*]+\*?$|^\*$")
 
 

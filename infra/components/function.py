@@ -55,7 +55,7 @@ PLATFORM_ENV = frozenset({
     "LSCLOUD_ENV", "LSCLOUD_S3_ENDPOINT", "LSCLOUD_BUCKET", "LSCLOUD_NATS_URL", "LSCLOUD_STREAM",
     "LSCLOUD_JWT_ISSUER", "LSCLOUD_JWT_AUDIENCE", "LSCLOUD_JWT_JWKS_URL", "OTEL_EXPORTER_OTLP_ENDPOINT",
     "LSCLOUD_PEER_URL_TEMPLATE", "LSCLOUD_PSEUDONYM_KEY", "LSCLOUD_EVENTS_AUDIENCE", "LSCLOUD_EVENTS_JWKS_URL",
-    "LSCLOUD_EVENTS_SUBJECTS", "LSCLOUD_EVENTS_JWKS_CA_FILE", "LSCLOUD_NATS_CA_FILE", "LSCLOUD_NATS_CERT_FILE",
+    "LSCLOUD_EVENTS_SUBJECTS", "LSCLOUD_EVENTS_JWKS_CA_FILE", "LSCLOUD_EVENTS_ISSUER", "LSCLOUD_NATS_CA_FILE", "LSCLOUD_NATS_CERT_FILE",
     "LSCLOUD_NATS_KEY_FILE", "LSCLOUD_S3_CA_FILE", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
     "K_SERVICE", "PORT",
 })
@@ -93,6 +93,8 @@ class PlatformEndpoints:
     delivery_retry: int = 5
     # the keys of the tokens Knative Eventing presents at /events: the API server's service-account JWKS
     events_jwks_url: str = "https://kubernetes.default.svc/openid/v1/jwks"
+    # the `iss` of those tokens: the API server's --service-account-issuer (KnativeSettings.eventsIssuer)
+    events_issuer: str = "https://kubernetes.default.svc.cluster.local"
     # where the API server answers behind kubernetes.default.svc (the JWKS): egress on 443 and 6443
     api_server_cidrs: tuple[str, ...] = ()
     # the single collector that takes metrics (one path: no series exported twice), full OTLP URL
@@ -173,6 +175,7 @@ def render_env(m: Manifest, p: PlatformEndpoints) -> list[dict]:
         # /events: the Triggers' OIDC tokens (audience below, any service account of the namespace)
         {"name": "LSCLOUD_EVENTS_AUDIENCE", "value": events_audience(m.name, p.namespace)},
         {"name": "LSCLOUD_EVENTS_JWKS_URL", "value": p.events_jwks_url},
+        {"name": "LSCLOUD_EVENTS_ISSUER", "value": p.events_issuer},
         {"name": "LSCLOUD_EVENTS_JWKS_CA_FILE", "value": f"{KUBE_CA_MOUNT}/ca.crt"},
         {"name": "LSCLOUD_EVENTS_SUBJECTS", "value": f"system:serviceaccount:{p.namespace}:*"},
         # NATS and MinIO over TLS: the function's own client certificate and the internal CA

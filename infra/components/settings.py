@@ -271,9 +271,16 @@ class KnativeSettings:
     # Serving's own controller does it (no net-certmanager since Serving 1.15).
     clusterIssuer: str = "letsencrypt"
     deliveryRetry: int = 5
+    # the API server's service-account issuer (its --service-account-issuer; `kubectl get --raw
+    # /.well-known/openid-configuration` shows it): the `iss` of the tokens Knative Eventing presents
+    # at the functions' /events. kubeadm's default, which most installers keep.
+    eventsIssuer: str = "https://kubernetes.default.svc.cluster.local"
 
     def __post_init__(self):
         _positive("knative", deliveryRetry=self.deliveryRetry)
+        if not self.eventsIssuer.startswith("https://"):
+            raise SettingsError(f"lscloud:knative.eventsIssuer must be an https:// URL (the API server's "
+                                f"service-account issuer), got {self.eventsIssuer!r}")
         for key, repo in (("servingVersion", releases.SERVING), ("eventingVersion", releases.EVENTING),
                           ("kourierVersion", releases.KOURIER), ("natssVersion", releases.NATSS)):
             try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from infra_support import RecordingMocks, normalize
@@ -94,7 +96,11 @@ def test_a_function_with_events_starts_with_the_rendered_env(tmp_path):
     env.pop("LSCLOUD_PARTNER_KEYS", None)
     settings = config.load({**env, "K_SERVICE": "clearance"})
     check_eventing_settings(settings)
-    assert settings.events_issuer == "https://kubernetes.default.svc"
+    # the API server's issuer as the stack says (rendered, not the runtime's fallback)
+    assert env["LSCLOUD_EVENTS_ISSUER"] == PLATFORM.events_issuer == settings.events_issuer
+    other = dataclasses.replace(PLATFORM, events_issuer="https://oidc.example/cluster-1")
+    assert env_of(fn.render_service(parse(), other, image="i"))["LSCLOUD_EVENTS_ISSUER"]["value"] == \
+        "https://oidc.example/cluster-1"
 
 
 def test_scale_concurrency_and_resources():

@@ -70,7 +70,7 @@ def test_event_sender_settings_local_and_cluster(tmp_path):
     cluster_env = {"LSCLOUD_ENV": "cluster", "LSCLOUD_JWT_JWKS_URL": "https://idp/jwks", "K_SERVICE": "border",
                    "LSCLOUD_PSEUDONYM_KEY": "p" * 40}
     cluster = config.load(cluster_env)
-    assert cluster.events_issuer == "https://kubernetes.default.svc" and cluster.events_subjects == ()
+    assert cluster.events_issuer == "https://kubernetes.default.svc.cluster.local" and cluster.events_subjects == ()
     with pytest.raises(config.ConfigError, match="LSCLOUD_EVENTS_AUDIENCE"):
         check_eventing_settings(cluster)
     with pytest.raises(config.ConfigError, match="LSCLOUD_EVENTS_JWKS_URL"):
