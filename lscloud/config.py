@@ -56,6 +56,10 @@ class Settings:
     s3_region: str = "us-east-1"
     # the CA bundle that signs the store's TLS certificate (the cluster's own CA); "" = the system's
     s3_ca_file: str = ""
+    # whether the store honours If-Match on DELETE (SeaweedFS does; MinIO ignores it and deletes
+    # anyway): without it a conditional delete goes through a conditional tombstone write
+    # (lscloud.store.objects.ObjectStore.delete). The cluster's default is no.
+    s3_conditional_delete: bool = True
     bucket: str = "lscloud"
     # messaging
     nats_url: str = "nats://127.0.0.1:4222"
@@ -130,7 +134,9 @@ class Settings:
             if f.name == "function_env":
                 out.update(value)
                 continue
-            if isinstance(value, tuple):
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            elif isinstance(value, tuple):
                 value = ",".join(value)
             elif isinstance(value, Mapping):
                 value = json.dumps({k: list(v) for k, v in value.items()})
@@ -144,6 +150,13 @@ _ENV_NAMES = {
     "otlp_endpoint": "OTEL_EXPORTER_OTLP_ENDPOINT",
     "otlp_metrics_endpoint": "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
 }
+
+
+def _flag(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in ("1", "0", "true", "false", "yes", "no"):
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    return value in ("1", "true", "yes")
 
 
 def _int(name: str, raw: str, minimum: int = 0) -> int:
@@ -314,6 +327,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         s3_secret_key=get("LSCLOUD_S3_SECRET_KEY", d.s3_secret_key),
         s3_region=get("LSCLOUD_S3_REGION", d.s3_region),
         s3_ca_file=_readable_file("LSCLOUD_S3_CA_FILE", get("LSCLOUD_S3_CA_FILE", "")),
+        s3_conditional_delete=_flag("LSCLOUD_S3_CONDITIONAL_DELETE",
+                                    get("LSCLOUD_S3_CONDITIONAL_DELETE", "true" if mode == "local" else "false")),
         bucket=bucket,
         nats_ca_file=_readable_file("LSCLOUD_NATS_CA_FILE", get("LSCLOUD_NATS_CA_FILE", "")),
         nats_cert_file=nats_cert,

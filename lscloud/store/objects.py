@@ -2,7 +2,7 @@
 
 Everything above (documents, blobs, idempotency records, nonces) goes through
 :class:`ObjectStore`, so the S3 dialect (path-style addressing, ``If-None-Match: *``,
-``If-Match``, error codes) is handled here once. The requests go out through
+``If-Match``, error codes, a store that ignores ``If-Match`` on DELETE) is handled here once. The requests go out through
 :mod:`lscloud.store.s3http` (its own connections and a SigV4 signer checked against botocore's), not boto3.
 """
 
@@ -74,8 +74,16 @@ def _metadata(headers) -> dict:
 _AHEAD: contextvars.ContextVar[dict | None] = contextvars.ContextVar("lscloud_store_ahead", default=None)
 
 
+TOMBSTONE = "lscloud-deleted"
+"""Metadata of an object a conditional delete has claimed (:meth:`ObjectStore.delete` on a store
+without conditional DELETE): read as missing, removed right after it is written."""
+_TOMBSTONE_HEADER = _META + TOMBSTONE
+
+
 def _stored(key: str, reply: Reply) -> "StoredObject":
     h = reply.headers
+    if h.get(_TOMBSTONE_HEADER):
+        raise DoesNotExist(f"no object at {key} (being deleted)", key=key)
     return StoredObject(key, reply.body, h.get("etag", ""), h.get("content-type", ""), _metadata(h))
 
 
@@ -90,8 +98,10 @@ class ObjectStore:
 
     def __init__(self, endpoint: str, access_key: str, secret_key: str, region: str = "us-east-1",
                  *, max_pool: int = 32, timeout_s: float = 10.0, ca_file: str = "", fresh_s: float = 0.0,
-                 reference_entries: int = 4096):
+                 reference_entries: int = 4096, conditional_delete: bool = True):
+        """``conditional_delete``: the store honours ``If-Match`` on DELETE (see :meth:`delete`)."""
         self.endpoint = endpoint
+        self.conditional_delete = conditional_delete
         self.fresh_s = float(fresh_s)
         # (bucket, key) -> StoredObject of reference data (lscloud.freshness)
         self._reference = freshness.Revalidating(reference_entries)
@@ -105,6 +115,7 @@ class ObjectStore:
     @classmethod
     def from_settings(cls, settings: Settings, **options) -> "ObjectStore":
         options.setdefault("fresh_s", settings.peer_fresh_s)
+        options.setdefault("conditional_delete", settings.s3_conditional_delete)
         return cls(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key, settings.s3_region,
                    ca_file=settings.s3_ca_file, **options)
 
@@ -220,6 +231,8 @@ class ObjectStore:
 
     def head(self, bucket: str, key: str) -> ObjectInfo:
         h = self._call("HeadObject", "HEAD", bucket, key).headers
+        if h.get(_TOMBSTONE_HEADER):
+            raise DoesNotExist(f"no object at {key} (being deleted)", key=key)
         return ObjectInfo(key, h.get("etag", ""), int(h.get("content-length", 0)), _http_date(h.get("last-modified")))
 
     def put(self, bucket: str, key: str, body: bytes, *, content_type: str = "application/json",
@@ -241,6 +254,16 @@ class ObjectStore:
         try:
             reply = self._call("PutObject", "PUT", bucket, key, headers=headers, body=bytes(body),
                                conditional=bool(if_none_match or if_match))
+        except ConditionalCheckFailed:
+            self._reference.drop((bucket, key))
+            claimed = self._tombstone_etag(bucket, key) if if_none_match and not self.conditional_delete else None
+            if claimed is None:
+                raise
+            # the key is free but for a delete's tombstone left behind (its DELETE failed): a create
+            # replaces exactly that tombstone, so a create never waits on a delete that will not come
+            del headers["if-none-match"]
+            headers["if-match"] = claimed
+            reply = self._call("PutObject", "PUT", bucket, key, headers=headers, body=bytes(body), conditional=True)
         except StoreError:
             self._reference.drop((bucket, key))   # lost a race, or unknown: read it again
             raise
@@ -250,13 +273,44 @@ class ObjectStore:
         return etag
 
     def delete(self, bucket: str, key: str, *, if_match: str | None = None) -> None:
+        """Delete the object; with ``if_match``, only the version with that ETag (else
+        ConditionalCheckFailed; DoesNotExist when there is none).
+
+        A store that ignores ``If-Match`` on DELETE (MinIO: minio/minio#21677) would delete a version
+        written since it was read, so there (``conditional_delete=False``) the condition is carried
+        by a write instead: a tombstone (an empty object with :data:`TOMBSTONE` metadata) replaces
+        the object under ``If-Match``, which every S3 store honours, and the tombstone, which no
+        writer replaces (a create is refused while it exists, an update holds another ETag), is then
+        deleted. Reads take a tombstone for a missing object. One PUT more per conditional delete.
+        """
         self._reference.drop((bucket, key))
+        if if_match and not self.conditional_delete:
+            try:
+                self.put(bucket, key, b"", content_type="application/octet-stream", if_match=if_match,
+                         metadata={TOMBSTONE: "1"})
+            except ConditionalCheckFailed:
+                self.head(bucket, key)   # gone (or being deleted): DoesNotExist, as a conditional DELETE says
+                raise
+            self._reference.drop((bucket, key))
+            try:
+                self._call("DeleteObject", "DELETE", bucket, key, ok=(200, 204))
+            except DoesNotExist:
+                pass
+            return
         try:
             self._call("DeleteObject", "DELETE", bucket, key, ok=(200, 204),
                        headers={"if-match": if_match} if if_match else None, conditional=bool(if_match))
         except DoesNotExist:
             if if_match:
                 raise
+
+    def _tombstone_etag(self, bucket: str, key: str) -> str | None:
+        """The ETag of a tombstone at ``key``, or None when what is there is not one (or nothing)."""
+        try:
+            h = self._call("HeadObject", "HEAD", bucket, key).headers
+        except DoesNotExist:
+            return None
+        return h.get("etag") if h.get(_TOMBSTONE_HEADER) else None
 
     def list(self, bucket: str, prefix: str, *, start_after: str | None = None,
              limit: int | None = None) -> Iterator[ObjectInfo]:
