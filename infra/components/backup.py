@@ -28,7 +28,7 @@ import pulumi
 from . import k8s as kx
 from . import tls as tlsc
 from .bus import ADMIN_CERT, client_url, dlq_stream_name, nats_cli
-from .objectstore import MC_CONFIG, ROOT_SECRET, SERVER_CERT, endpoint
+from .objectstore import MC_CA_DIR, MC_CONFIG, ROOT_SECRET, SERVER_CERT, endpoint, mc_trust
 from .settings import BackupSettings, NatsSettings, ObjectStoreSettings
 
 OBJECTS, STREAMS = "backup-objects", "backup-streams"
@@ -52,7 +52,7 @@ def _mc_env() -> list[dict]:
 
 
 def _aliases(b: BackupSettings, namespace: str) -> list[str]:
-    return [f'mc alias set src {endpoint(namespace)} "$SRC_USER" "$SRC_PASSWORD" >/dev/null',
+    return [*mc_trust(), f'mc alias set src {endpoint(namespace)} "$SRC_USER" "$SRC_PASSWORD" >/dev/null',
             f'mc alias set dst {b.endpoint} "$DST_USER" "$DST_PASSWORD" >/dev/null',
             f"mc mb --ignore-existing dst/{b.bucket}"]
 
@@ -107,7 +107,7 @@ def render(b: BackupSettings, n: NatsSettings, store: ObjectStoreSettings, names
            access_key: Any, secret_key: Any, target_cidrs: Sequence[str]) -> list[dict]:
     snap, upload = streams_scripts(b, n, namespace)
     mc_mounts = [{"name": "tmp", "mountPath": "/tmp"},
-                 {"name": "minio-ca", "mountPath": f"{MC_CONFIG}/certs/CAs", "readOnly": True}]
+                 {"name": "minio-ca", "mountPath": MC_CA_DIR, "readOnly": True}]   # (mc_trust)
     objs: list[dict] = [
         {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
          "metadata": {"name": TARGET_SECRET, "namespace": namespace, "labels": kx.labels(TARGET_SECRET, COMPONENT)},

@@ -59,6 +59,16 @@ POLICIES = "minio-policies"
 LIFECYCLE = "lifecycle-run-once.json"
 CERTS_DIR = "/etc/minio/certs"
 MC_CONFIG = "/tmp/mc"
+MC_CA_DIR = "/etc/mc-ca"
+
+
+def mc_trust() -> list[str]:
+    """The first lines of every script that runs ``mc`` against the store: mc trusts the CAs in
+    ``$MC_CONFIG_DIR/certs/CAs`` and writes its config.json in ``$MC_CONFIG_DIR``. The CA is mounted
+    elsewhere (:data:`MC_CA_DIR`) and copied there: a mount at that path would have the container
+    runtime create ``$MC_CONFIG_DIR`` for it as root, and mc, running as 1000, could not write its
+    config (every run failing at its first ``mc alias set``)."""
+    return ['mkdir -p "$MC_CONFIG_DIR/certs/CAs"', f'cp {MC_CA_DIR}/ca.crt "$MC_CONFIG_DIR/certs/CAs/ca.crt"']
 
 
 def endpoint(namespace: str) -> str:
@@ -108,6 +118,7 @@ def render_setup_script(functions: Sequence[str], prefix: str, namespace: str,
     retention = retention or {}
     lines = [
         "set -eu",
+        *mc_trust(),
         f'mc alias set lscloud {endpoint(namespace)} "$MINIO_ROOT_USER" "$MINIO_ROOT_PASSWORD"',
         "until mc admin info lscloud >/dev/null 2>&1; do echo waiting for minio; sleep 5; done",
     ]
@@ -282,8 +293,7 @@ def render(s: ObjectStoreSettings, namespace: str, functions: Sequence[str], *, 
                      "volumeMounts": [{"name": "policies", "mountPath": "/policies"},
                                       {"name": "users", "mountPath": "/users"},
                                       {"name": "tmp", "mountPath": "/tmp"},
-                                      # mc trusts the CAs in <config dir>/certs/CAs
-                                      {"name": "ca", "mountPath": f"{MC_CONFIG}/certs/CAs", "readOnly": True}],
+                                      {"name": "ca", "mountPath": MC_CA_DIR, "readOnly": True}],   # (mc_trust)
                      "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}},
                      "securityContext": {**kx.restricted_security_context(), "runAsUser": 1000},
                  }],

@@ -395,3 +395,20 @@ def test_every_secret_a_container_must_read_is_readable_by_its_user(objs):
                 if not mode & 0o004 and not (fs_group is not None and mode & 0o040):
                     unreadable.append((where, vol["name"], oct(mode), fs_group))
     assert not unreadable, unreadable
+
+
+def test_no_mount_is_nested_in_a_directory_its_container_writes(objs):
+    """mc writes its config in $MC_CONFIG_DIR; a volume mounted below it makes the container runtime
+    create that directory as root, and mc (running as 1000) then fails at its first command. The
+    store's CA is mounted elsewhere and copied in by the script (objectstore.mc_trust)."""
+    nested = []
+    for where, spec in _pod_specs(objs):
+        for c in spec.get("containers", []) + spec.get("initContainers", []):
+            env = {e["name"]: e.get("value") for e in c.get("env", [])}
+            config_dir = env.get("MC_CONFIG_DIR")
+            if not config_dir:
+                continue
+            for mount in c.get("volumeMounts", []):
+                if mount["mountPath"].rstrip("/").startswith(config_dir.rstrip("/") + "/"):
+                    nested.append((where, c["name"], mount["mountPath"]))
+    assert not nested, nested
