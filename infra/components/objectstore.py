@@ -71,6 +71,24 @@ def mc_trust() -> list[str]:
     return ['mkdir -p "$MC_CONFIG_DIR/certs/CAs"', f'cp {MC_CA_DIR}/ca.crt "$MC_CONFIG_DIR/certs/CAs/ca.crt"']
 
 
+CREDENTIALS_DIGEST = "lscloud.langson.gov.vn/credentials-digest"
+
+
+def credentials_digest(secrets: Mapping[str, Any]) -> Any:
+    """A digest of the users' secret keys (each a string, or a Pulumi Output): on the setup Job's
+    pod template, so a new key replaces the Job (its template is immutable) and the Job sets the key
+    in MinIO before the function that uses it rolls out. Only a digest: no key is readable from it."""
+    names = sorted(secrets)
+
+    def digest(values) -> str:
+        return hashlib.sha256(json.dumps(dict(zip(names, values))).encode()).hexdigest()[:16]
+
+    values = [secrets[n] for n in names]
+    if all(isinstance(v, str) for v in values):
+        return digest(values)
+    return pulumi.Output.all(*values).apply(digest)
+
+
 def endpoint(namespace: str) -> str:
     return f"https://{NAME}.{namespace}.svc.cluster.local:{PORT}"
 
@@ -281,7 +299,8 @@ def render(s: ObjectStoreSettings, namespace: str, functions: Sequence[str], *, 
          "metadata": {"name": kx.dns_name(NAME, "setup", digest), "namespace": namespace,
                       "labels": kx.labels(f"{NAME}-setup", "object-store")},
          "spec": {"backoffLimit": 10, "template": {
-             "metadata": {"labels": kx.labels(f"{NAME}-setup", "object-store")},
+             "metadata": {"labels": kx.labels(f"{NAME}-setup", "object-store"),
+                          "annotations": {CREDENTIALS_DIGEST: credentials_digest(user_secrets)}},
              "spec": {
                  "restartPolicy": "OnFailure",
                  "automountServiceAccountToken": False,

@@ -59,6 +59,23 @@ def test_a_changed_age_reruns_the_setup_job():
     assert job(3) != job(4)
 
 
+def test_a_new_function_key_replaces_the_setup_job_and_shows_no_key():
+    """A rotated key (`pulumi up --replace` of a function's password) must reach MinIO before the
+    function rolls out with it: the Job's pod template carries a digest of the keys, so a new key
+    changes the template, which Kubernetes cannot change in place: the Job is replaced and runs."""
+    def template(keys):
+        objs = objectstore.render(ObjectStoreSettings(), "d", FUNCTIONS, client_namespaces=(),
+                                  root={"user": "u", "password": "p"}, user_secrets=keys, functions_namespace="lscloud")
+        return next(o["spec"]["template"] for o in objs if o["kind"] == "Job")
+
+    keys = {f: f"key-of-{f}-0123456789abcdef" for f in FUNCTIONS}
+    rotated = {**keys, FUNCTIONS[0]: "a-new-key-0123456789abcdef"}
+    a, b = template(keys), template(rotated)
+    assert a == template(dict(keys)) and a != b
+    digest = b["metadata"]["annotations"][objectstore.CREDENTIALS_DIGEST]
+    assert all(k not in json.dumps(b) for k in rotated.values()) and len(digest) == 16
+
+
 def test_an_age_shorter_than_the_longest_record_stops_the_stack():
     base = {"domain": "d", "imageRegistry": "r", "imageTag": "t", "cluster": {"mode": "existing"},
             "apiServerCidrs": ["10.0.0.0/24"]}
