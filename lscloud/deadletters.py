@@ -4,8 +4,8 @@ When a Trigger's retries are spent, or the subscriber answers a 4xx no retry can
 Eventing sends the event to the Trigger's dead-letter sink with three CloudEvents extension
 attributes added: ``knativeerrorcode`` (the last HTTP status), ``knativeerrordata`` (the last
 answer's body, base64) and ``knativeerrordest`` (the subscriber's URL). The platform points each
-function's Triggers at the function's own ``/events/dead-letters``
-(``infra/components/function.py``), and the local dispatcher delivers there the same way after
+function's Triggers at the function's own ``/events/dead-letters`` (``infra/components/function.py``;
+the route is the runtime's, :mod:`lscloud.knative`), and the local dispatcher delivers there the same way after
 keeping its record in ``<stream>_DLQ`` (:mod:`lscloud.delivery`). So a dead letter lands where
 the people who can act on it look: the function's operators list it, and a function that can send
 it again (a webhook after a bank fixed its address) settles it when it did.
@@ -21,24 +21,14 @@ too, and a repeat finds the record there. Records are ordered by the event's ``t
 from __future__ import annotations
 
 import hashlib
-import logging
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any
 
-from flask import Flask, jsonify, request
-
-from . import events, metrics, web
-from .auth import EVENTING, allow
-from .context import app_state
+from . import events, metrics
 from .errors import Conflict, NotFound
-from .problems import Problem
 from .query import QueryError
 from .store import ConditionalCheckFailed, DoesNotExist, InvalidKey, Model, ResultPage
 from .store import attributes as A
-
-log = logging.getLogger(__name__)
-
-PATH = events.DEAD_LETTER_PATH
 
 OPEN, SETTLED = "open", "settled"
 RETENTION_S = 366 * 86_400
@@ -136,30 +126,3 @@ def settle(letter: str, outcome: dict[str, Any]) -> DeadLetter:
         return item.save()   # If-Match the version read: two settles never both win
     except ConditionalCheckFailed:
         return settle(letter, outcome)
-
-
-def add_sink_route(app: Flask, on_kept: Callable[[DeadLetter], None] | None = None) -> None:
-    """``POST /events/dead-letters`` (Knative Eventing only, as ``/events``): keep each dead letter
-    delivered. ``on_kept(letter)`` runs for a newly kept one (a function's own metric or log)."""
-    @web.raw_body()
-    def receive_dead_letter():
-        """Receive a dead letter from Knative Eventing (internal: a delivery token is required)."""
-        state = app_state()
-        try:
-            event = events.from_http(dict(request.headers), request.get_data(cache=True))
-        except ValueError as exc:
-            metrics.consumed(None, state.name, None, "malformed")
-            raise Problem(400, "malformed-event", "Malformed CloudEvent", str(exc)[:500],
-                          title_vi="Sự kiện không hợp lệ", detail_vi="Sự kiện CloudEvent không đúng định dạng.") from None
-        letter, created = keep(event)
-        metrics.consumed(metrics.destination(event.get("type")), state.name, event.get("type"),
-                         "dead_letter" if created else "duplicate")
-        if created:
-            # the event id and type only: the error text is the subscriber's answer, kept in the record
-            log.warning("dead letter %s kept: event %s of type %s (status %s)", letter.id, event.get("id"),
-                        event.get("type"), letter.data.get("status"))
-            if on_kept is not None:
-                on_kept(letter)
-        return jsonify({"status": "kept" if created else "duplicate", "id": letter.id}), 200
-
-    app.add_url_rule(PATH, "lscloud_dead_letters", allow(EVENTING)(receive_dead_letter), methods=["POST"])

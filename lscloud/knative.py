@@ -87,7 +87,7 @@ class Function:
         if handlers:
             auth.check_eventing_settings(settings)  # /events must be able to verify its sender
             _add_events_route(app, handlers)
-            deadletters.add_sink_route(app)   # where its Triggers' dead letters come (lscloud.deadletters)
+            _add_dead_letter_route(app)   # where its Triggers' dead letters come
         web.check_access(app)  # a route without @allow stops the start
         return app
 
@@ -210,6 +210,16 @@ def repeat_safe(handler: EventHandler) -> EventHandler:
     return handler
 
 
+def _delivered_event(state) -> dict:
+    """The CloudEvent of this delivery (binary or structured mode), or a 400 saying what is wrong."""
+    try:
+        return events.from_http(dict(request.headers), request.get_data(cache=True))
+    except ValueError as exc:
+        metrics.consumed(None, state.name, None, "malformed")
+        raise Problem(400, "malformed-event", "Malformed CloudEvent", str(exc)[:500],
+                      title_vi="Sự kiện không hợp lệ", detail_vi="Sự kiện CloudEvent không đúng định dạng.") from None
+
+
 def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
     from .store import leases
 
@@ -217,12 +227,7 @@ def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
     def receive_event():
         """Receive a CloudEvent from Knative Eventing (internal: a delivery token is required)."""
         state = app_state()
-        try:
-            event = events.from_http(dict(request.headers), request.get_data(cache=True))
-        except ValueError as exc:
-            metrics.consumed(None, state.name, None, "malformed")
-            raise Problem(400, "malformed-event", "Malformed CloudEvent", str(exc)[:500],
-                          title_vi="Sự kiện không hợp lệ", detail_vi="Sự kiện CloudEvent không đúng định dạng.") from None
+        event = _delivered_event(state)
         subject = metrics.destination(event["type"])
 
         def outcome(what: str) -> None:
@@ -279,6 +284,28 @@ def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
         return jsonify({"status": "done", "id": event["id"]}), 200
 
     app.add_url_rule(events.DELIVERY_PATH, "lscloud_events", allow(EVENTING)(receive_event), methods=["POST"])
+
+
+def _add_dead_letter_route(app: Flask) -> None:
+    """``POST /events/dead-letters``: where the function's Triggers send what they gave up on
+    (their ``deadLetterSink``; the local dispatcher likewise), kept once each (:mod:`lscloud.deadletters`)."""
+
+    @web.raw_body()
+    def receive_dead_letter():
+        """Receive a dead letter from Knative Eventing (internal: a delivery token is required)."""
+        state = app_state()
+        event = _delivered_event(state)
+        letter, created = deadletters.keep(event)
+        metrics.consumed(metrics.destination(event.get("type")), state.name, event.get("type"),
+                         "dead_letter" if created else "duplicate")
+        if created:
+            # the event id and type only: the error text is the subscriber's answer, kept in the record
+            log.warning("dead letter %s kept: event %s of type %s (status %s)", letter.id, event.get("id"),
+                        event.get("type"), letter.data.get("status"))
+        return jsonify({"status": "kept" if created else "duplicate", "id": letter.id}), 200
+
+    app.add_url_rule(events.DEAD_LETTER_PATH, "lscloud_dead_letters", allow(EVENTING)(receive_dead_letter),
+                     methods=["POST"])
 
 
 def _package_of(factory: Callable) -> str:
