@@ -25,7 +25,7 @@ from tls_support import ThrowawayCA
 
 pytestmark = pytest.mark.integration
 
-ISSUER = "https://kubernetes.default.svc"
+ISSUER = config.CLUSTER_EVENTS_ISSUER   # what a function in the cluster accepts unless told otherwise
 AUDIENCE = "serving.knative.dev/service/lscloud/border"
 SUBJECT = "system:serviceaccount:lscloud:border-weight-oidc-eventing.knative.dev-trigger"
 
