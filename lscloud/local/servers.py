@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -25,25 +26,48 @@ class ServerError(RuntimeError):
     """A server could not be found, started or reached."""
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on ``host`` right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(v) for v in f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999   # Linux's default
+
+
+# Ports handed out are taken below the kernel's ephemeral range: a port the kernel may also give to
+# an outgoing connection can be taken between our choice and the server's bind (weed mini's own
+# gRPC clients took its volume port that way: "Port allocation failed ... not available").
+_LOWEST = 15000
+_random = random.SystemRandom()
 
 
 def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
-    """``n`` distinct free ports (held open together so none repeats)."""
-    socks = []
+    """``n`` distinct TCP ports free on ``host`` right now, outside the range the kernel picks
+    outgoing connections' ports from (held open together so none repeats)."""
+    lo, _ = _ephemeral_range()
+    socks: list[socket.socket] = []
     try:
-        for _ in range(n):
+        tries = 0
+        while len(socks) < n:
+            tries += 1
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((host, 0))
+            try:
+                # below the ephemeral range while there is room there; the kernel's pick after that
+                s.bind((host, _random.randrange(_LOWEST, lo) if lo > _LOWEST + 1000 and tries < 50 * n else 0))
+            except OSError:
+                s.close()
+                continue
             socks.append(s)
         return [s.getsockname()[1] for s in socks]
     finally:
         for s in socks:
             s.close()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` right now (see :func:`free_ports`)."""
+    return free_ports(1, host)[0]
 
 
 def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
