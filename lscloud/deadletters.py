@@ -95,6 +95,16 @@ def page(limit: int = 100, page_token: str | None = None, *, state: str | None =
         raise QueryError("page_token", "page_token is not one this list issued") from None
 
 
+def summary(letter: DeadLetter) -> dict[str, Any]:
+    """A dead letter as the platform's operations staff see it for any function: the event's
+    attributes, not its data (which only the function knows how to show), and why it failed."""
+    event = letter.data["event"]
+    return {"id": letter.id, "state": letter.state,
+            "event": {k: event.get(k) for k in ("id", "type", "source", "subject", "time")},
+            "status": letter.data.get("status"), "error": (letter.data.get("error") or "")[:300],
+            "dead_lettered_at": letter.data.get("dead_lettered_at"), "settled": letter.data.get("settled")}
+
+
 class UnknownDeadLetter(NotFound):
     type, title, title_vi = "unknown-dead-letter", "No such dead letter", "Không có thư chết này"
 

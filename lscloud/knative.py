@@ -22,7 +22,7 @@ import time
 from typing import Any, Callable, Mapping
 from urllib.parse import urlparse
 
-from flask import Flask, jsonify, request
+from flask import Flask, g, jsonify, request
 
 from . import asgi, auth, config, deadletters, events, metrics, runonce, runtime, store, telemetry, web
 from .context import app_state
@@ -286,9 +286,14 @@ def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
     app.add_url_rule(events.DELIVERY_PATH, "lscloud_events", allow(EVENTING)(receive_event), methods=["POST"])
 
 
+DEAD_LETTER_LIST_PATH = "/platform/dead-letters"
+"""Where the platform's operations staff list a function's dead letters (any function with events)."""
+
+
 def _add_dead_letter_route(app: Flask) -> None:
     """``POST /events/dead-letters``: where the function's Triggers send what they gave up on
-    (their ``deadLetterSink``; the local dispatcher likewise), kept once each (:mod:`lscloud.deadletters`)."""
+    (their ``deadLetterSink``; the local dispatcher likewise), kept once each (:mod:`lscloud.deadletters`);
+    and ``GET /platform/dead-letters``, their list for operators and auditors."""
 
     @web.raw_body()
     def receive_dead_letter():
@@ -306,6 +311,19 @@ def _add_dead_letter_route(app: Flask) -> None:
 
     app.add_url_rule(events.DEAD_LETTER_PATH, "lscloud_dead_letters", allow(EVENTING)(receive_dead_letter),
                      methods=["POST"])
+
+    @web.query_params(*web.page_params(default_limit=100, max_limit=1000),
+                      ("state", "Only open (not acted on yet) or settled ones",
+                       {"type": "string", "enum": [deadletters.OPEN, deadletters.SETTLED]}))
+    def list_dead_letters():
+        """Events this function's subscriptions gave up on, oldest first (every function's, for the
+        platform's operations staff; what a function can do with its own, it offers itself)."""
+        found = deadletters.page(g.query["limit"], g.query["page_token"] or None, state=g.query["state"])
+        return jsonify({"items": [deadletters.summary(letter) for letter in found], "total": len(found),
+                        "next_page_token": found.page_token})
+
+    app.add_url_rule(DEAD_LETTER_LIST_PATH, "lscloud_dead_letters_list",
+                     allow("operator", "auditor")(list_dead_letters), methods=["GET"])
 
 
 def _package_of(factory: Callable) -> str:

@@ -102,6 +102,8 @@ PLATFORM = Matrix("platform", (
     Row("POST", "/events", eventing=True, note="CloudEvents delivered by the platform (functions that subscribe)"),
     Row("POST", "/events/dead-letters", eventing=True,
         note="events a subscription of the function gave up on (its Triggers' dead-letter sink)"),
+    Row("GET", "/platform/dead-letters", roles=("operator", "auditor"),
+        note="those dead letters, listed for the platform's operations staff (functions with events)"),
 ), source="lscloud/rolematrix.py")
 """Routes the runtime adds to a function's app: in no function's table, in every app that has them."""
 

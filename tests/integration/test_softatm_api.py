@@ -1114,3 +1114,25 @@ def test_a_dead_letter_is_kept_a_year_then_swept(rt, client, setup):
     in_a_year_and_a_day = time.time() + deadletters.RETENTION_S + 86_400
     assert runonce.sweep(objects, bucket, rt.settings, kinds_=[kind], now=in_a_year_and_a_day).total("deleted") == 1
     assert open_letters(client, setup)["items"] == []
+
+
+def test_the_platforms_operators_list_every_dead_letter_without_its_data(rt, client, setup, tokens):
+    """GET /platform/dead-letters, which every function with events serves: the soft ATM's webhook
+    and a tick alike, with the event's attributes and why it failed, never its data."""
+    b = wbody()
+    assert client.post("/v1/withdrawals", json=b, headers=setup["teller"]).status_code == 201
+    ev = received_event(b["id"])
+    hook = tell_dead_letter(client, rt, ev).get_json()["id"]
+    tick = tell_dead_letter(client, rt, events.new_event("vn.langson.platform.clock.ticked.v1", "/platform/clock",
+                                                         {"minute": "x"}), 503, "HTTP 503").get_json()["id"]
+    for who in (setup["op"], tok(tokens, "auditor")):
+        r = client.get("/platform/dead-letters", headers=who)
+        assert r.status_code == 200, r.get_data(as_text=True)
+        items = {i["id"]: i for i in r.get_json()["items"]}
+        assert set(items) == {hook, tick}
+        assert items[hook]["event"] == {k: ev.get(k) for k in ("id", "type", "source", "subject", "time")}
+        assert items[tick]["status"] == 503 and items[tick]["state"] == "open"
+        assert b["id"] not in json.dumps(items[tick]) and "data" not in json.dumps(r.get_json())
+    assert client.get("/platform/dead-letters", headers=setup["teller"]).status_code == 403
+    r = client.get("/platform/dead-letters?state=settled", headers=setup["op"])
+    assert r.get_json()["items"] == []
