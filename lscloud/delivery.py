@@ -554,7 +554,9 @@ class Dispatcher:
         assert self._bus is not None
         if not await self._tell_sink(sub, event, status, error) and delivered < 2 * self.max_deliveries:
             # the function is down or restarting (its sink did not answer): the whole delivery is
-            # tried again later, as Knative's broker retries a Trigger whose sink failed too
+            # tried again later, as Knative's broker retries a Trigger whose sink failed too. An event
+            # the subscriber refused (4xx) reaches it once more then; handlers are idempotent by event
+            # id, and dead-lettering it now would hide it from the function's operators.
             self.stats.count(sub.durable, "retried")
             metrics.delivery(sub.durable, event.get("type"), "retry", status)
             await self._settle(msg.nak(delay=self.backoff[-1]))
