@@ -104,3 +104,18 @@ def test_a_function_keeping_run_once_records_receives_the_tick_they_are_swept_on
         assert any(expected[name] in w for w in why), (name, why)
     else:
         assert why == [], (name, why)   # directory, procedures: reference data only, no /events
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_a_function_subscribes_to_exactly_the_events_it_handles(name, settings):
+    """In the cluster a Trigger exists per func.yaml subscription: a type subscribed with no handler
+    is answered 400 and dead-lettered at every event; a handler whose type is not subscribed never
+    runs. The tick counts as handled when the runtime sweeps the function's records on it."""
+    fn = load_function(ROOT / "functions" / name)
+    instance = fn.new()
+    app = instance._build(settings.replace(service=name))
+    handled = set(instance.events) | ({TICKED} if knative.run_once_records(app, instance.events, fn.__name__) else set())
+    path = ROOT / "functions" / name / "func.yaml"
+    subscribed = {s.type for s in manifest.parse(path.read_text(), path).subscriptions}
+    assert handled == subscribed, f"{name}: handled, not subscribed {sorted(handled - subscribed)}; " \
+                                  f"subscribed, not handled {sorted(subscribed - handled)}"
