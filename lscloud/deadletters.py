@@ -101,7 +101,7 @@ def summary(letter: DeadLetter) -> dict[str, Any]:
     event = letter.data["event"]
     return {"id": letter.id, "state": letter.state,
             "event": {k: event.get(k) for k in ("id", "type", "source", "subject", "time")},
-            "status": letter.data.get("status"), "error": (letter.data.get("error") or "")[:300],
+            "status": letter.data.get("status"), "error": letter.data.get("error") or "",
             "dead_lettered_at": letter.data.get("dead_lettered_at"), "settled": letter.data.get("settled")}
 
 
@@ -126,13 +126,15 @@ def settle(letter: str, outcome: dict[str, Any]) -> DeadLetter:
     """Mark an open dead letter settled with ``outcome`` (who, when, what was done), once: a
     second settle of it, or one that lost a race to another, raises :class:`AlreadySettled`
     carrying the outcome recorded first."""
-    item = find(letter)
-    if item.state != OPEN:
-        raise AlreadySettled("This dead letter was settled already.", detail_vi="Thư chết này đã được xử lý.",
-                             settled=item.data.get("settled"))
-    item.state = SETTLED
-    item.data = {**item.data, "settled": outcome}
+
+    def mark(item: DeadLetter) -> None:
+        if item.state != OPEN:
+            raise AlreadySettled("This dead letter was settled already.", detail_vi="Thư chết này đã được xử lý.",
+                                 settled=item.data.get("settled"))
+        item.state = SETTLED
+        item.data = {**item.data, "settled": outcome}
+
     try:
-        return item.save()   # If-Match the version read: two settles never both win
-    except ConditionalCheckFailed:
-        return settle(letter, outcome)
+        return DeadLetter.update(_SHELF, letter, mark)   # under If-Match: two settles never both win
+    except (DoesNotExist, InvalidKey):
+        raise UnknownDeadLetter(f"No dead letter {letter[:64]!r}.", detail_vi="Không có thư chết với mã này.") from None
