@@ -208,7 +208,7 @@ class Kit:
     def _delivered_event(self, tid: str) -> dict:
         for entry in reversed(delivery.tail(self.rt.settings, 2000)):
             event = entry["event"]
-            if isinstance(event, dict) and event.get("type") == webhooks.TYPES[0] \
+            if isinstance(event, dict) and event.get("type") == webhooks.RECEIVED_TYPE \
                     and (event.get("data") or {}).get("transfer_id") == tid:
                 return event
         raise RuntimeError(f"the received event of {tid} is not in the stream")

@@ -36,8 +36,8 @@ from .transfers import RECEIVED
 from .refusals import BankRefused, BankUnavailable, BankUnreachable, NoSigningKey, TransferUnreadable, UnknownBank
 
 log = logging.getLogger("softatm.webhooks")
-TYPES = ("vn.langson.softatm.transfer.received.v1", "vn.langson.softatm.transfer.committed.v1",
-         "vn.langson.softatm.transfer.aborted.v1")
+RECEIVED_TYPE = "vn.langson.softatm.transfer.received.v1"
+TYPES = (RECEIVED_TYPE, "vn.langson.softatm.transfer.committed.v1", "vn.langson.softatm.transfer.aborted.v1")
 TIMEOUT_S = 5.0
 # one per process: its connections to each bank are kept alive between webhooks
 CLIENT = http_client.Client(timeout_s=TIMEOUT_S)
@@ -50,15 +50,22 @@ def body_for(event: dict, doc: dict) -> dict:
                                                   "committed_at", "aborted_at", "abort_reason", "bank_reference")}}
 
 
-def deliver(event: dict) -> None:
-    """The ``/events`` handler for transfer facts: send the bank its webhook."""
+def _transfer_of(event: dict) -> dict:
+    """The transfer an event is about: this replica's copy in the event's state, else the stored one."""
     data = event.get("data") or {}
     tid = data.get("transfer_id")
-    held = written(tid, data.get("state")) if isinstance(tid, str) else None   # this replica's copy, in the event's state
+    held = written(tid, data.get("state")) if isinstance(tid, str) else None
     try:
-        doc = held.data if held is not None else Transfer.get(tid).data
+        return held.data if held is not None else Transfer.get(tid).data
     except Exception:  # noqa: BLE001
         raise TransferUnreadable(f"transfer {tid!r} not readable", retry_after_s=2) from None
+
+
+def deliver(event: dict, doc: dict | None = None) -> None:
+    """The ``/events`` handler for transfer facts: send the bank its webhook (about ``doc``, the
+    transfer, when the caller has read it already)."""
+    if doc is None:
+        doc = _transfer_of(event)
     if doc.get("no_hold") and event["type"].endswith("aborted.v1"):
         return  # refused at admission: the bank never heard of it
     settings = runtime.current().settings
@@ -97,13 +104,10 @@ def deliver(event: dict) -> None:
 
 
 def dead_letter_view(letter: deadletters.DeadLetter) -> dict:
-    """A dead-lettered webhook as operators see it (the event carries no customer data)."""
-    ev = letter.data["event"]
-    data = ev.get("data") if isinstance(ev.get("data"), dict) else {}
-    return {"id": letter.id, "state": letter.state, "event_id": ev.get("id"), "type": ev.get("type"),
-            "transfer_id": data.get("transfer_id"), "status": letter.data.get("status"),
-            "error": (letter.data.get("error") or "")[:300], "dead_lettered_at": letter.data.get("dead_lettered_at"),
-            "settled": letter.data.get("settled")}
+    """A dead-lettered webhook as operators see it: the platform's summary (:func:`lscloud.deadletters.summary`)
+    and the transfer it is about (events carry no customer data)."""
+    data = letter.data["event"].get("data")
+    return {**deadletters.summary(letter), "transfer_id": data.get("transfer_id") if isinstance(data, dict) else None}
 
 
 def dead_letters(limit: int, page_token: str | None, state: str | None) -> tuple[list[dict], str | None]:
@@ -123,19 +127,18 @@ def redeliver(letter_id: str, by: str, at: str) -> tuple[dict, bool]:
     delivery that fails again raises its refusal (the bank's answer) and leaves the letter open.
     """
     letter = deadletters.find(letter_id)
-    if letter.data["event"].get("type") not in TYPES:   # another subscription's: not a webhook
+    event = letter.data["event"]
+    if event.get("type") not in TYPES:   # another subscription's: not a webhook
         raise deadletters.UnknownDeadLetter(f"No dead-lettered webhook {letter_id!r}.",
                                             detail_vi="Không có webhook bị hủy với mã này.")
     if letter.state != deadletters.OPEN:
         return dead_letter_view(letter), True
-    event = letter.data["event"]
     outcome = {"at": at, "by": by}
-    tid = (event.get("data") or {}).get("transfer_id")
-    current = _state_of(tid) if event["type"] == TYPES[0] else None
-    if current is not None and current != RECEIVED:
-        outcome.update(action="skipped", reason=f"the transfer is {current}")
+    doc = _transfer_of(event)   # read once: to judge, and to build the webhook from
+    if event["type"] == RECEIVED_TYPE and doc.get("state") != RECEIVED:
+        outcome.update(action="skipped", reason=f"the transfer is {doc.get('state')}")
     else:
-        deliver(event)
+        deliver(event, doc)
         outcome.update(action="redelivered")
     try:
         settled = deadletters.settle(letter_id, outcome)
@@ -143,10 +146,3 @@ def redeliver(letter_id: str, by: str, at: str) -> tuple[dict, bool]:
         return dead_letter_view(deadletters.find(letter_id)), True
     log.info("dead-lettered webhook %s %s by %s", letter_id, outcome["action"], by)
     return dead_letter_view(settled), False
-
-
-def _state_of(tid) -> str | None:
-    try:
-        return Transfer.get(tid).state if isinstance(tid, str) else None
-    except Exception:  # noqa: BLE001 - unreadable now: deliver() reads it again and says why
-        return None
