@@ -420,9 +420,7 @@ def section(settings: Settings, cls: type[S], *, service: str | None = None) -> 
             continue
         kind = hints.get(f.name, str)
         if kind is bool:
-            if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
-                raise ConfigError(f"{var} must be true or false, got {raw!r}")
-            value: object = raw.lower() in ("1", "true", "yes")
+            value: object = _flag(var, raw)
         elif kind in (int, float):
             try:
                 value = kind(raw)

@@ -35,7 +35,7 @@ from typing import Any, Mapping
 
 import pulumi
 
-from lscloud.events import DEAD_LETTER_PATH as DEAD_LETTERS_PATH, DELIVERY_PATH as EVENTS_PATH
+from lscloud.events import DEAD_LETTER_PATH, DELIVERY_PATH
 from lscloud.manifest import Manifest
 
 from . import k8s as kx
@@ -298,7 +298,7 @@ def render_triggers(m: Manifest, p: PlatformEndpoints) -> list[dict]:
     service = {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": m.name, "namespace": p.namespace}
     for sub in m.subscriptions:
         delivery: dict[str, Any] = {"retry": p.delivery_retry, "backoffPolicy": "exponential", "backoffDelay": "PT0.5S",
-                                    "deadLetterSink": {"ref": dict(service), "uri": DEAD_LETTERS_PATH,
+                                    "deadLetterSink": {"ref": dict(service), "uri": DEAD_LETTER_PATH,
                                                        "audience": audience}}
         out.append({
             "apiVersion": "eventing.knative.dev/v1",
@@ -310,7 +310,7 @@ def render_triggers(m: Manifest, p: PlatformEndpoints) -> list[dict]:
                 "filter": {"attributes": {"type": sub.type}},
                 # a relative uri is resolved against the Service's address: the function serves events
                 # at /events only (its / is the function's own API)
-                "subscriber": {"ref": dict(service), "uri": EVENTS_PATH,
+                "subscriber": {"ref": dict(service), "uri": DELIVERY_PATH,
                                # the token the broker presents is for this audience (authentication-oidc)
                                "audience": audience},
                 "delivery": delivery,

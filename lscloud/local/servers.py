@@ -26,13 +26,13 @@ class ServerError(RuntimeError):
     """A server could not be found, started or reached."""
 
 
-def _ephemeral_range() -> tuple[int, int]:
+def _ephemeral_start() -> int:
+    """The lowest port the kernel gives outgoing connections."""
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            lo, hi = (int(v) for v in f.read().split())
-            return lo, hi
-    except (OSError, ValueError):
-        return 32768, 60999   # Linux's default
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768   # Linux's default
 
 
 # Ports handed out are taken below the kernel's ephemeral range: a port the kernel may also give to
@@ -44,17 +44,19 @@ _random = random.SystemRandom()
 
 def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
     """``n`` distinct TCP ports free on ``host`` right now, outside the range the kernel picks
-    outgoing connections' ports from (held open together so none repeats)."""
-    lo, _ = _ephemeral_range()
+    outgoing connections' ports from (held open together so none repeats); the kernel's pick when
+    that range leaves no room below it, or after many taken ports."""
+    top = _ephemeral_start()
     socks: list[socket.socket] = []
     try:
         tries = 0
         while len(socks) < n:
             tries += 1
+            below = top > _LOWEST + 1000 and tries <= 50 * n
+            port = _random.randrange(_LOWEST, top) if below else 0
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
-                # below the ephemeral range while there is room there; the kernel's pick after that
-                s.bind((host, _random.randrange(_LOWEST, lo) if lo > _LOWEST + 1000 and tries < 50 * n else 0))
+                s.bind((host, port))
             except OSError:
                 s.close()
                 continue
