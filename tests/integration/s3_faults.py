@@ -1,6 +1,7 @@
 """A fault in front of the real object store: a TCP proxy to weed that, request by request, passes
 the request through, loses the store's answer after the store acted on it (the connection is cut),
-or answers 503 SlowDown without passing it on. The store is real; only the network misbehaves."""
+or answers 503 SlowDown without passing it on. The store is real; only the network misbehaves.
+And a store that ignores If-Match on DELETE as MinIO does (:func:`store_like_minio`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import threading
 from collections import deque
 
 from lscloud.local.servers import free_port
+from lscloud.store import ObjectStore
 
 PASS, LOSE_ANSWER, SLOW_DOWN = "pass", "lose-answer", "slow-down"
 _SLOW_DOWN_BODY = b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>slow down</Message></Error>'
@@ -105,3 +107,29 @@ class FaultProxy:
 
     def close(self) -> None:
         self._server.close()
+
+
+class IgnoresIfMatchOnDelete:
+    """The store's S3 wire with every DELETE sent without its If-Match (what MinIO does with it)."""
+
+    def __init__(self, http):
+        self._http, self.deletes = http, []
+
+    def __getattr__(self, name):
+        return getattr(self._http, name)
+
+    def request(self, operation, method, bucket, key="", **kw):
+        if operation == "DeleteObject":
+            headers = {k: v for k, v in (kw.pop("headers", None) or {}).items() if k.lower() != "if-match"}
+            self.deletes.append((key, kw.get("conditional", False)))
+            kw["headers"] = headers or None
+        return self._http.request(operation, method, bucket, key, **kw)
+
+
+def store_like_minio(base_settings, *, trusted: bool) -> tuple[ObjectStore, IgnoresIfMatchOnDelete]:
+    """A store client on the real weed that behaves as MinIO on DELETE; ``trusted``: the client
+    believes the store honours If-Match there (the local default), else it uses its tombstone."""
+    objects = ObjectStore.from_settings(base_settings, conditional_delete=trusted)
+    wire = IgnoresIfMatchOnDelete(objects.http)
+    objects.http = wire
+    return objects, wire

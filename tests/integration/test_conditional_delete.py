@@ -2,7 +2,7 @@
 a real weed mini.
 
 weed honours If-Match on DELETE; MinIO deletes whatever is there. To hold the runtime to MinIO's
-behaviour, :class:`IgnoresIfMatchOnDelete` drops the header from each DELETE before it is sent, so the
+behaviour, ``s3_faults.IgnoresIfMatchOnDelete`` drops the header from each DELETE before it is sent, so the
 real store deletes unconditionally, exactly as MinIO would. Trusting such a store
 (``conditional_delete=True``) loses a version written since the read; the tombstone path
 (``conditional_delete=False``, the cluster's default) does not.
@@ -14,45 +14,12 @@ import threading
 
 import pytest
 
-import lscloud.store as store
-from lscloud.config import load
-from lscloud.store import ConditionalCheckFailed, DoesNotExist, Model, ObjectStore, attributes as A
+from lscloud.config import ConfigError, load
+from lscloud.store import ConditionalCheckFailed, DoesNotExist
 from lscloud.store import leases, objects as objects_mod
+from s3_faults import store_like_minio
 
 pytestmark = pytest.mark.integration
-
-
-class IgnoresIfMatchOnDelete:
-    """The store's S3 wire with every DELETE sent without its If-Match (what MinIO does with it)."""
-
-    def __init__(self, http):
-        self._http, self.deletes = http, []
-
-    def __getattr__(self, name):
-        return getattr(self._http, name)
-
-    def request(self, operation, method, bucket, key="", **kw):
-        if operation == "DeleteObject":
-            headers = {k: v for k, v in (kw.pop("headers", None) or {}).items() if k.lower() != "if-match"}
-            self.deletes.append((key, kw.get("conditional", False)))
-            kw["headers"] = headers or None
-        return self._http.request(operation, method, bucket, key, **kw)
-
-
-def store_like_minio(base_settings, *, trusted: bool) -> tuple[ObjectStore, IgnoresIfMatchOnDelete]:
-    objects = ObjectStore.from_settings(base_settings, conditional_delete=trusted)
-    wire = IgnoresIfMatchOnDelete(objects.http)
-    objects.http = wire
-    return objects, wire
-
-
-class Note(Model):
-    class Meta:
-        table = "notes"
-
-    id = A.UnicodeAttribute(hash_key=True)
-    text = A.UnicodeAttribute()
-    version = A.VersionAttribute()
 
 
 def test_trusting_a_store_that_ignores_if_match_on_delete_loses_the_newer_version(base_settings, bucket):
@@ -99,30 +66,15 @@ def test_a_tombstone_reads_as_missing_and_a_create_takes_its_place(base_settings
         objects.put(bucket, "notes/a.json", b"again", if_none_match=True)   # a real object: the create loses
 
 
-def test_models_and_leases_keep_their_conditions_on_such_a_store(base_settings, bucket):
+def test_a_lease_taken_over_is_not_released_by_the_run_that_lost_it(base_settings, bucket):
+    """(A model's stale delete on such a store: test_store_model.test_delete_is_conditional_on_the_read_version.)"""
     objects, _ = store_like_minio(base_settings, trusted=False)
-    store.configure(objects, bucket)
-    try:
-        Note("n1", text="v1").save()
-        stale, fresh = Note.get("n1"), Note.get("n1")
-        fresh.text = "v2"
-        fresh.save()
-        with pytest.raises(ConditionalCheckFailed):
-            stale.delete()
-        assert Note.get("n1").text == "v2" and [n.id for n in Note.scan()] == ["n1"]
-        fresh.delete()
-        assert not Note.exists("n1") and list(Note.scan()) == []
-        Note("n1", text="again").save()                  # a deleted item saves as a new one again
-
-        # a lease taken over by another run is not released by the run that lost it
-        held = leases.acquire(objects, bucket, "leases/x.json", {"expires_at": 0})
-        assert isinstance(held, leases.Lease)
-        taken = leases.acquire(objects, bucket, "leases/x.json", {"expires_at": 9e9})
-        assert isinstance(taken, leases.Lease)
-        held.release()
-        assert objects.get(bucket, "leases/x.json")   # the new holder's lease is still there
-    finally:
-        store.configure(None)
+    held = leases.acquire(objects, bucket, "leases/x.json", {"expires_at": 0})
+    assert isinstance(held, leases.Lease)
+    taken = leases.acquire(objects, bucket, "leases/x.json", {"expires_at": 9e9})
+    assert isinstance(taken, leases.Lease)
+    held.release()
+    assert objects.get(bucket, "leases/x.json")   # the new holder's lease is still there
 
 
 def test_concurrent_deleters_of_one_version_one_wins(base_settings, bucket):
@@ -155,5 +107,5 @@ def test_the_cluster_does_not_trust_the_store_with_conditional_deletes_and_the_l
     assert cluster.s3_conditional_delete is False
     assert load({}).s3_conditional_delete is True       # SeaweedFS honours If-Match on DELETE
     assert load({"LSCLOUD_S3_CONDITIONAL_DELETE": "yes"}).s3_conditional_delete is True
-    with pytest.raises(Exception, match="LSCLOUD_S3_CONDITIONAL_DELETE"):
+    with pytest.raises(ConfigError, match="LSCLOUD_S3_CONDITIONAL_DELETE"):
         load({"LSCLOUD_S3_CONDITIONAL_DELETE": "maybe"})
