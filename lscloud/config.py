@@ -101,7 +101,8 @@ class Settings:
     # limits
     max_body_bytes: int = 1_048_576
     blob_max_bytes: int = 20 * 1_048_576
-    presign_ttl_s: int = 300
+    # how long a download link a function hands out works (lscloud.web.downloads; at most a day)
+    download_link_ttl_s: int = 300
     idempotency_ttl_s: int = 86_400
     # other functions' base URL ({name} = the function): the gateway locally, the Service in the cluster
     peer_url_template: str = "http://127.0.0.1:8080/{name}"
@@ -159,13 +160,15 @@ def _flag(name: str, raw: str) -> bool:
     return value in ("1", "true", "yes")
 
 
-def _int(name: str, raw: str, minimum: int = 0) -> int:
+def _int(name: str, raw: str, minimum: int = 0, maximum: int | None = None) -> int:
     try:
         value = int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}, got {value}")
     return value
 
 
@@ -354,7 +357,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         signature_window_s=_int("LSCLOUD_SIGNATURE_WINDOW_S", get("LSCLOUD_SIGNATURE_WINDOW_S", str(d.signature_window_s)), 1),
         max_body_bytes=_int("LSCLOUD_MAX_BODY_BYTES", get("LSCLOUD_MAX_BODY_BYTES", str(d.max_body_bytes)), 1024),
         blob_max_bytes=_int("LSCLOUD_BLOB_MAX_BYTES", get("LSCLOUD_BLOB_MAX_BYTES", str(d.blob_max_bytes)), 1),
-        presign_ttl_s=_int("LSCLOUD_PRESIGN_TTL_S", get("LSCLOUD_PRESIGN_TTL_S", str(d.presign_ttl_s)), 1),
+        download_link_ttl_s=_int("LSCLOUD_DOWNLOAD_LINK_TTL_S",
+                                 get("LSCLOUD_DOWNLOAD_LINK_TTL_S", str(d.download_link_ttl_s)), 1, 86_400),
         idempotency_ttl_s=_int("LSCLOUD_IDEMPOTENCY_TTL_S", get("LSCLOUD_IDEMPOTENCY_TTL_S", str(d.idempotency_ttl_s)), 1),
         peer_url_template=peers.rstrip("/"),
         peer_fresh_s=_int("LSCLOUD_PEER_FRESH_S", get("LSCLOUD_PEER_FRESH_S", str(d.peer_fresh_s)), 0),

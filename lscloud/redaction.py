@@ -17,6 +17,8 @@ phone (Vietnam)           ``0``/``+84``/``84`` + mobile prefix 3/5/7/8/9 + 8 dig
 phone (international)     ``+`` and 8-15 digits (E.164)                                ``[phone]``
 bank account              6-20 digits after ``account``/``acct``/``stk`` and ``:`` or  ``[account]``
                           ``=``, or in an attribute whose name says account
+token (JWT)               three base64url parts, the first starting ``eyJ``: a bearer  ``[token]``
+                          token or a download link's (:mod:`lscloud.web.downloads`)
 ========================  ===========================================================  ==============
 
 A match must stand alone: not inside a longer run of letters and digits, so trace and span ids
@@ -54,6 +56,8 @@ _ACCOUNT_FIELD = re.compile(r"(?i)\b(account(?:_number|_no)?|acct|stk|so_tai_kho
 _ACCOUNT_NAME = re.compile(r"(?i)account|acct")
 _DIGITS = re.compile(r"\d{6,20}")
 _ANY_DIGIT = re.compile(r"\d")
+# a JWT: a credential while it lives (a link's token sits in a URL path, which spans record)
+_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
 def _plausible_cccd(number: str) -> bool:
@@ -73,7 +77,11 @@ def _replace(match: re.Match) -> str:
 
 def redact(text: str) -> str:
     """``text`` with every identifier-shaped value replaced by ``[kind]``."""
-    if not isinstance(text, str) or _ANY_DIGIT.search(text) is None:  # every shape has a digit
+    if not isinstance(text, str):
+        return text
+    if "eyJ" in text:
+        text = _TOKEN.sub("[token]", text)
+    if _ANY_DIGIT.search(text) is None:  # every other shape has a digit
         return text
     return _ACCOUNT_FIELD.sub(lambda m: m.group(1) + m.group(2) + "[account]", _PATTERN.sub(_replace, text))
 

@@ -4,7 +4,8 @@ A blob lives at ``<prefix>/<sha256[:2]>/<sha256>``. Its key is derived from its 
 a caller's name, so nobody can choose where it lands, and writing the same bytes twice is a no-op.
 Size and media type are checked before anything is written, and the declared type must agree with
 what the bytes look like, so a script cannot be stored as a "PDF". Readers get the bytes through
-:meth:`BlobStore.get` (hash re-checked) or a short-lived presigned URL.
+:meth:`BlobStore.get` (hash re-checked), or from the function that holds them
+(:mod:`lscloud.web.downloads`: a public answer, or a short-lived link).
 """
 
 from __future__ import annotations
@@ -14,15 +15,12 @@ import json
 import re
 from dataclasses import asdict, dataclass
 
-from unidecode import unidecode
-
 from .errors import BlobRejected, ConditionalCheckFailed, DoesNotExist, IntegrityError, InvalidKey
 from .objects import ObjectStore
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_ALLOWED_TYPES = ("application/pdf", "image/png", "image/jpeg", "application/json", "text/csv",
                          "text/plain")
-MAX_PRESIGN_S = 24 * 3600
 
 # media types whose files announce themselves in their first bytes
 _MAGIC = {
@@ -32,7 +30,6 @@ _MAGIC = {
 }
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _PREFIX_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
-_FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
 @dataclass(frozen=True)
@@ -64,8 +61,8 @@ def normalize_media_type(media_type: str) -> str:
     return media_type.split(";", 1)[0].strip().lower()
 
 
-def _clean_filename(filename: str | None) -> str | None:
-    """Keep only the last path component, without control characters; None if nothing is left."""
+def clean_filename(filename: str | None) -> str | None:
+    """A file name fit to save a download under: keep only the last path component, without control characters; None if nothing is left."""
     if filename is None:
         return None
     if not isinstance(filename, str):
@@ -73,11 +70,6 @@ def _clean_filename(filename: str | None) -> str | None:
     name = re.split(r"[/\\]", filename)[-1]
     name = "".join(ch for ch in name if ch.isprintable()).strip()[:255]
     return name if name and name not in (".", "..") else None
-
-
-def _ascii_filename(filename: str) -> str:
-    """An ASCII spelling safe inside a quoted Content-Disposition filename ("Lạng Sơn" -> "Lang Son")."""
-    return _FILENAME_UNSAFE.sub("_", unidecode(filename)).strip() or "download"
 
 
 class BlobStore:
@@ -155,15 +147,19 @@ class BlobStore:
             if existing.size != len(data):
                 raise IntegrityError(f"stored blob {digest} has {existing.size} bytes, expected {len(data)}",
                                      key=key) from None
-        return BlobRef(digest, len(data), declared, key, _clean_filename(filename))
+        return BlobRef(digest, len(data), declared, key, clean_filename(filename))
 
     def get(self, sha256: str) -> bytes:
         """The blob's bytes, re-hashed; DoesNotExist if absent, IntegrityError if they do not match."""
+        return self.read(sha256)[0]
+
+    def read(self, sha256: str) -> tuple[bytes, str]:
+        """The blob's bytes (re-hashed, as :meth:`get`) and the media type it was stored as."""
         key = self.key_for(sha256)
-        body = self.objects.get(self.bucket, key).body
-        if hashlib.sha256(body).hexdigest() != sha256.lower():
+        got = self.objects.get(self.bucket, key)
+        if hashlib.sha256(got.body).hexdigest() != sha256.lower():
             raise IntegrityError(f"blob {sha256.lower()} does not match its digest", key=key)
-        return body
+        return got.body, got.content_type
 
     def exists(self, sha256: str) -> bool:
         try:
@@ -171,20 +167,6 @@ class BlobStore:
         except DoesNotExist:
             return False
         return True
-
-    def presigned_url(self, sha256: str, expires_s: int = 300, *, filename: str | None = None) -> str:
-        """A URL that GETs the blob without credentials for ``expires_s`` seconds (1..86400).
-
-        Raises DoesNotExist if there is no such blob, so nobody is handed a dead link.
-        ``filename`` (if any) becomes an ASCII ``Content-Disposition: attachment`` name.
-        """
-        if isinstance(expires_s, bool) or not isinstance(expires_s, int) or not 1 <= expires_s <= MAX_PRESIGN_S:
-            raise ValueError(f"expires_s must be an int from 1 to {MAX_PRESIGN_S}")
-        key = self.key_for(sha256)
-        self.objects.head(self.bucket, key)
-        clean = _clean_filename(filename)
-        return self.objects.presign_get(self.bucket, key, expires_s,
-                                        filename=_ascii_filename(clean) if clean else None)
 
 
 __all__ = ["BlobStore", "BlobRef", "sniff", "normalize_media_type", "DEFAULT_ALLOWED_TYPES", "DEFAULT_MAX_BYTES"]

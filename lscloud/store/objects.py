@@ -337,9 +337,3 @@ class ObjectStore:
                 return
             params["continuation-token"] = token
             params.pop("start-after", None)
-
-    def presign_get(self, bucket: str, key: str, expires_s: int, *, filename: str | None = None) -> str:
-        """A link that downloads the object for ``expires_s`` seconds (as ``filename`` when given),
-        signed here: no request to the store."""
-        params = [("response-content-disposition", f'attachment; filename="{filename}"')] if filename else []
-        return self.http.presigned_url("GET", bucket, key, params, expires_s)

@@ -145,13 +145,6 @@ class S3Http:
         self._span_attributes = {"rpc.system": "aws-api", "rpc.service": "S3", "cloud.region": region,
                                  "server.address": self.hostname, "server.port": self.port}
 
-    def presigned_url(self, method: str, bucket: str, key: str, params: Iterable[tuple[str, str]],
-                      expires_s: int) -> str:
-        """A URL that lets its holder ``method`` the object for ``expires_s`` seconds (SigV4 in the
-        query string); made here, without a request."""
-        path = self.path(bucket, key)
-        return f"{self.scheme}://{self.host}{path}?{self.signer.presign(method, self.host, path, params, expires_s)}"
-
     def path(self, bucket: str, key: str = "") -> str:
         return self.base_path + sigv4.uri_path(bucket, key)
 

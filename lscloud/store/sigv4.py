@@ -1,6 +1,6 @@
-"""AWS Signature Version 4 for S3, header-signed and presigned (query-string) requests.
+"""AWS Signature Version 4 for S3, header-signed requests.
 
-The same canonical request and signature as botocore's ``S3SigV4Auth`` and ``S3SigV4QueryAuth``
+The same canonical request and signature as botocore's ``S3SigV4Auth``
 (checked byte for byte in ``tests/unit/test_sigv4.py``), without importing botocore: a function
 signs its S3 calls for a few microseconds and starts without botocore's import and S3 model parse.
 The spec: https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.html
@@ -16,7 +16,6 @@ from urllib.parse import quote
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
-UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 # headers botocore never signs (a proxy or the HTTP library may change them on the way)
 _UNSIGNED_HEADERS = frozenset(("expect", "user-agent", "x-amzn-trace-id"))
 
@@ -83,15 +82,3 @@ class Signer:
         headers["authorization"] = (f"{ALGORITHM} Credential={self.access_key}/{scope}, "
                                     f"SignedHeaders={signed}, Signature={signature}")
         return headers
-
-    def presign(self, method: str, host: str, path: str, params: Iterable[tuple[str, str]], expires_s: int,
-                now: datetime.datetime | None = None) -> str:
-        """The query string of a presigned URL for ``path`` (only ``host`` signed, payload unsigned),
-        valid ``expires_s`` seconds from ``now``."""
-        stamp = (now or datetime.datetime.now(datetime.timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
-        scope = f"{stamp[:8]}/{self.region}/{self.service}/aws4_request"
-        auth = [("X-Amz-Algorithm", ALGORITHM), ("X-Amz-Credential", f"{self.access_key}/{scope}"),
-                ("X-Amz-Date", stamp), ("X-Amz-Expires", str(int(expires_s))), ("X-Amz-SignedHeaders", "host")]
-        query = query_string(list(params) + auth)
-        signature, _, _ = self._signature(method, path, query, {"host": host}, UNSIGNED_PAYLOAD, stamp)
-        return f"{query}&X-Amz-Signature={signature}"

@@ -8,7 +8,9 @@
   OpenAPI 3.1 document built from them;
 - :mod:`lscloud.web.caching` — :func:`cached_json` for reference data, :func:`versioned_json` for a
   record (its version as the ETag), :func:`if_match_version` for a change to the version read
-  (declared with :func:`takes_if_match`).
+  (declared with :func:`takes_if_match`);
+- :mod:`lscloud.web.downloads` — :func:`download_link`, a short-lived link to a blob that the
+  function serves, and :func:`blob_response`, a blob as an answer.
 
 A function imports what it needs from here (``from lscloud.web import create_app, validate_body``).
 """
@@ -18,9 +20,11 @@ from ..problems import Problem, problem_response
 from .app import AccessError, check_access, create_app, preload
 from .bodies import SchemaSet, body_limit, json_body, raw_body, validate_body
 from .caching import CACHE_CONTROL, CACHED, cached_json, if_match_version, takes_if_match, versioned_json
+from .downloads import blob_response
+from .downloads import link as download_link
 from .openapi import PAGE_SCHEMA, build_openapi, invalid_query, page_params, query_params, responds
 
 __all__ = ["create_app", "preload", "Problem", "problem_response", "validate_body", "raw_body", "body_limit", "json_body",
            "check_access", "app_state", "AppState", "AccessError", "build_openapi", "responds", "query_params",
            "page_params", "invalid_query", "PAGE_SCHEMA", "cached_json", "versioned_json", "if_match_version", "takes_if_match", "CACHED", "CACHE_CONTROL",
-           "SchemaSet"]
+           "SchemaSet", "download_link", "blob_response"]

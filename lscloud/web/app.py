@@ -10,7 +10,8 @@
   "internal error" and the trace id);
 - reads request bodies through a size limit (``settings.max_body_bytes``), also for chunked
   bodies, and refuses non-JSON bodies with 415 unless a view is marked ``raw_body``;
-- serves ``GET /openapi.json`` (:mod:`lscloud.web.openapi`);
+- serves ``GET /openapi.json`` (:mod:`lscloud.web.openapi`) and ``GET /downloads/<token>``, the
+  files its short-lived links name (:mod:`lscloud.web.downloads`);
 - refuses to serve if any route lacks an ``@allow`` declaration (:func:`check_access`, run on the
   first request and by :mod:`lscloud.knative` at start).
 """
@@ -18,7 +19,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,6 +30,8 @@ from ..context import AppState, app_state
 from ..problems import Problem, current_trace_id, problem_response
 from ..store.errors import ConditionalCheckFailed, DoesNotExist, InvalidKey, StoreUnavailable
 from .bodies import MULTIPART, SchemaSet, buffer_unsized_body, files_limit
+from .downloads import add_route as add_download_route
+from .downloads import forwarded_prefix
 from .instrumentation import instrument, record_exception
 from .openapi import build_openapi, invalid_query
 
@@ -83,7 +85,6 @@ def check_access(app: Flask) -> None:
 
 
 
-_PREFIX = re.compile(r"/[a-z0-9][a-z0-9-]{0,62}")
 
 
 def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, openapi: dict | None = None,
@@ -200,11 +201,12 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
         doc = build_openapi(app)
         # behind the local gateway (or an ingress that says so) the API lives under a prefix:
         # "try it" in an API explorer must call /<function>/..., not /...
-        prefix = request.headers.get("X-Forwarded-Prefix", "")
-        if _PREFIX.fullmatch(prefix):
+        prefix = forwarded_prefix()
+        if prefix:
             doc = {**doc, "servers": [{"url": prefix, "description": "through the gateway / qua cổng"}]}
         return jsonify(doc)
 
+    add_download_route(app)
     instrument(app)
     return app
 

@@ -11,8 +11,9 @@ import uuid
 import httpx
 import pytest
 
-from localcloud import ROOT, running
+from localcloud import ROOT, running, wait_for
 from lscloud.auth import dev_keys, issue_token
+from lscloud.telemetry import read_trace_file
 
 pytestmark = pytest.mark.e2e
 
@@ -117,7 +118,12 @@ def test_a_permit_from_sign_in_to_result(cloud, gw):
     # the citizen gets the result document
     mine = ok(gw.get(f"/dossiers/v1/dossiers/{did}", headers=cit))
     link = ok(gw.get(f"/dossiers/v1/dossiers/{did}/files/{mine['result']['sha256']}", headers=cit))
-    assert httpx.get(link["url"], timeout=10).content.startswith(b"%PDF")
+    # a plain link through the gateway (the store itself is never published), its token kept out of traces
+    assert link["url"].startswith(f"{cloud.gateway}/dossiers/downloads/")
+    got = httpx.get(link["url"], timeout=10)
+    assert got.status_code == 200 and got.content.startswith(b"%PDF")
+    assert "thong-bao-tham-dinh.pdf" in got.headers["content-disposition"]
+    token = link["url"].rsplit("/", 1)[1]
     ok(gw.post(f"/dossiers/v1/dossiers/{did}/rating", json={"score": 5}, headers=cit), 201)
     trail = [e["fact"] for e in ok(gw.get(f"/dossiers/v1/dossiers/{did}/audit", headers=cit))["items"] if e["fact"]]
     assert "dossier.handed-over" in trail and "supplement.provided" in trail and trail[-2:] == ["dossier.done", "dossier.rated"]
@@ -128,6 +134,20 @@ def test_a_permit_from_sign_in_to_result(cloud, gw):
     stats = ok(gw.get("/dossiers/v1/stats", headers=ioc))
     row = next(r for r in stats["by_procedure"] if r["procedure"] == "XD-TDTK")
     assert row["received"] >= 1 and row["resolved"] >= 1 and row["on_time"] >= 1 and row["online_share"] > 0
+
+    # the download's spans (the gateway's and the function's) are written, with the token redacted
+    traces = cloud.state_dir / "traces.jsonl"
+
+    def download_spans():
+        spans = [s for s in read_trace_file(traces) if s["name"] in ("GET /dossiers", "GET /downloads/<token>")
+                 and "/downloads/" in str(s["attributes"].get("url.path", ""))]
+        return spans if {s["service"] for s in spans} >= {"gateway", "dossiers"} else None
+
+    spans = wait_for(download_spans, 30, "the download's spans", cloud.proc, cloud.log)
+    assert all(s["attributes"]["url.path"].endswith("/downloads/[token]") for s in spans), spans
+    assert token not in traces.read_text(encoding="utf-8")
+    for log in [cloud.log, *cloud.state_dir.rglob("*.log")]:
+        assert token not in log.read_text(encoding="utf-8", errors="replace"), log
 
 
 def test_a_30_mb_attachment_is_a_413_and_the_next_request_is_answered(gw):

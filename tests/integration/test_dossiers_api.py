@@ -153,7 +153,11 @@ def test_permit_across_two_agencies_with_a_supplement_and_the_result(client, tok
                           headers=idem(sxd)))
     assert done["status"] == "done" and done["on_time"] is True and done["result"]["sha256"] == result_sha
     link = ok(client.get(f"/v1/dossiers/{did}/files/{result_sha}", headers=cit))
-    assert link["url"].startswith("http")
+    assert link["url"].startswith("http://localhost/downloads/") and link["sha256"] == result_sha
+    got = client.get(link["url"].removeprefix("http://localhost"))  # the link alone: no token
+    assert got.status_code == 200 and got.content_type == "application/pdf" and got.data.startswith(b"%PDF")
+    assert "filename=giay-phep.pdf" in got.headers["Content-Disposition"]
+    assert got.headers["Cache-Control"].startswith("private, max-age=")
     # illegal now: 409 naming the state
     r = client.post(f"/v1/dossiers/{did}/cancel", headers=idem(cit))
     assert r.status_code == 409 and r.get_json()["current_state"] == "done"
@@ -533,7 +537,7 @@ def test_a_dossier_and_its_files_in_one_request(client, tok):
     assert [d["sha256"] for d in created["documents"]] == [d["sha256"] for d in body["documents"]]
     assert created["documents"][0]["size"] == len(form["to-khai"])
     link = ok(client.get(f"/v1/dossiers/{body['id']}/files/{body['documents'][0]['sha256']}", headers=cit))
-    assert link["url"]
+    assert client.get(link["url"].removeprefix("http://localhost")).data == form["to-khai"]
     again = client.post("/v1/dossiers", data=_multipart(body, form), headers=cit, content_type="multipart/form-data")
     assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
 

@@ -100,7 +100,9 @@ def test_a_household_shop_pays_by_vietqr_that_another_decoder_reads_back(client,
     photo = ok(client.post("/v1/photos", data=raw.getvalue(), headers={**cit, "Content-Type": "image/jpeg"}), 201)
     stored = store.blobs("market-photos").get(photo["sha256"])
     assert not images.has_location(stored) and stored != raw.getvalue()
-    assert client.get(f"/v1/photos/{photo['sha256']}").status_code == 303
+    served = client.get(f"/v1/photos/{photo['sha256']}")  # public, from the function itself
+    assert served.status_code == 200 and served.data == stored and served.content_type == "image/jpeg"
+    assert served.headers["Cache-Control"] == "public, max-age=31536000, immutable"
     product = {"id": "na-loai-1", "name": "Na Chi Lăng loại 1", "category": "thuc-pham", "ocop_stars": 4,
                "price_vnd": 60000, "unit": "kg", "photos": [photo["sha256"]]}
     ok(client.post(f"/v1/shops/{shop['id']}/products", json=product, headers=cit), 201)

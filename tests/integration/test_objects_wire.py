@@ -1,12 +1,11 @@
 """The object store's own S3 client against a real weed mini: each answer translated to the
 store's errors, retries only where they cannot turn a lost answer into a false conflict, the 304
-path, pagination, presigned links, one CLIENT span per call, and no botocore in a function."""
+path, pagination, one CLIENT span per call, and no botocore in a function."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -181,14 +180,6 @@ def test_listing_follows_continuation_tokens_and_decodes_keys(object_store, buck
     assert [o.key for o in store.list(bucket, "page/")] == keys
     assert calls["list"] == 3
     assert [o.key for o in store.list(bucket, "page/", start_after=keys[1], limit=4)] == keys[2:6]
-
-
-def test_a_presigned_link_downloads_with_its_file_name(object_store, bucket):
-    object_store.put(bucket, "blobs/x y.pdf", b"%PDF-1.4", content_type="application/pdf")
-    url = object_store.presign_get(bucket, "blobs/x y.pdf", 60, filename="Hoc ba.pdf")
-    with urllib.request.urlopen(url, timeout=10) as r:
-        assert r.read() == b"%PDF-1.4"
-        assert r.headers["Content-Disposition"] == 'attachment; filename="Hoc ba.pdf"'
 
 
 def test_each_call_is_one_client_span_with_the_aws_api_names_unless_untraced(object_store, bucket, s3_server):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
 from functions.procedures.function import models, seed as procedures_seed
@@ -148,14 +148,18 @@ def test_fields_and_caching(client):
         assert again.status_code == 304 and again.get_data() == b""
 
 
-def test_form_templates_are_real_pdfs_behind_presigned_urls(function, client):
+def test_form_templates_are_real_pdfs_behind_short_lived_links(function, client):
     r = client.get("/v1/procedures/HT-KS/documents/to-khai/template")
     assert r.status_code == 303 and r.headers["Cache-Control"] == "no-store"
-    pdf = httpx.get(r.headers["Location"], timeout=10)
-    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-1.4") and pdf.content.rstrip().endswith(b"%%EOF")
+    location = urlsplit(r.headers["Location"])
+    assert (location.scheme, location.netloc) == ("http", "localhost") and location.path.startswith("/downloads/")
+    pdf = client.get(location.path)  # no token: the link is the credential
+    assert pdf.status_code == 200 and pdf.content_type == "application/pdf"
+    assert pdf.data.startswith(b"%PDF-1.4") and pdf.data.rstrip().endswith(b"%%EOF")
+    assert "filename=ht-ks-to-khai.pdf" in pdf.headers["Content-Disposition"]
     link = ok(client.get("/v1/procedures/HT-KS/documents/to-khai/template?redirect=false"))
-    assert hashlib.sha256(pdf.content).hexdigest() == link["sha256"] and link["media_type"] == "application/pdf"
-    assert link["expires_in"] == function.settings.presign_ttl_s and link["filename"] == "ht-ks-to-khai.pdf"
+    assert hashlib.sha256(pdf.data).hexdigest() == link["sha256"] and link["media_type"] == "application/pdf"
+    assert link["expires_in"] == function.settings.download_link_ttl_s and link["filename"] == "ht-ks-to-khai.pdf"
     assert client.get("/v1/procedures/HT-KS/documents/giay-chung-sinh/template").status_code == 404  # no form
     nope = client.get("/v1/procedures/HT-KS/documents/nope/template")
     assert nope.status_code == 404 and nope.get_json()["title"] == "Template not found"

@@ -26,6 +26,10 @@ CCCD, PHONE, PASSPORT, ACCOUNT = "020095001234", "0912345678", "E7654321", "9900
      "call [phone], [phone], [phone], [phone] or [phone]"),
     ("Lạng Sơn office 02053870123", "Lạng Sơn office [phone]"),
     (f'{{"account": "{ACCOUNT}"}} acct={ACCOUNT}', '{"account": "[account]"} acct=[account]'),
+    # a JWT (a bearer token, a download link's token in a URL path): a credential while it lives
+    ("/dossiers/downloads/eyJhbGciOiJIUzI1NiJ9.eyJibG9iIjoiYXR0YWNobWVudHMvYWIifQ.c2lnbmF0dXJlX29mX3RoZV9saW5r",
+     "/dossiers/downloads/[token]"),
+    ("Authorization: Bearer eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.QUJDREVGR0g", "Authorization: Bearer [token]"),
 ])
 def test_identifiers_are_redacted(text, expected):
     assert redaction.redact(text) == expected

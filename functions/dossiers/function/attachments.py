@@ -99,14 +99,12 @@ class _Sent:
         self.size, self.content_type = sent["size"], sent["media_type"]
 
 
-def link(doc: dict, sha256: str) -> dict:
-    """A short-lived download link for one of the dossier's documents or its result."""
+def named_file(doc: dict, sha256: str) -> dict:
+    """One of the dossier's documents or its result, by sha256 (what a download link may name)."""
     known = {d["sha256"]: d for d in doc["documents"]}
     if doc.get("result"):
         known[doc["result"]["sha256"]] = doc["result"]
     entry = known.get(sha256.lower())
     if entry is None:
         raise errors.NotFound("The dossier has no file with this sha256.", detail_vi="Hồ sơ không có tệp này.")
-    ttl = runtime.current().settings.presign_ttl_s
-    url = files().presigned_url(sha256.lower(), ttl, filename=entry.get("filename"))
-    return {"sha256": sha256.lower(), "url": url, "expires_in_s": ttl}
+    return entry

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, g, jsonify, redirect, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from lscloud import errors, images, store
 from lscloud.auth import allow, principal
 from lscloud.idempotency import idempotent
 from lscloud.statemachine import Actor
-from lscloud.web import body_limit, query_params, raw_body, responds, validate_body
+from lscloud.web import blob_response, body_limit, query_params, raw_body, responds, validate_body
 
 from . import shops, vietqr
 
@@ -39,12 +39,11 @@ def upload_photo():
 @bp.get("/v1/photos/<sha256>")
 @allow("public")
 def photo(sha256: str):
-    """303 to a short-lived link to the photo."""
+    """A product photo (public, addressed by its content: cached for good)."""
     try:
-        url = _photos().presigned_url(sha256, current_app.extensions["lscloud"].settings.presign_ttl_s)
+        return blob_response(_photos(), sha256)
     except (store.DoesNotExist, store.InvalidKey):
         raise errors.NotFound("No such photo.", detail_vi="Không có ảnh này.") from None
-    return redirect(url, code=303)
 
 
 @bp.post("/v1/shops")

@@ -1,19 +1,17 @@
 """One procedure by its code, and the form template of one of its documents.
 
 Codes come from the caller's URL: checked before the store is asked (400), unknown ones are 404s
-naming the parameter (:mod:`lscloud.reference`). A template is served as a short-lived presigned
-URL of its PDF blob, never streamed through the function.
+naming the parameter (:mod:`lscloud.reference`). A template's PDF is a blob the function hands
+out by a short-lived link (:func:`lscloud.web.download_link`).
 """
 
 from __future__ import annotations
 
 from lscloud import errors, store
 from lscloud.reference import Code
-from lscloud.store import DoesNotExist
 
 from .catalogue import CODE_RE, SLUG_RE
 from .models import TEMPLATE_PREFIX, Procedure
-from .snapshots import NotSeeded
 
 PROCEDURE = Code("procedure", "thủ tục", lambda code: bool(CODE_RE.match(code or "")),
                  "upper-case letters, digits and dashes, e.g. HT-KS or XD-GPXD")
@@ -43,9 +41,6 @@ def form_template(code: str, doc: str) -> dict:
     return document["template"]
 
 
-def template_url(template: dict, ttl_s: int) -> str:
-    """A presigned GET of the template's PDF, valid ``ttl_s`` seconds (503 if the blob was never stored)."""
-    try:
-        return store.blobs(TEMPLATE_PREFIX).presigned_url(template["sha256"], ttl_s, filename=template["filename"])
-    except DoesNotExist:
-        raise NotSeeded() from None
+def templates() -> store.BlobStore:
+    """Where the form templates' PDFs are kept (by their sha256)."""
+    return store.blobs(TEMPLATE_PREFIX)

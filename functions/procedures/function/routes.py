@@ -3,8 +3,8 @@
 - ``GET /v1/procedures``                 search (diacritics and case ignored) with filters, paged;
 - ``GET /v1/procedures/{code}``          one procedure (the contract ``dossiers`` reads);
 - ``GET /v1/fields``                     the fields (lĩnh vực) with their procedure counts;
-- ``GET /v1/procedures/{code}/documents/{doc}/template``  303 to a short-lived presigned URL of
-  the form's PDF (``?redirect=false``: the URL as JSON).
+- ``GET /v1/procedures/{code}/documents/{doc}/template``  303 to a short-lived link to the form's
+  PDF, served by this function (``?redirect=false``: the link as JSON).
 
 Lists and items are answered by :func:`lscloud.web.cached_json` (strong ETag, Cache-Control, 304)
 from the store — the snapshot for lists (:mod:`.snapshots`), the item's document for ``/{code}``.
@@ -15,10 +15,11 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, jsonify, redirect
 
 from lscloud.auth import allow
-from lscloud.web import CACHED, app_state, cached_json, query_params, responds
+from lscloud.store import DoesNotExist
+from lscloud.web import CACHED, app_state, cached_json, download_link, query_params, responds
 
 from . import lookup, search
-from .snapshots import SnapshotCache
+from .snapshots import NotSeeded, SnapshotCache
 
 bp = Blueprint("procedures", __name__)
 
@@ -56,14 +57,17 @@ def list_fields():
 
 @bp.get("/v1/procedures/<code>/documents/<doc>/template")
 @allow("public")
-@responds("procedures/template-link.json", also={303: "See Other: the presigned URL of the form's PDF"})
+@responds("procedures/template-link.json", also={303: "See Other: a short-lived link to the form's PDF"})
 @query_params(("redirect", "false: answer the link as JSON instead of 303",
                {"type": "boolean", "default": True}))
 def get_template(code: str, doc: str):
     """The form template of one of a procedure's documents: 303 to a short-lived download URL."""
     template = lookup.form_template(code, doc)
-    ttl = app_state().settings.presign_ttl_s
-    url = lookup.template_url(template, ttl)
+    ttl = app_state().settings.download_link_ttl_s
+    try:
+        url = download_link(lookup.templates(), template["sha256"], ttl, filename=template["filename"])
+    except DoesNotExist:
+        raise NotSeeded() from None
     resp = redirect(url, 303) if g.query["redirect"] else jsonify({"url": url, "expires_in": ttl, **template})
     resp.headers["Cache-Control"] = "no-store"  # the link expires; never cache it
     return resp

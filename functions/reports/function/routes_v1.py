@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 
 from lscloud import errors, images, store
 from lscloud.auth import allow, principal
 from lscloud.idempotency import idempotent
 from lscloud.ratelimit import caller_subject
 from lscloud.statemachine import Actor
-from lscloud.web import body_limit, query_params, raw_body, responds, validate_body
+from lscloud.web import blob_response, body_limit, query_params, raw_body, responds, validate_body
 
 from . import agencies, apikeys, catalog, queries, reports, views
 from .states import OPEN
@@ -60,13 +60,11 @@ def upload_photo():
 @bp.get("/v1/photos/<sha256>")
 @allow("public")
 def get_photo(sha256: str):
-    """A report's photo (already without metadata)."""
-    blobs = _photos()
-    if len(sha256) != 64 or not blobs.exists(sha256):
-        raise errors.NotFound("no such photo", detail_vi="Không có ảnh này.")
-    data = blobs.get(sha256)
-    return Response(data, mimetype="image/png" if data[:4] == b"\x89PNG" else "image/jpeg",
-                    headers={"Cache-Control": "public, max-age=86400, immutable"})
+    """A report's photo (already without metadata; public, addressed by its content: cached for good)."""
+    try:
+        return blob_response(_photos(), sha256)
+    except (store.DoesNotExist, store.InvalidKey):
+        raise errors.NotFound("no such photo", detail_vi="Không có ảnh này.") from None
 
 
 @bp.post("/v1/reports")

@@ -7,7 +7,7 @@ from flask import Blueprint, g, jsonify, request
 from lscloud.auth import allow, principal
 from lscloud.idempotency import idempotent
 from lscloud.statemachine import Actor
-from lscloud.web import body_limit, query_params, raw_body, responds
+from lscloud.web import app_state, body_limit, download_link, query_params, raw_body, responds
 
 from .. import attachments, registry
 from .answers import READERS
@@ -31,5 +31,9 @@ def upload_attachment():
 @allow(*READERS)
 @responds("dossiers/file-link.json")
 def file_link(dossier_id: str, sha256: str):
-    """A short-lived download link for one of the dossier's documents or its result."""
-    return jsonify(attachments.link(registry.visible(dossier_id, Actor.of(principal())).data, sha256))
+    """A short-lived download link for one of the dossier's documents or its result (served by this
+    function: ``url`` works without a token until it expires)."""
+    entry = attachments.named_file(registry.visible(dossier_id, Actor.of(principal())).data, sha256)
+    ttl = app_state().settings.download_link_ttl_s
+    url = download_link(attachments.files(), entry["sha256"], ttl, filename=entry.get("filename"))
+    return jsonify({"sha256": entry["sha256"], "url": url, "expires_in_s": ttl})

@@ -1,0 +1,174 @@
+"""Files a function hands out (attachments, form templates, photos), served by the function itself.
+
+The object store is private to the cluster: MinIO answers only on its cluster-internal address, so
+a presigned URL of it resolves nowhere a citizen is, and the store is not to be published. A
+function therefore serves its blobs itself:
+
+- :func:`blob_response` answers a blob's bytes with its stored media type, its sha256 as a strong
+  ETag (``If-None-Match`` answers 304, ``Range`` a part), ``nosniff`` and a sandboxing CSP, and
+  either a public, immutable cache lifetime (photos that are public and addressed by content) or
+  a private one;
+- :func:`link` makes a short-lived link to one blob that works as a plain URL (a browser, a mail
+  client, a 303's ``Location``): ``<the function's public URL>/downloads/<token>``. Every app
+  serves that path (:func:`add_route`; a ``PLATFORM`` row of :mod:`lscloud.rolematrix`).
+
+The token is a JWT (HS256, PyJWT) that names the blob (its prefix and sha256), the name to save it
+under and when it expires (the ``download_link_ttl_s`` setting, ``LSCLOUD_DOWNLOAD_LINK_TTL_S``: 1 s to 24 h). Its key is derived with
+HKDF-SHA256 from the function's S3 secret key and the function's name: a link grants what a
+presigned URL of the store granted (one object, for a while, from the same secret), through the
+function that made it only, and needs no secret of its own. Rotating the S3 key ends the links made
+before it, as it ended presigned URLs. While it lives the token is a credential: it is shaped as a
+JWT, which :mod:`lscloud.redaction` takes out of spans and logs.
+
+The link's origin is the one the caller used: ``X-Forwarded-Proto``/``-Host``/``-Prefix`` as the
+ingress (Kourier in the cluster, the local gateway) set them, else the request's own.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import re
+import time
+
+from flask import Flask, Response, request, send_file
+
+from .. import errors, store
+from ..context import app_state
+from ..store.blobs import BlobStore, clean_filename
+
+__all__ = ["ROUTE", "MAX_LINK_S", "PUBLIC_CACHE", "add_route", "blob_response", "forwarded_prefix", "link",
+           "mint", "public_base", "read_token"]
+
+ROUTE = "/downloads/<token>"
+"""The path every function serves its links under (below its public URL)."""
+
+MAX_LINK_S = 24 * 3600
+"""The longest a link may work."""
+
+_PATH = "/downloads/"
+_ALGORITHM = "HS256"
+_MAX_TOKEN = 2048
+_PREFIX = re.compile(r"/[a-z0-9][a-z0-9-]{0,62}")
+_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
+# a stored file may be anything a citizen uploaded: never let a browser run it as a page
+_CSP = "default-src 'none'; sandbox"
+PUBLIC_CACHE = "public, max-age=31536000, immutable"
+"""For public blobs addressed by their content: the bytes at a sha256 never change."""
+
+
+@functools.lru_cache(maxsize=8)
+def _key(secret: str, service: str) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=b"lscloud download links v1\x00" + service.encode()).derive(secret.encode())
+
+
+def _audience(service: str) -> str:
+    return f"{service}{_PATH.rstrip('/')}"
+
+
+def mint(settings, blobs: BlobStore, sha256: str, ttl_s: int, *, filename: str | None = None,
+         now: float | None = None) -> str:
+    """The token of a link to one blob (no check that the blob exists: :func:`link` does that);
+    ``now`` (epoch seconds) for a link made at another time (tests)."""
+    import jwt
+
+    if isinstance(ttl_s, bool) or not isinstance(ttl_s, int) or not 1 <= ttl_s <= MAX_LINK_S:
+        raise ValueError(f"ttl_s must be an int from 1 to {MAX_LINK_S}")
+    blobs.key_for(sha256)  # InvalidKey unless a sha256
+    claims = {"aud": _audience(settings.service), "exp": int((time.time() if now is None else now) + ttl_s),
+              "blob": f"{blobs.prefix}/{sha256.lower()}"}
+    name = clean_filename(filename)
+    if name:
+        claims["name"] = name
+    return jwt.encode(claims, _key(settings.s3_secret_key, settings.service), algorithm=_ALGORITHM)
+
+
+def read_token(settings, token: str) -> dict:
+    """The claims of a link this function made: NotFound if it did not make it (or it was altered),
+    Gone if it has expired. The signature is checked before anything else is read."""
+    import jwt
+
+    if not isinstance(token, str) or len(token) > _MAX_TOKEN:
+        raise _not_found()
+    try:
+        claims = jwt.decode(token, _key(settings.s3_secret_key, settings.service), algorithms=[_ALGORITHM],
+                            audience=_audience(settings.service), options={"require": ["exp", "aud", "blob"]})
+    except jwt.ExpiredSignatureError:
+        raise errors.Gone("This download link has expired: ask for a new one.",
+                          detail_vi="Liên kết tải xuống đã hết hạn: hãy lấy liên kết mới.") from None
+    except jwt.InvalidTokenError:
+        raise _not_found() from None
+    if not isinstance(claims.get("blob"), str) or not isinstance(claims.get("name", ""), str):
+        raise _not_found()
+    return claims
+
+
+def _not_found() -> errors.NotFound:
+    return errors.NotFound("No file at this link.", detail_vi="Không có tệp tại liên kết này.")
+
+
+def forwarded_prefix() -> str:
+    """The path the ingress serves this function under (``X-Forwarded-Prefix``: ``/dossiers``
+    behind the local gateway), or ``""`` when there is none or it is not a plain one."""
+    prefix = request.headers.get("X-Forwarded-Prefix", "")
+    return prefix if _PREFIX.fullmatch(prefix) else ""
+
+
+def public_base() -> str:
+    """The function's public URL as the caller reached it (scheme, host and the ingress's prefix)."""
+    proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    scheme = proto if proto in ("http", "https") else request.scheme
+    host = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()
+    if not _HOST.fullmatch(host):
+        host = request.host
+    return f"{scheme}://{host}{forwarded_prefix()}"
+
+
+def link(blobs: BlobStore, sha256: str, ttl_s: int, *, filename: str | None = None) -> str:
+    """A URL that downloads the blob without credentials for ``ttl_s`` seconds (1 s to 24 h),
+    through this function; ``filename`` (if any) is the name it is saved under.
+
+    Raises DoesNotExist if there is no such blob, so nobody is handed a dead link, and InvalidKey
+    unless ``sha256`` is one. Call it while serving a request (the link's origin is the caller's).
+    """
+    blobs.objects.head(blobs.bucket, blobs.key_for(sha256))
+    return public_base() + _PATH + mint(app_state().settings, blobs, sha256, ttl_s, filename=filename)
+
+
+def blob_response(blobs: BlobStore, sha256: str, *, filename: str | None = None,
+                  cache_control: str = PUBLIC_CACHE) -> Response:
+    """The blob's bytes (hash re-checked) as an answer: its stored media type, ETag the sha256 (a
+    conditional or ranged request is answered as such), saved as ``filename`` if one is given.
+    DoesNotExist if there is no such blob, InvalidKey unless ``sha256`` is one."""
+    data, media_type = blobs.read(sha256)
+    resp = send_file(io.BytesIO(data), mimetype=media_type, as_attachment=filename is not None,
+                     download_name=filename, etag=sha256.lower(), conditional=True, max_age=None,
+                     last_modified=None)
+    resp.headers["Cache-Control"] = cache_control
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["Content-Security-Policy"] = _CSP
+    return resp
+
+
+def add_route(app: Flask) -> None:
+    """``GET /downloads/<token>``: the file a link of :func:`link` names (public: the link is the credential)."""
+    from ..auth import allow
+
+    def download(token: str):
+        """Download a file by the short-lived link the function handed out (a dossier's attachment,
+        a form template): 404 if it never made that link, 410 once it has expired."""
+        claims = read_token(app_state().settings, token)
+        prefix, _, digest = claims["blob"].partition("/")
+        try:
+            blobs = store.blobs(prefix)
+            left = max(1, int(claims["exp"] - time.time()))
+            return blob_response(blobs, digest, filename=claims.get("name") or None,
+                                 cache_control=f"private, max-age={left}")
+        except (store.DoesNotExist, store.InvalidKey):
+            raise _not_found() from None
+
+    app.add_url_rule(ROUTE, "lscloud_download", allow("public")(download), methods=["GET"])
