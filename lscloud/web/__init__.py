@@ -10,7 +10,9 @@
   record (its version as the ETag), :func:`if_match_version` for a change to the version read
   (declared with :func:`takes_if_match`);
 - :mod:`lscloud.web.downloads` — :func:`download_link`, a short-lived link to a blob that the
-  function serves, and :func:`blob_response`, a blob as an answer.
+  function serves, and :func:`blob_response`, a blob as an answer;
+- :mod:`lscloud.web.origin` — :func:`public_base` and :func:`public_path`, the URLs a function hands
+  out, as the caller reached it.
 
 A function imports what it needs from here (``from lscloud.web import create_app, validate_body``).
 """
@@ -23,8 +25,9 @@ from .caching import CACHE_CONTROL, CACHED, cached_json, if_match_version, takes
 from .downloads import blob_response
 from .downloads import link as download_link
 from .openapi import PAGE_SCHEMA, build_openapi, invalid_query, page_params, query_params, responds
+from .origin import public_base, public_path
 
 __all__ = ["create_app", "preload", "Problem", "problem_response", "validate_body", "raw_body", "body_limit", "json_body",
            "check_access", "app_state", "AppState", "AccessError", "build_openapi", "responds", "query_params",
            "page_params", "invalid_query", "PAGE_SCHEMA", "cached_json", "versioned_json", "if_match_version", "takes_if_match", "CACHED", "CACHE_CONTROL",
-           "SchemaSet", "download_link", "blob_response"]
+           "SchemaSet", "download_link", "blob_response", "public_base", "public_path"]

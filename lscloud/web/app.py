@@ -31,9 +31,9 @@ from ..problems import Problem, current_trace_id, problem_response
 from ..store.errors import ConditionalCheckFailed, DoesNotExist, InvalidKey, StoreUnavailable
 from .bodies import MULTIPART, SchemaSet, buffer_unsized_body, files_limit
 from .downloads import add_route as add_download_route
-from .downloads import forwarded_prefix
 from .instrumentation import instrument, record_exception
 from .openapi import build_openapi, invalid_query
+from .origin import forwarded_prefix
 
 __all__ = ["AccessError", "check_access", "create_app"]
 

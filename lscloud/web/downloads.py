@@ -20,25 +20,23 @@ function that made it only, and needs no secret of its own. Rotating the S3 key 
 before it, as it ended presigned URLs. While it lives the token is a credential: it is shaped as a
 JWT, which :mod:`lscloud.redaction` takes out of spans and logs.
 
-The link's origin is the one the caller used: ``X-Forwarded-Proto``/``-Host``/``-Prefix`` as the
-ingress (Kourier in the cluster, the local gateway) set them, else the request's own.
+The link's origin is the one the caller used (:func:`lscloud.web.origin.public_base`).
 """
 
 from __future__ import annotations
 
 import functools
 import io
-import re
 import time
 
-from flask import Flask, Response, request, send_file
+from flask import Flask, Response, send_file
 
 from .. import errors, store
 from ..context import app_state
 from ..store.blobs import BlobStore, clean_filename
+from .origin import public_base
 
-__all__ = ["ROUTE", "MAX_LINK_S", "PUBLIC_CACHE", "add_route", "blob_response", "forwarded_prefix", "link",
-           "mint", "public_base", "read_token"]
+__all__ = ["ROUTE", "MAX_LINK_S", "PUBLIC_CACHE", "add_route", "blob_response", "link", "mint", "read_token"]
 
 ROUTE = "/downloads/<token>"
 """The path every function serves its links under (below its public URL)."""
@@ -49,8 +47,6 @@ MAX_LINK_S = 24 * 3600
 _PATH = "/downloads/"
 _ALGORITHM = "HS256"
 _MAX_TOKEN = 2048
-_PREFIX = re.compile(r"/[a-z0-9][a-z0-9-]{0,62}")
-_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 # a stored file may be anything a citizen uploaded: never let a browser run it as a page
 _CSP = "default-src 'none'; sandbox"
 PUBLIC_CACHE = "public, max-age=31536000, immutable"
@@ -109,23 +105,6 @@ def read_token(settings, token: str) -> dict:
 
 def _not_found() -> errors.NotFound:
     return errors.NotFound("No file at this link.", detail_vi="Không có tệp tại liên kết này.")
-
-
-def forwarded_prefix() -> str:
-    """The path the ingress serves this function under (``X-Forwarded-Prefix``: ``/dossiers``
-    behind the local gateway), or ``""`` when there is none or it is not a plain one."""
-    prefix = request.headers.get("X-Forwarded-Prefix", "")
-    return prefix if _PREFIX.fullmatch(prefix) else ""
-
-
-def public_base() -> str:
-    """The function's public URL as the caller reached it (scheme, host and the ingress's prefix)."""
-    proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
-    scheme = proto if proto in ("http", "https") else request.scheme
-    host = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()
-    if not _HOST.fullmatch(host):
-        host = request.host
-    return f"{scheme}://{host}{forwarded_prefix()}"
 
 
 def link(blobs: BlobStore, sha256: str, ttl_s: int, *, filename: str | None = None) -> str:

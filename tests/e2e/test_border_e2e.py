@@ -84,6 +84,7 @@ def test_a_crossing_through_the_local_cloud(cloud, api, tok):
     r = api.post("/v1/declarations", json=body, headers=ent)
     assert r.status_code == 201, r.text
     created = r.json()
+    assert r.headers["Location"] == f"/border/v1/declarations/{did}"   # under the gateway's prefix: it resolves
     assert created["status"] == "queued" and [a["agency"] for a in created["required_agencies"]] == list(AGENCIES)
 
     read = {"gate": "huu-nghi", "flow": "in", "plate": plate_n.join(["桂A ", ""]), "confidence": 0.98,

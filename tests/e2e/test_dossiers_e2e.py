@@ -74,8 +74,11 @@ def test_a_permit_from_sign_in_to_result(cloud, gw):
                         headers={**cit, "Content-Type": "application/pdf"}, params={"filename": d["code"] + ".pdf"})
             docs.append({"code": d["code"], "sha256": ok(r, 201)["sha256"]})
     did = "e2e-" + uuid.uuid4().hex[:12]
-    created = ok(gw.post("/dossiers/v1/dossiers", json={"id": did, "procedure": "XD-TDTK", "unit": "05983",
-                                                        "documents": docs}, headers=cit), 201)
+    r = gw.post("/dossiers/v1/dossiers", json={"id": did, "procedure": "XD-TDTK", "unit": "05983",
+                                                "documents": docs}, headers=cit)
+    created = ok(r, 201)
+    assert r.headers["Location"] == f"/dossiers/v1/dossiers/{did}"   # under the gateway's prefix: it resolves
+    assert ok(gw.get(r.headers["Location"], headers=cit))["id"] == did
     receipt = created["receipt"]
     assert receipt["code"].startswith("LS-") and receipt["appointment_date"] and receipt["channel"] == "online"
     assert receipt["processing_days"] == proc["processing_days"]

@@ -50,6 +50,11 @@ def test_a_citizen_report_from_photo_to_rating(cloud):
     citizen = bearer("citizen", CCCD)
     officer = bearer("commune-officer", "cb-dongdang", unit="06184")
 
+    # an Open311 client starts from discovery and appends GeoReport v2's paths to the endpoint it names
+    endpoint = ok(api.get("/open311/discovery.json"))["endpoints"][0]["url"]
+    assert endpoint == f"{cloud.gateway}/reports/open311/v2"
+    assert ok(httpx.get(f"{endpoint}/services.json", timeout=30)) == ok(api.get("/open311/v2/services.json"))
+
     photo = ok(api.post("/v1/photos", content=jpeg_with_gps(), headers={**citizen, "Content-Type": "image/jpeg"}), 201)
     served = api.get(photo["url"].removeprefix("/reports"))
     assert served.status_code == 200 and Image.open(io.BytesIO(served.content)).getexif().get(0x8825) is None

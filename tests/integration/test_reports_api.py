@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -92,6 +93,12 @@ def test_open311_services_definitions_and_errors_in_both_formats(client):
     assert r.status_code == 400 and "start_date" in r.get_json()[0]["description"]
     d = ok(client.get("/open311/discovery.json"))
     assert d["endpoints"][0]["specification"] == "http://wiki.open311.org/GeoReport_v2"
+    assert d["endpoints"][0]["url"] == "http://localhost/open311/v2"   # the function's own root, as reached
+    behind = ok(client.get("/open311/discovery.json", headers={"X-Forwarded-Proto": "https",
+                                                               "Host": "reports.lscloud.cloud.langson.gov.vn"}))
+    assert behind["endpoints"][0]["url"] == "https://reports.lscloud.cloud.langson.gov.vn/open311/v2"  # Kourier
+    assert behind["key_service"].startswith("https://reports.lscloud.cloud.langson.gov.vn/v1/api-keys")
+    assert client.get(urlsplit(d["endpoints"][0]["url"]).path + "/services.json").status_code == 200
     assert ET.fromstring(client.get("/open311/discovery.xml").data).find("endpoints/endpoint/formats/format") is not None
 
 

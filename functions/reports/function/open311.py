@@ -145,9 +145,11 @@ def listed(fields: dict, name: str, allowed: tuple[str, ...] | None = None) -> s
 
 
 def discovery(base_url: str, changeset: str) -> dict:
-    """The Service Discovery document: where the GeoReport v2 endpoint is and what it speaks."""
+    """The Service Discovery document: where the GeoReport v2 endpoint is and what it speaks.
+    ``base_url``: this function's public URL as the client reached it (a client appends
+    ``/services.json`` and the other paths to the endpoint's ``url``)."""
     return {"changeset": changeset, "contact": "Trung tâm Giám sát, điều hành thông minh tỉnh Lạng Sơn (IOC)",
-            "key_service": f"{base_url}/reports/v1/api-keys (issued by the platform's operators)",
-            "endpoints": [{"specification": "http://wiki.open311.org/GeoReport_v2", "url": f"{base_url}/reports/open311/v2",
+            "key_service": f"{base_url}/v1/api-keys (issued by the platform's operators)",
+            "endpoints": [{"specification": "http://wiki.open311.org/GeoReport_v2", "url": f"{base_url}/open311/v2",
                            "changeset": changeset, "type": "production",
                            "formats": ["text/xml", "application/json"]}]}

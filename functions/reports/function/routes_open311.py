@@ -15,7 +15,7 @@ from lscloud.idempotency import idempotent
 from lscloud.problems import Problem
 from lscloud.ratelimit import caller_subject
 from lscloud.statemachine import Actor, parse_iso
-from lscloud.web import raw_body, responds
+from lscloud.web import public_base, raw_body, responds
 
 from . import apikeys, catalog, open311, queries, reports, views
 from .open311 import Open311Error
@@ -102,7 +102,7 @@ def _args():
 def discovery(fmt: str):
     """The Open311 Service Discovery document."""
     open311.check_format(fmt)
-    return _answer("discovery", open311.discovery(request.host_url.rstrip("/"), CHANGESET))
+    return _answer("discovery", open311.discovery(public_base(), CHANGESET))
 
 
 @bp.get("/v2/services.<fmt>")

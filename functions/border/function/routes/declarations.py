@@ -7,7 +7,7 @@ from flask import Blueprint, g, jsonify, request
 from lscloud import idempotency
 from lscloud.auth import allow
 from lscloud.idempotency import idempotent
-from lscloud.web import page_params, query_params, raw_body, responds, validate_body
+from lscloud.web import page_params, public_path, query_params, raw_body, responds, validate_body
 
 from .. import booking, declaring, ledger, queueing, scopes
 from ..models import Declaration
@@ -42,7 +42,7 @@ def create_declaration():
     out, replayed = idempotency.created_or_resent(
         create, lambda judge: ledger.RECORDS.resend(g.body["id"], judge))
     resp = answer(out, 201)
-    resp.headers["Location"] = f"/v1/declarations/{out.doc['id']}"
+    resp.headers["Location"] = public_path(f"/v1/declarations/{out.doc['id']}")
     return idempotency.mark_replayed(resp) if replayed else resp
 
 

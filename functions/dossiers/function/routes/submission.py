@@ -8,7 +8,7 @@ from lscloud import idempotency
 from lscloud.auth import allow, principal
 from lscloud.idempotency import idempotent
 from lscloud.statemachine import Actor
-from lscloud.web import responds, validate_body, versioned_json
+from lscloud.web import public_path, responds, validate_body, versioned_json
 
 from .. import registry, submission, views
 from .answers import ETAG
@@ -41,5 +41,5 @@ def submit_dossier():
         lambda judge: registry.RECORDS.resend(g.body["id"], judge))
     item = outcome.item
     resp = versioned_json(views.submitted(item.data, actor), int(item.version), 201)
-    resp.headers["Location"] = f"/v1/dossiers/{item.id}"
+    resp.headers["Location"] = public_path(f"/v1/dossiers/{item.id}")
     return idempotency.mark_replayed(resp) if replayed else resp
