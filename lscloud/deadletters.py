@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Callable
 
 from . import events, metrics
 from .errors import Conflict, NotFound
@@ -138,3 +138,27 @@ def settle(letter: str, outcome: dict[str, Any]) -> DeadLetter:
         return DeadLetter.update(_SHELF, letter, mark)   # under If-Match: two settles never both win
     except (DoesNotExist, InvalidKey):
         raise UnknownDeadLetter(f"No dead letter {letter[:64]!r}.", detail_vi="Không có thư chết với mã này.") from None
+
+
+def act(letter_id: str, action: Callable[[DeadLetter], dict[str, Any]], *, by: str, at: str,
+        types: tuple[str, ...] | None = None) -> tuple[DeadLetter, bool]:
+    """Act on an open dead letter, then settle it with what was done: ``(letter, replayed)``.
+
+    ``action(letter)`` does the work (runs the event again, sends a webhook again …) and answers
+    what it did (``{"action": "retried", …}``), recorded with ``by`` and ``at``; if it raises, the
+    letter stays open and the error is the caller's. A letter settled already is answered as it
+    was settled (``replayed``), also when another operator's action settled it meanwhile: each
+    letter is settled once, and the action's effects are the handler's to keep idempotent (the
+    event id). ``types``: only letters of these event types are this action's (others are 404).
+    """
+    letter = find(letter_id)
+    if types is not None and letter.data["event"].get("type") not in types:
+        raise UnknownDeadLetter(f"No dead letter {letter_id[:64]!r} of this kind.",
+                                detail_vi="Không có thư chết loại này với mã này.")
+    if letter.state != OPEN:
+        return letter, True
+    outcome = {"at": at, "by": by, **action(letter)}
+    try:
+        return settle(letter_id, outcome), False
+    except AlreadySettled:
+        return find(letter_id), True

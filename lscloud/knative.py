@@ -19,6 +19,7 @@ import re
 import socket
 import threading
 import time
+from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 from urllib.parse import urlparse
 
@@ -27,7 +28,8 @@ from flask import Flask, g, jsonify, request
 from . import asgi, auth, config, deadletters, events, metrics, runonce, runtime, store, telemetry, web
 from .context import app_state
 from .auth import EVENTING, allow
-from .problems import Problem
+from .errors import Conflict, DomainError
+from .problems import Problem, type_uri
 
 log = logging.getLogger("lscloud.knative")
 
@@ -87,7 +89,7 @@ class Function:
         if handlers:
             auth.check_eventing_settings(settings)  # /events must be able to verify its sender
             _add_events_route(app, handlers)
-            _add_dead_letter_route(app)   # where its Triggers' dead letters come
+            _add_dead_letter_route(app, handlers)   # where its Triggers' dead letters come
         web.check_access(app)  # a route without @allow stops the start
         return app
 
@@ -220,68 +222,76 @@ def _delivered_event(state) -> dict:
                       title_vi="Sự kiện không hợp lệ", detail_vi="Sự kiện CloudEvent không đúng định dạng.") from None
 
 
-def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
+def _run_event(handlers: Mapping[str, EventHandler], event: dict, headers: Mapping[str, str]) -> str:
+    """Handle one event as ``/events`` does: ``"done"``, or ``"duplicate"`` when an earlier run
+    completed it. A type with no handler is a 400; while another run holds the event, a 503
+    (retry later); what the handler raises is raised, and its run's hold released."""
     from .store import leases
 
-    @web.raw_body()
-    def receive_event():
-        """Receive a CloudEvent from Knative Eventing (internal: a delivery token is required)."""
-        state = app_state()
-        event = _delivered_event(state)
-        subject = metrics.destination(event["type"])
+    state = app_state()
+    subject = metrics.destination(event["type"])
 
-        def outcome(what: str) -> None:
-            metrics.consumed(subject, state.name, event["type"], what)
+    def outcome(what: str) -> None:
+        metrics.consumed(subject, state.name, event["type"], what)
 
-        handler = handlers.get(event["type"])
-        if handler is None:
-            outcome("unsupported")
-            raise Problem(400, "unsupported-event-type", "Unsupported event type",
-                          f"This function does not handle events of type {event['type']!r}.",
-                          title_vi="Loại sự kiện không được hỗ trợ",
-                          detail_vi=f"Chức năng này không xử lý sự kiện loại {event['type']!r}.")
-        if getattr(handler, REPEAT_SAFE, False):
-            # its effects dedupe on the event id by themselves: no events-seen lease to take and complete
-            try:
-                with metrics.processing(event, subject, state.name):
-                    with telemetry.process_span(event, dict(request.headers), consumer_group=state.name):
-                        handler(event)
-            except BaseException:
-                outcome("failed")
-                raise
-            outcome("done")
-            return jsonify({"status": "done", "id": event["id"]}), 200
-        objects, bucket = store.connection()
-        key = _events_seen_key(state.name, event)
-        now = time.time()
-        facts = {"id": event["id"], "source": event["source"], "type": event["type"]}
+    handler = handlers.get(event["type"])
+    if handler is None:
+        outcome("unsupported")
+        raise Problem(400, "unsupported-event-type", "Unsupported event type",
+                      f"This function does not handle events of type {event['type']!r}.",
+                      title_vi="Loại sự kiện không được hỗ trợ",
+                      detail_vi=f"Chức năng này không xử lý sự kiện loại {event['type']!r}.")
+    if getattr(handler, REPEAT_SAFE, False):
+        # its effects dedupe on the event id by themselves: no events-seen lease to take and complete
         try:
-            # while another run holds the event the answer is "retry later", never "duplicate":
-            # that run may still fail, and an acked redelivery would lose the event
-            held = leases.acquire(objects, bucket, key, {**facts, "status": leases.IN_PROGRESS,
-                                                         "received_at": now, "expires_at": now + IN_PROGRESS_LEASE_S})
-        except leases.LeaseContended:
-            outcome("in_progress")
-            raise Problem(**_EVENT_IN_PROGRESS) from None
-        if not isinstance(held, leases.Lease):
-            if held.get("status") == leases.COMPLETED:
-                outcome("duplicate")
-                return jsonify({"status": "duplicate", "id": event["id"]}), 200
-            outcome("in_progress")
-            raise Problem(**_EVENT_IN_PROGRESS)
-        try:
-            with metrics.processing(event, subject, state.name):  # lag, then the run's duration
-                with telemetry.process_span(event, dict(request.headers), consumer_group=state.name):
+            with metrics.processing(event, subject, state.name):
+                with telemetry.process_span(event, headers, consumer_group=state.name):
                     handler(event)
         except BaseException:
             outcome("failed")
-            held.release()  # the redelivery (5xx/429) runs the handler again
             raise
         outcome("done")
-        done = time.time()
-        held.complete({**facts, "status": leases.COMPLETED, "done_at": done,
-                       "expires_at": done + state.settings.idempotency_ttl_s})
-        return jsonify({"status": "done", "id": event["id"]}), 200
+        return "done"
+    objects, bucket = store.connection()
+    key = _events_seen_key(state.name, event)
+    now = time.time()
+    facts = {"id": event["id"], "source": event["source"], "type": event["type"]}
+    try:
+        # while another run holds the event the answer is "retry later", never "duplicate":
+        # that run may still fail, and an acked redelivery would lose the event
+        held = leases.acquire(objects, bucket, key, {**facts, "status": leases.IN_PROGRESS,
+                                                     "received_at": now, "expires_at": now + IN_PROGRESS_LEASE_S})
+    except leases.LeaseContended:
+        outcome("in_progress")
+        raise Problem(**_EVENT_IN_PROGRESS) from None
+    if not isinstance(held, leases.Lease):
+        if held.get("status") == leases.COMPLETED:
+            outcome("duplicate")
+            return "duplicate"
+        outcome("in_progress")
+        raise Problem(**_EVENT_IN_PROGRESS)
+    try:
+        with metrics.processing(event, subject, state.name):  # lag, then the run's duration
+            with telemetry.process_span(event, headers, consumer_group=state.name):
+                handler(event)
+    except BaseException:
+        outcome("failed")
+        held.release()  # the redelivery (5xx/429) runs the handler again
+        raise
+    outcome("done")
+    done = time.time()
+    held.complete({**facts, "status": leases.COMPLETED, "done_at": done,
+                   "expires_at": done + state.settings.idempotency_ttl_s})
+    return "done"
+
+
+def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
+    @web.raw_body()
+    def receive_event():
+        """Receive a CloudEvent from Knative Eventing (internal: a delivery token is required)."""
+        event = _delivered_event(app_state())
+        status = _run_event(handlers, event, dict(request.headers))
+        return jsonify({"status": status, "id": event["id"]}), 200
 
     app.add_url_rule(events.DELIVERY_PATH, "lscloud_events", allow(EVENTING)(receive_event), methods=["POST"])
 
@@ -290,10 +300,55 @@ DEAD_LETTER_LIST_PATH = "/platform/dead-letters"
 """Where the platform's operations staff list a function's dead letters (any function with events)."""
 
 
-def _add_dead_letter_route(app: Flask) -> None:
+REDRIVES = "lscloud.redrives"
+"""``app.extensions[REDRIVES]``: event type -> how the function acts on a dead letter of that type
+(:func:`redrive_with`); others are run again through their handler."""
+
+
+def redrive_with(app: Flask, types: tuple[str, ...], action: Callable[[deadletters.DeadLetter], dict]) -> None:
+    """Act on this function's dead letters of ``types`` with ``action`` (:func:`lscloud.deadletters.act`)
+    instead of running their handler again: for a function whose right re-drive depends on what
+    happened since (the soft ATM does not announce a transfer state that no longer holds)."""
+    app.extensions.setdefault(REDRIVES, {}).update(dict.fromkeys(types, action))
+
+
+class RetryFailed(Conflict):
+    type, title, title_vi = "dead-letter-retry-failed", "The event failed again", "Sự kiện lại thất bại"
+
+
+class RetryInProgress(Conflict):
+    type, title, title_vi = "dead-letter-retry-in-progress", "Event in progress", "Sự kiện đang được xử lý"
+
+
+def _rerun(handlers: Mapping[str, EventHandler]) -> Callable[[deadletters.DeadLetter], dict]:
+    def rerun(letter: deadletters.DeadLetter) -> dict:
+        event = dict(letter.data["event"])
+        try:
+            # as a delivery runs it (the events-seen record included), inside the operator's trace
+            result = _run_event(handlers, event, {})
+        except Problem as exc:
+            if exc.type == type_uri(_EVENT_IN_PROGRESS["type"]):   # a delivery, or another operator's retry
+                raise RetryInProgress("This event is being processed right now; ask again in a moment.",
+                                      detail_vi="Sự kiện đang được xử lý; vui lòng thử lại sau giây lát.",
+                                      headers={"Retry-After": "2"}) from None
+            raise
+        except (DomainError, store.StoreUnavailable):
+            raise   # a refusal with its own status (a partner's 422, a store that is down: 503)
+        except Exception as exc:  # noqa: BLE001 - answered, logged with the trace; the letter stays open
+            log.warning("dead letter %s: event %s failed again: %s", letter.id, event.get("id"),
+                        exc.__class__.__name__, exc_info=exc)
+            raise RetryFailed(f"The event failed again ({exc.__class__.__name__}); the dead letter stays open.",
+                              detail_vi="Sự kiện lại thất bại; thư chết vẫn mở.") from None
+        return {"action": "retried", "result": result}
+
+    return rerun
+
+
+def _add_dead_letter_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
     """``POST /events/dead-letters``: where the function's Triggers send what they gave up on
     (their ``deadLetterSink``; the local dispatcher likewise), kept once each (:mod:`lscloud.deadletters`);
-    and ``GET /platform/dead-letters``, their list for operators and auditors."""
+    ``GET /platform/dead-letters``, their list for operators and auditors; and
+    ``POST /platform/dead-letters/<letter>/retry``, an operator's retry once the cause is fixed."""
 
     @web.raw_body()
     def receive_dead_letter():
@@ -324,6 +379,24 @@ def _add_dead_letter_route(app: Flask) -> None:
 
     app.add_url_rule(DEAD_LETTER_LIST_PATH, "lscloud_dead_letters_list",
                      allow("operator", "auditor")(list_dead_letters), methods=["GET"])
+
+    def retry_dead_letter(letter: str):
+        """Run a dead-lettered event again, now (after its cause is fixed), and settle the letter
+        with who did it and the result; one the handler already completed is settled ``duplicate``.
+        If it fails again the letter stays open. Repeating it answers the settlement."""
+        from .idempotency import REPLAYED_HEADER
+
+        kept = deadletters.find(letter)
+        action = app.extensions.get(REDRIVES, {}).get(kept.data["event"].get("type")) or _rerun(handlers)
+        settled, replayed = deadletters.act(letter, action, by=auth.principal().sub,
+                                            at=datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"))
+        if not replayed:
+            log.info("dead letter %s settled by %s: %s", settled.id, auth.principal().sub,
+                     settled.data["settled"].get("action"))
+        return jsonify(deadletters.summary(settled)), 200, {REPLAYED_HEADER: "true"} if replayed else {}
+
+    app.add_url_rule(DEAD_LETTER_LIST_PATH + "/<letter>/retry", "lscloud_dead_letters_retry",
+                     allow("operator")(retry_dead_letter), methods=["POST"])
 
 
 def _package_of(factory: Callable) -> str:

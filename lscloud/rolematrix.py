@@ -107,6 +107,8 @@ PLATFORM = Matrix("platform", (
         note="events a subscription of the function gave up on (its Triggers' dead-letter sink)"),
     Row("GET", "/platform/dead-letters", roles=("operator", "auditor"),
         note="those dead letters, listed for the platform's operations staff (functions with events)"),
+    Row("POST", "/platform/dead-letters/{letter}/retry", roles=("operator",),
+        note="one of them run again once its cause is fixed, and settled (functions with events)"),
 ), source="lscloud/rolematrix.py")
 """Routes the runtime adds to a function's app: in no function's table, in every app that has them."""
 

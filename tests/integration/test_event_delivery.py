@@ -61,6 +61,15 @@ class Processed(Model):
     attempt = A.NumberAttribute()
 
 
+class Permit(Model):
+    """What a ``data.permit`` parcel needs before it can be processed (an operator's fix)."""
+
+    class Meta:
+        table = "sink-permits"
+
+    id = A.UnicodeAttribute(hash_key=True)
+
+
 class Duplicate(Model):
     class Meta:
         table = "sink-duplicates"
@@ -79,6 +88,11 @@ def on_received(event: dict) -> None:
         raise Problem(422, "unprocessable-parcel", "Unprocessable parcel",
                       "The parcel has no valid destination; resending it cannot help.",
                       title_vi="Bưu kiện không xử lý được", detail_vi="Bưu kiện không có địa chỉ đích hợp lệ.")
+    if data.get("permit") and not Permit.exists(data["permit"]):
+        raise Problem(422, "no-permit", "No permit", "The parcel needs a permit that is not there.",
+                      title_vi="Chưa có giấy phép", detail_vi="Bưu kiện cần giấy phép chưa có.")
+    if data.get("always_fail"):
+        raise RuntimeError("the downstream is gone")
     if attempt == 1 and data.get("slow_fail_s"):
         time.sleep(float(data["slow_fail_s"]))  # outlives the dispatcher's timeout, then fails
         raise RuntimeError("downstream timed out")
@@ -179,10 +193,10 @@ def tracing():
 
 
 @pytest.fixture
-def sink(settings, monkeypatch, tracing):
+def sink(settings, monkeypatch, tracing, keys):
     """The function, configured the Knative way: from the environment, at lifespan start (its
-    K_SERVICE is its name: the audience the dispatcher's tokens carry)."""
-    for name, value in settings.replace(service=FUNCTION).env_vars().items():
+    K_SERVICE is its name: the audience the dispatcher's tokens carry); operators' tokens are the test's."""
+    for name, value in settings.replace(service=FUNCTION, jwt_public_key=keys[1]).env_vars().items():
         monkeypatch.setenv(name, value)
     server = FunctionServer(new).start()
     if server._error is not None:
@@ -306,6 +320,70 @@ def test_unfixable_event_is_dead_lettered_at_once_and_not_processed(settings, si
     assert kept.state == deadletters.OPEN and kept.data["event"] == poison
     assert kept.data["status"] == 422 and TYPE_BASE + "unprocessable-parcel" in kept.data["error"]
     assert kept.data["destination"] == f"{sink.url}/events"
+
+
+def test_an_operator_retries_a_dead_letter_once_its_cause_is_fixed(settings, sink, bus, dispatch, tokens):
+    from lscloud import deadletters
+
+    dispatch()
+    needs = parcel(1, permit="p-" + uuid.uuid4().hex)
+    bus.publish(needs)
+    (letter,) = wait_for(lambda: list(deadletters.page(limit=10)), "the dead letter kept by the function")
+    retry = f"{sink.url}/platform/dead-letters/{letter.id}/retry"
+    operator = tokens("operator", "op-lan")
+
+    # the cause is not fixed yet: the handler's own refusal comes back, and the letter stays open
+    r = httpx.post(retry, headers=operator, timeout=10)
+    assert r.status_code == 422 and r.json()["type"].endswith("/no-permit")
+    assert deadletters.find(letter.id).state == deadletters.OPEN
+    for who in (tokens("auditor"), tokens("citizen"), {}):
+        assert httpx.post(retry, headers=who, timeout=10).status_code in (401, 403)
+
+    Permit(needs["data"]["permit"]).save()   # the fix
+    # four operators at once: the event is processed once, the letter settled once
+    with __import__("concurrent.futures").futures.ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: httpx.post(retry, headers=operator, timeout=30), range(4)))
+    # one runs it; the others are told it is in progress (409, Retry-After) or get the settlement
+    assert {a.status_code for a in answers} <= {200, 409}, [a.text for a in answers]
+    assert sum(a.status_code == 200 and a.headers.get("Idempotent-Replayed") != "true" for a in answers) == 1
+    assert all(a.headers["Retry-After"] == "2" for a in answers if a.status_code == 409)
+    again = httpx.post(retry, headers=operator, timeout=10)
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    settled = again.json()
+    assert settled["id"] == letter.id and settled["state"] == deadletters.SETTLED
+    assert settled["settled"]["action"] == "retried" and settled["settled"]["result"] == "done"
+    assert settled["settled"]["by"] == "op-lan" and settled["settled"]["at"].endswith("Z")
+    assert needs["id"] in sink.seen() and duplicates() == [] and Processed.count(needs["id"]) == 1
+    # the list shows it settled; an unknown letter is a 404 naming it
+    listed = httpx.get(f"{sink.url}/platform/dead-letters?state=settled", headers=operator, timeout=10).json()
+    assert [i["id"] for i in listed["items"]] == [letter.id]
+    assert httpx.post(f"{sink.url}/platform/dead-letters/nope/retry", headers=operator, timeout=10).status_code == 404
+
+
+def test_a_retry_that_fails_again_is_a_409_and_one_already_processed_is_settled_duplicate(
+        settings, sink, bus, dispatch, tokens):
+    from lscloud import deadletters
+
+    dispatch(max_deliveries=2)
+    broken = parcel(1, always_fail=True)
+    bus.publish(broken)
+    (letter,) = wait_for(lambda: list(deadletters.page(limit=10)), "the dead letter", 60)
+    operator = tokens("operator")
+    r = httpx.post(f"{sink.url}/platform/dead-letters/{letter.id}/retry", headers=operator, timeout=10)
+    assert r.status_code == 409 and r.headers["content-type"].startswith("application/problem+json")
+    problem = r.json()
+    assert problem["type"].endswith("/dead-letter-retry-failed") and "RuntimeError" in problem["detail"]
+    assert "downstream" not in r.text   # the exception's class, never its message
+    assert deadletters.find(letter.id).state == deadletters.OPEN
+
+    # an event the handler completed since (a redelivery went through) is settled without a second run
+    done = parcel(2)
+    assert sink.post_event(done).status_code == 200
+    late, _ = deadletters.keep({**done, "knativeerrorcode": "503"})
+    before = attempts(done["id"])
+    r = httpx.post(f"{sink.url}/platform/dead-letters/{late.id}/retry", headers=operator, timeout=10)
+    assert r.status_code == 200 and r.json()["settled"]["result"] == "duplicate"
+    assert attempts(done["id"]) == before
 
 
 def test_delivery_survives_a_nats_restart_in_the_middle(settings, sink, bus, dispatch, nats_server):

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from flask import Flask
 
-from lscloud import runtime
+from lscloud import knative, runtime
 from lscloud.web import create_app as runtime_app
 
-from . import banks, sweep
+from . import banks, sweep, webhooks
 from .offices import Offices
 from .routes import BLUEPRINTS
 from .settings import Settings
@@ -30,5 +30,7 @@ def create_app(settings=None) -> Flask:
     app.extensions["softatm.offices"] = Offices(settings)
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
+    # the platform's retry of a dead-lettered webhook is the soft ATM's own re-drive (never a stale announcement)
+    knative.redrive_with(app, webhooks.TYPES, webhooks.send_again)
     app.extensions["softatm.sweeper"] = sweep.start_background(own.sweep_s)
     return app

@@ -116,33 +116,27 @@ def dead_letters(limit: int, page_token: str | None, state: str | None) -> tuple
     return [dead_letter_view(letter) for letter in found], found.page_token
 
 
-def redeliver(letter_id: str, by: str, at: str) -> tuple[dict, bool]:
-    """Send a dead-lettered webhook again, now, and settle it: ``(view, replayed)``.
+def send_again(letter: deadletters.DeadLetter) -> dict:
+    """A dead-lettered webhook sent again, now (:func:`lscloud.deadletters.act`'s action): what was done.
 
-    An operator does this after the cause is fixed (the bank's address or key, its outage). The
-    webhook goes as any delivery does (:func:`deliver`: signed, the same event id, which the bank
+    It goes as any delivery does (:func:`deliver`: signed, the same event id, which the bank
     dedupes by), so sending it twice is harmless. A webhook announcing a transfer that is no longer
-    RECEIVED is not sent (the bank is told its final state by that state's own webhook) and the
-    letter is settled ``skipped``. A letter settled already is answered as it was settled. A
-    delivery that fails again raises its refusal (the bank's answer) and leaves the letter open.
+    RECEIVED is not sent (the bank is told its final state by that state's own webhook): ``skipped``.
+    A delivery that fails again raises its refusal (the bank's answer) and the letter stays open.
     """
-    letter = deadletters.find(letter_id)
     event = letter.data["event"]
-    if event.get("type") not in TYPES:   # another subscription's: not a webhook
-        raise deadletters.UnknownDeadLetter(f"No dead-lettered webhook {letter_id!r}.",
-                                            detail_vi="Không có webhook bị hủy với mã này.")
-    if letter.state != deadletters.OPEN:
-        return dead_letter_view(letter), True
-    outcome = {"at": at, "by": by}
     doc = _transfer_of(event)   # read once: to judge, and to build the webhook from
     if event["type"] == RECEIVED_TYPE and doc.get("state") != RECEIVED:
-        outcome.update(action="skipped", reason=f"the transfer is {doc.get('state')}")
-    else:
-        deliver(event, doc)
-        outcome.update(action="redelivered")
-    try:
-        settled = deadletters.settle(letter_id, outcome)
-    except deadletters.AlreadySettled:   # another operator's redelivery settled it meanwhile
-        return dead_letter_view(deadletters.find(letter_id)), True
-    log.info("dead-lettered webhook %s %s by %s", letter_id, outcome["action"], by)
-    return dead_letter_view(settled), False
+        return {"action": "skipped", "reason": f"the transfer is {doc.get('state')}"}
+    deliver(event, doc)
+    return {"action": "redelivered"}
+
+
+def redeliver(letter_id: str, by: str, at: str) -> tuple[dict, bool]:
+    """Send a dead-lettered webhook again (:func:`send_again`) and settle it: ``(view, replayed)``.
+    An operator does this after the cause is fixed (the bank's address or key, its outage); a letter
+    settled already is answered as it was settled."""
+    letter, replayed = deadletters.act(letter_id, send_again, by=by, at=at, types=TYPES)
+    if not replayed:
+        log.info("dead-lettered webhook %s %s by %s", letter_id, letter.data["settled"]["action"], by)
+    return dead_letter_view(letter), replayed
