@@ -115,7 +115,8 @@ else:
         ingress_namespaces=("knative-serving", settings.knative.ingressNamespace, "knative-eventing"),
         knative_ingress_namespace=settings.knative.ingressNamespace,
         egress_cidrs=settings.egressCidrs, api_server_cidrs=settings.apiServerCidrs,
-        delivery_retry=settings.knative.deliveryRetry, events_issuer=settings.knative.eventsIssuer)
+        delivery_retry=settings.knative.deliveryRetry, events_issuer=settings.knative.eventsIssuer,
+        public_url_template=kn.url_template(ns, settings.domain, tls=bool(settings.knative.clusterIssuer)))
     bridge_endpoints = BridgeEndpoints.from_platform(platform)
     clock_endpoints = ClockEndpoints.from_platform(platform)
 
@@ -164,7 +165,7 @@ else:
         before = [hooks.FunctionHook(f"lscloud-migrate-{m.name}", m, "migrate", platform, image=image,
                                      opts=pulumi.ResourceOptions(provider=provider, depends_on=[*ready, hook_policy]))
                   ] if "migrate" in hooks.wanted(m) else []
-        fn = Function(m.name, m, platform, image=image, domain=settings.domain,
+        fn = Function(m.name, m, platform, image=image,
                       defaults=settings.functionDefaults, override=settings.functions.get(m.name),
                       config_digest=digest, opts=pulumi.ResourceOptions(provider=provider, depends_on=[*ready, *before]))
         if "seed" in hooks.wanted(m):

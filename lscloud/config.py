@@ -106,6 +106,10 @@ class Settings:
     idempotency_ttl_s: int = 86_400
     # other functions' base URL ({name} = the function): the gateway locally, the Service in the cluster
     peer_url_template: str = "http://127.0.0.1:8080/{name}"
+    # where callers outside the platform reach a function ({name}): Kourier's https://{name}.<ns>.<domain>
+    # in the cluster, the gateway locally. For URLs that outlive a request (a certificate's CRL
+    # address); an answer's own URLs use the caller's origin (lscloud.web.origin)
+    public_url_template: str = "http://127.0.0.1:8080/{name}"
     # a peer's answer that allows caching (Cache-Control: max-age, reference data) is served from
     # memory for at most this long before it is revalidated by ETag (0: revalidate on every call)
     peer_fresh_s: int = 5
@@ -119,6 +123,10 @@ class Settings:
     trace_file: str = ""  # local span log for `lscloud traces` (JSON lines)
     # the function's own variables, <SERVICE>_* (BORDER_CALL_MINUTES): read through section()
     function_env: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold secrets (SOFTATM_KEK)
+
+    def public_url(self) -> str:
+        """Where callers outside the platform reach this function (``public_url_template`` for its ``service``)."""
+        return self.public_url_template.format(name=self.service)
 
     def replace(self, **changes) -> "Settings":
         """A copy with some values changed (for tests and the local cloud)."""
@@ -170,6 +178,13 @@ def _int(name: str, raw: str, minimum: int = 0, maximum: int | None = None) -> i
     if maximum is not None and value > maximum:
         raise ConfigError(f"{name} must be at most {maximum}, got {value}")
     return value
+
+
+def _url_template(name: str, raw: str) -> str:
+    """An http(s) URL holding ``{name}`` (a function's name goes there)."""
+    if "{name}" not in raw or not _url(name, raw.replace("{name}", "x"), ("http", "https")):
+        raise ConfigError(f"{name} must be an http(s) URL holding {{name}}, got {raw!r}")
+    return raw
 
 
 def _url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
@@ -308,9 +323,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     # the cluster has no default sender: its subjects are the Triggers' identities, set by the deployment
     events_subjects = _subjects("LSCLOUD_EVENTS_SUBJECTS", get("LSCLOUD_EVENTS_SUBJECTS",
                                                                 ",".join(d.events_subjects) if mode == "local" else ""))
-    peers = get("LSCLOUD_PEER_URL_TEMPLATE", d.peer_url_template)
-    if "{name}" not in peers or not _url("LSCLOUD_PEER_URL_TEMPLATE", peers.replace("{name}", "x"), ("http", "https")):
-        raise ConfigError(f"LSCLOUD_PEER_URL_TEMPLATE must be an http(s) URL holding {{name}}, got {peers!r}")
+    peers = _url_template("LSCLOUD_PEER_URL_TEMPLATE", get("LSCLOUD_PEER_URL_TEMPLATE", d.peer_url_template))
+    public = _url_template("LSCLOUD_PUBLIC_URL_TEMPLATE", get("LSCLOUD_PUBLIC_URL_TEMPLATE", d.public_url_template))
     otlp = get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
     if otlp:
         otlp = _url("OTEL_EXPORTER_OTLP_ENDPOINT", otlp, ("http", "https"))
@@ -361,6 +375,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
                                  get("LSCLOUD_DOWNLOAD_LINK_TTL_S", str(d.download_link_ttl_s)), 1, 86_400),
         idempotency_ttl_s=_int("LSCLOUD_IDEMPOTENCY_TTL_S", get("LSCLOUD_IDEMPOTENCY_TTL_S", str(d.idempotency_ttl_s)), 1),
         peer_url_template=peers.rstrip("/"),
+        public_url_template=public.rstrip("/"),
         peer_fresh_s=_int("LSCLOUD_PEER_FRESH_S", get("LSCLOUD_PEER_FRESH_S", str(d.peer_fresh_s)), 0),
         state_dir=get("LSCLOUD_STATE_DIR", d.state_dir),
         otlp_endpoint=otlp,

@@ -99,6 +99,11 @@ class PlatformEndpoints:
     api_server_cidrs: tuple[str, ...] = ()
     # the single collector that takes metrics (one path: no series exported twice), full OTLP URL
     otlp_metrics_endpoint: str = ""
+    # where callers reach a function from outside ({name}): Knative's domain template through Kourier
+    public_url_template: str = ""
+
+    def public_url(self, function: str) -> str:
+        return self.public_url_template.format(name=function)
 
 
 def client_cert_secret(function: str) -> str:
@@ -183,6 +188,9 @@ def render_env(m: Manifest, p: PlatformEndpoints) -> list[dict]:
     ]
     if p.otlp_metrics_endpoint:
         env.append({"name": "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "value": p.otlp_metrics_endpoint})
+    if p.public_url_template:
+        # URLs that outlive a request name it (a certificate's CRL address), never 127.0.0.1
+        env.append({"name": "LSCLOUD_PUBLIC_URL_TEMPLATE", "value": p.public_url_template})
     if p.jwt_jwks_url:
         env.append({"name": "LSCLOUD_JWT_JWKS_URL", "value": p.jwt_jwks_url})
     own = _env_from_manifest(m)
@@ -383,7 +391,7 @@ def render_all(m: Manifest, p: PlatformEndpoints, *, image: str, defaults: Funct
 class Function(pulumi.ComponentResource):
     """A function of Lạng Sơn Cloud: ServiceAccount, NetworkPolicy, Knative Service, PDB, Triggers."""
 
-    def __init__(self, name: str, manifest: Manifest, platform: PlatformEndpoints, *, image: str, domain: str,
+    def __init__(self, name: str, manifest: Manifest, platform: PlatformEndpoints, *, image: str,
                  defaults: FunctionDefaults | None = None, override: FunctionOverride | None = None,
                  config_digest: pulumi.Input[str] | None = None, opts: pulumi.ResourceOptions | None = None):
         super().__init__("lscloud:index:Function", name, None, opts)
@@ -401,6 +409,5 @@ class Function(pulumi.ComponentResource):
             self.resources[f"{kind}/{obj['metadata']['name']}"] = res
             if kind == "Service":
                 service = res
-        # Knative's default domain template: {name}.{namespace}.{domain}, served over TLS by the ingress
-        self.url = pulumi.Output.from_input(f"https://{manifest.name}.{platform.namespace}.{domain}")
+        self.url = pulumi.Output.from_input(platform.public_url(manifest.name))
         self.register_outputs({"url": self.url})

@@ -79,6 +79,13 @@ def channel_template(n: NatsSettings) -> str:
                           sort_keys=False)
 
 
+def url_template(namespace: str, domain: str, *, tls: bool) -> str:
+    """Where callers reach a function (``{name}``), as Serving publishes it: its default domain
+    template ``{{.Name}}.{{.Namespace}}.{{.Domain}}``, over TLS when the external domain has it
+    (``clusterIssuer`` set: ``external-domain-tls``)."""
+    return f"{'https' if tls else 'http'}://{{name}}.{namespace}.{domain}"
+
+
 def render_config_patches(s: KnativeSettings, domain: str, nats_url: str, nats: NatsSettings, *,
                           traces_endpoint: str = "", sampling_rate: float = 1.0) -> list[dict]:
     """Data merged into the ConfigMaps Knative installs (server-side apply patches)."""

@@ -488,6 +488,8 @@ class Supervisor:
                                      mqtt_url=self.nats.mqtt_url if self.nats else "",
                                      # functions call each other through the gateway, as through Services
                                      peer_url_template=f"http://127.0.0.1:{gateway_port}/{{name}}",
+                                     # and callers reach them there
+                                     public_url_template=f"http://127.0.0.1:{gateway_port}/{{name}}",
                                      trace_file=str(self.state_dir / "traces.jsonl"))
         servers_ready = self.state_dir / SERVERS_READY
         servers_ready.unlink(missing_ok=True)

@@ -89,6 +89,22 @@ def test_knative_service_shape(objs):
         # one pseudonym key for every function: indexes keyed by one are found by all
         assert env["LSCLOUD_PSEUDONYM_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "lscloud-pseudonym", "key": "key"}
         assert "K_SERVICE" not in env  # Knative sets it
+        # where callers reach it (a certificate's CRL address names it): Serving's domain template, over TLS
+        assert env["LSCLOUD_PUBLIC_URL_TEMPLATE"]["value"] in (
+            "https://{name}.lscloud.dev.cloud.langson.gov.vn", "https://{name}.lscloud.cloud.langson.gov.vn")
+
+
+def test_the_exported_urls_are_where_the_functions_say_they_are(program):
+    mocks = program("prod")
+    services = of_kind(k8s_objects(mocks), "Service", "serving.knative.dev/v1")
+    for svc in services:
+        env = {e["name"]: e for e in svc["spec"]["template"]["spec"]["containers"][0]["env"]}
+        name = svc["metadata"]["name"]
+        assert env["LSCLOUD_PUBLIC_URL_TEMPLATE"]["value"].format(name=name) == \
+            f"https://{name}.lscloud.cloud.langson.gov.vn"
+    # the documents function names no loopback address in the certificates it issues
+    docs = next(s for s in services if s["metadata"]["name"] == "documents")
+    assert all("127.0.0.1" not in str(e.get("value", "")) for e in docs["spec"]["template"]["spec"]["containers"][0]["env"])
 
 
 def test_prod_uses_jwks_and_stack_scale_overrides(program):

@@ -53,7 +53,7 @@ PLATFORM = fn.PlatformEndpoints(
     namespace="lscloud", s3_endpoint="http://minio.lscloud-data.svc.cluster.local:9000",
     nats_url="nats://nats.lscloud-data.svc.cluster.local:4222", stream="LSCLOUD",
     otlp_endpoint="http://otel-collector.lscloud-telemetry.svc.cluster.local:4318", bucket_prefix="lscloud",
-    jwt_issuer="https://id.example", jwt_audience="lscloud")
+    jwt_issuer="https://id.example", jwt_audience="lscloud", public_url_template="https://{name}.lscloud.example.vn")
 
 
 def parse(text=FUNC_YAML, name="clearance"):
@@ -172,8 +172,12 @@ def test_function_component_creates_service_triggers_and_policy():
 
     @pulumi.runtime.test
     def run():
-        f = fn.Function("clearance", parse(), PLATFORM, image="r/clearance:1", domain="example.vn")
-        return f.url.apply(lambda url: url == "https://clearance.lscloud.example.vn")
+        f = fn.Function("clearance", parse(), PLATFORM, image="r/clearance:1")
+
+        def check(url):
+            assert url == "https://clearance.lscloud.example.vn"
+
+        return f.url.apply(check)   # the test fails when the check does
 
     run()
     by_kind = {}

@@ -236,3 +236,13 @@ def test_two_signers_racing_never_lose_a_signature(client, documents, tokens):
     pdf = client.get(f"/v1/documents/{doc['id']}/file", headers=a).get_data()
     report = ok(client.post("/v1/verifications", data=pdf, headers=PDF))
     assert len(report["signatures"]) == len(final["signatures"]) and report["valid"]
+
+
+def test_certificates_name_the_platforms_public_address_for_their_crls(start_function):
+    # what a certificate names stays in it for its lifetime: the function's public URL, never a loopback one
+    platform = start_function("documents", public_url_template="https://{name}.lscloud.cloud.langson.gov.vn")
+    assert platform.app.config["DOCUMENTS_CUSTODY"].crl_url("root") == \
+        "https://documents.lscloud.cloud.langson.gov.vn/v1/trust/crl/root.crl"
+    own = start_function("documents", public_url_template="https://{name}.lscloud.cloud.langson.gov.vn",
+                         function_env={"DOCUMENTS_PUBLIC_URL": "https://vanban.langson.gov.vn/"})
+    assert own.app.config["DOCUMENTS_CUSTODY"].crl_url("root") == "https://vanban.langson.gov.vn/v1/trust/crl/root.crl"

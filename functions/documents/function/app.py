@@ -29,7 +29,9 @@ def create_app(settings=None):
     platform = app.extensions["lscloud"].settings
     own = settings_of(platform)                     # a bad DOCUMENTS_* value stops the start
     app.config["DOCUMENTS"] = own
-    app.config["DOCUMENTS_CUSTODY"] = DevCustody(own.key_secret or platform.pseudonym_key, own.public_url)
+    # certificates name where their CRLs are for as long as they live: the platform's public URL of the function
+    app.config["DOCUMENTS_CUSTODY"] = DevCustody(own.key_secret or platform.pseudonym_key,
+                                                 own.public_url or platform.public_url())
     app.config["DOCUMENTS_PEERS"] = PeerClient(platform)
     for bp in (routes_documents.bp, routes_trust.bp):
         app.register_blueprint(bp)

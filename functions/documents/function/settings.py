@@ -10,13 +10,13 @@ from lscloud import config
 @dataclass(frozen=True)
 class Settings:
     """``DOCUMENTS_PADES_LEVEL``: ``B-LTA`` (a document timestamp over each signature, the default) or
-    ``B-LT``; ``DOCUMENTS_PUBLIC_URL``: this function's public address (named in certificates as
-    where their CRLs are); ``DOCUMENTS_KEY_SECRET``: what the dev custody's key wrap is derived from
+    ``B-LT``; ``DOCUMENTS_PUBLIC_URL``: this function's public address, named in certificates as
+    where their CRLs are (empty: the platform's, ``LSCLOUD_PUBLIC_URL_TEMPLATE``); ``DOCUMENTS_KEY_SECRET``: what the dev custody's key wrap is derived from
     (empty: the platform's pseudonym key); ``DOCUMENTS_CUSTODY``: ``dev`` (the only one built);
     ``DOCUMENTS_BATCH_MAX``: documents in one batch approval."""
 
     pades_level: str = "B-LTA"
-    public_url: str = "http://127.0.0.1:8080/documents"
+    public_url: str = ""
     key_secret: str = field(default="", repr=False)
     custody: str = "dev"
     batch_max: int = field(default=20, metadata={"min": 1, "max": 500})   # one request: stay inside a 60 s gateway timeout
