@@ -153,9 +153,10 @@ _clients_lock = threading.Lock()
 
 
 def client(settings: config.Settings) -> PeerClient:
-    """The process's :class:`PeerClient` for these settings (one per peer URL template and calling
-    service), so its connections and ETag cache serve every request instead of one each."""
-    key = (settings.peer_url_template, settings.service)
+    """The process's :class:`PeerClient` for these settings (one per peer URL template, calling
+    service and freshness bound), so its connections and ETag cache serve every request instead of
+    one each. Settings with another bound get their own: a shared one would keep the first's."""
+    key = (settings.peer_url_template, settings.service, settings.peer_fresh_s)
     with _clients_lock:
         c = _clients.get(key)
         if c is None:

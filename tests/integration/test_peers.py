@@ -106,6 +106,9 @@ def test_one_client_per_process_and_settings_keeps_its_cache_across_calls(peer):
     s = config.load({"LSCLOUD_PEER_URL_TEMPLATE": f"http://127.0.0.1:{port}/{{name}}", "OTEL_SERVICE_NAME": "border"})
     c = peers.client(s)
     assert peers.client(s.replace()) is c and peers.client(s.replace(service="dossiers")) is not c
+    # another freshness bound is another client: one made first would otherwise keep its own bound
+    longer = peers.client(s.replace(peer_fresh_s=s.peer_fresh_s + 3600))
+    assert longer is not c and longer.fresh_cap_s == s.peer_fresh_s + 3600 and c.fresh_cap_s == s.peer_fresh_s
     c.get_json("directory", "/v1/units/06184")
     peers.client(s).get_json("directory", "/v1/units/06184")
     assert (c.fetched, c.revalidated) == (1, 1)
