@@ -34,7 +34,7 @@ def api(cloud):
         yield client
 
 
-def test_questions_are_answered_from_the_seeded_catalogue(api):
+def test_questions_are_answered_from_the_seeded_catalogue(cloud, api):
     s = uuid.uuid4().hex
     a = api.post("/v1/messages", json={"session": s, "text": "lam so do mat bao lau"}).json()
     assert a["procedure"] == "DD-GCN" and a["intent"] == "time" and a["citations"][0]["national_code"] == "1.013978"
@@ -42,6 +42,13 @@ def test_questions_are_answered_from_the_seeded_catalogue(api):
     assert b["procedure"] == "DD-GCN" and b["intent"] == "documents"
     where = api.post("/v1/messages", json={"session": uuid.uuid4().hex, "text": "lý lịch tư pháp nộp ở đâu"}).json()
     assert where["procedure"] == "LLTP-CD" and "Cơ quan giải quyết" in where["text"]
+    # a form's link is one the citizen can open: the procedures function's public URL, through the gateway
+    forms = api.post("/v1/messages", json={"session": uuid.uuid4().hex, "text": "mẫu tờ khai đăng ký khai sinh"}).json()
+    assert forms["procedure"] == "HT-KS" and forms["intent"] == "forms", forms
+    link = next(w for w in forms["text"].split() if w.startswith("http"))
+    assert link.startswith(f"{cloud.gateway}/procedures/v1/procedures/HT-KS/documents/")
+    pdf = httpx.get(link, follow_redirects=True, timeout=30)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
 
 
 @pytest.fixture(scope="module")

@@ -126,6 +126,8 @@ def test_stamps_scan_authentic_an_altered_code_does_not_and_the_export_is_read_f
     assert ok(gw.get(f"/market/v1/stamps/{altered}")) | {} == {**ok(gw.get(f"/market/v1/stamps/{altered}")),
                                                             "authentic": False}
     assert batch["scan_url"].startswith(gw.base_url.__str__().rstrip("/") + "/market/v1/stamps/")
+    assert batch["codes_url"] == f"/market/v1/lots/{lot['id']}/stamps/{batch['batch']}/codes"   # resolves at the gateway
+    assert gw.get(batch["codes_url"], headers=producer).text.split() == batch["codes"]
 
     # a real export declaration at the real border function, read with the exporter's own token
     exporter = tok("enterprise", FIRM)

@@ -74,7 +74,8 @@ def test_answers_use_only_catalogue_facts(index):
     assert "70.000 đồng" in fee and "chưa được đối chiếu" in fee
     ks = index.by_code["HT-KS"]
     assert "trong ngày làm việc" in answers.compose("time", ks, "vi") and "15:00" in answers.compose("time", ks, "vi")
-    assert "/procedures/v1/procedures/HT-KS/documents/to-khai/template" in answers.compose("forms", ks, "vi")
+    forms = answers.compose("forms", ks, "vi", procedures_url="https://procedures.lscloud.cloud.langson.gov.vn")
+    assert "https://procedures.lscloud.cloud.langson.gov.vn/v1/procedures/HT-KS/documents/to-khai/template" in forms
     assert answers.citation(ks) == {"procedure": "HT-KS", "national_code": "1.001193", "name": "Đăng ký khai sinh"}
     assert "chưa được đối chiếu" not in answers.compose("time", ks, "vi")   # HT-KS's days are verified
 

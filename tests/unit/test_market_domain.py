@@ -119,3 +119,15 @@ def test_the_printed_sheet_scans_back_to_the_codes(tmp_path):
     page.save(tmp_path / "sheet-page-1.png")
     read = sorted(r.text for r in zxingcpp.read_barcodes(page))
     assert read == sorted(url + c for c in CODES[:24])
+
+
+def test_a_stamp_names_the_functions_public_address_never_its_cluster_service():
+    # printed on produce and scanned by phones for years: the Service address no phone can reach is wrong
+    from functions.market.function import settings as market_settings
+    from lscloud.config import Settings
+
+    cluster = Settings(service="market", env="cluster", peer_url_template="http://{name}.lscloud.svc.cluster.local",
+                       public_url_template="https://{name}.lscloud.cloud.langson.gov.vn")
+    assert market_settings.of(cluster).scan_url == "https://market.lscloud.cloud.langson.gov.vn/v1/stamps/"
+    chosen = cluster.replace(function_env={"MARKET_SCAN_URL": "https://tem.langson.gov.vn/s/"})
+    assert market_settings.of(chosen).scan_url == "https://tem.langson.gov.vn/s/"

@@ -19,7 +19,7 @@ SUGGESTIONS = {
     "steps": ("Các bước thực hiện?", "What are the steps?"),
     "forms": ("Mẫu tờ khai?", "Where is the form?"),
 }
-TEMPLATE_PATH = "/procedures/v1/procedures/{code}/documents/{doc}/template"
+TEMPLATE_PATH = "/v1/procedures/{code}/documents/{doc}/template"   # below the procedures function's URL
 
 
 def citation(p: Mapping) -> dict:
@@ -75,8 +75,10 @@ def _where(p: Mapping, en: bool, agency_name: Callable[[str], str | None]) -> st
     return out
 
 
-def compose(intent: str, p: Mapping, lang: str, agency_name: Callable[[str], str | None] = lambda code: None) -> str:
-    """The answer's text for ``intent`` about procedure ``p``."""
+def compose(intent: str, p: Mapping, lang: str, agency_name: Callable[[str], str | None] = lambda code: None,
+            *, procedures_url: str = "") -> str:
+    """The answer's text for ``intent`` about procedure ``p``; ``procedures_url``: where citizens reach the
+    procedures function (its form templates' links are below it)."""
     en = lang == "en"
     name = _name(p, en)
     if intent == "documents":
@@ -121,7 +123,8 @@ def compose(intent: str, p: Mapping, lang: str, agency_name: Callable[[str], str
                     else f"Danh mục chưa có mẫu tờ khai cho “{name}”; thành phần hồ sơ xem ở mục “Cần giấy tờ gì?”.")
         head = f"Form templates for “{name}”:" if en else f"Mẫu tờ khai của “{name}”:"
         return head + "\n" + "\n".join(f"- {d['name_en'] if en else d['name']}: "
-                                       + TEMPLATE_PATH.format(code=p["code"], doc=d["code"]) for d in forms)
+                                       + procedures_url + TEMPLATE_PATH.format(code=p["code"], doc=d["code"])
+                                       for d in forms)
     # overview
     fee = sum(f["amount_vnd"] for f in p["fees"])
     if en:

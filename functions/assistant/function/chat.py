@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Mapping
 
@@ -35,10 +35,16 @@ class Settings:
     catalogue_refresh_s: int = field(default=60, metadata={"min": 1})
     # the National Public Service Portal's hotline (as the portal shows it; not checked against an official text)
     hotline: str = "1800 1096"
+    # where citizens reach the procedures catalogue (its form templates' links); empty: the platform's
+    # public URL of the procedures function (LSCLOUD_PUBLIC_URL_TEMPLATE)
+    procedures_url: str = ""
 
 
 def settings_of(platform: config.Settings) -> Settings:
-    return config.section(platform, Settings)
+    own = config.section(platform, Settings)
+    if not own.procedures_url:
+        own = replace(own, procedures_url=platform.public_url_template.format(name="procedures"))
+    return own
 
 
 def masked(text: str) -> str:
@@ -146,7 +152,7 @@ def _answer(index: Index, body: Mapping, context: Mapping | None, *, settings: S
                                  "name": view.get("procedure_name")}]
     elif p is not None:
         agency_name = source.agency_name if source is not None else (lambda code: None)
-        out["text"] = answers.compose(intent, p, lang, agency_name)
+        out["text"] = answers.compose(intent, p, lang, agency_name, procedures_url=settings.procedures_url)
         out["citations"] = [answers.citation(p)]
         alternatives = [index.by_code[c] for c in turn["candidates"][1:]]
         out["suggestions"] = answers.suggestions(intent, p, lang, alternatives)

@@ -7,7 +7,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from lscloud.auth import allow, principal
 from lscloud.idempotency import idempotent
 from lscloud.statemachine import Actor
-from lscloud.web import query_params, responds, validate_body
+from lscloud.web import public_path, query_params, responds, validate_body
 
 from . import exports, lots, sheet, stamps
 
@@ -19,7 +19,7 @@ def _cfg():
 
 
 def _batch_view(batch, lot_id: str, codes: list[str] | None) -> dict:
-    base = f"/market/v1/lots/{lot_id}/stamps/{batch.batch}"
+    base = public_path(f"/v1/lots/{lot_id}/stamps/{batch.batch}")   # as the caller addresses this function
     out = {"batch": batch.batch, "lot": lot_id, "count": int(batch.stamps), "first_serial": 0,
            "last_serial": int(batch.stamps) - 1, "key_index": int(batch.key_index), "issued_at": batch.issued_at,
            "scan_url": _cfg().scan_url, "codes_url": base + "/codes", "sheet_url": base + "/sheet"}

@@ -14,8 +14,8 @@ class Settings:
     stamp_key: str = field(default="", repr=False)
     # which published key the codes name (0-15): a rotation publishes a new index
     stamp_key_index: int = field(default=0, metadata={"min": 0, "max": 15})
-    # what the stamp's QR code holds: this URL followed by the code (the public scan); unset, the
-    # function's own address (the gateway locally) — set the public address in the cluster
+    # what the stamp's QR code holds: this URL followed by the code (the public scan). It is printed
+    # and scanned for years; unset, the platform's public URL of the function (LSCLOUD_PUBLIC_URL_TEMPLATE)
     scan_url: str = ""
     max_batch: int = field(default=100_000, metadata={"min": 1, "max": 1_000_000})
     # a POST returns the codes inline up to this many; larger batches fetch …/codes
@@ -33,9 +33,8 @@ class Settings:
 def of(platform: config.Settings) -> Settings:
     from dataclasses import replace
 
-    from lscloud import peers
-
     own = config.section(platform, Settings)
     if not own.scan_url:
-        own = replace(own, scan_url=peers.peer_url("market", platform) + "/v1/stamps/")
+        # never the peer URL: that is the cluster-internal Service, which no phone can reach
+        own = replace(own, scan_url=platform.public_url_template.format(name="market") + "/v1/stamps/")
     return own

@@ -31,6 +31,12 @@ def _photos():
     return store.blobs("reports-photos", max_bytes=PHOTO_MAX_BYTES, allowed_types=images.MEDIA_TYPES)
 
 
+def _photo_url(sha256: str) -> str:
+    # kept in the report and shown to everyone (Open311's media_url): the platform's address of this
+    # function, never one a request's headers could name
+    return f"{current_app.extensions['lscloud'].settings.public_url()}/v1/photos/{sha256}"
+
+
 def _actor() -> Actor:
     return Actor.of(principal())
 
@@ -54,7 +60,7 @@ def upload_photo():
     (no EXIF location) before anyone can see it."""
     ref, clean = images.keep(_photos(), request.get_data(cache=True), request.mimetype)
     return jsonify({"sha256": ref.sha256, "size": ref.size, "media_type": ref.media_type,
-                    "url": f"/reports/v1/photos/{ref.sha256}"}), 201
+                    "url": _photo_url(ref.sha256)}), 201
 
 
 @bp.get("/v1/photos/<sha256>")
@@ -89,7 +95,7 @@ def submit():
         if not photos.exists(sha):
             raise errors.Invalid.at(f"/photos/{i}", "upload the photo first (POST /v1/photos)", "Cần tải ảnh lên trước.")
     out = reports.submit({**body, "attributes": body.get("attributes") or {},
-                          "media_url": f"/reports/v1/photos/{body['photos'][0]}" if body.get("photos") else None},
+                          "media_url": _photo_url(body["photos"][0]) if body.get("photos") else None},
                          actor, channel="app")
     answer = views.full(out.doc)
     if out.doc.get("lat") is not None:
