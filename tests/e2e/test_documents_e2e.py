@@ -112,6 +112,7 @@ def test_a_dossier_result_signed_by_two_registered_and_downloaded(cloud, gw, tmp
     assert seen["result"]["document_id"] == d["id"] and seen["result"]["display"] == reg["display"]
 
     # the citizen downloads the signed result and an independent validator trusts it
+    assert seen["result"]["file_url"] == f"{cloud.gateway}/documents/v1/documents/{d['id']}/file"   # whole, as kept
     pdf = gw.get(seen["result"]["file_url"], headers=cit)
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
     db = nss_db(gw.get("/documents/v1/trust/root.pem").text, tmp_path / "nss")

@@ -82,6 +82,9 @@ def test_a_permit_from_sign_in_to_result(cloud, gw):
     receipt = created["receipt"]
     assert receipt["code"].startswith("LS-") and receipt["appointment_date"] and receipt["channel"] == "online"
     assert receipt["processing_days"] == proc["processing_days"]
+    # the receipt's tracking link works as it is, for anyone holding it
+    assert receipt["track_url"] == f"{cloud.gateway}/dossiers{receipt['track_path']}"
+    assert ok(httpx.get(receipt["track_url"], timeout=30))["code"] == receipt["code"]
 
     # officers of the steps' agencies move their own steps; the department asks for a supplement once
     supplement_asked = False

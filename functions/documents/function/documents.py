@@ -105,7 +105,8 @@ def visible(document_id: str, actor: Actor) -> Document:
 def view(doc: dict) -> dict:
     out = {k: v for k, v in doc.items() if k not in ("recipient", "registering")}
     out["allowed_actions"] = MACHINE.allowed_actions(doc["status"])
-    out["file_url"] = f"/documents/v1/documents/{doc['id']}/file"
+    # where the caller fetches the PDF: this function's public URL, as the platform publishes it
+    out["file_url"] = f"{runtime.current().settings.public_url()}/v1/documents/{doc['id']}/file"
     return out
 
 

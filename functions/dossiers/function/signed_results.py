@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 
+from lscloud import runtime
 from lscloud.aggregate import NoChange
 from lscloud.statemachine import Actor, now
 from lscloud.store import DoesNotExist, InvalidKey
@@ -23,6 +24,11 @@ log = logging.getLogger("dossiers.signed_results")
 ISSUED = "vn.langson.documents.document.issued.v1"
 
 
+def _documents_url() -> str:
+    """Where citizens reach the documents function (kept in the dossier: the platform's address, not a gateway path)."""
+    return runtime.current().settings.public_url_template.format(name="documents")
+
+
 def on_document_issued(event: dict) -> dict | None:
     data = event.get("data") or {}
     dossier_id = data.get("dossier_id")
@@ -30,7 +36,7 @@ def on_document_issued(event: dict) -> dict | None:
         return None
     signed = {"document_id": data["document_id"], "sha256": data["sha256"], "media_type": "application/pdf",
               "number": data.get("number"), "symbol": data.get("symbol"), "display": data.get("display"),
-              "file_url": f"/documents/v1/documents/{data['document_id']}/file", "signed": True}
+              "file_url": f"{_documents_url()}/v1/documents/{data['document_id']}/file", "signed": True}
     a = data.get("actor") or {}
     actor = Actor(a.get("kind", "system"), a.get("sub"), a.get("agency"), a.get("unit"))
     at = now()

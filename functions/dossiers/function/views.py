@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 from datetime import datetime
 
-from lscloud import workdays
+from lscloud import runtime, workdays
 from lscloud.statemachine import Actor, now, parse_iso
 from lscloud.workdays import TZ
 
@@ -35,6 +35,8 @@ def dossier(doc: dict, actor: Actor, at: datetime | None = None) -> dict:
 def receipt(doc: dict) -> dict:
     local = parse_iso(doc["received_at"]).astimezone(TZ)
     appointment = parse_iso(doc["deadline"]).astimezone(TZ)
+    # below the function's URL; track_url is it whole (the platform's public address of the function)
+    track = f"/v1/track?code={doc['code']}&secret={doc.get('tracking_secret')}"
     return {"code": doc["code"], "dossier_id": doc["id"], "procedure": doc["procedure"]["code"],
             "procedure_name": doc["procedure"]["name"], "received_at": doc["received_at"],
             "received_at_local": local.isoformat(timespec="minutes"), "clock_start": doc["clock_start"],
@@ -44,7 +46,8 @@ def receipt(doc: dict) -> dict:
             "documents": [{"code": d["code"], "name": d.get("name"), "sha256": d["sha256"]} for d in doc["documents"]],
             "fees": doc["fees"], "fee_total_vnd": doc["fee_total_vnd"],
             "tracking_secret": doc.get("tracking_secret"),
-            "track_path": f"/dossiers/v1/track?code={doc['code']}&secret={doc.get('tracking_secret')}"}
+            "track_path": track,
+            "track_url": f"{runtime.current().settings.public_url()}{track}"}
 
 
 def receipt_for(doc: dict, actor: Actor) -> dict:
@@ -52,7 +55,7 @@ def receipt_for(doc: dict, actor: Actor) -> dict:
     out = receipt(doc)
     if not is_applicant(doc, actor) and actor.kind != "officer":
         out["tracking_secret"] = None
-        out["track_path"] = None
+        out["track_path"] = out["track_url"] = None
     return out
 
 
