@@ -124,9 +124,9 @@ class Settings:
     # the function's own variables, <SERVICE>_* (BORDER_CALL_MINUTES): read through section()
     function_env: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold secrets (SOFTATM_KEK)
 
-    def public_url(self) -> str:
-        """Where callers outside the platform reach this function (``public_url_template`` for its ``service``)."""
-        return self.public_url_template.format(name=self.service)
+    def public_url(self, function: str | None = None) -> str:
+        """Where callers outside the platform reach ``function`` (default: this one, its ``service``)."""
+        return self.public_url_template.format(name=function or self.service)
 
     def replace(self, **changes) -> "Settings":
         """A copy with some values changed (for tests and the local cloud)."""

@@ -19,13 +19,12 @@ import re
 import socket
 import threading
 import time
-from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 from urllib.parse import urlparse
 
 from flask import Flask, g, jsonify, request
 
-from . import asgi, auth, config, deadletters, events, metrics, runonce, runtime, store, telemetry, web
+from . import asgi, auth, config, deadletters, events, metrics, runonce, runtime, statemachine, store, telemetry, web
 from .context import app_state
 from .auth import EVENTING, allow
 from .errors import Conflict, DomainError
@@ -386,10 +385,13 @@ def _add_dead_letter_route(app: Flask, handlers: Mapping[str, EventHandler]) -> 
         If it fails again the letter stays open. Repeating it answers the settlement."""
         from .idempotency import REPLAYED_HEADER
 
-        kept = deadletters.find(letter)
-        action = app.extensions.get(REDRIVES, {}).get(kept.data["event"].get("type")) or _rerun(handlers)
+        redrives, rerun = app.extensions.get(REDRIVES, {}), _rerun(handlers)
+
+        def action(kept: deadletters.DeadLetter) -> dict:
+            return redrives.get(kept.data["event"].get("type"), rerun)(kept)
+
         settled, replayed = deadletters.act(letter, action, by=auth.principal().sub,
-                                            at=datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"))
+                                            at=statemachine.iso(statemachine.now()))
         if not replayed:
             log.info("dead letter %s settled by %s: %s", settled.id, auth.principal().sub,
                      settled.data["settled"].get("action"))

@@ -43,7 +43,7 @@ class Settings:
 def settings_of(platform: config.Settings) -> Settings:
     own = config.section(platform, Settings)
     if not own.procedures_url:
-        own = replace(own, procedures_url=platform.public_url_template.format(name="procedures"))
+        own = replace(own, procedures_url=platform.public_url("procedures"))
     return own
 
 

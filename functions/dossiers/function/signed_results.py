@@ -26,7 +26,7 @@ ISSUED = "vn.langson.documents.document.issued.v1"
 
 def _documents_url() -> str:
     """Where citizens reach the documents function (kept in the dossier: the platform's address, not a gateway path)."""
-    return runtime.current().settings.public_url_template.format(name="documents")
+    return runtime.current().settings.public_url("documents")
 
 
 def on_document_issued(event: dict) -> dict | None:

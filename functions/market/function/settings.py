@@ -36,5 +36,5 @@ def of(platform: config.Settings) -> Settings:
     own = config.section(platform, Settings)
     if not own.scan_url:
         # never the peer URL: that is the cluster-internal Service, which no phone can reach
-        own = replace(own, scan_url=platform.public_url_template.format(name="market") + "/v1/stamps/")
+        own = replace(own, scan_url=platform.public_url("market") + "/v1/stamps/")
     return own
