@@ -62,7 +62,8 @@ def normalize_media_type(media_type: str) -> str:
 
 
 def clean_filename(filename: str | None) -> str | None:
-    """A file name fit to save a download under: keep only the last path component, without control characters; None if nothing is left."""
+    """A file name fit to save a download under: only the last path component, without control
+    characters; None if nothing is left."""
     if filename is None:
         return None
     if not isinstance(filename, str):

@@ -13,7 +13,7 @@ function therefore serves its blobs itself:
   serves that path (:func:`add_route`; a ``PLATFORM`` row of :mod:`lscloud.rolematrix`).
 
 The token is a JWT (HS256, PyJWT) that names the blob (its prefix and sha256), the name to save it
-under and when it expires (the ``download_link_ttl_s`` setting, ``LSCLOUD_DOWNLOAD_LINK_TTL_S``: 1 s to 24 h). Its key is derived with
+under and when it expires (``LSCLOUD_DOWNLOAD_LINK_TTL_S``: 1 s to 24 h). Its key is derived with
 HKDF-SHA256 from the function's S3 secret key and the function's name: a link grants what a
 presigned URL of the store granted (one object, for a while, from the same secret), through the
 function that made it only, and needs no secret of its own. Rotating the S3 key ends the links made

@@ -11,7 +11,8 @@ from lscloud import config
 class Settings:
     """``DOCUMENTS_PADES_LEVEL``: ``B-LTA`` (a document timestamp over each signature, the default) or
     ``B-LT``; ``DOCUMENTS_PUBLIC_URL``: this function's public address, named in certificates as
-    where their CRLs are (empty: the platform's, ``LSCLOUD_PUBLIC_URL_TEMPLATE``); ``DOCUMENTS_KEY_SECRET``: what the dev custody's key wrap is derived from
+    where their CRLs are (empty: the platform's, ``LSCLOUD_PUBLIC_URL_TEMPLATE``);
+    ``DOCUMENTS_KEY_SECRET``: what the dev custody's key wrap is derived from
     (empty: the platform's pseudonym key); ``DOCUMENTS_CUSTODY``: ``dev`` (the only one built);
     ``DOCUMENTS_BATCH_MAX``: documents in one batch approval."""
 
