@@ -133,6 +133,11 @@ def test_open311_post_validates_the_form(client, tokens, rt):
          "attribute[kind]"),
         (f"api_key={k}&service_code=MT-O-NHIEM&lat=21.85&long=106.76&attribute[commune]={DONG_DANG}"
          "&attribute[kind]=lava", 400, "attribute[kind]"),
+        # kept and shown to everyone: only an absolute http(s) URL
+        (f"api_key={k}&service_code=ANTT&lat=21.85&long=106.76&attribute[commune]={DONG_DANG}"
+         "&media_url=javascript:alert(1)", 400, "media_url"),
+        (f"api_key={k}&service_code=ANTT&lat=21.85&long=106.76&attribute[commune]={DONG_DANG}"
+         "&media_url=/photos/x.jpg", 400, "media_url"),
     ]
     for body, status, word in cases:
         r = client.post("/open311/v2/requests.json", data=body, headers=FORM)
@@ -309,3 +314,21 @@ def test_unrouted_open311_paths_answer_the_spec_errors_and_moderation_hides(clie
     assert client.get(f"/v1/reports/{rid}").status_code == 404
     o = ok(client.get(f"/open311/v2/requests/{rid}.json"))[0]
     assert o["status"] == "closed" and o["description"] is None
+
+
+def test_a_photos_media_url_is_where_anyone_fetches_it_and_meets_open311s_schema(client, reports):
+    import io
+
+    from PIL import Image
+
+    raw = io.BytesIO()
+    Image.new("RGB", (32, 24), (90, 120, 60)).save(raw, "JPEG")
+    photo = ok(client.post("/v1/photos", data=raw.getvalue(), headers={"Content-Type": "image/jpeg"}), 201)
+    # the platform's address of the function (kept in the report, shown to everyone), never a request's headers
+    assert photo["url"] == f"{reports.settings.public_url()}/v1/photos/{photo['sha256']}"
+    r = ok(client.post("/v1/reports", headers={"X-Forwarded-Host": "evil.example"}, json={
+        "service_code": "MT-RAC-THAI", "lat": 21.8537, "long": 106.7610, "commune": DONG_DANG,
+        "reporter": {"name": "Lan", "phone": PHONE}, "photos": [photo["sha256"]]}), 201)
+    (req,) = valid("service-requests", ok(client.get(f"/open311/v2/requests/{r['id']}.json")))
+    assert req["media_url"] == photo["url"]
+    assert client.get(urlsplit(req["media_url"]).path.removeprefix("/reports")).data[:3] == b"\xff\xd8\xff"

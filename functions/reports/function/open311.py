@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 from xml.etree import ElementTree as ET
 
 from lscloud import errors
@@ -92,6 +92,18 @@ def parse_form(raw: bytes) -> tuple[dict[str, str], dict[str, list[str]]]:
         else:
             fields[k] = v
     return fields, attrs
+
+
+def media_url(fields: dict) -> str | None:
+    """The request's ``media_url``: an absolute http(s) URL (GeoReport v2 and the response schema say
+    a URI), kept and shown to everyone, so nothing else is stored (a ``javascript:`` link, a path)."""
+    raw = (fields.get("media_url") or "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if len(raw) > 2048 or parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in raw):
+        raise Open311Error(400, "media_url must be an absolute http(s) URL of at most 2,048 characters")
+    return raw
 
 
 def number(fields: dict, name: str) -> float | None:

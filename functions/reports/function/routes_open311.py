@@ -160,7 +160,7 @@ def create_request(fmt: str):
         "long": open311.number(fields, "long"), "address_string": fields.get("address_string"),
         "commune": commune[0], "commune_field": "attribute[commune]", "attributes": attrs,
         "attribute_pointer": lambda c: f"attribute[{c}]", "description": fields.get("description"),
-        "media_url": fields.get("media_url"),
+        "media_url": open311.media_url(fields),
         "reporter": {"first_name": fields.get("first_name"), "last_name": fields.get("last_name"), "name": name or None,
                      "email": fields.get("email"), "phone": fields.get("phone"), "device_id": fields.get("device_id"),
                      "account_id": fields.get("account_id")}},
