@@ -370,8 +370,10 @@ def _add_dead_letter_route(app: Flask, handlers: Mapping[str, EventHandler]) -> 
                       ("state", "Only open (not acted on yet) or settled ones",
                        {"type": "string", "enum": [deadletters.OPEN, deadletters.SETTLED]}))
     def list_dead_letters():
-        """Events this function's subscriptions gave up on, oldest first (every function's, for the
-        platform's operations staff; what a function can do with its own, it offers itself)."""
+        """Events this function's subscriptions gave up on, oldest first.
+
+        Every function's, for the platform's operations staff: the event's attributes and why it
+        failed, never its data."""
         found = deadletters.page(g.query["limit"], g.query["page_token"] or None, state=g.query["state"])
         return jsonify({"items": [deadletters.summary(letter) for letter in found], "total": len(found),
                         "next_page_token": found.page_token})
@@ -380,9 +382,11 @@ def _add_dead_letter_route(app: Flask, handlers: Mapping[str, EventHandler]) -> 
                      allow("operator", "auditor")(list_dead_letters), methods=["GET"])
 
     def retry_dead_letter(letter: str):
-        """Run a dead-lettered event again, now (after its cause is fixed), and settle the letter
-        with who did it and the result; one the handler already completed is settled ``duplicate``.
-        If it fails again the letter stays open. Repeating it answers the settlement."""
+        """Run a dead-lettered event again, once its cause is fixed, and settle the letter.
+
+        The event goes through the function's handler as a delivery would: one it completed since is
+        settled ``duplicate``. The settlement records who and the result; if the event fails again
+        the letter stays open. Repeating the call answers the settlement."""
         from .idempotency import REPLAYED_HEADER
 
         redrives, rerun = app.extensions.get(REDRIVES, {}), _rerun(handlers)

@@ -138,8 +138,10 @@ def add_route(app: Flask) -> None:
     from ..auth import allow
 
     def download(token: str):
-        """Download a file by the short-lived link the function handed out (a dossier's attachment,
-        a form template): 404 if it never made that link, 410 once it has expired."""
+        """Download a file by a short-lived link the function handed out.
+
+        A dossier's attachment, a form template: the link is the credential, so no token is sent.
+        404 if the function never made that link (or it was altered), 410 once it has expired."""
         claims = read_token(app_state().settings, token)
         prefix, _, digest = claims["blob"].partition("/")
         try:

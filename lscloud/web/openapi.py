@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import functools
 import http
+import inspect
 import posixpath
 import re
 from typing import Any, Callable, Iterable, Mapping
@@ -335,10 +336,27 @@ def _example(state: AppState, name: str) -> Any:
     return cache[name]
 
 
-def _describe(doc: str, access) -> str:
-    """The operation's description: the docstring after its first line, then who may call it in
-    English and Vietnamese (from the role registry)."""
-    rest = "\n".join(doc.splitlines()[1:]).strip() if doc else ""
+_SUMMARY_MAX = 120
+_SENTENCE_END = re.compile(r"(?<!e\.g)(?<!i\.e)(?<!\bvs)[.?!](?=\s|$)")   # not "e.g." nor "i.e."
+
+
+def _summarize(doc: str) -> tuple[str, str]:
+    """``(summary, rest)`` of a view's docstring. The summary is the first sentence of its first
+    paragraph, joined across wrapped lines (a first line alone is cut mid-phrase), at most
+    ``_SUMMARY_MAX`` characters on a word boundary; ``rest`` is what the summary does not say
+    whole (the whole docstring when the summary is shortened), for the description."""
+    blocks = re.split(r"\n\s*\n", doc)
+    first = " ".join(line.strip() for line in blocks[0].splitlines())
+    end = _SENTENCE_END.search(first)
+    summary = first[:end.end()] if end else first
+    if len(summary) > _SUMMARY_MAX:
+        summary = summary[:_SUMMARY_MAX].rsplit(" ", 1)[0].rstrip(",;:(") + " …"
+    return (summary, "\n\n".join(blocks[1:]).strip()) if summary == first else (summary, doc)
+
+
+def _describe(rest: str, access) -> str:
+    """The operation's description: what the summary leaves out of the docstring, then who may call
+    it in English and Vietnamese (from the role registry)."""
     who = ""
     if access is not None:
         if access.public:
@@ -383,12 +401,12 @@ def build_openapi(app: Flask) -> dict:
         params = [{"name": m.group("name"), "in": "path", "required": True,
                    "schema": dict(_CONVERTERS.get(m.group("conv") or "default", {"type": "string"}))}
                   for m in _RULE_ARG.finditer(rule.rule)]
-        doc = (view.__doc__ or "").strip()
-        summary = doc.splitlines()[0].strip() if doc else rule.endpoint
+        doc = inspect.cleandoc(view.__doc__ or "")
+        summary, rest = _summarize(doc) if doc else (rule.endpoint, "")
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             op: dict[str, Any] = {"operationId": f"{rule.endpoint}_{method.lower()}".replace(".", "_"),
                                   "summary": summary}
-            description = _describe(doc, access)
+            description = _describe(rest, access)
             if description:
                 op["description"] = description
             parameters = params + [dict(q) for q in getattr(view, "__lscloud_query_params__", ())]

@@ -626,3 +626,19 @@ def test_a_body_limit_may_name_a_setting_of_the_serving_app(schemas):
     assert_problem(build(2000).post("/v1/uploads", data=scan, content_type="application/pdf"), 413)
     with pytest.raises(ValueError, match="no such setting"):
         body_limit("blob_max_byte")
+
+
+@pytest.mark.parametrize("doc,summary,rest", [
+    ("Read one unit.\n\nMore text.", "Read one unit.", "More text."),
+    # a first sentence wrapped over two lines is the summary whole, never its first line alone
+    ("Download a file by a link the function\nhanded out. 404 if it did not.", "Download a file by a link the function handed out.",
+     "Download a file by a link the function\nhanded out. 404 if it did not."),
+    ("List units, e.g. communes.", "List units, e.g. communes.", ""),
+    # too long for a summary: cut on a word, marked, and the whole docstring kept in the description
+    ("Word " * 40 + "end.", ("Word " * 24).strip() + " …", "Word " * 40 + "end."),
+])
+def test_an_operations_summary_is_its_first_sentence_and_nothing_is_lost(doc, summary, rest):
+    from lscloud.web.openapi import _SUMMARY_MAX, _summarize
+
+    got = _summarize(doc)
+    assert got == (summary, rest.strip()) and len(got[0]) <= _SUMMARY_MAX + 2
