@@ -22,13 +22,13 @@ import time
 from typing import Any, Callable, Mapping
 from urllib.parse import urlparse
 
-from flask import Flask, g, jsonify, request
+from flask import Flask, current_app, g, jsonify, request
 
 from . import asgi, auth, config, deadletters, events, metrics, runonce, runtime, statemachine, store, telemetry, web
 from .context import app_state
 from .auth import EVENTING, allow
 from .errors import Conflict, DomainError
-from .problems import Problem, type_uri
+from .problems import Problem
 
 log = logging.getLogger("lscloud.knative")
 
@@ -221,10 +221,14 @@ def _delivered_event(state) -> dict:
                       title_vi="Sự kiện không hợp lệ", detail_vi="Sự kiện CloudEvent không đúng định dạng.") from None
 
 
+class _InProgress(Exception):
+    """Another run holds the event: a delivery is told to retry later (503), an operator's retry 409."""
+
+
 def _run_event(handlers: Mapping[str, EventHandler], event: dict, headers: Mapping[str, str]) -> str:
     """Handle one event as ``/events`` does: ``"done"``, or ``"duplicate"`` when an earlier run
-    completed it. A type with no handler is a 400; while another run holds the event, a 503
-    (retry later); what the handler raises is raised, and its run's hold released."""
+    completed it. A type with no handler is a 400; while another run holds the event,
+    :class:`_InProgress`; what the handler raises is raised, and its run's hold released."""
     from .store import leases
 
     state = app_state()
@@ -262,13 +266,13 @@ def _run_event(handlers: Mapping[str, EventHandler], event: dict, headers: Mappi
                                                      "received_at": now, "expires_at": now + IN_PROGRESS_LEASE_S})
     except leases.LeaseContended:
         outcome("in_progress")
-        raise Problem(**_EVENT_IN_PROGRESS) from None
+        raise _InProgress() from None
     if not isinstance(held, leases.Lease):
         if held.get("status") == leases.COMPLETED:
             outcome("duplicate")
             return "duplicate"
         outcome("in_progress")
-        raise Problem(**_EVENT_IN_PROGRESS)
+        raise _InProgress()
     try:
         with metrics.processing(event, subject, state.name):  # lag, then the run's duration
             with telemetry.process_span(event, headers, consumer_group=state.name):
@@ -289,7 +293,10 @@ def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
     def receive_event():
         """Receive a CloudEvent from Knative Eventing (internal: a delivery token is required)."""
         event = _delivered_event(app_state())
-        status = _run_event(handlers, event, dict(request.headers))
+        try:
+            status = _run_event(handlers, event, dict(request.headers))
+        except _InProgress:
+            raise Problem(**_EVENT_IN_PROGRESS) from None
         return jsonify({"status": status, "id": event["id"]}), 200
 
     app.add_url_rule(events.DELIVERY_PATH, "lscloud_events", allow(EVENTING)(receive_event), methods=["POST"])
@@ -325,13 +332,11 @@ def _rerun(handlers: Mapping[str, EventHandler]) -> Callable[[deadletters.DeadLe
         try:
             # as a delivery runs it (the events-seen record included), inside the operator's trace
             result = _run_event(handlers, event, {})
-        except Problem as exc:
-            if exc.type == type_uri(_EVENT_IN_PROGRESS["type"]):   # a delivery, or another operator's retry
-                raise RetryInProgress("This event is being processed right now; ask again in a moment.",
-                                      detail_vi="Sự kiện đang được xử lý; vui lòng thử lại sau giây lát.",
-                                      headers={"Retry-After": "2"}) from None
-            raise
-        except (DomainError, store.StoreUnavailable):
+        except _InProgress:   # a delivery, or another operator's retry
+            raise RetryInProgress("This event is being processed right now; ask again in a moment.",
+                                  detail_vi="Sự kiện đang được xử lý; vui lòng thử lại sau giây lát.",
+                                  headers={"Retry-After": "2"}) from None
+        except (DomainError, Problem, store.StoreUnavailable):
             raise   # a refusal with its own status (a partner's 422, a store that is down: 503)
         except Exception as exc:  # noqa: BLE001 - answered, logged with the trace; the letter stays open
             log.warning("dead letter %s: event %s failed again: %s", letter.id, event.get("id"),
@@ -341,6 +346,28 @@ def _rerun(handlers: Mapping[str, EventHandler]) -> Callable[[deadletters.DeadLe
         return {"action": "retried", "result": result}
 
     return rerun
+
+
+_HANDLERS = "lscloud.event_handlers"
+
+
+def retry(letter_id: str, *, types: tuple[str, ...] | None = None) -> tuple[deadletters.DeadLetter, bool]:
+    """Act on one of this function's dead letters once its cause is fixed, as the calling operator,
+    and settle it: ``(letter, replayed)`` (:func:`lscloud.deadletters.act`). The action is the one
+    the function registered for the event's type (:func:`redrive_with`), else its handler run
+    again as a delivery would. ``types``: only letters of these types (a function's own route)."""
+    app = current_app
+    redrives, rerun = app.extensions.get(REDRIVES, {}), _rerun(app.extensions[_HANDLERS])
+    by = auth.principal().sub
+
+    def action(kept: deadletters.DeadLetter) -> dict:
+        return redrives.get(kept.data["event"].get("type"), rerun)(kept)
+
+    settled, replayed = deadletters.act(letter_id, action, by=by, at=statemachine.iso(statemachine.now()),
+                                        types=types)
+    if not replayed:
+        log.info("dead letter %s settled by %s: %s", settled.id, by, settled.data["settled"].get("action"))
+    return settled, replayed
 
 
 def _add_dead_letter_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
@@ -389,18 +416,10 @@ def _add_dead_letter_route(app: Flask, handlers: Mapping[str, EventHandler]) -> 
         the letter stays open. Repeating the call answers the settlement."""
         from .idempotency import REPLAYED_HEADER
 
-        redrives, rerun = app.extensions.get(REDRIVES, {}), _rerun(handlers)
-
-        def action(kept: deadletters.DeadLetter) -> dict:
-            return redrives.get(kept.data["event"].get("type"), rerun)(kept)
-
-        settled, replayed = deadletters.act(letter, action, by=auth.principal().sub,
-                                            at=statemachine.iso(statemachine.now()))
-        if not replayed:
-            log.info("dead letter %s settled by %s: %s", settled.id, auth.principal().sub,
-                     settled.data["settled"].get("action"))
+        settled, replayed = retry(letter)
         return jsonify(deadletters.summary(settled)), 200, {REPLAYED_HEADER: "true"} if replayed else {}
 
+    app.extensions[_HANDLERS] = handlers
     app.add_url_rule(DEAD_LETTER_LIST_PATH + "/<letter>/retry", "lscloud_dead_letters_retry",
                      allow("operator")(retry_dead_letter), methods=["POST"])
 

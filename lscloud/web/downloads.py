@@ -114,7 +114,8 @@ def link(blobs: BlobStore, sha256: str, ttl_s: int, *, filename: str | None = No
     Raises DoesNotExist if there is no such blob, so nobody is handed a dead link, and InvalidKey
     unless ``sha256`` is one. Call it while serving a request (the link's origin is the caller's).
     """
-    blobs.objects.head(blobs.bucket, blobs.key_for(sha256))
+    if not blobs.exists(sha256):
+        raise store.DoesNotExist(f"no blob {sha256.lower()}")
     return public_base() + _PATH + mint(app_state().settings, blobs, sha256, ttl_s, filename=filename)
 
 

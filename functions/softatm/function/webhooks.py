@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import logging
 
-from lscloud import deadletters, http_client, runtime
+from lscloud import deadletters, http_client, knative, runtime
 from lscloud.auth import sign_request
 from . import banks, telemetry as tm
 from .documents import written
@@ -132,11 +132,10 @@ def send_again(letter: deadletters.DeadLetter) -> dict:
     return {"action": "redelivered"}
 
 
-def redeliver(letter_id: str, by: str, at: str) -> tuple[dict, bool]:
-    """Send a dead-lettered webhook again (:func:`send_again`) and settle it: ``(view, replayed)``.
-    An operator does this after the cause is fixed (the bank's address or key, its outage); a letter
-    settled already is answered as it was settled."""
-    letter, replayed = deadletters.act(letter_id, send_again, by=by, at=at, types=TYPES)
-    if not replayed:
-        log.info("dead-lettered webhook %s %s by %s", letter_id, letter.data["settled"]["action"], by)
+def redeliver(letter_id: str) -> tuple[dict, bool]:
+    """Send a dead-lettered webhook again (:func:`send_again`, through the platform's
+    :func:`lscloud.knative.retry`) and settle it: ``(view, replayed)``. An operator does this after
+    the cause is fixed (the bank's address or key, its outage); a letter settled already is
+    answered as it was settled."""
+    letter, replayed = knative.retry(letter_id, types=TYPES)
     return dead_letter_view(letter), replayed

@@ -112,7 +112,7 @@ def dead_letters():
 def redeliver_dead_letter(letter):
     """Send a dead-lettered webhook again now (after its cause is fixed) and settle it; one the
     transfer has moved past is settled without sending. Repeating it answers the settlement."""
-    view, replayed = webhooks.redeliver(letter, principal().sub, iso(now()))
+    view, replayed = webhooks.redeliver(letter)
     return answer(view, 200, replayed)
 
 
