@@ -2,8 +2,9 @@
 
 Everything above (documents, blobs, idempotency records, nonces) goes through
 :class:`ObjectStore`, so the S3 dialect (path-style addressing, ``If-None-Match: *``,
-``If-Match``, error codes, a store that ignores ``If-Match`` on DELETE) is handled here once. The requests go out through
-:mod:`lscloud.store.s3http` (its own connections and a SigV4 signer checked against botocore's), not boto3.
+``If-Match``, error codes, a store that ignores ``If-Match`` on DELETE) is handled here once. The
+requests go out through :mod:`lscloud.store.s3http` (its own connections and a SigV4 signer checked
+against botocore's), not boto3.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response, jsonify, request
+from flask import Response, current_app, jsonify, request
 
 from ..errors import PreconditionFailed, field
 
@@ -85,7 +85,14 @@ def if_match_version() -> int | None:
     """The record version a change is made to, from ``If-Match: "<version>"`` (RFC 9110 §13.1.1) as
     :func:`versioned_json` gave it; None without the header (the change applies to whatever is
     stored). A header that names no version of ours is a 412 naming it: no version it could name
-    is stored (``*`` is not accepted: the record exists whenever a change can be made to it)."""
+    is stored (``*`` is not accepted: the record exists whenever a change can be made to it).
+
+    The view must be declared with :func:`takes_if_match` (else ``/openapi.json`` never tells
+    clients to send the header): an undeclared one fails on its first call, as a route without
+    ``@allow`` does."""
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    if view is not None and not getattr(view, "__lscloud_if_match__", False):
+        raise TypeError(f"{request.endpoint} reads If-Match: declare it with @takes_if_match")
     raw = request.headers.get("If-Match")
     if raw is None:
         return None

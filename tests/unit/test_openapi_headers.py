@@ -190,3 +190,26 @@ def test_if_match_with_a_superscript_digit_is_a_412_not_a_crash():
         if_match_version()
     with Flask(__name__).test_request_context(headers={"If-Match": ' "42" '}):
         assert if_match_version() == 42
+
+
+def test_a_view_that_reads_if_match_undeclared_fails_at_its_first_call(tmp_path):
+    # the document cannot see a call inside a view: the runtime holds the declaration instead
+    app = create_app("things", schemas_dir=tmp_path, settings=Settings())
+
+    @app.patch("/v1/declared")
+    @allow("public")
+    @takes_if_match
+    def declared():
+        """Declared."""
+        return {"version": if_match_version()}
+
+    @app.patch("/v1/undeclared")
+    @allow("public")
+    def undeclared():
+        """Not declared."""
+        return {"version": if_match_version()}
+
+    client = app.test_client()
+    assert client.patch("/v1/declared", headers={"If-Match": '"3"'}).get_json() == {"version": 3}
+    r = client.patch("/v1/undeclared", headers={"If-Match": '"3"'})
+    assert r.status_code == 500 and "takes_if_match" not in r.get_data(as_text=True)   # the caller sees no internals
