@@ -117,3 +117,19 @@ def test_uncaught_exceptions_print_redacted_tracebacks(tmp_path):
     assert done.returncode == 1
     assert "Exception in thread" in done.stderr and "LookupError: no citizen [cccd] at [phone]" in done.stderr
     assert CCCD not in done.stderr and PHONE not in done.stderr
+
+
+def test_a_download_links_token_is_not_in_the_exported_span(exporter):
+    # the link's token is a credential in a URL path, which the SERVER span records
+    exporter.clear()
+    app = flask.Flask("files")
+
+    @app.get("/downloads/<token>")
+    def download(token):
+        return "ok"
+
+    instrument(app)
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJibG9iIjoiYXR0YWNobWVudHMvYWIifQ.c2lnbmF0dXJlX29mX3RoZV9saW5rXzEyMzQ1"
+    assert app.test_client().get(f"/downloads/{token}", query_string={"t": token}).status_code == 200
+    dumped = json.dumps([telemetry.span_to_dict(s) for s in exporter.get_finished_spans()], default=str)
+    assert token not in dumped and "/downloads/[token]" in dumped and "t=[token]" in dumped
