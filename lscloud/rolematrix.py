@@ -16,8 +16,8 @@ token of every registered role (and none, and a partner signature) and hold the 
 are generated from it (``lscloud docs``, between ``<!-- role-matrix: <fn> -->`` markers), and a test
 fails when they are out of date. Path parameters are written ``{name}`` and compared by position,
 so the table does not depend on how routes are declared. Only roles of :mod:`lscloud.roles` may be
-named. Routes the runtime adds to every app (``/openapi.json``, ``/downloads/{token}``, ``/events``)
-are in :data:`PLATFORM`.
+named. Routes the runtime adds to an app (``/openapi.json`` to every one; ``/downloads/{token}``,
+``/events`` … to those that use them) are in :data:`PLATFORM`.
 """
 
 from __future__ import annotations
@@ -101,7 +101,8 @@ class Matrix:
 PLATFORM = Matrix("platform", (
     Row("GET", "/openapi.json", public=True, note="the function's OpenAPI 3.1 document"),
     Row("GET", "/downloads/{token}", public=True,
-        note="a file by the short-lived link the function handed out (the link is the credential)"),
+        note="a file by the short-lived link the function handed out (the link is the credential; "
+             "functions that hand out links)"),
     Row("POST", "/events", eventing=True, note="CloudEvents delivered by the platform (functions that subscribe)"),
     Row("POST", "/events/dead-letters", eventing=True,
         note="events a subscription of the function gave up on (its Triggers' dead-letter sink)"),

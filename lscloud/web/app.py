@@ -10,8 +10,8 @@
   "internal error" and the trace id);
 - reads request bodies through a size limit (``settings.max_body_bytes``), also for chunked
   bodies, and refuses non-JSON bodies with 415 unless a view is marked ``raw_body``;
-- serves ``GET /openapi.json`` (:mod:`lscloud.web.openapi`) and ``GET /downloads/<token>``, the
-  files its short-lived links name (:mod:`lscloud.web.downloads`);
+- serves ``GET /openapi.json`` (:mod:`lscloud.web.openapi`) and, with ``downloads=True`` (a function
+  that hands out links to its files), ``GET /downloads/<token>`` (:mod:`lscloud.web.downloads`);
 - refuses to serve if any route lacks an ``@allow`` declaration (:func:`check_access`, run on the
   first request and by :mod:`lscloud.knative` at start).
 """
@@ -88,13 +88,14 @@ def check_access(app: Flask) -> None:
 
 
 def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, openapi: dict | None = None,
-               partner_keys: Callable[[str], Any] | None = None) -> Flask:
+               partner_keys: Callable[[str], Any] | None = None, downloads: bool = False) -> Flask:
     """A Flask app with the runtime's conventions (see the module docstring).
 
     ``settings`` defaults to the installed runtime's; ``openapi`` is the document's ``info``
     (``title``, ``version``, ``description``); ``partner_keys`` resolves a partner's signing keys (``fn(partner) -> ("key 1", "key 2") | None``,
     an empty slot being no key) for a function that keeps its own partner registry; by default
-    they come from ``settings.partner_keys``.
+    they come from ``settings.partner_keys``. ``downloads``: the app hands out links to its files
+    (:func:`lscloud.web.download_link`) and so serves ``GET /downloads/<token>``.
     """
     if settings is None:
         settings = runtime.current().settings
@@ -206,7 +207,8 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
             doc = {**doc, "servers": [{"url": prefix, "description": "through the gateway / qua cổng"}]}
         return jsonify(doc)
 
-    add_download_route(app)
+    if downloads:
+        add_download_route(app)
     instrument(app)
     return app
 

@@ -9,8 +9,9 @@ function therefore serves its blobs itself:
   either a public, immutable cache lifetime (photos that are public and addressed by content) or
   a private one;
 - :func:`link` makes a short-lived link to one blob that works as a plain URL (a browser, a mail
-  client, a 303's ``Location``): ``<the function's public URL>/downloads/<token>``. Every app
-  serves that path (:func:`add_route`; a ``PLATFORM`` row of :mod:`lscloud.rolematrix`).
+  client, a 303's ``Location``): ``<the function's public URL>/downloads/<token>``. An app made
+  with ``create_app(..., downloads=True)`` serves that path (:func:`add_route`; a ``PLATFORM`` row
+  of :mod:`lscloud.rolematrix`); no other app has it.
 
 The token is a JWT (HS256, PyJWT) that names the blob (its prefix and sha256), the name to save it
 under and when it expires (``LSCLOUD_DOWNLOAD_LINK_TTL_S``: 1 s to 24 h). Its key is derived with
@@ -29,7 +30,7 @@ import functools
 import io
 import time
 
-from flask import Flask, Response, send_file
+from flask import Flask, Response, current_app, send_file
 
 from .. import errors, store
 from ..context import app_state
@@ -45,6 +46,7 @@ MAX_LINK_S = 24 * 3600
 """The longest a link may work."""
 
 _PATH = "/downloads/"
+_ENDPOINT = "lscloud_download"
 _ALGORITHM = "HS256"
 _MAX_TOKEN = 2048
 # a stored file may be anything a citizen uploaded: never let a browser run it as a page
@@ -114,6 +116,8 @@ def link(blobs: BlobStore, sha256: str, ttl_s: int, *, filename: str | None = No
     Raises DoesNotExist if there is no such blob, so nobody is handed a dead link, and InvalidKey
     unless ``sha256`` is one. Call it while serving a request (the link's origin is the caller's).
     """
+    if _ENDPOINT not in current_app.view_functions:
+        raise RuntimeError(f"{current_app.name} hands out links it does not serve: create_app(..., downloads=True)")
     if not blobs.exists(sha256):
         raise store.DoesNotExist(f"no blob {sha256.lower()}")
     return public_base() + _PATH + mint(app_state().settings, blobs, sha256, ttl_s, filename=filename)
@@ -153,4 +157,4 @@ def add_route(app: Flask) -> None:
         except (store.DoesNotExist, store.InvalidKey):
             raise _not_found() from None
 
-    app.add_url_rule(ROUTE, "lscloud_download", allow("public")(download), methods=["GET"])
+    app.add_url_rule(ROUTE, _ENDPOINT, allow("public")(download), methods=["GET"])

@@ -25,7 +25,7 @@ NAME = "Tờ khai đăng ký khai sinh.pdf"
 
 @pytest.fixture
 def app(rt):
-    app = create_app("files-test", settings=rt.settings.replace(service="files-test"))
+    app = create_app("files-test", settings=rt.settings.replace(service="files-test"), downloads=True)
 
     @app.get("/v1/link/<sha256>")
     @allow("public")
@@ -136,3 +136,10 @@ def test_a_public_blob_is_served_for_good_by_its_content(app, pdf):
     assert r.status_code == 200 and r.get_data() == PDF and hashlib.sha256(r.get_data()).hexdigest() == pdf
     assert r.headers["Cache-Control"] == "public, max-age=31536000, immutable"
     assert "Content-Disposition" not in r.headers
+
+
+def test_only_an_app_that_serves_links_makes_them(rt, pdf):
+    plain = create_app("no-files", settings=rt.settings.replace(service="no-files"))
+    assert "lscloud_download" not in plain.view_functions   # nor in its OpenAPI document
+    with plain.test_request_context("/"), pytest.raises(RuntimeError, match="downloads=True"):
+        download_link(store.blobs("attachments"), pdf, 60)

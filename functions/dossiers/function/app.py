@@ -22,7 +22,7 @@ SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "schemas"
 
 
 def create_app(settings=None) -> Flask:
-    app = runtime_app("dossiers", schemas_dir=SCHEMAS_DIR, settings=settings, openapi={
+    app = runtime_app("dossiers", schemas_dir=SCHEMAS_DIR, settings=settings, downloads=True, openapi={
         "title": "Lạng Sơn one-stop shop: dossiers (hồ sơ)", "version": "1.0.0",
         "description": "Dossiers of administrative procedures from submission to result: receipts with "
                        "appointment dates in working days, step-by-step processing across agencies, "

@@ -17,7 +17,7 @@ SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "schemas"
 
 def create_app(settings=None) -> Flask:
     """The procedures function's Flask app."""
-    app = runtime_app("procedures", schemas_dir=SCHEMAS_DIR, settings=settings, openapi={
+    app = runtime_app("procedures", schemas_dir=SCHEMAS_DIR, settings=settings, downloads=True, openapi={
         "title": "Lạng Sơn administrative procedures", "version": "1.0.0",
         "description": "The catalogue of administrative procedures (thủ tục hành chính) of Lạng Sơn province: "
                        "documents, form templates, fees, processing time in working days, steps and agencies, "
