@@ -40,26 +40,24 @@ deliveries in flight finish and are acked, then the process exits 0.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import signal
 import sys
 import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Mapping, Sequence
 from urllib.parse import urlparse
 
-from . import config, events, telemetry
+from . import config, events, health, telemetry
 from .bus import BusError
 from .delivery import Dispatcher, Subscription
+from .health import HealthServer
 
 log = logging.getLogger("lscloud.bridge")
 
 SERVICE = "bridge"
-LIVENESS_PATH = "/health/liveness"
-READINESS_PATH = "/health/readiness"
+LIVENESS_PATH, READINESS_PATH = health.LIVENESS_PATH, health.READINESS_PATH
 _BROKER_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
@@ -165,19 +163,16 @@ class Bridge:
         self._started = False  # the dispatcher's set-up succeeded at least once
         self._last_error = "starting"
         self._starter: threading.Thread | None = None
-        self._server = ThreadingHTTPServer((host, cfg.port), _handler(self))
-        self._server.daemon_threads = True
-        self._http_thread: threading.Thread | None = None
+        self._health = HealthServer(self.alive, self.ready, host=host, port=cfg.port, name="bridge-health")
 
     @property
     def port(self) -> int:
-        return self._server.server_address[1]
+        return self._health.port
 
     # --- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> "Bridge":
-        self._http_thread = threading.Thread(target=self._server.serve_forever, name="bridge-health", daemon=True)
-        self._http_thread.start()
+        self._health.start()
         self._starter = threading.Thread(target=self._start_dispatcher, name="bridge-start", daemon=True)
         self._starter.start()
         return self
@@ -209,8 +204,7 @@ class Bridge:
             self.dispatcher.stop(timeout)
         if self._starter is not None:
             self._starter.join(timeout)
-        self._server.shutdown()
-        self._server.server_close()
+        self._health.stop()
         telemetry.force_flush()
 
     def request_stop(self) -> None:
@@ -239,33 +233,6 @@ class Bridge:
         except BusError as exc:
             return False, str(exc)
         return True, "ok"
-
-
-def _handler(bridge: Bridge):
-    class Health(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's naming
-            path = self.path.split("?", 1)[0]
-            if path == LIVENESS_PATH:
-                ok, detail = bridge.alive()
-            elif path == READINESS_PATH:
-                ok, detail = bridge.ready()
-            else:
-                self._answer(404, {"status": "not found"})
-                return
-            self._answer(200 if ok else 503, {"status": "ok" if ok else "unavailable", **({} if ok else {"detail": detail})})
-
-        def _answer(self, status: int, body: dict) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):  # probes every few seconds: not worth a log line
-            pass
-
-    return Health
 
 
 def main(environ: Mapping[str, str] | None = None) -> int:
