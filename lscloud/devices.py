@@ -22,16 +22,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import logging
+import os
 import re
 import secrets
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 from . import events, strictjson
-from .bus import Bus, BusError, prepare
+from .bus import Bus, BusError
 from .store import ConditionalCheckFailed, DoesNotExist, Model, attributes as A
 
 log = logging.getLogger("lscloud.devices")
@@ -62,6 +66,20 @@ def subject(mqtt_topic: str) -> str:
 
 def event_type(domain: str) -> str:
     return f"vn.langson.{domain}.device.message.received.v1"
+
+
+def domains(manifests) -> list[str]:
+    """The device domains the functions of ``manifests`` subscribe to. A domain is the name of the
+    function that owns it: that function issues its devices' credentials (:func:`issue`), so they
+    live in its bucket, and it receives their messages."""
+    manifests = list(manifests)
+    names = {m.name for m in manifests}
+    found = {sub.type.split(".")[2] for m in manifests for sub in m.subscriptions
+             if sub.type == event_type(sub.type.split(".")[2])}
+    stray = sorted(found - names)
+    if stray:
+        raise ValueError(f"device messages of a domain no function owns: {', '.join(stray)}")
+    return sorted(found)
 
 
 # -- credentials ----------------------------------------------------------------------------------
@@ -127,11 +145,83 @@ def credentials() -> list[DeviceCredential]:
             return out
 
 
-def nats_users(creds: list[DeviceCredential]) -> list[dict]:
-    """nats-server ``users`` entries: publish only the device's own subjects, subscribe nothing."""
+def nats_users(creds: list[DeviceCredential], connection_types: tuple[str, ...] = ("MQTT", "STANDARD")) -> list[dict]:
+    """nats-server ``users`` entries: publish only the device's own subjects, subscribe nothing.
+
+    ``connection_types``: how a device may connect. The cluster admits ``MQTT`` only (its standard
+    NATS port admits only the platform's certificates); the local cloud also plain NATS."""
     return [{"user": c.user, "password": c.password_hash,
              "permissions": {"publish": {"allow": [subject(t) for t in c.topics]}, "subscribe": {"deny": [">"]}},
-             "allowed_connection_types": ["MQTT", "STANDARD"]} for c in sorted(creds, key=lambda c: c.user)]
+             "allowed_connection_types": list(connection_types)} for c in sorted(creds, key=lambda c: c.user)]
+
+
+# -- the cluster's device users -------------------------------------------------------------------
+#
+# In the cluster nats-server's users are the platform's, mapped from client certificates, in the
+# ``accounts`` block the infrastructure renders. The devices' users join them at run time: a sidecar
+# beside each nats-server (``python -m lscloud.devices sync-users``) reads the issued credentials from
+# the buckets of the functions that own device domains, writes them into the accounts file where the
+# template's marker line stands, and reloads the server when they changed. The file is rendered
+# before the server's first start (``--once``), so a store that does not answer yet leaves the
+# platform's users in place and devices wait; once rendered, a failed read keeps the last file.
+
+USERS_MARKER = "# lscloud:device-users"
+"""The line of the accounts template where the device users go (the platform account's ``users`` list)."""
+
+
+def render_users(template: str, users: list[dict]) -> str:
+    """``template`` with its :data:`USERS_MARKER` line replaced by one entry per device user (nats
+    configuration reads JSON), indented as the marker was."""
+    lines = template.split("\n")
+    at = [i for i, line in enumerate(lines) if line.strip() == USERS_MARKER]
+    if len(at) != 1:
+        raise ValueError(f"the accounts template must hold the line {USERS_MARKER!r} exactly once")
+    indent = lines[at[0]][: len(lines[at[0]]) - len(lines[at[0]].lstrip())]
+    entries = [indent + json.dumps(u, sort_keys=True) for u in users]
+    return "\n".join(lines[: at[0]] + entries + lines[at[0] + 1:])
+
+
+def read_users(buckets: list[str], store_client, *, connection_types: tuple[str, ...] = ("MQTT",)) -> list[dict]:
+    """Every device user issued in ``buckets`` (one per device domain). A username issued in two
+    buckets would make nats-server refuse the whole file, so the first bucket's keeps it."""
+    from . import store
+
+    kept: dict[str, DeviceCredential] = {}
+    for bucket in buckets:
+        store.configure(store_client, bucket)
+        for c in credentials():
+            if c.user in kept:
+                log.warning("device user %s is issued in more than one bucket; the first one keeps it", c.user)
+                continue
+            kept[c.user] = c
+    return nats_users(list(kept.values()), connection_types)
+
+
+def sync_users(template: Path, out: Path, pid_file: Path | None, buckets: list[str], store_client) -> bool:
+    """Write ``out`` from ``template`` and the issued device users; signal nats-server (the pid in
+    ``pid_file``) to reload when the file changed. True when it changed.
+
+    A failed read raises when ``out`` exists (the last users stay), and writes the template without
+    device users when it does not (the server must be able to start)."""
+    try:
+        users = read_users(buckets, store_client)
+    except Exception:
+        if out.exists():
+            raise
+        log.warning("device credentials not read; nats-server starts with the platform's users only")
+        users = []
+    text = render_users(template.read_text(), users)
+    if out.exists() and out.read_text() == text:
+        return False
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, out)  # nats-server never reads half a file
+    log.info("device users: %d written to %s", len(users), out)
+    if pid_file is not None and pid_file.exists():
+        pid = int(pid_file.read_text().strip() or 0)
+        if pid > 0:
+            os.kill(pid, signal.SIGHUP)
+    return True
 
 
 # -- the relay ------------------------------------------------------------------------------------
@@ -157,11 +247,28 @@ def to_event(msg_subject: str, payload: bytes, headers: dict | None, seq: int, s
 class Relay:
     """Moves device messages from the devices stream onto the events stream, from its own thread."""
 
-    def __init__(self, settings, *, durable: str = "devices-relay", batch: int = 50):
-        self.settings, self.durable, self.batch = settings, durable, batch
+    def __init__(self, settings, *, durable: str = "devices-relay", batch: int = 50, create_streams: bool = True):
+        # in the cluster the streams are the setup Job's, with their replicas and limits: the
+        # relay's NATS user may not create or change a stream, so it only binds to them
+        self.settings, self.durable, self.batch, self.create_streams = settings, durable, batch, create_streams
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.relayed = 0
+        self.bound = False   # its consumer is bound: it is relaying
+        self._turned = 0.0   # when the fetch loop last came round (a fetch waits 1 s at most)
+
+    STALLED_S = 60.0
+    """A loop that has not come round for this long is stuck (liveness fails, the kubelet restarts it)."""
+
+    def alive(self) -> tuple[bool, str]:
+        if self.bound and time.monotonic() - self._turned > self.STALLED_S:
+            return False, f"the relay loop has not come round for {self.STALLED_S:g} s"
+        return True, "ok"
+
+    def ready(self) -> tuple[bool, str]:
+        if self._stop.is_set():
+            return False, "stopping"
+        return (True, "ok") if self.bound else (False, "not bound to the devices stream yet")
 
     async def ensure_streams(self, bus: Bus) -> None:
         await bus.ensure_stream()
@@ -170,14 +277,17 @@ class Relay:
     async def run(self) -> None:
         from nats.js import api as js_api
 
-        bus = Bus(self.settings, name=f"{self.settings.service}-devices-relay", create_stream=False)
+        bus = Bus(self.settings, name=self.settings.service, create_stream=False)
         await bus.connect()
         try:
-            await self.ensure_streams(bus)
+            if self.create_streams:
+                await self.ensure_streams(bus)
             await bus.js.add_consumer(stream_name(self.settings), js_api.ConsumerConfig(
                 durable_name=self.durable, ack_policy=js_api.AckPolicy.EXPLICIT, max_deliver=-1, ack_wait=30))
             psub = await bus.js.pull_subscribe_bind(durable=self.durable, stream=stream_name(self.settings))
+            self.bound = True
             while not self._stop.is_set():
+                self._turned = time.monotonic()
                 try:
                     msgs = await psub.fetch(self.batch, timeout=1.0)
                 except Exception:  # noqa: BLE001 - timeouts and reconnects: fetch again
@@ -188,9 +298,8 @@ class Relay:
                     if event is None:
                         await m.term()
                         continue
-                    subject_, body, headers = prepare(event)
-                    try:
-                        await bus.publish_message(subject_, body, headers, timeout=10)
+                    try:   # a PRODUCER span of its own: the device's message starts the event's trace
+                        await bus.publish(event, timeout=10)
                     except BusError as exc:
                         log.warning("device message not relayed (%s); it comes again", exc.__class__.__name__)
                         await m.nak(delay=1)
@@ -198,6 +307,7 @@ class Relay:
                     await m.ack()
                     self.relayed += 1
         finally:
+            self.bound = False
             await bus.close(drain=False)
 
     def start(self) -> "Relay":
@@ -218,17 +328,61 @@ class Relay:
             self._thread = None
 
 
-def main() -> int:
-    """``python -m lscloud.devices``: the relay, until SIGTERM (the cluster's Deployment)."""
-    from . import config, redaction
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lscloud.devices``: the relay, until SIGTERM (the cluster's Deployment), with its
+    probes on ``PORT`` (:mod:`lscloud.health`).
+
+    ``python -m lscloud.devices sync-users --template T --out F --bucket B … [--pid-file P] [--every S]``:
+    the device users into nats-server's accounts file (:func:`sync_users`), once, or every S seconds
+    until SIGTERM (the sidecar beside each nats-server); the store from the ``LSCLOUD_S3_*`` settings."""
+    import argparse
+
+    from . import config, redaction, telemetry
+    from .health import HealthServer
 
     redaction.install_log_redaction()
     logging.basicConfig(level=logging.INFO)
-    relay = Relay(config.load())
-    signal.signal(signal.SIGTERM, lambda *_: relay._stop.set())
-    signal.signal(signal.SIGINT, lambda *_: relay._stop.set())
-    asyncio.run(relay.run())
+    parser = argparse.ArgumentParser(prog="python -m lscloud.devices")
+    sub = parser.add_subparsers(dest="command")
+    sync = sub.add_parser("sync-users", help="the issued device users into nats-server's accounts file")
+    sync.add_argument("--template", type=Path, required=True)
+    sync.add_argument("--out", type=Path, required=True)
+    sync.add_argument("--bucket", action="append", default=[], help="a device domain's bucket; repeatable")
+    sync.add_argument("--pid-file", type=Path)
+    sync.add_argument("--every", type=float, default=0.0, help="seconds between reads (0: once)")
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    settings = config.load()
+    if args.command == "sync-users":
+        return _sync_loop(args, settings, stop)
+    settings = settings.replace(service=os.environ.get("OTEL_SERVICE_NAME", "").strip() or "devices-relay")
+    telemetry.setup(settings)
+    relay = Relay(settings, create_streams=False)
+    stop_relay = lambda *_: relay._stop.set()  # noqa: E731
+    signal.signal(signal.SIGTERM, stop_relay)
+    signal.signal(signal.SIGINT, stop_relay)
+    probes = HealthServer(relay.alive, relay.ready, port=int(os.environ.get("PORT", "8080")), name="relay-health").start()
+    try:
+        asyncio.run(relay.run())   # NATS unreachable at start: it exits, and the kubelet starts it again
+    finally:
+        probes.stop()
+        telemetry.force_flush()
     return 0
+
+
+def _sync_loop(args, settings, stop: threading.Event) -> int:
+    from .store.objects import ObjectStore
+
+    client = ObjectStore.from_settings(settings, max_pool=2, timeout_s=10.0)
+    while True:
+        try:
+            sync_users(args.template, args.out, args.pid_file, args.bucket, client)
+        except Exception as exc:  # noqa: BLE001 - the last users stay; the next read tries again
+            log.warning("device users not read (%s); the last ones stay", exc.__class__.__name__)
+        if args.every <= 0 or stop.wait(args.every):
+            return 0
 
 
 if __name__ == "__main__":

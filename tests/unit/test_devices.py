@@ -39,3 +39,43 @@ def test_nats_users_publish_only_their_topics():
     assert user["permissions"] == {"publish": {"allow": ["devices.environment.stations.lsn-1.observations"]},
                                    "subscribe": {"deny": [">"]}}
     assert user["password"].startswith("$2b$") and set(user["allowed_connection_types"]) == {"MQTT", "STANDARD"}
+
+
+def test_device_users_go_where_the_accounts_template_marks_them():
+    template = "accounts {\n  LSCLOUD: {\n    users: [\n      {user: \"fn-a@nats.lscloud\"}\n" \
+               f"      {devices.USERS_MARKER}\n    ]\n  }}\n}}\n"
+    users = [{"user": "env-lsn-1", "password": "$2b$11$hash", "allowed_connection_types": ["MQTT"]}]
+    text = devices.render_users(template, users)
+    assert devices.USERS_MARKER not in text
+    assert '      {"allowed_connection_types": ["MQTT"], "password": "$2b$11$hash", "user": "env-lsn-1"}\n    ]' in text
+    assert devices.render_users(template, []) == template.replace(f"      {devices.USERS_MARKER}\n", "")
+    for broken in (template.replace(devices.USERS_MARKER, ""), template.replace(
+            devices.USERS_MARKER, devices.USERS_MARKER + "\n      " + devices.USERS_MARKER)):
+        with pytest.raises(ValueError, match="exactly once"):
+            devices.render_users(broken, users)
+
+
+def test_the_cluster_admits_devices_over_mqtt_only():
+    class Cred:
+        user, password_hash, topics = "env-lsn-1", "$2b$11$hash", ["devices/environment/stations/lsn-1/observations"]
+
+    (user,) = devices.nats_users([Cred()], ("MQTT",))
+    assert user["allowed_connection_types"] == ["MQTT"]
+    assert user["permissions"] == {"publish": {"allow": ["devices.environment.stations.lsn-1.observations"]},
+                                   "subscribe": {"deny": [">"]}}
+
+
+def test_device_domains_are_the_functions_whose_device_messages_are_subscribed_to():
+    from pathlib import Path
+    from types import SimpleNamespace as NS
+
+    from lscloud import manifest
+
+    found = manifest.discover([Path(__file__).resolve().parents[2] / "functions"])
+    assert devices.domains(found) == ["environment"]
+    sub = lambda t: NS(type=t, source="default")  # noqa: E731
+    ioc = NS(name="ioc", subscriptions=[sub(devices.event_type("environment"))])
+    env = NS(name="environment", subscriptions=[])
+    assert devices.domains([ioc, env]) == ["environment"]   # owned by environment, heard by the IOC
+    with pytest.raises(ValueError, match="no function owns"):
+        devices.domains([ioc])   # its credentials would be in no bucket
