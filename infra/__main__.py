@@ -18,7 +18,7 @@ for p in (str(INFRA), str(REPO)):  # components/ and lscloud/ importable without
 
 import json  # noqa: E402
 
-from lscloud import manifest  # noqa: E402
+from lscloud import devices, manifest  # noqa: E402
 
 from components import appconfig, bus, hooks, knative as kn, objectstore, telemetry  # noqa: E402
 from components import tls as tlsc  # noqa: E402
@@ -29,6 +29,7 @@ from components.bridge import BridgeEndpoints, EventBridge  # noqa: E402
 from components.bridge import routes as bridge_routes  # noqa: E402
 from components.bus import EventBus  # noqa: E402
 from components.clock import ClockEndpoints, PlatformClock  # noqa: E402
+from components.devices import DevicesRelay, RelayEndpoints, client_cert as relay_cert  # noqa: E402
 from components.cluster import ClusterNetwork  # noqa: E402
 from components.function import Function, PlatformEndpoints, client_cert as function_cert  # noqa: E402
 from components.knative import Knative  # noqa: E402
@@ -119,6 +120,9 @@ else:
         public_url_template=kn.url_template(ns, settings.domain, tls=bool(settings.knative.clusterIssuer)))
     bridge_endpoints = BridgeEndpoints.from_platform(platform)
     clock_endpoints = ClockEndpoints.from_platform(platform)
+    relay_endpoints = RelayEndpoints.from_platform(platform)
+    # the functions that own device domains: MQTT on NATS, their devices' users, the relay
+    device_domains = devices.domains(functions)
 
     # the internal CA and every certificate: NATS and MinIO servers, one client per NATS user
     # (eventing-natss's own is made by the Knative component, in the namespace its release creates)
@@ -126,19 +130,22 @@ else:
                     + objectstore.certificates(data_ns, settings.tls)
                     + [tlsc.render_client_cert(c, settings.tls) for c in
                        [function_cert(m.name, platform) for m in functions]
-                       + [bridge_cert(bridge_endpoints), clock_cert(clock_endpoints)]])
+                       + [bridge_cert(bridge_endpoints), clock_cert(clock_endpoints)]
+                       + ([relay_cert(relay_endpoints)] if device_domains else [])])
     internal_ca = InternalCA("lscloud-tls", settings.tls, certificates, opts=after_ns)
     # the servers and everything that mounts a certificate start once it is issued
     after_tls = pulumi.ResourceOptions(provider=provider, depends_on=[*namespaces.namespaces, *internal_ca.ready])
 
     backups_on = bool(settings.backup.endpoint)
-    event_bus = EventBus("lscloud-bus", settings.nats, data_ns, names, client_namespaces=(ns, "knative-eventing"),
-                         monitor_namespaces=(tel_ns, settings.telemetry.metricsNamespace),
-                         client_selectors=backup_selectors() if backups_on else (), opts=after_tls)
     retention = {fn: o.retention for fn, o in settings.functions.items() if o.retention}
     store = ObjectStore("lscloud-store", settings.objectStore, data_ns, names, functions_namespace=ns,
-                        client_namespaces=(ns,), retention=retention,
+                        client_namespaces=(ns,), retention=retention, device_domains=device_domains,
                         backup_selectors=backup_selectors() if backups_on else (), opts=after_tls)
+    event_bus = EventBus("lscloud-bus", settings.nats, data_ns, names, client_namespaces=(ns, "knative-eventing"),
+                         monitor_namespaces=(tel_ns, settings.telemetry.metricsNamespace),
+                         client_selectors=backup_selectors() if backups_on else (), device_domains=device_domains,
+                         device_buckets=store.device_buckets, platform_image=settings.platform_image(),
+                         opts=after_tls)
     collector = Telemetry("lscloud-telemetry", settings.telemetry, tel_ns, REPO / "observability" / "collector.yaml",
                           client_namespaces=(ns, "knative-serving", "knative-eventing",
                                              settings.knative.ingressNamespace), opts=after_ns)
@@ -185,6 +192,11 @@ else:
     PlatformClock("lscloud-clock", clock_endpoints, image=settings.platform_image(),
                   opts=pulumi.ResourceOptions(provider=provider, depends_on=[event_bus.ready, *internal_ca.ready]))
 
+    if device_domains:
+        # device messages (MQTT on NATS, <stream>_DEVICES) onto the stream as the domains' events
+        DevicesRelay("lscloud-devices-relay", relay_endpoints, image=settings.platform_image(),
+                     opts=pulumi.ResourceOptions(provider=provider, depends_on=[event_bus.ready, *internal_ca.ready]))
+
     if backups_on:
         Backups("lscloud-backup", settings.backup, settings.nats, settings.objectStore, data_ns,
                 sorted(store.buckets.values()), access_key=cfg.get_secret("backupAccessKey") or "",
@@ -198,6 +210,9 @@ else:
     pulumi.export("bridges", bridges)
     pulumi.export("buckets", store.buckets)
     pulumi.export("natsUrl", event_bus.url)
+    if device_domains:  # where field devices publish (MQTT over TLS; they trust the internal CA)
+        pulumi.export("mqtt", {"service": f"{bus.MQTT_SERVICE}.{data_ns}", "port": settings.nats.mqttPort,
+                               "hosts": list(settings.nats.mqttHosts), "domains": device_domains})
     pulumi.export("s3Endpoint", store.endpoint)
     pulumi.export("otlpEndpoint", collector.endpoint)
     pulumi.export("otlpMetricsEndpoint", collector.metrics_endpoint)

@@ -18,16 +18,26 @@ lives in the JetStream account ``LSCLOUD`` and gets only what it needs:
   those subjects are inside the platform stream's ``lscloud.>``, and JetStream refuses a stream
   whose subjects overlap another stream's of the same account, so in one account no channel (and
   no broker) could ever become ready. Accounts do not share subjects, so the overlap is gone;
-- **admin** (the stream Job, the backups) may do everything.
+- the **devices relay** reads ``<stream>_DEVICES`` (what field devices publish over MQTT) through
+  its durable consumer and publishes the device domains' ``device`` events, nothing else;
+- **admin** (the stream Job, the backups) may do everything;
+- **field devices** authenticate over MQTT only, with a username and password, and may publish
+  their own topics only (:func:`lscloud.devices.nats_users`). They are issued at run time, so
+  they are not rendered here: the rendered block holds the marker line
+  :data:`lscloud.devices.USERS_MARKER` in the platform account's users, and a sidecar beside each
+  server puts the issued users there (:mod:`.bus`).
 
-The rendered ``accounts`` block is included by ``nats.conf``; it holds no secret (the certificates
-are the credentials), so it lives in the ConfigMap.
+The rendered ``accounts`` block (the template of the file ``nats.conf`` includes) holds no secret
+(the certificates are the credentials; devices' passwords are bcrypt hashes, and only in the
+sidecar's file), so it lives in the ConfigMap.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Iterable
+
+from lscloud import devices, events
 
 ACCOUNT = "LSCLOUD"
 EVENTING_ACCOUNT = "KNATIVE"
@@ -82,8 +92,20 @@ def platform_users(stream: str) -> list[NatsUser]:
     ]
 
 
-def users(functions: Iterable[str], stream: str) -> list[NatsUser]:
-    return [function_user(f, stream) for f in sorted(functions)] + platform_users(stream)
+def relay_user(stream: str, domains: Iterable[str]) -> NatsUser:
+    """``python -m lscloud.devices``: its durable consumer on the devices stream (the subjects
+    nats-py's add_consumer, fetch and ack use), and the device events of ``domains``."""
+    s = f"{stream}_DEVICES"  # lscloud.devices.stream_name
+    return NatsUser("devices-relay", publish=(
+        *(events.subject_for(devices.event_type(d)) for d in sorted(domains)),
+        "$JS.API.INFO", f"$JS.API.STREAM.INFO.{stream}", f"$JS.API.STREAM.INFO.{s}",
+        f"$JS.API.CONSUMER.CREATE.{s}.>", f"$JS.API.CONSUMER.DURABLE.CREATE.{s}.>",
+        f"$JS.API.CONSUMER.INFO.{s}.>", f"$JS.API.CONSUMER.MSG.NEXT.{s}.>", f"$JS.ACK.{s}.>"))
+
+
+def users(functions: Iterable[str], stream: str, device_domains: Iterable[str] = ()) -> list[NatsUser]:
+    return ([function_user(f, stream) for f in sorted(functions)] + platform_users(stream)
+            + [relay_user(stream, device_domains)])
 
 
 def _list(values: Iterable[str]) -> str:
@@ -92,7 +114,8 @@ def _list(values: Iterable[str]) -> str:
 
 def render_accounts(all_users: Iterable[NatsUser]) -> str:
     """The ``accounts`` block of nats.conf (users named by their certificates' e-mail addresses),
-    one JetStream-enabled account per :attr:`NatsUser.account`."""
+    one JetStream-enabled account per :attr:`NatsUser.account`, with the device users' marker in
+    the platform account (replaced by :func:`lscloud.devices.render_users`)."""
     by_account: dict[str, list[NatsUser]] = {}
     for u in all_users:
         by_account.setdefault(u.account, []).append(u)
@@ -106,6 +129,8 @@ def render_accounts(all_users: Iterable[NatsUser]) -> str:
             pub = f"allow: {_list(u.publish)}" + (f", deny: {_list(u.deny_publish)}" if u.deny_publish else "")
             sub = f"allow: {_list(u.subscribe)}" + (f", deny: {_list(u.deny_subscribe)}" if u.deny_subscribe else "")
             lines.append(f'      {{user: "{u.email}", permissions: {{publish: {{{pub}}}, subscribe: {{{sub}}}}}}}')
+        if account == ACCOUNT:
+            lines.append(f"      {devices.USERS_MARKER}")
         lines += ["    ]", "  }"]
     lines.append("}")
     return "\n".join(lines) + "\n"

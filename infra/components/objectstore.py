@@ -40,7 +40,7 @@ from typing import Any, Mapping, Sequence
 import pulumi
 import pulumi_random as random
 
-from lscloud import runonce
+from lscloud import devices, runonce
 
 from . import k8s as kx
 from . import tls as tlsc
@@ -55,6 +55,8 @@ USERS_SECRET = "minio-function-users"
 KMS_SECRET = "minio-kms"
 KMS_KEY_NAME = "lscloud-kms"
 SERVER_CERT = "minio-server-tls"
+DEVICE_READER = "nats-device-users"   # the NATS pods' device-users sidecar: reads device credentials only
+DEVICE_READER_SECRET = "minio-nats-device-users"
 POLICIES = "minio-policies"
 LIFECYCLE = "lifecycle-run-once.json"
 CERTS_DIR = "/etc/minio/certs"
@@ -131,8 +133,24 @@ def render_policy(bucket: str) -> dict:
     }
 
 
+def render_device_reader_policy(buckets: Sequence[str]) -> dict:
+    """The device-users sidecar's policy: list and read the device credentials (bcrypt hashes) in the
+    device domains' buckets, nothing else (:class:`lscloud.devices.DeviceCredential`)."""
+    prefix = f"{devices.DeviceCredential.Meta.table}/"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "ListCredentials", "Effect": "Allow", "Action": ["s3:ListBucket"],
+             "Resource": [f"arn:aws:s3:::{b}" for b in buckets],
+             "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}}},
+            {"Sid": "ReadCredentials", "Effect": "Allow", "Action": ["s3:GetObject"],
+             "Resource": [f"arn:aws:s3:::{b}/{prefix}*" for b in buckets]},
+        ],
+    }
+
+
 def render_setup_script(functions: Sequence[str], prefix: str, namespace: str,
-                        retention: Mapping[str, Retention] | None = None) -> str:
+                        retention: Mapping[str, Retention] | None = None, *, device_reader: bool = False) -> str:
     retention = retention or {}
     lines = [
         "set -eu",
@@ -162,6 +180,11 @@ def render_setup_script(functions: Sequence[str], prefix: str, namespace: str,
             f"mc admin policy attach lscloud {p} --user {u} 2>/dev/null || true",
             f"mc ilm rule import lscloud/{b} < /policies/{LIFECYCLE}",
         ]
+    if device_reader:
+        p = kx.dns_name("lscloud", DEVICE_READER, "r")
+        lines += [f"mc admin policy create lscloud {p} /policies/{DEVICE_READER}.json",
+                  f'mc admin user add lscloud {DEVICE_READER} "$(cat /users/{DEVICE_READER}.secret-key)"',
+                  f"mc admin policy attach lscloud {p} --user {DEVICE_READER} 2>/dev/null || true"]
     return "\n".join(lines) + "\n"
 
 
@@ -174,19 +197,31 @@ def certificates(namespace: str, tls_settings) -> list[dict]:
 def render(s: ObjectStoreSettings, namespace: str, functions: Sequence[str], *, client_namespaces: tuple[str, ...],
            root: Mapping[str, Any], user_secrets: Mapping[str, Any], functions_namespace: str,
            kms_key: Any = "", retention: Mapping[str, Retention] | None = None,
-           backup_selectors: tuple[str, ...] = ()) -> list[dict]:
+           backup_selectors: tuple[str, ...] = (), device_domains: Sequence[str] = (),
+           device_reader_secret: Any = "") -> list[dict]:
     """Every Kubernetes object of the object store, in creation order.
 
     ``root`` holds ``user``/``password``, ``user_secrets`` each function's secret key and
     ``kms_key`` the KMS key (base64 of 32 bytes): Pulumi secret Outputs in the program, plain
     strings in tests. They only ever land in Secrets.
+
+    ``device_domains`` (functions that own device domains): a user that may only read their
+    devices' credentials, whose keys (``device_reader_secret``) the NATS pods' device-users
+    containers get (:mod:`.bus`).
     """
+    if device_domains and not device_reader_secret:
+        raise ValueError("device domains need the device reader's secret key")
+    device_buckets = [bucket_name(s.bucketPrefix, d) for d in device_domains]
     lbl = kx.labels(NAME, "object-store")
     sel = kx.selector(NAME)
     setup_sel = kx.selector(f"{NAME}-setup")
     policies = {f"{fn}.json": json.dumps(render_policy(bucket_name(s.bucketPrefix, fn)), indent=2, sort_keys=True)
                 for fn in functions}
-    script = render_setup_script(functions, s.bucketPrefix, namespace, retention)
+    if device_domains:
+        policies[f"{DEVICE_READER}.json"] = json.dumps(render_device_reader_policy(device_buckets), indent=2,
+                                                       sort_keys=True)
+    script = render_setup_script(functions, s.bucketPrefix, namespace, retention, device_reader=bool(device_domains))
+    all_secrets = {**user_secrets, **({DEVICE_READER: device_reader_secret} if device_domains else {})}
     rules = json.dumps(lifecycle(s.runOnceExpiryDays, s.noncurrentVersionDays), indent=2, sort_keys=True)
     digest = hashlib.sha256((script + json.dumps(policies, sort_keys=True) + rules).encode()).hexdigest()[:8]
 
@@ -196,7 +231,7 @@ def render(s: ObjectStoreSettings, namespace: str, functions: Sequence[str], *, 
          "stringData": {"root-user": root["user"], "root-password": root["password"]}},
         {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
          "metadata": {"name": USERS_SECRET, "namespace": namespace, "labels": lbl},
-         "stringData": {f"{fn}.secret-key": user_secrets[fn] for fn in functions}},
+         "stringData": {f"{user}.secret-key": key for user, key in all_secrets.items()}},
         # SSE-S3 for every bucket: MinIO's built-in KMS with one key (MINIO_KMS_SECRET_KEY=<name>:<base64>)
         {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
          "metadata": {"name": KMS_SECRET, "namespace": namespace, "labels": lbl},
@@ -208,6 +243,11 @@ def render(s: ObjectStoreSettings, namespace: str, functions: Sequence[str], *, 
                      "metadata": {"name": credentials_secret(fn), "namespace": functions_namespace,
                                   "labels": kx.labels(fn, "object-store-credentials")},
                      "stringData": {"access-key": user_name(fn), "secret-key": user_secrets[fn]}})
+    if device_domains:  # beside the NATS pods that use it
+        objs.append({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                     "metadata": {"name": DEVICE_READER_SECRET, "namespace": namespace,
+                                  "labels": kx.labels(DEVICE_READER, "object-store-credentials")},
+                     "stringData": {"access-key": DEVICE_READER, "secret-key": device_reader_secret}})
     objs.append({"apiVersion": "v1", "kind": "ConfigMap",
                  "metadata": {"name": POLICIES, "namespace": namespace, "labels": lbl},
                  "data": {**policies, "setup.sh": script, LIFECYCLE: rules}})
@@ -286,6 +326,8 @@ def render(s: ObjectStoreSettings, namespace: str, functions: Sequence[str], *, 
          "spec": {"podSelector": {"matchLabels": sel}, "policyTypes": ["Ingress", "Egress"],
                   "ingress": [{"from": [{"namespaceSelector": kx.ns_selector(ns)} for ns in client_namespaces]
                                + [peers, {"podSelector": {"matchLabels": setup_sel}}]
+                               # the NATS pods' device-users containers (read-only, device credentials)
+                               + ([{"podSelector": {"matchLabels": kx.selector("nats")}}] if device_domains else [])
                                + [{"podSelector": {"matchLabels": kx.selector(b)}} for b in backup_selectors],
                                "ports": [{"protocol": "TCP", "port": PORT}]}],
                   "egress": [{"to": [peers], "ports": [{"protocol": "TCP", "port": PORT}]}, kx.dns_egress_rule()]}},
@@ -300,7 +342,7 @@ def render(s: ObjectStoreSettings, namespace: str, functions: Sequence[str], *, 
                       "labels": kx.labels(f"{NAME}-setup", "object-store")},
          "spec": {"backoffLimit": 10, "template": {
              "metadata": {"labels": kx.labels(f"{NAME}-setup", "object-store"),
-                          "annotations": {CREDENTIALS_DIGEST: credentials_digest(user_secrets)}},
+                          "annotations": {CREDENTIALS_DIGEST: credentials_digest(all_secrets)}},
              "spec": {
                  "restartPolicy": "OnFailure",
                  "automountServiceAccountToken": False,
@@ -331,7 +373,7 @@ class ObjectStore(pulumi.ComponentResource):
     def __init__(self, name: str, settings: ObjectStoreSettings, namespace: str, functions: Sequence[str], *,
                  functions_namespace: str, client_namespaces: tuple[str, ...],
                  retention: Mapping[str, Retention] | None = None, backup_selectors: tuple[str, ...] = (),
-                 opts: pulumi.ResourceOptions | None = None):
+                 device_domains: Sequence[str] = (), opts: pulumi.ResourceOptions | None = None):
         super().__init__("lscloud:index:ObjectStore", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         password = lambda n: random.RandomPassword(n, length=40, special=False, opts=child).result  # noqa: E731
@@ -342,7 +384,8 @@ class ObjectStore(pulumi.ComponentResource):
         self.objects = render(settings, namespace, functions, client_namespaces=client_namespaces, root=root,
                               user_secrets=users, functions_namespace=functions_namespace,
                               kms_key=pulumi.Output.secret(kms_key), retention=retention,
-                              backup_selectors=backup_selectors)
+                              backup_selectors=backup_selectors, device_domains=device_domains,
+                              device_reader_secret=password(f"{name}-{DEVICE_READER}-secret-key") if device_domains else "")
         created: dict[str, pulumi.Resource] = {}
         for obj in self.objects:
             deps = [created["StatefulSet"]] if obj["kind"] == "Job" else []
@@ -351,5 +394,6 @@ class ObjectStore(pulumi.ComponentResource):
         self.ready = created["Job"]
         self.endpoint = pulumi.Output.from_input(endpoint(namespace))
         self.buckets = {fn: bucket_name(settings.bucketPrefix, fn) for fn in functions}
+        self.device_buckets = [self.buckets[d] for d in device_domains]
         self.user_secrets = users
         self.register_outputs({"endpoint": self.endpoint, "buckets": self.buckets})

@@ -9,6 +9,7 @@ of being silently ignored. Secrets are never read here: ``__main__`` reads them 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -183,14 +184,39 @@ class NatsSettings:
     # the Triggers' dead-letter channel (events a function refused or kept failing on)
     deadLetterChannelMaxBytes: str = "1GB"
     deadLetterChannelMaxAge: str = "720h"
+    # <stream>_DEVICES: what field devices publish (MQTT), until the relay has put it on the stream
+    devicesMaxBytes: str = "256MB"
+    devicesMaxAge: str = "168h"
+    # nats-server's MQTT listener (TLS, the internal CA's server certificate): the Service devices
+    # reach, the networks they come from, and the names they use for it (in the certificate)
+    mqttPort: int = 8883
+    mqttServiceType: str = "LoadBalancer"
+    mqttSourceCidrs: tuple[str, ...] = ("0.0.0.0/0",)
+    mqttHosts: tuple[str, ...] = ()
+    # the sidecar that puts issued device credentials into nats-server's users: seconds between reads
+    deviceUsersEverySeconds: int = 15
 
     def __post_init__(self):
-        _positive("nats", replicas=self.replicas, streamReplicas=self.streamReplicas)
+        _positive("nats", replicas=self.replicas, streamReplicas=self.streamReplicas, mqttPort=self.mqttPort,
+                  deviceUsersEverySeconds=self.deviceUsersEverySeconds)
+        if self.mqttServiceType not in ("LoadBalancer", "NodePort", "ClusterIP"):
+            raise SettingsError("lscloud:nats.mqttServiceType must be LoadBalancer, NodePort or ClusterIP, "
+                                f"got {self.mqttServiceType!r}")
+        for name in ("mqttSourceCidrs", "mqttHosts"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(v, str) and v for v in value):
+                raise SettingsError(f"lscloud:nats.{name} must be a list of strings, got {value!r}")
+            object.__setattr__(self, name, tuple(value))
+        for cidr in self.mqttSourceCidrs:
+            try:
+                ipaddress.ip_network(cidr)
+            except ValueError:
+                raise SettingsError(f"lscloud:nats.mqttSourceCidrs: {cidr!r} is not a network") from None
         if self.streamReplicas > self.replicas:
             raise SettingsError(f"lscloud:nats.streamReplicas ({self.streamReplicas}) exceeds nats.replicas ({self.replicas})")
-        for name in ("streamMaxBytes", "dlqMaxBytes", "channelMaxBytes", "deadLetterChannelMaxBytes"):
+        for name in ("streamMaxBytes", "dlqMaxBytes", "channelMaxBytes", "deadLetterChannelMaxBytes", "devicesMaxBytes"):
             parse_bytes(f"nats.{name}", getattr(self, name))
-        for name in ("streamMaxAge", "dlqMaxAge", "channelMaxAge", "deadLetterChannelMaxAge"):
+        for name in ("streamMaxAge", "dlqMaxAge", "channelMaxAge", "deadLetterChannelMaxAge", "devicesMaxAge"):
             parse_duration(f"nats.{name}", getattr(self, name))
         pvc_bytes("nats.storageSize", self.storageSize)
         check_store_budget(self, brokers=("default",))
@@ -203,7 +229,8 @@ class NatsSettings:
     def reservations(self, brokers) -> list[tuple[str, int]]:
         """(what, bytes reserved on each server holding a replica) for every stream on the store."""
         out = [(self.stream, parse_bytes("nats.streamMaxBytes", self.streamMaxBytes)),
-               (f"{self.stream}_DLQ", parse_bytes("nats.dlqMaxBytes", self.dlqMaxBytes))]
+               (f"{self.stream}_DLQ", parse_bytes("nats.dlqMaxBytes", self.dlqMaxBytes)),
+               (f"{self.stream}_DEVICES", parse_bytes("nats.devicesMaxBytes", self.devicesMaxBytes))]
         out += [(f"channel of broker {b}", parse_bytes("nats.channelMaxBytes", self.channelMaxBytes))
                 for b in sorted(set(brokers))]
         out.append(("dead-letter channel", parse_bytes("nats.deadLetterChannelMaxBytes", self.deadLetterChannelMaxBytes)))
@@ -224,7 +251,7 @@ def check_store_budget(nats: "NatsSettings", brokers) -> None:
             f"lscloud:nats: the streams reserve {_fmt(total)} ({listing}) but each server's JetStream store "
             f"holds {_fmt(nats.store_bytes)} (storageSize {nats.storageSize} less 10%): JetStream would refuse "
             "the last stream with 'insufficient storage resources'. Lower nats.streamMaxBytes, dlqMaxBytes, "
-            "channelMaxBytes or deadLetterChannelMaxBytes, or raise nats.storageSize")
+            "devicesMaxBytes, channelMaxBytes or deadLetterChannelMaxBytes, or raise nats.storageSize")
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ FUNCTIONS = manifest.discover(REPO / "functions")
 STACKS = ("dev", "prod")
 K8S_VERSION = "1.30.0"
 LONG_RUNNING = ("Deployment", "StatefulSet")
-# sidecars that serve nothing: nats-server's certificate reloader
-SIDECARS_WITHOUT_PORTS = ("tls-reloader",)
+# sidecars that serve nothing: nats-server's certificate reloader, and the device users' sync
+# (a loop of small S3 reads with timeouts, then a file and a signal)
+SIDECARS_WITHOUT_PORTS = ("tls-reloader", "device-users")
 
 
 def of_kind(objs, kind, api=None):
@@ -128,7 +129,8 @@ def test_every_container_has_limits_and_probes(objs):
             assert {"cpu", "memory"} <= set(c["resources"]["limits"]), where
             assert {"cpu", "memory"} <= set(c["resources"]["requests"]), where
             assert c["securityContext"]["allowPrivilegeEscalation"] is False, where
-            if w["kind"] != "Job" and c["name"] not in SIDECARS_WITHOUT_PORTS:
+            initial = c in w["spec"]["template"]["spec"].get("initContainers", [])   # probes never apply
+            if w["kind"] != "Job" and not initial and c["name"] not in SIDECARS_WITHOUT_PORTS:
                 assert "httpGet" in c["readinessProbe"] and "httpGet" in c["livenessProbe"], where
 
 
@@ -187,6 +189,57 @@ def test_nats_jetstream_cluster_of_three_with_r3_stream(objs):
     # the brokers' and the dead-letter channel's streams are R3 as well
     (channel,) = of_kind(objs, "NatsJetStreamChannel")
     assert channel["spec"]["stream"]["config"]["replicas"] == 3
+
+
+def test_field_devices_reach_the_stream_through_mqtt_and_the_relay(objs):
+    """The environment function owns a device domain: nats-server listens for MQTT behind its own
+    Service, the device users are synced into the accounts nats.conf includes, read with a store
+    user that may read device credentials only, and the relay has its Deployment and certificate."""
+    (cm,) = [o for o in of_kind(objs, "ConfigMap") if o["metadata"]["name"] == "nats-config"]
+    conf = cm["data"]["nats.conf"]
+    assert "mqtt {\n  port: 8883" in conf and "verify" not in conf.split("mqtt {", 1)[1].split("}\n}", 1)[0]
+    # nats-server reads an include relative to nats.conf's folder, an absolute path too
+    assert 'include "../nats-auth/accounts.conf"' in conf and "accounts {" not in conf
+    assert "# lscloud:device-users" in cm["data"]["accounts.conf"]
+    assert '"devices-relay@nats.lscloud"' in cm["data"]["accounts.conf"]
+    devices_stream = json.loads(cm["data"]["devices-stream.json"])
+    assert devices_stream["subjects"] == ["devices.>"] and devices_stream["num_replicas"] == 3
+
+    (nats,) = [o for o in of_kind(objs, "StatefulSet") if o["metadata"]["name"] == "nats"]
+    spec = nats["spec"]["template"]["spec"]
+    (init,) = spec["initContainers"]
+    sidecar = next(c for c in spec["containers"] if c["name"] == "device-users")
+    env_bucket = next(e["value"] for svc in of_kind(objs, "Service", "serving.knative.dev/v1")
+                      if svc["metadata"]["name"] == "environment"
+                      for e in svc["spec"]["template"]["spec"]["containers"][0]["env"] if e["name"] == "LSCLOUD_BUCKET")
+    for c in (init, sidecar):
+        assert c["command"][:4] == ["python", "-m", "lscloud.devices", "sync-users"]
+        assert c["command"][c["command"].index("--bucket") + 1] == env_bucket
+        keys = {e["name"]: e.get("valueFrom", {}).get("secretKeyRef", {}).get("name") for e in c["env"]}
+        assert keys["LSCLOUD_S3_ACCESS_KEY"] == keys["LSCLOUD_S3_SECRET_KEY"] == "minio-nats-device-users"
+    assert "--every" in sidecar["command"] and "--every" not in init["command"]
+    mounts = {m["mountPath"]: m for m in spec["containers"][0]["volumeMounts"]}
+    assert mounts["/etc/nats-auth"]["readOnly"] is True   # only the sync writes the users
+
+    (mqtt,) = [o for o in of_kind(objs, "Service") if o["metadata"]["name"] == "nats-mqtt"]
+    assert mqtt["spec"]["ports"] == [{"name": "mqtt", "port": 8883, "targetPort": 8883}]
+    assert mqtt["spec"]["type"] == "LoadBalancer" and mqtt["spec"]["externalTrafficPolicy"] == "Local"
+    policies = {p["metadata"]["name"]: p for p in of_kind(objs, "NetworkPolicy")}
+    (mqtt_in,) = [r for r in policies["nats"]["spec"]["ingress"] if r["ports"][0]["port"] == 8883]
+    assert all("ipBlock" in f for f in mqtt_in["from"])
+    assert any(r["ports"][0]["port"] == 9000 for r in policies["nats"]["spec"]["egress"] if r.get("ports"))
+
+    (store_policies,) = [o for o in of_kind(objs, "ConfigMap") if o["metadata"]["name"] == "minio-policies"]
+    reader = json.loads(store_policies["data"]["nats-device-users.json"])
+    assert {a for st in reader["Statement"] for a in st["Action"]} == {"s3:ListBucket", "s3:GetObject"}
+    assert [r for st in reader["Statement"] for r in st["Resource"]] == [
+        f"arn:aws:s3:::{env_bucket}", f"arn:aws:s3:::{env_bucket}/device-credentials/*"]
+
+    (relay,) = [o for o in of_kind(objs, "Deployment") if o["metadata"]["name"] == "devices-relay"]
+    volumes = relay["spec"]["template"]["spec"]["volumes"]
+    cert = next(v["secret"]["secretName"] for v in volumes if "secret" in v)
+    (certificate,) = [o for o in of_kind(objs, "Certificate") if o["metadata"]["name"] == cert]
+    assert certificate["spec"]["emailAddresses"] == ["devices-relay@nats.lscloud"]
 
 
 def test_disruption_budgets(objs):

@@ -14,10 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
-import urllib.request
-from pathlib import Path
 
 import nats
 import nats.errors
@@ -27,83 +23,22 @@ from nats.js import api as js_api
 
 from lscloud import config, events
 from lscloud.bus import Bus, BusError, BusUnavailable
-from lscloud.local.servers import find_binary, free_port
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "infra"))
-
-from components import bus as infra_bus  # noqa: E402
-from components import natsauth  # noqa: E402
+from nats_cluster_support import Server, infra_bus, natsauth  # noqa: E402  (puts infra/ on the path)
 from components.settings import NatsSettings, SettingsError  # noqa: E402
-
 from tls_support import ThrowawayCA  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
 FUNCTIONS = ("border", "dossiers", "ioc")
-# small enough to fill in a test, with room for the four streams the settings accept below
-SETTINGS = NatsSettings(replicas=1, streamReplicas=1, storageSize="64Mi", streamMaxBytes="30MB",
-                        dlqMaxBytes="10MB", channelMaxBytes="10MB", deadLetterChannelMaxBytes="10MB")
-
-
-class Server:
-    def __init__(self, root: Path):
-        self.root = root
-        self.ca = ThrowawayCA(root / "certs")
-        server = self.ca.issue("server", dns=("localhost",), ips=("127.0.0.1",), server=True)
-        self.port, self.monitor = free_port(), free_port()
-        conf = infra_bus.render_config(SETTINGS, "test", FUNCTIONS, store_dir=str(root / "js"),
-                                       tls=natsauth.TlsPaths(str(server.cert), str(server.key), str(server.ca)),
-                                       pid_file=str(root / "nats.pid"))
-        conf = conf.replace(f"port: {infra_bus.CLIENT_PORT}\n", f"port: {self.port}\n", 1)
-        conf = conf.replace(f"http_port: {infra_bus.MONITOR_PORT}\n", f"http_port: {self.monitor}\n", 1)
-        (root / "nats.conf").write_text(conf)
-        self.log = open(root / "nats.log", "wb")
-        self.proc = subprocess.Popen([find_binary("nats-server"), "-c", str(root / "nats.conf"), "-a", "127.0.0.1"],
-                                     env={**os.environ, "SERVER_NAME": "census"}, stdout=self.log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        self._wait_healthy()
-
-    def _wait_healthy(self):
-        import time
-
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError((self.root / "nats.log").read_text())
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.monitor}/healthz?js-enabled-only=true", timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("nats-server did not start: " + (self.root / "nats.log").read_text())
-
-    @property
-    def url(self) -> str:
-        return f"tls://127.0.0.1:{self.port}"
-
-    def client(self, user: str, ca=None):
-        """A client certificate mapped to ``user`` (``ca``: another CA than the server's)."""
-        return (ca or self.ca).issue(f"client-{user}", email=f"{user}@{natsauth.EMAIL_DOMAIN}")
-
-    def settings(self, user: str, **extra) -> config.Settings:
-        c = self.client(user)
-        return config.load({"LSCLOUD_NATS_URL": self.url, "LSCLOUD_NATS_CA_FILE": str(c.ca),
-                            "LSCLOUD_NATS_CERT_FILE": str(c.cert), "LSCLOUD_NATS_KEY_FILE": str(c.key), **extra})
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-        self.log.close()
+# small enough to fill in a test, with room for the five streams the settings accept below
+SETTINGS = NatsSettings(replicas=1, streamReplicas=1, storageSize="64Mi", streamMaxBytes="25MB",
+                        dlqMaxBytes="10MB", devicesMaxBytes="5MB", channelMaxBytes="10MB", deadLetterChannelMaxBytes="10MB")
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    s = Server(tmp_path_factory.mktemp("nats-cluster-config"))
+    s = Server(tmp_path_factory.mktemp("nats-cluster-config"), SETTINGS, FUNCTIONS)
     yield s
     s.stop()
 
@@ -145,7 +80,7 @@ def test_the_store_refuses_what_over_reserves_and_the_settings_refuse_it_first(s
 
 
 def test_limits_the_settings_accept_are_all_created_on_the_store(server):
-    """Both streams as rendered, one channel stream per broker and the dead-letter channel's: the
+    """The three streams as rendered, one channel stream per broker and the dead-letter channel's: the
     reservation the settings computed is the one JetStream applies."""
     reservations = dict(SETTINGS.reservations(["default"]))
     assert sum(reservations.values()) <= SETTINGS.store_bytes
@@ -155,7 +90,8 @@ def test_limits_the_settings_accept_are_all_created_on_the_store(server):
         js = bus.js
         made = []
         try:
-            for rendered in (infra_bus.render_stream(SETTINGS), infra_bus.render_dlq_stream(SETTINGS)):
+            for rendered in (infra_bus.render_stream(SETTINGS), infra_bus.render_dlq_stream(SETTINGS),
+                             infra_bus.render_devices_stream(SETTINGS)):
                 await js.add_stream(js_api.StreamConfig(
                     name=rendered["name"], subjects=rendered["subjects"], storage=js_api.StorageType.FILE,
                     max_bytes=rendered["max_bytes"], max_age=rendered["max_age"] / 1e9,
@@ -165,7 +101,7 @@ def test_limits_the_settings_accept_are_all_created_on_the_store(server):
                 await js.add_stream(_stream(f"KN_CHANNEL_{i}", [f"kn-{i}.>"], reservations[what]))
                 made.append(f"KN_CHANNEL_{i}")
             info = await js.account_info()
-            assert info.streams == 4
+            assert info.streams == 5
         finally:
             for name in made:
                 await js.delete_stream(name)

@@ -1,0 +1,93 @@
+"""A real nats-server running the cluster's nats.conf as the program renders it (TLS, users mapped
+from client certificates, the included accounts, the MQTT listener with device domains), on free
+loopback ports, with a throwaway CA for its certificates."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from lscloud import config, devices
+from lscloud.local.servers import find_binary, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO / "infra") not in sys.path:
+    sys.path.insert(0, str(REPO / "infra"))
+
+from components import bus as infra_bus  # noqa: E402
+from components import natsauth  # noqa: E402
+from components.settings import NatsSettings  # noqa: E402
+
+from tls_support import ThrowawayCA  # noqa: E402
+
+
+class Server:
+    def __init__(self, root: Path, settings: NatsSettings, functions, device_domains=()):
+        self.root = root
+        self.ca = ThrowawayCA(root / "certs")
+        server = self.ca.issue("server", dns=("localhost",), ips=("127.0.0.1",), server=True)
+        self.port, self.monitor = free_port(), free_port()
+        self.mqtt_port = free_port() if device_domains else 0
+        # the ConfigMap's template, and (with device domains) the device-users file rendered from it
+        self.template, self.accounts = root / "accounts.conf", root / "auth" / "accounts.conf"
+        self.template.write_text(infra_bus.render_accounts(settings, functions, device_domains))
+        self.pid_file = root / "nats.pid"
+        conf = infra_bus.render_config(settings, "test", functions, device_domains=device_domains,
+                                       store_dir=str(root / "js"),
+                                       tls=natsauth.TlsPaths(str(server.cert), str(server.key), str(server.ca)),
+                                       pid_file=str(self.pid_file),
+                                       accounts_file=str(self.accounts if device_domains else self.template),
+                                       config_dir=str(root))
+        conf = conf.replace(f"port: {infra_bus.CLIENT_PORT}\n", f"port: {self.port}\n", 1)
+        conf = conf.replace(f"http_port: {infra_bus.MONITOR_PORT}\n", f"http_port: {self.monitor}\n", 1)
+        if device_domains:
+            conf = conf.replace(f"  port: {settings.mqttPort}\n", f"  port: {self.mqtt_port}\n", 1)
+            self.accounts.parent.mkdir()
+            self.accounts.write_text(devices.render_users(self.template.read_text(), []))  # as the init container
+        (root / "nats.conf").write_text(conf)
+        self.log = open(root / "nats.log", "wb")
+        self.proc = subprocess.Popen([find_binary("nats-server"), "-c", str(root / "nats.conf"), "-a", "127.0.0.1"],
+                                     env={**os.environ, "SERVER_NAME": "census"}, stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self._wait_healthy()
+
+    def _wait_healthy(self):
+        import time
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError((self.root / "nats.log").read_text())
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.monitor}/healthz?js-enabled-only=true", timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("nats-server did not start: " + (self.root / "nats.log").read_text())
+
+    @property
+    def url(self) -> str:
+        return f"tls://127.0.0.1:{self.port}"
+
+    def client(self, user: str, ca=None):
+        """A client certificate mapped to ``user`` (``ca``: another CA than the server's)."""
+        return (ca or self.ca).issue(f"client-{user}", email=f"{user}@{natsauth.EMAIL_DOMAIN}")
+
+    def settings(self, user: str, **extra) -> config.Settings:
+        c = self.client(user)
+        return config.load({"LSCLOUD_NATS_URL": self.url, "LSCLOUD_NATS_CA_FILE": str(c.ca),
+                            "LSCLOUD_NATS_CERT_FILE": str(c.cert), "LSCLOUD_NATS_KEY_FILE": str(c.key), **extra})
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.log.close()
+
+

@@ -1,0 +1,283 @@
+"""Field devices on the cluster's NATS, run by a real nats-server with the nats.conf the program
+renders for a device domain, and a real object store holding the credentials:
+
+- the accounts file the device-users init container writes before the server starts holds the
+  platform's users only, and the server starts with it even when the store does not answer;
+- a credential the domain's function issues reaches the server through the sidecar's sync (file
+  rewritten, SIGHUP): the device then logs in over MQTT with TLS and its password, and what it
+  publishes on its own topic lands in ``<stream>_DEVICES``; a wrong password, no credentials, or
+  another device's topic get nothing in;
+- a rotated password replaces the old one at the next sync;
+- the devices relay, as its own certificate-mapped user, moves the message onto the platform's
+  stream as the domain's device event, and may publish nothing else; its probes say when it is
+  bound to the devices stream and when it is stopping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import nats
+import nats.js.errors
+import pytest
+
+from lscloud import devices, events, store
+from lscloud.bus import Bus
+from lscloud.health import HealthServer
+from lscloud.local.servers import free_port
+from lscloud.store.objects import ObjectStore
+
+from nats_cluster_support import Server, infra_bus  # noqa: E402  (puts infra/ on the path)
+from components.settings import NatsSettings  # noqa: E402
+
+pytestmark = pytest.mark.integration
+
+FUNCTIONS = ("environment", "ioc")
+DOMAINS = ("environment",)
+SETTINGS = NatsSettings(replicas=1, streamReplicas=1, storageSize="64Mi", streamMaxBytes="20MB",
+                        dlqMaxBytes="5MB", devicesMaxBytes="5MB", channelMaxBytes="5MB",
+                        deadLetterChannelMaxBytes="5MB")
+TOPIC = "devices/environment/stations/lsn-1/observations"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    s = Server(tmp_path_factory.mktemp("nats-cluster-devices"), SETTINGS, FUNCTIONS, DOMAINS)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def streams(server):
+    """The stream Job's three streams, as rendered."""
+    async def make():
+        bus = Bus(server.settings("admin"), name="admin", create_stream=False)
+        await bus.connect()
+        for rendered in (infra_bus.render_stream(SETTINGS), infra_bus.render_dlq_stream(SETTINGS),
+                         infra_bus.render_devices_stream(SETTINGS)):
+            await bus.ensure_stream(rendered["name"], rendered["subjects"])
+        await bus.close()
+
+    asyncio.run(make())
+    return SETTINGS.stream
+
+
+@pytest.fixture
+def issued(object_store, bucket):
+    """The environment function's bucket, where it issues its stations' credentials."""
+    store.configure(object_store, bucket)
+    yield bucket
+    store.configure(None)
+
+
+def _sync(server: Server, bucket: str, client: ObjectStore) -> bool:
+    return devices.sync_users(server.template, server.accounts, server.pid_file, [bucket], client)
+
+
+def _mqtt(server: Server, user: str | None, password: str | None):
+    """(client, accepted?) once the server answered the CONNECT, over TLS with the internal CA."""
+    import paho.mqtt.client as mqtt
+
+    answered, accepted = threading.Event(), {}
+
+    def on_connect(c, userdata, flags, reason, props):
+        accepted["ok"] = not reason.is_failure
+        answered.set()
+
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"dev-{uuid.uuid4().hex[:8]}")
+    c.tls_set(ca_certs=str(server.ca.path))
+    if user:
+        c.username_pw_set(user, password)
+    c.on_connect = on_connect
+    c.connect("localhost", server.mqtt_port, keepalive=30)
+    c.loop_start()
+    answered.wait(15)
+    return c, accepted.get("ok", False)
+
+
+def _publish(c, topic: str, payload: dict) -> None:
+    info = c.publish(topic, json.dumps(payload), qos=1)
+    info.wait_for_publish(10)
+
+
+def _stored(server: Server, stream: str) -> list[tuple[str, dict]]:
+    async def read():
+        bus = Bus(server.settings("admin"), name="admin", create_stream=False)
+        await bus.connect()
+        try:
+            info = await bus.js.stream_info(stream)
+            out = []
+            if not info.state.messages:
+                return out
+            for seq in range(info.state.first_seq, info.state.last_seq + 1):
+                try:
+                    m = await bus.js.get_msg(stream, seq)
+                except nats.js.errors.NotFoundError:
+                    continue
+                out.append((m.subject, json.loads(m.data)))
+            return out
+        finally:
+            await bus.close()
+
+    return asyncio.run(read())
+
+
+def _wait(check, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _probe(probes: HealthServer, which: str) -> tuple[int, str | None]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{probes.port}/health/{which}", timeout=5) as r:
+            return r.status, json.loads(r.read()).get("detail")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read()).get("detail")
+
+
+def _reloaded(server: Server, count: int) -> None:
+    """nats-server logs each reload: wait for the ``count``-th (an observable fact, not a sleep)."""
+    _wait(lambda: (server.root / "nats.log").read_text().count("Reloaded server configuration") >= count,
+          15, f"reload #{count}")
+
+
+def test_the_first_file_holds_the_platform_users_even_when_the_store_does_not_answer(server, tmp_path):
+    dead = ObjectStore(f"http://127.0.0.1:{free_port()}", "k", "s", "us-east-1", timeout_s=1.0)
+    out = tmp_path / "accounts.conf"
+    assert devices.sync_users(server.template, out, None, ["nowhere"], dead)
+    text = out.read_text()
+    assert text == devices.render_users(server.template.read_text(), [])
+    assert "devices-relay@nats.lscloud" in text and "fn-environment@nats.lscloud" in text
+    # once written, a failed read keeps the last users rather than dropping every device
+    with pytest.raises(Exception):
+        devices.sync_users(server.template, out, None, ["nowhere"], dead)
+    assert out.read_text() == text
+
+
+def test_an_issued_device_publishes_its_own_topic_over_mqtt_and_nothing_else(server, streams, issued, object_store):
+    before = len(_stored(server, devices.stream_name(SETTINGS)))
+    anonymous, ok = _mqtt(server, None, None)
+    anonymous.loop_stop()
+    assert not ok   # no credentials, no MQTT
+
+    first = devices.issue("environment", "env-lsn-1", [TOPIC], issued_by="operator")
+    other = devices.issue("environment", "env-lsn-2", ["devices/environment/stations/lsn-2/observations"],
+                          issued_by="operator")
+    reloads = (server.root / "nats.log").read_text().count("Reloaded server configuration")
+    assert _sync(server, issued, object_store)
+    _reloaded(server, reloads + 1)
+    assert not _sync(server, issued, object_store)   # nothing changed: no rewrite, no reload
+    text = server.accounts.read_text()
+    assert first.password not in text and "$2b$" in text   # the bcrypt hash only
+
+    wrong, ok = _mqtt(server, "env-lsn-1", "not-the-password")
+    wrong.loop_stop()
+    assert not ok
+    c, ok = _mqtt(server, "env-lsn-1", first.password)
+    assert ok
+    try:
+        _publish(c, TOPIC, {"pm25": 12.5})
+        _publish(c, other.topics[0], {"pm25": 999})   # another station's topic: refused by its permissions
+        _publish(c, TOPIC, {"pm25": 13.0})
+    finally:
+        c.disconnect()
+        c.loop_stop()
+    stored = _wait(lambda: (lambda s: s if len(s) >= before + 2 else None)(_stored(server, devices.stream_name(SETTINGS))),
+                   15, "the device's messages in the devices stream")
+    mine = stored[before:]
+    assert [(subject, body) for subject, body in mine] == [
+        (devices.subject(TOPIC), {"pm25": 12.5}), (devices.subject(TOPIC), {"pm25": 13.0})]
+
+    # the device cannot use the platform's standard port: that one admits certificates only
+    async def standard():
+        ctx = ssl.create_default_context(cafile=str(server.ca.path))
+        with pytest.raises(Exception):
+            nc = await nats.connect(server.url, tls=ctx, user="env-lsn-1", password=first.password,
+                                    allow_reconnect=False, connect_timeout=5, max_reconnect_attempts=0)
+            await nc.close()
+
+    asyncio.run(standard())
+
+
+def test_a_rotated_password_replaces_the_old_one_at_the_next_sync(server, streams, issued, object_store):
+    old = devices.issue("environment", "env-lsn-3", ["devices/environment/stations/lsn-3/observations"],
+                        issued_by="operator")
+    reloads = (server.root / "nats.log").read_text().count("Reloaded server configuration")
+    _sync(server, issued, object_store)
+    _reloaded(server, reloads + 1)
+    c, ok = _mqtt(server, "env-lsn-3", old.password)
+    c.disconnect()
+    c.loop_stop()
+    assert ok
+
+    new = devices.issue("environment", "env-lsn-3", list(old.topics), issued_by="operator")
+    _sync(server, issued, object_store)
+    _reloaded(server, reloads + 2)
+    stale, ok = _mqtt(server, "env-lsn-3", old.password)
+    stale.loop_stop()
+    assert not ok
+    c, ok = _mqtt(server, "env-lsn-3", new.password)
+    c.disconnect()
+    c.loop_stop()
+    assert ok
+
+
+def test_the_relay_moves_device_messages_onto_the_stream_as_the_domains_events(server, streams, issued, object_store):
+    cred = devices.issue("environment", "env-lsn-4", ["devices/environment/stations/lsn-4/observations"],
+                         issued_by="operator")
+    reloads = (server.root / "nats.log").read_text().count("Reloaded server configuration")
+    _sync(server, issued, object_store)
+    _reloaded(server, reloads + 1)
+    c, ok = _mqtt(server, "env-lsn-4", cred.password)
+    assert ok
+    try:
+        _publish(c, cred.topics[0], {"pm25": 41.5})
+    finally:
+        c.disconnect()
+        c.loop_stop()
+
+    relay = devices.Relay(server.settings("devices-relay", LSCLOUD_STREAM=SETTINGS.stream,
+                                          OTEL_SERVICE_NAME="devices-relay"), create_streams=False)
+    probes = HealthServer(relay.alive, relay.ready, host="127.0.0.1", port=0).start()
+    assert _probe(probes, "readiness") == (503, "not bound to the devices stream yet")
+    relay.start()
+    try:
+        def relayed():
+            found = [body for subject, body in _stored(server, SETTINGS.stream)
+                     if subject == events.subject_for(devices.event_type("environment"))
+                     and body.get("subject") == "stations/lsn-4/observations"]
+            return found or None
+
+        event = _wait(relayed, 20, "the relayed event on the platform's stream")[0]
+        assert _probe(probes, "readiness") == (200, None) and _probe(probes, "liveness") == (200, None)
+    finally:
+        relay.stop()
+    assert _probe(probes, "readiness") == (503, "stopping")
+    probes.stop()
+    assert event["type"] == "vn.langson.environment.device.message.received.v1"
+    assert event["data"] == {"pm25": 41.5} and event["devicechannel"] == "mqtt"
+
+    # the relay's user may publish the device domains' events and nothing else
+    async def forged():
+        bus = Bus(server.settings("devices-relay"), name="devices-relay", create_stream=False)
+        await bus.connect()
+        try:
+            with pytest.raises(Exception):
+                await bus.publish(events.new_event("vn.langson.ioc.alert.raised.v1", "/devices/x", {"n": 1}),
+                                  timeout=3)
+        finally:
+            await bus.close()
+
+    asyncio.run(forged())
