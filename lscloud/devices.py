@@ -135,6 +135,27 @@ def issue(domain: str, user: str, topics: list[str], *, issued_by: str, password
     raise ConditionalCheckFailed(f"credentials of {user} kept changing", key=user)
 
 
+def revoke(domain: str, user: str) -> bool:
+    """Delete ``user``'s credentials (one of ``domain``'s); False when it had none. nats-server's
+    users follow (locally within seconds, in the cluster at the sidecar's next read), and its reload
+    closes the connections of a user it no longer has."""
+    for _ in range(5):
+        try:
+            item = DeviceCredential.get(user)
+        except DoesNotExist:
+            return False
+        if item.domain != domain:
+            raise ValueError(f"{user} belongs to {item.domain}")
+        try:
+            item.delete()
+            return True
+        except DoesNotExist:
+            return False
+        except ConditionalCheckFailed:
+            continue   # rotated meanwhile: revoke what is there now
+    raise ConditionalCheckFailed(f"credentials of {user} kept changing", key=user)
+
+
 def credentials() -> list[DeviceCredential]:
     out, token = [], None
     while True:
@@ -354,18 +375,23 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    settings = config.load()
+    env = config.environ()
+    settings = config.load(env)
     if args.command == "sync-users":
         return _sync_loop(args, settings, stop)
-    settings = settings.replace(service=os.environ.get("OTEL_SERVICE_NAME", "").strip() or "devices-relay")
+    if not (env.get("OTEL_SERVICE_NAME") or env.get("K_SERVICE")):
+        settings = settings.replace(service="devices-relay")
     telemetry.setup(settings)
     relay = Relay(settings, create_streams=False)
     stop_relay = lambda *_: relay._stop.set()  # noqa: E731
     signal.signal(signal.SIGTERM, stop_relay)
     signal.signal(signal.SIGINT, stop_relay)
-    probes = HealthServer(relay.alive, relay.ready, port=int(os.environ.get("PORT", "8080")), name="relay-health").start()
+    probes = HealthServer(relay.alive, relay.ready, port=int(env.get("PORT") or 8080), name="relay-health").start()
     try:
-        asyncio.run(relay.run())   # NATS unreachable at start: it exits, and the kubelet starts it again
+        asyncio.run(relay.run())
+    except BusError as exc:   # NATS unreachable, the stream or consumer refused: the kubelet starts it again
+        log.error("the relay stopped: %s", exc)
+        return 1
     finally:
         probes.stop()
         telemetry.force_flush()

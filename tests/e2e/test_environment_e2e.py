@@ -86,6 +86,19 @@ def test_a_device_over_mqtt_and_the_simulated_stations(cloud):
                       60, "the MQTT reading to be stored", log=cloud.log)
     assert stored[0]["via"] == "mqtt" and stored[0]["v"] == {"pm25": 41.5, "no2": 20.0}
 
+    # revoked (a retired station, a lost device): refused from the next sync of nats-server's users on
+    r = api.delete(f"/v1/stations/{sid}/mqtt-credentials", headers=op)
+    assert r.status_code == 200 and r.json() == {"station": sid, "username": creds["username"], "revoked": True}
+    assert api.delete(f"/v1/stations/{sid}/mqtt-credentials", headers=op).json()["revoked"] is False
+
+    def refused():
+        c, ok = mqtt_connect(mqtt_url, creds["username"], creds["password"])
+        c.disconnect()
+        c.loop_stop()
+        return (not ok) or None
+
+    wait_for(refused, 30, "the revoked credentials to be refused", log=cloud.log)
+
     # the simulator's stations, backfilled over HTTP: hourly AQI and NGSI-LD entities
     hours = wait_for(lambda: [h for h in api.get("/v1/stations/huu-lung-quarry-air/aqi/hourly").json()["items"]
                               if h["aqi"] is not None], 90, "the simulator's backfill", log=cloud.log)

@@ -7,7 +7,8 @@ renders for a device domain, and a real object store holding the credentials:
   rewritten, SIGHUP): the device then logs in over MQTT with TLS and its password, and what it
   publishes on its own topic lands in ``<stream>_DEVICES``; a wrong password, no credentials, or
   another device's topic get nothing in;
-- a rotated password replaces the old one at the next sync;
+- a rotated password replaces the old one at the next sync, and revoked credentials are refused and
+  their open connection closed;
 - the devices relay, as its own certificate-mapped user, moves the message onto the platform's
   stream as the domain's device event, and may publish nothing else; its probes say when it is
   bound to the devices stream and when it is stopping.
@@ -281,3 +282,29 @@ def test_the_relay_moves_device_messages_onto_the_stream_as_the_domains_events(s
             await bus.close()
 
     asyncio.run(forged())
+
+
+def test_revoked_credentials_are_refused_and_their_connection_closed_at_the_next_sync(server, streams, issued,
+                                                                                      object_store):
+    cred = devices.issue("environment", "env-lsn-5", ["devices/environment/stations/lsn-5/observations"],
+                         issued_by="operator")
+    reloads = (server.root / "nats.log").read_text().count("Reloaded server configuration")
+    _sync(server, issued, object_store)
+    _reloaded(server, reloads + 1)
+    connected, ok = _mqtt(server, "env-lsn-5", cred.password)
+    assert ok and connected.is_connected()
+    dropped = threading.Event()
+    connected.on_disconnect = lambda *args: dropped.set()
+
+    with pytest.raises(ValueError, match="belongs to environment"):
+        devices.revoke("border", "env-lsn-5")                # another domain's device is not its to revoke
+    assert devices.revoke("environment", "env-lsn-5")
+    assert not devices.revoke("environment", "env-lsn-5")   # a repeat changes nothing
+    assert _sync(server, issued, object_store)
+    _reloaded(server, reloads + 2)
+    assert dropped.wait(15), "the revoked device's connection stayed open"
+    connected.loop_stop()
+    again, ok = _mqtt(server, "env-lsn-5", cred.password)
+    again.loop_stop()
+    assert not ok
+    assert "env-lsn-5" not in server.accounts.read_text()

@@ -60,7 +60,21 @@ def mqtt_credentials(station_id: str):
     """Issue (or rotate) the station's MQTT credentials; the password is shown once."""
     station = stations.get(station_id)
     topic = devices.topic("environment", "stations", station["id"], "observations")
-    issued = devices.issue("environment", f"env-{station['id']}", [topic], issued_by=principal().sub or "operator")
+    issued = devices.issue("environment", stations.device_user(station), [topic],
+                           issued_by=principal().sub or "operator")
     return jsonify({"station": station["id"], "username": issued.user, "password": issued.password,
                     "topic": topic, "nats_subject": devices.subject(topic), "qos": 1,
                     "note": "the password is shown once; issuing again replaces it"}), 201
+
+
+@bp.delete("/v1/stations/<station_id>/mqtt-credentials")
+@allow("operator")
+@responds("environment/mqtt-credentials-revoked.json")
+def revoke_mqtt_credentials(station_id: str):
+    """Revoke the station's MQTT credentials (a station retired or its device lost).
+
+    The broker refuses them within seconds, and closes the connections that used them; issuing
+    again gives the station new ones. Repeating the call changes nothing (``revoked`` false)."""
+    station = stations.get(station_id)
+    user = stations.device_user(station)
+    return jsonify({"station": station["id"], "username": user, "revoked": devices.revoke("environment", user)})

@@ -58,6 +58,11 @@ def get(station_id: str) -> dict:
         raise NoSuchStation(f"no station {station_id[:64]!r}", detail_vi="Không có trạm quan trắc này.") from None
 
 
+def device_user(station: dict) -> str:
+    """The station's MQTT username (its credentials: :func:`lscloud.devices.issue`)."""
+    return f"env-{station['id']}"
+
+
 def all_stations(kind: str | None = None) -> list[dict]:
     out, token = [], None
     while True:
