@@ -86,6 +86,15 @@ def url_template(namespace: str, domain: str, *, tls: bool) -> str:
     return f"{'https' if tls else 'http'}://{{name}}.{namespace}.{domain}"
 
 
+ACCESS_LOG_TEMPLATE = ('[%START_TIME%] "%REQ(:METHOD)% %PROTOCOL%" %RESPONSE_CODE% %RESPONSE_FLAGS% '
+                       '%BYTES_RECEIVED% %BYTES_SENT% %DURATION% "%REQ(:AUTHORITY)%" "%REQ(X-REQUEST-ID)%" '
+                       '"%REQ(TRACEPARENT)%" %UPSTREAM_CLUSTER% %DOWNSTREAM_REMOTE_ADDRESS%\n')
+"""Kourier's access log line (Envoy's format; it logs every request by default): Envoy's own default
+without the path, the query and the user agent. A path can be a credential (a download link's
+token) or name a person (a plate, a report), and the functions' spans already record every path
+with those redacted (lscloud.redaction); the trace id here leads to them."""
+
+
 def render_config_patches(s: KnativeSettings, domain: str, nats_url: str, nats: NatsSettings, *,
                           traces_endpoint: str = "", sampling_rate: float = 1.0) -> list[dict]:
     """Data merged into the ConfigMaps Knative installs (server-side apply patches)."""
@@ -95,6 +104,8 @@ def render_config_patches(s: KnativeSettings, domain: str, nats_url: str, nats: 
     patches = [
         ("knative-serving", "config-domain", {domain: ""}),
         ("knative-serving", "config-network", network),
+        ("knative-serving", "config-kourier", {"enable-service-access-logging": "true",
+                                               "service-access-log-template": ACCESS_LOG_TEMPLATE}),
         ("knative-serving", "config-features", {"secure-pod-defaults": "enabled"}),
         ("knative-serving", "config-deployment", {
             "queue-sidecar-cpu-request": "25m", "queue-sidecar-cpu-limit": "500m",

@@ -138,6 +138,12 @@ def test_sender_identity_and_tracing_are_switched_on(program):
             assert obs["tracing-protocol"] == "http/protobuf"
             assert obs["tracing-endpoint"] == "http://otel-collector.lscloud-telemetry.svc.cluster.local:4318/v1/traces"
             assert 0 < float(obs["tracing-sampling-rate"]) <= 1
+        # Kourier logs every request: never its path (a download link's token) nor its query
+        kourier = patches[("knative-serving", "config-kourier")]
+        template = kourier["service-access-log-template"]
+        assert kourier["enable-service-access-logging"] == "true" and template.endswith("\n")
+        assert "PATH" not in template and "%REQ(:PATH)" not in template and "QUERY" not in template
+        assert "%REQ(TRACEPARENT)%" in template and "%RESPONSE_CODE%" in template
         nats = yaml.safe_load(patches[("knative-eventing", "config-nats")]["eventing-nats"])
         assert nats["url"].startswith("tls://") and nats["auth"]["tls"]["secret"]["name"] == "nats-eventing"
         objs = k8s_objects(program(stack))
