@@ -32,10 +32,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from typing import Sequence
 
 import pulumi
-
-from typing import Sequence
 
 from lscloud import devices
 from lscloud.bus import DUPLICATE_WINDOW_S, STREAM_SUBJECTS
