@@ -15,7 +15,7 @@ it reach only NATS, the broker ingress, the collector and DNS; nothing may conne
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Sequence
 
 import pulumi
 
@@ -177,33 +177,16 @@ def render_sink_binding(broker: str, p: BridgeEndpoints) -> dict:
 def render_network_policy(broker: str, p: BridgeEndpoints) -> dict:
     """No ingress except the kubelet's probes (not subject to policies); egress to NATS, the
     broker ingress, the collector and DNS only."""
-    name = name_for(broker)
-
-    def to(ns: str, match: Mapping[str, str], *ports: int) -> dict:
-        return {"to": [{"namespaceSelector": kx.ns_selector(ns), "podSelector": {"matchLabels": dict(match)}}],
-                "ports": [{"protocol": "TCP", "port": port} for port in ports]}
-
-    return {
-        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-        "metadata": {"name": name, "namespace": p.namespace, "labels": kx.labels(name, "network-policy")},
-        "spec": {
-            "podSelector": {"matchLabels": kx.selector(name)},
-            "policyTypes": ["Ingress", "Egress"],
-            "ingress": [],
-            "egress": [to(p.data_namespace, kx.selector("nats"), 4222),
-                       to(BROKER_INGRESS_NAMESPACE, BROKER_INGRESS_LABELS, *BROKER_INGRESS_PORTS),
-                       to(p.telemetry_namespace, kx.selector("otel-collector"), 4317, 4318),
-                       to(p.telemetry_namespace, kx.selector("otel-collector-metrics"), 4317, 4318),
-                       kx.dns_egress_rule()],
-        },
-    }
+    return kx.egress_only_policy(name_for(broker), p.namespace, [
+        kx.egress_to(p.data_namespace, kx.selector("nats"), 4222),
+        kx.egress_to(BROKER_INGRESS_NAMESPACE, BROKER_INGRESS_LABELS, *BROKER_INGRESS_PORTS),
+        kx.egress_to(p.telemetry_namespace, kx.selector("otel-collector"), 4317, 4318),
+        kx.egress_to(p.telemetry_namespace, kx.selector("otel-collector-metrics"), 4317, 4318),
+        kx.dns_egress_rule()])
 
 
 def render_service_account(broker: str, p: BridgeEndpoints) -> dict:
-    name = name_for(broker)
-    return {"apiVersion": "v1", "kind": "ServiceAccount",
-            "metadata": {"name": name, "namespace": p.namespace, "labels": kx.labels(name, COMPONENT)},
-            "automountServiceAccountToken": False}
+    return kx.service_account(name_for(broker), p.namespace, COMPONENT)
 
 
 def render_all(broker: str, types: Sequence[str], p: BridgeEndpoints, s: BridgeSettings, *, image: str) -> list[dict]:

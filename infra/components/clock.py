@@ -108,25 +108,12 @@ def render_cron_job(p: ClockEndpoints, *, image: str) -> dict:
 
 def render_network_policy(p: ClockEndpoints) -> dict:
     """No ingress; egress to NATS and DNS only."""
-    return {
-        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-        "metadata": {"name": NAME, "namespace": p.namespace, "labels": kx.labels(NAME, "network-policy")},
-        "spec": {
-            "podSelector": {"matchLabels": kx.selector(NAME)},
-            "policyTypes": ["Ingress", "Egress"],
-            "ingress": [],
-            "egress": [{"to": [{"namespaceSelector": kx.ns_selector(p.data_namespace),
-                                "podSelector": {"matchLabels": kx.selector("nats")}}],
-                        "ports": [{"protocol": "TCP", "port": NATS_PORT}]},
-                       kx.dns_egress_rule()],
-        },
-    }
+    return kx.egress_only_policy(NAME, p.namespace, [kx.egress_to(p.data_namespace, kx.selector("nats"), NATS_PORT),
+                                                     kx.dns_egress_rule()])
 
 
 def render_service_account(p: ClockEndpoints) -> dict:
-    return {"apiVersion": "v1", "kind": "ServiceAccount",
-            "metadata": {"name": NAME, "namespace": p.namespace, "labels": kx.labels(NAME, COMPONENT)},
-            "automountServiceAccountToken": False}
+    return kx.service_account(NAME, p.namespace, COMPONENT)
 
 
 def render_all(p: ClockEndpoints, *, image: str) -> list[dict]:

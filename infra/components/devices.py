@@ -17,7 +17,6 @@ probes are not subject to policies) and egress to NATS, the collector and DNS on
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -138,30 +137,15 @@ def render_deployment(p: RelayEndpoints, *, image: str) -> dict:
 
 def render_network_policy(p: RelayEndpoints) -> dict:
     """No ingress; egress to NATS, the collector and DNS only."""
-
-    def to(ns: str, match: Mapping[str, str], *ports: int) -> dict:
-        return {"to": [{"namespaceSelector": kx.ns_selector(ns), "podSelector": {"matchLabels": dict(match)}}],
-                "ports": [{"protocol": "TCP", "port": port} for port in ports]}
-
-    return {
-        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-        "metadata": {"name": NAME, "namespace": p.namespace, "labels": kx.labels(NAME, "network-policy")},
-        "spec": {
-            "podSelector": {"matchLabels": kx.selector(NAME)},
-            "policyTypes": ["Ingress", "Egress"],
-            "ingress": [],
-            "egress": [to(p.data_namespace, kx.selector("nats"), NATS_PORT),
-                       to(p.telemetry_namespace, kx.selector("otel-collector"), *OTLP_PORTS),
-                       to(p.telemetry_namespace, kx.selector("otel-collector-metrics"), *OTLP_PORTS),
-                       kx.dns_egress_rule()],
-        },
-    }
+    return kx.egress_only_policy(NAME, p.namespace, [
+        kx.egress_to(p.data_namespace, kx.selector("nats"), NATS_PORT),
+        kx.egress_to(p.telemetry_namespace, kx.selector("otel-collector"), *OTLP_PORTS),
+        kx.egress_to(p.telemetry_namespace, kx.selector("otel-collector-metrics"), *OTLP_PORTS),
+        kx.dns_egress_rule()])
 
 
 def render_service_account(p: RelayEndpoints) -> dict:
-    return {"apiVersion": "v1", "kind": "ServiceAccount",
-            "metadata": {"name": NAME, "namespace": p.namespace, "labels": kx.labels(NAME, COMPONENT)},
-            "automountServiceAccountToken": False}
+    return kx.service_account(NAME, p.namespace, COMPONENT)
 
 
 def render_pdb(p: RelayEndpoints) -> dict:

@@ -333,8 +333,7 @@ def render_network_policy(m: Manifest, p: PlatformEndpoints) -> dict:
     ingress (``LSCLOUD_PEER_URL_TEMPLATE``: ``<name>.<ns>.svc`` is an ExternalName onto it),
     plus configured CIDRs on 443 (e.g. the IdP)."""
     def to(ns: str, name: str, *ports: int) -> dict:
-        return {"to": [{"namespaceSelector": kx.ns_selector(ns), "podSelector": {"matchLabels": kx.selector(name)}}],
-                "ports": [{"protocol": "TCP", "port": port} for port in ports]}
+        return kx.egress_to(ns, kx.selector(name), *ports)
 
     egress = [to(p.data_namespace, "nats", 4222), to(p.data_namespace, "minio", 9000),
               to(p.telemetry_namespace, "otel-collector", 4317, 4318),

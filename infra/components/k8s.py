@@ -48,6 +48,30 @@ def ns_selector(namespace: str) -> dict:
     return {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
 
 
+def egress_to(namespace: str, match_labels: Mapping[str, str], *ports: int) -> dict:
+    """Egress to the pods labelled ``match_labels`` in ``namespace``, on TCP ``ports``."""
+    return {"to": [{"namespaceSelector": ns_selector(namespace), "podSelector": {"matchLabels": dict(match_labels)}}],
+            "ports": [{"protocol": "TCP", "port": port} for port in ports]}
+
+
+def egress_only_policy(name: str, namespace: str, egress: list[dict]) -> dict:
+    """The NetworkPolicy of a workload nothing connects to (the kubelet's probes are not subject to
+    policies): no ingress, egress to ``egress`` only (add :func:`dns_egress_rule` to resolve names)."""
+    return {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels(name, "network-policy")},
+        "spec": {"podSelector": {"matchLabels": selector(name)}, "policyTypes": ["Ingress", "Egress"],
+                 "ingress": [], "egress": list(egress)},
+    }
+
+
+def service_account(name: str, namespace: str, component: str) -> dict:
+    """A workload's own ServiceAccount, whose token it does not mount (it talks to no Kubernetes API)."""
+    return {"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels(name, component)},
+            "automountServiceAccountToken": False}
+
+
 def dns_egress_rule() -> dict:
     """Egress to the cluster DNS (every pod with a default-deny egress policy needs it)."""
     return {

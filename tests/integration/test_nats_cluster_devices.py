@@ -148,10 +148,15 @@ def _probe(probes: HealthServer, which: str) -> tuple[int, str | None]:
         return exc.code, json.loads(exc.read()).get("detail")
 
 
-def _reloaded(server: Server, count: int) -> None:
-    """nats-server logs each reload: wait for the ``count``-th (an observable fact, not a sleep)."""
-    _wait(lambda: (server.root / "nats.log").read_text().count("Reloaded server configuration") >= count,
-          15, f"reload #{count}")
+def _loaded(server: Server, bucket: str, client: ObjectStore) -> None:
+    """Sync the device users (they changed) and wait for the server's reload: nats-server logs each
+    one (an observable fact, not a sleep)."""
+    def reloads() -> int:
+        return (server.root / "nats.log").read_text().count("Reloaded server configuration")
+
+    before = reloads()
+    assert _sync(server, bucket, client)
+    _wait(lambda: reloads() > before, 15, "nats-server to reload its users")
 
 
 def test_the_first_file_holds_the_platform_users_even_when_the_store_does_not_answer(server, tmp_path):
@@ -176,9 +181,7 @@ def test_an_issued_device_publishes_its_own_topic_over_mqtt_and_nothing_else(ser
     first = devices.issue("environment", "env-lsn-1", [TOPIC], issued_by="operator")
     other = devices.issue("environment", "env-lsn-2", ["devices/environment/stations/lsn-2/observations"],
                           issued_by="operator")
-    reloads = (server.root / "nats.log").read_text().count("Reloaded server configuration")
-    assert _sync(server, issued, object_store)
-    _reloaded(server, reloads + 1)
+    _loaded(server, issued, object_store)
     assert not _sync(server, issued, object_store)   # nothing changed: no rewrite, no reload
     text = server.accounts.read_text()
     assert first.password not in text and "$2b$" in text   # the bcrypt hash only
@@ -215,17 +218,14 @@ def test_an_issued_device_publishes_its_own_topic_over_mqtt_and_nothing_else(ser
 def test_a_rotated_password_replaces_the_old_one_at_the_next_sync(server, streams, issued, object_store):
     old = devices.issue("environment", "env-lsn-3", ["devices/environment/stations/lsn-3/observations"],
                         issued_by="operator")
-    reloads = (server.root / "nats.log").read_text().count("Reloaded server configuration")
-    _sync(server, issued, object_store)
-    _reloaded(server, reloads + 1)
+    _loaded(server, issued, object_store)
     c, ok = _mqtt(server, "env-lsn-3", old.password)
     c.disconnect()
     c.loop_stop()
     assert ok
 
     new = devices.issue("environment", "env-lsn-3", list(old.topics), issued_by="operator")
-    _sync(server, issued, object_store)
-    _reloaded(server, reloads + 2)
+    _loaded(server, issued, object_store)
     stale, ok = _mqtt(server, "env-lsn-3", old.password)
     stale.loop_stop()
     assert not ok
@@ -238,9 +238,7 @@ def test_a_rotated_password_replaces_the_old_one_at_the_next_sync(server, stream
 def test_the_relay_moves_device_messages_onto_the_stream_as_the_domains_events(server, streams, issued, object_store):
     cred = devices.issue("environment", "env-lsn-4", ["devices/environment/stations/lsn-4/observations"],
                          issued_by="operator")
-    reloads = (server.root / "nats.log").read_text().count("Reloaded server configuration")
-    _sync(server, issued, object_store)
-    _reloaded(server, reloads + 1)
+    _loaded(server, issued, object_store)
     c, ok = _mqtt(server, "env-lsn-4", cred.password)
     assert ok
     try:
@@ -288,9 +286,7 @@ def test_revoked_credentials_are_refused_and_their_connection_closed_at_the_next
                                                                                       object_store):
     cred = devices.issue("environment", "env-lsn-5", ["devices/environment/stations/lsn-5/observations"],
                          issued_by="operator")
-    reloads = (server.root / "nats.log").read_text().count("Reloaded server configuration")
-    _sync(server, issued, object_store)
-    _reloaded(server, reloads + 1)
+    _loaded(server, issued, object_store)
     connected, ok = _mqtt(server, "env-lsn-5", cred.password)
     assert ok and connected.is_connected()
     dropped = threading.Event()
@@ -300,8 +296,7 @@ def test_revoked_credentials_are_refused_and_their_connection_closed_at_the_next
         devices.revoke("border", "env-lsn-5")                # another domain's device is not its to revoke
     assert devices.revoke("environment", "env-lsn-5")
     assert not devices.revoke("environment", "env-lsn-5")   # a repeat changes nothing
-    assert _sync(server, issued, object_store)
-    _reloaded(server, reloads + 2)
+    _loaded(server, issued, object_store)
     assert dropped.wait(15), "the revoked device's connection stayed open"
     connected.loop_stop()
     again, ok = _mqtt(server, "env-lsn-5", cred.password)
