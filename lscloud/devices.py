@@ -353,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m lscloud.devices``: the relay, until SIGTERM (the cluster's Deployment), with its
     probes on ``PORT`` (:mod:`lscloud.health`).
 
-    ``python -m lscloud.devices sync-users --template T --out F --bucket B … [--pid-file P] [--every S]``:
+    ``python -m lscloud.devices sync-users --template T --out F --bucket B … [--pid-file P] [--every S]
+    [--health-port N]``:
     the device users into nats-server's accounts file (:func:`sync_users`), once, or every S seconds
     until SIGTERM (the sidecar beside each nats-server); the store from the ``LSCLOUD_S3_*`` settings."""
     import argparse
@@ -371,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     sync.add_argument("--bucket", action="append", default=[], help="a device domain's bucket; repeatable")
     sync.add_argument("--pid-file", type=Path)
     sync.add_argument("--every", type=float, default=0.0, help="seconds between reads (0: once)")
+    sync.add_argument("--health-port", type=int, default=0,
+                      help="serve /health/liveness (the loop turns) and /health/readiness (the file exists)")
     args = parser.parse_args(argv)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -399,16 +402,36 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _sync_loop(args, settings, stop: threading.Event) -> int:
+    from .health import HealthServer
     from .store.objects import ObjectStore
 
     client = ObjectStore.from_settings(settings, max_pool=2, timeout_s=10.0)
-    while True:
-        try:
-            sync_users(args.template, args.out, args.pid_file, args.bucket, client)
-        except Exception as exc:  # noqa: BLE001 - the last users stay; the next read tries again
-            log.warning("device users not read (%s); the last ones stay", exc.__class__.__name__)
-        if args.every <= 0 or stop.wait(args.every):
-            return 0
+    turned = [time.monotonic()]
+    stalled_s = max(60.0, 4 * args.every)
+
+    def alive() -> tuple[bool, str]:
+        # a store that does not answer keeps the loop turning (each read times out): only a stuck
+        # loop is a reason to restart the container
+        late = time.monotonic() - turned[0]
+        return (True, "ok") if late < stalled_s else (False, f"no read for {late:.0f} s")
+
+    def ready() -> tuple[bool, str]:
+        return (True, "ok") if args.out.exists() else (False, "no accounts file yet")
+
+    probes = HealthServer(alive, ready, port=args.health_port, name="device-users-health").start() \
+        if args.health_port else None
+    try:
+        while True:
+            turned[0] = time.monotonic()
+            try:
+                sync_users(args.template, args.out, args.pid_file, args.bucket, client)
+            except Exception as exc:  # noqa: BLE001 - the last users stay; the next read tries again
+                log.warning("device users not read (%s); the last ones stay", exc.__class__.__name__)
+            if args.every <= 0 or stop.wait(args.every):
+                return 0
+    finally:
+        if probes is not None:
+            probes.stop()
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from typing import Sequence
 
 import pulumi
 
-from lscloud import devices
+from lscloud import devices, health
 from lscloud.bus import DUPLICATE_WINDOW_S, STREAM_SUBJECTS
 from lscloud.delivery import DLQ_SUBJECTS
 
@@ -57,6 +57,7 @@ ACCOUNTS_TEMPLATE = f"{CONFIG_DIR}/accounts.conf"  # the platform's users only
 AUTH_DIR = "/etc/nats-auth"                      # the device-users containers' emptyDir
 ACCOUNTS_FILE = f"{AUTH_DIR}/accounts.conf"      # the template with the issued device users
 DEVICE_USERS = "device-users"
+DEVICE_USERS_HEALTH_PORT = 8080  # the sidecar's probes (lscloud.health)
 
 
 def client_url(namespace: str) -> str:
@@ -164,8 +165,14 @@ def _device_users_container(s: NatsSettings, *, image: str, buckets: Sequence[st
     args = ["python", "-m", "lscloud.devices", "sync-users", "--template", ACCOUNTS_TEMPLATE, "--out", ACCOUNTS_FILE]
     for b in buckets:
         args += ["--bucket", b]
+    probes = {}
     if every:
-        args += ["--pid-file", PID_FILE, "--every", str(s.deviceUsersEverySeconds)]
+        args += ["--pid-file", PID_FILE, "--every", str(s.deviceUsersEverySeconds),
+                 "--health-port", str(DEVICE_USERS_HEALTH_PORT)]
+        probe = lambda path: {"httpGet": {"path": path, "port": DEVICE_USERS_HEALTH_PORT},  # noqa: E731
+                              "periodSeconds": 15, "timeoutSeconds": 3, "failureThreshold": 4}
+        probes = {"ports": [{"name": "users-health", "containerPort": DEVICE_USERS_HEALTH_PORT}],
+                  "readinessProbe": probe(health.READINESS_PATH), "livenessProbe": probe(health.LIVENESS_PATH)}
     secret = lambda key: {"secretKeyRef": {"name": objectstore.DEVICE_READER_SECRET, "key": key}}  # noqa: E731
     return {
         "name": DEVICE_USERS,
@@ -181,6 +188,7 @@ def _device_users_container(s: NatsSettings, *, image: str, buckets: Sequence[st
                          {"name": "pid", "mountPath": "/var/run/nats"},
                          {"name": "ca", "mountPath": "/etc/nats-ca", "readOnly": True}],
         "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "192Mi"}},
+        **probes,
         "securityContext": kx.restricted_security_context(),
     }
 

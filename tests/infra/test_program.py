@@ -22,9 +22,8 @@ FUNCTIONS = manifest.discover(REPO / "functions")
 STACKS = ("dev", "prod")
 K8S_VERSION = "1.30.0"
 LONG_RUNNING = ("Deployment", "StatefulSet")
-# sidecars that serve nothing: nats-server's certificate reloader, and the device users' sync
-# (a loop of small S3 reads with timeouts, then a file and a signal)
-SIDECARS_WITHOUT_PORTS = ("tls-reloader", "device-users")
+# sidecars that serve nothing: nats-server's certificate reloader
+SIDECARS_WITHOUT_PORTS = ("tls-reloader",)
 
 
 def of_kind(objs, kind, api=None):

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -140,9 +143,9 @@ def _wait(check, seconds: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _probe(probes: HealthServer, which: str) -> tuple[int, str | None]:
+def _probe(port: int, which: str) -> tuple[int, str | None]:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{probes.port}/health/{which}", timeout=5) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/{which}", timeout=5) as r:
             return r.status, json.loads(r.read()).get("detail")
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read()).get("detail")
@@ -250,7 +253,7 @@ def test_the_relay_moves_device_messages_onto_the_stream_as_the_domains_events(s
     relay = devices.Relay(server.settings("devices-relay", LSCLOUD_STREAM=SETTINGS.stream,
                                           OTEL_SERVICE_NAME="devices-relay"), create_streams=False)
     probes = HealthServer(relay.alive, relay.ready, host="127.0.0.1", port=0).start()
-    assert _probe(probes, "readiness") == (503, "not bound to the devices stream yet")
+    assert _probe(probes.port, "readiness") == (503, "not bound to the devices stream yet")
     relay.start()
     try:
         def relayed():
@@ -260,10 +263,10 @@ def test_the_relay_moves_device_messages_onto_the_stream_as_the_domains_events(s
             return found or None
 
         event = _wait(relayed, 20, "the relayed event on the platform's stream")[0]
-        assert _probe(probes, "readiness") == (200, None) and _probe(probes, "liveness") == (200, None)
+        assert _probe(probes.port, "readiness") == (200, None) and _probe(probes.port, "liveness") == (200, None)
     finally:
         relay.stop()
-    assert _probe(probes, "readiness") == (503, "stopping")
+    assert _probe(probes.port, "readiness") == (503, "stopping")
     probes.stop()
     assert event["type"] == "vn.langson.environment.device.message.received.v1"
     assert event["data"] == {"pm25": 41.5} and event["devicechannel"] == "mqtt"
@@ -303,3 +306,33 @@ def test_revoked_credentials_are_refused_and_their_connection_closed_at_the_next
     again.loop_stop()
     assert not ok
     assert "env-lsn-5" not in server.accounts.read_text()
+
+
+def test_the_sidecar_process_loads_issued_users_into_the_server_and_answers_its_probes(server, streams, issued,
+                                                                                       base_settings):
+    """``python -m lscloud.devices sync-users`` as the pod runs it (every few seconds, the pid file,
+    its probes): an issued credential logs in without anyone syncing by hand; SIGTERM ends it."""
+    cred = devices.issue("environment", "env-lsn-6", ["devices/environment/stations/lsn-6/observations"],
+                         issued_by="operator")
+    port = free_port()
+    env = {**os.environ, "LSCLOUD_S3_ENDPOINT": base_settings.s3_endpoint,
+           "LSCLOUD_S3_ACCESS_KEY": base_settings.s3_access_key, "LSCLOUD_S3_SECRET_KEY": base_settings.s3_secret_key,
+           "LSCLOUD_S3_REGION": base_settings.s3_region}
+    proc = subprocess.Popen([sys.executable, "-m", "lscloud.devices", "sync-users", "--template", str(server.template),
+                             "--out", str(server.accounts), "--bucket", issued, "--pid-file", str(server.pid_file),
+                             "--every", "0.5", "--health-port", str(port)], env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        def logged_in():
+            c, ok = _mqtt(server, "env-lsn-6", cred.password)
+            c.disconnect()
+            c.loop_stop()
+            return ok or None
+
+        _wait(logged_in, 30, "the sidecar to load the issued user into nats-server")
+        assert _probe(port, "readiness") == (200, None) and _probe(port, "liveness") == (200, None)
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=20)[0].decode()
+    assert proc.returncode == 0, out
+    assert cred.password not in out and "$2b$" not in out   # neither the password nor its hash is logged
