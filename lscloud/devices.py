@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import events, strictjson
+from . import events, metrics, strictjson, telemetry
 from .bus import Bus, BusError
 from .store import ConditionalCheckFailed, DoesNotExist, Model, attributes as A
 
@@ -319,8 +319,14 @@ class Relay:
                     if event is None:
                         await m.term()
                         continue
-                    try:   # a PRODUCER span of its own: the device's message starts the event's trace
-                        await bus.publish(event, timeout=10)
+                    # the device's message starts the event's trace: a CONSUMER span (the relay's
+                    # processing, its lag and duration metrics) around the PRODUCER span of the event.
+                    # Named by the domain's subjects, not the device's: one series per domain
+                    where = f"{PREFIX}.{m.subject.split('.')[1]}.>"
+                    try:
+                        with telemetry.process_span(event, destination=where, consumer_group=self.durable), \
+                                metrics.processing(event, where, self.durable):
+                            await bus.publish(event, timeout=10)
                     except BusError as exc:
                         log.warning("device message not relayed (%s); it comes again", exc.__class__.__name__)
                         await m.nak(delay=1)
@@ -359,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     until SIGTERM (the sidecar beside each nats-server); the store from the ``LSCLOUD_S3_*`` settings."""
     import argparse
 
-    from . import config, redaction, telemetry
+    from . import config, redaction
     from .health import HealthServer
 
     redaction.install_log_redaction()

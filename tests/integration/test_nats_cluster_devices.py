@@ -10,8 +10,8 @@ renders for a device domain, and a real object store holding the credentials:
 - a rotated password replaces the old one at the next sync, and revoked credentials are refused and
   their open connection closed;
 - the devices relay, as its own certificate-mapped user, moves the message onto the platform's
-  stream as the domain's device event, and may publish nothing else; its probes say when it is
-  bound to the devices stream and when it is stopping.
+  stream as the domain's device event (its trace starting at the relay's CONSUMER span), and may
+  publish nothing else; its probes say when it is bound to the devices stream and when it stops.
 """
 
 from __future__ import annotations
@@ -31,9 +31,11 @@ import uuid
 import nats
 import nats.js.errors
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from lscloud import devices, events, store
+from lscloud import devices, events, store, telemetry
 from lscloud.bus import Bus
+from lscloud.config import Settings
 from lscloud.health import HealthServer
 from lscloud.local.servers import free_port
 from lscloud.store.objects import ObjectStore
@@ -127,6 +129,24 @@ def _stored(server: Server, stream: str) -> list[tuple[str, dict]]:
                     continue
                 out.append((m.subject, json.loads(m.data)))
             return out
+        finally:
+            await bus.close()
+
+    return asyncio.run(read())
+
+
+def _headers(server: Server, stream: str, event_id: str) -> dict:
+    """The NATS headers of the stored event ``event_id``."""
+    async def read():
+        bus = Bus(server.settings("admin"), name="admin", create_stream=False)
+        await bus.connect()
+        try:
+            info = await bus.js.stream_info(stream)
+            for seq in range(info.state.first_seq, info.state.last_seq + 1):
+                m = await bus.js.get_msg(stream, seq)
+                if (m.headers or {}).get("Nats-Msg-Id") == event_id:
+                    return dict(m.headers)
+            raise AssertionError(f"no stored event {event_id}")
         finally:
             await bus.close()
 
@@ -238,7 +258,25 @@ def test_a_rotated_password_replaces_the_old_one_at_the_next_sync(server, stream
     assert ok
 
 
-def test_the_relay_moves_device_messages_onto_the_stream_as_the_domains_events(server, streams, issued, object_store):
+@pytest.fixture(scope="module")
+def spans():
+    telemetry.setup(Settings(service="devices-relay"))
+    exporter = InMemorySpanExporter()
+    telemetry.use_span_exporter(exporter)
+    return exporter
+
+
+def _process_durations(group: str) -> list:
+    data = telemetry.collect_metrics()
+    if data is None:
+        pytest.skip("another harness owns the process meter provider")
+    return [point for rm in data.resource_metrics for sm in rm.scope_metrics for metric in sm.metrics
+            if metric.name == "messaging.process.duration" for point in metric.data.data_points
+            if point.attributes.get("messaging.consumer.group.name") == group]
+
+
+def test_the_relay_moves_device_messages_onto_the_stream_as_the_domains_events(server, streams, issued, object_store,
+                                                                              spans):
     cred = devices.issue("environment", "env-lsn-4", ["devices/environment/stations/lsn-4/observations"],
                          issued_by="operator")
     _loaded(server, issued, object_store)
@@ -270,6 +308,22 @@ def test_the_relay_moves_device_messages_onto_the_stream_as_the_domains_events(s
     probes.stop()
     assert event["type"] == "vn.langson.environment.device.message.received.v1"
     assert event["data"] == {"pm25": 41.5} and event["devicechannel"] == "mqtt"
+
+    # its trace starts at the relay: a CONSUMER span named by the domain's subjects (one series per
+    # domain, never per device), the event's PRODUCER span under it, and traceparent on the event
+    finished = spans.get_finished_spans()
+    (process,) = [sp for sp in finished if sp.name == "process devices.environment.>"
+                  and sp.attributes.get("cloudevents.event_id") == event["id"]]
+    assert process.kind.name == "CONSUMER"
+    assert process.attributes["messaging.consumer.group.name"] == "devices-relay"
+    (send,) = [sp for sp in finished if sp.name == "send lscloud.environment.device.message.received"
+               and sp.attributes.get("cloudevents.event_id") == event["id"]]
+    assert send.kind.name == "PRODUCER" and send.parent.span_id == process.context.span_id
+    headers = _headers(server, SETTINGS.stream, event["id"])
+    assert headers["traceparent"].split("-")[1] == format(process.context.trace_id, "032x")
+    durations = _process_durations("devices-relay")
+    assert sum(pt.count for pt in durations) >= 1
+    assert {pt.attributes["messaging.destination.name"] for pt in durations} == {"devices.environment.>"}
 
     # the relay's user may publish the device domains' events and nothing else
     async def forged():
