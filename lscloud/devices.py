@@ -240,8 +240,11 @@ def sync_users(template: Path, out: Path, pid_file: Path | None, buckets: list[s
     log.info("device users: %d written to %s", len(users), out)
     if pid_file is not None and pid_file.exists():
         pid = int(pid_file.read_text().strip() or 0)
-        if pid > 0:
-            os.kill(pid, signal.SIGHUP)
+        try:
+            if pid > 0:
+                os.kill(pid, signal.SIGHUP)
+        except ProcessLookupError:   # the server is restarting: it reads the file as it starts
+            log.info("nats-server (pid %d) is not running; it reads the new users when it starts", pid)
     return True
 
 
@@ -314,6 +317,7 @@ class Relay:
                 except Exception:  # noqa: BLE001 - timeouts and reconnects: fetch again
                     continue
                 for m in msgs:
+                    self._turned = time.monotonic()   # a batch under a slow NATS still shows progress
                     meta = m.metadata
                     event = to_event(m.subject, m.data or b"", m.headers, meta.sequence.stream, meta.timestamp)
                     if event is None:
