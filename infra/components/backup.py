@@ -68,7 +68,7 @@ def streams_scripts(b: BackupSettings, n: NatsSettings, namespace: str) -> tuple
     cli = nats_cli(client_url(namespace))
     snap = "\n".join(["set -eu", *[f"{cli} stream backup {s} /backup/{s}" for s in (n.stream, dlq_stream_name(n))]])
     upload = "\n".join(["set -eu", *_aliases(b, namespace),
-                        f'day=$(date -u +%Y-%m-%d)',
+                        'day=$(date -u +%Y-%m-%d)',
                         f"mc cp --recursive /backup/ dst/{b.bucket}/streams/$day/",
                         f"mc rm --recursive --force --older-than {b.keepStreamBackups}d dst/{b.bucket}/streams/ || true"])
     return snap + "\n", upload + "\n"

@@ -447,13 +447,13 @@ def test_a_body_over_the_gateway_cap_is_refused_there(gateway, function_server):
 def test_the_function_closes_a_connection_it_answered_early(function_server):
     """Directly, without the gateway: after an early 413 the function says Connection: close and
     closes, instead of keeping a connection whose unread body would swallow the next request."""
-    for request in (
+    for raw in (
         b"POST /v1/echo HTTP/1.1\r\nHost: f\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (2 * MIB)
         + b"x" * (2 * MIB),
         b"POST /v1/echo HTTP/1.1\r\nHost: f\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
         + b"".join(b"10000\r\n" + b"x" * 65536 + b"\r\n" for _ in range(32)) + b"0\r\n\r\n",
     ):
-        status, head, content, sock = exchange(function_server.port, request)
+        status, head, content, sock = exchange(function_server.port, raw)
         try:
             assert status == 413 and head["connection"] == "close" and json.loads(content)["status"] == 413
             assert closed_by_peer(sock)
