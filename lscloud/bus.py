@@ -43,11 +43,13 @@ class BusUnavailable(BusError):
     """NATS could not be reached, or did not confirm, within the time allowed."""
 
 
-def stream_config(name: str, subjects: tuple[str, ...] | list[str] = STREAM_SUBJECTS) -> js_api.StreamConfig:
-    """The JetStream stream the runtime expects: file storage, 2-minute dedupe window."""
+def stream_config(name: str, subjects: tuple[str, ...] | list[str] = STREAM_SUBJECTS, *,
+                  max_msg_size: int = -1) -> js_api.StreamConfig:
+    """The JetStream stream the runtime expects: file storage, 2-minute dedupe window;
+    ``max_msg_size`` bytes at most per message (-1: the server's limit)."""
     return js_api.StreamConfig(name=name, subjects=list(subjects), storage=js_api.StorageType.FILE,
                                retention=js_api.RetentionPolicy.LIMITS,
-                               duplicate_window=DUPLICATE_WINDOW_S)
+                               duplicate_window=DUPLICATE_WINDOW_S, max_msg_size=max_msg_size)
 
 
 class ClientTLS:
@@ -204,11 +206,12 @@ class Bus:
 
     # --- streams ---------------------------------------------------------------------------
 
-    async def ensure_stream(self, name: str | None = None, subjects: tuple[str, ...] | list[str] = STREAM_SUBJECTS) -> None:
+    async def ensure_stream(self, name: str | None = None, subjects: tuple[str, ...] | list[str] = STREAM_SUBJECTS,
+                            *, max_msg_size: int = -1) -> None:
         """Create the stream, or bring an existing one to our config. Safe to race."""
         name = name or self.settings.stream
         await self.connect()
-        config = stream_config(name, subjects)
+        config = stream_config(name, subjects, max_msg_size=max_msg_size)
         try:
             await self.js.add_stream(config)
         except nats.js.errors.BadRequestError as exc:
@@ -409,9 +412,10 @@ class SyncBus:
             future.cancel()
             raise BusUnavailable(f"NATS at {self.settings.nats_url} did not answer within {timeout:g}s") from None
 
-    def ensure_stream(self, name: str | None = None, subjects: tuple[str, ...] | list[str] = STREAM_SUBJECTS) -> None:
+    def ensure_stream(self, name: str | None = None, subjects: tuple[str, ...] | list[str] = STREAM_SUBJECTS,
+                      *, max_msg_size: int = -1) -> None:
         """Create or update the stream (idempotent, safe when several processes race)."""
-        self._run(self._bus.ensure_stream(name, subjects), self._bus.connect_timeout + 10)
+        self._run(self._bus.ensure_stream(name, subjects, max_msg_size=max_msg_size), self._bus.connect_timeout + 10)
 
     def delete_stream(self, name: str | None = None) -> bool:
         return self._run(self._bus.delete_stream(name), self._bus.connect_timeout + 10)

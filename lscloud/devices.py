@@ -42,6 +42,10 @@ log = logging.getLogger("lscloud.devices")
 
 PREFIX = "devices"
 SUBJECTS = (f"{PREFIX}.>",)
+MAX_MESSAGE_BYTES = 256 * 1024
+"""The devices stream refuses a larger message (locally and in the cluster): a station's reading is a
+few hundred bytes and a batch the environment function takes at most 500 observations, so only a
+broken or hostile device sends more, and it must not fill the stream other stations share."""
 _PART = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _USER = re.compile(r"^[a-z0-9][a-z0-9-]{2,63}$")
 
@@ -296,7 +300,7 @@ class Relay:
 
     async def ensure_streams(self, bus: Bus) -> None:
         await bus.ensure_stream()
-        await bus.ensure_stream(stream_name(self.settings), SUBJECTS)
+        await bus.ensure_stream(stream_name(self.settings), SUBJECTS, max_msg_size=MAX_MESSAGE_BYTES)
 
     async def run(self) -> None:
         from nats.js import api as js_api

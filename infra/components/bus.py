@@ -104,7 +104,8 @@ def _render_mqtt(s: NatsSettings, tls: natsauth.TlsPaths) -> str:
             f"  tls {{\n    cert_file: \"{tls.cert}\"\n    key_file: \"{tls.key}\"\n    timeout: 5\n  }}\n}}\n")
 
 
-def _stream(name: str, subjects, s: NatsSettings, max_bytes: str, max_age: str, key: str) -> dict:
+def _stream(name: str, subjects, s: NatsSettings, max_bytes: str, max_age: str, key: str,
+            max_msg_size: int = -1) -> dict:
     return {
         "name": name,
         "subjects": list(subjects),
@@ -118,7 +119,7 @@ def _stream(name: str, subjects, s: NatsSettings, max_bytes: str, max_age: str, 
         "max_msgs": -1,
         "max_consumers": -1,
         "max_msgs_per_subject": -1,
-        "max_msg_size": -1,
+        "max_msg_size": max_msg_size,
     }
 
 
@@ -130,7 +131,7 @@ def render_stream(s: NatsSettings) -> dict:
 def render_devices_stream(s: NatsSettings) -> dict:
     """What field devices publish (``devices.>``), kept until the relay has moved it to the stream."""
     return _stream(devices.stream_name(s), devices.SUBJECTS, s, s.devicesMaxBytes, s.devicesMaxAge,
-                   "nats.devicesMaxBytes")
+                   "nats.devicesMaxBytes", max_msg_size=devices.MAX_MESSAGE_BYTES)
 
 
 def dlq_stream_name(s: NatsSettings) -> str:

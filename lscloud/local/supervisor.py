@@ -641,7 +641,7 @@ class Supervisor:
         bus.start()
         try:
             bus.ensure_stream()
-            bus.ensure_stream(devices.stream_name(self.settings), devices.SUBJECTS)
+            bus.ensure_stream(devices.stream_name(self.settings), devices.SUBJECTS, max_msg_size=devices.MAX_MESSAGE_BYTES)
         finally:
             bus.close()
         self.say(f"✓ stream       {self.settings.stream} (lscloud.>), {devices.stream_name(self.settings)} (devices.>)")

@@ -203,6 +203,7 @@ def test_field_devices_reach_the_stream_through_mqtt_and_the_relay(objs):
     assert '"devices-relay@nats.lscloud"' in cm["data"]["accounts.conf"]
     devices_stream = json.loads(cm["data"]["devices-stream.json"])
     assert devices_stream["subjects"] == ["devices.>"] and devices_stream["num_replicas"] == 3
+    assert devices_stream["max_msg_size"] == 256 * 1024   # lscloud.devices.MAX_MESSAGE_BYTES
 
     (nats,) = [o for o in of_kind(objs, "StatefulSet") if o["metadata"]["name"] == "nats"]
     spec = nats["spec"]["template"]["spec"]

@@ -68,7 +68,7 @@ def streams(server):
         await bus.connect()
         for rendered in (infra_bus.render_stream(SETTINGS), infra_bus.render_dlq_stream(SETTINGS),
                          infra_bus.render_devices_stream(SETTINGS)):
-            await bus.ensure_stream(rendered["name"], rendered["subjects"])
+            await bus.ensure_stream(rendered["name"], rendered["subjects"], max_msg_size=rendered["max_msg_size"])
         await bus.close()
 
     asyncio.run(make())
@@ -226,6 +226,20 @@ def test_an_issued_device_publishes_its_own_topic_over_mqtt_and_nothing_else(ser
     mine = stored[before:]
     assert [(subject, body) for subject, body in mine] == [
         (devices.subject(TOPIC), {"pm25": 12.5}), (devices.subject(TOPIC), {"pm25": 13.0})]
+
+    # a message larger than the devices stream takes never lands there (a broken or hostile device
+    # cannot fill the stream the other stations share); the next normal one does
+    c, ok = _mqtt(server, "env-lsn-1", first.password)
+    assert ok
+    try:
+        _publish(c, TOPIC, {"pm25": 1.0, "junk": "x" * devices.MAX_MESSAGE_BYTES})
+        _publish(c, TOPIC, {"pm25": 14.0})
+    finally:
+        c.disconnect()
+        c.loop_stop()
+    stored = _wait(lambda: (lambda s: s if len(s) >= before + 3 else None)(_stored(server, devices.stream_name(SETTINGS))),
+                   15, "the next normal message in the devices stream")
+    assert [body for _, body in stored[before + 2:]] == [{"pm25": 14.0}]
 
     # the device cannot use the platform's standard port: that one admits certificates only
     async def standard():
