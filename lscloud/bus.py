@@ -292,7 +292,10 @@ class Bus:
         A duplicate (same id within the dedupe window) returns the sequence of the first copy.
         """
         subject, body, headers = prepare(event)
-        with telemetry.send_span(event, subject) as span, metrics.publishing(subject):
+        # the publisher's own service: in a function process that is the process's; in the local
+        # cloud's supervisor the clock and the devices relay are services of their own
+        with telemetry.send_span(event, subject, tracer_=telemetry.service_tracer(self.settings.service)) as span, \
+                metrics.publishing(subject):
             telemetry.inject(headers)
             ack = await self.publish_message(subject, body, headers, timeout=timeout)
             span.set_attribute("messaging.nats.stream.sequence", ack.seq)
@@ -428,8 +431,10 @@ class SyncBus:
         """
         timeout = self.publish_timeout if timeout is None else timeout
         subject, body, headers = prepare(event)
-        # the span and the injected context belong to the caller's thread (its request's trace)
-        with telemetry.send_span(event, subject) as span, metrics.publishing(subject):
+        # the span and the injected context belong to the caller's thread (its request's trace),
+        # the span to the publisher's service (Bus.publish)
+        with telemetry.send_span(event, subject, tracer_=telemetry.service_tracer(self._bus.settings.service)) as span, \
+                metrics.publishing(subject):
             telemetry.inject(headers)
             ack = self._run(self._bus.publish_message(subject, body, headers, timeout=timeout), timeout)
             span.set_attribute("messaging.nats.stream.sequence", ack.seq)

@@ -332,7 +332,8 @@ class Relay:
                     # Named by the domain's subjects, not the device's: one series per domain
                     where = f"{PREFIX}.{m.subject.split('.')[1]}.>"
                     try:
-                        with telemetry.process_span(event, destination=where, consumer_group=self.durable), \
+                        with telemetry.process_span(event, destination=where, consumer_group=self.durable,
+                                                    tracer_=telemetry.service_tracer(self.settings.service)), \
                                 metrics.processing(event, where, self.durable):
                             await bus.publish(event, timeout=10)
                     except BusError as exc:

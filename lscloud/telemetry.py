@@ -377,11 +377,13 @@ def _destination(event: Mapping[str, Any]) -> str:
 
 
 @contextmanager
-def send_span(event: Mapping[str, Any], destination: str | None = None) -> Iterator[trace.Span]:
-    """PRODUCER span ``send <subject>`` around publishing ``event`` (messaging semconv)."""
+def send_span(event: Mapping[str, Any], destination: str | None = None, *,
+              tracer_: trace.Tracer | None = None) -> Iterator[trace.Span]:
+    """PRODUCER span ``send <subject>`` around publishing ``event`` (messaging semconv); ``tracer_``
+    records it for another service of the process (:func:`service_tracer`)."""
     dest = destination or _destination(event)
-    with tracer().start_as_current_span(f"send {dest}", kind=SpanKind.PRODUCER,
-                                        attributes=_messaging_attributes("send", dest, event)) as span:
+    with (tracer_ or tracer()).start_as_current_span(f"send {dest}", kind=SpanKind.PRODUCER,
+                                                     attributes=_messaging_attributes("send", dest, event)) as span:
         yield span
 
 

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from localcloud import ROOT, running, wait_for
+from lscloud import telemetry
 from lscloud.auth import dev_keys, issue_token
 
 pytestmark = pytest.mark.e2e
@@ -85,6 +86,22 @@ def test_a_device_over_mqtt_and_the_simulated_stations(cloud):
     stored = wait_for(lambda: api.get(f"/v1/stations/{sid}/readings", headers=op, params={"hour": key}).json()["readings"],
                       60, "the MQTT reading to be stored", log=cloud.log)
     assert stored[0]["via"] == "mqtt" and stored[0]["v"] == {"pm25": 41.5, "no2": 20.0}
+
+    # the reading's trace starts at the relay (service devices-relay: its CONSUMER span on the
+    # devices stream, the event's PRODUCER span) and continues into the function that stored it
+    def relay_trace():
+        spans = telemetry.read_trace_file(state["trace_file"])
+        starts = [sp for sp in spans if sp["name"] == "process devices.environment.>"
+                  and sp["attributes"].get("cloudevents.event_subject") == f"stations/{sid}/observations"]
+        if not starts:
+            return None
+        trace = [sp for sp in spans if sp["trace_id"] == starts[0]["trace_id"]]
+        return trace if any(sp["service"] == "environment" for sp in trace) else None
+
+    trace = wait_for(relay_trace, 30, "the relay's trace into the environment function", log=cloud.log)
+    names = {(sp["service"], sp["name"]) for sp in trace}
+    assert ("devices-relay", "process devices.environment.>") in names
+    assert ("devices-relay", "send lscloud.environment.device.message.received") in names
 
     # revoked (a retired station, a lost device): refused from the next sync of nats-server's users on
     r = api.delete(f"/v1/stations/{sid}/mqtt-credentials", headers=op)
