@@ -51,6 +51,7 @@ _metric_tap: InMemoryMetricReader | None = None
 _trace_files: set[str] = set()
 _otlp_span_endpoints: set[str] = set()
 _service_providers: dict[str, TracerProvider] = {}
+_service_tracers: dict[tuple[str, str], trace.Tracer] = {}
 
 
 def setup(settings=None) -> None:
@@ -109,6 +110,9 @@ def service_tracer(service: str, name: str = INSTRUMENTATION_NAME) -> trace.Trac
     provider = _tracer_provider
     if provider is None:
         return tracer(name)
+    cached = _service_tracers.get((service, name))   # every publish asks: a Tracer is built once
+    if cached is not None:
+        return cached
     with _lock:
         sibling = _service_providers.get(service)
         if sibling is None:
@@ -120,7 +124,8 @@ def service_tracer(service: str, name: str = INSTRUMENTATION_NAME) -> trace.Trac
                 sibling = TracerProvider(resource=resource, shutdown_on_exit=False,
                                          active_span_processor=provider._active_span_processor)
             _service_providers[service] = sibling
-    return sibling.get_tracer(name)
+        made = _service_tracers[(service, name)] = sibling.get_tracer(name)
+    return made
 
 
 def _ensure_setup() -> TracerProvider:

@@ -37,6 +37,18 @@ def test_setup_is_idempotent(exporter):
     assert trace.get_tracer_provider() is provider
 
 
+def test_a_service_tracer_records_as_that_service_and_is_built_once(spans):
+    """Every publish asks for its service's tracer (Bus.publish): it is built once per service."""
+    relay = telemetry.service_tracer("devices-relay")
+    assert telemetry.service_tracer("devices-relay") is relay
+    assert telemetry.service_tracer("telemetry-test") is not relay
+    with telemetry.send_span({"id": "e1", "type": TYPE, "source": "/t", "specversion": "1.0"}, tracer_=relay):
+        pass
+    (span,) = spans.get_finished_spans()
+    assert span.resource.attributes["service.name"] == "devices-relay"
+    assert span.name == "send lscloud.border.declaration.submitted" and span.kind.name == "PRODUCER"
+
+
 def test_send_then_process_continues_the_trace(spans):
     ev = events.new_event(TYPE, "/x", {"a": 1})
     headers: dict = {}
