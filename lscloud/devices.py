@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 from . import events, metrics, strictjson, telemetry
 from .bus import Bus, BusError
@@ -170,11 +171,15 @@ def credentials() -> list[DeviceCredential]:
             return out
 
 
-def nats_users(creds: list[DeviceCredential], connection_types: tuple[str, ...] = ("MQTT", "STANDARD")) -> list[dict]:
-    """nats-server ``users`` entries: publish only the device's own subjects, subscribe nothing.
+LOCAL_CONNECTIONS = ("MQTT", "STANDARD")
+"""How a device may connect to the local cloud's nats-server: MQTT, or plain NATS (a gateway)."""
+CLUSTER_CONNECTIONS = ("MQTT",)
+"""… and to the cluster's: MQTT only (its standard port admits only the platform's certificates)."""
 
-    ``connection_types``: how a device may connect. The cluster admits ``MQTT`` only (its standard
-    NATS port admits only the platform's certificates); the local cloud also plain NATS."""
+
+def nats_users(creds: list[DeviceCredential], connection_types: tuple[str, ...]) -> list[dict]:
+    """nats-server ``users`` entries: publish only the device's own subjects, subscribe nothing,
+    connect as ``connection_types`` (:data:`LOCAL_CONNECTIONS` or :data:`CLUSTER_CONNECTIONS`)."""
     return [{"user": c.user, "password": c.password_hash,
              "permissions": {"publish": {"allow": [subject(t) for t in c.topics]}, "subscribe": {"deny": [">"]}},
              "allowed_connection_types": list(connection_types)} for c in sorted(creds, key=lambda c: c.user)]
@@ -206,7 +211,7 @@ def render_users(template: str, users: list[dict]) -> str:
     return "\n".join(lines[: at[0]] + entries + lines[at[0] + 1:])
 
 
-def read_users(buckets: list[str], store_client, *, connection_types: tuple[str, ...] = ("MQTT",)) -> list[dict]:
+def read_users(buckets: list[str], store_client, connection_types: tuple[str, ...]) -> list[dict]:
     """Every device user issued in ``buckets`` (one per device domain). A username issued in two
     buckets would make nats-server refuse the whole file, so the first bucket's keeps it."""
     from . import store
@@ -229,7 +234,7 @@ def sync_users(template: Path, out: Path, pid_file: Path | None, buckets: list[s
     A failed read raises when ``out`` exists (the last users stay), and writes the template without
     device users when it does not (the server must be able to start)."""
     try:
-        users = read_users(buckets, store_client)
+        users = read_users(buckets, store_client, CLUSTER_CONNECTIONS)
     except Exception:
         if out.exists():
             raise
@@ -390,20 +395,17 @@ def main(argv: list[str] | None = None) -> int:
     sync.add_argument("--health-port", type=int, default=0,
                       help="serve /health/liveness (the loop turns) and /health/readiness (the file exists)")
     args = parser.parse_args(argv)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     env = config.environ()
     settings = config.load(env)
     if args.command == "sync-users":
+        stop = threading.Event()
+        _on_stop_signals(stop.set)
         return _sync_loop(args, settings, stop)
     if not (env.get("OTEL_SERVICE_NAME") or env.get("K_SERVICE")):
         settings = settings.replace(service="devices-relay")
     telemetry.setup(settings)
     relay = Relay(settings, create_streams=False)
-    stop_relay = lambda *_: relay._stop.set()  # noqa: E731
-    signal.signal(signal.SIGTERM, stop_relay)
-    signal.signal(signal.SIGINT, stop_relay)
+    _on_stop_signals(relay._stop.set)
     probes = HealthServer(relay.alive, relay.ready, port=int(env.get("PORT") or 8080), name="relay-health").start()
     try:
         asyncio.run(relay.run())
@@ -414,6 +416,11 @@ def main(argv: list[str] | None = None) -> int:
         probes.stop()
         telemetry.force_flush()
     return 0
+
+
+def _on_stop_signals(stop: Callable[[], None]) -> None:
+    signal.signal(signal.SIGTERM, lambda *_: stop())
+    signal.signal(signal.SIGINT, lambda *_: stop())
 
 
 def _sync_loop(args, settings, stop: threading.Event) -> int:

@@ -104,8 +104,9 @@ def relay_user(stream: str, domains: Iterable[str]) -> NatsUser:
 
 
 def users(functions: Iterable[str], stream: str, device_domains: Iterable[str] = ()) -> list[NatsUser]:
+    device_domains = list(device_domains)   # no domain, no relay (its Deployment and certificate neither)
     return ([function_user(f, stream) for f in sorted(functions)] + platform_users(stream)
-            + [relay_user(stream, device_domains)])
+            + ([relay_user(stream, device_domains)] if device_domains else []))
 
 
 def _list(values: Iterable[str]) -> str:

@@ -661,7 +661,7 @@ class Supervisor:
         if not force and now - self._users_checked < 5:
             return
         self._users_checked = now
-        from .. import devices, store
+        from .. import devices
         from ..store.objects import ObjectStore
 
         try:
@@ -669,8 +669,8 @@ class Supervisor:
             # the supervisor's CPU, taken from the functions on a small machine
             if self._device_store is None:
                 self._device_store = ObjectStore.from_settings(self.settings)
-            store.configure(self._device_store, self.settings.bucket)
-            users = devices.nats_users(devices.credentials())
+            # as the cluster's sidecar reads them (devices.sync_users), from the one local bucket
+            users = devices.read_users([self.settings.bucket], self._device_store, devices.LOCAL_CONNECTIONS)
         except Exception as exc:  # noqa: BLE001 - the next check tries again
             self.say(f"! device credentials not read: {exc.__class__.__name__}")
             return

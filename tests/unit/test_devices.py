@@ -35,10 +35,13 @@ def test_a_device_message_becomes_a_cloudevent():
 def test_nats_users_publish_only_their_topics():
     c = devices.DeviceCredential("env-lsn-1", domain="environment", topics=["devices/environment/stations/lsn-1/observations"],
                                  password_hash="$2b$11$x", issued_at="t", issued_by="op")
-    (user,) = devices.nats_users([c])
+    (user,) = devices.nats_users([c], devices.LOCAL_CONNECTIONS)
     assert user["permissions"] == {"publish": {"allow": ["devices.environment.stations.lsn-1.observations"]},
                                    "subscribe": {"deny": [">"]}}
     assert user["password"].startswith("$2b$") and set(user["allowed_connection_types"]) == {"MQTT", "STANDARD"}
+    # the cluster admits devices over MQTT only
+    (user,) = devices.nats_users([c], devices.CLUSTER_CONNECTIONS)
+    assert user["allowed_connection_types"] == ["MQTT"]
 
 
 def test_device_users_go_where_the_accounts_template_marks_them():
@@ -53,16 +56,6 @@ def test_device_users_go_where_the_accounts_template_marks_them():
             devices.USERS_MARKER, devices.USERS_MARKER + "\n      " + devices.USERS_MARKER)):
         with pytest.raises(ValueError, match="exactly once"):
             devices.render_users(broken, users)
-
-
-def test_the_cluster_admits_devices_over_mqtt_only():
-    class Cred:
-        user, password_hash, topics = "env-lsn-1", "$2b$11$hash", ["devices/environment/stations/lsn-1/observations"]
-
-    (user,) = devices.nats_users([Cred()], ("MQTT",))
-    assert user["allowed_connection_types"] == ["MQTT"]
-    assert user["permissions"] == {"publish": {"allow": ["devices.environment.stations.lsn-1.observations"]},
-                                   "subscribe": {"deny": [">"]}}
 
 
 def test_device_domains_are_the_functions_whose_device_messages_are_subscribed_to():
