@@ -31,8 +31,6 @@ NAME = "event-bridge"
 COMPONENT = "event-bridge"
 CLIENT_CERT = "nats-bridge"  # the NATS user "bridge": read the stream, dead-letter to lscloud-dlq.bridge.>
 CONTAINER_PORT = 8080  # lscloud.bridge's health endpoints
-READINESS_PATH = "/health/readiness"
-LIVENESS_PATH = "/health/liveness"
 COMMAND = ["python", "-m", "lscloud.bridge"]
 # the multi-tenant broker's ingress pods (mt-channel-broker) and their ports (http, https)
 BROKER_INGRESS_NAMESPACE = "knative-eventing"
@@ -114,11 +112,6 @@ def render_env(broker: str, types: Sequence[str], p: BridgeEndpoints, s: BridgeS
     return env
 
 
-def _probe(path: str, *, period: int, failures: int) -> dict:
-    return {"httpGet": {"path": path, "port": CONTAINER_PORT}, "periodSeconds": period,
-            "failureThreshold": failures, "timeoutSeconds": 3}
-
-
 def render_deployment(broker: str, types: Sequence[str], p: BridgeEndpoints, s: BridgeSettings, *, image: str) -> dict:
     name = name_for(broker)
     lbl = kx.labels(name, COMPONENT, **{"lscloud.langson.gov.vn/broker": broker})
@@ -149,8 +142,7 @@ def render_deployment(broker: str, types: Sequence[str], p: BridgeEndpoints, s: 
                         "env": render_env(broker, types, p, s),
                         "volumeMounts": [tlsc.client_mount()],
                         "resources": {"requests": dict(s.requests), "limits": dict(s.limits)},
-                        "readinessProbe": _probe(READINESS_PATH, period=5, failures=3),
-                        "livenessProbe": {**_probe(LIVENESS_PATH, period=10, failures=3), "initialDelaySeconds": 5},
+                        **kx.health_probes(CONTAINER_PORT),
                         "securityContext": kx.restricted_security_context(),
                     }],
                     "volumes": [tlsc.client_volume(CLIENT_CERT)],

@@ -36,7 +36,7 @@ from typing import Sequence
 
 import pulumi
 
-from lscloud import devices, health
+from lscloud import devices
 from lscloud.bus import DUPLICATE_WINDOW_S, STREAM_SUBJECTS
 from lscloud.delivery import DLQ_SUBJECTS
 
@@ -170,10 +170,8 @@ def _device_users_container(s: NatsSettings, *, image: str, buckets: Sequence[st
     if every:
         args += ["--pid-file", PID_FILE, "--every", str(s.deviceUsersEverySeconds),
                  "--health-port", str(DEVICE_USERS_HEALTH_PORT)]
-        probe = lambda path: {"httpGet": {"path": path, "port": DEVICE_USERS_HEALTH_PORT},  # noqa: E731
-                              "periodSeconds": 15, "timeoutSeconds": 3, "failureThreshold": 4}
         probes = {"ports": [{"name": "users-health", "containerPort": DEVICE_USERS_HEALTH_PORT}],
-                  "readinessProbe": probe(health.READINESS_PATH), "livenessProbe": probe(health.LIVENESS_PATH)}
+                  **kx.health_probes(DEVICE_USERS_HEALTH_PORT)}
     secret = lambda key: {"secretKeyRef": {"name": objectstore.DEVICE_READER_SECRET, "key": key}}  # noqa: E731
     return {
         "name": DEVICE_USERS,

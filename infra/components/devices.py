@@ -21,8 +21,6 @@ from dataclasses import dataclass
 
 import pulumi
 
-from lscloud import health
-
 from . import k8s as kx
 from . import natsauth
 from . import tls as tlsc
@@ -87,11 +85,6 @@ def render_env(p: RelayEndpoints) -> list[dict]:
     return env
 
 
-def _probe(path: str, *, period: int, failures: int) -> dict:
-    return {"httpGet": {"path": path, "port": CONTAINER_PORT}, "periodSeconds": period,
-            "failureThreshold": failures, "timeoutSeconds": 3}
-
-
 def render_deployment(p: RelayEndpoints, *, image: str) -> dict:
     lbl = kx.labels(NAME, COMPONENT)
     sel = kx.selector(NAME)
@@ -123,9 +116,7 @@ def render_deployment(p: RelayEndpoints, *, image: str) -> dict:
                         "env": render_env(p),
                         "volumeMounts": [tlsc.client_mount()],
                         "resources": {"requests": dict(REQUESTS), "limits": dict(LIMITS)},
-                        "readinessProbe": _probe(health.READINESS_PATH, period=5, failures=3),
-                        "livenessProbe": {**_probe(health.LIVENESS_PATH, period=10, failures=3),
-                                          "initialDelaySeconds": 5},
+                        **kx.health_probes(CONTAINER_PORT),
                         "securityContext": kx.restricted_security_context(),
                     }],
                     "volumes": [tlsc.client_volume(CLIENT_CERT)],

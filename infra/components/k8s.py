@@ -14,6 +14,8 @@ from typing import Any, Mapping
 import pulumi
 import pulumi_kubernetes as k8s
 
+from lscloud import health
+
 PART_OF = "lscloud"
 MANAGED_BY = "pulumi"
 
@@ -46,6 +48,17 @@ def selector(name: str) -> dict[str, str]:
 def ns_selector(namespace: str) -> dict:
     """Select a namespace by the label Kubernetes puts on every namespace."""
     return {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+
+
+def health_probes(port: int) -> dict:
+    """The probes of a platform process that serves :mod:`lscloud.health` on ``port`` (the event
+    bridge, the devices relay, the device-users sidecar): ready checked every 5 s, alive every 10 s."""
+    def probe(path: str, period: int) -> dict:
+        return {"httpGet": {"path": path, "port": port}, "periodSeconds": period, "failureThreshold": 3,
+                "timeoutSeconds": 3}
+
+    return {"readinessProbe": probe(health.READINESS_PATH, 5),
+            "livenessProbe": {**probe(health.LIVENESS_PATH, 10), "initialDelaySeconds": 5}}
 
 
 def egress_to(namespace: str, match_labels: Mapping[str, str], *ports: int) -> dict:

@@ -144,3 +144,17 @@ def normalize(value):
     if isinstance(value, list):
         return [normalize(v) for v in value]
     return value
+
+
+def egress_peers(policy: dict) -> dict[tuple[str, str], set[int]]:
+    """An egress-only NetworkPolicy's peers: (namespace, pod labels as JSON) -> ports. Every peer must
+    name a workload (namespace and pod selector), never a CIDR."""
+    assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"} and policy["spec"]["ingress"] == []
+    peers = {}
+    for rule in policy["spec"]["egress"]:
+        for peer in rule["to"]:
+            assert "podSelector" in peer and "namespaceSelector" in peer  # named workloads only, no CIDR
+            ns = peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            peers[(ns, json.dumps(peer["podSelector"]["matchLabels"], sort_keys=True))] = {p["port"] for p in rule["ports"]}
+    return peers
+

@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from infra_support import REPO, RecordingMocks, k8s_objects, normalize
+from infra_support import REPO, RecordingMocks, egress_peers, k8s_objects, normalize
 
 pulumi = pytest.importorskip("pulumi")
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
@@ -129,13 +129,7 @@ def test_bridge_has_a_disruption_budget_and_a_tight_network_policy(objs):
     (pdb,) = [p for p in of_kind(objs, "PodDisruptionBudget") if p["metadata"]["name"] == name]
     assert pdb["spec"]["selector"]["matchLabels"] == selector and pdb["spec"]["minAvailable"] == 1
     (pol,) = [p for p in of_kind(objs, "NetworkPolicy") if p["spec"]["podSelector"].get("matchLabels") == selector]
-    assert set(pol["spec"]["policyTypes"]) == {"Ingress", "Egress"} and pol["spec"]["ingress"] == []
-    peers = {}
-    for rule in pol["spec"]["egress"]:
-        for peer in rule["to"]:
-            assert "podSelector" in peer and "namespaceSelector" in peer  # named workloads only, no CIDR
-            ns = peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
-            peers[(ns, json.dumps(peer["podSelector"]["matchLabels"], sort_keys=True))] = {p["port"] for p in rule["ports"]}
+    peers = egress_peers(pol)
     assert peers[("lscloud-data", '{"app.kubernetes.io/name": "nats"}')] == {4222}
     assert peers[("knative-eventing", '{"eventing.knative.dev/brokerRole": "ingress"}')] == {8080, 8443}
     assert peers[("lscloud-telemetry", '{"app.kubernetes.io/name": "otel-collector"}')] == {4317, 4318}
