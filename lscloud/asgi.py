@@ -3,10 +3,10 @@
 A connection carries the next request only once the current request's body has been read to its
 end. An application that answers before reading it all (a 413 for a body over the limit, a 401 or
 404 decided from the headers) leaves the rest of the body in the connection: the next request on
-it is read as garbage or never read at all. Under hypercorn it is worse: the unread chunks fill
-the application's receive queue, so the server cannot even tell the application that the
-request is over, and the connection hangs until someone's timeout (a proxy's pooled connection
-to the function, then 60 s and a 504 for an unrelated request).
+it is read as garbage or never read at all. Under hypercorn (functions' server before uvicorn) it
+was worse: the unread chunks filled the application's receive queue, so the server could not even
+tell the application that the request was over, and the connection hung until someone's timeout
+(a proxy's pooled connection to the function, then 60 s and a 504 for an unrelated request).
 
 :class:`BodyGuard` wraps an ASGI ``(receive, send)`` pair so that an early answer is always safe:
 

@@ -1,6 +1,6 @@
 """The asyncio event loop the runtime's servers run on: libuv's (uvloop) when it is installed.
 
-A function's request crosses its event loop several times: hypercorn reads it and writes the
+A function's request crosses its event loop several times: the server reads it and writes the
 answer, and the WSGI bridge hops to a worker thread and back. On asyncio's own loop those are
 Python transports and a self-pipe write per wake-up; on uvloop they are C. Measured on the
 directory's in-memory GET: 0.63 → 0.53 ms of the function's CPU per request. Where uvloop has no

@@ -136,7 +136,7 @@ def install_log_redaction() -> None:
     """Redact every log record this process creates, whatever logger or handler it goes to, and
     the tracebacks of exceptions nobody caught (the process's and its threads').
 
-    A filter on a handler only sees what reaches that handler, and servers (hypercorn, the
+    A filter on a handler only sees what reaches that handler, and servers (uvicorn, the
     func-python middleware) bring their own; the record factory sees every record at birth.
     An uncaught exception is printed to stderr by the interpreter, not by logging.
     """

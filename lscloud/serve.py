@@ -6,10 +6,11 @@
     python -m lscloud.serve --run-hooks REPORT functions/<name>   # migrate, seed, then serve
     python -m lscloud.serve --wait-for FILE [--run-hooks REPORT] functions/<name>
 
-Serving imports the folder's ``function`` package and hands its ``new`` to
-``func_python.http.serve``, the same entry the func-python container image uses, so the
-function binds ``LISTEN_ADDRESS``, answers ``/health/liveness`` and ``/health/readiness`` and
-gets ``start(cfg)``/``stop()`` exactly as in the cluster.
+Serving imports the folder's ``function`` package and serves its ``new`` the way func-python's
+``func_python.http.serve`` does (:mod:`lscloud.function_server`: the same app around the instance,
+on uvicorn's C parser instead of hypercorn), in the local cloud as in the cluster's image: the
+function binds ``LISTEN_ADDRESS``, answers ``/health/liveness`` and ``/health/readiness`` and gets
+``start(cfg)``/``stop()``.
 
 Seeding calls ``function/seed.py``'s ``seed(runtime)`` once per version of the reference
 data: a marker object ``_lscloud/seeds/<function>/<fingerprint>.json`` records that it ran.
@@ -86,14 +87,13 @@ def importing() -> Iterator[None]:
 
 def serve(function_dir: Path) -> None:
     with importing():
-        import func_python.http
+        from . import function_server
 
         module = load_package(function_dir)
     new = getattr(module, "new", None)
     if new is None or not callable(new):
         raise SystemExit(f"{function_dir}/function/__init__.py must export new()")
-    # func_python.http.serve dispatches on the callable's __name__ ('new' or 'handle')
-    func_python.http.serve(new)
+    function_server.serve(new)
 
 
 def wait_for(path: Path, timeout_s: float = WAIT_FOR_TIMEOUT_S) -> bool:
@@ -203,8 +203,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # before anything can log or fail: a seed's or a function's traceback must not name a citizen
     redaction.install_log_redaction()
-    # every event loop this process makes from now on is uvloop's: func-python's server (its
-    # asyncio.run), the bus's loop thread, whether a hook or the function starts it first
+    # every event loop this process makes from now on is uvloop's: the bus's loop thread, whether a
+    # hook or the function starts it first (the server's own loop is made by loops.loop_factory)
     loops.install()
     parser = argparse.ArgumentParser(prog="python -m lscloud.serve",
                                      description="Serve one function like Knative's func-python, "

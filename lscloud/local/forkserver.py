@@ -1,7 +1,7 @@
 """Function processes for `lscloud up`, forked from one interpreter that imported the runtime once.
 
 Every function process imports the same ~700 ms of CPU before it does anything of its own:
-func-python and hypercorn, Flask, the OpenTelemetry SDK, the S3 client, jsonschema and the runtime around
+uvicorn and func-python's binding, Flask, the OpenTelemetry SDK, the S3 client, jsonschema and the runtime around
 them. `lscloud up` starts fourteen at once on a machine with two cores, so those imports were most
 of its wait. The supervisor starts this server first (beside nats-server and weed mini); it imports
 that common part once (:data:`PRELOAD`) and then forks each function process from itself, which
@@ -42,7 +42,8 @@ from .processes import process_create_time, kill_group
 
 PRELOAD = (
     # what every function imports before it is ready (python -X importtime of a function's start)
-    "func_python.http", "lscloud.serve", "lscloud.loading", "lscloud.knative", "lscloud.telemetry",
+    "lscloud.function_server", "uvicorn", "uvicorn.protocols.http.httptools_impl", "uvicorn.lifespan.on",
+    "func_python.sock", "lscloud.serve", "lscloud.loading", "lscloud.knative", "lscloud.telemetry",
     "lscloud.runtime", "lscloud.store.objects", "lscloud.listing", "lscloud.validation", "lscloud.reference",
     "lscloud.aggregate", "lscloud.idempotency", "lscloud.wsgi_bridge", "jsonschema", "yaml",
     "opentelemetry.sdk.trace", "opentelemetry.sdk.metrics", "lscloud.web.instrumentation",

@@ -1,4 +1,5 @@
-"""Serving ASGI apps on loopback ports for tests: the way the local cloud serves them (hypercorn)."""
+"""Serving ASGI apps on loopback ports for tests: on the server functions run on (uvicorn, configured
+by :func:`lscloud.function_server.server`)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,15 @@ from lscloud.local.servers import free_port, port_open
 
 
 class Served:
-    """``app`` served by hypercorn from a thread on a free loopback port, until :meth:`stop`."""
+    """``app`` served as a function is (:func:`lscloud.function_server.server`) from a thread on a free
+    loopback port, until :meth:`stop`."""
 
     def __init__(self, app, port: int | None = None):
         self.app = app
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
+        self._server = None
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=f"served-{self.port}", daemon=True)
 
@@ -29,16 +31,14 @@ class Served:
             self.error = exc
 
     async def _serve(self) -> None:
-        import hypercorn.asyncio
-        import hypercorn.config
+        from lscloud import function_server
 
         self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        cfg = hypercorn.config.Config()
-        cfg.bind = [f"127.0.0.1:{self.port}"]
-        cfg.graceful_timeout = 3
-        cfg.accesslog = None
-        await hypercorn.asyncio.serve(self.app, cfg, shutdown_trigger=self._stop.wait)
+        self._server = function_server.server(self.app, lifespan="auto")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        await self._server.serve(sockets=[sock])
 
     def start(self, timeout: float = 30.0) -> "Served":
         self._thread.start()
@@ -49,10 +49,15 @@ class Served:
             time.sleep(0.05)
         return self
 
+    @property
+    def stopped(self) -> bool:
+        """Its thread has ended (stopped, or failed: :attr:`error`)."""
+        return not self._thread.is_alive()
+
     def stop(self) -> None:
-        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+        if self._loop is not None and self._server is not None and not self._loop.is_closed():
             try:
-                self._loop.call_soon_threadsafe(self._stop.set)
+                self._loop.call_soon_threadsafe(setattr, self._server, "should_exit", True)
             except RuntimeError:  # the loop already ended
                 pass
         self._thread.join(15)

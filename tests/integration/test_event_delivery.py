@@ -1,8 +1,8 @@
 """Event publish -> dispatcher -> a real function, end to end on real nats-server and weed mini.
 
 The receiver is a real lscloud function (``knative.function(create_app, events=...)``) served the
-way Knative's func-python serves one: ``ASGIApplication(new())`` under hypercorn, on a loopback
-port, configured from the environment by the lifespan ``start(os.environ)``. Its handler writes
+way a function is served (func-python's app around ``new()``, :mod:`lscloud.function_server`), on a
+loopback port, configured from the environment by the lifespan ``start(os.environ)``. Its handler writes
 what it did to the object store, so "processed exactly once" is read back from S3:
 
 * ``Attempt``   one document per handler run (event id / run id);
@@ -12,9 +12,7 @@ what it did to the object store, so "processed exactly once" is read back from S
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import time
 import uuid
 
@@ -28,10 +26,11 @@ from lscloud.bus import SyncBus
 from lscloud.store import leases
 from lscloud.config import Settings
 from lscloud.delivery import Dispatcher, Subscription, read_dlq, tail
-from lscloud.local.servers import free_port
 from lscloud.problems import TYPE_BASE, Problem
 from lscloud.store import ConditionalCheckFailed, Model, attributes as A
 from waiting import wait_for
+
+from asgi_support import Served  # tests/integration helper module
 
 pytestmark = pytest.mark.integration
 
@@ -120,38 +119,19 @@ new = knative.function(create_app, events={RECEIVED: on_received})
 
 
 class FunctionServer:
-    """``new()`` served like func-python does it (hypercorn + ASGIApplication), in a thread."""
+    """``new()`` served as a function is (:class:`lscloud.function_server.FunctionApp` on its
+    server), in a thread."""
 
     def __init__(self, new_fn):
+        from lscloud.function_server import FunctionApp
+
         self.instance = new_fn()
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="function-server", daemon=True)
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as exc:  # surfaced by start()
-            self._error = exc
-
-    async def _serve(self) -> None:
-        import hypercorn.asyncio
-        import hypercorn.config
-        from func_python.http import ASGIApplication
-
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        cfg = hypercorn.config.Config()
-        cfg.bind = [f"127.0.0.1:{self.port}"]
-        cfg.graceful_timeout = 3
-        await hypercorn.asyncio.serve(ASGIApplication(self.instance), cfg, shutdown_trigger=self._stop.wait)
+        self._served = Served(FunctionApp(self.instance))
+        self.port, self.url = self._served.port, self._served.url
 
     def start(self) -> "FunctionServer":
-        self._thread.start()
-        wait_for(self._ready, "the function's /health/readiness", 30, alive=lambda: self._thread.is_alive())
+        self._served.start()
+        wait_for(self._ready, "the function's /health/readiness", 30, alive=lambda: self._served.error is None and not self._served.stopped)
         return self
 
     def _ready(self) -> bool:
@@ -161,13 +141,8 @@ class FunctionServer:
             return False
 
     def stop(self) -> None:
-        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
-            try:
-                self._loop.call_soon_threadsafe(self._stop.set)
-            except RuntimeError:  # the loop already ended
-                pass
-        self._thread.join(15)
-        assert not self._thread.is_alive(), "the function server did not stop"
+        self._served.stop()
+        assert self._served.error is None and self._served.stopped, "the function server did not stop"
 
     def seen(self) -> dict[str, dict]:
         resp = httpx.get(f"{self.url}/v1/seen", timeout=10)
@@ -199,8 +174,6 @@ def sink(settings, monkeypatch, tracing, keys):
     for name, value in settings.replace(service=FUNCTION, jwt_public_key=keys[1]).env_vars().items():
         monkeypatch.setenv(name, value)
     server = FunctionServer(new).start()
-    if server._error is not None:
-        raise server._error
     try:
         assert server.instance.settings.bucket == settings.bucket
         yield server

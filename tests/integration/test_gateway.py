@@ -1,4 +1,4 @@
-"""The local gateway with real servers behind it (hypercorn, as in the local cloud).
+"""The local gateway with real servers behind it (served as functions are: lscloud.function_server).
 
 - It routes exactly the path it forwards: no spelling of ``/<function>/events`` or
   ``/<function>/health/...`` reaches a function, and an accepted path arrives byte for byte.
@@ -164,14 +164,14 @@ def create_app(settings):
 
 @pytest.fixture(scope="module")
 def function_server(base_settings):
-    from func_python.http import ASGIApplication
+    from lscloud.function_server import FunctionApp
 
     instance = knative.function(create_app, needs=())()
     env = base_settings.replace(service="sizes", max_body_bytes=JSON_LIMIT, blob_max_bytes=UPLOAD_LIMIT).env_vars()
     with pytest.MonkeyPatch.context() as mp:  # func-python's lifespan start reads the environment
         for name, value in env.items():
             mp.setenv(name, value)
-        served = Served(ASGIApplication(instance)).start()
+        served = Served(FunctionApp(instance)).start()
         try:
             httpx.get(served.url + "/health/readiness", timeout=30).raise_for_status()
             yield served

@@ -47,9 +47,9 @@ def test_install_puts_every_asyncio_run_on_uvloop(policy):
 
 
 def test_a_served_function_runs_on_uvloop(monkeypatch, policy):
-    """``python -m lscloud.serve`` (the container's entry and the local cloud's) hands new() to
-    func-python, whose asyncio.run then makes a uvloop loop."""
-    import func_python.http
+    """``python -m lscloud.serve`` (the container's entry and the local cloud's) hands new() to the
+    function server; any loop made after (the bus's thread) is uvloop's."""
+    from lscloud import function_server
 
     seen = {}
 
@@ -57,7 +57,7 @@ def test_a_served_function_runs_on_uvloop(monkeypatch, policy):
         seen["new"] = new.__name__
         seen["loop"] = asyncio.run(_loop_type())
 
-    monkeypatch.setattr(func_python.http, "serve", fake_serve)
+    monkeypatch.setattr(function_server, "serve", fake_serve)
     try:
         assert serve.main([str(HELLO)]) == 0
     finally:

@@ -104,7 +104,7 @@ def test_every_module_the_fork_server_preloads_exists():
 def _modules_after_start(function: str, modules: tuple[str, ...], env: dict | None = None) -> list[str]:
     """Which of ``modules`` a function's process holds once imported and started (``start(cfg)``, as
     func-python calls it before the first readiness probe)."""
-    probe = ("import sys, os; from pathlib import Path; import func_python.http; "
+    probe = ("import sys, os; from pathlib import Path; import lscloud.function_server; "
              "from lscloud.serve import load_package; "
              f"fn = load_package(Path({str(ROOT / 'functions' / function)!r})).new(); fn.start(dict(os.environ)); "
              f"print(sorted(m for m in {modules!r} if m in sys.modules))")

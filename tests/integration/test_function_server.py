@@ -1,0 +1,214 @@
+"""How a function is served (lscloud.function_server): func-python's contract, answer for answer,
+on uvicorn; and the process `python -m lscloud.serve` as Knative runs it (a real server on a
+loopback port, SIGTERM while a request is in flight, a start that fails)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+from func_python.http import ASGIApplication
+
+from lscloud.function_server import FunctionApp
+from lscloud.local.servers import free_port
+from serve_support import answers_ready, running  # tests/integration helper module
+from waiting import wait_for
+
+from asgi_support import exchange  # tests/integration helper module
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Instance:
+    """A function instance with whichever of ``alive``/``ready`` a case gives it."""
+
+    def __init__(self, alive=None, ready=None, fail: str = ""):
+        self.calls: list[tuple] = []
+        if alive is not None:
+            self.alive = lambda: alive
+        if ready is not None:
+            self.ready = lambda: ready
+        self.fail = fail
+
+    def start(self, cfg):
+        self.calls.append(("start", cfg))
+
+    def stop(self):
+        self.calls.append(("stop",))
+
+    async def handle(self, scope, receive, send):
+        if self.fail:
+            raise RuntimeError(self.fail)
+        await send({"type": "http.response.start", "status": 201, "headers": [(b"x-path", scope["path"].encode())]})
+        await send({"type": "http.response.body", "body": b"handled"})
+
+
+async def _call(app, path: str, kind: str = "http"):
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    await app({"type": kind, "path": path, "method": "GET", "headers": []}, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m["body"] if isinstance(m["body"], bytes) else m["body"].encode()
+                    for m in sent if m["type"] == "http.response.body")
+    return start["status"], dict(start["headers"]).get(b"content-type"), body
+
+
+CASES = {
+    "no probes": {},
+    "alive and ready": {"alive": True, "ready": True},
+    "not ready, with a reason": {"ready": (False, "store unavailable")},
+    "dead": {"alive": False},
+    "ready with a message": {"ready": (True, "warming")},
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("path", ["/health/liveness", "/health/readiness", "/v1/things"])
+def test_answers_as_func_python_does(case, path):
+    ours = asyncio.run(_call(FunctionApp(Instance(**CASES[case])), path))
+    theirs = asyncio.run(_call(ASGIApplication(Instance(**CASES[case])), path))
+    assert ours == theirs
+
+
+def test_a_failing_handler_is_a_500_as_in_func_python():
+    ours = asyncio.run(_call(FunctionApp(Instance(fail="boom")), "/x"))
+    theirs = asyncio.run(_call(ASGIApplication(Instance(fail="boom")), "/x"))
+    assert ours == theirs == (500, b"text/plain", b"Error: boom")
+
+
+def test_a_websocket_is_refused_as_in_func_python():
+    ours = asyncio.run(_call(FunctionApp(Instance()), "/ws", kind="websocket"))
+    theirs = asyncio.run(_call(ASGIApplication(Instance()), "/ws", kind="websocket"))
+    assert ours == theirs and ours[0] == 400
+
+
+def test_lifespan_starts_with_the_environment_and_stops():
+    instance = Instance()
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+    sent = []
+
+    async def receive():
+        return next(messages)
+
+    async def send(message):
+        sent.append(message["type"])
+
+    asyncio.run(FunctionApp(instance)({"type": "lifespan"}, receive, send))
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    (start, cfg), (stop,) = instance.calls
+    assert (start, stop) == ("start", "stop") and cfg == dict(os.environ) and cfg is not os.environ
+
+
+def test_an_instance_without_handle_is_refused():
+    with pytest.raises(AttributeError, match="handle"):
+        FunctionApp(object())
+
+
+SLOW_FUNCTION = '''
+import asyncio, pathlib
+
+class Slow:
+    def start(self, cfg):
+        self.out = pathlib.Path(cfg["OUT_DIR"])
+        if cfg.get("FAIL_START"):
+            raise RuntimeError("cannot start")
+
+    def stop(self):
+        (self.out / "stopped").write_text("yes")
+
+    async def handle(self, scope, receive, send):
+        (self.out / "began").write_text(scope["path"])
+        (self.out / "client").write_text(scope["client"][0])
+        await asyncio.sleep(1.0 if scope["path"] == "/slow" else 0)
+        body = scope["path"].encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+def new():
+    return Slow()
+'''
+
+
+@pytest.fixture
+def slow_function(tmp_path):
+    root = tmp_path / "slow"
+    (root / "function").mkdir(parents=True)
+    (root / "function" / "__init__.py").write_text(textwrap.dedent(SLOW_FUNCTION))
+    return root
+
+
+def _spawn(function_dir: Path, port: int, out: Path, **extra) -> subprocess.Popen:
+    env = {**os.environ, "LISTEN_ADDRESS": f"127.0.0.1:{port}", "OUT_DIR": str(out), **extra}
+    return subprocess.Popen([sys.executable, "-m", "lscloud.serve", str(function_dir)], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_sigterm_lets_the_request_in_flight_finish_then_stops_and_exits_0(slow_function, tmp_path):
+    port = free_port()
+    proc = _spawn(slow_function, port, tmp_path)
+    try:
+        wait_for(lambda: answers_ready(port), "readiness", 60, alive=running(proc, lambda: ""))
+        answer: dict = {}
+        t = threading.Thread(target=lambda: answer.update(r=httpx.get(f"http://127.0.0.1:{port}/slow", timeout=10)))
+        t.start()
+        wait_for(lambda: (tmp_path / "began").exists(), "the slow request to begin", 10)
+        proc.send_signal(signal.SIGTERM)
+        t.join(10)
+        assert answer["r"].status_code == 200 and answer["r"].text == "/slow"
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        output = proc.communicate()[0]
+    assert (tmp_path / "stopped").read_text() == "yes", output
+
+
+def test_a_function_whose_start_fails_never_serves(slow_function, tmp_path):
+    port = free_port()
+    proc = _spawn(slow_function, port, tmp_path, FAIL_START="1")
+    try:
+        code = proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    output = proc.communicate()[0]
+    assert code != 0 and "cannot start" in output
+    assert not answers_ready(port)
+
+
+def test_the_server_names_nobody_and_refuses_garbage_without_hanging(slow_function, tmp_path):
+    port = free_port()
+    proc = _spawn(slow_function, port, tmp_path)
+    try:
+        wait_for(lambda: answers_ready(port), "readiness", 60, alive=running(proc, lambda: ""))
+        r = httpx.get(f"http://127.0.0.1:{port}/fast", timeout=10)
+        assert r.status_code == 200 and "server" not in r.headers and "date" in r.headers
+        status, _, _, sock = exchange(port, b"NOT HTTP AT ALL\r\n\r\n", timeout=10)
+        sock.close()
+        assert status == 400
+        # a proxy's forwarding headers are the app's to read, never rewritten into the client address
+        r = httpx.get(f"http://127.0.0.1:{port}/fast", headers={"X-Forwarded-For": "203.0.113.9"}, timeout=10)
+        assert r.status_code == 200 and (tmp_path / "client").read_text() == "127.0.0.1"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
