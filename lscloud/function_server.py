@@ -25,6 +25,8 @@ What the server adds around the app:
   telemetry records every request;
 - ``X-Forwarded-*`` are the app's headers to read, never rewritten into the client address;
 - 5 s keep-alive; after SIGTERM, 3 s for requests in flight before ``stop()`` (hypercorn's figures);
+- a request head (line and headers) over :data:`MAX_HEAD_BYTES` is a 431 problem, and the
+  connection is closed;
 - a ``start(cfg)`` that raises ends the process (hypercorn logged it and served on without a
   started function, ready to answer with whatever half of it was set up).
 """
@@ -46,6 +48,13 @@ GRACEFUL_S = 3
 
 KEEP_ALIVE_S = 5
 """An idle kept-alive connection is closed after this (hypercorn's and uvicorn's default)."""
+
+MAX_HEAD_BYTES = 64 * 1024
+"""A request line and headers longer than this are refused (431) before they are all read.
+
+httptools sets no bound of its own: it would buffer a header of any size. hypercorn's h11 refused
+a head over 16 KiB; Envoy (Kourier) passes up to 60 KiB of headers, so a function takes a little
+more than what its proxy may forward and never buffers without bound."""
 
 log = logging.getLogger("lscloud.function_server")
 
@@ -157,6 +166,52 @@ def server(app, *, lifespan: str = "on"):
                     loop.remove_signal_handler(sig)
 
     return Server(uvicorn.Config(
-        app, loop="none", http="httptools", ws="none", interface="asgi3", lifespan=lifespan,
+        app, loop="none", http=_bounded_head_protocol(), ws="none", interface="asgi3", lifespan=lifespan,
         log_config=None, access_log=False, proxy_headers=False, server_header=False, date_header=True,
         timeout_keep_alive=KEEP_ALIVE_S, timeout_graceful_shutdown=GRACEFUL_S))
+
+
+def _bounded_head_protocol():
+    """uvicorn's httptools protocol that refuses a request head over :data:`MAX_HEAD_BYTES`."""
+    import json
+
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from .problems import Problem
+
+    body = json.dumps(Problem(431, "header-fields-too-large", "Request header fields too large",
+                              f"The request line and headers exceed {MAX_HEAD_BYTES} bytes.",
+                              title_vi="Phần đầu yêu cầu quá lớn",
+                              detail_vi=f"Dòng yêu cầu và các trường đầu vượt quá {MAX_HEAD_BYTES} byte.",
+                              errors=[{"field": "headers", "message": f"at most {MAX_HEAD_BYTES} bytes"}],
+                              ).to_dict(), ensure_ascii=False).encode()
+    refusal = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/problem+json\r\n"
+               b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body))
+
+    class BoundedHead(HttpToolsProtocol):
+        # the bytes of the current request's head fed so far, counted per chunk: a chunk in which a
+        # request begins is not counted (part of it may be the previous request's body), so a head
+        # is refused at most one read (256 KiB) past the bound
+        _in_head = True
+        _began = False
+        _head_bytes = 0
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._in_head, self._began, self._head_bytes = True, True, 0
+
+        def on_headers_complete(self) -> None:
+            self._in_head = False
+            super().on_headers_complete()
+
+        def data_received(self, data: bytes) -> None:
+            self._began = False
+            super().data_received(data)
+            if not self._in_head or self._began or self.transport.is_closing():
+                return
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self.transport.write(refusal)
+                self.transport.close()
+
+    return BoundedHead

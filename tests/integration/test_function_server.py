@@ -5,8 +5,11 @@ loopback port, SIGTERM while a request is in flight, a start that fails)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -212,3 +215,47 @@ def test_the_server_names_nobody_and_refuses_garbage_without_hanging(slow_functi
             if proc.poll() is None:
                 proc.kill()
             proc.communicate()
+
+
+def test_a_head_over_the_bound_is_a_431_problem_and_a_large_body_is_not(slow_function, tmp_path):
+    from lscloud.function_server import MAX_HEAD_BYTES
+
+    port = free_port()
+    proc = _spawn(slow_function, port, tmp_path)
+    try:
+        wait_for(lambda: answers_ready(port), "readiness", 60, alive=running(proc, lambda: ""))
+        ok, _, _, sock = exchange(port, b"GET /fast HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * (MAX_HEAD_BYTES // 2)
+                                  + b"\r\n\r\n", timeout=10)
+        sock.close()
+        # a head of many reads: refused once past the bound, without reading (or buffering) the rest
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(b"GET /fast HTTP/1.1\r\nHost: x\r\n")
+        sent = 0
+        while not select.select([sock], [], [], 0.05)[0]:   # until the server answers
+            sock.sendall(b"X-B: " + b"b" * 16_000 + b"\r\n")
+            sent += 16_000
+            assert sent < 100 * MAX_HEAD_BYTES, "a head without bound was read on"
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        sock.close()
+        head, _, body = answer.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        big = b"x" * (8 * MAX_HEAD_BYTES)
+        posted, _, echoed, sock = exchange(port, b"POST /fast HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                                           % len(big) + big, timeout=10)
+        sock.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+    assert ok == 200 and posted == 200 and echoed == b"/fast"
+    problem = json.loads(body)
+    assert (status, headers["content-type"], headers["connection"]) == (431, "application/problem+json", "close")
+    assert problem["status"] == 431 and problem["errors"][0]["field"] == "headers" and problem["title_vi"]
