@@ -6,7 +6,8 @@ func-python's ``func_python.http.serve(new)`` wraps the instance ``new()`` retur
 - ``GET /health/liveness`` and ``/health/readiness`` answer from the instance's ``alive()`` and
   ``ready()`` (a bool, or ``(bool, message)``; 200 or 500, ``text/plain``), or 200 ``OK`` without them;
 - the server's lifespan start calls ``start(cfg)`` with a copy of the environment, its end ``stop()``;
-- every other request goes to ``handle(scope, receive, send)``;
+- every other request goes to ``handle(scope, receive, send)`` (if it raises: a 500, here a
+  problem+json that does not repeat the exception's message as func-python's did);
 - it binds ``LISTEN_ADDRESS`` (``func_python.sock.bind``) and stops gracefully on SIGTERM or SIGINT.
 
 All of that stays; only the HTTP server differs. hypercorn parses HTTP in pure Python (h11) and
@@ -84,9 +85,9 @@ class FunctionApp:
                 await self._probe(send, "ready")
             else:
                 await self.f.handle(scope, receive, send)
-        except Exception as e:  # noqa: BLE001 - as func-python: the instance's own failure is a 500
-            log.exception("function failed")
-            await _answer(send, 500, f"Error: {e}")
+        except Exception:  # noqa: BLE001 - the instance's own failure is a 500, as in func-python
+            log.exception("function failed")   # redacted like every record (lscloud.redaction)
+            await _internal_error(send)
 
     async def _lifespan(self, receive, send):
         while True:
@@ -109,6 +110,20 @@ class FunctionApp:
             result = getattr(self.f, method)()
             ok, message = result if isinstance(result, tuple) else (result, message)
         await _answer(send, 200 if ok else 500, f"{message}")
+
+
+async def _internal_error(send) -> None:
+    """A 500 problem that says nothing of the failure: func-python answered ``Error: <the exception's
+    message>``, and a message can name a citizen or a secret (the log has it, redacted)."""
+    import json
+
+    from .problems import Problem
+
+    body = json.dumps(Problem(500).to_dict(), ensure_ascii=False).encode()
+    await send({"type": "http.response.start", "status": 500,
+                "headers": [(b"content-type", b"application/problem+json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _answer(send, status: int, text: str) -> None:
