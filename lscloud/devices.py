@@ -218,8 +218,9 @@ def read_users(buckets: list[str], store_client, connection_types: tuple[str, ..
 
     kept: dict[str, DeviceCredential] = {}
     for bucket in buckets:
-        store.configure(store_client, bucket)
-        for c in credentials():
+        with store.using(store_client, bucket):
+            found = credentials()
+        for c in found:
             if c.user in kept:
                 log.warning("device user %s is issued in more than one bucket; the first one keeps it", c.user)
                 continue

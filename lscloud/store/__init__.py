@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextvars
+from contextlib import contextmanager
+from typing import Iterator
+
 from . import attributes
 from .attributes import (Attribute, BooleanAttribute, JSONAttribute, ListAttribute, MapAttribute, NumberAttribute,
                          PseudonymAttribute, TTLAttribute, UnicodeAttribute, UTCDateTimeAttribute, VersionAttribute,
@@ -13,6 +17,7 @@ from .model import Model, ResultPage
 from .objects import ObjectStore
 
 _default: tuple[ObjectStore, str] | None = None
+_scoped: contextvars.ContextVar[tuple[ObjectStore, str] | None] = contextvars.ContextVar("lscloud_store", default=None)
 
 
 class NotConfigured(RuntimeError):
@@ -26,12 +31,28 @@ def configure(objects: ObjectStore | None, bucket: str | None = None) -> None:
     _default = None if objects is None else (objects, bucket)
 
 
+@contextmanager
+def using(objects: ObjectStore, bucket: str) -> Iterator[None]:
+    """Within the block, and only in this thread or task, models and blobs use ``objects`` and
+    ``bucket`` instead of the installed connection: for a process that reads several buckets (the
+    device-users sync reads every device domain's) without changing what its other threads use."""
+    token = _scoped.set((objects, bucket))
+    try:
+        yield
+    finally:
+        _scoped.reset(token)
+
+
 def connection() -> tuple[ObjectStore, str]:
-    """The one way to reach the store: the (store, default bucket) the runtime installed.
+    """The one way to reach the store: the (store, default bucket) the runtime installed, or the
+    one :func:`using` gives the current thread or task.
 
     Raises :class:`NotConfigured` before a runtime is installed (:func:`lscloud.runtime.install`,
     which :func:`lscloud.runtime.current` does on first use and ``Function.start`` at start).
     """
+    scoped = _scoped.get()
+    if scoped is not None:
+        return scoped
     if _default is None:
         raise NotConfigured("no object store configured: install the runtime first "
                             "(lscloud.runtime.install or lscloud.runtime.current())")
@@ -44,7 +65,7 @@ def blobs(prefix: str, **options) -> BlobStore:
     return BlobStore(objects, bucket, prefix=prefix, **options)
 
 
-__all__ = ["configure", "connection", "blobs", "NotConfigured", "ObjectStore", "StoreError", "DoesNotExist", "ConditionalCheckFailed",
+__all__ = ["configure", "connection", "using", "blobs", "NotConfigured", "ObjectStore", "StoreError", "DoesNotExist", "ConditionalCheckFailed",
            "InvalidKey", "StoreUnavailable", "BlobRejected", "IntegrityError", "Model", "ResultPage", "attributes",
            "Attribute", "UnicodeAttribute", "PseudonymAttribute", "NumberAttribute", "BooleanAttribute",
            "UTCDateTimeAttribute", "TTLAttribute", "MapAttribute", "ListAttribute", "JSONAttribute", "VersionAttribute",

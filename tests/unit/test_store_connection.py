@@ -1,0 +1,53 @@
+"""The store's connection: installed once per process (store.configure), or given to one thread or
+task for a block (store.using) without changing what the others use."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from lscloud import store
+
+
+@pytest.fixture
+def installed():
+    before = store._default
+    store.configure("process-store", "process-bucket")
+    yield
+    store._default = before
+
+
+def test_using_gives_the_block_its_own_bucket_and_restores_the_installed_one(installed):
+    assert store.connection() == ("process-store", "process-bucket")
+    with store.using("other-store", "domain-a"):
+        assert store.connection() == ("other-store", "domain-a")
+        with store.using("other-store", "domain-b"):
+            assert store.connection() == ("other-store", "domain-b")
+        assert store.connection() == ("other-store", "domain-a")
+    assert store.connection() == ("process-store", "process-bucket")
+
+
+def test_using_in_one_thread_leaves_the_others_on_the_installed_connection(installed):
+    inside, seen_elsewhere = threading.Event(), []
+    done = threading.Event()
+
+    def reader():
+        with store.using("other-store", "domain-a"):
+            inside.set()
+            done.wait(10)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    inside.wait(10)
+    seen_elsewhere.append(store.connection())
+    done.set()
+    t.join(10)
+    assert seen_elsewhere == [("process-store", "process-bucket")]
+
+
+def test_using_restores_after_a_failure(installed):
+    with pytest.raises(RuntimeError):
+        with store.using("other-store", "domain-a"):
+            raise RuntimeError("the read failed")
+    assert store.connection() == ("process-store", "process-bucket")
