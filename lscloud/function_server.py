@@ -27,7 +27,7 @@ What the server adds around the app:
 - ``X-Forwarded-*`` are the app's headers to read, never rewritten into the client address;
 - 5 s keep-alive; after SIGTERM, 3 s for requests in flight before ``stop()`` (hypercorn's figures);
 - a request head (line and headers) over :data:`MAX_HEAD_BYTES` is a 431 problem, and the
-  connection is closed;
+  connection is closed; so is one whose head is not in within :data:`HEAD_TIMEOUT_S`;
 - a ``start(cfg)`` that raises ends the process (hypercorn logged it and served on without a
   started function, ready to answer with whatever half of it was set up).
 """
@@ -49,6 +49,12 @@ GRACEFUL_S = 3
 
 KEEP_ALIVE_S = 5
 """An idle kept-alive connection is closed after this (hypercorn's and uvicorn's default)."""
+
+HEAD_TIMEOUT_S = 5
+"""A connection whose request head has not fully arrived this long after it opened (or after the
+request began, on a kept-alive connection) is closed. uvicorn waits for a head forever, so a
+client that opens connections and sends nothing, or half a head, would hold them (and their
+file descriptors) for good; hypercorn closed both after its 5 s keep-alive timeout."""
 
 MAX_HEAD_BYTES = 64 * 1024
 """A request line and headers longer than this are refused (431) before they are all read.
@@ -187,7 +193,8 @@ def server(app, *, lifespan: str = "on"):
 
 
 def _bounded_head_protocol():
-    """uvicorn's httptools protocol that refuses a request head over :data:`MAX_HEAD_BYTES`."""
+    """uvicorn's httptools protocol, bounded in a request head's size (:data:`MAX_HEAD_BYTES`) and
+    in the time it takes to arrive (:data:`HEAD_TIMEOUT_S`)."""
     import json
 
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -210,13 +217,25 @@ def _bounded_head_protocol():
         _in_head = True
         _began = False
         _head_bytes = 0
+        _head_timer = None
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._await_head()
+
+        def connection_lost(self, exc) -> None:
+            self._head_arrived()
+            super().connection_lost(exc)
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
             self._in_head, self._began, self._head_bytes = True, True, 0
+            if self._head_timer is None:   # a kept-alive connection's next request
+                self._await_head()
 
         def on_headers_complete(self) -> None:
             self._in_head = False
+            self._head_arrived()
             super().on_headers_complete()
 
         def data_received(self, data: bytes) -> None:
@@ -226,7 +245,22 @@ def _bounded_head_protocol():
                 return
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES:
+                self._head_arrived()
                 self.transport.write(refusal)
+                self.transport.close()
+
+        def _await_head(self) -> None:
+            self._head_timer = self.loop.call_later(HEAD_TIMEOUT_S, self._head_late)
+
+        def _head_arrived(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_late(self) -> None:
+            # nobody waits for an answer to a request that never finished arriving: just close
+            self._head_timer = None
+            if self._in_head and not self.transport.is_closing():
                 self.transport.close()
 
     return BoundedHead

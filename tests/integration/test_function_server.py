@@ -25,7 +25,7 @@ from lscloud.local.servers import free_port
 from serve_support import answers_ready, running  # tests/integration helper module
 from waiting import wait_for
 
-from asgi_support import exchange  # tests/integration helper module
+from asgi_support import closed_by_peer, exchange  # tests/integration helper module
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -262,3 +262,29 @@ def test_a_head_over_the_bound_is_a_431_problem_and_a_large_body_is_not(slow_fun
     problem = json.loads(body)
     assert (status, headers["content-type"], headers["connection"]) == (431, "application/problem+json", "close")
     assert problem["status"] == 431 and problem["errors"][0]["field"] == "headers" and problem["title_vi"]
+
+
+def test_a_connection_whose_head_never_arrives_is_closed(slow_function, tmp_path):
+    # uvicorn alone waits for a head forever: a client could hold connections (and descriptors) open
+    port = free_port()
+    proc = _spawn(slow_function, port, tmp_path)
+    try:
+        wait_for(lambda: answers_ready(port), "readiness", 60, alive=running(proc, lambda: ""))
+        idle = socket.create_connection(("127.0.0.1", port), timeout=10)
+        half = socket.create_connection(("127.0.0.1", port), timeout=10)
+        half.sendall(b"GET /fast HTTP/1.1\r\nHost: x\r\n")
+        status, _, body, kept = exchange(port, b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n", timeout=10)
+        assert (status, body) == (200, b"/slow")   # a request of a second on it is no slow head
+        kept.sendall(b"GET /fast HTTP/1.1\r\n")
+        assert all(closed_by_peer(s, timeout=30) for s in (idle, half, kept))
+        for s in (idle, half, kept):
+            s.close()
+        assert answers_ready(port)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
