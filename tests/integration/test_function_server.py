@@ -158,6 +158,24 @@ def slow_function(tmp_path):
     return root
 
 
+@pytest.fixture
+def served(slow_function, tmp_path):
+    """The port of ``python -m lscloud.serve`` on the slow function, ready; SIGTERM at the end."""
+    port = free_port()
+    proc = _spawn(slow_function, port, tmp_path)
+    try:
+        wait_for(lambda: answers_ready(port), "readiness", 60, alive=running(proc, lambda: ""))
+        yield port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+
+
 def _spawn(function_dir: Path, port: int, out: Path, **extra) -> subprocess.Popen:
     env = {**os.environ, "LISTEN_ADDRESS": f"127.0.0.1:{port}", "OUT_DIR": str(out), **extra}
     return subprocess.Popen([sys.executable, "-m", "lscloud.serve", str(function_dir)], env=env, cwd=ROOT,
@@ -197,94 +215,61 @@ def test_a_function_whose_start_fails_never_serves(slow_function, tmp_path):
     assert not answers_ready(port)
 
 
-def test_the_server_names_nobody_and_refuses_garbage_without_hanging(slow_function, tmp_path):
-    port = free_port()
-    proc = _spawn(slow_function, port, tmp_path)
-    try:
-        wait_for(lambda: answers_ready(port), "readiness", 60, alive=running(proc, lambda: ""))
-        r = httpx.get(f"http://127.0.0.1:{port}/fast", timeout=10)
-        assert r.status_code == 200 and "server" not in r.headers and "date" in r.headers
-        status, _, _, sock = exchange(port, b"NOT HTTP AT ALL\r\n\r\n", timeout=10)
-        sock.close()
-        assert status == 400
-        # a proxy's forwarding headers are the app's to read, never rewritten into the client address
-        r = httpx.get(f"http://127.0.0.1:{port}/fast", headers={"X-Forwarded-For": "203.0.113.9"}, timeout=10)
-        assert r.status_code == 200 and (tmp_path / "client").read_text() == "127.0.0.1"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.communicate()
+def test_the_server_names_nobody_and_refuses_garbage_without_hanging(served, tmp_path):
+    port = served
+    r = httpx.get(f"http://127.0.0.1:{port}/fast", timeout=10)
+    assert r.status_code == 200 and "server" not in r.headers and "date" in r.headers
+    status, _, _, sock = exchange(port, b"NOT HTTP AT ALL\r\n\r\n", timeout=10)
+    sock.close()
+    assert status == 400
+    # a proxy's forwarding headers are the app's to read, never rewritten into the client address
+    r = httpx.get(f"http://127.0.0.1:{port}/fast", headers={"X-Forwarded-For": "203.0.113.9"}, timeout=10)
+    assert r.status_code == 200 and (tmp_path / "client").read_text() == "127.0.0.1"
 
 
-def test_a_head_over_the_bound_is_a_431_problem_and_a_large_body_is_not(slow_function, tmp_path):
+def test_a_head_over_the_bound_is_a_431_problem_and_a_large_body_is_not(served):
     from lscloud.function_server import MAX_HEAD_BYTES
 
-    port = free_port()
-    proc = _spawn(slow_function, port, tmp_path)
-    try:
-        wait_for(lambda: answers_ready(port), "readiness", 60, alive=running(proc, lambda: ""))
-        ok, _, _, sock = exchange(port, b"GET /fast HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * (MAX_HEAD_BYTES // 2)
-                                  + b"\r\n\r\n", timeout=10)
-        sock.close()
-        # a head of many reads: refused once past the bound, without reading (or buffering) the rest
-        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        sock.sendall(b"GET /fast HTTP/1.1\r\nHost: x\r\n")
-        sent = 0
-        while not select.select([sock], [], [], 0.05)[0]:   # until the server answers
-            sock.sendall(b"X-B: " + b"b" * 16_000 + b"\r\n")
-            sent += 16_000
-            assert sent < 100 * MAX_HEAD_BYTES, "a head without bound was read on"
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-        sock.close()
-        head, _, body = answer.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ")[1])
-        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-        big = b"x" * (8 * MAX_HEAD_BYTES)
-        posted, _, echoed, sock = exchange(port, b"POST /fast HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
-                                           % len(big) + big, timeout=10)
-        sock.close()
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.communicate()
+    port = served
+    ok, _, _, sock = exchange(port, b"GET /fast HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * (MAX_HEAD_BYTES // 2)
+                              + b"\r\n\r\n", timeout=10)
+    sock.close()
+    # a head of many reads: refused once past the bound, without reading (or buffering) the rest
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(b"GET /fast HTTP/1.1\r\nHost: x\r\n")
+    sent = 0
+    while not select.select([sock], [], [], 0.05)[0]:   # until the server answers
+        sock.sendall(b"X-B: " + b"b" * 16_000 + b"\r\n")
+        sent += 16_000
+        assert sent < 100 * MAX_HEAD_BYTES, "a head without bound was read on"
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+    sock.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    big = b"x" * (8 * MAX_HEAD_BYTES)
+    posted, _, echoed, sock = exchange(port, b"POST /fast HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                                       % len(big) + big, timeout=10)
+    sock.close()
     assert ok == 200 and posted == 200 and echoed == b"/fast"
     problem = json.loads(body)
     assert (status, headers["content-type"], headers["connection"]) == (431, "application/problem+json", "close")
     assert problem["status"] == 431 and problem["errors"][0]["field"] == "headers" and problem["title_vi"]
 
 
-def test_a_connection_whose_head_never_arrives_is_closed(slow_function, tmp_path):
+def test_a_connection_whose_head_never_arrives_is_closed(served):
     # uvicorn alone waits for a head forever: a client could hold connections (and descriptors) open
-    port = free_port()
-    proc = _spawn(slow_function, port, tmp_path)
-    try:
-        wait_for(lambda: answers_ready(port), "readiness", 60, alive=running(proc, lambda: ""))
-        idle = socket.create_connection(("127.0.0.1", port), timeout=10)
-        half = socket.create_connection(("127.0.0.1", port), timeout=10)
-        half.sendall(b"GET /fast HTTP/1.1\r\nHost: x\r\n")
-        status, _, body, kept = exchange(port, b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n", timeout=10)
-        assert (status, body) == (200, b"/slow")   # a request of a second on it is no slow head
-        kept.sendall(b"GET /fast HTTP/1.1\r\n")
-        assert all(closed_by_peer(s, timeout=30) for s in (idle, half, kept))
-        for s in (idle, half, kept):
-            s.close()
-        assert answers_ready(port)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.communicate()
+    port = served
+    idle = socket.create_connection(("127.0.0.1", port), timeout=10)
+    half = socket.create_connection(("127.0.0.1", port), timeout=10)
+    half.sendall(b"GET /fast HTTP/1.1\r\nHost: x\r\n")
+    status, _, body, kept = exchange(port, b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n", timeout=10)
+    assert (status, body) == (200, b"/slow")   # a request of a second on it is no slow head
+    kept.sendall(b"GET /fast HTTP/1.1\r\n")
+    assert all(closed_by_peer(s, timeout=30) for s in (idle, half, kept))
+    for s in (idle, half, kept):
+        s.close()
+    assert answers_ready(port)
