@@ -228,11 +228,12 @@ class Model(metaclass=_ModelMeta):
                                     key=key) from exc
 
     @classmethod
-    def _load(cls: type[M], key: str, *, reference: bool = False) -> M | None:
+    def _load(cls: type[M], key: str, *, reference: bool = False, conn=None) -> M | None:
         """The live item at ``key``, or None if there is none or it has expired. ``reference``: read
         through the store's reference cache (``Meta.reference``); each call parses its own item, so
-        a caller may change it without touching what the next request reads."""
-        objects, bucket = cls._conn()
+        a caller may change it without touching what the next request reads. ``conn``: the
+        ``(store, bucket)`` to read from, resolved by a caller in another thread."""
+        objects, bucket = conn or cls._conn()
         try:
             stored = objects.get_reference(bucket, key) if reference else objects.get(bucket, key)
         except errors.DoesNotExist:
@@ -244,7 +245,9 @@ class Model(metaclass=_ModelMeta):
     def _load_many(cls: type[M], item_keys: list[str]) -> list[M | None]:
         if len(item_keys) <= 1:
             return [cls._load(k) for k in item_keys]
-        return list(_fetch_pool().map(cls._load, item_keys))  # map keeps the listing order
+        # the caller's connection: a pool thread does not see a store.using() block of the caller's
+        conn = cls._conn()
+        return list(_fetch_pool().map(lambda k: cls._load(k, conn=conn), item_keys))  # map keeps the order
 
     def _body(self) -> bytes:
         return json.dumps(self._serialized(), ensure_ascii=False, separators=(",", ":"), sort_keys=True,

@@ -51,3 +51,29 @@ def test_using_restores_after_a_failure(installed):
         with store.using("other-store", "domain-a"):
             raise RuntimeError("the read failed")
     assert store.connection() == ("process-store", "process-bucket")
+
+
+def test_a_scan_in_a_using_block_reads_its_items_from_that_bucket_in_every_pool_thread(monkeypatch):
+    # a scan fetches its items from a thread pool: each thread must read where the block said
+    from lscloud.store import Model, attributes as A
+
+    class Thing(Model):
+        class Meta:
+            table = "things"
+
+        id = A.UnicodeAttribute(hash_key=True)
+
+    seen = []
+
+    def load(key, *, reference=False, conn=None):
+        seen.append(conn or Thing._conn())
+
+    monkeypatch.setattr(Thing, "_load", staticmethod(load))
+    before = store._default
+    store._default = None   # as in the device-users sidecar: nothing installed for the process
+    try:
+        with store.using("other-store", "domain-a"):
+            Thing._load_many([f"things/{i}" for i in range(8)])
+    finally:
+        store._default = before
+    assert seen == [("other-store", "domain-a")] * 8
