@@ -10,11 +10,12 @@ func-python's ``func_python.http.serve(new)`` wraps the instance ``new()`` retur
   problem+json that does not repeat the exception's message as func-python's did);
 - it binds ``LISTEN_ADDRESS`` (``func_python.sock.bind``) and stops gracefully on SIGTERM or SIGINT.
 
-All of that stays; only the HTTP server differs. hypercorn parses HTTP in pure Python (h11) and
-writes a response's headers and body separately: on the directory's in-memory GET it held the GIL
-for about 40% of the function's samples, more than Flask and the function together. uvicorn's
-httptools protocol parses in C (llhttp) and writes the answer in one go: the same function served
-1,930-2,160 requests/s against hypercorn's 1,370-1,650 on one box (both on uvloop). Importing uvicorn
+All of that stays; only the HTTP server differs. hypercorn parses and serialises HTTP in pure
+Python (h11): on the directory's in-memory GET it held the GIL for about 40% of the function's
+samples, more than Flask and the function together. uvicorn's httptools protocol parses in C
+(llhttp) and keeps its own Python path short: the same function served 1,930-2,160 requests/s
+against hypercorn's 1,370-1,650 on one box (both on uvloop). Like hypercorn it still writes a
+response's headers and its body with two socket writes; that is most of what the server costs now. Importing uvicorn
 also costs a cold start about 14 ms less than ``func_python.http``, which imports hypercorn whether
 or not it serves, so this module does not import it (``tests/integration/test_function_server.py``
 holds :class:`FunctionApp` to func-python's own app, answer for answer).
