@@ -145,6 +145,19 @@ def use_span_exporter(exporter: SpanExporter) -> SpanProcessor:
     return processor
 
 
+def spans_in_memory(service: str | None = None):
+    """Set telemetry up as ``service`` (when given) and keep every finished span of the process in
+    memory, redacted, as :func:`use_span_exporter` does: an ``InMemorySpanExporter``
+    (``get_finished_spans()``, ``clear()``) for tests and local tools."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    if service is not None:
+        setup(config.Settings(service=service))
+    exporter = InMemorySpanExporter()
+    use_span_exporter(exporter)
+    return exporter
+
+
 class RedactingSpanExporter(SpanExporter):
     """Hands ``delegate`` a copy of each span with personal identifiers redacted from its name,
     attributes, events and status (:func:`lscloud.redaction.redact`). Every exporter

@@ -7,11 +7,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from lscloud import events, telemetry
 from lscloud.bus import Bus, BusUnavailable, SyncBus
-from lscloud.config import Settings
 from lscloud.delivery import tail
 
 pytestmark = pytest.mark.integration
@@ -28,10 +26,7 @@ def bus(settings):
 
 @pytest.fixture(scope="module")
 def spans():
-    telemetry.setup(Settings(service="bus-test"))
-    exporter = InMemorySpanExporter()
-    telemetry.use_span_exporter(exporter)
-    return exporter
+    return telemetry.spans_in_memory("bus-test")
 
 
 def _stream_info(settings):

@@ -32,11 +32,9 @@ import nats
 import nats.errors
 import nats.js.errors
 import pytest
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from lscloud import devices, events, store, telemetry
 from lscloud.bus import Bus, BusError
-from lscloud.config import Settings
 from lscloud.health import HealthServer
 from lscloud.local.servers import free_port
 from lscloud.store import StoreUnavailable
@@ -284,10 +282,7 @@ def test_a_rotated_password_replaces_the_old_one_at_the_next_sync(server, stream
 
 @pytest.fixture(scope="module")
 def spans():
-    telemetry.setup(Settings(service="devices-relay"))
-    exporter = InMemorySpanExporter()
-    telemetry.use_span_exporter(exporter)
-    return exporter
+    return telemetry.spans_in_memory("devices-relay")
 
 
 def _process_durations(group: str) -> list:

@@ -7,10 +7,8 @@ import logging
 
 import flask
 import pytest
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from lscloud import redaction, telemetry
-from lscloud.config import Settings
 from lscloud.web.instrumentation import instrument
 
 CCCD, PHONE, PASSPORT, ACCOUNT = "020095001234", "0912345678", "E7654321", "9900000007"
@@ -57,10 +55,7 @@ def test_an_attribute_named_account_loses_any_account_number():
 
 @pytest.fixture(scope="module")
 def exporter():
-    telemetry.setup(Settings(service="redaction-test"))
-    exp = InMemorySpanExporter()
-    telemetry.use_span_exporter(exp)
-    return exp
+    return telemetry.spans_in_memory("redaction-test")
 
 
 def test_exported_spans_carry_no_identifier(exporter):

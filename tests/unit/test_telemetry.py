@@ -7,7 +7,6 @@ import json
 import flask
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from lscloud import events, telemetry
 from lscloud.config import Settings
@@ -18,10 +17,7 @@ TYPE = "vn.langson.border.declaration.submitted.v1"
 
 @pytest.fixture(scope="module")
 def exporter():
-    telemetry.setup(Settings(service="telemetry-test"))
-    exp = InMemorySpanExporter()
-    telemetry.use_span_exporter(exp)
-    return exp
+    return telemetry.spans_in_memory("telemetry-test")
 
 
 @pytest.fixture
