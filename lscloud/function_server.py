@@ -153,9 +153,7 @@ def serve(new) -> None:
     # func_python.http configures the root logger this way on import; functions' logs rely on it
     logging.basicConfig(level=logging.INFO)
     app = FunctionApp(new())
-    sockets = listening_sockets()
-    if not sockets:
-        raise SystemExit("nothing to listen on: LISTEN_ADDRESS bound no socket")
+    sockets = listening_sockets()   # func_python.sock raises when it could bind none
     with asyncio.Runner(loop_factory=loops.loop_factory()) as runner:
         runner.run(server(app).serve(sockets=sockets))
 
@@ -214,7 +212,7 @@ def _bounded_head_protocol():
     class BoundedHead(HttpToolsProtocol):
         # the bytes of the current request's head fed so far, counted per chunk: a chunk in which a
         # request begins is not counted (part of it may be the previous request's body), so a head
-        # is refused at most one read (256 KiB) past the bound
+        # is refused at most one read of the transport past the bound
         _in_head = True
         _began = False
         _head_bytes = 0
@@ -225,7 +223,7 @@ def _bounded_head_protocol():
             self._await_head()
 
         def connection_lost(self, exc) -> None:
-            self._head_arrived()
+            self._stop_head_timer()
             super().connection_lost(exc)
 
         def on_message_begin(self) -> None:
@@ -236,7 +234,7 @@ def _bounded_head_protocol():
 
         def on_headers_complete(self) -> None:
             self._in_head = False
-            self._head_arrived()
+            self._stop_head_timer()
             super().on_headers_complete()
 
         def data_received(self, data: bytes) -> None:
@@ -246,14 +244,14 @@ def _bounded_head_protocol():
                 return
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES:
-                self._head_arrived()
+                self._stop_head_timer()
                 self.transport.write(refusal)
                 self.transport.close()
 
         def _await_head(self) -> None:
             self._head_timer = self.loop.call_later(HEAD_TIMEOUT_S, self._head_late)
 
-        def _head_arrived(self) -> None:
+        def _stop_head_timer(self) -> None:
             if self._head_timer is not None:
                 self._head_timer.cancel()
                 self._head_timer = None
