@@ -4,11 +4,13 @@ tracking reads, the ratio against the same run's baseline and whether the goal i
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 
 from lscloud.local import bench_all
-from lscloud.local.bench import BenchError, LoadResult, base, row
+from lscloud.local.bench import BenchError, LoadResult, base, row, run_load
 
 FIELDS = {"path", "rate_per_s", "p50_ms", "p99_ms", "baseline", "ratio", "goal", "met"}
 
@@ -99,3 +101,33 @@ def test_the_table_shows_the_spread_of_the_rounds(capsys):
 def test_rounds_below_one_are_refused():
     with pytest.raises(BenchError, match="--rounds"):
         bench_all.bench_all(only=("up",), rounds=0)
+
+
+def test_run_load_times_the_calls_not_the_making_of_clients():
+    """A path's client (an httpx.Client: about 26 ms of TLS context) is made before the clock starts,
+    as a baseline's shared boto3 client is: the rate is the calls' alone."""
+    made: list[float] = []
+    lock = threading.Lock()
+
+    def make():
+        time.sleep(0.05)   # a slow client to make
+        with lock:
+            made.append(time.perf_counter())
+        return lambda: None
+
+    r = run_load("path", make, requests=40, concurrency=4, max_seconds=10)
+    ended = time.perf_counter()
+    assert r.ok == 40 and len(made) == 4
+    assert r.seconds <= ended - max(made)   # the clock started after the last client was made
+
+
+def test_run_load_reports_a_client_it_cannot_make_without_hanging():
+    calls = iter(range(100))
+
+    def make():
+        if next(calls) == 2:
+            raise ConnectionError("no route to the path")
+        return lambda: None
+
+    with pytest.raises(ConnectionError, match="no route"):
+        run_load("path", make, requests=10, concurrency=4, max_seconds=10)
