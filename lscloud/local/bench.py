@@ -580,7 +580,7 @@ def _print_soak_summary(soaked: list[SoakMinute], what: str) -> None:
               f"{p99s[-1] / p99s[0]:.2f}×)")
 
 
-def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10_000, lookups: int = 60,
+def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10_000, lookups: int = 300,
                  functions_dir: Path = Path("functions"), reuse_state_dir: Path | None = None,
                  max_seconds: float = 60.0, report: list | None = None, soak: bool = False,
                  soak_minutes: int = 10, soak_rate: int = 1000, rounds: int = 3) -> int:
