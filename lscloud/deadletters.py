@@ -27,6 +27,7 @@ from typing import Any, Callable
 from . import events, metrics
 from .errors import Conflict, NotFound
 from .query import QueryError
+from .statemachine import iso
 from .store import ConditionalCheckFailed, DoesNotExist, InvalidKey, Model, ResultPage
 from .store import attributes as A
 
@@ -72,7 +73,7 @@ def keep(event: dict[str, Any], received_at: datetime | None = None) -> tuple[De
                         expires_at=came + timedelta(seconds=RETENTION_S),
                         data={"event": original, "status": failure.status, "error": failure.error,
                               "destination": failure.destination,
-                              "dead_lettered_at": came.isoformat().replace("+00:00", "Z")})
+                              "dead_lettered_at": iso(came, "auto")})
     try:
         return letter.save(), True
     except ConditionalCheckFailed:

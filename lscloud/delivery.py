@@ -50,6 +50,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import events, loops, metrics, telemetry
 from .bus import Bus, BusError, BusUnavailable
+from .statemachine import iso
 
 log = logging.getLogger(__name__)
 
@@ -571,7 +572,7 @@ class Dispatcher:
             "stream": self.settings.stream,
             "stream_seq": meta.sequence.stream,
             "subject": msg.subject,
-            "dead_lettered_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+            "dead_lettered_at": iso(datetime.now(timezone.utc), "auto"),
         }
         # one dead letter per (subscription, message) even if this runs twice after a crash
         headers = {"Nats-Msg-Id": f"{sub.durable}:{meta.sequence.stream}", "content-type": "application/json"}

@@ -22,6 +22,7 @@ from urllib.parse import unquote
 from typing import TYPE_CHECKING
 
 from . import strictjson
+from .statemachine import iso
 
 if TYPE_CHECKING:  # pragma: no cover
     from cloudevents.core.exceptions import BaseCloudEventException
@@ -67,7 +68,7 @@ def subject_for(type: str) -> str:
 def _format_time(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("event time must carry a time zone")
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return iso(value, "auto")
 
 
 def _parse_time(value: Any) -> datetime:

@@ -3,8 +3,10 @@ a day from its 01:00 to its 24:00."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
+
+from lscloud import statemachine
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -48,4 +50,4 @@ def iso(t: datetime) -> str:
 
 
 def utc(t: datetime) -> str:
-    return t.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return statemachine.iso(t, "seconds")

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
-from lscloud import errors
+from lscloud import errors, statemachine
 
 from . import aqi, clock, noise
 
@@ -59,7 +59,7 @@ def station_of(entity: str) -> tuple[str, str]:
 
 
 def _stamp(t: datetime) -> str:
-    return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return statemachine.iso(t, "auto")
 
 
 def key_values(station: dict, latest: tuple[datetime, dict] | None, aqi_result: dict | None = None) -> dict:
