@@ -200,14 +200,22 @@ def _bounded_head_protocol():
 
     from .problems import Problem
 
-    body = json.dumps(Problem(431, "header-fields-too-large", "Request header fields too large",
-                              f"The request line and headers exceed {MAX_HEAD_BYTES} bytes.",
-                              title_vi="Phần đầu yêu cầu quá lớn",
-                              detail_vi=f"Dòng yêu cầu và các trường đầu vượt quá {MAX_HEAD_BYTES} byte.",
-                              errors=[{"field": "headers", "message": f"at most {MAX_HEAD_BYTES} bytes"}],
-                              ).to_dict(), ensure_ascii=False).encode()
-    refusal = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/problem+json\r\n"
-               b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body))
+    def closing_answer(status_line: bytes, problem: Problem) -> bytes:
+        body = json.dumps(problem.to_dict(), ensure_ascii=False).encode()
+        return (b"HTTP/1.1 %s\r\ncontent-type: application/problem+json\r\ncontent-length: %d\r\n"
+                b"connection: close\r\n\r\n%s" % (status_line, len(body), body))
+
+    refusal = closing_answer(b"431 Request Header Fields Too Large", Problem(
+        431, "header-fields-too-large", "Request header fields too large",
+        f"The request line and headers exceed {MAX_HEAD_BYTES} bytes.",
+        title_vi="Phần đầu yêu cầu quá lớn",
+        detail_vi=f"Dòng yêu cầu và các trường đầu vượt quá {MAX_HEAD_BYTES} byte.",
+        errors=[{"field": "headers", "message": f"at most {MAX_HEAD_BYTES} bytes"}]))
+    # what httptools cannot parse (uvicorn's own answer is a text/plain sentence)
+    malformed = closing_answer(b"400 Bad Request", Problem(
+        400, "malformed-request", "Malformed HTTP request", "The request is not valid HTTP/1.1.",
+        title_vi="Yêu cầu HTTP sai định dạng", detail_vi="Yêu cầu không đúng giao thức HTTP/1.1.",
+        errors=[{"field": "request", "message": "a request line and headers as HTTP/1.1 defines them"}]))
 
     class BoundedHead(HttpToolsProtocol):
         # the bytes of the current request's head fed so far, counted per chunk: a chunk in which a
@@ -247,6 +255,11 @@ def _bounded_head_protocol():
                 self._stop_head_timer()
                 self.transport.write(refusal)
                 self.transport.close()
+
+        def send_400_response(self, msg: str) -> None:
+            self._stop_head_timer()
+            self.transport.write(malformed)
+            self.transport.close()
 
         def _await_head(self) -> None:
             self._head_timer = self.loop.call_later(HEAD_TIMEOUT_S, self._head_late)

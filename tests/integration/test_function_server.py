@@ -219,9 +219,13 @@ def test_the_server_names_nobody_and_refuses_garbage_without_hanging(served, tmp
     port = served
     r = httpx.get(f"http://127.0.0.1:{port}/fast", timeout=10)
     assert r.status_code == 200 and "server" not in r.headers and "date" in r.headers
-    status, _, _, sock = exchange(port, b"NOT HTTP AT ALL\r\n\r\n", timeout=10)
+    status, headers, body, sock = exchange(port, b"NOT HTTP AT ALL\r\n\r\n", timeout=10)
+    closed = sock.recv(1) == b""
     sock.close()
-    assert status == 400
+    # a problem like every other refusal (uvicorn's own is a text/plain sentence), and the end of it
+    assert status == 400 and headers["content-type"] == "application/problem+json" and closed
+    problem = json.loads(body)
+    assert problem["errors"][0]["field"] == "request" and problem["title_vi"]
     # a proxy's forwarding headers are the app's to read, never rewritten into the client address
     r = httpx.get(f"http://127.0.0.1:{port}/fast", headers={"X-Forwarded-For": "203.0.113.9"}, timeout=10)
     assert r.status_code == 200 and (tmp_path / "client").read_text() == "127.0.0.1"
