@@ -8,7 +8,11 @@ the function — through the gateway by default, or straight at the function's o
 operation admits. Schemathesis records every exchange in a HAR file; the runner counts them:
 
 - cases schemathesis generated, responses by status class, 5xx answers;
-- 4xx answers that are not ``application/problem+json`` with ``type``, ``title`` and ``status``;
+- 4xx answers that are not ``application/problem+json`` with ``type``, ``title`` and ``status``
+  — except on a path whose OpenAPI documents its errors in another format and not as problems
+  (Open311's paths answer the GeoReport spec's errors list, in JSON or XML, for every method): there
+  a 4xx counts when it is in a documented media type and, for JSON, valid against the documented
+  schema (:func:`documented_errors`);
 - schemathesis's own check failures by code (``ST101`` server error, ``ST202`` valid data
   rejected …), which are reported but only 5xx and non-problem 4xx fail the run.
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -29,6 +34,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
+from urllib.parse import urlsplit
+from xml.etree import ElementTree
 
 from .. import config
 
@@ -118,10 +125,48 @@ def eventing_paths(openapi: dict) -> list[str]:
 
 # -- reading schemathesis's reports ---------------------------------------------------------------
 
-def _is_problem(response: dict) -> bool:
+ErrorFormats = list[tuple["re.Pattern[str]", dict[str, Callable[[object], object] | None]]]
+
+
+def documented_errors(openapi: dict) -> ErrorFormats:
+    """The paths whose 4xx answers the document gives in formats other than problem+json, none of
+    them a problem: (the path template as a pattern, {media type: a validator of the parsed JSON body,
+    or None}). Every method of such a path counts (a 405 for an undeclared one is in the same format)."""
+    import fastjsonschema
+
+    out: ErrorFormats = []
+    components = openapi.get("components") or {}
+    for path, ops in (openapi.get("paths") or {}).items():
+        formats: dict[str, Callable[[object], object] | None] = {}
+        problems = False
+        for op in ops.values():
+            if not isinstance(op, dict):
+                continue
+            for code, answer in (op.get("responses") or {}).items():
+                if not (str(code).startswith("4") or code == "default"):
+                    continue
+                for media, content in ((answer or {}).get("content") or {}).items():
+                    if media == PROBLEM_TYPE:
+                        problems = True
+                    elif media not in formats:
+                        schema = (content or {}).get("schema")
+                        formats[media] = (fastjsonschema.compile({**schema, "components": components})
+                                          if schema and media.endswith("json") else None)
+        if formats and not problems:
+            pattern = "".join("[^/]+" if part.startswith("{") else re.escape(part)
+                              for part in re.split(r"(\{[^}]*\})", path))
+            out.append((re.compile(pattern + "$"), formats))
+    return out
+
+
+def _media_type(response: dict) -> str:
     headers = {h["name"].lower(): h["value"] for h in response.get("headers", [])}
-    mime = (headers.get("content-type") or response.get("content", {}).get("mimeType") or "").split(";")[0].strip()
-    if mime.lower() != PROBLEM_TYPE:
+    return (headers.get("content-type") or response.get("content", {}).get("mimeType") or "").split(";")[0] \
+        .strip().lower()
+
+
+def _is_problem(response: dict) -> bool:
+    if _media_type(response) != PROBLEM_TYPE:
         return False
     try:
         body = json.loads(response.get("content", {}).get("text") or "")
@@ -131,8 +176,39 @@ def _is_problem(response: dict) -> bool:
         and body.get("status") == response.get("status")
 
 
-def count_har(result: Result, har: dict, samples: int = 5) -> None:
-    """Add the exchanges of a HAR log to ``result``."""
+def _is_documented_error(path: str, response: dict, documented: ErrorFormats) -> bool:
+    """The 4xx is in a format ``documented`` for ``path`` (and valid against its schema)."""
+    import fastjsonschema
+
+    media = _media_type(response)
+    text = response.get("content", {}).get("text") or ""
+    for pattern, formats in documented:
+        if not pattern.fullmatch(path) or media not in formats:
+            continue
+        try:
+            if media.endswith("json"):
+                validate = formats[media]
+                body = json.loads(text)
+                if validate is not None:
+                    validate(body)
+            elif media.endswith("xml"):
+                ElementTree.fromstring(text)   # our own server's answer: well-formed is what is checked
+            return True
+        except (ValueError, ElementTree.ParseError, fastjsonschema.JsonSchemaException):
+            return False
+    return False
+
+
+def _path_below(base: str, url: str) -> str:
+    """The path of ``url`` as the function's document names it (below the gateway's prefix, if any)."""
+    path = urlsplit(url).path
+    return path[len(base):] if base and path.startswith(base + "/") else path
+
+
+def count_har(result: Result, har: dict, samples: int = 5, documented: ErrorFormats = ()) -> None:
+    """Add the exchanges of a HAR log to ``result``; ``documented``: paths whose errors are not
+    problems (:func:`documented_errors`)."""
+    base = urlsplit(result.base_url).path.rstrip("/")
     for entry in har.get("log", {}).get("entries", []):
         response = entry.get("response") or {}
         status = int(response.get("status") or 0)
@@ -147,7 +223,9 @@ def count_har(result: Result, har: dict, samples: int = 5) -> None:
             result.server_error_count += 1
             if len(result.server_errors) < samples:
                 result.server_errors.append(line)
-        elif 400 <= status < 500 and not _is_problem(response):
+        elif 400 <= status < 500 and not _is_problem(response) and not (
+                documented and _is_documented_error(_path_below(base, request.get("url", "")), response,
+                                                    documented)):
             result.not_problem_count += 1
             if len(result.not_problem) < samples:
                 result.not_problem.append(line)
@@ -201,6 +279,7 @@ def fuzz_one(target: Target, *, cases: int, mint: Callable[[str], str], report_d
     result = Result(target.name, target.base_url)
     openapi = fetch_openapi(target.base_url + "/openapi.json")
     plan = plan_for(openapi, mint)
+    documented = documented_errors(openapi)
     result.roles = [r for r in plan["public_roles"] if r]
     n_ops = sum(len(ops) for ops in (openapi.get("paths") or {}).values()) or 1
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -224,7 +303,7 @@ def fuzz_one(target: Target, *, cases: int, mint: Callable[[str], str], report_d
                 argv += ["--exclude-path", path]
             if seed is not None:
                 argv += ["--seed", str(seed + round_ - 1)]
-            _run_round(result, argv + list(extra_args), report_dir, stem, plan_file)
+            _run_round(result, argv + list(extra_args), report_dir, stem, plan_file, documented)
             if round_ > 1 and result.cases < cases and result.cases == result._last_cases:
                 break  # nothing new to generate
             result._last_cases = result.cases
@@ -233,7 +312,8 @@ def fuzz_one(target: Target, *, cases: int, mint: Callable[[str], str], report_d
     return result
 
 
-def _run_round(result: Result, argv: list[str], report_dir: Path, stem: str, plan_file: str) -> None:
+def _run_round(result: Result, argv: list[str], report_dir: Path, stem: str, plan_file: str,
+               documented: ErrorFormats = ()) -> None:
     har_path, json_path, log = (report_dir / f"{stem}.har.json", report_dir / f"{stem}.report.json",
                                 report_dir / f"{stem}.log")
     for stale in (har_path, json_path):
@@ -247,7 +327,7 @@ def _run_round(result: Result, argv: list[str], report_dir: Path, stem: str, pla
                               cwd=report_dir)
     result.exit_code = proc.returncode if result.exit_code in (None, 0) else result.exit_code
     try:
-        count_har(result, json.loads(har_path.read_text(encoding="utf-8")))
+        count_har(result, json.loads(har_path.read_text(encoding="utf-8")), documented=documented)
         count_report(result, json.loads(json_path.read_text(encoding="utf-8")))
         result.har = result.har or str(har_path)
     except (OSError, ValueError) as exc:

@@ -57,3 +57,51 @@ def test_each_operation_gets_tokens_of_roles_it_admits():
     assert plan["tokens"] == {"officer": "token-of-officer", "operator": "token-of-operator"}
     # the same case always gets the same role (Hypothesis may replay it)
     assert len({choose_role(["a", "b", "c"], "case-1") for _ in range(5)}) == 1
+
+
+PROBLEM_TYPE = "application/problem+json"
+OPEN311 = {
+    "openapi": "3.1.0",
+    "components": {"schemas": {"errors": {"type": "array", "minItems": 1, "items": {
+        "type": "object", "additionalProperties": False, "required": ["code", "description"],
+        "properties": {"code": {"type": ["integer", "string"]}, "description": {"type": "string"}}}}}},
+    "paths": {
+        "/open311/v2/requests.{fmt}": {"post": {"responses": {
+            "201": {"content": {"application/json": {}}},
+            "400": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/errors"}},
+                                "text/xml": {}}}}}},
+        "/v1/reports": {"post": {"responses": {"400": {"content": {PROBLEM_TYPE: {}}}}}},
+    },
+}
+def _at(method, url, status, content_type, body):
+    e = _entry(status, content_type, body)
+    e["request"] = {"method": method, "url": url}
+    return e
+
+
+def test_a_path_that_documents_its_errors_otherwise_is_held_to_that_format():
+    """Open311's paths answer the spec's errors list (JSON or XML) for every method, a 405 for an
+    undeclared one too; elsewhere a 4xx is still a problem or a failure."""
+    from lscloud.fuzz import documented_errors
+
+    documented = documented_errors(OPEN311)
+    spec_json = json.dumps([{"code": 405, "description": "The method is not allowed."}])
+    for base in ("http://x", "http://gw/reports"):   # direct, and through the gateway's prefix
+        r = Result("reports", base)
+        count_har(r, {"log": {"entries": [
+            _at("TRACE", f"{base}/open311/v2/requests.0", 405, "application/json; charset=utf-8", spec_json),
+            _at("POST", f"{base}/open311/v2/requests.xml", 400, "text/xml; charset=utf-8",
+                "<?xml version='1.0'?><errors><error><code>400</code></error></errors>"),
+        ]}}, documented=documented)
+        assert r.ok, r.not_problem
+        bad = Result("reports", base)
+        count_har(bad, {"log": {"entries": [
+            _at("POST", f"{base}/open311/v2/requests.json", 400, "application/json", json.dumps({"code": 400})),
+            _at("POST", f"{base}/open311/v2/requests.xml", 400, "text/xml", "<errors>"),
+            _at("POST", f"{base}/open311/v2/requests.json", 400, "text/plain", "Bad"),
+            _at("POST", f"{base}/v1/reports", 400, "application/json", spec_json),   # a problem path
+        ]}}, documented=documented)
+        assert bad.not_problem_count == 4
+    # a document with no such path changes nothing
+    assert documented_errors({"paths": {"/v1/a": {"get": {"responses": {"400": {"content": {PROBLEM_TYPE: {}}}}}}}}) \
+        == []
