@@ -1,6 +1,6 @@
 """The bank's back office: work recorded by a webhook (create-only, so nothing is lost if the process
 dies) is done by worker threads; work that failed is tried again every ``RETRY_S``, and a rescan of
-every record (at start, then every ``RESCAN_S``) picks up whatever is still pending.
+every record (at start, then every ``RESCAN_S``, a page a round) picks up whatever is still pending.
 
 It behaves like a partner bank: a withdrawal is reserved when the account holds the amount (the
 money is put on hold) and rejected otherwise; a deposit is credited and confirmed; a commit debits
@@ -32,6 +32,9 @@ log = logging.getLogger("bank-sim")
 THREADS = 8       # a bank answers many webhooks at once; work per transfer is idempotent
 RETRY_S = 2.0     # work that failed here (the soft ATM busy, not ready yet) is tried again this often
 RESCAN_S = 600.0  # reading every record is a crash's safety net (and runs at start), not the way work arrives
+RESCAN_PAGE = 200
+"""Records a rescan reads per round (every ``RETRY_S``): a long day's rescan is spread over rounds.
+Read at once, the 6,000 records of a ten-minute soak were the p99 of its tenth minute (stop 25, stop 31)."""
 RECONCILE_S = 10.0
 
 RECORDS: RecentItems[Record] = RecentItems(Record, max_items=4096)
@@ -56,9 +59,18 @@ class Worker:
             threading.Thread(target=self._run, name=f"bank-sim-worker-{i}", daemon=True).start()
         threading.Thread(target=self._rescan, name="bank-sim-rescan", daemon=True).start()
 
+    def rescan_page(self, page_token: str | None) -> str | None:
+        """Queue the pending work of one page of records (:data:`RESCAN_PAGE`); the next page's token,
+        None when the rescan has read every record."""
+        page = Record.scan(limit=RESCAN_PAGE, page_token=page_token)
+        for r in page:
+            if r.data.get("todo"):
+                self.q.put(r.id)
+        return page.page_token
+
     def _rescan(self):
         last_reconciled = last_scan = time.monotonic()
-        scan = True
+        scan, place = True, None
         while True:
             try:
                 with self.busy_lock:
@@ -66,10 +78,9 @@ class Worker:
                 for tid in retry:
                     self.q.put(tid)
                 if scan:
-                    for r in Record.scan():
-                        if r.data.get("todo"):
-                            self.q.put(r.id)
-                    last_scan = time.monotonic()
+                    place = self.rescan_page(place)
+                    if place is None:
+                        scan, last_scan = False, time.monotonic()
                 with self.busy_lock:
                     pending = bool(retry or self.failed or self.busy or self.again) or not self.q.empty()
                     quiet = time.monotonic() - self.last_work >= RECONCILE_S
@@ -80,7 +91,7 @@ class Worker:
             except Exception:  # noqa: BLE001 - the next round tries again
                 pass
             time.sleep(RETRY_S)
-            scan = time.monotonic() - last_scan >= RESCAN_S
+            scan = scan or time.monotonic() - last_scan >= RESCAN_S
 
     def _reconcile_today(self) -> None:
         from datetime import datetime

@@ -1,0 +1,48 @@
+"""The simulated bank's rescan (a crash's safety net) reads its records a page a round: every
+record with work pending is queued once the rescan has gone through, and no round reads more than
+a page (a rescan of a long day all at once was the p99 of the soft-ATM soak's tenth minute)."""
+
+from __future__ import annotations
+
+import importlib
+import queue
+from pathlib import Path
+
+import pytest
+
+from lscloud.loading import load_function
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_rescan_queues_every_pending_record_a_page_at_a_time(install, monkeypatch):
+    from store_calls import counting
+
+    install()
+    package = load_function(ROOT / "peers" / "softatm-bank-sim").__name__
+    worker = importlib.import_module(package + ".worker")
+    models = importlib.import_module(package + ".models")
+    monkeypatch.setattr(worker, "RESCAN_PAGE", 7)
+    pending = set()
+    for i in range(20):
+        todo = "decide-withdrawal" if i % 3 else None
+        models.Record(f"w-scan-{i:04d}", data={"id": f"w-scan-{i:04d}", "todo": todo}).save()
+        if todo:
+            pending.add(f"w-scan-{i:04d}")
+
+    w = worker.Worker.__new__(worker.Worker)   # the rescan alone, without the worker threads
+    w.q = queue.Queue()
+    place, rounds = None, 0
+    while True:
+        with counting() as calls:
+            place = w.rescan_page(place)
+        rounds += 1
+        assert calls["get"] <= worker.RESCAN_PAGE, calls
+        if place is None:
+            break
+    queued = []
+    while not w.q.empty():
+        queued.append(w.q.get())
+    assert rounds == 3 and sorted(queued) == sorted(pending)
