@@ -27,7 +27,7 @@ from typing import Any, Callable
 from . import events, metrics
 from .errors import Conflict, NotFound
 from .query import QueryError
-from .statemachine import iso
+from .timestamps import iso
 from .store import ConditionalCheckFailed, DoesNotExist, InvalidKey, Model, ResultPage
 from .store import attributes as A
 

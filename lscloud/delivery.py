@@ -50,7 +50,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import events, loops, metrics, telemetry
 from .bus import Bus, BusError, BusUnavailable
-from .statemachine import iso
+from .timestamps import iso
 
 log = logging.getLogger(__name__)
 

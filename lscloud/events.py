@@ -22,7 +22,7 @@ from urllib.parse import unquote
 from typing import TYPE_CHECKING
 
 from . import strictjson
-from .statemachine import iso
+from .timestamps import iso
 
 if TYPE_CHECKING:  # pragma: no cover
     from cloudevents.core.exceptions import BaseCloudEventException

@@ -20,28 +20,15 @@ of (:mod:`lscloud.aggregate` writes both). A refused move raises :class:`Illegal
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Iterable, Mapping
 
 from . import errors
+from .timestamps import iso, now, parse_iso
 
 __all__ = ["Actor", "Action", "Transition", "StateMachine", "IllegalTransition", "NotPermitted", "iso", "now",
            "parse_iso"]
 
-
-def now() -> datetime:
-    """The current instant, timezone-aware (UTC)."""
-    return datetime.now(timezone.utc)
-
-
-def iso(t: datetime, timespec: str = "milliseconds") -> str:
-    """``t`` as an ISO 8601 UTC string with a ``Z`` (the form every document and event uses)."""
-    return t.astimezone(timezone.utc).isoformat(timespec=timespec).replace("+00:00", "Z")
-
-
-def parse_iso(value: str) -> datetime:
-    """The inverse of :func:`iso` (any ISO 8601 string with an offset or ``Z``)."""
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,29 @@
+"""Instants as every document and event writes them: ISO 8601 in UTC with a ``Z``.
+
+A module of its own, below everything that stamps a time: :mod:`lscloud.events` stamps a
+CloudEvent's ``time`` and is imported by the telemetry that :mod:`lscloud.statemachine` depends on
+(through its errors), so neither can take these from the other. :mod:`lscloud.statemachine` names
+them too (``from lscloud.statemachine import iso``), as the functions have always imported them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+__all__ = ["iso", "now", "parse_iso"]
+
+
+def now() -> datetime:
+    """The current instant, timezone-aware (UTC)."""
+    return datetime.now(timezone.utc)
+
+
+def iso(t: datetime, timespec: str = "milliseconds") -> str:
+    """``t`` as an ISO 8601 UTC string with a ``Z`` (the form every document and event uses);
+    ``timespec`` as :meth:`datetime.isoformat` takes it (``"auto"``: microseconds when there are any)."""
+    return t.astimezone(timezone.utc).isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
+def parse_iso(value: str) -> datetime:
+    """The inverse of :func:`iso` (any ISO 8601 string with an offset or ``Z``)."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
