@@ -151,11 +151,11 @@ def documented_errors(openapi: dict) -> ErrorFormats:
                     elif media not in formats:
                         schema = (content or {}).get("schema")
                         formats[media] = (fastjsonschema.compile({**schema, "components": components})
-                                          if schema and media.endswith("json") else None)
+                                          if isinstance(schema, dict) and media.endswith("json") else None)
         if formats and not problems:
             pattern = "".join("[^/]+" if part.startswith("{") else re.escape(part)
                               for part in re.split(r"(\{[^}]*\})", path))
-            out.append((re.compile(pattern + "$"), formats))
+            out.append((re.compile(pattern), formats))
     return out
 
 
