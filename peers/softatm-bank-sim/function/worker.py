@@ -82,7 +82,8 @@ class Worker:
                     if place is None:
                         scan, last_scan = False, time.monotonic()
                 with self.busy_lock:
-                    pending = bool(retry or self.failed or self.busy or self.again) or not self.q.empty()
+                    # a rescan still going through its pages may yet find work: no reconciling before it ends
+                    pending = bool(retry or self.failed or self.busy or self.again or scan) or not self.q.empty()
                     quiet = time.monotonic() - self.last_work >= RECONCILE_S
                 if self.settled.is_set() and not pending and quiet and time.monotonic() - last_reconciled >= RECONCILE_S:
                     self.settled.clear()
