@@ -24,6 +24,8 @@ from urllib.parse import unquote
 
 from aiohttp import HttpVersion10, HttpVersion11, web
 
+from ..function_server import MAX_HEAD_BYTES
+
 log = logging.getLogger("lscloud.gateway")
 
 _ASGI = {"version": "3.0", "spec_version": "2.3"}
@@ -137,8 +139,10 @@ async def serve(app, host: str, port: int, stop: asyncio.Event, *, keepalive_tim
     native = getattr(app, "aiohttp_handler", None)
     if native is not None:  # the app serves its common case without ASGI, the rest through it
         handler = native(handler)
+    # a request head as large as a function takes (aiohttp's own bound is 8,190 bytes a line: a
+    # large cookie or token the cluster's gateway forwards would be refused here as text/plain)
     server = web.Server(handler, keepalive_timeout=keepalive_timeout, access_log=None,
-                        handler_cancellation=False)
+                        handler_cancellation=False, max_line_size=MAX_HEAD_BYTES, max_field_size=MAX_HEAD_BYTES)
     loop = asyncio.get_running_loop()
     listener = await loop.create_server(server, host, port, reuse_address=True, backlog=1024)
     try:

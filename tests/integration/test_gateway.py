@@ -278,6 +278,15 @@ def test_a_malformed_path_is_a_400_naming_it(gateway, recorder, target):
     assert recorder.recorder.seen[before:] == []
 
 
+def test_a_header_a_function_takes_is_forwarded(gateway, recorder):
+    """A 20 KB header (a large cookie or token) passes the gateway as it passes the cluster's: aiohttp
+    alone refuses a header line over 8,190 bytes, and the functions take 64 KiB of head."""
+    before = len(recorder.recorder.seen)
+    status, _, content = raw(gateway, "GET", "/border/v1/items/big", headers="X-Big: " + "a" * 20_000 + "\r\n")
+    assert status == 200, (status, content[:200])
+    assert recorder.recorder.seen[before:] == [("/v1/items/big", b"/v1/items/big", b"")]
+
+
 def test_gateway_errors_are_problems(gateway):
     status, head, content = raw(gateway, "GET", "/rude/v1/anything")  # the upstream resets the connection
     assert status == 502, content[:200]
