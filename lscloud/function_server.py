@@ -122,13 +122,11 @@ class FunctionApp:
 async def _internal_error(send) -> None:
     """A 500 problem that says nothing of the failure: func-python answered ``Error: <the exception's
     message>``, and a message can name a citizen or a secret (the log has it, redacted)."""
-    import json
+    from .problems import MEDIA_TYPE, Problem
 
-    from .problems import Problem
-
-    body = json.dumps(Problem(500).to_dict(), ensure_ascii=False).encode()
+    body = Problem(500).body()
     await send({"type": "http.response.start", "status": 500,
-                "headers": [(b"content-type", b"application/problem+json"),
+                "headers": [(b"content-type", MEDIA_TYPE.encode()),
                             (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
 
@@ -194,16 +192,14 @@ def server(app, *, lifespan: str = "on"):
 def _bounded_head_protocol():
     """uvicorn's httptools protocol, bounded in a request head's size (:data:`MAX_HEAD_BYTES`) and
     in the time it takes to arrive (:data:`HEAD_TIMEOUT_S`)."""
-    import json
-
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    from .problems import Problem
+    from .problems import MEDIA_TYPE, Problem
 
     def closing_answer(status_line: bytes, problem: Problem) -> bytes:
-        body = json.dumps(problem.to_dict(), ensure_ascii=False).encode()
-        return (b"HTTP/1.1 %s\r\ncontent-type: application/problem+json\r\ncontent-length: %d\r\n"
-                b"connection: close\r\n\r\n%s" % (status_line, len(body), body))
+        body = problem.body()
+        return (b"HTTP/1.1 %s\r\ncontent-type: %s\r\ncontent-length: %d\r\n"
+                b"connection: close\r\n\r\n%s" % (status_line, MEDIA_TYPE.encode(), len(body), body))
 
     refusal = closing_answer(b"431 Request Header Fields Too Large", Problem(
         431, "header-fields-too-large", "Request header fields too large",

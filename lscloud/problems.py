@@ -98,6 +98,10 @@ class Problem(Exception):
             body.setdefault(k, v)
         return body
 
+    def body(self, *, instance: str | None = None, trace_id: str | None = None) -> bytes:
+        """:meth:`to_dict` as the body of an ``application/problem+json`` answer (UTF-8 JSON)."""
+        return json.dumps(self.to_dict(instance=instance, trace_id=trace_id), ensure_ascii=False).encode()
+
 
 def problem_response(problem: Problem | None = None, /, *, instance: str | None = None,
                      trace_id: str | None = None, **fields: Any):
@@ -114,8 +118,7 @@ def problem_response(problem: Problem | None = None, /, *, instance: str | None 
         instance = request.path
     if trace_id is None:
         trace_id = current_trace_id()
-    body = json.dumps(problem.to_dict(instance=instance, trace_id=trace_id), ensure_ascii=False)
-    resp = Response(body, status=problem.status, mimetype=MEDIA_TYPE)
+    resp = Response(problem.body(instance=instance, trace_id=trace_id), status=problem.status, mimetype=MEDIA_TYPE)
     for k, v in problem.headers.items():
         resp.headers[k] = v
     return resp
