@@ -83,11 +83,11 @@ def run_load(name: str, make_call: Callable[[], Callable[[], None]], requests: i
     result = LoadResult(name)
     lock = threading.Lock()
     issued = 0
-    clock: dict[str, float] = {}
+    started = deadline = 0.0
 
     def start_clock():
-        clock["started"] = time.perf_counter()
-        clock["deadline"] = time.monotonic() + max_seconds
+        nonlocal started, deadline
+        started, deadline = time.perf_counter(), time.monotonic() + max_seconds
 
     ready = threading.Barrier(concurrency, action=start_clock)
 
@@ -102,7 +102,7 @@ def run_load(name: str, make_call: Callable[[], Callable[[], None]], requests: i
         local_lat, ok, errors, first = [], 0, 0, None
         while True:
             with lock:
-                if issued >= requests or time.monotonic() > clock["deadline"]:
+                if issued >= requests or time.monotonic() > deadline:
                     break
                 issued += 1
             t0 = time.perf_counter()
@@ -124,7 +124,7 @@ def run_load(name: str, make_call: Callable[[], Callable[[], None]], requests: i
     failed = [e for e in (f.exception() for f in futures) if e is not None]
     if failed:   # the thread that could not make its call, not the ones it stopped waiting
         raise next((e for e in failed if not isinstance(e, threading.BrokenBarrierError)), failed[0])
-    result.seconds = time.perf_counter() - clock["started"]
+    result.seconds = time.perf_counter() - started
     return result
 
 

@@ -122,12 +122,26 @@ def test_run_load_times_the_calls_not_the_making_of_clients():
 
 
 def test_run_load_reports_a_client_it_cannot_make_without_hanging():
-    calls = iter(range(100))
+    """The other threads wait at the barrier for every client: one that cannot be made must release
+    them (and its error be the run's), or the bench would hang for good. Run in a thread, so that a
+    hang is this test's failure and not the suite's."""
+    calls, lock, raised = iter(range(100)), threading.Lock(), []
 
     def make():
-        if next(calls) == 2:
+        with lock:
+            n = next(calls)
+        if n == 2:
             raise ConnectionError("no route to the path")
         return lambda: None
 
-    with pytest.raises(ConnectionError, match="no route"):
-        run_load("path", make, requests=10, concurrency=4, max_seconds=10)
+    def run():
+        try:
+            run_load("path", make, requests=10, concurrency=4, max_seconds=10)
+        except BaseException as exc:  # noqa: BLE001 - what the run raised is the assertion
+            raised.append(exc)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(30)
+    assert not t.is_alive(), "run_load hung on a client it could not make"
+    assert len(raised) == 1 and isinstance(raised[0], ConnectionError) and "no route" in str(raised[0])
