@@ -34,7 +34,8 @@ RETRY_S = 2.0     # work that failed here (the soft ATM busy, not ready yet) is 
 RESCAN_S = 600.0  # reading every record is a crash's safety net (and runs at start), not the way work arrives
 RESCAN_PAGE = 200
 """Records a rescan reads per round (every ``RETRY_S``): a long day's rescan is spread over rounds.
-Read at once, the 6,000 records of a ten-minute soak were the p99 of its tenth minute (stop 25, stop 31)."""
+Read at once, the 6,000 records of a ten-minute soak landed in its tenth minute (stop 25 traced the
+reads there); that minute's p99 was 167 ms against 72-97 ms in minutes 1-8, and 97 ms paged (stop 31)."""
 RECONCILE_S = 10.0
 
 RECORDS: RecentItems[Record] = RecentItems(Record, max_items=4096)
