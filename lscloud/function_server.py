@@ -189,6 +189,29 @@ def server(app, *, lifespan: str = "on"):
         timeout_keep_alive=KEEP_ALIVE_S, timeout_graceful_shutdown=GRACEFUL_S))
 
 
+def head_too_large():
+    """The :class:`lscloud.problems.Problem` (431) a request head over :data:`MAX_HEAD_BYTES` is
+    answered with, here and by the local gateway."""
+    from .problems import Problem
+
+    return Problem(431, "header-fields-too-large", "Request header fields too large",
+                   f"The request line and headers exceed {MAX_HEAD_BYTES} bytes.",
+                   title_vi="Phần đầu yêu cầu quá lớn",
+                   detail_vi=f"Dòng yêu cầu và các trường đầu vượt quá {MAX_HEAD_BYTES} byte.",
+                   errors=[{"field": "headers", "message": f"at most {MAX_HEAD_BYTES} bytes"}])
+
+
+def malformed_request():
+    """The :class:`lscloud.problems.Problem` (400) a request that is not HTTP/1.1 is answered with,
+    here and by the local gateway. It repeats none of the bytes received: they may hold a path with
+    a citizen's identifier, or a token."""
+    from .problems import Problem
+
+    return Problem(400, "malformed-request", "Malformed HTTP request", "The request is not valid HTTP/1.1.",
+                   title_vi="Yêu cầu HTTP sai định dạng", detail_vi="Yêu cầu không đúng giao thức HTTP/1.1.",
+                   errors=[{"field": "request", "message": "a request line and headers as HTTP/1.1 defines them"}])
+
+
 def _bounded_head_protocol():
     """uvicorn's httptools protocol, bounded in a request head's size (:data:`MAX_HEAD_BYTES`) and
     in the time it takes to arrive (:data:`HEAD_TIMEOUT_S`)."""
@@ -201,17 +224,9 @@ def _bounded_head_protocol():
         return (b"HTTP/1.1 %s\r\ncontent-type: %s\r\ncontent-length: %d\r\n"
                 b"connection: close\r\n\r\n%s" % (status_line, MEDIA_TYPE.encode(), len(body), body))
 
-    refusal = closing_answer(b"431 Request Header Fields Too Large", Problem(
-        431, "header-fields-too-large", "Request header fields too large",
-        f"The request line and headers exceed {MAX_HEAD_BYTES} bytes.",
-        title_vi="Phần đầu yêu cầu quá lớn",
-        detail_vi=f"Dòng yêu cầu và các trường đầu vượt quá {MAX_HEAD_BYTES} byte.",
-        errors=[{"field": "headers", "message": f"at most {MAX_HEAD_BYTES} bytes"}]))
+    refusal = closing_answer(b"431 Request Header Fields Too Large", head_too_large())
     # what httptools cannot parse (uvicorn's own answer is a text/plain sentence)
-    malformed = closing_answer(b"400 Bad Request", Problem(
-        400, "malformed-request", "Malformed HTTP request", "The request is not valid HTTP/1.1.",
-        title_vi="Yêu cầu HTTP sai định dạng", detail_vi="Yêu cầu không đúng giao thức HTTP/1.1.",
-        errors=[{"field": "request", "message": "a request line and headers as HTTP/1.1 defines them"}]))
+    malformed = closing_answer(b"400 Bad Request", malformed_request())
 
     class BoundedHead(HttpToolsProtocol):
         # the bytes of the current request's head fed so far, counted per chunk: a chunk in which a

@@ -10,7 +10,9 @@ headers with the first body bytes. The app stays a plain ASGI app (``scope``, ``
 - a body its sender abandons is a ``http.disconnect`` before the body ended (the guard turns it
   into :class:`lscloud.asgi.BodyIncomplete`);
 - a response with ``Connection: close`` closes the connection after it is sent;
-- an answer given in one body message goes out in one write (status line, headers and body).
+- an answer given in one body message goes out in one write (status line, headers and body);
+- what aiohttp cannot parse is answered as a function answers it (:class:`_RefusingHandler`), and
+  every answer names the gateway without a version (:data:`SERVER`).
 
 An app may serve its common case without ASGI (the gateway's bodyless forwards,
 :meth:`lscloud.local.gateway.Gateway.aiohttp_handler`); what it does not serve itself comes here.
@@ -23,25 +25,37 @@ import logging
 from urllib.parse import unquote
 
 from aiohttp import HttpVersion10, HttpVersion11, web
+from aiohttp.http_exceptions import LineTooLong
+from aiohttp.web_protocol import RequestHandler
 
-from ..function_server import MAX_HEAD_BYTES
+from ..function_server import MAX_HEAD_BYTES, head_too_large, malformed_request
+from ..problems import MEDIA_TYPE, Problem
 
 log = logging.getLogger("lscloud.gateway")
 
 _ASGI = {"version": "3.0", "spec_version": "2.3"}
+
+SERVER = ("Server", "lscloud-gateway")
+"""The ``Server`` header of every answer. aiohttp writes its own name and version when an answer
+has none (``Python/3.11 aiohttp/3.14.5``), which tells a scanner which advisories to try; the
+functions send none, and in the cluster Kourier names itself."""
 _VERSIONS = {HttpVersion11: "1.1", HttpVersion10: "1.0"}
 
 
 def _response_headers(raw) -> tuple[list[tuple[str, str]], bool]:
     """An ASGI response's headers for aiohttp (str pairs, repeats kept), and whether it asks to
     close the connection (``Connection`` itself is the server's to write)."""
-    headers, close = [], False
+    headers, close, named = [], False, False
     for k, v in raw:
         name = k.decode("latin-1")
-        if name.lower() == "connection":
+        lower = name.lower()
+        if lower == "connection":
             close = close or b"close" in v.lower()
             continue
+        named = named or lower == "server"
         headers.append((name, v.decode("latin-1")))
+    if not named:
+        headers.append(SERVER)
     return headers, close
 
 
@@ -131,6 +145,36 @@ def handler_for(app):
     return handle
 
 
+class _RefusingHandler(RequestHandler):
+    """aiohttp's connection handler, answering what it cannot parse as a function does.
+
+    aiohttp's own answer is ``text/plain`` and repeats the bytes it could not parse ("Invalid method
+    encountered: b'...'"), and its log line keeps them with the traceback: a request line can hold a
+    citizen's identifier or a token. Here it is the function server's problem (400, or 431 for a
+    line or header over :data:`MAX_HEAD_BYTES`), and the log names the error's kind only."""
+
+    def handle_error(self, request, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if request.writer.output_size > 0:   # an answer has begun: nothing more can be said on it
+            raise ConnectionError("an answer was already begun")
+        if status == 400:
+            problem = head_too_large() if isinstance(exc, LineTooLong) else malformed_request()
+            log.warning("gateway: refused a request it could not parse (%s)", type(exc).__name__)
+        else:   # aiohttp logged the handler's exception already (its "Unhandled exception")
+            problem = Problem(status)
+        response = web.Response(status=problem.status, body=problem.body(), content_type=MEDIA_TYPE,
+                                headers=[SERVER])
+        response.force_close()
+        return response
+
+
+class _Server(web.Server):
+    """aiohttp's low-level server with :class:`_RefusingHandler` for each connection."""
+
+    def __call__(self) -> RequestHandler:
+        return _RefusingHandler(self, loop=self._loop, **self._kwargs)
+
+
 async def serve(app, host: str, port: int, stop: asyncio.Event, *, keepalive_timeout: float = 75.0) -> None:
     """Serve ``app`` on ``host:port`` until ``stop`` is set (then close; open requests get
     ``grace_s`` to finish). An app with an ``aiohttp_handler(asgi_handler)`` method (the gateway)
@@ -141,7 +185,7 @@ async def serve(app, host: str, port: int, stop: asyncio.Event, *, keepalive_tim
         handler = native(handler)
     # a request head as large as a function takes (aiohttp's own bound is 8,190 bytes a line: a
     # large cookie or token the cluster's gateway forwards would be refused here as text/plain)
-    server = web.Server(handler, keepalive_timeout=keepalive_timeout, access_log=None,
+    server = _Server(handler, keepalive_timeout=keepalive_timeout, access_log=None,
                         handler_cancellation=False, max_line_size=MAX_HEAD_BYTES, max_field_size=MAX_HEAD_BYTES)
     loop = asyncio.get_running_loop()
     listener = await loop.create_server(server, host, port, reuse_address=True, backlog=1024)

@@ -58,6 +58,9 @@ from opentelemetry import trace as _trace
 
 from .. import asgi
 from . import paths
+from .asgi_host import SERVER
+from .raw_problems import problem
+from .routes import Route
 
 # hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection, never forwarded
 _HOP = {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailer",
@@ -66,9 +69,6 @@ _HOP = {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorizati
 _NOT_PASSED_ON = frozenset((*_HOP, b"date", b"server"))
 _UNSAFE_IN_QUERY = re.compile(rb"[^\x21-\x7e]|#")
 
-
-from .raw_problems import problem
-from .routes import Route
 
 log = logging.getLogger("lscloud.gateway")
 
@@ -481,7 +481,7 @@ class Gateway:
                 return _aiohttp_answer(*refusal)
             done = False
             try:
-                out_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in _passed_on(response)]
+                out_headers = [SERVER, *((k.decode("latin-1"), v.decode("latin-1")) for k, v in _passed_on(response))]
                 self._answered(response, span)
                 content, refusal = await self._whole_body(response, route, span)
                 if refusal is not None:
@@ -600,7 +600,7 @@ def _failed(method, raw_path: bytes) -> tuple[int, list, bytes]:
 def _aiohttp_answer(status: int, headers: list, body: bytes):
     """A problem triple (:func:`problem`) as an aiohttp response."""
     return web.Response(status=status, body=body,
-                        headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers])
+                        headers=[SERVER, *((k.decode("latin-1"), v.decode("latin-1")) for k, v in headers)])
 
 
 async def _send(send, status: int, headers: list, body: bytes) -> None:

@@ -287,6 +287,42 @@ def test_a_header_a_function_takes_is_forwarded(gateway, recorder):
     assert recorder.recorder.seen[before:] == [("/v1/items/big", b"/v1/items/big", b"")]
 
 
+# a request line holding what a citizen's request may hold: their CCCD in a path
+SECRET_LINE = b"GET /identity/v1/citizens/001234567890 HTTP/1.1 trailing"
+
+
+@pytest.mark.parametrize("request_bytes, status, field", [
+    (b"NOT HTTP AT ALL\r\n\r\n", 400, "request"),
+    (SECRET_LINE + b"\r\nHost: gw\r\n\r\n", 400, "request"),
+    (b"GET /border/v1/x HTTP/1.1\r\nHost: gw\r\nX-Cccd-001234567890: " + b"a" * (70 * KIB) + b"\r\n\r\n",
+     431, "headers"),
+])
+def test_what_the_gateway_cannot_parse_is_a_problem_that_repeats_none_of_it(gateway, recorder, caplog,
+                                                                              request_bytes, status, field):
+    """As a function answers it (``lscloud.function_server``): aiohttp's own answer is text/plain and
+    repeats the bytes it could not parse, and its log line keeps them."""
+    before = len(recorder.recorder.seen)
+    with caplog.at_level("DEBUG"):
+        got, head, content, sock = exchange(gateway.port, request_bytes, timeout=10)
+        closed = closed_by_peer(sock, timeout=10)
+        sock.close()
+    assert got == status and closed, content[:200]
+    doc = problem_of(status, head, content)
+    assert doc["errors"][0]["field"] == field
+    assert head["server"] == "lscloud-gateway"
+    assert b"001234567890" not in content and b"NOT HTTP" not in content
+    # aiohttp logged the line it could not parse with its traceback (the gateway's log under `lscloud up`)
+    assert "001234567890" not in caplog.text and "NOT HTTP" not in caplog.text
+    assert recorder.recorder.seen[before:] == []
+
+
+def test_the_gateway_names_itself_without_a_version(gateway):
+    status, head, _ = raw(gateway, "GET", "/border/v1/items/x")   # forwarded
+    assert status == 200 and head["server"] == "lscloud-gateway"
+    status, head, _ = raw(gateway, "GET", "/nobody/v1/x")          # answered by the gateway itself
+    assert status == 404 and head["server"] == "lscloud-gateway"
+
+
 def test_gateway_errors_are_problems(gateway):
     status, head, content = raw(gateway, "GET", "/rude/v1/anything")  # the upstream resets the connection
     assert status == 502, content[:200]
