@@ -1,11 +1,11 @@
 """The simulated bank's rescan (a crash's safety net) reads its records a page a round: every
 record with work pending is queued once the rescan has gone through, and no round reads more than
-a page (a rescan of a long day all at once was the p99 of the soft-ATM soak's tenth minute)."""
+a page (a rescan of a long day all at once was the p99 of the soft-ATM soak's tenth minute). Its
+day is not reconciled while a rescan is still going through its pages: a later page may hold work."""
 
 from __future__ import annotations
 
 import importlib
-import queue
 from pathlib import Path
 
 import pytest
@@ -17,13 +17,16 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _modules():
+    package = load_function(ROOT / "peers" / "softatm-bank-sim").__name__
+    return importlib.import_module(package + ".worker"), importlib.import_module(package + ".models")
+
+
 def test_a_rescan_queues_every_pending_record_a_page_at_a_time(install, monkeypatch):
     from store_calls import counting
 
     install()
-    package = load_function(ROOT / "peers" / "softatm-bank-sim").__name__
-    worker = importlib.import_module(package + ".worker")
-    models = importlib.import_module(package + ".models")
+    worker, models = _modules()
     monkeypatch.setattr(worker, "RESCAN_PAGE", 7)
     pending = set()
     for i in range(20):
@@ -32,8 +35,7 @@ def test_a_rescan_queues_every_pending_record_a_page_at_a_time(install, monkeypa
         if todo:
             pending.add(f"w-scan-{i:04d}")
 
-    w = worker.Worker.__new__(worker.Worker)   # the rescan alone, without the worker threads
-    w.q = queue.Queue()
+    w = worker.Worker(None, start=False)   # the rescan alone, without the worker threads
     place, rounds = None, 0
     while True:
         with counting() as calls:
@@ -46,3 +48,24 @@ def test_a_rescan_queues_every_pending_record_a_page_at_a_time(install, monkeypa
     while not w.q.empty():
         queued.append(w.q.get())
     assert rounds == 3 and sorted(queued) == sorted(pending)
+
+
+def test_no_reconciliation_before_a_rescan_has_read_its_last_page(install, monkeypatch):
+    install()
+    worker, models = _modules()
+    monkeypatch.setattr(worker, "RESCAN_PAGE", 7)
+    monkeypatch.setattr(worker, "RECONCILE_S", 0.0)   # settled and quiet: only the rescan holds it back
+    for i in range(20):   # nothing pending on them: the queue stays empty between pages
+        models.Record(f"w-quiet-{i:04d}", data={"id": f"w-quiet-{i:04d}", "todo": None}).save()
+    w = worker.Worker(None, start=False)
+    reconciled = []
+    w._reconcile_today = lambda: reconciled.append(rounds)
+    w.settled.set()
+    state = worker.RescanState()
+    rounds = 0
+    while True:
+        rounds += 1
+        w.rescan_round(state)
+        if not state.scanning:
+            break
+    assert rounds == 3 and reconciled == [3]

@@ -19,6 +19,7 @@ import logging
 import queue
 import threading
 import time
+from dataclasses import dataclass, field
 
 from lscloud import http_client, peers
 from lscloud.store import ConditionalCheckFailed
@@ -42,8 +43,18 @@ RECORDS: RecentItems[Record] = RecentItems(Record, max_items=4096)
 """The records as this process last wrote them: a webhook's change starts from one instead of a read."""
 
 
+@dataclass
+class RescanState:
+    """Where the rescan stands between rounds: reading pages (``place`` is the next one's token) or
+    waiting ``RESCAN_S`` for the next rescan, and when today was last reconciled."""
+    scanning: bool = True   # a rescan runs at start
+    place: str | None = None
+    last_scan: float = field(default_factory=time.monotonic)
+    last_reconciled: float = field(default_factory=time.monotonic)
+
+
 class Worker:
-    def __init__(self, settings):
+    def __init__(self, settings, *, start: bool = True):
         self.settings = settings
         self.q: queue.Queue[str] = queue.Queue()
         self.http = http_client.Client(timeout_s=10)
@@ -56,6 +67,8 @@ class Worker:
         self.traces: dict[str, contextvars.Context] = {}
         self.settled = threading.Event()   # some work finished since the last reconciliation
         self.last_work = time.monotonic()   # when a webhook last brought work
+        if not start:   # its parts driven one at a time (the tests)
+            return
         for i in range(THREADS):
             threading.Thread(target=self._run, name=f"bank-sim-worker-{i}", daemon=True).start()
         threading.Thread(target=self._rescan, name="bank-sim-rescan", daemon=True).start()
@@ -70,30 +83,34 @@ class Worker:
         return page.page_token
 
     def _rescan(self):
-        last_reconciled = last_scan = time.monotonic()
-        scan, place = True, None
+        state = RescanState()
         while True:
             try:
-                with self.busy_lock:
-                    retry, self.failed = self.failed, set()
-                for tid in retry:
-                    self.q.put(tid)
-                if scan:
-                    place = self.rescan_page(place)
-                    if place is None:
-                        scan, last_scan = False, time.monotonic()
-                with self.busy_lock:
-                    # a rescan still going through its pages may yet find work: no reconciling before it ends
-                    pending = bool(retry or self.failed or self.busy or self.again or scan) or not self.q.empty()
-                    quiet = time.monotonic() - self.last_work >= RECONCILE_S
-                if self.settled.is_set() and not pending and quiet and time.monotonic() - last_reconciled >= RECONCILE_S:
-                    self.settled.clear()
-                    last_reconciled = time.monotonic()
-                    self._reconcile_today()
+                self.rescan_round(state)
             except Exception:  # noqa: BLE001 - the next round tries again
                 pass
             time.sleep(RETRY_S)
-            scan = scan or time.monotonic() - last_scan >= RESCAN_S
+            state.scanning = state.scanning or time.monotonic() - state.last_scan >= RESCAN_S
+
+    def rescan_round(self, state: RescanState) -> None:
+        """One round of the back office's clock: failed work is queued again, a rescan in progress
+        reads its next page, and today is reconciled once every piece of work has settled."""
+        with self.busy_lock:
+            retry, self.failed = self.failed, set()
+        for tid in retry:
+            self.q.put(tid)
+        if state.scanning:
+            state.place = self.rescan_page(state.place)
+            if state.place is None:
+                state.scanning, state.last_scan = False, time.monotonic()
+        with self.busy_lock:
+            # a rescan still going through its pages may yet find work: no reconciling before it ends
+            pending = bool(retry or self.failed or self.busy or self.again or state.scanning) or not self.q.empty()
+            quiet = time.monotonic() - self.last_work >= RECONCILE_S
+        if self.settled.is_set() and not pending and quiet and time.monotonic() - state.last_reconciled >= RECONCILE_S:
+            self.settled.clear()
+            state.last_reconciled = time.monotonic()
+            self._reconcile_today()
 
     def _reconcile_today(self) -> None:
         from datetime import datetime
