@@ -25,10 +25,17 @@ from tls_support import ThrowawayCA  # noqa: E402
 
 
 class Server:
-    def __init__(self, root: Path, settings: NatsSettings, functions, device_domains=()):
+    """One nats-server. ``cluster=(port, route_ports)``: a member of a cluster (``settings.replicas``
+    > 1) on loopback, its routes to ``route_ports`` instead of the StatefulSet's DNS names; its
+    members share ``ca`` and each has its own ``name`` (the pod name the StatefulSet gives)."""
+
+    def __init__(self, root: Path, settings: NatsSettings, functions, device_domains=(), *,
+                 ca: ThrowawayCA | None = None, name: str = "census",
+                 cluster: tuple[int, list[int]] | None = None, wait: bool = True):
         self.root = root
-        self.ca = ThrowawayCA(root / "certs")
-        server = self.ca.issue("server", dns=("localhost",), ips=("127.0.0.1",), server=True)
+        self.name = name
+        self.ca = ca or ThrowawayCA(root / "certs")
+        server = self.ca.issue(f"server-{name}", dns=("localhost",), ips=("127.0.0.1",), server=True)
         self.port, self.monitor = free_port(), free_port()
         self.mqtt_port = free_port() if device_domains else 0
         # the ConfigMap's template, and (with device domains) the device-users file rendered from it
@@ -43,18 +50,35 @@ class Server:
                                        config_dir=str(root))
         conf = conf.replace(f"port: {infra_bus.CLIENT_PORT}\n", f"port: {self.port}\n", 1)
         conf = conf.replace(f"http_port: {infra_bus.MONITOR_PORT}\n", f"http_port: {self.monitor}\n", 1)
+        if cluster is not None:
+            own, peers = cluster
+            rendered = conf[conf.index("cluster {"):]
+            routes = rendered[rendered.index("  routes: ["):].split("\n", 1)[0]
+            local = ", ".join(f"nats://127.0.0.1:{p}" for p in peers)
+            conf = conf.replace(rendered, rendered.replace(f"  port: {infra_bus.CLUSTER_PORT}\n", f"  port: {own}\n", 1)
+                                .replace(routes, f"  routes: [{local}]", 1))
         if device_domains:
             conf = conf.replace(f"  port: {settings.mqttPort}\n", f"  port: {self.mqtt_port}\n", 1)
             self.accounts.parent.mkdir()
             self.accounts.write_text(devices.render_users(self.template.read_text(), []))  # as the init container
         (root / "nats.conf").write_text(conf)
         self.log = open(root / "nats.log", "wb")
-        self.proc = subprocess.Popen([find_binary("nats-server"), "-c", str(root / "nats.conf"), "-a", "127.0.0.1"],
-                                     env={**os.environ, "SERVER_NAME": "census"}, stdout=self.log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        self._wait_healthy()
+        self._launch()
+        if wait:
+            self.wait_healthy()
 
-    def _wait_healthy(self):
+    def _launch(self):
+        self.proc = subprocess.Popen([find_binary("nats-server"), "-c", str(self.root / "nats.conf"), "-a", "127.0.0.1"],
+                                     env={**os.environ, "SERVER_NAME": self.name}, stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def restart(self):
+        """Start the server again after it stopped, on the same ports, files and JetStream store."""
+        assert self.proc.poll() is not None, "still running"
+        self._launch()
+        self.wait_healthy()
+
+    def wait_healthy(self):
         import time
 
         deadline = time.monotonic() + 30

@@ -1,0 +1,245 @@
+"""The event bus as the cluster runs it: three nats-servers, each with the nats.conf the program
+renders for ``nats.replicas: 3`` (TLS routes, peers verified by the internal CA, JetStream
+clustered, the MQTT listener), the stream Job's streams at three replicas, and one server lost:
+
+- the three form one JetStream cluster over their TLS routes, and the streams the Job creates get
+  three replicas (one leader, two followers current);
+- a station logs in over MQTT on any server: each server has its own accounts file, which its
+  sidecar writes from the same store;
+- with one server gone (killed, as a node is lost), every message acknowledged before stays and the
+  streams take new ones from a quorum of two: the station connects to another server and publishes
+  again, and the platform reads its reading back (at least once: QoS 1);
+- the lost server comes back and catches up: it is current again on the devices stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import threading
+import time
+import urllib.request
+import uuid
+
+import nats.errors
+import pytest
+
+from lscloud import devices
+from lscloud.bus import Bus
+from nats.js import api as js_api
+from lscloud.local.servers import free_port
+
+from nats_cluster_support import Server, infra_bus  # noqa: E402  (puts infra/ on the path)
+from components.settings import NatsSettings  # noqa: E402
+from tls_support import ThrowawayCA  # noqa: E402
+
+pytestmark = pytest.mark.integration
+
+FUNCTIONS = ("environment", "ioc")
+DOMAINS = ("environment",)
+SETTINGS = NatsSettings(replicas=3, streamReplicas=3, storageSize="64Mi", streamMaxBytes="20MB",
+                        dlqMaxBytes="5MB", devicesMaxBytes="5MB", channelMaxBytes="5MB",
+                        deadLetterChannelMaxBytes="5MB")
+TOPIC = "devices/environment/stations/lsn-9/observations"
+
+
+def _wait(check, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _jsz(server: Server) -> dict:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.monitor}/jsz", timeout=2) as r:
+            return json.loads(r.read())
+    except OSError:
+        return {}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nats-three")
+    ca = ThrowawayCA(root / "ca")
+    ports = [free_port() for _ in range(SETTINGS.replicas)]
+    servers = []
+    try:
+        for i, port in enumerate(ports):
+            (root / f"nats-{i}").mkdir()
+            servers.append(Server(root / f"nats-{i}", SETTINGS, FUNCTIONS, DOMAINS, ca=ca, name=f"nats-{i}",
+                                  cluster=(port, ports), wait=False))
+        for s in servers:
+            s.wait_healthy()
+        # one JetStream cluster of three, with a meta leader: only then can R3 streams be placed
+        _wait(lambda: all(_jsz(s).get("meta_cluster", {}).get("leader") and
+                          _jsz(s)["meta_cluster"].get("cluster_size") == 3 for s in servers),
+              60, "the three servers to form one JetStream cluster")
+        yield servers
+    finally:
+        for s in servers:
+            s.stop()
+
+
+def _admin(cluster: list[Server]):
+    """An admin connection that may reach any live server (the client's own server list)."""
+    live = [s for s in cluster if s.proc.poll() is None]
+    settings = live[0].settings("admin")
+    return Bus(settings.replace(nats_url=",".join(s.url for s in live)), name="admin", create_stream=False)
+
+
+@pytest.fixture(scope="module")
+def streams(cluster):
+    """The stream Job's three streams, as rendered (three replicas each)."""
+    async def make():
+        bus = _admin(cluster)
+        await bus.connect()
+        try:
+            for rendered in (infra_bus.render_stream(SETTINGS), infra_bus.render_dlq_stream(SETTINGS),
+                             infra_bus.render_devices_stream(SETTINGS)):
+                assert rendered["num_replicas"] == 3
+                # what the Job's `nats stream add --config` sends: the rendered API config as it is
+                await bus.js.add_stream(js_api.StreamConfig.from_response(dict(rendered)))
+        finally:
+            await bus.close()
+
+    asyncio.run(make())
+    return [SETTINGS.stream, devices.stream_name(SETTINGS)]
+
+
+def _stream_state(cluster: list[Server], stream: str) -> tuple[list[dict], object]:
+    """The stored messages of ``stream`` and its cluster info, read through the live servers."""
+    async def read():
+        bus = _admin(cluster)
+        await bus.connect()
+        try:
+            info = await bus.js.stream_info(stream)
+            out = []
+            if info.state.messages:
+                for seq in range(info.state.first_seq, info.state.last_seq + 1):
+                    m = await bus.js.get_msg(stream, seq)
+                    out.append(json.loads(m.data))
+            return out, info.cluster
+        finally:
+            await bus.close()
+
+    return asyncio.run(read())
+
+
+def _mqtt_publish(server: Server, user: str, password: str, payload: dict) -> bool:
+    """Connect over MQTT with TLS to ``server``, publish ``payload`` at QoS 1 and wait for its PUBACK;
+    whether the server accepted the login."""
+    import paho.mqtt.client as mqtt
+
+    answered, accepted = threading.Event(), {}
+
+    def on_connect(c, userdata, flags, reason, props):
+        accepted["ok"] = not reason.is_failure
+        answered.set()
+
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"dev-{uuid.uuid4().hex[:8]}")
+    c.tls_set(ca_certs=str(server.ca.path))
+    c.username_pw_set(user, password)
+    c.on_connect = on_connect
+    c.connect("localhost", server.mqtt_port, keepalive=30)
+    c.loop_start()
+    try:
+        answered.wait(15)
+        if not accepted.get("ok"):
+            return False
+        info = c.publish(TOPIC, json.dumps(payload), qos=1)
+        info.wait_for_publish(15)
+        assert info.is_published(), "no PUBACK"
+        return True
+    finally:
+        c.disconnect()
+        c.loop_stop()
+
+
+def _reloaded(server: Server, before: int) -> bool:
+    return (server.root / "nats.log").read_text().count("Reloaded server configuration") > before
+
+
+def test_three_servers_keep_the_streams_and_the_stations_through_the_loss_of_one(cluster, streams, object_store,
+                                                                                  bucket):
+    from lscloud import store
+
+    # every stream the Job created is placed on all three servers
+    for stream in streams:
+        _, placed = _stream_state(cluster, stream)
+        assert placed.leader and len(placed.replicas) == 2 and all(r.current for r in placed.replicas), stream
+
+    # a station's credentials reach every server through its own sidecar's sync
+    store.configure(object_store, bucket)
+    try:
+        cred = devices.issue("environment", "env-lsn-9", [TOPIC], issued_by="operator")
+    finally:
+        store.configure(None)
+    for s in cluster:
+        before = (s.root / "nats.log").read_text().count("Reloaded server configuration")
+        assert devices.sync_users(s.template, s.accounts, s.pid_file, [bucket], object_store)
+        _wait(lambda s=s, before=before: _reloaded(s, before), 15, f"{s.name} to reload its users")
+    for i, s in enumerate(cluster):
+        assert _mqtt_publish(s, "env-lsn-9", cred.password, {"pm25": 10.0 + i}), s.name
+
+    stream = devices.stream_name(SETTINGS)
+    before_loss = _wait(lambda: (lambda got: got if len(got) >= 3 else None)(_stream_state(cluster, stream)[0]),
+                        15, "three readings in the devices stream")
+    assert before_loss[-3:] == [{"pm25": 10.0}, {"pm25": 11.0}, {"pm25": 12.0}]
+
+    # the devices stream's leader is lost, as a node is: no goodbye
+    _, placed = _stream_state(cluster, stream)
+    lost = next(s for s in cluster if s.name == placed.leader)
+    lost.proc.send_signal(signal.SIGKILL)
+    lost.proc.wait(10)
+    survivors = [s for s in cluster if s is not lost]
+
+    # a new leader from the two left, holding everything acknowledged before
+    def new_leader():
+        try:
+            got, info = _stream_state(cluster, stream)
+        except nats.errors.TimeoutError:   # no leader to answer yet: the election is still on
+            return None
+        return (got, info) if info.leader and info.leader != lost.name else None
+
+    got, info = _wait(new_leader, 30, "a new leader of the devices stream")
+    assert got == before_loss
+
+    # the station's server went away: it connects to another one and publishes again
+    assert _mqtt_publish(survivors[0], "env-lsn-9", cred.password, {"pm25": 20.0})
+    got = _wait(lambda: (lambda g: g if len(g) > len(before_loss) else None)(_stream_state(cluster, stream)[0]),
+                15, "the reading published after the loss")
+    # at least once, as MQTT's QoS 1 promises: once in eight runs here it was stored twice (a PUBACK lost while
+    # the stream's new leader settled). A repeat is harmless downstream: the environment function keeps
+    # a station's reading once per observed_at, the same values again being a duplicate (storage.py)
+    assert got[:len(before_loss)] == before_loss and 1 <= len(got) - len(before_loss) <= 2, got
+    assert all(body == {"pm25": 20.0} for body in got[len(before_loss):]), got
+
+    # the platform's own stream takes events with one server down too
+    async def publish_event():
+        bus = _admin(cluster)
+        await bus.connect()
+        try:
+            ack = await bus.js.publish("lscloud.environment.test", b'{"n": 1}', stream=SETTINGS.stream)
+            return ack.seq
+        finally:
+            await bus.close()
+
+    assert asyncio.run(publish_event()) >= 1
+
+    # the lost server comes back with its store and catches up
+    lost.restart()
+
+    def current_again():
+        try:
+            _, info = _stream_state(cluster, stream)
+        except nats.errors.TimeoutError:
+            return None
+        peers = {r.name: r.current for r in info.replicas} | {info.leader: True}
+        return peers.get(lost.name)
+
+    assert _wait(current_again, 60, f"{lost.name} to catch up on the devices stream")
