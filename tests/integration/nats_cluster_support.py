@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import urllib.request
+import uuid
 from pathlib import Path
 
 from lscloud import config, devices
@@ -22,6 +24,20 @@ from components import natsauth  # noqa: E402
 from components.settings import NatsSettings  # noqa: E402
 
 from tls_support import ThrowawayCA  # noqa: E402
+
+
+FUNCTIONS = ("environment", "ioc")
+"""The functions the rendered configs have users for."""
+DOMAINS = ("environment",)
+"""The device domain: its stations log in over MQTT."""
+
+
+def small_settings(replicas: int) -> NatsSettings:
+    """The cluster's NATS settings at ``replicas`` servers (and stream replicas), with stores sized
+    for a test."""
+    return NatsSettings(replicas=replicas, streamReplicas=replicas, storageSize="64Mi", streamMaxBytes="20MB",
+                        dlqMaxBytes="5MB", devicesMaxBytes="5MB", channelMaxBytes="5MB",
+                        deadLetterChannelMaxBytes="5MB")
 
 
 class Server:
@@ -115,3 +131,25 @@ class Server:
         self.log.close()
 
 
+
+
+def mqtt_client(server: Server, user: str | None, password: str | None):
+    """(paho client, accepted?) once ``server``'s MQTT listener answered the CONNECT, over TLS with the
+    internal CA; the client's network loop runs until the caller stops it."""
+    import paho.mqtt.client as mqtt
+
+    answered, accepted = threading.Event(), {}
+
+    def on_connect(c, userdata, flags, reason, props):
+        accepted["ok"] = not reason.is_failure
+        answered.set()
+
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"dev-{uuid.uuid4().hex[:8]}")
+    c.tls_set(ca_certs=str(server.ca.path))
+    if user:
+        c.username_pw_set(user, password)
+    c.on_connect = on_connect
+    c.connect("localhost", server.mqtt_port, keepalive=30)
+    c.loop_start()
+    answered.wait(15)
+    return c, accepted.get("ok", False)

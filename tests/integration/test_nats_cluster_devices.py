@@ -23,10 +23,8 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
-import uuid
 
 import nats
 import nats.errors
@@ -40,16 +38,13 @@ from lscloud.local.servers import free_port
 from lscloud.store import StoreUnavailable
 from lscloud.store.objects import ObjectStore
 
-from nats_cluster_support import Server, infra_bus  # noqa: E402  (puts infra/ on the path)
-from components.settings import NatsSettings  # noqa: E402
+from nats_cluster_support import (DOMAINS, FUNCTIONS, Server, infra_bus,  # noqa: E402  (puts infra/ on the path)
+                                  mqtt_client, small_settings)
+from waiting import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
-FUNCTIONS = ("environment", "ioc")
-DOMAINS = ("environment",)
-SETTINGS = NatsSettings(replicas=1, streamReplicas=1, storageSize="64Mi", streamMaxBytes="20MB",
-                        dlqMaxBytes="5MB", devicesMaxBytes="5MB", channelMaxBytes="5MB",
-                        deadLetterChannelMaxBytes="5MB")
+SETTINGS = small_settings(1)
 TOPIC = "devices/environment/stations/lsn-1/observations"
 
 
@@ -85,27 +80,6 @@ def issued(object_store, bucket):
 
 def _sync(server: Server, bucket: str, client: ObjectStore) -> bool:
     return devices.sync_users(server.template, server.accounts, server.pid_file, [bucket], client)
-
-
-def _mqtt(server: Server, user: str | None, password: str | None):
-    """(client, accepted?) once the server answered the CONNECT, over TLS with the internal CA."""
-    import paho.mqtt.client as mqtt
-
-    answered, accepted = threading.Event(), {}
-
-    def on_connect(c, userdata, flags, reason, props):
-        accepted["ok"] = not reason.is_failure
-        answered.set()
-
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"dev-{uuid.uuid4().hex[:8]}")
-    c.tls_set(ca_certs=str(server.ca.path))
-    if user:
-        c.username_pw_set(user, password)
-    c.on_connect = on_connect
-    c.connect("localhost", server.mqtt_port, keepalive=30)
-    c.loop_start()
-    answered.wait(15)
-    return c, accepted.get("ok", False)
 
 
 def _publish(c, topic: str, payload: dict) -> None:
@@ -159,17 +133,7 @@ def _devices_stream_holds(server: Server, count: int, what: str) -> list[tuple[s
         found = _stored(server, devices.stream_name(SETTINGS))
         return found if len(found) >= count else None
 
-    return _wait(enough, 15, f"{what} in the devices stream")
-
-
-def _wait(check, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_for(enough, f"{what} in the devices stream", 15, every_s=0.2)
 
 
 def _probe(port: int, which: str) -> tuple[int, str | None]:
@@ -188,7 +152,7 @@ def _loaded(server: Server, bucket: str, client: ObjectStore) -> None:
 
     before = reloads()
     assert _sync(server, bucket, client)
-    _wait(lambda: reloads() > before, 15, "nats-server to reload its users")
+    wait_for(lambda: reloads() > before, "nats-server to reload its users", 15, every_s=0.2)
 
 
 def test_the_first_file_holds_the_platform_users_even_when_the_store_does_not_answer(server, tmp_path):
@@ -206,7 +170,7 @@ def test_the_first_file_holds_the_platform_users_even_when_the_store_does_not_an
 
 def test_an_issued_device_publishes_its_own_topic_over_mqtt_and_nothing_else(server, streams, issued, object_store):
     before = len(_stored(server, devices.stream_name(SETTINGS)))
-    anonymous, ok = _mqtt(server, None, None)
+    anonymous, ok = mqtt_client(server, None, None)
     anonymous.loop_stop()
     assert not ok   # no credentials, no MQTT
 
@@ -218,10 +182,10 @@ def test_an_issued_device_publishes_its_own_topic_over_mqtt_and_nothing_else(ser
     text = server.accounts.read_text()
     assert first.password not in text and "$2b$" in text   # the bcrypt hash only
 
-    wrong, ok = _mqtt(server, "env-lsn-1", "not-the-password")
+    wrong, ok = mqtt_client(server, "env-lsn-1", "not-the-password")
     wrong.loop_stop()
     assert not ok
-    c, ok = _mqtt(server, "env-lsn-1", first.password)
+    c, ok = mqtt_client(server, "env-lsn-1", first.password)
     assert ok
     try:
         _publish(c, TOPIC, {"pm25": 12.5})
@@ -237,7 +201,7 @@ def test_an_issued_device_publishes_its_own_topic_over_mqtt_and_nothing_else(ser
 
     # a message larger than the devices stream takes never lands there (a broken or hostile device
     # cannot fill the stream the other stations share); the next normal one does
-    c, ok = _mqtt(server, "env-lsn-1", first.password)
+    c, ok = mqtt_client(server, "env-lsn-1", first.password)
     assert ok
     try:
         _publish(c, TOPIC, {"pm25": 1.0, "junk": "x" * devices.MAX_MESSAGE_BYTES})
@@ -264,17 +228,17 @@ def test_a_rotated_password_replaces_the_old_one_at_the_next_sync(server, stream
     old = devices.issue("environment", "env-lsn-3", ["devices/environment/stations/lsn-3/observations"],
                         issued_by="operator")
     _loaded(server, issued, object_store)
-    c, ok = _mqtt(server, "env-lsn-3", old.password)
+    c, ok = mqtt_client(server, "env-lsn-3", old.password)
     c.disconnect()
     c.loop_stop()
     assert ok
 
     new = devices.issue("environment", "env-lsn-3", list(old.topics), issued_by="operator")
     _loaded(server, issued, object_store)
-    stale, ok = _mqtt(server, "env-lsn-3", old.password)
+    stale, ok = mqtt_client(server, "env-lsn-3", old.password)
     stale.loop_stop()
     assert not ok
-    c, ok = _mqtt(server, "env-lsn-3", new.password)
+    c, ok = mqtt_client(server, "env-lsn-3", new.password)
     c.disconnect()
     c.loop_stop()
     assert ok
@@ -299,7 +263,7 @@ def test_the_relay_moves_device_messages_onto_the_stream_as_the_domains_events(s
     cred = devices.issue("environment", "env-lsn-4", ["devices/environment/stations/lsn-4/observations"],
                          issued_by="operator")
     _loaded(server, issued, object_store)
-    c, ok = _mqtt(server, "env-lsn-4", cred.password)
+    c, ok = mqtt_client(server, "env-lsn-4", cred.password)
     assert ok
     try:
         _publish(c, cred.topics[0], {"pm25": 41.5})
@@ -319,7 +283,7 @@ def test_the_relay_moves_device_messages_onto_the_stream_as_the_domains_events(s
                      and body.get("subject") == "stations/lsn-4/observations"]
             return found or None
 
-        event = _wait(relayed, 20, "the relayed event on the platform's stream")[0]
+        event = wait_for(relayed, "the relayed event on the platform's stream", 20, every_s=0.2)[0]
         assert _probe(probes.port, "readiness") == (200, None) and _probe(probes.port, "liveness") == (200, None)
     finally:
         relay.stop()
@@ -363,7 +327,7 @@ def test_revoked_credentials_are_refused_and_their_connection_closed_at_the_next
     cred = devices.issue("environment", "env-lsn-5", ["devices/environment/stations/lsn-5/observations"],
                          issued_by="operator")
     _loaded(server, issued, object_store)
-    connected, ok = _mqtt(server, "env-lsn-5", cred.password)
+    connected, ok = mqtt_client(server, "env-lsn-5", cred.password)
     assert ok and connected.is_connected()
     dropped = threading.Event()
     connected.on_disconnect = lambda *args: dropped.set()
@@ -375,7 +339,7 @@ def test_revoked_credentials_are_refused_and_their_connection_closed_at_the_next
     _loaded(server, issued, object_store)
     assert dropped.wait(15), "the revoked device's connection stayed open"
     connected.loop_stop()
-    again, ok = _mqtt(server, "env-lsn-5", cred.password)
+    again, ok = mqtt_client(server, "env-lsn-5", cred.password)
     again.loop_stop()
     assert not ok
     assert "env-lsn-5" not in server.accounts.read_text()
@@ -397,12 +361,12 @@ def test_the_sidecar_process_loads_issued_users_into_the_server_and_answers_its_
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         def logged_in():
-            c, ok = _mqtt(server, "env-lsn-6", cred.password)
+            c, ok = mqtt_client(server, "env-lsn-6", cred.password)
             c.disconnect()
             c.loop_stop()
             return ok or None
 
-        _wait(logged_in, 30, "the sidecar to load the issued user into nats-server")
+        wait_for(logged_in, "the sidecar to load the issued user into nats-server", 30, every_s=0.2)
         assert _probe(port, "readiness") == (200, None) and _probe(port, "liveness") == (200, None)
     finally:
         proc.terminate()

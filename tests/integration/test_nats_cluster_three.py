@@ -17,10 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import threading
-import time
 import urllib.request
-import uuid
 
 import nats.errors
 import pytest
@@ -30,28 +27,15 @@ from lscloud.bus import Bus
 from nats.js import api as js_api
 from lscloud.local.servers import free_port
 
-from nats_cluster_support import Server, infra_bus  # noqa: E402  (puts infra/ on the path)
-from components.settings import NatsSettings  # noqa: E402
+from nats_cluster_support import (DOMAINS, FUNCTIONS, Server, infra_bus,  # noqa: E402  (puts infra/ on the path)
+                                  mqtt_client, small_settings)
+from waiting import wait_for  # noqa: E402
 from tls_support import ThrowawayCA  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
-FUNCTIONS = ("environment", "ioc")
-DOMAINS = ("environment",)
-SETTINGS = NatsSettings(replicas=3, streamReplicas=3, storageSize="64Mi", streamMaxBytes="20MB",
-                        dlqMaxBytes="5MB", devicesMaxBytes="5MB", channelMaxBytes="5MB",
-                        deadLetterChannelMaxBytes="5MB")
+SETTINGS = small_settings(3)
 TOPIC = "devices/environment/stations/lsn-9/observations"
-
-
-def _wait(check, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _jsz(server: Server) -> dict:
@@ -76,9 +60,11 @@ def cluster(tmp_path_factory):
         for s in servers:
             s.wait_healthy()
         # one JetStream cluster of three, with a meta leader: only then can R3 streams be placed
-        _wait(lambda: all(_jsz(s).get("meta_cluster", {}).get("leader") and
-                          _jsz(s)["meta_cluster"].get("cluster_size") == 3 for s in servers),
-              60, "the three servers to form one JetStream cluster")
+        def formed():
+            metas = [_jsz(s).get("meta_cluster", {}) for s in servers]
+            return all(m.get("leader") and m.get("cluster_size") == 3 for m in metas)
+
+        wait_for(formed, "the three servers to form one JetStream cluster", 60, every_s=0.2)
         yield servers
     finally:
         for s in servers:
@@ -130,26 +116,18 @@ def _stream_state(cluster: list[Server], stream: str) -> tuple[list[dict], objec
     return asyncio.run(read())
 
 
+def _holding(cluster: list[Server], stream: str, count: int) -> list[dict] | None:
+    """The messages of ``stream`` once it holds at least ``count``."""
+    got = _stream_state(cluster, stream)[0]
+    return got if len(got) >= count else None
+
+
 def _mqtt_publish(server: Server, user: str, password: str, payload: dict) -> bool:
     """Connect over MQTT with TLS to ``server``, publish ``payload`` at QoS 1 and wait for its PUBACK;
     whether the server accepted the login."""
-    import paho.mqtt.client as mqtt
-
-    answered, accepted = threading.Event(), {}
-
-    def on_connect(c, userdata, flags, reason, props):
-        accepted["ok"] = not reason.is_failure
-        answered.set()
-
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"dev-{uuid.uuid4().hex[:8]}")
-    c.tls_set(ca_certs=str(server.ca.path))
-    c.username_pw_set(user, password)
-    c.on_connect = on_connect
-    c.connect("localhost", server.mqtt_port, keepalive=30)
-    c.loop_start()
+    c, accepted = mqtt_client(server, user, password)
     try:
-        answered.wait(15)
-        if not accepted.get("ok"):
+        if not accepted:
             return False
         info = c.publish(TOPIC, json.dumps(payload), qos=1)
         info.wait_for_publish(15)
@@ -182,13 +160,14 @@ def test_three_servers_keep_the_streams_and_the_stations_through_the_loss_of_one
     for s in cluster:
         before = (s.root / "nats.log").read_text().count("Reloaded server configuration")
         assert devices.sync_users(s.template, s.accounts, s.pid_file, [bucket], object_store)
-        _wait(lambda s=s, before=before: _reloaded(s, before), 15, f"{s.name} to reload its users")
+        wait_for(lambda s=s, before=before: _reloaded(s, before), f"{s.name} to reload its users", 15,
+                 every_s=0.2)
     for i, s in enumerate(cluster):
         assert _mqtt_publish(s, "env-lsn-9", cred.password, {"pm25": 10.0 + i}), s.name
 
     stream = devices.stream_name(SETTINGS)
-    before_loss = _wait(lambda: (lambda got: got if len(got) >= 3 else None)(_stream_state(cluster, stream)[0]),
-                        15, "three readings in the devices stream")
+    before_loss = wait_for(lambda: _holding(cluster, stream, 3), "three readings in the devices stream", 15,
+                           every_s=0.2)
     assert before_loss[-3:] == [{"pm25": 10.0}, {"pm25": 11.0}, {"pm25": 12.0}]
 
     # the devices stream's leader is lost, as a node is: no goodbye
@@ -206,13 +185,13 @@ def test_three_servers_keep_the_streams_and_the_stations_through_the_loss_of_one
             return None
         return (got, info) if info.leader and info.leader != lost.name else None
 
-    got, info = _wait(new_leader, 30, "a new leader of the devices stream")
+    got, info = wait_for(new_leader, "a new leader of the devices stream", 30, every_s=0.2)
     assert got == before_loss
 
     # the station's server went away: it connects to another one and publishes again
     assert _mqtt_publish(survivors[0], "env-lsn-9", cred.password, {"pm25": 20.0})
-    got = _wait(lambda: (lambda g: g if len(g) > len(before_loss) else None)(_stream_state(cluster, stream)[0]),
-                15, "the reading published after the loss")
+    got = wait_for(lambda: _holding(cluster, stream, len(before_loss) + 1), "the reading published after the loss",
+                   15, every_s=0.2)
     # at least once, as MQTT's QoS 1 promises: once in eight runs here it was stored twice (a PUBACK lost while
     # the stream's new leader settled). A repeat is harmless downstream: the environment function keeps
     # a station's reading once per observed_at, the same values again being a duplicate (storage.py)
@@ -242,4 +221,4 @@ def test_three_servers_keep_the_streams_and_the_stations_through_the_loss_of_one
         peers = {r.name: r.current for r in info.replicas} | {info.leader: True}
         return peers.get(lost.name)
 
-    assert _wait(current_again, 60, f"{lost.name} to catch up on the devices stream")
+    assert wait_for(current_again, f"{lost.name} to catch up on the devices stream", 60, every_s=0.2)
