@@ -186,7 +186,7 @@ async def serve(app, host: str, port: int, stop: asyncio.Event, *, keepalive_tim
     # a request head as large as a function takes (aiohttp's own bound is 8,190 bytes a line: a
     # large cookie or token the cluster's gateway forwards would be refused here as text/plain)
     server = _Server(handler, keepalive_timeout=keepalive_timeout, access_log=None,
-                        handler_cancellation=False, max_line_size=MAX_HEAD_BYTES, max_field_size=MAX_HEAD_BYTES)
+                     handler_cancellation=False, max_line_size=MAX_HEAD_BYTES, max_field_size=MAX_HEAD_BYTES)
     loop = asyncio.get_running_loop()
     listener = await loop.create_server(server, host, port, reuse_address=True, backlog=1024)
     try:
