@@ -287,9 +287,9 @@ def test_a_header_a_function_takes_is_forwarded(gateway, recorder):
     assert recorder.recorder.seen[before:] == [("/v1/items/big", b"/v1/items/big", b"")]
 
 
-# a request line holding what a citizen's request may hold: their CCCD in a path; and one holding a
-# secret no redaction pattern knows (an Open311 API key in the query)
-SECRET_LINE = b"GET /identity/v1/citizens/001234567890 HTTP/1.1 trailing"
+# a request line holding what a citizen's request may hold: their CCCD in a path (Lạng Sơn, born
+# 1990); and one holding a secret no redaction pattern knows (an Open311 API key in the query)
+SECRET_LINE = b"GET /identity/v1/citizens/020090001234 HTTP/1.1 trailing"
 KEY_LINE = b"GET /reports/open311/v2/requests.json?api_key=k3y-s3cr3t-value HTTP/1.1 trailing"
 
 
@@ -297,7 +297,7 @@ KEY_LINE = b"GET /reports/open311/v2/requests.json?api_key=k3y-s3cr3t-value HTTP
     (b"NOT HTTP AT ALL\r\n\r\n", 400, "request"),
     (SECRET_LINE + b"\r\nHost: gw\r\n\r\n", 400, "request"),
     (KEY_LINE + b"\r\nHost: gw\r\n\r\n", 400, "request"),
-    (b"GET /border/v1/x HTTP/1.1\r\nHost: gw\r\nX-Cccd-001234567890: " + b"a" * (70 * KIB) + b"\r\n\r\n",
+    (b"GET /border/v1/x HTTP/1.1\r\nHost: gw\r\nX-Cccd-020090001234: " + b"a" * (70 * KIB) + b"\r\n\r\n",
      431, "headers"),
 ])
 def test_what_the_gateway_cannot_parse_is_a_problem_that_repeats_none_of_it(gateway, recorder, caplog,
@@ -313,7 +313,7 @@ def test_what_the_gateway_cannot_parse_is_a_problem_that_repeats_none_of_it(gate
     doc = problem_of(status, head, content)
     assert doc["errors"][0]["field"] == field
     assert head["server"] == "lscloud-gateway"
-    for sent in (b"001234567890", b"k3y-s3cr3t-value", b"NOT HTTP"):
+    for sent in (b"020090001234", b"k3y-s3cr3t-value", b"NOT HTTP"):
         assert sent not in content
         # aiohttp logged the line it could not parse with its traceback: under `lscloud up` the gateway's
         # log redaction replaced a CCCD there, but not a secret of no known shape
