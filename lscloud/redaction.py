@@ -19,6 +19,9 @@ bank account              6-20 digits after ``account``/``acct``/``stk`` and ``:
                           ``=``, or in an attribute whose name says account
 token (JWT)               three base64url parts, the first starting ``eyJ``: a bearer  ``[token]``
                           token or a download link's (:mod:`lscloud.web.downloads`)
+secret query parameter    the value of ``name=`` for a name in                         ``name=REDACTED``
+                          :data:`SENSITIVE_QUERY_KEYS` (a signed URL's signature, an
+                          Open311 ``api_key``)
 ========================  ===========================================================  ==============
 
 A match must stand alone: not inside a longer run of letters and digits, so trace and span ids
@@ -60,6 +63,17 @@ _ANY_DIGIT = re.compile(r"\d")
 _TOKEN = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
+SENSITIVE_QUERY_KEYS = ("X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token", "sig", "X-Goog-Signature",
+                        "api_key")
+"""Query parameters whose values are credentials, matched case-sensitively and kept as ``name=REDACTED``:
+OpenTelemetry's list for ``url.query`` and ``url.full`` (semantic conventions, ``url`` attributes:
+"SHOULD be redacted by default and replaced by the value REDACTED", the key preserved), and Open311's
+``api_key``, which a GeoReport client may send in the query of any request; spans record
+``url.query``, and a log line can quote a request line."""
+_QUERY_SECRET = re.compile(r"(?<![0-9A-Za-z_-])(" + "|".join(re.escape(k) for k in SENSITIVE_QUERY_KEYS)
+                           + r")=(?!REDACTED(?:[&#;\s'\"]|$))[^&#;\s'\"]+")
+
+
 def _plausible_cccd(number: str) -> bool:
     if number[:3] not in CCCD_PROVINCES:
         return False
@@ -79,6 +93,8 @@ def redact(text: str) -> str:
     """``text`` with every identifier-shaped value replaced by ``[kind]``."""
     if not isinstance(text, str):
         return text
+    if "=" in text:
+        text = _QUERY_SECRET.sub(r"\1=REDACTED", text)
     if "eyJ" in text:
         text = _TOKEN.sub("[token]", text)
     if _ANY_DIGIT.search(text) is None:  # every other shape has a digit

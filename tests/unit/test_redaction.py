@@ -28,6 +28,14 @@ CCCD, PHONE, PASSPORT, ACCOUNT = "020095001234", "0912345678", "E7654321", "9900
     ("/dossiers/downloads/eyJhbGciOiJIUzI1NiJ9.eyJibG9iIjoiYXR0YWNobWVudHMvYWIifQ.c2lnbmF0dXJlX29mX3RoZV9saW5r",
      "/dossiers/downloads/[token]"),
     ("Authorization: Bearer eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.QUJDREVGR0g", "Authorization: Bearer [token]"),
+    # a credential in a query: OpenTelemetry's url.query list (the key kept), and Open311's api_key
+    ("q=OpenTelemetry&sig=abc%2Fdef#top", "q=OpenTelemetry&sig=REDACTED#top"),
+    ("X-Amz-Credential=AKIA%2F20261205&X-Amz-Signature=0a1b2c&X-Amz-Security-Token=FQo",
+     "X-Amz-Credential=REDACTED&X-Amz-Signature=REDACTED&X-Amz-Security-Token=REDACTED"),
+    ("X-Goog-Signature=abcdef&x=1", "X-Goog-Signature=REDACTED&x=1"),
+    ("jurisdiction_id=langson.gov.vn&api_key=k7f2.QmVyeVNlY3JldA", "jurisdiction_id=langson.gov.vn&api_key=REDACTED"),
+    ("b'GET /reports/open311/v2/requests.json?api_key=onlyletters HTTP/1.1 x'",
+     "b'GET /reports/open311/v2/requests.json?api_key=REDACTED HTTP/1.1 x'"),
 ])
 def test_identifiers_are_redacted(text, expected):
     assert redaction.redact(text) == expected
@@ -42,6 +50,8 @@ def test_identifiers_are_redacted(text, expected):
     "identity-attempts/xnx7jcye2f6ciuxhk24dlcektp/001767225600.json",   # a pseudonym, a padded epoch
     "tax code 0100109106, unit 05983, HS 081090, plate 12C-345.67",
     "e2e-a11f31c5a45c w0912345678x",                                    # inside longer words
+    "signature=valid my_api_key=1 API_KEY=x api_key= sig",              # other names; no value
+    "q=OpenTelemetry&sig=REDACTED",                                     # redacted already
 ])
 def test_ids_times_ports_and_pseudonyms_are_left_alone(text):
     assert redaction.redact(text) == text
@@ -128,3 +138,19 @@ def test_a_download_links_token_is_not_in_the_exported_span(exporter):
     assert app.test_client().get(f"/downloads/{token}", query_string={"t": token}).status_code == 200
     dumped = json.dumps([telemetry.span_to_dict(s) for s in exporter.get_finished_spans()], default=str)
     assert token not in dumped and "/downloads/[token]" in dumped and "t=[token]" in dumped
+
+
+def test_an_open311_api_key_in_a_query_is_not_in_the_exported_span(exporter):
+    exporter.clear()
+    app = flask.Flask("open311")
+
+    @app.get("/open311/v2/services.json")
+    def services():
+        return "[]"
+
+    instrument(app)
+    key = "k7f2.QmVyeVNlY3JldEtleVZhbHVl"
+    assert app.test_client().get("/open311/v2/services.json",
+                                 query_string={"jurisdiction_id": "langson.gov.vn", "api_key": key}).status_code == 200
+    dumped = json.dumps([telemetry.span_to_dict(s) for s in exporter.get_finished_spans()], default=str)
+    assert key not in dumped and "jurisdiction_id=langson.gov.vn&api_key=REDACTED" in dumped
