@@ -302,6 +302,11 @@ def test_unrouted_open311_paths_answer_the_spec_errors_and_moderation_hides(clie
     assert r.status_code == 404 and r.get_json()[0]["code"] == 404
     r = client.delete("/open311/v2/services.xml")
     assert r.status_code == 405 and ET.fromstring(r.data).find("error/code").text == "405"
+    # a 405 names the methods the resource takes (RFC 9110 §15.5.6), in the spec's format too
+    assert set(r.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "HEAD"}
+    assert r.content_type.startswith("text/xml")
+    r = client.open("/open311/v2/requests.json", method="TRACE")
+    assert r.status_code == 405 and "POST" in r.headers["Allow"] and r.get_json()[0]["code"] == 405
     r = client.get("/v1/nothing")
     assert r.status_code == 404 and r.content_type.startswith("application/problem+json")
 

@@ -60,7 +60,13 @@ def _problem(p: Problem):
 
 @bp.errorhandler(HTTPException)
 def _http(exc: HTTPException):
-    return _error(Open311Error(exc.code or 400, exc.description or exc.name))
+    return _error(_from_http(exc))
+
+
+def _from_http(exc: HTTPException) -> Open311Error:
+    # its headers go along: a 405 MUST say which methods the resource takes (RFC 9110 §15.5.6)
+    headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+    return Open311Error(exc.code or 400, exc.description or exc.name, headers=headers)
 
 
 def answer_unrouted(app) -> None:
@@ -70,7 +76,7 @@ def answer_unrouted(app) -> None:
 
     def handler(exc: HTTPException):
         if request.path.startswith("/open311/"):
-            return _error(Open311Error(exc.code or 400, exc.description or exc.name))
+            return _error(_from_http(exc))
         return runtime_handler(exc)
 
     for code in (404, 405):
