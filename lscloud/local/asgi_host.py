@@ -12,7 +12,7 @@ headers with the first body bytes. The app stays a plain ASGI app (``scope``, ``
 - a response with ``Connection: close`` closes the connection after it is sent;
 - an answer given in one body message goes out in one write (status line, headers and body);
 - what aiohttp cannot parse is answered as a function answers it (:class:`_RefusingHandler`), and
-  every answer names the gateway without a version (:data:`SERVER`).
+  every answer names the gateway without a version (:data:`SERVER`, written by :class:`_Request`).
 
 An app may serve its common case without ASGI (the gateway's bodyless forwards,
 :meth:`lscloud.local.gateway.Gateway.aiohttp_handler`); what it does not serve itself comes here.
@@ -24,7 +24,7 @@ import asyncio
 import logging
 from urllib.parse import unquote
 
-from aiohttp import HttpVersion10, HttpVersion11, web
+from aiohttp import HttpVersion10, HttpVersion11, hdrs, web
 from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
@@ -35,7 +35,7 @@ log = logging.getLogger("lscloud.gateway")
 
 _ASGI = {"version": "3.0", "spec_version": "2.3"}
 
-SERVER = ("Server", "lscloud-gateway")
+SERVER = "lscloud-gateway"
 """The ``Server`` header of every answer. aiohttp writes its own name and version when an answer
 has none (``Python/3.11 aiohttp/3.14.5``), which tells a scanner which advisories to try; the
 functions send none, and in the cluster Kourier names itself."""
@@ -45,17 +45,13 @@ _VERSIONS = {HttpVersion11: "1.1", HttpVersion10: "1.0"}
 def _response_headers(raw) -> tuple[list[tuple[str, str]], bool]:
     """An ASGI response's headers for aiohttp (str pairs, repeats kept), and whether it asks to
     close the connection (``Connection`` itself is the server's to write)."""
-    headers, close, named = [], False, False
+    headers, close = [], False
     for k, v in raw:
         name = k.decode("latin-1")
-        lower = name.lower()
-        if lower == "connection":
+        if name.lower() == "connection":
             close = close or b"close" in v.lower()
             continue
-        named = named or lower == "server"
         headers.append((name, v.decode("latin-1")))
-    if not named:
-        headers.append(SERVER)
     return headers, close
 
 
@@ -162,17 +158,30 @@ class _RefusingHandler(RequestHandler):
             log.warning("gateway: refused a request it could not parse (%s)", type(exc).__name__)
         else:   # aiohttp logged the handler's exception already (its "Unhandled exception")
             problem = Problem(status)
-        response = web.Response(status=problem.status, body=problem.body(), content_type=MEDIA_TYPE,
-                                headers=[SERVER])
+        response = web.Response(status=problem.status, body=problem.body(), content_type=MEDIA_TYPE)
         response.force_close()
         return response
 
 
+class _Request(web.BaseRequest):
+    """aiohttp's request; every answer to it names the gateway (:data:`SERVER`), whichever path
+    built the answer (a forward, the ASGI app, a refusal)."""
+
+    async def _prepare_hook(self, response: web.StreamResponse) -> None:
+        # aiohttp calls this for every answer after it has filled in its own headers and before it
+        # writes them: the one place that sees them all
+        response.headers[hdrs.SERVER] = SERVER
+
+
 class _Server(web.Server):
-    """aiohttp's low-level server with :class:`_RefusingHandler` for each connection."""
+    """aiohttp's low-level server with :class:`_RefusingHandler` for each connection and
+    :class:`_Request` for each request."""
 
     def __call__(self) -> RequestHandler:
         return _RefusingHandler(self, loop=self._loop, **self._kwargs)
+
+    def _make_request(self, message, payload, protocol, writer, task) -> web.BaseRequest:
+        return _Request(message, payload, protocol, writer, task, self._loop)
 
 
 async def serve(app, host: str, port: int, stop: asyncio.Event, *, keepalive_timeout: float = 75.0) -> None:

@@ -58,7 +58,6 @@ from opentelemetry import trace as _trace
 
 from .. import asgi
 from . import paths
-from .asgi_host import SERVER
 from .raw_problems import problem
 from .routes import Route
 
@@ -481,7 +480,7 @@ class Gateway:
                 return _aiohttp_answer(*refusal)
             done = False
             try:
-                out_headers = [SERVER, *((k.decode("latin-1"), v.decode("latin-1")) for k, v in _passed_on(response))]
+                out_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in _passed_on(response)]
                 self._answered(response, span)
                 content, refusal = await self._whole_body(response, route, span)
                 if refusal is not None:
@@ -600,7 +599,7 @@ def _failed(method, raw_path: bytes) -> tuple[int, list, bytes]:
 def _aiohttp_answer(status: int, headers: list, body: bytes):
     """A problem triple (:func:`problem`) as an aiohttp response."""
     return web.Response(status=status, body=body,
-                        headers=[SERVER, *((k.decode("latin-1"), v.decode("latin-1")) for k, v in headers)])
+                        headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers])
 
 
 async def _send(send, status: int, headers: list, body: bytes) -> None:
