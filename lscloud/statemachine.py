@@ -30,7 +30,6 @@ __all__ = ["Actor", "Action", "Transition", "StateMachine", "IllegalTransition",
            "parse_iso"]
 
 
-
 @dataclass(frozen=True)
 class Actor:
     """Who acts: ``kind`` is the caller's role as the state machine sees it (``system`` for the

@@ -36,7 +36,9 @@ RESCAN_S = 600.0  # reading every record is a crash's safety net (and runs at st
 RESCAN_PAGE = 200
 """Records a rescan reads per round (every ``RETRY_S``): a long day's rescan is spread over rounds.
 Read at once, the 6,000 records of a ten-minute soak landed in its tenth minute (stop 25 traced the
-reads there); that minute's p99 was 167 ms against 72-97 ms in minutes 1-8, and 97 ms paged (stop 31)."""
+reads there): that minute's p99 was 167 ms against 72-97 ms in minutes 1-8. Paged, the tenth
+minute's p99 was 97, 153 and 103 ms in three soaks (stops 31 and 32; the 153 ms run was as high
+from its fifth minute on)."""
 RECONCILE_S = 10.0
 
 RECORDS: RecentItems[Record] = RecentItems(Record, max_items=4096)
