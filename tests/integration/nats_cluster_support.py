@@ -121,6 +121,23 @@ class Server:
         return config.load({"LSCLOUD_NATS_URL": self.url, "LSCLOUD_NATS_CA_FILE": str(c.ca),
                             "LSCLOUD_NATS_CERT_FILE": str(c.cert), "LSCLOUD_NATS_KEY_FILE": str(c.key), **extra})
 
+    def sync_users(self, bucket: str, client) -> bool:
+        """What the server's device-users sidecar does once: the accounts file from the template and
+        the credentials issued in ``bucket``, and a reload when it changed (True then)."""
+        return devices.sync_users(self.template, self.accounts, self.pid_file, [bucket], client)
+
+    def load_users(self, bucket: str, client) -> None:
+        """:meth:`sync_users` (the users changed) and wait for the reload: nats-server logs each one
+        (an observable fact, not a sleep)."""
+        from waiting import wait_for  # tests/integration helper module
+
+        def reloads() -> int:
+            return (self.root / "nats.log").read_text().count("Reloaded server configuration")
+
+        before = reloads()
+        assert self.sync_users(bucket, client)
+        wait_for(lambda: reloads() > before, f"{self.name} to reload its users", 15, every_s=0.2)
+
     def stop(self):
         self.proc.terminate()
         try:

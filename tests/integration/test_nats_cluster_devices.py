@@ -78,10 +78,6 @@ def issued(object_store, bucket):
     store.configure(None)
 
 
-def _sync(server: Server, bucket: str, client: ObjectStore) -> bool:
-    return devices.sync_users(server.template, server.accounts, server.pid_file, [bucket], client)
-
-
 def _publish(c, topic: str, payload: dict) -> None:
     info = c.publish(topic, json.dumps(payload), qos=1)
     info.wait_for_publish(10)
@@ -144,17 +140,6 @@ def _probe(port: int, which: str) -> tuple[int, str | None]:
         return exc.code, json.loads(exc.read()).get("detail")
 
 
-def _loaded(server: Server, bucket: str, client: ObjectStore) -> None:
-    """Sync the device users (they changed) and wait for the server's reload: nats-server logs each
-    one (an observable fact, not a sleep)."""
-    def reloads() -> int:
-        return (server.root / "nats.log").read_text().count("Reloaded server configuration")
-
-    before = reloads()
-    assert _sync(server, bucket, client)
-    wait_for(lambda: reloads() > before, "nats-server to reload its users", 15, every_s=0.2)
-
-
 def test_the_first_file_holds_the_platform_users_even_when_the_store_does_not_answer(server, tmp_path):
     dead = ObjectStore(f"http://127.0.0.1:{free_port()}", "k", "s", "us-east-1", timeout_s=1.0)
     out = tmp_path / "accounts.conf"
@@ -177,8 +162,8 @@ def test_an_issued_device_publishes_its_own_topic_over_mqtt_and_nothing_else(ser
     first = devices.issue("environment", "env-lsn-1", [TOPIC], issued_by="operator")
     other = devices.issue("environment", "env-lsn-2", ["devices/environment/stations/lsn-2/observations"],
                           issued_by="operator")
-    _loaded(server, issued, object_store)
-    assert not _sync(server, issued, object_store)   # nothing changed: no rewrite, no reload
+    server.load_users(issued, object_store)
+    assert not server.sync_users(issued, object_store)   # nothing changed: no rewrite, no reload
     text = server.accounts.read_text()
     assert first.password not in text and "$2b$" in text   # the bcrypt hash only
 
@@ -227,14 +212,14 @@ def test_an_issued_device_publishes_its_own_topic_over_mqtt_and_nothing_else(ser
 def test_a_rotated_password_replaces_the_old_one_at_the_next_sync(server, streams, issued, object_store):
     old = devices.issue("environment", "env-lsn-3", ["devices/environment/stations/lsn-3/observations"],
                         issued_by="operator")
-    _loaded(server, issued, object_store)
+    server.load_users(issued, object_store)
     c, ok = mqtt_client(server, "env-lsn-3", old.password)
     c.disconnect()
     c.loop_stop()
     assert ok
 
     new = devices.issue("environment", "env-lsn-3", list(old.topics), issued_by="operator")
-    _loaded(server, issued, object_store)
+    server.load_users(issued, object_store)
     stale, ok = mqtt_client(server, "env-lsn-3", old.password)
     stale.loop_stop()
     assert not ok
@@ -262,7 +247,7 @@ def test_the_relay_moves_device_messages_onto_the_stream_as_the_domains_events(s
                                                                               spans):
     cred = devices.issue("environment", "env-lsn-4", ["devices/environment/stations/lsn-4/observations"],
                          issued_by="operator")
-    _loaded(server, issued, object_store)
+    server.load_users(issued, object_store)
     c, ok = mqtt_client(server, "env-lsn-4", cred.password)
     assert ok
     try:
@@ -326,7 +311,7 @@ def test_revoked_credentials_are_refused_and_their_connection_closed_at_the_next
                                                                                       object_store):
     cred = devices.issue("environment", "env-lsn-5", ["devices/environment/stations/lsn-5/observations"],
                          issued_by="operator")
-    _loaded(server, issued, object_store)
+    server.load_users(issued, object_store)
     connected, ok = mqtt_client(server, "env-lsn-5", cred.password)
     assert ok and connected.is_connected()
     dropped = threading.Event()
@@ -336,7 +321,7 @@ def test_revoked_credentials_are_refused_and_their_connection_closed_at_the_next
         devices.revoke("border", "env-lsn-5")                # another domain's device is not its to revoke
     assert devices.revoke("environment", "env-lsn-5")
     assert not devices.revoke("environment", "env-lsn-5")   # a repeat changes nothing
-    _loaded(server, issued, object_store)
+    server.load_users(issued, object_store)
     assert dropped.wait(15), "the revoked device's connection stayed open"
     connected.loop_stop()
     again, ok = mqtt_client(server, "env-lsn-5", cred.password)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 
-from lscloud.fuzz import Result, count_har, count_report, format_results, plan_for
+from lscloud.fuzz import PROBLEM_TYPE, Result, count_har, count_report, format_results, plan_for
 from lscloud.fuzz.hooks import choose_role
 
 
-def _entry(status, content_type=None, body=""):
+def _entry(status, content_type=None, body="", method="GET", url="http://x/v1/a"):
     headers = [{"name": "content-type", "value": content_type}] if content_type else []
-    return {"request": {"method": "GET", "url": "http://x/v1/a"},
+    return {"request": {"method": method, "url": url},
             "response": {"status": status, "headers": headers, "content": {"text": body}}}
 
 
@@ -59,7 +59,6 @@ def test_each_operation_gets_tokens_of_roles_it_admits():
     assert len({choose_role(["a", "b", "c"], "case-1") for _ in range(5)}) == 1
 
 
-PROBLEM_TYPE = "application/problem+json"
 OPEN311 = {
     "openapi": "3.1.0",
     "components": {"schemas": {"errors": {"type": "array", "minItems": 1, "items": {
@@ -73,10 +72,7 @@ OPEN311 = {
         "/v1/reports": {"post": {"responses": {"400": {"content": {PROBLEM_TYPE: {}}}}}},
     },
 }
-def _at(method, url, status, content_type, body):
-    e = _entry(status, content_type, body)
-    e["request"] = {"method": method, "url": url}
-    return e
+XML_ERRORS = "<?xml version='1.0'?><errors><error><code>400</code></error></errors>"
 
 
 def test_a_path_that_documents_its_errors_otherwise_is_held_to_that_format():
@@ -89,17 +85,16 @@ def test_a_path_that_documents_its_errors_otherwise_is_held_to_that_format():
     for base in ("http://x", "http://gw/reports"):   # direct, and through the gateway's prefix
         r = Result("reports", base)
         count_har(r, {"log": {"entries": [
-            _at("TRACE", f"{base}/open311/v2/requests.0", 405, "application/json; charset=utf-8", spec_json),
-            _at("POST", f"{base}/open311/v2/requests.xml", 400, "text/xml; charset=utf-8",
-                "<?xml version='1.0'?><errors><error><code>400</code></error></errors>"),
+            _entry(405, "application/json; charset=utf-8", spec_json, "TRACE", f"{base}/open311/v2/requests.0"),
+            _entry(400, "text/xml; charset=utf-8", XML_ERRORS, "POST", f"{base}/open311/v2/requests.xml"),
         ]}}, documented=documented)
         assert r.ok, r.not_problem
         bad = Result("reports", base)
         count_har(bad, {"log": {"entries": [
-            _at("POST", f"{base}/open311/v2/requests.json", 400, "application/json", json.dumps({"code": 400})),
-            _at("POST", f"{base}/open311/v2/requests.xml", 400, "text/xml", "<errors>"),
-            _at("POST", f"{base}/open311/v2/requests.json", 400, "text/plain", "Bad"),
-            _at("POST", f"{base}/v1/reports", 400, "application/json", spec_json),   # a problem path
+            _entry(400, "application/json", json.dumps({"code": 400}), "POST", f"{base}/open311/v2/requests.json"),
+            _entry(400, "text/xml", "<errors>", "POST", f"{base}/open311/v2/requests.xml"),
+            _entry(400, "text/plain", "Bad", "POST", f"{base}/open311/v2/requests.json"),
+            _entry(400, "application/json", spec_json, "POST", f"{base}/v1/reports"),   # a problem path
         ]}}, documented=documented)
         assert bad.not_problem_count == 4
     # a document with no such path changes nothing
