@@ -93,7 +93,8 @@ def redact(text: str) -> str:
     """``text`` with every identifier-shaped value replaced by ``[kind]``."""
     if not isinstance(text, str):
         return text
-    if "=" in text:
+    # searched first: a sub with a template costs about 1.2 µs even when nothing matches
+    if "=" in text and _QUERY_SECRET.search(text):
         text = _QUERY_SECRET.sub(r"\1=REDACTED", text)
     if "eyJ" in text:
         text = _TOKEN.sub("[token]", text)
