@@ -11,6 +11,8 @@
   (declared with :func:`takes_if_match`);
 - :mod:`lscloud.web.downloads` — :func:`download_link`, a short-lived link to a blob that the
   function serves, and :func:`blob_response`, a blob as an answer;
+- :mod:`lscloud.web.pathparams` — the ``schema`` route converter (``<schema("file.json#/pointer"):id>``:
+  an id route matches, and is documented with, the pattern its create's body schema gives the id);
 - :mod:`lscloud.web.origin` — :func:`public_base` and :func:`public_path`, the URLs a function hands
   out, as the caller reached it.
 

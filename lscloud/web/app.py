@@ -10,6 +10,7 @@
   "internal error" and the trace id);
 - reads request bodies through a size limit (``settings.max_body_bytes``), also for chunked
   bodies, and refuses non-JSON bodies with 415 unless a view is marked ``raw_body``;
+- matches ``<schema("file.json#/pointer"):name>`` route arguments by that schema (:mod:`lscloud.web.pathparams`);
 - serves ``GET /openapi.json`` (:mod:`lscloud.web.openapi`) and, with ``downloads=True`` (a function
   that hands out links to its files), ``GET /downloads/<token>`` (:mod:`lscloud.web.downloads`);
 - refuses to serve if any route lacks an ``@allow`` declaration (:func:`check_access`, run on the
@@ -34,6 +35,7 @@ from .downloads import add_route as add_download_route
 from .instrumentation import instrument, record_exception
 from .openapi import build_openapi, invalid_query
 from .origin import forwarded_prefix
+from .pathparams import converter_for
 
 __all__ = ["AccessError", "check_access", "create_app"]
 
@@ -100,6 +102,7 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
     if settings is None:
         settings = runtime.current().settings
     app = Flask(name)
+    app.url_map.converters["schema"] = converter_for(schemas_dir)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.ensure_ascii = False
     app.json.sort_keys = False

@@ -39,6 +39,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .. import config, telemetry
 from ..metrics import DURATION_BUCKETS
+from .pathparams import route_template
 
 __all__ = ["instrument", "record_exception"]
 
@@ -166,7 +167,7 @@ class ServerTelemetry:
         if state is None or state.span is not None:
             return  # a request context pushed by hand (test_request_context), not a served request
         rule = flask.request.url_rule
-        state.route = rule.rule if rule is not None else None
+        state.route = route_template(rule.rule) if rule is not None else None
         parent, kind = _parent(environ)
         span = self._start(environ, state, parent, kind)
         state.span = span

@@ -24,6 +24,7 @@ from .. import roles as _roles
 from ..context import AppState, app_state
 from ..problems import MEDIA_TYPE, PROBLEM_SCHEMA, Problem
 from .caching import IF_MATCH_PARAMETER, not_a_version
+from .pathparams import parameter_schema
 
 __all__ = ["PAGE_SCHEMA", "responds", "query_params", "page_params", "invalid_query", "build_openapi"]
 
@@ -166,8 +167,6 @@ def invalid_query(errors: list[dict]) -> Problem:
 
 
 
-_CONVERTERS = {"int": {"type": "integer"}, "float": {"type": "number"}, "uuid": {"type": "string", "format": "uuid"},
-               "path": {"type": "string"}, "string": {"type": "string"}, "default": {"type": "string"}}
 _RULE_ARG = re.compile(r"<(?:(?P<conv>[a-zA-Z_][a-zA-Z0-9_]*)(?:\([^)]*\))?:)?(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)>")
 
 
@@ -398,8 +397,9 @@ def build_openapi(app: Flask) -> dict:
         view = app.view_functions[rule.endpoint]
         access = auth.access_of(view)
         path = _RULE_ARG.sub(lambda m: "{" + m.group("name") + "}", rule.rule)
+        converters = getattr(rule, "_converters", {})   # Werkzeug's, by argument name
         params = [{"name": m.group("name"), "in": "path", "required": True,
-                   "schema": dict(_CONVERTERS.get(m.group("conv") or "default", {"type": "string"}))}
+                   "schema": parameter_schema(converters.get(m.group("name")), m.group("conv"))}
                   for m in _RULE_ARG.finditer(rule.rule)]
         doc = inspect.cleandoc(view.__doc__ or "")
         summary, rest = _summarize(doc) if doc else (rule.endpoint, "")

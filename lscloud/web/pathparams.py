@@ -1,0 +1,129 @@
+"""Path parameters, matched and documented as exactly as the body fields they name.
+
+A route names an id whose shape a body schema already states (a transfer's client-chosen id is
+``^[A-Za-z0-9_-]{8,64}$`` in ``softatm/transfer-create.json``) with the ``schema`` converter::
+
+    @bp.get('/v1/transfers/<schema("softatm/transfer-create.json#/properties/id"):tid>')
+
+The route then matches only such ids (a segment of another shape is not this route: ``GET
+/v1/activities/sync`` is a 405 naming the ``POST`` that is there, not a read of an activity called
+"sync"), and ``/openapi.json`` documents the parameter with that schema, so clients and
+validators see the same rule the body has. The pattern is matched with the body's ECMA-262 meaning
+(:func:`lscloud.validation.ecma_regex`).
+
+Every other path parameter is documented with :data:`PATH_SEGMENT`: what the platform's gateway
+lets through as one segment at all (:mod:`lscloud.local.paths`; a test holds the two together).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from werkzeug.routing import BaseConverter, ValidationError
+
+from ..validation import ecma_regex
+
+__all__ = ["PATH_SEGMENT", "converter_for", "parameter_schema", "route_template"]
+
+_NOT_FIRST = r"\x00-\x20\x7f-\xa0/\\\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+PATH_SEGMENT = (rf"^(?![\s\S]*%[0-9A-Fa-f]{{2}})"
+                rf"(?:[^{_NOT_FIRST}.]|[^{_NOT_FIRST}][^\x00-\x1f\x7f-\x9f/\\]*[^{_NOT_FIRST}.])$")
+"""A decoded path segment the gateway forwards: no control character (C0, DEL, C1), no ``/`` or
+``\\``, no whitespace at either end, no ``.`` at the end, no percent-escape left after decoding."""
+
+
+_SCHEMA_ARG = re.compile(r"<schema\([^)]*\):")
+
+
+@functools.lru_cache(maxsize=1024)
+def route_template(rule: str) -> str:
+    """``rule`` as spans and metrics name it: ``<schema("…"):tid>`` written ``<tid>``, as the route
+    was written before it had a schema (``http.route`` stays short and the dashboards' names hold)."""
+    return _SCHEMA_ARG.sub("<", rule)
+
+
+@functools.lru_cache(maxsize=256)
+def _document(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _pointer(doc: dict, pointer: str, where: str) -> Any:
+    node: Any = doc
+    for token in [t.replace("~1", "/").replace("~0", "~") for t in pointer.split("/")[1:]]:
+        if isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            node = node[int(token)]
+        elif isinstance(node, dict) and token in node:
+            node = node[token]
+        else:
+            raise ValueError(f"{where}: no {token!r} at {pointer!r}")
+    return node
+
+
+def _subschema(schemas_dir: Path, ref: str) -> dict:
+    file, _, pointer = ref.partition("#")
+    doc = _document(schemas_dir / file)
+    node = _pointer(doc, pointer, ref)
+    if isinstance(node, dict) and isinstance(node.get("$ref"), str) and node["$ref"].startswith("#"):
+        node = _pointer(doc, node["$ref"][1:], ref)   # a field that names one of its file's $defs
+    if not isinstance(node, dict):
+        raise ValueError(f"{ref}: not a schema")
+    return node
+
+
+def _inner_regex(schema: dict, ref: str) -> str:
+    """The schema's rule as a regex for one path segment (no anchors)."""
+    if "enum" in schema:
+        if not all(isinstance(v, str) and v for v in schema["enum"]):
+            raise ValueError(f"{ref}: a path parameter's enum holds non-empty strings only")
+        return "|".join(re.escape(v) for v in schema["enum"])
+    pattern = schema.get("pattern")
+    if not isinstance(pattern, str) or not pattern.startswith("^") or not pattern.endswith("$") \
+            or pattern.endswith("\\$"):
+        raise ValueError(f"{ref}: a path parameter needs an anchored pattern (^…$) or an enum")
+    return pattern[1:-1]
+
+
+def converter_for(schemas_dir: Path | None) -> type[BaseConverter]:
+    """The ``schema`` converter of an app whose schemas are under ``schemas_dir``."""
+
+    class SchemaConverter(BaseConverter):
+        """``<schema("file.json#/json/pointer"):name>``: a segment that the pointed-at schema accepts."""
+
+        def __init__(self, map, ref: str):
+            super().__init__(map)
+            if schemas_dir is None:
+                raise ValueError(f"path parameter schema {ref!r}: the app has no schemas_dir")
+            self.schema = _subschema(schemas_dir, ref)
+            inner = _inner_regex(self.schema, ref)
+            # Werkzeug matches with Python's re; the scoped ASCII flag keeps \d and \w to ASCII as
+            # in ECMA-262, and to_python checks with the body's own compiled pattern
+            self.regex = f"(?a:{inner})"
+            self._check = ecma_regex(f"^(?:{inner})$")
+
+        def to_python(self, value: str) -> str:
+            if not self._check.search(value):
+                raise ValidationError()
+            return value
+
+    return SchemaConverter
+
+
+def parameter_schema(converter: BaseConverter | None, kind: str | None) -> dict:
+    """The OpenAPI schema of a path parameter: its ``schema`` converter's, else by Werkzeug kind."""
+    schema = getattr(converter, "schema", None)
+    if isinstance(schema, dict):
+        return {k: v for k, v in schema.items() if k not in ("$ref", "$comment", "examples", "default")}
+    if kind == "int":
+        bounds = {"minimum": getattr(converter, "min", None), "maximum": getattr(converter, "max", None)}
+        return {"type": "integer", **{k: v for k, v in bounds.items() if v is not None}}
+    if kind == "float":
+        return {"type": "number"}
+    if kind == "path":
+        return {"type": "string"}   # more than one segment: the gateway's rule is per segment
+    if kind == "uuid":
+        return {"type": "string", "format": "uuid"}
+    return {"type": "string", "pattern": PATH_SEGMENT}

@@ -1,0 +1,135 @@
+"""Path parameters: the ``schema`` converter matches an id by its body schema's own pattern, the
+OpenAPI documents say so, and every other parameter is documented with the gateway's segment rule."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from flask import Blueprint, jsonify
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from lscloud.auth import allow
+from lscloud.config import Settings
+from lscloud.local import paths
+from lscloud.validation import ecma_regex
+from lscloud.web import build_openapi, create_app
+from lscloud.web.pathparams import PATH_SEGMENT
+
+ROOT = Path(__file__).resolve().parents[2]
+FUNCTIONS = sorted(d.name for d in (ROOT / "functions").iterdir() if (d / "func.yaml").is_file())
+
+
+def _gateway_forwards(segment: str) -> bool:
+    try:
+        paths.parse(("/f/" + quote(segment, safe="")).encode())
+    except paths.MalformedPath:
+        return False
+    return True
+
+
+# the characters each rule is about, so that short strings hit them often
+_EDGES = " .%4Aa/\\\x00\x1f\x7f\x85\x9f\xa0\u2000\u3000é"
+
+
+@settings(max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.text(min_size=1, max_size=16) | st.text(alphabet=_EDGES, min_size=1, max_size=6))
+def test_the_documented_segment_rule_is_the_gateways(segment):
+    assert bool(ecma_regex(PATH_SEGMENT).search(segment)) == _gateway_forwards(segment), repr(segment)
+
+
+@pytest.mark.parametrize("segment, forwarded", [("06040", True), ("bd-06040", True), ("a.b", True), ("a b", True),
+                                                ("a.", False), (".", False), (" a", False), ("a\u3000", False),
+                                                ("a\x85b", False), ("a%41", False), ("100%", True), ("x\\y", False)])
+def test_the_segment_rule_by_example(segment, forwarded):
+    assert bool(ecma_regex(PATH_SEGMENT).search(segment)) is forwarded is _gateway_forwards(segment)
+
+
+def _app(tmp_path: Path, *routes: str):
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "create.json").write_text(json.dumps({
+        "type": "object", "properties": {
+            "id": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{8,64}$", "description": "client-chosen"},
+            "n": {"type": "string", "pattern": r"^\d{3}$"},
+            "flow": {"$ref": "#/$defs/flow"},
+            "loose": {"type": "string", "pattern": "[a-z]"}},
+        "$defs": {"flow": {"enum": ["in", "out"]}}}))
+    app = create_app("t", schemas_dir=tmp_path, settings=Settings(service="t"))
+    bp = Blueprint("t", __name__)
+    for i, rule in enumerate(routes):
+        bp.add_url_rule(rule, f"r{i}", allow("public")(lambda **kw: jsonify(kw)), methods=["GET"])
+    bp.add_url_rule("/v1/things/sync", "sync", allow("public")(lambda: jsonify({})), methods=["POST"])
+    app.register_blueprint(bp)
+    return app
+
+
+ID = 'schema("t/create.json#/properties/id")'
+
+
+def test_an_id_route_matches_ids_of_the_body_shape_only(tmp_path):
+    c = _app(tmp_path, f"/v1/things/<{ID}:thing>").test_client()
+    assert c.get("/v1/things/abcd-1234").get_json() == {"thing": "abcd-1234"}
+    short = c.get("/v1/things/abc")
+    assert short.status_code == 404 and short.mimetype == "application/problem+json"
+    # the static route's segment is not an id: its method is what is wrong, and OPTIONS says so exactly
+    sync = c.get("/v1/things/sync")
+    assert sync.status_code == 405 and sync.headers["Allow"] == "OPTIONS, POST"
+    assert set(c.options("/v1/things/sync").headers["Allow"].split(", ")) == {"OPTIONS", "POST"}
+
+
+def test_patterns_keep_their_ecma_meaning_and_refs_and_enums_work(tmp_path):
+    c = _app(tmp_path, '/v1/n/<schema("t/create.json#/properties/n"):n>',
+             '/v1/flows/<schema("t/create.json#/properties/flow"):flow>').test_client()
+    assert c.get("/v1/n/123").status_code == 200
+    assert c.get("/v1/n/" + quote("١٢٣")).status_code == 404   # Arabic-Indic digits are not \d in ECMA-262
+    assert c.get("/v1/flows/in").get_json() == {"flow": "in"}
+    assert c.get("/v1/flows/inout").status_code == 404
+
+
+def test_the_document_names_the_body_schema_and_the_segment_rule(tmp_path):
+    app = _app(tmp_path, f"/v1/things/<{ID}:thing>/parts/<part>", "/v1/years/<int(min=1900, max=2999):year>")
+    doc = build_openapi(app)
+    params = {p["name"]: p["schema"] for p in doc["paths"]["/v1/things/{thing}/parts/{part}"]["get"]["parameters"]
+              if p["in"] == "path"}
+    assert params["thing"] == {"type": "string", "pattern": r"^[A-Za-z0-9_-]{8,64}$", "description": "client-chosen"}
+    assert params["part"] == {"type": "string", "pattern": PATH_SEGMENT}
+    year = doc["paths"]["/v1/years/{year}"]["get"]["parameters"][0]["schema"]
+    assert year == {"type": "integer", "minimum": 1900, "maximum": 2999}
+
+
+@pytest.mark.parametrize("ref, message", [('schema("t/create.json#/properties/loose")', "anchored pattern"),
+                                          ('schema("t/create.json#/properties/nope")', "no 'nope'")])
+def test_a_rule_naming_what_cannot_be_a_segment_rule_stops_the_start(tmp_path, ref, message):
+    with pytest.raises(ValueError, match=message):
+        _app(tmp_path, f"/v1/x/<{ref}:x>")
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_every_documented_path_parameter_has_a_rule(name):
+    """A client or validator reading any function's document knows what each path segment may hold."""
+    app = importlib.import_module(f"functions.{name}.function.app").create_app(Settings(service=name))
+    for path, item in build_openapi(app)["paths"].items():
+        for method, op in item.items():
+            for p in op.get("parameters", []):
+                if p["in"] == "path":
+                    s = p["schema"]
+                    assert s.get("pattern") or s.get("enum") or s.get("type") == "integer", \
+                        f"{method.upper()} {path}: {p['name']}"
+
+
+def test_spans_and_metrics_name_the_route_as_written_without_its_schema(tmp_path):
+    """``http.route`` stays ``/v1/things/<thing>``: the span names dashboards and tests look for."""
+    from opentelemetry import trace
+
+    from lscloud import telemetry
+    from lscloud.web.pathparams import route_template
+
+    assert route_template(f"/v1/things/<{ID}:thing>/parts/<int:n>") == "/v1/things/<thing>/parts/<int:n>"
+    exporter = telemetry.spans_in_memory("path-params-test")
+    app = _app(tmp_path, f"/v1/things/<{ID}:thing>")
+    assert app.test_client().get("/v1/things/abcd-1234").status_code == 200
+    (span,) = [s for s in exporter.get_finished_spans() if s.kind == trace.SpanKind.SERVER]
+    assert span.name == "GET /v1/things/<thing>" and span.attributes["http.route"] == "/v1/things/<thing>"
