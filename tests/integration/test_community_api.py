@@ -85,6 +85,9 @@ def test_a_batch_synced_twice_and_in_pieces_counts_once_and_the_commune_verifies
     assert again["counts"] == {"duplicate": 5}
     piece = ok(client.post("/v1/activities/sync", json={"activities": batch[3:]}, headers=member))
     assert piece["counts"] == {"duplicate": 2}
+    # the batch's address is not an activity's: a GET there names the method that is, and reads nothing
+    wrong = client.get("/v1/activities/sync", headers=member)
+    assert (wrong.status_code, wrong.headers["Allow"], wrong.mimetype) == (405, "OPTIONS, POST", "application/problem+json")
 
     # edits: a newer revision wins, an older one with other content is refused as stale
     edited = {**batch[4], "details": {"participants": 27}, "revision": 2}

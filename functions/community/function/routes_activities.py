@@ -16,6 +16,9 @@ from . import activities
 bp = Blueprint("community_activities", __name__)
 PHOTO_MAX_BYTES = 8 * 1024 * 1024
 FIELD = ("team-member", "team-leader")
+ACTIVITY_ID = 'schema("community/activities-sync.json#/properties/activities/items/properties/client_id"):activity_id'
+"""The route argument of an activity's id: the client id the phone made (:mod:`lscloud.web.pathparams`),
+so ``/v1/activities/sync`` is never read as an activity called "sync"."""
 
 
 def _photos():
@@ -53,7 +56,7 @@ def sync():
     return jsonify({"results": results, "counts": counts})
 
 
-@bp.get("/v1/activities/<activity_id>")
+@bp.get(f"/v1/activities/<{ACTIVITY_ID}>")
 @allow("team-member", "team-leader", "commune-officer", "operator", "auditor")
 def read_activity(activity_id: str):
     """An activity (members their own, leaders and officers their commune's)."""
@@ -84,7 +87,7 @@ def _decide(activity_id: str, action: str):
     return jsonify(answer)
 
 
-@bp.post("/v1/activities/<activity_id>/verify")
+@bp.post(f"/v1/activities/<{ACTIVITY_ID}>/verify")
 @allow("commune-officer")
 @idempotent(required=False)
 def verify(activity_id: str):
@@ -92,7 +95,7 @@ def verify(activity_id: str):
     return _decide(activity_id, "verify")
 
 
-@bp.post("/v1/activities/<activity_id>/reject")
+@bp.post(f"/v1/activities/<{ACTIVITY_ID}>/reject")
 @allow("commune-officer")
 @validate_body("community/decision.json")
 @idempotent(required=False)

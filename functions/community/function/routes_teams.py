@@ -11,6 +11,9 @@ from lscloud.web import query_params, responds, validate_body
 
 from . import teams
 
+TEAM_ID = 'schema("community/team-create.json#/properties/id"):team_id'
+"""The route argument of a team's id, as its create names it (:mod:`lscloud.web.pathparams`)."""
+
 bp = Blueprint("community_teams", __name__)
 READERS = ("commune-officer", "team-leader", "team-member", "ioc", "operator", "auditor")
 
@@ -36,14 +39,14 @@ def list_teams():
     return jsonify({"items": items, "total": len(items), "next_page_token": None})
 
 
-@bp.get("/v1/teams/<team_id>")
+@bp.get(f"/v1/teams/<{TEAM_ID}>")
 @allow(*READERS)
 def read_team(team_id: str):
     """A team: village, roster (names and roles), when it was formed."""
     return jsonify(teams.view(teams.records().visible(team_id, lambda doc: True).data))
 
 
-@bp.post("/v1/teams/<team_id>/members")
+@bp.post(f"/v1/teams/<{TEAM_ID}>/members")
 @allow("team-leader", "commune-officer")
 @validate_body("community/member-add.json")
 @idempotent(required=False)

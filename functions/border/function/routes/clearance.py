@@ -10,12 +10,12 @@ from lscloud.idempotency import idempotent
 from lscloud.web import page_params, query_params, responds, validate_body
 
 from .. import agencies, ledger, scopes
-from .common import DECLARATION, actor, answer, page, visible
+from .common import DECLARATION, DECLARATION_ID, actor, answer, page, visible
 
 bp = Blueprint("clearance", __name__)
 
 
-@bp.post("/v1/declarations/<declaration_id>/decisions")
+@bp.post(f"/v1/declarations/<{DECLARATION_ID}>/decisions")
 @allow("officer")
 @validate_body("border/decision.json")
 @idempotent()
@@ -28,7 +28,7 @@ def record_decision(declaration_id: str):
     return answer(agencies.record_decision(declaration_id, agency, g.body, who))
 
 
-@bp.get("/v1/declarations/<declaration_id>/decisions")
+@bp.get(f"/v1/declarations/<{DECLARATION_ID}>/decisions")
 @allow("enterprise", "officer", "operator", "auditor")
 @responds("border/decision-record.json", page=True)
 def list_decisions(declaration_id: str):
@@ -37,7 +37,7 @@ def list_decisions(declaration_id: str):
     return page(ledger.decisions_of(declaration_id))
 
 
-@bp.post("/v1/declarations/<declaration_id>/risk-lane")
+@bp.post(f"/v1/declarations/<{DECLARATION_ID}>/risk-lane")
 @allow("officer")
 @validate_body("border/risk-lane.json")
 @idempotent()
@@ -50,7 +50,7 @@ def route_risk_lane(declaration_id: str):
     return answer(agencies.route_lane(declaration_id, who, g.body["lane"], g.body.get("reason")))
 
 
-@bp.post("/v1/declarations/<declaration_id>/release")
+@bp.post(f"/v1/declarations/<{DECLARATION_ID}>/release")
 @allow("officer")
 @validate_body("border/release.json", optional=True)
 @idempotent()

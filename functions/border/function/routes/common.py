@@ -13,6 +13,9 @@ from lscloud.web import versioned_json
 
 from .. import gates, ledger, settings
 
+DECLARATION_ID = 'schema("border/declaration-create.json#/properties/id"):declaration_id'
+"""The route argument of a declaration's client-chosen id, as its create names it (:mod:`lscloud.web.pathparams`)."""
+
 DECLARATION = "border/declaration.json"
 VERSIONED = {"ETag": "The declaration's version"}
 GATE_PATTERN = f"^{gates.CODE_RE.pattern}$"

@@ -11,7 +11,7 @@ from lscloud.web import page_params, public_path, query_params, raw_body, respon
 
 from .. import booking, declaring, ledger, queueing, scopes
 from ..models import Declaration
-from .common import DECLARATION, VERSIONED, actor, answer, gate, page, platform, visible
+from .common import DECLARATION, DECLARATION_ID, VERSIONED, actor, answer, gate, page, platform, visible
 
 bp = Blueprint("declarations", __name__)
 
@@ -55,7 +55,7 @@ def list_declarations():
     return page(*ledger.of_owner(actor(), g.query["limit"], g.query["page_token"] or None))
 
 
-@bp.get("/v1/declarations/<declaration_id>")
+@bp.get(f"/v1/declarations/<{DECLARATION_ID}>")
 @allow(*scopes.READERS)
 @responds(DECLARATION, headers=VERSIONED)
 def get_declaration(declaration_id: str):
@@ -63,7 +63,7 @@ def get_declaration(declaration_id: str):
     return answer(visible(declaration_id))
 
 
-@bp.post("/v1/declarations/<declaration_id>/submit")
+@bp.post(f"/v1/declarations/<{DECLARATION_ID}>/submit")
 @allow("enterprise")
 @idempotent()
 @responds(DECLARATION)
@@ -73,7 +73,7 @@ def submit_declaration(declaration_id: str):
     return answer(declaring.submit(declaration_id, actor()))
 
 
-@bp.post("/v1/declarations/<declaration_id>/booking")
+@bp.post(f"/v1/declarations/<{DECLARATION_ID}>/booking")
 @allow("enterprise", "operator")
 @validate_body("border/booking.json")
 @idempotent()
@@ -84,7 +84,7 @@ def book_slot(declaration_id: str):
     return answer(booking.book(declaration_id, actor(), g.body, gate(decl.doc["gate"])))
 
 
-@bp.post("/v1/declarations/<declaration_id>/cancel")
+@bp.post(f"/v1/declarations/<{DECLARATION_ID}>/cancel")
 @allow("enterprise", "operator")
 @validate_body("border/cancel.json", optional=True)
 @idempotent()
@@ -96,7 +96,7 @@ def cancel_declaration(declaration_id: str):
     return answer(declaring.cancel(declaration_id, actor(), reason))
 
 
-@bp.post("/v1/declarations/<declaration_id>/arrival")
+@bp.post(f"/v1/declarations/<{DECLARATION_ID}>/arrival")
 @allow("yard-operator")
 @idempotent()
 @responds(DECLARATION)
@@ -105,7 +105,7 @@ def register_arrival(declaration_id: str):
     return _at_its_gate(declaration_id, queueing.arrive)
 
 
-@bp.post("/v1/declarations/<declaration_id>/at-gate")
+@bp.post(f"/v1/declarations/<{DECLARATION_ID}>/at-gate")
 @allow("gate-operator")
 @idempotent()
 @responds(DECLARATION)
@@ -121,7 +121,7 @@ def _at_its_gate(declaration_id: str, move):
     return answer(move(declaration_id, who, decl.doc["gate"]))
 
 
-@bp.get("/v1/declarations/<declaration_id>/position")
+@bp.get(f"/v1/declarations/<{DECLARATION_ID}>/position")
 @allow(*scopes.READERS)
 @responds("border/position.json")
 def get_position(declaration_id: str):
@@ -130,7 +130,7 @@ def get_position(declaration_id: str):
                                        lambda: Declaration.located(declaration_id))[1])
 
 
-@bp.post("/v1/declarations/<declaration_id>/priority")
+@bp.post(f"/v1/declarations/<{DECLARATION_ID}>/priority")
 @allow("operator")
 @validate_body("border/priority.json")
 @idempotent()
@@ -141,7 +141,7 @@ def grant_priority(declaration_id: str):
     return answer(declaring.grant_priority(declaration_id, actor(), g.body["category"], g.body["reason"]))
 
 
-@bp.post("/v1/declarations/<declaration_id>/attachments")
+@bp.post(f"/v1/declarations/<{DECLARATION_ID}>/attachments")
 @allow("enterprise")
 @raw_body("application/pdf", "image/png", "image/jpeg")
 @query_params(("kind", "What the document is.", {"type": "string", "default": "other",
@@ -156,7 +156,7 @@ def add_attachment(declaration_id: str):
                                    g.query["filename"]), 201)
 
 
-@bp.get("/v1/declarations/<declaration_id>/audit")
+@bp.get(f"/v1/declarations/<{DECLARATION_ID}>/audit")
 @allow("enterprise", "officer", "operator", "auditor")
 @responds("border/audit-entry.json", page=True)
 def get_audit(declaration_id: str):

@@ -10,6 +10,9 @@ from lscloud.web import versioned_json
 from .. import views
 from ..models import Dossier
 
+DOSSIER_ID = 'schema("dossiers/dossier-create.json#/properties/id"):dossier_id'
+"""The route argument of a dossier's client-chosen id, as its create names it (:mod:`lscloud.web.pathparams`)."""
+
 ETAG = {"ETag": "The dossier's version"}
 READERS = ("citizen", "enterprise", "officer", "supervisor", "operator", "auditor")
 

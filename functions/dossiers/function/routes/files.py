@@ -10,7 +10,7 @@ from lscloud.statemachine import Actor
 from lscloud.web import app_state, body_limit, download_link, query_params, raw_body, responds
 
 from .. import attachments, registry
-from .answers import READERS
+from .answers import DOSSIER_ID, READERS
 
 bp = Blueprint("files", __name__)
 
@@ -27,7 +27,7 @@ def upload_attachment():
     return jsonify(attachments.upload(request.get_data(), request.mimetype, g.query["filename"])), 201
 
 
-@bp.get("/v1/dossiers/<dossier_id>/files/<sha256>")
+@bp.get(f"/v1/dossiers/<{DOSSIER_ID}>/files/<sha256>")
 @allow(*READERS)
 @responds("dossiers/file-link.json")
 def file_link(dossier_id: str, sha256: str):

@@ -12,12 +12,13 @@ from lscloud.web import responds, validate_body
 
 from .. import processing
 from . import answers
+from .answers import DOSSIER_ID
 
 bp = Blueprint("processing", __name__)
 DOSSIER = "dossiers/dossier.json"
 
 
-@bp.post("/v1/dossiers/<dossier_id>/start")
+@bp.post(f"/v1/dossiers/<{DOSSIER_ID}>/start")
 @allow("officer")
 @idempotent()
 @responds(DOSSIER)
@@ -26,7 +27,7 @@ def start_processing(dossier_id: str):
     return answers.dossier(processing.start(dossier_id, Actor.of(principal())).item)
 
 
-@bp.post("/v1/dossiers/<dossier_id>/steps/complete")
+@bp.post(f"/v1/dossiers/<{DOSSIER_ID}>/steps/complete")
 @allow("officer")
 @validate_body("dossiers/step-complete.json")
 @idempotent()
@@ -36,7 +37,7 @@ def complete_step(dossier_id: str):
     return answers.dossier(processing.complete_step(dossier_id, Actor.of(principal()), g.body).item)
 
 
-@bp.post("/v1/dossiers/<dossier_id>/supplement-requests")
+@bp.post(f"/v1/dossiers/<{DOSSIER_ID}>/supplement-requests")
 @allow("officer")
 @validate_body("dossiers/supplement-request.json")
 @idempotent()
@@ -46,7 +47,7 @@ def request_supplement(dossier_id: str):
     return answers.dossier(processing.request_supplement(dossier_id, Actor.of(principal()), g.body).item)
 
 
-@bp.post("/v1/dossiers/<dossier_id>/supplements")
+@bp.post(f"/v1/dossiers/<{DOSSIER_ID}>/supplements")
 @allow("citizen", "enterprise", "officer")
 @validate_body("dossiers/supplement.json")
 @idempotent()
@@ -57,7 +58,7 @@ def provide_supplement(dossier_id: str):
     return answers.dossier(processing.provide_supplement(dossier_id, Actor.of(principal()), g.body).item)
 
 
-@bp.post("/v1/dossiers/<dossier_id>/result")
+@bp.post(f"/v1/dossiers/<{DOSSIER_ID}>/result")
 @allow("officer")
 @validate_body("dossiers/result.json")
 @idempotent()
@@ -67,7 +68,7 @@ def return_result(dossier_id: str):
     return answers.dossier(processing.return_result(dossier_id, Actor.of(principal()), g.body).item)
 
 
-@bp.post("/v1/dossiers/<dossier_id>/deny")
+@bp.post(f"/v1/dossiers/<{DOSSIER_ID}>/deny")
 @allow("officer")
 @validate_body("dossiers/deny.json")
 @idempotent()
@@ -77,7 +78,7 @@ def deny_dossier(dossier_id: str):
     return answers.dossier(processing.deny(dossier_id, Actor.of(principal()), g.body).item)
 
 
-@bp.post("/v1/dossiers/<dossier_id>/cancel")
+@bp.post(f"/v1/dossiers/<{DOSSIER_ID}>/cancel")
 @allow("citizen", "enterprise")
 @validate_body("dossiers/cancel.json", optional=True)
 @idempotent()
@@ -87,7 +88,7 @@ def cancel_dossier(dossier_id: str):
     return answers.dossier(processing.cancel(dossier_id, Actor.of(principal()), g.body.get("reason")).item)
 
 
-@bp.post("/v1/dossiers/<dossier_id>/rating")
+@bp.post(f"/v1/dossiers/<{DOSSIER_ID}>/rating")
 @allow("citizen", "enterprise")
 @validate_body("dossiers/rating.json")
 @idempotent(required=False)

@@ -13,7 +13,7 @@ from lscloud.web import page_params, query_params, responds
 from .. import registry, views
 from ..states import STATES
 from . import answers
-from .answers import ETAG, READERS
+from .answers import DOSSIER_ID, ETAG, READERS
 
 bp = Blueprint("reading", __name__)
 _RECEIPT_FIELD = {"type": "string", "minLength": 1, "maxLength": 32}
@@ -32,7 +32,7 @@ def list_dossiers():
     return jsonify({"items": items, "total": len(items), "next_page_token": next_token})
 
 
-@bp.get("/v1/dossiers/<dossier_id>")
+@bp.get(f"/v1/dossiers/<{DOSSIER_ID}>")
 @allow(*READERS)
 @responds("dossiers/dossier.json", headers=ETAG)
 def get_dossier(dossier_id: str):
@@ -40,7 +40,7 @@ def get_dossier(dossier_id: str):
     return answers.dossier(registry.visible(dossier_id, Actor.of(principal())))
 
 
-@bp.get("/v1/dossiers/<dossier_id>/receipt")
+@bp.get(f"/v1/dossiers/<{DOSSIER_ID}>/receipt")
 @allow(*READERS)
 @responds("dossiers/receipt.json")
 def get_receipt(dossier_id: str):
@@ -49,7 +49,7 @@ def get_receipt(dossier_id: str):
     return jsonify(views.receipt_for(registry.visible(dossier_id, actor).data, actor))
 
 
-@bp.get("/v1/dossiers/<dossier_id>/audit")
+@bp.get(f"/v1/dossiers/<{DOSSIER_ID}>/audit")
 @allow(*READERS)
 @responds("dossiers/audit-entry.json", page=True)
 def get_audit(dossier_id: str):

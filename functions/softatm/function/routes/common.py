@@ -11,6 +11,9 @@ from lscloud.idempotency import REPLAYED_HEADER
 from .. import settlement, transfers, watch
 from ..offices import Offices
 
+TID = 'schema("softatm/transfer-create.json#/properties/id"):tid'
+"""The route argument of a transfer's client-chosen id, as its create names it (:mod:`lscloud.web.pathparams`)."""
+
 READERS = ("teller", "operator", "auditor")
 FORMAT = ("format", "json (default) or csv", {"type": "string", "enum": ["json", "csv"], "default": "json"})
 

@@ -11,7 +11,7 @@ from lscloud.statemachine import Actor
 from lscloud.web import query_params, responds, validate_body
 
 from .. import actions, documents, settlement, transfers
-from .common import FORMAT, TRANSFER_HEADERS, answer, settlement_response, transfer_answer
+from .common import FORMAT, TID, TRANSFER_HEADERS, answer, settlement_response, transfer_answer
 
 bp = Blueprint("softatm_partners", __name__)
 MAX_PERIOD_DAYS = 31
@@ -33,7 +33,7 @@ def _answer_as_bank(tid: str, action: str, kind: str | None):
     return transfer_answer(doc, 200, replayed)
 
 
-@bp.post("/v1/bank/withdrawals/<tid>/reserve")
+@bp.post(f"/v1/bank/withdrawals/<{TID}>/reserve")
 @allow(partner=True)
 @validate_body("softatm/bank-action.json")
 @responds("softatm/transfer.json", headers=TRANSFER_HEADERS)
@@ -42,7 +42,7 @@ def bank_reserve(tid):
     return _answer_as_bank(tid, "reserve", transfers.WITHDRAWAL)
 
 
-@bp.post("/v1/bank/withdrawals/<tid>/reject")
+@bp.post(f"/v1/bank/withdrawals/<{TID}>/reject")
 @allow(partner=True)
 @validate_body("softatm/bank-action.json")
 @responds("softatm/transfer.json", headers=TRANSFER_HEADERS)
@@ -51,7 +51,7 @@ def bank_reject_withdrawal(tid):
     return _answer_as_bank(tid, "reject", transfers.WITHDRAWAL)
 
 
-@bp.post("/v1/bank/deposits/<tid>/confirm")
+@bp.post(f"/v1/bank/deposits/<{TID}>/confirm")
 @allow(partner=True)
 @validate_body("softatm/bank-action.json")
 @responds("softatm/transfer.json", headers=TRANSFER_HEADERS)
@@ -60,7 +60,7 @@ def bank_confirm_deposit(tid):
     return _answer_as_bank(tid, "confirm", transfers.DEPOSIT)
 
 
-@bp.post("/v1/bank/deposits/<tid>/reject")
+@bp.post(f"/v1/bank/deposits/<{TID}>/reject")
 @allow(partner=True)
 @validate_body("softatm/bank-action.json")
 @responds("softatm/transfer.json", headers=TRANSFER_HEADERS)
@@ -69,7 +69,7 @@ def bank_reject_deposit(tid):
     return _answer_as_bank(tid, "reject", transfers.DEPOSIT)
 
 
-@bp.post("/v1/bank/transfers/<tid>/abort")
+@bp.post(f"/v1/bank/transfers/<{TID}>/abort")
 @allow(partner=True)
 @validate_body("softatm/bank-action.json")
 @responds("softatm/transfer.json", headers=TRANSFER_HEADERS)
@@ -78,7 +78,7 @@ def bank_abort(tid):
     return _answer_as_bank(tid, "abort", None)
 
 
-@bp.get("/v1/bank/transfers/<tid>")
+@bp.get(f"/v1/bank/transfers/<{TID}>")
 @allow(partner=True)
 @responds("softatm/transfer.json", headers=TRANSFER_HEADERS)
 def bank_get(tid):

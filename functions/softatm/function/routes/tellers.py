@@ -13,7 +13,7 @@ from lscloud.web import responds, validate_body
 from .. import actions, admission, journal, transfers, watch
 from ..offices import check_code
 from ..refusals import WrongPoint
-from .common import READERS, TRANSFER_HEADERS, answer, offices, staff_sees, transfer_answer
+from .common import READERS, TID, TRANSFER_HEADERS, answer, offices, staff_sees, transfer_answer
 
 bp = Blueprint("softatm_tellers", __name__)
 WAIT_HEADERS = {"Preference-Applied": "wait=N when the request waited as Prefer: wait=N asked (absent: answered "
@@ -45,7 +45,7 @@ def create_deposit():
     return _create(transfers.DEPOSIT)
 
 
-@bp.post("/v1/withdrawals/<tid>/commit")
+@bp.post(f"/v1/withdrawals/<{TID}>/commit")
 @allow("teller")
 @validate_body("softatm/commit.json")
 @responds("softatm/transfer.json", headers=TRANSFER_HEADERS)
@@ -55,7 +55,7 @@ def commit_withdrawal(tid):
     return transfer_answer(doc, 200, replayed)
 
 
-@bp.post("/v1/transfers/<tid>/abort")
+@bp.post(f"/v1/transfers/<{TID}>/abort")
 @allow("teller", "operator")
 @validate_body("softatm/abort.json")
 @responds("softatm/transfer.json", headers=TRANSFER_HEADERS)
@@ -66,7 +66,7 @@ def abort_transfer(tid):
     return transfer_answer(doc, 200, replayed)
 
 
-@bp.get("/v1/transfers/<tid>")
+@bp.get(f"/v1/transfers/<{TID}>")
 @allow(*READERS)
 @responds("softatm/transfer.json", headers={**TRANSFER_HEADERS, **WAIT_HEADERS},
           also={304: "Not modified: still as If-None-Match says, at the end of the wait (Prefer: wait=N)"})
