@@ -103,9 +103,11 @@ def converter_for(schemas_dir: Path | None) -> type[BaseConverter]:
             # in ECMA-262, and to_python checks with the body's own compiled pattern
             self.regex = f"(?a:{inner})"
             self._check = ecma_regex(f"^(?:{inner})$")
+            self._lengths = (self.schema.get("minLength", 0), self.schema.get("maxLength"))
 
         def to_python(self, value: str) -> str:
-            if not self._check.search(value):
+            low, high = self._lengths
+            if not self._check.search(value) or len(value) < low or (high is not None and len(value) > high):
                 raise ValidationError()
             return value
 

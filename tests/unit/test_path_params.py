@@ -49,11 +49,12 @@ def test_the_segment_rule_by_example(segment, forwarded):
 
 
 def _app(tmp_path: Path, *routes: str):
-    (tmp_path / "t").mkdir()
+    (tmp_path / "t").mkdir(parents=True)
     (tmp_path / "t" / "create.json").write_text(json.dumps({
         "type": "object", "properties": {
             "id": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{8,64}$", "description": "client-chosen"},
             "n": {"type": "string", "pattern": r"^\d{3}$"},
+            "code": {"type": "string", "pattern": r"^[a-z]+$", "maxLength": 4},
             "flow": {"$ref": "#/$defs/flow"},
             "loose": {"type": "string", "pattern": "[a-z]"}},
         "$defs": {"flow": {"enum": ["in", "out"]}}}))
@@ -87,6 +88,8 @@ def test_patterns_keep_their_ecma_meaning_and_refs_and_enums_work(tmp_path):
     assert c.get("/v1/n/" + quote("١٢٣")).status_code == 404   # Arabic-Indic digits are not \d in ECMA-262
     assert c.get("/v1/flows/in").get_json() == {"flow": "in"}
     assert c.get("/v1/flows/inout").status_code == 404
+    c = _app(tmp_path / "2", '/v1/codes/<schema("t/create.json#/properties/code"):code>').test_client()
+    assert c.get("/v1/codes/abcd").status_code == 200 and c.get("/v1/codes/abcde").status_code == 404
 
 
 def test_the_document_names_the_body_schema_and_the_segment_rule(tmp_path):

@@ -12,13 +12,11 @@ from lscloud.web import body_limit, raw_body, validate_body
 
 from .refusals import NotYourCommune
 from . import activities
+from .route_ids import ACTIVITY_ID, COMMUNE
 
 bp = Blueprint("community_activities", __name__)
 PHOTO_MAX_BYTES = 8 * 1024 * 1024
 FIELD = ("team-member", "team-leader")
-ACTIVITY_ID = 'schema("community/activities-sync.json#/properties/activities/items/properties/client_id"):activity_id'
-"""The route argument of an activity's id: the client id the phone made (:mod:`lscloud.web.pathparams`),
-so ``/v1/activities/sync`` is never read as an activity called "sync"."""
 
 
 def _photos():
@@ -65,7 +63,7 @@ def read_activity(activity_id: str):
     return jsonify(_view(doc))
 
 
-@bp.get("/v1/communes/<commune>/pending")
+@bp.get(f"/v1/communes/<{COMMUNE}>/pending")
 @allow("commune-officer")
 def pending(commune: str):
     """The officer's queue: activities of the commune waiting for verification."""

@@ -10,12 +10,13 @@ from lscloud.web import query_params, validate_body
 
 from .refusals import NotYourCommune
 from . import progress, tallies
+from .route_ids import COMMUNE
 
 bp = Blueprint("community_progress", __name__)
 READERS = ("commune-officer", "team-leader", "team-member", "supervisor", "ioc", "operator", "auditor")
 
 
-@bp.put("/v1/communes/<commune>/target")
+@bp.put(f"/v1/communes/<{COMMUNE}>/target")
 @allow("commune-officer")
 @validate_body("community/target.json")
 def set_target(commune: str):
@@ -30,7 +31,7 @@ def set_target(commune: str):
     return jsonify(tallies.view(data))
 
 
-@bp.get("/v1/communes/<commune>/progress")
+@bp.get(f"/v1/communes/<{COMMUNE}>/progress")
 @allow(*READERS)
 def commune_progress(commune: str):
     """Households reached per indicator against the targets, verified activities by kind."""

@@ -10,9 +10,7 @@ from lscloud.statemachine import Actor
 from lscloud.web import query_params, responds, validate_body
 
 from . import teams
-
-TEAM_ID = 'schema("community/team-create.json#/properties/id"):team_id'
-"""The route argument of a team's id, as its create names it (:mod:`lscloud.web.pathparams`)."""
+from .route_ids import TEAM_ID
 
 bp = Blueprint("community_teams", __name__)
 READERS = ("commune-officer", "team-leader", "team-member", "ioc", "operator", "auditor")

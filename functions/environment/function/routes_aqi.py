@@ -12,6 +12,7 @@ from lscloud.web import query_params, responds
 
 from . import clock, forecast, reports, stations
 from .models import AlertState
+from .route_ids import STATION_ID
 
 bp = Blueprint("aqi", __name__)
 WINDOW = ({"type": "string", "format": "date-time"})
@@ -31,7 +32,7 @@ def _window():
     return start, end
 
 
-@bp.get("/v1/stations/<station_id>/aqi/hourly")
+@bp.get(f"/v1/stations/<{STATION_ID}>/aqi/hourly")
 @allow("public")
 @responds("environment/aqi-hour.json", page=True)
 @query_params(("from", "Start (exclusive), ISO 8601 with offset; default 24 h before to", WINDOW),
@@ -42,7 +43,7 @@ def aqi_hourly(station_id: str):
     return jsonify(items=items, total=len(items), next_page_token=None)
 
 
-@bp.get("/v1/stations/<station_id>/aqi/daily")
+@bp.get(f"/v1/stations/<{STATION_ID}>/aqi/daily")
 @allow("public")
 @responds("environment/aqi-day.json")
 @query_params(("date", "The local day (01:00 to 24:00); default yesterday", {"type": "string", "format": "date"}))
@@ -52,7 +53,7 @@ def aqi_daily(station_id: str):
     return jsonify(reports.daily(_air(station_id), day))
 
 
-@bp.get("/v1/stations/<station_id>/noise/hourly")
+@bp.get(f"/v1/stations/<{STATION_ID}>/noise/hourly")
 @allow("public")
 @responds("environment/noise-hour.json", page=True)
 @query_params(("from", "Start (exclusive), ISO 8601 with offset", WINDOW), ("to", "End (inclusive)", WINDOW))
@@ -62,7 +63,7 @@ def noise_hourly(station_id: str):
     return jsonify(items=items, total=len(items), next_page_token=None)
 
 
-@bp.get("/v1/stations/<station_id>/forecast")
+@bp.get(f"/v1/stations/<{STATION_ID}>/forecast")
 @allow("public")
 @responds("environment/forecast.json")
 @query_params(("hours", "How far ahead, 6 to 24 hours", {"type": "integer", "minimum": 6, "maximum": 24, "default": 24}),

@@ -10,11 +10,12 @@ from lscloud.statemachine import Actor
 from lscloud.web import body_limit, query_params, responds, validate_body
 
 from . import clock, ingest, stations, storage
+from .route_ids import STATION_ID
 
 bp = Blueprint("observations", __name__)
 
 
-@bp.post("/v1/stations/<station_id>/observations")
+@bp.post(f"/v1/stations/<{STATION_ID}>/observations")
 @allow("device", "operator")
 @body_limit(512 * 1024)
 @validate_body("environment/observations.json")
@@ -26,7 +27,7 @@ def post_observations(station_id: str):
     return jsonify(ingest.record(station, g.body, "http", current_app.config["ENVIRONMENT"]))
 
 
-@bp.get("/v1/stations/<station_id>/readings")
+@bp.get(f"/v1/stations/<{STATION_ID}>/readings")
 @allow("operator", "auditor")
 @responds("environment/hour-readings.json")
 @query_params(("hour", "The hour, by its local end: 2026-12-03T08", {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}$"}))

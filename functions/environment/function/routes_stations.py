@@ -11,6 +11,7 @@ from lscloud.statemachine import Actor
 from lscloud.web import page_params, query_params, responds, validate_body
 
 from . import stations
+from .route_ids import STATION_ID
 
 bp = Blueprint("stations", __name__)
 
@@ -45,7 +46,7 @@ def list_stations():
                    next_page_token=None if not more else str(start + len(page)))
 
 
-@bp.get("/v1/stations/<station_id>")
+@bp.get(f"/v1/stations/<{STATION_ID}>")
 @allow("public")
 @responds("environment/station.json")
 def read(station_id: str):
@@ -53,7 +54,7 @@ def read(station_id: str):
     return jsonify(public(stations.get(station_id)))
 
 
-@bp.post("/v1/stations/<station_id>/mqtt-credentials")
+@bp.post(f"/v1/stations/<{STATION_ID}>/mqtt-credentials")
 @allow("operator")
 @responds("environment/mqtt-credentials.json", status=201)
 def mqtt_credentials(station_id: str):
@@ -67,7 +68,7 @@ def mqtt_credentials(station_id: str):
                     "note": "the password is shown once; issuing again replaces it"}), 201
 
 
-@bp.delete("/v1/stations/<station_id>/mqtt-credentials")
+@bp.delete(f"/v1/stations/<{STATION_ID}>/mqtt-credentials")
 @allow("operator")
 @responds("environment/mqtt-credentials-revoked.json")
 def revoke_mqtt_credentials(station_id: str):

@@ -12,6 +12,8 @@ from lscloud.web import public_path, query_params, responds, validate_body
 from . import exports, lots, sheet, stamps
 
 bp = Blueprint("market_lots", __name__)
+LOT_ID = 'schema("market/lot-create.json#/properties/id"):lot_id'
+"""A lot's id, as its create names it (or as it was given one: ``lot-`` and 20 hex digits) (:mod:`lscloud.web.pathparams`)."""
 
 
 def _cfg():
@@ -52,7 +54,7 @@ def my_lots():
     return jsonify({"items": items, "total": len(items), "next_page_token": token})
 
 
-@bp.get("/v1/lots/<lot_id>")
+@bp.get(f"/v1/lots/<{LOT_ID}>")
 @allow("producer", "enterprise", "operator", "auditor")
 def read_lot(lot_id: str):
     """A lot with its batches and export link (producers and exporters their own)."""
@@ -60,7 +62,7 @@ def read_lot(lot_id: str):
     return jsonify(lots.records().visible(lot_id, lambda doc: lots.visible(doc, actor)).data)
 
 
-@bp.post("/v1/lots/<lot_id>/stamps")
+@bp.post(f"/v1/lots/<{LOT_ID}>/stamps")
 @allow("producer")
 @validate_body("market/stamps-issue.json")
 @idempotent()
@@ -74,7 +76,7 @@ def issue_stamps(lot_id: str):
     return jsonify(_batch_view(batch, lot_id, inline)), 201
 
 
-@bp.get("/v1/lots/<lot_id>/stamps/<batch_id>/codes")
+@bp.get(f"/v1/lots/<{LOT_ID}>/stamps/<batch_id>/codes")
 @allow("producer")
 def batch_codes(lot_id: str, batch_id: str):
     """Every code of a batch, one per line (text/plain), for a printer's own layout."""
@@ -84,7 +86,7 @@ def batch_codes(lot_id: str, batch_id: str):
         "Content-Disposition": f'attachment; filename="stamps-{batch.batch}.txt"'})
 
 
-@bp.get("/v1/lots/<lot_id>/stamps/<batch_id>/sheet")
+@bp.get(f"/v1/lots/<{LOT_ID}>/stamps/<batch_id>/sheet")
 @allow("producer")
 @query_params(("from", "the first serial on the sheet", {"type": "integer", "minimum": 0, "default": 0}),
               ("count", "stamps on the sheet (at most MARKET_SHEET_MAX)", {"type": "integer", "minimum": 1}))
@@ -105,7 +107,7 @@ def batch_sheet(lot_id: str, batch_id: str):
         "Content-Disposition": f'attachment; filename="stamps-{batch.batch}-{first:06d}.pdf"'})
 
 
-@bp.post("/v1/lots/<lot_id>/export")
+@bp.post(f"/v1/lots/<{LOT_ID}>/export")
 @allow("enterprise")
 @validate_body("market/export-link.json")
 @idempotent(required=False)

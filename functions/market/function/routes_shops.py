@@ -13,6 +13,8 @@ from lscloud.web import blob_response, body_limit, query_params, raw_body, respo
 from . import shops, vietqr
 
 bp = Blueprint("market_shops", __name__)
+SHOP_ID = 'schema("market/shop-create.json#/properties/id"):shop_id'
+"""A shop's id, as its create names it (:mod:`lscloud.web.pathparams`)."""
 PHOTO_MAX_BYTES = 8 * 1024 * 1024
 
 
@@ -68,7 +70,7 @@ def list_shops():
     return jsonify({"items": items, "total": len(items), "next_page_token": token})
 
 
-@bp.get("/v1/shops/<shop_id>")
+@bp.get(f"/v1/shops/<{SHOP_ID}>")
 @allow("public")
 def read_shop(shop_id: str):
     """A shop with its products (the account number masked; the VietQR string is the payable code)."""
@@ -76,7 +78,7 @@ def read_shop(shop_id: str):
     return jsonify(shops.public_view(doc, shops.products(shop_id)))
 
 
-@bp.get("/v1/shops/<shop_id>/qr")
+@bp.get(f"/v1/shops/<{SHOP_ID}>/qr")
 @allow("public")
 def shop_qr(shop_id: str):
     """The shop's VietQR payment code as a PNG image."""
@@ -85,7 +87,7 @@ def shop_qr(shop_id: str):
                     headers={"Cache-Control": "public, max-age=300"})
 
 
-@bp.post("/v1/shops/<shop_id>/products")
+@bp.post(f"/v1/shops/<{SHOP_ID}>/products")
 @allow("citizen", "enterprise", "producer")
 @validate_body("market/product-create.json")
 @idempotent(key_from=lambda body: body.get("id"))

@@ -10,7 +10,7 @@ from lscloud.idempotency import idempotent
 from lscloud.web import page_params, query_params, responds, validate_body
 
 from .. import agencies, ledger, scopes
-from .common import DECLARATION, DECLARATION_ID, actor, answer, page, visible
+from .common import DECLARATION, DECLARATION_ID, GATE_CODE, actor, answer, page, visible
 
 bp = Blueprint("clearance", __name__)
 
@@ -63,7 +63,7 @@ def release_declaration(declaration_id: str):
     return answer(agencies.release(declaration_id, who, g.body.get("notes")))
 
 
-@bp.get("/v1/gates/<gate_code>/worklist")
+@bp.get(f"/v1/gates/<{GATE_CODE}>/worklist")
 @allow("officer")
 @responds("border/work-item.json", page=True)
 @query_params(*page_params(default_limit=50))

@@ -13,6 +13,8 @@ from lscloud.web import versioned_json
 
 from .. import gates, ledger, settings
 
+GATE_CODE = 'schema("border/declaration-create.json#/properties/gate"):gate_code'
+"""The route argument of a border gate's code, as a declaration names it (:mod:`lscloud.web.pathparams`)."""
 DECLARATION_ID = 'schema("border/declaration-create.json#/properties/id"):declaration_id'
 """The route argument of a declaration's client-chosen id, as its create names it (:mod:`lscloud.web.pathparams`)."""
 

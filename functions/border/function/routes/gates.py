@@ -9,7 +9,7 @@ from lscloud.idempotency import idempotent
 from lscloud.web import responds, validate_body
 
 from .. import capacity, queueing, scopes, traffic
-from .common import actor, gate, own
+from .common import GATE_CODE, actor, gate, own
 
 bp = Blueprint("gates", __name__)
 
@@ -22,7 +22,7 @@ def _missed(outcomes) -> list[dict]:
     return [{"declaration_id": o.doc["id"], "status": o.doc["status"]} for o in outcomes]
 
 
-@bp.post("/v1/gates/<gate_code>/calls")
+@bp.post(f"/v1/gates/<{GATE_CODE}>/calls")
 @allow("gate-operator")
 @validate_body("border/calls.json")
 @idempotent()
@@ -39,7 +39,7 @@ def call_trucks(gate_code: str):
                                for o in called], "missed": _missed(expired)})
 
 
-@bp.post("/v1/gates/<gate_code>/sweep")
+@bp.post(f"/v1/gates/<{GATE_CODE}>/sweep")
 @allow("gate-operator", "operator")
 @idempotent(required=False)
 @responds("border/calls-result.json")
@@ -50,7 +50,7 @@ def sweep_missed_calls(gate_code: str):
     return jsonify({"called": [], "missed": _missed(queueing.sweep_gate(gate_code, who))})
 
 
-@bp.put("/v1/gates/<gate_code>/capacity/<flow>")
+@bp.put(f"/v1/gates/<{GATE_CODE}>/capacity/<flow>")
 @allow("gate-operator", "operator")
 @validate_body("border/capacity.json")
 @responds("border/capacity-result.json")

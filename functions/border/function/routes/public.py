@@ -10,7 +10,7 @@ from lscloud.query import Param
 from lscloud.web import query_params, responds
 
 from .. import i18n, lookup, queueing
-from .common import gate, platform
+from .common import GATE_CODE, gate, platform
 
 bp = Blueprint("public", __name__)
 
@@ -35,7 +35,7 @@ def driver_lookup():
     return resp
 
 
-@bp.get("/v1/gates/<gate_code>/board")
+@bp.get(f"/v1/gates/<{GATE_CODE}>/board")
 @allow("public")
 @responds("border/board.json")
 def queue_board(gate_code: str):
