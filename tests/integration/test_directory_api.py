@@ -255,7 +255,8 @@ def test_openapi_documents_routes_and_response_schemas(client):
     assert comps["directory.unit"]["title"] == "Unit" and "$id" not in comps["directory.unit"]
     assert comps["Page"]["required"] == ["items", "total", "next_page_token"]
     unit = paths["/v1/units/{code}"]["get"]
-    assert unit["parameters"] == [{"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}]
+    (code,) = unit["parameters"]   # documented with the unit's own code rule; a malformed one is a 400 naming it
+    assert (code["name"], code["in"], code["schema"]["pattern"]) == ("code", "path", r"^(\d{2}|\d{5})$")
     assert unit["responses"]["200"]["content"]["application/json"]["schema"] == \
         {"$ref": "#/components/schemas/directory.unit"}
     assert set(unit["responses"]["200"]["headers"]) == {"ETag", "Cache-Control"}

@@ -136,3 +136,10 @@ def test_spans_and_metrics_name_the_route_as_written_without_its_schema(tmp_path
     assert app.test_client().get("/v1/things/abcd-1234").status_code == 200
     (span,) = [s for s in exporter.get_finished_spans() if s.kind == trace.SpanKind.SERVER]
     assert span.name == "GET /v1/things/<thing>" and span.attributes["http.route"] == "/v1/things/<thing>"
+
+
+def test_a_value_the_view_checks_is_documented_but_routed_whatever_it_holds(tmp_path):
+    app = _app(tmp_path, '/v1/n/<schema("t/create.json#/properties/n", match=False):n>')
+    assert app.test_client().get("/v1/n/12x").get_json() == {"n": "12x"}   # the view's to answer (400)
+    (param,) = build_openapi(app)["paths"]["/v1/n/{n}"]["get"]["parameters"]
+    assert param["schema"] == {"type": "string", "pattern": r"^\d{3}$"}

@@ -36,7 +36,7 @@ def list_units():
     return _list("units")
 
 
-@bp.get("/v1/units/<code>")
+@bp.get('/v1/units/<schema("directory/unit.json#/properties/code", match=False):code>')
 @allow("public")
 @responds("directory/unit.json", **CACHED)
 def get_unit(code: str):
@@ -53,7 +53,7 @@ def list_agencies():
     return _list("agencies")
 
 
-@bp.get("/v1/agencies/<code>")
+@bp.get('/v1/agencies/<schema("directory/agency.json#/properties/code", match=False):code>')
 @allow("public")
 @responds("directory/agency.json", **CACHED)
 def get_agency(code: str):
@@ -70,7 +70,7 @@ def list_border_gates():
     return _list("border-gates")
 
 
-@bp.get("/v1/border-gates/<code>")
+@bp.get('/v1/border-gates/<schema("directory/border-gate.json#/properties/code", match=False):code>')
 @allow("public")
 @responds("directory/border-gate.json", **CACHED)
 def get_border_gate(code: str):
@@ -87,7 +87,7 @@ def list_post_offices():
     return _list("post-offices")
 
 
-@bp.get("/v1/post-offices/<code>")
+@bp.get('/v1/post-offices/<schema("directory/post-office.json#/properties/code", match=False):code>')
 @allow("public")
 @responds("directory/post-office.json", **CACHED)
 def get_post_office(code: str):

@@ -14,6 +14,14 @@ from ..offices import Offices
 TID = 'schema("softatm/transfer-create.json#/properties/id"):tid'
 """The route argument of a transfer's client-chosen id, as its create names it (:mod:`lscloud.web.pathparams`)."""
 
+BANK = 'schema("softatm/bank-register.json#/properties/code", match=False):{}'
+"""A partner bank's code, as its registration names it (a route names the argument: ``BANK.format("code")``);
+routed whatever it holds, so that any code no bank has is the view's ``unknown-bank``."""
+POINT = 'schema("directory/post-office.json#/properties/code"):code'
+"""A soft ATM point: the post office's code in the directory."""
+DAY = 'schema("softatm/reconciliation.json#/properties/day", match=False):day'
+"""A settlement's local day: documented, and checked by the view (a 400 naming ``day``)."""
+
 READERS = ("teller", "operator", "auditor")
 FORMAT = ("format", "json (default) or csv", {"type": "string", "enum": ["json", "csv"], "default": "json"})
 

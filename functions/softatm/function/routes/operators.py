@@ -11,7 +11,7 @@ from lscloud.web import (app_state, if_match_version, page_params, query_params,
 
 from .. import banks, cash, journal, ledger, sweep, webhooks
 from ..transfers import iso, now
-from .common import FORMAT, answer, offices, settlement_response
+from .common import BANK, DAY, FORMAT, POINT, answer, offices, settlement_response
 
 bp = Blueprint("softatm_operators", __name__)
 
@@ -36,7 +36,7 @@ def list_banks():
 VERSIONED = {"headers": {"ETag": "The bank's version: send it in If-Match to change this version only"}}
 
 
-@bp.get("/v1/banks/<code>")
+@bp.get(f"/v1/banks/<{BANK.format('code')}>")
 @allow("operator", "auditor")
 @responds("softatm/bank.json", **VERSIONED)
 def get_bank(code):
@@ -45,7 +45,7 @@ def get_bank(code):
     return versioned_json(banks.public(data), version)
 
 
-@bp.patch("/v1/banks/<code>")
+@bp.patch(f"/v1/banks/<{BANK.format('code')}>")
 @allow("operator")
 @takes_if_match
 @validate_body("softatm/bank-change.json")
@@ -57,7 +57,7 @@ def change_bank(code):
     return versioned_json(*banks.change(app_state().settings, code, g.body, iso(now()), principal().sub, version))
 
 
-@bp.post("/v1/banks/<code>/keys")
+@bp.post(f"/v1/banks/<{BANK.format('code')}>/keys")
 @allow("operator")
 @validate_body("softatm/key-rotation.json")
 @responds("softatm/bank.json")
@@ -74,7 +74,7 @@ def _cash(kind: str, code: str):
     return answer({k: v for k, v in data.items() if k != "request"}, 200 if replayed else 201, replayed)
 
 
-@bp.post("/v1/points/<code>/cash-deliveries")
+@bp.post(f"/v1/points/<{POINT}>/cash-deliveries")
 @allow("operator")
 @validate_body("softatm/cash-operation.json")
 def deliver_cash(code):
@@ -82,7 +82,7 @@ def deliver_cash(code):
     return _cash("delivery", code)
 
 
-@bp.post("/v1/points/<code>/cash-collections")
+@bp.post(f"/v1/points/<{POINT}>/cash-collections")
 @allow("operator")
 @validate_body("softatm/cash-operation.json")
 def collect_cash(code):
@@ -123,7 +123,7 @@ def verify_ledger():
     return answer(ledger.verify(journal.JOURNAL, journal.points()))
 
 
-@bp.get("/v1/settlements/<bank>/<day>")
+@bp.get(f"/v1/settlements/<{BANK.format('bank')}>/<{DAY}>")
 @allow("operator", "auditor")
 @query_params(FORMAT)
 def staff_settlement(bank, day):

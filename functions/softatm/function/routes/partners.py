@@ -11,7 +11,7 @@ from lscloud.statemachine import Actor
 from lscloud.web import query_params, responds, validate_body
 
 from .. import actions, documents, settlement, transfers
-from .common import FORMAT, TID, TRANSFER_HEADERS, answer, settlement_response, transfer_answer
+from .common import DAY, FORMAT, TID, TRANSFER_HEADERS, answer, settlement_response, transfer_answer
 
 bp = Blueprint("softatm_partners", __name__)
 MAX_PERIOD_DAYS = 31
@@ -100,7 +100,7 @@ def bank_list():
     return answer({"items": items, "total": len(items), "next_page_token": None})
 
 
-@bp.get("/v1/bank/settlements/<day>")
+@bp.get(f"/v1/bank/settlements/<{DAY}>")
 @allow(partner=True)
 @query_params(FORMAT)
 def bank_settlement(day):

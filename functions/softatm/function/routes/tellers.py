@@ -13,7 +13,7 @@ from lscloud.web import responds, validate_body
 from .. import actions, admission, journal, transfers, watch
 from ..offices import check_code
 from ..refusals import WrongPoint
-from .common import READERS, TID, TRANSFER_HEADERS, answer, offices, staff_sees, transfer_answer
+from .common import POINT, READERS, TID, TRANSFER_HEADERS, answer, offices, staff_sees, transfer_answer
 
 bp = Blueprint("softatm_tellers", __name__)
 WAIT_HEADERS = {"Preference-Applied": "wait=N when the request waited as Prefer: wait=N asked (absent: answered "
@@ -106,7 +106,7 @@ def _applied(resp: Response, seconds: int) -> Response:
     return resp
 
 
-@bp.get("/v1/points/<code>/float")
+@bp.get(f"/v1/points/<{POINT}>/float")
 @allow(*READERS)
 @responds("softatm/float.json")
 def get_float(code):
