@@ -12,40 +12,18 @@ schema says to every other client (and to the OpenAPI documents built from it):
 - ``"pattern"``: JSON Schema says ECMA-262 regular expressions. Python's ``re`` differs where it
   matters for identifiers: ``$`` also matches before a final newline (``"020095001234\\n"``
   matched ``^\\d{12}$``) and ``\\d`` / ``\\w`` match every script's digits and letters. Patterns
-  here are compiled with :func:`ecma_regex`: ``$`` outside a character class means the end of
+  here are compiled with :func:`lscloud.patterns.ecma_regex`: ``$`` outside a character class means the end of
   the text and ``\\d``, ``\\w``, ``\\s`` are ASCII, as in ECMA-262 without the ``u`` flag.
 """
 
 from __future__ import annotations
 
-import functools
-import re
-
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
+from .patterns import ecma_regex
+
 __all__ = ["StrictValidator", "ecma_regex"]
-
-
-@functools.lru_cache(maxsize=1024)
-def ecma_regex(pattern: str) -> re.Pattern:
-    """``pattern`` compiled with ECMA-262 meanings for ``$`` and the ASCII classes."""
-    out, i, in_class = [], 0, False
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "\\" and i + 1 < len(pattern):
-            out.append(pattern[i:i + 2])
-            i += 2
-            continue
-        if in_class:
-            in_class = ch != "]"
-        elif ch == "[":
-            in_class = True
-        elif ch == "$":
-            ch = r"\Z"
-        out.append(ch)
-        i += 1
-    return re.compile("".join(out), re.ASCII)
 
 
 def _pattern(validator, pattern, instance, schema):

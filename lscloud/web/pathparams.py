@@ -9,7 +9,7 @@ The route then matches only such ids (a segment of another shape is not this rou
 /v1/activities/sync`` is a 405 naming the ``POST`` that is there, not a read of an activity called
 "sync"), and ``/openapi.json`` documents the parameter with that schema, so clients and
 validators see the same rule the body has. The pattern is matched with the body's ECMA-262 meaning
-(:func:`lscloud.validation.ecma_regex`). A value the view checks itself, with a 400 that names it,
+(:func:`lscloud.patterns.ecma_regex`). A value the view checks itself, with a 400 that names it,
 is documented the same way but routed whatever it holds (``match=False``).
 
 Every other path parameter is documented with :data:`PATH_SEGMENT`: what the platform's gateway
@@ -26,7 +26,7 @@ from typing import Any
 
 from werkzeug.routing import BaseConverter, ValidationError
 
-from ..validation import ecma_regex
+from ..patterns import ecma_regex
 
 __all__ = ["PATH_SEGMENT", "converter_for", "parameter_schema", "route_template"]
 

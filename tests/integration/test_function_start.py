@@ -56,7 +56,7 @@ def test_directory_is_ready_without_the_token_event_and_bus_libraries(settings, 
 def test_a_function_with_housekeeping_starts_without_the_bus_client(settings, keys):
     # border sweeps its run-once records on the clock's tick: knowing the tick's type needs no NATS client
     settings = settings.replace(jwt_public_key=keys[1], events_public_key=keys[1])
-    found = _started(settings, "border", "/v1/declarations/x")
+    found = _started(settings, "border", "/v1/declarations/x-nonexistent-0")   # an id of the declarations' shape
     assert found["ready"] is True
     assert "nats" not in found["before"] and "aiohttp" not in found["before"]
     # the first request that carries a token loads PyJWT, and is answered as before

@@ -117,7 +117,10 @@ def test_the_printed_sheet_scans_back_to_the_codes(tmp_path):
     assert len(doc) == 2 and round(doc[0].get_width() / 72 * 25.4) == 210      # A4: 24 stamps, then 6
     page = doc[0].render(scale=150 / 72).to_pil()                                 # a 150 dpi scan of page 1
     page.save(tmp_path / "sheet-page-1.png")
-    read = sorted(r.text for r in zxingcpp.read_barcodes(page))
+    # QR codes only, as a phone's scanner reads a stamp: with every format on, zxing once read a
+    # stretch of a sheet (random codes: a new key each run) as a 1D barcode "A$-A" (CI at 5892db1;
+    # not seen again in 40 sheets here)
+    read = sorted(r.text for r in zxingcpp.read_barcodes(page, formats=zxingcpp.BarcodeFormat.QRCode))
     assert read == sorted(url + c for c in CODES[:24])
 
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from lscloud.auth import allow
 from lscloud.config import Settings
 from lscloud.local import paths
-from lscloud.validation import ecma_regex
+from lscloud.patterns import ecma_regex
 from lscloud.web import build_openapi, create_app
 from lscloud.web.pathparams import PATH_SEGMENT
 
