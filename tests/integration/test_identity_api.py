@@ -24,6 +24,7 @@ from lscloud.config import ConfigError
 from lscloud.runtime import Runtime
 
 import role_matrix
+from waiting import clear_of_a_window_edge
 
 pytestmark = pytest.mark.integration
 
@@ -168,6 +169,7 @@ def test_verification_validation(client):
 
 def test_rate_limit_per_caller_then_per_number(start_identity):
     client = start_identity(function_env={"IDENTITY_MAX_MISMATCHES": "3", "IDENTITY_WINDOW_S": "600"}).app.test_client()
+    clear_of_a_window_edge(600)
     me = ip()
     wrong = {**AN, "id_number": "020196004321", "date_of_birth": "1996-01-01", "full_name": "Hoàng Thị Lan"}
     for _ in range(3):
@@ -190,6 +192,7 @@ def test_rate_limit_per_caller_then_per_number(start_identity):
 def test_concurrent_mismatches_are_all_counted(install, seeded_bucket):
     rt = install(bucket=seeded_bucket)
     limiter = mismatches.MismatchLimits(mismatches.Limits(max_mismatches=1000, window_s=600))
+    clear_of_a_window_edge(600)
     caller, number = f"ip:{uuid.uuid4()}", "020088002468"
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda _: limiter.record_mismatch(caller, number), range(24)))
