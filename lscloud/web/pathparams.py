@@ -128,7 +128,8 @@ def parameter_schema(converter: BaseConverter | None, kind: str | None) -> dict:
     """The OpenAPI schema of a path parameter: its ``schema`` converter's, else by Werkzeug kind."""
     schema = getattr(converter, "schema", None)
     if isinstance(schema, dict):
-        return {k: v for k, v in schema.items() if k not in ("$ref", "$comment", "examples", "default")}
+        return {k: v for k, v in schema.items()
+                if k not in ("$schema", "$id", "$ref", "$comment", "title", "examples", "default")}
     if kind == "int":
         bounds = {"minimum": getattr(converter, "min", None), "maximum": getattr(converter, "max", None)}
         return {"type": "integer", **{k: v for k, v in bounds.items() if v is not None}}

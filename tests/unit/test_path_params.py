@@ -143,3 +143,15 @@ def test_a_value_the_view_checks_is_documented_but_routed_whatever_it_holds(tmp_
     assert app.test_client().get("/v1/n/12x").get_json() == {"n": "12x"}   # the view's to answer (400)
     (param,) = build_openapi(app)["paths"]["/v1/n/{n}"]["get"]["parameters"]
     assert param["schema"] == {"type": "string", "pattern": r"^\d{3}$"}
+
+
+def test_the_open311_format_extension_is_documented_as_the_spec_names_it():
+    """GeoReport v2 clients read ``{fmt}`` as json or xml; another is the view's answer, in the spec's
+    errors format, not a route miss."""
+    app = importlib.import_module("functions.reports.function.app").create_app(Settings(service="reports"))
+    fmts = [p["schema"] for item in build_openapi(app)["paths"].values() for op in item.values()
+            for p in op.get("parameters", []) if p["in"] == "path" and p["name"] == "fmt"]
+    assert len(fmts) == 9 and all(s == {"description": fmts[0]["description"], "type": "string",
+                                        "enum": ["json", "xml"]} for s in fmts)
+    r = app.test_client().get("/open311/v2/services.csv")
+    assert r.status_code == 400 and r.get_json() == [{"code": 400, "description": "unknown format 'csv': use .xml or .json"}]

@@ -92,6 +92,9 @@ def _admit_caller() -> None:
 
 # the spec's errors, not problem+json, on every Open311 path (documented so in the OpenAPI)
 ERRORS_AS = {"application/json": "reports/open311/errors.json", "text/xml": None}
+FORMAT = 'schema("reports/open311/format.json#", match=False):fmt'
+"""The format extension (json or xml) as the spec names it: documented, and answered by the view in
+the spec's own errors format when it is another (not a route miss's problem+json)."""
 TOO_MANY = {429: "Too many posts from this caller or API key (REPORTS_KEY_LIMIT, REPORTS_OPEN311_CALLER_LIMIT): "
                  "wait Retry-After seconds; the body is the spec's errors list"}
 
@@ -102,7 +105,7 @@ def _args():
     return args
 
 
-@bp.get("/discovery.<fmt>")
+@bp.get(f"/discovery.<{FORMAT}>")
 @allow("public")
 @responds(None, description="The Service Discovery document, in the requested format", errors_as=ERRORS_AS)
 def discovery(fmt: str):
@@ -111,7 +114,7 @@ def discovery(fmt: str):
     return _answer("discovery", open311.discovery(public_base(), CHANGESET))
 
 
-@bp.get("/v2/services.<fmt>")
+@bp.get(f"/v2/services.<{FORMAT}>")
 @allow("public")
 @responds("reports/open311/services.json", errors_as=ERRORS_AS)
 def services(fmt: str):
@@ -123,7 +126,7 @@ def services(fmt: str):
         "type": "realtime", "keywords": s["keywords"], "group": s["category"]} for s in catalog.services().values()])
 
 
-@bp.get("/v2/services/<code>.<fmt>")
+@bp.get(f"/v2/services/<code>.<{FORMAT}>")
 @allow("public")
 @responds("reports/open311/service-definition.json", errors_as=ERRORS_AS)
 def service_definition(code: str, fmt: str):
@@ -136,7 +139,7 @@ def service_definition(code: str, fmt: str):
                                           "attributes": catalog.attributes(catalog.get(code))})
 
 
-@bp.post("/v2/requests.<fmt>")
+@bp.post(f"/v2/requests.<{FORMAT}>")
 @allow("public")
 @raw_body(FORM)
 @responds("reports/open311/service-requests.json", status=201, also=TOO_MANY, errors_as=ERRORS_AS)
@@ -176,7 +179,7 @@ def create_request(fmt: str):
                                          "account_id": fields.get("account_id") or None}], 201)
 
 
-@bp.get("/v2/tokens/<token>.<fmt>")
+@bp.get(f"/v2/tokens/<token>.<{FORMAT}>")
 @allow("public")
 @responds(None, description="The service_request_id of the token, in the requested format", errors_as=ERRORS_AS)
 def token(token: str, fmt: str):
@@ -192,7 +195,7 @@ def token(token: str, fmt: str):
     return _answer("service_requests", [{"service_request_id": rid, "token": token}])
 
 
-@bp.get("/v2/requests/<request_id>.<fmt>")
+@bp.get(f"/v2/requests/<request_id>.<{FORMAT}>")
 @allow("public")
 @responds("reports/open311/service-requests.json", errors_as=ERRORS_AS)
 def one_request(request_id: str, fmt: str):
@@ -205,7 +208,7 @@ def one_request(request_id: str, fmt: str):
     return _answer("service_requests", [views.open311(docs[0])])
 
 
-@bp.get("/v2/requests.<fmt>")
+@bp.get(f"/v2/requests.<{FORMAT}>")
 @allow("public")
 @responds("reports/open311/service-requests.json", errors_as=ERRORS_AS)
 def list_requests(fmt: str):
@@ -226,7 +229,7 @@ def list_requests(fmt: str):
     return _answer("service_requests", [views.open311(d) for d in docs])
 
 
-@bp.get("/v2/servicerequestupdates.<fmt>")
+@bp.get(f"/v2/servicerequestupdates.<{FORMAT}>")
 @allow("public")
 @responds(None, description="Service request updates, in the requested format", errors_as=ERRORS_AS)
 def updates(fmt: str):
@@ -246,7 +249,7 @@ def updates(fmt: str):
     return _answer("service_request_updates", out[:open311.MAX_REQUESTS])
 
 
-@bp.post("/v2/servicerequestupdates.<fmt>")
+@bp.post(f"/v2/servicerequestupdates.<{FORMAT}>")
 @allow("public")
 @raw_body(FORM)
 @responds(None, description="The update as recorded, in the request's format", also=TOO_MANY,
