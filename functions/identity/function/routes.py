@@ -43,7 +43,8 @@ def _caller() -> str:
     return "ip:" + (forwarded[-1] if forwarded else (request.remote_addr or "unknown"))
 
 
-@bp.get("/v1/cccd/<number>")
+# documented as the verification body's CCCD; a malformed one is decode's 422 naming it
+@bp.get('/v1/cccd/<schema("identity/verification-request.json#/properties/id_number", match=False):number>')
 @allow("public")
 @responds("identity/cccd.json")
 def decode_cccd(number: str):

@@ -28,6 +28,10 @@ def snapshots() -> SnapshotCache:
     return current_app.extensions["procedures.snapshots"]
 
 
+CODE = 'schema("procedures/procedure.json#/properties/code", match=False):code'
+"""A procedure's code (``HT-KS``), documented by the procedure's schema; any segment routes, so an
+unknown or malformed code is the catalogue's own 404."""
+
 @bp.get("/v1/procedures")
 @allow("public")
 @responds("procedures/procedure.json", page=True, **CACHED)
@@ -38,7 +42,7 @@ def list_procedures():
     return cached_json(search.listing(snap.items, snap.index, g.query).to_dict())
 
 
-@bp.get("/v1/procedures/<code>")
+@bp.get(f"/v1/procedures/<{CODE}>")
 @allow("public")
 @responds("procedures/procedure.json", **CACHED)
 def get_procedure(code: str):
@@ -55,7 +59,7 @@ def list_fields():
     return cached_json({"items": fields, "total": len(fields), "next_page_token": None})
 
 
-@bp.get("/v1/procedures/<code>/documents/<doc>/template")
+@bp.get(f"/v1/procedures/<{CODE}>/documents/<doc>/template")
 @allow("public")
 @responds("procedures/template-link.json", also={303: "See Other: a short-lived link to the form's PDF"})
 @query_params(("redirect", "false: answer the link as JSON instead of 303",

@@ -15,6 +15,9 @@ from .answers import DOSSIER_ID, READERS
 bp = Blueprint("files", __name__)
 
 
+SHA256 = 'schema("dossiers/attachment.json#/properties/sha256", match=False):sha256'
+"""An attachment's digest, documented by the attachment's schema (the view answers any other)."""
+
 @bp.post("/v1/attachments")
 @allow("citizen", "enterprise", "officer")
 @raw_body(*attachments.TYPES)
@@ -27,7 +30,7 @@ def upload_attachment():
     return jsonify(attachments.upload(request.get_data(), request.mimetype, g.query["filename"])), 201
 
 
-@bp.get(f"/v1/dossiers/<{DOSSIER_ID}>/files/<sha256>")
+@bp.get(f"/v1/dossiers/<{DOSSIER_ID}>/files/<{SHA256}>")
 @allow(*READERS)
 @responds("dossiers/file-link.json")
 def file_link(dossier_id: str, sha256: str):
