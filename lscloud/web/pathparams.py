@@ -9,8 +9,9 @@ The route then matches only such ids (a segment of another shape is not this rou
 /v1/activities/sync`` is a 405 naming the ``POST`` that is there, not a read of an activity called
 "sync"), and ``/openapi.json`` documents the parameter with that schema, so clients and
 validators see the same rule the body has. The pattern is matched with the body's ECMA-262 meaning
-(:func:`lscloud.patterns.ecma_regex`). A value the view checks itself, with a 400 that names it,
-is documented the same way but routed whatever it holds (``match=False``).
+(:func:`lscloud.patterns.ecma_regex`). A value the view answers better than a route miss can (a
+400 naming it, or its own not-found type) is documented the same way but routed whatever it holds
+(``match=False``).
 
 Every other path parameter is documented with :data:`PATH_SEGMENT`: what the platform's gateway
 lets through as one segment at all (:mod:`lscloud.local.paths`; a test holds the two together).
@@ -95,8 +96,8 @@ def converter_for(schemas_dir: Path | None) -> type[BaseConverter]:
         """``<schema("file.json#/json/pointer"):name>``: a segment that the pointed-at schema accepts.
 
         ``match=False`` (``<schema("…", match=False):name>``) documents the schema but routes any
-        segment: for a value the view checks itself and answers with a 400 naming it (a malformed
-        code is the caller's mistake to be told of, not an address that does not exist)."""
+        segment: for a value the view answers itself, with a 400 naming it (a malformed code is the
+        caller's mistake to be told of, not an address that does not exist) or its own not-found."""
 
         def __init__(self, map, ref: str, match: bool = True):
             super().__init__(map)
@@ -106,7 +107,7 @@ def converter_for(schemas_dir: Path | None) -> type[BaseConverter]:
             inner = _inner_regex(self.schema, ref)
             self.match = match
             if not match:
-                return   # documented only: the view answers a malformed value with its own 400
+                return   # documented only: the view answers a malformed value itself
             # Werkzeug matches with Python's re; the scoped ASCII flag keeps \d and \w to ASCII as
             # in ECMA-262, and to_python checks with the body's own compiled pattern
             self.regex = f"(?a:{inner})"
