@@ -58,7 +58,8 @@ def _declare_once(view, attr: str, value, decorator: str):
 def responds(schema: str | None, *, status: int = 200, page: bool = False, description: str | None = None,
              headers: Mapping[str, str] | None = None,
              also: Mapping[int, str] | Iterable[int] = (),
-             errors_as: Mapping[str, str | None] | None = None) -> Callable:
+             errors_as: Mapping[str, str | None] | None = None,
+             media: Mapping[str, str | None] | None = None) -> Callable:
     """Document a view's success answer in ``/openapi.json`` (documentation: answers are not validated).
 
     - ``schema``: a file under ``schemas_dir`` (``"directory/unit.json"``), published under
@@ -75,6 +76,9 @@ def responds(schema: str | None, *, status: int = 200, page: bool = False, descr
       ``errors`` list), its media types and their schema files (``None``: no schema), e.g.
       ``{"application/json": "reports/open311/errors.json", "text/xml": None}``; every error
       status of the operation is then documented so instead of as problem+json.
+    - ``media``: more media types the success answer comes in, with their schema files (``None``:
+      no schema), e.g. ``{"text/xml": None}`` beside ``schema``'s JSON (Open311's ``.xml`` paths);
+      with ``schema=None``, every media type the answer may have.
 
     One ``@responds`` per view; the schema's existence is checked at start (:func:`check_access`).
     Example::
@@ -98,6 +102,7 @@ def responds(schema: str | None, *, status: int = 200, page: bool = False, descr
         "headers": dict(headers or {}),
         "also": {int(code): (text or http.HTTPStatus(int(code)).phrase) for code, text in extra.items()},
         "errors_as": dict(errors_as) if errors_as else None,
+        "media": dict(media or {}),
     }
 
     def decorate(view):
@@ -296,6 +301,10 @@ def _responses(declared: dict | None, wanted: set[str]) -> dict:
             schema = {"allOf": [{"$ref": "#/components/schemas/Page"},
                                 {"properties": {"items": {"type": "array", "items": schema}}}]}
         answer["content"] = {"application/json": {"schema": schema}}
+    for media_type, schema_file in declared.get("media", {}).items():
+        if schema_file:
+            wanted.add(schema_file)
+        answer.setdefault("content", {})[media_type] = {"schema": _ref(schema_file)} if schema_file else {}
     out = {str(declared["status"]): answer}
     for code, text in sorted(declared["also"].items()):
         out[str(code)] = {"description": text}

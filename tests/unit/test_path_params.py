@@ -153,5 +153,11 @@ def test_the_open311_format_extension_is_documented_as_the_spec_names_it():
             for p in op.get("parameters", []) if p["in"] == "path" and p["name"] == "fmt"]
     assert len(fmts) == 9 and all(s == {"description": fmts[0]["description"], "type": "string",
                                         "enum": ["json", "xml"]} for s in fmts)
+    # and each answer is documented in both: a .xml path answers the spec's XML
+    doc = build_openapi(app)
+    assert set(doc["paths"]["/open311/v2/requests.{fmt}"]["get"]["responses"]["200"]["content"]) == \
+        {"application/json", "text/xml"}
+    assert set(doc["paths"]["/open311/discovery.{fmt}"]["get"]["responses"]["200"]["content"]) == \
+        {"application/json", "text/xml"}
     r = app.test_client().get("/open311/v2/services.csv")
     assert r.status_code == 400 and r.get_json() == [{"code": 400, "description": "unknown format 'csv': use .xml or .json"}]

@@ -92,6 +92,8 @@ def _admit_caller() -> None:
 
 # the spec's errors, not problem+json, on every Open311 path (documented so in the OpenAPI)
 ERRORS_AS = {"application/json": "reports/open311/errors.json", "text/xml": None}
+XML = {"text/xml": None}   # every answer also comes as the spec's XML (a .xml path)
+ANY = {"application/json": None, "text/xml": None}   # an answer without a JSON schema of ours
 FORMAT = 'schema("reports/open311/format.json#", match=False):fmt'
 """The format extension (json or xml) as the spec names it: documented, and answered by the view in
 the spec's own errors format when it is another (not a route miss's problem+json)."""
@@ -107,7 +109,7 @@ def _args():
 
 @bp.get(f"/discovery.<{FORMAT}>")
 @allow("public")
-@responds(None, description="The Service Discovery document, in the requested format", errors_as=ERRORS_AS)
+@responds(None, description="The Service Discovery document, in the requested format", errors_as=ERRORS_AS, media=ANY)
 def discovery(fmt: str):
     """The Open311 Service Discovery document."""
     open311.check_format(fmt)
@@ -116,7 +118,7 @@ def discovery(fmt: str):
 
 @bp.get(f"/v2/services.<{FORMAT}>")
 @allow("public")
-@responds("reports/open311/services.json", errors_as=ERRORS_AS)
+@responds("reports/open311/services.json", errors_as=ERRORS_AS, media=XML)
 def services(fmt: str):
     """GET Service List: every service type, in Vietnamese with English."""
     open311.check_format(fmt)
@@ -128,7 +130,7 @@ def services(fmt: str):
 
 @bp.get(f"/v2/services/<code>.<{FORMAT}>")
 @allow("public")
-@responds("reports/open311/service-definition.json", errors_as=ERRORS_AS)
+@responds("reports/open311/service-definition.json", errors_as=ERRORS_AS, media=XML)
 def service_definition(code: str, fmt: str):
     """GET Service Definition: the attributes a service asks beyond the base fields."""
     open311.check_format(fmt)
@@ -142,7 +144,8 @@ def service_definition(code: str, fmt: str):
 @bp.post(f"/v2/requests.<{FORMAT}>")
 @allow("public")
 @raw_body(FORM)
-@responds("reports/open311/service-requests.json", status=201, also=TOO_MANY, errors_as=ERRORS_AS)
+@responds("reports/open311/service-requests.json", status=201, also=TOO_MANY, errors_as=ERRORS_AS,
+          media=XML)
 @idempotent(required=False)
 def create_request(fmt: str):
     """POST Service Request (form-encoded, api_key required): answers the new service_request_id."""
@@ -181,7 +184,8 @@ def create_request(fmt: str):
 
 @bp.get(f"/v2/tokens/<token>.<{FORMAT}>")
 @allow("public")
-@responds(None, description="The service_request_id of the token, in the requested format", errors_as=ERRORS_AS)
+@responds(None, description="The service_request_id of the token, in the requested format", errors_as=ERRORS_AS,
+          media=ANY)
 def token(token: str, fmt: str):
     """GET service_request_id from a token."""
     from .models import ReportToken
@@ -197,7 +201,7 @@ def token(token: str, fmt: str):
 
 @bp.get(f"/v2/requests/<request_id>.<{FORMAT}>")
 @allow("public")
-@responds("reports/open311/service-requests.json", errors_as=ERRORS_AS)
+@responds("reports/open311/service-requests.json", errors_as=ERRORS_AS, media=XML)
 def one_request(request_id: str, fmt: str):
     """GET Service Request: a list with the one request."""
     open311.check_format(fmt)
@@ -210,7 +214,7 @@ def one_request(request_id: str, fmt: str):
 
 @bp.get(f"/v2/requests.<{FORMAT}>")
 @allow("public")
-@responds("reports/open311/service-requests.json", errors_as=ERRORS_AS)
+@responds("reports/open311/service-requests.json", errors_as=ERRORS_AS, media=XML)
 def list_requests(fmt: str):
     """GET Service Requests: by ids (overrides the rest), or by service codes, dates and status;
     the most recent 90 days and at most 1,000 requests by default."""
@@ -231,7 +235,7 @@ def list_requests(fmt: str):
 
 @bp.get(f"/v2/servicerequestupdates.<{FORMAT}>")
 @allow("public")
-@responds(None, description="Service request updates, in the requested format", errors_as=ERRORS_AS)
+@responds(None, description="Service request updates, in the requested format", errors_as=ERRORS_AS, media=ANY)
 def updates(fmt: str):
     """FixMyStreet's updates: every move of the reports received in the window, with its status."""
     from . import reports as r
@@ -253,7 +257,7 @@ def updates(fmt: str):
 @allow("public")
 @raw_body(FORM)
 @responds(None, description="The update as recorded, in the request's format", also=TOO_MANY,
-          errors_as=ERRORS_AS)
+          errors_as=ERRORS_AS, media=ANY)
 @idempotent(required=False)
 def post_update(fmt: str):
     """An agency's own system posts a FixMyStreet update (its key names the agency)."""
