@@ -55,7 +55,8 @@ def upload(client, h, **q):
 
 
 def test_role_matrix(documents, keys):
-    assert role_matrix.check(documents.app, "documents", keys[0], samples={"year": "2026", "direction": "outgoing"}) > 0
+    assert role_matrix.check(documents.app, "documents", keys[0],
+                             samples={"year": "2026", "direction": "outgoing", "id": "0" * 32}) > 0
 
 
 def test_two_signers_in_order_then_registered_and_independently_valid(client, tokens, tmp_path):

@@ -15,6 +15,8 @@ from lscloud.web import body_limit, query_params, raw_body, responds, validate_b
 from . import documents, registers
 
 bp = Blueprint("documents", __name__)
+DOCUMENT_ID = 'schema("documents/batch-create.json#/properties/documents/items"):document_id'
+"""A document's id (32 hex digits, as the upload made it and a batch names it: :mod:`lscloud.web.pathparams`)."""
 STAFF = ("officer", "supervisor")
 READERS = ("officer", "supervisor", "auditor", "citizen", "enterprise")
 _CODE = {"type": "string", "pattern": "^[a-z0-9-]{1,64}$"}
@@ -75,7 +77,7 @@ def upload():
     return jsonify(documents.view(item.data)), 201
 
 
-@bp.get("/v1/documents/<document_id>")
+@bp.get(f"/v1/documents/<{DOCUMENT_ID}>")
 @allow(*READERS)
 @responds("documents/document.json")
 def read(document_id: str):
@@ -83,7 +85,7 @@ def read(document_id: str):
     return jsonify(documents.view(documents.visible(document_id, _actor()).data))
 
 
-@bp.get("/v1/documents/<document_id>/file")
+@bp.get(f"/v1/documents/<{DOCUMENT_ID}>/file")
 @allow(*READERS)
 @responds(None, description="the current PDF (application/pdf)")
 def file(document_id: str):
@@ -94,7 +96,7 @@ def file(document_id: str):
         "Content-Disposition": f'attachment; filename="document-{name}.pdf"', "ETag": f'"{doc["file"]["sha256"]}"'})
 
 
-@bp.get("/v1/documents/<document_id>/audit")
+@bp.get(f"/v1/documents/<{DOCUMENT_ID}>/audit")
 @allow("officer", "supervisor", "auditor")
 def audit(document_id: str):
     """The complete audit trail, oldest first."""
@@ -102,7 +104,7 @@ def audit(document_id: str):
     return jsonify({"document_id": document_id, "entries": documents.RECORDS.trail(document_id)})
 
 
-@bp.post("/v1/documents/<document_id>/signatures")
+@bp.post(f"/v1/documents/<{DOCUMENT_ID}>/signatures")
 @allow(*STAFF)
 @validate_body("documents/signature-create.json")
 @idempotent(required=False)
@@ -113,7 +115,7 @@ def sign(document_id: str):
     return jsonify(documents.view(item.data)), 201
 
 
-@bp.post("/v1/documents/<document_id>/registration")
+@bp.post(f"/v1/documents/<{DOCUMENT_ID}>/registration")
 @allow(*STAFF)
 @validate_body("documents/registration-create.json")
 @idempotent(required=False)
@@ -123,7 +125,7 @@ def register(document_id: str):
     return jsonify(documents.view(documents.register(document_id, _actor(), g.body, _custody(), _level()).data))
 
 
-@bp.post("/v1/documents/<document_id>/assignment")
+@bp.post(f"/v1/documents/<{DOCUMENT_ID}>/assignment")
 @allow("supervisor")
 @validate_body("documents/assignment-create.json")
 @idempotent(required=False)
