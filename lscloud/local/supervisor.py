@@ -344,11 +344,13 @@ class Supervisor:
             psutil.wait_procs(found, timeout=10)
             self.say(f"… stopped {len(found)} process(es) left running by a previous `lscloud up`")
 
-    def _ports(self, names: list[str]) -> dict:
-        """Ports from ports.json when still free, else fresh ones (then recorded)."""
+    def _ports(self, names: list[str], reserved: tuple[int, ...] = ()) -> dict:
+        """Ports from ports.json when still free, else fresh ones (then recorded); never one of
+        ``reserved`` (the gateway's: chosen first but bound last, it is free while the others are
+        picked, and a function given it left the gateway "address already in use", CI at e086ada)."""
         path = self.state_dir / "ports.json"
         saved = read_json(path) or {}
-        taken: set[int] = set()
+        taken: set[int] = set(reserved)
 
         def pick(value) -> int:
             if isinstance(value, int) and value not in taken and port_free(value):
@@ -456,7 +458,7 @@ class Supervisor:
         gateway_port = o.port or free_port(o.host)
         if not port_free(gateway_port, o.host):
             raise UpError(f"port {gateway_port} on {o.host} is in use; choose another with --port")
-        ports = self._ports([m.name for m in found])
+        ports = self._ports([m.name for m in found], reserved=(gateway_port,))
 
         # servers: weed mini (the slower) comes up in a thread, then gets the bucket; nats-server starts
         # here, then gets the stream in another thread. Every address is known in advance, so the
