@@ -171,7 +171,6 @@ def invalid_query(errors: list[dict]) -> Problem:
                    errors=errors)
 
 
-
 _RULE_ARG = re.compile(r"<(?:(?P<conv>[a-zA-Z_][a-zA-Z0-9_]*)(?:\([^)]*\))?:)?(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)>")
 
 
@@ -301,7 +300,7 @@ def _responses(declared: dict | None, wanted: set[str]) -> dict:
             schema = {"allOf": [{"$ref": "#/components/schemas/Page"},
                                 {"properties": {"items": {"type": "array", "items": schema}}}]}
         answer["content"] = {"application/json": {"schema": schema}}
-    for media_type, schema_file in declared.get("media", {}).items():
+    for media_type, schema_file in declared["media"].items():
         if schema_file:
             wanted.add(schema_file)
         answer.setdefault("content", {})[media_type] = {"schema": _ref(schema_file)} if schema_file else {}

@@ -69,8 +69,6 @@ def _subschema(schemas_dir: Path, ref: str) -> dict:
     file, _, pointer = ref.partition("#")
     doc = _document(schemas_dir / file)
     node = _pointer(doc, pointer, ref)
-    if isinstance(node, dict) and isinstance(node.get("$ref"), str) and node["$ref"].startswith("#"):
-        node = _pointer(doc, node["$ref"][1:], ref)   # a field that names one of its file's $defs
     if not isinstance(node, dict):
         raise ValueError(f"{ref}: not a schema")
     return node
@@ -106,19 +104,16 @@ def converter_for(schemas_dir: Path | None) -> type[BaseConverter]:
             self.schema = _subschema(schemas_dir, ref)
             inner = _inner_regex(self.schema, ref)
             self.match = match
-            if not match:
-                return   # documented only: the view answers a malformed value itself
-            # Werkzeug matches with Python's re; the scoped ASCII flag keeps \d and \w to ASCII as
-            # in ECMA-262, and to_python checks with the body's own compiled pattern
-            self.regex = f"(?a:{inner})"
-            self._check = ecma_regex(f"^(?:{inner})$")
-            self._lengths = (self.schema.get("minLength", 0), self.schema.get("maxLength"))
+            self._lengths = (self.schema.get("minLength", 0), self.schema.get("maxLength")) if match else (0, None)
+            if match:
+                # the pattern in the body's ECMA-262 reading (ecma_regex's source: $ is the end, \d
+                # and \w ASCII under the scoped flag); Werkzeug anchors each segment's regex with \Z,
+                # so a segment that matches here is one the body's pattern accepts
+                self.regex = f"(?a:{ecma_regex(inner).pattern})"
 
         def to_python(self, value: str) -> str:
-            if not self.match:
-                return value
             low, high = self._lengths
-            if not self._check.search(value) or len(value) < low or (high is not None and len(value) > high):
+            if len(value) < low or (high is not None and len(value) > high):
                 raise ValidationError()
             return value
 

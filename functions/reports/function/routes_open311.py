@@ -92,11 +92,18 @@ def _admit_caller() -> None:
 
 # the spec's errors, not problem+json, on every Open311 path (documented so in the OpenAPI)
 ERRORS_AS = {"application/json": "reports/open311/errors.json", "text/xml": None}
-XML = {"text/xml": None}   # every answer also comes as the spec's XML (a .xml path)
-ANY = {"application/json": None, "text/xml": None}   # an answer without a JSON schema of ours
 FORMAT = 'schema("reports/open311/format.json#", match=False):fmt'
 """The format extension (json or xml) as the spec names it: documented, and answered by the view in
 the spec's own errors format when it is another (not a route miss's problem+json)."""
+
+
+def _responds(schema: str | None, **declared):
+    """``@responds`` for an Open311 path: its errors in the spec's format, and its answer in JSON
+    and the spec's XML (a ``.xml`` path); without a schema of ours, in either with none."""
+    media = {"text/xml": None} if schema else {"application/json": None, "text/xml": None}
+    return responds(schema, errors_as=ERRORS_AS, media=media, **declared)
+
+
 TOO_MANY = {429: "Too many posts from this caller or API key (REPORTS_KEY_LIMIT, REPORTS_OPEN311_CALLER_LIMIT): "
                  "wait Retry-After seconds; the body is the spec's errors list"}
 
@@ -109,7 +116,7 @@ def _args():
 
 @bp.get(f"/discovery.<{FORMAT}>")
 @allow("public")
-@responds(None, description="The Service Discovery document, in the requested format", errors_as=ERRORS_AS, media=ANY)
+@_responds(None, description="The Service Discovery document, in the requested format")
 def discovery(fmt: str):
     """The Open311 Service Discovery document."""
     open311.check_format(fmt)
@@ -118,7 +125,7 @@ def discovery(fmt: str):
 
 @bp.get(f"/v2/services.<{FORMAT}>")
 @allow("public")
-@responds("reports/open311/services.json", errors_as=ERRORS_AS, media=XML)
+@_responds("reports/open311/services.json")
 def services(fmt: str):
     """GET Service List: every service type, in Vietnamese with English."""
     open311.check_format(fmt)
@@ -130,7 +137,7 @@ def services(fmt: str):
 
 @bp.get(f"/v2/services/<code>.<{FORMAT}>")
 @allow("public")
-@responds("reports/open311/service-definition.json", errors_as=ERRORS_AS, media=XML)
+@_responds("reports/open311/service-definition.json")
 def service_definition(code: str, fmt: str):
     """GET Service Definition: the attributes a service asks beyond the base fields."""
     open311.check_format(fmt)
@@ -144,8 +151,7 @@ def service_definition(code: str, fmt: str):
 @bp.post(f"/v2/requests.<{FORMAT}>")
 @allow("public")
 @raw_body(FORM)
-@responds("reports/open311/service-requests.json", status=201, also=TOO_MANY, errors_as=ERRORS_AS,
-          media=XML)
+@_responds("reports/open311/service-requests.json", status=201, also=TOO_MANY)
 @idempotent(required=False)
 def create_request(fmt: str):
     """POST Service Request (form-encoded, api_key required): answers the new service_request_id."""
@@ -184,8 +190,7 @@ def create_request(fmt: str):
 
 @bp.get(f"/v2/tokens/<token>.<{FORMAT}>")
 @allow("public")
-@responds(None, description="The service_request_id of the token, in the requested format", errors_as=ERRORS_AS,
-          media=ANY)
+@_responds(None, description="The service_request_id of the token, in the requested format")
 def token(token: str, fmt: str):
     """GET service_request_id from a token."""
     from .models import ReportToken
@@ -201,7 +206,7 @@ def token(token: str, fmt: str):
 
 @bp.get(f"/v2/requests/<request_id>.<{FORMAT}>")
 @allow("public")
-@responds("reports/open311/service-requests.json", errors_as=ERRORS_AS, media=XML)
+@_responds("reports/open311/service-requests.json")
 def one_request(request_id: str, fmt: str):
     """GET Service Request: a list with the one request."""
     open311.check_format(fmt)
@@ -214,7 +219,7 @@ def one_request(request_id: str, fmt: str):
 
 @bp.get(f"/v2/requests.<{FORMAT}>")
 @allow("public")
-@responds("reports/open311/service-requests.json", errors_as=ERRORS_AS, media=XML)
+@_responds("reports/open311/service-requests.json")
 def list_requests(fmt: str):
     """GET Service Requests: by ids (overrides the rest), or by service codes, dates and status;
     the most recent 90 days and at most 1,000 requests by default."""
@@ -235,7 +240,7 @@ def list_requests(fmt: str):
 
 @bp.get(f"/v2/servicerequestupdates.<{FORMAT}>")
 @allow("public")
-@responds(None, description="Service request updates, in the requested format", errors_as=ERRORS_AS, media=ANY)
+@_responds(None, description="Service request updates, in the requested format")
 def updates(fmt: str):
     """FixMyStreet's updates: every move of the reports received in the window, with its status."""
     from . import reports as r
@@ -256,8 +261,7 @@ def updates(fmt: str):
 @bp.post(f"/v2/servicerequestupdates.<{FORMAT}>")
 @allow("public")
 @raw_body(FORM)
-@responds(None, description="The update as recorded, in the request's format", also=TOO_MANY,
-          errors_as=ERRORS_AS, media=ANY)
+@_responds(None, description="The update as recorded, in the request's format", also=TOO_MANY)
 @idempotent(required=False)
 def post_update(fmt: str):
     """An agency's own system posts a FixMyStreet update (its key names the agency)."""
