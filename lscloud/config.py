@@ -13,10 +13,11 @@ import binascii
 import json
 import os
 import re
+import threading
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Mapping, TypeVar
+from typing import Any, Mapping, TypeVar
 from urllib.parse import urlparse
 
 
@@ -415,6 +416,10 @@ _RUNTIME_PREFIXES = ("LSCLOUD_", "OTEL_", "K_")
 
 S = TypeVar("S")
 
+_SECTIONS_KEPT = 64
+_sections: dict[tuple[int, type, str | None], tuple[Settings, Any]] = {}
+_sections_lock = threading.Lock()
+
 
 def section(settings: Settings, cls: type[S], *, service: str | None = None) -> S:
     """A function's own settings, typed: a frozen dataclass whose fields come from
@@ -425,7 +430,23 @@ def section(settings: Settings, cls: type[S], *, service: str | None = None) -> 
     raises :class:`ConfigError` naming the variable, so a function checks its section in
     ``create_app`` and a misconfigured Service stops at start. Only this module reads the
     environment: functions get their variables through ``settings.function_env``.
+
+    The section of a given settings object is parsed once and remembered (settings are frozen), so
+    domain code may ask for it on every request instead of carrying it around.
     """
+    key = (id(settings), cls, service)
+    kept = _sections.get(key)
+    if kept is not None and kept[0] is settings:
+        return kept[1]
+    value = _parse_section(settings, cls, service)
+    with _sections_lock:
+        if len(_sections) >= _SECTIONS_KEPT:
+            _sections.clear()   # settings objects are few (one per runtime, a test's replace()s)
+        _sections[key] = (settings, value)   # the settings kept alive: their id is not reused
+    return value
+
+
+def _parse_section(settings: Settings, cls: type[S], service: str | None) -> S:
     if not is_dataclass(cls):
         raise TypeError(f"{cls.__name__} must be a dataclass")
     prefix = env_prefix(service or settings.service)

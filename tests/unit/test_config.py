@@ -106,6 +106,10 @@ def test_a_function_section_reads_its_prefixed_variables_typed_and_bounded():
     for bad, message in (("0", "at least 1"), ("x", "whole number")):
         with pytest.raises(config.ConfigError, match=f"BORDER_CALL_MINUTES must be .*{message}"):
             config.section(config.load({"K_SERVICE": "border", "BORDER_CALL_MINUTES": bad}), Border)
+    # parsed once per settings object (domain code asks on every request); other settings, other section
+    assert config.section(s, Border) is config.section(s, Border)
+    other = s.replace(function_env={"BORDER_CALL_MINUTES": "7"})
+    assert config.section(other, Border).call_minutes == 7 and config.section(s, Border).call_minutes == 5
 
 
 def test_a_client_certificate_comes_with_its_key_and_both_survive_a_child_process(tmp_path):

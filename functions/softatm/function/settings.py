@@ -35,15 +35,6 @@ class Settings:
         return config.section(platform, cls, service=SERVICE)
 
 
-_cached: tuple[config.Settings | None, Settings | None] = (None, None)
-
-
 def current() -> Settings:
-    """The section of the installed runtime's settings (computed once per runtime)."""
-    global _cached
-    platform = runtime.current().settings
-    seen, section = _cached
-    if seen is not platform or section is None:
-        section = Settings.of(platform)
-        _cached = (platform, section)
-    return section
+    """The section of the installed runtime's settings (parsed once per runtime: :func:`lscloud.config.section`)."""
+    return Settings.of(runtime.current().settings)
