@@ -30,11 +30,12 @@ from typing import Mapping
 import yaml
 
 from . import roles as _roles
+from . import rulesyntax
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 FILE = "access.yaml"
 _FIELDS = {"method", "path", "roles", "partner", "scope", "note"}
-_PARAM = re.compile(r"\{[^{}/]+\}|<(?:[^:<>]+:)?[^<>]+>")
+_PARAM = re.compile(r"\{[^{}/]+\}|" + rulesyntax.PARAMETER.pattern)   # access.yaml's {id}, or a rule's
 _MARKER = re.compile(r"(<!-- role-matrix: (?P<fn>[a-z0-9-]+)(?: prefix=(?P<prefix>/\S*))? -->\n)(?P<body>.*?)"
                      r"(<!-- /role-matrix -->)", re.S)
 

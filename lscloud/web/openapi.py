@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from flask import Flask, g, request
 
-from .. import auth, query
+from .. import auth, query, rulesyntax
 from .. import roles as _roles
 from ..context import AppState, app_state
 from ..problems import MEDIA_TYPE, PROBLEM_SCHEMA, Problem
@@ -171,7 +171,6 @@ def invalid_query(errors: list[dict]) -> Problem:
                    errors=errors)
 
 
-_RULE_ARG = re.compile(r"<(?:(?P<conv>[a-zA-Z_][a-zA-Z0-9_]*)(?:\([^)]*\))?:)?(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)>")
 
 
 def _component_name(file: str) -> str:
@@ -404,11 +403,10 @@ def build_openapi(app: Flask) -> dict:
             continue
         view = app.view_functions[rule.endpoint]
         access = auth.access_of(view)
-        path = _RULE_ARG.sub(lambda m: "{" + m.group("name") + "}", rule.rule)
-        converters = getattr(rule, "_converters", {})   # Werkzeug's, by argument name
+        path = rulesyntax.openapi_path(rule.rule)
         params = [{"name": m.group("name"), "in": "path", "required": True,
-                   "schema": parameter_schema(converters.get(m.group("name")), m.group("conv"))}
-                  for m in _RULE_ARG.finditer(rule.rule)]
+                   "schema": parameter_schema(rulesyntax.converter(app.url_map, m), m.group("converter"))}
+                  for m in rulesyntax.parameters(rule.rule)]
         doc = inspect.cleandoc(view.__doc__ or "")
         summary, rest = _summarize(doc) if doc else (rule.endpoint, "")
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):

@@ -27,6 +27,7 @@ from typing import Any
 
 from werkzeug.routing import BaseConverter, ValidationError
 
+from .. import rulesyntax
 from ..patterns import ecma_regex
 
 __all__ = ["PATH_SEGMENT", "converter_for", "parameter_schema", "route_template"]
@@ -38,14 +39,12 @@ PATH_SEGMENT = (rf"^(?![\s\S]*%[0-9A-Fa-f]{{2}})"
 ``\\``, no whitespace at either end, no ``.`` at the end, no percent-escape left after decoding."""
 
 
-_SCHEMA_ARG = re.compile(r"<schema\([^)]*\):")
-
-
 @functools.lru_cache(maxsize=1024)
 def route_template(rule: str) -> str:
     """``rule`` as spans and metrics name it: ``<schema("…"):tid>`` written ``<tid>``, as the route
     was written before it had a schema (``http.route`` stays short and the dashboards' names hold)."""
-    return _SCHEMA_ARG.sub("<", rule)
+    return rulesyntax.PARAMETER.sub(
+        lambda m: f"<{m.group('name')}>" if m.group("converter") == "schema" else m.group(0), rule)
 
 
 @functools.lru_cache(maxsize=256)

@@ -123,6 +123,34 @@ def test_every_documented_path_parameter_has_a_rule(name):
                         f"{method.upper()} {path}: {p['name']}"
 
 
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_every_rule_is_read_with_the_parameters_werkzeug_reads(name):
+    """The document, the spans and the access tables read a rule with :mod:`lscloud.rulesyntax`;
+    Werkzeug's own reading (its public ``Rule.arguments``) names the same parameters."""
+    from lscloud import rulesyntax
+
+    app = importlib.import_module(f"functions.{name}.function.app").create_app(Settings(service=name))
+    for rule in app.url_map.iter_rules():
+        assert [m.group("name") for m in rulesyntax.parameters(rule.rule)] == \
+            sorted(rule.arguments, key=rule.rule.index), rule.rule
+
+
+def test_a_converter_argument_holding_a_parenthesis_is_read_as_werkzeug_reads_it(tmp_path):
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "odd.json").write_text(json.dumps({"$defs": {"a)b": {"type": "string", "pattern": "^[a-z]{3}$"}}}))
+    app = create_app("t", schemas_dir=tmp_path, settings=Settings(service="t"))
+    bp = Blueprint("t", __name__)
+    bp.add_url_rule('/v1/odd/<schema("t/odd.json#/$defs/a)b"):x>/<int:n>', "odd",
+                    allow("public")(lambda **kw: jsonify(kw)), methods=["GET"])
+    app.register_blueprint(bp)
+    assert app.test_client().get("/v1/odd/abc/4").get_json() == {"x": "abc", "n": 4}
+    (op,) = build_openapi(app)["paths"]["/v1/odd/{x}/{n}"].values()
+    assert [p["schema"] for p in op["parameters"]] == [{"type": "string", "pattern": "^[a-z]{3}$"}, {"type": "integer"}]
+    from lscloud.web.pathparams import route_template
+
+    assert route_template('/v1/odd/<schema("t/odd.json#/$defs/a)b"):x>/<int:n>') == "/v1/odd/<x>/<int:n>"
+
+
 def test_spans_and_metrics_name_the_route_as_written_without_its_schema(tmp_path):
     """``http.route`` stays ``/v1/things/<thing>``: the span names dashboards and tests look for."""
     from opentelemetry import trace
