@@ -52,7 +52,7 @@ def api_key(client, tokens, agency=None):
 
 
 def test_every_endpoint_answers_only_the_roles_of_its_table(reports, keys):
-    assert role_matrix.check(reports.app, "reports", keys[0]) > 300
+    assert role_matrix.check(reports.app, "reports", keys[0], samples={"sha256": "0" * 64}) > 300
 
 
 def test_open311_services_definitions_and_errors_in_both_formats(client):

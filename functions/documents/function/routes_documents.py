@@ -155,7 +155,7 @@ def batch():
     return jsonify({"signed": sum(1 for r in out if "error" not in r), "results": out})
 
 
-@bp.get("/v1/registers/<int:year>/<direction>")
+@bp.get('/v1/registers/<int:year>/<schema("documents/document.json#/properties/direction", match=False):direction>')
 @allow("officer", "supervisor", "auditor")
 @query_params(("agency", "Auditors: whose register (staff read their own agency's).", _CODE),
               ("confidential", "The register of confidential documents.", {"type": "boolean", "default": False}))

@@ -38,7 +38,7 @@ def upload_photo():
                     "width": clean.width, "height": clean.height}), 201
 
 
-@bp.get("/v1/photos/<sha256>")
+@bp.get('/v1/photos/<schema("market/product-create.json#/properties/photos/items"):sha256>')
 @allow("public")
 def photo(sha256: str):
     """A product photo (public, addressed by its content: cached for good)."""

@@ -63,7 +63,7 @@ def upload_photo():
                     "url": _photo_url(ref.sha256)}), 201
 
 
-@bp.get("/v1/photos/<sha256>")
+@bp.get('/v1/photos/<schema("reports/report-create.json#/properties/photos/items"):sha256>')
 @allow("public")
 def get_photo(sha256: str):
     """A report's photo (already without metadata; public, addressed by its content: cached for good)."""

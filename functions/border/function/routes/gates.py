@@ -9,7 +9,7 @@ from lscloud.idempotency import idempotent
 from lscloud.web import responds, validate_body
 
 from .. import capacity, queueing, scopes, traffic
-from .common import GATE_CODE, actor, gate, own
+from .common import FLOW, GATE_CODE, actor, gate, own
 
 bp = Blueprint("gates", __name__)
 
@@ -50,7 +50,7 @@ def sweep_missed_calls(gate_code: str):
     return jsonify({"called": [], "missed": _missed(queueing.sweep_gate(gate_code, who))})
 
 
-@bp.put(f"/v1/gates/<{GATE_CODE}>/capacity/<flow>")
+@bp.put(f"/v1/gates/<{GATE_CODE}>/capacity/<{FLOW}>")
 @allow("gate-operator", "operator")
 @validate_body("border/capacity.json")
 @responds("border/capacity-result.json")
