@@ -847,12 +847,13 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
                 p = points[i % len(points)]
                 teller = tellers[p]
                 tid = f"b{run}{i:07d}"
-                r = client.post(f"{gw}/softatm/v1/withdrawals", headers=teller, json={
+                # as a teller's app does: the create's answer waits for the bank's (Prefer: wait)
+                r = client.post(f"{gw}/softatm/v1/withdrawals", headers={**teller, "Prefer": "wait=10"}, json={
                     "id": tid, "bank": "simbank", "amount_vnd": WITHDRAWAL_VND, "account": f"99{1 + i % 20:08d}",
                     "customer_id_number": "020090001234"})
                 if r.status_code != 201:
                     raise RuntimeError(f"create: HTTP {r.status_code}: {r.text[:120]}")
-                # long-poll: the answer comes when the bank's answer changed the transfer (304: not yet)
+                # not answered yet (no waiting slot, or the bound): long-poll until the bank's answer (304: not yet)
                 tag, state, deadline = r.headers.get("ETag"), r.json()["state"], time.monotonic() + 30
                 while state == "RECEIVED" and time.monotonic() < deadline:
                     r = client.get(f"{gw}/softatm/v1/transfers/{tid}",

@@ -943,6 +943,47 @@ def test_a_teller_waits_for_the_banks_answer_in_one_request(client, setup, no_re
     assert client.post(f"/v1/withdrawals/{b['id']}/commit", json={}, headers=s["teller"]).status_code == 200
 
 
+def test_a_teller_creates_and_has_the_banks_answer_in_the_same_request(client, setup, no_recheck):
+    """Issue 11: ``Prefer: wait=N`` on the create saves the teller the long-poll that follows it (one
+    request through the gateway and the function per withdrawal): the 201 comes once the bank's
+    reservation is written and settled, or as created at the bound."""
+    from waiting import wait_for
+
+    watch, s = no_recheck, setup
+    b = wbody()
+    answers = []
+    t = threading.Thread(target=lambda: answers.append(
+        client.post("/v1/withdrawals", json=b, headers={**s["teller"], "Prefer": "wait=20"})))
+    t.start()
+    _waiting_on(watch, b["id"])
+
+    def announced():
+        try:
+            doc = models.Transfer.get(b["id"]).data
+        except models.Transfer.DoesNotExist:
+            return False
+        return doc["admitted"] and doc["notified"] == "RECEIVED"
+
+    wait_for(announced, "the withdrawal admitted and announced")
+    assert not answers   # still waiting for the bank
+    assert s["vcb"].call("POST", f"/v1/bank/withdrawals/{b['id']}/reserve",
+                         {"bank_reference": "VCB-7"}).status_code == 200
+    t.join(60)
+    r = answers[0]
+    assert r.status_code == 201 and r.get_json()["state"] == "RESERVED", r.get_data(as_text=True)
+    assert r.headers["Preference-Applied"] == "wait=20"
+    assert models.Transfer.get(b["id"]).data["notified"] == "RESERVED"   # the commit races nothing
+    # the same create again (a resend) is answered as the transfer is now, without waiting
+    again = client.post("/v1/withdrawals", json=b, headers={**s["teller"], "Prefer": "wait=20"})
+    assert again.get_json()["state"] == "RESERVED" and again.headers["ETag"] == r.headers["ETag"]
+    assert client.post(f"/v1/withdrawals/{b['id']}/commit", json={}, headers=s["teller"]).status_code == 200
+    # no answer from the bank: as created, at the bound
+    other = wbody()
+    r = client.post("/v1/withdrawals", json=other, headers={**s["teller"], "Prefer": "wait=1"})
+    assert r.status_code == 201 and r.get_json()["state"] == "RECEIVED" and r.headers["Preference-Applied"] == "wait=1"
+    assert r.headers["ETag"] == watch.etag(r.get_json())
+
+
 def test_a_long_poll_sees_a_change_made_by_another_replica(client, setup, monkeypatch):
     """A change this replica never hears of (made by another) still ends the wait: the waiter reads
     the store again every RECHECK_S."""

@@ -21,27 +21,44 @@ WAIT_HEADERS = {"Preference-Applied": "wait=N when the request waited as Prefer:
 
 
 def _create(kind: str):
+    """A create, answered at once or, with ``Prefer: wait=N``, once the bank has answered (or N s passed)."""
     req = transfers.normalise_create(g.body, kind)
     point = offices().soft_atm_point(principal().unit)
-    doc, replayed = admission.receive(req, point, Actor.of(principal()))
-    return transfer_answer(doc, 201, replayed)
+    seconds = watch.requested_wait(request.headers.getlist("Prefer"))
+    # registered before the create: the bank's answer may come before this request reads it
+    with watch.watching(req["id"], wanted=bool(seconds)) as waiter:
+        doc, replayed = admission.receive(req, point, Actor.of(principal()))
+        if waiter is None:
+            return transfer_answer(doc, 201, replayed)
+        created = watch.etag(transfers.view(doc))
+        if doc["state"] == transfers.RECEIVED and doc["admitted"]:
+            # as the create answered, until the bank's answer is in and settled (the teller's next step races nothing)
+            doc = watch.wait(waiter, lambda tag: tag == created, seconds,
+                             lambda: actions.read(req["id"], staff_sees), transfers.view) or doc
+    return _applied(transfer_answer(doc, 201, replayed), seconds)
 
 
 @bp.post("/v1/withdrawals")
 @allow("teller")
 @validate_body("softatm/transfer-create.json")
-@responds("softatm/transfer.json", status=201, headers=TRANSFER_HEADERS)
+@responds("softatm/transfer.json", status=201, headers={**TRANSFER_HEADERS, **WAIT_HEADERS})
 def create_withdrawal():
-    """Create a withdrawal (cash-out) at the teller's point; the bank is asked to reserve."""
+    """Create a withdrawal (cash-out) at the teller's point; the bank is asked to reserve.
+
+    With ``Prefer: wait=N`` (RFC 7240, N ≤ 20 seconds) the answer waits until the bank has answered
+    (the transfer as it is then) or N seconds pass (as created): the teller asks once instead of
+    creating, then long-polling ``GET /v1/transfers/{id}``."""
     return _create(transfers.WITHDRAWAL)
 
 
 @bp.post("/v1/deposits")
 @allow("teller")
 @validate_body("softatm/transfer-create.json")
-@responds("softatm/transfer.json", status=201, headers=TRANSFER_HEADERS)
+@responds("softatm/transfer.json", status=201, headers={**TRANSFER_HEADERS, **WAIT_HEADERS})
 def create_deposit():
-    """Create a deposit (cash-in) at the teller's point; the bank is asked to confirm."""
+    """Create a deposit (cash-in) at the teller's point; the bank is asked to confirm.
+
+    ``Prefer: wait=N`` waits for the bank's answer as a withdrawal's create does."""
     return _create(transfers.DEPOSIT)
 
 
