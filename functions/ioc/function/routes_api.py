@@ -69,7 +69,7 @@ def indicator_series(indicator_id: str):
                                 g.query["step"], g.query["commune"]))
 
 
-@bp.get("/v1/communes/<code>")
+@bp.get('/v1/communes/<schema("ioc/commune-code.json", match=False):code>')
 @allow(*CARD_READERS)
 @query_params(("as_of", "the instant the figures are for (default now)", DATE_TIME))
 def commune_card(code: str):
