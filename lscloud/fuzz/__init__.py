@@ -14,7 +14,12 @@ operation admits. Schemathesis records every exchange in a HAR file; the runner 
   a 4xx counts when it is in a documented media type and, for JSON, valid against the documented
   schema (:func:`documented_errors`);
 - schemathesis's own check failures by code (``ST101`` server error, ``ST202`` valid data
-  rejected …), which are reported but only 5xx and non-problem 4xx fail the run.
+  rejected …), which are reported but only 5xx and non-problem 4xx fail the run. Read from the
+  run's NDJSON events, each failing case is also told apart by the answer it got: a path that
+  breaks a parameter's documented rule is refused by the gateway before any function sees it
+  (``malformed-path``, 400), where a check expecting the function's 401 or 405 (``ST203``,
+  ``ST204``) or a documented media type (``ST105``) fails. Those are counted as the gateway's,
+  so what is left under a code is what the functions answered (:func:`count_events`).
 
 Operations the eventing sender calls (``/events``) are left out: they take CloudEvents from
 the broker only and are tested with their sender authentication. Signed partner (bank)
@@ -23,6 +28,7 @@ operations are fuzzed without a signature: they must refuse every case with a 40
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
@@ -85,6 +91,8 @@ class Result:
     not_problem_count: int = 0
     network_errors: int = 0
     failures: Counter = field(default_factory=Counter)            # schemathesis check codes
+    failing_cases: Counter = field(default_factory=Counter)       # check code -> cases that failed it
+    at_the_gateway: Counter = field(default_factory=Counter)      # … of them refused as a malformed path
     roles: list[str] = field(default_factory=list)
     exit_code: int | None = None
     har: str | None = None
@@ -237,6 +245,52 @@ def count_report(result: Result, report: dict) -> None:
         result.failures[f"{failure.get('code')} {failure.get('title')}"] += int(failure.get("count") or 0)
 
 
+GATEWAY_REFUSAL = "/malformed-path"
+"""The end of the problem type the gateway answers a path it does not forward with (400)."""
+
+
+def _body_of(response: dict) -> bytes:
+    content = response.get("content")   # the body's bytes, as schemathesis writes bytes: {"$base64": …}
+    if isinstance(content, dict) and isinstance(content.get("$base64"), str):
+        return base64.b64decode(content["$base64"])
+    return content.encode() if isinstance(content, str) else b""
+
+
+def _refused_at_the_gateway(response: dict) -> bool:
+    if response.get("status_code") != 400:
+        return False
+    try:
+        body = json.loads(_body_of(response))
+    except ValueError:
+        return False
+    return isinstance(body, dict) and str(body.get("type", "")).endswith(GATEWAY_REFUSAL)
+
+
+def count_events(result: Result, lines: Iterable[str]) -> None:
+    """Each case that failed a check, by the check's code, from schemathesis's NDJSON events; and of
+    them, those whose answer was the gateway's refusal of a malformed path."""
+    for line in lines:
+        try:
+            finished = json.loads(line).get("ScenarioFinished")
+        except (ValueError, AttributeError):
+            continue
+        if not isinstance(finished, dict):
+            continue
+        recorder = finished.get("recorder") or {}
+        interactions = recorder.get("interactions") or {}
+        for case_id, checks in (recorder.get("checks") or {}).items():
+            codes = {((c.get("failure_info") or {}).get("failure") or {}).get("code")
+                     for c in checks or [] if c.get("status") == "failure"} - {None}
+            if not codes:
+                continue
+            response = (interactions.get(case_id) or {}).get("response") or {}
+            gateway = _refused_at_the_gateway(response)
+            for code in codes:
+                result.failing_cases[code] += 1
+                if gateway:
+                    result.at_the_gateway[code] += 1
+
+
 # -- running ------------------------------------------------------------------------------------
 
 def _check_schemathesis() -> None:
@@ -313,11 +367,12 @@ def fuzz_one(target: Target, *, cases: int, mint: Callable[[str], str], report_d
 
 def _run_round(result: Result, argv: list[str], report_dir: Path, stem: str, plan_file: str,
                documented: ErrorFormats = ()) -> None:
-    har_path, json_path, log = (report_dir / f"{stem}.har.json", report_dir / f"{stem}.report.json",
-                                report_dir / f"{stem}.log")
-    for stale in (har_path, json_path):
+    har_path, json_path, events_path, log = (report_dir / f"{stem}.har.json", report_dir / f"{stem}.report.json",
+                                             report_dir / f"{stem}.ndjson", report_dir / f"{stem}.log")
+    for stale in (har_path, json_path, events_path):
         stale.unlink(missing_ok=True)
-    argv = argv + ["--report", "har,json", "--report-har-path", str(har_path), "--report-json-path", str(json_path)]
+    argv = argv + ["--report", "har,json,ndjson", "--report-har-path", str(har_path),
+                   "--report-json-path", str(json_path), "--report-ndjson-path", str(events_path)]
     env = {**config.environ(), "SCHEMATHESIS_HOOKS": "lscloud.fuzz.hooks", "LSCLOUD_FUZZ_PLAN": plan_file,
            "NO_COLOR": "1"}
     with open(log, "wb") as out:
@@ -328,6 +383,8 @@ def _run_round(result: Result, argv: list[str], report_dir: Path, stem: str, pla
     try:
         count_har(result, json.loads(har_path.read_text(encoding="utf-8")), documented=documented)
         count_report(result, json.loads(json_path.read_text(encoding="utf-8")))
+        with open(events_path, encoding="utf-8") as events:
+            count_events(result, events)
         result.har = result.har or str(har_path)
     except (OSError, ValueError) as exc:
         tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
@@ -345,6 +402,15 @@ def fuzz(targets: list[Target], *, cases: int, mint: Callable[[str], str], repor
         results.append(fuzz_one(target, cases=cases, mint=mint, report_dir=report_dir, seed=seed, workers=workers,
                                 phases=phases, extra_args=extra_args))
     return results
+
+
+def _gateway_share(r: Result, failure: str) -> str:
+    code = failure.split(" ", 1)[0]
+    failing, gateway = r.failing_cases[code], r.at_the_gateway[code]
+    if not gateway:
+        return ""
+    whose = "all of them" if gateway == failing else f"{gateway} of {failing}"
+    return f" (failing cases: {failing}; {whose} the gateway's malformed-path 400, before any function)"
 
 
 def format_results(results: list[Result]) -> str:
@@ -366,7 +432,7 @@ def format_results(results: list[Result]) -> str:
             notes.append(f"  error: {r.error}")
         notes += [f"  5xx: {s}" for s in r.server_errors]
         notes += [f"  4xx not problem+json: {s}" for s in r.not_problem]
-        notes += [f"  schemathesis {code}: {n}" for code, n in sorted(r.failures.items())]
+        notes += [f"  schemathesis {code}: {n}{_gateway_share(r, code)}" for code, n in sorted(r.failures.items())]
         if notes:
             lines.append(f"{r.name} (HAR: {r.har or '-'}):")
             lines += notes

@@ -100,3 +100,43 @@ def test_a_path_that_documents_its_errors_otherwise_is_held_to_that_format():
     # a document with no such path changes nothing
     assert documented_errors({"paths": {"/v1/a": {"get": {"responses": {"400": {"content": {PROBLEM_TYPE: {}}}}}}}}) \
         == []
+
+
+def _finished(checks_by_case: dict, responses: dict) -> str:
+    """One ScenarioFinished line as schemathesis's NDJSON report writes it (bodies as {"$base64": …})."""
+    import base64
+
+    def failure(code):
+        return {"name": "c", "status": "failure", "failure_info": {"failure": {"code": code, "title": "t"}}}
+
+    return json.dumps({"ScenarioFinished": {"status": "failure", "recorder": {
+        "checks": {case: [{"name": "ok", "status": "success"}] + [failure(c) for c in codes]
+                   for case, codes in checks_by_case.items()},
+        "interactions": {case: {"response": {"status_code": status, "content": {
+            "$base64": base64.b64encode(body.encode()).decode()}}} for case, (status, body) in responses.items()}}}})
+
+
+def test_check_failures_the_gateway_answered_are_told_apart_from_the_functions():
+    """A path breaking a parameter's documented rule never reaches a function: the gateway's 400
+    fails ST203/ST204, which expect the function's 401/405. The report says how many of a code's
+    failing cases are that, so a real finding under the same code stays visible."""
+    from lscloud.fuzz import count_events
+
+    malformed = json.dumps({"type": "https://errors.lscloud.langson.gov.vn/malformed-path", "title": "Malformed path",
+                            "status": 400})
+    r = Result("f", "http://x")
+    count_events(r, [
+        json.dumps({"ScenarioStarted": {}}),
+        _finished({"a": ["ST204"], "b": ["ST204", "ST203"], "c": ["ST204"], "d": []},
+                  {"a": (400, malformed), "b": (400, malformed), "c": (400, PROBLEM), "d": (200, "{}")}),
+        "not json",
+    ])
+    assert dict(r.failing_cases) == {"ST204": 3, "ST203": 1}
+    assert dict(r.at_the_gateway) == {"ST204": 2, "ST203": 1}
+    count_report(r, {"failures": [{"code": "ST204", "title": "Wrong response to undeclared method", "count": 2},
+                                  {"code": "ST203", "title": "Missing required header accepted", "count": 1},
+                                  {"code": "ST202", "title": "Schema-valid request rejected", "count": 4}]})
+    text = format_results([r])
+    assert "ST204 Wrong response to undeclared method: 2 (failing cases: 3; 2 of 3 the gateway's malformed-path" in text
+    assert "ST203 Missing required header accepted: 1 (failing cases: 1; all of them the gateway's" in text
+    assert "ST202 Schema-valid request rejected: 4\n" in text + "\n"
