@@ -93,6 +93,7 @@ class Result:
     failures: Counter = field(default_factory=Counter)            # schemathesis check codes
     failing_cases: Counter = field(default_factory=Counter)       # check code -> cases that failed it
     at_the_gateway: Counter = field(default_factory=Counter)      # … of them refused as a malformed path
+    _cases_counted: set = field(default_factory=set)              # a case reported again is counted once
     roles: list[str] = field(default_factory=list)
     exit_code: int | None = None
     har: str | None = None
@@ -281,8 +282,9 @@ def count_events(result: Result, lines: Iterable[str]) -> None:
         for case_id, checks in (recorder.get("checks") or {}).items():
             codes = {((c.get("failure_info") or {}).get("failure") or {}).get("code")
                      for c in checks or [] if c.get("status") == "failure"} - {None}
-            if not codes:
+            if not codes or case_id in result._cases_counted:
                 continue
+            result._cases_counted.add(case_id)
             response = (interactions.get(case_id) or {}).get("response") or {}
             gateway = _refused_at_the_gateway(response)
             for code in codes:

@@ -130,6 +130,7 @@ def test_check_failures_the_gateway_answered_are_told_apart_from_the_functions()
         _finished({"a": ["ST204"], "b": ["ST204", "ST203"], "c": ["ST204"], "d": []},
                   {"a": (400, malformed), "b": (400, malformed), "c": (400, PROBLEM), "d": (200, "{}")}),
         "not json",
+        _finished({"a": ["ST204"]}, {"a": (400, malformed)}),   # the same case reported again
     ])
     assert dict(r.failing_cases) == {"ST204": 3, "ST203": 1}
     assert dict(r.at_the_gateway) == {"ST204": 2, "ST203": 1}
