@@ -171,8 +171,6 @@ def invalid_query(errors: list[dict]) -> Problem:
                    errors=errors)
 
 
-
-
 def _component_name(file: str) -> str:
     stem = file[:-5] if file.endswith(".json") else file
     return re.sub(r"[^A-Za-z0-9._-]", "_", stem.replace("/", "."))
