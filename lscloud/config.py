@@ -13,12 +13,13 @@ import binascii
 import json
 import os
 import re
-import threading
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
 from urllib.parse import urlparse
+
+from .lru import LRU
 
 
 class ConfigError(ValueError):
@@ -416,9 +417,9 @@ _RUNTIME_PREFIXES = ("LSCLOUD_", "OTEL_", "K_")
 
 S = TypeVar("S")
 
-_SECTIONS_KEPT = 64
-_sections: dict[tuple[int, type, str | None], tuple[Settings, Any]] = {}
-_sections_lock = threading.Lock()
+_sections: LRU[tuple[int, type, str | None], tuple[Settings, Any]] = LRU(64)
+"""Parsed sections by settings object (one per runtime, a test's ``replace()``s): the settings are
+kept with their section, so the ``id`` in the key is never another object's."""
 
 
 def section(settings: Settings, cls: type[S], *, service: str | None = None) -> S:
@@ -439,10 +440,7 @@ def section(settings: Settings, cls: type[S], *, service: str | None = None) -> 
     if kept is not None and kept[0] is settings:
         return kept[1]
     value = _parse_section(settings, cls, service)
-    with _sections_lock:
-        if len(_sections) >= _SECTIONS_KEPT:
-            _sections.clear()   # settings objects are few (one per runtime, a test's replace()s)
-        _sections[key] = (settings, value)   # the settings kept alive: their id is not reused
+    _sections.put(key, (settings, value))
     return value
 
 
