@@ -44,6 +44,7 @@ from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
 from .. import config
+from ..problems import type_uri
 
 SCHEMATHESIS_VERSION = "4.32.5"  # the CLI options below are this version's (pinned in pyproject's fuzz extra)
 PROBLEM_TYPE = "application/problem+json"
@@ -93,7 +94,6 @@ class Result:
     failures: Counter = field(default_factory=Counter)            # schemathesis check codes
     failing_cases: Counter = field(default_factory=Counter)       # check code -> cases that failed it
     at_the_gateway: Counter = field(default_factory=Counter)      # … of them refused as a malformed path
-    _cases_counted: set = field(default_factory=set)              # a case reported again is counted once
     roles: list[str] = field(default_factory=list)
     exit_code: int | None = None
     har: str | None = None
@@ -246,30 +246,26 @@ def count_report(result: Result, report: dict) -> None:
         result.failures[f"{failure.get('code')} {failure.get('title')}"] += int(failure.get("count") or 0)
 
 
-GATEWAY_REFUSAL = "/malformed-path"
-"""The end of the problem type the gateway answers a path it does not forward with (400)."""
-
-
-def _body_of(response: dict) -> bytes:
-    content = response.get("content")   # the body's bytes, as schemathesis writes bytes: {"$base64": …}
-    if isinstance(content, dict) and isinstance(content.get("$base64"), str):
-        return base64.b64decode(content["$base64"])
-    return content.encode() if isinstance(content, str) else b""
+GATEWAY_REFUSAL = type_uri("malformed-path")
+"""The problem type the gateway answers a path it does not forward with (400)."""
 
 
 def _refused_at_the_gateway(response: dict) -> bool:
-    if response.get("status_code") != 400:
+    content = response.get("content")   # bytes, as schemathesis writes them: {"$base64": …}
+    if response.get("status_code") != 400 or not isinstance(content, dict):
         return False
     try:
-        body = json.loads(_body_of(response))
+        body = json.loads(base64.b64decode(content.get("$base64") or ""))
     except ValueError:
         return False
-    return isinstance(body, dict) and str(body.get("type", "")).endswith(GATEWAY_REFUSAL)
+    return isinstance(body, dict) and body.get("type") == GATEWAY_REFUSAL
 
 
 def count_events(result: Result, lines: Iterable[str]) -> None:
     """Each case that failed a check, by the check's code, from schemathesis's NDJSON events; and of
-    them, those whose answer was the gateway's refusal of a malformed path."""
+    them, those whose answer was the gateway's refusal of a malformed path. A case reported again (a
+    later event of the same scenario) is counted once."""
+    counted: set[str] = set()
     for line in lines:
         try:
             finished = json.loads(line).get("ScenarioFinished")
@@ -282,9 +278,9 @@ def count_events(result: Result, lines: Iterable[str]) -> None:
         for case_id, checks in (recorder.get("checks") or {}).items():
             codes = {((c.get("failure_info") or {}).get("failure") or {}).get("code")
                      for c in checks or [] if c.get("status") == "failure"} - {None}
-            if not codes or case_id in result._cases_counted:
+            if not codes or case_id in counted:
                 continue
-            result._cases_counted.add(case_id)
+            counted.add(case_id)
             response = (interactions.get(case_id) or {}).get("response") or {}
             gateway = _refused_at_the_gateway(response)
             for code in codes:
