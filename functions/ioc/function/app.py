@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 from lscloud.web import create_app as runtime_app
 
@@ -11,7 +10,7 @@ from . import routes_api, routes_wall
 from .live import Live
 from .sources import Sources
 
-SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "schemas"
+SCHEMAS_DIR = routes_api.SCHEMAS_DIR
 
 
 def create_app(settings=None):

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 from flask import Blueprint, Response, current_app, g, jsonify
 
@@ -22,7 +23,11 @@ FULL = ("ioc", "officer", "supervisor", "operator", "auditor")
 """Roles that see every figure of every commune; a commune-officer sees their commune; others the public subset."""
 CARD_READERS = FULL + ("commune-officer",)
 DATE_TIME = {"type": "string", "format": "date-time"}
-COMMUNE = {"type": "string", "pattern": "^[0-9]{5}$"}
+SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "schemas"
+COMMUNE_CODE = "ioc/commune-code.json"
+"""A commune's code (five digits): the card's path parameter and the ``commune`` query of the series."""
+COMMUNE = {k: v for k, v in json.loads((SCHEMAS_DIR / COMMUNE_CODE).read_text(encoding="utf-8")).items()
+           if k in ("type", "pattern")}
 KEEPALIVE_S = 10.0
 STREAM_SLOTS = 8
 """Streams open at once per instance (each holds a worker thread; the ASGI bridge has 16)."""
@@ -69,7 +74,7 @@ def indicator_series(indicator_id: str):
                                 g.query["step"], g.query["commune"]))
 
 
-@bp.get('/v1/communes/<schema("ioc/commune-code.json", match=False):code>')
+@bp.get(f'/v1/communes/<schema("{COMMUNE_CODE}", match=False):code>')
 @allow(*CARD_READERS)
 @query_params(("as_of", "the instant the figures are for (default now)", DATE_TIME))
 def commune_card(code: str):
