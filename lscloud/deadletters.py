@@ -21,6 +21,7 @@ too, and a repeat finds the record there. Records are ordered by the event's ``t
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
@@ -110,6 +111,22 @@ class UnknownDeadLetter(NotFound):
     type, title, title_vi = "unknown-dead-letter", "No such dead letter", "Không có thư chết này"
 
 
+class ActionInProgress(Conflict):
+    """Another operator's action on this letter (or a delivery of its event) runs right now."""
+    type, title, title_vi = "dead-letter-retry-in-progress", "Event in progress", "Sự kiện đang được xử lý"
+
+    def __init__(self, detail: str = "This dead letter is being acted on right now; ask again in a moment.",
+                 **kwargs):
+        super().__init__(detail, detail_vi=kwargs.pop("detail_vi", "Thư chết đang được xử lý; vui lòng thử lại sau "
+                                                                    "giây lát."),
+                         headers={"Retry-After": "2"}, **kwargs)
+
+
+ACTION_HOLD_S = 60.0
+"""How long an operator's action holds a letter: others are told it is in progress meanwhile, and a
+holder that died releases it by this bound."""
+
+
 class AlreadySettled(Conflict):
     type, title, title_vi = "dead-letter-settled", "Dead letter already settled", "Thư chết đã được xử lý"
 
@@ -133,7 +150,7 @@ def settle(letter: str, outcome: dict[str, Any]) -> DeadLetter:
             raise AlreadySettled("This dead letter was settled already.", detail_vi="Thư chết này đã được xử lý.",
                                  settled=item.data.get("settled"))
         item.state = SETTLED
-        item.data = {**item.data, "settled": outcome}
+        item.data = {k: v for k, v in item.data.items() if k != "acting"} | {"settled": outcome}
 
     try:
         return DeadLetter.update(_SHELF, letter, mark)   # under If-Match: two settles never both win
@@ -150,7 +167,8 @@ def act(letter_id: str, action: Callable[[DeadLetter], dict[str, Any]], *, by: s
     letter stays open and the error is the caller's. A letter settled already is answered as it
     was settled (``replayed``), also when another operator's action settled it meanwhile: each
     letter is settled once, and the action's effects are the handler's to keep idempotent (the
-    event id). ``types``: only letters of these event types are this action's (others are 404).
+    event id). While the action runs the letter is held (:data:`ACTION_HOLD_S` at most): another
+    action on it meanwhile raises :class:`ActionInProgress` (409, ``Retry-After``) and does nothing. ``types``: only letters of these event types are this action's (others are 404).
     """
     letter = find(letter_id)
     if types is not None and letter.data["event"].get("type") not in types:
@@ -158,8 +176,39 @@ def act(letter_id: str, action: Callable[[DeadLetter], dict[str, Any]], *, by: s
                                 detail_vi="Không có thư chết loại này với mã này.")
     if letter.state != OPEN:
         return letter, True
-    outcome = {"at": at, "by": by, **action(letter)}
+    # held while the action runs: two operators at once would both act, and the one whose action
+    # found the other's work done ("duplicate") could settle first, hiding what was done
+    try:
+        held = _hold(letter_id, by)
+    except AlreadySettled:
+        return find(letter_id), True
+    try:
+        outcome = {"at": at, "by": by, **action(held)}
+    except BaseException:
+        _release(letter_id)
+        raise
     try:
         return settle(letter_id, outcome), False
     except AlreadySettled:
         return find(letter_id), True
+
+
+def _hold(letter_id: str, by: str) -> DeadLetter:
+    def mark(item: DeadLetter) -> None:
+        if item.state != OPEN:
+            raise AlreadySettled("This dead letter was settled already.", detail_vi="Thư chết này đã được xử lý.")
+        acting = item.data.get("acting")
+        if acting and float(acting.get("until", 0)) > time.time():
+            raise ActionInProgress()
+        item.data = {**item.data, "acting": {"by": by, "until": time.time() + ACTION_HOLD_S}}
+
+    return DeadLetter.update(_SHELF, letter_id, mark)
+
+
+def _release(letter_id: str) -> None:
+    def mark(item: DeadLetter) -> None:
+        item.data = {k: v for k, v in item.data.items() if k != "acting"}
+    try:
+        DeadLetter.update(_SHELF, letter_id, mark)
+    except Exception:  # noqa: BLE001 - the hold ends by itself at its bound
+        pass

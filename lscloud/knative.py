@@ -322,10 +322,6 @@ class RetryFailed(Conflict):
     type, title, title_vi = "dead-letter-retry-failed", "The event failed again", "Sự kiện lại thất bại"
 
 
-class RetryInProgress(Conflict):
-    type, title, title_vi = "dead-letter-retry-in-progress", "Event in progress", "Sự kiện đang được xử lý"
-
-
 def _rerun(handlers: Mapping[str, EventHandler]) -> Callable[[deadletters.DeadLetter], dict]:
     def rerun(letter: deadletters.DeadLetter) -> dict:
         event = dict(letter.data["event"])
@@ -333,9 +329,9 @@ def _rerun(handlers: Mapping[str, EventHandler]) -> Callable[[deadletters.DeadLe
             # as a delivery runs it (the events-seen record included), inside the operator's trace
             result = _run_event(handlers, event, {})
         except _InProgress:   # a delivery, or another operator's retry
-            raise RetryInProgress("This event is being processed right now; ask again in a moment.",
-                                  detail_vi="Sự kiện đang được xử lý; vui lòng thử lại sau giây lát.",
-                                  headers={"Retry-After": "2"}) from None
+            raise deadletters.ActionInProgress("This event is being processed right now; ask again in a moment.",
+                                               detail_vi="Sự kiện đang được xử lý; vui lòng thử lại sau giây lát.") \
+                from None
         except (DomainError, Problem, store.StoreUnavailable):
             raise   # a refusal with its own status (a partner's 422, a store that is down: 503)
         except Exception as exc:  # noqa: BLE001 - answered, logged with the trace; the letter stays open

@@ -463,3 +463,48 @@ def test_a_repeat_safe_handler_runs_on_every_delivery_without_an_events_seen_rec
         assert seen_markers(object_store, settings) == []
     finally:
         server.stop()
+
+
+def test_an_action_holds_its_dead_letter_while_it_runs(settings, sink, monkeypatch):
+    """Two operators at once: the second is told the letter is in progress (409, Retry-After) and
+    acts on nothing, so the settlement is the action that ran (before, a second retry that found the
+    first one's work done could settle first as "duplicate"). A failed action releases its hold, and
+    a hold whose holder died ends at its bound."""
+    from lscloud import deadletters
+
+    letter, _ = deadletters.keep(parcel(7))
+    told = []
+
+    def action(held):
+        assert held.data["acting"]["by"] == "op-a"
+        with pytest.raises(deadletters.ActionInProgress) as second:
+            deadletters.act(letter.id, lambda _: pytest.fail("a second action ran"), by="op-b", at="t")
+        told.append((second.value.status, second.value.headers["Retry-After"]))
+        return {"action": "retried", "result": "done"}
+
+    settled, replayed = deadletters.act(letter.id, action, by="op-a", at="t")
+    assert told == [(409, "2")] and not replayed
+    assert settled.state == deadletters.SETTLED and settled.data["settled"]["by"] == "op-a"
+    assert "acting" not in settled.data
+
+    other, _ = deadletters.keep(parcel(8))
+
+    def fails(_):
+        raise RuntimeError("still broken")
+
+    with pytest.raises(RuntimeError):
+        deadletters.act(other.id, fails, by="op-a", at="t")
+    kept = deadletters.find(other.id)
+    assert kept.state == deadletters.OPEN and "acting" not in kept.data
+    # the holder died: its hold is there, and ends at ACTION_HOLD_S
+    monkeypatch.setattr(deadletters, "_release", lambda letter_id: None)
+    with pytest.raises(RuntimeError):
+        deadletters.act(other.id, fails, by="op-a", at="t")
+    with pytest.raises(deadletters.ActionInProgress):
+        deadletters.act(other.id, fails, by="op-b", at="t")
+    from types import SimpleNamespace
+
+    # the dead letters' clock only, past any hold set before
+    monkeypatch.setattr(deadletters, "time", SimpleNamespace(time=lambda: 4_000_000_000.0))
+    settled, _ = deadletters.act(other.id, lambda _: {"action": "retried", "result": "done"}, by="op-b", at="t")
+    assert settled.data["settled"]["by"] == "op-b"
