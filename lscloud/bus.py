@@ -33,6 +33,7 @@ DUPLICATE_WINDOW_S = 120.0
 _STREAM_NAME_IN_USE = 10058
 _SUBJECTS_OVERLAP = 10065
 _STREAM_MISMATCH = 10060
+_WRONG_LAST_SUBJECT_SEQUENCE = 10071
 
 
 class BusError(RuntimeError):
@@ -41,6 +42,17 @@ class BusError(RuntimeError):
 
 class BusUnavailable(BusError):
     """NATS could not be reached, or did not confirm, within the time allowed."""
+
+
+class SubjectNotEmpty(BusError):
+    """A publish expecting its subject to hold nothing yet found a message there (a key's create).
+
+    ``after_retry``: an earlier attempt of the same publish may have been stored (its answer was
+    lost), so the message there may be this publish's own."""
+
+    def __init__(self, message: str, *, after_retry: bool = False):
+        super().__init__(message)
+        self.after_retry = after_retry
 
 
 def stream_config(name: str, subjects: tuple[str, ...] | list[str] = STREAM_SUBJECTS, *,
@@ -120,6 +132,7 @@ class Bus:
         self._js = None
         self._connect_lock: asyncio.Lock | None = None
         self._stream_ready = False
+        self._ensured: set[str] = set()   # streams this client created or checked on a publish
         self._tls = tls_context(settings)
 
     # --- connection ------------------------------------------------------------------------
@@ -225,6 +238,45 @@ class Bus:
         if name == self.settings.stream:
             self._stream_ready = True
 
+    async def ensure_key_value(self, config: js_api.StreamConfig) -> None:
+        """Create a key-value bucket's stream (``config``, e.g. :func:`lscloud.nonces.bucket_config`),
+        or lengthen an existing one's ``max_age`` to ``config``'s: never shorten what another process
+        with a longer need relies on. Safe to race."""
+        await self.connect()
+        try:
+            await self.js.add_stream(config)
+        except nats.js.errors.BadRequestError as exc:
+            if exc.err_code != _STREAM_NAME_IN_USE:
+                raise BusError(f"cannot create stream {config.name}: {exc.description}") from None
+            held = (await self.js.stream_info(config.name)).config
+            if (held.max_age or 0) and (not config.max_age or held.max_age < config.max_age):
+                held.max_age = config.max_age
+                await self.js.update_stream(held)
+        self._ensured.add(config.name)
+
+    async def create_key(self, bucket: str, key: str, value: bytes, *, timeout: float | None = None,
+                         create: js_api.StreamConfig | None = None) -> bool:
+        """Put ``key`` in the key-value ``bucket`` only if it holds nothing (as ``nats kv create``):
+        True when this call wrote it, False when it was there already. One winner among racers.
+
+        Each call's write carries an id of its own (``Nats-Msg-Id``): when an attempt's answer was lost
+        and its retry finds the key taken, the key's message is read (a direct get) and the write is
+        this call's only if it carries that id."""
+        import uuid
+
+        subject, stream, write = f"$KV.{bucket}.{key}", f"KV_{bucket}", uuid.uuid4().hex
+        headers = {"Nats-Expected-Last-Subject-Sequence": "0", "Nats-Msg-Id": write}
+        try:
+            await self.publish_message(subject, value, headers, stream=stream, timeout=timeout, create=create)
+        except SubjectNotEmpty as exc:
+            if not exc.after_retry:
+                return False
+            # JetStream checks the expected sequence before the message id, so a lost answer's retry
+            # is refused like someone else's write: the key's own message says whose it is
+            held = await self.js.get_msg(stream, subject=subject, direct=True)
+            return (held.headers or {}).get("Nats-Msg-Id") == write
+        return True
+
     async def delete_stream(self, name: str | None = None) -> bool:
         """Delete a stream if it exists (tests, `lscloud reset`)."""
         await self.connect()
@@ -302,14 +354,21 @@ class Bus:
             return ack.seq
 
     async def publish_message(self, subject: str, body: bytes, headers: dict[str, str], *,
-                              stream: str | None = None, timeout: float | None = None) -> js_api.PubAck:
-        """Publish raw bytes to JetStream, retrying until ``timeout`` (the event's headers carry its id)."""
+                              stream: str | None = None, timeout: float | None = None,
+                              create: js_api.StreamConfig | None = None) -> js_api.PubAck:
+        """Publish raw bytes to JetStream, retrying until ``timeout`` (the headers carry a
+        ``Nats-Msg-Id``, so a retry of a publish the server did store is stored once).
+
+        When no stream takes ``subject``: the events' stream is created (as :meth:`ensure_stream`), or
+        ``create`` is (:meth:`ensure_key_value`), once per client and only if it may create streams.
+        :class:`SubjectNotEmpty` when the headers expect an empty subject and it is not."""
         loop = asyncio.get_running_loop()
         timeout = self.publish_timeout if timeout is None else timeout
         stream = stream or self.settings.stream
         deadline = loop.time() + timeout
         last: BaseException | None = None
         pause = 0.1
+        sent = retried = False   # sent: an attempt went out and its answer was lost (it may be stored)
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -320,19 +379,28 @@ class Bus:
                                      f"{last or 'timed out'}{hint}")
             try:
                 await self.connect(min(remaining, self.connect_timeout))
+                retried, sent = sent, True
                 return await self.js.publish(subject, body, timeout=max(0.05, min(remaining, 2.0)),
                                              stream=stream, headers=dict(headers))
             except BusUnavailable as exc:
                 last = exc
             except nats.js.errors.NoStreamResponseError as exc:
-                last = exc
+                last, sent = exc, retried   # nobody took it: not stored
                 if self.create_stream and stream == self.settings.stream and not self._stream_ready:
                     try:
                         await self.ensure_stream()
                         continue
                     except BusError as create_exc:
                         last = create_exc
+                elif self.create_stream and create is not None and create.name not in self._ensured:
+                    try:
+                        await self.ensure_key_value(create)
+                        continue
+                    except BusError as create_exc:
+                        last = create_exc
             except nats.js.errors.APIError as exc:
+                if exc.err_code == _WRONG_LAST_SUBJECT_SEQUENCE:
+                    raise SubjectNotEmpty(f"{subject} already holds a message", after_retry=retried) from None
                 if exc.err_code == _STREAM_MISMATCH:
                     raise BusError(f"subject {subject} belongs to another stream than {stream}: {exc.description}") from None
                 if not _retryable(exc):
@@ -422,6 +490,24 @@ class SyncBus:
 
     def delete_stream(self, name: str | None = None) -> bool:
         return self._run(self._bus.delete_stream(name), self._bus.connect_timeout + 10)
+
+    def ensure_key_value(self, config: js_api.StreamConfig) -> None:
+        """:meth:`Bus.ensure_key_value` from sync code."""
+        self._run(self._bus.ensure_key_value(config), self._bus.connect_timeout + 10)
+
+    def create_key(self, bucket: str, key: str, value: bytes, *, timeout: float | None = None,
+                   create: js_api.StreamConfig | None = None) -> bool:
+        """:meth:`Bus.create_key` from sync code: True when this call wrote ``key``, False when it was there."""
+        from opentelemetry.trace import SpanKind
+
+        timeout = self.publish_timeout if timeout is None else timeout
+        # in the caller's thread: a child of its request's span (the key is not named: it holds ids)
+        with telemetry.service_tracer(self.settings.service).start_as_current_span(
+                "KV.create", kind=SpanKind.CLIENT,
+                attributes={"db.system.name": "nats", "db.operation.name": "create", "db.namespace": bucket}) as span:
+            created = self._run(self._bus.create_key(bucket, key, value, timeout=timeout, create=create), timeout)
+            span.set_attribute("lscloud.kv.created", created)
+            return created
 
     def publish(self, event: Mapping[str, Any], *, timeout: float | None = None) -> int:
         """Publish and wait for the JetStream ack; returns the stream sequence.

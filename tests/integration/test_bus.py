@@ -195,3 +195,54 @@ def test_publish_to_unreachable_nats_raises_quickly(settings):
             b.ping()
     finally:
         b.close()
+
+
+class _AnswerLost:
+    """The JetStream context of a real connection whose first publish gets no answer: the server
+    stored it (``stored``: the connection dropped right after the server took it) or never saw it."""
+
+    def __init__(self, js, *, stored: bool):
+        self._js, self.stored, self.lost = js, stored, 0
+
+    def __getattr__(self, name):
+        return getattr(self._js, name)
+
+    async def publish(self, *args, **kwargs):
+        if self.lost:
+            return await self._js.publish(*args, **kwargs)
+        self.lost += 1
+        if self.stored:
+            await self._js.publish(*args, **kwargs)
+        raise asyncio.TimeoutError
+
+
+def test_a_key_created_by_an_attempt_whose_answer_was_lost_is_this_calls(settings):
+    """JetStream checks a create's expected sequence before its message id: the retry of a create
+    that was stored is refused like a replay. The create reads the key back and knows its own write
+    from someone else's."""
+    from lscloud import nonces
+
+    bucket, config = nonces.bucket(settings.stream), nonces.bucket_config(settings.stream, 120)
+
+    async def run():
+        b = Bus(settings, publish_timeout=10)
+        other = Bus(settings, publish_timeout=10)
+        await b.connect()
+        real = b.js
+        try:
+            b._js = lossy = _AnswerLost(real, stored=True)
+            assert await b.create_key(bucket, "fn.bank.n-lost-answer", b"{}", create=config) is True
+            assert lossy.lost == 1
+            # the first attempt never arrived, and meanwhile another replica created the key: a replay
+            b._js = lossy = _AnswerLost(real, stored=False)
+            assert await other.create_key(bucket, "fn.bank.n-raced", b"{}") is True
+            assert await b.create_key(bucket, "fn.bank.n-raced", b"{}") is False
+            assert lossy.lost == 1
+            # and with every answer, the second create of a key is refused at once
+            b._js = real
+            assert await b.create_key(bucket, "fn.bank.n-lost-answer", b"{}") is False
+        finally:
+            await b.close()
+            await other.close()
+
+    asyncio.run(run())
