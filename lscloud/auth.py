@@ -6,8 +6,8 @@ who called.
 
 Partner requests are signed with HMAC-SHA256 over a canonical string (see :func:`canonical`);
 each partner has up to two active keys so a bank can rotate without downtime. Timestamps
-outside the window and reused nonces are refused; nonces are remembered in the object store
-with a create-only write, so replicas share them.
+outside the window and reused nonces are refused; nonces are remembered in a JetStream key-value
+bucket with a create-only write, so replicas share them (:mod:`lscloud.nonces`).
 
 Where the keys come from: ``settings.partner_keys`` by default. A function that keeps its own
 partner registry (the soft ATM registers banks in its store) passes a resolver to
@@ -22,7 +22,6 @@ import base64
 import functools
 import hashlib
 import hmac
-import json
 import os
 import re
 import secrets
@@ -39,7 +38,6 @@ from urllib.parse import unquote
 # verify or sign: a function whose requests carry no token never loads them.
 from . import roles as _roles
 from .lru import LRU
-from . import runonce
 from .context import app_state
 from .problems import Problem
 
@@ -763,15 +761,10 @@ def partner_keys_for(partner: str, settings) -> tuple[str, ...] | None:
 
 
 def _remember_nonce(partner: str, nonce: str, stamp: int, settings) -> None:
-    from .store.errors import ConditionalCheckFailed
-    from .store import connection
+    from . import nonces
+    from .runtime import current
 
-    objects, bucket = connection()
-    record = {"partner": partner, "nonce": nonce, "timestamp": stamp,
-              "expires_at": stamp + settings.signature_window_s + 60}
-    try:
-        objects.put(bucket, f"{runonce.NONCES.prefix}{partner}/{nonce}.json", json.dumps(record).encode(),
-                    if_none_match=True)
-    except ConditionalCheckFailed:
+    # NATS not answering is lscloud.bus.BusUnavailable: the app's 503, and the partner retries
+    if not nonces.remember(current().bus, settings, app_state().name, partner, nonce, stamp):
         raise _signature_problem("replayed-nonce", "Replayed request", "This nonce was already used.",
-                                 "Yêu cầu bị gửi lại", "Nonce này đã được sử dụng.", NONCE_HEADER) from None
+                                 "Yêu cầu bị gửi lại", "Nonce này đã được sử dụng.", NONCE_HEADER)

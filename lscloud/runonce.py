@@ -1,9 +1,11 @@
 """Records that end: what the runtime keeps for a while, and the sweep that deletes them once expired.
 
-Every run-once record carries its own end, ``expires_at``: partner nonces (``nonces/``), idempotent
-request records (``idempotency/``, :mod:`lscloud.idempotency`), events already handled
-(``events-seen/``, :mod:`lscloud.knative`), and the items of any model with a
-:class:`~lscloud.store.TTLAttribute` (identity's rate-limit windows …), which register themselves.
+Every run-once record carries its own end, ``expires_at``: idempotent request records
+(``idempotency/``, :mod:`lscloud.idempotency`), events already handled (``events-seen/``,
+:mod:`lscloud.knative`), and the items of any model with a :class:`~lscloud.store.TTLAttribute`
+(identity's rate-limit windows …), which register themselves. Partner nonces are no longer written
+here: a JetStream key-value bucket keeps them and drops them itself (:mod:`lscloud.nonces`); the
+``nonces/`` records written before that are still swept and expired (:data:`LEFTOVER_NONCES`).
 Past ``expires_at`` nothing relies on a record any more; left alone they would pile up forever.
 
 Two mechanisms delete them:
@@ -75,12 +77,12 @@ class Kind:
             return None
 
 
-NONCES = Kind("nonces/", "partner request nonces",
-              # remembered until timestamp + window + 60 s, and a timestamp may be up to a window ahead
-              lambda s: 2 * s.signature_window_s + 60)
 IDEMPOTENCY = Kind("idempotency/", "idempotent request records", lambda s: s.idempotency_ttl_s)
 EVENTS_SEEN = Kind("events-seen/", "events already handled", lambda s: max(s.idempotency_ttl_s, EVENT_LEASE_S))
-RUNTIME_KINDS = (NONCES, IDEMPOTENCY, EVENTS_SEEN)
+LEFTOVER_NONCES = Kind("nonces/", "partner request nonces written before they moved to NATS",
+                       # they were remembered until timestamp + window + 60 s, a timestamp up to a window ahead
+                       lambda s: 2 * s.signature_window_s + 60)
+RUNTIME_KINDS = (LEFTOVER_NONCES, IDEMPOTENCY, EVENTS_SEEN)
 """The runtime's own run-once records (in every function's bucket that uses them)."""
 
 _models: dict[str, Kind] = {}

@@ -20,11 +20,13 @@ if TYPE_CHECKING:  # pragma: no cover
 class Runtime:
     """Lazily created, process-wide clients for one function."""
 
-    def __init__(self, settings: config.Settings):
+    def __init__(self, settings: config.Settings, *, bus: "SyncBus | None" = None):
+        """``bus``: the bus to use instead of one made from ``settings`` on first use (a test's, with
+        its own timeouts)."""
         self.settings = settings
         self._lock = threading.Lock()
         self._objects: ObjectStore | None = None
-        self._bus = None
+        self._bus = bus
 
     @property
     def objects(self) -> ObjectStore:

@@ -56,9 +56,11 @@ def settings(base_settings, bucket):
     test_settings = base_settings.replace(bucket=bucket, stream=f"T{uuid.uuid4().hex[:12].upper()}")
     yield test_settings
     # every events stream takes `lscloud.>`: a stream left behind would refuse the next test's
+    from lscloud import nonces
     from lscloud.bus import BusUnavailable, delete_streams
 
     try:
-        delete_streams(test_settings, [test_settings.stream, test_settings.stream + "_DLQ"])
+        delete_streams(test_settings, [test_settings.stream, test_settings.stream + "_DLQ",
+                                       "KV_" + nonces.bucket(test_settings.stream)])
     except BusUnavailable:
         pass

@@ -636,7 +636,7 @@ class Supervisor:
             self.write_state()
 
     def _ensure_stream(self) -> None:
-        from .. import devices
+        from .. import devices, nonces
         from ..bus import SyncBus
 
         bus = SyncBus(self.settings)
@@ -644,9 +644,11 @@ class Supervisor:
         try:
             bus.ensure_stream()
             bus.ensure_stream(devices.stream_name(self.settings), devices.SUBJECTS, max_msg_size=devices.MAX_MESSAGE_BYTES)
+            bus.ensure_key_value(nonces.bucket_config(self.settings.stream, nonces.lifetime_s(self.settings.signature_window_s)))
         finally:
             bus.close()
-        self.say(f"✓ stream       {self.settings.stream} (lscloud.>), {devices.stream_name(self.settings)} (devices.>)")
+        self.say(f"✓ stream       {self.settings.stream} (lscloud.>), {devices.stream_name(self.settings)} (devices.>), "
+                 f"kv {nonces.bucket(self.settings.stream)}")
 
     def _start_relay(self) -> None:
         """Device messages (MQTT, NATS) onto the events stream, as the cluster's relay Deployment does."""

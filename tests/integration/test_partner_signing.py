@@ -1,13 +1,17 @@
-"""Partner signatures end to end: nonces remembered in the real object store (weed mini)."""
+"""Partner signatures end to end: nonces remembered in real NATS (a JetStream key-value bucket)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 
 import pytest
 from flask import jsonify
 
+from lscloud import nonces, runtime, telemetry
+from lscloud.bus import SyncBus
+from lscloud.local.servers import free_port
 from lscloud.auth import allow, principal, sign_request
 from lscloud.problems import TYPE_BASE
 from lscloud.web import create_app
@@ -48,13 +52,30 @@ def test_both_active_keys_are_accepted(app):
 
 def test_replayed_nonce_is_refused(app, object_store, settings):
     client = app.test_client()
+    spans = telemetry.spans_in_memory()
     resp, headers = post(client, {"amount": 1})
     assert resp.status_code == 201
     again, _ = post(client, {"amount": 1}, headers=headers)
     assert again.status_code == 401
     assert again.get_json()["type"] == TYPE_BASE + "replayed-nonce"
-    record = json.loads(object_store.get(settings.bucket, f"nonces/bidv/{headers['X-LSCloud-Nonce']}.json").body)
-    assert record["partner"] == "bidv"
+    # each check is a child span of its request, and names neither the key nor the nonce
+    kv = [sp for sp in spans.get_finished_spans() if sp.name == "KV.create"]
+    assert [sp.attributes["lscloud.kv.created"] for sp in kv] == [True, False]
+    assert all(sp.parent is not None and sp.attributes["db.namespace"] == nonces.bucket(settings.stream) for sp in kv)
+    assert not [sp for sp in kv if headers["X-LSCloud-Nonce"] in str(dict(sp.attributes))]
+    # remembered in NATS under this function's own keys, not in the object store
+    assert asyncio.run(nonce_keys(settings)) == [f"atm.bidv.{headers['X-LSCloud-Nonce']}"]
+    assert list(object_store.list(settings.bucket, "")) == []
+
+
+async def nonce_keys(settings) -> list[str]:
+    import nats
+
+    nc = await nats.connect(settings.nats_url)
+    try:
+        return await (await nc.jetstream().key_value(nonces.bucket(settings.stream))).keys()
+    finally:
+        await nc.close()
 
 
 def test_concurrent_replays_have_one_winner(app):
@@ -104,3 +125,24 @@ def test_an_apps_own_resolver_supplies_the_keys(settings, rt):
     # settings' keys are not consulted when the app has its own resolver
     other = sign_request("POST", "/v1/ping", raw, "bidv", "1", KEY1)
     assert client.post("/v1/ping", data=raw, headers=other, content_type="application/json").status_code == 401
+
+
+def test_a_nonce_is_refused_when_nats_cannot_say_whether_it_was_seen(settings, keys):
+    # not knowing is not accepting: 503 with Retry-After, never the request let through
+    dead = settings.replace(partner_keys={"bidv": (KEY1, KEY2)}, nats_url=f"nats://127.0.0.1:{free_port()}")
+    runtime.uninstall()
+    runtime.install(runtime.Runtime(dead, bus=SyncBus(dead, publish_timeout=0.5, connect_timeout=0.3)))
+    try:
+        app = create_app("atm", settings=dead)
+
+        @app.post("/v1/withdrawals")
+        @allow(partner=True)
+        def withdraw():
+            """Authorise a withdrawal."""
+            raise AssertionError("reached without its nonce remembered")
+
+        resp, _ = post(app.test_client(), {"amount": 3})
+    finally:
+        runtime.uninstall()
+    assert resp.status_code == 503, resp.get_data(as_text=True)
+    assert resp.headers["Retry-After"] == "5" and resp.mimetype == "application/problem+json"

@@ -4,6 +4,7 @@ tick, never before the expiry, never once renewed since the sweep read it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from datetime import datetime, timedelta, timezone
@@ -11,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from flask import jsonify
 
-from lscloud import clock, events, knative, runonce, web
+from lscloud import clock, events, knative, nonces, runonce, web
 from lscloud.auth import allow, delivery_headers, dev_keys, issue_token, sign_request
 from lscloud.idempotency import idempotent
 from lscloud.problems import TYPE_BASE
@@ -123,20 +124,48 @@ def test_an_idempotency_record_is_honoured_until_it_expires_then_deleted_on_the_
     assert fresh.status_code == 201 and "Idempotent-Replayed" not in fresh.headers and fn_app.calls == [1, 1]
 
 
-def test_a_partner_nonce_refuses_replays_until_it_expires_then_is_deleted(fn_app, object_store, settings):
+def test_a_partner_nonce_is_kept_by_nats_for_its_lifetime_and_refuses_replays(fn_app, object_store, settings):
     client = fn_app.test_client()
     path = "/v1/bank/confirmations"
     h = sign_request("POST", path, b"", "vcb", "1", BANK_KEY)
     assert client.post(path, headers=h).status_code == 200
-    (key, record), = records(object_store, settings.bucket, runonce.NONCES.prefix).items()
-    longest = runonce.NONCES.max_age_s(settings)
-    runonce.sweep(object_store, settings.bucket, settings, now=record["expires_at"] - 0.01)
     replay = client.post(path, headers=h)
     assert replay.status_code == 401 and replay.get_json()["type"] == TYPE_BASE + "replayed-nonce"
-    modified = object_store.head(settings.bucket, key).last_modified
-    report = runonce.sweep(object_store, settings.bucket, settings, now=max(record["expires_at"], modified + longest) + 1)
-    assert report.counts[runonce.NONCES.prefix]["deleted"] == 1
-    assert records(object_store, settings.bucket, runonce.NONCES.prefix) == {}
+    # nothing in the object store: the bucket's stream holds it, and drops it itself after its lifetime
+    assert list(object_store.list(settings.bucket, runonce.LEFTOVER_NONCES.prefix)) == []
+    kept = asyncio.run(kv_entry(settings, f"ledger.vcb.{h['X-LSCloud-Nonce']}"))
+    assert json.loads(kept["value"]) == {"timestamp": int(h["X-LSCloud-Timestamp"])}
+    assert kept["max_age_s"] == nonces.lifetime_s(settings.signature_window_s) == 2 * 300 + 60
+    assert kept["discard"] == "new" and kept["history"] == 1
+
+
+async def kv_entry(settings, key: str) -> dict:
+    import nats
+
+    nc = await nats.connect(settings.nats_url)
+    try:
+        kv = await nc.jetstream().key_value(nonces.bucket(settings.stream))
+        status = await kv.status()
+        entry = await kv.get(key)
+        config = status.stream_info.config
+        return {"value": entry.value, "max_age_s": config.max_age, "discard": config.discard,
+                "history": config.max_msgs_per_subject}
+    finally:
+        await nc.close()
+
+
+def test_nonce_records_left_in_the_object_store_are_swept_once_expired(object_store, settings):
+    # written by runtimes before nonces moved to NATS: nothing reads them, the sweep removes them
+    end = time.time() + 30
+    object_store.put(settings.bucket, "nonces/vcb/n-leftover.json", json.dumps({"expires_at": end}).encode())
+    modified = object_store.head(settings.bucket, "nonces/vcb/n-leftover.json").last_modified
+    longest = runonce.LEFTOVER_NONCES.max_age_s(settings)
+    kept = runonce.sweep(object_store, settings.bucket, settings, kinds_=[runonce.LEFTOVER_NONCES],
+                         now=max(end, modified + longest) - 0.01)
+    assert kept.total("deleted") == 0
+    report = runonce.sweep(object_store, settings.bucket, settings, now=max(end, modified + longest) + 1)
+    assert report.counts[runonce.LEFTOVER_NONCES.prefix]["deleted"] == 1
+    assert list(object_store.list(settings.bucket, "nonces/")) == []
 
 
 def test_an_event_is_a_duplicate_until_its_record_expires(fn_app, object_store, settings):
@@ -204,10 +233,10 @@ def test_a_backlog_drains_over_sweeps_and_unreadable_records_go_only_once_outliv
     report = runonce.sweep(object_store, settings.bucket, settings, kinds_=[unknown_age], now=modified + 3600)
     assert report.total("unreadable") == 1 and report.total("deleted") == 0
     # once older than any nonce lives, an unreadable one goes too; four reads a sweep drain six in two
-    later = modified + runonce.NONCES.max_age_s(settings) + 60
-    first = runonce.sweep(object_store, settings.bucket, settings, kinds_=[runonce.NONCES], now=later, budget=4)
+    later = modified + runonce.LEFTOVER_NONCES.max_age_s(settings) + 60
+    first = runonce.sweep(object_store, settings.bucket, settings, kinds_=[runonce.LEFTOVER_NONCES], now=later, budget=4)
     assert first.exhausted and first.total("read") == 4
-    second = runonce.sweep(object_store, settings.bucket, settings, kinds_=[runonce.NONCES], now=later, budget=4)
+    second = runonce.sweep(object_store, settings.bucket, settings, kinds_=[runonce.LEFTOVER_NONCES], now=later, budget=4)
     assert not second.exhausted and first.total("deleted") + second.total("deleted") == 6
     assert list(object_store.list(settings.bucket, "nonces/")) == []
 

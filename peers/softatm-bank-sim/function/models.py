@@ -28,11 +28,3 @@ class Record(Model):
     data = A.JSONAttribute()
     version = A.VersionAttribute()
 
-
-class Nonce(Model):
-    """A webhook signature's nonce already accepted: the same signed request again is a replay."""
-
-    class Meta:
-        table = "bank-sim-nonces"
-
-    id = A.UnicodeAttribute(hash_key=True)

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from lscloud import config
 from lscloud.auth import sign_request
-from lscloud.store import ConditionalCheckFailed
 
 CODE = "simbank"  # the bank's code at the soft ATM
+NAME = "softatm-bank-sim"  # the function's name: its app's, and the prefix of its nonces' keys
 
 
 @dataclass(frozen=True)
@@ -50,18 +50,17 @@ def keys(state_dir) -> list[str]:
 
 def verify(settings, headers, path: str, raw: bytes) -> bool:
     """Whether a webhook to ``path`` was signed by the soft ATM with one of our keys, in the time window,
-    with a nonce never seen before (remembered once the signature verifies: a replay is refused)."""
+    with a nonce never seen before (remembered once the signature verifies, as the runtime remembers
+    partners' nonces, :mod:`lscloud.nonces`: a replay is refused)."""
     if fault(settings) == "accept-any-signature":
         return True
     if not _signed(settings, headers, path, raw):
         return False
-    from .models import Nonce
+    from lscloud import nonces
+    from lscloud.runtime import current
 
-    try:
-        Nonce(headers["X-LSCloud-Nonce"]).save()
-    except ConditionalCheckFailed:
-        return False
-    return True
+    return nonces.remember(current().bus, settings, NAME, CODE, headers["X-LSCloud-Nonce"],
+                           int(headers["X-LSCloud-Timestamp"]))
 
 
 def _signed(settings, headers, path: str, raw: bytes) -> bool:
