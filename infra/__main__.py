@@ -37,7 +37,8 @@ from components.namespaces import Namespaces  # noqa: E402
 from components.objectstore import ObjectStore  # noqa: E402
 from components.secrets import AppSecrets  # noqa: E402
 from components.tls import InternalCA  # noqa: E402
-from components.settings import SettingsError, StackSettings, check_run_once_expiry, check_store_budget  # noqa: E402
+from components.settings import (SettingsError, StackSettings, check_nonce_lifetime, check_run_once_expiry,  # noqa: E402
+                                 check_store_budget)
 from components.telemetry import Telemetry  # noqa: E402
 
 STRUCTURED = {"cluster", "nats", "objectStore", "knative", "telemetry", "bridge", "jwt", "tls", "backup",
@@ -64,6 +65,8 @@ partner_keys = cfg.get_secret_object("partnerKeys") or pulumi.Output.secret({})
 functions = manifest.discover(REPO / "functions")
 # the buckets' lifecycle rule must outlive every function's run-once records (their TTLs follow the env)
 check_run_once_expiry(settings.objectStore.runOnceExpiryDays, [m.resolved_env({}) for m in functions])
+# and the nonces' bucket must keep a nonce as long as any function's signature window lets it verify
+check_nonce_lifetime(settings.nats, [m.resolved_env({}) for m in functions])
 unknown = sorted(set(settings.functions) - {m.name for m in functions})
 if unknown:
     raise SettingsError(f"lscloud:functions: no function folder named {unknown} under functions/")

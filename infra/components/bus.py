@@ -5,7 +5,8 @@ two-minute duplicate window for ``Nats-Msg-Id`` dedupe, file storage); it is cre
 ``streamReplicas`` (3) replicas by a Job, before any function starts, so the runtime's
 ``ensure_stream`` finds it and never creates an R1 stream of its own. The same Job creates the
 dead-letter stream ``<stream>_DLQ`` (``lscloud-dlq.>``) where the event bridge puts the events a
-broker refused; the bridge only checks that both exist.
+broker refused (the bridge only checks that both exist), and the key-value bucket of partner request
+nonces ``<stream>_NONCES`` (:mod:`lscloud.nonces`; its stream ``KV_<stream>_NONCES``).
 
 Every stream is bounded in bytes and age (``nats.*MaxBytes`` / ``*MaxAge``), and their sum with the
 brokers' channel streams must fit the store (:func:`.settings.check_store_budget`).
@@ -36,7 +37,7 @@ from typing import Sequence
 
 import pulumi
 
-from lscloud import devices
+from lscloud import devices, nonces
 from lscloud.bus import DUPLICATE_WINDOW_S, STREAM_SUBJECTS
 from lscloud.delivery import DLQ_SUBJECTS
 
@@ -134,6 +135,14 @@ def render_devices_stream(s: NatsSettings) -> dict:
                    "nats.devicesMaxBytes", max_msg_size=devices.MAX_MESSAGE_BYTES)
 
 
+def render_nonces_stream(s: NatsSettings) -> dict:
+    """The partner nonces' key-value bucket (:mod:`lscloud.nonces`), as the runtime shapes it: each
+    key kept ``noncesMaxAge``, new keys refused once ``noncesMaxBytes`` are held."""
+    return nonces.bucket_config(s.stream, duration_ns(s.noncesMaxAge) / 1e9,
+                                max_bytes=parse_bytes("nats.noncesMaxBytes", s.noncesMaxBytes),
+                                replicas=s.streamReplicas).as_dict()
+
+
 def dlq_stream_name(s: NatsSettings) -> str:
     return f"{s.stream}_DLQ"  # lscloud.delivery.dlq_stream
 
@@ -214,7 +223,8 @@ def render(s: NatsSettings, namespace: str, functions=(), *, client_namespaces: 
                            "accounts.conf": render_accounts(s, functions, device_domains), "reload.sh": RELOADER,
                            "stream.json": json.dumps(render_stream(s), indent=2, sort_keys=True),
                            "dlq-stream.json": json.dumps(render_dlq_stream(s), indent=2, sort_keys=True),
-                           "devices-stream.json": json.dumps(render_devices_stream(s), indent=2, sort_keys=True)}}
+                           "devices-stream.json": json.dumps(render_devices_stream(s), indent=2, sort_keys=True),
+                           "nonces-stream.json": json.dumps(render_nonces_stream(s), indent=2, sort_keys=True)}}
     headless = {"apiVersion": "v1", "kind": "Service",
                 "metadata": {"name": f"{NAME}-headless", "namespace": namespace, "labels": lbl},
                 "spec": {"clusterIP": "None", "publishNotReadyAddresses": True, "selector": sel, "ports": ports}}
@@ -300,11 +310,12 @@ def render(s: NatsSettings, namespace: str, functions=(), *, client_namespaces: 
         # the accounts file exists before nats-server reads it (the platform's users at least)
         statefulset["spec"]["template"]["spec"]["initContainers"] = [
             _device_users_container(s, every=False, **device_users)]
+    # what the setup Job creates (or brings to its declared config), from the ConfigMap's files
+    streams = ((s.stream, "stream.json"), (dlq_stream_name(s), "dlq-stream.json"),
+               (devices.stream_name(s), "devices-stream.json"), (f"KV_{nonces.bucket(s.stream)}", "nonces-stream.json"))
     setup = {
         "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": kx.dns_name(NAME, "streams", _digest(config_map["data"]["stream.json"]
-                                                                  + config_map["data"]["dlq-stream.json"]
-                                                                  + config_map["data"]["devices-stream.json"])),
+        "metadata": {"name": kx.dns_name(NAME, "streams", _digest("".join(config_map["data"][f] for _, f in streams))),
                      "namespace": namespace,
                      "labels": kx.labels(f"{NAME}-setup", "event-bus")},
         "spec": {
@@ -320,16 +331,13 @@ def render(s: NatsSettings, namespace: str, functions=(), *, client_namespaces: 
                         "command": ["sh", "-ec"],
                         # create, or bring an existing stream to the declared config (replicas included)
                         "args": ["\n".join(_stream_command(client_url(namespace), name, f"/etc/nats/{file}")
-                                           for name, file in ((s.stream, "stream.json"),
-                                                              (dlq_stream_name(s), "dlq-stream.json"),
-                                                              (devices.stream_name(s), "devices-stream.json")))],
+                                           for name, file in streams)],
                         "volumeMounts": [{"name": "config", "mountPath": "/etc/nats"}, tlsc.client_mount()],
                         "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}},
                         "securityContext": {**kx.restricted_security_context(), "runAsUser": 1000},
                     }],
                     "volumes": [{"name": "config", "configMap": {"name": f"{NAME}-config", "items": [
-                        {"key": "stream.json", "path": "stream.json"}, {"key": "dlq-stream.json", "path": "dlq-stream.json"},
-                        {"key": "devices-stream.json", "path": "devices-stream.json"}]}},
+                        {"key": f, "path": f} for _, f in streams]}},
                         tlsc.client_volume(ADMIN_CERT)],
                 },
             },

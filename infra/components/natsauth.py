@@ -5,7 +5,8 @@ and the certificate's e-mail address names its user (``<user>@nats.lscloud``). E
 lives in the JetStream account ``LSCLOUD`` and gets only what it needs:
 
 - a **function** publishes its own events only: ``lscloud.<function>.>`` (event types are
-  ``vn.langson.<function>.<fact>.v1``), plus the JetStream info calls its readiness makes. It can
+  ``vn.langson.<function>.<fact>.v1``), plus the JetStream info calls its readiness makes, and writes
+  its own keys of the partner nonces' bucket (``$KV.<stream>_NONCES.<function>.>``, :mod:`lscloud.nonces`). It can
   neither create, change nor delete a stream, nor read anyone's events: the Triggers deliver them
   over HTTP. A function in :data:`STREAM_READERS` (the operations centre's replay) may also read
   the stream through an ephemeral consumer of its own;
@@ -37,7 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from lscloud import devices, events
+from lscloud import devices, events, nonces
 
 ACCOUNT = "LSCLOUD"
 EVENTING_ACCOUNT = "KNATIVE"
@@ -70,7 +71,11 @@ publishes: the Triggers bring it its events over HTTP."""
 
 
 def function_user(function: str, stream: str) -> NatsUser:
-    publish = (f"lscloud.{function}.>", "$JS.API.INFO", f"$JS.API.STREAM.INFO.{stream}")
+    # its partners' nonces: create its own keys of the nonces' bucket, and read one back (a direct
+    # get) when a create's answer was lost, nobody else's (lscloud.nonces, lscloud.bus.Bus.create_key)
+    own_keys = f"$KV.{nonces.bucket(stream)}.{nonces.key_prefix(function)}>"
+    publish = (f"lscloud.{function}.>", "$JS.API.INFO", f"$JS.API.STREAM.INFO.{stream}", own_keys,
+               f"$JS.API.DIRECT.GET.KV_{nonces.bucket(stream)}.{own_keys}")
     if function in STREAM_READERS:
         # the subjects nats-py's add_consumer, fetch and delete_consumer request (a name is one token)
         publish += (f"$JS.API.CONSUMER.CREATE.{stream}.*", f"$JS.API.CONSUMER.CREATE.{stream}.*.>",

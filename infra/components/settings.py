@@ -50,6 +50,25 @@ def check_run_once_expiry(days: int, function_envs) -> None:
         raise SettingsError(f"lscloud:objectStore.runOnceExpiryDays: {exc}") from None
 
 
+def check_nonce_lifetime(nats: "NatsSettings", function_envs) -> None:
+    """SettingsError unless ``nats.noncesMaxAge`` keeps a partner nonce for as long as it could verify
+    again at every function (:func:`lscloud.nonces.lifetime_s` of its ``LSCLOUD_SIGNATURE_WINDOW_S``,
+    the runtime's default when unset): shorter, a replay inside the window would be taken as new."""
+    from lscloud import config, nonces
+
+    try:
+        windows = [config.load({k: v for k, v in dict(env).items() if k == "LSCLOUD_SIGNATURE_WINDOW_S"}).signature_window_s
+                   for env in function_envs]
+    except config.ConfigError as exc:
+        raise SettingsError(f"lscloud:nats.noncesMaxAge: {exc}") from None
+    needed = max((nonces.lifetime_s(w) for w in windows), default=0.0)
+    kept = duration_ns(nats.noncesMaxAge) / 1e9
+    if kept < needed:
+        raise SettingsError(f"lscloud:nats.noncesMaxAge ({nats.noncesMaxAge}) is shorter than a partner nonce must be "
+                            f"kept: {needed:g} s (2 × the longest signature window {max(windows)} s + "
+                            f"{nonces.MARGIN_S} s). Raise it, or shorten LSCLOUD_SIGNATURE_WINDOW_S")
+
+
 def _positive(key: str, **values: int) -> None:
     for name, value in values.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -187,6 +206,12 @@ class NatsSettings:
     # <stream>_DEVICES: what field devices publish (MQTT), until the relay has put it on the stream
     devicesMaxBytes: str = "256MB"
     devicesMaxAge: str = "168h"
+    # <stream>_NONCES: the key-value bucket of partner request nonces (lscloud.nonces). A nonce is
+    # kept noncesMaxAge after its write, which must outlast every function's signature window
+    # (check_nonce_lifetime); full, the bucket refuses new nonces (partner calls get 503), never
+    # forgets one early
+    noncesMaxBytes: str = "256MB"
+    noncesMaxAge: str = "1h"
     # nats-server's MQTT listener (TLS, the internal CA's server certificate): the Service devices
     # reach, the networks they come from, and the names they use for it (in the certificate)
     mqttPort: int = 8883
@@ -214,9 +239,11 @@ class NatsSettings:
                 raise SettingsError(f"lscloud:nats.mqttSourceCidrs: {cidr!r} is not a network") from None
         if self.streamReplicas > self.replicas:
             raise SettingsError(f"lscloud:nats.streamReplicas ({self.streamReplicas}) exceeds nats.replicas ({self.replicas})")
-        for name in ("streamMaxBytes", "dlqMaxBytes", "channelMaxBytes", "deadLetterChannelMaxBytes", "devicesMaxBytes"):
+        for name in ("streamMaxBytes", "dlqMaxBytes", "channelMaxBytes", "deadLetterChannelMaxBytes", "devicesMaxBytes",
+                     "noncesMaxBytes"):
             parse_bytes(f"nats.{name}", getattr(self, name))
-        for name in ("streamMaxAge", "dlqMaxAge", "channelMaxAge", "deadLetterChannelMaxAge", "devicesMaxAge"):
+        for name in ("streamMaxAge", "dlqMaxAge", "channelMaxAge", "deadLetterChannelMaxAge", "devicesMaxAge",
+                     "noncesMaxAge"):
             parse_duration(f"nats.{name}", getattr(self, name))
         pvc_bytes("nats.storageSize", self.storageSize)
         check_store_budget(self, brokers=("default",))
@@ -230,7 +257,8 @@ class NatsSettings:
         """(what, bytes reserved on each server holding a replica) for every stream on the store."""
         out = [(self.stream, parse_bytes("nats.streamMaxBytes", self.streamMaxBytes)),
                (f"{self.stream}_DLQ", parse_bytes("nats.dlqMaxBytes", self.dlqMaxBytes)),
-               (f"{self.stream}_DEVICES", parse_bytes("nats.devicesMaxBytes", self.devicesMaxBytes))]
+               (f"{self.stream}_DEVICES", parse_bytes("nats.devicesMaxBytes", self.devicesMaxBytes)),
+               (f"KV_{self.stream}_NONCES", parse_bytes("nats.noncesMaxBytes", self.noncesMaxBytes))]
         out += [(f"channel of broker {b}", parse_bytes("nats.channelMaxBytes", self.channelMaxBytes))
                 for b in sorted(set(brokers))]
         out.append(("dead-letter channel", parse_bytes("nats.deadLetterChannelMaxBytes", self.deadLetterChannelMaxBytes)))
@@ -251,7 +279,7 @@ def check_store_budget(nats: "NatsSettings", brokers) -> None:
             f"lscloud:nats: the streams reserve {_fmt(total)} ({listing}) but each server's JetStream store "
             f"holds {_fmt(nats.store_bytes)} (storageSize {nats.storageSize} less 10%): JetStream would refuse "
             "the last stream with 'insufficient storage resources'. Lower nats.streamMaxBytes, dlqMaxBytes, "
-            "devicesMaxBytes, channelMaxBytes or deadLetterChannelMaxBytes, or raise nats.storageSize")
+            "devicesMaxBytes, noncesMaxBytes, channelMaxBytes or deadLetterChannelMaxBytes, or raise nats.storageSize")
 
 
 @dataclass(frozen=True)
@@ -266,8 +294,8 @@ class ObjectStoreSettings:
     bucketPrefix: str = "lscloud"
     requests: Mapping[str, str] = field(default_factory=lambda: {"cpu": "250m", "memory": "1Gi"})
     limits: Mapping[str, str] = field(default_factory=lambda: {"cpu": "2", "memory": "4Gi"})
-    # the buckets' lifecycle rule deletes run-once records (nonces, idempotency and events-seen
-    # records) this many days after their last write: a backstop to the runtime's sweep on the
+    # the buckets' lifecycle rule deletes run-once records (idempotency and events-seen records, and
+    # nonces left from before they moved to NATS) this many days after their last write: a backstop to the runtime's sweep on the
     # clock's tick, so it must outlive the longest of them (lscloud/runonce.py)
     runOnceExpiryDays: int = 3
     # every bucket is versioned: an overwritten or deleted object stays recoverable this many days

@@ -1,5 +1,6 @@
 """Every JetStream stream the platform puts on the NATS store is bounded and fits it: the functions'
-stream, its dead-letter stream, each broker's channel stream and the dead-letter channel's."""
+stream, its dead-letter stream, the devices' stream, the partner nonces' bucket, each broker's channel
+stream and the dead-letter channel's."""
 
 from __future__ import annotations
 
@@ -28,17 +29,20 @@ def test_every_stream_and_channel_is_bounded_and_together_they_fit_the_store(sta
     objs = k8s_objects(program(stack))
     (cm,) = [o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "nats-config"]
     store = int(next(line.split(":")[1] for line in cm["data"]["nats.conf"].splitlines() if "max_file_store" in line))
-    streams = [json.loads(cm["data"][k]) for k in ("stream.json", "dlq-stream.json")]
+    streams = [json.loads(cm["data"][k]) for k in ("stream.json", "dlq-stream.json", "devices-stream.json",
+                                                    "nonces-stream.json")]
     channels = [o["spec"]["stream"]["config"] for o in objs if o["kind"] == "NatsJetStreamChannel"]
     template = [yaml.safe_load(o["data"]["channel-template-spec"])["spec"]["stream"]["config"] for o in objs
                 if o["kind"] == "ConfigMap" and o["metadata"]["name"] == knative.BROKER_CONFIG]
     brokers = [o for o in objs if o["kind"] == "Broker"]
     assert streams and channels and template and brokers
     for s in streams:
-        assert s["max_bytes"] > 0 and s["max_age"] > 0 and s["discard"] == "old", s["name"]
+        # full, the nonces' bucket refuses new nonces: dropping old ones would forget them early
+        assert s["max_bytes"] > 0 and s["max_age"] > 0, s["name"]
+        assert s["discard"] == ("new" if s["name"].endswith("_NONCES") else "old"), s["name"]
     for c in channels + template:
         assert c["maxBytes"] > 0 and c["maxAge"] and c["discard"] == "Old"
-    # what JetStream reserves on each server: both streams, one channel stream per broker, the dead-letter channel
+    # what JetStream reserves on each server: the four streams, one channel stream per broker, the dead-letter channel
     reserved = sum(s["max_bytes"] for s in streams) + template[0]["maxBytes"] * len(brokers) + \
         sum(c["maxBytes"] for c in channels)
     assert reserved <= store, f"{stack}: {reserved} bytes reserved on a {store}-byte store"
@@ -71,6 +75,17 @@ def test_the_program_checks_the_budget_with_the_brokers_func_yaml_subscribes_on(
             "apiServerCidrs": ["10.0.0.0/24"]}
     s = StackSettings.from_values({**base, "nats": {"storageSize": "8Gi"}}.get)
     assert s.nats.store_bytes == int(8 * 1024**3 * 0.9)
-    with pytest.raises(SettingsError, match="storageSize 5Gi"):  # the defaults reserve 7 GB
+    with pytest.raises(SettingsError, match="storageSize 5Gi"):  # the defaults reserve 7.5 GB
         StackSettings.from_values({**base, "nats": {"storageSize": "5Gi"}}.get)
     assert bus.render_stream(s.nats)["max_bytes"] == 4_000_000_000
+
+
+def test_the_nonces_bucket_keeps_a_nonce_as_long_as_any_function_s_window_lets_it_verify():
+    from components.settings import check_nonce_lifetime
+
+    check_nonce_lifetime(NatsSettings(), [{}, {"LSCLOUD_SIGNATURE_WINDOW_S": "1770"}])   # 2 × 1770 + 60 = 1 h
+    with pytest.raises(SettingsError, match=r"noncesMaxAge \(1h\) is shorter .* 3660 s .* window 1800 s"):
+        check_nonce_lifetime(NatsSettings(), [{}, {"LSCLOUD_SIGNATURE_WINDOW_S": "1800"}])
+    check_nonce_lifetime(NatsSettings(noncesMaxAge="2h"), [{"LSCLOUD_SIGNATURE_WINDOW_S": "1800"}])
+    with pytest.raises(SettingsError, match="noncesMaxAge"):
+        check_nonce_lifetime(NatsSettings(), [{"LSCLOUD_SIGNATURE_WINDOW_S": "soon"}])

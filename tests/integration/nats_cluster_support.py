@@ -36,7 +36,7 @@ def small_settings(replicas: int) -> NatsSettings:
     """The cluster's NATS settings at ``replicas`` servers (and stream replicas), with stores sized
     for a test."""
     return NatsSettings(replicas=replicas, streamReplicas=replicas, storageSize="64Mi", streamMaxBytes="20MB",
-                        dlqMaxBytes="5MB", devicesMaxBytes="5MB", channelMaxBytes="5MB",
+                        dlqMaxBytes="5MB", devicesMaxBytes="5MB", noncesMaxBytes="2MB", channelMaxBytes="5MB",
                         deadLetterChannelMaxBytes="5MB")
 
 

@@ -20,7 +20,7 @@ import nats.js.errors
 import pytest
 from nats.js import api as js_api
 
-from lscloud import config, events
+from lscloud import config, events, nonces
 from lscloud.bus import Bus, BusError, BusUnavailable
 
 from nats_cluster_support import Server, infra_bus, natsauth  # noqa: E402  (puts infra/ on the path)
@@ -30,9 +30,10 @@ from tls_support import ThrowawayCA  # noqa: E402
 pytestmark = pytest.mark.integration
 
 FUNCTIONS = ("border", "dossiers", "ioc")
-# small enough to fill in a test, with room for the five streams the settings accept below
-SETTINGS = NatsSettings(replicas=1, streamReplicas=1, storageSize="64Mi", streamMaxBytes="25MB",
-                        dlqMaxBytes="10MB", devicesMaxBytes="5MB", channelMaxBytes="10MB", deadLetterChannelMaxBytes="10MB")
+# small enough to fill in a test, with room for the six streams the settings accept below
+SETTINGS = NatsSettings(replicas=1, streamReplicas=1, storageSize="64Mi", streamMaxBytes="23MB",
+                        dlqMaxBytes="10MB", devicesMaxBytes="5MB", noncesMaxBytes="2MB", channelMaxBytes="10MB",
+                        deadLetterChannelMaxBytes="10MB")
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +80,7 @@ def test_the_store_refuses_what_over_reserves_and_the_settings_refuse_it_first(s
 
 
 def test_limits_the_settings_accept_are_all_created_on_the_store(server):
-    """The three streams as rendered, one channel stream per broker and the dead-letter channel's: the
+    """The four streams as rendered, one channel stream per broker and the dead-letter channel's: the
     reservation the settings computed is the one JetStream applies."""
     reservations = dict(SETTINGS.reservations(["default"]))
     assert sum(reservations.values()) <= SETTINGS.store_bytes
@@ -99,8 +100,12 @@ def test_limits_the_settings_accept_are_all_created_on_the_store(server):
             for i, what in enumerate(w for w in reservations if w.startswith(("channel", "dead-letter"))):
                 await js.add_stream(_stream(f"KN_CHANNEL_{i}", [f"kn-{i}.>"], reservations[what]))
                 made.append(f"KN_CHANNEL_{i}")
+            # the nonces' bucket exactly as the setup Job creates it (nats stream add --config)
+            nonces_stream = js_api.StreamConfig.from_response(infra_bus.render_nonces_stream(SETTINGS))
+            await js.add_stream(nonces_stream)
+            made.append(nonces_stream.name)
             info = await js.account_info()
-            assert info.streams == 5
+            assert info.streams == 6
         finally:
             for name in made:
                 await js.delete_stream(name)
@@ -115,6 +120,7 @@ def streams(server):
         bus = await _admin(server)
         for rendered in (infra_bus.render_stream(SETTINGS), infra_bus.render_dlq_stream(SETTINGS)):
             await bus.ensure_stream(rendered["name"], rendered["subjects"])
+        await bus.js.add_stream(js_api.StreamConfig.from_response(infra_bus.render_nonces_stream(SETTINGS)))
         await bus.close()
 
     asyncio.run(make())
@@ -159,6 +165,30 @@ def test_a_function_publishes_its_own_events_and_no_one_elses(server, streams):
         assert "permissions violation" in (await _refused(server, "fn-border", "lscloud.dossiers.thing.happened")).lower()
         # nor may it make a stream of its own (an unbounded R1 one, as the runtime would)
         assert "permissions violation" in (await _refused(server, "fn-border", "$JS.API.STREAM.CREATE.MINE")).lower()
+
+    asyncio.run(run())
+
+
+def test_a_function_remembers_its_own_partners_nonces_and_no_one_elses(server, streams):
+    """The grant of :mod:`lscloud.nonces`: a function creates keys under its own name in the bucket
+    the setup Job made (the second create of one key is refused: a replay), and none under another's."""
+    async def run():
+        bus = Bus(server.settings("fn-border", LSCLOUD_STREAM=streams), name="border", create_stream=False,
+                  publish_timeout=10)
+        key = f"{nonces.key_prefix('border')}bidv.n-0123456789abcdef"
+        try:
+            assert await bus.create_key(nonces.bucket(streams), key, b"{}") is True
+            assert await bus.create_key(nonces.bucket(streams), key, b"{}") is False
+            # read back when a create's answer was lost (Bus.create_key)
+            held = await bus.js.get_msg(f"KV_{nonces.bucket(streams)}", subject=f"$KV.{nonces.bucket(streams)}.{key}",
+                                        direct=True)
+            assert held.data == b"{}"
+        finally:
+            await bus.close()
+        other = f"$KV.{nonces.bucket(streams)}.{nonces.key_prefix('dossiers')}bidv.n-0123456789abcdef"
+        assert "permissions violation" in (await _refused(server, "fn-border", other)).lower()
+        get_other = f"$JS.API.DIRECT.GET.KV_{nonces.bucket(streams)}.{other}"
+        assert "permissions violation" in (await _refused(server, "fn-border", get_other)).lower()
 
     asyncio.run(run())
 

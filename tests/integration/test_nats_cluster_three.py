@@ -80,13 +80,13 @@ def _admin(cluster: list[Server]):
 
 @pytest.fixture(scope="module")
 def streams(cluster):
-    """The stream Job's three streams, as rendered (three replicas each)."""
+    """The stream Job's four streams, as rendered (three replicas each)."""
     async def make():
         bus = _admin(cluster)
         await bus.connect()
         try:
             for rendered in (infra_bus.render_stream(SETTINGS), infra_bus.render_dlq_stream(SETTINGS),
-                             infra_bus.render_devices_stream(SETTINGS)):
+                             infra_bus.render_devices_stream(SETTINGS), infra_bus.render_nonces_stream(SETTINGS)):
                 assert rendered["num_replicas"] == 3
                 # what the Job's `nats stream add --config` sends: the rendered API config as it is
                 await bus.js.add_stream(js_api.StreamConfig.from_response(dict(rendered)))
