@@ -16,6 +16,18 @@ Actor = lifecycle.Actor
 T0 = datetime(2025, 9, 1, 8, 0, tzinfo=timezone.utc)
 
 
+# -- the flows through the gate --------------------------------------------------------------------
+
+def test_the_domain_s_flows_are_the_schema_s():
+    """``schemas/border/flow.json`` states the flows once for every body, answer and path that names
+    one; the queue's order walks the same two."""
+    import json
+    from pathlib import Path
+
+    flow = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "border" / "flow.json").read_text())
+    assert queue.FLOWS == tuple(flow["enum"])
+
+
 # -- identifiers ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("raw,canon", [("12C-123.45", "12C-123.45"), ("51f 12345", "51F-123.45"),

@@ -15,7 +15,7 @@ from .. import gates, ledger, settings
 
 GATE_CODE = 'schema("border/declaration-create.json#/properties/gate"):gate_code'
 """The route argument of a border gate's code, as a declaration names it (:mod:`lscloud.web.pathparams`)."""
-FLOW = 'schema("border/traffic-order.json#/properties/flow", match=False):flow'
+FLOW = 'schema("border/flow.json", match=False):flow'
 """The route argument of a direction (``in``/``out``), as an order names it; the view's 400 names a wrong one."""
 DECLARATION_ID = 'schema("border/declaration-create.json#/properties/id"):declaration_id'
 """The route argument of a declaration's client-chosen id, as its create names it (:mod:`lscloud.web.pathparams`)."""
