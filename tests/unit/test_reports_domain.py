@@ -81,6 +81,45 @@ def test_every_state_has_an_open311_status_and_a_fixmystreet_one():
     assert facts == {"submitted", "acknowledged", "assigned", "started", "resolved", "closed", "rejected", "reopened"}
 
 
+def _schema(name: str) -> dict:
+    import json
+    from pathlib import Path
+
+    return json.loads((Path(__file__).resolve().parents[2] / "schemas" / "reports" / name).read_text(encoding="utf-8"))
+
+
+def test_the_machine_s_moves_are_the_schema_s():
+    """``schemas/reports/action-name.json`` states the moves a path may name; the state machine is the
+    list (every action but the submit that creates a report)."""
+    assert tuple(a for a in states.MACHINE.actions if a != "submit") == tuple(_schema("action-name.json")["enum"])
+
+
+def test_the_ids_issued_have_the_shape_their_paths_state():
+    """A report's id and token, an API key's id and every service code in the catalog are of the
+    shape the path parameters naming them are documented (and, where they match, routed) with."""
+    from jsonschema import Draft202012Validator
+
+    from functions.reports.function import apikeys
+
+    def shape(name):
+        return Draft202012Validator(_schema(name), format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+    report_id, token, key_id, code = (shape(n) for n in ("report-id.json", "report-token.json", "api-key-id.json",
+                                                         "service-code.json"))
+    for at in (datetime(2026, 12, 31, 17, 30, tzinfo=timezone.utc), datetime(2026, 1, 1, tzinfo=timezone.utc)):
+        assert report_id.is_valid(reports.new_id(at))
+    assert reports.new_id(datetime(2026, 12, 31, 17, 30, tzinfo=timezone.utc)).startswith("20270101-")   # +07:00
+    for _ in range(20):
+        assert token.is_valid(reports.new_token()) and key_id.is_valid(apikeys.new_id())
+    # the key's id as ``verify`` reads it out of ``<id>.<secret>`` is the same rule
+    assert apikeys._KEY.pattern.startswith(f"(?P<id>{_schema('api-key-id.json')['pattern'][1:-1]})\\.")
+    assert catalog.services() and all(code.is_valid(c) for c in catalog.services())
+    for v, odd in [(report_id, "20261203-1F2E3D4C"), (report_id, "20261203-1f2e3d4"), (report_id, "nearby"),
+                   (token, "0123456789abcdef0"), (key_id, "k00000000000"), (key_id, "K000000000000"),
+                   (code, "mt-rac-thai"), (code, "MT--RAC"), (code, "ANTT.json"), (code, "A" * 41)]:
+        assert not v.is_valid(odd), odd
+
+
 def test_service_attributes_are_checked_against_the_definition():
     s = catalog.get("MT-O-NHIEM")
     assert catalog.check_attributes(s, {"kind": ["air"], "commune": ["06184"]}) == {"kind": "air"}

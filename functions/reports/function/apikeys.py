@@ -33,10 +33,15 @@ def _public(data: dict) -> dict:
     return {k: v for k, v in data.items() if k != "secret_hash"}
 
 
+def new_id() -> str:
+    """A key's id (``schemas/reports/api-key-id.json``)."""
+    return f"k{secrets.token_hex(6)}"
+
+
 def issue(name: str, agency: str | None, by: str | None) -> dict:
     from .models import ApiKey
 
-    kid, secret = f"k{secrets.token_hex(6)}", secrets.token_urlsafe(24)
+    kid, secret = new_id(), secrets.token_urlsafe(24)
     data = {"id": kid, "name": name, "agency": agency, "secret_hash": _hash(secret), "created_at": iso(now()),
             "created_by": by, "rotated_at": None, "revoked_at": None}
     ApiKey(kid, data=data).save()

@@ -124,7 +124,13 @@ def deadline_of(service: dict, at: datetime) -> datetime:
 
 
 def new_id(at: datetime) -> str:
+    """A report's id, by the day it is received (``schemas/reports/report-id.json``)."""
     return f"{at.astimezone(workdays.TZ):%Y%m%d}-{secrets.token_hex(4)}"
+
+
+def new_token() -> str:
+    """A report's Open311 token (``schemas/reports/report-token.json``)."""
+    return secrets.token_hex(8)
 
 
 def submit(f: dict, actor: Actor, channel: str) -> Outcome:
@@ -147,7 +153,7 @@ def submit(f: dict, actor: Actor, channel: str) -> Outcome:
            "geohash": geo.cell(lat, lon) if lat is not None else None, "attributes": attrs,
            "media_url": f.get("media_url"), "photos": list(f.get("photos") or []), "channel": channel,
            "reporter": reporter, "owner": owner_of(actor), "partner": actor.sub if actor.kind == "partner" else None,
-           "token": secrets.token_hex(8), "requested_at": iso(at), "day": f"{at.astimezone(workdays.TZ):%Y-%m-%d}",
+           "token": new_token(), "requested_at": iso(at), "day": f"{at.astimezone(workdays.TZ):%Y-%m-%d}",
            "deadline": iso(deadline_of(service, at)), "overdue": False, "supporters": [], "rating": None,
            "notes": [], "status": "new"}
     t = MACHINE.apply(doc, "submit", recorded(actor), at=at)

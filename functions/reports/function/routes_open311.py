@@ -95,6 +95,14 @@ ERRORS_AS = {"application/json": "reports/open311/errors.json", "text/xml": None
 FORMAT = 'schema("reports/open311/format.json#", match=False):fmt'
 """The format extension (json or xml) as the spec names it: documented, and answered by the view in
 the spec's own errors format when it is another (not a route miss's problem+json)."""
+# The ids before ``.<fmt>`` are documented as issued but routed whatever they hold (match=False): an
+# unknown one of any shape is the spec's 404 naming it. None of their patterns holds a ``.``.
+SERVICE_CODE = 'schema("reports/service-code.json", match=False):code'
+"""The route argument of a service type's code, as ``data/services.yaml`` names one."""
+REQUEST_ID = 'schema("reports/report-id.json", match=False):request_id'
+"""The route argument of a service_request_id: a report's id, as it is issued."""
+TOKEN = 'schema("reports/report-token.json", match=False):token'
+"""The route argument of a report's Open311 token, as it is issued."""
 
 
 def _responds(schema: str | None, **declared):
@@ -135,7 +143,7 @@ def services(fmt: str):
         "type": "realtime", "keywords": s["keywords"], "group": s["category"]} for s in catalog.services().values()])
 
 
-@bp.get(f"/v2/services/<code>.<{FORMAT}>")
+@bp.get(f"/v2/services/<{SERVICE_CODE}>.<{FORMAT}>")
 @allow("public")
 @_responds("reports/open311/service-definition.json")
 def service_definition(code: str, fmt: str):
@@ -188,7 +196,7 @@ def create_request(fmt: str):
                                          "account_id": fields.get("account_id") or None}], 201)
 
 
-@bp.get(f"/v2/tokens/<token>.<{FORMAT}>")
+@bp.get(f"/v2/tokens/<{TOKEN}>.<{FORMAT}>")
 @allow("public")
 @_responds(None, description="The service_request_id of the token, in the requested format")
 def token(token: str, fmt: str):
@@ -204,7 +212,7 @@ def token(token: str, fmt: str):
     return _answer("service_requests", [{"service_request_id": rid, "token": token}])
 
 
-@bp.get(f"/v2/requests/<request_id>.<{FORMAT}>")
+@bp.get(f"/v2/requests/<{REQUEST_ID}>.<{FORMAT}>")
 @allow("public")
 @_responds("reports/open311/service-requests.json")
 def one_request(request_id: str, fmt: str):

@@ -25,6 +25,13 @@ class CitizensOnly(errors.Forbidden):
 PHOTO_MAX_BYTES = 8 * 1024 * 1024
 HANDLERS = ("officer", "commune-officer")
 READERS = ("ioc", "operator", "auditor", "supervisor", "officer", "commune-officer")
+REPORT_ID = 'schema("reports/report-id.json"):report_id'
+"""The route argument of a report's id, as it is issued (:mod:`lscloud.web.pathparams`): another shape
+names no report, the router's not-found as an unknown id's."""
+ACTION = 'schema("reports/action-name.json"):action'
+"""The route argument of a move, one of the state machine's (``schemas/reports/action-name.json``)."""
+KEY_ID = 'schema("reports/api-key-id.json"):key_id'
+"""The route argument of an API key's id, as it is issued; another shape names no key."""
 
 
 def _photos():
@@ -123,7 +130,7 @@ def nearby():
     return jsonify({"items": items, "total": len(items)})
 
 
-@bp.get("/v1/reports/<report_id>")
+@bp.get(f"/v1/reports/<{REPORT_ID}>")
 @allow("public")
 def read(report_id: str):
     """A report with its public history (masked); its reporter and its agency see everything."""
@@ -132,7 +139,7 @@ def read(report_id: str):
     return jsonify(_view(doc, agg.trail(report_id)))
 
 
-@bp.post("/v1/reports/<report_id>/actions/<action>")
+@bp.post(f"/v1/reports/<{REPORT_ID}>/actions/<{ACTION}>")
 @allow("officer", "commune-officer", "citizen", "operator")
 @validate_body("reports/action.json", optional=True)
 @idempotent(required=False)
@@ -147,7 +154,7 @@ def act(report_id: str, action: str):
     return jsonify(views.full(out.doc, reports.records().trail(report_id)))
 
 
-@bp.post("/v1/reports/<report_id>/rating")
+@bp.post(f"/v1/reports/<{REPORT_ID}>/rating")
 @allow("citizen")
 @validate_body("reports/rating.json")
 @idempotent(required=False)
@@ -157,7 +164,7 @@ def rate(report_id: str):
     return jsonify(views.full(out.doc))
 
 
-@bp.post("/v1/reports/<report_id>/support")
+@bp.post(f"/v1/reports/<{REPORT_ID}>/support")
 @allow("citizen")
 @idempotent(required=False)
 def support(report_id: str):
@@ -205,7 +212,7 @@ def issue_key():
     return jsonify(apikeys.issue(g.body["name"], g.body.get("agency"), principal().sub)), 201
 
 
-@bp.post("/v1/api-keys/<key_id>/rotate")
+@bp.post(f"/v1/api-keys/<{KEY_ID}>/rotate")
 @allow("operator")
 @idempotent(required=False)
 def rotate_key(key_id: str):
@@ -213,7 +220,7 @@ def rotate_key(key_id: str):
     return jsonify(apikeys.rotate(key_id))
 
 
-@bp.delete("/v1/api-keys/<key_id>")
+@bp.delete(f"/v1/api-keys/<{KEY_ID}>")
 @allow("operator")
 def revoke_key(key_id: str):
     """Revoke a key: refused from now on."""
