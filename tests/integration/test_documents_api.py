@@ -5,9 +5,11 @@ with problem+json naming the field. Numbers under a barrier of concurrent writer
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
+from cryptography import x509
 
 import role_matrix
 from documents_support import make_pdf, nss_db, pdfsig, signature_timestamps_verify
@@ -56,7 +58,8 @@ def upload(client, h, **q):
 
 def test_role_matrix(documents, keys):
     assert role_matrix.check(documents.app, "documents", keys[0],
-                             samples={"year": "2026", "direction": "outgoing", "id": "0" * 32}) > 0
+                             samples={"year": "2026", "direction": "outgoing", "id": "0" * 32,
+                                      "name": "root.crl"}) > 0
 
 
 def test_two_signers_in_order_then_registered_and_independently_valid(client, tokens, tmp_path):
@@ -237,6 +240,23 @@ def test_two_signers_racing_never_lose_a_signature(client, documents, tokens):
     pdf = client.get(f"/v1/documents/{doc['id']}/file", headers=a).get_data()
     report = ok(client.post("/v1/verifications", data=pdf, headers=PDF))
     assert len(report["signatures"]) == len(final["signatures"]) and report["valid"]
+
+
+def test_the_crl_names_of_the_schema_are_every_ca_s_crl_the_certificates_point_to(documents, client):
+    """``schemas/documents/crl-name.json`` (the ``/v1/trust/crl/{name}`` route) lists each CA's CRL
+    once, as the certificates below the root name it; another name is no CRL."""
+    names = json.loads((role_matrix.ROOT / "schemas" / "documents" / "crl-name.json").read_text())["enum"]
+    trust = documents.app.config["DOCUMENTS_CUSTODY"].trust()
+    issuers = []
+    for name in names:
+        r = client.get(f"/v1/trust/crl/{name}")
+        assert r.status_code == 200 and r.mimetype == "application/pkix-crl", name
+        issuers.append(x509.load_der_x509_crl(r.data).issuer)
+    assert sorted(map(str, issuers)) == sorted(str(c.subject) for c in (trust.root, *trust.intermediates))
+    for cert in trust.intermediates:
+        (point,) = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+        assert point.full_name[0].value.rsplit("/", 1)[1] in names
+    assert client.get("/v1/trust/crl/nope.crl").status_code == 404
 
 
 def test_certificates_name_the_platforms_public_address_for_their_crls(start_function):

@@ -3,13 +3,17 @@ parsing, the forecast's honesty check, hour labels."""
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
 from functions.environment.function import alerts, clock, forecast, ngsi, noise, readings
 from functions.environment.function.settings import Settings
+from lscloud.patterns import ecma_regex
 
 UTC = timezone.utc
 
@@ -62,6 +66,20 @@ def test_noise_alert_clears_under_the_margin_only():
     s, state = Settings(), {}
     seq = [alerts._judge("noise", state, v, 55, 52, None, s) for v in (56, 54, 53.5, 51, 51.9)]
     assert seq == ["raised", None, None, None, "cleared"]
+
+
+def test_the_entity_id_schema_is_the_ids_the_broker_issues():
+    """``schemas/environment/entity-id.json`` (the entity routes' ``entity_id``) names the broker's
+    types (:data:`ngsi.TYPES`) and the station id of a registration; each id the broker gives
+    matches it and reads back."""
+    schemas = Path(__file__).resolve().parents[2] / "schemas" / "environment"
+    pattern = json.loads((schemas / "entity-id.json").read_text())["pattern"]
+    station_id = json.loads((schemas / "station-create.json").read_text())["properties"]["id"]["pattern"]
+    types, station = re.fullmatch(r"\^urn:ngsi-ld:\(\?:([A-Za-z|]+)\):(.*)", pattern).groups()
+    assert sorted(types.split("|")) == sorted(ngsi.TYPES.values()) and "^" + station == station_id
+    for kind, type_ in ngsi.TYPES.items():
+        entity = ngsi.entity_id({"kind": kind, "id": "lsn-" + kind + "-1"})
+        assert ecma_regex(pattern).search(entity) and ngsi.station_of(entity) == (type_, "lsn-" + kind + "-1")
 
 
 def test_ngsi_q_near_and_durations():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import random
+import re
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 from functions.ioc.function import catalogue, facts, figures, live, views
 from functions.ioc.function.projection import Projection
 from lscloud import manifest
+from lscloud.patterns import ecma_regex
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 import ioc_support as ev  # noqa: E402
@@ -124,6 +127,31 @@ def test_catalogue_figures_and_subscriptions_agree():
     m = manifest.load(ROOT / "functions" / "ioc")
     assert {s.type for s in m.subscriptions} == set(facts.HANDLED) | {"vn.langson.platform.clock.ticked.v1"}
     assert m.scale.min == 1 and m.scale.max == 1
+
+
+def _path_schema(name: str) -> str:
+    return json.loads((ROOT / "schemas" / "ioc" / name).read_text(encoding="utf-8"))["pattern"]
+
+
+def test_the_indicator_id_schema_admits_every_indicator_of_the_catalogue():
+    """``schemas/ioc/indicator-id.json`` (the series route's ``indicator_id``) states the ids' shape;
+    the catalogue holds the list."""
+    pattern = ecma_regex(_path_schema("indicator-id.json"))
+    assert [i["id"] for i in catalogue.indicators() if not pattern.search(i["id"])] == []
+
+
+def test_the_asset_name_schema_admits_every_asset_the_wall_serves():
+    """``schemas/ioc/asset-name.json`` (the ``/assets/{name}`` route) admits the files of ``static/`` and
+    the chart library, and names the suffixes the wall has a media type for."""
+    from functions.ioc.function import routes_wall
+
+    raw = _path_schema("asset-name.json")
+    pattern = ecma_regex(raw)
+    served = sorted(f.name for f in routes_wall.STATIC.iterdir() if f.is_file()) + ["plotly.min.js"]
+    assert [n for n in served if not pattern.search(n) or Path(n).suffix not in routes_wall.TYPES] == []
+    suffixes = re.search(r"\\\.\(\?:([a-z0-9|]+)\)\$$", raw).group(1).split("|")
+    assert sorted("." + s for s in suffixes) == sorted(routes_wall.TYPES)
+    assert not pattern.search("func.py") and not pattern.search("..") and not pattern.search("wall.js.map")
 
 
 def test_scopes():

@@ -4,7 +4,9 @@ rules of scans, the VietQR payload read back by an independent decoder, the prin
 from __future__ import annotations
 
 import base64
+import json
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import qr_pay as napas
@@ -13,6 +15,7 @@ from hypothesis import given, settings, strategies as st
 
 from functions.market.function import scans, sheet, stampcode, vietqr
 from lscloud import errors
+from lscloud.patterns import ecma_regex
 
 KEY = Ed25519PrivateKey.generate()
 PUBLIC = {3: KEY.public_key()}
@@ -62,6 +65,41 @@ def test_what_is_not_a_code_is_malformed(text):
     with pytest.raises(stampcode.NotAStamp) as err:
         stampcode.decode(text)
     assert err.value.reason == "malformed"
+
+
+def _path_schema(name: str):
+    """The ECMA-262 pattern of ``schemas/market/<name>``, as the route (and a client) reads it."""
+    schema = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "market" / name).read_text())
+    return ecma_regex(schema["pattern"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=stampcode.BATCH_BYTES, max_size=stampcode.BATCH_BYTES))
+def test_the_batch_id_schema_is_the_ids_the_function_issues(raw):
+    """``schemas/market/batch-id.json`` (the codes and sheet routes' ``batch_id``) admits every id
+    :func:`stampcode.batch_id` makes, and each id it admits is one the function could make."""
+    pattern = _path_schema("batch-id.json")
+    assert pattern.search(stampcode.batch_id(raw))
+    assert stampcode.batch_bytes(stampcode.batch_id(raw)) == raw
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.from_regex(_path_schema("batch-id.json")))
+def test_every_batch_id_the_schema_admits_reads_back_as_itself(batch):
+    assert stampcode.batch_id(stampcode.batch_bytes(batch)) == batch
+
+
+@pytest.mark.parametrize("text", [CODES[0], CODES[1].lower(), "Z" * 120, "A" * 119, "A" * 121, "1" * 120,
+                                  "=" * 120, CODES[2][:-1] + "é", "not-a-code", ""])
+def test_the_stamp_code_schema_is_what_the_scan_reads_as_a_code(text):
+    """``schemas/market/stamp-code.json`` (the scan's ``code``) admits exactly what :func:`stampcode.decode`
+    does not call malformed."""
+    try:
+        stampcode.decode(text)
+        malformed = False
+    except stampcode.NotAStamp as exc:
+        malformed = exc.reason == "malformed"
+    assert bool(_path_schema("stamp-code.json").search(text)) is not malformed
 
 
 RULES = {"scan_limit": 3, "copy_distance_km": 100, "copy_speed_kmh": 200}

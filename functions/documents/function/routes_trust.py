@@ -21,7 +21,7 @@ def root_pem():
     return Response(current_app.config["DOCUMENTS_CUSTODY"].root_pem(), mimetype="application/x-pem-file")
 
 
-@bp.get("/v1/trust/crl/<name>")
+@bp.get('/v1/trust/crl/<schema("documents/crl-name.json"):name>')
 @allow("public")
 @responds(None, description="a CRL (DER)")
 def crl(name: str):

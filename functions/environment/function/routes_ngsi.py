@@ -15,6 +15,7 @@ from lscloud.problems import problem_response
 from lscloud.web import query_params, responds
 
 from . import clock, ngsi, reports, stations, storage
+from .route_ids import ENTITY_ID
 
 bp = Blueprint("ngsi", __name__, url_prefix="/ngsi-ld/v1")
 LD_JSON = "application/ld+json"
@@ -99,7 +100,7 @@ def entities():
     return _answer(body, **headers)
 
 
-@bp.get("/entities/<entity_id>")
+@bp.get(f"/entities/<{ENTITY_ID}>")
 @allow("public")
 @responds(None)
 @query_params(("options", "keyValues", OPTIONS), ("attrs", "Only these attributes (comma-separated)", {"type": "string", "maxLength": 200}))
@@ -119,7 +120,7 @@ def entity(entity_id: str):
     return _answer(e)
 
 
-@bp.get("/temporal/entities/<entity_id>")
+@bp.get(f"/temporal/entities/<{ENTITY_ID}>")
 @allow("public")
 @responds(None)
 @query_params(("timerel", "before, after or between", {"type": "string", "enum": ["before", "after", "between"]}),

@@ -61,7 +61,7 @@ def list_indicators():
                                     as_of=g.query["as_of"]))
 
 
-@bp.get("/v1/indicators/<indicator_id>/series")
+@bp.get('/v1/indicators/<schema("ioc/indicator-id.json"):indicator_id>/series')
 @allow("public")
 @query_params(("from", "start (default: 24 hours before `to`)", DATE_TIME),
               ("to", "end (default now)", DATE_TIME),

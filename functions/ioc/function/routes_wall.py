@@ -55,7 +55,7 @@ def wall():
                                    "X-Content-Type-Options": "nosniff"})
 
 
-@bp.get("/assets/<name>")
+@bp.get('/assets/<schema("ioc/asset-name.json"):name>')
 @allow("public")
 def asset(name: str):
     """The wall's script, its style and the chart library."""

@@ -14,6 +14,8 @@ from . import exports, lots, sheet, stamps
 bp = Blueprint("market_lots", __name__)
 LOT_ID = 'schema("market/lot-create.json#/properties/id"):lot_id'
 """A lot's id, as its create names it (or as it was given one: ``lot-`` and 20 hex digits) (:mod:`lscloud.web.pathparams`)."""
+BATCH_ID = 'schema("market/batch-id.json"):batch_id'
+"""A stamp batch's id, as the function issues it (:func:`.stampcode.batch_id`); another shape is no batch."""
 
 
 def _cfg():
@@ -76,7 +78,7 @@ def issue_stamps(lot_id: str):
     return jsonify(_batch_view(batch, lot_id, inline)), 201
 
 
-@bp.get(f"/v1/lots/<{LOT_ID}>/stamps/<batch_id>/codes")
+@bp.get(f"/v1/lots/<{LOT_ID}>/stamps/<{BATCH_ID}>/codes")
 @allow("producer")
 def batch_codes(lot_id: str, batch_id: str):
     """Every code of a batch, one per line (text/plain), for a printer's own layout."""
@@ -86,7 +88,7 @@ def batch_codes(lot_id: str, batch_id: str):
         "Content-Disposition": f'attachment; filename="stamps-{batch.batch}.txt"'})
 
 
-@bp.get(f"/v1/lots/<{LOT_ID}>/stamps/<batch_id>/sheet")
+@bp.get(f"/v1/lots/<{LOT_ID}>/stamps/<{BATCH_ID}>/sheet")
 @allow("producer")
 @query_params(("from", "the first serial on the sheet", {"type": "integer", "minimum": 0, "default": 0}),
               ("count", "stamps on the sheet (at most MARKET_SHEET_MAX)", {"type": "integer", "minimum": 1}))

@@ -13,7 +13,8 @@ from . import scans, stampkeys, stamps
 bp = Blueprint("market_scan", __name__)
 
 
-@bp.get("/v1/stamps/<code>")
+# any segment routes (match=False): what is not a code is still answered, authentic: false, reason malformed
+@bp.get('/v1/stamps/<schema("market/stamp-code.json", match=False):code>')
 @allow("public")
 @responds("market/scan.json")
 @query_params(("lat", "where the scan happens, if the shopper shares it (kept to 0.1°)",

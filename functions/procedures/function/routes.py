@@ -31,6 +31,9 @@ def snapshots() -> SnapshotCache:
 CODE = 'schema("procedures/procedure.json#/properties/code", match=False):code'
 """A procedure's code (``HT-KS``), documented by the procedure's schema; any segment routes, so an
 unknown or malformed code is the catalogue's own 404."""
+DOC = 'schema("procedures/procedure.json#/properties/documents/items/properties/code", match=False):doc'
+"""A document's code in its procedure (``to-khai``), as the procedure names it; any segment routes, so a
+malformed one is the catalogue's 400 naming ``/doc`` and an unknown one its 404."""
 
 @bp.get("/v1/procedures")
 @allow("public")
@@ -59,7 +62,7 @@ def list_fields():
     return cached_json({"items": fields, "total": len(fields), "next_page_token": None})
 
 
-@bp.get(f"/v1/procedures/<{CODE}>/documents/<doc>/template")
+@bp.get(f"/v1/procedures/<{CODE}>/documents/<{DOC}>/template")
 @allow("public")
 @responds("procedures/template-link.json", also={303: "See Other: a short-lived link to the form's PDF"})
 @query_params(("redirect", "false: answer the link as JSON instead of 303",
