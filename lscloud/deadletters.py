@@ -55,6 +55,11 @@ class DeadLetter(Model):
     version = A.VersionAttribute()
 
 
+LETTER = 'schema("lscloud/dead-letter-id.json", match=False):letter'
+"""A route's dead letter argument (:mod:`lscloud.web.pathparams`): documented as :func:`letter_id`
+makes one, routed whatever it holds, so another is the view's ``unknown-dead-letter``."""
+
+
 def letter_id(event: dict[str, Any]) -> str:
     """A dead letter's id: the event's time (µs, so the list is in event order) and a digest of
     its ``source`` and ``id`` (so each event is kept once, and nothing it carries is in the key)."""

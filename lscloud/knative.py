@@ -416,7 +416,7 @@ def _add_dead_letter_route(app: Flask, handlers: Mapping[str, EventHandler]) -> 
         return jsonify(deadletters.summary(settled)), 200, {REPLAYED_HEADER: "true"} if replayed else {}
 
     app.extensions[_HANDLERS] = handlers
-    app.add_url_rule(DEAD_LETTER_LIST_PATH + "/<letter>/retry", "lscloud_dead_letters_retry",
+    app.add_url_rule(DEAD_LETTER_LIST_PATH + f"/<{deadletters.LETTER}>/retry", "lscloud_dead_letters_retry",
                      allow("operator")(retry_dead_letter), methods=["POST"])
 
 

@@ -13,6 +13,9 @@ validators see the same rule the body has. The pattern is matched with the body'
 400 naming it, or its own not-found type) is documented the same way but routed whatever it holds
 (``match=False``).
 
+The runtime's own routes (dead letters, download links) name its schemas as ``lscloud/<file>``
+(:data:`RUNTIME_SCHEMAS`), which every app can read whether or not it has schemas of its own.
+
 Every other path parameter is documented with :data:`PATH_SEGMENT`: what the platform's gateway
 lets through as one segment at all (:mod:`lscloud.local.paths`; a test holds the two together).
 """
@@ -64,9 +67,20 @@ def _pointer(doc: dict, pointer: str, where: str) -> Any:
     return node
 
 
-def _subschema(schemas_dir: Path, ref: str) -> dict:
+RUNTIME_SCHEMAS = Path(__file__).resolve().parent.parent / "data" / "schemas"
+"""The runtime's own path parameters' schemas (its platform routes'), named ``lscloud/<file>``."""
+RUNTIME_PREFIX = "lscloud/"
+
+
+def _subschema(schemas_dir: Path | None, ref: str) -> dict:
     file, _, pointer = ref.partition("#")
-    doc = _document(schemas_dir / file)
+    if file.startswith(RUNTIME_PREFIX):
+        base, file = RUNTIME_SCHEMAS, file[len(RUNTIME_PREFIX):]
+    elif schemas_dir is None:
+        raise ValueError(f"path parameter schema {ref!r}: the app has no schemas_dir")
+    else:
+        base = schemas_dir
+    doc = _document(base / file)
     node = _pointer(doc, pointer, ref)
     if not isinstance(node, dict):
         raise ValueError(f"{ref}: not a schema")
@@ -98,8 +112,6 @@ def converter_for(schemas_dir: Path | None) -> type[BaseConverter]:
 
         def __init__(self, map, ref: str, match: bool = True):
             super().__init__(map)
-            if schemas_dir is None:
-                raise ValueError(f"path parameter schema {ref!r}: the app has no schemas_dir")
             self.schema = _subschema(schemas_dir, ref)
             inner = _inner_regex(self.schema, ref)
             self.match = match

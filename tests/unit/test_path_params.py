@@ -195,3 +195,43 @@ def test_the_open311_format_extension_is_documented_as_the_spec_names_it():
         {media.split(";")[0] for media in open311.FORMATS.values()}
     r = app.test_client().get("/open311/v2/services.csv")
     assert r.status_code == 400 and r.get_json() == [{"code": 400, "description": "unknown format 'csv': use .xml or .json"}]
+
+
+def _runtime_pattern(name: str):
+    from lscloud.web.pathparams import RUNTIME_SCHEMAS
+
+    schema = json.loads((RUNTIME_SCHEMAS / name).read_text(encoding="utf-8"))
+    return schema, ecma_regex(schema["pattern"])
+
+
+@pytest.mark.parametrize("event", [
+    {"id": "e-1", "source": "/softatm", "time": "2026-12-06T01:02:03.456789+07:00"},
+    {"id": "e-2", "source": "/softatm"},                                   # no time: the oldest
+    {"id": "x" * 300, "source": "/x", "time": "1970-01-01T00:00:00Z"}])
+def test_a_dead_letter_s_id_is_what_its_route_documents(event):
+    """The platform's dead letter routes (knative's retry, the soft ATM's redelivery) name the
+    runtime's ``lscloud/dead-letter-id.json``: every id :func:`letter_id` makes matches it."""
+    from lscloud import deadletters
+
+    _, pattern = _runtime_pattern("dead-letter-id.json")
+    assert pattern.search(deadletters.letter_id(event))
+    app = importlib.import_module("functions.softatm.function.app").create_app(Settings(service="softatm"))
+    (param,) = build_openapi(app)["paths"]["/v1/webhooks/dead-letters/{letter}/redeliver"]["post"]["parameters"]
+    assert param["schema"]["pattern"] == _runtime_pattern("dead-letter-id.json")[0]["pattern"]
+
+
+def test_a_download_link_s_token_is_what_its_route_documents(tmp_path):
+    """``/downloads/{token}`` names the runtime's ``lscloud/download-token.json``: a token
+    :func:`mint` makes matches it and fits its length; any other segment is still the view's 404."""
+    from lscloud.store.blobs import BlobStore
+    from lscloud.web import downloads
+
+    schema, pattern = _runtime_pattern("download-token.json")
+    settings_ = Settings(service="t", s3_secret_key="k" * 40)
+    token = downloads.mint(settings_, BlobStore(None, "b"), "a" * 64, 3600, filename="Tờ khai " + "x" * 200 + ".pdf")
+    assert pattern.search(token) and len(token) <= schema["maxLength"]
+    app = create_app("t", settings=settings_, downloads=True)   # no schemas of its own: the runtime's are read
+    (param,) = build_openapi(app)["paths"]["/downloads/{token}"]["get"]["parameters"]
+    assert param["schema"]["pattern"] == schema["pattern"] and param["schema"]["maxLength"] == schema["maxLength"]
+    r = app.test_client().get("/downloads/not-a-link")
+    assert r.status_code == 404 and r.mimetype == "application/problem+json"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g
 
+from lscloud import deadletters
 from lscloud.auth import allow, principal
 from lscloud.web import (app_state, if_match_version, page_params, query_params, responds, takes_if_match,
                          validate_body, versioned_json)
@@ -107,7 +108,7 @@ def dead_letters():
     return answer({"items": items, "total": len(items), "next_page_token": token})
 
 
-@bp.post("/v1/webhooks/dead-letters/<letter>/redeliver")
+@bp.post(f"/v1/webhooks/dead-letters/<{deadletters.LETTER}>/redeliver")
 @allow("operator")
 def redeliver_dead_letter(letter):
     """Send a dead-lettered webhook again now (after its cause is fixed) and settle it; one the
