@@ -157,6 +157,21 @@ def test_an_old_address_is_resolved_to_the_2025_commune_and_routed(client, token
     assert doc["commune"] == TAM_THANH and doc["agency"] == f"ubnd-{TAM_THANH}"
 
 
+def test_a_report_marked_as_a_duplicate_names_one_that_exists(client, tokens):
+    officer = tokens("officer", "cb-sxd", agency="so-xay-dung")
+    body = {"service_code": "GT-HU-HONG", "lat": 21.8537, "long": 106.7610, "commune": DONG_DANG,
+            "reporter": {"phone": PHONE}, "description": "Ổ gà lớn trước cổng chợ"}
+    first, second = (ok(client.post("/v1/reports", json=body), 201)["id"] for _ in range(2))
+    for dup in ("../x", "x" * 64, "20260101-00000000", second):   # malformed, never issued, unknown, itself
+        r = client.post(f"/v1/reports/{second}/actions/mark_duplicate", json={"duplicate_of": dup}, headers=officer)
+        assert r.status_code == 422 and [e["field"] for e in r.get_json()["errors"]] == ["/duplicate_of"], dup
+    r = client.post(f"/v1/reports/{second}/actions/mark_duplicate", json={}, headers=officer)
+    assert r.status_code == 422 and r.get_json()["errors"][0]["field"] == "/duplicate_of"
+    marked = ok(client.post(f"/v1/reports/{second}/actions/mark_duplicate", json={"duplicate_of": first},
+                            headers=officer))
+    assert marked["state"] == "duplicate" and marked["duplicate_of"] == first
+
+
 def test_a_citizen_report_through_its_states_rated_with_the_contract_events(client, tokens, rt):
     citizen = tokens("citizen", CCCD)
     r = ok(client.post("/v1/reports", headers=citizen, json={

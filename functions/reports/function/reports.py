@@ -198,8 +198,8 @@ def move(report_id: str, action: str, actor: Actor, body: dict) -> Outcome:
             doc["transfers"].append({**details, "reason": reason, "at": iso(now())})
             doc["agency"] = to
         if action == "mark_duplicate":
-            dup = body.get("duplicate_of") or ""
-            if dup == doc["id"] or not _exists(dup):
+            dup = body.get("duplicate_of") or ""   # its shape is the body schema's (report-id.json)
+            if not dup or dup == doc["id"] or not _exists(dup):
                 raise errors.Invalid.at("/duplicate_of", "the id of the report this one repeats", "Cần mã phản ánh gốc.")
             doc["duplicate_of"] = dup
         if action == "reopen":
@@ -213,12 +213,15 @@ def move(report_id: str, action: str, actor: Actor, body: dict) -> Outcome:
 
 
 def _exists(report_id: str) -> bool:
+    from lscloud.store import DoesNotExist
+
     from .models import Report
 
+    # only "not there" is False: a store that does not answer is the caller's 503, not a wrong id
     try:
         Report.get(report_id)
         return True
-    except Exception:
+    except DoesNotExist:
         return False
 
 
