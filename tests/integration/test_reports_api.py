@@ -364,3 +364,41 @@ def test_a_photos_media_url_is_where_anyone_fetches_it_and_meets_open311s_schema
     (req,) = valid("service-requests", ok(client.get(f"/open311/v2/requests/{r['id']}.json")))
     assert req["media_url"] == photo["url"]
     assert client.get(urlsplit(req["media_url"]).path.removeprefix("/reports")).data[:3] == b"\xff\xd8\xff"
+
+
+def test_a_store_that_does_not_answer_is_never_taken_for_an_absent_report(install):
+    """A report looked up by id (a duplicate's original, a page of reports, a token) is absent only
+    when the store says so: when it does not answer, the caller's request fails (503), it is never
+    answered as "no such report" or as a shorter list."""
+    from lscloud.local.servers import free_port
+    from lscloud.store import StoreUnavailable
+
+    from functions.reports.function import queries, reports
+
+    install(s3_endpoint=f"http://127.0.0.1:{free_port()}")   # nothing listens there
+    with pytest.raises(StoreUnavailable):
+        reports._exists("20260101-00000000")
+    with pytest.raises(StoreUnavailable):
+        queries.get_many(["20260101-00000000", "20260101-00000001"])
+
+
+def test_an_open311_token_is_not_found_only_when_the_store_says_so(start_function, peers):
+    from lscloud.local.servers import free_port
+
+    fn = start_function("reports", peer_url_template=peers.template)
+    client = fn.app.test_client()
+    r = client.get("/open311/v2/tokens/0123456789abcdef.json")
+    assert r.status_code == 404 and "not found" in r.get_json()[0]["description"]
+    # the running function's store goes away
+    from lscloud import store
+    from lscloud.store.objects import ObjectStore
+
+    objects, bucket = store.connection()
+    dead = ObjectStore.from_settings(fn.app.extensions["lscloud"].settings.replace(
+        s3_endpoint=f"http://127.0.0.1:{free_port()}"))
+    store.configure(dead, bucket)
+    try:
+        r = client.get("/open311/v2/tokens/0123456789abcdef.json")
+    finally:
+        store.configure(objects, bucket)
+    assert r.status_code == 503 and r.headers["Retry-After"]

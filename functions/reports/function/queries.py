@@ -15,13 +15,15 @@ from .states import OPEN, open311_status
 
 def get_many(ids: Iterable[str]) -> list[dict]:
     """The reports of ``ids`` that exist, in order (read in parallel)."""
+    from lscloud.store import DoesNotExist, InvalidKey
+
     from .models import Report
 
     def one(rid):
         try:
             return Report.get(rid).data
-        except Exception:            # an id that names nothing (or cannot be a key) is simply not listed
-            return None
+        except (DoesNotExist, InvalidKey):   # an id that names nothing (or cannot be a key) is simply not listed
+            return None                      # (a store that does not answer is the caller's 503, not a shorter list)
 
     return [d for d in side_pool().map(one, list(ids)) if d is not None]
 

@@ -15,6 +15,7 @@ from lscloud.idempotency import idempotent
 from lscloud.problems import Problem
 from lscloud.ratelimit import caller_subject
 from lscloud.statemachine import Actor, parse_iso
+from lscloud.store import DoesNotExist, InvalidKey
 from lscloud.web import public_base, raw_body, responds
 
 from . import apikeys, catalog, open311, queries, reports, views
@@ -207,7 +208,7 @@ def token(token: str, fmt: str):
     _args()
     try:
         rid = ReportToken.get(token).report_id
-    except Exception:
+    except (DoesNotExist, InvalidKey):   # any shape routes here; an outage is a 503, not "not found"
         raise Open311Error(404, f"token {token!r} not found") from None
     return _answer("service_requests", [{"service_request_id": rid, "token": token}])
 
