@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import logging
 import ssl
 import threading
 from typing import Any, Mapping
@@ -24,7 +25,10 @@ import nats.errors
 import nats.js.errors
 from nats.js import api as js_api
 
-from . import events, metrics, telemetry
+from . import errors, events, metrics, telemetry
+from .problems import Problem
+
+log = logging.getLogger("lscloud.bus")
 
 STREAM_SUBJECTS = ("lscloud.>",)
 DUPLICATE_WINDOW_S = 120.0
@@ -42,6 +46,16 @@ class BusError(RuntimeError):
 
 class BusUnavailable(BusError):
     """NATS could not be reached, or did not confirm, within the time allowed."""
+
+
+def _unavailable(exc: BaseException) -> Problem:
+    log.warning("NATS unavailable: %s", exc.__class__.__name__)
+    return Problem(503, headers={"Retry-After": "5"})
+
+
+# a view that needed NATS (a partner nonce, a publish) and could not reach it: retry later, as for
+# the object store; registered here, so an app that never imports the bus never loads nats-py
+errors.register(BusUnavailable, _unavailable)
 
 
 class SubjectNotEmpty(BusError):
@@ -131,8 +145,7 @@ class Bus:
         self._nc: nats.NATS | None = None
         self._js = None
         self._connect_lock: asyncio.Lock | None = None
-        self._stream_ready = False
-        self._ensured: set[str] = set()   # streams this client created or checked on a publish
+        self._ensured: set[str] = set()   # streams this client created or brought to its config
         self._tls = tls_context(settings)
 
     # --- connection ------------------------------------------------------------------------
@@ -235,8 +248,7 @@ class Bus:
                                f"these subjects ({exc.description})") from None
             else:
                 raise BusError(f"cannot create stream {name}: {exc.description}") from None
-        if name == self.settings.stream:
-            self._stream_ready = True
+        self._ensured.add(name)
 
     async def ensure_key_value(self, config: js_api.StreamConfig) -> None:
         """Create a key-value bucket's stream (``config``, e.g. :func:`lscloud.nonces.bucket_config`),
@@ -386,15 +398,10 @@ class Bus:
                 last = exc
             except nats.js.errors.NoStreamResponseError as exc:
                 last, sent = exc, retried   # nobody took it: not stored
-                if self.create_stream and stream == self.settings.stream and not self._stream_ready:
+                ours = stream == self.settings.stream or (create is not None and create.name == stream)
+                if self.create_stream and ours and stream not in self._ensured:
                     try:
-                        await self.ensure_stream()
-                        continue
-                    except BusError as create_exc:
-                        last = create_exc
-                elif self.create_stream and create is not None and create.name not in self._ensured:
-                    try:
-                        await self.ensure_key_value(create)
+                        await (self.ensure_stream() if create is None else self.ensure_key_value(create))
                         continue
                     except BusError as create_exc:
                         last = create_exc

@@ -121,10 +121,8 @@ class ActionInProgress(Conflict):
     type, title, title_vi = "dead-letter-retry-in-progress", "Event in progress", "Sự kiện đang được xử lý"
 
     def __init__(self, detail: str = "This dead letter is being acted on right now; ask again in a moment.",
-                 **kwargs):
-        super().__init__(detail, detail_vi=kwargs.pop("detail_vi", "Thư chết đang được xử lý; vui lòng thử lại sau "
-                                                                    "giây lát."),
-                         headers={"Retry-After": "2"}, **kwargs)
+                 detail_vi: str = "Thư chết đang được xử lý; vui lòng thử lại sau giây lát."):
+        super().__init__(detail, detail_vi=detail_vi, headers={"Retry-After": "2"})
 
 
 ACTION_HOLD_S = 60.0
@@ -135,14 +133,27 @@ holder that died releases it by this bound."""
 class AlreadySettled(Conflict):
     type, title, title_vi = "dead-letter-settled", "Dead letter already settled", "Thư chết đã được xử lý"
 
+    @classmethod
+    def of(cls, item: DeadLetter) -> "AlreadySettled":
+        return cls("This dead letter was settled already.", detail_vi="Thư chết này đã được xử lý.",
+                   settled=item.data.get("settled"))
+
+
+def _unknown(letter: str) -> UnknownDeadLetter:
+    return UnknownDeadLetter(f"No dead letter {letter[:64]!r}.", detail_vi="Không có thư chết với mã này.")
+
+
+def _unheld(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` without an action's hold (:func:`act`)."""
+    return {k: v for k, v in data.items() if k != "acting"}
+
 
 def find(letter: str) -> DeadLetter:
     """One dead letter by id (:class:`UnknownDeadLetter` if there is none, or the id cannot be one)."""
     try:
         return DeadLetter.get(_SHELF, letter)
     except (DoesNotExist, InvalidKey):
-        raise UnknownDeadLetter(f"No dead letter {letter[:64]!r}.",
-                                detail_vi="Không có thư chết với mã này.") from None
+        raise _unknown(letter) from None
 
 
 def settle(letter: str, outcome: dict[str, Any]) -> DeadLetter:
@@ -152,15 +163,14 @@ def settle(letter: str, outcome: dict[str, Any]) -> DeadLetter:
 
     def mark(item: DeadLetter) -> None:
         if item.state != OPEN:
-            raise AlreadySettled("This dead letter was settled already.", detail_vi="Thư chết này đã được xử lý.",
-                                 settled=item.data.get("settled"))
+            raise AlreadySettled.of(item)
         item.state = SETTLED
-        item.data = {k: v for k, v in item.data.items() if k != "acting"} | {"settled": outcome}
+        item.data = _unheld(item.data) | {"settled": outcome}
 
     try:
         return DeadLetter.update(_SHELF, letter, mark)   # under If-Match: two settles never both win
     except (DoesNotExist, InvalidKey):
-        raise UnknownDeadLetter(f"No dead letter {letter[:64]!r}.", detail_vi="Không có thư chết với mã này.") from None
+        raise _unknown(letter) from None
 
 
 def act(letter_id: str, action: Callable[[DeadLetter], dict[str, Any]], *, by: str, at: str,
@@ -173,7 +183,8 @@ def act(letter_id: str, action: Callable[[DeadLetter], dict[str, Any]], *, by: s
     was settled (``replayed``), also when another operator's action settled it meanwhile: each
     letter is settled once, and the action's effects are the handler's to keep idempotent (the
     event id). While the action runs the letter is held (:data:`ACTION_HOLD_S` at most): another
-    action on it meanwhile raises :class:`ActionInProgress` (409, ``Retry-After``) and does nothing. ``types``: only letters of these event types are this action's (others are 404).
+    action on it meanwhile raises :class:`ActionInProgress` (409, ``Retry-After``) and does nothing.
+    ``types``: only letters of these event types are this action's (others are 404).
     """
     letter = find(letter_id)
     if types is not None and letter.data["event"].get("type") not in types:
@@ -201,18 +212,19 @@ def act(letter_id: str, action: Callable[[DeadLetter], dict[str, Any]], *, by: s
 def _hold(letter_id: str, by: str) -> DeadLetter:
     def mark(item: DeadLetter) -> None:
         if item.state != OPEN:
-            raise AlreadySettled("This dead letter was settled already.", detail_vi="Thư chết này đã được xử lý.")
+            raise AlreadySettled.of(item)
+        now = time.time()
         acting = item.data.get("acting")
-        if acting and float(acting.get("until", 0)) > time.time():
+        if acting and float(acting.get("until", 0)) > now:
             raise ActionInProgress()
-        item.data = {**item.data, "acting": {"by": by, "until": time.time() + ACTION_HOLD_S}}
+        item.data = {**item.data, "acting": {"by": by, "until": now + ACTION_HOLD_S}}
 
     return DeadLetter.update(_SHELF, letter_id, mark)
 
 
 def _release(letter_id: str) -> None:
     def mark(item: DeadLetter) -> None:
-        item.data = {k: v for k, v in item.data.items() if k != "acting"}
+        item.data = _unheld(item.data)
     try:
         DeadLetter.update(_SHELF, letter_id, mark)
     except Exception:  # noqa: BLE001 - the hold ends by itself at its bound

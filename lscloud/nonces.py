@@ -23,6 +23,7 @@ tests the first write creates it.
 
 from __future__ import annotations
 
+import functools
 import json
 
 from nats.js import api as js_api
@@ -61,6 +62,14 @@ def bucket_config(stream: str, max_age_s: float, *, max_bytes: int = -1, replica
         deny_purge=False, allow_direct=True, duplicate_window=min(DUPLICATE_WINDOW_S, max_age_s))
 
 
+@functools.lru_cache(maxsize=8)
+def local_bucket_config(stream: str, window_s: float) -> js_api.StreamConfig:
+    """The bucket as the local cloud (its supervisor, or the first write of a runtime that may create
+    streams) makes it: unbounded in bytes, one R1 copy. Built once, not on every signed request;
+    nobody changes it (:meth:`~lscloud.bus.Bus.ensure_key_value` changes the server's copy)."""
+    return bucket_config(stream, lifetime_s(window_s))
+
+
 def remember(bus, settings, function: str, partner: str, nonce: str, timestamp: int) -> bool:
     """Remember ``nonce`` of ``partner`` for ``function`` (the app's name) on ``bus`` (a
     :class:`~lscloud.bus.SyncBus`): True the first time, False when it was remembered already (a
@@ -69,7 +78,7 @@ def remember(bus, settings, function: str, partner: str, nonce: str, timestamp: 
     record = json.dumps({"timestamp": timestamp}).encode()
     try:
         return bus.create_key(bucket(settings.stream), f"{key_prefix(function)}{partner}.{nonce}", record,
-                              create=bucket_config(settings.stream, lifetime_s(settings.signature_window_s)))
+                              create=local_bucket_config(settings.stream, settings.signature_window_s))
     except BusUnavailable:
         raise
     except BusError as exc:

@@ -36,34 +36,43 @@ def _build(cls, key: str, raw: Mapping[str, Any] | None):
         raise SettingsError(f"lscloud:{key}: {exc}") from None
 
 
+_LIFETIME_ENV = ("LSCLOUD_IDEMPOTENCY_TTL_S", "LSCLOUD_SIGNATURE_WINDOW_S")
+"""The functions' env that sets how long what they keep lives (the runtime's defaults when unset)."""
+
+
+def _lifetimes(function_envs, key: str) -> list:
+    """Each function's runtime settings as far as :data:`_LIFETIME_ENV` goes (SettingsError on ``key``)."""
+    from lscloud import config
+
+    try:
+        return [config.load({k: v for k, v in dict(env).items() if k in _LIFETIME_ENV}) for env in function_envs]
+    except config.ConfigError as exc:
+        raise SettingsError(f"lscloud:{key}: {exc}") from None
+
+
 def check_run_once_expiry(days: int, function_envs) -> None:
     """SettingsError unless ``objectStore.runOnceExpiryDays`` outlives every run-once record of the
     functions, whose lifetimes follow their env (``LSCLOUD_IDEMPOTENCY_TTL_S``, ``…_SIGNATURE_WINDOW_S``;
     the runtime's defaults when unset)."""
-    from lscloud import config, runonce
+    from lscloud import runonce
 
-    wanted = ("LSCLOUD_IDEMPOTENCY_TTL_S", "LSCLOUD_SIGNATURE_WINDOW_S")
+    key = "objectStore.runOnceExpiryDays"
+    settings = _lifetimes(function_envs, key)
     try:
-        runonce.check_lifecycle_days(days, [config.load({k: v for k, v in dict(env).items() if k in wanted})
-                                            for env in function_envs])
-    except (ValueError, config.ConfigError) as exc:
-        raise SettingsError(f"lscloud:objectStore.runOnceExpiryDays: {exc}") from None
+        runonce.check_lifecycle_days(days, settings)
+    except ValueError as exc:
+        raise SettingsError(f"lscloud:{key}: {exc}") from None
 
 
 def check_nonce_lifetime(nats: "NatsSettings", function_envs) -> None:
     """SettingsError unless ``nats.noncesMaxAge`` keeps a partner nonce for as long as it could verify
     again at every function (:func:`lscloud.nonces.lifetime_s` of its ``LSCLOUD_SIGNATURE_WINDOW_S``,
     the runtime's default when unset): shorter, a replay inside the window would be taken as new."""
-    from lscloud import config, nonces
+    from lscloud import nonces
 
-    try:
-        windows = [config.load({k: v for k, v in dict(env).items() if k == "LSCLOUD_SIGNATURE_WINDOW_S"}).signature_window_s
-                   for env in function_envs]
-    except config.ConfigError as exc:
-        raise SettingsError(f"lscloud:nats.noncesMaxAge: {exc}") from None
+    windows = [s.signature_window_s for s in _lifetimes(function_envs, "nats.noncesMaxAge")]
     needed = max((nonces.lifetime_s(w) for w in windows), default=0.0)
-    kept = duration_ns(nats.noncesMaxAge) / 1e9
-    if kept < needed:
+    if duration_ns(nats.noncesMaxAge) / 1e9 < needed:
         raise SettingsError(f"lscloud:nats.noncesMaxAge ({nats.noncesMaxAge}) is shorter than a partner nonce must be "
                             f"kept: {needed:g} s (2 × the longest signature window {max(windows)} s + "
                             f"{nonces.MARGIN_S} s). Raise it, or shorten LSCLOUD_SIGNATURE_WINDOW_S")

@@ -644,7 +644,7 @@ class Supervisor:
         try:
             bus.ensure_stream()
             bus.ensure_stream(devices.stream_name(self.settings), devices.SUBJECTS, max_msg_size=devices.MAX_MESSAGE_BYTES)
-            bus.ensure_key_value(nonces.bucket_config(self.settings.stream, nonces.lifetime_s(self.settings.signature_window_s)))
+            bus.ensure_key_value(nonces.local_bucket_config(self.settings.stream, self.settings.signature_window_s))
         finally:
             bus.close()
         self.say(f"✓ stream       {self.settings.stream} (lscloud.>), {devices.stream_name(self.settings)} (devices.>), "

@@ -6,8 +6,8 @@
   (:class:`lscloud.errors.DomainError`, or an exception registered with
   :func:`lscloud.errors.register`) by its own status, Werkzeug's (404, 405 with ``Allow``, 413),
   a store key the caller's input could not spell (``InvalidKey``: 404), an object store that does
-  not answer, or NATS (``BusUnavailable``, 503) and unexpected exceptions (500: logged with the trace id, the caller sees only
-  "internal error" and the trace id);
+  not answer (503; NATS not answering is a 503 :mod:`lscloud.bus` registers) and unexpected
+  exceptions (500: logged with the trace id, the caller sees only "internal error" and the trace id);
 - reads request bodies through a size limit (``settings.max_body_bytes``), also for chunked
   bodies, and refuses non-JSON bodies with 415 unless a view is marked ``raw_body``;
 - matches ``<schema("file.json#/pointer"):name>`` route arguments by that schema (:mod:`lscloud.web.pathparams`);
@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -195,10 +194,6 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
         record_exception(exc)  # the answer below hides it from the SERVER span: put it there
         if isinstance(exc, StoreUnavailable):
             log.warning("object store unavailable (trace_id=%s): %s", trace_id, exc.__class__.__name__)
-            return problem_response(Problem(503, headers={"Retry-After": "5"}), trace_id=trace_id)
-        bus = sys.modules.get("lscloud.bus")   # not imported here: nats-py would cost every start
-        if bus is not None and isinstance(exc, bus.BusUnavailable):
-            log.warning("NATS unavailable (trace_id=%s): %s", trace_id, exc.__class__.__name__)
             return problem_response(Problem(503, headers={"Retry-After": "5"}), trace_id=trace_id)
         log.error("unhandled error on %s %s (trace_id=%s)", request.method, request.path, trace_id, exc_info=exc)
         return problem_response(Problem(500, detail="internal error"), trace_id=trace_id)

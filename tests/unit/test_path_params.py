@@ -208,13 +208,16 @@ def _runtime_pattern(name: str):
     {"id": "e-1", "source": "/softatm", "time": "2026-12-06T01:02:03.456789+07:00"},
     {"id": "e-2", "source": "/softatm"},                                   # no time: the oldest
     {"id": "x" * 300, "source": "/x", "time": "1970-01-01T00:00:00Z"}])
-def test_a_dead_letter_s_id_is_what_its_route_documents(event):
-    """The platform's dead letter routes (knative's retry, the soft ATM's redelivery) name the
-    runtime's ``lscloud/dead-letter-id.json``: every id :func:`letter_id` makes matches it."""
+def test_a_dead_letter_s_id_matches_the_runtime_s_schema(event):
+    """Every id :func:`letter_id` makes matches the runtime's ``lscloud/dead-letter-id.json``."""
     from lscloud import deadletters
 
     _, pattern = _runtime_pattern("dead-letter-id.json")
     assert pattern.search(deadletters.letter_id(event))
+
+
+def test_the_dead_letter_routes_document_the_runtime_s_schema():
+    """The soft ATM's redelivery documents its letter with ``lscloud/dead-letter-id.json``."""
     app = importlib.import_module("functions.softatm.function.app").create_app(Settings(service="softatm"))
     (param,) = build_openapi(app)["paths"]["/v1/webhooks/dead-letters/{letter}/redeliver"]["post"]["parameters"]
     assert param["schema"]["pattern"] == _runtime_pattern("dead-letter-id.json")[0]["pattern"]
