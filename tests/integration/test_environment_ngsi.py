@@ -63,6 +63,7 @@ def test_entities_queries_and_temporal(env):
     """One data set, every read: schemas, q, georel, paging, the temporal API."""
     _key_values_validate_against_the_smart_data_models(env)
     _q_georel_and_paging(env)
+    _query_by_id(env)
     _temporal_aggregated_per_hour(env)
 
 
@@ -94,6 +95,19 @@ def _q_georel_and_paging(env):
     assert len(page.get_json()) == 2 and page.headers["NGSILD-Results-Count"] == "3"
 
 
+def _query_by_id(env):
+    """5.7.2: ``id`` lists the entities wanted (URIs; one not ours matches nothing)."""
+    all_types = "AirQualityObserved,NoiseLevelObserved,WaterQualityObserved"
+    r = env.get("/ngsi-ld/v1/entities", query_string={
+        "type": all_types, "options": "keyValues", "count": "true",
+        "id": "urn:ngsi-ld:AirQualityObserved:lsn-air-1,urn:ngsi-ld:NoiseLevelObserved:gate-noise-1,urn:ngsi-ld:Foo:bar"})
+    assert r.status_code == 200 and r.headers["NGSILD-Results-Count"] == "2", r.get_json()
+    assert [e["id"] for e in r.get_json()] == ["urn:ngsi-ld:NoiseLevelObserved:gate-noise-1", "urn:ngsi-ld:AirQualityObserved:lsn-air-1"]
+    one = env.get("/ngsi-ld/v1/entities?type=AirQualityObserved&id=urn:ngsi-ld:AirQualityObserved:lsn-air-1").get_json()
+    assert [e["id"] for e in one] == ["urn:ngsi-ld:AirQualityObserved:lsn-air-1"] and one[0]["pm25"]["type"] == "Property"
+    assert env.get("/ngsi-ld/v1/entities?type=WaterQualityObserved&id=urn:ngsi-ld:AirQualityObserved:lsn-air-1").get_json() == []
+
+
 def _temporal_aggregated_per_hour(env):
     now = datetime.now(TZ7)
     r = env.get("/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:AirQualityObserved:lsn-air-1", query_string={
@@ -114,8 +128,27 @@ CASES = [
     ("/ngsi-ld/v1/entities?type=AirQualityObserved&q=pm25~=1", 400, "BadRequestData", "q"),
     ("/ngsi-ld/v1/entities?type=AirQualityObserved&limit=1000", 400, "BadRequestData", "limit"),
     ("/ngsi-ld/v1/entities?georel=within&geometry=Point&coordinates=[1,2]", 400, "BadRequestData", "georel"),
+    # 5.7.2.4: an id list with a URI that is not valid (checked before the query's width)
+    ("/ngsi-ld/v1/entities?id=abc", 400, "BadRequestData", "id"),
+    ("/ngsi-ld/v1/entities?type=AirQualityObserved&id=abc", 400, "BadRequestData", "id"),
+    ("/ngsi-ld/v1/entities?type=AirQualityObserved&id=urn:ngsi-ld:AirQualityObserved:lsn-air-1,urn:x%20y", 400, "BadRequestData", "id"),
+    ("/ngsi-ld/v1/entities?type=AirQualityObserved&id=urn:ngsi-ld:AirQualityObserved:lsn-air-1,", 400, "BadRequestData", "id"),
+    ("/ngsi-ld/v1/entities?id=urn:ngsi-ld:AirQualityObserved:lsn-air-1", 400, "BadRequestData", "type"),   # too wide
+    # 5.7.1.4: an entity id that is not a URI is BadRequestData; a URI not ours ResourceNotFound
+    ("/ngsi-ld/v1/entities/not-a-urn", 400, "BadRequestData", "id"),
+    ("/ngsi-ld/v1/entities/abc", 400, "BadRequestData", "id"),
+    ("/ngsi-ld/v1/entities/%20x", 400, "BadRequestData", "id"),
+    ("/ngsi-ld/v1/entities/urn:ngsi-ld:AirQualityObserved:a%20b", 400, "BadRequestData", "id"),
     ("/ngsi-ld/v1/entities/urn:ngsi-ld:AirQualityObserved:nope", 404, "ResourceNotFound", None),
-    ("/ngsi-ld/v1/entities/not-a-urn", 404, "ResourceNotFound", "id"),
+    ("/ngsi-ld/v1/entities/urn:ngsi-ld:Foo:bar", 404, "ResourceNotFound", "id"),
+    ("/ngsi-ld/v1/entities/tag:example.org,2026:x", 404, "ResourceNotFound", "id"),
+    ("/ngsi-ld/v1/entities/urn:ngsi-ld:NoiseLevelObserved:lsn-air-1", 404, "ResourceNotFound", None),   # ours, another type
+    # 5.7.3.4: the same for the temporal evolution, before its own parameters
+    ("/ngsi-ld/v1/temporal/entities/abc", 400, "BadRequestData", "id"),
+    ("/ngsi-ld/v1/temporal/entities/%20x?timerel=after&timeAt=2026-12-01T00:00:00Z", 400, "BadRequestData", "id"),
+    ("/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:Foo:bar?timerel=after&timeAt=2026-12-01T00:00:00Z", 404, "ResourceNotFound", "id"),
+    ("/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:AirQualityObserved:nope?timerel=after&timeAt=2026-12-01T00:00:00Z",
+     404, "ResourceNotFound", None),
     ("/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:AirQualityObserved:lsn-air-1?timerel=between&timeAt=2026-12-01T00:00:00Z",
      400, "BadRequestData", "endTimeAt"),
     ("/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:AirQualityObserved:lsn-air-1?timerel=after&timeAt=2026-12-01T00:00:00Z"
@@ -130,3 +163,14 @@ def test_errors_are_ngsi_ld_problems(bare):
         assert r.status_code == status and r.mimetype == "application/problem+json" and body["type"] == ERRORS + kind, (url, body)
         if field:
             assert body["errors"][0]["field"] == field, (url, body)
+
+
+def test_a_non_uri_entity_id_is_told_in_both_languages(bare):
+    """The 400 for a path id that is not a URI names the parameter, in English and Vietnamese."""
+    for url in ("/ngsi-ld/v1/entities/abc", "/ngsi-ld/v1/temporal/entities/abc"):
+        r = bare.get(url)
+        body = r.get_json()
+        assert r.status_code == 400 and r.headers["Content-Type"].startswith("application/problem+json"), body
+        assert body["type"] == ERRORS + "BadRequestData" and body["title_vi"] == "Dữ liệu yêu cầu không hợp lệ"
+        assert body["errors"] == [{"field": "id", "message": body["detail"]}] and "'abc' is not a URI" in body["detail"]
+        assert "không phải là một URI" in body["detail_vi"]

@@ -82,6 +82,33 @@ def test_the_entity_id_schema_is_the_ids_the_broker_issues():
         assert ecma_regex(pattern).search(entity) and ngsi.station_of(entity) == (type_, "lsn-" + kind + "-1")
 
 
+
+@pytest.mark.parametrize("value", [
+    "urn:ngsi-ld:AirQualityObserved:abc", "https://example.org/x", "https://user:pw@example.org:8443/a/b?c=d&e#f",
+    "urn:ngsi-ld:Foo:bar", "http://[::1]/x", "http://[2001:db8::7]:80", "http://[v1.fe]/", "mailto:a@b.vn",
+    "tag:example.org,2026:x%20y", "file:///tmp/x", "a+b-c.d:", "urn:x?=a#"])
+def test_an_entity_id_is_a_uri(value):
+    assert ngsi.is_uri(value)
+
+
+@pytest.mark.parametrize("value", [
+    "abc", "", " urn:x", "urn:x ", "urn:x y", "urn:x\n", "urn:x\ty", "urn:\x7f", "1urn:x", ":x", "-a:x",
+    "urn:%zz", "urn:%2", "urn:a<b", "urn:a\"b", "urn:a{b}", "urn:a\\b", "urn:a|b", "urn:đồng-đăng",
+    "http://[::1", "http://[::g]/", "http://[fe80::1%eth0]/", "http://a/b[c]", "urn:a#b#c", None, 42])
+def test_what_is_not_a_uri(value):
+    assert not ngsi.is_uri(value)
+
+
+def test_station_of_tells_a_non_uri_from_an_unknown_entity():
+    """5.7.1.4 / 5.7.3.4: not a URI → BadRequestData naming ``id``; a URI not ours → ResourceNotFound."""
+    for value in ("abc", " x", "urn:x y", ""):
+        with pytest.raises(ngsi.BadRequestData) as bad:
+            ngsi.station_of(value)
+        assert bad.value.errors[0]["field"] == "id" and bad.value.detail_vi
+    for value in ("urn:ngsi-ld:Foo:bar", "urn:ngsi-ld:AirQualityObserved:X", "https://example.org/x"):
+        with pytest.raises(ngsi.ResourceNotFound):
+            ngsi.station_of(value)
+
 def test_ngsi_q_near_and_durations():
     groups = ngsi.parse_q('pm25>30;no2<100|name=="A"')
     assert ngsi.matches({"pm25": 31, "no2": 50}, groups) and ngsi.matches({"name": "A"}, groups)

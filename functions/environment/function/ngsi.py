@@ -3,11 +3,14 @@ AirQualityObserved, NoiseLevelObserved and WaterQualityObserved: the latest hour
 normalized or ``keyValues``; the ``q`` and ``georel=near`` filters; the temporal representation of
 its hourly summaries, aggregated (``aggrMethods``, ``aggrPeriodDuration``) or not.
 
-Errors are NGSI-LD's own problem types (``https://uri.etsi.org/ngsi-ld/errors/…``).
+Errors are NGSI-LD's own problem types (``https://uri.etsi.org/ngsi-ld/errors/…``). An entity id
+that is not a URI at all is BadRequestData, one that is a URI but names none of our stations
+ResourceNotFound (V1.9.1 clauses 5.7.1.4, 5.7.2.4, 5.7.3.4).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from datetime import datetime, timedelta
@@ -42,8 +45,56 @@ class ResourceNotFound(errors.DomainError):
     title, title_vi = "Resource not found", "Không tìm thấy thực thể"
 
 
-def bad(param: str, message: str) -> BadRequestData:
-    return BadRequestData(message, errors=[errors.field(param, message)])
+def bad(param: str, message: str, message_vi: str | None = None) -> BadRequestData:
+    """BadRequestData naming the query or path parameter ``param`` (``message_vi``: the detail in
+    Vietnamese; without it the status's Vietnamese sentence stands)."""
+    return BadRequestData(message, detail_vi=message_vi, errors=[errors.field(param, message)])
+
+
+# -- URIs (RFC 3986) -----------------------------------------------------------------------------
+# An entity id is a URI (ETSI GS CIM 009 V1.9.1, 5.7.1.4 / 5.7.2.4 / 5.7.3.4: one that is not is
+# BadRequestData). The grammar is RFC 3986 appendix A, ASCII only (an IRI's other characters are
+# percent-encoded in a URI); its names are kept below. uritools (installed with pyHanko) only
+# splits, so "urn:x y" would pass it: the check is ours.
+_UNRESERVED = r"A-Za-z0-9\-._~"                                   # ALPHA / DIGIT / "-" / "." / "_" / "~"
+_SUB_DELIMS = r"!$&'()*+,;="
+_PCT = r"%[0-9A-Fa-f]{2}"                                          # pct-encoded
+_PCHAR = rf"(?:[{_UNRESERVED}{_SUB_DELIMS}:@]|{_PCT})"
+_SEGMENT = rf"{_PCHAR}*"
+_SEGMENT_NZ = rf"{_PCHAR}+"
+_USERINFO = rf"(?:[{_UNRESERVED}{_SUB_DELIMS}:]|{_PCT})*"
+_REG_NAME = rf"(?:[{_UNRESERVED}{_SUB_DELIMS}]|{_PCT})*"           # an IPv4address is one too, syntactically
+# IP-literal = "[" ( IPv6address / IPvFuture ) "]"; the IPv6 address itself is checked by ipaddress
+_IP_LITERAL = rf"\[(?:(?P<ipv6>[0-9A-Fa-f:.]+)|[vV][0-9A-Fa-f]+\.[{_UNRESERVED}{_SUB_DELIMS}:]+)\]"
+_URI = re.compile(rf"""
+    [A-Za-z][A-Za-z0-9+\-.]*:                                         # scheme ":"
+    (?: //(?:{_USERINFO}@)?(?:{_IP_LITERAL}|{_REG_NAME})(?::[0-9]*)?  # hier-part = "//" authority
+           (?:/{_SEGMENT})*                                           #   path-abempty
+      | /(?:{_SEGMENT_NZ}(?:/{_SEGMENT})*)?                           # / path-absolute
+      | {_SEGMENT_NZ}(?:/{_SEGMENT})*                                 # / path-rootless
+      |                                                               # / path-empty
+    )
+    (?:\?(?:{_PCHAR}|[/?])*)?                                         # [ "?" query ]
+    (?:\#(?:{_PCHAR}|[/?])*)?                                         # [ "#" fragment ]
+    """, re.VERBOSE)
+
+
+def is_uri(value: object) -> bool:
+    """Whether ``value`` is a URI (RFC 3986 ``URI = scheme ":" hier-part [ "?" query ] [ "#"
+    fragment ]``): ``urn:ngsi-ld:AirQualityObserved:abc`` and ``https://example.org/x`` are; ``abc``
+    (no scheme), ``""``, ``" urn:x"`` and ``"urn:x y"`` (whitespace) are not, nor anything with a
+    control character, a non-ASCII character or a ``%`` not followed by two hex digits."""
+    if not isinstance(value, str):
+        return False
+    m = _URI.fullmatch(value)       # fullmatch: no "$" letting a final newline through
+    if not m:
+        return False
+    if m.group("ipv6") is not None:
+        try:
+            ipaddress.IPv6Address(m.group("ipv6"))
+        except ValueError:
+            return False
+    return True
 
 
 def entity_id(station: dict) -> str:
@@ -51,7 +102,11 @@ def entity_id(station: dict) -> str:
 
 
 def station_of(entity: str) -> tuple[str, str]:
-    """(type, station id) of an entity id (ResourceNotFound when it is not one of ours)."""
+    """(type, station id) of an entity id: BadRequestData naming ``id`` when it is not a URI at
+    all (5.7.1.4, 5.7.3.4), ResourceNotFound when it is a URI but not one of ours."""
+    if not is_uri(entity):
+        raise bad("id", f"the entity id {str(entity)[:80]!r} is not a URI (RFC 3986), e.g. urn:ngsi-ld:AirQualityObserved:<station>",
+                  f"Mã thực thể {str(entity)[:80]!r} không phải là một URI (RFC 3986), ví dụ urn:ngsi-ld:AirQualityObserved:<trạm>.")
     m = re.fullmatch(r"urn:ngsi-ld:(AirQualityObserved|NoiseLevelObserved|WaterQualityObserved):([a-z0-9-]{3,64})", entity or "")
     if not m:
         raise ResourceNotFound(f"no entity {str(entity)[:80]!r}", errors=[errors.field("id", "not an entity of this broker")])

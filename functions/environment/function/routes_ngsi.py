@@ -61,10 +61,24 @@ def _entity(station: dict, now: datetime, key_values: bool) -> dict:
     return kv if key_values else ngsi.normalized(kv, kv.get("dateObserved") if latest else None)
 
 
+def _station(entity_id: str) -> dict:
+    """The station an entity id in the path names: BadRequestData (``id``) when the id is not a URI,
+    ResourceNotFound when it is one but names none of our stations (5.7.1.4, 5.7.3.4)."""
+    kind_type, station_id = ngsi.station_of(entity_id)
+    try:
+        station = stations.get(station_id)
+    except stations.NoSuchStation:
+        raise ngsi.ResourceNotFound(f"no entity {entity_id[:80]}") from None
+    if ngsi.TYPES[station["kind"]] != kind_type:
+        raise ngsi.ResourceNotFound(f"no entity {entity_id[:80]}")
+    return station
+
+
 @bp.get("/entities")
 @allow("public")
 @responds(None)
 @query_params(("type", "AirQualityObserved, NoiseLevelObserved or WaterQualityObserved (comma-separated)", {"type": "string", "maxLength": 100}),
+              ("id", "Only these entities: their ids, URIs (comma-separated)", {"type": "string", "maxLength": 2000}),
               ("q", "Attribute filter: attr op value, joined by ; (and) and | (or)", {"type": "string", "maxLength": 200}),
               ("georel", "near;maxDistance==<metres> (or minDistance)", {"type": "string", "maxLength": 60}),
               ("geometry", "Point", {"type": "string", "maxLength": 20}),
@@ -74,7 +88,12 @@ def _entity(station: dict, now: datetime, key_values: bool) -> dict:
               ("limit", "Page size (default 20, at most 100)", {"type": "integer", "minimum": 0, "maximum": 100, "default": 20}),
               ("offset", "Skip this many", {"type": "integer", "minimum": 0, "maximum": 100000, "default": 0}))
 def entities():
-    """Stations as NGSI-LD entities (their latest hour), filtered by type, q and georel=near."""
+    """Stations as NGSI-LD entities (their latest hour), filtered by type, id, q and georel=near."""
+    ids = g.query["id"].split(",") if g.query["id"] else None
+    for i in ids or []:
+        if not ngsi.is_uri(i):      # 5.7.2.4: a list of entity ids with one that is not a URI
+            raise ngsi.bad("id", f"{i[:80]!r} is not a URI (RFC 3986): id is a comma-separated list of entity ids",
+                           f"{i[:80]!r} không phải là một URI (RFC 3986): id là danh sách mã thực thể, cách nhau bằng dấu phẩy.")
     types = [t for t in (g.query["type"] or "").split(",") if t]
     if not types and not g.query["q"] and not g.query["georel"]:
         raise ngsi.bad("type", "a query needs type, q or georel (NGSI-LD 5.7.2)")
@@ -85,6 +104,8 @@ def entities():
     near = ngsi.parse_near(g.query["georel"], g.query["geometry"], g.query["coordinates"]) if g.query["georel"] else None
     kinds = {ngsi.KIND_OF[t] for t in types} or set(ngsi.TYPES)
     found = sorted((s for s in stations.all_stations() if s["kind"] in kinds), key=lambda s: s["id"])
+    if ids is not None:
+        found = [s for s in found if ngsi.entity_id(s) in ids]
     if near:
         lon, lat, which, metres = near
         found = [s for s in found if (ngsi.distance_m(lon, lat, s["lon"], s["lat"]) <= metres) == (which == "max")]
@@ -106,13 +127,7 @@ def entities():
 @query_params(("options", "keyValues", OPTIONS), ("attrs", "Only these attributes (comma-separated)", {"type": "string", "maxLength": 200}))
 def entity(entity_id: str):
     """One station as an NGSI-LD entity."""
-    kind_type, station_id = ngsi.station_of(entity_id)
-    try:
-        station = stations.get(station_id)
-    except stations.NoSuchStation:
-        raise ngsi.ResourceNotFound(f"no entity {entity_id[:80]}") from None
-    if ngsi.TYPES[station["kind"]] != kind_type:
-        raise ngsi.ResourceNotFound(f"no entity {entity_id[:80]}")
+    station = _station(entity_id)
     e = _entity(station, datetime.now(timezone.utc), "keyValues" in _options())
     if g.query["attrs"]:
         keep = set(g.query["attrs"].split(",")) | {"id", "type"}
@@ -131,13 +146,7 @@ def entity(entity_id: str):
               ("options", "temporalValues (simplified form), aggregatedValues", OPTIONS))
 def temporal(entity_id: str):
     """The station's hourly values over time, or their aggregates per period."""
-    kind_type, station_id = ngsi.station_of(entity_id)
-    try:
-        station = stations.get(station_id)
-    except stations.NoSuchStation:
-        raise ngsi.ResourceNotFound(f"no entity {entity_id[:80]}") from None
-    if ngsi.TYPES[station["kind"]] != kind_type:
-        raise ngsi.ResourceNotFound(f"no entity {entity_id[:80]}")
+    station = _station(entity_id)
     q, now = g.query, datetime.now(timezone.utc)
     if not q["timerel"] or not q["timeAt"]:
         raise ngsi.bad("timerel", "timerel and timeAt are required")
