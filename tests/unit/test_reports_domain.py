@@ -120,6 +120,30 @@ def test_the_ids_issued_have_the_shape_their_paths_state():
         assert not v.is_valid(odd), odd
 
 
+def test_the_events_data_is_of_the_contract_s_shape_for_every_service():
+    """``schemas/events/reports/report.v1.json`` names the API's ``report-id.json`` and
+    ``service-code.json`` by ``$ref``: what a report's event carries, for every service of the catalog,
+    validates through the runtime's own schema loader (the refs resolve, the ids are as issued)."""
+    from pathlib import Path
+
+    from functions.reports.function.states import MACHINE
+    from lscloud.statemachine import Actor, iso
+    from lscloud.web import SchemaSet
+
+    schemas = SchemaSet(Path(__file__).resolve().parents[2] / "schemas")
+    contract = "events/reports/report.v1.json"
+    at = datetime(2026, 12, 3, 2, 0, tzinfo=timezone.utc)
+    for service in catalog.services().values():
+        doc = {"id": reports.new_id(at), "service_code": service["code"], "category": service["category"],
+               "commune": "06184", "agency": catalog.agency_for(service, "06184"), "status": "new",
+               "deadline": iso(reports.deadline_of(service, at)), "channel": "app", "rating": None}
+        t = MACHINE.apply(doc, "submit", Actor("anonymous"), at=at)
+        data = reports.records().event(t, doc, doc["id"], "e1")["data"]
+        assert schemas.errors(contract, data) == [], data
+    assert [e["field"] for e in schemas.errors(contract, {**data, "report_id": "r1", "service_code": "roads"})] \
+        == ["/report_id", "/service_code"]
+
+
 def test_service_attributes_are_checked_against_the_definition():
     s = catalog.get("MT-O-NHIEM")
     assert catalog.check_attributes(s, {"kind": ["air"], "commune": ["06184"]}) == {"kind": "air"}
