@@ -37,6 +37,7 @@ import httpx
 from .. import config
 from .. import manifest as manifests
 from ..store.objects import ObjectStore
+from .bench_cpu import CpuMeter, format_table, per_op_ms
 from .cloud import cloud_settings
 from .servers import free_port
 from .supervisor import function_env, kill_group, process_alive, read_json, run_function_argv
@@ -58,6 +59,7 @@ class LoadResult:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list, repr=False)
     first_error: str | None = None
+    cpu_s: dict[str, float] = field(default_factory=dict, repr=False)   # CPU seconds by process (bench_cpu)
 
     @property
     def rps(self) -> float:
@@ -69,9 +71,13 @@ class LoadResult:
         data = sorted(self.latencies)
         return data[min(len(data) - 1, int(q * len(data)))] * 1000
 
+    def cpu_ms_per_op(self) -> dict[str, float]:
+        """Milliseconds of CPU per successful call, by process (empty when not measured)."""
+        return per_op_ms(self.cpu_s, self.ok)
+
 
 def run_load(name: str, make_call: Callable[[], Callable[[], None]], requests: int, concurrency: int,
-             max_seconds: float) -> LoadResult:
+             max_seconds: float, cpu: CpuMeter | None = None) -> LoadResult:
     """``requests`` calls over ``concurrency`` threads, stopped at ``max_seconds``.
 
     ``make_call`` runs once per thread (its own keep-alive client) and returns the call,
@@ -79,14 +85,19 @@ def run_load(name: str, make_call: Callable[[], Callable[[], None]], requests: i
     client is not the path's work, and a baseline whose client is shared (boto3) would not pay it.
     An ``httpx.Client`` takes about 26 ms of CPU here (its TLS context): eight are 0.2 s, in a
     round of `bench all` (333 requests) that lasts 0.3-0.4 s.
+
+    ``cpu``: also measure the CPU each process of the cloud spends over the same span
+    (:attr:`LoadResult.cpu_s`).
     """
     result = LoadResult(name)
     lock = threading.Lock()
     issued = 0
     started = deadline = 0.0
+    cpu_before: dict = {}
 
     def start_clock():
-        nonlocal started, deadline
+        nonlocal started, deadline, cpu_before
+        cpu_before = cpu.sample() if cpu is not None else {}
         started, deadline = time.perf_counter(), time.monotonic() + max_seconds
 
     ready = threading.Barrier(concurrency, action=start_clock)
@@ -125,6 +136,8 @@ def run_load(name: str, make_call: Callable[[], Callable[[], None]], requests: i
     if failed:   # the thread that could not make its call, not the ones it stopped waiting
         raise next((e for e in failed if not isinstance(e, threading.BrokenBarrierError)), failed[0])
     result.seconds = time.perf_counter() - started
+    if cpu is not None:
+        result.cpu_s = cpu.spent(cpu_before, cpu.sample())
     return result
 
 
@@ -137,6 +150,8 @@ def merged(name: str, results: list[LoadResult]) -> LoadResult:
         out.seconds += r.seconds
         out.latencies += r.latencies
         out.first_error = out.first_error or r.first_error
+        for role, used in r.cpu_s.items():
+            out.cpu_s[role] = out.cpu_s.get(role, 0.0) + used
     return out
 
 
@@ -154,12 +169,13 @@ class Alternated:
 
 
 def run_alternated(targets: list[tuple[str, Callable[[], Callable[[], None]], int]], *, rounds: int,
-                   concurrency: int, max_seconds: float, on_result: Callable[[LoadResult], None] | None = None) -> Alternated:
+                   concurrency: int, max_seconds: float, on_result: Callable[[LoadResult], None] | None = None,
+                   cpu: CpuMeter | None = None) -> Alternated:
     """Measure ``targets`` (name, call maker, requests in all) in ``rounds`` rounds, each target
     getting its share of its requests per round, in order A B … then … B A, so that a drift of the
     shared machine (another process, the store compacting, a CPU slowing) falls on a path and its
     baseline alike and shows as a spread of the per-round ratios instead of a verdict decided by
-    luck. ``max_seconds`` caps each target per round."""
+    luck. ``max_seconds`` caps each target per round; ``cpu`` as in :func:`run_load`."""
     if rounds < 1:
         raise BenchError("--rounds must be at least 1")
     each: list[dict[str, LoadResult]] = []
@@ -167,7 +183,7 @@ def run_alternated(targets: list[tuple[str, Callable[[], Callable[[], None]], in
         order = targets if i % 2 == 0 else list(reversed(targets))
         this: dict[str, LoadResult] = {}
         for name, make, requests in order:
-            this[name] = run_load(name, make, max(1, requests // rounds), concurrency, max_seconds)
+            this[name] = run_load(name, make, max(1, requests // rounds), concurrency, max_seconds, cpu=cpu)
             if on_result:
                 on_result(this[name])
         each.append(this)
@@ -369,6 +385,8 @@ def row(path: str, r: "LoadResult | None", baseline: dict, ratio: float | None, 
            "p99_ms": round(r.pct(0.99), 2) if r and r.latencies else None,
            "baseline": baseline, "ratio": None if ratio is None else round(ratio, 3), "goal": goal,
            "met": met, "errors": r.errors if r else 0}
+    if r is not None and r.cpu_s:
+        out["cpu_ms_per_op"] = r.cpu_ms_per_op()
     out.update(extra)
     return out
 
@@ -386,7 +404,20 @@ def rounds_row(path: str, r: "LoadResult", baseline: dict, ratios: list[float], 
 
 
 def base(name: str, r: "LoadResult") -> dict:
-    return {"name": name, "rate_per_s": round(r.rps, 2), "p50_ms": round(r.pct(0.5), 2) if r.latencies else None}
+    out = {"name": name, "rate_per_s": round(r.rps, 2), "p50_ms": round(r.pct(0.5), 2) if r.latencies else None}
+    if r.cpu_s:
+        out["cpu_ms_per_op"] = r.cpu_ms_per_op()
+    return out
+
+
+def print_cpu(results: list[LoadResult]) -> None:
+    """Where each target's CPU went, by process (the targets measured with a :class:`CpuMeter`)."""
+    lines = format_table([(r.name, r.cpu_ms_per_op()) for r in results])
+    if lines:
+        print()
+        print("where the CPU goes (all cores; the bench client is the load, not the path):")
+        for line in lines:
+            print(line)
 
 
 def _fmt_ratio(a: float, b: float) -> str:
@@ -436,7 +467,8 @@ def bench_directory(*, requests: int = 1000, concurrency: int = 8, functions_dir
                                                                 else ""), flush=True)
 
         alternated = run_alternated([(name, make, requests) for name, make in targets], rounds=rounds,
-                                    concurrency=concurrency, max_seconds=max_seconds, on_result=measured)
+                                    concurrency=concurrency, max_seconds=max_seconds, on_result=measured,
+                                    cpu=CpuMeter(cloud))
         results = [alternated.merged[name] for name, _ in targets]
         print("… cold starts (3 each)", flush=True)
         colds = [cold_start(hello, settings), cold_start(directory, settings, path=path)]
@@ -456,6 +488,7 @@ def bench_directory(*, requests: int = 1000, concurrency: int = 8, functions_dir
     if direct_r.rps and hello_rps:
         print(f"the gateway keeps {gw_r.rps / direct_r.rps:.0%} of the directory's direct throughput; "
               f"the directory (Flask + runtime + S3) serves {direct_r.rps / hello_rps:.0%} of bare hello's")
+    print_cpu(results)
     print()
     print(f"{'cold start (spawn → readiness 200)':<36}  {'median ms':>9}  {'min ms':>7}  {'max ms':>7}  {'peak RSS MB':>11}")
     for c in colds:
@@ -633,7 +666,7 @@ def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10
         run_load("warm-up", create_call, min(20, requests), min(concurrency, 4), 20)
         writes = run_alternated([("POST /border/v1/declarations via gateway", create_call, requests),
                                  ("S3 PUT If-None-Match: * (boto3)", s3_put_call, requests * 10)],
-                                rounds=rounds, concurrency=concurrency, max_seconds=max_seconds)
+                                rounds=rounds, concurrency=concurrency, max_seconds=max_seconds, cpu=CpuMeter(cloud))
         decl, puts = writes.merged.values()
         soaked: list[SoakMinute] = []
         if soak:
@@ -708,6 +741,7 @@ def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10
     if puts.rps:
         print(f"one declaration costs about {puts.rps / decl.rps:.1f} conditional PUTs of time "
               f"({decl.rps / puts.rps:.1%} of the raw PUT rate)" if decl.rps else "no declaration succeeded")
+    print_cpu([decl, puts])
     if soaked:
         _print_soak_summary(soaked, f"{soak_rate} declarations a minute")
     print(f"queue of {waiting} trucks filled in {fill_s:.1f}s; measured truck at position {position}")
@@ -876,7 +910,8 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
         run_load("warm-up", transfer_call, min(10, requests), min(concurrency, 4), 60)
         alternated = run_alternated([("withdrawal create→reserve (bank)→commit", transfer_call, requests),
                                      ("S3 PUT If-None-Match: * (boto3)", s3_put_call, requests * 10)],
-                                    rounds=rounds, concurrency=concurrency, max_seconds=max_seconds)
+                                    rounds=rounds, concurrency=concurrency, max_seconds=max_seconds,
+                                    cpu=CpuMeter(cloud))
         tr, puts = alternated.merged.values()
         soaked: list[SoakMinute] = []
         if soak:
@@ -892,6 +927,7 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
               + (f"  ({r.first_error})" if r.errors else ""))
     if tr.rps and puts.rps:
         print(f"one committed transfer costs about {puts.rps / tr.rps:.0f} conditional PUTs of time")
+    print_cpu([tr, puts])
     if soaked:
         _print_soak_summary(soaked, f"{soak_rate} withdrawals a minute")
     if report is not None:

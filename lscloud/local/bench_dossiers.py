@@ -21,7 +21,8 @@ from pathlib import Path
 
 import httpx
 
-from .bench import BenchError, local_cloud, run_alternated, run_load, s3_create_call
+from .bench import BenchError, local_cloud, print_cpu, run_alternated, run_load, s3_create_call
+from .bench_cpu import CpuMeter
 from .cloud import cloud_settings
 
 ATTACHMENT_BYTES = 20_000
@@ -102,7 +103,7 @@ def bench_dossiers(*, requests: int = 200, concurrency: int = 8, functions_dir: 
         alternated = run_alternated([
             (f"submission (one POST with {len(required)} files) via gateway", one_request_call, requests),
             ("S3 PUT If-None-Match: * of a 20 KB PDF (boto3)", s3_put_call, requests * 10)],
-            rounds=rounds, concurrency=concurrency, max_seconds=max_seconds)
+            rounds=rounds, concurrency=concurrency, max_seconds=max_seconds, cpu=CpuMeter(cloud))
         subs, puts = alternated.merged.values()
         steps = run_load(f"submission ({len(required)} uploads + POST) via gateway", submit_call, requests, concurrency,
                          max_seconds)
@@ -120,6 +121,7 @@ def bench_dossiers(*, requests: int = 200, concurrency: int = 8, functions_dir: 
               f"{105_000 / subs.rps / 3600:.2f} h of one replica's time")
     if steps.rps and puts.rps:
         print(f"uploading the files first, then the dossier: about {puts.rps / steps.rps:.1f} raw PUTs of time")
+    print_cpu([subs, puts])
     if report is not None:
         from .bench import base, rate_ratio, rounds_row
 

@@ -64,7 +64,7 @@ def test_a_path_and_its_baseline_are_measured_in_turn_and_the_median_round_decid
             return call
         return make
 
-    def fake_run_load(name, make, requests, concurrency, max_seconds):
+    def fake_run_load(name, make, requests, concurrency, max_seconds, cpu=None):
         call = make()
         for _ in range(requests):
             call()

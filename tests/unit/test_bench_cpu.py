@@ -1,0 +1,97 @@
+"""Where a benchmark's CPU goes (`lscloud.local.bench_cpu`): real processes named by the roles of a
+cloud's ``cloud.json``, their CPU between two samples, per operation, in the rows and the table."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from lscloud.local import bench_cpu
+from lscloud.local.bench import LoadResult, base, merged, print_cpu, row, run_load
+
+BURN = "import time\nwhile True:\n    t = time.process_time()\n    while time.process_time() - t < 0.2:\n        pass\n" \
+       "    time.sleep(0.05)\n"
+
+
+@pytest.fixture
+def burner():
+    """A process that keeps spending CPU, with a child that does too (it counts for its parent)."""
+    code = ("import subprocess, sys\n"
+            f"subprocess.Popen([sys.executable, '-c', {BURN!r}])\n" + BURN)
+    import psutil
+
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.monotonic() + 30
+    while not psutil.Process(proc.pid).children() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield proc
+    for child in psutil.Process(proc.pid).children(recursive=True):
+        child.kill()
+    proc.kill()
+    proc.wait(5)
+
+
+def test_processes_are_named_by_their_roles_and_children_count_for_their_parent(burner):
+    cloud = {"pid": None, "processes": [{"role": "function:softatm", "pid": burner.pid},
+                                        {"role": "weed", "pid": 999_999_999}]}   # gone: skipped, not an error
+    meter = bench_cpu.CpuMeter(cloud)
+    before = meter.sample()
+    assert {role for role, _ in before.values()} == {"softatm", bench_cpu.CLIENT}
+    assert sum(1 for role, _ in before.values() if role == "softatm") == 2   # the process and its child
+    time.sleep(1.0)
+    spent = meter.spent(before, meter.sample())
+    # two busy processes for about a second, each ~80% of its time: well above one process's share
+    assert spent["softatm"] > 0.9
+    assert "weed (S3)" not in spent
+
+
+def test_a_process_started_between_samples_counts_from_zero_and_a_role_change_too():
+    before = {1: ("softatm", 5.0), 2: ("gateway", 1.0)}
+    after = {1: ("softatm", 5.5), 2: ("gateway", 1.25), 3: ("softatm", 0.25), 4: ("weed (S3)", 2.0)}
+    assert bench_cpu.CpuMeter.spent(before, after) == {"softatm": 0.75, "gateway": 0.25, "weed (S3)": 2.0}
+    # a pid reused by another role between the samples is not a negative figure
+    assert bench_cpu.CpuMeter.spent({5: ("gateway", 9.0)}, {5: ("softatm", 1.0)}) == {"softatm": 1.0}
+
+
+def test_per_operation_the_total_leaves_out_the_load_generator():
+    ms = bench_cpu.per_op_ms({"weed (S3)": 1.4, "softatm": 1.2, bench_cpu.CLIENT: 0.5}, ops=100)
+    assert list(ms) == ["weed (S3)", "softatm", bench_cpu.CLIENT, "total"]
+    assert ms == {"weed (S3)": 14.0, "softatm": 12.0, bench_cpu.CLIENT: 5.0, "total": 26.0}
+    assert bench_cpu.per_op_ms({"softatm": 1.0}, ops=0) == {}
+
+
+def test_role_names():
+    assert bench_cpu.role_name("function:softatm-bank-sim") == "softatm-bank-sim"
+    assert bench_cpu.role_name("nats") == "nats-server"
+    assert bench_cpu.role_name("weed") == "weed (S3)"
+
+
+def test_run_load_measures_the_cpu_of_its_span_and_rows_carry_it(burner, capsys):
+    meter = bench_cpu.CpuMeter({"processes": [{"role": "function:busy", "pid": burner.pid}]})
+
+    def make():
+        def call():
+            t = time.process_time()
+            while time.process_time() - t < 0.002:   # this thread's own CPU: the client's share
+                pass
+        return call
+
+    r = run_load("busy path", make, 200, 2, 30, cpu=meter)
+    assert r.ok == 200 and r.cpu_s["busy"] > 0 and r.cpu_s[bench_cpu.CLIENT] >= 0.2
+    ms = r.cpu_ms_per_op()
+    assert ms[bench_cpu.CLIENT] >= 1.0 and ms["total"] == ms["busy"]
+    twice = merged("busy path", [r, r])
+    assert twice.cpu_s["busy"] == pytest.approx(2 * r.cpu_s["busy"])
+    out = row("busy path", r, base("raw", r), 1.0, "≤ 2", True)
+    assert out["cpu_ms_per_op"] == ms and out["baseline"]["cpu_ms_per_op"] == ms
+    assert "cpu_ms_per_op" not in row("unmeasured", LoadResult("x", ok=1, seconds=1.0), {}, None, "-", None)
+    r.cpu_s["fork server"] = 0.0   # idle: no row
+    print_cpu([r, LoadResult("unmeasured")])
+    table = capsys.readouterr().out
+    assert "where the CPU goes" in table and "busy" in table and "unmeasured" not in table and "fork" not in table
+    lines = table.splitlines()
+    rows = [line.split("  ")[0].strip() for line in lines[next(i for i, x in enumerate(lines) if x.startswith("process")) + 1:]]
+    assert rows == ["busy", "total", bench_cpu.CLIENT]
