@@ -314,6 +314,37 @@ def cmd_docs(args) -> int:
     return EXIT_OK
 
 
+def cmd_store_check(args) -> int:
+    """Whether the object store keeps the conditional-request promises the runtime rests on
+    (:mod:`lscloud.store.conformance`); exit 1 when one the runtime needs is broken."""
+    from .store.conformance import check, format_findings
+    from .store.objects import ObjectStore
+    from .store.s3http import Unreachable
+
+    if args.from_env:
+        # the cluster: a function's own environment (its endpoint, credentials, bucket, CA, LSCLOUD_S3_CONDITIONAL_DELETE)
+        try:
+            settings = config.load()
+        except config.ConfigError as exc:
+            raise CliError(str(exc)) from None
+    else:
+        settings = local_cloud.cloud_settings(running_cloud(_state_dir(args)))
+    if args.writers < 2:
+        raise CliError("--writers must be at least 2 (a race needs two)")
+    store = ObjectStore.from_settings(settings)
+    try:
+        findings = check(store.http, settings.bucket, conditional_delete=settings.s3_conditional_delete,
+                         writers=args.writers)
+    except Unreachable as exc:
+        raise CliError(f"the object store at {settings.s3_endpoint} did not answer: {exc}") from None
+    print(f"object store {settings.s3_endpoint}, bucket {settings.bucket}")
+    print(format_findings(findings))
+    broken = [f for f in findings if f.required and not f.kept]
+    print(f"{len(broken)} promise(s) the runtime needs are broken: do not run functions on this store"
+          if broken else "the store keeps every promise the runtime needs")
+    return EXIT_FAIL if broken else EXIT_OK
+
+
 def cmd_bank_kit(args) -> int:
     """Run the soft ATM's partner-bank kit (``function/bankkit.py``) with the soft ATM's environment."""
     import subprocess
@@ -404,6 +435,14 @@ def build_parser() -> argparse.ArgumentParser:
     bk.add_argument("dest", help="a new (or empty) folder")
     rs = add("restore", cmd_restore, "put a backup back into a fresh state dir (--state-dir) and check it")
     rs.add_argument("src", help="a folder written by `lscloud backup`")
+
+    sc = add("store-check", cmd_store_check, "check that the object store keeps the conditional writes the runtime "
+                                              "rests on (create-only, If-Match, races, conditional GET and DELETE); "
+                                              "exit 1 if one it needs is broken")
+    sc.add_argument("--from-env", action="store_true",
+                    help="not a running local cloud: the store, bucket and settings from the environment (the cluster: "
+                         "run with a function's own environment)")
+    sc.add_argument("--writers", type=int, default=8, help="writers in each race (default 8)")
 
     kit = add("bank-kit", None, "the partner-bank kit of the soft ATM")
     kit_sub = kit.add_subparsers(dest="kit_command", required=True, metavar="SUBCOMMAND")
