@@ -172,9 +172,13 @@ else:
                  "pseudonym": secrets.values["lscloud-pseudonym"]["key"],
                  "s3": store.user_secrets[m.name]}
         digest = pulumi.Output.from_input(reads).apply(appconfig.digest_of)
-        before = [hooks.FunctionHook(f"lscloud-migrate-{m.name}", m, "migrate", platform, image=image,
-                                     opts=pulumi.ResourceOptions(provider=provider, depends_on=[*ready, hook_policy]))
-                  ] if "migrate" in hooks.wanted(m) else []
+        # the store check first (a store that breaks a conditional write never serves the function), then the migration
+        before = []
+        for kind in ("store-check", "migrate"):
+            if kind in hooks.wanted(m):
+                before.append(hooks.FunctionHook(
+                    f"lscloud-{kind}-{m.name}", m, kind, platform, image=image, store_image=settings.objectStore.image,
+                    opts=pulumi.ResourceOptions(provider=provider, depends_on=[*ready, hook_policy, *before])))
         fn = Function(m.name, m, platform, image=image,
                       defaults=settings.functionDefaults, override=settings.functions.get(m.name),
                       config_digest=digest, opts=pulumi.ResourceOptions(provider=provider, depends_on=[*ready, *before]))

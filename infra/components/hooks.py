@@ -1,4 +1,13 @@
-"""A function's data hooks in the cluster: its migration before it serves, its seed after.
+"""A function's hooks in the cluster: a check of its object store and its migration before it
+serves, its seed after.
+
+The store check (``python -m lscloud.cli store-check --from-env``, :mod:`lscloud.store.conformance`)
+sends the conditional requests the runtime's guarantees rest on (create-only, ``If-Match``, racing
+writers, conditional GET and DELETE) to the function's own bucket with the function's own
+credentials, and fails its Job when the store breaks one the runtime needs: the function then never
+serves on it. Its Job's name carries a digest of the function's image and of MinIO's, so it runs
+again whenever either changes (a MinIO release once wrote under ``If-Match`` to a missing key,
+minio/minio#21526).
 
 The local cloud runs ``function/migrate.py`` and ``function/seed.py`` at ``lscloud up``; in the
 cluster each becomes a Job from the function's own image, with the function's environment (its
@@ -12,8 +21,8 @@ bucket, credentials, pseudonym key, CA), running ``python -m lscloud.serve --mig
 - a seed whose ``seed.py`` says ``CLUSTER = False`` (identity's generated citizens: the cluster asks
   the national registry) gets no Job.
 
-The migration Job must finish before the function's Service changes (the new code reads the new
-layout); the seed Job runs after it (directory and procedures answer 503 ``not-seeded`` until then).
+The store check and the migration Job must finish before the function's Service changes (the new
+code reads the new layout); the seed Job runs after it (directory and procedures answer 503 ``not-seeded`` until then).
 The Jobs reach only MinIO and DNS (their NetworkPolicy); nothing connects to them.
 """
 
@@ -32,12 +41,13 @@ from . import tls as tlsc
 
 COMPONENT = "function-hook"
 POLICY = "function-hooks"
-KINDS = ("migrate", "seed")
+KINDS = ("store-check", "migrate", "seed")
+COMMANDS = {"store-check": ["python", "-m", "lscloud.cli", "store-check", "--from-env"]}
 
 
 def wanted(m: Manifest) -> list[str]:
-    """The hooks of ``m`` that run in the cluster, in order."""
-    out = []
+    """The hooks of ``m`` that run in the cluster, in order (every function checks its store)."""
+    out = ["store-check"]
     if m.migrate_module is not None:
         out.append("migrate")
     if m.seed_module is not None and m.seeds_in_cluster:
@@ -45,18 +55,22 @@ def wanted(m: Manifest) -> list[str]:
     return out
 
 
-def job_name(m: Manifest, kind: str, image: str) -> str:
-    digest = hashlib.sha256((image + "\0" + package_fingerprint(m.package)).encode()).hexdigest()[:10]
+def job_name(m: Manifest, kind: str, image: str, store_image: str = "") -> str:
+    """A name per version of what the hook depends on: the store check, the runtime's code and the
+    store's (``store_image``); the data hooks, the code and the function's package."""
+    depends = store_image if kind == "store-check" else package_fingerprint(m.package)
+    digest = hashlib.sha256((image + "\0" + depends).encode()).hexdigest()[:10]
     return kx.dns_name(kind, m.name, digest)
 
 
-def render_job(m: Manifest, kind: str, p: PlatformEndpoints, *, image: str) -> dict:
+def render_job(m: Manifest, kind: str, p: PlatformEndpoints, *, image: str, store_image: str = "") -> dict:
     if kind not in KINDS:
         raise ValueError(f"unknown hook {kind!r}")
+    command = COMMANDS.get(kind) or ["python", "-m", "lscloud.serve", f"--{kind}", f"/app/functions/{m.name}"]
     lbl = kx.labels(f"{kind}-{m.name}", COMPONENT, **{"lscloud.langson.gov.vn/function": m.name})
     return {
         "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": job_name(m, kind, image), "namespace": p.namespace, "labels": lbl},
+        "metadata": {"name": job_name(m, kind, image, store_image), "namespace": p.namespace, "labels": lbl},
         "spec": {
             "backoffLimit": 6,
             "activeDeadlineSeconds": 1800,
@@ -69,7 +83,7 @@ def render_job(m: Manifest, kind: str, p: PlatformEndpoints, *, image: str) -> d
                     "containers": [{
                         "name": kind,
                         "image": image,
-                        "command": ["python", "-m", "lscloud.serve", f"--{kind}", f"/app/functions/{m.name}"],
+                        "command": command,
                         "env": render_env(m, p),
                         "volumeMounts": [tlsc.client_mount(),
                                          {"name": "kube-ca", "mountPath": KUBE_CA_MOUNT, "readOnly": True}],
@@ -113,9 +127,9 @@ class HookPolicy(pulumi.ComponentResource):
 class FunctionHook(pulumi.ComponentResource):
     """One hook Job of one function (Pulumi waits for it to complete)."""
 
-    def __init__(self, name: str, m: Manifest, kind: str, p: PlatformEndpoints, *, image: str,
+    def __init__(self, name: str, m: Manifest, kind: str, p: PlatformEndpoints, *, image: str, store_image: str = "",
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("lscloud:index:FunctionHook", name, None, opts)
-        self.object = render_job(m, kind, p, image=image)
+        self.object = render_job(m, kind, p, image=image, store_image=store_image)
         self.job = kx.create(f"{name}-job", self.object, pulumi.ResourceOptions(parent=self))
         self.register_outputs({"job": self.object["metadata"]["name"]})

@@ -298,7 +298,12 @@ class ObjectStoreSettings:
     drivesPerServer: int = 1
     volumeSize: str = "50Gi"
     storageClass: str = ""
-    image: str = "quay.io/minio/minio:RELEASE.2025-04-22T22-12-26Z"
+    # The first release after minio/minio#21550 (merged 2025-08-29): before it, a PUT under If-Match
+    # to a missing key wrote anyway (#21526), so a stale writer brought a deleted document back.
+    # That this image holds the fix is inferred from the dates, not checked here (unverified): every
+    # function's store-check Job (infra/components/hooks.py) checks it on the running store and
+    # stops the deploy if not. The community edition publishes no later images (source only).
+    image: str = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
     mcImage: str = "quay.io/minio/mc:RELEASE.2025-04-16T18-13-26Z"
     bucketPrefix: str = "lscloud"
     requests: Mapping[str, str] = field(default_factory=lambda: {"cpu": "250m", "memory": "1Gi"})

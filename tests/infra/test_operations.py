@@ -65,6 +65,37 @@ def test_migrations_run_as_jobs_for_the_functions_that_have_one(objs):
     assert migrations == {m.name for m in FUNCTIONS if m.migrate_module is not None}
 
 
+def test_every_function_checks_its_store_before_it_serves(objs):
+    """`lscloud store-check --from-env` with the function's own bucket and credentials: a store that
+    breaks a conditional write the runtime rests on fails the Job, so the function never serves on it."""
+    checks = {j["metadata"]["labels"]["lscloud.langson.gov.vn/function"]: j for j in jobs(objs)
+              if j["spec"]["template"]["spec"]["containers"][0]["name"] == "store-check"}
+    assert set(checks) == {m.name for m in FUNCTIONS}
+    for name, job in checks.items():
+        (c,) = job["spec"]["template"]["spec"]["containers"]
+        assert c["command"] == ["python", "-m", "lscloud.cli", "store-check", "--from-env"]
+        env = {e["name"]: e for e in c["env"]}
+        assert env["LSCLOUD_BUCKET"]["value"].endswith(f"-{name}")
+        assert env["LSCLOUD_S3_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == f"lscloud-s3-{name}"
+        # not set: the cluster's default (false: MinIO ignored If-Match on DELETE, minio/minio#21677) is what
+        # the check holds the store to, as the function runs with it
+        assert "LSCLOUD_S3_CONDITIONAL_DELETE" not in env
+
+
+def test_a_new_store_image_runs_the_store_check_again_and_new_data_does_not():
+    m = BY_NAME["directory"]
+    p = PlatformEndpoints(namespace="lscloud", s3_endpoint="https://m", nats_url="tls://n", stream="LSCLOUD",
+                          otlp_endpoint="http://o", bucket_prefix="lscloud", jwt_issuer="i", jwt_audience="a")
+
+    def name(image, store):
+        return hooks.render_job(m, "store-check", p, image=image, store_image=store)["metadata"]["name"]
+
+    a = name("r/directory:1", "minio:1")
+    assert a == name("r/directory:1", "minio:1") and len(a) <= 63
+    assert a != name("r/directory:1", "minio:2") and a != name("r/directory:2", "minio:1")
+    assert hooks.wanted(m)[0] == "store-check"
+
+
 def test_hook_jobs_reach_minio_and_nothing_else(objs):
     (pol,) = [p for p in of_kind(objs, "NetworkPolicy") if p["metadata"]["name"] == hooks.POLICY]
     assert pol["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/component": hooks.COMPONENT}
