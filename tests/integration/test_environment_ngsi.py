@@ -106,6 +106,11 @@ def _query_by_id(env):
     one = env.get("/ngsi-ld/v1/entities?type=AirQualityObserved&id=urn:ngsi-ld:AirQualityObserved:lsn-air-1").get_json()
     assert [e["id"] for e in one] == ["urn:ngsi-ld:AirQualityObserved:lsn-air-1"] and one[0]["pm25"]["type"] == "Property"
     assert env.get("/ngsi-ld/v1/entities?type=WaterQualityObserved&id=urn:ngsi-ld:AirQualityObserved:lsn-air-1").get_json() == []
+    # an equivalent URN (RFC 8141: "urn" and the namespace id in any case) names the same entity, as we issue it
+    same = env.get("/ngsi-ld/v1/entities?type=AirQualityObserved&id=URN:NGSI-LD:AirQualityObserved:lsn-air-1").get_json()
+    assert [e["id"] for e in same] == ["urn:ngsi-ld:AirQualityObserved:lsn-air-1"]
+    r = env.get("/ngsi-ld/v1/entities/URN:ngsi-LD:AirQualityObserved:lsn-air-1")
+    assert r.status_code == 200 and r.get_json()["id"] == "urn:ngsi-ld:AirQualityObserved:lsn-air-1"
 
 
 def _temporal_aggregated_per_hour(env):

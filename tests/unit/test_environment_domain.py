@@ -108,6 +108,11 @@ def test_station_of_tells_a_non_uri_from_an_unknown_entity():
     for value in ("urn:ngsi-ld:Foo:bar", "urn:ngsi-ld:AirQualityObserved:X", "https://example.org/x"):
         with pytest.raises(ngsi.ResourceNotFound):
             ngsi.station_of(value)
+    # RFC 8141: the scheme and the namespace id are case-insensitive, the rest is not
+    assert ngsi.station_of("URN:NGSI-LD:AirQualityObserved:lsn-air-1") == ("AirQualityObserved", "lsn-air-1")
+    assert ngsi.canonical_id("Urn:Ngsi-Ld:NoiseLevelObserved:a") == "urn:ngsi-ld:NoiseLevelObserved:a"
+    with pytest.raises(ngsi.ResourceNotFound):
+        ngsi.station_of("urn:ngsi-ld:AIRQUALITYOBSERVED:lsn-air-1")
 
 def test_ngsi_q_near_and_durations():
     groups = ngsi.parse_q('pm25>30;no2<100|name=="A"')

@@ -101,13 +101,26 @@ def entity_id(station: dict) -> str:
     return f"urn:ngsi-ld:{TYPES[station['kind']]}:{station['id']}"
 
 
+_URN_NID = re.compile(r"(?i:urn:ngsi-ld):")
+
+
+def canonical_id(entity: str) -> str:
+    """An entity id as we issue it: RFC 8141 (2.1, 3.1) makes a URN's ``urn`` scheme and namespace
+    id case-insensitive (its namespace-specific part is not), so ``URN:NGSI-LD:AirQualityObserved:x``
+    is the same entity as ``urn:ngsi-ld:AirQualityObserved:x``, which CIM 009 5.7.1.4 asks us to
+    find ("equivalent" id)."""
+    m = _URN_NID.match(entity)
+    return "urn:ngsi-ld:" + entity[m.end():] if m else entity
+
+
 def station_of(entity: str) -> tuple[str, str]:
     """(type, station id) of an entity id: BadRequestData naming ``id`` when it is not a URI at
     all (5.7.1.4, 5.7.3.4), ResourceNotFound when it is a URI but not one of ours."""
     if not is_uri(entity):
         raise bad("id", f"the entity id {str(entity)[:80]!r} is not a URI (RFC 3986), e.g. urn:ngsi-ld:AirQualityObserved:<station>",
                   f"Mã thực thể {str(entity)[:80]!r} không phải là một URI (RFC 3986), ví dụ urn:ngsi-ld:AirQualityObserved:<trạm>.")
-    m = re.fullmatch(r"urn:ngsi-ld:(AirQualityObserved|NoiseLevelObserved|WaterQualityObserved):([a-z0-9-]{3,64})", entity or "")
+    m = re.fullmatch(r"urn:ngsi-ld:(AirQualityObserved|NoiseLevelObserved|WaterQualityObserved):([a-z0-9-]{3,64})",
+                     canonical_id(entity))
     if not m:
         raise ResourceNotFound(f"no entity {str(entity)[:80]!r}", errors=[errors.field("id", "not an entity of this broker")])
     return m.group(1), m.group(2)

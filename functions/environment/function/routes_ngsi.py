@@ -105,7 +105,8 @@ def entities():
     kinds = {ngsi.KIND_OF[t] for t in types} or set(ngsi.TYPES)
     found = sorted((s for s in stations.all_stations() if s["kind"] in kinds), key=lambda s: s["id"])
     if ids is not None:
-        found = [s for s in found if ngsi.entity_id(s) in ids]
+        wanted = {ngsi.canonical_id(i) for i in ids}
+        found = [s for s in found if ngsi.entity_id(s) in wanted]
     if near:
         lon, lat, which, metres = near
         found = [s for s in found if (ngsi.distance_m(lon, lat, s["lon"], s["lat"]) <= metres) == (which == "max")]
