@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from .bench import BenchError, bench_border, bench_directory, bench_softatm, local_cloud, row
+from .bench_cpu import CLIENT
 from .bench_dossiers import bench_dossiers
 
 UP_GOAL_S = 8.0
@@ -69,6 +70,24 @@ def print_table(rows: list[dict]) -> None:
               f"{_rounds(r):>11}  {('yes' if r['met'] else 'no'):>4}  {r['goal']}")
 
 
+def print_cpu_summary(rows: list[dict]) -> None:
+    """Each measured path's CPU per operation (all the cloud's processes), its baseline's, and the
+    processes that spend most of it: where to look first."""
+    measured = [r for r in rows if r.get("cpu_ms_per_op")]
+    if not measured:
+        return
+    width = max(len(r["path"]) for r in measured)
+    print()
+    print("where the CPU goes — ms of CPU per operation, every process of the cloud (not the bench client):")
+    print(f"{'path'.ljust(width)}  {'path':>7}  {'baseline':>8}  {'×':>6}  the processes that spend most")
+    for r in measured:
+        ms = r["cpu_ms_per_op"]
+        base = ((r.get("baseline") or {}).get("cpu_ms_per_op") or {}).get("total")
+        top = [f"{role} {v:.1f}" for role, v in ms.items() if role not in ("total", CLIENT)][:3]   # most first
+        times = f"{ms['total'] / base:6.1f}" if base else f"{'-':>6}"
+        print(f"{r['path'].ljust(width)}  {ms['total']:7.2f}  {_cell(base, '8.2f')}  {times}  {', '.join(top)}")
+
+
 def bench_all(*, functions_dir: Path = Path("functions"), concurrency: int = 8, scale: float = 1.0,
               up_runs: int = 3, json_path: Path | None = None, only: tuple[str, ...] = (), rounds: int = 3) -> int:
     """Run the benchmarks (``only`` a subset: directory, border, softatm, dossiers, up), each ``scale``
@@ -107,6 +126,7 @@ def bench_all(*, functions_dir: Path = Path("functions"), concurrency: int = 8, 
             print(f"✗ {name}: {exc}", flush=True)
     if rows:
         print_table(rows)
+        print_cpu_summary(rows)
     if json_path is not None:
         json_path.write_text(json.dumps(rows, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         print(f"✓ {len(rows)} rows written to {json_path}")

@@ -44,6 +44,17 @@ def test_the_table_and_the_json_file(tmp_path, capsys, monkeypatch):
     assert "directory path" in table and "≤ 8" in table and " no " in table and "yes" in table
 
 
+def test_the_cpu_summary_names_the_processes_that_spend_most(capsys):
+    path = row("soft ATM", _load("w", 40, 0.2), {"name": "PUT", "cpu_ms_per_op": {"total": 1.25}}, 17.0, "≤ 20", True,
+               cpu_ms_per_op={"weed (S3)": 17.1, "softatm": 14.3, "bank": 6.2, "gateway": 3.7, "bench client": 1.8,
+                              "total": 41.3})
+    bench_all.print_cpu_summary([path, row("up", None, {}, 0.5, "≤ 8 s", True)])
+    out = capsys.readouterr().out
+    (line,) = [x for x in out.splitlines() if x.startswith("soft ATM")]
+    assert "41.30" in line and "1.25" in line and "33.0" in line
+    assert line.endswith("weed (S3) 17.1, softatm 14.3, bank 6.2") and "up" not in out.split("most")[1]
+
+
 def test_an_unknown_benchmark_is_refused():
     with pytest.raises(BenchError, match="no benchmark named nope"):
         bench_all.bench_all(only=("nope",))
