@@ -24,6 +24,12 @@ operation admits. Schemathesis records every exchange in a HAR file; the runner 
 Operations the eventing sender calls (``/events``) are left out: they take CloudEvents from
 the broker only and are tested with their sender authentication. Signed partner (bank)
 operations are fuzzed without a signature: they must refuse every case with a 401 problem.
+
+An operation that answers a stream (``text/event-stream``: the IOC wall's ``/v1/stream``) holds
+every valid case open for as long as the stream lasts (up to a minute there): generated at random
+by the fuzzing phases, its cases took most of a full run (the IOC alone over 13 minutes). It gets
+a round of its own with the examples and coverage phases only — every documented value's edge,
+valid and not, which is where its parameter checks are — and is left out of the other rounds.
 """
 
 from __future__ import annotations
@@ -130,6 +136,18 @@ def plan_for(openapi: dict, mint: Callable[[str], str]) -> dict:
 def eventing_paths(openapi: dict) -> list[str]:
     return sorted({path for path, ops in (openapi.get("paths") or {}).items() for op in ops.values()
                    if EVENTING in (op.get("x-lscloud-access") or {}).get("roles", [])})
+
+
+STREAMING = "text/event-stream"
+STREAM_PHASES = ("examples", "coverage")   # the phases a streaming operation is fuzzed in (module docstring)
+
+
+def streaming_paths(openapi: dict) -> list[str]:
+    """Paths with an operation whose success is a stream of events (:data:`STREAMING`)."""
+    return sorted({path for path, ops in (openapi.get("paths") or {}).items() for op in ops.values()
+                   if isinstance(op, dict) and any(STREAMING in (resp.get("content") or {})
+                                                   for code, resp in (op.get("responses") or {}).items()
+                                                   if str(code).startswith("2") and isinstance(resp, dict))})
 
 
 # -- reading schemathesis's reports ---------------------------------------------------------------
@@ -338,19 +356,24 @@ def fuzz_one(target: Target, *, cases: int, mint: Callable[[str], str], report_d
         json.dump(plan, f)
         plan_file = f.name
     phases = list(phases)
+    eventing = eventing_paths(openapi)
+    streams = [path for path in streaming_paths(openapi) if path not in eventing]
+
+    def st_run(max_examples: int, round_phases: list[str]) -> list[str]:
+        return [sys.executable, "-m", "schemathesis.cli", "run", target.base_url + "/openapi.json",
+                "--url", target.base_url, "--checks", "all", "--mode", "all", "--max-examples", str(max_examples),
+                "--workers", str(workers), "--request-timeout", str(request_timeout), "--no-shrink",
+                "--continue-on-failure", "--suppress-health-check", "all", "--warnings", "off",
+                "--phases", ",".join(round_phases)]
+
     try:
         for round_ in range(1, MAX_ROUNDS + 1):
             missing = cases - result.cases
             if missing <= 0 or result.error:
                 break
             stem = target.name if round_ == 1 else f"{target.name}.{round_}"
-            argv = [sys.executable, "-m", "schemathesis.cli", "run", target.base_url + "/openapi.json",
-                    "--url", target.base_url, "--checks", "all", "--mode", "all",
-                    "--max-examples", str(max(1, math.ceil(missing / n_ops))),
-                    "--workers", str(workers), "--request-timeout", str(request_timeout), "--no-shrink",
-                    "--continue-on-failure", "--suppress-health-check", "all", "--warnings", "off",
-                    "--phases", ",".join(phases if round_ == 1 else ["fuzzing"])]
-            for path in eventing_paths(openapi):
+            argv = st_run(max(1, math.ceil(missing / n_ops)), phases if round_ == 1 else ["fuzzing"])
+            for path in eventing + streams:
                 argv += ["--exclude-path", path]
             if seed is not None:
                 argv += ["--seed", str(seed + round_ - 1)]
@@ -358,6 +381,14 @@ def fuzz_one(target: Target, *, cases: int, mint: Callable[[str], str], report_d
             if round_ > 1 and result.cases < cases and result.cases == result._last_cases:
                 break  # nothing new to generate
             result._last_cases = result.cases
+        stream_phases = [ph for ph in phases if ph in STREAM_PHASES]
+        if streams and stream_phases and not result.error:
+            argv = st_run(2, stream_phases)
+            for path in streams:
+                argv += ["--include-path", path]
+            if seed is not None:
+                argv += ["--seed", str(seed)]
+            _run_round(result, argv + list(extra_args), report_dir, f"{target.name}.streams", plan_file, documented)
     finally:
         os.unlink(plan_file)
     return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import lscloud.fuzz as fuzz
 from lscloud.fuzz import PROBLEM_TYPE, Result, count_har, count_report, format_results, plan_for
 from lscloud.fuzz.hooks import choose_role
 
@@ -141,3 +142,36 @@ def test_check_failures_the_gateway_answered_are_told_apart_from_the_functions()
     assert "ST204 Wrong response to undeclared method: 2 (failing cases: 3; 2 of 3 the gateway's malformed-path" in text
     assert "ST203 Missing required header accepted: 1 (failing cases: 1; all of them the gateway's" in text
     assert "ST202 Schema-valid request rejected: 4\n" in text + "\n"
+
+
+def test_a_streaming_operation_gets_a_round_of_its_own_with_the_edge_cases_only(monkeypatch, tmp_path):
+    """A stream holds each valid case open while it lasts: it is left out of the fuzzing rounds and
+    fuzzed once with the examples and coverage phases (every documented value's edge)."""
+    openapi = {"paths": {
+        "/v1/stream": {"get": {"responses": {"200": {"content": {"text/event-stream": {}}}}}},
+        "/v1/indicators": {"get": {"responses": {"200": {"content": {"application/json": {}}}}}},
+        "/events": {"post": {"x-lscloud-access": {"roles": ["eventing"]},
+                             "responses": {"200": {"content": {"text/event-stream": {}}}}}}}}
+    assert fuzz.streaming_paths(openapi) == ["/events", "/v1/stream"]
+    rounds = []
+
+    def fake_round(result, argv, report_dir, stem, plan_file, documented=()):
+        rounds.append((stem, argv))
+        result.cases += 50
+
+    monkeypatch.setattr(fuzz, "fetch_openapi", lambda url: openapi)
+    monkeypatch.setattr(fuzz, "_run_round", fake_round)
+    fuzz.fuzz_one(fuzz.Target("ioc", "http://gw/ioc"), cases=100, mint=lambda role: "t", report_dir=tmp_path, seed=7)
+    stems = [stem for stem, _ in rounds]
+    assert stems == ["ioc", "ioc.2", "ioc.streams"]
+    for stem, argv in rounds[:-1]:
+        excluded = [argv[i + 1] for i, a in enumerate(argv) if a == "--exclude-path"]
+        assert excluded == ["/events", "/v1/stream"]
+    last = rounds[-1][1]
+    assert last[last.index("--phases") + 1] == "examples,coverage"
+    assert [last[i + 1] for i, a in enumerate(last) if a == "--include-path"] == ["/v1/stream"]
+    # asked for the fuzzing phase alone: no round for the stream
+    rounds.clear()
+    fuzz.fuzz_one(fuzz.Target("ioc", "http://gw/ioc"), cases=50, mint=lambda role: "t", report_dir=tmp_path,
+                  phases=["fuzzing"])
+    assert [stem for stem, _ in rounds] == ["ioc"]
