@@ -165,6 +165,8 @@ def test_openapi_document_is_valid(ioc):
     validate(doc)
     assert {"/v1/indicators", "/v1/indicators/{indicator_id}/series", "/v1/communes/{code}", "/v1/targets",
             "/v1/stream"} <= set(doc["paths"])
+    # a client (and `lscloud fuzz`) knows the wall's stream is one from the document alone
+    assert set(doc["paths"]["/v1/stream"]["get"]["responses"]["200"]["content"]) == {"text/event-stream"}
 
 
 def test_wall_and_assets(ioc):

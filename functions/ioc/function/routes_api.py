@@ -12,7 +12,7 @@ from flask import Blueprint, Response, current_app, g, jsonify
 
 from lscloud import errors, runtime
 from lscloud.auth import allow, principal
-from lscloud.web import query_params
+from lscloud.web import query_params, responds
 
 from . import catalogue, facts, live, views
 from .projection import Projection
@@ -96,6 +96,9 @@ def list_targets():
 
 @bp.get("/v1/stream")
 @allow("public")
+@responds(None, media={"text/event-stream": None},
+          description="Server-Sent Events (hello, changed, keep-alive comments, bye) until max_seconds; "
+                      "busy (retry later) when every stream slot is taken")
 @query_params(("max_seconds", "close the stream after this long (the browser reconnects)",
                {"type": "integer", "minimum": 1, "maximum": 60, "default": 25}))
 def stream():
