@@ -9,9 +9,11 @@ against botocore's), not boto3.
 
 from __future__ import annotations
 
+import base64
 import contextvars
 import datetime
 import email.utils
+import hashlib
 import threading
 from contextlib import contextmanager
 import xml.etree.ElementTree as ET
@@ -242,8 +244,14 @@ class ObjectStore:
 
         ``if_none_match=True`` makes it create-only (``If-None-Match: *``); ``if_match`` makes it
         replace only the version with that ETag. A lost condition raises ConditionalCheckFailed.
+
+        Every PUT carries its body's ``Content-MD5``: S3 requires it (or a checksum) for a write to a
+        bucket under object lock with a default retention (the dossiers' legal records), and the
+        store refuses a body damaged on the way (MinIO does not require it, minio/minio#16480: a
+        store that follows AWS would refuse every write to such a bucket without it).
         """
-        headers = {"content-type": content_type}
+        headers = {"content-type": content_type,
+                   "content-md5": base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()}
         if if_none_match:
             headers["if-none-match"] = "*"
         if if_match:

@@ -41,3 +41,18 @@ def test_the_command_from_a_function_s_environment(base_settings, bucket):
                           env={**env, "LSCLOUD_S3_ENDPOINT": "http://127.0.0.1:9"}, capture_output=True, text=True,
                           timeout=180)
     assert dead.returncode == 1 and "did not answer" in dead.stderr and "Traceback" not in dead.stderr
+
+
+def test_every_put_carries_its_body_s_md5_and_the_store_checks_it(object_store, bucket):
+    """S3 wants Content-MD5 (or a checksum) on writes to a bucket under object lock; the runtime
+    sends it on every PUT, and a body that does not match it is refused, not stored."""
+    import base64
+    import hashlib
+
+    etag = object_store.put(bucket, "md5/ok.json", b'{"a": 1}', if_none_match=True)
+    assert etag.strip('"') == hashlib.md5(b'{"a": 1}').hexdigest()
+    wrong = base64.b64encode(hashlib.md5(b"something else").digest()).decode()
+    reply = object_store.http.request("PutObject", "PUT", bucket, "md5/damaged.json", body=b'{"a": 1}',
+                                      headers={"content-type": "application/json", "content-md5": wrong})
+    assert reply.status == 400 and reply.error_code() == "BadDigest"
+    assert object_store.http.request("HeadObject", "HEAD", bucket, "md5/damaged.json").status == 404
