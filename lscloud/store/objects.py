@@ -31,6 +31,11 @@ _PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409
 _META = "x-amz-meta-"
 
 
+def content_md5(body: bytes) -> str:
+    """The ``Content-MD5`` header of a PUT of ``body`` (base64 of its MD5, RFC 1864)."""
+    return base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
+
+
 @dataclass(frozen=True)
 class StoredObject:
     key: str
@@ -250,8 +255,7 @@ class ObjectStore:
         store refuses a body damaged on the way (MinIO does not require it, minio/minio#16480: a
         store that follows AWS would refuse every write to such a bucket without it).
         """
-        headers = {"content-type": content_type,
-                   "content-md5": base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()}
+        headers = {"content-type": content_type, "content-md5": content_md5(body)}
         if if_none_match:
             headers["if-none-match"] = "*"
         if if_match:
