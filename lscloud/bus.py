@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
-import logging
 import ssl
 import threading
 from typing import Any, Mapping
@@ -26,9 +25,6 @@ import nats.js.errors
 from nats.js import api as js_api
 
 from . import errors, events, metrics, telemetry
-from .problems import Problem
-
-log = logging.getLogger("lscloud.bus")
 
 STREAM_SUBJECTS = ("lscloud.>",)
 DUPLICATE_WINDOW_S = 120.0
@@ -48,14 +44,9 @@ class BusUnavailable(BusError):
     """NATS could not be reached, or did not confirm, within the time allowed."""
 
 
-def _unavailable(exc: BaseException) -> Problem:
-    log.warning("NATS unavailable: %s", exc.__class__.__name__)
-    return Problem(503, headers={"Retry-After": "5"})
-
-
 # a view that needed NATS (a partner nonce, a publish) and could not reach it: retry later, as for
 # the object store; registered here, so an app that never imports the bus never loads nats-py
-errors.register(BusUnavailable, _unavailable)
+errors.register(BusUnavailable, errors.retry_later)
 
 
 class SubjectNotEmpty(BusError):

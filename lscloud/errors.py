@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Mapping
 from .problems import Problem
 
 __all__ = ["DomainError", "Invalid", "InvalidParameter", "Unauthenticated", "Forbidden", "NotFound", "Conflict", "Gone", "TooLarge",
-           "TooManyRequests", "Unavailable", "field", "register", "to_problem", "FOREIGN"]
+           "TooManyRequests", "Unavailable", "field", "register", "retry_later", "to_problem", "FOREIGN"]
 
 
 def field(pointer: str, message: str) -> dict[str, str]:
@@ -140,6 +140,12 @@ class Unavailable(DomainError):
 FOREIGN: dict[type[BaseException], Callable[[BaseException], Problem]] = {}
 """Exception type -> problem factory, for exceptions raised by code that cannot subclass
 :class:`DomainError` (the store, peers). Looked up by the exception's MRO, nearest first."""
+
+
+def retry_later(exc: BaseException) -> Problem:
+    """The answer to a platform dependency that did not answer (the object store, NATS): 503 with
+    ``Retry-After``, nothing of the cause (the app logs it with the trace id)."""
+    return Problem(503, headers={"Retry-After": "5"})
 
 
 def register(exc_type: type[BaseException], factory: Callable[[BaseException], Problem]) -> None:

@@ -6,7 +6,7 @@
   (:class:`lscloud.errors.DomainError`, or an exception registered with
   :func:`lscloud.errors.register`) by its own status, Werkzeug's (404, 405 with ``Allow``, 413),
   a store key the caller's input could not spell (``InvalidKey``: 404), an object store that does
-  not answer (503; NATS not answering is a 503 :mod:`lscloud.bus` registers) and unexpected
+  not answer (503, registered as NATS's is by :mod:`lscloud.bus`: :func:`lscloud.errors.retry_later`) and unexpected
   exceptions (500: logged with the trace id, the caller sees only "internal error" and the trace id);
 - reads request bodies through a size limit (``settings.max_body_bytes``), also for chunked
   bodies, and refuses non-JSON bodies with 415 unless a view is marked ``raw_body``;
@@ -56,6 +56,7 @@ errors.register(ConditionalCheckFailed, lambda exc: Problem(
     409, "concurrent-update", "Concurrent update", "The record kept changing while this request ran; retry it.",
     title_vi="Dữ liệu đang được cập nhật", detail_vi="Dữ liệu đang được cập nhật đồng thời; vui lòng thử lại.",
     headers={"Retry-After": "1"}))
+errors.register(StoreUnavailable, errors.retry_later)   # NATS's BusUnavailable is lscloud.bus's to register
 
 
 def check_access(app: Flask) -> None:
@@ -184,6 +185,7 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
         if registered is not None:
             if registered.status >= 500:
                 record_exception(exc)
+                log.warning("answered %d to %s (trace_id=%s)", registered.status, exc.__class__.__name__, trace_id)
             return problem_response(registered, trace_id=trace_id)
         if isinstance(exc, InvalidKey):
             # keys are built from what the caller sent (an id in the path, a code in the body); one
@@ -192,9 +194,6 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
             return problem_response(Problem(404, detail="Nothing exists at this address (the identifier is not "
                                                         "one this service could have issued)."), trace_id=trace_id)
         record_exception(exc)  # the answer below hides it from the SERVER span: put it there
-        if isinstance(exc, StoreUnavailable):
-            log.warning("object store unavailable (trace_id=%s): %s", trace_id, exc.__class__.__name__)
-            return problem_response(Problem(503, headers={"Retry-After": "5"}), trace_id=trace_id)
         log.error("unhandled error on %s %s (trace_id=%s)", request.method, request.path, trace_id, exc_info=exc)
         return problem_response(Problem(500, detail="internal error"), trace_id=trace_id)
 

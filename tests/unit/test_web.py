@@ -79,6 +79,17 @@ def app(schemas):
     def boom():
         raise RuntimeError("db password is hunter2")
 
+    @app.get("/v1/down/<what>")
+    @allow("public")
+    def down(what):
+        if what == "store":
+            from lscloud.store.errors import StoreUnavailable
+
+            raise StoreUnavailable("store at 10.0.0.5 refused with secret s3cr3t")
+        from lscloud.bus import BusUnavailable
+
+        raise BusUnavailable("nats://10.0.0.6 did not confirm")
+
     @app.post("/v1/reused")
     @allow("public")
     def reused():
@@ -225,6 +236,19 @@ def test_problem_and_log_carry_the_trace_id(client, caplog):
     trace_id = format(span.get_span_context().trace_id, "032x")
     assert resp.get_json()["trace_id"] == trace_id
     assert any(trace_id in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("what, cause", [("store", "StoreUnavailable"), ("bus", "BusUnavailable")])
+def test_a_platform_dependency_that_does_not_answer_is_one_503(client, caplog, what, cause):
+    """The object store and NATS are answered alike (lscloud.errors.retry_later): 503 with
+    Retry-After, nothing of the cause in the body, a warning naming the exception's class."""
+    with caplog.at_level(logging.WARNING, logger="lscloud.web"):
+        resp = client.get(f"/v1/down/{what}")
+    body = assert_problem(resp, 503)
+    assert resp.headers["Retry-After"] == "5"
+    assert "10.0.0" not in resp.get_data(as_text=True) and "s3cr3t" not in resp.get_data(as_text=True)
+    (line,) = [r.getMessage() for r in caplog.records if "answered 503" in r.getMessage()]
+    assert cause in line and "10.0.0" not in line and body["status"] == 503
 
 
 def test_route_without_allow_refuses_to_serve(schemas):
