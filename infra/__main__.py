@@ -174,11 +174,10 @@ else:
         digest = pulumi.Output.from_input(reads).apply(appconfig.digest_of)
         # the store check first (a store that breaks a conditional write never serves the function), then the migration
         before = []
-        for kind in ("store-check", "migrate"):
-            if kind in hooks.wanted(m):
-                before.append(hooks.FunctionHook(
-                    f"lscloud-{kind}-{m.name}", m, kind, platform, image=image, store_image=settings.objectStore.image,
-                    opts=pulumi.ResourceOptions(provider=provider, depends_on=[*ready, hook_policy, *before])))
+        for kind in (k for k in hooks.wanted(m) if k in hooks.BEFORE_SERVING):
+            before.append(hooks.FunctionHook(
+                f"lscloud-{kind}-{m.name}", m, kind, platform, image=image, store_image=settings.objectStore.image,
+                opts=pulumi.ResourceOptions(provider=provider, depends_on=[*ready, hook_policy, *before])))
         fn = Function(m.name, m, platform, image=image,
                       defaults=settings.functionDefaults, override=settings.functions.get(m.name),
                       config_digest=digest, opts=pulumi.ResourceOptions(provider=provider, depends_on=[*ready, *before]))

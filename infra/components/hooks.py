@@ -42,6 +42,8 @@ from . import tls as tlsc
 COMPONENT = "function-hook"
 POLICY = "function-hooks"
 KINDS = ("store-check", "migrate", "seed")
+BEFORE_SERVING = ("store-check", "migrate")
+"""The hooks that must complete before the function's Service changes, in this order."""
 COMMANDS = {"store-check": ["python", "-m", "lscloud.cli", "store-check", "--from-env"]}
 
 

@@ -40,8 +40,8 @@ from .origin import public_base
 __all__ = ["ROUTE", "MAX_LINK_S", "PUBLIC_CACHE", "add_route", "blob_response", "link", "mint", "read_token"]
 
 ROUTE = '/downloads/<schema("lscloud/download-token.json", match=False):token>'
-"""Any segment routes: what is not a link this function made is the view's own 404."""
-"""The path every function serves its links under (below its public URL)."""
+"""The path every function serves its links under (below its public URL). Any segment routes:
+what is not a link this function made is the view's own 404."""
 
 MAX_LINK_S = 24 * 3600
 """The longest a link may work."""

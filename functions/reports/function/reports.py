@@ -213,16 +213,10 @@ def move(report_id: str, action: str, actor: Actor, body: dict) -> Outcome:
 
 
 def _exists(report_id: str) -> bool:
-    from lscloud.store import DoesNotExist
-
     from .models import Report
 
-    # only "not there" is False: a store that does not answer is the caller's 503, not a wrong id
-    try:
-        Report.get(report_id)
-        return True
-    except DoesNotExist:
-        return False
+    # a HEAD; only "not there" is False: a store that does not answer is the caller's 503, not a wrong id
+    return Report.exists(report_id)
 
 
 def rate(report_id: str, actor: Actor, rating: int, comment: str | None) -> Outcome:
