@@ -144,16 +144,16 @@ CASES = [
     ("/ngsi-ld/v1/entities/abc", 400, "BadRequestData", "id"),
     ("/ngsi-ld/v1/entities/%20x", 400, "BadRequestData", "id"),
     ("/ngsi-ld/v1/entities/urn:ngsi-ld:AirQualityObserved:a%20b", 400, "BadRequestData", "id"),
-    ("/ngsi-ld/v1/entities/urn:ngsi-ld:AirQualityObserved:nope", 404, "ResourceNotFound", None),
+    ("/ngsi-ld/v1/entities/urn:ngsi-ld:AirQualityObserved:nope", 404, "ResourceNotFound", "id"),
     ("/ngsi-ld/v1/entities/urn:ngsi-ld:Foo:bar", 404, "ResourceNotFound", "id"),
     ("/ngsi-ld/v1/entities/tag:example.org,2026:x", 404, "ResourceNotFound", "id"),
-    ("/ngsi-ld/v1/entities/urn:ngsi-ld:NoiseLevelObserved:lsn-air-1", 404, "ResourceNotFound", None),   # ours, another type
+    ("/ngsi-ld/v1/entities/urn:ngsi-ld:NoiseLevelObserved:lsn-air-1", 404, "ResourceNotFound", "id"),   # ours, another type
     # 5.7.3.4: the same for the temporal evolution, before its own parameters
     ("/ngsi-ld/v1/temporal/entities/abc", 400, "BadRequestData", "id"),
     ("/ngsi-ld/v1/temporal/entities/%20x?timerel=after&timeAt=2026-12-01T00:00:00Z", 400, "BadRequestData", "id"),
     ("/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:Foo:bar?timerel=after&timeAt=2026-12-01T00:00:00Z", 404, "ResourceNotFound", "id"),
     ("/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:AirQualityObserved:nope?timerel=after&timeAt=2026-12-01T00:00:00Z",
-     404, "ResourceNotFound", None),
+     404, "ResourceNotFound", "id"),
     ("/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:AirQualityObserved:lsn-air-1?timerel=between&timeAt=2026-12-01T00:00:00Z",
      400, "BadRequestData", "endTimeAt"),
     ("/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:AirQualityObserved:lsn-air-1?timerel=after&timeAt=2026-12-01T00:00:00Z"

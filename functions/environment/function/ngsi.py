@@ -113,6 +113,11 @@ def canonical_id(entity: str) -> str:
     return "urn:ngsi-ld:" + entity[m.end():] if m else entity
 
 
+def not_found(entity: str) -> ResourceNotFound:
+    """ResourceNotFound naming ``id``: a URI that no entity of this broker has (5.7.1.4)."""
+    return ResourceNotFound(f"no entity {str(entity)[:80]!r}", errors=[errors.field("id", "not an entity of this broker")])
+
+
 def station_of(entity: str) -> tuple[str, str]:
     """(type, station id) of an entity id: BadRequestData naming ``id`` when it is not a URI at
     all (5.7.1.4, 5.7.3.4), ResourceNotFound when it is a URI but not one of ours."""
@@ -122,7 +127,7 @@ def station_of(entity: str) -> tuple[str, str]:
     m = re.fullmatch(r"urn:ngsi-ld:(AirQualityObserved|NoiseLevelObserved|WaterQualityObserved):([a-z0-9-]{3,64})",
                      canonical_id(entity))
     if not m:
-        raise ResourceNotFound(f"no entity {str(entity)[:80]!r}", errors=[errors.field("id", "not an entity of this broker")])
+        raise not_found(entity)
     return m.group(1), m.group(2)
 
 

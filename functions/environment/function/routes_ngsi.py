@@ -68,9 +68,9 @@ def _station(entity_id: str) -> dict:
     try:
         station = stations.get(station_id)
     except stations.NoSuchStation:
-        raise ngsi.ResourceNotFound(f"no entity {entity_id[:80]}") from None
+        raise ngsi.not_found(entity_id) from None
     if ngsi.TYPES[station["kind"]] != kind_type:
-        raise ngsi.ResourceNotFound(f"no entity {entity_id[:80]}")
+        raise ngsi.not_found(entity_id)
     return station
 
 
