@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -42,10 +43,29 @@ _LOWEST = 15000
 _random = random.SystemRandom()
 
 
+# Ports this process handed out lately. A port picked is free only until its server binds it, and
+# the servers of one fixture or command are constructed (ports picked) before any of them starts:
+# without this, a later pick could return the same port (a backup's weed mini was given its
+# nats-server's port in CI at ed44bcf, and its S3 check read NATS's INFO line).
+_GIVEN_MAX = 4096
+_given: dict[int, None] = {}
+_given_lock = threading.Lock()
+
+
+def _remember_given(ports: list[int]) -> None:
+    with _given_lock:
+        for port in ports:
+            _given.pop(port, None)
+            _given[port] = None
+        while len(_given) > _GIVEN_MAX:
+            del _given[next(iter(_given))]
+
+
 def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
     """``n`` distinct TCP ports free on ``host`` right now, outside the range the kernel picks
-    outgoing connections' ports from (held open together so none repeats); the kernel's pick when
-    that range leaves no room below it, or after many taken ports."""
+    outgoing connections' ports from (held open together so none repeats), and none this process
+    handed out among its last few thousand (its server may not have bound it yet); the kernel's
+    pick when that range leaves no room below it, or after many taken ports."""
     top = _ephemeral_start()
     socks: list[socket.socket] = []
     try:
@@ -54,6 +74,8 @@ def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
             tries += 1
             below = top > _LOWEST + 1000 and tries <= 50 * n
             port = _random.randrange(_LOWEST, top) if below else 0
+            if port in _given:
+                continue
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
                 s.bind((host, port))
@@ -61,7 +83,9 @@ def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
                 s.close()
                 continue
             socks.append(s)
-        return [s.getsockname()[1] for s in socks]
+        ports = [s.getsockname()[1] for s in socks]
+        _remember_given(ports)
+        return ports
     finally:
         for s in socks:
             s.close()

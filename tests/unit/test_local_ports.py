@@ -30,3 +30,18 @@ def test_no_server_is_given_the_gateways_port(tmp_path, monkeypatch):
     recorded = ports[0]
     ports = _flat(up._ports(["directory", "softatm"], reserved=(recorded,)))
     assert recorded not in ports and len(ports) == len(set(ports))
+
+
+def test_a_port_is_not_handed_out_twice_before_its_server_binds_it(monkeypatch):
+    # the servers of one command are built (ports picked) before any starts; picks are random, so
+    # without memory two of them can get the same port (CI at ed44bcf: a backup's weed mini was given
+    # its nats-server's port)
+    from lscloud.local import servers
+
+    picked = [servers.free_port() for _ in range(600)] + servers.free_ports(400)
+    assert len(picked) == len(set(picked)) == 1000
+    assert all(p in servers._given for p in picked)
+    # the memory is bounded: the oldest are forgotten first
+    monkeypatch.setattr(servers, "_given", dict.fromkeys(picked))
+    servers._remember_given(list(range(1, servers._GIVEN_MAX + 2)))
+    assert len(servers._given) == servers._GIVEN_MAX and 1 not in servers._given
