@@ -28,8 +28,9 @@ from .downloads import blob_response
 from .downloads import link as download_link
 from .openapi import PAGE_SCHEMA, build_openapi, invalid_query, page_params, query_params, responds
 from .origin import public_base, public_path
+from .pathparams import query_schema
 
 __all__ = ["create_app", "preload", "Problem", "problem_response", "validate_body", "raw_body", "body_limit", "json_body",
            "check_access", "app_state", "AppState", "AccessError", "build_openapi", "responds", "query_params",
            "page_params", "invalid_query", "PAGE_SCHEMA", "cached_json", "versioned_json", "if_match_version", "takes_if_match", "CACHED", "CACHE_CONTROL",
-           "SchemaSet", "download_link", "blob_response", "public_base", "public_path"]
+           "SchemaSet", "download_link", "blob_response", "public_base", "public_path", "query_schema"]

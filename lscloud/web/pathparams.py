@@ -33,7 +33,7 @@ from werkzeug.routing import BaseConverter, ValidationError
 from .. import rulesyntax
 from ..patterns import ecma_regex
 
-__all__ = ["PATH_SEGMENT", "converter_for", "parameter_schema", "route_template"]
+__all__ = ["PATH_SEGMENT", "converter_for", "parameter_schema", "query_schema", "route_template"]
 
 _NOT_FIRST = r"\x00-\x20\x7f-\xa0/\\\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 PATH_SEGMENT = (rf"^(?![\s\S]*%[0-9A-Fa-f]{{2}})"
@@ -131,12 +131,27 @@ def converter_for(schemas_dir: Path | None) -> type[BaseConverter]:
     return SchemaConverter
 
 
+# a file's annotations, not rules: a parameter's document states only what is checked
+_ANNOTATIONS = ("$schema", "$id", "$ref", "$comment", "title", "examples", "default")
+
+
+def _rules(schema: dict) -> dict:
+    return {k: v for k, v in schema.items() if k not in _ANNOTATIONS}
+
+
+def query_schema(schemas_dir: Path | None, ref: str) -> dict:
+    """The rule of the schema ``ref`` (``"file.json#/pointer"``, as the ``schema`` converter takes)
+    for a query parameter of :func:`lscloud.web.query_params`: a code a body and a path already
+    name is then checked by the same rule in a query string, not by a looser copy of it. Read when
+    the route is declared (one small file, cached)."""
+    return _rules(_subschema(schemas_dir, ref))
+
+
 def parameter_schema(converter: BaseConverter | None, kind: str | None) -> dict:
     """The OpenAPI schema of a path parameter: its ``schema`` converter's, else by Werkzeug kind."""
     schema = getattr(converter, "schema", None)
     if isinstance(schema, dict):
-        return {k: v for k, v in schema.items()
-                if k not in ("$schema", "$id", "$ref", "$comment", "title", "examples", "default")}
+        return _rules(schema)
     if kind == "int":
         bounds = {"minimum": getattr(converter, "min", None), "maximum": getattr(converter, "max", None)}
         return {"type": "integer", **{k: v for k, v in bounds.items() if v is not None}}

@@ -261,6 +261,11 @@ def test_transfer_me_too_anonymous_reports_overdue_and_stats(client, tokens, rt)
     assert [n["id"] for n in second["nearby"]] == [first["id"]] and second["nearby"][0]["distance_m"] < 30
     far = ok(client.get("/v1/reports/nearby?service_code=TTDT-LAN-CHIEM&lat=21.90&long=106.80"))
     assert far["total"] == 0
+    # the filter is a service code by the catalog's rule, as in a report's body: another shape is the
+    # caller's mistake, named, not an empty answer
+    bad = client.get("/v1/reports/nearby?service_code=ttdt%20lan&lat=21.90&long=106.80")
+    assert bad.status_code == 400 and bad.mimetype == "application/problem+json"
+    assert [e["field"] for e in bad.get_json()["errors"]] == ["service_code"]
     assert ok(client.post(f"/v1/reports/{first['id']}/support", headers=tokens("citizen", CCCD)))["supporters"] == 1
     assert ok(client.post(f"/v1/reports/{first['id']}/support", headers=tokens("citizen", CCCD)))["supporters"] == 1
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from flask import Blueprint, jsonify
+from flask import Blueprint, g, jsonify
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from lscloud.auth import allow
@@ -101,6 +101,36 @@ def test_the_document_names_the_body_schema_and_the_segment_rule(tmp_path):
     assert params["part"] == {"type": "string", "pattern": PATH_SEGMENT}
     year = doc["paths"]["/v1/years/{year}"]["get"]["parameters"][0]["schema"]
     assert year == {"type": "integer", "minimum": 1900, "maximum": 2999}
+
+
+def test_a_query_parameter_takes_the_rule_a_path_and_a_body_name(tmp_path):
+    """``query_schema``: the same file, the same rule, checked in a query string (a 400 naming the
+    parameter) and documented without the file's annotations."""
+    from lscloud.web import query_params, query_schema
+
+    _app(tmp_path)   # writes t/create.json
+    (tmp_path / "t" / "code.json").write_text(json.dumps({
+        "$schema": "https://json-schema.org/draft/2020-12/schema", "title": "A code", "examples": ["ab"],
+        "type": "string", "maxLength": 4, "pattern": "^[a-z]+$"}))
+    code = query_schema(tmp_path, "t/code.json")
+    assert code == {"type": "string", "maxLength": 4, "pattern": "^[a-z]+$"}
+    assert query_schema(tmp_path, "t/create.json#/properties/id")["pattern"] == r"^[A-Za-z0-9_-]{8,64}$"
+    with pytest.raises(ValueError, match="no 'nope'"):
+        query_schema(tmp_path, "t/create.json#/properties/nope")
+
+    app = create_app("q", schemas_dir=tmp_path, settings=Settings(service="q"))
+    bp = Blueprint("q", __name__)
+    view = allow("public")(query_params(("code", "a code", code))(lambda: jsonify({"code": g.query["code"]})))
+    bp.add_url_rule("/v1/q", "q", view, methods=["GET"])
+    app.register_blueprint(bp)
+    c = app.test_client()
+    assert c.get("/v1/q?code=abc").get_json() == {"code": "abc"}
+    for bad in ("ABC", "abcde", "a%0A"):
+        r = c.get(f"/v1/q?code={bad}")
+        assert r.status_code == 400 and r.mimetype == "application/problem+json", bad
+        assert [e["field"] for e in r.get_json()["errors"]] == ["code"], bad
+    documented = build_openapi(app)["paths"]["/v1/q"]["get"]["parameters"][0]
+    assert documented["name"] == "code" and documented["schema"] == code
 
 
 @pytest.mark.parametrize("ref, message", [('schema("t/create.json#/properties/loose")', "anchored pattern"),

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, current_app, g, jsonify
 
 from lscloud import errors, runtime
 from lscloud.auth import allow, principal
-from lscloud.web import query_params, responds
+from lscloud.web import query_params, query_schema, responds
 
 from . import catalogue, facts, live, views
 from .projection import Projection
@@ -26,8 +26,7 @@ DATE_TIME = {"type": "string", "format": "date-time"}
 SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "schemas"
 COMMUNE_CODE = "ioc/commune-code.json"
 """A commune's code (five digits): the card's path parameter and the ``commune`` query of the series."""
-COMMUNE = {k: v for k, v in json.loads((SCHEMAS_DIR / COMMUNE_CODE).read_text(encoding="utf-8")).items()
-           if k in ("type", "pattern")}
+COMMUNE = query_schema(SCHEMAS_DIR, COMMUNE_CODE)
 KEEPALIVE_S = 10.0
 STREAM_SLOTS = 8
 """Streams open at once per instance (each holds a worker thread; the ASGI bridge has 16)."""

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 from lscloud.peers import PeerClient
 from lscloud.web import create_app as runtime_app
 
 from . import catalog, communes, limits, routes_open311, routes_v1
 
-SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "schemas"
+SCHEMAS_DIR = routes_v1.SCHEMAS_DIR
 
 
 def create_app(settings=None):

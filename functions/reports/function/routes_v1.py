@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from flask import Blueprint, current_app, g, jsonify, request
 
@@ -11,12 +12,16 @@ from lscloud.auth import allow, principal
 from lscloud.idempotency import idempotent
 from lscloud.ratelimit import caller_subject
 from lscloud.statemachine import Actor
-from lscloud.web import blob_response, body_limit, query_params, raw_body, responds, validate_body
+from lscloud.web import blob_response, body_limit, query_params, query_schema, raw_body, responds, validate_body
 
 from . import agencies, apikeys, catalog, queries, reports, views
 from .states import OPEN
 
 bp = Blueprint("reports_v1", __name__)
+
+SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "schemas"
+SERVICE_CODE = query_schema(SCHEMAS_DIR, "reports/service-code.json")
+"""A service type's code as the catalog and the report body name it (the nearby lookup's filter)."""
 
 
 class CitizensOnly(errors.Forbidden):
@@ -114,7 +119,7 @@ def submit():
 
 @bp.get("/v1/reports/nearby")
 @allow("public")
-@query_params(("service_code", "the service type", {"type": "string", "maxLength": 40}),
+@query_params(("service_code", "the service type", SERVICE_CODE),
               ("lat", "latitude (WGS84)", {"type": "number", "minimum": -90, "maximum": 90}),
               ("long", "longitude (WGS84)", {"type": "number", "minimum": -180, "maximum": 180}),
               ("radius", "metres", {"type": "integer", "minimum": 10, "maximum": 500, "default": 100}))
