@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from . import errors, keys
 from .attributes import Attribute, PseudonymAttribute, TTLAttribute, VersionAttribute
+from .objects import ObjectInfo
 
 M = TypeVar("M", bound="Model")
 
@@ -525,8 +526,15 @@ class Model(metaclass=_ModelMeta):
     @classmethod
     def scan(cls: type[M], limit: int | None = None, page_token: str | None = None) -> ResultPage[M]:
         """Every item of the table, in key order (hash key, then range key), a page at a time."""
+        return cls._scan(limit, page_token)
+
+    @classmethod
+    def _scan(cls: type[M], limit: int | None, page_token: str | None, *,
+              held: Callable[[str, str], M | None] | None = None) -> ResultPage[M]:
+        """:meth:`scan`; ``held(key, etag)`` answers an item without reading it, or None to read it
+        (:meth:`lscloud.store.recent.RecentItems.scan`)."""
         _check_limit(limit)
-        return cls._page(keys.table_prefix(cls._concrete()), None, None, limit, page_token)
+        return cls._page(keys.table_prefix(cls._concrete()), None, None, limit, page_token, held=held)
 
     @classmethod
     def count(cls, hash_key: Any = None) -> int:
@@ -544,23 +552,37 @@ class Model(metaclass=_ModelMeta):
 
     @classmethod
     def _keys(cls, prefix: str, start_after: str | None, stop_at: str | None) -> Iterator[str]:
+        return (info.key for info in cls._listed(prefix, start_after, stop_at))
+
+    @classmethod
+    def _listed(cls, prefix: str, start_after: str | None, stop_at: str | None) -> Iterator[ObjectInfo]:
         objects, bucket = cls._conn()
         key_re = cls._key_re()
-        listed: Iterable[str] = (info.key for info in objects.list(bucket, prefix, start_after=start_after or None))
+        listed: Iterable[ObjectInfo] = objects.list(bucket, prefix, start_after=start_after or None)
         if stop_at is not None:
-            listed = itertools.takewhile(lambda k: k <= stop_at, listed)
+            listed = itertools.takewhile(lambda info: info.key <= stop_at, listed)
         # anything else under the prefix (not written by a model) is not an item
-        return (k for k in listed if key_re.fullmatch(k))
+        return (info for info in listed if key_re.fullmatch(info.key))
+
+    @classmethod
+    def _load_listed(cls: type[M], batch: list[ObjectInfo],
+                     held: Callable[[str, str], M | None] | None) -> list[M | None]:
+        """The items of ``batch`` in its order: those ``held`` answers without a read, the rest read."""
+        if held is None:
+            return cls._load_many([info.key for info in batch])
+        copies = [held(info.key, info.etag) for info in batch]
+        read = iter(cls._load_many([info.key for info, c in zip(batch, copies) if c is None]))
+        return [c if c is not None else next(read) for c in copies]
 
     @classmethod
     def _page(cls: type[M], prefix: str, start_after: str | None, stop_at: str | None, limit: int | None,
               page_token: str | None, *, where: Callable[[M], bool] | None = None,
-              read_limit: int | None = None) -> ResultPage[M]:
+              read_limit: int | None = None, held: Callable[[str, str], M | None] | None = None) -> ResultPage[M]:
         _check_limit(read_limit)
         if page_token is not None:
             token_key = keys.decode_token(page_token, prefix, cls._key_re())
             start_after = max(start_after or "", token_key)
-        item_keys = cls._keys(prefix, start_after, stop_at)
+        listed = cls._listed(prefix, start_after, stop_at)
         items: list[M] = []
         last_key = None
         read = 0
@@ -568,16 +590,16 @@ class Model(metaclass=_ModelMeta):
             want = _FETCH_BATCH if limit is None else min(_FETCH_BATCH, limit - len(items))
             if read_limit is not None:
                 want = min(want, read_limit - read)
-            batch = list(itertools.islice(item_keys, want))
+            batch = list(itertools.islice(listed, want))
             if not batch:
                 return ResultPage(items, None)
             read += len(batch)
-            for key, item in zip(batch, cls._load_many(batch)):
-                last_key = key
+            for info, item in zip(batch, cls._load_listed(batch, held)):
+                last_key = info.key
                 # None: vanished or expired since the listing
                 if item is not None and (where is None or where(item)):
                     items.append(item)
-        more = next(item_keys, None) is not None
+        more = next(listed, None) is not None
         return ResultPage(items, keys.encode_token(last_key) if more and last_key else None)
 
 

@@ -28,6 +28,7 @@ from typing import Any, Callable, Generic, TypeVar
 
 from ..lru import LRU
 from .errors import ConditionalCheckFailed
+from .model import ResultPage
 from .retry import DEFAULT, Backoff
 
 M = TypeVar("M")
@@ -58,6 +59,31 @@ class RecentItems(Generic[M]):
 
     def forget(self, hash_key: Any, range_key: Any = None) -> None:
         self._items.pop(self.model._key_for(hash_key, range_key))
+
+    def scan(self, limit: int | None = None, page_token: str | None = None) -> ResultPage[M]:
+        """:meth:`Model.scan` without reading what this replica holds as it is stored: an item the
+        listing shows with the ETag of the copy held here is answered from the copy (a private one,
+        as :meth:`lookup` gives); every other item is read, and remembered as read.
+
+        For a sweep that goes over a whole table again and again (a back office's rescan of the
+        day's records): only what changed since this replica last saw it costs a GET. The listing
+        says what is stored; a copy is used only when its ETag is the stored one, so a change by
+        another replica, or a deletion, is never missed."""
+
+        from_memory: set[str] = set()
+
+        def held(key: str, etag: str) -> M | None:
+            item = self._items.get(key)
+            if item is None or not etag or _unquoted(item.etag) != _unquoted(etag) or item._expired():
+                return None
+            from_memory.add(key)
+            return _copy(item)
+
+        page = self.model._scan(limit, page_token, held=held)
+        for item in page:
+            if item._key() not in from_memory:
+                self.keep(item)
+        return page
 
     def update(self, hash_key: Any, range_key: Any, fn: Callable[[M], Any], *,
                create: Callable[[], M] | None = None,
@@ -109,6 +135,10 @@ class RecentItems(Generic[M]):
             if create is None:
                 raise
             return create()
+
+
+def _unquoted(etag: str | None) -> str:
+    return (etag or "").removeprefix("W/").strip('"')
 
 
 def _copy(item: M) -> M:

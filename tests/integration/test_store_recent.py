@@ -106,3 +106,45 @@ def test_a_refusal_named_in_recheck_made_on_a_stale_copy_is_made_again_on_the_st
     with pytest.raises(_Full), counting() as calls:
         recent.update(name, None, at_most(1), recheck=_Full)
     assert (calls["get"], calls["put"]) == (1, 0)                     # refused on the store too
+
+
+def test_a_scan_reads_only_what_changed_since_this_replica_held_it(rt):
+    """``RecentItems.scan``: an item listed with the ETag of the copy held is answered from the copy;
+    one another replica changed, one new, and one deleted are what the store says."""
+    prefix = uuid.uuid4().hex[:8]
+
+    class Ledger(Model):
+        class Meta:
+            table = f"t-recent-scan-{prefix}"
+
+        name = A.UnicodeAttribute(hash_key=True)
+        n = A.NumberAttribute(default=0)
+        seen = A.ListAttribute(default=list)
+
+    names = [f"{prefix}-{i:02d}" for i in range(12)]
+    for name in names:
+        Ledger(name).save()
+    recent = RecentItems(Ledger)
+    with counting() as calls:
+        first = recent.scan()
+    assert [i.name for i in first] == names and calls["get"] == 12      # nothing held yet: all read
+    with counting() as calls:
+        again = recent.scan()
+    assert [i.name for i in again] == names and calls["get"] == 0       # all held as stored
+    assert calls["list"] >= 1                                           # the listing is still asked
+
+    elsewhere = Ledger.get(names[3])                                   # another replica's changes
+    elsewhere.n, elsewhere.seen = 7, ["elsewhere"]
+    elsewhere.save()
+    Ledger.get(names[5]).delete()
+    Ledger(f"{prefix}-99", n=1).save()
+    with counting() as calls:
+        page = recent.scan(limit=5)
+    assert [i.name for i in page] == names[:5] and calls["get"] == 1   # only the changed one is read
+    assert page[3].n == 7 and page[3].seen == ["elsewhere"]
+    rest = recent.scan(page_token=page.page_token)
+    assert [i.name for i in rest] == names[6:] + [f"{prefix}-99"]       # the deleted one is gone
+    # a copy handed out is the caller's own: changing it changes nothing held
+    rest[0].seen.append("mine")
+    with counting() as calls:
+        assert recent.scan()[5].seen == [] and calls["get"] == 0
