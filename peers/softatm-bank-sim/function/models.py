@@ -4,6 +4,7 @@ transfer (with the ids of the webhooks it was written for)."""
 from __future__ import annotations
 
 from lscloud.store import Model, attributes as A
+from lscloud.store.recent import RecentItems
 
 
 class Account(Model):
@@ -28,3 +29,8 @@ class Record(Model):
     data = A.JSONAttribute()
     version = A.VersionAttribute()
 
+
+RECORDS: RecentItems[Record] = RecentItems(Record, max_items=20_000)
+"""The records as this process last wrote or read them: a webhook's change starts from one instead
+of a read, and a rescan reads only the records whose ETag is not the one held here (about 1 KB each:
+a busy day's records, so that the rescan of a ten-minute soak reads what changed, not all 6,000)."""

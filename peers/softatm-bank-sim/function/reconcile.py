@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from .models import Account, Record
+from .models import RECORDS, Account, Record
 
 
 class Worker(Protocol):
@@ -51,7 +51,7 @@ def _refresh(worker: Worker, record: Record) -> dict:
 def refresh_and_reconcile(worker: Worker, day: str) -> dict:
     """Ask the soft ATM for every transfer we have not seen finish, then submit our view of ``day``."""
     mine = []
-    for r in Record.scan():
+    for r in RECORDS.scan():
         d = r.data
         if d["state"] not in ("COMMITTED", "ABORTED") or not d.get("committed_at") and d["state"] == "COMMITTED":
             d = _refresh(worker, r)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from lscloud.store import ConditionalCheckFailed, DoesNotExist
 from lscloud.store.retry import DEFAULT
 
-from .models import Record
-from .worker import RECORDS, Worker
+from .models import RECORDS, Record
+from .worker import Worker
 
 
 class _Seen(Exception):
