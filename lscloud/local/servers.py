@@ -7,6 +7,7 @@ through these classes, on loopback ports.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import random
@@ -361,3 +362,7 @@ class WeedMini(_Process):
             return e.code in (403, 400)
         except (urllib.error.URLError, OSError):
             return False
+        except http.client.HTTPException as e:
+            # something that is not HTTP holds the port (it was free when picked): say so, not its bytes
+            raise ServerError(f"weed mini: port {self.s3_port} answers, but not as HTTP "
+                              f"({type(e).__name__}): another server holds it") from None

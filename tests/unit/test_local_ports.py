@@ -45,3 +45,29 @@ def test_a_port_is_not_handed_out_twice_before_its_server_binds_it(monkeypatch):
     monkeypatch.setattr(servers, "_given", dict.fromkeys(picked))
     servers._remember_given(list(range(1, servers._GIVEN_MAX + 2)))
     assert len(servers._given) == servers._GIVEN_MAX and 1 not in servers._given
+
+
+def test_a_port_held_by_something_not_http_is_named_not_read_as_s3(tmp_path):
+    # what the backup drill met in CI: weed's S3 port answered with NATS's INFO line
+    import socket
+    import threading
+
+    import pytest
+
+    from lscloud.local.servers import ServerError, WeedMini
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def answer():
+        for _ in range(2):   # the port probe, then the request
+            conn, _ = listener.accept()
+            conn.sendall(b'INFO {"server_id":"x"}\r\n')
+            conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    try:
+        with pytest.raises(ServerError, match=f"port {port} answers, but not as HTTP"):
+            WeedMini(data_dir=tmp_path, s3_port=port)._s3_answers()
+    finally:
+        listener.close()
