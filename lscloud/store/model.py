@@ -555,10 +555,14 @@ class Model(metaclass=_ModelMeta):
         return (info.key for info in cls._listed(prefix, start_after, stop_at))
 
     @classmethod
-    def _listed(cls, prefix: str, start_after: str | None, stop_at: str | None) -> Iterator[ObjectInfo]:
+    def _listed(cls, prefix: str, start_after: str | None, stop_at: str | None,
+                expect: int | None = None) -> Iterator[ObjectInfo]:
+        """The items' keys as listed; ``expect``: how many the caller will likely take (its first
+        listing request asks for that many, not for a thousand)."""
         objects, bucket = cls._conn()
         key_re = cls._key_re()
-        listed: Iterable[ObjectInfo] = objects.list(bucket, prefix, start_after=start_after or None)
+        listed: Iterable[ObjectInfo] = objects.list(bucket, prefix, start_after=start_after or None,
+                                                    first_page=expect)
         if stop_at is not None:
             listed = itertools.takewhile(lambda info: info.key <= stop_at, listed)
         # anything else under the prefix (not written by a model) is not an item
@@ -582,7 +586,9 @@ class Model(metaclass=_ModelMeta):
         if page_token is not None:
             token_key = keys.decode_token(page_token, prefix, cls._key_re())
             start_after = max(start_after or "", token_key)
-        listed = cls._listed(prefix, start_after, stop_at)
+        # a page's items and one more key (is there a next page?), unless a filter may drop some
+        expect = None if limit is None or where is not None else limit + 1
+        listed = cls._listed(prefix, start_after, stop_at, expect)
         items: list[M] = []
         last_key = None
         read = 0

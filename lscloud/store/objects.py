@@ -326,14 +326,20 @@ class ObjectStore:
         return h.get("etag") if h.get(_TOMBSTONE_HEADER) else None
 
     def list(self, bucket: str, prefix: str, *, start_after: str | None = None,
-             limit: int | None = None) -> Iterator[ObjectInfo]:
-        """Keys under ``prefix`` in lexicographic order, after ``start_after``, at most ``limit``."""
+             limit: int | None = None, first_page: int | None = None) -> Iterator[ObjectInfo]:
+        """Keys under ``prefix`` in lexicographic order, after ``start_after``, at most ``limit``.
+
+        ``first_page``: how many keys the caller expects to use, asked for in the first request
+        (later ones ask for :data:`LIST_PAGE`). The store lists and the client parses every key a
+        request asks for: a page of 20 items need not cost a listing of 1,000 keys."""
         params = {"list-type": "2", "prefix": prefix, "encoding-type": "url"}
         if start_after:
             params["start-after"] = start_after
         seen = 0
+        ask = max(1, min(self.LIST_PAGE, first_page)) if first_page else self.LIST_PAGE
         while True:
-            params["max-keys"] = str(self.LIST_PAGE if limit is None else max(1, min(self.LIST_PAGE, limit - seen)))
+            params["max-keys"] = str(ask if limit is None else max(1, min(ask, limit - seen)))
+            ask = self.LIST_PAGE
             page = ET.fromstring(self._call("ListObjectsV2", "GET", bucket, params=list(params.items()),
                                             what=prefix).body)
             ns = page.tag[:page.tag.index("}") + 1] if page.tag.startswith("{") else ""

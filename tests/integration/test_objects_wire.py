@@ -182,6 +182,53 @@ def test_listing_follows_continuation_tokens_and_decodes_keys(object_store, buck
     assert [o.key for o in store.list(bucket, "page/", start_after=keys[1], limit=4)] == keys[2:6]
 
 
+class _AskedFor:
+    """The store's wire, noting each listing request's max-keys."""
+
+    def __init__(self, http):
+        self._http, self.asked = http, []
+
+    def __getattr__(self, name):
+        return getattr(self._http, name)
+
+    def request(self, operation, method, bucket, key="", **kw):
+        if operation == "ListObjectsV2":
+            self.asked.append(int(dict(kw["params"])["max-keys"]))
+        return self._http.request(operation, method, bucket, key, **kw)
+
+
+def test_a_listing_asks_first_for_what_its_caller_expects_to_use(object_store, bucket):
+    """A page of a few items does not make the store list (nor the client parse) a thousand keys:
+    the first request asks for ``first_page``, and a Model page for its items and one more key."""
+    from lscloud import store as stores
+    from lscloud.store import Model, attributes as A
+
+    keys = [f"asked/{i:02d}.json" for i in range(7)]
+    for k in keys:
+        object_store.put(bucket, k, b"{}")
+    store = ObjectStore(object_store.endpoint, object_store.http.signer.access_key, object_store.http.signer._secret)
+    store.LIST_PAGE = 3
+    store.http = wire = _AskedFor(store.http)
+    assert [o.key for o in store.list(bucket, "asked/", first_page=2)] == keys
+    assert wire.asked == [2, 3, 3]
+
+    class Asked(Model):
+        class Meta:
+            table = "t-asked"
+
+        name = A.UnicodeAttribute(hash_key=True)
+
+    store.LIST_PAGE = 1000
+    with stores.using(store, bucket):
+        for i in range(30):
+            Asked(f"n{i:02d}").save()
+        wire.asked.clear()
+        page = Asked.scan(limit=5)
+        assert [a.name for a in page] == [f"n{i:02d}" for i in range(5)] and page.page_token
+        assert wire.asked == [6]
+        assert len(Asked.scan(limit=5, page_token=Asked.scan(limit=25).page_token)) == 5
+
+
 def test_each_call_is_one_client_span_with_the_aws_api_names_unless_untraced(object_store, bucket, s3_server):
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
