@@ -501,7 +501,7 @@ class Model(metaclass=_ModelMeta):
                 start_after = hash_prefix + keys.encode_part(cls._key_string(cls._range_attr, lo))
             if hi is not None:
                 stop_at = hash_prefix + keys.encode_part(cls._key_string(cls._range_attr, hi)) + keys.SUFFIX
-        listed = cls._keys(hash_prefix, start_after, stop_at)
+        listed = cls._keys(hash_prefix, start_after, stop_at, limit)
         if limit is not None:
             listed = itertools.islice(listed, limit)
         return [keys.decode_part(k[len(hash_prefix):-len(keys.SUFFIX)]) for k in listed]
@@ -551,8 +551,9 @@ class Model(metaclass=_ModelMeta):
         return total
 
     @classmethod
-    def _keys(cls, prefix: str, start_after: str | None, stop_at: str | None) -> Iterator[str]:
-        return (info.key for info in cls._listed(prefix, start_after, stop_at))
+    def _keys(cls, prefix: str, start_after: str | None, stop_at: str | None,
+              expect: int | None = None) -> Iterator[str]:
+        return (info.key for info in cls._listed(prefix, start_after, stop_at, expect))
 
     @classmethod
     def _listed(cls, prefix: str, start_after: str | None, stop_at: str | None,
