@@ -857,13 +857,23 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
         op = {"Authorization": "Bearer " + issue_token(private, "bench-op", "operator", ttl_s=7200)}
         with httpx.Client(trust_env=False, timeout=30.0) as c:
             offices = c.get(gw + "/directory/v1/post-offices", params={"limit": 100}).json()["items"]
-            points = [o["code"] for o in offices if o.get("soft_atm") and o["kind"] == "commune"][:concurrency]
-            # enough cash at each point for every withdrawal of the run (a tenth spare: points take turns)
+            chosen = [o for o in offices if o.get("soft_atm") and o["kind"] == "commune"][:concurrency]
+            points = [o["code"] for o in chosen]
+            # enough cash at each point for every withdrawal of the run (a tenth spare: points take turns),
+            # up to what the point may hold; on a reused cloud, only what it lacks (what an earlier run
+            # left there counts, or the delivery would pass the point's float limit and be refused)
             withdrawals = 10 + requests * rounds + (soak_rate * soak_minutes if soak else 0)
             cash = max(150_000_000, math.ceil(withdrawals * 1.1 / max(1, len(points))) * WITHDRAWAL_VND)
-            for p in points:
+            for o in chosen:
+                p, limit = o["code"], o.get("cash_float_limit_vnd")
+                have = c.get(f"{gw}/softatm/v1/points/{p}/float", headers=op)
+                if have.status_code != 200:
+                    raise BenchError(f"float of {p}: {have.status_code} {have.text[:200]}")
+                lacks = min(cash, limit or cash) - have.json()["cash_vnd"] - have.json()["held_vnd"]
+                if lacks <= 0:
+                    continue
                 r = c.post(f"{gw}/softatm/v1/points/{p}/cash-deliveries", json={"id": f"bench-{run}-{p}",
-                                                                              "amount_vnd": cash}, headers=op)
+                                                                              "amount_vnd": lacks}, headers=op)
                 if r.status_code not in (200, 201):
                     raise BenchError(f"cash delivery failed: {r.status_code} {r.text[:200]}")
         counter = iter(range(10 ** 9))
