@@ -866,10 +866,11 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
             cash = max(150_000_000, math.ceil(withdrawals * 1.1 / max(1, len(points))) * WITHDRAWAL_VND)
             for o in chosen:
                 p, limit = o["code"], o.get("cash_float_limit_vnd")
-                have = c.get(f"{gw}/softatm/v1/points/{p}/float", headers=op)
-                if have.status_code != 200:
-                    raise BenchError(f"float of {p}: {have.status_code} {have.text[:200]}")
-                lacks = min(cash, limit or cash) - have.json()["cash_vnd"] - have.json()["held_vnd"]
+                r = c.get(f"{gw}/softatm/v1/points/{p}/float", headers=op)
+                if r.status_code != 200:
+                    raise BenchError(f"float of {p}: {r.status_code} {r.text[:200]}")
+                have = r.json()
+                lacks = min(cash, limit or cash) - have["cash_vnd"] - have["held_vnd"]
                 if lacks <= 0:
                     continue
                 r = c.post(f"{gw}/softatm/v1/points/{p}/cash-deliveries", json={"id": f"bench-{run}-{p}",

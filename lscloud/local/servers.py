@@ -75,12 +75,13 @@ def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
             tries += 1
             below = top > _LOWEST + 1000 and tries <= 50 * n
             port = _random.randrange(_LOWEST, top) if below else 0
-            if port in _given:
-                continue
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
                 s.bind((host, port))
             except OSError:
+                s.close()
+                continue
+            if s.getsockname()[1] in _given:   # the kernel's pick (port 0) too
                 s.close()
                 continue
             socks.append(s)

@@ -15,6 +15,7 @@ class StoreCalls:
     def __init__(self):
         self.counts: Counter = Counter()
         self.log: list[tuple[str, str]] = []
+        self.listed_max_keys: list[int] = []   # each listing request's max-keys, in order
         self._lock = threading.Lock()
 
     def note(self, method: str, key: str) -> None:
@@ -48,8 +49,11 @@ class _Counted:
 
     def request(self, operation, method, bucket, key="", **kw):
         if operation in _S3:
-            name, what = _S3[operation], key or dict(kw.get("params", ())).get("prefix", "")
+            params = dict(kw.get("params", ()))
+            name, what = _S3[operation], key or params.get("prefix", "")
             self._calls.note(name, what)
+            if operation == "ListObjectsV2":
+                self._calls.listed_max_keys.append(int(params["max-keys"]))
             if self._gate is not None:
                 self._gate.hold(name, what)
         return self._http.request(operation, method, bucket, key, **kw)
