@@ -219,3 +219,49 @@ def test_a_listing_asks_first_for_what_its_caller_expects_to_use(object_store, b
         assert len(Asked.scan(limit=5, page_token=Asked.scan(limit=25).page_token)) == 5
         calls.listed_max_keys.clear()
         assert Asked.query_keys("h", limit=2) == ["n00", "n01"] and calls.listed_max_keys == [2]
+
+
+def test_each_call_is_one_client_span_with_the_aws_api_names_unless_untraced(object_store, bucket, s3_server):
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    from lscloud.store import s3http
+
+    real = s3http._tracer
+    s3http._tracer = provider.get_tracer("lscloud.store")
+    try:
+        with tracer.start_as_current_span("request") as parent:
+            object_store.put(bucket, "spans/a.json", b"{}", if_none_match=True)
+            with pytest.raises(ConditionalCheckFailed):
+                object_store.put(bucket, "spans/a.json", b"{}", if_none_match=True)
+        with telemetry.untraced():  # what the readiness probe's ping runs under
+            object_store.get(bucket, "spans/a.json")
+    finally:
+        s3http._tracer = real
+    spans = [s for s in exporter.get_finished_spans() if s.name.startswith("S3.")]
+    assert [s.name for s in spans] == ["S3.PutObject", "S3.PutObject"]   # none for the untraced GET
+    put, lost = spans
+    assert put.name == "S3.PutObject" and put.kind == trace.SpanKind.CLIENT
+    assert put.parent.span_id == parent.get_span_context().span_id
+    a = put.attributes
+    assert (a["rpc.system"], a["rpc.service"], a["rpc.method"]) == ("aws-api", "S3", "PutObject")
+    assert (a["aws.s3.bucket"], a["aws.s3.key"], a["http.status_code"]) == (bucket, "spans/a.json", 200)
+    assert a["server.port"] == s3_server.s3_port
+    assert lost.attributes["http.status_code"] == 412 and lost.status.status_code == trace.StatusCode.ERROR
+    text = repr([dict(s.attributes) for s in (put, lost)])
+    assert s3_server.secret_key not in text and "AWS4-HMAC" not in text and "{}" not in text
+    # these names only: no header of any kind (http.request.header.*), no URL, no body
+    assert set(a) | set(lost.attributes) <= {
+        "rpc.system", "rpc.service", "rpc.method", "cloud.region", "server.address", "server.port",
+        "aws.s3.bucket", "aws.s3.key", "aws.request_id", "http.status_code", "retry_attempts"}
+
+
+def test_a_function_stores_without_importing_botocore(s3_server):
+    probe = ("import sys; from lscloud.store.objects import ObjectStore; "
+             f"s = ObjectStore({s3_server.endpoint!r}, {s3_server.access_key!r}, {s3_server.secret_key!r}); "
+             "s.ensure_bucket('probe-nobotocore'); s.put('probe-nobotocore', 'a', b'1'); s.get('probe-nobotocore', 'a'); "
+             "print(sorted(m for m in ('boto3', 'botocore') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}, cwd=str(ROOT),
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
