@@ -167,16 +167,23 @@ def test_revalidation_answers_304_without_a_body(object_store, bucket):
     assert again[0] == newer and again[1].body == b"[]"
 
 
-def test_listing_follows_continuation_tokens_and_decodes_keys(object_store, bucket):
+def _listing_of_seven(object_store, bucket, name: str):
+    """Seven keys under ``name/``, and a store whose listing requests (three keys a page) are
+    counted: (keys, store, calls)."""
     from store_calls import StoreCalls, _Counted
 
-    keys = [f"page/{i:02d} a+b~ngõ.json" for i in range(7)]
+    keys = [f"{name}/{i:02d} a+b~ngõ.json" for i in range(7)]
     for k in keys:
         object_store.put(bucket, k, b"{}")
     store = ObjectStore(object_store.endpoint, object_store.http.signer.access_key, object_store.http.signer._secret)
     store.LIST_PAGE = 3
     calls = StoreCalls()
     store.http = _Counted(store.http, calls)
+    return keys, store, calls
+
+
+def test_listing_follows_continuation_tokens_and_decodes_keys(object_store, bucket):
+    keys, store, calls = _listing_of_seven(object_store, bucket, "page")
     assert [o.key for o in store.list(bucket, "page/")] == keys
     assert calls["list"] == 3
     assert [o.key for o in store.list(bucket, "page/", start_after=keys[1], limit=4)] == keys[2:6]
@@ -186,18 +193,10 @@ def test_a_listing_asks_first_for_what_its_caller_expects_to_use(object_store, b
     """A page of a few items does not make the store list (nor the client parse) a thousand keys:
     the first request asks for ``first_page``, a Model page for its items and one more key, and
     ``query_keys`` for its limit."""
-    from store_calls import StoreCalls, _Counted
-
     from lscloud import store as stores
     from lscloud.store import Model, attributes as A
 
-    keys = [f"asked/{i:02d}.json" for i in range(7)]
-    for k in keys:
-        object_store.put(bucket, k, b"{}")
-    store = ObjectStore(object_store.endpoint, object_store.http.signer.access_key, object_store.http.signer._secret)
-    store.LIST_PAGE = 3
-    calls = StoreCalls()
-    store.http = _Counted(store.http, calls)
+    keys, store, calls = _listing_of_seven(object_store, bucket, "asked")
     assert [o.key for o in store.list(bucket, "asked/", first_page=2)] == keys
     assert calls.listed_max_keys == [2, 3, 3]
 
