@@ -877,6 +877,13 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
                                                                               "amount_vnd": lacks}, headers=op)
                 if r.status_code not in (200, 201):
                     raise BenchError(f"cash delivery failed: {r.status_code} {r.text[:200]}")
+        # customers as a real day has them, each making about three withdrawals spread over the run:
+        # the simulated bank opens any account of its test range on first use. Piled on a few
+        # accounts, a day's load would grow each customer's daily counter to hundreds of transfers,
+        # and the soak would measure that growth instead of the path. A run's customers are its own,
+        # so a run on a reused cloud starts from customers with nothing counted yet.
+        customers = max(20, withdrawals // 3)
+        first_account = int(run, 16) % (10 ** 8 - customers)
         counter = iter(range(10 ** 9))
         lock = threading.Lock()
         # a teller signs in once for the shift, not once per customer
@@ -894,7 +901,8 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
                 tid = f"b{run}{i:07d}"
                 # as a teller's app does: the create's answer waits for the bank's (Prefer: wait)
                 r = client.post(f"{gw}/softatm/v1/withdrawals", headers={**teller, "Prefer": "wait=10"}, json={
-                    "id": tid, "bank": "simbank", "amount_vnd": WITHDRAWAL_VND, "account": f"99{1 + i % 20:08d}",
+                    "id": tid, "bank": "simbank", "amount_vnd": WITHDRAWAL_VND,
+                    "account": f"99{first_account + i % customers:08d}",
                     "customer_id_number": "020090001234"})
                 if r.status_code != 201:
                     raise RuntimeError(f"create: HTTP {r.status_code}: {r.text[:120]}")
