@@ -37,7 +37,7 @@ import httpx
 from .. import config
 from .. import manifest as manifests
 from ..store.objects import ObjectStore
-from .bench_cpu import CpuMeter, format_table, per_op_ms
+from .bench_cpu import CLIENT, CpuMeter, format_table, per_op_ms
 from .cloud import cloud_settings
 from .servers import free_port
 from .supervisor import function_env, kill_group, process_alive, read_json, run_function_argv
@@ -539,19 +539,29 @@ class SoakMinute:
     errors: int = 0
     latencies: list[float] = field(default_factory=list, repr=False)
     first_error: str | None = None
+    cpu_ms: dict[str, float] = field(default_factory=dict)
+    """ms of CPU per call by process (:func:`per_op_ms`) over the minute, when measured."""
 
     def pct(self, q: float) -> float:
         return LoadResult("", latencies=self.latencies).pct(q)
 
 
 def run_soak(make_call: Callable[[], Callable[[], None]], *, per_minute: int, minutes: int, workers: int,
-             on_minute: Callable[[SoakMinute], None] | None = None) -> list[SoakMinute]:
+             on_minute: Callable[[SoakMinute], None] | None = None,
+             cpu: CpuMeter | None = None, minute_s: float = 60.0) -> list[SoakMinute]:
     """Open-loop load: a call every ``60 / per_minute`` s for ``minutes``, whatever the answers take.
 
     A call's latency counts from when it was due, not from when a worker was free, so a server
     falling behind shows in the figures instead of slowing the load down (no coordinated omission).
+    (``minute_s``: how long a "minute" is, for a test.)
+
+    ``cpu``: each minute's CPU per call, by process, from a sample as its first call is due to one
+    as the next minute's is (the last minute's: once every call has answered). The load is open,
+    so a minute's CPU is its calls' (give or take the ones in flight at its edges): a path whose
+    cost grows with the day's data shows as a column that climbs, where the p99 alone cannot say
+    which process it is.
     """
-    interval = 60.0 / per_minute
+    interval = minute_s / per_minute
     total = per_minute * minutes
     buckets = [SoakMinute(m + 1) for m in range(minutes)]
     lock = threading.Lock()
@@ -574,6 +584,14 @@ def run_soak(make_call: Callable[[], Callable[[], None]], *, per_minute: int, mi
                 bucket.errors += 1
                 bucket.first_error = bucket.first_error or err
 
+    marks: list[dict] = []
+
+    def mark(minute: int) -> None:
+        """Close ``minute``'s CPU (the sample that opens the next one opens nothing after the last)."""
+        marks.append(cpu.sample())
+        if minute >= 0:
+            buckets[minute].cpu_ms = per_op_ms(CpuMeter.spent(marks[-2], marks[-1]), per_minute)
+
     start = time.perf_counter()
     with ThreadPoolExecutor(workers, thread_name_prefix="soak") as pool:
         futures, reported = [], 0
@@ -582,6 +600,8 @@ def run_soak(make_call: Callable[[], Callable[[], None]], *, per_minute: int, mi
             pause = due - time.perf_counter()
             if pause > 0:
                 time.sleep(pause)
+            if cpu is not None and i % per_minute == 0:
+                mark(i // per_minute - 1)
             futures.append(pool.submit(one, due, buckets[min(minutes - 1, i // per_minute)]))
             # a minute is reported once its calls have all answered
             while on_minute and reported < minutes and (reported + 1) * per_minute <= len(futures) and \
@@ -590,6 +610,8 @@ def run_soak(make_call: Callable[[], Callable[[], None]], *, per_minute: int, mi
                 reported += 1
         for f in futures:
             f.result()
+        if cpu is not None:
+            mark(minutes - 1)
         while on_minute and reported < minutes:
             on_minute(buckets[reported])
             reported += 1
@@ -598,7 +620,16 @@ def run_soak(make_call: Callable[[], Callable[[], None]], *, per_minute: int, mi
 
 def _print_soak_minute(m: SoakMinute) -> None:
     print(f"  minute {m.minute:3d}  sent {m.sent:6d}  errors {m.errors:4d}  p50 {m.pct(0.5):8.1f} ms  "
-          f"p99 {m.pct(0.99):8.1f} ms" + (f"  ({m.first_error})" if m.first_error else ""), flush=True)
+          f"p99 {m.pct(0.99):8.1f} ms" + _soak_cpu(m) + (f"  ({m.first_error})" if m.first_error else ""),
+          flush=True)
+
+
+def _soak_cpu(m: SoakMinute) -> str:
+    """`` CPU 62.7 ms a call (weed 21.4, softatm 17.8, …)``: the minute's total and its four biggest processes."""
+    if "total" not in m.cpu_ms:
+        return ""
+    top = [(r, v) for r, v in m.cpu_ms.items() if r not in ("total", CLIENT)][:4]
+    return f"  CPU {m.cpu_ms['total']:6.1f} ms a call (" + ", ".join(f"{r} {v:.1f}" for r, v in top) + ")"
 
 
 def _print_soak_summary(soaked: list[SoakMinute], what: str) -> None:
@@ -611,6 +642,10 @@ def _print_soak_summary(soaked: list[SoakMinute], what: str) -> None:
     if p99s:
         print(f"p99 per minute from {min(p99s):.1f} to {max(p99s):.1f} ms (last / first minute "
               f"{p99s[-1] / p99s[0]:.2f}×)")
+    cpus = [m.cpu_ms["total"] for m in soaked if m.cpu_ms.get("total")]
+    if cpus:
+        print(f"CPU per call from {min(cpus):.1f} to {max(cpus):.1f} ms (last / first minute "
+              f"{cpus[-1] / cpus[0]:.2f}×)")
 
 
 def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10_000, lookups: int = 300,
@@ -672,7 +707,7 @@ def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10
         if soak:
             print(f"… soak: {soak_rate} declarations a minute for {soak_minutes} minute(s), open loop", flush=True)
             soaked = run_soak(create_call, per_minute=soak_rate, minutes=soak_minutes,
-                              workers=max(concurrency, 64), on_minute=_print_soak_minute)
+                              workers=max(concurrency, 64), on_minute=_print_soak_minute, cpu=CpuMeter(cloud))
 
         # the queue: `waiting` trucks ahead in the yard queue of one gate, then one real truck at the back
         print(f"… filling the yard queue of binh-nghi (in) with {waiting} trucks", flush=True)
@@ -936,7 +971,7 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
         if soak:
             print(f"… soak: {soak_rate} withdrawals a minute for {soak_minutes} minute(s), open loop", flush=True)
             soaked = run_soak(transfer_call, per_minute=soak_rate, minutes=soak_minutes,
-                              workers=max(concurrency, 64), on_minute=_print_soak_minute)
+                              workers=max(concurrency, 64), on_minute=_print_soak_minute, cpu=CpuMeter(cloud))
     print()
     print(f"lscloud bench softatm — {os.cpu_count()} CPU(s), concurrency {concurrency}")
     width = max(len(tr.name), len(puts.name))

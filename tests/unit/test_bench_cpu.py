@@ -95,3 +95,41 @@ def test_run_load_measures_the_cpu_of_its_span_and_rows_carry_it(burner, capsys)
     lines = table.splitlines()
     rows = [line.split("  ")[0].strip() for line in lines[next(i for i, x in enumerate(lines) if x.startswith("process")) + 1:]]
     assert rows == ["busy", "total", bench_cpu.CLIENT]
+
+
+class _Ticking:
+    """A meter whose every sample finds weed 0.3 s and softatm 0.1 s further on (the bookkeeping of
+    a soak's minutes; CpuMeter's own readings of real processes are tested above)."""
+
+    def __init__(self):
+        self.n = 0
+
+    def sample(self):
+        self.n += 1
+        return {1: ("weed (S3)", 0.3 * self.n), 2: ("softatm", 0.1 * self.n), 3: (bench_cpu.CLIENT, 5.0 * self.n)}
+
+
+def test_a_soak_reports_each_minutes_cpu_per_call(capsys):
+    from lscloud.local.bench import _print_soak_minute, _print_soak_summary, run_soak
+
+    calls = []
+    meter = _Ticking()
+    soaked = run_soak(lambda: lambda: calls.append(1), per_minute=10, minutes=3, workers=2,
+                      on_minute=_print_soak_minute, cpu=meter, minute_s=0.2)
+    assert len(calls) == 30 and meter.n == 4   # one sample as each minute starts, one after the last
+    for m in soaked:
+        # a sample apart: 0.3 s of weed over the minute's 10 calls is 30 ms a call; the client is the load
+        assert m.cpu_ms == {"weed (S3)": 30.0, "softatm": 10.0, bench_cpu.CLIENT: 500.0, "total": 40.0}
+    _print_soak_summary(soaked, "10 calls a minute")
+    out = capsys.readouterr().out
+    assert out.count("CPU   40.0 ms a call (weed (S3) 30.0, softatm 10.0)") == 6   # as each minute ends, and again
+    assert "CPU per call from 40.0 to 40.0 ms (last / first minute 1.00×)" in out
+
+
+def test_a_soak_without_a_meter_prints_no_cpu(capsys):
+    from lscloud.local.bench import _print_soak_minute, run_soak
+
+    soaked = run_soak(lambda: lambda: None, per_minute=5, minutes=1, workers=1, on_minute=_print_soak_minute,
+                      minute_s=0.1)
+    assert soaked[0].cpu_ms == {} and soaked[0].sent == 5
+    assert "CPU" not in capsys.readouterr().out
