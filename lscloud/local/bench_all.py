@@ -24,6 +24,7 @@ from pathlib import Path
 from .bench import BenchError, bench_border, bench_directory, bench_softatm, local_cloud, row
 from .bench_cpu import CLIENT
 from .bench_dossiers import bench_dossiers
+from .bench_listing import bench_listing
 
 UP_GOAL_S = 8.0
 
@@ -90,7 +91,7 @@ def print_cpu_summary(rows: list[dict]) -> None:
 
 def bench_all(*, functions_dir: Path = Path("functions"), concurrency: int = 8, scale: float = 1.0,
               up_runs: int = 3, json_path: Path | None = None, only: tuple[str, ...] = (), rounds: int = 3) -> int:
-    """Run the benchmarks (``only`` a subset: directory, border, softatm, dossiers, up), each ``scale``
+    """Run the benchmarks (``only`` a subset: directory, border, softatm, dossiers, listing, up), each ``scale``
     times its default size with each path and its baseline in ``rounds`` rounds, and print (and
     write) the table."""
     def n(default: int) -> int:
@@ -106,6 +107,8 @@ def bench_all(*, functions_dir: Path = Path("functions"), concurrency: int = 8, 
                                                report=rows, rounds=rounds)),
         ("dossiers", lambda rows: bench_dossiers(requests=n(200), concurrency=concurrency, functions_dir=functions_dir,
                                                  report=rows, rounds=rounds)),
+        ("listing", lambda rows: bench_listing(requests=n(400), concurrency=concurrency, functions_dir=functions_dir,
+                                               report=rows, rounds=rounds)),
         ("up", lambda rows: rows.append(measure_up(functions_dir, up_runs))),
     ]
     unknown = set(only) - {name for name, _ in plan}

@@ -80,6 +80,10 @@ BENCHES: tuple[Bench, ...] = (
     Bench("dossiers", "bench_dossiers:bench_dossiers",
           "dossier submissions/s with their attachments (full stack) vs raw S3 PUTs",
           (_n("--requests", 200, "submissions"), ROUNDS)),
+    Bench("listing", "bench_listing:bench_listing",
+          "pages of a listing (Model.scan) from a large and a small table vs raw S3 LISTs of a page's keys",
+          (_n("--items", 3000, "items in the large table"), _n("--page", 20, "items a page"),
+           _n("--requests", 400, "pages per target"), ROUNDS), max_seconds=30.0),
     Bench("softatm", "bench:bench_softatm", "committed soft ATM withdrawals/s end to end (bank sim reserving over "
                                             "webhooks) vs raw S3 conditional PUTs",
           (_n("--requests", 200, "withdrawals"),
@@ -112,7 +116,7 @@ BENCHES: tuple[Bench, ...] = (
 )
 
 BY_NAME = {b.name: b for b in BENCHES}
-ALL_PARTS = ("directory", "border", "softatm", "dossiers", "up")   # what `bench all --only` picks from
+ALL_PARTS = ("directory", "border", "softatm", "dossiers", "listing", "up")   # what `bench all --only` picks from
 
 
 def add_parsers(bench_sub: argparse._SubParsersAction, handler: Callable) -> None:
