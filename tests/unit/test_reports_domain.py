@@ -162,6 +162,33 @@ def test_old_addresses_resolve_to_the_2025_commune():
     assert communes.from_address("12 Phố Huế, Hà Nội") is None and communes.from_address("") is None
 
 
+# the library's own answers (vietnam-address-converter 1.0.5, its normalizers not memoized)
+CONVERTED = [
+    ("số 5 đường Bà Triệu, phường Chi Lăng, thành phố Lạng Sơn, tỉnh Lạng Sơn",
+     "số 5 đường Bà Triệu, Phường Lương Văn Tri, Tỉnh Lạng Sơn"),
+    ("xã Tân Thanh, huyện Văn Lãng, tỉnh Lạng Sơn", "Xã Hoàng Văn Thụ, Tỉnh Lạng Sơn"),
+    ("thôn Còn Quan, xã Thụy Hùng, huyện Cao Lộc, tỉnh Lạng Sơn", "thôn Còn Quan, Xã Đồng Đăng, Tỉnh Lạng Sơn"),
+    ("xa Tan Thanh, huyen Van Lang, tinh Lang Son", "Xã Hoàng Văn Thụ, Tỉnh Lạng Sơn"),
+    ("xã Hữu Kiên, huyện Chi Lăng, Lạng Sơn", "Xã Quan Sơn, Tỉnh Lạng Sơn"),
+    ("phường Bến Nghé, quận 1, TP Hồ Chí Minh", "Phường Sài Gòn, Thành phố Hồ Chí Minh"),
+    ("asdf qwer", None),
+]
+
+
+def test_the_converter_memoizes_its_normalizers_and_answers_as_the_library_does():
+    from vietnam_address_converter import normalize, text
+
+    convert = communes.converter()
+    for given, expected in CONVERTED:
+        assert convert(given)["converted_text"] == expected, given
+    # every module that imported a normalizer uses the memoized one, and the index build hit it
+    # (a version of the library that renames them fails here, not silently slower)
+    assert text.normalize_vietnamese_name is normalize.normalize_vietnamese_name
+    assert text.normalize_address_text is normalize.normalize_address_text
+    assert normalize.normalize_vietnamese_name.cache_info().hits > 100_000
+    assert normalize.normalize_vietnamese_name(None) == "" and normalize.normalize_address_text(7) == "7"
+
+
 def test_deadlines_count_working_days_on_the_platform_calendar():
     friday = datetime(2026, 12, 4, 3, 0, tzinfo=timezone.utc)          # 10:00 local, a Friday
     due = reports.deadline_of(catalog.get("MT-RAC-THAI"), friday)      # 3 working days
