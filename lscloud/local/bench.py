@@ -532,6 +532,9 @@ def _border_body(i: int, run: str, gate: str = "huu-nghi") -> dict:
             "health": {"fever": False, "symptoms": [], "contact_with_case": False}, "submit": True}
 
 
+SOAK_IDLE_S = 20.0   # the cloud with no load, before a soak (idle_cpu_ms)
+
+
 @dataclass
 class SoakMinute:
     minute: int
@@ -618,6 +621,18 @@ def run_soak(make_call: Callable[[], Callable[[], None]], *, per_minute: int, mi
     return buckets
 
 
+def idle_cpu_ms(meter: CpuMeter, *, seconds: float, per_minute: int) -> dict[str, float]:
+    """What the cloud spends with no load (the clock's ticks, heartbeats, the store's own upkeep),
+    as ms of CPU per call at ``per_minute`` calls a minute (:func:`per_op_ms`).
+
+    At a soak's rate a fixed cost is a good part of a minute's CPU per call (10 ms a call for
+    a tenth of a core at 600 calls a minute), which a bench at full speed spreads thin: the soak
+    prints it so that its minutes are read against it, not against `bench all`'s figures."""
+    before = meter.sample()
+    time.sleep(seconds)
+    return per_op_ms(CpuMeter.spent(before, meter.sample()), max(1, round(seconds * per_minute / 60.0)))
+
+
 def _print_soak_minute(m: SoakMinute) -> None:
     print(f"  minute {m.minute:3d}  sent {m.sent:6d}  errors {m.errors:4d}  p50 {m.pct(0.5):8.1f} ms  "
           f"p99 {m.pct(0.99):8.1f} ms" + _soak_cpu(m) + (f"  ({m.first_error})" if m.first_error else ""),
@@ -632,8 +647,9 @@ def _soak_cpu(m: SoakMinute) -> str:
     return f"  CPU {m.cpu_ms['total']:6.1f} ms a call (" + ", ".join(f"{r} {v:.1f}" for r, v in top) + ")"
 
 
-def _print_soak_summary(soaked: list[SoakMinute], what: str) -> None:
-    """A soak's errors, its minutes again, and how its p99 moved from the first minute to the last."""
+def _print_soak_summary(soaked: list[SoakMinute], what: str, idle: dict[str, float] | None = None) -> None:
+    """A soak's errors, its minutes again, and how its p99 (and its CPU per call) moved from the
+    first minute to the last; ``idle``: the cloud's CPU with no load, per call (:func:`idle_cpu_ms`)."""
     errors = sum(m.errors for m in soaked)
     p99s = [m.pct(0.99) for m in soaked if m.latencies]
     print(f"soak: {what} for {len(soaked)} minute(s); {errors} errors")
@@ -646,6 +662,10 @@ def _print_soak_summary(soaked: list[SoakMinute], what: str) -> None:
     if cpus:
         print(f"CPU per call from {min(cpus):.1f} to {max(cpus):.1f} ms (last / first minute "
               f"{cpus[-1] / cpus[0]:.2f}×)")
+    if idle and "total" in idle:
+        top = [(r, v) for r, v in idle.items() if r not in ("total", CLIENT)][:4]
+        print(f"of which the cloud spends {idle['total']:.1f} ms a call idle, at this rate ("
+              + ", ".join(f"{r} {v:.1f}" for r, v in top) + ")")
 
 
 def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10_000, lookups: int = 300,
@@ -704,8 +724,11 @@ def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10
                                 rounds=rounds, concurrency=concurrency, max_seconds=max_seconds, cpu=CpuMeter(cloud))
         decl, puts = writes.merged.values()
         soaked: list[SoakMinute] = []
+        idle: dict[str, float] = {}
         if soak:
-            print(f"… soak: {soak_rate} declarations a minute for {soak_minutes} minute(s), open loop", flush=True)
+            print(f"… soak: the cloud idle for {SOAK_IDLE_S:g} s, then {soak_rate} declarations a minute for "
+                  f"{soak_minutes} minute(s), open loop", flush=True)
+            idle = idle_cpu_ms(CpuMeter(cloud), seconds=SOAK_IDLE_S, per_minute=soak_rate)
             soaked = run_soak(create_call, per_minute=soak_rate, minutes=soak_minutes,
                               workers=max(concurrency, 64), on_minute=_print_soak_minute, cpu=CpuMeter(cloud))
 
@@ -778,7 +801,7 @@ def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10
               f"({decl.rps / puts.rps:.1%} of the raw PUT rate)" if decl.rps else "no declaration succeeded")
     print_cpu([decl, puts])
     if soaked:
-        _print_soak_summary(soaked, f"{soak_rate} declarations a minute")
+        _print_soak_summary(soaked, f"{soak_rate} declarations a minute", idle)
     print(f"queue of {waiting} trucks filled in {fill_s:.1f}s; measured truck at position {position}")
     print(f"GET /v1/declarations/{{id}}/position  p50 {pos.pct(0.5):7.1f} ms  p90 {pos.pct(0.9):7.1f} ms  "
           f"({pos.ok} calls)")
@@ -968,8 +991,11 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
                                     cpu=CpuMeter(cloud))
         tr, puts = alternated.merged.values()
         soaked: list[SoakMinute] = []
+        idle: dict[str, float] = {}
         if soak:
-            print(f"… soak: {soak_rate} withdrawals a minute for {soak_minutes} minute(s), open loop", flush=True)
+            print(f"… soak: the cloud idle for {SOAK_IDLE_S:g} s, then {soak_rate} withdrawals a minute for "
+                  f"{soak_minutes} minute(s), open loop", flush=True)
+            idle = idle_cpu_ms(CpuMeter(cloud), seconds=SOAK_IDLE_S, per_minute=soak_rate)
             soaked = run_soak(transfer_call, per_minute=soak_rate, minutes=soak_minutes,
                               workers=max(concurrency, 64), on_minute=_print_soak_minute, cpu=CpuMeter(cloud))
     print()
@@ -983,7 +1009,7 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
         print(f"one committed transfer costs about {puts.rps / tr.rps:.0f} conditional PUTs of time")
     print_cpu([tr, puts])
     if soaked:
-        _print_soak_summary(soaked, f"{soak_rate} withdrawals a minute")
+        _print_soak_summary(soaked, f"{soak_rate} withdrawals a minute", idle)
     if report is not None:
         p50s = alternated.ratios(lambda r: p50_ratio(r[tr.name], r[puts.name]))
         p50x = statistics.median(p50s) if p50s else None

@@ -133,3 +133,15 @@ def test_a_soak_without_a_meter_prints_no_cpu(capsys):
                       minute_s=0.1)
     assert soaked[0].cpu_ms == {} and soaked[0].sent == 5
     assert "CPU" not in capsys.readouterr().out
+
+
+def test_the_idle_cloud_is_measured_per_call_at_the_soaks_rate(capsys):
+    from lscloud.local.bench import _print_soak_summary, idle_cpu_ms, run_soak
+
+    # 0.3 s of weed over 0.2 s, at 600 calls a minute (2 calls in 0.2 s): 150 ms a call
+    idle = idle_cpu_ms(_Ticking(), seconds=0.2, per_minute=600)
+    assert idle == {"weed (S3)": 150.0, "softatm": 50.0, bench_cpu.CLIENT: 2500.0, "total": 200.0}
+    soaked = run_soak(lambda: lambda: None, per_minute=5, minutes=1, workers=1, cpu=_Ticking(), minute_s=0.1)
+    _print_soak_summary(soaked, "5 calls a minute", idle)
+    assert "of which the cloud spends 200.0 ms a call idle, at this rate (weed (S3) 150.0, softatm 50.0)" \
+        in capsys.readouterr().out
