@@ -1,7 +1,8 @@
 """`lscloud bench listing`: a page of a listing, as every paged API list and every sweep reads one
-(the runtime's ``Model.scan(limit=…)``: a listing request, then the page's items), against raw
-boto3 LISTs of one page's keys measured in the same run; and the same page from a table 30 times
-smaller, which must cost the same.
+(the runtime's ``Model.scan(limit=…)``: a listing request, then the page's items), against the
+raw S3 calls the page needs (boto3: a LIST of the page's keys and one more, then a GET of each
+item) measured in the same run; and the same page from a table 30 times smaller, which must cost
+the same.
 
 A page must cost its own keys, not the table's. Until stop 37 every page's listing asked the store
 for 1,000 keys whatever the page's size: a page of 20 of 3,000 items took ten times what it does
@@ -27,7 +28,7 @@ from .cloud import cloud_settings
 
 SMALL_PAGES = 5   # the small table: five pages; the large one is ``items``
 ITEM_BYTES = 300  # about a dossier's or a declaration's index entry
-GOAL_LISTS = 6.0
+GOAL_RAW = 1.0    # the runtime is not slower than the same calls made by hand (as the directory GET row)
 GOAL_FLAT = 1.25
 
 
@@ -70,13 +71,18 @@ def _pages_call(model: type[Model], page: int, objects: ObjectStore, bucket: str
     return make
 
 
-def _raw_list_call(objects: ObjectStore, bucket: str, prefix: str, page: int):
+def _raw_page_call(objects: ObjectStore, bucket: str, prefix: str, page: int):
+    """The page's S3 calls made raw: its keys and one more (is there a next page?), then each item."""
     def make():
+        client = objects.client
+
         def call():
-            # raw boto3, as every baseline: the keys of one page and one more (is there a next page?)
-            out = objects.client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=page + 1)
+            # raw boto3, as every baseline, one call after the other
+            out = client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=page + 1)
             if out.get("KeyCount") != page + 1:
                 raise RuntimeError(f"listed {out.get('KeyCount')} keys")
+            for entry in out["Contents"][:page]:
+                client.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()
 
         return call
 
@@ -87,7 +93,7 @@ def bench_listing(*, items: int = 3000, page: int = 20, requests: int = 400, con
                   functions_dir: Path = Path("functions"), reuse_state_dir: Path | None = None,
                   max_seconds: float = 30.0, report: list | None = None, rounds: int = 3) -> int:
     """Pages of ``page`` items per second from a table of ``items`` and from one of five pages,
-    against raw LISTs of ``page + 1`` keys, in turn (see the module docstring)."""
+    against the same page's calls made raw, in turn (see the module docstring)."""
     if min(items, page, requests, concurrency, rounds) < 1:
         raise BenchError("--items, --page, --requests, --concurrency and --rounds must be at least 1")
     small_n = page * SMALL_PAGES
@@ -104,11 +110,11 @@ def bench_listing(*, items: int = 3000, page: int = 20, requests: int = 400, con
         _fill(small, small_n, objects, settings.bucket)
         big_name = f"a page of {page} of {items} items (Model.scan)"
         small_name = f"a page of {page} of {small_n} items (Model.scan)"
-        raw_name = f"S3 LIST of {page + 1} keys (boto3)"
+        raw_name = f"S3 LIST of {page + 1} keys + {page} GETs (boto3)"
         prefix = keys.table_prefix(large.Meta.table)
         alternated = run_alternated([(big_name, _pages_call(large, page, objects, settings.bucket), requests),
                                      (small_name, _pages_call(small, page, objects, settings.bucket), requests),
-                                     (raw_name, _raw_list_call(objects, settings.bucket, prefix, page), requests)],
+                                     (raw_name, _raw_page_call(objects, settings.bucket, prefix, page), requests)],
                                     rounds=rounds, concurrency=concurrency, max_seconds=max_seconds,
                                     cpu=CpuMeter(cloud))
     big, little, raw = alternated.merged.values()
@@ -120,7 +126,7 @@ def bench_listing(*, items: int = 3000, page: int = 20, requests: int = 400, con
         print(f"{r.name.ljust(width)}  {r.rps:8.1f}  {r.pct(0.5):7.1f}  {r.pct(0.99):7.1f}  {r.errors:6d}"
               + (f"  ({r.first_error})" if r.errors else ""))
     if big.rps and raw.rps and little.rps:
-        print(f"a page of {items} costs about {raw.rps / big.rps:.1f} raw LISTs of time; "
+        print(f"a page of {items} costs {raw.rps / big.rps:.2f}× its raw calls' time; "
               f"{little.rps / big.rps:.2f}× the page of {small_n}")
     print_cpu([big, little, raw])
     if report is not None:
@@ -128,7 +134,7 @@ def bench_listing(*, items: int = 3000, page: int = 20, requests: int = 400, con
         flat = statistics.median(flats) if flats else None
         report.append(rounds_row(f"a page of {page} of {items} items (Model.scan)", big, base(raw_name, raw),
                                  alternated.ratios(lambda r: rate_ratio(r[raw_name], r[big_name])),
-                                 f"≤ {GOAL_LISTS:g} LISTs of time; ≤ {GOAL_FLAT:g}× a page of {small_n}",
-                                 lambda x: x <= GOAL_LISTS and flat is not None and flat <= GOAL_FLAT,
+                                 f"≤ {GOAL_RAW:g}× its raw calls' time; ≤ {GOAL_FLAT:g}× a page of {small_n}",
+                                 lambda x: x <= GOAL_RAW and flat is not None and flat <= GOAL_FLAT,
                                  vs_small_table=None if flat is None else round(flat, 2)))
     return 1 if min(big.ok, little.ok, raw.ok) == 0 else 0

@@ -81,7 +81,7 @@ BENCHES: tuple[Bench, ...] = (
           "dossier submissions/s with their attachments (full stack) vs raw S3 PUTs",
           (_n("--requests", 200, "submissions"), ROUNDS)),
     Bench("listing", "bench_listing:bench_listing",
-          "pages of a listing (Model.scan) from a large and a small table vs raw S3 LISTs of a page's keys",
+          "pages of a listing (Model.scan) from a large and a small table vs the same S3 calls made raw",
           (_n("--items", 3000, "items in the large table"), _n("--page", 20, "items a page"),
            _n("--requests", 400, "pages per target"), ROUNDS), max_seconds=30.0),
     Bench("softatm", "bench:bench_softatm", "committed soft ATM withdrawals/s end to end (bank sim reserving over "
