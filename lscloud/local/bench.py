@@ -37,7 +37,7 @@ import httpx
 from .. import config
 from .. import manifest as manifests
 from ..store.objects import ObjectStore
-from .bench_cpu import CLIENT, CpuMeter, format_table, per_op_ms
+from .bench_cpu import CpuMeter, biggest, format_table, per_op_ms
 from .cloud import cloud_settings
 from .servers import free_port
 from .supervisor import function_env, kill_group, process_alive, read_json, run_function_argv
@@ -643,8 +643,7 @@ def _soak_cpu(m: SoakMinute) -> str:
     """`` CPU 62.7 ms a call (weed 21.4, softatm 17.8, …)``: the minute's total and its four biggest processes."""
     if "total" not in m.cpu_ms:
         return ""
-    top = [(r, v) for r, v in m.cpu_ms.items() if r not in ("total", CLIENT)][:4]
-    return f"  CPU {m.cpu_ms['total']:6.1f} ms a call (" + ", ".join(f"{r} {v:.1f}" for r, v in top) + ")"
+    return f"  CPU {m.cpu_ms['total']:6.1f} ms a call ({biggest(m.cpu_ms, 4)})"
 
 
 def _print_soak_summary(soaked: list[SoakMinute], what: str, idle: dict[str, float] | None = None) -> None:
@@ -663,9 +662,7 @@ def _print_soak_summary(soaked: list[SoakMinute], what: str, idle: dict[str, flo
         print(f"CPU per call from {min(cpus):.1f} to {max(cpus):.1f} ms (last / first minute "
               f"{cpus[-1] / cpus[0]:.2f}×)")
     if idle and "total" in idle:
-        top = [(r, v) for r, v in idle.items() if r not in ("total", CLIENT)][:4]
-        print(f"of which the cloud spends {idle['total']:.1f} ms a call idle, at this rate ("
-              + ", ".join(f"{r} {v:.1f}" for r, v in top) + ")")
+        print(f"of which the cloud spends {idle['total']:.1f} ms a call idle, at this rate ({biggest(idle, 4)})")
 
 
 def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10_000, lookups: int = 300,

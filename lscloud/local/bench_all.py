@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from .bench import BenchError, bench_border, bench_directory, bench_softatm, local_cloud, row
-from .bench_cpu import CLIENT
+from .bench_cpu import biggest
 from .bench_dossiers import bench_dossiers
 from .bench_listing import bench_listing
 
@@ -84,9 +84,8 @@ def print_cpu_summary(rows: list[dict]) -> None:
     for r in measured:
         ms = r["cpu_ms_per_op"]
         base = ((r.get("baseline") or {}).get("cpu_ms_per_op") or {}).get("total")
-        top = [f"{role} {v:.1f}" for role, v in ms.items() if role not in ("total", CLIENT)][:3]   # most first
         times = f"{ms['total'] / base:6.1f}" if base else f"{'-':>6}"
-        print(f"{r['path'].ljust(width)}  {ms['total']:7.2f}  {_cell(base, '8.2f')}  {times}  {', '.join(top)}")
+        print(f"{r['path'].ljust(width)}  {ms['total']:7.2f}  {_cell(base, '8.2f')}  {times}  {biggest(ms, 3)}")
 
 
 def bench_all(*, functions_dir: Path = Path("functions"), concurrency: int = 8, scale: float = 1.0,

@@ -85,6 +85,12 @@ def per_op_ms(cpu_s: Mapping[str, float], ops: int) -> dict[str, float]:
     return out
 
 
+def biggest(ms: Mapping[str, float], n: int) -> str:
+    """``weed (S3) 21.4, softatm 17.8``: the ``n`` processes of a :func:`per_op_ms` that spend most."""
+    # per_op_ms lists the processes most first
+    return ", ".join([f"{role} {v:.1f}" for role, v in ms.items() if role not in ("total", CLIENT)][:n])
+
+
 def format_table(columns: list[tuple[str, Mapping[str, float]]]) -> list[str]:
     """Lines of a table: a row per process, a column per target (its :func:`per_op_ms`)."""
     columns = [(name, ms) for name, ms in columns if ms]
