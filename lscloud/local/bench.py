@@ -625,9 +625,10 @@ def idle_cpu_ms(meter: CpuMeter, *, seconds: float, per_minute: int) -> dict[str
     """What the cloud spends with no load (the clock's ticks, heartbeats, the store's own upkeep),
     as ms of CPU per call at ``per_minute`` calls a minute (:func:`per_op_ms`).
 
-    At a soak's rate a fixed cost is a good part of a minute's CPU per call (10 ms a call for
-    a tenth of a core at 600 calls a minute), which a bench at full speed spreads thin: the soak
-    prints it so that its minutes are read against it, not against `bench all`'s figures."""
+    A soak's minutes can cost more CPU per call than the same cloud's full-speed rounds (a
+    withdrawal: 65–83 ms against 41, stop 38). A fixed cost spread over fewer calls would explain
+    it; measured, it was 3.5 ms a withdrawal at 600 a minute, so most of the gap is not that. The
+    soak prints it beside its minutes so that nobody has to guess again."""
     before = meter.sample()
     time.sleep(seconds)
     return per_op_ms(CpuMeter.spent(before, meter.sample()), max(1, round(seconds * per_minute / 60.0)))

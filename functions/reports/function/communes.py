@@ -83,8 +83,8 @@ def converter() -> Callable[[str], dict]:
 
     for name in _NORMALIZERS:
         original = getattr(normalize, name, None)
-        if original is None:
-            continue
+        if original is None or hasattr(original, "cache_info"):
+            continue    # renamed in this version, or memoized by a thread that got here first
         memo = _memoized(original)
         for module_name, module in list(sys.modules.items()):
             if module_name.startswith("vietnam_address_converter") and getattr(module, name, None) is original:
