@@ -20,11 +20,12 @@ from vietnam_provinces import Ward
 PROVINCE_NUMBER = 20           # Lạng Sơn in the 2025 national codes
 _CODE = re.compile(r"\d{5}")
 _warming = threading.Lock()
-_warm: list[bool] = []
-# the converter's name normalizers: pure functions of a string, called ~900,000 times on ~85,000
-# distinct names while it builds its index
+# the converter's name normalizers: pure functions of one string, called about a million times on
+# about 85,000 distinct names while the converter builds its index
 _NORMALIZERS = ("normalize_vietnamese_name", "normalize_address_text")
-_NORMALIZED_MAX = 1 << 17
+_BUILD_WITH = "thôn Pò Mỏ, xã Hoàng Đồng, thành phố Lạng Sơn, tỉnh Lạng Sơn"
+_built: list[Callable[[str], dict]] = []
+memo_sizes: dict[str, int] = {}   # distinct names each memo held when the index was built
 
 
 def _fold(text: str) -> str:
@@ -56,49 +57,61 @@ def get(code: str) -> dict | None:
     return _by_code().get(code) if _CODE.fullmatch(code or "") else None
 
 
-def _memoized(fn: Callable[[Any], str]) -> Callable[[Any], str]:
-    cached = lru_cache(maxsize=_NORMALIZED_MAX)(fn)
-
+def _memoized(fn: Callable[[Any], str], memo: dict[str, str]) -> Callable[[Any], str]:
     def normalized(value: Any) -> str:
-        return cached(value) if type(value) is str else fn(value)
+        if type(value) is not str:
+            return fn(value)
+        out = memo.get(value)
+        if out is None:
+            out = memo[value] = fn(value)
+        return out
 
-    normalized.cache_info = cached.cache_info      # type: ignore[attr-defined]
     return normalized
 
 
-@lru_cache(maxsize=1)
 def converter() -> Callable[[str], dict]:
-    """``vietnam_address_converter.convert_address_text``, with its name normalizers memoized.
+    """``vietnam_address_converter.convert_address_text``, its index built (once a process).
 
     On first use the converter builds an index of every old and new unit of the country (about
     37,000 candidates), normalizing the same province and district names again for each of their
-    wards: 8.4 s of CPU here, which each reports replica spent in the background as it started
-    (and a report with an address waited for). The normalizers are pure functions of one string;
-    memoized (bounded), the build takes 1.9 s and every answer is the same. Version 1.0.5, the
-    latest, does not memoize them: this is the place to drop once it does. Each module of the
-    package that imported a normalizer gets the memoized one (``sys.modules``: the names it
-    imported them under); a version that renames them is left as it is, and the test that counts
-    the memo's hits fails."""
-    from vietnam_address_converter import convert_address_text, normalize
+    wards: 8.4 s of CPU here, which each reports replica spent as it started (and a report with an
+    address waited for). Its two name normalizers are pure functions of one string, so the build
+    runs with them memoized: 1.8 s, 4 MB more at the peak, and every answer the same. The memo is
+    dropped once the index is built (the library's own functions are put back), so it holds nothing
+    afterwards. Version 1.0.5, the latest, does not memoize them: drop this once it does. Each
+    module of the package that imported a normalizer gets the memoized one for the build
+    (``sys.modules``, under the names it imported them as); a version that renames them builds
+    slowly, and the test that counts the memo's use fails."""
+    if _built:
+        return _built[0]
+    with _warming:
+        if not _built:
+            from vietnam_address_converter import convert_address_text, normalize
 
-    for name in _NORMALIZERS:
-        original = getattr(normalize, name, None)
-        if original is None or hasattr(original, "cache_info"):
-            continue    # renamed in this version, or memoized by a thread that got here first
-        memo = _memoized(original)
-        for module_name, module in list(sys.modules.items()):
-            if module_name.startswith("vietnam_address_converter") and getattr(module, name, None) is original:
-                setattr(module, name, memo)
-    return convert_address_text
+            swapped, memos = [], {}
+            for name in _NORMALIZERS:
+                original = getattr(normalize, name, None)
+                if original is None:
+                    continue
+                memo = _memoized(original, memos.setdefault(name, {}))
+                for module_name, module in list(sys.modules.items()):
+                    if module_name.startswith("vietnam_address_converter") and getattr(module, name, None) is original:
+                        setattr(module, name, memo)
+                        swapped.append((module, name, original))
+            try:
+                convert_address_text(_BUILD_WITH)
+            finally:
+                for module, name, original in swapped:
+                    setattr(module, name, original)
+                memo_sizes.update({name: len(m) for name, m in memos.items()})
+            _built.append(convert_address_text)
+    return _built[0]
 
 
 def warm() -> None:
-    """Load the converter's tables (two seconds of CPU, longer on a busy machine) before the first
-    report with an address needs them; the app starts this in the background, once a process."""
-    with _warming:
-        if not _warm:
-            from_address("thôn Pò Mỏ, xã Hoàng Đồng, thành phố Lạng Sơn, tỉnh Lạng Sơn")
-            _warm.append(True)
+    """Build the converter's index (two seconds of CPU, longer on a busy machine) before the first
+    report with an address needs it; the app starts this in the background, once a process."""
+    converter()
 
 
 def from_address(text: str) -> dict | None:
