@@ -4,21 +4,14 @@ an account outside the range is unknown, and a hold on it is refused with nothin
 
 from __future__ import annotations
 
-import importlib
-from pathlib import Path
-
 import pytest
-
-from lscloud.loading import load_function
+from peer_modules import peer_module
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def _modules():
-    package = load_function(ROOT / "peers" / "softatm-bank-sim").__name__
-    return importlib.import_module(package + ".books"), importlib.import_module(package + ".models")
+    return peer_module("softatm-bank-sim", "books"), peer_module("softatm-bank-sim", "models")
 
 
 def test_a_new_test_customers_first_hold_opens_the_account_in_one_write(install):

@@ -5,21 +5,14 @@ day is not reconciled while a rescan is still going through its pages: a later p
 
 from __future__ import annotations
 
-import importlib
-from pathlib import Path
-
 import pytest
-
-from lscloud.loading import load_function
+from peer_modules import peer_module
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def _modules():
-    package = load_function(ROOT / "peers" / "softatm-bank-sim").__name__
-    return importlib.import_module(package + ".worker"), importlib.import_module(package + ".models")
+    return peer_module("softatm-bank-sim", "worker"), peer_module("softatm-bank-sim", "models")
 
 
 def test_a_rescan_queues_every_pending_record_a_page_at_a_time(install, monkeypatch):

@@ -4,24 +4,20 @@ of the same webhook (our retry) is accepted, and the deliberate fault of the kit
 
 from __future__ import annotations
 
-import importlib
 import time
-from pathlib import Path
 
 import pytest
+from peer_modules import peer_module
 
 from lscloud.auth import sign_request
-from lscloud.loading import load_function
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def signing(install):
     install()
-    return importlib.import_module(load_function(ROOT / "peers" / "softatm-bank-sim").__name__ + ".signing")
+    return peer_module("softatm-bank-sim", "signing")
 
 
 def test_a_replayed_webhook_is_refused_and_a_retry_accepted(signing, settings):
@@ -56,7 +52,7 @@ def test_a_webhook_is_one_write_and_a_redelivery_none(install):
     from store_calls import counting
 
     install()
-    webhooks = importlib.import_module(load_function(ROOT / "peers" / "softatm-bank-sim").__name__ + ".webhooks")
+    webhooks = peer_module("softatm-bank-sim", "webhooks")
 
     class Worker:   # what the webhook hands on, without the worker threads
         def __init__(self):
@@ -73,7 +69,7 @@ def test_a_webhook_is_one_write_and_a_redelivery_none(install):
     with counting() as first:
         webhooks.on_webhook(w, received)
     assert (first["put"], first["get"]) == (1, 0), first
-    models = importlib.import_module(webhooks.__name__.rpartition(".")[0] + ".models")
+    models = peer_module("softatm-bank-sim", "models")
     version = models.Record.get("w-sim-000001").version
     with counting() as again:
         webhooks.on_webhook(w, received)

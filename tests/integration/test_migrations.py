@@ -5,10 +5,10 @@ mini: the generic re-keying, and every function's migration hook run the way `ls
 from __future__ import annotations
 
 import hashlib
-import importlib
 from pathlib import Path
 
 import pytest
+from peer_modules import peer_module
 
 import lscloud.store as store
 from functions.border.function import models as border
@@ -16,7 +16,6 @@ from functions.dossiers.function import models as dossiers
 from functions.identity.function import population as identity
 from functions.softatm.function import limits as softatm, models as softatm_models
 from lscloud import pseudonyms, runtime
-from lscloud.loading import load_function
 from lscloud import manifest as manifests
 from lscloud import serve as run_function
 from lscloud.local.supervisor import function_env, run_migration
@@ -88,12 +87,6 @@ def test_rekey_after_the_pseudonym_key_changed(rt, settings):
     assert [i.ref for i in Owners.query(f"drv:{CCCD}")] == ["a"]
 
 
-def _peer_module(name: str, module: str):
-    """A module of a test peer: ``peers/softatm-bank-sim`` is no identifier, so it has no importable real
-    name; :func:`load_function` gives its package a unique one, and its modules are found under it."""
-    return importlib.import_module(f"{load_function(ROOT / 'peers' / name).__name__}.{module}")
-
-
 def _old_layout(object_store, bucket) -> dict[str, str]:
     """Write what the previous version wrote, with the models of the time (clear keys)."""
     def old(table, fields):
@@ -140,7 +133,7 @@ def test_every_function_migrates_its_old_keys_once(rt, settings, object_store, b
     assert not [k for k in after if CCCD in k or DRIVER in k or PASSPORT in k or ACCOUNT in k]
     assert old["old_customer_day"] not in after
     # and every index answers by the clear value, as the functions ask
-    sim = _peer_module("softatm-bank-sim", "models")
+    sim = peer_module("softatm-bank-sim", "models")
     store.configure(object_store, bucket)
     assert [e.declaration_id for e in border.OwnerIndex.query(f"drv:{DRIVER}")] == ["d1"]
     assert [e.declaration_id for e in border.OwnerIndex.query(f"drv:{PASSPORT}")] == ["d2"]
