@@ -717,18 +717,19 @@ def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10
         print(f"… warming up, then {requests} declarations (submitted: indexes, audit, events) at concurrency {concurrency}",
               flush=True)
         run_load("warm-up", create_call, min(20, requests), min(concurrency, 4), 20)
+        meter = CpuMeter(cloud)   # the rounds', the idle cloud's and the soak's CPU
         writes = run_alternated([("POST /border/v1/declarations via gateway", create_call, requests),
                                  ("S3 PUT If-None-Match: * (boto3)", s3_put_call, requests * 10)],
-                                rounds=rounds, concurrency=concurrency, max_seconds=max_seconds, cpu=CpuMeter(cloud))
+                                rounds=rounds, concurrency=concurrency, max_seconds=max_seconds, cpu=meter)
         decl, puts = writes.merged.values()
         soaked: list[SoakMinute] = []
         idle: dict[str, float] = {}
         if soak:
             print(f"… soak: the cloud idle for {SOAK_IDLE_S:g} s, then {soak_rate} declarations a minute for "
                   f"{soak_minutes} minute(s), open loop", flush=True)
-            idle = idle_cpu_ms(CpuMeter(cloud), seconds=SOAK_IDLE_S, per_minute=soak_rate)
+            idle = idle_cpu_ms(meter, seconds=SOAK_IDLE_S, per_minute=soak_rate)
             soaked = run_soak(create_call, per_minute=soak_rate, minutes=soak_minutes,
-                              workers=max(concurrency, 64), on_minute=_print_soak_minute, cpu=CpuMeter(cloud))
+                              workers=max(concurrency, 64), on_minute=_print_soak_minute, cpu=meter)
 
         # the queue: `waiting` trucks ahead in the yard queue of one gate, then one real truck at the back
         print(f"… filling the yard queue of binh-nghi (in) with {waiting} trucks", flush=True)
@@ -983,19 +984,20 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
 
         print(f"… warming up, then {requests} committed withdrawals end to end at concurrency {concurrency}", flush=True)
         run_load("warm-up", transfer_call, min(10, requests), min(concurrency, 4), 60)
+        meter = CpuMeter(cloud)   # the rounds', the idle cloud's and the soak's CPU
         alternated = run_alternated([("withdrawal create→reserve (bank)→commit", transfer_call, requests),
                                      ("S3 PUT If-None-Match: * (boto3)", s3_put_call, requests * 10)],
                                     rounds=rounds, concurrency=concurrency, max_seconds=max_seconds,
-                                    cpu=CpuMeter(cloud))
+                                    cpu=meter)
         tr, puts = alternated.merged.values()
         soaked: list[SoakMinute] = []
         idle: dict[str, float] = {}
         if soak:
             print(f"… soak: the cloud idle for {SOAK_IDLE_S:g} s, then {soak_rate} withdrawals a minute for "
                   f"{soak_minutes} minute(s), open loop", flush=True)
-            idle = idle_cpu_ms(CpuMeter(cloud), seconds=SOAK_IDLE_S, per_minute=soak_rate)
+            idle = idle_cpu_ms(meter, seconds=SOAK_IDLE_S, per_minute=soak_rate)
             soaked = run_soak(transfer_call, per_minute=soak_rate, minutes=soak_minutes,
-                              workers=max(concurrency, 64), on_minute=_print_soak_minute, cpu=CpuMeter(cloud))
+                              workers=max(concurrency, 64), on_minute=_print_soak_minute, cpu=meter)
     print()
     print(f"lscloud bench softatm — {os.cpu_count()} CPU(s), concurrency {concurrency}")
     width = max(len(tr.name), len(puts.name))

@@ -76,7 +76,7 @@ def converter() -> Callable[[str], dict]:
     37,000 candidates), normalizing the same province and district names again for each of their
     wards: 8.4 s of CPU here, which each reports replica spent as it started (and a report with an
     address waited for). Its two name normalizers are pure functions of one string, so the build
-    runs with them memoized: 1.8 s, 4 MB more at the peak, and every answer the same. The memo is
+    runs with them memoized: 1.8-2.5 s, 4 MB more at the peak, and every answer the same (stop 38). The memo is
     dropped once the index is built (the library's own functions are put back), so it holds nothing
     afterwards. Version 1.0.5, the latest, does not memoize them: drop this once it does. Each
     module of the package that imported a normalizer gets the memoized one for the build
