@@ -597,10 +597,12 @@ def format_trace_tree(spans: Sequence[Mapping[str, Any]]) -> str:
             start, end = span.get("start_ns"), span.get("end_ns")
             took = f"{(end - start) / 1e6:.1f} ms" if start and end else "?"
             status = (span.get("status") or {}).get("code", "UNSET")
-            http_status = (span.get("attributes") or {}).get("http.response.status_code")
+            attributes = span.get("attributes") or {}
+            # the S3 client's spans keep the older attribute name
+            http_status = attributes.get("http.response.status_code", attributes.get("http.status_code"))
             extra = f" {http_status}" if http_status is not None else ""
             flag = " ERROR" if status == "ERROR" else ""
-            lines.append(f"{'  ' * (depth + 1)}{span['name']} [{span.get('service', '?')}] "
+            lines.append(f"{'  ' * (depth + 1)}{span['name']}{_store_table(attributes)} [{span.get('service', '?')}] "
                          f"{span.get('kind', '?')}{extra} {took}{flag}")
             for child in children.get(span["span_id"], []):
                 walk(child, depth + 1)
@@ -608,6 +610,14 @@ def format_trace_tree(spans: Sequence[Mapping[str, Any]]) -> str:
         for root in children.get(None, []):
             walk(root, 0)
     return "\n".join(lines)
+
+
+def _store_table(attributes: Mapping[str, Any]) -> str:
+    """A span's label for the stored item it touched, its table: an object key starts with it
+    (:mod:`lscloud.store.keys`), so a trace tells which six PutObjects a request made. The rest
+    of the key (pseudonyms, ids) stays out of the tree."""
+    key = attributes.get("aws.s3.key")
+    return f" {key.partition('/')[0]}" if isinstance(key, str) and "/" in key else ""
 
 
 def mark_error(span: trace.Span, description: str) -> None:

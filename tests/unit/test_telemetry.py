@@ -222,20 +222,25 @@ def test_json_lines_file_and_tree(tmp_path, spans):
         root.set_attribute("http.response.status_code", 200)
         with telemetry.send_span(events.new_event(TYPE, "/x", {})):
             pass
+        with telemetry.tracer().start_as_current_span("S3.PutObject", kind=trace.SpanKind.CLIENT,
+                                                      attributes={"aws.s3.key": "softatm-transfers/p~2Dx/_.json",
+                                                                  "http.status_code": 412}):
+            pass
     with telemetry.tracer().start_as_current_span("other"):
         pass
     exporter.export(spans.get_finished_spans())
     with open(path, "a") as fh:
         fh.write('{"trace_id": "cut sho')  # a writer killed mid-line
     read = telemetry.read_trace_file(path)
-    assert [s["name"] for s in read] == ["GET /v1/units/<code>", "send lscloud.border.declaration.submitted", "other"]
+    assert [s["name"] for s in read] == ["GET /v1/units/<code>", "send lscloud.border.declaration.submitted",
+                                         "S3.PutObject", "other"]
     first = read[0]
     assert set(first) >= {"trace_id", "span_id", "parent_span_id", "name", "kind", "start_ns", "end_ns",
                           "attributes", "status", "service"}
     assert first["service"] == "telemetry-test" or first["service"]  # first setup in the process names it
     assert "http.request.header.authorization" not in first["attributes"]
     assert read[1]["parent_span_id"] == first["span_id"]
-    assert len(telemetry.read_trace_file(path, trace_id=first["trace_id"])) == 2
+    assert len(telemetry.read_trace_file(path, trace_id=first["trace_id"])) == 3
 
     tree = telemetry.format_trace_tree(read)
     lines = tree.splitlines()
@@ -245,6 +250,9 @@ def test_json_lines_file_and_tree(tmp_path, spans):
     assert "send lscloud.border.declaration.submitted" in child and "PRODUCER" in child
     assert len(child) - len(child.lstrip()) > len(lines[root_line]) - len(lines[root_line].lstrip())
     assert tree.count("trace ") == 2
+    # a store call names its table and its answer, not the rest of its key
+    (put,) = [line for line in lines if "S3.PutObject" in line]
+    assert "S3.PutObject softatm-transfers [" in put and "CLIENT 412" in put and "p~2Dx" not in put
     assert telemetry.read_trace_file(tmp_path / "absent.jsonl") == []
 
 
