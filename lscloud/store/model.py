@@ -587,8 +587,9 @@ class Model(metaclass=_ModelMeta):
         if page_token is not None:
             token_key = keys.decode_token(page_token, prefix, cls._key_re())
             start_after = max(start_after or "", token_key)
-        # a page's items and one more key (is there a next page?), unless a filter may drop some
-        expect = None if limit is None or where is not None else limit + 1
+        # a page's items and one more key (is there a next page?); when a filter or an expired
+        # item drops some, the listing's later requests grow until the page is full
+        expect = None if limit is None else limit + 1
         listed = cls._listed(prefix, start_after, stop_at, expect)
         items: list[M] = []
         last_key = None

@@ -329,9 +329,12 @@ class ObjectStore:
              limit: int | None = None, first_page: int | None = None) -> Iterator[ObjectInfo]:
         """Keys under ``prefix`` in lexicographic order, after ``start_after``, at most ``limit``.
 
-        ``first_page``: how many keys the caller expects to use, asked for in the first request
-        (later ones ask for :data:`LIST_PAGE`). The store lists and the client parses every key a
-        request asks for: a page of 20 items need not cost a listing of 1,000 keys."""
+        ``first_page``: how many keys the caller expects to use, asked for in the first request;
+        each later request asks for twice as many as the one before, up to :data:`LIST_PAGE`. The
+        store lists and the client parses every key a request asks for: a page of 20 items need not
+        cost a listing of 1,000 keys. A caller that filters what it lists cannot know how many keys
+        its page needs; growing requests find out without a guess of the filter's share, in about
+        as many keys as the page needs, at most twice."""
         params = {"list-type": "2", "prefix": prefix, "encoding-type": "url"}
         if start_after:
             params["start-after"] = start_after
@@ -339,7 +342,7 @@ class ObjectStore:
         ask = max(1, min(self.LIST_PAGE, first_page)) if first_page else self.LIST_PAGE
         while True:
             params["max-keys"] = str(ask if limit is None else max(1, min(ask, limit - seen)))
-            ask = self.LIST_PAGE
+            ask = min(self.LIST_PAGE, ask * 2)
             page = ET.fromstring(self._call("ListObjectsV2", "GET", bucket, params=list(params.items()),
                                             what=prefix).body)
             ns = page.tag[:page.tag.index("}") + 1] if page.tag.startswith("{") else ""

@@ -219,6 +219,16 @@ def test_a_listing_asks_first_for_what_its_caller_expects_to_use(object_store, b
         calls.listed_max_keys.clear()
         assert Asked.query_keys("h", limit=2) == ["n00", "n01"] and calls.listed_max_keys == [2]
 
+        # a filtered page cannot know how many keys it needs: its requests grow from its own size
+        calls.listed_max_keys.clear()
+        page = Asked.query("h", limit=4, where=lambda a: int(a.part[1:]) % 3 == 0)
+        assert [a.part for a in page] == ["n00", "n03", "n06", "n09"] and page.page_token
+        assert calls.listed_max_keys == [5, 10]
+        calls.listed_max_keys.clear()
+        page = Asked.query("h", limit=4, where=lambda a: a.part == "n29")
+        assert [a.part for a in page] == ["n29"] and page.page_token is None
+        assert calls.listed_max_keys == [5, 10, 20]
+
 
 def test_each_call_is_one_client_span_with_the_aws_api_names_unless_untraced(object_store, bucket, s3_server):
     exporter = InMemorySpanExporter()
