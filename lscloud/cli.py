@@ -219,7 +219,7 @@ def cmd_traces(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .local.bench import BenchError
+    from .local.bench_load import BenchError
     from .local.benches import BY_NAME, arguments
 
     bench = BY_NAME[args.bench_command]

@@ -19,25 +19,26 @@ import math
 import os
 import shutil
 import signal
-import itertools
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import httpx
 
 from .. import config
 from .. import manifest as manifests
 from ..store.objects import ObjectStore
-from .bench_cpu import CpuMeter, biggest, format_table, per_op_ms
+from .bench_cpu import CpuMeter
+from .bench_load import (BenchError, LoadResult, base, fmt_ratio, http_call, p50_ratio, print_cpu, rate_ratio,
+                         rounds_row, row, run_alternated, run_load, s3_call, s3_create_call)
+from .bench_soak import SOAK_IDLE_S, SoakMinute, idle_cpu_ms, print_soak_minute, print_soak_summary, run_soak
 from .cloud import cloud_settings
 from .servers import free_port
 from .supervisor import function_env, kill_group, process_alive, read_json, run_function_argv
@@ -45,207 +46,6 @@ from .supervisor import function_env, kill_group, process_alive, read_json, run_
 WITHDRAWAL_VND = 100_000   # one bench withdrawal
 HELLO_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 START_TIMEOUT_S = 240.0
-
-
-class BenchError(RuntimeError):
-    """The benchmark cannot run; the message says why."""
-
-
-@dataclass
-class LoadResult:
-    name: str
-    ok: int = 0
-    errors: int = 0
-    seconds: float = 0.0
-    latencies: list[float] = field(default_factory=list, repr=False)
-    first_error: str | None = None
-    cpu_s: dict[str, float] = field(default_factory=dict, repr=False)   # CPU seconds by process (bench_cpu)
-
-    @property
-    def rps(self) -> float:
-        return self.ok / self.seconds if self.seconds else 0.0
-
-    def pct(self, q: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        data = sorted(self.latencies)
-        return data[min(len(data) - 1, int(q * len(data)))] * 1000
-
-    def cpu_ms_per_op(self) -> dict[str, float]:
-        """Milliseconds of CPU per successful call, by process (empty when not measured)."""
-        return per_op_ms(self.cpu_s, self.ok)
-
-
-def run_load(name: str, make_call: Callable[[], Callable[[], None]], requests: int, concurrency: int,
-             max_seconds: float, cpu: CpuMeter | None = None) -> LoadResult:
-    """``requests`` calls over ``concurrency`` threads, stopped at ``max_seconds``.
-
-    ``make_call`` runs once per thread (its own keep-alive client) and returns the call,
-    which raises on a failed request. The clock starts once every thread has its call: making a
-    client is not the path's work, and a baseline whose client is shared (boto3) would not pay it.
-    An ``httpx.Client`` takes about 26 ms of CPU here (its TLS context): eight are 0.2 s, in a
-    round of `bench all` (333 requests) that lasts 0.3-0.4 s.
-
-    ``cpu``: also measure the CPU each process of the cloud spends over the same span
-    (:attr:`LoadResult.cpu_s`).
-    """
-    result = LoadResult(name)
-    lock = threading.Lock()
-    issued = 0
-    started = deadline = 0.0
-    cpu_before: dict = {}
-
-    def start_clock():
-        nonlocal started, deadline, cpu_before
-        cpu_before = cpu.sample() if cpu is not None else {}
-        started, deadline = time.perf_counter(), time.monotonic() + max_seconds
-
-    ready = threading.Barrier(concurrency, action=start_clock)
-
-    def worker():
-        nonlocal issued
-        try:
-            call = make_call()
-        except BaseException:
-            ready.abort()   # the others stop waiting; this thread's error is what the run reports
-            raise
-        ready.wait()
-        local_lat, ok, errors, first = [], 0, 0, None
-        while True:
-            with lock:
-                if issued >= requests or time.monotonic() > deadline:
-                    break
-                issued += 1
-            t0 = time.perf_counter()
-            try:
-                call()
-                ok += 1
-                local_lat.append(time.perf_counter() - t0)
-            except Exception as exc:  # noqa: BLE001 - counted and reported
-                errors += 1
-                first = first or f"{type(exc).__name__}: {exc}"[:200]
-        with lock:
-            result.ok += ok
-            result.errors += errors
-            result.latencies += local_lat
-            result.first_error = result.first_error or first
-
-    with ThreadPoolExecutor(concurrency, thread_name_prefix="bench") as pool:
-        futures = [pool.submit(worker) for _ in range(concurrency)]
-    failed = [e for e in (f.exception() for f in futures) if e is not None]
-    if failed:   # the thread that could not make its call, not the ones it stopped waiting
-        raise next((e for e in failed if not isinstance(e, threading.BrokenBarrierError)), failed[0])
-    result.seconds = time.perf_counter() - started
-    if cpu is not None:
-        result.cpu_s = cpu.spent(cpu_before, cpu.sample())
-    return result
-
-
-def merged(name: str, results: list[LoadResult]) -> LoadResult:
-    """One result of several runs of the same target: counts, time and latencies summed."""
-    out = LoadResult(name)
-    for r in results:
-        out.ok += r.ok
-        out.errors += r.errors
-        out.seconds += r.seconds
-        out.latencies += r.latencies
-        out.first_error = out.first_error or r.first_error
-        for role, used in r.cpu_s.items():
-            out.cpu_s[role] = out.cpu_s.get(role, 0.0) + used
-    return out
-
-
-@dataclass
-class Alternated:
-    """Targets measured in turn, round after round: each target merged over the rounds, and each
-    round on its own (for a ratio per round)."""
-
-    merged: dict[str, LoadResult]
-    each: list[dict[str, LoadResult]]
-
-    def ratios(self, ratio: Callable[[dict[str, LoadResult]], float | None]) -> list[float]:
-        """``ratio`` of each round (a round where it is undefined is left out)."""
-        return [x for x in (ratio(r) for r in self.each) if x is not None and not math.isnan(x)]
-
-
-def run_alternated(targets: list[tuple[str, Callable[[], Callable[[], None]], int]], *, rounds: int,
-                   concurrency: int, max_seconds: float, on_result: Callable[[LoadResult], None] | None = None,
-                   cpu: CpuMeter | None = None) -> Alternated:
-    """Measure ``targets`` (name, call maker, requests in all) in ``rounds`` rounds, each target
-    getting its share of its requests per round, in order A B … then … B A, so that a drift of the
-    shared machine (another process, the store compacting, a CPU slowing) falls on a path and its
-    baseline alike and shows as a spread of the per-round ratios instead of a verdict decided by
-    luck. ``max_seconds`` caps each target per round; ``cpu`` as in :func:`run_load`."""
-    if rounds < 1:
-        raise BenchError("--rounds must be at least 1")
-    each: list[dict[str, LoadResult]] = []
-    for i in range(rounds):
-        order = targets if i % 2 == 0 else list(reversed(targets))
-        this: dict[str, LoadResult] = {}
-        for name, make, requests in order:
-            this[name] = run_load(name, make, max(1, requests // rounds), concurrency, max_seconds, cpu=cpu)
-            if on_result:
-                on_result(this[name])
-        each.append(this)
-    names = [name for name, _, _ in targets]
-    return Alternated({n: merged(n, [r[n] for r in each]) for n in names}, each)
-
-
-def rate_ratio(a: LoadResult, b: LoadResult) -> float | None:
-    """``a``'s rate over ``b``'s (None when ``b`` did nothing)."""
-    return a.rps / b.rps if b.rps else None
-
-
-def p50_ratio(a: LoadResult, b: LoadResult) -> float | None:
-    """``a``'s median latency over ``b``'s (None when either has none)."""
-    return a.pct(0.5) / b.pct(0.5) if a.latencies and b.latencies else None
-
-
-def http_call(url: str) -> Callable[[], Callable[[], None]]:
-    def make():
-        client = httpx.Client(trust_env=False, timeout=10.0)
-
-        def call():
-            r = client.get(url)
-            if r.status_code != 200:
-                raise RuntimeError(f"HTTP {r.status_code}: {r.text[:120]}")
-            r.read()
-
-        return call
-
-    return make
-
-
-def s3_call(objects, bucket: str, key: str) -> Callable[[], Callable[[], None]]:
-    def make():
-        def call():
-            objects.client.get_object(Bucket=bucket, Key=key)["Body"].read()
-
-        return call
-
-    return make
-
-
-def s3_create_call(settings, prefix: str, body: bytes | Callable[[int], bytes], *, concurrency: int,
-                   content_type: str = "application/json") -> Callable[[], Callable[[], None]]:
-    """The baseline for writes: raw create-only PUTs (``If-None-Match: *``) of fresh keys under ``prefix``."""
-    objects = ObjectStore(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key,
-                          settings.s3_region, max_pool=max(32, concurrency * 2))
-    numbers = itertools.count()
-    lock = threading.Lock()
-
-    def make():
-        def call():
-            with lock:
-                i = next(numbers)
-            data = body(i) if callable(body) else body
-            # raw boto3, as every baseline: the store's own client is what the paths are measured with
-            objects.client.put_object(Bucket=settings.bucket, Key=f"{prefix}/{i:08d}", Body=data,
-                                      ContentType=content_type, IfNoneMatch="*")
-
-        return call
-
-    return make
 
 
 @dataclass
@@ -377,53 +177,6 @@ def find_unit(directory: manifests.Manifest, settings) -> tuple[str, str]:
     raise BenchError(f"no units in bucket {settings.bucket} (table {Unit.Meta.table}): did the directory seed run?")
 
 
-def row(path: str, r: "LoadResult | None", baseline: dict, ratio: float | None, goal: str, met: bool | None,
-        **extra) -> dict:
-    """One line of `lscloud bench all`: a path, its figures, its baseline measured in the same run."""
-    out = {"path": path, "rate_per_s": round(r.rps, 2) if r else None,
-           "p50_ms": round(r.pct(0.5), 2) if r and r.latencies else None,
-           "p99_ms": round(r.pct(0.99), 2) if r and r.latencies else None,
-           "baseline": baseline, "ratio": None if ratio is None else round(ratio, 3), "goal": goal,
-           "met": met, "errors": r.errors if r else 0}
-    if r is not None and r.cpu_s:
-        out["cpu_ms_per_op"] = r.cpu_ms_per_op()
-    out.update(extra)
-    return out
-
-
-def rounds_row(path: str, r: "LoadResult", baseline: dict, ratios: list[float], goal: str,
-               meets: Callable[[float], bool], **extra) -> dict:
-    """:func:`row` for a path measured in rounds with its baseline (:func:`run_alternated`): its ratio
-    is the median of the rounds' ``ratios``, the goal judged on it by ``meets``, and the least, the
-    most and each of them kept beside it."""
-    if not ratios:
-        return row(path, r, baseline, None, goal, False, rounds=0, **extra)
-    ratio = statistics.median(ratios)
-    return row(path, r, baseline, ratio, goal, meets(ratio), ratio_min=round(min(ratios), 3),
-               ratio_max=round(max(ratios), 3), ratios=[round(x, 3) for x in ratios], rounds=len(ratios), **extra)
-
-
-def base(name: str, r: "LoadResult") -> dict:
-    out = {"name": name, "rate_per_s": round(r.rps, 2), "p50_ms": round(r.pct(0.5), 2) if r.latencies else None}
-    if r.cpu_s:
-        out["cpu_ms_per_op"] = r.cpu_ms_per_op()
-    return out
-
-
-def print_cpu(results: list[LoadResult]) -> None:
-    """Where each target's CPU went, by process (the targets measured with a :class:`CpuMeter`)."""
-    lines = format_table([(r.name, r.cpu_ms_per_op()) for r in results])
-    if lines:
-        print()
-        print("where the CPU goes (all cores; the bench client is the load, not the path):")
-        for line in lines:
-            print(line)
-
-
-def _fmt_ratio(a: float, b: float) -> str:
-    return f"{a / b:6.2f}×" if b else "     -"
-
-
 def bench_directory(*, requests: int = 1000, concurrency: int = 8, functions_dir: Path = Path("functions"),
                     reuse_state_dir: Path | None = None, max_seconds: float = 30.0, report: list | None = None,
                     rounds: int = 3) -> int:
@@ -483,7 +236,7 @@ def bench_directory(*, requests: int = 1000, concurrency: int = 8, functions_dir
     print(f"{'target'.ljust(width)}  {'req/s':>8}  {'p50 ms':>7}  {'p99 ms':>7}  {'errors':>6}  {'vs hello':>8}  {'vs S3 GET':>9}")
     for r in results:
         print(f"{r.name.ljust(width)}  {r.rps:8.0f}  {r.pct(0.5):7.2f}  {r.pct(0.99):7.2f}  {r.errors:6d}  "
-              f"{_fmt_ratio(r.rps, hello_rps):>8}  {_fmt_ratio(r.rps, s3_rps):>9}")
+              f"{fmt_ratio(r.rps, hello_rps):>8}  {fmt_ratio(r.rps, s3_rps):>9}")
     gw_r, direct_r = by["directory via gateway"], by["directory direct"]
     if direct_r.rps and hello_rps:
         print(f"the gateway keeps {gw_r.rps / direct_r.rps:.0%} of the directory's direct throughput; "
@@ -530,140 +283,6 @@ def _border_body(i: int, run: str, gate: str = "huu-nghi") -> dict:
             "goods": [{"hs_code": "081090", "description": "durian", "packages": 800, "gross_weight_kg": 16000,
                        "value": 40000, "currency": "USD", "origin": "CN", "perishable": True}],
             "health": {"fever": False, "symptoms": [], "contact_with_case": False}, "submit": True}
-
-
-SOAK_IDLE_S = 20.0   # the cloud with no load, before a soak (idle_cpu_ms)
-
-
-@dataclass
-class SoakMinute:
-    minute: int
-    sent: int = 0
-    errors: int = 0
-    latencies: list[float] = field(default_factory=list, repr=False)
-    first_error: str | None = None
-    cpu_ms: dict[str, float] = field(default_factory=dict)
-    """ms of CPU per call by process (:func:`per_op_ms`) over the minute, when measured."""
-
-    def pct(self, q: float) -> float:
-        return LoadResult("", latencies=self.latencies).pct(q)
-
-
-def run_soak(make_call: Callable[[], Callable[[], None]], *, per_minute: int, minutes: int, workers: int,
-             on_minute: Callable[[SoakMinute], None] | None = None,
-             cpu: CpuMeter | None = None, minute_s: float = 60.0) -> list[SoakMinute]:
-    """Open-loop load: a call every ``60 / per_minute`` s for ``minutes``, whatever the answers take.
-
-    A call's latency counts from when it was due, not from when a worker was free, so a server
-    falling behind shows in the figures instead of slowing the load down (no coordinated omission).
-    (``minute_s``: how long a "minute" is, for a test.)
-
-    ``cpu``: each minute's CPU per call, by process, from a sample as its first call is due to one
-    as the next minute's is (the last minute's: once every call has answered). The load is open,
-    so a minute's CPU is its calls' (give or take the ones in flight at its edges): a path whose
-    cost grows with the day's data shows as a column that climbs, where the p99 alone cannot say
-    which process it is.
-    """
-    interval = minute_s / per_minute
-    total = per_minute * minutes
-    buckets = [SoakMinute(m + 1) for m in range(minutes)]
-    lock = threading.Lock()
-    local = threading.local()
-
-    def one(due: float, bucket: SoakMinute) -> None:
-        if not hasattr(local, "call"):
-            local.call = make_call()
-        try:
-            local.call()
-            ok, err = True, None
-        except Exception as exc:  # noqa: BLE001 - counted and reported
-            ok, err = False, f"{type(exc).__name__}: {exc}"[:200]
-        took = time.perf_counter() - due
-        with lock:
-            bucket.sent += 1
-            if ok:
-                bucket.latencies.append(took)
-            else:
-                bucket.errors += 1
-                bucket.first_error = bucket.first_error or err
-
-    marks: list[dict] = []
-
-    def mark(minute: int) -> None:
-        """Close ``minute``'s CPU (the sample that opens the next one opens nothing after the last)."""
-        marks.append(cpu.sample())
-        if minute >= 0:
-            buckets[minute].cpu_ms = per_op_ms(CpuMeter.spent(marks[-2], marks[-1]), per_minute)
-
-    start = time.perf_counter()
-    with ThreadPoolExecutor(workers, thread_name_prefix="soak") as pool:
-        futures, reported = [], 0
-        for i in range(total):
-            due = start + i * interval
-            pause = due - time.perf_counter()
-            if pause > 0:
-                time.sleep(pause)
-            if cpu is not None and i % per_minute == 0:
-                mark(i // per_minute - 1)
-            futures.append(pool.submit(one, due, buckets[min(minutes - 1, i // per_minute)]))
-            # a minute is reported once its calls have all answered
-            while on_minute and reported < minutes and (reported + 1) * per_minute <= len(futures) and \
-                    all(f.done() for f in futures[reported * per_minute:(reported + 1) * per_minute]):
-                on_minute(buckets[reported])
-                reported += 1
-        for f in futures:
-            f.result()
-        if cpu is not None:
-            mark(minutes - 1)
-        while on_minute and reported < minutes:
-            on_minute(buckets[reported])
-            reported += 1
-    return buckets
-
-
-def idle_cpu_ms(meter: CpuMeter, *, seconds: float, per_minute: int) -> dict[str, float]:
-    """What the cloud spends with no load (the clock's ticks, heartbeats, the store's own upkeep),
-    as ms of CPU per call at ``per_minute`` calls a minute (:func:`per_op_ms`).
-
-    A soak's minutes can cost more CPU per call than the same cloud's full-speed rounds (a
-    withdrawal: 65–83 ms against 41, stop 38). A fixed cost spread over fewer calls would explain
-    it; measured, it was 3.5 ms a withdrawal at 600 a minute, so most of the gap is not that. The
-    soak prints it beside its minutes so that nobody has to guess again."""
-    before = meter.sample()
-    time.sleep(seconds)
-    return per_op_ms(CpuMeter.spent(before, meter.sample()), max(1, round(seconds * per_minute / 60.0)))
-
-
-def _print_soak_minute(m: SoakMinute) -> None:
-    print(f"  minute {m.minute:3d}  sent {m.sent:6d}  errors {m.errors:4d}  p50 {m.pct(0.5):8.1f} ms  "
-          f"p99 {m.pct(0.99):8.1f} ms" + _soak_cpu(m) + (f"  ({m.first_error})" if m.first_error else ""),
-          flush=True)
-
-
-def _soak_cpu(m: SoakMinute) -> str:
-    """`` CPU 62.7 ms a call (weed 21.4, softatm 17.8, …)``: the minute's total and its four biggest processes."""
-    if "total" not in m.cpu_ms:
-        return ""
-    return f"  CPU {m.cpu_ms['total']:6.1f} ms a call ({biggest(m.cpu_ms, 4)})"
-
-
-def _print_soak_summary(soaked: list[SoakMinute], what: str, idle: dict[str, float] | None = None) -> None:
-    """A soak's errors, its minutes again, and how its p99 (and its CPU per call) moved from the
-    first minute to the last; ``idle``: the cloud's CPU with no load, per call (:func:`idle_cpu_ms`)."""
-    errors = sum(m.errors for m in soaked)
-    p99s = [m.pct(0.99) for m in soaked if m.latencies]
-    print(f"soak: {what} for {len(soaked)} minute(s); {errors} errors")
-    for m in soaked:
-        _print_soak_minute(m)
-    if p99s:
-        print(f"p99 per minute from {min(p99s):.1f} to {max(p99s):.1f} ms (last / first minute "
-              f"{p99s[-1] / p99s[0]:.2f}×)")
-    cpus = [m.cpu_ms["total"] for m in soaked if m.cpu_ms.get("total")]
-    if cpus:
-        print(f"CPU per call from {min(cpus):.1f} to {max(cpus):.1f} ms (last / first minute "
-              f"{cpus[-1] / cpus[0]:.2f}×)")
-    if idle and "total" in idle:
-        print(f"of which the cloud spends {idle['total']:.1f} ms a call idle, at this rate ({biggest(idle, 4)})")
 
 
 def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10_000, lookups: int = 300,
@@ -729,7 +348,7 @@ def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10
                   f"{soak_minutes} minute(s), open loop", flush=True)
             idle = idle_cpu_ms(meter, seconds=SOAK_IDLE_S, per_minute=soak_rate)
             soaked = run_soak(create_call, per_minute=soak_rate, minutes=soak_minutes,
-                              workers=max(concurrency, 64), on_minute=_print_soak_minute, cpu=meter)
+                              workers=max(concurrency, 64), on_minute=print_soak_minute, cpu=meter)
 
         # the queue: `waiting` trucks ahead in the yard queue of one gate, then one real truck at the back
         print(f"… filling the yard queue of binh-nghi (in) with {waiting} trucks", flush=True)
@@ -800,7 +419,7 @@ def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10
               f"({decl.rps / puts.rps:.1%} of the raw PUT rate)" if decl.rps else "no declaration succeeded")
     print_cpu([decl, puts])
     if soaked:
-        _print_soak_summary(soaked, f"{soak_rate} declarations a minute", idle)
+        print_soak_summary(soaked, f"{soak_rate} declarations a minute", idle)
     print(f"queue of {waiting} trucks filled in {fill_s:.1f}s; measured truck at position {position}")
     print(f"GET /v1/declarations/{{id}}/position  p50 {pos.pct(0.5):7.1f} ms  p90 {pos.pct(0.9):7.1f} ms  "
           f"({pos.ok} calls)")
@@ -997,7 +616,7 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
                   f"{soak_minutes} minute(s), open loop", flush=True)
             idle = idle_cpu_ms(meter, seconds=SOAK_IDLE_S, per_minute=soak_rate)
             soaked = run_soak(transfer_call, per_minute=soak_rate, minutes=soak_minutes,
-                              workers=max(concurrency, 64), on_minute=_print_soak_minute, cpu=meter)
+                              workers=max(concurrency, 64), on_minute=print_soak_minute, cpu=meter)
     print()
     print(f"lscloud bench softatm — {os.cpu_count()} CPU(s), concurrency {concurrency}")
     width = max(len(tr.name), len(puts.name))
@@ -1009,7 +628,7 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
         print(f"one committed transfer costs about {puts.rps / tr.rps:.0f} conditional PUTs of time")
     print_cpu([tr, puts])
     if soaked:
-        _print_soak_summary(soaked, f"{soak_rate} withdrawals a minute", idle)
+        print_soak_summary(soaked, f"{soak_rate} withdrawals a minute", idle)
     if report is not None:
         p50s = alternated.ratios(lambda r: p50_ratio(r[tr.name], r[puts.name]))
         p50x = statistics.median(p50s) if p50s else None

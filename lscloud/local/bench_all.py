@@ -21,10 +21,11 @@ import statistics
 import time
 from pathlib import Path
 
-from .bench import BenchError, bench_border, bench_directory, bench_softatm, local_cloud, row
+from .bench import bench_border, bench_directory, bench_softatm, local_cloud
 from .bench_cpu import biggest
 from .bench_dossiers import bench_dossiers
 from .bench_listing import bench_listing
+from .bench_load import BenchError, row
 
 UP_GOAL_S = 8.0
 

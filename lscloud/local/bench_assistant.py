@@ -22,7 +22,8 @@ import httpx
 import yaml
 
 from ..store.objects import ObjectStore
-from .bench import BenchError, LoadResult, http_call, local_cloud, run_load, s3_call
+from .bench import local_cloud
+from .bench_load import BenchError, LoadResult, http_call, run_load, s3_call
 from .cloud import cloud_settings
 
 PER_CALLER = 50

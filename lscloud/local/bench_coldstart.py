@@ -16,7 +16,8 @@ import statistics
 from pathlib import Path
 
 from .. import manifest as manifests
-from .bench import HELLO_DIR, BenchError, ColdStart, cold_start, local_cloud, row
+from .bench import HELLO_DIR, ColdStart, cold_start, local_cloud
+from .bench_load import BenchError, row
 from .bytecode import compile_tree
 from .cloud import cloud_settings
 

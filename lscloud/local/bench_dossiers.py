@@ -21,8 +21,9 @@ from pathlib import Path
 
 import httpx
 
-from .bench import BenchError, local_cloud, print_cpu, run_alternated, run_load, s3_create_call
+from .bench import local_cloud
 from .bench_cpu import CpuMeter
+from .bench_load import BenchError, print_cpu, run_alternated, run_load, s3_create_call
 from .cloud import cloud_settings
 
 ATTACHMENT_BYTES = 20_000
@@ -123,7 +124,7 @@ def bench_dossiers(*, requests: int = 200, concurrency: int = 8, functions_dir: 
         print(f"uploading the files first, then the dossier: about {puts.rps / steps.rps:.1f} raw PUTs of time")
     print_cpu([subs, puts])
     if report is not None:
-        from .bench import base, rate_ratio, rounds_row
+        from .bench_load import base, rate_ratio, rounds_row
 
         report.append(rounds_row("dossier submission with two 20 KB PDFs", subs,
                                  base("S3 PUT If-None-Match: * of 20 KB", puts),

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import httpx
 
-from .bench import BenchError, local_cloud, run_load, s3_call, s3_create_call
+from .bench import local_cloud
+from .bench_load import BenchError, run_load, s3_call, s3_create_call
 from .cloud import cloud_settings
 
 REPORT = "vn.langson.reports.report.submitted.v1"

@@ -22,8 +22,9 @@ from lscloud import store
 from lscloud.store import Model, attributes as A, keys
 from lscloud.store.objects import ObjectStore
 
-from .bench import BenchError, base, local_cloud, print_cpu, rate_ratio, rounds_row, run_alternated
+from .bench import local_cloud
 from .bench_cpu import CpuMeter
+from .bench_load import BenchError, base, print_cpu, rate_ratio, rounds_row, run_alternated
 from .cloud import cloud_settings
 
 SMALL_PAGES = 5   # the small table: five pages; the large one is ``items``

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import httpx
 
-from .bench import BenchError, local_cloud, run_load, s3_call, s3_create_call
+from .bench import local_cloud
+from .bench_load import BenchError, run_load, s3_call, s3_create_call
 from .cloud import cloud_settings
 
 POINT = (21.8537, 106.7610)               # Đồng Đăng

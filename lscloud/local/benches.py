@@ -50,7 +50,7 @@ def _n(flag: str, default: int, what: str) -> Option:
     return Option(flag, int, default, f"{what} (default {default})")
 
 
-# a path and its baseline measured in turn, the ratio the median of the rounds (lscloud.local.bench.run_alternated)
+# a path and its baseline measured in turn, the ratio the median of the rounds (lscloud.local.bench_load.run_alternated)
 ROUNDS = _n("--rounds", 3, "rounds of a path in turn with its baseline; the ratio is their median")
 
 BENCHES: tuple[Bench, ...] = (

@@ -130,7 +130,7 @@ class ObjectStore:
     @property
     def client(self):
         """A boto3 S3 client for the same endpoint, built on first use: for the benchmarks' raw-S3
-        baselines only (``lscloud.local.bench``). The store's own calls never go through it."""
+        baselines only (``lscloud.local.bench_load``). The store's own calls never go through it."""
         if self._boto is None:
             with self._lock:
                 if self._boto is None:

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from lscloud.local import bench_all
-from lscloud.local.bench import BenchError, LoadResult, base, row, run_load
+from lscloud.local.bench_load import BenchError, LoadResult, base, row, run_load
 
 FIELDS = {"path", "rate_per_s", "p50_ms", "p99_ms", "baseline", "ratio", "goal", "met"}
 
@@ -64,7 +64,7 @@ def test_a_path_and_its_baseline_are_measured_in_turn_and_the_median_round_decid
     """A B, B A, A B: each target gets its share of its requests per round, in all as many as asked;
     a round the machine slowed for one target alone (here the baseline's second round) moves that
     round's ratio only, and the row keeps the median with the least and the most."""
-    from lscloud.local.bench import rate_ratio, rounds_row, run_alternated
+    from lscloud.local.bench_load import rate_ratio, rounds_row, run_alternated
 
     order, speed = [], {"path": [1.0, 1.0, 1.0], "base": [10.0, 2.0, 10.0]}
 
@@ -84,7 +84,7 @@ def test_a_path_and_its_baseline_are_measured_in_turn_and_the_median_round_decid
         return LoadResult(name, ok=requests, seconds=requests / speed[name][rnd], latencies=[0.01] * requests)
 
     seen: list[str] = []
-    import lscloud.local.bench as bench_mod
+    import lscloud.local.bench_load as bench_mod
 
     monkeypatch.setattr(bench_mod, "run_load", fake_run_load)
     alternated = run_alternated([("path", maker("path"), 30), ("base", maker("base"), 300)], rounds=3,

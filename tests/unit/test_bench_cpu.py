@@ -10,7 +10,7 @@ import time
 import pytest
 
 from lscloud.local import bench_cpu
-from lscloud.local.bench import LoadResult, base, merged, print_cpu, row, run_load
+from lscloud.local.bench_load import LoadResult, base, merged, print_cpu, row, run_load
 
 BURN = "import time\nwhile True:\n    t = time.process_time()\n    while time.process_time() - t < 0.2:\n        pass\n" \
        "    time.sleep(0.05)\n"
@@ -110,38 +110,38 @@ class _Ticking:
 
 
 def test_a_soak_reports_each_minutes_cpu_per_call(capsys):
-    from lscloud.local.bench import _print_soak_minute, _print_soak_summary, run_soak
+    from lscloud.local.bench_soak import print_soak_minute, print_soak_summary, run_soak
 
     calls = []
     meter = _Ticking()
     soaked = run_soak(lambda: lambda: calls.append(1), per_minute=10, minutes=3, workers=2,
-                      on_minute=_print_soak_minute, cpu=meter, minute_s=0.2)
+                      on_minute=print_soak_minute, cpu=meter, minute_s=0.2)
     assert len(calls) == 30 and meter.n == 4   # one sample as each minute starts, one after the last
     for m in soaked:
         # a sample apart: 0.3 s of weed over the minute's 10 calls is 30 ms a call; the client is the load
         assert m.cpu_ms == {"weed (S3)": 30.0, "softatm": 10.0, bench_cpu.CLIENT: 500.0, "total": 40.0}
-    _print_soak_summary(soaked, "10 calls a minute")
+    print_soak_summary(soaked, "10 calls a minute")
     out = capsys.readouterr().out
     assert out.count("CPU   40.0 ms a call (weed (S3) 30.0, softatm 10.0)") == 6   # as each minute ends, and again
     assert "CPU per call from 40.0 to 40.0 ms (last / first minute 1.00×)" in out
 
 
 def test_a_soak_without_a_meter_prints_no_cpu(capsys):
-    from lscloud.local.bench import _print_soak_minute, run_soak
+    from lscloud.local.bench_soak import print_soak_minute, run_soak
 
-    soaked = run_soak(lambda: lambda: None, per_minute=5, minutes=1, workers=1, on_minute=_print_soak_minute,
+    soaked = run_soak(lambda: lambda: None, per_minute=5, minutes=1, workers=1, on_minute=print_soak_minute,
                       minute_s=0.1)
     assert soaked[0].cpu_ms == {} and soaked[0].sent == 5
     assert "CPU" not in capsys.readouterr().out
 
 
 def test_the_idle_cloud_is_measured_per_call_at_the_soaks_rate(capsys):
-    from lscloud.local.bench import _print_soak_summary, idle_cpu_ms, run_soak
+    from lscloud.local.bench_soak import idle_cpu_ms, print_soak_summary, run_soak
 
     # 0.3 s of weed over 0.2 s, at 600 calls a minute (2 calls in 0.2 s): 150 ms a call
     idle = idle_cpu_ms(_Ticking(), seconds=0.2, per_minute=600)
     assert idle == {"weed (S3)": 150.0, "softatm": 50.0, bench_cpu.CLIENT: 2500.0, "total": 200.0}
     soaked = run_soak(lambda: lambda: None, per_minute=5, minutes=1, workers=1, cpu=_Ticking(), minute_s=0.1)
-    _print_soak_summary(soaked, "5 calls a minute", idle)
+    print_soak_summary(soaked, "5 calls a minute", idle)
     assert "of which the cloud spends 200.0 ms a call idle, at this rate (weed (S3) 150.0, softatm 50.0)" \
         in capsys.readouterr().out
