@@ -17,7 +17,7 @@ import concurrent.futures
 import json
 import ssl
 import threading
-from typing import Any, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 import nats
 import nats.errors
@@ -127,8 +127,12 @@ class Bus:
     """
 
     def __init__(self, settings, *, publish_timeout: float = 10.0, connect_timeout: float = 5.0,
-                 name: str | None = None, create_stream: bool = True):
+                 name: str | None = None, create_stream: bool = True,
+                 on_reconnected: Callable[[], Awaitable[None]] | None = None):
+        """``on_reconnected``: awaited on the client's loop each time nats-py has reconnected (and
+        resubscribed), for a caller whose requests to the server died with the old connection."""
         self.settings = settings
+        self.on_reconnected = on_reconnected
         self.publish_timeout = publish_timeout
         self.connect_timeout = connect_timeout
         self.name = name or settings.service
@@ -167,7 +171,8 @@ class Bus:
                     tls=self._tls.context if self._tls is not None else None,
                     allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
                     connect_timeout=max(1, int(self.connect_timeout)), ping_interval=5, max_outstanding_pings=2,
-                    error_cb=quiet, disconnected_cb=quiet, reconnected_cb=quiet, closed_cb=quiet,
+                    error_cb=quiet, disconnected_cb=quiet, reconnected_cb=self.on_reconnected or quiet,
+                    closed_cb=quiet,
                 ), timeout or self.connect_timeout)
             except (asyncio.TimeoutError, OSError, nats.errors.Error) as exc:
                 try:

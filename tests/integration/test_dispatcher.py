@@ -220,6 +220,28 @@ def test_delivery_resumes_after_nats_restart(settings, endpoint, bus, dispatcher
     assert [e["event"]["data"]["n"] for e in tail(settings, 5)] == [1, 2]
 
 
+def test_a_long_lingering_pull_delays_neither_a_delivery_after_a_restart_nor_a_stop(settings, endpoint, bus,
+                                                                                     nats_server):
+    """An idle subscription asks again only when its pull expires (here after two minutes). A pull
+    that died with its server is made again once the client has reconnected, and stop() does not
+    wait for a pull to expire: both would otherwise take the two minutes."""
+    sub = Subscription("queue", "lingering", [SUBMITTED], endpoint.url("/lingering"))
+    d = Dispatcher(settings, [sub], **{**FAST, "fetch_wait_s": 120}).start()
+    thread = d._thread
+    try:
+        bus.publish(events.new_event(SUBMITTED, "/border", {"n": 1}))
+        wait_for(lambda: d.stats.delivered == 1, "first delivery")
+        nats_server.restart()
+        ev = events.new_event(SUBMITTED, "/border", {"n": 2})
+        bus.publish(ev, timeout=30)
+        wait_for(lambda: any(x["headers"]["ce-id"] == ev["id"] for x in endpoint.to("/lingering")),
+                 "delivery after the restart, before the dead pull would have expired", deadline_s=60)
+        assert d.stats.delivered == 2
+    finally:
+        d.stop(timeout=30)
+    assert thread is not None and not thread.is_alive()
+
+
 def test_restarted_dispatcher_resumes_its_durable_consumer(settings, endpoint, bus):
     sub = Subscription("queue", "resume", [SUBMITTED], endpoint.url("/resume"))
     first = Dispatcher(settings, [sub], **FAST).start()
