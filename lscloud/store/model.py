@@ -559,7 +559,7 @@ class Model(metaclass=_ModelMeta):
     def _listed(cls, prefix: str, start_after: str | None, stop_at: str | None,
                 expect: int | None = None) -> Iterator[ObjectInfo]:
         """The items' keys as listed; ``expect``: how many the caller will likely take (its first
-        listing request asks for that many, not for a thousand)."""
+        listing request asks for that many, not for a thousand; later ones grow from there)."""
         objects, bucket = cls._conn()
         key_re = cls._key_re()
         listed: Iterable[ObjectInfo] = objects.list(bucket, prefix, start_after=start_after or None,
