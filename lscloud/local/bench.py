@@ -419,7 +419,8 @@ def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10
               f"({decl.rps / puts.rps:.1%} of the raw PUT rate)" if decl.rps else "no declaration succeeded")
     print_cpu([decl, puts])
     if soaked:
-        print_soak_summary(soaked, f"{soak_rate} declarations a minute", idle)
+        print_soak_summary(soaked, f"{soak_rate} declarations a minute", idle,
+                           rounds_ms=decl.cpu_ms_per_op().get("total"))
     print(f"queue of {waiting} trucks filled in {fill_s:.1f}s; measured truck at position {position}")
     print(f"GET /v1/declarations/{{id}}/position  p50 {pos.pct(0.5):7.1f} ms  p90 {pos.pct(0.9):7.1f} ms  "
           f"({pos.ok} calls)")
@@ -628,7 +629,8 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
         print(f"one committed transfer costs about {puts.rps / tr.rps:.0f} conditional PUTs of time")
     print_cpu([tr, puts])
     if soaked:
-        print_soak_summary(soaked, f"{soak_rate} withdrawals a minute", idle)
+        print_soak_summary(soaked, f"{soak_rate} withdrawals a minute", idle,
+                           rounds_ms=tr.cpu_ms_per_op().get("total"))
     if report is not None:
         p50s = alternated.ratios(lambda r: p50_ratio(r[tr.name], r[puts.name]))
         p50x = statistics.median(p50s) if p50s else None

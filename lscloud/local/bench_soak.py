@@ -110,10 +110,14 @@ def idle_cpu_ms(meter: CpuMeter, *, seconds: float, per_minute: int) -> dict[str
     """What the cloud spends with no load (the clock's ticks, heartbeats, the store's own upkeep),
     as ms of CPU per call at ``per_minute`` calls a minute (:func:`per_op_ms`).
 
-    A soak's minutes can cost more CPU per call than the same cloud's full-speed rounds (a
-    withdrawal: 65–83 ms against 41, stop 38). A fixed cost spread over fewer calls would explain
-    it; measured, it was 3.5 ms a withdrawal at 600 a minute, so most of the gap is not that. The
-    soak prints it beside its minutes so that nobody has to guess again."""
+    A soak's minutes cost more CPU per call than the same cloud's full-speed rounds (a withdrawal:
+    65–83 ms against 41, stop 38), and :func:`print_soak_summary` says by how much. A fixed cost
+    spread over fewer calls would explain some of it; measured, it was 3.5 ms a withdrawal at 600
+    a minute, so most of the gap is not that. The rest is what any server does: a request that
+    arrives alone costs more CPU than one among many (its threads wake for it alone, no work is
+    shared). A raw PUT to weed cost weed 3.2–3.7 ms of CPU at 10 a second and 0.65–0.73 ms at full
+    speed, with its idle share taken out, and the Python client 0.7 against 0.2 (stop 39). So CPU
+    per call measured at full speed is a lower bound for a cloud that is mostly quiet."""
     before = meter.sample()
     time.sleep(seconds)
     return per_op_ms(CpuMeter.spent(before, meter.sample()), max(1, round(seconds * per_minute / 60.0)))
@@ -132,9 +136,12 @@ def _soak_cpu(m: SoakMinute) -> str:
     return f"  CPU {m.cpu_ms['total']:6.1f} ms a call ({biggest(m.cpu_ms, 4)})"
 
 
-def print_soak_summary(soaked: list[SoakMinute], what: str, idle: dict[str, float] | None = None) -> None:
+def print_soak_summary(soaked: list[SoakMinute], what: str, idle: dict[str, float] | None = None,
+                       rounds_ms: float | None = None) -> None:
     """A soak's errors, its minutes again, and how its p99 (and its CPU per call) moved from the
-    first minute to the last; ``idle``: the cloud's CPU with no load, per call (:func:`idle_cpu_ms`)."""
+    first minute to the last; ``idle``: the cloud's CPU with no load, per call (:func:`idle_cpu_ms`);
+    ``rounds_ms``: the CPU a call cost the same cloud in its full-speed rounds, to say how much
+    more a call costs at the soak's rate."""
     errors = sum(m.errors for m in soaked)
     p99s = [m.pct(0.99) for m in soaked if m.latencies]
     print(f"soak: {what} for {len(soaked)} minute(s); {errors} errors")
@@ -147,5 +154,8 @@ def print_soak_summary(soaked: list[SoakMinute], what: str, idle: dict[str, floa
     if cpus:
         print(f"CPU per call from {min(cpus):.1f} to {max(cpus):.1f} ms (last / first minute "
               f"{cpus[-1] / cpus[0]:.2f}×)")
+        if rounds_ms:
+            print(f"the same cloud's full-speed rounds: {rounds_ms:.1f} ms a call; a minute of the soak "
+                  f"{min(cpus) / rounds_ms:.2f}–{max(cpus) / rounds_ms:.2f}× that")
     if idle and "total" in idle:
         print(f"of which the cloud spends {idle['total']:.1f} ms a call idle, at this rate ({biggest(idle, 4)})")

@@ -120,10 +120,11 @@ def test_a_soak_reports_each_minutes_cpu_per_call(capsys):
     for m in soaked:
         # a sample apart: 0.3 s of weed over the minute's 10 calls is 30 ms a call; the client is the load
         assert m.cpu_ms == {"weed (S3)": 30.0, "softatm": 10.0, bench_cpu.CLIENT: 500.0, "total": 40.0}
-    print_soak_summary(soaked, "10 calls a minute")
+    print_soak_summary(soaked, "10 calls a minute", rounds_ms=16.0)
     out = capsys.readouterr().out
     assert out.count("CPU   40.0 ms a call (weed (S3) 30.0, softatm 10.0)") == 6   # as each minute ends, and again
     assert "CPU per call from 40.0 to 40.0 ms (last / first minute 1.00×)" in out
+    assert "the same cloud's full-speed rounds: 16.0 ms a call; a minute of the soak 2.50–2.50× that" in out
 
 
 def test_a_soak_without_a_meter_prints_no_cpu(capsys):
