@@ -192,7 +192,7 @@ def test_listing_follows_continuation_tokens_and_decodes_keys(object_store, buck
 def test_a_listing_asks_first_for_what_its_caller_expects_to_use(object_store, bucket):
     """A page of a few items does not make the store list (nor the client parse) a thousand keys:
     the first request asks for ``first_page``, a Model page for its items and one more key, and
-    ``query_keys`` for its limit."""
+    ``query_keys`` for its limit; each later request asks for twice as many as the one before."""
     from lscloud import store as stores
     from lscloud.store import Model, attributes as A
 
