@@ -181,8 +181,9 @@ def test_lscloud_traces_prints_the_tree(cloud, note_trace):
              f"process {SUBJECT} [note-reader] CONSUMER"]
     depths = [depth(f) for f in order]
     assert depths == sorted(depths) and len(set(depths)) == len(depths), done.stdout
-    assert "S3.PutObject [ledger-writer] CLIENT" in done.stdout
-    assert "S3.GetObject [note-reader] CLIENT" in done.stdout
+    # a store call names its table and its answer
+    assert "S3.PutObject e2e-trace-notes [ledger-writer] CLIENT 200" in done.stdout
+    assert "S3.GetObject e2e-trace-notes [note-reader] CLIENT 200" in done.stdout
 
 
 def test_otlp_export_carries_the_trace_and_no_secret(cloud, otlp, note_trace):
