@@ -115,9 +115,9 @@ def idle_cpu_ms(meter: CpuMeter, *, seconds: float, per_minute: int) -> dict[str
     spread over fewer calls would explain some of it; measured, it was 3.5 ms a withdrawal at 600
     a minute, so most of the gap is not that. The rest is what any server does: a request that
     arrives alone costs more CPU than one among many (its threads wake for it alone, no work is
-    shared). A raw PUT to weed cost weed 3.2–3.7 ms of CPU at 10 a second and 0.65–0.73 ms at full
-    speed, with its idle share taken out, and the Python client 0.7 against 0.2 (stop 39). So CPU
-    per call measured at full speed is a lower bound for a cloud that is mostly quiet."""
+    shared). A raw PUT to weed cost weed 3.2–3.7 ms of CPU at 10 a second (2.6–3.0 with its idle
+    share taken out) and 0.65–0.73 ms at full speed, and the Python client 0.7 against 0.2 (stop
+    39). So CPU per call measured at full speed is a lower bound for a cloud that is mostly quiet."""
     before = meter.sample()
     time.sleep(seconds)
     return per_op_ms(CpuMeter.spent(before, meter.sample()), max(1, round(seconds * per_minute / 60.0)))
