@@ -38,7 +38,7 @@ from ..store.objects import ObjectStore
 from .bench_cpu import CpuMeter
 from .bench_load import (BenchError, LoadResult, base, fmt_ratio, http_call, p50_ratio, print_cpu, rate_ratio,
                          rounds_row, row, run_alternated, run_load, s3_call, s3_create_call)
-from .bench_soak import SOAK_IDLE_S, SoakMinute, idle_cpu_ms, print_soak_minute, print_soak_summary, run_soak
+from .bench_soak import SoakMinute, print_soak_summary, soak_after_idle
 from .cloud import cloud_settings
 from .servers import free_port
 from .supervisor import function_env, kill_group, process_alive, read_json, run_function_argv
@@ -344,11 +344,8 @@ def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10
         soaked: list[SoakMinute] = []
         idle: dict[str, float] = {}
         if soak:
-            print(f"… soak: the cloud idle for {SOAK_IDLE_S:g} s, then {soak_rate} declarations a minute for "
-                  f"{soak_minutes} minute(s), open loop", flush=True)
-            idle = idle_cpu_ms(meter, seconds=SOAK_IDLE_S, per_minute=soak_rate)
-            soaked = run_soak(create_call, per_minute=soak_rate, minutes=soak_minutes,
-                              workers=max(concurrency, 64), on_minute=print_soak_minute, cpu=meter)
+            soaked, idle = soak_after_idle(create_call, meter, per_minute=soak_rate, minutes=soak_minutes,
+                                           concurrency=concurrency, what="declarations")
 
         # the queue: `waiting` trucks ahead in the yard queue of one gate, then one real truck at the back
         print(f"… filling the yard queue of binh-nghi (in) with {waiting} trucks", flush=True)
@@ -613,11 +610,8 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
         soaked: list[SoakMinute] = []
         idle: dict[str, float] = {}
         if soak:
-            print(f"… soak: the cloud idle for {SOAK_IDLE_S:g} s, then {soak_rate} withdrawals a minute for "
-                  f"{soak_minutes} minute(s), open loop", flush=True)
-            idle = idle_cpu_ms(meter, seconds=SOAK_IDLE_S, per_minute=soak_rate)
-            soaked = run_soak(transfer_call, per_minute=soak_rate, minutes=soak_minutes,
-                              workers=max(concurrency, 64), on_minute=print_soak_minute, cpu=meter)
+            soaked, idle = soak_after_idle(transfer_call, meter, per_minute=soak_rate, minutes=soak_minutes,
+                                           concurrency=concurrency, what="withdrawals")
     print()
     print(f"lscloud bench softatm — {os.cpu_count()} CPU(s), concurrency {concurrency}")
     width = max(len(tr.name), len(puts.name))

@@ -123,6 +123,20 @@ def idle_cpu_ms(meter: CpuMeter, *, seconds: float, per_minute: int) -> dict[str
     return per_op_ms(CpuMeter.spent(before, meter.sample()), max(1, round(seconds * per_minute / 60.0)))
 
 
+def soak_after_idle(make_call: Callable[[], Callable[[], None]], meter: CpuMeter, *, per_minute: int, minutes: int,
+                    concurrency: int, what: str, idle_s: float = SOAK_IDLE_S,
+                    minute_s: float = 60.0) -> tuple[list[SoakMinute], dict[str, float]]:
+    """A benchmark's soak: the cloud idle for ``idle_s`` (:func:`idle_cpu_ms`), then ``per_minute``
+    calls a minute for ``minutes`` (:func:`run_soak`), each minute printed as it ends. ``what``
+    names the calls (``withdrawals``). Returns the minutes and the idle cloud's CPU per call."""
+    print(f"… soak: the cloud idle for {idle_s:g} s, then {per_minute} {what} a minute for "
+          f"{minutes} minute(s), open loop", flush=True)
+    idle = idle_cpu_ms(meter, seconds=idle_s, per_minute=per_minute)
+    soaked = run_soak(make_call, per_minute=per_minute, minutes=minutes, workers=max(concurrency, 64),
+                      on_minute=print_soak_minute, cpu=meter, minute_s=minute_s)
+    return soaked, idle
+
+
 def print_soak_minute(m: SoakMinute) -> None:
     print(f"  minute {m.minute:3d}  sent {m.sent:6d}  errors {m.errors:4d}  p50 {m.pct(0.5):8.1f} ms  "
           f"p99 {m.pct(0.99):8.1f} ms" + _soak_cpu(m) + (f"  ({m.first_error})" if m.first_error else ""),

@@ -146,3 +146,19 @@ def test_the_idle_cloud_is_measured_per_call_at_the_soaks_rate(capsys):
     print_soak_summary(soaked, "5 calls a minute", idle)
     assert "of which the cloud spends 200.0 ms a call idle, at this rate (weed (S3) 150.0, softatm 50.0)" \
         in capsys.readouterr().out
+
+
+def test_a_benchmarks_soak_measures_the_idle_cloud_then_its_minutes(capsys):
+    from lscloud.local.bench_soak import soak_after_idle
+
+    calls = []
+    meter = _Ticking()
+    soaked, idle = soak_after_idle(lambda: lambda: calls.append(1), meter, per_minute=10, minutes=2,
+                                   concurrency=2, what="declarations", idle_s=0.2, minute_s=0.2)
+    # idle: a sample apart over 0.2 s at 10 calls a minute (one call's worth), then the two minutes
+    assert idle == {"weed (S3)": 300.0, "softatm": 100.0, bench_cpu.CLIENT: 5000.0, "total": 400.0}
+    assert len(calls) == 20 and [m.sent for m in soaked] == [10, 10] and meter.n == 5
+    assert all(m.cpu_ms["total"] == 40.0 for m in soaked)
+    out = capsys.readouterr().out
+    assert "… soak: the cloud idle for 0.2 s, then 10 declarations a minute for 2 minute(s), open loop" in out
+    assert out.count("minute   ") == 2
