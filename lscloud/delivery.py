@@ -226,8 +226,8 @@ class Dispatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._ready = threading.Event()
-        self._pulling: set[asyncio.Task] = set()   # consumers waiting on their lingering pull
-        self._pull_again: set[asyncio.Task] = set()   # ... whose pull was interrupted to be made again
+        # consumers waiting on their lingering pull -> whether an interrupted pull is to be made again
+        self._pulling: dict[asyncio.Task, bool] = {}
         self._startup_error: BaseException | None = None
         self._bus: Bus | None = None
         self._http = None   # an aiohttp.ClientSession while running
@@ -431,13 +431,11 @@ class Dispatcher:
                         break
                     # one message per lingering pull: it returns the moment a message exists (a batch
                     # pull waits for its batch to fill until the pull expires)
-                    self._pulling.add(me)
+                    self._pulling[me] = False
                     try:
                         msgs = await psub.fetch(1, timeout=self.fetch_wait_s)
                     finally:
-                        self._pulling.discard(me)
-                        again = me in self._pull_again
-                        self._pull_again.discard(me)
+                        again = self._pulling.pop(me)
                 except (nats.errors.TimeoutError, asyncio.TimeoutError):
                     slots.release()
                     continue
@@ -475,8 +473,7 @@ class Dispatcher:
     def _interrupt_pulls(self, *, again: bool) -> None:
         """End every lingering pull now; ``again``: each consumer makes its pull again at once."""
         for task in list(self._pulling):
-            if again:
-                self._pull_again.add(task)
+            self._pulling[task] = again
             task.cancel()
 
     async def _pull_again_after_reconnect(self) -> None:
