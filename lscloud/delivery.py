@@ -48,7 +48,7 @@ import nats.js.errors
 from nats.js import api as js_api
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from . import events, loops, metrics, telemetry
+from . import events, loops, metrics, pulls, telemetry
 from .bus import Bus, BusError, BusUnavailable
 from .timestamps import iso
 
@@ -186,19 +186,15 @@ class Dispatcher:
 
     def __init__(self, settings, subscriptions: Sequence[Subscription], *, max_deliveries: int = 5,
                  backoff: Sequence[float] = (0.2, 0.5, 1, 2, 5), timeout_s: float = 10,
-                 fetch_batch: int = 10, fetch_wait_s: float = 30.0, manage_streams: bool = True,
+                 fetch_wait_s: float = pulls.WAIT_S, manage_streams: bool = True,
                  service: str = SERVICE, credentials: Credentials | None = None, max_in_flight: int = 64):
         """``manage_streams=False`` (the cluster's bridge): the platform owns the streams (replicas,
         limits), so only check that the stream and its dead-letter stream exist, never create or
         update them. ``service``: the ``service.name`` of its spans (the bridge's are ``bridge``).
         ``credentials``: the bearer token each delivery presents (default: locally
         :class:`LocalDeliveryTokens`, elsewhere none). ``max_in_flight``: deliveries under way at once
-        per subscription. ``fetch_wait_s`` bounds one lingering pull: a message is delivered as soon
-        as it exists, whatever this is, so it only sets how often an idle subscription asks again
-        (30 s, the expiry nats.go's ``Consume`` uses by default; at 1 s the 47 subscriptions of
-        `lscloud up` kept NATS and the dispatcher busy with 47 pulls a second, idle). A pull that
-        died with its connection is made again once nats-py has reconnected, and stopping does not
-        wait for pulls to expire. ``fetch_batch`` is kept for callers of the old signature."""
+        per subscription. ``fetch_wait_s``: how long a pull lingers, which only sets how often an idle
+        subscription asks again (:mod:`lscloud.pulls`)."""
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
         if max_deliveries < 1:
@@ -213,7 +209,6 @@ class Dispatcher:
         self.max_deliveries = max_deliveries
         self.backoff = tuple(float(b) for b in backoff)
         self.timeout_s = timeout_s
-        self.fetch_batch = fetch_batch
         self.max_in_flight = max_in_flight
         self.fetch_wait_s = fetch_wait_s
         self.manage_streams = manage_streams
@@ -226,8 +221,7 @@ class Dispatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._ready = threading.Event()
-        # consumers waiting on their lingering pull -> whether an interrupted pull is to be made again
-        self._pulling: dict[asyncio.Task, bool] = {}
+        self._pulls: pulls.Pulls | None = None
         self._startup_error: BaseException | None = None
         self._bus: Bus | None = None
         self._http = None   # an aiohttp.ClientSession while running
@@ -316,8 +310,9 @@ class Dispatcher:
 
     async def _main(self) -> None:
         self._stopping = asyncio.Event()
+        self._pulls = pulls.Pulls(self.fetch_wait_s)
         self._bus = Bus(self.settings, name=f"{self.settings.service}-dispatcher", create_stream=False,
-                        on_reconnected=self._pull_again_after_reconnect)
+                        on_reconnected=self._pulls.reconnected)
         # its spans are the dispatcher's own service, also when it runs inside the supervisor
         self._tracer = telemetry.service_tracer(self.service)
         # aiohttp (its C parser), not httpx: httpx was half of the dispatcher's CPU per delivery.
@@ -345,7 +340,7 @@ class Dispatcher:
             # for the pull meanwhile is never acked, so it is delivered again later); the others
             # notice _stopping once their deliveries have a slot free: give them the delivery
             # timeout to finish, then cancel (unacked messages are redelivered later)
-            self._interrupt_pulls(again=False)
+            self._pulls.stop()
             if tasks:
                 done, pending = await asyncio.wait(tasks, timeout=self.timeout_s + 2)
                 for t in pending:
@@ -412,38 +407,20 @@ class Dispatcher:
     # --- delivery -----------------------------------------------------------------------------
 
     async def _consume(self, sub: Subscription) -> None:
-        assert self._stopping is not None and self._bus is not None
+        assert self._stopping is not None and self._bus is not None and self._pulls is not None
         slots = asyncio.Semaphore(self.max_in_flight)
         tails: dict[str, asyncio.Future] = {}  # record subject -> done-future of its last delivery
         running: set[asyncio.Task] = set()
         psub = None
-        me = asyncio.current_task()
-        assert me is not None
         try:
             while not self._stopping.is_set():
-                again = False
                 await slots.acquire()
                 try:
                     if psub is None:
                         psub = await self._bus.js.pull_subscribe_bind(durable=sub.durable, stream=self.settings.stream)
-                    if self._stopping.is_set():   # set while this waited: no new pull to interrupt
-                        slots.release()
-                        break
-                    # one message per lingering pull: it returns the moment a message exists (a batch
-                    # pull waits for its batch to fill until the pull expires)
-                    self._pulling[me] = False
-                    try:
-                        msgs = await psub.fetch(1, timeout=self.fetch_wait_s)
-                    finally:
-                        again = self._pulling.pop(me)
-                except (nats.errors.TimeoutError, asyncio.TimeoutError):
-                    slots.release()
-                    continue
+                    msgs = await self._pulls.next(psub)
                 except asyncio.CancelledError:
                     slots.release()
-                    if again:   # interrupted, not stopped: pull again
-                        me.uncancel()
-                        continue
                     raise
                 except (nats.js.errors.NotFoundError, nats.js.errors.ServiceUnavailableError):
                     slots.release()
@@ -460,6 +437,9 @@ class Dispatcher:
                     log.debug("fetch for %s failed: %s", sub.durable, exc)
                     await asyncio.sleep(0.5)
                     continue
+                if not msgs:   # expired, or ended to stop or to pull again
+                    slots.release()
+                    continue
                 for i, msg in enumerate(msgs):
                     if i:
                         await slots.acquire()
@@ -469,18 +449,6 @@ class Dispatcher:
         finally:
             if running:  # the deliveries under way finish (bounded by the caller's wait in _main)
                 await asyncio.gather(*running, return_exceptions=True)
-
-    def _interrupt_pulls(self, *, again: bool) -> None:
-        """End every lingering pull now; ``again``: each consumer makes its pull again at once."""
-        for task in list(self._pulling):
-            self._pulling[task] = again
-            task.cancel()
-
-    async def _pull_again_after_reconnect(self) -> None:
-        # a pull request lives in the server that held the consumer when it was made; if that
-        # server restarted, the pull is gone and would only be noticed when it expired
-        if self._stopping is not None and not self._stopping.is_set():
-            self._interrupt_pulls(again=True)
 
     async def _in_order(self, sub: Subscription, msg, tails: dict[str, asyncio.Future],
                         slots: asyncio.Semaphore) -> None:

@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from . import events, metrics, strictjson, telemetry
+from . import events, metrics, pulls, strictjson, telemetry
 from .bus import Bus, BusError
 from .store import ConditionalCheckFailed, DoesNotExist, Model, attributes as A
 
@@ -281,22 +281,26 @@ def to_event(msg_subject: str, payload: bytes, headers: dict | None, seq: int, s
 class Relay:
     """Moves device messages from the devices stream onto the events stream, from its own thread."""
 
-    def __init__(self, settings, *, durable: str = "devices-relay", batch: int = 50, create_streams: bool = True):
+    def __init__(self, settings, *, durable: str = "devices-relay", create_streams: bool = True,
+                 pull_wait_s: float = pulls.WAIT_S):
+        """``pull_wait_s``: how long a pull lingers, which only sets how often an idle relay asks
+        again (:mod:`lscloud.pulls`)."""
         # in the cluster the streams are the setup Job's, with their replicas and limits: the
         # relay's NATS user may not create or change a stream, so it only binds to them
-        self.settings, self.durable, self.batch, self.create_streams = settings, durable, batch, create_streams
+        self.settings, self.durable, self.create_streams = settings, durable, create_streams
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._pulls = pulls.Pulls(pull_wait_s)
+        self._loop: asyncio.AbstractEventLoop | None = None   # while running
         self.relayed = 0
         self.bound = False   # its consumer is bound: it is relaying
-        self._turned = 0.0   # when the fetch loop last came round (a fetch waits 1 s at most)
-
-    STALLED_S = 60.0
-    """A loop that has not come round for this long is stuck (liveness fails, the kubelet restarts it)."""
+        self._turned = 0.0   # when the loop last came round (a pull lingers pull_wait_s at most)
+        self.stalled_s = max(60.0, 2 * pull_wait_s)
+        """A loop that has not come round for this long is stuck (liveness fails, the kubelet restarts it)."""
 
     def alive(self) -> tuple[bool, str]:
-        if self.bound and time.monotonic() - self._turned > self.STALLED_S:
-            return False, f"the relay loop has not come round for {self.STALLED_S:g} s"
+        if self.bound and time.monotonic() - self._turned > self.stalled_s:
+            return False, f"the relay loop has not come round for {self.stalled_s:g} s"
         return True, "ok"
 
     def ready(self) -> tuple[bool, str]:
@@ -311,7 +315,11 @@ class Relay:
     async def run(self) -> None:
         from nats.js import api as js_api
 
-        bus = Bus(self.settings, name=self.settings.service, create_stream=False)
+        self._loop = asyncio.get_running_loop()
+        if self._stop.is_set():   # asked to stop before it ran: there was no loop to tell
+            self._pulls.stop()
+        bus = Bus(self.settings, name=self.settings.service, create_stream=False,
+                  on_reconnected=self._pulls.reconnected)
         await bus.connect()
         try:
             if self.create_streams:
@@ -323,11 +331,12 @@ class Relay:
             while not self._stop.is_set():
                 self._turned = time.monotonic()
                 try:
-                    msgs = await psub.fetch(self.batch, timeout=1.0)
-                except Exception:  # noqa: BLE001 - timeouts and reconnects: fetch again
+                    msgs = await self._pulls.next(psub)
+                except Exception as exc:  # noqa: BLE001 - disconnected: nats-py reconnects on its own
+                    log.debug("the relay's pull failed: %s", exc)
+                    await asyncio.sleep(0.5)
                     continue
                 for m in msgs:
-                    self._turned = time.monotonic()   # a batch under a slow NATS still shows progress
                     meta = m.metadata
                     event = to_event(m.subject, m.data or b"", m.headers, meta.sequence.stream, meta.timestamp)
                     if event is None:
@@ -350,7 +359,19 @@ class Relay:
                     self.relayed += 1
         finally:
             self.bound = False
+            self._loop = None
             await bus.close(drain=False)
+
+    def request_stop(self) -> None:
+        """Stop relaying, from any thread or a signal handler: the message in hand is finished, a
+        waiting pull ends at once."""
+        self._stop.set()
+        loop = self._loop
+        if loop is not None:
+            try:
+                loop.call_soon_threadsafe(self._pulls.stop)
+            except RuntimeError:   # the loop already ended
+                pass
 
     def start(self) -> "Relay":
         def target():
@@ -364,7 +385,7 @@ class Relay:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
+        self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
@@ -406,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings.replace(service="devices-relay")
     telemetry.setup(settings)
     relay = Relay(settings, create_streams=False)
-    _on_stop_signals(relay._stop.set)
+    _on_stop_signals(relay.request_stop)
     probes = HealthServer(relay.alive, relay.ready, port=int(env.get("PORT") or 8080), name="relay-health").start()
     try:
         asyncio.run(relay.run())

@@ -1,0 +1,122 @@
+"""Lingering pulls (lscloud.pulls) and the devices relay that waits on them, against real NATS.
+
+Each pull here lingers for two minutes, so that a pull which waited for its expiry (after a
+restart, on stop) would fail the test rather than pass it slowly."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from nats.js import api as js_api
+
+from lscloud import devices, pulls
+from lscloud.bus import Bus, delete_streams
+from lscloud.delivery import tail
+from waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+LONG_S = 120.0
+
+
+def _device_message(settings, station: str, n: int) -> None:
+    async def go():
+        bus = Bus(settings, name="test-station", create_stream=False)
+        await bus.connect()
+        try:
+            await bus.js.publish(f"devices.environment.stations.{station}.observations",
+                                 json.dumps({"n": n}).encode(), stream=devices.stream_name(settings))
+        finally:
+            await bus.close()
+
+    asyncio.run(go())
+
+
+def _relayed(settings, station: str) -> list[int]:
+    return [e["event"]["data"]["n"] for e in tail(settings, 50)
+            if e["event"].get("subject") == f"stations/{station}/observations"]
+
+
+@pytest.fixture
+def devices_stream(settings):
+    yield
+    delete_streams(settings, [devices.stream_name(settings)])
+
+
+def test_the_relay_relays_after_a_nats_restart_and_stops_without_waiting_for_its_pull(settings, nats_server,
+                                                                                      devices_stream):
+    relay = devices.Relay(settings.replace(service="devices-relay"), pull_wait_s=LONG_S).start()
+    thread = relay._thread
+    try:
+        wait_for(lambda: relay.bound, "the relay bound to the devices stream", 20)
+        _device_message(settings, "lsn-1", 1)
+        wait_for(lambda: _relayed(settings, "lsn-1") == [1], "the first message relayed", 20)
+        nats_server.restart()
+        _device_message(settings, "lsn-1", 2)
+        wait_for(lambda: _relayed(settings, "lsn-1") == [1, 2],
+                 "a message after the restart, before the dead pull would have expired", 60)
+        assert relay.relayed == 2 and relay.alive() == (True, "ok")
+    finally:
+        relay.stop(timeout=30)
+    assert thread is not None and not thread.is_alive()
+    assert relay.ready() == (False, "stopping")
+
+
+def test_a_relay_asked_to_stop_before_its_loop_runs_stops(settings, devices_stream):
+    relay = devices.Relay(settings.replace(service="devices-relay"), pull_wait_s=LONG_S)
+    relay.request_stop()
+    asyncio.run(asyncio.wait_for(relay.run(), 30))
+    assert not relay.bound
+
+
+def test_pulls_end_for_a_reconnect_or_a_stop_and_leave_other_cancels_to_their_caller(settings):
+    """Against a real consumer: a reconnect or a stop ends a waiting pull with [] (the task is not
+    left cancelled); a cancel from anyone else still cancels; after stop, no pull is made."""
+
+    async def scenario():
+        bus = Bus(settings, name="test-pulls")
+        await bus.connect()
+        try:
+            await bus.ensure_stream()
+            await bus.js.add_consumer(settings.stream, js_api.ConsumerConfig(
+                durable_name="pulls", ack_policy=js_api.AckPolicy.EXPLICIT, filter_subject="lscloud.pulls.>"))
+            psub = await bus.js.pull_subscribe_bind(durable="pulls", stream=settings.stream)
+            p = pulls.Pulls(LONG_S)
+
+            async def waits():
+                got = await p.next(psub)
+                return got, asyncio.current_task().cancelling()
+
+            task = asyncio.create_task(waits())
+            await asyncio.sleep(0.3)
+            await p.reconnected()
+            assert await asyncio.wait_for(task, 10) == ([], 0)
+
+            # the pull ended above is still open on this server (it did not restart), so the message
+            # may come for that pull: the new one takes it all the same, at once
+            task = asyncio.create_task(p.next(psub))
+            await asyncio.sleep(0.3)
+            await bus.js.publish("lscloud.pulls.one", b"1", stream=settings.stream)
+            (msg,) = await asyncio.wait_for(task, 10)
+            assert msg.data == b"1"
+            await msg.ack()
+
+            task = asyncio.create_task(p.next(psub))
+            await asyncio.sleep(0.3)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+            task = asyncio.create_task(waits())
+            await asyncio.sleep(0.3)
+            p.stop()
+            assert await asyncio.wait_for(task, 10) == ([], 0)
+            await p.reconnected()   # after stop: nothing to make again
+            assert await asyncio.wait_for(p.next(psub), 1) == []
+        finally:
+            await bus.close()
+
+    asyncio.run(scenario())
+
