@@ -1,8 +1,10 @@
-"""CloudEvents shaped like the ones the IOC consumes (schemas/events/* and the reports contract of
-BRIEF issue 13): built here, published on the real bus by the IOC's tests."""
+"""CloudEvents as the functions the IOC listens to publish them: each one's data keeps its
+producer's contract in ``schemas/events/`` (a unit test holds every builder to it). Built here,
+published on the real bus by the IOC's tests."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta, timezone
 
 from lscloud import events
@@ -21,6 +23,13 @@ def ago(minutes: float = 0, *, now: datetime | None = None) -> datetime:
     return (now or datetime.now(timezone.utc)) - timedelta(minutes=minutes)
 
 
+def report_id(n: int | None = None) -> str:
+    """A report id as the reports function issues them (``YYYYMMDD-`` and 8 hex digits): the n-th of
+    a test's reports, or a fresh one."""
+    tail = f"{n:08x}" if n is not None else uuid.uuid4().hex[:8]
+    return f"{datetime.now(timezone(timedelta(hours=7))):%Y%m%d}-{tail}"
+
+
 def border(declaration_id: str, to: str, at: datetime, *, gate: str = "huu-nghi", id: str | None = None) -> dict:
     return events.new_event(f"vn.langson.border.{BORDER_FACT[to]}.v1", "/border", {
         "declaration_id": declaration_id, "code": "TK-1", "status": to, "gate": gate, "direction": "import",
@@ -28,21 +37,23 @@ def border(declaration_id: str, to: str, at: datetime, *, gate: str = "huu-nghi"
         "actor": {"sub": "enterprise-0101234567", "role": "enterprise"}, "reason": None, "details": {}}, id=id)
 
 
-def dossier(dossier_id: str, to: str, at: datetime, *, channel: str = "online", unit: str = "06001",
-            agency: str = "so-tu-phap", deadline: datetime | None = None, id: str | None = None) -> dict:
+def dossier(dossier_id: str, to: str, at: datetime, *, deadline: datetime, channel: str = "online",
+            unit: str = "06001", agency: str = "so-tu-phap", id: str | None = None) -> dict:
+    """Every fact of a dossier carries its deadline (the dossiers function's transition contract)."""
     data = {"dossier_id": dossier_id, "code": "HS-1", "status": to, "procedure": "1.000001", "agency": agency,
             "unit": unit, "channel": channel, "owner": "001099012345", "from": "x", "to": to, "action": to, "at": iso(at),
-            "actor": {"sub": "001099012345", "role": "citizen"}, "reason": None, "details": {}}
-    if deadline is not None:
-        data["deadline"] = iso(deadline)
+            "actor": {"sub": "001099012345", "role": "citizen"}, "reason": None, "details": {},
+            "deadline": iso(deadline)}
     return events.new_event(f"vn.langson.dossiers.{DOSSIER_FACT[to]}.v1", "/dossiers", data, id=id)
 
 
 def report(report_id: str, fact: str, to_state: str, status: str, at: datetime, *, commune: str = "06001",
            deadline: datetime | None = None, rating: int | None = None, category: str = "roads",
-           id: str | None = None) -> dict:
+           service_code: str = "GT-HU-HONG", id: str | None = None) -> dict:
+    """``report_id``: as :func:`report_id` makes them; ``service_code``: one of the reports function's
+    catalogue (GT-HU-HONG: a damaged road, category roads)."""
     return events.new_event(f"vn.langson.reports.report.{fact}.v1", "/reports", {
-        "report_id": report_id, "service_code": "roads-pothole", "category": category, "commune": commune,
+        "report_id": report_id, "service_code": service_code, "category": category, "commune": commune,
         "agency": None, "status": status, "from_state": None, "to_state": to_state,
         "deadline": iso(deadline) if deadline else None, "occurred_at": iso(at), "channel": "app",
         "rating": rating}, id=id)
@@ -54,12 +65,18 @@ def transfer(transfer_id: str, amount: int, *, point: str = "bd-06001", unit: st
         "unit_code": unit, "amount_vnd": amount, "abort_reason": None}, id=id)
 
 
-def aqi_alert(station: str, raised: bool, hour: datetime, value: float, *, commune: str = "06001") -> dict:
+def aqi_alert(station: str, raised: bool, hour: datetime, value: float, *, commune: str = "06001",
+              raised_hour: datetime | None = None) -> dict:
+    """An AQI alert raised, or cleared (then with the level it cleared below and the hour it was
+    raised, ``raised_hour``: by default the hour before)."""
     kind = "raised" if raised else "cleared"
-    return events.new_event(f"vn.langson.environment.alert.{kind}.v1", "/environment", {
-        "station": station, "name": "Trạm", "kind": "air", "unit": commune, "commune": commune, "lat": 21.8,
-        "lon": 106.7, "alert": "aqi", "hour": iso(hour), "value": value, "threshold": 101, "dominant": "pm25",
-        "sub_indices": {}, "level": "poor"}, id=f"{station}.aqi.{hour:%Y%m%d%H}.{kind}")
+    data = {"station": station, "name": "Trạm", "kind": "air", "unit": commune, "commune": commune, "lat": 21.8,
+            "lon": 106.7, "alert": "aqi", "hour": iso(hour), "value": value, "threshold": 101, "dominant": "pm25",
+            "sub_indices": {}, "level": "poor"}
+    if not raised:
+        data.update(clear_at=91, raised_hour=iso(raised_hour or hour - timedelta(hours=1)))
+    return events.new_event(f"vn.langson.environment.alert.{kind}.v1", "/environment", data,
+                            id=f"{station}.aqi.{hour:%Y%m%d%H}.{kind}")
 
 
 def progress(commune: str, households: int, reached: int, at: datetime) -> dict:

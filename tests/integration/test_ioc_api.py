@@ -43,9 +43,9 @@ def sample():
         ev.border("d2", "submitted", now - timedelta(minutes=10)),
         ev.dossier("h1", "received", now - timedelta(hours=3), deadline=now - timedelta(hours=1)),
         ev.dossier("h1", "done", now - timedelta(hours=2), deadline=now - timedelta(hours=1)),
-        ev.report("r1", "submitted", "submitted", "open", now - timedelta(minutes=50), deadline=now - timedelta(minutes=5)),
-        ev.report("r2", "submitted", "submitted", "open", now - timedelta(minutes=40), commune="06004"),
-        ev.report("r2", "rated", "closed", "closed", now - timedelta(minutes=20), commune="06004", rating=5),
+        ev.report(ev.report_id(1), "submitted", "submitted", "open", now - timedelta(minutes=50), deadline=now - timedelta(minutes=5)),
+        ev.report(ev.report_id(2), "submitted", "submitted", "open", now - timedelta(minutes=40), commune="06004"),
+        ev.report(ev.report_id(2), "rated", "closed", "closed", now - timedelta(minutes=20), commune="06004", rating=5),
         ev.transfer("t1", 700_000),
     ]
 

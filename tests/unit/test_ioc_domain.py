@@ -21,6 +21,7 @@ import ioc_support as ev  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 12, 3, 10, 0, tzinfo=timezone.utc)
+R1, R2, R3 = (ev.report_id(n) for n in (1, 2, 3))
 
 
 def fold(evts) -> Projection:
@@ -40,17 +41,17 @@ def sample() -> list[dict]:
         ev.border("d4", "submitted", ev.ago(20, now=NOW), gate="tan-thanh"),
         ev.border("d4", "cancelled", ev.ago(5, now=NOW), gate="tan-thanh"),
         ev.dossier("h1", "received", ev.ago(200, now=NOW), channel="online", deadline=ev.ago(60, now=NOW)),
-        ev.dossier("h1", "done", ev.ago(90, now=NOW)),
+        ev.dossier("h1", "done", ev.ago(90, now=NOW), deadline=ev.ago(60, now=NOW)),
         ev.dossier("h2", "received", ev.ago(200, now=NOW), channel="counter", deadline=ev.ago(100, now=NOW)),
-        ev.dossier("h2", "done", ev.ago(50, now=NOW)),
+        ev.dossier("h2", "done", ev.ago(50, now=NOW), deadline=ev.ago(100, now=NOW)),
         ev.dossier("h3", "received", ev.ago(200, now=NOW), channel="online", unit="06004", deadline=ev.ago(30, now=NOW)),
-        ev.report("r1", "submitted", "submitted", "open", ev.ago(120, now=NOW), deadline=ev.ago(60, now=NOW)),
-        ev.report("r2", "submitted", "submitted", "open", ev.ago(110, now=NOW), deadline=ev.ago(-60, now=NOW)),
-        ev.report("r3", "submitted", "submitted", "open", ev.ago(100, now=NOW), commune="06004"),
-        ev.report("r3", "closed", "closed", "closed", ev.ago(50, now=NOW), commune="06004"),
-        ev.report("r3", "rated", "closed", "closed", ev.ago(40, now=NOW), commune="06004", rating=4),
+        ev.report(R1, "submitted", "submitted", "open", ev.ago(120, now=NOW), deadline=ev.ago(60, now=NOW)),
+        ev.report(R2, "submitted", "submitted", "open", ev.ago(110, now=NOW), deadline=ev.ago(-60, now=NOW)),
+        ev.report(R3, "submitted", "submitted", "open", ev.ago(100, now=NOW), commune="06004"),
+        ev.report(R3, "closed", "closed", "closed", ev.ago(50, now=NOW), commune="06004"),
+        ev.report(R3, "rated", "closed", "closed", ev.ago(40, now=NOW), commune="06004", rating=4),
         # a fact the reports function may add later: counted by its to_state / status, not its name
-        ev.report("r2", "escalated", "escalated", "open", ev.ago(30, now=NOW), deadline=ev.ago(-60, now=NOW)),
+        ev.report(R2, "escalated", "escalated", "open", ev.ago(30, now=NOW), deadline=ev.ago(-60, now=NOW)),
         ev.transfer("t1", 500_000), ev.transfer("t2", 1_500_000, point="bd-06004", unit="06004"),
         ev.aqi_alert("st-1", True, ev.ago(120, now=NOW), 160), ev.aqi_alert("st-2", True, ev.ago(120, now=NOW), 130),
         ev.aqi_alert("st-2", False, ev.ago(30, now=NOW), 80),
@@ -60,6 +61,32 @@ def sample() -> list[dict]:
     for e in out:  # the softatm schema carries no time in its data: the event's own time stands in
         e["time"] = figures.fmt(NOW - timedelta(minutes=15))
     return out
+
+
+def _contract(event_type: str) -> str:
+    """The schema a producer's event data keeps (``schemas/events/<producer>/…``)."""
+    producer, fact = event_type.split(".")[2], ".".join(event_type.split(".")[3:-1])
+    by_producer = {"border": "transition.json", "dossiers": "transition.json", "reports": "report.v1.json"}
+    return f"events/{producer}/{by_producer.get(producer, fact + '.json')}"
+
+
+def test_the_sample_events_keep_their_producers_contracts():
+    """The IOC is tested on events as their producers publish them: every event the tests build
+    validates against its producer's schema (a report's id and service code as the reports
+    function issues them, a dossier's deadline on each of its facts, a cleared alert's level)."""
+    from lscloud.web import SchemaSet
+
+    from lscloud.local.bench_ioc import _report as bench_report
+
+    schemas = SchemaSet(ROOT / "schemas")
+    built = sample() + [ev.report(ev.report_id(), "submitted", "submitted", "open", NOW),
+                        ev.dossier("h9", "received", NOW, deadline=NOW + timedelta(days=3)),
+                        bench_report("ffffffff", 1, NOW)]   # `lscloud bench ioc`'s too (its ids wrap round)
+    assert {e["type"].split(".")[2] for e in built} >= {"border", "dossiers", "reports", "softatm", "environment",
+                                                           "community"}
+    for e in built:
+        assert (ROOT / "schemas" / _contract(e["type"])).is_file(), e["type"]
+        assert schemas.errors(_contract(e["type"]), e["data"]) == [], e["type"]
 
 
 def values(p: Projection, where=None) -> dict:
@@ -110,7 +137,7 @@ def test_facts_carry_no_personal_data():
 
 
 def test_an_event_without_its_id_or_data_counts_for_nothing():
-    e = ev.report("r1", "submitted", "submitted", "open", NOW)
+    e = ev.report(R1, "submitted", "submitted", "open", NOW)
     e["data"].pop("report_id")
     assert facts.of(e) is None
     assert facts.of({**ev.transfer("t", 1), "data": "x"}) is None
