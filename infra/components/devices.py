@@ -37,8 +37,8 @@ CONTAINER_PORT = 8080  # lscloud.health's probes
 OTLP_PORTS = (4317, 4318)
 # the NATS user "devices-relay": its consumer on <stream>_DEVICES, and publishes the device events only
 CLIENT_CERT = "nats-devices-relay"
-# SIGTERM stops the fetch loop (1 s fetches); a publish in flight waits at most 10 s, then the
-# message is acked or comes again to another replica
+# SIGTERM ends the relay's waiting pull at once (lscloud.pulls); a publish in flight waits at most
+# 10 s, then the message is acked or comes again to another replica
 TERMINATION_GRACE_S = 20
 
 
