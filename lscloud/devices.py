@@ -295,8 +295,8 @@ class Relay:
         self.relayed = 0
         self.bound = False   # its consumer is bound: it is relaying
         self._turned = 0.0   # when the loop last came round (a pull lingers pull_wait_s at most)
+        # a loop that has not come round for this long is stuck: liveness fails, the kubelet restarts it
         self.stalled_s = max(60.0, 2 * pull_wait_s)
-        """A loop that has not come round for this long is stuck (liveness fails, the kubelet restarts it)."""
 
     def alive(self) -> tuple[bool, str]:
         if self.bound and time.monotonic() - self._turned > self.stalled_s:
