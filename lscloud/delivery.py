@@ -418,7 +418,7 @@ class Dispatcher:
                 try:
                     if psub is None:
                         psub = await self._bus.js.pull_subscribe_bind(durable=sub.durable, stream=self.settings.stream)
-                    msgs = await self._pulls.next(psub)
+                    msg = await self._pulls.next(psub)
                 except asyncio.CancelledError:
                     slots.release()
                     raise
@@ -437,15 +437,12 @@ class Dispatcher:
                     log.debug("fetch for %s failed: %s", sub.durable, exc)
                     await asyncio.sleep(0.5)
                     continue
-                if not msgs:   # expired, or ended to stop or to pull again
+                if msg is None:   # expired, or ended to stop or to pull again
                     slots.release()
                     continue
-                for i, msg in enumerate(msgs):
-                    if i:
-                        await slots.acquire()
-                    task = asyncio.create_task(self._in_order(sub, msg, tails, slots))
-                    running.add(task)
-                    task.add_done_callback(running.discard)
+                task = asyncio.create_task(self._in_order(sub, msg, tails, slots))
+                running.add(task)
+                task.add_done_callback(running.discard)
         finally:
             if running:  # the deliveries under way finish (bounded by the caller's wait in _main)
                 await asyncio.gather(*running, return_exceptions=True)

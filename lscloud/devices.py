@@ -331,32 +331,33 @@ class Relay:
             while not self._stop.is_set():
                 self._turned = time.monotonic()
                 try:
-                    msgs = await self._pulls.next(psub)
+                    m = await self._pulls.next(psub)
                 except Exception as exc:  # noqa: BLE001 - disconnected: nats-py reconnects on its own
                     log.debug("the relay's pull failed: %s", exc)
                     await asyncio.sleep(0.5)
                     continue
-                for m in msgs:
-                    meta = m.metadata
-                    event = to_event(m.subject, m.data or b"", m.headers, meta.sequence.stream, meta.timestamp)
-                    if event is None:
-                        await m.term()
-                        continue
-                    # the device's message starts the event's trace: a CONSUMER span (the relay's
-                    # processing, its lag and duration metrics) around the PRODUCER span of the event.
-                    # Named by the domain's subjects, not the device's: one series per domain
-                    where = f"{PREFIX}.{m.subject.split('.')[1]}.>"
-                    try:
-                        with telemetry.process_span(event, destination=where, consumer_group=self.durable,
-                                                    tracer_=telemetry.service_tracer(self.settings.service)), \
-                                metrics.processing(event, where, self.durable):
-                            await bus.publish(event, timeout=10)
-                    except BusError as exc:
-                        log.warning("device message not relayed (%s); it comes again", exc.__class__.__name__)
-                        await m.nak(delay=1)
-                        continue
-                    await m.ack()
-                    self.relayed += 1
+                if m is None:   # expired, or ended to stop or to pull again
+                    continue
+                meta = m.metadata
+                event = to_event(m.subject, m.data or b"", m.headers, meta.sequence.stream, meta.timestamp)
+                if event is None:
+                    await m.term()
+                    continue
+                # the device's message starts the event's trace: a CONSUMER span (the relay's
+                # processing, its lag and duration metrics) around the PRODUCER span of the event.
+                # Named by the domain's subjects, not the device's: one series per domain
+                where = f"{PREFIX}.{m.subject.split('.')[1]}.>"
+                try:
+                    with telemetry.process_span(event, destination=where, consumer_group=self.durable,
+                                                tracer_=telemetry.service_tracer(self.settings.service)), \
+                            metrics.processing(event, where, self.durable):
+                        await bus.publish(event, timeout=10)
+                except BusError as exc:
+                    log.warning("device message not relayed (%s); it comes again", exc.__class__.__name__)
+                    await m.nak(delay=1)
+                    continue
+                await m.ack()
+                self.relayed += 1
         finally:
             self.bound = False
             self._loop = None

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 
 import nats.errors
+from nats.aio.msg import Msg
 
 WAIT_S = 30.0
 """How long a pull lingers; see the module's docstring."""
@@ -39,24 +40,25 @@ class Pulls:
         self._waiting: set[asyncio.Task] = set()
         self._interrupted: set[asyncio.Task] = set()
 
-    async def next(self, psub) -> list:
-        """The next message of ``psub``'s consumer (a pull subscription) as soon as one exists, in a
-        list; an empty list when the pull expired or was ended (stopping, a reconnect: the caller
-        checks whether it is to stop, else pulls again). Errors other than a timeout are the
-        caller's (a consumer that vanished, a connection that is down)."""
+    async def next(self, psub) -> Msg | None:
+        """The next message of ``psub``'s consumer (a pull subscription) as soon as one exists; None
+        when the pull expired or was ended (stopping, a reconnect: the caller checks whether it is
+        to stop, else pulls again). Errors other than a timeout are the caller's (a consumer that
+        vanished, a connection that is down)."""
         if self.stopped:
-            return []
+            return None
         me = asyncio.current_task()
         assert me is not None
         self._waiting.add(me)
         try:
-            return await psub.fetch(1, timeout=self.wait_s)
+            (msg,) = await psub.fetch(1, timeout=self.wait_s)
+            return msg
         except (nats.errors.TimeoutError, asyncio.TimeoutError):
-            return []
+            return None
         except asyncio.CancelledError:
             if me not in self._interrupted:   # cancelled by someone else: theirs to handle
                 raise
-            return []
+            return None
         finally:
             self._waiting.discard(me)
             if me in self._interrupted:   # also when nats-py turned the cancel into another error
@@ -70,7 +72,7 @@ class Pulls:
                 task.cancel()
 
     def stop(self) -> None:
-        """End every waiting pull; later calls of :meth:`next` return at once."""
+        """End every waiting pull; later calls of :meth:`next` return None at once."""
         self.stopped = True
         self._interrupt()
 

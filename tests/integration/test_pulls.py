@@ -72,7 +72,7 @@ def test_a_relay_asked_to_stop_before_its_loop_runs_stops(settings, devices_stre
 
 
 def test_pulls_end_for_a_reconnect_or_a_stop_and_leave_other_cancels_to_their_caller(settings):
-    """Against a real consumer: a reconnect or a stop ends a waiting pull with [] (the task is not
+    """Against a real consumer: a reconnect or a stop ends a waiting pull with None (the task is not
     left cancelled); a cancel from anyone else still cancels; after stop, no pull is made."""
 
     async def scenario():
@@ -92,14 +92,14 @@ def test_pulls_end_for_a_reconnect_or_a_stop_and_leave_other_cancels_to_their_ca
             task = asyncio.create_task(waits())
             await asyncio.sleep(0.3)
             await p.reconnected()
-            assert await asyncio.wait_for(task, 10) == ([], 0)
+            assert await asyncio.wait_for(task, 10) == (None, 0)
 
             # the pull ended above is still open on this server (it did not restart), so the message
             # may come for that pull: the new one takes it all the same, at once
             task = asyncio.create_task(p.next(psub))
             await asyncio.sleep(0.3)
             await bus.js.publish("lscloud.pulls.one", b"1", stream=settings.stream)
-            (msg,) = await asyncio.wait_for(task, 10)
+            msg = await asyncio.wait_for(task, 10)
             assert msg.data == b"1"
             await msg.ack()
 
@@ -112,9 +112,9 @@ def test_pulls_end_for_a_reconnect_or_a_stop_and_leave_other_cancels_to_their_ca
             task = asyncio.create_task(waits())
             await asyncio.sleep(0.3)
             p.stop()
-            assert await asyncio.wait_for(task, 10) == ([], 0)
+            assert await asyncio.wait_for(task, 10) == (None, 0)
             await p.reconnected()   # after stop: nothing to make again
-            assert await asyncio.wait_for(p.next(psub), 1) == []
+            assert await asyncio.wait_for(p.next(psub), 1) is None
         finally:
             await bus.close()
 
