@@ -281,13 +281,13 @@ def to_event(msg_subject: str, payload: bytes, headers: dict | None, seq: int, s
 class Relay:
     """Moves device messages from the devices stream onto the events stream, from its own thread."""
 
-    def __init__(self, settings, *, durable: str = "devices-relay", create_streams: bool = True,
+    def __init__(self, settings, *, durable: str = "devices-relay", batch: int = 50, create_streams: bool = True,
                  pull_wait_s: float = pulls.WAIT_S):
-        """``pull_wait_s``: how long a pull lingers, which only sets how often an idle relay asks
-        again (:mod:`lscloud.pulls`)."""
+        """``batch``: messages a pull takes at most when they wait (:meth:`lscloud.pulls.Pulls.take`);
+        ``pull_wait_s``: how long a pull lingers, which only sets how often an idle relay asks again."""
         # in the cluster the streams are the setup Job's, with their replicas and limits: the
         # relay's NATS user may not create or change a stream, so it only binds to them
-        self.settings, self.durable, self.create_streams = settings, durable, create_streams
+        self.settings, self.durable, self.batch, self.create_streams = settings, durable, batch, create_streams
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._pulls = pulls.Pulls(pull_wait_s)
@@ -331,40 +331,40 @@ class Relay:
             while not self._stop.is_set():
                 self._turned = time.monotonic()
                 try:
-                    m = await self._pulls.next(psub)
+                    msgs = await self._pulls.take(psub, self.batch)
                 except Exception as exc:  # noqa: BLE001 - disconnected: nats-py reconnects on its own
                     log.debug("the relay's pull failed: %s", exc)
                     await asyncio.sleep(0.5)
                     continue
-                if m is None:   # expired, or ended to stop or to pull again
-                    continue
-                meta = m.metadata
-                event = to_event(m.subject, m.data or b"", m.headers, meta.sequence.stream, meta.timestamp)
-                if event is None:
-                    await m.term()
-                    continue
-                # the device's message starts the event's trace: a CONSUMER span (the relay's
-                # processing, its lag and duration metrics) around the PRODUCER span of the event.
-                # Named by the domain's subjects, not the device's: one series per domain
-                where = f"{PREFIX}.{m.subject.split('.')[1]}.>"
-                try:
-                    with telemetry.process_span(event, destination=where, consumer_group=self.durable,
-                                                tracer_=telemetry.service_tracer(self.settings.service)), \
-                            metrics.processing(event, where, self.durable):
-                        await bus.publish(event, timeout=10)
-                except BusError as exc:
-                    log.warning("device message not relayed (%s); it comes again", exc.__class__.__name__)
-                    await m.nak(delay=1)
-                    continue
-                await m.ack()
-                self.relayed += 1
+                for m in msgs:
+                    self._turned = time.monotonic()   # a batch under a slow NATS still shows progress
+                    meta = m.metadata
+                    event = to_event(m.subject, m.data or b"", m.headers, meta.sequence.stream, meta.timestamp)
+                    if event is None:
+                        await m.term()
+                        continue
+                    # the device's message starts the event's trace: a CONSUMER span (the relay's
+                    # processing, its lag and duration metrics) around the PRODUCER span of the event.
+                    # Named by the domain's subjects, not the device's: one series per domain
+                    where = f"{PREFIX}.{m.subject.split('.')[1]}.>"
+                    try:
+                        with telemetry.process_span(event, destination=where, consumer_group=self.durable,
+                                                    tracer_=telemetry.service_tracer(self.settings.service)), \
+                                metrics.processing(event, where, self.durable):
+                            await bus.publish(event, timeout=10)
+                    except BusError as exc:
+                        log.warning("device message not relayed (%s); it comes again", exc.__class__.__name__)
+                        await m.nak(delay=1)
+                        continue
+                    await m.ack()
+                    self.relayed += 1
         finally:
             self.bound = False
             self._loop = None
             await bus.close(drain=False)
 
     def request_stop(self) -> None:
-        """Stop relaying, from any thread or a signal handler: the message in hand is finished, a
+        """Stop relaying, from any thread or a signal handler: the messages in hand are finished, a
         waiting pull ends at once."""
         self._stop.set()
         loop = self._loop

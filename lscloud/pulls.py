@@ -1,8 +1,8 @@
 """Lingering JetStream pulls that end early when asked: all at once when their consumers stop, and
 made again when the connection comes back.
 
-A lingering pull of one message returns the moment a message exists, so its length only sets how
-often an idle consumer asks again: 30 s, the expiry nats.go's ``Consume`` uses by default (at 1 s,
+A lingering pull returns the moment a message exists (a batch pull too: it brings what is there
+then), so its length only sets how often an idle consumer asks again: 30 s, the expiry nats.go's ``Consume`` uses by default (at 1 s,
 the 47 subscriptions of `lscloud up` kept NATS busy with 47 pulls a second, idle). Two things must
 then not wait for a pull to expire:
 
@@ -14,8 +14,10 @@ then not wait for a pull to expire:
   ended pull is never acked, so JetStream delivers it again after the consumer's ``ack_wait``.
 
 An ended pull may still be open on a server that did not restart, and a message may come for it
-later. A pull of one message takes that message as its own; a batch pull (nats-py 2.16) takes it,
-then waits for its own pull to end, up to the full 30 s. Hence one message a pull.
+later; the next pull gets it. So a consumer pulls either one message at a time (:meth:`Pulls.next`)
+or in batches (:meth:`Pulls.take`), never both: a batch pull (nats-py 2.16) that gets the message
+meant for an ended pull of one waits for its own pull to expire (the end of a batch pull is a
+status message, which a pull of one message never sends). Both cases alone are tested.
 """
 
 from __future__ import annotations
@@ -45,20 +47,31 @@ class Pulls:
         when the pull expired or was ended (stopping, a reconnect: the caller checks whether it is
         to stop, else pulls again). Errors other than a timeout are the caller's (a consumer that
         vanished, a connection that is down)."""
+        msgs = await self._fetch(psub, 1)
+        return msgs[0] if msgs else None
+
+    async def take(self, psub, up_to: int) -> list[Msg]:
+        """As :meth:`next`, but every message there is when the first exists, at most ``up_to`` (one
+        pull instead of one a message, for a consumer that works through a backlog alone); an empty
+        list when the pull expired or was ended. Not for a consumer that also uses :meth:`next`."""
+        if up_to < 1:
+            raise ValueError("take at least one message")
+        return await self._fetch(psub, up_to)
+
+    async def _fetch(self, psub, n: int) -> list[Msg]:
         if self.stopped:
-            return None
+            return []
         me = asyncio.current_task()
         assert me is not None
         self._waiting.add(me)
         try:
-            (msg,) = await psub.fetch(1, timeout=self.wait_s)
-            return msg
+            return await psub.fetch(n, timeout=self.wait_s)
         except (nats.errors.TimeoutError, asyncio.TimeoutError):
-            return None
+            return []
         except asyncio.CancelledError:
             if me not in self._interrupted:   # cancelled by someone else: theirs to handle
                 raise
-            return None
+            return []
         finally:
             self._waiting.discard(me)
             if me in self._interrupted:   # also when nats-py turned the cancel into another error

@@ -120,3 +120,40 @@ def test_pulls_end_for_a_reconnect_or_a_stop_and_leave_other_cancels_to_their_ca
 
     asyncio.run(scenario())
 
+
+def test_take_brings_what_waits_in_one_pull_and_at_once_after_a_pull_ended_early(settings):
+    """A batch pull takes every waiting message at once. After batch pulls ended early (here by a
+    reconnect, on a server that stayed up, so each ended pull is still open there), the next one
+    still brings a new message at once, not when its two-minute pull expires."""
+
+    async def scenario():
+        bus = Bus(settings, name="test-take")
+        await bus.connect()
+        try:
+            await bus.ensure_stream()
+            await bus.js.add_consumer(settings.stream, js_api.ConsumerConfig(
+                durable_name="take", ack_policy=js_api.AckPolicy.EXPLICIT, filter_subject="lscloud.take.>"))
+            psub = await bus.js.pull_subscribe_bind(durable="take", stream=settings.stream)
+            p = pulls.Pulls(LONG_S)
+            for n in range(3):
+                await bus.js.publish(f"lscloud.take.{n}", str(n).encode(), stream=settings.stream)
+            got = await asyncio.wait_for(p.take(psub, 10), 10)
+            assert [m.data for m in got] == [b"0", b"1", b"2"]
+            for m in got:
+                await m.ack()
+
+            for n in range(3, 6):
+                task = asyncio.create_task(p.take(psub, 10))
+                await asyncio.sleep(0.3)
+                await p.reconnected()
+                assert await asyncio.wait_for(task, 10) == []
+                task = asyncio.create_task(p.take(psub, 10))
+                await asyncio.sleep(0.3)
+                await bus.js.publish(f"lscloud.take.{n}", str(n).encode(), stream=settings.stream)
+                got = await asyncio.wait_for(task, 10)
+                assert [m.data for m in got] == [str(n).encode()]
+                await got[0].ack()
+        finally:
+            await bus.close()
+
+    asyncio.run(scenario())
