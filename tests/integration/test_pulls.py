@@ -39,6 +39,15 @@ def _relayed(settings, station: str) -> list[int]:
             if e["event"].get("subject") == f"stations/{station}/observations"]
 
 
+async def _consumer(bus: Bus, settings, name: str):
+    """A pull subscription on a new consumer of ``lscloud.<name>.>`` in the test's stream."""
+    await bus.connect()
+    await bus.ensure_stream()
+    await bus.js.add_consumer(settings.stream, js_api.ConsumerConfig(
+        durable_name=name, ack_policy=js_api.AckPolicy.EXPLICIT, filter_subject=f"lscloud.{name}.>"))
+    return await bus.js.pull_subscribe_bind(durable=name, stream=settings.stream)
+
+
 @pytest.fixture
 def devices_stream(settings):
     yield
@@ -77,12 +86,8 @@ def test_pulls_end_for_a_reconnect_or_a_stop_and_leave_other_cancels_to_their_ca
 
     async def scenario():
         bus = Bus(settings, name="test-pulls")
-        await bus.connect()
         try:
-            await bus.ensure_stream()
-            await bus.js.add_consumer(settings.stream, js_api.ConsumerConfig(
-                durable_name="pulls", ack_policy=js_api.AckPolicy.EXPLICIT, filter_subject="lscloud.pulls.>"))
-            psub = await bus.js.pull_subscribe_bind(durable="pulls", stream=settings.stream)
+            psub = await _consumer(bus, settings, "pulls")
             p = pulls.Pulls(LONG_S)
 
             async def waits():
@@ -128,12 +133,8 @@ def test_take_brings_what_waits_in_one_pull_and_at_once_after_a_pull_ended_early
 
     async def scenario():
         bus = Bus(settings, name="test-take")
-        await bus.connect()
         try:
-            await bus.ensure_stream()
-            await bus.js.add_consumer(settings.stream, js_api.ConsumerConfig(
-                durable_name="take", ack_policy=js_api.AckPolicy.EXPLICIT, filter_subject="lscloud.take.>"))
-            psub = await bus.js.pull_subscribe_bind(durable="take", stream=settings.stream)
+            psub = await _consumer(bus, settings, "take")
             p = pulls.Pulls(LONG_S)
             for n in range(3):
                 await bus.js.publish(f"lscloud.take.{n}", str(n).encode(), stream=settings.stream)
