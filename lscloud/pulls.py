@@ -2,9 +2,9 @@
 made again when the connection comes back.
 
 A lingering pull returns the moment a message exists (a batch pull too: it brings what is there
-then), so its length only sets how often an idle consumer asks again: 30 s, the expiry nats.go's ``Consume`` uses by default (at 1 s,
-the 47 subscriptions of `lscloud up` kept NATS busy with 47 pulls a second, idle). Two things must
-then not wait for a pull to expire:
+then), so its length only sets how often an idle consumer asks again: 30 s, the expiry nats.go's
+``Consume`` uses by default (at 1 s, the 47 subscriptions of `lscloud up` kept NATS busy with 47
+pulls a second, idle). Two things must then not wait for a pull to expire:
 
 - **a reconnect**: a pull lives in the server that held the consumer when it was made; if that
   server restarted, the pull died with it. Give :meth:`Pulls.reconnected` to
@@ -15,9 +15,10 @@ then not wait for a pull to expire:
 
 An ended pull may still be open on a server that did not restart, and a message may come for it
 later; the next pull gets it. So a consumer pulls either one message at a time (:meth:`Pulls.next`)
-or in batches (:meth:`Pulls.take`), never both: a batch pull (nats-py 2.16) that gets the message
-meant for an ended pull of one waits for its own pull to expire (the end of a batch pull is a
-status message, which a pull of one message never sends). Both cases alone are tested.
+or in batches (:meth:`Pulls.take`), never both. A batch pull (nats-py 2.16) that gets the message
+meant for an ended batch pull returns when that pull's end arrives (a status message, sent when a
+batch pull ends short of its size); an ended pull of one ends without one, so a batch pull that
+gets its message waits for its own pull to expire. Each kind alone is tested.
 """
 
 from __future__ import annotations
