@@ -17,7 +17,8 @@ without it; the cluster's bridge presents the token Knative mounts for it instea
 
 Delivery starts the moment an event is published: each subscription keeps one lingering pull
 request of one message open (a pull that returns as soon as a message exists — no batch to fill,
-no poll interval; an idle one is renewed every 30 s, or at once after a reconnect), and hands every message to its own task, at most ``max_in_flight`` at once per
+no poll interval; an idle one is renewed every 30 s, or at once after a reconnect:
+:mod:`lscloud.pulls`), and hands every message to its own task, at most ``max_in_flight`` at once per
 subscription (Knative's NATS channel delivers in parallel too). Events about the same record (the
 same CloudEvents ``subject``) still reach the subscriber one after the other, in stream order;
 events about different records never wait on each other.

@@ -315,13 +315,13 @@ class Relay:
     async def run(self) -> None:
         from nats.js import api as js_api
 
+        # a stop asked before this line finds no loop to tell, but has set _stop, which the loop
+        # checks before its first pull
         self._loop = asyncio.get_running_loop()
-        if self._stop.is_set():   # asked to stop before it ran: there was no loop to tell
-            self._pulls.stop()
         bus = Bus(self.settings, name=self.settings.service, create_stream=False,
                   on_reconnected=self._pulls.reconnected)
-        await bus.connect()
         try:
+            await bus.connect()
             if self.create_streams:
                 await self.ensure_streams(bus)
             await bus.js.add_consumer(stream_name(self.settings), js_api.ConsumerConfig(

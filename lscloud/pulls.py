@@ -86,7 +86,7 @@ class Pulls:
                 task.cancel()
 
     def stop(self) -> None:
-        """End every waiting pull; later calls of :meth:`next` return None at once."""
+        """End every waiting pull; later pulls return at once, with nothing."""
         self.stopped = True
         self._interrupt()
 
