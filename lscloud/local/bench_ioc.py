@@ -27,15 +27,14 @@ from .bench_load import BenchError, run_load, s3_call, s3_create_call
 from .cloud import cloud_settings
 
 REPORT = "vn.langson.reports.report.submitted.v1"
-VN = timezone(timedelta(hours=7))
 
 
 def _report(run: str, i: int, at: datetime) -> dict:
     """The ``i``-th report of a run, as the reports function publishes one (its event contract:
     ``schemas/events/reports/report.v1.json``; the run's ids follow on from a random start)."""
-    from lscloud import events
+    from lscloud import events, workdays
 
-    report_id = f"{at.astimezone(VN):%Y%m%d}-{(int(run, 16) + i) % 2**32:08x}"
+    report_id = f"{at.astimezone(workdays.TZ):%Y%m%d}-{(int(run, 16) + i) % 2**32:08x}"
     return events.new_event(REPORT, "/bench", {
         "report_id": report_id, "service_code": "GT-HU-HONG", "category": "roads",
         "commune": f"{6001 + i % 40:05d}", "agency": None, "status": "open", "from_state": None,

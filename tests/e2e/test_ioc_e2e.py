@@ -64,7 +64,7 @@ def test_nothing_sent_yet_every_source_says_not_connected(api):
 
 def test_published_events_reach_the_figures_through_the_bus(api, bus):
     now = ev.ago(0)
-    rid = ev.report_id()
+    rid = ev.report_id(now)
     for e in [ev.border("d-e2e", "submitted", now - timedelta(minutes=30)),
               ev.border("d-e2e", "cleared", now - timedelta(minutes=5)),
               ev.dossier("h-e2e", "received", now - timedelta(minutes=20), deadline=now + timedelta(days=3)),
@@ -125,7 +125,7 @@ def artifacts(tmp_path_factory) -> Path:
 
 def test_the_wall_live_in_chromium(cloud, api, bus, browser, artifacts):
     bus.publish(ev.border(f"d-{uuid.uuid4().hex[:8]}", "submitted", ev.ago(3)))  # runs on its own too
-    bus.publish(ev.report(ev.report_id(), "submitted", "submitted", "open", ev.ago(3)))
+    bus.publish(ev.report(ev.report_id(ev.ago(3)), "submitted", "submitted", "open", ev.ago(3)))
     wait_for(lambda: indicator(api, "border.declared")["value"] and indicator(api, "reports.received")["value"], 60,
              "the IOC to count a declaration and a report")
     page = browser.new_page(viewport={"width": 1920, "height": 1080})
@@ -148,7 +148,7 @@ def test_the_wall_live_in_chromium(cloud, api, bus, browser, artifacts):
     cell = page.locator("[data-indicator='reports.received']")
     before = cell.inner_text()
     page.wait_for_selector("#live.on", timeout=15_000)
-    bus.publish(ev.report(ev.report_id(), "submitted", "submitted", "open", ev.ago(1)))
+    bus.publish(ev.report(ev.report_id(ev.ago(1)), "submitted", "submitted", "open", ev.ago(1)))
     page.wait_for_function("(b) => document.querySelector(\"[data-indicator='reports.received']\").textContent !== b",
                            arg=before, timeout=30_000)
     assert int(cell.inner_text()) == int(before) + 1  # changed without a reload

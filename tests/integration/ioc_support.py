@@ -4,9 +4,9 @@ published on the real bus by the IOC's tests."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta, timezone
 
+from functions.reports.function.reports import new_id as report_id  # noqa: F401 - ids as reports issues them
 from lscloud import events
 
 BORDER_FACT = {"submitted": "declaration.submitted", "cleared": "declaration.cleared", "exited": "truck.exited",
@@ -21,13 +21,6 @@ def iso(t: datetime) -> str:
 
 def ago(minutes: float = 0, *, now: datetime | None = None) -> datetime:
     return (now or datetime.now(timezone.utc)) - timedelta(minutes=minutes)
-
-
-def report_id(n: int | None = None) -> str:
-    """A report id as the reports function issues them (``YYYYMMDD-`` and 8 hex digits): the n-th of
-    a test's reports, or a fresh one."""
-    tail = f"{n:08x}" if n is not None else uuid.uuid4().hex[:8]
-    return f"{datetime.now(timezone(timedelta(hours=7))):%Y%m%d}-{tail}"
 
 
 def border(declaration_id: str, to: str, at: datetime, *, gate: str = "huu-nghi", id: str | None = None) -> dict:
@@ -47,13 +40,13 @@ def dossier(dossier_id: str, to: str, at: datetime, *, deadline: datetime, chann
     return events.new_event(f"vn.langson.dossiers.{DOSSIER_FACT[to]}.v1", "/dossiers", data, id=id)
 
 
-def report(report_id: str, fact: str, to_state: str, status: str, at: datetime, *, commune: str = "06001",
+def report(rid: str, fact: str, to_state: str, status: str, at: datetime, *, commune: str = "06001",
            deadline: datetime | None = None, rating: int | None = None, category: str = "roads",
            service_code: str = "GT-HU-HONG", id: str | None = None) -> dict:
-    """``report_id``: as :func:`report_id` makes them; ``service_code``: one of the reports function's
-    catalogue (GT-HU-HONG: a damaged road, category roads)."""
+    """``rid``: the report's id, as the reports function issues them (:func:`report_id`, its
+    ``new_id``); ``service_code``: one of its catalogue (GT-HU-HONG: a damaged road, category roads)."""
     return events.new_event(f"vn.langson.reports.report.{fact}.v1", "/reports", {
-        "report_id": report_id, "service_code": service_code, "category": category, "commune": commune,
+        "report_id": rid, "service_code": service_code, "category": category, "commune": commune,
         "agency": None, "status": status, "from_state": None, "to_state": to_state,
         "deadline": iso(deadline) if deadline else None, "occurred_at": iso(at), "channel": "app",
         "rating": rating}, id=id)

@@ -36,6 +36,10 @@ def deliver(client, rt, event) -> dict:
     return r.get_json()
 
 
+# two reports' ids, the same for every sample(): a redelivery must be the same report
+FIRST, SECOND = ev.report_id(ev.ago(0)), ev.report_id(ev.ago(0))
+
+
 def sample():
     now = ev.ago(0)
     return [
@@ -43,9 +47,9 @@ def sample():
         ev.border("d2", "submitted", now - timedelta(minutes=10)),
         ev.dossier("h1", "received", now - timedelta(hours=3), deadline=now - timedelta(hours=1)),
         ev.dossier("h1", "done", now - timedelta(hours=2), deadline=now - timedelta(hours=1)),
-        ev.report(ev.report_id(1), "submitted", "submitted", "open", now - timedelta(minutes=50), deadline=now - timedelta(minutes=5)),
-        ev.report(ev.report_id(2), "submitted", "submitted", "open", now - timedelta(minutes=40), commune="06004"),
-        ev.report(ev.report_id(2), "rated", "closed", "closed", now - timedelta(minutes=20), commune="06004", rating=5),
+        ev.report(FIRST, "submitted", "submitted", "open", now - timedelta(minutes=50), deadline=now - timedelta(minutes=5)),
+        ev.report(SECOND, "submitted", "submitted", "open", now - timedelta(minutes=40), commune="06004"),
+        ev.report(SECOND, "rated", "closed", "closed", now - timedelta(minutes=20), commune="06004", rating=5),
         ev.transfer("t1", 700_000),
     ]
 

@@ -21,7 +21,7 @@ import ioc_support as ev  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 12, 3, 10, 0, tzinfo=timezone.utc)
-R1, R2, R3 = (ev.report_id(n) for n in (1, 2, 3))
+R1, R2, R3 = (ev.report_id(NOW) for _ in range(3))
 
 
 def fold(evts) -> Projection:
@@ -79,7 +79,7 @@ def test_the_sample_events_keep_their_producers_contracts():
     from lscloud.local.bench_ioc import _report as bench_report
 
     schemas = SchemaSet(ROOT / "schemas")
-    built = sample() + [ev.report(ev.report_id(), "submitted", "submitted", "open", NOW),
+    built = sample() + [ev.report(ev.report_id(NOW), "submitted", "submitted", "open", NOW),
                         ev.dossier("h9", "received", NOW, deadline=NOW + timedelta(days=3)),
                         bench_report("ffffffff", 1, NOW)]   # `lscloud bench ioc`'s too (its ids wrap round)
     assert {e["type"].split(".")[2] for e in built} >= {"border", "dossiers", "reports", "softatm", "environment",
