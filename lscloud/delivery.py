@@ -423,20 +423,9 @@ class Dispatcher:
                 except asyncio.CancelledError:
                     slots.release()
                     raise
-                except (nats.js.errors.NotFoundError, nats.js.errors.ServiceUnavailableError):
+                except Exception as exc:  # noqa: BLE001 - a vanished consumer, a connection down
                     slots.release()
-                    # the consumer vanished (deleted, stream recreated): a pull on it gets "no
-                    # responders" (503); make it again (harmless when JetStream was only unavailable)
-                    await asyncio.sleep(0.5)
-                    try:
-                        await self._ensure_consumer(sub)
-                    except Exception:
-                        pass
-                    continue
-                except Exception as exc:  # disconnected / reconnecting: nats-py reconnects on its own
-                    slots.release()
-                    log.debug("fetch for %s failed: %s", sub.durable, exc)
-                    await asyncio.sleep(0.5)
+                    await self._pulls.failed(exc, sub.durable, lambda sub=sub: self._ensure_consumer(sub))
                     continue
                 if msg is None:   # expired, or ended to stop or to pull again
                     slots.release()

@@ -313,8 +313,6 @@ class Relay:
         await bus.ensure_stream(stream_name(self.settings), SUBJECTS, max_msg_size=MAX_MESSAGE_BYTES)
 
     async def run(self) -> None:
-        from nats.js import api as js_api
-
         # a stop asked before this line finds no loop to tell, but has set _stop, which the loop
         # checks before its first pull
         self._loop = asyncio.get_running_loop()
@@ -324,17 +322,15 @@ class Relay:
             await bus.connect()
             if self.create_streams:
                 await self.ensure_streams(bus)
-            await bus.js.add_consumer(stream_name(self.settings), js_api.ConsumerConfig(
-                durable_name=self.durable, ack_policy=js_api.AckPolicy.EXPLICIT, max_deliver=-1, ack_wait=30))
+            await self._ensure_consumer(bus)
             psub = await bus.js.pull_subscribe_bind(durable=self.durable, stream=stream_name(self.settings))
             self.bound = True
             while not self._stop.is_set():
                 self._turned = time.monotonic()
                 try:
                     msgs = await self._pulls.take(psub, self.batch)
-                except Exception as exc:  # noqa: BLE001 - disconnected: nats-py reconnects on its own
-                    log.debug("the relay's pull failed: %s", exc)
-                    await asyncio.sleep(0.5)
+                except Exception as exc:  # noqa: BLE001 - a vanished consumer, a connection down
+                    await self._pulls.failed(exc, self.durable, lambda: self._ensure_consumer(bus))
                     continue
                 for m in msgs:
                     self._turned = time.monotonic()   # a batch under a slow NATS still shows progress
@@ -362,6 +358,12 @@ class Relay:
             self.bound = False
             self._loop = None
             await bus.close(drain=False)
+
+    async def _ensure_consumer(self, bus: Bus) -> None:
+        from nats.js import api as js_api
+
+        await bus.js.add_consumer(stream_name(self.settings), js_api.ConsumerConfig(
+            durable_name=self.durable, ack_policy=js_api.AckPolicy.EXPLICIT, max_deliver=-1, ack_wait=30))
 
     def request_stop(self) -> None:
         """Stop relaying, from any thread or a signal handler: the messages in hand are finished, a

@@ -19,17 +19,32 @@ or in batches (:meth:`Pulls.take`), never both. A batch pull (nats-py 2.16) that
 meant for an ended batch pull returns when that pull's end arrives (a status message, sent when a
 batch pull ends short of its size); an ended pull of one ends without one, so a batch pull that
 gets its message waits for its own pull to expire. Each kind alone is tested.
+
+A pull that fails goes to :meth:`Pulls.failed`, the one answer for both kinds: pause, and make the
+consumer again if it vanished.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from typing import Any, Awaitable, Callable
 
 import nats.errors
+import nats.js.errors
 from nats.aio.msg import Msg
+
+log = logging.getLogger("lscloud.pulls")
 
 WAIT_S = 30.0
 """How long a pull lingers; see the module's docstring."""
+
+PAUSE_S = 0.5
+"""How long a consumer waits after a failed pull before it pulls again (or makes its consumer again)."""
+
+GONE = (nats.js.errors.NotFoundError, nats.js.errors.ServiceUnavailableError)
+"""What a pull on a consumer that no longer exists raises: "no responders" (503) once the server
+dropped it, or not found."""
 
 
 class Pulls:
@@ -78,6 +93,26 @@ class Pulls:
             if me in self._interrupted:   # also when nats-py turned the cancel into another error
                 self._interrupted.discard(me)
                 me.uncancel()
+
+    async def failed(self, exc: Exception, consumer: str, remake: Callable[[], Awaitable[Any]]) -> None:
+        """After a pull that raised ``exc``: pause, then make the consumer again with ``remake`` if it
+        vanished (deleted, its stream recreated). Any other failure is a connection that is down or
+        reconnecting, which nats-py mends on its own. ``remake`` is the consumer's idempotent create,
+        so it is harmless when JetStream was only unavailable; if it fails too, the next failed pull
+        tries again. A batch pull waiting when its consumer is deleted ends only when it expires
+        (nats-py 2.16 passes over the server's 409): the consumer is back within a pull's length."""
+        await asyncio.sleep(PAUSE_S)
+        if self.stopped:
+            return
+        if not isinstance(exc, GONE):
+            log.debug("a pull of %s failed: %s", consumer, exc)
+            return
+        try:
+            await remake()
+        except Exception as again:  # noqa: BLE001 - JetStream unavailable: the next pull fails and comes back here
+            log.debug("consumer %s not made again yet: %s", consumer, again)
+        else:
+            log.info("consumer %s made again after a pull found it gone (%s)", consumer, exc.__class__.__name__)
 
     def _interrupt(self) -> None:
         for task in list(self._waiting):

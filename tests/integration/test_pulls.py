@@ -73,6 +73,28 @@ def test_the_relay_relays_after_a_nats_restart_and_stops_without_waiting_for_its
     assert relay.ready() == (False, "stopping")
 
 
+def test_the_relay_makes_its_consumer_again_when_it_is_deleted(settings, devices_stream):
+    # a batch pull waiting when its consumer goes waits until it expires (nats-py 2.16 passes over the
+    # server's 409), so this relay's pulls are short; the next pull finds no consumer
+    relay = devices.Relay(settings.replace(service="devices-relay"), pull_wait_s=2.0).start()
+    try:
+        wait_for(lambda: relay.bound, "the relay bound to the devices stream", 20)
+
+        async def delete():
+            bus = Bus(settings, create_stream=False)
+            await bus.connect()
+            try:
+                await bus.js.delete_consumer(devices.stream_name(settings), relay.durable)
+            finally:
+                await bus.close()
+
+        asyncio.run(delete())
+        _device_message(settings, "lsn-3", 3)
+        wait_for(lambda: _relayed(settings, "lsn-3") == [3], "a message after the consumer was deleted", 30)
+    finally:
+        relay.stop(timeout=30)
+
+
 def test_a_relay_asked_to_stop_before_its_loop_runs_stops(settings, devices_stream):
     relay = devices.Relay(settings.replace(service="devices-relay"), pull_wait_s=LONG_S)
     relay.request_stop()
