@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from functions.reports.function.reports import new_id as report_id  # noqa: F401 - ids as reports issues them
-from lscloud import events
+from lscloud import events, workdays
 
 BORDER_FACT = {"submitted": "declaration.submitted", "cleared": "declaration.cleared", "exited": "truck.exited",
                "refused": "declaration.refused", "cancelled": "declaration.cancelled", "expired": "declaration.expired"}
@@ -16,7 +16,7 @@ DOSSIER_FACT = {"received": "dossier.received", "done": "dossier.done", "denied"
 
 
 def iso(t: datetime) -> str:
-    return t.astimezone(timezone(timedelta(hours=7))).isoformat(timespec="seconds")
+    return t.astimezone(workdays.TZ).isoformat(timespec="seconds")
 
 
 def ago(minutes: float = 0, *, now: datetime | None = None) -> datetime:

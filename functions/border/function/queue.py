@@ -21,11 +21,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
 
 from lscloud import errors
+from lscloud.workdays import TZ  # noqa: F401 - the province's zone, used here and as queue.TZ
 
-TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 FLOWS = ("in", "out")   # "in" = China → Vietnam (import side), "out" = Vietnam → China
 LANE_PRIORITY, LANE_NORMAL = "0", "1"
 PRIORITY_CATEGORIES = ("perishable", "emergency", "diplomatic")

@@ -11,12 +11,12 @@ from __future__ import annotations
 import io
 import logging
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from lscloud import errors, pseudonyms, runtime, store
 from lscloud.aggregate import Aggregate
 from lscloud.statemachine import Actor, iso, now
 from lscloud.store import BlobRejected, BlobStore
+from lscloud.workdays import TZ
 
 from . import registers, signing
 from .models import Document, DocumentAudit
@@ -24,7 +24,6 @@ from .states import MACHINE
 
 log = logging.getLogger("documents")
 PREFIX = "documents-files"
-VN = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 class NotYourTurn(errors.Conflict):
@@ -190,7 +189,7 @@ def sign(document_id: str, actor: Actor, body: dict, custody, level: str) -> Doc
 # -- registration ---------------------------------------------------------------------------------------
 
 def _year(at: datetime) -> int:
-    return at.astimezone(VN).year
+    return at.astimezone(TZ).year
 
 
 CLAIM_STALE_S = 120

@@ -17,7 +17,6 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from asn1crypto import crl as asn1_crl, keys as asn1_keys, x509 as asn1_x509
 from cryptography import x509
@@ -29,6 +28,8 @@ from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 from pyhanko.stamp import StaticStampStyle
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+from lscloud.workdays import TZ
 
 from .pki import Issued
 
@@ -111,7 +112,6 @@ def simple_signer(issued: Issued, trust: Trust) -> signers.Signer:
 
 
 FONT_SIZE = 7
-VN = ZoneInfo("Asia/Ho_Chi_Minh")
 _font_lock = threading.Lock()
 _font_name: list[str] = []
 
@@ -134,7 +134,7 @@ def _font() -> str:
 
 
 def _lines(a: Appearance, at: datetime) -> list[str]:
-    when = at.astimezone(VN).strftime("%d/%m/%Y %H:%M:%S (UTC+7)")
+    when = at.astimezone(TZ).strftime("%d/%m/%Y %H:%M:%S (UTC+7)")
     if a.seal:
         return ["CƠ QUAN BAN HÀNH / ISSUED BY", a.name, a.title or "", f"Thời gian: {when}"]
     out = [f"Ký bởi: {a.name}"]

@@ -4,11 +4,10 @@ a day from its 01:00 to its 24:00."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from lscloud import statemachine
+from lscloud.workdays import TZ  # noqa: F401 - the province's zone, used here and as clock.TZ
 
-TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 def hour_end(t: datetime) -> datetime:

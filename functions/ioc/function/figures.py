@@ -12,6 +12,8 @@ from datetime import datetime, timedelta, timezone
 from statistics import median
 from typing import Callable, Iterable
 
+from lscloud.workdays import TZ
+
 from .projection import Entity, Projection
 
 KIND_OF_SOURCE = {"border": "declaration", "dossiers": "dossier", "reports": "report", "market": "shop",
@@ -241,12 +243,12 @@ def breakdown(proj: Projection, indicator: str, dim: str, t0: str, t1: str, wher
 
 
 STEPS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
-LOCAL = timezone(timedelta(hours=7))  # the province's day starts at midnight Asia/Ho_Chi_Minh
 
 
 def buckets(start: datetime, end: datetime, step: str) -> list[tuple[str, str]]:
     """``[t0, t1)`` windows of ``step`` covering ``[start, end)``, aligned on the local hour or day."""
-    local = start.astimezone(LOCAL).replace(minute=0, second=0, microsecond=0)
+    # the province's day starts at midnight Asia/Ho_Chi_Minh
+    local = start.astimezone(TZ).replace(minute=0, second=0, microsecond=0)
     if step == "day":
         local = local.replace(hour=0)
     out, t = [], local

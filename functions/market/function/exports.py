@@ -15,15 +15,14 @@ that declaration — by the same exporter — records the day it crossed. Linkin
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from lscloud import errors, peers
 from lscloud.aggregate import NoChange, save_quietly
 from lscloud.statemachine import Actor, iso, now, parse_iso
+from lscloud.workdays import TZ
 
 from . import actors, lots
 
-TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 DEAD = {"cancelled", "refused", "expired"}
 
 

@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from zoneinfo import ZoneInfo
 
 from lscloud import errors
 from lscloud.identifiers import InvalidIdentifier, parse_cccd
 from lscloud.pseudonyms import pseudonym
 from lscloud.statemachine import Action, StateMachine, iso as _iso, parse_iso
+from lscloud.workdays import TZ
 
 RECEIVED, RESERVED, COMMITTED, ABORTED = "RECEIVED", "RESERVED", "COMMITTED", "ABORTED"
 FINAL = frozenset({COMMITTED, ABORTED})
 WITHDRAWAL, DEPOSIT = "withdrawal", "deposit"
-TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 ACCOUNT_RE = re.compile(r"^[0-9]{6,20}$")
 PHONE_RE = re.compile(r"^0[0-9]{9}$")
