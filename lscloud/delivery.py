@@ -187,14 +187,14 @@ class Dispatcher:
 
     def __init__(self, settings, subscriptions: Sequence[Subscription], *, max_deliveries: int = 5,
                  backoff: Sequence[float] = (0.2, 0.5, 1, 2, 5), timeout_s: float = 10,
-                 fetch_wait_s: float = pulls.WAIT_S, manage_streams: bool = True,
+                 pull_wait_s: float = pulls.WAIT_S, manage_streams: bool = True,
                  service: str = SERVICE, credentials: Credentials | None = None, max_in_flight: int = 64):
         """``manage_streams=False`` (the cluster's bridge): the platform owns the streams (replicas,
         limits), so only check that the stream and its dead-letter stream exist, never create or
         update them. ``service``: the ``service.name`` of its spans (the bridge's are ``bridge``).
         ``credentials``: the bearer token each delivery presents (default: locally
         :class:`LocalDeliveryTokens`, elsewhere none). ``max_in_flight``: deliveries under way at once
-        per subscription. ``fetch_wait_s``: how long a pull lingers, which only sets how often an idle
+        per subscription. ``pull_wait_s``: how long a pull lingers, which only sets how often an idle
         subscription asks again (:mod:`lscloud.pulls`)."""
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
@@ -211,7 +211,7 @@ class Dispatcher:
         self.backoff = tuple(float(b) for b in backoff)
         self.timeout_s = timeout_s
         self.max_in_flight = max_in_flight
-        self.fetch_wait_s = fetch_wait_s
+        self.pull_wait_s = pull_wait_s
         self.manage_streams = manage_streams
         self.service = service
         if credentials is None and settings.env == "local":
@@ -311,7 +311,7 @@ class Dispatcher:
 
     async def _main(self) -> None:
         self._stopping = asyncio.Event()
-        self._pulls = pulls.Pulls(self.fetch_wait_s)
+        self._pulls = pulls.Pulls(self.pull_wait_s)
         self._bus = Bus(self.settings, name=f"{self.settings.service}-dispatcher", create_stream=False,
                         on_reconnected=self._pulls.reconnected)
         # its spans are the dispatcher's own service, also when it runs inside the supervisor

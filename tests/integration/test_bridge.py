@@ -30,7 +30,7 @@ SUBMITTED_V2 = "vn.langson.border.declaration.submitted.v2"  # same subject, not
 CLEARED = "vn.langson.border.declaration.cleared.v1"
 ARRIVED = "vn.langson.border.truck.arrived.v1"
 INGRESS_PATH = "/lscloud/default"  # what the MT broker's ingress URL looks like
-FAST = dict(backoff=(0.05, 0.1), fetch_wait_s=0.5)
+FAST = dict(backoff=(0.05, 0.1), pull_wait_s=0.5)
 
 
 class BrokerIngress:

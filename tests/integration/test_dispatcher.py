@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 SUBMITTED = "vn.langson.border.declaration.submitted.v1"
 CLEARED = "vn.langson.border.declaration.cleared.v1"
-FAST = dict(backoff=(0.05, 0.1), timeout_s=5, fetch_wait_s=0.5)
+FAST = dict(backoff=(0.05, 0.1), timeout_s=5, pull_wait_s=0.5)
 
 
 class Endpoint:
@@ -226,7 +226,7 @@ def test_a_long_lingering_pull_delays_neither_a_delivery_after_a_restart_nor_a_s
     that died with its server is made again once the client has reconnected, and stop() does not
     wait for a pull to expire: both would otherwise take the two minutes."""
     sub = Subscription("queue", "lingering", [SUBMITTED], endpoint.url("/lingering"))
-    d = Dispatcher(settings, [sub], **{**FAST, "fetch_wait_s": 120}).start()
+    d = Dispatcher(settings, [sub], **{**FAST, "pull_wait_s": 120}).start()
     thread = d._thread
     try:
         bus.publish(events.new_event(SUBMITTED, "/border", {"n": 1}))

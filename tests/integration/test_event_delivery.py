@@ -35,7 +35,7 @@ from asgi_support import Served  # tests/integration helper module
 pytestmark = pytest.mark.integration
 
 RECEIVED = "vn.langson.test.parcel.received.v1"
-FAST = dict(backoff=(0.05, 0.1), timeout_s=5, fetch_wait_s=0.5)
+FAST = dict(backoff=(0.05, 0.1), timeout_s=5, pull_wait_s=0.5)
 FUNCTION = "event-sink"
 
 

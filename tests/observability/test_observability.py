@@ -423,7 +423,7 @@ def emitted(base_settings, object_store, tmp_path_factory) -> dict[str, set[str]
     settings = base_settings.replace(bucket=bucket, stream=f"T{uuid.uuid4().hex[:12].upper()}", service=FUNCTION)
     endpoint = Endpoint()
     dispatcher = Dispatcher(settings, [Subscription(FUNCTION, "parcels", [RECEIVED], endpoint.url)],
-                            max_deliveries=1, backoff=(0.05,), timeout_s=5, fetch_wait_s=0.5)
+                            max_deliveries=1, backoff=(0.05,), timeout_s=5, pull_wait_s=0.5)
     instance = knative.function(create_app, events={RECEIVED: on_received})()
     bus = SyncBus(settings)
     try:
