@@ -209,6 +209,11 @@ def cmd_traces(args) -> int:
     if not spans:
         print(f"no spans in {path}", file=sys.stderr)
         return EXIT_OK
+    if args.where:
+        from .local.trace_profile import format_profile, profile
+
+        print(format_profile(profile(spans, args.where, skip=args.skip)))
+        return EXIT_OK
     # the last N traces by the start of their first span
     order: dict[str, int] = {}
     for s in spans:
@@ -470,6 +475,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr = add("traces", cmd_traces, "show recent traces from the local span log as trees")
     tr.add_argument("-n", type=int, default=5, help="how many traces (default 5)")
     tr.add_argument("--trace-id", help="only this trace")
+    tr.add_argument("--where", metavar="ROUTE",
+                    help="instead of trees: where the time of every request to ROUTE goes, as its SERVER span is "
+                         "named (e.g. \"POST /v1/withdrawals\"), across the processes its trace crosses")
+    tr.add_argument("--skip", type=int, default=0, metavar="N", help="with --where: leave out the first N requests "
+                                                                    "(a warm-up)")
 
     bench = add("bench", None, "benchmarks that print figures")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")

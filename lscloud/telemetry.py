@@ -602,7 +602,7 @@ def format_trace_tree(spans: Sequence[Mapping[str, Any]]) -> str:
             http_status = attributes.get("http.response.status_code", attributes.get("http.status_code"))
             extra = f" {http_status}" if http_status is not None else ""
             flag = " ERROR" if status == "ERROR" else ""
-            lines.append(f"{'  ' * (depth + 1)}{span['name']}{_store_table(attributes)} [{span.get('service', '?')}] "
+            lines.append(f"{'  ' * (depth + 1)}{span['name']}{store_table(attributes)} [{span.get('service', '?')}] "
                          f"{span.get('kind', '?')}{extra} {took}{flag}")
             for child in children.get(span["span_id"], []):
                 walk(child, depth + 1)
@@ -612,7 +612,7 @@ def format_trace_tree(spans: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _store_table(attributes: Mapping[str, Any]) -> str:
+def store_table(attributes: Mapping[str, Any]) -> str:
     """A span's label for the stored item it touched, its table: an object key starts with it
     (:mod:`lscloud.store.keys`), so a trace tells which six PutObjects a request made. The rest
     of the key (pseudonyms, ids) stays out of the tree."""
