@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from lscloud import errors
-from lscloud.workdays import TZ  # noqa: F401 - the province's zone, used here and as queue.TZ
+from lscloud.workdays import TZ
 
 FLOWS = ("in", "out")   # "in" = China → Vietnam (import side), "out" = Vietnam → China
 LANE_PRIORITY, LANE_NORMAL = "0", "1"

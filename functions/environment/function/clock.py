@@ -6,8 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from lscloud import statemachine
-from lscloud.workdays import TZ  # noqa: F401 - the province's zone, used here and as clock.TZ
-
+from lscloud.workdays import TZ
 
 
 def hour_end(t: datetime) -> datetime:
