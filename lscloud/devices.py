@@ -360,6 +360,13 @@ class Relay:
             await bus.close(drain=False)
 
     async def _ensure_consumer(self, bus: Bus) -> None:
+        """The relay's durable consumer, from the devices stream's first message when it is new: at
+        the first start, and when it was deleted (:meth:`lscloud.pulls.Pulls.failed` makes it again).
+        Made again, it relays once more what the stream still holds; the events keep their ids (the
+        events stream drops a repeat within its two-minute duplicate window), and a reading is
+        idempotent on its station and time (the environment function stores a repeat as a
+        duplicate). Starting after the last relayed message would need that position kept
+        somewhere, and a consumer whose start differs at the next start of the relay."""
         from nats.js import api as js_api
 
         await bus.js.add_consumer(stream_name(self.settings), js_api.ConsumerConfig(

@@ -112,7 +112,8 @@ class Pulls:
         except Exception as again:  # noqa: BLE001 - JetStream unavailable: the next pull fails and comes back here
             log.debug("consumer %s not made again yet: %s", consumer, again)
         else:
-            log.info("consumer %s made again after a pull found it gone (%s)", consumer, exc.__class__.__name__)
+            log.info("consumer %s made again (or found there) after a pull failed: %s", consumer,
+                     exc.__class__.__name__)
 
     def _interrupt(self) -> None:
         for task in list(self._waiting):
