@@ -365,8 +365,8 @@ class Relay:
         Made again, it relays once more what the stream still holds; the events keep their ids (the
         events stream drops a repeat within its two-minute duplicate window), and a reading is
         idempotent on its station and time (the environment function stores a repeat as a
-        duplicate). Starting after the last relayed message would need that position kept
-        somewhere, and a consumer whose start differs at the next start of the relay."""
+        duplicate). To start after the last relayed message instead, the relay would have to keep
+        that position, and its next start would meet a consumer configured unlike its own."""
         from nats.js import api as js_api
 
         await bus.js.add_consumer(stream_name(self.settings), js_api.ConsumerConfig(
