@@ -212,7 +212,7 @@ def cmd_traces(args) -> int:
     if args.where:
         from .local.trace_profile import format_profile, profile
 
-        print(format_profile(profile(spans, args.where, skip=args.skip)))
+        print(format_profile(profile(spans, args.where, skip=args.skip, follow_events=args.follow_events)))
         return EXIT_OK
     # the last N traces by the start of their first span
     order: dict[str, int] = {}
@@ -480,6 +480,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "named (e.g. \"POST /v1/withdrawals\"), across the processes its trace crosses")
     tr.add_argument("--skip", type=int, default=0, metavar="N", help="with --where: leave out the first N requests "
                                                                     "(a warm-up)")
+    tr.add_argument("--follow-events", action="store_true",
+                    help="with --where: the requests wait for the consumers of the events they publish (a long-poll: "
+                         "the path goes on through the broker and the consumer)")
 
     bench = add("bench", None, "benchmarks that print figures")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")

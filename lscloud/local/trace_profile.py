@@ -1,20 +1,21 @@
-"""Where a route's time goes, from the local span log: `lscloud traces --where "POST /v1/withdrawals"`.
+"""Where a route's time goes, from the local span log: `lscloud traces --where "POST /v1/declarations"`.
 
 A request's trace is a tree of spans across processes (the gateway, the function, its S3 calls,
-the events it publishes and whatever their consumers do, down to a bank's call back). For each
-request to the route, every instant of its SERVER span is given to the spans doing something
-then: the *active leaves*, the spans under it that are open at that instant with no open span
-under them (a span waits on what was started below it, also through spans that have ended: a
-request waits on the consumer of an event it published). Parallel leaves share the instant
-equally. An instant with no open span under the route's goes to the next span to start whose
-parent has ended, labelled "(before it starts)": an event in the broker until its consumer pulls
-it, a job in a worker's queue. With none, it is the route's own (its Python between calls).
+the events it publishes and whatever their consumers do). Its time is charged along its *critical
+path*: from the route's end, the child that finished last is followed down, then the child that
+finished before that one started, and so on; what no child covers is the span's own time. Of two
+reads at once, the slower gets the time of both; spans of the trace that are not under the route's
+span (the gateway's, the client's) are left out.
 
-So a request that publishes an event and waits for a bank to answer it is charged for the
-dispatcher's delivery, the bank's webhook and the call back, each where it happened: what a
-critical path shows, without guessing which branch a wait was for. Spans of the trace that are
-not under the route's span (the gateway's, the client's) are left out; spans under it that outlive
-it are cut at its end.
+By default a request waits for its calls, not for the consumers of the events it publishes: a send
+span's consumers start after it ended and are not charged. A request that does wait for them (a
+teller's create answered when the bank has reserved, a long-poll) is profiled with
+``follow_events``: a child then counts as finished when everything below it has, the path goes on
+through the broker, the consumer, the bank's call back, and the time between a span's end and a
+later child's start (the event in the broker until a pull brings it, a job in a worker's queue) is
+that child's, labelled "(before it starts)". Other consumers of the same events then take the time
+they overlap the end of the path with, so use it only for such routes. Spans that outlive the
+route are cut at its end.
 """
 
 from __future__ import annotations
@@ -67,47 +68,53 @@ def _under(root: Span, spans: Sequence[Span]) -> list[Span]:
     return out
 
 
-def _waiting_on(open_: list[Span], parent: Mapping[str, str | None]) -> set[str]:
-    """The open spans with an open span below them (through ended ones: a request waits on the
-    consumer of the event it published, whose send span has ended)."""
-    busy: set[str] = set()
-    for s in open_:
-        up = parent.get(s["span_id"])
-        while up is not None and up not in busy:
-            busy.add(up)
-            up = parent.get(up)
-    return busy
+def _charge(root: Span, tree: list[Span], into: Profile, follow_events: bool) -> None:
+    kids: dict[str, list[Span]] = {}
+    for sp in tree:
+        if sp is not root:
+            kids.setdefault(sp.get("parent_span_id") or "", []).append(sp)
+    reach: dict[str, int] = {}   # following events: when a span and everything below it had ended
+
+    def reached(sp: Span) -> int:
+        if not follow_events:
+            return sp["end_ns"]
+        sid = sp["span_id"]
+        if sid not in reach:
+            reach[sid] = max([sp["end_ns"], *(reached(c) for c in kids.get(sid, []))])
+        return reach[sid]
+
+    def add(name: str, a: int, b: int) -> None:
+        if b > a:
+            into.ms[name] = into.ms.get(name, 0.0) + (b - a) / 1e6
+
+    def own(sp: Span, a: int, b: int, waited: Span | None) -> None:
+        # the span's own time, and past its end the wait for the child the path goes on with
+        add(f"{label(sp)} (own)" if sp is root else label(sp), a, min(b, sp["end_ns"]))
+        if waited is not None:
+            add(f"{label(waited)} (before it starts)", max(a, sp["end_ns"]), b)
+
+    def walk(sp: Span, until: int) -> None:
+        t, waited = until, None
+        for c in sorted(kids.get(sp["span_id"], []), key=lambda c: (reached(c), c["start_ns"], c["span_id"]),
+                        reverse=True):
+            if c["start_ns"] >= t:
+                continue
+            c_end = min(reached(c), t)
+            own(sp, c_end, t, waited)
+            walk(c, c_end)
+            t, waited = max(c["start_ns"], sp["start_ns"]), c
+            if t <= sp["start_ns"]:
+                break
+        own(sp, sp["start_ns"], t, waited)
+
+    walk(root, root["end_ns"])
+    for sp in tree:
+        if sp is not root:
+            into.spans[label(sp)] = into.spans.get(label(sp), 0) + 1
+    into.took_ms.append((root["end_ns"] - root["start_ns"]) / 1e6)
 
 
-def _charge(root: Span, tree: list[Span], into: Profile) -> None:
-    start, end = root["start_ns"], root["end_ns"]
-    parent = {s["span_id"]: s.get("parent_span_id") for s in tree}
-    clipped = [(max(s["start_ns"], start), min(s["end_ns"], end), s) for s in tree]
-    clipped = [(a, b, s) for a, b, s in clipped if b > a or s is root]
-    cuts = sorted({start, end, *(a for a, _, _ in clipped), *(b for _, b, _ in clipped)})
-    own = f"{label(root)} (own)"
-    ends = {s["span_id"]: s["end_ns"] for s in tree}
-    for a, b in zip(cuts, cuts[1:]):
-        open_ = [s for lo, hi, s in clipped if lo <= a and hi >= b]
-        busy = _waiting_on(open_, parent)
-        leaves = [s for s in open_ if s["span_id"] not in busy]
-        if leaves == [root]:
-            # nothing under the route is open: the route's own work, unless a span whose parent has
-            # ended is yet to start (an event in the broker, waiting for its consumer's pull)
-            coming = [s for s in tree if s["start_ns"] >= b and ends.get(parent[s["span_id"]], end) <= a]
-            if coming:
-                leaves = [min(coming, key=lambda s: s["start_ns"])]
-        names = [own if s is root else f"{label(s)} (before it starts)" if s["start_ns"] >= b else label(s)
-                 for s in leaves]
-        for name in names:
-            into.ms[name] = into.ms.get(name, 0.0) + (b - a) / 1e6 / len(names)
-    for s in tree:
-        if s is not root:
-            into.spans[label(s)] = into.spans.get(label(s), 0) + 1
-    into.took_ms.append((end - start) / 1e6)
-
-
-def profile(spans: Iterable[Span], route: str, *, skip: int = 0) -> Profile:
+def profile(spans: Iterable[Span], route: str, *, skip: int = 0, follow_events: bool = False) -> Profile:
     """Where the time of the SERVER spans named ``route`` goes (see the module's docstring); the
     first ``skip`` requests (a warm-up) are left out."""
     by_trace: dict[str, list[Span]] = {}
@@ -118,7 +125,7 @@ def profile(spans: Iterable[Span], route: str, *, skip: int = 0) -> Profile:
                     if s["name"] == route and s.get("kind") == "SERVER"), key=lambda s: s["start_ns"])
     out = Profile(route)
     for root in roots[skip:]:
-        _charge(root, _under(root, by_trace[root["trace_id"]]), out)
+        _charge(root, _under(root, by_trace[root["trace_id"]]), out, follow_events)
     return out
 
 
@@ -131,7 +138,8 @@ def format_profile(p: Profile, *, top: int = 25) -> str:
              f"{'ms a request':>12}  {'share':>6}  {'spans':>6}  span (service kind name [table])"]
     rows = p.rows()
     for name, ms, share, count in rows[:top]:
-        lines.append(f"{ms:12.2f}  {share:6.1%}  {count:6.2f}  {name}")
+        spans = f"{count:6.2f}" if count else ""   # a span's own time or a wait: not a span of its own
+        lines.append(f"{ms:12.2f}  {share:6.1%}  {spans:>6}  {name}")
     if len(rows) > top:
         rest = rows[top:]
         lines.append(f"{sum(r[1] for r in rest):12.2f}  {sum(r[2] for r in rest):6.1%}  {'':>6}  "

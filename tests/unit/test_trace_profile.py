@@ -1,4 +1,4 @@
-"""`lscloud traces --where`: every instant of a route's requests goes to the spans doing something."""
+"""`lscloud traces --where`: a route's time charged along the critical path of each request."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def request(trace="t1", at=0.0):
         span("r", "POST /v1/withdrawals", t(0), t(20), parent="gw", trace=trace, kind="SERVER"),
         span("p1", "S3.PutObject", t(1), t(3), parent="r", trace=trace, key="softatm-open/x/y.json"),
         span("p2", "S3.PutObject", t(3), t(5), parent="r", trace=trace, key="softatm-transfers/x.json"),
-        # two reads at once share their instants
+        # two reads at once: the path goes through one of them
         span("g1", "S3.GetObject", t(5), t(7), parent="r", trace=trace, key="softatm-banks/b.json"),
         span("g2", "S3.GetObject", t(5), t(7), parent="r", trace=trace, key="softatm-points/p.json"),
         span("pub", "send lscloud.softatm.transfer.received", t(7), t(8), parent="r", trace=trace, kind="PRODUCER"),
@@ -36,33 +36,48 @@ def request(trace="t1", at=0.0):
              service="dispatcher", kind="CONSUMER"),
         span("hook", "POST /webhooks", t(10), t(14), parent="c", trace=trace, service="bank", kind="SERVER"),
         span("kv", "KV.create", t(11), t(12), parent="hook", trace=trace, service="bank"),
-        # outlives the route: cut at its end
+        # another consumer of the same event: the route does not wait for it
+        span("ioc", "process lscloud.softatm.transfer.received", t(9), t(10), parent="pub", trace=trace,
+             service="ioc", kind="CONSUMER"),
+        # the bank's worker writes after the webhook answered; it outlives the route: cut at its end
         span("late", "S3.PutObject", t(18), t(30), parent="hook", trace=trace, service="bank",
              key="bank-records/z.json"),
     ]
 
 
-def test_each_instant_goes_to_the_spans_doing_something():
+def test_a_request_waits_for_its_calls_not_for_the_consumers_of_its_events():
     p = profile(request(), "POST /v1/withdrawals")
+    assert {k: round(v, 3) for k, v in p.ms.items()} == {
+        "softatm SERVER POST /v1/withdrawals (own)": 1.0 + 12.0,                             # 0-1, 8-20
+        "softatm CLIENT S3.PutObject softatm-open": 2.0,
+        "softatm CLIENT S3.PutObject softatm-transfers": 2.0,
+        "softatm CLIENT S3.GetObject softatm-points": 2.0,                                  # 5-7, one of two
+        "softatm PRODUCER send lscloud.softatm.transfer.received": 1.0,
+    }
+    assert p.spans["bank CLIENT KV.create"] == 1   # counted: the request caused it
+
+
+def test_following_events_the_path_goes_through_the_broker_the_consumer_and_the_call_back():
+    p = profile(request(), "POST /v1/withdrawals", follow_events=True)
     assert p.requests == 1 and p.took_ms == [20.0]
     ms = {k: round(v, 3) for k, v in p.ms.items()}
     assert ms == {
         "softatm SERVER POST /v1/withdrawals (own)": 1.0,                                   # 0-1
         "softatm CLIENT S3.PutObject softatm-open": 2.0,
         "softatm CLIENT S3.PutObject softatm-transfers": 2.0,
-        "softatm CLIENT S3.GetObject softatm-banks": 1.0,                                   # 5-7, shared
-        "softatm CLIENT S3.GetObject softatm-points": 1.0,
+        "softatm CLIENT S3.GetObject softatm-points": 2.0,                                  # 5-7, one of two
         "softatm PRODUCER send lscloud.softatm.transfer.received": 1.0,
         "dispatcher CONSUMER process lscloud.softatm.transfer.received (before it starts)": 1.0,   # 8-9
-        "dispatcher CONSUMER process lscloud.softatm.transfer.received": 2.0,               # 9-10, 14-15
+        "dispatcher CONSUMER process lscloud.softatm.transfer.received": 1.0,               # 9-10
         "bank SERVER POST /webhooks": 3.0,                                                  # 10-11, 12-14
         "bank CLIENT KV.create": 1.0,
-        "bank CLIENT S3.PutObject bank-records (before it starts)": 3.0,                    # 15-18
+        "bank CLIENT S3.PutObject bank-records (before it starts)": 4.0,                    # 14-18
         "bank CLIENT S3.PutObject bank-records": 2.0,                                       # 18-20, cut
     }
     assert sum(p.ms.values()) == pytest.approx(20.0)
-    # the gateway's span is the route's parent, not under it; spans are counted per request
-    assert not any(k.startswith("gateway") for k in p.ms)
+    # the gateway's span is the route's parent, not under it; the IOC's consumer is counted, not charged
+    assert not any(k.startswith(("gateway", "ioc")) for k in p.ms)
+    assert p.spans["ioc CONSUMER process lscloud.softatm.transfer.received"] == 1
     assert p.spans["softatm CLIENT S3.PutObject softatm-open"] == 1
 
 
@@ -73,7 +88,7 @@ def test_requests_are_averaged_and_a_warm_up_is_left_out():
     spans.sort(key=lambda s: -s["start_ns"])   # order of the log does not matter
     everything = profile(spans, "POST /v1/withdrawals")
     assert everything.requests == 3
-    warm = profile(spans, "POST /v1/withdrawals", skip=1)   # t1, the earliest, left out
+    warm = profile(spans, "POST /v1/withdrawals", skip=1, follow_events=True)   # t1, the earliest, left out
     assert warm.requests == 2 and warm.took_ms == [20.0, 90.0]
     rows = warm.rows()
     assert rows[0][0] == "softatm SERVER POST /v1/withdrawals (own)"
@@ -90,6 +105,9 @@ def test_the_command_prints_the_profile_of_a_route(tmp_path, capsys):
     assert cli.main(["--state-dir", str(tmp_path), "traces", "--where", "POST /v1/withdrawals"]) == 0
     out = capsys.readouterr().out
     assert "where the time of POST /v1/withdrawals goes: 1 request(s)" in out
-    assert "softatm CLIENT S3.PutObject softatm-open" in out
+    assert "softatm CLIENT S3.PutObject softatm-open" in out and "bank" not in out
+    assert cli.main(["--state-dir", str(tmp_path), "traces", "--where", "POST /v1/withdrawals",
+                     "--follow-events"]) == 0
+    assert "bank SERVER POST /webhooks" in capsys.readouterr().out
     assert cli.main(["--state-dir", str(tmp_path), "traces", "--where", "GET /nothing"]) == 0
     assert "no SERVER span named 'GET /nothing'" in capsys.readouterr().out
