@@ -476,8 +476,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("-n", type=int, default=5, help="how many traces (default 5)")
     tr.add_argument("--trace-id", help="only this trace")
     tr.add_argument("--where", metavar="ROUTE",
-                    help="instead of trees: where the time of every request to ROUTE goes, as its SERVER span is "
-                         "named (e.g. \"POST /v1/withdrawals\"), across the processes its trace crosses")
+                    help="instead of trees: where the time of every request to ROUTE goes along its critical path, "
+                         "ROUTE as its SERVER span is named (e.g. \"POST /v1/declarations\")")
     tr.add_argument("--skip", type=int, default=0, metavar="N", help="with --where: leave out the first N requests "
                                                                     "(a warm-up)")
     tr.add_argument("--follow-events", action="store_true",

@@ -130,6 +130,7 @@ def profile(spans: Iterable[Span], route: str, *, skip: int = 0, follow_events: 
 
 
 def format_profile(p: Profile, *, top: int = 25) -> str:
+    """The profile as a table, the ``top`` labels that took most first."""
     if not p.requests:
         return f"no SERVER span named {p.route!r} in the span log"
     took = sorted(p.took_ms)
