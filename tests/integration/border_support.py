@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import threading
 from datetime import datetime, timedelta, timezone
 
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
+
+from peer_stubs import Served, conditional_json
 
 GATES = {
     "huu-nghi": {"code": "huu-nghi", "name": "Cửa khẩu quốc tế Hữu Nghị", "mode": "road",
@@ -21,7 +19,7 @@ GATES = {
 }
 
 
-class DirectoryStub:
+class DirectoryStub(Served):
     """Answers /directory/v1/border-gates/<code> like the directory does (strong ETag, 304)."""
 
     def __init__(self):
@@ -32,23 +30,10 @@ class DirectoryStub:
             self.hits += 1
             parts = request.path.strip("/").split("/")
             if len(parts) == 4 and parts[:3] == ["directory", "v1", "border-gates"] and parts[3] in GATES:
-                body = json.dumps(GATES[parts[3]], ensure_ascii=False).encode()
-                resp = Response(body, mimetype="application/json")
-                resp.set_etag(hashlib.sha256(body).hexdigest()[:32])
-                return resp.make_conditional(request)
+                return conditional_json(GATES[parts[3]], request)
             return Response('{"status":404}', status=404, mimetype="application/problem+json")
 
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.port = self.server.server_port
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def template(self) -> str:
-        return f"http://127.0.0.1:{self.port}/{{name}}"
-
-    def stop(self):
-        self.server.shutdown()
+        super().__init__(app)
 
 
 TAX = "0100109106"      # a valid MST (check digit)

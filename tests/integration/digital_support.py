@@ -7,12 +7,11 @@ one — answers 401 without a token and shows an enterprise only its own declara
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
-import threading
 
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
+
+from peer_stubs import Served, conditional_json
 
 from functions.directory.function import agencies, units
 
@@ -28,7 +27,7 @@ def _claims(request) -> dict | None:
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
-class Peers:
+class Peers(Served):
     """``/directory/v1/units/<code>``, ``/directory/v1/border-gates/<code>`` and
     ``/border/v1/declarations/<id>`` (declarations put in ``self.declarations``)."""
 
@@ -53,23 +52,10 @@ class Peers:
             if len(parts) == 4 and parts[1] == "v1" and (parts[0], parts[2]) in table:
                 item = table[(parts[0], parts[2])].get(parts[3])
                 if item is not None:
-                    body = json.dumps(item, ensure_ascii=False).encode()
-                    resp = Response(body, mimetype="application/json")
-                    resp.set_etag(hashlib.sha256(body).hexdigest()[:32])
-                    return resp.make_conditional(request)
+                    return conditional_json(item, request)
             return Response('{"status":404,"title":"Not found"}', status=404, mimetype="application/problem+json")
 
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def template(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}/{{name}}"
-
-    def stop(self):
-        self.server.shutdown()
-        self.thread.join(5)
+        super().__init__(app)
 
 
 def ok(r, status=200):

@@ -4,12 +4,9 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import threading
-
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
+
+from peer_stubs import Served, conditional_json
 
 
 def _docs(*items):
@@ -45,7 +42,7 @@ AGENCIES = {"public-service-centre": {"code": "public-service-centre", "unit_cod
             "so-xay-dung": {"code": "so-xay-dung", "unit_code": None}}
 
 
-class PeerStub:
+class PeerStub(Served):
     """Answers /procedures/v1/procedures/<code>, /directory/v1/units/<code> and
     /directory/v1/agencies/<code> like the real functions do (strong ETag, 304, the same
     ``Cache-Control``); ``hits`` counts what it was asked."""
@@ -62,24 +59,11 @@ class PeerStub:
             if len(parts) == 4 and parts[1] == "v1" and (parts[0], parts[2]) in table:
                 item = table[(parts[0], parts[2])].get(parts[3])
                 if item is not None:
-                    body = json.dumps(item, ensure_ascii=False).encode()
-                    resp = Response(body, mimetype="application/json")
-                    resp.set_etag(hashlib.sha256(body).hexdigest()[:32])
-                    resp.headers["Cache-Control"] = "public, max-age=300"  # as lscloud.web.cached_json
-                    return resp.make_conditional(request)
+                    # the Cache-Control of lscloud.web.cached_json
+                    return conditional_json(item, request, cache_control="public, max-age=300")
             return Response('{"status":404,"title":"Not found"}', status=404, mimetype="application/problem+json")
 
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.port = self.server.server_port
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def template(self) -> str:
-        return f"http://127.0.0.1:{self.port}/{{name}}"
-
-    def stop(self):
-        self.server.shutdown()
+        super().__init__(app)
 
 
 def pdf(text: str) -> bytes:

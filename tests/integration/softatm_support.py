@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import threading
-
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
+
+from peer_stubs import Served, conditional_json
 
 OFFICES = {
     "bd-06040": {"code": "bd-06040", "name": "Bưu điện văn hóa xã A", "kind": "commune", "unit_code": "06040",
@@ -19,28 +16,16 @@ OFFICES = {
 }
 
 
-class DirectoryStub:
+class DirectoryStub(Served):
     def __init__(self):
         @Request.application
         def app(request):
             parts = request.path.strip("/").split("/")
             if len(parts) == 4 and parts[:3] == ["directory", "v1", "post-offices"] and parts[3] in OFFICES:
-                body = json.dumps(OFFICES[parts[3]], ensure_ascii=False).encode()
-                resp = Response(body, mimetype="application/json")
-                resp.set_etag(hashlib.sha256(body).hexdigest()[:32])
-                return resp.make_conditional(request)
+                return conditional_json(OFFICES[parts[3]], request)
             return Response('{"status":404}', status=404, mimetype="application/problem+json")
 
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.port = self.server.server_port
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def template(self) -> str:
-        return f"http://127.0.0.1:{self.port}/{{name}}"
-
-    def stop(self):
-        self.server.shutdown()
+        super().__init__(app)
 
 
 CCCD = "020090001234"

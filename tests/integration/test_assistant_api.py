@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import uuid
 
 import pytest
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from functions.procedures.function import catalogue
 
+from peer_stubs import Served, conditional_json
 import role_matrix
 from waiting import wait_for
 
@@ -28,7 +27,7 @@ DOSSIER = {"id": "2025-000123", "code": "LS-251201-7K3QZP", "status": "processin
 SECRET = "S3CRET-42"
 
 
-class Peers:
+class Peers(Served):
     """procedures (paged list), directory (agencies) and dossiers (owner-only read, public tracking)."""
 
     def __init__(self, owner_auth: str):
@@ -43,30 +42,18 @@ class Peers:
                 limit, offset = int(request.args.get("limit", 50)), int(request.args.get("page_token") or 0)
                 page = CATALOGUE[offset:offset + limit]
                 nxt = str(offset + limit) if offset + limit < len(CATALOGUE) else None
-                return self._json({"items": page, "total": len(page), "next_page_token": nxt}, request)
+                return conditional_json({"items": page, "total": len(page), "next_page_token": nxt}, request)
             if path.startswith("/directory/v1/agencies/"):
-                return self._json({"code": path.rsplit("/", 1)[1], "name": "Sở Tư pháp tỉnh Lạng Sơn"}, request)
+                return conditional_json({"code": path.rsplit("/", 1)[1], "name": "Sở Tư pháp tỉnh Lạng Sơn"}, request)
             if path == f"/dossiers/v1/dossiers/{DOSSIER['id']}" and request.headers.get("Authorization") == self.owner_auth:
-                return self._json(DOSSIER, request)
+                return conditional_json(DOSSIER, request)
             if path == "/dossiers/v1/track" and request.args.get("code") == DOSSIER["code"] \
                     and request.args.get("secret") == SECRET:
-                return self._json({k: DOSSIER[k] for k in ("code", "status", "status_vi", "appointment_date")}
+                return conditional_json({k: DOSSIER[k] for k in ("code", "status", "status_vi", "appointment_date")}
                                   | {"procedure": "HT-KH", "procedure_name": "Đăng ký kết hôn", "missing": []}, request)
             return Response('{"status":404,"title":"Not found"}', status=404, mimetype="application/problem+json")
 
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @staticmethod
-    def _json(doc, request):
-        body = json.dumps(doc, ensure_ascii=False).encode()
-        resp = Response(body, mimetype="application/json")
-        resp.set_etag(hashlib.sha256(body).hexdigest()[:32])
-        return resp.make_conditional(request)
-
-    @property
-    def template(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}/{{name}}"
+        super().__init__(app)
 
 
 @pytest.fixture
@@ -78,7 +65,7 @@ def owner(tokens):
 def peers(owner):
     p = Peers(owner["Authorization"])
     yield p
-    p.server.shutdown()
+    p.stop()
 
 
 @pytest.fixture

@@ -5,14 +5,13 @@ Smart Data Models schemas, and who may call what."""
 from __future__ import annotations
 
 import json
-import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from peer_stubs import Served
 import role_matrix
 from lscloud import devices
 
@@ -21,7 +20,7 @@ UNITS = {"05986": "Phường Tam Thanh", "06184": "Xã Đồng Đăng"}
 TZ7 = timezone(timedelta(hours=7))
 
 
-class Directory:
+class Directory(Served):
     """Answers /directory/v1/units/<code> like the directory does."""
 
     def __init__(self):
@@ -33,16 +32,14 @@ class Directory:
                                 mimetype="application/json")
             return Response('{"status":404}', status=404, mimetype="application/problem+json")
 
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.template = f"http://127.0.0.1:{self.server.server_port}/{{name}}"
+        super().__init__(app)
 
 
 @pytest.fixture(scope="module")
 def directory():
     d = Directory()
     yield d
-    d.server.shutdown()
+    d.stop()
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ def validator(model: str) -> Draft202012Validator:
 def directory():
     d = Directory()
     yield d
-    d.server.shutdown()
+    d.stop()
 
 
 @pytest.fixture

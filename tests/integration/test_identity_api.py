@@ -4,16 +4,12 @@ HTTP), cluster mode, the HttpRegistry against a local HTTP server, every endpoin
 
 from __future__ import annotations
 
-import hashlib
-import json
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from werkzeug.serving import make_server
-from werkzeug.wrappers import Request, Response
+from werkzeug.wrappers import Request
 
 from functions.identity.function import mismatches, models, population, seed as identity_seed
 from lscloud.pseudonyms import pseudonym
@@ -23,6 +19,7 @@ from lscloud.auth import verify_token
 from lscloud.config import ConfigError
 from lscloud.runtime import Runtime
 
+from peer_stubs import Served, conditional_json
 import role_matrix
 from waiting import clear_of_a_window_edge
 
@@ -31,7 +28,7 @@ pytestmark = pytest.mark.integration
 AN = {"id_number": "020095001234", "full_name": "Nguyễn Văn An", "date_of_birth": "1995-03-12"}
 
 
-class Stub:
+class Stub(Served):
     """A tiny HTTP server answering from a dict of path -> (status, json body); counts hits."""
 
     def __init__(self, routes: dict, delay_s: float = 0.0):
@@ -42,17 +39,9 @@ class Stub:
             self.hits.append((request.path, request.headers.get("Authorization")))
             time.sleep(self.delay_s)
             status, body = self.routes.get(request.path, (404, {"status": 404}))
-            payload = json.dumps(body, ensure_ascii=False).encode() if not isinstance(body, bytes) else body
-            resp = Response(payload, status=status, mimetype="application/json")
-            resp.set_etag(hashlib.sha256(payload).hexdigest()[:32])
-            return resp.make_conditional(request)
+            return conditional_json(body, request, status=status)
 
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-
-    def stop(self):
-        self.server.shutdown()
+        super().__init__(app)
 
 
 @pytest.fixture(scope="module")
