@@ -615,9 +615,13 @@ def format_trace_tree(spans: Sequence[Mapping[str, Any]]) -> str:
 def store_table(attributes: Mapping[str, Any]) -> str:
     """A span's label for the stored item it touched, its table: an object key starts with it
     (:mod:`lscloud.store.keys`), so a trace tells which six PutObjects a request made. The rest
-    of the key (pseudonyms, ids) stays out of the tree."""
+    of the key (pseudonyms, ids) stays out of the tree. A listing names its table in
+    ``lscloud.store.table`` (:mod:`lscloud.store.s3http`)."""
     key = attributes.get("aws.s3.key")
-    return f" {key.partition('/')[0]}" if isinstance(key, str) and "/" in key else ""
+    if isinstance(key, str) and "/" in key:
+        return f" {key.partition('/')[0]}"
+    table = attributes.get("lscloud.store.table")
+    return f" {table}" if isinstance(table, str) and table else ""
 
 
 def mark_error(span: trace.Span, description: str) -> None:

@@ -45,6 +45,8 @@ _RETRY_CODES = frozenset(("RequestTimeout", "RequestTimeoutException", "PriorReq
 _LOST_CONDITION = frozenset((404, 409, 412))
 USER_AGENT = "lscloud"
 _tracer = trace.get_tracer("lscloud.store")
+TABLE = "lscloud.store.table"
+"""The span attribute naming the table a listing reads (:func:`lscloud.telemetry.store_table`)."""
 
 
 class Unreachable(Exception):
@@ -158,7 +160,7 @@ class S3Http:
         path, query = self.path(bucket, key), sigv4.query_string(params)
         target = f"{path}?{query}" if query else path
         payload_hash = hashlib.sha256(body).hexdigest() if body else sigv4.EMPTY_SHA256
-        span = self._span(operation, bucket, key)
+        span = self._span(operation, bucket, key, None if key else dict(params).get("prefix"))
         try:
             reply = self._send(method, path, query, target, headers, body, payload_hash, conditional, span)
         except Unreachable as exc:
@@ -183,12 +185,17 @@ class S3Http:
             pending = None
         return Started(self, bucket, key, span, pending)
 
-    def _span(self, operation: str, bucket: str, key: str):
+    def _span(self, operation: str, bucket: str, key: str, prefix: str | None = None):
         if otel_context.get_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY):
             return trace.INVALID_SPAN  # telemetry.untraced(): e.g. the readiness probe's ping
         attributes = dict(self._span_attributes, **{"rpc.method": operation, "aws.s3.bucket": bucket})
         if key:
             attributes["aws.s3.key"] = key
+        elif prefix and "/" in prefix:
+            # a listing names no key, and the S3 conventions have no attribute for its prefix: its
+            # table (the prefix's first part, lscloud.store.keys) is ours; the rest (a partition
+            # key, perhaps a pseudonym) stays out of the span
+            attributes[TABLE] = prefix.partition("/")[0]
         return _tracer.start_span(f"S3.{operation}", kind=SpanKind.CLIENT, attributes=attributes)
 
     def _send(self, method, path, query, target, headers, body, payload_hash, conditional, span) -> Reply:

@@ -244,13 +244,18 @@ def test_each_call_is_one_client_span_with_the_aws_api_names_unless_untraced(obj
             object_store.put(bucket, "spans/a.json", b"{}", if_none_match=True)
             with pytest.raises(ConditionalCheckFailed):
                 object_store.put(bucket, "spans/a.json", b"{}", if_none_match=True)
+            assert [o.key for o in object_store.list(bucket, "spans/p~2Dx/")] == []
         with telemetry.untraced():  # what the readiness probe's ping runs under
             object_store.get(bucket, "spans/a.json")
     finally:
         s3http._tracer = real
     spans = [s for s in exporter.get_finished_spans() if s.name.startswith("S3.")]
-    assert [s.name for s in spans] == ["S3.PutObject", "S3.PutObject"]   # none for the untraced GET
-    put, lost = spans
+    assert [s.name for s in spans] == ["S3.PutObject", "S3.PutObject", "S3.ListObjectsV2"]   # none for the untraced GET
+    put, lost, listing = spans
+    # a listing names its table, not its prefix (which may hold a pseudonym): the trace tree shows it
+    assert listing.attributes["lscloud.store.table"] == "spans" and "aws.s3.key" not in listing.attributes
+    assert "p~2Dx" not in repr(dict(listing.attributes))
+    assert telemetry.store_table(listing.attributes) == " spans"
     assert put.name == "S3.PutObject" and put.kind == trace.SpanKind.CLIENT
     assert put.parent.span_id == parent.get_span_context().span_id
     a = put.attributes
@@ -258,12 +263,13 @@ def test_each_call_is_one_client_span_with_the_aws_api_names_unless_untraced(obj
     assert (a["aws.s3.bucket"], a["aws.s3.key"], a["http.status_code"]) == (bucket, "spans/a.json", 200)
     assert a["server.port"] == s3_server.s3_port
     assert lost.attributes["http.status_code"] == 412 and lost.status.status_code == trace.StatusCode.ERROR
-    text = repr([dict(s.attributes) for s in (put, lost)])
+    text = repr([dict(s.attributes) for s in (put, lost, listing)])
     assert s3_server.secret_key not in text and "AWS4-HMAC" not in text and "{}" not in text
     # these names only: no header of any kind (http.request.header.*), no URL, no body
-    assert set(a) | set(lost.attributes) <= {
+    assert set(a) | set(lost.attributes) | set(listing.attributes) <= {
         "rpc.system", "rpc.service", "rpc.method", "cloud.region", "server.address", "server.port",
-        "aws.s3.bucket", "aws.s3.key", "aws.request_id", "http.status_code", "retry_attempts"}
+        "aws.s3.bucket", "aws.s3.key", "lscloud.store.table", "aws.request_id", "http.status_code",
+        "retry_attempts"}
 
 
 def test_a_function_stores_without_importing_botocore(s3_server):
