@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping
 
 from ..telemetry import store_table
 
@@ -55,24 +55,25 @@ class Profile:
                       key=lambda r: -r[1])
 
 
-def _under(root: Span, spans: Sequence[Span]) -> list[Span]:
-    """``root`` and every span below it in its trace (through any process)."""
-    children: dict[str, list[Span]] = {}
+def _children(spans: Iterable[Span]) -> dict[str, list[Span]]:
+    """A trace's spans by the id of their parent."""
+    kids: dict[str, list[Span]] = {}
     for s in spans:
-        children.setdefault(s.get("parent_span_id") or "", []).append(s)
+        kids.setdefault(s.get("parent_span_id") or "", []).append(s)
+    return kids
+
+
+def _under(root: Span, kids: Mapping[str, list[Span]]) -> list[Span]:
+    """``root`` and every span below it in its trace (through any process)."""
     out, todo = [], [root]
     while todo:
         s = todo.pop()
         out.append(s)
-        todo.extend(children.get(s["span_id"], []))
+        todo.extend(kids.get(s["span_id"], []))
     return out
 
 
-def _charge(root: Span, tree: list[Span], into: Profile, follow_events: bool) -> None:
-    kids: dict[str, list[Span]] = {}
-    for sp in tree:
-        if sp is not root:
-            kids.setdefault(sp.get("parent_span_id") or "", []).append(sp)
+def _charge(root: Span, kids: Mapping[str, list[Span]], into: Profile, follow_events: bool) -> None:
     reach: dict[str, int] = {}   # following events: when a span and everything below it had ended
 
     def reached(sp: Span) -> int:
@@ -108,7 +109,7 @@ def _charge(root: Span, tree: list[Span], into: Profile, follow_events: bool) ->
         own(sp, sp["start_ns"], t, waited)
 
     walk(root, root["end_ns"])
-    for sp in tree:
+    for sp in _under(root, kids):
         if sp is not root:
             into.spans[label(sp)] = into.spans.get(label(sp), 0) + 1
     into.took_ms.append((root["end_ns"] - root["start_ns"]) / 1e6)
@@ -123,9 +124,12 @@ def profile(spans: Iterable[Span], route: str, *, skip: int = 0, follow_events: 
             by_trace.setdefault(s["trace_id"], []).append(s)
     roots = sorted((s for members in by_trace.values() for s in members
                     if s["name"] == route and s.get("kind") == "SERVER"), key=lambda s: s["start_ns"])
-    out = Profile(route)
+    out, kids = Profile(route), {}
     for root in roots[skip:]:
-        _charge(root, _under(root, by_trace[root["trace_id"]]), out, follow_events)
+        t = root["trace_id"]
+        if t not in kids:
+            kids[t] = _children(by_trace[t])
+        _charge(root, kids[t], out, follow_events)
     return out
 
 
