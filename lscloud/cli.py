@@ -204,6 +204,8 @@ def cmd_events_tail(args) -> int:
 def cmd_traces(args) -> int:
     from .telemetry import format_trace_tree, read_trace_file
 
+    if not args.where and (args.skip or args.follow_events):
+        raise CliError("--skip and --follow-events go with --where ROUTE")
     path = _state_dir(args) / "traces.jsonl"
     spans = read_trace_file(path, trace_id=args.trace_id)
     if not spans:

@@ -111,3 +111,6 @@ def test_the_command_prints_the_profile_of_a_route(tmp_path, capsys):
     assert "bank SERVER POST /webhooks" in capsys.readouterr().out
     assert cli.main(["--state-dir", str(tmp_path), "traces", "--where", "GET /nothing"]) == 0
     assert "no SERVER span named 'GET /nothing'" in capsys.readouterr().out
+    # the profile's options without a route are refused, not ignored
+    assert cli.main(["--state-dir", str(tmp_path), "traces", "--follow-events"]) == cli.EXIT_FAIL
+    assert "--where ROUTE" in capsys.readouterr().err
