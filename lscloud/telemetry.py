@@ -3,7 +3,8 @@
 :func:`setup` installs a tracer and a meter provider named after the service; spans and metrics
 go to OTLP/HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, and spans also to a JSON-lines file
 when ``LSCLOUD_TRACE_FILE`` is set (read back by ``lscloud traces`` with :func:`read_trace_file`
-and :func:`format_trace_tree`). With neither, nothing is exported and nothing is printed.
+and :func:`format_trace_tree`). With neither, nothing is exported and nothing is printed. The
+OTLP exporters are made on their first export (:mod:`lscloud.otlp`), off the start's path.
 
 Trace context crosses NATS and HTTP as W3C ``traceparent``/``tracestate`` headers
 (:func:`inject`, :func:`extract`); span names and attributes follow the HTTP and messaging
@@ -33,7 +34,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerPr
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from . import config, events, redaction
+from . import config, events, otlp, redaction
 
 INSTRUMENTATION_NAME = "lscloud"
 
@@ -82,16 +83,12 @@ def setup(settings=None) -> None:
                 metrics_endpoint = settings.otlp_metrics_endpoint or (
                     settings.otlp_endpoint.rstrip("/") + "/v1/metrics" if settings.otlp_endpoint else "")
                 if metrics_endpoint:
-                    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-
-                    readers.append(PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=metrics_endpoint)))
+                    readers.append(PeriodicExportingMetricReader(otlp.metric_exporter(metrics_endpoint)))
                 _meter_provider = MeterProvider(resource=resource, metric_readers=readers)
                 metrics.set_meter_provider(_meter_provider)
         if settings.otlp_endpoint and settings.otlp_endpoint not in _otlp_span_endpoints:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
             _tracer_provider.add_span_processor(BatchSpanProcessor(
-                RedactingSpanExporter(OTLPSpanExporter(endpoint=settings.otlp_endpoint.rstrip("/") + "/v1/traces"))))
+                RedactingSpanExporter(otlp.span_exporter(settings.otlp_endpoint.rstrip("/") + "/v1/traces"))))
             _otlp_span_endpoints.add(settings.otlp_endpoint)
         if settings.trace_file and settings.trace_file not in _trace_files:
             _tracer_provider.add_span_processor(BatchSpanProcessor(
