@@ -9,12 +9,14 @@ is not a commune-level unit is a 422 at the caller's field, a directory that doe
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 from . import errors, peers
 
-__all__ = ["commune"]
+__all__ = ["commune", "names"]
 
 _CODE = re.compile(r"\d{5}")     # the national 5-digit ward code; "20" (the province) is not a commune
+_PAGES = 20                      # the province has 65 communes and wards; a page holds 100
 
 
 def commune(client: peers.PeerClient, code: object, pointer: str) -> dict:
@@ -34,3 +36,19 @@ def commune(client: peers.PeerClient, code: object, pointer: str) -> dict:
     if unit.get("level") != "commune":
         raise unknown
     return {"code": unit["code"], "name": unit["name"]}
+
+
+def names(client: peers.PeerClient) -> dict[str, str]:
+    """Every commune-level unit's name by its code, as the directory lists them
+    (``GET /v1/units?level=commune``, page after page, each answer revalidated by ETag as
+    :mod:`lscloud.peers` does). Raises :class:`peers.PeerError` when the directory does not answer."""
+    out: dict[str, str] = {}
+    query = "level=commune&limit=100"
+    for _ in range(_PAGES):
+        page = client.get_json("directory", "/v1/units?" + query)
+        out.update({u["code"]: u["name"] for u in page["items"]})
+        token = page.get("next_page_token")
+        if not token:
+            break
+        query = "level=commune&limit=100&page_token=" + quote(token, safe="")
+    return out

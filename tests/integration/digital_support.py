@@ -14,6 +14,7 @@ from werkzeug.wrappers import Request, Response
 from peer_stubs import Served, conditional_json
 
 from functions.directory.function import agencies, units
+from lscloud.listing import DEFAULT_LIMIT, MAX_LIMIT, listing
 
 GATES = {"huu-nghi": {"code": "huu-nghi", "name": "Cửa khẩu quốc tế Hữu Nghị"}}
 
@@ -28,10 +29,12 @@ def _claims(request) -> dict | None:
 
 
 class Peers(Served):
-    """``/directory/v1/units/<code>``, ``/directory/v1/border-gates/<code>`` and
+    """``/directory/v1/units`` (its ``level``, ``type``, ``parent`` filters and paging, at most
+    ``max_limit`` a page), ``/directory/v1/units/<code>``, ``/directory/v1/border-gates/<code>`` and
     ``/border/v1/declarations/<id>`` (declarations put in ``self.declarations``)."""
 
     def __init__(self):
+        self.max_limit = MAX_LIMIT
         self.declarations: dict[str, dict] = {}
         self.seen: list[dict] = []
         table = {("directory", "units"): units.by_code(), ("directory", "border-gates"): GATES,
@@ -49,6 +52,13 @@ class Peers(Served):
                 if decl is None or claims.get("role") != "enterprise" or claims.get("sub") != decl["owner"]:
                     return Response('{"status":404}', status=404, mimetype="application/problem+json")
                 return Response(json.dumps(decl, ensure_ascii=False), mimetype="application/json")
+            if parts == ["directory", "v1", "units"]:   # the list, paged by the directory's own code
+                args = request.args
+                query = {"q": None, "offset": None, "page_token": args.get("page_token"),
+                         "limit": min(int(args.get("limit", DEFAULT_LIMIT)), self.max_limit),
+                         **{f.param: args.get(f.param) for f in units.filters()}}
+                page = listing(units.all_units(), query, texts=units.search_texts, filters=units.filters())
+                return conditional_json(page.to_dict(), request)
             if len(parts) == 4 and parts[1] == "v1" and (parts[0], parts[2]) in table:
                 item = table[(parts[0], parts[2])].get(parts[3])
                 if item is not None:
