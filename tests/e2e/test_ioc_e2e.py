@@ -2,7 +2,8 @@
 citizen-reports contract, a border declaration, a dossier …) reach the IOC through the dispatcher's
 durable consumers; the API, the SSE stream and a replay through the gateway; the wall in Chromium
 (no console error, every tile a value or "no source connected", a new event changes a tile live,
-the chart renders), screenshots kept (IOC_ARTIFACTS or the test's tmp dir)."""
+the chart renders, the communes chart names its bars as the directory does), screenshots kept
+(IOC_ARTIFACTS or the test's tmp dir)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
-    with running(tmp_path_factory, "ioc-cloud", only=["ioc"]) as c:
+    with running(tmp_path_factory, "ioc-cloud", only=["ioc", "directory"]) as c:   # the directory names communes
         yield c
 
 
@@ -152,6 +153,9 @@ def test_the_wall_live_in_chromium(cloud, api, bus, browser, artifacts):
     page.wait_for_function("(b) => document.querySelector(\"[data-indicator='reports.received']\").textContent !== b",
                            arg=before, timeout=30_000)
     assert int(cell.inner_text()) == int(before) + 1  # changed without a reload
+    # the communes chart names its bars as the directory does (the events carry 06001's code)
+    page.wait_for_function("[...document.querySelectorAll('#communes .xtick text')]"
+                           ".some((t) => t.textContent === 'Xã Đoàn Kết')", timeout=30_000)
     page.screenshot(path=str(artifacts / "ioc-wall-desktop.png"), full_page=True)
     page.click("#lang")
     page.wait_for_function("document.documentElement.lang === 'en'")

@@ -92,6 +92,40 @@ def test_figures_from_delivered_events_and_redelivery_counts_once(ioc, rt, token
     assert t["households-shop-or-payment"]["status"] == "no-source" and t["households-shop-or-payment"]["target"] == 50
 
 
+def test_communes_are_named_as_the_directory_names_them(start_function, peers, rt, tokens):
+    """The wall labels communes by name: the directory's, beside the codes the figures stay keyed by."""
+    from functions.directory.function import units
+
+    ioc = start_function("ioc", peer_url_template=peers.template).app.test_client()
+    for e in sample():
+        deliver(ioc, rt, e)
+    body = ioc.get("/v1/indicators", headers=tokens.header("ioc")).get_json()
+    assert by_id(body)["reports.received"]["by"]["commune"] == {"06001": 1, "06004": 1}
+    # 06004 is no unit of the province (the sample's): left unnamed, the wall shows its code
+    assert "06004" not in units.by_code()
+    assert body["commune_names"] == {"06001": units.by_code()["06001"]["name"]} == {"06001": "Xã Đoàn Kết"}
+    card = ioc.get("/v1/communes/06001", headers=tokens.header("commune-officer", unit="06001")).get_json()
+    assert card["commune"] == "06001" and card["name"] == "Xã Đoàn Kết"
+    assert ioc.get("/v1/communes/06004", headers=tokens.header("ioc")).get_json()["name"] is None
+    asked = [s["path"] for s in peers.seen if s["path"] == "/directory/v1/units"]
+    assert asked and all(s["authorization"] is None for s in peers.seen)   # public reference data, no token sent
+
+
+def test_without_the_directory_the_codes_go_out_alone_and_it_is_asked_once_a_minute(start_function, peers, rt,
+                                                                                   tokens):
+    ioc = start_function("ioc", peer_url_template=peers.template)
+    client = ioc.app.test_client()
+    deliver(client, rt, sample()[6])
+    peers.stop()
+    body = client.get("/v1/indicators", headers=tokens.header("ioc")).get_json()
+    assert by_id(body)["reports.received"]["by"]["commune"] == {"06004": 1} and body["commune_names"] == {}
+    names = ioc.app.config["IOC_NAMES"]
+    failed_at = names._failed_at
+    assert failed_at is not None
+    card = client.get("/v1/communes/06004", headers=tokens.header("ioc")).get_json()
+    assert card["name"] is None and names._failed_at == failed_at   # not asked again within RETRY_S
+
+
 def test_bad_parameters_are_named(ioc, tokens):
     h = tokens.header("ioc")
     r = ioc.get("/v1/indicators?area=nowhere&commune=12", headers=h)

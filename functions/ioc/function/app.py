@@ -8,6 +8,7 @@ from lscloud.web import create_app as runtime_app
 
 from . import routes_api, routes_wall
 from .live import Live
+from .names import CommuneNames
 from .sources import Sources
 
 SCHEMAS_DIR = routes_api.SCHEMAS_DIR
@@ -21,6 +22,7 @@ def create_app(settings=None):
                        "measurable targets; a Server-Sent Events stream of changes; the wall at /ioc/."})
     app.config["IOC_LIVE"] = Live()
     app.config["IOC_SOURCES"] = Sources(app.extensions["lscloud"].settings)
+    app.config["IOC_NAMES"] = CommuneNames(app.extensions["lscloud"].settings)
     app.config["IOC_STREAM_SLOTS"] = threading.BoundedSemaphore(routes_api.STREAM_SLOTS)
     app.register_blueprint(routes_api.bp)
     app.register_blueprint(routes_wall.bp)

@@ -48,16 +48,22 @@ def _state():
     return proj, current_app.config["IOC_SOURCES"].connected(seen)
 
 
+def _names(codes) -> dict[str, str]:
+    return current_app.config["IOC_NAMES"].of(codes)
+
+
 @bp.get("/v1/indicators")
 @allow("public")
 @query_params(("area", "only this area's indicators", {"type": "string", "enum": [a["id"] for a in catalogue.areas()]}),
               ("commune", "figures of one commune (directory code)", COMMUNE),
               ("as_of", "the instant the figures are for (default now)", DATE_TIME))
 def list_indicators():
-    """The catalogue with every indicator's current value, its breakdowns, and the areas' sources."""
+    """The catalogue with every indicator's current value, its breakdowns, and the areas' sources;
+    ``commune_names``: the directory's name of each commune code in the answer."""
     proj, connected = _state()
-    return jsonify(views.indicators(proj, _scope(), connected, area=g.query["area"], commune=g.query["commune"],
-                                    as_of=g.query["as_of"]))
+    body = views.indicators(proj, _scope(), connected, area=g.query["area"], commune=g.query["commune"],
+                            as_of=g.query["as_of"])
+    return jsonify({**body, "commune_names": _names(views.communes_in(body))})
 
 
 @bp.get('/v1/indicators/<schema("ioc/indicator-id.json"):indicator_id>/series')
@@ -77,12 +83,14 @@ def indicator_series(indicator_id: str):
 @allow(*CARD_READERS)
 @query_params(("as_of", "the instant the figures are for (default now)", DATE_TIME))
 def commune_card(code: str):
-    """A commune's card: every figure that is broken down by commune, for this one."""
+    """A commune's card: every figure that is broken down by commune, for this one; ``name``: the
+    directory's name of the commune (null when the directory does not answer)."""
     if not facts.COMMUNE.match(code):
         raise errors.InvalidParameter("a commune code is five digits", detail_vi="Mã xã, phường gồm 5 chữ số.",
                                       errors=[{"field": "code", "message": "must be five digits"}])
     proj, connected = _state()
-    return jsonify(views.commune_card(proj, _scope(), connected, code, g.query["as_of"]))
+    card = views.commune_card(proj, _scope(), connected, code, g.query["as_of"])
+    return jsonify({**card, "name": _names([card["commune"]]).get(card["commune"])})
 
 
 @bp.get("/v1/targets")

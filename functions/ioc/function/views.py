@@ -92,6 +92,14 @@ def _indicators(proj, scope, connected, area, commune, t0, t1, breakdowns) -> di
             "items": items, "total": len(items)}
 
 
+def communes_in(body: dict) -> set[str]:
+    """The commune codes an indicators answer names: its ``commune`` and its breakdowns' keys."""
+    codes = {body["commune"]} if body.get("commune") else set()
+    for item in body["items"]:
+        codes.update((item.get("by") or {}).get("commune") or {})
+    return codes
+
+
 def indicator_or_404(indicator_id: str, scope: Scope) -> dict:
     ind = catalogue.indicator(indicator_id)
     if ind is None or not scope.shows(ind):

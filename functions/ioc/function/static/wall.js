@@ -90,8 +90,13 @@ async function renderCommunes() {
   const item = data.items.find((i) => i.id === id);
   const by = (item && item.by && item.by.commune) || {};
   const codes = Object.keys(by);
-  await Plotly.react("communes", [{ x: codes, y: codes.map((c) => by[c]), type: "bar", marker: { color: "#778da9" } }],
-                     { ...layout(), xaxis: { type: "category", gridcolor: "#2b3a55" } }, PLOT);
+  // bars stay keyed by code (two communes may share a name); the axis shows the directory's names
+  const names = (data && data.commune_names) || {};
+  const label = (c) => names[c] || c;
+  await Plotly.react("communes", [{ x: codes, y: codes.map((c) => by[c]), type: "bar", marker: { color: "#778da9" },
+                                    hovertext: codes.map((c) => `${label(c)} (${c})`), hoverinfo: "text+y" }],
+                     { ...layout(), xaxis: { type: "category", gridcolor: "#2b3a55", tickvals: codes,
+                                             ticktext: codes.map(label), automargin: true } }, PLOT);
 }
 
 function renderTargets() {
