@@ -9,7 +9,9 @@ forwards it to the broker like any domain event. In the cluster the relay never 
 relay's NATS user (:func:`.natsauth.relay_user`) may not create or change one.
 
 The replicas share the one durable consumer: each device message is relayed once, by whichever
-replica pulled it; a PDB keeps one through node drains. The pod needs nothing but NATS (its client
+replica pulled it; a PDB keeps one through node drains. A replica that finds the consumer deleted
+makes it again from just after its ack floor (asked every 10 s), not from the stream's first
+message: the stream keeps ``devicesMaxAge`` of readings, which would otherwise all be relayed again. The pod needs nothing but NATS (its client
 certificate maps to the NATS user ``devices-relay``): no service account token, no S3. Its only
 port is its probes' (:mod:`lscloud.health`); its NetworkPolicy allows no ingress (the kubelet's
 probes are not subject to policies) and egress to NATS, the collector and DNS only.

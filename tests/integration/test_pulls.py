@@ -73,24 +73,50 @@ def test_the_relay_relays_after_a_nats_restart_and_stops_without_waiting_for_its
     assert relay.ready() == (False, "stopping")
 
 
-def test_the_relay_makes_its_consumer_again_when_it_is_deleted(settings, devices_stream):
+async def _delete(settings, *, consumer: str | None = None, stream: bool = False) -> None:
+    bus = Bus(settings, create_stream=False)
+    await bus.connect()
+    try:
+        if consumer:
+            await bus.js.delete_consumer(devices.stream_name(settings), consumer)
+        if stream:   # and made again at once, empty, as the cluster's setup Job would
+            await bus.js.delete_stream(devices.stream_name(settings))
+            await bus.ensure_stream(devices.stream_name(settings), devices.SUBJECTS)
+    finally:
+        await bus.close()
+
+
+def test_the_relay_makes_its_consumer_again_when_it_is_deleted_from_after_what_it_relayed(settings, devices_stream):
     # a batch pull waiting when its consumer goes waits until it expires (nats-py 2.16 passes over the
     # server's 409), so this relay's pulls are short; the next pull finds no consumer
-    relay = devices.Relay(settings.replace(service="devices-relay"), pull_wait_s=2.0).start()
+    relay = devices.Relay(settings.replace(service="devices-relay"), pull_wait_s=2.0, floor_every_s=0).start()
     try:
         wait_for(lambda: relay.bound, "the relay bound to the devices stream", 20)
+        for n in (1, 2, 3):
+            _device_message(settings, "lsn-3", n)
+        wait_for(lambda: _relayed(settings, "lsn-3") == [1, 2, 3], "three messages relayed", 20)
+        wait_for(lambda: relay._acked_to == 3, "the relay to know its ack floor", 20)
+        asyncio.run(_delete(settings, consumer=relay.durable))
+        _device_message(settings, "lsn-3", 4)
+        wait_for(lambda: _relayed(settings, "lsn-3") == [1, 2, 3, 4], "a message after the consumer was deleted", 30)
+        # made again after its ack floor: the first three were not published again (the events
+        # stream would have dropped them as repeats, so only the relay's own count can tell)
+        assert relay.relayed == 4
+    finally:
+        relay.stop(timeout=30)
 
-        async def delete():
-            bus = Bus(settings, create_stream=False)
-            await bus.connect()
-            try:
-                await bus.js.delete_consumer(devices.stream_name(settings), relay.durable)
-            finally:
-                await bus.close()
 
-        asyncio.run(delete())
-        _device_message(settings, "lsn-3", 3)
-        wait_for(lambda: _relayed(settings, "lsn-3") == [3], "a message after the consumer was deleted", 30)
+def test_a_devices_stream_made_again_is_relayed_from_its_first_message(settings, devices_stream):
+    relay = devices.Relay(settings.replace(service="devices-relay"), pull_wait_s=2.0, floor_every_s=0).start()
+    try:
+        wait_for(lambda: relay.bound, "the relay bound to the devices stream", 20)
+        for n in (1, 2):
+            _device_message(settings, "lsn-5", n)
+        wait_for(lambda: relay._acked_to == 2, "the relay to know its ack floor", 20)
+        asyncio.run(_delete(settings, stream=True))
+        _device_message(settings, "lsn-5", 3)   # sequence 1 of the new stream, below the old floor
+        wait_for(lambda: _relayed(settings, "lsn-5") == [1, 2, 3], "the new stream's first message", 30)
+        assert relay.relayed == 3
     finally:
         relay.stop(timeout=30)
 
