@@ -18,7 +18,6 @@ builds the OTLP exporter at once, which reads them itself.
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Callable, Sequence
 
@@ -30,6 +29,8 @@ from opentelemetry.sdk.metrics.export import AggregationTemporality, MetricExpor
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from . import config
 
 
 class _Once:
@@ -120,7 +121,8 @@ def span_exporter(endpoint: str) -> SpanExporter:
 def metric_exporter(endpoint: str) -> MetricExporter:
     """The OTLP/HTTP metric exporter to ``endpoint`` (``…/v1/metrics``): made on its first export
     unless the environment sets OTLP's temporality or histogram preference (then at once)."""
-    if (os.environ.get(OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE)
-            or os.environ.get(OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION)):
+    env = config.environ()
+    if any(env.get(v) for v in (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE,
+                                OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION)):
         return _otlp_metric_exporter(endpoint)
     return DeferredMetricExporter(lambda: _otlp_metric_exporter(endpoint))
