@@ -187,14 +187,16 @@ class Dispatcher:
     def __init__(self, settings, subscriptions: Sequence[Subscription], *, max_deliveries: int = 5,
                  backoff: Sequence[float] = (0.2, 0.5, 1, 2, 5), timeout_s: float = 10,
                  pull_wait_s: float = pulls.WAIT_S, manage_streams: bool = True,
-                 service: str = SERVICE, credentials: Credentials | None = None, max_in_flight: int = 64):
+                 service: str = SERVICE, credentials: Credentials | None = None, max_in_flight: int = 64,
+                 floor_every_s: float = pulls.FLOOR_EVERY_S):
         """``manage_streams=False`` (the cluster's bridge): the platform owns the streams (replicas,
         limits), so only check that the stream and its dead-letter stream exist, never create or
         update them. ``service``: the ``service.name`` of its spans (the bridge's are ``bridge``).
         ``credentials``: the bearer token each delivery presents (default: locally
         :class:`LocalDeliveryTokens`, elsewhere none). ``max_in_flight``: deliveries under way at once
         per subscription. ``pull_wait_s``: how long a pull lingers, which only sets how often an idle
-        subscription asks again (:mod:`lscloud.pulls`)."""
+        subscription asks again (:mod:`lscloud.pulls`); ``floor_every_s``: how often, at most, a
+        subscription receiving events asks its consumer's ack floor (:class:`lscloud.pulls.AckFloors`)."""
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
         if max_deliveries < 1:
@@ -222,6 +224,7 @@ class Dispatcher:
         self._stopping: asyncio.Event | None = None
         self._ready = threading.Event()
         self._pulls: pulls.Pulls | None = None
+        self._floors = pulls.AckFloors(floor_every_s)   # where a consumer made again starts
         self._startup_error: BaseException | None = None
         self._bus: Bus | None = None
         self._http = None   # an aiohttp.ClientSession while running
@@ -376,6 +379,9 @@ class Dispatcher:
         raise kind(f"{len(failed)} consumers could not be set up: {summary}") from failed[0][1]
 
     async def _ensure_consumer(self, sub: Subscription) -> None:
+        """``sub``'s consumer: new, it delivers what is published from now on; made again after it
+        vanished (:meth:`lscloud.pulls.Pulls.failed` comes here), it starts just after its ack floor,
+        so that nothing published while it was gone is lost (:class:`lscloud.pulls.AckFloors`)."""
         subjects = sub.subjects
         config = js_api.ConsumerConfig(
             durable_name=sub.durable,
@@ -391,6 +397,9 @@ class Dispatcher:
             filter_subjects=subjects if len(subjects) > 1 else None,
         )
         js = self._bus.js
+        after = await self._floors.start(js, self.settings.stream, sub.durable)
+        if after:
+            config = dataclasses.replace(config, **after)
         try:
             await js.add_consumer(self.settings.stream, config)
         except nats.js.errors.BadRequestError as exc:
@@ -426,6 +435,7 @@ class Dispatcher:
                     slots.release()
                     await self._pulls.failed(exc, sub.durable, lambda sub=sub: self._ensure_consumer(sub))
                     continue
+                await self._floors.note(psub, self.settings.stream, sub.durable, got=msg is not None)
                 if msg is None:   # expired, or ended to stop or to pull again
                     slots.release()
                     continue

@@ -278,14 +278,11 @@ def to_event(msg_subject: str, payload: bytes, headers: dict | None, seq: int, s
     return events.validate(event)
 
 
-FLOOR_EVERY_S = 10.0
-
-
 class Relay:
     """Moves device messages from the devices stream onto the events stream, from its own thread."""
 
     def __init__(self, settings, *, durable: str = "devices-relay", batch: int = 50, create_streams: bool = True,
-                 pull_wait_s: float = pulls.WAIT_S, floor_every_s: float = FLOOR_EVERY_S):
+                 pull_wait_s: float = pulls.WAIT_S, floor_every_s: float = pulls.FLOOR_EVERY_S):
         """``batch``: messages a pull takes at most when they wait (:meth:`lscloud.pulls.Pulls.take`);
         ``pull_wait_s``: how long a pull lingers, which only sets how often an idle relay asks again;
         ``floor_every_s``: how often, at most, it asks its consumer's ack floor."""
@@ -298,12 +295,7 @@ class Relay:
         self._loop: asyncio.AbstractEventLoop | None = None   # while running
         self.relayed = 0
         self.bound = False   # its consumer is bound: it is relaying
-        # the devices stream's sequence up to which every message was acked (by any replica) when the
-        # consumer was last asked, and that stream's creation time: see _ensure_consumer
-        self.floor_every_s = floor_every_s
-        self._acked_to = 0
-        self._stream_created: datetime | None = None
-        self._floor_asked_at = 0.0
+        self._floors = pulls.AckFloors(floor_every_s)   # where its consumer starts if made again
         self._turned = 0.0   # when the loop last came round (a pull lingers pull_wait_s at most)
         # a loop that has not come round for this long is stuck: liveness fails, the kubelet restarts it
         self.stalled_s = max(60.0, 2 * pull_wait_s)
@@ -364,7 +356,7 @@ class Relay:
                         continue
                     await m.ack()
                     self.relayed += 1
-                await self._note_ack_floor(psub)
+                await self._floors.note(psub, stream_name(self.settings), self.durable, got=bool(msgs))
         finally:
             self.bound = False
             self._loop = None
@@ -373,27 +365,22 @@ class Relay:
     async def _ensure_consumer(self, bus: Bus) -> None:
         """The relay's durable consumer, bound as it is when it is there (an earlier start made it, or
         another replica); made when it is not: at the first start from the devices stream's first
-        message, and when it was deleted (:meth:`lscloud.pulls.Pulls.failed` comes here) from the
-        message after its ack floor when last asked (:meth:`_note_ack_floor`), so that a week of
-        readings (``devicesMaxAge``) is not relayed again. Every message up to the ack floor was acked
-        by some replica, so none is skipped; those acked since it was asked are relayed once more,
-        which costs only work: the events keep their ids and a reading is idempotent on its station
-        and time. A stream made again (its creation time differs) starts from its first message.
-        Replicas that find the consumer gone at once race to make it: one does, the others find it."""
+        message, and when it was deleted (:meth:`lscloud.pulls.Pulls.failed` comes here) from just
+        after its ack floor (:class:`lscloud.pulls.AckFloors`), so that the week of readings the
+        stream keeps (``devicesMaxAge``) is not relayed again; those acked since the floor was asked
+        are, which costs only work: the events keep their ids and a reading is idempotent on its
+        station and time. Replicas that find the consumer gone at once race to make it: one does,
+        the others find it made."""
         from nats.js import api as js_api
         from nats.js import errors as js_errors
 
         stream = stream_name(self.settings)
-        created = (await bus.js.stream_info(stream)).created
-        if created != self._stream_created:   # the first start, or a stream made again: its own sequence
-            self._stream_created, self._acked_to = created, 0
+        after = await self._floors.start(bus.js, stream, self.durable)
         try:
             await bus.js.consumer_info(stream, self.durable)
             return
         except js_errors.NotFoundError:
             pass
-        after = ({"deliver_policy": js_api.DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": self._acked_to + 1}
-                 if self._acked_to else {})
         try:
             await bus.js.add_consumer(stream, js_api.ConsumerConfig(
                 durable_name=self.durable, ack_policy=js_api.AckPolicy.EXPLICIT, max_deliver=-1, ack_wait=30,
@@ -402,21 +389,8 @@ class Relay:
             await bus.js.consumer_info(stream, self.durable)
             return
         if after:
-            log.info("consumer %s made again from stream sequence %d (its ack floor)", self.durable,
-                     self._acked_to + 1)
-
-    async def _note_ack_floor(self, psub) -> None:
-        """Remember the consumer's ack floor (asked at most every ``floor_every_s``): where it starts
-        if it has to be made again."""
-        if time.monotonic() - self._floor_asked_at < self.floor_every_s:
-            return
-        self._floor_asked_at = time.monotonic()
-        try:
-            info = await psub.consumer_info()
-        except Exception:  # noqa: BLE001 - the next pull says what is wrong
-            return
-        if info.ack_floor is not None:
-            self._acked_to = max(self._acked_to, info.ack_floor.stream_seq)
+            log.info("consumer %s made again from stream sequence %d (after its ack floor)", self.durable,
+                     after["opt_start_seq"])
 
     def request_stop(self) -> None:
         """Stop relaying, from any thread or a signal handler: the messages in hand are finished, a

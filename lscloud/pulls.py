@@ -21,13 +21,17 @@ batch pull ends short of its size); an ended pull of one ends without one, so a 
 gets its message waits for its own pull to expire. Each kind alone is tested.
 
 A pull that fails goes to :meth:`Pulls.failed`, the one answer for both kinds: pause, and make the
-consumer again if it vanished.
+consumer again if it vanished. Made again, a consumer starts just after the ack floor it had when
+last asked (:class:`AckFloors`): from the stream's start it would deliver again all the stream holds,
+and from its new messages (``DeliverPolicy.NEW``) it would lose those published while it was gone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from datetime import datetime
 from typing import Any, Awaitable, Callable
 
 import nats.errors
@@ -41,6 +45,9 @@ WAIT_S = 30.0
 
 PAUSE_S = 0.5
 """How long a consumer waits after a failed pull before it pulls again (or makes its consumer again)."""
+
+FLOOR_EVERY_S = 10.0
+"""How often, at most, a consumer that is receiving messages asks its ack floor (:class:`AckFloors`)."""
 
 GONE = (nats.js.errors.NotFoundError, nats.js.errors.ServiceUnavailableError)
 """What a pull on a consumer that no longer exists raises: "no responders" (503) once the server
@@ -130,3 +137,62 @@ class Pulls:
         """Make every waiting pull again (for ``Bus(on_reconnected=)``)."""
         if not self.stopped:
             self._interrupt()
+
+
+class AckFloors:
+    """Where a consumer made again after it vanished starts: just after the ack floor it had when last
+    asked, in the same stream.
+
+    Every message up to a consumer's ack floor was acked (by this process or another sharing the
+    consumer), so starting after it skips nothing; what was acked since it was asked comes again, at
+    most ``every_s`` of messages, which idempotent handlers absorb. A stream made again (another
+    creation time) starts a new sequence: its consumers start as they would at their first making.
+    Floors are kept in memory: a process that starts and finds its consumer gone makes it as new."""
+
+    def __init__(self, every_s: float = FLOOR_EVERY_S):
+        self.every_s = every_s
+        self._floors: dict[tuple[str, str], int] = {}
+        self._asked: dict[tuple[str, str], float] = {}
+        self._moved: set[tuple[str, str]] = set()   # messages came since the floor was asked
+        self._created: dict[str, datetime | None] = {}
+
+    async def note(self, psub, stream: str, consumer: str, *, got: bool) -> None:
+        """After each pull of ``psub`` (``got``: it brought a message): ask the consumer its ack floor
+        when messages came since it was last asked and that was ``every_s`` ago or more. The acks of
+        the messages just handled may not have reached the server yet, so a consumer that goes idle is
+        asked once more after its last messages (at its next empty pull), then not again: its floor
+        does not move. A failure is left to the next pull to find."""
+        key = (stream, consumer)
+        if got:
+            self._moved.add(key)
+        if key not in self._moved or time.monotonic() - self._asked.get(key, float("-inf")) < self.every_s:
+            return
+        if not got:
+            self._moved.discard(key)
+        self._asked[key] = time.monotonic()
+        try:
+            info = await psub.consumer_info()
+        except Exception:  # noqa: BLE001 - the next pull says what is wrong
+            return
+        if info.ack_floor is not None and info.ack_floor.stream_seq:
+            self._floors[key] = max(self._floors.get(key, 0), info.ack_floor.stream_seq)
+
+    def floor(self, stream: str, consumer: str) -> int:
+        """The highest ack floor ``consumer`` was seen with (0: none yet)."""
+        return self._floors.get((stream, consumer), 0)
+
+    async def start(self, js, stream: str, consumer: str) -> dict[str, Any]:
+        """The ``ConsumerConfig`` fields that make ``consumer`` start just after its floor
+        (``deliver_policy``, ``opt_start_seq``); none when no floor is known, as at its first making.
+        Call it whenever the consumer is made or bound, the first time too: it notes which stream
+        (its creation time) the floors are of."""
+        from nats.js import api as js_api
+
+        info = await js.stream_info(stream)
+        if self._created.get(stream, info.created) != info.created:   # made again: floors of the old sequence
+            self._floors = {k: v for k, v in self._floors.items() if k[0] != stream}
+        self._created[stream] = info.created
+        floor = self._floors.get((stream, consumer))
+        if not floor or floor > info.state.last_seq:   # a floor past the stream's end is another stream's
+            return {}
+        return {"deliver_policy": js_api.DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": floor + 1}

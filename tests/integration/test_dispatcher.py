@@ -390,3 +390,34 @@ def test_every_consumer_that_cannot_be_set_up_is_named_and_waited_for(settings, 
     assert "queue-refused-a" in str(refused.value) and "queue-refused-b" in str(refused.value), refused.value
     assert sorted(ended) == ["fine", "refused-a", "refused-b"]
     assert not d.running
+
+
+def test_a_deleted_consumer_is_made_again_after_its_ack_floor(settings, endpoint, bus, dispatcher_for):
+    """Events published while the consumer is gone are delivered once it is made again (a new
+    consumer, DeliverPolicy.NEW, would never see them), and those delivered before are not sent again."""
+    import asyncio
+
+    from lscloud.bus import Bus
+
+    sub = Subscription("border-yard", "on-submitted", [SUBMITTED], endpoint.url("/events"))
+    # pulls of 2 s: a batch pull waiting when its consumer goes ends only when it expires
+    d = dispatcher_for([sub], pull_wait_s=2.0, floor_every_s=0)
+    for n in (1, 2, 3):
+        bus.publish(events.new_event(SUBMITTED, "/border", {"n": n}))
+    wait_for(lambda: d._floors.floor(settings.stream, sub.durable) >= 3 and len(endpoint.to("/events")) == 3,
+             "three deliveries and the consumer's ack floor after them", 20)
+
+    async def delete():
+        b = Bus(settings, create_stream=False)
+        await b.connect()
+        try:
+            await b.js.delete_consumer(settings.stream, sub.durable)
+        finally:
+            await b.close()
+
+    asyncio.run(delete())
+    bus.publish(events.new_event(SUBMITTED, "/border", {"n": 4}))   # while no consumer exists
+    wait_for(lambda: len(endpoint.to("/events")) >= 4, "the event published while the consumer was gone", 30)
+    bus.publish(events.new_event(SUBMITTED, "/border", {"n": 5}))
+    wait_for(lambda: len(endpoint.to("/events")) >= 5, "an event after it", 30)
+    assert [json.loads(x["body"])["n"] for x in endpoint.to("/events")] == [1, 2, 3, 4, 5]
