@@ -11,7 +11,6 @@ directory that is down costs one failed call a minute, not one a request.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Iterable
 
@@ -23,11 +22,13 @@ log = logging.getLogger(__name__)
 
 
 class CommuneNames:
+    """The names one IOC replica shows. Two requests that find the names stale at once may both ask
+    the directory (its answer is the same): nothing here needs a lock."""
+
     def __init__(self, settings):
         self.settings = settings
         self._failed_at: float | None = None
         self._last: dict[str, str] = {}
-        self._lock = threading.Lock()
 
     def _all(self) -> dict[str, str]:
         if self._failed_at is not None and time.monotonic() - self._failed_at < RETRY_S:
@@ -36,11 +37,9 @@ class CommuneNames:
             found = communes.names(peers.client(self.settings))
         except (peers.PeerError, KeyError, TypeError, ValueError) as exc:   # down, or answering off contract
             log.warning("commune names: the directory did not answer (%s); codes are shown", type(exc).__name__)
-            with self._lock:
-                self._failed_at = time.monotonic()
+            self._failed_at = time.monotonic()
             return self._last
-        with self._lock:
-            self._failed_at, self._last = None, found
+        self._last, self._failed_at = found, None
         return found
 
     def of(self, codes: Iterable[str]) -> dict[str, str]:

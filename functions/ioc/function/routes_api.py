@@ -84,7 +84,7 @@ def indicator_series(indicator_id: str):
 @query_params(("as_of", "the instant the figures are for (default now)", DATE_TIME))
 def commune_card(code: str):
     """A commune's card: every figure that is broken down by commune, for this one; ``name``: the
-    directory's name of the commune (null when the directory does not answer)."""
+    directory's name of the commune (null when the directory has none to give)."""
     if not facts.COMMUNE.match(code):
         raise errors.InvalidParameter("a commune code is five digits", detail_vi="Mã xã, phường gồm 5 chữ số.",
                                       errors=[{"field": "code", "message": "must be five digits"}])
