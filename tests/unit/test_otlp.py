@@ -86,8 +86,7 @@ def test_span_exporter_shut_down_before_any_export_makes_nothing():
     assert make.made == []
 
 
-def test_metric_exporter_is_made_on_the_first_export(monkeypatch):
-    monkeypatch.delenv(OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE, raising=False)
+def test_metric_exporter_is_made_on_the_first_export():
     make = Factory()
     exporter = otlp.DeferredMetricExporter(make)
     exporter.shutdown(timeout_millis=5)
@@ -96,6 +95,28 @@ def test_metric_exporter_is_made_on_the_first_export(monkeypatch):
     assert exporter.export("data", timeout_millis=3) == "sent"
     exporter.shutdown(timeout_millis=4)
     assert make.made[0].calls == [("export", "data", {"timeout_millis": 3}), ("shutdown", {"timeout_millis": 4})]
+
+
+def test_the_sdk_s_metric_reader_drives_the_deferred_exporter():
+    """As the SDK calls it: the reader's collection makes the exporter and exports to it; the
+    provider's shutdown reaches it (the reader passes ``timeout=``, not ``timeout_millis=``)."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import MetricsData, PeriodicExportingMetricReader
+
+    make = Factory()
+    reader = PeriodicExportingMetricReader(otlp.DeferredMetricExporter(make), export_interval_millis=3_600_000)
+    provider = MeterProvider(metric_readers=[reader])
+    assert make.made == []
+    provider.get_meter("test").create_counter("lscloud.test.things").add(3)
+    assert provider.force_flush()
+    (exported,) = [c for c in make.made[0].calls if c[0] == "export"]
+    assert isinstance(exported[1], MetricsData)
+    points = [p for rm in exported[1].resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+              if m.name == "lscloud.test.things" for p in m.data.data_points]
+    assert [p.value for p in points] == [3]
+    provider.shutdown()
+    assert make.made[0].calls[-1][0] == "shutdown" and "timeout" in make.made[0].calls[-1][1]
+    assert len(make.made) == 1
 
 
 def _preferences(exporter):
