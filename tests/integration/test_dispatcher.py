@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,7 +11,7 @@ import pytest
 
 from lscloud import events, telemetry
 from lscloud.auth import verify_delivery_token
-from lscloud.bus import SyncBus
+from lscloud.bus import Bus, SyncBus
 from lscloud.config import Settings
 from lscloud.delivery import Dispatcher, Subscription, read_dlq, tail
 from lscloud.local.servers import free_port
@@ -395,10 +396,6 @@ def test_every_consumer_that_cannot_be_set_up_is_named_and_waited_for(settings, 
 def test_a_deleted_consumer_is_made_again_after_its_ack_floor(settings, endpoint, bus, dispatcher_for):
     """Events published while the consumer is gone are delivered once it is made again (a new
     consumer, DeliverPolicy.NEW, would never see them), and those delivered before are not sent again."""
-    import asyncio
-
-    from lscloud.bus import Bus
-
     sub = Subscription("border-yard", "on-submitted", [SUBMITTED], endpoint.url("/events"))
     # pulls of 2 s: a batch pull waiting when its consumer goes ends only when it expires
     d = dispatcher_for([sub], pull_wait_s=2.0, floor_every_s=0)

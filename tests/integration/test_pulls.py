@@ -95,7 +95,8 @@ def test_the_relay_makes_its_consumer_again_when_it_is_deleted_from_after_what_i
         for n in (1, 2, 3):
             _device_message(settings, "lsn-3", n)
         wait_for(lambda: _relayed(settings, "lsn-3") == [1, 2, 3], "three messages relayed", 20)
-        wait_for(lambda: relay._floors.floor(devices.stream_name(settings), relay.durable) == 3, "the relay to know its ack floor", 20)
+        wait_for(lambda: relay._floors.floor(devices.stream_name(settings), relay.durable) == 3,
+                 "the relay to know its ack floor", 20)
         asyncio.run(_delete(settings, consumer=relay.durable))
         _device_message(settings, "lsn-3", 4)
         wait_for(lambda: _relayed(settings, "lsn-3") == [1, 2, 3, 4], "a message after the consumer was deleted", 30)
@@ -112,7 +113,8 @@ def test_a_devices_stream_made_again_is_relayed_from_its_first_message(settings,
         wait_for(lambda: relay.bound, "the relay bound to the devices stream", 20)
         for n in (1, 2):
             _device_message(settings, "lsn-5", n)
-        wait_for(lambda: relay._floors.floor(devices.stream_name(settings), relay.durable) == 2, "the relay to know its ack floor", 20)
+        wait_for(lambda: relay._floors.floor(devices.stream_name(settings), relay.durable) == 2,
+                 "the relay to know its ack floor", 20)
         asyncio.run(_delete(settings, stream=True))
         _device_message(settings, "lsn-5", 3)   # sequence 1 of the new stream, below the old floor
         wait_for(lambda: _relayed(settings, "lsn-5") == [1, 2, 3], "the new stream's first message", 30)
