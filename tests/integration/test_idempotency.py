@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 
@@ -112,7 +113,9 @@ def test_same_key_other_body_is_409_naming_the_fields_never_the_values(app, call
     assert body["errors"] == [{"field": "/amount", "message": "differs from the first request with this id"},
                               {"field": "/ref", "message": "differs from the first request with this id"}]
     text = resp.get_data(as_text=True)
-    assert "020095001234" not in text and "100" not in text and "phí" not in text
+    # the answer's own hex ids (its trace id …) are random and held "100" in about 1% of runs (CI at b2ba8fb)
+    unhexed = re.sub(r"[0-9a-f]{16,}", "", text)
+    assert "020095001234" not in text and "100" not in unhexed and "phí" not in text
     # a field the first request did not have differs too; the record itself holds digests, not values
     extra = client.post("/v1/payments", json={**first, "extra": 1}, headers=auth_headers(key="k-2")).get_json()
     assert [e["field"] for e in extra["errors"]] == ["/extra"]
