@@ -107,6 +107,35 @@ def test_the_relay_makes_its_consumer_again_when_it_is_deleted_from_after_what_i
         relay.stop(timeout=30)
 
 
+def test_a_consumer_made_again_after_its_last_message_waits_for_the_next(settings, devices_stream):
+    """Nothing published while it was gone: made again to start past the stream's last message
+    (its floor + 1), the consumer is accepted and relays what comes next."""
+    relay = devices.Relay(settings.replace(service="devices-relay"), pull_wait_s=2.0, floor_every_s=0).start()
+    try:
+        wait_for(lambda: relay.bound, "the relay bound to the devices stream", 20)
+        _device_message(settings, "lsn-4", 1)
+        wait_for(lambda: relay._floors.floor(devices.stream_name(settings), relay.durable) == 1,
+                 "the relay to know its ack floor", 20)
+        asyncio.run(_delete(settings, consumer=relay.durable))
+
+        async def start_seq():
+            bus = Bus(settings, create_stream=False)
+            await bus.connect()
+            try:
+                return (await bus.js.consumer_info(devices.stream_name(settings), relay.durable)).config.opt_start_seq
+            except Exception:  # noqa: BLE001 - not made again yet
+                return None
+            finally:
+                await bus.close()
+
+        wait_for(lambda: asyncio.run(start_seq()) == 2, "the consumer made again from sequence 2", 30)
+        _device_message(settings, "lsn-4", 2)
+        wait_for(lambda: _relayed(settings, "lsn-4") == [1, 2], "the next message", 30)
+        assert relay.relayed == 2
+    finally:
+        relay.stop(timeout=30)
+
+
 def test_a_devices_stream_made_again_is_relayed_from_its_first_message(settings, devices_stream):
     relay = devices.Relay(settings.replace(service="devices-relay"), pull_wait_s=2.0, floor_every_s=0).start()
     try:
