@@ -88,8 +88,20 @@ def streams(cluster):
             for rendered in (infra_bus.render_stream(SETTINGS), infra_bus.render_dlq_stream(SETTINGS),
                              infra_bus.render_devices_stream(SETTINGS), infra_bus.render_nonces_stream(SETTINGS)):
                 assert rendered["num_replicas"] == 3
-                # what the Job's `nats stream add --config` sends: the rendered API config as it is
-                await bus.js.add_stream(js_api.StreamConfig.from_response(dict(rendered)))
+                # what the Job's `nats stream add --config` sends: the rendered API config as it is.
+                # Placing an R3 stream just after the meta leader's election can outlast a request
+                # (CI at 64d30c5): the Job is retried (backoffLimit), and so is this, as the same
+                # idempotent add
+                config = js_api.StreamConfig.from_response(dict(rendered))
+                deadline = asyncio.get_running_loop().time() + 60
+                while True:
+                    try:
+                        await bus.js.add_stream(config)
+                        break
+                    except nats.errors.TimeoutError:
+                        if asyncio.get_running_loop().time() > deadline:
+                            raise
+                        await asyncio.sleep(0.5)
         finally:
             await bus.close()
 
