@@ -13,6 +13,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_commune_names_follow_the_directory_s_pages(peers, settings):
+    from lscloud.listing import MAX_LIMIT
+
+    assert communes._PAGE == MAX_LIMIT   # written twice on purpose (see lscloud.communes): held equal here
     peers.max_limit = 30
     names = communes.names(peer_clients.PeerClient(settings.replace(peer_url_template=peers.template)))
     assert names == {u["code"]: u["name"] for u in units.communes()} and len(names) == 65
