@@ -363,7 +363,10 @@ class Dispatcher:
     async def _ensure_consumers(self) -> None:
         """Every subscription's consumer, set up together (one request each, independent: not one
         round trip after another, 47 under `lscloud up`). Each ends before this does, and a failure
-        names every consumer that failed: none is left running on a bus being closed, no error lost."""
+        names every consumer that failed: none is left running on a bus being closed, no error lost.
+        The stream is asked once first, for where consumers made again later start (:class:`lscloud.pulls.AckFloors`)."""
+        if self.subscriptions:
+            await self._floors.know(self._bus.js, self.settings.stream)
         results = await asyncio.gather(*(self._ensure_consumer(sub) for sub in self.subscriptions),
                                        return_exceptions=True)
         failed = [(sub, r) for sub, r in zip(self.subscriptions, results) if isinstance(r, BaseException)]

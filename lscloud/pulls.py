@@ -181,17 +181,26 @@ class AckFloors:
         """The highest ack floor ``consumer`` was seen with (0: none yet)."""
         return self._floors.get((stream, consumer), 0)
 
+    async def know(self, js, stream: str):
+        """Ask ``stream``'s info (returned) and note which stream its floors are of (its creation
+        time): a stream made again starts a new sequence, and the floors of the old one are dropped.
+        Call it once before a set of consumers is first made, so that each need not ask."""
+        info = await js.stream_info(stream)
+        if self._created.get(stream, info.created) != info.created:
+            self._floors = {k: v for k, v in self._floors.items() if k[0] != stream}
+        self._created[stream] = info.created
+        return info
+
     async def start(self, js, stream: str, consumer: str) -> dict[str, Any]:
         """The ``ConsumerConfig`` fields that make ``consumer`` start just after its floor
         (``deliver_policy``, ``opt_start_seq``); none when no floor is known, as at its first making.
-        Call it whenever the consumer is made or bound, the first time too: it notes which stream
-        (its creation time) the floors are of."""
+        The stream is asked (:meth:`know`) only when there is a floor to check against it, or when it
+        is not known yet."""
         from nats.js import api as js_api
 
-        info = await js.stream_info(stream)
-        if self._created.get(stream, info.created) != info.created:   # made again: floors of the old sequence
-            self._floors = {k: v for k, v in self._floors.items() if k[0] != stream}
-        self._created[stream] = info.created
+        if stream in self._created and not self._floors.get((stream, consumer)):
+            return {}
+        info = await self.know(js, stream)
         floor = self._floors.get((stream, consumer))
         if not floor or floor > info.state.last_seq:   # a floor past the stream's end is another stream's
             return {}

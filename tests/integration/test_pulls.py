@@ -237,3 +237,37 @@ def test_take_brings_what_waits_in_one_pull_and_at_once_after_a_pull_ended_early
             await bus.close()
 
     asyncio.run(scenario())
+
+
+def test_ack_floors_ask_the_stream_once_for_consumers_made_new_and_again_for_one_made_again(settings):
+    """Against real JetStream, its calls counted: a set of new consumers costs one stream info (not
+    one each); a consumer with a floor asks again, to check the stream is still the same one."""
+
+    class Counted:
+        def __init__(self, js):
+            self.js, self.asked = js, 0
+
+        async def stream_info(self, name):
+            self.asked += 1
+            return await self.js.stream_info(name)
+
+    async def scenario():
+        bus = Bus(settings, name="test-floors")
+        try:
+            psub = await _consumer(bus, settings, "floors")
+            await bus.js.publish("lscloud.floors.x", b"{}", stream=settings.stream)
+            js = Counted(bus.js)
+            floors = pulls.AckFloors(every_s=0)
+            await floors.know(js, settings.stream)
+            assert [await floors.start(js, settings.stream, f"new-{i}") for i in range(5)] == [{}] * 5
+            assert js.asked == 1
+            (msg,) = await psub.fetch(1, timeout=5)
+            await msg.ack_sync()
+            await floors.note(psub, settings.stream, "floors", got=True)
+            assert floors.floor(settings.stream, "floors") >= 1
+            after = await floors.start(js, settings.stream, "floors")
+            assert after["opt_start_seq"] == floors.floor(settings.stream, "floors") + 1 and js.asked == 2
+        finally:
+            await bus.close()
+
+    asyncio.run(scenario())
