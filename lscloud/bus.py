@@ -560,3 +560,18 @@ def delete_streams(settings, names: list[str] | tuple[str, ...]) -> None:
             await bus.close()
 
     asyncio.run(run())
+
+
+def delete_consumer(settings, stream: str, name: str) -> None:
+    """Delete the consumer ``name`` of ``stream``, from sync code with no loop running (tests that
+    take a consumer away, an operator's repair)."""
+
+    async def run():
+        bus = Bus(settings, name=f"{settings.service}-admin", create_stream=False)
+        await bus.connect()
+        try:
+            await bus.js.delete_consumer(stream, name)
+        finally:
+            await bus.close()
+
+    asyncio.run(run())

@@ -17,7 +17,7 @@ import pytest
 
 from lscloud import config, events, telemetry
 from lscloud.bridge import Bridge, BridgeConfig, load_bridge_config
-from lscloud.bus import Bus, SyncBus
+from lscloud.bus import Bus, SyncBus, delete_consumer
 from lscloud.delivery import DLQ_SUBJECTS, dlq_stream, read_dlq
 from lscloud.local.servers import free_port
 from waiting import wait_for
@@ -283,15 +283,7 @@ def test_not_ready_until_the_platform_created_the_streams(settings, ingress, bri
 def test_a_deleted_consumer_is_made_again(settings, ingress, bus, bridge_for):
     b = bridge_for(ingress.url)
 
-    async def delete():
-        bus_ = Bus(settings, create_stream=False)
-        await bus_.connect()
-        try:
-            await bus_.js.delete_consumer(settings.stream, "bridge-default")
-        finally:
-            await bus_.close()
-
-    asyncio.run(delete())
+    delete_consumer(settings, settings.stream, "bridge-default")
     status, body = health(b.port, "/health/readiness")
     # the dispatcher recreates a vanished consumer by itself: not ready until it did
     assert status == 200 or "bridge-default" in body["detail"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,7 +10,7 @@ import pytest
 
 from lscloud import events, telemetry
 from lscloud.auth import verify_delivery_token
-from lscloud.bus import Bus, SyncBus
+from lscloud.bus import SyncBus, delete_consumer
 from lscloud.config import Settings
 from lscloud.delivery import Dispatcher, Subscription, read_dlq, tail
 from lscloud.local.servers import free_port
@@ -404,15 +403,7 @@ def test_a_deleted_consumer_is_made_again_after_its_ack_floor(settings, endpoint
     wait_for(lambda: d._floors.floor(settings.stream, sub.durable) >= 3 and len(endpoint.to("/events")) == 3,
              "three deliveries and the consumer's ack floor after them", 20)
 
-    async def delete():
-        b = Bus(settings, create_stream=False)
-        await b.connect()
-        try:
-            await b.js.delete_consumer(settings.stream, sub.durable)
-        finally:
-            await b.close()
-
-    asyncio.run(delete())
+    delete_consumer(settings, settings.stream, sub.durable)
     bus.publish(events.new_event(SUBMITTED, "/border", {"n": 4}))   # while no consumer exists
     wait_for(lambda: len(endpoint.to("/events")) >= 4, "the event published while the consumer was gone", 30)
     bus.publish(events.new_event(SUBMITTED, "/border", {"n": 5}))

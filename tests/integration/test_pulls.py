@@ -12,7 +12,7 @@ import pytest
 from nats.js import api as js_api
 
 from lscloud import devices, pulls
-from lscloud.bus import Bus, delete_streams
+from lscloud.bus import Bus, delete_consumer, delete_streams
 from lscloud.delivery import tail
 from waiting import wait_for
 
@@ -73,17 +73,20 @@ def test_the_relay_relays_after_a_nats_restart_and_stops_without_waiting_for_its
     assert relay.ready() == (False, "stopping")
 
 
-async def _delete(settings, *, consumer: str | None = None, stream: bool = False) -> None:
-    bus = Bus(settings, create_stream=False)
-    await bus.connect()
-    try:
-        if consumer:
-            await bus.js.delete_consumer(devices.stream_name(settings), consumer)
-        if stream:   # and made again at once, empty, as the cluster's setup Job would
-            await bus.js.delete_stream(devices.stream_name(settings))
+def _make_devices_stream_again(settings) -> None:
+    """Delete the devices stream (and so its consumers) and make it again at once, empty, as the
+    cluster's setup Job would."""
+    delete_streams(settings, [devices.stream_name(settings)])
+
+    async def make():
+        bus = Bus(settings, create_stream=False)
+        await bus.connect()
+        try:
             await bus.ensure_stream(devices.stream_name(settings), devices.SUBJECTS)
-    finally:
-        await bus.close()
+        finally:
+            await bus.close()
+
+    asyncio.run(make())
 
 
 def test_the_relay_makes_its_consumer_again_when_it_is_deleted_from_after_what_it_relayed(settings, devices_stream):
@@ -97,7 +100,7 @@ def test_the_relay_makes_its_consumer_again_when_it_is_deleted_from_after_what_i
         wait_for(lambda: _relayed(settings, "lsn-3") == [1, 2, 3], "three messages relayed", 20)
         wait_for(lambda: relay._floors.floor(devices.stream_name(settings), relay.durable) == 3,
                  "the relay to know its ack floor", 20)
-        asyncio.run(_delete(settings, consumer=relay.durable))
+        delete_consumer(settings, devices.stream_name(settings), relay.durable)
         _device_message(settings, "lsn-3", 4)
         wait_for(lambda: _relayed(settings, "lsn-3") == [1, 2, 3, 4], "a message after the consumer was deleted", 30)
         # made again after its ack floor: the first three were not published again (the events
@@ -116,7 +119,7 @@ def test_a_consumer_made_again_after_its_last_message_waits_for_the_next(setting
         _device_message(settings, "lsn-4", 1)
         wait_for(lambda: relay._floors.floor(devices.stream_name(settings), relay.durable) == 1,
                  "the relay to know its ack floor", 20)
-        asyncio.run(_delete(settings, consumer=relay.durable))
+        delete_consumer(settings, devices.stream_name(settings), relay.durable)
 
         async def start_seq():
             bus = Bus(settings, create_stream=False)
@@ -144,7 +147,7 @@ def test_a_devices_stream_made_again_is_relayed_from_its_first_message(settings,
             _device_message(settings, "lsn-5", n)
         wait_for(lambda: relay._floors.floor(devices.stream_name(settings), relay.durable) == 2,
                  "the relay to know its ack floor", 20)
-        asyncio.run(_delete(settings, stream=True))
+        _make_devices_stream_again(settings)
         _device_message(settings, "lsn-5", 3)   # sequence 1 of the new stream, below the old floor
         wait_for(lambda: _relayed(settings, "lsn-5") == [1, 2, 3], "the new stream's first message", 30)
         assert relay.relayed == 3
