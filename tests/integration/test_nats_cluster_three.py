@@ -154,10 +154,19 @@ def test_three_servers_keep_the_streams_and_the_stations_through_the_loss_of_one
                                                                                   bucket):
     from lscloud import store
 
-    # every stream the Job created is placed on all three servers
+    # every stream the Job created is placed on all three servers. A follower is current once it has
+    # applied the stream's first entries, which can be a moment after the add returns (CI at 1fd2f09
+    # saw one follower at lag 1 just after): waited for, as an operator reading `nats stream info` would
+    def placed_on_three(stream):
+        try:
+            _, placed = _stream_state(cluster, stream)
+        except nats.errors.TimeoutError:
+            return None
+        return placed if len(placed.replicas) == 2 and all(r.current for r in placed.replicas) else None
+
     for stream in streams:
-        _, placed = _stream_state(cluster, stream)
-        assert placed.leader and len(placed.replicas) == 2 and all(r.current for r in placed.replicas), stream
+        placed = wait_for(lambda: placed_on_three(stream), f"{stream} current on three servers", 30, every_s=0.2)
+        assert placed.leader, stream
 
     # a station's credentials reach every server through its own sidecar's sync
     store.configure(object_store, bucket)
