@@ -28,6 +28,7 @@ class LoopbackServer(socketserver.ThreadingTCPServer):
             self.address_family = socket.AF_INET6
         self.answer, self.accepted, self.requests = answer, 0, []
         self.lock = threading.Lock()
+        self.hung_up = threading.Semaphore(0)   # released once a connection is closed on this side
         super().__init__((host, 0), _Handler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
@@ -38,6 +39,10 @@ class LoopbackServer(socketserver.ThreadingTCPServer):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def shutdown_request(self, request):
+        super().shutdown_request(request)
+        self.hung_up.release()
 
     def handle_error(self, request, client_address):
         pass   # a client that hung up mid-answer (a bound, a timeout) is what some tests do

@@ -45,7 +45,10 @@ def test_one_kept_alive_connection_serves_one_request_after_another(server):
 def test_a_connection_the_server_closed_while_idle_is_not_sent_on(server):
     pool = Connections("http", "127.0.0.1", server.port)
     assert pool.request("GET", "/a", {"host": "x"}, None)[0] == 200
-    time.sleep(0.1)   # the hang-up reaches the idle connection
+    # the hang-up reaches the idle connection: the server's side is closed (not a fixed wait, which a
+    # loaded machine can outlast before the handler's thread closes it), and loopback delivers the FIN
+    assert server.hung_up.acquire(timeout=10)
+    time.sleep(0.05)
     # a write sent on the dead connection would fail after it may have left (ambiguous for a
     # conditional write); it goes out on a new one and is answered
     assert pool.request("PUT", "/a", {"host": "x"}, b"body")[0] == 200
