@@ -48,8 +48,8 @@ def sample():
         ev.dossier("h1", "received", now - timedelta(hours=3), deadline=now - timedelta(hours=1)),
         ev.dossier("h1", "done", now - timedelta(hours=2), deadline=now - timedelta(hours=1)),
         ev.report(FIRST, "submitted", "submitted", "open", now - timedelta(minutes=50), deadline=now - timedelta(minutes=5)),
-        ev.report(SECOND, "submitted", "submitted", "open", now - timedelta(minutes=40), commune="06004"),
-        ev.report(SECOND, "rated", "closed", "closed", now - timedelta(minutes=20), commune="06004", rating=5),
+        ev.report(SECOND, "submitted", "submitted", "open", now - timedelta(minutes=40), commune="06016"),
+        ev.report(SECOND, "rated", "closed", "closed", now - timedelta(minutes=20), commune="06016", rating=5),
         ev.transfer("t1", 700_000),
     ]
 
@@ -78,9 +78,9 @@ def test_figures_from_delivered_events_and_redelivery_counts_once(ioc, rt, token
     # the environment function does not run here and sent nothing: not connected, no made-up zero
     assert items["environment.alerts-active"]["status"] == "no-source" and items["environment.alerts-active"]["value"] is None
 
-    card = ioc.get("/v1/communes/06004", headers=tokens.header("commune-officer", unit="06004")).get_json()
-    assert card["commune"] == "06004" and by_id(card)["reports.open"]["value"] == 0
-    other = ioc.get("/v1/communes/06001", headers=tokens.header("commune-officer", unit="06004"))
+    card = ioc.get("/v1/communes/06016", headers=tokens.header("commune-officer", unit="06016")).get_json()
+    assert card["commune"] == "06016" and by_id(card)["reports.open"]["value"] == 0
+    other = ioc.get("/v1/communes/06001", headers=tokens.header("commune-officer", unit="06016"))
     assert other.status_code == 403 and other.get_json()["type"].endswith("not-your-commune")
     public = by_id(ioc.get("/v1/indicators").get_json())
     assert "reports.overdue" not in public and public["reports.open"]["value"] == 1
@@ -97,13 +97,16 @@ def test_communes_are_named_as_the_directory_names_them(start_function, peers, r
     from functions.directory.function import units
 
     ioc = start_function("ioc", peer_url_template=peers.template).app.test_client()
-    for e in sample():
+    # a report filed under a code the directory does not list (none of the province's 65 units):
+    # counted under its code and left unnamed, the wall shows the code
+    unlisted = ev.report(ev.report_id(ev.ago(0)), "submitted", "submitted", "open", ev.ago(30), commune="06004")
+    for e in sample() + [unlisted]:
         deliver(ioc, rt, e)
     body = ioc.get("/v1/indicators", headers=tokens.header("ioc")).get_json()
-    assert by_id(body)["reports.received"]["by"]["commune"] == {"06001": 1, "06004": 1}
-    # 06004 is no unit of the province (the sample's): left unnamed, the wall shows its code
+    assert by_id(body)["reports.received"]["by"]["commune"] == {"06001": 1, "06016": 1, "06004": 1}
     assert "06004" not in units.by_code()
-    assert body["commune_names"] == {"06001": units.by_code()["06001"]["name"]} == {"06001": "Xã Đoàn Kết"}
+    named = {"06001": units.by_code()["06001"]["name"], "06016": units.by_code()["06016"]["name"]}
+    assert body["commune_names"] == named == {"06001": "Xã Đoàn Kết", "06016": "Xã Quốc Khánh"}
     card = ioc.get("/v1/communes/06001", headers=tokens.header("commune-officer", unit="06001")).get_json()
     assert card["commune"] == "06001" and card["name"] == "Xã Đoàn Kết"
     assert ioc.get("/v1/communes/06004", headers=tokens.header("ioc")).get_json()["name"] is None
@@ -118,11 +121,11 @@ def test_without_the_directory_the_codes_go_out_alone_and_it_is_asked_once_a_min
     deliver(client, rt, sample()[6])
     peers.stop()
     body = client.get("/v1/indicators", headers=tokens.header("ioc")).get_json()
-    assert by_id(body)["reports.received"]["by"]["commune"] == {"06004": 1} and body["commune_names"] == {}
+    assert by_id(body)["reports.received"]["by"]["commune"] == {"06016": 1} and body["commune_names"] == {}
     names = ioc.app.config["IOC_NAMES"]
     failed_at = names._failed_at
     assert failed_at is not None
-    card = client.get("/v1/communes/06004", headers=tokens.header("ioc")).get_json()
+    card = client.get("/v1/communes/06016", headers=tokens.header("ioc")).get_json()
     assert card["name"] is None and names._failed_at == failed_at   # not asked again within RETRY_S
 
 

@@ -44,19 +44,19 @@ def sample() -> list[dict]:
         ev.dossier("h1", "done", ev.ago(90, now=NOW), deadline=ev.ago(60, now=NOW)),
         ev.dossier("h2", "received", ev.ago(200, now=NOW), channel="counter", deadline=ev.ago(100, now=NOW)),
         ev.dossier("h2", "done", ev.ago(50, now=NOW), deadline=ev.ago(100, now=NOW)),
-        ev.dossier("h3", "received", ev.ago(200, now=NOW), channel="online", unit="06004", deadline=ev.ago(30, now=NOW)),
+        ev.dossier("h3", "received", ev.ago(200, now=NOW), channel="online", unit="06016", deadline=ev.ago(30, now=NOW)),
         ev.report(R1, "submitted", "submitted", "open", ev.ago(120, now=NOW), deadline=ev.ago(60, now=NOW)),
         ev.report(R2, "submitted", "submitted", "open", ev.ago(110, now=NOW), deadline=ev.ago(-60, now=NOW)),
-        ev.report(R3, "submitted", "submitted", "open", ev.ago(100, now=NOW), commune="06004"),
-        ev.report(R3, "closed", "closed", "closed", ev.ago(50, now=NOW), commune="06004"),
-        ev.report(R3, "rated", "closed", "closed", ev.ago(40, now=NOW), commune="06004", rating=4),
+        ev.report(R3, "submitted", "submitted", "open", ev.ago(100, now=NOW), commune="06016"),
+        ev.report(R3, "closed", "closed", "closed", ev.ago(50, now=NOW), commune="06016"),
+        ev.report(R3, "rated", "closed", "closed", ev.ago(40, now=NOW), commune="06016", rating=4),
         # a fact the reports function may add later: counted by its to_state / status, not its name
         ev.report(R2, "escalated", "escalated", "open", ev.ago(30, now=NOW), deadline=ev.ago(-60, now=NOW)),
-        ev.transfer("t1", 500_000), ev.transfer("t2", 1_500_000, point="bd-06004", unit="06004"),
+        ev.transfer("t1", 500_000), ev.transfer("t2", 1_500_000, point="bd-06016", unit="06016"),
         ev.aqi_alert("st-1", True, ev.ago(120, now=NOW), 160), ev.aqi_alert("st-2", True, ev.ago(120, now=NOW), 130),
         ev.aqi_alert("st-2", False, ev.ago(30, now=NOW), 80),
         ev.progress("06001", 1000, 300, ev.ago(60, now=NOW)), ev.progress("06001", 1000, 400, ev.ago(30, now=NOW)),
-        ev.progress("06004", 500, 400, ev.ago(30, now=NOW)),
+        ev.progress("06016", 500, 400, ev.ago(30, now=NOW)),
     ]
     for e in out:  # the softatm schema carries no time in its data: the event's own time stands in
         e["time"] = figures.fmt(NOW - timedelta(minutes=15))
@@ -106,7 +106,7 @@ def test_figures_of_a_known_history():
     assert v["softatm.transfers"] == 2 and v["softatm.volume"] == 2_000_000
     assert v["environment.alerts-active"] == 1 and v["environment.aqi-peak"] == 160
     assert v["community.shop-or-payment-share"] == pytest.approx(100 * 800 / 1500, abs=0.01)
-    one = values(fold(sample()), {"commune": "06004"})
+    one = values(fold(sample()), {"commune": "06016"})
     assert one["reports.open"] == 0 and one["softatm.volume"] == 1_500_000 and one["dossiers.received"] == 1
 
 
@@ -186,10 +186,10 @@ def test_scopes():
     everything = {s for s in facts.HANDLED and catalogue.sources()}
     public = views.indicators(p, views.Scope(public_only=True), everything, as_of=NOW)
     assert all(i["public"] for i in public["items"]) and "reports.overdue" not in [i["id"] for i in public["items"]]
-    mine = views.indicators(p, views.Scope(commune="06004"), everything, as_of=NOW)
-    assert mine["commune"] == "06004" and all("commune" in i["dimensions"] for i in mine["items"])
+    mine = views.indicators(p, views.Scope(commune="06016"), everything, as_of=NOW)
+    assert mine["commune"] == "06016" and all("commune" in i["dimensions"] for i in mine["items"])
     with pytest.raises(views.NotYourCommune):
-        views.commune_card(p, views.Scope(commune="06004"), everything, "06001", NOW)
+        views.commune_card(p, views.Scope(commune="06016"), everything, "06001", NOW)
     none = views.indicators(p, views.Scope(), set(), as_of=NOW)
     assert all(i["status"] == "no-source" and i["value"] is None for i in none["items"])
     assert all(a["status"] == "no-source" for a in none["areas"])
