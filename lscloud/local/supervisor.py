@@ -269,6 +269,7 @@ class Supervisor:
         self.relay = None
         self._users_checked = 0.0
         self._device_store = None
+        self._device_users = None
         self.gateway: GatewayProcess | None = None
         self.gateway_port: int | None = None
         self.forks: ForkServer | None = None
@@ -673,8 +674,12 @@ class Supervisor:
             # the supervisor's CPU, taken from the functions on a small machine
             if self._device_store is None:
                 self._device_store = ObjectStore.from_settings(self.settings)
-            # as the cluster's sidecar reads them (devices.sync_users), from the one local bucket
-            users = devices.read_users([self.settings.bucket], self._device_store, devices.LOCAL_CONNECTIONS)
+            # as the cluster's sidecar reads them (devices.sync_users), from the one local bucket; one
+            # reader for the cloud's life, holding what it read: a turn lists, and GETs what changed
+            if self._device_users is None:
+                self._device_users = devices.UsersReader([self.settings.bucket], self._device_store,
+                                                         devices.LOCAL_CONNECTIONS)
+            users = self._device_users.read()
         except Exception as exc:  # noqa: BLE001 - the next check tries again
             self.say(f"! device credentials not read: {exc.__class__.__name__}")
             return

@@ -58,6 +58,7 @@ class Server:
         self.template, self.accounts = root / "accounts.conf", root / "auth" / "accounts.conf"
         self.template.write_text(infra_bus.render_accounts(settings, functions, device_domains))
         self.pid_file = root / "nats.pid"
+        self._users_of: tuple = (None, None, None)   # the sidecar's reader: one for its life, as the sidecar keeps
         conf = infra_bus.render_config(settings, "test", functions, device_domains=device_domains,
                                        store_dir=str(root / "js"),
                                        tls=natsauth.TlsPaths(str(server.cert), str(server.key), str(server.ca)),
@@ -124,7 +125,9 @@ class Server:
     def sync_users(self, bucket: str, client) -> bool:
         """What the server's device-users sidecar does once: the accounts file from the template and
         the credentials issued in ``bucket``, and a reload when it changed (True then)."""
-        return devices.sync_users(self.template, self.accounts, self.pid_file, [bucket], client)
+        if (bucket, client) != self._users_of[:2]:
+            self._users_of = (bucket, client, devices.UsersReader([bucket], client, devices.CLUSTER_CONNECTIONS))
+        return devices.sync_users(self.template, self.accounts, self.pid_file, self._users_of[2])
 
     def load_users(self, bucket: str, client) -> None:
         """:meth:`sync_users` (the users changed) and wait for the reload: nats-server logs each one

@@ -143,13 +143,14 @@ def _probe(port: int, which: str) -> tuple[int, str | None]:
 def test_the_first_file_holds_the_platform_users_even_when_the_store_does_not_answer(server, tmp_path):
     dead = ObjectStore(f"http://127.0.0.1:{free_port()}", "k", "s", "us-east-1", timeout_s=1.0)
     out = tmp_path / "accounts.conf"
-    assert devices.sync_users(server.template, out, None, ["nowhere"], dead)
+    users_of = devices.UsersReader(["nowhere"], dead, devices.CLUSTER_CONNECTIONS)
+    assert devices.sync_users(server.template, out, None, users_of)
     text = out.read_text()
     assert text == devices.render_users(server.template.read_text(), [])
     assert "devices-relay@nats.lscloud" in text and "fn-environment@nats.lscloud" in text
     # once written, a failed read keeps the last users rather than dropping every device
     with pytest.raises(StoreUnavailable):
-        devices.sync_users(server.template, out, None, ["nowhere"], dead)
+        devices.sync_users(server.template, out, None, users_of)
     assert out.read_text() == text
 
 
