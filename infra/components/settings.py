@@ -227,8 +227,10 @@ class NatsSettings:
     mqttServiceType: str = "LoadBalancer"
     mqttSourceCidrs: tuple[str, ...] = ("0.0.0.0/0",)
     mqttHosts: tuple[str, ...] = ()
-    # the sidecar that puts issued device credentials into nats-server's users: seconds between reads
-    deviceUsersEverySeconds: int = 15
+    # the sidecar that puts issued device credentials into nats-server's users: seconds between reads.
+    # A read lists the credentials and fetches only those that changed (lscloud.devices.UsersReader):
+    # one LIST per 500 devices of a domain, per server, per read
+    deviceUsersEverySeconds: int = 5
 
     def __post_init__(self):
         _positive("nats", replicas=self.replicas, streamReplicas=self.streamReplicas, mqttPort=self.mqttPort,
