@@ -316,6 +316,19 @@ def test_overdue_sweep_flags_steps_once_and_feeds_the_gauge(client, tok, rt):
     assert ok(client.get("/v1/stats", headers=op))["total"]["overdue_now"] == 1
 
 
+def test_the_overdue_sweep_reads_each_open_dossier_once_and_no_index_entry(client, tok, rt):
+    """The sweep runs every minute over every open dossier (thousands in a province): the open index
+    is listed, not read entry by entry, so a sweep costs one GET per open dossier."""
+    from store_calls import counting
+
+    cit, clerk = tok("citizen", sub=CITIZEN), tok("officer", agency="ubnd-05983", unit="05983")
+    opened = {ok(submit_birth(client, cit)[1], 201)["id"] for _ in range(3)}
+    assert set(registry.open_ids()) >= opened
+    with counting() as calls:
+        ok(client.post("/v1/overdue/sweep", headers=tok("operator")))
+    assert calls["get"] == len(registry.open_ids()) and calls["list"] >= 1
+
+
 def test_the_clock_tick_flags_overdue_steps_and_flushes_the_outbox(client, tok, rt):
     from datetime import datetime, timezone
 
