@@ -851,6 +851,22 @@ def test_the_open_entry_a_resend_writes_is_swept_and_the_transfers_own_kept(clie
     assert entries() == []
 
 
+def test_the_sweep_lists_the_open_entries_and_reads_only_the_transfers(client, setup):
+    """Every replica sweeps every few seconds: the open index is listed (its keys name the
+    transfers), so a sweep with nothing to do costs a listing and one GET per open transfer."""
+    from functions.softatm.function import sweep
+    from store_calls import counting
+
+    s = setup
+    for _ in range(3):
+        assert client.post("/v1/withdrawals", json=wbody(), headers=s["teller"]).status_code == 201
+    open_now = len(models.OpenTransfer.query_keys("open"))
+    assert open_now >= 3
+    with counting() as calls:
+        assert sweep.sweep() == {"expired": 0, "settled": 0, "unadmitted": 0, "orphans": 0, "errors": 0}
+    assert calls["get"] == open_now and calls["list"] >= 1 and calls["put"] == calls["delete"] == 0
+
+
 def test_a_read_leaves_a_fresh_decision_to_the_run_that_made_it(client, setup, monkeypatch):
     """A teller polling a transfer the bank has just reserved does not race the reserving run for its
     consequences (the old read settled at once: the same event, a second mark, a 412); a decision

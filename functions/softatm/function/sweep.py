@@ -11,6 +11,7 @@ import logging
 import threading
 from datetime import timedelta
 
+from lscloud.aggregate import delete_quietly
 from lscloud.store import DoesNotExist
 
 from .actions import expire
@@ -32,17 +33,21 @@ def sweep(limit: int = 1000) -> dict:
     """Expire what is past its expiry, decide unadmitted transfers after their fence, settle the rest."""
     counts = {"expired": 0, "settled": 0, "unadmitted": 0, "orphans": 0, "errors": 0}
     at = now()
-    for entry in OpenTransfer.query("open", limit=limit):
+    # the entries' keys are all the sweep needs (``<expiry µs>_<transfer id>``, :func:`.documents.open_key`):
+    # listed, not read one by one, as every replica sweeps every few seconds
+    for entry in OpenTransfer.query_keys("open", limit=limit):
+        expiry_us, transfer_id = entry.split("_", 1)
         try:
             try:
-                doc = Transfer.get(entry.transfer_id).data
+                doc = Transfer.get(transfer_id).data
             except DoesNotExist:
-                if micros(at) - int(entry.entry.split("_", 1)[0]) > ORPHAN_AFTER_US:
-                    entry.delete()
+                if micros(at) - int(expiry_us) > ORPHAN_AFTER_US:
+                    delete_quietly(OpenTransfer, "open", entry)
                     counts["orphans"] += 1
                 continue
-            if entry.entry != open_key(doc):
-                entry.delete()   # a resend's, written before its create found the id taken: not this transfer's
+            if entry != open_key(doc):
+                # a resend's, written before its create found the id taken: not this transfer's
+                delete_quietly(OpenTransfer, "open", entry)
                 counts["orphans"] += 1
                 continue
             if not doc["admitted"] and doc["state"] == RECEIVED:
@@ -57,7 +62,7 @@ def sweep(limit: int = 1000) -> dict:
                 settle(doc["id"])
                 counts["settled"] += 1
         except Exception:  # noqa: BLE001 - one bad transfer does not stop the sweep
-            log.exception("sweep: transfer %s", entry.transfer_id)
+            log.exception("sweep: transfer %s", transfer_id)
             counts["errors"] += 1
     return counts
 
