@@ -427,7 +427,8 @@ def _package_of(factory: Callable) -> str:
 
 def run_once_records(app: Flask, handlers: Mapping[str, EventHandler], package: str) -> list[str]:
     """What run-once records a function keeps (:mod:`lscloud.runonce`), as reasons: idempotent
-    routes, partner routes (nonces), event handlers (events-seen), models with a TTL in its package."""
+    routes, partner routes (nonces), event handlers not :func:`repeat_safe` (events-seen), models with a
+    TTL in its package."""
     from .auth import access_of
 
     views = [app.view_functions[r.endpoint] for r in app.url_map.iter_rules() if r.endpoint != "static"]
@@ -436,7 +437,7 @@ def run_once_records(app: Flask, handlers: Mapping[str, EventHandler], package: 
         why.append("idempotency records")
     if any((a := access_of(v)) is not None and a.partner for v in views):
         why.append("partner nonces")
-    if handlers:
+    if any(not getattr(h, REPEAT_SAFE, False) for h in handlers.values()):
         why.append("events-seen records")
     why += [f"{k.what} ({k.prefix})" for k in runonce.model_kinds(package)]
     return why

@@ -162,6 +162,23 @@ def test_device_message_relayed_from_nats(env, tokens, rt, settings):
     hour = (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H") if now.minute or now.second else now.strftime("%Y-%m-%dT%H")
     stored = env.get(f"/v1/stations/lsn-air-1/readings?hour={hour}", headers=op(tokens)).get_json()["readings"]
     assert stored[0]["via"] == "mqtt" and stored[0]["v"] == {"pm25": 12.0}
+
+    # the busiest event there is (every station, every minute) keeps no events-seen record: the
+    # reading is its own record (a repeat finds it, writes nothing and publishes nothing)
+    from lscloud import store
+    from lscloud.delivery import tail
+    from store_calls import counting
+
+    objects, bucket = store.connection()
+    assert list(objects.list(bucket, "events-seen/")) == []
+    with counting() as calls:
+        again = env.post("/events", data=body,
+                         headers={**headers, **auth.delivery_headers(rt.settings.replace(service="environment"))})
+    assert again.status_code == 200 and calls["put"] == 0 and calls["delete"] == 0
+    assert env.get(f"/v1/stations/lsn-air-1/readings?hour={hour}", headers=op(tokens)).get_json()["readings"] == stored
+    recorded = [m for m in tail(rt.settings, 50) if m["event"]["type"] == "vn.langson.environment.observations.recorded.v1"
+                and m["event"]["data"]["channel"] == "mqtt"]
+    assert len(recorded) == 1
     bad = devices.to_event("devices.environment.stations.nope.observations", b"{}", {}, 8, now)
     headers, body = events.to_binary_http(bad)
     assert env.post("/events", data=body, headers={**headers, **auth.delivery_headers(rt.settings.replace(service="environment"))}).status_code == 404

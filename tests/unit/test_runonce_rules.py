@@ -119,3 +119,19 @@ def test_a_function_subscribes_to_exactly_the_events_it_handles(name, settings):
     subscribed = {s.type for s in manifest.parse(path.read_text(), path).subscriptions}
     assert handled == subscribed, f"{name}: handled, not subscribed {sorted(handled - subscribed)}; " \
                                   f"subscribed, not handled {sorted(subscribed - handled)}"
+
+
+def test_only_handlers_that_are_not_repeat_safe_keep_events_seen_records():
+    """A repeat-safe handler runs on every delivery without an events-seen lease, so a function
+    whose every handler is one keeps no such records (and needs no tick for them)."""
+    from flask import Flask
+
+    def safe(event):
+        pass
+
+    def leased(event):
+        pass
+
+    app = Flask("t")
+    assert knative.run_once_records(app, {"t.a": knative.repeat_safe(safe)}, "no_such_package") == []
+    assert knative.run_once_records(app, {"t.a": safe, "t.b": leased}, "no_such_package") == ["events-seen records"]
