@@ -2,11 +2,10 @@
 latency against a raw S3 GET, measured in the same run.
 
 Absorbing is the whole path an event takes: published on JetStream, pulled by the dispatcher's durable
-consumer, POSTed to the IOC's ``/events`` (sender token checked, a run-once lease on the event id),
-the fact written to the store and folded into the live projection. The rate is events published /
+consumer, POSTed to the IOC's ``/events`` (sender token checked; no run-once lease: the IOC's
+handlers are repeat-safe), the fact written to the store and folded into the live projection. The rate is events published /
 time until the IOC's figures count every one of them (``reports.received`` through the gateway). The
-baseline is raw create-only PUTs of one small fact record each (the IOC's own write per event; the
-events-seen lease adds two more). Reads are ``GET /ioc/v1/indicators`` (every indicator with its
+baseline is raw create-only PUTs of one small fact record each (the IOC's own write per event). Reads are ``GET /ioc/v1/indicators`` (every indicator with its
 breakdowns) and an hourly series, via the gateway, against a raw GET of one object. Figures are
 printed, nothing is asserted.
 """
@@ -121,7 +120,7 @@ def bench_ioc(*, events: int = 2000, reads: int = 300, concurrency: int = 8, fun
           f"→ {rate:,.0f} events/s (bus → dispatcher → /events → fact PUT → projection)")
     if puts.rps:
         print(f"raw PUTs of one fact each: {puts.rps:,.0f}/s → the IOC absorbs at {rate / puts.rps:.1%} of the raw PUT rate "
-              f"(each event: a lease PUT, the fact PUT, the lease's completion PUT, and the delivery hops)")
+              f"(each event: the fact PUT and the delivery hops)")
     width = max(len(x.name) for x in (puts, listing, series, gets))
     print(f"{'target'.ljust(width)}  {'per s':>8}  {'p50 ms':>7}  {'p99 ms':>7}  {'errors':>6}")
     for res in (puts, listing, series, gets):
