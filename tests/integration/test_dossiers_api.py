@@ -321,7 +321,7 @@ def test_the_overdue_sweep_reads_each_open_dossier_once_and_no_index_entry(clien
     is listed, not read entry by entry, so a sweep costs one GET per open dossier."""
     from store_calls import counting
 
-    cit, clerk = tok("citizen", sub=CITIZEN), tok("officer", agency="ubnd-05983", unit="05983")
+    cit = tok("citizen", sub=CITIZEN)
     opened = {ok(submit_birth(client, cit)[1], 201)["id"] for _ in range(3)}
     assert set(registry.open_ids()) >= opened
     with counting() as calls:
