@@ -78,3 +78,19 @@ def progress(commune: str, households: int, reached: int, at: datetime) -> dict:
         "indicators": {"shop-or-payment": {"reached": reached, "target_share": 0.5, "share": reached / households,
                                            "target_households": households // 2, "met": reached * 2 >= households}},
         "activities": {}, "updated_at": iso(at), "activity_id": f"act-{commune}-{reached}"})
+
+
+def observations(station: str, at: datetime, readings: int = 1, *, commune: str = "06001",
+                 channel: str = "mqtt") -> dict:
+    """A station's batch of ``readings`` as the environment function records it, received at ``at``
+    (its id the digest of the station and readings, as a resent batch dedupes)."""
+    import hashlib
+    import json
+
+    items = [{"observed_at": (at - timedelta(seconds=i)).astimezone(timezone.utc).isoformat(timespec="seconds")
+              .replace("+00:00", "Z"), "values": {"pm25": 12.0 + i}, "flags": {}} for i in range(readings)]
+    digest = hashlib.sha256(json.dumps([station, items], sort_keys=True).encode()).hexdigest()[:32]
+    return events.new_event("vn.langson.environment.observations.recorded.v1", "/environment", {
+        "station": station, "kind": "air", "unit": commune, "channel": channel,
+        "received_at": at.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "readings": items}, subject=station, id=f"obs-{digest}")

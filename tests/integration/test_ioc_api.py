@@ -170,6 +170,19 @@ def test_replay_from_the_stream_gives_identical_figures(ioc, rt, tokens):
     assert ioc.post("/v1/replay", headers=op).get_json()["identical"] is True
 
 
+def test_replay_rebuilds_the_stations_tallies_as_the_live_ones(ioc, rt, tokens):
+    op = tokens.header("operator")
+    now = ev.ago(0)
+    evts = [ev.observations(f"lsn-{s}", now - timedelta(minutes=m), 3) for s in range(2) for m in range(0, 120, 15)]
+    for e in evts:
+        rt.bus.publish(e)
+    for e in reversed(evts + evts[:3]):   # another order than the stream's, some twice
+        deliver(ioc, rt, e)
+    r = ioc.post("/v1/replay", headers=op).get_json()
+    assert r["identical"] is True and r["events"] == len(evts) and r["differences"] == []
+    assert r["facts"]["only_live"] == r["facts"]["only_replayed"] == 0 and r["facts"]["live"] <= 6   # station-hours
+
+
 def test_a_restarted_instance_shows_what_it_had_absorbed(start_function, rt, tokens, no_peers):
     one = start_function("ioc", peer_url_template=no_peers).app.test_client()
     for e in sample():
@@ -179,6 +192,42 @@ def test_a_restarted_instance_shows_what_it_had_absorbed(start_function, rt, tok
     after = two.get("/v1/indicators?as_of=2030-01-01T00:00:00Z", headers=tokens.header("ioc")).get_json()
     assert [(i["id"], i["value"]) for i in after["items"]] == [(i["id"], i["value"]) for i in before["items"]]
     assert by_id(after)["reports.open"]["value"] == 1 and by_id(after)["border.waiting"]["value"] == 1
+
+
+def test_a_stations_messages_are_stored_as_station_hours_and_count_once_across_a_restart(start_function, rt,
+                                                                                           tokens, no_peers):
+    """Each message of a station used to be a fact of its own (an object, 1.7 KB of the IOC's memory,
+    a step of every figure's scan): they are counted into one tally per station and hour, in the
+    store as in memory, and a store an earlier version filled one fact per message is moved over."""
+    import json
+
+    from functions.ioc.function import live
+    from lscloud import store
+
+    objects, bucket = store.connection()
+    now = ev.ago(0).replace(minute=30, second=0, microsecond=0)
+    messages = [ev.observations(f"lsn-{s}", now - timedelta(minutes=m), 2) for s in range(2) for m in range(0, 90, 10)]
+    # what an earlier version kept: one fact per message, the entity its own id
+    earlier = [ev.observations("lsn-9", now - timedelta(minutes=m), 1) for m in range(3)]
+    for e in earlier:
+        fact = live.fact_of(e)
+        objects.put(bucket, live.fact_key(e), json.dumps({**fact, "entity": fact["id"]}).encode())
+
+    one = start_function("ioc", peer_url_template=no_peers).app.test_client()
+    for e in messages + messages[:4]:   # four delivered twice
+        deliver(one, rt, e)
+    hdr = tokens.header("ioc")
+    counted = by_id(one.get("/v1/indicators", headers=hdr).get_json())["environment.readings"]["value"]
+    assert counted == 2 * len(messages) + len(earlier)
+    kept = [i.key for i in objects.list(bucket, "ioc/facts/environment/")]
+    # two stations over two hours, and lsn-9's hour (or two); none of the earlier per-message objects
+    assert 5 <= len(kept) <= 6 and not {live.fact_key(e) for e in earlier} & set(kept)
+
+    two = start_function("ioc", peer_url_template=no_peers).app.test_client()
+    assert by_id(two.get("/v1/indicators", headers=hdr).get_json())["environment.readings"]["value"] == counted
+    for e in messages[-3:] + earlier:   # redelivered after the restart
+        deliver(two, rt, e)
+    assert by_id(two.get("/v1/indicators", headers=hdr).get_json())["environment.readings"]["value"] == counted
 
 
 def test_the_stream_announces_a_change_and_closes(ioc, rt):

@@ -81,7 +81,8 @@ def test_the_sample_events_keep_their_producers_contracts():
     schemas = SchemaSet(ROOT / "schemas")
     built = sample() + [ev.report(ev.report_id(NOW), "submitted", "submitted", "open", NOW),
                         ev.dossier("h9", "received", NOW, deadline=NOW + timedelta(days=3)),
-                        bench_report("ffffffff", 1, NOW)]   # `lscloud bench ioc`'s too (its ids wrap round)
+                        bench_report("ffffffff", 1, NOW),   # `lscloud bench ioc`'s too (its ids wrap round)
+                        ev.observations("lsn-air-1", NOW, 3)]
     assert {e["type"].split(".")[2] for e in built} >= {"border", "dossiers", "reports", "softatm", "environment",
                                                            "community"}
     for e in built:

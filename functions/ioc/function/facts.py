@@ -112,7 +112,8 @@ def of(event: Mapping[str, Any]) -> dict | None:
                      {"value": _num(data.get("value"))})
     if t == ENVIRONMENT[2]:
         readings = data.get("readings") if isinstance(data.get("readings"), list) else []
-        return _fact(event, "observations", str(event.get("id")), data.get("received_at"), "recorded",
+        # one per message, kept as a tally per station and hour (projection.TALLIED)
+        return _fact(event, "observations", data.get("station"), data.get("received_at"), "recorded",
                      {"station": data.get("station"), "commune": _commune(data.get("unit")), "station_kind": data.get("kind")},
                      {"readings": float(len(readings))})
     if t in COMMUNITY:
