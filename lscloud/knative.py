@@ -202,11 +202,13 @@ REPEAT_SAFE = "__lscloud_repeat_safe__"
 
 
 def repeat_safe(handler: EventHandler) -> EventHandler:
-    """Mark an event handler that is idempotent on the event id by itself: each of its effects
-    is keyed by the event id where it lands (e.g. a partner's webhook, which the partner dedupes by
-    the event id it carries). ``/events`` then runs it on every delivery, without the runtime's
-    events-seen lease (a create-only PUT before it and a PUT after it). A redelivery, or two at
-    once, runs it again: only for a handler whose every effect a repeat leaves as it was."""
+    """Mark an event handler that is idempotent by itself: each of its effects is keyed where it
+    lands, by the event id (a partner's webhook, which the partner dedupes by the event id it
+    carries) or by what it records (a station's reading, kept once per station and time).
+    ``/events`` then runs it on every delivery, without the runtime's events-seen lease (a
+    create-only PUT before it and a PUT after it, and the clock sweep's read and delete later). A
+    redelivery, or two at once, runs it again: only for a handler whose every effect a repeat
+    leaves as it was."""
     setattr(handler, REPEAT_SAFE, True)
     return handler
 
