@@ -93,7 +93,7 @@ def delivered_by_dispatcher(client) -> dict:
     return delivery_headers(app_state(client.application).settings)
 
 
-def test_a_crossing_from_submission_to_exit(client, tok, fn):
+def test_a_crossing_from_submission_to_exit(client, tok, fn, monkeypatch):
     ent = tok("enterprise", sub=TAX)
     did = new_id()
     body = declaration(did, booking={"mode": "living"})
@@ -154,6 +154,22 @@ def test_a_crossing_from_submission_to_exit(client, tok, fn):
 
     assert barrier("b-1", "out").status_code == 200
     assert ok(client.get(f"/v1/declarations/{did}", headers=customs))["status"] == "cleared"
+    # the exit commits, then the run fails (here: the metric after it): the redelivery opens the
+    # barrier again under the same event id, never "refused" for a truck that has left
+    from functions.border.function import metrics
+
+    decided = metrics.barrier_decided
+    failures = []
+
+    def fails_once(*a):
+        if not failures:
+            failures.append(a)
+            raise RuntimeError("the run stops after the exit committed")
+        return decided(*a)
+
+    monkeypatch.setattr(metrics, "barrier_decided", fails_once)
+    assert barrier("b-2", "in").status_code >= 500 and failures
+    assert ok(client.get(f"/v1/declarations/{did}", headers=customs))["status"] == "exited"
     assert barrier("b-2", "in").status_code == 200
     assert ok(client.get(f"/v1/declarations/{did}", headers=customs))["status"] == "exited"
 
@@ -173,6 +189,8 @@ def test_a_crossing_from_submission_to_exit(client, tok, fn):
     assert opened["data"]["declaration"]["declaration_id"] == did
     refused = next(e for e in stream if e["type"] == "vn.langson.border.barrier.refused.v1")
     assert {r["code"] for r in refused["data"]["reasons"]} == {"wrong-direction"}
+    b2 = [e["type"].split(".")[-2] for e in stream if (e.get("data") or {}).get("reading_id") == "b-2"]
+    assert b2 == ["opened"]   # once (the same id), and not refused
 
     stats = ok(client.get("/v1/stats", headers=customs))
     row = next(r for r in stats["by_gate_direction_day"] if r["gate"] == "huu-nghi")
@@ -420,6 +438,78 @@ def test_weighbridge_mismatch_holds_and_a_reading_counts_once(client, tok, fn):
     mismatches = [m for m in tail(fn.settings, 200) if m["event"]["type"] == "vn.langson.border.weight.mismatched.v1"
                   and m["event"]["data"]["declaration_id"] == did]
     assert len(mismatches) == 1
+
+
+def _at_the_gate(client, tok, plate: str) -> str:
+    """A declaration of ``plate`` called to Hữu Nghị's gate; its id."""
+    did = new_id()
+    ok(client.post("/v1/declarations", json=declaration(did, plate=plate, trailer=None, booking={"mode": "living"}),
+                   headers=tok("enterprise", sub=TAX)), 201)
+    ok(client.post(f"/v1/declarations/{did}/arrival", headers=idem(tok("yard-operator", unit="huu-nghi"))))
+    client.post("/v1/gates/huu-nghi/calls", json={"flow": "in", "count": 5}, headers=idem(tok("gate-operator", unit="huu-nghi")))
+    return did
+
+
+def test_a_device_reading_whose_first_run_failed_is_applied_by_its_redelivery(client, tok, fn, monkeypatch):
+    """The reading's record is made first; a run that fails after it (the store, here a read) is
+    answered 5xx, and the redelivery of the same event applies the reading. (It used to find the
+    record and answer 200 with nothing done: the truck never reached the gate.) The same reading in
+    another envelope still counts once."""
+    from functions.border.function import device_events
+    from lscloud.store import StoreUnavailable
+
+    ent = tok("enterprise", sub=TAX)
+    did = _at_the_gate(client, tok, "桂B·11111")
+    real, failed = device_events.candidates, []
+
+    def fails_once(*a, **kw):
+        if not failed:
+            failed.append(a)
+            raise StoreUnavailable("the store did not answer")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(device_events, "candidates", fails_once)
+    read = {"reading_id": "g-re-1", "gate": "huu-nghi", "camera": "gate", "flow": "in", "plate": "桂B11111",
+            "confidence": 0.99, "read_at": "2025-09-01T08:00:00Z", "device": "anpr-g"}
+    assert device_event(client, "vn.langson.border.plate.read.v1", read).status_code == 503
+    assert ok(client.get(f"/v1/declarations/{did}", headers=ent))["status"] == "called"
+    assert device_event(client, "vn.langson.border.plate.read.v1", read).status_code == 200
+    assert ok(client.get(f"/v1/declarations/{did}", headers=ent))["status"] == "at_gate"
+
+    # a weighbridge reading whose write landed before the run failed is not counted twice
+    reading = {"reading_id": "wb-re-1", "gate": "huu-nghi", "plate": "桂B·11111", "gross_kg": 45000,
+               "measured_at": "2025-09-01T08:05:00Z", "device": "wb-1"}
+    weighed, stopped = device_events.metrics.weighed, []
+
+    def stops_once(*a):
+        if not stopped:
+            stopped.append(a)
+            raise RuntimeError("the run stops after the write")
+        return weighed(*a)
+
+    monkeypatch.setattr(device_events.metrics, "weighed", stops_once)
+    assert device_event(client, "vn.langson.border.weight.measured.v1", reading).status_code >= 500
+    assert device_event(client, "vn.langson.border.weight.measured.v1", reading).status_code == 200
+    doc = ok(client.get(f"/v1/declarations/{did}", headers=ent))
+    assert doc["status"] == "held" and doc["weight_mismatches"] == 1
+    mismatched = [m for m in tail(fn.settings, 200) if m["event"]["type"] == "vn.langson.border.weight.mismatched.v1"
+                  and m["event"]["data"]["declaration_id"] == did]
+    assert len(mismatched) == 1
+
+
+def test_an_older_weighbridge_reading_delivered_late_does_not_undo_a_newer_one(client, tok, fn):
+    """Deliveries may come in any order (Knative delivers in parallel): the latest measurement decides."""
+    ent = tok("enterprise", sub=TAX)
+    did = _at_the_gate(client, tok, "桂B·22222")
+    ok(client.post(f"/v1/declarations/{did}/at-gate", headers=idem(tok("gate-operator", unit="huu-nghi"))))
+    newer = {"reading_id": "wb-n", "gate": "huu-nghi", "plate": "桂B·22222", "gross_kg": 45000,
+             "measured_at": "2025-09-01T08:10:00+07:00", "device": "wb-1"}
+    older = {**newer, "reading_id": "wb-o", "gross_kg": 33400, "measured_at": "2025-09-01T01:05:00Z"}   # 08:05 local
+    assert device_event(client, "vn.langson.border.weight.measured.v1", newer).status_code == 200
+    assert ok(client.get(f"/v1/declarations/{did}", headers=ent))["status"] == "held"
+    assert device_event(client, "vn.langson.border.weight.measured.v1", older).status_code == 200
+    doc = ok(client.get(f"/v1/declarations/{did}", headers=ent))
+    assert doc["status"] == "held" and doc["weight"]["reading_id"] == "wb-n"
 
 
 def test_border_settings_come_through_the_platform_config(border, tok, settings):

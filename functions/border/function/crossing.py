@@ -96,9 +96,13 @@ def assign_lane(doc: dict, lane: str, reason: str | None, actor: Actor, at: date
     return entry
 
 
-def weigh(doc: dict, check: WeightCheck, reading_id: str, actor: Actor, at: datetime) -> list[Transition]:
-    """Record a weighbridge reading: a mismatch opens the weight hold, a good reading lifts it."""
-    doc["weight"] = {**check.as_dict(), "reading_id": reading_id, "at": iso(at)}
+def weigh(doc: dict, check: WeightCheck, reading_id: str, actor: Actor, at: datetime,
+          measured_at: str | None = None) -> list[Transition]:
+    """Record a weighbridge reading: a mismatch opens the weight hold, a good reading lifts it.
+    ``measured_at``: when the weighbridge measured it (kept, so an older reading delivered late is
+    told apart)."""
+    doc["weight"] = {**check.as_dict(), "reading_id": reading_id, "at": iso(at),
+                     **({"measured_at": measured_at} if measured_at else {})}
     holds = doc.setdefault("holds", {})
     if not check.ok:
         doc["weight_mismatches"] = int(doc.get("weight_mismatches", 0)) + 1

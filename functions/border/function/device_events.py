@@ -1,7 +1,9 @@
 """Gate devices' events: accepted from a device at ``POST /v1/device-events`` (checked, then
 published to NATS), and delivered back by the trigger (Knative Eventing / the local dispatcher) to
 ``/events``: weighbridge readings and ANPR plate reads. A reading is recorded once (its id is a
-create-only key), whatever the number of deliveries.
+create-only key), whatever the number of deliveries or envelopes; a run that failed is run again by
+its redelivery, and each effect holds when applied twice (a weighbridge reading older than the one
+applied is left out, whatever order deliveries come in).
 
 - ``weight.measured``: compared with the declared gross weight; a mismatch holds the truck and
   raises ``weight.mismatched``.
@@ -13,12 +15,13 @@ create-only key), whatever the number of deliveries.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any, Callable, Mapping
 
 from lscloud import errors, outbox, runtime
 from lscloud import events as ce
 from lscloud.aggregate import NoChange
-from lscloud.statemachine import Actor, IllegalTransition, NotPermitted, iso, now
+from lscloud.statemachine import Actor, IllegalTransition, NotPermitted, iso, now, parse_iso
 from lscloud.store import ConditionalCheckFailed
 
 from . import barrier, crossing, devices, indexes, ledger, lifecycle, metrics, queueing, scopes, settings
@@ -80,13 +83,30 @@ def tolerance() -> float:
     return settings.of(runtime.current().settings).weight_tolerance
 
 
-def _first_time(event: dict) -> bool:
+def _claimed(event: dict, **facts: Any) -> dict | None:
+    """The reading's record when this run applies it, else None. The first event that brings a
+    reading makes its record (device, reading id; with ``facts``), so the same reading under another
+    envelope is a duplicate. A later run of that same event applies it again: the runtime's
+    events-seen lease lets a redelivery through only when an earlier run did not finish, and one
+    that failed after making the record (a store read, the declaration's write) would otherwise have
+    been answered 200 with nothing done. Each effect below holds when applied twice."""
     d = event["data"]
+    record = {**d, "event_id": event["id"], **facts}
     try:
-        DeviceReading(d["device"], d["reading_id"], data={**d, "event_id": event["id"]}).save()
-        return True
+        DeviceReading(d["device"], d["reading_id"], data=record).save()
+        return record
     except ConditionalCheckFailed:
-        return False
+        held = DeviceReading.get(d["device"], d["reading_id"]).data
+        return held if held.get("event_id") == event["id"] else None
+
+
+def _instant(value) -> datetime | None:
+    """An ISO 8601 instant with its offset, or None (absent, malformed, or without an offset)."""
+    try:
+        t = parse_iso(value)
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return t if t.tzinfo is not None else None
 
 
 def candidates(plate: str, gate: str) -> list[dict]:
@@ -98,7 +118,7 @@ def candidates(plate: str, gate: str) -> list[dict]:
 
 
 def on_weight(event: dict) -> None:
-    if not _first_time(event):
+    if _claimed(event) is None:
         return
     d = event["data"]
     actor = Actor("device", d["device"], unit=d["gate"])
@@ -111,9 +131,18 @@ def on_weight(event: dict) -> None:
     at = now()
     allowed = tolerance()
 
+    measured = _instant(d.get("measured_at"))
+
     def op(doc):
+        last = doc.get("weight") or {}
+        applied = _instant(last.get("measured_at"))
+        if last.get("reading_id") == d["reading_id"] or (measured and applied and applied > measured):
+            # applied already (an earlier run's write landed), or a later measurement is in: the
+            # weighbridge's latest reading decides the hold, whatever order deliveries come in
+            raise NoChange()
         check = devices.check_weight(doc, d["gross_kg"], allowed)
-        return crossing.weigh(doc, check, d["reading_id"], actor, at), check
+        return crossing.weigh(doc, check, d["reading_id"], actor, at,
+                              measured_at=iso(measured) if measured else None), check
 
     def after(doc, check):
         if check.ok:
@@ -123,16 +152,23 @@ def on_weight(event: dict) -> None:
                                id=f"{doc['id']}.weight.{d['reading_id']}")]
 
     out = ledger.RECORDS.mutate(docs[0]["id"], op, events_after=after)
+    if out.result is None:
+        log.info("weighbridge reading %s: applied already, or older than the one applied", d["reading_id"])
+        return
     metrics.weighed(out.doc["gate"], out.doc["flow"], "ok" if out.result.ok else "mismatch")
 
 
 def on_plate(event: dict) -> None:
-    if not _first_time(event):
-        return
     d = event["data"]
-    actor = Actor("device", d["device"], unit=d["gate"])
-    docs = candidates(d["plate"], d["gate"])
     camera = d["camera"]
+    docs = candidates(d["plate"], d["gate"])
+    # a barrier read names in its record the declaration it decides on: a later run of it, after the
+    # exit committed, no longer finds that declaration among the live ones
+    target = docs[0]["id"] if camera == "barrier" and docs else None
+    record = _claimed(event, declaration_id=target)
+    if record is None:
+        return
+    actor = Actor("device", d["device"], unit=d["gate"])
     try:
         if camera == "yard":
             queued = [x for x in docs if x["status"] == "queued"]
@@ -143,7 +179,7 @@ def on_plate(event: dict) -> None:
             if called:
                 queueing.reach_gate(called[0]["id"], actor, d["gate"])
         elif camera == "barrier":
-            open_barrier(docs[0]["id"] if docs else None, d, actor)
+            open_barrier(target or record.get("declaration_id"), d, actor)
     except (IllegalTransition, NotPermitted) as exc:
         log.info("plate read %s ignored: %s", d["reading_id"], exc)
 
@@ -163,6 +199,8 @@ def open_barrier(declaration_id: str | None, d: dict, actor: Actor) -> barrier.B
     at = now()
 
     def op(doc):
+        if (doc.get("exit") or {}).get("reading_id") == d["reading_id"]:
+            raise NoChange()   # this read's exit committed in an earlier run: it opens again, below
         decision = barrier.decide(doc, **read)
         if not decision.open:
             raise NoChange()
@@ -170,12 +208,15 @@ def open_barrier(declaration_id: str | None, d: dict, actor: Actor) -> barrier.B
         return [lifecycle.apply(doc, "exit", actor, at=at, details={"barrier": d["device"]})], decision
 
     out = ledger.RECORDS.mutate(declaration_id, op)
-    if out.result is not None:   # the exit committed: only now does the barrier open
+    opened = out.result
+    if opened is None and (out.doc.get("exit") or {}).get("reading_id") == d["reading_id"]:
+        opened = barrier.BarrierDecision(True)   # the same opening, announced again under its own id
+    if opened is not None:   # the exit committed: only now does the barrier open
         metrics.barrier_decided(d["gate"], d["flow"], True, [])
         outbox.publish([ledger.RECORDS.fact("barrier.opened", {**base, "declaration": ledger.summary(out.doc),
                                                                   "release": out.doc.get("release")},
                                                subject=declaration_id, id=event_id)])
-        return out.result
+        return opened
     decision = barrier.decide(out.doc, **read)
     metrics.barrier_decided(d["gate"], d["flow"], False, decision.reasons)
     outbox.publish([ledger.RECORDS.fact("barrier.refused", {**base, "declaration_id": declaration_id,
