@@ -581,16 +581,21 @@ def bench_softatm(*, requests: int = 200, concurrency: int = 8, functions_dir: P
                 if r.status_code != 201:
                     raise RuntimeError(f"create: HTTP {r.status_code}: {r.text[:120]}")
                 # not answered yet (no waiting slot, or the bound): long-poll until the bank's answer (304: not yet)
-                tag, state, deadline = r.headers.get("ETag"), r.json()["state"], time.monotonic() + 30
+                seen = r.json()
+                tag, state, deadline = r.headers.get("ETag"), seen["state"], time.monotonic() + 30
                 while state == "RECEIVED" and time.monotonic() < deadline:
                     r = client.get(f"{gw}/softatm/v1/transfers/{tid}",
                                    headers={**teller, "If-None-Match": tag or "", "Prefer": "wait=10"})
                     if r.status_code == 200:
-                        tag, state = r.headers.get("ETag"), r.json()["state"]
+                        seen = r.json()
+                        tag, state = r.headers.get("ETag"), seen["state"]
                     elif r.status_code != 304:
                         raise RuntimeError(f"read: HTTP {r.status_code}: {r.text[:120]}")
                     elif "Preference-Applied" not in r.headers:
                         time.sleep(0.05)   # answered without waiting (every waiting slot taken): no busy loop
+                if state != "RESERVED":
+                    # say why, not the commit's 409 (a run once saw one and could not tell which)
+                    raise RuntimeError(f"not reserved: {state} ({seen.get('abort_reason') or 'no answer in 30 s'})")
                 r = client.post(f"{gw}/softatm/v1/withdrawals/{tid}/commit", json={}, headers=teller)
                 if r.status_code != 200:
                     raise RuntimeError(f"commit: HTTP {r.status_code}: {r.text[:120]}")
