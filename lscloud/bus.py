@@ -547,31 +547,31 @@ class SyncBus:
             pass
 
 
-def delete_streams(settings, names: list[str] | tuple[str, ...]) -> None:
-    """Delete streams if they exist, from sync code with no loop running (test teardown, reset)."""
+def _as_admin(settings, work: Callable[[Bus], Awaitable[Any]]) -> None:
+    """Run ``work(bus)`` on a connection of its own, from sync code with no loop running."""
 
     async def run():
         bus = Bus(settings, name=f"{settings.service}-admin", create_stream=False)
         await bus.connect()
         try:
-            for name in names:
-                await bus.delete_stream(name)
+            await work(bus)
         finally:
             await bus.close()
 
     asyncio.run(run())
+
+
+def delete_streams(settings, names: list[str] | tuple[str, ...]) -> None:
+    """Delete streams if they exist, from sync code with no loop running (test teardown, reset)."""
+
+    async def work(bus: Bus) -> None:
+        for name in names:
+            await bus.delete_stream(name)
+
+    _as_admin(settings, work)
 
 
 def delete_consumer(settings, stream: str, name: str) -> None:
     """Delete the consumer ``name`` of ``stream``, from sync code with no loop running (tests that
     take a consumer away, an operator's repair)."""
-
-    async def run():
-        bus = Bus(settings, name=f"{settings.service}-admin", create_stream=False)
-        await bus.connect()
-        try:
-            await bus.js.delete_consumer(stream, name)
-        finally:
-            await bus.close()
-
-    asyncio.run(run())
+    _as_admin(settings, lambda bus: bus.js.delete_consumer(stream, name))
