@@ -211,7 +211,7 @@ def test_a_stations_messages_are_stored_as_station_hours_and_count_once_across_a
     earlier = [ev.observations("lsn-9", now - timedelta(minutes=m), 1) for m in range(3)]
     for e in earlier:
         fact = live.fact_of(e)
-        objects.put(bucket, live.fact_key(e), json.dumps({**fact, "entity": fact["id"]}).encode())
+        objects.put(bucket, live.stored_key(fact), json.dumps({**fact, "entity": fact["id"]}).encode())
 
     one = start_function("ioc", peer_url_template=no_peers).app.test_client()
     for e in messages + messages[:4]:   # four delivered twice
@@ -221,7 +221,7 @@ def test_a_stations_messages_are_stored_as_station_hours_and_count_once_across_a
     assert counted == 2 * len(messages) + len(earlier)
     kept = [i.key for i in objects.list(bucket, "ioc/facts/environment/")]
     # two stations over two hours, and lsn-9's hour (or two); none of the earlier per-message objects
-    assert 5 <= len(kept) <= 6 and not {live.fact_key(e) for e in earlier} & set(kept)
+    assert 5 <= len(kept) <= 6 and not {live.stored_key(live.fact_of(e)) for e in earlier} & set(kept)
 
     two = start_function("ioc", peer_url_template=no_peers).app.test_client()
     assert by_id(two.get("/v1/indicators", headers=hdr).get_json())["environment.readings"]["value"] == counted

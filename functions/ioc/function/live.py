@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections import deque
+from contextlib import nullcontext
 from concurrent.futures import ThreadPoolExecutor
 from typing import Mapping
 
@@ -39,16 +40,12 @@ def _body(fact: Mapping) -> bytes:
     return json.dumps(fact, sort_keys=True, ensure_ascii=False).encode()
 
 
-def fact_key(event: Mapping) -> str:
-    digest = hashlib.sha256(f"{event.get('source')}\n{event.get('id')}".encode()).hexdigest()
-    return f"{PREFIX}{facts.source_of(str(event.get('type')))}/{digest[:40]}.json"
-
-
 def fact_of(event: Mapping) -> dict | None:
-    """The event's fact, its id the same digest as its key (never the raw event id)."""
+    """The event's fact, its id the digest of the event's source and id (never the raw event id), which
+    also names where it is kept (:func:`stored_key`): a redelivery rewrites the same object."""
     fact = facts.of(event)
     if fact is not None:
-        fact["id"] = fact_key(event).rsplit("/", 1)[1][:-5]
+        fact["id"] = hashlib.sha256(f"{event.get('source')}\n{event.get('id')}".encode()).hexdigest()[:40]
     return fact
 
 
@@ -111,15 +108,13 @@ class Live:
             return False
         self.ensure_loaded()  # first: loading after the write would fold the new fact in unannounced
         objects, bucket = store.connection()
-        if fact["kind"] in TALLIED:
-            with self._tallying:
-                tally = self.projection.tallied(fact)
-                if tally is None:
+        tallied = fact["kind"] in TALLIED
+        with self._tallying if tallied else nullcontext():
+            if tallied:   # what is stored and folded in is its station-hour's tally, counting it
+                fact = self.projection.tallied(fact)
+                if fact is None:
                     return False   # counted already
-                objects.put(bucket, stored_key(tally), _body(tally))
-                added = self.projection.apply(tally)
-        else:
-            objects.put(bucket, fact_key(event), _body(fact))
+            objects.put(bucket, stored_key(fact), _body(fact))
             added = self.projection.apply(fact)
         if added:
             self.announce(fact["source"])

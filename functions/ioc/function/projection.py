@@ -107,7 +107,7 @@ def _merged(known: dict, new: dict) -> dict | None:
     since) or an adopt."""
     have, add = known["tally"], new["tally"]
     if not have and not add:   # neither keeps its ids (older than TALLY_IDS_KEPT_H): the larger sums stand
-        if known["values"] == new["values"] or sum(known["values"].values()) >= sum(new["values"].values()):
+        if sum(known["values"].values()) >= sum(new["values"].values()):
             return None
         return {**new, "attrs": {**known["attrs"], **new["attrs"]}}
     if add.keys() <= have.keys():
