@@ -398,6 +398,8 @@ class Relay:
         from nats.js import errors as js_errors
 
         stream = stream_name(self.settings)
+        # asked before binding too: it notes the stream's creation time, without which floors kept
+        # from a stream since made again would be taken for this one's
         after = await self._floors.start(bus.js, stream, self.durable)
         try:
             await bus.js.consumer_info(stream, self.durable)

@@ -3,11 +3,12 @@ latency against a raw S3 GET, measured in the same run.
 
 Absorbing is the whole path an event takes: published on JetStream, pulled by the dispatcher's durable
 consumer, POSTed to the IOC's ``/events`` (sender token checked; no run-once lease: the IOC's
-handlers are repeat-safe), the fact written to the store and folded into the live projection. The rate is events published /
-time until the IOC's figures count every one of them (``reports.received`` through the gateway). The
-baseline is raw create-only PUTs of one small fact record each (the IOC's own write per event). Reads are ``GET /ioc/v1/indicators`` (every indicator with its
-breakdowns) and an hourly series, via the gateway, against a raw GET of one object. Figures are
-printed, nothing is asserted.
+handlers are repeat-safe), the fact written to the store and folded into the live projection. The
+rate is events published / time until the IOC's figures count every one of them
+(``reports.received`` through the gateway). The baseline is raw create-only PUTs of one small fact
+record each (the IOC's own write per event). Reads are ``GET /ioc/v1/indicators`` (every indicator
+with its breakdowns) and an hourly series, via the gateway, against a raw GET of one object.
+Figures are printed, nothing is asserted.
 """
 
 from __future__ import annotations
