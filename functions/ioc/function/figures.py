@@ -15,6 +15,7 @@ from typing import Callable, Iterable
 
 from lscloud.workdays import TZ
 
+from . import catalogue
 from .projection import Entity, Projection
 
 KIND_OF_SOURCE = {"border": "declaration", "dossiers": "dossier", "reports": "report", "market": "shop",
@@ -221,10 +222,44 @@ WINDOW = timedelta(hours=24)
 """The window of a tile's flow and ratio values: the last 24 hours."""
 
 
+def _report_open(f: dict) -> bool:
+    status = f["attrs"].get("status")
+    return status == "open" if status else f["state"] not in ("closed", "rejected")
+
+
+LINGERS: dict[str, Callable[[dict], bool]] = {
+    "declaration": lambda f: f["state"] not in BORDER_END,       # waiting
+    "dossier": lambda f: f["state"] not in DOSSIER_END,          # open (overdue-rate)
+    "report": _report_open,                                      # open, overdue
+    "env-alert": lambda f: f["state"] == "raised",               # active
+    "commune-progress": lambda f: True,                          # its last figures stand
+    "transfer": lambda f: False, "float-alert": lambda f: False, "shop": lambda f: False,
+    "observations": lambda f: False,
+}
+"""Per kind, whether an entity whose latest fact is ``f`` can still count in a window that starts
+after ``f``: the gauges' open things. Every other entity counts in no such window (each function
+above looks at facts in the window, or at the state at its end, which is its last), so
+:meth:`.Projection.entities` passes it over, as it does an entity whose first fact is after the
+window (nothing of it is in the window or at its end): the figures' cost grows with what is open
+and recent, not with all the IOC has seen (a test holds every indicator to the full scan's values)."""
+
+
+def _dims() -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for ind in catalogue.indicators():
+        out.setdefault(COMPUTE[ind["id"]][0], {"commune"}).update(ind["dims"])  # commune: the one filter
+    return out
+
+
+def new_projection() -> Projection:
+    """A projection indexed the way the figures read it (:data:`LINGERS`, the catalogue's dimensions)."""
+    return Projection(lingers=LINGERS, dims=_dims())
+
+
 def value(proj: Projection, indicator: str, t0: str, t1: str, where: dict[str, str] | None = None):
     """One indicator's value over ``[t0, t1)``, on the entities whose attributes match ``where``."""
     kind, fn = COMPUTE[indicator]
-    return fn(_matching(proj.entities(kind), where), t0, t1)
+    return fn(_matching(proj.entities(kind, since=t0, until=t1), where), t0, t1)
 
 
 def _matching(ents: list[Entity], where: dict[str, str] | None) -> list[Entity]:
@@ -237,10 +272,13 @@ def breakdown(proj: Projection, indicator: str, dim: str, t0: str, t1: str, wher
     """The indicator per value of one dimension (communes, gates …), keys sorted."""
     kind, fn = COMPUTE[indicator]
     groups: dict[str, list[Entity]] = {}
-    for e in _matching(proj.entities(kind), where):
+    for e in _matching(proj.entities(kind, since=t0, until=t1), where):
         if dim in e.attrs:
             groups.setdefault(e.attrs[dim], []).append(e)
-    return {k: fn(groups[k], t0, t1) for k in sorted(groups)}
+    keys = proj.attr_values(kind, dim, where)   # a value whose entities were all passed over: its figure too
+    if keys is None:
+        keys = {e.attrs[dim] for e in _matching(proj.entities(kind), where) if dim in e.attrs}
+    return {k: fn(groups.get(k, []), t0, t1) for k in sorted(keys)}
 
 
 STEPS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}

@@ -23,7 +23,7 @@ from typing import Mapping
 
 from lscloud import store
 
-from . import facts
+from . import facts, figures
 from .projection import TALLIED, Projection
 
 PREFIX = "ioc/facts/"
@@ -53,7 +53,7 @@ class Live:
     """The live projection of one IOC instance and the changes it announces to streams."""
 
     def __init__(self, history: int = 512):
-        self.projection = Projection()
+        self.projection = figures.new_projection()
         self._loaded = False
         self._load_lock = threading.Lock()
         self._changed = threading.Condition()

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Callable, Collection, Mapping
 
 TALLIED = frozenset({"observations"})
 """Kinds whose facts are many and alike (each station's readings, every minute or faster): kept as one
@@ -128,7 +129,14 @@ class Projection:
     An entity's history and attributes are replaced, never changed in place, when a fact arrives:
     a reader computing figures meanwhile sees each entity either before or after it."""
 
-    def __init__(self):
+    def __init__(self, lingers: Mapping[str, Callable[[dict], bool]] | None = None,
+                 dims: Mapping[str, Collection[str]] | None = None):
+        """``lingers``: per kind, whether an entity whose latest fact is the one given can still count
+        in a window that starts after that fact (a gauge's open thing: a truck still waiting, a report
+        still open); :meth:`entities` passes over those that cannot when asked for a window's. A kind
+        not named lingers always (nothing is passed over). ``dims``: per kind, the attributes figures
+        break it down and filter it by; :meth:`attr_values` keeps every value they take. Both come
+        from the figures (:func:`.figures.new_projection`); without them every read is a full scan."""
         self._facts: dict[str, dict] = {}
         self._by_kind: dict[str, dict[str, Entity]] = {}
         self._last_at: dict[str, str] = {}
@@ -136,6 +144,12 @@ class Projection:
         self._memo: dict = {}
         self._keeping: dict[tuple[str, str], set[str]] = {}   # tallies that still keep their ids, by entity
         self._cutoffs: dict[str, str] = {}
+        self._lingers = dict(lingers or {})
+        self._dims = {kind: frozenset(d) for kind, d in (dims or {}).items()}
+        self._lingering: dict[str, set[str]] = {}             # kind -> ids that may count after their last fact
+        self._ended: dict[str, dict[str, dict[str, set[str]]]] = {}   # kind -> hour of last fact -> of first -> ids
+        self._ended_hours: dict[str, list[str]] = {}          # kind -> those hours, sorted
+        self._attr_values: dict[str, dict] = {}               # kind -> where -> dim -> value -> entities
         self.version = 0
 
     def apply(self, fact: dict) -> bool:
@@ -199,16 +213,62 @@ class Projection:
             self._facts[tid] = {**self._facts[tid], "tally": {}}
             keeping.discard(tid)
         entity = self._by_kind[kind][entity_id]
-        self._by_kind[kind][entity_id] = Entity.of(kind, entity_id, [self._facts[f["id"]] for f in entity.history])
+        self._set(Entity.of(kind, entity_id, [self._facts[f["id"]] for f in entity.history]))
 
     def _put_entity(self, fact: dict) -> None:
-        entities = self._by_kind.setdefault(fact["kind"], {})
-        old = entities.get(fact["entity"])
+        old = self._by_kind.get(fact["kind"], {}).get(fact["entity"])
         # a tally replaces itself (Entity.then); a fact is new
-        entities[fact["entity"]] = old.then(fact) if old else Entity.of(fact["kind"], fact["entity"], [fact])
+        self._set(old.then(fact) if old else Entity.of(fact["kind"], fact["entity"], [fact]))
         if fact["at"] > self._last_at.get(fact["source"], ""):
             self._last_at[fact["source"]] = fact["at"]
         self.version += 1
+
+    def _set(self, entity: Entity) -> None:
+        """Put ``entity`` in (a new one, or the one with its id replaced) and keep the indexes of
+        :meth:`entities` and :meth:`attr_values` in step."""
+        entities = self._by_kind.setdefault(entity.kind, {})
+        old = entities.get(entity.id)
+        entities[entity.id] = entity
+        if old is not None:
+            self._unindex(old)
+        lingers = self._lingers.get(entity.kind)
+        if lingers is None or lingers(entity.history[-1]):
+            self._lingering.setdefault(entity.kind, set()).add(entity.id)
+        else:
+            hour, by_hour = entity.times[-1][:13], self._ended.setdefault(entity.kind, {})
+            if hour not in by_hour:
+                by_hour[hour] = {}
+                insort(self._ended_hours.setdefault(entity.kind, []), hour)
+            by_hour[hour].setdefault(entity.times[0][:13], set()).add(entity.id)
+        dims = self._dims.get(entity.kind)
+        if dims and (old is None or old.attrs != entity.attrs):
+            if old is not None:
+                self._count_attrs(entity.kind, dims, old.attrs, -1)
+            self._count_attrs(entity.kind, dims, entity.attrs, 1)
+
+    def _unindex(self, entity: Entity) -> None:
+        self._lingering.get(entity.kind, set()).discard(entity.id)
+        hour, first, by_hour = entity.times[-1][:13], entity.times[0][:13], self._ended.get(entity.kind, {})
+        ids = by_hour.get(hour, {}).get(first)
+        if ids is not None:
+            ids.discard(entity.id)
+            if not ids:
+                del by_hour[hour][first]
+                if not by_hour[hour]:
+                    del by_hour[hour]
+                    hours = self._ended_hours[entity.kind]
+                    del hours[bisect_left(hours, hour)]
+
+    def _count_attrs(self, kind: str, dims: frozenset[str], attrs: dict, step: int) -> None:
+        mine = {k: v for k, v in attrs.items() if k in dims}
+        by_where = self._attr_values.setdefault(kind, {})
+        for where in (None, *mine.items()):
+            per_dim = by_where.setdefault(where, {})
+            for dim, value in mine.items():
+                counts = per_dim.setdefault(dim, {})
+                counts[value] = counts.get(value, 0) + step
+                if not counts[value]:
+                    del counts[value]
 
     def memo(self, key, compute):
         """``compute()`` once per ``key`` until the next new fact (readers in the same second share it)."""
@@ -239,7 +299,32 @@ class Projection:
         with self._lock:
             return dict(self._last_at)
 
-    def entities(self, kind: str) -> list[Entity]:
-        """The entities of ``kind`` as they are now (each with its sorted history)."""
+    def entities(self, kind: str, since: str | None = None, until: str | None = None) -> list[Entity]:
+        """The entities of ``kind`` as they are now (each with its sorted history); with ``since`` and
+        ``until`` (a window), only those that can count in it: the ones that linger or have a fact in
+        or after ``since``'s hour, and a fact by ``until``'s hour (a few of those hours' may count for
+        nothing). What figures read grows with what is open and recent, not with every declaration,
+        dossier or transfer the IOC has ever seen."""
         with self._lock:
-            return list(self._by_kind.get(kind, {}).values())
+            every = self._by_kind.get(kind, {})
+            if since is None:
+                return list(every.values())
+            last = (until or "~")[:13]
+            ids = set(self._lingering.get(kind, ()))
+            hours = self._ended_hours.get(kind, [])
+            for hour in hours[bisect_left(hours, since[:13]):]:
+                for first, some in self._ended[kind][hour].items():
+                    if first <= last:
+                        ids |= some
+            return [every[i] for i in ids]
+
+    def attr_values(self, kind: str, dim: str, where: Mapping[str, str] | None = None) -> set[str] | None:
+        """Every value attribute ``dim`` takes among the entities of ``kind`` (as of their latest
+        facts) that match ``where`` (one attribute at most), passed over or not: a breakdown's keys.
+        None when the projection was not told to keep them (``dims``)."""
+        with self._lock:
+            dims = self._dims.get(kind, frozenset())
+            if dim not in dims or (where and (len(where) > 1 or not dims.issuperset(where))):
+                return None
+            key = next(iter(where.items())) if where else None
+            return set(self._attr_values.get(kind, {}).get(key, {}).get(dim, {}))

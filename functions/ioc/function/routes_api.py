@@ -14,8 +14,7 @@ from lscloud import errors, runtime
 from lscloud.auth import allow, principal
 from lscloud.web import query_params, query_schema, responds
 
-from . import catalogue, facts, live, views
-from .projection import Projection
+from . import catalogue, facts, figures, live, views
 
 bp = Blueprint("ioc_api", __name__)
 
@@ -147,7 +146,7 @@ def replay():
     """Rebuild every figure from the stream's beginning and compare it with the live figures."""
     state: live.Live = current_app.config["IOC_LIVE"]
     stored = runtime.current().bus.replay(facts.HANDLED)
-    fresh = Projection()
+    fresh = figures.new_projection()
     for event in stored:
         fact = live.fact_of(event)
         if fact is not None:
@@ -156,7 +155,7 @@ def replay():
     as_of = g.query["as_of"] or datetime.now(timezone.utc)
     a, b = views.snapshot(current, as_of), views.snapshot(fresh, as_of)
     live_ids, replayed_ids = current.fact_ids(), fresh.fact_ids()
-    body = {"as_of": views.figures.fmt(as_of),
+    body = {"as_of": figures.fmt(as_of),
             "events": len(stored), "identical": a["digest"] == b["digest"],
             "facts": {"live": len(live_ids), "replayed": len(replayed_ids),
                       "only_live": len(live_ids - replayed_ids), "only_replayed": len(replayed_ids - live_ids)},
