@@ -9,9 +9,10 @@ the stream in any order gives exactly the same figures as the live one.
 from __future__ import annotations
 
 import hashlib
+import sys
 import threading
 from bisect import bisect_left, bisect_right, insort
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Collection, Mapping
 
@@ -45,27 +46,30 @@ def _hours_before(t: str, hours: int) -> str:
     return (datetime.strptime(t, fmt) - timedelta(hours=hours)).strftime(fmt)
 
 
-@dataclass
+def _either(merged: dict, *known: dict) -> dict:
+    # an entity's attributes are most often exactly its latest fact's (or unchanged by it): that map
+    # is kept, not an equal copy (the IOC holds one entity per declaration, dossier, transfer …)
+    return next((k for k in known if k == merged), merged)
+
+
+@dataclass(slots=True)
 class Entity:
     """One thing the figures count (a declaration, a dossier, a report …) as of every fact seen.
     Built whole by :meth:`Projection.apply` and never changed afterwards."""
 
     kind: str
     id: str
-    history: list[dict] = field(default_factory=list)  # facts sorted by (at, id)
-    attrs: dict[str, str] = field(default_factory=dict)
-    firsts: dict[str, str] = field(default_factory=dict)  # state -> when first entered
-    times: list[str] = field(default_factory=list)  # the history's times, for bisecting
+    history: list[dict]  # facts sorted by (at, id)
+    attrs: dict[str, str]
+    times: list[str]  # the history's times, for bisecting
 
     @classmethod
     def of(cls, kind: str, id: str, facts) -> "Entity":
         history = sorted(facts, key=lambda f: (f["at"], f["id"]))
         attrs: dict[str, str] = {}
-        firsts: dict[str, str] = {}
         for f in history:
             attrs.update(f["attrs"])
-            firsts.setdefault(f["state"], f["at"])
-        return cls(kind, id, history, attrs, firsts, [f["at"] for f in history])
+        return cls(kind, id, history, _either(attrs, history[-1]["attrs"]), [f["at"] for f in history])
 
     def then(self, fact: dict) -> "Entity":
         """This entity with ``fact`` added, or a tally of it replaced by its newer count: what
@@ -78,15 +82,12 @@ class Entity:
         elif history and (fact["at"], fact["id"]) < (history[-1]["at"], history[-1]["id"]):
             # out of time order (a late delivery, a tally of an earlier hour): built again, in order
             return Entity.of(self.kind, self.id, [*(f for f in self.history if f["id"] != fact["id"]), fact])
-        firsts = dict(self.firsts)
-        firsts.setdefault(fact["state"], fact["at"])
-        return Entity(self.kind, self.id, [*history, fact], {**self.attrs, **fact["attrs"]}, firsts,
-                      [*times, fact["at"]])
+        return Entity(self.kind, self.id, [*history, fact],
+                      _either({**self.attrs, **fact["attrs"]}, fact["attrs"], self.attrs), [*times, fact["at"]])
 
     def first(self, *states: str) -> str | None:
         """When the entity first entered one of ``states`` (None: never)."""
-        found = [self.firsts[s] for s in states if s in self.firsts]
-        return min(found) if found else None
+        return next((f["at"] for f in self.history if f["state"] in states), None)
 
     def at(self, t: str) -> dict | None:
         """The entity's last fact at or before ``t`` (None: it did not exist yet)."""
@@ -150,6 +151,7 @@ class Projection:
         self._ended: dict[str, dict[str, dict[str, set[str]]]] = {}   # kind -> hour of last fact -> of first -> ids
         self._ended_hours: dict[str, list[str]] = {}          # kind -> those hours, sorted
         self._attr_values: dict[str, dict] = {}               # kind -> where -> dim -> value -> entities
+        self._maps: dict[tuple, dict] = {}                    # attribute and value maps, shared (_held)
         self.version = 0
 
     def apply(self, fact: dict) -> bool:
@@ -158,15 +160,39 @@ class Projection:
         whole, merged with what this projection already counts for its hour."""
         with self._lock:
             if "tally" in fact:
-                return self._put_tally(fact)
+                return self._put_tally(fact, read=True)
             if fact["kind"] in TALLIED:
                 counted = self.tallied(fact)
                 return counted is not None and self._put_tally(counted)
             if fact["id"] in self._facts:
                 return False
+            fact = self._held(fact)
             self._facts[fact["id"]] = fact
             self._put_entity(fact)
             return True
+
+    def _held(self, fact: dict, read: bool = True) -> dict:
+        """``fact`` as the projection holds it: its words interned, its attribute and value maps the
+        very ones of every fact with the same (a fact read back from the store has its own copy of
+        each: 2.8 KB a transfer). The maps are shared, so nothing may change one in place: facts
+        are replaced, never changed. ``read``: a tally as read or given whole, whose counted values
+        are shared here too (one :meth:`tallied` made shares all but its new one's already)."""
+        # keys too: a dict read from JSON has its own copy of each (8 strings, 440 B a fact)
+        held = {sys.intern(k): v for k, v in fact.items()}
+        held.update(source=sys.intern(fact["source"]), kind=sys.intern(fact["kind"]), state=sys.intern(fact["state"]),
+                    attrs=self._map(fact["attrs"]), values=self._map(fact["values"]))
+        if read and held.get("tally"):
+            held["tally"] = {k: self._map(v) for k, v in held["tally"].items()}
+        return held
+
+    def _map(self, m: dict) -> dict:
+        key = tuple((sys.intern(k), sys.intern(v) if isinstance(v, str) else v) for k, v in m.items())
+        found = self._maps.get(key)
+        if found is None:
+            if len(self._maps) >= 65536:   # most repeat (a point's, a gate's); the unique ones are not kept
+                self._maps.clear()
+            found = self._maps[key] = dict(key)
+        return found
 
     def tallied(self, fact: dict) -> dict | None:
         """The tally of ``fact``'s entity and hour with ``fact`` counted in (a new dict, not put in:
@@ -180,14 +206,15 @@ class Projection:
             for k, v in fact["values"].items():
                 values[k] = values.get(k, 0) + v
             return {**current, "state": fact["state"], "attrs": {**current["attrs"], **fact["attrs"]},
-                    "values": values, "tally": {**current["tally"], fact["id"]: fact["values"]}}
+                    "values": values, "tally": {**current["tally"], fact["id"]: self._map(fact["values"])}}
 
-    def _put_tally(self, tally: dict) -> bool:
+    def _put_tally(self, tally: dict, read: bool = False) -> bool:
         known = self._facts.get(tally["id"])
         if known is not None:
             tally = _merged(known, tally)
             if tally is None:
                 return False
+        tally = self._held(tally, read)
         self._facts[tally["id"]] = tally
         key = (tally["kind"], tally["entity"])
         if tally["tally"]:
