@@ -317,6 +317,11 @@ class Projection:
         with self._lock:
             return list(self._facts.values())
 
+    def fact(self, fact_id: str) -> dict | None:
+        """The fact (or tally) with this id as held, or None."""
+        with self._lock:
+            return self._facts.get(fact_id)
+
     def fact_ids(self) -> set[str]:
         with self._lock:
             return set(self._facts)
