@@ -187,7 +187,10 @@ class Projection:
 
     def _map(self, m: dict) -> dict:
         key = tuple((sys.intern(k), sys.intern(v) if isinstance(v, str) else v) for k, v in m.items())
-        found = self._maps.get(key)
+        try:
+            found = self._maps.get(key)
+        except TypeError:   # a value that is no word or number (none of today's facts has one): its own copy
+            return dict(key)
         if found is None:
             if len(self._maps) >= 65536:   # most repeat (a point's, a gate's); the unique ones are not kept
                 self._maps.clear()
