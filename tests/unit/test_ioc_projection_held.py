@@ -48,3 +48,11 @@ def test_an_entitys_attributes_follow_its_facts_when_they_change():
     assert e.attrs["gate"] == "tan-thanh" and e.history[0]["attrs"]["gate"] == "huu-nghi"
     assert e.first("cleared") == "2026-12-01T04:00:00Z" and e.first("submitted", "cleared") == "2026-12-01T03:00:00Z"
     assert p.attr_values("declaration", "gate") == {"tan-thanh"}
+
+
+def test_a_value_that_cannot_be_shared_is_held_as_its_own_copy():
+    p = figures.new_projection()
+    fact = read_back(ev.transfer("t1", 500_000))
+    fact["values"]["parts"] = [1, 2]   # no fact has one today; one read back from an older store might
+    assert p.apply(fact)
+    assert p.fact(fact["id"])["values"] == {"amount_vnd": 500000.0, "parts": [1, 2]}
