@@ -292,3 +292,24 @@ def test_a_tail_saves_the_stored_head_every_few_entries_and_takes_a_newer_token(
     ledger.apply(a, ledger.movement("delivery", p, 1000, ref="c1"))
     assert stored.heads[p][0]["seq"] == 7
     assert ledger.verify(stored, [p])["ok"]
+
+
+def test_a_tail_keeps_its_last_entries_only_however_it_learnt_them():
+    """What a process keeps of a journal's end is bounded (journal_ends.KEEP: 1,024 entries of 200
+    points filled ~580 MB); an older movement is looked up in the journal, and still applies once."""
+    from functions.softatm.function import journal_ends
+
+    assert journal_ends.KEEP == 128 and ledger.Tails().keep == journal_ends.KEEP
+    stored = ledger.MemoryJournal()
+    p = POINTS[0]
+    for n in range(10):
+        ledger.apply(stored, ledger.movement("delivery", p, 1000, ref=f"d{n}"))
+    r = Replica(stored)                      # keeps 6
+    head, _ = stored.read_head(p)
+    r.tails.start(ledger._tails(r, p)[1], ledger.Head(), None, [stored.read_entry(p, s) for s in range(1, 11)])
+    key = ledger._tails(r, p)[1]
+    assert not r.tails.covers(key, 3) and r.tails.covers(key, 4)
+    assert r.tails.entry_of(key, "d1:delivery") is None and r.tails.entry_of(key, "d9:delivery") is not None
+    for n in range(10):                      # retries of them all: none applies twice
+        assert ledger.apply(r, ledger.movement("delivery", p, 1000, ref=f"d{n}")).new is False
+    assert ledger.verify(stored, [p])["ok"] and stored.read_head(p)[0].balances == head.balances
