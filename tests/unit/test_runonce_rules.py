@@ -135,3 +135,13 @@ def test_only_handlers_that_are_not_repeat_safe_keep_events_seen_records():
     app = Flask("t")
     assert knative.run_once_records(app, {"t.a": knative.repeat_safe(safe)}, "no_such_package") == []
     assert knative.run_once_records(app, {"t.a": safe, "t.b": leased}, "no_such_package") == ["events-seen records"]
+
+
+def test_every_model_with_a_ttl_says_how_long_its_items_live(settings):
+    """A kind whose lifetime is unknown has every item read by every sweep, every minute, not only
+    the items old enough to have expired (identity's attempt windows were read about 30 times each)."""
+    for name in FUNCTIONS:
+        keeps_run_once_records(name, settings)   # loads the function: its models register their kinds
+    models = [k for k in runonce.kinds() if k not in runonce.RUNTIME_KINDS]
+    assert {"identity-attempts/", "reports-rate/"} <= {k.prefix for k in models}
+    assert [k.prefix for k in models if not k.max_age_s(settings) > 0] == []

@@ -25,6 +25,10 @@ class RegisteredCitizen(Model):
 class AttemptWindow(Model):
     class Meta:
         table = "identity-attempts"
+        # a window lives two of its length (IDENTITY_WINDOW_S, 15 minutes by default): the sweep
+        # reads an item once it is this old, not every window every minute. A longer window set by
+        # an operator is read by each sweep after an hour, and kept until it ends: never lost
+        ttl_max_s = 3600
 
     subject = A.UnicodeAttribute(hash_key=True)     # pseudonym of "caller:<who>" or "target:<cccd>"
     window = A.UnicodeAttribute(range_key=True)     # the window's start, epoch seconds, zero-padded
