@@ -49,3 +49,8 @@ class LRU(Generic[K, V]):
         """Forget ``key`` (nothing when it is not held)."""
         with self._lock:
             self._items.pop(key, None)
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._items.clear()

@@ -21,6 +21,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken
 
 from lscloud import errors, http_client
+from lscloud.lru import LRU
 from lscloud.store import ConditionalCheckFailed, DoesNotExist, InvalidKey
 
 from .models import Bank
@@ -244,7 +245,7 @@ def cached(code: str) -> dict:
     if hit and time.monotonic() - hit[0] < CACHE_S:
         return hit[1]
     data = get(code)
-    _cache[("bank", code)] = (time.monotonic(), data)
+    _cache.put(("bank", code), (time.monotonic(), data))
     return data
 
 
@@ -252,7 +253,12 @@ def list_all() -> list[dict]:
     return [public(b.data) for b in Bank.scan()]
 
 
-_cache: dict = {}   # code -> (when, key slots); ("bank", code) -> (when, registration)
+CACHE_ITEMS = 256
+"""Banks held in memory at most. The key slots are looked up by the partner header of a request
+whose signature is not checked yet: a caller making up names must not grow this replica's memory
+(each name it makes up is remembered as unknown for :data:`CACHE_S`, the least recent dropped)."""
+
+_cache: LRU = LRU(CACHE_ITEMS)   # code -> (when, key slots); ("bank", code) -> (when, registration)
 
 
 def key_slots(settings, code: str) -> tuple[str, ...] | None:
@@ -273,7 +279,7 @@ def key_slots(settings, code: str) -> tuple[str, ...] | None:
             except InvalidToken:
                 out.append("")  # encrypted under another KEK: unusable, never a crash
         slots = tuple(out)
-    _cache[code] = (time.monotonic(), slots)
+    _cache.put(code, (time.monotonic(), slots))
     return slots
 
 
