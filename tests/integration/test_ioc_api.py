@@ -230,6 +230,36 @@ def test_a_stations_messages_are_stored_as_station_hours_and_count_once_across_a
     assert by_id(two.get("/v1/indicators", headers=hdr).get_json())["environment.readings"]["value"] == counted
 
 
+def test_a_stations_days_past_their_ids_are_stored_as_one_tally_each(start_function, rt, tokens, no_peers):
+    """Hours all of whose messages are older than TALLY_IDS_KEPT_H keep their sums only; a day of them is
+    rolled into one tally with each hour's sums, in the store as in memory, and counts as before."""
+    import json
+
+    from functions.ioc.function import live
+    from lscloud import store
+
+    objects, bucket = store.connection()
+    hdr = tokens.header("ioc")
+    now = ev.ago(0).replace(minute=0, second=0, microsecond=0)
+    start = now - timedelta(days=4)
+    messages = [ev.observations("lsn-1", start + timedelta(minutes=m), 2) for m in range(0, 4 * 24 * 60, 30)]
+    one = start_function("ioc", peer_url_template=no_peers).app.test_client()
+    for e in messages:
+        deliver(one, rt, e)
+    stored = [json.loads(objects.get(bucket, i.key).body) for i in objects.list(bucket, "ioc/facts/environment/")]
+    days = [f for f in stored if "hours" in f]
+    hours = [f for f in stored if "hours" not in f]
+    # the older days one tally each, their hour tallies deleted; the last 48 hours or so by the hour
+    assert days and not {d["at"][:10] for d in days} & {h["at"][:10] for h in hours}
+    assert len(hours) <= 24 * 3 and sum(len(d["hours"]) for d in days) + len(hours) == 4 * 24
+    series = f"/v1/indicators/environment.readings/series?step=hour&from={ev.iso(start)}&to={ev.iso(now)}"
+    points = one.get(series.replace("+", "%2B"), headers=hdr).get_json()["points"]
+    assert sum(p["value"] for p in points) == 2 * len(messages) and {p["value"] for p in points} == {4}
+
+    two = start_function("ioc", peer_url_template=no_peers).app.test_client()
+    assert two.get(series.replace("+", "%2B"), headers=hdr).get_json()["points"] == points
+
+
 def test_loose_facts_are_packed_and_a_restart_reads_the_packs(start_function, rt, tokens, no_peers, monkeypatch):
     """A start read every fact as an object of its own; once PACK_AT loose facts gather they are
     written as one pack and deleted. Whatever a pack run is cut off at, every fact counts once."""

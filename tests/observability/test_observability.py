@@ -476,6 +476,14 @@ def emitted(base_settings, object_store, tmp_path_factory) -> dict[str, set[str]
         satm.webhook("vcb", "delivered")
         satm.mismatches("vcb", 1)
 
+        # the IOC's: what it holds and what is loose (a start that read nothing back, then one fact)
+        import ioc_support
+        from functions.ioc.function import live as ioc_live, metrics as ioc_metrics
+
+        ioc_state = ioc_live.Live()
+        ioc_metrics.watch(ioc_state)
+        assert ioc_state.absorb(ioc_support.transfer("obs-t1", 500_000))
+
         # a readiness check that fails (the bucket is gone)
         settings_missing = settings.replace(bucket=f"t-missing-{uuid.uuid4().hex[:8]}")
         instance.settings = settings_missing

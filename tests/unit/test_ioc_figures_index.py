@@ -76,7 +76,8 @@ def history(seed: int, n: int = 160) -> list[dict]:
         elif kind == 5:
             out.append(ev.progress(commune, 1000, rng.randrange(1000), t))
         elif kind == 6:
-            out.append(ev.observations(f"lsn-{rng.randrange(3)}", t, rng.randrange(1, 4), commune=commune))
+            station = rng.randrange(3)   # a station stands in one commune
+            out.append(ev.observations(f"lsn-{station}", t, rng.randrange(1, 4), commune=COMMUNES[station]))
         else:
             out.append(events.new_event("vn.langson.market.shop.opened.v1", "/market", {
                 "shop_id": f"s{i}", "commune": commune, "kind": "farm", "to": "open", "at": ev.iso(t)}))

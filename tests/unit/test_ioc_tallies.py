@@ -1,16 +1,18 @@
-"""The IOC keeps a station's readings as one tally per station and hour (projection.TALLIED), not one
+"""The IOC keeps a station's readings as one tally per station and hour (tallies.TALLIED), not one
 fact per message: what it holds grows with station-hours, every message still counts once, and the
 figures do not depend on the order or the number of deliveries."""
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from functions.ioc.function import figures, live, views
-from functions.ioc.function.projection import TALLY_IDS_KEPT_H, Projection
+from functions.ioc.function.projection import Projection
+from functions.ioc.function.tallies import TALLY_IDS_KEPT_H
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 import ioc_support as ev  # noqa: E402
@@ -69,6 +71,8 @@ def test_old_tallies_keep_their_sums_and_forget_their_ids_in_any_order():
     p = fold(messages)
     newest = max(f["at"] for f in p.facts())
     for f in p.facts():
+        if "hours" in f:   # a day whose hours all forgot their ids: rolled up (below)
+            continue
         age = (figures.parse(newest) - figures.parse(f["at"])).total_seconds() / 3600
         assert f["values"] == {"readings": 1.0}
         assert (len(f["tally"]) == 1) == (age <= TALLY_IDS_KEPT_H), (f["at"], age)
@@ -98,3 +102,65 @@ def test_a_tally_counted_and_the_messages_folded_one_by_one_give_the_same_figure
     for tally in fold(messages[len(messages) // 2:]).facts():
         live_one.apply(tally)
     assert views.snapshot(live_one, NOW)["digest"] == views.snapshot(fold(messages), NOW)["digest"]
+
+
+def test_a_day_whose_hours_forgot_their_ids_is_one_tally_and_every_hour_counts_as_before():
+    """Two stations, a message every ten minutes for five days: the days all of whose hours are
+    past TALLY_IDS_KEPT_H are one tally per station with each hour's sums; every hour, and every
+    window (one that starts inside a rolled day too), counts what the messages hold."""
+    start = NOW.replace(minute=0) - timedelta(days=5)
+    messages = [ev.observations(f"lsn-{s}", start + timedelta(minutes=m), 1 + s) for m in range(0, 5 * 24 * 60, 10)
+                for s in range(2)]
+    p = fold(messages)
+    days = [f for f in p.facts() if "hours" in f]
+    hours = [f for f in p.facts() if "hours" not in f]
+    newest = max(f["at"] for f in hours)
+    cutoff = figures.fmt(figures.parse(newest) - timedelta(hours=TALLY_IDS_KEPT_H))
+    assert days and all(f"{d['at'][:10]}T23:00:00Z" < cutoff for d in days)
+    assert all(not f"{h['at'][:10]}T23:00:00Z" < cutoff for h in hours)   # no hour of a rolled day left
+    assert len(p) == len(days) + len(hours) < 2 * (24 * 3 + 3)
+    assert {len(d["hours"]) for d in days} <= {24, 24 - start.hour} and all(not d["tally"] for d in days)
+
+    def expected(t0, t1) -> int:   # an hour counts when it starts in the window
+        return sum(len(m["data"]["readings"]) for m in messages
+                   if t0 <= m["data"]["received_at"][:13] + ":00:00Z" < t1)
+
+    series = figures.series(p, "environment.readings", start, NOW, "hour")
+    assert [pt["value"] for pt in series] == [expected(pt["from"], pt["to"]) for pt in series]
+    for t0 in (start + timedelta(hours=7, minutes=30), start + timedelta(days=1, hours=13)):
+        a, b = figures.fmt(t0), figures.fmt(t0 + timedelta(hours=30))
+        assert figures.value(p, "environment.readings", a, b) == expected(a, b)
+        assert figures.breakdown(p, "environment.readings", "station", a, b) == {
+            s: expected(a, b) // 3 * (1 + i) for i, s in enumerate(("lsn-0", "lsn-1"))}
+
+    # in any order, with redeliveries: the same tallies (days included) and the same figures
+    again = messages + messages[-40:]
+    random.Random(3).shuffle(again)
+    def held(proj):
+        return sorted(json.dumps(f, sort_keys=True) for f in proj.facts())
+
+    assert held(fold(again)) == held(p)
+    # a message for a rolled day, late (never seen before): counted into its hour
+    late = ev.observations("lsn-0", start + timedelta(hours=5, minutes=1), 4)
+    assert p.apply(live.fact_of(late))
+    five = figures.fmt(start + timedelta(hours=5))
+    assert figures.value(p, "environment.readings", five, figures.fmt(start + timedelta(hours=6))) == 4 + 6 * 3
+
+
+def test_a_day_and_the_hour_tallies_it_took_in_meet_once():
+    """A start finds a rolled day beside hour tallies it took in (stored before the roll, not deleted):
+    each hour counts once, whichever comes first."""
+    start = NOW.replace(minute=0) - timedelta(days=4)
+    messages = [ev.observations("lsn-1", start + timedelta(minutes=m), 2) for m in range(0, 4 * 24 * 60, 15)]
+    whole = fold(messages)
+    rolled = whole.take_rolled()
+    assert rolled and all(len(hours) >= 1 for _, hours in rolled)
+    stale = [h for _, hours in rolled for h in hours]
+    every_hour = figures.series(whole, "environment.readings", start, NOW, "hour")
+    assert sum(pt["value"] for pt in every_hour) == 2 * len(messages)
+    for order in (list(whole.facts()) + stale, stale + list(whole.facts())):
+        restarted = figures.new_projection()
+        for f in order:
+            restarted.apply(f)
+        assert views.snapshot(restarted, NOW)["digest"] == views.snapshot(whole, NOW)["digest"]
+        assert figures.series(restarted, "environment.readings", start, NOW, "hour") == every_hour

@@ -6,7 +6,7 @@ import threading
 
 from lscloud.web import create_app as runtime_app
 
-from . import routes_api, routes_wall
+from . import metrics, routes_api, routes_wall
 from .live import Live
 from .names import CommuneNames
 from .sources import Sources
@@ -21,6 +21,7 @@ def create_app(settings=None):
                        "environment, community, market), per commune and area, hourly and daily; Resolution 49's "
                        "measurable targets; a Server-Sent Events stream of changes; the wall at /ioc/."})
     app.config["IOC_LIVE"] = Live()
+    metrics.watch(app.config["IOC_LIVE"])
     app.config["IOC_SOURCES"] = Sources(app.extensions["lscloud"].settings)
     app.config["IOC_NAMES"] = CommuneNames(app.extensions["lscloud"].settings)
     app.config["IOC_STREAM_SLOTS"] = threading.BoundedSemaphore(routes_api.STREAM_SLOTS)

@@ -112,7 +112,7 @@ def of(event: Mapping[str, Any]) -> dict | None:
                      {"value": _num(data.get("value"))})
     if t == ENVIRONMENT[2]:
         readings = data.get("readings") if isinstance(data.get("readings"), list) else []
-        # one per message, kept as a tally per station and hour (projection.TALLIED)
+        # one per message, kept as a tally per station and hour (tallies.TALLIED)
         return _fact(event, "observations", data.get("station"), data.get("received_at"), "recorded",
                      {"station": data.get("station"), "commune": _commune(data.get("unit")), "station_kind": data.get("kind")},
                      {"readings": float(len(readings))})

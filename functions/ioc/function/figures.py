@@ -16,7 +16,9 @@ from typing import Callable, Iterable
 from lscloud.workdays import TZ
 
 from . import catalogue
-from .projection import Entity, Projection
+from .entities import Entity
+from .projection import Projection
+from .tallies import hours_of
 
 KIND_OF_SOURCE = {"border": "declaration", "dossiers": "dossier", "reports": "report", "market": "shop",
                   "community": "commune-progress"}
@@ -37,10 +39,17 @@ def _in(t: str | None, t0: str, t1: str) -> bool:
 
 
 def _facts_in(ents: Iterable[Entity], t0: str, t1: str):
-    # an entity's history is sorted by time: the window's facts are one slice of it
+    # an entity's history is sorted by time: the window's facts are one slice of it; a day's tally
+    # (a station's hours rolled up) stands for its hours, each counted as its hour tally was
     for e in ents:
-        for f in e.history[bisect_left(e.times, t0):bisect_left(e.times, t1)]:
-            yield e, f
+        lo, hi = bisect_left(e.times, t0), bisect_left(e.times, t1)
+        if lo and "hours" in e.history[lo - 1]:   # a day that starts before the window may reach into it
+            lo -= 1
+        for f in e.history[lo:hi]:
+            if "hours" in f:
+                yield from ((e, h) for h in hours_of(f) if t0 <= h["at"] < t1)
+            else:
+                yield e, f
 
 
 def _pct(part: int, whole: int) -> float | None:

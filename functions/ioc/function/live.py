@@ -3,7 +3,7 @@
 Every absorbed event's fact is written once under ``ioc/facts/<source>/<digest>.json`` (the digest of
 the event's source and id, so a redelivery rewrites the same object with the same bytes) *before* it
 is folded in: what the projection shows is always in the store, and a restarted instance loads it
-back. A fact of a tallied kind (a station's readings: :data:`.projection.TALLIED`) is counted into
+back. A fact of a tallied kind (a station's readings: :data:`.tallies.TALLIED`) is counted into
 its station-hour's tally, and the tally is what is written, under its own id. Once :data:`PACK_AT`
 such loose facts have gathered they are written again as one *pack* (``ioc/packs/``, gzipped JSON)
 and deleted: a start reads a few hundred packs, not a fact per object. The IOC runs as one replica
@@ -28,8 +28,9 @@ from typing import Mapping
 from lscloud import store
 from lscloud.store import ConditionalCheckFailed, DoesNotExist
 
-from . import facts, figures
-from .projection import TALLIED, Projection
+from . import facts, figures, metrics
+from .projection import Projection
+from .tallies import TALLIED
 
 PREFIX = "ioc/facts/"
 PACKS = "ioc/packs/"
@@ -108,6 +109,7 @@ class Live:
             return self.projection
         with self._load_lock:
             if not self._loaded:
+                started = time.monotonic()
                 objects, bucket = store.connection()
                 packs = [info.key for info in objects.list(bucket, PACKS)]
                 keys = [info.key for info in objects.list(bucket, PREFIX)]
@@ -137,10 +139,16 @@ class Live:
                 if per_message:
                     self._loose -= set(per_message)
                     self._loose |= self._tally_the_stored(per_message)
+                self._store_rolled()   # days the start rolled up (hour tallies stored before their day's)
                 self._loaded = True
+                metrics.loaded(time.monotonic() - started)
                 log.info("loaded %d facts from %d packs and %d loose objects", len(self.projection), len(packs), len(keys))
         self._pack_when_due()
         return self.projection
+
+    def loose_count(self) -> int:
+        """Facts stored one object each, not packed yet."""
+        return len(self._loose)
 
     def _pack_when_due(self) -> None:
         if len(self._loose) >= PACK_AT and not self._packing.locked():
@@ -177,6 +185,18 @@ class Live:
         finally:
             self._packing.release()
 
+    def _store_rolled(self) -> None:
+        """The days the projection rolled up (:meth:`.Projection.take_rolled`): each day's tally
+        written, then the hour tallies it took in deleted (a start that finds both counts each hour
+        once). Called where tallies are written: under the tallying lock, or while loading."""
+        objects, bucket = store.connection()
+        for day, hours in self.projection.take_rolled():
+            objects.put(bucket, stored_key(day), _body(day))
+            self._loose.add(stored_key(day))
+            for hour in hours:
+                objects.delete(bucket, stored_key(hour))   # one already packed: nothing here, its pack's copy stays
+                self._loose.discard(stored_key(hour))
+
     def _tally_the_stored(self, per_message: list[str]) -> set[str]:
         """Facts a tallied kind used to keep one per message, now counted in their tallies: the
         tallies are written, then the facts they count are deleted (a start that stops between the
@@ -205,6 +225,8 @@ class Live:
                     return False   # counted already
             objects.put(bucket, stored_key(fact), _body(fact))
             added = self.projection.apply(fact)
+            if tallied:
+                self._store_rolled()
         if added:
             self._loose.add(stored_key(fact))
             self._pack_when_due()
@@ -222,6 +244,7 @@ class Live:
             old_packs = [info.key for info in objects.list(bucket, PACKS)]
             loose = [(info.key, info.etag) for info in objects.list(bucket, PREFIX)]
             held = rebuilt.facts()
+            rebuilt.take_rolled()   # its days are in its facts, written whole below
             for some in _batches(held, PACK_MOST):
                 _put_pack(objects, bucket, some)
             for key in old_packs:

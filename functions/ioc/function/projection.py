@@ -8,120 +8,13 @@ the stream in any order gives exactly the same figures as the live one.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import threading
-from bisect import bisect_left, bisect_right, insort
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from bisect import bisect_left, insort
 from typing import Callable, Collection, Mapping
 
-TALLIED = frozenset({"observations"})
-"""Kinds whose facts are many and alike (each station's readings, every minute or faster): kept as one
-*tally* per entity and UTC hour instead of one fact each. A tally is a fact like any other (figures
-read it the same way: ``at`` is its hour's start, ``values`` the sums of its facts' values) with
-``tally``: the ids it counts and each one's values, so a redelivery is still counted once. One fact
-each cost the IOC about 1.7 KB of memory, an object in the store read back at every start and a step
-of every figure's scan per message: 20 stations at a message a minute filled its 512 MiB in about
-ten days. Tallies grow with station-hours, sixty times slower at that rate."""
-
-TALLY_IDS_KEPT_H = 48
-"""A tally keeps the ids it counts while its hour is within this many hours of its entity's newest
-tally: a redelivery comes within minutes (an acknowledgement lost, a retry's back-off), and older
-tallies keep only their sums. Which tallies keep ids depends only on the tallies, never on the
-order facts came in, so a replay of the stream builds the same ones."""
-
-
-def tally_of(fact: dict) -> dict:
-    """An empty tally for the entity and UTC hour of ``fact`` (a fact of a :data:`TALLIED` kind)."""
-    hour = fact["at"][:13]
-    digest = hashlib.sha256(f"tally\n{fact['kind']}\n{fact['entity']}\n{hour}".encode()).hexdigest()
-    return {"id": digest[:40], "source": fact["source"], "kind": fact["kind"], "entity": fact["entity"],
-            "at": f"{hour}:00:00Z", "state": fact["state"], "attrs": {}, "values": {}, "tally": {}}
-
-
-def _hours_before(t: str, hours: int) -> str:
-    """``t`` (``YYYY-MM-DDTHH:MM:SSZ``) less ``hours``, in the same form: compared as strings."""
-    fmt = "%Y-%m-%dT%H:%M:%SZ"
-    return (datetime.strptime(t, fmt) - timedelta(hours=hours)).strftime(fmt)
-
-
-def _either(merged: dict, *known: dict) -> dict:
-    # an entity's attributes are most often exactly its latest fact's (or unchanged by it): that map
-    # is kept, not an equal copy (the IOC holds one entity per declaration, dossier, transfer …)
-    return next((k for k in known if k == merged), merged)
-
-
-@dataclass(slots=True)
-class Entity:
-    """One thing the figures count (a declaration, a dossier, a report …) as of every fact seen.
-    Built whole by :meth:`Projection.apply` and never changed afterwards."""
-
-    kind: str
-    id: str
-    history: list[dict]  # facts sorted by (at, id)
-    attrs: dict[str, str]
-    times: list[str]  # the history's times, for bisecting
-
-    @classmethod
-    def of(cls, kind: str, id: str, facts) -> "Entity":
-        history = sorted(facts, key=lambda f: (f["at"], f["id"]))
-        attrs: dict[str, str] = {}
-        for f in history:
-            attrs.update(f["attrs"])
-        return cls(kind, id, history, _either(attrs, history[-1]["attrs"]), [f["at"] for f in history])
-
-    def then(self, fact: dict) -> "Entity":
-        """This entity with ``fact`` added, or a tally of it replaced by its newer count: what
-        :meth:`of` builds, without going over the whole history when ``fact`` is the latest (a
-        station's tallies arrive in time order and change at the end: a year of one station is
-        8,760 of them)."""
-        history, times = self.history, self.times
-        if history and history[-1]["id"] == fact["id"]:   # the latest tally, counting one more
-            history, times = history[:-1], times[:-1]
-        elif history and (fact["at"], fact["id"]) < (history[-1]["at"], history[-1]["id"]):
-            # out of time order (a late delivery, a tally of an earlier hour): built again, in order
-            return Entity.of(self.kind, self.id, [*(f for f in self.history if f["id"] != fact["id"]), fact])
-        return Entity(self.kind, self.id, [*history, fact],
-                      _either({**self.attrs, **fact["attrs"]}, fact["attrs"], self.attrs), [*times, fact["at"]])
-
-    def first(self, *states: str) -> str | None:
-        """When the entity first entered one of ``states`` (None: never)."""
-        return next((f["at"] for f in self.history if f["state"] in states), None)
-
-    def at(self, t: str) -> dict | None:
-        """The entity's last fact at or before ``t`` (None: it did not exist yet)."""
-        i = bisect_right(self.times, t)
-        return self.history[i - 1] if i else None
-
-    def attr_at(self, name: str, t: str) -> str | None:
-        """The attribute as the last fact at or before ``t`` that carried it said."""
-        value = None
-        for f in self.history[:bisect_right(self.times, t)]:
-            value = f["attrs"].get(name, value)
-        return value
-
-
-def _merged(known: dict, new: dict) -> dict | None:
-    """One tally counting what ``known`` and ``new`` (the same station-hour) count, each message once;
-    None when ``new`` adds nothing. The usual case: ``new`` is ``known`` with a message more
-    (:meth:`Projection.tallied`); the others meet at a start (a stored tally beside facts folded
-    since) or an adopt."""
-    have, add = known["tally"], new["tally"]
-    if not have and not add:   # neither keeps its ids (older than TALLY_IDS_KEPT_H): the larger sums stand
-        if sum(known["values"].values()) >= sum(new["values"].values()):
-            return None
-        return {**new, "attrs": {**known["attrs"], **new["attrs"]}}
-    if add.keys() <= have.keys():
-        return None
-    if have.keys() <= add.keys():   # its sums hold all of known's (and, over sums without ids, more)
-        return {**new, "attrs": {**known["attrs"], **new["attrs"]}}
-    ids = {**have, **add}   # each counts messages the other does not: both keep ids, so the ids are all
-    values: dict[str, float] = {}
-    for counted in ids.values():
-        for k, v in counted.items():
-            values[k] = values.get(k, 0) + v
-    return {**new, "attrs": {**known["attrs"], **new["attrs"]}, "values": values, "tally": ids}
+from .entities import Entity
+from .tallies import TALLIED, TALLY_IDS_KEPT_H, day_tally_of, hours_before, larger, merged, plus, tally_of
 
 
 class Projection:
@@ -152,6 +45,9 @@ class Projection:
         self._ended_hours: dict[str, list[str]] = {}          # kind -> those hours, sorted
         self._attr_values: dict[str, dict] = {}               # kind -> where -> dim -> value -> entities
         self._maps: dict[tuple, dict] = {}                    # attribute and value maps, shared (_held)
+        self._counts: dict[str, int] = {}                     # kind -> facts held
+        self._hourly: dict[tuple[str, str], set[str]] = {}   # hour tallies (not days), by entity
+        self._rolled: list[tuple[dict, list[dict]]] = []      # days rolled up, and their hours (take_rolled)
         self.version = 0
 
     def apply(self, fact: dict) -> bool:
@@ -168,6 +64,7 @@ class Projection:
                 return False
             fact = self._held(fact)
             self._facts[fact["id"]] = fact
+            self._counts[fact["kind"]] = self._counts.get(fact["kind"], 0) + 1
             self._put_entity(fact)
             return True
 
@@ -183,6 +80,8 @@ class Projection:
                     attrs=self._map(fact["attrs"]), values=self._map(fact["values"]))
         if read and held.get("tally"):
             held["tally"] = {k: self._map(v) for k, v in held["tally"].items()}
+        if read and held.get("hours"):
+            held["hours"] = {sys.intern(k): self._map(v) for k, v in held["hours"].items()}
         return held
 
     def _map(self, m: dict) -> dict:
@@ -201,6 +100,12 @@ class Projection:
         """The tally of ``fact``'s entity and hour with ``fact`` counted in (a new dict, not put in:
         :meth:`apply` it), or None when it counts ``fact`` already."""
         with self._lock:
+            day = self._facts.get(day_tally_of(fact)["id"])
+            if day is not None:   # a day rolled up already (its hours keep no ids): counted into its hour
+                hh = fact["at"][11:13]
+                hours = dict(sorted({**day["hours"], hh: self._map(plus(day["hours"].get(hh, {}), fact["values"]))}.items()))
+                return {**day, "state": fact["state"], "attrs": {**day["attrs"], **fact["attrs"]},
+                        "values": plus(day["values"], fact["values"]), "hours": hours}
             base = tally_of(fact)
             current = self._facts.get(base["id"], base)
             if fact["id"] in current["tally"]:
@@ -214,27 +119,88 @@ class Projection:
     def _put_tally(self, tally: dict, read: bool = False) -> bool:
         known = self._facts.get(tally["id"])
         if known is not None:
-            tally = _merged(known, tally)
+            tally = merged(known, tally)
             if tally is None:
                 return False
         tally = self._held(tally, read)
+        if known is None:
+            self._counts[tally["kind"]] = self._counts.get(tally["kind"], 0) + 1
         self._facts[tally["id"]] = tally
         key = (tally["kind"], tally["entity"])
         if tally["tally"]:
             self._keeping.setdefault(key, set()).add(tally["id"])
+        if "hours" not in tally:
+            self._hourly.setdefault(key, set()).add(tally["id"])
         self._put_entity(tally)
         self._forget_old_ids(key)
+        self._roll(key)
         return True
 
-    def _forget_old_ids(self, key: tuple[str, str]) -> None:
-        kind, entity_id = key
-        keeping = self._keeping.get(key, set())
-        newest = self._by_kind[kind][entity_id].times[-1]
+    def _cutoff(self, key: tuple[str, str]) -> str:
+        """The hour before which ``key``'s tallies keep no ids: :data:`TALLY_IDS_KEPT_H` before its newest."""
+        newest = self._by_kind[key[0]][key[1]].times[-1]
         cutoff = self._cutoffs.get(newest)
         if cutoff is None:   # an hour's tallies share it: computed once an hour, not once a message
             if len(self._cutoffs) > 4096:
                 self._cutoffs.clear()
-            cutoff = self._cutoffs[newest] = _hours_before(newest, TALLY_IDS_KEPT_H)
+            cutoff = self._cutoffs[newest] = hours_before(newest, TALLY_IDS_KEPT_H)
+        return cutoff
+
+    def _roll(self, key: tuple[str, str]) -> None:
+        """Put the hour tallies of each UTC day whose every hour keeps no ids into that day's tally,
+        each hour's sums kept (the larger, when the day counted that hour already). Which days are
+        rolled depends on the newest tally alone, so a replay rolls the same ones."""
+        cutoff = self._cutoff(key)
+        hourly = self._hourly.get(key, set())
+        due: dict[str, list[dict]] = {}
+        for tid in hourly:
+            f = self._facts[tid]
+            if f"{f['at'][:10]}T23:00:00Z" < cutoff:
+                due.setdefault(f["at"][:10], []).append(f)
+        if not due:
+            return
+        kind, entity_id = key
+        days = []
+        for hours in due.values():
+            base = day_tally_of(hours[0])
+            day = self._facts.get(base["id"], base)
+            counted = dict(day["hours"])
+            attrs = dict(day["attrs"])
+            for f in sorted(hours, key=lambda f: f["at"]):
+                hh = f["at"][11:13]
+                if larger(counted.get(hh), f["values"]):
+                    counted[hh] = f["values"]
+                attrs.update(f["attrs"])
+                del self._facts[f["id"]]
+                hourly.discard(f["id"])
+                self._counts[kind] -= 1
+            total: dict[str, float] = {}
+            for v in counted.values():
+                total = plus(total, v)
+            if day is base:
+                self._counts[kind] += 1
+            rolled = self._held({**day, "state": hours[-1]["state"], "attrs": attrs, "hours": dict(sorted(counted.items())),
+                                 "values": total})
+            self._facts[rolled["id"]] = rolled
+            self._rolled.append((rolled, hours))
+            days.append(rolled["id"])
+        gone = {f["id"] for hours in due.values() for f in hours}
+        kept = [self._facts[f["id"]] for f in self._by_kind[kind][entity_id].history
+                if f["id"] not in gone and f["id"] not in days]
+        self._set(Entity.of(kind, entity_id, kept + [self._facts[d] for d in days]))
+        self.version += 1
+
+    def take_rolled(self) -> list[tuple[dict, list[dict]]]:
+        """The day tallies rolled up since the last call, each with the hour tallies it took in (for
+        the store: the day written, those hours deleted)."""
+        with self._lock:
+            out, self._rolled = self._rolled, []
+            return out
+
+    def _forget_old_ids(self, key: tuple[str, str]) -> None:
+        kind, entity_id = key
+        keeping = self._keeping.get(key, set())
+        cutoff = self._cutoff(key)
         old = [tid for tid in keeping if self._facts[tid]["at"] < cutoff]
         if not old:
             return
@@ -319,6 +285,11 @@ class Projection:
     def facts(self) -> list[dict]:
         with self._lock:
             return list(self._facts.values())
+
+    def counts(self) -> dict[str, int]:
+        """Facts held, per kind (a tally counts as one)."""
+        with self._lock:
+            return dict(self._counts)
 
     def fact(self, fact_id: str) -> dict | None:
         """The fact (or tally) with this id as held, or None."""

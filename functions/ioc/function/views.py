@@ -164,13 +164,17 @@ def targets(proj: Projection, connected: set[str], as_of: datetime | None = None
 
 
 def snapshot(proj: Projection, as_of: datetime) -> dict:
-    """Every figure at ``as_of`` (all indicators, every breakdown, the last 48 hours per hour): what a
-    replay must reproduce exactly, with its digest."""
+    """Every figure at ``as_of`` (all indicators, every breakdown, the last 48 hours per hour) and
+    every fact held: what a replay must reproduce exactly, with its digest. The facts are in it
+    whole, not only their ids: a tally of an older hour or day counts the same in both, or the
+    digests differ, though no figure of the last 48 hours shows it."""
     connected = {i["source"] for i in catalogue.indicators()}
     body = indicators(proj, Scope(), connected, as_of=as_of)
     figs = {i["id"]: {"value": i["value"], "by": i.get("by")} for i in body["items"]}
     end = as_of.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
     for ind in catalogue.indicators():
         figs[ind["id"]]["hourly"] = [p["value"] for p in figures.series(proj, ind["id"], end - 2 * figures.WINDOW, end, "hour")]
-    text = json.dumps({"figures": figs, "facts": sorted(proj.fact_ids())}, sort_keys=True)
-    return {"facts": len(proj), "figures": figs, "digest": hashlib.sha256(text.encode()).hexdigest()}
+    digest = hashlib.sha256(json.dumps({"figures": figs}, sort_keys=True).encode())
+    for fact_id in sorted(proj.fact_ids()):   # one at a time: a year of facts is no string to build whole
+        digest.update(json.dumps(proj.fact(fact_id), sort_keys=True).encode())
+    return {"facts": len(proj), "figures": figs, "digest": digest.hexdigest()}
