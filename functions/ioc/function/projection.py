@@ -47,6 +47,8 @@ class Projection:
         self._maps: dict[tuple, dict] = {}                    # attribute and value maps, shared (_held)
         self._counts: dict[str, int] = {}                     # kind -> facts held
         self._hourly: dict[tuple[str, str], set[str]] = {}   # hour tallies (not days), by entity
+        self._days: set[tuple[str, str, str]] = set()          # (kind, entity, UTC day) rolled up
+        self._swept: dict[tuple[str, str], str] = {}           # the cutoff each entity was last swept at
         self._rolled: list[tuple[dict, list[dict]]] = []      # days rolled up, and their hours (take_rolled)
         self.version = 0
 
@@ -100,7 +102,9 @@ class Projection:
         """The tally of ``fact``'s entity and hour with ``fact`` counted in (a new dict, not put in:
         :meth:`apply` it), or None when it counts ``fact`` already."""
         with self._lock:
-            day = self._facts.get(day_tally_of(fact)["id"])
+            day = None
+            if (fact["kind"], fact["entity"], fact["at"][:10]) in self._days:
+                day = self._facts.get(day_tally_of(fact)["id"])
             if day is not None:   # a day rolled up already (its hours keep no ids): counted into its hour
                 hh = fact["at"][11:13]
                 hours = dict(sorted({**day["hours"], hh: self._map(plus(day["hours"].get(hh, {}), fact["values"]))}.items()))
@@ -129,11 +133,18 @@ class Projection:
         key = (tally["kind"], tally["entity"])
         if tally["tally"]:
             self._keeping.setdefault(key, set()).add(tally["id"])
-        if "hours" not in tally:
+        if "hours" in tally:
+            self._days.add((*key, tally["at"][:10]))
+        else:
             self._hourly.setdefault(key, set()).add(tally["id"])
         self._put_entity(tally)
-        self._forget_old_ids(key)
-        self._roll(key)
+        cutoff = self._cutoff(key)
+        # what forgetting and rolling look at changes when the cutoff moves (once an hour), or when a
+        # tally older than it comes in (a late message, a stored tally at a start)
+        if self._swept.get(key) != cutoff or tally["at"] < cutoff:
+            self._forget_old_ids(key, cutoff)
+            self._roll(key, cutoff)
+            self._swept[key] = cutoff
         return True
 
     def _cutoff(self, key: tuple[str, str]) -> str:
@@ -146,11 +157,10 @@ class Projection:
             cutoff = self._cutoffs[newest] = hours_before(newest, TALLY_IDS_KEPT_H)
         return cutoff
 
-    def _roll(self, key: tuple[str, str]) -> None:
+    def _roll(self, key: tuple[str, str], cutoff: str) -> None:
         """Put the hour tallies of each UTC day whose every hour keeps no ids into that day's tally,
         each hour's sums kept (the larger, when the day counted that hour already). Which days are
         rolled depends on the newest tally alone, so a replay rolls the same ones."""
-        cutoff = self._cutoff(key)
         hourly = self._hourly.get(key, set())
         due: dict[str, list[dict]] = {}
         for tid in hourly:
@@ -182,6 +192,7 @@ class Projection:
             rolled = self._held({**day, "state": hours[-1]["state"], "attrs": attrs, "hours": dict(sorted(counted.items())),
                                  "values": total})
             self._facts[rolled["id"]] = rolled
+            self._days.add((*key, rolled["at"][:10]))
             self._rolled.append((rolled, hours))
             days.append(rolled["id"])
         gone = {f["id"] for hours in due.values() for f in hours}
@@ -197,10 +208,9 @@ class Projection:
             out, self._rolled = self._rolled, []
             return out
 
-    def _forget_old_ids(self, key: tuple[str, str]) -> None:
+    def _forget_old_ids(self, key: tuple[str, str], cutoff: str) -> None:
         kind, entity_id = key
         keeping = self._keeping.get(key, set())
-        cutoff = self._cutoff(key)
         old = [tid for tid in keeping if self._facts[tid]["at"] < cutoff]
         if not old:
             return
