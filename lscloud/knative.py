@@ -83,7 +83,8 @@ class Function:
         if not isinstance(app, Flask):
             raise TypeError(f"the app factory must return a Flask app, got {type(app).__name__}")
         handlers = dict(self.events)
-        if "s3" in self.needs and run_once_records(app, self.events, _package_of(factory)):
+        package = _package_of(factory)
+        if "s3" in self.needs and (run_once_records(app, self.events, package) or uses_outbox(package)):
             handlers = _with_housekeeping(handlers)
         if handlers:
             auth.check_eventing_settings(settings)  # /events must be able to verify its sender
@@ -445,10 +446,29 @@ def run_once_records(app: Flask, handlers: Mapping[str, EventHandler], package: 
     return why
 
 
+def uses_outbox(package: str) -> bool:
+    """Whether the function's modules publish through :mod:`lscloud.outbox`, themselves or by an
+    :class:`~lscloud.aggregate.Aggregate` (every committed write's events): what NATS did not confirm
+    waits there for the tick's :func:`flush_outbox`."""
+    import sys
+
+    from . import aggregate, outbox
+
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == package or name.startswith(package + ".")):
+            continue
+        for value in vars(module).values():
+            if value is outbox or value is aggregate.Aggregate or isinstance(value, aggregate.Aggregate):
+                return True
+    return False
+
+
 def _with_housekeeping(handlers: Mapping[str, EventHandler]) -> dict[str, EventHandler]:
     """The function's handlers, with the runtime's own work on the platform clock's tick: after the
-    function's tick handler (if any), its expired run-once records are swept (:mod:`lscloud.runonce`).
-    Only a function that keeps such records gets it; it must subscribe to the tick in its func.yaml."""
+    function's tick handler (if any), its expired run-once records are swept (:mod:`lscloud.runonce`)
+    and the events its outbox keeps are published again (:func:`flush_outbox`). Only a function that
+    keeps such records or publishes through the outbox gets it; it must subscribe to the tick in its
+    func.yaml."""
     from .clock import TICKED
 
     theirs = handlers.get(TICKED)
@@ -457,8 +477,24 @@ def _with_housekeeping(handlers: Mapping[str, EventHandler]) -> dict[str, EventH
         if theirs is not None:
             theirs(event)
         sweep_expired()
+        flush_outbox()
 
     return {**handlers, TICKED: on_tick}
+
+
+def flush_outbox() -> dict | None:
+    """Publish again the events NATS did not confirm (:func:`lscloud.outbox.flush`). Never raises:
+    what is left waits for the next tick."""
+    from . import outbox
+
+    try:
+        flushed = outbox.flush()
+    except Exception as exc:  # noqa: BLE001 - housekeeping must not fail the tick
+        log.warning("flushing the outbox failed: %s", exc.__class__.__name__)
+        return None
+    if flushed["sent"] or flushed["failed"]:
+        log.info("outbox: %d event(s) published again, %d still kept", flushed["sent"], flushed["failed"])
+    return flushed
 
 
 def sweep_expired() -> runonce.Report | None:

@@ -56,3 +56,43 @@ def test_a_function_mounts_the_operators_flush_route(settings, installed, keys, 
     r = client.post("/v1/outbox/flush", headers=tokens("operator"))
     assert r.status_code == 200 and r.get_json() == {"sent": 1, "failed": 0}
     assert outbox.pending() == []
+
+
+def _app(settings):
+    from flask import Flask
+
+    from lscloud.web import create_app
+
+    app: Flask = create_app("outbox-test", settings=settings)
+    app.config["publish"] = lambda evts: outbox.publish(evts)   # what a function's domain code does
+    return app
+
+
+def test_the_tick_publishes_again_what_any_functions_outbox_keeps(settings, installed):
+    """The outbox was flushed by the ticks of border, dossiers and reports only: the events environment,
+    community, market, documents and the soft ATM kept while NATS was away waited for ever. The
+    runtime now flushes it on every tick of every function that publishes through it."""
+    from datetime import datetime, timezone
+
+    from lscloud import clock, knative
+    from lscloud.auth import delivery_headers
+
+    down = installed(settings.replace(nats_url=f"nats://127.0.0.1:{free_port()}"))
+    down.bus.publish_timeout = 0.5
+    kept = events.new_event(TYPE, "/test", {"n": 5})
+    outbox.publish([kept])
+    assert [e["id"] for e in outbox.pending()] == [kept["id"]]
+    runtime.uninstall()
+
+    assert knative.uses_outbox(_app.__module__)
+    fn = knative.function(_app)()
+    fn.start(settings.replace(service="outbox-test").env_vars())
+    try:
+        client = fn.app.test_client()
+        h, b = events.to_binary_http(clock.tick_event(datetime.now(timezone.utc)))
+        h.update(delivery_headers(fn.app.extensions["lscloud"].settings))
+        assert client.post("/events", data=b, headers=h).status_code == 200
+        assert outbox.pending() == []
+        assert kept["id"] in [m["event"]["id"] for m in tail(settings, 10)]
+    finally:
+        fn.stop()

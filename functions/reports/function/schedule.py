@@ -1,12 +1,12 @@
 """The platform clock's tick (``vn.langson.platform.clock.ticked.v1``, every minute): flag the open
-reports past their deadline (one ``report.overdue`` event each, ever) and re-publish what NATS did
-not confirm. A store failure raises, so the tick is redelivered."""
+reports past their deadline (one ``report.overdue`` event each, ever); the runtime then publishes
+again what the outbox keeps (:func:`lscloud.knative.flush_outbox`). A store failure raises, so the
+tick is redelivered."""
 
 from __future__ import annotations
 
 import logging
 
-from lscloud import outbox
 from lscloud.statemachine import now
 
 from . import queries, reports
@@ -26,7 +26,6 @@ def sweep(at) -> dict:
 
 def on_tick(event: dict) -> dict:
     swept = sweep(now())
-    flushed = outbox.flush()
-    if swept["flagged"] or flushed["sent"] or flushed["failed"]:
-        log.info("tick %s: %d report(s) flagged overdue, outbox %s", event.get("id"), swept["flagged"], flushed)
-    return {"overdue": swept, "outbox": flushed}
+    if swept["flagged"]:
+        log.info("tick %s: %d report(s) flagged overdue", event.get("id"), swept["flagged"])
+    return {"overdue": swept}
