@@ -235,7 +235,6 @@ def test_a_stations_days_past_their_ids_are_stored_as_one_tally_each(start_funct
     rolled into one tally with each hour's sums, in the store as in memory, and counts as before."""
     import json
 
-    from functions.ioc.function import live
     from lscloud import store
 
     objects, bucket = store.connection()
