@@ -279,6 +279,27 @@ def test_unreserved_transfers_expire_reserved_ones_do_not(client, setup):
                                                                           "held_vnd": 0}
 
 
+@pytest.mark.parametrize("expiry_s", ["1"])
+def test_withdrawals_reserved_and_never_finished_do_not_keep_the_sweep_from_the_rest(client, setup):
+    """The open index is in expiry order and a reserved withdrawal never expires: read from the front
+    every time with a limit, enough abandoned ones (here two, the limit) kept a later transfer from
+    ever being expired. The sweep goes on from where it stopped."""
+    from functions.softatm.function import sweep
+
+    s = setup
+    a, b, c = wbody(1_000_000), wbody(1_000_000), wbody(1_000_000)
+    for x in (a, b, c):
+        assert client.post("/v1/withdrawals", json=x, headers=s["teller"]).status_code == 201
+    for x in (a, b):   # reserved, and the teller never commits nor aborts
+        assert s["vcb"].call("POST", f"/v1/bank/withdrawals/{x['id']}/reserve", {}).status_code == 200
+    time.sleep(1.3)
+    sweep._cursor[0] = None
+    for _ in range(3):
+        sweep.sweep(limit=2)
+    assert models.Transfer.get(c["id"]).data["state"] == "ABORTED"
+    assert [models.Transfer.get(x["id"]).data["state"] for x in (a, b)] == ["RESERVED", "RESERVED"]
+
+
 @pytest.mark.parametrize("variable, value", [("SOFTATM_EXPIRY_S", "soon"), ("SOFTATM_EXPIRY_S", "0"),
                                              ("SOFTATM_FLOAT_LOW_VND", "-1"), ("SOFTATM_SWEEP_S", "often")])
 def test_a_bad_setting_stops_the_start_naming_its_variable(start_function, directory, variable, value):

@@ -1,8 +1,14 @@
 """The sweep: what no request finishes by itself — expiry of unanswered transfers, the decision on
 transfers whose admitting run vanished past its fence, consequences a crash left undone.
 
-Run by operators (``POST /v1/sweep``, the cluster's ping source) and, where ``SOFTATM_SWEEP_S``
-is set, by a background thread of each replica. Every step is repeat-safe, so replicas may race.
+Run by operators (``POST /v1/sweep``) and, where ``SOFTATM_SWEEP_S`` is set (every 5 s in the
+cluster), by a background thread of each replica. Every step is repeat-safe, so replicas may race.
+
+A sweep reads at most ``limit`` transfers, from where the last one stopped: the open index is in
+expiry order, and a withdrawal the bank reserved never expires, so its entry stays at the front
+until a teller commits or aborts it. Read from the front every time, a thousand of those (a year
+of abandoned withdrawals) would have kept every later transfer from being expired, decided or
+settled, ever.
 """
 
 from __future__ import annotations
@@ -29,13 +35,21 @@ with no document is an orphan. So is an entry of a resend (a create that found i
 key is not its transfer's own (:func:`.documents.open_key`: another time, another expiry)."""
 
 
+_cursor: list[str | None] = [None]   # the last entry this replica's sweep read (None: the front)
+
+
 def sweep(limit: int = 1000) -> dict:
     """Expire what is past its expiry, decide unadmitted transfers after their fence, settle the rest."""
     counts = {"expired": 0, "settled": 0, "unadmitted": 0, "orphans": 0, "errors": 0}
     at = now()
     # the entries' keys are all the sweep needs (``<expiry µs>_<transfer id>``, :func:`.documents.open_key`):
     # listed, not read one by one, as every replica sweeps every few seconds
-    for entry in OpenTransfer.query_keys("open", limit=limit):
+    after = _cursor[0]
+    entries = OpenTransfer.query_keys("open", range_between=(after, None), limit=limit)
+    if after is not None and len(entries) < limit:   # the end reached: on from the front, up to the limit
+        entries += [e for e in OpenTransfer.query_keys("open", limit=limit - len(entries)) if e <= after]
+    _cursor[0] = entries[-1] if len(entries) >= limit else None
+    for entry in entries:
         expiry_us, transfer_id = entry.split("_", 1)
         try:
             try:
