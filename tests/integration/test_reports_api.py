@@ -293,6 +293,44 @@ def test_transfer_me_too_anonymous_reports_overdue_and_stats(client, tokens, rt)
     assert stats["by_category"]["urban-order"]["open"] >= 2
 
 
+def test_the_overdue_sweep_reads_only_the_reports_whose_deadline_has_passed(client, tokens, rt):
+    """The minute's sweep read every open report (thousands, every minute); it lists the due index up
+    to now and reads only those reports. A report closed leaves the index; reports stored before the
+    index get their entries at a process's first sweep."""
+    from functions.reports.function import reports as domain, schedule
+    from functions.reports.function.models import DueReport
+    from store_calls import counting
+
+    def new_report(n):
+        return ok(client.post("/v1/reports", headers=tokens("citizen", f"02008800{n:04d}"), json={
+            "service_code": "TTDT-LAN-CHIEM", "lat": 21.8540 + n / 1000, "long": 106.7612, "commune": DONG_DANG}), 201)
+
+    filed = [new_report(n)["id"] for n in range(3)]
+    assert len(DueReport.query_keys("due")) == 3
+    schedule._backfilled[0] = True   # these reports have their entries from their own writes
+    with counting() as calls:
+        assert schedule.sweep(now())["flagged"] == 0
+    assert calls["get"] == 0 and calls["list"] >= 1
+    officer = tokens("commune-officer", "cb-dd", unit=DONG_DANG)
+    ok(client.post(f"/v1/reports/{filed[2]}/actions/not_responsible", json={"reason": "Không thuộc thẩm quyền"},
+                   headers=officer))
+    assert len(DueReport.query_keys("due")) == 2
+
+    late = now() + timedelta(days=40)
+    assert schedule.sweep(late)["flagged"] == 2
+    assert DueReport.query_keys("due") == [] and schedule.sweep(late)["flagged"] == 0
+    assert [domain.records().get(r).data["overdue"] for r in filed] == [True, True, False]
+
+    # stored before the due index: no entries; the first sweep of a process gives them theirs
+    older = [new_report(n)["id"] for n in range(3, 5)]
+    for entry in DueReport.query_keys("due"):
+        DueReport.get("due", entry).delete()
+    assert schedule.sweep(late)["flagged"] == 0          # nothing in the index: nothing read
+    schedule._backfilled[0] = False
+    assert schedule.sweep(late)["flagged"] == len(older)
+    assert all(domain.records().get(r).data["overdue"] for r in older)
+
+
 def test_the_georeport_client_library_unchanged(reports, tokens, rt, tmp_path):
     """georeport (PyPI), written by nobody on this team, against the function served over HTTP."""
     georeport = pytest.importorskip("georeport")

@@ -5,7 +5,10 @@ trail). Indexes are create-only key objects, written after the report and repeat
 
 - ``ReportByDay``: every report under its local day of receipt (Open311 ``GET requests`` reads the
   days of its window, newest last);
-- ``OpenReport``: the reports not yet closed (the overdue sweep reads it; deleted on closing);
+- ``OpenReport``: the reports not yet closed (deleted on closing);
+- ``DueReport``: each open report not yet flagged overdue, under its deadline (``<deadline UTC>_<id>``):
+  the minute's overdue sweep lists the entries whose deadline has passed and reads only those
+  reports (it read every open report, every minute); deleted once flagged or closed;
 - ``NearbyOpen``: open reports by category and geohash cell (precision 7, ~150 m), for "me too":
   a lookup reads the caller's cell and its eight neighbours, never the whole table;
 - ``ReportToken``: an Open311 token → the report's id;
@@ -52,6 +55,14 @@ class OpenReport(Model):
 
     bucket = A.UnicodeAttribute(hash_key=True)       # "open"
     report_id = A.UnicodeAttribute(range_key=True)
+
+
+class DueReport(Model):
+    class Meta:
+        table = "reports-due"
+
+    bucket = A.UnicodeAttribute(hash_key=True)       # "due"
+    entry = A.UnicodeAttribute(range_key=True)       # <deadline UTC>_<report id>
 
 
 class NearbyOpen(Model):

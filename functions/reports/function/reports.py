@@ -50,10 +50,15 @@ def nearby_entry(doc: dict) -> str:
     return f"{doc['requested_at']}_{doc['lat']:.6f}_{doc['long']:.6f}_{doc['id']}"
 
 
+def due_entry(doc: dict) -> str:
+    """The overdue sweep's index key: the report's deadline (UTC, so keys sort by it), then its id."""
+    return f"{doc['deadline']}_{doc['id']}"
+
+
 def _indexes(out: Outcome) -> None:
-    """The listing, open and nearby indexes follow the report's state (each write repeat-safe,
+    """The listing, open, due and nearby indexes follow the report's state (each write repeat-safe,
     written in parallel)."""
-    from .models import NearbyOpen, OpenReport, ReportByDay, ReportToken
+    from .models import DueReport, NearbyOpen, OpenReport, ReportByDay, ReportToken
 
     doc = out.doc
     cell = f"{doc['category']}:{doc['geohash']}" if doc.get("geohash") else None
@@ -64,6 +69,10 @@ def _indexes(out: Outcome) -> None:
         deletes += [(OpenReport, "open", doc["id"])] + ([(NearbyOpen, cell, nearby_entry(doc))] if cell else [])
     else:
         saves += [OpenReport("open", doc["id"])] + ([NearbyOpen(cell, nearby_entry(doc))] if cell else [])
+    if doc["status"] in CLOSED or doc["overdue"]:
+        deletes.append((DueReport, "due", due_entry(doc)))
+    else:
+        saves.append(DueReport("due", due_entry(doc)))
     pending = [side_pool().submit(save_quietly, item) for item in saves]
     pending += [side_pool().submit(delete_quietly, *d) for d in deletes]
     for f in pending:

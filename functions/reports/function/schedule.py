@@ -7,20 +7,47 @@ from __future__ import annotations
 
 import logging
 
+from lscloud.aggregate import delete_quietly, save_quietly
 from lscloud.statemachine import now
+from lscloud.store import DoesNotExist, InvalidKey
 
 from . import queries, reports
+from .models import DueReport
+from .states import CLOSED
 
 log = logging.getLogger("reports.schedule")
 
 TICKED = "vn.langson.platform.clock.ticked.v1"
 
 
-def sweep(at) -> dict:
-    flagged = 0
+_backfilled: list[bool] = [False]   # this process has given every open report its due entry
+
+
+def _backfill() -> None:
+    """Due entries for the open reports stored before the due index (once per process: the sweep
+    read every open report every minute, this reads them once)."""
     for doc in queries.get_many(queries.open_ids()):
-        if not doc.get("overdue") and doc["deadline"] <= reports.iso(at) and reports.flag_overdue(doc["id"], at):
+        if doc["status"] not in CLOSED and not doc.get("overdue"):
+            save_quietly(DueReport("due", reports.due_entry(doc)))
+    _backfilled[0] = True
+
+
+def sweep(at) -> dict:
+    """Flag the open reports whose deadline has passed: only the due index's entries up to ``at`` are
+    listed, and only their reports read."""
+    if not _backfilled[0]:
+        _backfill()
+    flagged = 0
+    for entry in DueReport.query_keys("due", range_between=(None, f"{reports.iso(at)}_~")):
+        report_id = entry.partition("_")[2]
+        try:
+            changed = reports.flag_overdue(report_id, at)   # its indexes then drop the entry
+        except (DoesNotExist, InvalidKey):
+            changed = False
+        if changed:
             flagged += 1
+        else:   # closed, flagged already, or gone: nothing is due under this entry
+            delete_quietly(DueReport, "due", entry)
     return {"flagged": flagged}
 
 
