@@ -476,7 +476,7 @@ def _with_housekeeping(handlers: Mapping[str, EventHandler]) -> dict[str, EventH
     def on_tick(event: dict) -> None:
         if theirs is not None:
             theirs(event)
-        sweep_expired()
+        sweep_expired(_tick_time(event))
         flush_outbox()
 
     return {**handlers, TICKED: on_tick}
@@ -497,16 +497,33 @@ def flush_outbox() -> dict | None:
     return flushed
 
 
-def sweep_expired() -> runonce.Report | None:
+def _tick_time(event: Mapping[str, Any]) -> float | None:
+    """The tick's own minute (its ``data.at``) in epoch seconds; None when it has none."""
+    at = (event.get("data") or {}).get("at") if isinstance(event.get("data"), Mapping) else None
+    try:
+        return statemachine.parse_iso(at).timestamp() if isinstance(at, str) else None
+    except ValueError:
+        return None
+
+
+def sweep_expired(tick_at: float | None = None) -> runonce.Report | None:
     """Delete this function's expired run-once records (nonces, idempotency and events-seen records,
-    TTL model items) in its bucket. Never raises: what is left waits for the next tick."""
+    TTL model items) in its bucket, of the kinds due a listing at the tick's minute ``tick_at``
+    (:func:`lscloud.runonce.due_kinds`; default now). Never raises: what is left waits for the next
+    tick."""
     state = app_state()
     objects, bucket = store.connection()
+    due = runonce.due_kinds(bucket, state.settings, tick_at)
+    if not due:
+        return None
     try:
-        return runonce.sweep(objects, bucket, state.settings)
+        report = runonce.sweep(objects, bucket, state.settings, kinds_=due)
     except Exception as exc:  # noqa: BLE001 - housekeeping must not fail the tick
         log.warning("sweeping expired records in %s failed: %s", bucket, exc.__class__.__name__)
         return None
+    if not report.exhausted:   # a backlog left: listed again at the next tick
+        runonce.listed(due, bucket, tick_at)
+    return report
 
 
 def _check_needs(needs) -> tuple[str, ...]:

@@ -17,7 +17,11 @@ Two mechanisms delete them:
   records it reads is narrowed by the listing's ``LastModified``: a record is read once its kind's
   longest lifetime (:attr:`Kind.max_age_s`) has passed since its last write — an optimisation only;
   the decision is always the record's own ``expires_at``. Each sweep reads at most ``budget`` records,
-  the longest unwritten first, so a backlog drains over the following ticks.
+  the longest unwritten first, so a backlog drains over the following ticks. A tick lists a kind
+  only when :func:`due_kinds` says so (every 1/24 of its records' longest life, at least a minute,
+  at most a day): a kind of 24-hour records was listed in full every minute to find the few a day
+  past their end; now once an hour, so a record outlives its end by an hour at most (nothing reads
+  it as alive: its own ``expires_at`` is what leases and readers go by).
 - in the cluster, a bucket lifecycle rule per runtime prefix (:func:`lifecycle_configuration`, applied
   by ``infra/components/objectstore.py``) whose age must exceed :func:`longest_lifetime`: the store's
   own backstop should the sweep not run. SeaweedFS (``weed mini``, the local cloud) accepts lifecycle
@@ -132,6 +136,40 @@ def check_lifecycle_days(days: int, settings: Iterable[Any]) -> None:
     if not isinstance(days, int) or isinstance(days, bool) or days * 86_400 <= longest:
         raise ValueError(f"a lifecycle rule of {days!r} day(s) could delete run-once records before they expire: "
                          f"the longest lives {longest:g} s ({longest / 86_400:.2f} days) after its last write")
+
+
+SWEEP_SHARE = 24
+"""A kind is listed at most every 1/``SWEEP_SHARE`` of its records' longest life (:func:`due_kinds`)."""
+
+_listed: dict[tuple[str, str], float] = {}   # (bucket, prefix) -> when this process last listed it all
+_listed_lock = threading.Lock()
+
+
+def sweep_every_s(kind: Kind, settings) -> float:
+    """How often a tick lists ``kind``: 1/:data:`SWEEP_SHARE` of its records' longest life, between a
+    minute (every tick) and a day; a kind whose lifetime is unknown, every tick."""
+    try:
+        longest = float(kind.max_age_s(settings))
+    except Exception:  # noqa: BLE001 - unknown: every tick
+        longest = 0.0
+    return min(86_400.0, max(60.0, longest / SWEEP_SHARE))
+
+
+def due_kinds(bucket: str, settings, now: float | None = None) -> list[Kind]:
+    """The kinds (of :func:`kinds`) this process has not listed in ``bucket`` for :func:`sweep_every_s`."""
+    now = time.time() if now is None else now
+    with _listed_lock:
+        # a little early: a tick a second late must not push the next listing a whole period out
+        return [k for k in kinds() if now - _listed.get((k.bucket or bucket, k.prefix), float("-inf"))
+                >= sweep_every_s(k, settings) - 5]
+
+
+def listed(kinds_: Iterable[Kind], bucket: str, now: float | None = None) -> None:
+    """Remember that ``kinds_`` were listed in full in ``bucket`` (:func:`due_kinds`)."""
+    now = time.time() if now is None else now
+    with _listed_lock:
+        for k in kinds_:
+            _listed[(k.bucket or bucket, k.prefix)] = now
 
 
 @dataclass

@@ -247,3 +247,22 @@ def rt_store(object_store, settings):
 
     store.configure(object_store, settings.bucket)
     yield
+
+
+def test_the_next_minutes_tick_does_not_list_the_day_long_records_again(start_function, tokens):
+    """A function's tick listed every run-once prefix in full, every minute; a prefix of records that
+    live a day is listed once an hour now (runonce.due_kinds), short-lived ones still every tick."""
+    from store_calls import counting
+
+    fn = start_function("identity")
+    client = fn.app.test_client()
+    at = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+
+    def listed(minute: int) -> set[str]:
+        with counting() as calls:
+            assert tick(client, at + timedelta(minutes=minute)).get_json()["status"] == "done"
+        return {k for k in calls.keys_of("list") if k in {kind.prefix for kind in runonce.kinds()}}
+
+    first, second = listed(0), listed(1)
+    assert {"idempotency/", "events-seen/", "identity-attempts/"} <= first
+    assert "nonces/" in second and not {"idempotency/", "events-seen/"} & second

@@ -155,3 +155,22 @@ def test_the_functions_that_publish_through_the_outbox_are_known(settings):
     function's own tick handler (three did; five kept events NATS had not confirmed for ever)."""
     found = {name for name in FUNCTIONS if any("outbox" in why for why in keeps_run_once_records(name, settings)[0])}
     assert found == {"border", "community", "documents", "dossiers", "environment", "market", "reports", "softatm"}
+
+
+def test_a_tick_lists_a_kind_once_in_a_twenty_fourth_of_its_records_life(settings):
+    """Every tick listed every prefix in full, in every function, to find the few records a day past
+    their end; a kind is listed every 1/24 of its records' longest life now (at least every minute)."""
+    import uuid
+
+    bucket, now = f"b-{uuid.uuid4().hex[:8]}", 1_000_000.0
+    every = runonce.sweep_every_s(runonce.IDEMPOTENCY, settings)
+    assert settings.idempotency_ttl_s == 86_400 and every == 3_600
+    assert runonce.sweep_every_s(runonce.LEFTOVER_NONCES, settings) == 60   # short-lived: every tick
+    due = runonce.due_kinds(bucket, settings, now)
+    assert set(runonce.RUNTIME_KINDS) <= set(due)                           # never listed by this process
+    runonce.listed(due, bucket, now)
+    a_minute_on = runonce.due_kinds(bucket, settings, now + 60)
+    assert runonce.LEFTOVER_NONCES in a_minute_on and runonce.IDEMPOTENCY not in a_minute_on
+    assert runonce.EVENTS_SEEN not in a_minute_on
+    assert runonce.IDEMPOTENCY in runonce.due_kinds(bucket, settings, now + every)
+    assert runonce.IDEMPOTENCY in runonce.due_kinds(f"{bucket}-other", settings, now + 60)   # per bucket
