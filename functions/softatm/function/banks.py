@@ -261,15 +261,26 @@ whose signature is not checked yet: a caller making up names must not grow this 
 _cache: LRU = LRU(CACHE_ITEMS)   # code -> (when, key slots); ("bank", code) -> (when, registration)
 
 
+def _unregistered(code: str) -> bool:
+    """Whether ``code`` is surely no registered bank: the codes of the registered banks, listed when
+    an unknown name came and held for :data:`CACHE_S`, answer every other unknown name from memory
+    (a caller making names up cost a store read for each)."""
+    hit = _cache.get(("codes",))
+    return bool(hit) and time.monotonic() - hit[0] < CACHE_S and code not in hit[1]
+
+
 def key_slots(settings, code: str) -> tuple[str, ...] | None:
     """The decrypted secrets in slot order ("" for an empty slot): the runtime's partner-key resolver."""
     hit = _cache.get(code)
     if hit and time.monotonic() - hit[0] < CACHE_S:
         return hit[1]
+    if _unregistered(code):
+        return None
     try:
         data = Bank.get(code).data
     except (DoesNotExist, ValueError):
-        slots = None
+        _cache.put(("codes",), (time.monotonic(), frozenset(b.code for b in Bank.scan())))
+        return None
     else:
         f = fernet(settings)
         out = []
