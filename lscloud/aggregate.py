@@ -191,15 +191,19 @@ class Aggregate(Generic[M]):
 
     ``created_side(doc)``: the index objects of a new record, from its stored document alone (no
     clock, no request), created beside its audit entries by :meth:`create` and again, where
-    missing, by :meth:`resend`. A model with JSON attributes ``request`` (the idempotency stamp)
-    and ``created`` (kept by :meth:`create`: its transitions) can be answered by :meth:`resend`.
+    missing, by :meth:`resend`. ``side(doc)``: index objects *every* committed write's document
+    keeps (an entry whose key follows the document's state), created the same way after a create
+    and after each :meth:`mutate`; an entry of an earlier state is the function's to clean. A model
+    with JSON attributes ``request`` (the idempotency stamp) and ``created`` (kept by :meth:`create`:
+    its transitions) can be answered by :meth:`resend`.
     """
 
     def __init__(self, model: type[M], *, machine: StateMachine, source: str, audit: type[Model] | None = None,
                  summary: Callable[[dict], dict] | None = None, mirror: Sequence[str] = (),
                  after_commit: Callable[[Outcome], None] | None = None,
                  on_terminal: Callable[[dict], None] | None = None, backoff: Backoff = DEFAULT,
-                 publish: bool = True, created_side: Callable[[dict], Iterable[Model]] | None = None):
+                 publish: bool = True, created_side: Callable[[dict], Iterable[Model]] | None = None,
+                 side: Callable[[dict], Iterable[Model]] | None = None):
         self.model = model
         self.machine = machine
         self.source = source
@@ -211,6 +215,7 @@ class Aggregate(Generic[M]):
         self.backoff = backoff
         self.publish = publish
         self.created_side = created_side
+        self.side = side
         self.keeps_created = "created" in model._attributes
 
     # -- reading ------------------------------------------------------------------------------------
@@ -288,7 +293,7 @@ class Aggregate(Generic[M]):
     def _finish_create(self, item: M) -> None:
         out = Outcome(item, [_transition(t) for t in item.created])
         entries, evts = self._round(out)
-        wanted = [*entries, *self._created_side(item.data)]
+        wanted = [*entries, *self._created_side(item.data), *self._every_side(item.data)]
         checking = [_side.submit(stored, m) for m in wanted]
         try:
             outbox.publish(evts)
@@ -300,6 +305,9 @@ class Aggregate(Generic[M]):
 
     def _created_side(self, doc: dict) -> list[Model]:
         return list(self.created_side(doc)) if self.created_side else []
+
+    def _every_side(self, doc: dict) -> list[Model]:
+        return list(self.side(doc)) if self.side else []
 
     def mutate(self, record_id: str, op: Callable[[dict], Any], *,
                events_after: Callable[[dict, Any], list[dict]] | None = None,
@@ -349,7 +357,7 @@ class Aggregate(Generic[M]):
         """What follows a committed write: audit entries and ``side`` objects (all in flight at once,
         create-only), events, hooks (each repeat-safe)."""
         entries, evts = self._round(outcome)
-        saving = [_side.submit(save_quietly, e) for e in (*entries, *side)]
+        saving = [_side.submit(save_quietly, e) for e in (*entries, *side, *self._every_side(outcome.doc))]
         try:
             outbox.publish(evts + list(extra_events))
         except BaseException as exc:  # noqa: BLE001 - raised once every write has ended

@@ -203,3 +203,29 @@ def test_a_resend_finishes_a_create_whose_side_round_was_cut_off(parcels, settin
     assert again["put"] == again["delete"] == 0 and committed == [1], again
     evts = [m["event"] for m in tail(settings, 20) if m["event"]["data"].get("parcel_id") == "k-1"]
     assert [(e["id"], parse_iso(e["time"])) for e in evts] == [("k-1.1.0", parse_iso(t.at))], evts
+
+
+def test_an_entry_every_write_keeps_is_stored_with_its_round(parcels, settings):
+    """``side(doc)``: index objects following the document's state (the dossiers' overdue clocks),
+    created in the round of each committed write, its create's included; none for a write not made."""
+    from store_calls import counting
+
+    agg = Aggregate(Parcel, machine=MACHINE, source="/test", audit=ParcelAudit,
+                    side=lambda doc: [ParcelIndex("state", f"{doc['status']}_{doc['stamps']}_{doc['id']}", parcel_id=doc["id"])])
+    doc = {"id": "s-1", "status": "new", "stamps": 0}
+    agg.create(Parcel("s-1", data=doc), [MACHINE.apply(doc, "send", COURIER)])
+    assert ParcelIndex.query_keys("state") == ["sent_0_s-1"]
+
+    def stamp(d):
+        d["stamps"] += 1
+        return [MACHINE.apply(d, "stamp", COURIER)]
+
+    agg.mutate("s-1", stamp)
+    assert ParcelIndex.query_keys("state") == ["sent_0_s-1", "sent_1_s-1"]   # the earlier one is the caller's to clean
+
+    def nothing(d):
+        raise NoChange()
+
+    with counting() as calls:
+        agg.mutate("s-1", nothing)
+    assert calls["put"] == 0
