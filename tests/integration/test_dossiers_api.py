@@ -329,6 +329,56 @@ def test_the_overdue_sweep_reads_each_open_dossier_once_and_no_index_entry(clien
     assert calls["get"] == len(registry.open_ids()) and calls["list"] >= 1
 
 
+def test_the_overdue_sweep_works_from_the_clock_index_and_reads_only_what_it_must(client, tok, rt):
+    """The sweep read every open dossier every minute; it lists the open index and the clocks
+    (functions/dossiers/function/clocks.py) and reads only the dossiers with a step to flag, or whose
+    entries do not tell. Its figures are those of reading every dossier, waiting ones included."""
+    from datetime import datetime, timezone
+
+    from functions.dossiers.function import clocks, deadlines, overdue
+    from functions.dossiers.function.models import DossierClock
+    from store_calls import counting
+
+    cit = tok("citizen", sub=CITIZEN)
+    clerk = tok("officer", agency="ubnd-05983", unit="05983")
+    ids = [ok(submit_birth(client, cit)[1], 201)["id"] for _ in range(4)]
+    for did in ids[1:]:
+        ok(client.post(f"/v1/dossiers/{did}/start", headers=idem(clerk)))
+    ok(client.post(f"/v1/dossiers/{ids[2]}/supplement-requests", headers=idem(clerk), json={
+        "missing": [{"code": "to-khai", "name": "Tờ khai"}], "message": "Bổ sung tờ khai"}))   # its clock stops
+    ok(client.post(f"/v1/dossiers/{ids[3]}/deny", json={"reason": "Không thuộc thẩm quyền"}, headers=idem(clerk)))
+
+    def as_read(at):   # the figures reading every open dossier gives (the sweep's old way)
+        per_agency, due = {}, set()
+        for d in registry.get_many(registry.open_ids()):
+            per_agency[d["agency"]] = per_agency.get(d["agency"], 0) + deadlines.is_overdue(d, at)
+            due |= {d["id"] for s in deadlines.overdue_steps(d, at) if s["status"] == "active" and not s.get("overdue_flagged")}
+        return per_agency, due
+
+    soon = datetime.now(timezone.utc)
+    overdue.sweep(soon)                          # this bucket's first sweep reads every open dossier
+    assert sorted(clocks.parse(e).id for e in DossierClock.query_keys(clocks.BOX)) == sorted(ids[:3])
+    with counting() as calls:
+        swept = overdue.sweep(soon)
+    assert calls["get"] == 0 and swept["read"] == 0 and swept["by_agency"] == as_read(soon)[0]
+
+    later = soon + timedelta(days=60)            # every deadline passed; the waiting one stopped before its own
+    expected, due = as_read(later)
+    assert expected == {"ubnd-05983": 2} and due == {ids[1]}
+    with counting() as calls:
+        swept = overdue.sweep(later)
+    assert swept["by_agency"] == expected and swept["steps_flagged"] == 1
+    assert calls["get"] == 1                     # the one dossier with a step to flag, read by its write
+    assert overdue.sweep(later)["steps_flagged"] == 0 and len(DossierClock.query_keys(clocks.BOX)) == 3
+
+    # an entry that no longer tells (a change made around the write path): two for one id are read
+    stale = clocks.key(clocks.Clock(ids[0], "ubnd-05983", "received", "2020-01-01T00:00:00.000Z", None, None, None, False))
+    DossierClock(clocks.BOX, stale).save()
+    with counting() as calls:
+        assert overdue.sweep(soon)["read"] == 1
+    assert calls["get"] == 1 and stale not in DossierClock.query_keys(clocks.BOX)
+
+
 def test_the_clock_tick_flags_overdue_steps_and_flushes_the_outbox(client, tok, rt):
     from datetime import datetime, timezone
 
@@ -447,10 +497,10 @@ def _birth_body(client, h) -> dict:
                           for c in ("to-khai", "giay-chung-sinh")]}
 
 
-def test_a_submission_costs_seven_writes_two_lookups_in_three_round_trips(start_function, tok, peers):
+def test_a_submission_costs_eight_writes_two_lookups_in_three_round_trips(start_function, tok, peers):
     """The budget of a submission with two files: the file lookups and the receipt code in one
     round; the dossier (its own idempotency record: no separate record, no completing write); its
-    four indexes, audit entry and event in one more. The procedure and unit come from the peer
+    four indexes, its overdue-sweep entry (the clock), audit entry and event in one more. The procedure and unit come from the peer
     cache (the catalogue is not asked: its entries are fresh for an hour here, so that a slow
     machine does not let them expire between the warm-up and the submission counted — a CI run
     met one 304 revalidation there with the default 5 s). The old path made 9 PUTs and 2 HEADs
@@ -464,14 +514,14 @@ def test_a_submission_costs_seven_writes_two_lookups_in_three_round_trips(start_
     rounds = Rounds()
     with ThreadPoolExecutor(1) as pool, counting(rounds) as calls:
         answer = pool.submit(client.post, "/v1/dossiers", json=body, headers=cit)
-        first, second, third = rounds.next_round(3), rounds.next_round(1), rounds.next_round(5)
+        first, second, third = rounds.next_round(3), rounds.next_round(1), rounds.next_round(6)
         created = ok(answer.result(), 201)
     assert sorted(m for m, _ in first) == ["head", "head", "put"] and [k for m, k in first if m == "put"][0] \
         .startswith("dossiers-codes/"), first
     assert second == [("put", f"dossiers/{body['id'].replace('-', '~2D')}/_.json")], second
-    assert sorted(k.split("/")[0] for _, k in third) == ["dossiers-audit", "dossiers-days", "dossiers-open",
-                                                         "dossiers-owners", "dossiers-work"], third
-    assert calls["put"] == 7 and calls["head"] == 2 and calls["get"] == calls["list"] == calls["delete"] == 0, calls
+    assert sorted(k.split("/")[0] for _, k in third) == ["dossiers-audit", "dossiers-clock", "dossiers-days",
+                                                         "dossiers-open", "dossiers-owners", "dossiers-work"], third
+    assert calls["put"] == 8 and calls["head"] == 2 and calls["get"] == calls["list"] == calls["delete"] == 0, calls
     assert not [k for k in calls.keys_of("put") if k.startswith("idempotency/")], calls
     assert peers.hits == asked and created["receipt"]["code"].startswith("LS-")
 
@@ -546,7 +596,7 @@ def test_a_dossier_and_its_files_in_one_request(client, tok):
         r = client.post("/v1/dossiers", data=_multipart(body, form), headers=cit, content_type="multipart/form-data",
                         environ_base={"wsgi.input_terminated": True})
     created = ok(r, 201)
-    assert calls["head"] == 1 and calls["put"] == 9, calls   # the earlier upload looked up; 2 files, code, dossier, 5
+    assert calls["head"] == 1 and calls["put"] == 10, calls   # the earlier upload looked up; 2 files, code, dossier, 6
     assert [d["sha256"] for d in created["documents"]] == [d["sha256"] for d in body["documents"]]
     assert created["documents"][0]["size"] == len(form["to-khai"])
     link = ok(client.get(f"/v1/dossiers/{body['id']}/files/{body['documents'][0]['sha256']}", headers=cit))
@@ -648,8 +698,8 @@ def test_a_resend_of_a_complete_dossier_writes_nothing_more(client, tok):
     assert [k.split("/")[0] for k in again.keys_of("put")] == ["dossiers-codes", "dossiers"], again
     assert [k.split("/")[0] for k in again.keys_of("delete")] == ["dossiers-codes"], again
     side = [k for k in first.keys_of("put") if k.split("/")[0] not in ("dossiers-codes", "dossiers")]
-    assert len(side) == 5 and sorted(again.keys_of("head")) == sorted(
-        [k for k in first.keys_of("head")] + side), again   # the two files, the side round's five
+    assert len(side) == 6 and sorted(again.keys_of("head")) == sorted(
+        [k for k in first.keys_of("head")] + side), again   # the two files, the side round's six
     assert again["get"] == 1 and again["list"] == 0, again
 
 

@@ -11,6 +11,8 @@ OwnerIndex         ~applicant id / <µs received>_<id>          create-only ("my
 WorkIndex          agency / <unit or _>_<µs received>_<id>     create-only, one per assigned agency+unit
 DayIndex           local day / r_<id> (received), f_<id>       create-only (stats by period)
 OpenIndex          "open" / <id>                               create-only, deleted when finished
+DossierClock       "clock" / <id>|<agency>|<status>|<deadline>  create-only with every write; the
+                   |<paused at>|<step>|<step deadline>|<flag>  overdue sweep deletes the old ones
 Rating             dossier id                                  create-only: one rating per dossier
 =================  ==========================================  ====================================
 
@@ -92,6 +94,14 @@ class OpenIndex(Model):
 
     box = A.UnicodeAttribute(hash_key=True)
     dossier_id = A.UnicodeAttribute(range_key=True)
+
+
+class DossierClock(Model):
+    class Meta:
+        table = "dossiers-clock"
+
+    box = A.UnicodeAttribute(hash_key=True)
+    entry = A.UnicodeAttribute(range_key=True)   # .clocks.key: what the overdue sweep needs
 
 
 class Rating(Model):

@@ -24,7 +24,7 @@ from lscloud.statemachine import Actor, parse_iso
 from lscloud.store import ConditionalCheckFailed, DoesNotExist, InvalidKey
 from lscloud.workdays import TZ, Calendar
 
-from . import metrics, workflow
+from . import clocks, metrics, workflow
 from .models import AuditEntry, DayIndex, Dossier, DossierCode, OpenIndex, OwnerIndex, WorkIndex
 from .states import APPLICANTS, MACHINE
 
@@ -101,7 +101,7 @@ def new_indexes(doc: dict) -> list:
 
 RECORDS: Aggregate[Dossier] = Aggregate(Dossier, machine=MACHINE, source=SOURCE, audit=AuditEntry, summary=summary,
                                         mirror=("code", "owner"), after_commit=_counted, on_terminal=_finished,
-                                        created_side=new_indexes)
+                                        created_side=new_indexes, side=clocks.entries)
 
 
 def create(doc: dict, actor: Actor, at: datetime, cal: Calendar, *, code: Future,
