@@ -41,9 +41,12 @@ def _check_all_due() -> bool:
 
 
 def sweep(at: datetime) -> dict:
+    # the clocks first: a dossier received meanwhile is then open without an entry (read), never an
+    # entry of a dossier not listed open (deleted as finished)
+    clock_keys = DossierClock.query_keys(clocks.BOX)
     open_ids = set(registry.open_ids())
     listed: dict[str, list[str]] = {}
-    for entry in DossierClock.query_keys(clocks.BOX):
+    for entry in clock_keys:
         c = clocks.parse(entry)
         if c is None or c.id not in open_ids:   # finished (or not ours): nothing to keep
             delete_quietly(DossierClock, clocks.BOX, entry)
