@@ -461,6 +461,14 @@ def test_settlement_and_reconciliation(client, setup):
     assert {i["id"] for i in listing["items"]} >= {t for t, _ in ids}
     assert all(i["bank"] == "vcb" for i in listing["items"])
 
+    # a replica holds the latest two days' committed transfers (account and phone numbers among
+    # their fields), not weeks of them: another day asked for does not push today out, older go
+    settlement.committed("vcb", "2020-01-01")
+    assert day in settlement._settled_days and len(settlement._settled_days) <= settlement.KEEP_DAYS
+    for older in ("2099-01-01", "2099-01-02"):
+        settlement.committed("vcb", older)
+    assert sorted(settlement._settled_days) == ["2099-01-01", "2099-01-02"]
+
 
 # -- every endpoint x every role -------------------------------------------------------------------
 

@@ -18,11 +18,11 @@ import hashlib
 import io
 import json
 import re
+import threading
 from datetime import date
 
 from lscloud import resends, store
 from lscloud.aggregate import side_pool
-from lscloud.lru import LRU
 from lscloud.resends import IdReused
 from lscloud.store import ConditionalCheckFailed, DoesNotExist
 
@@ -47,25 +47,39 @@ def check_day(text: str) -> str:
 
 
 KEPT = (*FIELDS, "state", "bank")
-SETTLED: LRU[str, dict] = LRU(50_000)
-"""What this replica read of committed transfers (the settlement's fields only). A committed
-transfer is final, so a copy is never stale: a bank that reconciles today every few minutes costs
-one listing and the reads of what committed since, not a read of every transfer of the day."""
+KEEP_DAYS = 2
+"""Days of committed transfers a replica holds (:func:`_day`): a bank reconciles today and
+yesterday. It held up to 50,000 transfers of any days, their account and phone numbers included,
+for weeks."""
+
+_settled_days: dict[str, dict[str, dict]] = {}   # local day -> transfer id -> the settlement's fields
+_days_lock = threading.Lock()
 
 
-def _settled(tid: str) -> dict | None:
-    """The settlement's fields of transfer ``tid`` if it is committed (None: gone, or not committed)."""
-    held = SETTLED.get(tid)
-    if held is not None:
+def _day(day: str) -> dict[str, dict]:
+    """What this replica read of ``day``'s committed transfers (the settlement's fields only). A
+    committed transfer is final, so a copy is never stale: a bank that reconciles today every few
+    minutes costs one listing and the reads of what committed since, not a read of every transfer
+    of the day. Only the latest :data:`KEEP_DAYS` days are held (an older day asked for is read)."""
+    with _days_lock:
+        held = _settled_days.setdefault(day, {})
+        while len(_settled_days) > KEEP_DAYS:
+            del _settled_days[min(_settled_days)]
         return held
+
+
+def _settled(tid: str, held: dict[str, dict]) -> dict | None:
+    """The settlement's fields of transfer ``tid`` if it is committed (None: gone, or not committed)."""
+    kept = held.get(tid)
+    if kept is not None:
+        return kept
     try:
         doc = Transfer.get(tid).data
     except DoesNotExist:
         return None
     if doc["state"] != COMMITTED:
         return None
-    kept = {k: doc.get(k) for k in KEPT}
-    SETTLED.put(tid, kept)
+    kept = held[tid] = {k: doc.get(k) for k in KEPT}
     return kept
 
 
@@ -74,7 +88,8 @@ def committed(bank: str, day: str) -> list[dict]:
     fields: :data:`KEPT`). The day's index is listed, never read entry by entry (its key is the
     transfer's id); the transfers not yet held are read at once."""
     tids = BankSettled.query_keys(f"{bank}_{day}")
-    docs = side_pool().map(_settled, tids) if len(tids) > 1 else map(_settled, tids)
+    held = _day(day)
+    docs = side_pool().map(lambda t: _settled(t, held), tids) if len(tids) > 1 else (_settled(t, held) for t in tids)
     out = [dict(d) for d in docs if d is not None and d["bank"] == bank]
     return sorted(out, key=lambda d: (d["committed_at"], d["id"]))
 
