@@ -152,13 +152,15 @@ def community_share(ents, t0, t1):
 
 # -- reports -----------------------------------------------------------------------------------
 
+def _report_open(f: dict) -> bool:
+    """Whether a report is open as its fact ``f`` says (its status, or else its state)."""
+    status = f["attrs"].get("status")
+    return status == "open" if status else f["state"] not in ("closed", "rejected")
+
+
 def _open_at(e: Entity, t1: str) -> dict | None:
     last = e.at(t1)
-    if last is None:
-        return None
-    status = last["attrs"].get("status")
-    is_open = status == "open" if status else last["state"] not in ("closed", "rejected")
-    return last if is_open else None
+    return last if last is not None and _report_open(last) else None
 
 
 def reports_received(ents, t0, t1):
@@ -229,11 +231,6 @@ COMPUTE: dict[str, tuple[str, Callable]] = {
 
 WINDOW = timedelta(hours=24)
 """The window of a tile's flow and ratio values: the last 24 hours."""
-
-
-def _report_open(f: dict) -> bool:
-    status = f["attrs"].get("status")
-    return status == "open" if status else f["state"] not in ("closed", "rejected")
 
 
 LINGERS: dict[str, Callable[[dict], bool]] = {
