@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Callable, Mapping
 
 from . import config, events
+from .timestamps import parse_instant
 
 if TYPE_CHECKING:  # pragma: no cover
     from .bus import SyncBus
@@ -83,6 +84,12 @@ def tick_event(at: datetime | None = None, period_s: float = DEFAULT_PERIOD_S) -
     period = iso_period(period_s)
     return events.new_event(TICKED, SOURCE, {"period": period, "at": _iso(start)}, id=f"clock-{period}-{_iso(start)}",
                             time=start, dataschema=DATASCHEMA)
+
+
+def tick_at(event: Mapping) -> datetime | None:
+    """The minute a tick stands for (its ``data.at``), or None when it carries none that reads."""
+    data = event.get("data")
+    return parse_instant(data.get("at")) if isinstance(data, Mapping) else None
 
 
 def publish_tick(bus: SyncBus, at: datetime | None = None, period_s: float = DEFAULT_PERIOD_S,

@@ -469,14 +469,15 @@ def _with_housekeeping(handlers: Mapping[str, EventHandler]) -> dict[str, EventH
     and the events its outbox keeps are published again (:func:`flush_outbox`). Only a function that
     keeps such records or publishes through the outbox gets it; it must subscribe to the tick in its
     func.yaml."""
-    from .clock import TICKED
+    from .clock import TICKED, tick_at
 
     theirs = handlers.get(TICKED)
 
     def on_tick(event: dict) -> None:
         if theirs is not None:
             theirs(event)
-        sweep_expired(_tick_time(event))
+        at = tick_at(event)
+        sweep_expired(at.timestamp() if at else None)
         flush_outbox()
 
     return {**handlers, TICKED: on_tick}
@@ -495,15 +496,6 @@ def flush_outbox() -> dict | None:
     if flushed["sent"] or flushed["failed"]:
         log.info("outbox: %d event(s) published again, %d still kept", flushed["sent"], flushed["failed"])
     return flushed
-
-
-def _tick_time(event: Mapping[str, Any]) -> float | None:
-    """The tick's own minute (its ``data.at``) in epoch seconds; None when it has none."""
-    at = (event.get("data") or {}).get("at") if isinstance(event.get("data"), Mapping) else None
-    try:
-        return statemachine.parse_iso(at).timestamp() if isinstance(at, str) else None
-    except ValueError:
-        return None
 
 
 def sweep_expired(tick_at: float | None = None) -> runonce.Report | None:

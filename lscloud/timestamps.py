@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-__all__ = ["iso", "now", "parse_iso"]
+__all__ = ["iso", "now", "parse_instant", "parse_iso"]
 
 
 def now() -> datetime:
@@ -27,3 +27,13 @@ def iso(t: datetime, timespec: str = "milliseconds") -> str:
 def parse_iso(value: str) -> datetime:
     """The inverse of :func:`iso` (any ISO 8601 string with an offset or ``Z``)."""
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def parse_instant(value) -> datetime | None:
+    """An ISO 8601 instant with its offset (or ``Z``), or None: absent, not a string, malformed, or
+    without an offset (a time a device or an event gives, where a bad one is skipped, not raised)."""
+    try:
+        t = parse_iso(value)
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return t if t.tzinfo is not None else None

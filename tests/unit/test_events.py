@@ -125,3 +125,20 @@ def test_event_json_is_parsed_strictly(data):
                  + data + b"}"
     with pytest.raises(ValueError):
         events.from_http({"content-type": "application/cloudevents+json"}, structured)
+
+
+def test_an_instant_with_its_offset_or_none_and_a_ticks_minute():
+    """One reading of "a time a device or an event gives, or None" (lscloud.timestamps.parse_instant):
+    the border's weighbridge readings and the runtime's tick housekeeping both use it."""
+    from datetime import datetime, timezone
+
+    from lscloud import clock
+    from lscloud.timestamps import parse_instant
+
+    assert parse_instant("2026-12-06T10:00:00+07:00") == datetime(2026, 12, 6, 3, tzinfo=timezone.utc)
+    assert parse_instant("2026-12-06T03:00:00Z") == datetime(2026, 12, 6, 3, tzinfo=timezone.utc)
+    for bad in (None, 5, "", "yesterday", "2026-12-06T03:00:00", ["2026-12-06T03:00:00Z"]):
+        assert parse_instant(bad) is None, bad
+    at = datetime(2026, 12, 6, 3, 7, 30, tzinfo=timezone.utc)
+    assert clock.tick_at(clock.tick_event(at)) == at.replace(second=0)
+    assert clock.tick_at({"data": {"at": "nonsense"}}) is None and clock.tick_at({"data": None}) is None

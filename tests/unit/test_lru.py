@@ -36,3 +36,15 @@ def test_many_threads_never_pass_the_bound():
         seen = list(pool.map(use, range(5000)))
     assert max(seen) == 50 and len(lru) == 50
     assert all(lru.get(k) == k for k in list(lru))   # every key held still holds its own value
+
+
+def test_clear_forgets_every_entry():
+    from lscloud.lru import LRU
+
+    held = LRU(3)
+    for k in "abc":
+        held.put(k, k.upper())
+    held.clear()
+    assert len(held) == 0 and held.get("a") is None
+    held.put("d", "D")
+    assert list(held) == ["d"]

@@ -15,14 +15,14 @@ applied is left out, whatever order deliveries come in).
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any, Callable, Mapping
 
 from lscloud import errors, outbox, runtime
 from lscloud import events as ce
 from lscloud.aggregate import NoChange
-from lscloud.statemachine import Actor, IllegalTransition, NotPermitted, iso, now, parse_iso
+from lscloud.statemachine import Actor, IllegalTransition, NotPermitted, iso, now
 from lscloud.store import ConditionalCheckFailed
+from lscloud.timestamps import parse_instant
 
 from . import barrier, crossing, devices, indexes, ledger, lifecycle, metrics, queueing, scopes, settings
 from .identifiers import plate_key
@@ -100,15 +100,6 @@ def _claimed(event: dict, **facts: Any) -> dict | None:
         return held if held.get("event_id") == event["id"] else None
 
 
-def _instant(value) -> datetime | None:
-    """An ISO 8601 instant with its offset, or None (absent, malformed, or without an offset)."""
-    try:
-        t = parse_iso(value)
-    except (TypeError, ValueError, AttributeError):
-        return None
-    return t if t.tzinfo is not None else None
-
-
 def candidates(plate: str, gate: str) -> list[dict]:
     """Live declarations of this plate at this gate, most advanced first."""
     docs = [doc for doc in ledger.docs([p.declaration_id for p in PlateIndex.query(plate_key(plate), limit=50)])
@@ -131,11 +122,11 @@ def on_weight(event: dict) -> None:
     at = now()
     allowed = tolerance()
 
-    measured = _instant(d.get("measured_at"))
+    measured = parse_instant(d.get("measured_at"))
 
     def op(doc):
         last = doc.get("weight") or {}
-        applied = _instant(last.get("measured_at"))
+        applied = parse_instant(last.get("measured_at"))
         if last.get("reading_id") == d["reading_id"] or (measured and applied and applied > measured):
             # applied already (an earlier run's write landed), or a later measurement is in: the
             # weighbridge's latest reading decides the hold, whatever order deliveries come in
