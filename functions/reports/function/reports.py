@@ -69,10 +69,11 @@ def _indexes(out: Outcome) -> None:
         deletes += [(OpenReport, "open", doc["id"])] + ([(NearbyOpen, cell, nearby_entry(doc))] if cell else [])
     else:
         saves += [OpenReport("open", doc["id"])] + ([NearbyOpen(cell, nearby_entry(doc))] if cell else [])
-    if doc["status"] in CLOSED or doc["overdue"]:
-        deletes.append((DueReport, "due", due_entry(doc)))
-    else:
+    if doc["status"] not in CLOSED and not doc["overdue"]:
         saves.append(DueReport("due", due_entry(doc)))
+    elif any(t.action == "flag_overdue" or (t.target in CLOSED and t.source not in CLOSED) for t in out.transitions):
+        # once, by the write that flags or closes it (one whose delete failed: the sweep's, when due)
+        deletes.append((DueReport, "due", due_entry(doc)))
     pending = [side_pool().submit(save_quietly, item) for item in saves]
     pending += [side_pool().submit(delete_quietly, *d) for d in deletes]
     for f in pending:
