@@ -38,8 +38,8 @@ class Clock:
     step_flagged: bool
 
     def now(self, at: datetime) -> datetime:
-        """The dossier's clock at ``at`` (:func:`.deadlines.clock_now` for an open dossier)."""
-        return parse_iso(self.paused_at) if self.status == "waiting" and self.paused_at else at
+        """The dossier's clock at ``at`` (:func:`.deadlines.open_clock`, as for the document)."""
+        return deadlines.open_clock(self.status, self.paused_at, at)
 
     def overdue(self, at: datetime) -> bool:
         """:func:`.deadlines.is_overdue` of the dossier."""

@@ -96,14 +96,17 @@ def close(doc: dict, at: datetime) -> None:
 
 # -- the clock and overdue -------------------------------------------------------------------------
 
+def open_clock(status: str, paused_at: str | None, now: datetime) -> datetime:
+    """An open dossier's clock: stopped at the start of the pause it waits in, else ``now``."""
+    return parse_iso(paused_at) if status == "waiting" and paused_at else now
+
+
 def clock_now(doc: dict, now: datetime) -> datetime:
     """The dossier's clock: stopped while it waits for supplements, and at its end when finished."""
     if doc["status"] in TERMINAL:
         return parse_iso(doc["finished_at"]) if doc.get("finished_at") else now
     pause = open_pause(doc)
-    if doc["status"] == "waiting" and pause:
-        return parse_iso(pause["requested_at"])
-    return now
+    return open_clock(doc["status"], pause["requested_at"] if pause else None, now)
 
 
 def is_overdue(doc: dict, now: datetime) -> bool:
