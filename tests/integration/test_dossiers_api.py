@@ -486,6 +486,41 @@ def test_an_officers_page_token_that_is_no_position_is_400(client, tok, token):
     assert r.status_code == 400 and r.get_json()["errors"][0]["field"] == "page_token"
 
 
+def test_an_officers_list_reaches_every_entry_of_a_long_history(client, tok, monkeypatch):
+    """The work index keeps every dossier a unit ever had. The officer's list merged the first 100
+    entries of the unit and of the agency-wide steps, so once a unit had had 100 dossiers a new one
+    was on no page. Now each page starts where the last one stopped, in both listings."""
+    from functions.dossiers.function import models
+
+    base = 1_000_000_000_000_000   # µs: 2001, before anything a test receives
+    seeded = set()
+    for n in range(250):   # a long history: entries of the unit's steps and of agency-wide ones, interleaved
+        unit = "05983" if n % 3 else "_"
+        seeded.add(f"gone-{n}")
+        models.WorkIndex("ubnd-05983", f"{unit}_{base + n:016d}_gone_{n}", dossier_id=f"gone-{n}").save()
+    officer = tok("officer", agency="ubnd-05983", unit="05983")
+    _, r = submit_birth(client, tok("citizen", sub=CITIZEN))
+    new_id = ok(r, 201)["id"]
+
+    asked: list[list[str]] = []
+    get_many = registry.get_many
+    monkeypatch.setattr(registry, "get_many", lambda ids: asked.append(list(ids)) or get_many(ids))
+    listed, tokens, token = [], [], None
+    while True:
+        page = ok(client.get("/v1/dossiers", query_string={"limit": 40, **({"page_token": token} if token else {})},
+                             headers=officer))
+        listed += [d["id"] for d in page["items"]]
+        token = page["next_page_token"]
+        if not token:
+            break
+        tokens.append(token)
+        assert len(tokens) < 200, "the pages never end"
+    entries = [i for ids in asked for i in ids]
+    assert all(len(ids) <= 40 for ids in asked)
+    assert seeded <= set(entries) and len([i for i in entries if i.startswith("gone-")]) == 250   # each once
+    assert len(set(tokens)) == len(tokens) and listed.count(new_id) == 1
+
+
 def test_every_endpoint_with_every_role(app, keys):
     """Held to functions/dossiers/access.yaml, not to @allow (tests/integration/role_matrix.py)."""
     assert role_matrix.check(app, "dossiers", keys[0], samples={"year": "2026", "sha256": "0" * 64}) > 250

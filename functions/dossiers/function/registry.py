@@ -31,8 +31,7 @@ from .states import APPLICANTS, MACHINE
 log = logging.getLogger("dossiers.registry")
 SOURCE = "/dossiers"
 _CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
-_RECEIVED_RE = re.compile(r"_(\d{16})_")
-_POSITION_RE = re.compile(r"[0-9]{1,6}")   # "²".isdigit() is True, int("²") fails: ASCII digits only
+_POSITION_RE = re.compile(r"[0-9]{16}_[A-Za-z0-9_]{1,200}")   # an entry's "<µs received>_<id>", ASCII only
 
 
 def safe(part: str) -> str:
@@ -198,16 +197,22 @@ def listing(actor: Actor, limit: int, token: str | None, status: str | None) -> 
 
 
 def _officer_page(actor: Actor, limit: int, token: str | None, status: str | None):
-    # the unit's entries and the agency-wide ones (steps without a unit), merged by receipt time;
-    # the page token is a position in that merge
+    # the unit's entries and the agency-wide ones (steps without a unit), merged by receipt time. The
+    # page token is the last entry's position in that merge ("<µs received>_<id>", what follows each
+    # prefix), so every page is two listings that start there, however deep: the index keeps every
+    # dossier the unit ever had, and a merge of the first hundred of each hid the newer ones for good
     if token and not _POSITION_RE.fullmatch(token):
         raise QueryError("page_token", "page_token is not one this list issued")
-    pages = [WorkIndex.query(actor.agency or "-", range_prefix=f"{safe(actor.unit or '-')}_", limit=100),
-             WorkIndex.query(actor.agency or "-", range_prefix="__", limit=100)]
-    entries = sorted((e for pg in pages for e in pg), key=lambda e: _RECEIVED_RE.search(e.entry).group(1))
-    start = int(token) if token else 0
-    chosen = entries[start:start + limit]
-    return _docs(chosen, actor, status), (str(start + limit) if start + limit < len(entries) else None)
+    merged: list[tuple[str, WorkIndex]] = []
+    for prefix in dict.fromkeys((f"{safe(actor.unit or '-')}_", "__")):
+        # from the token on, inclusive (the listing's lower bound is), so one more than a page and the token
+        page = WorkIndex.query(actor.agency or "-", range_prefix=prefix,
+                               range_between=(prefix + token if token else None, None), limit=limit + 2)
+        merged += [(e.entry[len(prefix):], e) for e in page if not token or e.entry[len(prefix):] > token]
+    merged.sort(key=lambda pe: pe[0])
+    chosen = merged[:limit]
+    more = len(merged) > limit
+    return _docs([e for _, e in chosen], actor, status), (chosen[-1][0] if more else None)
 
 
 def _docs(entries: list, actor: Actor, status: str | None) -> list[dict]:
