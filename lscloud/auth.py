@@ -198,6 +198,11 @@ def _unauthenticated(kind: str, title: str, detail: str, title_vi: str, detail_v
                    headers={"WWW-Authenticate": f'{_WWW}, error="invalid_token"' if kind != "token-missing" else _WWW})
 
 
+JWKS_FRESH_S = 300.0
+"""How long a fetched JWKS is used before it is fetched again: a key taken out of the set (rotated
+out, or compromised) stops verifying tokens within this long."""
+
+
 class _KeyRing:
     """Public keys from settings (PEM blocks, several allowed for rotation) or a JWKS URL."""
 
@@ -213,7 +218,10 @@ class _KeyRing:
             self.keys.append(serialization.load_pem_public_key(block.encode()))
         # a JWKS served under a private CA (the API server's) is verified against that CA only
         context = ssl.create_default_context(cafile=ca_file) if ca_file else None
-        self.jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5,
+        # the set is cached for JWKS_FRESH_S, and a kid it does not hold fetches it again; its keys
+        # are not cached apart from it (PyJWT's cache_keys is an lru_cache with no expiry: a key
+        # taken out of the set went on verifying until the process ended)
+        self.jwks = jwt.PyJWKClient(jwks_url, cache_keys=False, lifespan=JWKS_FRESH_S, timeout=5,
                                     ssl_context=context) if jwks_url else None
 
     @classmethod

@@ -30,6 +30,9 @@ AUDIENCE = "serving.knative.dev/service/lscloud/border"
 SUBJECT = "system:serviceaccount:lscloud:border-weight-oidc-eventing.knative.dev-trigger"
 
 
+SERVED: dict[str, bytes] = {}   # path → the JWKS the API server answers with
+
+
 @pytest.fixture(scope="module")
 def api_server(tmp_path_factory):
     """An HTTPS server answering /openid/v1/jwks with one EC key, as the API server does."""
@@ -38,14 +41,15 @@ def api_server(tmp_path_factory):
     cert = ca.issue("apiserver", dns=("localhost",), ips=("127.0.0.1",), server=True)
     key = ec.generate_private_key(ec.SECP256R1())
     jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
-    body = json.dumps({"keys": [{**jwk, "kid": "sa-key-1", "use": "sig", "alg": "ES256"}]}).encode()
+    SERVED["/openid/v1/jwks"] = json.dumps({"keys": [{**jwk, "kid": "sa-key-1", "use": "sig", "alg": "ES256"}]}).encode()
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            self.send_response(200 if self.path == "/openid/v1/jwks" else 404)
+            body = SERVED.get(self.path.split("?")[0])
+            self.send_response(200 if body else 404)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(body or b"{}")
 
         def log_message(self, *args):
             pass
@@ -90,3 +94,25 @@ def test_without_the_ca_the_keys_cannot_be_fetched_and_nothing_is_accepted(api_s
     with pytest.raises(Problem) as refused:
         verify_delivery_token(token(pem), settings(url.replace("/jwks", "/jwks?no-ca")))
     assert refused.value.status == 503 and refused.value.type.endswith("jwks-unavailable")
+
+
+def test_a_key_taken_out_of_the_jwks_stops_verifying(api_server, monkeypatch):
+    """A rotated-out (or compromised) key verifies nothing once the set is fetched again. PyJWT's
+    key cache kept it, with no expiry, for as long as the process lived."""
+    from lscloud import auth
+
+    url, ca, pem = api_server
+    monkeypatch.setattr(auth, "JWKS_FRESH_S", 0.2)
+    rotating = url.replace("/openid/v1/jwks", "/rotating/jwks")   # its own key ring
+    SERVED["/rotating/jwks"] = SERVED["/openid/v1/jwks"]
+    try:
+        assert verify_delivery_token(token(pem), settings(rotating, str(ca))).sub == SUBJECT
+        other = ec.generate_private_key(ec.SECP256R1())
+        jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(other.public_key()))
+        SERVED["/rotating/jwks"] = json.dumps({"keys": [{**jwk, "kid": "sa-key-2", "use": "sig", "alg": "ES256"}]}).encode()
+        time.sleep(0.3)   # past the set's freshness
+        with pytest.raises(Problem) as refused:
+            verify_delivery_token(token(pem), settings(rotating, str(ca)))
+        assert refused.value.status == 401
+    finally:
+        SERVED.pop("/rotating/jwks", None)
