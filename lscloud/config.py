@@ -62,6 +62,9 @@ class Settings:
     # anyway): without it a conditional delete goes through a conditional tombstone write
     # (lscloud.store.objects.ObjectStore.delete). The cluster's default is no.
     s3_conditional_delete: bool = True
+    # the function's bucket is under object lock in this mode ("governance" or "compliance"; "" when
+    # it is not): its working objects then carry their own short retention (lscloud.store.working)
+    s3_object_lock: str = ""
     bucket: str = "lscloud"
     # messaging
     nats_url: str = "nats://127.0.0.1:4222"
@@ -168,6 +171,12 @@ def _flag(name: str, raw: str) -> bool:
     if value not in ("1", "0", "true", "false", "yes", "no"):
         raise ConfigError(f"{name} must be true or false, got {raw!r}")
     return value in ("1", "true", "yes")
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+    return value
 
 
 def _int(name: str, raw: str, minimum: int = 0, maximum: int | None = None) -> int:
@@ -348,6 +357,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         s3_ca_file=_readable_file("LSCLOUD_S3_CA_FILE", get("LSCLOUD_S3_CA_FILE", "")),
         s3_conditional_delete=_flag("LSCLOUD_S3_CONDITIONAL_DELETE",
                                     get("LSCLOUD_S3_CONDITIONAL_DELETE", "true" if mode == "local" else "false")),
+        s3_object_lock=_choice("LSCLOUD_S3_OBJECT_LOCK", get("LSCLOUD_S3_OBJECT_LOCK", "").strip().lower(),
+                               ("", "governance", "compliance")),
         bucket=bucket,
         nats_ca_file=_readable_file("LSCLOUD_NATS_CA_FILE", get("LSCLOUD_NATS_CA_FILE", "")),
         nats_cert_file=nats_cert,

@@ -23,6 +23,7 @@ class PendingEvent(Model):
 
     class Meta:
         table = "outbox"
+        working = True   # kept until NATS confirms it, never a record (lscloud.store.working)
 
     service = A.UnicodeAttribute(hash_key=True)
     id = A.UnicodeAttribute(range_key=True)

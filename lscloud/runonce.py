@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Iterable
 
+from .store import working
+
 log = logging.getLogger("lscloud.runonce")
 
 DEFAULT_BUDGET = 500
@@ -88,6 +90,8 @@ LEFTOVER_NONCES = Kind("nonces/", "partner request nonces written before they mo
                        lambda s: 2 * s.signature_window_s + 60)
 RUNTIME_KINDS = (LEFTOVER_NONCES, IDEMPOTENCY, EVENTS_SEEN)
 """The runtime's own run-once records (in every function's bucket that uses them)."""
+for _kind in RUNTIME_KINDS:
+    working.declare(_kind.prefix)   # never a record, in a bucket under object lock too
 
 _models: dict[str, Kind] = {}
 _lock = threading.Lock()

@@ -16,7 +16,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
-from . import errors, keys
+from . import errors, keys, working
 from .attributes import Attribute, PseudonymAttribute, TTLAttribute, VersionAttribute
 from .objects import ObjectInfo
 
@@ -108,6 +108,8 @@ class _ModelMeta(type):
             from .. import runonce
 
             runonce.register_model(cls)   # expired items are deleted by the runtime's sweep
+        if cls._ttl_attr is not None or getattr(meta, "working", False):
+            working.declare(keys.table_prefix(cls._table))   # not a record: see lscloud.store.working
         return cls
 
 
@@ -116,6 +118,12 @@ class Model(metaclass=_ModelMeta):
 
     ``Model(hash_key, range_key, **attributes)`` builds an unsaved item (positional keys are
     optional; unknown keywords raise TypeError). Its first ``save()`` is create-only.
+
+    ``Meta`` may also say ``bucket = "..."`` (another bucket than the function's), ``reference =
+    True`` (read through the reference cache, :meth:`get`) and ``working = True``: its items are
+    machinery kept only while they serve, never records, so a bucket under object lock retains
+    their versions a day, not for its default retention (:mod:`lscloud.store.working`; a model with
+    a TTL is working too).
     """
 
     _attributes: dict[str, Attribute] = {}

@@ -18,10 +18,11 @@ import threading
 from contextlib import contextmanager
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Mapping
 from urllib.parse import unquote_plus
 
 from .. import freshness
+from . import working
 from ..config import Settings
 from .errors import ConditionalCheckFailed, DoesNotExist, StoreError, StoreUnavailable
 from .s3http import Reply, S3Http, Unreachable
@@ -106,10 +107,18 @@ class ObjectStore:
 
     def __init__(self, endpoint: str, access_key: str, secret_key: str, region: str = "us-east-1",
                  *, max_pool: int = 32, timeout_s: float = 10.0, ca_file: str = "", fresh_s: float = 0.0,
-                 reference_entries: int = 4096, conditional_delete: bool = True):
-        """``conditional_delete``: the store honours ``If-Match`` on DELETE (see :meth:`delete`)."""
+                 reference_entries: int = 4096, conditional_delete: bool = True,
+                 object_lock: Mapping[str, str] | None = None):
+        """``conditional_delete``: the store honours ``If-Match`` on DELETE (see :meth:`delete`).
+        ``object_lock``: bucket → mode (``governance``/``compliance``) of the buckets under object lock,
+        where a working object's PUT carries its own short retention (:mod:`lscloud.store.working`)."""
         self.endpoint = endpoint
         self.conditional_delete = conditional_delete
+        self.object_lock = dict(object_lock or {})
+        for mode in self.object_lock.values():
+            working.lock_headers(mode)   # a mode S3 knows, or a ValueError now rather than at a write
+        if self.object_lock:
+            from .. import runonce   # noqa: F401 - declares the runtime's own working prefixes
         self.fresh_s = float(fresh_s)
         # (bucket, key) -> StoredObject of reference data (lscloud.freshness)
         self._reference = freshness.Revalidating(reference_entries)
@@ -124,6 +133,8 @@ class ObjectStore:
     def from_settings(cls, settings: Settings, **options) -> "ObjectStore":
         options.setdefault("fresh_s", settings.peer_fresh_s)
         options.setdefault("conditional_delete", settings.s3_conditional_delete)
+        if settings.s3_object_lock:
+            options.setdefault("object_lock", {settings.bucket: settings.s3_object_lock})
         return cls(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key, settings.s3_region,
                    ca_file=settings.s3_ca_file, **options)
 
@@ -253,9 +264,13 @@ class ObjectStore:
         Every PUT carries its body's ``Content-MD5``: S3 requires it (or a checksum) for a write to a
         bucket under object lock with a default retention (the dossiers' legal records), and the
         store refuses a body damaged on the way (MinIO does not require it, minio/minio#16480: a
-        store that follows AWS would refuse every write to such a bucket without it).
+        store that follows AWS would refuse every write to such a bucket without it). In such a
+        bucket a working object's version is retained only a day (:mod:`lscloud.store.working`).
         """
         headers = {"content-type": content_type, "content-md5": content_md5(body)}
+        lock = self.object_lock.get(bucket)
+        if lock and working.holds(key):
+            headers.update(working.lock_headers(lock))
         if if_none_match:
             headers["if-none-match"] = "*"
         if if_match:

@@ -16,6 +16,9 @@ DossierClock       "clock" / <id>|<agency>|<status>|<deadline>  create-only with
 Rating             dossier id                                  create-only: one rating per dossier
 =================  ==========================================  ====================================
 
+OpenIndex and DossierClock are working objects (``Meta.working``): in the bucket under object lock
+their versions are kept a day, not with the records (:mod:`lscloud.store.working`).
+
 Attachments and result documents are blobs (content-addressed, sha256) under ``dossiers-files/``.
 ``~`` marks a key held as a pseudonym (a keyed hash,
 :class:`~lscloud.store.attributes.PseudonymAttribute`): an applicant's CCCD never appears in an
@@ -91,6 +94,7 @@ class DayIndex(Model):
 class OpenIndex(Model):
     class Meta:
         table = "dossiers-open"
+        working = True   # live work only: not kept with the records under object lock
 
     box = A.UnicodeAttribute(hash_key=True)
     dossier_id = A.UnicodeAttribute(range_key=True)
@@ -99,6 +103,7 @@ class OpenIndex(Model):
 class DossierClock(Model):
     class Meta:
         table = "dossiers-clock"
+        working = True   # live work only: not kept with the records under object lock
 
     box = A.UnicodeAttribute(hash_key=True)
     entry = A.UnicodeAttribute(range_key=True)   # .clocks.key: what the overdue sweep needs
