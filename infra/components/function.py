@@ -56,7 +56,7 @@ PLATFORM_ENV = frozenset({
     "LSCLOUD_JWT_ISSUER", "LSCLOUD_JWT_AUDIENCE", "LSCLOUD_JWT_JWKS_URL", "OTEL_EXPORTER_OTLP_ENDPOINT",
     "LSCLOUD_PEER_URL_TEMPLATE", "LSCLOUD_PSEUDONYM_KEY", "LSCLOUD_EVENTS_AUDIENCE", "LSCLOUD_EVENTS_JWKS_URL",
     "LSCLOUD_EVENTS_SUBJECTS", "LSCLOUD_EVENTS_JWKS_CA_FILE", "LSCLOUD_EVENTS_ISSUER", "LSCLOUD_NATS_CA_FILE", "LSCLOUD_NATS_CERT_FILE",
-    "LSCLOUD_NATS_KEY_FILE", "LSCLOUD_S3_CA_FILE", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "LSCLOUD_NATS_KEY_FILE", "LSCLOUD_S3_CA_FILE", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "LSCLOUD_S3_OBJECT_LOCK",
     "K_SERVICE", "PORT",
 })
 # the API server's CA, which every namespace gets as this ConfigMap (it signs the JWKS endpoint)
@@ -163,8 +163,10 @@ def _env_from_manifest(m: Manifest) -> list[dict]:
     return out
 
 
-def render_env(m: Manifest, p: PlatformEndpoints) -> list[dict]:
-    """The container env: the platform's settings, then the func.yaml's own entries."""
+def render_env(m: Manifest, p: PlatformEndpoints, override: FunctionOverride | None = None) -> list[dict]:
+    """The container env: the platform's settings, then the func.yaml's own entries. A function whose
+    bucket is under object lock (``override.retention``) is told its mode, so its working objects
+    keep their versions a day, not the records' retention (:mod:`lscloud.store.working`)."""
     env = [
         {"name": "LSCLOUD_ENV", "value": "cluster"},
         {"name": "LSCLOUD_S3_ENDPOINT", "value": p.s3_endpoint},
@@ -193,6 +195,8 @@ def render_env(m: Manifest, p: PlatformEndpoints) -> list[dict]:
         env.append({"name": "LSCLOUD_PUBLIC_URL_TEMPLATE", "value": p.public_url_template})
     if p.jwt_jwks_url:
         env.append({"name": "LSCLOUD_JWT_JWKS_URL", "value": p.jwt_jwks_url})
+    if override is not None and override.retention:
+        env.append({"name": "LSCLOUD_S3_OBJECT_LOCK", "value": override.retention.mode})
     own = _env_from_manifest(m)
     names = {e["name"] for e in own}
     if not p.jwt_jwks_url and "LSCLOUD_JWT_PUBLIC_KEY" not in names:
@@ -279,7 +283,7 @@ def render_service(m: Manifest, p: PlatformEndpoints, *, image: str, defaults: F
                         "name": "function",
                         "image": image,
                         "ports": [{"name": "http1", "containerPort": CONTAINER_PORT}],
-                        "env": render_env(m, p),
+                        "env": render_env(m, p, override),
                         "volumeMounts": [tlsc.client_mount(),
                                          {"name": "kube-ca", "mountPath": KUBE_CA_MOUNT, "readOnly": True}],
                         "resources": resources,

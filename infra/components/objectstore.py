@@ -117,8 +117,12 @@ def policy_name(function: str) -> str:
     return kx.dns_name("lscloud", function, "rw")
 
 
-def render_policy(bucket: str) -> dict:
-    """The IAM policy of one function's user: its own bucket, nothing else."""
+def render_policy(bucket: str, *, locked: bool = False) -> dict:
+    """The IAM policy of one function's user: its own bucket, nothing else. In a bucket under object
+    lock it may also give a new version its own retention (a working object's short one,
+    :mod:`lscloud.store.working`); shortening an existing one in governance mode needs the bypass
+    right, which no function has."""
+    extra = ["s3:PutObjectRetention"] if locked else []
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -127,7 +131,7 @@ def render_policy(bucket: str) -> dict:
              "Resource": [f"arn:aws:s3:::{bucket}"]},
             {"Sid": "OwnObjects", "Effect": "Allow",
              "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
-                        "s3:ListMultipartUploadParts"],
+                        "s3:ListMultipartUploadParts", *extra],
              "Resource": [f"arn:aws:s3:::{bucket}/*"]},
         ],
     }
@@ -215,7 +219,8 @@ def render(s: ObjectStoreSettings, namespace: str, functions: Sequence[str], *, 
     lbl = kx.labels(NAME, "object-store")
     sel = kx.selector(NAME)
     setup_sel = kx.selector(f"{NAME}-setup")
-    policies = {f"{fn}.json": json.dumps(render_policy(bucket_name(s.bucketPrefix, fn)), indent=2, sort_keys=True)
+    policies = {f"{fn}.json": json.dumps(render_policy(bucket_name(s.bucketPrefix, fn), locked=fn in (retention or {})),
+                                         indent=2, sort_keys=True)
                 for fn in functions}
     if device_domains:
         policies[f"{DEVICE_READER}.json"] = json.dumps(render_device_reader_policy(device_buckets), indent=2,

@@ -95,3 +95,31 @@ def test_the_program_renders_the_rule_for_each_stack(program):
                  if o["kind"] == "ConfigMap" and o["metadata"]["name"] == objectstore.POLICIES]
         assert json.loads(cm["data"][objectstore.LIFECYCLE])["Rules"]
         assert cm["data"]["setup.sh"].count("mc ilm rule import") == len(FUNCTIONS)
+
+
+def test_a_locked_bucket_and_its_function_are_told_of_the_lock():
+    """A function given a retention gets a bucket under object lock, the right to give its working
+    objects their own short retention (lscloud.store.working), and its mode in its env; no other
+    function gets either."""
+    from lscloud import config
+
+    from components import function as fn
+    from components.settings import FunctionOverride, Retention
+
+    objs = objectstore.render(ObjectStoreSettings(), "lscloud-data", FUNCTIONS, client_namespaces=("lscloud",),
+                              root={"user": "u", "password": "p"}, user_secrets={f: "x" for f in FUNCTIONS},
+                              functions_namespace="lscloud", retention={"dossiers": Retention()})
+    (cm,) = [o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"] == objectstore.POLICIES]
+    assert f"mc mb --ignore-existing --with-lock lscloud/{bucket_name('lscloud', 'dossiers')}" in cm["data"]["setup.sh"]
+    for f in FUNCTIONS:
+        (own,) = [s for s in json.loads(cm["data"][f"{f}.json"])["Statement"] if s["Sid"] == "OwnObjects"]
+        assert ("s3:PutObjectRetention" in own["Action"]) == (f == "dossiers"), f
+        assert not any("Bypass" in a for a in own["Action"])
+
+    m = manifest.load(REPO / "functions" / "dossiers")
+    p = fn.PlatformEndpoints(**{k: "x" for k in fn.PlatformEndpoints.__dataclass_fields__})
+    locked = {e["name"]: e.get("value") for e in fn.render_env(m, p, FunctionOverride(retention={"mode": "governance"}))}
+    assert locked["LSCLOUD_S3_OBJECT_LOCK"] == "governance"
+    assert config.load({"LSCLOUD_S3_OBJECT_LOCK": locked["LSCLOUD_S3_OBJECT_LOCK"]}).s3_object_lock == "governance"
+    assert "LSCLOUD_S3_OBJECT_LOCK" not in {e["name"] for e in fn.render_env(m, p, FunctionOverride())}
+    assert "LSCLOUD_S3_OBJECT_LOCK" in fn.PLATFORM_ENV   # a func.yaml may not say otherwise
