@@ -468,7 +468,7 @@ def _with_housekeeping(handlers: Mapping[str, EventHandler]) -> dict[str, EventH
     function's tick handler (if any), its expired run-once records are swept (:mod:`lscloud.runonce`)
     and the events its outbox keeps are published again (:func:`flush_outbox`). Only a function that
     keeps such records or publishes through the outbox gets it; it must subscribe to the tick in its
-    func.yaml."""
+    func.yaml. The tick is :func:`repeat_safe` when the function's own tick handler is (or it has none)."""
     from .clock import TICKED, tick_at
 
     theirs = handlers.get(TICKED)
@@ -480,6 +480,11 @@ def _with_housekeeping(handlers: Mapping[str, EventHandler]) -> dict[str, EventH
         sweep_expired(at.timestamp() if at else None)
         flush_outbox()
 
+    if theirs is None or getattr(theirs, REPEAT_SAFE, False):
+        # the housekeeping is repeat-safe by itself (a sweep deletes a record only If-Match the
+        # version it read; an event published again keeps its id, which JetStream dedupes): a tick
+        # then needs no events-seen record, one created, completed and swept a minute, every day
+        repeat_safe(on_tick)
     return {**handlers, TICKED: on_tick}
 
 

@@ -80,17 +80,25 @@ def fn_app(settings, keys):
 
     s = settings.replace(service="ledger", jwt_public_key=keys[1], idempotency_ttl_s=2,
                          partner_keys={"vcb": (BANK_KEY,)})
-    fn = knative.function(create_app, needs=("s3",))()
+    settled = []
+    fn = knative.function(create_app, events={SETTLED: lambda event: settled.append(event["id"])}, needs=("s3",))()
     fn.start(s.env_vars())   # as Knative starts it: settings from the environment, runtime installed
     app = fn.app
     app.testing = True
-    app.calls = calls
+    app.calls, app.settled = calls, settled
     yield app
     fn.stop()
 
 
+SETTLED = "vn.langson.ledger.settled.v1"   # an event the test function handles, not repeat-safe
+
+
 def tick(client, at: datetime | None = None):
-    h, b = events.to_binary_http(clock.tick_event(at or datetime.now(timezone.utc)))
+    return deliver(client, clock.tick_event(at or datetime.now(timezone.utc)))
+
+
+def deliver(client, event: dict):
+    h, b = events.to_binary_http(event)
     # delivered as the platform delivers: with the dispatcher's token for this function
     h.update(delivery_headers(client.application.extensions["lscloud"].settings))
     r = client.post("/events", data=b, headers=h)
@@ -118,8 +126,8 @@ def test_an_idempotency_record_is_honoured_until_it_expires_then_deleted_on_the_
     wait_until(lambda: time.time() > max(expires, modified + 2) + 0.1, "the record to expire")
     tick(client)
     assert key not in records(object_store, settings.bucket, "idempotency/")
-    # the tick's own events-seen record is fresh: kept
-    assert [r["type"] for r in records(object_store, settings.bucket, "events-seen/").values()] == [clock.TICKED]
+    # the tick (housekeeping alone: repeat-safe) keeps no events-seen record of itself
+    assert records(object_store, settings.bucket, "events-seen/") == {}
     fresh = client.post("/v1/payments", json={"amount": 5}, headers=teller)
     assert fresh.status_code == 201 and "Idempotent-Replayed" not in fresh.headers and fn_app.calls == [1, 1]
 
@@ -170,12 +178,13 @@ def test_nonce_records_left_in_the_object_store_are_swept_once_expired(object_st
 
 def test_an_event_is_a_duplicate_until_its_record_expires(fn_app, object_store, settings):
     client = fn_app.test_client()
-    at = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
-    assert tick(client, at).get_json()["status"] == "done"
-    assert tick(client, at).get_json()["status"] == "duplicate"
+    settled = events.new_event(SETTLED, "/ledger", {"n": 1}, id="settled-1")
+    assert deliver(client, settled).get_json()["status"] == "done"
+    assert deliver(client, settled).get_json()["status"] == "duplicate"
+    assert fn_app.settled == ["settled-1"]
     (key, record), = records(object_store, settings.bucket, runonce.EVENTS_SEEN.prefix).items()
     runonce.sweep(object_store, settings.bucket, settings, now=record["expires_at"] - 0.01)
-    assert tick(client, at).get_json()["status"] == "duplicate"
+    assert deliver(client, settled).get_json()["status"] == "duplicate"
     modified = object_store.head(settings.bucket, key).last_modified
     longest = runonce.EVENTS_SEEN.max_age_s(settings)
     runonce.sweep(object_store, settings.bucket, settings, now=max(record["expires_at"], modified + longest) + 1)
@@ -239,6 +248,16 @@ def test_a_backlog_drains_over_sweeps_and_unreadable_records_go_only_once_outliv
     second = runonce.sweep(object_store, settings.bucket, settings, kinds_=[runonce.LEFTOVER_NONCES], now=later, budget=4)
     assert not second.exhausted and first.total("deleted") + second.total("deleted") == 6
     assert list(object_store.list(settings.bucket, "nonces/")) == []
+
+
+def test_a_tick_of_housekeeping_alone_keeps_no_record_of_itself(fn_app, object_store, settings):
+    """The runtime's housekeeping (the sweep, the outbox) is repeat-safe, so a tick of a function
+    with no tick handler of its own, or a repeat-safe one, takes no events-seen record: it took one
+    a minute, created, completed and swept a day later."""
+    client = fn_app.test_client()
+    at = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
+    assert [tick(client, at).get_json()["status"] for _ in range(2)] == ["done", "done"]
+    assert records(object_store, settings.bucket, runonce.EVENTS_SEEN.prefix) == {}
 
 
 @pytest.fixture

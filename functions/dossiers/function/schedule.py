@@ -22,7 +22,9 @@ TICKED = "vn.langson.platform.clock.ticked.v1"
 
 def on_tick(event: dict) -> dict:
     """Flag overdue steps and refresh the overdue gauge. A store failure raises, so the tick is
-    redelivered."""
+    redelivered. Repeat-safe: a step is flagged by a conditional write that finds it flagged
+    already, and the clock entries are created only if missing, so a tick run twice, or two at
+    once, flags each step once (func.py marks it :func:`lscloud.knative.repeat_safe`)."""
     swept = overdue.sweep(now())
     if swept["steps_flagged"]:
         log.info("tick %s: %d step(s) flagged overdue", event.get("id"), swept["steps_flagged"])

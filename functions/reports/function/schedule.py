@@ -52,6 +52,9 @@ def sweep(at) -> dict:
 
 
 def on_tick(event: dict) -> dict:
+    """Flag the overdue reports. Repeat-safe: a report is flagged by a conditional write that finds
+    it flagged already, so a tick run twice, or two at once, flags it once (func.py marks it
+    :func:`lscloud.knative.repeat_safe`)."""
     swept = sweep(now())
     if swept["flagged"]:
         log.info("tick %s: %d report(s) flagged overdue", event.get("id"), swept["flagged"])
