@@ -13,8 +13,10 @@ built yet and a cluster start with ``DOCUMENTS_CUSTODY`` other than ``dev`` is r
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from cryptography.hazmat.primitives import hashes
@@ -24,13 +26,19 @@ from pyhanko.sign import signers
 from pyhanko.sign.timestamps import TimeStamper
 
 from lscloud import pseudonyms
+from lscloud.lru import LRU
 from lscloud.statemachine import Actor, iso, now
-from lscloud.store import ConditionalCheckFailed, DoesNotExist
+from lscloud.store import ConditionalCheckFailed, DoesNotExist, StoreUnavailable
 
 from . import pki, signing
 from .models import PkiState, SigningIdentity
 
 PKI_NAME = "dev"
+SAVE_TRIES = 5
+SIGNERS_HELD = 256
+"""Signers (a decrypted private key each) a replica keeps, the most recently used."""
+RENEW_BEFORE = timedelta(days=30)
+"""A personal certificate or seal this close to its end is issued again before it signs."""
 
 
 def wrap_key(secret: str) -> bytes:
@@ -65,7 +73,7 @@ class DevCustody:
         self._lock = threading.Lock()
         self._pki: tuple[pki.Issued, pki.Issued, pki.Issued] | None = None
         self._tsa: TimeStamper | None = None
-        self._signers: dict[str, tuple[str, signers.Signer, Identity]] = {}
+        self._signers: LRU[str, tuple[signers.Signer, Identity, datetime]] = LRU(SIGNERS_HELD)
 
     # -- the PKI ------------------------------------------------------------------------------------
 
@@ -112,19 +120,20 @@ class DevCustody:
     # -- signers ------------------------------------------------------------------------------------
 
     def _identity(self, holder: str, profile: dict, issue) -> tuple[signers.Signer, Identity]:
-        """The holder's signer, issuing (or re-issuing, when the profile changed) its certificate."""
-        cached = self._signers.get(holder)
-        if cached and cached[0] == repr(sorted(profile.items())):
-            return cached[1], cached[2]
+        """The holder's signer from the certificate on record, issued (again) when there is none,
+        its profile changed, or it nears its end. The record is read at every signature through
+        the reference cache (``Meta.reference``): a certificate another replica issued, or an
+        operator replaced, is used within ``LSCLOUD_PEER_FRESH_S``, never one no longer on record."""
         _, ca, _ = self._load_pki()
-        for _ in range(5):
+        for _ in range(SAVE_TRIES):
             try:
                 item = SigningIdentity.get(holder)
             except DoesNotExist:
                 item = None
             if item is not None and item.data["profile"] == profile:
-                issued = pki.Issued.load(item.data["cert"], item.data["key"], self._wrap)
-                break
+                signer, identity, not_after = self._signer_of(item.data)
+                if not_after > now() + RENEW_BEFORE:
+                    return signer, identity
             issued = issue(ca)
             data = {"profile": profile, "cert": issued.cert_pem(), "key": issued.key_pem(self._wrap),
                     "issued_at": iso(now())}
@@ -134,14 +143,26 @@ class DevCustody:
                 item.data = data
             try:
                 item.save()
-                break
-            except ConditionalCheckFailed:
+            except ConditionalCheckFailed:   # another replica recorded one meanwhile: that one, read again
                 continue
-        identity = Identity(profile["name"], profile.get("title"), profile.get("agency"),
-                            pki.subject_summary(issued.cert))
-        signer = signing.simple_signer(issued, self.trust())
-        self._signers[holder] = (repr(sorted(profile.items())), signer, identity)
-        return signer, identity
+            signer, identity, _ = self._signer_of(data, issued)
+            return signer, identity
+        # never sign with a certificate that is not on record: its signatures would name one nobody keeps
+        raise StoreUnavailable(f"no certificate of {holder} could be recorded after {SAVE_TRIES} tries")
+
+    def _signer_of(self, data: dict, issued: pki.Issued | None = None) -> tuple[signers.Signer, Identity, datetime]:
+        """The signer of a recorded certificate (``data``), held by the certificate's digest: its
+        private key is decrypted once per certificate, however often it signs."""
+        digest = hashlib.sha256(data["cert"].encode()).hexdigest()
+        held = self._signers.get(digest)
+        if held is None:
+            issued = issued or pki.Issued.load(data["cert"], data["key"], self._wrap)
+            profile = data["profile"]
+            identity = Identity(profile["name"], profile.get("title"), profile.get("agency"),
+                                pki.subject_summary(issued.cert))
+            held = (signing.simple_signer(issued, self.trust()), identity, issued.cert.not_valid_after_utc)
+            self._signers.put(digest, held)
+        return held
 
     def person(self, actor: Actor, name: str, title: str | None) -> tuple[signers.Signer, Identity]:
         holder = "p-" + pseudonyms.pseudonym("documents-signer", actor.sub)

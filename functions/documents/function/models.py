@@ -71,6 +71,7 @@ class SigningIdentity(Model):
 
     class Meta:
         table = "documents-signers"
+        reference = True   # read at every signature: another replica's re-issue is seen within peer_fresh_s
 
     holder = A.UnicodeAttribute(hash_key=True)
     data = A.JSONAttribute()
