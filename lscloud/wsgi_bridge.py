@@ -20,6 +20,15 @@ as before, whether the body was read up front or on demand: a body whose sender 
 reaches the app as :class:`lscloud.asgi.BodyIncomplete` when it reads it (a 400 nobody reads, and
 no view runs on part of a body), never as a shorter body; an answer given before a large body was
 read closes the connection (the guard around ``receive``/``send`` does that).
+
+Every wait of a worker thread on the loop is bounded. The server bounds only a request's head: a
+client that sends part of a body and then nothing, or stops reading an answer it asked for (a
+stream, a large export), would otherwise hold a worker thread for good, and a handful of such
+clients would stop the function. A body that brings nothing for :data:`BODY_IDLE_S` is treated as
+abandoned (the app reads :class:`lscloud.asgi.BodyIncomplete`); a response the client takes none
+of for :data:`SEND_STALL_S` is cut off (:class:`ResponseStalled` ends the app's iteration, so a
+generator's ``close()`` runs). Either way the connection is closed, never kept or drained: its
+client is still there, but nothing more will come from it or reach it.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import io
+import logging
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
@@ -38,6 +48,44 @@ PREREAD_LIMIT = 64 * 1024
 
 BUFFER_LIMIT = 1024 * 1024
 """A response is sent whole once the app returns, unless it grows past this: then it streams."""
+
+BODY_IDLE_S = 30.0
+"""A request body that brings no bytes for this long is treated as abandoned: the app reads
+:class:`BodyIncomplete` and the connection is closed (a sender that stalls half-way, connection
+open, would otherwise hold a worker thread for as long as it likes)."""
+
+SEND_STALL_S = 60.0
+"""A response chunk the client has not taken for this long ends the response: it is cut off and
+the connection closed (a client that stops reading a stream would otherwise hold a worker thread
+for good)."""
+
+log = logging.getLogger("lscloud.wsgi_bridge")
+
+
+class ResponseStalled(ConnectionError):
+    """The client took nothing of the response for :data:`SEND_STALL_S`: raised where the answer is
+    written, so the app's iteration ends (its ``close()`` runs) and the response is cut off."""
+
+
+class _BodyIdle(BodyIncomplete):
+    """No byte of the request body for :data:`BODY_IDLE_S`: abandoned, though its sender is still
+    connected (the connection is closed, never drained)."""
+
+
+class _Stalled(Exception):
+    """A wait of a worker thread on the loop ran out (the coroutine waited on is cancelled)."""
+
+
+def _from_thread(coro, loop: asyncio.AbstractEventLoop, timeout: float) -> Any:
+    """``coro`` run on ``loop`` and waited for from a worker thread, at most ``timeout`` seconds."""
+    future = asyncio.run_coroutine_threadsafe(coro, loop)
+    try:
+        return future.result(timeout)
+    except TimeoutError:
+        if not future.cancel():  # it ended as the wait did (or raised a TimeoutError of its own)
+            return future.result()
+        raise _Stalled() from None
+
 
 def build_environ(scope: dict) -> dict:
     """The WSGI environ of an ASGI HTTP ``scope`` (PEP 3333: strings are latin-1 of the bytes)."""
@@ -87,7 +135,11 @@ async def read_body(receive: Callable) -> bytes:
     """The whole request body (raises :class:`BodyIncomplete` if its sender left before its end)."""
     parts = []
     while True:
-        message = await receive()
+        try:
+            async with asyncio.timeout(BODY_IDLE_S):
+                message = await receive()
+        except TimeoutError:
+            raise _BodyIdle() from None
         if message["type"] == "http.disconnect":
             raise BodyIncomplete()
         parts.append(message.get("body", b""))
@@ -115,9 +167,16 @@ class StreamedInput:
         self.loop, self.receive = loop, receive
         self.buffer = bytearray()
         self.more = True
+        self.idle = False  # the sender stalled: nothing more is read from the connection
 
     def _fill(self) -> None:
-        message = asyncio.run_coroutine_threadsafe(self.receive(), self.loop).result()
+        if self.idle:
+            raise _BodyIdle()
+        try:
+            message = _from_thread(self.receive(), self.loop, BODY_IDLE_S)
+        except _Stalled:
+            self.idle = True
+            raise _BodyIdle() from None
         if message["type"] == "http.disconnect":
             raise BodyIncomplete()
         self.buffer += message.get("body", b"")
@@ -162,6 +221,7 @@ class _Response:
         self.size = 0
         self.streaming = False
         self.known_length = False
+        self.cut = False  # the client stopped taking the streamed answer: nothing more is sent
 
     # -- on the worker thread ----------------------------------------------------------------
 
@@ -200,7 +260,13 @@ class _Response:
             self._on_loop({"type": "http.response.body", "body": body, "more_body": True})
 
     def _on_loop(self, message: dict) -> None:
-        asyncio.run_coroutine_threadsafe(self.send(message), self.loop).result()
+        if self.cut:
+            raise ResponseStalled()
+        try:
+            _from_thread(self.send(message), self.loop, SEND_STALL_S)
+        except _Stalled:
+            self.cut = True
+            raise ResponseStalled() from None
 
     # -- on the loop -----------------------------------------------------------------------------
 
@@ -214,6 +280,18 @@ class _Response:
         chunks = self.chunks
         await self.send({"type": "http.response.body", "body": chunks[0] if len(chunks) == 1 else b"".join(chunks),
                          "more_body": False})
+
+    async def abandon(self) -> None:
+        """The answer to a request whose body stalled, left unfinished so that the server closes the
+        connection: draining the rest of the body, as after another early answer, would wait on the
+        stalled sender, and a kept connection would read that rest as its next request."""
+        if self.streaming or self.start is None:
+            return
+        headers = [(k, v) for k, v in self.start["headers"] if k != b"connection"]
+        await self.send({**self.start, "headers": [*headers, (b"connection", b"close")]})
+        body = b"".join(self.chunks)
+        if body:
+            await self.send({"type": "http.response.body", "body": body, "more_body": True})
 
 
 class WsgiBridge:
@@ -229,15 +307,29 @@ class WsgiBridge:
         loop = asyncio.get_running_loop()
         environ = build_environ(scope)
         length = content_length(scope)
+        idle, streamed = False, None
         if length == 0 or not has_body(scope):
             environ["wsgi.input"] = io.BytesIO(b"")
         elif length is not None and length <= PREREAD_LIMIT:
             try:
                 environ["wsgi.input"] = io.BytesIO(await read_body(receive))
             except BodyIncomplete as exc:
+                idle = isinstance(exc, _BodyIdle)
                 environ["wsgi.input"] = io.BufferedReader(_Abandoned(exc))
         else:
-            environ["wsgi.input"] = StreamedInput(loop, receive)
+            environ["wsgi.input"] = streamed = StreamedInput(loop, receive)
         response = _Response(loop, send)
-        await loop.run_in_executor(self.executor, contextvars.copy_context().run, response.run, self.app, environ)
+        try:
+            await loop.run_in_executor(self.executor, contextvars.copy_context().run, response.run, self.app, environ)
+        except ResponseStalled:
+            if not response.cut:
+                raise
+            # a response already started cannot become an error, and its end would wait on the
+            # stalled client again: returning without it makes the server close the connection
+            log.warning("response cut off: the client took nothing more of it for %s s", SEND_STALL_S)
+            return
+        if idle or (streamed is not None and streamed.idle):
+            log.warning("request body abandoned: no more of it came for %s s", BODY_IDLE_S)
+            await response.abandon()
+            return
         await response.finish()

@@ -143,6 +143,65 @@ def test_an_abandoned_body_never_reaches_the_view(bridge, seen, length):
     assert len(seen["bodies"]) == views and seen["ended"] == ended + 1  # the app finished the request
 
 
+@pytest.mark.parametrize("length", [b"10", str(200 * KIB).encode(), None])
+def test_a_body_that_stalls_half_way_is_abandoned_and_its_connection_not_kept(bridge, seen, monkeypatch, length):
+    """Its sender still connected but sending nothing more: read up front or from the thread, the app
+    reads BodyIncomplete once BODY_IDLE_S has passed (the thread is not held), and the answer is
+    left unfinished after Connection: close, so the server closes the connection instead of draining
+    a body that does not come."""
+    monkeypatch.setattr(wsgi_bridge, "BODY_IDLE_S", 0.2)
+    headers = [(b"content-type", b"application/octet-stream")]
+    headers.append((b"content-length", length) if length else (b"transfer-encoding", b"chunked"))
+    views, ended = len(seen["bodies"]), seen["ended"]
+    sent, _ = serve(bridge, scope("POST", "/v1/upload", headers),
+                    [{"type": "http.request", "body": b"12345", "more_body": True}])   # then nothing, ever
+    assert sent[0]["status"] == 400 and (b"connection", b"close") in sent[0]["headers"]
+    assert all(m.get("more_body") for m in sent[1:])   # never ended: the server closes the connection
+    assert len(seen["bodies"]) == views and seen["ended"] == ended + 1
+
+
+def test_an_answer_its_client_stops_taking_is_cut_off_and_the_app_closed(monkeypatch):
+    """A client that stops reading a stream: once a chunk waits SEND_STALL_S, the app's iteration ends
+    (its generator closed: an SSE stream unsubscribes), the thread is free, and the answer is left
+    unfinished so that the server closes the connection; no error status (it had started)."""
+    monkeypatch.setattr(wsgi_bridge, "SEND_STALL_S", 0.2)
+    closed = threading.Event()
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/event-stream")])
+
+        def stream():
+            try:
+                while True:
+                    yield b"data: tick\n\n"
+            finally:
+                closed.set()
+        return stream()
+
+    bridge = wsgi_bridge.WsgiBridge(app, workers=1)
+    sent: list[dict] = []
+
+    async def go():
+        stuck = asyncio.Event()
+
+        async def receive():
+            await stuck.wait()
+
+        async def send(message):
+            if len(sent) == 3:   # the client takes nothing more
+                await stuck.wait()
+            sent.append(message)
+
+        await bridge(scope("GET", "/v1/stream"), receive, send)
+
+    try:
+        asyncio.run(go())
+        assert closed.is_set() and len(sent) == 3
+        assert sent[0]["status"] == 200 and all(m.get("more_body") for m in sent[1:])
+    finally:
+        bridge.executor.shutdown(wait=True)
+
+
 def test_a_large_body_over_the_limit_is_refused_before_it_is_read(bridge, seen):
     size = LIMIT + 1
     sc = scope("POST", "/v1/upload", [(b"content-type", b"application/octet-stream"),
