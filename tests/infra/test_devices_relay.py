@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 from infra_support import RecordingMocks, egress_peers, normalize
@@ -174,3 +175,18 @@ def test_the_component_creates_every_rendered_object():
         assert by_kind[obj["kind"]]["metadata"]["name"] == obj["metadata"]["name"]
         assert by_kind[obj["kind"]]["metadata"]["namespace"] == obj["metadata"]["namespace"]
     assert by_kind["Deployment"]["spec"] == normalize(render()["Deployment"]["spec"])
+
+
+def test_a_reading_is_remembered_longer_than_the_devices_stream_keeps_it():
+    """border keeps a device reading's record READING_KEPT_S (it held plate numbers for good before):
+    longer than the relay may bring the same reading again under a new envelope."""
+    from functions.border.function.models import READING_KEPT_S
+
+    from infra_support import stack_config
+
+    from components.settings import NatsSettings, duration_ns
+
+    for stack in ("dev", "prod"):
+        nats = json.loads(stack_config(stack).get("lscloud:nats", "{}"))
+        age = nats.get("devicesMaxAge", NatsSettings().devicesMaxAge)
+        assert READING_KEPT_S > duration_ns(age) / 1e9, stack

@@ -15,6 +15,7 @@ applied is left out, whatever order deliveries come in).
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any, Callable, Mapping
 
 from lscloud import errors, outbox, runtime
@@ -26,7 +27,7 @@ from lscloud.timestamps import parse_instant
 
 from . import barrier, crossing, devices, indexes, ledger, lifecycle, metrics, queueing, scopes, settings
 from .identifiers import plate_key
-from .models import DeviceReading, PlateIndex
+from .models import READING_KEPT_S, DeviceReading, PlateIndex
 
 log = logging.getLogger("border.devices")
 
@@ -93,7 +94,8 @@ def _claimed(event: dict, **facts: Any) -> dict | None:
     d = event["data"]
     record = {**d, "event_id": event["id"], **facts}
     try:
-        DeviceReading(d["device"], d["reading_id"], data=record).save()
+        DeviceReading(d["device"], d["reading_id"], data=record,
+                      expires_at=now() + timedelta(seconds=READING_KEPT_S)).save()
         return record
     except ConditionalCheckFailed:
         held = DeviceReading.get(d["device"], d["reading_id"]).data

@@ -17,7 +17,7 @@ QueueTally             <gate>_<flow>                             If-Match: waiti
 CallEntry              <gate>_<flow> / <deadline µs>_<code>      create-only, deleted at gate/missed
 PlateIndex             plate key / declaration id                create-only, deleted when done
 DayIndex               local day / <gate>_<id>                   create-only (stats listing)
-DeviceReading          device id / reading id                    create-only: a reading counts once
+DeviceReading          device id / reading id                    create-only: a reading counts once; kept 8 days
 CapacityOverride       gate / <flow>                             If-Match (operator's override)
 TrafficOrder           gate / order id                           create-only
 =====================  ========================================  =================================
@@ -168,13 +168,21 @@ class DayIndex(Model):
     declaration_id = A.UnicodeAttribute()
 
 
+READING_KEPT_S = 8 * 86_400
+"""How long a device reading's record is kept: past the devices stream's age (``devicesMaxAge``,
+168 h in the cluster), within which the relay may bring the same reading again under a new
+envelope. It held a plate number for good before."""
+
+
 class DeviceReading(Model):
     class Meta:
         table = "border-readings"
+        ttl_max_s = READING_KEPT_S
 
     device = A.UnicodeAttribute(hash_key=True)
     reading_id = A.UnicodeAttribute(range_key=True)
     data = A.JSONAttribute()
+    expires_at = A.TTLAttribute()
 
 
 class CapacityOverride(Model):
