@@ -7,10 +7,13 @@ customer is a pseudonym (:func:`.transfers.customer_key`): no account or phone n
 
 from __future__ import annotations
 
+from datetime import date, datetime, time, timedelta
+
 from lscloud.store import DoesNotExist
 from lscloud.store.recent import RecentItems
+from lscloud.workdays import TZ
 
-from .models import CustomerDay
+from .models import COUNTER_KEPT_DAYS, CustomerDay
 from .transfers import customer_key
 
 # the counters as this process last wrote them: a count starts from there, without a read
@@ -28,6 +31,11 @@ class _Decided(Exception):
 def daily_key(doc: dict) -> str:
     """The :class:`CustomerDay` counting ``doc``'s customer's transfers of its kind on its day."""
     return f"{doc['bank']}_{doc['kind']}_{customer_key(doc['bank'], doc.get('account'), doc.get('phone'))}_{doc['day']}"
+
+
+def _ends(day: str) -> datetime:
+    """When a counter of local ``day`` expires (:data:`.models.COUNTER_KEPT_DAYS`)."""
+    return datetime.combine(date.fromisoformat(day) + timedelta(days=COUNTER_KEPT_DAYS), time(), TZ)
 
 
 def count(doc: dict) -> bool:
@@ -49,7 +57,8 @@ def count(doc: dict) -> bool:
         item.used = {**used, doc["id"]: amount}
 
     try:
-        _COUNTERS.update(key, None, add, create=lambda: CustomerDay(key, used={}), recheck=_Decided)
+        _COUNTERS.update(key, None, add, create=lambda: CustomerDay(key, used={}, expires_at=_ends(doc["day"])),
+                         recheck=_Decided)
     except _Decided as decided:
         return decided.counted
     return True

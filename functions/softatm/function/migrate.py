@@ -48,7 +48,7 @@ def _move(item: CustomerDay, report: dict) -> None:
             new.used = {**(new.used or {}), **used}
 
         try:
-            CustomerDay(target, used=used).save()   # create-only
+            CustomerDay(target, used=used, expires_at=item.expires_at).save()   # create-only
         except ConditionalCheckFailed:
             CustomerDay.update(target, None, merge)
         report["moved"] += 1

@@ -64,13 +64,21 @@ class JournalHead(Model):
     version = A.VersionAttribute()
 
 
+COUNTER_KEPT_DAYS = 3
+"""A customer's day counter is kept until this many days after its day began: its day, and two
+more for a late admission or abort to find it. It was never deleted: one per customer, bank, kind
+and day, for good."""
+
+
 class CustomerDay(Model):
     class Meta:
         table = "softatm-customer-days"
+        ttl_max_s = COUNTER_KEPT_DAYS * 86_400
 
     key = A.UnicodeAttribute(hash_key=True)
     used = A.JSONAttribute()   # {transfer id: amount} of the day's transfers that are not aborted
     version = A.VersionAttribute()
+    expires_at = A.TTLAttribute(null=True)   # none on an older counter: the sweep deletes it once outlived
 
 
 class BankDay(Model):
