@@ -57,6 +57,34 @@ def test_v1_reports_are_limited_per_caller_with_a_problem_and_retry_after(start_
     assert not [k for k in keys if "203.0.113" in k or phone in k or "020088002222" in k]
 
 
+def test_photo_uploads_are_limited_per_caller_and_a_retry_is_not_counted(start_function, peers, rt):
+    """POST /v1/photos is public and keeps up to 8 MiB by hash for good: it was not limited at all."""
+    import io
+
+    from PIL import Image
+
+    client = start(start_function, peers, REPORTS_PHOTO_LIMIT="2")
+    clear_of_a_window_edge(3_600)
+
+    def photo(shade: int) -> bytes:
+        raw = io.BytesIO()
+        Image.new("RGB", (16, 12), (shade, 120, 60)).save(raw, "JPEG")
+        return raw.getvalue()
+
+    def upload(shade: int, addr: str, key: str | None = None):
+        headers = {"Content-Type": "image/jpeg", **at(addr), **({"Idempotency-Key": key} if key else {})}
+        return client.post("/v1/photos", data=photo(shade), headers=headers)
+
+    ok(upload(1, "203.0.113.20", key="photo-1"), 201)
+    ok(upload(2, "203.0.113.20"), 201)
+    replay = upload(1, "203.0.113.20", key="photo-1")   # the first one, sent again: answered, not counted
+    assert replay.status_code == 201 and replay.headers["Idempotent-Replayed"] == "true"
+    r = upload(3, "203.0.113.20")
+    assert r.status_code == 429 and r.content_type == "application/problem+json", r.get_data(as_text=True)
+    assert 1 <= int(r.headers["Retry-After"]) <= 3600
+    ok(upload(3, "203.0.113.21"), 201)   # another caller
+
+
 def test_v1_concurrent_reports_are_all_counted(start_function, peers, rt):
     client = start(start_function, peers, REPORTS_CITIZEN_LIMIT="4")
     clear_of_a_window_edge(3_600)

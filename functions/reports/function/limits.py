@@ -10,6 +10,9 @@ limiters over :mod:`lscloud.ratelimit` that count them.
 - The Open311 caller (the address posting) is limited as well, so one client cannot spread a
   flood over many keys, nor guess keys without bound; it is by default as generous as a key,
   since a partner's server posting for its citizens is one address.
+- Photos (``POST /v1/photos``, public, up to 8 MiB each, kept by their hash) are limited per caller
+  like reports: by default as many as a caller's reports in a window can carry (5 each), so one
+  client cannot fill the store.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ class Settings:
     key_window_s: int = field(default=60, metadata={"min": 1, "max": DAY_S})
     open311_caller_limit: int = field(default=300, metadata={"min": 1})  # Open311 posts per address per window
     open311_caller_window_s: int = field(default=60, metadata={"min": 1, "max": DAY_S})
+    photo_limit: int = field(default=50, metadata={"min": 1})          # photos per caller per window
+    photo_window_s: int = field(default=3_600, metadata={"min": 1, "max": DAY_S})
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class Limiters:
     citizen: Limiter
     key: Limiter
     open311_caller: Limiter
+    photo: Limiter
 
     def citizen_hit(self, caller: str) -> None:
         self.citizen.hit("citizen:" + caller)
@@ -52,6 +58,9 @@ class Limiters:
     def open311_caller_hit(self, caller: str) -> None:
         self.open311_caller.hit("open311:" + caller)
 
+    def photo_hit(self, caller: str) -> None:
+        self.photo.hit("photo:" + caller)
+
 
 def limiters(platform: config.Settings) -> Limiters:
     """The limiters from the ``REPORTS_*`` settings (a bad value stops the start)."""
@@ -59,4 +68,5 @@ def limiters(platform: config.Settings) -> Limiters:
     return Limiters(citizen=Limiter(RateWindow, limit=own.citizen_limit, window_s=own.citizen_window_s),
                     key=Limiter(RateWindow, limit=own.key_limit, window_s=own.key_window_s),
                     open311_caller=Limiter(RateWindow, limit=own.open311_caller_limit,
-                                           window_s=own.open311_caller_window_s))
+                                           window_s=own.open311_caller_window_s),
+                    photo=Limiter(RateWindow, limit=own.photo_limit, window_s=own.photo_window_s))

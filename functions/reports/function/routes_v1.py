@@ -66,10 +66,14 @@ def _view(doc: dict, trail: list | None = None) -> dict:
 @allow("public")
 @raw_body(*images.MEDIA_TYPES)
 @body_limit(PHOTO_MAX_BYTES)
+@responds(None, status=201, description="The photo kept, by its sha256, and its public URL",
+          also={429: "Too many photos from this caller (REPORTS_PHOTO_LIMIT): wait Retry-After seconds"})
 @idempotent(required=False)
 def upload_photo():
     """A photo of what is reported (JPEG or PNG, at most 8 MiB), re-encoded without its metadata
     (no EXIF location) before anyone can see it."""
+    current_app.extensions["reports.limits"].photo_hit(caller_subject(principal(), request.headers,
+                                                                      request.remote_addr))
     ref, clean = images.keep(_photos(), request.get_data(cache=True), request.mimetype)
     return jsonify({"sha256": ref.sha256, "size": ref.size, "media_type": ref.media_type,
                     "url": _photo_url(ref.sha256)}), 201
