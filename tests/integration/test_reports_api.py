@@ -297,7 +297,7 @@ def test_the_overdue_sweep_reads_only_the_reports_whose_deadline_has_passed(clie
     """The minute's sweep read every open report (thousands, every minute); it lists the due index up
     to now and reads only those reports. A report closed leaves the index; reports stored before the
     index get their entries at a process's first sweep."""
-    from functions.reports.function import reports as domain, schedule
+    from functions.reports.function import queries, reports as domain, schedule
     from functions.reports.function.models import DueReport
     from store_calls import counting
 
@@ -307,7 +307,7 @@ def test_the_overdue_sweep_reads_only_the_reports_whose_deadline_has_passed(clie
 
     filed = [new_report(n)["id"] for n in range(3)]
     assert len(DueReport.query_keys("due")) == 3
-    schedule._backfilled[0] = True   # these reports have their entries from their own writes
+    queries._indexed[0] = True   # these reports have their entries from their own writes
     with counting() as calls:
         assert schedule.sweep(now())["flagged"] == 0
     assert calls["get"] == 0 and calls["list"] >= 1
@@ -329,9 +329,56 @@ def test_the_overdue_sweep_reads_only_the_reports_whose_deadline_has_passed(clie
     for entry in DueReport.query_keys("due"):
         DueReport.get("due", entry).delete()
     assert schedule.sweep(late)["flagged"] == 0          # nothing in the index: nothing read
-    schedule._backfilled[0] = False
+    queries._indexed[0] = False
     assert schedule.sweep(late)["flagged"] == len(older)
     assert all(domain.records().get(r).data["overdue"] for r in older)
+
+
+def test_an_officers_queue_reads_only_their_agencys_reports(client, tokens, rt):
+    """GET /v1/queue read every open report of the province, on every request, to keep the caller's.
+    It lists the agency's queue index now, oldest deadline first, and reads only those reports; a
+    report closed or transferred leaves it, and reports stored before the index are given their
+    entries once per process."""
+    from functions.reports.function import queries
+    from functions.reports.function.models import AgencyQueue
+    from store_calls import counting
+
+    commune = f"ubnd-{DONG_DANG}"
+    officer = tokens("commune-officer", "cb-dd", unit=DONG_DANG)
+    police = tokens("officer", "cb-ca", agency="cong-an-tinh")
+
+    def new_report(n, service="TTDT-LAN-CHIEM"):
+        return ok(client.post("/v1/reports", headers=tokens("citizen", f"02008811{n:04d}"), json={
+            "service_code": service, "lat": 21.8540 + n / 1000, "long": 106.7612, "commune": DONG_DANG}), 201)
+
+    mine = [new_report(n)["id"] for n in range(3)]
+    elsewhere = new_report(9, "GT-HU-HONG")   # the department of construction's
+    assert elsewhere["agency"] != commune
+
+    def queue(h):
+        with counting() as calls:
+            items = ok(client.get("/v1/queue", headers=h))["items"]
+        return [d["id"] for d in items], calls
+
+    ids, calls = queue(officer)
+    assert sorted(ids) == sorted(mine) and calls["get"] == len(mine) and elsewhere["id"] not in ids
+    assert [d["deadline"] for d in ok(client.get("/v1/queue", headers=officer))["items"]] == sorted(
+        d["deadline"] for d in ok(client.get("/v1/queue", headers=officer))["items"])
+
+    ok(client.post(f"/v1/reports/{mine[0]}/actions/not_responsible", json={"reason": "Không thuộc thẩm quyền"},
+                   headers=officer))
+    ok(client.post(f"/v1/reports/{mine[1]}/actions/transfer", json={"agency": "cong-an-tinh", "reason": "Gây rối"},
+                   headers=officer))
+    assert queue(officer)[0] == [mine[2]]
+    assert mine[1] in queue(police)[0]
+    assert len(AgencyQueue.query_keys(commune)) == 1   # the transferred report's old entry was dropped
+
+    # stored before the index: no entries; the process's first queue (or sweep) gives them theirs
+    for entry in AgencyQueue.query_keys(commune):
+        AgencyQueue.get(commune, entry).delete()
+    queries._indexed[0] = False
+    assert queue(officer)[0] == [mine[2]]
+    assert queue(officer)[1]["get"] == 1
 
 
 def test_the_georeport_client_library_unchanged(reports, tokens, rt, tmp_path):

@@ -9,6 +9,10 @@ trail). Indexes are create-only key objects, written after the report and repeat
 - ``DueReport``: each open report not yet flagged overdue, under its deadline (``<deadline UTC>_<id>``):
   the minute's overdue sweep lists the entries whose deadline has passed and reads only those
   reports (it read every open report, every minute); deleted once flagged or closed;
+- ``AgencyQueue``: each open report under the agency it is routed to and its deadline
+  (``<deadline UTC>_<id>``): an officer's queue lists their agency's entries and reads only those
+  reports (it read every open report of the province on every request); an entry a report left
+  behind (closed, transferred, another deadline) is dropped when a queue read finds it so;
 - ``NearbyOpen``: open reports by category and geohash cell (precision 7, ~150 m), for "me too":
   a lookup reads the caller's cell and its eight neighbours, never the whole table;
 - ``ReportToken``: an Open311 token → the report's id;
@@ -62,6 +66,14 @@ class DueReport(Model):
         table = "reports-due"
 
     bucket = A.UnicodeAttribute(hash_key=True)       # "due"
+    entry = A.UnicodeAttribute(range_key=True)       # <deadline UTC>_<report id>
+
+
+class AgencyQueue(Model):
+    class Meta:
+        table = "reports-queue"
+
+    agency = A.UnicodeAttribute(hash_key=True)       # the agency the report is routed to
     entry = A.UnicodeAttribute(range_key=True)       # <deadline UTC>_<report id>
 
 

@@ -45,6 +45,68 @@ def in_window(start: datetime, end: datetime, limit: int) -> list[dict]:
     return get_many(ids[:limit])
 
 
+def queue(agency: str) -> list[dict]:
+    """The open reports routed to ``agency``, oldest deadline first, from its queue index: only its
+    entries are listed and only their reports read. An entry a report left behind (closed,
+    transferred, given another deadline) is dropped."""
+    from .models import AgencyQueue
+
+    indexed()
+    entries = AgencyQueue.query_keys(agency)
+    docs = {d["id"]: d for d in get_many(e.partition("_")[2] for e in entries)}
+    out = []
+    for entry in entries:
+        doc = docs.get(entry.partition("_")[2])
+        if doc is not None and _queued(doc, agency, entry):
+            out.append(doc)
+        else:
+            _drop(agency, entry)
+    return out
+
+
+def _queued(doc: dict, agency: str, entry: str) -> bool:
+    from . import reports
+
+    return doc["status"] in OPEN and doc.get("agency") == agency and reports.due_entry(doc) == entry
+
+
+def _drop(agency: str, entry: str) -> None:
+    """Delete a queue entry its report left behind, then look again: a report that came back to it
+    meanwhile (transferred back, its write's create-only entry a no-op before the delete) gets it
+    again, so no open report is ever left out of its agency's queue."""
+    from lscloud.aggregate import delete_quietly, save_quietly
+
+    from .models import AgencyQueue
+
+    delete_quietly(AgencyQueue, agency, entry)
+    again = get_many([entry.partition("_")[2]])
+    if again and _queued(again[0], agency, entry):
+        save_quietly(AgencyQueue(agency, entry))
+
+
+_indexed: list[bool] = [False]   # this process has given every open report its due and queue entries
+
+
+def indexed() -> None:
+    """Give the open reports stored before the due and queue indexes their entries, once per
+    process (a read of every open report, where the sweep and the queue did that on every call)."""
+    from lscloud.aggregate import save_quietly
+
+    from . import reports
+    from .models import AgencyQueue, DueReport
+
+    if _indexed[0]:
+        return
+    for doc in get_many(open_ids()):
+        if doc["status"] not in OPEN:
+            continue
+        if not doc.get("overdue"):
+            save_quietly(DueReport("due", reports.due_entry(doc)))
+        if doc.get("agency"):
+            save_quietly(AgencyQueue(doc["agency"], reports.due_entry(doc)))
+    _indexed[0] = True
+
+
 def open_ids() -> list[str]:
     from .models import OpenReport
 

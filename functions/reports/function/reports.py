@@ -58,7 +58,7 @@ def due_entry(doc: dict) -> str:
 def _indexes(out: Outcome) -> None:
     """The listing, open, due and nearby indexes follow the report's state (each write repeat-safe,
     written in parallel)."""
-    from .models import DueReport, NearbyOpen, OpenReport, ReportByDay, ReportToken
+    from .models import AgencyQueue, DueReport, NearbyOpen, OpenReport, ReportByDay, ReportToken
 
     doc = out.doc
     cell = f"{doc['category']}:{doc['geohash']}" if doc.get("geohash") else None
@@ -69,6 +69,10 @@ def _indexes(out: Outcome) -> None:
         deletes += [(OpenReport, "open", doc["id"])] + ([(NearbyOpen, cell, nearby_entry(doc))] if cell else [])
     else:
         saves += [OpenReport("open", doc["id"])] + ([NearbyOpen(cell, nearby_entry(doc))] if cell else [])
+    if doc["status"] not in CLOSED and doc.get("agency"):
+        saves.append(AgencyQueue(doc["agency"], due_entry(doc)))
+    elif doc.get("agency") and any(t.target in CLOSED and t.source not in CLOSED for t in out.transitions):
+        deletes.append((AgencyQueue, doc["agency"], due_entry(doc)))
     if doc["status"] not in CLOSED and not doc["overdue"]:
         saves.append(DueReport("due", due_entry(doc)))
     elif any(t.action == "flag_overdue" or (t.target in CLOSED and t.source not in CLOSED) for t in out.transitions):
@@ -170,13 +174,20 @@ def submit(f: dict, actor: Actor, channel: str) -> Outcome:
     return records().create(Report(rid, data=doc), [t])
 
 
+def queue_of(actor: Actor) -> str | None:
+    """The agency whose reports ``actor`` handles: an officer's own, a commune officer's commune
+    committee; None for anyone else."""
+    if actor.kind == "officer":
+        return actor.agency or None
+    if actor.kind == "commune-officer":
+        return f"ubnd-{actor.unit}" if actor.unit else None
+    return None
+
+
 def handles(doc: dict, actor: Actor) -> bool:
     """An officer of the report's agency, or the commune officer of the commune whose committee it is."""
-    if actor.kind == "officer":
-        return bool(actor.agency) and actor.agency == doc.get("agency")
-    if actor.kind == "commune-officer":
-        return bool(actor.unit) and doc.get("agency") == f"ubnd-{actor.unit}"
-    return False
+    agency = queue_of(actor)
+    return agency is not None and doc.get("agency") == agency
 
 
 def is_reporter(doc: dict, actor: Actor) -> bool:

@@ -15,7 +15,6 @@ from lscloud.statemachine import Actor
 from lscloud.web import blob_response, body_limit, query_params, query_schema, raw_body, responds, validate_body
 
 from . import agencies, apikeys, catalog, queries, reports, views
-from .states import OPEN
 
 bp = Blueprint("reports_v1", __name__)
 
@@ -188,9 +187,8 @@ def support(report_id: str):
 def queue():
     """The open reports of the caller's agency (a commune officer: their commune's committee),
     oldest deadline first."""
-    actor = _actor()
-    docs = [d for d in queries.get_many(queries.open_ids()) if d["status"] in OPEN and reports.handles(d, actor)]
-    docs.sort(key=lambda d: d["deadline"])
+    agency = reports.queue_of(_actor())
+    docs = queries.queue(agency) if agency else []
     return jsonify({"items": [views.full(d) for d in docs], "total": len(docs)})
 
 

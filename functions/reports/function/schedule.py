@@ -7,36 +7,22 @@ from __future__ import annotations
 
 import logging
 
-from lscloud.aggregate import delete_quietly, save_quietly
+from lscloud.aggregate import delete_quietly
 from lscloud.statemachine import now
 from lscloud.store import DoesNotExist, InvalidKey
 
 from . import queries, reports
 from .models import DueReport
-from .states import CLOSED
 
 log = logging.getLogger("reports.schedule")
 
 TICKED = "vn.langson.platform.clock.ticked.v1"
 
 
-_backfilled: list[bool] = [False]   # this process has given every open report its due entry
-
-
-def _backfill() -> None:
-    """Due entries for the open reports stored before the due index (once per process: the sweep
-    read every open report every minute, this reads them once)."""
-    for doc in queries.get_many(queries.open_ids()):
-        if doc["status"] not in CLOSED and not doc.get("overdue"):
-            save_quietly(DueReport("due", reports.due_entry(doc)))
-    _backfilled[0] = True
-
-
 def sweep(at) -> dict:
     """Flag the open reports whose deadline has passed: only the due index's entries up to ``at`` are
     listed, and only their reports read."""
-    if not _backfilled[0]:
-        _backfill()
+    queries.indexed()   # reports stored before the due index get their entries, once per process
     flagged = 0
     for entry in DueReport.query_keys("due", range_between=(None, f"{reports.iso(at)}_~")):
         report_id = entry.partition("_")[2]
