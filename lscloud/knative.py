@@ -430,8 +430,8 @@ def _package_of(factory: Callable) -> str:
 
 def run_once_records(app: Flask, handlers: Mapping[str, EventHandler], package: str) -> list[str]:
     """What run-once records a function keeps (:mod:`lscloud.runonce`), as reasons: idempotent
-    routes, partner routes (nonces), event handlers not :func:`repeat_safe` (events-seen), models with a
-    TTL in its package."""
+    routes, partner routes (nonces), event handlers not :func:`repeat_safe` (events-seen), event
+    handlers at all (their dead letters), models with a TTL in its package."""
     from .auth import access_of
 
     views = [app.view_functions[r.endpoint] for r in app.url_map.iter_rules() if r.endpoint != "static"]
@@ -442,6 +442,8 @@ def run_once_records(app: Flask, handlers: Mapping[str, EventHandler], package: 
         why.append("partner nonces")
     if any(not getattr(h, REPEAT_SAFE, False) for h in handlers.values()):
         why.append("events-seen records")
+    if handlers:   # its subscriptions' dead letters come to its own sink (a year each, lscloud.deadletters)
+        why.append(f"dead letters ({deadletters.DeadLetter.Meta.table}/)")
     why += [f"{k.what} ({k.prefix})" for k in runonce.model_kinds(package)]
     return why
 

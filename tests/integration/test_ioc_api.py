@@ -135,6 +135,22 @@ def test_without_the_directory_the_codes_go_out_alone_and_it_is_asked_once_a_min
     assert card["name"] is None and names._failed_at == failed_at   # not asked again within RETRY_S
 
 
+def test_the_tick_sweeps_its_dead_letters_and_keeps_no_record_of_itself(ioc, rt, object_store, settings):
+    """Its subscriptions' dead letters come to the IOC's own sink and are kept a year: with no tick,
+    nothing ever swept them. The tick is repeat-safe (no events-seen record)."""
+    from datetime import datetime, timezone
+
+    from lscloud import clock, runonce
+    from store_calls import counting
+
+    tick = clock.tick_event(datetime.now(timezone.utc))
+    with counting() as calls:
+        assert deliver(ioc, rt, tick)["status"] == "done"
+    assert "lscloud-dead-letters/" in calls.keys_of("list")   # the sweep looked for expired letters
+    assert deliver(ioc, rt, tick)["status"] == "done"          # again: repeat-safe, not a duplicate
+    assert list(object_store.list(settings.bucket, runonce.EVENTS_SEEN.prefix)) == []
+
+
 def test_bad_parameters_are_named(ioc, tokens):
     h = tokens.header("ioc")
     r = ioc.get("/v1/indicators?area=nowhere&commune=12", headers=h)
