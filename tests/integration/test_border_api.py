@@ -295,6 +295,27 @@ def test_concurrent_decisions_of_one_agency_and_many_never_overwrite(client, tok
         assert summary["seq"] == latest["seq"] and summary["decision"] == latest["decision"]
 
 
+def test_a_store_refusing_every_decision_number_is_a_retry_not_a_hang(client, tok, monkeypatch):
+    """record_decision tried the next number for as long as the store refused the last: for ever."""
+    from functions.border.function.models import AgencyDecision
+    from lscloud.store import ConditionalCheckFailed
+
+    ent = tok("enterprise", sub=TAX)
+    did = new_id()
+    ok(client.post("/v1/declarations", json=declaration(did), headers=ent), 201)
+    tries = []
+
+    def refused(self, *args, **kwargs):
+        tries.append(self.seq)
+        raise ConditionalCheckFailed("taken")
+
+    monkeypatch.setattr(AgencyDecision, "save", refused)
+    r = client.post(f"/v1/declarations/{did}/decisions", json={"decision": "pass"},
+                    headers=idem(tok("officer", agency="customs")))
+    assert r.status_code == 409 and r.get_json()["type"].endswith("concurrent-update") and r.headers["Retry-After"]
+    assert len(tries) == 64
+
+
 def test_slot_capacity_is_never_exceeded_under_races(client, tok):
     op = tok("operator", sub="op-1")
     ok(client.put("/v1/gates/tan-thanh/capacity/in", json={"per_hour": 3, "reason": "road works"}, headers=op))

@@ -19,6 +19,10 @@ from .models import AgencyDecision, Declaration, WorkItem
 WORKLIST_READ_LIMIT = 500
 
 
+DECISION_TRIES = 64
+"""Numbers a decision tries past the ones listed (each taken by a concurrent decision of the agency)."""
+
+
 def next_decision_seq(declaration_id: str, agency: str) -> int:
     return len(indexes.range_keys(AgencyDecision, declaration_id, prefix=agency + "_")) + 1
 
@@ -30,12 +34,14 @@ def record_decision(declaration_id: str, agency: str, body: dict, actor: Actor) 
     seq = next_decision_seq(declaration_id, agency)
     data = {"agency": agency, "decision": body["decision"], "notes": body.get("notes"),
             "attachments": body.get("attachments", []), "by": actor.sub, "at": iso(at)}
-    while True:
+    for _ in range(DECISION_TRIES):
         try:
             AgencyDecision(declaration_id, f"{agency}_{seq:04d}", agency=agency, seq=seq, data={**data, "seq": seq}).save()
             break
         except ConditionalCheckFailed:
             seq += 1  # the same agency's concurrent decision took this number
+    else:   # a store refusing every create: a retry later, never a request that never ends
+        raise ConditionalCheckFailed(f"no free decision number for {agency} after {DECISION_TRIES} tries")
     folded = {"decision": body["decision"], "seq": seq, "at": iso(at), "by": actor.sub, "notes": body.get("notes"),
               "lifts_weight_hold": bool(body.get("lifts_weight_hold"))}
     # always written, even when a newer decision was folded first: its record exists, so its event goes out
