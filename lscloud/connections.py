@@ -29,6 +29,7 @@ import select
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -152,14 +153,15 @@ class Connections:
         self._lock = threading.Lock()
 
     def request(self, method: str, target: str, headers: dict[str, str], body: bytes | None,
-                max_answer_bytes: int | None = None) -> tuple[int, dict[str, str], bytes]:
+                max_answer_bytes: int | None = None, deadline: float | None = None) -> tuple[int, dict[str, str], bytes]:
         """Send one request and read its whole answer: (status, headers with lower-case names,
         body). ``headers`` must hold ``host``; ``content-length`` is added. Raises
         :class:`NotSent` when no connection could be made, ``OSError`` when the exchange failed
-        after that, ``http.client.HTTPException`` when the answer is not HTTP or its body is longer
-        than ``max_answer_bytes``; ``ValueError``, before anything is sent, for a header holding a
-        line break."""
-        return self.send(method, target, headers, body).read(max_answer_bytes)
+        after that (``TimeoutError`` past ``deadline``, a ``time.monotonic()`` by which the whole
+        answer must have come), ``http.client.HTTPException`` when the answer is not HTTP or its
+        body is longer than ``max_answer_bytes``; ``ValueError``, before anything is sent, for a
+        header holding a line break."""
+        return self.send(method, target, headers, body).read(max_answer_bytes, deadline)
 
     def send(self, method: str, target: str, headers: dict[str, str], body: bytes | None) -> "Pending":
         """Send one request and leave its answer unread: several requests go out from one thread
@@ -218,14 +220,14 @@ class Pending:
     def __init__(self, pool: Connections, sock: socket.socket, head: bool):
         self._pool, self._sock, self._head = pool, sock, head
 
-    def read(self, max_answer_bytes: int | None = None) -> tuple[int, dict[str, str], bytes]:
+    def read(self, max_answer_bytes: int | None = None, deadline: float | None = None) -> tuple[int, dict[str, str], bytes]:
         """The answer, as :meth:`Connections.request` returns it (and raises); the connection goes
         back to the pool, or is closed."""
         sock, self._sock = self._sock, None
         if sock is None:
             raise RuntimeError("this answer was read already")
         try:
-            status, answer, keep_alive = _read(sock, self._head, max_answer_bytes)
+            status, answer, keep_alive = _read(sock, self._head, max_answer_bytes, deadline)
         except BaseException:
             sock.close()
             raise
@@ -255,13 +257,23 @@ def _head(method: str, target: str, headers: dict[str, str], body: bytes | None)
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def _read(sock: socket.socket, head: bool, max_bytes: int | None = None) -> tuple[int, _Answer, bool]:
+def _read(sock: socket.socket, head: bool, max_bytes: int | None = None,
+          deadline: float | None = None) -> tuple[int, _Answer, bool]:
     """One answer from ``sock``: (status, its headers and body, whether the connection may be reused).
     An answer to HEAD ends with its headers, whatever length they announce. More than ``max_bytes``
-    read raises ``http.client.HTTPException`` (the connection is then closed by the caller)."""
+    read raises ``http.client.HTTPException``, an answer not ended by ``deadline`` (monotonic)
+    ``TimeoutError`` (the connection is then closed by the caller): the socket's own timeout bounds
+    each wait only, so a server sending a byte now and then could hold the call for as long as it
+    likes."""
     answer = _Answer()
     received = 0
+    each = sock.gettimeout()
     while not (answer.done or (head and answer.headers_done)):
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the answer did not end in time")
+            sock.settimeout(left if each is None else min(each, left))
         data = sock.recv(_RECV)
         received += len(data)
         if max_bytes is not None and received > max_bytes:
@@ -277,4 +289,6 @@ def _read(sock: socket.socket, head: bool, max_bytes: int | None = None) -> tupl
             raise http.client.HTTPException("the server asked to switch protocols") from None
         except httptools.HttpParserError as exc:
             raise http.client.HTTPException(f"not an HTTP answer: {exc}") from None
+    if deadline is not None:
+        sock.settimeout(each)   # kept alive for another call, with its own bound again
     return answer.parser.get_status_code(), answer, answer.keep_alive

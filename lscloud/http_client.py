@@ -31,6 +31,7 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+import time
 from typing import Any, Mapping
 
 from opentelemetry.trace import SpanKind, StatusCode
@@ -78,11 +79,15 @@ class Response:
 class Client:
     """Outbound calls over kept-alive connections, one pool per origin (see the module docstring).
     ``headers`` are sent with every call; ``timeout_s`` bounds the connection and each wait for
-    the answer's bytes."""
+    the answer's bytes; ``deadline_s``, if given, the whole call (an answer still coming then is
+    given up: a slow or hostile server sending a byte every few seconds would otherwise hold the
+    caller up to ``max_answer_bytes``)."""
 
     def __init__(self, *, timeout_s: float = 5.0, headers: Mapping[str, str] | None = None,
-                 max_idle: int = 16, ca_file: str | None = None, max_answer_bytes: int = MAX_ANSWER_BYTES):
+                 max_idle: int = 16, ca_file: str | None = None, max_answer_bytes: int = MAX_ANSWER_BYTES,
+                 deadline_s: float | None = None):
         self.timeout_s, self.max_idle, self.max_answer_bytes = timeout_s, max_idle, max_answer_bytes
+        self.deadline_s = deadline_s
         self.headers = {k.lower(): v for k, v in (headers or {}).items()}
         self.ca_file = ca_file
         self._pools: dict[tuple[str, str, int], Connections] = {}
@@ -127,9 +132,10 @@ class Client:
 
     def _send(self, pool: Connections, method: str, target: str, headers: dict, body: bytes | None):
         attempts = 2 if method in _IDEMPOTENT else 1
+        deadline = None if self.deadline_s is None else time.monotonic() + self.deadline_s
         for attempt in range(1, attempts + 1):
             try:
-                return pool.request(method, target, headers, body, self.max_answer_bytes)
+                return pool.request(method, target, headers, body, self.max_answer_bytes, deadline)
             except NotSent as exc:
                 timed_out = isinstance(exc.__cause__, TimeoutError)
                 raise NoAnswer(f"no connection: {exc}", timed_out=timed_out, maybe_sent=False) from exc

@@ -89,7 +89,8 @@ class PeerClient:
 
     def __init__(self, settings: config.Settings, *, timeout_s: float = 3.0, max_entries: int = 256):
         self.settings = settings
-        self._client = http_client.Client(timeout_s=timeout_s, headers={
+        # each wait, and the whole answer in two of them: a peer dribbling bytes holds no request longer
+        self._client = http_client.Client(timeout_s=timeout_s, deadline_s=2 * timeout_s, headers={
             "Accept": "application/json", "User-Agent": f"lscloud-{settings.service}"})
         # url -> (etag, body): the runtime's one mechanism for reference data in memory
         # a peer too slow to revalidate answers from what it said last, for a minute at most

@@ -188,3 +188,47 @@ def test_an_answer_longer_than_the_client_reads_is_no_answer(serve):
     with pytest.raises(http_client.NoAnswer) as too_long:
         http_client.Client(max_answer_bytes=100_000).get(server.url + "/big")
     assert "longer than 100000 bytes" in str(too_long.value.__cause__)
+
+
+def test_a_server_that_dribbles_its_answer_is_given_up_at_the_calls_deadline():
+    """Each wait for bytes was bounded, the whole answer not: a server sending a byte a little more
+    often than timeout_s held the call for as long as it liked (a bank's webhook answer, a peer)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    stop = threading.Event()
+
+    def dribble():
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n")
+                while not stop.wait(0.05):   # a byte every 50 ms, well within each wait's 0.3 s
+                    try:
+                        conn.sendall(b"x")
+                    except OSError:
+                        break
+
+    threading.Thread(target=dribble, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    try:
+        with pytest.raises(http_client.NoAnswer) as late:
+            http_client.Client(timeout_s=0.3, deadline_s=1.0).post(url, b"{}")
+        assert late.value.timed_out and late.value.maybe_sent
+    finally:
+        stop.set()
+        listener.close()
+
+
+def test_a_kept_alive_connection_gets_its_own_wait_back_after_a_deadline(serve):
+    server = serve(lambda m, p, h, b: _ok(b"{}"))
+    client = http_client.Client(timeout_s=0.3, deadline_s=5.0)
+    for _ in range(3):   # the same connection each time, its timeout restored after each answer
+        assert client.get(server.url + "/").status_code == 200
+    (pool,) = client._pools.values()
+    (sock,) = pool._idle
+    assert sock.gettimeout() == 0.3

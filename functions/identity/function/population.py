@@ -87,7 +87,7 @@ class HttpRegistry:
         if not re.match(r"^https?://[^/\s]+", base_url or ""):
             raise ValueError(f"IDENTITY_REGISTRY_URL must be an http(s) URL, got {base_url!r}")
         self.base_url = base_url.rstrip("/")
-        self._client = http_client.Client(timeout_s=timeout_s, headers={
+        self._client = http_client.Client(timeout_s=timeout_s, deadline_s=2 * timeout_s, headers={
             "Accept": "application/json", "Authorization": f"Bearer {token}", "User-Agent": "lscloud-identity"})
 
     def lookup(self, id_number: str) -> Citizen | None:

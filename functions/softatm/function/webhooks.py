@@ -39,8 +39,11 @@ log = logging.getLogger("softatm.webhooks")
 RECEIVED_TYPE = "vn.langson.softatm.transfer.received.v1"
 TYPES = (RECEIVED_TYPE, "vn.langson.softatm.transfer.committed.v1", "vn.langson.softatm.transfer.aborted.v1")
 TIMEOUT_S = 5.0
+DEADLINE_S = 8.0
+"""A bank's whole answer: before the platform's delivery gives up (10 s) and sends the event again,
+so a bank that dribbles its answer never holds a handler past the redelivery."""
 # one per process: its connections to each bank are kept alive between webhooks
-CLIENT = http_client.Client(timeout_s=TIMEOUT_S)
+CLIENT = http_client.Client(timeout_s=TIMEOUT_S, deadline_s=DEADLINE_S)
 
 
 def body_for(event: dict, doc: dict) -> dict:
