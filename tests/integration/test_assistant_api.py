@@ -33,6 +33,7 @@ class Peers(Served):
     def __init__(self, owner_auth: str):
         self.owner_auth = owner_auth
         self.list_calls = 0
+        self.agency = "Sở Tư pháp tỉnh Lạng Sơn"   # the directory's name of every agency (it may change)
 
         @Request.application
         def app(request):
@@ -44,7 +45,7 @@ class Peers(Served):
                 nxt = str(offset + limit) if offset + limit < len(CATALOGUE) else None
                 return conditional_json({"items": page, "total": len(page), "next_page_token": nxt}, request)
             if path.startswith("/directory/v1/agencies/"):
-                return conditional_json({"code": path.rsplit("/", 1)[1], "name": "Sở Tư pháp tỉnh Lạng Sơn"}, request)
+                return conditional_json({"code": path.rsplit("/", 1)[1], "name": self.agency}, request)
             if path == f"/dossiers/v1/dossiers/{DOSSIER['id']}" and request.headers.get("Authorization") == self.owner_auth:
                 return conditional_json(DOSSIER, request)
             if path == "/dossiers/v1/track" and request.args.get("code") == DOSSIER["code"] \
@@ -112,6 +113,16 @@ def test_a_follow_up_answers_for_the_same_procedure_and_a_refinement_moves_it(cl
     assert ask(client, "đăng ký kết hôn ở đâu", s2)["procedure"] == "HT-KH"
     refined = ask(client, "ý tôi là cho người nước ngoài", s2)
     assert refined["procedure"] == "HT-KHNN" and refined["intent"] == "where"
+
+
+def test_an_agency_renamed_in_the_directory_is_named_anew(start_function, peers):
+    """The assistant kept each agency's first name in a dict of its own for as long as it lived."""
+    client = start_function("assistant", peer_url_template=peers.template, peer_fresh_s=0).app.test_client()
+    where = "thành lập công ty cổ phần nộp hồ sơ ở đâu"
+    first = ask(client, where)
+    assert first["procedure"] == "DN-CTCP" and first["intent"] == "where" and peers.agency in first["text"]
+    peers.agency = "Sở Tài chính tỉnh Lạng Sơn (tên mới)"
+    assert peers.agency in ask(client, where)["text"]
 
 
 def test_a_follow_up_on_this_replica_is_two_puts_and_no_read(client):

@@ -49,7 +49,6 @@ class CatalogueSource:
         self._checked = float("-inf")
         self._refreshing = False
         self.warmed = False
-        self._agencies: dict[str, str | None] = {}
 
     def _fetch(self) -> list[dict]:
         items, token = [], None
@@ -120,13 +119,13 @@ class CatalogueSource:
                 return index
 
     def agency_name(self, code: str) -> str | None:
-        """The directory's name of an agency (None when the directory cannot say)."""
-        if code not in self._agencies:
-            try:
-                self._agencies[code] = self.client.get_json("directory", peers.path("/v1/agencies", code)).get("name")
-            except peers.PeerError:
-                return None
-        return self._agencies[code]
+        """The directory's name of an agency (None when the directory cannot say), through the peer
+        client's cache: revalidated by ETag, so a renamed agency is named anew (a dict of its own
+        held the first name for as long as the process lived)."""
+        try:
+            return self.client.get_json("directory", peers.path("/v1/agencies", code)).get("name")
+        except peers.PeerError:
+            return None
 
 
 def dossier_status(client: peers.PeerClient, reference: str | None, *, authorization: str | None,
