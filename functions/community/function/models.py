@@ -3,8 +3,9 @@
 A team and an activity are documents changed through :class:`lscloud.aggregate.Aggregate`.
 What is *counted* is kept as create-only membership objects (a tally): one per household reached
 per indicator (keyed by the household's pseudonym, so a household reached twice counts once), one
-per verified activity per team and per commune. A count is the number of members, listed; the
-progress documents keep the last count seen (never lowered), for rankings and the IOC.
+per verified activity per team and per commune. The counts themselves are kept in the progress
+documents, each member added once, by the verification whose create wrote it; a verification being
+counted is a :class:`Counting` entry until its counts hold its members (:mod:`.tallies`).
 """
 
 from __future__ import annotations
@@ -72,14 +73,29 @@ class Pending(Model):
 
 
 class Tally(Model):
-    """One member of a counted set: ``tally`` names the set (``<commune>/shop-or-payment``,
-    ``team/<team>``, ``commune/<commune>``), ``member`` the thing counted once."""
+    """One member of a counted set: ``tally`` names the set (``<commune>.<indicator>``,
+    ``team.<team>.<kind>``, ``commune.<commune>.<kind>``), ``member`` the thing counted once."""
 
     class Meta:
         table = "community-tallies"
 
     tally = A.UnicodeAttribute(hash_key=True)
     member = A.UnicodeAttribute(range_key=True)
+
+
+class Counting(Model):
+    """A verification being counted: written before its members, deleted once the progress documents
+    hold them. One left behind (a crash in between) is found by the clock's tick (:mod:`.recount`).
+    ``entry`` is ``<started at, UTC, microseconds> <activity id> <nonce>``, so the old ones list first;
+    ``data`` names what the activity joins (its id, commune, team, kind, household pseudonym)."""
+
+    class Meta:
+        table = "community-counting"
+        working = True   # in flight only: not kept with the records under object lock
+
+    state = A.UnicodeAttribute(hash_key=True)
+    entry = A.UnicodeAttribute(range_key=True)
+    data = A.JSONAttribute()
 
 
 class CommuneProgress(Model):
