@@ -521,6 +521,41 @@ def test_an_officers_list_reaches_every_entry_of_a_long_history(client, tok, mon
     assert len(set(tokens)) == len(tokens) and listed.count(new_id) == 1
 
 
+def test_the_figures_read_each_days_summary_and_only_the_entries_it_has_not_taken_in(client, tok):
+    """GET /v1/stats read every index entry and every dossier of every day of the period (a year:
+    some 200,000 reads a request). A day's summary now holds what its entries add up to, and a
+    request reads only the entries since, with the same figures."""
+    from functions.dossiers.function import stats
+    from store_calls import counting
+
+    cit, clerk = tok("citizen", sub=CITIZEN), tok("officer", agency="ubnd-05983", unit="05983")
+    ids = [ok(submit_birth(client, cit)[1], 201)["id"] for _ in range(3)]
+    _, r = submit_birth(client, clerk, channel="counter", applicant={"id_number": CITIZEN2})
+    ids.append(ok(r, 201)["id"])
+    ok(client.post(f"/v1/dossiers/{ids[0]}/cancel", headers=idem(cit)))
+
+    def figures():
+        with counting() as calls:
+            body = ok(client.get("/v1/stats", headers=tok("operator")))
+        read = calls.keys_of("get")
+        return body, [k for k in read if k.startswith("dossiers-days/")], [k for k in read if k.startswith("dossiers/")]
+
+    first, entries, _ = figures()
+    t = first["total"]
+    assert (t["received"], t["received_online"], t["cancelled"]) == (4, 3, 1) and len(entries) == 5
+    again, entries, docs = figures()
+    assert again["total"] == first["total"] and again["by_unit"] == first["by_unit"]
+    assert entries == [] and len(docs) == 3   # the open dossiers only (overdue now)
+    ids.append(ok(submit_birth(client, cit)[1], 201)["id"])
+    later, entries, _ = figures()
+    assert later["total"]["received"] == 5 and len(entries) == 1   # the new receipt's entry alone
+    # the figures every dossier gives, read one by one as before
+    every = registry.get_many(ids)
+    whole = stats.compute(every, [d for d in every if d["status"] == "cancelled"], [], parse_iso(later["at"]))
+    counts = ("received", "received_online", "resolved", "on_time", "late", "cancelled")
+    assert {k: later["total"][k] for k in counts} == {k: whole["total"][k] for k in counts}
+
+
 def test_every_endpoint_with_every_role(app, keys):
     """Held to functions/dossiers/access.yaml, not to @allow (tests/integration/role_matrix.py)."""
     assert role_matrix.check(app, "dossiers", keys[0], samples={"year": "2026", "sha256": "0" * 64}) > 250

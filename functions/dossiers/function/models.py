@@ -14,6 +14,7 @@ OpenIndex          "open" / <id>                               create-only, dele
 DossierClock       "clock" / <id>|<agency>|<status>|<deadline>  create-only with every write; the
                    |<paused at>|<step>|<step deadline>|<flag>  overdue sweep deletes the old ones
 Rating             dossier id                                  create-only: one rating per dossier
+DayFigures         local day                                   If-Match: the day's figures so far
 =================  ==========================================  ====================================
 
 OpenIndex and DossierClock are working objects (``Meta.working``): in the bucket under object lock
@@ -89,6 +90,21 @@ class DayIndex(Model):
     day = A.UnicodeAttribute(hash_key=True)
     entry = A.UnicodeAttribute(range_key=True)
     dossier_id = A.UnicodeAttribute()
+
+
+class DayFigures(Model):
+    """A local day's figures as its index entries so far add them up (:func:`.stats.day_cells`):
+    ``seen`` the entries taken in, ``cells`` ``[agency, unit, procedure, received, received_online,
+    resolved, on_time, late, cancelled]``. Derived from the records, so a working object."""
+
+    class Meta:
+        table = "dossiers-day-figures"
+        working = True   # derived, rewritten as the day goes: not kept with the records under object lock
+
+    day = A.UnicodeAttribute(hash_key=True)
+    seen = A.JSONAttribute(default=list)
+    cells = A.JSONAttribute(default=list)
+    version = A.VersionAttribute()
 
 
 class OpenIndex(Model):
