@@ -74,6 +74,10 @@ class Kind:
     expiry_field: str = "expires_at"
     bucket: str | None = None   # None: the function's bucket
     owner: str = "lscloud"      # the module that declared it
+    on_expiry: Callable[[Any, str, str], bool] | None = None
+    """``(objects, bucket, key) -> done``: the work an expired record stands for, before it is
+    deleted (an unclaimed upload's blob: :func:`lscloud.store.blobs.claimed_only`); False keeps the
+    record for a later sweep."""
 
     def expires_at(self, body: bytes) -> float | None:
         """The record's end in epoch seconds, or None when it has none that can be read."""
@@ -103,8 +107,12 @@ def register_model(model) -> Kind:
     ttl = model._ttl_attr
     meta = getattr(model, "Meta", None)
     longest = float(getattr(meta, "ttl_max_s", 0) or 0)
-    kind = Kind(f"{model._table}/", f"{model.__name__} items", lambda s, _v=longest: _v, ttl.name, model._bucket,
-                model.__module__)
+    return register(Kind(f"{model._table}/", f"{model.__name__} items", lambda s, _v=longest: _v, ttl.name,
+                         model._bucket, model.__module__))
+
+
+def register(kind: Kind) -> Kind:
+    """Sweep the records under ``kind.prefix`` too (declared by the module that writes them)."""
     with _lock:
         _models[kind.prefix] = kind
     return kind
@@ -233,6 +241,9 @@ def sweep(objects, bucket: str, settings, *, kinds_: Iterable[Kind] | None = Non
                 continue   # no expiry to go by, and no lifetime it has outlived: left alone
             end = now - 1  # not a record of ours (none lives that long): nothing can rely on it
         if end >= now:
+            report.add(kind.prefix, "kept")
+            continue
+        if kind.on_expiry is not None and not kind.on_expiry(objects, where, key):
             report.add(kind.prefix, "kept")
             continue
         try:

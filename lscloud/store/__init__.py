@@ -10,7 +10,7 @@ from . import attributes
 from .attributes import (Attribute, BooleanAttribute, JSONAttribute, ListAttribute, MapAttribute, NumberAttribute,
                          PseudonymAttribute, TTLAttribute, UnicodeAttribute, UTCDateTimeAttribute, VersionAttribute,
                          utcnow)
-from .blobs import BlobRef, BlobStore
+from .blobs import BlobRef, BlobStore, claimed_only
 from .errors import (BlobRejected, ConditionalCheckFailed, DoesNotExist, IntegrityError, InvalidKey, StoreError,
                      StoreUnavailable)
 from .model import Model, ResultPage
@@ -65,7 +65,7 @@ def blobs(prefix: str, **options) -> BlobStore:
     return BlobStore(objects, bucket, prefix=prefix, **options)
 
 
-__all__ = ["configure", "connection", "using", "blobs", "NotConfigured", "ObjectStore", "StoreError", "DoesNotExist", "ConditionalCheckFailed",
+__all__ = ["configure", "connection", "using", "blobs", "claimed_only", "NotConfigured", "ObjectStore", "StoreError", "DoesNotExist", "ConditionalCheckFailed",
            "InvalidKey", "StoreUnavailable", "BlobRejected", "IntegrityError", "Model", "ResultPage", "attributes",
            "Attribute", "UnicodeAttribute", "PseudonymAttribute", "NumberAttribute", "BooleanAttribute",
            "UTCDateTimeAttribute", "TTLAttribute", "MapAttribute", "ListAttribute", "JSONAttribute", "VersionAttribute",
