@@ -70,7 +70,7 @@ def content_hash(item: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def _check(i: int, item: dict, photo_exists) -> None:
+def _check(i: int, item: dict, claim_photo) -> None:
     at = f"/activities/{i}"
     kind, details = item["kind"], item.get("details") or {}
     if kind in targets.HOUSEHOLD_KINDS and not item.get("household"):
@@ -88,12 +88,12 @@ def _check(i: int, item: dict, photo_exists) -> None:
     if happened is None or happened > now() + CLOCK_SKEW or happened < now() - MAX_AGE:
         raise errors.Invalid.at(f"{at}/happened_at", "not in the future, nor more than a year ago",
                                 "Thời điểm không hợp lệ.")
-    if item.get("photo") and not photo_exists(item["photo"]):
+    if item.get("photo") and not claim_photo(item["photo"]):
         raise errors.Invalid.at(f"{at}/photo", "upload the photo before the batch that names it",
                                 "Cần tải ảnh lên trước.")
 
 
-def _one(i: int, item: dict, actor: Actor, team_doc, photo_exists) -> dict:
+def _one(i: int, item: dict, actor: Actor, team_doc, claim_photo) -> dict:
     from .models import Activity, Pending
 
     cid = item["client_id"]
@@ -102,7 +102,7 @@ def _one(i: int, item: dict, actor: Actor, team_doc, photo_exists) -> dict:
     if teams.role_in(team_doc, actor) is None:
         raise NotOnTheTeam("you are not on this team's roster", detail_vi="Bạn không thuộc tổ này.",
                                errors=[errors.field(f"/activities/{i}/team", "not your team")])
-    _check(i, item, photo_exists)
+    _check(i, item, claim_photo)
     author = teams.member_ref(actor.sub)
     digest = content_hash(item)
     doc = {"id": cid, "team": team_doc["id"], "team_name": team_doc["name"], "commune": team_doc["commune"],
@@ -142,7 +142,7 @@ def _one(i: int, item: dict, actor: Actor, team_doc, photo_exists) -> dict:
     return answer
 
 
-def sync(items: list[dict], actor: Actor, photo_exists) -> list[dict]:
+def sync(items: list[dict], actor: Actor, claim_photo) -> list[dict]:
     """Store a batch from the field app; one answer per item, in order."""
     from .models import Team
 
@@ -155,7 +155,7 @@ def sync(items: list[dict], actor: Actor, photo_exists) -> list[dict]:
             except Team.DoesNotExist:
                 seen[item["team"]] = None
         try:
-            results.append(_one(i, item, actor, seen[item["team"]], photo_exists))
+            results.append(_one(i, item, actor, seen[item["team"]], claim_photo))
         except errors.DomainError as exc:
             results.append({"client_id": item["client_id"], "result": "rejected", "errors": exc.errors,
                             "message": exc.detail, "message_vi": exc.detail_vi})

@@ -19,8 +19,13 @@ PHOTO_MAX_BYTES = 8 * 1024 * 1024
 FIELD = ("team-member", "team-leader")
 
 
+PHOTOS = "community-photos"
+# a photo nothing names within two days is deleted (kept for good before)
+store.claimed_only(PHOTOS, __name__)
+
+
 def _photos():
-    return store.blobs("community-photos", max_bytes=PHOTO_MAX_BYTES, allowed_types=images.MEDIA_TYPES)
+    return store.blobs(PHOTOS, max_bytes=PHOTO_MAX_BYTES, allowed_types=images.MEDIA_TYPES)
 
 
 def _view(doc: dict) -> dict:
@@ -47,7 +52,7 @@ def sync():
     """Upload a batch queued offline: one answer per activity (created, duplicate, updated,
     conflict with the rule that decided it, rejected naming the field)."""
     photos = _photos()
-    results = activities.sync(g.body["activities"], Actor.of(principal()), photos.exists)
+    results = activities.sync(g.body["activities"], Actor.of(principal()), photos.claim)
     counts = {}
     for r in results:
         counts[r["result"]] = counts.get(r["result"], 0) + 1

@@ -18,8 +18,13 @@ SHOP_ID = 'schema("market/shop-create.json#/properties/id"):shop_id'
 PHOTO_MAX_BYTES = 8 * 1024 * 1024
 
 
+PHOTOS = "market-photos"
+# a photo nothing names within two days is deleted (kept for good before)
+store.claimed_only(PHOTOS, __name__)
+
+
 def _photos():
-    return store.blobs("market-photos", max_bytes=PHOTO_MAX_BYTES, allowed_types=images.MEDIA_TYPES)
+    return store.blobs(PHOTOS, max_bytes=PHOTO_MAX_BYTES, allowed_types=images.MEDIA_TYPES)
 
 
 def _peers():
@@ -94,5 +99,5 @@ def shop_qr(shop_id: str):
 def add_product(shop_id: str):
     """A product of the caller's own shop (category, OCOP stars, price, photos)."""
     photos = _photos()
-    doc = shops.add_product(shop_id, g.body, Actor.of(principal()), photos.exists)
+    doc = shops.add_product(shop_id, g.body, Actor.of(principal()), photos.claim)
     return jsonify(doc), 201

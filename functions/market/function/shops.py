@@ -82,7 +82,7 @@ def public_view(doc: dict, products: list[dict] | None = None) -> dict:
     return out
 
 
-def add_product(shop_id: str, body: dict, actor: Actor, photo_exists) -> dict:
+def add_product(shop_id: str, body: dict, actor: Actor, claim_photo) -> dict:
     from .models import Product
 
     shop = records().visible(shop_id, lambda doc: owned(doc, actor))
@@ -97,7 +97,7 @@ def add_product(shop_id: str, body: dict, actor: Actor, photo_exists) -> dict:
         raise errors.Invalid.at("/ocop_stars", "OCOP stars are 3, 4 or 5, for a product of an OCOP group",
                                 "Sản phẩm OCOP được công nhận 3, 4 hoặc 5 sao.")
     for i, sha in enumerate(body.get("photos", [])):
-        if not photo_exists(sha):
+        if not claim_photo(sha):
             raise errors.Invalid.at(f"/photos/{i}", "no photo with this sha256 was uploaded", "Chưa tải ảnh này lên.")
     doc = {**body, "shop_id": shop_id, "commune": shop.data["commune"], "created_at": iso(now())}
     if not save_quietly(Product(shop_id, body["id"], data=doc)):

@@ -38,8 +38,13 @@ KEY_ID = 'schema("reports/api-key-id.json"):key_id'
 """The route argument of an API key's id, as it is issued; another shape names no key."""
 
 
+PHOTOS = "reports-photos"
+# a photo no report names within two days is deleted (public uploads, kept for good before)
+store.claimed_only(PHOTOS, __name__)
+
+
 def _photos():
-    return store.blobs("reports-photos", max_bytes=PHOTO_MAX_BYTES, allowed_types=images.MEDIA_TYPES)
+    return store.blobs(PHOTOS, max_bytes=PHOTO_MAX_BYTES, allowed_types=images.MEDIA_TYPES)
 
 
 def _photo_url(sha256: str) -> str:
@@ -107,7 +112,7 @@ def submit():
                                 "Phản ánh không đăng nhập cần số điện thoại liên hệ.")
     photos = _photos()
     for i, sha in enumerate(body.get("photos") or []):
-        if not photos.exists(sha):
+        if not photos.claim(sha):   # the report keeps it: never deleted as an unclaimed upload
             raise errors.Invalid.at(f"/photos/{i}", "upload the photo first (POST /v1/photos)", "Cần tải ảnh lên trước.")
     out = reports.submit({**body, "attributes": body.get("attributes") or {},
                           "media_url": _photo_url(body["photos"][0]) if body.get("photos") else None},
