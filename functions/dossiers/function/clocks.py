@@ -1,8 +1,8 @@
 """The overdue sweep's index: what the sweep needs of each open dossier, held in one key.
 
 An open dossier keeps one ``DossierClock`` entry whose key is its id and, after ``|``, its agency,
-status, deadline, the start of the pause its clock is stopped by, and its active step (index,
-deadline, whether flagged overdue). The sweep (:mod:`.overdue`) computes the overdue gauge and finds
+unit and procedure, status, deadline, the start of the pause its clock is stopped by, and its active
+step (index, deadline, whether flagged overdue). The sweep (:mod:`.overdue`) computes the overdue gauge and finds
 the steps past their deadline from the listing alone, and reads only the dossiers with a step to
 flag or whose entries do not tell (none, more than one, a periodic check). It read every open
 dossier every minute. The entry is written with every committed write of the dossier
@@ -30,6 +30,8 @@ class Clock:
 
     id: str
     agency: str
+    unit: str                  # the figures' cell: agency, unit, procedure (overdue now)
+    procedure: str
     status: str
     deadline: str
     paused_at: str | None      # the clock is stopped at this instant (waiting for a supplement)
@@ -59,26 +61,26 @@ def of(doc: dict) -> Clock | None:
     i = doc.get("current_step")
     step = doc["steps"][i] if i is not None else None
     active = step is not None and step["status"] == "active"
-    return Clock(doc["id"], doc["agency"], doc["status"], doc["deadline"],
+    return Clock(doc["id"], doc["agency"], doc["unit"], doc["procedure"]["code"], doc["status"], doc["deadline"],
                  pause["requested_at"] if pause else None, i if active else None,
                  step["deadline"] if active and step["deadline"] else None,
                  bool(active and step.get("overdue_flagged")))
 
 
 def key(c: Clock) -> str:
-    parts = (c.id, c.agency, c.status, c.deadline, c.paused_at or _NONE, _NONE if c.step is None else str(c.step),
-             c.step_deadline or _NONE, "1" if c.step_flagged else "0")
+    parts = (c.id, c.agency, c.unit, c.procedure, c.status, c.deadline, c.paused_at or _NONE,
+             _NONE if c.step is None else str(c.step), c.step_deadline or _NONE, "1" if c.step_flagged else "0")
     return "|".join(parts)
 
 
 def parse(entry: str) -> Clock | None:
     """The clock an entry's key holds (None: not one of ours)."""
     parts = entry.split("|")
-    if len(parts) != 8:
+    if len(parts) != 10:   # an entry of another layout: the sweep reads its dossier and keys it anew
         return None
-    i, agency, status, deadline, paused, step, step_deadline, flagged = parts
+    i, agency, unit, procedure, status, deadline, paused, step, step_deadline, flagged = parts
     try:
-        return Clock(i, agency, status, deadline, None if paused == _NONE else paused,
+        return Clock(i, agency, unit, procedure, status, deadline, None if paused == _NONE else paused,
                      None if step == _NONE else int(step), None if step_deadline == _NONE else step_deadline,
                      flagged == "1")
     except ValueError:

@@ -40,6 +40,20 @@ def _check_all_due() -> bool:
         return True
 
 
+def open_clocks() -> list[clocks.Clock]:
+    """Every open dossier's clock, from the two listings; read-only (the figures' ``overdue_now``):
+    a dossier whose entries do not tell (none, or several until a sweep tidies them) is read."""
+    open_ids = set(registry.open_ids())
+    listed: dict[str, list[clocks.Clock]] = {}
+    for entry in DossierClock.query_keys(clocks.BOX):
+        c = clocks.parse(entry)
+        if c is not None and c.id in open_ids:
+            listed.setdefault(c.id, []).append(c)
+    held = [cs[0] for cs in listed.values() if len(cs) == 1]
+    unsure = sorted(i for i in open_ids if len(listed.get(i, ())) != 1)
+    return held + [c for c in map(clocks.of, registry.get_many(unsure)) if c is not None]
+
+
 def sweep(at: datetime) -> dict:
     # the clocks first: a dossier received meanwhile is then open without an entry (read), never an
     # entry of a dossier not listed open (deleted as finished)

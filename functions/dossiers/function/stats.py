@@ -21,9 +21,8 @@ from lscloud.statemachine import Actor, iso
 from lscloud.store import ConditionalCheckFailed, StoreUnavailable
 from lscloud.workdays import TZ
 
-from . import deadlines, registry
+from . import clocks, overdue, registry
 from .models import DayFigures, DayIndex
-from .states import OPEN
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
@@ -73,9 +72,9 @@ def _add(into: dict[Cell, dict[str, int]], cells: dict[Cell, dict[str, int]]) ->
             row[k] += n
 
 
-def figures(cells: dict[Cell, dict[str, int]], open_docs: list[dict], now: datetime) -> dict:
+def figures(cells: dict[Cell, dict[str, int]], open_now: list[clocks.Clock], now: datetime) -> dict:
     """The totals and the tables by agency, unit and procedure, from the period's cells and the
-    dossiers open now (those past their deadline are ``overdue_now``)."""
+    clocks of the dossiers open now (those past their deadline are ``overdue_now``)."""
     groups = {"agency": 0, "unit": 1, "procedure": 2}
     by = {g: defaultdict(_row) for g in groups}
     total = _row()
@@ -84,18 +83,18 @@ def figures(cells: dict[Cell, dict[str, int]], open_docs: list[dict], now: datet
             total[k] += n
             for g, i in groups.items():
                 by[g][cell[i]][k] += n
-    for d in open_docs:
-        if d["status"] in OPEN and deadlines.is_overdue(d, now):
+    for c in open_now:
+        if c.overdue(now):
             total["overdue_now"] += 1
             for g, i in groups.items():
-                by[g][_cell(d)[i]]["overdue_now"] += 1
+                by[g][(c.agency, c.unit, c.procedure)[i]]["overdue_now"] += 1
     return {"total": _finish(total),
             **{f"by_{g}": [{g: k, **_finish(v)} for k, v in sorted(rows.items())] for g, rows in by.items()}}
 
 
 def compute(received: list[dict], finished: list[dict], open_docs: list[dict], now: datetime) -> dict:
     """:func:`figures` of these dossiers (received and finished in the period, open now)."""
-    return figures(cells_of(received, finished), open_docs, now)
+    return figures(cells_of(received, finished), [c for c in map(clocks.of, open_docs) if c is not None], now)
 
 
 def _summary(day: str) -> tuple[str, list[str], DayFigures]:
@@ -153,9 +152,9 @@ def report(actor: Actor, first: date | None, last: date | None, agency: str | No
     # read in parallel (never a pool's task waiting on tasks queued behind it in the same pool)
     for day, entries, held in side_pool().map(_summary, days):
         _add(cells, day_cells(day, entries, held))
-    open_docs = registry.get_many(registry.open_ids())
+    open_now = overdue.open_clocks()   # the clock index: no open dossier read but those it does not tell
     if agency:
         cells = {c: v for c, v in cells.items() if c[0] == agency}
-        open_docs = [x for x in open_docs if x["agency"] == agency]
+        open_now = [c for c in open_now if c.agency == agency]
     return {"from": first.isoformat(), "to": last.isoformat(), "agency": agency, "at": iso(at),
-            **figures(cells, open_docs, at)}
+            **figures(cells, open_now, at)}
