@@ -472,6 +472,42 @@ def test_settlement_and_reconciliation(client, setup):
 
 # -- every endpoint x every role -------------------------------------------------------------------
 
+def test_a_banks_transfer_list_comes_a_page_at_a_time_over_days(client, setup):
+    """GET /v1/bank/transfers read every entry of every day of up to 31, then each transfer one after
+    another, into one answer (a month of a bank's transfers). It pages now, across days, in order."""
+    from datetime import date, timedelta
+
+    from functions.softatm.function.models import BankDay
+    from store_calls import counting
+
+    s = setup
+    made = []
+    for amount in (100_000, 200_000, 300_000):
+        b = wbody(amount)
+        assert client.post("/v1/withdrawals", json=b, headers=s["teller"]).status_code == 201
+        made.append(b["id"])
+    today = date.fromisoformat(client.get(f"/v1/transfers/{made[0]}", headers=s["op"]).get_json()["created_at"][:10])
+    # the same transfers listed on the day before as well: a period of two days, five entries
+    earlier = (today - timedelta(days=1)).isoformat()
+    for n, tid in enumerate(made[:2]):
+        BankDay(f"vcb_{earlier}", f"{n:016d}_{tid}", transfer_id=tid).save()
+    pages, token = [], None
+    while True:
+        q = f"/v1/bank/transfers?from={earlier}&to={today.isoformat()}&limit=2" + (f"&page_token={token}" if token else "")
+        with counting() as calls:
+            body = s["vcb"].call("GET", q).get_json()
+        read = [k for k in calls.keys_of("get") if k.startswith("softatm-transfers/")]
+        assert len(read) <= 2 and len(body["items"]) <= 2, calls   # only the page's transfers are read
+        pages.append([i["id"] for i in body["items"]])
+        token = body["next_page_token"]
+        if not token:
+            break
+    listed = [i for p in pages for i in p]
+    assert listed[:2] == made[:2] and [i for i in listed[2:] if i in made] == made and len(listed) == 5
+    bad = s["vcb"].call("GET", f"/v1/bank/transfers?from={earlier}&page_token=not-a-position")
+    assert bad.status_code == 400 and bad.get_json()["errors"][0]["field"] == "page_token"
+
+
 def test_every_endpoint_every_role(app, setup, keys):
     """Held to functions/softatm/access.yaml, not to @allow (tests/integration/role_matrix.py); the
     partner column with a validly signed request of a registered bank."""

@@ -8,11 +8,11 @@ a state (the ledger first, see :mod:`.consequences`), so the aggregate publishes
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
-from typing import Iterator
 
 from lscloud import runtime
-from lscloud.aggregate import Aggregate, save_quietly
+from lscloud.aggregate import Aggregate, save_quietly, side_pool
 from lscloud.store import DoesNotExist
 from lscloud.store.recent import RecentItems
 
@@ -67,13 +67,36 @@ def index_day(doc: dict) -> None:
                          transfer_id=doc["id"]))
 
 
-def created_between(bank: str, first: date, last: date) -> Iterator[dict]:
-    """The bank's transfers created on the local days ``first`` to ``last``, in order."""
-    day = first
-    while day <= last:
-        for entry in BankDay.query_all(f"{bank}_{day.isoformat()}"):
-            try:
-                yield Transfer.get(entry.transfer_id).data
-            except DoesNotExist:
-                continue
+_POSITION = re.compile(r"(\d{4}-\d{2}-\d{2})~(\d{16}_[A-Za-z0-9_-]{8,64})")   # a page token: <day>~<entry>
+
+
+def created_page(bank: str, first: date, last: date, limit: int,
+                 token: str | None = None) -> tuple[list[dict], str | None]:
+    """One page of the bank's transfers created on the local days ``first`` to ``last``, in creation
+    order, from ``token`` (the last entry of the page before: ``<day>~<entry>``) on, and the next
+    page's token. The day indexes are listed (their keys name the transfers), one page's worth, and
+    that page's transfers read at once: it read every entry of every day, then each transfer, one
+    after another, a month of a bank's transfers in one answer. ValueError for a token it never gave."""
+    after_day, after = None, None
+    if token:
+        m = _POSITION.fullmatch(token)
+        if not m:
+            raise ValueError("not a page token of this list")
+        after_day, after = date.fromisoformat(m.group(1)), m.group(2)
+    picked: list[tuple[date, str]] = []
+    day = max(first, after_day) if after_day else first
+    while day <= last and len(picked) <= limit:
+        lo = after if day == after_day else None
+        keys = BankDay.query_keys(f"{bank}_{day.isoformat()}", range_between=(lo, None), limit=limit + 2)
+        picked += [(day, k) for k in keys if k != lo]   # the lower bound is inclusive: not the token's own
         day += timedelta(days=1)
+    more, picked = len(picked) > limit, picked[:limit]
+
+    def one(entry: str) -> dict | None:
+        try:
+            return Transfer.get(entry.partition("_")[2]).data
+        except DoesNotExist:
+            return None
+
+    docs = [d for d in side_pool().map(one, [k for _, k in picked]) if d is not None]
+    return docs, (f"{picked[-1][0].isoformat()}~{picked[-1][1]}" if more else None)

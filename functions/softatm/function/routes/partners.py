@@ -8,7 +8,7 @@ from flask import Blueprint, g
 from lscloud.auth import allow, principal
 from lscloud.query import Param, QueryError
 from lscloud.statemachine import Actor
-from lscloud.web import query_params, responds, validate_body
+from lscloud.web import page_params, query_params, responds, validate_body
 
 from .. import actions, documents, settlement, transfers
 from .common import DAY, FORMAT, TID, TRANSFER_HEADERS, answer, settlement_response, transfer_answer
@@ -89,15 +89,21 @@ def bank_get(tid):
 @bp.get("/v1/bank/transfers")
 @allow(partner=True)
 @query_params(Param("from", "First local day, YYYY-MM-DD", {"type": "string", "format": "date"}, required=True),
-              ("to", "Last local day, YYYY-MM-DD (default: from; at most 31 days)", {"type": "string", "format": "date"}))
+              ("to", "Last local day, YYYY-MM-DD (default: from; at most 31 days)", {"type": "string", "format": "date"}),
+              *page_params(default_limit=500, max_limit=1000))
 def bank_list():
-    """The bank's transfers created in a period of local days (at most 31)."""
+    """The bank's transfers created in a period of local days (at most 31), in creation order, a page
+    at a time: follow next_page_token with the same from and to."""
     d0 = g.query["from"]
     d1 = g.query["to"] or d0
     if not 0 <= (d1 - d0).days <= MAX_PERIOD_DAYS:
         raise QueryError("to", f"to is on or after from, at most {MAX_PERIOD_DAYS} days later")
-    items = [transfers.view(doc) for doc in documents.created_between(principal().partner, d0, d1)]
-    return answer({"items": items, "total": len(items), "next_page_token": None})
+    try:
+        docs, token = documents.created_page(principal().partner, d0, d1, g.query["limit"], g.query["page_token"] or None)
+    except ValueError:
+        raise QueryError("page_token", "page_token is not one this list issued") from None
+    items = [transfers.view(doc) for doc in docs]
+    return answer({"items": items, "total": len(items), "next_page_token": token})
 
 
 @bp.get(f"/v1/bank/settlements/<{DAY}>")
