@@ -508,6 +508,32 @@ def test_a_banks_transfer_list_comes_a_page_at_a_time_over_days(client, setup):
     assert bad.status_code == 400 and bad.get_json()["errors"][0]["field"] == "page_token"
 
 
+def test_a_resend_of_a_delivery_over_the_float_limit_is_refused_as_the_first(client, setup, monkeypatch):
+    """The float limit was checked after the id's claim, and only by the first run: a resend that
+    came while the first was recording its refusal skipped the check and moved the cash, while the
+    operation's record said refused."""
+    from functions.softatm.function import journal
+    from functions.softatm.function.models import CashOperation
+
+    op, moved = setup["op"], []
+    body = {"id": "fund-over-0001", "amount_vnd": 190_000_000}   # 50 M held already, the limit is 200 M
+    real_save, real_move = CashOperation.save, journal.move
+    resent = []
+
+    def save_then_resend(self, *args, **kwargs):
+        out = real_save(self, *args, **kwargs)
+        if self.id == body["id"] and not resent:   # the resend arrives just after the first run's claim
+            resent.append(client.post(f"/v1/points/{POINT}/cash-deliveries", json=body, headers=op))
+        return out
+
+    monkeypatch.setattr(CashOperation, "save", save_then_resend)
+    monkeypatch.setattr(journal, "move", lambda *a, **k: moved.append(k.get("ref")) or real_move(*a, **k))
+    first = client.post(f"/v1/points/{POINT}/cash-deliveries", json=body, headers=op)
+    assert first.get_json()["type"].endswith("float-limit") and first.status_code in (409, 422)
+    assert resent[0].get_json()["type"] == first.get_json()["type"] and body["id"] not in moved
+    assert float_of(client, setup)["cash_vnd"] == 50_000_000
+
+
 def test_every_endpoint_every_role(app, setup, keys):
     """Held to functions/softatm/access.yaml, not to @allow (tests/integration/role_matrix.py); the
     partner column with a validly signed request of a registered bank."""

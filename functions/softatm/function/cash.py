@@ -19,8 +19,9 @@ from .transfers import iso, now
 def operation(kind: str, op_id: str, point: dict, amount: int, by: str) -> tuple[dict, bool]:
     """A delivery or collection: the id is claimed first (create-only), then the movement follows.
 
-    Everything that can refuse the request outright is checked before the claim: a claimed id
-    is a promise that the movement (or a recorded refusal) follows.
+    Everything that can refuse the request outright is checked before the claim, and the float
+    limit's answer is recorded in it: a claimed id is a promise that the movement (or a recorded
+    refusal) follows, the same for every resend.
     """
     try:
         ledger.movement(kind, point["code"], amount, ref=op_id)
@@ -30,6 +31,14 @@ def operation(kind: str, op_id: str, point: dict, amount: int, by: str) -> tuple
     head = journal.head(point["code"])
     data = {"request": req, "id": op_id, "kind": kind, "point": point["code"], "amount_vnd": amount, "by": by,
             "journal_from": head.seq, "at": iso(now())}
+    if kind == "delivery":
+        # decided before the claim and kept in it: a resend (or a run racing the first) is held to
+        # the same answer, never to a check it skips while the first run is still recording a refusal
+        total = head.balances.get(ledger.cash(point["code"]), 0) + head.balances.get(ledger.held(point["code"]), 0)
+        limit = point.get("cash_float_limit_vnd")
+        if limit and total + amount > limit:
+            over = FloatLimit(f"The point may hold at most {limit} VND; this delivery would make {total + amount} VND.")
+            data["refused"] = {"code": over.type, "message": over.detail}
     replayed = False
     try:
         CashOperation(op_id, data=data).save()
@@ -41,12 +50,6 @@ def operation(kind: str, op_id: str, point: dict, amount: int, by: str) -> tuple
         replayed = True
     if data.get("refused"):
         raise CASH[data["refused"]["code"]](data["refused"]["message"])
-    if kind == "delivery" and not replayed:
-        total = head.balances.get(ledger.cash(point["code"]), 0) + head.balances.get(ledger.held(point["code"]), 0)
-        limit = point.get("cash_float_limit_vnd")
-        if limit and total + amount > limit:
-            _refuse(op_id, FloatLimit(f"The point may hold at most {limit} VND; this delivery "
-                                      f"would make {total + amount} VND."))
     try:
         journal.move(kind, point["code"], amount, ref=op_id, since_seq=data["journal_from"])
     except ledger.Insufficient as exc:
