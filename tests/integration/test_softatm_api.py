@@ -534,6 +534,38 @@ def test_a_resend_of_a_delivery_over_the_float_limit_is_refused_as_the_first(cli
     assert float_of(client, setup)["cash_vnd"] == 50_000_000
 
 
+def test_a_days_settlement_kept_while_it_was_open_is_made_again_once_it_is_over(client, setup, monkeypatch):
+    """A past day's report was whatever was stored, even the provisional one written while the day
+    was still open (without its later commits), for good; and a provisional write could land on a
+    final one."""
+    from datetime import datetime, timedelta
+
+    from functions.softatm.function import settlement
+    from functions.softatm.function.models import SettlementReport
+    from lscloud.workdays import TZ
+
+    s = setup
+    early = wbody(1_000_000)
+    client.post("/v1/withdrawals", json=early, headers=s["teller"])
+    s["vcb"].call("POST", f"/v1/bank/withdrawals/{early['id']}/reserve", {})
+    client.post(f"/v1/withdrawals/{early['id']}/commit", json={}, headers=s["teller"])
+    day = datetime.now(TZ).date().isoformat()
+    open_day = s["vcb"].call("GET", f"/v1/bank/settlements/{day}").get_json()
+    assert open_day["final"] is False and open_day["count"] == 1
+    late = wbody(2_000_000)   # committed later the same day, after the provisional report was kept
+    client.post("/v1/withdrawals", json=late, headers=s["teller"])
+    s["vcb"].call("POST", f"/v1/bank/withdrawals/{late['id']}/reserve", {})
+    client.post(f"/v1/withdrawals/{late['id']}/commit", json={}, headers=s["teller"])
+
+    after = datetime.combine(datetime.now(TZ).date() + timedelta(days=1), datetime.min.time(), TZ) + timedelta(minutes=16)
+    monkeypatch.setattr(settlement, "now", lambda: after)
+    closed = s["vcb"].call("GET", f"/v1/bank/settlements/{day}").get_json()
+    assert closed["final"] is True and closed["count"] == 2 and closed["net_position_vnd"] == 3_000_000
+    monkeypatch.setattr(settlement, "now", lambda: after - timedelta(days=1))   # a replica a day behind
+    assert s["vcb"].call("GET", f"/v1/bank/settlements/{day}").get_json() == closed
+    assert SettlementReport.get("vcb", day).data["final"] is True
+
+
 def test_every_endpoint_every_role(app, setup, keys):
     """Held to functions/softatm/access.yaml, not to @allow (tests/integration/role_matrix.py); the
     partner column with a validly signed request of a registered bank."""

@@ -19,17 +19,18 @@ import io
 import json
 import re
 import threading
-from datetime import date
+from datetime import date, datetime, time, timedelta
 
 from lscloud import resends, store
 from lscloud.aggregate import side_pool
 from lscloud.resends import IdReused
 from lscloud.store import ConditionalCheckFailed, DoesNotExist
+from lscloud.workdays import TZ
 
 from . import telemetry as tm
 from .models import BankSettled, Reconciliation, SettlementReport, Transfer
 from .refusals import BadDay
-from .transfers import COMMITTED, WITHDRAWAL, iso, local_day, now
+from .transfers import COMMITTED, WITHDRAWAL, iso, now
 
 FIELDS = ("id", "kind", "point", "amount_vnd", "account", "phone", "committed_at", "bank_reference")
 DAY_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
@@ -94,13 +95,23 @@ def committed(bank: str, day: str) -> list[dict]:
     return sorted(out, key=lambda d: (d["committed_at"], d["id"]))
 
 
+FINAL_AFTER = timedelta(minutes=15)
+"""A day's report is final this long after its local midnight: a commit stamped just before it whose
+index entry lands just after is still in it."""
+
+
 def report(bank: str, day: str) -> dict:
-    final = day < local_day(now())
-    if final:
-        try:
-            return SettlementReport.get(bank, day).data
-        except DoesNotExist:
-            pass
+    """The bank's settlement of local ``day``: the stored one once final, else made from the day's
+    commits and stored. A provisional report kept while the day was still open is made again once
+    the day is over (it was served as the day's for good, missing the day's later commits), and a
+    provisional one never replaces a final one (both are written under a condition)."""
+    final = now() >= datetime.combine(date.fromisoformat(day) + timedelta(days=1), time(), TZ) + FINAL_AFTER
+    try:
+        stored = SettlementReport.get(bank, day)
+    except DoesNotExist:
+        stored = None
+    if stored is not None and stored.data.get("final"):
+        return stored.data
     docs = committed(bank, day)
     paid = sum(d["amount_vnd"] for d in docs if d["kind"] == WITHDRAWAL)
     taken = sum(d["amount_vnd"] for d in docs if d["kind"] != WITHDRAWAL)
@@ -119,10 +130,11 @@ def report(bank: str, day: str) -> dict:
     cs = blobs.put(out.getvalue().encode(), "text/csv", filename=f"settlement-{bank}-{day}.csv")
     data = {**{k: v for k, v in body.items() if k != "transfers"}, "generated_at": iso(now()),
             "json_sha256": js.sha256, "csv_sha256": cs.sha256, "transfers": rows}
-    item = SettlementReport(bank, day, data=data)
+    item = stored or SettlementReport(bank, day)
+    item.data = data
     try:
-        item.save(overwrite=not final)
-    except ConditionalCheckFailed:
+        item.save()   # create-only, or If-Match the version read
+    except ConditionalCheckFailed:   # another request stored one meanwhile: the day's report is that
         return SettlementReport.get(bank, day).data
     return data
 
