@@ -6,8 +6,9 @@ The record design of AWS Powertools' idempotency utility, on the object store:
   the function, the caller and the route, so two callers' keys never meet; both parts are keyed
   hashes (:mod:`lscloud.pseudonyms`): a caller is often a citizen whose subject is a CCCD;
 - the first call writes it create-only (``If-None-Match: *``) with status ``INPROGRESS``, a
-  keyed hash of the payload, one keyed digest per field (:func:`lscloud.resends.digests`) and a
-  short expiry, runs the handler, then replaces it (``If-Match`` its ETag) with status
+  keyed hash of the payload (the body and the query parameters: an upload's title or file name
+  travels in the query), one keyed digest per field (:func:`lscloud.resends.digests`; ``?name``
+  for a query parameter, ``""`` for a body that is not JSON) and a short expiry, runs the handler, then replaces it (``If-Match`` its ETag) with status
   ``COMPLETED``, the response, and the long expiry (``settings.idempotency_ttl_s``);
 - a second call finds the record: same payload and ``COMPLETED`` -> the stored response again
   with ``Idempotent-Replayed: true``; ``INPROGRESS`` -> 409 with ``Retry-After``; another
@@ -73,10 +74,49 @@ def _json_payload() -> Any:
     return body
 
 
-def payload_hash(salt: str = "", body: Any = None) -> str:
-    """Keyed hash of the canonical JSON ``body`` (key order and spacing do not matter), else of the raw bytes."""
+def _query() -> list[list[str]]:
+    """The request's query parameters, in order of name (an upload's title, kind or filename travel
+    there): part of the request as much as its body."""
+    return sorted([k, v] for k, v in request.args.items(multi=True))
+
+
+def payload_hash(salt: str = "", body: Any = None, query: list | None = None) -> str:
+    """Keyed hash of the canonical JSON ``body`` (key order and spacing do not matter), else of the
+    raw bytes, and of the ``query`` parameters when there are any (a request without them hashes as
+    before they counted, so the records kept then still answer their resends)."""
     data = resends.canonical(body) if body is not None else request.get_data(cache=True)
+    if query:
+        data += b"\x00?" + resends.canonical(query)
     return pseudonyms.pseudonym("idempotency-payload", salt.encode() + b"\x00" + data)
+
+
+def _fingerprint(rkey: str) -> tuple[Any, str, dict]:
+    """The request's JSON body (or None), its payload hash and its fields' digests: one per JSON
+    pointer of the body, one per query parameter (``?name``), and the raw body's as ``""`` when it
+    is not JSON (an upload), so a 409 names what differs."""
+    body, query = _json_payload(), _query()
+    # the raw bytes' keyed hash stands for a body that is not JSON (pointers then mean nothing)
+    fields = resends.digests(body, rkey) if body is not None else {"fields": {"": payload_hash(rkey)}}
+    if query:
+        names: dict[str, list[str]] = {}
+        for k, v in query:
+            names.setdefault(k, []).append(v)
+        fields["query"] = resends.digests(names, rkey)["fields"]
+    return body, payload_hash(rkey, body, query), fields
+
+
+def _differs(first: dict | None, body: Any, rkey: str) -> list[str]:
+    """What the current request changes from the one ``first`` digested (:func:`_fingerprint`)."""
+    if not first:
+        return [""]   # a record without digests: it differs as a whole
+    again = _fingerprint(rkey)[2]
+    if body is not None and "" not in (first.get("fields") or {}):
+        out = resends.changed(first, body, rkey)
+    else:
+        out = [] if (first.get("fields") or {}).get("") == again["fields"].get("") else [""]
+    a, b = first.get("query") or {}, again.get("query") or {}
+    out += sorted("?" + p.lstrip("/").split("/")[0] for p in set(a) | set(b) if a.get(p) != b.get(p))
+    return list(dict.fromkeys(out)) or [""]
 
 
 def record_key(function: str, caller: str, method: str, path: str, key: str) -> str:
@@ -179,9 +219,7 @@ def _run(view, args, kwargs, key: str, inprogress_timeout_s: int):
     state = app_state()
     objects, bucket = store.connection()
     rkey = record_key(state.name, principal().id, request.method, request.path, key)
-    body = _json_payload()
-    phash = payload_hash(rkey, body)
-    fields = resends.digests(body, rkey) if body is not None else {}
+    body, phash, fields = _fingerprint(rkey)
     now = time.time()
     try:
         held = leases.acquire(objects, bucket, rkey, {"status": leases.IN_PROGRESS, "payload_hash": phash,
@@ -215,9 +253,8 @@ def _run(view, args, kwargs, key: str, inprogress_timeout_s: int):
 def _stamp(key: str) -> dict:
     state = app_state()
     rkey = record_key(state.name, principal().id, request.method, request.path, key)
-    body = _json_payload()
-    return {"scope": rkey, "payload_hash": payload_hash(rkey, body),
-            "request_fields": resends.digests(body, rkey) if body is not None else {}}
+    _, phash, fields = _fingerprint(rkey)
+    return {"scope": rkey, "payload_hash": phash, "request_fields": fields}
 
 
 def first_request() -> dict:
@@ -242,9 +279,7 @@ def resent(first: dict | None) -> bool:
         return False
     if first.get("payload_hash") == again["payload_hash"]:
         return True
-    body = _json_payload()
-    fields = resends.changed(first["request_fields"], body, again["scope"]) \
-        if first.get("request_fields") and body is not None else [""]
+    fields = _differs(first.get("request_fields"), _json_payload(), again["scope"])
     raise resends.IdReused(fields, key=g.lscloud_idempotency_key).problem(header=HEADER)
 
 
@@ -277,10 +312,7 @@ def _answer_existing(record: dict, key: str, phash: str, body: Any, rkey: str) -
     from .store import leases
 
     if record.get("payload_hash") != phash:
-        first = record.get("request_fields")
-        # a body that is not JSON (an upload), or a record without digests, differs as a whole
-        fields = resends.changed(first, body, rkey) if first and body is not None else [""]
-        raise resends.IdReused(fields, key=key).problem(header=HEADER)
+        raise resends.IdReused(_differs(record.get("request_fields"), body, rkey), key=key).problem(header=HEADER)
     if record.get("status") == leases.COMPLETED:
         return _replay(record["response"])
     raise _in_progress(key, retry_after=max(1, min(int(float(record["expires_at"]) - time.time()) + 1, 30)))

@@ -8,12 +8,12 @@ import threading
 import time
 
 import pytest
-from flask import g, jsonify
+from flask import g, jsonify, request
 
 from lscloud.auth import allow, dev_keys, issue_token
 from lscloud.idempotency import idempotent, payload_hash, record_key
 from lscloud.problems import TYPE_BASE
-from lscloud.web import create_app, validate_body
+from lscloud.web import create_app, raw_body, validate_body
 
 pytestmark = pytest.mark.integration
 
@@ -64,6 +64,14 @@ def app(install, calls, tokens, tmp_path):
             calls.fail_next = False
             raise RuntimeError("ledger down")
         return jsonify(payment=n, amount=g.body["amount"]), 201, {"Location": f"/v1/payments/{n}"}
+
+    @app.post("/v1/uploads")
+    @allow("citizen")
+    @raw_body("application/pdf")
+    @idempotent()
+    def upload():
+        """Keep a file; its title comes in the query (as documents' and attachments' do)."""
+        return jsonify(upload=calls.hit(), title=request.args.get("title")), 201
 
     @app.post("/v1/orders")
     @allow("citizen")
@@ -123,6 +131,27 @@ def test_same_key_other_body_is_409_naming_the_fields_never_the_values(app, call
                for o in object_store.list(settings.bucket, "idempotency/")]
     assert records and not any(b"020095001234" in r or "phí".encode() in r for r in records)
     assert calls.n == 1
+
+
+def test_the_query_is_part_of_the_request_a_key_stands_for(app, calls, auth_headers):
+    """An upload's title (a document's signers, an attachment's kind or file name) travels in the
+    query; the same key with the same bytes and another title was answered with the first upload."""
+    client = app.test_client()
+    h = {**auth_headers(key="up-1"), "Content-Type": "application/pdf"}
+    first = client.post("/v1/uploads?title=Quyết định&n=1", data=b"%PDF-1 a", headers=h)
+    assert first.status_code == 201
+    again = client.post("/v1/uploads?n=1&title=Quyết định", data=b"%PDF-1 a", headers=h)   # the order is no matter
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true" and calls.n == 1
+    other = client.post("/v1/uploads?title=Công văn&n=1", data=b"%PDF-1 a", headers=h)
+    assert other.status_code == 409 and [e["field"] for e in other.get_json()["errors"]] == ["?title"]
+    both = client.post("/v1/uploads?title=Công văn", data=b"%PDF-1 b", headers=h)
+    assert both.status_code == 409 and sorted(e["field"] for e in both.get_json()["errors"]) == ["", "?n", "?title"]
+    assert "Công văn" not in both.get_data(as_text=True) and calls.n == 1
+    # a JSON body and a query: both named
+    j = client.post("/v1/payments?channel=app", json={"amount": 5}, headers=auth_headers(key="pay-q"))
+    assert j.status_code == 201
+    k = client.post("/v1/payments?channel=counter", json={"amount": 6}, headers=auth_headers(key="pay-q"))
+    assert k.status_code == 409 and sorted(e["field"] for e in k.get_json()["errors"]) == ["/amount", "?channel"]
 
 
 def test_keys_are_scoped_by_caller(app, calls, auth_headers):
