@@ -566,6 +566,32 @@ def test_a_days_settlement_kept_while_it_was_open_is_made_again_once_it_is_over(
     assert SettlementReport.get("vcb", day).data["final"] is True
 
 
+def test_two_first_sends_of_a_reconciliation_with_other_bodies_are_a_409_not_a_replay(client, setup, monkeypatch):
+    """The send whose create lost the race answered the winner's result as its own replay, whatever
+    its body: a bank reconciling one day under one id with two different books got a 200 for both."""
+    from datetime import datetime
+
+    from functions.softatm.function import settlement
+    from functions.softatm.function.models import Reconciliation
+    from lscloud.workdays import TZ
+
+    s = setup
+    day = datetime.now(TZ).date().isoformat()
+    racer = {"id": "rec-race-01", "day": day, "transfers": [{"id": "w-theirs-1", "kind": "withdrawal", "amount_vnd": 1000}]}
+    mine = {**racer, "transfers": [{"id": "w-theirs-1", "kind": "withdrawal", "amount_vnd": 2000}]}
+    real = Reconciliation.save
+
+    def racing(self, *args, **kwargs):
+        if not getattr(racing, "done", False):   # the other send lands first
+            racing.done = True
+            assert settlement.reconcile("vcb", racer["id"], racer["day"], racer["transfers"])[1] is False
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Reconciliation, "save", racing)
+    r = s["vcb"].call("POST", "/v1/bank/reconciliations", mine)
+    assert r.status_code == 409 and [e["field"] for e in r.get_json()["errors"]] == ["/transfers/0/amount_vnd"]
+
+
 def test_every_endpoint_every_role(app, setup, keys):
     """Held to functions/softatm/access.yaml, not to @allow (tests/integration/role_matrix.py); the
     partner column with a validly signed request of a registered bank."""

@@ -147,15 +147,16 @@ def reconcile(bank: str, rec_id: str, day: str, theirs: list[dict]) -> tuple[dic
     request = {"day": day, "transfers": theirs}
     req_hash = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
     salt = f"softatm-reconciliation\n{bank}\n{rec_id}"
-    try:
-        existing = Reconciliation.get(bank, rec_id).data
-    except DoesNotExist:
-        existing = None
-    if existing is not None:
+    def replay(existing: dict) -> tuple[dict, bool]:
         if existing["request_sha256"] != req_hash:
             first = existing.get("request_fields")
             raise IdReused(resends.changed(first, request, salt) if first else ["/transfers"], key=rec_id)
         return existing, True
+
+    try:
+        return replay(Reconciliation.get(bank, rec_id).data)
+    except DoesNotExist:
+        pass
     ours = {d["id"]: d for d in committed(bank, day)}
     mine = {t["id"]: t for t in theirs if t.get("state", COMMITTED) == COMMITTED}
     mismatches = []
@@ -182,8 +183,8 @@ def reconcile(bank: str, rec_id: str, day: str, theirs: list[dict]) -> tuple[dic
             "mismatches": mismatches, "ok": not mismatches, "at": iso(now())}
     try:
         Reconciliation(bank, rec_id, data=data).save()
-    except ConditionalCheckFailed:
-        return Reconciliation.get(bank, rec_id).data, True
+    except ConditionalCheckFailed:   # a first send racing this one stored it: judged as any resend
+        return replay(Reconciliation.get(bank, rec_id).data)
     if mismatches:
         tm.mismatches(bank, len(mismatches))
     return data, False
