@@ -99,8 +99,11 @@ def take(book: str, document_id: str, details: dict) -> int:
     return n
 
 
-def entries(book: str) -> list[dict]:
-    return [{"number": int(e.number), **e.data} for e in RegisterEntry.query_all(book)]
+def entries(book: str, limit: int, token: str | None = None) -> tuple[list[dict], str | None]:
+    """One page of a register book in number order, and the next page's token (a book grows by
+    every document of the agency's year: read whole, its last months cost thousands of reads)."""
+    page = RegisterEntry.query(book, limit=limit, page_token=token)
+    return [{"number": int(e.number), **e.data} for e in page], page.page_token
 
 
 def number_text(n: int) -> str:

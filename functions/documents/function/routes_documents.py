@@ -6,11 +6,11 @@ import uuid
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from lscloud import errors, peers
+from lscloud import errors, peers, store
 from lscloud.auth import allow, principal
 from lscloud.idempotency import idempotent
 from lscloud.statemachine import Actor
-from lscloud.web import body_limit, query_params, raw_body, responds, validate_body
+from lscloud.web import body_limit, page_params, query_params, raw_body, responds, validate_body
 
 from . import documents, registers
 
@@ -158,9 +158,11 @@ def batch():
 @bp.get('/v1/registers/<int:year>/<schema("documents/document.json#/properties/direction", match=False):direction>')
 @allow("officer", "supervisor", "auditor")
 @query_params(("agency", "Auditors: whose register (staff read their own agency's).", _CODE),
-              ("confidential", "The register of confidential documents.", {"type": "boolean", "default": False}))
+              ("confidential", "The register of confidential documents.", {"type": "boolean", "default": False}),
+              *page_params(default_limit=500, max_limit=1000))
 def register_book(year: int, direction: str):
-    """A register book (sổ đăng ký văn bản đi / đến) of one agency and year, in number order."""
+    """A register book (sổ đăng ký văn bản đi / đến) of one agency and year, in number order, a page
+    at a time: follow next_page_token."""
     actor = _actor()
     if direction not in registers.DIRECTIONS:
         raise errors.NotFound("a register is outgoing or incoming", detail_vi="Sổ đăng ký là văn bản đi hoặc đến.")
@@ -169,5 +171,11 @@ def register_book(year: int, direction: str):
         raise errors.InvalidParameter("name the agency", detail_vi="Hãy chọn cơ quan.",
                                       errors=[errors.field("agency", "required for auditors")])
     book = registers.book_of(agency, year, direction, bool(g.query["confidential"]))
+    try:
+        lines, token = registers.entries(book, g.query["limit"], g.query["page_token"] or None)
+    except store.InvalidKey:
+        raise errors.InvalidParameter("page_token is not one this list issued",
+                                      detail_vi="page_token không phải do danh sách này cấp.",
+                                      errors=[errors.field("page_token", "not one this list issued")]) from None
     return jsonify({"book": book, "agency": agency, "year": year, "direction": direction,
-                    "entries": registers.entries(book)})
+                    "entries": lines, "next_page_token": token})
