@@ -136,6 +136,12 @@ def micros(t: datetime) -> int:
     return int(t.timestamp() * 1_000_000)
 
 
+def audit_key(at: str, version: int, i: int) -> str:
+    """The key of the audit entry of a write's ``i``-th transition (at ``at``, the record's ``version``
+    after the write): an index that names an entry computes it as the write did."""
+    return f"{micros(parse_iso(at)):016d}_{version:06d}_{i:02d}"
+
+
 def save_quietly(item: Model) -> bool:
     """Create ``item``; False (no error) if it is already there: the repeat of a committed write."""
     try:
@@ -378,8 +384,7 @@ class Aggregate(Generic[M]):
         entries, evts = [], []
         for i, t in enumerate(outcome.transitions):
             if self.audit is not None:
-                entries.append(self.audit(record_id, f"{micros(parse_iso(t.at)):016d}_{version:06d}_{i:02d}",
-                                          data=t.audit()))
+                entries.append(self.audit(record_id, audit_key(t.at, version, i), data=t.audit()))
             if self.publish:
                 evts.append(self.event(t, doc, record_id, f"{record_id}.{version}.{i}"))
         return entries, evts

@@ -6,6 +6,7 @@ the role matrix."""
 from __future__ import annotations
 
 import json
+import time
 import xml.etree.ElementTree as ET
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -332,6 +333,34 @@ def test_the_overdue_sweep_reads_only_the_reports_whose_deadline_has_passed(clie
     queries._indexed[0] = False
     assert schedule.sweep(late)["flagged"] == len(older)
     assert all(domain.records().get(r).data["overdue"] for r in older)
+
+
+def test_updates_are_the_moves_made_in_the_window_of_any_report_read_from_their_index(client, tokens, rt):
+    """FixMyStreet's servicerequestupdates lists the updates made between start_date and end_date. It
+    listed only the moves of the reports *received* in the window (a report filed last week and fixed
+    today was missing) and read each one's whole trail. The moves are indexed by the day they were
+    made now, and only the reports answered with are read."""
+    from datetime import datetime, timezone
+
+    from store_calls import counting
+
+    ok(client.get("/open311/v2/servicerequestupdates.json"))   # the index is read from here on
+    officer = tokens("commune-officer", "cb-dd", unit=DONG_DANG)
+    filed = ok(client.post("/v1/reports", headers=tokens("citizen", CCCD), json={
+        "service_code": "TTDT-LAN-CHIEM", "lat": 21.8540, "long": 106.7612, "commune": DONG_DANG}), 201)
+    other = ok(client.post("/v1/reports", headers=tokens("citizen", "020088009999"), json={
+        "service_code": "TTDT-LAN-CHIEM", "lat": 21.8640, "long": 106.7612, "commune": DONG_DANG}), 201)
+    time.sleep(1.1)   # the window below starts after both were received (W3C date-times: whole seconds)
+    after = datetime.now(timezone.utc).replace(microsecond=0)
+    ok(client.post(f"/v1/reports/{filed['id']}/actions/acknowledge", headers=officer))
+    ok(client.post(f"/v1/reports/{filed['id']}/actions/start", headers=officer))
+    query = {"start_date": after.isoformat().replace("+00:00", "Z")}
+    with counting() as calls:
+        ups = ok(client.get("/open311/v2/servicerequestupdates.json", query_string=query))
+    assert [(u["service_request_id"], u["status"]) for u in ups] == [(filed["id"], "OPEN"), (filed["id"], "IN_PROGRESS")]
+    assert other["id"] not in {u["service_request_id"] for u in ups}
+    assert [k for k in calls.keys_of("get") if k.startswith("reports/")] and not [
+        k for k in calls.keys_of("get") if k.startswith("reports-audit/")]   # the report, never its trail
 
 
 def test_an_officers_queue_reads_only_their_agencys_reports(client, tokens, rt):

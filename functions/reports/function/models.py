@@ -13,6 +13,9 @@ trail). Indexes are create-only key objects, written after the report and repeat
   (``<deadline UTC>_<id>``): an officer's queue lists their agency's entries and reads only those
   reports (it read every open report of the province on every request); an entry a report left
   behind (closed, transferred, another deadline) is dropped when a queue read finds it so;
+- ``UpdateIndex``: every move of a report that FixMyStreet's updates list, under the local day it
+  was made (``<at UTC>|<report id>|<audit entry>|<state>``): ``GET servicerequestupdates`` lists the
+  window's moves from it, of any report, and reads only the reports it answers with;
 - ``NearbyOpen``: open reports by category and geohash cell (precision 7, ~150 m), for "me too":
   a lookup reads the caller's cell and its eight neighbours, never the whole table;
 - ``ReportToken``: an Open311 token → the report's id;
@@ -75,6 +78,14 @@ class AgencyQueue(Model):
 
     agency = A.UnicodeAttribute(hash_key=True)       # the agency the report is routed to
     entry = A.UnicodeAttribute(range_key=True)       # <deadline UTC>_<report id>
+
+
+class UpdateIndex(Model):
+    class Meta:
+        table = "reports-updates"
+
+    day = A.UnicodeAttribute(hash_key=True)          # the update's local day (or "_since": when reads began)
+    entry = A.UnicodeAttribute(range_key=True)       # <at UTC>|<report id>|<audit entry>|<state it moved to>
 
 
 class NearbyOpen(Model):

@@ -13,7 +13,7 @@ import secrets
 from datetime import datetime
 
 from lscloud import errors, workdays
-from lscloud.aggregate import Aggregate, NoChange, Outcome, delete_quietly, save_quietly, side_pool
+from lscloud.aggregate import Aggregate, NoChange, Outcome, audit_key, delete_quietly, save_quietly, side_pool
 from lscloud.events import new_event
 from lscloud.statemachine import Actor, iso, now, parse_iso
 
@@ -55,10 +55,24 @@ def due_entry(doc: dict) -> str:
     return f"{doc['deadline']}_{doc['id']}"
 
 
+def is_update(fact: str | None) -> bool:
+    """Whether a move is one of FixMyStreet's updates (a rating is not)."""
+    return bool(fact) and fact != "report.rated"
+
+
+def update_entry(at: str, report_id: str, audit_entry: str, to: str) -> str:
+    """The updates index's range key of a move (:class:`.models.UpdateIndex`)."""
+    return f"{at}|{report_id}|{audit_entry}|{to}"
+
+
+def local_day(at: str) -> str:
+    return f"{parse_iso(at).astimezone(workdays.TZ):%Y-%m-%d}"
+
+
 def _indexes(out: Outcome) -> None:
     """The listing, open, due and nearby indexes follow the report's state (each write repeat-safe,
     written in parallel)."""
-    from .models import AgencyQueue, DueReport, NearbyOpen, OpenReport, ReportByDay, ReportToken
+    from .models import AgencyQueue, DueReport, NearbyOpen, OpenReport, ReportByDay, ReportToken, UpdateIndex
 
     doc = out.doc
     cell = f"{doc['category']}:{doc['geohash']}" if doc.get("geohash") else None
@@ -69,6 +83,8 @@ def _indexes(out: Outcome) -> None:
         deletes += [(OpenReport, "open", doc["id"])] + ([(NearbyOpen, cell, nearby_entry(doc))] if cell else [])
     else:
         saves += [OpenReport("open", doc["id"])] + ([NearbyOpen(cell, nearby_entry(doc))] if cell else [])
+    saves += [UpdateIndex(local_day(t.at), update_entry(t.at, doc["id"], audit_key(t.at, out.version, i), t.target))
+              for i, t in enumerate(out.transitions) if is_update(t.fact)]
     if doc["status"] not in CLOSED and doc.get("agency"):
         saves.append(AgencyQueue(doc["agency"], due_entry(doc)))
     elif doc.get("agency") and any(t.target in CLOSED and t.source not in CLOSED for t in out.transitions):

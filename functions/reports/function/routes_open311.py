@@ -4,7 +4,6 @@ suffix, errors in the spec's own format on every one of these paths; FixMyStreet
 
 from __future__ import annotations
 
-from datetime import timezone
 
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
@@ -14,7 +13,7 @@ from lscloud.auth import allow, principal
 from lscloud.idempotency import idempotent
 from lscloud.problems import Problem
 from lscloud.ratelimit import caller_subject
-from lscloud.statemachine import Actor, parse_iso
+from lscloud.statemachine import Actor
 from lscloud.store import DoesNotExist, InvalidKey
 from lscloud.web import public_base, raw_body, responds
 
@@ -251,20 +250,11 @@ def list_requests(fmt: str):
 @allow("public")
 @_responds(None, description="Service request updates, in the requested format")
 def updates(fmt: str):
-    """FixMyStreet's updates: every move of the reports received in the window, with its status."""
-    from . import reports as r
-
+    """FixMyStreet's updates: every move made in the window, of any report, with its status."""
     open311.check_format(fmt)
-    args = _args()
-    start, end = open311.window(args)
-    out = []
-    for doc in queries.in_window(start, end, open311.MAX_REQUESTS):
-        for e in r.records().trail(doc["id"]):
-            at = parse_iso(e["at"]).astimezone(timezone.utc)
-            if e.get("fact") and e["fact"] != "report.rated" and start <= at <= end:
-                out.append(views.fms_update(doc, e))
-    out.sort(key=lambda u: u["updated_datetime"])
-    return _answer("service_request_updates", out[:open311.MAX_REQUESTS])
+    start, end = open311.window(_args())
+    return _answer("service_request_updates", [views.fms_update(doc, e)
+                                               for doc, e in queries.updates(start, end, open311.MAX_REQUESTS)])
 
 
 @bp.post(f"/v2/servicerequestupdates.<{FORMAT}>")
