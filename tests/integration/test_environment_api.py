@@ -70,6 +70,35 @@ def hours_of(start: datetime, n: int, per_hour: int, values) -> list[dict]:
     return out
 
 
+def test_a_batch_sent_again_after_its_run_stopped_past_the_storing_is_finished(env, tokens, rt, monkeypatch):
+    """A run that stored its readings, then stopped before the day summary, the event and the alert
+    (a crash, a store failure), left a redelivery finding them stored: answered as duplicates, the
+    rest never done, the IOC never told. A duplicate first stored within storage.REDO_S is taken as
+    that redelivery and what follows its storing is done again (each step repeat-safe)."""
+    from functions.environment.function import storage
+    from lscloud.delivery import tail
+
+    station(env, tokens)
+    dev = tokens("device", "sensor-1", unit="lsn-air-1")
+    now = datetime.now(TZ7).replace(second=0, microsecond=0)
+    batch = [{"observed_at": (now - timedelta(minutes=2)).isoformat(), "pm25": 30.5, "pm10": 55}]
+    write_days = storage.write_days
+
+    def stops(*args, **kwargs):
+        raise storage.ConditionalCheckFailed("the process stopped here")
+
+    monkeypatch.setattr(storage, "write_days", stops)
+    assert env.post("/v1/stations/lsn-air-1/observations", json=batch, headers=dev).status_code >= 409
+    monkeypatch.setattr(storage, "write_days", write_days)
+    again = env.post("/v1/stations/lsn-air-1/observations", json=batch, headers=dev).get_json()
+    assert again["duplicates"] == 1 and again["accepted"] == 0   # answered as what it is
+    day = storage.days("lsn-air-1", now.date(), now.date())
+    assert any(h.get("pm25") for hours in day.values() for h in hours.values()), day   # the summary is there
+    recorded = [m for m in tail(rt.settings, 50) if m["event"]["type"] == "vn.langson.environment.observations.recorded.v1"]
+    assert [datetime.fromisoformat(m["event"]["data"]["readings"][0]["observed_at"].replace("Z", "+00:00"))
+            for m in recorded] == [datetime.fromisoformat(batch[0]["observed_at"])]   # the IOC is told, once
+
+
 def test_register_read_and_refuse(env, tokens):
     s = station(env, tokens)
     assert s["commune"] == "Phường Tam Thanh" and s["kind"] == "air"

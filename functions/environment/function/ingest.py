@@ -93,22 +93,26 @@ def record(station: dict, items: list, channel: str, s: Settings, now: datetime 
         by_hour.setdefault(clock.hour_key(it["end"]), []).append(it)
     ends = {clock.hour_key(it["end"]): it["end"] for it in checked}
     writes = list(storage.pool().map(lambda h: storage.write_hour(station, h, by_hour[h], channel, received), sorted(by_hour)))
-    storage.write_days(station["id"], {ends[w.hour]: (w.summary, w.version) for w in writes if w.accepted})
-    status = {}
+    # what follows storing a reading is done for the readings stored now and, again, for those a run
+    # that may have stopped right after storing them stored (storage.REDO_S): each step is repeat-safe
+    storage.write_days(station["id"], {ends[w.hour]: (w.summary, w.version) for w in writes if w.accepted or w.redo})
+    status, redo = {}, set()
     for w in writes:
         status.update({k: "accepted" for k in w.accepted})
         status.update({k: "duplicate" for k in w.duplicate})
         status.update({k: "conflict" for k in w.conflict})
+        redo.update(w.redo)
     accepted = [it for it in checked if status.get(it["observed_at"]) == "accepted"]
-    if accepted:
-        payload = [{"observed_at": it["observed_at"], "values": it["values"], "flags": it["flags"]} for it in accepted]
+    stored = [it for it in checked if status.get(it["observed_at"]) == "accepted" or it["observed_at"] in redo]
+    if stored:
+        payload = [{"observed_at": it["observed_at"], "values": it["values"], "flags": it["flags"]} for it in stored]
         digest = hashlib.sha256(json.dumps([station["id"], payload], sort_keys=True).encode()).hexdigest()[:32]
         outbox.publish([ce.new_event(RECORDED, SOURCE, {
             "station": station["id"], "kind": station["kind"], "unit": station["unit"], "channel": channel,
             "received_at": received, "readings": payload}, subject=station["id"], id=f"obs-{digest}")])
     raised = []
     for w in writes:
-        if w.created:   # the first reading of an hour: the hour before it is complete
+        if w.created or w.redo:   # the first reading of an hour: the hour before it is complete (judged once)
             raised += alerts.evaluate(station, clock.parse_hour_key(w.hour) - timedelta(hours=1), s)
     return {"station": station["id"], "accepted": len(accepted),
             "duplicates": sum(1 for v in status.values() if v == "duplicate"),

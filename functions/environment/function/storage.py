@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 
 from lscloud.store import ConditionalCheckFailed, DoesNotExist
 from lscloud.store.retry import DEFAULT
+from lscloud.timestamps import parse_iso
 
 from . import clock, readings
 from .models import Day, Hour
@@ -41,6 +42,7 @@ class HourWrite:
     created: bool = False
     accepted: list[str] = field(default_factory=list)
     duplicate: list[str] = field(default_factory=list)
+    redo: list[str] = field(default_factory=list)   # duplicates first stored less than REDO_S ago
     conflict: list[str] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
     version: int = 0
@@ -66,12 +68,19 @@ def _rmw(load, build, apply, save_new):
     raise ConditionalCheckFailed("the hour kept changing", key=None)
 
 
+REDO_S = 3600
+"""A reading found stored already, first stored less than this ago, is a delivery again of a message
+whose run may have stopped after storing it: what follows a reading's storing (the day summary, the
+event, the alert) is done again for it (each is repeat-safe). An older duplicate is a device resending."""
+
+
 def write_hour(station: dict, hour: str, items: list[dict], channel: str, received: str) -> HourWrite:
     """Add ``items`` (``{"observed_at": utc iso, "values": {...}, "flags": {...}}``) to one hour."""
     out = HourWrite(hour)
+    recent = clock.utc(parse_iso(received) - timedelta(seconds=REDO_S))   # stored as ``received`` is
 
     def apply(doc: Hour):
-        out.accepted, out.duplicate, out.conflict = [], [], []
+        out.accepted, out.duplicate, out.redo, out.conflict = [], [], [], []
         rs = doc.readings
         for it in items:
             key, values = it["observed_at"], it["values"]
@@ -81,6 +90,8 @@ def write_hour(station: dict, hour: str, items: list[dict], channel: str, receiv
                 out.accepted.append(key)
             elif known["v"] == values:
                 out.duplicate.append(key)
+                if str(known.get("at") or "") >= recent:
+                    out.redo.append(key)
             else:
                 out.conflict.append(key)
         if not out.accepted:
