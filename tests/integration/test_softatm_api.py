@@ -592,6 +592,37 @@ def test_two_first_sends_of_a_reconciliation_with_other_bodies_are_a_409_not_a_r
     assert r.status_code == 409 and [e["field"] for e in r.get_json()["errors"]] == ["/transfers/0/amount_vnd"]
 
 
+def test_a_verification_replays_what_the_journals_grew_since_the_last_one(client, setup):
+    """GET /v1/ledger/verify replayed every journal from its first entry, one read after another:
+    after a year some millions of reads a request. It goes on from each point's checkpoint now (kept
+    by a verification that found nothing wrong); ?full=true replays everything (an audit)."""
+    from store_calls import counting
+
+    s = setup
+
+    def withdraw(amount):
+        b = wbody(amount)
+        client.post("/v1/withdrawals", json=b, headers=s["teller"])
+        s["vcb"].call("POST", f"/v1/bank/withdrawals/{b['id']}/reserve", {})
+        client.post(f"/v1/withdrawals/{b['id']}/commit", json={}, headers=s["teller"])
+
+    def verify(**q):
+        with counting() as calls:
+            report = client.get("/v1/ledger/verify", query_string=q, headers=s["op"]).get_json()
+        return report, len([k for k in calls.keys_of("get") if k.startswith("softatm-journal/")])
+
+    for amount in (100_000, 200_000):
+        withdraw(amount)
+    first, read_first = verify()
+    assert first["ok"] and first["movements"] >= 5 and "checkpoints" not in first
+    withdraw(300_000)   # a hold and a payout: two entries more
+    again, read_again = verify()
+    assert again["ok"] and again["movements"] == 2 and read_again <= read_first   # the new entries only
+    whole, _ = verify(full="true")
+    assert whole["ok"] and whole["movements"] == first["movements"] + 2 and whole["balances"] == again["balances"]
+    assert verify()[0]["movements"] == 0
+
+
 def test_every_endpoint_every_role(app, setup, keys):
     """Held to functions/softatm/access.yaml, not to @allow (tests/integration/role_matrix.py); the
     partner column with a validly signed request of a registered bank."""

@@ -8,13 +8,13 @@ cache under If-Match); this module stores it (:class:`StoreJournal`) and moves m
 from __future__ import annotations
 
 from lscloud import store
-from lscloud.aggregate import save_quietly
+from lscloud.aggregate import save_quietly, side_pool
 from lscloud.store import ConditionalCheckFailed, DoesNotExist
 
 from . import ledger, settings, telemetry as tm
 from .documents import fact, publish
 from .ledger import Head
-from .models import JournalEntry, JournalHead, PointSeen
+from .models import JournalEntry, JournalHead, LedgerCheckpoint, PointSeen
 from .transfers import iso, now
 
 
@@ -51,6 +51,10 @@ class StoreJournal:
         except DoesNotExist:
             return None
 
+    def read_entries(self, point, first, n):
+        """Entries ``first`` to ``first + n - 1`` (None where there is none), read at once."""
+        return list(side_pool().map(lambda seq: self.read_entry(point, seq), range(first, first + n)))
+
     def append(self, point, seq, entry):
         return save_quietly(JournalEntry(point, f"{seq:012d}", entry=entry))
 
@@ -61,6 +65,36 @@ JOURNAL = StoreJournal()
 def points() -> list[str]:
     """Every point that has a journal."""
     return [p.point for p in PointSeen.query_all("points")]
+
+
+def verify(full: bool = False) -> dict:
+    """:func:`.ledger.verify` of every point's journal, from each point's checkpoint (``full``: from
+    its first entry); a verification that found nothing wrong keeps the checkpoints it reached.
+    Checking from a checkpoint trusts the entries before it, verified then and written create-only;
+    ``full`` replays them all again (an audit)."""
+    everything = points()
+    held = {c.point: c for c in side_pool().map(_checkpoint, everything) if c is not None}
+    since = {} if full else {p: {"seq": int(c.seq), "balances": c.balances} for p, c in held.items()}
+    report = ledger.verify(JOURNAL, everything, since)
+    if report["ok"]:
+        at = iso(now())
+        for point, c in report["checkpoints"].items():
+            item = held.get(point) or LedgerCheckpoint(point)
+            if item.seq is not None and int(item.seq) >= c["seq"]:
+                continue   # as far already
+            item.seq, item.balances, item.at = c["seq"], c["balances"], at
+            try:
+                item.save()   # create-only, or If-Match the one read: a checkpoint only moves forward
+            except ConditionalCheckFailed:
+                pass          # another verification moved it meanwhile
+    return report
+
+
+def _checkpoint(point: str) -> "LedgerCheckpoint | None":
+    try:
+        return LedgerCheckpoint.get(point)
+    except DoesNotExist:
+        return None
 
 
 def head(point: str) -> Head:

@@ -55,6 +55,18 @@ class JournalEntry(Model):
     entry = A.JSONAttribute()
 
 
+class LedgerCheckpoint(Model):
+    """How far a point's journal was last verified whole: its seq and the balances replayed to it."""
+
+    class Meta:
+        table = "softatm-ledger-checkpoints"
+
+    point = A.UnicodeAttribute(hash_key=True)
+    seq = A.NumberAttribute()
+    balances = A.JSONAttribute()
+    at = A.UnicodeAttribute()
+
+
 class JournalHead(Model):
     class Meta:
         table = "softatm-journal-heads"

@@ -10,7 +10,7 @@ from lscloud.auth import allow, principal
 from lscloud.web import (app_state, if_match_version, page_params, query_params, responds, takes_if_match,
                          validate_body, versioned_json)
 
-from .. import banks, cash, journal, ledger, sweep, webhooks
+from .. import banks, cash, journal, sweep, webhooks
 from ..transfers import iso, now
 from .common import BANK, DAY, FORMAT, POINT, answer, offices, settlement_response
 
@@ -119,9 +119,14 @@ def redeliver_dead_letter(letter):
 
 @bp.get("/v1/ledger/verify")
 @allow("operator", "auditor")
+@query_params(("full", "Replay every journal from its first entry, not from the last verification",
+               {"type": "boolean", "default": False}))
 def verify_ledger():
-    """Replay every point's journal and check the ledger's invariants."""
-    return answer(ledger.verify(journal.JOURNAL, journal.points()))
+    """Check the ledger's invariants over every point's journal: what it grew since the last
+    verification (each point's checkpoint, kept by a verification that found nothing wrong), or
+    all of it (``full``)."""
+    report = journal.verify(full=bool(g.query["full"]))
+    return answer({k: v for k, v in report.items() if k != "checkpoints"})
 
 
 @bp.get(f"/v1/settlements/<{BANK.format('bank')}>/<{DAY}>")
