@@ -298,7 +298,7 @@ def test_the_overdue_sweep_reads_only_the_reports_whose_deadline_has_passed(clie
     """The minute's sweep read every open report (thousands, every minute); it lists the due index up
     to now and reads only those reports. A report closed leaves the index; reports stored before the
     index get their entries at a process's first sweep."""
-    from functions.reports.function import queries, reports as domain, schedule
+    from functions.reports.function import lists, reports as domain, schedule
     from functions.reports.function.models import DueReport
     from store_calls import counting
 
@@ -308,7 +308,7 @@ def test_the_overdue_sweep_reads_only_the_reports_whose_deadline_has_passed(clie
 
     filed = [new_report(n)["id"] for n in range(3)]
     assert len(DueReport.query_keys("due")) == 3
-    queries._indexed[0] = True   # these reports have their entries from their own writes
+    lists._indexed[0] = True   # these reports have their entries from their own writes
     with counting() as calls:
         assert schedule.sweep(now())["flagged"] == 0
     assert calls["get"] == 0 and calls["list"] >= 1
@@ -330,7 +330,7 @@ def test_the_overdue_sweep_reads_only_the_reports_whose_deadline_has_passed(clie
     for entry in DueReport.query_keys("due"):
         DueReport.get("due", entry).delete()
     assert schedule.sweep(late)["flagged"] == 0          # nothing in the index: nothing read
-    queries._indexed[0] = False
+    lists._indexed[0] = False
     assert schedule.sweep(late)["flagged"] == len(older)
     assert all(domain.records().get(r).data["overdue"] for r in older)
 
@@ -368,7 +368,7 @@ def test_an_officers_queue_reads_only_their_agencys_reports(client, tokens, rt):
     It lists the agency's queue index now, oldest deadline first, and reads only those reports; a
     report closed or transferred leaves it, and reports stored before the index are given their
     entries once per process."""
-    from functions.reports.function import queries
+    from functions.reports.function import lists
     from functions.reports.function.models import AgencyQueue
     from store_calls import counting
 
@@ -405,7 +405,7 @@ def test_an_officers_queue_reads_only_their_agencys_reports(client, tokens, rt):
     # stored before the index: no entries; the process's first queue (or sweep) gives them theirs
     for entry in AgencyQueue.query_keys(commune):
         AgencyQueue.get(commune, entry).delete()
-    queries._indexed[0] = False
+    lists._indexed[0] = False
     assert queue(officer)[0] == [mine[2]]
     assert queue(officer)[1]["get"] == 1
 

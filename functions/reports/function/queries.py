@@ -3,7 +3,7 @@ open ones (the overdue sweep), and stats per commune, category and agency."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Iterable
 
 from lscloud import workdays
@@ -43,135 +43,6 @@ def in_window(start: datetime, end: datetime, limit: int) -> list[dict]:
                 ids.append(rid)
         day -= timedelta(days=1)
     return get_many(ids[:limit])
-
-
-INDEX_MARGIN = timedelta(hours=1)
-"""Moves up to this long after the updates index was first read are also looked for in the trails
-of the reports received then: replicas of the version before the index may still run that long."""
-
-Move = tuple[str, str, str, str]   # (at UTC, report id, audit entry, state it moved to)
-
-
-def updates(start: datetime, end: datetime, limit: int) -> list[tuple[dict, dict]]:
-    """FixMyStreet's updates made in ``[start, end]``, oldest first, at most ``limit``: ``(report, entry)``
-    for :func:`.views.fms_update`. From the updates index (every move of any report, by the day it
-    was made), reading only the reports answered with; the part of the window before the index
-    existed as before (the trails of the reports received in it)."""
-    since = _index_since()
-    moves: dict[tuple[str, str], Move] = {}
-    if start < since + INDEX_MARGIN:
-        for m in _moves_in_trails(start, min(end, since + INDEX_MARGIN), limit):
-            moves[(m[1], m[2])] = m
-    if end >= since:
-        for m in _moves_indexed(max(start, since), end, limit):
-            moves[(m[1], m[2])] = m
-    chosen = sorted(moves.values())[:limit]
-    docs = {d["id"]: d for d in get_many(sorted({m[1] for m in chosen}))}
-    return [(docs[rid], {"entry": key, "to": to, "at": at}) for at, rid, key, to in chosen if rid in docs]
-
-
-def _index_since() -> datetime:
-    """When the updates index was first read (kept, create-only, by the first read): every move
-    since is in it."""
-    from lscloud.aggregate import save_quietly
-    from lscloud.timestamps import parse_iso
-
-    from .models import UpdateIndex
-
-    kept = UpdateIndex.query_keys("_since", limit=1)
-    if kept:
-        return parse_iso(kept[0])
-    at = datetime.now(timezone.utc)
-    save_quietly(UpdateIndex("_since", iso(at)))
-    return parse_iso(UpdateIndex.query_keys("_since", limit=1)[0])
-
-
-def _moves_indexed(start: datetime, end: datetime, limit: int) -> list[Move]:
-    from .models import UpdateIndex
-
-    lo, hi = iso(start), iso(end)
-    out: list[Move] = []
-    day, last = start.astimezone(workdays.TZ).date(), end.astimezone(workdays.TZ).date()
-    while day <= last and len(out) < limit:
-        for key in UpdateIndex.query_keys(day.isoformat(), range_between=(lo, hi + "~"), limit=limit - len(out)):
-            at, rid, entry, to = key.split("|")
-            if lo <= at <= hi:
-                out.append((at, rid, entry, to))
-        day += timedelta(days=1)
-    return out
-
-
-def _moves_in_trails(start: datetime, end: datetime, limit: int) -> list[Move]:
-    """The moves made in the window of the reports received in it (all there was before the index)."""
-    from . import reports
-
-    lo, hi = iso(start), iso(end)
-    docs = in_window(start, end, limit)
-    trails = side_pool().map(lambda d: (d["id"], reports.records().trail(d["id"])), docs)
-    return [(e["at"], rid, e["entry"], e["to"]) for rid, trail in trails for e in trail
-            if reports.is_update(e.get("fact")) and lo <= e["at"] <= hi]
-
-
-def queue(agency: str) -> list[dict]:
-    """The open reports routed to ``agency``, oldest deadline first, from its queue index: only its
-    entries are listed and only their reports read. An entry a report left behind (closed,
-    transferred, given another deadline) is dropped."""
-    from .models import AgencyQueue
-
-    indexed()
-    entries = AgencyQueue.query_keys(agency)
-    docs = {d["id"]: d for d in get_many(e.partition("_")[2] for e in entries)}
-    out = []
-    for entry in entries:
-        doc = docs.get(entry.partition("_")[2])
-        if doc is not None and _queued(doc, agency, entry):
-            out.append(doc)
-        else:
-            _drop(agency, entry)
-    return out
-
-
-def _queued(doc: dict, agency: str, entry: str) -> bool:
-    from . import reports
-
-    return doc["status"] in OPEN and doc.get("agency") == agency and reports.due_entry(doc) == entry
-
-
-def _drop(agency: str, entry: str) -> None:
-    """Delete a queue entry its report left behind, then look again: a report that came back to it
-    meanwhile (transferred back, its write's create-only entry a no-op before the delete) gets it
-    again, so no open report is ever left out of its agency's queue."""
-    from lscloud.aggregate import delete_quietly, save_quietly
-
-    from .models import AgencyQueue
-
-    delete_quietly(AgencyQueue, agency, entry)
-    again = get_many([entry.partition("_")[2]])
-    if again and _queued(again[0], agency, entry):
-        save_quietly(AgencyQueue(agency, entry))
-
-
-_indexed: list[bool] = [False]   # this process has given every open report its due and queue entries
-
-
-def indexed() -> None:
-    """Give the open reports stored before the due and queue indexes their entries, once per
-    process (a read of every open report, where the sweep and the queue did that on every call)."""
-    from lscloud.aggregate import save_quietly
-
-    from . import reports
-    from .models import AgencyQueue, DueReport
-
-    if _indexed[0]:
-        return
-    for doc in get_many(open_ids()):
-        if doc["status"] not in OPEN:
-            continue
-        if not doc.get("overdue"):
-            save_quietly(DueReport("due", reports.due_entry(doc)))
-        if doc.get("agency"):
-            save_quietly(AgencyQueue(doc["agency"], reports.due_entry(doc)))
-    _indexed[0] = True
 
 
 def open_ids() -> list[str]:

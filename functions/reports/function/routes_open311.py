@@ -17,7 +17,7 @@ from lscloud.statemachine import Actor
 from lscloud.store import DoesNotExist, InvalidKey
 from lscloud.web import public_base, raw_body, responds
 
-from . import apikeys, catalog, open311, queries, reports, views
+from . import apikeys, catalog, lists, open311, queries, reports, views
 from .open311 import Open311Error
 from .states import FMS_ACTION, FMS_STATUS, open311_status
 
@@ -254,7 +254,7 @@ def updates(fmt: str):
     open311.check_format(fmt)
     start, end = open311.window(_args())
     return _answer("service_request_updates", [views.fms_update(doc, e)
-                                               for doc, e in queries.updates(start, end, open311.MAX_REQUESTS)])
+                                               for doc, e in lists.updates(start, end, open311.MAX_REQUESTS)])
 
 
 @bp.post(f"/v2/servicerequestupdates.<{FORMAT}>")

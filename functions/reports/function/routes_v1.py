@@ -14,7 +14,7 @@ from lscloud.ratelimit import caller_subject
 from lscloud.statemachine import Actor
 from lscloud.web import blob_response, body_limit, query_params, query_schema, raw_body, responds, validate_body
 
-from . import agencies, apikeys, catalog, queries, reports, views
+from . import agencies, apikeys, catalog, lists, queries, reports, views
 
 bp = Blueprint("reports_v1", __name__)
 
@@ -193,7 +193,7 @@ def queue():
     """The open reports of the caller's agency (a commune officer: their commune's committee),
     oldest deadline first."""
     agency = reports.queue_of(_actor())
-    docs = queries.queue(agency) if agency else []
+    docs = lists.queue(agency) if agency else []
     return jsonify({"items": [views.full(d) for d in docs], "total": len(docs)})
 
 

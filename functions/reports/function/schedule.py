@@ -11,7 +11,7 @@ from lscloud.aggregate import delete_quietly
 from lscloud.statemachine import now
 from lscloud.store import DoesNotExist, InvalidKey
 
-from . import queries, reports
+from . import lists, reports
 from .models import DueReport
 
 log = logging.getLogger("reports.schedule")
@@ -22,7 +22,7 @@ TICKED = "vn.langson.platform.clock.ticked.v1"
 def sweep(at) -> dict:
     """Flag the open reports whose deadline has passed: only the due index's entries up to ``at`` are
     listed, and only their reports read."""
-    queries.indexed()   # reports stored before the due index get their entries, once per process
+    lists.indexed()   # reports stored before the due index get their entries, once per process
     flagged = 0
     for entry in DueReport.query_keys("due", range_between=(None, f"{reports.iso(at)}_~")):
         report_id = entry.partition("_")[2]
