@@ -1,6 +1,6 @@
 """What the reports' own indexes answer, beside the reports (:mod:`.reports` writes them): an
 agency's queue, FixMyStreet's updates in a window, and the entries a process gives the reports
-stored before the due and queue indexes existed. Reading many reports is :mod:`.queries`'."""
+stored before the due and queue indexes existed (:mod:`.queries` reads many reports by id or day)."""
 
 from __future__ import annotations
 
