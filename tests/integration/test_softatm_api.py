@@ -197,6 +197,12 @@ def test_resend_same_body_and_different_body(client, setup):
     for value in (b["account"], str(b["amount_vnd"]), b["customer_id_number"], "0011223345", "3000000"):
         assert value not in diff.get_data(as_text=True)
     assert float_of(client, s)["held_vnd"] == 2_000_000   # held once
+    # a teller at another point sending the same id learns nothing of this customer: the fields
+    # that differ would tell a guessed CCCD, account or phone from a wrong one
+    for guess in (b, {**b, "customer_id_number": "001099000001"}, {**b, "account": "9999999999"}):
+        other = client.post("/v1/withdrawals", json=guess, headers=s["teller2"])
+        assert other.status_code == 409 and [e["field"] for e in other.get_json()["errors"]] == ["/id"], \
+            other.get_data(as_text=True)
 
 
 def test_deposit_grows_the_float_only_on_commit(client, setup):

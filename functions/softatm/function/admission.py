@@ -44,10 +44,6 @@ def receive(req: dict, point: dict, actor: Actor) -> tuple[dict, bool]:
     if req["amount_vnd"] > limit:
         raise TransactionLimit(req["bank"], limit)
     doc, replayed = create(req, point=point, bank=bank, actor=actor)
-    if doc["point"] != point["code"]:
-        raise IdReused(["/id"], key=req["id"], detail="This id belongs to a transfer at another point.",
-                       message="used by a transfer at another point",
-                       message_vi="đã được dùng cho giao dịch ở điểm khác")
     refused = (doc.get("answers") or {}).get("create", {}).get("problem")
     if refused:
         raise ADMISSION[refused](view(doc), replayed=replayed)
@@ -73,7 +69,14 @@ def create(req: dict, *, point: dict, bank: dict, actor: Actor) -> tuple[dict, b
     try:
         created = TRANSFERS.create(Transfer(tid, data=doc), [received], conflict=_Taken())
     except _Taken:
-        return resend(Transfer.get(tid).data, "create", req), True
+        stored = Transfer.get(tid).data
+        if stored["point"] != point["code"]:
+            # before any comparison: which fields differ from another point's customer would tell a
+            # teller whether a guessed CCCD, account or phone is theirs
+            raise IdReused(["/id"], key=tid, detail="This id belongs to a transfer at another point.",
+                           message="used by a transfer at another point",
+                           message_vi="đã được dùng cho giao dịch ở điểm khác") from None
+        return resend(stored, "create", req), True
     tm.transfer(doc["kind"], "created")
     return admit(tid, created.item), False
 
