@@ -431,6 +431,7 @@ def test_queue_order_priority_and_missed_calls(border, tok):
                                                        "kind": "hold", "message_vi": "Tạm dừng 30 phút"},
                            headers=tok("officer", agency="traffic-police")), 201)
     assert {r["declaration_id"] for r in order["recipients"]} == set(ids[:2])
+    assert not any("driver_phone" in r for r in order["recipients"])   # the notifiers' to text, not the officer's
     assert any(m["event"]["type"] == "vn.langson.border.traffic-order.issued.v1" for m in tail(fn.settings, 100))
 
 

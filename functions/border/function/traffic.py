@@ -15,6 +15,12 @@ class OrderExists(errors.Conflict):
     title, title_vi = "Order exists", "Lệnh đã tồn tại"
 
 
+def answer(order: dict) -> dict:
+    """The order as its officer is answered: the recipients without their phone numbers, which only
+    the notifiers that text the drivers need (the stored order and its event keep them)."""
+    return {**order, "recipients": [{k: v for k, v in r.items() if k != "driver_phone"} for r in order["recipients"]]}
+
+
 def issue(body: dict, actor: Actor) -> dict:
     """Store the order with its recipients (create-only: the id is the client's) and publish it."""
     ids = body.get("declaration_ids") or queueing.waiting_declarations(

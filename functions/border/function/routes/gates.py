@@ -74,4 +74,4 @@ def issue_traffic_order():
     who = actor()
     scopes.traffic_police(who)
     gate(g.body["gate"])
-    return jsonify(traffic.issue(g.body, who)), 201
+    return jsonify(traffic.answer(traffic.issue(g.body, who))), 201
