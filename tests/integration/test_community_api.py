@@ -99,6 +99,7 @@ def test_a_batch_synced_twice_and_in_pieces_counts_once_and_the_commune_verifies
     leader = tokens("team-leader", LEADER, unit=DONG_DANG)
     (r,) = ok(client.post("/v1/activities/sync", json={"activities": [{**batch[0], "note": "x"}]}, headers=leader))["results"]
     assert (r["result"], r["why"]) == ("conflict", "taken")
+    assert "status" not in r and "revision" not in r   # nothing of another member's activity is told
     (r,) = ok(client.post("/v1/activities/sync", json={"activities": [{**batch[0], "client_id": "dev9-abcdefgh"}]},
                           headers=tokens("team-member", OUTSIDER, unit=DONG_DANG)))["results"]
     assert r["result"] == "rejected" and r["errors"][0]["field"] == "/activities/0/team"

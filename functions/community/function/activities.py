@@ -122,10 +122,12 @@ def _one(i: int, item: dict, actor: Actor, team_doc, claim_photo) -> dict:
     answer: dict = {}
 
     def op(stored):
+        if stored["author"] != author:   # another member's: nothing of it (its state, its revision) is told
+            answer.clear()
+            answer.update(client_id=cid, result="conflict", why="taken")
+            raise NoChange
         answer.update(client_id=cid, status=stored["status"], revision=stored["revision"])
-        if stored["author"] != author:
-            answer.update(result="conflict", why="taken")
-        elif stored["content_hash"] == digest:
+        if stored["content_hash"] == digest:
             answer.update(result="duplicate")
         elif stored["status"] != "submitted":
             answer.update(result="conflict", why="decided")
