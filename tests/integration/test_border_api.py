@@ -271,6 +271,17 @@ def test_each_agency_decides_only_its_own_step(client, tok):
     assert did not in [w["declaration_id"] for w in ok(client.get("/v1/gates/huu-nghi/worklist", headers=bg))["items"]]
 
 
+def test_an_officer_of_no_border_agency_sees_no_declaration(client, tok):
+    """Every agency's officers hold the role "officer"; one without a gate (a commune's, a
+    department's) saw every declaration, the driver's CCCD and phone among its fields."""
+    did = new_id()
+    ok(client.post("/v1/declarations", json=declaration(did), headers=tok("enterprise", sub=TAX)), 201)
+    assert client.get(f"/v1/declarations/{did}", headers=tok("officer", agency="customs")).status_code == 200
+    for agency in ("so-tu-phap", "ubnd-06040", None):
+        r = client.get(f"/v1/declarations/{did}", headers=tok("officer", agency=agency))
+        assert r.status_code == 404, (agency, r.status_code)
+
+
 def test_concurrent_decisions_of_one_agency_and_many_never_overwrite(client, tok):
     ent = tok("enterprise", sub=TAX)
     did = new_id()

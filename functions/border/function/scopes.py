@@ -60,7 +60,9 @@ def can_see(actor: Actor, doc: dict) -> bool:
     if actor.kind in ("yard-operator", "gate-operator"):
         return doc["gate"] == actor.unit
     if actor.kind == "officer":
-        return not actor.unit or doc["gate"] == actor.unit
+        # a border agency's officer (at their gate, when posted at one); an officer of any other
+        # agency (a commune's, a department's) holds the same role and saw every declaration
+        return actor.agency in clearance.AGENCIES and (not actor.unit or doc["gate"] == actor.unit)
     return actor.kind in ("operator", "auditor")
 
 
