@@ -556,6 +556,8 @@ def test_the_figures_read_each_days_summary_and_only_the_entries_it_has_not_take
     whole = stats.compute(every, [d for d in every if d["status"] == "cancelled"], [], parse_iso(later["at"]))
     counts = ("received", "received_online", "resolved", "on_time", "late", "cancelled")
     assert {k: later["total"][k] for k in counts} == {k: whole["total"][k] for k in counts}
+    # a supervisor's figures are their agency's; a token naming none sees no agency's, not every one's
+    assert ok(client.get("/v1/stats", headers=tok("supervisor")))["total"]["received"] == 0
 
 
 def test_every_endpoint_with_every_role(app, keys):

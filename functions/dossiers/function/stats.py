@@ -145,7 +145,7 @@ def report(actor: Actor, first: date | None, last: date | None, agency: str | No
     first = first or last - timedelta(days=DEFAULT_DAYS)
     if not 0 <= (last - first).days < MAX_DAYS:
         raise QueryError("to", "to is on or after from, at most 366 days later")
-    agency = actor.agency if actor.kind == "supervisor" else agency
+    agency = (actor.agency or "-") if actor.kind == "supervisor" else agency   # none in the token: no agency's
     days = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
     cells: dict[Cell, dict[str, int]] = {}
     # the days' listings and summaries at once; a day's new entries then one day at a time, each
