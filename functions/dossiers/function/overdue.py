@@ -40,40 +40,52 @@ def _check_all_due() -> bool:
         return True
 
 
-def open_clocks() -> list[clocks.Clock]:
-    """Every open dossier's clock, from the two listings; read-only (the figures' ``overdue_now``):
-    a dossier whose entries do not tell (none, or several until a sweep tidies them) is read."""
-    open_ids = set(registry.open_ids())
-    listed: dict[str, list[clocks.Clock]] = {}
-    for entry in DossierClock.query_keys(clocks.BOX):
-        c = clocks.parse(entry)
-        if c is not None and c.id in open_ids:
-            listed.setdefault(c.id, []).append(c)
-    held = [cs[0] for cs in listed.values() if len(cs) == 1]
-    unsure = sorted(i for i in open_ids if len(listed.get(i, ())) != 1)
-    return held + [c for c in map(clocks.of, registry.get_many(unsure)) if c is not None]
-
-
-def sweep(at: datetime) -> dict:
-    # the clocks first: a dossier received meanwhile is then open without an entry (read), never an
-    # entry of a dossier not listed open (deleted as finished)
+def _listed() -> tuple[set[str], dict[str, list[str]], list[str]]:
+    """The two listings: the open dossiers' ids, each one's clock entries, and the entries of no
+    open dossier (finished, or not ours). The clocks first: a dossier received meanwhile is then
+    open without an entry (read), never an entry of a dossier not listed open."""
     clock_keys = DossierClock.query_keys(clocks.BOX)
     open_ids = set(registry.open_ids())
     listed: dict[str, list[str]] = {}
+    stale = []
     for entry in clock_keys:
         c = clocks.parse(entry)
-        if c is None or c.id not in open_ids:   # finished (or not ours): nothing to keep
-            delete_quietly(DossierClock, clocks.BOX, entry)
-            continue
-        listed.setdefault(c.id, []).append(entry)
-    unsure = open_ids if _check_all_due() else {i for i in open_ids if len(listed.get(i, ())) != 1}
-    held: dict[str, clocks.Clock] = {i: clocks.parse(entries[0]) for i, entries in listed.items() if i not in unsure}
+        if c is None or c.id not in open_ids:
+            stale.append(entry)
+        else:
+            listed.setdefault(c.id, []).append(entry)
+    return open_ids, listed, stale
+
+
+def _clocks(listed: dict[str, list[str]], unsure: set[str]) -> dict[str, tuple[clocks.Clock, dict | None]]:
+    """Each open dossier's clock: from its one entry, or, for the ``unsure`` ones, from the dossier
+    read (with the document: its entries are then the caller's to put right)."""
+    held: dict[str, tuple[clocks.Clock, dict | None]] = {
+        i: (clocks.parse(entries[0]), None) for i, entries in listed.items() if i not in unsure}
     for doc in registry.get_many(sorted(unsure)):
         c = clocks.of(doc)
-        if c is None:
-            continue   # finished since it was listed open
-        held[doc["id"]] = c
-        _keep_only(c, listed.get(doc["id"], []))
+        if c is not None:   # else finished since it was listed open
+            held[doc["id"]] = (c, doc)
+    return held
+
+
+def open_clocks() -> list[clocks.Clock]:
+    """Every open dossier's clock, read-only (the figures' ``overdue_now``): only the dossiers whose
+    entries do not tell (none, or several until a sweep tidies them) are read."""
+    open_ids, listed, _ = _listed()
+    return [c for c, _ in _clocks(listed, {i for i in open_ids if len(listed.get(i, ())) != 1}).values()]
+
+
+def sweep(at: datetime) -> dict:
+    open_ids, listed, stale = _listed()
+    for entry in stale:   # finished (or not ours): nothing to keep
+        delete_quietly(DossierClock, clocks.BOX, entry)
+    unsure = open_ids if _check_all_due() else {i for i in open_ids if len(listed.get(i, ())) != 1}
+    held: dict[str, clocks.Clock] = {}
+    for i, (c, doc) in _clocks(listed, unsure).items():
+        held[i] = c
+        if doc is not None:
+            _keep_only(c, listed.get(i, []))
     per_agency: dict[str, int] = {}
     marked = 0
     for c in held.values():

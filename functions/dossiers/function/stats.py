@@ -101,7 +101,8 @@ def _summary(day: str) -> tuple[str, list[str], DayFigures]:
     """A local day's index entries (a listing) and its summary (:class:`.models.DayFigures`)."""
     entries = DayIndex.query_keys(day)
     try:
-        held = DayFigures.get(day)
+        # a day with no entry has no summary either: not asked for (a year's figures: most are not)
+        held = DayFigures.get(day) if entries else DayFigures(day, seen=[], cells=[])
     except DayFigures.DoesNotExist:
         held = DayFigures(day, seen=[], cells=[])
     return day, entries, held
