@@ -278,13 +278,16 @@ READ_AHEAD = 32
 """Entries a replay asks for at once (where the journal can: :meth:`StoreJournal.read_entries`)."""
 
 
-def entries(journal: Journal, point: str, after: int = 0) -> Iterable[dict]:
-    """The point's journal entries after seq ``after``, in order, read :data:`READ_AHEAD` at a time
-    where the journal reads several at once (one after another, a year of a point was minutes)."""
+def entries(journal: Journal, point: str, after: int = 0, upto: int = 0) -> Iterable[dict]:
+    """The point's journal entries after seq ``after``, in order. Up to ``upto`` (the end a head
+    says is there) they are read :data:`READ_AHEAD` at a time where the journal reads several at
+    once (one after another, a year of a point was minutes); past it one at a time, so a batch never
+    asks for entries that are not there."""
     seq = after + 1
     many = getattr(journal, "read_entries", None)
     while True:
-        batch = many(point, seq, READ_AHEAD) if many else [journal.read_entry(point, seq)]
+        n = min(READ_AHEAD, upto - seq + 1)
+        batch = many(point, seq, n) if many and n > 1 else [journal.read_entry(point, seq)]
         for entry in batch:
             if entry is None:
                 return
@@ -311,7 +314,8 @@ def verify(journal: Journal, points: Iterable[str], since: Mapping[str, Mapping]
         start = (since or {}).get(point) or {}
         running: dict[str, int] = {k: int(v) for k, v in (start.get("balances") or {}).items()}
         last = int(start.get("seq") or 0)
-        for entry in entries(journal, point, last):
+        head, _ = journal.read_head(point)
+        for entry in entries(journal, point, last, head.seq):
             count += 1
             mv = entry["movement"]
             where = f"{point}#{entry['seq']}"
@@ -334,7 +338,6 @@ def verify(journal: Journal, points: Iterable[str], since: Mapping[str, Mapping]
                     problems.append(f"{where}: {e['account']} negative ({running[e['account']]})")
             if {k: v for k, v in running.items()} != {k: int(v) for k, v in entry["balances"].items()}:
                 problems.append(f"{where}: stored balances differ from the replayed ones")
-        head, _ = journal.read_head(point)
         if head.seq > last or (head.seq == last and head.seq and head.balances != running):
             problems.append(f"{point}: head (seq {head.seq}) disagrees with the journal (seq {last})")
         for k, v in running.items():
