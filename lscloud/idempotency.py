@@ -105,11 +105,11 @@ def _fingerprint(rkey: str) -> tuple[Any, str, dict]:
     return body, payload_hash(rkey, body, query), fields
 
 
-def _differs(first: dict | None, body: Any, rkey: str) -> list[str]:
-    """What the current request changes from the one ``first`` digested (:func:`_fingerprint`)."""
+def _differs(first: dict | None, body: Any, rkey: str, again: dict) -> list[str]:
+    """What the current request (``body``, its digests ``again``) changes from the one ``first``
+    digested (:func:`_fingerprint` both)."""
     if not first:
         return [""]   # a record without digests: it differs as a whole
-    again = _fingerprint(rkey)[2]
     if body is not None and "" not in (first.get("fields") or {}):
         out = resends.changed(first, body, rkey)
     else:
@@ -228,7 +228,7 @@ def _run(view, args, kwargs, key: str, inprogress_timeout_s: int):
     except leases.LeaseContended:
         raise _in_progress(key, retry_after=1) from None
     if not isinstance(held, leases.Lease):
-        return _answer_existing(held, key, phash, body, rkey)
+        return _answer_existing(held, key, phash, body, rkey, fields)
     try:
         resp = current_app.make_response(view(*args, **kwargs))
     except BaseException:
@@ -279,7 +279,7 @@ def resent(first: dict | None) -> bool:
         return False
     if first.get("payload_hash") == again["payload_hash"]:
         return True
-    fields = _differs(first.get("request_fields"), _json_payload(), again["scope"])
+    fields = _differs(first.get("request_fields"), _json_payload(), again["scope"], again["request_fields"])
     raise resends.IdReused(fields, key=g.lscloud_idempotency_key).problem(header=HEADER)
 
 
@@ -307,12 +307,12 @@ def mark_replayed(resp: Response) -> Response:
     return resp
 
 
-def _answer_existing(record: dict, key: str, phash: str, body: Any, rkey: str) -> Response:
+def _answer_existing(record: dict, key: str, phash: str, body: Any, rkey: str, fields: dict) -> Response:
     """Another call holds this key: replay its answer, or refuse a different body / a call in progress."""
     from .store import leases
 
     if record.get("payload_hash") != phash:
-        raise resends.IdReused(_differs(record.get("request_fields"), body, rkey), key=key).problem(header=HEADER)
+        raise resends.IdReused(_differs(record.get("request_fields"), body, rkey, fields), key=key).problem(header=HEADER)
     if record.get("status") == leases.COMPLETED:
         return _replay(record["response"])
     raise _in_progress(key, retry_after=max(1, min(int(float(record["expires_at"]) - time.time()) + 1, 30)))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from lscloud import workdays
+from lscloud import store, workdays
 from lscloud.aggregate import delete_quietly, save_quietly, side_pool
 from lscloud.statemachine import iso
 from lscloud.timestamps import parse_iso
@@ -42,15 +42,18 @@ def updates(start: datetime, end: datetime, limit: int) -> list[tuple[dict, dict
     return [(docs[rid], {"entry": key, "to": to, "at": at}) for at, rid, key, to in chosen if rid in docs]
 
 
+_since: dict[str, datetime] = {}   # bucket -> its marker (create-only: it never changes once kept)
+
+
 def _index_since() -> datetime:
     """When the updates index was first read (kept, create-only, by the first read): every move
-    since is in it."""
-    kept = UpdateIndex.query_keys("_since", limit=1)
-    if kept:
-        return parse_iso(kept[0])
-    at = datetime.now(timezone.utc)
-    save_quietly(UpdateIndex("_since", iso(at)))
-    return parse_iso(UpdateIndex.query_keys("_since", limit=1)[0])
+    since is in it. Listed once per process, not on every request."""
+    bucket = store.connection()[1]
+    if bucket not in _since:
+        if not UpdateIndex.query_keys("_since", limit=1):
+            save_quietly(UpdateIndex("_since", iso(datetime.now(timezone.utc))))
+        _since[bucket] = parse_iso(UpdateIndex.query_keys("_since", limit=1)[0])   # the first kept, if two raced
+    return _since[bucket]
 
 
 def _moves_indexed(start: datetime, end: datetime, limit: int) -> list[Move]:
