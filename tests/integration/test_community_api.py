@@ -13,7 +13,9 @@ import pytest
 from jsonschema import Draft202012Validator
 from PIL import Image
 
+import community_support
 import role_matrix
+from community_support import DONG_DANG, LEADER, MEMBER
 from digital_support import ok
 from lscloud import images, store
 from lscloud.delivery import tail
@@ -21,8 +23,7 @@ from lscloud.delivery import tail
 pytestmark = pytest.mark.integration
 
 ROOT = role_matrix.ROOT
-DONG_DANG, CHI_LANG = "06184", "06463"
-LEADER, MEMBER, OUTSIDER = "020088001111", "020090002222", "020091003333"
+CHI_LANG, OUTSIDER = "06463", "020091003333"
 HOUSEHOLD_A, HOUSEHOLD_B = "HK-06184-0042", "020070004444"
 
 
@@ -46,11 +47,7 @@ def test_every_endpoint_answers_only_the_roles_of_its_table(community, keys):
 
 def form_team(client, tokens, team_id=None):
     officer = tokens("commune-officer", "cb-dongdang", unit=DONG_DANG)
-    team = ok(client.post("/v1/teams", json={
-        "id": team_id or "to-" + uuid.uuid4().hex[:10], "name": "Tổ CNS thôn Pò Mỏ", "commune": DONG_DANG,
-        "village": "Thôn Pò Mỏ", "leader": {"id": LEADER, "name": "Hoàng Văn Tú"},
-        "members": [{"id": MEMBER, "name": "Lương Thị Mai"}]}, headers=officer), 201)
-    return team, officer
+    return community_support.form_team(client, officer, team_id), officer
 
 
 def test_a_batch_synced_twice_and_in_pieces_counts_once_and_the_commune_verifies(client, tokens, rt):

@@ -10,13 +10,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from community_support import DONG_DANG, MEMBER, form_team as formed
 from digital_support import ok
 from lscloud.store import StoreUnavailable
 
 pytestmark = pytest.mark.integration
-
-DONG_DANG = "06184"
-LEADER, MEMBER = "020088001111", "020090002222"
 
 
 @pytest.fixture
@@ -32,15 +30,6 @@ def client(community):
 @pytest.fixture
 def officer(tokens):
     return tokens("commune-officer", "cb-dongdang", unit=DONG_DANG)
-
-
-def form_team(client, officer) -> str:
-    team_id = "to-" + uuid.uuid4().hex[:10]
-    ok(client.post("/v1/teams", json={
-        "id": team_id, "name": "Tổ CNS thôn Pò Mỏ", "commune": DONG_DANG, "village": "Thôn Pò Mỏ",
-        "leader": {"id": LEADER, "name": "Hoàng Văn Tú"}, "members": [{"id": MEMBER, "name": "Lương Thị Mai"}]},
-        headers=officer), 201)
-    return team_id
 
 
 def log(client, tokens, team: str, *households: str, kind: str = "household-visit") -> list[str]:
@@ -69,7 +58,7 @@ def test_a_verification_lists_no_counted_set_and_costs_the_same_every_time(clien
     activity ever verified. Now a verification adds to the counts its members' creates say are new."""
     from store_calls import counting
 
-    team = form_team(client, officer)
+    team = formed(client, officer)["id"]
     ids = log(client, tokens, team, "HK-A-0001", "HK-A-0002", "HK-A-0003", "HK-A-0004")
     costs = []
     for n, activity in enumerate(ids, start=1):
@@ -90,7 +79,7 @@ def test_two_verifications_at_once_both_count(client, community, tokens, officer
     from functions.community.function.models import CommuneProgress
     from store_calls import counting
 
-    team = form_team(client, officer)
+    team = formed(client, officer)["id"]
     ok(client.post(f"/v1/activities/{log(client, tokens, team, 'HK-B-0000')[0]}/verify", headers=officer))
     first, second = log(client, tokens, team, "HK-B-0001", "HK-B-0002")
     before = progress(client, tokens)
@@ -129,7 +118,7 @@ def test_the_same_member_written_twice_counts_once(client, community, tokens, of
     """A household two teams visit, a verification repeated, a retried or concurrent count of one activity."""
     from functions.community.function import activities, tallies
 
-    team, other = form_team(client, officer), form_team(client, officer)
+    team, other = formed(client, officer)["id"], formed(client, officer)["id"]
     (mine,) = log(client, tokens, team, "HK-C-0001", kind="epayment-account")
     (theirs,) = log(client, tokens, other, "HK-C-0001", kind="epayment-account")
     before = progress(client, tokens)
@@ -156,7 +145,7 @@ def test_a_crash_after_the_members_leaves_a_count_low_until_the_tick_raises_it(c
     from functions.community.function import recount, tallies
     from functions.community.function.models import Counting, TeamProgress
 
-    team = form_team(client, officer)
+    team = formed(client, officer)["id"]
     ok(client.post(f"/v1/activities/{log(client, tokens, team, 'HK-D-0000', kind='epayment-account')[0]}/verify",
                    headers=officer))
     (activity,) = log(client, tokens, team, "HK-D-0001", kind="epayment-account")
