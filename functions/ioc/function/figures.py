@@ -9,10 +9,11 @@ nothing to divide by (no dossier finished, no rating given), never a made-up zer
 from __future__ import annotations
 
 from bisect import bisect_left
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from statistics import median
 from typing import Callable, Iterable
 
+from lscloud.timestamps import iso, parse_iso
 from lscloud.workdays import TZ
 
 from . import catalogue
@@ -27,11 +28,13 @@ DOSSIER_END = {"done", "denied", "cancelled"}
 
 
 def parse(t: str) -> datetime:
-    return datetime.strptime(t, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    """A fact's time (``YYYY-MM-DDTHH:MM:SSZ``)."""
+    return parse_iso(t)
 
 
 def fmt(t: datetime) -> str:
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """``t`` as facts hold times (whole seconds, UTC): compared as strings."""
+    return iso(t, "seconds")
 
 
 def _in(t: str | None, t0: str, t1: str) -> bool:

@@ -7,8 +7,10 @@ Plain functions on fact dicts; :class:`.projection.Projection` holds the tallies
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Mapping
+
+from lscloud.timestamps import iso, parse_iso
 
 TALLIED = frozenset({"observations"})
 """Kinds whose facts are many and alike (each station's readings, every minute or faster): kept as one
@@ -65,8 +67,7 @@ def larger(a: Mapping[str, float] | None, b: Mapping[str, float]) -> bool:
 
 def hours_before(t: str, hours: int) -> str:
     """``t`` (``YYYY-MM-DDTHH:MM:SSZ``) less ``hours``, in the same form: compared as strings."""
-    fmt = "%Y-%m-%dT%H:%M:%SZ"
-    return (datetime.strptime(t, fmt) - timedelta(hours=hours)).strftime(fmt)
+    return iso(parse_iso(t) - timedelta(hours=hours), "seconds")
 
 
 def merged(known: dict, new: dict) -> dict | None:
