@@ -73,3 +73,40 @@ def test_settings_refuse_a_level_or_custody_that_is_not_built():
     for env in ({"DOCUMENTS_PADES_LEVEL": "B-B"}, {"DOCUMENTS_CUSTODY": "pkcs11"}):
         with pytest.raises(config.ConfigError):
             doc_settings.settings_of(base.replace(function_env=env))
+
+
+def test_a_held_certificate_is_read_by_many_signatures_at_once():
+    """Two signatures at once in one replica (tests/integration/test_documents_api.py's racing
+    signers) now and then ended in a 500: asn1crypto parses a certificate lazily and without a lock,
+    and the timestamper's and the signers' certificates are held across requests. Threads switched
+    every microsecond make the race happen every few rounds on the old code."""
+    import sys
+    import threading
+
+    from functions.documents.function import signing
+
+    root = pki.make_root()
+    ca = pki.make_signing_ca(root, "http://crl.example/ca.crl")
+    failures: list[BaseException] = []
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(100):
+            held = signing.asn1_cert(ca.cert)
+            start = threading.Barrier(4)
+
+            def read(cert=held, start=start):
+                start.wait()
+                try:
+                    cert.key_identifier, cert.authority_key_identifier, cert.basic_constraints_value
+                except Exception as exc:   # the broken parse
+                    failures.append(exc)
+
+            threads = [threading.Thread(target=read) for _ in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert failures == []

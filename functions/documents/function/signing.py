@@ -39,7 +39,14 @@ BOX_W, BOX_H, MARGIN = 170, 62, 28
 
 
 def asn1_cert(cert: x509.Certificate) -> asn1_x509.Certificate:
-    return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+    """``cert`` as pyHanko takes it, parsed whole now. asn1crypto parses lazily and without a lock,
+    and the certificates made here are held across requests (the timestamper's, a signer's
+    registry) and read by every signature: two signatures reading one of them for the first time
+    at once broke each other's parse (``KeyError: No field numbered 2``, a 500)."""
+    loaded = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+    loaded.native             # every field, so no later read parses
+    loaded.key_identifier     # and the extensions' attributes, set once here (_set_extensions)
+    return loaded
 
 
 def asn1_key(issued: Issued) -> asn1_keys.PrivateKeyInfo:
