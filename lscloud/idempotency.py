@@ -17,6 +17,15 @@ The record design of AWS Powertools' idempotency utility, on the object store:
 - a handler exception or a 5xx answer deletes the record so the client's retry can run; an
   ``INPROGRESS`` record past its expiry (crashed process) is taken over with ``If-Match``.
 
+A create whose request names nothing to key it by (a citizen's report, an Open311 service request,
+an uploaded document), where standard clients send no header, can be keyed by the request itself
+when the header is absent (``implicit_s``): the key is a keyed hash of the body and query, the scope
+the caller (an anonymous one by the address the gateway saw, :func:`lscloud.ratelimit.caller_subject`),
+and the record lives ``implicit_s``. A client that retries after a lost answer then gets the first
+answer instead of a second report; two identical creates from one caller within those minutes are
+one. Only for creates: a move sent again after the state came back (reopen, close, reopen) is a new
+move, and an implicit key would answer it with the first.
+
 A route that creates one create-only record named by the client-chosen id can let that record be
 its own idempotency record (``in_record=True``): the view keeps :func:`first_request` in the record
 it creates, and when the create finds the record already there, :func:`resent` judges the request
@@ -127,8 +136,13 @@ def record_key(function: str, caller: str, method: str, path: str, key: str) -> 
            f"{pseudonyms.pseudonym('idempotency-key', key)}.json"
 
 
+IMPLICIT_S = 900
+"""How long an implicit key (:func:`idempotent`'s ``implicit_s``) answers its request again: a
+phone's retries after a lost answer come within seconds or minutes."""
+
+
 def idempotent(key_from: Callable[[Any], Any] | None = None, *, required: bool = True,
-               inprogress_timeout_s: int = 60, in_record: bool = False) -> Callable:
+               inprogress_timeout_s: int = 60, in_record: bool = False, implicit_s: int | None = None) -> Callable:
     """Make a view idempotent on the ``Idempotency-Key`` header (or ``key_from(body)``).
 
     Place it under ``@allow`` (the caller scopes the key) and under ``@validate_body`` when
@@ -140,9 +154,15 @@ def idempotent(key_from: Callable[[Any], Any] | None = None, *, required: bool =
     idempotency record (see the module docstring): the key is the id alone, the view keeps
     :func:`first_request` in its record and answers a create that finds it there with
     :func:`resent`.
+
+    ``implicit_s`` (with ``required=False``, for a create only: see the module docstring): without
+    a key, the same request from the same caller within ``implicit_s`` seconds runs once and gets
+    the first answer again.
     """
     if in_record and key_from is None:
         raise ValueError("in_record needs key_from: the record is named by the client-chosen id")
+    if implicit_s is not None and (required or in_record or implicit_s <= 0):
+        raise ValueError("implicit_s keys an optional-key view by its request, for a positive time")
 
     def decorate(view):
         @functools.wraps(view)
@@ -155,6 +175,8 @@ def idempotent(key_from: Callable[[Any], Any] | None = None, *, required: bool =
                                   + (" or a client-chosen id in the body." if key_from else "."),
                                   title_vi="Thiếu khóa idempotency",
                                   detail_vi=f"Chức năng này cần tiêu đề {HEADER}.", header=HEADER)
+                if implicit_s:
+                    return _run(view, args, kwargs, None, inprogress_timeout_s, ttl_s=implicit_s)
                 return view(*args, **kwargs)
             if in_record:
                 g.lscloud_first_request, g.lscloud_idempotency_key = _stamp(key), key
@@ -164,19 +186,26 @@ def idempotent(key_from: Callable[[Any], Any] | None = None, *, required: bool =
         wrapper.__lscloud_idempotent__ = True
         # what /openapi.json declares (lscloud.web.openapi): an in_record view never reads the header
         wrapper.__lscloud_idempotency_header__ = None if in_record else header_parameter(
-            required=required, key_from=key_from is not None)
+            required=required, key_from=key_from is not None, implicit_s=implicit_s)
         return wrapper
 
     return decorate
 
 
-def header_parameter(*, required: bool = True, key_from: bool = False) -> dict:
+def header_parameter(*, required: bool = True, key_from: bool = False, implicit_s: int | None = None) -> dict:
     """The OpenAPI 3.1 parameter object of the ``Idempotency-Key`` header of an :func:`idempotent`
-    view (``key_from``: the view has one). Required only when nothing can stand in for it: with
-    ``key_from`` the body's id can, and ``required=False`` runs the request without a key."""
+    view (``key_from``: the view has one; ``implicit_s``: the request keys itself). Required only
+    when nothing can stand in for it: with ``key_from`` the body's id can, and ``required=False``
+    runs the request without a key."""
     needed = required and not key_from
     if needed:
         when = " Required: a request without it is answered 400. / Bắt buộc: thiếu khóa trả về 400."
+    elif implicit_s:
+        minutes = max(1, round(implicit_s / 60))
+        when = (f" Optional: without it, the same request (body and query) from the same caller within "
+                f"{minutes} minutes gets the first answer again and runs once. / Không bắt buộc: thiếu khóa "
+                f"thì cùng yêu cầu (nội dung và tham số) của cùng người gọi trong {minutes} phút nhận lại câu "
+                "trả lời đầu tiên và chỉ thực hiện một lần.")
     elif key_from:
         when = (" Optional: without it the client-chosen id in the body is the key. / Không bắt buộc: "
                 "thiếu khóa thì mã do người gọi chọn trong nội dung là khóa.")
@@ -214,11 +243,23 @@ def _key(key_from, header: bool = True) -> str | None:
     return key
 
 
-def _run(view, args, kwargs, key: str, inprogress_timeout_s: int):
+def _implicit_key() -> str:
+    """The key of a request sent without one (``implicit_s``): a keyed hash of its body and query."""
+    return "~" + payload_hash("implicit", _json_payload(), _query())
+
+
+def _run(view, args, kwargs, key: str | None, inprogress_timeout_s: int, ttl_s: int | None = None):
+    """Run ``view`` once for ``key`` (None: the request's own, :func:`_implicit_key`, kept ``ttl_s``)."""
+    from .ratelimit import caller_subject
     from .store import leases
     state = app_state()
     objects, bucket = store.connection()
-    rkey = record_key(state.name, principal().id, request.method, request.path, key)
+    if key is None:
+        # scoped apart from every header key; an anonymous caller by its address, not all anonymous ones
+        caller = "implicit:" + caller_subject(principal(), request.headers, request.remote_addr)
+        rkey = record_key(state.name, caller, request.method, request.path, _implicit_key())
+    else:
+        rkey = record_key(state.name, principal().id, request.method, request.path, key)
     body, phash, fields = _fingerprint(rkey)
     now = time.time()
     try:
@@ -240,7 +281,7 @@ def _run(view, args, kwargs, key: str, inprogress_timeout_s: int):
     done = time.time()
     held.complete({
         "status": leases.COMPLETED, "payload_hash": phash, "request_fields": fields, "completed_at": done,
-        "expires_at": done + state.settings.idempotency_ttl_s,
+        "expires_at": done + (ttl_s or state.settings.idempotency_ttl_s),
         "response": {
             "status": resp.status_code,
             "headers": [[k, v] for k, v in resp.headers.items() if k.lower() not in _SKIP_HEADERS],
@@ -307,7 +348,7 @@ def mark_replayed(resp: Response) -> Response:
     return resp
 
 
-def _answer_existing(record: dict, key: str, phash: str, body: Any, rkey: str, fields: dict) -> Response:
+def _answer_existing(record: dict, key: str | None, phash: str, body: Any, rkey: str, fields: dict) -> Response:
     """Another call holds this key: replay its answer, or refuse a different body / a call in progress."""
     from .store import leases
 
@@ -318,7 +359,13 @@ def _answer_existing(record: dict, key: str, phash: str, body: Any, rkey: str, f
     raise _in_progress(key, retry_after=max(1, min(int(float(record["expires_at"]) - time.time()) + 1, 30)))
 
 
-def _in_progress(key: str, retry_after: int) -> Problem:
+def _in_progress(key: str | None, retry_after: int) -> Problem:
+    if key is None:   # keyed by the request itself: no key of the caller's to name
+        return Problem(409, "idempotency-in-progress", "Request in progress",
+                       "The same request is still being processed; retry later.",
+                       title_vi="Yêu cầu đang được xử lý",
+                       detail_vi="Cùng yêu cầu này đang được xử lý; vui lòng thử lại sau.",
+                       headers={"Retry-After": str(retry_after)})
     return Problem(409, "idempotency-in-progress", "Request in progress",
                    f"A request with {HEADER} {key!r} is still being processed; retry later.",
                    title_vi="Yêu cầu đang được xử lý",

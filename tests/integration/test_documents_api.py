@@ -227,6 +227,20 @@ def test_numbers_never_skipped_nor_reused_under_concurrent_writers(rt):
     assert registers.take(registers.book_of(AGENCY, 2026, "incoming"), "x", {}) == 1   # another book starts at 1
 
 
+def test_an_upload_sent_again_is_the_same_document(client, tokens):
+    """An officer's client retrying an upload after a lost answer made a second draft (two
+    documents that would each get a number). The same bytes and details from the same officer are
+    one document; another title is another."""
+    a = staff(tokens, "cv-retry")
+    pdf, q = make_pdf("Công văn gửi lại"), {"title": "Công văn về việc sửa đường"}
+    first = client.post("/v1/documents", query_string=q, data=pdf, headers={**a, **PDF})
+    again = client.post("/v1/documents", query_string=q, data=pdf, headers={**a, **PDF})
+    assert first.status_code == again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json()["id"] == first.get_json()["id"]
+    other = ok(client.post("/v1/documents", query_string={"title": "Công văn khác"}, data=pdf, headers={**a, **PDF}), 201)
+    assert other["id"] != first.get_json()["id"]
+
+
 def test_two_signers_racing_never_lose_a_signature(client, documents, tokens):
     a, b = staff(tokens, "cv-racer-a"), staff(tokens, "cv-racer-b")
     doc = upload(client, a)

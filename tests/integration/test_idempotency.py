@@ -81,6 +81,14 @@ def app(install, calls, tokens, tmp_path):
         """Place an order with a client-chosen reference."""
         return jsonify(order=calls.hit()), 201
 
+    @app.post("/v1/reports")
+    @allow("public")
+    @validate_body("payment.json")
+    @idempotent(required=False, implicit_s=600)
+    def report():
+        """A create whose clients send no key (a citizen's report, an Open311 request)."""
+        return jsonify(report=calls.hit()), 201
+
     return app
 
 
@@ -183,6 +191,47 @@ def test_key_from_body(app, calls, auth_headers):
     assert again.headers["Idempotent-Replayed"] == "true" and calls.n == 1
     assert client.post("/v1/orders", json={"amount": 2, "ref": "order-77"}, headers=auth_headers()).status_code == 409
     assert client.post("/v1/orders", json={"amount": 1}, headers=auth_headers()).status_code == 400
+
+
+def test_a_create_sent_again_without_a_key_is_the_same_create(app, calls, auth_headers, settings, object_store):
+    """A citizen's report, an Open311 request or an uploaded document sent again after a lost
+    answer (the phone's retry; a GeoReport client has no header to send) made a second one."""
+    client = app.test_client()
+    first = client.post("/v1/reports", json={"amount": 1, "note": "ổ gà"}, headers=auth_headers())
+    again = client.post("/v1/reports", data='{"note": "ổ gà", "amount": 1}', content_type="application/json",
+                        headers=auth_headers())
+    assert first.status_code == again.status_code == 201 and calls.n == 1
+    assert again.headers["Idempotent-Replayed"] == "true" and again.get_json() == first.get_json() == {"report": 1}
+    # another body, another caller, a header key: each its own request
+    assert client.post("/v1/reports", json={"amount": 2, "note": "ổ gà"}, headers=auth_headers()).get_json() == {"report": 2}
+    assert client.post("/v1/reports", json={"amount": 1, "note": "ổ gà"}, headers=auth_headers("bob")).get_json() == {"report": 3}
+    keyed = client.post("/v1/reports", json={"amount": 1, "note": "ổ gà"}, headers=auth_headers(key="r-1"))
+    assert keyed.get_json() == {"report": 4} and "Idempotent-Replayed" not in keyed.headers
+    # kept for implicit_s, not the day of a header key's record
+    records = [json.loads(object_store.get(settings.bucket, o.key).body)
+               for o in object_store.list(settings.bucket, "idempotency/")]
+    short = sorted(round(r["expires_at"] - r["completed_at"]) for r in records)
+    assert short == [600, 600, 600, settings.idempotency_ttl_s]
+
+
+def test_anonymous_callers_without_a_key_are_told_apart_by_address(app, calls):
+    """Anonymous callers share one principal; two of them sending the same report are two reports
+    (each may send theirs again), told apart by the address the gateway appended."""
+    client = app.test_client()
+
+    def send(addr):
+        return client.post("/v1/reports", json={"amount": 1}, headers={"X-Forwarded-For": f"1.2.3.4, {addr}"})
+
+    a, b, a2 = send("10.0.0.1"), send("10.0.0.2"), send("10.0.0.1")
+    assert a.get_json() == {"report": 1} and b.get_json() == {"report": 2} and calls.n == 2
+    assert a2.get_json() == {"report": 1} and a2.headers["Idempotent-Replayed"] == "true"
+
+
+def test_an_implicit_key_only_for_an_optional_key_create():
+    with pytest.raises(ValueError):
+        idempotent(implicit_s=60)
+    with pytest.raises(ValueError):
+        idempotent(required=False, implicit_s=0)
 
 
 def test_handler_exception_releases_the_key(app, calls, settings, object_store, auth_headers):

@@ -113,8 +113,14 @@ def test_api_keys_are_shown_once_stored_hashed_rotated_and_revoked(client, token
     stored = ApiKey.get(key["id"]).data
     assert key["api_key"].split(".")[1] not in json.dumps(stored) and "secret_hash" not in key
     post = f"api_key={key['api_key']}&service_code=ANTT&lat=21.85&long=106.76&attribute[commune]={DONG_DANG}"
-    assert client.post("/open311/v2/requests.json", data=post, headers=FORM).status_code == 201
+    first = client.post("/open311/v2/requests.json", data=post, headers=FORM)
+    assert first.status_code == 201
+    # a GeoReport client retrying after a lost answer (it has no Idempotency-Key to send): one request
+    again = client.post("/open311/v2/requests.json", data=post, headers=FORM)
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json()[0]["service_request_id"] == first.get_json()[0]["service_request_id"]
     new = ok(client.post(f"/v1/api-keys/{key['id']}/rotate", headers=tokens("operator")))
+    # refused from the moment the key changed, the request answered before included
     assert client.post("/open311/v2/requests.json", data=post, headers=FORM).status_code == 403
     post = post.replace(key["api_key"], new["api_key"])
     assert client.post("/open311/v2/requests.json", data=post, headers=FORM).status_code == 201
@@ -177,7 +183,10 @@ def test_a_report_marked_as_a_duplicate_names_one_that_exists(client, tokens):
     officer = tokens("officer", "cb-sxd", agency="so-xay-dung")
     body = {"service_code": "GT-HU-HONG", "lat": 21.8537, "long": 106.7610, "commune": DONG_DANG,
             "reporter": {"phone": PHONE}, "description": "Ổ gà lớn trước cổng chợ"}
-    first, second = (ok(client.post("/v1/reports", json=body), 201)["id"] for _ in range(2))
+    # two neighbours report the same pothole: two reports (one phone's retry would have been one)
+    first, second = (ok(client.post("/v1/reports", json=body, headers={"X-Forwarded-For": f"198.51.100.{n}"}), 201)["id"]
+                     for n in (1, 2))
+    assert first != second
     for dup in ("../x", "x" * 64, "20260101-00000000", second):   # malformed, never issued, unknown, itself
         r = client.post(f"/v1/reports/{second}/actions/mark_duplicate", json={"duplicate_of": dup}, headers=officer)
         assert r.status_code == 422 and [e["field"] for e in r.get_json()["errors"]] == ["/duplicate_of"], dup

@@ -20,6 +20,11 @@ REPORT = {"service_code": "TTDT-LAN-CHIEM", "lat": 21.8540, "long": 106.7612, "c
 POST = "service_code=ANTT&lat=21.85&long=106.76&attribute[commune]=" + DONG_DANG
 
 
+def report(n: int, **fields) -> dict:
+    """The n-th report of a test: each its own (the same report sent again is answered again)."""
+    return {**REPORT, "description": f"lấn chiếm vỉa hè, lần {n}", **fields}
+
+
 def start(start_function, peers, **env):
     return start_function("reports", peer_url_template=peers.template, function_env=env).app.test_client()
 
@@ -37,18 +42,21 @@ def test_v1_reports_are_limited_per_caller_with_a_problem_and_retry_after(start_
                                                                            object_store, settings):
     client = start(start_function, peers, REPORTS_CITIZEN_LIMIT="2")
     clear_of_a_window_edge(3_600)
-    for _ in range(2):
-        ok(client.post("/v1/reports", json=REPORT, headers=at("203.0.113.7")), 201)
-    r = client.post("/v1/reports", json=REPORT, headers=at("203.0.113.7"))
+    for n in range(2):
+        ok(client.post("/v1/reports", json=report(n), headers=at("203.0.113.7")), 201)
+    # the app's retry after a lost answer: the first answer again, not a third report, not counted
+    again = client.post("/v1/reports", json=report(1), headers=at("203.0.113.7"))
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    r = client.post("/v1/reports", json=report(2), headers=at("203.0.113.7"))
     assert r.status_code == 429 and r.content_type == "application/problem+json", r.get_data(as_text=True)
     assert r.get_json()["type"].endswith("rate-limited") and 1 <= int(r.headers["Retry-After"]) <= 3600
     # another address, and a signed-in citizen at the same address, are counted on their own
-    ok(client.post("/v1/reports", json=REPORT, headers=at("203.0.113.8")), 201)
+    ok(client.post("/v1/reports", json=report(2), headers=at("203.0.113.8")), 201)
     citizen = tokens("citizen", "020088002222") | at("203.0.113.7")
-    mine = {k: v for k, v in REPORT.items() if k != "reporter"}
-    for _ in range(2):
-        ok(client.post("/v1/reports", json=mine, headers=citizen), 201)
-    assert client.post("/v1/reports", json=mine, headers=citizen).status_code == 429
+    mine = [{k: v for k, v in report(n).items() if k != "reporter"} for n in range(3)]
+    for n in range(2):
+        ok(client.post("/v1/reports", json=mine[n], headers=citizen), 201)
+    assert client.post("/v1/reports", json=mine[2], headers=citizen).status_code == 429
     keys = object_keys(object_store, settings.bucket)
     assert any(k.startswith("reports-rate/") for k in keys)
     # the phone's digits, as any form of it would hold them (0912…, +84912…): not its first four
@@ -91,17 +99,17 @@ def test_v1_concurrent_reports_are_all_counted(start_function, peers, rt):
     app = client.application
     statuses = []
 
-    def post():
-        statuses.append(app.test_client().post("/v1/reports", json=REPORT, headers=at("198.51.100.4")).status_code)
+    def post(n):
+        statuses.append(app.test_client().post("/v1/reports", json=report(n), headers=at("198.51.100.4")).status_code)
 
-    threads = [threading.Thread(target=post) for _ in range(4)]
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert statuses == [201] * 4
     # had one of the four been lost, a fifth would still pass
-    assert client.post("/v1/reports", json=REPORT, headers=at("198.51.100.4")).status_code == 429
+    assert client.post("/v1/reports", json=report(4), headers=at("198.51.100.4")).status_code == 429
 
 
 def test_open311_posts_are_limited_per_key_and_per_caller_in_the_spec_format(start_function, peers, tokens, rt,
@@ -109,10 +117,11 @@ def test_open311_posts_are_limited_per_key_and_per_caller_in_the_spec_format(sta
     client = start(start_function, peers, REPORTS_KEY_LIMIT="2", REPORTS_OPEN311_CALLER_LIMIT="3")
     clear_of_a_window_edge(60)   # the key's and the caller's windows are a minute
     a, b = api_key(client, tokens), api_key(client, tokens)
-    for _ in range(2):
-        ok(client.post("/open311/v2/requests.json", data=f"api_key={a['api_key']}&{POST}",
+    for n in range(2):
+        ok(client.post("/open311/v2/requests.json", data=f"api_key={a['api_key']}&{POST}&description=n{n}",
                        headers=FORM | at("192.0.2.1")), 201)
-    r = client.post("/open311/v2/requests.xml", data=f"api_key={a['api_key']}&{POST}", headers=FORM | at("192.0.2.1"))
+    r = client.post("/open311/v2/requests.xml", data=f"api_key={a['api_key']}&{POST}&description=n2",
+                    headers=FORM | at("192.0.2.1"))
     e = ET.fromstring(r.data)
     assert r.status_code == 429 and e.tag == "errors" and e.find("error/code").text == "429", r.data
     assert int(r.headers["Retry-After"]) >= 1 and r.content_type.startswith("text/xml")

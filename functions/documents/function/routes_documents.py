@@ -8,7 +8,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from lscloud import errors, peers, store
 from lscloud.auth import allow, principal
-from lscloud.idempotency import idempotent
+from lscloud.idempotency import IMPLICIT_S, idempotent
 from lscloud.statemachine import Actor
 from lscloud.web import body_limit, page_params, query_params, raw_body, responds, validate_body
 
@@ -63,7 +63,7 @@ def _dossier(dossier_id: str) -> dict:
      {"type": "string", "maxLength": 500, "pattern": "^[A-Za-z0-9._@-]+(,[A-Za-z0-9._@-]+){0,9}$"}),
     ("dossier", "A dossier whose result this document is.", {"type": "string", "maxLength": 64}),
     ("filename", "The original file name.", {"type": "string", "maxLength": 200}))
-@idempotent(required=False)
+@idempotent(required=False, implicit_s=IMPLICIT_S)   # the same PDF and details sent again: one document
 @responds("documents/document.json", status=201)
 def upload():
     """Upload a PDF (Content-Type: application/pdf) as a draft outgoing or a received incoming document."""

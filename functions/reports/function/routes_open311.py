@@ -4,13 +4,14 @@ suffix, errors in the spec's own format on every one of these paths; FixMyStreet
 
 from __future__ import annotations
 
+import functools
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from lscloud import errors
 from lscloud.auth import allow, principal
-from lscloud.idempotency import idempotent
+from lscloud.idempotency import IMPLICIT_S, idempotent
 from lscloud.problems import Problem
 from lscloud.ratelimit import caller_subject
 from lscloud.statemachine import Actor
@@ -90,6 +91,25 @@ def _admit_caller() -> None:
         caller_subject(principal(), request.headers, request.remote_addr))
 
 
+def _partner_post(view):
+    """A partner's POST, checked before it runs or is answered again (the idempotency layer below
+    it): the format, the form, the caller counted, the jurisdiction and the api_key, in that order,
+    so a revoked key is refused from the moment it is revoked, a retry of its last request too.
+    The view finds ``(fields, attributes, key)`` in ``g.open311_post``."""
+    @functools.wraps(view)
+    def wrapper(fmt: str):
+        open311.check_format(fmt)
+        if request.mimetype != FORM:
+            raise Open311Error(400, f"send the request as {FORM}")
+        _admit_caller()
+        fields, attrs = open311.parse_form(request.get_data(cache=True))
+        open311.check_jurisdiction(fields.get("jurisdiction_id"))
+        g.open311_post = (fields, attrs, apikeys.verify(fields.get("api_key")))
+        return view(fmt)
+
+    return wrapper
+
+
 # the spec's errors, not problem+json, on every Open311 path (documented so in the OpenAPI)
 ERRORS_AS = {"application/json": "reports/open311/errors.json", "text/xml": None}
 FORMAT = 'schema("reports/open311/format.json#", match=False):fmt'
@@ -160,16 +180,11 @@ def service_definition(code: str, fmt: str):
 @allow("public")
 @raw_body(FORM)
 @_responds("reports/open311/service-requests.json", status=201, also=TOO_MANY)
-@idempotent(required=False)
+@_partner_post
+@idempotent(required=False, implicit_s=IMPLICIT_S)   # GeoReport clients send no key: a retry is the same request
 def create_request(fmt: str):
     """POST Service Request (form-encoded, api_key required): answers the new service_request_id."""
-    open311.check_format(fmt)
-    if request.mimetype != FORM:
-        raise Open311Error(400, f"send the request as {FORM}")
-    _admit_caller()
-    fields, attrs = open311.parse_form(request.get_data(cache=True))
-    open311.check_jurisdiction(fields.get("jurisdiction_id"))
-    key = apikeys.verify(fields.get("api_key"))
+    fields, attrs, key = g.open311_post
     current_app.extensions["reports.limits"].key_hit(key["id"])
     if not fields.get("service_code"):
         raise Open311Error(400, "service_code was not provided")
@@ -261,14 +276,11 @@ def updates(fmt: str):
 @allow("public")
 @raw_body(FORM)
 @_responds(None, description="The update as recorded, in the request's format", also=TOO_MANY)
+@_partner_post
 @idempotent(required=False)
 def post_update(fmt: str):
     """An agency's own system posts a FixMyStreet update (its key names the agency)."""
-    open311.check_format(fmt)
-    _admit_caller()
-    fields, _ = open311.parse_form(request.get_data(cache=True))
-    open311.check_jurisdiction(fields.get("jurisdiction_id"))
-    key = apikeys.verify(fields.get("api_key"))
+    fields, _, key = g.open311_post
     current_app.extensions["reports.limits"].key_hit(key["id"])
     if not key.get("agency"):
         raise Open311Error(403, "this api_key is not an agency's: it may not post updates")

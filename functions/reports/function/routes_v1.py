@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from lscloud import errors, images, store
 from lscloud.auth import allow, principal
-from lscloud.idempotency import idempotent
+from lscloud.idempotency import IMPLICIT_S, idempotent
 from lscloud.ratelimit import caller_subject
 from lscloud.statemachine import Actor
 from lscloud.web import blob_response, body_limit, query_params, query_schema, raw_body, responds, validate_body
@@ -98,7 +98,7 @@ def get_photo(sha256: str):
 @validate_body("reports/report-create.json")
 @responds(None, status=201, description="The report, routed, with its deadline and nearby open duplicates",
           also={429: "Too many reports from this caller (REPORTS_CITIZEN_LIMIT): wait Retry-After seconds"})
-@idempotent(required=False)
+@idempotent(required=False, implicit_s=IMPLICIT_S)   # the app's retry after a lost answer: not a second report
 def submit():
     """Report an incident or violation: a signed-in citizen, or anyone with a phone number to be
     called back on. Answers the report, routed, with its deadline and nearby open duplicates."""
