@@ -120,14 +120,16 @@ def policy_name(function: str) -> str:
 def render_policy(bucket: str, *, locked: bool = False) -> dict:
     """The IAM policy of one function's user: its own bucket, nothing else. In a bucket under object
     lock it may also give a new version its own retention (a working object's short one,
-    :mod:`lscloud.store.working`); shortening an existing one in governance mode needs the bypass
-    right, which no function has."""
+    :mod:`lscloud.store.working`), lengthen one (an upload a record names now gets the bucket's
+    default, which it reads: ``GetBucketObjectLockConfiguration``); shortening an existing one in
+    governance mode needs the bypass right, which no function has."""
     extra = ["s3:PutObjectRetention"] if locked else []
     return {
         "Version": "2012-10-17",
         "Statement": [
             {"Sid": "OwnBucket", "Effect": "Allow",
-             "Action": ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"],
+             "Action": ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads",
+                        *(["s3:GetBucketObjectLockConfiguration"] if locked else [])],
              "Resource": [f"arn:aws:s3:::{bucket}"]},
             {"Sid": "OwnObjects", "Effect": "Allow",
              "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",

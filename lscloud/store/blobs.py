@@ -9,7 +9,11 @@ names the blob claims it first (:meth:`BlobStore.claim`: a create-only ``<prefix
 then the blob looked up). A blob nobody claimed within its time is deleted by the runtime's sweep on
 the clock's tick, which takes the claim itself (``deleting``) before it does: a claim and a delete
 exclude each other by that one create, so no record ever names a blob deleted under it. Such uploads
-were kept for good, public ones too.
+were kept for good, public ones too. In a bucket under object lock (the dossiers' ten years) an
+upload is written as a working object, retained a day, and a claim gives it the bucket's default
+retention (:meth:`ObjectStore.keep_as_record`): the scan of an identity card uploaded for a dossier
+never submitted went with its marker, where the lock kept it ten years. A file stored by the very
+request that names it (:meth:`BlobStore.put_claimed`) is claimed first and written as a record.
 Size and media type are checked before anything is written, and the declared type must agree with
 what the bytes look like, so a script cannot be stored as a "PDF". Readers get the bytes through
 :meth:`BlobStore.get` (hash re-checked), or from the function that holds them
@@ -26,8 +30,8 @@ from dataclasses import asdict, dataclass
 import time
 
 from . import working
-from .errors import BlobRejected, ConditionalCheckFailed, DoesNotExist, IntegrityError, InvalidKey
-from .objects import ObjectStore
+from .errors import BlobRejected, ConditionalCheckFailed, DoesNotExist, IntegrityError, InvalidKey, StoreUnavailable
+from .objects import ObjectInfo, ObjectStore
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_ALLOWED_TYPES = ("application/pdf", "image/png", "image/jpeg", "application/json", "text/csv",
@@ -71,7 +75,7 @@ def _reclaim(objects: ObjectStore, bucket: str, marker: str) -> bool:
     prefix, _, digest = marker.rpartition(_UNCLAIMED)
     claim = prefix + _CLAIMS + digest
     try:
-        objects.put(bucket, claim, _DELETING, if_none_match=True)
+        objects.put(bucket, claim, _DELETING, if_none_match=True, working_object=True)   # gone with the blob
     except ConditionalCheckFailed:
         try:
             if objects.get(bucket, claim).body != _DELETING:
@@ -191,50 +195,88 @@ class BlobStore:
         Raises BlobRejected with cause ``too_large``, ``unsupported_media_type``,
         ``media_type_mismatch`` or ``empty``.
         """
+        ref, _ = self._store(data, media_type, filename, waits=self.unclaimed_s is not None)
+        if self.unclaimed_s is not None:   # waits for a record to claim it (uploaded again: waits anew)
+            ends = json.dumps({"expires_at": time.time() + self.unclaimed_s}).encode()
+            self.objects.put(self.bucket, self.prefix + _UNCLAIMED + ref.sha256, ends)
+        return ref
+
+    def put_claimed(self, data: bytes, media_type: str, filename: str | None = None) -> BlobRef:
+        """:meth:`put` for a record written by the same request: claimed first, then stored as a
+        record (no marker; found there from an earlier upload: its retention lengthened).
+        StoreUnavailable while the sweep is deleting an earlier unclaimed upload of the same bytes
+        (a moment: the caller's retry stores them again)."""
+        self.check(data, media_type)
+        if self.unclaimed_s is not None and self._take_claim(hashlib.sha256(bytes(data)).hexdigest()) is None:
+            raise StoreUnavailable("an earlier upload of these bytes is being deleted; send them again",
+                                   key=self.prefix)
+        ref, made = self._store(data, media_type, filename, waits=False)
+        if not made and self.unclaimed_s is not None:
+            self.objects.keep_as_record(self.bucket, ref.key)   # an earlier upload, retained a day so far
+        return ref
+
+    def _store(self, data: bytes, media_type: str, filename: str | None, *, waits: bool) -> tuple[BlobRef, bool]:
+        """The blob stored (or found there), and whether this call wrote it."""
         declared = self.check(data, media_type)
         data = bytes(data)
         digest = hashlib.sha256(data).hexdigest()
         key = self.key_for(digest)
         try:
+            # waiting for its claim, it is working machinery: under object lock, retained a day
             self.objects.put(self.bucket, key, data, content_type=declared, if_none_match=True,
-                             metadata={"sha256": digest})
+                             metadata={"sha256": digest}, working_object=waits)
+            made = True
         except ConditionalCheckFailed:
+            made = False
             # same key means same bytes; a different size means the stored copy is damaged
             existing = self.objects.head(self.bucket, key)
             if existing.size != len(data):
                 raise IntegrityError(f"stored blob {digest} has {existing.size} bytes, expected {len(data)}",
                                      key=key) from None
-        if self.unclaimed_s is not None:   # waits for a record to claim it (uploaded again: waits anew)
-            ends = json.dumps({"expires_at": time.time() + self.unclaimed_s}).encode()
-            self.objects.put(self.bucket, self.prefix + _UNCLAIMED + digest, ends)
-        return BlobRef(digest, len(data), declared, key, clean_filename(filename))
+        return BlobRef(digest, len(data), declared, key, clean_filename(filename)), made
 
     def claim(self, sha256: str) -> bool:
         """Claim an uploaded blob for a record that names it, before the record is written: whether
         it is there (and now kept for good). Under a prefix not :func:`claimed_only`, whether it
         exists. False for a blob never uploaded, or deleted unclaimed (the caller asks for it again)."""
+        return self.claimed(sha256) is not None
+
+    def claimed(self, sha256: str) -> ObjectInfo | None:
+        """:meth:`claim`, answering what the store says of the blob (its size), or None."""
+        key = self.key_for(sha256)   # InvalidKey for anything but a digest
         if self.unclaimed_s is None:
-            return self.exists(sha256)
-        self.key_for(sha256)   # InvalidKey for anything but a digest
-        claim = self.prefix + _CLAIMS + sha256.lower()
-        try:
-            self.objects.put(self.bucket, claim, _CLAIMED, if_none_match=True)
-            made = True
-        except ConditionalCheckFailed:
-            made = False
+            return self._head(key)
+        made = self._take_claim(sha256.lower())
+        if made is None:
+            return None
+        info = self._head(key)
+        if info is not None:
+            # a claim made before the lock's rule (or whose lengthening failed) lengthens it again
+            self.objects.keep_as_record(self.bucket, key)
+        elif made:   # never uploaded: no claim left behind for it
             try:
-                if self.objects.get(self.bucket, claim).body == _DELETING:
-                    return False   # the sweep is deleting it
-            except DoesNotExist:
-                return False       # the sweep's claim, gone with the blob a moment ago
-        if self.exists(sha256):
-            return True
-        if made:   # never uploaded: no claim left behind for it
-            try:
-                self.objects.delete(self.bucket, claim)
+                self.objects.delete(self.bucket, self.prefix + _CLAIMS + sha256.lower())
             except DoesNotExist:
                 pass
-        return False
+        return info
+
+    def _take_claim(self, digest: str) -> bool | None:
+        """The create-only claim: True made now, False made before, None the sweep's (deleting)."""
+        claim = self.prefix + _CLAIMS + digest
+        try:
+            self.objects.put(self.bucket, claim, _CLAIMED, if_none_match=True)
+            return True
+        except ConditionalCheckFailed:
+            try:
+                return None if self.objects.get(self.bucket, claim).body == _DELETING else False
+            except DoesNotExist:
+                return None   # the sweep's claim, gone with the blob a moment ago
+
+    def _head(self, key: str) -> ObjectInfo | None:
+        try:
+            return self.objects.head(self.bucket, key)
+        except DoesNotExist:
+            return None
 
     def get(self, sha256: str) -> bytes:
         """The blob's bytes, re-hashed; DoesNotExist if absent, IntegrityError if they do not match."""

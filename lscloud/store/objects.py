@@ -123,6 +123,7 @@ class ObjectStore:
         # (bucket, key) -> StoredObject of reference data (lscloud.freshness)
         self._reference = freshness.Revalidating(reference_entries)
         self._lock = threading.Lock()
+        self._retention_days: dict[str, int] = {}   # bucket -> its default retention (object lock)
         self._boto_options = dict(endpoint=endpoint, access_key=access_key, secret_key=secret_key, region=region,
                                   max_pool=max_pool, timeout_s=timeout_s, ca_file=ca_file)
         self._boto = None
@@ -254,8 +255,45 @@ class ObjectStore:
             raise DoesNotExist(f"no object at {key} (being deleted)", key=key)
         return ObjectInfo(key, h.get("etag", ""), int(h.get("content-length", 0)), _http_date(h.get("last-modified")))
 
+    # -- object lock -----------------------------------------------------------------------------
+
+    def default_retention_days(self, bucket: str) -> int:
+        """The default retention of ``bucket`` under object lock, in days, as the bucket says
+        (``GetObjectLockConfiguration``, asked once per bucket): what a record's version gets."""
+        with self._lock:
+            days = self._retention_days.get(bucket)
+        if days is None:
+            page = ET.fromstring(self._call("GetObjectLockConfiguration", "GET", bucket, params=[("object-lock", "")],
+                                            what=bucket).body)
+            ns = page.tag[:page.tag.index("}") + 1] if page.tag.startswith("{") else ""
+            rule = page.find(f"{ns}Rule/{ns}DefaultRetention")
+            if rule is None:
+                raise StoreError(f"bucket {bucket} has object lock without a default retention",
+                                 cause="no_default_retention", key=bucket)
+            days = int(rule.findtext(f"{ns}Days") or 0) or 365 * int(rule.findtext(f"{ns}Years") or 0)
+            with self._lock:
+                self._retention_days[bucket] = days
+        return days
+
+    def keep_as_record(self, bucket: str, key: str) -> None:
+        """In a bucket under object lock, retain ``key``'s current version as long as the bucket
+        retains a record's (``PutObjectRetention``, its default from now): an object written as
+        working (a short retention, :meth:`put`'s ``working``) that turned out to be kept, an upload
+        a record now names. Only ever lengthens a retention; nothing to do in another bucket."""
+        mode = self.object_lock.get(bucket)
+        if not mode:
+            return
+        until = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
+            days=self.default_retention_days(bucket))
+        body = ('<Retention xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+                f"<Mode>{mode.upper()}</Mode><RetainUntilDate>{until.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+                "</RetainUntilDate></Retention>").encode()
+        self._call("PutObjectRetention", "PUT", bucket, key, params=[("retention", "")], body=body,
+                   headers={"content-type": "application/xml", "content-md5": content_md5(body)})
+
     def put(self, bucket: str, key: str, body: bytes, *, content_type: str = "application/json",
-            if_none_match: bool = False, if_match: str | None = None, metadata: dict | None = None) -> str:
+            if_none_match: bool = False, if_match: str | None = None, metadata: dict | None = None,
+            working_object: bool = False) -> str:
         """Write ``body``; returns the new ETag.
 
         ``if_none_match=True`` makes it create-only (``If-None-Match: *``); ``if_match`` makes it
@@ -265,11 +303,12 @@ class ObjectStore:
         bucket under object lock with a default retention (the dossiers' legal records), and the
         store refuses a body damaged on the way (MinIO does not require it, minio/minio#16480: a
         store that follows AWS would refuse every write to such a bucket without it). In such a
-        bucket a working object's version is retained only a day (:mod:`lscloud.store.working`).
+        bucket a working object's version is retained only a day (:mod:`lscloud.store.working`);
+        ``working_object`` makes this one such, whatever its key (an upload no record names yet).
         """
         headers = {"content-type": content_type, "content-md5": content_md5(body)}
         lock = self.object_lock.get(bucket)
-        if lock and working.holds(key):
+        if lock and (working_object or working.holds(key)):
             headers.update(working.lock_headers(lock))
         if if_none_match:
             headers["if-none-match"] = "*"

@@ -115,6 +115,9 @@ def test_a_locked_bucket_and_its_function_are_told_of_the_lock():
         (own,) = [s for s in json.loads(cm["data"][f"{f}.json"])["Statement"] if s["Sid"] == "OwnObjects"]
         assert ("s3:PutObjectRetention" in own["Action"]) == (f == "dossiers"), f
         assert not any("Bypass" in a for a in own["Action"])
+        # a claimed upload gets the bucket's default retention, read from the bucket
+        (bucket_rights,) = [s for s in json.loads(cm["data"][f"{f}.json"])["Statement"] if s["Sid"] == "OwnBucket"]
+        assert ("s3:GetBucketObjectLockConfiguration" in bucket_rights["Action"]) == (f == "dossiers"), f
 
     m = manifest.load(REPO / "functions" / "dossiers")
     p = fn.PlatformEndpoints(**{k: "x" for k in fn.PlatformEndpoints.__dataclass_fields__})

@@ -71,8 +71,9 @@ def test_an_unlocked_store_sends_no_retention(settings, object_store, bucket):
 # What the dossiers function writes, by table: each is a record (kept with the bucket's retention) or
 # working (a day). A table not named here fails the test below, so a new one is classified on purpose.
 RECORDS = {"dossiers", "dossiers-codes", "dossiers-audit", "dossiers-owners", "dossiers-work", "dossiers-days",
-           "dossiers-ratings", "dossiers-files"}
-WORKING = {"idempotency", "events-seen", "outbox", "dossiers-open", "dossiers-clock", "dossiers-day-figures"}
+           "dossiers-ratings", "dossiers-files", "dossiers-files-claims"}
+WORKING = {"idempotency", "events-seen", "outbox", "dossiers-open", "dossiers-clock", "dossiers-day-figures",
+           "dossiers-files-unclaimed"}
 
 
 def test_a_dossiers_life_keeps_only_its_records_for_ten_years(start_function, settings, object_store, bucket, tokens):
@@ -122,3 +123,57 @@ def test_a_dossiers_life_keeps_only_its_records_for_ten_years(start_function, se
         else:
             assert all(d > YEARS_10 - 1 for d in days), (key, days)
             assert not working.holds(key)
+
+
+def test_an_upload_no_dossier_names_goes_and_is_not_kept_for_years(start_function, settings, object_store, bucket,
+                                                                   tokens):
+    """An identity card's scan uploaded for a dossier never submitted was kept ten years by the
+    lock, like the dossier's own files. An upload is now retained a day while it waits; naming it in
+    a dossier gives it the bucket's ten years; one nobody names is deleted after two days. A file
+    sent with the submission is claimed and kept at once."""
+    import hashlib
+    import io
+    import json
+    import time
+
+    from lscloud import runonce
+
+    peers = PeerStub()
+    try:
+        fn = start_function("dossiers", peer_url_template=peers.template, s3_object_lock="governance")
+        rt = runtime.current()
+        client = fn.app.test_client()
+        cit = tokens.header("citizen", CITIZEN)
+
+        def upload(text: str) -> str:
+            r = client.post("/v1/attachments", data=pdf(text), headers={**cit, "Content-Type": "application/pdf"})
+            assert r.status_code == 201, r.get_data(as_text=True)
+            return r.get_json()["sha256"]
+
+        named, forgotten = upload("tk-" + uuid.uuid4().hex), upload("cccd-" + uuid.uuid4().hex)
+        waiting = retained_days(object_store.client, bucket)
+        assert [round(d) for d in waiting[f"dossiers-files/{named[:2]}/{named}"]] == [1]
+        sent = pdf("gcs-" + uuid.uuid4().hex)
+        body = {"id": "ks-" + uuid.uuid4().hex[:12], "procedure": "HT-KS", "unit": "05983",
+                "documents": [{"code": "to-khai", "sha256": named},
+                              {"code": "giay-chung-sinh", "sha256": hashlib.sha256(sent).hexdigest()}]}
+        form = {"body": (io.BytesIO(json.dumps(body).encode()), "", "application/json"),
+                "giay-chung-sinh": (io.BytesIO(sent), "gcs.pdf", "application/pdf")}
+        r = client.post("/v1/dossiers", data=form, headers=cit, content_type="multipart/form-data")
+        assert r.status_code == 201, r.get_data(as_text=True)
+        report = runonce.sweep(rt.objects, rt.settings.bucket, rt.settings, now=time.time() + 3 * 86_400)
+        assert report.counts["dossiers-files-unclaimed/"]["deleted"] == 2   # both uploads' markers
+    finally:
+        peers.stop()
+
+    kept = retained_days(object_store.client, bucket)
+    for sha in (named, hashlib.sha256(sent).hexdigest()):
+        assert [d > YEARS_10 - 1 for d in kept[f"dossiers-files/{sha[:2]}/{sha}"]] == [True], sha
+        assert [d > YEARS_10 - 1 for d in kept[f"dossiers-files-claims/{sha}"]] == [True], sha
+    # the forgotten scan: deleted, its one version retained a day, as the sweep's own claim was
+    assert [round(d) for d in kept[f"dossiers-files/{forgotten[:2]}/{forgotten}"]] == [1]
+    assert [round(d) for d in kept[f"dossiers-files-claims/{forgotten}"]] == [1]
+    with pytest.raises(Exception, match="404|Not Found"):
+        object_store.client.head_object(Bucket=bucket, Key=f"dossiers-files/{forgotten[:2]}/{forgotten}")
+    assert all(round(d) == 1 for key, days in kept.items() if key.startswith("dossiers-files-unclaimed/")
+               for d in days)

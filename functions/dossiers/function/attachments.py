@@ -3,6 +3,11 @@
 A file is uploaded first (checked: size up to the blob limit, PDF / PNG / JPEG by its bytes) and
 then named by its sha256 in a submission, a supplement or a result; a reader of the dossier gets
 a short-lived download link.
+
+An upload no dossier names within two days is deleted (:func:`lscloud.store.claimed_only`): it is
+often an identity card's or a birth certificate's scan, and the bucket's object lock kept every one
+ten years, the dossier never submitted. Naming a file claims it, and the lock then keeps it as long
+as the dossier.
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ from datetime import datetime
 from lscloud import errors, runtime, store
 from lscloud.aggregate import side_pool
 from lscloud.statemachine import Actor, iso
-from lscloud.store import BlobRejected, BlobStore, DoesNotExist, InvalidKey
+from lscloud.store import BlobRejected, BlobStore, InvalidKey
 
 PREFIX = "dossiers-files"
 TYPES = ("application/pdf", "image/png", "image/jpeg")
+store.claimed_only(PREFIX, __name__)
 
 
 def files() -> BlobStore:
@@ -53,9 +59,10 @@ def checked(parts: list) -> dict[str, dict]:
 
 
 def keep(sent: dict) -> None:
-    """Store one file :func:`checked` (the same bytes already there: nothing to do)."""
+    """Store one file :func:`checked`, claimed by the dossier it came with (the same bytes already
+    there: claimed, nothing else to write)."""
     part = sent["part"]
-    files().put(part.data, part.media_type, part.filename)
+    files().put_claimed(part.data, part.media_type, part.filename)
 
 
 def refs(items: list[dict], base: str, procedure: dict | None, actor: Actor, at: datetime,
@@ -72,8 +79,8 @@ def refs(items: list[dict], base: str, procedure: dict | None, actor: Actor, at:
         if str(item["sha256"]).lower() in sent:
             return _Sent(sent[str(item["sha256"]).lower()])
         try:
-            return blobs.objects.head(blobs.bucket, blobs.key_for(item["sha256"]))
-        except (DoesNotExist, InvalidKey):
+            return blobs.claimed(item["sha256"])   # named now: no longer deleted as an unclaimed upload
+        except InvalidKey:
             return None
 
     missing, out = [], []
