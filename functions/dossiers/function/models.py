@@ -7,7 +7,9 @@ Dossier            id (client-chosen)                          create-only, then
                                                                its own idempotency record
 DossierCode        public code -> id                           create-only (unique receipt code)
 AuditEntry         dossier id / <µs>_<version>_<n>             create-only, append-only
-OwnerIndex         ~applicant id / <µs received>_<id>          create-only ("my dossiers")
+OwnerIndex         ~applicant id / <µs received>_<id>          written before OwnerRecent; read by
+                                                               the migration only
+OwnerRecent        ~applicant id / <newest first µs>_<id>      create-only ("my dossiers", newest first)
 WorkIndex          agency / <unit or _>_<µs received>_<id>     create-only, one per assigned agency+unit
 DayIndex           local day / r_<id> (received), f_<id>       create-only (stats by period)
 OpenIndex          "open" / <id>                               create-only, deleted when finished
@@ -68,6 +70,17 @@ class AuditEntry(Model):
 class OwnerIndex(Model):
     class Meta:
         table = "dossiers-owners"
+
+    owner = A.PseudonymAttribute(hash_key=True)
+    entry = A.UnicodeAttribute(range_key=True)
+    dossier_id = A.UnicodeAttribute()
+
+
+class OwnerRecent(Model):
+    """An applicant's dossiers, newest first (:func:`lscloud.aggregate.newest_first`)."""
+
+    class Meta:
+        table = "dossiers-owners-recent"
 
     owner = A.PseudonymAttribute(hash_key=True)
     entry = A.UnicodeAttribute(range_key=True)

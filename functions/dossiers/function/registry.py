@@ -18,14 +18,15 @@ from concurrent.futures import Future
 from datetime import datetime
 
 from lscloud import errors
-from lscloud.aggregate import Aggregate, Outcome, delete_quietly, give_back, micros, save_quietly, side_pool
+from lscloud.aggregate import (Aggregate, Outcome, delete_quietly, give_back, micros, newest_first, save_quietly,
+                               side_pool)
 from lscloud.query import QueryError
 from lscloud.statemachine import Actor, parse_iso
 from lscloud.store import ConditionalCheckFailed, DoesNotExist, InvalidKey
 from lscloud.workdays import TZ, Calendar
 
 from . import clocks, metrics, workflow
-from .models import AuditEntry, DayIndex, Dossier, DossierCode, OpenIndex, OwnerIndex, WorkIndex
+from .models import AuditEntry, DayIndex, Dossier, DossierCode, OpenIndex, OwnerRecent, WorkIndex
 from .states import APPLICANTS, MACHINE
 
 log = logging.getLogger("dossiers.registry")
@@ -92,7 +93,7 @@ def new_indexes(doc: dict) -> list:
     at = parse_iso(doc["received_at"])
     entry = f"{micros(at):016d}_{safe(doc['id'])}"
     day = at.astimezone(TZ).date().isoformat()
-    side = [OwnerIndex(doc["owner"], entry, dossier_id=doc["id"]),
+    side = [OwnerRecent(doc["owner"], f"{newest_first(micros(at))}_{safe(doc['id'])}", dossier_id=doc["id"]),
             DayIndex(day, f"r_{safe(doc['id'])}", dossier_id=doc["id"]), OpenIndex("open", doc["id"])]
     return side + [WorkIndex(agency, f"{safe(unit)}_{entry}", dossier_id=doc["id"])
                    for agency, unit in sorted(work_keys(doc))]
@@ -183,10 +184,11 @@ def open_ids() -> list[str]:
 
 def listing(actor: Actor, limit: int, token: str | None, status: str | None) -> tuple[list[dict], str | None]:
     """One page of the dossiers ``actor`` works with (applicants: their own; officers: their unit's,
-    oldest first; supervisors: their agency's) and the next page's token."""
+    oldest first; supervisors: their agency's) and the next page's token. An applicant's come
+    newest first: this year's application, not the first of years of pages."""
     try:
         if actor.kind in APPLICANTS:
-            page = OwnerIndex.query(actor.sub, limit=limit, page_token=token)
+            page = OwnerRecent.query(actor.sub, limit=limit, page_token=token)
         elif actor.kind == "officer":
             return _officer_page(actor, limit, token, status)
         else:

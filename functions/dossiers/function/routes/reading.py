@@ -25,7 +25,8 @@ _RECEIPT_FIELD = {"type": "string", "minLength": 1, "maxLength": 32}
 @query_params(*page_params(default_limit=20),
               ("status", "Only dossiers in this state.", {"type": "string", "enum": list(STATES)}))
 def list_dossiers():
-    """Your dossiers (citizen, business), your unit's (officer), your agency's (supervisor)."""
+    """Your dossiers, newest first (citizen, business); your unit's (officer) and your agency's
+    (supervisor), oldest first."""
     actor, at = Actor.of(principal()), now()
     docs, next_token = registry.listing(actor, g.query["limit"], g.query["page_token"] or None, g.query["status"])
     items = [views.dossier(d, actor, at) for d in docs]
