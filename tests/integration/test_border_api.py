@@ -970,3 +970,89 @@ def test_a_resend_finishes_a_create_cut_off_before_its_side_round(client, fn, to
         t.Meta.table for t in (models.DeclarationCode, models.SlotSeat, models.Declaration)), third
     assert third["delete"] == 2, third
     assert _side_of(did, fn.settings) == expected
+
+
+def _exited(client, tok, plate: str) -> str:
+    """An export of phones by ``plate`` at Hữu Nghị (customs, the border guard and the zone board
+    decide) taken through to its exit at the barrier; its id."""
+    did = new_id()
+    goods = [{"hs_code": "8517", "description": "phones", "packages": 10, "gross_weight_kg": 500, "value": 9000,
+              "currency": "USD", "origin": "VN"}]
+    ok(client.post("/v1/declarations", json=declaration(did, direction="export", plate=plate, trailer=None, goods=goods,
+                                                        booking={"mode": "living"}),
+                   headers=tok("enterprise", sub=TAX)), 201)
+    ok(client.post(f"/v1/declarations/{did}/arrival", headers=idem(tok("yard-operator", unit="huu-nghi"))))
+    gate = tok("gate-operator", unit="huu-nghi")
+    ok(client.post("/v1/gates/huu-nghi/calls", json={"flow": "out", "count": 5}, headers=idem(gate)))
+    ok(client.post(f"/v1/declarations/{did}/at-gate", headers=idem(gate)))
+    for agency in ("border-guard", "ezone-board"):
+        ok(client.post(f"/v1/declarations/{did}/decisions", json={"decision": "pass"},
+                       headers=idem(tok("officer", agency=agency))))
+    customs = tok("officer", agency="customs")
+    ok(client.post(f"/v1/declarations/{did}/release", json={"notes": "ok"}, headers=idem(customs)))
+    r = device_event(client, "vn.langson.border.plate.read.v1",
+                     {"reading_id": f"b-{did}", "gate": "huu-nghi", "camera": "barrier", "flow": "out", "plate": plate,
+                      "confidence": 0.97, "read_at": "2025-09-01T08:10:00Z", "device": "anpr-huu-nghi-b1"})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert ok(client.get(f"/v1/declarations/{did}", headers=customs))["status"] == "exited"
+    return did
+
+
+def test_figures_read_a_finished_declaration_once_then_take_it_from_the_day_s_summary(client, tok):
+    """The figures read every declaration of every day asked on every request (a month at the
+    peak: some 15,000 GETs). A finished one (exited, cancelled: it never changes again) is read
+    once, and its part is kept in its day's summary; later requests read only the live ones, and
+    one that finishes meanwhile is read once more, then no more. The figures are those of every
+    declaration read directly, for all gates and for one."""
+    from lscloud.store import keys
+
+    from functions.border.function import stats
+    from store_calls import counting
+
+    ent, customs = tok("enterprise", sub=TAX), tok("officer", agency="customs")
+    done = _exited(client, tok, "12C-111.11")
+    cancelled, live, later = new_id(), new_id(), new_id()
+    ok(client.post("/v1/declarations", json=declaration(cancelled, gate="tan-thanh"), headers=ent), 201)
+    ok(client.post(f"/v1/declarations/{cancelled}/cancel", headers=idem(ent)))
+    for i in (live, later):
+        ok(client.post("/v1/declarations", json=declaration(i, booking={"mode": "living"}), headers=ent), 201)
+    ids = [done, cancelled, live, later]
+    docs = ledger.docs(ids)
+    days = sorted({stats.contribution(d)[2] for d in docs})   # their local day (two, if the test spans midnight)
+    period = {"from": days[0], "to": days[-1]}
+    key_of = {models.Declaration.located(i)[1]: i for i in ids}
+    summaries = {models.DayFigures.located(day)[1] for day in days}
+
+    def declarations_read(calls):
+        read = [k for k in calls.keys_of("get") if k.startswith(keys.table_prefix(models.Declaration.Meta.table))]
+        return sorted(key_of.get(k, k) for k in read)
+
+    def figures(**query):
+        with counting() as calls:
+            got = ok(client.get("/v1/stats", query_string={**period, **query}, headers=customs))
+        expected = stats.compute([d for d in ledger.docs(ids) if d["gate"] == query.get("gate", d["gate"])])
+        assert {k: got[k] for k in expected} == expected, (got, expected)
+        return got, calls
+
+    first, calls = figures()
+    assert declarations_read(calls) == sorted(ids), calls
+    assert set(calls.keys_of("put")) == summaries, calls
+    assert first["dwell_arrival_to_exit"]["count"] == 1 and "border-guard" in first["decision_time_by_agency"]
+    again, calls = figures()
+    assert again == first
+    assert declarations_read(calls) == sorted([live, later]), calls
+    assert {k for k in calls.keys_of("get") if k not in key_of} <= summaries | {
+        models.DayIndex.located(day, e)[1] for day in days for e in models.DayIndex.query_keys(day)}, calls
+    assert calls["put"] == 0, calls
+    # two GETs (the index entry, then the declaration) for each live one, one for the summary
+    assert calls["get"] == 2 * 2 + len(days), calls
+
+    ok(client.post(f"/v1/declarations/{later}/cancel", headers=idem(ent)))
+    _, calls = figures()
+    assert declarations_read(calls) == sorted([live, later]), calls
+    assert set(calls.keys_of("put")) <= summaries and calls["put"] >= 1, calls
+    _, calls = figures()
+    assert declarations_read(calls) == [live], calls
+    one_gate, calls = figures(gate="tan-thanh")
+    assert declarations_read(calls) == [], calls
+    assert [r["gate"] for r in one_gate["by_gate_direction_day"]] == ["tan-thanh"] * len(one_gate["by_gate_direction_day"])

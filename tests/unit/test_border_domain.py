@@ -441,3 +441,35 @@ def test_stats_percentiles():
     assert (row["declared"], row["cleared"], row["exited"], row["day"]) == (3, 3, 3, "2025-09-01")
     assert out["dwell_arrival_to_exit"]["median_minutes"] == 100.0 and out["mismatches"] == 1
     assert out["decision_time_by_agency"]["customs"]["median_minutes"] == 90.0
+
+
+def test_stats_from_contributions_are_the_stats_of_the_declarations():
+    """A declaration's contribution, as a day's summary stores it (JSON), gives the same figures as
+    the declaration: finished or live, at two gates on two local days, exited without a yard
+    arrival, never submitted."""
+    import json
+
+    def doc(gate, direction, submitted, **ts):
+        return {"gate": gate, "direction": direction, "timestamps": {"submitted": submitted, **ts}}
+
+    docs = [
+        {**doc("huu-nghi", "import", "2025-09-01T16:59:00.000Z", in_yard="2025-09-01T17:30:00.000Z",
+               cleared="2025-09-01T18:00:00.000Z", exited="2025-09-01T18:47:30.000Z"),
+         "decisions": {"customs": {"at": "2025-09-01T18:00:00.000Z"}, "tax": {"at": "2025-09-01T17:10:20.000Z"}},
+         "weight_mismatches": 2},
+        {**doc("huu-nghi", "import", "2025-09-01T17:01:00.000Z", cleared="2025-09-01T19:00:00.000Z",
+               exited="2025-09-01T19:13:00.000Z"), "decisions": {"customs": {"at": "2025-09-01T18:59:59.000Z"}}},
+        {**doc("tan-thanh", "export", "2025-09-02T03:00:00+00:00", in_yard="2025-09-02T03:20:00+00:00"),
+         "weight_mismatches": 1},
+        {**doc("tan-thanh", "export", "2025-09-02T03:05:00.000Z"), "decisions": {}},
+        {"gate": "huu-nghi", "direction": "import", "timestamps": {}},
+    ]
+    contribs = json.loads(json.dumps([stats.contribution(d) for d in docs]))
+    assert contribs[-1] is None and [c[2] for c in contribs[:-1]] == ["2025-09-01", "2025-09-02", "2025-09-02",
+                                                                      "2025-09-02"]
+    out = stats.compute_contributions(contribs)
+    assert out == stats.compute(docs)
+    assert json.dumps(out) == json.dumps(stats.compute(docs))
+    assert out["dwell_arrival_to_exit"]["count"] == 1 and out["mismatches"] == 3
+    assert out["decision_time_by_agency"]["customs"]["count"] == 2
+    assert stats.compute_contributions([]) == stats.compute([])

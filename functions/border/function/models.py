@@ -17,6 +17,8 @@ QueueTally             <gate>_<flow>                             If-Match: waiti
 CallEntry              <gate>_<flow> / <deadline µs>_<code>      create-only, deleted at gate/missed
 PlateIndex             plate key / declaration id                create-only, deleted when done
 DayIndex               local day / <gate>_<id>                   create-only (stats listing)
+DayFigures             local day                                 create-only, then If-Match: the figures'
+                                                                 parts of the day's finished declarations
 DeviceReading          device id / reading id                    create-only: a reading counts once; kept 8 days
 CapacityOverride       gate / <flow>                             If-Match (operator's override)
 TrafficOrder           gate / order id                           create-only
@@ -26,6 +28,9 @@ Range keys that order things use only letters, digits and ``_`` so the store's k
 their plain string order. ``~`` marks a key held as a pseudonym (a keyed hash,
 :class:`~lscloud.store.attributes.PseudonymAttribute`): a driver's ID or passport number and an
 individual's tax code (their CCCD since July 2025) never appear in an object key.
+
+DayFigures is a working object (``Meta.working``): derived from the declarations, so in a bucket
+under object lock its versions are kept a day, not with the records (:mod:`lscloud.store.working`).
 """
 
 from __future__ import annotations
@@ -166,6 +171,21 @@ class DayIndex(Model):
     day = A.UnicodeAttribute(hash_key=True)
     entry = A.UnicodeAttribute(range_key=True)
     declaration_id = A.UnicodeAttribute()
+
+
+class DayFigures(Model):
+    """What a local day's finished declarations add to the figures (:func:`.figures.figures`):
+    ``finished`` maps a :class:`DayIndex` entry whose declaration is in a terminal state to its
+    :func:`.stats.contribution`, which no later change can alter. Live declarations are not in it:
+    they are read on every request."""
+
+    class Meta:
+        table = "border-day-figures"
+        working = True   # derived, rewritten as the day's crossings finish: not kept with the records
+
+    day = A.UnicodeAttribute(hash_key=True)
+    finished = A.JSONAttribute(default=dict)
+    version = A.VersionAttribute()
 
 
 READING_KEPT_S = 8 * 86_400

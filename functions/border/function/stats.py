@@ -1,5 +1,8 @@
 """Figures for the IOC: declared / cleared / exited per gate, direction and day; dwell time
-(arrival in the yard → exit) median and p90; per-agency decision time; weighbridge mismatches."""
+(arrival in the yard → exit) median and p90; per-agency decision time; weighbridge mismatches.
+
+A declaration's part in them is its :func:`contribution`, small and JSON-able, so that of a
+finished declaration is kept in its day's summary rather than read again (:mod:`.figures`)."""
 
 from __future__ import annotations
 
@@ -35,26 +38,42 @@ def _r(v):
     return None if v is None else round(v, 1)
 
 
-def compute(docs: list[dict]) -> dict:
+def contribution(doc: dict) -> list | None:
+    """A declaration's part in the figures, JSON-able: ``[gate, direction, submitted local day,
+    cleared 0/1, exited 0/1, weight mismatches, dwell minutes or None, {agency: decision minutes}]``;
+    None for one never submitted. A list, not a dict: a day's summary keeps one per finished
+    declaration (:mod:`.figures`), and every request reads a month of them."""
+    ts = doc.get("timestamps", {})
+    submitted = ts.get("submitted")
+    if not submitted:
+        return None
+    dwell = None
+    if ts.get("exited") and ts.get("in_yard"):
+        dwell = (_t(ts["exited"]) - _t(ts["in_yard"])).total_seconds() / 60
+    decisions = {agency: (_t(dec["at"]) - _t(submitted)).total_seconds() / 60
+                 for agency, dec in (doc.get("decisions") or {}).items()}
+    return [doc["gate"], doc["direction"], _day(submitted), int(bool(ts.get("cleared"))),
+            int(bool(ts.get("exited"))), int(doc.get("weight_mismatches", 0)), dwell, decisions]
+
+
+def compute_contributions(contribs: list[list | None]) -> dict:
+    """The figures of these declarations' :func:`contribution` (None ones left out)."""
     rows: dict[tuple, dict] = defaultdict(lambda: {"declared": 0, "cleared": 0, "exited": 0, "mismatches": 0})
     dwell: list[float] = []
     per_agency: dict[str, list[float]] = defaultdict(list)
-    for d in docs:
-        ts = d.get("timestamps", {})
-        submitted = ts.get("submitted")
-        if not submitted:
+    for c in contribs:
+        if c is None:
             continue
-        key = (d["gate"], d["direction"], _day(submitted))
-        rows[key]["declared"] += 1
-        if ts.get("cleared"):
-            rows[key]["cleared"] += 1
-        if ts.get("exited"):
-            rows[key]["exited"] += 1
-            if ts.get("in_yard"):
-                dwell.append((_t(ts["exited"]) - _t(ts["in_yard"])).total_seconds() / 60)
-        rows[key]["mismatches"] += int(d.get("weight_mismatches", 0))
-        for agency, dec in (d.get("decisions") or {}).items():
-            per_agency[agency].append((_t(dec["at"]) - _t(submitted)).total_seconds() / 60)
+        gate, direction, day, cleared, exited, mismatches, dwell_minutes, decisions = c
+        row = rows[(gate, direction, day)]
+        row["declared"] += 1
+        row["cleared"] += cleared
+        row["exited"] += exited
+        row["mismatches"] += mismatches
+        if dwell_minutes is not None:
+            dwell.append(dwell_minutes)
+        for agency, minutes in decisions.items():
+            per_agency[agency].append(minutes)
     return {
         "by_gate_direction_day": [{"gate": g, "direction": dr, "day": day, **v}
                                   for (g, dr, day), v in sorted(rows.items())],
@@ -62,3 +81,8 @@ def compute(docs: list[dict]) -> dict:
         "decision_time_by_agency": {a: _summary(v) for a, v in sorted(per_agency.items())},
         "mismatches": sum(v["mismatches"] for v in rows.values()),
     }
+
+
+def compute(docs: list[dict]) -> dict:
+    """The figures of these declarations (those never submitted left out)."""
+    return compute_contributions([contribution(d) for d in docs])
