@@ -303,6 +303,104 @@ def test_transfer_me_too_anonymous_reports_overdue_and_stats(client, tokens, rt)
     assert stats["by_category"]["urban-order"]["open"] >= 2
 
 
+def _figures_read_from_every_report(docs: list[dict]) -> dict:
+    """What ``/v1/stats`` answered before its day summaries (bar ``from`` and ``to``), from every
+    report of the window read: the oracle of the summed figures."""
+    from functions.reports.function.states import OPEN, open311_status
+
+    def bucket():
+        return {"received": 0, "open": 0, "closed": 0, "overdue": 0, "rated": 0, "rating_sum": 0}
+
+    by: dict[str, dict[str, dict]] = {"commune": {}, "category": {}, "agency": {}}
+    total, states = bucket(), {}
+    for d in docs:
+        if d["status"] == "hidden":
+            continue
+        states[d["status"]] = states.get(d["status"], 0) + 1
+        keys = {"commune": d["commune"], "category": d["category"], "agency": d.get("agency") or "-"}
+        for b in [total] + [by[k].setdefault(v, bucket()) for k, v in keys.items()]:
+            b["received"] += 1
+            b[open311_status(d["status"])] += 1
+            b["overdue"] += 1 if d.get("overdue") and d["status"] in OPEN else 0
+            if d.get("rating"):
+                b["rated"] += 1
+                b["rating_sum"] += d["rating"]
+
+    def done(b):
+        s = b.pop("rating_sum")
+        return {**b, "mean_rating": round(s / b["rated"], 2) if b["rated"] else None}
+
+    return {"total": done(total), "states": states,
+            **{f"by_{k}": {code: done(b) for code, b in sorted(v.items())} for k, v in by.items()}}
+
+
+def test_stats_read_a_summary_a_day_and_only_the_reports_that_moved_since(client, tokens, rt):
+    """GET /v1/stats read every report received in its window on every request (a year: some 100,000
+    GETs). A summary per day of receipt holds each report's part, and the change feed names the
+    reports written since it was kept: a request reads those alone, and a summary a week old is
+    built again from every report of its day."""
+    from functions.reports.function.models import DayFigures, Report
+    from functions.reports.function.queries import get_many
+    from lscloud.statemachine import iso
+    from store_calls import counting
+
+    officer = tokens("commune-officer", "cb-dd", unit=DONG_DANG)
+
+    def citizen(n):
+        return tokens("citizen", f"02008833{n:04d}")
+
+    def new_report(n, service="TTDT-LAN-CHIEM"):
+        return ok(client.post("/v1/reports", headers=citizen(n), json={
+            "service_code": service, "lat": 21.8540 + n / 1000, "long": 106.7612, "commune": DONG_DANG}), 201)
+
+    filed = [new_report(n) for n in range(3)] + [new_report(3, "GT-HU-HONG")]
+    ids = [d["id"] for d in filed]
+    for rid in ids[:2]:
+        for action in ("acknowledge", "fix"):
+            ok(client.post(f"/v1/reports/{rid}/actions/{action}", json={}, headers=officer))
+    ok(client.post(f"/v1/reports/{ids[0]}/actions/close", json={}, headers=officer))
+    assert ok(client.post(f"/v1/reports/{ids[1]}/rating", json={"rating": 4}, headers=citizen(1)))["rating"] == 4
+    ok(client.post(f"/v1/reports/{ids[2]}/actions/hide", json={"reason": "Lời lẽ xúc phạm"},
+                   headers=tokens("operator")))
+
+    def stats():
+        with counting() as calls:
+            body = ok(client.get("/v1/stats", headers=tokens("ioc")))
+        read = sorted(k for k in calls.keys_of("get") if k.startswith(f"{Report.Meta.table}/"))
+        return {k: v for k, v in body.items() if k not in ("from", "to")}, read, calls
+
+    def located(*rids):
+        return sorted(Report.located(r)[1] for r in rids)
+
+    days = {d["day"] for d in get_many(ids)}   # one, unless the reports straddle a local midnight
+    first, read, _ = stats()
+    assert read == located(*ids)   # no summary yet: each day's is built from its reports
+    assert first == _figures_read_from_every_report(get_many(ids))
+    assert first["total"] == {"received": 3, "open": 1, "closed": 2, "overdue": 0, "rated": 1, "mean_rating": 4.0}
+    assert first["states"] == {"submitted": 1, "fixed": 1, "closed": 1}   # the hidden one left out
+
+    again, read, calls = stats()
+    assert again == first and read == []   # nothing moved: the summaries alone
+    assert set(calls.keys_of("get")) == {DayFigures.located(day)[1] for day in days}, calls
+
+    ok(client.post(f"/v1/reports/{ids[1]}/actions/reopen", json={"reason": "Vẫn chưa sửa xong"}, headers=officer))
+    moved, read, _ = stats()
+    assert read == located(ids[1])   # the feed names the one report written since
+    assert moved == _figures_read_from_every_report(get_many(ids)) != first
+    assert moved["total"] == {"received": 3, "open": 2, "closed": 1, "overdue": 0, "rated": 0, "mean_rating": None}
+    assert stats()[1] == []
+
+    # a summary built over a week ago is built again from every report of its day (what a lost feed
+    # entry left wrong is put right), even when the feed names none
+    for day in days:
+        held = DayFigures.get(day)
+        held.built = iso(now() - timedelta(days=9))
+        held.save()
+    rebuilt, read, _ = stats()
+    assert read == located(*ids) and rebuilt == moved
+    assert stats()[1] == []
+
+
 def test_the_overdue_sweep_reads_only_the_reports_whose_deadline_has_passed(client, tokens, rt):
     """The minute's sweep read every open report (thousands, every minute); it lists the due index up
     to now and reads only those reports. A report closed leaves the index; reports stored before the

@@ -21,12 +21,27 @@ trail). Indexes are create-only key objects, written after the report and repeat
 - ``ReportToken``: an Open311 token → the report's id;
 - ``ApiKey``: a partner application's Open311 key, kept as a keyed hash only;
 - ``RateWindow``: report creations counted per caller and per API key (:mod:`lscloud.ratelimit`,
-  :mod:`.limits`); subjects are pseudonyms, the tick sweeps old windows.
+  :mod:`.limits`); subjects are pseudonyms, the tick sweeps old windows;
+- ``ReportTouched``: the change feed, one entry per committed write of a report (any move, a rating,
+  the overdue flag, a hide, a "me too"), under the local day it was written (``<at UTC>|<report
+  id>``): the stats learn from its keys which reports moved since a day's summary was kept; the
+  tick sweeps entries older than :data:`TOUCHED_KEPT_S`;
+- ``DayFigures``: a local day of receipt's summary for the stats: each report's part of the figures
+  (its commune, category, agency, status, overdue flag and rating) by its ``ReportByDay`` entry, and
+  up to when the feed's moves are in it (:mod:`.queries`).
+
+``ReportTouched`` and ``DayFigures`` are derived working objects (``Meta.working``): not kept with
+the records under object lock (:mod:`lscloud.store.working`).
 """
 
 from __future__ import annotations
 
+from lscloud import runonce
 from lscloud.store import Model, attributes as A
+
+TOUCHED_KEPT_S = 14 * 86_400
+"""How long a change-feed entry is kept: twice the age at which a day's summary is built again from
+its reports (:data:`.queries.REBUILD_AFTER`), so no summary in use needs an entry already swept."""
 
 
 class Report(Model):
@@ -122,3 +137,40 @@ class RateWindow(Model):
     window = A.UnicodeAttribute(range_key=True)
     hits = A.NumberAttribute(default=0)
     expires_at = A.TTLAttribute()
+
+
+class ReportTouched(Model):
+    """A committed write of a report, listed by its keys alone (never read). Its end is a plain time
+    registered for the tick's sweep below, not a TTLAttribute: ``query_keys`` refuses a model with one
+    (it lists expired items too, harmless here), and reading each entry would cost what it saves."""
+
+    class Meta:
+        table = "reports-touched"
+        working = True   # derived, short-lived: not kept with the records under object lock
+
+    day = A.UnicodeAttribute(hash_key=True)          # the local day the write was made (Asia/Ho_Chi_Minh)
+    entry = A.UnicodeAttribute(range_key=True)       # <at UTC>|<report id>
+    expires_at = A.UTCDateTimeAttribute()
+
+
+runonce.register(runonce.Kind(f"{ReportTouched.Meta.table}/", "ReportTouched items",
+                              lambda s: float(TOUCHED_KEPT_S), owner=__name__))
+
+
+class DayFigures(Model):
+    """A local day of receipt's part of the stats (:func:`.queries.stats`): ``rows`` maps each
+    ``ReportByDay`` entry to its report's ``[commune, category, agency or "-", status, overdue,
+    rating]`` (null: no such report); every move made before ``as_of`` is in it, and of the feed's
+    entries from ``as_of`` minus the margin, those in ``seen``; ``built``: when it was last built from
+    every report of the day."""
+
+    class Meta:
+        table = "reports-day-figures"
+        working = True   # derived, rewritten as reports move: not kept with the records under object lock
+
+    day = A.UnicodeAttribute(hash_key=True)          # 2026-12-03 (Asia/Ho_Chi_Minh)
+    as_of = A.UnicodeAttribute()                     # ISO UTC
+    built = A.UnicodeAttribute()                     # ISO UTC
+    rows = A.JSONAttribute(default=dict)
+    seen = A.JSONAttribute(default=list)
+    version = A.VersionAttribute()

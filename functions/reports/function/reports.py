@@ -10,7 +10,7 @@ citizen is known by a pseudonym of their subject (``owner``); audit entries carr
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from lscloud import errors, workdays
 from lscloud.aggregate import Aggregate, NoChange, Outcome, audit_key, delete_quietly, save_quietly, side_pool
@@ -70,13 +70,21 @@ def local_day(at: str) -> str:
 
 
 def _indexes(out: Outcome) -> None:
-    """The listing, open, due and nearby indexes follow the report's state (each write repeat-safe,
-    written in parallel)."""
-    from .models import AgencyQueue, DueReport, NearbyOpen, OpenReport, ReportByDay, ReportToken, UpdateIndex
+    """The listing, open, due and nearby indexes follow the report's state (each write repeat-safe),
+    and the write is in the change feed the stats read (a re-run adds an entry: one more read); all
+    written in parallel."""
+    from .models import (TOUCHED_KEPT_S, AgencyQueue, DueReport, NearbyOpen, OpenReport, ReportByDay, ReportToken,
+                         ReportTouched, UpdateIndex)
 
     doc = out.doc
+    # stamped now, after the commit, not with the move's own time: a tick's flag carries the sweep's
+    # start (minutes before a long sweep's last write) and a resend finishes a create made long ago;
+    # an entry older than the stats' margin when written would never be seen
+    seen_at = now()
+    saves = [ReportTouched(local_day(iso(seen_at)), f"{iso(seen_at)}|{doc['id']}",
+                           expires_at=seen_at + timedelta(seconds=TOUCHED_KEPT_S))]
     cell = f"{doc['category']}:{doc['geohash']}" if doc.get("geohash") else None
-    saves, deletes = [], []
+    deletes = []
     if any(t.source == "new" for t in out.transitions):
         saves += [ReportByDay(doc["day"], f"{doc['requested_at']}_{doc['id']}"), ReportToken(doc["token"], report_id=doc["id"])]
     if doc["status"] in CLOSED:
