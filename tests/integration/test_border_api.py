@@ -228,6 +228,25 @@ def test_validation_reports_every_bad_identifier(client, tok):
     assert r.status_code == 422
 
 
+def test_my_declarations_come_newest_first_page_by_page(client, tok):
+    """"My declarations" listed the oldest first: a haulier crossing daily had this week's truck on
+    the last of years of pages, reached only by walking every page before it."""
+    ent, driver = tok("enterprise", sub=TAX2), tok("driver", sub="P1357913")
+    made = [new_id() for _ in range(5)]
+    for did in made:
+        ok(client.post("/v1/declarations", json=declaration(did, tax=TAX2, driver_id="P1357913"), headers=ent), 201)
+    for who in (ent, driver):
+        listed, token = [], None
+        while True:
+            page = ok(client.get("/v1/declarations", query_string={"limit": 2, **({"page_token": token} if token else {})},
+                                 headers=who))
+            listed += [d["id"] for d in page["items"]]
+            token = page["next_page_token"]
+            if not token:
+                break
+        assert listed == made[::-1]
+
+
 def test_enterprises_and_drivers_see_only_their_own(client, tok):
     a, b = tok("enterprise", sub=TAX), tok("enterprise", sub=TAX2)
     mine = new_id()
@@ -908,7 +927,7 @@ def _side_of(did: str, settings) -> dict:
     def count(model):
         return sum(1 for i in model.scan() if i.declaration_id == did)
 
-    return {"audit": [e["action"] for e in ledger.trail(did)], "owners": count(models.OwnerIndex),
+    return {"audit": [e["action"] for e in ledger.trail(did)], "owners": count(models.OwnerRecent),
             "plates": count(models.PlateIndex), "days": count(models.DayIndex), "work": count(models.WorkItem),
             "events": [(".".join(m["event"]["type"].split(".")[3:-1]), m["event"]["id"].replace(did, "<id>"))
                        for m in tail(settings, 200) if m["event"].get("data", {}).get("declaration_id") == did]}

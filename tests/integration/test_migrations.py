@@ -137,6 +137,7 @@ def test_every_function_migrates_its_old_keys_once(rt, settings, object_store, b
     store.configure(object_store, bucket)
     assert [e.declaration_id for e in border.OwnerIndex.query(f"drv:{DRIVER}")] == ["d1"]
     assert [e.declaration_id for e in border.OwnerIndex.query(f"drv:{PASSPORT}")] == ["d2"]
+    assert [e.declaration_id for e in border.OwnerRecent.query(f"drv:{DRIVER}")] == ["d1"]   # newest first
     assert [e.dossier_id for e in dossiers.OwnerIndex.query(CCCD)] == ["h1"]
     assert [e.dossier_id for e in dossiers.OwnerRecent.query(CCCD)] == ["h1"]   # "my dossiers", newest first
     assert identity.StoreRegistry().lookup(CCCD).full_name == "Nguyễn Văn An"

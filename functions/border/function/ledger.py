@@ -15,7 +15,7 @@ from lscloud.statemachine import Actor
 from lscloud.store import DoesNotExist, InvalidKey
 
 from . import clearance, indexes, lifecycle, metrics, scopes
-from .models import AuditEntry, AgencyDecision, Declaration, OwnerIndex
+from .models import AuditEntry, AgencyDecision, Declaration, OwnerRecent
 
 SOURCE = "/border"
 
@@ -75,9 +75,10 @@ def docs(ids: list[str]) -> list[dict]:
 
 
 def of_owner(actor: Actor, limit: int, page_token: str | None) -> tuple[list[dict], str | None]:
-    """An enterprise's or a driver's own declarations (the owner index), oldest first, and the next page."""
+    """An enterprise's or a driver's own declarations (the owner index), newest first (this week's
+    crossing, not the first of years of pages), and the next page."""
     try:
-        page = OwnerIndex.query(scopes.owner_key(actor), limit=limit, page_token=page_token)
+        page = OwnerRecent.query(scopes.owner_key(actor), limit=limit, page_token=page_token)
     except InvalidKey:
         raise QueryError("page_token", "page_token is not one this list issued") from None
     items = []

@@ -8,7 +8,10 @@ Declaration            id (client-chosen)                        create-only, th
 DeclarationCode        code -> id                                create-only (unique public code)
 AuditEntry             declaration id / <µs time>_<seq>_<rand>   create-only, append-only
 AgencyDecision         declaration id / <agency>_<seq 4 digits>  create-only (one per decision)
-OwnerIndex             ~"ent:<tax code>"|~"drv:<id>" / <µs>_<id> create-only, listing = prefix
+OwnerIndex             ~"ent:<tax code>"|~"drv:<id>" / <µs>_<id> written before OwnerRecent; read by the
+                                                                 migration only
+OwnerRecent            ~"ent:…"|~"drv:…" / <newest first µs>_<id>
+                                                                 create-only ("my declarations", newest first)
 WorkItem               <gate> / <submitted µs>_<id>              create-only; If-Match as agencies decide,
                                                                  deleted when none is left to decide
 SlotSeat               <gate>_<flow>_<slot> / seat 0000..cap-1   create-only: capacity never exceeded
@@ -86,6 +89,17 @@ class AgencyDecision(Model):
 class OwnerIndex(Model):
     class Meta:
         table = "border-owners"
+
+    owner = A.PseudonymAttribute(hash_key=True)
+    entry = A.UnicodeAttribute(range_key=True)
+    declaration_id = A.UnicodeAttribute()
+
+
+class OwnerRecent(Model):
+    """An enterprise's or a driver's declarations, newest first (:func:`lscloud.aggregate.newest_first`)."""
+
+    class Meta:
+        table = "border-owners-recent"
 
     owner = A.PseudonymAttribute(hash_key=True)
     entry = A.UnicodeAttribute(range_key=True)

@@ -51,7 +51,7 @@ def create_declaration():
 @responds(DECLARATION, page=True)
 @query_params(*page_params(default_limit=20))
 def list_declarations():
-    """Your own declarations (enterprise: yours; driver: those naming you), newest last."""
+    """Your own declarations (enterprise: yours; driver: those naming you), newest first."""
     return page(*ledger.of_owner(actor(), g.query["limit"], g.query["page_token"] or None))
 
 
