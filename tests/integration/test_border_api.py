@@ -564,6 +564,24 @@ def test_an_older_weighbridge_reading_delivered_late_does_not_undo_a_newer_one(c
     assert doc["status"] == "held" and doc["weight"]["reading_id"] == "wb-n"
 
 
+def test_a_weighbridge_reading_for_a_truck_gone_meanwhile_changes_nothing(client, tok, monkeypatch):
+    """The reading's candidates are read first, the declaration written after: a truck that exited in
+    between got the mismatch counted and a weight hold, after its exit (and the IOC a mismatch)."""
+    from functions.border.function import device_events
+
+    did = _exited(client, tok, "12C-222.22")
+    customs = tok("officer", agency="customs")
+    gone = ok(client.get(f"/v1/declarations/{did}", headers=customs))
+    stale = {**ledger.docs([did])[0], "status": "cleared"}   # as the candidates' read saw it, a moment before
+    monkeypatch.setattr(device_events, "candidates", lambda plate, gate: [stale])
+    reading = {"reading_id": "wb-late", "gate": "huu-nghi", "plate": "12C-222.22", "gross_kg": 90000,
+               "measured_at": "2025-09-01T08:20:00Z", "device": "wb-1"}
+    assert device_event(client, "vn.langson.border.weight.measured.v1", reading).status_code == 200
+    after = ok(client.get(f"/v1/declarations/{did}", headers=customs))
+    assert after["status"] == "exited" and after.get("weight_mismatches", 0) == gone.get("weight_mismatches", 0)
+    assert after.get("weight") == gone.get("weight") and ledger.RECORDS.trail(did)[-1]["action"] == "exit"
+
+
 def test_border_settings_come_through_the_platform_config(border, tok, settings):
     """BORDER_* variables reach the function through lscloud.config (the Service's environment as the
     platform read it), checked at start: a bad value stops it; the weighbridge uses the tolerance set."""

@@ -110,13 +110,16 @@ def candidates(plate: str, gate: str) -> list[dict]:
     return sorted(docs, key=lambda d: -order[d["status"]])
 
 
+WEIGHABLE = ("called", "at_gate", "under_inspection", "held", "cleared")
+"""The states a weighbridge reading applies in: from the call to the gate until the exit."""
+
+
 def on_weight(event: dict) -> None:
     if _claimed(event) is None:
         return
     d = event["data"]
     actor = Actor("device", d["device"], unit=d["gate"])
-    docs = [x for x in candidates(d["plate"], d["gate"]) if x["status"] in
-            ("called", "at_gate", "under_inspection", "held", "cleared")]
+    docs = [x for x in candidates(d["plate"], d["gate"]) if x["status"] in WEIGHABLE]
     if not docs:
         log.info("weighbridge reading %s: no declaration at the gate for %s", d["reading_id"], d["plate"])
         metrics.weighed(d["gate"], None, "no-declaration")
@@ -127,6 +130,9 @@ def on_weight(event: dict) -> None:
     measured = parse_instant(d.get("measured_at"))
 
     def op(doc):
+        if doc["status"] not in WEIGHABLE:
+            # it left the gate (exited, refused) since the candidates were read: the reading is not its
+            raise NoChange()
         last = doc.get("weight") or {}
         applied = parse_instant(last.get("measured_at"))
         if last.get("reading_id") == d["reading_id"] or (measured and applied and applied > measured):
