@@ -110,3 +110,21 @@ def test_a_held_certificate_is_read_by_many_signatures_at_once():
     finally:
         sys.setswitchinterval(interval)
     assert failures == []
+
+
+def test_the_timestamper_is_made_ready_before_it_is_shared():
+    """pyHanko's timestamper keeps a dummy token of its first use and the certificates it holds,
+    taken from that token unparsed: the first signatures after a start, at once, parsed them
+    together and now and then broke each other (a 500). It comes ready: its token made and every
+    certificate it holds parsed whole, so a signature reads nothing lazily."""
+    from functions.documents.function import signing
+
+    root = pki.make_root()
+    ca = pki.make_signing_ca(root, "http://crl.example/root.crl")
+    trust = signing.Trust(root.cert, (ca.cert,), (pki.crl(root), pki.crl(ca)))
+    stamper = signing.dev_timestamper(pki.make_tsa(ca, "http://crl.example/ca.crl"), trust)
+    held = [*stamper._certs.values(), *stamper.cert_registry]
+    assert stamper._dummy_response_cache and len(held) >= 2
+    # asn1crypto's own marks of a parse done: the fields (native) and the extensions' attributes
+    assert all(c._native is not None and c._processed_extensions for c in held)
+

@@ -39,14 +39,19 @@ BOX_W, BOX_H, MARGIN = 170, 62, 28
 
 
 def asn1_cert(cert: x509.Certificate) -> asn1_x509.Certificate:
-    """``cert`` as pyHanko takes it, parsed whole now. asn1crypto parses lazily and without a lock,
-    and the certificates made here are held across requests (the timestamper's, a signer's
-    registry) and read by every signature: two signatures reading one of them for the first time
-    at once broke each other's parse (``KeyError: No field numbered 2``, a 500)."""
-    loaded = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
-    loaded.native             # every field, so no later read parses
-    loaded.key_identifier     # and the extensions' attributes, set once here (_set_extensions)
-    return loaded
+    """``cert`` as pyHanko takes it, parsed whole now (:func:`parsed_whole`)."""
+    return parsed_whole(asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER)))
+
+
+def parsed_whole(cert: asn1_x509.Certificate) -> asn1_x509.Certificate:
+    """``cert`` with every part parsed. asn1crypto parses lazily and without a lock, and the
+    certificates held across requests (the timestamper's, a signer's registry) are read by every
+    signature: two signatures reading one of them for the first time at once broke each other's
+    parse (``KeyError: No field numbered 2``, a 500)."""
+    cert.native               # every field, so no later read parses
+    cert.key_identifier       # and the extensions' attributes, set once here (_set_extensions)
+    cert.issuer.hashable, cert.subject.hashable   # what a certificate registry keys by
+    return cert
 
 
 def asn1_key(issued: Issued) -> asn1_keys.PrivateKeyInfo:
@@ -108,8 +113,18 @@ class DevTimestampAuthority(DummyTimeStamper):
 
 def dev_timestamper(tsa: Issued, trust: Trust) -> TimeStamper:
     """The development timestamp authority; the cluster names an RFC 3161 service instead
-    (``pyhanko.sign.timestamps.HTTPTimeStamper``)."""
-    return DevTimestampAuthority(tsa, SimpleCertificateStore.from_certs([asn1_cert(c) for c in trust.intermediates]))
+    (``pyhanko.sign.timestamps.HTTPTimeStamper``). Made ready before it is shared: pyHanko's
+    timestamper keeps a dummy token of its first use and the certificates it holds, taken from
+    that token unparsed, which the first signatures at once then parsed together (a 500)."""
+    import asyncio
+
+    from pyhanko.sign import DEFAULT_MD
+
+    stamper = DevTimestampAuthority(tsa, SimpleCertificateStore.from_certs([asn1_cert(c) for c in trust.intermediates]))
+    asyncio.run(stamper.async_dummy_response(DEFAULT_MD)).native
+    for cert in [*stamper._certs.values(), *stamper.cert_registry]:   # pyHanko keeps no public list of them
+        parsed_whole(cert)
+    return stamper
 
 
 def simple_signer(issued: Issued, trust: Trust) -> signers.Signer:
