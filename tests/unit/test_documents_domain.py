@@ -128,3 +128,39 @@ def test_the_timestamper_is_made_ready_before_it_is_shared():
     # asn1crypto's own marks of a parse done: the fields (native) and the extensions' attributes
     assert all(c._native is not None and c._processed_extensions for c in held)
 
+
+
+def test_signature_boxes_drawn_at_once_come_out_whole():
+    """reportlab subsets the font as a canvas is saved, through one unlocked file cursor per font:
+    two signature boxes saved at once read each other's glyph offsets (IndexError, KeyError: a 500,
+    or a box with the wrong glyphs). Saves now take lscloud.pdfcanvas's lock."""
+    import sys
+    import threading
+    from datetime import datetime, timezone
+
+    from functions.documents.function import signing
+
+    at = datetime(2026, 3, 1, 2, 30, tzinfo=timezone.utc)
+    names = ["Nguyễn Thị Hương Giang", "Hoàng Văn Thắng", "Lường Thị Ánh Tuyết", "Đặng Quốc Khánh"]
+    signing.appearance_pdf(signing.Appearance(names[0], None, None, 0), at)   # the font registered
+    failures: list[BaseException] = []
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+
+    def draw(i: int) -> None:
+        box = signing.Appearance(names[i % 4], "Phó Chủ tịch Ủy ban nhân dân", "Sở Tư pháp tỉnh Lạng Sơn", 0)
+        for _ in range(30):
+            try:
+                signing.appearance_pdf(box, at)
+            except Exception as exc:   # the broken subset
+                failures.append(exc)
+
+    try:
+        threads = [threading.Thread(target=draw, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert failures == []

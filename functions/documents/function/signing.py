@@ -29,6 +29,7 @@ from pyhanko.stamp import StaticStampStyle
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
+from lscloud import pdfcanvas
 from lscloud.workdays import TZ
 
 from .pki import Issued
@@ -187,7 +188,7 @@ def appearance_pdf(a: Appearance, at: datetime) -> bytes:
         c.drawString(5, y, line)
         y -= FONT_SIZE + 3
     c.showPage()
-    c.save()
+    pdfcanvas.save(c)   # the font is subset as it saves: one save at a time in the process
     return buf.getvalue()
 
 

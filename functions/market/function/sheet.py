@@ -23,6 +23,8 @@ from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen import canvas
 from unidecode import unidecode
 
+from lscloud import pdfcanvas
+
 COLUMNS, ROWS = 4, 6
 MARGIN = 10 * mm
 QR_SIZE = 28 * mm       # version 9 (53 modules): 0.53 mm a module
@@ -92,5 +94,5 @@ def render(*, codes: list[str], first_serial: int, scan_url: str, product: str, 
         c.drawCentredString(x0 + cell_w / 2, y0 + 5 * mm, text("Lạng Sơn · truy xuất nguồn gốc"))
         c.drawCentredString(x0 + cell_w / 2, y0 + 2 * mm, f"{batch} #{first_serial + i:06d}")
     c.showPage()
-    c.save()
+    pdfcanvas.save(c)   # the font is subset as it saves: one save at a time in the process
     return out.getvalue()
