@@ -37,8 +37,10 @@ class Sources:
     def connected(self, seen: set[str]) -> set[str]:
         """Sources with facts in ``seen``, plus those whose function answers (cached for TTL_S)."""
         now = time.monotonic()
+        with self._lock:   # another request may be adding its probes' answers
+            answered = dict(self._answered)
         todo = [s for s in catalogue.sources() if s not in seen
-                and (s not in self._answered or now - self._answered[s][0] > TTL_S)]
+                and (s not in answered or now - answered[s][0] > TTL_S)]
         if todo:
             fns = {s: catalogue.sources()[s]["function"] for s in todo}
             with ThreadPoolExecutor(len(todo)) as pool:
@@ -46,4 +48,7 @@ class Sources:
             with self._lock:
                 for s, ok in answers.items():
                     self._answered[s] = (now, ok)
-        return set(seen) | {s for s, (_, ok) in self._answered.items() if ok}
+                answered = dict(self._answered)
+        # iterated outside the lock, the dict another request was adding to raised "dictionary changed
+        # size during iteration" (a 500 at start, when every request probes the sources not seen yet)
+        return set(seen) | {s for s, (_, ok) in answered.items() if ok}
