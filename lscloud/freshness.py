@@ -37,7 +37,10 @@ class Revalidating:
     """A bounded (LRU) map of key -> (etag, value), each fresh until a deadline.
 
     Thread-safe; a load runs outside the lock (two threads may both revalidate one key, which
-    costs a request, never a wrong answer).
+    costs a request, never a wrong answer). A load that a write here overtook (:meth:`replace`,
+    :meth:`drop` while it was asked) is not kept: what it read may be older than that write, and
+    kept it would have undone the write for ``fresh_s`` (an operator's override not shown, a signing
+    certificate just recorded replaced by the record before it).
     """
 
     def __init__(self, max_entries: int = 256, *, stale_if_error: tuple[type[BaseException], ...] = (),
@@ -46,6 +49,7 @@ class Revalidating:
         self._entries: OrderedDict[Hashable, list] = OrderedDict()   # key -> [etag, value, fresh_until, fresh_s]
         self._lock = threading.Lock()
         self._max = max_entries
+        self._writes = 0       # replace() and drop() calls so far: a load overtaken by one is not kept
         self.fetched = 0       # loads that returned a value (a 200)
         self.revalidated = 0   # loads answered "not modified" (a 304)
         self.served_fresh = 0  # reads answered from memory within the bound, nobody asked
@@ -60,6 +64,7 @@ class Revalidating:
         leaves the entry as it was — unless it is one of ``stale_if_error`` and the entry is at
         most ``max_stale_s`` past its bound: then the held value is served.
         """
+        overtaken = False
         while True:
             with self._lock:
                 entry = self._entries.get(key)
@@ -68,6 +73,7 @@ class Revalidating:
                     self._entries.move_to_end(key)
                     return entry[1]
                 etag = entry[0] if entry is not None else None
+                writes = self._writes
             try:
                 new_etag, value, fresh_s = load(etag)
             except self.stale_if_error:
@@ -88,6 +94,13 @@ class Revalidating:
                     self._entries.move_to_end(key)
                     return entry[1]     # (or what a write here put in its place meanwhile)
                 self.fetched += 1
+                if self._writes != writes:
+                    # a write here while it was asked (any key: writes are rare): asked again once,
+                    # to read it or what the write left; overtaken twice, answered and not kept
+                    if not overtaken:
+                        overtaken = True
+                        continue
+                    return value
                 if new_etag is None:
                     self._entries.pop(key, None)
                 else:
@@ -99,6 +112,7 @@ class Revalidating:
         bound it was last read with. Only a key already held is replaced (a write does not fill
         the cache with what nobody reads)."""
         with self._lock:
+            self._writes += 1
             entry = self._entries.get(key)
             if entry is not None:
                 self._store(key, etag, value, entry[3])
@@ -106,6 +120,7 @@ class Revalidating:
     def drop(self, key: Hashable) -> None:
         """Forget ``key`` (deleted here, or a write whose result is unknown): the next read asks."""
         with self._lock:
+            self._writes += 1
             self._entries.pop(key, None)
 
     def __contains__(self, key: Hashable) -> bool:
