@@ -407,6 +407,35 @@ def test_signatures(client, setup):
     assert s["bidv"].call("POST", f"/v1/bank/withdrawals/{b['id']}/reserve", {}).status_code == 404
 
 
+def test_a_key_read_overtaken_by_a_rotation_here_is_not_kept(setup, client, rt, monkeypatch):
+    """A read of a bank's keys answered before a rotation made on this replica, and held after it,
+    put the rotated-out secret back for CACHE_S: still accepted by the replica that rotated it."""
+    from functions.softatm.function import banks, models
+
+    banks._cache.clear()   # the next read asks the store
+    real_get = models.Bank.get
+    answered, rotated = threading.Event(), threading.Event()
+
+    def slow_get(code, *a):
+        item = real_get(code, *a)   # read before the rotation below
+        answered.set()
+        rotated.wait(5)
+        return item
+
+    monkeypatch.setattr(models.Bank, "get", slow_get)
+    before: list = []
+    reader = threading.Thread(target=lambda: before.append(banks.key_slots(rt.settings, "vcb")))
+    reader.start()
+    answered.wait(5)
+    monkeypatch.setattr(models.Bank, "get", real_get)
+    r = client.post("/v1/banks/vcb/keys", json={"key_id": "1", "secret": K3}, headers=setup["op"])
+    assert r.status_code == 200
+    rotated.set()
+    reader.join(5)
+    assert before and before[0][0] == K1   # the read itself answered what it read
+    assert banks.key_slots(rt.settings, "vcb")[0] == K3   # and did not keep it
+
+
 def test_secrets_are_encrypted_at_rest(setup, rt):
     objects, bucket = rt.objects, rt.settings.bucket
     stored = [objects.get(bucket, i.key).body for i in objects.list(bucket, "softatm-banks/")]

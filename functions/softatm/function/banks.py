@@ -131,7 +131,7 @@ def register(settings, body: dict, at: str) -> dict:
             return public(existing)  # a resend
         raise BankExists(f"bank {code!r} is already registered with other details",
                          detail_vi="Ngân hàng đã được đăng ký với thông tin khác.") from None
-    _cache.clear()
+    _forget()
     return public(data)
 
 
@@ -142,7 +142,7 @@ def upsert(settings, body: dict, at: str) -> dict:
     except BankExists:
         pass
     Bank.get(body["code"]).delete()
-    _cache.clear()
+    _forget()
     return register(settings, body, at)
 
 
@@ -186,7 +186,7 @@ def change(settings, code: str, patch: dict, at: str, by: str, version: int | No
         raise _stale(code) from None
     except _Stale:
         raise _stale(code) from None
-    _cache.clear()
+    _forget()
     log.info("bank %s: %s changed by %s", code, ", ".join(k for k in CHANGEABLE if k in patch), by)
     return public(bank.data), bank.version
 
@@ -221,7 +221,7 @@ def rotate(settings, code: str, key_id: str, secret: str, at: str, sign_with_it:
             item.data["signing_key_id"] = key_id
 
     bank = Bank.update(code, None, change)
-    _cache.clear()
+    _forget()
     return public(bank.data)
 
 
@@ -244,8 +244,9 @@ def cached(code: str) -> dict:
     hit = _cache.get(("bank", code))
     if hit and time.monotonic() - hit[0] < CACHE_S:
         return hit[1]
+    changes = _changes[0]
     data = get(code)
-    _cache.put(("bank", code), (time.monotonic(), data))
+    _keep(("bank", code), data, changes)
     return data
 
 
@@ -259,6 +260,25 @@ whose signature is not checked yet: a caller making up names must not grow this 
 (each name it makes up is remembered as unknown for :data:`CACHE_S`, the least recent dropped)."""
 
 _cache: LRU = LRU(CACHE_ITEMS)   # code -> (when, key slots); ("bank", code) -> (when, registration)
+_changes = [0]   # banks changed here so far: a read a change overtook is not kept
+_changing = threading.Lock()
+
+
+def _forget() -> None:
+    """A bank changed here (registered, removed, its keys rotated): every replica's cache holds it
+    at most :data:`CACHE_S`, this one not at all."""
+    with _changing:
+        _changes[0] += 1
+        _cache.clear()
+
+
+def _keep(key, value, changes: int) -> None:
+    """Hold what was read, unless a change here overtook the read (``changes``: the count before
+    it): kept, it put the bank as it was before the change back for :data:`CACHE_S` (a secret
+    rotated out still accepted by the replica that rotated it)."""
+    with _changing:
+        if _changes[0] == changes:
+            _cache.put(key, (time.monotonic(), value))
 
 
 def _unregistered(code: str) -> bool:
@@ -276,10 +296,11 @@ def key_slots(settings, code: str) -> tuple[str, ...] | None:
         return hit[1]
     if _unregistered(code):
         return None
+    changes = _changes[0]
     try:
         data = Bank.get(code).data
     except (DoesNotExist, ValueError):
-        _cache.put(("codes",), (time.monotonic(), frozenset(b.code for b in Bank.scan())))
+        _keep(("codes",), frozenset(b.code for b in Bank.scan()), changes)
         return None
     else:
         f = fernet(settings)
@@ -290,7 +311,7 @@ def key_slots(settings, code: str) -> tuple[str, ...] | None:
             except InvalidToken:
                 out.append("")  # encrypted under another KEK: unusable, never a crash
         slots = tuple(out)
-    _cache.put(code, (time.monotonic(), slots))
+    _keep(code, slots, changes)
     return slots
 
 
