@@ -24,6 +24,10 @@ MEDIA_TYPES = ("image/jpeg", "image/png")
 MAX_PIXELS = 40_000_000     # a 48-megapixel phone photo is refused; 12 MP (4000×3000) is fine
 JPEG_QUALITY = 85
 _FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG"}
+# a picture past Pillow's own bomb bound (89 MP) is refused as it is opened, not warned about. Set
+# once for the process: warnings.catch_warnings() around each decode swapped the process's filters
+# back and forth under concurrent uploads and left them in whatever state the last one restored
+warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 
 
 class ImageRejected(ValueError):
@@ -53,13 +57,11 @@ def clean(data: bytes, media_type: str) -> CleanImage:
         raise ImageRejected(f"a photo must be one of {', '.join(MEDIA_TYPES)}, not {media_type or 'nothing'}",
                             field="Content-Type")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=[_FORMATS[media_type]]) as img:
-                if img.width * img.height > MAX_PIXELS:
-                    raise ImageRejected(f"the photo has {img.width}×{img.height} pixels, more than {MAX_PIXELS}")
-                img.load()
-                upright = ImageOps.exif_transpose(img)
+        with Image.open(io.BytesIO(data), formats=[_FORMATS[media_type]]) as img:
+            if img.width * img.height > MAX_PIXELS:
+                raise ImageRejected(f"the photo has {img.width}×{img.height} pixels, more than {MAX_PIXELS}")
+            img.load()
+            upright = ImageOps.exif_transpose(img)
     except ImageRejected:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning, OSError,
