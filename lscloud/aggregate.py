@@ -136,13 +136,6 @@ def micros(t: datetime) -> int:
     return int(t.timestamp() * 1_000_000)
 
 
-def newest_first(us: int) -> str:
-    """A 16-digit key part for an instant in :func:`micros` under which later instants sort first
-    (until the year 2286): the store lists keys in ascending order only, and people read their own
-    lists ("my dossiers") newest first, where an oldest-first index put this week's on the last of
-    years of pages."""
-    return f"{10 ** 16 - 1 - us:016d}"
-
 
 def audit_key(at: str, version: int, i: int) -> str:
     """The key of the audit entry of a write's ``i``-th transition (at ``at``, the record's ``version``

@@ -141,3 +141,11 @@ def decode_token(token: str, prefix: str, key_re: re.Pattern[str]) -> str:
             except InvalidKey as exc:
                 raise InvalidKey("page token does not belong to this listing", cause="invalid_page_token") from exc
     return key
+
+
+def newest_first(us: int) -> str:
+    """A 16-digit key part for an instant in microseconds under which later instants sort first
+    (until the year 2286): the store lists keys in ascending order only, and people read their own
+    lists ("my dossiers") newest first, where an oldest-first index put this week's on the last of
+    years of pages (:func:`lscloud.store.rekey.copy_newest_first` moves one)."""
+    return f"{10 ** 16 - 1 - us:016d}"

@@ -74,3 +74,28 @@ def rekey(model: type[Model]) -> RekeyReport:
             log.warning("rekey %s: old copy of an item not removed: %s", table, exc.cause)
             report.changed_meanwhile += 1
     return report
+
+
+def copy_newest_first(old: type[Model], new: type[Model]) -> dict:
+    """Give every item of ``old``, an index listed oldest first (range key ``<µs>_<rest>``), its twin
+    in ``new``: the same attributes under the range key ``<newest_first(µs)>_<rest>``
+    (:func:`keys.newest_first`). Create-only, so a run cut short is finished by the next and an item
+    the new code wrote since is kept; ``old`` is left as it is (in a bucket under object lock its
+    versions stay anyway)."""
+    range_name = next(name for name, attr in new._attributes.items() if attr.is_range_key)
+    copied = 0
+    token = None
+    while True:
+        page = old.scan(limit=500, page_token=token)
+        for item in page:
+            at, _, rest = getattr(item, range_name).partition("_")
+            values = {name: getattr(item, name) for name in new._attributes}
+            values[range_name] = f"{keys.newest_first(int(at))}_{rest}"
+            try:
+                new(**values).save()
+                copied += 1
+            except ConditionalCheckFailed:
+                pass   # copied by an earlier run, or written by the new code
+        token = page.page_token
+        if not token:
+            return {"table": new._concrete(), "copied": copied}

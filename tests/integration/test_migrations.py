@@ -20,7 +20,8 @@ from lscloud import manifest as manifests
 from lscloud import serve as run_function
 from lscloud.local.supervisor import function_env, run_migration
 from lscloud.store import Model, attributes as A
-from lscloud.store.rekey import rekey
+from lscloud.store.keys import newest_first as keys_newest
+from lscloud.store.rekey import copy_newest_first, rekey
 
 pytestmark = pytest.mark.integration
 
@@ -77,6 +78,27 @@ def test_rekey_moves_every_item_once_and_finishes_a_half_done_run(rt, object_sto
     assert [i.ref for i in Owners.query(f"drv:{PASSPORT}", range_prefix="0000")] == ["d0", "d1", "d2"]
     again = rekey(Owners)
     assert (again.seen, again.moved, again.already_there) == (7, 0, 0)
+
+
+class RecentOwners(Model):
+    class Meta:
+        table = "t-owners-recent"
+
+    owner = A.PseudonymAttribute(hash_key=True)
+    entry = A.UnicodeAttribute(range_key=True)
+    ref = A.UnicodeAttribute()
+
+
+def test_an_oldest_first_index_is_copied_newest_first_once(rt):
+    """"My dossiers", "my declarations": an index listed oldest first gets its newest-first twin;
+    an item the new code wrote meanwhile is kept, and a second run copies nothing."""
+    for n, at in enumerate((1_796_284_148_366_070, 1_796_284_148_366_071, 1_796_284_154_731_999)):
+        Owners(f"drv:{CCCD}", f"{at:016d}_d{n}", ref=f"d{n}").save()
+    written = RecentOwners(f"drv:{CCCD}", f"{keys_newest(1_796_284_154_731_999)}_d2", ref="d2-new").save()
+    assert copy_newest_first(Owners, RecentOwners) == {"table": "t-owners-recent", "copied": 2}
+    assert [i.ref for i in RecentOwners.query(f"drv:{CCCD}")] == ["d2-new", "d1", "d0"]
+    assert RecentOwners.get(f"drv:{CCCD}", written.entry).ref == "d2-new"
+    assert copy_newest_first(Owners, RecentOwners)["copied"] == 0
 
 
 def test_rekey_after_the_pseudonym_key_changed(rt, settings):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from lscloud import store
-from lscloud.aggregate import delete_quietly, micros, newest_first
+from lscloud.aggregate import delete_quietly, micros
 from lscloud.statemachine import parse_iso
 from lscloud.store import ConditionalCheckFailed, InvalidKey, Model, keys
 from lscloud.store.retry import DEFAULT
@@ -82,7 +82,7 @@ def hash_keys(model: type[Model]) -> set[str]:
 def created(doc: dict) -> list[Model]:
     """The indexes of a new declaration, from its document alone (a resend writes what is missing
     again): its owners (enterprise and driver) and its plates; a submitted one's too."""
-    entry = f"{newest_first(micros(parse_iso(doc['created_at'])))}_{safe(doc['id'])}"
+    entry = f"{keys.newest_first(micros(parse_iso(doc['created_at'])))}_{safe(doc['id'])}"
     side: list[Model] = [OwnerRecent(k, entry, declaration_id=doc["id"]) for k in owner_keys(doc)]
     side += [PlateIndex(p, doc["id"]) for p in plate_keys(doc)]
     return side + (submitted(doc) if "submitted" in doc.get("timestamps", {}) else [])

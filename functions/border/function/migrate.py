@@ -9,15 +9,13 @@ Run once by ``lscloud up`` (and ``lscloud migrate``) before the function serves.
   decide now (``border-worklist``). Each old object adds its agency to that work item, then goes
   (only if unchanged since read): a run cut short is finished by the next.
 - "My declarations" is listed newest first from ``OwnerRecent``; the declarations made before it
-  have their entry there copied from ``OwnerIndex`` (create-only: a run cut short is finished by the
-  next).
+  have their entry there copied from ``OwnerIndex``.
 """
 
 from __future__ import annotations
 
-from lscloud.aggregate import newest_first, save_quietly
 from lscloud.store import ConditionalCheckFailed, DoesNotExist
-from lscloud.store.rekey import rekey
+from lscloud.store.rekey import copy_newest_first, rekey
 
 from .models import AgencyWorkItem, OwnerIndex, OwnerRecent, WorkItem
 
@@ -52,23 +50,6 @@ def merge_work_lists() -> dict:
             return {"moved": moved}
 
 
-def newest_first_owners() -> dict:
-    """Give every ``OwnerIndex`` entry its ``OwnerRecent`` twin (the same declaration, the same
-    creation instant, keyed newest first)."""
-    copied = 0
-    token = None
-    while True:
-        page = OwnerIndex.scan(limit=500, page_token=token)
-        for old in page:
-            at, _, rest = old.entry.partition("_")   # <µs created>_<id>
-            if save_quietly(OwnerRecent(old.owner, f"{newest_first(int(at))}_{rest}",
-                                        declaration_id=old.declaration_id)):
-                copied += 1
-        token = page.page_token
-        if not token:
-            return {"copied": copied}
-
-
 def migrate(runtime) -> dict:
     return {"owners": rekey(OwnerIndex).as_dict(), "work_lists": merge_work_lists(),
-            "owners_newest_first": newest_first_owners()}
+            "owners_newest_first": copy_newest_first(OwnerIndex, OwnerRecent)}

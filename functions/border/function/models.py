@@ -96,7 +96,7 @@ class OwnerIndex(Model):
 
 
 class OwnerRecent(Model):
-    """An enterprise's or a driver's declarations, newest first (:func:`lscloud.aggregate.newest_first`)."""
+    """An enterprise's or a driver's declarations, newest first (:func:`lscloud.store.keys.newest_first`)."""
 
     class Meta:
         table = "border-owners-recent"

@@ -77,7 +77,7 @@ class OwnerIndex(Model):
 
 
 class OwnerRecent(Model):
-    """An applicant's dossiers, newest first (:func:`lscloud.aggregate.newest_first`)."""
+    """An applicant's dossiers, newest first (:func:`lscloud.store.keys.newest_first`)."""
 
     class Meta:
         table = "dossiers-owners-recent"

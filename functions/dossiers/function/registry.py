@@ -18,11 +18,10 @@ from concurrent.futures import Future
 from datetime import datetime
 
 from lscloud import errors
-from lscloud.aggregate import (Aggregate, Outcome, delete_quietly, give_back, micros, newest_first, save_quietly,
-                               side_pool)
+from lscloud.aggregate import Aggregate, Outcome, delete_quietly, give_back, micros, save_quietly, side_pool
 from lscloud.query import QueryError
 from lscloud.statemachine import Actor, parse_iso
-from lscloud.store import ConditionalCheckFailed, DoesNotExist, InvalidKey
+from lscloud.store import ConditionalCheckFailed, DoesNotExist, InvalidKey, keys
 from lscloud.workdays import TZ, Calendar
 
 from . import clocks, metrics, workflow
@@ -93,7 +92,7 @@ def new_indexes(doc: dict) -> list:
     at = parse_iso(doc["received_at"])
     entry = f"{micros(at):016d}_{safe(doc['id'])}"
     day = at.astimezone(TZ).date().isoformat()
-    side = [OwnerRecent(doc["owner"], f"{newest_first(micros(at))}_{safe(doc['id'])}", dossier_id=doc["id"]),
+    side = [OwnerRecent(doc["owner"], f"{keys.newest_first(micros(at))}_{safe(doc['id'])}", dossier_id=doc["id"]),
             DayIndex(day, f"r_{safe(doc['id'])}", dossier_id=doc["id"]), OpenIndex("open", doc["id"])]
     return side + [WorkIndex(agency, f"{safe(unit)}_{entry}", dossier_id=doc["id"])
                    for agency, unit in sorted(work_keys(doc))]
