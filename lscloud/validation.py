@@ -14,16 +14,60 @@ schema says to every other client (and to the OpenAPI documents built from it):
   matched ``^\\d{12}$``) and ``\\d`` / ``\\w`` match every script's digits and letters. Patterns
   here are compiled with :func:`lscloud.patterns.ecma_regex`: ``$`` outside a character class means the end of
   the text and ``\\d``, ``\\w``, ``\\s`` are ASCII, as in ECMA-262 without the ``u`` flag.
+
+And one place where it reads a schema differently from one installation to the next: ``format``.
+``jsonschema`` checks ``date-time`` only when the optional ``rfc3339-validator`` is installed,
+which only the test tools pulled in. In the functions' images ``"2026-03-10T09:00:00"`` (no offset)
+and ``"soon"`` passed as ``date-time`` and reached code comparing them with aware instants (a 500,
+for good for a value stored so). The formats our schemas use are checked here, by the standard
+library, the same everywhere (:data:`FORMATS`).
 """
 
 from __future__ import annotations
 
-from jsonschema import Draft202012Validator, validators
+import re
+from datetime import date, datetime
+
+from jsonschema import Draft202012Validator, FormatChecker, validators
 from jsonschema.exceptions import ValidationError
 
 from .patterns import ecma_regex
 
-__all__ = ["StrictValidator", "ecma_regex"]
+__all__ = ["FORMATS", "StrictValidator", "ecma_regex"]
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+FORMATS = FormatChecker(formats=())
+"""The ``format`` values our schemas use, checked the same wherever the runtime is installed."""
+
+
+@FORMATS.checks("date-time", raises=ValueError)
+def _date_time(value) -> bool:
+    """RFC 3339 ``date-time``: a date, a time and an offset (``Z`` or ``±hh:mm``), all required."""
+    if not isinstance(value, str):
+        return True
+    if not _DATE_TIME.fullmatch(value):
+        return False
+    datetime.fromisoformat(value.upper().replace("Z", "+00:00"))   # a 30 February, a 25th hour: ValueError
+    return True
+
+
+@FORMATS.checks("date", raises=ValueError)
+def _date(value) -> bool:
+    """RFC 3339 ``full-date``."""
+    if not isinstance(value, str):
+        return True
+    if not _DATE.fullmatch(value):
+        return False
+    date.fromisoformat(value)
+    return True
+
+
+@FORMATS.checks("email")
+def _email(value) -> bool:
+    """What ``jsonschema`` checks of an e-mail address, and no more: an ``@``."""
+    return not isinstance(value, str) or "@" in value
 
 
 def _pattern(validator, pattern, instance, schema):
@@ -39,5 +83,6 @@ StrictValidator = validators.extend(
     Draft202012Validator,
     validators={"pattern": _pattern},
     type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+    format_checker=FORMATS,
 )
 """Draft 2020-12 with integer literals and ECMA-262 patterns (see the module docstring)."""
