@@ -319,3 +319,20 @@ def load(data_dir: Path = DATA) -> Calendar:
 
 def utc(t: datetime) -> datetime:
     return t.astimezone(timezone.utc)
+
+
+def local_day(at: datetime | str) -> str:
+    """The province's calendar day (Asia/Ho_Chi_Minh) of an instant, ``YYYY-MM-DD``: what day
+    indexes, daily limits and the dates people read go by. A UTC date (``iso[:10]``, ``.date()`` of
+    a UTC time) is the day before from 00:00 to 07:00 here. ``at``: aware, or an ISO 8601 string with
+    its offset; a naive time is refused (ValueError)."""
+    t = datetime.fromisoformat(at.replace("Z", "+00:00")) if isinstance(at, str) else at
+    if t.tzinfo is None:
+        raise ValueError("a naive time has no day here")
+    return t.astimezone(TZ).date().isoformat()
+
+
+def today(now: datetime | None = None) -> date:
+    """The province's date now (or at ``now``): what "in the future" and "today" mean to people here."""
+    return (now or datetime.now(timezone.utc)).astimezone(TZ).date()
+

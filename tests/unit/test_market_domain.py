@@ -172,3 +172,14 @@ def test_a_stamp_names_the_functions_public_address_never_its_cluster_service():
     assert market_settings.of(cluster).scan_url == "https://market.lscloud.cloud.langson.gov.vn/v1/stamps/"
     chosen = cluster.replace(function_env={"MARKET_SCAN_URL": "https://tem.langson.gov.vn/s/"})
     assert market_settings.of(chosen).scan_url == "https://tem.langson.gov.vn/s/"
+
+
+def test_a_lot_stamped_in_the_small_hours_shows_the_day_it_was_here():
+    """Stamps issued from 00:00 to 07:00 here showed the day before (the UTC date prefix): the
+    stamping step came before the harvest on the public scan."""
+    from functions.market.function import lots
+
+    doc = {"harvested_on": "2026-03-11", "origin": {"commune_name": "Xã Chi Lăng"},
+           "batches": [{"issued_at": "2026-03-10T18:30:00.000Z"}]}
+    steps = {s["step"]: s["on"] for s in lots.journey(doc)}
+    assert steps == {"harvested": "2026-03-11", "stamped": "2026-03-11"}

@@ -237,3 +237,18 @@ def test_working_time_adds_up(t, a, b):
     assert CAL.between(start, CAL.add(CAL.add(start, a), b)) == a + b
 
 
+
+
+def test_the_local_day_of_an_instant_is_the_provinces():
+    """From 00:00 to 07:00 here it is still yesterday in UTC: a harvest registered this morning
+    was "in the future" and stamps issued then showed the day before (market)."""
+    from datetime import datetime, timezone
+
+    from lscloud import workdays
+
+    evening_utc = datetime(2026, 3, 10, 18, 0, tzinfo=timezone.utc)   # 01:00 on 11 March here
+    assert workdays.local_day(evening_utc) == "2026-03-11" == workdays.local_day("2026-03-10T18:00:00Z")
+    assert workdays.local_day("2026-03-10T16:59:59.999Z") == "2026-03-10"
+    assert workdays.today(evening_utc).isoformat() == "2026-03-11"
+    with pytest.raises(ValueError):
+        workdays.local_day(datetime(2026, 3, 10, 18, 0))

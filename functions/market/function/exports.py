@@ -18,8 +18,8 @@ from datetime import datetime
 
 from lscloud import errors, peers
 from lscloud.aggregate import NoChange, save_quietly
-from lscloud.statemachine import Actor, iso, now, parse_iso
-from lscloud.workdays import TZ
+from lscloud.statemachine import Actor, iso, now
+from lscloud.workdays import local_day
 
 from . import actors, lots
 
@@ -27,7 +27,7 @@ DEAD = {"cancelled", "refused", "expired"}
 
 
 def _local_day(stamp: str | None) -> str | None:
-    return parse_iso(stamp).astimezone(TZ).date().isoformat() if stamp else None
+    return local_day(stamp) if stamp else None
 
 
 def snapshot(decl: dict, gate_name: str, at: datetime) -> dict:

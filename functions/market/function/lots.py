@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from lscloud import communes, errors, peers
+from lscloud import communes, errors, peers, workdays
 from lscloud.aggregate import Aggregate, save_quietly
 from lscloud.statemachine import Action, Actor, StateMachine, iso, now
 
@@ -50,7 +50,7 @@ def register(body: dict, actor: Actor, directory: peers.PeerClient):
     from .models import Lot, LotByProducer
 
     producer = owners.tax_code(actor)
-    _check_dates(body, now().date())
+    _check_dates(body, workdays.today())   # the province's date: a harvest this morning is not "in the future"
     origin = dict(body["origin"])
     commune = communes.commune(directory, origin["commune"], "/origin/commune")
     origin["commune_name"] = commune["name"]
@@ -92,7 +92,7 @@ def journey(doc: dict) -> list[dict]:
     if packing:
         steps.append({"step": "packed", "on": packing.get("packed_on"), "where": packing.get("facility")})
     if doc.get("batches"):
-        steps.append({"step": "stamped", "on": doc["batches"][0]["issued_at"][:10]})
+        steps.append({"step": "stamped", "on": workdays.local_day(doc["batches"][0]["issued_at"])})
     export = doc.get("export")
     if export:
         if export.get("crossed_on"):

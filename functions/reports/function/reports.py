@@ -13,6 +13,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from lscloud import errors, workdays
+from lscloud.workdays import local_day
 from lscloud.aggregate import Aggregate, NoChange, Outcome, audit_key, delete_quietly, save_quietly, side_pool
 from lscloud.events import new_event
 from lscloud.statemachine import Actor, iso, now, parse_iso
@@ -63,10 +64,6 @@ def is_update(fact: str | None) -> bool:
 def update_entry(at: str, report_id: str, audit_entry: str, to: str) -> str:
     """The updates index's range key of a move (:class:`.models.UpdateIndex`)."""
     return f"{at}|{report_id}|{audit_entry}|{to}"
-
-
-def local_day(at: str) -> str:
-    return f"{parse_iso(at).astimezone(workdays.TZ):%Y-%m-%d}"
 
 
 def _indexes(out: Outcome) -> None:

@@ -21,7 +21,7 @@ from lscloud import errors
 from lscloud.identifiers import InvalidIdentifier, parse_cccd
 from lscloud.pseudonyms import pseudonym
 from lscloud.statemachine import Action, StateMachine, iso as _iso, parse_iso
-from lscloud.workdays import TZ
+from lscloud.workdays import local_day  # noqa: F401 - the transfers' day, as their callers import it
 
 RECEIVED, RESERVED, COMMITTED, ABORTED = "RECEIVED", "RESERVED", "COMMITTED", "ABORTED"
 FINAL = frozenset({COMMITTED, ABORTED})
@@ -55,10 +55,6 @@ def now() -> datetime:
 def iso(t: datetime) -> str:
     """Microseconds, as every transfer timestamp has always been written."""
     return _iso(t, "microseconds")
-
-
-def local_day(t: datetime) -> str:
-    return t.astimezone(TZ).strftime("%Y-%m-%d")
 
 
 def micros(t: datetime) -> int:
