@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from .timestamps import today_here
+
 
 class InvalidIdentifier(ValueError):
     """The value is not a well-formed identifier of its kind; ``str(err)`` says why."""
@@ -62,7 +64,7 @@ def parse_cccd(value: str, today: date | None = None) -> Cccd:
         raise InvalidIdentifier(f"CCCD province code {digits[:3]} does not exist")
     g = int(digits[3])
     year = 1900 + (g // 2) * 100 + int(digits[4:6])
-    today = today or date.today()
+    today = today or today_here()
     if year > today.year:
         raise InvalidIdentifier(f"CCCD century/sex digit {g} and year {digits[4:6]} give a birth year in the future")
     if today.year - year > 120:

@@ -39,10 +39,10 @@ import re
 import sys
 import threading
 import traceback
-from datetime import date
 from typing import Any
 
 from .identifiers import CCCD_PROVINCES
+from .timestamps import today_here
 
 _BEFORE = r"(?:(?<=~[0-9A-F]{2})|(?<![0-9A-Za-z+]))"
 _AFTER = r"(?![0-9A-Za-z])"
@@ -78,7 +78,7 @@ def _plausible_cccd(number: str) -> bool:
     if number[:3] not in CCCD_PROVINCES:
         return False
     year = 1900 + (int(number[3]) // 2) * 100 + int(number[4:6])
-    this_year = date.today().year
+    this_year = today_here().year
     return this_year - 120 <= year <= this_year
 
 

@@ -22,7 +22,6 @@ import os
 import re
 import threading
 from contextlib import contextmanager
-from datetime import date
 from typing import Any, Iterator, Mapping, Sequence
 
 from opentelemetry import context as otel_context
@@ -35,6 +34,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import config, events, otlp, redaction
+from .timestamps import today_here
 
 INSTRUMENTATION_NAME = "lscloud"
 
@@ -190,13 +190,13 @@ class RedactingSpanExporter(SpanExporter):
 _CLEAN_MAX = 4096
 _CLEAN_LONGEST = 256
 _clean: dict[tuple[str | None, Any], None] = {}
-_clean_year = [date.today().year]
+_clean_year = [today_here().year]
 
 
 def _forget_clean_in_a_new_year() -> None:
     # whether 12 digits can be a CCCD depends on this year (a birth year up to now): a number
     # clean last year may not be now
-    year = date.today().year
+    year = today_here().year
     if year != _clean_year[0]:
         _clean.clear()
         _clean_year[0] = year

@@ -8,9 +8,13 @@ them too (``from lscloud.statemachine import iso``), as the functions have alway
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
 
-__all__ = ["iso", "now", "parse_instant", "parse_iso"]
+__all__ = ["TZ", "iso", "now", "parse_instant", "parse_iso", "today_here"]
+
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+"""The province's time zone (UTC+7, no daylight saving): its days, working hours and deadlines."""
 
 
 def now() -> datetime:
@@ -37,3 +41,11 @@ def parse_instant(value) -> datetime | None:
     except (TypeError, ValueError, AttributeError):
         return None
     return t if t.tzinfo is not None else None
+
+
+def today_here(at: datetime | None = None) -> date:
+    """The province's date now (or at ``at``): what "today", "in the future" and "this year" mean to
+    people here. The machine's own date (``date.today()``: UTC in the cluster's images) is the day
+    before from 00:00 to 07:00 here."""
+    return (at or datetime.now(timezone.utc)).astimezone(TZ).date()
+

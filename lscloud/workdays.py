@@ -36,11 +36,11 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from zoneinfo import ZoneInfo
-
 import yaml
 
-TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+from . import timestamps
+
+TZ = timestamps.TZ
 DATA = Path(__file__).parent / "data" / "calendar"
 SESSIONS: tuple[tuple[time, time], ...] = ((time(7, 30), time(11, 30)), (time(13, 30), time(17, 30)))
 CUTOFF = time(16, 0)
@@ -332,7 +332,5 @@ def local_day(at: datetime | str) -> str:
     return t.astimezone(TZ).date().isoformat()
 
 
-def today(now: datetime | None = None) -> date:
-    """The province's date now (or at ``now``): what "in the future" and "today" mean to people here."""
-    return (now or datetime.now(timezone.utc)).astimezone(TZ).date()
+today = timestamps.today_here
 

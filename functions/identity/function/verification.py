@@ -12,6 +12,8 @@ import logging
 from dataclasses import dataclass
 from datetime import date
 
+from lscloud.timestamps import today_here
+
 from lscloud import errors
 from lscloud.identifiers import InvalidIdentifier, parse_cccd
 
@@ -77,7 +79,7 @@ def claim_of(body: dict) -> Claim:
         problems.append(errors.field("/id_number", str(exc)))
     try:
         born = date.fromisoformat(body["date_of_birth"])
-        if born > date.today():
+        if born > today_here():   # the province's date: born this morning is not "in the future"
             problems.append(errors.field("/date_of_birth", "the date of birth is in the future"))
     except ValueError:
         born = None
