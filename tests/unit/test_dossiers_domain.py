@@ -30,6 +30,17 @@ def test_an_unverified_day_makes_a_receipt_provisional():
     assert doc["calendar_provisional"] is False
 
 
+def test_a_pause_that_moves_the_deadline_into_an_unknown_year_makes_it_provisional():
+    """A pause pushed the deadline into a year the calendar has no file for (its lunar holidays not
+    known yet), and the receipt still said the date was certain."""
+    doc = {"procedure": {"processing_days": 5}, "steps": [], "channel": "online", "paused_minutes": 0}
+    workflow.receive(doc, Actor("citizen", "x"), local(2026, 12, 14, 9), CAL)
+    assert doc["calendar_provisional"] is False and doc["appointment_date"] == "2026-12-21"
+    pause = {"requested_at": iso(local(2026, 12, 15, 9)), "resumed_at": None}
+    deadlines.resume(doc, pause, local(2026, 12, 29, 9), CAL)
+    assert doc["appointment_date"] >= "2027-01-01" and doc["calendar_provisional"] is True
+
+
 # -- same-day procedures (on-time birth registration, Law on Civil Status art. 16) ------------------
 
 SAME_DAY = {"code": "HT-KS", "name": "Đăng ký khai sinh", "agency": "ubnd-xa", "processing_days": 0,

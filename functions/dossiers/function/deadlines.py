@@ -79,6 +79,9 @@ def resume(doc: dict, pause: dict, at: datetime, cal: Calendar) -> int:
     doc["paused_minutes"] += paused
     doc["deadline"] = iso(cal.shift(parse_iso(doc["deadline"]), paused))
     doc["appointment_date"] = parse_iso(doc["deadline"]).astimezone(TZ).date().isoformat()
+    # moved into a year the calendar does not know yet (or past an unverified day): no longer certain
+    doc["calendar_provisional"] = not cal.certain(parse_iso(doc["clock_start"]).astimezone(TZ).date(),
+                                                  parse_iso(doc["deadline"]).astimezone(TZ).date())
     i = doc.get("current_step")
     if i is not None and doc["steps"][i]["status"] == "active":
         doc["steps"][i]["deadline"] = iso(cal.shift(parse_iso(doc["steps"][i]["deadline"]), paused))
