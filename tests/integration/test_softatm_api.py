@@ -541,6 +541,11 @@ def test_a_banks_transfer_list_comes_a_page_at_a_time_over_days(client, setup):
     assert listed[:2] == made[:2] and [i for i in listed[2:] if i in made] == made and len(listed) == 5
     bad = s["vcb"].call("GET", f"/v1/bank/transfers?from={earlier}&page_token=not-a-position")
     assert bad.status_code == 400 and bad.get_json()["errors"][0]["field"] == "page_token"
+    # a period of at most 31 local days, as documented (32 passed)
+    month = date(2026, 1, 1)
+    assert s["vcb"].call("GET", f"/v1/bank/transfers?from={month}&to=2026-01-31").status_code == 200
+    too_long = s["vcb"].call("GET", f"/v1/bank/transfers?from={month}&to=2026-02-01")
+    assert too_long.status_code == 400 and too_long.get_json()["errors"][0]["field"] == "to"
 
 
 def test_a_resend_of_a_delivery_over_the_float_limit_is_refused_as_the_first(client, setup, monkeypatch):

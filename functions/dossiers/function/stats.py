@@ -143,7 +143,7 @@ def report(actor: Actor, first: date | None, last: date | None, agency: str | No
     """The figures over local days ``first`` to ``last`` (default: the 30 days up to today), of one
     agency or all (a supervisor: always their own)."""
     last = last or at.astimezone(TZ).date()
-    first = first or last - timedelta(days=DEFAULT_DAYS)
+    first = first or last - timedelta(days=DEFAULT_DAYS - 1)   # 30 days, today the last of them
     if not 0 <= (last - first).days < MAX_DAYS:
         raise QueryError("to", "to is on or after from, at most 366 days later")
     agency = (actor.agency or "-") if actor.kind == "supervisor" else agency   # none in the token: no agency's

@@ -96,8 +96,8 @@ def bank_list():
     at a time: follow next_page_token with the same from and to."""
     d0 = g.query["from"]
     d1 = g.query["to"] or d0
-    if not 0 <= (d1 - d0).days <= MAX_PERIOD_DAYS:
-        raise QueryError("to", f"to is on or after from, at most {MAX_PERIOD_DAYS} days later")
+    if not 0 <= (d1 - d0).days < MAX_PERIOD_DAYS:   # a period of at most 31 local days, as documented
+        raise QueryError("to", f"to is on or after from, a period of at most {MAX_PERIOD_DAYS} days")
     try:
         docs, token = documents.created_page(principal().partner, d0, d1, g.query["limit"], g.query["page_token"] or None)
     except ValueError:
