@@ -177,6 +177,27 @@ def test_alert_raised_once_and_cleared_with_hysteresis(env, tokens, rt):
     assert types == ["raised", "cleared"], types
 
 
+def test_an_hour_without_enough_readings_raises_no_alert(env, tokens, rt):
+    """The alert judged any hour with a reading, the published hourly AQI only hours with 75 % of
+    theirs: a station coming back with a few high readings raised an alert (to the IOC) for an hour
+    the public figures showed as "not enough data"."""
+    station(env, tokens)
+    dev = tokens("device", "sensor-1", unit="lsn-air-1")
+    start = (datetime.now(TZ7) - timedelta(hours=5)).replace(minute=0, second=0, microsecond=0)
+    calm = hours_of(start, 2, 46, lambda _: {"pm25": 10})   # two complete hours
+    assert env.post("/v1/stations/lsn-air-1/observations", headers=dev, json=calm).status_code == 200
+    few = hours_of(start + timedelta(hours=2), 1, 3, lambda _: {"pm25": 500})   # 3 readings where 60 are due
+    assert env.post("/v1/stations/lsn-air-1/observations", headers=dev, json=few).status_code == 200
+    # the next hour's first reading closes that hour: it is judged then
+    answer = env.post("/v1/stations/lsn-air-1/observations", headers=dev,
+                      json=hours_of(start + timedelta(hours=3), 1, 1, lambda _: {"pm25": 10})).get_json()
+    assert answer["alerts"] == [], answer
+    hour = env.get("/v1/stations/lsn-air-1/aqi/hourly", query_string={
+        "from": (start + timedelta(hours=2)).isoformat(), "to": (start + timedelta(hours=3)).isoformat()}).get_json()
+    # published: the three readings count for nothing (NowCast of the complete hours before it)
+    assert hour["items"][-1]["readings"] == {"pm25": 3} and hour["items"][-1]["aqi"] == 20, hour
+
+
 def test_device_message_relayed_from_nats(env, tokens, rt, settings):
     station(env, tokens)
     now = datetime.now(TZ7).replace(second=0, microsecond=0)

@@ -22,7 +22,7 @@ from lscloud import events as ce
 from lscloud import outbox
 from lscloud.store import ConditionalCheckFailed, DoesNotExist
 
-from . import aqi, clock, noise, storage
+from . import aqi, clock, noise, reports, storage
 from .models import AlertState
 from .settings import Settings
 
@@ -30,16 +30,12 @@ SOURCE = "/environment"
 LEVELS = ["good", "moderate", "poor", "bad", "very_bad", "hazardous"]
 
 
-def hourly_aqi(station_id: str, end: datetime) -> aqi.Result:
-    """The VN_AQI of the hour ending at ``end`` from the station's day summaries."""
-    series = storage.hourly_series(station_id, end - timedelta(hours=11), end)
-    history = {}
-    for p in aqi.POLLUTANTS:
-        hours = [(series.get(clock.hour_key(end - timedelta(hours=i))) or {}).get(p) for i in range(12)]
-        history[p] = [h.get("mean") if h and h.get("n") else None for h in hours]
-        if not any(v is not None for v in history[p]):
-            history.pop(p)
-    return aqi.hourly(history)
+def hourly_aqi(station: dict, end: datetime) -> aqi.Result:
+    """The VN_AQI of the hour ending at ``end``, as the published hourly AQI has it
+    (:func:`.reports.hourly_aqi`: complete hours only). An hour with a few readings (a station
+    coming back) raised an alert the public figures showed as "not enough data"."""
+    series = storage.hourly_series(station["id"], end - timedelta(hours=11), end)
+    return reports.hourly_aqi(series, end, int(station.get("interval_s", 60)))
 
 
 def _judge(kind: str, state: dict, value: float, threshold: float, clear_at: float, level_key: str | None,
@@ -66,7 +62,7 @@ def _judge(kind: str, state: dict, value: float, threshold: float, clear_at: flo
 def evaluate(station: dict, end: datetime, s: Settings) -> list[dict]:
     """Judge the hour ending at ``end`` for the station's alert; publish and return the events."""
     if station["kind"] == "air":
-        r = hourly_aqi(station["id"], end)
+        r = hourly_aqi(station, end)
         if r.aqi is None:
             return []
         kind, value, level_key = "aqi", float(r.aqi), aqi.level(r.aqi)["key"]

@@ -12,13 +12,22 @@ from . import aqi, clock, noise, readings, storage
 MAX_HOURS = 31 * 24
 
 
-def _history(series: dict, end: datetime, p: str, n: int, interval_s: int) -> list[float | None]:
+def history(series: dict, end: datetime, p: str, n: int, interval_s: int) -> list[float | None]:
+    """The means of pollutant ``p`` over the ``n`` hours ending at ``end``, newest first; None for an
+    hour without enough readings (:func:`.readings.hour_complete`): what an hourly AQI is made of."""
     out = []
     for i in range(n):
         s = (series.get(clock.hour_key(end - timedelta(hours=i))) or {}).get(p)
         ok = s and s.get("n") and readings.hour_complete(s["n"], interval_s)
         out.append(s["mean"] if ok else None)
     return out
+
+
+def hourly_aqi(series: dict, end: datetime, interval_s: int) -> aqi.Result:
+    """The VN_AQI of the hour ending at ``end`` from a station's hourly ``series`` (the 11 hours
+    before it too, for the particles' NowCast), complete hours only."""
+    history_ = {p: history(series, end, p, 12 if p in aqi.PARTICLES else 1, interval_s) for p in aqi.POLLUTANTS}
+    return aqi.hourly({p: h for p, h in history_.items() if any(v is not None for v in h)})
 
 
 def hourly(station: dict, start: datetime, end: datetime) -> list[dict]:
@@ -36,8 +45,7 @@ def hourly(station: dict, start: datetime, end: datetime) -> list[dict]:
         item = {"hour": clock.iso(t), "readings": {p: s.get("n", 0) for p, s in summary.items()},
                 "flagged": {p: s["flagged"] for p, s in summary.items() if s.get("flagged")}}
         if station["kind"] == "air":
-            history = {p: _history(series, t, p, 12 if p in aqi.PARTICLES else 1, interval) for p in aqi.POLLUTANTS}
-            r = aqi.hourly({p: h for p, h in history.items() if any(v is not None for v in h)})
+            r = hourly_aqi(series, t, interval)
             item.update(r.as_dict())
             if r.aqi is None and not r.missing:
                 item["missing"] = ["no complete hour of data"]
