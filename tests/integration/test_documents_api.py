@@ -173,6 +173,28 @@ def test_incoming_registered_and_assigned(client, tokens):
     assert done["status"] == "assigned" and done["assignment"]["officer"] == "cv-an"
 
 
+def test_a_registration_resumed_in_the_new_year_keeps_the_number_in_its_book(client, tokens):
+    """A registration that took its number on 31 December and died before it was recorded was
+    resumed in January with last year's number, recorded under this year's book and year."""
+    from datetime import datetime, timedelta, timezone
+
+    from functions.documents.function import documents
+
+    clerk = staff(tokens, "vt-tet")
+    a = upload(client, clerk, direction="incoming")
+    last_year = datetime.now(timezone.utc) - timedelta(days=366)
+    old_book = registers.book_of(a["agency"], documents._year(last_year), "incoming", False)
+    n = registers.take(old_book, a["id"], {"at": last_year.isoformat(), "by": "vt-tet", "doc_type": a["doc_type"]})
+
+    def died_half_way(d: dict):
+        d["registering"] = {"book": old_book, "at": last_year.isoformat(), "by": "vt-tet"}
+        return [], True
+
+    documents.RECORDS.mutate(a["id"], died_half_way)
+    reg = ok(client.post(f"/v1/documents/{a['id']}/registration", json={}, headers=clerk))["registration"]
+    assert (reg["book"], reg["year"], reg["number"]) == (old_book, documents._year(last_year), n)
+
+
 def test_batch_one_approval_many_signatures(client, tokens):
     teacher = tokens("officer", "gv-hoa", agency="thpt-chu-van-an", unit="12a1")
     ids = [upload(client, teacher, title=f"Học bạ {i}", type="giay-chung-nhan")["id"] for i in range(3)]

@@ -195,9 +195,11 @@ def _year(at: datetime) -> int:
 CLAIM_STALE_S = 120
 
 
-def _claim_number(document_id: str, book: str, actor: Actor, at: datetime, doc_type: str) -> int:
-    """Mark the document as being registered (one registrar at a time), then take its number; a
-    registration that died half-way is resumed with the number it had already taken."""
+def _claim_number(document_id: str, book: str, actor: Actor, at: datetime, doc_type: str) -> tuple[str, datetime, int]:
+    """Mark the document as being registered (one registrar at a time), then take its number:
+    ``(book, when, number)``. A registration that died half-way is resumed with the number it had
+    already taken, in the book and the year it was taken in (one that died on 31 December and was
+    resumed in January kept last year's number under this year's book)."""
     resumed: list[dict] = []
 
     def mark(d: dict):
@@ -212,7 +214,9 @@ def _claim_number(document_id: str, book: str, actor: Actor, at: datetime, doc_t
 
     RECORDS.mutate(document_id, mark)
     held = registers.find(resumed[0]["book"], document_id) if resumed else None
-    return held or registers.take(book, document_id, {"at": iso(at), "by": actor.sub, "doc_type": doc_type})
+    if held:
+        return resumed[0]["book"], datetime.fromisoformat(resumed[0]["at"]), held
+    return book, at, registers.take(book, document_id, {"at": iso(at), "by": actor.sub, "doc_type": doc_type})
 
 
 def register(document_id: str, actor: Actor, body: dict, custody, level: str) -> Document:
@@ -225,10 +229,10 @@ def register(document_id: str, actor: Actor, body: dict, custody, level: str) ->
     MACHINE.check(doc, "issue" if outgoing else "register", actor)
     at = now()
     book = registers.book_of(doc["agency"], _year(at), doc["direction"], doc["confidentiality"] != "thuong")
-    n = _claim_number(document_id, book, actor, at, doc["doc_type"])
+    book, taken_at, n = _claim_number(document_id, book, actor, at, doc["doc_type"])
     agency_abbr = body.get("agency_abbr") or doc["agency"].split("-")[0].upper()
     sym = registers.symbol(doc["doc_type"], agency_abbr, body.get("unit_abbr")) if outgoing else None
-    reg = {"book": book, "year": _year(at), "number": n, "number_text": registers.number_text(n), "symbol": sym,
+    reg = {"book": book, "year": _year(taken_at), "number": n, "number_text": registers.number_text(n), "symbol": sym,
            "display": registers.display(n, sym), "at": iso(at), "by": actor.sub}
     f = None
     if outgoing:
