@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Iterable, Mapping, Sequence
 
+from .timestamps import YEARS_MESSAGE as _YEARS_MESSAGE, year_in_range
+
 __all__ = ["Param", "QueryError", "InvalidQuery", "as_param", "parse", "MAX_CHARS"]
 
 #: The longest string value a parameter takes unless its schema says otherwise (a search phrase,
@@ -143,16 +145,18 @@ class Param:
             try:
                 if not _DATE.fullmatch(raw):
                     raise ValueError
-                return date.fromisoformat(raw), None
+                value = date.fromisoformat(raw)
             except ValueError:
                 return None, "must be a calendar date, YYYY-MM-DD"
+            return (value, None) if year_in_range(value.year) else (None, _YEARS_MESSAGE)
         if fmt == "date-time":
             try:
                 if not _DATE_TIME.fullmatch(raw):
                     raise ValueError
-                return datetime.fromisoformat(raw.upper().replace("Z", "+00:00")), None
+                value = datetime.fromisoformat(raw.upper().replace("Z", "+00:00"))
             except ValueError:
                 return None, "must be a date and time with an offset (RFC 3339), e.g. 2026-03-01T08:00:00+07:00"
+            return (value, None) if year_in_range(value.year) else (None, _YEARS_MESSAGE)
         return raw, None
 
     def _problems(self, value: Any) -> list[str]:

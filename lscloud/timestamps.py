@@ -11,7 +11,15 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
-__all__ = ["TZ", "iso", "now", "parse_instant", "parse_iso", "today_here"]
+__all__ = ["TZ", "YEARS", "iso", "now", "parse_instant", "parse_iso", "today_here", "year_in_range"]
+
+YEARS = (1900, 2999)
+"""The years a date or an instant may name here (a birth, a deadline, a reading, a window): what
+``date`` and ``date-time`` values are checked against in bodies (:mod:`lscloud.validation`) and
+query parameters (:mod:`lscloud.query`). Year 1 and year 9999 passed as dates and overflowed the
+arithmetic on them (a day before, an hour after, a conversion to UTC): a 500 in a dozen places,
+public ones among them."""
+YEARS_MESSAGE = f"must be a date between the years {YEARS[0]} and {YEARS[1]}"
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 """The province's time zone (UTC+7, no daylight saving): its days, working hours and deadlines."""
@@ -48,4 +56,9 @@ def today_here(at: datetime | None = None) -> date:
     people here. The machine's own date (``date.today()``: UTC in the cluster's images) is the day
     before from 00:00 to 07:00 here."""
     return (at or datetime.now(timezone.utc)).astimezone(TZ).date()
+
+
+def year_in_range(year: int) -> bool:
+    """Whether a date in ``year`` is one this system takes (:data:`YEARS`)."""
+    return YEARS[0] <= year <= YEARS[1]
 

@@ -32,6 +32,7 @@ from jsonschema import Draft202012Validator, FormatChecker, validators
 from jsonschema.exceptions import ValidationError
 
 from .patterns import ecma_regex
+from .timestamps import year_in_range
 
 __all__ = ["FORMATS", "StrictValidator", "ecma_regex"]
 
@@ -49,8 +50,8 @@ def _date_time(value) -> bool:
         return True
     if not _DATE_TIME.fullmatch(value):
         return False
-    datetime.fromisoformat(value.upper().replace("Z", "+00:00"))   # a 30 February, a 25th hour: ValueError
-    return True
+    # a 30 February, a 25th hour: ValueError
+    return year_in_range(datetime.fromisoformat(value.upper().replace("Z", "+00:00")).year)
 
 
 @FORMATS.checks("date", raises=ValueError)
@@ -60,8 +61,7 @@ def _date(value) -> bool:
         return True
     if not _DATE.fullmatch(value):
         return False
-    date.fromisoformat(value)
-    return True
+    return year_in_range(date.fromisoformat(value).year)
 
 
 @FORMATS.checks("email")

@@ -140,6 +140,12 @@ def test_observations_idempotent_flagged_and_named(env, tokens):
     assert wrong.status_code == 422 and fields == {"/1/laeq", "/2/observed_at"}, wrong.get_json()
     no_offset = env.post("/v1/stations/lsn-air-1/observations", headers=dev, json=[{"observed_at": "2026-12-03T08:00:00", "pm25": 1}])
     assert no_offset.status_code == 422 and no_offset.get_json()["errors"][0]["field"] == "/0/observed_at"
+    # year 1 at +14:00 has no UTC instant: it was converted before the range check refused it (a 500)
+    ancient = env.post("/v1/stations/lsn-air-1/observations", headers=dev,
+                       json=[{"observed_at": "0001-01-01T00:00:00+14:00", "pm25": 1}])
+    assert ancient.status_code == 422 and ancient.get_json()["errors"][0]["field"] == "/0/observed_at"
+    for q in ("aqi/daily?date=9999-12-31", "aqi/daily?date=0001-01-01", "aqi/hourly?to=0001-01-01T00:00:00Z"):
+        assert env.get(f"/v1/stations/lsn-air-1/{q}").status_code == 400, q
 
 
 def test_hourly_and_daily_aqi_from_stored_hours(env, tokens):

@@ -95,6 +95,12 @@ def test_open311_services_definitions_and_errors_in_both_formats(client):
     assert r.status_code == 400 and "90 days" in r.get_json()[0]["description"]
     r = client.get("/open311/v2/requests.json?start_date=yesterday")
     assert r.status_code == 400 and "start_date" in r.get_json()[0]["description"]
+    # year 9999 or year 1 overflowed the window's arithmetic: a 500 to anyone who asked
+    for q in ("start_date=9999-12-31T00:00:00Z", "end_date=0001-01-01T00:00:00Z",
+              "start_date=0001-01-01T00:00:00Z&end_date=0001-01-10T00:00:00Z"):
+        for path in ("requests", "servicerequestupdates"):
+            r = client.get(f"/open311/v2/{path}.json?{q}")
+            assert r.status_code == 400 and "between the years" in r.get_json()[0]["description"], (path, q)
     d = ok(client.get("/open311/discovery.json"))
     assert d["endpoints"][0]["specification"] == "http://wiki.open311.org/GeoReport_v2"
     assert d["endpoints"][0]["url"] == "http://localhost/open311/v2"   # the function's own root, as reached

@@ -51,3 +51,15 @@ def test_without_the_optional_rfc3339_package_a_naive_time_is_still_refused():
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.stdout.split() == ["1", "1"], out.stderr
+
+
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:00:00-12:00", "1899-12-31T23:59:59Z"])
+def test_an_instant_outside_the_years_this_system_knows_is_refused(value):
+    """Year 1 and year 9999 passed and overflowed the arithmetic on them (a day before, an hour
+    after, a conversion to UTC): a 500 in a dozen places."""
+    from lscloud import query
+
+    assert _errors({"at": value}) == ["at"]
+    assert query.Param("to", "x", {"type": "string", "format": "date-time"}).parse([value])[1]
+    assert query.Param("on", "x", {"type": "string", "format": "date"}).parse([value[:10]])[1]
+    assert _errors({"on": value[:10]}) == ["on"]

@@ -66,9 +66,9 @@ def check(station: dict, items: list, s: Settings, now: datetime) -> list[dict]:
             problems.append(errors.field(f"/{i}/observed_at", "is ahead of the clock (device time wrong?)"))
         elif t < now - timedelta(days=s.max_late_days):
             problems.append(errors.field(f"/{i}/observed_at", f"is older than {s.max_late_days} days"))
-        key = clock.utc(t)
         if problems:
             continue
+        key = clock.utc(t)   # after the range checks: year 1 at +14:00 has no UTC (OverflowError, a 500)
         clean = {k: float(v) for k, v in values.items()}
         if key in seen:
             if seen[key][0] != clean:

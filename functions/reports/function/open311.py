@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, urlsplit
 from xml.etree import ElementTree as ET
 
 from lscloud import errors
+from lscloud.timestamps import YEARS_MESSAGE, year_in_range
 
 JURISDICTION = "langson.gov.vn"
 FORMATS = {"xml": "text/xml; charset=utf-8", "json": "application/json; charset=utf-8"}
@@ -130,6 +131,8 @@ def w3_datetime(fields: dict, name: str) -> datetime | None:
         t = None
     if t is None or t.tzinfo is None:
         raise Open311Error(400, f"{name} must be a w3 date-time with a timezone, e.g. 2010-01-01T00:00:00Z")
+    if not year_in_range(t.year):   # year 1 or 9999: the window's arithmetic overflowed (a 500)
+        raise Open311Error(400, f"{name} {YEARS_MESSAGE}")
     return t
 
 

@@ -25,6 +25,7 @@ from lscloud import resends, store
 from lscloud.aggregate import side_pool
 from lscloud.resends import IdReused
 from lscloud.store import ConditionalCheckFailed, DoesNotExist
+from lscloud.timestamps import year_in_range
 from lscloud.workdays import TZ
 
 from . import telemetry as tm
@@ -40,7 +41,7 @@ BLOBS = "softatm-settlements"
 def check_day(text: str) -> str:
     """``text`` if it is a real calendar day written YYYY-MM-DD (``2026-02-30`` is not), else BadDay."""
     try:
-        if DAY_RE.fullmatch(text) and date.fromisoformat(text):
+        if DAY_RE.fullmatch(text) and year_in_range(date.fromisoformat(text).year):   # 9999-12-31 + 1 day: a 500
             return text
     except ValueError:
         pass
