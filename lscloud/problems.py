@@ -100,7 +100,9 @@ class Problem(Exception):
 
     def body(self, *, instance: str | None = None, trace_id: str | None = None) -> bytes:
         """:meth:`to_dict` as the body of an ``application/problem+json`` answer (UTF-8 JSON)."""
-        return json.dumps(self.to_dict(instance=instance, trace_id=trace_id), ensure_ascii=False).encode()
+        # what a caller sent may come back in it (a field's name): a lone surrogate is escaped, not a 500
+        return json.dumps(self.to_dict(instance=instance, trace_id=trace_id), ensure_ascii=False).encode(
+            "utf-8", "backslashreplace")
 
 
 def problem_response(problem: Problem | None = None, /, *, instance: str | None = None,

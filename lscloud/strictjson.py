@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 __all__ = ["MAX_DEPTH", "MAX_NUMBER_CHARS", "JSONRejected", "loads", "pointer"]
@@ -79,13 +80,23 @@ def _int(text: str) -> Any:
     return int(text)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _printable(text: str) -> str:
+    """``text`` with its lone surrogates written as escapes (a pointer that can be answered)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
     """Parse ``text`` strictly.
 
     Raises :class:`json.JSONDecodeError` (with line and column) for malformed JSON,
     ``UnicodeDecodeError`` for bytes that are not UTF-8, and :class:`JSONRejected` (with a JSON
     pointer) for nesting past ``max_depth``, ``NaN``/``Infinity``/overflowing numbers, overlong
-    number literals and duplicate keys. Both are ``ValueError``.
+    number literals, duplicate keys and strings or keys holding a lone UTF-16 surrogate (``"\\ud800"``
+    is valid JSON but no character: it cannot be written back as UTF-8, and every answer, record
+    or hash of it raised, a 500). Both are ``ValueError``.
     """
     if isinstance(text, (bytes, bytearray)):
         text = bytes(text).decode("utf-8")
@@ -104,6 +115,12 @@ def _check(value: Any, max_depth: int) -> None:
         node, path, depth = stack.pop()
         if isinstance(node, _Marker):
             raise JSONRejected(pointer(path + ((node.key,) if node.key is not None else ())), node.message)
+        if isinstance(node, str) and _SURROGATE.search(node):
+            raise JSONRejected(pointer(path), "holds a lone UTF-16 surrogate, which is not a character")
+        if isinstance(node, dict):
+            for key in node:
+                if _SURROGATE.search(key):
+                    raise JSONRejected(pointer(path + (_printable(key),)), "the name holds a lone UTF-16 surrogate")
         if isinstance(node, (dict, list)):
             if depth + 1 > max_depth:
                 raise JSONRejected(pointer(path), f"nested deeper than {max_depth} levels")

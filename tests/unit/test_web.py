@@ -470,7 +470,13 @@ def roomy(schemas):
     (b'{"code": "20", "name": "x", "population": 1' + b"0" * 5000 + b"}", "/population"),
     (b'{"code": "20", "name": "x", "tags": ["a"], "population": 1000, "population": 2000}', "/population"),
     (b'{"code": "20", "name": "x", "address": {"street": "a", "street": "b", "ward": "06211"}}', "/address/street"),
-], ids=["5000-deep", "40-deep", "NaN", "Infinity", "-Infinity", "1e400", "5000-digits", "duplicate", "duplicate-inside"])
+    # a lone surrogate is valid JSON and no character: it could not be written back (a 500 on
+    # every JSON route, the problem answer itself included when it was in a name)
+    (b'{"code": "20", "name": "\\ud800"}', "/name"),
+    (b'{"code": "20", "name": "x", "tags": ["a", "b\\udfffc"]}', "/tags/1"),
+    (b'{"code": "20", "name": "x", "\\ud800": 1}', "/\\ud800"),
+], ids=["5000-deep", "40-deep", "NaN", "Infinity", "-Infinity", "1e400", "5000-digits", "duplicate", "duplicate-inside",
+        "surrogate", "surrogate-inside", "surrogate-name"])
 def test_json_no_schema_can_see_is_refused_with_its_place(roomy, raw, field):
     body = assert_problem(roomy.post("/v1/echo", data=raw, content_type="application/json"), 400, "json-rejected")
     assert body["errors"][0]["field"] == field
