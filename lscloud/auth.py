@@ -674,6 +674,7 @@ NONCE_HEADER = "X-LSCloud-Nonce"
 SIGNATURE_HEADER = "X-LSCloud-Signature"
 _SIGNED_HEADERS = (PARTNER_HEADER, KEY_ID_HEADER, TIMESTAMP_HEADER, NONCE_HEADER, SIGNATURE_HEADER)
 _NONCE_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")
+_STAMP_RE = re.compile(r"[0-9]{1,12}")
 _PARTNER_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
@@ -735,10 +736,9 @@ def verify_partner_request(settings) -> Principal:
         raise _signature_problem("unknown-key", "Unknown partner key", "The partner or key id is not known.",
                                  "Khóa đối tác không xác định", "Đối tác hoặc mã khóa không được nhận diện.",
                                  KEY_ID_HEADER)
-    try:
-        stamp = int(ts)
-    except ValueError:
-        stamp = None
+    # epoch seconds, at most 12 digits: a 400-digit one overflowed the float comparison below (a 500,
+    # before any secret was needed)
+    stamp = int(ts) if _STAMP_RE.fullmatch(ts) else None
     now = time.time()
     if stamp is None or abs(now - stamp) > settings.signature_window_s:
         raise _signature_problem("stale-timestamp", "Timestamp outside the window",

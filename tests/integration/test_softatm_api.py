@@ -391,6 +391,10 @@ def test_signatures(client, setup):
     assert r.status_code == 401 and r.get_json()["type"].endswith("bad-signature")
     r = s["vcb"].call("GET", path, timestamp=int(time.time()) - 3600)
     assert r.status_code == 401 and r.get_json()["type"].endswith("stale-timestamp")
+    # a 400-digit timestamp overflowed the window's comparison: a 500 before any secret was needed
+    huge = {**sign_request("GET", path, b"", "vcb", "1", K1), "X-LSCloud-Timestamp": "1" + "0" * 400}
+    r = client.get(path, headers=huge)
+    assert r.status_code == 401 and r.get_json()["type"].endswith("stale-timestamp")
     h = sign_request("GET", path, b"", "vcb", "1", K1)
     assert client.get(path, headers=h).status_code == 200
     r = client.get(path, headers=h)
