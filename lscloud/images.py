@@ -61,7 +61,7 @@ def clean(data: bytes, media_type: str) -> CleanImage:
             if img.width * img.height > MAX_PIXELS:
                 raise ImageRejected(f"the photo has {img.width}×{img.height} pixels, more than {MAX_PIXELS}")
             img.load()
-            upright = ImageOps.exif_transpose(img)
+            upright = _upright(img)
     except ImageRejected:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning, OSError,
@@ -76,6 +76,16 @@ def clean(data: bytes, media_type: str) -> CleanImage:
         pixels = upright if upright.mode in ("RGB", "RGBA", "L", "LA", "P", "1") else upright.convert("RGBA")
         pixels.save(out, "PNG", optimize=True)
     return CleanImage(out.getvalue(), media_type, upright.width, upright.height)
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """``img`` turned as its EXIF orientation says; as it is when its EXIF cannot be read (a broken
+    tag's value raised struct.error or TypeError out of Pillow: a 500 for a 681-byte upload). The
+    EXIF goes anyway: the pixels are encoded afresh."""
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # noqa: BLE001 - Pillow's EXIF parser raises whatever a malformed tag makes it
+        return img
 
 
 def has_location(data: bytes) -> bool:

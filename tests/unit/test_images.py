@@ -81,3 +81,16 @@ def test_photos_cleaned_at_once_leave_the_process_warning_filters_as_they_were()
     finally:
         sys.setswitchinterval(interval)
     assert warnings.filters == before
+
+
+# a 681-byte JPEG whose EXIF orientation tag is malformed (found by mutating a phone photo)
+BROKEN_EXIF = "/9j/4AAQSkZJRgABAQAAAQABAAD/4QAuRXhpZgAATU0AKgAAAAgAAgEjAAIAAAAEY2FtAAESAAMAAAABAAYAAAAAAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8UHRofHiYaHBwgJC4nICIsIxwcKDcpLDAxNDQ0Hyc5PTgyPC4zNDL/2wBDAQkJCQwLDBgNDRgyIRwhMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjL/wAARCAAQABADASIAAhEBAxEB/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAECAwQFBgcICQoL/8QAtRAAAgEDAwIEAwUFBAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKBkaEIJEKxwRVS0fAkM2JyggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVWV1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWWl5iZmqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi4+Tl5ufo6erx8vP09fb3+Pn6/8QAHwEAAwEBAQEBAQEBAQAAAAAAAAECAwQFBgcICQoL/8QAtREAAgECBAQDBAcFBAQAAQJ3AAECAxEEBSExBhJBUQdhcRMiMoEIFEKRobHBCSMzUvAVYnLRChYkNOEl8RcYGRomJygpKjU2Nzg5OkNERUZHSElKU1RVVldYWVpjZGVmZ2hpanN0dXZ3eHl6goOEhYaHiImKkpOUlZaXmJmaoqOkpaanqKmqsrO0tba3uLm6wsPExcbHyMnK0tPU1dbX2Nna4uPk5ebn6Onq8r/09fb3+Pn6/9oADAMBAAIRAxEAPwDgqKKK8M/VD//Z"
+
+
+def test_a_photo_whose_exif_cannot_be_read_is_cleaned_as_it_stands():
+    """Pillow's EXIF parser raised struct.error on this upload: a 500 on the public photo routes
+    (reports, market). Its pixels are kept as they stand, and its metadata goes as always."""
+    import base64
+
+    out = images.clean(base64.b64decode(BROKEN_EXIF), "image/jpeg")
+    assert (out.width, out.height) == (16, 16) and not images.has_location(out.data)
