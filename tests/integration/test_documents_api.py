@@ -249,6 +249,40 @@ def test_numbers_never_skipped_nor_reused_under_concurrent_writers(rt):
     assert registers.take(registers.book_of(AGENCY, 2026, "incoming"), "x", {}) == 1   # another book starts at 1
 
 
+def _pdf_of(objects: list[bytes], trailer: bytes = b"/Root 1 0 R") -> bytes:
+    """A PDF of these objects, with a cross-reference table and ``trailer``'s entries."""
+    import io
+
+    out, offsets = io.BytesIO(), []
+    out.write(b"%PDF-1.7\n")
+    for i, o in enumerate(objects, 1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % i + o + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for o in offsets:
+        out.write(b"%010d 00000 n \n" % o)
+    out.write(b"trailer\n<< /Size %d %s >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, trailer, xref))
+    return out.getvalue()
+
+
+PAGES = [b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>", b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 100 100] >>"]
+
+
+@pytest.mark.parametrize("pdf", [
+    _pdf_of([b"[1 2 3]", *PAGES]),                                                       # a catalog that is no dictionary
+    _pdf_of([b"<< /Type /Catalog /Pages 2 0 R /X " + b"[" * 50_000 + b"]" * 50_000 + b" >>", *PAGES]),   # nested deep
+    _pdf_of([b"<< /Type /Catalog /Pages 2 0 R >>", *PAGES], trailer=b""),                 # a trailer without /Root
+], ids=["catalog-not-a-dictionary", "nested-50000-deep", "no-root"])
+def test_a_pdf_pyhanko_cannot_read_is_a_422_to_anyone_not_a_500(client, tokens, pdf):
+    """The public verification endpoint (and an officer's upload) answered 500 to these: pyHanko
+    asserts, recurses or finds no /Root outside what the code caught."""
+    r = client.post("/v1/verifications", data=pdf, headers=PDF)
+    assert r.status_code == 422 and r.mimetype == "application/problem+json", r.get_data(as_text=True)[:300]
+    up = client.post("/v1/documents", query_string={"title": "x"}, data=pdf, headers={**staff(tokens, "cv-pdf"), **PDF})
+    assert up.status_code == 422, up.get_data(as_text=True)[:300]
+
+
 def test_an_upload_sent_again_is_the_same_document(client, tokens):
     """An officer's client retrying an upload after a lost answer made a second draft (two
     documents that would each get a number). The same bytes and details from the same officer are

@@ -71,7 +71,8 @@ def check_pdf(data: bytes) -> int:
         pages = int(reader.root["/Pages"]["/Count"])
     except BadPdf:
         raise
-    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError) as exc:
+    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError,
+            AssertionError) as exc:   # pyHanko asserts a catalog is a dictionary
         raise BadPdf.at("", f"the PDF cannot be read: {type(exc).__name__}") from None
     if pages < 1:
         raise BadPdf.at("", "the PDF has no page")

@@ -33,9 +33,13 @@ def _reader(pdf: bytes):
     try:
         reader = PdfFileReader(io.BytesIO(pdf), strict=False)
         sigs = list(reader.embedded_signatures)
-    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        has_dss = "/DSS" in reader.root
+    # pyHanko asserts a catalog is a dictionary and recurses into nested arrays: a public caller's
+    # odd PDF raised AssertionError, RecursionError or KeyError (no /Root), a 500
+    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, AssertionError,
+            RecursionError) as exc:
         raise Unreadable.at("", f"the PDF cannot be read: {type(exc).__name__}") from None
-    return reader, sigs
+    return reader, sigs, has_dss
 
 
 def _names(cert) -> dict:
@@ -93,8 +97,7 @@ def _one(sig, trust: signing.Trust, has_dss: bool, lta: bool) -> dict:
 
 def verify(pdf: bytes, trust: signing.Trust) -> dict:
     """The report: one entry per signature (document timestamps are counted, not listed)."""
-    reader, sigs = _reader(pdf)
-    has_dss = "/DSS" in reader.root
+    reader, sigs, has_dss = _reader(pdf)
     regular = [s for s in sigs if s.sig_object.get("/Type") != "/DocTimeStamp"]
     doc_ts = len(sigs) - len(regular)
     reports = [_one(s, trust, has_dss, doc_ts > 0) for s in regular]
