@@ -318,6 +318,8 @@ def nearby(service_code: str, lat: float, lon: float, radius_m: float = 100.0, d
     from .models import NearbyOpen
     from .queries import get_many
 
+    if not geo.in_province(lat, lon):
+        return []   # no report is filed outside the province (and a pole has no geohash neighbours: a 500)
     category = catalog.get(service_code)["category"]
     since = iso(now() - timedelta(days=days))
     near = []

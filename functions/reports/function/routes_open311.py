@@ -24,6 +24,7 @@ from .states import FMS_ACTION, FMS_STATUS, open311_status
 
 bp = Blueprint("open311", __name__, url_prefix="/open311")
 FORM = "application/x-www-form-urlencoded"
+ADDRESS_MAX = 500   # characters, as schemas/reports/report-create.json caps the app's address_string
 CHANGESET = "2026-12-03T00:00:00+07:00"
 
 
@@ -192,6 +193,8 @@ def create_request(fmt: str):
         raise Open311Error(404, f"service_code {fields['service_code']!r} not found")
     if len(fields.get("description") or "") > 4000:
         raise Open311Error(400, "description: at most 4,000 characters")
+    if len(fields.get("address_string") or "") > ADDRESS_MAX:   # as the app's report body caps it
+        raise Open311Error(400, f"address_string: at most {ADDRESS_MAX} characters")
     commune = attrs.pop(catalog.COMMUNE_ATTRIBUTE, [None])
     if len(commune) != 1:
         raise Open311Error(400, "attribute[commune]: one value")
