@@ -15,6 +15,7 @@ offline app that uploads a photo twice stores it once.
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -23,6 +24,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 MEDIA_TYPES = ("image/jpeg", "image/png")
 MAX_PIXELS = 40_000_000     # a 48-megapixel phone photo is refused; 12 MP (4000×3000) is fine
 JPEG_QUALITY = 85
+DECODES_AT_ONCE = 2
+"""Photos decoded at once in a process. A 40-megapixel picture is some 300 MB while it is decoded,
+turned and encoded (a 170 KB PNG of one colour can be one): sixteen at once, as many as a replica
+has request threads, are far past its memory. The others wait their turn, up to :data:`WAIT_S`."""
+WAIT_S = 20.0
+_decoding = threading.BoundedSemaphore(DECODES_AT_ONCE)
 _FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG"}
 # a picture past Pillow's own bomb bound (89 MP) is refused as it is opened, not warned about. Set
 # once for the process: warnings.catch_warnings() around each decode swapped the process's filters
@@ -56,6 +63,18 @@ def clean(data: bytes, media_type: str) -> CleanImage:
     if media_type not in _FORMATS:
         raise ImageRejected(f"a photo must be one of {', '.join(MEDIA_TYPES)}, not {media_type or 'nothing'}",
                             field="Content-Type")
+    if not _decoding.acquire(timeout=WAIT_S):
+        from .errors import Unavailable
+
+        raise Unavailable("too many photos are being processed: send it again in a moment",
+                          detail_vi="Đang xử lý nhiều ảnh: vui lòng gửi lại sau giây lát.", retry_after_s=5)
+    try:
+        return _clean(data, media_type)
+    finally:
+        _decoding.release()
+
+
+def _clean(data: bytes, media_type: str) -> CleanImage:
     try:
         with Image.open(io.BytesIO(data), formats=[_FORMATS[media_type]]) as img:
             if img.width * img.height > MAX_PIXELS:

@@ -94,3 +94,23 @@ def test_a_photo_whose_exif_cannot_be_read_is_cleaned_as_it_stands():
 
     out = images.clean(base64.b64decode(BROKEN_EXIF), "image/jpeg")
     assert (out.width, out.height) == (16, 16) and not images.has_location(out.data)
+
+
+def test_photos_decode_a_few_at_a_time_and_a_caller_waits_its_turn_within_a_bound(monkeypatch):
+    """A 40 MP picture is some 300 MB while it is decoded: as many at once as a replica has request
+    threads was far past its memory. Two decode at once; another waits, at most WAIT_S, then is a
+    503 to send again."""
+    from lscloud import errors
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, "PNG")
+    monkeypatch.setattr(images, "WAIT_S", 0.05)
+    held = [images._decoding.acquire(timeout=1) for _ in range(images.DECODES_AT_ONCE)]
+    try:
+        assert all(held)
+        with pytest.raises(errors.Unavailable):
+            images.clean(buf.getvalue(), "image/png")
+    finally:
+        for _ in held:
+            images._decoding.release()
+    assert images.clean(buf.getvalue(), "image/png").width == 8
