@@ -283,6 +283,17 @@ def test_a_pdf_pyhanko_cannot_read_is_a_422_to_anyone_not_a_500(client, tokens, 
     assert up.status_code == 422, up.get_data(as_text=True)[:300]
 
 
+def test_a_pdf_that_cannot_take_a_signature_field_is_a_422_when_signed(client, tokens):
+    """A PDF whose /AcroForm is a number reads well enough to upload, and pyHanko then raised a
+    TypeError writing the signature field into it: a 500 on every signature."""
+    pdf = _pdf_of([b"<< /Type /Catalog /Pages 2 0 R /AcroForm 5 >>", *PAGES])
+    drafter = staff(tokens, "cv-form")
+    doc = ok(client.post("/v1/documents", query_string={"title": "Tờ trình"}, data=pdf, headers={**drafter, **PDF}), 201)
+    r = client.post(f"/v1/documents/{doc['id']}/signatures", json={}, headers=drafter)
+    assert r.status_code == 422 and r.get_json()["type"].endswith("bad-pdf"), r.get_data(as_text=True)[:300]
+    assert ok(client.get(f"/v1/documents/{doc['id']}", headers=drafter))["signatures"] == []
+
+
 def test_an_upload_sent_again_is_the_same_document(client, tokens):
     """An officer's client retrying an upload after a lost answer made a second draft (two
     documents that would each get a number). The same bytes and details from the same officer are

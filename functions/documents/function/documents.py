@@ -57,6 +57,20 @@ def files() -> BlobStore:
                        allowed_types=("application/pdf",))
 
 
+def _sign_pdf(pdf: bytes, **how) -> bytes:
+    """:func:`.signing.sign_pdf`, a PDF it cannot sign answered as :class:`BadPdf` (422). One that
+    :func:`check_pdf` let through can still hold what pyHanko cannot write a field into (an
+    /AcroForm that is a number, a field name that is not a string): a TypeError out of it was a 500."""
+    from pyhanko.pdf_utils.misc import PdfError
+
+    try:
+        return signing.sign_pdf(pdf, **how)
+    except (PdfError, TypeError, KeyError, ValueError, AttributeError, IndexError, AssertionError,
+            RecursionError) as exc:
+        log.info("a document's PDF could not be signed: %s", type(exc).__name__)
+        raise BadPdf.at("", f"this PDF cannot be signed: {type(exc).__name__}; upload it again from its source") from None
+
+
 def check_pdf(data: bytes) -> int:
     """The page count of a PDF this service can sign; :class:`BadPdf` naming the body otherwise."""
     from pyhanko.pdf_utils.misc import PdfError
@@ -163,7 +177,7 @@ def sign(document_id: str, actor: Actor, body: dict, custody, level: str) -> Doc
     name = body.get("name") or f"{actor.agency} {pseudonyms.pseudonym('documents-signer-name', actor.sub)[:10]}"
     signer, who = custody.person(actor, name, body.get("title"))
     slot = len(doc["signatures"])
-    signed = signing.sign_pdf(
+    signed = _sign_pdf(
         file_bytes(doc), signer=signer, trust=custody.trust(), timestamper=custody.timestamper(),
         field=f"Sig{slot + 1}", reason=body.get("reason") or "Phê duyệt / Approved",
         appearance=signing.Appearance(who.name, who.title, doc["agency"], slot), lta=_level_lta(level))
@@ -240,7 +254,7 @@ def register(document_id: str, actor: Actor, body: dict, custody, level: str) ->
         agency_name = body.get("agency_name") or doc["agency"]
         signer, who = custody.seal(doc["agency"], agency_name)
         slot = len(doc["signatures"])
-        sealed = signing.sign_pdf(
+        sealed = _sign_pdf(
             file_bytes(doc), signer=signer, trust=custody.trust(), timestamper=custody.timestamper(),
             field="AgencySeal", reason=f"Ban hành / Issued: {reg['display']}",
             appearance=signing.Appearance(who.name, reg["display"], agency_name, slot,
