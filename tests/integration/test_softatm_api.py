@@ -464,6 +464,11 @@ def test_settlement_and_reconciliation(client, setup):
     day = datetime.fromisoformat(day.replace("Z", "+00:00")).astimezone(ZoneInfo("Asia/Ho_Chi_Minh")).strftime("%Y-%m-%d")
     rep = s["vcb"].call("GET", f"/v1/bank/settlements/{day}").get_json()
     assert rep["net_position_vnd"] == 2_500_000 and rep["count"] == 3
+    # a day to come has nothing to settle (each one asked for stored a report); the year 9999's was a 500
+    from datetime import date, timedelta
+    for later in ((date.fromisoformat(day) + timedelta(days=2)).isoformat(), "9999-12-31"):
+        r = s["vcb"].call("GET", f"/v1/bank/settlements/{later}")
+        assert r.status_code == 400 and r.get_json()["errors"][0]["field"] == "day", (later, r.get_json())
     csv = s["vcb"].call("GET", f"/v1/bank/settlements/{day}?format=csv")
     assert csv.status_code == 200 and csv.mimetype == "text/csv" and ids[0][0] in csv.get_data(as_text=True)
     mine = [{"id": t, "kind": "withdrawal", "amount_vnd": a} for t, a in ids]

@@ -142,9 +142,9 @@ class BadDay(errors.DomainError):
     status, type, title, title_vi = 400, "bad-day", "Bad day", "Ngày không hợp lệ"
 
     def __init__(self):
-        super().__init__("The day is a calendar date, YYYY-MM-DD.",
-                         detail_vi="Ngày phải là ngày có thật, dạng YYYY-MM-DD.",
-                         errors=[errors.field("day", "a calendar date, YYYY-MM-DD")])
+        super().__init__("The day is a calendar date, YYYY-MM-DD, today or before.",
+                         detail_vi="Ngày phải là ngày có thật, dạng YYYY-MM-DD, không sau hôm nay.",
+                         errors=[errors.field("day", "a calendar date, YYYY-MM-DD, today or before")])
 
 
 # -- webhooks to banks (answers to the event deliverer: 503 retries, 422 dead-letters) ---------------

@@ -25,7 +25,7 @@ from lscloud import resends, store
 from lscloud.aggregate import side_pool
 from lscloud.resends import IdReused
 from lscloud.store import ConditionalCheckFailed, DoesNotExist
-from lscloud.timestamps import year_in_range
+from lscloud.timestamps import YEARS
 from lscloud.workdays import TZ
 
 from . import telemetry as tm
@@ -39,9 +39,12 @@ BLOBS = "softatm-settlements"
 
 
 def check_day(text: str) -> str:
-    """``text`` if it is a real calendar day written YYYY-MM-DD (``2026-02-30`` is not), else BadDay."""
+    """``text`` if it is a real calendar day written YYYY-MM-DD (``2026-02-30`` is not) that has come
+    here, else BadDay. A day to come has nothing to settle, and each one asked for stored a report
+    and two files (the year 9999's overflowed: a 500)."""
     try:
-        if DAY_RE.fullmatch(text) and year_in_range(date.fromisoformat(text).year):   # 9999-12-31 + 1 day: a 500
+        if DAY_RE.fullmatch(text) and YEARS[0] <= date.fromisoformat(text).year and \
+                date.fromisoformat(text) <= now().astimezone(TZ).date():
             return text
     except ValueError:
         pass
