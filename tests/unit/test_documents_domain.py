@@ -80,35 +80,17 @@ def test_a_held_certificate_is_read_by_many_signatures_at_once():
     signers) now and then ended in a 500: asn1crypto parses a certificate lazily and without a lock,
     and the timestamper's and the signers' certificates are held across requests. Threads switched
     every microsecond make the race happen every few rounds on the old code."""
-    import sys
-    import threading
+    from races import at_once
 
     from functions.documents.function import signing
 
     root = pki.make_root()
     ca = pki.make_signing_ca(root, "http://crl.example/ca.crl")
     failures: list[BaseException] = []
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        for _ in range(100):
-            held = signing.asn1_cert(ca.cert)
-            start = threading.Barrier(4)
-
-            def read(cert=held, start=start):
-                start.wait()
-                try:
-                    cert.key_identifier, cert.authority_key_identifier, cert.basic_constraints_value
-                except Exception as exc:   # the broken parse
-                    failures.append(exc)
-
-            threads = [threading.Thread(target=read) for _ in range(4)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-    finally:
-        sys.setswitchinterval(interval)
+    for _ in range(100):
+        held = signing.asn1_cert(ca.cert)
+        failures += at_once(lambda _, c=held: (c.key_identifier, c.authority_key_identifier,
+                                                c.basic_constraints_value), 4)
     assert failures == []
 
 
@@ -129,38 +111,24 @@ def test_the_timestamper_is_made_ready_before_it_is_shared():
     assert all(c._native is not None and c._processed_extensions for c in held)
 
 
-
 def test_signature_boxes_drawn_at_once_come_out_whole():
     """reportlab subsets the font as a canvas is saved, through one unlocked file cursor per font:
     two signature boxes saved at once read each other's glyph offsets (IndexError, KeyError: a 500,
     or a box with the wrong glyphs). Saves now take lscloud.pdfcanvas's lock."""
-    import sys
-    import threading
     from datetime import datetime, timezone
+
+    from races import at_once
 
     from functions.documents.function import signing
 
     at = datetime(2026, 3, 1, 2, 30, tzinfo=timezone.utc)
     names = ["Nguyễn Thị Hương Giang", "Hoàng Văn Thắng", "Lường Thị Ánh Tuyết", "Đặng Quốc Khánh"]
     signing.appearance_pdf(signing.Appearance(names[0], None, None, 0), at)   # the font registered
-    failures: list[BaseException] = []
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
 
     def draw(i: int) -> None:
         box = signing.Appearance(names[i % 4], "Phó Chủ tịch Ủy ban nhân dân", "Sở Tư pháp tỉnh Lạng Sơn", 0)
         for _ in range(30):
-            try:
-                signing.appearance_pdf(box, at)
-            except Exception as exc:   # the broken subset
-                failures.append(exc)
+            signing.appearance_pdf(box, at)
 
-    try:
-        threads = [threading.Thread(target=draw, args=(i,)) for i in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(interval)
+    failures = at_once(draw, 8)
     assert failures == []

@@ -60,26 +60,16 @@ def test_a_decompression_bomb_is_refused(monkeypatch):
 def test_photos_cleaned_at_once_leave_the_process_warning_filters_as_they_were():
     """Each decode swapped the process's warning filters in and out (warnings.catch_warnings is
     process-wide): concurrent uploads restored each other's copies and left them changed for good."""
-    import sys
-    import threading
     import warnings
+
+    from races import at_once
 
     buf = io.BytesIO()
     Image.new("RGB", (64, 64)).save(buf, "PNG")
     png = buf.getvalue()
     images.clean(png, "image/png")
     before = list(warnings.filters)
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        threads = [threading.Thread(target=lambda: [images.clean(png, "image/png") for _ in range(150)])
-                   for _ in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(interval)
+    assert at_once(lambda _: [images.clean(png, "image/png") for _ in range(150)], 8) == []
     assert warnings.filters == before
 
 
