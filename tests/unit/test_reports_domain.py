@@ -221,3 +221,18 @@ def test_an_address_is_read_by_its_last_parts_only(monkeypatch):
     monkeypatch.setattr(communes, "converter", lambda: lambda text: read.append(text) or {})
     communes.from_address("x, " * 5000 + tail)
     assert read and len(read[0].split(",")) <= communes.ADDRESS_PARTS
+
+
+def test_a_deadline_in_a_year_whose_holidays_are_not_published_is_provisional():
+    """A report filed at the end of January 2027 was due inside the Tết break, counted as working
+    days (the calendar has no 2027 file yet), and said nothing of it; dossiers' receipts did."""
+    from datetime import datetime
+
+    from functions.reports.function import reports
+    from lscloud import workdays
+
+    service = {"deadline_days": 5}
+    december = datetime(2026, 12, 14, 9, tzinfo=workdays.TZ)
+    assert reports.deadline_provisional(december, reports.deadline_of(service, december)) is False
+    january = datetime(2027, 1, 28, 9, tzinfo=workdays.TZ)
+    assert reports.deadline_provisional(january, reports.deadline_of(service, january)) is True

@@ -158,6 +158,14 @@ def deadline_of(service: dict, at: datetime) -> datetime:
     return cal.add(cal.clock_start(at), workdays.days_to_minutes(service["deadline_days"]))
 
 
+def deadline_provisional(at: datetime, deadline: datetime) -> bool:
+    """Whether the calendar is not sure of the working days from ``at`` to ``deadline``: a year whose
+    holidays are not published yet (Tết moves with the moon; the break is decided each year) counts
+    only the fixed holidays, so the deadline may fall in it. Dossiers' receipts say so too."""
+    cal = workdays.load()
+    return not cal.certain(at.astimezone(workdays.TZ).date(), deadline.astimezone(workdays.TZ).date())
+
+
 def new_id(at: datetime) -> str:
     """A report's id, by the day it is received (``schemas/reports/report-id.json``)."""
     return f"{at.astimezone(workdays.TZ):%Y%m%d}-{secrets.token_hex(4)}"
@@ -189,7 +197,8 @@ def submit(f: dict, actor: Actor, channel: str) -> Outcome:
            "media_url": f.get("media_url"), "photos": list(f.get("photos") or []), "channel": channel,
            "reporter": reporter, "owner": owner_of(actor), "partner": actor.sub if actor.kind == "partner" else None,
            "token": new_token(), "requested_at": iso(at), "day": f"{at.astimezone(workdays.TZ):%Y-%m-%d}",
-           "deadline": iso(deadline_of(service, at)), "overdue": False, "supporters": [], "rating": None,
+           "deadline": iso(deadline := deadline_of(service, at)),
+           "deadline_provisional": deadline_provisional(at, deadline), "overdue": False, "supporters": [], "rating": None,
            "notes": [], "status": "new"}
     t = MACHINE.apply(doc, "submit", recorded(actor), at=at)
     return records().create(Report(rid, data=doc), [t])

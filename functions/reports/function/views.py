@@ -8,7 +8,7 @@ from .reports import local_iso
 from .states import FMS_STATUS, MACHINE, STATE_VI, open311_status
 
 _PUBLIC = ("id", "service_code", "service_name", "category", "commune", "commune_name", "agency", "lat", "long",
-           "attributes", "media_url", "photos", "channel", "overdue", "rating", "duplicate_of")
+           "attributes", "media_url", "photos", "channel", "overdue", "rating", "duplicate_of", "deadline_provisional")
 
 
 def _names(doc: dict) -> list[str]:
@@ -62,7 +62,9 @@ def open311(doc: dict) -> dict:
         "service_name": doc["service_name"], "service_code": doc["service_code"],
         "description": None if hidden else mask(doc.get("description"), _names(doc)),
         "agency_responsible": doc.get("agency"),
-        "service_notice": None if closed else f"Hạn xử lý (deadline): {local_iso(doc.get('deadline'))}",
+        "service_notice": None if closed else f"Hạn xử lý (deadline): {local_iso(doc.get('deadline'))}" + (
+            " (dự kiến: lịch nghỉ năm đó chưa công bố / provisional: that year's holidays are not published yet)"
+            if doc.get("deadline_provisional") else ""),
         "requested_datetime": local_iso(doc["requested_at"]),
         "updated_datetime": local_iso(doc.get("updated_at") or doc["requested_at"]),
         "expected_datetime": local_iso(doc.get("deadline")),
