@@ -195,3 +195,17 @@ def test_scopes():
     none = views.indicators(p, views.Scope(), set(), as_of=NOW)
     assert all(i["status"] == "no-source" and i["value"] is None for i in none["items"])
     assert all(a["status"] == "no-source" for a in none["areas"])
+
+
+@pytest.mark.parametrize("data", [
+    {"commune": "06184", "households": 10, "indicators": "all", "updated_at": "2026-12-07T08:00:00+07:00"},
+    {"commune": "06184", "households": 10, "indicators": {"shop-or-payment": 5}, "updated_at": "2026-12-07T08:00:00+07:00"},
+    {"commune": "06184", "households": 10, "indicators": {}, "updated_at": "0001-01-01T00:00:00+07:00"},
+], ids=["indicators-not-an-object", "indicator-not-an-object", "year-1"])
+def test_an_event_of_another_shape_is_no_fact_and_no_error(data):
+    """Such an event raised out of facts.of: a 500, dead-lettered after five deliveries, and the
+    replay, which reads every event the stream keeps, answered 500 while the stream kept it."""
+    event = {"id": "e-odd", "source": "/community", "type": sorted(facts.COMMUNITY)[0], "data": data,
+             "time": "2026-12-07T01:00:00Z"}
+    fact = live.fact_of(event)
+    assert fact is None or fact["kind"] == "commune-progress"

@@ -48,11 +48,11 @@ def utc(value: Any) -> str | None:
         return None
     try:
         t = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=timezone.utc)
+        return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (ValueError, OverflowError):   # year 1 at +07:00 has no UTC instant
         return None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=timezone.utc)
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _commune(value: Any) -> str | None:
@@ -117,7 +117,8 @@ def of(event: Mapping[str, Any]) -> dict | None:
                      {"station": data.get("station"), "commune": _commune(data.get("unit")), "station_kind": data.get("kind")},
                      {"readings": float(len(readings))})
     if t in COMMUNITY:
-        ind = (data.get("indicators") or {}).get("shop-or-payment") or {}
+        indicators = data.get("indicators") if isinstance(data.get("indicators"), Mapping) else {}
+        ind = indicators.get("shop-or-payment") if isinstance(indicators.get("shop-or-payment"), Mapping) else {}
         return _fact(event, "commune-progress", _commune(data.get("commune")), data.get("updated_at"), "updated",
                      {"commune": _commune(data.get("commune"))},
                      {"households": _num(data.get("households")), "reached": _num(ind.get("reached"))})

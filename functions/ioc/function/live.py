@@ -78,8 +78,16 @@ def _delete_if_unchanged(objects, bucket: str, key: str, etag: str) -> bool:
 
 def fact_of(event: Mapping) -> dict | None:
     """The event's fact, its id the digest of the event's source and id (never the raw event id), which
-    also names where it is kept (:func:`stored_key`): a redelivery rewrites the same object."""
-    fact = facts.of(event)
+    also names where it is kept (:func:`stored_key`): a redelivery rewrites the same object. An event
+    the IOC cannot read a fact from (data of another shape than its contract's) is none: logged and
+    skipped. It was a 500, dead-lettered after five deliveries, and ``POST /v1/replay``, which reads
+    every event the stream keeps, answered 500 for as long as the stream kept it."""
+    try:
+        fact = facts.of(event)
+    except (AttributeError, TypeError, ValueError, KeyError, OverflowError) as exc:
+        log.warning("event %s (%s) holds no fact the IOC can read (%s): skipped", event.get("id"),
+                    event.get("type"), type(exc).__name__)
+        return None
     if fact is not None:
         fact["id"] = hashlib.sha256(f"{event.get('source')}\n{event.get('id')}".encode()).hexdigest()[:40]
     return fact
