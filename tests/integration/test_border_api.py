@@ -582,6 +582,19 @@ def test_a_weighbridge_reading_for_a_truck_gone_meanwhile_changes_nothing(client
     assert after.get("weight") == gone.get("weight") and ledger.RECORDS.trail(did)[-1]["action"] == "exit"
 
 
+@pytest.mark.parametrize("plate", ["?", "·", "-"])
+def test_a_plate_read_as_separators_only_names_no_truck(client, plate):
+    """A camera reading nothing but separators passes the schema; its empty index key raised
+    InvalidKey, a 404 that dead-lettered the reading and left the barrier without a decision."""
+    for camera, kind in (("barrier", "vn.langson.border.plate.read.v1"), (None, "vn.langson.border.weight.measured.v1")):
+        data = ({"reading_id": f"r-{camera}-{plate}", "gate": "huu-nghi", "camera": camera, "flow": "out",
+                 "plate": plate, "confidence": 0.5, "read_at": "2025-09-01T08:10:00Z", "device": "anpr-huu-nghi-b1"}
+                if camera else {"reading_id": f"w-{plate}", "gate": "huu-nghi", "plate": plate, "gross_kg": 30000,
+                                "measured_at": "2025-09-01T08:10:00Z", "device": "wb-1"})
+        r = device_event(client, kind, data)
+        assert r.status_code == 200, (kind, r.get_data(as_text=True))
+
+
 def test_border_settings_come_through_the_platform_config(border, tok, settings):
     """BORDER_* variables reach the function through lscloud.config (the Service's environment as the
     platform read it), checked at start: a bad value stops it; the weighbridge uses the tolerance set."""

@@ -103,7 +103,11 @@ def _claimed(event: dict, **facts: Any) -> dict | None:
 
 
 def candidates(plate: str, gate: str) -> list[dict]:
-    """Live declarations of this plate at this gate, most advanced first."""
+    """Live declarations of this plate at this gate, most advanced first. A plate read as only
+    separators ("?", "·") names no truck: none (its empty key raised InvalidKey, a 404 that
+    dead-lettered the reading and left the barrier without a decision)."""
+    if not plate_key(plate):
+        return []
     docs = [doc for doc in ledger.docs([p.declaration_id for p in PlateIndex.query(plate_key(plate), limit=50)])
             if doc["gate"] == gate and doc["status"] not in lifecycle.TERMINAL]
     order = {s: i for i, s in enumerate(lifecycle.STATES)}
