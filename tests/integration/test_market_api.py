@@ -220,14 +220,17 @@ def test_a_lot_linked_before_the_crossing_learns_the_day_from_borders_event(clie
     linked = ok(client.post(f"/v1/lots/{lot['id']}/export", json={"declaration": "decl-early"}, headers=exporter))
     assert (linked["export"]["status"], linked["export"]["crossed_on"]) == ("queued", None)
 
-    def exited(tax_code, event_id):
+    def exited(tax_code, event_id, at="2025-09-02T03:15:00.000Z"):
         ev = events.new_event("vn.langson.border.truck.exited.v1", "/border", {
             "declaration_id": "decl-early", "direction": "export", "gate": "huu-nghi", "status": "exited",
-            "enterprise_tax_code": tax_code, "at": "2025-09-02T03:15:00.000Z"}, id=event_id)
+            "enterprise_tax_code": tax_code, "at": at}, id=event_id)
         headers, body = events.to_binary_http(ev)
         sender = delivery_headers(market.app.extensions["lscloud"].settings)
         return client.post("/events", data=body, headers={**headers, **sender})
 
+    # an instant that is not one (or not a string) raised: five deliveries, then a dead letter
+    for odd, n in (("soon", 1), (5, 2)):
+        assert exited(OTHER_FIRM, f"ev-odd-{n}", at=odd).status_code < 300, odd
     assert exited(OTHER_FIRM, "ev-1").status_code < 300       # another firm's event links nothing
     assert ok(client.get(f"/v1/lots/{lot['id']}", headers=exporter))["export"]["crossed_on"] is None
     assert exited(PRODUCER, "ev-2").status_code < 300

@@ -19,6 +19,7 @@ from datetime import datetime
 from lscloud import errors, peers
 from lscloud.aggregate import NoChange, save_quietly
 from lscloud.statemachine import Actor, iso, now
+from lscloud.timestamps import parse_instant
 from lscloud.workdays import local_day
 
 from . import actors, lots
@@ -91,11 +92,13 @@ def on_exited(event: dict) -> None:
     """Border says the truck of a declaration exited: every lot linked to it records the crossing."""
     from .models import ExportLink
 
-    data = event.get("data") or {}
-    declaration, at = data.get("declaration_id"), data.get("at") or event.get("time")
-    if not declaration or not at or data.get("direction") != "export":
-        return
-    crossed_on = _local_day(at)
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    declaration = data.get("declaration_id")
+    # an instant without its offset, or not a string, has no day here: the event's own time then
+    at = parse_instant(data.get("at")) or parse_instant(event.get("time"))
+    if not isinstance(declaration, str) or not declaration or at is None or data.get("direction") != "export":
+        return   # (it raised: five deliveries, then a dead letter, and the lot never recorded the crossing)
+    crossed_on = local_day(at)
 
     def op(doc):
         export = doc.get("export") or {}
