@@ -522,6 +522,24 @@ def test_an_officers_list_reaches_every_entry_of_a_long_history(client, tok, mon
     assert len(set(tokens)) == len(tokens) and listed.count(new_id) == 1
 
 
+def test_a_document_issued_event_without_its_document_is_refused_as_a_422(client, tok, rt):
+    """A document.issued event naming a dossier but missing the document id or digest raised
+    KeyError: a 500, five deliveries, then a dead letter. It is a 422 (dead-lettered at once, for
+    an operator to look at), naming the fields, and the dossier is untouched."""
+    from lscloud import events
+
+    _, r = submit_birth(client, tok("citizen", sub=CITIZEN))
+    did = ok(r, 201)["id"]
+    before = Dossier.get(did).version
+    ev = events.new_event("vn.langson.documents.document.issued.v1", "/documents",
+                          {"dossier_id": did, "actor": "clerk"}, id=f"issued-{uuid.uuid4().hex}")
+    headers, body = events.to_binary_http(ev)
+    r = client.post("/events", data=body, headers={**headers, **delivery_headers(rt.settings)})
+    assert r.status_code == 422, r.get_data(as_text=True)
+    assert sorted(e["field"] for e in r.get_json()["errors"]) == ["/data/document_id", "/data/sha256"]
+    assert Dossier.get(did).version == before
+
+
 def test_an_applicants_dossiers_come_newest_first_page_by_page(client, tok):
     """"My dossiers" listed the oldest first: after years of applications (a business files hundreds
     a year) this week's was on the last page, reached only by walking every page before it."""

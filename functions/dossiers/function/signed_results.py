@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from lscloud import runtime
+from lscloud import errors, runtime
 from lscloud.aggregate import NoChange
 from lscloud.statemachine import Actor, now
 from lscloud.store import DoesNotExist, InvalidKey
@@ -30,14 +30,20 @@ def _documents_url() -> str:
 
 
 def on_document_issued(event: dict) -> dict | None:
-    data = event.get("data") or {}
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
     dossier_id = data.get("dossier_id")
     if not dossier_id:
         return None
+    missing = [f"/data/{k}" for k in ("document_id", "sha256") if not isinstance(data.get(k), str) or not data[k]]
+    if missing:
+        # a KeyError was a 500: five deliveries, then a dead letter; what the contract requires is a 422
+        # (dead-lettered at once, for an operator to look at)
+        raise errors.Invalid(f"{', '.join(missing)} missing from document.issued",
+                             errors=[errors.field(p, "required by the event's contract") for p in missing])
     signed = {"document_id": data["document_id"], "sha256": data["sha256"], "media_type": "application/pdf",
               "number": data.get("number"), "symbol": data.get("symbol"), "display": data.get("display"),
               "file_url": f"{_documents_url()}/v1/documents/{data['document_id']}/file", "signed": True}
-    a = data.get("actor") or {}
+    a = data.get("actor") if isinstance(data.get("actor"), dict) else {}
     actor = Actor(a.get("kind", "system"), a.get("sub"), a.get("agency"), a.get("unit"))
     at = now()
 
