@@ -473,3 +473,18 @@ def test_stats_from_contributions_are_the_stats_of_the_declarations():
     assert out["dwell_arrival_to_exit"]["count"] == 1 and out["mismatches"] == 3
     assert out["decision_time_by_agency"]["customs"]["count"] == 2
     assert stats.compute_contributions([]) == stats.compute([])
+
+
+@pytest.mark.parametrize("data, mends", [({"at": "2026-12-07T08:10:00Z"}, True), ({"at": "2026-12-07T08:11:00Z"}, False),
+                                         ({"at": "soon"}, False), ("not an object", False)],
+                         ids=["tenth-minute", "other-minute", "not-an-instant", "data-not-an-object"])
+def test_the_tick_mends_the_tallies_every_ten_minutes_and_reads_its_minute_as_the_runtime_does(monkeypatch, data, mends):
+    """The tick's minute was parsed by hand: data that is not an object, or an 'at' that is not an
+    instant, raised (a dead-lettered tick, its housekeeping skipped)."""
+    from functions.border.function import queueing, schedule, tally
+
+    mended = []
+    monkeypatch.setattr(queueing, "sweep_all_gates", lambda: {})
+    monkeypatch.setattr(tally, "mend_all", lambda: mended.append(1) or {})
+    schedule.on_tick({"id": "t", "data": data})
+    assert bool(mended) is mends

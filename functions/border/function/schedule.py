@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 
+from lscloud import clock
+
 from . import queueing, tally
 
 log = logging.getLogger("border.schedule")
@@ -25,8 +27,8 @@ def on_tick(event: dict) -> dict:
     store failure raises, so the tick is redelivered."""
     missed = queueing.sweep_all_gates()
     summary = {"missed": {gate: [o.doc["id"] for o in out] for gate, out in missed.items() if out}}
-    at = (event.get("data") or {}).get("at")
-    if isinstance(at, str) and tally.mend_due(at):
+    at = clock.tick_at(event)   # the runtime's reading of a tick's minute: None when it has none that reads
+    if at is not None and tally.mend_due(at):
         summary["queues"] = tally.mend_all()
     if summary["missed"]:
         log.info("tick %s: %s", event.get("id"), summary)

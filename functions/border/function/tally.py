@@ -118,9 +118,9 @@ def recount_all(queue_name: str) -> dict[str, int]:
 MEND_EVERY_MIN = 10
 
 
-def mend_due(tick_at: str) -> bool:
-    """Whether the tick of the minute ``tick_at`` (ISO 8601) is one that counts every queue again."""
-    return datetime.fromisoformat(tick_at.replace("Z", "+00:00")).minute % MEND_EVERY_MIN == 0
+def mend_due(tick_at: datetime) -> bool:
+    """Whether the tick of the minute ``tick_at`` is one that counts every queue again."""
+    return tick_at.minute % MEND_EVERY_MIN == 0
 
 
 def mend_all() -> dict[str, int]:
