@@ -55,7 +55,7 @@ def body_for(event: dict, doc: dict) -> dict:
 
 def _transfer_of(event: dict) -> dict:
     """The transfer an event is about: this replica's copy in the event's state, else the stored one."""
-    data = event.get("data") or {}
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
     tid = data.get("transfer_id")
     held = written(tid, data.get("state")) if isinstance(tid, str) else None
     try:
@@ -74,7 +74,7 @@ def deliver(event: dict, doc: dict | None = None) -> None:
     settings = runtime.current().settings
     try:
         bank = banks.cached(doc["bank"])
-    except UnknownBank:  # not registered (yet, or being re-registered): retried, never dead-lettered
+    except UnknownBank:  # not registered (yet, or being re-registered): a 503, retried (five deliveries, then a dead letter)
         raise BankUnavailable(f"bank {doc['bank']!r} is not registered", retry_after_s=2) from None
     kid, secret = banks.signing_key(settings, bank)
     if not secret:
