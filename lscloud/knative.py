@@ -240,6 +240,13 @@ def _run_event(handlers: Mapping[str, EventHandler], event: dict, headers: Mappi
     def outcome(what: str) -> None:
         metrics.consumed(subject, state.name, event["type"], what)
 
+    def failed(exc: BaseException) -> None:
+        outcome("failed")
+        # the answer's own log line names only the trace: an SRE looking for a dead letter needs the
+        # event (its id and type; never its data, which may hold personal data)
+        status = getattr(exc, "status", 500)   # a 4xx is dead-lettered at once, a 5xx after its retries
+        log.warning("event %s (%s) not handled: %s (%s)", event["id"], event["type"], type(exc).__name__, status)
+
     handler = handlers.get(event["type"])
     if handler is None:
         outcome("unsupported")
@@ -253,8 +260,8 @@ def _run_event(handlers: Mapping[str, EventHandler], event: dict, headers: Mappi
             with metrics.processing(event, subject, state.name):
                 with telemetry.process_span(event, headers, consumer_group=state.name):
                     handler(event)
-        except BaseException:
-            outcome("failed")
+        except BaseException as exc:
+            failed(exc)
             raise
         outcome("done")
         return "done"
@@ -280,8 +287,8 @@ def _run_event(handlers: Mapping[str, EventHandler], event: dict, headers: Mappi
         with metrics.processing(event, subject, state.name):  # lag, then the run's duration
             with telemetry.process_span(event, headers, consumer_group=state.name):
                 handler(event)
-    except BaseException:
-        outcome("failed")
+    except BaseException as exc:
+        failed(exc)
         held.release()  # the redelivery (5xx/429) runs the handler again
         raise
     outcome("done")

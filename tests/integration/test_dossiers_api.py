@@ -522,7 +522,7 @@ def test_an_officers_list_reaches_every_entry_of_a_long_history(client, tok, mon
     assert len(set(tokens)) == len(tokens) and listed.count(new_id) == 1
 
 
-def test_a_document_issued_event_without_its_document_is_refused_as_a_422(client, tok, rt):
+def test_a_document_issued_event_without_its_document_is_refused_as_a_422(client, tok, rt, caplog):
     """A document.issued event naming a dossier but missing the document id or digest raised
     KeyError: a 500, five deliveries, then a dead letter. It is a 422 (dead-lettered at once, for
     an operator to look at), naming the fields, and the dossier is untouched."""
@@ -538,6 +538,8 @@ def test_a_document_issued_event_without_its_document_is_refused_as_a_422(client
     assert r.status_code == 422, r.get_data(as_text=True)
     assert sorted(e["field"] for e in r.get_json()["errors"]) == ["/data/document_id", "/data/sha256"]
     assert Dossier.get(did).version == before
+    # what an SRE looks for a dead letter by: the event's id and type in the function's log
+    assert any(ev["id"] in m and "document.issued" in m and "(422)" in m for m in caplog.messages), caplog.messages
 
 
 def test_an_applicants_dossiers_come_newest_first_page_by_page(client, tok):
