@@ -87,6 +87,7 @@ def fact_of(event: Mapping) -> dict | None:
     except (AttributeError, TypeError, ValueError, KeyError, OverflowError) as exc:
         log.warning("event %s (%s) holds no fact the IOC can read (%s): skipped", event.get("id"),
                     event.get("type"), type(exc).__name__)
+        metrics.unread(event.get("type"))
         return None
     if fact is not None:
         fact["id"] = hashlib.sha256(f"{event.get('source')}\n{event.get('id')}".encode()).hexdigest()[:40]

@@ -9,10 +9,12 @@ instrument                       kind       attributes
                                             observations …): facts and tallies the projection holds
 ``lscloud.ioc.facts.loose``      gauge      none: facts stored one object each, not packed yet
 ``lscloud.ioc.load.duration``    histogram  none: seconds a start took to read its facts back
+``lscloud.ioc.events.unread``    counter    ``cloudevents.event_type``: events of another shape than
+                                            their contract, skipped (no fact, no figure)
 ===============================  =========  ===========================================================
 
 Prometheus names: ``lscloud_ioc_facts``, ``lscloud_ioc_facts_loose``,
-``lscloud_ioc_load_duration_seconds``.
+``lscloud_ioc_load_duration_seconds``, ``lscloud_ioc_events_unread_total``.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ def _create(m) -> dict:
             "lscloud.ioc.load.duration", unit="s",
             description="Time a start of the IOC took to read its stored facts back.",
             explicit_bucket_boundaries_advisory=[0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]),
+        "unread": m.create_counter(
+            "lscloud.ioc.events.unread", unit="{event}",
+            description="Events the IOC could read no fact from (another shape than their contract): skipped."),
     }
 
 
@@ -75,3 +80,12 @@ def loaded(seconds: float) -> None:
         _instrument("load").record(seconds)
     except Exception:  # noqa: BLE001
         pass
+
+
+def unread(event_type: str) -> None:
+    """An event skipped as unreadable (:func:`.live.fact_of`): its type, never its data."""
+    try:
+        _instrument("unread").add(1, {"cloudevents.event_type": str(event_type)[:200]})
+    except Exception:  # noqa: BLE001
+        pass
+
