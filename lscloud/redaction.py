@@ -64,12 +64,14 @@ _TOKEN = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za
 
 
 SENSITIVE_QUERY_KEYS = ("X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token", "sig", "X-Goog-Signature",
-                        "api_key")
+                        "api_key", "secret", "token", "access_token", "password", "plate")
 """Query parameters whose values are credentials, matched case-sensitively and kept as ``name=REDACTED``:
 OpenTelemetry's list for ``url.query`` and ``url.full`` (semantic conventions, ``url`` attributes:
-"SHOULD be redacted by default and replaced by the value REDACTED", the key preserved), and Open311's
-``api_key``, which a GeoReport client may send in the query of any request; spans record
-``url.query``, and a log line can quote a request line."""
+"SHOULD be redacted by default and replaced by the value REDACTED", the key preserved), Open311's
+``api_key``, which a GeoReport client may send in the query of any request, a dossier's tracking
+``secret`` (``/v1/track``, which the assistant calls too) and other credentials by their usual names;
+and the border lookup's vehicle ``plate``, which no pattern can tell from any other code. Spans
+record ``url.query``, and a log line can quote a request line."""
 _QUERY_SECRET = re.compile(r"(?<![0-9A-Za-z_-])(" + "|".join(re.escape(k) for k in SENSITIVE_QUERY_KEYS)
                            + r")=[^&#;\s'\"]+")
 

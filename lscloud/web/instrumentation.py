@@ -30,6 +30,7 @@ from __future__ import annotations
 import threading
 import time
 from typing import Any
+from urllib.parse import unquote_plus
 
 import flask
 from opentelemetry import context as otel_context
@@ -183,7 +184,9 @@ class ServerTelemetry:
             attrs["http.route"] = state.route
         query = environ.get("QUERY_STRING")
         if query:
-            attrs["url.query"] = _text(query)
+            # decoded, so the redaction's patterns see what was sent: "CCCD+020088002468" or
+            # "%2B84912345678" in a file name went out readable, the pattern never matching the encoding
+            attrs["url.query"] = _text(unquote_plus(query))
         host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME")
         if host:
             name, colon, port = host.rpartition(":") if not host.endswith("]") else ("", "", "")

@@ -36,6 +36,10 @@ CCCD, PHONE, PASSPORT, ACCOUNT = "020095001234", "0912345678", "E7654321", "9900
     ("jurisdiction_id=langson.gov.vn&api_key=k7f2.QmVyeVNlY3JldA", "jurisdiction_id=langson.gov.vn&api_key=REDACTED"),
     ("b'GET /reports/open311/v2/requests.json?api_key=onlyletters HTTP/1.1 x'",
      "b'GET /reports/open311/v2/requests.json?api_key=REDACTED HTTP/1.1 x'"),
+    # a dossier's tracking secret (the route and the assistant's call to it), the border lookup's plate
+    ("code=LS-261122-7K3QZP&secret=Q7KX9M2P", "code=LS-261122-7K3QZP&secret=REDACTED"),
+    ("code=LS7K3QZP9&plate=12C-345.67", "code=LS7K3QZP9&plate=REDACTED"),
+    ("token=abc&access_token=def&password=hunter2", "token=REDACTED&access_token=REDACTED&password=REDACTED"),
 ])
 def test_identifiers_are_redacted(text, expected):
     assert redaction.redact(text) == expected
@@ -154,3 +158,4 @@ def test_an_open311_api_key_in_a_query_is_not_in_the_exported_span(exporter):
                                  query_string={"jurisdiction_id": "langson.gov.vn", "api_key": key}).status_code == 200
     dumped = json.dumps([telemetry.span_to_dict(s) for s in exporter.get_finished_spans()], default=str)
     assert key not in dumped and "jurisdiction_id=langson.gov.vn&api_key=REDACTED" in dumped
+

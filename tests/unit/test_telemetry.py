@@ -367,3 +367,14 @@ def test_clean_values_are_judged_again_in_a_new_year(monkeypatch):
     monkeypatch.setattr(telemetry, "_clean_year", [telemetry._clean_year[0] - 1])
     telemetry.RedactingSpanExporter(_Collected()).export([])
     assert ("ref.number", "12345678") not in telemetry._clean
+
+
+def test_a_query_is_recorded_decoded_so_the_redaction_finds_its_identifiers(spans):
+    """Server spans recorded url.query as sent, percent-encoded: a file name "CCCD+020088002468" or
+    "%2B84912345678" went out readable, no pattern of the redaction matching the encoding."""
+    client = _app().test_client()
+    for raw in ("filename=CCCD+020088002468.pdf", "filename=%2B84912345678.png"):
+        client.get(f"/v1/units/20?{raw}")
+    queries = [s.attributes["url.query"] for s in spans.get_finished_spans() if s.kind == trace.SpanKind.SERVER]
+    assert queries == ["filename=CCCD [cccd].pdf", "filename=[phone].png"]   # as exported: redacted
+
