@@ -26,7 +26,7 @@ from lscloud.store.rekey import copy_newest_first, rekey
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-CCCD, DRIVER, PASSPORT, ACCOUNT = "020095001234", "020088002468", "E7654321", "9900000007"
+CCCD, DRIVER, PASSPORT, ACCOUNT, PLATE = "020095001234", "020088002468", "E7654321", "9900000007", "12C34567"
 KEY = "migration-test-pseudonym-key-0123456789"
 
 
@@ -119,6 +119,7 @@ def _old_layout(object_store, bucket) -> dict[str, str]:
     border_owners = old("border-owners", {"owner": u(hash_key=True), "entry": u(range_key=True), "declaration_id": u()})
     border_owners(f"drv:{DRIVER}", "1796284154731999_d1", declaration_id="d1").save()
     border_owners(f"drv:{PASSPORT}", "1796284154731999_d2", declaration_id="d2").save()
+    old("border-plates", {"plate": u(hash_key=True), "declaration_id": u(range_key=True)})(PLATE, "d1").save()
     old("dossiers-owners", {"owner": u(hash_key=True), "entry": u(range_key=True), "dossier_id": u()})(
         CCCD, "1796284148366070_h1", dossier_id="h1").save()
     citizen = {"id_number": CCCD, "full_name": "Nguyễn Văn An", "date_of_birth": "1995-03-12", "sex": "male"}
@@ -138,7 +139,7 @@ def _old_layout(object_store, bucket) -> dict[str, str]:
 def test_every_function_migrates_its_old_keys_once(rt, settings, object_store, bucket, monkeypatch, capsys):
     old = _old_layout(object_store, bucket)
     before = keys_in(object_store, bucket)
-    assert sum(CCCD in k or DRIVER in k or PASSPORT in k or ACCOUNT in k for k in before) == 5
+    assert sum(CCCD in k or DRIVER in k or PASSPORT in k or ACCOUNT in k or PLATE in k for k in before) == 6
 
     found = {m.name: m for m in manifests.discover([ROOT / "functions", ROOT / "peers"])}
     hooked = sorted(n for n, m in found.items() if m.migrate_module)
@@ -152,7 +153,7 @@ def test_every_function_migrates_its_old_keys_once(rt, settings, object_store, b
         assert result.get("migrated") is True, result
 
     after = keys_in(object_store, bucket)
-    assert not [k for k in after if CCCD in k or DRIVER in k or PASSPORT in k or ACCOUNT in k]
+    assert not [k for k in after if CCCD in k or DRIVER in k or PASSPORT in k or ACCOUNT in k or PLATE in k]
     assert old["old_customer_day"] not in after
     # and every index answers by the clear value, as the functions ask
     sim = peer_module("softatm-bank-sim", "models")
@@ -160,6 +161,7 @@ def test_every_function_migrates_its_old_keys_once(rt, settings, object_store, b
     assert [e.declaration_id for e in border.OwnerIndex.query(f"drv:{DRIVER}")] == ["d1"]
     assert [e.declaration_id for e in border.OwnerIndex.query(f"drv:{PASSPORT}")] == ["d2"]
     assert [e.declaration_id for e in border.OwnerRecent.query(f"drv:{DRIVER}")] == ["d1"]   # newest first
+    assert [e.declaration_id for e in border.PlateIndex.query(PLATE)] == ["d1"]   # by the plate's pseudonym
     assert [e.dossier_id for e in dossiers.OwnerIndex.query(CCCD)] == ["h1"]
     assert [e.dossier_id for e in dossiers.OwnerRecent.query(CCCD)] == ["h1"]   # "my dossiers", newest first
     assert identity.StoreRegistry().lookup(CCCD).full_name == "Nguyễn Văn An"

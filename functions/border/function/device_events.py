@@ -125,7 +125,7 @@ def on_weight(event: dict) -> None:
     actor = Actor("device", d["device"], unit=d["gate"])
     docs = [x for x in candidates(d["plate"], d["gate"]) if x["status"] in WEIGHABLE]
     if not docs:
-        log.info("weighbridge reading %s: no declaration at the gate for %s", d["reading_id"], d["plate"])
+        log.info("weighbridge reading %s at %s: no declaration at the gate for its plate", d["reading_id"], d["gate"])
         metrics.weighed(d["gate"], None, "no-declaration")
         return
     at = now()

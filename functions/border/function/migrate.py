@@ -8,6 +8,7 @@ Run once by ``lscloud up`` (and ``lscloud migrate``) before the function serves.
   ``<gate>_<agency>``); a declaration has one work item at its gate naming the agencies still to
   decide now (``border-worklist``). Each old object adds its agency to that work item, then goes
   (only if unchanged since read): a run cut short is finished by the next.
+- The plate index was keyed by the plate itself; it is keyed by its pseudonym now.
 - "My declarations" is listed newest first from ``OwnerRecent``; the declarations made before it
   have their entry there copied from ``OwnerIndex``.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 from lscloud.store import ConditionalCheckFailed, DoesNotExist
 from lscloud.store.rekey import copy_newest_first, rekey
 
-from .models import AgencyWorkItem, OwnerIndex, OwnerRecent, WorkItem
+from .models import AgencyWorkItem, OwnerIndex, OwnerRecent, PlateIndex, WorkItem
 
 
 def merge_work_lists() -> dict:
@@ -51,5 +52,6 @@ def merge_work_lists() -> dict:
 
 
 def migrate(runtime) -> dict:
-    return {"owners": rekey(OwnerIndex).as_dict(), "work_lists": merge_work_lists(),
+    return {"owners": rekey(OwnerIndex).as_dict(), "plates": rekey(PlateIndex).as_dict(),
+            "work_lists": merge_work_lists(),
             "owners_newest_first": copy_newest_first(OwnerIndex, OwnerRecent)}

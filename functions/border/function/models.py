@@ -18,7 +18,7 @@ SlotSeat               <gate>_<flow>_<slot> / seat 0000..cap-1   create-only: ca
 QueueEntry             <gate>_<flow> / <lane>_<slot>_<µs>_<code> create-only, deleted when called
 QueueTally             <gate>_<flow>                             If-Match: waiting per <lane>_<slot>
 CallEntry              <gate>_<flow> / <deadline µs>_<code>      create-only, deleted at gate/missed
-PlateIndex             plate key / declaration id                create-only, deleted when done
+PlateIndex             ~plate key / declaration id               create-only, deleted when done
 DayIndex               local day / <gate>_<id>                   create-only (stats listing)
 DayFigures             local day                                 create-only, then If-Match: the figures'
                                                                  parts of the day's finished declarations
@@ -30,7 +30,7 @@ TrafficOrder           gate / order id                           create-only
 Range keys that order things use only letters, digits and ``_`` so the store's key order is
 their plain string order. ``~`` marks a key held as a pseudonym (a keyed hash,
 :class:`~lscloud.store.attributes.PseudonymAttribute`): a driver's ID or passport number and an
-individual's tax code (their CCCD since July 2025) never appear in an object key.
+individual's tax code (their CCCD since July 2025) and a vehicle's plate never appear in an object key.
 
 DayFigures is a working object (``Meta.working``): derived from the declarations, so in a bucket
 under object lock its versions are kept a day, not with the records (:mod:`lscloud.store.working`).
@@ -174,7 +174,9 @@ class PlateIndex(Model):
     class Meta:
         table = "border-plates"
 
-    plate = A.UnicodeAttribute(hash_key=True)
+    # a plate names its driver's truck: a pseudonym in the key (it was the plate itself, in every
+    # object key, S3 access log and store span of a camera's reading)
+    plate = A.PseudonymAttribute(hash_key=True)
     declaration_id = A.UnicodeAttribute(range_key=True)
 
 
