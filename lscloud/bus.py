@@ -40,6 +40,16 @@ class BusError(RuntimeError):
     """The bus refused an operation (bad stream set-up, wrong stream for a subject, ...)."""
 
 
+def _shown(url: str) -> str:
+    """``url`` without its user and password (``nats://user:pass@host``): the errors that name it are
+    logged and recorded on spans."""
+    def one(server: str) -> str:
+        scheme, sep, rest = server.strip().partition("://")
+        return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else server.strip().rpartition("@")[2]
+
+    return ",".join(one(server) for server in url.split(","))
+
+
 class BusUnavailable(BusError):
     """NATS could not be reached, or did not confirm, within the time allowed."""
 
@@ -179,7 +189,7 @@ class Bus:
                     await nc.close()
                 except Exception:  # pragma: no cover - best effort clean-up of a half-open client
                     pass
-                raise BusUnavailable(f"NATS at {self.settings.nats_url} is not reachable: {exc or type(exc).__name__}") from None
+                raise BusUnavailable(f"NATS at {_shown(self.settings.nats_url)} is not reachable: {exc or type(exc).__name__}") from None
             self._nc = nc
             self._js = nc.jetstream()
 
@@ -201,12 +211,12 @@ class Bus:
             self._tls.refresh()  # readiness runs this often: a renewed certificate is picked up here
         await self.connect(timeout)
         if not self.nc.is_connected:
-            raise BusUnavailable(f"NATS at {self.settings.nats_url} is not connected (reconnecting)")
+            raise BusUnavailable(f"NATS at {_shown(self.settings.nats_url)} is not connected (reconnecting)")
         try:
             await self.nc.flush(timeout=max(1, int(timeout)))
             await asyncio.wait_for(self.js.account_info(), timeout)
         except Exception as exc:
-            raise BusUnavailable(f"NATS at {self.settings.nats_url} does not answer: {exc or type(exc).__name__}") from None
+            raise BusUnavailable(f"NATS at {_shown(self.settings.nats_url)} does not answer: {exc or type(exc).__name__}") from None
 
     async def close(self, timeout: float = 5.0, *, drain: bool = True) -> None:
         """Drain (finish in-flight publishes and subscriptions), then close.
@@ -484,7 +494,7 @@ class SyncBus:
             return future.result(timeout + 2.0)
         except concurrent.futures.TimeoutError:
             future.cancel()
-            raise BusUnavailable(f"NATS at {self.settings.nats_url} did not answer within {timeout:g}s") from None
+            raise BusUnavailable(f"NATS at {_shown(self.settings.nats_url)} did not answer within {timeout:g}s") from None
 
     def ensure_stream(self, name: str | None = None, subjects: tuple[str, ...] | list[str] = STREAM_SUBJECTS,
                       *, max_msg_size: int = -1) -> None:

@@ -159,3 +159,13 @@ def test_an_open311_api_key_in_a_query_is_not_in_the_exported_span(exporter):
     dumped = json.dumps([telemetry.span_to_dict(s) for s in exporter.get_finished_spans()], default=str)
     assert key not in dumped and "jurisdiction_id=langson.gov.vn&api_key=REDACTED" in dumped
 
+
+
+def test_the_bus_names_its_servers_without_their_credentials():
+    """The bus's errors name the NATS URL and are logged and recorded on spans: a user and password
+    in LSCLOUD_NATS_URL went with them (the cluster uses mTLS, an operator's URL might not)."""
+    from lscloud import bus
+
+    assert bus._shown("nats://relay:Sup3rS3cret@nats:4222") == "nats://nats:4222"
+    assert bus._shown("tls://a:b@h1:4222, tls://c@h2:4222") == "tls://h1:4222,tls://h2:4222"
+    assert bus._shown("nats://127.0.0.1:4222") == "nats://127.0.0.1:4222"
