@@ -17,6 +17,7 @@ phone (Vietnam)           ``0``/``+84``/``84`` + mobile prefix 3/5/7/8/9 + 8 dig
 phone (international)     ``+`` and 8-15 digits (E.164)                                ``[phone]``
 bank account              6-20 digits after ``account``/``acct``/``stk`` and ``:`` or  ``[account]``
                           ``=``, or in an attribute whose name says account
+e-mail address            ``local@domain.tld`` (a reporter's, an applicant's)          ``[email]``
 token (JWT)               three base64url parts, the first starting ``eyJ``: a bearer  ``[token]``
                           token or a download link's (:mod:`lscloud.web.downloads`)
 secret query parameter    the value of ``name=`` for a name in                         ``name=REDACTED``
@@ -58,6 +59,8 @@ _PATTERN = re.compile(
 _ACCOUNT_FIELD = re.compile(r"(?i)\b(account(?:_number|_no)?|acct|stk|so_tai_khoan)(\"?'?\s*[:=]\s*\"?'?)(\d{6,20})\b")
 _ACCOUNT_NAME = re.compile(r"(?i)account|acct")
 _DIGITS = re.compile(r"\d{6,20}")
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+                    r"(?![A-Za-z0-9-])")
 _ANY_DIGIT = re.compile(r"\d")
 # a JWT: a credential while it lives (a link's token sits in a URL path, which spans record)
 _TOKEN = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
@@ -100,6 +103,8 @@ def redact(text: str) -> str:
         text = _QUERY_SECRET.sub(r"\1=REDACTED", text)
     if "eyJ" in text:
         text = _TOKEN.sub("[token]", text)
+    if "@" in text:   # a reporter's or an applicant's address (an Open311 form's email, a file name)
+        text = _EMAIL.sub("[email]", text)
     if _ANY_DIGIT.search(text) is None:  # every other shape has a digit
         return text
     return _ACCOUNT_FIELD.sub(lambda m: m.group(1) + m.group(2) + "[account]", _PATTERN.sub(_replace, text))

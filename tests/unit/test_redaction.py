@@ -40,6 +40,9 @@ CCCD, PHONE, PASSPORT, ACCOUNT = "020095001234", "0912345678", "E7654321", "9900
     ("code=LS-261122-7K3QZP&secret=Q7KX9M2P", "code=LS-261122-7K3QZP&secret=REDACTED"),
     ("code=LS7K3QZP9&plate=12C-345.67", "code=LS7K3QZP9&plate=REDACTED"),
     ("token=abc&access_token=def&password=hunter2", "token=REDACTED&access_token=REDACTED&password=REDACTED"),
+    # a reporter's or an applicant's e-mail (an Open311 form field, a file name)
+    ("email=nguyen.van.a@gmail.com&x=1", "email=[email]&x=1"),
+    ("liên hệ an.tran+bao@langson.gov.vn, không gọi", "liên hệ [email], không gọi"),
 ])
 def test_identifiers_are_redacted(text, expected):
     assert redaction.redact(text) == expected
@@ -56,6 +59,7 @@ def test_identifiers_are_redacted(text, expected):
     "e2e-a11f31c5a45c w0912345678x",                                    # inside longer words
     "signature=valid my_api_key=1 API_KEY=x api_key= sig",              # other names; no value
     "q=OpenTelemetry&sig=REDACTED",                                     # redacted already
+    "ssh git@github nats://relay@nats:4222",                           # no domain with a dot: not an address
 ])
 def test_ids_times_ports_and_pseudonyms_are_left_alone(text):
     assert redaction.redact(text) == text
