@@ -579,13 +579,16 @@ def test_the_figures_read_each_days_summary_and_only_the_entries_it_has_not_take
         return body, [k for k in read if k.startswith("dossiers-days/")], [k for k in read if k.startswith("dossiers/")]
 
     first, entries, _ = figures()
+    from datetime import date
+    # the default period is the 30 local days up to today, as it says (it was 31)
+    assert (date.fromisoformat(first["to"]) - date.fromisoformat(first["from"])).days == 29
     t = first["total"]
     assert (t["received"], t["received_online"], t["cancelled"]) == (4, 3, 1) and len(entries) == 5
     with counting() as calls:
         again = ok(client.get("/v1/stats", headers=tok("operator")))
     read = calls.keys_of("get")
     assert again["total"] == first["total"] and again["by_unit"] == first["by_unit"]
-    # one summary (the one day with entries; the 30 others have none to ask for), no entry, and no
+    # one summary (the one day with entries; the 29 others have none to ask for), no entry, and no
     # dossier: overdue now comes from the clock index
     assert [k.split("/")[0] for k in read] == ["dossiers-day-figures"], read
     ids.append(ok(submit_birth(client, cit)[1], 201)["id"])
