@@ -79,6 +79,21 @@ def _token(value: str) -> str:
     return _UNSAFE.sub("_", value) or "_"
 
 
+def _reason(status: int | None, error: str | None) -> str:
+    """What a span's status and a log line say of a delivery that failed: the status and the problem's
+    type, never the answer's body. A 422's schema messages echo the event's values (a plate, a
+    name), and the body went into span statuses and log lines, past every redaction pattern. The
+    dead letter keeps the whole answer (beside the event it is about)."""
+    if status is None:
+        return error or "no answer"   # a timeout or a refused connection: our own words
+    body = (error or "").partition(": ")[2]
+    try:
+        kind = json.loads(body).get("type", "")
+    except (ValueError, AttributeError):
+        kind = ""
+    return f"HTTP {status}" + (f" {str(kind).rsplit('/', 1)[-1][:80]}" if kind else "")
+
+
 @dataclass(frozen=True)
 class Subscription:
     """A function's wish to receive some event types at ``url`` (a func.yaml subscription)."""
@@ -496,7 +511,7 @@ class Dispatcher:
                 await self._settle(msg.ack())
                 return
             retryable = status is None or status >= 500 or status == 429
-            reason = error or f"HTTP {status}"
+            reason = _reason(status, error)
             if retryable and delivered < self.max_deliveries:
                 self.stats.count(sub.durable, "retried")
                 metrics.delivery(sub.durable, event["type"], "retry", status)
@@ -604,7 +619,7 @@ class Dispatcher:
         told, why = await self._post(sub, {**event, **failure.extensions()}, to=sink)
         if told is not None and 200 <= told < 300:
             return True
-        log.warning("dead letter for %s not taken by its sink: %s", sub.durable, (why or "")[:200])
+        log.warning("dead letter for %s not taken by its sink: %s", sub.durable, _reason(told, why))
         return told is not None and 400 <= told < 500 and told != 429
 
 

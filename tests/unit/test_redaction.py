@@ -173,3 +173,14 @@ def test_the_bus_names_its_servers_without_their_credentials():
     assert bus._shown("nats://relay:Sup3rS3cret@nats:4222") == "nats://nats:4222"
     assert bus._shown("tls://a:b@h1:4222, tls://c@h2:4222") == "tls://h1:4222,tls://h2:4222"
     assert bus._shown("nats://127.0.0.1:4222") == "nats://127.0.0.1:4222"
+
+
+def test_a_failed_delivery_is_described_by_its_status_and_problem_type_not_its_answer():
+    """A 422's schema messages echo the event's values (a plate, a name), and the dispatcher put the
+    answer's body in its span status and a log line, past every pattern. The dead letter keeps it."""
+    from lscloud import delivery
+
+    body = '{"type": "https://errors.lscloud.langson.gov.vn/validation-failed", "detail": "12C-345.67 is not valid"}'
+    assert delivery._reason(422, f"HTTP 422: {body}") == "HTTP 422 validation-failed"
+    assert delivery._reason(500, "HTTP 500: <html>Nông Văn Thắng</html>") == "HTTP 500"
+    assert delivery._reason(None, "no answer within 10s") == "no answer within 10s"
