@@ -326,11 +326,8 @@ def local_day(at: datetime | str) -> str:
     indexes, daily limits and the dates people read go by. A UTC date (``iso[:10]``, ``.date()`` of
     a UTC time) is the day before from 00:00 to 07:00 here. ``at``: aware, or an ISO 8601 string with
     its offset; a naive time is refused (ValueError)."""
-    t = datetime.fromisoformat(at.replace("Z", "+00:00")) if isinstance(at, str) else at
+    t = timestamps.parse_iso(at) if isinstance(at, str) else at
     if t.tzinfo is None:
         raise ValueError("a naive time has no day here")
     return t.astimezone(TZ).date().isoformat()
-
-
-today = timestamps.today_here
 

@@ -244,11 +244,11 @@ def test_the_local_day_of_an_instant_is_the_provinces():
     was "in the future" and stamps issued then showed the day before (market)."""
     from datetime import datetime, timezone
 
-    from lscloud import workdays
+    from lscloud import timestamps, workdays
 
     evening_utc = datetime(2026, 3, 10, 18, 0, tzinfo=timezone.utc)   # 01:00 on 11 March here
     assert workdays.local_day(evening_utc) == "2026-03-11" == workdays.local_day("2026-03-10T18:00:00Z")
     assert workdays.local_day("2026-03-10T16:59:59.999Z") == "2026-03-10"
-    assert workdays.today(evening_utc).isoformat() == "2026-03-11"
+    assert timestamps.today_here(evening_utc).isoformat() == "2026-03-11"
     with pytest.raises(ValueError):
         workdays.local_day(datetime(2026, 3, 10, 18, 0))

@@ -15,6 +15,7 @@ from datetime import date
 from lscloud import communes, errors, peers, workdays
 from lscloud.aggregate import Aggregate, save_quietly
 from lscloud.statemachine import Action, Actor, StateMachine, iso, now
+from lscloud.timestamps import today_here
 
 from . import actors, owners
 
@@ -50,7 +51,7 @@ def register(body: dict, actor: Actor, directory: peers.PeerClient):
     from .models import Lot, LotByProducer
 
     producer = owners.tax_code(actor)
-    _check_dates(body, workdays.today())   # the province's date: a harvest this morning is not "in the future"
+    _check_dates(body, today_here())   # the province's date: a harvest this morning is not "in the future"
     origin = dict(body["origin"])
     commune = communes.commune(directory, origin["commune"], "/origin/commune")
     origin["commune_name"] = commune["name"]
