@@ -195,7 +195,10 @@ class BlobStore:
         Raises BlobRejected with cause ``too_large``, ``unsupported_media_type``,
         ``media_type_mismatch`` or ``empty``.
         """
-        ref, _ = self._store(data, media_type, filename, waits=self.unclaimed_s is not None)
+        declared = self.check(data, media_type)
+        data = bytes(data)
+        ref, _ = self._store(data, declared, hashlib.sha256(data).hexdigest(), filename,
+                             waits=self.unclaimed_s is not None)
         if self.unclaimed_s is not None:   # waits for a record to claim it (uploaded again: waits anew)
             ends = json.dumps({"expires_at": time.time() + self.unclaimed_s}).encode()
             self.objects.put(self.bucket, self.prefix + _UNCLAIMED + ref.sha256, ends)
@@ -206,20 +209,21 @@ class BlobStore:
         record (no marker; found there from an earlier upload: its retention lengthened).
         StoreUnavailable while the sweep is deleting an earlier unclaimed upload of the same bytes
         (a moment: the caller's retry stores them again)."""
-        self.check(data, media_type)
-        if self.unclaimed_s is not None and self._take_claim(hashlib.sha256(bytes(data)).hexdigest()) is None:
+        declared = self.check(data, media_type)   # checked before a claim is taken for it
+        data = bytes(data)
+        digest = hashlib.sha256(data).hexdigest()
+        if self.unclaimed_s is not None and self._take_claim(digest) is None:
             raise StoreUnavailable("an earlier upload of these bytes is being deleted; send them again",
                                    key=self.prefix)
-        ref, made = self._store(data, media_type, filename, waits=False)
+        ref, made = self._store(data, declared, digest, filename, waits=False)
         if not made and self.unclaimed_s is not None:
             self.objects.keep_as_record(self.bucket, ref.key)   # an earlier upload, retained a day so far
         return ref
 
-    def _store(self, data: bytes, media_type: str, filename: str | None, *, waits: bool) -> tuple[BlobRef, bool]:
-        """The blob stored (or found there), and whether this call wrote it."""
-        declared = self.check(data, media_type)
-        data = bytes(data)
-        digest = hashlib.sha256(data).hexdigest()
+    def _store(self, data: bytes, declared: str, digest: str, filename: str | None, *,
+               waits: bool) -> tuple[BlobRef, bool]:
+        """``data`` (checked as ``declared``, hashed to ``digest``) stored, or found there, and whether
+        this call wrote it."""
         key = self.key_for(digest)
         try:
             # waiting for its claim, it is working machinery: under object lock, retained a day
