@@ -488,17 +488,20 @@ class Model(metaclass=_ModelMeta):
 
     @classmethod
     def query_keys(cls, hash_key: Any, range_between: tuple[Any, Any] | None = None,
-                   limit: int | None = None) -> list[str]:
+                   limit: int | None = None, *, expired_too: bool = False) -> list[str]:
         """The range keys under one hash key, in key order, from the listing alone: no item is read.
 
         For indexes whose key is the whole record (a day's entries, open records, a geohash cell):
         :meth:`query` reads every item it lists, one GET each. ``range_between`` as in :meth:`query`.
-        Items past a TTL are still listed (a TTL is in the body): not for models with a TTLAttribute.
+        Items past a TTL are still listed (a TTL is in the body): a model with a TTLAttribute is
+        listed only by a caller an expired item does no harm to, which says so (``expired_too``: a
+        change feed whose reader looks at the recent keys alone).
         """
         if cls._range_attr is None:
             raise TypeError(f"{cls.__name__} has no range key to list")
-        if cls._ttl_attr is not None:
-            raise TypeError(f"{cls.__name__} has a TTL: its listed keys may be expired items; use query()")
+        if cls._ttl_attr is not None and not expired_too:
+            raise TypeError(f"{cls.__name__} has a TTL: its listed keys may be expired items; use query(), "
+                            "or expired_too=True where an expired one does no harm")
         _check_limit(limit)
         table = cls._concrete()
         hash_prefix = keys.hash_prefix(table, cls._key_string(cls._hash_attr, hash_key))

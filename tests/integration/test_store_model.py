@@ -248,6 +248,12 @@ def test_query_keys_lists_range_keys_without_reading_items(configured):
     assert "2025-01" in Reading.query_keys("s1")
     with pytest.raises(TypeError):
         Session.query_keys("someone")          # a TTL lives in the body: listing alone cannot tell
+    # a caller an expired item does no harm to says so, and gets every key, expired ones too
+    from datetime import datetime, timedelta, timezone
+    Session("someone", "old", expires=datetime.now(timezone.utc) - timedelta(hours=1)).save()
+    Session("someone", "new", expires=datetime.now(timezone.utc) + timedelta(hours=1)).save()
+    assert Session.query_keys("someone", expired_too=True) == ["new", "old"]
+    assert [i.sid for i in Session.query("someone")] == ["new"]
 
 
 def test_tampered_page_tokens_are_refused():

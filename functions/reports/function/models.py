@@ -36,7 +36,6 @@ the records under object lock (:mod:`lscloud.store.working`).
 
 from __future__ import annotations
 
-from lscloud import runonce
 from lscloud.store import Model, attributes as A
 
 TOUCHED_KEPT_S = 14 * 86_400
@@ -140,21 +139,16 @@ class RateWindow(Model):
 
 
 class ReportTouched(Model):
-    """A committed write of a report, listed by its keys alone (never read). Its end is a plain time
-    registered for the tick's sweep below, not a TTLAttribute: ``query_keys`` refuses a model with one
-    (it lists expired items too, harmless here), and reading each entry would cost what it saves."""
+    """A committed write of a report, listed by its keys alone (never read: ``query_keys(...,
+    expired_too=True)``; an entry past its end only makes the stats read one report more)."""
 
     class Meta:
         table = "reports-touched"
-        working = True   # derived, short-lived: not kept with the records under object lock
+        ttl_max_s = TOUCHED_KEPT_S   # swept by the tick, as every TTL model (working under object lock)
 
     day = A.UnicodeAttribute(hash_key=True)          # the local day the write was made (Asia/Ho_Chi_Minh)
     entry = A.UnicodeAttribute(range_key=True)       # <at UTC>|<report id>
-    expires_at = A.UTCDateTimeAttribute()
-
-
-runonce.register(runonce.Kind(f"{ReportTouched.Meta.table}/", "ReportTouched items",
-                              lambda s: float(TOUCHED_KEPT_S), owner=__name__))
+    expires_at = A.TTLAttribute()
 
 
 class DayFigures(Model):

@@ -149,7 +149,8 @@ def _touched(since: datetime) -> dict[str, list[str]]:
     days = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
     lo = iso(since)
     out: dict[str, list[str]] = {}
-    for keys in side_pool().map(lambda d: ReportTouched.query_keys(d, range_between=(lo, None)), days):
+    for keys in side_pool().map(lambda d: ReportTouched.query_keys(d, range_between=(lo, None), expired_too=True),
+                                days):
         for key in keys:
             out.setdefault(key.rpartition("|")[2], []).append(key)
     return out
