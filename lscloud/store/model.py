@@ -442,8 +442,14 @@ class Model(metaclass=_ModelMeta):
             raise ValueError("retries must be >= 0")
         policy = DEFAULT if retries is None else Backoff(retries, DEFAULT.base_s, DEFAULT.cap_s)
 
+        key = cls._key_for(hash_key, range_key)
+
         def once() -> M:
-            item = cls.get(hash_key, range_key)
+            # the store, not a reference model's cached copy: ``fn`` may judge the version it reads
+            # (an If-Match the caller sent), and a copy older than the caller's read would be refused
+            item = cls._load(key)
+            if item is None:
+                raise cls.DoesNotExist(f"no {cls.__name__} at {key}", key=key)
             fn(item)
             return item.save()
 

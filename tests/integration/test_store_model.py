@@ -51,6 +51,16 @@ class Session(Model):
     expires = A.TTLAttribute(null=True)
 
 
+class Catalogue(Model):
+    class Meta:
+        table = "catalogue"
+        reference = True
+
+    code = A.UnicodeAttribute(hash_key=True)
+    name = A.UnicodeAttribute()
+    version = A.VersionAttribute()
+
+
 @pytest.fixture(autouse=True)
 def configured(object_store, bucket):
     store.configure(object_store, bucket)
@@ -143,6 +153,30 @@ def test_delete_is_conditional_on_the_read_version(like_minio, base_settings, bu
         fresh.refresh()
     fresh.save()  # a deleted item saves as a new one again
     assert Unit.get("LS").name == "v2"
+
+
+def test_an_update_of_reference_data_starts_from_the_store_not_the_cached_copy(configured, base_settings):
+    """A reference model is read from memory within the bound; an update judges what the store
+    holds (a caller's If-Match names the version it read there), never the older cached copy."""
+    from lscloud.store import ObjectStore
+
+    objects, bucket = configured
+    Catalogue("c", name="v1").save()
+    assert Catalogue.get("c").name == "v1"   # held by this replica
+    store.configure(ObjectStore.from_settings(base_settings), bucket)   # another replica changes it
+    Catalogue.update("c", None, lambda item: setattr(item, "name", "v2"))
+    store.configure(objects, bucket)
+    assert Catalogue.get("c").name == "v1"   # this replica's copy, within the bound
+    seen = []
+
+    def only_version_2(item):
+        seen.append(item.version)
+        if item.version != 2:
+            raise AssertionError("judged a stale copy")
+        item.name = "v3"
+
+    assert Catalogue.update("c", None, only_version_2, retries=0).name == "v3"
+    assert seen == [2] and Catalogue.get("c").name == "v3"
 
 
 def test_concurrent_updates_lose_nothing():
