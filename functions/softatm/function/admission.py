@@ -39,7 +39,7 @@ def receive(req: dict, point: dict, actor: Actor) -> tuple[dict, bool]:
     """A teller's create (``req`` normalised): checked against the bank's limit, created and admitted
     (or found again); returns (doc, replayed). A transfer refused at admission raises its refusal,
     to the first send and to every resend alike."""
-    bank = banks.cached(req["bank"])
+    bank = banks.get(req["bank"])
     limit = int(bank["limits"]["per_transaction_vnd"])
     if req["amount_vnd"] > limit:
         raise TransactionLimit(req["bank"], limit)

@@ -15,13 +15,11 @@ import logging
 import os
 import re
 import threading
-import time
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from lscloud import errors, http_client
-from lscloud.lru import LRU
+from lscloud import errors, freshness, http_client
 from lscloud.store import ConditionalCheckFailed, DoesNotExist, InvalidKey
 
 from .models import Bank
@@ -32,7 +30,8 @@ log = logging.getLogger("softatm.banks")
 
 CODE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,30}$")
 DEFAULT_LIMITS = {"per_transaction_vnd": 20_000_000, "per_customer_day_vnd": 50_000_000}
-CACHE_S = 5.0
+CODES_FRESH_S = 5.0
+"""How long a listing of the registered banks' codes answers "no such bank" from memory."""
 
 
 _kek_lock = threading.Lock()
@@ -123,7 +122,7 @@ def register(settings, body: dict, at: str) -> dict:
     try:
         Bank(code, data=data).save()
     except ConditionalCheckFailed:
-        existing = Bank.get(code).data
+        existing = read(code)[0]
         same = {k: existing[k] for k in ("name", "webhook_url", "limits")} == \
             {k: data[k] for k in ("name", "webhook_url", "limits")} and \
             [k["fingerprint"] for k in existing["keys"]] == [k["fingerprint"] for k in keys]
@@ -141,7 +140,9 @@ def upsert(settings, body: dict, at: str) -> dict:
         return register(settings, body, at)
     except BankExists:
         pass
-    Bank.get(body["code"]).delete()
+    item = Bank(body["code"])
+    item.refresh()
+    item.delete()
     _forget()
     return register(settings, body, at)
 
@@ -177,7 +178,7 @@ def change(settings, code: str, patch: dict, at: str, by: str, version: int | No
     try:
         bank = Bank.update(code, None, apply, retries=0 if version is not None else None)
     except (DoesNotExist, InvalidKey):
-        raise UnknownBank(f"no bank {code!r} is registered", detail_vi="Ngân hàng này chưa được đăng ký.") from None
+        raise _unknown(code) from None
     except _Unchanged as same:
         return public(same.item.data), same.item.version
     except ConditionalCheckFailed:
@@ -186,7 +187,6 @@ def change(settings, code: str, patch: dict, at: str, by: str, version: int | No
         raise _stale(code) from None
     except _Stale:
         raise _stale(code) from None
-    _forget()
     log.info("bank %s: %s changed by %s", code, ", ".join(k for k in CHANGEABLE if k in patch), by)
     return public(bank.data), bank.version
 
@@ -221,98 +221,71 @@ def rotate(settings, code: str, key_id: str, secret: str, at: str, sign_with_it:
             item.data["signing_key_id"] = key_id
 
     bank = Bank.update(code, None, change)
-    _forget()
     return public(bank.data)
 
 
 def get(code: str) -> dict:
-    return read(code)[0]
+    """The bank as stored, read through the store's reference cache (``Bank.Meta.reference``): what
+    every transfer, webhook and signed request reads. A change made here is read at once, another
+    replica's within ``LSCLOUD_PEER_FRESH_S`` (the bound the banks' keys have)."""
+    try:
+        return Bank.get(code).data
+    except (DoesNotExist, ValueError):
+        raise _unknown(code) from None
 
 
 def read(code: str) -> tuple[dict, int]:
-    """The bank as stored, and its version (what ``If-Match`` names to :func:`change` it)."""
+    """The bank as the store holds it now, and its version (what ``If-Match`` names to
+    :func:`change` it): an operator's answer, not the cached copy."""
+    item = Bank(code)
     try:
-        item = Bank.get(code)
+        item.refresh()
     except (DoesNotExist, ValueError):
-        raise UnknownBank(f"no bank {code!r} is registered", detail_vi="Ngân hàng này chưa được đăng ký.") from None
+        raise _unknown(code) from None
     return item.data, item.version
 
 
-def cached(code: str) -> dict:
-    """:func:`get` from memory for up to :data:`CACHE_S` (the bound its keys already have): what every
-    transfer and webhook reads. A change made here is seen at once (it clears the cache)."""
-    hit = _cache.get(("bank", code))
-    if hit and time.monotonic() - hit[0] < CACHE_S:
-        return hit[1]
-    changes = _changes[0]
-    data = get(code)
-    _keep(("bank", code), data, changes)
-    return data
+def _unknown(code: str) -> UnknownBank:
+    return UnknownBank(f"no bank {code!r} is registered", detail_vi="Ngân hàng này chưa được đăng ký.")
 
 
 def list_all() -> list[dict]:
     return [public(b.data) for b in Bank.scan()]
 
 
-CACHE_ITEMS = 256
-"""Banks held in memory at most. The key slots are looked up by the partner header of a request
-whose signature is not checked yet: a caller making up names must not grow this replica's memory
-(each name it makes up is remembered as unknown for :data:`CACHE_S`, the least recent dropped)."""
-
-_cache: LRU = LRU(CACHE_ITEMS)   # code -> (when, key slots); ("bank", code) -> (when, registration)
-_changes = [0]   # banks changed here so far: a read a change overtook is not kept
-_changing = threading.Lock()
+# The registered banks' codes, listed when a name nobody registered came: the key slots are looked
+# up by the partner header of a request whose signature is not checked yet, and a caller making
+# names up must cost neither a store read per name nor this replica's memory (a missing bank is not
+# held by the reference cache). A registration here drops the listing; one overtaken by it is not kept.
+_codes = freshness.Revalidating(1)
 
 
 def _forget() -> None:
-    """A bank changed here (registered, removed, its keys rotated): every replica's cache holds it
-    at most :data:`CACHE_S`, this one not at all."""
-    with _changing:
-        _changes[0] += 1
-        _cache.clear()
+    """A bank registered or removed here: the next unknown name lists the codes again."""
+    _codes.drop("codes")
 
 
-def _keep(key, value, changes: int) -> None:
-    """Hold what was read, unless a change here overtook the read (``changes``: the count before
-    it): kept, it put the bank as it was before the change back for :data:`CACHE_S` (a secret
-    rotated out still accepted by the replica that rotated it)."""
-    with _changing:
-        if _changes[0] == changes:
-            _cache.put(key, (time.monotonic(), value))
-
-
-def _unregistered(code: str) -> bool:
-    """Whether ``code`` is surely no registered bank: the codes of the registered banks, listed when
-    an unknown name came and held for :data:`CACHE_S`, answer every other unknown name from memory
-    (a caller making names up cost a store read for each)."""
-    hit = _cache.get(("codes",))
-    return bool(hit) and time.monotonic() - hit[0] < CACHE_S and code not in hit[1]
+def _registered_codes() -> frozenset:
+    return _codes.get("codes", lambda _etag: ("listed", frozenset(b.code for b in Bank.scan()), CODES_FRESH_S))
 
 
 def key_slots(settings, code: str) -> tuple[str, ...] | None:
     """The decrypted secrets in slot order ("" for an empty slot): the runtime's partner-key resolver."""
-    hit = _cache.get(code)
-    if hit and time.monotonic() - hit[0] < CACHE_S:
-        return hit[1]
-    if _unregistered(code):
+    if "codes" in _codes and code not in _registered_codes():
         return None
-    changes = _changes[0]
     try:
         data = Bank.get(code).data
     except (DoesNotExist, ValueError):
-        _keep(("codes",), frozenset(b.code for b in Bank.scan()), changes)
+        _registered_codes()
         return None
-    else:
-        f = fernet(settings)
-        out = []
-        for k in sorted(data["keys"], key=lambda k: k["key_id"]):
-            try:
-                out.append(f.decrypt(k["secret"].encode()).decode() if k.get("secret") else "")
-            except InvalidToken:
-                out.append("")  # encrypted under another KEK: unusable, never a crash
-        slots = tuple(out)
-    _keep(code, slots, changes)
-    return slots
+    f = fernet(settings)
+    out = []
+    for k in sorted(data["keys"], key=lambda k: k["key_id"]):
+        try:
+            out.append(f.decrypt(k["secret"].encode()).decode() if k.get("secret") else "")
+        except InvalidToken:
+            out.append("")  # encrypted under another KEK: unusable, never a crash
+    return tuple(out)
 
 
 def signing_key(settings, data: dict) -> tuple[str, str]:

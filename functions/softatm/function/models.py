@@ -28,6 +28,7 @@ from lscloud.store import Model, attributes as A
 class Bank(Model):
     class Meta:
         table = "softatm-banks"
+        reference = True   # read by every transfer, webhook and signed request; a change here is read at once
 
     code = A.UnicodeAttribute(hash_key=True)
     data = A.JSONAttribute()

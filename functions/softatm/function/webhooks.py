@@ -73,7 +73,7 @@ def deliver(event: dict, doc: dict | None = None) -> None:
         return  # refused at admission: the bank never heard of it
     settings = runtime.current().settings
     try:
-        bank = banks.cached(doc["bank"])
+        bank = banks.get(doc["bank"])
     except UnknownBank:  # not registered (yet, or being re-registered): a 503, retried (five deliveries, then a dead letter)
         raise BankUnavailable(f"bank {doc['bank']!r} is not registered", retry_after_s=2) from None
     kid, secret = banks.signing_key(settings, bank)
