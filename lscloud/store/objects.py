@@ -319,8 +319,8 @@ class ObjectStore:
                 raise StoreError(f"metadata must be ASCII at {key}", cause="invalid_metadata", key=key)
             headers[_META + str(name).lower()] = str(value)
         try:
-            reply = self._call("PutObject", "PUT", bucket, key, headers=headers, body=bytes(body),
-                               conditional=bool(if_none_match or if_match))
+            reply = self._conditional_put(bucket, key, headers, bytes(body), metadata,
+                                          conditional=bool(if_none_match or if_match))
         except ConditionalCheckFailed:
             self._reference.drop((bucket, key))
             claimed = self._tombstone_etag(bucket, key) if if_none_match and not self.conditional_delete else None
@@ -330,7 +330,7 @@ class ObjectStore:
             # replaces exactly that tombstone, so a create never waits on a delete that will not come
             del headers["if-none-match"]
             headers["if-match"] = claimed
-            reply = self._call("PutObject", "PUT", bucket, key, headers=headers, body=bytes(body), conditional=True)
+            reply = self._conditional_put(bucket, key, headers, bytes(body), metadata, conditional=True)
         except StoreError:
             self._reference.drop((bucket, key))   # lost a race, or unknown: read it again
             raise
@@ -338,6 +338,32 @@ class ObjectStore:
         # this replica reads its own write at once (held reference data only)
         self._reference.replace((bucket, key), etag, StoredObject(key, body, etag, content_type, metadata or {}))
         return etag
+
+    def _conditional_put(self, bucket: str, key: str, headers: dict, body: bytes, metadata: dict | None, *,
+                         conditional: bool) -> Reply:
+        """One PUT. A conditional one whose outcome the wire could not tell (an attempt's answer was
+        lost, and a later attempt's condition failed, perhaps against that attempt's own write:
+        :mod:`lscloud.store.s3http`) is settled by reading the key back: holding exactly this body
+        (and metadata), the write landed, and the PUT is answered as written.
+
+        Left unknown, every caller's write would surface as "unavailable" while it was done: the
+        client's retry then meets its own write (a create as "already exists", a move as "not
+        allowed from the state it is in now"), and what was to follow the write (its audit entries,
+        indexes and events) never does. Another writer's identical bytes are the same write (a
+        record's bytes name its version and its moves' times; an index entry is derived from them)."""
+        try:
+            return self._call("PutObject", "PUT", bucket, key, headers=headers, body=body, conditional=conditional)
+        except StoreUnavailable as unknown:
+            if not (conditional and isinstance(unknown.__cause__, Unreachable)):
+                raise   # an answer said it was not done (a 503 to the last attempt)
+            try:
+                there = self._call("GetObject", "GET", bucket, key)
+            except StoreError:
+                raise unknown from None
+            if there.body != body or _metadata(there.headers) != {str(k).lower(): str(v) for k, v in
+                                                                   (metadata or {}).items()}:
+                raise
+            return Reply(200, {"etag": there.headers.get("etag", "")}, b"")
 
     def delete(self, bucket: str, key: str, *, if_match: str | None = None) -> None:
         """Delete the object; with ``if_match``, only the version with that ETag (else

@@ -62,22 +62,42 @@ def test_each_answer_is_translated(object_store, bucket, s3_server):
     assert (info.etag, info.size) == (etag, 1) and info.last_modified
 
 
-def test_a_create_only_put_whose_answer_was_lost_is_unknown_not_a_conflict(faulty, bucket):
+def test_a_create_only_put_whose_answer_was_lost_is_settled_by_reading_it_back(faulty, bucket):
+    """The retry meets its own write (412): the key holds exactly this body, so the write landed
+    and is answered as written (before, "unavailable": the caller's retry then met its own write
+    as "already exists", and what was to follow the write never did)."""
     store, proxy = faulty
     proxy.plan(LOSE_ANSWER)              # the first attempt creates the object; its 200 is lost
-    with pytest.raises(StoreUnavailable):
-        store.put(bucket, "lost/create.json", b"mine", if_none_match=True)
-    assert proxy.seen == [LOSE_ANSWER, PASS]    # retried once: the retry met its own write (412)
-    assert store.get(bucket, "lost/create.json").body == b"mine"
+    etag = store.put(bucket, "lost/create.json", b"mine", if_none_match=True, metadata={"kind": "x"})
+    assert proxy.seen == [LOSE_ANSWER, PASS, PASS]    # retried once (412: its own write), then read back
+    there = store.get(bucket, "lost/create.json")
+    assert (there.body, there.etag, there.metadata) == (b"mine", etag, {"kind": "x"})
 
 
-def test_an_if_match_put_whose_answer_was_lost_is_unknown_not_a_conflict(faulty, bucket):
+def test_an_if_match_put_whose_answer_was_lost_is_settled_by_reading_it_back(faulty, bucket):
     store, proxy = faulty
     etag = store.put(bucket, "lost/replace.json", b"1", if_none_match=True)
     proxy.plan(LOSE_ANSWER)
+    new = store.put(bucket, "lost/replace.json", b"2", if_match=etag)
+    assert new != etag and store.get(bucket, "lost/replace.json").etag == new
+
+
+def test_a_lost_put_another_writer_overtook_stays_unknown(faulty, bucket, object_store):
+    """Read back, the key holds another body: whether this write landed before it cannot be told,
+    so it is "unavailable", never a conflict it may not have had, nor a success."""
+    store, proxy = faulty
+    etag = store.put(bucket, "lost/raced.json", b"1", if_none_match=True)
+    # between the lost attempt and its retry, another replica replaces what the lost attempt wrote
+    racing = ["lost/raced.json"]
+    store.http._sleep = lambda attempt: object_store.put(bucket, racing[0], b"theirs")
+    proxy.plan(LOSE_ANSWER)
     with pytest.raises(StoreUnavailable):
-        store.put(bucket, "lost/replace.json", b"2", if_match=etag)
-    assert store.get(bucket, "lost/replace.json").body == b"2"
+        store.put(bucket, "lost/raced.json", b"2", if_match=etag)
+    racing[0] = "lost/raced-create.json"
+    proxy.plan(LOSE_ANSWER)
+    with pytest.raises(StoreUnavailable):
+        store.put(bucket, "lost/raced-create.json", b"mine", if_none_match=True)
+    assert object_store.get(bucket, "lost/raced-create.json").body == b"theirs"
 
 
 def test_safe_calls_are_retried_after_a_lost_answer(faulty, bucket):
