@@ -496,6 +496,14 @@ class Dispatcher:
             await self._dead_letter(sub, msg, {"raw": msg.data.decode("utf-8", "replace")}, None,
                                     f"malformed event: {exc}", delivered)
             return
+        if events.subject_for(event["type"]) != msg.subject:
+            # NATS permissions let a publisher write only its own subjects (infra's natsauth): the
+            # subject is what says who sent it. An event whose type belongs on another subject was
+            # sent by someone who may not publish that type (reports forging softatm's "transfer
+            # committed", which becomes a signed webhook telling a bank to spend a hold): never run
+            await self._dead_letter(sub, msg, event, None,
+                                    f"event type {event['type']} is not published on {msg.subject}", delivered)
+            return
         if event["type"] not in sub.types:  # another version of a subscribed fact shares the subject
             self.stats.count(sub.durable, "skipped")
             metrics.delivery(sub.durable, event["type"], "skipped")

@@ -295,6 +295,32 @@ def test_unfixable_event_is_dead_lettered_at_once_and_not_processed(settings, si
     assert kept.data["destination"] == f"{sink.url}/events"
 
 
+def test_an_event_on_a_subject_its_type_does_not_map_to_is_dead_lettered_not_run(settings, sink, bus,
+                                                                                   object_store):
+    """NATS permissions bind a publisher to its own subjects: the subject says who sent an event. A
+    type published on another type's subject (a function forging another's facts, as the cluster's
+    one bridge subscription takes every subscribed subject) is dead-lettered, never run."""
+    from lscloud import bus as bus_module
+
+    collected = "vn.langson.test.parcel.collected.v1"
+    sub = Subscription(FUNCTION, "on-both", [RECEIVED, collected], f"{sink.url}/events")
+    d = Dispatcher(settings, [sub], **FAST).start()
+    try:
+        forged = parcel(1)
+        _, body, headers = bus_module.prepare(forged)
+        # published where the forger may publish (collected's subject), typed as another's fact
+        bus._run(bus._bus.publish_message(events.subject_for(collected), body, headers), 10)
+        (letter,) = wait_for(lambda: read_dlq(settings), "the dead letter")
+        assert letter["event"]["id"] == forged["id"] and letter["subject"] == "lscloud.test.parcel.collected"
+        assert "not published on" in letter["error"]
+        fine = parcel(2)
+        bus.publish(fine)
+        wait_for(lambda: fine["id"] in sink.seen(), "the next event")
+        assert forged["id"] not in sink.seen() and attempts(forged["id"]) == 0
+    finally:
+        d.stop()
+
+
 def test_an_operator_retries_a_dead_letter_once_its_cause_is_fixed(settings, sink, bus, dispatch, tokens):
     from lscloud import deadletters
 
