@@ -120,7 +120,8 @@ else:
         knative_ingress_namespace=settings.knative.ingressNamespace,
         egress_cidrs=settings.egressCidrs, api_server_cidrs=settings.apiServerCidrs,
         delivery_retry=settings.knative.deliveryRetry, events_issuer=settings.knative.eventsIssuer,
-        public_url_template=kn.url_template(ns, settings.domain, tls=bool(settings.knative.clusterIssuer)))
+        public_url_template=kn.url_template(ns, settings.domain, tls=bool(settings.knative.clusterIssuer)),
+        trusted_proxies=settings.knative.podCidrs)
     bridge_endpoints = BridgeEndpoints.from_platform(platform)
     clock_endpoints = ClockEndpoints.from_platform(platform)
     relay_endpoints = RelayEndpoints.from_platform(platform)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 import os
 import re
@@ -97,6 +98,10 @@ class Settings:
     # the CA that signs the JWKS endpoint's certificate (the API server's: kube-root-ca.crt)
     events_jwks_ca_file: str = ""
     events_subjects: tuple[str, ...] = (LOCAL_EVENTS_SUBJECT,)
+    # the networks of the proxies in front of a function that append to X-Forwarded-For (the
+    # cluster's pod network: Kourier, the activator, queue-proxy); locally none (the gateway appends
+    # the client's address last). See lscloud.ratelimit.client_address
+    trusted_proxies: tuple[str, ...] = ()
     # partner systems (banks) signing requests: {"partner": ["key-current", "key-next"]}
     partner_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
     signature_window_s: int = 300
@@ -251,6 +256,19 @@ def _subjects(name: str, raw: str) -> tuple[str, ...]:
     return out
 
 
+def _networks(name: str, raw: str) -> tuple[str, ...]:
+    """Comma-separated CIDRs (``10.100.0.0/16``), each checked, kept as written normalised."""
+    out = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ConfigError(f"{name}: {part!r} is not a network (an address range like 10.100.0.0/16)") from None
+    return tuple(out)
+
+
 def _partner_keys(name: str, raw: str) -> dict[str, tuple[str, ...]]:
     try:
         data = json.loads(raw)
@@ -379,6 +397,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         events_jwks_url=events_jwks,
         events_jwks_ca_file=_readable_file("LSCLOUD_EVENTS_JWKS_CA_FILE", get("LSCLOUD_EVENTS_JWKS_CA_FILE", "")),
         events_subjects=events_subjects,
+        trusted_proxies=_networks("LSCLOUD_TRUSTED_PROXIES", get("LSCLOUD_TRUSTED_PROXIES", "")),
         partner_keys=_partner_keys("LSCLOUD_PARTNER_KEYS", env["LSCLOUD_PARTNER_KEYS"]) if env.get("LSCLOUD_PARTNER_KEYS", "").strip() else {},
         pseudonym_key=pseudonym_key or d.pseudonym_key,
         signature_window_s=_int("LSCLOUD_SIGNATURE_WINDOW_S", get("LSCLOUD_SIGNATURE_WINDOW_S", str(d.signature_window_s)), 1),

@@ -248,6 +248,19 @@ def _implicit_key() -> str:
     return "~" + payload_hash("implicit", _json_payload(), _query())
 
 
+def _scope() -> str:
+    """Whose keys a header key is among: the token's subject; an anonymous caller by its address
+    (:func:`lscloud.ratelimit.client_address`). Every anonymous caller shared the scope
+    "anonymous": a predictable key sent by another citizen was answered with this one's stored
+    answer, or refused as reused."""
+    from .ratelimit import caller_subject
+
+    who = principal()
+    if getattr(who, "anonymous", False):
+        return "anonymous:" + caller_subject(who, request.headers, request.remote_addr)
+    return who.id
+
+
 def _run(view, args, kwargs, key: str | None, inprogress_timeout_s: int, ttl_s: int | None = None):
     """Run ``view`` once for ``key`` (None: the request's own, :func:`_implicit_key`, kept ``ttl_s``)."""
     from .ratelimit import caller_subject
@@ -259,7 +272,7 @@ def _run(view, args, kwargs, key: str | None, inprogress_timeout_s: int, ttl_s: 
         caller = "implicit:" + caller_subject(principal(), request.headers, request.remote_addr)
         rkey = record_key(state.name, caller, request.method, request.path, _implicit_key())
     else:
-        rkey = record_key(state.name, principal().id, request.method, request.path, key)
+        rkey = record_key(state.name, _scope(), request.method, request.path, key)
     body, phash, fields = _fingerprint(rkey)
     now = time.time()
     try:
@@ -293,7 +306,7 @@ def _run(view, args, kwargs, key: str | None, inprogress_timeout_s: int, ttl_s: 
 
 def _stamp(key: str) -> dict:
     state = app_state()
-    rkey = record_key(state.name, principal().id, request.method, request.path, key)
+    rkey = record_key(state.name, _scope(), request.method, request.path, key)
     _, phash, fields = _fingerprint(rkey)
     return {"scope": rkey, "payload_hash": phash, "request_fields": fields}
 

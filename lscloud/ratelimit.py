@@ -32,6 +32,8 @@ sweeps old windows on the platform clock's tick (subscribe to it in ``func.yaml`
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import time
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -57,15 +59,48 @@ class RateLimited(errors.TooManyRequests):
 
 
 def caller_subject(principal: Any, headers: Any, remote_addr: str | None) -> str:
-    """Who is asking: the token's subject, else the client's address.
-
-    The gateway (locally) and the ingress (cluster) append the address they saw to
-    ``X-Forwarded-For``; only that last entry is trusted, earlier ones are the client's to forge.
-    """
+    """Who is asking: the token's subject, else the client's address (:func:`client_address`)."""
     if principal is not None and not getattr(principal, "anonymous", True):
         return "sub:" + principal.id
+    return "ip:" + client_address(headers, remote_addr)
+
+
+def client_address(headers: Any, remote_addr: str | None, trusted: tuple[str, ...] | None = None) -> str:
+    """The address of the client, from ``X-Forwarded-For``.
+
+    Each proxy in front of the function appends the address it saw: the gateway locally; in the
+    cluster Kourier (the client's), then the activator and queue-proxy (each the hop before it).
+    Read from the right, an entry in ``trusted`` (``LSCLOUD_TRUSTED_PROXIES``, the cluster's pod
+    network; the running function's settings by default) is a proxy, and the first that is not is
+    the client; entries left of it are the client's to forge. With nothing trusted (locally), the
+    last entry. Taking the last entry in the cluster made every anonymous caller one "address"
+    (a proxy's), sharing one rate limit for the whole province."""
     forwarded = [p.strip() for p in (headers.get("X-Forwarded-For") or "").split(",") if p.strip()]
-    return "ip:" + (forwarded[-1] if forwarded else (remote_addr or "unknown"))
+    if not forwarded:
+        return remote_addr or "unknown"
+    networks = _trusted_networks(trusted if trusted is not None else _running_trusted())
+    if networks:
+        for entry in reversed(forwarded):
+            try:
+                address = ipaddress.ip_address(entry.split("%")[0])
+            except ValueError:
+                return entry   # not an address: nothing a trusted proxy wrote
+            if not any(address in net for net in networks):
+                return entry
+        return forwarded[0]
+    return forwarded[-1]
+
+
+def _running_trusted() -> tuple[str, ...]:
+    from . import runtime
+
+    running = runtime.installed()   # none: a tool, or a test of this module
+    return running.settings.trusted_proxies if running is not None else ()
+
+
+@functools.lru_cache(maxsize=8)
+def _trusted_networks(cidrs: tuple[str, ...]) -> tuple:
+    return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
 
 
 class _AtLimit(Exception):

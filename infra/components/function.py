@@ -56,6 +56,7 @@ PLATFORM_ENV = frozenset({
     "LSCLOUD_JWT_ISSUER", "LSCLOUD_JWT_AUDIENCE", "LSCLOUD_JWT_JWKS_URL", "OTEL_EXPORTER_OTLP_ENDPOINT",
     "LSCLOUD_PEER_URL_TEMPLATE", "LSCLOUD_PSEUDONYM_KEY", "LSCLOUD_EVENTS_AUDIENCE", "LSCLOUD_EVENTS_JWKS_URL",
     "LSCLOUD_EVENTS_SUBJECTS", "LSCLOUD_EVENTS_JWKS_CA_FILE", "LSCLOUD_EVENTS_ISSUER", "LSCLOUD_NATS_CA_FILE", "LSCLOUD_NATS_CERT_FILE",
+    "LSCLOUD_TRUSTED_PROXIES",
     "LSCLOUD_NATS_KEY_FILE", "LSCLOUD_S3_CA_FILE", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "LSCLOUD_S3_OBJECT_LOCK",
     "K_SERVICE", "PORT",
 })
@@ -101,6 +102,8 @@ class PlatformEndpoints:
     otlp_metrics_endpoint: str = ""
     # where callers reach a function from outside ({name}): Knative's domain template through Kourier
     public_url_template: str = ""
+    # the proxies' network (the pod CIDRs): LSCLOUD_TRUSTED_PROXIES (lscloud.ratelimit.client_address)
+    trusted_proxies: tuple[str, ...] = ()
 
     def public_url(self, function: str) -> str:
         return self.public_url_template.format(name=function)
@@ -195,6 +198,8 @@ def render_env(m: Manifest, p: PlatformEndpoints, override: FunctionOverride | N
         env.append({"name": "LSCLOUD_PUBLIC_URL_TEMPLATE", "value": p.public_url_template})
     if p.jwt_jwks_url:
         env.append({"name": "LSCLOUD_JWT_JWKS_URL", "value": p.jwt_jwks_url})
+    if p.trusted_proxies:
+        env.append({"name": "LSCLOUD_TRUSTED_PROXIES", "value": ",".join(p.trusted_proxies)})
     if override is not None and override.retention:
         env.append({"name": "LSCLOUD_S3_OBJECT_LOCK", "value": override.retention.mode})
     own = _env_from_manifest(m)

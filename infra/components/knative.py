@@ -127,6 +127,20 @@ def render_config_patches(s: KnativeSettings, domain: str, nats_url: str, nats: 
             for ns, name, data in patches]
 
 
+INGRESS_SERVICE = "kourier"
+"""Kourier's LoadBalancer Service (its release manifest's, in ``ingressNamespace``)."""
+
+
+def ingress_service_patch(s: KnativeSettings) -> dict:
+    """``externalTrafficPolicy: Local`` on Kourier's Service: with the default (``Cluster``) a node
+    forwarding a request to another node's Kourier rewrites its source to the node's address, so
+    Envoy would append a node's address to ``X-Forwarded-For``, not the citizen's, and every
+    anonymous caller behind one node would share one rate limit."""
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": INGRESS_SERVICE, "namespace": s.ingressNamespace},
+            "spec": {"externalTrafficPolicy": "Local"}}
+
+
 def nats_config(nats_url: str) -> str:
     """eventing-natss's connection settings (the ``eventing-nats`` key of ``config-nats``): TLS, its
     client certificate (mTLS: NATS maps it to the user ``eventing``) and the internal CA."""
@@ -208,6 +222,11 @@ class Knative(pulumi.ComponentResource):
                                        metadata={**patch["metadata"],
                                                  "annotations": {"pulumi.com/patchForce": "true"}},
                                        data=data, opts=after)
+        if settings.install:
+            service = ingress_service_patch(settings)
+            k8s.core.v1.ServicePatch(f"{name}-ingress-service",
+                                     metadata={**service["metadata"], "annotations": {"pulumi.com/patchForce": "true"}},
+                                     spec=service["spec"], opts=after)
         self.objects = render_eventing(namespace, ["default", *brokers], nats, settings.deliveryRetry)
         self.ready: list[pulumi.Resource] = list(deps)
         for obj in self.objects:

@@ -346,9 +346,20 @@ class KnativeSettings:
     # /.well-known/openid-configuration` shows it): the `iss` of the tokens Knative Eventing presents
     # at the functions' /events. kubeadm's default, which most installers keep.
     eventsIssuer: str = "https://kubernetes.default.svc.cluster.local"
+    # the pod network (Kourier, the activator and queue-proxy append to X-Forwarded-For from there):
+    # the functions take the last address outside it as the client's (LSCLOUD_TRUSTED_PROXIES), so
+    # anonymous callers' rate limits are per citizen, not per proxy. Magnum's Calico pool by default;
+    # set your CNI's pod CIDRs for a cluster built otherwise
+    podCidrs: tuple[str, ...] = ("10.100.0.0/16",)
 
     def __post_init__(self):
         _positive("knative", deliveryRetry=self.deliveryRetry)
+        object.__setattr__(self, "podCidrs", tuple(self.podCidrs))
+        for cidr in self.podCidrs:
+            try:
+                ipaddress.ip_network(cidr)
+            except ValueError:
+                raise SettingsError(f"lscloud:knative.podCidrs: {cidr!r} is not a network (10.100.0.0/16)") from None
         if not self.eventsIssuer.startswith("https://"):
             raise SettingsError(f"lscloud:knative.eventsIssuer must be an https:// URL (the API server's "
                                 f"service-account issuer), got {self.eventsIssuer!r}")

@@ -103,6 +103,29 @@ def test_a_function_with_events_starts_with_the_rendered_env(tmp_path):
         "https://oidc.example/cluster-1"
 
 
+def test_functions_are_told_the_proxies_network_and_kourier_keeps_the_clients_address():
+    """The pod network's proxies (Kourier, activator, queue-proxy) append to X-Forwarded-For: a
+    function takes the last address outside it as the client's; Kourier's Service keeps the
+    client's source address (externalTrafficPolicy Local)."""
+    from lscloud import config
+
+    from components import knative
+    from components.settings import KnativeSettings
+
+    s = KnativeSettings()
+    platform = dataclasses.replace(PLATFORM, trusted_proxies=s.podCidrs)
+    env = env_of(fn.render_service(parse(), platform, image="i"))
+    assert env["LSCLOUD_TRUSTED_PROXIES"]["value"] == "10.100.0.0/16"
+    assert config.load({"LSCLOUD_TRUSTED_PROXIES": env["LSCLOUD_TRUSTED_PROXIES"]["value"]}).trusted_proxies == \
+        ("10.100.0.0/16",)
+    assert "LSCLOUD_TRUSTED_PROXIES" in fn.PLATFORM_ENV   # a func.yaml cannot set it
+    patch = knative.ingress_service_patch(s)
+    assert (patch["metadata"], patch["spec"]) == ({"name": "kourier", "namespace": "kourier-system"},
+                                                  {"externalTrafficPolicy": "Local"})
+    with pytest.raises(SettingsError):
+        KnativeSettings(podCidrs=("10.100.0.0/33",))
+
+
 def test_scale_concurrency_and_resources():
     svc = fn.render_service(parse(), PLATFORM, image="r/clearance:1")
     ann = svc["spec"]["template"]["metadata"]["annotations"]

@@ -227,6 +227,45 @@ def test_anonymous_callers_without_a_key_are_told_apart_by_address(app, calls):
     assert a2.get_json() == {"report": 1} and a2.headers["Idempotent-Replayed"] == "true"
 
 
+def test_anonymous_callers_keys_are_told_apart_by_address(app, calls):
+    """Two anonymous callers sending one predictable key each get their own answer: before, every
+    anonymous caller shared the scope "anonymous", so the second was told the key was reused (409)
+    or answered with the first caller's stored answer."""
+    client = app.test_client()
+
+    def send(addr, amount):
+        return client.post("/v1/reports", json={"amount": amount},
+                           headers={"X-Forwarded-For": f"1.2.3.4, {addr}", "Idempotency-Key": "photo-1"})
+
+    a, b, c, a2 = send("10.0.0.1", 1), send("10.0.0.2", 2), send("10.0.0.3", 1), send("10.0.0.1", 1)
+    assert (a.status_code, b.status_code, c.status_code) == (201, 201, 201)
+    assert [r.get_json()["report"] for r in (a, b, c)] == [1, 2, 3] and "Idempotent-Replayed" not in c.headers
+    assert a2.get_json() == {"report": 1} and a2.headers["Idempotent-Replayed"] == "true"
+
+
+def test_behind_trusted_proxies_the_client_is_the_last_untrusted_address(app, calls, install):
+    """In the cluster Kourier appends the client's address, then the activator and queue-proxy each
+    the hop before them (the pod network, LSCLOUD_TRUSTED_PROXIES): the client is the last address
+    that is not a proxy's, so two citizens are two callers and what a client forges stays left."""
+    from lscloud import runtime
+    from lscloud.ratelimit import caller_subject
+
+    settings = runtime.current().settings
+    install(trusted_proxies=("10.100.0.0/16",), jwt_public_key=settings.jwt_public_key)
+    client = app.test_client()
+
+    def send(chain):
+        return client.post("/v1/reports", json={"amount": 7}, headers={"X-Forwarded-For": chain})
+
+    a = send("203.0.113.7, 10.100.1.5, 10.100.2.9")
+    b = send("198.51.100.4, 10.100.1.5, 10.100.2.9")
+    forged = send("198.51.100.4, 203.0.113.7, 10.100.1.5, 10.100.2.9")   # A's chain, with a forged left part
+    assert [r.get_json()["report"] for r in (a, b)] == [1, 2] and calls.n == 2
+    assert forged.get_json() == {"report": 1} and forged.headers["Idempotent-Replayed"] == "true"
+    assert caller_subject(None, {"X-Forwarded-For": "6.6.6.6, 203.0.113.7, 10.100.9.9"}, "127.0.0.1") == \
+        "ip:203.0.113.7"
+
+
 def test_an_implicit_key_only_for_an_optional_key_create():
     with pytest.raises(ValueError):
         idempotent(implicit_s=60)
