@@ -13,6 +13,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, request
 
 from lscloud.auth import allow, principal
+from lscloud.ratelimit import caller_subject
 from lscloud.web import responds, validate_body
 
 from . import cccd
@@ -31,16 +32,8 @@ def _tokens() -> TokenIssuer:
 
 
 def _caller() -> str:
-    """Who is asking, for the rate limit: the token's subject, else the client's address.
-
-    The gateway (locally) and the ingress (cluster) append the address they saw to
-    X-Forwarded-For; only that last entry is trusted — earlier ones are the client's to forge.
-    """
-    who = principal()
-    if not who.anonymous:
-        return who.id
-    forwarded = [p.strip() for p in request.headers.get("X-Forwarded-For", "").split(",") if p.strip()]
-    return "ip:" + (forwarded[-1] if forwarded else (request.remote_addr or "unknown"))
+    """Who is asking, for the rate limit: the token's subject, else the client's address."""
+    return caller_subject(principal(), request.headers, request.remote_addr)
 
 
 # documented as the verification body's CCCD; a malformed one is decode's 422 naming it
