@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import html
+import ipaddress
 import json
 import logging
 import os
@@ -66,6 +67,8 @@ _HOP = {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorizati
         b"transfer-encoding", b"upgrade", b"proxy-connection"}
 # an upstream answer's headers not passed on: hop-by-hop, and date/server (the gateway's server writes its own)
 _NOT_PASSED_ON = frozenset((*_HOP, b"date", b"server"))
+# what the gateway says of the request itself (lscloud.web.origin): a client's is dropped, not passed on
+_SET_HERE = frozenset((b"x-forwarded-proto", b"x-forwarded-prefix", b"x-forwarded-host", b"forwarded"))
 _UNSAFE_IN_QUERY = re.compile(rb"[^\x21-\x7e]|#")
 
 
@@ -225,6 +228,8 @@ class Gateway:
             if k == b"x-forwarded-for":
                 forwarded_for = v
                 continue
+            if k in _SET_HERE:
+                continue   # a client's own would come first, and a function reads the first
             if k == b"traceparent":
                 traceparent = v
                 continue
@@ -549,10 +554,29 @@ class Gateway:
     async def _docs(self, scope, send) -> None:
         from . import apidocs
 
-        found = apidocs.answer(scope["path"], scope.get("query_string", b""), sorted(self.routes()), self.dev_tokens)
+        # a dev token (any role) only to this machine, asked by its own name: not to the LAN when the
+        # cloud listens on 0.0.0.0, nor to a web page whose name was rebound to 127.0.0.1
+        tokens = self.dev_tokens if _from_this_machine(scope) else None
+        found = apidocs.answer(scope["path"], scope.get("query_string", b""), sorted(self.routes()), tokens)
         if found is None:
             found = apidocs.not_found()
         await _send(send, *found)
+
+
+_LOOPBACK_NAMES = frozenset(("localhost", "127.0.0.1", "::1"))
+
+
+def _from_this_machine(scope) -> bool:
+    """Whether the request came from a loopback address and names a loopback host."""
+    client = (scope.get("client") or ("",))[0]
+    try:
+        if not ipaddress.ip_address(client).is_loopback:
+            return False
+    except ValueError:
+        return False
+    host = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k.lower() == b"host"), "")
+    name = host[1:host.index("]")] if host.startswith("[") and "]" in host else host.rsplit(":", 1)[0]
+    return name.lower().rstrip(".") in _LOOPBACK_NAMES
 
 
 def _page(title: str, content: str) -> bytes:

@@ -57,6 +57,7 @@ class Recorder:
     def __init__(self):
         self.seen: list[tuple[str, bytes, bytes]] = []
         self.headers: list[dict[bytes, bytes]] = []
+        self.header_lists: list[list[tuple[bytes, bytes]]] = []   # every line, repeats kept
         self.lock = threading.Lock()
 
     async def __call__(self, scope, receive, send):
@@ -68,6 +69,7 @@ class Recorder:
         with self.lock:
             self.seen.append((scope["path"], scope["raw_path"], scope["query_string"]))
             self.headers.append(dict(scope["headers"]))
+            self.header_lists.append(list(scope["headers"]))
         body = json.dumps({"path": scope["path"], "raw_path": scope["raw_path"].decode("latin-1"),
                            "query": scope["query_string"].decode("latin-1")}).encode()
         await send({"type": "http.response.start", "status": 200,
@@ -285,6 +287,20 @@ def test_a_header_a_function_takes_is_forwarded(gateway, recorder):
     status, _, content = raw(gateway, "GET", "/border/v1/items/big", headers="X-Big: " + "a" * 20_000 + "\r\n")
     assert status == 200, (status, content[:200])
     assert recorder.recorder.seen[before:] == [("/v1/items/big", b"/v1/items/big", b"")]
+
+
+def test_what_the_gateway_says_of_the_request_is_its_own_not_the_clients(gateway, recorder):
+    """X-Forwarded-Host, -Proto and -Prefix are the gateway's to say (a function's links are built
+    from them, lscloud.web.origin, which reads the first): a client's own are dropped, not passed on."""
+    status, _, _ = raw(gateway, "GET", "/border/v1/items/origin",
+                       headers="X-Forwarded-Host: evil.example\r\nX-Forwarded-Proto: javascript\r\n"
+                               "X-Forwarded-Prefix: /elsewhere\r\nForwarded: host=evil.example\r\n")
+    assert status == 200
+    lines = recorder.recorder.header_lists[-1]
+    said = {name: [v for k, v in lines if k == name] for name in
+            (b"x-forwarded-host", b"x-forwarded-proto", b"x-forwarded-prefix", b"forwarded")}
+    assert said == {b"x-forwarded-host": [b"gw"], b"x-forwarded-proto": [b"http"],
+                    b"x-forwarded-prefix": [b"/border"], b"forwarded": []}
 
 
 # a request line holding what a citizen's request may hold: their CCCD in a path (Lạng Sơn, born

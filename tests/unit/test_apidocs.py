@@ -17,11 +17,12 @@ from lscloud.local.gateway import Gateway, Route
 ROUTES = {"directory": Route("directory", 1), "softatm": Route("softatm", 2)}
 
 
-def get(gateway: Gateway, target: str) -> httpx.Response:
+def get(gateway: Gateway, target: str, *, base_url: str = "http://127.0.0.1:8080",
+        client: tuple[str, int] = ("127.0.0.1", 52000)) -> httpx.Response:
     async def go():
-        transport = httpx.ASGITransport(app=gateway)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
-            return await client.get(target)
+        transport = httpx.ASGITransport(app=gateway, client=client)
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as http:
+            return await http.get(target)
 
     return asyncio.run(go())
 
@@ -65,6 +66,19 @@ def test_a_dev_token_for_a_role_in_the_local_cloud(local_gateway):
     assert claims["exp"] - claims["iat"] <= settings.jwt_max_lifetime_s
     bad = get(gateway, "/docs/token?role=bank&unit=<script>")
     assert bad.status_code == 400 and {e["field"] for e in bad.json()["errors"]} == {"role", "unit"}
+
+
+@pytest.mark.parametrize("base_url, client", [
+    ("http://evil.example:8080", ("127.0.0.1", 52000)),      # a page whose name was rebound to 127.0.0.1
+    ("http://192.168.1.20:8080", ("192.168.1.7", 52000)),    # the LAN, the cloud listening on 0.0.0.0
+    ("http://localhost:8080", ("192.168.1.7", 52000)),       # another machine naming this one
+])
+def test_a_dev_token_only_to_this_machine_by_its_own_name(local_gateway, base_url, client):
+    gateway, _ = local_gateway
+    assert get(gateway, "/docs/token?role=operator", base_url=base_url, client=client).status_code == 404
+    assert 'id="dev-token"' not in get(gateway, "/docs", base_url=base_url, client=client).text
+    for here in ("http://localhost:8080", "http://[::1]:8080", "http://127.0.0.1"):
+        assert get(gateway, "/docs/token?role=operator", base_url=here).status_code == 200, here
 
 
 def test_no_dev_token_getter_outside_the_local_cloud(tmp_path):
