@@ -188,8 +188,6 @@ def app_routes(app) -> set[tuple[str, str]]:
     """Every ``(METHOD, path key)`` a Flask app serves (HEAD and OPTIONS aside)."""
     out = set()
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static":
-            continue
         for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
             out.add(route_key(method, rule.rule))
     return out

@@ -63,8 +63,6 @@ def check_access(app: Flask) -> None:
     """Raise :class:`AccessError` naming every route without an ``@allow`` declaration."""
     missing = []
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static":
-            continue
         view = app.view_functions.get(rule.endpoint)
         if auth.access_of(view) is None:
             missing.append(f"{rule.rule} ({rule.endpoint})")
@@ -102,7 +100,7 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
     """
     if settings is None:
         settings = runtime.current().settings
-    app = Flask(name)
+    app = Flask(name, static_folder=None)   # nothing served that no access table names
     app.url_map.converters["schema"] = converter_for(schemas_dir)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.ensure_ascii = False

@@ -672,3 +672,15 @@ def test_an_operations_summary_is_its_first_sentence_and_nothing_is_lost(doc, su
 
     got = _summarize(doc)
     assert got == (summary, rest.strip()) and len(got[0]) <= _SUMMARY_MAX + 2
+
+
+def test_an_app_serves_no_folder_that_no_access_table_names(app, tmp_path, monkeypatch):
+    """Flask serves ``<root>/static/*`` to anyone by default (the process's working directory for
+    a function), a route with no ``@allow`` nor a row in any access table: a ``static/`` folder
+    someone added later would have been public without anyone deciding so."""
+    assert [r.rule for r in app.url_map.iter_rules() if "static" in r.rule] == []
+    (tmp_path / "static").mkdir()
+    (tmp_path / "static" / "x.txt").write_text("not for you")
+    monkeypatch.chdir(tmp_path)
+    fresh = create_app("directory", settings=Settings())
+    assert fresh.test_client().get("/static/x.txt").status_code == 404
