@@ -1,7 +1,7 @@
 """CloudEvents 1.0 as plain dicts: build, validate, and carry over HTTP.
 
 An event is the structured JSON form of a CloudEvent (``specversion``, ``id``, ``source``,
-``type``, ``time``, ``datacontenttype``, ``subject``?, ``data``) held as a ``dict``, so it can
+``type``, ``time``?, ``datacontenttype``, ``subject``?, ``data``) held as a ``dict``, so it can
 be logged, stored and published without wrapper objects. The ``cloudevents`` package does the
 spec validation and the HTTP binary-mode header encoding; this module adds the project's own
 rule on types (``vn.langson.<domain>.<fact>.v<N>``) and the NATS subject that follows from it.
@@ -42,6 +42,18 @@ DEAD_LETTER_PATH = "/events/dead-letters"
 """Where a function is told of events its subscriptions gave up on (:mod:`lscloud.deadletters`)."""
 
 _JSON_TYPE = re.compile(r"^(application|text)/([a-zA-Z0-9.\-]+\+)?json(;.*)?$")
+_CLOUDEVENTS_MEDIA = re.compile(r"^application/cloudevents([+-].*)?$")
+BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
+
+# RFC 3986: Appendix B splits any string into its five components, which are then checked one by one
+_URI_PARTS = re.compile(r"^(?:([^:/?#]+):)?(?://([^/?#]*))?([^?#]*)(?:\?([^#]*))?(?:#(.*))?$", re.S)
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
+_SUB = r"A-Za-z0-9\-._~!$&'()*+,;="                 # unreserved and sub-delims
+_PCT = r"%[0-9A-Fa-f]{2}"
+_AUTHORITY = re.compile(rf"(?:(?:[{_SUB}:]|{_PCT})*@)?(?:\[[0-9A-Za-z.:\-_~!$&'()*+,;=]+\]|(?:[{_SUB}]|{_PCT})*)(?::[0-9]*)?")
+_PATH = re.compile(rf"(?:[{_SUB}:@/]|{_PCT})*")
+_QUERY = re.compile(rf"(?:[{_SUB}:@/?]|{_PCT})*")
+_LEAP_SECOND = re.compile(r"[Tt ]\d{2}:\d{2}:60")
 
 
 def check_type(type: str) -> str:
@@ -76,6 +88,9 @@ def _parse_time(value: Any) -> datetime:
         return value
     if not isinstance(value, str):
         raise ValueError(f"event attribute 'time' must be an RFC 3339 string, got {type(value).__name__}")
+    if _LEAP_SECOND.search(value):
+        # RFC 3339 allows :60, but a datetime cannot hold it, nor can any timestamp parsed downstream
+        raise ValueError(f"event attribute 'time' is a leap second, which this platform cannot hold: {value!r}")
     try:
         parsed = datetime.fromisoformat(value.replace("z", "Z"))
     except ValueError:
@@ -83,6 +98,35 @@ def _parse_time(value: Any) -> datetime:
     if parsed.tzinfo is None:
         raise ValueError(f"event attribute 'time' must carry a UTC offset or 'Z': {value!r}")
     return parsed
+
+
+def _uri_problem(value: str, absolute: bool) -> str | None:
+    """Why ``value`` is not a URI-reference (or, ``absolute``, an absolute URI: RFC 3986 section 4.3,
+    which the CloudEvents type ``URI`` names), or None."""
+    scheme, authority, path, query, fragment = _URI_PARTS.match(value).groups()
+    if scheme is not None and not _SCHEME.fullmatch(scheme):
+        return "its scheme is malformed (or a relative reference's first segment holds a ':')"
+    if absolute and scheme is None:
+        return "it has no scheme (a relative reference)"
+    if absolute and fragment is not None:
+        return "an absolute URI has no '#fragment'"
+    if authority is not None and not _AUTHORITY.fullmatch(authority):
+        return "its authority (host, port) is malformed"
+    if not _PATH.fullmatch(path) or not all(_QUERY.fullmatch(p) for p in (query, fragment) if p is not None):
+        return "it holds characters a URI does not (spaces, non-ASCII, '<>\"{}|\\^`' must be percent-encoded)"
+    return None
+
+
+def _check_uris(attrs: Mapping[str, Any]) -> None:
+    # the SDK checks only that these are non-empty strings
+    for name, absolute in (("source", False), ("dataschema", True)):
+        value = attrs.get(name)
+        if isinstance(value, str) and value:
+            why = _uri_problem(value, absolute)
+            if why:
+                kind = "an absolute URI" if absolute else "a URI-reference"
+                raise ValueError(f"malformed CloudEvent: attribute '{name}' must be {kind} (RFC 3986): "
+                                 f"{why}: {value[:200]!r}")
 
 
 def _ce_error(exc: BaseCloudEventException) -> ValueError:
@@ -108,6 +152,7 @@ def to_cloudevent(event: Mapping[str, Any]) -> CloudEvent:
             raise ValueError(f"malformed CloudEvent: missing required attribute '{required}'")
     if "time" in attrs:
         attrs["time"] = _parse_time(attrs["time"])
+    _check_uris(attrs)
     data = event.get("data")
     if data is None and "data_base64" in event:
         try:
@@ -117,10 +162,17 @@ def to_cloudevent(event: Mapping[str, Any]) -> CloudEvent:
     from cloudevents.core.exceptions import BaseCloudEventException
     from cloudevents.core.v1.event import CloudEvent
 
+    timed = "time" in attrs
     try:
-        return CloudEvent(attrs, data)
+        ce = CloudEvent(attrs, data)
     except BaseCloudEventException as exc:
         raise _ce_error(exc) from None
+    if not timed:
+        # the SDK stamps an event without 'time' with now: 'time' is OPTIONAL, and an invented one
+        # would tell a consumer when the event arrived (each redelivery another instant), not when it
+        # happened (get_attributes() is the event's own dict: the pop takes it off the event)
+        ce.get_attributes().pop("time", None)
+    return ce
 
 
 def from_cloudevent(ce: CloudEvent) -> dict[str, Any]:
@@ -163,6 +215,7 @@ def new_event(type: str, source: str, data: Any, *, subject: str | None = None, 
         attrs["subject"] = subject
     if dataschema is not None:
         attrs["dataschema"] = dataschema
+    _check_uris(attrs)
     try:
         json.dumps(data)
     except (TypeError, ValueError) as exc:
@@ -221,18 +274,58 @@ def _lower_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> di
     return {str(k).lower(): str(v) for k, v in items}
 
 
+def _header_value(name: str, raw: str) -> str:
+    """A binary-mode ``ce-*`` header's attribute value (HTTP binding 3.1.3.2): double-quoted strings
+    unescaped first (RFC 7230 section 3.2.6; older senders quoted instead of percent-encoding), then
+    one round of percent-decoding, refusing encoded bytes that are not UTF-8."""
+    if '"' in raw:
+        out: list[str] = []
+        quoted, i = False, 0
+        while i < len(raw):
+            c = raw[i]
+            if c == '"':
+                quoted = not quoted
+            elif c == "\\" and quoted and i + 1 < len(raw):
+                i += 1
+                out.append(raw[i])
+            else:
+                out.append(c)
+            i += 1
+        if quoted:
+            raise ValueError(f"malformed CloudEvent: header '{name}' opens a double-quoted string it does not close")
+        raw = "".join(out)
+    try:
+        return unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        raise ValueError(f"malformed CloudEvent: header '{name}' percent-encodes bytes that are not UTF-8") from None
+
+
 def from_http(headers: Mapping[str, str] | Iterable[tuple[str, str]], body: bytes | str) -> dict[str, Any]:
     """Parse a CloudEvent from an HTTP request in binary or structured mode.
 
-    Binary mode is chosen when any ``ce-*`` header is present, structured mode when the
-    content type is ``application/cloudevents+json``. Raises ValueError saying what is wrong
-    (no event at all, missing attribute, bad time, data not matching its content type).
+    The Content-Type decides the mode (HTTP binding, section 3): ``application/cloudevents+json``
+    (with or without parameters) is structured mode, whatever ``ce-*`` headers come along (a sender
+    MAY repeat attributes there, a proxy may add ``ce-traceparent``: the body is the event); other
+    ``application/cloudevents...`` formats and batches are refused; otherwise ``ce-*`` headers make
+    binary mode. Raises ValueError saying what is wrong (no event at all, missing attribute, bad
+    time, a header that does not decode, data not matching its content type).
     """
     h = _lower_headers(headers)
     if isinstance(body, str):
         body = body.encode("utf-8")
     content_type = h.get("content-type", "")
+    media_type = content_type.split(";")[0].strip().lower()
+    if _CLOUDEVENTS_MEDIA.match(media_type):
+        if media_type == STRUCTURED_CONTENT_TYPE:
+            return from_structured(body)
+        if media_type == BATCH_CONTENT_TYPE:
+            raise ValueError("batched CloudEvents are not supported: send one event per request")
+        raise ValueError(f"structured CloudEvents in {media_type!r} are not supported: send "
+                         f"'{STRUCTURED_CONTENT_TYPE}' or binary mode")
     if any(k.startswith("ce-") for k in h):
+        if "ce-datacontenttype" in h:
+            raise ValueError("malformed CloudEvent: in binary mode 'datacontenttype' is the Content-Type header; "
+                             "a 'ce-datacontenttype' header must not be sent")
         if h.get("ce-specversion") is None:
             raise ValueError("malformed CloudEvent: binary mode needs a 'ce-specversion' header")
         for required in ("id", "source", "type"):
@@ -241,7 +334,7 @@ def from_http(headers: Mapping[str, str] | Iterable[tuple[str, str]], body: byte
         attrs: dict[str, Any] = {}
         for name, value in h.items():
             if name.startswith("ce-"):
-                attrs[name[3:]] = unquote(value)  # the binding percent-encodes header values
+                attrs[name[3:]] = _header_value(name, value)
         if content_type:
             attrs["datacontenttype"] = content_type
         event: dict[str, Any] = dict(attrs)
@@ -259,11 +352,6 @@ def from_http(headers: Mapping[str, str] | Iterable[tuple[str, str]], body: byte
             else:
                 event["data_base64"] = base64.b64encode(body).decode("ascii")
         return validate(event)
-    media_type = content_type.split(";")[0].strip().lower()
-    if media_type == STRUCTURED_CONTENT_TYPE:
-        return from_structured(body)
-    if media_type == "application/cloudevents-batch+json":
-        raise ValueError("batched CloudEvents are not supported: send one event per request")
     raise ValueError(
         "not a CloudEvent: expected binary mode ('ce-*' headers) or a structured "
         f"'{STRUCTURED_CONTENT_TYPE}' body, got content type {content_type or 'none'!r}"

@@ -64,6 +64,9 @@ def _num(value: Any) -> float | None:
 
 
 def _fact(event: Mapping, kind: str, entity: Any, at: Any, state: str, attrs: dict, values: dict | None = None):
+    # the data's own instant, else the event's ``time``: OPTIONAL in CloudEvents, so an event that
+    # says neither counts for nothing (None) rather than at its arrival, which a redelivery or a
+    # replay would file in another hour
     when = utc(at) or utc(event.get("time"))
     if not isinstance(entity, str) or not entity or when is None:
         return None

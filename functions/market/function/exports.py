@@ -94,7 +94,10 @@ def on_exited(event: dict) -> None:
 
     data = event.get("data") if isinstance(event.get("data"), dict) else {}
     declaration = data.get("declaration_id")
-    # an instant without its offset, or not a string, has no day here: the event's own time then
+    # an instant without its offset, or not a string, has no day here: the event's own time then.
+    # ``time`` is OPTIONAL in CloudEvents: with neither, the lot is left as it is, never given the
+    # day the event arrived (a redelivery days later would move it); linking again reads the day
+    # the truck crossed from border itself
     at = parse_instant(data.get("at")) or parse_instant(event.get("time"))
     if not isinstance(declaration, str) or not declaration or at is None or data.get("direction") != "export":
         return   # (it raised: five deliveries, then a dead letter, and the lot never recorded the crossing)
