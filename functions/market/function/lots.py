@@ -9,11 +9,12 @@ writes go through :class:`lscloud.aggregate.Aggregate`.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import date
 
 from lscloud import communes, errors, peers, workdays
-from lscloud.aggregate import Aggregate, save_quietly
+from lscloud.aggregate import Aggregate
 from lscloud.statemachine import Action, Actor, StateMachine, iso, now
 from lscloud.timestamps import today_here
 
@@ -26,13 +27,33 @@ MACHINE = StateMachine("market", [
    state_names_vi={"registered": "đã đăng ký", "exported": "đã xuất khẩu"})
 
 
+def created_side(doc: dict) -> list:
+    """The index of a new lot, from its document alone (a resend writes it again if missing): its
+    producer's list ("my lots")."""
+    from .models import LotByProducer
+
+    return [LotByProducer(doc["producer"], doc["id"])]
+
+
 def records() -> Aggregate:
     from .models import Lot, LotAudit
 
     return Aggregate(Lot, machine=MACHINE, source="/market", audit=LotAudit,
                      summary=lambda doc: {"lot_id": doc["id"], "product": doc["product"],
                                           "origin_commune": doc["origin"]["commune"],
-                                          "stamps_issued": doc.get("stamps_issued", 0)})
+                                          "stamps_issued": doc.get("stamps_issued", 0)},
+                     created_side=created_side)
+
+
+def lot_id(body: dict, request: dict | None) -> str:
+    """The id of the lot ``body`` registers: the client's, else one derived from the request's
+    idempotency identity (``request``: :func:`lscloud.idempotency.first_request`), so the same
+    request sent again names the same lot and finds it; a random one without either."""
+    if body.get("id"):
+        return body["id"]
+    if request:
+        return "lot-" + hashlib.sha256(request["scope"].encode()).hexdigest()[:20]
+    return "lot-" + uuid.uuid4().hex[:20]
 
 
 def _check_dates(body: dict, today: date) -> None:
@@ -46,24 +67,26 @@ def _check_dates(body: dict, today: date) -> None:
                                 "Ngày đóng gói trước ngày thu hoạch, sản xuất.")
 
 
-def register(body: dict, actor: Actor, directory: peers.PeerClient):
-    """A new lot of the calling producer (its tax code is the token's subject)."""
-    from .models import Lot, LotByProducer
+def register(body: dict, actor: Actor, directory: peers.PeerClient, request: dict | None = None):
+    """A new lot of the calling producer (its tax code is the token's subject).
+
+    The lot is its own idempotency record: ``request`` is what it keeps of the request that
+    registered it; a refused resend is answered from it by :meth:`Aggregate.resend`, which also
+    finishes a register cut off before its audit entry, its producer's index and its event."""
+    from .models import Lot
 
     producer = owners.tax_code(actor)
     _check_dates(body, today_here())   # the province's date: a harvest this morning is not "in the future"
     origin = dict(body["origin"])
     commune = communes.commune(directory, origin["commune"], "/origin/commune")
     origin["commune_name"] = commune["name"]
-    doc = {"id": body.get("id") or "lot-" + uuid.uuid4().hex[:20], "producer": producer,
+    doc = {"id": lot_id(body, request), "producer": producer,
            "producer_name": body.get("producer_name"), "product": body["product"], "unit": body["unit"],
            "quantity": body.get("quantity"), "harvested_on": body["harvested_on"], "origin": origin,
            "certificates": body.get("certificates", []), "packing": body.get("packing"),
            "batches": [], "stamps_issued": 0, "export": None, "status": "new", "created_at": iso(now())}
     t = MACHINE.apply(doc, "register", actors.recorded(actor))
-    out = records().create(Lot(doc["id"], data=doc), [t])
-    save_quietly(LotByProducer(producer, doc["id"]))
-    return out
+    return records().create(Lot(doc["id"], data=doc, request=request), [t])
 
 
 def owned_by(doc: dict, actor: Actor) -> bool:

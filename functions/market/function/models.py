@@ -57,6 +57,12 @@ class Lot(Model):
     status = A.UnicodeAttribute()
     data = A.JSONAttribute()
     version = A.VersionAttribute()
+    # what the register request was (keyed digests only, lscloud.idempotency.first_request): a
+    # resend is answered from the lot itself; a lot stored before it has none (its resend is a 409)
+    request = A.JSONAttribute(null=True)
+    # the register's transition: a resend finishes its audit, its producer's index and its event
+    # (Aggregate.resend); none on a lot stored before it
+    created = A.JSONAttribute(null=True)
 
 
 class LotAudit(Model):
@@ -87,6 +93,9 @@ class StampBatch(Model):
     stamps = A.NumberAttribute()
     key_index = A.NumberAttribute()
     issued_at = A.UnicodeAttribute()
+    # the idempotency identity of the request that issued it (its id derives from it): a retry of
+    # that request finds this batch instead of issuing another; none on a batch stored before it
+    request = A.UnicodeAttribute(null=True)
 
 
 class StampScans(Model):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
+from lscloud import idempotency, resends
 from lscloud.auth import allow, principal
+from lscloud.context import app_state
 from lscloud.idempotency import idempotent
 from lscloud.statemachine import Actor
 from lscloud.web import public_path, query_params, responds, validate_body
@@ -32,16 +34,41 @@ def _batch_view(batch, lot_id: str, codes: list[str] | None) -> dict:
     return out
 
 
+def _lot_key(body: dict) -> str | None:
+    # the lot's id is its key; without one the Idempotency-Key is, and the lot's id derives from it
+    # (lots.lot_id), so a resend names the same lot either way
+    return body.get("id") or request.headers.get(idempotency.HEADER)
+
+
+def _documents_key_header(view):
+    # an in_record view declares no header of its own (lscloud.idempotency), but this one reads the
+    # Idempotency-Key when the body names no id: /openapi.json keeps saying so
+    view.__lscloud_idempotency_header__ = idempotency.header_parameter(key_from=True)
+    return view
+
+
 @bp.post("/v1/lots")
 @allow("producer")
 @validate_body("market/lot-create.json")
-@idempotent(key_from=lambda body: body.get("id"))
+@_documents_key_header
+# the lot is its own idempotency record: its create-only write runs the register once
+@idempotent(key_from=_lot_key, in_record=True)
 @responds(None, status=201)
 def register_lot():
     """Register a lot: product, unit, harvest or production date, origin commune and plot,
-    certificates, packing (an optional client-chosen ``id``, else an Idempotency-Key)."""
-    out = lots.register(g.body, Actor.of(principal()), current_app.config["MARKET_PEERS"])
-    return jsonify(out.doc), 201
+    certificates, packing (an optional client-chosen ``id``, else an Idempotency-Key). The same
+    request again (same caller, same id or key, same body) is answered with the lot it registered."""
+    who, peers = Actor.of(principal()), current_app.config["MARKET_PEERS"]
+    stamp = idempotency.first_request()
+    # refused (the lot there already): a resend still gets the first answer (its audit entry,
+    # producer's index and event finished if a crash cut them off), another body under a stored
+    # id or key the 409 naming its fields
+    out, replayed = idempotency.created_or_resent(
+        lambda: lots.register(g.body, who, peers, request=stamp),
+        lambda judge: lots.records().resend(lots.lot_id(g.body, stamp), judge))
+    resp = jsonify(out.doc)
+    resp.status_code = 201
+    return idempotency.mark_replayed(resp) if replayed else resp
 
 
 @bp.get("/v1/lots")
@@ -73,7 +100,14 @@ def issue_stamps(lot_id: str):
     """Issue a batch of signed QR stamps: the codes (inline up to ``MARKET_INLINE_CODES``), their
     file and the printable sheet."""
     cfg, keys = _cfg(), current_app.config["MARKET_KEYS"]
-    batch, _ = stamps.issue(lot_id, g.body["count"], Actor.of(principal()), keys, cfg.max_batch)
+    # the request's idempotency identity (where @idempotent keeps its record): the batch's id
+    # derives from it, so a retry after a first run cut off part-way finds that batch
+    key = request.headers[idempotency.HEADER].strip()
+    identity = idempotency.record_key(app_state().name, principal().id, request.method, request.path, key)
+    try:
+        batch, _ = stamps.issue(lot_id, g.body["count"], Actor.of(principal()), keys, cfg.max_batch, identity)
+    except resends.IdReused as exc:     # another count under the key of a cut-off first run
+        raise resends.IdReused(exc.fields, key=key).problem(header=idempotency.HEADER) from None
     inline = stamps.codes(batch, keys) if int(batch.stamps) <= cfg.inline_codes else None
     return jsonify(_batch_view(batch, lot_id, inline)), 201
 

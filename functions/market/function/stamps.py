@@ -1,22 +1,27 @@
 """Stamp batches and scans.
 
 An issue of N stamps writes one batch record (create-only: the batch id is unique) and one change
-to the lot — two objects whatever N is. The codes are not stored: each is (batch, serial) signed
-with the province's key, derived again whenever the producer fetches its codes or its sheet
-(Ed25519 is deterministic: the same stamp always has the same code). A scan verifies the
-signature, finds the batch, counts the scan on the stamp's own scan record (created on its first
-scan) and tells the lot's story.
+to the lot — two objects whatever N is. The batch's id derives from the request's idempotency
+identity, so the retry of a request whose first run stopped after its batch (a crash, a store
+failure before or after the lot's change) finds that batch, adds it to the lot if it is not there
+yet, and issues nothing more. The codes are not stored: each is (batch, serial) signed with the
+province's key, derived again whenever the producer fetches its codes or its sheet (Ed25519 is
+deterministic: the same stamp always has the same code). A scan verifies the signature, finds the
+batch, counts the scan on the stamp's own scan record (created on its first scan) and tells the
+lot's story.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import threading
 import time
 from collections import OrderedDict
 from datetime import datetime
 
-from lscloud import errors, outbox
+from lscloud import errors, outbox, resends
+from lscloud.aggregate import NoChange
 from lscloud.statemachine import Actor, iso, now
 from lscloud.store import ConditionalCheckFailed, DoesNotExist
 
@@ -56,30 +61,59 @@ class TooManyStamps(errors.Invalid):
     type = "too-many-stamps"
 
 
-def issue(lot_id: str, count: int, actor: Actor, keys: StampKeys, max_batch: int):
-    """A batch of ``count`` stamps for the caller's lot: ``(batch record, lot outcome)``."""
+def _batch_ids(identity: str | None):
+    """The ids a batch may take: derived from the request's idempotency ``identity`` (the same
+    ones, in the same order, for its retry), random without one."""
+    for attempt in range(_BATCH_ID_TRIES):
+        raw = hashlib.sha256(f"{identity}\x00{attempt}".encode()).digest() if identity else \
+            secrets.token_bytes(stampcode.BATCH_BYTES)
+        yield stampcode.batch_id(raw[:stampcode.BATCH_BYTES])
+
+
+def _batch(lot_id: str, count: int, keys: StampKeys, identity: str | None):
+    """The request's batch: created, or — a retry of the request whose first run stored it — found."""
     from .models import StampBatch
 
+    issued_at = iso(now())
+    for batch_id in _batch_ids(identity):
+        batch = StampBatch(batch_id, lot_id=lot_id, stamps=count, key_index=keys.index, issued_at=issued_at,
+                           request=identity)
+        try:
+            batch.save()        # create-only: two batches never share an id, so no code is issued twice
+            return batch
+        except ConditionalCheckFailed:
+            if identity is None:
+                continue
+        try:
+            there = StampBatch.get(batch_id)
+        except DoesNotExist:
+            continue
+        if there.request != identity or there.lot_id != lot_id:
+            continue            # another request's batch took this id: the next one
+        if int(there.stamps) != count:
+            raise resends.IdReused(resends.changed_fields({"count": int(there.stamps)}, {"count": count}))
+        return there
+    raise ConditionalCheckFailed("no free batch id")
+
+
+def issue(lot_id: str, count: int, actor: Actor, keys: StampKeys, max_batch: int, identity: str | None = None):
+    """A batch of ``count`` stamps for the caller's lot: ``(batch record, lot outcome)``.
+
+    ``identity``: the request's idempotency identity (:func:`lscloud.idempotency.record_key`); the
+    retry of a request cut off part-way gets the batch its first run stored, added to the lot once
+    (another count under it is the 409 naming ``/count``)."""
     if count > max_batch:
         raise TooManyStamps.at("/count", f"at most {max_batch} stamps per batch", f"Tối đa {max_batch} tem mỗi lần cấp.")
     lots.records().visible(lot_id, lambda doc: lots.owned_by(doc, actor))
-    issued_at = iso(now())
-    for _ in range(_BATCH_ID_TRIES):
-        batch = StampBatch(stampcode.batch_id(secrets.token_bytes(stampcode.BATCH_BYTES)), lot_id=lot_id,
-                           stamps=count, key_index=keys.index, issued_at=issued_at)
-        try:
-            batch.save()        # create-only: two batches never share an id, so no code is issued twice
-            break
-        except ConditionalCheckFailed:
-            continue
-    else:
-        raise ConditionalCheckFailed("no free batch id")
+    batch = _batch(lot_id, count, keys, identity)
 
     def op(doc):
-        doc["batches"].append({"batch": batch.batch, "count": count, "issued_at": issued_at})
-        doc["stamps_issued"] = doc.get("stamps_issued", 0) + count
+        if any(b["batch"] == batch.batch for b in doc["batches"]):
+            raise NoChange      # the lot has it: a retry whose first run got that far
+        doc["batches"].append({"batch": batch.batch, "count": int(batch.stamps), "issued_at": batch.issued_at})
+        doc["stamps_issued"] = doc.get("stamps_issued", 0) + int(batch.stamps)
         return [lots.MACHINE.note(doc, "issue_stamps", "stamps.issued", actors.recorded(actor),
-                                  details={"batch": batch.batch, "count": count})]
+                                  details={"batch": batch.batch, "count": int(batch.stamps)})]
 
     return batch, lots.records().mutate(lot_id, op)
 
