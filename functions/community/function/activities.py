@@ -31,7 +31,7 @@ import json
 from datetime import timedelta
 
 from lscloud import errors, outbox, pseudonyms
-from lscloud.aggregate import Aggregate, NoChange, delete_quietly, save_quietly
+from lscloud.aggregate import Aggregate, NoChange, delete_quietly
 from lscloud.statemachine import Action, Actor, StateMachine, iso, now, parse_iso
 
 from . import tallies, targets, teams
@@ -50,12 +50,21 @@ MAX_AGE = timedelta(days=366)
 _CONTENT = ("team", "kind", "household", "details", "happened_at", "photo", "note")
 
 
+def queued(doc: dict) -> list:
+    """A new activity's place on its commune officer's queue, from its document alone (a resend
+    writes it again if missing)."""
+    from .models import Pending
+
+    return [Pending(doc["commune"], doc["id"])]
+
+
 def records() -> Aggregate:
     from .models import Activity, ActivityAudit
 
     return Aggregate(Activity, machine=MACHINE, source="/community", audit=ActivityAudit,
                      summary=lambda doc: {"activity_id": doc["id"], "team": doc["team"], "commune": doc["commune"],
-                                          "kind": doc["kind"], "status": doc["status"], "revision": doc["revision"]})
+                                          "kind": doc["kind"], "status": doc["status"], "revision": doc["revision"]},
+                     created_side=queued)
 
 
 def household_ref(household: str) -> str:
@@ -94,7 +103,7 @@ def _check(i: int, item: dict, claim_photo) -> None:
 
 
 def _one(i: int, item: dict, actor: Actor, team_doc, claim_photo) -> dict:
-    from .models import Activity, Pending
+    from .models import Activity
 
     cid = item["client_id"]
     if team_doc is None:
@@ -114,8 +123,8 @@ def _one(i: int, item: dict, actor: Actor, team_doc, claim_photo) -> dict:
     agg = records()
     try:
         t = MACHINE.apply(doc, "log", teams.recorded(actor))
+        # its place on the officer's queue (queued) goes out with its audit entry and event
         out = agg.create(Activity(cid, data=doc), [t])
-        save_quietly(Pending(doc["commune"], cid))
         return {"client_id": cid, "result": "created", "status": out.doc["status"], "revision": doc["revision"]}
     except errors.Conflict:
         pass
@@ -140,7 +149,12 @@ def _one(i: int, item: dict, actor: Actor, team_doc, claim_photo) -> dict:
             return [MACHINE.apply(stored, "revise", teams.recorded(actor), details={"revision": doc["revision"]})]
         raise NoChange
 
-    agg.mutate(cid, op)
+    out = agg.mutate(cid, op)
+    if answer["result"] == "duplicate" and int(out.item.version) == 1:
+        # the member's own activity sent again, unchanged since its create: finish the create's
+        # round (its queue entry, audit entry, event) if a crash or a store failure cut it off;
+        # op judged the author and the content, so resend needs no stamp of its own
+        agg.resend(cid, lambda _request: True)
     return answer
 
 

@@ -51,6 +51,9 @@ class Activity(Model):
     status = A.UnicodeAttribute()
     data = A.JSONAttribute()
     version = A.VersionAttribute()
+    # the log's transition: a resend of the activity finishes its audit entry, its place on the
+    # officer's queue and its event (Aggregate.resend); none on an activity stored before it
+    created = A.JSONAttribute(null=True)
 
 
 class ActivityAudit(Model):
