@@ -183,6 +183,40 @@ def test_alert_raised_once_and_cleared_with_hysteresis(env, tokens, rt):
     assert types == ["raised", "cleared"], types
 
 
+def test_an_alert_cut_off_after_its_state_is_published_by_the_next_judgement(env, tokens, rt, monkeypatch):
+    """The alert's state said "raised" and a crash came before the publish: the device's resend
+    found the hour judged and published nothing, and the IOC later heard a "cleared" for a raise it
+    never had (the crash survey). The move's event is written with the state and published then."""
+    from functions.environment.function import alerts
+    from lscloud import outbox
+
+    station(env, tokens)
+    dev = tokens("device", "sensor-1", unit="lsn-air-1")
+    start = (datetime.now(TZ7) - timedelta(hours=6)).replace(minute=0, second=0, microsecond=0)
+    sent: list[dict] = []
+    cut: list[bool] = []
+    real = outbox.publish
+
+    def publish(evts, *a, **kw):
+        if any(e["type"].endswith("alert.raised.v1") for e in evts) and not cut:
+            cut.append(True)
+            raise RuntimeError("the process died here")
+        sent.extend(evts)
+        return real(evts, *a, **kw)
+
+    monkeypatch.setattr(alerts.outbox, "publish", publish)
+    high = hours_of(start, 4, 46, lambda _: {"pm25": 150})
+    first = env.post("/v1/stations/lsn-air-1/observations", headers=dev, json=high)
+    assert first.status_code == 500 and cut   # cut off after the raised state was written
+    again = env.post("/v1/stations/lsn-air-1/observations", headers=dev, json=high)   # the device resends
+    assert again.status_code == 200, again.get_json()
+    raised = [e for e in sent if e.get("type", "").endswith("alert.raised.v1")]
+    assert len(raised) == 1 and raised[0]["data"]["station"] == "lsn-air-1"
+    from functions.environment.function.models import AlertState
+
+    assert "pending" not in AlertState.get("lsn-air-1", "aqi").data
+
+
 def test_an_hour_without_enough_readings_raises_no_alert(env, tokens, rt):
     """The alert judged any hour with a reading, the published hourly AQI only hours with 75 % of
     theirs: a station coming back with a few high readings raised an alert (to the IOC) for an hour

@@ -86,6 +86,16 @@ def evaluate(station: dict, end: datetime, s: Settings) -> list[dict]:
         except DoesNotExist:
             item = AlertState(station["id"], kind, data={})
         state = dict(item.data)
+        if state.get("pending"):
+            # a move whose event a crash (or a lost answer) cut off after the state was written: the
+            # state says "raised" and nobody heard it. Published now under its own id (a repeat is
+            # dropped by id), then cleared
+            outbox.publish([state.pop("pending")])
+            item.data = state
+            try:
+                item.save()
+            except ConditionalCheckFailed:
+                continue
         if state.get("last_hour", "") >= hour:
             return []
         was = dict(state)
@@ -93,25 +103,40 @@ def evaluate(station: dict, end: datetime, s: Settings) -> list[dict]:
         state["last_hour"] = hour
         if move == "raised":
             state["raised_hour"] = hour
+        event = None if move is None else _event(station, kind, move, end, hour, value, threshold, clear_at,
+                                                 level_key, detail, was)
+        if event is not None:
+            state["pending"] = event   # written with the move: it outlives a crash before the publish
         item.data = state
         try:
             item.save()
         except ConditionalCheckFailed:
             continue
-        if move is None:
+        if event is None:
             return []
-        data = {"station": station["id"], "name": station["name"], "kind": station["kind"], "unit": station["unit"],
-                "commune": station.get("commune"), "lat": station["lat"], "lon": station["lon"], "alert": kind,
-                "hour": clock.iso(end), "value": value, "threshold": threshold, **detail}
-        if move == "raised":
-            lv = aqi.level(int(value)) if kind == "aqi" else None
-            data.update(level=level_key, level_vi=lv["vi"] if lv else None, level_en=lv["en"] if lv else None,
-                        advice_vi=lv["advice_vi"] if lv else None, advice_en=lv["advice_en"] if lv else None)
-        else:
-            data.update(clear_at=clear_at, raised_hour=clock.iso(clock.parse_hour_key(was.get("raised_hour", hour))),
-                        level=was.get("level"))
-        event = ce.new_event(f"vn.langson.environment.alert.{move}.v1", SOURCE, data, subject=station["id"],
-                             id=f"{station['id']}.{kind}.{hour}.{move}.{level_key or 'limit'}")
         outbox.publish([event])
+        state.pop("pending")
+        item.data = state
+        try:
+            item.save()
+        except ConditionalCheckFailed:
+            pass   # written again meanwhile: whoever did published it too (the same id), or will
         return [event]
     return []
+
+
+def _event(station: dict, kind: str, move: str, end: datetime, hour: str, value: float, threshold: float,
+           clear_at: float, level_key: str | None, detail: dict, was: dict) -> dict:
+    """The CloudEvent of an alert's move (raised or cleared) for the hour ending at ``end``."""
+    data = {"station": station["id"], "name": station["name"], "kind": station["kind"], "unit": station["unit"],
+            "commune": station.get("commune"), "lat": station["lat"], "lon": station["lon"], "alert": kind,
+            "hour": clock.iso(end), "value": value, "threshold": threshold, **detail}
+    if move == "raised":
+        lv = aqi.level(int(value)) if kind == "aqi" else None
+        data.update(level=level_key, level_vi=lv["vi"] if lv else None, level_en=lv["en"] if lv else None,
+                    advice_vi=lv["advice_vi"] if lv else None, advice_en=lv["advice_en"] if lv else None)
+    else:
+        data.update(clear_at=clear_at, raised_hour=clock.iso(clock.parse_hour_key(was.get("raised_hour", hour))),
+                    level=was.get("level"))
+    return ce.new_event(f"vn.langson.environment.alert.{move}.v1", SOURCE, data, subject=station["id"],
+                        id=f"{station['id']}.{kind}.{hour}.{move}.{level_key or 'limit'}")
