@@ -45,6 +45,21 @@ class ResourceNotFound(errors.DomainError):
     title, title_vi = "Resource not found", "Không tìm thấy thực thể"
 
 
+class OperationNotSupported(errors.DomainError):
+    """422: the NGSI-LD API's answer for an operation a broker does not offer (V1.6.1 OpenAPI,
+    ``Unprocessable``: "It is used to indicate that the operation is not available")."""
+    status, type = 422, ERRORS + "OperationNotSupported"
+    title, title_vi = "Operation not supported", "Thao tác không được hỗ trợ"
+
+
+class NotAcceptable(errors.DomainError):
+    """406 for an Accept header none of our representations satisfies (RFC 9110 15.5.7: "the target
+    resource does not have a current representation that would be acceptable to the user agent,
+    according to the proactive negotiation header fields received in the request")."""
+    status, type = 406, ERRORS + "NotAcceptable"
+    title, title_vi = "Not acceptable", "Không có định dạng phù hợp"
+
+
 def bad(param: str, message: str, message_vi: str | None = None) -> BadRequestData:
     """BadRequestData naming the query or path parameter ``param`` (``message_vi``: the detail in
     Vietnamese; without it the status's Vietnamese sentence stands)."""
@@ -179,6 +194,27 @@ def normalized(kv: dict, observed_at: str | None) -> dict:
     return out
 
 
+def concise(kv: dict, observed_at: str | None) -> dict:
+    """The same entity in concise form (V1.6.1 6.3.7: "a concise lossless representation of
+    Entities shall be provided [...] for example removing all Attribute "type" members"). 4.5.2.3:
+    "An NGSI-LD Property without sub-attributes shall be represented [...] by a member whose key is
+    the Property name (a term) and whose value is the Property Value"; a measured value keeps its
+    ``observedAt`` in an object with ``value``. The location stays ``{"value": <GeoJSON>}``: a bare
+    object with a "type" would be read as normalized, and from ``value`` "the "GeoProperty"
+    sub-type shall be inferred [...] if the Property Value resolves to a supported GeoJSON geometry"."""
+    out = {"id": kv["id"], "type": kv["type"]}
+    for k, v in kv.items():
+        if k in ("id", "type"):
+            continue
+        if isinstance(v, dict):
+            out[k] = {"value": v}
+        elif observed_at and isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[k] = {"value": v, "observedAt": observed_at}
+        else:
+            out[k] = v
+    return out
+
+
 # -- q -------------------------------------------------------------------------------------------
 
 _TERM = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(==|!=|>=|<=|>|<)\s*(.+?)\s*$")
@@ -283,8 +319,13 @@ def aggregate(summaries: list[dict], method: str, energy: bool) -> float | int |
 
 
 def temporal(station: dict, series: dict[str, dict], start: datetime, end: datetime, attrs: list[str] | None,
-             methods: list[str] | None, period_h: int | None, simplified: bool) -> dict:
-    """The temporal representation of the station's hourly summaries between ``start`` and ``end``."""
+             methods: list[str] | None, period_h: int | None, simplified: bool, last_n: int | None = None) -> dict:
+    """The temporal representation of the station's hourly summaries between ``start`` and ``end``.
+
+    ``last_n`` (the ``lastN`` parameter): "Only the last n instances, per Attribute, per Entity
+    (under the specified time interval) shall be retrieved", i.e. those of "the last n timestamps
+    (in descending ordering)" (5.7.3.4): the n most recent, listed oldest first as every temporal
+    answer here is; aggregated, the n most recent periods of each method."""
     names = ATTRS[station["kind"]]
     wanted = [p for p, a in names.items() if attrs is None or a in attrs]
     out: dict = {"id": entity_id(station), "type": TYPES[station["kind"]]}
@@ -306,11 +347,15 @@ def temporal(station: dict, series: dict[str, dict], start: datetime, end: datet
                     v = aggregate(rows, m, energy=(p == "laeq"))
                     if v is not None:
                         prop.setdefault(m, []).append([v, _stamp(lo), _stamp(hi)])
+            if last_n:
+                prop.update({m: prop[m][-last_n:] for m in methods if m in prop})
             if len(prop) > 1:
                 out[names[p]] = prop
         return out
     for p in wanted:
         points = [(round(s[p]["mean"], 4), _stamp(t)) for t, s in hours if p in s and s[p].get("n")]
+        if last_n:
+            points = points[-last_n:]
         if not points:
             continue
         out[names[p]] = ({"type": "Property", "values": [[v, t] for v, t in points]} if simplified

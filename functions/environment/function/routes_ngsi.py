@@ -1,27 +1,32 @@
 """NGSI-LD (ETSI GS CIM 009) for the outside world: entities and their temporal evolution.
 
 Errors here are NGSI-LD's problem types (``https://uri.etsi.org/ngsi-ld/errors/BadRequestData`` …),
-also for a query parameter the runtime refuses."""
+also for a query parameter the runtime refuses, and for any other path or method under
+``/ngsi-ld/v1/`` (OperationNotSupported, ResourceNotFound: :func:`.ngsi_request.unsupported`)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
 from flask import Blueprint, g, jsonify, request
+from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-from lscloud import query
+from lscloud import errors, query
 from lscloud.auth import allow
 from lscloud.problems import problem_response
 from lscloud.web import query_params, responds
 
-from . import clock, ngsi, reports, stations, storage
+from . import clock, ngsi, ngsi_request, reports, stations, storage
 from .route_ids import ENTITY_ID
 
 bp = Blueprint("ngsi", __name__, url_prefix="/ngsi-ld/v1")
-LD_JSON = "application/ld+json"
+JSON, LD_JSON = "application/json", "application/ld+json"
 MAX_DAYS = 366
 TIME = {"type": "string", "format": "date-time"}
 OPTIONS = {"type": "string", "pattern": r"^[A-Za-z,]{0,80}$"}
+REPRESENTATION = "normalized (default), concise, keyValues or simplified (its synonym); count"
+ATTRS = ("attrs", "Only entities with any of these attributes, and only those (comma-separated names or URIs)",
+         {"type": "string", "maxLength": 600})
 
 
 @bp.errorhandler(query.InvalidQuery)
@@ -29,10 +34,26 @@ def _bad_query(exc: query.InvalidQuery):
     return problem_response(ngsi.BadRequestData("; ".join(e["message"] for e in exc.errors), errors=exc.errors).to_problem())
 
 
-def _answer(body, **headers):
-    """JSON-LD with the @context in the body when asked for (Accept: application/ld+json), else JSON
-    with the context in a Link header, as the specification does."""
-    ld = LD_JSON in (request.headers.get("Accept") or "")
+def _media() -> str:
+    """The media type to answer in, negotiated from Accept with its q-values (RFC 9110 12.5.1): JSON
+    or JSON-LD; no Accept header is any. GeoJSON ("If the Accept Header is set to
+    "application/geo+json" the response will be in simplified GeoJSON format") is not offered, so
+    it, like any other type we do not serve, is 406 NotAcceptable, not JSON regardless."""
+    accept = request.accept_mimetypes
+    if not accept:
+        return JSON
+    best = accept.best_match((JSON, LD_JSON))
+    if best is None:
+        raise ngsi.NotAcceptable(f"this broker answers in {JSON} or {LD_JSON}, none of which Accept allows",
+                                 detail_vi=f"Hệ thống chỉ trả lời dạng {JSON} hoặc {LD_JSON}; tiêu đề Accept không chấp nhận dạng nào.",
+                                 errors=[errors.field("Accept", f"allows neither {JSON} nor {LD_JSON}")])
+    return best
+
+
+def _answer(body, media: str, **headers):
+    """JSON-LD with the @context in the body when negotiated (:func:`_media`), else JSON with the
+    context in a Link header, as the specification does."""
+    ld = media == LD_JSON
     if ld:
         if isinstance(body, list):
             body = [{**e, "@context": ngsi.CONTEXT} for e in body]
@@ -43,22 +64,27 @@ def _answer(body, **headers):
         resp.mimetype = LD_JSON
     else:
         resp.headers["Link"] = f'<{ngsi.CONTEXT[0]}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
+    resp.vary.add("Accept")
     resp.headers.update(headers)
     return resp
 
 
 def _options() -> set[str]:
-    return {o for o in (g.query.get("options") or "").split(",") if o}
+    return ngsi_request.options(g.query.get("options"))
 
 
-def _entity(station: dict, now: datetime, key_values: bool) -> dict:
+def _entity(station: dict, now: datetime, form: str) -> dict:
+    """The station as an entity in ``form``: ``keyValues``, ``concise`` or ``normalized``."""
     latest = reports.latest(station, now)
     r = None
     if latest and station["kind"] == "air":
         item = reports.hourly(station, latest[0] - timedelta(minutes=1), latest[0])[-1]
         r = {"aqi": item.get("aqi"), "level": item.get("level")}
     kv = ngsi.key_values(station, latest, r)
-    return kv if key_values else ngsi.normalized(kv, kv.get("dateObserved") if latest else None)
+    if form == "keyValues":
+        return kv
+    shape = ngsi.concise if form == "concise" else ngsi.normalized
+    return shape(kv, kv.get("dateObserved") if latest else None)
 
 
 def _station(entity_id: str) -> dict:
@@ -77,32 +103,33 @@ def _station(entity_id: str) -> dict:
 @bp.get("/entities")
 @allow("public")
 @responds(None)
-@query_params(("type", "AirQualityObserved, NoiseLevelObserved or WaterQualityObserved (comma-separated)", {"type": "string", "maxLength": 100}),
+@query_params(("type", "Entity types: AirQualityObserved, NoiseLevelObserved, WaterQualityObserved (or their URIs); "
+                       ", or | for or, ; for and, parentheses (NGSI-LD 4.17)", {"type": "string", "maxLength": 600}),
               ("id", "Only these entities: their ids, URIs (comma-separated)", {"type": "string", "maxLength": 2000}),
+              ATTRS,
               ("q", "Attribute filter: attr op value, joined by ; (and) and | (or)", {"type": "string", "maxLength": 200}),
               ("georel", "near;maxDistance==<metres> (or minDistance)", {"type": "string", "maxLength": 60}),
               ("geometry", "Point", {"type": "string", "maxLength": 20}),
               ("coordinates", "[longitude,latitude]", {"type": "string", "maxLength": 60}),
-              ("options", "keyValues (simplified form), count", OPTIONS),
+              ("options", REPRESENTATION, OPTIONS),
               ("count", "true: the total in NGSILD-Results-Count", {"type": "boolean", "default": False}),
               ("limit", "Page size (default 20, at most 100)", {"type": "integer", "minimum": 0, "maximum": 100, "default": 20}),
               ("offset", "Skip this many", {"type": "integer", "minimum": 0, "maximum": 100000, "default": 0}))
 def entities():
-    """Stations as NGSI-LD entities (their latest hour), filtered by type, id, q and georel=near."""
-    ids = g.query["id"].split(",") if g.query["id"] else None
+    """Stations as NGSI-LD entities (their latest hour), filtered by type, id, attrs, q and georel=near."""
+    media, q = _media(), g.query
+    ids = q["id"].split(",") if q["id"] else None
     for i in ids or []:
         if not ngsi.is_uri(i):      # 5.7.2.4: a list of entity ids with one that is not a URI
             raise ngsi.bad("id", f"{i[:80]!r} is not a URI (RFC 3986): id is a comma-separated list of entity ids",
                            f"{i[:80]!r} không phải là một URI (RFC 3986): id là danh sách mã thực thể, cách nhau bằng dấu phẩy.")
-    types = [t for t in (g.query["type"] or "").split(",") if t]
-    if not types and not g.query["q"] and not g.query["georel"]:
-        raise ngsi.bad("type", "a query needs type, q or georel (NGSI-LD 5.7.2)")
-    unknown = [t for t in types if t not in ngsi.KIND_OF]
-    if unknown:
-        raise ngsi.bad("type", f"this broker holds AirQualityObserved, NoiseLevelObserved and WaterQualityObserved, not {unknown[0][:40]}")
-    groups = ngsi.parse_q(g.query["q"]) if g.query["q"] else None
-    near = ngsi.parse_near(g.query["georel"], g.query["geometry"], g.query["coordinates"]) if g.query["georel"] else None
-    kinds = {ngsi.KIND_OF[t] for t in types} or set(ngsi.TYPES)
+    kinds = ngsi_request.type_kinds(q["type"]) if q["type"] else None
+    attrs = ngsi_request.attr_names(q["attrs"]) if q["attrs"] else None
+    if kinds is None and attrs is None and not q["q"] and not q["georel"]:
+        raise ngsi.bad("type", "a query needs type, attrs, q or georel (NGSI-LD 5.7.2)")
+    groups = ngsi.parse_q(q["q"]) if q["q"] else None
+    near = ngsi.parse_near(q["georel"], q["geometry"], q["coordinates"]) if q["georel"] else None
+    kinds = set(ngsi.TYPES) if kinds is None else kinds
     found = sorted((s for s in stations.all_stations() if s["kind"] in kinds), key=lambda s: s["id"])
     if ids is not None:
         wanted = {ngsi.canonical_id(i) for i in ids}
@@ -111,29 +138,36 @@ def entities():
         lon, lat, which, metres = near
         found = [s for s in found if (ngsi.distance_m(lon, lat, s["lon"], s["lat"]) <= metres) == (which == "max")]
     now = datetime.now(timezone.utc)
-    key_values = "keyValues" in _options()
-    if groups is not None:
-        kvs = [_entity(s, now, True) for s in found]
-        found = [s for s, kv in zip(found, kvs) if ngsi.matches(kv, groups)]
+    if groups is not None or attrs is not None:
+        kvs = [_entity(s, now, "keyValues") for s in found]
+        found = [s for s, kv in zip(found, kvs) if (groups is None or ngsi.matches(kv, groups))
+                 and (attrs is None or ngsi_request.project(kv, attrs) is not None)]
     total = len(found)
-    page = found[g.query["offset"]:g.query["offset"] + g.query["limit"]]
-    body = [_entity(s, now, key_values) for s in page]
-    headers = {"NGSILD-Results-Count": str(total)} if g.query["count"] or "count" in _options() else {}
-    return _answer(body, **headers)
+    page = found[q["offset"]:q["offset"] + q["limit"]]
+    form = ngsi_request.representation(_options())
+    body = [_entity(s, now, form) for s in page]
+    if attrs is not None:
+        body = [ngsi_request.project(e, attrs) for e in body]
+    headers = {"NGSILD-Results-Count": str(total)} if q["count"] or "count" in _options() else {}
+    return _answer(body, media, **headers)
 
 
 @bp.get(f"/entities/<{ENTITY_ID}>")
 @allow("public")
 @responds(None)
-@query_params(("options", "keyValues", OPTIONS), ("attrs", "Only these attributes (comma-separated)", {"type": "string", "maxLength": 200}))
+@query_params(("options", REPRESENTATION, OPTIONS), ATTRS)
 def entity(entity_id: str):
-    """One station as an NGSI-LD entity."""
+    """One station as an NGSI-LD entity; with ``attrs``, only those of its attributes (404 when it
+    has none of them)."""
+    media = _media()
     station = _station(entity_id)
-    e = _entity(station, datetime.now(timezone.utc), "keyValues" in _options())
+    e = _entity(station, datetime.now(timezone.utc), ngsi_request.representation(_options()))
     if g.query["attrs"]:
-        keep = set(g.query["attrs"].split(",")) | {"id", "type"}
-        e = {k: v for k, v in e.items() if k in keep}
-    return _answer(e)
+        names = ngsi_request.attr_names(g.query["attrs"])
+        e = ngsi_request.project(e, names)
+        if e is None:
+            raise ngsi_request.no_such_attributes(entity_id, names)
+    return _answer(e, media)
 
 
 @bp.get(f"/temporal/entities/<{ENTITY_ID}>")
@@ -141,12 +175,15 @@ def entity(entity_id: str):
 @responds(None)
 @query_params(("timerel", "before, after or between", {"type": "string", "enum": ["before", "after", "between"]}),
               ("timeAt", "ISO 8601 with offset", TIME), ("endTimeAt", "with between", TIME),
-              ("attrs", "Only these attributes (comma-separated)", {"type": "string", "maxLength": 200}),
+              ("attrs", "Only these attributes (comma-separated names or URIs)", {"type": "string", "maxLength": 600}),
+              ("lastN", "Only the last n instances per attribute (the most recent, oldest first)",
+               {"type": "integer", "minimum": 1, "maximum": 100000}),
               ("aggrMethods", "avg, min, max, sum, totalCount (comma-separated)", {"type": "string", "maxLength": 80}),
               ("aggrPeriodDuration", "PT1H, PT6H, P1D …", {"type": "string", "maxLength": 20}),
               ("options", "temporalValues (simplified form), aggregatedValues", OPTIONS))
 def temporal(entity_id: str):
     """The station's hourly values over time, or their aggregates per period."""
+    media = _media()
     station = _station(entity_id)
     q, now = g.query, datetime.now(timezone.utc)
     if not q["timerel"] or not q["timeAt"]:
@@ -168,9 +205,21 @@ def temporal(entity_id: str):
         if m not in ngsi.AGGREGATES:
             raise ngsi.bad("aggrMethods", f"{m[:20]} is not supported (supported: {', '.join(ngsi.AGGREGATES)})")
     period = ngsi.parse_duration_hours(q["aggrPeriodDuration"])
+    attrs = ngsi_request.attr_names(q["attrs"]) if q["attrs"] else None
+    if attrs is not None and not attrs & set(ngsi.ATTRS[station["kind"]].values()):
+        raise ngsi_request.no_such_attributes(entity_id, attrs)
     series = storage.hourly_series(station["id"], clock.hour_end(start), clock.hour_end(end))
     series = {h: s for h, s in series.items() if start < clock.parse_hour_key(h) <= end}
-    attrs = q["attrs"].split(",") if q["attrs"] else None
-    return _answer(ngsi.temporal(station, series, start, end, attrs, methods, period, "temporalValues" in _options()))
+    return _answer(ngsi.temporal(station, series, start, end, attrs, methods, period, "temporalValues" in _options(),
+                                 q["lastN"]), media)
 
 
+@bp.before_app_request
+def _elsewhere():
+    """Every other path and method under /ngsi-ld/v1/ in NGSI-LD's problem types, not the router's
+    404 and 405 (:func:`.ngsi_request.unsupported`). A hook rather than a catch-all route: a route
+    would document a multi-segment path parameter, which no gateway rule describes. The runtime's
+    own body check runs first, so a write with a body that is not JSON still meets its 415."""
+    if isinstance(request.routing_exception, (NotFound, MethodNotAllowed)) \
+            and (request.path + "/").startswith(bp.url_prefix + "/"):
+        raise ngsi_request.unsupported(request.method, request.path[len(bp.url_prefix) + 1:])
