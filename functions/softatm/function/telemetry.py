@@ -7,35 +7,58 @@ instrument                             kind            attributes
                                                        (created, RESERVED, COMMITTED, ABORTED, expired)
 ``lscloud.softatm.movements``          counter         ``softatm.movement`` (hold, payout, intake …)
 ``lscloud.softatm.float``              observable      ``softatm.point``, ``softatm.balance`` (cash,
-                                       gauge           held): last balances this replica wrote or read
+                                       gauge           held): the balances this replica last wrote
+``lscloud.softatm.float.write.time``   observable      ``softatm.point``: when (unix seconds) this
+(s)                                    gauge           replica wrote them
 ``lscloud.softatm.webhooks``           counter         ``softatm.bank``, ``softatm.outcome``
 ``lscloud.softatm.reconciliation.      counter         ``softatm.bank``
 mismatches``
 =====================================  ==============  ============================================
 
-The float gauge reports what this replica last saw (a cache, never an S3 call from the callback).
+The float gauges read a small cache (never an S3 call from the callback): the balances after this
+replica's last write to a point's journal, and when it wrote them. Every replica keeps its own, so
+several report a point at once, most of them out of date: the write time tells which report is the
+newest write, and ``observability/alerts.yaml`` (``SoftatmFloatLow``) and the soft ATM dashboard
+select by it. A replica reports a point only for :data:`FLOAT_TTL_S` after it last wrote it, so one
+that stopped serving the point does not keep exporting a figure forever (the border's capacity
+gauge, ``functions/border/function/metrics.py``, expires its cache the same way).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
 from lscloud.metrics import Instruments
 
+# longer than SoftatmFloatLow's `for: 15m`, so a low balance written once can still page; the
+# rules look back further than this for the newest write (observability/alerts.yaml says why)
+FLOAT_TTL_S = 3600.0
+
 _lock = threading.Lock()
-_floats: dict[str, tuple[int, int]] = {}
+_floats: dict[str, tuple[int, int, float, float]] = {}   # point -> (cash, held, unix time, monotonic time written)
+
+
+def _fresh() -> list[tuple[str, int, int, float]]:
+    horizon = time.monotonic() - FLOAT_TTL_S
+    with _lock:
+        return [(point, cash, held, wrote) for point, (cash, held, wrote, at) in _floats.items() if at >= horizon]
 
 
 def _observe(_options):
     from opentelemetry.metrics import Observation
 
-    with _lock:
-        items = list(_floats.items())
     out = []
-    for point, (cash, held) in items:
+    for point, cash, held, _wrote in _fresh():
         out.append(Observation(cash, {"softatm.point": point, "softatm.balance": "cash"}))
         out.append(Observation(held, {"softatm.point": point, "softatm.balance": "held"}))
     return out
+
+
+def _observe_written(_options):
+    from opentelemetry.metrics import Observation
+
+    return [Observation(wrote, {"softatm.point": point}) for point, _cash, _held, wrote in _fresh()]
 
 
 def _create(m) -> dict:
@@ -51,6 +74,10 @@ def _create(m) -> dict:
         "float": m.create_observable_gauge(
             "lscloud.softatm.float", callbacks=[_observe], unit="{VND}",
             description="Cash at a soft ATM point (free cash and cash held for withdrawals in flight)."),
+        # the same meter as the float: the rules match the two series on every label but the balance
+        "float_written": m.create_observable_gauge(
+            "lscloud.softatm.float.write.time", callbacks=[_observe_written], unit="s",
+            description="When (unix time) this replica wrote the balances lscloud.softatm.float reports."),
     }
 
 
@@ -74,6 +101,7 @@ def mismatches(bank: str, n: int) -> None:
 
 
 def float_seen(point: str, cash: int, held: int) -> None:
-    _get("float")
+    """The balances just after this replica wrote to the point's journal."""
+    _get("float")   # registers both callbacks on first use
     with _lock:
-        _floats[point] = (cash, held)
+        _floats[point] = (cash, held, time.time(), time.monotonic())
