@@ -12,6 +12,9 @@ What a caller can rely on:
   ``error.type``), and carries ``traceparent`` so the callee's spans join the caller's trace. The
   span holds ``url.template`` when the caller gives one and ``url.full`` only when asked
   (``record_url=True``): a path may hold a citizen's number, a webhook's query a partner's token;
+- each call is one sample of ``http.client.request.duration`` (seconds, the HTTP semconv's
+  buckets), with the method, ``server.address``, ``server.port`` and the status or ``error.type``:
+  never the URL, its path or its query, so a dashboard's series stay few;
 - redirects are not followed and no cookie is kept: an answer is the callee's own;
 - a call that gets no answer raises :class:`NoAnswer` (``timed_out`` says whether the time ran
   out, ``maybe_sent`` whether the request may have reached the callee). A call whose method is
@@ -38,6 +41,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from . import telemetry
 from .connections import BadUrl, Connections, NotSent, Target, default_ca_bundle, parse_url
+from .metrics import HTTP_CLIENT
 
 __all__ = ["BadUrl", "Client", "MAX_ANSWER_BYTES", "NoAnswer", "Response", "Target", "parse_url"]
 
@@ -45,9 +49,12 @@ MAX_ANSWER_BYTES = 8 * 1024 * 1024
 """The longest answer a call reads (head and body); a longer one is :class:`NoAnswer`: a partner
 that answers a webhook with gigabytes must not take the function's memory."""
 _IDEMPOTENT = frozenset(("GET", "HEAD", "PUT", "DELETE", "OPTIONS"))
+# the metric's method is one of these or _OTHER (the HTTP semconv's rule: its series stay bounded)
+_METHODS = frozenset(("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"))
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 # looked up once, as the store's is: telemetry.tracer() per call was 14 µs of a call's 175
 _tracer = telemetry.tracer()
+_instrument = HTTP_CLIENT
 
 
 class NoAnswer(Exception):
@@ -114,6 +121,9 @@ class Client:
         if record_url:
             attributes["url.full"] = url
         pool = self._pool(where.scheme, where.hostname, where.port)
+        labels = {"http.request.method": method if method in _METHODS else "_OTHER",
+                  "server.address": where.hostname, "server.port": where.port}
+        started = time.perf_counter()
         with _tracer.start_as_current_span(method, kind=SpanKind.CLIENT, attributes=attributes,
                                            record_exception=False, set_status_on_exception=False) as span:
             telemetry.inject(sent)
@@ -121,13 +131,21 @@ class Client:
                 status, answer_headers, content = self._send(pool, method, where.target, sent, body)
             except NoAnswer as exc:
                 cause = exc.__cause__ or exc
+                if isinstance(cause, NotSent) and cause.__cause__ is not None:
+                    cause = cause.__cause__   # what refused it, as the store's client names it
                 span.set_attribute("error.type", cause.__class__.__name__)
                 span.set_status(StatusCode.ERROR, str(exc))
+                labels["error.type"] = cause.__class__.__name__
+                _instrument("duration").record(time.perf_counter() - started, labels)
                 raise
             span.set_attribute("http.response.status_code", status)
+            labels["http.response.status_code"] = status
             if status >= 400:   # the client's view: any 4xx or 5xx answer is an error of the call
                 span.set_attribute("error.type", str(status))
                 span.set_status(StatusCode.ERROR)
+                labels["error.type"] = str(status)
+            # while the span is current: its exemplar leads to the call's trace
+            _instrument("duration").record(time.perf_counter() - started, labels)
         return Response(status, answer_headers, content)
 
     def _send(self, pool: Connections, method: str, target: str, headers: dict, body: bytes | None):

@@ -18,6 +18,8 @@ instrument                               recorded   attributes
                                                     ``lscloud.delivery.outcome``, HTTP status
 ``lscloud.eventing.dead_letters``        dispatcher consumer group, ``lscloud.dead_letter.reason``
 ``lscloud.function.readiness.failures``  ready()    ``lscloud.dependency`` (``s3`` or ``nats``)
+``http.client.request.duration``         calls out  method, ``server.address``/``port``, status or
+                                         (S3, HTTP) ``error.type``; S3: ``rpc.method``, bucket
 =======================================  =========  ===============================================
 
 ``observability/README.md`` lists the Prometheus names these become.
@@ -61,6 +63,13 @@ class Instruments:
                     self._made = self._create(meter)
                 made = self._made
         return made[name]
+
+
+HTTP_CLIENT = Instruments(lambda m: {"duration": m.create_histogram(
+    "http.client.request.duration", unit="s", description="Duration of HTTP client requests.",
+    explicit_bucket_boundaries_advisory=DURATION_BUCKETS)})
+"""``http.client.request.duration``: recorded by :mod:`lscloud.http_client` and the object store's
+S3 client (:mod:`lscloud.store.s3http`), never with a URL, path, key or query."""
 
 
 def _create(m) -> dict[str, Any]:

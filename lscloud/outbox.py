@@ -5,6 +5,12 @@ NATS does not confirm one (down, slow, partitioned), the event is kept create-on
 function's outbox in the object store and re-published by :func:`flush` — on the platform
 clock's tick and by operators. Event ids are stable, so a re-publish inside JetStream's
 duplicate window is stored once, and consumers drop repeats by id in any case.
+
+A kept event keeps its message creation context too: the ``traceparent``/``tracestate`` of the
+PRODUCER span that first tried to publish it, as the event's CloudEvents distributed-tracing
+extension attributes. The later publish happens in another trace (a tick's, an operator's); its
+PRODUCER span and the consumers' spans link back to the request that made the event
+(:func:`lscloud.telemetry.creation_context`).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Iterable
 
-from . import runtime
+from . import runtime, telemetry
 from .store import ConditionalCheckFailed, DoesNotExist, Model, attributes as A
 
 log = logging.getLogger(__name__)
@@ -39,14 +45,16 @@ def publish(events: Iterable[dict]) -> None:
     bus = None
     for event in events:
         bus = bus or runtime.current().bus
-        try:
-            bus.publish(event)
-        except Exception as exc:  # noqa: BLE001 - kept, not lost
-            log.warning("event %s not confirmed (%s); kept in the outbox", event["id"], exc.__class__.__name__)
+        with telemetry.capture_creation() as created:
             try:
-                PendingEvent(_service(), event["id"], event=event).save()
-            except ConditionalCheckFailed:
-                pass  # kept already by an earlier attempt
+                bus.publish(event)
+            except Exception as exc:  # noqa: BLE001 - kept, not lost
+                log.warning("event %s not confirmed (%s); kept in the outbox", event["id"], exc.__class__.__name__)
+                try:
+                    # with the creation context of the attempt; one the event carries (kept before) stays
+                    PendingEvent(_service(), event["id"], event={**created, **event}).save()
+                except ConditionalCheckFailed:
+                    pass  # kept already by an earlier attempt
 
 
 def flush(limit: int = 500) -> dict:

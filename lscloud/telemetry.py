@@ -8,7 +8,12 @@ OTLP exporters are made on their first export (:mod:`lscloud.otlp`), off the sta
 
 Trace context crosses NATS and HTTP as W3C ``traceparent``/``tracestate`` headers
 (:func:`inject`, :func:`extract`); span names and attributes follow the HTTP and messaging
-semantic conventions. Header values that carry secrets are never put in a span, and personal
+semantic conventions. An event kept to be published later (:mod:`lscloud.outbox`) carries its
+message creation context in itself, as the CloudEvents distributed-tracing extension
+(``traceparent``/``tracestate`` attributes): the spans that publish and process it later link
+to it (:func:`creation_context`).
+
+Header values that carry secrets are never put in a span, and personal
 identifiers (CCCD, passport, phone and account numbers) are redacted from every exported span's
 name, attributes, events and status (:class:`RedactingSpanExporter`, patterns in
 :mod:`lscloud.redaction`) and from every log record of the process.
@@ -32,6 +37,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from . import config, events, otlp, redaction
 from .timestamps import today_here
@@ -369,12 +375,19 @@ def safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in headers.items() if str(k).lower() not in SENSITIVE_HEADERS}
 
 
+# messaging.operation.type -> messaging.operation.name: a JetStream producer publishes (the
+# client's js.publish, the protocol's PUB); the type is the conventions' generic "send"
+_OPERATION_NAMES = {"send": "publish", "process": "process"}
+_TRACE_CONTEXT = TraceContextTextMapPropagator()
+_CREATION_CARRIER = otel_context.create_key("lscloud.creation_context")
+
+
 def _messaging_attributes(operation: str, destination: str, event: Mapping[str, Any]) -> dict[str, Any]:
     attrs: dict[str, Any] = {
         "messaging.system": "nats",
         "messaging.destination.name": destination,
         "messaging.operation.type": operation,
-        "messaging.operation.name": "publish" if operation == "send" else operation,
+        "messaging.operation.name": _OPERATION_NAMES.get(operation, operation),
     }
     for key, attr in (("id", "messaging.message.id"), ("id", "cloudevents.event_id"),
                       ("type", "cloudevents.event_type"), ("source", "cloudevents.event_source"),
@@ -391,15 +404,80 @@ def _destination(event: Mapping[str, Any]) -> str:
         return str(event.get("type") or "unknown")
 
 
+def error_type(exc: BaseException) -> str:
+    """``error.type`` of a failure (the rule :mod:`lscloud.metrics` records it by, so a span and its
+    metric agree): a Problem's HTTP status, else the exception's class name."""
+    status = getattr(exc, "status", None)
+    return str(status) if isinstance(status, int) else type(exc).__name__
+
+
+def creation_context(event: Mapping[str, Any]) -> trace.SpanContext | None:
+    """The message creation context ``event`` carries in itself (the CloudEvents distributed-tracing
+    extension: ``traceparent``, ``tracestate``), or None when it carries none (or a malformed one)."""
+    traceparent = event.get("traceparent")
+    if not isinstance(traceparent, str):
+        return None
+    carrier = {"traceparent": traceparent}
+    if isinstance(event.get("tracestate"), str):
+        carrier["tracestate"] = event["tracestate"]
+    # an empty base: a malformed traceparent must not hand back the current span's context
+    found = trace.get_current_span(_TRACE_CONTEXT.extract(carrier, context=otel_context.Context())).get_span_context()
+    return found if found.is_valid else None
+
+
+@contextmanager
+def capture_creation() -> Iterator[dict[str, str]]:
+    """Yield a dict that the PRODUCER span of a publish made inside fills with its own context
+    (``traceparent``, ``tracestate``): the creation context of a message NATS did not confirm,
+    which :mod:`lscloud.outbox` keeps with the event so its later publish and processing link to it."""
+    carrier: dict[str, str] = {}
+    token = otel_context.attach(otel_context.set_value(_CREATION_CARRIER, carrier))
+    try:
+        yield carrier
+    finally:
+        otel_context.detach(token)
+
+
+@contextmanager
+def _failures(span: trace.Span) -> Iterator[None]:
+    """``error.type`` on a messaging span whose operation failed (Conditionally Required then):
+    the exception's (:func:`error_type`), or ``_OTHER`` when the caller only set an ERROR status."""
+    try:
+        yield
+    except BaseException as exc:
+        if span.is_recording():
+            span.set_attribute("error.type", error_type(exc))
+        raise
+    finally:
+        if span.is_recording():
+            status = getattr(span, "status", None)
+            if status is not None and status.status_code is StatusCode.ERROR and \
+                    "error.type" not in (getattr(span, "attributes", None) or {}):
+                span.set_attribute("error.type", "_OTHER")
+
+
 @contextmanager
 def send_span(event: Mapping[str, Any], destination: str | None = None, *,
               tracer_: trace.Tracer | None = None) -> Iterator[trace.Span]:
-    """PRODUCER span ``send <subject>`` around publishing ``event`` (messaging semconv); ``tracer_``
-    records it for another service of the process (:func:`service_tracer`)."""
+    """PRODUCER span ``publish <subject>`` around publishing ``event`` (messaging semconv: the name
+    is ``{messaging.operation.name} {destination}``); ``tracer_`` records it for another service of
+    the process (:func:`service_tracer`).
+
+    Its context is the message's creation context, which the publisher injects into the message's
+    headers; an event that carries a creation context of its own (one published again from the
+    outbox) keeps it, and the span links to it. Inside :func:`capture_creation` the span's context
+    is also written to the captured dict."""
     dest = destination or _destination(event)
-    with (tracer_ or tracer()).start_as_current_span(f"send {dest}", kind=SpanKind.PRODUCER,
-                                                     attributes=_messaging_attributes("send", dest, event)) as span:
-        yield span
+    attrs = _messaging_attributes("send", dest, event)
+    created = creation_context(event)
+    with (tracer_ or tracer()).start_as_current_span(
+            f"{attrs['messaging.operation.name']} {dest}", kind=SpanKind.PRODUCER, attributes=attrs,
+            links=(trace.Link(created),) if created is not None else None) as span:
+        carrier = otel_context.get_value(_CREATION_CARRIER)
+        if carrier is not None and created is None:
+            _TRACE_CONTEXT.inject(carrier)   # the current context: this span
+        with _failures(span):
+            yield span
 
 
 @contextmanager
@@ -410,7 +488,10 @@ def process_span(event: Mapping[str, Any], headers: Mapping[str, str] | None = N
 
     The parent comes from the ``traceparent`` in ``headers`` (NATS or HTTP), so the trace of the
     request that published the event continues here; when the current span already continues
-    that trace (the SERVER span of an HTTP delivery), the CONSUMER span nests under it.
+    that trace (the SERVER span of an HTTP delivery), the CONSUMER span nests under it. When the
+    event carries its own creation context (:func:`creation_context`: it went through the outbox,
+    and was published again in another trace) the span links to it, unless that is its parent.
+    A handler's exception sets ``error.type``.
     ``tracer_`` records the span for another service of the process (:func:`service_tracer`).
     """
     dest = destination or _destination(event)
@@ -418,14 +499,21 @@ def process_span(event: Mapping[str, Any], headers: Mapping[str, str] | None = N
     if consumer_group:
         attrs["messaging.consumer.group.name"] = consumer_group
     parent = extract(headers) if headers else None
+    current = trace.get_current_span().get_span_context()
     if parent is not None:
         carried = trace.get_current_span(parent).get_span_context()
-        current = trace.get_current_span().get_span_context()
         if current.is_valid and (not carried.is_valid or current.trace_id == carried.trace_id):
             parent = None  # already inside the carried trace: keep the current span as parent
+    links = None
+    created = creation_context(event)
+    if created is not None:
+        above = current if parent is None else trace.get_current_span(parent).get_span_context()
+        if (above.trace_id, above.span_id) != (created.trace_id, created.span_id):
+            links = (trace.Link(created),)
     with (tracer_ or tracer()).start_as_current_span(f"process {dest}", context=parent, kind=SpanKind.CONSUMER,
-                                                     attributes=attrs) as span:
-        yield span
+                                                     attributes=attrs, links=links) as span:
+        with _failures(span):
+            yield span
 
 
 # --- the local span log --------------------------------------------------------------------
@@ -595,7 +683,7 @@ def format_trace_tree(spans: Sequence[Mapping[str, Any]]) -> str:
             took = f"{(end - start) / 1e6:.1f} ms" if start and end else "?"
             status = (span.get("status") or {}).get("code", "UNSET")
             attributes = span.get("attributes") or {}
-            # the S3 client's spans keep the older attribute name
+            # trace files written before the S3 client's spans took the stable name hold the older one
             http_status = attributes.get("http.response.status_code", attributes.get("http.status_code"))
             extra = f" {http_status}" if http_status is not None else ""
             flag = " ERROR" if status == "ERROR" else ""

@@ -17,6 +17,15 @@ as a conflict the write may not have had.
 
 A GET may also be sent ahead (:meth:`S3Http.start_get`, for :meth:`ObjectStore.ahead`) and its
 answer read later: several reads leave one thread before any answer is waited for.
+
+The span of a call follows the AWS SDK and S3 conventions (``S3.<Operation>``, ``rpc.*``,
+``aws.s3.bucket``, ``aws.s3.key``) with the stable HTTP names for its answer
+(``http.response.status_code``; ``error.type``, the status or the exception's class, when it
+failed). Each attempt is one HTTP request, recorded in ``http.client.request.duration`` (the HTTP
+client convention's metric: the S3 conventions define none) with the method, ``server.address``,
+``server.port``, the status or ``error.type``, and of the S3 ones the bounded ``rpc.method`` and
+``aws.s3.bucket``: never the key, the path or the query. A GET sent ahead counts from its sending
+to the reading of its answer; one whose answer nobody reads is not counted.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from . import sigv4
 from ..connections import Connections, NotSent, default_ca_bundle, parse_url
+from ..metrics import HTTP_CLIENT
 
 MAX_ATTEMPTS = 3
 _RETRY_STATUS = frozenset((429, 500, 502, 503, 504))
@@ -47,6 +57,8 @@ USER_AGENT = "lscloud"
 _tracer = trace.get_tracer("lscloud.store")
 TABLE = "lscloud.store.table"
 """The span attribute naming the table a listing reads (:func:`lscloud.telemetry.store_table`)."""
+
+_instrument = HTTP_CLIENT
 
 
 class Unreachable(Exception):
@@ -78,15 +90,43 @@ def _retry_later(attempt: int) -> None:
     time.sleep(random.random() * (2 ** (attempt - 1)))
 
 
+def _error_name(exc: BaseException) -> str:
+    """``error.type`` of a request that got no answer: the class of what stopped it (a refused
+    connection, not the NotSent or Unreachable that wraps it)."""
+    while isinstance(exc, (NotSent, Unreachable)) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return type(exc).__name__
+
+
 def _answered(span, reply: Reply) -> None:
     if span.is_recording():
         request_id = reply.headers.get("x-amz-request-id")
         # one call: each set_attribute takes the span's lock and cleans its value on its own
-        span.set_attributes({"http.status_code": reply.status, "aws.request_id": request_id} if request_id
-                            else {"http.status_code": reply.status})
+        attributes = {"http.response.status_code": reply.status}
+        if request_id:
+            attributes["aws.request_id"] = request_id
+        if reply.status >= 400:
+            attributes["error.type"] = str(reply.status)
+        span.set_attributes(attributes)
         if reply.status >= 400:
             span.set_status(StatusCode.ERROR, f"{reply.status} {reply.error_code()}")
     span.end()
+
+
+def _measured(labels: dict | None, started: float, span, status: int | None, error: str | None = None) -> None:
+    """One HTTP attempt in ``http.client.request.duration``: ``labels`` (None when untraced) and its
+    status, or ``error``; recorded in the call's span's context, so an exemplar leads to it."""
+    if labels is None:
+        return
+    point = dict(labels)
+    if status is not None:
+        point["http.response.status_code"] = status
+        if status >= 400:
+            point["error.type"] = str(status)
+    else:
+        point["error.type"] = error or "_OTHER"
+    context = trace.set_span_in_context(span) if span.is_recording() else None
+    _instrument("duration").record(time.perf_counter() - started, point, context=context)
 
 
 def _retried(reply: Reply) -> bool:
@@ -96,25 +136,31 @@ def _retried(reply: Reply) -> bool:
 class Started:
     """A GET sent by :meth:`S3Http.start_get`, its answer not read yet."""
 
-    __slots__ = ("_http", "_bucket", "_key", "_span", "_pending")
+    __slots__ = ("_http", "_bucket", "_key", "_span", "_pending", "_labels", "_started", "_error")
 
-    def __init__(self, http: "S3Http", bucket: str, key: str, span, pending):
+    def __init__(self, http: "S3Http", bucket: str, key: str, span, pending, labels, started, error):
         self._http, self._bucket, self._key, self._span, self._pending = http, bucket, key, span, pending
+        self._labels, self._started, self._error = labels, started, error
 
     def reply(self) -> Reply:
         """The answer, as :meth:`S3Http.request` gives it (and raises); asked for once."""
         pending, self._pending = self._pending, None
         span, self._span = self._span, trace.INVALID_SPAN
+        reply, error = None, self._error   # start_get's, when it could not send it (counted then)
         if pending is not None:
             try:
                 reply = Reply(*pending.read())
-            except (http.client.HTTPException, OSError):
-                reply = None
+            except (http.client.HTTPException, OSError) as exc:
+                error = _error_name(exc)
+            _measured(self._labels, self._started, span, reply.status if reply is not None else None, error)
             if reply is not None and not _retried(reply):
                 _answered(span, reply)
                 return reply
         # no answer, or one to retry: this attempt's span ends, and the store's retries take over
         # after the pause they make between attempts (so a GET sent ahead has one attempt more)
+        if span.is_recording():
+            span.set_attributes({"http.response.status_code": reply.status, "error.type": str(reply.status)}
+                                if reply is not None else {"error.type": error or "_OTHER"})
         span.set_status(StatusCode.ERROR, "retried")
         span.end()
         self._http._sleep(1)
@@ -161,9 +207,12 @@ class S3Http:
         target = f"{path}?{query}" if query else path
         payload_hash = hashlib.sha256(body).hexdigest() if body else sigv4.EMPTY_SHA256
         span = self._span(operation, bucket, key, None if key else dict(params).get("prefix"))
+        labels = self._labels(operation, method, bucket)
         try:
-            reply = self._send(method, path, query, target, headers, body, payload_hash, conditional, span)
+            reply = self._send(method, path, query, target, headers, body, payload_hash, conditional, span, labels)
         except Unreachable as exc:
+            if span.is_recording():
+                span.set_attribute("error.type", _error_name(exc))
             span.set_status(StatusCode.ERROR, str(exc))
             span.end()
             raise
@@ -177,13 +226,23 @@ class S3Http:
         through :meth:`request` when the answer is asked for (a GET is always safe to repeat)."""
         path = self.path(bucket, key)
         span = self._span("GetObject", bucket, key)
+        labels = self._labels("GetObject", "GET", bucket)
         signed = self.signer.sign("GET", self.host, path, "", {}, sigv4.EMPTY_SHA256)
         signed["user-agent"] = USER_AGENT
+        started, error = time.perf_counter(), None
         try:
             pending = self.connections.send("GET", path, signed, None)
-        except (NotSent, http.client.HTTPException, OSError):
-            pending = None
-        return Started(self, bucket, key, span, pending)
+        except (NotSent, http.client.HTTPException, OSError) as exc:
+            pending, error = None, _error_name(exc)
+            _measured(labels, started, span, None, error)
+        return Started(self, bucket, key, span, pending, labels, started, error)
+
+    def _labels(self, operation: str, method: str, bucket: str) -> dict | None:
+        """The attributes of this call's ``http.client.request.duration`` samples (None when untraced)."""
+        if otel_context.get_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY):
+            return None   # telemetry.untraced(): the readiness probe's ping is no request anyone measures
+        return {"http.request.method": method, "server.address": self.hostname, "server.port": self.port,
+                "rpc.method": operation, "aws.s3.bucket": bucket}
 
     def _span(self, operation: str, bucket: str, key: str, prefix: str | None = None):
         if otel_context.get_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY):
@@ -198,20 +257,24 @@ class S3Http:
             attributes[TABLE] = prefix.partition("/")[0]
         return _tracer.start_span(f"S3.{operation}", kind=SpanKind.CLIENT, attributes=attributes)
 
-    def _send(self, method, path, query, target, headers, body, payload_hash, conditional, span) -> Reply:
+    def _send(self, method, path, query, target, headers, body, payload_hash, conditional, span, labels) -> Reply:
         may_have_landed = False
         for attempt in range(1, MAX_ATTEMPTS + 1):
             if attempt > 1:
                 span.set_attribute("retry_attempts", attempt - 1)
             signed = self.signer.sign(method, self.host, path, query, dict(headers or {}), payload_hash)
             signed["user-agent"] = USER_AGENT
+            started = time.perf_counter()
             try:
                 status, reply_headers, data = self.connections.request(method, target, signed, body or None)
             except NotSent as exc:
                 error = exc                       # never sent: always safe to send again
+                _measured(labels, started, span, None, _error_name(exc))
             except (http.client.HTTPException, OSError) as exc:
                 error, may_have_landed = exc, True
+                _measured(labels, started, span, None, _error_name(exc))
             else:
+                _measured(labels, started, span, status)
                 reply = Reply(status, reply_headers, data)
                 if conditional and may_have_landed and reply.status in _LOST_CONDITION:
                     raise Unreachable(f"{method} outcome unknown: an earlier attempt may have landed")

@@ -101,7 +101,7 @@ def test_a_device_over_mqtt_and_the_simulated_stations(cloud):
     trace = wait_for(relay_trace, 30, "the relay's trace into the environment function", log=cloud.log)
     names = {(sp["service"], sp["name"]) for sp in trace}
     assert ("devices-relay", "process devices.environment.>") in names
-    assert ("devices-relay", "send lscloud.environment.device.message.received") in names
+    assert ("devices-relay", "publish lscloud.environment.device.message.received") in names
 
     # revoked (a retired station, a lost device): refused from the next sync of nats-server's users on
     r = api.delete(f"/v1/stations/{sid}/mqtt-credentials", headers=op)

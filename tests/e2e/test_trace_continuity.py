@@ -114,7 +114,7 @@ def test_one_request_is_one_trace_through_nats_into_the_subscriber(note_trace):
     assert attrs["aws.s3.key"].startswith("e2e-trace-notes/") and attrs["aws.s3.bucket"]
 
     send = _one(spans, service="ledger-writer", kind="PRODUCER")
-    assert send["name"] == f"send {SUBJECT}" and parent(send) is fn
+    assert send["name"] == f"publish {SUBJECT}" and parent(send) is fn
     assert send["attributes"]["messaging.system"] == "nats"
     assert send["attributes"]["messaging.destination.name"] == SUBJECT
     assert send["attributes"]["messaging.operation.type"] == "send"
@@ -149,7 +149,7 @@ def test_one_request_is_one_trace_through_nats_into_the_subscriber(note_trace):
     assert chain == [
         ("note-reader", "CLIENT", "S3.PutObject"), ("note-reader", "CONSUMER", f"process {SUBJECT}"),
         ("note-reader", "SERVER", "POST /events"), ("dispatcher", "CLIENT", "POST"),
-        ("dispatcher", "CONSUMER", f"process {SUBJECT}"), ("ledger-writer", "PRODUCER", f"send {SUBJECT}"),
+        ("dispatcher", "CONSUMER", f"process {SUBJECT}"), ("ledger-writer", "PRODUCER", f"publish {SUBJECT}"),
         ("ledger-writer", "SERVER", "POST /v1/notes"), ("gateway", "SERVER", "POST /ledger-writer")]
 
     # the note's flow is nowhere else: no S3 call for it started a trace of its own
@@ -176,7 +176,7 @@ def test_lscloud_traces_prints_the_tree(cloud, note_trace):
         return len(line) - len(line.lstrip())
 
     order = ["POST /ledger-writer [gateway] SERVER", "POST /v1/notes [ledger-writer] SERVER",
-             f"send {SUBJECT} [ledger-writer] PRODUCER", f"process {SUBJECT} [dispatcher] CONSUMER",
+             f"publish {SUBJECT} [ledger-writer] PRODUCER", f"process {SUBJECT} [dispatcher] CONSUMER",
              "POST [dispatcher] CLIENT", "POST /events [note-reader] SERVER",
              f"process {SUBJECT} [note-reader] CONSUMER"]
     depths = [depth(f) for f in order]

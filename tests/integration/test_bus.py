@@ -111,7 +111,7 @@ def test_traceparent_and_event_headers_travel_with_the_message(bus, settings, sp
     h = asyncio.run(headers())
     assert h["Nats-Msg-Id"] == ev["id"] and h["ce-type"] == TYPE
     assert h["content-type"] == "application/cloudevents+json"
-    send = [s for s in spans.get_finished_spans() if s.name == "send lscloud.border.declaration.submitted"]
+    send = [s for s in spans.get_finished_spans() if s.name == "publish lscloud.border.declaration.submitted"]
     assert len(send) == 1
     span = send[0]
     assert span.kind.name == "PRODUCER"

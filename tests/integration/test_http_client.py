@@ -93,6 +93,47 @@ def test_each_call_is_a_client_span_that_carries_the_trace_and_shows_no_url_unle
     assert not missing.status.is_ok
 
 
+def _client_samples() -> dict[frozenset, int]:
+    """``http.client.request.duration`` so far: samples by attribute set."""
+    data = telemetry.collect_metrics()
+    if data is None:
+        pytest.skip("another harness owns the process meter provider")
+    out: dict[frozenset, int] = {}
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                if metric.name == "http.client.request.duration":
+                    assert metric.unit == "s"
+                    for point in metric.data.data_points:
+                        key = frozenset(point.attributes.items())
+                        out[key] = out.get(key, 0) + point.count
+    return out
+
+
+def test_each_call_is_one_sample_of_the_client_duration_without_its_url(serve):
+    """There was no client metric at all: each call is one ``http.client.request.duration`` sample
+    (HTTP semconv) by method, server, status or ``error.type``, never its path or its query."""
+    server = serve(lambda m, p, h, b: _ok(b"{}") if p != "/missing" else
+                   b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+    port, refused = int(server.url.rsplit(":", 1)[1]), free_port()
+    before = _client_samples()
+    client = http_client.Client(timeout_s=1)
+    client.get(server.url + "/citizens/020095001234?token=s3cr3t")
+    client.get(server.url + "/citizens/020095001235?token=s3cr3t")
+    client.get(server.url + "/missing")
+    with pytest.raises(http_client.NoAnswer):
+        client.post(f"http://127.0.0.1:{refused}/hooks", b"{}")
+    added = {key: n - before.get(key, 0) for key, n in _client_samples().items() if n != before.get(key, 0)}
+    ours = {key: n for key, n in added.items() if dict(key)["server.port"] in (port, refused)}
+    base = {"server.address": "127.0.0.1", "server.port": port, "http.request.method": "GET"}
+    assert ours == {
+        frozenset({**base, "http.response.status_code": 200}.items()): 2,         # two paths, one series
+        frozenset({**base, "http.response.status_code": 404, "error.type": "404"}.items()): 1,
+        frozenset({**base, "server.port": refused, "http.request.method": "POST",
+                   "error.type": "ConnectionRefusedError"}.items()): 1,
+    }
+
+
 def test_an_idempotent_call_cut_off_is_tried_once_more_and_a_post_never(serve):
     server = serve(lambda m, p, h, b: None)   # reads the request, hangs up without a word
     client = http_client.Client()

@@ -285,7 +285,7 @@ def test_the_relay_moves_device_messages_onto_the_stream_as_the_domains_events(s
                   and sp.attributes.get("cloudevents.event_id") == event["id"]]
     assert process.kind.name == "CONSUMER"
     assert process.attributes["messaging.consumer.group.name"] == "devices-relay"
-    (send,) = [sp for sp in finished if sp.name == "send lscloud.environment.device.message.received"
+    (send,) = [sp for sp in finished if sp.name == "publish lscloud.environment.device.message.received"
                and sp.attributes.get("cloudevents.event_id") == event["id"]]
     assert send.kind.name == "PRODUCER" and send.parent.span_id == process.context.span_id
     headers = _headers(server, SETTINGS.stream, event["id"])

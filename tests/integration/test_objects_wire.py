@@ -280,16 +280,82 @@ def test_each_call_is_one_client_span_with_the_aws_api_names_unless_untraced(obj
     assert put.parent.span_id == parent.get_span_context().span_id
     a = put.attributes
     assert (a["rpc.system"], a["rpc.service"], a["rpc.method"]) == ("aws-api", "S3", "PutObject")
-    assert (a["aws.s3.bucket"], a["aws.s3.key"], a["http.status_code"]) == (bucket, "spans/a.json", 200)
-    assert a["server.port"] == s3_server.s3_port
-    assert lost.attributes["http.status_code"] == 412 and lost.status.status_code == trace.StatusCode.ERROR
+    assert (a["aws.s3.bucket"], a["aws.s3.key"], a["http.response.status_code"]) == (bucket, "spans/a.json", 200)
+    assert a["server.port"] == s3_server.s3_port and "error.type" not in a
+    # the stable HTTP name of the answer (not the older http.status_code), and error.type on a failure
+    assert lost.attributes["http.response.status_code"] == 412 and lost.attributes["error.type"] == "412"
+    assert lost.status.status_code == trace.StatusCode.ERROR
     text = repr([dict(s.attributes) for s in (put, lost, listing)])
     assert s3_server.secret_key not in text and "AWS4-HMAC" not in text and "{}" not in text
     # these names only: no header of any kind (http.request.header.*), no URL, no body
     assert set(a) | set(lost.attributes) | set(listing.attributes) <= {
         "rpc.system", "rpc.service", "rpc.method", "cloud.region", "server.address", "server.port",
-        "aws.s3.bucket", "aws.s3.key", "lscloud.store.table", "aws.request_id", "http.status_code",
-        "retry_attempts"}
+        "aws.s3.bucket", "aws.s3.key", "lscloud.store.table", "aws.request_id", "http.response.status_code",
+        "error.type", "retry_attempts"}
+
+
+CLIENT_LABELS = {"http.request.method", "server.address", "server.port", "http.response.status_code", "error.type",
+                 "rpc.method", "aws.s3.bucket"}
+
+
+def client_samples() -> dict[frozenset, int]:
+    """``http.client.request.duration`` so far: samples by attribute set."""
+    data = telemetry.collect_metrics()
+    if data is None:
+        pytest.skip("another harness owns the process meter provider")
+    out: dict[frozenset, int] = {}
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                if metric.name == "http.client.request.duration":
+                    assert metric.unit == "s"
+                    for point in metric.data.data_points:
+                        key = frozenset(point.attributes.items())
+                        out[key] = out.get(key, 0) + point.count
+    return out
+
+
+def test_each_attempt_is_an_http_client_request_measured_without_its_key(faulty, bucket):
+    """No client metric was recorded at all: each S3 attempt is now a sample of the HTTP client
+    convention's ``http.client.request.duration`` (the S3 conventions define no metric), with the
+    bounded S3 names (operation, bucket) and never the key; a call that gets no answer says why on
+    its span's ``error.type`` too."""
+    store, proxy = faulty
+    before = client_samples()
+    store.put(bucket, "measured/a.json", b"1", if_none_match=True)
+    with pytest.raises(ConditionalCheckFailed):
+        store.put(bucket, "measured/a.json", b"2", if_none_match=True)
+    proxy.plan(LOSE_ANSWER)                                    # one attempt lost, the next answered
+    assert store.get(bucket, "measured/a.json").body == b"1"
+    after = client_samples()
+    added = {key: n - before.get(key, 0) for key, n in after.items() if n != before.get(key, 0)}
+    where = {("server.address", "127.0.0.1"), ("server.port", proxy.port), ("aws.s3.bucket", bucket)}
+    ours = {key: n for key, n in added.items() if where <= key}
+    labels = [dict(key) for key in ours]
+    assert all(set(label) <= CLIENT_LABELS for label in labels)
+    assert not any("measured" in str(v) for label in labels for v in label.values())   # no key, no path
+    by_outcome = {(d["http.request.method"], d["rpc.method"], d.get("http.response.status_code"), d.get("error.type")): n
+                  for d, n in zip(labels, ours.values())}
+    assert by_outcome[("PUT", "PutObject", 200, None)] == 1
+    assert by_outcome[("PUT", "PutObject", 412, "412")] == 1
+    assert by_outcome[("GET", "GetObject", 200, None)] == 1
+    (lost,) = [k for k in by_outcome if k[:3] == ("GET", "GetObject", None)]
+    assert lost[3] and by_outcome[lost] == 1
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    from lscloud.store import s3http
+
+    real, s3http._tracer = s3http._tracer, provider.get_tracer("lscloud.store")
+    try:
+        proxy.plan(LOSE_ANSWER, LOSE_ANSWER, LOSE_ANSWER)
+        with pytest.raises(StoreUnavailable):
+            store.get(bucket, "measured/a.json")
+    finally:
+        s3http._tracer = real
+    (span,) = exporter.get_finished_spans()
+    assert span.status.status_code == trace.StatusCode.ERROR and span.attributes["error.type"] == lost[3]
 
 
 def test_a_function_stores_without_importing_botocore(s3_server):

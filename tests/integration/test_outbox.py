@@ -2,7 +2,9 @@
 
 import pytest
 
-from lscloud import events, outbox, runtime
+from opentelemetry.trace import SpanKind, StatusCode
+
+from lscloud import events, outbox, runtime, telemetry
 from lscloud.delivery import tail
 from lscloud.local.servers import free_port
 
@@ -33,6 +35,51 @@ def test_an_event_nats_does_not_confirm_waits_and_is_flushed_once(settings, inst
     assert outbox.flush() == {"sent": 0, "failed": 0}
     ids = [m["event"]["id"] for m in tail(settings, 10)]
     assert sorted(ids) == sorted([first["id"], second["id"]])
+
+
+def test_a_kept_event_keeps_its_creation_context_and_its_consumers_link_back_to_it(settings, installed):
+    """The trace broke at the outbox: a kept event was stored without trace context, and the tick's
+    flush published it in the tick's trace with no way back to the request that made it. It now
+    keeps the context of the PRODUCER span that first tried (semconv: the message creation
+    context), carries it as the CloudEvents traceparent/tracestate, and the flush's PRODUCER span
+    and the consumer's span link to it."""
+    spans = telemetry.spans_in_memory()
+    tracer = telemetry.tracer()
+    down = installed(settings.replace(nats_url=f"nats://127.0.0.1:{free_port()}"))
+    down.bus.publish_timeout = 0.5
+    event = events.new_event(TYPE, "/test", {"n": 6})
+    with tracer.start_as_current_span("POST /v1/parcels", kind=SpanKind.SERVER) as request:
+        outbox.publish([event])
+
+    def producers():
+        return [s for s in spans.get_finished_spans()
+                if s.kind == SpanKind.PRODUCER and s.attributes.get("messaging.message.id") == event["id"]]
+
+    (first,) = producers()
+    assert first.context.trace_id == request.get_span_context().trace_id
+    assert first.status.status_code == StatusCode.ERROR and first.attributes["error.type"] == "BusUnavailable"
+    (kept,) = outbox.pending()
+    assert kept["traceparent"].split("-")[1:3] == [f"{first.context.trace_id:032x}", f"{first.context.span_id:016x}"]
+    assert "traceparent" not in event   # the caller's event is left as it was
+
+    installed(settings)  # NATS is back: the tick flushes in a trace of its own
+    with tracer.start_as_current_span("POST /events (tick)", kind=SpanKind.SERVER) as tick:
+        assert outbox.flush() == {"sent": 1, "failed": 0}
+    again = producers()[-1]
+    created = (first.context.trace_id, first.context.span_id)
+    assert again.context.trace_id == tick.get_span_context().trace_id
+    assert [(link.context.trace_id, link.context.span_id) for link in again.links] == [created]
+
+    (message,) = [m for m in tail(settings, 10) if m["event"]["id"] == event["id"]]
+    assert message["event"]["traceparent"] == kept["traceparent"]             # the creation context travels
+    assert message["traceparent"].split("-")[2] == f"{again.context.span_id:016x}"   # the transport's: the flush
+    # the consumer, as the dispatcher opens its span for a message it pulled
+    with telemetry.process_span(message["event"], {"traceparent": message["traceparent"]},
+                                destination=message["subject"], consumer_group="outbox-consumer"):
+        pass
+    consumed = spans.get_finished_spans()[-1]
+    assert consumed.kind == SpanKind.CONSUMER and consumed.parent.span_id == again.context.span_id
+    assert [(link.context.trace_id, link.context.span_id) for link in consumed.links] == [created]
 
 
 def test_confirmed_events_never_touch_the_outbox(settings, installed):

@@ -42,7 +42,7 @@ def test_a_service_tracer_records_as_that_service_and_is_built_once(spans):
         pass
     (span,) = spans.get_finished_spans()
     assert span.resource.attributes["service.name"] == "devices-relay"
-    assert span.name == "send lscloud.border.declaration.submitted" and span.kind.name == "PRODUCER"
+    assert span.name == "publish lscloud.border.declaration.submitted" and span.kind.name == "PRODUCER"
 
 
 def test_send_then_process_continues_the_trace(spans):
@@ -57,7 +57,7 @@ def test_send_then_process_continues_the_trace(spans):
     with telemetry.process_span(ev, {"TraceParent": headers["traceparent"]}, consumer_group="border-x") as consumer:
         assert telemetry.current_trace_id() == sent_trace
     finished = {s.name: s for s in spans.get_finished_spans()}
-    send = finished["send lscloud.border.declaration.submitted"]
+    send = finished["publish lscloud.border.declaration.submitted"]
     proc = finished["process lscloud.border.declaration.submitted"]
     assert send.kind == trace.SpanKind.PRODUCER and proc.kind == trace.SpanKind.CONSUMER
     assert proc.parent.span_id == send.context.span_id
@@ -83,6 +83,93 @@ def test_process_span_records_failures(spans):
     (span,) = spans.get_finished_spans()
     assert span.status.status_code.name == "ERROR"
     assert span.parent is None  # no traceparent: a new trace
+
+
+def test_messaging_span_names_are_the_operation_name_and_the_destination(spans):
+    """semconv: a messaging span's name is ``{messaging.operation.name} {destination}``. The PRODUCER
+    span was ``send <subject>`` while its operation name was ``publish``; a JetStream publish's
+    operation type is the conventions' ``send``, its name the system's ``publish`` (as the
+    messaging.client.* metrics of the same publish say)."""
+    from lscloud import metrics
+
+    ev = events.new_event(TYPE, "/x", {})
+    with telemetry.send_span(ev):
+        pass
+    with telemetry.process_span(ev, {}):
+        pass
+    send, process = spans.get_finished_spans()
+    for span in (send, process):
+        a = span.attributes
+        assert span.name == f"{a['messaging.operation.name']} {a['messaging.destination.name']}"
+    assert send.name == "publish lscloud.border.declaration.submitted"
+    assert (send.attributes["messaging.operation.type"], send.attributes["messaging.operation.name"]) == \
+        ("send", "publish")
+    recorded = metrics._messaging("send", "lscloud.border.declaration.submitted")
+    assert {k: send.attributes[k] for k in recorded} == recorded
+
+
+def test_a_failed_messaging_operation_says_its_error_type(spans):
+    """semconv: ``error.type`` is Conditionally Required if and only if the operation failed: the
+    exception's class, a Problem's status, ``_OTHER`` when the caller only marked the span failed."""
+    from lscloud.bus import BusUnavailable
+    from lscloud.problems import Problem
+
+    ev = events.new_event(TYPE, "/x", {})
+    with pytest.raises(BusUnavailable):
+        with telemetry.send_span(ev):
+            raise BusUnavailable("publish not confirmed")
+    with pytest.raises(Problem):
+        with telemetry.process_span(ev, {}):
+            raise Problem(503, detail="the store is away")
+    with telemetry.process_span(ev, {}) as span:
+        telemetry.mark_error(span, "will retry: 503")   # what the dispatcher does with a failed delivery
+    with telemetry.send_span(ev):
+        pass
+    failed_send, failed_process, marked, fine = spans.get_finished_spans()
+    assert failed_send.attributes["error.type"] == "BusUnavailable"
+    assert failed_send.status.status_code == trace.StatusCode.ERROR
+    assert failed_process.attributes["error.type"] == "503"
+    assert marked.attributes["error.type"] == "_OTHER"
+    assert "error.type" not in fine.attributes and fine.status.status_code == trace.StatusCode.UNSET
+
+
+def test_an_event_carrying_its_creation_context_is_linked_to_it(spans):
+    """An event kept in the outbox carries the context of the PRODUCER span that first tried to
+    publish it (CloudEvents distributed tracing: traceparent, tracestate). Published again in another
+    trace (a tick's), its PRODUCER span and its consumer's span link back to that creation context;
+    a consumer that is the creation span's own child needs no link."""
+    tracer = telemetry.tracer()
+    with tracer.start_as_current_span("POST /v1/declarations") as request:
+        with telemetry.capture_creation() as created:
+            with telemetry.send_span(events.new_event(TYPE, "/x", {})) as first:
+                pass
+    assert created["traceparent"].split("-")[1:3] == [format(request.get_span_context().trace_id, "032x"),
+                                                      format(first.get_span_context().span_id, "016x")]
+    kept = {**events.new_event(TYPE, "/x", {}), **created}
+    creation = first.get_span_context()
+    assert telemetry.creation_context(kept) == trace.SpanContext(creation.trace_id, creation.span_id, True,
+                                                                 creation.trace_flags, creation.trace_state)
+    with tracer.start_as_current_span("POST /events (tick)") as tick:
+        with telemetry.send_span(kept) as again:
+            headers = telemetry.inject({})
+    with telemetry.process_span(kept, headers, consumer_group="border-x"):
+        pass
+    with telemetry.process_span(kept, created, consumer_group="border-x"):   # the creation span's child
+        pass
+    finished = spans.get_finished_spans()
+    republished = next(s for s in finished if s.context.span_id == again.get_span_context().span_id)
+    consumed, child = finished[-2:]
+    assert republished.context.trace_id == tick.get_span_context().trace_id
+    assert [(link.context.trace_id, link.context.span_id) for link in republished.links] == \
+        [(creation.trace_id, creation.span_id)]
+    assert consumed.parent.span_id == republished.context.span_id      # the transport's parent, and
+    assert [(link.context.trace_id, link.context.span_id) for link in consumed.links] == \
+        [(creation.trace_id, creation.span_id)]                          # a link to the request's trace
+    assert child.parent.span_id == creation.span_id and not child.links
+    with telemetry.send_span(events.new_event(TYPE, "/x", {})):     # a plain publish links to nothing
+        pass
+    assert not spans.get_finished_spans()[-1].links
+    assert telemetry.creation_context({**kept, "traceparent": "00-bad"}) is None
 
 
 def test_safe_headers_drop_credentials():
@@ -232,7 +319,7 @@ def test_json_lines_file_and_tree(tmp_path, spans):
     with open(path, "a") as fh:
         fh.write('{"trace_id": "cut sho')  # a writer killed mid-line
     read = telemetry.read_trace_file(path)
-    assert [s["name"] for s in read] == ["GET /v1/units/<code>", "send lscloud.border.declaration.submitted",
+    assert [s["name"] for s in read] == ["GET /v1/units/<code>", "publish lscloud.border.declaration.submitted",
                                          "S3.PutObject", "other"]
     first = read[0]
     assert set(first) >= {"trace_id", "span_id", "parent_span_id", "name", "kind", "start_ns", "end_ns",
@@ -247,7 +334,7 @@ def test_json_lines_file_and_tree(tmp_path, spans):
     root_line = next(i for i, line in enumerate(lines) if "GET /v1/units/<code>" in line)
     assert "SERVER 200" in lines[root_line]
     child = lines[root_line + 1]
-    assert "send lscloud.border.declaration.submitted" in child and "PRODUCER" in child
+    assert "publish lscloud.border.declaration.submitted" in child and "PRODUCER" in child
     assert len(child) - len(child.lstrip()) > len(lines[root_line]) - len(lines[root_line].lstrip())
     assert tree.count("trace ") == 2
     # a store call names its table and its answer, not the rest of its key

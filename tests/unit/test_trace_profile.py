@@ -30,7 +30,7 @@ def request(trace="t1", at=0.0):
         # two reads at once: the path goes through one of them
         span("g1", "S3.GetObject", t(5), t(7), parent="r", trace=trace, key="softatm-banks/b.json"),
         span("g2", "S3.GetObject", t(5), t(7), parent="r", trace=trace, key="softatm-points/p.json"),
-        span("pub", "send lscloud.softatm.transfer.received", t(7), t(8), parent="r", trace=trace, kind="PRODUCER"),
+        span("pub", "publish lscloud.softatm.transfer.received", t(7), t(8), parent="r", trace=trace, kind="PRODUCER"),
         # the event waits 1 ms in the broker; the send span has ended, the route waits on its consumer
         span("c", "process lscloud.softatm.transfer.received", t(9), t(15), parent="pub", trace=trace,
              service="dispatcher", kind="CONSUMER"),
@@ -52,7 +52,7 @@ def test_a_request_waits_for_its_calls_not_for_the_consumers_of_its_events():
         "softatm CLIENT S3.PutObject softatm-open": 2.0,
         "softatm CLIENT S3.PutObject softatm-transfers": 2.0,
         "softatm CLIENT S3.GetObject softatm-points": 2.0,                                  # 5-7, one of two
-        "softatm PRODUCER send lscloud.softatm.transfer.received": 1.0,
+        "softatm PRODUCER publish lscloud.softatm.transfer.received": 1.0,
     }
     assert p.spans["bank CLIENT KV.create"] == 1   # counted: the request caused it
 
@@ -66,7 +66,7 @@ def test_following_events_the_path_goes_through_the_broker_the_consumer_and_the_
         "softatm CLIENT S3.PutObject softatm-open": 2.0,
         "softatm CLIENT S3.PutObject softatm-transfers": 2.0,
         "softatm CLIENT S3.GetObject softatm-points": 2.0,                                  # 5-7, one of two
-        "softatm PRODUCER send lscloud.softatm.transfer.received": 1.0,
+        "softatm PRODUCER publish lscloud.softatm.transfer.received": 1.0,
         "dispatcher CONSUMER process lscloud.softatm.transfer.received (before it starts)": 1.0,   # 8-9
         "dispatcher CONSUMER process lscloud.softatm.transfer.received": 1.0,               # 9-10
         "bank SERVER POST /webhooks": 3.0,                                                  # 10-11, 12-14
