@@ -274,6 +274,11 @@ def _run(view, args, kwargs, key: str | None, inprogress_timeout_s: int, ttl_s: 
     else:
         rkey = record_key(state.name, _scope(), request.method, request.path, key)
     body, phash, fields = _fingerprint(rkey)
+    # a run cut off (a 5xx: a process that died, a store that failed) gives its lease back and the
+    # client's retry runs the view again: the view may keep this stamp with what it stores, to find
+    # it then (first_request, resent) instead of doing it twice
+    g.lscloud_first_request = {"scope": rkey, "payload_hash": phash, "request_fields": fields}
+    g.lscloud_idempotency_key = key
     now = time.time()
     try:
         held = leases.acquire(objects, bucket, rkey, {"status": leases.IN_PROGRESS, "payload_hash": phash,
@@ -312,9 +317,16 @@ def _stamp(key: str) -> dict:
 
 
 def first_request() -> dict:
-    """What a record created by an ``in_record`` idempotent view keeps of the request that created
-    it: the caller's scope, a keyed hash of the payload and one keyed digest per field (no value
-    can be read back from it); store it with the record, hand it to :func:`resent` later."""
+    """What a record keeps of the request that created it: the request's scope (its caller, route
+    and key: the same for every sending of one request), a keyed hash of the payload and one keyed
+    digest per field (no value can be read back from it); store it with the record, hand it to
+    :func:`resent` later.
+
+    In an ``in_record`` view the record is the idempotency record. In any other :func:`idempotent`
+    view (a header key, or an implicit one) the lease runs the request once, but a run cut off
+    gives it back, and the retry runs the view again: a view whose effects are not one create-only
+    write keeps this stamp with them (a decision, a report, a stamp batch: its id derived from
+    ``scope``) and finds them by it."""
     return g.lscloud_first_request
 
 

@@ -6,7 +6,6 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from lscloud import idempotency, resends
 from lscloud.auth import allow, principal
-from lscloud.context import app_state
 from lscloud.idempotency import idempotent
 from lscloud.statemachine import Actor
 from lscloud.web import public_path, query_params, responds, validate_body
@@ -103,7 +102,7 @@ def issue_stamps(lot_id: str):
     # the request's idempotency identity (where @idempotent keeps its record): the batch's id
     # derives from it, so a retry after a first run cut off part-way finds that batch
     key = request.headers[idempotency.HEADER].strip()
-    identity = idempotency.record_key(app_state().name, principal().id, request.method, request.path, key)
+    identity = idempotency.first_request()["scope"]
     try:
         batch, _ = stamps.issue(lot_id, g.body["count"], Actor.of(principal()), keys, cfg.max_batch, identity)
     except resends.IdReused as exc:     # another count under the key of a cut-off first run
