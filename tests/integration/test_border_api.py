@@ -346,6 +346,73 @@ def test_a_store_refusing_every_decision_number_is_a_retry_not_a_hang(client, to
     assert len(tries) == 64
 
 
+@pytest.mark.parametrize("cut", ["the store fails on the fold", "the process dies after the fold"])
+def test_a_decision_retried_after_its_run_was_cut_off_is_recorded_once(client, fn, tok, monkeypatch, cut):
+    """The officer's decision is stored, then the run is cut off before the answer (the store fails
+    on the declaration's fold, or the process dies after it, before its events): a 503, which gives
+    the key's lease back, and the app retries with the same Idempotency-Key. The old code counted
+    the decisions and took the next number: ('border-guard', 'hold', 1) and ('border-guard', 'hold',
+    2) for one tap. The retry is answered with the one decision folded and its event published once;
+    another officer's decision (even under the same key value) is still its own."""
+    from lscloud import aggregate
+    from lscloud.store.errors import StoreUnavailable
+
+    did = new_id()
+    ok(client.post("/v1/declarations", json=declaration(did), headers=tok("enterprise", sub=TAX)), 201)
+    guard = idem(tok("officer", agency="border-guard"))
+    body = {"decision": "hold", "notes": "documents to check"}
+    cuts = []
+    if cut == "the store fails on the fold":
+        save = models.Declaration.save
+
+        def failing(self, *args, **kwargs):
+            if self.id == did and not cuts:
+                cuts.append(self)
+                raise StoreUnavailable("the store did not answer")
+            return save(self, *args, **kwargs)
+
+        monkeypatch.setattr(models.Declaration, "save", failing)
+    else:
+        commit = aggregate.Aggregate.commit
+
+        def dies(self, outcome, *args, **kwargs):
+            if outcome.doc["id"] == did and not cuts:
+                cuts.append(outcome)
+                raise StoreUnavailable("the process died here")
+            return commit(self, outcome, *args, **kwargs)
+
+        monkeypatch.setattr(aggregate.Aggregate, "commit", dies)
+    first = client.post(f"/v1/declarations/{did}/decisions", json=body, headers=guard)
+    assert first.status_code == 503 and cuts, first.get_data(as_text=True)
+    version = int(ledger.RECORDS.get(did).version)
+
+    # another body under the key: the 409 naming its fields, nothing recorded
+    r = client.post(f"/v1/declarations/{did}/decisions", json={"decision": "pass"}, headers=guard)
+    assert r.status_code == 409 and r.get_json()["type"].endswith("idempotency-key-reused"), r.get_data(as_text=True)
+    assert sorted(e["field"] for e in r.get_json()["errors"]) == ["/decision", "/notes"]
+    again = client.post(f"/v1/declarations/{did}/decisions", json=body, headers=guard)
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true", again.get_data(as_text=True)
+    assert again.get_json()["decisions"]["border-guard"]["seq"] == 1
+    customs = tok("officer", agency="customs")
+    records = ok(client.get(f"/v1/declarations/{did}/decisions", headers=customs))["items"]
+    assert [(d["agency"], d["decision"], d["seq"]) for d in records] == [("border-guard", "hold", 1)]
+    assert not [d for d in records if "request" in d]   # the request's stamp is kept, never answered
+    if cut == "the process dies after the fold":
+        assert int(ledger.RECORDS.get(did).version) == version   # folded already: not written again
+
+    def recorded():
+        return [m["event"]["id"] for m in tail(fn.settings, 500) if m["event"]["type"].endswith(".decision.recorded.v1")
+                and m["event"]["data"]["declaration_id"] == did]
+
+    assert recorded() == [f"{did}.decision.border-guard.1"]
+    # another officer of the agency, the same body, even the same key value: a decision of its own
+    other = {**tok("officer", agency="border-guard"), "Idempotency-Key": guard["Idempotency-Key"]}
+    ok(client.post(f"/v1/declarations/{did}/decisions", json=body, headers=other))
+    records = ok(client.get(f"/v1/declarations/{did}/decisions", headers=customs))["items"]
+    assert [(d["decision"], d["seq"]) for d in records] == [("hold", 1), ("hold", 2)]
+    assert recorded() == [f"{did}.decision.border-guard.1", f"{did}.decision.border-guard.2"]
+
+
 def test_slot_capacity_is_never_exceeded_under_races(client, tok):
     op = tok("operator", sub="op-1")
     ok(client.put("/v1/gates/tan-thanh/capacity/in", json={"per_hour": 3, "reason": "road works"}, headers=op))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g
 
+from lscloud import idempotency
 from lscloud.auth import allow
 from lscloud.idempotency import idempotent
 from lscloud.web import page_params, query_params, responds, validate_body
@@ -25,7 +26,10 @@ def record_decision(declaration_id: str):
     decl, who = visible(declaration_id), actor()
     agency = scopes.agency_step(who, decl.doc)
     scopes.at_gate(who, decl.doc["gate"])
-    return answer(agencies.record_decision(declaration_id, agency, g.body, who))
+    # a retry after a run cut off once the decision was stored finds it by this stamp: one decision
+    out, again = agencies.record_decision(declaration_id, agency, g.body, who, request=idempotency.first_request(),
+                                          judge=idempotency.resent)
+    return idempotency.mark_replayed(answer(out)) if again else answer(out)
 
 
 @bp.get(f"/v1/declarations/<{DECLARATION_ID}>/decisions")
@@ -34,7 +38,7 @@ def record_decision(declaration_id: str):
 def list_decisions(declaration_id: str):
     """Every agency decision on the declaration, each its own record."""
     visible(declaration_id)
-    return page(ledger.decisions_of(declaration_id))
+    return page([agencies.public(d) for d in ledger.decisions_of(declaration_id)])
 
 
 @bp.post(f"/v1/declarations/<{DECLARATION_ID}>/risk-lane")
