@@ -56,8 +56,9 @@ def attributes(service: dict) -> list[dict]:
                     "datatype_description": a.get("datatype_description"), "order": i,
                     "description": a["description"], "values": [dict(v) for v in a.get("values", [])]})
     out.append({"variable": True, "code": COMMUNE_ATTRIBUTE, "datatype": "singlevaluelist", "required": False,
-                "datatype_description": "Bắt buộc nếu không có address_string ghi rõ xã, phường "
-                                        "(required unless address_string names the commune or ward)",
+                "datatype_description": "Không bắt buộc: nếu thiếu, lấy từ address_string ghi rõ xã, phường, hoặc "
+                                        "từ vị trí lat/long (optional: otherwise taken from an address_string "
+                                        "naming the commune or ward, or from lat/long)",
                 "order": len(out) + 1, "description": "Xã, phường nơi xảy ra sự việc (Commune or ward)",
                 "values": [{"key": c["code"], "name": c["name"]} for c in communes.all_communes()]})
     return out

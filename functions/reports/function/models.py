@@ -51,6 +51,11 @@ class Report(Model):
     status = A.UnicodeAttribute()
     data = A.JSONAttribute()
     version = A.VersionAttribute()
+    # what the request that sent it was (keyed digests only, lscloud.idempotency.first_request): its
+    # id derives from it, so the retry of a run cut off after the create finds it and is answered
+    request = A.JSONAttribute(null=True)
+    # the receipt's transition: that retry finishes its audit entry, indexes and event (Aggregate.resend)
+    created = A.JSONAttribute(null=True)
 
 
 class ReportAudit(Model):
@@ -168,3 +173,20 @@ class DayFigures(Model):
     rows = A.JSONAttribute(default=dict)
     seen = A.JSONAttribute(default=list)
     version = A.VersionAttribute()
+
+
+def created_indexes(doc: dict) -> list[Model]:
+    """A received report's indexes, from its document alone (no clock, no request): written beside
+    its audit entry by its create, and where missing by a retry that finds it (``Aggregate.resend``)."""
+    from lscloud.aggregate import audit_key
+    from lscloud.workdays import local_day
+
+    from .reports import due_entry, nearby_entry, update_entry
+
+    at, rid = doc["requested_at"], doc["id"]
+    cell = f"{doc['category']}:{doc['geohash']}" if doc.get("geohash") else None
+    # the receipt is an update too, keyed by its audit entry: the record's first version, first entry
+    return [ReportByDay(doc["day"], f"{at}_{rid}"), ReportToken(doc["token"], report_id=rid), OpenReport("open", rid),
+            *([NearbyOpen(cell, nearby_entry(doc))] if cell else []), DueReport("due", due_entry(doc)),
+            UpdateIndex(local_day(at), update_entry(at, rid, audit_key(at, 1, 0), doc["status"])),
+            *([AgencyQueue(doc["agency"], due_entry(doc))] if doc.get("agency") else [])]

@@ -18,8 +18,8 @@ from lscloud.aggregate import Aggregate, NoChange, Outcome, audit_key, delete_qu
 from lscloud.events import new_event
 from lscloud.statemachine import Actor, iso, now, parse_iso
 
-from . import catalog, communes, geo
-from .states import CLOSED, MACHINE, NEEDS_REASON, open311_status
+from . import catalog, communes, geo, places
+from .states import CLOSED, MACHINE, NEEDS_REASON, STATE_VI, fms_path, open311_status
 
 SOURCE = "/reports"
 PSEUDONYM_PURPOSE = "reports-reporters"
@@ -70,8 +70,7 @@ def _indexes(out: Outcome) -> None:
     """The listing, open, due and nearby indexes follow the report's state (each write repeat-safe),
     and the write is in the change feed the stats read (a re-run adds an entry: one more read); all
     written in parallel."""
-    from .models import (TOUCHED_KEPT_S, AgencyQueue, DueReport, NearbyOpen, OpenReport, ReportByDay, ReportToken,
-                         ReportTouched, UpdateIndex)
+    from .models import TOUCHED_KEPT_S, AgencyQueue, DueReport, NearbyOpen, OpenReport, ReportTouched, UpdateIndex
 
     doc = out.doc
     # stamped now, after the commit, not with the move's own time: a tick's flag carries the sweep's
@@ -82,8 +81,8 @@ def _indexes(out: Outcome) -> None:
                            expires_at=seen_at + timedelta(seconds=TOUCHED_KEPT_S))]
     cell = f"{doc['category']}:{doc['geohash']}" if doc.get("geohash") else None
     deletes = []
-    if any(t.source == "new" for t in out.transitions):
-        saves += [ReportByDay(doc["day"], f"{doc['requested_at']}_{doc['id']}"), ReportToken(doc["token"], report_id=doc["id"])]
+    if any(t.source == "new" for t in out.transitions):   # the rest went out with its audit entry (created_indexes)
+        return save_quietly(saves[0])
     if doc["status"] in CLOSED:
         deletes += [(OpenReport, "open", doc["id"])] + ([(NearbyOpen, cell, nearby_entry(doc))] if cell else [])
     else:
@@ -106,9 +105,10 @@ def _indexes(out: Outcome) -> None:
 
 
 def records() -> ReportRecords:
-    from .models import Report, ReportAudit
+    from .models import Report, ReportAudit, created_indexes
 
-    return ReportRecords(Report, machine=MACHINE, source=SOURCE, audit=ReportAudit, after_commit=_indexes)
+    return ReportRecords(Report, machine=MACHINE, source=SOURCE, audit=ReportAudit, after_commit=_indexes,
+                         created_side=created_indexes)
 
 
 def recorded(actor: Actor) -> Actor:
@@ -137,7 +137,10 @@ def _location(f: dict) -> tuple[float | None, float | None]:
     return lat, lon
 
 
-def _commune(f: dict) -> dict:
+def _commune(f: dict, lat: float | None, lon: float | None) -> dict:
+    """The commune named by its code, else by the address, else the one the point is taken to be in
+    (``inferred``): lat & long are a full location (GeoReport v2), and a client sends the commune
+    attribute only when its user filled it in."""
     code = f.get("commune")
     if code:
         unit = communes.get(code)
@@ -146,6 +149,11 @@ def _commune(f: dict) -> dict:
                                     f"{code!r} không phải mã xã, phường của tỉnh Lạng Sơn.")
         return dict(unit)
     unit = communes.from_address(f.get("address_string") or "")
+    if unit is None and lat is not None:
+        unit = places.commune_at(lat, lon)
+        if unit is None:
+            raise errors.Invalid.at("lat", "the location is not in Lạng Sơn province", "Vị trí không thuộc tỉnh Lạng Sơn.")
+        return {**unit, "inferred": True}
     if unit is None:
         raise errors.Invalid.at(f.get("commune_field", "commune"),
                                 "name the commune (its code), or an address_string with its xã/phường in Lạng Sơn",
@@ -166,9 +174,9 @@ def deadline_provisional(at: datetime, deadline: datetime) -> bool:
     return not cal.certain(at.astimezone(workdays.TZ).date(), deadline.astimezone(workdays.TZ).date())
 
 
-def new_id(at: datetime) -> str:
-    """A report's id, by the day it is received (``schemas/reports/report-id.json``)."""
-    return f"{at.astimezone(workdays.TZ):%Y%m%d}-{secrets.token_hex(4)}"
+def new_id(at: datetime, tag: str | None = None) -> str:
+    """A report's id, by the day it is received (``schemas/reports/report-id.json``): random, or ``tag``."""
+    return f"{at.astimezone(workdays.TZ):%Y%m%d}-{tag or secrets.token_hex(4)}"
 
 
 def new_token() -> str:
@@ -176,21 +184,22 @@ def new_token() -> str:
     return secrets.token_hex(8)
 
 
-def submit(f: dict, actor: Actor, channel: str) -> Outcome:
+def submit(f: dict, actor: Actor, channel: str, at: datetime | None = None, rid: str | None = None,
+           request: dict | None = None) -> Outcome:
     """Receive a report. ``f``: service_code, lat/long or address_string, commune (a unit code) or an
     address naming it, description, media_url, photos, attributes, reporter {first_name, last_name,
-    email, phone, device_id, account_id}."""
-    from .models import Report
-
+    email, phone, device_id, account_id}. ``at``, ``rid``, ``request``: when, its id, and the
+    idempotency stamp it keeps (a 409 when the id holds a report: the caller's to judge)."""
     service = catalog.get(f["service_code"])
     attrs = catalog.check_attributes(service, f.get("attributes") or {}, f.get("attribute_pointer") or (lambda c: f"/attributes/{c}"))
     lat, lon = _location(f)
-    unit = _commune(f)
-    at = now()
-    rid = new_id(at)
+    unit = _commune(f, lat, lon)
+    at = at or now()
+    rid = rid or new_id(at)
     reporter = {k: v for k, v in (f.get("reporter") or {}).items() if v not in (None, "")}
     doc = {"id": rid, "service_code": service["code"], "service_name": service["name"], "category": service["category"],
            "commune": unit["code"], "commune_name": unit["name"], "address_2025": unit.get("address_2025"),
+           "commune_inferred": bool(unit.get("inferred")),
            "agency": catalog.agency_for(service, unit["code"]), "transfers": [],
            "description": f.get("description"), "address": f.get("address_string"), "lat": lat, "long": lon,
            "geohash": geo.cell(lat, lon) if lat is not None else None, "attributes": attrs,
@@ -201,7 +210,8 @@ def submit(f: dict, actor: Actor, channel: str) -> Outcome:
            "deadline_provisional": deadline_provisional(at, deadline), "overdue": False, "supporters": [], "rating": None,
            "notes": [], "status": "new"}
     t = MACHINE.apply(doc, "submit", recorded(actor), at=at)
-    return records().create(Report(rid, data=doc), [t])
+    agg = records()
+    return agg.create(agg.model(rid, data=doc, request=request), [t])
 
 
 def queue_of(actor: Actor) -> str | None:
@@ -239,26 +249,66 @@ def move(report_id: str, action: str, actor: Actor, body: dict) -> Outcome:
             raise MACHINE.not_permitted(action, actor)
         if actor.kind in ("officer", "commune-officer") and not handles(doc, actor):
             raise MACHINE.not_permitted(action, actor)
-        details = {}
-        if action == "transfer":
-            to = body.get("agency") or ""
-            if not to or to == doc["agency"]:
-                raise errors.Invalid.at("/agency", "the agency to transfer to (another directory agency code)",
-                                        "Cần mã cơ quan nhận chuyển.")
-            details = {"from_agency": doc["agency"], "to_agency": to}
-            doc["transfers"].append({**details, "reason": reason, "at": iso(now())})
-            doc["agency"] = to
-        if action == "mark_duplicate":
-            dup = body.get("duplicate_of") or ""   # its shape is the body schema's (report-id.json)
-            if not dup or dup == doc["id"] or not _exists(dup):
-                raise errors.Invalid.at("/duplicate_of", "the id of the report this one repeats", "Cần mã phản ánh gốc.")
-            doc["duplicate_of"] = dup
-        if action == "reopen":
-            doc["rating"] = None
-        t = MACHINE.apply(doc, action, recorded(actor), reason=reason, details=details)
-        if body.get("note") or reason:
-            doc["notes"].append({"at": t.at, "state": t.target, "text": body.get("note") or reason})
-        return [t]
+        return [_act(doc, action, actor, body, reason)]
+
+    return agg.mutate(report_id, op)
+
+
+def _act(doc: dict, action: str, actor: Actor, body: dict, reason: str | None, at: datetime | None = None):
+    """One move of ``doc`` with what it needs (the agency transferred to, the report repeated), and
+    its note; the caller has checked who acts."""
+    details = {}
+    if action == "transfer":
+        to = body.get("agency") or ""
+        if not to or to == doc["agency"]:
+            raise errors.Invalid.at("/agency", "the agency to transfer to (another directory agency code)",
+                                    "Cần mã cơ quan nhận chuyển.")
+        details = {"from_agency": doc["agency"], "to_agency": to}
+        doc["transfers"].append({**details, "reason": reason, "at": iso(at or now())})
+        doc["agency"] = to
+    if action == "mark_duplicate":
+        dup = body.get("duplicate_of") or ""   # its shape is the body schema's (report-id.json)
+        if not dup or dup == doc["id"] or not _exists(dup):
+            raise errors.Invalid.at("/duplicate_of", "the id of the report this one repeats", "Cần mã phản ánh gốc.")
+        doc["duplicate_of"] = dup
+    if action == "reopen":
+        doc["rating"] = None
+    t = MACHINE.apply(doc, action, recorded(actor), at=at, reason=reason, details=details)
+    if body.get("note") or reason:
+        doc["notes"].append({"at": t.at, "state": t.target, "text": body.get("note") or reason})
+    return t
+
+
+def agency_update(report_id: str, status: str, actor: Actor, body: dict) -> Outcome:
+    """An agency's system posts a FixMyStreet status (``states.FMS_ACTION``): the report takes the
+    shortest legal path of moves to it (OPEN on a submitted report acknowledges it; IN_PROGRESS
+    acknowledges then starts), each audited and published as the machine does, in one write. The
+    agency's note and reason go with the last move. Already there: no write."""
+    agg = records()
+    agg.visible(report_id, lambda d: handles(d, actor))
+    reason = (body.get("reason") or "").strip() or None
+
+    def op(doc):
+        if not handles(doc, actor):
+            raise MACHINE.not_permitted("update", actor)
+        state, path = doc["status"], fms_path(doc["status"], status)
+        if path is None:   # Open311 shows the detail and the field's message: one language each
+            vi = f"phản ánh đang ở trạng thái “{STATE_VI[state]}”, không có bước chuyển nào dẫn tới {status}"
+            raise errors.Invalid(f"The report is {state}: no move leads from there to {status}.", detail_vi=vi,
+                                 errors=[errors.field("status", vi)])
+        if not path:
+            raise NoChange
+        if path[-1] in NEEDS_REASON and not reason:
+            raise errors.Invalid.at("description", f"{status} needs its reason in description (cần nêu lý do)",
+                                    "Cần nêu lý do trong description.")
+        moves = []
+        for action in path:
+            at = now()
+            if moves and iso(at) <= moves[-1].at:   # each move its own instant: the trail, the updates
+                at = parse_iso(moves[-1].at) + timedelta(milliseconds=1)   # and the notes are keyed by it
+            last = len(moves) == len(path) - 1
+            moves.append(_act(doc, action, actor, body if last else {}, reason if last else None, at))
+        return moves
 
     return agg.mutate(report_id, op)
 

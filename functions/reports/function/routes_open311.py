@@ -9,7 +9,8 @@ import functools
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
-from lscloud import errors
+from lscloud import errors, idempotency
+from lscloud.aggregate import audit_key
 from lscloud.auth import allow, principal
 from lscloud.idempotency import IMPLICIT_S, idempotent
 from lscloud.problems import Problem
@@ -19,6 +20,7 @@ from lscloud.store import DoesNotExist, InvalidKey
 from lscloud.web import public_base, raw_body, responds
 
 from . import apikeys, catalog, lists, open311, queries, reports, views
+from .routes_v1 import received
 from .open311 import Open311Error
 from .states import FMS_ACTION, FMS_STATUS, open311_status
 
@@ -199,7 +201,7 @@ def create_request(fmt: str):
     if len(commune) != 1:
         raise Open311Error(400, "attribute[commune]: one value")
     name = " ".join(x for x in (fields.get("last_name"), fields.get("first_name")) if x)
-    out = reports.submit({
+    f = {
         "service_code": fields["service_code"], "lat": open311.number(fields, "lat"),
         "long": open311.number(fields, "long"), "address_string": fields.get("address_string"),
         "commune": commune[0], "commune_field": "attribute[commune]", "attributes": attrs,
@@ -207,11 +209,14 @@ def create_request(fmt: str):
         "media_url": open311.media_url(fields),
         "reporter": {"first_name": fields.get("first_name"), "last_name": fields.get("last_name"), "name": name or None,
                      "email": fields.get("email"), "phone": fields.get("phone"), "device_id": fields.get("device_id"),
-                     "account_id": fields.get("account_id")}},
-        Actor("partner", key["id"]), channel="open311")
-    return _answer("service_requests", [{"service_request_id": out.doc["id"],
+                     "account_id": fields.get("account_id")}}
+    # a retry after a run cut off once the report was stored: that report, not a second one
+    out, again = received(lambda at, rid, stamp: reports.submit(f, Actor("partner", key["id"]), "open311", at=at,
+                                                                rid=rid, request=stamp))
+    resp = _answer("service_requests", [{"service_request_id": out.doc["id"],
                                          "service_notice": views.open311(out.doc)["service_notice"],
                                          "account_id": fields.get("account_id") or None}], 201)
+    return idempotency.mark_replayed(resp) if again else resp
 
 
 @bp.get(f"/v2/tokens/<{TOKEN}>.<{FORMAT}>")
@@ -282,7 +287,10 @@ def updates(fmt: str):
 @_partner_post
 @idempotent(required=False)
 def post_update(fmt: str):
-    """An agency's own system posts a FixMyStreet update (its key names the agency)."""
+    """An agency's own system posts a FixMyStreet update (its key names the agency): the report
+    takes the moves the status means (``reports.agency_update``). DUPLICATE names the report it
+    repeats in ``duplicate_of``, INTERNAL_REFERRAL the agency it goes to in ``agency`` (ours: the
+    extension has no field for them); ``description`` is the note, and the reason where one is needed."""
     fields, _, key = g.open311_post
     current_app.extensions["reports.limits"].key_hit(key["id"])
     if not key.get("agency"):
@@ -294,9 +302,14 @@ def post_update(fmt: str):
     if not rid:
         raise Open311Error(400, "service_request_id was not provided")
     actor = Actor("officer", f"api-key:{key['id']}", agency=key["agency"])
-    body = {"note": fields.get("description") or None, "reason": fields.get("description") or None}
-    out = reports.move(rid, FMS_ACTION[status], actor, body)
-    entry = reports.records().trail(rid)[-1]
+    body = {"note": fields.get("description") or None, "reason": fields.get("description") or None,
+            "agency": fields.get("agency"), "duplicate_of": fields.get("duplicate_of")}
+    out = reports.agency_update(rid, status, actor, body)
+    if out.transitions:   # the last move is the update asked for; earlier ones are listed by GET
+        t, i = out.transitions[-1], len(out.transitions) - 1
+        entry = {"entry": audit_key(t.at, out.version, i), **t.audit()}
+    else:
+        entry = reports.records().trail(rid)[-1]
     update = views.fms_update(out.doc, entry)
     update["status"] = FMS_STATUS.get(out.doc["status"], status)
     return _answer("service_request_updates", [update])

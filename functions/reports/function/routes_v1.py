@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Callable
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from lscloud import errors, images, store
+from lscloud import errors, idempotency, images, pseudonyms, store
+from lscloud.aggregate import Outcome
 from lscloud.auth import allow, principal
 from lscloud.idempotency import IMPLICIT_S, idempotent
 from lscloud.ratelimit import caller_subject
-from lscloud.statemachine import Actor
+from lscloud.statemachine import Actor, iso, now, parse_iso
+from lscloud.workdays import local_day
 from lscloud.web import blob_response, body_limit, query_params, query_schema, raw_body, responds, validate_body
 
 from . import agencies, apikeys, catalog, lists, queries, reports, views
@@ -55,6 +58,47 @@ def _photo_url(sha256: str) -> str:
 
 def _actor() -> Actor:
     return Actor.of(principal())
+
+
+ID_TRIES = 8
+"""Ids a request's report tries in turn, each past one that holds another report."""
+
+
+def received(submit: Callable[[datetime, str, dict], Outcome]) -> tuple[Outcome, bool]:
+    """Receive a report once however often its request runs (``submit(at, id, stamp)``); True when
+    it was received before.
+
+    The ``idempotent`` lease runs a request once, but gives its key back when a run is cut off (a
+    5xx: a process that died, a store that failed), and the client's retry runs it again. The
+    report's id derives from the request's idempotency stamp (its Idempotency-Key, or the request
+    itself when the client sends none), so that retry reaches the report the cut run stored, which
+    answers it as the first time, its audit entry, indexes and event finished
+    (:meth:`lscloud.aggregate.Aggregate.resend`). The next id is tried when one holds another
+    report: another request's, or, for a request without a key, this same request sent more than
+    IMPLICIT_S before (two such sendings are two reports, as the lease has them)."""
+    key = request.headers.get(idempotency.HEADER)
+    stamp, at, agg = idempotency.first_request(), now(), reports.records()
+    since = at - timedelta(seconds=IMPLICIT_S)
+
+    def mine(rid: str) -> Callable:
+        def find(judge):
+            found = agg.resend(rid, judge)
+            return found if found is not None and (key or parse_iso(found.doc["requested_at"]) >= since) else None
+        return find
+
+    tags = [pseudonyms.digest("reports-id", f"{stamp['scope']}\n{n}").hex()[:8] for n in range(ID_TRIES)]
+    if local_day(iso(since)) != local_day(iso(at)):   # a retry just after midnight: its report has yesterday's id
+        for found in (mine(reports.new_id(since, tag))(idempotency.resent) for tag in tags):
+            if found is not None:
+                return found, True
+    refused = None
+    for tag in tags:
+        rid = reports.new_id(at, tag)
+        try:
+            return idempotency.created_or_resent(lambda: submit(at, rid, stamp), mine(rid))
+        except errors.Conflict as exc:   # the id holds another report
+            refused = exc
+    raise refused
 
 
 def _view(doc: dict, trail: list | None = None) -> dict:
@@ -114,15 +158,17 @@ def submit():
     for i, sha in enumerate(body.get("photos") or []):
         if not photos.claim(sha):   # the report keeps it: never deleted as an unclaimed upload
             raise errors.Invalid.at(f"/photos/{i}", "upload the photo first (POST /v1/photos)", "Cần tải ảnh lên trước.")
-    out = reports.submit({**body, "attributes": body.get("attributes") or {},
-                          "media_url": _photo_url(body["photos"][0]) if body.get("photos") else None},
-                         actor, channel="app")
+    f = {**body, "attributes": body.get("attributes") or {},
+         "media_url": _photo_url(body["photos"][0]) if body.get("photos") else None}
+    out, again = received(lambda at, rid, stamp: reports.submit(f, actor, "app", at=at, rid=rid, request=stamp))
     answer = views.full(out.doc)
     if out.doc.get("lat") is not None:
         answer["nearby"] = [views.public(d) | {"distance_m": d["distance_m"]}
                             for d in reports.nearby(out.doc["service_code"], out.doc["lat"], out.doc["long"])
                             if d["id"] != out.doc["id"]]
-    return jsonify(answer), 201
+    resp = jsonify(answer)
+    resp.status_code = 201
+    return idempotency.mark_replayed(resp) if again else resp
 
 
 @bp.get("/v1/reports/nearby")

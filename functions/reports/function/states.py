@@ -59,11 +59,36 @@ FMS_STATUS = {
     "closed": "CLOSED", "duplicate": "DUPLICATE", "not_responsible": "NOT_COUNCILS_RESPONSIBILITY",
     "unable_to_fix": "NO_FURTHER_ACTION", "hidden": "CLOSED",
 }
-# an agency's system posting an update with a FixMyStreet status: the action it means
-FMS_ACTION = {"INVESTIGATING": "investigate", "ACTION_SCHEDULED": "schedule", "IN_PROGRESS": "start",
-              "FIXED": "fix", "CLOSED": "close", "DUPLICATE": "mark_duplicate",
+# an agency's system posting an update with a FixMyStreet status (the statuses of its Open311
+# extension; REOPEN is ours): the action that ends the moves it means
+FMS_ACTION = {"OPEN": "acknowledge", "INVESTIGATING": "investigate", "ACTION_SCHEDULED": "schedule",
+              "IN_PROGRESS": "start", "FIXED": "fix", "CLOSED": "close", "DUPLICATE": "mark_duplicate",
               "NOT_COUNCILS_RESPONSIBILITY": "not_responsible", "NO_FURTHER_ACTION": "unable_to_fix",
-              "REOPEN": "reopen"}
+              "INTERNAL_REFERRAL": "transfer", "REOPEN": "reopen"}
+# the moves an update may make on the way to that action: an agency's, needing no reason and no data
+_STEPS = ("acknowledge", "investigate", "schedule", "start", "fix", "close")
+
+
+def fms_path(state: str, status: str) -> list[str] | None:
+    """The shortest list of actions an agency takes from ``state`` to do what ``status`` says (its
+    action last, the others :data:`_STEPS`, closing the report only when the status closes it):
+    CLOSED on an in-progress report fixes then closes it. ``[]`` when the report is already where
+    the status puts it — for Open311's own OPEN and CLOSED, any state open (closed) that the action
+    does not start from; None when no path leads there."""
+    final = MACHINE[FMS_ACTION[status]]
+    if state == final.target and final.name != "transfer":   # a referral is always a new transfer
+        return []
+    if status in ("OPEN", "CLOSED") and open311_status(state) == status.lower() and state not in final.sources:
+        return []
+    level, seen = [(state, [])], {state}
+    while level:
+        if any(s in final.sources for s, _ in level):
+            return next(path for s, path in level if s in final.sources) + [final.name]
+        level = [(MACHINE[a].target, path + [a]) for s, path in level for a in _STEPS
+                 if s in MACHINE[a].sources and MACHINE[a].target not in seen
+                 and (MACHINE[a].target not in CLOSED or final.target in CLOSED)]
+        seen.update(s for s, _ in level)
+    return None
 
 
 def open311_status(state: str) -> str:

@@ -7,8 +7,9 @@ from .masking import mask
 from .reports import local_iso
 from .states import FMS_STATUS, MACHINE, STATE_VI, open311_status
 
-_PUBLIC = ("id", "service_code", "service_name", "category", "commune", "commune_name", "agency", "lat", "long",
-           "attributes", "media_url", "photos", "channel", "overdue", "rating", "duplicate_of", "deadline_provisional")
+_PUBLIC = ("id", "service_code", "service_name", "category", "commune", "commune_name", "commune_inferred", "agency",
+           "lat", "long", "attributes", "media_url", "photos", "channel", "overdue", "rating", "duplicate_of",
+           "deadline_provisional")
 
 
 def _names(doc: dict) -> list[str]:
