@@ -79,6 +79,15 @@ def _token(value: str) -> str:
     return _UNSAFE.sub("_", value) or "_"
 
 
+def _no_answer(error: str | None) -> str:
+    """``error.type`` of a delivery that got no answer: ``timeout``, or the class its error names
+    (``connection error: ConnectError: …``)."""
+    if (error or "").startswith("no answer within"):
+        return "timeout"
+    named = (error or "").split(": ")[1:2]
+    return named[0] if named and named[0].isidentifier() else "_OTHER"
+
+
 def _reason(status: int | None, error: str | None) -> str:
     """What a span's status and a log line say of a delivery that failed: the status and the problem's
     type, never the answer's body. A 422's schema messages echo the event's values (a plate, a
@@ -520,6 +529,8 @@ class Dispatcher:
                 return
             retryable = status is None or status >= 500 or status == 429
             reason = _reason(status, error)
+            # the subscriber's answer (or, with none, why there was none): what failed the delivery
+            span.set_attribute("error.type", str(status) if status is not None else _no_answer(error))
             if retryable and delivered < self.max_deliveries:
                 self.stats.count(sub.durable, "retried")
                 metrics.delivery(sub.durable, event["type"], "retry", status)

@@ -158,6 +158,23 @@ def test_4xx_goes_to_dead_letter_at_once(settings, endpoint, bus, dispatcher_for
     assert d.stats.retried == 0
 
 
+def test_a_failed_delivery_says_what_failed_it_on_its_process_span(settings, endpoint, bus, dispatcher_for):
+    """``error.type`` is Conditionally Required on a failed messaging span: the subscriber's status
+    (not the ``_OTHER`` a bare ERROR status gets)."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    telemetry.setup(Settings(service="dispatcher-test"))
+    spans = InMemorySpanExporter()
+    telemetry.use_span_exporter(spans)
+    endpoint.scripts["/refuses"] = [422]
+    dispatcher_for([Subscription("queue", "refuses", [SUBMITTED], endpoint.url("/refuses"))])
+    bus.publish(events.new_event(SUBMITTED, "/border", {"n": 1}))
+    wait_for(lambda: read_dlq(settings), "dead letter")
+    process = wait_for(lambda: [sp for sp in spans.get_finished_spans() if sp.name.startswith("process ")],
+                       "the process span")
+    assert process[0].attributes["error.type"] == "422"
+
+
 def test_a_dead_letter_is_told_to_the_subscribers_sink_as_knative_does(settings, endpoint, bus, dispatcher_for):
     """After the record in <stream>_DLQ, the subscriber's /events/dead-letters gets the event in binary
     mode with Knative's knativeerrorcode / knativeerrordata (base64) / knativeerrordest, and the same
