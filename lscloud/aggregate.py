@@ -107,6 +107,12 @@ def _wait_all(futures: list, error: BaseException | None = None) -> list:
     return results
 
 
+MOVED_REDO_S = 900
+"""How long after a move a refused move finishes that move's round (:meth:`Aggregate._finish_moved`):
+a client retries a request cut off within minutes; past this, its events went out (or never
+will), and publishing them again could outlive the consumers' memory of having handled them."""
+
+
 class NoChange(Exception):
     """Raised by an ``op`` that finds nothing to do: no write, no audit entry, no event."""
 
@@ -224,6 +230,7 @@ class Aggregate(Generic[M]):
         self.created_side = created_side
         self.side = side
         self.keeps_created = "created" in model._attributes
+        self.keeps_moved = "moved" in model._attributes
 
     # -- reading ------------------------------------------------------------------------------------
 
@@ -298,9 +305,38 @@ class Aggregate(Generic[M]):
         return Outcome(item)
 
     def _finish_create(self, item: M) -> None:
-        out = Outcome(item, [_transition(t) for t in item.created])
+        self._finish(Outcome(item, [_transition(t) for t in item.created]), self._created_side(item.data))
+
+    def _finish_moved(self, record_id: str) -> None:
+        """Finish the round of the record's last move (its audit entries, the indexes every write
+        keeps, its events), should a process have died between that move's write and its round.
+
+        Called where a move is refused (``op`` raised :class:`NoChange` or a Conflict): what a
+        client's retry of a move cut off after its write meets, since the record has moved. Only a
+        model that keeps its last move's transitions (``moved``) can; the record is read again, as
+        ``op`` may have changed the copy it refused. Costs one round of HEADs, on refusals only;
+        a round found complete writes nothing, and its events go out again under their ids."""
+        if not self.keeps_moved:
+            return
+        try:
+            item = self.model.get(record_id)
+        except (DoesNotExist, InvalidKey):
+            return
+        moved = getattr(item, "moved", None)
+        if int(item.version) < 2 or not moved or \
+                (now() - parse_iso(moved[-1]["at"])).total_seconds() > MOVED_REDO_S:
+            return
+        out = Outcome(item, [_transition(t) for t in moved])
+        self._finish(out, [])
+        if self.on_terminal is not None and self.machine.is_terminal(out.doc[self.machine.state_field]) and \
+                any(self.machine.is_terminal(t.target) for t in out.transitions):
+            self.on_terminal(out.doc)
+
+    def _finish(self, out: Outcome[M], side: list[Model]) -> None:
+        """Write what of ``out``'s round is missing (one concurrent round of HEADs finds it) and
+        publish its events again; ``after_commit`` when this wrote anything."""
         entries, evts = self._round(out)
-        wanted = [*entries, *self._created_side(item.data), *self._every_side(item.data)]
+        wanted = [*entries, *side, *self._every_side(out.doc)]
         checking = [_side.submit(stored, m) for m in wanted]
         try:
             outbox.publish(evts)
@@ -342,11 +378,17 @@ class Aggregate(Generic[M]):
             try:
                 out = op(doc)
             except NoChange:
+                self._finish_moved(record_id)
                 return Outcome(item)
+            except Conflict:
+                self._finish_moved(record_id)
+                raise
             transitions, result = out if isinstance(out, tuple) else (out or [], None)
             if not transitions and result is None:
                 return Outcome(item)
             self._sync(item, doc)
+            if self.keeps_moved:
+                item.moved = [_kept(t) for t in transitions]
             try:
                 item.save()
             except ConditionalCheckFailed:

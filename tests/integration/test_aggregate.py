@@ -150,6 +150,7 @@ class KeptParcel(Model):
     version = A.VersionAttribute()
     request = A.JSONAttribute(null=True)
     created = A.JSONAttribute(null=True)
+    moved = A.JSONAttribute(null=True)
 
 
 class ParcelIndex(Model):
@@ -203,6 +204,39 @@ def test_a_resend_finishes_a_create_whose_side_round_was_cut_off(parcels, settin
     assert again["put"] == again["delete"] == 0 and committed == [1], again
     evts = [m["event"] for m in tail(settings, 20) if m["event"]["data"].get("parcel_id") == "k-1"]
     assert [(e["id"], parse_iso(e["time"])) for e in evts] == [("k-1.1.0", parse_iso(t.at))], evts
+
+
+def test_a_move_cut_off_after_its_write_is_finished_by_the_retry_it_refuses(parcels, settings, monkeypatch):
+    """A move is written, then its round is cut off (a process that died, a store that failed): the
+    client's retry meets a record that has moved and is refused (409), but the round of the move
+    it would have made (its audit entry, its hooks, its event) is finished from the record, which
+    keeps its last move's transitions (``moved``)."""
+    from lscloud.store.errors import StoreUnavailable
+
+    finished: list[str] = []
+    agg = Aggregate(KeptParcel, machine=MACHINE, source="/test", audit=ParcelAudit,
+                    summary=lambda doc: {"parcel_id": doc["id"]}, on_terminal=lambda doc: finished.append(doc["id"]))
+    doc = {"id": "m-1", "status": "new"}
+    agg.create(KeptParcel("m-1", data=doc), [MACHINE.apply(doc, "send", COURIER)])
+    save, cut = ParcelAudit.save, []
+
+    def failing(self, *args, **kwargs):
+        if not cut:
+            cut.append(self)
+            raise StoreUnavailable("the store did not answer")
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(ParcelAudit, "save", failing)
+    deliver = lambda d: [MACHINE.apply(d, "deliver", COURIER)]   # noqa: E731
+    with pytest.raises(StoreUnavailable):
+        agg.mutate("m-1", deliver)
+    assert KeptParcel.get("m-1").status == "delivered" and [e["to"] for e in agg.trail("m-1")] == ["sent"]
+    assert finished == []
+    with pytest.raises(errors.Conflict):   # the retry: the parcel is delivered already
+        agg.mutate("m-1", deliver)
+    assert [e["to"] for e in agg.trail("m-1")] == ["sent", "delivered"] and finished == ["m-1"]
+    evts = [m["event"]["id"] for m in tail(settings, 20) if m["event"]["data"].get("parcel_id") == "m-1"]
+    assert evts == ["m-1.1.0", "m-1.2.0"], evts   # published again under its id: stored once
 
 
 def test_an_entry_every_write_keeps_is_stored_with_its_round(parcels, settings):

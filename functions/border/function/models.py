@@ -56,6 +56,9 @@ class Declaration(Model):
     request = A.JSONAttribute(null=True)
     # the create's transitions: a resend finishes its audit, indexes and events (Aggregate.resend)
     created = A.JSONAttribute(null=True)
+    # the last move's transitions: a refused retry of a move cut off after its write finishes its
+    # audit, indexes and events (Aggregate._finish_moved)
+    moved = A.JSONAttribute(null=True)
 
 
 class DeclarationCode(Model):

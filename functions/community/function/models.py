@@ -54,6 +54,9 @@ class Activity(Model):
     # the log's transition: a resend of the activity finishes its audit entry, its place on the
     # officer's queue and its event (Aggregate.resend); none on an activity stored before it
     created = A.JSONAttribute(null=True)
+    # the last move's transitions: a refused retry of a move cut off after its write finishes its
+    # audit, indexes and events (Aggregate._finish_moved)
+    moved = A.JSONAttribute(null=True)
 
 
 class ActivityAudit(Model):

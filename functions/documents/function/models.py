@@ -18,6 +18,9 @@ class Document(Model):
     status = A.UnicodeAttribute()
     data = A.JSONAttribute()
     version = A.VersionAttribute()
+    # the last move's transitions: a refused retry of a move cut off after its write finishes its
+    # audit, indexes and events (Aggregate._finish_moved)
+    moved = A.JSONAttribute(null=True)
 
 
 class DocumentAudit(Model):

@@ -48,6 +48,9 @@ class Dossier(Model):
     request = A.JSONAttribute(null=True)
     # the receipt's transition: a resend finishes its audit, indexes and event (Aggregate.resend)
     created = A.JSONAttribute(null=True)
+    # the last move's transitions: a refused retry of a move cut off after its write finishes its
+    # audit, indexes and events (Aggregate._finish_moved)
+    moved = A.JSONAttribute(null=True)
 
 
 class DossierCode(Model):

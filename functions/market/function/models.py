@@ -63,6 +63,9 @@ class Lot(Model):
     # the register's transition: a resend finishes its audit, its producer's index and its event
     # (Aggregate.resend); none on a lot stored before it
     created = A.JSONAttribute(null=True)
+    # the last move's transitions: a refused retry of a move cut off after its write finishes its
+    # audit, indexes and events (Aggregate._finish_moved)
+    moved = A.JSONAttribute(null=True)
 
 
 class LotAudit(Model):

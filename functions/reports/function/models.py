@@ -56,6 +56,9 @@ class Report(Model):
     request = A.JSONAttribute(null=True)
     # the receipt's transition: that retry finishes its audit entry, indexes and event (Aggregate.resend)
     created = A.JSONAttribute(null=True)
+    # the last move's transitions: a refused retry of a move cut off after its write finishes its
+    # audit, indexes and events (Aggregate._finish_moved)
+    moved = A.JSONAttribute(null=True)
 
 
 class ReportAudit(Model):
