@@ -202,6 +202,10 @@ class Aggregate(Generic[M]):
     trail); ``source`` is the CloudEvents source of its events (``/border``); ``publish=False``
     leaves the transitions' events to the function (see the module docstring).
 
+    ``event_ids``: what the ids of its events start with, for a kind of record that shares its
+    source with another whose ids a client also chooses (a market's shops and lots): CloudEvents
+    needs source + id unique, and a consumer drops a second event of that pair as a repeat.
+
     ``created_side(doc)``: the index objects of a new record, from its stored document alone (no
     clock, no request), created beside its audit entries by :meth:`create` and again, where
     missing, by :meth:`resend`. ``side(doc)``: index objects *every* committed write's document
@@ -216,7 +220,7 @@ class Aggregate(Generic[M]):
                  after_commit: Callable[[Outcome], None] | None = None,
                  on_terminal: Callable[[dict], None] | None = None, backoff: Backoff = DEFAULT,
                  publish: bool = True, created_side: Callable[[dict], Iterable[Model]] | None = None,
-                 side: Callable[[dict], Iterable[Model]] | None = None):
+                 side: Callable[[dict], Iterable[Model]] | None = None, event_ids: str = ""):
         self.model = model
         self.machine = machine
         self.source = source
@@ -231,6 +235,7 @@ class Aggregate(Generic[M]):
         self.side = side
         self.keeps_created = "created" in model._attributes
         self.keeps_moved = "moved" in model._attributes
+        self.event_ids = event_ids
 
     # -- reading ------------------------------------------------------------------------------------
 
@@ -429,7 +434,7 @@ class Aggregate(Generic[M]):
             if self.audit is not None:
                 entries.append(self.audit(record_id, audit_key(t.at, version, i), data=t.audit()))
             if self.publish:
-                evts.append(self.event(t, doc, record_id, f"{record_id}.{version}.{i}"))
+                evts.append(self.event(t, doc, record_id, f"{self.event_ids}{record_id}.{version}.{i}"))
         return entries, evts
 
     def event(self, t: Transition, doc: dict, subject: str, event_id: str) -> dict:

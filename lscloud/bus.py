@@ -427,13 +427,21 @@ class Bus:
             pause = min(pause * 2, 1.0)
 
 
+def message_id(event: Mapping[str, Any]) -> str:
+    """The ``Nats-Msg-Id`` of an event: its source and its id, the pair CloudEvents makes unique."""
+    return f"{event['source']} {event['id']}"
+
+
 def prepare(event: Mapping[str, Any]) -> tuple[str, bytes, dict[str, str]]:
     """Subject, structured JSON body and NATS headers (without trace context) for an event."""
     checked = events.validate(event)
     subject = events.subject_for(checked["type"])
     body = json.dumps(checked, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     headers = {
-        "Nats-Msg-Id": checked["id"],
+        # CloudEvents: "source + id is unique for each distinct event"; JetStream dedupes on this header
+        # alone, across the stream's every producer: the id by itself dropped another source's event
+        # that happened to share it (a market lot's and a community activity's client-chosen ids)
+        "Nats-Msg-Id": message_id(checked),
         "ce-id": checked["id"],
         "ce-type": checked["type"],
         "ce-source": checked["source"],

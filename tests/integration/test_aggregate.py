@@ -263,3 +263,16 @@ def test_an_entry_every_write_keeps_is_stored_with_its_round(parcels, settings):
     with counting() as calls:
         agg.mutate("s-1", nothing)
     assert calls["put"] == 0
+
+
+def test_two_kinds_of_record_sharing_a_source_never_share_an_event_id(parcels, settings):
+    """A client names both (a cooperative's shop and its lot, ``htx-…``): their events' source + id
+    must differ, or a consumer drops the second as a repeat of the first."""
+    shops = Aggregate(KeptParcel, machine=MACHINE, source="/test", audit=ParcelAudit, event_ids="shop:",
+                      summary=lambda doc: {"parcel_id": doc["id"]})
+    same = "htx-00000001"
+    new_parcel(parcels, same)
+    doc = {"id": same, "status": "new"}
+    shops.create(KeptParcel(same, data=doc), [MACHINE.apply(doc, "send", COURIER)])
+    ids = [m["event"]["id"] for m in tail(settings, 10) if m["event"]["subject"] == same]
+    assert ids == [f"{same}.1.0", f"shop:{same}.1.0"], ids

@@ -55,6 +55,18 @@ def test_same_event_id_is_stored_once(bus, settings):
     assert stored[0]["event"] == ev
 
 
+def test_two_sources_events_sharing_an_id_are_both_stored(bus, settings):
+    """CloudEvents makes source + id unique, not the id: two producers may choose the same id (a
+    market lot's and a community activity's ids are their clients'). JetStream dedupes on
+    Nats-Msg-Id, across the stream: the id alone dropped the second, and publish said it was stored."""
+    bus.ensure_stream()
+    market = events.new_event(TYPE, "/market", {"n": 1}, id="abcd1234.1.0")
+    community = events.new_event(TYPE, "/community", {"n": 2}, id="abcd1234.1.0")
+    first, second = bus.publish(market), bus.publish(community)
+    assert second == first + 1 and bus.publish(market) == first   # a repeat of one is still dropped
+    assert [m["event"]["source"] for m in tail(settings, 10)] == ["/market", "/community"]
+
+
 def test_stream_created_idempotently_even_when_racing(settings):
     buses = [SyncBus(settings).start() for _ in range(4)]
     try:
@@ -109,7 +121,7 @@ def test_traceparent_and_event_headers_travel_with_the_message(bus, settings, sp
             await b.close()
 
     h = asyncio.run(headers())
-    assert h["Nats-Msg-Id"] == ev["id"] and h["ce-type"] == TYPE
+    assert h["Nats-Msg-Id"] == f"{ev['source']} {ev['id']}" and h["ce-type"] == TYPE
     assert h["content-type"] == "application/cloudevents+json"
     send = [s for s in spans.get_finished_spans() if s.name == "publish lscloud.border.declaration.submitted"]
     assert len(send) == 1

@@ -114,7 +114,7 @@ def _headers(server: Server, stream: str, event_id: str) -> dict:
             info = await bus.js.stream_info(stream)
             for seq in range(info.state.first_seq, info.state.last_seq + 1):
                 m = await bus.js.get_msg(stream, seq)
-                if (m.headers or {}).get("Nats-Msg-Id") == event_id:
+                if (m.headers or {}).get("ce-id") == event_id:
                     return dict(m.headers)
             raise AssertionError(f"no stored event {event_id}")
         finally:

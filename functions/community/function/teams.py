@@ -32,7 +32,7 @@ def recorded(actor: Actor) -> Actor:
 def records() -> Aggregate:
     from .models import Team, TeamAudit
 
-    return Aggregate(Team, machine=MACHINE, source="/community", audit=TeamAudit, mirror=("commune",),
+    return Aggregate(Team, machine=MACHINE, source="/community", audit=TeamAudit, mirror=("commune",), event_ids="team:",
                      summary=lambda doc: {"team_id": doc["id"], "commune": doc["commune"], "village": doc["village"],
                                           "members": len(doc["members"])})
 

@@ -35,7 +35,7 @@ def catalogue() -> dict:
 def records() -> Aggregate:
     from .models import Shop, ShopAudit
 
-    return Aggregate(Shop, machine=MACHINE, source="/market", audit=ShopAudit, mirror=("commune",),
+    return Aggregate(Shop, machine=MACHINE, source="/market", audit=ShopAudit, mirror=("commune",), event_ids="shop:",
                      summary=lambda doc: {"shop_id": doc["id"], "kind": doc["kind"], "commune": doc["commune"]})
 
 
