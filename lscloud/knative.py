@@ -220,8 +220,17 @@ def _delivered_event(state) -> dict:
         return events.from_http(dict(request.headers), request.get_data(cache=True))
     except ValueError as exc:
         metrics.consumed(None, state.name, None, "malformed")
-        raise Problem(400, "malformed-event", "Malformed CloudEvent", str(exc)[:500],
-                      title_vi="Sự kiện không hợp lệ", detail_vi="Sự kiện CloudEvent không đúng định dạng.") from None
+        why = str(exc)[:500]
+        named = _NAMED.search(why)
+        # the attribute or header it names ('time', 'ce-subject'), else the body: a bad input's 4xx names its field
+        where = named.group(2) if named else "body"
+        raise Problem(400, "malformed-event", "Malformed CloudEvent", why,
+                      title_vi="Sự kiện không hợp lệ",
+                      detail_vi=f"Sự kiện CloudEvent không đúng định dạng ({where}).",
+                      errors=[{"field": where, "message": why}]) from None
+
+
+_NAMED = re.compile(r"(attribute|header) '([A-Za-z0-9_-]{1,64})'")
 
 
 class _InProgress(Exception):

@@ -278,9 +278,15 @@ def test_unknown_type_and_malformed_events_are_4xx(instance):
     malformed = call(instance, "POST", "/events", content=json.dumps({"specversion": "1.0", "id": "x"}),
                      headers={"content-type": "application/cloudevents+json", **delivery_headers(instance.settings)})
     assert malformed.status_code == 400 and malformed.json()["type"] == TYPE_BASE + "malformed-event"
+    # the attribute it lacks is named, as any bad input's field is
+    assert [e["field"] for e in malformed.json()["errors"]] == ["source"]
     not_an_event = call(instance, "POST", "/events", content=b"{}",
                         headers={"content-type": "application/json", **delivery_headers(instance.settings)})
-    assert not_an_event.status_code == 400
+    assert not_an_event.status_code == 400 and [e["field"] for e in not_an_event.json()["errors"]] == ["body"]
+    bad_header = call(instance, "POST", "/events", content=b"{}", headers={
+        "content-type": "application/json", "ce-specversion": "1.0", "ce-id": "x", "ce-source": "/test",
+        "ce-type": "vn.langson.test.thing.v1", "ce-subject": "%C0%A0", **delivery_headers(instance.settings)})
+    assert bad_header.status_code == 400 and [e["field"] for e in bad_header.json()["errors"]] == ["ce-subject"]
 
 
 def test_events_refuse_every_sender_but_the_dispatcher(instance, module, tmp_path):
