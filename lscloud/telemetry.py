@@ -697,17 +697,20 @@ def format_trace_tree(spans: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+STORE_TABLE = "lscloud.store.table"
+"""The span attribute naming the table an S3 listing reads (:mod:`lscloud.store.s3http`): a listing
+names no key, and the S3 conventions have no attribute for its prefix."""
+
+
 def store_table(attributes: Mapping[str, Any]) -> str:
     """A span's label for the stored item it touched, its table: an object key starts with it
     (:mod:`lscloud.store.keys`), so a trace tells which six PutObjects a request made. The rest
     of the key (pseudonyms, ids) stays out of the tree. A listing names its table in its own
-    attribute (:data:`lscloud.store.s3http.TABLE`)."""
-    from .store.s3http import TABLE   # here, not at the top: only the local tools read spans back
-
+    attribute (:data:`STORE_TABLE`)."""
     key = attributes.get("aws.s3.key")
     if isinstance(key, str) and "/" in key:
         return f" {key.partition('/')[0]}"
-    table = attributes.get(TABLE)
+    table = attributes.get(STORE_TABLE)
     return f" {table}" if isinstance(table, str) and table else ""
 
 

@@ -45,6 +45,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from . import sigv4
 from ..connections import Connections, NotSent, default_ca_bundle, parse_url
 from ..metrics import HTTP_CLIENT
+from ..telemetry import STORE_TABLE
 
 MAX_ATTEMPTS = 3
 _RETRY_STATUS = frozenset((429, 500, 502, 503, 504))
@@ -55,8 +56,7 @@ _RETRY_CODES = frozenset(("RequestTimeout", "RequestTimeoutException", "PriorReq
 _LOST_CONDITION = frozenset((404, 409, 412))
 USER_AGENT = "lscloud"
 _tracer = trace.get_tracer("lscloud.store")
-TABLE = "lscloud.store.table"
-"""The span attribute naming the table a listing reads (:func:`lscloud.telemetry.store_table`)."""
+TABLE = STORE_TABLE
 
 _instrument = HTTP_CLIENT
 

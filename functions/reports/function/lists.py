@@ -12,7 +12,7 @@ from lscloud.statemachine import iso
 from lscloud.timestamps import parse_iso
 
 from . import reports
-from .models import AgencyQueue, DueReport, UpdateIndex
+from .models import AgencyQueue, DueReport, UpdateIndex, due_entry
 from .queries import get_many, in_window, open_ids
 from .states import OPEN
 
@@ -96,7 +96,7 @@ def queue(agency: str) -> list[dict]:
 
 
 def _queued(doc: dict, agency: str, entry: str) -> bool:
-    return doc["status"] in OPEN and doc.get("agency") == agency and reports.due_entry(doc) == entry
+    return doc["status"] in OPEN and doc.get("agency") == agency and due_entry(doc) == entry
 
 
 def _drop(agency: str, entry: str) -> None:
@@ -121,7 +121,7 @@ def indexed() -> None:
         if doc["status"] not in OPEN:
             continue
         if not doc.get("overdue"):
-            save_quietly(DueReport("due", reports.due_entry(doc)))
+            save_quietly(DueReport("due", due_entry(doc)))
         if doc.get("agency"):
-            save_quietly(AgencyQueue(doc["agency"], reports.due_entry(doc)))
+            save_quietly(AgencyQueue(doc["agency"], due_entry(doc)))
     _indexed[0] = True

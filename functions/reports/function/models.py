@@ -178,13 +178,27 @@ class DayFigures(Model):
     version = A.VersionAttribute()
 
 
+def nearby_entry(doc: dict) -> str:
+    """The "me too" index's range key: when, where (so a lookup measures distances from the keys
+    alone) and which report."""
+    return f"{doc['requested_at']}_{doc['lat']:.6f}_{doc['long']:.6f}_{doc['id']}"
+
+
+def due_entry(doc: dict) -> str:
+    """The overdue sweep's index key: the report's deadline (UTC, so keys sort by it), then its id."""
+    return f"{doc['deadline']}_{doc['id']}"
+
+
+def update_entry(at: str, report_id: str, audit_entry: str, to: str) -> str:
+    """The updates index's range key of a move (:class:`UpdateIndex`)."""
+    return f"{at}|{report_id}|{audit_entry}|{to}"
+
+
 def created_indexes(doc: dict) -> list[Model]:
     """A received report's indexes, from its document alone (no clock, no request): written beside
     its audit entry by its create, and where missing by a retry that finds it (``Aggregate.resend``)."""
     from lscloud.aggregate import audit_key
     from lscloud.workdays import local_day
-
-    from .reports import due_entry, nearby_entry, update_entry
 
     at, rid = doc["requested_at"], doc["id"]
     cell = f"{doc['category']}:{doc['geohash']}" if doc.get("geohash") else None

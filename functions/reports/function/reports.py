@@ -45,32 +45,17 @@ class ReportRecords(Aggregate):
         return new_event(t.type, self.source, data, subject=subject, id=event_id, dataschema=CONTRACT_SCHEMA)
 
 
-def nearby_entry(doc: dict) -> str:
-    """The "me too" index's range key: when, where (so a lookup measures distances from the keys
-    alone) and which report."""
-    return f"{doc['requested_at']}_{doc['lat']:.6f}_{doc['long']:.6f}_{doc['id']}"
-
-
-def due_entry(doc: dict) -> str:
-    """The overdue sweep's index key: the report's deadline (UTC, so keys sort by it), then its id."""
-    return f"{doc['deadline']}_{doc['id']}"
-
-
 def is_update(fact: str | None) -> bool:
     """Whether a move is one of FixMyStreet's updates (a rating is not)."""
     return bool(fact) and fact != "report.rated"
-
-
-def update_entry(at: str, report_id: str, audit_entry: str, to: str) -> str:
-    """The updates index's range key of a move (:class:`.models.UpdateIndex`)."""
-    return f"{at}|{report_id}|{audit_entry}|{to}"
 
 
 def _indexes(out: Outcome) -> None:
     """The listing, open, due and nearby indexes follow the report's state (each write repeat-safe),
     and the write is in the change feed the stats read (a re-run adds an entry: one more read); all
     written in parallel."""
-    from .models import TOUCHED_KEPT_S, AgencyQueue, DueReport, NearbyOpen, OpenReport, ReportTouched, UpdateIndex
+    from .models import (TOUCHED_KEPT_S, AgencyQueue, DueReport, NearbyOpen, OpenReport, ReportTouched, UpdateIndex,
+                         due_entry, nearby_entry, update_entry)
 
     doc = out.doc
     # stamped now, after the commit, not with the move's own time: a tick's flag carries the sweep's
