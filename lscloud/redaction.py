@@ -10,10 +10,12 @@ is covered without a list to keep up to date:
 what                      shape                                                        becomes
 ========================  ===========================================================  ==============
 CCCD (citizen ID)         12 digits whose province code and birth year are plausible   ``[cccd]``
+                          (also written in groups of 3 or 4, by spaces or dots)
 CMND (old ID card)        9 digits                                                     ``[cmnd]``
 passport                  1-2 capital letters and 7-8 digits                           ``[passport]``
 phone (Vietnam)           ``0``/``+84``/``84`` + mobile prefix 3/5/7/8/9 + 8 digits,   ``[phone]``
-                          landlines ``02`` + 9 digits (spaces, dots or dashes allowed)
+                          landlines ``02`` + 9 digits (spaces, dots or dashes allowed,
+                          after ``+84`` too)
 phone (international)     ``+`` and 8-15 digits (E.164)                                ``[phone]``
 bank account              6-20 digits after ``account``/``acct``/``stk`` and ``:`` or  ``[account]``
                           ``=``, or in an attribute whose name says account
@@ -50,10 +52,10 @@ _AFTER = r"(?![0-9A-Za-z])"
 _SEP = r"[ .\-]?"
 _PATTERN = re.compile(
     _BEFORE + r"(?:"
-    r"(?P<cccd>\d{12})"
+    r"(?P<cccd>\d{12}|\d{3}([ .])\d{3}\2\d{3}\2\d{3}|\d{4}([ .])\d{4}\3\d{4})"
     r"|(?P<cmnd>\d{9})"
     r"|(?P<passport>[A-Z]{1,2}\d{7,8})"
-    rf"|(?P<phone>(?:\+?84|0)[35789]\d{_SEP}\d{{3}}{_SEP}\d{{4}}|(?:\+?84|0)[35789]\d{{2}}{_SEP}\d{{3}}{_SEP}\d{{3}}"
+    rf"|(?P<phone>(?:\+?84{_SEP}|0)[35789]\d{_SEP}\d{{3}}{_SEP}\d{{4}}|(?:\+?84{_SEP}|0)[35789]\d{{2}}{_SEP}\d{{3}}{_SEP}\d{{3}}"
     r"|(?:\+?84|0)2\d{9}|\+\d{8,15})"
     r")" + _AFTER)
 _ACCOUNT_FIELD = re.compile(r"(?i)\b(account(?:_number|_no)?|acct|stk|so_tai_khoan)(\"?'?\s*[:=]\s*\"?'?)(\d{6,20})\b")
@@ -89,7 +91,7 @@ def _plausible_cccd(number: str) -> bool:
 
 def _replace(match: re.Match) -> str:
     kind = match.lastgroup
-    if kind == "cccd" and not _plausible_cccd(match.group(0)):
+    if kind == "cccd" and not _plausible_cccd(re.sub(r"[ .]", "", match.group(0))):
         return match.group(0)
     return f"[{kind}]"
 

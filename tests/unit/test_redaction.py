@@ -23,6 +23,9 @@ CCCD, PHONE, PASSPORT, ACCOUNT = "020095001234", "0912345678", "E7654321", "9900
     (f"call {PHONE}, +84912345678, 0912 345 678, 0912.345.678 or +8613800000000",
      "call [phone], [phone], [phone], [phone] or [phone]"),
     ("Lạng Sơn office 02053870123", "Lạng Sơn office [phone]"),
+    # as people write them in a report's text or a file name: in groups, +84 then a space
+    ("CCCD 020 088 002 468, số 0200.8800.2468", "CCCD [cccd], số [cccd]"),
+    ("gọi +84 912 345 678 hoặc 84 912.345.678", "gọi [phone] hoặc [phone]"),
     (f'{{"account": "{ACCOUNT}"}} acct={ACCOUNT}', '{"account": "[account]"} acct=[account]'),
     # a JWT (a bearer token, a download link's token in a URL path): a credential while it lives
     ("/dossiers/downloads/eyJhbGciOiJIUzI1NiJ9.eyJibG9iIjoiYXR0YWNobWVudHMvYWIifQ.c2lnbmF0dXJlX29mX3RoZV9saW5r",
@@ -57,6 +60,7 @@ def test_identifiers_are_redacted(text, expected):
     "identity-attempts/xnx7jcye2f6ciuxhk24dlcektp/001767225600.json",   # a pseudonym, a padded epoch
     "tax code 0100109106, unit 05983, HS 081090, plate 12C-345.67",
     "e2e-a11f31c5a45c w0912345678x",                                    # inside longer words
+    "groups 123 456 789 012 and 999 088 002 468",                       # no such province: not a CCCD
     "signature=valid my_api_key=1 API_KEY=x api_key= sig",              # other names; no value
     "q=OpenTelemetry&sig=REDACTED",                                     # redacted already
     "ssh git@github nats://relay@nats:4222",                           # no domain with a dot: not an address
