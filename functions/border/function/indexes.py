@@ -122,10 +122,23 @@ def work_done(doc: dict, agency: str) -> None:
 
 
 def release_seat(doc: dict) -> None:
-    """Give back the slot seat ``doc`` holds (a refused create, a cancelled crossing)."""
+    """Give back the slot seat ``doc`` holds (a refused create, a cancelled crossing), if it still
+    holds it. Seat numbers are reused: given back twice (a cleanup run again), a blind delete took
+    the seat another truck had booked since, and the slot then seated one truck more than its
+    capacity. The seat is read and deleted only while it names this declaration, under If-Match."""
     b = doc.get("booking") or {}
-    if b.get("seat") is not None:
-        delete_quietly(SlotSeat, seat_slot(doc["gate"], doc["flow"], b["slot"]), queue.seat_key(b["seat"]))
+    if b.get("seat") is None:
+        return
+    try:
+        seat = SlotSeat.get(seat_slot(doc["gate"], doc["flow"], b["slot"]), queue.seat_key(b["seat"]))
+    except SlotSeat.DoesNotExist:
+        return
+    if seat.declaration_id != doc["id"]:
+        return
+    try:
+        seat.delete()   # conditional on the version read (a tombstone where the store ignores If-Match)
+    except (ConditionalCheckFailed, SlotSeat.DoesNotExist):
+        pass
 
 
 def drop_finished(doc: dict) -> None:
