@@ -13,6 +13,8 @@ from lscloud.delivery import tail
 from lscloud.statemachine import Action, Actor, StateMachine
 from lscloud.store import Model, attributes as A
 
+from cuts import cut_once
+
 pytestmark = pytest.mark.integration
 
 
@@ -176,15 +178,7 @@ def test_a_resend_finishes_a_create_whose_side_round_was_cut_off(parcels, settin
                     summary=lambda doc: {"parcel_id": doc["id"]}, after_commit=lambda out: committed.append(out.version),
                     created_side=lambda doc: [ParcelIndex(doc["sender"], f"{doc['sent_at']}_{doc['id']}",
                                                           parcel_id=doc["id"])])
-    save, cut = ParcelIndex.save, []
-
-    def failing(self, *args, **kwargs):
-        if not cut:
-            cut.append(self)
-            raise StoreUnavailable("the store did not answer")
-        return save(self, *args, **kwargs)
-
-    monkeypatch.setattr(ParcelIndex, "save", failing)
+    cut_once(monkeypatch, ParcelIndex, "save")
     doc = {"id": "k-1", "status": "new", "sender": "s1", "sent_at": "20261203"}
     t = MACHINE.apply(doc, "send", COURIER)
     with pytest.raises(StoreUnavailable):
@@ -218,15 +212,7 @@ def test_a_move_cut_off_after_its_write_is_finished_by_the_retry_it_refuses(parc
                     summary=lambda doc: {"parcel_id": doc["id"]}, on_terminal=lambda doc: finished.append(doc["id"]))
     doc = {"id": "m-1", "status": "new"}
     agg.create(KeptParcel("m-1", data=doc), [MACHINE.apply(doc, "send", COURIER)])
-    save, cut = ParcelAudit.save, []
-
-    def failing(self, *args, **kwargs):
-        if not cut:
-            cut.append(self)
-            raise StoreUnavailable("the store did not answer")
-        return save(self, *args, **kwargs)
-
-    monkeypatch.setattr(ParcelAudit, "save", failing)
+    cut_once(monkeypatch, ParcelAudit, "save")
     deliver = lambda d: [MACHINE.apply(d, "deliver", COURIER)]   # noqa: E731
     with pytest.raises(StoreUnavailable):
         agg.mutate("m-1", deliver)

@@ -16,6 +16,7 @@ from lscloud.web import app_state
 
 import role_matrix
 from border_support import AGENCIES, TAX, TAX2, DirectoryStub, declaration
+from cuts import cut_once
 from functions.border.function import ledger, models
 from functions.border.function.app import create_app
 
@@ -158,16 +159,8 @@ def test_a_crossing_from_submission_to_exit(client, tok, fn, monkeypatch):
     # barrier again under the same event id, never "refused" for a truck that has left
     from functions.border.function import metrics
 
-    decided = metrics.barrier_decided
-    failures = []
-
-    def fails_once(*a):
-        if not failures:
-            failures.append(a)
-            raise RuntimeError("the run stops after the exit committed")
-        return decided(*a)
-
-    monkeypatch.setattr(metrics, "barrier_decided", fails_once)
+    failures = cut_once(monkeypatch, metrics, "barrier_decided",
+                        error=RuntimeError("the run stops after the exit committed"))
     assert barrier("b-2", "in").status_code >= 500 and failures
     assert ok(client.get(f"/v1/declarations/{did}", headers=customs))["status"] == "exited"
     assert barrier("b-2", "in").status_code == 200
@@ -361,27 +354,11 @@ def test_a_decision_retried_after_its_run_was_cut_off_is_recorded_once(client, f
     ok(client.post("/v1/declarations", json=declaration(did), headers=tok("enterprise", sub=TAX)), 201)
     guard = idem(tok("officer", agency="border-guard"))
     body = {"decision": "hold", "notes": "documents to check"}
-    cuts = []
     if cut == "the store fails on the fold":
-        save = models.Declaration.save
-
-        def failing(self, *args, **kwargs):
-            if self.id == did and not cuts:
-                cuts.append(self)
-                raise StoreUnavailable("the store did not answer")
-            return save(self, *args, **kwargs)
-
-        monkeypatch.setattr(models.Declaration, "save", failing)
+        cuts = cut_once(monkeypatch, models.Declaration, "save", lambda item, **_: item.id == did)
     else:
-        commit = aggregate.Aggregate.commit
-
-        def dies(self, outcome, *args, **kwargs):
-            if outcome.doc["id"] == did and not cuts:
-                cuts.append(outcome)
-                raise StoreUnavailable("the process died here")
-            return commit(self, outcome, *args, **kwargs)
-
-        monkeypatch.setattr(aggregate.Aggregate, "commit", dies)
+        cuts = cut_once(monkeypatch, aggregate.Aggregate, "commit", lambda agg, outcome, *_, **__: outcome.doc["id"] == did,
+                        error=StoreUnavailable("the process died here"))
     first = client.post(f"/v1/declarations/{did}/decisions", json=body, headers=guard)
     assert first.status_code == 503 and cuts, first.get_data(as_text=True)
     version = int(ledger.RECORDS.get(did).version)
@@ -575,19 +552,10 @@ def test_a_device_reading_whose_first_run_failed_is_applied_by_its_redelivery(cl
     record and answer 200 with nothing done: the truck never reached the gate.) The same reading in
     another envelope still counts once."""
     from functions.border.function import device_events
-    from lscloud.store import StoreUnavailable
 
     ent = tok("enterprise", sub=TAX)
     did = _at_the_gate(client, tok, "桂B·11111")
-    real, failed = device_events.candidates, []
-
-    def fails_once(*a, **kw):
-        if not failed:
-            failed.append(a)
-            raise StoreUnavailable("the store did not answer")
-        return real(*a, **kw)
-
-    monkeypatch.setattr(device_events, "candidates", fails_once)
+    cut_once(monkeypatch, device_events, "candidates")
     read = {"reading_id": "g-re-1", "gate": "huu-nghi", "camera": "gate", "flow": "in", "plate": "桂B11111",
             "confidence": 0.99, "read_at": "2025-09-01T08:00:00Z", "device": "anpr-g"}
     assert device_event(client, "vn.langson.border.plate.read.v1", read).status_code == 503
@@ -598,15 +566,7 @@ def test_a_device_reading_whose_first_run_failed_is_applied_by_its_redelivery(cl
     # a weighbridge reading whose write landed before the run failed is not counted twice
     reading = {"reading_id": "wb-re-1", "gate": "huu-nghi", "plate": "桂B·11111", "gross_kg": 45000,
                "measured_at": "2025-09-01T08:05:00Z", "device": "wb-1"}
-    weighed, stopped = device_events.metrics.weighed, []
-
-    def stops_once(*a):
-        if not stopped:
-            stopped.append(a)
-            raise RuntimeError("the run stops after the write")
-        return weighed(*a)
-
-    monkeypatch.setattr(device_events.metrics, "weighed", stops_once)
+    cut_once(monkeypatch, device_events.metrics, "weighed", error=RuntimeError("the run stops after the write"))
     assert device_event(client, "vn.langson.border.weight.measured.v1", reading).status_code >= 500
     assert device_event(client, "vn.langson.border.weight.measured.v1", reading).status_code == 200
     doc = ok(client.get(f"/v1/declarations/{did}", headers=ent))
@@ -1045,27 +1005,11 @@ def test_a_resend_finishes_a_create_cut_off_before_its_side_round(client, fn, to
     ent = tok("enterprise", sub=TAX)
     ref, did = new_id(), new_id()
     ok(client.post("/v1/declarations", json=declaration(ref, booking={"mode": "living"}), headers=ent), 201)
-    cuts = []
     if cut == "a side write fails":
-        save = models.PlateIndex.save
-
-        def failing(self, *args, **kwargs):
-            if self.declaration_id == did and not cuts:
-                cuts.append(self)
-                raise StoreUnavailable("the store did not answer")
-            return save(self, *args, **kwargs)
-
-        monkeypatch.setattr(models.PlateIndex, "save", failing)
+        cuts = cut_once(monkeypatch, models.PlateIndex, "save", lambda item, **_: item.declaration_id == did)
     else:
-        commit = aggregate.Aggregate.commit
-
-        def dies(self, outcome, *args, **kwargs):
-            if outcome.doc["id"] == did and not cuts:
-                cuts.append(outcome)
-                raise StoreUnavailable("the process died here")
-            return commit(self, outcome, *args, **kwargs)
-
-        monkeypatch.setattr(aggregate.Aggregate, "commit", dies)
+        cuts = cut_once(monkeypatch, aggregate.Aggregate, "commit", lambda agg, outcome, *_, **__: outcome.doc["id"] == did,
+                        error=StoreUnavailable("the process died here"))
     body = declaration(did, booking={"mode": "living"})
     first = client.post("/v1/declarations", json=body, headers=ent)
     assert first.status_code == 503 and cuts, first.get_data(as_text=True)

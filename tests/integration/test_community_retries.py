@@ -13,6 +13,7 @@ import pytest
 
 import community_support
 from community_support import DONG_DANG, LEADER, MEMBER
+from cuts import cut_once
 from digital_support import ok
 from lscloud.delivery import tail
 from lscloud.store.errors import StoreUnavailable
@@ -54,27 +55,11 @@ def test_a_resent_activity_cut_off_reaches_the_officer_and_is_counted(client, co
     happened = (datetime.now(timezone.utc) - timedelta(minutes=30)).isoformat()
     batch = [{"client_id": cid, "team": team["id"], "kind": "household-visit", "household": "020095001234",
               "happened_at": happened, "revision": 1}]
-    cuts = []
     if cut == "the queue entry fails":
-        save = models.Pending.save
-
-        def failing(self, *args, **kwargs):
-            if self.activity_id == cid and not cuts:
-                cuts.append(self)
-                raise StoreUnavailable("the store did not answer")
-            return save(self, *args, **kwargs)
-
-        monkeypatch.setattr(models.Pending, "save", failing)
+        cuts = cut_once(monkeypatch, models.Pending, "save", lambda item, **_: item.activity_id == cid)
     else:
-        commit = aggregate.Aggregate.commit
-
-        def dies(self, outcome, *args, **kwargs):
-            if outcome.doc["id"] == cid and not cuts:
-                cuts.append(outcome)
-                raise StoreUnavailable("the process died here")
-            return commit(self, outcome, *args, **kwargs)
-
-        monkeypatch.setattr(aggregate.Aggregate, "commit", dies)
+        cuts = cut_once(monkeypatch, aggregate.Aggregate, "commit", lambda agg, outcome, *_, **__: outcome.doc["id"] == cid,
+                        error=StoreUnavailable("the process died here"))
     first = client.post("/v1/activities/sync", json={"activities": batch}, headers=member)
     assert first.status_code == 503 and cuts, first.get_data(as_text=True)
     assert int(models.Activity.get(cid).version) == 1

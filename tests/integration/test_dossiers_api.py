@@ -24,6 +24,7 @@ from lscloud.delivery import tail
 from lscloud.statemachine import iso, parse_iso
 
 import role_matrix
+from cuts import cut_once
 from dossiers_support import CITIZEN, CITIZEN2, PeerStub, pdf
 
 pytestmark = pytest.mark.integration
@@ -768,27 +769,13 @@ def test_a_resend_finishes_a_submission_cut_off_before_its_side_round(client, to
     cit = tok("citizen", sub=CITIZEN)
     ref = _birth_body(client, cit)
     ok(client.post("/v1/dossiers", json=ref, headers=cit), 201)
-    body, cuts = _birth_body(client, cit), []
+    body = _birth_body(client, cit)
     if cut == "a side write fails":
-        save = models.WorkIndex.save
-
-        def failing(self, *args, **kwargs):
-            if self.dossier_id == body["id"] and not cuts:
-                cuts.append(self)
-                raise StoreUnavailable("the store did not answer")
-            return save(self, *args, **kwargs)
-
-        monkeypatch.setattr(models.WorkIndex, "save", failing)
+        cuts = cut_once(monkeypatch, models.WorkIndex, "save", lambda item, **_: item.dossier_id == body["id"])
     else:
-        commit = aggregate.Aggregate.commit
-
-        def dies(self, outcome, *args, **kwargs):
-            if outcome.doc["id"] == body["id"] and not cuts:
-                cuts.append(outcome)
-                raise StoreUnavailable("the process died here")
-            return commit(self, outcome, *args, **kwargs)
-
-        monkeypatch.setattr(aggregate.Aggregate, "commit", dies)
+        cuts = cut_once(monkeypatch, aggregate.Aggregate, "commit",
+                        lambda agg, outcome, *_, **__: outcome.doc["id"] == body["id"],
+                        error=StoreUnavailable("the process died here"))
     first = client.post("/v1/dossiers", json=body, headers=cit)
     assert first.status_code == 503 and cuts, first.get_data(as_text=True)
     stored = Dossier.get(body["id"])

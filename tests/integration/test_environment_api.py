@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from werkzeug.wrappers import Request, Response
 
+from cuts import cut_once
 from peer_stubs import Served
 import role_matrix
 from lscloud import devices
@@ -194,17 +195,17 @@ def test_an_alert_cut_off_after_its_state_is_published_by_the_next_judgement(env
     dev = tokens("device", "sensor-1", unit="lsn-air-1")
     start = (datetime.now(TZ7) - timedelta(hours=6)).replace(minute=0, second=0, microsecond=0)
     sent: list[dict] = []
-    cut: list[bool] = []
     real = outbox.publish
 
     def publish(evts, *a, **kw):
-        if any(e["type"].endswith("alert.raised.v1") for e in evts) and not cut:
-            cut.append(True)
-            raise RuntimeError("the process died here")
         sent.extend(evts)
         return real(evts, *a, **kw)
 
     monkeypatch.setattr(alerts.outbox, "publish", publish)
+    # over the recorder: the cut publish never reaches ``sent``
+    cut = cut_once(monkeypatch, alerts.outbox, "publish",
+                   lambda evts, *_, **__: any(e["type"].endswith("alert.raised.v1") for e in evts),
+                   error=RuntimeError("the process died here"))
     high = hours_of(start, 4, 46, lambda _: {"pm25": 150})
     first = env.post("/v1/stations/lsn-air-1/observations", headers=dev, json=high)
     assert first.status_code == 500 and cut   # cut off after the raised state was written

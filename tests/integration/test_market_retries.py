@@ -9,9 +9,9 @@ import uuid
 
 import pytest
 
+from cuts import cut_once
 from digital_support import ok
 from lscloud.delivery import tail
-from lscloud.store.errors import StoreUnavailable
 
 from functions.market.function import lots, models
 
@@ -36,21 +36,6 @@ def lot_body(**changes):
             "producer_name": "HTX Na Chi Lăng", "origin": {"commune": CHI_LANG, "plot": "CL-07"}, **changes}
 
 
-def fail_once(monkeypatch, model, method: str, when) -> list:
-    """Make ``model.<method>`` raise StoreUnavailable the first time ``when(item)`` holds; the list
-    of the items it failed (one at most)."""
-    cuts, real = [], getattr(model, method)
-
-    def failing(self, *args, **kwargs):
-        if not cuts and when(self):
-            cuts.append(self)
-            raise StoreUnavailable("the store did not answer")
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(model, method, failing)
-    return cuts
-
-
 def events_of(market, lot_id: str) -> list[str]:
     return [m["event"]["id"].replace(lot_id, "<id>") for m in tail(market.settings, 200)
             if m["event"].get("subject") == lot_id]
@@ -70,9 +55,9 @@ def test_a_resend_of_a_register_cut_off_finishes_the_lot(client, market, tokens,
     body = lot_body(id=lot_id) if lot_id else lot_body()
     headers = prod if lot_id else {**prod, "Idempotency-Key": uuid.uuid4().hex}
     if cut == "the index write fails":
-        cuts = fail_once(monkeypatch, models.LotByProducer, "save", lambda item: True)
+        cuts = cut_once(monkeypatch, models.LotByProducer, "save")
     else:
-        cuts = fail_once(monkeypatch, aggregate.Aggregate, "commit", lambda agg: agg.model is models.Lot)
+        cuts = cut_once(monkeypatch, aggregate.Aggregate, "commit", lambda agg, *_, **__: agg.model is models.Lot)
     first = client.post("/v1/lots", json=body, headers=headers)
     assert first.status_code == 503 and cuts, first.get_data(as_text=True)
     (stored,) = [lot.id for lot in models.Lot.scan()]
@@ -101,7 +86,7 @@ def test_the_same_lot_id_with_another_body_is_a_409_naming_the_fields(client, to
     prod = tokens("producer", PRODUCER)
     lot_id = "lot-" + uuid.uuid4().hex[:20]
     if first_run == "cut off":
-        cuts = fail_once(monkeypatch, models.LotByProducer, "save", lambda item: True)
+        cuts = cut_once(monkeypatch, models.LotByProducer, "save")
         assert client.post("/v1/lots", json=lot_body(id=lot_id), headers=prod).status_code == 503 and cuts
     else:
         ok(client.post("/v1/lots", json=lot_body(id=lot_id), headers=prod), 201)
@@ -125,10 +110,10 @@ def test_a_retried_issue_cut_off_issues_one_batch_counted_once(client, market, t
     prod = tokens("producer", PRODUCER)
     lot = ok(client.post("/v1/lots", json=lot_body(), headers={**prod, "Idempotency-Key": uuid.uuid4().hex}), 201)
     if cut == "the lot's write fails":
-        cuts = fail_once(monkeypatch, models.Lot, "save", lambda item: item.id == lot["id"])
+        cuts = cut_once(monkeypatch, models.Lot, "save", lambda item, **_: item.id == lot["id"])
     else:
-        cuts = fail_once(monkeypatch, models.LotAudit, "save",
-                         lambda item: item.lot_id == lot["id"] and item.data["action"] == "issue_stamps")
+        cuts = cut_once(monkeypatch, models.LotAudit, "save",
+                        lambda item, **_: item.lot_id == lot["id"] and item.data["action"] == "issue_stamps")
     key = {**prod, "Idempotency-Key": uuid.uuid4().hex}
     first = client.post(f"/v1/lots/{lot['id']}/stamps", json={"count": 100}, headers=key)
     assert first.status_code == 503 and cuts, first.get_data(as_text=True)
@@ -157,7 +142,7 @@ def test_a_retry_with_another_count_after_a_cut_off_issue_is_a_409_naming_it(cli
     beside the 100), and the lot is left as the first run left it."""
     prod = tokens("producer", PRODUCER)
     lot = ok(client.post("/v1/lots", json=lot_body(), headers={**prod, "Idempotency-Key": uuid.uuid4().hex}), 201)
-    cuts = fail_once(monkeypatch, models.Lot, "save", lambda item: item.id == lot["id"])
+    cuts = cut_once(monkeypatch, models.Lot, "save", lambda item, **_: item.id == lot["id"])
     key = {**prod, "Idempotency-Key": uuid.uuid4().hex}
     assert client.post(f"/v1/lots/{lot['id']}/stamps", json={"count": 100}, headers=key).status_code == 503 and cuts
     r = client.post(f"/v1/lots/{lot['id']}/stamps", json={"count": 50}, headers=key)

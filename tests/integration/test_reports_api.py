@@ -15,6 +15,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 import role_matrix
+from cuts import cut_once
 from digital_support import ok
 from lscloud.delivery import tail
 from lscloud.statemachine import iso, now
@@ -193,28 +194,9 @@ def _cut_once(monkeypatch, cut: str) -> list:
     from lscloud.store.errors import StoreUnavailable
     from functions.reports.function.models import AgencyQueue
 
-    cuts = []
     if cut == "a side write fails":
-        save = AgencyQueue.save
-
-        def failing(self, *args, **kwargs):
-            if not cuts:
-                cuts.append(self)
-                raise StoreUnavailable("the store did not answer")
-            return save(self, *args, **kwargs)
-
-        monkeypatch.setattr(AgencyQueue, "save", failing)
-    else:
-        commit = aggregate.Aggregate.commit
-
-        def dies(self, outcome, *args, **kwargs):
-            if not cuts:
-                cuts.append(outcome)
-                raise StoreUnavailable("the process died here")
-            return commit(self, outcome, *args, **kwargs)
-
-        monkeypatch.setattr(aggregate.Aggregate, "commit", dies)
-    return cuts
+        return cut_once(monkeypatch, AgencyQueue, "save")
+    return cut_once(monkeypatch, aggregate.Aggregate, "commit", error=StoreUnavailable("the process died here"))
 
 
 def _received(client, tokens, rt, description: str) -> dict:
