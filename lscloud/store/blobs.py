@@ -262,6 +262,12 @@ class BlobStore:
                 self.objects.delete(self.bucket, self.prefix + _CLAIMS + sha256.lower())
             except DoesNotExist:
                 pass
+            # uploaded meanwhile, another record may have found this claim and the blob, and counts
+            # on the claim: taken back, or the sweep would delete what that record names
+            late = self._head(key)
+            if late is not None and self._take_claim(sha256.lower()) is not None:
+                self.objects.keep_as_record(self.bucket, key)
+                return late
         return info
 
     def _take_claim(self, digest: str) -> bool | None:

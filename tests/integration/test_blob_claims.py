@@ -77,6 +77,43 @@ def test_a_claim_after_the_sweep_took_it_finds_it_gone_and_one_before_keeps_it(p
     assert photos.exists(early.sha256) and not photos.exists(late.sha256)
 
 
+def test_a_claim_given_back_while_the_upload_landed_is_taken_back(photos):
+    """R1 claims bytes not uploaded yet (its HEAD: 404); the upload lands; R2 claims them (finding
+    R1's claim there, and the blob); R1 gives its claim back. R2's record names a blob no claim
+    holds, and the sweep deleted it (the lost-updates survey forced this interleaving)."""
+    import threading
+
+    data = png(9)
+    digest = __import__("hashlib").sha256(data).hexdigest()
+    objects = runtime.current().objects
+    key, real_head = photos.key_for(digest), objects.head
+    looked, go_on = threading.Event(), threading.Event()
+
+    def head(bucket, k):
+        try:
+            return real_head(bucket, k)
+        finally:
+            if threading.current_thread().name == "R1" and k == key and not looked.is_set():
+                looked.set()
+                go_on.wait(10)
+
+    objects.head = head
+    try:
+        out = {}
+        r1 = threading.Thread(target=lambda: out.__setitem__("R1", photos.claimed(digest)), name="R1")
+        r1.start()
+        assert looked.wait(10)
+        ref = photos.put(data, "image/png")          # the upload lands
+        out["R2"] = photos.claimed(digest)            # another record names the bytes
+        go_on.set()
+        r1.join(10)
+    finally:
+        objects.head = real_head
+    assert out["R2"] is not None
+    sweep_past_their_time()
+    assert photos.exists(ref.sha256)
+
+
 def test_a_claim_of_what_was_never_uploaded_leaves_nothing(photos):
     never = "ab" * 32
     assert not photos.claim(never)
