@@ -121,6 +121,17 @@ def work_done(doc: dict, agency: str) -> None:
     log.warning("work item of %s kept changing; %s stays on the list until the crossing ends", doc["id"], agency)
 
 
+def queue_entry(doc: dict) -> list[QueueEntry]:
+    """The yard-queue entry of the key an in-yard declaration holds (none otherwise): a side object
+    of every committed write of the declaration (``ledger.RECORDS``), created create-only with its
+    audit entries. So an arrival cut off after its write gets its entry from the retry it refuses
+    (lscloud.aggregate's ``_finish_moved``), and from any later write of the declaration."""
+    key = (doc.get("booking") or {}).get("queue_key")
+    if doc.get("status") != "in_yard" or not key:
+        return []
+    return [QueueEntry(queue_name(doc["gate"], doc["flow"]), key, declaration_id=doc["id"])]
+
+
 def release_seat(doc: dict) -> None:
     """Give back the slot seat ``doc`` holds (a refused create, a cancelled crossing), if it still
     holds it. Seat numbers are reused: given back twice (a cleanup run again), a blind delete took

@@ -38,7 +38,7 @@ def _finished(doc: dict) -> None:
 
 RECORDS: Aggregate[Declaration] = Aggregate(Declaration, machine=lifecycle.MACHINE, source=SOURCE, audit=AuditEntry,
                                             summary=summary, after_commit=_committed, on_terminal=_finished,
-                                            created_side=indexes.created)
+                                            created_side=indexes.created, side=indexes.queue_entry)
 
 
 def fact(fact_: str, doc: dict, data: dict, *, id: str) -> dict:

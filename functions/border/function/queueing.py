@@ -7,7 +7,10 @@ order is a listing. How many trucks wait and how many are ahead of one come from
 (:mod:`.tally`, kept on every queue write): a position costs one GET and one listing of a slot's
 part (at once), whatever the number waiting, and for a truck asked about again (a driver's app
 polls) they go out with the declaration's own read (:func:`where_read`). Every add or removal of a queue entry goes through this module
-(and :func:`.indexes.drop_finished`), followed by its part's recount.
+(and :func:`.indexes.drop_finished`), followed by its part's recount. An entry is created after the
+declaration's committed write, from the key that write stored (``ledger.RECORDS``' side objects,
+:func:`.indexes.queue_entry`), never inside its ``op``: an ``op`` runs again on a lost race, and an entry written by the attempt that lost stayed
+in the queue beside the one the retry wrote (a truck waiting twice, the board counting it twice).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Callable
 
 from lscloud import store
 from lscloud.store import InvalidKey
-from lscloud.aggregate import NoChange, Outcome, delete_quietly, micros, together
+from lscloud.aggregate import NoChange, Outcome, delete_quietly, micros, save_quietly, together
 from lscloud.lru import LRU
 from lscloud.statemachine import Actor, iso, now, parse_iso
 
@@ -158,27 +161,45 @@ def waiting_declarations(gate_code: str, flows=FLOWS, limit: int = 500) -> list[
 
 # -- moving trucks -----------------------------------------------------------------------------------
 
-def enqueue(doc: dict, at: datetime) -> str:
-    """Put the truck in the yard queue (priority or normal lane) as arrived at ``at``; its key."""
+def queue_key_of(doc: dict, at: datetime) -> str:
+    """The key of the truck in the yard queue (priority or normal lane) as arrived at ``at``: from
+    the document and ``at`` alone, so every attempt of an ``op`` computes the same key."""
     lane = queue.LANE_PRIORITY if doc.get("priority") else queue.LANE_NORMAL
-    key = queue.queue_key(lane, doc["booking"]["slot"], at, doc["code"])
-    qn = queue_name(doc["gate"], doc["flow"])
-    QueueEntry(qn, key, declaration_id=doc["id"]).save()
-    tally.recount_quietly(qn, tally.part_of(key))
-    return key
+    return queue.queue_key(lane, doc["booking"]["slot"], at, doc["code"])
+
+
+entry_held = indexes.queue_entry
+"""The queue entry a committed in-yard document holds: every write of a declaration creates it
+(``ledger.RECORDS``' ``side``), never an ``op``."""
+
+
+def counted(out: Outcome) -> Outcome:
+    """Recount the queue part a committed write's entry (:func:`entry_held`) joined."""
+    slot = held_slot(out.doc)
+    if out.transitions and slot is not None:
+        tally.recount_quietly(slot[0], tally.part_of(slot[1]))
+    return out
 
 
 def requeue_priority(doc: dict) -> str | None:
-    """After a priority grant, an in-yard truck joins the priority lane, keeping its arrival time;
-    returns the normal-lane key it leaves (to drop once the grant is committed)."""
+    """After a priority grant, an in-yard truck joins the priority lane, keeping its arrival time:
+    the document takes its priority key here (in the grant's ``op``, so no write), and returns the
+    normal-lane key it leaves, for :func:`leave_queue` once the grant is committed."""
     old = (doc.get("booking") or {}).get("queue_key")
     if doc["status"] == "in_yard" and old:
-        doc["booking"]["queue_key"] = enqueue(doc, queue.parse_key(old).arrival)
+        doc["booking"]["queue_key"] = queue_key_of(doc, queue.parse_key(old).arrival)
         return old
     return None
 
 
 def leave_queue(doc: dict, key: str) -> None:
+    """After a committed write moved the truck off ``key`` (a priority grant): the entry of the key
+    the document now holds, then ``key`` dropped, in that order, so the truck never drops out of the
+    queue between the two."""
+    for entry in entry_held(doc):
+        if entry.key != key:
+            save_quietly(entry)
+            tally.recount_quietly(entry.queue, tally.part_of(entry.key))
     remove(queue_name(doc["gate"], doc["flow"]), key)
 
 
@@ -201,12 +222,14 @@ def arrive(declaration_id: str, actor: Actor, gate_code: str | None = None) -> O
 
     def op(doc):
         _may(doc, "arrive", actor, gate_code)
-        key = enqueue(doc, at)
+        key = queue_key_of(doc, at)
         doc["booking"]["queue_key"] = key
         doc["booking"]["arrived_at"] = iso(at)
         return [lifecycle.apply(doc, "arrive", actor, at=at, details={"queue_key": key})]
 
-    return ledger.RECORDS.mutate(declaration_id, op)
+    # a second arrival of the truck (the camera and the operator at once) finds it in_yard: the
+    # machine's 409 naming that state, and no entry of its own
+    return counted(ledger.RECORDS.mutate(declaration_id, op))
 
 
 def call_next(gate_code: str, flow: str, count: int, actor: Actor, minutes: int) -> list[Outcome]:
@@ -252,10 +275,10 @@ def sweep_calls(gate_code: str, flow: str, actor: Actor = lifecycle.SYSTEM) -> l
             t = lifecycle.apply(doc, action, actor, at=at, reason="not at the gate within the call deadline",
                                 details={"deadline": c["deadline"], "misses": c["misses"]})
             if action == "miss_call":
-                doc["booking"]["queue_key"] = enqueue(doc, at)
+                doc["booking"]["queue_key"] = queue_key_of(doc, at)
             return [t]
 
-        outcome = ledger.RECORDS.mutate(entry.declaration_id, op)
+        outcome = counted(ledger.RECORDS.mutate(entry.declaration_id, op))
         delete_quietly(CallEntry, qn, entry.key)
         if outcome.transitions:
             out.append(outcome)
