@@ -502,7 +502,8 @@ def test_queue_order_priority_and_missed_calls(border, tok):
     assert r.status_code == 409 and r.get_json()["current_state"] == "expired"
     # traffic police tell the drivers still waiting
     order = ok(client.post("/v1/traffic-orders", json={"id": "order-0001-tt", "gate": "tan-thanh", "flow": "in",
-                                                       "kind": "hold", "message_vi": "Tạm dừng 30 phút"},
+                                                       "kind": "hold", "message_vi": "Tạm dừng 30 phút",
+                                                       "message_zh": "暂停30分钟"},
                            headers=tok("officer", agency="traffic-police")), 201)
     assert {r["declaration_id"] for r in order["recipients"]} == set(ids[:2])
     assert not any("driver_phone" in r for r in order["recipients"])   # the notifiers' to text, not the officer's
@@ -761,8 +762,10 @@ def test_a_position_asked_again_costs_one_round_trip_whatever_the_number_waiting
     lookup = {"code": created["code"], "plate": declaration(did)["vehicle"]["tractor_plate"]}
     code = ("get", models.DeclarationCode.Meta.table)
     told = rounds_of("/v1/lookup", ((code,), (decl,), tuple(queue_reads)), query=lookup)["queue"]
-    assert told == q
-    assert rounds_of("/v1/lookup", ((code, *queue_reads), (decl,)), query=lookup)["queue"] == q
+    from functions.border.function import i18n
+
+    assert told == {**q, "rules": i18n.rules("vi")}   # the lookup tells the rules in the driver's language
+    assert rounds_of("/v1/lookup", ((code, *queue_reads), (decl,)), query=lookup)["queue"] == {**q, "rules": i18n.rules("vi")}
 
     # an operator halves the gate's capacity: this replica's next position shows the longer wait
     per_hour = board["flows"]["in"]["capacity_per_hour"]

@@ -30,11 +30,13 @@ def take_seat(gate: dict, flow: str, declaration_id: str, mode: str, slot: str |
     cap = capacity.effective(gate, flow)
     if mode == "reservation":
         if not slot:
-            raise queue.QueueError("slot-required", "a reservation names its slot (YYYYMMDDHH, local time)")
+            raise queue.QueueError("slot-required", "a reservation names its slot (YYYYMMDDHH, local time)",
+                                   "Đặt trước phải ghi rõ khung giờ (dạng YYYYMMDDHH, giờ Việt Nam)")
         if queue.slot_start(slot) + timedelta(hours=1) <= start:
-            raise queue.QueueError("slot-past", f"slot {slot} is over")
+            raise queue.QueueError("slot-past", f"slot {slot} is over", f"Khung giờ {slot} đã qua")
         if not queue.is_open(gate, slot):
             raise queue.QueueError("gate-closed", f"the gate is closed during slot {slot}",
+                                   f"Cửa khẩu đóng cửa trong khung giờ {slot}",
                                    _free_slots(gate, flow, start, cap, 3))
         candidates = [slot]
     else:
@@ -45,8 +47,10 @@ def take_seat(gate: dict, flow: str, declaration_id: str, mode: str, slot: str |
             return s, seat
     if mode == "reservation":
         raise queue.QueueError("slot-full", f"slot {slot} is full ({cap} trucks)",
+                               f"Khung giờ {slot} đã đủ chỗ ({cap} xe)",
                                _free_slots(gate, flow, queue.slot_start(slot), cap, 3))
-    raise queue.QueueError("no-slot", "no free slot in the booking horizon")
+    raise queue.QueueError("no-slot", "no free slot in the booking horizon",
+                           "Không còn khung giờ trống trong thời gian nhận đặt lượt")
 
 
 def _try_seats(gate_code: str, flow: str, slot: str, cap: int, declaration_id: str) -> int | None:

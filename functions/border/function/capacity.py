@@ -12,7 +12,8 @@ from .models import CapacityOverride
 
 def check_flow(flow: str) -> None:
     if flow not in queue.FLOWS:
-        raise errors.Invalid.at("/flow", "flow is 'in' (China → Vietnam) or 'out' (Vietnam → China)")
+        raise errors.Invalid.at("/flow", "flow is 'in' (China → Vietnam) or 'out' (Vietnam → China)",
+                                "Chiều qua cửa khẩu là 'in' (Trung Quốc → Việt Nam) hoặc 'out' (Việt Nam → Trung Quốc)")
 
 
 def override(gate_code: str, flow: str) -> int | None:

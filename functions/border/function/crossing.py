@@ -84,12 +84,13 @@ def release(doc: dict, actor: Actor, at: datetime, notes: str | None = None) -> 
 def assign_lane(doc: dict, lane: str, reason: str | None, actor: Actor, at: datetime) -> dict:
     """Customs sets or re-routes the risk lane; a re-route needs a reason. Returns the audit details."""
     if lane not in clearance.LANES:
-        raise LaneRefused.at("/lane", f"lane must be one of {clearance.LANES}")
+        raise LaneRefused.at("/lane", f"lane must be one of {clearance.LANES}",
+                             "Luồng phải là green (luồng xanh), yellow (luồng vàng) hoặc red (luồng đỏ)")
     if doc["status"] in lifecycle.TERMINAL or doc["status"] in ("cleared", "draft"):
         raise MACHINE.illegal("reroute", doc["status"])
     previous = doc.get("risk_lane")
     if previous and previous != lane and not (reason or "").strip():
-        raise LaneRefused.at("/reason", "re-routing a risk lane needs a reason")
+        raise LaneRefused.at("/reason", "re-routing a risk lane needs a reason", "Chuyển luồng phải ghi rõ lý do")
     entry = {"from": previous, "to": lane, "reason": reason, "by": actor.sub, "at": iso(at)}
     doc["risk_lane"] = lane
     doc.setdefault("risk_lane_history", []).append(entry)

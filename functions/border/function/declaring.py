@@ -19,6 +19,10 @@ from .models import Declaration, DeclarationCode
 
 ATTACHMENT_KINDS = ("invoice", "packing-list", "phytosanitary-certificate", "health-certificate", "other")
 CODE_TRIES = 8
+_REFUSED_VI = {"too_large": "tệp vượt quá dung lượng cho phép", "empty": "tệp rỗng",
+               "unsupported_media_type": "loại tệp không được chấp nhận",
+               "media_type_mismatch": "nội dung tệp không khớp với loại tệp đã khai"}
+"""Why the store refused an attachment (:class:`lscloud.store.BlobRejected`'s causes), in Vietnamese."""
 
 
 def normalised(body: dict, actor: Actor) -> dict:
@@ -64,7 +68,8 @@ def create(doc: dict, actor: Actor, *, submit: bool, slot_request: dict | None, 
     both back, so a refused request leaves nothing.
     """
     if slot_request and not submit:
-        raise errors.Invalid.at("/booking", "a booking needs submit: true")
+        raise errors.Invalid.at("/booking", "a booking needs submit: true",
+                                "Chỉ đặt được lượt khi nộp tờ khai (submit: true)")
     at = now()
     code = side_pool().submit(reserve_code, doc["id"])
     doc.update(status="new", owner=actor.sub, created_at=iso(at))
@@ -131,7 +136,8 @@ def attach(declaration_id: str, actor: Actor, kind: str, data: bytes, media_type
     try:
         ref = store.blobs("border-attachments").put(data, media_type, filename)
     except BlobRejected as exc:
-        raise errors.Invalid.at("", f"attachment refused: {exc.cause}") from None
+        raise errors.Invalid.at("", f"attachment refused: {exc.cause}",
+                                f"Tệp đính kèm bị từ chối: {_REFUSED_VI.get(exc.cause, 'tệp không hợp lệ')}") from None
     entry = {"kind": kind, **ref.to_dict(), "added_by": actor.sub, "at": iso(now())}
 
     def op(doc):

@@ -26,15 +26,31 @@ TEXT = {
                  "Queue position: {position} ({ahead} trucks ahead)"),
     "wait": ("Thời gian chờ dự kiến: khoảng {minutes} phút", "预计等待时间：约{minutes}分钟",
              "Expected wait: about {minutes} minutes"),
-    "slot": ("Khung giờ: {slot}", "预约时段：{slot}", "Slot: {slot}"),
-    "deadline": ("Hãy có mặt tại cửa khẩu trước {deadline}", "请于{deadline}前到达口岸",
-                 "Be at the gate before {deadline}"),
+    # slots and deadlines are Vietnam's clock; a Chinese driver's phone runs an hour ahead
+    "slot": ("Khung giờ: {slot} (giờ Việt Nam)", "预约时段：{slot}（越南时间，UTC+7）",
+             "Slot: {slot} Vietnam time (UTC+7)"),
+    "deadline": ("Hãy có mặt tại cửa khẩu trước {deadline} (giờ Việt Nam)", "请于{deadline}（越南时间，UTC+7）前到达口岸",
+                 "Be at the gate before {deadline} Vietnam time (UTC+7)"),
     "why": ("Thứ tự: làn ưu tiên trước, rồi khung giờ sớm hơn, rồi xe vào bãi sớm hơn",
             "排序规则：优先通道优先，其次预约时段较早者，再次进入等候区较早者",
             "Order: priority lane first, then earlier slot, then earlier arrival in the yard"),
     "not_found": ("Không tìm thấy tờ khai với mã và biển số này", "未找到该编号和车牌的申报",
                   "No declaration with this code and plate"),
+    "enter_code": ("Hãy nhập mã tờ khai (tối đa 20 ký tự)", "请输入申报编号（最多20个字符）",
+                   "Enter the declaration code (at most 20 characters)"),
+    "enter_plate": ("Hãy nhập biển số xe đầu kéo hoặc rơ moóc (tối đa 20 ký tự)", "请输入牵引车或挂车的车牌号（最多20个字符）",
+                    "Enter the tractor or trailer plate (at most 20 characters)"),
+    "busy": ("Hệ thống tra cứu tạm thời gián đoạn, vui lòng thử lại sau ít phút", "查询系统暂时无法使用，请稍后再试",
+             "The lookup is unavailable for a moment; try again in a few minutes"),
 }
+
+RULES = (("Làn ưu tiên đi trước làn thường", "优先通道先于普通通道", "priority lane before normal lane"),
+         ("sau đó khung giờ sớm hơn đi trước", "其次预约时段较早者优先", "then earlier slot first"),
+         ("sau đó xe vào bãi sớm hơn đi trước", "再次进入等候区较早者优先", "then earlier arrival in the yard"))
+"""The queue's order rules (:func:`.queue.explain_counts`), as the driver reads them."""
+
+NATIONALITY = {"VN": "vi", "CN": "zh"}
+"""The language a driver is texted in, by nationality; any other nationality reads English."""
 
 
 def pick(accept_language: str | None) -> str:
@@ -63,3 +79,11 @@ def t(key: str, lang: str, **values) -> str:
 
 def status(state: str, lang: str) -> str:
     return STATUS[state][LANGUAGES.index(lang)]
+
+
+def rules(lang: str) -> list[str]:
+    return [r[LANGUAGES.index(lang)] for r in RULES]
+
+
+def of_nationality(nationality: str | None) -> str:
+    return NATIONALITY.get(nationality or "", "en")

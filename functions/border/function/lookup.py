@@ -4,6 +4,7 @@ and queue position told in the driver's language (vi, zh or en), and nothing per
 from __future__ import annotations
 
 from lscloud import errors
+from lscloud.problems import Problem
 from lscloud.statemachine import parse_iso
 from lscloud.store import DoesNotExist
 
@@ -11,14 +12,44 @@ from . import declarations, i18n, indexes, queue
 from .identifiers import plate_key
 from .models import Declaration, DeclarationCode
 
+ASKED = ("code", "plate")
+"""The lookup's query parameters, in the order its refusals name them."""
+
+
+def spoken(lang: str) -> dict[str, str]:
+    """The headers of an answer said in ``lang``, chosen by the asker's Accept-Language."""
+    return {"Content-Language": lang, "Vary": "Accept-Language"}
+
 
 class LookupNotFound(errors.NotFound):
     """No declaration with this code and plate, said in the asker's language (404)."""
 
     def __init__(self, lang: str):
-        super().__init__(i18n.t("not_found", lang), detail_vi=i18n.t("not_found", "vi"),
-                         headers={"Content-Language": lang})
+        super().__init__(i18n.t("not_found", lang), detail_vi=i18n.t("not_found", "vi"), headers=spoken(lang))
         self.title, self.title_vi = i18n.t("not_found", "en"), i18n.t("not_found", "vi")
+
+
+class LookupBadQuery(errors.InvalidParameter):
+    """The code or the plate is missing or malformed, said in the asker's language (400): the driver
+    is told what to type, not which JSON Schema keyword failed."""
+
+    title, title_vi = "Invalid query parameter", "Tham số truy vấn không hợp lệ"
+
+    def __init__(self, fields: list[str], lang: str):
+        named = [f for f in ASKED if f in fields] or list(ASKED)
+        sep = "；" if lang == "zh" else "; "
+        super().__init__(sep.join(i18n.t(f"enter_{f}", lang) for f in named),
+                         detail_vi="; ".join(i18n.t(f"enter_{f}", "vi") for f in named),
+                         errors=[{"field": f, "message": i18n.t(f"enter_{f}", lang),
+                                  "message_vi": i18n.t(f"enter_{f}", "vi")} for f in named], headers=spoken(lang))
+
+
+def unavailable(problem: Problem, lang: str) -> Problem:
+    """``problem`` (a 503: the store or the directory did not answer) said in the asker's language;
+    its type, titles and Retry-After are kept."""
+    return Problem(problem.status, problem.type, problem.title, i18n.t("busy", lang), title_vi=problem.title_vi,
+                   detail_vi=i18n.t("busy", "vi"), errors=problem.errors,
+                   headers={**problem.headers, **spoken(lang)}, **problem.extensions)
 
 
 def normal_code(code: str) -> str:
@@ -47,6 +78,7 @@ def answer(doc: dict, where: dict, lang: str) -> dict:
         messages.append(i18n.t("slot", lang, slot=queue.slot_label(where["slot"])))
     q = where["queue"]
     if q:
+        q = {**q, "rules": i18n.rules(lang)}
         messages.append(i18n.t("position", lang, position=q["position"], ahead=q["ahead"]))
         if q["expected_wait_minutes"] is not None:
             messages.append(i18n.t("wait", lang, minutes=q["expected_wait_minutes"]))

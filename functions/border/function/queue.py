@@ -42,9 +42,9 @@ class QueueError(errors.DomainError):
     title, title_vi = "Booking not possible", "Không đặt được lượt"
     CONFLICTS = frozenset({"slot-full", "no-slot"})
 
-    def __init__(self, code: str, message: str, suggestions: list[str] | None = None):
-        super().__init__(message, detail_vi="Không đặt được khung giờ này.", suggestions=suggestions or [],
-                         errors=[errors.field("/slot", message)])
+    def __init__(self, code: str, message: str, message_vi: str, suggestions: list[str] | None = None):
+        super().__init__(message, detail_vi=message_vi, suggestions=suggestions or [],
+                         errors=[{"field": "/slot", "message": message, "message_vi": message_vi}])
         self.code, self.suggestions = code, suggestions or []
         self.type, self.status = code, 409 if code in self.CONFLICTS else 422
 
@@ -58,11 +58,16 @@ def slot_of(t: datetime) -> str:
 
 def slot_start(slot: str) -> datetime:
     if not _SLOT_RE.match(slot or ""):
-        raise QueueError("bad-slot", f"{slot!r} is not a slot (YYYYMMDDHH, local time)")
+        raise bad_slot(slot)
     try:
         return datetime.strptime(slot, "%Y%m%d%H").replace(tzinfo=TZ)
     except ValueError:
-        raise QueueError("bad-slot", f"{slot!r} is not a slot (YYYYMMDDHH, local time)") from None
+        raise bad_slot(slot) from None
+
+
+def bad_slot(slot) -> QueueError:
+    return QueueError("bad-slot", f"{slot!r} is not a slot (YYYYMMDDHH, local time)",
+                      f"{slot!r} không phải là khung giờ hợp lệ (dạng YYYYMMDDHH, giờ Việt Nam)")
 
 
 def slot_label(slot: str) -> str:
