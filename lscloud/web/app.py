@@ -35,7 +35,7 @@ from .downloads import add_route as add_download_route
 from .instrumentation import instrument, record_exception
 from .openapi import build_openapi, invalid_query
 from .origin import forwarded_prefix
-from .pathparams import converter_for
+from .pathparams import BoundedInt, converter_for
 
 __all__ = ["AccessError", "check_access", "create_app"]
 
@@ -102,6 +102,7 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
         settings = runtime.current().settings
     app = Flask(name, static_folder=None)   # nothing served that no access table names
     app.url_map.converters["schema"] = converter_for(schemas_dir)
+    app.url_map.converters["int"] = BoundedInt
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.ensure_ascii = False
     app.json.sort_keys = False

@@ -268,3 +268,27 @@ def test_a_download_link_s_token_is_what_its_route_documents(tmp_path):
     assert param["schema"]["pattern"] == schema["pattern"] and param["schema"]["maxLength"] == schema["maxLength"]
     r = app.test_client().get("/downloads/not-a-link")
     assert r.status_code == 404 and r.mimetype == "application/problem+json"
+
+
+def test_an_int_parameter_of_more_digits_than_an_integer_holds_is_no_route_not_a_500():
+    """int() refuses more than 4,300 digits: a <int:…> segment of 4,301 was a ValueError while the
+    route was matched, before any view or check (a 500 for anyone's URL, the bounds survey)."""
+    from flask import jsonify
+
+    from lscloud.auth import allow
+    from lscloud.config import Settings
+    from lscloud.web import create_app
+
+    app = create_app("years", settings=Settings())
+
+    @app.get("/v1/registers/<int:year>")
+    @allow("public")
+    def register(year: int):
+        """A year's register."""
+        return jsonify(year=year)
+
+    client = app.test_client()
+    assert client.get("/v1/registers/2026").get_json() == {"year": 2026}
+    for digits in (19, 4_301):
+        r = client.get("/v1/registers/" + "9" * digits)
+        assert r.status_code == 404 and r.mimetype == "application/problem+json", digits

@@ -236,3 +236,24 @@ def test_a_deadline_in_a_year_whose_holidays_are_not_published_is_provisional():
     assert reports.deadline_provisional(december, reports.deadline_of(service, december)) is False
     january = datetime(2027, 1, 28, 9, tzinfo=workdays.TZ)
     assert reports.deadline_provisional(january, reports.deadline_of(service, january)) is True
+
+
+def test_an_open311_list_argument_names_at_most_a_hundred_values():
+    """service_request_id= took a list of any length, each id a read of the store: 3,500 ids in a
+    63 KB URL cost 2.5 s and 3,500 GETs of anyone's GET (the bounds survey)."""
+    import pytest
+
+    from functions.reports.function import open311
+
+    ids = [f"20261207-{i:08x}" for i in range(open311.MAX_LISTED)]
+    assert len(open311.listed({"service_request_id": ",".join(ids)}, "service_request_id")) == open311.MAX_LISTED
+    with pytest.raises(open311.Open311Error) as refused:
+        open311.listed({"service_request_id": ",".join([*ids, "20261207-ffffffff"])}, "service_request_id")
+    assert refused.value.status == 400 and "at most" in str(refused.value)
+
+
+def test_masking_finds_an_email_at_a_word_boundary_only():
+    from functions.reports.function import masking
+
+    assert masking.mask("gửi an.tran+bao@langson.gov.vn nhé") == "gửi *** nhé"
+    assert masking.mask("x" * 4000 + " 0912 345 678") == "x" * 4000 + " ***"

@@ -148,12 +148,18 @@ def window(fields: dict) -> tuple[datetime, datetime]:
     return start, end
 
 
+MAX_LISTED = 100
+"""Values a comma-delimited argument may name (service_request_id: each is a read of the store)."""
+
+
 def listed(fields: dict, name: str, allowed: tuple[str, ...] | None = None) -> set[str] | None:
-    """A comma-delimited argument (empty = not given)."""
+    """A comma-delimited argument (empty = not given), at most :data:`MAX_LISTED` values."""
     raw = (fields.get(name) or "").strip()
     if not raw:
         return None
     values = {v.strip() for v in raw.split(",") if v.strip()}
+    if len(values) > MAX_LISTED:
+        raise Open311Error(400, f"{name} names at most {MAX_LISTED} values")
     if allowed is not None and values - set(allowed):
         raise Open311Error(400, f"{name} is one of {', '.join(allowed)}")
     return values
