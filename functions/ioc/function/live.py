@@ -21,7 +21,6 @@ import threading
 import time
 import uuid
 from collections import deque
-from contextlib import nullcontext
 from concurrent.futures import ThreadPoolExecutor
 from typing import Mapping
 
@@ -29,8 +28,8 @@ from lscloud import store
 from lscloud.store import ConditionalCheckFailed, DoesNotExist
 
 from . import facts, figures, metrics
-from .projection import Projection
-from .tallies import TALLIED
+from .projection import Projection, rebuild_begun, tick
+from .tallies import TALLIED, merged
 
 PREFIX = "ioc/facts/"
 PACKS = "ioc/packs/"
@@ -39,6 +38,8 @@ PACK_AT = 1000
 GET each (hundreds of thousands after a year); it reads a pack of a thousand as one."""
 PACK_MOST = 5000
 """Facts in one pack at most (a rebuilt projection is put live as packs of this many)."""
+TALLY_TRIES = 5
+"""Writes of one tally tried at most: each lost condition is another writer's copy, read and merged in."""
 
 log = logging.getLogger("ioc.live")
 
@@ -99,6 +100,7 @@ class Live:
 
     def __init__(self, history: int = 512):
         self.projection = figures.new_projection()
+        self.projection.serving = True
         self._loaded = False
         self._load_lock = threading.Lock()
         self._changed = threading.Condition()
@@ -107,8 +109,13 @@ class Live:
         # a tally is counted and written under this lock: two facts of one hour written in the other
         # order than they were counted would leave the store's tally without the first
         self._tallying = threading.Lock()
+        self._etags: dict[str, str] = {}      # a loose tally's key -> the ETag of its copy as last written or read
         self._loose: set[str] = set()         # keys of the facts stored loose (not in a pack yet)
         self._packing = threading.Lock()
+        # a fact is folded in, and kept for a rebuild begun before it (adopt folds those in), under
+        # this lock; adopt swaps the projection under it: no fact folded into the one it replaces is missed
+        self._folding = threading.Lock()
+        self._since: deque[tuple[int, dict]] = deque()   # (tick, fact) folded in while a rebuild was open
 
     # -- state -----------------------------------------------------------------------------------
 
@@ -121,7 +128,8 @@ class Live:
                 started = time.monotonic()
                 objects, bucket = store.connection()
                 packs = [info.key for info in objects.list(bucket, PACKS)]
-                keys = [info.key for info in objects.list(bucket, PREFIX)]
+                listed = {info.key: info.etag for info in objects.list(bucket, PREFIX)}
+                keys = list(listed)
 
                 def read(key: str) -> dict:
                     return json.loads(objects.get(bucket, key).body)
@@ -143,6 +151,8 @@ class Live:
                             if fact["kind"] in TALLIED and "tally" not in fact:
                                 fact = {**fact, "entity": fact["attrs"].get("station") or fact["entity"]}
                                 per_message.append(key)
+                            elif fact["kind"] in TALLIED:
+                                self._etags[key] = listed[key]
                             self.projection.apply(fact)
                 self._loose = set(keys)
                 if per_message:
@@ -185,6 +195,8 @@ class Live:
                 gone = [key for (key, _, _), done in zip(chosen, pool.map(
                     lambda c: _delete_if_unchanged(objects, bucket, c[0], c[1]), chosen)) if done]
             self._loose.difference_update(gone)
+            for key in gone:
+                self._etags.pop(key, None)
             deleted = len(gone)
             log.info("packed %d loose facts (%d deleted; the others were rewritten since)", len(chosen), deleted)
             return len(chosen)
@@ -200,11 +212,15 @@ class Live:
         once). Called where tallies are written: under the tallying lock, or while loading."""
         objects, bucket = store.connection()
         for day, hours in self.projection.take_rolled():
-            objects.put(bucket, stored_key(day), _body(day))
+            written = self._write_tally(objects, bucket, day)
+            if written is not day:   # the stored copy counted more: folded in too
+                with self._folding:
+                    self.projection.apply(written)
             self._loose.add(stored_key(day))
             for hour in hours:
                 objects.delete(bucket, stored_key(hour))   # one already packed: nothing here, its pack's copy stays
                 self._loose.discard(stored_key(hour))
+                self._etags.pop(stored_key(hour), None)
 
     def _tally_the_stored(self, per_message: list[str]) -> set[str]:
         """Facts a tallied kind used to keep one per message, now counted in their tallies: the
@@ -213,11 +229,46 @@ class Live:
         objects, bucket = store.connection()
         tallies = [f for f in self.projection.facts() if f["kind"] in TALLIED]
         for tally in tallies:
-            objects.put(bucket, stored_key(tally), _body(tally))
+            self._etags[stored_key(tally)] = objects.put(bucket, stored_key(tally), _body(tally))
         for key in per_message:
             objects.delete(bucket, key)
         log.info("%d stored facts counted into %d tallies", len(per_message), len(tallies))
         return {stored_key(t) for t in tallies}
+
+    def _write_tally(self, objects, bucket: str, tally: dict) -> dict:
+        """Write ``tally`` only over the copy this process last wrote or read (create-only when it
+        knows none): a copy another writer left (an instance beside it in a rollout) is read and
+        merged in, never overwritten. The tally written, or the stored one when it counts all of it."""
+        key = stored_key(tally)
+        for _ in range(TALLY_TRIES):
+            etag = self._etags.get(key)
+            try:
+                self._etags[key] = objects.put(bucket, key, _body(tally), if_match=etag, if_none_match=etag is None)
+                return tally
+            except (ConditionalCheckFailed, DoesNotExist):
+                self._etags.pop(key, None)
+            try:
+                there = objects.get(bucket, key)
+            except DoesNotExist:
+                continue   # deleted since (packed): created anew
+            self._etags[key] = there.etag
+            stored = json.loads(there.body)
+            tally = merged(stored, tally)
+            if tally is None:
+                return stored
+        raise ConditionalCheckFailed(f"{key} changed {TALLY_TRIES} times while it was written", key=key)
+
+    def _fold(self, fact: dict, held: dict | None) -> bool:
+        """Fold ``held`` (``fact``, or its tally counting it) in; while a rebuild is open
+        (:func:`.projection.rebuild_begun`) ``fact`` is kept for :meth:`adopt` too."""
+        with self._folding:
+            added = held is not None and self.projection.apply(held)
+            begun = rebuild_begun()
+            while self._since and (begun is None or self._since[0][0] <= begun):
+                self._since.popleft()
+            if begun is not None:
+                self._since.append((tick(), fact))
+        return added
 
     def absorb(self, event: Mapping) -> bool:
         """Fold one event in (written to the store first); False when it counts for nothing or was in."""
@@ -226,42 +277,77 @@ class Live:
             return False
         self.ensure_loaded()  # first: loading after the write would fold the new fact in unannounced
         objects, bucket = store.connection()
-        tallied = fact["kind"] in TALLIED
-        with self._tallying if tallied else nullcontext():
-            if tallied:   # what is stored and folded in is its station-hour's tally, counting it
-                fact = self.projection.tallied(fact)
-                if fact is None:
-                    return False   # counted already
-            objects.put(bucket, stored_key(fact), _body(fact))
-            added = self.projection.apply(fact)
-            if tallied:
-                self._store_rolled()
+        if fact["kind"] in TALLIED:
+            with self._tallying:   # what is stored and folded in is its station-hour's tally, counting it
+                tally = self.projection.tallied(fact)   # None: counted already
+                if tally is not None:
+                    tally = self._write_tally(objects, bucket, tally)
+                added = self._fold(fact, tally)
+                if tally is not None:
+                    self._store_rolled()
+            key = stored_key(tally) if added else None
+        else:
+            key = stored_key(fact)
+            objects.put(bucket, key, _body(fact))
+            added = self._fold(fact, fact)
         if added:
-            self._loose.add(stored_key(fact))
+            self._loose.add(key)
             self._pack_when_due()
             self.announce(fact["source"])
         return added
 
     def adopt(self, rebuilt: Projection) -> None:
-        """Put a projection rebuilt from the stream live: its facts stored first (as packs), then the
-        packs and loose facts of the one it replaces deleted, then swapped in. A fact folded in since
-        the rebuild began stays in the store (loose) and is back at the next start. Cut off before
-        its deletes, the store holds both: the next start shows what the stream and the old held."""
+        """Put a projection rebuilt from the stream live: its facts stored as packs, then the facts
+        folded in since it was begun folded into it and it swapped in, then what it does not hold in
+        its packs written loose, then the loose facts and packs of the one it replaces deleted. A
+        fact of the old one absorbed before the rebuild began and not on the stream is gone. Cut off
+        before its deletes, the store holds both: the next start shows what the stream and the old held."""
         objects, bucket = store.connection()
         with self._packing:
-            current = self.ensure_loaded().fact_ids()
+            self.ensure_loaded()
             old_packs = [info.key for info in objects.list(bucket, PACKS)]
-            loose = [(info.key, info.etag) for info in objects.list(bucket, PREFIX)]
             held = rebuilt.facts()
+            packed = {f["id"]: f for f in held}
             rebuilt.take_rolled()   # its days are in its facts, written whole below
             for some in _batches(held, PACK_MOST):
                 _put_pack(objects, bucket, some)
+            with self._tallying:   # no tally written meanwhile: each is written below as the swapped-in one counts it
+                with self._folding:
+                    old = self.projection
+                    for at, fact in self._since:
+                        if at > rebuilt.begun:
+                            rebuilt.apply(fact)
+                    rebuilt.take_rolled()   # days it rolled since: among the changed, written below
+                    rebuilt.serving = True
+                    self.projection = rebuilt
+                    changed = [f for f in rebuilt.facts() if packed.get(f["id"]) is not f]
+                old_ids = old.fact_ids()
+                loose = {info.key: info.etag for info in objects.list(bucket, PREFIX)}
+                for f in changed:   # held in memory, not in the packs as it is: stored loose
+                    if f["kind"] in TALLIED:
+                        written = self._write_tally(objects, bucket, f)
+                        if written is not f:
+                            with self._folding:
+                                rebuilt.apply(written)
+                    elif stored_key(f) not in loose:   # packed by the old one meanwhile
+                        objects.put(bucket, stored_key(f), _body(f))
+                    self._loose.add(stored_key(f))
+                gone = []
+                for key, etag in loose.items():
+                    fid = _fact_id(key)
+                    cur = rebuilt.fact(fid)
+                    # the facts its packs hold as they are, and the old one's it does not hold (a fact
+                    # written and not folded in yet is in neither: it stays)
+                    if (packed.get(fid) is cur) if cur is not None else fid in old_ids:
+                        gone.append((key, etag))
+                with ThreadPoolExecutor(4) as pool:
+                    done = list(pool.map(lambda g: _delete_if_unchanged(objects, bucket, *g), gone))
+                for (key, _), deleted in zip(gone, done):
+                    if deleted:
+                        self._loose.discard(key)
+                        self._etags.pop(key, None)
             for key in old_packs:
                 objects.delete(bucket, key)
-            for key, etag in loose:
-                if _fact_id(key) in current and _delete_if_unchanged(objects, bucket, key, etag):
-                    self._loose.discard(key)
-        self.projection = rebuilt
         self.announce("*")
 
     # -- changes ---------------------------------------------------------------------------------

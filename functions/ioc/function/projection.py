@@ -8,13 +8,31 @@ the stream in any order gives exactly the same figures as the live one.
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
+import weakref
 from bisect import bisect_left, insort
 from typing import Callable, Collection, Mapping
 
 from .entities import Entity
 from .tallies import TALLIED, TALLY_IDS_KEPT_H, day_tally_of, hours_before, larger, merged, plus, tally_of
+
+_TICKS = itertools.count(1)
+_OPEN: "weakref.WeakSet[Projection]" = weakref.WeakSet()
+_OPEN_LOCK = threading.Lock()
+
+
+def tick() -> int:
+    """A process-wide instant, larger at every call: when a projection was begun, when a fact was folded."""
+    return next(_TICKS)
+
+
+def rebuild_begun() -> int | None:
+    """When the oldest projection still held that no live state serves was made (as far as the live
+    state can tell, a rebuild from the stream in progress), or None."""
+    with _OPEN_LOCK:
+        return min((p.begun for p in _OPEN if not p.serving), default=None)
 
 
 class Projection:
@@ -51,6 +69,13 @@ class Projection:
         self._swept: dict[tuple[str, str], str] = {}           # the cutoff each entity was last swept at
         self._rolled: list[tuple[dict, list[dict]]] = []      # days rolled up, and their hours (take_rolled)
         self.version = 0
+        # a rebuild lacks what is absorbed live after its stream was read: the live state keeps what
+        # it folds in once this is made, while it is held and not serving (rebuild_begun), for
+        # Live.adopt. So a rebuild is made before the stream is read
+        self.begun = tick()
+        self.serving = False
+        with _OPEN_LOCK:
+            _OPEN.add(self)
 
     def apply(self, fact: dict) -> bool:
         """Add a fact; False when a fact with its id is already in (a redelivery). A fact of a

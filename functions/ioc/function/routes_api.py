@@ -145,8 +145,9 @@ def stream():
 def replay():
     """Rebuild every figure from the stream's beginning and compare it with the live figures."""
     state: live.Live = current_app.config["IOC_LIVE"]
-    stored = runtime.current().bus.replay(facts.HANDLED)
+    # made before the stream is read: what is absorbed from then on is kept for it (live.adopt)
     fresh = figures.new_projection()
+    stored = runtime.current().bus.replay(facts.HANDLED)
     for event in stored:
         fact = live.fact_of(event)
         if fact is not None:
