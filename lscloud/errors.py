@@ -11,7 +11,7 @@ a small error tree carrying the status)::
         title, title_vi = "Booking not possible", "Không đặt được lượt"
 
     raise SlotFull("slot 2026120314 is full", detail_vi="Khung giờ đã đầy.",
-                   errors=[errors.field("/booking/slot", "slot is full")], suggestions=[...])
+                   errors=[errors.field("/booking/slot", "slot is full", "khung giờ đã đầy")], suggestions=[...])
 
 Errors that are not ours (the store's ``DoesNotExist``, a peer that does not answer) are mapped
 once, by :func:`register`; the runtime registers its own (see :data:`FOREIGN`).
@@ -27,9 +27,13 @@ __all__ = ["DomainError", "Invalid", "InvalidParameter", "Unauthenticated", "For
            "TooManyRequests", "Unavailable", "field", "register", "retry_later", "to_problem", "FOREIGN"]
 
 
-def field(pointer: str, message: str) -> dict[str, str]:
-    """One ``errors[]`` item: the offending field (a JSON pointer or a parameter name) and why."""
-    return {"field": pointer, "message": message}
+def field(pointer: str, message: str, message_vi: str | None = None) -> dict[str, str]:
+    """One ``errors[]`` item: the offending field (a JSON pointer or a parameter name) and why, in
+    English and, with ``message_vi``, in Vietnamese (``field`` is what a client keys on)."""
+    item = {"field": pointer, "message": message}
+    if message_vi:
+        item["message_vi"] = message_vi
+    return item
 
 
 class DomainError(Exception):
@@ -69,8 +73,10 @@ class Invalid(DomainError):
 
     @classmethod
     def at(cls, pointer: str, message: str, message_vi: str | None = None, **extensions: Any) -> "Invalid":
-        """One offending field: ``raise Invalid.at("/booking", "a booking needs submit: true")``."""
-        return cls(message, detail_vi=message_vi or message, errors=[field(pointer, message)], **extensions)
+        """One offending field: ``raise Invalid.at("/booking", "a booking needs submit: true",
+        "Đặt lượt cần có submit: true.")``. Without ``message_vi`` the Vietnamese detail is the
+        status's own sentence: English is never put where a Vietnamese reader looks."""
+        return cls(message, detail_vi=message_vi, errors=[field(pointer, message, message_vi)], **extensions)
 
 
 class InvalidParameter(DomainError):

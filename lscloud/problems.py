@@ -33,7 +33,8 @@ _DEFAULTS: dict[int, tuple[str, str, str, str, str]] = {
     415: ("unsupported-media-type", "Unsupported media type", "Kiểu nội dung không được hỗ trợ",
           "This endpoint expects application/json.", "Chức năng này yêu cầu nội dung application/json."),
     422: ("validation-failed", "Validation failed", "Dữ liệu không hợp lệ",
-          "The request body does not match its schema.", "Nội dung yêu cầu không đúng lược đồ quy định."),
+          "Some of the request is not valid; errors[] names each field.",
+          "Một số thông tin gửi lên chưa hợp lệ; vui lòng xem lại các trường được nêu."),
     429: ("too-many-requests", "Too many requests", "Quá nhiều yêu cầu",
           "Slow down and retry later.", "Vui lòng thử lại sau."),
     500: ("internal-error", "Internal error", "Lỗi hệ thống",
@@ -58,7 +59,8 @@ class Problem(Exception):
     """An HTTP error answered as problem+json.
 
     ``type`` is a slug (``"not-found"``) or a full URI; missing titles/details fall back to the
-    status's defaults in both languages. ``errors`` is ``[{"field": "/json/pointer", "message": ...}]``.
+    status's defaults in both languages. ``errors`` is ``[{"field": "/json/pointer", "message": ...,
+    "message_vi": ...}]`` (``message_vi`` where the raiser gave one: every body validation does).
     ``headers`` are added to the response (``Retry-After``, ``WWW-Authenticate``, ``Allow``);
     ``extensions`` become extra members of the body.
     """
@@ -165,7 +167,8 @@ PROBLEM_SCHEMA = {
             "items": {
                 "type": "object",
                 "required": ["field", "message"],
-                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"},
+                               "message_vi": {"type": "string"}},
             },
         },
     },

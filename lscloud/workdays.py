@@ -42,6 +42,8 @@ from . import timestamps
 
 TZ = timestamps.TZ
 DATA = Path(__file__).parent / "data" / "calendar"
+# office hours and the day's cut-off for receipts: unverified (no Lạng Sơn decision found), see the
+# source "office-hours" in data/calendar/holidays-fixed.yaml
 SESSIONS: tuple[tuple[time, time], ...] = ((time(7, 30), time(11, 30)), (time(13, 30), time(17, 30)))
 CUTOFF = time(16, 0)
 DAY_MINUTES = sum((e.hour * 60 + e.minute) - (s.hour * 60 + s.minute) for s, e in SESSIONS)   # 480

@@ -30,7 +30,7 @@ from .. import strictjson
 from ..context import app_state
 from ..problems import Problem
 
-__all__ = ["SchemaSet", "json_body", "validate_body", "raw_body", "body_limit", "buffer_unsized_body", "FilePart",
+__all__ = ["SchemaSet", "json_body", "validate_body", "invalid_body", "raw_body", "body_limit", "buffer_unsized_body", "FilePart",
            "JSON_PART", "MULTIPART", "files_limit"]
 
 MULTIPART = "multipart/form-data"
@@ -102,23 +102,12 @@ class SchemaSet:
         return v
 
     def errors(self, name: str, instance: Any) -> list[dict]:
-        """Every validation error as ``{"field": pointer, "message": ...}``, sorted by field."""
+        """Every validation error as ``{"field": pointer, "message": ..., "message_vi": ...}``, sorted
+        by field: one short sentence in each language naming the field (:func:`_describe`)."""
         out: list[dict] = []
         for err in self.validator(name).iter_errors(instance):
-            base = list(err.absolute_path)
-            if err.validator == "required" and isinstance(err.instance, dict):
-                missing = re.match(r"^'(.+)' is a required property$", err.message)
-                name_ = missing.group(1) if missing else None
-                out.append({"field": _pointer(base + ([name_] if name_ else [])), "message": err.message})
-            elif err.validator in ("additionalProperties", "unevaluatedProperties") and isinstance(err.instance, dict):
-                known = set((err.schema or {}).get("properties", {}))
-                patterns = list((err.schema or {}).get("patternProperties", {}))
-                extras = [k for k in err.instance if k not in known and not any(re.search(p, k) for p in patterns)]
-                for k in extras or [None]:
-                    out.append({"field": _pointer(base + ([k] if k else [])),
-                                "message": "property is not allowed" if k else err.message})
-            else:
-                out.append({"field": _pointer(base), "message": _short(err.message)})
+            for parts, en, vi in _describe(err):
+                out.append({"field": _pointer(parts), "message": _short(en), "message_vi": _short(vi)})
         seen, unique = set(), []
         for e in sorted(out, key=lambda e: (e["field"], e["message"])):
             if (e["field"], e["message"]) not in seen:
@@ -129,6 +118,206 @@ class SchemaSet:
 
 def _short(message: str, limit: int = 300) -> str:
     return message if len(message) <= limit else message[: limit - 1] + "…"
+
+
+# -- what a person reads of a validation error ---------------------------------------------------------
+# jsonschema's own messages quote the regex and the schema ("'09l2' does not match '^\\+?[0-9 .-]{8,20}$'"):
+# a citizen fixing a form reads which field and what it should be instead, in both languages.
+
+_TYPES = {"string": ("text", "chuỗi ký tự"), "integer": ("a whole number", "số nguyên"), "number": ("a number", "số"),
+          "boolean": ("true or false", "true hoặc false"), "array": ("a list", "danh sách"),
+          "object": ("an object", "đối tượng"), "null": ("null", "null")}
+_FORMATS = {
+    "date": ("must be a date such as 2026-03-01", "phải là một ngày có thật, dạng năm-tháng-ngày, ví dụ 2026-03-01"),
+    "date-time": ("must be a date and time with its offset, such as 2026-03-01T08:00:00+07:00",
+                  "phải là ngày giờ kèm múi giờ, ví dụ 2026-03-01T08:00:00+07:00"),
+    "email": ("must be an e-mail address", "phải là một địa chỉ email"),
+    "uri": ("must be a web address (URI)", "phải là một địa chỉ web (URI)"),
+}
+_NAME = re.compile(r"[A-Za-z0-9_.:@-]{1,40}")
+
+
+def _name(key) -> str:
+    key = str(key)
+    return key if _NAME.fullmatch(key) else json.dumps(key[:40], ensure_ascii=False)
+
+
+def _subject(parts) -> tuple[str, str]:
+    """How the sentences name the field at ``parts``: ``("phone", "trường phone")``, ``("item 2 of
+    tags", "mục 2 của tags")``, ``("the request body", "nội dung yêu cầu")``."""
+    parts = list(parts)
+    if not parts:
+        return "the request body", "nội dung yêu cầu"
+    last = parts[-1]
+    if isinstance(last, int):
+        keys = [p for p in parts[:-1] if not isinstance(p, int)]
+        if keys:
+            return f"item {last + 1} of {_name(keys[-1])}", f"mục {last + 1} của {_name(keys[-1])}"
+        return f"item {last + 1}", f"mục {last + 1}"
+    items = [p for p in parts if isinstance(p, int)]
+    where_en, where_vi = (f" (item {items[-1] + 1})", f" (mục {items[-1] + 1})") if items else ("", "")
+    return f"{_name(last)}{where_en}", f"trường {_name(last)}{where_vi}"
+
+
+def _field_label(pointer: str) -> tuple[str, str]:
+    """:func:`_subject` of a JSON pointer (for a summary naming the fields), in English and Vietnamese."""
+    parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]] if pointer else []
+    en, vi = _subject([int(p) if p.isascii() and p.isdigit() else p for p in parts])
+    return en, vi.removeprefix("trường ")
+
+
+def _num(n, vi: bool) -> str:
+    if isinstance(n, bool) or not isinstance(n, (int, float)):
+        return json.dumps(n, ensure_ascii=False)
+    text = f"{n:,}" if abs(n) >= 10_000 else str(n)
+    return text.translate(str.maketrans(",.", ".,")) if vi else text
+
+
+def _value(v) -> str:
+    return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+
+
+def _describe(err) -> list[tuple[list, str, str]]:
+    """``[(path, English, Vietnamese)]`` for one jsonschema error: one item per field it names."""
+    base, kind, want = list(err.absolute_path), err.validator, err.validator_value
+    schema = err.schema if isinstance(err.schema, dict) else {}
+    if kind == "required" and isinstance(err.instance, dict):
+        return [_say(base + [k], "{s} is required.", "Chưa điền {s}.")
+                for k in want if k not in err.instance] or [_say(base, "{s} is missing a field.", "{S} thiếu trường bắt buộc.")]
+    if kind in ("additionalProperties", "unevaluatedProperties") and isinstance(err.instance, dict):
+        known, patterns = set(schema.get("properties", {})), list(schema.get("patternProperties", {}))
+        extras = [k for k in err.instance if k not in known and not any(re.search(p, k) for p in patterns)]
+        return [_say(base + [k], "{s} is not an accepted field.", "{S} không được chấp nhận ở đây.")
+                for k in extras] or [_say(base, "{s} has a field that is not accepted.", "{S} có trường không được chấp nhận.")]
+    keywords = list(err.absolute_schema_path)
+    if isinstance(err.instance, str) and any(k == "propertyNames" and (i == 0 or keywords[i - 1] != "properties")
+                                             for i, k in enumerate(keywords)):
+        return [_say(base + [err.instance], "{s} is not an accepted field.", "{S} không được chấp nhận ở đây.")]
+    if kind in ("oneOf", "anyOf") and err.context:
+        return _describe_alternatives(err)
+    return [_say(base, *_sentence(kind, want, schema))]
+
+
+def _describe_alternatives(err) -> list[tuple[list, str, str]]:
+    """The branch that came closest (jsonschema's ``best_match``); a value of the wrong type names
+    every type the alternatives take (``text or null``)."""
+    from jsonschema.exceptions import best_match
+
+    types = [e.validator_value for e in err.context if e.validator == "type" and list(e.absolute_path) == list(err.absolute_path)]
+    if len(types) == len(err.context) and types:
+        flat = list(dict.fromkeys(t for v in types for t in ([v] if isinstance(v, str) else v)))
+        return [_say(list(err.absolute_path), *_sentence("type", flat, {}))]
+    rest = [e for e in err.context if not (e.validator == "type" and e.validator_value == "null")]
+    return _describe(best_match(rest or err.context))
+
+
+# a pattern that is one character class repeated, the shape of most of ours (^[0-9]{5}$, a phone's
+# ^\\+?[0-9 .-]{8,20}$, a code's ^[A-Z0-9]+(?:-[A-Z0-9]+)*$), is said in words; any other is not quoted
+_SIMPLE = re.compile(r"\^(?P<plus>\\\+\?)?(?P<cls>\[[^\]^]+\]|\\d)(?P<q>\{\d+\}|\{\d+,\d+\}|\+)"
+                     r"(?:\(\?:(?P<sep>[-._ ])(?P=cls)\+\)\*)?\$")
+_RANGES = {"a-z": ("lowercase letters", "chữ thường"), "A-Z": ("capital letters", "chữ in hoa"),
+           "0-9": ("digits", "chữ số"), "a-f": ("letters a-f", "chữ cái a-f"), "A-F": ("letters A-F", "chữ cái A-F")}
+_CHARS = {" ": ("spaces", "dấu cách")}
+_KNOWN = {
+    r"^https?://": ("must start with http:// or https://", "phải bắt đầu bằng http:// hoặc https://"),
+    r"\S": ("must not be blank", "không được để trống"),
+    r"^\d{2}:\d{2}$": ("must be a time written HH:MM, such as 07:30", "phải là giờ dạng giờ:phút, ví dụ 07:30"),
+    r"^\d{4}-\d{2}-\d{2}$": ("must be a date such as 2026-03-01", "phải là ngày dạng năm-tháng-ngày, ví dụ 2026-03-01"),
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$": ("must be a date such as 2026-03-01",
+                                      "phải là ngày dạng năm-tháng-ngày, ví dụ 2026-03-01"),
+    r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$": ("may only hold lowercase letters, digits and '-' (not first or last)",
+                                                "chỉ được gồm chữ thường, chữ số và dấu '-' (không ở đầu hay cuối)"),
+}
+
+
+def _pattern_words(pattern: str) -> tuple[str, str] | None:
+    """``must be exactly 5 digits`` / ``phải gồm đúng 5 chữ số`` for a simple pattern, else None."""
+    m = _SIMPLE.fullmatch(pattern)
+    if not m:
+        return _KNOWN.get(pattern)
+    body = "0-9" if m["cls"] == "\\d" else m["cls"][1:-1]
+    ranges = re.findall(r"[a-zA-Z0-9]-[a-zA-Z0-9]", body)
+    singles = re.sub(r"[a-zA-Z0-9]-[a-zA-Z0-9]", "", body).replace("\\", "")
+    named = {}
+    if "a-z" in ranges and "A-Z" in ranges:
+        ranges.remove("A-Z")
+        named["a-z"] = ("letters (without accents)", "chữ cái không dấu")
+    if any(r not in _RANGES for r in ranges) or any(not (c in _CHARS or c in "-_.:+@") for c in singles):
+        return None
+    words = [named.get(r) or _RANGES[r] for r in ranges] + [_CHARS.get(c, (f"'{c}'", f"'{c}'")) for c in singles]
+    listed = (", ".join(w for w, _ in words[:-1]) + " or " + words[-1][0] if len(words) > 1 else words[0][0],
+              ", ".join(v for _, v in words[:-1]) + " hoặc " + words[-1][1] if len(words) > 1 else words[0][1])
+    q = m["q"]
+    if q == "+":
+        en, vi = f"may only hold {listed[0]}", f"chỉ được gồm {listed[1]}"
+    else:
+        lo, _, hi = q[1:-1].partition(",")
+        count = (f"{lo} to {hi}", f"từ {lo} đến {hi}") if hi else (f"exactly {lo}", f"đúng {lo}")
+        what = listed if len(words) == 1 else (f"characters: {listed[0]}", f"ký tự: {listed[1]}")
+        en, vi = f"must be {count[0]} {what[0]}", f"phải gồm {count[1]} {what[1]}"
+    if m["sep"]:
+        en, vi = en + f", in groups joined by '{m['sep']}'", vi + f", thành từng nhóm nối bằng dấu '{m['sep']}'"
+    if m["plus"]:
+        en, vi = en + ", optionally after a '+'", vi + ", có thể bắt đầu bằng dấu '+'"
+    return en, vi
+
+
+def _sentence(kind, want, schema: dict) -> tuple[str, str]:
+    """The English and Vietnamese sentence for one failed keyword (``{s}``/``{S}``: the field)."""
+    n_en, n_vi = _num(want, False), _num(want, True)
+    if kind == "type":
+        names = [_TYPES.get(t, (t, t)) for t in ([want] if isinstance(want, str) else want)]
+        return (f"{{s}} must be {' or '.join(e for e, _ in names)}.",
+                f"{{S}} phải là {' hoặc '.join(v for _, v in names)}.")
+    if kind == "pattern":
+        ex = next((x for x in schema.get("examples") or [] if isinstance(x, str) and len(x) <= 40), None)
+        en, vi = (isinstance(want, str) and _pattern_words(want)) or ("is not in the expected form", "không đúng định dạng")
+        return (f"{{s}} {en}" + (f" (e.g. {ex})." if ex else "."), f"{{S}} {vi}" + (f" (ví dụ: {ex})." if ex else "."))
+    if kind == "format":
+        en, vi = _FORMATS.get(want, (f"is not a valid {want}", f"không đúng định dạng {want}"))
+        return f"{{s}} {en}.", f"{{S}} {vi}."
+    if kind == "enum":
+        vals = ", ".join(_value(v) for v in want)
+        if len(want) > 12 or len(vals) > 160:
+            return "{s} is not one of the accepted values.", "{S} không thuộc các giá trị được chấp nhận."
+        return f"{{s}} must be one of: {vals}.", f"{{S}} phải là một trong các giá trị: {vals}."
+    if kind == "const":
+        return f"{{s}} must be {_value(want)}.", f"{{S}} phải là {_value(want)}."
+    if kind in ("minLength", "minItems", "minProperties") and want == 1:
+        return "{s} must not be empty.", "{S} không được để trống."
+    unit = {"minLength": ("character", "ký tự"), "maxLength": ("character", "ký tự"), "minItems": ("item", "mục"),
+            "maxItems": ("item", "mục"), "minProperties": ("field", "trường"), "maxProperties": ("field", "trường")}
+    if kind in unit:
+        en, vi = unit[kind]
+        en += "" if want == 1 else "s"
+        if kind.startswith("min"):
+            return f"{{s}} needs at least {n_en} {en}.", f"{{S}} cần có ít nhất {n_vi} {vi}."
+        return f"{{s}} may have at most {n_en} {en}.", f"{{S}} chỉ được có tối đa {n_vi} {vi}."
+    bounds = {"minimum": ("must be at least {n}", "phải từ {n} trở lên"),
+              "maximum": ("must be at most {n}", "không được vượt quá {n}"),
+              "exclusiveMinimum": ("must be greater than {n}", "phải lớn hơn {n}"),
+              "exclusiveMaximum": ("must be less than {n}", "phải nhỏ hơn {n}"),
+              "multipleOf": ("must be a multiple of {n}", "phải là bội số của {n}")}
+    if kind in bounds:
+        en, vi = bounds[kind]
+        return "{s} " + en.format(n=n_en) + ".", "{S} " + vi.format(n=n_vi) + "."
+    if kind == "uniqueItems":
+        return "{s} lists the same item more than once.", "{S} có mục bị lặp lại."
+    if kind == "oneOf":   # valid under more than one alternative
+        return "{s} fits more than one accepted form.", "{S} khớp với nhiều dạng được chấp nhận cùng lúc."
+    if kind in (None, "not", "additionalProperties", "unevaluatedProperties", "unevaluatedItems", "items"):
+        return "{s} is not accepted here.", "{S} không được chấp nhận ở đây."
+    return "{s} is not valid.", "{S} không hợp lệ."
+
+
+def _say(parts: list, en: str, vi: str) -> tuple[list, str, str]:
+    s, s_vi = _subject(parts)
+    # a sentence starts with a capital, unless it starts with the field's own name (``phone``)
+    if en.startswith("{s}") and not (parts and isinstance(parts[-1], str)):
+        s = s[0].upper() + s[1:]
+    # one pass: a field's own name (a caller's extra member "{s}") is not read as a placeholder
+    vi_subjects = {"{S}": s_vi[0].upper() + s_vi[1:], "{s}": s_vi}
+    return parts, en.replace("{s}", s), re.sub(r"\{[sS]\}", lambda m: vi_subjects[m.group()], vi)
 
 
 def files_limit(view, settings) -> int | None:
@@ -222,11 +411,7 @@ def validate_body(schema: str, *, optional: bool = False, files: bool = False) -
             body = {} if optional and not request.get_data(cache=True).strip() else json_body()
             errors = state.schemas.errors(schema, body)
             if errors:
-                raise Problem(422, "validation-failed", "Validation failed",
-                              f"The request body does not match {schema} ({len(errors)} error{'s' if len(errors) != 1 else ''}).",
-                              title_vi="Dữ liệu không hợp lệ",
-                              detail_vi=f"Nội dung yêu cầu không đúng lược đồ {schema} ({len(errors)} lỗi).",
-                              errors=errors)
+                raise invalid_body(errors)
             g.body = body
             return view(*args, **kwargs)
 
@@ -236,6 +421,18 @@ def validate_body(schema: str, *, optional: bool = False, files: bool = False) -
         return wrapper
 
     return decorate
+
+
+def invalid_body(errors: list[dict]) -> Problem:
+    """The 422 for a body with ``errors`` (:meth:`SchemaSet.errors`): how many fields are wrong and
+    which, in both languages (the schema's file name is the developer's, not the reader's)."""
+    labels = [_field_label(f) for f in dict.fromkeys(e["field"] for e in errors)]
+    n, shown = len(labels), labels[:5]
+    more = (f" and {n - 5} more", f" và {n - 5} trường khác") if n > 5 else ("", "")
+    return Problem(422, "validation-failed", "Validation failed",
+                   f"{n} field{' is' if n == 1 else 's are'} not valid: {', '.join(en for en, _ in shown)}{more[0]}.",
+                   title_vi="Dữ liệu không hợp lệ",
+                   detail_vi=f"{n} trường chưa hợp lệ: {', '.join(vi for _, vi in shown)}{more[1]}.", errors=errors)
 
 
 def raw_body(*media_types: str) -> Callable:

@@ -179,5 +179,6 @@ def test_a_non_uri_entity_id_is_told_in_both_languages(bare):
         body = r.get_json()
         assert r.status_code == 400 and r.headers["Content-Type"].startswith("application/problem+json"), body
         assert body["type"] == ERRORS + "BadRequestData" and body["title_vi"] == "Dữ liệu yêu cầu không hợp lệ"
-        assert body["errors"] == [{"field": "id", "message": body["detail"]}] and "'abc' is not a URI" in body["detail"]
+        assert body["errors"] == [{"field": "id", "message": body["detail"], "message_vi": body["detail_vi"]}]
+        assert "'abc' is not a URI" in body["detail"]
         assert "không phải là một URI" in body["detail_vi"]

@@ -207,8 +207,10 @@ def test_validation_reports_every_error_with_pointers(client):
     fields = {e["field"] for e in body["errors"]}
     assert fields == {"/code", "/name", "/population", "/extra", "/address/street", "/address/ward", "/address/zip",
                       "/tags/1"}
-    assert all(e["message"] for e in body["errors"])
-    assert "8 errors" in body["detail"]
+    assert all(e["message"] and e["message_vi"] for e in body["errors"])
+    # the summary counts the fields a person fixes, in both languages, and names no schema file
+    assert body["detail"].startswith("8 fields are not valid: ") and body["detail_vi"].startswith("8 trường chưa hợp lệ: ")
+    assert ".json" not in body["detail"] + body["detail_vi"]
 
 
 def test_valid_body_reaches_the_view(client):

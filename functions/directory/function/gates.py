@@ -5,7 +5,8 @@ A clearance route (lối thông quan) is a crossing that belongs to another gate
 and Cốc Nam - Lũng Nghịu clear under the Hữu Nghị international gate. It keeps its own code,
 counterpart, hours and capacity (trucks queue for it as for any gate) and names its ``parent_gate``;
 the parent's ``clearance_routes`` are derived from those, so the relation is written once. Each
-gate's status facts cite their source (``sources``, references resolved).
+gate's facts cite their source (``sources``, references resolved): every gate says how its hours,
+capacity and type were checked, and its ``hours.verified`` is true only when a source of its hours is.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ CLEARANCE_ROUTE = "clearance-route"
 REFERENCE_KINDS = ("official", "press", "third-party")
 MODES = ("road", "rail")
 TIMEZONE = "Asia/Ho_Chi_Minh"
+REQUIRED_FACTS = ("hours", "capacity", "type")   # served as facts; unchecked ones say verified: false
 _HHMM = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$|^24:00$")
 
 
@@ -53,11 +55,19 @@ def _sources(code: str, raw, references: dict) -> list[dict]:
             raise ValueError(f"gate {code}: an unverified source says what was tried")
         out.append({"fact": src["fact"], "verified": src["verified"], "note": src.get("note"), "ref": ref,
                     **references[ref]})
+    missing = [f for f in REQUIRED_FACTS if f not in {s["fact"] for s in out}]
+    if missing:
+        raise ValueError(f"gate {code}: sources must say how its {', '.join(missing)} were checked")
     return out
+
+
+def verified(sources: list[dict], fact: str) -> bool:
+    return any(s["fact"] == fact and s["verified"] for s in sources)
 
 
 def _gate(raw: dict, references: dict) -> dict:
     unit = units.find_by_name(raw["unit"])
+    sources = _sources(raw["code"], raw.get("sources"), references)
     return {
         "code": raw["code"],
         "name": raw["name"],
@@ -69,11 +79,11 @@ def _gate(raw: dict, references: dict) -> dict:
         "unit_code": unit["code"],
         "unit_name": unit["name"],
         "counterpart": dict(raw["counterpart"]),
-        "hours": {**raw["hours"], "days": list(raw["hours"]["days"])},
+        "hours": {**raw["hours"], "days": list(raw["hours"]["days"]), "verified": verified(sources, "hours")},
         "capacity": dict(raw["capacity"]),
         "lanes": dict(raw["lanes"]),
         "coordinates": dict(raw["coordinates"]),
-        "sources": _sources(raw["code"], raw.get("sources"), references),
+        "sources": sources,
     }
 
 

@@ -22,6 +22,10 @@ from lscloud.store import BlobRejected, BlobStore, InvalidKey
 
 PREFIX = "dossiers-files"
 TYPES = ("application/pdf", "image/png", "image/jpeg")
+# why the store refused a file (BlobRejected.cause), for the Vietnamese reader
+REFUSED_VI = {"too_large": "tệp vượt quá dung lượng cho phép", "empty": "tệp rỗng",
+              "unsupported_media_type": "chỉ nhận tệp PDF, PNG hoặc JPEG",
+              "media_type_mismatch": "nội dung tệp không khớp với loại tệp đã khai"}
 store.claimed_only(PREFIX, __name__)
 
 
@@ -29,12 +33,16 @@ def files() -> BlobStore:
     return store.blobs(PREFIX, max_bytes=runtime.current().settings.blob_max_bytes, allowed_types=TYPES)
 
 
+def _refused_vi(exc: BlobRejected) -> str:
+    return f"Tệp bị từ chối: {REFUSED_VI.get(exc.cause, 'tệp không hợp lệ')}."
+
+
 def upload(data: bytes, media_type: str, filename: str | None) -> dict:
     """Store an uploaded file (the same bytes twice: the same blob)."""
     try:
         ref = files().put(data, media_type, filename)
     except BlobRejected as exc:
-        raise errors.Invalid.at("", f"file refused: {exc.cause}") from None
+        raise errors.Invalid.at("", f"file refused: {exc.cause}", _refused_vi(exc)) from None
     return {"sha256": ref.sha256, "size": ref.size, "media_type": ref.media_type, "filename": ref.filename}
 
 
@@ -47,7 +55,7 @@ def checked(parts: list) -> dict[str, dict]:
         try:
             media_type = blobs.check(part.data, part.media_type)
         except BlobRejected as exc:
-            refused.append(errors.field(part.field, f"file refused: {exc.cause}"))
+            refused.append(errors.field(part.field, f"file refused: {exc.cause}", _refused_vi(exc)))
             continue
         digest = hashlib.sha256(part.data).hexdigest()
         out[digest] = {"sha256": digest, "size": len(part.data), "media_type": media_type,

@@ -55,7 +55,8 @@ class Catalog:
                 raise PeerNotFound(f"{code!r} is not a procedure code")
             return self._get("procedures", peers.path("/v1/procedures", code))
         except PeerNotFound:
-            raise UnknownProcedure.at("/procedure", f"no procedure {code!r} in the catalogue") from None
+            raise UnknownProcedure.at("/procedure", f"no procedure {code!r} in the catalogue",
+                                      f"Danh mục không có thủ tục mã {code!r}.") from None
 
     def unit(self, code: str) -> dict:
         """The directory's commune-level unit ``code``."""
@@ -66,7 +67,8 @@ class Catalog:
         except PeerNotFound:
             u = None
         if u is None or u.get("level") != "commune":
-            raise UnknownUnit.at("/unit", f"no commune-level unit {code!r} in Lạng Sơn")
+            raise UnknownUnit.at("/unit", f"no commune-level unit {code!r} in Lạng Sơn",
+                                 f"Lạng Sơn không có đơn vị hành chính cấp xã mã {code!r}.")
         return u
 
     def agency_units(self, procedure: dict) -> dict[str, str | None]:

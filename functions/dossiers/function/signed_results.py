@@ -39,6 +39,7 @@ def on_document_issued(event: dict) -> dict | None:
         # a KeyError was a 500: five deliveries, then a dead letter; what the contract requires is a 422
         # (dead-lettered at once, for an operator to look at)
         raise errors.Invalid(f"{', '.join(missing)} missing from document.issued",
+                             detail_vi=f"Sự kiện document.issued thiếu {', '.join(missing)}.",
                              errors=[errors.field(p, "required by the event's contract") for p in missing])
     signed = {"document_id": data["document_id"], "sha256": data["sha256"], "media_type": "application/pdf",
               "number": data.get("number"), "symbol": data.get("symbol"), "display": data.get("display"),

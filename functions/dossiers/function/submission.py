@@ -35,8 +35,32 @@ class NotYourCounter(errors.Forbidden):
     title, title_vi = "Not your counter", "Không phải bộ phận tiếp nhận của bạn"
 
 
-def fees(procedure: dict) -> list[dict]:
-    return [{"name": f["name"], "amount_vnd": int(f["amount_vnd"])} for f in procedure.get("fees", [])]
+WAIVED_NOTE = "Miễn khi nộp trực tuyến / waived for an online submission"
+PER_PAGE_NOTE = ("Tính theo số trang, thu tại nơi chứng thực; không cộng vào tổng / per page: the amount depends "
+                 "on the page count, paid where it is certified, not in the total")
+
+
+def fees(procedure: dict, channel: str | None = None) -> list[dict]:
+    """What the applicant is charged, fee by fee: ``amount_vnd`` is what counts towards the total.
+    A fee the catalogue waives online is 0 for an online dossier (its catalogue amount kept as
+    ``waived_vnd``); a per-page fee keeps its rate, marked ``per: page``, and is left out of the
+    total: the dossier does not know the page count."""
+    out = []
+    for f in procedure.get("fees", []):
+        fee = {"name": f["name"], "amount_vnd": int(f["amount_vnd"])}
+        if f.get("per"):
+            fee.update(amount_vnd=0, rate_vnd=int(f["amount_vnd"]), per=f["per"], note=PER_PAGE_NOTE)
+            if f.get("max_vnd") is not None:
+                fee["max_vnd"] = int(f["max_vnd"])
+        elif f.get("waived_online") and channel == "online":
+            fee.update(amount_vnd=0, waived_vnd=int(f["amount_vnd"]), note=WAIVED_NOTE)
+        out.append(fee)
+    return out
+
+
+def processing_days_verified(procedure: dict) -> bool:
+    """Whether the catalogue cites a checked source for the procedure's processing time."""
+    return any(s.get("fact") == "processing_days" and s.get("verified") for s in procedure.get("sources") or [])
 
 
 def deciding_agency(procedure: dict, unit_code: str) -> str:
@@ -93,7 +117,7 @@ def submit(body: dict, actor: Actor, catalog: Catalog, request: dict | None = No
     check_documents(procedure, body["documents"])
     steps = workflow.plan_steps(procedure, unit["code"], catalog.agency_units(procedure))
     check_counter(steps, actor)
-    charged = fees(procedure)
+    charged = fees(procedure, channel)
     # every check that needs no store is done; the receipt code is reserved while the files are
     # looked up (one round trip for both), and given back if one of them is missing
     code = side_pool().submit(registry.reserve_code, body["id"], now())
@@ -107,7 +131,10 @@ def submit(body: dict, actor: Actor, catalog: Catalog, request: dict | None = No
             f.exception()
         give_back(DossierCode, code)
         raise
-    doc = {"id": body["id"], "procedure": {k: procedure.get(k) for k in PROCEDURE_FIELDS},
+    kept = {k: procedure.get(k) for k in PROCEDURE_FIELDS}
+    # the deadline a citizen is given rests on the catalogue's processing days: say if nobody checked them
+    kept["processing_days_verified"] = processing_days_verified(procedure)
+    doc = {"id": body["id"], "procedure": kept,
            "agency": deciding_agency(procedure, unit["code"]), "unit": unit["code"], "unit_name": unit.get("name"),
            "channel": channel, "applicant": applicant, "owner": applicants.owner(applicant),
            "documents": documents, "fees": charged, "fee_total_vnd": sum(f["amount_vnd"] for f in charged),

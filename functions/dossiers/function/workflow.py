@@ -61,13 +61,15 @@ def plan_steps(procedure: dict, unit: str, agency_units: dict[str, str | None]) 
         try:
             days_to_minutes(s["days"])
         except ValueError as exc:
-            raise errors.Invalid.at("/procedure", f"step {s['code']} of the procedure: {exc}") from None
+            raise errors.Invalid.at("/procedure", f"step {s['code']} of the procedure: {exc}",
+                                    f"Bước {s['code']} của thủ tục có thời hạn xử lý không hợp lệ.") from None
         out.append({"index": i, "code": s["code"], "name": s["name"], "name_en": s.get("name_en"),
                     "agency": agency, "unit": step_unit, "days": s["days"], "status": "pending",
                     "planned_deadline": None, "started_at": None, "deadline": None, "finished_at": None,
                     "by": None, "note": None, "overdue": False})
     if not out:
-        raise errors.Invalid.at("/procedure", "a procedure without steps cannot be processed")
+        raise errors.Invalid.at("/procedure", "a procedure without steps cannot be processed",
+                                "Thủ tục chưa có bước xử lý nào nên không thể tiếp nhận hồ sơ.")
     return out
 
 
@@ -143,7 +145,8 @@ def complete_step(doc: dict, actor: Actor, at: datetime, cal: Calendar, note: st
 def request_supplement(doc: dict, actor: Actor, at: datetime, missing: list[dict], message: str) -> list[Transition]:
     step = _step_officer(doc, actor, "request_supplement")
     if not missing:
-        raise errors.Invalid.at("/missing", "name at least one missing or incorrect document")
+        raise errors.Invalid.at("/missing", "name at least one missing or incorrect document",
+                                "Cần nêu ít nhất một giấy tờ còn thiếu hoặc chưa đúng.")
     pause = {"n": len(doc["pauses"]) + 1, "requested_at": iso(at), "by": actor.sub, "agency": actor.agency,
              "step": step["code"], "resume_to": doc["status"], "missing": missing, "message": message,
              "resumed_at": None, "paused_minutes": None, "documents": []}
@@ -186,7 +189,7 @@ def finish(doc: dict, actor: Actor, at: datetime, result: dict, note: str | None
 def deny(doc: dict, actor: Actor, at: datetime, reason: str) -> list[Transition]:
     step = _step_officer(doc, actor, "deny")
     if not (reason or "").strip():
-        raise errors.Invalid.at("/reason", "a denial states its reason")
+        raise errors.Invalid.at("/reason", "a denial states its reason", "Từ chối hồ sơ phải nêu rõ lý do.")
     if step["status"] == "active":
         _finish_step(step, actor, at, reason)
     doc["current_step"] = None

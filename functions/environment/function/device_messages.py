@@ -23,7 +23,8 @@ def handle(event: dict, platform) -> dict:
     """Store the message's readings like an HTTP batch; a message no retry can fix is a 4xx (dead letter)."""
     m = _TOPIC.match(event.get("subject") or "")
     if not m:
-        raise errors.Invalid.at("subject", "not a station's observations topic")
+        raise errors.Invalid.at("subject", "not a station's observations topic",
+                                "Chủ đề này không phải chủ đề dữ liệu quan trắc của một trạm.")
     station = stations.get(m.group(1))
     data = event.get("data")
     items = data if isinstance(data, list) else [data]
@@ -32,4 +33,5 @@ def handle(event: dict, platform) -> dict:
         return ingest.record(station, items, channel, settings.of(platform))
     except ConditionalCheckFailed:
         # the hour kept changing under other writers: not the message's fault, deliver it again later
-        raise errors.Unavailable("the station's hour is being written by others; retry", retry_after_s=1) from None
+        raise errors.Unavailable("the station's hour is being written by others; retry", retry_after_s=1,
+                                 detail_vi="Dữ liệu giờ này của trạm đang được ghi; vui lòng thử lại.") from None

@@ -27,7 +27,8 @@ MAX_ITEMS = 500
 
 def _when(raw, pointer: str) -> datetime:
     if not isinstance(raw, str):
-        raise errors.Invalid.at(pointer, "observed_at must be an ISO 8601 time with its offset")
+        raise errors.Invalid.at(pointer, "observed_at must be an ISO 8601 time with its offset",
+                                "observed_at phải là thời điểm ISO 8601 có múi giờ")
     try:
         t = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
@@ -42,9 +43,10 @@ def check(station: dict, items: list, s: Settings, now: datetime) -> list[dict]:
     """The batch as ``[{"observed_at": utc, "end": hour end, "values", "flags"}]``; every bad item
     is named (``/3/pm25``) in one 422, nothing of a bad batch is written."""
     if not isinstance(items, list) or not items:
-        raise errors.Invalid.at("", "a non-empty list of observations is expected")
+        raise errors.Invalid.at("", "a non-empty list of observations is expected", "Cần gửi một danh sách dữ liệu quan trắc không rỗng")
     if len(items) > MAX_ITEMS:
-        raise errors.Invalid.at("", f"at most {MAX_ITEMS} observations per request")
+        raise errors.Invalid.at("", f"at most {MAX_ITEMS} observations per request",
+                                f"Mỗi yêu cầu tối đa {MAX_ITEMS} bản ghi quan trắc")
     problems, out, seen = [], [], {}
     for i, item in enumerate(items):
         if not isinstance(item, dict):

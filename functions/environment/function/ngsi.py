@@ -63,7 +63,7 @@ class NotAcceptable(errors.DomainError):
 def bad(param: str, message: str, message_vi: str | None = None) -> BadRequestData:
     """BadRequestData naming the query or path parameter ``param`` (``message_vi``: the detail in
     Vietnamese; without it the status's Vietnamese sentence stands)."""
-    return BadRequestData(message, detail_vi=message_vi, errors=[errors.field(param, message)])
+    return BadRequestData(message, detail_vi=message_vi, errors=[errors.field(param, message, message_vi)])
 
 
 # -- URIs (RFC 3986) -----------------------------------------------------------------------------
@@ -224,14 +224,16 @@ def parse_q(q: str):
     """``q`` as a list of OR-groups of AND-ed ``(attr, op, value)``: ``a>1;b==2|c<3``. Parentheses and
     the pattern operators are not supported (BadRequestData names the parameter)."""
     if any(c in q for c in "()~"):
-        raise bad("q", "this broker supports q without parentheses or patterns: attr op value joined by ; and |")
+        raise bad("q", "this broker supports q without parentheses or patterns: attr op value joined by ; and |",
+                  "Máy chủ này chỉ nhận q không có dấu ngoặc hay mẫu: thuộc tính, phép so sánh, giá trị, nối bằng ; và |.")
     groups = []
     for alt in q.split("|"):
         terms = []
         for part in alt.split(";"):
             m = _TERM.match(part)
             if not m:
-                raise bad("q", f"cannot read {part.strip()[:40]!r}: expected attr op value")
+                raise bad("q", f"cannot read {part.strip()[:40]!r}: expected attr op value",
+                          f"Không đọc được {part.strip()[:40]!r}: cần có thuộc tính, phép so sánh và giá trị.")
             attr, op, raw = m.groups()
             if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
                 value: object = raw[1:-1]
@@ -239,7 +241,8 @@ def parse_q(q: str):
                 try:
                     value = float(raw)
                 except ValueError:
-                    raise bad("q", f"{raw[:40]!r} is neither a number nor a quoted string") from None
+                    raise bad("q", f"{raw[:40]!r} is neither a number nor a quoted string",
+                              f"{raw[:40]!r} không phải là số hay chuỗi trong dấu ngoặc kép.") from None
             terms.append((attr, op, value))
         groups.append(terms)
     return groups
@@ -262,15 +265,16 @@ def parse_near(georel: str, geometry: str | None, coordinates: str | None) -> tu
     (lon, lat, "max" | "min", metres)."""
     m = re.fullmatch(r"near;(max|min)Distance==([0-9]+(?:\.[0-9]+)?)", georel or "")
     if not m:
-        raise bad("georel", "supported: near;maxDistance==<metres> or near;minDistance==<metres>")
+        raise bad("georel", "supported: near;maxDistance==<metres> or near;minDistance==<metres>",
+                  "Chỉ hỗ trợ near;maxDistance==<số mét> hoặc near;minDistance==<số mét>.")
     if geometry != "Point":
-        raise bad("geometry", "near needs geometry=Point")
+        raise bad("geometry", "near needs geometry=Point", "near cần có geometry=Point.")
     try:
         lon, lat = [float(x) for x in (coordinates or "").strip("[] ").split(",")]
     except ValueError:
-        raise bad("coordinates", "coordinates must be [longitude,latitude]") from None
+        raise bad("coordinates", "coordinates must be [longitude,latitude]", "coordinates phải có dạng [kinh độ,vĩ độ].") from None
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-        raise bad("coordinates", "coordinates out of range")
+        raise bad("coordinates", "coordinates out of range", "Tọa độ nằm ngoài phạm vi cho phép.")
     return lon, lat, m.group(1), float(m.group(2))
 
 
@@ -290,10 +294,11 @@ def parse_duration_hours(value: str | None) -> int | None:
         return None
     m = re.fullmatch(r"P(?:(\d{1,3})D)?(?:T(\d{1,4})H)?", value)
     if not m or not any(m.groups()):
-        raise bad("aggrPeriodDuration", "supported: whole hours or days, e.g. PT1H, PT6H, P1D")
+        raise bad("aggrPeriodDuration", "supported: whole hours or days, e.g. PT1H, PT6H, P1D",
+                  "Chỉ hỗ trợ số giờ hoặc số ngày tròn, ví dụ PT1H, PT6H, P1D.")
     hours = int(m.group(1) or 0) * 24 + int(m.group(2) or 0)
     if hours < 1:
-        raise bad("aggrPeriodDuration", "the period must be at least one hour")
+        raise bad("aggrPeriodDuration", "the period must be at least one hour", "Mỗi khoảng phải dài ít nhất một giờ.")
     return hours
 
 
@@ -315,7 +320,8 @@ def aggregate(summaries: list[dict], method: str, energy: bool) -> float | int |
         return round(sum(s["mean"] * s["n"] for s in rows) / n, 4)
     if method == "sum":
         return round(sum(s["mean"] * s["n"] for s in rows), 4)
-    raise bad("aggrMethods", f"{method} is not supported (supported: {', '.join(AGGREGATES)})")
+    raise bad("aggrMethods", f"{method} is not supported (supported: {', '.join(AGGREGATES)})",
+              f"Không hỗ trợ {method} (chỉ hỗ trợ: {', '.join(AGGREGATES)}).")
 
 
 def temporal(station: dict, series: dict[str, dict], start: datetime, end: datetime, attrs: list[str] | None,

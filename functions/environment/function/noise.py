@@ -1,5 +1,8 @@
 """Noise against QCVN 26:2010/BTNMT (``data/qcvn_26_2010.yaml``): an hour's equivalent level and the
-limit of its zone and period (day 06:00–21:00, night 21:00–06:00, local time)."""
+limit of its zone and period (day 06:00–21:00, night 21:00–06:00, local time).
+
+QCVN 26:2010 is superseded by QCVN 26:2025/BNNMT from 14/11/2025, whose limits table could not be
+read: every limit says so (``verified`` false, ``superseded_by``) rather than passing as current."""
 
 from __future__ import annotations
 
@@ -25,12 +28,19 @@ def period(hour_end: int) -> str:
 
 
 def limit(zone: str, hour_end: int) -> dict:
-    """The zone's limit for that hour: ``{"period", "limit_dba", "verified", "source"}``."""
+    """The zone's limit for that hour: ``{"period", "limit_dba", "zone", "verified", "source"}``, and
+    ``superseded_by`` (the regulation in force, with the date) when the source is no longer."""
     data = standards.qcvn_26()
-    z = data["zones"][zone]
+    z, src = data["zones"][zone], data["source"]
     p = period(hour_end)
-    return {"period": p, "limit_dba": z["limits_dba"][p], "zone": zone, "verified": bool(z.get("limits_verified")),
-            "source": data["source"]["document"]}
+    superseded = src.get("superseded_by")
+    out = {"period": p, "limit_dba": z["limits_dba"][p], "zone": zone,
+           "verified": bool(z.get("limits_verified")) and src.get("verified") is True and not superseded,
+           "source": src["document"]}
+    if superseded:
+        out["source_status"] = src.get("status", "superseded")
+        out["superseded_by"] = f"{superseded['document']}, in force from {superseded['from']}"
+    return out
 
 
 def assess(zone: str, hour_end: int, laeq: float | None) -> dict | None:

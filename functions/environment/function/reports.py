@@ -34,9 +34,10 @@ def hourly(station: dict, start: datetime, end: datetime) -> list[dict]:
     """One item per hour end in (start, end]: the hour's AQI (air) or LAeq against its limit (noise)."""
     first, last = clock.hour_end(start + timedelta(microseconds=1)), clock.hour_end(end)   # from is exclusive
     if last < first:
-        raise errors.Invalid.at("to", "to is before from")
+        raise errors.Invalid.at("to", "to is before from", "Thời điểm kết thúc (to) đứng trước thời điểm bắt đầu (from).")
     if (last - first) > timedelta(hours=MAX_HOURS):
-        raise errors.Invalid.at("to", f"at most {MAX_HOURS // 24} days per request")
+        raise errors.Invalid.at("to", f"at most {MAX_HOURS // 24} days per request",
+                                f"Mỗi yêu cầu tối đa {MAX_HOURS // 24} ngày.")
     series = storage.hourly_series(station["id"], first - timedelta(hours=11), last)
     interval = int(station.get("interval_s", 60))
     out, t = [], first

@@ -126,7 +126,8 @@ def entities():
     kinds = ngsi_request.type_kinds(q["type"]) if q["type"] else None
     attrs = ngsi_request.attr_names(q["attrs"]) if q["attrs"] else None
     if kinds is None and attrs is None and not q["q"] and not q["georel"]:
-        raise ngsi.bad("type", "a query needs type, attrs, q or georel (NGSI-LD 5.7.2)")
+        raise ngsi.bad("type", "a query needs type, attrs, q or georel (NGSI-LD 5.7.2)",
+                       "Truy vấn cần có ít nhất một trong type, attrs, q hoặc georel (NGSI-LD 5.7.2).")
     groups = ngsi.parse_q(q["q"]) if q["q"] else None
     near = ngsi.parse_near(q["georel"], q["geometry"], q["coordinates"]) if q["georel"] else None
     kinds = set(ngsi.TYPES) if kinds is None else kinds
@@ -187,23 +188,24 @@ def temporal(entity_id: str):
     station = _station(entity_id)
     q, now = g.query, datetime.now(timezone.utc)
     if not q["timerel"] or not q["timeAt"]:
-        raise ngsi.bad("timerel", "timerel and timeAt are required")
+        raise ngsi.bad("timerel", "timerel and timeAt are required", "Cần có cả timerel và timeAt.")
     if q["timerel"] == "between":
         if not q["endTimeAt"]:
-            raise ngsi.bad("endTimeAt", "between needs endTimeAt")
+            raise ngsi.bad("endTimeAt", "between needs endTimeAt", "timerel=between cần có endTimeAt.")
         start, end = q["timeAt"], q["endTimeAt"]
     elif q["timerel"] == "after":
         start, end = q["timeAt"], now
     else:
         start, end = q["timeAt"] - timedelta(days=30), q["timeAt"]
     if end <= start:
-        raise ngsi.bad("endTimeAt", "endTimeAt must be after timeAt")
+        raise ngsi.bad("endTimeAt", "endTimeAt must be after timeAt", "endTimeAt phải sau timeAt.")
     if end - start > timedelta(days=MAX_DAYS):
-        raise ngsi.bad("endTimeAt", f"at most {MAX_DAYS} days per query")
+        raise ngsi.bad("endTimeAt", f"at most {MAX_DAYS} days per query", f"Mỗi truy vấn tối đa {MAX_DAYS} ngày.")
     methods = [m for m in (q["aggrMethods"] or "").split(",") if m] or None
     for m in methods or []:
         if m not in ngsi.AGGREGATES:
-            raise ngsi.bad("aggrMethods", f"{m[:20]} is not supported (supported: {', '.join(ngsi.AGGREGATES)})")
+            raise ngsi.bad("aggrMethods", f"{m[:20]} is not supported (supported: {', '.join(ngsi.AGGREGATES)})",
+                           f"Không hỗ trợ {m[:20]} (chỉ hỗ trợ: {', '.join(ngsi.AGGREGATES)}).")
     period = ngsi.parse_duration_hours(q["aggrPeriodDuration"])
     attrs = ngsi_request.attr_names(q["attrs"]) if q["attrs"] else None
     if attrs is not None and not attrs & set(ngsi.ATTRS[station["kind"]].values()):

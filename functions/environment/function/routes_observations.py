@@ -36,10 +36,10 @@ def hour_readings(station_id: str):
     station = stations.get(station_id)
     hour = g.query["hour"]
     if hour is None:
-        raise errors.Invalid.at("hour", "hour is required")
+        raise errors.Invalid.at("hour", "hour is required", "Cần có tham số hour (giờ cần xem).")
     try:
         clock.parse_hour_key(hour)
     except ValueError:
-        raise errors.Invalid.at("hour", "not a calendar hour") from None
+        raise errors.Invalid.at("hour", "not a calendar hour", "hour không phải là một giờ có thật trên lịch.") from None
     rs = storage.hour_readings(station["id"], hour)
     return jsonify(station=station["id"], hour=hour, readings=[{"observed_at": k, **v} for k, v in sorted(rs.items())])

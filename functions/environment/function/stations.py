@@ -37,7 +37,8 @@ def records() -> Aggregate:
 def register(settings, body: dict, actor: Actor) -> dict:
     """Register a station; a station with this id already there is a 409."""
     if body["kind"] != "noise" and "zone" in body:
-        raise errors.Invalid.at("/zone", "only noise stations have a QCVN 26:2010 zone")
+        raise errors.Invalid.at("/zone", "only noise stations have a QCVN 26:2010 zone",
+                                "Chỉ trạm đo tiếng ồn mới có khu vực theo QCVN 26:2010.")
     unit = communes.commune(peers.client(settings), body["unit"], "/unit")
     doc = {"id": body["id"], "kind": body["kind"], "name": body["name"], "unit": body["unit"],
            "commune": unit.get("name"), "lat": body["lat"], "lon": body["lon"],

@@ -24,7 +24,8 @@ from lscloud.workdays import local_day
 
 from . import actors, lots
 
-DEAD = {"cancelled", "refused", "expired"}
+# a declaration in one of these states crosses no more: its Vietnamese name as border's lifecycle gives it
+DEAD = {"cancelled": "đã hủy", "refused": "bị từ chối", "expired": "đã hết hiệu lực"}
 
 
 def _local_day(stamp: str | None) -> str | None:
@@ -70,7 +71,7 @@ def link(lot_id: str, declaration_id: str, actor: Actor, authorization: str, bor
         raise errors.Invalid.at("/declaration", "this declaration is not an export", "Tờ khai không phải tờ khai xuất khẩu.")
     if decl.get("status") in DEAD:
         raise errors.Invalid.at("/declaration", f"the declaration is {decl['status']}",
-                                f"Tờ khai đã ở trạng thái {decl['status']}.")
+                                f"Tờ khai {DEAD[decl['status']]}, không liên kết được với lô hàng.")
     link_doc = snapshot(decl, _gate_name(directory, decl["gate"]), now())
 
     def op(doc):

@@ -133,7 +133,8 @@ def batch_sheet(lot_id: str, batch_id: str):
     batch = stamps.batch_of(lot_id, batch_id, Actor.of(principal()))
     first = g.query["from"]
     if first >= int(batch.stamps):
-        raise errors.Invalid.at("from", f"the batch has serials 0-{int(batch.stamps) - 1}")
+        raise errors.Invalid.at("from", f"the batch has serials 0-{int(batch.stamps) - 1}",
+                                f"Lô tem này chỉ có số sê-ri từ 0 đến {int(batch.stamps) - 1}.")
     count = min(g.query["count"] or cfg.sheet_max, cfg.sheet_max)
     lot = lots.records().get(lot_id).data
     pdf = sheet.render(codes=stamps.codes(batch, keys, first, count), first_serial=first, scan_url=cfg.scan_url,

@@ -25,7 +25,8 @@ def scan(code: str):
     a code that was never issued or was altered is ``authentic: false``. Every scan is counted."""
     lat, lon = g.query["lat"], g.query["lon"]
     if (lat is None) != (lon is None):
-        raise errors.Invalid.at("lon" if lon is None else "lat", "give both lat and lon, or neither")
+        raise errors.Invalid.at("lon" if lon is None else "lat", "give both lat and lon, or neither",
+                                "Cần gửi cả vĩ độ (lat) và kinh độ (lon), hoặc không gửi cả hai.")
     cfg = current_app.config["MARKET"]
     place = scans.Place.coarse(lat, lon) if lat is not None else None
     rules = {"scan_limit": cfg.scan_limit, "copy_distance_km": cfg.copy_distance_km,

@@ -3,7 +3,13 @@
 Built with the ``vietnam-qr-pay`` library (the Python port of the widely used ``vietnam-qr-pay``
 package): a static QR (no amount: the buyer types it) for an inter-bank transfer to an account
 (service ``QRIBFTTA``), the beneficiary bank named by its BIN. The bank list is the library's too,
-so a bank that does not take VietQR transfers is refused here rather than failing in a buyer's app.
+so a bank that cannot receive a VietQR transfer is refused here rather than failing in a buyer's app.
+
+Source of the bank list: ``vietnam-qr-pay`` 1.0.0 (PyPI; github.com/bangprovn/vietnam-qr-pay-python),
+``vietnam_qr_pay/constants/banks.py``: each bank's ``viet_qr_status`` is a ``VietQRStatus`` —
+``NOT_SUPPORTED = -1``, ``RECEIVE_ONLY = 0``, ``TRANSFER_SUPPORTED = 1``. A shop's QR only needs its
+bank to *receive* (the buyer's bank sends), so receive-only banks (CB Bank, HSBC, Woori … 17 in
+1.0.0) are accepted. Not checked against NAPAS's own member list: the library's is what we have.
 """
 
 from __future__ import annotations
@@ -19,14 +25,15 @@ from lscloud import errors
 
 PURPOSE_CHARS = 25       # what banking apps show of the transfer's content without cutting it
 _ACCOUNT = re.compile(r"\d{6,19}")
+RECEIVES = {0, 1}   # VietQRStatus.RECEIVE_ONLY, TRANSFER_SUPPORTED: a beneficiary bank need only receive
 
 
 def banks() -> dict[str, dict]:
-    """Banks that take VietQR transfers, by BIN."""
+    """Banks that can receive a VietQR transfer (the shop's side of the payment), by BIN."""
     out = {}
     for bank in BanksObject.values():
         status = getattr(bank.viet_qr_status, "value", bank.viet_qr_status)
-        if bank.bin and status == 1 and not bank.deprecated:
+        if bank.bin and status in RECEIVES and not bank.deprecated:
             out[bank.bin] = {"bin": bank.bin, "code": getattr(bank.code, "value", bank.code),
                              "short_name": bank.short_name, "name": bank.name}
     return out
@@ -35,7 +42,7 @@ def banks() -> dict[str, dict]:
 def bank(bin_: str, pointer: str) -> dict:
     found = banks().get(bin_)
     if found is None:
-        raise errors.Invalid.at(pointer, f"{bin_!r} is not the BIN of a bank that takes VietQR transfers",
+        raise errors.Invalid.at(pointer, f"{bin_!r} is not the BIN of a bank that can receive VietQR transfers",
                                 f"{bin_!r} không phải mã BIN của ngân hàng nhận chuyển khoản VietQR.")
     return found
 

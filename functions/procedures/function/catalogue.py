@@ -7,8 +7,13 @@ typo in the YAML stops ``lscloud up`` instead of serving a broken catalogue.
 
 Facts about Vietnam carry their source: each procedure lists ``sources`` (which fact, which
 reference of the file's ``references``, verified or not, and a note) and must at least say how its
-``national_code`` (mã TTHC on the National Public Service Portal, or null) and its ``level`` were
-checked. The answer resolves each source's reference so a reader sees the document and its address.
+``national_code`` (mã TTHC on the National Public Service Portal, or null), its ``level`` and its
+``processing_days`` were checked. The answer resolves each source's reference so a reader sees the
+document and its address; a deadline nobody checked is served with its ``verified: false`` source.
+
+A fee is ``{name, amount_vnd, waived_online, per, max_vnd}``: ``waived_online`` fees are not charged
+for an online submission; a ``per: "page"`` fee is an amount per page (capped at ``max_vnd`` a copy
+when the text caps it), which only the counter can total.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ NATIONAL_CODE_RE = re.compile(r"^[1-9]\.\d{6}$")   # mã TTHC without a province
 HHMM_RE = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$")
 FACTS = ("national_code", "level", "agency", "processing_days", "steps", "fees", "documents", "online_mode",
          "legal_basis", "results")
-REQUIRED_FACTS = ("national_code", "level")
+REQUIRED_FACTS = ("national_code", "level", "processing_days")
+FEE_PER = ("page",)
 REFERENCE_KINDS = ("official", "press", "third-party")
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 
@@ -47,6 +53,7 @@ _PROCEDURE_KEYS = {"code", "national_code", "name", "name_en", "field", "level",
                    "processing_days", "same_day_cutoff", "steps", "documents", "fees", "legal_basis", "results", "sources"}
 _REFERENCE_KEYS = {"document", "issuer", "date", "url", "copy", "kind", "note"}
 _SOURCE_KEYS = {"fact", "ref", "article", "verified", "note"}
+_FEE_KEYS = {"name", "amount_vnd", "waived_online", "per", "max_vnd"}
 _DOCUMENT_KEYS = {"code", "name", "name_en", "required", "copies", "form"}
 _STEP_KEYS = {"code", "name", "name_en", "agency", "unit_level", "days"}
 
@@ -126,6 +133,23 @@ def _document(where: str, raw: dict) -> dict:
     return doc
 
 
+def _fee(where: str, fee) -> dict:
+    def amount(value) -> bool:
+        return not isinstance(value, bool) and isinstance(value, int) and value >= 0
+
+    if not isinstance(fee, dict) or not {"name", "amount_vnd"} <= set(fee) <= _FEE_KEYS or not amount(fee["amount_vnd"]):
+        raise _fail(where, f"must be {{name, amount_vnd >= 0[, waived_online, per, max_vnd]}}, got {fee!r}")
+    if not isinstance(fee.get("waived_online", False), bool):
+        raise _fail(where + "/waived_online", "must be true or false")
+    per, cap = fee.get("per"), fee.get("max_vnd")
+    if per is not None and per not in FEE_PER:
+        raise _fail(where + "/per", f"must be one of {FEE_PER} (omitted for a flat fee)")
+    if cap is not None and (per is None or not amount(cap)):
+        raise _fail(where + "/max_vnd", "caps a per-page fee only, in whole dong")
+    return {"name": _text(where + "/name", fee["name"]), "amount_vnd": fee["amount_vnd"],
+            "waived_online": fee.get("waived_online", False), "per": per, "max_vnd": cap}
+
+
 def _procedure(raw: dict, fields: dict, references: dict) -> dict:
     code = raw.get("code") if isinstance(raw, dict) else None
     where = f"procedure {code!r}"
@@ -161,12 +185,7 @@ def _procedure(raw: dict, fields: dict, references: dict) -> dict:
     docs = [_document(f"{where}/documents/{i}", d) for i, d in enumerate(raw.get("documents") or [])]
     if not docs or len({d["code"] for d in docs}) != len(docs):
         raise _fail(where + "/documents", "needs at least one document, codes unique")
-    fees = []
-    for i, fee in enumerate(raw.get("fees") or []):
-        if not isinstance(fee, dict) or set(fee) != {"name", "amount_vnd"} or isinstance(fee["amount_vnd"], bool) \
-                or not isinstance(fee["amount_vnd"], int) or fee["amount_vnd"] < 0:
-            raise _fail(f"{where}/fees/{i}", f"must be {{name, amount_vnd >= 0}}, got {fee!r}")
-        fees.append({"name": _text(f"{where}/fees/{i}/name", fee["name"]), "amount_vnd": fee["amount_vnd"]})
+    fees = [_fee(f"{where}/fees/{i}", fee) for i, fee in enumerate(raw.get("fees") or [])]
     lists = {}
     for key in ("legal_basis", "results"):
         values = raw.get(key)

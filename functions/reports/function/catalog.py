@@ -1,5 +1,7 @@
 """The service types (Open311 services) from ``data/services.yaml``: what a report may be about,
-the category the IOC counts it under, the agency that handles it and its deadline."""
+the category the IOC counts it under, the agency that handles it and its deadline — and whether
+that deadline was checked against a published text (``deadline_verified``): the file's are
+placeholders, and every answer that gives one says so."""
 
 from __future__ import annotations
 
@@ -29,6 +31,9 @@ def services() -> dict[str, dict]:
     for s in doc["services"]:
         if s["category"] not in CATEGORIES or s["code"] in out or int(s["deadline_days"]) < 1:
             raise ValueError(f"{DATA.name}: bad service {s.get('code')!r}")
+        if not isinstance(s.get("deadline_verified"), bool) or not str(s.get("deadline_source") or "").strip():
+            raise ValueError(f"{DATA.name}: service {s['code']!r} must say whether its deadline was verified "
+                             "(deadline_verified) and on what (deadline_source)")
         out[s["code"]] = {**s, "attributes": list(s.get("attributes") or [])}
     return out
 
@@ -38,6 +43,11 @@ def get(code: str) -> dict:
         return services()[code]
     except KeyError:
         raise UnknownService(f"no service with code {code!r}", detail_vi="Không có loại phản ánh này.") from None
+
+
+def deadline_verified(code: str | None) -> bool:
+    """Whether the deadline of service ``code`` rests on a checked text (False for an unknown code)."""
+    return bool(services().get(code or "", {}).get("deadline_verified"))
 
 
 def agency_for(service: dict, commune: str | None) -> str | None:

@@ -181,9 +181,10 @@ def nearby():
     """Open reports of the same category near a point, recent ones: offered as "me too" before a
     new report is sent."""
     q = g.query
-    for name in ("service_code", "lat", "long"):
+    for name, vi in (("service_code", "loại phản ánh"), ("lat", "vĩ độ"), ("long", "kinh độ")):
         if q.get(name) is None:
-            raise errors.InvalidParameter(f"{name} is required", errors=[errors.field(name, "required")])
+            raise errors.InvalidParameter(f"{name} is required", detail_vi=f"Cần có tham số {name} ({vi}).",
+                                          errors=[errors.field(name, "required", f"Chưa có {vi} ({name}).")])
     items = [views.public(d) | {"distance_m": d["distance_m"]}
              for d in reports.nearby(q["service_code"], q["lat"], q["long"], q["radius"])]
     return jsonify({"items": items, "total": len(items)})
@@ -256,9 +257,11 @@ def stats():
 @bp.get("/v1/services")
 @allow("public")
 def services():
-    """The service types with their category, agency and deadline in working days."""
+    """The service types with their category, agency and deadline in working days, and whether that
+    deadline was checked against a published text (``deadline_verified``: today none was)."""
     return jsonify({"items": [{k: s[k] for k in ("code", "name", "description", "category", "agency",
-                                                "deadline_days")} for s in catalog.services().values()]})
+                                                "deadline_days", "deadline_verified", "deadline_source")}
+                              for s in catalog.services().values()]})
 
 
 @bp.post("/v1/api-keys")

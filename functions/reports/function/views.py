@@ -3,6 +3,7 @@ handling agency (everything), an Open311 client (the spec's fields)."""
 
 from __future__ import annotations
 
+from . import catalog
 from .masking import mask
 from .reports import local_iso
 from .states import FMS_STATUS, MACHINE, STATE_VI, open311_status
@@ -35,7 +36,8 @@ def public(doc: dict, trail: list[dict] | None = None) -> dict:
     out.update(state=doc["status"], state_vi=STATE_VI.get(doc["status"]), status=open311_status(doc["status"]),
                description=mask(doc.get("description"), _names(doc)), address=mask(doc.get("address"), _names(doc)),
                requested_at=local_iso(doc["requested_at"]), updated_at=local_iso(doc.get("updated_at")),
-               deadline=local_iso(doc.get("deadline")), supporters=len(doc.get("supporters", [])))
+               deadline=local_iso(doc.get("deadline")), supporters=len(doc.get("supporters", [])),
+               deadline_verified=catalog.deadline_verified(doc.get("service_code")))
     if doc["status"] == "hidden":
         out.update(description=None, address=None, media_url=None, photos=[])
     if trail is not None:
@@ -52,6 +54,18 @@ def full(doc: dict, trail: list[dict] | None = None) -> dict:
     return out
 
 
+UNVERIFIED = (" (hạn tạm tính, chưa đối chiếu văn bản công bố / placeholder deadline, not checked against a "
+              "published service level)")
+PROVISIONAL = " (dự kiến: lịch nghỉ năm đó chưa công bố / provisional: that year's holidays are not published yet)"
+
+
+def notice(doc: dict) -> str:
+    """The deadline as Open311's free-text ``service_notice`` gives it, with what makes it uncertain."""
+    return (f"Hạn xử lý (deadline): {local_iso(doc.get('deadline'))}"
+            + ("" if catalog.deadline_verified(doc.get("service_code")) else UNVERIFIED)
+            + (PROVISIONAL if doc.get("deadline_provisional") else ""))
+
+
 def open311(doc: dict) -> dict:
     """One Open311 ``request``, every field of the spec's GET Service Request."""
     closed = open311_status(doc["status"]) == "closed"
@@ -63,9 +77,7 @@ def open311(doc: dict) -> dict:
         "service_name": doc["service_name"], "service_code": doc["service_code"],
         "description": None if hidden else mask(doc.get("description"), _names(doc)),
         "agency_responsible": doc.get("agency"),
-        "service_notice": None if closed else f"Hạn xử lý (deadline): {local_iso(doc.get('deadline'))}" + (
-            " (dự kiến: lịch nghỉ năm đó chưa công bố / provisional: that year's holidays are not published yet)"
-            if doc.get("deadline_provisional") else ""),
+        "service_notice": None if closed else notice(doc),
         "requested_datetime": local_iso(doc["requested_at"]),
         "updated_datetime": local_iso(doc.get("updated_at") or doc["requested_at"]),
         "expected_datetime": local_iso(doc.get("deadline")),

@@ -72,7 +72,7 @@ def fingerprint(secret: str) -> str:
 
 def _check_secret(secret, field: str) -> str:
     if not isinstance(secret, str) or len(secret) < 32 or len(secret) > 256:
-        raise errors.Invalid.at(field, "an HMAC key is 32-256 characters")
+        raise errors.Invalid.at(field, "an HMAC key is 32-256 characters", "Khóa HMAC phải dài từ 32 đến 256 ký tự.")
     return secret
 
 
@@ -106,7 +106,8 @@ def public(data: dict) -> dict:
 def register(settings, body: dict, at: str) -> dict:
     code = body["code"]
     if not CODE_RE.match(code):
-        raise errors.Invalid.at("/code", "a bank code is 2-31 lowercase letters, digits or '-'")
+        raise errors.Invalid.at("/code", "a bank code is 2-31 lowercase letters, digits or '-'",
+                                "Mã ngân hàng gồm 2 đến 31 ký tự: chữ thường không dấu, chữ số hoặc dấu '-'.")
     f = fernet(settings)
     keys = []
     for i, secret in enumerate(body["keys"]):

@@ -26,7 +26,7 @@ def operation(kind: str, op_id: str, point: dict, amount: int, by: str) -> tuple
     try:
         ledger.movement(kind, point["code"], amount, ref=op_id)
     except ValueError as exc:
-        raise errors.Invalid.at("/amount_vnd", str(exc)) from None
+        raise errors.Invalid.at("/amount_vnd", str(exc), "Số tiền phải là một số nguyên dương, tính bằng đồng.") from None
     req = {"id": op_id, "kind": kind, "point": point["code"], "amount_vnd": amount}
     head = journal.head(point["code"])
     data = {"request": req, "id": op_id, "kind": kind, "point": point["code"], "amount_vnd": amount, "by": by,
