@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from lscloud import http_client, telemetry
 from lscloud.local.servers import free_port
 from loopback_http import ok as _ok
+import metrics_support
 
 pytestmark = pytest.mark.integration
 
@@ -95,19 +96,7 @@ def test_each_call_is_a_client_span_that_carries_the_trace_and_shows_no_url_unle
 
 def _client_samples() -> dict[frozenset, int]:
     """``http.client.request.duration`` so far: samples by attribute set."""
-    data = telemetry.collect_metrics()
-    if data is None:
-        pytest.skip("another harness owns the process meter provider")
-    out: dict[frozenset, int] = {}
-    for rm in data.resource_metrics:
-        for sm in rm.scope_metrics:
-            for metric in sm.metrics:
-                if metric.name == "http.client.request.duration":
-                    assert metric.unit == "s"
-                    for point in metric.data.data_points:
-                        key = frozenset(point.attributes.items())
-                        out[key] = out.get(key, 0) + point.count
-    return out
+    return metrics_support.samples("http.client.request.duration", unit="s")
 
 
 def test_each_call_is_one_sample_of_the_client_duration_without_its_url(serve):

@@ -20,6 +20,7 @@ from lscloud.store.errors import ConditionalCheckFailed, DoesNotExist, StoreErro
 from lscloud.store.objects import ObjectStore
 
 from s3_faults import LOSE_ANSWER, PASS, SLOW_DOWN, FaultProxy
+import metrics_support
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -300,19 +301,7 @@ CLIENT_LABELS = {"http.request.method", "server.address", "server.port", "http.r
 
 def client_samples() -> dict[frozenset, int]:
     """``http.client.request.duration`` so far: samples by attribute set."""
-    data = telemetry.collect_metrics()
-    if data is None:
-        pytest.skip("another harness owns the process meter provider")
-    out: dict[frozenset, int] = {}
-    for rm in data.resource_metrics:
-        for sm in rm.scope_metrics:
-            for metric in sm.metrics:
-                if metric.name == "http.client.request.duration":
-                    assert metric.unit == "s"
-                    for point in metric.data.data_points:
-                        key = frozenset(point.attributes.items())
-                        out[key] = out.get(key, 0) + point.count
-    return out
+    return metrics_support.samples("http.client.request.duration", unit="s")
 
 
 def test_each_attempt_is_an_http_client_request_measured_without_its_key(faulty, bucket):
