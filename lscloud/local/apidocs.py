@@ -90,8 +90,8 @@ def page(names: list[str], with_tokens: bool) -> bytes:
     options = "".join(f"<option value='{html.escape(r['name'])}' title='{html.escape(r['en'])} / "
                       f"{html.escape(r['vi'])}'>{html.escape(r['name'])}</option>" for r in token_roles())
     token_form = _TOKEN_FORM.replace("__OPTIONS__", options) if with_tokens else ""
-    missing = "" if ASSETS is not None else ("<p class='error'>swagger-ui-bundle-v2 is not installed: only the "
-                                             "documents' links are shown.</p>")
+    missing = "" if ASSETS is not None else ("<p class='error' lang='en'>swagger-ui-bundle-v2 is not installed: "
+                                             "only the documents' links are shown.</p>")
     return (_PAGE.replace("__TOKEN_FORM__", token_form).replace("__MISSING__", missing)
             .replace("__INDEX__", index)
             .replace("__URLS__", json.dumps(urls).replace("</", "<\\/"))).encode()
@@ -134,11 +134,14 @@ def not_found() -> tuple[int, list, bytes]:
 
 _TOKEN_FORM = """
 <form id="dev-token" onsubmit="return getToken(event)">
-  <strong>Dev token (local cloud only / chỉ trong môi trường cục bộ):</strong>
+  <strong><span lang="en">Dev token (local cloud only)</span> / chỉ trong môi trường cục bộ:</strong>
+  <label for="role">Vai trò <span lang="en">(role)</span></label>
   <select id="role" name="role">__OPTIONS__</select>
-  <input id="unit" name="unit" placeholder="unit (đơn vị)" size="10">
-  <input id="agency" name="agency" placeholder="agency (cơ quan)" size="10">
-  <button type="submit" id="get-token">Get token / Lấy mã</button>
+  <label for="unit">Đơn vị <span lang="en">(unit)</span></label>
+  <input id="unit" name="unit" size="10">
+  <label for="agency">Cơ quan <span lang="en">(agency)</span></label>
+  <input id="agency" name="agency" size="10">
+  <button type="submit" id="get-token"><span lang="en">Get token</span> / Lấy mã</button>
   <span id="token-status" role="status"></span>
 </form>
 <script>
@@ -165,6 +168,7 @@ _PAGE = """<!doctype html>
 <html lang="vi">
 <head>
 <meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Lạng Sơn Cloud — API</title>
 <link rel="icon" type="image/png" href="/docs/assets/favicon-32x32.png">
 <link rel="stylesheet" href="/docs/assets/swagger-ui.css">
@@ -174,6 +178,7 @@ _PAGE = """<!doctype html>
   header h1 { margin: 0; font-size: 1.3em; }
   header p { margin: .3em 0 0; }
   #dev-token { padding: .6em 1.5em; background: #fff8e1; border-bottom: 1px solid #e0c070; }
+  #dev-token label { margin-left: .6em; }
   #index { display: none; }
   .error { color: #b00; padding: 0 1.5em; }
 </style>
@@ -181,7 +186,7 @@ _PAGE = """<!doctype html>
 <body>
 <header>
   <h1>Lạng Sơn Cloud — API</h1>
-  <p>Every function's OpenAPI 3.1 document; "Try it out" calls the local cloud through this gateway.
+  <p><span lang="en">Every function's OpenAPI 3.1 document; "Try it out" calls the local cloud through this gateway.</span>
      (Tài liệu OpenAPI 3.1 của từng hàm; "Try it out" gọi thẳng tới đám mây cục bộ qua cổng này.)</p>
 </header>
 __TOKEN_FORM__
@@ -197,6 +202,9 @@ window.ui = SwaggerUIBundle({
   urls: URLS,
   "urls.primaryName": new URLSearchParams(location.search).get("fn") || (URLS[0] || {}).name,
   dom_id: "#swagger-ui",
+  // Swagger UI sends each document's URL to validator.swagger.io unless the page is on localhost:
+  // the local cloud's APIs are not published, and the machine may be offline
+  validatorUrl: null,
   deepLinking: true,
   persistAuthorization: true,
   displayOperationId: false,

@@ -539,13 +539,18 @@ class Gateway:
             if k.lower() == b"accept":
                 accept = v
         if b"text/html" in accept:
+            # Vietnamese first, the English beside it marked as English (screen readers switch voice);
+            # the supervisor's states (starting, ready …) are its own English words
             rows = "".join(
                 f"<tr><td><a href='/{html.escape(f['name'])}/'>{html.escape(f['name'])}</a></td>"
-                f"<td>{html.escape(f['state'])}</td><td class={'ok' if f['healthy'] else 'bad'}>"
-                f"{'healthy' if f['healthy'] else 'not ready'}</td>"
+                f"<td lang='en'>{html.escape(f['state'])}</td><td class={'ok' if f['healthy'] else 'bad'}>"
+                f"{_HEALTHY if f['healthy'] else _NOT_READY}</td>"
                 f"<td><a href='{html.escape(f['openapi'])}'>openapi.json</a></td></tr>" for f in functions)
-            page = _page("Lạng Sơn Cloud — local", f"<p><a href='/docs'>API docs</a></p><table><tr><th>function</th>"
-                                                   f"<th>state</th><th>health</th><th>API</th></tr>{rows}</table>")
+            page = _page("Lạng Sơn Cloud — cục bộ", "<p><a href='/docs'>Tài liệu API <span lang='en'>(API docs)</span>"
+                                                    "</a></p><table><tr><th>Hàm <span lang='en'>(function)</span></th>"
+                                                    "<th>Trạng thái <span lang='en'>(state)</span></th>"
+                                                    "<th>Sức khỏe <span lang='en'>(health)</span></th><th>API</th></tr>"
+                                                    f"{rows}</table>")
             return await _send(send, 200, [(b"content-type", b"text/html; charset=utf-8")], page)
         body = json.dumps({"functions": functions, "healthy": all(f["healthy"] for f in functions)},
                           ensure_ascii=False).encode()
@@ -579,10 +584,20 @@ def _from_this_machine(scope) -> bool:
     return name.lower().rstrip(".") in _LOOPBACK_NAMES
 
 
+_HEALTHY = "hoạt động tốt <span lang='en'>(healthy)</span>"
+_NOT_READY = "chưa sẵn sàng <span lang='en'>(not ready)</span>"
+# an icon in the page itself: the browser asks no /favicon.ico (a 404 in every console)
+_FAVICON = ("data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E"
+            "%3Crect width='16' height='16' rx='3' fill='%231b4332'/%3E%3C/svg%3E")
+
+
 def _page(title: str, content: str) -> bytes:
-    return (f"<!doctype html><html lang='vi'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+    return (f"<!doctype html><html lang='vi'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<link rel='icon' href=\"{_FAVICON}\"><title>{html.escape(title)}</title>"
             "<style>body{font-family:sans-serif;margin:2em}td,th{padding:.3em 1em;text-align:left}"
-            ".ok{color:#080}.bad{color:#b00}</style></head>"
+            "table{display:block;overflow-x:auto}.ok{color:#080}.bad{color:#b00}"
+            "@media (max-width:600px){body{margin:1em}td,th{padding:.3em .4em}}</style></head>"
             f"<body><h1>{html.escape(title)}</h1>{content}</body></html>").encode()
 
 

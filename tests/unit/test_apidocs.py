@@ -89,3 +89,32 @@ def test_no_dev_token_getter_outside_the_local_cloud(tmp_path):
     r = get(gateway, "/docs/token?role=operator")
     assert r.status_code == 404 and "token" not in r.text
     assert not (tmp_path / "keys").exists()  # not even a key was made
+
+
+def test_the_page_sends_no_document_to_a_validator_and_labels_its_fields(local_gateway):
+    gateway, _ = local_gateway
+    text = get(gateway, "/docs", base_url="http://lscloud-dev.lan:8080").text
+    # Swagger UI's default sends every document's URL to validator.swagger.io when not on localhost
+    assert re.search(r"\bvalidatorUrl:\s*null\b", text)
+    assert '<meta name="viewport"' in text
+    form = get(gateway, "/docs").text
+    for field in ("role", "unit", "agency"):
+        assert f'<label for="{field}">' in form and f'id="{field}"' in form, field
+
+
+def test_the_index_page_fits_a_phone_and_marks_its_english(local_gateway):
+    gateway, _ = local_gateway
+
+    async def go():
+        transport = httpx.ASGITransport(app=gateway, client=("127.0.0.1", 52000))
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://lscloud-dev.lan:8080") as http:
+                return await http.get("/", headers={"Accept": "text/html"})
+        finally:
+            await gateway._shutdown()   # the health checks' client
+
+    page = asyncio.run(go())
+    assert page.status_code == 200 and "<html lang='vi'>" in page.text
+    assert "name='viewport'" in page.text and "<link rel='icon' href=\"data:" in page.text   # no /favicon.ico
+    for english in ("API docs", "function", "health", "not ready"):
+        assert f"<span lang='en'>({english})</span>" in page.text, english

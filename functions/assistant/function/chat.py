@@ -23,6 +23,8 @@ from .retrieval import Index
 
 log = logging.getLogger("assistant.answers")
 _LONG_NUMBER = re.compile(r"\d{6,}")
+# a receipt's tracking secret typed into the question ("mã bí mật 7F3K9Q"): it opens the dossier
+_SECRET = re.compile(r"(?i)\b(m[ãa] b[íi] m[ậa]t|secret)(\s*(?:l[àa]|is|[:=])?\s*)[A-Za-z0-9-]+")
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ def settings_of(platform: config.Settings) -> Settings:
 
 def masked(text: str) -> str:
     """The question as logged for review: identifiers (CCCD, phones, accounts) and long numbers masked."""
-    return _LONG_NUMBER.sub("[số]", redact(text))
+    return _LONG_NUMBER.sub("[số]", _SECRET.sub(r"\1\2[mã]", redact(text)))
 
 
 def _conversation_key(caller: str, session: str) -> str:

@@ -27,8 +27,10 @@ def understand(index: Index, question: str, context: Mapping | None = None, lang
     context = dict(context or {})
     corrected = " ".join(index.speller.correct(w) for w in intents.fold(question).split())
     asked = intents.detect(question) if intents.detect(question) == "status" else intents.detect(corrected)
-    language = intents.language(question, lang or None) if lang or not context.get("lang") else \
-        (intents.language(question) if _clearly_english(question) else context["lang"])
+    # a question clearly in one language is answered in it, both ways (an English question earlier
+    # in the tab does not hold a Vietnamese one); one that could be either keeps the conversation's
+    language = intents.language(question, lang) if lang else \
+        (intents.clear_language(question) or context.get("lang") or intents.language(question))
     if asked == "status":
         ref = intents.dossier_reference(question)
         return _turn("status", None, (), language, ref, {**context, "lang": language}, 0.0)
@@ -56,10 +58,6 @@ def understand(index: Index, question: str, context: Mapping | None = None, lang
                    "query": query if procedure else context.get("query"), "lang": language}
     candidates = tuple(p["code"] for p, _ in match.ranked[:3]) if strong else ()
     return _turn(intent, procedure, candidates, language, None, new_context, match.score)
-
-
-def _clearly_english(question: str) -> bool:
-    return intents.language(question) == "en"
 
 
 def _turn(intent, procedure, candidates, lang, dossier, context, score) -> dict:

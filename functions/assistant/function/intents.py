@@ -111,9 +111,29 @@ def language(text: str, asked: str | None = None) -> str:
     """``vi`` unless the question is in English (or ``asked`` says which)."""
     if asked in ("vi", "en"):
         return asked
-    if any(ord(c) > 127 for c in text):
+    return clear_language(text) or "vi"
+
+
+_LETTERS = re.compile(r"[^\W\d_]+")
+
+
+def clear_language(text: str) -> str | None:
+    """``vi`` or ``en`` when the question clearly is in that language, ``None`` when it could be either
+    ("khai sinh", a dossier code, "ok"): a conversation then keeps the language it had.
+
+    A word with Vietnamese marks counts for Vietnamese; without marks, the usual function words of
+    each language count. Only letters count: a phone's curly apostrophe ("what’s") is not Vietnamese,
+    and an English question naming "Lạng Sơn" stays English."""
+    en = vi = marked = 0
+    for word in _LETTERS.findall(text.lower()):
+        if not word.isascii():
+            marked += 1
+            continue
+        en += word in _EN_WORDS
+        vi += word in _VI_WORDS
+    vi += marked
+    if vi > en and (marked or vi >= 2):
         return "vi"
-    words = fold(text).split()
-    en = sum(w in _EN_WORDS for w in words)
-    vi = sum(w in _VI_WORDS for w in words)
-    return "en" if en >= 2 and en > vi else "vi"
+    if en >= 2 and en > vi:
+        return "en"
+    return None
