@@ -6,10 +6,12 @@ import logging
 from pathlib import Path
 
 from lscloud.peers import PeerClient
+from lscloud.ratelimit import Limiter
 from lscloud.web import create_app as runtime_app
 
 from . import routes_documents, routes_trust
 from .custody import DevCustody
+from .models import RateWindow
 from .settings import settings_of
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "schemas"
@@ -33,6 +35,7 @@ def create_app(settings=None):
     app.config["DOCUMENTS_CUSTODY"] = DevCustody(own.key_secret or platform.pseudonym_key,
                                                  own.public_url or platform.public_url())
     app.config["DOCUMENTS_PEERS"] = PeerClient(platform)
+    app.config["DOCUMENTS_VERIFY_LIMITER"] = Limiter(RateWindow, limit=own.verify_limit, window_s=own.verify_window_s)
     for bp in (routes_documents.bp, routes_trust.bp):
         app.register_blueprint(bp)
     return app

@@ -18,7 +18,7 @@ from lscloud.statemachine import Actor, iso, now
 from lscloud.store import BlobRejected, BlobStore
 from lscloud.workdays import TZ
 
-from . import registers, signing
+from . import pdf_worker, registers, signing
 from .models import Document, DocumentAudit
 from .states import MACHINE
 
@@ -39,6 +39,11 @@ class FileChanged(errors.Conflict):
 class BadPdf(errors.Invalid):
     type = "bad-pdf"
     title, title_vi = "Not a usable PDF", "Tệp PDF không hợp lệ"
+
+
+# why the store refused a file (BlobRejected.cause), for the Vietnamese reader
+REFUSED_VI = {"too_large": "tệp vượt quá dung lượng cho phép", "empty": "tệp rỗng",
+              "unsupported_media_type": "chỉ nhận tệp PDF", "media_type_mismatch": "nội dung tệp không phải PDF"}
 
 
 def _summary(doc: dict) -> dict:
@@ -68,28 +73,45 @@ def _sign_pdf(pdf: bytes, **how) -> bytes:
     except (PdfError, TypeError, KeyError, ValueError, AttributeError, IndexError, AssertionError,
             RecursionError) as exc:
         log.info("a document's PDF could not be signed: %s", type(exc).__name__)
-        raise BadPdf.at("", f"this PDF cannot be signed: {type(exc).__name__}; upload it again from its source") from None
+        raise BadPdf.at("", f"this PDF cannot be signed: {type(exc).__name__}; upload it again from its source",
+                        "Không ký được tệp PDF này; hãy xuất lại tệp từ phần mềm gốc rồi tải lên.") from None
+
+
+SIGN_ELEMENTS_MAX = 250_000
+"""Numbers, names, strings, arrays and dictionaries an uploaded PDF may hold (streams' contents
+aside). Signing reads the file in the replica itself, not in a worker: a 2.7 KB upload of two
+form fields of half a million zeros each passed the check and took 8 s and 600 MB to sign. A
+500-page document holds ~20,000; at ~250 bytes each, the limit lets through at most ~60 MB."""
 
 
 def check_pdf(data: bytes) -> int:
-    """The page count of a PDF this service can sign; :class:`BadPdf` naming the body otherwise."""
-    from pyhanko.pdf_utils.misc import PdfError
+    """The page count of a PDF this service can sign; :class:`BadPdf` naming the body otherwise.
+    Read in a worker process (:mod:`.pdf_worker`): an officer's file is anyone's file."""
+    if not data.startswith(b"%PDF-"):
+        raise BadPdf.at("", "the body is not a PDF (it does not start with %PDF-)", "Tệp gửi lên không phải là tệp PDF.")
+    return pdf_worker.run(_pages, data)
+
+
+def _pages(data: bytes) -> int:
+    from pyhanko.pdf_utils.misc import PdfDecodeLimitError, PdfError
     from pyhanko.pdf_utils.reader import PdfFileReader
 
-    if not data.startswith(b"%PDF-"):
-        raise BadPdf.at("", "the body is not a PDF (it does not start with %PDF-)")
     try:
-        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        reader = PdfFileReader(io.BytesIO(data), strict=False, decode_limits=pdf_worker.DECODE_LIMITS)
         if reader.encrypted:
-            raise BadPdf.at("", "encrypted PDFs cannot be signed here: upload it without a password")
+            raise BadPdf.at("", "encrypted PDFs cannot be signed here: upload it without a password",
+                            "Không ký được tệp PDF có mật khẩu; hãy tải lên bản không đặt mật khẩu.")
         pages = int(reader.root["/Pages"]["/Count"])
     except BadPdf:
         raise
+    except PdfDecodeLimitError:
+        raise pdf_worker.too_costly("a stream decodes to more than this service reads") from None
     except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError,
             AssertionError) as exc:   # pyHanko asserts a catalog is a dictionary
-        raise BadPdf.at("", f"the PDF cannot be read: {type(exc).__name__}") from None
+        raise BadPdf.at("", f"the PDF cannot be read: {type(exc).__name__}", "Không đọc được tệp PDF này.") from None
     if pages < 1:
-        raise BadPdf.at("", "the PDF has no page")
+        raise BadPdf.at("", "the PDF has no page", "Tệp PDF không có trang nào.")
+    pdf_worker.weigh(reader, SIGN_ELEMENTS_MAX)
     return pages
 
 
@@ -97,7 +119,8 @@ def _store_pdf(data: bytes, filename: str | None = None) -> dict:
     try:
         ref = files().put(data, "application/pdf", filename)
     except BlobRejected as exc:
-        raise BadPdf.at("", f"file refused: {exc.cause}") from None
+        raise BadPdf.at("", f"file refused: {exc.cause}",
+                        f"Tệp bị từ chối: {REFUSED_VI.get(exc.cause, 'tệp không hợp lệ')}.") from None
     return {"sha256": ref.sha256, "size": ref.size}
 
 

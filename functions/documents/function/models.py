@@ -79,3 +79,17 @@ class SigningIdentity(Model):
     holder = A.UnicodeAttribute(hash_key=True)
     data = A.JSONAttribute()
     version = A.VersionAttribute()
+
+
+class RateWindow(Model):
+    """Public verifications counted per caller and window (:mod:`lscloud.ratelimit`): a subject is
+    a pseudonym, the tick sweeps old windows."""
+
+    class Meta:
+        table = "documents-rate"
+        ttl_max_s = 2 * 86_400      # a window lives two of its length; windows are at most a day
+
+    subject = A.UnicodeAttribute(hash_key=True)
+    window = A.UnicodeAttribute(range_key=True)
+    hits = A.NumberAttribute(default=0)
+    expires_at = A.TTLAttribute()

@@ -40,7 +40,8 @@ def codes(kind: str) -> list[str]:
 
 def book_of(agency: str, year: int, direction: str, confidential: bool = False) -> str:
     if not agency or not _CODE.fullmatch(agency):
-        raise errors.Invalid.at("/agency", "an agency code is lowercase letters, digits and dashes")
+        raise errors.Invalid.at("/agency", "an agency code is lowercase letters, digits and dashes",
+                                "Mã cơ quan chỉ gồm chữ thường không dấu, chữ số và dấu gạch ngang.")
     return f"{agency}.{year}.{DIRECTIONS[direction]}" + (".mat" if confidential else "")
 
 

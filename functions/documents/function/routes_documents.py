@@ -141,9 +141,9 @@ def assign(document_id: str):
 @idempotent(required=False)
 def batch():
     """One approval, many signatures (e-transcripts): sign every listed document in turn."""
-    ids = g.body["documents"]
-    if len(ids) > current_app.config["DOCUMENTS"].batch_max:
-        raise errors.Invalid.at("/documents", f"at most {current_app.config['DOCUMENTS'].batch_max} documents a batch")
+    ids, most = g.body["documents"], current_app.config["DOCUMENTS"].batch_max
+    if len(ids) > most:
+        raise errors.Invalid.at("/documents", f"at most {most} documents a batch", f"Mỗi lần ký tối đa {most} văn bản.")
     actor, out = _actor(), []
     for i, document_id in enumerate(ids):
         try:

@@ -5,12 +5,17 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from lscloud import errors
-from lscloud.auth import allow
+from lscloud.auth import allow, principal
+from lscloud.ratelimit import caller_subject
 from lscloud.web import body_limit, raw_body, responds
 
 from . import verify
 
 bp = Blueprint("trust", __name__)
+VERIFY_MAX_BYTES = 10 * 1_048_576
+"""What anyone may send to be verified: a signed decree or transcript, with its revisions,
+timestamps and revocation data, is a few hundred KB; a long scan signed here (uploads take up to
+``LSCLOUD_BLOB_MAX_BYTES``, 20 MiB) may be more and is then refused (413)."""
 
 
 @bp.get("/v1/trust/root.pem")
@@ -35,8 +40,11 @@ def crl(name: str):
 @bp.post("/v1/verifications")
 @allow("public")
 @raw_body("application/pdf")
-@body_limit("blob_max_bytes")
-@responds("documents/verification.json")
+@body_limit(VERIFY_MAX_BYTES)
+@responds("documents/verification.json",
+          also={429: "Too many verifications from this caller (DOCUMENTS_VERIFY_LIMIT): wait Retry-After seconds"})
 def verification():
-    """Verify every signature of any PDF against the published root."""
+    """Verify every signature of any PDF (at most 10 MiB) against the published root."""
+    current_app.config["DOCUMENTS_VERIFY_LIMITER"].hit(caller_subject(principal(), request.headers,
+                                                                       request.remote_addr))
     return jsonify(verify.verify(request.get_data(), current_app.config["DOCUMENTS_CUSTODY"].trust()))

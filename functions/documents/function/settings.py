@@ -14,13 +14,18 @@ class Settings:
     where their CRLs are (empty: the platform's, ``LSCLOUD_PUBLIC_URL_TEMPLATE``);
     ``DOCUMENTS_KEY_SECRET``: what the dev custody's key wrap is derived from
     (empty: the platform's pseudonym key); ``DOCUMENTS_CUSTODY``: ``dev`` (the only one built);
-    ``DOCUMENTS_BATCH_MAX``: documents in one batch approval."""
+    ``DOCUMENTS_BATCH_MAX``: documents in one batch approval; ``DOCUMENTS_VERIFY_LIMIT``
+    public verifications (``POST /v1/verifications``) per caller per ``DOCUMENTS_VERIFY_WINDOW_S``:
+    anyone may send a PDF, and each costs a worker up to its bounds (:mod:`.pdf_worker`); a person
+    checking the documents they were sent needs a few."""
 
     pades_level: str = "B-LTA"
     public_url: str = ""
     key_secret: str = field(default="", repr=False)
     custody: str = "dev"
     batch_max: int = field(default=20, metadata={"min": 1, "max": 500})   # one request: stay inside a 60 s gateway timeout
+    verify_limit: int = field(default=30, metadata={"min": 1})
+    verify_window_s: int = field(default=3_600, metadata={"min": 1, "max": 86_400})
 
 
 def settings_of(platform: config.Settings) -> Settings:

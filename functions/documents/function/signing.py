@@ -67,12 +67,30 @@ class Trust:
     root: x509.Certificate
     intermediates: tuple[x509.Certificate, ...]
     crls: tuple[x509.CertificateRevocationList, ...]
+    moment: datetime | None = None   # validate as of then, not now
 
     def validation_context(self, **options) -> ValidationContext:
+        if self.moment is not None:
+            options.setdefault("moment", self.moment)
         return ValidationContext(
             trust_roots=[asn1_cert(self.root)], other_certs=[asn1_cert(c) for c in self.intermediates],
             crls=[asn1_crl.CertificateList.load(c.public_bytes(serialization.Encoding.DER)) for c in self.crls],
             allow_fetching=False, revocation_mode="hard-fail", **options)
+
+    def portable(self) -> dict:
+        """This trust as plain data for a worker process (:meth:`from_portable`): the DER of each
+        part, and the moment its validation contexts validate at when that is not "now"."""
+        timing = self.validation_context().timing_params
+        der = serialization.Encoding.DER
+        return {"root": self.root.public_bytes(der), "intermediates": [c.public_bytes(der) for c in self.intermediates],
+                "crls": [c.public_bytes(der) for c in self.crls],
+                "moment": timing.validation_time if timing.point_in_time_validation else None}
+
+    @classmethod
+    def from_portable(cls, p: dict) -> "Trust":
+        return cls(x509.load_der_x509_certificate(p["root"]),
+                   tuple(x509.load_der_x509_certificate(c) for c in p["intermediates"]),
+                   tuple(x509.load_der_x509_crl(c) for c in p["crls"]), p["moment"])
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ pyHanko's validator reads the signatures; for each it reports the signer, the ce
 a trusted root, the claimed signing time, the RFC 3161 timestamp, whether the signed bytes are
 intact and whether the file was changed after signing beyond what later signatures may add, the
 revocation status, and the PAdES level the signature reaches. A file that is not a readable PDF
-raises :class:`Unreadable` (a 422 naming the body), never a 500.
+raises :class:`Unreadable` (a 422 naming the body), never a 500. Anyone may send one: it is read
+in a worker process with bounded memory and time (:mod:`.pdf_worker`), and one past those bounds
+is refused as :class:`~.pdf_worker.TooCostly` (422).
 
 Each claim rests on something checked, never on what a file merely contains:
 
@@ -37,7 +39,7 @@ from pyhanko.sign.validation.status import ModificationLevel
 
 from lscloud import errors
 
-from . import signing
+from . import pdf_worker, signing
 
 log = logging.getLogger("documents.verify")
 
@@ -59,20 +61,27 @@ class Unreadable(errors.Invalid):
     title, title_vi = "Not a readable PDF", "Không đọc được tệp PDF"
 
 
+def _not_a_pdf(pdf: bytes) -> None:
+    if not pdf.startswith(b"%PDF-"):
+        raise Unreadable.at("", "the body is not a PDF (it does not start with %PDF-)", "Tệp gửi lên không phải là tệp PDF.")
+
+
 def _reader(pdf: bytes):
+    from pyhanko.pdf_utils.misc import PdfDecodeLimitError
     from pyhanko.pdf_utils.reader import PdfFileReader
 
-    if not pdf.startswith(b"%PDF-"):
-        raise Unreadable.at("", "the body is not a PDF (it does not start with %PDF-)")
+    _not_a_pdf(pdf)
     try:
-        reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+        reader = PdfFileReader(io.BytesIO(pdf), strict=False, decode_limits=pdf_worker.DECODE_LIMITS)
         sigs = list(reader.embedded_signatures)
         reader.root.get("/DSS")   # the catalog read here: a file without one is unreadable, not a 500 later
+    except PdfDecodeLimitError:
+        raise pdf_worker.too_costly("a stream decodes to more than this service reads") from None
     # pyHanko asserts a catalog is a dictionary and recurses into nested arrays: a public caller's
     # odd PDF raised AssertionError, RecursionError or KeyError (no /Root), a 500
     except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, AssertionError,
             RecursionError) as exc:
-        raise Unreadable.at("", f"the PDF cannot be read: {type(exc).__name__}") from None
+        raise Unreadable.at("", f"the PDF cannot be read: {type(exc).__name__}", "Không đọc được tệp PDF này.") from None
     return reader, sigs
 
 
@@ -207,8 +216,19 @@ def _one(sig, trust: signing.Trust, reader, proven) -> dict:
     }
 
 
-def verify(pdf: bytes, trust: signing.Trust) -> dict:
-    """The report: one entry per signature (document timestamps are counted, not listed)."""
+def verify(pdf: bytes, trust: signing.Trust | None) -> dict:
+    """The report (:func:`report`), made in a worker process (:mod:`.pdf_worker`)."""
+    _not_a_pdf(pdf)   # no worker's time for what is plainly no PDF
+    return pdf_worker.run(_report_of, pdf, trust.portable() if trust is not None else None)
+
+
+def _report_of(pdf: bytes, trust: dict | None) -> dict:
+    return report(pdf, signing.Trust.from_portable(trust) if trust is not None else None)
+
+
+def report(pdf: bytes, trust: signing.Trust) -> dict:
+    """The report: one entry per signature (document timestamps are counted, not listed). Reads
+    ``pdf`` in this process: :func:`verify` for a PDF from outside."""
     reader, sigs = _reader(pdf)
     regular = [s for s in sigs if s.sig_object.get("/Type") != "/DocTimeStamp"]
     stamps = [s for s in sigs if s.sig_object.get("/Type") == "/DocTimeStamp"]
