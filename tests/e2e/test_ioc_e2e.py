@@ -124,6 +124,15 @@ def artifacts(tmp_path_factory) -> Path:
     return out
 
 
+def quiet_stream(page) -> None:
+    """The page's stream answered in the browser (hello, no reconnect for ten minutes), for a page
+    that looks at the figures, not at the stream: one address holds at most two of the IOC's
+    streams, and a closed page's stays held until its max_seconds."""
+    page.route("**/ioc/v1/stream*", lambda route: route.fulfill(
+        status=200, content_type="text/event-stream",
+        body='retry: 600000\nevent: hello\ndata: {"seq": 0}\n\nevent: bye\ndata: {}\n\n'))
+
+
 def test_the_wall_live_in_chromium(cloud, api, bus, browser, artifacts):
     bus.publish(ev.border(f"d-{uuid.uuid4().hex[:8]}", "submitted", ev.ago(3)))  # runs on its own too
     bus.publish(ev.report(ev.report_id(ev.ago(3)), "submitted", "submitted", "open", ev.ago(3)))
@@ -154,7 +163,7 @@ def test_the_wall_live_in_chromium(cloud, api, bus, browser, artifacts):
                            arg=before, timeout=30_000)
     assert int(cell.inner_text()) == int(before) + 1  # changed without a reload
     # the communes chart names its bars as the directory does (the events carry 06001's code)
-    page.wait_for_function("[...document.querySelectorAll('#communes .xtick text')]"
+    page.wait_for_function("[...document.querySelectorAll('#communes .ytick text')]"
                            ".some((t) => t.textContent === 'Xã Đoàn Kết')", timeout=30_000)
     page.screenshot(path=str(artifacts / "ioc-wall-desktop.png"), full_page=True)
     page.click("#lang")
@@ -165,6 +174,7 @@ def test_the_wall_live_in_chromium(cloud, api, bus, browser, artifacts):
     page.close()
 
     phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    quiet_stream(phone)
     phone.on("console", lambda m: m.type == "error" and problems.append(m.text))
     phone.goto(cloud.gateway + "/ioc")  # without the slash: the page's base still finds its assets
     phone.wait_for_selector("body[data-ready='1']", timeout=30_000)
@@ -174,3 +184,113 @@ def test_the_wall_live_in_chromium(cloud, api, bus, browser, artifacts):
     phone.screenshot(path=str(artifacts / "ioc-wall-phone.png"), full_page=True)
     assert problems == [], problems
     phone.close()
+
+
+@pytest.fixture(scope="module")
+def province(api, bus):
+    """Twenty communes' dossiers, three communes' households reached (the longest indicator name:
+    the pickers' widest option), alerts at three stations."""
+    from functions.directory.function import units
+
+    codes = sorted(units.by_code())[:20]
+    for i, code in enumerate(codes):
+        for _ in range(1 + i % 4):
+            at = ev.ago(5 + i)
+            bus.publish(ev.dossier(f"h-{uuid.uuid4().hex[:8]}", "received", at, deadline=at + timedelta(days=2), unit=code))
+    for code in codes[:3]:
+        bus.publish(ev.progress(code, 1000, 400, ev.ago(20)))
+    hour = ev.ago(30).replace(minute=0, second=0, microsecond=0)
+    for station in ("st-dongkinh", "st-huulung", "st-chima"):
+        bus.publish(ev.aqi_alert(station, True, hour, 160.0))
+    wait_for(lambda: len(indicator(api, "dossiers.received")["by"]["commune"]) >= 20
+             and indicator(api, "environment.alerts-active")["value"] >= 3
+             and indicator(api, "community.shop-or-payment-share")["value"] is not None, 60,
+             "the IOC to count the province's dossiers, alerts and households")
+    return codes
+
+
+def open_wall(browser, cloud, problems: list, **page_options):
+    page = browser.new_page(**page_options)
+    quiet_stream(page)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(cloud.gateway + "/ioc/")
+    page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+    page.select_option("#commune-pick", "dossiers.received")
+    page.wait_for_function("document.querySelectorAll('#communes .point').length >= 10", timeout=30_000)
+    return page
+
+
+def test_the_wall_fits_the_video_wall(cloud, api, province, browser, artifacts):
+    communes = len(indicator(api, "dossiers.received")["by"]["commune"])
+    problems = []
+    page = open_wall(browser, cloud, problems, viewport={"width": 1920, "height": 1080})
+    height = page.evaluate("document.documentElement.scrollHeight")
+    assert height <= 1080, f"the video wall would have to scroll ({height}px)"
+    alerts = page.locator(".alerts-panel")
+    box = alerts.bounding_box()
+    assert box["y"] >= 0 and box["y"] + box["height"] <= 1080
+    assert alerts.evaluate("e => e.scrollHeight <= e.clientHeight")   # nothing cut off inside the panel
+    assert page.locator("#alerts li").count() >= 3
+    # the highest communes, full names, and how many of how many
+    bars = page.locator("#communes .point").count()
+    assert 10 <= bars <= 15 and page.inner_text("#communes-note").endswith(f"{bars}/{communes}")
+    page.screenshot(path=str(artifacts / "ioc-wall-1920x1080.png"))
+    page.close()
+    assert problems == [], problems
+
+
+def test_the_wall_does_not_scroll_sideways_on_a_phone(cloud, province, browser, artifacts):
+    problems = []
+    phone = open_wall(browser, cloud, problems, viewport={"width": 390, "height": 844}, device_scale_factor=2,
+                      is_mobile=True)
+    assert phone.locator("#series-pick option", has_text="thanh toán điện tử").count() == 1   # the widest option
+    width = phone.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page scrolls sideways on a phone ({width}px)"
+    assert phone.locator("#communes .point").count() == 15
+    phone.screenshot(path=str(artifacts / "ioc-wall-390-communes.png"), full_page=True)
+    phone.close()
+    assert problems == [], problems
+
+
+def test_figures_that_cannot_be_read_are_said_to_be_old(cloud, province, browser, artifacts):
+    problems = []
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    quiet_stream(page)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.route("**/ioc/v1/indicators", lambda route: route.fulfill(
+        status=500, content_type="application/problem+json",
+        body='{"type": "about:blank", "title": "Internal Server Error", "status": 500}'))
+    page.goto(cloud.gateway + "/ioc/")
+    banner = page.locator("#stale")
+    banner.wait_for(state="visible", timeout=30_000)
+    assert "Không tải được số liệu" in banner.inner_text() and "Data unavailable" in banner.inner_text()
+    assert page.locator("#live.stale").count() == 1 and "Trực tiếp" not in page.inner_text("#live")
+    page.screenshot(path=str(artifacts / "ioc-wall-500.png"))
+    page.unroute("**/ioc/v1/indicators")
+    page.click("#lang")   # reads the figures again
+    banner.wait_for(state="hidden", timeout=30_000)
+    assert page.locator("#live.on").count() == 1
+    page.evaluate("localStorage.removeItem('ioc-lang')")
+    page.close()
+    assert problems == [], problems
+
+
+def test_the_stream_is_opened_again_after_a_refusal(cloud, browser):
+    """The browser gives an EventSource up after an answer other than 200 (the gateway's 503 while
+    the function restarts): the wall opens another, here on the real stream."""
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    asked = []
+
+    def stream(route):
+        asked.append(route.request.url)
+        if len(asked) == 1:
+            return route.fulfill(status=503, content_type="application/problem+json", headers={"Retry-After": "1"},
+                                 body='{"type": "about:blank", "title": "Service Unavailable", "status": 503}')
+        return route.fallback()
+
+    page.route("**/ioc/v1/stream*", stream)
+    page.goto(cloud.gateway + "/ioc/")
+    page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+    page.wait_for_selector("#live.on", timeout=60_000)
+    assert len(asked) >= 2
+    page.close()

@@ -371,12 +371,6 @@ def test_the_stream_announces_a_change_and_closes(ioc, rt):
     poster.join()
     assert '"sources": ["softatm"]' in got
     r.close()
-    held = [ioc.get("/v1/stream?max_seconds=30", buffered=False) for _ in range(8)]
-    assert all("event: hello" in next(iter(h.response)).decode() for h in held)
-    busy = ioc.get("/v1/stream?max_seconds=30").get_data(as_text=True)
-    assert busy.startswith("retry: 15000") and "event: busy" in busy  # answered at once, not queued
-    for h in held:
-        h.close()
     short = ioc.get("/v1/stream?max_seconds=1").get_data(as_text=True)
     assert short.startswith("retry: 2000") and short.rstrip().endswith("}") and "event: bye" in short
 
@@ -440,3 +434,39 @@ def test_a_source_whose_function_answers_is_connected_before_its_first_event(sta
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def test_no_caller_takes_every_stream_and_some_are_kept_for_staff(ioc, tokens):
+    """A stream holds a worker thread: anyone may open one (the wall is public), but an anonymous
+    caller holds at most two, and the last two of the eight slots wait for ioc/officer/operator tokens."""
+    def open_stream(**headers):
+        r = ioc.get("/v1/stream?max_seconds=30", headers=headers, buffered=False)
+        if r.status_code == 200:
+            assert "event: hello" in next(iter(r.response)).decode()
+        return r
+
+    def refused(r) -> bool:
+        body = r.get_json()
+        return (r.status_code == 429 and r.mimetype == "application/problem+json" and r.headers["Retry-After"] == "15"
+                and body["title_vi"] and body["detail_vi"] and body["detail"])
+
+    held = [open_stream() for _ in range(2)]   # one address (the test client's)
+    assert [h.status_code for h in held] == [200, 200]
+    third = open_stream()
+    assert refused(third) and "2 streams per caller" in third.get_json()["detail"]   # answered at once, not queued
+    held += [open_stream(**{"X-Forwarded-For": f"203.0.113.{n}"}) for n in (1, 1, 2, 2)]
+    assert [h.status_code for h in held] == [200] * 6
+    ninth = open_stream(**{"X-Forwarded-For": "203.0.113.3"})   # a new address: only the staff's slots are left
+    assert refused(ninth) and "taken" in ninth.get_json()["detail"]
+    staff = [open_stream(**tokens.header("ioc", "wall-1")), open_stream(**tokens.header("operator", "op-1"))]
+    assert [s.status_code for s in staff] == [200, 200]
+    assert refused(open_stream(**tokens.header("officer", "off-1")))   # all eight are open now
+    held[0].close()   # a stream given back (its browser went away) frees its slot
+    staff.append(open_stream(**tokens.header("officer", "off-1")))
+    assert staff[-1].status_code == 200
+    for h in held[1:] + staff:
+        h.close()
+    again = [open_stream() for _ in range(2)]
+    assert [a.status_code for a in again] == [200, 200]   # the address's two again
+    for a in again:
+        a.close()

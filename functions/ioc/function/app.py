@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 from lscloud.web import create_app as runtime_app
 
 from . import metrics, routes_api, routes_wall
@@ -24,7 +22,6 @@ def create_app(settings=None):
     metrics.watch(app.config["IOC_LIVE"])
     app.config["IOC_SOURCES"] = Sources(app.extensions["lscloud"].settings)
     app.config["IOC_NAMES"] = CommuneNames(app.extensions["lscloud"].settings)
-    app.config["IOC_STREAM_SLOTS"] = threading.BoundedSemaphore(routes_api.STREAM_SLOTS)
     app.register_blueprint(routes_api.bp)
     app.register_blueprint(routes_wall.bp)
     return app

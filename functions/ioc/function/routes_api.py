@@ -8,10 +8,11 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from flask import Blueprint, Response, current_app, g, jsonify
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from lscloud import errors, runtime
 from lscloud.auth import allow, principal
+from lscloud.ratelimit import caller_subject
 from lscloud.web import query_params, query_schema, responds
 
 from . import catalogue, facts, figures, live, views
@@ -29,6 +30,61 @@ COMMUNE = query_schema(SCHEMAS_DIR, COMMUNE_CODE)
 KEEPALIVE_S = 10.0
 STREAM_SLOTS = 8
 """Streams open at once per instance (each holds a worker thread; the ASGI bridge has 16)."""
+STREAMS_PER_CALLER = 2
+"""Streams one caller (a token's subject, else an address) may hold at once: a wall and its reload."""
+STAFF = ("ioc", "officer", "operator")
+STAFF_SLOTS = 2
+"""Slots only a caller with a STAFF token may take: anonymous callers cannot take every one."""
+STREAM_RETRY_S = 15
+
+
+class StreamSlots:
+    """Who holds the instance's stream slots. A stream is refused, never queued: a waiting request
+    would hold a worker thread as surely as an open stream."""
+
+    def __init__(self, total: int = STREAM_SLOTS, per_caller: int = STREAMS_PER_CALLER, staff_only: int = STAFF_SLOTS):
+        self.total, self.per_caller, self.staff_only = total, per_caller, staff_only
+        self._lock = threading.Lock()
+        self._held: dict[str, int] = {}
+
+    def take(self, caller: str, staff: bool):
+        """A release function (call it once the stream is over; more calls do nothing), or
+        :class:`errors.TooManyRequests` when ``caller`` holds its share or no slot is left for it."""
+        with self._lock:
+            in_use = sum(self._held.values())
+            if self._held.get(caller, 0) >= self.per_caller:
+                raise _refusal(f"at most {self.per_caller} streams per caller may be open at once",
+                               f"Mỗi người dùng chỉ được mở tối đa {self.per_caller} luồng trực tiếp cùng lúc")
+            if in_use >= self.total - (0 if staff else self.staff_only):
+                raise _refusal("every stream slot open to this caller is taken",
+                               "Đã hết luồng trực tiếp dành cho người dùng này")
+            self._held[caller] = self._held.get(caller, 0) + 1
+        done = threading.Event()
+
+        def release() -> None:
+            with self._lock:
+                if done.is_set():
+                    return
+                done.set()
+                left = self._held[caller] - 1
+                if left:
+                    self._held[caller] = left
+                else:
+                    del self._held[caller]
+        return release
+
+
+def _refusal(why: str, why_vi: str) -> errors.TooManyRequests:
+    return errors.TooManyRequests(
+        f"{why}; the figures stay readable from /v1/indicators. Retry after {STREAM_RETRY_S} s.",
+        detail_vi=f"{why_vi}; số liệu vẫn đọc được tại /v1/indicators. Vui lòng thử lại sau {STREAM_RETRY_S} giây.",
+        headers={"Retry-After": str(STREAM_RETRY_S)})
+
+
+@bp.record_once
+def _stream_slots(state) -> None:
+    # per caller and with slots kept for staff: replaces the plain count the app sets up
+    state.app.config["IOC_STREAM_SLOTS"] = StreamSlots()
 
 
 def _scope() -> views.Scope:
@@ -103,22 +159,22 @@ def list_targets():
 @bp.get("/v1/stream")
 @allow("public")
 @responds(None, media={"text/event-stream": None},
-          description="Server-Sent Events (hello, changed, keep-alive comments, bye) until max_seconds; "
-                      "busy (retry later) when every stream slot is taken")
+          also={429: f"This caller holds {STREAMS_PER_CALLER} streams already, or every slot open to it is taken "
+                     f"({STAFF_SLOTS} of {STREAM_SLOTS} are kept for {', '.join(STAFF)} tokens): wait Retry-After seconds"},
+          description="Server-Sent Events (hello, changed, keep-alive comments, bye) until max_seconds")
 @query_params(("max_seconds", "close the stream after this long (the browser reconnects)",
                {"type": "integer", "minimum": 1, "maximum": 60, "default": 25}))
 def stream():
     """Server-Sent Events: `changed` (the sources whose figures moved) as soon as a fact is folded in."""
     state: live.Live = current_app.config["IOC_LIVE"]
-    slots: threading.BoundedSemaphore = current_app.config["IOC_STREAM_SLOTS"]
+    slots: StreamSlots = current_app.config["IOC_STREAM_SLOTS"]
     limit = g.query["max_seconds"]
+    who = principal()
+    # a stream holds one of the server's worker threads while it is open: refused before the answer
+    # starts (a 429 the browser's EventSource gives up on, and the wall retries later), never queued
+    release = slots.take(caller_subject(who, request.headers, request.remote_addr), who.role in STAFF)
 
     def events():
-        # a stream holds one of the server's worker threads while it is open: past STREAM_SLOTS the
-        # caller is told to come back later (EventSource reconnects after `retry`), never left waiting
-        if not slots.acquire(blocking=False):
-            yield "retry: 15000\nevent: busy\ndata: {}\n\n"
-            return
         try:
             seq = state.seq
             yield f"retry: 2000\nid: {seq}\nevent: hello\ndata: {json.dumps({'seq': seq})}\n\n"
@@ -132,10 +188,12 @@ def stream():
                     yield ": keep-alive\n\n"
             yield f"event: bye\ndata: {json.dumps({'seq': seq})}\n\n"
         finally:
-            slots.release()
+            release()
 
-    return Response(events(), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    response = Response(events(), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    response.call_on_close(release)   # also when the answer is dropped before its first chunk
+    return response
 
 
 @bp.post("/v1/replay")
