@@ -37,7 +37,7 @@ MiB = 1024 * 1024
 
 WORKERS = 2
 """PDFs read at once in a replica, as photos are decoded two at a time (:mod:`lscloud.images`):
-a replica has one CPU and 512 MiB; the others wait their turn, up to :data:`WAIT_S`."""
+a replica has one CPU (its container 1280 MiB: func.yaml); the others wait their turn, up to :data:`WAIT_S`."""
 MEMORY_BYTES = 512 * MiB
 """A worker's address space (RLIMIT_AS). The interpreter with the package takes ~85 MiB of it and
 a signed document of 10 MiB reads in well under 100 more; a PDF that needs more gets a
