@@ -41,6 +41,16 @@ _font_lock = threading.Lock()
 _fonts: list[tuple[str, str, bool]] = []
 
 
+def font_identity() -> tuple:
+    """Which font files the forms would embed (path, size): what the forms' bytes depend on beyond
+    the package, for the seed's fingerprint."""
+    out = []
+    for file in _FONT_FILES.values():
+        path = next((p for d in _FONT_DIRS if os.path.isfile(p := os.path.join(d, file))), None)
+        out.append((path, os.path.getsize(path) if path else None))
+    return tuple(out)
+
+
 def _font_pair() -> tuple[str, str, bool]:
     """(regular font, bold font, whether they have Vietnamese glyphs), registered once."""
     with _font_lock:
