@@ -56,7 +56,21 @@ def test_seed_counts_and_reseed_is_stable(install, seeded):
     assert seeded["procedures"] >= 40 and seeded["fields"] >= 12 and seeded["templates"] >= 30
     again = procedures_seed.seed(install(bucket=seeded["bucket"]))
     assert again["fingerprint"] == seeded["fingerprint"]   # the catalogue's digest, the same data again
-    assert procedures_seed.fingerprint() == procedures_seed.fingerprint()   # the seed's version, from its inputs
+
+
+def test_the_seeds_version_follows_what_the_forms_bytes_depend_on(monkeypatch):
+    """The fingerprint is hashed from the seed's inputs (no form drawn at start): the package, the
+    fonts the forms embed, reportlab's version. Each of them changing is another version."""
+    import reportlab
+
+    from functions.procedures.function import templates
+
+    first = procedures_seed.fingerprint()
+    monkeypatch.setattr(templates, "font_identity", lambda: (("/elsewhere/DejaVuSans.ttf", 1),))
+    other_fonts = procedures_seed.fingerprint()
+    monkeypatch.setattr(reportlab, "Version", reportlab.Version + ".x")
+    other_reportlab = procedures_seed.fingerprint()
+    assert len({first, other_fonts, other_reportlab}) == 3
 
 
 def test_the_contract_dossiers_reads(client):
