@@ -6,14 +6,25 @@ object its registration made through an unlocked cursor (``TTFontFile.makeSubset
 sheets in Vietnamese) read each other's glyph offsets: an ``IndexError`` or ``KeyError`` (a 500) or,
 worse, a PDF with the wrong glyphs embedded. Every save takes one lock for the process; a save is
 CPU work under the GIL anyway, so little is lost.
+
+:func:`find_font` says where a font file is, for what is printed with Vietnamese diacritics (the
+image installs DejaVu: Debian's ``fonts-dejavu-core``).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
 _SAVING = threading.Lock()
+FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu")
+"""Where DejaVu is: Debian's fonts-dejavu-core, then Fedora's."""
+
+
+def find_font(file: str) -> str | None:
+    """The path of the font ``file`` (``DejaVuSans.ttf``) in :data:`FONT_DIRS`, or None."""
+    return next((p for d in FONT_DIRS if os.path.isfile(p := os.path.join(d, file))), None)
 
 
 def save(canvas: Any) -> None:

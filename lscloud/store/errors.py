@@ -40,9 +40,17 @@ class StoreUnavailable(StoreError):
 
 
 class BlobRejected(StoreError):
-    """A blob was refused on the way in (cause: too_large, unsupported_media_type, media_type_mismatch, empty)."""
+    """A blob was refused on the way in (cause: too_large, unsupported_media_type, media_type_mismatch, empty).
+    ``message_vi``: why, in Vietnamese, for the person whose file it was."""
 
     cause = "blob_rejected"
+    _VI = {"too_large": "tệp vượt quá dung lượng cho phép", "empty": "tệp rỗng",
+           "unsupported_media_type": "loại tệp này không được nhận",
+           "media_type_mismatch": "nội dung tệp không khớp với loại tệp đã khai"}
+
+    @property
+    def message_vi(self) -> str:
+        return self._VI.get(self.cause, "tệp không hợp lệ")
 
 
 class IntegrityError(StoreError):

@@ -149,6 +149,19 @@ def test_an_officer_s_upload_of_a_pdf_bomb_is_a_422_and_the_replica_does_not_gro
     assert maxrss_mb() - before < GROWTH_MAX_MB
 
 
+def test_an_upload_is_read_by_one_worker_job(client, tokens, monkeypatch):
+    """The route and documents.upload both checked the PDF: two worker jobs (two reads of the
+    file, in a pool of two) for every upload."""
+    from functions.documents.function import pdf_worker
+
+    jobs, run = [], pdf_worker.POOL.run
+    monkeypatch.setattr(pdf_worker.POOL, "run", lambda fn, *a: jobs.append(fn) or run(fn, *a))
+    r = client.post("/v1/documents", query_string={"title": "QĐ"}, data=make_pdf(),
+                    headers={**staff(tokens, "cv-mot"), **PDF})
+    assert r.status_code == 201, r.get_data(as_text=True)
+    assert len(jobs) == 1, jobs
+
+
 def signed(client, tokens) -> bytes:
     a, b = staff(tokens, "cv-an"), staff(tokens, "ct-binh", "supervisor")
     r = client.post("/v1/documents", query_string={"title": "QĐ", "signers": "cv-an,ct-binh"}, data=make_pdf(),

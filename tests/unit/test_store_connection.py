@@ -77,3 +77,13 @@ def test_a_scan_in_a_using_block_reads_its_items_from_that_bucket_in_every_pool_
     finally:
         store._default = before
     assert seen == [("other-store", "domain-a")] * 8
+
+
+def test_a_refused_blob_says_why_in_vietnamese_once_for_every_function():
+    """Border, dossiers and documents each kept their own table of the store's refusal causes in
+    Vietnamese; the refusal carries it."""
+    from lscloud.store import BlobRejected
+
+    assert BlobRejected("x", cause="too_large").message_vi == "tệp vượt quá dung lượng cho phép"
+    assert BlobRejected("x", cause="media_type_mismatch").message_vi.startswith("nội dung tệp")
+    assert BlobRejected("x").message_vi == "tệp không hợp lệ"

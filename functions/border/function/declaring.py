@@ -19,10 +19,6 @@ from .models import Declaration, DeclarationCode
 
 ATTACHMENT_KINDS = ("invoice", "packing-list", "phytosanitary-certificate", "health-certificate", "other")
 CODE_TRIES = 8
-_REFUSED_VI = {"too_large": "tệp vượt quá dung lượng cho phép", "empty": "tệp rỗng",
-               "unsupported_media_type": "loại tệp không được chấp nhận",
-               "media_type_mismatch": "nội dung tệp không khớp với loại tệp đã khai"}
-"""Why the store refused an attachment (:class:`lscloud.store.BlobRejected`'s causes), in Vietnamese."""
 
 
 def normalised(body: dict, actor: Actor) -> dict:
@@ -137,7 +133,7 @@ def attach(declaration_id: str, actor: Actor, kind: str, data: bytes, media_type
         ref = store.blobs("border-attachments").put(data, media_type, filename)
     except BlobRejected as exc:
         raise errors.Invalid.at("", f"attachment refused: {exc.cause}",
-                                f"Tệp đính kèm bị từ chối: {_REFUSED_VI.get(exc.cause, 'tệp không hợp lệ')}") from None
+                                f"Tệp đính kèm bị từ chối: {exc.message_vi}") from None
     entry = {"kind": kind, **ref.to_dict(), "added_by": actor.sub, "at": iso(now())}
 
     def op(doc):

@@ -42,10 +42,6 @@ class BadPdf(errors.Invalid):
 
 
 # why the store refused a file (BlobRejected.cause), for the Vietnamese reader
-REFUSED_VI = {"too_large": "tệp vượt quá dung lượng cho phép", "empty": "tệp rỗng",
-              "unsupported_media_type": "chỉ nhận tệp PDF", "media_type_mismatch": "nội dung tệp không phải PDF"}
-
-
 def _summary(doc: dict) -> dict:
     reg = doc.get("registration") or {}
     return {"document_id": doc["id"], "agency": doc["agency"], "direction": doc["direction"],
@@ -66,12 +62,10 @@ def _sign_pdf(pdf: bytes, **how) -> bytes:
     """:func:`.signing.sign_pdf`, a PDF it cannot sign answered as :class:`BadPdf` (422). One that
     :func:`check_pdf` let through can still hold what pyHanko cannot write a field into (an
     /AcroForm that is a number, a field name that is not a string): a TypeError out of it was a 500."""
-    from pyhanko.pdf_utils.misc import PdfError
 
     try:
         return signing.sign_pdf(pdf, **how)
-    except (PdfError, TypeError, KeyError, ValueError, AttributeError, IndexError, AssertionError,
-            RecursionError) as exc:
+    except pdf_worker.UNREADABLE as exc:
         log.info("a document's PDF could not be signed: %s", type(exc).__name__)
         raise BadPdf.at("", f"this PDF cannot be signed: {type(exc).__name__}; upload it again from its source",
                         "Không ký được tệp PDF này; hãy xuất lại tệp từ phần mềm gốc rồi tải lên.") from None
@@ -93,7 +87,7 @@ def check_pdf(data: bytes) -> int:
 
 
 def _pages(data: bytes) -> int:
-    from pyhanko.pdf_utils.misc import PdfDecodeLimitError, PdfError
+    from pyhanko.pdf_utils.misc import PdfDecodeLimitError
     from pyhanko.pdf_utils.reader import PdfFileReader
 
     try:
@@ -106,8 +100,7 @@ def _pages(data: bytes) -> int:
         raise
     except PdfDecodeLimitError:
         raise pdf_worker.too_costly("a stream decodes to more than this service reads") from None
-    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError,
-            AssertionError) as exc:   # pyHanko asserts a catalog is a dictionary
+    except pdf_worker.UNREADABLE as exc:
         raise BadPdf.at("", f"the PDF cannot be read: {type(exc).__name__}", "Không đọc được tệp PDF này.") from None
     if pages < 1:
         raise BadPdf.at("", "the PDF has no page", "Tệp PDF không có trang nào.")
@@ -120,7 +113,7 @@ def _store_pdf(data: bytes, filename: str | None = None) -> dict:
         ref = files().put(data, "application/pdf", filename)
     except BlobRejected as exc:
         raise BadPdf.at("", f"file refused: {exc.cause}",
-                        f"Tệp bị từ chối: {REFUSED_VI.get(exc.cause, 'tệp không hợp lệ')}.") from None
+                        f"Tệp bị từ chối: {exc.message_vi} (chỉ nhận tệp PDF).") from None
     return {"sha256": ref.sha256, "size": ref.size}
 
 

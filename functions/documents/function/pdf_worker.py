@@ -30,6 +30,8 @@ from typing import Any, Callable
 from pyhanko.pdf_utils.decode_limits import (
     DEFAULT_PURPOSE_LIMITS, DecodeLimits, DecodePurpose, DocumentDecodeBudget, StreamDecodeLimits)
 
+from pyhanko.pdf_utils.misc import PdfError
+
 from lscloud import errors
 
 log = logging.getLogger("documents.pdf_worker")
@@ -66,6 +68,11 @@ DECODE_LIMITS = DecodeLimits(
 """What pyHanko may decode from an untrusted PDF (``decode_limits=`` of its reader)."""
 
 
+UNREADABLE = (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError, AssertionError)
+"""What pyHanko raises on a file it cannot read (it asserts a catalog is a dictionary, recurses into
+nested arrays, finds no /Root): a caller's odd PDF, never a 500."""
+
+
 class TooCostly(errors.Invalid):
     type = "pdf-too-costly"
     title, title_vi = "The PDF costs too much to read", "Tệp PDF quá nặng để đọc"
@@ -81,7 +88,7 @@ def weigh(reader, most: int) -> int:
     reading every object of ``reader``'s current revision makes: :class:`TooCostly` past ``most``.
     In a worker, for a file the replica will read itself later. An object that cannot be read is
     passed over, as a reader of what it needs would never meet it."""
-    from pyhanko.pdf_utils.misc import PdfDecodeLimitError, PdfError
+    from pyhanko.pdf_utils.misc import PdfDecodeLimitError
 
     refs = set()
     for revision in range(reader.xrefs.total_revisions):
@@ -92,8 +99,7 @@ def weigh(reader, most: int) -> int:
             stack = [reader.get_object(ref)]
         except PdfDecodeLimitError:
             raise too_costly("a stream decodes to more than this service reads") from None
-        except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError,
-                AssertionError):
+        except UNREADABLE:
             continue
         while stack:   # a dictionary's values are as read: a reference is not followed (it is in refs)
             obj = stack.pop()

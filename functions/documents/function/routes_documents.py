@@ -70,8 +70,7 @@ def upload():
     if not g.query.get("title"):
         raise errors.InvalidParameter("a document needs a title", detail_vi="Văn bản cần có trích yếu.",
                                       errors=[errors.field("title", "required")])
-    data = request.get_data()
-    documents.check_pdf(data)
+    data = request.get_data()   # read and refused, if it must be, once: by documents.upload, in a PDF worker
     dossier = _dossier(g.query["dossier"]) if g.query.get("dossier") else None
     item = documents.upload(uuid.uuid4().hex, data, _actor(), g.query, dossier)
     return jsonify(documents.view(item.data)), 201

@@ -11,7 +11,6 @@ signing service's signer behind the same interface (:mod:`.custody`).
 from __future__ import annotations
 
 import io
-import os
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -34,8 +33,6 @@ from lscloud.workdays import TZ
 
 from .pki import Issued
 
-FONT_CANDIDATES = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-                   "/usr/share/fonts/dejavu/DejaVuSans.ttf")
 BOX_W, BOX_H, MARGIN = 170, 62, 28
 
 
@@ -165,11 +162,10 @@ def _font() -> str:
             from reportlab.pdfbase.ttfonts import TTFont
 
             name = "Helvetica"   # no Unicode font on the machine: diacritics may be lost
-            for path in FONT_CANDIDATES:
-                if os.path.exists(path):
-                    pdfmetrics.registerFont(TTFont("SigSans", path))
-                    name = "SigSans"
-                    break
+            path = pdfcanvas.find_font("DejaVuSans.ttf")
+            if path:
+                pdfmetrics.registerFont(TTFont("SigSans", path))
+                name = "SigSans"
             _font_name.append(name)
         return _font_name[0]
 

@@ -29,7 +29,6 @@ import io
 import logging
 from datetime import datetime
 
-from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.sign.diff_analysis import (
     DEFAULT_DIFF_POLICY, FormUpdatingRule, SigFieldCreationRule, SigFieldModificationRule,
     StandardDiffPolicy)
@@ -52,8 +51,7 @@ DIFF_POLICY = StandardDiffPolicy(
     form_rule=FormUpdatingRule(field_rules=[SigFieldCreationRule(), SigFieldModificationRule()]))
 UNMODIFIED = (ModificationLevel.NONE, ModificationLevel.LTA_UPDATES, ModificationLevel.FORM_FILLING)
 # what pyHanko raises on a signature, a timestamp or a DSS it cannot check (a public caller's file)
-CANNOT_CHECK = (SignatureValidationError, PdfError, ValueError, KeyError, TypeError, IndexError,
-                AttributeError, AssertionError)
+CANNOT_CHECK = (SignatureValidationError, *pdf_worker.UNREADABLE)
 
 
 class Unreadable(errors.Invalid):
@@ -77,10 +75,7 @@ def _reader(pdf: bytes):
         reader.root.get("/DSS")   # the catalog read here: a file without one is unreadable, not a 500 later
     except PdfDecodeLimitError:
         raise pdf_worker.too_costly("a stream decodes to more than this service reads") from None
-    # pyHanko asserts a catalog is a dictionary and recurses into nested arrays: a public caller's
-    # odd PDF raised AssertionError, RecursionError or KeyError (no /Root), a 500
-    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, AssertionError,
-            RecursionError) as exc:
+    except pdf_worker.UNREADABLE as exc:   # a caller's odd PDF raised them: a 500 before
         raise Unreadable.at("", f"the PDF cannot be read: {type(exc).__name__}", "Không đọc được tệp PDF này.") from None
     return reader, sigs
 
@@ -217,7 +212,8 @@ def _one(sig, trust: signing.Trust, reader, proven) -> dict:
 
 
 def verify(pdf: bytes, trust: signing.Trust | None) -> dict:
-    """The report (:func:`report`), made in a worker process (:mod:`.pdf_worker`)."""
+    """The report (:func:`report`), made in a worker process (:mod:`.pdf_worker`). ``trust`` None:
+    only whether the file can be read at all (a refusal, or a report of no signature)."""
     _not_a_pdf(pdf)   # no worker's time for what is plainly no PDF
     return pdf_worker.run(_report_of, pdf, trust.portable() if trust is not None else None)
 

@@ -23,9 +23,6 @@ from lscloud.store import BlobRejected, BlobStore, InvalidKey
 PREFIX = "dossiers-files"
 TYPES = ("application/pdf", "image/png", "image/jpeg")
 # why the store refused a file (BlobRejected.cause), for the Vietnamese reader
-REFUSED_VI = {"too_large": "tệp vượt quá dung lượng cho phép", "empty": "tệp rỗng",
-              "unsupported_media_type": "chỉ nhận tệp PDF, PNG hoặc JPEG",
-              "media_type_mismatch": "nội dung tệp không khớp với loại tệp đã khai"}
 store.claimed_only(PREFIX, __name__)
 
 
@@ -34,7 +31,7 @@ def files() -> BlobStore:
 
 
 def _refused_vi(exc: BlobRejected) -> str:
-    return f"Tệp bị từ chối: {REFUSED_VI.get(exc.cause, 'tệp không hợp lệ')}."
+    return f"Tệp bị từ chối: {exc.message_vi} (nhận tệp PDF, PNG hoặc JPEG)."
 
 
 def upload(data: bytes, media_type: str, filename: str | None) -> dict:

@@ -34,8 +34,6 @@ _TOP, _BOTTOM = 42, 50
 _TEXT_WIDTH = _WIDTH - _LEFT - _RIGHT
 _BLANK = 90   # the least room left on a label's last line for the answer's dotted blank
 
-# the same places documents' signature box looks (Debian's fonts-dejavu-core, then Fedora's)
-_FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu")
 _FONT_FILES = {"FormSans": "DejaVuSans.ttf", "FormSans-Bold": "DejaVuSans-Bold.ttf"}
 _font_lock = threading.Lock()
 _fonts: list[tuple[str, str, bool]] = []
@@ -46,7 +44,7 @@ def font_identity() -> tuple:
     the package, for the seed's fingerprint."""
     out = []
     for file in _FONT_FILES.values():
-        path = next((p for d in _FONT_DIRS if os.path.isfile(p := os.path.join(d, file))), None)
+        path = pdfcanvas.find_font(file)
         out.append((path, os.path.getsize(path) if path else None))
     return tuple(out)
 
@@ -57,7 +55,7 @@ def _font_pair() -> tuple[str, str, bool]:
         if not _fonts:
             found = set()
             for name, file in _FONT_FILES.items():
-                path = next((p for d in _FONT_DIRS if os.path.isfile(p := os.path.join(d, file))), None)
+                path = pdfcanvas.find_font(file)
                 if path:
                     pdfmetrics.registerFont(TTFont(name, path))
                     found.add(name)
