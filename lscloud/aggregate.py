@@ -312,30 +312,28 @@ class Aggregate(Generic[M]):
     def _finish_create(self, item: M) -> None:
         self._finish(Outcome(item, [_transition(t) for t in item.created]), self._created_side(item.data))
 
-    def _finish_moved(self, record_id: str) -> None:
+    def _finish_moved(self, record_id: str, refused: M) -> None:
         """Finish the round of the record's last move (its audit entries, the indexes every write
         keeps, its events), should a process have died between that move's write and its round.
 
-        Called where a move is refused (``op`` raised :class:`NoChange` or a Conflict): what a
-        client's retry of a move cut off after its write meets, since the record has moved. Only a
-        model that keeps its last move's transitions (``moved``) can; the record is read again, as
-        ``op`` may have changed the copy it refused. Costs one round of HEADs, on refusals only;
+        Called where a move is refused (``op`` raised :class:`NoChange` or a Conflict, on
+        ``refused``, the copy it was given): what a client's retry of a move cut off after its write
+        meets, since the record has moved. Only a model that keeps its last move's transitions
+        (``moved``) can; within the redo window the record is read again, as ``op`` may have
+        changed the copy it refused. Costs one round of HEADs, on refusals only;
         a round found complete writes nothing, and its events go out again under their ids."""
-        if not self.keeps_moved:
-            return
+        if not self.keeps_moved or not _recent(getattr(refused, "moved", None)):
+            return   # judged on the copy in hand: op changes its document, never what it keeps of moves
         try:
             item = self.model.get(record_id)
         except (DoesNotExist, InvalidKey):
             return
         moved = getattr(item, "moved", None)
-        if int(item.version) < 2 or not moved or \
-                (now() - parse_iso(moved[-1]["at"])).total_seconds() > MOVED_REDO_S:
+        if int(item.version) < 2 or not _recent(moved):
             return
         out = Outcome(item, [_transition(t) for t in moved])
         self._finish(out, [])
-        if self.on_terminal is not None and self.machine.is_terminal(out.doc[self.machine.state_field]) and \
-                any(self.machine.is_terminal(t.target) for t in out.transitions):
-            self.on_terminal(out.doc)
+        self._after_terminal(out)
 
     def _finish(self, out: Outcome[M], side: list[Model]) -> None:
         """Write what of ``out``'s round is missing (one concurrent round of HEADs finds it) and
@@ -383,10 +381,10 @@ class Aggregate(Generic[M]):
             try:
                 out = op(doc)
             except NoChange:
-                self._finish_moved(record_id)
+                self._finish_moved(record_id, item)
                 return Outcome(item)
             except Conflict:
-                self._finish_moved(record_id)
+                self._finish_moved(record_id, item)
                 raise
             transitions, result = out if isinstance(out, tuple) else (out or [], None)
             if not transitions and result is None:
@@ -417,12 +415,15 @@ class Aggregate(Generic[M]):
         except BaseException as exc:  # noqa: BLE001 - raised once every write has ended
             _wait_all(saving, exc)
         _wait_all(saving)
-        doc = outcome.doc
         if self.after_commit is not None:
             self.after_commit(outcome)
-        if self.on_terminal is not None and self.machine.is_terminal(doc[self.machine.state_field]) and \
+        self._after_terminal(outcome)
+
+    def _after_terminal(self, outcome: Outcome[M]) -> None:
+        """``on_terminal`` when ``outcome``'s moves brought the record to a terminal state."""
+        if self.on_terminal is not None and self.machine.is_terminal(outcome.doc[self.machine.state_field]) and \
                 any(self.machine.is_terminal(t.target) for t in outcome.transitions):
-            self.on_terminal(doc)
+            self.on_terminal(outcome.doc)
 
     def _round(self, outcome: Outcome[M]) -> tuple[list[Model], list[dict]]:
         """The audit entries and events of ``outcome``'s transitions, each keyed by the record's
@@ -458,6 +459,11 @@ class Aggregate(Generic[M]):
                  "actor": actor.as_dict(), "reason": reason, "details": dict(details or {})}
         record_id = str(getattr(item, type(item)._hash_attr.name))
         save_quietly(self.audit(record_id, f"{micros(at):016d}_{int(item.version):06d}_{50 + seq:02d}", data=entry))
+
+
+def _recent(moved: list | None) -> bool:
+    """Whether a record's last move (``moved``) is within :data:`MOVED_REDO_S`."""
+    return bool(moved) and (now() - parse_iso(moved[-1]["at"])).total_seconds() <= MOVED_REDO_S
 
 
 def _kept(t: Transition) -> dict:

@@ -1,8 +1,9 @@
 """CloudEvents on NATS JetStream: publish with server-side dedupe and trace propagation.
 
 Every domain event goes to the stream ``settings.stream`` (subjects ``lscloud.>``) on the
-subject derived from its type (:func:`lscloud.events.subject_for`), with ``Nats-Msg-Id`` = the
-event id, so a publish retried within the stream's two-minute duplicate window is stored once.
+subject derived from its type (:func:`lscloud.events.subject_for`), with ``Nats-Msg-Id`` = its
+source and id (:func:`message_id`), so a publish retried within the stream's two-minute duplicate
+window is stored once.
 That makes retrying safe, and :meth:`Bus.publish` retries through a NATS restart until its
 timeout, then raises :class:`BusUnavailable` — it never hangs.
 

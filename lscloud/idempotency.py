@@ -142,7 +142,8 @@ phone's retries after a lost answer come within seconds or minutes."""
 
 
 def idempotent(key_from: Callable[[Any], Any] | None = None, *, required: bool = True,
-               inprogress_timeout_s: int = 60, in_record: bool = False, implicit_s: int | None = None) -> Callable:
+               inprogress_timeout_s: int = 60, in_record: bool = False, implicit_s: int | None = None,
+               header_too: bool = False) -> Callable:
     """Make a view idempotent on the ``Idempotency-Key`` header (or ``key_from(body)``).
 
     Place it under ``@allow`` (the caller scopes the key) and under ``@validate_body`` when
@@ -153,7 +154,8 @@ def idempotent(key_from: Callable[[Any], Any] | None = None, *, required: bool =
     ``in_record=True`` (with ``key_from``): the record the view creates under that id is the
     idempotency record (see the module docstring): the key is the id alone, the view keeps
     :func:`first_request` in its record and answers a create that finds it there with
-    :func:`resent`.
+    :func:`resent`. ``header_too`` (with ``in_record``): a body without that id is keyed by the
+    ``Idempotency-Key`` header instead (the record's id then derives from the request's stamp).
 
     ``implicit_s`` (with ``required=False``, for a create only: see the module docstring): without
     a key, the same request from the same caller within ``implicit_s`` seconds runs once and gets
@@ -168,6 +170,8 @@ def idempotent(key_from: Callable[[Any], Any] | None = None, *, required: bool =
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
             key = _key(key_from, header=not in_record)
+            if key is None and in_record and header_too:
+                key = _key(None)
             if key is None:
                 if required:
                     raise Problem(400, "idempotency-key-missing", "Idempotency key required",
@@ -184,8 +188,9 @@ def idempotent(key_from: Callable[[Any], Any] | None = None, *, required: bool =
             return _run(view, args, kwargs, key, inprogress_timeout_s)
 
         wrapper.__lscloud_idempotent__ = True
-        # what /openapi.json declares (lscloud.web.openapi): an in_record view never reads the header
-        wrapper.__lscloud_idempotency_header__ = None if in_record else header_parameter(
+        # what /openapi.json declares (lscloud.web.openapi): an in_record view reads the header only
+        # with header_too
+        wrapper.__lscloud_idempotency_header__ = None if in_record and not header_too else header_parameter(
             required=required, key_from=key_from is not None, implicit_s=implicit_s)
         return wrapper
 
@@ -273,12 +278,12 @@ def _run(view, args, kwargs, key: str | None, inprogress_timeout_s: int, ttl_s: 
         rkey = record_key(state.name, caller, request.method, request.path, _implicit_key())
     else:
         rkey = record_key(state.name, _scope(), request.method, request.path, key)
-    body, phash, fields = _fingerprint(rkey)
+    body, stamp = _stamped(rkey)
+    phash, fields = stamp["payload_hash"], stamp["request_fields"]
     # a run cut off (a 5xx: a process that died, a store that failed) gives its lease back and the
     # client's retry runs the view again: the view may keep this stamp with what it stores, to find
     # it then (first_request, resent) instead of doing it twice
-    g.lscloud_first_request = {"scope": rkey, "payload_hash": phash, "request_fields": fields}
-    g.lscloud_idempotency_key = key
+    g.lscloud_first_request, g.lscloud_idempotency_key = stamp, key
     now = time.time()
     try:
         held = leases.acquire(objects, bucket, rkey, {"status": leases.IN_PROGRESS, "payload_hash": phash,
@@ -310,10 +315,15 @@ def _run(view, args, kwargs, key: str | None, inprogress_timeout_s: int, ttl_s: 
 
 
 def _stamp(key: str) -> dict:
-    state = app_state()
-    rkey = record_key(state.name, _scope(), request.method, request.path, key)
-    _, phash, fields = _fingerprint(rkey)
-    return {"scope": rkey, "payload_hash": phash, "request_fields": fields}
+    """The stamp of this request under the header or body ``key`` (:func:`first_request`)."""
+    return _stamped(record_key(app_state().name, _scope(), request.method, request.path, key))[1]
+
+
+def _stamped(rkey: str) -> tuple[Any, dict]:
+    """The request's payload and its stamp under the record key ``rkey``: its scope, a keyed hash of
+    the payload, one keyed digest per field."""
+    body, phash, fields = _fingerprint(rkey)
+    return body, {"scope": rkey, "payload_hash": phash, "request_fields": fields}
 
 
 def first_request() -> dict:

@@ -33,6 +33,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Mapping
 
+from .errors import error_type
+
 # seconds; the HTTP semconv's advisory buckets (the SDK default ones are for milliseconds)
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
 # event lag goes from milliseconds to a backlog of minutes (the SLO threshold, 60 s, is a bound)
@@ -112,11 +114,6 @@ def _messaging(operation: str, destination: str) -> dict[str, Any]:
             "messaging.destination.name": destination}
 
 
-def _error_type(exc: BaseException) -> str:
-    status = getattr(exc, "status", None)  # a Problem: its HTTP status says more than the class
-    return str(status) if isinstance(status, int) else type(exc).__name__
-
-
 @contextmanager
 def publishing(destination: str) -> Iterator[None]:
     """Time one publish (with its retries) to ``destination``; count it, failed or not."""
@@ -125,7 +122,7 @@ def publishing(destination: str) -> Iterator[None]:
     try:
         yield
     except BaseException as exc:
-        attrs["error.type"] = _error_type(exc)
+        attrs["error.type"] = error_type(exc)
         raise
     finally:
         _instrument("publish_duration").record(time.perf_counter() - started, attrs)
@@ -190,7 +187,7 @@ def processing(event: Mapping[str, Any], destination: str | None, consumer_group
     try:
         yield
     except BaseException as exc:
-        attrs["error.type"] = _error_type(exc)
+        attrs["error.type"] = error_type(exc)
         raise
     finally:
         _instrument("process_duration").record(time.perf_counter() - started, attrs)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Iterable, Mapping, Sequence
 
-from .timestamps import YEARS_MESSAGE as _YEARS_MESSAGE, year_in_range
+from .timestamps import YEARS_MESSAGE as _YEARS_MESSAGE, rfc3339_date, rfc3339_date_time, year_in_range
 
 __all__ = ["Param", "QueryError", "InvalidQuery", "as_param", "parse", "MAX_CHARS"]
 
@@ -30,8 +30,6 @@ MAX_CHARS = 200
 _TYPES = ("string", "integer", "number", "boolean")
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]{0,29})(?:\.[0-9]{1,30})?(?:[eE][+-]?[0-9]{1,3})?")
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})")
 #: What a free-text string parameter may hold: anything but control characters (C0, DEL, C1).
 NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f]*$"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -143,17 +141,13 @@ class Param:
             return raw == "true", None
         if fmt == "date":
             try:
-                if not _DATE.fullmatch(raw):
-                    raise ValueError
-                value = date.fromisoformat(raw)
+                value = rfc3339_date(raw)
             except ValueError:
                 return None, "must be a calendar date, YYYY-MM-DD"
             return (value, None) if year_in_range(value.year) else (None, _YEARS_MESSAGE)
         if fmt == "date-time":
             try:
-                if not _DATE_TIME.fullmatch(raw):
-                    raise ValueError
-                value = datetime.fromisoformat(raw.upper().replace("Z", "+00:00"))
+                value = rfc3339_date_time(raw)
             except ValueError:
                 return None, "must be a date and time with an offset (RFC 3339), e.g. 2026-03-01T08:00:00+07:00"
             return (value, None) if year_in_range(value.year) else (None, _YEARS_MESSAGE)

@@ -65,20 +65,20 @@ def caller_subject(principal: Any, headers: Any, remote_addr: str | None) -> str
     return "ip:" + client_address(headers, remote_addr)
 
 
-def client_address(headers: Any, remote_addr: str | None, trusted: tuple[str, ...] | None = None) -> str:
+def client_address(headers: Any, remote_addr: str | None) -> str:
     """The address of the client, from ``X-Forwarded-For``.
 
     Each proxy in front of the function appends the address it saw: the gateway locally; in the
     cluster Kourier (the client's), then the activator and queue-proxy (each the hop before it).
     Read from the right, an entry in ``trusted`` (``LSCLOUD_TRUSTED_PROXIES``, the cluster's pod
-    network; the running function's settings by default) is a proxy, and the first that is not is
+    network, the running function's settings) is a proxy, and the first that is not is
     the client; entries left of it are the client's to forge. With nothing trusted (locally), the
     last entry. Taking the last entry in the cluster made every anonymous caller one "address"
     (a proxy's), sharing one rate limit for the whole province."""
     forwarded = [p.strip() for p in (headers.get("X-Forwarded-For") or "").split(",") if p.strip()]
     if not forwarded:
         return remote_addr or "unknown"
-    networks = _trusted_networks(trusted if trusted is not None else _running_trusted())
+    networks = _trusted_networks(_running_trusted())
     if networks:
         for entry in reversed(forwarded):
             try:

@@ -8,10 +8,12 @@ them too (``from lscloud.statemachine import iso``), as the functions have alway
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
-__all__ = ["TZ", "YEARS", "iso", "now", "parse_instant", "parse_iso", "today_here", "year_in_range"]
+__all__ = ["TZ", "YEARS", "iso", "now", "parse_instant", "parse_iso", "rfc3339_date", "rfc3339_date_time",
+           "today_here", "year_in_range"]
 
 YEARS = (1900, 2999)
 """The years a date or an instant may name here (a birth, a deadline, a reading, a window): what
@@ -62,3 +64,21 @@ def year_in_range(year: int) -> bool:
     """Whether a date in ``year`` is one this system takes (:data:`YEARS`)."""
     return YEARS[0] <= year <= YEARS[1]
 
+
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})")
+
+
+def rfc3339_date(text: str) -> date:
+    """RFC 3339 ``full-date`` (``2026-03-01``): ValueError for anything else, a 30 February too."""
+    if not _DATE.fullmatch(text):
+        raise ValueError(f"not a date (YYYY-MM-DD): {text[:40]!r}")
+    return date.fromisoformat(text)
+
+
+def rfc3339_date_time(text: str) -> datetime:
+    """RFC 3339 ``date-time``: a date, a time and its offset (``Z`` or ``±hh:mm``), all required;
+    ValueError for anything else (a naive time, a 25th hour)."""
+    if not _DATE_TIME.fullmatch(text):
+        raise ValueError(f"not a date-time with its offset (RFC 3339): {text[:40]!r}")
+    return datetime.fromisoformat(text.upper().replace("Z", "+00:00"))

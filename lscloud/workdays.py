@@ -331,5 +331,5 @@ def local_day(at: datetime | str) -> str:
     t = timestamps.parse_iso(at) if isinstance(at, str) else at
     if t.tzinfo is None:
         raise ValueError("a naive time has no day here")
-    return t.astimezone(TZ).date().isoformat()
+    return timestamps.today_here(t).isoformat()
 

@@ -56,9 +56,7 @@ _RETRY_CODES = frozenset(("RequestTimeout", "RequestTimeoutException", "PriorReq
 _LOST_CONDITION = frozenset((404, 409, 412))
 USER_AGENT = "lscloud"
 _tracer = trace.get_tracer("lscloud.store")
-TABLE = STORE_TABLE
 
-_instrument = HTTP_CLIENT
 
 
 class Unreachable(Exception):
@@ -126,7 +124,7 @@ def _measured(labels: dict | None, started: float, span, status: int | None, err
     else:
         point["error.type"] = error or "_OTHER"
     context = trace.set_span_in_context(span) if span.is_recording() else None
-    _instrument("duration").record(time.perf_counter() - started, point, context=context)
+    HTTP_CLIENT("duration").record(time.perf_counter() - started, point, context=context)
 
 
 def _retried(reply: Reply) -> bool:
@@ -254,7 +252,7 @@ class S3Http:
             # a listing names no key, and the S3 conventions have no attribute for its prefix: its
             # table (the prefix's first part, lscloud.store.keys) is ours; the rest (a partition
             # key, perhaps a pseudonym) stays out of the span
-            attributes[TABLE] = prefix.partition("/")[0]
+            attributes[STORE_TABLE] = prefix.partition("/")[0]
         return _tracer.start_span(f"S3.{operation}", kind=SpanKind.CLIENT, attributes=attributes)
 
     def _send(self, method, path, query, target, headers, body, payload_hash, conditional, span, labels) -> Reply:

@@ -14,9 +14,8 @@
 
 from __future__ import annotations
 
-import itertools
-
 import functools
+import itertools
 import io
 import json
 import re
@@ -30,6 +29,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import strictjson
 from ..context import app_state
+from ..patterns import ecma_regex
 from ..problems import Problem
 
 __all__ = ["SchemaSet", "json_body", "validate_body", "invalid_body", "raw_body", "body_limit", "buffer_unsized_body", "FilePart",
@@ -194,7 +194,7 @@ def _describe(err) -> list[tuple[list, str, str]]:
                 for k in want if k not in err.instance] or [_say(base, "{s} is missing a field.", "{S} thiếu trường bắt buộc.")]
     if kind in ("additionalProperties", "unevaluatedProperties") and isinstance(err.instance, dict):
         known, patterns = set(schema.get("properties", {})), list(schema.get("patternProperties", {}))
-        extras = [k for k in err.instance if k not in known and not any(re.search(p, k) for p in patterns)]
+        extras = [k for k in err.instance if k not in known and not any(ecma_regex(p).search(k) for p in patterns)]
         return [_say(base + [k], "{s} is not an accepted field.", "{S} không được chấp nhận ở đây.")
                 for k in extras] or [_say(base, "{s} has a field that is not accepted.", "{S} có trường không được chấp nhận.")]
     keywords = list(err.absolute_schema_path)

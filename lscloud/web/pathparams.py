@@ -177,4 +177,4 @@ class BoundedInt(IntegerConverter):
 
 
 MAX_INT_DIGITS = 18
-"""The digits an ``int`` path parameter may have (a 64-bit integer's)."""
+"""The digits an ``int`` path parameter may have (any of them fits a signed 64-bit integer)."""

@@ -221,3 +221,17 @@ def test_what_the_broker_does_not_offer_is_told_in_ngsi_ld_terms(bare):
             body = problem(bare.open(NGSI + path, method=method, headers=headers, data=data), status, kind)
             assert body["title_vi"] and body["detail_vi"] and method in body["detail"], body
     assert bare.get(f"{NGSI}/entities/{AIR}").status_code == 200      # what is offered still is
+
+
+def test_a_filtered_query_reads_each_station_once(env):
+    """q (or attrs) read each station's latest hour to filter, then read it again to answer the
+    page: the same store reads twice for every entity answered."""
+    from store_calls import counting
+
+    plain = "/ngsi-ld/v1/entities?type=AirQualityObserved"
+    env.get(plain)   # warmed: the reference data read once
+    with counting() as unfiltered:
+        assert len(env.get(plain).get_json()) == 1
+    with counting() as filtered:
+        assert len(env.get(plain + "&q=pm25>30").get_json()) == 1
+    assert filtered["get"] + filtered["list"] == unfiltered["get"] + unfiltered["list"], (filtered, unfiltered)

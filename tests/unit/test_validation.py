@@ -25,3 +25,4 @@ def test_a_refused_body_is_told_at_most_fifty_errors(tmp_path):
     (tmp_path / "many.json").write_text(json.dumps({"type": "array", "items": {"type": "string"}}))
     errors = SchemaSet(tmp_path).errors("many.json", [0] * 10_000)
     assert len(errors) == MAX_ERRORS == 50
+

@@ -126,10 +126,17 @@ def queue_entry(doc: dict) -> list[QueueEntry]:
     of every committed write of the declaration (``ledger.RECORDS``), created create-only with its
     audit entries. So an arrival cut off after its write gets its entry from the retry it refuses
     (lscloud.aggregate's ``_finish_moved``), and from any later write of the declaration."""
+    slot = held_slot(doc)
+    return [] if slot is None else [QueueEntry(*slot, declaration_id=doc["id"])]
+
+
+def held_slot(doc: dict) -> tuple[str, str] | None:
+    """The yard queue and the key an in-yard truck holds there (None for a truck not in it): what
+    its position is read from, and where its entry is."""
     key = (doc.get("booking") or {}).get("queue_key")
     if doc.get("status") != "in_yard" or not key:
-        return []
-    return [QueueEntry(queue_name(doc["gate"], doc["flow"]), key, declaration_id=doc["id"])]
+        return None
+    return queue_name(doc["gate"], doc["flow"]), key
 
 
 def release_seat(doc: dict) -> None:

@@ -25,7 +25,7 @@ from lscloud.lru import LRU
 from lscloud.statemachine import Actor, iso, now, parse_iso
 
 from . import capacity, gates, indexes, ledger, lifecycle, queue, tally
-from .indexes import queue_name
+from .indexes import held_slot, queue_name
 from .lifecycle import MACHINE
 from .models import CallEntry, QueueEntry, QueueTally
 
@@ -42,15 +42,6 @@ def waiting(gate_code: str, flow: str) -> list[str]:
 def ahead_of(gate_code: str, flow: str, key: str) -> list[str]:
     """The queue keys before ``key``, in queue order."""
     return indexes.range_keys(QueueEntry, queue_name(gate_code, flow), stop_at=key)
-
-
-def held_slot(doc: dict) -> tuple[str, str] | None:
-    """The yard queue and the key an in-yard truck holds there (None for a truck not in it): what
-    its position is read from."""
-    key = (doc.get("booking") or {}).get("queue_key")
-    if doc["status"] != "in_yard" or not key:
-        return None
-    return queue_name(doc["gate"], doc["flow"]), key
 
 
 def _queue_reads(qn: str, key: str, read: Callable[[], dict] | None = None, sent: tuple[str, str] | None = None):
@@ -168,13 +159,8 @@ def queue_key_of(doc: dict, at: datetime) -> str:
     return queue.queue_key(lane, doc["booking"]["slot"], at, doc["code"])
 
 
-entry_held = indexes.queue_entry
-"""The queue entry a committed in-yard document holds: every write of a declaration creates it
-(``ledger.RECORDS``' ``side``), never an ``op``."""
-
-
 def counted(out: Outcome) -> Outcome:
-    """Recount the queue part a committed write's entry (:func:`entry_held`) joined."""
+    """Recount the queue part a committed write's entry (:func:`.indexes.queue_entry`) joined."""
     slot = held_slot(out.doc)
     if out.transitions and slot is not None:
         tally.recount_quietly(slot[0], tally.part_of(slot[1]))
@@ -196,7 +182,7 @@ def leave_queue(doc: dict, key: str) -> None:
     """After a committed write moved the truck off ``key`` (a priority grant): the entry of the key
     the document now holds, then ``key`` dropped, in that order, so the truck never drops out of the
     queue between the two."""
-    for entry in entry_held(doc):
+    for entry in indexes.queue_entry(doc):
         if entry.key != key:
             save_quietly(entry)
             tally.recount_quietly(entry.queue, tally.part_of(entry.key))

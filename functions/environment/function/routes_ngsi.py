@@ -75,16 +75,26 @@ def _options() -> set[str]:
 
 def _entity(station: dict, now: datetime, form: str) -> dict:
     """The station as an entity in ``form``: ``keyValues``, ``concise`` or ``normalized``."""
+    return _shape(_read(station, now), form)
+
+
+def _read(station: dict, now: datetime) -> tuple[dict, str | None]:
+    """The station's latest hour as keyValues, and when it was observed (None: no reading yet): the
+    store reads of an entity, made once whatever shape it is answered in."""
     latest = reports.latest(station, now)
     r = None
     if latest and station["kind"] == "air":
         item = reports.hourly(station, latest[0] - timedelta(minutes=1), latest[0])[-1]
         r = {"aqi": item.get("aqi"), "level": item.get("level")}
     kv = ngsi.key_values(station, latest, r)
+    return kv, kv.get("dateObserved") if latest else None
+
+
+def _shape(read: tuple[dict, str | None], form: str) -> dict:
+    kv, observed = read
     if form == "keyValues":
         return kv
-    shape = ngsi.concise if form == "concise" else ngsi.normalized
-    return shape(kv, kv.get("dateObserved") if latest else None)
+    return (ngsi.concise if form == "concise" else ngsi.normalized)(kv, observed)
 
 
 def _station(entity_id: str) -> dict:
@@ -139,14 +149,15 @@ def entities():
         lon, lat, which, metres = near
         found = [s for s in found if (ngsi.distance_m(lon, lat, s["lon"], s["lat"]) <= metres) == (which == "max")]
     now = datetime.now(timezone.utc)
+    read: dict[str, tuple] = {}   # station id -> its reads: a filter's are the page's too
     if groups is not None or attrs is not None:
-        kvs = [_entity(s, now, "keyValues") for s in found]
-        found = [s for s, kv in zip(found, kvs) if (groups is None or ngsi.matches(kv, groups))
-                 and (attrs is None or ngsi_request.project(kv, attrs) is not None)]
+        read = {s["id"]: _read(s, now) for s in found}
+        found = [s for s in found if (groups is None or ngsi.matches(read[s["id"]][0], groups))
+                 and (attrs is None or ngsi_request.project(read[s["id"]][0], attrs) is not None)]
     total = len(found)
     page = found[q["offset"]:q["offset"] + q["limit"]]
     form = ngsi_request.representation(_options())
-    body = [_entity(s, now, form) for s in page]
+    body = [_shape(read.get(s["id"]) or _read(s, now), form) for s in page]
     if attrs is not None:
         body = [ngsi_request.project(e, attrs) for e in body]
     headers = {"NGSILD-Results-Count": str(total)} if q["count"] or "count" in _options() else {}

@@ -22,6 +22,7 @@ def create_app(settings=None):
     metrics.watch(app.config["IOC_LIVE"])
     app.config["IOC_SOURCES"] = Sources(app.extensions["lscloud"].settings)
     app.config["IOC_NAMES"] = CommuneNames(app.extensions["lscloud"].settings)
+    app.config["IOC_STREAM_SLOTS"] = routes_api.StreamSlots()   # per caller, some kept for staff
     app.register_blueprint(routes_api.bp)
     app.register_blueprint(routes_wall.bp)
     return app

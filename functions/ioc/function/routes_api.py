@@ -81,12 +81,6 @@ def _refusal(why: str, why_vi: str) -> errors.TooManyRequests:
         headers={"Retry-After": str(STREAM_RETRY_S)})
 
 
-@bp.record_once
-def _stream_slots(state) -> None:
-    # per caller and with slots kept for staff: replaces the plain count the app sets up
-    state.app.config["IOC_STREAM_SLOTS"] = StreamSlots()
-
-
 def _scope() -> views.Scope:
     who = principal()
     if who.role in FULL:

@@ -33,25 +33,12 @@ def _batch_view(batch, lot_id: str, codes: list[str] | None) -> dict:
     return out
 
 
-def _lot_key(body: dict) -> str | None:
-    # the lot's id is its key; without one the Idempotency-Key is, and the lot's id derives from it
-    # (lots.lot_id), so a resend names the same lot either way
-    return body.get("id") or request.headers.get(idempotency.HEADER)
-
-
-def _documents_key_header(view):
-    # an in_record view declares no header of its own (lscloud.idempotency), but this one reads the
-    # Idempotency-Key when the body names no id: /openapi.json keeps saying so
-    view.__lscloud_idempotency_header__ = idempotency.header_parameter(key_from=True)
-    return view
-
-
 @bp.post("/v1/lots")
 @allow("producer")
 @validate_body("market/lot-create.json")
-@_documents_key_header
-# the lot is its own idempotency record: its create-only write runs the register once
-@idempotent(key_from=_lot_key, in_record=True)
+# the lot is its own idempotency record: its create-only write runs the register once; without an id
+# in the body the Idempotency-Key names it (its id derives from the request's stamp: lots.lot_id)
+@idempotent(key_from=lambda body: body.get("id"), in_record=True, header_too=True)
 @responds(None, status=201)
 def register_lot():
     """Register a lot: product, unit, harvest or production date, origin commune and plot,
