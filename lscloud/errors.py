@@ -171,10 +171,3 @@ def to_problem(exc: BaseException) -> Problem | None:
             return factory(exc)
     return None
 
-
-def error_type(exc: BaseException) -> str:
-    """``error.type`` of a failure, on a metric and on its span alike (:mod:`lscloud.metrics`,
-    :mod:`lscloud.telemetry`): a problem's HTTP status (it says more than the class), else the
-    exception's class name."""
-    status = getattr(exc, "status", None)
-    return str(status) if isinstance(status, int) else type(exc).__name__

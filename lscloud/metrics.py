@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Mapping
 
-from .errors import error_type
+from .telemetry import error_type
 
 # seconds; the HTTP semconv's advisory buckets (the SDK default ones are for milliseconds)
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)

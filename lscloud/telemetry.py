@@ -40,7 +40,6 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from . import config, events, otlp, redaction
-from .errors import error_type
 from .timestamps import today_here
 
 INSTRUMENTATION_NAME = "lscloud"
@@ -403,6 +402,14 @@ def _destination(event: Mapping[str, Any]) -> str:
         return events.subject_for(event.get("type"))  # type: ignore[arg-type]
     except ValueError:
         return str(event.get("type") or "unknown")
+
+
+def error_type(exc: BaseException) -> str:
+    """``error.type`` of a failure, on a span and on its metric alike (:mod:`lscloud.metrics` records
+    it by this too): a problem's HTTP status (it says more than the class), else the exception's
+    class name."""
+    status = getattr(exc, "status", None)
+    return str(status) if isinstance(status, int) else type(exc).__name__
 
 
 def creation_context(event: Mapping[str, Any]) -> trace.SpanContext | None:
