@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from . import events, metrics
 from .errors import Conflict, NotFound
-from .query import QueryError
+from .query import unissued_page_token
 from .timestamps import iso
 from .store import ConditionalCheckFailed, DoesNotExist, InvalidKey, Model, ResultPage
 from .store import attributes as A
@@ -99,7 +99,7 @@ def page(limit: int = 100, page_token: str | None = None, *, state: str | None =
         return DeadLetter.query(_SHELF, limit=limit, page_token=page_token,
                                 where=None if state is None and types is None else where, read_limit=_READ_LIMIT)
     except InvalidKey:
-        raise QueryError("page_token", "page_token is not one this list issued") from None
+        raise unissued_page_token() from None
 
 
 def summary(letter: DeadLetter) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from unidecode import unidecode
 
-from .query import Param, QueryError
+from .query import Param, QueryError, unissued_page_token
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
@@ -114,7 +114,7 @@ def encode_token(offset: int, filters: Mapping[str, Any]) -> str:
 
 def decode_token(token: str, filters: Mapping[str, Any]) -> int:
     """The offset a token stands for; refuses tokens that were issued for other filters."""
-    bad = QueryError("page_token", "page_token is not one this list issued; start again without it")
+    bad = unissued_page_token()
     if len(token) > 200:
         raise bad
     try:
@@ -124,7 +124,9 @@ def decode_token(token: str, filters: Mapping[str, Any]) -> int:
     if not isinstance(data, dict) or not isinstance(data.get("o"), int) or data["o"] < 0:
         raise bad
     if data.get("f") != filter_digest(filters):
-        raise QueryError("page_token", "page_token belongs to a different query (q, type or other filters changed)")
+        raise QueryError("page_token", "page_token belongs to a different query (q, type or other filters changed)",
+                         "Tham số 'page_token' thuộc về một truy vấn khác (q, type hoặc bộ lọc đã đổi); hãy tải lại "
+                         "danh sách từ đầu.")
     return data["o"]
 
 
@@ -141,7 +143,8 @@ def page_request(query: Mapping[str, Any], filters: Mapping[str, Any]) -> tuple[
     limit = query.get("limit") or DEFAULT_LIMIT
     token, offset = query.get("page_token"), query.get("offset")
     if token and offset is not None:
-        raise QueryError("page_token", "give either page_token or offset, not both")
+        raise QueryError("page_token", "give either page_token or offset, not both",
+                         "Chỉ dùng một trong hai tham số page_token hoặc offset, không dùng cả hai.")
     return limit, decode_token(token, filters) if token else (offset or 0)
 
 

@@ -161,7 +161,7 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
 
     @app.errorhandler(query.QueryError)
     def _query_error(exc: query.QueryError):
-        return problem_response(invalid_query([{"field": exc.field, "message": exc.message}]))
+        return problem_response(invalid_query(exc.errors))
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):

@@ -118,6 +118,22 @@ def test_bad_list_parameters(client, query, field):
     assert body["title_vi"] and body["detail_vi"]
 
 
+@pytest.mark.parametrize("query,field,message_vi", [
+    ("limit=0", "limit", "Tham số 'limit' phải là số nguyên từ 1 đến 100."),
+    ("limit=abc", "limit", "Tham số 'limit' phải là số nguyên từ 1 đến 100."),
+    ("page_token=" + "A" * 201, "page_token", "Tham số 'page_token' chỉ được có tối đa 200 ký tự."),
+    ("page_token=ab%01", "page_token", "Tham số 'page_token' không được chứa ký tự điều khiển."),
+    ("page_token=%21%21", "page_token", "Tham số 'page_token' không phải mã trang do danh sách này cấp; "
+                                        "hãy tải lại danh sách từ đầu (bỏ page_token)."),
+], ids=["limit-0", "limit-abc", "page_token-too-long", "page_token-control", "page_token-unissued"])
+def test_bad_list_parameters_are_told_in_vietnamese(client, query, field, message_vi):
+    # a citizen's app shows errors[].message_vi next to the field: the title alone says nothing of what to fix
+    resp = client.get("/v1/units?" + query)
+    assert resp.status_code == 400 and resp.mimetype == PROBLEM
+    [item] = resp.get_json()["errors"]
+    assert item["field"] == field and item["message"] and item["message_vi"] == message_vi
+
+
 def test_agencies(client):
     items, total, _ = _all(client, "/v1/agencies")
     by = {a["code"]: a for a in items}

@@ -182,3 +182,13 @@ def test_a_non_uri_entity_id_is_told_in_both_languages(bare):
         assert body["errors"] == [{"field": "id", "message": body["detail"], "message_vi": body["detail_vi"]}]
         assert "'abc' is not a URI" in body["detail"]
         assert "không phải là một URI" in body["detail_vi"]
+
+
+def test_a_bad_query_parameter_is_told_in_both_languages(bare):
+    """A query parameter out of its range: the detail and the item in English and Vietnamese."""
+    r = bare.get("/ngsi-ld/v1/entities?type=AirQualityObserved&limit=1000")
+    body = r.get_json()
+    assert r.status_code == 400 and body["type"] == ERRORS + "BadRequestData", body
+    [item] = body["errors"]
+    assert item["field"] == "limit" and "Tham số 'limit'" in item["message_vi"]
+    assert body["detail_vi"] == item["message_vi"]

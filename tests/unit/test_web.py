@@ -555,7 +555,8 @@ def test_every_bad_query_parameter_is_named_at_once(query_app):
     body = assert_problem(query_app.test_client().get("/v1/things?limit=0&kind=z&code=" + "x" * 9), 400)
     assert sorted(e["field"] for e in body["errors"]) == ["code", "kind", "limit"]
     body = assert_problem(query_app.test_client().get("/v1/things"), 400)
-    assert body["errors"] == [{"field": "code", "message": "code is required"}]
+    assert body["errors"] == [{"field": "code", "message": "code is required",
+                               "message_vi": "Thiếu tham số bắt buộc 'code'."}]
 
 
 def test_query_declarations_are_checked_when_declared():

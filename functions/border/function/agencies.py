@@ -9,7 +9,7 @@ from typing import Callable
 
 from lscloud import outbox
 from lscloud.aggregate import Outcome, side_pool
-from lscloud.query import QueryError
+from lscloud.query import unissued_page_token
 from lscloud.statemachine import Actor, iso, now, parse_iso
 from lscloud.store import ConditionalCheckFailed, InvalidKey
 
@@ -145,5 +145,5 @@ def worklist(gate_code: str, agency: str, limit: int, page_token: str | None) ->
         page = WorkItem.query(gate_code, limit=limit, page_token=page_token, where=lambda w: agency in w.agencies,
                               read_limit=WORKLIST_READ_LIMIT)
     except InvalidKey:
-        raise QueryError("page_token", "page_token is not one this list issued") from None
+        raise unissued_page_token() from None
     return [{"declaration_id": w.declaration_id, **w.summary} for w in page], page.page_token

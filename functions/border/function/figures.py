@@ -55,7 +55,8 @@ def figures(first: date | None, last: date | None, gate: str | None) -> dict:
     first = first or now().astimezone(queue.TZ).date()
     last = last or first
     if not 0 <= (last - first).days < MAX_DAYS:
-        raise QueryError("to", "to is on or after from, at most 31 days later")
+        raise QueryError("to", "to is on or after from, at most 31 days later",
+                         "Ngày 'to' phải từ ngày 'from' trở đi và không quá 31 ngày sau.")
     prefix = indexes.safe(gate) + "_" if gate else ""
     days = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
     pool = side_pool()

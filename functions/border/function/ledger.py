@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 
 from lscloud.aggregate import Aggregate, Outcome, side_pool
-from lscloud.query import QueryError
+from lscloud.query import unissued_page_token
 from lscloud.statemachine import Actor
 from lscloud.store import DoesNotExist, InvalidKey
 
@@ -80,7 +80,7 @@ def of_owner(actor: Actor, limit: int, page_token: str | None) -> tuple[list[dic
     try:
         page = OwnerRecent.query(scopes.owner_key(actor), limit=limit, page_token=page_token)
     except InvalidKey:
-        raise QueryError("page_token", "page_token is not one this list issued") from None
+        raise unissued_page_token() from None
     items = []
     for entry in page:
         d = get_or_none(entry.declaration_id)

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from lscloud import errors
 from lscloud.aggregate import Aggregate, Outcome, delete_quietly, give_back, micros, save_quietly, side_pool
-from lscloud.query import QueryError
+from lscloud.query import unissued_page_token
 from lscloud.statemachine import Actor, parse_iso
 from lscloud.store import ConditionalCheckFailed, DoesNotExist, InvalidKey, keys
 from lscloud.workdays import TZ, Calendar
@@ -193,7 +193,7 @@ def listing(actor: Actor, limit: int, token: str | None, status: str | None) -> 
         else:
             page = WorkIndex.query(actor.agency or "-", limit=limit, page_token=token)
     except InvalidKey:
-        raise QueryError("page_token", "page_token is not one this list issued") from None
+        raise unissued_page_token() from None
     return _docs(list(page), actor, status), page.page_token
 
 
@@ -203,7 +203,7 @@ def _officer_page(actor: Actor, limit: int, token: str | None, status: str | Non
     # prefix), so every page is two listings that start there, however deep: the index keeps every
     # dossier the unit ever had, and a merge of the first hundred of each hid the newer ones for good
     if token and not _POSITION_RE.fullmatch(token):
-        raise QueryError("page_token", "page_token is not one this list issued")
+        raise unissued_page_token()
     merged: list[tuple[str, WorkIndex]] = []
     for prefix in dict.fromkeys((f"{safe(actor.unit or '-')}_", "__")):
         # from the token on, inclusive (the listing's lower bound is), so one more than a page and the token

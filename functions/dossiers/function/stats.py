@@ -145,7 +145,8 @@ def report(actor: Actor, first: date | None, last: date | None, agency: str | No
     last = last or at.astimezone(TZ).date()
     first = first or last - timedelta(days=DEFAULT_DAYS - 1)   # 30 days, today the last of them
     if not 0 <= (last - first).days < MAX_DAYS:
-        raise QueryError("to", "to is on or after from, at most 366 days later")
+        raise QueryError("to", "to is on or after from, at most 366 days later",
+                         "Ngày 'to' phải từ ngày 'from' trở đi và không quá 366 ngày sau.")
     agency = (actor.agency or "-") if actor.kind == "supervisor" else agency   # none in the token: no agency's
     days = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
     cells: dict[Cell, dict[str, int]] = {}

@@ -31,7 +31,9 @@ ATTRS = ("attrs", "Only entities with any of these attributes, and only those (c
 
 @bp.errorhandler(query.InvalidQuery)
 def _bad_query(exc: query.InvalidQuery):
-    return problem_response(ngsi.BadRequestData("; ".join(e["message"] for e in exc.errors), errors=exc.errors).to_problem())
+    return problem_response(ngsi.BadRequestData("; ".join(e["message"] for e in exc.errors), errors=exc.errors,
+                                                detail_vi=" ".join(e.get("message_vi", "") for e in exc.errors).strip()
+                                                or None).to_problem())
 
 
 def _media() -> str:

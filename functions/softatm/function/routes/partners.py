@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, g
 
 from lscloud.auth import allow, principal
-from lscloud.query import Param, QueryError
+from lscloud.query import Param, QueryError, unissued_page_token
 from lscloud.statemachine import Actor
 from lscloud.web import page_params, query_params, responds, validate_body
 
@@ -97,11 +97,12 @@ def bank_list():
     d0 = g.query["from"]
     d1 = g.query["to"] or d0
     if not 0 <= (d1 - d0).days < MAX_PERIOD_DAYS:   # a period of at most 31 local days, as documented
-        raise QueryError("to", f"to is on or after from, a period of at most {MAX_PERIOD_DAYS} days")
+        raise QueryError("to", f"to is on or after from, a period of at most {MAX_PERIOD_DAYS} days",
+                         f"Ngày 'to' phải từ ngày 'from' trở đi, cả khoảng dài tối đa {MAX_PERIOD_DAYS} ngày.")
     try:
         docs, token = documents.created_page(principal().partner, d0, d1, g.query["limit"], g.query["page_token"] or None)
     except ValueError:
-        raise QueryError("page_token", "page_token is not one this list issued") from None
+        raise unissued_page_token() from None
     items = [transfers.view(doc) for doc in docs]
     return answer({"items": items, "total": len(items), "next_page_token": token})
 
