@@ -47,7 +47,7 @@ from typing import Any, Callable, Generic, Iterable, Sequence, TypeVar
 
 from . import events as ce
 from . import outbox
-from .errors import Conflict, NotFound
+from .errors import Conflict, DomainError, NotFound
 from .statemachine import Actor, StateMachine, Transition, iso, now, parse_iso
 from .store import ConditionalCheckFailed, DoesNotExist, InvalidKey, Model
 from .store.retry import DEFAULT, Backoff
@@ -355,6 +355,21 @@ class Aggregate(Generic[M]):
     def _every_side(self, doc: dict) -> list[Model]:
         return list(self.side(doc)) if self.side else []
 
+    def _apply(self, record_id: str, op: Callable[[dict], Any], guess: M | None):
+        """(item, its document, what ``op`` answered, or how it refused: NoChange or a domain error),
+        ``op`` run on ``guess`` and, if it refuses or skips there, on the record as stored: a copy
+        that may be stale (another thread's write remembered after a newer one) decides a write,
+        which its If-Match checks, never a refusal or a skip, which nothing would check."""
+        while True:
+            item = guess if guess is not None else self.model.get(record_id)
+            doc = item.data
+            try:
+                return item, doc, op(doc), None
+            except (NoChange, DomainError) as refusal:
+                if guess is None:
+                    return item, doc, None, refusal
+                guess = None
+
     def mutate(self, record_id: str, op: Callable[[dict], Any], *,
                events_after: Callable[[dict, Any], list[dict]] | None = None,
                backoff: Backoff | None = None, item: M | None = None,
@@ -367,25 +382,24 @@ class Aggregate(Generic[M]):
         ``events_after(doc, result)`` may add events that are not transitions.
 
         ``item``: the record as the caller just read (or wrote) it, to save the first read. Its
-        ETag still guards the write, so a stale one only costs the re-read it saved; ``op`` may
-        change its document in place, so the caller hands it over.
+        ETag still guards the write, so a stale one only costs the re-read it saved; one ``op``
+        refuses or skips is read again first. ``op`` may change its document in place, so the
+        caller hands it over.
 
         ``side(doc)``: index objects of the committed document, created (create-only) in the same
         concurrent round as its audit entries (not called when nothing was written).
         """
         policy = backoff or self.backoff
-        given = item
+        guess = item
         for attempt in range(policy.retries + 1):
-            item = given if attempt == 0 and given is not None else self.model.get(record_id)
-            doc = item.data
-            try:
-                out = op(doc)
-            except NoChange:
-                self._finish_moved(record_id, item)
-                return Outcome(item)
-            except Conflict:
-                self._finish_moved(record_id, item)
-                raise
+            item, doc, out, refusal = self._apply(record_id, op, guess)
+            guess = None
+            if refusal is not None:
+                if isinstance(refusal, (NoChange, Conflict)):
+                    self._finish_moved(record_id, item)
+                if isinstance(refusal, NoChange):
+                    return Outcome(item)
+                raise refusal
             transitions, result = out if isinstance(out, tuple) else (out or [], None)
             if not transitions and result is None:
                 return Outcome(item)

@@ -262,3 +262,37 @@ def test_two_kinds_of_record_sharing_a_source_never_share_an_event_id(parcels, s
     shops.create(KeptParcel(same, data=doc), [MACHINE.apply(doc, "send", COURIER)])
     ids = [m["event"]["id"] for m in tail(settings, 10) if m["event"]["subject"] == same]
     assert ids == [f"{same}.1.0", f"shop:{same}.1.0"], ids
+
+
+def test_a_stale_copy_given_decides_a_write_never_a_refusal_or_a_skip(parcels):
+    """A copy this replica kept may be older than the record (another thread's write remembered
+    after a newer one): refused or skipped on the copy, the change is decided again on the record
+    as stored (a soft-ATM commit was once refused as an illegal move from the state before the
+    bank's reservation)."""
+    new_parcel(parcels, "p-stale")
+    stale = Parcel.get("p-stale")
+
+    def stamp(doc):
+        doc["stamps"] += 1
+        return [MACHINE.apply(doc, "stamp", COURIER)]
+
+    parcels.mutate("p-stale", stamp)   # another request moved it on; `stale` still has no stamp
+
+    def deliver_once_stamped(doc):
+        if not doc["stamps"]:
+            raise errors.Conflict("not stamped yet")
+        return [MACHINE.apply(doc, "deliver", COURIER)]
+
+    assert parcels.mutate("p-stale", deliver_once_stamped, item=stale).doc["status"] == "delivered"
+
+    new_parcel(parcels, "p-stale-2")
+    stale = Parcel.get("p-stale-2")
+    parcels.mutate("p-stale-2", stamp)
+
+    def stamp_again_once_stamped(doc):
+        if not doc["stamps"]:
+            raise NoChange
+        return stamp(doc)
+
+    assert parcels.mutate("p-stale-2", stamp_again_once_stamped, item=stale).doc["stamps"] == 2
+    assert Parcel.get("p-stale-2").data["stamps"] == 2
