@@ -23,10 +23,11 @@ subscription (Knative's NATS channel delivers in parallel too). Events about the
 same CloudEvents ``subject``) still reach the subscriber one after the other, in stream order;
 events about different records never wait on each other.
 
-A dead letter is the original event with the subscription, the last status or error and the
-delivery count, published to the stream ``<stream>_DLQ`` (subjects ``lscloud-dlq.>``); then the
-original is terminated. Consumers are durable, so after a NATS or dispatcher restart delivery
-resumes where it stopped.
+A dead letter is the original event with the subscription, the last status or error, its
+``reason`` (:func:`_reason`: the status and the problem's type and titles, nothing of the answer's
+details) and the delivery count, published to the stream ``<stream>_DLQ`` (subjects
+``lscloud-dlq.>``); then the original is terminated. Consumers are durable, so after a NATS or
+dispatcher restart delivery resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ import nats.js.errors
 from nats.js import api as js_api
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from . import events, loops, metrics, pulls, telemetry
+from . import events, loops, metrics, pulls, redaction, telemetry
 from .bus import Bus, BusError, BusUnavailable
 from .timestamps import iso
 
@@ -88,19 +89,47 @@ def _no_answer(error: str | None) -> str:
     return named[0] if named and named[0].isidentifier() else "_OTHER"
 
 
-def _reason(status: int | None, error: str | None) -> str:
-    """What a span's status and a log line say of a delivery that failed: the status and the problem's
-    type, never the answer's body. A 422's schema messages echo the event's values (a plate, a
-    name), and the body went into span statuses and log lines, past every redaction pattern. The
-    dead letter keeps the whole answer (beside the event it is about)."""
+_PROBLEM_BYTES = 64 * 1024   # a problem document is small: a longer answer is a page, never parsed
+_SHOWN_CHARS = 80
+
+
+def _shown(value: Any) -> str:
+    """A member of the answer as a reason shows it: one line, bounded, identifiers redacted (a
+    foreign subscriber's title is whatever it chose to write)."""
+    return redaction.redact(" ".join(str(value).split())[:_SHOWN_CHARS])
+
+
+def _problem_of(answer: bytes | str) -> str | None:
+    """What a reason may say of a refusal: the problem's ``type`` (its last segment) and its titles,
+    bounded; None when the answer is no problem document. Read from the whole answer: bilingual
+    problems with their ``errors[]`` are longer than the part of the answer a dead letter keeps,
+    and a cut document parses as nothing. Never ``detail`` nor ``errors``: those say what was wrong
+    with this event and echo its values (a plate, a name)."""
+    if len(answer) > _PROBLEM_BYTES:
+        return None
+    try:
+        doc = json.loads(answer)
+    except ValueError:   # (UnicodeDecodeError is one)
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("type"), str) or not doc["type"].strip():
+        return None
+    titles = [_shown(doc[k]) for k in ("title", "title_vi") if isinstance(doc.get(k), str) and doc[k].strip()]
+    shown = _shown(doc["type"].rstrip("/").rsplit("/", 1)[-1])
+    return shown + (f" ({' / '.join(titles)})" if titles else "")
+
+
+def _reason(status: int | None, error: str | None, problem: str | None = None) -> str:
+    """What a span's status, a log line and a dead letter's ``reason`` say of a delivery that failed:
+    the status and the problem (:func:`_problem_of`: its type and titles), never the answer's body.
+    A 422's schema messages echo the event's values (a plate, a name), and the body went into span
+    statuses and log lines, past every redaction pattern. The dead letter's ``error`` keeps the
+    start of the answer (beside the event it is about). Without ``problem`` it is read from
+    ``error``, which holds only that start."""
     if status is None:
         return error or "no answer"   # a timeout or a refused connection: our own words
-    body = (error or "").partition(": ")[2]
-    try:
-        kind = json.loads(body).get("type", "")
-    except (ValueError, AttributeError):
-        kind = ""
-    return f"HTTP {status}" + (f" {str(kind).rsplit('/', 1)[-1][:80]}" if kind else "")
+    if problem is None:
+        problem = _problem_of((error or "").partition(": ")[2])
+    return f"HTTP {status}" + (f" {problem}" if problem else "")
 
 
 @dataclass(frozen=True)
@@ -521,14 +550,14 @@ class Dispatcher:
         with telemetry.process_span(event, msg.headers or {}, destination=msg.subject,
                                     consumer_group=sub.durable, tracer_=self._tracer) as span:
             span.set_attribute("messaging.nats.delivery_count", delivered)
-            status, error = await self._post(sub, event)
+            status, error, problem = await self._post(sub, event)
             if status is not None and 200 <= status < 300:
                 self.stats.count(sub.durable, "delivered")
                 metrics.delivery(sub.durable, event["type"], "delivered", status)
                 await self._settle(msg.ack())
                 return
             retryable = status is None or status >= 500 or status == 429
-            reason = _reason(status, error)
+            reason = _reason(status, error, problem)
             # the subscriber's answer (or, with none, why there was none): what failed the delivery
             span.set_attribute("error.type", str(status) if status is not None else _no_answer(error))
             if retryable and delivered < self.max_deliveries:
@@ -538,7 +567,7 @@ class Dispatcher:
                 await self._settle(msg.nak(delay=self._delay(delivered)))
                 return
             span.set_status(Status(StatusCode.ERROR, f"dead-lettered: {reason}"[:200]))
-            await self._dead_letter(sub, msg, event, status, error, delivered)
+            await self._dead_letter(sub, msg, event, status, error, delivered, reason=reason)
 
     @staticmethod
     async def _settle(awaitable) -> None:
@@ -548,8 +577,10 @@ class Dispatcher:
         except Exception as exc:
             log.debug("ack/nak failed: %s", exc)
 
-    async def _post(self, sub: Subscription, event: dict, to: str | None = None) -> tuple[int | None, str | None]:
-        """POST ``event`` to the subscriber (or ``to``, its dead-letter sink): ``(status, error)``."""
+    async def _post(self, sub: Subscription, event: dict,
+                    to: str | None = None) -> tuple[int | None, str | None, str | None]:
+        """POST ``event`` to the subscriber (or ``to``, its dead-letter sink): ``(status, error,
+        problem)``; ``problem``: what the answer names of a refusal, for :func:`_reason`."""
         assert self._http is not None
         headers, body = events.to_binary_http(event)
         target = to or sub.url
@@ -563,7 +594,7 @@ class Dispatcher:
             except Exception as exc:  # noqa: BLE001 - no credentials now: retried like a refused connection
                 span.set_attribute("error.type", type(exc).__name__)
                 span.set_status(Status(StatusCode.ERROR, "no credentials"))
-                return None, f"no credentials for the delivery: {type(exc).__name__}: {exc}"
+                return None, f"no credentials for the delivery: {type(exc).__name__}: {exc}", None
             if token:
                 headers["authorization"] = f"Bearer {token}"
             try:
@@ -572,22 +603,22 @@ class Dispatcher:
             except asyncio.TimeoutError:
                 span.set_attribute("error.type", "timeout")
                 span.set_status(Status(StatusCode.ERROR, "timeout"))
-                return None, f"no answer within {self.timeout_s:g}s"
+                return None, f"no answer within {self.timeout_s:g}s", None
             except self._client_error as exc:
                 span.set_attribute("error.type", type(exc).__name__)
                 span.set_status(Status(StatusCode.ERROR, "connection error"))
-                return None, f"connection error: {type(exc).__name__}: {exc}"
+                return None, f"connection error: {type(exc).__name__}: {exc}", None
             span.set_attribute("http.response.status_code", status)
             if status >= 400:
                 span.set_attribute("error.type", str(status))
             if status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
             if 200 <= status < 300:
-                return status, None
-            return status, f"HTTP {status}: {answer.decode('utf-8', 'replace')[:500]}"
+                return status, None, None
+            return status, f"HTTP {status}: {answer.decode('utf-8', 'replace')[:500]}", _problem_of(answer)
 
     async def _dead_letter(self, sub: Subscription, msg, event: dict, status: int | None, error: str | None,
-                           delivered: int) -> None:
+                           delivered: int, *, reason: str | None = None) -> None:
         assert self._bus is not None
         if not await self._tell_sink(sub, event, status, error) and delivered < 2 * self.max_deliveries:
             # the function is down or restarting (its sink did not answer): the whole delivery is
@@ -604,6 +635,7 @@ class Dispatcher:
             "subscription": sub.as_dict(),
             "status": status,
             "error": error,
+            "reason": reason or _reason(status, error),
             "deliveries": delivered,
             "stream": self.settings.stream,
             "stream_seq": meta.sequence.stream,
@@ -635,10 +667,10 @@ class Dispatcher:
         if sink is None or "id" not in event:   # (a message that was not a CloudEvent has no sink)
             return True
         failure = events.DeliveryFailure(status, error or "", sub.url)
-        told, why = await self._post(sub, {**event, **failure.extensions()}, to=sink)
+        told, why, problem = await self._post(sub, {**event, **failure.extensions()}, to=sink)
         if told is not None and 200 <= told < 300:
             return True
-        log.warning("dead letter for %s not taken by its sink: %s", sub.durable, _reason(told, why))
+        log.warning("dead letter for %s not taken by its sink: %s", sub.durable, _reason(told, why, problem))
         return told is not None and 400 <= told < 500 and told != 429
 
 

@@ -15,17 +15,19 @@ PRODUCER span and the consumers' spans link back to the request that made the ev
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Iterable
 
-from . import runtime, telemetry
+from . import metrics, runtime, telemetry
 from .store import ConditionalCheckFailed, DoesNotExist, Model, attributes as A
 
 log = logging.getLogger(__name__)
 
 
 class PendingEvent(Model):
-    """An event NATS did not confirm, under the publishing function's name."""
+    """An event NATS did not confirm, under the publishing function's name; ``id``: :func:`key_of`
+    (the event's id alone for entries kept before: :func:`flush` sends and deletes those too)."""
 
     class Meta:
         table = "outbox"
@@ -40,6 +42,21 @@ def _service() -> str:
     return runtime.current().settings.service
 
 
+def key_of(event: dict) -> str:
+    """Where ``event`` waits: a digest of its ``source`` and ``id``, the pair that tells events apart
+    (CloudEvents, and JetStream's ``Nats-Msg-Id``). The id alone did not: one function publishes
+    events of several sources whose ids may coincide, and the second was taken for the first, "kept
+    already", and lost. A digest, not the pair: ids are often chosen by clients, and an object key
+    never holds what they could put in one."""
+    return hashlib.sha256(f"{event.get('source')}\n{event['id']}".encode("utf-8")).hexdigest()[:32]
+
+
+def _in_order(kept: Iterable[PendingEvent]) -> list[PendingEvent]:
+    # digests are in no order: the events of one write share their time, and their ids say their
+    # order (<record>.<version>.<i>), which the outbox keyed by id kept
+    return sorted(kept, key=lambda p: (metrics.event_time(p.event) or 0.0, str(p.event.get("id"))))
+
+
 def publish(events: Iterable[dict]) -> None:
     """Publish ``events`` in order; keep any that NATS does not confirm for a later :func:`flush`."""
     bus = None
@@ -52,16 +69,16 @@ def publish(events: Iterable[dict]) -> None:
                 log.warning("event %s not confirmed (%s); kept in the outbox", event["id"], exc.__class__.__name__)
                 try:
                     # with the creation context of the attempt; one the event carries (kept before) stays
-                    PendingEvent(_service(), event["id"], event={**created, **event}).save()
+                    PendingEvent(_service(), key_of(event), event={**created, **event}).save()
                 except ConditionalCheckFailed:
                     pass  # kept already by an earlier attempt
 
 
 def flush(limit: int = 500) -> dict:
-    """Re-publish what the outbox holds (oldest ids first); ``{"sent": n, "failed": m}``."""
+    """Re-publish what the outbox holds (each ``limit`` read in event order); ``{"sent": n, "failed": m}``."""
     bus = runtime.current().bus
     sent = failed = 0
-    for pending in PendingEvent.query(_service(), limit=limit):
+    for pending in _in_order(PendingEvent.query(_service(), limit=limit)):
         try:
             bus.publish(pending.event)
         except Exception:  # noqa: BLE001 - stays for the next flush
@@ -77,4 +94,4 @@ def flush(limit: int = 500) -> dict:
 
 def pending(limit: int = 100) -> list[dict]:
     """The events waiting in this function's outbox (for operators and tests)."""
-    return [p.event for p in PendingEvent.query(_service(), limit=limit)]
+    return [p.event for p in _in_order(PendingEvent.query(_service(), limit=limit))]

@@ -19,8 +19,9 @@ import uuid
 import httpx
 import pytest
 from flask import jsonify
+from opentelemetry.trace import SpanKind
 
-from lscloud import events, knative, telemetry, web
+from lscloud import delivery, errors, events, knative, telemetry, web
 from lscloud.auth import allow, delivery_headers
 from lscloud.bus import SyncBus
 from lscloud.store import leases
@@ -77,12 +78,31 @@ class Duplicate(Model):
     event_id = A.UnicodeAttribute()
 
 
+class UnacceptableParcel(errors.Invalid):
+    type, title, title_vi = "parcel-unacceptable", "Parcel not accepted", "Bưu kiện không được nhận"
+
+
+def unacceptable(event: dict) -> UnacceptableParcel:
+    """A refusal as functions answer one: bilingual, every field named, the detail naming the
+    sender (what a reason must never show)."""
+    fields = ("/data/recipient/name", "/data/recipient/phone", "/data/recipient/address",
+              "/data/weight_g", "/data/contents")
+    return UnacceptableParcel(
+        f"Parcel {event['id']} from 0912 345 678 cannot be accepted: every field below is wrong.",
+        detail_vi=f"Bưu kiện {event['id']} của người gửi 0912 345 678 không được nhận: các trường dưới đây sai.",
+        errors=[errors.field(f, f"{f} is missing or not valid for a parcel", f"{f} bị thiếu hoặc không hợp lệ")
+                for f in fields])
+
+
 def on_received(event: dict) -> None:
-    """``data.poison``: a 4xx no retry can fix; ``data.fail_first``: that many 5xx first;
-    ``data.slow_fail_s``: the first run takes that long and then fails."""
+    """``data.poison``: a 4xx no retry can fix (``data.unacceptable``: a long bilingual one);
+    ``data.fail_first``: that many 5xx first; ``data.slow_fail_s``: the first run takes that long
+    and then fails."""
     data = event.get("data") or {}
     Attempt(event["id"], uuid.uuid4().hex).save()
     attempt = Attempt.count(event["id"])
+    if data.get("unacceptable"):
+        raise unacceptable(event)
     if data.get("poison"):
         raise Problem(422, "unprocessable-parcel", "Unprocessable parcel",
                       "The parcel has no valid destination; resending it cannot help.",
@@ -293,6 +313,30 @@ def test_unfixable_event_is_dead_lettered_at_once_and_not_processed(settings, si
     assert kept.state == deadletters.OPEN and kept.data["event"] == poison
     assert kept.data["status"] == 422 and TYPE_BASE + "unprocessable-parcel" in kept.data["error"]
     assert kept.data["destination"] == f"{sink.url}/events"
+
+
+def test_a_long_bilingual_refusal_is_dead_lettered_with_its_problem_type_as_the_reason(settings, sink, bus,
+                                                                                         dispatch):
+    """The reason was parsed from the answer cut at 500 characters: a bilingual problem with its
+    errors[] is longer, the cut document parsed as nothing, and span and log said only "HTTP 422".
+    It is read from the whole answer now, and the dead letter carries it; it shows the problem's
+    type and titles, never its detail (which names the sender here)."""
+    spans = telemetry.spans_in_memory()
+    dispatch()
+    refused = parcel(1, unacceptable=True)
+    assert len(unacceptable(refused).to_problem().body()) > 1000   # the answer is long indeed
+    bus.publish(refused)
+    (letter,) = wait_for(lambda: read_dlq(settings), "the dead letter")
+    assert letter["status"] == 422 and letter["event"]["id"] == refused["id"]
+    assert letter["reason"] == "HTTP 422 parcel-unacceptable (Parcel not accepted / Bưu kiện không được nhận)"
+    assert len(letter["error"]) <= len("HTTP 422: ") + 500   # what is kept of the answer stays bounded
+
+    def dead_lettered() -> list:
+        return [s.status.description for s in spans.get_finished_spans()
+                if s.kind == SpanKind.CONSUMER and s.resource.attributes.get("service.name") == delivery.SERVICE
+                and s.attributes.get("messaging.message.id") == refused["id"]]
+
+    assert wait_for(dead_lettered, "the delivery's span") == [f"dead-lettered: {letter['reason']}"]
 
 
 def test_an_event_on_a_subject_its_type_does_not_map_to_is_dead_lettered_not_run(settings, sink, bus,

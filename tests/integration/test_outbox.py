@@ -27,7 +27,7 @@ def test_an_event_nats_does_not_confirm_waits_and_is_flushed_once(settings, inst
     down.bus.publish_timeout = 0.5  # fail fast: nothing listens there
     first, second = (events.new_event(TYPE, "/test", {"n": n}) for n in (1, 2))
     outbox.publish([first, second])
-    assert [e["id"] for e in outbox.pending()] == sorted([first["id"], second["id"]])
+    assert sorted(e["id"] for e in outbox.pending()) == sorted([first["id"], second["id"]])
 
     installed(settings)  # NATS is back
     assert outbox.flush() == {"sent": 2, "failed": 0}
@@ -35,6 +35,43 @@ def test_an_event_nats_does_not_confirm_waits_and_is_flushed_once(settings, inst
     assert outbox.flush() == {"sent": 0, "failed": 0}
     ids = [m["event"]["id"] for m in tail(settings, 10)]
     assert sorted(ids) == sorted([first["id"], second["id"]])
+
+
+def test_events_of_two_sources_sharing_an_id_are_both_kept_and_flushed(settings, installed):
+    """The outbox keyed a kept event by its id alone, but JetStream and consumers tell events apart by
+    source and id: a function publishing two sources' events (market's shops and teams) whose ids
+    coincide kept the first and dropped the second as "kept already". Entries kept the old way
+    (under the event's id) are still flushed and deleted."""
+    down = installed(settings.replace(nats_url=f"nats://127.0.0.1:{free_port()}"))
+    down.bus.publish_timeout = 0.5
+    shop, team = (events.new_event(TYPE, source, {"n": 7}, id="7.1.0") for source in ("/test/shops", "/test/teams"))
+    outbox.publish([shop, team])
+    assert sorted(e["source"] for e in outbox.pending()) == ["/test/shops", "/test/teams"]
+    earlier = events.new_event(TYPE, "/test", {"n": 8})
+    outbox.PendingEvent("outbox-test", earlier["id"], event=earlier).save()   # as kept before
+    assert len(outbox.pending()) == 3
+
+    installed(settings)  # NATS is back
+    assert outbox.flush() == {"sent": 3, "failed": 0}
+    assert outbox.pending() == []
+    published = [(m["event"]["source"], m["event"]["id"]) for m in tail(settings, 10)]
+    assert sorted(published) == sorted([("/test/shops", "7.1.0"), ("/test/teams", "7.1.0"), ("/test", earlier["id"])])
+
+
+def test_the_events_of_one_write_are_flushed_in_their_order(settings, installed):
+    """Kept under a digest of source and id, the events of one write (one time, ids
+    ``<record>.<version>.<i>``) are still published again in the order of their ids."""
+    from datetime import datetime, timezone
+
+    down = installed(settings.replace(nats_url=f"nats://127.0.0.1:{free_port()}"))
+    down.bus.publish_timeout = 0.5
+    at = datetime.now(timezone.utc)
+    moves = [events.new_event(TYPE, "/test", {"n": i}, id=f"parcel-9.3.{i}", time=at) for i in range(4)]
+    outbox.publish(moves)
+
+    installed(settings)
+    assert outbox.flush() == {"sent": 4, "failed": 0}
+    assert [m["event"]["id"] for m in tail(settings, 10)] == [e["id"] for e in moves]
 
 
 def test_a_kept_event_keeps_its_creation_context_and_its_consumers_link_back_to_it(settings, installed):
