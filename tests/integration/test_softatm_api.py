@@ -267,7 +267,8 @@ def test_the_daily_limit_is_decided_by_the_counter_as_stored_not_as_remembered(c
 
 
 @pytest.mark.parametrize("expiry_s", ["1"])
-def test_unreserved_transfers_expire_reserved_ones_do_not(client, setup):
+def test_unreserved_transfers_expire_reserved_ones_not_yet(client, setup):
+    """A reservation has its own, later deadline (test_softatm_reserved_expiry.py)."""
     s = setup
     a, b = wbody(1_000_000), wbody(1_000_000)
     for x in (a, b):
@@ -287,9 +288,9 @@ def test_unreserved_transfers_expire_reserved_ones_do_not(client, setup):
 
 @pytest.mark.parametrize("expiry_s", ["1"])
 def test_withdrawals_reserved_and_never_finished_do_not_keep_the_sweep_from_the_rest(client, setup):
-    """The open index is in expiry order and a reserved withdrawal never expires: read from the front
-    every time with a limit, enough abandoned ones (here two, the limit) kept a later transfer from
-    ever being expired. The sweep goes on from where it stopped."""
+    """The open index is in the bank's deadline order and a reserved withdrawal stays open until its
+    own, later deadline: read from the front every time with a limit, enough abandoned ones (here
+    two, the limit) kept a later transfer from being expired. The sweep goes on from where it stopped."""
     from functions.softatm.function import sweep
 
     s = setup

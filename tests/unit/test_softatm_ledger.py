@@ -238,8 +238,10 @@ def test_state_machine():
     with pytest.raises(IllegalTransition):
         m.check(doc, "commit")
     assert m.check({**doc, "state": "RESERVED"}, "commit").target == "COMMITTED"
+    # a reservation nobody finishes expires too (SOFTATM_RESERVED_EXPIRY_S); a final transfer never does
+    assert m.check({**doc, "state": "RESERVED"}, "expire").target == "ABORTED"
     with pytest.raises(IllegalTransition):
-        m.check({**doc, "state": "RESERVED"}, "expire")   # reserved never expires
+        m.check({**doc, "state": "COMMITTED"}, "expire")
     with pytest.raises(IllegalTransition):
         m.check({**doc, "state": "COMMITTED"}, "abort")   # no reversals
     assert m.check({"kind": "deposit", "state": "RECEIVED"}, "confirm").target == "COMMITTED"

@@ -10,12 +10,13 @@ from typing import Callable
 from lscloud.aggregate import NoChange
 from lscloud.statemachine import Actor
 
-from . import telemetry as tm
+from . import settings, telemetry as tm
 from .admission import admitted_by_records, resend
 from .consequences import settle, settle_quietly, unsettled
 from .documents import TRANSFERS, written
 from .refusals import Expired, NotReady
-from .transfers import ABORTED, COMMITTED, FINAL, MACHINE, RECEIVED, RESERVED, expired, iso, now
+from .transfers import ABORTED, COMMITTED, FINAL, MACHINE, RECEIVED, RESERVED, expired, expired_already, iso, now, \
+    reserve_until
 
 log = logging.getLogger("softatm.actions")
 
@@ -32,6 +33,8 @@ def act(tid: str, action: str, req: dict, actor: Actor, *, visible: Callable[[di
         seen = TRANSFERS.visible(tid, visible)
     doc = seen.data
     if action in doc["requests"]:
+        if doc["admitted"] and expired(doc, now()):
+            expire(tid)   # a bank resending its reservation past the deadline is answered as aborted
         return resend(TRANSFERS.visible(tid, visible).data, action, req), True   # as it is now
     # the admitting run announces the transfer, then writes the admission: a bank that heard of it
     # first finds it admitted by its records (the hold, the daily count) and admits it here
@@ -45,7 +48,9 @@ def act(tid: str, action: str, req: dict, actor: Actor, *, visible: Callable[[di
     def change(d):
         if action in d["requests"]:
             raise NoChange  # a resend that raced the first request
-        if expired(d, now()):
+        # past the deadline, or aborted by it first (the expiry won the race for this If-Match):
+        # a teller told "expired" does not hand over the cash, and a bank's late step revives nothing
+        if expired(d, now()) or expired_already(d):
             raise Expired(d["state"])
         at = now()
         t = MACHINE.apply(d, action, actor, at=at, reason=reason)
@@ -54,6 +59,7 @@ def act(tid: str, action: str, req: dict, actor: Actor, *, visible: Callable[[di
         if t.target == RESERVED:
             d["reserved_at"] = iso(at)
             d["bank_reference"] = bank_reference
+            reserve_until(d, at, settings.current().reserved_expiry_s)
         elif t.target == COMMITTED:
             d["committed_at"] = iso(at)
             if bank_reference:
@@ -70,7 +76,10 @@ def act(tid: str, action: str, req: dict, actor: Actor, *, visible: Callable[[di
 
 
 def expire(tid: str) -> dict:
-    """Abort an admitted transfer past its expiry (the bank never answered), then settle it."""
+    """Abort an admitted transfer past its deadline (the bank never answered, or no teller finished
+    a reservation), then settle it: the same consequences as a teller's abort (the hold released,
+    the daily limit given back, ``transfer.aborted`` and so the bank's webhook, out of the open index).
+    A commit that won the race leaves nothing to do but settle."""
     def change(d):
         if not (expired(d, now()) and d["admitted"]):
             raise NoChange

@@ -57,8 +57,11 @@ def publish(evts: list[dict]) -> None:
 
 
 def open_key(doc: dict) -> str:
-    """The transfer's entry in the sweep's index of open transfers (by expiry)."""
-    return f"{micros(parse_iso(doc['expires_at'])):016d}_{doc['id']}"
+    """The transfer's entry in the sweep's index of open transfers, by the bank's deadline (its
+    first ``expires_at``). A reservation gives the transfer a later deadline but keeps the key
+    (``answer_by``, :func:`.transfers.reserve_until`): the entry is written once, before the
+    transfer, and deleted once, with its final settle; the sweep judges expiry by the document."""
+    return f"{micros(parse_iso(doc.get('answer_by') or doc['expires_at'])):016d}_{doc['id']}"
 
 
 def index_day(doc: dict) -> None:

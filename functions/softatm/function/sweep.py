@@ -1,14 +1,16 @@
-"""The sweep: what no request finishes by itself — expiry of unanswered transfers, the decision on
-transfers whose admitting run vanished past its fence, consequences a crash left undone.
+"""The sweep: what no request finishes by itself — expiry of unanswered transfers and of reserved
+withdrawals no teller finished, the decision on transfers whose admitting run vanished past its
+fence, consequences a crash left undone.
 
 Run by operators (``POST /v1/sweep``) and, where ``SOFTATM_SWEEP_S`` is set (every 5 s in the
 cluster), by a background thread of each replica. Every step is repeat-safe, so replicas may race.
 
 A sweep reads at most ``limit`` transfers, from where the last one stopped: the open index is in
-expiry order, and a withdrawal the bank reserved never expires, so its entry stays at the front
-until a teller commits or aborts it. Read from the front every time, a thousand of those (a year
-of abandoned withdrawals) would have kept every later transfer from being expired, decided or
-settled, ever.
+order of the bank's deadline, and a withdrawal the bank reserved stays open (its entry at the
+front) until a teller commits or aborts it or its reservation expires
+(``SOFTATM_RESERVED_EXPIRY_S``, judged by the document's ``expires_at``, not by the entry's key).
+Read from the front every time, a burst of those would keep every later transfer from being
+expired, decided or settled in the meantime.
 """
 
 from __future__ import annotations

@@ -3,9 +3,11 @@ what callers and events see of a transfer. Plain Python.
 
 Withdrawal (cash-out): RECEIVED → RESERVED (the bank reserved the customer's funds) →
 COMMITTED (the teller handed the cash over) | ABORTED. Deposit (cash-in): RECEIVED →
-COMMITTED (the bank credited the account) | ABORTED. A RECEIVED transfer past its expiry aborts;
-a RESERVED one never expires and leaves RESERVED only by commit or an explicit abort. COMMITTED
-and ABORTED are final: there are no reversals (a refund is a new transfer).
+COMMITTED (the bank credited the account) | ABORTED. A transfer past its ``expires_at`` aborts
+(``expired``): RECEIVED, when the bank did not answer within ``SOFTATM_EXPIRY_S``; RESERVED, when
+no teller committed or aborted it within ``SOFTATM_RESERVED_EXPIRY_S`` of the reservation (a
+customer who walked away must not keep their money reserved at the bank, nor the point its cash
+held, for good). COMMITTED and ABORTED are final: there are no reversals (a refund is a new transfer).
 
 Every POST carries a client-chosen id; the normalised request is kept with the transfer, so a
 resend with the same body gets the first answer again and a different body gets 409 naming
@@ -15,13 +17,15 @@ every field that differs, never its value (:func:`.admission.resend`).
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from lscloud import errors
 from lscloud.identifiers import InvalidIdentifier, parse_cccd
 from lscloud.pseudonyms import pseudonym
 from lscloud.statemachine import Action, StateMachine, iso as _iso, parse_iso
 from lscloud.workdays import local_day  # noqa: F401 - the transfers' day, as their callers import it
+
+from . import settings
 
 RECEIVED, RESERVED, COMMITTED, ABORTED = "RECEIVED", "RESERVED", "COMMITTED", "ABORTED"
 FINAL = frozenset({COMMITTED, ABORTED})
@@ -41,7 +45,8 @@ MACHINE = StateMachine("softatm", [
     Action("confirm", {RECEIVED}, COMMITTED, "transfer.committed", kinds={DEPOSIT}),
     Action("reject", {RECEIVED}, ABORTED, "transfer.aborted"),
     Action("abort", {RECEIVED, RESERVED}, ABORTED, "transfer.aborted"),
-    Action("expire", {RECEIVED}, ABORTED, "transfer.aborted"),
+    # the system's abort of what nobody finished in time: the bank unanswered, or the teller after a reservation
+    Action("expire", {RECEIVED, RESERVED}, ABORTED, "transfer.aborted"),
     # admission said no (daily limit, no cash, not admitted in time): the bank never hears of it
     Action("refuse", {RECEIVED}, ABORTED, "transfer.aborted"),
 ], states=(RECEIVED, RESERVED, COMMITTED, ABORTED), terminal=FINAL, state_field="state",
@@ -107,8 +112,35 @@ def normalise_create(body: dict, kind: str) -> dict:
             "customer_id_number": cccd.number}
 
 
+def reserve_until(doc: dict, at: datetime, seconds: int) -> None:
+    """``doc`` reserved ``at``: its deadline moves to ``seconds`` later. The bank's own deadline is
+    kept (``answer_by``): the sweep's open entry is keyed by it (:func:`.documents.open_key`), so
+    the new deadline moves no index entry (no extra write, no entry to lose between two)."""
+    doc.setdefault("answer_by", doc["expires_at"])
+    doc["expires_at"] = iso(at + timedelta(seconds=seconds))
+
+
+def deadline(doc: dict) -> datetime:
+    """When ``doc`` expires if it is still open then. A withdrawal reserved before reservations
+    expired (no ``answer_by``) still carries the bank's deadline: it gets the reservation's from its
+    ``reserved_at`` instead, not an abort of a teller's payout in progress at the first sweep."""
+    if _reserved_before_expiry(doc):
+        return parse_iso(doc["reserved_at"]) + timedelta(seconds=settings.current().reserved_expiry_s)
+    return parse_iso(doc["expires_at"])
+
+
+def _reserved_before_expiry(doc: dict) -> bool:
+    return doc["state"] == RESERVED and "answer_by" not in doc and bool(doc.get("reserved_at"))
+
+
 def expired(doc: dict, at: datetime) -> bool:
-    return doc["state"] == RECEIVED and parse_iso(doc["expires_at"]) <= at
+    """Whether ``doc`` is open (RECEIVED or RESERVED) past its deadline."""
+    return doc["state"] in (RECEIVED, RESERVED) and deadline(doc) <= at
+
+
+def expired_already(doc: dict) -> bool:
+    """Whether ``doc`` was aborted by its expiry: a later step is refused as :class:`.refusals.Expired`."""
+    return doc["state"] == ABORTED and doc.get("abort_reason") == "expired"
 
 
 def view(doc: dict) -> dict:
@@ -116,6 +148,8 @@ def view(doc: dict) -> dict:
     keep = ("id", "kind", "state", "bank", "point", "unit_code", "amount_vnd", "account", "phone", "created_at",
             "expires_at", "reserved_at", "committed_at", "aborted_at", "abort_reason", "bank_reference")
     out = {k: doc.get(k) for k in keep}
+    if _reserved_before_expiry(doc):
+        out["expires_at"] = iso(deadline(doc))
     out["customer_id_number"] = mask_id(doc["customer_id_number"])
     return out
 
