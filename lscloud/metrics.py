@@ -22,7 +22,8 @@ instrument                               recorded   attributes
                                          (S3, HTTP) ``error.type``; S3: ``rpc.method``, bucket
 =======================================  =========  ===============================================
 
-``observability/README.md`` lists the Prometheus names these become.
+``observability/README.md`` lists the Prometheus names these become. :class:`ExpiringReadings` is
+the per-replica cache a function's observable gauge reports from.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import threading
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Generic, Hashable, Iterator, Mapping, TypeVar
 
 from .telemetry import error_type
 
@@ -65,6 +66,69 @@ class Instruments:
                     self._made = self._create(meter)
                 made = self._made
         return made[name]
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class ExpiringReadings(Generic[K, V]):
+    """What an observable gauge reports when its values are only what this replica last saw: each
+    reading counts for ``ttl_s`` seconds after it was last set, then it is no longer reported.
+
+    Without the bound, a replica that stopped seeing a key (its requests went to other pods) would go
+    on exporting the figure it last saw for as long as it lives, and a dashboard taking the max over
+    pods would read it as current. :meth:`set` records one reading; :meth:`replace` records a full
+    count at once (a sweep); :meth:`fresh` is what the gauge's callback reports. The expired entries
+    are dropped by every :meth:`fresh` and :meth:`replace`, and by a :meth:`set` once in each
+    sixteenth of ``ttl_s``, so memory holds only the keys seen within about ``ttl_s`` whether or not
+    a metric reader collects. A key is reported while ``now - set_at <= ttl_s``.
+
+    Thread-safe by construction: the entries are reached only through these methods, each of which
+    reads the clock and changes or copies the entries under one lock (no I/O, no callback inside),
+    so request threads setting readings and the reader's thread collecting them each see a call
+    whole. ``clock`` gives monotonic seconds (a wall clock that jumps would expire or revive
+    readings); tests pass their own.
+    """
+
+    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic):
+        self.ttl_s = float(ttl_s)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[K, tuple[V, float]] = {}   # key -> (value, clock time it was set)
+        self._dropped_at = clock()
+
+    def _drop_expired(self, now: float) -> None:
+        horizon = now - self.ttl_s
+        for key in [k for k, (_v, at) in self._entries.items() if at < horizon]:
+            del self._entries[key]
+        self._dropped_at = now
+
+    def set(self, key: K, value: V) -> None:
+        """``value`` is the reading of ``key`` from now on, for ``ttl_s``."""
+        with self._lock:
+            now = self._clock()
+            self._entries[key] = (value, now)
+            # a set is on a request's path (every write of a soft ATM's journal): it walks every
+            # key only now and then, which still bounds memory to the keys of about one ttl_s
+            if now - self._dropped_at >= self.ttl_s / 16:
+                self._drop_expired(now)
+
+    def replace(self, readings: Mapping[K, V], missing: V) -> None:
+        """One count of everything at once: each of ``readings`` is set now; a key it lacks reads
+        ``missing`` (e.g. 0: none left) but keeps its time, so it expires ``ttl_s`` after the last
+        count that had it. No collection sees the count half applied."""
+        with self._lock:
+            now = self._clock()
+            self._entries = {k: (missing, at) for k, (_v, at) in self._entries.items()}
+            self._entries.update((k, (v, now)) for k, v in readings.items())
+            self._drop_expired(now)
+
+    def fresh(self) -> list[tuple[K, V]]:
+        """The ``(key, value)`` readings not yet expired (and the expired ones forgotten)."""
+        with self._lock:
+            self._drop_expired(self._clock())
+            return [(k, v) for k, (v, _at) in self._entries.items()]
 
 
 HTTP_CLIENT = Instruments(lambda m: {"duration": m.create_histogram(

@@ -409,7 +409,7 @@ def test_the_clock_tick_flags_overdue_steps_and_flushes_the_outbox(client, tok, 
     assert [e["subject"] for e in overdue] == [did]
     assert outbox.pending() == []
     assert pending["id"] in [m["event"]["id"] for m in tail(rt.settings, 50)]
-    assert metrics._overdue["ubnd-05983"] == 1   # the overdue gauge, fed by the sweep
+    assert dict(metrics._overdue.fresh())["ubnd-05983"] == 1   # the overdue gauge, fed by the sweep
     assert ok(client.get("/v1/stats", headers=tok("operator")))["total"]["overdue_now"] == 1
     # a redelivered tick runs again (repeat-safe) and flags nothing twice, nor does the next minute's
     assert tick().get_json()["status"] == "done"

@@ -11,6 +11,7 @@ import pytest
 from functions.dossiers.function import metrics
 from lscloud import telemetry
 from lscloud.config import Settings
+from lscloud.metrics import ExpiringReadings
 
 
 @pytest.fixture
@@ -20,8 +21,8 @@ def clock(monkeypatch):
     now = SimpleNamespace(mono=5_000.0, wall=1_760_000_000.0)
     monkeypatch.setattr(metrics, "time", SimpleNamespace(monotonic=lambda: now.mono, time=lambda: now.wall),
                         raising=False)
-    monkeypatch.setattr(metrics, "_overdue", {})
-    monkeypatch.setattr(metrics, "_counted", {}, raising=False)
+    # the module's own TTL: the test moves the clock by OVERDUE_TTL_S, so a cache built with another fails it
+    monkeypatch.setattr(metrics, "_overdue", ExpiringReadings(metrics._overdue.ttl_s, clock=lambda: now.mono))
     monkeypatch.setattr(metrics, "_last_sweep", None, raising=False)
     return now
 

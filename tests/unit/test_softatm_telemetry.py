@@ -11,6 +11,7 @@ import pytest
 from functions.softatm.function import telemetry as tm
 from lscloud import telemetry
 from lscloud.config import Settings
+from lscloud.metrics import ExpiringReadings
 
 POINT = "bd-06040"
 
@@ -21,7 +22,8 @@ def clock(monkeypatch):
     telemetry.setup(Settings(service="softatm"))
     now = SimpleNamespace(mono=5_000.0, wall=1_760_000_000.0)
     monkeypatch.setattr(tm, "time", SimpleNamespace(monotonic=lambda: now.mono, time=lambda: now.wall), raising=False)
-    monkeypatch.setattr(tm, "_floats", {})
+    # the module's own TTL: the tests move the clock by FLOAT_TTL_S, so a cache built with another fails them
+    monkeypatch.setattr(tm, "_floats", ExpiringReadings(tm._floats.ttl_s, clock=lambda: now.mono))
     return now
 
 

@@ -39,18 +39,17 @@ the gate. ``observability/alerts.yaml`` derives it from ``lscloud.border.transit
 **The capacity gauge** reads a small in-process *cache*: the effective capacity (directory figure or
 operator override) of each gate and flow as this process last computed it while booking, answering
 a queue position or the board, or storing an override. Nothing extra is read for it; entries older
-than :data:`CAPACITY_TTL_S` are no longer reported, so a pod that stopped serving a gate does not
-keep exporting a stale figure. Dashboards take ``max by (gate, flow)`` over pods.
+than :data:`CAPACITY_TTL_S` are no longer reported (:class:`lscloud.metrics.ExpiringReadings`), so a
+pod that stopped serving a gate does not keep exporting a stale figure. Dashboards take
+``max by (gate, flow)`` over pods.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from datetime import datetime
 from typing import Any, Iterable
 
-from lscloud.metrics import Instruments
+from lscloud.metrics import ExpiringReadings, Instruments
 
 # seconds: a crossing's dwell goes from minutes to days in a jam (the 2021-22 fruit-season queues)
 DWELL_BUCKETS = (300, 600, 900, 1800, 2700, 3600, 5400, 7200, 10800, 14400, 21600, 28800, 43200, 86400,
@@ -58,17 +57,14 @@ DWELL_BUCKETS = (300, 600, 900, 1800, 2700, 3600, 5400, 7200, 10800, 14400, 2160
 DECISION_BUCKETS = (60, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 43200, 86400, 172800)
 CAPACITY_TTL_S = 900.0
 
-_lock = threading.Lock()  # guards the capacity cache
-_capacity: dict[tuple[str, str], tuple[int, float]] = {}   # (gate, flow) -> (per hour, monotonic time seen)
+_capacity: ExpiringReadings[tuple[str, str], int] = ExpiringReadings(CAPACITY_TTL_S)   # (gate, flow) -> per hour
 
 
 def _observe_capacity(_options) -> Iterable[Any]:
     from opentelemetry.metrics import Observation
 
-    horizon = time.monotonic() - CAPACITY_TTL_S
-    with _lock:
-        seen = [(k, v) for k, (v, at) in _capacity.items() if at >= horizon]
-    return [Observation(v, {"lscloud.border.gate": gate, "lscloud.border.flow": flow}) for (gate, flow), v in seen]
+    return [Observation(v, {"lscloud.border.gate": gate, "lscloud.border.flow": flow})
+            for (gate, flow), v in _capacity.fresh()]
 
 
 def _create(m) -> dict[str, Any]:
@@ -175,5 +171,4 @@ def weighed(gate: str, flow: str | None, outcome: str) -> None:
 def capacity_seen(gate: str, flow: str, per_hour: int) -> None:
     """Remember the effective capacity just computed (no I/O; the gauge's callback reports it)."""
     _instrument("capacity")   # registers the callback on first use
-    with _lock:
-        _capacity[(gate, flow)] = (int(per_hour), time.monotonic())
+    _capacity.set((gate, flow), int(per_hour))

@@ -19,36 +19,29 @@ Prometheus names: ``lscloud_dossiers_transitions_total``, ``lscloud_dossiers_ove
 Both gauges read what this replica's sweeps left in memory. A figure is reported only until
 :data:`OVERDUE_TTL_S` after the last sweep that counted its agency, so the counts of a replica the
 sweeps stopped reaching (or of an agency no sweep counts any more) go away instead of being
-re-reported forever; the sweep time never expires, its age is what ``DossiersOverdueSweepMissing``
-watches (the border's capacity gauge, ``functions/border/function/metrics.py``, expires its cache
-the same way).
+re-reported forever (:class:`lscloud.metrics.ExpiringReadings`); the sweep time never expires, its
+age is what ``DossiersOverdueSweepMissing`` watches.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 
-from lscloud.metrics import Instruments
+from lscloud.metrics import ExpiringReadings, Instruments
 
 # the platform clock sweeps every minute: half an hour without a sweep reaching this replica means
 # it is not where the sweeps land any more. Longer than DossiersOverdueSweepMissing takes to fire
 # (observability/alerts.yaml), so the figures never vanish before that alert says why.
 OVERDUE_TTL_S = 1800.0
 
-_lock = threading.Lock()
-_overdue: dict[str, int] = {}
-_counted: dict[str, float] = {}   # agency -> monotonic time of the last sweep that counted it
+_overdue: ExpiringReadings[str, int] = ExpiringReadings(OVERDUE_TTL_S)   # agency -> open dossiers overdue
 _last_sweep: float | None = None  # unix time of this replica's last sweep
 
 
 def _observe_overdue(_options):
     from opentelemetry.metrics import Observation
 
-    horizon = time.monotonic() - OVERDUE_TTL_S
-    with _lock:
-        items = [(a, n) for a, n in _overdue.items() if _counted[a] >= horizon]
-    return [Observation(n, {"lscloud.dossier.agency": a}) for a, n in items]
+    return [Observation(n, {"lscloud.dossier.agency": a}) for a, n in _overdue.fresh()]
 
 
 def _observe_sweep(_options):
@@ -90,13 +83,6 @@ def set_overdue(per_agency: dict[str, int]) -> None:
     """What one sweep counted: every agency with open dossiers (0 for none overdue)."""
     global _last_sweep
     _instrument("overdue")  # registered before the first collection
-    now = time.monotonic()
-    with _lock:
-        for a in list(_overdue):
-            # an agency this sweep did not count reads 0 until its last count expires
-            _overdue[a] = 0
-        _overdue.update(per_agency)
-        _counted.update(dict.fromkeys(per_agency, now))
-        for a in [a for a, at in _counted.items() if at < now - OVERDUE_TTL_S]:
-            del _overdue[a], _counted[a]
-        _last_sweep = time.time()
+    # an agency this sweep did not count reads 0 until its last count expires
+    _overdue.replace(per_agency, missing=0)
+    _last_sweep = time.time()

@@ -20,36 +20,29 @@ replica's last write to a point's journal, and when it wrote them. Every replica
 several report a point at once, most of them out of date: the write time tells which report is the
 newest write, and ``observability/alerts.yaml`` (``SoftatmFloatLow``) and the soft ATM dashboard
 select by it. A replica reports a point only for :data:`FLOAT_TTL_S` after it last wrote it, so one
-that stopped serving the point does not keep exporting a figure forever (the border's capacity
-gauge, ``functions/border/function/metrics.py``, expires its cache the same way).
+that stopped serving the point does not keep exporting a figure forever
+(:class:`lscloud.metrics.ExpiringReadings`).
 """
 
 from __future__ import annotations
 
-import threading
 import time
 
-from lscloud.metrics import Instruments
+from lscloud.metrics import ExpiringReadings, Instruments
 
 # longer than SoftatmFloatLow's `for: 15m`, so a low balance written once can still page; the
 # rules look back further than this for the newest write (observability/alerts.yaml says why)
 FLOAT_TTL_S = 3600.0
 
-_lock = threading.Lock()
-_floats: dict[str, tuple[int, int, float, float]] = {}   # point -> (cash, held, unix time, monotonic time written)
-
-
-def _fresh() -> list[tuple[str, int, int, float]]:
-    horizon = time.monotonic() - FLOAT_TTL_S
-    with _lock:
-        return [(point, cash, held, wrote) for point, (cash, held, wrote, at) in _floats.items() if at >= horizon]
+# point -> (cash, held, unix time written)
+_floats: ExpiringReadings[str, tuple[int, int, float]] = ExpiringReadings(FLOAT_TTL_S)
 
 
 def _observe(_options):
     from opentelemetry.metrics import Observation
 
     out = []
-    for point, cash, held, _wrote in _fresh():
+    for point, (cash, held, _wrote) in _floats.fresh():
         out.append(Observation(cash, {"softatm.point": point, "softatm.balance": "cash"}))
         out.append(Observation(held, {"softatm.point": point, "softatm.balance": "held"}))
     return out
@@ -58,7 +51,7 @@ def _observe(_options):
 def _observe_written(_options):
     from opentelemetry.metrics import Observation
 
-    return [Observation(wrote, {"softatm.point": point}) for point, _cash, _held, wrote in _fresh()]
+    return [Observation(wrote, {"softatm.point": point}) for point, (_cash, _held, wrote) in _floats.fresh()]
 
 
 def _create(m) -> dict:
@@ -103,5 +96,4 @@ def mismatches(bank: str, n: int) -> None:
 def float_seen(point: str, cash: int, held: int) -> None:
     """The balances just after this replica wrote to the point's journal."""
     _get("float")   # registers both callbacks on first use
-    with _lock:
-        _floats[point] = (cash, held, time.time(), time.monotonic())
+    _floats.set(point, (cash, held, time.time()))
