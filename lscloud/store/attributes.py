@@ -81,6 +81,11 @@ class Attribute:
         """JSON value -> Python value (validated, so a corrupt document fails loudly)."""
         return self.validate(value)
 
+    def from_parsed(self, value: Any) -> Any:
+        """:meth:`deserialize` of a value a stored document's JSON parsed to (NaN and Infinity
+        refused by the parse): what only the parse could have got wrong is not checked again."""
+        return self.deserialize(value)
+
     def _fail(self, value: Any, expected: str) -> TypeError:
         return TypeError(f"attribute {self.name!r} expects {expected}, got {type(value).__name__}")
 
@@ -235,6 +240,10 @@ class JSONAttribute(Attribute):
 
     def validate(self, value):
         _check_json(self, value)
+        return value
+
+    def from_parsed(self, value):
+        # parsed JSON is JSON: dumping it again to check (every read of every record) found nothing
         return value
 
 

@@ -113,6 +113,11 @@ class _ModelMeta(type):
         return cls
 
 
+def _no_constant(name: str):
+    """``json.loads``'s hook for NaN and Infinity, which Python reads but no JSON has (we never write them)."""
+    raise ValueError(f"{name} is not JSON")
+
+
 class Model(metaclass=_ModelMeta):
     """Base of every document model. Subclasses declare ``class Meta: table = "..."`` and attributes.
 
@@ -211,7 +216,7 @@ class Model(metaclass=_ModelMeta):
         return ttl is not None and ttl.expired(self._values.get(ttl.name))
 
     @classmethod
-    def _build(cls: type[M], data: Any, *, etag: str | None, key: str | None) -> M:
+    def _build(cls: type[M], data: Any, *, etag: str | None, key: str | None, parsed: bool = False) -> M:
         if not isinstance(data, dict):
             raise TypeError(f"{cls.__name__}.from_dict needs a dict, got {type(data).__name__}")
         item = cls.__new__(cls)
@@ -225,13 +230,13 @@ class Model(metaclass=_ModelMeta):
             elif data[name] is None:
                 item._values[name] = None
             else:
-                item._values[name] = attr.deserialize(data[name])
+                item._values[name] = attr.from_parsed(data[name]) if parsed else attr.deserialize(data[name])
         return item
 
     @classmethod
     def _parse(cls: type[M], body: bytes, etag: str, key: str) -> M:
         try:
-            return cls._build(json.loads(body), etag=etag, key=key)
+            return cls._build(json.loads(body, parse_constant=_no_constant), etag=etag, key=key, parsed=True)
         except (TypeError, ValueError) as exc:
             raise errors.StoreError(f"corrupt {cls.__name__} document at {key}: {exc}", cause="corrupt",
                                     key=key) from exc

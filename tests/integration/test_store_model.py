@@ -398,3 +398,27 @@ def test_meta_bucket_overrides_the_default(configured):
     assert objects.head(other, "archive/a1/_.json").size > 0
     assert list(objects.list(default_bucket, "archive/")) == []
     assert Archived.get("a1").code == "a1"
+
+
+class Note(Model):
+    class Meta:
+        table = "notes"
+
+    nid = A.UnicodeAttribute(hash_key=True)
+    body = A.JSONAttribute(null=True)
+
+
+def test_a_stored_document_that_is_no_json_reads_as_corrupt(configured):
+    """What JSON has no value for (NaN, Infinity: Python's json reads them) fails the read, even
+    deep in a JSON attribute, whose parsed value is not checked again; JSON values round-trip."""
+    from lscloud.store.errors import StoreError
+
+    objects, bucket = configured
+    Note("ok", body={"n": [1, 2.5, None, "x"], "t": True}).save()
+    assert Note.get("ok").body == {"n": [1, 2.5, None, "x"], "t": True}
+    for text in (b'{"nid":"bad","body":{"n":[1,NaN]}}', b'{"nid":"bad","body":Infinity}',
+                 b'{"nid":"bad","body":{"x":-Infinity}}'):
+        objects.put(bucket, keys.object_key("notes", "bad"), text)
+        with pytest.raises(StoreError) as corrupt:
+            Note.get("bad")
+        assert corrupt.value.cause == "corrupt"
