@@ -312,9 +312,12 @@ class Aggregate(Generic[M]):
     def _finish_create(self, item: M) -> None:
         self._finish(Outcome(item, [_transition(t) for t in item.created]), self._created_side(item.data))
 
-    def _finish_moved(self, record_id: str, refused: M) -> None:
+    def _finish_moved(self, record_id: str, refused: M,
+                      side: Callable[[dict], Iterable[Model]] | None = None) -> None:
         """Finish the round of the record's last move (its audit entries, the indexes every write
         keeps, its events), should a process have died between that move's write and its round.
+        The refused call's own ``side`` indexes too, when the last move was made by a call with the
+        same ``side`` (its retry): another call's would be indexes of a move it did not make.
 
         Called where a move is refused (``op`` raised :class:`NoChange` or a Conflict, on
         ``refused``, the copy it was given): what a client's retry of a move cut off after its write
@@ -332,7 +335,8 @@ class Aggregate(Generic[M]):
         if int(item.version) < 2 or not _recent(moved):
             return
         out = Outcome(item, [_transition(t) for t in moved])
-        self._finish(out, [])
+        own = side is not None and moved[-1].get("side") == _side_name(side)
+        self._finish(out, list(side(item.data)) if own else [])
         self._after_terminal(out)
 
     def _finish(self, out: Outcome[M], side: list[Model]) -> None:
@@ -396,7 +400,7 @@ class Aggregate(Generic[M]):
             guess = None
             if refusal is not None:
                 if isinstance(refusal, (NoChange, Conflict)):
-                    self._finish_moved(record_id, item)
+                    self._finish_moved(record_id, item, side)
                 if isinstance(refusal, NoChange):
                     return Outcome(item)
                 raise refusal
@@ -405,7 +409,7 @@ class Aggregate(Generic[M]):
                 return Outcome(item)
             self._sync(item, doc)
             if self.keeps_moved:
-                item.moved = [_kept(t) for t in transitions]
+                item.moved = [_kept(t, side) for t in transitions]
             try:
                 item.save()
             except ConditionalCheckFailed:
@@ -480,11 +484,20 @@ def _recent(moved: list | None) -> bool:
     return bool(moved) and (now() - parse_iso(moved[-1]["at"])).total_seconds() <= MOVED_REDO_S
 
 
-def _kept(t: Transition) -> dict:
-    """``t`` as a record keeps it (JSON) for :func:`_transition`."""
-    return {"action": t.action, "source": t.source, "target": t.target, "fact": t.fact, "type": t.type,
+def _kept(t: Transition, side: Callable | None = None) -> dict:
+    """``t`` as a record keeps it (JSON) for :func:`_transition`, with the name of the call's own
+    ``side`` (:meth:`Aggregate._finish_moved` writes those indexes only for that call's retry)."""
+    kept = {"action": t.action, "source": t.source, "target": t.target, "fact": t.fact, "type": t.type,
             "actor": t.actor.as_dict(), "at": t.at, "reason": t.reason, "details": t.details}
+    if side is not None:
+        kept["side"] = _side_name(side)
+    return kept
+
+
+def _side_name(side: Callable) -> str:
+    # the same in every replica and release that has the function where it is
+    return f"{side.__module__}.{side.__qualname__}"
 
 
 def _transition(kept: dict) -> Transition:
-    return Transition(**{**kept, "actor": Actor(**kept["actor"])})
+    return Transition(**{**{k: v for k, v in kept.items() if k != "side"}, "actor": Actor(**kept["actor"])})

@@ -296,3 +296,34 @@ def test_a_stale_copy_given_decides_a_write_never_a_refusal_or_a_skip(parcels):
 
     assert parcels.mutate("p-stale-2", stamp_again_once_stamped, item=stale).doc["stamps"] == 2
     assert Parcel.get("p-stale-2").data["stamps"] == 2
+
+
+def test_a_retry_of_a_move_cut_off_before_its_own_indexes_writes_them(parcels, settings, monkeypatch):
+    """A move's call names its own indexes (``mutate(side=...)``: a border declaration's work lists
+    when it is submitted). Cut off after the write, the retry is refused (the record has moved) and
+    writes them; a refused call with other indexes of its own writes none of them."""
+    from lscloud.store.errors import StoreUnavailable
+
+    agg = Aggregate(KeptParcel, machine=MACHINE, source="/test", audit=ParcelAudit,
+                    summary=lambda doc: {"parcel_id": doc["id"]})
+    doc = {"id": "w-1", "status": "new"}
+    agg.create(KeptParcel("w-1", data=doc), [MACHINE.apply(doc, "send", COURIER)])
+
+    def work_list(d):
+        return [ParcelIndex("couriers", f"w_{d['id']}", parcel_id=d["id"])]
+
+    def other_list(d):
+        return [ParcelIndex("other", f"o_{d['id']}", parcel_id=d["id"])]
+
+    deliver = lambda d: [MACHINE.apply(d, "deliver", COURIER)]   # noqa: E731
+    cut_once(monkeypatch, ParcelIndex, "save")
+    with pytest.raises(StoreUnavailable):
+        agg.mutate("w-1", deliver, side=work_list)
+    assert KeptParcel.get("w-1").status == "delivered" and not ParcelIndex.exists("couriers", "w_w-1")
+    with pytest.raises(errors.Conflict):
+        agg.mutate("w-1", deliver, side=other_list)   # another call: its indexes are not this move's
+    assert not ParcelIndex.exists("other", "o_w-1") and not ParcelIndex.exists("couriers", "w_w-1")
+    with pytest.raises(errors.Conflict):
+        agg.mutate("w-1", deliver, side=work_list)    # the retry
+    assert ParcelIndex.exists("couriers", "w_w-1") and not ParcelIndex.exists("other", "o_w-1")
+    assert [e["to"] for e in agg.trail("w-1")] == ["sent", "delivered"]
