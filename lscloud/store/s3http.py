@@ -96,15 +96,23 @@ def _error_name(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def _outcome(status: int | None, error: str | None = None) -> dict:
+    """The HTTP conventions' attributes of one attempt's outcome: its status (and ``error.type``, the
+    status, when it is an error), or, with no answer, ``error.type`` naming what stopped it. The
+    same on the attempt's span and its ``http.client.request.duration`` sample."""
+    if status is None:
+        return {"error.type": error or "_OTHER"}
+    return {"http.response.status_code": status, "error.type": str(status)} if status >= 400 \
+        else {"http.response.status_code": status}
+
+
 def _answered(span, reply: Reply) -> None:
     if span.is_recording():
         request_id = reply.headers.get("x-amz-request-id")
         # one call: each set_attribute takes the span's lock and cleans its value on its own
-        attributes = {"http.response.status_code": reply.status}
+        attributes = _outcome(reply.status)
         if request_id:
             attributes["aws.request_id"] = request_id
-        if reply.status >= 400:
-            attributes["error.type"] = str(reply.status)
         span.set_attributes(attributes)
         if reply.status >= 400:
             span.set_status(StatusCode.ERROR, f"{reply.status} {reply.error_code()}")
@@ -116,13 +124,7 @@ def _measured(labels: dict | None, started: float, span, status: int | None, err
     status, or ``error``; recorded in the call's span's context, so an exemplar leads to it."""
     if labels is None:
         return
-    point = dict(labels)
-    if status is not None:
-        point["http.response.status_code"] = status
-        if status >= 400:
-            point["error.type"] = str(status)
-    else:
-        point["error.type"] = error or "_OTHER"
+    point = {**labels, **_outcome(status, error)}
     context = trace.set_span_in_context(span) if span.is_recording() else None
     HTTP_CLIENT("duration").record(time.perf_counter() - started, point, context=context)
 
@@ -157,8 +159,9 @@ class Started:
         # no answer, or one to retry: this attempt's span ends, and the store's retries take over
         # after the pause they make between attempts (so a GET sent ahead has one attempt more)
         if span.is_recording():
-            span.set_attributes({"http.response.status_code": reply.status, "error.type": str(reply.status)}
-                                if reply is not None else {"error.type": error or "_OTHER"})
+            # a retried answer is an error of this attempt, whatever its status
+            span.set_attributes({**_outcome(reply.status), "error.type": str(reply.status)}
+                                if reply is not None else _outcome(None, error))
         span.set_status(StatusCode.ERROR, "retried")
         span.end()
         self._http._sleep(1)
