@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -22,6 +23,20 @@ def make_pdf(text: str = "Quyết định cấp giấy phép", pages: int = 1) -
         c.showPage()
     c.save()
     return buf.getvalue()
+
+
+def with_attachment(pdf: bytes, size: int) -> bytes:
+    """``pdf`` with a file of ``size`` random bytes attached, stored as is: incompressible, as a
+    scan is, so the document is as large on the wire as on disk."""
+    from pyhanko.pdf_utils import embed
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    w = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    embed.embed_file(w, embed.FileSpec(file_spec_string="ban-chup.bin", embedded_data=embed.EmbeddedFileObject.from_file_data(
+        w, os.urandom(size), compress=False, mime_type="application/octet-stream")))
+    out = io.BytesIO()
+    w.write(out)
+    return out.getvalue()
 
 
 def nss_db(root_pem: str, where: Path) -> Path:

@@ -6,7 +6,8 @@ for a 4 KB PDF of compressed zeros, 45 s and 2 GB (answering 200) for a 16 KB on
 fields; an officer's upload read the same bombs, and one that passed the upload's check took 8 s
 and 600 MB to sign. Now such a file is a 422 (``pdf-too-costly``) and the test process, which
 serves the app, does not grow; a signed document still gets the report it got; the public
-verification is rate limited per caller and takes at most 10 MiB."""
+verification is rate limited per caller and takes as much as an upload may be: it took at most
+10 MiB, so a 15 MiB scan signed here could not be verified by whoever it was sent to."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import zlib
 
 import pytest
 
-from documents_support import make_pdf
+from documents_support import make_pdf, with_attachment
 
 from functions.documents.function import verify
 
@@ -162,10 +163,10 @@ def test_an_upload_is_read_by_one_worker_job(client, tokens, monkeypatch):
     assert len(jobs) == 1, jobs
 
 
-def signed(client, tokens) -> bytes:
+def signed(client, tokens, body: bytes | None = None) -> bytes:
     a, b = staff(tokens, "cv-an"), staff(tokens, "ct-binh", "supervisor")
-    r = client.post("/v1/documents", query_string={"title": "QĐ", "signers": "cv-an,ct-binh"}, data=make_pdf(),
-                    headers={**a, **PDF})
+    r = client.post("/v1/documents", query_string={"title": "QĐ", "signers": "cv-an,ct-binh"},
+                    data=body or make_pdf(), headers={**a, **PDF})
     assert r.status_code == 201, r.get_data(as_text=True)
     doc = r.get_json()["id"]
     for h in (a, b):
@@ -223,6 +224,34 @@ def test_the_public_verification_is_limited_per_caller(start_function, tokens):
                        ).status_code == 200
 
 
-def test_the_public_verification_takes_at_most_10_mib(client):
-    r = client.post("/v1/verifications", data=b"%PDF-1.7\n" + b"0" * (10 * 1_048_576), headers=PDF)
+def too_large(r, bound: int):
     assert r.status_code == 413, r.get_data(as_text=True)[:300]
+    assert r.mimetype == "application/problem+json" and str(bound) in r.get_json()["detail"], r.get_json()
+    return r.get_json()
+
+
+def test_a_signed_document_as_large_as_an_upload_is_verified(documents, client, tokens):
+    """A scan of 19 MiB, uploaded and signed here, then sent to the public verification by whoever
+    received it: it was a 413 past 10 MiB. Read by a worker within its memory (pdf_worker.MEMORY_BYTES)."""
+    bound = documents.app.extensions["lscloud"].settings.blob_max_bytes
+    pdf = signed(client, tokens, with_attachment(make_pdf(), 19 * 1_048_576))
+    assert 10 * 1_048_576 < len(pdf) <= bound
+    r = client.post("/v1/verifications", data=pdf, headers=PDF)
+    assert r.status_code == 200, r.get_data(as_text=True)[:300]
+    report = r.get_json()
+    assert report["valid"] is True and report["document_timestamps_trusted"] == 2
+    assert [(s["valid"], s["intact"], s["trusted"], s["level"]) for s in report["signatures"]] == [
+        (True, True, True, "B-LTA")] * 2
+    # one byte more than an upload may be is refused before anything reads it, naming the bound
+    too_large(client.post("/v1/verifications", data=pdf + b"0" * (bound + 1 - len(pdf)), headers=PDF), bound)
+
+
+def test_the_public_verification_takes_what_an_upload_may_be(start_function):
+    """The bound is the upload's setting (LSCLOUD_BLOB_MAX_BYTES), not a number of its own."""
+    bound = 12 * 1_048_576
+    client = start_function("documents", function_env={"DOCUMENTS_PUBLIC_URL": "http://127.0.0.1:9/documents"},
+                            blob_max_bytes=bound).app.test_client()
+    too_large(client.post("/v1/verifications", data=b"%PDF-1.7\n" + b"0" * bound, headers=PDF), bound)
+    # under it, the body is read (and, being no PDF, refused as such)
+    r = client.post("/v1/verifications", data=b"%PDF-1.7\n" + b"0" * (11 * 1_048_576), headers=PDF)
+    assert r.status_code == 422 and r.get_json()["type"].endswith("unreadable-pdf"), r.get_data(as_text=True)[:300]

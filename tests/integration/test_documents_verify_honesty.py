@@ -8,6 +8,7 @@ although the embedded timestamp and revocation data are there for exactly that."
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 
@@ -184,11 +185,12 @@ def test_signatures_stay_valid_after_the_signers_certificate_expires(documents, 
     assert now["valid"] is True
 
     # four years on: the officers' certificates (pki.PERSON_YEARS) have expired; the function's
-    # CRLs are those of that day, and pyHanko validates at that day
+    # CRLs are those of that day (the PKI's clock), and its trust validates at that day (its moment)
     later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=365 * (pki.PERSON_YEARS + 1))
     monkeypatch.setattr(pki, "_now", lambda: later.replace(microsecond=0))
-    current = signing.Trust.validation_context
-    monkeypatch.setattr(signing.Trust, "validation_context", lambda self, **o: current(self, moment=later, **o))
+    custody = documents.app.config["DOCUMENTS_CUSTODY"]
+    today = custody.trust
+    monkeypatch.setattr(custody, "trust", lambda: dataclasses.replace(today(), moment=later))
 
     report = verified(client, pdf)
     assert report["valid"] is True

@@ -41,9 +41,12 @@ WORKERS = 2
 """PDFs read at once in a replica, as photos are decoded two at a time (:mod:`lscloud.images`):
 a replica has one CPU (its container 1280 MiB: func.yaml); the others wait their turn, up to :data:`WAIT_S`."""
 MEMORY_BYTES = 512 * MiB
-"""A worker's address space (RLIMIT_AS). The interpreter with the package takes ~85 MiB of it and
-a signed document of 10 MiB reads in well under 100 more; a PDF that needs more gets a
-MemoryError in the worker, not a replica grown until the kernel kills it."""
+"""A worker's address space (RLIMIT_AS). A fresh worker with the package takes ~93 MiB of it (73
+resident); verifying a signed document as large as an upload may be (19.8 MiB: a 19.6 MiB
+incompressible attachment, three B-LTA signatures) peaked at 141 MiB of address space (122
+resident), its bytes received over the pipe included: measured with /proc/self/status's VmPeak
+and VmHWM, pyHanko 0.38. A PDF that needs more than the limit gets a MemoryError in the worker,
+not a replica grown until the kernel kills it."""
 JOB_CPU_S = 10
 """CPU seconds for one PDF (RLIMIT_CPU, reset at each job): a signed document's report takes well
 under one. Past it the kernel ends the worker (SIGXCPU)."""

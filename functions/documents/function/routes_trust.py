@@ -12,10 +12,6 @@ from lscloud.web import body_limit, raw_body, responds
 from . import verify
 
 bp = Blueprint("trust", __name__)
-VERIFY_MAX_BYTES = 10 * 1_048_576
-"""What anyone may send to be verified: a signed decree or transcript, with its revisions,
-timestamps and revocation data, is a few hundred KB; a long scan signed here (uploads take up to
-``LSCLOUD_BLOB_MAX_BYTES``, 20 MiB) may be more and is then refused (413)."""
 
 
 @bp.get("/v1/trust/root.pem")
@@ -40,11 +36,13 @@ def crl(name: str):
 @bp.post("/v1/verifications")
 @allow("public")
 @raw_body("application/pdf")
-@body_limit(VERIFY_MAX_BYTES)
+# as much as an upload may be (the upload's own setting, LSCLOUD_BLOB_MAX_BYTES): whoever is sent a
+# document signed here, a long scan included, can have it verified; more is a 413 naming the bound
+@body_limit("blob_max_bytes")
 @responds("documents/verification.json",
           also={429: "Too many verifications from this caller (DOCUMENTS_VERIFY_LIMIT): wait Retry-After seconds"})
 def verification():
-    """Verify every signature of any PDF (at most 10 MiB) against the published root."""
+    """Verify every signature of any PDF (at most as large as an upload) against the published root."""
     current_app.config["DOCUMENTS_VERIFY_LIMITER"].hit(caller_subject(principal(), request.headers,
                                                                        request.remote_addr))
     return jsonify(verify.verify(request.get_data(), current_app.config["DOCUMENTS_CUSTODY"].trust()))

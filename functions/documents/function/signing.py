@@ -15,7 +15,9 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
+from typing import NamedTuple
 
 from asn1crypto import crl as asn1_crl, keys as asn1_keys, x509 as asn1_x509
 from cryptography import x509
@@ -57,31 +59,47 @@ def asn1_key(issued: Issued) -> asn1_keys.PrivateKeyInfo:
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
 
 
+class Parsed(NamedTuple):
+    root: asn1_x509.Certificate
+    intermediates: tuple[asn1_x509.Certificate, ...]
+    crls: tuple[asn1_crl.CertificateList, ...]
+
+
 @dataclass(frozen=True)
 class Trust:
-    """What a signature is built and checked against: the root, the intermediate CAs, the CRLs."""
+    """What a signature is built and checked against: the root, the intermediate CAs, the CRLs.
+    ``moment``: the time its validation contexts validate at (None: now); a trust for another day
+    is ``dataclasses.replace(trust, moment=...)``."""
 
     root: x509.Certificate
     intermediates: tuple[x509.Certificate, ...]
     crls: tuple[x509.CertificateRevocationList, ...]
     moment: datetime | None = None   # validate as of then, not now
 
+    @cached_property
+    def parsed(self) -> Parsed:
+        """The parts as pyHanko takes them, parsed once: a verification builds a context for each
+        moment and revision it checks at, and parsing (names above all) was most of each build.
+        A trust is made per use (the custody's ``trust()``): its parsed parts are not shared
+        between threads."""
+        der = serialization.Encoding.DER
+        return Parsed(asn1_cert(self.root), tuple(asn1_cert(c) for c in self.intermediates),
+                      tuple(asn1_crl.CertificateList.load(c.public_bytes(der)) for c in self.crls))
+
     def validation_context(self, **options) -> ValidationContext:
         if self.moment is not None:
             options.setdefault("moment", self.moment)
+        parsed = self.parsed
         return ValidationContext(
-            trust_roots=[asn1_cert(self.root)], other_certs=[asn1_cert(c) for c in self.intermediates],
-            crls=[asn1_crl.CertificateList.load(c.public_bytes(serialization.Encoding.DER)) for c in self.crls],
+            trust_roots=[parsed.root], other_certs=list(parsed.intermediates), crls=list(parsed.crls),
             allow_fetching=False, revocation_mode="hard-fail", **options)
 
     def portable(self) -> dict:
         """This trust as plain data for a worker process (:meth:`from_portable`): the DER of each
-        part, and the moment its validation contexts validate at when that is not "now"."""
-        timing = self.validation_context().timing_params
+        part, and its moment."""
         der = serialization.Encoding.DER
         return {"root": self.root.public_bytes(der), "intermediates": [c.public_bytes(der) for c in self.intermediates],
-                "crls": [c.public_bytes(der) for c in self.crls],
-                "moment": timing.validation_time if timing.point_in_time_validation else None}
+                "crls": [c.public_bytes(der) for c in self.crls], "moment": self.moment}
 
     @classmethod
     def from_portable(cls, p: dict) -> "Trust":

@@ -25,16 +25,23 @@ Each claim rests on something checked, never on what a file merely contains:
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
+from dataclasses import replace
 from datetime import datetime
 
+from asn1crypto import crl as asn1_crl, ocsp as asn1_ocsp, x509 as asn1_x509
+from pyhanko.pdf_utils.decode_limits import DecodePurpose
 from pyhanko.sign.diff_analysis import (
     DEFAULT_DIFF_POLICY, FormUpdatingRule, SigFieldCreationRule, SigFieldModificationRule,
     StandardDiffPolicy)
-from pyhanko.sign.validation import DocumentSecurityStore, validate_pdf_signature, validate_pdf_timestamp
+from pyhanko.sign.validation import (
+    DocumentSecurityStore, generic_cms, validate_pdf_signature, validate_pdf_timestamp)
 from pyhanko.sign.validation.errors import NoDSSFoundError, SignatureValidationError
-from pyhanko.sign.validation.status import ModificationLevel
+from pyhanko.sign.validation.pdf_embedded import report_seed_value_validation
+from pyhanko.sign.validation.status import ModificationLevel, PdfSignatureStatus
+from pyhanko_certvalidator import ValidationContext
 
 from lscloud import errors
 
@@ -86,41 +93,87 @@ def _names(cert) -> dict:
             "organization": subject.get("organization_name"), "serial": format(cert.serial_number, "x")}
 
 
-def _embedded(trust: signing.Trust, reader, moment: datetime, revision: int | None = None):
-    """A context trusting our root at ``moment`` whose revocation data is only what the file's DSS
-    holds (as of ``revision``, else now): what a B-LT signature must carry. None without a DSS."""
-    try:
-        handler = reader if revision is None else reader.get_historical_resolver(revision)
-        dss = DocumentSecurityStore.read_dss(handler)
-        return dss.as_validation_context({
-            "trust_roots": [signing.asn1_cert(trust.root)],
-            "other_certs": [signing.asn1_cert(c) for c in trust.intermediates],
-            "moment": moment, "allow_fetching": False, "revocation_mode": "hard-fail"})
-    except NoDSSFoundError:
-        return None
-    except CANNOT_CHECK as exc:
-        log.info("the DSS cannot be read: %s", type(exc).__name__)
-        return None
-
-
 def _modified(status) -> bool:
     # docmdp_ok is None for document timestamps (no DocMDP of their own): only signatures have one
     return (not status.intact) or status.modification_level not in UNMODIFIED or status.docmdp_ok is False
 
 
-def _proven_stamps(reader, stamps, trust: signing.Trust) -> list[tuple[int, datetime]]:
+def _sync(coro):
+    return asyncio.run(coro)
+
+
+class _Evidence:
+    """What one report checks against, each built once: the context validating now (our root,
+    intermediates and current CRLs), the DSS of each revision read, and a context per DSS content
+    and moment. Every signature and timestamp is still checked in each context its claim needs;
+    reading the DSS and building a context again for each check are what is gone."""
+
+    def __init__(self, trust: signing.Trust, reader):
+        self.trust, self.reader = trust, reader
+        self.now = trust.validation_context()
+        self._dss: dict[int | None, tuple | None] = {}
+        self._parsed: dict[tuple, tuple] = {}
+        self._contexts: dict[tuple, object] = {}
+
+    def _read_dss(self, revision: int | None) -> tuple | None:
+        """The DER of the DSS's certificates, CRLs and OCSP responses as of ``revision`` (else now),
+        read as pyHanko's ``DocumentSecurityStore.as_validation_context`` reads them; None without one."""
+        try:
+            handler = self.reader if revision is None else self.reader.get_historical_resolver(revision)
+            dss = DocumentSecurityStore.read_dss(handler)
+            return tuple(tuple(ref.get_object().read_data(purpose) for ref in refs) for refs, purpose in (
+                (dss.certs.values(), DecodePurpose.CERTIFICATE), (dss.crls, DecodePurpose.CRL),
+                (dss.ocsps, DecodePurpose.OCSP_RESPONSE)))
+        except NoDSSFoundError:
+            return None
+        except CANNOT_CHECK as exc:
+            log.info("the DSS cannot be read: %s", type(exc).__name__)
+            return None
+
+    def embedded(self, moment: datetime, revision: int | None = None):
+        """A context trusting our root at ``moment`` whose revocation data is only what the file's DSS
+        holds (as of ``revision``, else now): what a B-LT signature must carry. None without a DSS.
+        Revisions whose DSS holds the same data (the last document timestamp's and the file's,
+        as a rule) share its parse and their contexts."""
+        if revision not in self._dss:
+            self._dss[revision] = self._read_dss(revision)
+        dss = self._dss[revision]
+        if dss is None:
+            return None
+        if (dss, moment) not in self._contexts:
+            self._contexts[dss, moment] = self._context(dss, moment)
+        return self._contexts[dss, moment]
+
+    def _context(self, dss: tuple, moment: datetime):
+        try:
+            if dss not in self._parsed:
+                certs, crls, ocsps = dss
+                self._parsed[dss] = ([asn1_x509.Certificate.load(c) for c in certs],
+                                     [asn1_crl.CertificateList.load(c) for c in crls],
+                                     [asn1_ocsp.OCSPResponse.load(o) for o in ocsps])
+            certs, crls, ocsps = self._parsed[dss]
+            parsed = self.trust.parsed
+            return ValidationContext(trust_roots=[parsed.root], other_certs=[*certs, *parsed.intermediates],
+                                     crls=crls, ocsps=ocsps, moment=moment, allow_fetching=False,
+                                     revocation_mode="hard-fail")
+        except CANNOT_CHECK as exc:
+            log.info("the DSS cannot be read: %s", type(exc).__name__)
+            return None
+
+
+def _proven_stamps(evidence: _Evidence, stamps) -> list[tuple[int, datetime]]:
     """The document timestamps that validate, newest first, as (signed revision, time). The newest
     is checked now against our root and the current CRLs; an older one (whose TSA certificate may
     have expired since) also at the time a later proven one shows, with the DSS it covers. One
     from another TSA (anyone may append one) proves nothing and is left out."""
     proven: list[tuple[int, datetime]] = []
     for stamp in sorted(stamps, key=lambda s: s.signed_revision, reverse=True):
-        contexts = (trust.validation_context(), *(_embedded(trust, reader, t, rev) for rev, t in proven))
-        for ctx in contexts:
+        for i, (rev, t) in enumerate([(None, None), *proven]):
+            ctx = evidence.now if i == 0 else evidence.embedded(t, rev)   # built only when the ones before fail
             if ctx is None:
                 continue
-            try:
-                st = validate_pdf_timestamp(stamp, validation_context=ctx, diff_policy=DIFF_POLICY)
+            try:   # the changes after the stamp are the same in every context: reviewed at the first
+                st = validate_pdf_timestamp(stamp, validation_context=ctx, diff_policy=DIFF_POLICY, skip_diff=i > 0)
             except CANNOT_CHECK as exc:
                 log.info("document timestamp %s could not be validated: %s", stamp.field_name, type(exc).__name__)
                 break
@@ -130,53 +183,72 @@ def _proven_stamps(reader, stamps, trust: signing.Trust) -> list[tuple[int, date
     return proven
 
 
-def _validate(sig, signer_ctx, ts_ctx, *, skip_diff: bool):
-    return validate_pdf_signature(sig, signer_validation_context=signer_ctx, ts_validation_context=ts_ctx,
-                                  diff_policy=DIFF_POLICY, skip_diff=skip_diff)
-
-
 def _ts_ok(ts) -> bool:
     return bool(ts and ts.intact and ts.valid and ts.trusted)
 
 
-def _stamped(sig, status, trust: signing.Trust, reader, proven):
-    """(time, context) at which the signature's own timestamp validates: now, or, once its TSA
+# A signature's status in another context is pyHanko's validate_pdf_signature with only the part
+# that reads that context done again (its steps, pyHanko 0.38: pdf_embedded.async_validate_pdf_signature):
+# the digest, coverage, changes after signing and the CMS's own checks do not depend on it, and
+# the timestamp token is checked once per context it is checked in, not once per signer context.
+
+def _retimed(sig, status, ts_ctx):
+    """``status`` with the signature's timestamps checked in ``ts_ctx``."""
+    return replace(status, **_sync(generic_cms.collect_timing_info(sig.signer_info, ts_ctx,
+                                                                   raw_digest=sig.compute_digest)))
+
+
+def _signer_in(sig, timed, ctx):
+    """``timed`` (a status whose timestamps were checked where they must be) with the signer's
+    certificate validated in ``ctx``: its chain, revocation and the seed value's constraints."""
+    checked = _sync(generic_cms.cms_basic_validation(
+        sig.signed_data, raw_digest=sig.compute_digest(), validation_context=ctx,
+        key_usage_settings=PdfSignatureStatus.default_usage_constraints(None)))
+    checked.update(report_seed_value_validation(sig, checked["validation_path"], _ts_ok(timed.timestamp_validity)))
+    return replace(timed, **checked)
+
+
+def _stamped(sig, status, evidence: _Evidence, proven):
+    """(time, status) where the signature's own timestamp validates: now, or, once its TSA
     certificate no longer does, at the time of a proven document timestamp covering it."""
     if _ts_ok(status.timestamp_validity):
-        return status.timestamp_validity.timestamp, trust.validation_context()
+        return status.timestamp_validity.timestamp, status
     if status.timestamp_validity is None:
         return None, None
     for rev, when in proven:
-        ctx = _embedded(trust, reader, when, rev) if rev > sig.signed_revision else None
-        if ctx is not None and _ts_ok(_validate(sig, trust.validation_context(), ctx, skip_diff=True)
-                                      .timestamp_validity):
-            return status.timestamp_validity.timestamp, ctx
+        ctx = evidence.embedded(when, rev) if rev > sig.signed_revision else None
+        timed = _retimed(sig, status, ctx) if ctx is not None else None
+        if timed is not None and _ts_ok(timed.timestamp_validity):
+            return status.timestamp_validity.timestamp, timed
     return None, None
 
 
-def _at_stamp(sig, trust: signing.Trust, reader, when, ts_ctx, revision=None):
-    """The signature validated at ``when`` with only the embedded revocation data (or None)."""
-    ctx = _embedded(trust, reader, when, revision)
+def _trusted_in(sig, timed, ctx):
+    """The signature validated in ``ctx`` (at a timestamp's time, with only the embedded revocation
+    data), or None: no such context, or the signer's chain does not validate in it."""
     if ctx is None:
         return None
-    status = _validate(sig, ctx, ts_ctx, skip_diff=True)
+    status = _signer_in(sig, timed, ctx)
     return status if status.trusted and status.valid else None
 
 
-def _one(sig, trust: signing.Trust, reader, proven) -> dict:
+def _one(sig, evidence: _Evidence, proven) -> dict:
     out = {"field": sig.field_name, "type": sig.sig_object_type.name if hasattr(sig.sig_object_type, "name")
            else str(sig.sig_object_type)}
     try:
-        status = _validate(sig, trust.validation_context(), trust.validation_context(), skip_diff=False)
+        status = validate_pdf_signature(sig, signer_validation_context=evidence.now,
+                                        ts_validation_context=evidence.now, diff_policy=DIFF_POLICY)
     except CANNOT_CHECK as exc:
         log.info("signature %s could not be validated: %s", sig.field_name, type(exc).__name__)
         return {**out, "valid": False, "intact": False, "trusted": False, "modified_after_signing": True,
                 "error": f"the signature cannot be checked: {type(exc).__name__}"}
     try:
-        when, ts_ctx = _stamped(sig, status, trust, reader, proven)
-        lt = _at_stamp(sig, trust, reader, when, ts_ctx) if when else None
-        lta = lt is not None and any(rev > sig.signed_revision and _at_stamp(sig, trust, reader, when, ts_ctx, rev)
-                                     for rev, _ in proven)
+        when, timed = _stamped(sig, status, evidence, proven)
+        lt_ctx = evidence.embedded(when) if when else None
+        lt = _trusted_in(sig, timed, lt_ctx)
+        # a later document timestamp's revision whose DSS is the file's is the same check, done
+        lta = lt is not None and any(ctx is lt_ctx or _trusted_in(sig, timed, ctx) for ctx in
+                                     (evidence.embedded(when, rev) for rev, _ in proven if rev > sig.signed_revision))
     except CANNOT_CHECK as exc:   # the evidence cannot be read: no level beyond B-B is claimed
         log.info("signature %s: its timestamp or revocation data could not be checked: %s", sig.field_name,
                  type(exc).__name__)
@@ -228,12 +300,13 @@ def report(pdf: bytes, trust: signing.Trust) -> dict:
     reader, sigs = _reader(pdf)
     regular = [s for s in sigs if s.sig_object.get("/Type") != "/DocTimeStamp"]
     stamps = [s for s in sigs if s.sig_object.get("/Type") == "/DocTimeStamp"]
+    evidence = _Evidence(trust, reader)
     try:
-        proven = _proven_stamps(reader, stamps, trust)
+        proven = _proven_stamps(evidence, stamps)
     except CANNOT_CHECK as exc:   # a DSS or revision pyHanko cannot walk: no timestamp is proven
         log.info("document timestamps could not be validated: %s", type(exc).__name__)
         proven = []
-    reports = [_one(s, trust, reader, proven) for s in regular]
+    reports = [_one(s, evidence, proven) for s in regular]
     return {"signatures": reports, "document_timestamps": len(stamps),
             "document_timestamps_trusted": len(proven),
             "valid": bool(reports) and all(r.get("valid") for r in reports),
