@@ -169,13 +169,16 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
         headers = {}
         if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
             headers["Allow"] = ", ".join(sorted(exc.valid_methods))
-        detail = None
+        detail = detail_vi = None
         if status == 413:
             limit = request.max_content_length
-            detail = f"The request body exceeds {limit} bytes." if limit else None
+            if limit:
+                detail = f"The request body exceeds {limit} bytes."
+                detail_vi = f"Nội dung yêu cầu vượt quá {limit:,} byte.".replace(",", ".")
         elif status == 405:
             detail = f"{request.method} is not allowed here; use {headers.get('Allow', 'another method')}."
-        return problem_response(Problem(status, detail=detail, headers=headers))
+            detail_vi = f"Không dùng được phương thức {request.method} ở đây; hãy dùng {headers.get('Allow', 'phương thức khác')}."
+        return problem_response(Problem(status, detail=detail, detail_vi=detail_vi, headers=headers))
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

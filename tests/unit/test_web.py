@@ -157,6 +157,7 @@ def test_wrong_method_is_405_with_allow(client):
     assert_problem(resp, 405, "method-not-allowed")
     allowed = {m.strip() for m in resp.headers["Allow"].split(",")}
     assert "GET" in allowed and "DELETE" not in allowed
+    assert "DELETE" in resp.get_json()["detail_vi"] and "GET" in resp.get_json()["detail_vi"]
 
 
 def test_malformed_json_is_400(client):
@@ -181,7 +182,7 @@ def test_json_variants_are_accepted(client):
 def test_body_over_limit_is_413(client):
     big = json.dumps({"code": "20", "name": "x" * 2000}).encode()
     body = assert_problem(client.post("/v1/echo", data=big, content_type="application/json"), 413, "payload-too-large")
-    assert "1024" in body["detail"]
+    assert "1024" in body["detail"] and "1.024 byte" in body["detail_vi"]
 
 
 def test_chunked_body_over_limit_is_413_on_read(app):
