@@ -1,26 +1,36 @@
 """Backups to a second S3 target outside the cluster (``lscloud:backup``), as two CronJobs in the
 data namespace:
 
-- ``backup-objects`` (hourly): ``mc mirror --overwrite`` of every function's bucket to
-  ``<target>/<backup.bucket>/objects/<bucket>/``: new and changed objects are copied, nothing is
-  ever removed from the copy (an object deleted by mistake stays there). Turn versioning on in the
-  target bucket and a second copy of an overwritten object is kept too. Objects are copied
-  decrypted by MinIO and re-encrypted by the target's own encryption (set it up there);
+- ``backup-objects`` (hourly): ``mc mirror --overwrite --remove`` of every function's bucket to
+  ``<target>/<backup.bucket>/objects/<bucket>/``: new and changed objects are copied, and an object
+  deleted in the store is deleted in the copy too. The target bucket is **versioned**, so that
+  deletion (and an overwrite) only makes the copy's version noncurrent: it stays recoverable
+  ``keepDeletedDays`` (an object deleted by mistake, a store lost or emptied), then a lifecycle rule
+  on the target removes it for good. Without that bound every object the platform deletes on
+  purpose (expired idempotency answers, dead letters, plate readings, personal data erased under
+  Law No. 91/2025/QH15, Art. 14) would live on in the copy and come back with a restore. The job
+  itself turns versioning on and sets the rule at every run, before it mirrors, and stops when the
+  target does not report versioning enabled: ``--remove`` into an unversioned bucket would make a
+  mistaken deletion final within the hour. ``mc ilm rule import`` (not ``rule add``, which appends
+  one more rule at every run) replaces the target bucket's rules: the job owns them. Objects are
+  copied decrypted by MinIO and re-encrypted by the target's own encryption (set it up there);
 - ``backup-streams`` (daily): ``nats stream backup`` of the functions' stream and its dead-letter
   stream (JetStream's own snapshot: messages, sequence numbers and consumers), copied to
   ``<target>/<backup.bucket>/streams/<UTC date>/``; snapshots older than ``keepStreamBackups`` days
-  are removed from the target.
+  are removed from the target (their versions then go ``keepDeletedDays`` later, by the same rule).
 
 What is not in these copies and must be kept elsewhere: the Pulumi stack's state (``pulumi stack
 export``), which holds the generated keys — MinIO's KMS key (without it the object data cannot be
 decrypted on a restored MinIO), the pseudonym key, ``softatm-kek`` — see infra/README.md, "Restore".
 
-The target's credentials are the secrets ``backupAccessKey``/``backupSecretKey``; its addresses
-must be in ``backup.targetCidrs`` (the jobs' only way out besides NATS, MinIO and DNS).
+The target's credentials are the secrets ``backupAccessKey``/``backupSecretKey`` (they need the
+bucket's versioning and lifecycle calls too); its addresses must be in ``backup.targetCidrs`` (the
+jobs' only way out besides NATS, MinIO and DNS).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, Sequence
 
 import pulumi
@@ -57,9 +67,40 @@ def _aliases(b: BackupSettings, namespace: str) -> list[str]:
             f"mc mb --ignore-existing dst/{b.bucket}"]
 
 
+def target_lifecycle(keep_deleted_days: int) -> dict:
+    """The target bucket's rules: a version made noncurrent (by the mirror's deletion or overwrite,
+    or by the streams' pruning) goes ``keep_deleted_days`` later; a delete marker left with no
+    version behind it goes too."""
+    return {"Rules": [
+        {"ID": "deleted-after-grace", "Status": "Enabled", "Filter": {"Prefix": ""},
+         "NoncurrentVersionExpiration": {"NoncurrentDays": int(keep_deleted_days)}},
+        {"ID": "expired-delete-markers", "Status": "Enabled", "Filter": {"Prefix": ""},
+         "Expiration": {"ExpiredObjectDeleteMarker": True}},
+    ]}
+
+
+def _versioned_target(b: BackupSettings) -> list[str]:
+    dst = f"dst/{b.bucket}"
+    refused = (f"Đích sao lưu {dst} không bật được lưu phiên bản (versioning): không sao chép với --remove, "
+               f"vì một lần xoá nhầm sẽ mất hẳn. / The backup target {dst} did not enable versioning: "
+               "not mirroring with --remove, a deletion by mistake would be final. "
+               "See infra/README.md, Backups and restore.")
+    rules = json.dumps(target_lifecycle(b.keepDeletedDays), sort_keys=True, separators=(",", ":"))
+    return [
+        f"mc version enable {dst}",
+        # the status as the target reports it, not the exit code of the call: a target may accept
+        # the call and leave the bucket unversioned (matched by the shell: no other tool assumed in the image)
+        f"versioning=$(mc --no-color version info {dst})",
+        (f"case \"$versioning\" in *'versioning is enabled'*) ;; "
+         f"*) echo \"$versioning\" >&2; echo '{refused}' >&2; exit 1 ;; esac"),
+        f"echo '{rules}' | mc ilm rule import {dst}",
+    ]
+
+
 def objects_script(b: BackupSettings, namespace: str, buckets: Sequence[str]) -> str:
-    lines = ["set -eu", *_aliases(b, namespace)]
-    lines += [f"mc mirror --overwrite --preserve src/{bucket} dst/{b.bucket}/objects/{bucket}" for bucket in buckets]
+    lines = ["set -eu", *_aliases(b, namespace), *_versioned_target(b)]
+    lines += [f"mc mirror --overwrite --remove --preserve src/{bucket} dst/{b.bucket}/objects/{bucket}"
+              for bucket in buckets]
     return "\n".join(lines) + "\n"
 
 

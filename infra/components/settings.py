@@ -438,14 +438,17 @@ class BackupSettings:
     """Copies of the data outside the cluster: every bucket mirrored to ``endpoint`` (any S3 API:
     another MinIO, the province's object storage) and the JetStream streams backed up there too.
     ``endpoint`` "" = no backups (a warning at every ``pulumi up``). The target's credentials are
-    the secrets ``backupAccessKey`` and ``backupSecretKey``."""
+    the secrets ``backupAccessKey`` and ``backupSecretKey``. A deletion reaches the copy at the next
+    mirror; what it deleted stays recoverable there ``keepDeletedDays``, then is gone for good (erased
+    personal data must not outlive its erasure in a backup: Law No. 91/2025/QH15, Art. 14)."""
 
     endpoint: str = ""
     targetCidrs: tuple[str, ...] = ()        # where the target answers (the jobs' egress, 443/9000)
     bucket: str = "lscloud-backup"
-    objectsSchedule: str = "17 * * * *"     # hourly mirror of every bucket (new and changed objects)
+    objectsSchedule: str = "17 * * * *"     # hourly mirror of every bucket (new, changed and deleted objects)
     streamsSchedule: str = "40 1 * * *"     # daily JetStream snapshot of every stream
     keepStreamBackups: int = 14              # snapshots kept on the target
+    keepDeletedDays: int = 30                # grace for a deleted or overwritten object in the copy
 
     def __post_init__(self):
         object.__setattr__(self, "targetCidrs", tuple(self.targetCidrs))
@@ -454,7 +457,7 @@ class BackupSettings:
         if self.endpoint and not self.targetCidrs:
             raise SettingsError("lscloud:backup.targetCidrs is required with backup.endpoint: the addresses the "
                                 "backup jobs may reach")
-        _positive("backup", keepStreamBackups=self.keepStreamBackups)
+        _positive("backup", keepStreamBackups=self.keepStreamBackups, keepDeletedDays=self.keepDeletedDays)
         for key in ("objectsSchedule", "streamsSchedule"):
             if len(str(getattr(self, key)).split()) != 5:
                 raise SettingsError(f"lscloud:backup.{key} must be a cron schedule of five fields")

@@ -5,6 +5,7 @@ tracing switched on, backups, and scale chosen knowingly."""
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 import yaml
@@ -18,7 +19,7 @@ from lscloud import manifest  # noqa: E402
 
 from components import appconfig, hooks  # noqa: E402
 from components.function import CONFIG_DIGEST, PlatformEndpoints  # noqa: E402
-from components.settings import SettingsError  # noqa: E402
+from components.settings import BackupSettings, SettingsError  # noqa: E402
 
 FUNCTIONS = manifest.discover(REPO / "functions")
 BY_NAME = {m.name: m for m in FUNCTIONS}
@@ -202,12 +203,68 @@ def test_prod_backs_up_buckets_and_streams_off_the_cluster_dev_warns(program):
     for m in FUNCTIONS:
         assert f"src/lscloud-{m.name} dst/lscloud-prod-backup/objects/lscloud-{m.name}" in scripts["objects.sh"]
     assert "stream backup LSCLOUD " in scripts["snapshot.sh"] and "stream backup LSCLOUD_DLQ " in scripts["snapshot.sh"]
-    assert "--remove" not in scripts["objects.sh"]  # a deletion never reaches the copy
+    assert all("--remove" in line for line in scripts["objects.sh"].splitlines() if line.startswith("mc mirror"))
     policies = {p["metadata"]["name"]: p for p in of_kind(prod, "NetworkPolicy")}
     for server in ("nats", "minio"):
         admitted = [f.get("podSelector") for r in policies[server]["spec"]["ingress"] for f in r["from"]]
         assert {"matchLabels": {"app.kubernetes.io/name": "backup-streams"}} in admitted
     assert not [o for o in of_kind(k8s_objects(program("dev")), "CronJob") if o["metadata"]["name"].startswith("backup")]
+
+
+def backup_scripts(mocks) -> dict[str, str]:
+    return next(o for o in of_kind(k8s_objects(mocks), "ConfigMap") if o["metadata"]["name"] == "backup-scripts")["data"]
+
+
+def target_steps(script: str, bucket: str) -> tuple[list[str], int, dict]:
+    """(the script's lines, where the versioning check stops the job, the lifecycle it imports)."""
+    lines = script.splitlines()
+    enable = lines.index(f"mc version enable dst/{bucket}")
+    (check,) = [i for i, line in enumerate(lines) if line.startswith("case ") and "versioning is enabled" in line]
+    assert lines[check - 1] == f"versioning=$(mc --no-color version info dst/{bucket})" and enable < check - 1
+    # anything but "enabled" (un-versioned, suspended) ends the job before a mirror, loudly
+    assert "*) echo" in lines[check] and ">&2" in lines[check] and lines[check].endswith("exit 1 ;; esac")
+    (ilm,) = [i for i, line in enumerate(lines) if line.endswith(f"| mc ilm rule import dst/{bucket}")]
+    rules = json.loads(lines[ilm].removeprefix("echo '").removesuffix(f"' | mc ilm rule import dst/{bucket}"))
+    mirrors = [i for i, line in enumerate(lines) if line.startswith("mc mirror ")]
+    assert mirrors and min(mirrors) > max(check, ilm)
+    return lines, check, rules
+
+
+def grace_days(rules: dict) -> int:
+    (rule,) = [r for r in rules["Rules"] if "NoncurrentVersionExpiration" in r]
+    assert rule["Status"] == "Enabled" and rule["Filter"] == {"Prefix": ""}  # the whole target bucket
+    return rule["NoncurrentVersionExpiration"]["NoncurrentDays"]
+
+
+def test_deletions_reach_the_copy_only_into_a_versioned_target_that_forgets_them_after_a_grace(program):
+    """Mirrored with --remove, so what the platform deletes (erased personal data included) leaves
+    the copy too; into a bucket the job made versioned and gave the lifecycle first, so a deletion
+    by mistake stays recoverable there ``backup.keepDeletedDays`` (30) and no longer."""
+    script = backup_scripts(program("prod"))["objects.sh"]
+    lines, _, rules = target_steps(script, "lscloud-prod-backup")
+    assert grace_days(rules) == 30
+    assert {"ID": "expired-delete-markers", "Status": "Enabled", "Filter": {"Prefix": ""},
+            "Expiration": {"ExpiredObjectDeleteMarker": True}} in rules["Rules"]
+    mirrors = [line.split() for line in lines if line.startswith("mc mirror ")]
+    assert len(mirrors) == len(FUNCTIONS)
+    for words in mirrors:
+        assert {"--overwrite", "--remove"} <= set(words) and words[-1].startswith("dst/lscloud-prod-backup/objects/")
+    subprocess.run(["sh", "-n"], input=script, text=True, check=True)  # the shell reads it (no run)
+
+
+def test_the_grace_period_is_the_stacks_setting_in_dev_and_prod():
+    prod = run_program("prod", backup={"endpoint": "https://s3.backup.langson.gov.vn", "targetCidrs": ["10.40.0.0/24"],
+                                       "bucket": "lscloud-prod-backup", "keepDeletedDays": 7})
+    assert grace_days(target_steps(backup_scripts(prod)["objects.sh"], "lscloud-prod-backup")[2]) == 7
+    dev = run_program("dev", backup={"endpoint": "https://s3.dev.example", "targetCidrs": ["10.50.0.0/24"],
+                                     "bucket": "lscloud-dev-backup", "keepDeletedDays": 90})
+    assert grace_days(target_steps(backup_scripts(dev)["objects.sh"], "lscloud-dev-backup")[2]) == 90
+
+
+@pytest.mark.parametrize("days", [0, -1, "30", 2.5, True])
+def test_a_grace_period_that_is_not_whole_days_is_refused(days):
+    with pytest.raises(SettingsError, match=r"lscloud:backup.keepDeletedDays must be a whole number >= 1"):
+        BackupSettings(endpoint="https://s3.x", targetCidrs=("10.0.0.0/24",), keepDeletedDays=days)
 
 
 # --- scale ------------------------------------------------------------------------------------------
