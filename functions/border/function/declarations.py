@@ -15,7 +15,7 @@ from datetime import date
 from lscloud import errors
 from lscloud.identifiers import InvalidIdentifier, normalise_tax_code, parse_cccd
 
-from . import clearance, devices
+from . import clearance, devices, lifecycle
 from .identifiers import normalise_hs, normalise_plate
 
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"   # no I/L/O/0/1/U: read aloud at a gate
@@ -123,3 +123,50 @@ def for_driver(doc: dict) -> dict:
         "call_deadline": (doc.get("call") or {}).get("deadline"),
         "holds": sorted(doc.get("holds", {})),
     }
+
+
+# -- minimising what only the gate needed ------------------------------------------------------------
+
+HEALTH_AGENCY = "health-quarantine"
+HEALTH_VERDICTS = {"pass": "cleared", "hold": "held-for-quarantine", "refuse": "refused"}
+"""What the health quarantine's last decision made of the answers, kept once they are gone."""
+
+
+def ended_at(doc: dict) -> str | None:
+    """When a finished declaration reached its final state (None for one still live)."""
+    if doc.get("status") not in lifecycle.TERMINAL:
+        return None
+    return doc.get("timestamps", {}).get(doc["status"]) or doc.get("updated_at")
+
+
+def minimised(doc: dict) -> bool:
+    health = doc.get("health")
+    return isinstance(health, dict) and health.get("minimised") is True
+
+
+def health_verdict(doc: dict) -> str:
+    """The gate's verdict on the driver's health: the quarantine's last decision; ``not-judged`` when
+    it never decided (cancelled, expired, refused before), ``not-declared`` when no answers were asked
+    (a truck leaving Vietnam)."""
+    decision = (doc.get("decisions") or {}).get(HEALTH_AGENCY)
+    if decision:
+        return HEALTH_VERDICTS.get(decision["decision"], decision["decision"])
+    return "not-judged" if doc.get("health") else "not-declared"
+
+
+def minimise(doc: dict, at: str) -> None:
+    """Reduce ``doc`` to what outlives the gate: the health block becomes its verdict and the day it
+    was minimised, the driver's phone goes. Values are dropped, never masked: a mask of a fever
+    answer still tells it."""
+    doc["health"] = {"minimised": True, "verdict": health_verdict(doc), "answered": bool(doc.get("health")),
+                     "minimised_at": at}
+    doc["driver"] = {k: v for k, v in doc["driver"].items() if k != "phone"}
+
+
+def minimised_note(doc: dict) -> dict:
+    """What a reader of a minimised declaration is told in place of the health answers."""
+    day = doc["health"]["minimised_at"][:10]
+    return {"message": f"The driver's health answers and phone number were deleted on {day}, once the "
+                       "follow-up period after the crossing had passed; only the gate's verdict is kept.",
+            "message_vi": f"Các câu trả lời khai báo y tế và số điện thoại của lái xe đã được xóa ngày {day}, "
+                          "khi hết thời hạn theo dõi sau khi tờ khai kết thúc; chỉ giữ kết luận kiểm dịch tại cửa khẩu."}

@@ -3,8 +3,10 @@ owner ("my declarations"), plate (device reads), day (figures), the agencies' wo
 object per declaration naming the agencies still to decide), and the keys of slot seats, the yard
 queue and calls.
 
-They are written after the declaration's committed write and dropped when the crossing ends;
-every reader checks the declaration itself, so an index is a way in, never the truth.
+They are written after the declaration's committed write and dropped when the crossing ends,
+but for the one the crossing's end writes: its health entry (:func:`health_due`), dropped once its
+health data is minimised. Every reader checks the declaration itself, so an index is a way in,
+never the truth.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from lscloud.statemachine import parse_iso
 from lscloud.store import ConditionalCheckFailed, InvalidKey, Model, keys
 from lscloud.store.retry import DEFAULT
 
-from . import queue, tally
+from . import declarations, queue, tally
 from .identifiers import plate_key
-from .models import CallEntry, DayIndex, OwnerRecent, PlateIndex, QueueEntry, SlotSeat, WorkItem
+from .models import CallEntry, DayIndex, HealthDue, OwnerRecent, PlateIndex, QueueEntry, SlotSeat, WorkItem
 
 log = logging.getLogger("border.indexes")
 
@@ -128,6 +130,28 @@ def queue_entry(doc: dict) -> list[QueueEntry]:
     (lscloud.aggregate's ``_finish_moved``), and from any later write of the declaration."""
     slot = held_slot(doc)
     return [] if slot is None else [QueueEntry(*slot, declaration_id=doc["id"])]
+
+
+def health_due(doc: dict) -> list[HealthDue]:
+    """The entry that brings a finished declaration back when its health answers and the driver's
+    phone are due to go (:mod:`.minimise`); none for a live or an already minimised one. A side
+    object of every committed write (``ledger.RECORDS``): the final move writes it beside its audit
+    entries, and a retry of a move cut off after its write writes it again."""
+    ended = declarations.ended_at(doc)
+    if ended is None or declarations.minimised(doc):
+        return []
+    return [HealthDue(*health_due_key(doc["id"], ended), declaration_id=doc["id"])]
+
+
+def health_due_key(declaration_id: str, ended: str) -> tuple[str, str]:
+    at = parse_iso(ended)
+    return at.astimezone(queue.TZ).strftime("%Y%m%d"), f"{micros(at):016d}_{declaration_id}"
+
+
+def every_write(doc: dict) -> list[Model]:
+    """The indexes a declaration keeps through every committed write: its yard-queue entry while it
+    waits, its health entry once it has ended."""
+    return [*queue_entry(doc), *health_due(doc)]
 
 
 def held_slot(doc: dict) -> tuple[str, str] | None:

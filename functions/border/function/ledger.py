@@ -14,15 +14,16 @@ from lscloud.query import unissued_page_token
 from lscloud.statemachine import Actor
 from lscloud.store import DoesNotExist, InvalidKey
 
-from . import clearance, indexes, lifecycle, metrics, scopes
+from . import clearance, declarations, indexes, lifecycle, metrics, scopes
 from .models import AuditEntry, AgencyDecision, Declaration, OwnerRecent
 
 SOURCE = "/border"
 
 
 def summary(doc: dict) -> dict:
-    """The declaration as events carry it (no personal data beyond the plate and the driver's phone
-    for notifiers)."""
+    """The declaration as events carry it: no personal data beyond the plates and the enterprise's
+    tax code. Never the health answers nor the driver's phone: no consumer (the IOC, the market)
+    needs them, and the stream keeps an event for its whole age, past a minimised declaration."""
     return {"declaration_id": doc["id"], "code": doc["code"], "status": doc["status"], "gate": doc["gate"],
             "direction": doc["direction"], "flow": doc["flow"], "tractor_plate": doc["vehicle"]["tractor_plate"],
             "trailer_plate": doc["vehicle"].get("trailer_plate"), "enterprise_tax_code": doc["enterprise"]["tax_code"]}
@@ -38,7 +39,7 @@ def _finished(doc: dict) -> None:
 
 RECORDS: Aggregate[Declaration] = Aggregate(Declaration, machine=lifecycle.MACHINE, source=SOURCE, audit=AuditEntry,
                                             summary=summary, after_commit=_committed, on_terminal=_finished,
-                                            created_side=indexes.created, side=indexes.queue_entry)
+                                            created_side=indexes.created, side=indexes.every_write)
 
 
 def fact(fact_: str, doc: dict, data: dict, *, id: str) -> dict:
@@ -54,6 +55,8 @@ def view(doc: dict) -> dict:
     out["allowed_actions"] = lifecycle.allowed_actions(doc["status"])
     out["pending_agencies"] = clearance.pending_agencies(doc)
     out["release_blockers"] = clearance.release_blockers(doc) if doc["status"] == "under_inspection" else []
+    if declarations.minimised(doc):
+        out["health"] = {**doc["health"], **declarations.minimised_note(doc)}
     return out
 
 

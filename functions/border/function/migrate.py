@@ -11,14 +11,21 @@ Run once by ``lscloud up`` (and ``lscloud migrate``) before the function serves.
 - The plate index was keyed by the plate itself; it is keyed by its pseudonym now.
 - "My declarations" is listed newest first from ``OwnerRecent``; the declarations made before it
   have their entry there copied from ``OwnerIndex``.
+- A finished declaration's health answers and driver's phone are minimised once kept
+  ``BORDER_HEALTH_KEEP_DAYS`` (:mod:`.minimise`), found by the health entry its final move writes;
+  those that ended before get theirs here (read once, every declaration: the tick never lists them).
+- A traffic order kept its recipients' phones for good; its event alone carries them now (for the
+  notifiers that text the drivers), and the stored orders lose theirs.
 """
 
 from __future__ import annotations
 
+from lscloud.aggregate import save_all_quietly
 from lscloud.store import ConditionalCheckFailed, DoesNotExist
 from lscloud.store.rekey import copy_newest_first, rekey
 
-from .models import AgencyWorkItem, OwnerIndex, OwnerRecent, PlateIndex, WorkItem
+from . import indexes, traffic
+from .models import AgencyWorkItem, Declaration, OwnerIndex, OwnerRecent, PlateIndex, TrafficOrder, WorkItem
 
 
 def merge_work_lists() -> dict:
@@ -51,7 +58,41 @@ def merge_work_lists() -> dict:
             return {"moved": moved}
 
 
+def add_health_entries() -> dict:
+    """A health entry for every finished declaration not minimised that has none (create-only: one
+    its final move wrote, or a run before this one, stays as it is)."""
+    added = 0
+    token = None
+    while True:
+        page = Declaration.scan(limit=200, page_token=token)
+        added += sum(save_all_quietly([e for d in page for e in indexes.health_due(d.data)]))
+        token = page.page_token
+        if not token:
+            return {"added": added}
+
+
+def strip_order_phones() -> dict:
+    """Every stored traffic order without its recipients' phones (under ``If-Match``: an order
+    changed meanwhile keeps its phones until the next run)."""
+    stripped = 0
+    token = None
+    while True:
+        page = TrafficOrder.scan(limit=200, page_token=token)
+        for order in page:
+            if any("driver_phone" in r for r in order.data.get("recipients", [])):
+                order.data = traffic.answer(order.data)
+                try:
+                    order.save()
+                except (ConditionalCheckFailed, DoesNotExist):
+                    continue
+                stripped += 1
+        token = page.page_token
+        if not token:
+            return {"stripped": stripped}
+
+
 def migrate(runtime) -> dict:
     return {"owners": rekey(OwnerIndex).as_dict(), "plates": rekey(PlateIndex).as_dict(),
             "work_lists": merge_work_lists(),
-            "owners_newest_first": copy_newest_first(OwnerIndex, OwnerRecent)}
+            "owners_newest_first": copy_newest_first(OwnerIndex, OwnerRecent),
+            "health_entries": add_health_entries(), "order_phones": strip_order_phones()}

@@ -22,6 +22,8 @@ PlateIndex             ~plate key / declaration id               create-only, de
 DayIndex               local day / <gate>_<id>                   create-only (stats listing)
 DayFigures             local day                                 create-only, then If-Match: the figures'
                                                                  parts of the day's finished declarations
+HealthDue              local day ended / <ended µs>_<id>         create-only with the final move, deleted
+                                                                 once its health data is minimised
 DeviceReading          device id / reading id                    create-only: a reading counts once; kept 8 days
 CapacityOverride       gate / <flow>                             If-Match (operator's override)
 TrafficOrder           gate / order id                           create-only
@@ -211,6 +213,19 @@ READING_KEPT_S = 8 * 86_400
 """How long a device reading's record is kept: past the devices stream's age (``devicesMaxAge``,
 168 h in the cluster), within which the relay may bring the same reading again under a new
 envelope. It held a plate number for good before."""
+
+
+class HealthDue(Model):
+    """A finished declaration whose health answers and driver's phone are still kept: listed in key
+    order (the day, then the instant it ended), the clock's tick finds the ones past the keep period
+    without reading any other (:mod:`.minimise`)."""
+
+    class Meta:
+        table = "border-health-due"
+
+    day = A.UnicodeAttribute(hash_key=True)        # YYYYMMDD, local
+    entry = A.UnicodeAttribute(range_key=True)     # <ended µs, 16 digits>_<declaration id>
+    declaration_id = A.UnicodeAttribute()
 
 
 class DeviceReading(Model):

@@ -1,8 +1,9 @@
 """The platform clock's tick (``vn.langson.platform.clock.ticked.v1``, every minute), delivered by
 the trigger to ``/events``: what the operators' ``POST /v1/gates/{gate}/sweep`` does, for every
-gate, on a schedule; and every ten minutes it counts each yard queue again (:func:`.tally.mend_all`),
-so a tally a crashed writer left behind is mended. After it, the runtime publishes again what the
-outbox keeps (:func:`lscloud.knative.flush_outbox`).
+gate, on a schedule; every ten minutes it counts each yard queue again (:func:`.tally.mend_all`),
+so a tally a crashed writer left behind is mended; and it minimises the health data of declarations
+ended ``BORDER_HEALTH_KEEP_DAYS`` before the tick's minute (:mod:`.minimise`, a bounded batch). After
+it, the runtime publishes again what the outbox keeps (:func:`lscloud.knative.flush_outbox`).
 
 Idempotent: a missed call is applied once (the sweep moves a declaration only while it is still
 ``called`` past its deadline, under the declaration's conditional write). A tick that finds nothing
@@ -13,9 +14,10 @@ from __future__ import annotations
 
 import logging
 
-from lscloud import clock
+from lscloud import clock, runtime
+from lscloud.statemachine import now
 
-from . import queueing, tally
+from . import minimise, queueing, settings, tally
 
 log = logging.getLogger("border.schedule")
 
@@ -23,13 +25,18 @@ TICKED = "vn.langson.platform.clock.ticked.v1"
 
 
 def on_tick(event: dict) -> dict:
-    """Apply missed call deadlines at every gate (and, every ten minutes, mend the queue tallies). A
-    store failure raises, so the tick is redelivered."""
+    """Apply missed call deadlines at every gate (and, every ten minutes, mend the queue tallies), then
+    minimise what health data is due. A store failure raises, so the tick is redelivered (one
+    declaration's failure to be minimised is logged and tried again at the next tick)."""
     missed = queueing.sweep_all_gates()
     summary = {"missed": {gate: [o.doc["id"] for o in out] for gate, out in missed.items() if out}}
     at = clock.tick_at(event)   # the runtime's reading of a tick's minute: None when it has none that reads
     if at is not None and tally.mend_due(at):
         summary["queues"] = tally.mend_all()
-    if summary["missed"]:
+    # the tick's own minute, not the wall clock: a tick delivered late minimises nothing early
+    minimised = minimise.run(at or now(), settings.of(runtime.current().settings).health_keep_days)
+    if minimised:
+        summary["health"] = minimised
+    if summary["missed"] or minimised:
         log.info("tick %s: %s", event.get("id"), summary)
     return summary

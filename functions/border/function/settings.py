@@ -10,15 +10,25 @@ from lscloud import config
 from .devices import DEFAULT_TOLERANCE
 from .queue import DEFAULT_CALL_MINUTES
 
+HEALTH_KEEP_DAYS = 30   # the province's decision to confirm (see Settings)
+
 
 @dataclass(frozen=True)
 class Settings:
     """``BORDER_CALL_MINUTES``: how long a called truck has to reach the gate (0: a call is missed at
     once); ``BORDER_WEIGHT_TOLERANCE``: how far a weighbridge reading may stray from the declared
-    gross weight (0.05 = 5 %)."""
+    gross weight (0.05 = 5 %); ``BORDER_HEALTH_KEEP_DAYS``: how many days a finished declaration
+    keeps the driver's health answers and phone before they are minimised (:mod:`.minimise`).
+
+    The health answers serve the quarantine check at the gate, which ends with the declaration (Law
+    91/2025/QH15 art. 14: deleted once their purpose is met; Decree 13/2023/NĐ-CP: health data is
+    sensitive). 30 days leaves an epidemiological follow-up the longest incubation period (14-21
+    days) and a margin: a default the province has still to confirm, not a legal figure. At most a
+    year, at least a day: never at the very end of the crossing, when an officer may still look."""
 
     call_minutes: int = field(default=DEFAULT_CALL_MINUTES, metadata={"min": 0, "max": 24 * 60})
     weight_tolerance: float = field(default=DEFAULT_TOLERANCE, metadata={"min": 0.0, "max": 1.0})
+    health_keep_days: int = field(default=HEALTH_KEEP_DAYS, metadata={"min": 1, "max": 366})
 
 
 def of(platform: config.Settings) -> Settings:

@@ -59,25 +59,27 @@ def check_messages(body: dict, recipients: list[dict]) -> None:
 
 
 def answer(order: dict) -> dict:
-    """The order as its officer is answered: the recipients without their phone numbers, which only
-    the notifiers that text the drivers need (the stored order and its event keep them)."""
+    """The order as its officer is answered and as it is stored: the recipients without their phone
+    numbers, which only the notifiers that text the drivers need (its event alone carries them: a
+    stored copy would outlive the crossings, and nothing reads it back)."""
     return {**order, "recipients": [{k: v for k, v in r.items() if k != "driver_phone"} for r in order["recipients"]]}
 
 
 def issue(body: dict, actor: Actor) -> dict:
-    """Store the order with its recipients (create-only: the id is the client's) and publish it;
+    """Store the order with its recipients (create-only: the id is the client's; their phones only in
+    the event) and publish it;
     refused (422) when a recipient would get no text in his language (:func:`check_messages`)."""
     ids = body.get("declaration_ids") or queueing.waiting_declarations(
         body["gate"], [body["flow"]] if body.get("flow") else queueing.FLOWS)
     recipients = [{"declaration_id": doc["id"], "code": doc["code"], "plate": doc["vehicle"]["tractor_plate"],
-                   "driver_phone": doc["driver"]["phone"],
+                   "driver_phone": doc["driver"].get("phone"),
                    "language": i18n.of_nationality(doc["driver"]["nationality"])}
                   for doc in ledger.docs(ids)
                   if doc["gate"] == body["gate"] and doc["status"] not in lifecycle.TERMINAL]
     check_messages(body, recipients)
     order = {**body, "by": actor.sub, "issued_at": iso(now()), "recipients": recipients}
     try:
-        TrafficOrder(body["gate"], body["id"], data=order).save()
+        TrafficOrder(body["gate"], body["id"], data=answer(order)).save()
     except ConditionalCheckFailed:
         raise OrderExists(f"Traffic order {body['id']!r} already exists.",
                           detail_vi="Lệnh điều tiết này đã tồn tại.") from None
