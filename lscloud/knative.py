@@ -7,27 +7,32 @@ returns has ``async handle(scope, receive, send)`` (ASGI, Flask on worker thread
 dependencies the function declares it needs (``needs=``: the object store, NATS). Events from
 Knative Eventing arrive at ``POST /events``, which accepts only a sender that presents a delivery
 token (:func:`lscloud.auth.verify_event_sender`: the broker's OIDC token in the cluster, the local
-dispatcher's own token under ``lscloud up``).
+dispatcher's own token under ``lscloud up``). Before a handler runs, the event's ``data`` is checked
+against the schema of its type (:class:`EventSchemas`): data that does not match is refused there.
 """
 
 from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 import logging
 import re
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import urlparse
 
 from flask import Flask, current_app, g, jsonify, request
 
-from . import asgi, auth, config, deadletters, events, metrics, runonce, runtime, statemachine, store, telemetry, web
+from . import (asgi, auth, config, deadletters, events, metrics, redaction, runonce, runtime, statemachine, store,
+               telemetry, web)
 from .context import app_state
 from .auth import EVENTING, allow
 from .errors import Conflict, DomainError
+from .patterns import ecma_regex
 from .problems import Problem
 
 log = logging.getLogger("lscloud.knative")
@@ -88,6 +93,7 @@ class Function:
             handlers = _with_housekeeping(handlers)
         if handlers:
             auth.check_eventing_settings(settings)  # /events must be able to verify its sender
+            app.extensions[EVENT_SCHEMAS] = EventSchemas.of(app)   # none found: the start stops here
             _add_events_route(app, handlers)
             _add_dead_letter_route(app, handlers)   # where its Triggers' dead letters come
         web.check_access(app)  # a route without @allow stops the start
@@ -233,13 +239,149 @@ def _delivered_event(state) -> dict:
 _NAMED = re.compile(r"(attribute|header) '([A-Za-z0-9_-]{1,64})'")
 
 
+EVENT_TYPES_KEYWORD = "x-lscloud-event-types"
+"""The keyword of a schema under ``schemas/events/`` listing the CloudEvents types whose data it describes."""
+
+EVENT_SCHEMAS = "lscloud.event_schemas"
+"""``app.extensions`` key of the function's :class:`EventSchemas`."""
+
+_CHECKOUT_SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
+_SAFE_KEY = re.compile(r"[A-Za-z0-9_.:@-]{1,64}")
+_MAX_DATA_ERRORS = 10
+
+
+class EventSchemas:
+    """Which schema each event type's data keeps, from the :data:`EVENT_TYPES_KEYWORD` of every file
+    under ``<root>/events/`` (read once, at the start: a type listed twice stops it), and each
+    type's validator, built on the type's first event and kept (:class:`lscloud.web.SchemaSet`, the
+    dialect of :mod:`lscloud.validation`). A type no file lists is not checked (a foreign event)."""
+
+    def __init__(self, root: Path, state=None):
+        self.root = Path(root).resolve()
+        self.by_type: dict[str, str] = {}
+        folder = self.root / "events"
+        for path in sorted(folder.rglob("*.json")) if folder.is_dir() else ():
+            name = path.relative_to(self.root).as_posix()
+            listed = json.loads(path.read_text(encoding="utf-8")).get(EVENT_TYPES_KEYWORD, [])
+            for t in listed:
+                if self.by_type.setdefault(t, name) != name:
+                    raise RuntimeError(f"event type {t} is listed by two schemas: {self.by_type[t]} and {name}")
+        if not self.by_type:
+            # an image without schemas/ would let every event through unchecked: refuse to start instead
+            raise RuntimeError(f"no event schemas under {folder} (files listing {EVENT_TYPES_KEYWORD}): "
+                               "a function that handles events needs the repository's schemas/ beside it")
+        self._state = state
+        self._set = None
+        self._validators: dict[str, Any] = {}
+
+    @classmethod
+    def of(cls, app: Flask) -> "EventSchemas":
+        """The schemas of ``app``'s events: under its ``schemas_dir`` (as its request bodies' are),
+        else under the checkout's ``schemas/`` beside the runtime (an app that validates no body)."""
+        state = app_state(app)
+        return cls(state.schemas_dir or _CHECKOUT_SCHEMAS, state)
+
+    def schema_of(self, event_type: str) -> str | None:
+        return self.by_type.get(event_type)
+
+    def _validator(self, event_type: str):
+        v = self._validators.get(event_type)
+        if v is None:
+            if self._set is None:
+                state = self._state
+                # the app's own schema set when it is the same folder: loaded once for bodies and events
+                same = state is not None and state.schemas_dir is not None and \
+                    Path(state.schemas_dir).resolve() == self.root
+                self._set = state.schemas if same else web.SchemaSet(self.root)
+            v = self._validators[event_type] = self._set.validator(self.by_type[event_type])
+        return v
+
+    def errors(self, event: Mapping[str, Any]) -> list[dict]:
+        """What is wrong with ``event``'s data (``[]``: nothing, or no schema for its type), each as
+        ``{"field": "/data/…", "message": …, "message_vi": …}``: the field and the rule it breaks,
+        never the value (event data may hold personal data)."""
+        if event.get("type") not in self.by_type:
+            return []
+        validator, data = self._validator(event["type"]), event.get("data")
+        if next(validator.iter_errors(data), None) is None:   # the hot path: valid data, one walk
+            return []
+        out: dict[str, dict] = {}
+        for err in validator.iter_errors(data):
+            # one per field: jsonschema tells each missing field apart, with the whole list each time
+            out.update({e["field"]: e for e in _data_errors(err) if e["field"] not in out})
+            if len(out) >= _MAX_DATA_ERRORS:
+                break
+        return list(out.values())[:_MAX_DATA_ERRORS]
+
+
+def _data_errors(err) -> list[dict]:
+    from jsonschema.exceptions import best_match
+
+    while err.context and err.validator in ("oneOf", "anyOf"):
+        err = best_match(err.context)   # the nearest rule the data missed, not "matches no alternative"
+    path, rule = list(err.absolute_path), err.validator
+    if rule == "required" and isinstance(err.instance, dict):
+        return [_data_error(path + [k], "is required", "là bắt buộc") for k in err.validator_value
+                if k not in err.instance]
+    if rule in ("additionalProperties", "unevaluatedProperties") and isinstance(err.instance, dict):
+        schema = err.schema if isinstance(err.schema, dict) else {}
+        patterns = [ecma_regex(p) for p in schema.get("patternProperties", {})]
+        extras = [k for k in err.instance if k not in schema.get("properties", {})
+                  and not any(p.search(k) for p in patterns)]
+        out = [_data_error(path + [k], "is not a field of this event's data",
+                           "không phải là trường của dữ liệu sự kiện này") for k in extras if _nameable(k)]
+        if len(out) < len(extras):   # a key that may be a value (an ID number): its object is named instead
+            out.append(_data_error(path, "has a field its schema does not allow", "có trường không được phép"))
+        return out
+    return [_data_error(path, f"breaks its schema's {rule!r} rule", f"vi phạm quy tắc {rule!r} của lược đồ")]
+
+
+def _nameable(key) -> bool:
+    """Whether a key of the data may be named: an index, or a short name that is not shaped like a
+    personal identifier (a map keyed by CCCD would otherwise put one in the answer)."""
+    return isinstance(key, int) or bool(_SAFE_KEY.fullmatch(str(key))) and redaction.redact(str(key)) == str(key)
+
+
+def _data_error(path: list, en: str, vi: str) -> dict:
+    pointer = "/data"
+    for part in path:
+        if not _nameable(part):
+            break   # its parent is named, not the key
+        pointer += "/" + str(part).replace("~", "~0").replace("/", "~1")
+    return {"field": pointer, "message": f"{pointer} {en}.", "message_vi": f"{pointer} {vi}."}
+
+
+def _check_data(event: dict, refused: Callable[[], None]) -> None:
+    """Refuse an event whose data does not match its type's schema, before its handler runs or any
+    record of it is written: a 422 naming the fields, dead-lettered at once like a malformed event
+    (a 4xx no retry fixes; 422 as for a request body its schema refuses, and as handlers refuse
+    data their event's contract lacks), counted as one (outcome ``malformed``)."""
+    schemas = current_app.extensions.get(EVENT_SCHEMAS)
+    wrong = schemas.errors(event) if schemas is not None else []
+    if not wrong:
+        return
+    refused()
+    fields = ", ".join(dict.fromkeys(e["field"] for e in wrong))
+    schema = schemas.schema_of(event["type"])
+    # as a handler's failure is logged (id, type, status: what an SRE finds a dead letter by), with
+    # the fields, never their values: the event's data may hold personal data
+    log.warning("event %s (%s) not handled: its data does not match %s at %s (422)", event["id"], event["type"],
+                schema, fields)
+    raise Problem(422, "invalid-event-data", "Invalid event data",
+                  f"The data of this {event['type']} event does not match its schema ({schema}) at: {fields}.",
+                  title_vi="Dữ liệu sự kiện không hợp lệ",
+                  detail_vi=f"Dữ liệu của sự kiện {event['type']} không khớp với lược đồ ({schema}) tại: {fields}.",
+                  errors=wrong)
+
+
 class _InProgress(Exception):
     """Another run holds the event: a delivery is told to retry later (503), an operator's retry 409."""
 
 
 def _run_event(handlers: Mapping[str, EventHandler], event: dict, headers: Mapping[str, str]) -> str:
     """Handle one event as ``/events`` does: ``"done"``, or ``"duplicate"`` when an earlier run
-    completed it. A type with no handler is a 400; while another run holds the event,
+    completed it. A type with no handler is a 400, data its type's schema refuses a 422
+    (:class:`EventSchemas`, checked before any record is written); while another run holds the event,
     :class:`_InProgress`; what the handler raises is raised, and its run's hold released."""
     from .store import leases
 
@@ -263,6 +405,7 @@ def _run_event(handlers: Mapping[str, EventHandler], event: dict, headers: Mappi
                       f"This function does not handle events of type {event['type']!r}.",
                       title_vi="Loại sự kiện không được hỗ trợ",
                       detail_vi=f"Chức năng này không xử lý sự kiện loại {event['type']!r}.")
+    _check_data(event, lambda: outcome("malformed"))
     if getattr(handler, REPEAT_SAFE, False):
         # its effects dedupe on the event id by themselves: no events-seen lease to take and complete
         try:

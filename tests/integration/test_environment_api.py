@@ -270,7 +270,8 @@ def test_device_message_relayed_from_nats(env, tokens, rt, settings):
     recorded = [m for m in tail(rt.settings, 50) if m["event"]["type"] == "vn.langson.environment.observations.recorded.v1"
                 and m["event"]["data"]["channel"] == "mqtt"]
     assert len(recorded) == 1
-    bad = devices.to_event("devices.environment.stations.nope.observations", b"{}", {}, 8, now)
+    bad = devices.to_event("devices.environment.stations.nope.observations",   # an observation, of no station
+                           json.dumps({"observed_at": now.isoformat(), "pm25": 12}).encode(), {}, 8, now)
     headers, body = events.to_binary_http(bad)
     assert env.post("/events", data=body, headers={**headers, **auth.delivery_headers(rt.settings.replace(service="environment"))}).status_code == 404
 

@@ -145,6 +145,14 @@ def wbody(amount=2_000_000, account="0011223344", bank="vcb", tid=None):
             "customer_id_number": CCCD}
 
 
+def transfer_event(tid, state="RECEIVED", *, id=None, amount=2_000_000):
+    """A transfer fact as the soft ATM publishes it (its data keeps schemas/events/softatm/transfer.*.json:
+    /events refuses what does not); the webhook is made from the stored transfer, not from this."""
+    return events.new_event(f"vn.langson.softatm.transfer.{state.lower()}.v1", "/softatm", {
+        "transfer_id": tid, "kind": "withdrawal", "state": state, "bank": "vcb", "point": POINT, "unit_code": None,
+        "amount_vnd": amount, "abort_reason": None}, id=id or f"{tid}.{state}")
+
+
 def float_of(client, s, point=POINT):
     return client.get(f"/v1/points/{point}/float", headers=s["op"]).get_json()
 
@@ -688,7 +696,7 @@ def test_webhook_handler_signs_and_classifies(rt, client, setup, hooks):
     """The /events handler POSTs a signed webhook; 5xx -> 503 (retry), 4xx -> 422 (dead letter)."""
     b = wbody()
     client.post("/v1/withdrawals", json=b, headers=s_teller(setup))
-    ev = events.new_event("vn.langson.softatm.transfer.received.v1", "/softatm", {"transfer_id": b["id"]}, id=b["id"] + ".x")
+    ev = transfer_event(b["id"], id=b["id"] + ".x")
     for status, expected in ((200, 200), (503, 503), (404, 422)):
         hooks.status = status
         e = dict(ev, id=f"{b['id']}.{status}")
@@ -765,8 +773,7 @@ def test_an_operator_changes_a_banks_address_and_limits(client, setup, rt, hooks
     assert r.get_json()["changed_by"].startswith("operator-")   # who moved where its customers' numbers go
     b = wbody(amount=3_000_000)
     assert client.post("/v1/withdrawals", json=b, headers=setup["teller"]).status_code == 201
-    e = events.new_event("vn.langson.softatm.transfer.received.v1", "/softatm", {"transfer_id": b["id"]},
-                         id=f"{b['id']}.RECEIVED")
+    e = transfer_event(b["id"])
     h, body = events.to_binary_http(e)
     assert client.post("/events", data=body, headers={**h, **delivery_headers(rt.settings)}).status_code == 200
     assert [(ok, got["transfer"]["id"]) for ok, got, _ in hooks.got] == [(True, b["id"])]
@@ -866,8 +873,7 @@ def test_a_webhook_to_an_address_stored_before_the_check_is_dead_lettered_not_re
     models.Bank.update("vcb", None, lambda it: it.data.update(webhook_url="http://bank.example/hooks/soft atm"))
     b = wbody()
     assert client.post("/v1/withdrawals", json=b, headers=setup["teller"]).status_code == 201
-    e = events.new_event("vn.langson.softatm.transfer.received.v1", "/softatm", {"transfer_id": b["id"]},
-                         id=f"{b['id']}.RECEIVED")
+    e = transfer_event(b["id"])
     h, body = events.to_binary_http(e)
     r = client.post("/events", data=body, headers={**h, **delivery_headers(rt.settings)})
     assert r.status_code == 422, r.get_data(as_text=True)   # dead-lettered: retrying cannot fix it
@@ -968,8 +974,7 @@ def test_a_withdrawal_end_to_end_stays_within_its_store_budget(rt, client, setup
     s = setup
 
     def webhook(tid, state):
-        e = events.new_event(f"vn.langson.softatm.transfer.{state.lower()}.v1", "/softatm", {"transfer_id": tid},
-                             id=f"{tid}.{state}")
+        e = transfer_event(tid, state)
         h, body = events.to_binary_http(e)
         assert client.post("/events", data=body, headers={**h, **delivery_headers(rt.settings)}).status_code == 200
 
@@ -1319,8 +1324,7 @@ def tell_dead_letter(client, rt, event, status=404, error="HTTP 404: no such hoo
 
 
 def received_event(tid):
-    return events.new_event("vn.langson.softatm.transfer.received.v1", "/softatm", {"transfer_id": tid},
-                            id=f"{tid}.RECEIVED")
+    return transfer_event(tid)
 
 
 def open_letters(client, setup, **query):
