@@ -6,6 +6,7 @@
     lscloud fuzz [--base-url URL | --direct] [--cases 1000] [--function NAME]
     lscloud docs [--check]      the README's "who may call" tables from functions/*/access.yaml
     lscloud backup DEST | restore SRC   the local cloud's objects, streams and keys in a folder, and back
+    lscloud erase --kind phone --value - [--function NAME]   a person's data erased on their request
     lscloud bank-kit check --bank CODE   the checks a partner bank must pass before go-live (soft ATM)
 
 Exit codes: 0 done; 1 failed (message on stderr; `fuzz`: a 5xx or a 4xx that is not problem+json); 2 bad
@@ -377,6 +378,65 @@ def cmd_bank_kit(args) -> int:
                           stdin=subprocess.DEVNULL).returncode
 
 
+def cmd_erase(args) -> int:
+    """Run every chosen function's erasure hook for one person (:mod:`lscloud.erasure`), record the
+    request and print the record: what was erased, what was kept and why, never the identifier."""
+    import getpass
+
+    from . import erasure, manifest as manifests, redaction, runtime
+
+    redaction.install_log_redaction()   # a hook's failure logged must not name the person
+    reapplies = None
+    if args.reapply:
+        if args.kind or args.value:
+            raise CliError("--reapply takes the request from its record: no --kind or --value")
+        try:
+            record = json.loads(Path(args.reapply).read_text(encoding="utf-8"))
+            subject, reapplies = erasure.Subject.from_record(record), record["request"]
+        except (OSError, ValueError, KeyError, AttributeError) as exc:
+            raise CliError(f"cannot read the record {args.reapply}: {exc}") from None
+    else:
+        if not args.kind or not args.value:
+            raise CliError("name the person: --kind cccd|phone|email --value - (the value is then read from stdin)")
+        if args.value != "-":
+            print("lscloud: the identifier is now in your shell history; prefer --value - next time",
+                  file=sys.stderr)
+        try:
+            subject = erasure.Subject(args.kind, erasure.read_value(args.value, prompt=f"{args.kind}: "))
+        except erasure.InvalidSubject as exc:
+            raise CliError(str(exc)) from None
+    chosen = set(args.function or [])
+    if args.from_env:
+        # the cluster: the function's own bucket, credentials and pseudonym key in the environment
+        settings = config.load()
+        dirs = {m.name: m.root for m in manifests.discover([Path(d) for d in default_dirs()])}
+    else:
+        cloud = running_cloud(_state_dir(args))
+        settings = local_cloud.cloud_settings(cloud)
+        dirs = {name: Path(f["dir"]) for name, f in cloud["functions"].items()}
+    unknown = chosen - set(dirs)
+    if unknown:
+        raise CliError(f"no function named {', '.join(sorted(unknown))}")
+    hooks, without = erasure.load_hooks({n: d for n, d in dirs.items() if not chosen or n in chosen})
+    if not hooks:
+        raise CliError("none of these functions has an erasure hook (function/erase.py)")
+    previous = runtime.installed()
+    rt = runtime.install(runtime.Runtime(settings))
+    try:
+        record = erasure.run(rt, subject, hooks, operator=args.operator or getpass.getuser(), without_hook=without,
+                             reapplies=reapplies)
+    finally:
+        rt.close()
+        if previous is not None:   # a process that already had a runtime (a test's) keeps it
+            runtime.install(previous)
+        else:
+            runtime.uninstall()
+    print(json.dumps(record, ensure_ascii=False, indent=2, default=str))
+    print(f"recorded as {record['record']} — keep this record apart from the backups: `lscloud erase --reapply FILE` "
+          "applies it again after a restore", file=sys.stderr)
+    return EXIT_FAIL if record["failed"] else EXIT_OK
+
+
 def cmd_backup(args) -> int:
     from .local import backup as bk
 
@@ -442,6 +502,19 @@ def build_parser() -> argparse.ArgumentParser:
     bk.add_argument("dest", help="a new (or empty) folder")
     rs = add("restore", cmd_restore, "put a backup back into a fresh state dir (--state-dir) and check it")
     rs.add_argument("src", help="a folder written by `lscloud backup`")
+
+    er = add("erase", cmd_erase, "erase one person's data on their request (Law 91/2025/QH15) in every function with "
+                                 "an erasure hook, record the request and print what was erased and what was kept")
+    er.add_argument("--kind", choices=("cccd", "phone", "email"), help="what identifies the person")
+    er.add_argument("--value", help="the identifier; `-` reads it from stdin (a prompt that does not echo): it then "
+                                    "stays out of the shell history")
+    er.add_argument("--function", action="append", metavar="NAME", help="only this function; repeatable")
+    er.add_argument("--operator", help="who makes the request, as recorded (default: the login name)")
+    er.add_argument("--reapply", metavar="FILE", help="apply a recorded request again (its record, as this command "
+                                                     "printed it), after a backup from before it was restored")
+    er.add_argument("--from-env", action="store_true",
+                    help="not a running local cloud: the store, bucket and pseudonym key from the environment "
+                         "(the cluster: run with a function's own environment)")
 
     sc = add("store-check", cmd_store_check, "check that the object store keeps the conditional writes the runtime "
                                               "rests on (create-only, If-Match, races, conditional GET and DELETE); "

@@ -5,6 +5,7 @@
     python -m lscloud.serve --migrate [--force] functions/<name>
     python -m lscloud.serve --run-hooks REPORT functions/<name>   # migrate, seed, then serve
     python -m lscloud.serve --wait-for FILE [--run-hooks REPORT] functions/<name>
+    python -m lscloud.serve --erase cccd|phone|email|record --operator NAME functions/<name>
 
 Serving imports the folder's ``function`` package and serves its ``new`` the way func-python's
 ``func_python.http.serve`` does (:mod:`lscloud.function_server`: the same app around the instance,
@@ -31,6 +32,17 @@ the file REPORT as one JSON object ``{"migrate": ..., "seed": ...}``. A hook tha
 reported there and the function serves anyway, as when the hooks ran in their own processes.
 This spares the local cloud one interpreter (and one import of the function) per hook, and lets
 every function's hooks run while the others start.
+
+``--erase KIND`` runs ``function/erase.py``'s ``erase(runtime, subject)`` for the person named by
+one identifier of that kind (a CCCD, a phone number, an e-mail address), read from stdin — a prompt
+that does not echo on a terminal — never from the command line, and records the request in the
+function's bucket (:mod:`lscloud.erasure`); it prints the record (one JSON line: counts, reasons,
+pseudonyms, no identifier). ``--erase record`` re-applies a recorded request (its JSON on stdin: what
+this printed), after a backup from before it was restored. The process exits 1 when the hook failed
+(the record says why). In the cluster an operator runs it as the function's migration Job runs
+``--migrate``: from the function's image, with the function's own environment (its bucket,
+credentials, pseudonym key), but in a pod attached to their terminal (``kubectl run -i``), typing
+the identifier; ``lscloud erase`` does the same for every function of the local cloud.
 
 ``--wait-for FILE`` imports the function, then waits until FILE exists before it runs its hooks
 and serves: the local cloud starts every function while the object store and the event stream are
@@ -174,6 +186,32 @@ def _run_once(function_dir: Path, kind: str, marker_prefix: str, *, force: bool)
         runtime.uninstall()
 
 
+def erase(function_dir: Path, kind: str, *, operator: str, stdin=None) -> dict:
+    """Run the function's erasure hook for the person named by one identifier of ``kind`` read from
+    ``stdin`` (``record``: re-apply the recorded request on ``stdin``), record the request in the
+    function's bucket and return the record (:func:`lscloud.erasure.run`)."""
+    from lscloud import config, erasure, runtime
+
+    function_dir = Path(function_dir).resolve()
+    hooks, _ = erasure.load_hooks({function_dir.name: function_dir})
+    if not hooks:
+        raise SystemExit(f"{function_dir}/function/erase.py must define erase(runtime, subject)")
+    stream = stdin if stdin is not None else sys.stdin
+    try:
+        if kind == "record":
+            record = json.loads(stream.read())
+            subject, reapplies = erasure.Subject.from_record(record), record.get("request")
+        else:
+            subject, reapplies = erasure.Subject(kind, erasure.read_value("-", stream, prompt=f"{kind}: ")), None
+    except (erasure.InvalidSubject, ValueError, AttributeError) as exc:
+        raise SystemExit(f"lscloud.serve --erase: {exc}") from None
+    rt = runtime.install(runtime.Runtime(config.load()))
+    try:
+        return erasure.run(rt, subject, hooks, operator=operator, reapplies=reapplies)
+    finally:
+        runtime.uninstall()
+
+
 def run_hooks(function_dir: Path, report_path: Path) -> dict:
     """Run the function's migration then its seed hook (each only if the package has one, each
     once per version), write their reports to ``report_path`` (atomically) and return them.
@@ -216,6 +254,11 @@ def main(argv: list[str] | None = None) -> int:
     hooks.add_argument("--run-hooks", metavar="REPORT", type=Path,
                        help="run the migration and seed hooks (once per version), write their reports to REPORT "
                             "(JSON), then serve")
+    hooks.add_argument("--erase", metavar="KIND", choices=("cccd", "phone", "email", "record"),
+                       help="run function/erase.py's erase(runtime, subject) for the person named by one identifier "
+                            "of KIND (cccd, phone, email) read from stdin, record the request and print the record "
+                            "(JSON); KIND record: re-apply a recorded request read from stdin")
+    parser.add_argument("--operator", metavar="NAME", help="with --erase: who makes the request (recorded)")
     parser.add_argument("--force", action="store_true", help="with --seed / --migrate: run even if it already ran")
     parser.add_argument("--wait-for", metavar="FILE", type=Path,
                         help="import the function, then wait until FILE exists before running hooks and serving")
@@ -230,6 +273,12 @@ def main(argv: list[str] | None = None) -> int:
             # as before the wait existed: the hooks report what fails, readiness says what is missing
             logging.getLogger("lscloud.serve").warning("%s did not appear within %.0fs; starting anyway",
                                                        args.wait_for, WAIT_FOR_TIMEOUT_S)
+    if args.erase:
+        if not args.operator:
+            parser.error("--erase needs --operator NAME: the request's record says who made it")
+        record = erase(args.function_dir, args.erase, operator=args.operator)
+        print(json.dumps(record, ensure_ascii=False, default=str), flush=True)
+        return 1 if record["failed"] else 0
     if args.seed or args.migrate:
         # one JSON line on stdout: the supervisor reads it
         run = seed if args.seed else migrate

@@ -7,7 +7,7 @@ import threading
 from lscloud.peers import PeerClient
 from lscloud.web import create_app as runtime_app
 
-from . import catalog, communes, limits, routes_open311, routes_v1
+from . import catalog, communes, limits, retention, routes_open311, routes_v1
 
 SCHEMAS_DIR = routes_v1.SCHEMAS_DIR
 
@@ -19,6 +19,7 @@ def create_app(settings=None):
                        "and the citizen app's JSON API: FixMyStreet's states, routing to agencies, deadlines in "
                        "working days, ratings, stats, events for the IOC."})
     app.extensions["reports.limits"] = limits.limiters(app.extensions["lscloud"].settings)
+    retention.keep_days(app.extensions["lscloud"].settings)   # a bad REPORTS_CONTACT_KEEP_DAYS stops the start
     app.config["REPORTS_PEERS"] = PeerClient(app.extensions["lscloud"].settings)
     catalog.services()      # a malformed service file stops the start, not a request
     threading.Thread(target=communes.warm, name="reports-address-tables", daemon=True).start()

@@ -28,7 +28,11 @@ trail). Indexes are create-only key objects, written after the report and repeat
   tick sweeps entries older than :data:`TOUCHED_KEPT_S`;
 - ``DayFigures``: a local day of receipt's summary for the stats: each report's part of the figures
   (its commune, category, agency, status, overdue flag and rating) by its ``ReportByDay`` entry, and
-  up to when the feed's moves are in it (:mod:`.queries`).
+  up to when the feed's moves are in it (:mod:`.queries`);
+- ``ReportOwner``: a reporter's reports, under a pseudonym of their phone, e-mail or CCCD
+  (:mod:`.owners`): how an erasure request finds them (:mod:`.erase`); written with the report;
+- ``ClosedReport``: each closed report whose reporter's contact is still there, under the time of its
+  last move (``<updated_at UTC>_<id>``): the tick lists those past the keep period (:mod:`.retention`).
 
 ``ReportTouched`` and ``DayFigures`` are derived working objects (``Meta.working``): not kept with
 the records under object lock (:mod:`lscloud.store.working`).
@@ -159,6 +163,25 @@ class ReportTouched(Model):
     expires_at = A.TTLAttribute()
 
 
+class ReportOwner(Model):
+    """One report of one reporter, by a pseudonym of an identifier they gave (:func:`.owners.key`):
+    no clear value in the key or the body."""
+
+    class Meta:
+        table = "reports-owners"
+
+    owner = A.UnicodeAttribute(hash_key=True)
+    report_id = A.UnicodeAttribute(range_key=True)
+
+
+class ClosedReport(Model):
+    class Meta:
+        table = "reports-closed"
+
+    bucket = A.UnicodeAttribute(hash_key=True)       # "closed"
+    entry = A.UnicodeAttribute(range_key=True)       # <updated_at UTC>_<report id>
+
+
 class DayFigures(Model):
     """A local day of receipt's part of the stats (:func:`.queries.stats`): ``rows`` maps each
     ``ReportByDay`` entry to its report's ``[commune, category, agency or "-", status, overdue,
@@ -200,10 +223,23 @@ def created_indexes(doc: dict) -> list[Model]:
     from lscloud.aggregate import audit_key
     from lscloud.workdays import local_day
 
+    from .owners import entries
+
     at, rid = doc["requested_at"], doc["id"]
     cell = f"{doc['category']}:{doc['geohash']}" if doc.get("geohash") else None
     # the receipt is an update too, keyed by its audit entry: the record's first version, first entry
     return [ReportByDay(doc["day"], f"{at}_{rid}"), ReportToken(doc["token"], report_id=rid), OpenReport("open", rid),
             *([NearbyOpen(cell, nearby_entry(doc))] if cell else []), DueReport("due", due_entry(doc)),
             UpdateIndex(local_day(at), update_entry(at, rid, audit_key(at, 1, 0), doc["status"])),
-            *([AgencyQueue(doc["agency"], due_entry(doc))] if doc.get("agency") else [])]
+            *([AgencyQueue(doc["agency"], due_entry(doc))] if doc.get("agency") else []), *entries(doc)]
+
+
+def closed_entries(doc: dict) -> list[Model]:
+    """The keep period's index entry of a closed report still holding its reporter's contact, from
+    its document alone: kept by every write of the report (the aggregate's ``side``), so one closed
+    again later has an entry under its new time, and the tick drops an entry its report left."""
+    from .states import CLOSED
+
+    if doc["status"] not in CLOSED or doc.get("contact_erased") or not doc.get("updated_at"):
+        return []
+    return [ClosedReport("closed", f"{doc['updated_at']}_{doc['id']}")]

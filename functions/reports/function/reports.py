@@ -5,6 +5,8 @@ reporter, flagged overdue by the platform clock.
 Personal data: the reporter's name, phone and e-mail stay inside the report's document (the
 handlers need them to call back); they are never in a key, an event or a log line. A signed-in
 citizen is known by a pseudonym of their subject (``owner``); audit entries carry pseudonyms too.
+They go on the reporter's request (:mod:`.erase`) and, for a closed report, once its keep period
+has passed (:mod:`.retention`).
 """
 
 from __future__ import annotations
@@ -90,10 +92,10 @@ def _indexes(out: Outcome) -> None:
 
 
 def records() -> ReportRecords:
-    from .models import Report, ReportAudit, created_indexes
+    from .models import Report, ReportAudit, closed_entries, created_indexes
 
     return ReportRecords(Report, machine=MACHINE, source=SOURCE, audit=ReportAudit, after_commit=_indexes,
-                         created_side=created_indexes)
+                         created_side=created_indexes, side=closed_entries)
 
 
 def recorded(actor: Actor) -> Actor:

@@ -1,7 +1,8 @@
 """The platform clock's tick (``vn.langson.platform.clock.ticked.v1``, every minute): flag the open
-reports past their deadline (one ``report.overdue`` event each, ever); the runtime then publishes
-again what the outbox keeps (:func:`lscloud.knative.flush_outbox`). A store failure raises, so the
-tick is redelivered."""
+reports past their deadline (one ``report.overdue`` event each, ever), and take the reporter's contact
+out of the closed reports past its keep period (:mod:`.retention`, a few a tick); the runtime then
+publishes again what the outbox keeps (:func:`lscloud.knative.flush_outbox`). A store failure raises,
+so the tick is redelivered."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from lscloud.aggregate import delete_quietly
 from lscloud.statemachine import now
 from lscloud.store import DoesNotExist, InvalidKey
 
-from . import lists, reports
+from . import lists, reports, retention
 from .models import DueReport
 
 log = logging.getLogger("reports.schedule")
@@ -38,10 +39,12 @@ def sweep(at) -> dict:
 
 
 def on_tick(event: dict) -> dict:
-    """Flag the overdue reports. Repeat-safe: a report is flagged by a conditional write that finds
-    it flagged already, so a tick run twice, or two at once, flags it once (func.py marks it
-    :func:`lscloud.knative.repeat_safe`)."""
-    swept = sweep(now())
-    if swept["flagged"]:
-        log.info("tick %s: %d report(s) flagged overdue", event.get("id"), swept["flagged"])
-    return {"overdue": swept}
+    """Flag the overdue reports, then anonymise the closed ones past the keep period. Repeat-safe:
+    each report is changed by a conditional write that finds it done already, so a tick run twice,
+    or two at once, changes it once (func.py marks it :func:`lscloud.knative.repeat_safe`)."""
+    at = now()
+    swept, kept = sweep(at), retention.sweep(at)
+    if swept["flagged"] or kept["anonymised"]:
+        log.info("tick %s: %d report(s) flagged overdue, %d past the contact keep period", event.get("id"),
+                 swept["flagged"], kept["anonymised"])
+    return {"overdue": swept, "contacts": kept}
