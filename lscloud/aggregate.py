@@ -213,6 +213,15 @@ class Aggregate(Generic[M]):
     and after each :meth:`mutate`; an entry of an earlier state is the function's to clean. A model
     with JSON attributes ``request`` (the idempotency stamp) and ``created`` (kept by :meth:`create`:
     its transitions) can be answered by :meth:`resend`.
+
+    ``event_actor(actor)``: the actor as each transition's *event* names it (:meth:`event`), for a
+    function whose audit entries must keep who acted in clear (its own accountable record, in its
+    own bucket) while the stream, read by other functions and kept with its dead letters long
+    after, must not carry a person's identifier: typically a pseudonym for the kinds of actor whose
+    subject is one (:meth:`lscloud.statemachine.Actor.pseudonymous`), the others as they are. The
+    audit entries, what a record keeps of its moves and the transitions handed to hooks are left
+    as they are; an event a function builds itself (:meth:`fact`, ``events_after``) is its own to
+    mind. It must answer the same for the same actor (a re-run round publishes the same event).
     """
 
     def __init__(self, model: type[M], *, machine: StateMachine, source: str, audit: type[Model] | None = None,
@@ -220,7 +229,8 @@ class Aggregate(Generic[M]):
                  after_commit: Callable[[Outcome], None] | None = None,
                  on_terminal: Callable[[dict], None] | None = None, backoff: Backoff = DEFAULT,
                  publish: bool = True, created_side: Callable[[dict], Iterable[Model]] | None = None,
-                 side: Callable[[dict], Iterable[Model]] | None = None, event_ids: str = ""):
+                 side: Callable[[dict], Iterable[Model]] | None = None, event_ids: str = "",
+                 event_actor: Callable[[Actor], Actor] | None = None):
         self.model = model
         self.machine = machine
         self.source = source
@@ -236,6 +246,7 @@ class Aggregate(Generic[M]):
         self.keeps_created = "created" in model._attributes
         self.keeps_moved = "moved" in model._attributes
         self.event_ids = event_ids
+        self.event_actor = event_actor
 
     # -- reading ------------------------------------------------------------------------------------
 
@@ -457,9 +468,13 @@ class Aggregate(Generic[M]):
         return entries, evts
 
     def event(self, t: Transition, doc: dict, subject: str, event_id: str) -> dict:
-        """The CloudEvent of one transition: the document's summary plus what the move did."""
+        """The CloudEvent of one transition: the document's summary plus what the move did, its
+        actor as ``event_actor`` names it."""
+        data = t.event_data()
+        if self.event_actor is not None:
+            data["actor"] = self.event_actor(t.actor).as_dict()
         # its time is the transition's, not the clock's: the same event again when a round is re-run
-        return ce.new_event(t.type, self.source, {**self.summary(doc), **t.event_data()}, subject=subject,
+        return ce.new_event(t.type, self.source, {**self.summary(doc), **data}, subject=subject,
                             id=event_id, time=parse_iso(t.at))
 
     def fact(self, fact: str, data: dict, *, subject: str | None = None, id: str | None = None) -> dict:

@@ -2,20 +2,29 @@
 simulated bank, the journeys of the other e2e tests (a citizen's permit, a truck's crossing) plus a
 driver who declares with a CCCD, a soft-ATM withdrawal and deposit and a reused transfer id. Then
 every place a run leaves traces is scanned for the test identifiers (CCCDs, a passport, phone and
-account numbers): the object keys in the bucket, the span log, the spans and metrics exported over
+account numbers): the object keys in the bucket, every message of every JetStream stream (the
+events, kept 30 days and read by every subscribing function; the dead-letter stream; the others),
+the dead letters kept in the bucket (a year), the span log, the spans and metrics exported over
 OTLP, the function and supervisor logs, and the conflict answer to the reused id.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 from datetime import datetime, timedelta, timezone
 
 import httpx
+import nats.js.errors
 import pytest
 
 from localcloud import ROOT, OtlpReceiver, running, wait_for
 from lscloud.auth import dev_keys, issue_token
+from lscloud.bus import Bus
+from lscloud.deadletters import DeadLetter
+from lscloud.delivery import dlq_stream
+from lscloud.local.cloud import cloud_settings
 from lscloud.local.servers import WeedMini
 from lscloud.store.objects import ObjectStore
 from test_border_e2e import test_a_crossing_through_the_local_cloud as crossing_journey
@@ -99,6 +108,33 @@ def soft_atm(gw, private) -> str:
     return again.text
 
 
+def stream_messages(cloud_state: dict) -> dict[str, bytes]:
+    """Every message the cloud's nats-server keeps, by stream (each one its server lists: the
+    events, their dead letters, the devices', the key-value buckets): subject, headers and data of
+    each, read through the runtime's bus client, nothing consumed."""
+
+    async def read() -> dict[str, bytes]:
+        bus = Bus(cloud_settings(cloud_state), name="privacy-scan", create_stream=False)
+        await bus.connect()
+        try:
+            out = {}
+            for info in await bus.js.streams_info():
+                name, held = info.config.name, []
+                for seq in range(max(info.state.first_seq, 1), info.state.last_seq + 1):   # empty: 0, 0
+                    try:
+                        m = await bus.js.get_msg(name, seq)
+                    except nats.js.errors.NotFoundError:   # deleted: an acked work-queue message, a purged key
+                        continue
+                    held.append(json.dumps({"subject": m.subject, "headers": m.headers}, ensure_ascii=False).encode())
+                    held.append(m.data or b"")
+                out[name] = b"\n".join(held)
+            return out
+        finally:
+            await bus.close()
+
+    return asyncio.run(read())
+
+
 def count(text: str | bytes) -> dict[str, int]:
     if isinstance(text, bytes):
         return {i: text.count(i.encode()) for i in IDENTIFIERS if text.count(i.encode())}
@@ -116,9 +152,14 @@ def test_no_personal_identifier_in_keys_spans_logs_or_metrics(cloud, otlp):
         driver_with_a_cccd(gw, private)
         conflict_answer = soft_atm(gw, private)
 
-    s3 = cloud.state()["s3"]
+    state = cloud.state()
+    s3 = state["s3"]
     store = ObjectStore(s3["endpoint"], s3["access_key"], WeedMini.__dataclass_fields__["secret_key"].default)
-    keys = "\n".join(o.key for o in store.list(s3["bucket"], ""))
+    listed = [o.key for o in store.list(s3["bucket"], "")]
+    keys = "\n".join(listed)
+    letters = b"\n".join(store.get(s3["bucket"], k).body for k in listed
+                         if k.startswith(DeadLetter.Meta.table + "/"))
+    streams = stream_messages(state)   # before the cloud stops: its nats-server goes with it
     cloud.terminate()  # flushes every process's spans and metrics
     logs = "\n".join(p.read_text(errors="replace") for p in sorted((cloud.state_dir / "logs").glob("*.log")))
     found = {
@@ -129,8 +170,14 @@ def test_no_personal_identifier_in_keys_spans_logs_or_metrics(cloud, otlp):
         "function logs": count(logs),
         "supervisor output": count(cloud.output()),
         "conflict answer": count(conflict_answer),
+        "dead letters in the bucket": count(letters),
+        **{f"stream {name}": count(held) for name, held in sorted(streams.items())},
     }
     print("\nidentifier occurrences:", found)
+    # the events stream held the journeys' events (a dossier's, a declaration's), and was read
+    assert {state["stream"], dlq_stream(cloud_settings(state))} <= set(streams)
+    assert b"vn.langson.dossiers.dossier.done.v1" in streams[state["stream"]]
+    assert b"vn.langson.border.truck.exited.v1" in streams[state["stream"]]
     # up ran every function's migration before the functions started (a fresh store: nothing to move)
     for name in ("border", "dossiers", "identity", "softatm", "softatm-bank-sim"):
         assert f"migrated     {name}" in cloud.output()

@@ -39,12 +39,26 @@ def safe(part: str) -> str:
 
 
 def summary(doc: dict) -> dict:
-    """What events carry: no personal data beyond the applicant's id for notifiers."""
+    """What events carry of the dossier: no personal data. The applicant's CCCD or tax code is not
+    in them (the stream keeps an event 30 days and its dead letter a year, for every function that
+    reads it): a notifier that must reach the applicant reads the dossier by its ``dossier_id``."""
     step = workflow.active_step(doc)
     return {"dossier_id": doc["id"], "code": doc["code"], "status": doc["status"],
             "procedure": doc["procedure"]["code"], "agency": doc["agency"], "unit": doc["unit"],
-            "channel": doc["channel"], "owner": doc["owner"], "deadline": doc["deadline"],
+            "channel": doc["channel"], "deadline": doc["deadline"],
             "current_step": step["code"] if step else None, "current_agency": step["agency"] if step else None}
+
+
+ACTORS_PURPOSE = "dossiers-actors"
+
+
+def event_actor(actor: Actor) -> Actor:
+    """An applicant as a transition's event names them: by pseudonym, since a citizen's subject is
+    their CCCD and a household business's tax code its owner's. The audit entry keeps the clear
+    subject (the dossier's own record). An officer stays in clear: a civil servant acts in office,
+    and consumers match officers by subject (as :mod:`.signed_results` does with the documents
+    function's events)."""
+    return actor.pseudonymous(ACTORS_PURPOSE) if actor.kind in APPLICANTS else actor
 
 
 def _counted(outcome: Outcome) -> None:
@@ -100,7 +114,7 @@ def new_indexes(doc: dict) -> list:
 
 RECORDS: Aggregate[Dossier] = Aggregate(Dossier, machine=MACHINE, source=SOURCE, audit=AuditEntry, summary=summary,
                                         mirror=("code", "owner"), after_commit=_counted, on_terminal=_finished,
-                                        created_side=new_indexes, side=clocks.entries)
+                                        created_side=new_indexes, side=clocks.entries, event_actor=event_actor)
 
 
 def create(doc: dict, actor: Actor, at: datetime, cal: Calendar, *, code: Future,
