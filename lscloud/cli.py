@@ -70,7 +70,14 @@ def cmd_status(args) -> int:
     import httpx
 
     state_dir = _state_dir(args)
-    cloud = running_cloud(state_dir)
+    try:
+        cloud = local_cloud.running_cloud(state_dir)
+    except local_cloud.SupervisorDead as exc:
+        # something answers, so "nothing runs" would be a lie: running, not healthy
+        print(f"lscloud: {exc}", file=sys.stderr)
+        return EXIT_UNHEALTHY
+    except local_cloud.NotRunning as exc:
+        raise CliError(str(exc)) from None
     gw = cloud["gateway"]["url"]
     if cloud.get("state") != "ready" or not gw:
         print(f"lscloud up (pid {cloud['pid']}) is {cloud.get('state')}; state dir {state_dir}")

@@ -1,7 +1,8 @@
 """A running local cloud, as the tools that talk to it see it (`lscloud` commands, benchmarks).
 
 `lscloud up` writes ``<state dir>/cloud.json`` (its pid, ports, endpoints); :func:`running_cloud`
-reads it back and checks the process is alive, :func:`cloud_settings` turns it into the
+reads it back and checks the process is alive (and says so when it is dead but what it started
+still serves: :class:`SupervisorDead`), :func:`cloud_settings` turns it into the
 :class:`~lscloud.config.Settings` that reach its servers.
 """
 
@@ -12,18 +13,41 @@ from pathlib import Path
 from .. import config
 from .pseudonym_key import for_cloud
 from .servers import WeedMini
-from .supervisor import process_alive, read_json
+from .processes import process_alive
+from .supervisor import read_json
 
 
 class NotRunning(RuntimeError):
     """No live `lscloud up` owns that state dir."""
 
 
+class SupervisorDead(NotRunning):
+    """The `lscloud up` that owned the state dir died, but processes it started still serve: the
+    gateway answers while nothing delivers events, ticks the clock or restarts what crashes."""
+
+    def __init__(self, cloud: dict, serving: list[dict]):
+        self.cloud, self.serving = cloud, serving
+        pids = [str(p["pid"]) for p in serving]
+        groups = " ".join(f"-{pid}" for pid in pids)
+        super().__init__(
+            f"supervisor dead: {len(serving)} processes still serving ({', '.join(p.get('role', '?') for p in serving)}; "
+            f"pids {', '.join(pids)}) after `lscloud up` (pid {cloud.get('pid')}) died, with no event delivery, clock "
+            f"or restarts; run `lscloud up` (it stops them) or stop them: kill -TERM -- {groups}\n"
+            f"tiến trình giám sát đã chết: {len(serving)} tiến trình vẫn đang phục vụ sau khi `lscloud up` "
+            f"(pid {cloud.get('pid')}) dừng, không còn chuyển sự kiện, đồng hồ hay khởi động lại; chạy `lscloud up` "
+            f"(nó sẽ dừng chúng) hoặc tự dừng chúng: kill -TERM -- {groups}")
+
+
 def running_cloud(state_dir: Path) -> dict:
-    """``cloud.json`` of the live `lscloud up` owning ``state_dir`` (NotRunning if none)."""
+    """``cloud.json`` of the live `lscloud up` owning ``state_dir``: NotRunning if none,
+    SupervisorDead if none but what the last one started still runs."""
     cloud = read_json(Path(state_dir) / "cloud.json")
-    if not cloud or not process_alive(cloud.get("pid"), cloud.get("create_time")) or cloud.get("state") == "stopped":
-        raise NotRunning(f"no `lscloud up` is running with state dir {state_dir} (start one with `lscloud up`)")
+    none = NotRunning(f"no `lscloud up` is running with state dir {state_dir} (start one with `lscloud up`)")
+    if not cloud or cloud.get("state") == "stopped":
+        raise none
+    if not process_alive(cloud.get("pid"), cloud.get("create_time")):
+        serving = [p for p in cloud.get("processes") or [] if process_alive(p.get("pid"), p.get("create_time"))]
+        raise SupervisorDead(cloud, serving) if serving else none
     return cloud
 
 

@@ -20,6 +20,11 @@ before: it makes itself a child subreaper (Linux ``PR_SET_CHILD_SUBREAPER``), an
 twice, so the function process is re-parented to the supervisor as soon as the middle process
 exits. Where that is not available, or the server is gone, the supervisor spawns as before.
 
+Nothing outlives a supervisor killed outright (kill -9): the server asks the kernel for a SIGTERM
+when the supervisor dies (``PR_SET_PDEATHSIG``, :func:`lscloud.local.processes.die_with_parent`), and
+so does each function process, once it is the supervisor's child (asked while the middle process
+was its parent, the signal would come as that one exits).
+
 Protocol, one JSON line each way on two pipes: ``{"args", "env", "cwd", "log"}`` →
 ``{"pid"}`` or ``{"error"}``.
 """
@@ -38,7 +43,7 @@ import threading
 import time
 from pathlib import Path
 
-from .processes import process_create_time, kill_group
+from .processes import die_with_parent, kill_group, parent_death_preexec, process_create_time
 
 PRELOAD = (
     # what every function imports before it is ready (python -X importtime of a function's start)
@@ -124,9 +129,11 @@ class ForkServer:
         rep_r, rep_w = os.pipe()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "lscloud.local.forkserver", str(req_r), str(rep_w)],
+            self.proc = subprocess.Popen([sys.executable, "-m", "lscloud.local.forkserver", str(req_r), str(rep_w),
+                                          str(os.getpid())],
                                          env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                         pass_fds=(req_r, rep_w), start_new_session=True, cwd=str(self.cwd))
+                                         pass_fds=(req_r, rep_w), start_new_session=True, cwd=str(self.cwd),
+                                         preexec_fn=parent_death_preexec())
         os.close(req_r)
         os.close(rep_w)
         self._to, self._from = req_w, rep_r
@@ -197,7 +204,7 @@ def _preload() -> None:
             print(f"forkserver: preloading {name} failed: {exc.__class__.__name__}: {exc}", flush=True)
 
 
-def _run_child(request: dict, fds: tuple[int, ...]) -> None:
+def _run_child(request: dict, fds: tuple[int, ...], supervisor: int | None, middle: int) -> None:
     """In the forked function process: become what ``python -m lscloud.serve ...`` would be; never returns."""
     code = 1
     try:
@@ -213,6 +220,7 @@ def _run_child(request: dict, fds: tuple[int, ...]) -> None:
         os.close(null)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _die_with(supervisor, middle)
         os.chdir(request["cwd"])
         _name(f"fn:{Path(request['cwd']).name}")
         from lscloud import config
@@ -245,6 +253,19 @@ def _run_child(request: dict, fds: tuple[int, ...]) -> None:
             os._exit(code if isinstance(code, int) else 1)
 
 
+def _die_with(supervisor: int | None, middle: int) -> None:
+    """Tie this function process to the supervisor, once it has been re-parented to it."""
+    if supervisor is None:
+        return
+    while os.getppid() == middle:  # it exits as soon as it has written our pid
+        time.sleep(0.001)
+    if os.getppid() == supervisor:
+        die_with_parent(supervisor)
+    elif not _exists(supervisor):
+        raise SystemExit(f"forkserver: the supervisor (pid {supervisor}) is gone; not starting")
+    # else a caller that is no subreaper (tests): the process is not its child to tie to
+
+
 def _name(name: str) -> None:
     """The process's short name (what ``ps -o comm``, ``top`` and psutil's ``name()`` show; Linux):
     its command line is still the fork server's."""
@@ -254,7 +275,7 @@ def _name(name: str) -> None:
         pass
 
 
-def _fork(request: dict, fds: tuple[int, ...]) -> int:
+def _fork(request: dict, fds: tuple[int, ...], supervisor: int | None) -> int:
     """Fork twice: the function process's parent exits at once, so it is re-parented to the
     supervisor (the subreaper). Returns the function process's pid."""
     r, w = os.pipe()
@@ -262,10 +283,11 @@ def _fork(request: dict, fds: tuple[int, ...]) -> int:
     if middle == 0:
         try:
             os.close(r)
+            me = os.getpid()
             pid = os.fork()
             if pid == 0:
                 os.close(w)
-                _run_child(request, fds)
+                _run_child(request, fds, supervisor, me)
             os.write(w, str(pid).encode())
         finally:
             os._exit(0)
@@ -281,6 +303,7 @@ def _fork(request: dict, fds: tuple[int, ...]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     req_r, rep_w = int(argv[0]), int(argv[1])
+    supervisor = int(argv[2]) if len(argv) > 2 else None
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor stops it (its own session anyway)
     from lscloud.serve import importing
 
@@ -299,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         while b"\n" in buffer:
             line, _, buffer = buffer.partition(b"\n")
             try:
-                answer = {"pid": _fork(json.loads(line), (req_r, rep_w))}
+                answer = {"pid": _fork(json.loads(line), (req_r, rep_w), supervisor)}
             except Exception as exc:  # noqa: BLE001 - reported to the supervisor, which spawns instead
                 answer = {"error": f"{exc.__class__.__name__}: {exc}"}
             os.write(rep_w, (json.dumps(answer) + "\n").encode())

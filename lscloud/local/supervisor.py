@@ -16,8 +16,11 @@ status``, the benchmark and tests) and ``up.pid``, locked while a supervisor own
 
 Every child runs in its own process group and is stopped by its own pid: SIGTERM, then
 SIGKILL after a timeout. A function that dies is restarted with exponential backoff and
-the crash (exit code or signal) is reported. If a supervisor was killed outright, the next
-``up`` on the state dir finds its leftover children in ``cloud.json`` and stops them.
+the crash (exit code or signal) is reported. If a supervisor is killed outright (kill -9), its
+children go with it rather than serve on with no dispatcher, clock or restarts: each child it
+starts from its main thread asks the kernel for a SIGTERM when it dies (Linux), and a guard
+process started first stops whatever ``cloud.json`` still records (:mod:`lscloud.local.processes`).
+Should any survive both, the next ``up`` on the state dir finds them in ``cloud.json`` and stops them.
 """
 
 from __future__ import annotations
@@ -41,8 +44,9 @@ from .. import manifest as manifests
 from .bytecode import compile_tree
 from .forkserver import ForkServer, become_subreaper
 from .gateway_process import GatewayProcess, gateway_env
-from .processes import (HEALTHY_RESETS_BACKOFF_S, SIGNING_KEY_ENV, PACKAGE_ROOT, process_create_time, exit_description,
-                        kill_group, package_pythonpath, process_alive)
+from .processes import (HEALTHY_RESETS_BACKOFF_S, SIGNING_KEY_ENV, PACKAGE_ROOT, Guard, process_create_time,
+                        exit_description, kill_group, package_pythonpath, parent_death_preexec, stop_recorded)
+from .processes import process_alive  # noqa: F401 - the benchmark imports it from here
 from .routes import Route, write_routes
 from .servers import NatsServer, ServerError, WeedMini, free_port
 
@@ -215,7 +219,8 @@ class FunctionProcess:
             if self.proc is None:
                 self.proc = subprocess.Popen(run_function_argv(*self.serve_args()), env=self.env, stdout=log,
                                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                             start_new_session=True, cwd=str(self.manifest.root))
+                                             start_new_session=True, cwd=str(self.manifest.root),
+                                             preexec_fn=parent_death_preexec())
         self.create_time = process_create_time(self.proc.pid)
         self.spawned_at = time.monotonic()
         self.ready_at = None
@@ -273,6 +278,7 @@ class Supervisor:
         self.gateway: GatewayProcess | None = None
         self.gateway_port: int | None = None
         self.forks: ForkServer | None = None
+        self.guard: Guard | None = None
         self._lock_file = None
         self._stop = threading.Event()
         self._raise_on_signal = True
@@ -330,19 +336,8 @@ class Supervisor:
         previous = read_json(self.state_dir / "cloud.json")
         if not previous:
             return
-        import psutil
-
-        found = []
-        for proc in previous.get("processes", []):
-            if process_alive(proc.get("pid"), proc.get("create_time")):
-                try:
-                    found.append(psutil.Process(proc["pid"]))
-                except psutil.Error:
-                    continue
-                kill_group(proc["pid"], signal.SIGKILL)
+        found = stop_recorded(previous.get("processes", []), grace_s=0)
         if found:
-            # wait until they are gone: they hold the ports and data dirs this run reuses
-            psutil.wait_procs(found, timeout=10)
             self.say(f"… stopped {len(found)} process(es) left running by a previous `lscloud up`")
 
     def _ports(self, names: list[str], reserved: tuple[int, ...] = ()) -> dict:
@@ -389,6 +384,8 @@ class Supervisor:
             processes.append({"role": "gateway", "pid": self.gateway.proc.pid, "create_time": self.gateway.create_time})
         if self.forks is not None and self.forks.pid:
             processes.append({"role": "forkserver", "pid": self.forks.pid, "create_time": self.forks.create_time})
+        # not among the processes: it serves nothing, and is there to outlive this one
+        guard = {"pid": self.guard.pid, "create_time": self.guard.create_time} if self.guard is not None else None
         data = {
             "state": self._state,
             "pid": os.getpid(), "create_time": process_create_time(os.getpid()),
@@ -408,6 +405,7 @@ class Supervisor:
                           "subscriptions": [sub.type for sub in fp.manifest.subscriptions]}
                 for fp in self.functions.values()},
             "processes": processes,
+            "guard": guard,
         }
         write_json(self.state_dir / "cloud.json", data)
         # the gateway process's view of the functions (it re-reads the file when it changes)
@@ -421,6 +419,7 @@ class Supervisor:
         old_term = signal.signal(signal.SIGTERM, self._on_signal)
         try:
             self._lock()
+            self._start_guard()
             try:
                 self._start()
                 self._raise_on_signal = False
@@ -432,6 +431,8 @@ class Supervisor:
                 self._raise_on_signal = False
                 self._stopping = True
                 self._shutdown()
+                if self.guard is not None:
+                    self.guard.release()  # only now: a stop that fails half-way leaves it the rest to stop
             return 0
         finally:
             self._unlock()
@@ -593,6 +594,17 @@ class Supervisor:
         self._state = "ready"
         self.write_state()
         self._summary(time.monotonic() - started)
+
+    def _start_guard(self) -> None:
+        """Before any child: the process that stops them all should this one be killed outright."""
+        env = config.environ()
+        env["PYTHONPATH"] = package_pythonpath(env)
+        env.pop(SIGNING_KEY_ENV, None)
+        try:
+            self.guard = Guard(self.state_dir, env, self.state_dir / "logs" / "guard.log").start()
+        except OSError as exc:
+            self.say(f"! guard not started ({exc}): if this process is killed, `lscloud up` again stops "
+                     "what it left")
 
     def _start_fork_server(self) -> None:
         """The interpreter the function processes are forked from: it imports the runtime while the
