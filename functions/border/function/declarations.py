@@ -166,7 +166,10 @@ def minimise(doc: dict, at: str) -> None:
 def minimised_note(doc: dict) -> dict:
     """What a reader of a minimised declaration is told in place of the health answers."""
     day = doc["health"]["minimised_at"][:10]
-    return {"message": f"The driver's health answers and phone number were deleted on {day}, once the "
-                       "follow-up period after the crossing had passed; only the gate's verdict is kept.",
+    # the same words after the follow-up period (the tick) and after the driver's erasure request
+    return {"message": f"The driver's health answers and phone number were deleted on {day}, after the "
+                       "declaration ended (its follow-up period passed, or the driver asked); only the gate's "
+                       "verdict is kept.",
             "message_vi": f"Các câu trả lời khai báo y tế và số điện thoại của lái xe đã được xóa ngày {day}, "
-                          "khi hết thời hạn theo dõi sau khi tờ khai kết thúc; chỉ giữ kết luận kiểm dịch tại cửa khẩu."}
+                          "sau khi tờ khai kết thúc (hết thời hạn theo dõi, hoặc theo yêu cầu của lái xe); chỉ giữ "
+                          "kết luận kiểm dịch tại cửa khẩu."}
