@@ -210,26 +210,37 @@ def cmd_events_tail(args) -> int:
 
 
 def cmd_traces(args) -> int:
-    from .telemetry import format_trace_tree, read_trace_file
+    from .telemetry import format_trace_tree, iter_trace_file, newest_traces, read_trace_file
 
     if not args.where and (args.skip or args.follow_events):
         raise CliError("--skip and --follow-events go with --where ROUTE")
+    if args.n < 1:
+        raise CliError("-n must be at least 1")
+    # the span log and its rotated files may hold a gigabyte: never all of it in memory
     path = _state_dir(args) / "traces.jsonl"
-    spans = read_trace_file(path, trace_id=args.trace_id)
-    if not spans:
-        print(f"no spans in {path}", file=sys.stderr)
-        return EXIT_OK
     if args.where:
         from .local.trace_profile import format_profile, profile
 
-        print(format_profile(profile(spans, args.where, skip=args.skip, follow_events=args.follow_events)))
+        read = [0]
+
+        def counted():
+            for span in iter_trace_file(path, trace_id=args.trace_id):
+                read[0] += 1
+                yield span
+
+        found = profile(counted(), args.where, skip=args.skip, follow_events=args.follow_events)
+        if not read[0]:
+            print(f"no spans in {path}", file=sys.stderr)
+            return EXIT_OK
+        print(format_profile(found))
         return EXIT_OK
-    # the last N traces by the start of their first span
-    order: dict[str, int] = {}
-    for s in spans:
-        order.setdefault(s["trace_id"], s.get("start_ns") or 0)
-    keep = set(sorted(order, key=order.get)[-args.n:])
-    print(format_trace_tree([s for s in spans if s["trace_id"] in keep]))
+    # one trace: the whole log is streamed for it; else the last N traces by the start of their
+    # first span, read from the log's end
+    spans = read_trace_file(path, trace_id=args.trace_id) if args.trace_id else newest_traces(path, args.n)
+    if not spans:
+        print(f"no spans in {path}", file=sys.stderr)
+        return EXIT_OK
+    print(format_trace_tree(spans))
     return EXIT_OK
 
 

@@ -131,6 +131,13 @@ class Settings:
     # cluster sends them to one single collector so no series is exported twice
     otlp_metrics_endpoint: str = ""
     trace_file: str = ""  # local span log for `lscloud traces` (JSON lines)
+    trace_file_max_bytes: int = 256 * 1_048_576
+    """The span log's size bound: a batch that would take the file past it first renames the file to
+    ``<trace_file>.1`` (what was ``.1`` becomes ``.2``, and so on). Under load the local cloud writes
+    some 30 MB a minute, and an unbounded log filled the disk and could no longer be read."""
+    trace_file_keep: int = 2
+    """How many rotated span logs are kept beside the current one (``.1`` … ``.N``; the oldest goes):
+    the log takes at most (N + 1) × ``trace_file_max_bytes`` of disk."""
     # the function's own variables, <SERVICE>_* (BORDER_CALL_MINUTES): read through section()
     function_env: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold secrets (SOFTATM_KEK)
 
@@ -413,6 +420,9 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         otlp_endpoint=otlp,
         otlp_metrics_endpoint=otlp_metrics,
         trace_file=get("LSCLOUD_TRACE_FILE", d.trace_file),
+        trace_file_max_bytes=_int("LSCLOUD_TRACE_FILE_MAX_BYTES",
+                                  get("LSCLOUD_TRACE_FILE_MAX_BYTES", str(d.trace_file_max_bytes)), 65_536),
+        trace_file_keep=_int("LSCLOUD_TRACE_FILE_KEEP", get("LSCLOUD_TRACE_FILE_KEEP", str(d.trace_file_keep)), 1, 100),
         function_env=_function_env(env, service),
     )
 

@@ -2,8 +2,9 @@
 
 :func:`setup` installs a tracer and a meter provider named after the service; spans and metrics
 go to OTLP/HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, and spans also to a JSON-lines file
-when ``LSCLOUD_TRACE_FILE`` is set (read back by ``lscloud traces`` with :func:`read_trace_file`
-and :func:`format_trace_tree`). With neither, nothing is exported and nothing is printed. The
+when ``LSCLOUD_TRACE_FILE`` is set, rotated at a size bound (:class:`JsonLinesSpanExporter`) and read
+back by ``lscloud traces`` from its end (:func:`newest_traces`) or as a stream (:func:`iter_trace_file`),
+shown with :func:`format_trace_tree`. With neither, nothing is exported and nothing is printed. The
 OTLP exporters are made on their first export (:mod:`lscloud.otlp`), off the start's path.
 
 Trace context crosses NATS and HTTP as W3C ``traceparent``/``tracestate`` headers
@@ -22,12 +23,15 @@ name, attributes, events and status (:class:`RedactingSpanExporter`, patterns in
 from __future__ import annotations
 
 import collections
+import fcntl
+import heapq
 import json
 import os
 import re
 import threading
+import weakref
 from contextlib import contextmanager
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, BinaryIO, Iterator, Mapping, Sequence
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
@@ -97,8 +101,9 @@ def setup(settings=None) -> None:
                 RedactingSpanExporter(otlp.span_exporter(settings.otlp_endpoint.rstrip("/") + "/v1/traces"))))
             _otlp_span_endpoints.add(settings.otlp_endpoint)
         if settings.trace_file and settings.trace_file not in _trace_files:
-            _tracer_provider.add_span_processor(BatchSpanProcessor(
-                RedactingSpanExporter(JsonLinesSpanExporter(settings.trace_file)), schedule_delay_millis=500))
+            span_log = JsonLinesSpanExporter(settings.trace_file, settings.trace_file_max_bytes, settings.trace_file_keep)
+            _tracer_provider.add_span_processor(BatchSpanProcessor(RedactingSpanExporter(span_log),
+                                                                   schedule_delay_millis=500))
             _trace_files.add(settings.trace_file)
         redaction.install_log_redaction()
 
@@ -608,32 +613,107 @@ def _span_line(span: ReadableSpan, orjson) -> bytes:
         return (json.dumps(span_to_dict(span), default=str) + "\n").encode("ascii")
 
 
-class JsonLinesSpanExporter(SpanExporter):
-    """Appends one JSON line per span to a file shared by every process of the local cloud.
+WRITE_LAG_NS = 60 * 1_000_000_000
+"""How long after a span ends its line may still be written to the span log (the batch processor
+waits half a second, a busy process's export thread longer): readers of the log's end
+(:func:`newest_traces`, :mod:`lscloud.local.trace_profile`) look this much further back, and a span
+written later than that after its end may be left out of what they show."""
 
-    Each batch goes out in one ``write`` on an ``O_APPEND`` descriptor, so lines from several
-    processes do not interleave.
+# a writer that opened the log just as another process rotated it opens it again; past this many
+# rotations in a row (a bound smaller than a batch) it writes where it is
+_OPEN_TRIES = 4
+
+_exporters: weakref.WeakSet[JsonLinesSpanExporter] = weakref.WeakSet()
+_held_at_fork: list[JsonLinesSpanExporter] = []
+
+
+def _before_fork() -> None:
+    # a child forked while an export holds the log's lock would keep the locked descriptor, unknown
+    # to it, for as long as it lives, and every writer of the log would wait for it: no fork mid-write
+    _held_at_fork[:] = list(_exporters)
+    for exporter in _held_at_fork:
+        exporter._lock.acquire()
+
+
+def _after_fork() -> None:
+    for exporter in _held_at_fork:
+        exporter._lock.release()
+    _held_at_fork.clear()
+
+
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork)
+
+
+class JsonLinesSpanExporter(SpanExporter):
+    """Appends one JSON line per span to a file shared by every process of the local cloud, and
+    keeps it bounded: a batch that would take the file past ``max_bytes`` first renames it to
+    ``path.1`` (``.1`` to ``.2``, and so on up to ``keep``; the oldest goes) and starts a new one.
+    Bounds default to :attr:`lscloud.config.Settings.trace_file_max_bytes` and ``trace_file_keep``.
+
+    Each process opens the file for every batch and writes the batch in one go under an exclusive
+    ``flock`` of it, so lines of several processes never interleave, even on a short write. The
+    process that rotates holds that lock while it renames, and a writer that opened the file just
+    before finds, once it has the lock, that the name now leads to another file and opens that one:
+    nothing is written into a rotated file, and a reader sees whole lines (and, at the very end of
+    the current file, perhaps a line being written).
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, max_bytes: int | None = None, keep: int | None = None):
         self.path = os.fspath(path)
+        self.max_bytes = config.Settings.trace_file_max_bytes if max_bytes is None else max_bytes
+        self.keep = config.Settings.trace_file_keep if keep is None else keep
+        if self.max_bytes < 1 or self.keep < 1:
+            raise ValueError(f"a span log needs max_bytes and keep of at least 1, got {self.max_bytes}, {self.keep}")
         self._lock = threading.Lock()
+        _exporters.add(self)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         import orjson  # see span_json
 
         data = b"".join([_span_line(s, orjson) for s in spans])
+        if not data:
+            return SpanExportResult.SUCCESS
         try:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
             with self._lock:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-                try:
-                    os.write(fd, data)
-                finally:
-                    os.close(fd)
+                self._append(data)
         except OSError:
             return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
+
+    def _append(self, data: bytes) -> None:
+        for attempt in range(_OPEN_TRIES):
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)   # released by the close
+                except OSError:   # a file system without locks: lines may interleave, as they could before
+                    pass
+                held = os.fstat(fd)
+                if attempt < _OPEN_TRIES - 1:
+                    if not _names(self.path, held):
+                        continue   # rotated by another process between our open and our lock
+                    if held.st_size and held.st_size + len(data) > self.max_bytes:
+                        self._rotate()
+                        continue
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                return
+            finally:
+                os.close(fd)
+
+    def _rotate(self) -> None:
+        """Under the lock of the current file: make room for a new one."""
+        for n in _rotated(self.path):
+            if n > self.keep:   # kept by an earlier, larger ``keep``
+                _remove(f"{self.path}.{n}")
+        for n in range(self.keep - 1, 0, -1):
+            try:
+                os.replace(f"{self.path}.{n}", f"{self.path}.{n + 1}")
+            except FileNotFoundError:
+                pass
+        os.replace(self.path, f"{self.path}.1")
 
     def shutdown(self) -> None:
         pass
@@ -642,25 +722,202 @@ class JsonLinesSpanExporter(SpanExporter):
         return True
 
 
-def read_trace_file(path: str | os.PathLike, trace_id: str | None = None) -> list[dict[str, Any]]:
-    """The spans in a trace file (one JSON object per line; damaged lines skipped), oldest first."""
-    spans = []
+def _names(path: str, held: os.stat_result) -> bool:
+    """Whether ``path`` still names the file ``held`` describes."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    span = json.loads(line)
-                except ValueError:
-                    continue  # a line cut short by a killed process
-                if isinstance(span, dict) and "trace_id" in span and (trace_id is None or span["trace_id"] == trace_id):
-                    spans.append(span)
+        now = os.stat(path)
     except FileNotFoundError:
+        return False
+    return (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _rotated(path: str | os.PathLike) -> list[int]:
+    """The numbers of the rotated files beside the span log ``path`` (``path.1`` …), lowest first."""
+    folder, name = os.path.split(os.path.abspath(path))
+    try:
+        names = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
         return []
+    prefix = name + "."
+    return sorted(int(n[len(prefix):]) for n in names
+                  if n.startswith(prefix) and n[len(prefix):].isascii() and n[len(prefix):].isdigit())
+
+
+def trace_files(path: str | os.PathLike) -> list[str]:
+    """The files of the span log ``path``, oldest first: its rotated ones (``path.N`` … ``path.1``),
+    then ``path`` itself (whether or not they exist yet)."""
+    path = os.fspath(path)
+    return [f"{path}.{n}" for n in reversed(_rotated(path))] + [path]
+
+
+def _open_log(path: str | os.PathLike) -> list[tuple[BinaryIO, int]]:
+    """The span log's files, open, with their size now, oldest first.
+
+    They are opened newest first, each file once: a rotation meanwhile moves a file that was opened
+    under one name to the next, and what is open stays readable whatever its name becomes."""
+    opened: list[tuple[BinaryIO, int]] = []
+    seen = set()
+    try:
+        for name in reversed(trace_files(path)):
+            try:
+                fh = open(name, "rb")
+            except FileNotFoundError:
+                continue
+            st = os.fstat(fh.fileno())
+            if (st.st_dev, st.st_ino) in seen:
+                fh.close()
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            opened.append((fh, st.st_size))
+    except BaseException:
+        for fh, _ in opened:
+            fh.close()
+        raise
+    opened.reverse()
+    return opened
+
+
+def _lines(fh: BinaryIO, start: int, end: int) -> Iterator[bytes]:
+    """The lines of ``fh`` that begin in [start, end): what the file held when it was opened."""
+    fh.seek(start)
+    at = start
+    for line in fh:
+        if at >= end:
+            return
+        at += len(line)
+        yield line
+
+
+def _lines_backward(fh: BinaryIO, end: int, block: int = 1 << 20) -> Iterator[tuple[int, bytes]]:
+    """The lines of ``fh`` before ``end``, last first, each with the offset where it begins, read
+    a block at a time from the end."""
+    at, carry = end, b""
+    while at > 0:
+        step = min(block, at)
+        at -= step
+        fh.seek(at)
+        chunk = fh.read(step) + carry
+        parts = chunk.split(b"\n")
+        carry = parts[0]   # its beginning is in the block before
+        cursor = at + len(chunk)
+        for part in reversed(parts[1:]):
+            cursor -= len(part)
+            yield cursor, part
+            cursor -= 1
+    if carry:
+        yield 0, carry
+
+
+def _span_in(line: bytes, loads) -> dict[str, Any] | None:
+    if not line.strip():
+        return None
+    try:
+        span = loads(line)
+    except ValueError:
+        try:   # the standard decoder takes what orjson refuses (an escaped lone surrogate)
+            span = json.loads(line.decode("utf-8", errors="replace"))
+        except ValueError:
+            return None   # a line cut short by a killed process
+    return span if isinstance(span, dict) and "trace_id" in span else None
+
+
+def iter_trace_file(path: str | os.PathLike, trace_id: str | None = None) -> Iterator[dict[str, Any]]:
+    """The spans of the span log ``path`` and its rotated files (of trace ``trace_id`` only, when
+    given), oldest file first and in the order they were written, read one line at a time: memory
+    stays that of a span, whatever the log's size. Damaged lines are skipped; lines written after
+    the files were opened (on the first ``next``) are not read."""
+    import orjson  # see span_json
+
+    needle = trace_id.encode() if trace_id is not None else None
+    files = _open_log(path)
+    try:
+        for fh, size in files:
+            for line in _lines(fh, 0, size):
+                if needle is not None and needle not in line:
+                    continue   # most lines, when looking for one trace: not even parsed
+                span = _span_in(line, orjson.loads)
+                if span is not None and (trace_id is None or span["trace_id"] == trace_id):
+                    yield span
+    finally:
+        for fh, _ in files:
+            fh.close()
+
+
+def read_trace_file(path: str | os.PathLike, trace_id: str | None = None) -> list[dict[str, Any]]:
+    """The spans in the span log ``path`` and its rotated files (damaged lines skipped), oldest
+    first: all in memory, so for one trace (``trace_id``) or a small log. A large one is read
+    with :func:`iter_trace_file` or :func:`newest_traces`."""
+    spans = list(iter_trace_file(path, trace_id))
     spans.sort(key=lambda s: s.get("start_ns") or 0)
     return spans
+
+
+def newest_traces(path: str | os.PathLike, n: int) -> list[dict[str, Any]]:
+    """The spans of the ``n`` traces of the span log ``path`` (with its rotated files) that started
+    last, by their earliest span, oldest first.
+
+    Read from the end: a span is written once it has ended, so going back, once a span ended
+    :data:`WRITE_LAG_NS` before the ``n``-th latest start seen, none written before it belongs to a
+    later trace or to one of those. That much is read twice (once for the traces' starts, then for
+    their spans), whatever lies before it not at all: ``lscloud traces -n 2`` reads a minute of the
+    log, not the gigabyte before it.
+    """
+    import orjson  # see span_json
+
+    if n < 1:
+        return []
+    files = _open_log(path)
+    try:
+        starts: dict[str, int] = {}
+        begin = _last_minutes(files, n, starts, orjson.loads)
+        chosen = set(heapq.nlargest(n, starts, key=starts.__getitem__))
+        spans = []
+        for index in range(begin[0], len(files)):
+            fh, size = files[index]
+            for line in _lines(fh, begin[1] if index == begin[0] else 0, size):
+                span = _span_in(line, orjson.loads)
+                if span is not None and span["trace_id"] in chosen:
+                    spans.append(span)
+    finally:
+        for fh, _ in files:
+            fh.close()
+    spans.sort(key=lambda s: s.get("start_ns") or 0)
+    return spans
+
+
+def _last_minutes(files: Sequence[tuple[BinaryIO, int]], n: int, starts: dict[str, int], loads) -> tuple[int, int]:
+    """Read ``files`` back from their end, filling ``starts`` (trace id → earliest start), until
+    what lies before cannot touch the ``n`` latest traces: where that is, (file index, offset)."""
+    cutoff: int | None = None   # the n-th latest start, recomputed now and then: it may only be too high
+    since = 0
+    for index in range(len(files) - 1, -1, -1):
+        fh, size = files[index]
+        for offset, line in _lines_backward(fh, size):
+            span = _span_in(line, loads)
+            if span is None:
+                continue
+            start, end = span.get("start_ns"), span.get("end_ns")
+            if isinstance(start, int):
+                known = starts.get(span["trace_id"])
+                if known is None or start < known:
+                    starts[span["trace_id"]] = start
+            if len(starts) < n or not isinstance(end, int):
+                continue
+            since += 1
+            if cutoff is None or since >= 256:
+                cutoff, since = heapq.nlargest(n, starts.values())[-1], 0
+            if end + WRITE_LAG_NS < cutoff:
+                cutoff, since = heapq.nlargest(n, starts.values())[-1], 0   # it may have come down
+                if end + WRITE_LAG_NS < cutoff:
+                    return index, offset
+    return 0, 0
 
 
 def format_trace_tree(spans: Sequence[Mapping[str, Any]]) -> str:

@@ -16,15 +16,23 @@ later child's start (the event in the broker until a pull brings it, a job in a 
 that child's, labelled "(before it starts)". Other consumers of the same events then take the time
 they overlap the end of the path with, so use it only for such routes. Spans that outlive the
 route are cut at its end.
+
+The span log is read as a stream (it may hold a gigabyte): a trace is charged once the log (the
+latest end it has shown) has gone :data:`lscloud.telemetry.WRITE_LAG_NS` past where it was when the
+trace's last span came, then forgotten, so what is held is the spans of the last minute or so of the
+log, and of each only what the profile reads. A span written more than that after the rest of its
+trace is left out.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import statistics
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from ..telemetry import store_table
+from ..telemetry import STORE_TABLE, WRITE_LAG_NS, store_table
 
 Span = Mapping[str, Any]
 
@@ -115,21 +123,80 @@ def _charge(root: Span, kids: Mapping[str, list[Span]], into: Profile, follow_ev
     into.took_ms.append((root["end_ns"] - root["start_ns"]) / 1e6)
 
 
+# what the profile reads of a span (a line of the log holds much more: every attribute, the events)
+_READ = ("trace_id", "span_id", "parent_span_id", "name", "kind", "service", "start_ns", "end_ns")
+_READ_ATTRIBUTES = ("aws.s3.key", STORE_TABLE)
+
+
+def _slim(span: Span) -> Span:
+    out = {k: span[k] for k in _READ if k in span}
+    attributes = span.get("attributes") or {}
+    out["attributes"] = {k: attributes[k] for k in _READ_ATTRIBUTES if k in attributes}
+    return out
+
+
 def profile(spans: Iterable[Span], route: str, *, skip: int = 0, follow_events: bool = False) -> Profile:
     """Where the time of the SERVER spans named ``route`` goes (see the module's docstring); the
-    first ``skip`` requests (a warm-up) are left out."""
-    by_trace: dict[str, list[Span]] = {}
+    first ``skip`` requests (a warm-up) are left out. ``spans`` may be a stream (in the log's order,
+    :func:`lscloud.telemetry.iter_trace_file`): it is read once."""
+    out = Profile(route)
+    held: dict[str, list[Span]] = {}     # the traces not charged yet: their spans so far
+    touched: dict[str, int] = {}         # and where the log was (its latest end) when the last one came
+    closing: list[tuple[int, str]] = []  # (touched, trace id), earliest first; those of a trace touched since are stale
+    warmup: list[tuple[int, int, Profile]] = []   # the `skip` earliest requests so far, latest on top
+    took: list[tuple[int, float]] = []   # (start, ms at the route) of every request counted
+    arrival = itertools.count()
+
+    def count(start: int, one: Profile) -> None:
+        for k, v in one.ms.items():
+            out.ms[k] = out.ms.get(k, 0.0) + v
+        for k, v in one.spans.items():
+            out.spans[k] = out.spans.get(k, 0) + v
+        took.append((start, one.took_ms[0]))
+
+    def close(trace_id: str) -> None:
+        members = held.pop(trace_id)
+        del touched[trace_id]
+        roots = [s for s in members if s["name"] == route and s.get("kind") == "SERVER"]
+        if not roots:
+            return
+        kids = _children(members)
+        for root in roots:
+            one = Profile(route)
+            _charge(root, kids, one, follow_events)
+            if not skip:
+                count(root["start_ns"], one)
+                continue
+            # a request later than `skip` others is no warm-up, whatever comes after it
+            heapq.heappush(warmup, (-root["start_ns"], next(arrival), one))
+            if len(warmup) > skip:
+                neg_start, _, one = heapq.heappop(warmup)
+                count(-neg_start, one)
+
+    latest = None   # the latest end the log has shown: where it is, in time
     for s in spans:
-        if s.get("start_ns") is not None and s.get("end_ns") is not None:   # a span cut short has no end
-            by_trace.setdefault(s["trace_id"], []).append(s)
-    roots = sorted((s for members in by_trace.values() for s in members
-                    if s["name"] == route and s.get("kind") == "SERVER"), key=lambda s: s["start_ns"])
-    out, kids = Profile(route), {}
-    for root in roots[skip:]:
-        t = root["trace_id"]
-        if t not in kids:
-            kids[t] = _children(by_trace[t])
-        _charge(root, kids[t], out, follow_events)
+        start, end = s.get("start_ns"), s.get("end_ns")
+        if start is None or end is None:   # a span cut short has no end
+            continue
+        if latest is None or end > latest:
+            latest = end
+        trace_id = s["trace_id"]
+        members = held.get(trace_id)
+        if members is None:
+            held[trace_id] = members = []
+        if touched.get(trace_id) != latest:
+            # a trace written late (or out of order) stays open a while from where it was written
+            touched[trace_id] = latest
+            heapq.heappush(closing, (latest, trace_id))
+        members.append(_slim(s))
+        while closing and closing[0][0] + WRITE_LAG_NS < latest:
+            when, trace_id = heapq.heappop(closing)
+            if touched.get(trace_id) == when:
+                close(trace_id)
+    for trace_id in sorted(held, key=touched.__getitem__):
+        close(trace_id)
+    took.sort(key=lambda t: t[0])
+    out.took_ms = [ms for _, ms in took]
     return out
 
 
