@@ -2,7 +2,8 @@
 
 Only the parts the local cloud acts on are read: ``name``, ``runtime``, ``run.envs``,
 ``deploy.options.scale`` / ``deploy.options.resources`` (kept for display and for the
-cluster's Pulumi code) and ``deploy.subscriptions`` — the shape ``func subscribe
+cluster's Pulumi code; ``resources.limits.concurrency`` also bounds what the local gateway lets
+through, :func:`container_concurrency`) and ``deploy.subscriptions`` — the shape ``func subscribe
 --filter type=... [--source broker]`` writes::
 
     deploy:
@@ -35,6 +36,23 @@ _ENV_TEMPLATE_RE = re.compile(r"^\{\{\s*env:(\w+)\s*\}\}$")
 _OTHER_TEMPLATE_RE = re.compile(r"^\{\{\s*(secret|configMap):")
 # paths the gateway or the platform owns; a function folder with such a name could not be routed
 RESERVED_NAMES = frozenset({"docs", "health", "events", "static", "api"})
+
+
+PLATFORM_CONTAINER_CONCURRENCY = 100
+"""Knative's ``containerConcurrency`` for a func.yaml that sets none: the platform's default, the
+cluster's ``functionDefaults.containerConcurrency`` (``infra/components/settings.py``)."""
+
+PLATFORM_TIMEOUT_S = 60
+"""Knative's ``timeoutSeconds`` for every function: the cluster's ``functionDefaults.timeoutSeconds``
+(func.yaml has no field for it, so no function sets its own)."""
+
+QUEUE_DEPTH_PER_SLOT = 10
+"""Requests that may wait per ``containerConcurrency`` slot before more are refused (503): Knative's
+queue-proxy sizes its breaker ``queueDepth := 10 * env.ContainerConcurrency`` (knative/serving
+``cmd/queue/main.go``, ``buildBreaker``; ``pkg/queue/breaker.go`` holds ``queueDepth +
+maxConcurrency`` requests in all, ``pkg/queue/handler.go`` answers 503 beyond them)."""
+
+CONCURRENCY_FIELD = "/deploy/options/resources/limits/concurrency"
 
 
 class ManifestError(ValueError):
@@ -140,6 +158,20 @@ class Manifest:
             elif var.template and (m := _ENV_TEMPLATE_RE.match(var.template)) and m.group(1) in environ:
                 out[var.name] = environ[m.group(1)]
         return out
+
+
+def container_concurrency(m: Manifest, default: int = PLATFORM_CONTAINER_CONCURRENCY) -> int:
+    """Knative's ``containerConcurrency`` for ``m``: at most this many requests in flight in one
+    replica (0: no limit). func.yaml keeps it as ``resources.limits.concurrency``; one that sets none
+    gets ``default`` (the stack's ``functionDefaults`` in the cluster, the platform's locally). The
+    cluster's Service and the local gateway both read it here, so they cannot disagree.
+    :class:`ManifestError` when it is not a whole number of at least 0."""
+    value = m.resources.limits.get("concurrency")
+    if value is None:
+        value = default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _err(m.path, CONCURRENCY_FIELD, f"must be a whole number of at least 0, got {value!r}")
+    return value
 
 
 def _err(path: Path, pointer: str, message: str) -> ManifestError:
@@ -270,8 +302,10 @@ def parse(text: str, path: Path | str) -> Manifest:
         # named after the type, not the position: the durable consumer survives reordering the list
         subs.append(Subscription(name=_slug(event_type)[:150], type=event_type, source=source))
 
-    return Manifest(path=path, name=name, runtime=runtime, spec_version=spec_version, envs=tuple(envs),
-                    scale=scale, resources=resources, subscriptions=tuple(subs))
+    manifest = Manifest(path=path, name=name, runtime=runtime, spec_version=spec_version, envs=tuple(envs),
+                        scale=scale, resources=resources, subscriptions=tuple(subs))
+    container_concurrency(manifest)   # a malformed one stops `lscloud up` here, not the gateway's first request
+    return manifest
 
 
 def load(path: Path | str) -> Manifest:

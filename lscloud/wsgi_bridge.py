@@ -29,6 +29,15 @@ abandoned (the app reads :class:`lscloud.asgi.BodyIncomplete`); a response the c
 of for :data:`SEND_STALL_S` is cut off (:class:`ResponseStalled` ends the app's iteration, so a
 generator's ``close()`` runs). Either way the connection is closed, never kept or drained: its
 client is still there, but nothing more will come from it or reach it.
+
+A request that has to wait for a thread (every worker busy) is skipped if its client disconnects
+before a thread takes it: the server's ``http.disconnect`` (uvicorn sends it once the connection is
+lost) is watched while it waits, and the thread that takes it then returns at once, without
+calling the app, and nothing is sent. Under load a caller that gives up (a proxy's timeout, a
+user who reloads) would otherwise still have its request run, behind everyone else's, for an
+answer nobody reads. A request a thread has taken runs to its end whatever its client does (a Flask
+view cannot be interrupted, and a write half done is worse than one done for nobody); only a
+request that never started is dropped, so nothing it would have written is half-written.
 """
 
 from __future__ import annotations
@@ -294,12 +303,45 @@ class _Response:
             await self.send({"type": "http.response.body", "body": body, "more_body": True})
 
 
+class _Waiting:
+    """A request waiting for a worker thread: whether its client has left, and whether a thread took it."""
+
+    __slots__ = ("left", "taken")
+
+    def __init__(self):
+        self.left = False
+        self.taken = False
+
+
+async def _watch(receive: Callable, waiting: _Waiting) -> None:
+    """Note when the client of a waiting request leaves (its body, if any, was read already: only
+    the end of the request or ``http.disconnect`` can come)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            if not waiting.taken:
+                waiting.left = True
+            return
+
+
 class WsgiBridge:
     """An ASGI app (HTTP only) running the WSGI ``app`` on a pool of ``workers`` threads."""
 
     def __init__(self, app: Callable, workers: int = 16):
         self.app = app
+        self.workers = workers
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wsgi")
+        self._busy = 0   # requests handed to the pool and not yet back (read and written on the loop only)
+
+    def _run(self, response: "_Response", environ: dict, waiting: _Waiting | None) -> bool:
+        """On a worker thread: the app's answer collected in ``response``; False (the app not
+        called) for a request whose client left while it waited."""
+        if waiting is not None:
+            if waiting.left:
+                return False
+            waiting.taken = True
+        response.run(self.app, environ)
+        return True
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -319,8 +361,14 @@ class WsgiBridge:
         else:
             environ["wsgi.input"] = streamed = StreamedInput(loop, receive)
         response = _Response(loop, send)
+        # only a request that will wait for a thread is watched (one taken at once costs nothing
+        # more); one whose body the app reads as it goes cannot be: its thread reads ``receive``
+        waiting = _Waiting() if self._busy >= self.workers and streamed is None else None
+        watcher = asyncio.ensure_future(_watch(receive, waiting)) if waiting is not None else None
+        self._busy += 1
         try:
-            await loop.run_in_executor(self.executor, contextvars.copy_context().run, response.run, self.app, environ)
+            ran = await loop.run_in_executor(self.executor, contextvars.copy_context().run, self._run, response,
+                                             environ, waiting)
         except ResponseStalled:
             if not response.cut:
                 raise
@@ -328,6 +376,13 @@ class WsgiBridge:
             # stalled client again: returning without it makes the server close the connection
             log.warning("response cut off: the client took nothing more of it for %s s", SEND_STALL_S)
             return
+        finally:
+            self._busy -= 1
+            if watcher is not None:
+                watcher.cancel()
+        if not ran:
+            log.debug("request skipped: its client left while it waited for a worker thread")
+            return   # nobody to answer (the server closes the connection)
         if idle or (streamed is not None and streamed.idle):
             log.warning("request body abandoned: no more of it came for %s s", BODY_IDLE_S)
             await response.abandon()

@@ -10,6 +10,9 @@ headers with the first body bytes. The app stays a plain ASGI app (``scope``, ``
 - a body its sender abandons is a ``http.disconnect`` before the body ended (the guard turns it
   into :class:`lscloud.asgi.BodyIncomplete`);
 - a response with ``Connection: close`` closes the connection after it is sent;
+- a client that disconnects cancels its request's handler (aiohttp's ``handler_cancellation``):
+  the gateway then gives up the request's place in line or abandons its upstream request, rather
+  than wait for an answer nobody will read and hold a function's slot for it;
 - an answer given in one body message goes out in one write (status line, headers and body);
 - what aiohttp cannot parse is answered as a function answers it (:class:`_RefusingHandler`), and
   every answer names the gateway without a version (:data:`SERVER`, written by :class:`_Request`).
@@ -193,9 +196,11 @@ async def serve(app, host: str, port: int, stop: asyncio.Event, *, keepalive_tim
     if native is not None:  # the app serves its common case without ASGI, the rest through it
         handler = native(handler)
     # a request head as large as a function takes (aiohttp's own bound is 8,190 bytes a line: a
-    # large cookie or token the cluster's gateway forwards would be refused here as text/plain)
+    # large cookie or token the cluster's gateway forwards would be refused here as text/plain).
+    # Handlers are cancelled when their client leaves: without it, a request whose caller gave up
+    # still waited for a slot, ran, and logged its unwritable answer as an error.
     server = _Server(handler, keepalive_timeout=keepalive_timeout, access_log=None,
-                     handler_cancellation=False, max_line_size=MAX_HEAD_BYTES, max_field_size=MAX_HEAD_BYTES)
+                     handler_cancellation=True, max_line_size=MAX_HEAD_BYTES, max_field_size=MAX_HEAD_BYTES)
     loop = asyncio.get_running_loop()
     listener = await loop.create_server(server, host, port, reuse_address=True, backlog=1024)
     try:

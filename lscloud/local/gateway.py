@@ -28,6 +28,20 @@ draining the body (:class:`lscloud.asgi.BodyGuard`), and an upstream connection 
 to the pool half-read (a response not read to its end is closed; functions close theirs after an
 early answer).
 
+In front of each function it holds the bounds Knative's queue-proxy holds each replica to in the
+cluster (:class:`_Gate`, one per function, from its :class:`Route`): at most ``containerConcurrency``
+requests sent on at once (func.yaml's ``resources.limits.concurrency``,
+:func:`lscloud.manifest.container_concurrency`), a line of up to
+:data:`lscloud.manifest.QUEUE_DEPTH_PER_SLOT` times that many waiting behind them, first come first
+served, and beyond it an immediate 503 with ``Retry-After``; a request whose answer has not begun
+within the function's ``timeoutSeconds`` of its arrival, waiting included, is a 504. Each function
+has connections of its own to draw on (a per-function cap, no shared one), so a function that
+hangs holds its own slots and connections, never another's. A client that leaves while its
+request waits gives up its place in line (it is never sent on), and one that leaves while the
+function works has the upstream request abandoned (its connection closed: the function's bridge
+then skips the request if no thread has taken it yet, :mod:`lscloud.wsgi_bridge`); either is
+logged at DEBUG, never as a gateway error.
+
 Two ways in, one set of rules: the app is plain ASGI (:class:`Gateway`), and its common case, a
 request without a body that :meth:`Gateway._resolve` forwards, is also served aiohttp-natively
 (:meth:`Gateway.aiohttp_handler`, no ASGI scope, messages or guard: the gateway's cost per
@@ -39,6 +53,7 @@ upstream call and its error answers, the whole-body read) are one code for both.
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import html
 import ipaddress
@@ -58,6 +73,7 @@ from opentelemetry import context as _context
 from opentelemetry import trace as _trace
 
 from .. import asgi
+from ..manifest import PLATFORM_CONTAINER_CONCURRENCY, PLATFORM_TIMEOUT_S, QUEUE_DEPTH_PER_SLOT
 from . import paths
 from .raw_problems import problem
 from .routes import Route
@@ -84,6 +100,15 @@ _parse = functools.lru_cache(maxsize=4096)(paths.parse)
 
 _ROOT = _context.Context()  # a request with no traceparent starts a trace (never the task's context)
 
+CONNECTIONS_PER_FUNCTION = 256
+"""The most connections open to one function at once (its concurrency bounds what it uses; this
+bounds a function with none, ``containerConcurrency`` 0). Per function, not shared: one pool for
+every function let a hung one take all 256 and every other function's callers wait for one."""
+
+RETRY_AFTER_S = 1
+"""``Retry-After`` of a 503 for a function whose line is full: a place frees as soon as one of its
+requests ends."""
+
 
 class Gateway:
     """The ASGI app. ``routes`` returns the current routing table (name -> Route)."""
@@ -107,6 +132,7 @@ class Gateway:
             max_body_bytes = max(defaults.max_body_bytes, defaults.blob_max_bytes)
         self.max_body_bytes = max_body_bytes
         self.fast_path = fast_path
+        self._gates: dict[str, _Gate] = {}
         self.client: aiohttp.ClientSession | None = None
         self._telemetry = None
         self._tracer = None
@@ -116,9 +142,10 @@ class Gateway:
     async def _startup(self) -> None:
         # one pooled client for every upstream: keep-alive connections to each function. aiohttp
         # (its C response parser) costs about a tenth of httpx's CPU per proxied request, and the
-        # proxy's CPU is what the gateway takes off a function's throughput.
+        # proxy's CPU is what the gateway takes off a function's throughput. Each function (its own
+        # port: aiohttp's "host") has its own cap and none is shared, so none can take another's.
         self.client = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=256, limit_per_host=0, keepalive_timeout=30,
+            connector=aiohttp.TCPConnector(limit=0, limit_per_host=CONNECTIONS_PER_FUNCTION, keepalive_timeout=30,
                                            enable_cleanup_closed=False),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=2.0, sock_read=self.read_timeout_s),
             # a proxy keeps no cookies (one caller's would reach the next) and adds no headers of its own
@@ -154,7 +181,13 @@ class Gateway:
         receive, send = guard.receive, guard.send
         try:
             await self._route(scope, receive, send)
-        except Exception:  # noqa: BLE001 - never a bare 500: the answer is a problem, the cause is logged
+        except asyncio.CancelledError:   # the server cancels the handler of a client that left
+            _client_left(scope.get("method"), _raw_path(scope))
+            raise
+        except Exception as exc:  # noqa: BLE001 - never a bare 500: the answer is a problem, the cause is logged
+            if isinstance(exc, ConnectionResetError):   # writing to a client that has gone: nobody to answer
+                _client_left(scope.get("method"), _raw_path(scope))
+                return
             error = _failed(scope.get("method"), _raw_path(scope))
             if not guard.started:
                 await _send(send, *error)
@@ -208,6 +241,50 @@ class Gateway:
                        f"The request body exceeds {self.max_body_bytes} bytes.", "Nội dung yêu cầu quá lớn",
                        f"Nội dung yêu cầu vượt quá {self.max_body_bytes} byte.",
                        errors=[{"field": "body", "message": f"at most {self.max_body_bytes} bytes"}])
+
+    # -- admission ---------------------------------------------------------------------------------
+
+    def _gate(self, route: Route) -> "_Gate":
+        gate = self._gates.get(route.name)
+        if gate is None or gate.concurrency != route.concurrency:
+            # a new bound (its func.yaml changed across a restart): requests let in under the old
+            # gate leave through it, new ones line up at the new one
+            gate = self._gates[route.name] = _Gate(route.concurrency)
+        return gate
+
+    def load(self, name: str) -> tuple[int, int]:
+        """``(sent on, waiting)``: the requests to function ``name`` the gateway holds now."""
+        gate = self._gates.get(name)
+        return (gate.running, gate.pending - gate.running) if gate is not None else (0, 0)
+
+    def _deadline(self, route: Route) -> float | None:
+        """When a request let in at once must have its answer begun (loop time), or None when the
+        pool's read timeout comes first anyway (then no timer of its own: the common case costs none)."""
+        if route.timeout_s >= self.read_timeout_s:
+            return None
+        return asyncio.get_running_loop().time() + route.timeout_s
+
+    async def _queued(self, gate: "_Gate", admitted: bool | None, route: Route, span):
+        """For a request not let in at once: ``(deadline, None)`` once its turn has come, ``(None,
+        problem)`` when the line was full (503) or its time ran out while it waited (504)."""
+        if admitted is False:
+            waiting = gate.room - gate.concurrency
+            return None, self._said(span, problem(
+                503, "function-busy", "Function busy",
+                f"{route.name} is handling {gate.concurrency} requests and {waiting} more are waiting; "
+                "try again shortly.", "Hàm đang bận",
+                f"Hàm {route.name} đang xử lý {gate.concurrency} yêu cầu và {waiting} yêu cầu khác đang chờ; "
+                "vui lòng thử lại sau.", [(b"retry-after", str(RETRY_AFTER_S).encode())]))
+        deadline = asyncio.get_running_loop().time() + route.timeout_s
+        if await gate.turn(deadline):
+            return deadline, None
+        return None, self._said(span, _timed_out(route))
+
+    @staticmethod
+    def _said(span, answer: tuple[int, list, bytes]) -> tuple[int, list, bytes]:
+        if span is not None:
+            span.set_attribute("http.response.status_code", answer[0])
+        return answer
 
     # -- proxy -------------------------------------------------------------------------------------
 
@@ -301,9 +378,11 @@ class Gateway:
         target = where.raw_rest + (b"?" + _query(query) if query else b"")
         return yarl.URL(f"http://{self.upstream_host}:{route.port}{target.decode('ascii')}", encoded=True)
 
-    async def _upstream(self, method: str, url: yarl.URL, headers: list, data, route: Route, span):
+    async def _upstream(self, method: str, url: yarl.URL, headers: list, data, route: Route, span,
+                        deadline: float | None = None):
         """Send the request on; ``(response, None)``, or ``(None, problem)`` with the gateway's own
-        answer (``problem`` None: the client left mid-body, nobody to answer)."""
+        answer (``problem`` None: the client left mid-body, nobody to answer). ``deadline`` (loop
+        time): the answer must have begun by then (504), besides the pool's read timeout."""
 
         def answer(status: int, *args, **kwargs):
             if span is not None:
@@ -311,8 +390,12 @@ class Gateway:
             return None, problem(status, *args, **kwargs)
 
         try:
-            return await self.client.request(method, url, headers=headers, data=data, allow_redirects=False,
-                                             compress=None), None
+            if deadline is None:
+                return await self.client.request(method, url, headers=headers, data=data, allow_redirects=False,
+                                                 compress=None), None
+            async with asyncio.timeout_at(deadline):   # on expiry the request is cancelled: its connection closed
+                return await self.client.request(method, url, headers=headers, data=data, allow_redirects=False,
+                                                 compress=None), None
         except aiohttp.ClientConnectionError as exc:
             cause = exc.__cause__
             if isinstance(cause, _ClientGone):
@@ -322,8 +405,7 @@ class Gateway:
                     span.set_attribute("http.response.status_code", 413)
                 return None, self._too_large()
             if isinstance(exc, asyncio.TimeoutError):   # ServerTimeoutError: nothing read in time
-                return answer(504, "gateway-timeout", "Function timed out", f"{route.name} did not answer in time.",
-                              "Hàm phản hồi quá thời gian", f"Hàm {route.name} không phản hồi kịp thời.")
+                return None, self._said(span, _timed_out(route))
             if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError)):
                 # nothing listens, or it closed the connection without a word: a restart, or a crash
                 if route.state in ("starting", "restarting", "crashed"):
@@ -337,8 +419,7 @@ class Gateway:
                           f"{route.name} closed the connection before answering ({type(exc).__name__}).",
                           "Hàm ngắt kết nối", f"Hàm {route.name} ngắt kết nối trước khi trả lời.")
         except asyncio.TimeoutError:
-            return answer(504, "gateway-timeout", "Function timed out", f"{route.name} did not answer in time.",
-                          "Hàm phản hồi quá thời gian", f"Hàm {route.name} không phản hồi kịp thời.")
+            return None, self._said(span, _timed_out(route))
         except aiohttp.ClientError as exc:  # an answer that is not HTTP, a payload cut short
             return answer(502, "bad-gateway", "Function dropped the connection",
                           f"{route.name} closed the connection before answering ({type(exc).__name__}).",
@@ -405,33 +486,44 @@ class Gateway:
                     yield chunk
                 more = message.get("more_body", False)
 
-        response, refusal = await self._upstream(scope["method"], url, headers, body() if has_body else None,
-                                                 route, span)
-        if response is None:
-            if refusal is not None:
-                await _send(send, *refusal)
-            return
-        done = False
-        try:
-            out_headers = [(k.lower(), v) for k, v in _passed_on(response)]
-            self._answered(response, span)
-            content, refusal = await self._whole_body(response, route, span)
+        gate = self._gate(route)
+        admitted = gate.enter()
+        if admitted is True:
+            deadline = self._deadline(route)
+        else:
+            deadline, refusal = await self._queued(gate, admitted, route, span)
             if refusal is not None:
                 return await _send(send, *refusal)
-            await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
-            if content is not None:  # a small answer, read whole: one message (one write to the client)
-                await send({"type": "http.response.body", "body": content, "more_body": False})
-                done = True
+        try:
+            response, refusal = await self._upstream(scope["method"], url, headers, body() if has_body else None,
+                                                     route, span, deadline)
+            if response is None:
+                if refusal is not None:
+                    await _send(send, *refusal)
                 return
-            # raw bytes: a compressed body stays compressed, Content-Length stays true
-            async for chunk in response.content.iter_any():
-                if chunk:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-            done = True
+            done = False
+            try:
+                out_headers = [(k.lower(), v) for k, v in _passed_on(response)]
+                self._answered(response, span)
+                content, refusal = await self._whole_body(response, route, span)
+                if refusal is not None:
+                    return await _send(send, *refusal)
+                await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
+                if content is not None:  # a small answer, read whole: one message (one write to the client)
+                    await send({"type": "http.response.body", "body": content, "more_body": False})
+                    done = True
+                    return
+                # raw bytes: a compressed body stays compressed, Content-Length stays true
+                async for chunk in response.content.iter_any():
+                    if chunk:
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                done = True
+            finally:
+                # a response not read to its end never goes back to the pool half-read
+                response.release() if done else response.close()
         finally:
-            # a response not read to its end never goes back to the pool half-read
-            response.release() if done else response.close()
+            gate.leave()   # once its answer is through, or abandoned: the next in line goes on
 
     # -- the same, without ASGI --------------------------------------------------------------------
 
@@ -461,7 +553,13 @@ class Gateway:
             sent: list = []
             try:
                 return await self._forward_native(request, path, query, *what, sent)
-            except Exception:  # noqa: BLE001 - as the ASGI app: a problem, unless the answer has begun
+            except asyncio.CancelledError:
+                _client_left(request.method, raw)
+                raise
+            except Exception as exc:  # noqa: BLE001 - as the ASGI app: a problem, unless the answer has begun
+                if isinstance(exc, ConnectionResetError):
+                    _client_left(request.method, raw)
+                    return _nobody_to_answer(request)
                 error = _failed(request.method, raw)
                 if sent:
                     raise
@@ -478,36 +576,47 @@ class Gateway:
         method = request.method
         span = self._traced(headers, method, path, sock[1] if sock else 0, route, traceparent, tracestate)
         failure = None
+        gate = self._gate(route)
+        admitted = gate.enter()   # the common case: a counter step, nothing awaited
         try:
-            url = self._url(route, where, query.encode("latin-1"))
-            response, refusal = await self._upstream(method, url, headers, None, route, span)
-            if response is None:  # (never None for a request without a body: nobody left mid-body)
-                return _aiohttp_answer(*refusal)
-            done = False
-            try:
-                out_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in _passed_on(response)]
-                self._answered(response, span)
-                content, refusal = await self._whole_body(response, route, span)
+            if admitted is True:
+                deadline = self._deadline(route)
+            else:
+                deadline, refusal = await self._queued(gate, admitted, route, span)
                 if refusal is not None:
                     return _aiohttp_answer(*refusal)
-                if content is not None:  # status line, headers and body in one write
-                    answer = web.Response(status=response.status, headers=out_headers, body=content)
+            try:
+                url = self._url(route, where, query.encode("latin-1"))
+                response, refusal = await self._upstream(method, url, headers, None, route, span, deadline)
+                if response is None:  # (never None for a request without a body: nobody left mid-body)
+                    return _aiohttp_answer(*refusal)
+                done = False
+                try:
+                    out_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in _passed_on(response)]
+                    self._answered(response, span)
+                    content, refusal = await self._whole_body(response, route, span)
+                    if refusal is not None:
+                        return _aiohttp_answer(*refusal)
+                    if content is not None:  # status line, headers and body in one write
+                        answer = web.Response(status=response.status, headers=out_headers, body=content)
+                        sent.append(answer)
+                        await answer.prepare(request)
+                        await answer.write_eof()
+                        done = True
+                        return answer
+                    answer = web.StreamResponse(status=response.status, headers=out_headers)
                     sent.append(answer)
                     await answer.prepare(request)
+                    async for chunk in response.content.iter_any():
+                        if chunk:
+                            await answer.write(chunk)
                     await answer.write_eof()
                     done = True
                     return answer
-                answer = web.StreamResponse(status=response.status, headers=out_headers)
-                sent.append(answer)
-                await answer.prepare(request)
-                async for chunk in response.content.iter_any():
-                    if chunk:
-                        await answer.write(chunk)
-                await answer.write_eof()
-                done = True
-                return answer
+                finally:
+                    response.release() if done else response.close()
             finally:
-                response.release() if done else response.close()
+                gate.leave()
         except BaseException as exc:
             failure = exc
             raise
@@ -601,6 +710,85 @@ def _page(title: str, content: str) -> bytes:
             f"<body><h1>{html.escape(title)}</h1>{content}</body></html>").encode()
 
 
+class _Gate:
+    """One function's admission, as Knative's queue-proxy breaker holds a replica: at most
+    ``concurrency`` requests sent on at once, up to :data:`QUEUE_DEPTH_PER_SLOT` times as many
+    waiting in line behind them (first come, first served), any other refused at once.
+
+    Counters on the gateway's one event loop (no lock): a request let in at once, and one leaving,
+    costs a few integer steps; only one that must wait makes a future (and a timer for its
+    deadline). ``concurrency`` 0 lets every request in (Knative builds no breaker then)."""
+
+    __slots__ = ("concurrency", "room", "running", "pending", "_line")
+
+    def __init__(self, concurrency: int):
+        self.concurrency = concurrency
+        self.room = concurrency * (1 + QUEUE_DEPTH_PER_SLOT)   # sent on + waiting, at most
+        self.running = 0   # sent on and not yet through
+        self.pending = 0   # sent on + waiting
+        self._line: collections.deque[asyncio.Future] = collections.deque()
+
+    def enter(self) -> bool | None:
+        """True: go on now (then :meth:`leave` once through); None: wait in line (:meth:`turn`);
+        False: refused, the line is full."""
+        if (self.running < self.concurrency and self.pending == self.running) or not self.concurrency:
+            self.running += 1
+            self.pending += 1
+            return True
+        if self.pending >= self.room:
+            return False
+        self.pending += 1
+        return None
+
+    async def turn(self, deadline: float) -> bool:
+        """Wait in line: True once a request ahead has left its slot to this one (then
+        :meth:`leave` once through), False when ``deadline`` (loop time) came first. A waiter
+        cancelled (its client left) gives up its place, or passes on a turn it was just given."""
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        line = self._line
+        if len(line) >= 2 * self.room:
+            # those that left without a turn stay until a leave() reaches them: while the function
+            # hangs none does, so they are dropped here now and then (amortised O(1) a request)
+            self._line = line = collections.deque(w for w in line if not w.done())
+        line.append(waiter)
+        timer = loop.call_at(deadline, _expire, waiter)
+        try:
+            admitted = await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.result():
+                self.leave()
+            else:
+                self.pending -= 1
+            raise
+        finally:
+            timer.cancel()
+        if not admitted:
+            self.pending -= 1
+        return admitted
+
+    def leave(self) -> None:
+        """A request let in is through: its slot goes to the first still waiting, if any."""
+        self.pending -= 1
+        line = self._line
+        while line:
+            waiter = line.popleft()
+            if not waiter.done():   # (skipped: one whose time ran out or whose client left)
+                waiter.set_result(True)
+                return
+        self.running -= 1
+
+
+def _expire(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_result(False)
+
+
+def _timed_out(route: Route) -> tuple[int, list, bytes]:
+    return problem(504, "gateway-timeout", "Function timed out", f"{route.name} did not answer in time.",
+                   "Hàm phản hồi quá thời gian", f"Hàm {route.name} không phản hồi kịp thời.")
+
+
 class _ClientGone(Exception):
     """The client disconnected before its request body ended."""
 
@@ -633,6 +821,23 @@ def _failed(method, raw_path: bytes) -> tuple[int, list, bytes]:
     log.exception("gateway error on %s /%s/...", method, paths.shown(raw_path).lstrip("/").split("/", 1)[0][:64])
     return problem(500, "gateway-error", "Gateway error", "The gateway failed to handle this request; see its log.",
                    "Lỗi cổng", "Cổng gặp lỗi khi xử lý yêu cầu này.")
+
+
+def _client_left(method, raw_path: bytes) -> None:
+    """Note a client that left before its answer was written: no one to answer, and no fault of the
+    gateway's (a caller that gave up under load would otherwise log a traceback per request)."""
+    log.debug("client left before its answer on %s /%s/...", method,
+              paths.shown(raw_path).lstrip("/").split("/", 1)[0][:64])
+
+
+def _nobody_to_answer(request) -> web.StreamResponse:
+    """What the aiohttp handler returns for a client that has left: its connection closed, nothing sent."""
+    transport = request.transport
+    if transport is not None:
+        transport.close()
+    response = web.Response(status=499)
+    response.force_close()
+    return response
 
 
 def _aiohttp_answer(status: int, headers: list, body: bytes):
@@ -674,7 +879,9 @@ class RoutesFile:
             try:
                 with open(self.path, "rb") as f:
                     data = json.loads(f.read())
-                self._routes = {name: Route(name, int(r["port"]), str(r["state"]))
+                self._routes = {name: Route(name, int(r["port"]), str(r["state"]),
+                                            int(r.get("concurrency", PLATFORM_CONTAINER_CONCURRENCY)),
+                                            float(r.get("timeout_s", PLATFORM_TIMEOUT_S)))
                                 for name, r in data["functions"].items()}
                 self._seen = seen
             except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -174,7 +174,7 @@ class FunctionProcess:
     wait_for: Path | None = None  # it runs its hooks and serves once this file exists: the servers are ready
 
     def __post_init__(self):
-        self.route = Route(self.manifest.name, self.port)
+        self.route = Route.of(self.manifest, self.port)
 
     @property
     def name(self) -> str:
