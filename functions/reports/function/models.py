@@ -42,6 +42,9 @@ from __future__ import annotations
 
 from lscloud.store import Model, attributes as A
 
+PSEUDONYM_PURPOSE = "reports-reporters"
+"""The purpose of every pseudonym of a reporter: a signed-in citizen's subject (the report's owner,
+its actors in the audit trail and events) and the owner index's phone, e-mail and CCCD (:mod:`.owners`)."""
 TOUCHED_KEPT_S = 14 * 86_400
 """How long a change-feed entry is kept: twice the age at which a day's summary is built again from
 its reports (:data:`.queries.REBUILD_AFTER`), so no summary in use needs an entry already swept."""
@@ -223,15 +226,13 @@ def created_indexes(doc: dict) -> list[Model]:
     from lscloud.aggregate import audit_key
     from lscloud.workdays import local_day
 
-    from .owners import entries
-
     at, rid = doc["requested_at"], doc["id"]
     cell = f"{doc['category']}:{doc['geohash']}" if doc.get("geohash") else None
     # the receipt is an update too, keyed by its audit entry: the record's first version, first entry
     return [ReportByDay(doc["day"], f"{at}_{rid}"), ReportToken(doc["token"], report_id=rid), OpenReport("open", rid),
             *([NearbyOpen(cell, nearby_entry(doc))] if cell else []), DueReport("due", due_entry(doc)),
             UpdateIndex(local_day(at), update_entry(at, rid, audit_key(at, 1, 0), doc["status"])),
-            *([AgencyQueue(doc["agency"], due_entry(doc))] if doc.get("agency") else []), *entries(doc)]
+            *([AgencyQueue(doc["agency"], due_entry(doc))] if doc.get("agency") else [])]
 
 
 def closed_entries(doc: dict) -> list[Model]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from lscloud import erasure, pseudonyms
 
 from .models import ReportOwner
-from .reports import PSEUDONYM_PURPOSE
+from .models import PSEUDONYM_PURPOSE
 
 FORM = "{kind}:{value}"
 """What the pseudonym of a phone or an e-mail is taken of (the kind keeps a phone and a CCCD apart)."""

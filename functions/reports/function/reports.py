@@ -21,10 +21,10 @@ from lscloud.events import new_event
 from lscloud.statemachine import Actor, iso, now, parse_iso
 
 from . import catalog, communes, geo, places
+from .models import PSEUDONYM_PURPOSE
 from .states import CLOSED, MACHINE, NEEDS_REASON, STATE_VI, fms_path, open311_status
 
 SOURCE = "/reports"
-PSEUDONYM_PURPOSE = "reports-reporters"
 RATED_STATES = ("fixed", "closed", "unable_to_fix")
 CONTRACT_SCHEMA = "https://schemas.langson.gov.vn/events/reports/report.v1.json"
 
@@ -93,9 +93,10 @@ def _indexes(out: Outcome) -> None:
 
 def records() -> ReportRecords:
     from .models import Report, ReportAudit, closed_entries, created_indexes
+    from .owners import entries
 
     return ReportRecords(Report, machine=MACHINE, source=SOURCE, audit=ReportAudit, after_commit=_indexes,
-                         created_side=created_indexes, side=closed_entries)
+                         created_side=lambda doc: [*created_indexes(doc), *entries(doc)], side=closed_entries)
 
 
 def recorded(actor: Actor) -> Actor:
