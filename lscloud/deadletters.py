@@ -13,31 +13,52 @@ it again (a webhook after a bank fixed its address) settles it when it did.
 The platform's own record (``<stream>_DLQ`` locally, its dead-letter channel in the cluster) is
 not readable by a function: its NATS user may only publish its own events.
 
-A dead letter is kept once per event (CloudEvents ``source`` + ``id``): Knative retries its sink
-too, and a repeat finds the record there. Records are ordered by the event's ``time`` and kept
-:data:`RETENTION_S`, settled or not.
+A dead letter is kept once per event (CloudEvents ``source`` + ``id``) and function: Knative retries
+its sink too, and a repeat finds the record there. Records are ordered by the event's ``time`` and
+kept :data:`RETENTION_S`, settled or not.
+
+Each function keeps its letters apart (:func:`shelf`, and ``data.function``): in the local cloud every
+function shares one bucket, and a list of every function's letters let an operator retry one through
+the wrong function (two functions that gave up on one event kept one letter between them). Letters
+kept before that, on the shared shelf (:data:`LEGACY_SHELF`), stay readable where they are: listed
+first, and acted on, by the function whose they were (:func:`_legacy_mine`).
+
+A dead letter is not always a failure: a delivery given up on (the dispatcher's timeout, a Knative
+broker's; a paused function's requests wait in its backlog meanwhile) may still run to its end, and
+its events-seen record (:func:`lscloud.runonce.events_seen_key`, :func:`lscloud.store.leases.completed`) says so.
+Such a letter is settled when it is kept, or when it is listed, as done after all
+(:data:`DONE_AFTER_ALL`, with the reason): kept for the record, not open. A ``repeat_safe``
+handler keeps no such record: its letters stay as they are, since nothing says their event was done.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
+from urllib.parse import urlparse
 
-from . import events, metrics
+from . import events, metrics, runonce
 from .errors import Conflict, NotFound
 from .query import unissued_page_token
 from .timestamps import iso
-from .store import ConditionalCheckFailed, DoesNotExist, InvalidKey, Model, ResultPage
+from .store import ConditionalCheckFailed, DoesNotExist, InvalidKey, Model, ResultPage, StoreError
 from .store import attributes as A
+from .store import keys
 
 OPEN, SETTLED = "open", "settled"
 RETENTION_S = 366 * 86_400
 """How long a dead letter is kept after it came, settled or not (the runtime's sweep deletes it then):
 a year of what failed, for audit, without a bucket that only grows."""
-_SHELF = "letters"
+LEGACY_SHELF = "letters"
+"""Where every function's letters were kept, in one list, before each function's were kept apart."""
 _READ_LIMIT = 1000   # records one filtered page reads at most
+DONE_AFTER_ALL = "done_after_all"
+"""The action of a letter settled by the runtime itself: its event's handler had finished it after all."""
+
+log = logging.getLogger("lscloud.deadletters")
 
 
 class DeadLetter(Model):
@@ -69,37 +90,203 @@ def letter_id(event: dict[str, Any]) -> str:
     return f"{micros:016d}_{digest}"
 
 
+def _settings_and_name() -> tuple[Any, str]:
+    """The current function's settings and name: the app serving the request, else the process's runtime."""
+    from flask import has_app_context
+
+    if has_app_context():
+        from .context import app_state
+
+        state = app_state()
+        return state.settings, state.name
+    from . import runtime
+
+    settings = runtime.current().settings
+    return settings, settings.service
+
+
+def function_name() -> str:
+    """The function whose letters these are (the one this process or request serves)."""
+    return _settings_and_name()[1]
+
+
+def shelf(function: str | None = None) -> str:
+    """The hash key ``function``'s letters are kept under (default: the current function's)."""
+    return f"{LEGACY_SHELF}/{function or function_name()}"
+
+
+def _own_port() -> int | None:
+    """The port this function is served on: the request's (None outside one)."""
+    from flask import has_request_context, request
+
+    raw = request.environ.get("SERVER_PORT") if has_request_context() else None
+    try:
+        return int(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _legacy_mine(letter: DeadLetter) -> bool:
+    """Whether a letter kept on the shared shelf, before letters were kept per function, is the
+    current function's. In the cluster a function's bucket is its own: all are. In the local cloud's
+    one bucket, its stored ``destination`` (the subscriber's URL the dispatcher gave up on) says whose:
+    ``http://127.0.0.1:<port>/events``, the port `lscloud up` serves the function on (kept across runs
+    in the state dir) and the request came in on, or a host named after the function."""
+    settings, name = _settings_and_name()
+    if getattr(settings, "env", "local") != "local":
+        return True
+    dest = urlparse(str(letter.data.get("destination") or ""))
+    if (dest.hostname or "").split(".")[0] == name:
+        return True
+    try:
+        port = dest.port
+    except ValueError:
+        return False
+    return port is not None and port == _own_port()
+
+
 def keep(event: dict[str, Any], received_at: datetime | None = None) -> tuple[DeadLetter, bool]:
-    """Keep a dead letter (the event as delivered to the sink); ``(letter, created)``. A repeat of
-    one already kept leaves it as it is (settled or not)."""
+    """Keep a dead letter (the event as delivered to the sink) on the current function's shelf;
+    ``(letter, created)``. A repeat of one already kept leaves it as it is (settled or not)."""
     failure = events.DeliveryFailure.of(event)
     original = {k: v for k, v in event.items() if k not in events.DEAD_LETTER_EXTENSIONS}
     came = received_at or datetime.now(timezone.utc)
-    letter = DeadLetter(shelf=_SHELF, id=letter_id(original), state=OPEN,
+    name = function_name()
+    (finished,) = _finished([original])
+    letter = DeadLetter(shelf=shelf(name), id=letter_id(original), state=OPEN if finished is None else SETTLED,
                         expires_at=came + timedelta(seconds=RETENTION_S),
                         data={"event": original, "status": failure.status, "error": failure.error,
-                              "destination": failure.destination,
-                              "dead_lettered_at": iso(came, "auto")})
+                              "destination": failure.destination, "function": name,
+                              "dead_lettered_at": iso(came, "auto"),
+                              **({} if finished is None else {"settled": _done_after_all(finished)})})
     try:
-        return letter.save(), True
+        kept = letter.save()
     except ConditionalCheckFailed:
-        return DeadLetter.get(_SHELF, letter.id), False
+        again = DeadLetter.get(letter.shelf, letter.id)
+        return (again if finished is None or again.state != OPEN else _settle_finished(again, finished)), False
+    if finished is not None:
+        _log_settled(kept)
+    return kept, True
+
+
+def _finished(events_: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+    """For each event, the events-seen record saying the current function's handler finished it,
+    else None (not finished, still running, or a ``repeat_safe`` handler's: nothing says it was done).
+    One GET each, sent together (:func:`lscloud.store.leases.completed`)."""
+    if not events_:
+        return []
+    from . import store
+    from .store import leases
+
+    name = function_name()
+    seen = [runonce.events_seen_key(name, event) for event in events_]
+    objects, bucket = store.connection()
+    done = leases.completed(objects, bucket, seen)
+    return [done.get(key) for key in seen]
+
+
+def _done_after_all(record: dict[str, Any]) -> dict[str, Any]:
+    """The settlement of a letter whose event ``record`` (its events-seen record) says was done."""
+    try:
+        done_at = iso(datetime.fromtimestamp(float(record["done_at"]), timezone.utc))
+    except (KeyError, TypeError, ValueError, OverflowError, OSError):
+        done_at = None
+    return {"action": DONE_AFTER_ALL, "result": "done", "by": "lscloud", "at": iso(datetime.now(timezone.utc)),
+            "done_at": done_at,
+            "reason": "The function finished this event after all: its delivery was given up on (no answer in "
+                      "time) while the run went on. Nothing to retry.",
+            "reason_vi": "Chức năng đã xử lý xong sự kiện này: lần gửi bị bỏ dở (không có trả lời kịp thời) trong "
+                         "khi việc xử lý vẫn tiếp tục. Không cần gửi lại."}
+
+
+def _log_settled(letter: DeadLetter) -> None:
+    # the warning that it was kept is logged too: this line says it is no failure after all
+    log.info("dead letter %s settled: event %s (%s) was done after all", letter.id,
+             letter.data["event"].get("id"), letter.data["event"].get("type"))
+
+
+def _settle_finished(letter: DeadLetter, record: dict[str, Any]) -> DeadLetter:
+    """``letter`` settled as done after all (:func:`_done_after_all`), or as it is now if it was
+    settled meanwhile; left as it is while an operator's action holds it (the action settles it with
+    what it did), or if the store does not answer (the next listing tries again)."""
+    outcome = _done_after_all(record)
+
+    def mark(item: DeadLetter) -> None:
+        if item.state != OPEN:
+            raise AlreadySettled.of(item)
+        if _held(item):
+            raise ActionInProgress()
+        item.state = SETTLED
+        item.data = _unheld(item.data) | {"settled": outcome}
+
+    try:
+        settled = DeadLetter.update(letter.shelf, letter.id, mark)
+    except AlreadySettled:
+        try:
+            return DeadLetter.get(letter.shelf, letter.id)
+        except StoreError:
+            return letter
+    except (ActionInProgress, StoreError):
+        return letter
+    _log_settled(settled)
+    return settled
+
+
+def _settled_if_finished(letters: list[DeadLetter]) -> list[DeadLetter]:
+    """``letters``, each open one whose event its handler finished after all settled so: one read
+    per open letter not held by an action, sent together."""
+    waiting = [i for i, letter in enumerate(letters) if letter.state == OPEN and not _held(letter)]
+    out = list(letters)
+    for i, record in zip(waiting, _finished([letters[i].data["event"] for i in waiting])):
+        if record is not None:
+            out[i] = _settle_finished(letters[i], record)
+    return out
+
+
+def _legacy_token(page_token: str) -> bool:
+    try:
+        keys.decode_token(page_token, keys.hash_prefix(DeadLetter._concrete(), LEGACY_SHELF),
+                          DeadLetter._key_re())
+    except InvalidKey:
+        return False
+    return True
 
 
 def page(limit: int = 100, page_token: str | None = None, *, state: str | None = None,
          types: tuple[str, ...] | None = None) -> ResultPage[DeadLetter]:
-    """Dead letters in event order (oldest first): only ``open`` or ``settled`` ones with ``state``,
-    only events of ``types`` with it. A page of rare matches may be short and still have a token.
-    A ``page_token`` this listing did not issue is a :class:`lscloud.query.QueryError` naming it."""
+    """The current function's dead letters in event order (oldest first; those kept on the shared
+    shelf before, first): only ``open`` or ``settled`` ones with ``state``, only events of ``types``
+    with it. A page of rare matches may be short and still have a token. A ``page_token`` this
+    listing did not issue is a :class:`lscloud.query.QueryError` naming it. An open letter whose event
+    was done after all is settled so first (one read per open letter on the page, sent together)."""
 
     def where(letter: DeadLetter) -> bool:
-        return (state is None or letter.state == state) and (types is None or letter.data["event"].get("type") in types)
+        # an open letter is read for either state: it may turn out done after all, decided below
+        return ((state is None or letter.state in (state, OPEN))
+                and (types is None or letter.data["event"].get("type") in types))
 
+    def legacy(letter: DeadLetter) -> bool:
+        return where(letter) and _legacy_mine(letter)
+
+    own = shelf()
     try:
-        return DeadLetter.query(_SHELF, limit=limit, page_token=page_token,
-                                where=None if state is None and types is None else where, read_limit=_READ_LIMIT)
+        if page_token is None or _legacy_token(page_token):
+            old = DeadLetter.query(LEGACY_SHELF, limit=limit, page_token=page_token, where=legacy,
+                                   read_limit=_READ_LIMIT)
+            if old.page_token or len(old) >= limit:
+                # a full page that ended the old shelf still has a token: the next page goes on to the own shelf
+                found = ResultPage(list(old), old.page_token or keys.encode_token(old[-1]._key()))
+            else:
+                rest = DeadLetter.query(own, limit=limit - len(old), where=None if state is None and types is None
+                                        else where, read_limit=_READ_LIMIT)
+                found = ResultPage(list(old) + list(rest), rest.page_token)
+        else:
+            found = DeadLetter.query(own, limit=limit, page_token=page_token,
+                                     where=None if state is None and types is None else where, read_limit=_READ_LIMIT)
     except InvalidKey:
         raise unissued_page_token() from None
+    letters = _settled_if_finished(list(found))
+    return ResultPage([letter for letter in letters if state is None or letter.state == state], found.page_token)
 
 
 def summary(letter: DeadLetter) -> dict[str, Any]:
@@ -148,12 +335,33 @@ def _unheld(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k != "acting"}
 
 
+def _held(letter: DeadLetter) -> bool:
+    """Whether an operator's action holds ``letter`` now (:func:`act`)."""
+    acting = letter.data.get("acting")
+    return bool(acting) and float(acting.get("until", 0)) > time.time()
+
+
 def find(letter: str) -> DeadLetter:
-    """One dead letter by id (:class:`UnknownDeadLetter` if there is none, or the id cannot be one)."""
+    """One of the current function's dead letters by id (:class:`UnknownDeadLetter` if it has none,
+    or the id cannot be one): another function's letter is not found."""
     try:
-        return DeadLetter.get(_SHELF, letter)
+        return DeadLetter.get(shelf(), letter)
+    except InvalidKey:
+        raise _unknown(letter) from None
+    except DoesNotExist:
+        pass
+    try:
+        kept = DeadLetter.get(LEGACY_SHELF, letter)
     except (DoesNotExist, InvalidKey):
         raise _unknown(letter) from None
+    if not _legacy_mine(kept):
+        raise _unknown(letter)
+    return kept
+
+
+def _update(letter: str, mark: Callable[[DeadLetter], None]) -> DeadLetter:
+    """``DeadLetter.update`` of the current function's letter ``letter``, on the shelf it is kept on."""
+    return DeadLetter.update(find(letter).shelf, letter, mark)
 
 
 def settle(letter: str, outcome: dict[str, Any]) -> DeadLetter:
@@ -168,7 +376,7 @@ def settle(letter: str, outcome: dict[str, Any]) -> DeadLetter:
         item.data = _unheld(item.data) | {"settled": outcome}
 
     try:
-        return DeadLetter.update(_SHELF, letter, mark)   # under If-Match: two settles never both win
+        return _update(letter, mark)   # under If-Match: two settles never both win
     except (DoesNotExist, InvalidKey):
         raise _unknown(letter) from None
 
@@ -213,19 +421,17 @@ def _hold(letter_id: str, by: str) -> DeadLetter:
     def mark(item: DeadLetter) -> None:
         if item.state != OPEN:
             raise AlreadySettled.of(item)
-        now = time.time()
-        acting = item.data.get("acting")
-        if acting and float(acting.get("until", 0)) > now:
+        if _held(item):
             raise ActionInProgress()
-        item.data = {**item.data, "acting": {"by": by, "until": now + ACTION_HOLD_S}}
+        item.data = {**item.data, "acting": {"by": by, "until": time.time() + ACTION_HOLD_S}}
 
-    return DeadLetter.update(_SHELF, letter_id, mark)
+    return _update(letter_id, mark)
 
 
 def _release(letter_id: str) -> None:
     def mark(item: DeadLetter) -> None:
         item.data = _unheld(item.data)
     try:
-        DeadLetter.update(_SHELF, letter_id, mark)
+        _update(letter_id, mark)
     except Exception:  # noqa: BLE001 - the hold ends by itself at its bound
         pass

@@ -9,6 +9,22 @@ to the function in HTTP binary mode (``ce-*`` headers + ``traceparent``):
   until ``max_deliveries``, then dead-lettered;
 * any other 4xx: no retry can fix it, dead-lettered at once.
 
+Two answers are waits, not failures, and do not count toward ``max_deliveries``:
+
+* ``503 event-in-progress`` (:mod:`lscloud.knative`): another run of the function holds the event.
+  That run renews its hold while it goes on and stops renewing when it dies, so the answer's
+  ``Retry-After`` (what is left of the hold, at most ``retry_after_max_s``) is when to ask again: the
+  run has finished (the redelivery is a duplicate, acked), renewed (a slow run: wait again) or died (the
+  redelivery takes the event over). A slow handler is thus never dead-lettered nor run twice, and a
+  killed run's event is done within a lease. Capped by time: an event told "in progress" for longer
+  than ``in_progress_max_s`` since the first such answer (a hold stuck on a hung run) has its
+  answers counted again, and is dead-lettered after ``max_deliveries`` more;
+* no answer at all (a refused or dropped connection: the function is down or restarting, as in a
+  crash loop whose back-off reaches 30 s): retried with a back-off growing to
+  ``unreachable_backoff_max_s`` for ``unreachable_s`` (15 minutes) since the first, then counted.
+
+What is uncounted is kept in memory: after a dispatcher restart an event's earlier waits count.
+
 Each POST carries the sender's identity, as Knative Eventing's does with ``authentication-oidc``:
 ``Authorization: Bearer <token>`` whose audience is the subscriber (``Subscription.audience``,
 by default the function's name). Locally the token is signed with the dispatcher's own key
@@ -26,8 +42,14 @@ events about different records never wait on each other.
 A dead letter is the original event with the subscription, the last status or error, its
 ``reason`` (:func:`_reason`: the status and the problem's type and titles, nothing of the answer's
 details) and the delivery count, published to the stream ``<stream>_DLQ`` (subjects
-``lscloud-dlq.>``); then the original is terminated. Consumers are durable, so after a NATS or
-dispatcher restart delivery resumes where it stopped.
+``lscloud-dlq.>``), after it was handed to the subscriber's own dead-letter sink (a function's
+``/events/dead-letters``, where its operators list it); then the original is terminated. A sink that
+does not take it (the function is still down) is tried again with the whole delivery up to twice
+``max_deliveries``; past that the platform's record is published, marked ``"sink": "pending"``,
+and the original is kept (not terminated): it comes back every ``unreachable_backoff_max_s`` at most
+and is handed to the sink alone, until the sink takes it. Consumers are durable, so after a NATS or
+dispatcher restart delivery resumes where it stopped (an original still owed to its sink is then
+delivered again as a whole).
 """
 
 from __future__ import annotations
@@ -78,6 +100,40 @@ def dlq_stream(settings) -> str:
 
 def _token(value: str) -> str:
     return _UNSAFE.sub("_", value) or "_"
+
+
+_UNREACHABLE = "connection error"
+"""How :meth:`Dispatcher._post` words a delivery that got no answer at all (refused or dropped)."""
+IN_PROGRESS_TYPE = "event-in-progress"
+"""The problem type of a function's answer while another run holds the event (:mod:`lscloud.knative`)."""
+
+
+def _held_for(status: int, answer: bytes, retry_after: str | None) -> float | None:
+    """How long to wait when the answer is a 503 ``event-in-progress`` problem: its ``Retry-After``
+    (seconds; 1 when it has none that can be read); None for any other answer."""
+    if status != 503 or len(answer) > _PROBLEM_BYTES:
+        return None
+    try:
+        doc = json.loads(answer)
+    except ValueError:
+        return None
+    kind = doc.get("type") if isinstance(doc, dict) else None
+    if not isinstance(kind, str) or kind.rstrip("/").rsplit("/", 1)[-1] != IN_PROGRESS_TYPE:
+        return None
+    try:
+        return max(0.0, float(retry_after or "1"))
+    except ValueError:   # an HTTP-date: not what the runtime sends
+        return 1.0
+
+
+@dataclass
+class _Waits:
+    """What the dispatcher remembers of a message whose deliveries were waits (not failures)."""
+
+    uncounted: int = 0
+    held_since: float | None = None         # first "event in progress" (monotonic)
+    unreachable_since: float | None = None  # first delivery without an answer
+    unreachable: int = 0                    # deliveries without an answer, and sink attempts since
 
 
 def _no_answer(error: str | None) -> str:
@@ -241,7 +297,9 @@ class Dispatcher:
                  backoff: Sequence[float] = (0.2, 0.5, 1, 2, 5), timeout_s: float = 10,
                  pull_wait_s: float = pulls.WAIT_S, manage_streams: bool = True,
                  service: str = SERVICE, credentials: Credentials | None = None, max_in_flight: int = 64,
-                 floor_every_s: float = pulls.FLOOR_EVERY_S):
+                 floor_every_s: float = pulls.FLOOR_EVERY_S, unreachable_s: float = 900.0,
+                 unreachable_backoff_max_s: float = 30.0, in_progress_max_s: float = 600.0,
+                 retry_after_max_s: float = 60.0):
         """``manage_streams=False`` (the cluster's bridge): the platform owns the streams (replicas,
         limits), so only check that the stream and its dead-letter stream exist, never create or
         update them. ``service``: the ``service.name`` of its spans (the bridge's are ``bridge``).
@@ -249,7 +307,12 @@ class Dispatcher:
         :class:`LocalDeliveryTokens`, elsewhere none). ``max_in_flight``: deliveries under way at once
         per subscription. ``pull_wait_s``: how long a pull lingers, which only sets how often an idle
         subscription asks again (:mod:`lscloud.pulls`); ``floor_every_s``: how often, at most, a
-        subscription receiving events asks its consumer's ack floor (:class:`lscloud.pulls.AckFloors`)."""
+        subscription receiving events asks its consumer's ack floor (:class:`lscloud.pulls.AckFloors`).
+        ``unreachable_s``: how long deliveries without any answer are retried before they count
+        (0: at once), each after a back-off doubling from ``backoff[0]`` to ``unreachable_backoff_max_s``;
+        ``in_progress_max_s``: how long "event in progress" answers are waited on before they count;
+        ``retry_after_max_s``: the longest such an answer's ``Retry-After`` is honoured (as Knative's
+        ``retryAfterMax``). See the module's docstring."""
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
         if max_deliveries < 1:
@@ -268,6 +331,13 @@ class Dispatcher:
         self.pull_wait_s = pull_wait_s
         self.manage_streams = manage_streams
         self.service = service
+        self.unreachable_s = float(unreachable_s)
+        self.unreachable_backoff_max_s = float(unreachable_backoff_max_s)
+        self.in_progress_max_s = float(in_progress_max_s)
+        self.retry_after_max_s = float(retry_after_max_s)
+        # (consumer, stream sequence) -> its waits; -> (status, error) of a dead letter its sink still owes
+        self._waits: dict[tuple[str, int], _Waits] = {}
+        self._owed: dict[tuple[str, int], tuple[int | None, str | None]] = {}
         if credentials is None and settings.env == "local":
             credentials = LocalDeliveryTokens(settings.state_dir)
         self.credentials = credentials
@@ -523,11 +593,37 @@ class Dispatcher:
             slots.release()
 
     def _delay(self, delivered: int) -> float:
-        return self.backoff[min(delivered - 1, len(self.backoff) - 1)]
+        return self.backoff[min(max(delivered, 1) - 1, len(self.backoff) - 1)]
+
+    def _unreachable_delay(self, n: int) -> float:
+        return min(self.unreachable_backoff_max_s, self.backoff[0] * 2 ** min(max(n, 1) - 1, 30))
+
+    def _excused(self, key: tuple[str, int], status: int | None, error: str | None,
+                 held_s: float | None) -> float | None:
+        """The delay before the next delivery when this one was a wait, not a failure (see the
+        module's docstring), noted as uncounted; None when it counts."""
+        now = time.monotonic()
+        if held_s is not None:
+            waits = self._waits.setdefault(key, _Waits())
+            waits.held_since = now if waits.held_since is None else waits.held_since
+            if now - waits.held_since >= self.in_progress_max_s:
+                return None   # a hold that never ends: a hung run's, counted so that it ends in a dead letter
+            waits.uncounted += 1
+            return max(self.backoff[0], min(held_s, self.retry_after_max_s))
+        if status is None and (error or "").startswith(_UNREACHABLE):
+            waits = self._waits.setdefault(key, _Waits())
+            waits.unreachable_since = now if waits.unreachable_since is None else waits.unreachable_since
+            if now - waits.unreachable_since >= self.unreachable_s:
+                return None
+            waits.uncounted += 1
+            waits.unreachable += 1
+            return self._unreachable_delay(waits.unreachable)
+        return None
 
     async def _handle(self, sub: Subscription, msg) -> None:
         meta = msg.metadata
         delivered = meta.num_delivered
+        key = (sub.durable, meta.sequence.stream)
         try:
             event = events.from_structured(msg.data)
         except ValueError as exc:
@@ -547,11 +643,15 @@ class Dispatcher:
             metrics.delivery(sub.durable, event["type"], "skipped")
             await self._settle(msg.ack())
             return
+        if key in self._owed:   # dead-lettered already: only its sink is left to tell
+            await self._owe(sub, msg, key, event)
+            return
         with telemetry.process_span(event, msg.headers or {}, destination=msg.subject,
                                     consumer_group=sub.durable, tracer_=self._tracer) as span:
             span.set_attribute("messaging.nats.delivery_count", delivered)
-            status, error, problem = await self._post(sub, event)
+            status, error, problem, held_s = await self._post(sub, event)
             if status is not None and 200 <= status < 300:
+                self._waits.pop(key, None)
                 self.stats.count(sub.durable, "delivered")
                 metrics.delivery(sub.durable, event["type"], "delivered", status)
                 await self._settle(msg.ack())
@@ -560,14 +660,17 @@ class Dispatcher:
             reason = _reason(status, error, problem)
             # the subscriber's answer (or, with none, why there was none): what failed the delivery
             span.set_attribute("error.type", str(status) if status is not None else _no_answer(error))
-            if retryable and delivered < self.max_deliveries:
+            wait = self._excused(key, status, error, held_s) if retryable else None
+            waited = self._waits.get(key)
+            counted = delivered - (waited.uncounted if waited is not None else 0)
+            if wait is not None or retryable and counted < self.max_deliveries:
                 self.stats.count(sub.durable, "retried")
                 metrics.delivery(sub.durable, event["type"], "retry", status)
                 span.set_status(Status(StatusCode.ERROR, f"will retry: {reason}"[:200]))
-                await self._settle(msg.nak(delay=self._delay(delivered)))
+                await self._settle(msg.nak(delay=self._delay(counted) if wait is None else wait))
                 return
             span.set_status(Status(StatusCode.ERROR, f"dead-lettered: {reason}"[:200]))
-            await self._dead_letter(sub, msg, event, status, error, delivered, reason=reason)
+            await self._dead_letter(sub, msg, event, status, error, delivered, reason=reason, counted=counted)
 
     @staticmethod
     async def _settle(awaitable) -> None:
@@ -578,9 +681,10 @@ class Dispatcher:
             log.debug("ack/nak failed: %s", exc)
 
     async def _post(self, sub: Subscription, event: dict,
-                    to: str | None = None) -> tuple[int | None, str | None, str | None]:
+                    to: str | None = None) -> tuple[int | None, str | None, str | None, float | None]:
         """POST ``event`` to the subscriber (or ``to``, its dead-letter sink): ``(status, error,
-        problem)``; ``problem``: what the answer names of a refusal, for :func:`_reason`."""
+        problem, held_s)``; ``problem``: what the answer names of a refusal, for :func:`_reason`;
+        ``held_s``: the ``Retry-After`` of an "event in progress" answer (:func:`_held_for`), else None."""
         assert self._http is not None
         headers, body = events.to_binary_http(event)
         target = to or sub.url
@@ -594,33 +698,39 @@ class Dispatcher:
             except Exception as exc:  # noqa: BLE001 - no credentials now: retried like a refused connection
                 span.set_attribute("error.type", type(exc).__name__)
                 span.set_status(Status(StatusCode.ERROR, "no credentials"))
-                return None, f"no credentials for the delivery: {type(exc).__name__}: {exc}", None
+                return None, f"no credentials for the delivery: {type(exc).__name__}: {exc}", None, None
             if token:
                 headers["authorization"] = f"Bearer {token}"
             try:
                 async with self._http.post(target, data=body, headers=headers, allow_redirects=False) as resp:
                     status, answer = resp.status, await resp.read()
+                    retry_after = resp.headers.get("Retry-After")
             except asyncio.TimeoutError:
                 span.set_attribute("error.type", "timeout")
                 span.set_status(Status(StatusCode.ERROR, "timeout"))
-                return None, f"no answer within {self.timeout_s:g}s", None
+                return None, f"no answer within {self.timeout_s:g}s", None, None
             except self._client_error as exc:
                 span.set_attribute("error.type", type(exc).__name__)
                 span.set_status(Status(StatusCode.ERROR, "connection error"))
-                return None, f"connection error: {type(exc).__name__}: {exc}", None
+                return None, f"{_UNREACHABLE}: {type(exc).__name__}: {exc}", None, None
             span.set_attribute("http.response.status_code", status)
             if status >= 400:
                 span.set_attribute("error.type", str(status))
             if status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
             if 200 <= status < 300:
-                return status, None, None
-            return status, f"HTTP {status}: {answer.decode('utf-8', 'replace')[:500]}", _problem_of(answer)
+                return status, None, None, None
+            return (status, f"HTTP {status}: {answer.decode('utf-8', 'replace')[:500]}", _problem_of(answer),
+                    _held_for(status, answer, retry_after))
 
     async def _dead_letter(self, sub: Subscription, msg, event: dict, status: int | None, error: str | None,
-                           delivered: int, *, reason: str | None = None) -> None:
+                           delivered: int, *, reason: str | None = None, counted: int | None = None) -> None:
+        """Dead-letter ``msg``: to the subscriber's sink and the platform's stream. ``counted``: its
+        deliveries that were failures, not waits (default: all)."""
         assert self._bus is not None
-        if not await self._tell_sink(sub, event, status, error) and delivered < 2 * self.max_deliveries:
+        counted = delivered if counted is None else counted
+        told = await self._tell_sink(sub, event, status, error)
+        if not told and counted < 2 * self.max_deliveries:
             # the function is down or restarting (its sink did not answer): the whole delivery is
             # tried again later, as Knative's broker retries a Trigger whose sink failed too. An event
             # the subscriber refused (4xx) reaches it once more then; handlers are idempotent by event
@@ -642,6 +752,8 @@ class Dispatcher:
             "subject": msg.subject,
             "dead_lettered_at": iso(datetime.now(timezone.utc), "auto"),
         }
+        if not told:   # the function's operators are still to be told: see _owe
+            record["sink"] = "pending"
         # one dead letter per (subscription, message) even if this runs twice after a crash
         headers = {"Nats-Msg-Id": f"{sub.durable}:{meta.sequence.stream}", "content-type": "application/json"}
         telemetry.inject(headers)
@@ -656,7 +768,29 @@ class Dispatcher:
         self.stats.count(sub.durable, "dead_lettered")
         metrics.delivery(sub.durable, event.get("type"), "dead_letter", status)
         metrics.dead_lettered(sub.durable, metrics.dead_letter_reason(status, error))
+        key = (sub.durable, meta.sequence.stream)
+        self._waits.pop(key, None)
+        if not told:
+            # the record alone would keep it where the function's operators never look (its
+            # /platform/dead-letters): the original stays, and is handed to the sink once it answers
+            self._owed[key] = (status, error)
+            await self._settle(msg.nak(delay=self._unreachable_delay(1)))
+            return
         await self._settle(msg.term())
+
+    async def _owe(self, sub: Subscription, msg, key: tuple[str, int], event: dict) -> None:
+        """Hand a dead letter whose sink did not answer before to the sink: terminate the original once
+        it took it, else wait longer (up to ``unreachable_backoff_max_s``) and try again."""
+        status, error = self._owed[key]
+        if await self._tell_sink(sub, event, status, error):
+            del self._owed[key]
+            self._waits.pop(key, None)
+            log.info("dead letter for %s handed to its sink (event %s)", sub.durable, event.get("id"))
+            await self._settle(msg.term())
+            return
+        waits = self._waits.setdefault(key, _Waits())
+        waits.unreachable += 1
+        await self._settle(msg.nak(delay=self._unreachable_delay(waits.unreachable)))
 
     async def _tell_sink(self, sub: Subscription, event: dict, status: int | None, error: str | None) -> bool:
         """Deliver a dead letter to the subscriber's sink, as Knative does to a Trigger's
@@ -667,7 +801,7 @@ class Dispatcher:
         if sink is None or "id" not in event:   # (a message that was not a CloudEvent has no sink)
             return True
         failure = events.DeliveryFailure(status, error or "", sub.url)
-        told, why, problem = await self._post(sub, {**event, **failure.extensions()}, to=sink)
+        told, why, problem, _ = await self._post(sub, {**event, **failure.extensions()}, to=sink)
         if told is not None and 200 <= told < 300:
             return True
         log.warning("dead letter for %s not taken by its sink: %s", sub.durable, _reason(told, why, problem))

@@ -13,7 +13,6 @@ against the schema of its type (:class:`EventSchemas`): data that does not match
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import logging
@@ -93,7 +92,9 @@ class Function:
             handlers = _with_housekeeping(handlers)
         if handlers:
             auth.check_eventing_settings(settings)  # /events must be able to verify its sender
-            app.extensions[EVENT_SCHEMAS] = EventSchemas.of(app)   # none found: the start stops here
+            # none found for a function that handles another function's events: the start stops here
+            app.extensions[EVENT_SCHEMAS] = EventSchemas.of(app, required=any(
+                not t.startswith(PLATFORM_EVENTS) for t in handlers))
             _add_events_route(app, handlers)
             _add_dead_letter_route(app, handlers)   # where its Triggers' dead letters come
         web.check_access(app)  # a route without @allow stops the start
@@ -186,23 +187,20 @@ def _ping_nats(rt: runtime.Runtime | None, settings: config.Settings, timeout_s:
     raise last or ConnectionError("no NATS url")
 
 
-def _events_seen_key(function: str, event: Mapping[str, Any]) -> str:
-    # source + id identify an event (CloudEvents spec); hashed so no input walks the key space
-    digest = hashlib.sha256(f"{event.get('source')}\n{event.get('id')}".encode()).hexdigest()
-    fn = re.sub(r"[^a-z0-9-]", "-", function.lower()) or "function"
-    return f"{runonce.EVENTS_SEEN.prefix}{fn}/{digest}.json"
-
-
 IN_PROGRESS_LEASE_S = runonce.EVENT_LEASE_S
-"""How long a run of an event handler holds the event: a redelivery that finds an in-progress
-record younger than this is told to retry later; an older one is a crashed run's and is taken over."""
+"""How long a run of an event handler holds the event past its last renewal: a redelivery that finds
+an in-progress record before its end is told to retry later; one past its end is a dead run's and is
+taken over."""
+IN_PROGRESS_RENEW_S = runonce.EVENT_RENEW_EVERY_S
+"""How often the run holding an event renews its hold while its handler runs."""
+IN_PROGRESS_MAX_S = runonce.EVENT_HOLD_MAX_S
+"""How long a run renews its hold at most (:data:`lscloud.runonce.EVENT_HOLD_MAX_S`)."""
 
 _EVENT_IN_PROGRESS = dict(
     status=503, type="event-in-progress", title="Event in progress",
     detail="This event is being processed by another delivery; retry later.",
     title_vi="Sự kiện đang được xử lý",
-    detail_vi="Sự kiện này đang được xử lý bởi một lần gửi khác; vui lòng thử lại sau.",
-    headers={"Retry-After": "2"})
+    detail_vi="Sự kiện này đang được xử lý bởi một lần gửi khác; vui lòng thử lại sau.")
 
 
 REPEAT_SAFE = "__lscloud_repeat_safe__"
@@ -242,6 +240,9 @@ _NAMED = re.compile(r"(attribute|header) '([A-Za-z0-9_-]{1,64})'")
 EVENT_TYPES_KEYWORD = "x-lscloud-event-types"
 """The keyword of a schema under ``schemas/events/`` listing the CloudEvents types whose data it describes."""
 
+PLATFORM_EVENTS = "vn.langson.platform."
+"""The prefix of the platform's own event types (the clock's tick), which every function may handle."""
+
 EVENT_SCHEMAS = "lscloud.event_schemas"
 """``app.extensions`` key of the function's :class:`EventSchemas`."""
 
@@ -256,7 +257,7 @@ class EventSchemas:
     type's validator, built on the type's first event and kept (:class:`lscloud.web.SchemaSet`, the
     dialect of :mod:`lscloud.validation`). A type no file lists is not checked (a foreign event)."""
 
-    def __init__(self, root: Path, state=None):
+    def __init__(self, root: Path, state=None, *, required: bool = True):
         self.root = Path(root).resolve()
         self.by_type: dict[str, str] = {}
         folder = self.root / "events"
@@ -266,7 +267,7 @@ class EventSchemas:
             for t in listed:
                 if self.by_type.setdefault(t, name) != name:
                     raise RuntimeError(f"event type {t} is listed by two schemas: {self.by_type[t]} and {name}")
-        if not self.by_type:
+        if not self.by_type and required:
             # an image without schemas/ would let every event through unchecked: refuse to start instead
             raise RuntimeError(f"no event schemas under {folder} (files listing {EVENT_TYPES_KEYWORD}): "
                                "a function that handles events needs the repository's schemas/ beside it")
@@ -275,11 +276,14 @@ class EventSchemas:
         self._validators: dict[str, Any] = {}
 
     @classmethod
-    def of(cls, app: Flask) -> "EventSchemas":
+    def of(cls, app: Flask, *, required: bool = True) -> "EventSchemas":
         """The schemas of ``app``'s events: under its ``schemas_dir`` (as its request bodies' are),
-        else under the checkout's ``schemas/`` beside the runtime (an app that validates no body)."""
+        else under the checkout's ``schemas/`` beside the runtime (an app that validates no body).
+        Finding none stops the start when ``required`` (the function handles another function's
+        events); a function that handles only the platform's own (the clock's tick, for the
+        runtime's sweeps) may have no ``schemas/events/`` of its own."""
         state = app_state(app)
-        return cls(state.schemas_dir or _CHECKOUT_SCHEMAS, state)
+        return cls(state.schemas_dir or _CHECKOUT_SCHEMAS, state, required=required)
 
     def schema_of(self, event_type: str) -> str | None:
         return self.by_type.get(event_type)
@@ -375,7 +379,13 @@ def _check_data(event: dict, refused: Callable[[], None]) -> None:
 
 
 class _InProgress(Exception):
-    """Another run holds the event: a delivery is told to retry later (503), an operator's retry 409."""
+    """Another run holds the event: a delivery is told to retry later (503), an operator's retry 409.
+    ``retry_after_s``: what is left of the hold (at least 1 s), when the holder stops or must renew."""
+
+    def __init__(self, until: float | None = None):
+        super().__init__()
+        left = (until - time.time()) if isinstance(until, (int, float)) else 1.0
+        self.retry_after_s = max(1, min(int(left + 0.999), int(IN_PROGRESS_LEASE_S + 1)))
 
 
 def _run_event(handlers: Mapping[str, EventHandler], event: dict, headers: Mapping[str, str]) -> str:
@@ -418,7 +428,7 @@ def _run_event(handlers: Mapping[str, EventHandler], event: dict, headers: Mappi
         outcome("done")
         return "done"
     objects, bucket = store.connection()
-    key = _events_seen_key(state.name, event)
+    key = runonce.events_seen_key(state.name, event)
     now = time.time()
     facts = {"id": event["id"], "source": event["source"], "type": event["type"]}
     try:
@@ -434,11 +444,13 @@ def _run_event(handlers: Mapping[str, EventHandler], event: dict, headers: Mappi
             outcome("duplicate")
             return "duplicate"
         outcome("in_progress")
-        raise _InProgress()
+        raise _InProgress(held.get("expires_at"))
     try:
-        with metrics.processing(event, subject, state.name):  # lag, then the run's duration
-            with telemetry.process_span(event, headers, consumer_group=state.name):
-                handler(event)
+        # renewed while the handler runs: a slow run keeps the event, a dead one frees it within a lease
+        with held.renewed(IN_PROGRESS_LEASE_S, IN_PROGRESS_RENEW_S, at_most_s=IN_PROGRESS_MAX_S):
+            with metrics.processing(event, subject, state.name):  # lag, then the run's duration
+                with telemetry.process_span(event, headers, consumer_group=state.name):
+                    handler(event)
     except BaseException as exc:
         failed(exc)
         held.release()  # the redelivery (5xx/429) runs the handler again
@@ -457,8 +469,10 @@ def _add_events_route(app: Flask, handlers: Mapping[str, EventHandler]) -> None:
         event = _delivered_event(app_state())
         try:
             status = _run_event(handlers, event, dict(request.headers))
-        except _InProgress:
-            raise Problem(**_EVENT_IN_PROGRESS) from None
+        except _InProgress as held:
+            # Retry-After: the hold's end, when its run has finished, renewed it or died (the
+            # dispatcher waits that long, and does not count the answer as a failed delivery)
+            raise Problem(**_EVENT_IN_PROGRESS, headers={"Retry-After": str(held.retry_after_s)}) from None
         return jsonify({"status": status, "id": event["id"]}), 200
 
     app.add_url_rule(events.DELIVERY_PATH, "lscloud_events", allow(EVENTING)(receive_event), methods=["POST"])

@@ -31,8 +31,10 @@ Two mechanisms delete them:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -45,8 +47,17 @@ log = logging.getLogger("lscloud.runonce")
 
 DEFAULT_BUDGET = 500
 """At most this many records are read per sweep: a tick stays quick, the next tick goes on."""
-EVENT_LEASE_S = 300.0
-"""How long a run of an event handler holds the event (:mod:`lscloud.knative`)."""
+EVENT_LEASE_S = 30.0
+"""How long a run of an event handler holds the event unless it renews its hold (:mod:`lscloud.knative`):
+a run that died (OOM, SIGKILL) frees its event this long after its last renewal at most. It was 300 s
+without renewal: the dispatcher's five deliveries (~4 s) and Knative's (~15 s) all found it held and
+dead-lettered it, and an operator's retry was refused until it ended."""
+EVENT_RENEW_EVERY_S = 10.0
+"""How often a run still going renews its hold (:meth:`lscloud.store.leases.Lease.renewed`): two
+renewals may fail in a row before the hold ends under a run that is alive."""
+EVENT_HOLD_MAX_S = 900.0
+"""A run still going after this long is presumed hung: its hold is no longer renewed, so that the event
+can be taken over (Knative ends a function's request long before: ``timeoutSeconds``, 60 s)."""
 
 
 def _epoch(value: Any) -> float:
@@ -96,6 +107,16 @@ RUNTIME_KINDS = (LEFTOVER_NONCES, IDEMPOTENCY, EVENTS_SEEN)
 """The runtime's own run-once records (in every function's bucket that uses them)."""
 for _kind in RUNTIME_KINDS:
     working.declare(_kind.prefix)   # never a record, in a bucket under object lock too
+
+
+def events_seen_key(function: str, event) -> str:
+    """Where ``function`` keeps its events-seen record of ``event`` (:mod:`lscloud.knative` takes
+    and completes it; :mod:`lscloud.deadletters` reads it): source + id identify an event (the
+    CloudEvents spec), hashed so no input walks the key space."""
+    digest = hashlib.sha256(f"{event.get('source')}\n{event.get('id')}".encode()).hexdigest()
+    fn = re.sub(r"[^a-z0-9-]", "-", function.lower()) or "function"
+    return f"{EVENTS_SEEN.prefix}{fn}/{digest}.json"
+
 
 _models: dict[str, Kind] = {}
 _lock = threading.Lock()

@@ -36,7 +36,8 @@ from typing import Any, Mapping
 import pulumi
 
 from lscloud.events import DEAD_LETTER_PATH, DELIVERY_PATH
-from lscloud.manifest import Manifest
+from lscloud.manifest import Manifest, ManifestError, container_concurrency
+from lscloud.runonce import EVENT_LEASE_S
 
 from . import k8s as kx
 from . import natsauth
@@ -213,14 +214,14 @@ def render_env(m: Manifest, p: PlatformEndpoints, override: FunctionOverride | N
 
 
 def _resources(m: Manifest, d: FunctionDefaults) -> tuple[dict, int]:
-    limits = dict(m.resources.limits)
-    concurrency = limits.pop("concurrency", None)  # func.yaml keeps Knative's containerConcurrency here
+    # func.yaml keeps Knative's containerConcurrency among the limits: not a Kubernetes resource
+    limits = {k: v for k, v in m.resources.limits.items() if k != "concurrency"}
     requests = {**d.requests, **{k: str(v) for k, v in m.resources.requests.items()}}
     limits = {**d.limits, **{k: str(v) for k, v in limits.items()}}
-    if concurrency is None:
-        concurrency = d.containerConcurrency
-    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 0:
-        raise RenderError(f"{m.path}: /deploy/options/resources/limits/concurrency must be a whole number, got {concurrency!r}")
+    try:
+        concurrency = container_concurrency(m, d.containerConcurrency)   # the local gateway's bound too
+    except ManifestError as exc:
+        raise RenderError(str(exc)) from None
     return {"requests": requests, "limits": limits}, concurrency
 
 
@@ -302,6 +303,28 @@ def render_service(m: Manifest, p: PlatformEndpoints, *, image: str, defaults: F
     }
 
 
+BACKOFF_DELAY_S = 0.5
+"""The first retry's delay; each next one doubles it (``backoffPolicy: exponential``)."""
+LEASE_COVER_S = 2 * EVENT_LEASE_S
+"""How long a Trigger's retries must go on at least: one events-seen lease (a run that died holds its
+event that long: :mod:`lscloud.runonce`) and as much again for the redelivery that takes it over."""
+RETRY_AFTER_MAX = f"PT{int(LEASE_COVER_S)}S"
+"""The longest ``Retry-After`` a Trigger honours (``retryAfterMax``, Eventing's ``delivery-retryafter``
+feature, enabled by :mod:`.knative`): a function answers "event in progress" with what is left of the
+hold (at most one lease). Honoured only where the channel passes the answer to its back-off
+(eventing-natss 1.19 does not: knative-extensions/eventing-natss#802), so the retries alone cover the lease."""
+
+
+def trigger_retries(at_least: int, cover_s: float = LEASE_COVER_S, delay_s: float = BACKOFF_DELAY_S) -> int:
+    """The fewest retries, ``at_least`` or more, whose exponential back-off from ``delay_s`` spans
+    ``cover_s`` (Knative's 5 from 0.5 s spanned 15.5 s: a run killed mid-event held it 300 s then, and
+    30 s now, so its event was dead-lettered before anyone could take it over)."""
+    n = max(1, at_least)
+    while delay_s * (2 ** n - 1) < cover_s:
+        n += 1
+    return n
+
+
 def render_triggers(m: Manifest, p: PlatformEndpoints) -> list[dict]:
     """One eventing.knative.dev/v1 Trigger per func.yaml subscription, delivering to the function's
     ``/events``, with the function's own ``/events/dead-letters`` as its dead-letter sink
@@ -309,12 +332,14 @@ def render_triggers(m: Manifest, p: PlatformEndpoints) -> list[dict]:
     operators to see and act on). Both carry the function's audience: the broker presents a token
     for it (``authentication-oidc``) to the sink as to the subscriber. A sink that cannot take a
     dead letter either fails the broker's own delivery, whose dead-letter sink is the platform's
-    channel (:mod:`.knative`): nothing is dropped."""
+    channel (:mod:`.knative`): nothing is dropped. Retries span an events-seen lease and more
+    (:func:`trigger_retries`), and honour a ``Retry-After`` up to :data:`RETRY_AFTER_MAX`."""
     out = []
     audience = events_audience(m.name, p.namespace)
     service = {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": m.name, "namespace": p.namespace}
     for sub in m.subscriptions:
-        delivery: dict[str, Any] = {"retry": p.delivery_retry, "backoffPolicy": "exponential", "backoffDelay": "PT0.5S",
+        delivery: dict[str, Any] = {"retry": trigger_retries(p.delivery_retry), "backoffPolicy": "exponential",
+                                    "backoffDelay": f"PT{BACKOFF_DELAY_S:g}S", "retryAfterMax": RETRY_AFTER_MAX,
                                     "deadLetterSink": {"ref": dict(service), "uri": DEAD_LETTER_PATH,
                                                        "audience": audience}}
         out.append({

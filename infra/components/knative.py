@@ -112,8 +112,9 @@ def render_config_patches(s: KnativeSettings, domain: str, nats_url: str, nats: 
             "queue-sidecar-memory-request": "50Mi", "queue-sidecar-memory-limit": "200Mi"}),
         ("knative-eventing", "config-nats", {"eventing-nats": nats_config(nats_url)}),
         ("knative-eventing", "config-br-default-channel", {"channel-template-spec": channel_template(nats)}),
-        # sender identity: every delivery carries an OIDC token for its subscriber's audience
-        ("knative-eventing", "config-features", {"authentication-oidc": "enabled"}),
+        # sender identity: every delivery carries an OIDC token for its subscriber's audience; and
+        # Triggers may say how long a Retry-After is honoured (retryAfterMax: refused while this is off)
+        ("knative-eventing", "config-features", {"authentication-oidc": "enabled", "delivery-retryafter": "enabled"}),
     ]
     if traces_endpoint:
         tracing = {"tracing-protocol": "http/protobuf", "tracing-endpoint": traces_endpoint,

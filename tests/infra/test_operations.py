@@ -165,6 +165,8 @@ def test_sender_identity_and_tracing_are_switched_on(program):
         patches = {(r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"]): normalize(r.inputs["data"])
                    for r in program(stack).resources if r.typ == "kubernetes:core/v1:ConfigMapPatch"}
         assert patches[("knative-eventing", "config-features")]["authentication-oidc"] == "enabled"
+        # the Triggers' retryAfterMax is refused by Eventing's webhook while this is off
+        assert patches[("knative-eventing", "config-features")]["delivery-retryafter"] == "enabled"
         for ns in ("knative-serving", "knative-eventing"):
             obs = patches[(ns, "config-observability")]
             assert obs["tracing-protocol"] == "http/protobuf"

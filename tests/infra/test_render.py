@@ -165,6 +165,23 @@ def test_one_trigger_per_subscription_with_dead_letter_sink():
         assert len(t["metadata"]["name"]) <= 63
 
 
+def test_a_triggers_retries_outlast_an_events_seen_lease_and_honour_retry_after():
+    """A run killed mid-event holds its event one lease at most (lscloud.runonce.EVENT_LEASE_S; it renews
+    it while alive): a Trigger's retries must go on past that and the redelivery that takes it over,
+    or the event is dead-lettered while nobody may run it (5 from 0.5 s spanned 15.5 s). A function's
+    "event in progress" answer says how long is left (Retry-After), honoured up to retryAfterMax."""
+    from lscloud.runonce import EVENT_LEASE_S
+
+    for platform in (PLATFORM, dataclasses.replace(PLATFORM, delivery_retry=9)):
+        for t in fn.render_triggers(parse(), platform):
+            d = t["spec"]["delivery"]
+            assert d["backoffPolicy"] == "exponential" and d["backoffDelay"] == "PT0.5S"
+            assert d["retry"] >= platform.delivery_retry   # a stack's own count is never lowered
+            assert 0.5 * (2 ** d["retry"] - 1) >= 2 * EVENT_LEASE_S   # one lease, and a margin as long
+            assert d["retryAfterMax"] == f"PT{int(2 * EVENT_LEASE_S)}S"
+    assert fn.trigger_retries(5) == 7 and fn.trigger_retries(9) == 9
+
+
 def test_rendered_objects_validate():
     objs = fn.render_all(parse(), PLATFORM, image="r/clearance:1")
     kinds = [o["kind"] for o in objs]

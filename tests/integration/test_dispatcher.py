@@ -30,6 +30,7 @@ class Endpoint:
     def __init__(self):
         self.deliveries: list[dict] = []
         self.scripts: dict[str, list[int]] = {}
+        self.answers: dict[str, tuple[bytes, dict[str, str]]] = {}   # path -> (body, headers) of every answer
         self.lock = threading.Lock()
         outer = self
 
@@ -41,10 +42,13 @@ class Endpoint:
                                              "body": body})
                     script = outer.scripts.get(self.path, [200])
                     status = script.pop(0) if len(script) > 1 else script[0]
+                    answer, headers = outer.answers.get(self.path, (b"{}", {}))
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(b"{}")
+                self.wfile.write(answer)
 
             def log_message(self, *args):
                 pass
@@ -209,8 +213,9 @@ def test_a_dead_letter_is_told_to_the_subscribers_sink_as_knative_does(settings,
 def test_always_failing_goes_to_dead_letter_after_max_deliveries(settings, endpoint, bus, dispatcher_for):
     endpoint.scripts["/down"] = [500]
     refused = f"http://127.0.0.1:{free_port()}/events"  # nothing listens: connection errors
+    # unreachable_s=0: no answer counts at once (by default it is waited on for 15 minutes first)
     dispatcher_for([Subscription("queue", "down", [SUBMITTED], endpoint.url("/down")),
-                    Subscription("ghost", "gone", [SUBMITTED], refused)], max_deliveries=3)
+                    Subscription("ghost", "gone", [SUBMITTED], refused)], max_deliveries=3, unreachable_s=0)
     ev = events.new_event(SUBMITTED, "/border", {"n": 1})
     bus.publish(ev)
     letters = wait_for(lambda: (lambda l: l if len(l) == 2 else None)(read_dlq(settings)), "two dead letters")
@@ -220,9 +225,30 @@ def test_always_failing_goes_to_dead_letter_after_max_deliveries(settings, endpo
     # a function's /events whose sink does not answer either (the function is down): the whole
     # delivery is tried again, up to twice max_deliveries, before the platform's record alone keeps it
     assert by_fn["ghost"]["deliveries"] == 6
+    # its sink is still owed it (handed over once it answers); the other one's was none to tell
+    assert by_fn["ghost"]["sink"] == "pending" and "sink" not in by_fn["queue"]
     assert all(l["event"]["id"] == ev["id"] for l in letters)
     assert len(endpoint.to("/down")) == 3
     assert read_dlq(settings, limit=1) == [letters[-1]]
+
+
+def test_event_in_progress_is_waited_on_uncounted_until_its_cap_then_dead_lettered(settings, endpoint, bus,
+                                                                                   dispatcher_for):
+    """A function's 503 event-in-progress (another run holds the event) is a wait, not a failure: not
+    counted toward max_deliveries while the event has been told so for less than in_progress_max_s.
+    A hold that never ends (a hung run's) is counted past that, so it still ends in a dead letter."""
+    from lscloud.problems import TYPE_BASE
+
+    endpoint.scripts["/held/events"] = [503]
+    endpoint.answers["/held/events"] = (json.dumps({"type": TYPE_BASE + "event-in-progress",
+                                                    "title": "Event in progress"}).encode(), {"Retry-After": "0"})
+    d = dispatcher_for([Subscription("held", "all", [SUBMITTED], endpoint.url("/held/events"))], max_deliveries=2,
+                       in_progress_max_s=1.0)
+    bus.publish(events.new_event(SUBMITTED, "/border", {"n": 1}))
+    (letter,) = wait_for(lambda: read_dlq(settings), "the dead letter once the cap is past")
+    assert letter["deliveries"] > 2 * 2   # more than max_deliveries, and than its sink's retries
+    assert letter["reason"].startswith("HTTP 503 event-in-progress")
+    assert d.stats.dead_lettered == 1 and len(endpoint.to("/held/events/dead-letters")) == 1
 
 
 def test_delivery_resumes_after_nats_restart(settings, endpoint, bus, dispatcher_for, nats_server):

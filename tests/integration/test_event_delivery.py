@@ -13,22 +13,27 @@ what it did to the object store, so "processed exactly once" is read back from S
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import httpx
 import pytest
 from flask import jsonify
 from opentelemetry.trace import SpanKind
 
-from lscloud import delivery, errors, events, knative, telemetry, web
+from lscloud import delivery, errors, events, knative, runonce, telemetry, web
 from lscloud.auth import allow, delivery_headers
 from lscloud.bus import SyncBus
+from lscloud.local.servers import free_port
 from lscloud.store import leases
 from lscloud.config import Settings
 from lscloud.delivery import Dispatcher, Subscription, read_dlq, tail
 from lscloud.problems import TYPE_BASE, Problem
-from lscloud.store import ConditionalCheckFailed, Model, attributes as A
+from lscloud.store import ConditionalCheckFailed, DoesNotExist, Model, attributes as A
 from waiting import wait_for
 
 from asgi_support import Served  # tests/integration helper module
@@ -38,6 +43,8 @@ pytestmark = pytest.mark.integration
 RECEIVED = "vn.langson.test.parcel.received.v1"
 FAST = dict(backoff=(0.05, 0.1), timeout_s=5, pull_wait_s=0.5)
 FUNCTION = "event-sink"
+OTHER = "event-sink-b"   # a second function in the same bucket, as every function is in the local cloud
+HERE = Path(__file__).resolve().parent
 
 
 # --- the function under test -------------------------------------------------------------------
@@ -97,7 +104,7 @@ def unacceptable(event: dict) -> UnacceptableParcel:
 def on_received(event: dict) -> None:
     """``data.poison``: a 4xx no retry can fix (``data.unacceptable``: a long bilingual one);
     ``data.fail_first``: that many 5xx first; ``data.slow_fail_s``: the first run takes that long
-    and then fails."""
+    and then fails; ``data.slow_s``: the first run takes that long, then does its work."""
     data = event.get("data") or {}
     Attempt(event["id"], uuid.uuid4().hex).save()
     attempt = Attempt.count(event["id"])
@@ -115,6 +122,8 @@ def on_received(event: dict) -> None:
     if attempt == 1 and data.get("slow_fail_s"):
         time.sleep(float(data["slow_fail_s"]))  # outlives the dispatcher's timeout, then fails
         raise RuntimeError("downstream timed out")
+    if attempt == 1 and data.get("slow_s"):
+        time.sleep(float(data["slow_s"]))  # outlives the dispatcher's timeout and the lease, then goes on
     if attempt <= int(data.get("fail_first", 0)):
         raise RuntimeError(f"downstream not ready (attempt {attempt})")
     try:
@@ -138,18 +147,27 @@ def create_app(settings):
 new = knative.function(create_app, events={RECEIVED: on_received})
 
 
+def create_other_app(settings):
+    return web.create_app(OTHER, settings=settings)
+
+
+new_other = knative.function(create_other_app, events={RECEIVED: on_received})
+
+
 class FunctionServer:
     """``new()`` served as a function is (:class:`lscloud.function_server.FunctionApp` on its
     server), in a thread."""
 
-    def __init__(self, new_fn):
+    def __init__(self, new_fn, port: int | None = None):
         from lscloud.function_server import FunctionApp
 
         self.instance = new_fn()
-        self._served = Served(FunctionApp(self.instance))
+        self._served = Served(FunctionApp(self.instance), port)
         self.port, self.url = self._served.port, self._served.url
+        self.started = False
 
     def start(self) -> "FunctionServer":
+        self.started = True
         self._served.start()
         wait_for(self._ready, "the function's /health/readiness", 30, alive=lambda: self._served.error is None and not self._served.stopped)
         return self
@@ -161,6 +179,8 @@ class FunctionServer:
             return False
 
     def stop(self) -> None:
+        if not self.started:   # never served: nothing to stop
+            return
         self._served.stop()
         assert self._served.error is None and self._served.stopped, "the function server did not stop"
 
@@ -177,6 +197,12 @@ class FunctionServer:
         # by hand, as the dispatcher does it: with its delivery token for this function
         headers.update(delivery_headers(self.instance.settings))
         return httpx.post(f"{self.url}/events", content=body, headers=headers, timeout=10)
+
+    def dead_letters(self, operator: dict) -> list[dict]:
+        """The function's own list of dead letters, as an operator sees it."""
+        resp = httpx.get(f"{self.url}/platform/dead-letters", headers=operator, timeout=10)
+        resp.raise_for_status()
+        return resp.json()["items"]
 
 
 # --- helpers and fixtures ------------------------------------------------------------------------
@@ -199,6 +225,21 @@ def sink(settings, monkeypatch, tracing, keys):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def short_leases(monkeypatch) -> float:
+    """An events-seen lease of 2 s renewed every 0.5 s (30 s and 10 s otherwise): a dead run frees its
+    event, and a slow one keeps it, within a test's patience. The lease's length, returned."""
+    monkeypatch.setattr(knative, "IN_PROGRESS_LEASE_S", 2.0)
+    monkeypatch.setattr(knative, "IN_PROGRESS_RENEW_S", 0.5, raising=False)
+    return 2.0
+
+
+def configure(monkeypatch, settings, keys, service: str = FUNCTION) -> None:
+    """The environment a function is started from, the Knative way (as :func:`sink` sets it)."""
+    for name, value in settings.replace(service=service, jwt_public_key=keys[1]).env_vars().items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture
@@ -420,9 +461,10 @@ def test_a_retry_that_fails_again_is_a_409_and_one_already_processed_is_settled_
     assert deadletters.find(letter.id).state == deadletters.OPEN
 
     # an event the handler completed since (a redelivery went through) is settled without a second run
+    # (one completed before its letter was kept is kept settled: test_deadletters_done.py)
     done = parcel(2)
-    assert sink.post_event(done).status_code == 200
     late, _ = deadletters.keep({**done, "knativeerrorcode": "503"})
+    assert sink.post_event(done).status_code == 200
     before = attempts(done["id"])
     r = httpx.post(f"{sink.url}/platform/dead-letters/{late.id}/retry", headers=operator, timeout=10)
     assert r.status_code == 200 and r.json()["settled"]["result"] == "duplicate"
@@ -475,7 +517,8 @@ def test_same_event_twice_is_processed_once_and_answered_2xx_each_time(settings,
     assert d.stats.retried == 0 and d.stats.dead_lettered == 0 and read_dlq(settings) == []
 
 
-def test_redelivery_during_a_slow_run_that_then_fails_is_not_lost(settings, sink, bus, dispatch, object_store):
+def test_redelivery_during_a_slow_run_that_then_fails_is_not_lost(settings, sink, bus, dispatch, object_store,
+                                                                   short_leases):
     # the dispatcher gives up on the first run after 1 s and redelivers while that run goes on;
     # the run then fails: the redelivery must not have been acked as a "duplicate" meanwhile
     d = dispatch(timeout_s=1, backoff=(0.5,), max_deliveries=12)
@@ -493,14 +536,16 @@ def test_redelivery_during_a_slow_run_that_then_fails_is_not_lost(settings, sink
 def test_a_run_that_died_holds_its_event_only_until_the_lease_ends(settings, sink, object_store):
     # a run that crashed mid-handler left its record "in-progress": redeliveries wait, not drop
     ev = parcel(3)
-    key = knative._events_seen_key(FUNCTION, ev)
+    key = runonce.events_seen_key(FUNCTION, ev)
     claim = {"id": ev["id"], "source": ev["source"], "type": ev["type"], "status": leases.IN_PROGRESS}
     now = time.time()
     object_store.put(settings.bucket, key, json.dumps(
         {**claim, "received_at": now, "expires_at": now + knative.IN_PROGRESS_LEASE_S}).encode())
     held = sink.post_event(ev)
     assert held.status_code == 503 and held.json()["type"] == TYPE_BASE + "event-in-progress"
-    assert "Retry-After" in held.headers and attempts(ev["id"]) == 0
+    assert attempts(ev["id"]) == 0
+    # when to ask again: what is left of the hold (a fixed 2 s before, with 300 s left)
+    assert knative.IN_PROGRESS_LEASE_S - 2 <= int(held.headers["Retry-After"]) <= knative.IN_PROGRESS_LEASE_S
     stale = time.time() - knative.IN_PROGRESS_LEASE_S - 1
     object_store.put(settings.bucket, key, json.dumps(
         {**claim, "received_at": stale, "expires_at": stale + knative.IN_PROGRESS_LEASE_S}).encode())
@@ -578,3 +623,206 @@ def test_an_action_holds_its_dead_letter_while_it_runs(settings, sink, monkeypat
     monkeypatch.setattr(deadletters, "time", SimpleNamespace(time=lambda: 4_000_000_000.0))
     settled, _ = deadletters.act(other.id, lambda _: {"action": "retried", "result": "done"}, by="op-b", at="t")
     assert settled.data["settled"]["by"] == "op-b"
+
+
+# --- a run that dies, a slow run, a function that is down: waits, not failures -----------------------
+
+CHILD = """
+import sys, threading
+lease, renew, port = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+sys.path[:0] = sys.argv[4:]
+from lscloud import knative
+knative.IN_PROGRESS_LEASE_S, knative.IN_PROGRESS_RENEW_S = lease, renew
+import test_event_delivery as here
+from asgi_support import Served
+from lscloud.function_server import FunctionApp
+Served(FunctionApp(here.new()), port=port).start()
+threading.Event().wait()
+"""
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health/readiness", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_a_run_killed_mid_event_frees_it_within_a_lease_and_it_is_done_not_dead_lettered(
+        settings, keys, monkeypatch, tracing, bus, object_store, short_leases, tmp_path, rt):
+    """The function is killed (SIGKILL, as the OOM killer does) while its handler runs. While it ran, its
+    run renewed its hold on the event, and the redeliveries were told "in progress" and waited, none
+    counted; killed, its hold ends within a lease; the function back, a redelivery takes the event
+    over and does it. Before, the hold was 300 s unrenewed: five 503s dead-lettered the event 4 s
+    after it was published (the survey's plate read), and an operator's retry was refused meanwhile."""
+    configure(monkeypatch, settings, keys)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with open(tmp_path / "child.log", "wb") as out:
+        child = subprocess.Popen([sys.executable, "-c", CHILD, str(short_leases), "0.5", str(port), str(HERE),
+                                  str(HERE.parents[1])], stdout=out, stderr=subprocess.STDOUT)
+    d = back = None
+    try:
+        wait_for(lambda: answers(url), "the function in its own process", 60, alive=lambda: child.poll() is None)
+        d = Dispatcher(settings, [Subscription(FUNCTION, "on-received", [RECEIVED], f"{url}/events")],
+                       **{**FAST, "timeout_s": 1, "max_deliveries": 3}).start()
+        ev = parcel(1, slow_s=3600)   # the first run would go on for an hour
+        bus.publish(ev)
+        key = runonce.events_seen_key(FUNCTION, ev)
+
+        def held_past_two_leases() -> bool:
+            assert read_dlq(settings) == [], "dead-lettered while its run went on"
+            try:
+                record = json.loads(object_store.get(settings.bucket, key).body)
+            except DoesNotExist:
+                return False
+            renewed = record.get("renewed_at", record.get("received_at", 0)) - record.get("received_at", 0)
+            return renewed > 2 * short_leases and d.stats.retried >= 3
+
+        wait_for(held_past_two_leases, "the run renewing its hold past two leases, redeliveries told to wait", 60)
+        assert attempts(ev["id"]) == 1   # none of the redeliveries ran it again meanwhile
+        child.kill()
+        child.wait(30)
+        back = FunctionServer(new, port=port).start()
+        wait_for(lambda: d.stats.delivered == 1 or read_dlq(settings), "the event done (or dead-lettered)", 60)
+        assert read_dlq(settings) == [] and d.stats.dead_lettered == 0
+        assert Processed.get(ev["id"]).attempt == 2 and attempts(ev["id"]) == 2 and duplicates() == []
+        assert json.loads(object_store.get(settings.bucket, key).body)["status"] == leases.COMPLETED
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(30)
+        if d is not None:
+            d.stop()
+        if back is not None:
+            back.stop()
+
+
+def test_a_handler_slower_than_its_lease_runs_once_and_is_not_dead_lettered(settings, sink, bus, dispatch,
+                                                                           object_store, short_leases):
+    """A run longer than the dispatcher's timeout and than its lease renews its hold while it goes on:
+    the redeliveries meanwhile are told "in progress" (Retry-After) and wait, uncounted; once it is
+    done the next one is a duplicate, acked. Before, five 503s dead-lettered it even though the run
+    then succeeded (and a run longer than the lease was taken over: run twice)."""
+    d = dispatch(timeout_s=1, max_deliveries=3)
+    ev = parcel(1, slow_s=4 * short_leases)
+    bus.publish(ev)
+    wait_for(lambda: d.stats.delivered == 1 or read_dlq(settings), "the ack (or a dead letter)", 60)
+    assert read_dlq(settings) == [] and d.stats.dead_lettered == 0
+    assert attempts(ev["id"]) == 1 and Processed.get(ev["id"]).attempt == 1 and duplicates() == []
+    assert d.stats.retried >= 3   # the timeout, then redeliveries told to wait
+    record = json.loads(object_store.get(settings.bucket, runonce.events_seen_key(FUNCTION, ev)).body)
+    assert record["status"] == leases.COMPLETED
+
+
+def test_a_function_down_longer_than_the_old_give_up_gets_its_event_once_it_is_back(settings, keys, monkeypatch,
+                                                                                   tracing, bus):
+    """No answer at all (a function in a crash loop) is waited on with a growing back-off, for 15
+    minutes by default, not counted: before, ten refused connections (about 30 s under `lscloud up`)
+    dead-lettered the event into the platform's stream alone."""
+    configure(monkeypatch, settings, keys)
+    down = FunctionServer(new)   # its port is chosen; nothing listens there yet
+    d = Dispatcher(settings, [Subscription(FUNCTION, "on-received", [RECEIVED], f"{down.url}/events")],
+                   **{**FAST, "backoff": (0.005, 0.05)}).start()
+    try:
+        ev = parcel(1)
+        bus.publish(ev)
+
+        def refused_ten_times() -> bool:
+            assert read_dlq(settings) == [], "dead-lettered while its function was down"
+            return d.stats.retried >= 10   # the old give-up: 5 deliveries, then 5 more for its sink
+
+        wait_for(refused_ten_times, "ten deliveries without an answer", 60)
+        down.start()
+        wait_for(lambda: d.stats.delivered == 1, "the event once its function is back", 60)
+        assert ev["id"] in down.seen() and attempts(ev["id"]) == 1
+        assert read_dlq(settings) == [] and d.stats.dead_lettered == 0
+    finally:
+        d.stop()
+        down.stop()
+
+
+def test_a_dead_letter_its_function_was_down_for_reaches_its_own_list_once_it_is_back(settings, keys, monkeypatch,
+                                                                                     tracing, bus, tokens):
+    """Dead-lettered while its function did not answer (here at once: ``unreachable_s=0``), the event
+    reached only the platform's stream, which the function's operators are not told to look at. The
+    original is kept, and handed to the function's sink once it answers: it is in the function's own
+    /platform/dead-letters, and an operator's retry runs it."""
+    configure(monkeypatch, settings, keys)
+    down = FunctionServer(new)
+    d = Dispatcher(settings, [Subscription(FUNCTION, "on-received", [RECEIVED], f"{down.url}/events")],
+                   **{**FAST, "max_deliveries": 2, "unreachable_s": 0}).start()
+    try:
+        ev = parcel(1)
+        bus.publish(ev)
+        (record,) = wait_for(lambda: read_dlq(settings), "the platform's record")
+        assert record["event"]["id"] == ev["id"] and record["sink"] == "pending"
+        assert record["error"].startswith("connection error")
+        down.start()
+        operator = tokens("operator")
+        (letter,) = wait_for(lambda: down.dead_letters(operator), "the letter in the function's own list", 60)
+        assert letter["event"]["id"] == ev["id"] and letter["state"] == "open" and attempts(ev["id"]) == 0
+        r = httpx.post(f"{down.url}/platform/dead-letters/{letter['id']}/retry", headers=operator, timeout=30)
+        assert r.status_code == 200 and r.json()["settled"]["result"] == "done"
+        assert Processed.get(ev["id"]).attempt == 1 and len(read_dlq(settings)) == 1
+    finally:
+        d.stop()
+        down.stop()
+
+
+def test_each_function_lists_and_retries_only_its_own_dead_letters(settings, keys, monkeypatch, sink, bus, tokens):
+    """Every function of the local cloud keeps its letters in the one bucket: each one's
+    /platform/dead-letters listed every function's, and an operator could retry a letter through a
+    function that never failed it (two that gave up on one event shared one letter). Each keeps its
+    own now; a letter kept the old way (one shelf for all) is listed by the function it was meant for
+    (its destination), and acted on there only."""
+    from lscloud import deadletters
+
+    configure(monkeypatch, settings, keys, service=OTHER)
+    other = FunctionServer(new_other).start()
+    d = Dispatcher(settings, [Subscription(FUNCTION, "on-received", [RECEIVED], f"{sink.url}/events"),
+                              Subscription(OTHER, "on-received", [RECEIVED], f"{other.url}/events")], **FAST).start()
+    operator = tokens("operator")
+    try:
+        both = parcel(1, poison=True)   # refused by both: each keeps a letter of its own
+        bus.publish(both)
+        wait_for(lambda: len(read_dlq(settings)) == 2, "both functions' dead letters")
+        wait_for(lambda: sink.dead_letters(operator) and other.dead_letters(operator), "a letter in each list")
+        # a letter only the first function was given (its sink, as the dispatcher tells it)
+        only = parcel(2, poison=True)
+        headers, body = events.to_binary_http({**only, "knativeerrorcode": "422"})
+        headers.update(delivery_headers(sink.instance.settings))
+        assert httpx.post(f"{sink.url}/events/dead-letters", content=body, headers=headers, timeout=10).status_code == 200
+        assert sorted(i["event"]["id"] for i in sink.dead_letters(operator)) == sorted([both["id"], only["id"]])
+        assert [i["event"]["id"] for i in other.dead_letters(operator)] == [both["id"]]
+        its = next(i["id"] for i in sink.dead_letters(operator) if i["event"]["id"] == only["id"])
+        refused = httpx.post(f"{other.url}/platform/dead-letters/{its}/retry", headers=operator, timeout=10)
+        assert refused.status_code == 404 and refused.json()["type"].endswith("/unknown-dead-letter")
+
+        # kept the old way: on the shelf every function shared, its destination the first function's /events
+        old = parcel(3)
+        kept = deadletters.DeadLetter(
+            shelf=deadletters.LEGACY_SHELF, id=deadletters.letter_id(old), state=deadletters.OPEN,
+            expires_at=datetime.now(timezone.utc) + timedelta(hours=1), data={"event": old, "status": 503, "error": "HTTP 503",
+                                                 "destination": f"{sink.url}/events",
+                                                 "dead_lettered_at": "2026-01-02T03:04:05Z"}).save()
+        assert sink.dead_letters(operator)[0]["id"] == kept.id   # the old shelf's first: they are older
+        assert kept.id not in [i["id"] for i in other.dead_letters(operator)]
+        assert httpx.post(f"{other.url}/platform/dead-letters/{kept.id}/retry", headers=operator,
+                          timeout=10).status_code == 404
+        r = httpx.post(f"{sink.url}/platform/dead-letters/{kept.id}/retry", headers=operator, timeout=30)
+        assert r.status_code == 200 and r.json()["settled"]["result"] == "done"
+        assert deadletters.DeadLetter.get(deadletters.LEGACY_SHELF, kept.id).state == deadletters.SETTLED
+        # pages: one letter a page, across the old shelf and the function's own, each once
+        seen, token = [], None
+        while True:
+            page = httpx.get(f"{sink.url}/platform/dead-letters", params={"limit": 1, **({"page_token": token}
+                             if token else {})}, headers=operator, timeout=10).json()
+            seen += [i["id"] for i in page["items"]]
+            token = page["next_page_token"]
+            if not token:
+                break
+        assert len(seen) == 3 and seen[0] == kept.id and len(set(seen)) == 3
+    finally:
+        d.stop()
+        other.stop()

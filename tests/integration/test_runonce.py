@@ -285,3 +285,33 @@ def test_the_next_minutes_tick_does_not_list_the_day_long_records_again(start_fu
     first, second = listed(0), listed(1)
     assert {"idempotency/", "events-seen/", "identity-attempts/"} <= first
     assert "nonces/" in second and not {"idempotency/", "events-seen/"} & second
+
+
+def test_an_events_seen_lease_is_renewed_while_its_run_goes_on_and_ends_after_it(object_store, settings):
+    """A run holds its event for a short lease and renews it while it goes on (Lease.renewed): not taken
+    over past its first end; once its block ends (the run done, or dead with its process) the lease
+    ends too and is taken over. A run still going after ``at_most_s`` (hung) stops renewing."""
+    from lscloud.store import leases
+    from waiting import wait_for
+
+    def take(key: str):
+        now = time.time()
+        return leases.acquire(object_store, settings.bucket, key, {"status": leases.IN_PROGRESS, "expires_at": now + 1.0})
+
+    def renewed_past(key: str, when: float) -> bool:
+        return json.loads(object_store.get(settings.bucket, key).body).get("renewed_at", 0) > when
+
+    key, started = f"{runonce.EVENTS_SEEN.prefix}t/renewed.json", time.time()
+    held = take(key)
+    with held.renewed(1.0, 0.2):
+        wait_for(lambda: renewed_past(key, started + 1.5), "the lease renewed past its first end")
+        assert take(key)["status"] == leases.IN_PROGRESS   # still held: not taken over
+    wait_for(lambda: isinstance(take(key), leases.Lease), "taken over once its run stopped renewing")
+    assert held.complete({"status": leases.COMPLETED, "expires_at": time.time() + 60}) is False
+
+    hung = f"{runonce.EVENTS_SEEN.prefix}t/hung.json"
+    with take(hung).renewed(1.0, 0.2, at_most_s=0.5):
+        wait_for(lambda: isinstance(take(hung), leases.Lease), "a hung run's lease left to end")
+    with pytest.raises(ValueError):
+        with take(f"{runonce.EVENTS_SEEN.prefix}t/never.json").renewed(1.0, 1.0):
+            pass

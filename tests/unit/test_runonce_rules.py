@@ -31,7 +31,7 @@ def test_a_records_end_is_read_from_its_own_field():
 
 def test_the_runtime_prefixes_are_the_ones_its_records_are_written_under():
     from lscloud.idempotency import record_key
-    from lscloud.knative import _events_seen_key
+    from lscloud.runonce import events_seen_key as _events_seen_key
 
     assert record_key("f", "sub:x", "POST", "/v1/x", "k").startswith(runonce.IDEMPOTENCY.prefix)
     assert _events_seen_key("border", {"source": "/s", "id": "1"}).startswith(runonce.EVENTS_SEEN.prefix)
