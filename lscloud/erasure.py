@@ -157,7 +157,7 @@ class Subject:
         else:
             found = pseudonyms.pseudonym(purpose, form.format(kind=self.kind, value=self._value))
         self._asked[slot] = found
-        return found
+        return pseudonyms.Pseudonym(found)   # a model keyed by a PseudonymAttribute takes it as it is
 
     @property
     def keys(self) -> dict[str, str]:

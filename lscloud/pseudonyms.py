@@ -61,6 +61,15 @@ def pseudonym(purpose: str, value: bytes | str) -> str:
     return base64.b32encode(digest(purpose, value)).decode("ascii")[:LENGTH].lower()
 
 
+class Pseudonym(str):
+    """A value that is already its pseudonym (:func:`pseudonym`): a model keyed by a
+    :class:`~lscloud.store.attributes.PseudonymAttribute` takes it as its key as it is, not hashed
+    again. What an erasure request re-applied from its record has (:mod:`lscloud.erasure`): the
+    pseudonyms it looked the person up by, and no clear value."""
+
+    __slots__ = ()
+
+
 def key_id() -> str:
     """A short public name for the current key (which key wrote a migration marker), not the key."""
     return pseudonym("lscloud-pseudonym-key-id", b"")[:10]

@@ -123,6 +123,8 @@ class PseudonymAttribute(UnicodeAttribute):
         self.purpose = purpose
 
     def key_string(self, value: str) -> str:
+        if isinstance(value, pseudonyms.Pseudonym):
+            return str(value)   # looked up by the pseudonym itself (an erasure re-applied from its record)
         if not self.purpose:
             raise TypeError(f"attribute {self.name!r}: a pseudonymous key needs a purpose (its model's table)")
         return pseudonyms.pseudonym(self.purpose, value)

@@ -529,6 +529,25 @@ class Model(metaclass=_ModelMeta):
         return [keys.decode_part(k[len(hash_prefix):-len(keys.SUFFIX)]) for k in listed]
 
     @classmethod
+    def hash_keys(cls, limit: int) -> list[str]:
+        """The hash keys of a table without range keys, in key order, from the listing alone (no
+        item is read), at most ``limit``: the codes of a registry, the communes of a tally. A
+        pseudonym-keyed table lists pseudonyms."""
+        if cls._range_attr is not None:
+            raise TypeError(f"{cls.__name__} has range keys: its hash keys are not one item each")
+        _check_limit(limit)
+        prefix = keys.table_prefix(cls._concrete())
+        item = cls._key_re()
+        out: list[str] = []
+        for k in cls._keys(prefix, None, None, limit):
+            if not item.fullmatch(k):
+                continue   # not an item of the table (a stray object under its prefix)
+            out.append(keys.decode_part(k[len(prefix):].split("/", 1)[0]))
+            if len(out) >= limit:
+                break
+        return out
+
+    @classmethod
     def query_all(cls: type[M], hash_key: Any, range_prefix: Any = None,
                   range_between: tuple[Any, Any] | None = None, page_size: int = 500) -> Iterator[M]:
         """Every item under one hash key, in key order: :meth:`query` page after page (``page_size``

@@ -422,3 +422,29 @@ def test_a_stored_document_that_is_no_json_reads_as_corrupt(configured):
         with pytest.raises(StoreError) as corrupt:
             Note.get("bad")
         assert corrupt.value.cause == "corrupt"
+
+
+class ByPhone(Model):
+    class Meta:
+        table = "by-phone"
+
+    phone = A.PseudonymAttribute(hash_key=True)
+    note = A.UnicodeAttribute()
+
+
+def test_hash_keys_list_a_tables_items_and_a_pseudonym_finds_its_item(configured):
+    """``hash_keys``: a table's hash keys from its listing alone (a stray object is no item); a
+    :class:`lscloud.pseudonyms.Pseudonym` is a PseudonymAttribute key as it is (an erasure re-applied
+    from its record has the pseudonym, not the number)."""
+    from lscloud.pseudonyms import Pseudonym, pseudonym
+
+    objects, bucket = configured
+    for code in ("b", "a", "c"):
+        Unit(code, name=code).save()
+    objects.put(bucket, "units/stray.txt", b"not an item")
+    assert Unit.hash_keys(10) == ["a", "b", "c"] and Unit.hash_keys(2) == ["a", "b"]
+    with pytest.raises(TypeError):
+        Reading.hash_keys(10)
+    ByPhone("0912345678", note="x").save()
+    assert ByPhone.get(Pseudonym(pseudonym("by-phone", "0912345678"))).note == "x"
+    assert ByPhone.hash_keys(5) == [pseudonym("by-phone", "0912345678")]

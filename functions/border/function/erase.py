@@ -26,7 +26,7 @@ from datetime import timedelta
 
 from lscloud import erasure
 from lscloud.statemachine import now
-from lscloud.store import DoesNotExist, InvalidKey, Model, attributes as A
+from lscloud.store import DoesNotExist, InvalidKey
 
 from . import declarations, indexes, minimise
 from .models import Declaration, OwnerRecent
@@ -41,22 +41,11 @@ ROLES = ("drv:{value}", "ent:{value}")
 household business's tax code."""
 
 
-class _Owned(Model):
-    """:class:`.models.OwnerRecent` read by the pseudonym itself: a re-applied request has no CCCD."""
-
-    class Meta:
-        table = OwnerRecent.Meta.table
-
-    owner = A.UnicodeAttribute(hash_key=True)
-    entry = A.UnicodeAttribute(range_key=True)
-    declaration_id = A.UnicodeAttribute()
-
-
 def declaration_ids(subject: erasure.Subject) -> list[str]:
     """The subject's declarations, as driver or as declarant, each once (at most ``LIMIT + 1``)."""
     found: dict[str, None] = {}
     for role in ROLES:
-        for row in _Owned.query(subject.pseudonym(OwnerRecent.Meta.table, role), limit=LIMIT + 1):
+        for row in OwnerRecent.query(subject.pseudonym(OwnerRecent.Meta.table, role), limit=LIMIT + 1):
             found[row.declaration_id] = None
     return list(found)[:LIMIT + 1]
 

@@ -21,9 +21,9 @@ no record of this function.
 
 from __future__ import annotations
 
-from lscloud import erasure, store
+from lscloud import erasure
 from lscloud.aggregate import side_pool
-from lscloud.store import DoesNotExist, InvalidKey, keys
+from lscloud.store import DoesNotExist
 
 from . import targets
 from .models import CommuneProgress, Tally
@@ -39,17 +39,7 @@ NO_SCAN_VI, NO_SCAN = "không tìm được nếu không đọc toàn bộ dữ 
 def communes() -> list[str]:
     """The communes with counted progress (their sets are the only ones with members), from the
     listing of their progress documents (none read)."""
-    objects, bucket = store.connection()
-    prefix = keys.table_prefix(CommuneProgress.Meta.table)
-    out = []
-    for info in objects.list(bucket, prefix, first_page=COMMUNES):
-        try:
-            out.append(keys.decode_part(info.key[len(prefix):].split("/", 1)[0]))
-        except InvalidKey:
-            continue   # not an item of the table
-        if len(out) >= COMMUNES:
-            break
-    return out
+    return CommuneProgress.hash_keys(COMMUNES)
 
 
 def _erase_member(tally: str, member: str) -> int:

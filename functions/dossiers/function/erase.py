@@ -17,7 +17,6 @@ filed) is not either: both would take reading every dossier, which this does not
 from __future__ import annotations
 
 from lscloud import erasure
-from lscloud.store import Model, attributes as A
 
 from .models import OwnerRecent
 
@@ -26,17 +25,6 @@ LIMIT = 5000
 there were more."""
 KEPT_LAW = erasure.TO_CONFIRM
 NO_SCAN_VI, NO_SCAN = "không tìm được nếu không đọc toàn bộ hồ sơ", "cannot be found without a full scan"
-
-
-class _Owned(Model):
-    """:class:`.models.OwnerRecent` read by the pseudonym itself: a re-applied request has no CCCD."""
-
-    class Meta:
-        table = OwnerRecent.Meta.table
-
-    owner = A.UnicodeAttribute(hash_key=True)
-    entry = A.UnicodeAttribute(range_key=True)
-    dossier_id = A.UnicodeAttribute()
 
 
 def erase(runtime, subject: erasure.Subject) -> dict:
@@ -49,7 +37,7 @@ def erase(runtime, subject: erasure.Subject) -> dict:
                    f"{NO_SCAN_VI}: hãy gửi yêu cầu kèm số CCCD / dossiers are found by the applicant's ID number "
                    f"(CCCD) only; by phone or e-mail they {NO_SCAN}: make the request with the CCCD",
             "law": KEPT_LAW}]}
-    listed = _Owned.query_keys(subject.pseudonym(OwnerRecent.Meta.table, "{value}"), limit=LIMIT + 1)
+    listed = OwnerRecent.query_keys(subject.pseudonym(OwnerRecent.Meta.table, "{value}"), limit=LIMIT + 1)
     found = min(len(listed), LIMIT)
     kept = [{
         "what": f"{found} hồ sơ thủ tục hành chính: thông tin người nộp, giấy tờ, tệp đính kèm, các bước xử lý, kết "

@@ -20,7 +20,6 @@ or e-mail address.
 from __future__ import annotations
 
 from lscloud import erasure
-from lscloud.store import Model, attributes as A
 
 from .models import AttemptWindow, RegisteredCitizen
 
@@ -29,20 +28,11 @@ WINDOWS = 100
 """Counter windows read at most (a few live at once: they expire within the hour)."""
 
 
-class _Citizen(Model):
-    """:class:`.models.RegisteredCitizen` found by the pseudonym itself: a re-applied request has no CCCD."""
-
-    class Meta:
-        table = RegisteredCitizen.Meta.table
-
-    id_number = A.UnicodeAttribute(hash_key=True)
-
-
 def erase(runtime, subject: erasure.Subject) -> dict:
     """Whether the population record and counters of the subject's number are here, and why they stay."""
     if subject.kind != "cccd":
         return {"found": 0, "erased": [], "kept": []}   # no phone number or e-mail address is kept here
-    registered = _Citizen.exists(subject.pseudonym(RegisteredCitizen.Meta.table, "{value}"))
+    registered = RegisteredCitizen.exists(subject.pseudonym(RegisteredCitizen.Meta.table, "{value}"))
     # the number guessed at by others, and the person's own failed attempts signed in (lscloud.ratelimit's
     # caller_subject): both counted under the caller-or-target subjects of .mismatches
     windows = sum(len(AttemptWindow.query(subject.pseudonym(AttemptWindow.Meta.table, form), limit=WINDOWS))

@@ -23,7 +23,7 @@ description would take reading every shop to find).
 from __future__ import annotations
 
 from lscloud import erasure
-from lscloud.store import DoesNotExist, Model, attributes as A
+from lscloud.store import DoesNotExist
 
 from .models import LotByProducer, Shop, ShopByOwner
 
@@ -31,26 +31,6 @@ LIMIT = 500
 """Shops and lots listed at most each (one person's: a few); the report says when there were more."""
 KEPT_LAW = erasure.TO_CONFIRM
 NO_SCAN_VI, NO_SCAN = "không tìm được nếu không đọc toàn bộ cửa hàng", "cannot be found without a full scan"
-
-
-class _Shops(Model):
-    """:class:`.models.ShopByOwner` listed by the pseudonym itself: a re-applied request has no CCCD."""
-
-    class Meta:
-        table = ShopByOwner.Meta.table
-
-    owner = A.UnicodeAttribute(hash_key=True)
-    shop_id = A.UnicodeAttribute(range_key=True)
-
-
-class _Lots(Model):
-    """:class:`.models.LotByProducer` listed by the pseudonym itself."""
-
-    class Meta:
-        table = LotByProducer.Meta.table
-
-    producer = A.UnicodeAttribute(hash_key=True)
-    lot_id = A.UnicodeAttribute(range_key=True)
 
 
 def _accounts(shop_ids: list[str]) -> list[str]:
@@ -75,8 +55,8 @@ def erase(runtime, subject: erasure.Subject) -> dict:
             "why": f"cửa hàng, lô hàng chỉ được tìm theo số định danh, mã số thuế của chủ: {NO_SCAN_VI} / shops and "
                    f"lots are found by their owner's ID number or tax code only: these {NO_SCAN}",
             "law": KEPT_LAW}]}
-    shops = _Shops.query_keys(subject.pseudonym(ShopByOwner.Meta.table, "{value}"), limit=LIMIT + 1)
-    lots = _Lots.query_keys(subject.pseudonym(LotByProducer.Meta.table, "{value}"), limit=LIMIT + 1)
+    shops = ShopByOwner.query_keys(subject.pseudonym(ShopByOwner.Meta.table, "{value}"), limit=LIMIT + 1)
+    lots = LotByProducer.query_keys(subject.pseudonym(LotByProducer.Meta.table, "{value}"), limit=LIMIT + 1)
     more = len(shops) > LIMIT or len(lots) > LIMIT
     shops, lots = shops[:LIMIT], lots[:LIMIT]
     forgot = erasure.forget_answers(runtime, sorted(set(subject.spellings()) | set(_accounts(shops))))
