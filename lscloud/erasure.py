@@ -69,6 +69,14 @@ VERSIONS_KEPT = {
 Hook = Callable[[Any, "Subject"], dict]
 
 
+def beyond(limit: int, what_vi: str, what_en: str) -> dict:
+    """The "kept" entry of a hook that found more than it handles in one run (``limit``): the rest
+    waits for the request made again (every hook is repeat-safe)."""
+    return {"what": f"{what_vi} thứ {limit + 1} trở đi / {what_en} beyond the first {limit}",
+            "why": "chưa xử lý trong lần chạy này: gửi lại yêu cầu / not handled in this run: make the request again",
+            "law": TO_CONFIRM}
+
+
 class InvalidSubject(ValueError):
     """The identifier is not one of its kind; the message says why and never repeats the value."""
 

@@ -133,12 +133,7 @@ def handler_for(app):
             if response is None:
                 return web.Response(status=500)
         if response is None:   # nothing was answered (the client left): close without a word
-            transport = request.transport
-            if transport is not None:
-                transport.close()
-            resp = web.Response(status=499)
-            resp.force_close()
-            return resp
+            return nobody_to_answer(request)
         return response
 
     return handle
@@ -212,3 +207,13 @@ async def serve(app, host: str, port: int, stop: asyncio.Event, *, keepalive_tim
         shutdown = getattr(app, "_shutdown", None)
         if shutdown is not None:
             await shutdown()
+
+
+def nobody_to_answer(request) -> web.StreamResponse:
+    """What the aiohttp handler returns for a client that has left: its connection closed, nothing sent."""
+    transport = request.transport
+    if transport is not None:
+        transport.close()
+    response = web.Response(status=499)
+    response.force_close()
+    return response

@@ -559,7 +559,9 @@ class Gateway:
             except Exception as exc:  # noqa: BLE001 - as the ASGI app: a problem, unless the answer has begun
                 if isinstance(exc, ConnectionResetError):
                     _client_left(request.method, raw)
-                    return _nobody_to_answer(request)
+                    from .asgi_host import nobody_to_answer
+
+                    return nobody_to_answer(request)
                 error = _failed(request.method, raw)
                 if sent:
                     raise
@@ -828,16 +830,6 @@ def _client_left(method, raw_path: bytes) -> None:
     gateway's (a caller that gave up under load would otherwise log a traceback per request)."""
     log.debug("client left before its answer on %s /%s/...", method,
               paths.shown(raw_path).lstrip("/").split("/", 1)[0][:64])
-
-
-def _nobody_to_answer(request) -> web.StreamResponse:
-    """What the aiohttp handler returns for a client that has left: its connection closed, nothing sent."""
-    transport = request.transport
-    if transport is not None:
-        transport.close()
-    response = web.Response(status=499)
-    response.force_close()
-    return response
 
 
 def _aiohttp_answer(status: int, headers: list, body: bytes):

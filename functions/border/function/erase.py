@@ -111,9 +111,7 @@ def erase(runtime, subject: erasure.Subject) -> dict:
                    "(BORDER_HEALTH_KEEP_DAYS), or at once by this request made again after it ends",
             "law": KEPT_LAW})
     if more:
-        kept.append({"what": f"tờ khai thứ {LIMIT + 1} trở đi / declarations beyond the first {LIMIT}",
-                     "why": "chưa xử lý trong lần chạy này: gửi lại yêu cầu / not handled in this run: make the "
-                            "request again", "law": KEPT_LAW})
+        kept.append(erasure.beyond(LIMIT, "tờ khai", "declarations"))
     return {
         "found": found,
         "erased": [

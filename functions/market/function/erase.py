@@ -79,9 +79,7 @@ def erase(runtime, subject: erasure.Subject) -> dict:
                    "traceability stamps on products already sold point to the lot, which buyers and inspectors scan",
             "law": KEPT_LAW})
     if more:
-        kept.append({"what": f"cửa hàng, lô hàng thứ {LIMIT + 1} trở đi / shops and lots beyond the first {LIMIT}",
-                     "why": "chưa xử lý trong lần chạy này: gửi lại yêu cầu / not handled in this run: make the "
-                            "request again", "law": KEPT_LAW})
+        kept.append(erasure.beyond(LIMIT, "cửa hàng, lô hàng", "shops and lots"))
     return {"found": len(shops) + len(lots), "erased": [
         {"what": "câu trả lời lưu để gửi lại (idempotency) có số định danh hoặc số tài khoản / answers stored for a "
                  "client's retry that hold the ID number or an account number", "count": forgot}], "kept": kept}
