@@ -554,9 +554,14 @@ def _add_dead_letter_route(app: Flask, handlers: Mapping[str, EventHandler]) -> 
         state = app_state()
         event = _delivered_event(state)
         letter, created = deadletters.keep(event)
+        # a letter kept settled (its event's record says it was done after all) is no failure: not
+        # counted as one, so EventDeadLettered does not fire for it
+        done = created and letter.state == deadletters.SETTLED
         metrics.consumed(metrics.destination(event.get("type")), state.name, event.get("type"),
-                         "dead_letter" if created else "duplicate")
-        if created:
+                         deadletters.DONE_AFTER_ALL if done else "dead_letter" if created else "duplicate")
+        if done:
+            log.info("dead letter %s kept settled: event %s was done after all", letter.id, event.get("id"))
+        elif created:
             # the event id and type only: the error text is the subscriber's answer, kept in the record
             log.warning("dead letter %s kept: event %s of type %s (status %s)", letter.id, event.get("id"),
                         event.get("type"), letter.data.get("status"))

@@ -232,7 +232,8 @@ def _event_attrs(destination: str | None, consumer_group: str, event_type: str |
 def consumed(destination: str | None, consumer_group: str, event_type: str | None, outcome: str) -> None:
     """One event delivered to a function: ``outcome`` is ``done``, ``failed``, ``duplicate``,
     ``in_progress``, ``unsupported`` or ``malformed``; ``dead_letter`` for one its dead-letter sink
-    kept (:mod:`lscloud.deadletters`)."""
+    kept (:mod:`lscloud.deadletters`), ``done_after_all`` for one kept settled because its event
+    was done after all."""
     attrs = _event_attrs(destination, consumer_group, event_type)
     attrs["lscloud.event.outcome"] = outcome
     _instrument("consumed").add(1, attrs)

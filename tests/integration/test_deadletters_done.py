@@ -51,14 +51,24 @@ def assert_done_after_all(item: dict) -> None:
     assert "after all" in settled["reason"] and "đã xử lý xong" in settled["reason_vi"]
 
 
-def test_a_letter_of_an_event_its_handler_finished_is_kept_settled_done(settings, sink, tokens):  # noqa: F811
+def test_a_letter_of_an_event_its_handler_finished_is_kept_settled_done(settings, sink, tokens,  # noqa: F811
+                                                                        monkeypatch):
+    from lscloud import metrics
+
+    counted: list[tuple[str, str]] = []
+    real = metrics.consumed
+    monkeypatch.setattr(metrics, "consumed", lambda d, g, t, outcome: (counted.append((t, outcome)),
+                                                                       real(d, g, t, outcome)))
     operator = tokens("operator", "op-lan")
     done, failed = parcel(1), parcel(2, poison=True)
     assert sink.post_event(done).json() == {"status": "done", "id": done["id"]}   # completed meanwhile
     assert sink.post_event(failed).status_code == 422                              # never done
     for event in (done, failed):
+        counted.clear()
         r = give_up_on(sink, event)
         assert r.status_code == 200 and r.json()["status"] == "kept"
+        # a letter kept settled is no failure for the EventDeadLettered alert; a refused event's is
+        assert [o for _t, o in counted] == (["done_after_all"] if event is done else ["dead_letter"]), counted
 
     letters = listed(sink, operator)
     assert set(letters) == {done["id"], failed["id"]}
