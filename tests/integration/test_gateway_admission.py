@@ -230,8 +230,11 @@ def test_a_client_that_leaves_is_no_error_in_the_gateways_log(gateway, held, cap
     wait_for(lambda: held.entered == ["running"], "the first request to reach the function")
     waiting = ask(gateway.port, "/one/v1/hold", "waiting")
     wait_for(lambda: gateway.app.load("one") == (1, 1), "the second to wait in line")
-    running.close()
+    # the waiting one leaves first: were the running one to leave first, its slot could go to the
+    # waiting request before its own client's leaving is seen (forwarded, as a request in time is)
     waiting.close()
+    wait_for(lambda: gateway.app.load("one") == (1, 0), "the gateway to let go of the waiting one")
+    running.close()
     # nobody is left to answer: the gateway lets go of both without waiting for the function
     wait_for(lambda: gateway.app.load("one") == (0, 0), "the gateway to let go of both")
     held.release.set()
