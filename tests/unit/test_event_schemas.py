@@ -207,3 +207,29 @@ def test_without_its_event_schemas_a_function_does_not_start(tmp_path):
             {knative.EVENT_TYPES_KEYWORD: ["vn.langson.a.thing.done.v1"], "type": "object"}))
     with pytest.raises(RuntimeError, match="listed by two schemas"):
         knative.EventSchemas.of(app)
+
+
+def _times(node, where: str):
+    """Every property named ``at`` or ``*_at`` under ``node``, with where it is."""
+    if isinstance(node, dict):
+        for name, sub in (node.get("properties") or {}).items():
+            if (name == "at" or name.endswith("_at")) and isinstance(sub, dict):
+                yield f"{where}/{name}", sub
+        for key, sub in node.items():
+            yield from _times(sub, f"{where}/{key}")
+    elif isinstance(node, list):
+        for i, sub in enumerate(node):
+            yield from _times(sub, f"{where}/{i}")
+
+
+def test_every_time_in_event_data_is_a_date_time_with_its_offset():
+    # consumers parse these times (deadlines, the IOC's ages, the audit's order): a schema typing one as a
+    # bare string would let "yesterday" or a local time without offset through the /events check
+    loose = []
+    for path in sorted(EVENTS_DIR.rglob("*.json")):
+        for where, prop in _times(json.loads(path.read_text(encoding="utf-8")), path.relative_to(EVENTS_DIR).as_posix()):
+            types = prop.get("type")
+            strings = types == "string" or (isinstance(types, list) and "string" in types)
+            if strings and prop.get("format") != "date-time":
+                loose.append(where)
+    assert not loose, f"event times without format date-time: {loose}"
