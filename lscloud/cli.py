@@ -1,6 +1,7 @@
 """The `lscloud` command: run the local cloud and look inside it.
 
     lscloud up [--port 8080] [--state-dir .lscloud] [--functions-dir functions] ...
+    lscloud down [--timeout 30]  stop the `lscloud up` of --state-dir (run from another terminal or a script)
     lscloud status | token --role R | seed | migrate | dlq | events tail | traces
     lscloud bench NAME           one benchmark against its same-run baseline (`lscloud bench --help` lists them)
     lscloud fuzz [--base-url URL | --direct] [--cases 1000] [--function NAME]
@@ -10,7 +11,8 @@
     lscloud bank-kit check --bank CODE   the checks a partner bank must pass before go-live (soft ATM)
 
 Exit codes: 0 done; 1 failed (message on stderr; `fuzz`: a 5xx or a 4xx that is not problem+json); 2 bad
-usage; 3 `status` found the cloud running but not healthy.
+usage; 3 `status` found the cloud running but not healthy. `down`: 0 stopped; 1 nothing was running; 2 something
+could not be stopped.
 """
 
 from __future__ import annotations
@@ -100,6 +102,15 @@ def cmd_status(args) -> int:
         print(f"  {name.ljust(width)}  {('ready' if healthy else 'NOT READY'):9}  {h.get('state', f['state']):10}  "
               f"{f['pid'] or '-':>7}  {f['restarts']:>8}  {f['url']}")
     return EXIT_OK if ok else EXIT_UNHEALTHY
+
+
+def cmd_down(args) -> int:
+    from .local import down
+
+    try:
+        return down.down(_state_dir(args), args.timeout)
+    except down.NothingRunning as exc:
+        raise CliError(str(exc)) from None
 
 
 def cmd_token(args) -> int:
@@ -492,6 +503,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--nats-url", help="use this NATS server instead of starting nats-server")
 
     add("status", cmd_status, "show the running local cloud and its functions' health")
+
+    down = add("down", cmd_down, "stop the `lscloud up` of --state-dir as Ctrl-C does (SIGTERM: it stops "
+                                 "everything in order), or what it left running if it died; exit 1 if nothing ran, "
+                                 "2 if something could not be stopped")
+    down.add_argument("--timeout", type=float, default=30.0,
+                      help="seconds to wait for an orderly stop before SIGKILL of what is left (default 30)")
 
     tok = add("token", cmd_token, "print a dev bearer token signed with the state dir's dev key")
     tok.add_argument("--role", required=True, help="e.g. citizen, officer, admin")

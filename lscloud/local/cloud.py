@@ -28,14 +28,13 @@ class SupervisorDead(NotRunning):
     def __init__(self, cloud: dict, serving: list[dict]):
         self.cloud, self.serving = cloud, serving
         pids = [str(p["pid"]) for p in serving]
-        groups = " ".join(f"-{pid}" for pid in pids)
         super().__init__(
             f"supervisor dead: {len(serving)} processes still serving ({', '.join(p.get('role', '?') for p in serving)}; "
             f"pids {', '.join(pids)}) after `lscloud up` (pid {cloud.get('pid')}) died, with no event delivery, clock "
-            f"or restarts; run `lscloud up` (it stops them) or stop them: kill -TERM -- {groups}\n"
+            f"or restarts; run `lscloud up` (it stops them) or `lscloud down`\n"
             f"tiến trình giám sát đã chết: {len(serving)} tiến trình vẫn đang phục vụ sau khi `lscloud up` "
             f"(pid {cloud.get('pid')}) dừng, không còn chuyển sự kiện, đồng hồ hay khởi động lại; chạy `lscloud up` "
-            f"(nó sẽ dừng chúng) hoặc tự dừng chúng: kill -TERM -- {groups}")
+            f"(nó sẽ dừng chúng) hoặc `lscloud down`")
 
 
 def running_cloud(state_dir: Path) -> dict:
