@@ -86,10 +86,20 @@ def read_shop(shop_id: str):
 @bp.get(f"/v1/shops/<{SHOP_ID}>/qr")
 @allow("public")
 def shop_qr(shop_id: str):
-    """The shop's VietQR payment code as a PNG image."""
-    doc = shops.records().visible(shop_id, lambda doc: True).data
-    return Response(vietqr.png(doc["vietqr"]), mimetype="image/png",
+    """The shop's VietQR payment code as a PNG image (410 once the shop is closed)."""
+    return Response(vietqr.png(shops.payment_code(shop_id)), mimetype="image/png",
                     headers={"Cache-Control": "public, max-age=300"})
+
+
+@bp.post(f"/v1/shops/<{SHOP_ID}>/close")
+@allow("citizen", "enterprise", "producer", "operator")
+@validate_body("market/shop-close.json", optional=True)
+@idempotent()
+def close_shop(shop_id: str):
+    """Close a shop: its owner, or the market's operators with a reason. It leaves the listings and
+    its payment code is withdrawn; its products and the lots' stamps stay."""
+    out = shops.close_shop(shop_id, g.body, Actor.of(principal()))
+    return jsonify(shops.public_view(out.doc, shops.products(shop_id)))
 
 
 @bp.post(f"/v1/shops/<{SHOP_ID}>/products")

@@ -4,6 +4,15 @@ VietQR code any Vietnamese banking app pays.
 A household's shop is opened by its owner signed in as a citizen; a cooperative's or a firm's by
 the business (an ``enterprise`` or ``producer`` token: its tax code). The account number is in the
 shop's document and, unavoidably, in its payment QR; the public view masks it everywhere else.
+
+A shop is closed by its owner, or by the market's operators with a reason (one selling counterfeit
+goods). A closed shop leaves the listings (its commune's index entry is deleted: listing stays one
+read per shop shown), takes no products, and its page shows it closed without its payment code or
+account, so no buyer pays into it; its products stay readable. Closing is final (there is no
+reopening: the owner opens a new shop), and it is what lets an erasure request take the payment
+data out of the shop (:mod:`.erase`). Closing a closed shop is the state machine's 409
+``illegal-transition``, as border's cancel and reports' close are; a retry under the same
+``Idempotency-Key`` gets the first answer again.
 """
 
 from __future__ import annotations
@@ -14,17 +23,32 @@ from pathlib import Path
 import yaml
 
 from lscloud import communes, errors, peers
-from lscloud.aggregate import Aggregate, save_quietly
-from lscloud.statemachine import Action, Actor, StateMachine, iso, now
+from lscloud.aggregate import Aggregate, Outcome, delete_quietly, save_quietly
+from lscloud.statemachine import Action, Actor, IllegalTransition, StateMachine, iso, now
 
 from . import actors, vietqr
 
 MACHINE = StateMachine("market", [
     Action("open", {"new"}, "open", "shop.opened", actors={"citizen", "enterprise", "producer"}),
-], states=("open",), noun=("shop", "cửa hàng"), state_names_vi={"open": "đang mở"})
+    # the owner's scope (owned) is checked before the machine sees the move
+    Action("close", {"open"}, "closed", "shop.closed", actors={"citizen", "enterprise", "producer", "operator"}),
+], states=("open", "closed"), terminal={"closed"}, noun=("shop", "cửa hàng"),
+    state_names_vi={"open": "đang mở", "closed": "đã đóng"})
 
 KIND_ROLES = {"household": {"citizen"}, "cooperative": {"enterprise", "producer"}, "firm": {"enterprise", "producer"}}
 PRODUCTS_PER_SHOP = 500
+
+
+class ShopClosed(errors.Conflict):
+    type = "shop-closed"
+    title, title_vi = "Shop closed", "Cửa hàng đã đóng"
+
+
+class PaymentWithdrawn(errors.Gone):
+    """A closed shop's payment code: gone for good (410), so a buyer's app stops showing it."""
+
+    type = "shop-closed"
+    title, title_vi = "Shop closed", "Cửa hàng đã đóng"
 
 
 @lru_cache(maxsize=1)
@@ -67,6 +91,37 @@ def owned(doc: dict, actor: Actor) -> bool:
     return actor.sub is not None and doc["owner"] == actors.owner_ref(actor.sub) and actor.kind in KIND_ROLES[doc["kind"]]
 
 
+def closed(doc: dict) -> bool:
+    return doc.get("status") == "closed"
+
+
+def close_shop(shop_id: str, body: dict, actor: Actor) -> Outcome:
+    """Close a shop: its owner, or an operator with a reason. Its commune's index entry goes after
+    the write; a repeat (409, the shop is closed) deletes it again, should a process have died between."""
+    from .models import ShopByCommune
+
+    reason = (body.get("reason") or "").strip() or None
+    if actor.kind == "operator" and reason is None:
+        # the owner and any later review learn why their shop was taken down
+        raise errors.Invalid.at("/reason", "an operator closes a shop with a reason (kept in its audit trail)",
+                                "Cán bộ vận hành đóng cửa hàng phải nêu lý do (lưu trong nhật ký).")
+    shop = records().visible(shop_id, lambda doc: actor.kind == "operator" or owned(doc, actor))
+
+    def op(doc: dict):
+        t = MACHINE.apply(doc, "close", actors.recorded(actor), reason=reason)
+        doc["closed_by"] = "operator" if actor.kind == "operator" else "owner"
+        return [t]
+
+    try:
+        out = records().mutate(shop_id, op, item=shop)
+    except IllegalTransition:
+        if closed(shop.data):
+            delete_quietly(ShopByCommune, shop.data["commune"], shop_id)
+        raise
+    delete_quietly(ShopByCommune, out.doc["commune"], shop_id)
+    return out
+
+
 def masked(account: str) -> str:
     return "•" * max(0, len(account) - 4) + account[-4:]
 
@@ -74,18 +129,36 @@ def masked(account: str) -> str:
 def public_view(doc: dict, products: list[dict] | None = None) -> dict:
     out = {k: doc.get(k) for k in ("id", "name", "kind", "commune", "commune_name", "village", "description",
                                    "status", "created_at", "products", "vietqr")}
-    pay = doc["payment"]
-    out["payment"] = {"bank_bin": pay["bank_bin"], "bank": pay["bank"], "account_name": pay["account_name"],
-                      "account_number": masked(pay["account_number"])}
+    if closed(doc):
+        # nothing a buyer could pay into, whether or not an erasure has taken the account out yet
+        out.update(vietqr=None, payment=None, closed_at=(doc.get("timestamps") or {}).get("closed"),
+                   closed_by=doc.get("closed_by"))
+    else:
+        pay = doc["payment"]
+        out["payment"] = {"bank_bin": pay["bank_bin"], "bank": pay["bank"], "account_name": pay["account_name"],
+                          "account_number": masked(pay["account_number"])}
     if products is not None:
         out["product_list"] = products
     return out
+
+
+def payment_code(shop_id: str) -> str:
+    """The VietQR string a buyer pays by; 410 once the shop is closed."""
+    doc = records().visible(shop_id, lambda doc: True).data
+    if closed(doc):
+        raise PaymentWithdrawn("This shop is closed: its payment code is withdrawn. Do not pay into it.",
+                               detail_vi="Cửa hàng đã đóng: mã thanh toán đã bị thu hồi. Đừng chuyển tiền vào "
+                                         "cửa hàng này.")
+    return doc["vietqr"]
 
 
 def add_product(shop_id: str, body: dict, actor: Actor, claim_photo) -> dict:
     from .models import Product
 
     shop = records().visible(shop_id, lambda doc: owned(doc, actor))
+    if closed(shop.data):
+        raise ShopClosed("This shop is closed: it takes no new products.",
+                         detail_vi="Cửa hàng đã đóng: không thêm sản phẩm được.", current_state="closed")
     if shop.data.get("products", 0) >= PRODUCTS_PER_SHOP:
         raise errors.Conflict(f"a shop holds at most {PRODUCTS_PER_SHOP} products",
                               detail_vi=f"Mỗi cửa hàng có tối đa {PRODUCTS_PER_SHOP} sản phẩm.")
@@ -122,17 +195,20 @@ def products(shop_id: str, limit: int = 100) -> list[dict]:
 
 
 def listing(commune: str | None, limit: int, page_token: str | None) -> tuple[list[dict], str | None]:
-    """Shops in id order, all or one commune's (through its index)."""
+    """Open shops in id order, all or one commune's (through its index, which a closed shop leaves).
+    A page may hold fewer than ``limit``: the closed ones of the page it read are left out."""
     from .models import Shop, ShopByCommune
 
     if commune is None:
         page = Shop.scan(limit=limit, page_token=page_token)
-        return [public_view(s.data) for s in page], page.page_token
+        return [public_view(s.data) for s in page if not closed(s.data)], page.page_token
     page = ShopByCommune.query(commune, limit=limit, page_token=page_token)
     out = []
     for row in page:
         try:
-            out.append(public_view(Shop.get(row.shop_id).data))
+            doc = Shop.get(row.shop_id).data
         except Shop.DoesNotExist:
             continue     # the index is written after the shop: never ahead of it, except a crash between
+        if not closed(doc):     # an entry a close cut off before deleting it
+            out.append(public_view(doc))
     return out, page.page_token
