@@ -29,11 +29,20 @@ its events-seen record (:func:`lscloud.runonce.events_seen_key`, :func:`lscloud.
 Such a letter is settled when it is kept, or when it is listed, as done after all
 (:data:`DONE_AFTER_ALL`, with the reason): kept for the record, not open. A ``repeat_safe``
 handler keeps no such record: its letters stay as they are, since nothing says their event was done.
+
+The record lives ``idempotency_ttl_s`` (a day), the letter a year: a letter kept open whose event
+was then done, listed by nobody before the record went, would look open after it, and an operator's
+retry would run its event twice. So a letter kept open leaves a watch beside its event's record
+(:func:`lscloud.runonce.watch_key`, one create-only write, for dead letters only): before the sweep
+deletes that record, it settles the letter done after all if the record says so
+(:func:`_before_record_goes`), and the record expires as any other. An operator's retry reads the
+record first too (:func:`finished`): one past its end but not swept yet still says the event was done.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from datetime import datetime, timedelta, timezone
@@ -145,9 +154,13 @@ def _legacy_mine(letter: DeadLetter) -> bool:
     return port is not None and port == _own_port()
 
 
-def keep(event: dict[str, Any], received_at: datetime | None = None) -> tuple[DeadLetter, bool]:
+def keep(event: dict[str, Any], received_at: datetime | None = None, *,
+         watch: bool = True) -> tuple[DeadLetter, bool]:
     """Keep a dead letter (the event as delivered to the sink) on the current function's shelf;
-    ``(letter, created)``. A repeat of one already kept leaves it as it is (settled or not)."""
+    ``(letter, created)``. A repeat of one already kept leaves it as it is (settled or not).
+    ``watch``: the event's handler keeps an events-seen record (not a ``repeat_safe`` one's), so
+    a letter kept open watches it (:func:`_watch`), unless its delivery was refused (a 4xx: the event
+    was judged, no run of it goes on)."""
     failure = events.DeliveryFailure.of(event)
     original = {k: v for k, v in event.items() if k not in events.DEAD_LETTER_EXTENSIONS}
     came = received_at or datetime.now(timezone.utc)
@@ -159,6 +172,9 @@ def keep(event: dict[str, Any], received_at: datetime | None = None) -> tuple[De
                               "destination": failure.destination, "function": name,
                               "dead_lettered_at": iso(came, "auto"),
                               **({} if finished is None else {"settled": _done_after_all(finished)})})
+    refused = failure.status is not None and 400 <= failure.status < 500 and failure.status not in (408, 429)
+    if finished is None and watch and not refused:
+        _watch(letter)   # first: a watch lost after the letter was saved, the sink's retry would find the letter
     try:
         kept = letter.save()
     except ConditionalCheckFailed:
@@ -167,6 +183,54 @@ def keep(event: dict[str, Any], received_at: datetime | None = None) -> tuple[De
     if finished is not None:
         _log_settled(kept)
     return kept, True
+
+
+def _watch(letter: DeadLetter) -> None:
+    """Leave a watch of ``letter`` beside its event's events-seen record (there or still to come),
+    create-only: the sweep then settles the letter before the record goes (:func:`_before_record_goes`)."""
+    from . import store
+
+    objects, bucket = store.connection()
+    key = runonce.watch_key(runonce.events_seen_key(letter.data["function"], letter.data["event"]))
+    try:
+        objects.put(bucket, key, json.dumps({"shelf": letter.shelf, "id": letter.id}).encode(), if_none_match=True)
+    except ConditionalCheckFailed:
+        pass   # the sink told again: its first telling left it
+
+
+def _before_record_goes(objects, bucket: str, key: str, body: bytes, watch_key: str) -> bool:
+    """The sweep is about to delete the watched events-seen record at ``key`` (:func:`lscloud.runonce.watch`):
+    the watching letter, if still open and the record completed, is settled done after all first; then
+    the watch goes. False (the record is kept for a later sweep) while an operator's action holds the
+    letter or the store does not answer."""
+    from .store import leases
+
+    try:
+        watcher = json.loads(objects.get(bucket, watch_key).body)
+        letter = DeadLetter.get(watcher["shelf"], watcher["id"])
+    except (DoesNotExist, InvalidKey, ValueError, KeyError, TypeError):
+        letter = None   # no watch, or its letter gone (past its year): nothing waits on the record
+    try:
+        record = json.loads(body)
+    except ValueError:
+        record = None
+    done = isinstance(record, dict) and record.get("status") == leases.COMPLETED
+    if letter is not None and letter.state == OPEN and done and _settle_finished(letter, record).state == OPEN:
+        return False   # an operator's action holds it (and goes by the record), or the store did not answer
+    try:
+        objects.delete(bucket, watch_key)
+    except DoesNotExist:
+        pass
+    return True
+
+
+runonce.watch(runonce.EVENTS_SEEN, _before_record_goes)
+
+
+def finished(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The events-seen record saying the current function's handler finished ``event``, past its end
+    or not, else None (one GET): what a retry of its letter goes by before running it again."""
+    return _finished([event])[0]
 
 
 def _finished(events_: list[dict[str, Any]]) -> list[dict[str, Any] | None]:

@@ -501,6 +501,9 @@ class RetryFailed(Conflict):
 def _rerun(handlers: Mapping[str, EventHandler]) -> Callable[[deadletters.DeadLetter], dict]:
     def rerun(letter: deadletters.DeadLetter) -> dict:
         event = dict(letter.data["event"])
+        if deadletters.finished(event) is not None:
+            # a record past its end, not swept yet, would be taken over and the event run again
+            return {"action": "retried", "result": "duplicate"}
         try:
             # as a delivery runs it (the events-seen record included), inside the operator's trace
             result = _run_event(handlers, event, {})
@@ -553,7 +556,10 @@ def _add_dead_letter_route(app: Flask, handlers: Mapping[str, EventHandler]) -> 
         """Receive a dead letter from Knative Eventing (internal: a delivery token is required)."""
         state = app_state()
         event = _delivered_event(state)
-        letter, created = deadletters.keep(event)
+        handler = handlers.get(event.get("type"))
+        # a handler keeping events-seen records may yet finish the event: its open letter watches the record
+        records = handler is not None and not getattr(handler, REPEAT_SAFE, False)
+        letter, created = deadletters.keep(event, watch=records)
         # a letter kept settled (its event's record says it was done after all) is no failure: not
         # counted as one, so EventDeadLettered does not fire for it
         done = created and letter.state == deadletters.SETTLED

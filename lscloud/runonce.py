@@ -27,6 +27,14 @@ Two mechanisms delete them:
   own backstop should the sweep not run. SeaweedFS (``weed mini``, the local cloud) accepts lifecycle
   rules but turns them into a per-write TTL fixed when an object is written (seaweedfs#11183), so
   the local cloud relies on the sweep alone.
+
+A record something else waits on carries a *watch* beside it (:func:`watch_key`, under the same
+prefix): a dead letter of an event not known done when it was kept (:mod:`lscloud.deadletters`) must
+learn whether its events-seen record completed before that record goes, else it looks open after
+the record's TTL and an operator's retry runs the event twice. The sweep reads no watch on its own:
+before it deletes a watched record it calls the hook of the record's kind (:func:`watch`), the
+watch's key being known from the same listing (no request for a record nobody watches); a watch
+whose record never came is deleted once it is older than any record of its kind lives.
 """
 
 from __future__ import annotations
@@ -118,8 +126,39 @@ def events_seen_key(function: str, event) -> str:
     return f"{EVENTS_SEEN.prefix}{fn}/{digest}.json"
 
 
+WATCH_SUFFIX = ".watch.json"
+
+
+def watch_key(key: str) -> str:
+    """Where a watch of the record at ``key`` is kept: beside it (so one listing finds both)."""
+    return key.removesuffix(".json") + WATCH_SUFFIX
+
+
+def _watched_key(key: str) -> str:
+    return key.removesuffix(WATCH_SUFFIX) + ".json"
+
+
+WatchHook = Callable[[Any, str, str, bytes, str], bool]
+"""``(objects, bucket, record_key, record_body, watch_key) -> done``: told that a watched record is
+about to be deleted, it does what the watcher needs first and deletes the watch; False keeps the
+record (and its watch) for a later sweep."""
+
 _models: dict[str, Kind] = {}
+_watch_hooks: dict[str, WatchHook] = {}
 _lock = threading.Lock()
+
+
+def watch(kind: Kind, hook: WatchHook) -> None:
+    """Call ``hook`` before :func:`sweep` deletes a record of ``kind`` that has a watch
+    (:func:`watch_key`); declared by the module that writes the watches (a registration, so that
+    this module imports none of them)."""
+    with _lock:
+        _watch_hooks[kind.prefix] = hook
+
+
+def _watch_hook(kind: Kind) -> WatchHook | None:
+    with _lock:
+        return _watch_hooks.get(kind.prefix)
 
 
 def register_model(model) -> Kind:
@@ -235,17 +274,35 @@ def sweep(objects, bucket: str, settings, *, kinds_: Iterable[Kind] | None = Non
     now = time.time() if now is None else now
     report = Report()
     due: list[tuple[float, Kind, str, str, bool]] = []   # (last write, kind, bucket, key, outlived its kind)
+    watches: dict[tuple[str, str], Any] = {}   # (bucket, watched record's key) -> the watch's ObjectInfo
+    orphans: list[tuple[str, str, Any]] = []   # (prefix, bucket, ObjectInfo)
     for kind in (kinds() if kinds_ is None else tuple(kinds_)):
         where = kind.bucket or bucket
         try:
             longest = max(0.0, float(kind.max_age_s(settings)))
         except Exception:  # noqa: BLE001 - a kind whose lifetime cannot be told is read every time
             longest = 0.0
+        hooked = _watch_hook(kind) is not None   # elsewhere a ".watch.json" is a record like any other
+        records, watching = set(), {}
         for info in objects.list(where, kind.prefix):
             report.add(kind.prefix, "listed")
+            if hooked and info.key.endswith(WATCH_SUFFIX):
+                watching[_watched_key(info.key)] = info
+                continue
+            records.add(info.key)
             if info.last_modified is None or info.last_modified <= now - longest:   # else: too recent to have expired
                 outlived = longest > 0 and info.last_modified is not None
                 due.append((info.last_modified or 0.0, kind, where, info.key, outlived))
+        watches.update(((where, key), info) for key, info in watching.items())
+        # a watch whose record never came (its run never started, or failed and let it go): nothing to wait for
+        orphans += [(kind.prefix, where, info) for key, info in watching.items() if key not in records
+                    and longest > 0 and info.last_modified is not None and info.last_modified <= now - longest]
+    for prefix, where, info in orphans:
+        try:
+            objects.delete(where, info.key, if_match=info.etag)
+        except (ConditionalCheckFailed, DoesNotExist):
+            continue
+        report.add(prefix, "deleted")
     # the oldest first: when the budget runs out, the next sweep still gets to the rest
     due.sort(key=lambda d: d[0])
     report.exhausted = len(due) > budget
@@ -267,6 +324,9 @@ def sweep(objects, bucket: str, settings, *, kinds_: Iterable[Kind] | None = Non
         if kind.on_expiry is not None and not kind.on_expiry(objects, where, key):
             report.add(kind.prefix, "kept")
             continue
+        if (where, key) in watches and not _watch_done(kind, objects, where, key, stored.body):
+            report.add(kind.prefix, "kept")
+            continue
         try:
             objects.delete(where, key, if_match=stored.etag)
         except (ConditionalCheckFailed, DoesNotExist):
@@ -278,3 +338,16 @@ def sweep(objects, bucket: str, settings, *, kinds_: Iterable[Kind] | None = Non
                  {p: c["deleted"] for p, c in report.counts.items() if c["deleted"]},
                  " (budget used up; the next sweep goes on)" if report.exhausted else "")
     return report
+
+
+def _watch_done(kind: Kind, objects, bucket: str, key: str, body: bytes) -> bool:
+    """Whether the watched record at ``key`` may go: its kind's hook has done what its watcher needs
+    (:func:`watch`); a hook that fails keeps it for the next sweep."""
+    hook = _watch_hook(kind)
+    if hook is None:
+        return False
+    try:
+        return bool(hook(objects, bucket, key, body, watch_key(key)))
+    except Exception as exc:  # noqa: BLE001 - housekeeping: the next sweep tries again
+        log.warning("the watch of %s was not dealt with: %s", key, exc.__class__.__name__)
+        return False

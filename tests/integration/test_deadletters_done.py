@@ -139,3 +139,84 @@ def test_a_repeat_safe_handlers_letter_stays_open(settings, keys, monkeypatch, t
         assert set(listed(server, operator, "open")) == {ev["id"]}
     finally:
         server.stop()
+
+
+def past_its_end(object_store, settings, key: str) -> float:
+    """A time at which the sweep deletes the events-seen record at ``key`` (its TTL and the sweep's
+    narrowing by last write both passed): the sweep's ``now``, instead of a day's wait."""
+    record = json.loads(object_store.get(settings.bucket, key).body)
+    modified = object_store.head(settings.bucket, key).last_modified
+    return max(record["expires_at"], modified + runonce.EVENTS_SEEN.max_age_s(settings)) + 1
+
+
+def retry(server: FunctionServer, operator: dict, event: dict) -> httpx.Response:
+    return httpx.post(f"{server.url}/platform/dead-letters/{deadletters.letter_id(event)}/retry", headers=operator,
+                      timeout=10)
+
+
+def test_a_letter_kept_before_its_event_finished_is_settled_before_the_record_of_it_is_swept(
+        settings, sink, tokens, object_store):  # noqa: F811
+    """The letter is kept a year, the events-seen record a day: a letter nobody listed while the
+    record was there looked open after it was swept, and an operator's retry ran the event twice."""
+    operator = tokens("operator")
+    late = parcel(1)
+    assert give_up_on(sink, late).json()["status"] == "kept"        # given up on while the run went on
+    assert sink.post_event(late).json()["status"] == "done"         # which then finished
+    key = runonce.events_seen_key(FUNCTION, late)
+    report = runonce.sweep(object_store, settings.bucket, settings, kinds_=[runonce.EVENTS_SEEN],
+                           now=past_its_end(object_store, settings, key))
+    assert report.counts[runonce.EVENTS_SEEN.prefix]["deleted"] >= 1
+    assert seen_markers(object_store, settings) == []   # the record expired as any other, its watch with it
+    r = retry(sink, operator, late)
+    assert attempts(late["id"]) == 1                    # the handler did not run again
+    assert r.status_code == 200 and r.headers["Idempotent-Replayed"] == "true"
+    assert_done_after_all(r.json())
+
+
+def test_a_retry_after_the_records_end_but_before_its_sweep_does_not_run_the_event_again(
+        settings, sink, tokens, object_store):  # noqa: F811
+    """Past its end and not swept yet (the sweep lists a day's records once an hour), the record is
+    one a delivery takes over: the retry goes by what it says, the event was done."""
+    operator = tokens("operator")
+    late = parcel(1)
+    assert give_up_on(sink, late).json()["status"] == "kept"
+    assert sink.post_event(late).json()["status"] == "done"
+    key = runonce.events_seen_key(FUNCTION, late)
+    record = json.loads(object_store.get(settings.bucket, key).body)
+    # its day has passed (written as the clock would find it, instead of a day's wait)
+    object_store.put(settings.bucket, key, json.dumps({**record, "expires_at": time.time() - 1}).encode())
+    r = retry(sink, operator, late)
+    assert attempts(late["id"]) == 1
+    assert r.status_code == 200 and r.json()["state"] == deadletters.SETTLED
+    assert r.json()["settled"]["result"] == "duplicate" and "Idempotent-Replayed" not in r.headers
+    # settled, the letter no longer holds its record back: it is swept, the watch with it
+    runonce.sweep(object_store, settings.bucket, settings, kinds_=[runonce.EVENTS_SEEN],
+                  now=past_its_end(object_store, settings, key))
+    assert seen_markers(object_store, settings) == []
+    assert listed(sink, operator)[late["id"]]["settled"]["result"] == "duplicate"
+
+
+def test_a_letter_of_an_event_never_finished_stays_open_past_the_sweep_and_is_retried_once(
+        settings, sink, tokens, object_store):  # noqa: F811
+    """Never run (its delivery lost in a backlog), or its run died (an in-progress record past its
+    lease): the sweep deletes the record and the watches, the letters stay open, and a retry runs
+    each event once."""
+    operator = tokens("operator")
+    never, died = parcel(1), parcel(2)
+    now = time.time()
+    object_store.put(settings.bucket, runonce.events_seen_key(FUNCTION, died), json.dumps(
+        {"id": died["id"], "source": died["source"], "type": died["type"], "status": leases.IN_PROGRESS,
+         "received_at": now, "expires_at": now + 30}).encode())
+    for event in (never, died):
+        assert give_up_on(sink, event).json()["status"] == "kept"
+    watches = {runonce.watch_key(runonce.events_seen_key(FUNCTION, e)) for e in (never, died)}
+    assert watches <= set(seen_markers(object_store, settings))
+    far = now + runonce.EVENTS_SEEN.max_age_s(settings) + 3600
+    runonce.sweep(object_store, settings.bucket, settings, kinds_=[runonce.EVENTS_SEEN], now=far)
+    assert seen_markers(object_store, settings) == []
+    assert set(listed(sink, operator, "open")) == {never["id"], died["id"]}
+    for event in (never, died):
+        r = retry(sink, operator, event)
+        assert r.status_code == 200 and r.json()["settled"]["result"] == "done", r.text
+        assert attempts(event["id"]) == 1
+    assert set(listed(sink, operator, "settled")) == {never["id"], died["id"]}
