@@ -1,7 +1,8 @@
 """The assistant over HTTP on a real weed mini: answers with citations, multi-turn conversations kept
-in an expiring record, a dossier's status only to its owner (or with the receipt's secret), the
-per-caller rate limit (429 + Retry-After), bad input named, and every endpoint with every role.
-Its peers (procedures, directory, dossiers) are stand-ins answering like their contracts."""
+in an expiring record (without the caller's words), a dossier's status only to its owner (or with the
+receipt's secret), the per-caller rate limit (429 + Retry-After), bad input named, and every endpoint
+with every role. Its peers (procedures, directory, dossiers) are stand-ins answering like their
+contracts."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from werkzeug.wrappers import Request, Response
 
 from functions.procedures.function import catalogue
+from lscloud.listing import fold
 
 from peer_stubs import Served, conditional_json
 import role_matrix
@@ -113,6 +115,58 @@ def test_a_follow_up_answers_for_the_same_procedure_and_a_refinement_moves_it(cl
     assert ask(client, "đăng ký kết hôn ở đâu", s2)["procedure"] == "HT-KH"
     refined = ask(client, "ý tôi là cho người nước ngoài", s2)
     assert refined["procedure"] == "HT-KHNN" and refined["intent"] == "where"
+
+
+def conversations_stored(object_store, bucket) -> list[bytes]:
+    """The conversation records as the store holds them."""
+    from functions.assistant.function.models import Conversation
+
+    return [object_store.get(bucket, o.key).body for o in object_store.list(bucket, Conversation.Meta.table + "/")]
+
+
+def test_a_conversation_keeps_no_words_of_the_question(app, client, object_store, settings):
+    """The conversation kept the words of the question (an ID number, a phone, a name: whatever was
+    typed) for its 30 minutes, where an erasure cannot find them; it keeps catalogue tokens now."""
+    name, cccd, phone = "Trần Thị Hương", "001203004567", "0912 345 678"
+    first = f"Tôi là {name}, số định danh {cccd}, điện thoại {phone}, làm giấy khai sinh cho con cần gì"
+    s = uuid.uuid4().hex
+    assert ask(client, first, s)["procedure"] == "HT-KS"
+    fee = ask(client, "còn lệ phí thì sao?", s)
+    assert (fee["procedure"], fee["intent"]) == ("HT-KS", "fees")
+    refined = ask(client, "ý tôi là cho người nước ngoài", s)   # searched with what the first question kept
+    assert (refined["procedure"], refined["intent"]) == ("HT-KSNN", "fees")
+
+    (body,) = conversations_stored(object_store, settings.bucket)
+    text = body.decode()
+    for typed in (name, fold(name), cccd, phone, phone.replace(" ", ""), first, fold(first)):
+        assert typed not in text and typed.lower() not in text.lower(), typed
+    for question in (first, "ý tôi là cho người nước ngoài"):
+        words = fold(question).replace(",", " ").split()
+        assert not [pair for pair in zip(words, words[1:]) if " ".join(pair) in text], question   # no phrase
+    context = json.loads(body)["context"]
+    assert set(context) == {"procedure", "intent", "terms", "lang"} and context["procedure"] == "HT-KSNN"
+    index = app.extensions["assistant.catalogue"].index()
+    held = set().union(*(index.words[c["procedure"]] for c in refined["candidates"]))
+    assert context["terms"] and set(context["terms"]) <= held   # words of the procedures answered with
+
+
+def test_a_conversation_an_older_replica_kept_words_in_is_read_and_rewritten_without_them(client, object_store,
+                                                                                           settings):
+    """Replicas of before kept the question's words (``query``) and live on for a while after a
+    deploy: a conversation they wrote is still answered from, and loses the words."""
+    from functions.assistant.function.models import Conversation
+
+    s = uuid.uuid4().hex
+    assert ask(client, "đăng ký kết hôn ở đâu", s)["procedure"] == "HT-KH"
+    (stored,) = Conversation.scan()
+    stored.context = {"procedure": "HT-KH", "intent": "where", "lang": "vi",
+                      "query": "Nguyễn Văn An 0912345678 đăng ký kết hôn ở đâu"}
+    stored.save()                                   # …as an older replica wrote it
+    refined = ask(client, "ý tôi là cho người nước ngoài", s)
+    assert (refined["procedure"], refined["intent"]) == ("HT-KHNN", "where")
+    (body,) = conversations_stored(object_store, settings.bucket)
+    assert b"query" not in body and b"0912345678" not in body and "Nguyễn".encode() not in body
+    assert b"nguyen van an" not in body.lower()
 
 
 def test_an_agency_renamed_in_the_directory_is_named_anew(start_function, peers):

@@ -1,6 +1,7 @@
 """One message in, one answer out: understood (:mod:`.dialogue`), answered from the catalogue or the
-dossier record (:mod:`.answers`, :mod:`.sources`), remembered in an expiring conversation record,
-and logged for quality review with identifiers masked."""
+dossier record (:mod:`.answers`, :mod:`.sources`), remembered in an expiring conversation record
+(the procedure, intent, language and catalogue tokens: no words of the caller's), and logged for
+quality review with identifiers masked."""
 
 from __future__ import annotations
 
@@ -52,6 +53,14 @@ def settings_of(platform: config.Settings) -> Settings:
 def masked(text: str) -> str:
     """The question as logged for review: identifiers (CCCD, phones, accounts) and long numbers masked."""
     return _LONG_NUMBER.sub("[số]", _SECRET.sub(r"\1\2[mã]", redact(text)))
+
+
+def _remembered(context: Mapping) -> dict:
+    """The context as written: :data:`.dialogue.KEPT` only, its terms the catalogue's tokens
+    (:meth:`.retrieval.Index.kept_terms`) and, should the catalogue itself hold a word shaped like an
+    identifier, not that one either."""
+    kept = dialogue.remembered(context)
+    return {**kept, "terms": [t for t in kept["terms"] if masked(t) == t]}
 
 
 def _conversation_key(caller: str, session: str) -> str:
@@ -121,7 +130,7 @@ def reply(index: Index | Callable[[], Index], body: Mapping, *, caller: str, set
                                source=source, authorization=authorization, status_of=status_of)
         if pending is not None:
             pending.result()   # a refusal (429) wins: nothing is written
-        record.context, record.turns = context, int(record.turns) + 1
+        record.context, record.turns = _remembered(context), int(record.turns) + 1
         record.expires_at = _expiry(settings.session_ttl_s)
         answered["out"], answered["score"] = out, score
 

@@ -3,11 +3,13 @@ run by ``lscloud erase`` and ``python -m lscloud.serve --erase``).
 
 The assistant keeps two things per caller, both expiring (:mod:`.models`):
 
-- conversations (the procedure and intent last talked about, the words of the question they came
-  from), each keyed by a pseudonym of the caller AND the app's session id, which the function never
-  keeps apart: nothing finds a person's conversations without that id, short of reading all of
-  them. So they are not erased here; each is forgotten ``ASSISTANT_SESSION_TTL_S`` (30 minutes by
-  default) after its last message and deleted by the platform's sweep, and the report says so;
+- conversations (the procedure and intent last talked about, the language, and the catalogue's
+  words the last question shared with the procedures it was answered with — no words of the
+  caller's, :mod:`.models`), each keyed by a pseudonym of the caller AND the app's session id,
+  which the function never keeps apart: nothing finds a person's conversations without that id,
+  short of reading all of them. So they are not erased here; each is forgotten
+  ``ASSISTANT_SESSION_TTL_S`` (30 minutes by default) after its last message and deleted by the
+  platform's sweep, and the report says so;
 - the message counters of the rate limit, keyed by a pseudonym of a signed-in caller's subject (a
   citizen's: their CCCD): found by one listing and ERASED (a count only; a later message starts a new one).
 
@@ -26,8 +28,10 @@ KEPT_LAW = erasure.TO_CONFIRM
 WINDOWS = 100
 """Counter windows read at most (they expire within two of their length: a few at once)."""
 CONVERSATIONS = {
-    "what": "các cuộc hội thoại với trợ lý (thủ tục, ý định, lời hỏi gần nhất) / conversations with the assistant "
-            "(the procedure, intent and words of the last question)",
+    "what": "các cuộc hội thoại với trợ lý (thủ tục, ý định, ngôn ngữ và các từ của danh mục thủ tục mà câu hỏi "
+            "gần nhất có chung với thủ tục được trả lời; không giữ lời hỏi của người dùng) / conversations with the "
+            "assistant (the procedure, intent, language, and the catalogue's words the last question shared with "
+            "the procedures it was answered with; none of the person's own words are kept)",
     "why": "khóa theo người hỏi và mã phiên của ứng dụng, nên không tìm được nếu không đọc toàn bộ; mỗi cuộc tự bị xóa "
            "sau tin nhắn cuối 30 phút (mặc định, ASSISTANT_SESSION_TTL_S) / keyed by the caller and the app's session "
            "id, so they cannot be found without a full scan; each is forgotten 30 minutes (by default, "

@@ -1,8 +1,12 @@
 """The assistant's records: expiring conversations and rate-limit windows.
 
-- ``Conversation``: the context of one session (the procedure and intent last talked about, the
-  question they came from, the language) — no personal data, keyed by a pseudonym of the caller
-  and the client's session id, gone after ``ASSISTANT_SESSION_TTL_S``.
+- ``Conversation``: the context of one session (:data:`.dialogue.KEPT`): the procedure and intent
+  last talked about, the language, and the ``terms`` a refinement is searched with — the tokens of
+  the question that the procedures it was answered with are indexed with themselves, sorted
+  (:meth:`.retrieval.Index.kept_terms`). No words of the caller's: not the question, nor an
+  identifier, name or phrase in it. Keyed by a pseudonym of the caller and the client's session
+  id, gone after ``ASSISTANT_SESSION_TTL_S``. A context written before kept the question's words
+  as ``query``; it is read without them (:func:`.dialogue.remembered`) and rewritten without them.
 - ``RateWindow``: messages counted per caller per window (:mod:`lscloud.ratelimit`).
 
 Both carry a TTL, so the runtime sweeps them on the platform clock's tick.

@@ -100,6 +100,9 @@ class Index:
         vocab_texts = [t for ts in texts.values() for t in ts] + list(lexicon()["phrases"]) + \
             [" ".join(ps) for ps in intents._PHRASES.values()] + [" ".join(FILLERS)]
         self.speller = text.Speller(vocab_texts)
+        # the tokens each procedure is indexed with: what a turn may carry into the next (kept_terms)
+        self.words = {p["code"]: frozenset(t for docs in texts.values() for t in text.tokens(docs[i]))
+                      for i, p in enumerate(self.procedures)}
         self.name_variants = [
             [set(fold(v).split()) - NAME_STOPWORDS for v in [p["name"], p.get("name_en", "")]
              + list(aliases.get(p["code"], ())) if set(fold(v).split()) - NAME_STOPWORDS]
@@ -118,15 +121,16 @@ class Index:
         words = [w for w in words if (w in kept or w not in FILLERS) and not w.isdigit()]
         return list(dict.fromkeys(words + joined))   # each once: two phrases may expand alike
 
-    def search(self, question: str, n: int = 5) -> Match:
-        """The ``n`` best procedures for ``question`` (none when nothing in it matches)."""
+    def search(self, question: str, n: int = 5, terms: Sequence[str] = ()) -> Match:
+        """The ``n`` best procedures for ``question`` (none when nothing in it matches), searched
+        together with ``terms`` (tokens an earlier turn kept, :meth:`kept_terms`) when given."""
         for m in _CODE_RE.finditer(question):
             if m.group(1).upper() in self.by_code:
                 return Match(((self.by_code[m.group(1).upper()], 100.0),), exact=True)
         for m in _NATIONAL_RE.finditer(question):
             if m.group(1) in self.by_national:
                 return Match(((self.by_national[m.group(1)], 100.0),), exact=True)
-        toks = self.query_tokens(question)
+        toks = list(dict.fromkeys([*terms, *self.query_tokens(question)]))
         if not toks:
             return Match((), content=())
         total = np.zeros(len(self.procedures), dtype=np.float32)
@@ -134,12 +138,23 @@ class Index:
             total += weight * self.indexes[field].get_scores(toks)
         order = [int(i) for i in np.argsort(-total, kind="stable")[:RERANK] if total[i] > 0]
         asked = {t for t in toks if "_" not in t}
-        raw = {w for w in intents.strip(" ".join(self.speller.correct(w) for w in fold(question).split())).split()
-               if w not in FILLERS} or asked
+        # an earlier turn's kept terms count as asked, as its question's words did when both were searched as one
+        raw = ({w for w in intents.strip(" ".join(self.speller.correct(w) for w in fold(question).split())).split()
+                if w not in FILLERS} | {t for t in terms if "_" not in t}) or asked
         final = {i: float(total[i]) + COVERAGE_WEIGHT * max(self.coverage(i, asked), self.coverage(i, raw))
                  + PRIOR_WEIGHT * (self.procedures[i]["code"] in self.common) for i in order}
         best = sorted(order, key=lambda i: -final[i])[:n]
         return Match(tuple((self.procedures[i], final[i]) for i in best), content=tuple(toks))
+
+    def kept_terms(self, match: Match, n: int = 3) -> list[str]:
+        """What of a question a conversation carries into its next turn, for a refinement to be
+        searched with (:func:`.dialogue.understand`): the tokens it was searched with that the ``n``
+        procedures it was answered with (the answer and the alternatives offered) are indexed with
+        themselves. Sorted, so words of the catalogue, in no order of the question's: an identifier,
+        a name or anything else the person typed is not kept unless those procedures' own texts
+        hold it as a word, and no phrase of the question survives."""
+        held = frozenset().union(*(self.words.get(p["code"], ()) for p, _ in match.ranked[:n]))
+        return sorted(t for t in set(match.content) if t in held)
 
     def coverage(self, position: int, asked: set[str]) -> float:
         """How well the procedure's best-matching name (its name, English name or a colloquial name)
