@@ -3,7 +3,7 @@
 - :mod:`lscloud.web.app` — :func:`create_app` (errors as problem+json, body limits, the access
   check) and :func:`check_access`;
 - :mod:`lscloud.web.bodies` — :func:`json_body`, :func:`validate_body`, :func:`raw_body`,
-  :func:`body_limit` (``validate_body(schema, optional=True)`` for a body that may be absent);
+  :func:`body_limit`, :func:`before_body` (``validate_body(schema, optional=True)`` for a body that may be absent);
 - :mod:`lscloud.web.openapi` — :func:`responds`, :func:`query_params`, :func:`page_params` and the
   OpenAPI 3.1 document built from them;
 - :mod:`lscloud.web.caching` — :func:`cached_json` for reference data, :func:`versioned_json` for a
@@ -22,7 +22,7 @@ A function imports what it needs from here (``from lscloud.web import create_app
 from ..context import AppState, app_state
 from ..problems import Problem, problem_response
 from .app import AccessError, check_access, create_app, preload
-from .bodies import SchemaSet, body_limit, json_body, raw_body, validate_body
+from .bodies import SchemaSet, before_body, body_limit, json_body, raw_body, validate_body
 from .caching import CACHE_CONTROL, CACHED, cached_json, if_match_version, takes_if_match, versioned_json
 from .downloads import blob_response
 from .downloads import link as download_link
@@ -30,7 +30,7 @@ from .openapi import PAGE_SCHEMA, build_openapi, invalid_query, page_params, que
 from .origin import public_base, public_path
 from .pathparams import query_schema
 
-__all__ = ["create_app", "preload", "Problem", "problem_response", "validate_body", "raw_body", "body_limit", "json_body",
+__all__ = ["create_app", "preload", "Problem", "problem_response", "validate_body", "raw_body", "body_limit", "before_body", "json_body",
            "check_access", "app_state", "AppState", "AccessError", "build_openapi", "responds", "query_params",
            "page_params", "invalid_query", "PAGE_SCHEMA", "cached_json", "versioned_json", "if_match_version", "takes_if_match", "CACHED", "CACHE_CONTROL",
            "SchemaSet", "download_link", "blob_response", "public_base", "public_path", "query_schema"]

@@ -9,7 +9,8 @@
   not answer (503, registered as NATS's is by :mod:`lscloud.bus`: :func:`lscloud.errors.retry_later`) and unexpected
   exceptions (500: logged with the trace id, the caller sees only "internal error" and the trace id);
 - reads request bodies through a size limit (``settings.max_body_bytes``), also for chunked
-  bodies, and refuses non-JSON bodies with 415 unless a view is marked ``raw_body``;
+  bodies, and refuses non-JSON bodies with 415 unless a view is marked ``raw_body``; a view's
+  ``before_body`` check (a rate limit) runs before its body is read;
 - matches ``<schema("file.json#/pointer"):name>`` route arguments by that schema (:mod:`lscloud.web.pathparams`);
 - serves ``GET /openapi.json`` (:mod:`lscloud.web.openapi`) and, with ``downloads=True`` (a function
   that hands out links to its files), ``GET /downloads/<token>`` (:mod:`lscloud.web.downloads`);
@@ -23,8 +24,8 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
-from flask import Flask, jsonify, request
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from flask import Flask, g, jsonify, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from .. import auth, errors, query, runtime
 from ..context import AppState, app_state
@@ -68,6 +69,13 @@ def check_access(app: Flask) -> None:
             missing.append(f"{rule.rule} ({rule.endpoint})")
     if missing:
         raise AccessError("routes without an @allow declaration: " + ", ".join(sorted(missing)))
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions.get(rule.endpoint)
+        access = auth.access_of(view)
+        # a partner's signature or an event sender's covers the body, and a nonce is spent once:
+        # such a caller cannot be authenticated before the body is read and again in the view
+        if getattr(view, "__lscloud_before_body__", None) is not None and (access.partner or access.eventing):
+            raise AccessError(f"{rule.rule} ({rule.endpoint}): before_body on a view that takes signed requests")
     state = app_state(app)
     for rule in app.url_map.iter_rules():
         view = app.view_functions.get(rule.endpoint)
@@ -86,6 +94,23 @@ def check_access(app: Flask) -> None:
 
 
 
+
+
+def _media_type_accepted(view) -> None:
+    """415 unless the request's body is JSON, or a type the view takes (:func:`raw_body`)."""
+    raw = getattr(view, "__lscloud_raw_body__", None)
+    mimetype = request.mimetype or ""
+    if raw is None:
+        ok = mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json")) \
+            or (mimetype == MULTIPART and getattr(view, "__lscloud_files__", False))
+    else:
+        ok = not raw or mimetype in raw
+    if not ok:
+        expected = ", ".join(raw) if raw else "application/json"
+        raise Problem(415, "unsupported-media-type", "Unsupported media type",
+                      f"This endpoint expects {expected}, got {mimetype or 'no Content-Type'}.",
+                      title_vi="Kiểu nội dung không được hỗ trợ",
+                      detail_vi=f"Chức năng này yêu cầu {expected}.")
 
 
 def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, openapi: dict | None = None,
@@ -122,23 +147,20 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
             request.max_content_length = limit
         if request.method not in _BODY_METHODS:
             return None
+        check = getattr(view, "__lscloud_before_body__", None)
+        if check is not None:  # before_body: refused with the body unread, as the headers allow
+            length = request.content_length
+            if length is not None and request.max_content_length is not None and length > request.max_content_length:
+                raise RequestEntityTooLarge()
+            if length:
+                _media_type_accepted(view)
+            g.lscloud_principal = auth.authenticate(auth.access_of(view))
+            check()
         buffer_unsized_body(limit if limit is not None else settings.max_body_bytes)
         data = request.get_data(cache=True)  # reading enforces the limit (Content-Length bodies)
         if not data:
             return None
-        raw = getattr(view, "__lscloud_raw_body__", None)
-        mimetype = request.mimetype or ""
-        if raw is None:
-            ok = mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json")) \
-                or (mimetype == MULTIPART and getattr(view, "__lscloud_files__", False))
-        else:
-            ok = not raw or mimetype in raw
-        if not ok:
-            expected = ", ".join(raw) if raw else "application/json"
-            raise Problem(415, "unsupported-media-type", "Unsupported media type",
-                          f"This endpoint expects {expected}, got {mimetype or 'no Content-Type'}.",
-                          title_vi="Kiểu nội dung không được hỗ trợ",
-                          detail_vi=f"Chức năng này yêu cầu {expected}.")
+        _media_type_accepted(view)
         return None
 
     @app.after_request

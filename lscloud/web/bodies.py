@@ -6,7 +6,8 @@
   :mod:`lscloud.validation`: ``integer`` is an integer literal, patterns are ECMA-262) and reports
   every error with a JSON pointer;
 - :func:`raw_body` lets a view take another media type (uploads, CloudEvents in binary mode),
-  :func:`body_limit` raises or lowers one view's size limit;
+  :func:`body_limit` raises or lowers one view's size limit, :func:`before_body` refuses a
+  request (a caller over its rate limit) before its body is read;
 - ``validate_body(schema, files=True)`` also takes the JSON body with its files in one
   ``multipart/form-data`` request (:data:`JSON_PART` and file parts: :class:`FilePart` in
   ``flask.g.files``), so a client sends a record and its attachments in one round trip.
@@ -32,7 +33,7 @@ from ..context import app_state
 from ..patterns import ecma_regex
 from ..problems import Problem
 
-__all__ = ["SchemaSet", "json_body", "validate_body", "invalid_body", "raw_body", "body_limit", "buffer_unsized_body", "FilePart",
+__all__ = ["SchemaSet", "json_body", "validate_body", "invalid_body", "raw_body", "body_limit", "before_body", "buffer_unsized_body", "FilePart",
            "JSON_PART", "MULTIPART", "files_limit"]
 
 MULTIPART = "multipart/form-data"
@@ -469,6 +470,29 @@ def body_limit(max_bytes: int | str) -> Callable:
 
     def decorate(view):
         view.__lscloud_max_body__ = max_bytes if isinstance(max_bytes, str) else int(max_bytes)
+        return view
+
+    return decorate
+
+
+def before_body(check: Callable[[], None]) -> Callable:
+    """Run ``check()`` on a request to this view before its body is read (e.g. a rate limit).
+
+    The runtime reads a body whole before the view runs, so a refusal decided in the view comes
+    only after up to the view's :func:`body_limit` was received and held: a caller over its limit
+    made a public upload endpoint read 20 MiB per refused request. ``check`` runs in the request
+    context after what the headers alone refuse (413 for a Content-Length past the limit, 415 for
+    another media type) and after the caller is authenticated (:func:`lscloud.auth.principal` is
+    the view's caller); it refuses by raising (a :class:`~lscloud.errors.DomainError`, a
+    :class:`~lscloud.problems.Problem`). That answer is given with the body unread, so the
+    connection is closed after it (:class:`lscloud.asgi.BodyGuard`), never reused.
+
+    Not for a view that takes signed partner requests or events: their signature covers the body
+    and its nonce is spent once (:func:`lscloud.web.check_access` refuses to serve such a view).
+    """
+
+    def decorate(view):
+        view.__lscloud_before_body__ = check
         return view
 
     return decorate

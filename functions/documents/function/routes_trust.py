@@ -7,7 +7,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from lscloud import errors
 from lscloud.auth import allow, principal
 from lscloud.ratelimit import caller_subject
-from lscloud.web import body_limit, raw_body, responds
+from lscloud.web import before_body, body_limit, raw_body, responds
 
 from . import verify
 
@@ -33,16 +33,22 @@ def crl(name: str):
     return Response(der, mimetype="application/pkix-crl")
 
 
+def _count_verification() -> None:
+    current_app.config["DOCUMENTS_VERIFY_LIMITER"].hit(caller_subject(principal(), request.headers,
+                                                                       request.remote_addr))
+
+
 @bp.post("/v1/verifications")
 @allow("public")
 @raw_body("application/pdf")
 # as much as an upload may be (the upload's own setting, LSCLOUD_BLOB_MAX_BYTES): whoever is sent a
 # document signed here, a long scan included, can have it verified; more is a 413 naming the bound
 @body_limit("blob_max_bytes")
+# counted before the PDF is read: a caller past its limit had up to 20 MiB read (and a worker thread
+# held for the upload) for every 429
+@before_body(_count_verification)
 @responds("documents/verification.json",
           also={429: "Too many verifications from this caller (DOCUMENTS_VERIFY_LIMIT): wait Retry-After seconds"})
 def verification():
     """Verify every signature of any PDF (at most as large as an upload) against the published root."""
-    current_app.config["DOCUMENTS_VERIFY_LIMITER"].hit(caller_subject(principal(), request.headers,
-                                                                       request.remote_addr))
     return jsonify(verify.verify(request.get_data(), current_app.config["DOCUMENTS_CUSTODY"].trust()))
