@@ -59,6 +59,9 @@ _ROLES = (
                    "environmental monitoring station's sensor (unit = the station); sub = device id",
          "thiết bị hiện trường: cân, camera nhận dạng biển số, barie tại cửa khẩu (unit = cửa khẩu) hoặc cảm biến "
          "của trạm quan trắc môi trường (unit = mã trạm); sub = mã thiết bị"),
+    Role("notifier", "the province's SMS/Zalo notification gateway, a service account (sub = its client id): "
+                     "fetches the phone numbers of the messages it sends",
+         "cổng gửi tin nhắn SMS/Zalo của tỉnh, tài khoản dịch vụ (sub = mã ứng dụng): lấy số điện thoại để gửi tin"),
     Role("producer", "a farm, cooperative or firm that registers traceable lots (sub = its tax code)",
          "cơ sở sản xuất, hợp tác xã hoặc doanh nghiệp đăng ký lô hàng truy xuất nguồn gốc (sub = mã số thuế)"),
     Role("team-member", "a member of a community digital technology team (unit = the commune)",

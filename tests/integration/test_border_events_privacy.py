@@ -2,11 +2,14 @@
 enterprise moving its declaration is named by a pseudonym (a household business's tax code is its
 owner's personal number) and no plate is in them, since the stream keeps an event 30 days and its
 dead letter a year for every function that reads it; the audit trail keeps who acted in clear; gate
-staff and officers stay in clear; the tax code the market matches its lots by is still there."""
+staff and officers stay in clear; the tax code the market matches its lots by is still there. A
+traffic order's event names its drivers by declaration, code and language: no phone, no plate (the
+SMS gateway fetches the phones when it sends: test_border_traffic_notifier.py)."""
 
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -61,3 +64,32 @@ def test_an_enterprise_is_a_pseudonym_and_no_plate_is_in_the_events_the_trail_ke
     assert moved["under_inspection"]["sub"] == "bp-17"
     trail = ok(client.get(f"/v1/declarations/{other}/audit", headers=ent))["items"]
     assert trail[-1]["to"] == "cancelled" and trail[-1]["actor"] == {"kind": "enterprise", "sub": TAX}
+
+
+def test_a_traffic_order_s_event_holds_no_phone_and_no_plate(client, tok, fn):  # noqa: F811 - the imported fixtures
+    ent = tok("enterprise", sub=TAX)
+    digits = str(uuid.uuid4().int)[:9]   # this test's own phone and plate: found nowhere else on the stream
+    phone, plate = "+86 13" + digits, "桂A·" + digits[:5]
+    did = new_id()
+    body = declaration(did, plate=plate, trailer=None, booking={"mode": "living"})
+    body["driver"]["phone"] = phone
+    created = ok(client.post("/v1/declarations", json=body, headers=ent), 201)
+    police = tok("officer", sub="tp-7", agency="traffic-police")
+    order_id = "order-" + uuid.uuid4().hex[:8]
+    answered = ok(client.post("/v1/traffic-orders", json={
+        "id": order_id, "gate": "huu-nghi", "flow": "in", "kind": "hold", "declaration_ids": [did],
+        "message_vi": "Tạm dừng 30 phút", "message_zh": "暂停30分钟"}, headers=police), 201)
+    assert [r["declaration_id"] for r in answered["recipients"]] == [did]
+
+    evts = [m["event"] for m in tail(fn.settings, 500) if m["event"]["type"].endswith(".traffic-order.issued.v1")
+            and m["event"].get("subject") == order_id]
+    assert len(evts) == 1
+    text = json.dumps(evts, ensure_ascii=False)
+    assert digits not in text and plate not in text and "桂A" not in text
+    assert "driver_phone" not in text and "plate" not in text
+    data = evts[0]["data"]
+    assert data["recipients"] == [{"declaration_id": did, "code": created["code"], "language": "zh"}]
+    assert {k: data[k] for k in ("id", "gate", "flow", "kind", "message_vi", "message_zh")} == {
+        "id": order_id, "gate": "huu-nghi", "flow": "in", "kind": "hold", "message_vi": "Tạm dừng 30 phút",
+        "message_zh": "暂停30分钟"}
+    assert data["issued_at"] and data["by"] == "tp-7"   # an officer, in clear as in border's other events

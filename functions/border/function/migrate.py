@@ -14,8 +14,8 @@ Run once by ``lscloud up`` (and ``lscloud migrate``) before the function serves.
 - A finished declaration's health answers and driver's phone are minimised once kept
   ``BORDER_HEALTH_KEEP_DAYS`` (:mod:`.minimise`), found by the health entry its final move writes;
   those that ended before get theirs here (read once, every declaration: the tick never lists them).
-- A traffic order kept its recipients' phones for good; its event alone carries them now (for the
-  notifiers that text the drivers), and the stored orders lose theirs.
+- A traffic order kept its recipients' phones for good; the stored orders lose theirs (neither the
+  order nor its event holds one now: the notification gateway reads them from the declarations).
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ entry's delete), so a declaration is minimised once.
 
 No copy elsewhere holds the answers or the phone: audit entries hold moves and their reasons, not
 the document; the other indexes hold ids, codes, plates and pseudonyms; events carry
-:func:`.ledger.summary`; a traffic order keeps its recipients without their phones
-(:mod:`.traffic`). Idempotency records keep an answer (with both) a day, well within the keep period.
+:func:`.ledger.summary`; a traffic order and its event name its recipients without their phones
+(:mod:`.traffic`: the notification gateway reads a phone from the declaration, so a minimised one is gone). Idempotency records keep an answer (with both) a day, well within the keep period.
 """
 
 from __future__ import annotations

@@ -1,11 +1,20 @@
 """Traffic coordination orders (lệnh điều tiết): traffic police tell the drivers concerned — named
-declarations, or every truck waiting in a gate's yard queue — and notifiers take the event."""
+declarations, or every truck waiting in a gate's yard queue.
+
+The ``traffic-order.issued`` event (:func:`event_data`) is on the stream every function reads, kept
+30 days and its dead letter a year: it names the order (gate, flow, the texts in each language, when,
+by whom as border's events name actors) and its recipients by declaration, code and language only.
+The province's SMS/Zalo gateway (role ``notifier``) fetches the drivers' phones when it sends
+(:func:`recipients`, ``GET /v1/traffic-orders/{gate}/{id}/recipients``), read from the declarations
+at that moment: no phone is stored with the order or put in an event, so a declaration minimised
+since (``BORDER_HEALTH_KEEP_DAYS``, :mod:`.minimise`) has none left anywhere. The plates stay in the
+stored order and the officer's answer (border's own bucket: the police know the trucks by them)."""
 
 from __future__ import annotations
 
 from lscloud import errors, outbox
 from lscloud.statemachine import Actor, iso, now
-from lscloud.store import ConditionalCheckFailed
+from lscloud.store import ConditionalCheckFailed, DoesNotExist, InvalidKey
 
 from . import i18n, ledger, lifecycle, queueing
 from .models import TrafficOrder
@@ -21,6 +30,11 @@ LANGUAGE_NAMES = {"zh": ("Chinese", "tiếng Trung"), "en": ("English", "tiếng
 
 class OrderExists(errors.Conflict):
     title, title_vi = "Order exists", "Lệnh đã tồn tại"
+
+
+class OrderNotFound(errors.NotFound):
+    type = "traffic-order-not-found"
+    title, title_vi = "Traffic order not found", "Không tìm thấy lệnh điều tiết"
 
 
 def sms_chars(text: str) -> int:
@@ -59,30 +73,59 @@ def check_messages(body: dict, recipients: list[dict]) -> None:
 
 
 def answer(order: dict) -> dict:
-    """The order as its officer is answered and as it is stored: the recipients without their phone
-    numbers, which only the notifiers that text the drivers need (its event alone carries them: a
-    stored copy would outlive the crossings, and nothing reads it back)."""
+    """The order as its officer is answered and as it is stored: no recipient's phone (an order an
+    older release stored still had them: :mod:`.migrate` strips those with this)."""
     return {**order, "recipients": [{k: v for k, v in r.items() if k != "driver_phone"} for r in order["recipients"]]}
 
 
+EVENT_FIELDS = ("id", "gate", "flow", "kind", "message_vi", "message_zh", "message_en", "valid_until", "issued_at")
+EVENT_RECIPIENT = ("declaration_id", "code", "language")
+
+
+def event_data(order: dict, actor: Actor) -> dict:
+    """The order as its event carries it: named fields only (a field added to the body later stays
+    off the stream until it is named here), the recipients without plates, the issuer as border's
+    events name an actor (:func:`.ledger.event_actor`)."""
+    return {**{k: order[k] for k in EVENT_FIELDS if k in order}, "by": ledger.event_actor(actor).sub,
+            "recipients": [{k: r[k] for k in EVENT_RECIPIENT} for r in order["recipients"]]}
+
+
 def issue(body: dict, actor: Actor) -> dict:
-    """Store the order with its recipients (create-only: the id is the client's; their phones only in
-    the event) and publish it;
+    """Store the order with its recipients (create-only: the id is the client's) and publish it;
     refused (422) when a recipient would get no text in his language (:func:`check_messages`)."""
     ids = body.get("declaration_ids") or queueing.waiting_declarations(
         body["gate"], [body["flow"]] if body.get("flow") else queueing.FLOWS)
     recipients = [{"declaration_id": doc["id"], "code": doc["code"], "plate": doc["vehicle"]["tractor_plate"],
-                   "driver_phone": doc["driver"].get("phone"),
                    "language": i18n.of_nationality(doc["driver"]["nationality"])}
                   for doc in ledger.docs(ids)
                   if doc["gate"] == body["gate"] and doc["status"] not in lifecycle.TERMINAL]
     check_messages(body, recipients)
     order = {**body, "by": actor.sub, "issued_at": iso(now()), "recipients": recipients}
     try:
-        TrafficOrder(body["gate"], body["id"], data=answer(order)).save()
+        TrafficOrder(body["gate"], body["id"], data=order).save()
     except ConditionalCheckFailed:
         raise OrderExists(f"Traffic order {body['id']!r} already exists.",
                           detail_vi="Lệnh điều tiết này đã tồn tại.") from None
-    outbox.publish([ledger.RECORDS.fact("traffic-order.issued", order, subject=body["id"],
+    outbox.publish([ledger.RECORDS.fact("traffic-order.issued", event_data(order, actor), subject=body["id"],
                                            id=f"traffic-order.{body['id']}")])
     return order
+
+
+def recipients(gate_code: str, order_id: str) -> dict:
+    """Whom the order at ``gate_code`` goes to, each with the driver's phone as the declaration holds
+    it now (``None``: minimised since, or the declaration is gone), for the gateway that texts them."""
+    try:
+        order = TrafficOrder.get(gate_code, order_id).data
+    except (DoesNotExist, InvalidKey):
+        raise OrderNotFound(f"No traffic order {order_id!r} at gate {gate_code!r}.",
+                            detail_vi=f"Không có lệnh điều tiết {order_id!r} tại cửa khẩu {gate_code!r}.") from None
+    docs = {doc["id"]: doc for doc in ledger.docs([r["declaration_id"] for r in order["recipients"]])}
+
+    def one(r: dict) -> dict:
+        doc = docs.get(r["declaration_id"])
+        # an order stored before recipients had a language: the driver's, as issuing judges it now
+        language = r.get("language") or (i18n.of_nationality(doc["driver"]["nationality"]) if doc else "vi")
+        return {"declaration_id": r["declaration_id"], "code": r["code"], "language": language,
+                "driver_phone": doc["driver"].get("phone") if doc else None}
+
+    return {"id": order["id"], "gate": order["gate"], "recipients": [one(r) for r in order["recipients"]]}

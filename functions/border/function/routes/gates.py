@@ -1,4 +1,5 @@
-"""A gate's queue at work: calls, the sweep of missed calls, capacity overrides, traffic orders."""
+"""A gate's queue at work: calls, the sweep of missed calls, capacity overrides, traffic orders and
+the recipients the notification gateway texts them to."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from .. import capacity, queueing, scopes, traffic
 from .common import FLOW, GATE_CODE, actor, gate, own
 
 bp = Blueprint("gates", __name__)
+ORDER_ID = 'schema("border/traffic-order.json#/properties/id"):order_id'
+"""The route argument of a traffic order's client-chosen id, as its issue names it."""
 
 
 def _id_of(body):
@@ -75,3 +78,15 @@ def issue_traffic_order():
     scopes.traffic_police(who)
     gate(g.body["gate"])
     return jsonify(traffic.answer(traffic.issue(g.body, who))), 201
+
+
+@bp.get(f"/v1/traffic-orders/<{GATE_CODE}>/<{ORDER_ID}>/recipients")
+@allow("notifier", "operator")
+@responds("border/traffic-order-recipients.json",
+          headers={"Cache-Control": "no-store (drivers' phones: no cache keeps them)"})
+def traffic_order_recipients(gate_code: str, order_id: str):
+    """The drivers an order goes to, with their phones as their declarations hold them now (null once
+    minimised), for the SMS/Zalo gateway that texts them; the order's event carries no phone."""
+    resp = jsonify(traffic.recipients(gate_code, order_id))
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
