@@ -41,6 +41,19 @@ class TeamByCommune(Model):
     team_id = A.UnicodeAttribute(range_key=True)
 
 
+class TeamByMember(Model):
+    """The teams whose roster lists a member, keyed by the roster's own pseudonym of the member
+    (:func:`.teams.member_ref`): what an erasure request finds the person's rosters by. Written
+    create-only before the roster that lists them (:mod:`.teams`), so an entry may lead to a team
+    that does not list the member (a write that did not land), never the other way round."""
+
+    class Meta:
+        table = "community-teams-by-member"
+
+    member = A.UnicodeAttribute(hash_key=True)
+    team_id = A.UnicodeAttribute(range_key=True)
+
+
 class Activity(Model):
     """One activity, keyed by the client id the field app gave it offline."""
 
