@@ -2,8 +2,8 @@
 measured in the same run.
 
 Issuing is what a producer's printer needs: ``POST /market/v1/lots/{lot}/stamps {"count": N}``
-(a batch record and one change to the lot, whatever N is) and then every code of the batch
-(``GET …/codes``: each code is the batch and serial signed with Ed25519, derived on the fly). The
+(a batch record, its codes signed with Ed25519 and kept in parts of 10,000, and one change to the
+lot) and then every code of the batch (``GET …/codes``: the stored parts, streamed). The
 baseline is what storing one object per stamp would cost: raw create-only PUTs, their rate measured
 here and the time for N of them extrapolated. The scan is ``GET /market/v1/stamps/{code}`` through
 the gateway (verify the signature, find the batch, count the scan on the stamp's own record, tell
@@ -115,7 +115,7 @@ def bench_market(*, stamps: int = 100_000, scans: int = 2000, concurrency: int =
     put_time = stamps / puts.rps if puts.rps else float("nan")
     print()
     print(f"lscloud bench market — {os.cpu_count()} CPU(s), concurrency {concurrency}")
-    print(f"issue {stamps:,} stamps: POST {post_s * 1000:.0f} ms (a batch record + the lot), "
+    print(f"issue {stamps:,} stamps: POST {post_s * 1000:.0f} ms (batch record, its code parts, the lot), "
           f"all codes signed and delivered in {total_s:.2f} s → {stamps / total_s:,.0f} stamps/s")
     print(f"the same as one object per stamp at the raw PUT rate ({puts.rps:,.0f}/s): {put_time:,.1f} s "
           f"→ issuing is {put_time / total_s:,.1f}× faster than raw PUTs alone")

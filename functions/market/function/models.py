@@ -1,8 +1,8 @@
 """The market's records in the store.
 
 Shops and lots are documents changed through :class:`lscloud.aggregate.Aggregate`; a stamp batch is
-one create-only record however many stamps it holds (the codes are derived from it: signed, not
-stored); a stamp gets a scan record only once it is scanned. Indexes by owner are keyed by the
+one create-only record however many stamps it holds, its codes — signed once — kept beside it in
+create-only parts; a stamp gets a scan record only once it is scanned. Indexes by owner are keyed by the
 owner's pseudonym: a household's owner is a person (CCCD) and since 1 July 2025 a household
 business's tax code is its owner's personal number.
 """
@@ -99,6 +99,19 @@ class StampBatch(Model):
     # the idempotency identity of the request that issued it (its id derives from it): a retry of
     # that request finds this batch instead of issuing another; none on a batch stored before it
     request = A.UnicodeAttribute(null=True)
+
+
+class StampCodes(Model):
+    """Part of a batch's codes, signed once and kept so every download serves the same bytes: the
+    codes of serials ``first`` … (:data:`.stamps.PART_CODES` of them, the last part fewer), each
+    followed by a newline, as the codes file holds them. Written create-only, never changed."""
+
+    class Meta:
+        table = "market-stamp-codes"
+
+    batch = A.UnicodeAttribute(hash_key=True)
+    first = A.UnicodeAttribute(range_key=True)      # the part's first serial, zero-padded: parts in order
+    codes = A.UnicodeAttribute()
 
 
 class StampScans(Model):

@@ -91,21 +91,23 @@ def issue_stamps(lot_id: str):
     key = request.headers[idempotency.HEADER].strip()
     identity = idempotency.first_request()["scope"]
     try:
-        batch, _ = stamps.issue(lot_id, g.body["count"], Actor.of(principal()), keys, cfg.max_batch, identity)
+        batch, _, inline = stamps.issue(lot_id, g.body["count"], Actor.of(principal()), keys, cfg.max_batch, identity,
+                                        inline=cfg.inline_codes)
     except resends.IdReused as exc:     # another count under the key of a cut-off first run
         raise resends.IdReused(exc.fields, key=key).problem(header=idempotency.HEADER) from None
-    inline = stamps.codes(batch, keys) if int(batch.stamps) <= cfg.inline_codes else None
     return jsonify(_batch_view(batch, lot_id, inline)), 201
 
 
 @bp.get(f"/v1/lots/<{LOT_ID}>/stamps/<{BATCH_ID}>/codes")
 @allow("producer")
 def batch_codes(lot_id: str, batch_id: str):
-    """Every code of a batch, one per line (text/plain), for a printer's own layout."""
+    """Every code of a batch, one per line (text/plain), for a printer's own layout: the codes kept
+    when the batch was issued, the same bytes at every download."""
     batch = stamps.batch_of(lot_id, batch_id, Actor.of(principal()))
-    body = "\n".join(stamps.codes(batch, current_app.config["MARKET_KEYS"])) + "\n"
+    length, body = stamps.code_file(batch, current_app.config["MARKET_KEYS"])
+    # streamed part by part; the length is known, so a body cut short is one its client can tell
     return Response(body, mimetype="text/plain", headers={
-        "Content-Disposition": f'attachment; filename="stamps-{batch.batch}.txt"'})
+        "Content-Length": str(length), "Content-Disposition": f'attachment; filename="stamps-{batch.batch}.txt"'})
 
 
 @bp.get(f"/v1/lots/<{LOT_ID}>/stamps/<{BATCH_ID}>/sheet")

@@ -1,14 +1,21 @@
 """Stamp batches and scans.
 
-An issue of N stamps writes one batch record (create-only: the batch id is unique) and one change
-to the lot — two objects whatever N is. The batch's id derives from the request's idempotency
-identity, so the retry of a request whose first run stopped after its batch (a crash, a store
-failure before or after the lot's change) finds that batch, adds it to the lot if it is not there
-yet, and issues nothing more. The codes are not stored: each is (batch, serial) signed with the
-province's key, derived again whenever the producer fetches its codes or its sheet (Ed25519 is
-deterministic: the same stamp always has the same code). A scan verifies the signature, finds the
-batch, counts the scan on the stamp's own scan record (created on its first scan) and tells the
-lot's story.
+An issue of N stamps writes one batch record (create-only: the batch id is unique), its codes and
+one change to the lot. The batch's id derives from the request's idempotency identity, so the retry
+of a request whose first run stopped after its batch (a crash, a store failure before or after the
+lot's change) finds that batch, keeps whatever codes it has not kept yet, adds it to the lot if it
+is not there yet, and issues nothing more.
+
+A code is (batch, serial) signed with the province's key. The codes are signed once, when the batch
+is issued, and kept as text beside the batch (:class:`.models.StampCodes`: parts of
+:data:`PART_CODES` codes, each written create-only): a download of a batch of 100,000 re-signed every
+code, about 2.4 s of CPU each time, and a key rotation would have re-signed an issued batch's codes
+under the new key (codes no published key accepts). A batch issued before codes were kept, or whose
+issue was cut off before its codes, has its missing parts signed by the first download that needs
+them and kept then; the create-only write makes two concurrent downloads serve the same text.
+
+A scan verifies the signature, finds the batch, counts the scan on the stamp's own scan record
+(created on its first scan) and tells the lot's story.
 """
 
 from __future__ import annotations
@@ -19,11 +26,12 @@ import threading
 import time
 from collections import OrderedDict
 from datetime import datetime
+from typing import Iterator
 
 from lscloud import errors, outbox, resends
 from lscloud.aggregate import NoChange
 from lscloud.statemachine import Actor, iso, now
-from lscloud.store import ConditionalCheckFailed, DoesNotExist
+from lscloud.store import ConditionalCheckFailed, DoesNotExist, StoreError
 
 from . import actors, lots, scans, stampcode
 from .stampkeys import StampKeys
@@ -31,6 +39,8 @@ from .stampkeys import StampKeys
 _BATCH_ID_TRIES = 5
 _LOT_TTL_S = 15.0           # a scan shows an export link at most this late
 _CACHE_MAX = 4096
+PART_CODES = 10_000         # codes a stored part holds (1.2 MB): a sheet (at most 5,000) reads two at most
+_LINE = stampcode.CODE_CHARS + 1
 
 
 class _Cache:
@@ -70,8 +80,14 @@ def _batch_ids(identity: str | None):
         yield stampcode.batch_id(raw[:stampcode.BATCH_BYTES])
 
 
+class StampKeyRetired(errors.Conflict):
+    type = "stamp-key-retired"
+    title, title_vi = "Stamp key retired", "Khóa ký tem đã thay"
+
+
 def _batch(lot_id: str, count: int, keys: StampKeys, identity: str | None):
-    """The request's batch: created, or — a retry of the request whose first run stored it — found."""
+    """The request's batch and whether this call created it: created, or — a retry of the request
+    whose first run stored it — found."""
     from .models import StampBatch
 
     issued_at = iso(now())
@@ -80,7 +96,7 @@ def _batch(lot_id: str, count: int, keys: StampKeys, identity: str | None):
                            request=identity)
         try:
             batch.save()        # create-only: two batches never share an id, so no code is issued twice
-            return batch
+            return batch, True
         except ConditionalCheckFailed:
             if identity is None:
                 continue
@@ -92,20 +108,28 @@ def _batch(lot_id: str, count: int, keys: StampKeys, identity: str | None):
             continue            # another request's batch took this id: the next one
         if int(there.stamps) != count:
             raise resends.IdReused(resends.changed_fields({"count": int(there.stamps)}, {"count": count}))
-        return there
+        return there, False
     raise ConditionalCheckFailed("no free batch id")
 
 
-def issue(lot_id: str, count: int, actor: Actor, keys: StampKeys, max_batch: int, identity: str | None = None):
-    """A batch of ``count`` stamps for the caller's lot: ``(batch record, lot outcome)``.
+def issue(lot_id: str, count: int, actor: Actor, keys: StampKeys, max_batch: int, identity: str | None = None,
+          inline: int = 0):
+    """A batch of ``count`` stamps for the caller's lot, its codes signed and kept:
+    ``(batch record, lot outcome, codes)`` — ``codes`` the list when ``count <= inline``, else None.
 
     ``identity``: the request's idempotency identity (:func:`lscloud.idempotency.record_key`); the
-    retry of a request cut off part-way gets the batch its first run stored, added to the lot once
-    (another count under it is the 409 naming ``/count``)."""
+    retry of a request cut off part-way gets the batch its first run stored, its codes as that run
+    kept them, added to the lot once (another count under it is the 409 naming ``/count``)."""
     if count > max_batch:
         raise TooManyStamps.at("/count", f"at most {max_batch} stamps per batch", f"Tối đa {max_batch} tem mỗi lần cấp.")
     lots.records().visible(lot_id, lambda doc: lots.owned_by(doc, actor))
-    batch = _batch(lot_id, count, keys, identity)
+    batch, created = _batch(lot_id, count, keys, identity)
+    # kept before the lot names the batch; a fresh batch has no part yet (its id was free): none is read first
+    codes = [] if count <= inline else None
+    for first in range(0, count, PART_CODES):
+        text = _part(batch, keys, first, stored=not created)
+        if codes is not None:
+            codes += _lines(text)
 
     def op(doc):
         if any(b["batch"] == batch.batch for b in doc["batches"]):
@@ -115,7 +139,7 @@ def issue(lot_id: str, count: int, actor: Actor, keys: StampKeys, max_batch: int
         return [lots.MACHINE.note(doc, "issue_stamps", "stamps.issued", actors.recorded(actor),
                                   details={"batch": batch.batch, "count": int(batch.stamps)})]
 
-    return batch, lots.records().mutate(lot_id, op)
+    return batch, lots.records().mutate(lot_id, op), codes
 
 
 def batch_of(lot_id: str, batch_id: str, actor: Actor):
@@ -132,11 +156,72 @@ def batch_of(lot_id: str, batch_id: str, actor: Actor):
     return batch
 
 
+def _lines(text: str) -> list[str]:
+    return text.split("\n")[:-1]
+
+
+def _sign(batch, keys: StampKeys, first: int, count: int) -> str:
+    """Codes ``first`` … of ``batch`` as a part's text (each code and a newline), signed now."""
+    if int(batch.key_index) != keys.index:
+        # another key's index on this key's signature is a code no published key accepts
+        raise StampKeyRetired(
+            f"The batch was issued under stamp key {int(batch.key_index)}; the service now signs with key "
+            f"{keys.index} and cannot sign the codes this batch has not kept yet.",
+            detail_vi=f"Đợt tem được cấp với khóa số {int(batch.key_index)}; dịch vụ nay ký bằng khóa số "
+                      f"{keys.index} nên không ký được các mã đợt tem này chưa lưu.")
+    return "".join(code + "\n" for code in stampcode.encode_range(keys.private, keys.index, batch.batch, first, count))
+
+
+def _checked(text: str, batch, first: int, count: int) -> str:
+    if len(text) != count * _LINE:      # a part cut short is never served as a shorter sheet of labels
+        raise StoreError(f"the kept codes of batch {batch.batch} from {first} are damaged", cause="corrupt")
+    return text
+
+
+def _part(batch, keys: StampKeys, first: int, *, stored: bool = True) -> str:
+    """The text of the batch's part from serial ``first``: as kept; or, not kept yet (``stored``
+    False: known not to be), signed now and kept create-only — another writer's part, kept first,
+    is the one served."""
+    from .models import StampCodes
+
+    count, key = min(PART_CODES, int(batch.stamps) - first), f"{first:010d}"
+    if stored:
+        try:
+            return _checked(StampCodes.get(batch.batch, key).codes, batch, first, count)
+        except DoesNotExist:
+            pass
+    text = _sign(batch, keys, first, count)
+    try:
+        StampCodes(batch.batch, key, codes=text).save()
+    except ConditionalCheckFailed:
+        return _checked(StampCodes.get(batch.batch, key).codes, batch, first, count)
+    return text
+
+
 def codes(batch, keys: StampKeys, first: int = 0, count: int | None = None) -> list[str]:
-    """The batch's codes ``first`` … (all of them by default), derived again from its record."""
+    """The batch's codes ``first`` … (all of them by default), from the parts that hold them."""
     total = int(batch.stamps)
     count = total - first if count is None else min(count, total - first)
-    return stampcode.encode_range(keys.private, int(batch.key_index), batch.batch, first, max(0, count))
+    out: list[str] = []
+    for start in range(first - first % PART_CODES, first + count, PART_CODES):
+        text = _part(batch, keys, start)
+        out += _lines(text[(max(first, start) - start) * _LINE:(min(first + count, start + PART_CODES) - start) * _LINE])
+    return out
+
+
+def code_file(batch, keys: StampKeys) -> tuple[int, Iterator[bytes]]:
+    """The batch's codes file (one code a line): its length and its bytes, part after part. The
+    first part is read (or signed) before this returns, so a batch that cannot be served is an
+    answer of its own, never a body cut short."""
+    total = int(batch.stamps)
+    head = _part(batch, keys, 0)
+
+    def parts():
+        yield head.encode("ascii")
+        for first in range(PART_CODES, total, PART_CODES):
+            yield _part(batch, keys, first).encode("ascii")
+
+    return total * _LINE, parts()
 
 
 def _not_authentic(reason: str) -> dict:
