@@ -81,7 +81,7 @@ def test_a_traffic_order_s_event_holds_no_phone_and_no_plate(client, tok, fn):  
         "message_vi": "Tạm dừng 30 phút", "message_zh": "暂停30分钟"}, headers=police), 201)
     assert [r["declaration_id"] for r in answered["recipients"]] == [did]
 
-    evts = [m["event"] for m in tail(fn.settings, 500) if m["event"]["type"].endswith(".traffic-order.issued.v1")
+    evts = [m["event"] for m in tail(fn.settings, 500) if m["event"]["type"].endswith(".traffic-order.issued.v2")
             and m["event"].get("subject") == order_id]
     assert len(evts) == 1
     text = json.dumps(evts, ensure_ascii=False)

@@ -101,7 +101,7 @@ def test_a_traffic_order_comes_in_every_language_its_drivers_read(client, tok, f
     full = {**vi_only, "message_zh": "口岸暂停入境30分钟，请原地等候", "message_en": "Entry to the gate paused for 30 minutes"}
     issued = ok(client.post("/v1/traffic-orders", json=full, headers=police), 201)
     assert {r["declaration_id"]: r["language"] for r in issued["recipients"]} == {cn: "zh", vn: "vi", th: "en"}
-    event = [m["event"] for m in tail(fn.settings, 200) if m["event"]["type"].endswith("traffic-order.issued.v1")][-1]
+    event = [m["event"] for m in tail(fn.settings, 200) if m["event"]["type"].endswith("traffic-order.issued.v2")][-1]
     assert event["data"]["message_zh"] == full["message_zh"] and event["data"]["message_en"] == full["message_en"]
     assert {r["language"] for r in event["data"]["recipients"]} == {"vi", "zh", "en"}
     # an order for the Vietnamese driver alone needs only Vietnamese

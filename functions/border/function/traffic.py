@@ -12,7 +12,7 @@ stored order and the officer's answer (border's own bucket: the police know the 
 
 from __future__ import annotations
 
-from lscloud import errors, outbox
+from lscloud import errors, events, outbox
 from lscloud.statemachine import Actor, iso, now
 from lscloud.store import ConditionalCheckFailed, DoesNotExist, InvalidKey
 
@@ -78,6 +78,9 @@ def answer(order: dict) -> dict:
     return {**order, "recipients": [{k: v for k, v in r.items() if k != "driver_phone"} for r in order["recipients"]]}
 
 
+ISSUED = "vn.langson.border.traffic-order.issued.v2"
+"""v2: v1 carried each recipient's phone and plate; a v1 consumer (the notification gateway of an
+earlier release) gets no event of this shape rather than one without the phones it relied on."""
 EVENT_FIELDS = ("id", "gate", "flow", "kind", "message_vi", "message_zh", "message_en", "valid_until", "issued_at")
 EVENT_RECIPIENT = ("declaration_id", "code", "language")
 
@@ -106,8 +109,8 @@ def issue(body: dict, actor: Actor) -> dict:
     except ConditionalCheckFailed:
         raise OrderExists(f"Traffic order {body['id']!r} already exists.",
                           detail_vi="Lệnh điều tiết này đã tồn tại.") from None
-    outbox.publish([ledger.RECORDS.fact("traffic-order.issued", event_data(order, actor), subject=body["id"],
-                                           id=f"traffic-order.{body['id']}")])
+    outbox.publish([events.new_event(ISSUED, ledger.RECORDS.source, event_data(order, actor), subject=body["id"],
+                                     id=f"traffic-order.{body['id']}")])
     return order
 
 
