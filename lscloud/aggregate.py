@@ -28,6 +28,33 @@ idempotency record (:mod:`lscloud.idempotency`, ``in_record``) keeps its create'
 (:meth:`Aggregate.resend`), so a process that died, or a store that failed, between the record
 and its round leaves nothing missing once the client retries.
 
+A client that does not retry (it gave up, or came back with a new key or a changed body, a 409)
+must not leave such a record half-created for good: without its indexes and events it is missing
+from every list and unknown to every consumer. So the create of a model that keeps ``created``
+writes, in the same concurrent round as the record (latency unchanged), an *unfinished-create
+marker* (:class:`UnfinishedCreate`: ``unfinished-creates/<record table>/<µs>_<digest of the
+record's key>``; it holds the record's object key, free of personal data by the keys' own rule, and
+its create's first transition time), and deletes it behind the answer once the round has finished
+(:attr:`Outcome.behind`; not waited for, so a create costs one PUT more and no round trip). The
+deletes are batched (:meth:`lscloud.store.Model.delete_later`: one ``DeleteObjects`` per hundred
+markers, sent from one background thread within a fifth of a second): a DELETE each was one more
+request per create on a store the benchmarks keep busy. A marker left behind (the process died,
+the store failed, the record was refused as a duplicate, its batch was lost) is taken up on the
+platform clock's tick (:func:`finish_unfinished`, run by every function's runtime,
+:mod:`lscloud.knative`) once older than :data:`UNFINISHED_SETTLE_S`, a bounded number per tick,
+oldest first: the record read by its key; still at its first version and this create's (its first
+transition at the marker's time) → the round is finished as a resend finishes it
+(:meth:`Aggregate._finish_create`: one concurrent round of HEADs finds what is missing, and a round
+found complete — a marker whose batched delete was lost — writes nothing, runs no hook, and only
+publishes its events again under their ids); then, and when the record is absent (the create died
+before it landed) or another's (a refused duplicate) or moved since (its create's indexes can no
+longer be told from its document: left, and logged), the marker is deleted, a tick's markers of one
+table in one batch. The repair is repeat-safe, so two replicas on one tick, or a create still in
+flight past the settle time, only repeat create-only writes (found there) and events under their
+ids (deduped); ``after_commit`` may then run twice. It finds a marker's aggregate by the record's
+table (each one that keeps ``created`` registers itself when built): a function that builds its
+aggregate only on first use repairs markers left by an earlier process once it has.
+
 A domain whose facts must follow consequences of the write (a ledger movement before the bank
 hears of a withdrawal) passes ``publish=False``: its transitions are still checked, written and
 audited, and it publishes its own events once those consequences exist.
@@ -39,7 +66,10 @@ typed attributes of the model (``status``, ``owner`` …), copied on every write
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import logging
+import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -49,7 +79,7 @@ from . import events as ce
 from . import outbox
 from .errors import Conflict, DomainError, NotFound
 from .statemachine import Actor, StateMachine, Transition, iso, now, parse_iso
-from .store import ConditionalCheckFailed, DoesNotExist, InvalidKey, Model
+from .store import ConditionalCheckFailed, DoesNotExist, InvalidKey, Model, StoreError, attributes as A
 from .store.retry import DEFAULT, Backoff
 
 log = logging.getLogger("lscloud.aggregate")
@@ -124,6 +154,9 @@ class Outcome(Generic[M]):
     item: M
     transitions: list[Transition] = field(default_factory=list)
     result: Any = None
+    behind: Future | None = field(default=None, repr=False, compare=False)
+    """What of the write goes on behind the answer (a create's marker deleted), for a caller that
+    must know it has ended (tests); nothing waits on it."""
 
     @property
     def doc(self) -> dict:
@@ -194,6 +227,80 @@ def give_back(model: type[Model], claim: Future) -> None:
     delete_quietly(model, key)
 
 
+UNFINISHED_SETTLE_S = 60.0
+"""How old an unfinished-create marker must be before the clock's repair takes it up: a create
+still under way (its record's PUT retried, its round in flight) is left to finish itself."""
+UNFINISHED_BUDGET = 100
+"""At most this many markers of one table are taken up per tick (the oldest): the tick stays
+short, the next one goes on."""
+
+
+class UnfinishedCreate(Model):
+    """A create whose round may not have finished (see the module docstring)."""
+
+    class Meta:
+        table = "unfinished-creates"
+        working = True   # machinery, deleted within moments: never a record (lscloud.store.working)
+
+    records = A.UnicodeAttribute(hash_key=True)    # the record model's table
+    entry = A.UnicodeAttribute(range_key=True)     # "<µs, 16 digits>_<digest of the record's key>": oldest first
+    record = A.UnicodeAttribute()                  # the record's object key
+    created_at = A.UnicodeAttribute(null=True)     # its create's first transition: tells its record from another's
+
+
+_creators: dict[str, "Aggregate"] = {}   # record table -> the aggregate that finishes its creates
+_creators_lock = threading.Lock()
+
+
+def _mark(item: Model, at: datetime) -> UnfinishedCreate:
+    """Store the marker of ``item``'s create (begun at ``at``)."""
+    key = item._key()
+    created = getattr(item, "created", None) or []
+    marker = UnfinishedCreate(type(item)._table, f"{micros(at):016d}_{hashlib.sha256(key.encode()).hexdigest()[:32]}",
+                              record=key, created_at=created[0]["at"] if created else None)
+    return marker.save()
+
+
+def _landed(marking: Future | None) -> None:
+    """Wait for a marker's write to end (a create that failed hands its marker to the repair:
+    nothing is still writing when the caller handles the error)."""
+    if marking is None:
+        return
+    try:
+        marking.result()
+    except InvalidKey:
+        pass   # the record's key is as invalid: nothing was stored
+    except Exception as exc:  # noqa: BLE001 - the create's own error is the one that matters
+        log.warning("an unfinished-create marker was not stored (%s): a record cut off now waits for a resend",
+                    exc.__class__.__name__)
+
+
+def _unmark(marking: Future | None) -> Future | None:
+    """Hand a create's marker to the store's batched deletes once its write has ended, not waited
+    for: the round it stood for is finished (or its create refused), so the answer does not wait on
+    it, and a hundred creates' markers cost one ``DeleteObjects`` (:meth:`Model.delete_later`)
+    instead of a DELETE each. One whose batch is lost
+    (the process killed before it went) is the repair's: it finds that create's round complete,
+    writes nothing, and deletes it. The future ends when its batch was sent (tests wait on it)."""
+    if marking is None:
+        return None
+    conn = UnfinishedCreate._conn()   # this thread's store: the callback runs in the writer's thread
+    gone: Future = Future()
+
+    def when_stored(f: Future) -> None:
+        try:
+            deleting = f.result().delete_later(conn=conn)
+        except BaseException as exc:  # noqa: BLE001 - not stored (the create's error tells), or left to the repair
+            log.debug("an unfinished-create marker was not handed over for deletion: %s", exc.__class__.__name__)
+            gone.set_result(None)
+            return
+        deleting.add_done_callback(lambda _: gone.set_result(None))
+
+    # chained on the marker's own write, so no pool thread waits for another's work
+    marking.add_done_callback(when_stored)
+    return gone
+
+
 class Aggregate(Generic[M]):
     """The write path of one kind of document (see the module docstring).
 
@@ -247,6 +354,9 @@ class Aggregate(Generic[M]):
         self.keeps_moved = "moved" in model._attributes
         self.event_ids = event_ids
         self.event_actor = event_actor
+        if self.keeps_created:   # the clock's repair finds it by its records' table
+            with _creators_lock:
+                _creators[model._table] = self
 
     # -- reading ------------------------------------------------------------------------------------
 
@@ -286,17 +396,31 @@ class Aggregate(Generic[M]):
         resend can finish this round (:meth:`resend`).
 
         A record already at that id raises ``conflict`` (default: a 409 naming the id).
+
+        Such a record's create also writes its unfinished-create marker beside it, and deletes it
+        behind the answer (``behind``) once the round has finished (see the module docstring).
         """
         self._sync(item, item.data)
+        marking = None
         if self.keeps_created:
             item.created = [_kept(t) for t in transitions]
+            marking = _side.submit(_mark, item, now())
         try:
             item.save()
         except ConditionalCheckFailed:
+            _unmark(marking)   # another's record: nothing of this create to finish
             raise conflict or Conflict(f"a {self.machine.noun} with this id already exists",
                                        detail_vi=f"Đã có {self.machine.noun_vi} với mã này.") from None
+        except BaseException:
+            _landed(marking)   # stored or not, the repair will tell
+            raise
         out = Outcome(item, list(transitions))
-        self.commit(out, [], side=self._created_side(item.data))
+        try:
+            self.commit(out, [], side=self._created_side(item.data))
+        except BaseException:
+            _landed(marking)
+            raise
+        out.behind = _unmark(marking)
         return out
 
     def resend(self, record_id: str, judge: Callable[[dict | None], bool]) -> Outcome[M] | None:
@@ -320,8 +444,39 @@ class Aggregate(Generic[M]):
             self._finish_create(item)
         return Outcome(item)
 
-    def _finish_create(self, item: M) -> None:
-        self._finish(Outcome(item, [_transition(t) for t in item.created]), self._created_side(item.data))
+    def _finish_create(self, item: M) -> bool:
+        return self._finish(Outcome(item, [_transition(t) for t in item.created]), self._created_side(item.data))
+
+    def _repair(self, marker: UnfinishedCreate) -> str:
+        """Take up one unfinished-create marker (:func:`finish_unfinished`): what was found; the
+        marker is to be deleted unless the round could not be finished (``failed``)."""
+        try:
+            # the key a create of ours wrote, nothing else: a marker names a record of this table only
+            item = self.model._load(marker.record) if self.model._key_re().fullmatch(marker.record) else None
+        except StoreError as exc:
+            log.warning("reading a record of %s for its unfinished create failed: %s", marker.records,
+                        exc.__class__.__name__)
+            return "failed"
+        created = getattr(item, "created", None) if item is not None else None
+        if item is None:
+            found = "absent"
+        elif created is None or (created[0]["at"] if created else None) != marker.created_at:
+            found = "other"
+        elif int(item.version) != 1:
+            found = "moved"
+            # its create's indexes can no longer be told from its document (nor would a resend finish it)
+            log.warning("a record of %s moved before its create's round was finished (marker %s): left as it is",
+                        marker.records, marker.entry)
+        else:
+            try:
+                # a round found complete (the create finished; its marker's batched delete was lost)
+                # costs its HEADs and its events again under their ids, and writes nothing
+                found = "finished" if self._finish_create(item) else "complete"
+            except Exception as exc:  # noqa: BLE001 - the marker stays for the next tick
+                log.warning("finishing an unfinished create of %s failed: %s", marker.records,
+                            exc.__class__.__name__)
+                return "failed"
+        return found
 
     def _finish_moved(self, record_id: str, refused: M,
                       side: Callable[[dict], Iterable[Model]] | None = None) -> None:
@@ -350,9 +505,9 @@ class Aggregate(Generic[M]):
         self._finish(out, list(side(item.data)) if own else [])
         self._after_terminal(out)
 
-    def _finish(self, out: Outcome[M], side: list[Model]) -> None:
+    def _finish(self, out: Outcome[M], side: list[Model]) -> bool:
         """Write what of ``out``'s round is missing (one concurrent round of HEADs finds it) and
-        publish its events again; ``after_commit`` when this wrote anything."""
+        publish its events again; ``after_commit`` when this wrote anything. Whether it did."""
         entries, evts = self._round(out)
         wanted = [*entries, *side, *self._every_side(out.doc)]
         checking = [_side.submit(stored, m) for m in wanted]
@@ -361,8 +516,10 @@ class Aggregate(Generic[M]):
         except BaseException as exc:  # noqa: BLE001 - raised once the HEADs have ended
             _wait_all(checking, exc)
         missing = [m for m, there in zip(wanted, _wait_all(checking)) if not there]
-        if any(save_all_quietly(missing)) and self.after_commit is not None:
+        wrote = any(save_all_quietly(missing))
+        if wrote and self.after_commit is not None:
             self.after_commit(out)
+        return wrote
 
     def _created_side(self, doc: dict) -> list[Model]:
         return list(self.created_side(doc)) if self.created_side else []
@@ -516,3 +673,44 @@ def _side_name(side: Callable) -> str:
 
 def _transition(kept: dict) -> Transition:
     return Transition(**{**{k: v for k, v in kept.items() if k != "side"}, "actor": Actor(**kept["actor"])})
+
+
+def finish_unfinished(now_s: float | None = None, *, settle_s: float | None = None,
+                      budget: int = UNFINISHED_BUDGET) -> dict[str, int]:
+    """Take up the unfinished-create markers older than ``settle_s`` (default
+    :data:`UNFINISHED_SETTLE_S`) at ``now_s`` (epoch seconds; the tick's minute, default the clock)
+    of every aggregate built in this process that keeps ``created``, at most ``budget`` of each
+    table, oldest first (see the module docstring). Returns how many were ``finished`` (what of a
+    round was missing written), ``complete`` (nothing was missing: only the marker's delete had
+    been lost), ``absent`` (no record), ``other`` (another create's record), ``moved`` (moved since
+    its create) — each then deleted, a table's in one batch — and ``failed`` (kept for the next
+    tick). Not from a side-pool thread (a round waits on that pool)."""
+    now_s = time.time() if now_s is None else now_s
+    settle_s = UNFINISHED_SETTLE_S if settle_s is None else settle_s
+    newest = f"{max(0, int((now_s - settle_s) * 1_000_000)):016d}"
+    counts = dict.fromkeys(("finished", "complete", "absent", "other", "moved", "failed"), 0)
+    with _creators_lock:
+        creators = sorted(_creators.items())
+    for table, agg in creators:
+        try:
+            markers = UnfinishedCreate.query(table, range_between=(None, newest), limit=budget)
+        except StoreError as exc:
+            log.warning("listing unfinished creates of %s failed: %s", table, exc.__class__.__name__)
+            counts["failed"] += 1
+            continue
+        taken = []
+        for marker in markers:
+            found = agg._repair(marker)
+            counts[found] += 1
+            if found != "failed":
+                taken.append(marker)
+        try:
+            left = len(UnfinishedCreate.batch_delete(taken))
+        except StoreError as exc:
+            left = len(taken)
+            log.warning("deleting unfinished-create markers of %s failed: %s", table, exc.__class__.__name__)
+        if left:   # taken up again next tick: all of the above is repeat-safe
+            log.warning("%d unfinished-create markers of %s were not deleted", left, table)
+    if any(counts.values()):
+        log.info("unfinished creates taken up: %s", {k: n for k, n in counts.items() if n})
+    return counts

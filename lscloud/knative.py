@@ -651,8 +651,9 @@ def uses_outbox(package: str) -> bool:
 
 def _with_housekeeping(handlers: Mapping[str, EventHandler]) -> dict[str, EventHandler]:
     """The function's handlers, with the runtime's own work on the platform clock's tick: after the
-    function's tick handler (if any), its expired run-once records are swept (:mod:`lscloud.runonce`)
-    and the events its outbox keeps are published again (:func:`flush_outbox`). Only a function that
+    function's tick handler (if any), its expired run-once records are swept (:mod:`lscloud.runonce`),
+    creates cut off before their round are finished (:func:`finish_unfinished_creates`) and the
+    events its outbox keeps are published again (:func:`flush_outbox`). Only a function that
     keeps such records or publishes through the outbox gets it; it must subscribe to the tick in its
     func.yaml. The tick is :func:`repeat_safe` when the function's own tick handler is (or it has none)."""
     from .clock import TICKED, tick_at
@@ -664,6 +665,7 @@ def _with_housekeeping(handlers: Mapping[str, EventHandler]) -> dict[str, EventH
             theirs(event)
         at = tick_at(event)
         sweep_expired(at.timestamp() if at else None)
+        finish_unfinished_creates(at.timestamp() if at else None)
         flush_outbox()
 
     if theirs is None or getattr(theirs, REPEAT_SAFE, False):
@@ -672,6 +674,19 @@ def _with_housekeeping(handlers: Mapping[str, EventHandler]) -> dict[str, EventH
         # then needs no events-seen record, one created, completed and swept a minute, every day
         repeat_safe(on_tick)
     return {**handlers, TICKED: on_tick}
+
+
+def finish_unfinished_creates(tick_at: float | None = None) -> dict | None:
+    """Finish the rounds of creates cut off between their record and its round, as of the tick's
+    minute ``tick_at`` (:func:`lscloud.aggregate.finish_unfinished`; repeat-safe). Never raises: what
+    is left waits for the next tick."""
+    from . import aggregate
+
+    try:
+        return aggregate.finish_unfinished(tick_at)
+    except Exception as exc:  # noqa: BLE001 - housekeeping must not fail the tick
+        log.warning("finishing unfinished creates failed: %s", exc.__class__.__name__)
+        return None
 
 
 def flush_outbox() -> dict | None:

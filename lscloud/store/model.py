@@ -13,7 +13,7 @@ import copy
 import itertools
 import json
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from . import errors, keys, working
@@ -25,7 +25,8 @@ M = TypeVar("M", bound="Model")
 _MISSING: Any = object()
 _FETCH_WORKERS = 8
 _FETCH_BATCH = 64
-_RESERVED = frozenset({"save", "delete", "refresh", "get", "exists", "update", "query", "scan", "count",
+_RESERVED = frozenset({"save", "delete", "delete_later", "batch_delete", "refresh", "get", "exists", "update",
+                       "query", "scan", "count",
                        "to_dict", "from_dict", "etag", "DoesNotExist", "Meta"})
 
 _pool: ThreadPoolExecutor | None = None
@@ -369,6 +370,25 @@ class Model(metaclass=_ModelMeta):
                                                 key=key) from exc
         self._etag = None
         self._loaded_key = None
+
+    def delete_later(self, *, conn=None) -> Future:
+        """Delete the item soon, unconditionally, batched with the other deletes of this process
+        (:meth:`lscloud.store.objects.ObjectStore.delete_later`: one ``DeleteObjects`` for up to a
+        hundred, sent from a background thread), not waited for: for machinery whose leftover is
+        harmless (some repair deletes it too). The future ends once its batch was sent. ``conn``:
+        the ``(store, bucket)`` resolved by a caller in another thread."""
+        objects, bucket = conn or type(self)._conn()
+        return objects.delete_later(bucket, self._loaded_key or self._key())
+
+    @classmethod
+    def batch_delete(cls: type[M], items: Iterable[M]) -> list[M]:
+        """Delete ``items`` now, unconditionally (as PynamoDB's ``batch_write`` deletes), in
+        ``DeleteObjects`` requests of up to a thousand keys; returns those the store did not delete."""
+        by_key = {item._loaded_key or item._key(): item for item in items}
+        if not by_key:
+            return []
+        objects, bucket = cls._conn()
+        return [by_key[k] for k in objects.delete_many(bucket, by_key) if k in by_key]
 
     def refresh(self) -> None:
         """Re-read the item from the store (raises DoesNotExist if it is gone or expired)."""

@@ -9,27 +9,38 @@ against botocore's), not boto3.
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextvars
 import datetime
 import email.utils
 import hashlib
+import logging
+import os
 import threading
+import time
+from concurrent.futures import Future
 from contextlib import contextmanager
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from typing import Iterator, Mapping
+from typing import Iterable, Iterator, Mapping
 from urllib.parse import unquote_plus
+from xml.sax.saxutils import escape
 
 from .. import freshness
 from . import working
 from ..config import Settings
+from ..telemetry import STORE_TABLE
 from .errors import ConditionalCheckFailed, DoesNotExist, StoreError, StoreUnavailable
 from .s3http import Reply, S3Http, Unreachable
+
+log = logging.getLogger("lscloud.store")
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 _META = "x-amz-meta-"
+STORE_OBJECTS = "lscloud.store.objects"
+"""The span attribute of a batch delete: how many keys it names (never the keys)."""
 
 
 def content_md5(body: bytes) -> str:
@@ -127,6 +138,7 @@ class ObjectStore:
         self._boto_options = dict(endpoint=endpoint, access_key=access_key, secret_key=secret_key, region=region,
                                   max_pool=max_pool, timeout_s=timeout_s, ca_file=ca_file)
         self._boto = None
+        self._batch_delete = True   # DeleteObjects until the store says it does not know it
         self.http = S3Http(endpoint, access_key, secret_key, region, max_pool=max_pool, timeout_s=timeout_s,
                            ca_file=ca_file)
 
@@ -397,6 +409,64 @@ class ObjectStore:
             if if_match:
                 raise
 
+    DELETE_BATCH = 1000   # keys per DeleteObjects request (S3's most)
+
+    def delete_many(self, bucket: str, keys: Iterable[str]) -> list[str]:
+        """Delete every one of ``keys`` (unconditionally, as :meth:`delete` without ``if_match``; a
+        missing one counts as deleted) in ``DeleteObjects`` requests of up to :data:`DELETE_BATCH`
+        keys, and return those the store answered it did not delete. A request the store does not
+        answer raises, as :meth:`delete` does; a store that does not know the call (an answer 501
+        or 405) gets one DELETE per key instead.
+
+        Its body is XML in quiet mode (the answer lists only the keys not deleted) with the
+        ``Content-MD5`` S3 requires of this call. One request deletes up to a thousand objects:
+        what machinery that deletes many short-lived objects (markers) uses instead of a request
+        each, every one of which costs the store and the client about what a PUT costs them."""
+        keys = list(dict.fromkeys(keys))
+        left: list[str] = []
+        for start in range(0, len(keys), self.DELETE_BATCH):
+            left += self._delete_batch(bucket, keys[start:start + self.DELETE_BATCH])
+        return left
+
+    def _delete_batch(self, bucket: str, keys: list[str]) -> list[str]:
+        for key in keys:
+            self._reference.drop((bucket, key))
+        if not self._batch_delete:
+            return self._delete_each(bucket, keys)
+        body = ('<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Quiet>true</Quiet>'
+                + "".join(f"<Object><Key>{escape(k)}</Key></Object>" for k in keys) + "</Delete>").encode()
+        tables = {k.partition("/")[0] for k in keys}
+        about = {STORE_OBJECTS: len(keys), **({STORE_TABLE: tables.pop()} if len(tables) == 1 else {})}
+        reply = self._call("DeleteObjects", "POST", bucket, params=[("delete", "")], body=body, ok=(200, 405, 501),
+                           headers={"content-type": "application/xml", "content-md5": content_md5(body)},
+                           what=f"{len(keys)} keys", span_attributes=about)
+        if reply.status != 200:
+            self._batch_delete = False   # a store without the call: asked once
+            return self._delete_each(bucket, keys)
+        page = ET.fromstring(reply.body)
+        ns = page.tag[:page.tag.index("}") + 1] if page.tag.startswith("{") else ""
+        return [e.findtext(f"{ns}Key") or "" for e in page.iter(f"{ns}Error")
+                if e.findtext(f"{ns}Code") not in _NOT_FOUND]
+
+    def _delete_each(self, bucket: str, keys: list[str]) -> list[str]:
+        left = []
+        for key in keys:
+            try:
+                self.delete(bucket, key)
+            except StoreError:
+                left.append(key)
+        return left
+
+    def delete_later(self, bucket: str, key: str) -> Future:
+        """Delete ``key`` soon, unconditionally, in a batch with the other keys this process hands
+        over (:meth:`delete_many`): sent from one background thread once
+        :data:`DeleteBatcher.size` keys wait, or :data:`DeleteBatcher.delay_s` after the first,
+        and at the process's exit (best effort). For objects whose deletion nobody waits for and
+        whose staying is harmless (a marker some repair also deletes): never for one whose absence
+        someone relies on. The future (never waited for on a request's path) ends when its batch
+        was sent; its result is the ``(bucket, key)`` pairs of the batch that were not deleted."""
+        return _BATCHER.add(self, bucket, key)
+
     def _tombstone_etag(self, bucket: str, key: str) -> str | None:
         """The ETag of a tombstone at ``key``, or None when what is there is not one (or nothing)."""
         try:
@@ -439,3 +509,95 @@ class ObjectStore:
                 return
             params["continuation-token"] = token
             params.pop("start-after", None)
+
+
+class DeleteBatcher:
+    """The keys handed to :meth:`ObjectStore.delete_later`, deleted in batches from one thread.
+
+    A request's path only appends its key (under a lock; the thread is woken by the first key of a
+    batch and by the one that fills it, not by every key). The thread sends the batch once
+    ``size`` keys wait or ``delay_s`` after its first, grouped by store and bucket, through
+    :meth:`ObjectStore.delete_many`; :meth:`flush` sends what waits at once, from the caller's
+    thread (tests, the process's exit). Nothing is retried beyond the store's own retries: a key
+    not deleted is logged and left (see :meth:`ObjectStore.delete_later`)."""
+
+    def __init__(self, size: int = 100, delay_s: float = 0.2):
+        self.size, self.delay_s = size, delay_s
+        self._forked()
+
+    def _forked(self) -> None:
+        # also the state of a forked child: the parent's thread is not in it, its batch is the parent's
+        self._cond = threading.Condition()
+        self._sending = threading.Lock()   # one batch in flight: a flush returns after the one under way
+        self._places: dict[tuple[ObjectStore, str], list[str]] = {}
+        self._count, self._first_at, self._done = 0, 0.0, Future()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def add(self, objects: ObjectStore, bucket: str, key: str) -> Future:
+        with self._cond:
+            if self._closed:   # the process is exiting: the key stays where it is
+                done: Future = Future()
+                done.set_result([(bucket, key)])
+                return done
+            self._places.setdefault((objects, bucket), []).append(key)
+            self._count += 1
+            if self._count == 1:
+                self._first_at = time.monotonic()
+                if self._thread is None:
+                    self._start()
+                self._cond.notify()
+            elif self._count == self.size:
+                self._cond.notify()
+            return self._done
+
+    def _start(self) -> None:
+        thread = threading.Thread(target=self._run, name="lscloud-deletes", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:   # the interpreter is shutting down: what waits goes at its exit
+            return
+        self._thread = thread
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._count)
+                due = self._first_at + self.delay_s
+                while 0 < self._count < self.size and (wait := due - time.monotonic()) > 0:
+                    self._cond.wait(wait)
+            self.flush()
+
+    def flush(self) -> None:
+        """Send every key handed over before this call (those of a batch under way included: it
+        returns once that batch is done)."""
+        with self._sending:
+            with self._cond:
+                places, done = self._places, self._done
+                self._places, self._count, self._done = {}, 0, Future()
+            left: list[tuple[str, str]] = []
+            for (objects, bucket), keys in places.items():
+                try:
+                    left += [(bucket, k) for k in objects.delete_many(bucket, keys)]
+                except Exception as exc:  # noqa: BLE001 - left where they are (see delete_later)
+                    left += [(bucket, k) for k in keys]
+                    log.warning("a batch delete of %d objects failed: %s", len(keys), exc.__class__.__name__)
+            if left:
+                log.warning("%d objects were not deleted by their batch", len(left))
+            done.set_result(left)
+
+    def close(self) -> None:
+        """Send what waits and take no more keys (the process's exit)."""
+        with self._cond:
+            self._closed = True
+        self.flush()
+
+
+_BATCHER = DeleteBatcher()
+atexit.register(_BATCHER.close)
+os.register_at_fork(after_in_child=_BATCHER._forked)
+
+
+def flush_deletes() -> None:
+    """Send the deletes :meth:`ObjectStore.delete_later` holds now, and wait for them (tests)."""
+    _BATCHER.flush()

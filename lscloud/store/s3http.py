@@ -21,7 +21,9 @@ answer read later: several reads leave one thread before any answer is waited fo
 The span of a call follows the AWS SDK and S3 conventions (``S3.<Operation>``, ``rpc.*``,
 ``aws.s3.bucket``, ``aws.s3.key``) with the stable HTTP names for its answer
 (``http.response.status_code``; ``error.type``, the status or the exception's class, when it
-failed). Each attempt is one HTTP request, recorded in ``http.client.request.duration`` (the HTTP
+failed); a batch delete (``DeleteObjects``), which names no key, says instead the table its keys
+share (``lscloud.store.table``) and how many they are (``lscloud.store.objects``: a count, never the
+keys; the S3 conventions have no attribute for either). Each attempt is one HTTP request, recorded in ``http.client.request.duration`` (the HTTP
 client convention's metric: the S3 conventions define none) with the method, ``server.address``,
 ``server.port``, the status or ``error.type``, and of the S3 ones the bounded ``rpc.method`` and
 ``aws.s3.bucket``: never the key, the path or the query. A GET sent ahead counts from its sending
@@ -199,15 +201,16 @@ class S3Http:
 
     def request(self, operation: str, method: str, bucket: str, key: str = "", *,
                 params: Iterable[tuple[str, str]] = (), headers: Mapping[str, str] | None = None,
-                body: bytes = b"", conditional: bool = False) -> Reply:
+                body: bytes = b"", conditional: bool = False, span_attributes: Mapping | None = None) -> Reply:
         """Send one S3 request (``operation`` is the API name, ``PutObject``; ``headers`` lower-case)
         and return its answer, whatever its status, once no retry is due. Raises :class:`Unreachable`
         when no answer came, or when a retried conditional write lost a condition its own earlier
-        attempt may have taken (see the module's docstring)."""
+        attempt may have taken (see the module's docstring). ``span_attributes``: what the span of a
+        call that names no key says of the objects it touches (a batch delete's table and count)."""
         path, query = self.path(bucket, key), sigv4.query_string(params)
         target = f"{path}?{query}" if query else path
         payload_hash = hashlib.sha256(body).hexdigest() if body else sigv4.EMPTY_SHA256
-        span = self._span(operation, bucket, key, None if key else dict(params).get("prefix"))
+        span = self._span(operation, bucket, key, None if key else dict(params).get("prefix"), span_attributes)
         labels = self._labels(operation, method, bucket)
         try:
             reply = self._send(method, path, query, target, headers, body, payload_hash, conditional, span, labels)
@@ -245,10 +248,13 @@ class S3Http:
         return {"http.request.method": method, "server.address": self.hostname, "server.port": self.port,
                 "rpc.method": operation, "aws.s3.bucket": bucket}
 
-    def _span(self, operation: str, bucket: str, key: str, prefix: str | None = None):
+    def _span(self, operation: str, bucket: str, key: str, prefix: str | None = None,
+              extra: Mapping | None = None):
         if otel_context.get_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY):
             return trace.INVALID_SPAN  # telemetry.untraced(): e.g. the readiness probe's ping
         attributes = dict(self._span_attributes, **{"rpc.method": operation, "aws.s3.bucket": bucket})
+        if extra:
+            attributes.update(extra)
         if key:
             attributes["aws.s3.key"] = key
         elif prefix and "/" in prefix:

@@ -507,7 +507,7 @@ def test_queue_order_priority_and_missed_calls(border, tok):
                            headers=tok("officer", agency="traffic-police")), 201)
     assert {r["declaration_id"] for r in order["recipients"]} == set(ids[:2])
     assert not any("driver_phone" in r for r in order["recipients"])   # the notifiers' to text, not the officer's
-    assert any(m["event"]["type"] == "vn.langson.border.traffic-order.issued.v1" for m in tail(fn.settings, 100))
+    assert any(m["event"]["type"] == "vn.langson.border.traffic-order.issued.v2" for m in tail(fn.settings, 100))
 
 
 def test_weighbridge_mismatch_holds_and_a_reading_counts_once(client, tok, fn):
@@ -842,8 +842,12 @@ def test_a_submitted_declaration_costs_two_serial_puts_and_one_concurrent_round(
     """Issue 11: a submitted declaration writes, one after another, only what must be ordered — the
     code claimed create-only, then the declaration create-only, which is its own idempotency record
     (it keeps keyed digests of the request) — and then its audit entries and indexes all in one
-    round: ten PUTs in three rounds (the old code also wrote an idempotency record before the code
-    and completed it after the side round: twelve PUTs in five rounds)."""
+    round. Beside the declaration, in its round, goes its unfinished-create marker (what lets the
+    clock finish a create cut off before its side round; deleted in a batch of markers, no DELETE
+    of its own): eleven PUTs in three rounds (ten before the marker; the old code also wrote an
+    idempotency record before the code and completed it after the side round: twelve PUTs in five
+    rounds)."""
+    from lscloud.aggregate import UnfinishedCreate
     from store_calls import Rounds, counting
 
     ent = tok("enterprise", sub=TAX)
@@ -852,17 +856,19 @@ def test_a_submitted_declaration_costs_two_serial_puts_and_one_concurrent_round(
     rounds = Rounds()
     with ThreadPoolExecutor(1) as pool, counting(rounds) as calls:
         answer = pool.submit(client.post, "/v1/declarations", json=body, headers=ent)
-        # one after another: the code, the declaration; then one round of 2 audit entries (create,
-        # submit), 2 owners, 2 plates, the day and one work item for all eight agencies
-        serial = [rounds.next_round(1) for _ in range(2)]
+        # one after another: the code, the declaration with its unfinished-create marker; then one
+        # round of 2 audit entries (create, submit), 2 owners, 2 plates, the day and one work item
+        # for all eight agencies
+        serial = [rounds.next_round(1), rounds.next_round(2)]
         side = rounds.next_round(8)
         created = ok(answer.result(), 201)
-    assert [(m, k.split("/")[0]) for (m, k), in serial] == [("put", models.DeclarationCode.Meta.table),
-                                                             ("put", models.Declaration.Meta.table)], serial
+    assert [sorted((m, k.split("/")[0]) for m, k in r) for r in serial] == [
+        [("put", models.DeclarationCode.Meta.table)],
+        sorted([("put", models.Declaration.Meta.table), ("put", UnfinishedCreate.Meta.table)])], serial
     assert all(m == "put" for m, _ in side), side
     assert not any(k.startswith("idempotency/") for _, k in calls.log), calls
     assert len(created["required_agencies"]) == len(AGENCIES)
-    assert calls["put"] == 10, calls
+    assert calls["put"] == 11, calls   # 10 and the unfinished-create marker
     assert calls["get"] == calls["list"] == calls["head"] == calls["delete"] == 0, calls
     # the same request again is the first answer, from the declaration itself: the code it claimed
     # first is given back once its create-only write finds the declaration there, which is read;
@@ -873,9 +879,12 @@ def test_a_submitted_declaration_costs_two_serial_puts_and_one_concurrent_round(
         resent = client.post("/v1/declarations", json=body, headers=ent)
     assert resent.status_code == 201 and resent.headers["Idempotent-Replayed"] == "true"
     assert resent.get_json() == created and resent.headers["ETag"] == answer.result().headers["ETag"]
-    assert [(m, k.split("/")[0]) for m, k in again.log if m != "head"] == [
+    # the refused create's marker too, beside its declaration's PUT (in either order), deleted in a batch
+    marker = UnfinishedCreate.Meta.table
+    assert [(m, k.split("/")[0]) for m, k in again.log if m != "head" and not k.startswith(f"{marker}/")] == [
         ("put", table), ("put", models.Declaration.Meta.table), ("delete", table),
         ("get", models.Declaration.Meta.table)], again
+    assert [m for m, k in again.log if k.startswith(f"{marker}/")] == ["put"], again
     assert sorted(again.keys_of("head")) == sorted(k for _, k in side), again
     objects, bucket = store.connection()
     assert list(objects.list(bucket, again.keys_of("delete")[0])) == []
@@ -1030,9 +1039,11 @@ def test_a_resend_finishes_a_create_cut_off_before_its_side_round(client, fn, to
 
     with counting() as third:
         assert client.post("/v1/declarations", json=body, headers=ent).status_code == 201
-    # what any resend writes: a code and a seat claimed and given back, the declaration's 412
+    # what any resend writes: a code and a seat claimed and given back, the declaration's 412, and
+    # beside it its unfinished-create marker (deleted in a batch of markers, not by a DELETE counted here)
     assert sorted(k.split("/")[0] for k in third.keys_of("put")) == sorted(
-        t.Meta.table for t in (models.DeclarationCode, models.SlotSeat, models.Declaration)), third
+        t.Meta.table for t in (models.DeclarationCode, models.SlotSeat, models.Declaration,
+                               aggregate.UnfinishedCreate)), third
     assert third["delete"] == 2, third
     assert _side_of(did, fn.settings) == expected
 
