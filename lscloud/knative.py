@@ -255,7 +255,13 @@ class EventSchemas:
     """Which schema each event type's data keeps, from the :data:`EVENT_TYPES_KEYWORD` of every file
     under ``<root>/events/`` (read once, at the start: a type listed twice stops it), and each
     type's validator, built on the type's first event and kept (:class:`lscloud.web.SchemaSet`, the
-    dialect of :mod:`lscloud.validation`). A type no file lists is not checked (a foreign event)."""
+    dialect of :mod:`lscloud.validation`). A type no file lists is not checked (a foreign event).
+
+    The consumer reads tolerantly (:func:`_tolerant`): a field the schema does not list is let
+    through to the handler, unchanged, while every other rule holds. ``additionalProperties: false``
+    in ``schemas/events/`` is the producers' contract (their tests hold them to it); at a consumer
+    it refused every event of a producer one release ahead (a rolling deploy, a device's new
+    firmware, the platform's tick: every function's sweeps stopped) with a 422 no retry fixes."""
 
     def __init__(self, root: Path, state=None, *, required: bool = True):
         self.root = Path(root).resolve()
@@ -297,7 +303,9 @@ class EventSchemas:
                 same = state is not None and state.schemas_dir is not None and \
                     Path(state.schemas_dir).resolve() == self.root
                 self._set = state.schemas if same else web.SchemaSet(self.root)
-            v = self._validators[event_type] = self._set.validator(self.by_type[event_type])
+            strict = self._set.validator(self.by_type[event_type])   # the contract, the schema itself checked
+            v = self._validators[event_type] = _tolerant(type(strict))(
+                strict.schema, registry=self._set.registry, format_checker=strict.format_checker)
         return v
 
     def errors(self, event: Mapping[str, Any]) -> list[dict]:
@@ -316,6 +324,36 @@ class EventSchemas:
             if len(out) >= _MAX_DATA_ERRORS:
                 break
         return list(out.values())[:_MAX_DATA_ERRORS]
+
+
+_CLOSED = ("additionalProperties", "unevaluatedProperties")
+
+
+def _tolerant(strict: type) -> type:
+    """``strict`` (the schema set's validator class) with ``additionalProperties: false`` and
+    ``unevaluatedProperties: false`` no rule, wherever they sit: in the schema, its ``$defs`` or a
+    file it names by ``$ref`` (a validator descends with its own class, so no copy of each schema,
+    nor of every file it names, has to be relaxed). Those keywords with a schema still hold (a
+    map's values: an environment reading's numbers). The unknown fields stay in the data the
+    handler gets: it reads the ones it knows; the dead letter, a retry, and what a handler keeps or
+    folds whole (the IOC's facts, a border reading) keep what the producer sent, nothing lost once
+    the consumer catches up, and no second walk of the schema to tell which keys it lists."""
+    cached = _TOLERANT.get(strict)
+    if cached is None:
+        from jsonschema import validators
+
+        def opened(rule):
+            def check(validator, value, instance, schema):
+                if value is not False:
+                    yield from rule(validator, value, instance, schema)
+            return check
+
+        cached = _TOLERANT[strict] = validators.extend(
+            strict, validators={k: opened(strict.VALIDATORS[k]) for k in _CLOSED})
+    return cached
+
+
+_TOLERANT: dict[type, type] = {}
 
 
 def _data_errors(err) -> list[dict]:

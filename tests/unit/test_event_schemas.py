@@ -233,3 +233,85 @@ def test_every_time_in_event_data_is_a_date_time_with_its_offset():
             if strings and prop.get("format") != "date-time":
                 loose.append(where)
     assert not loose, f"event times without format date-time: {loose}"
+
+
+def _closed_schemas(root: Path) -> None:
+    """A type whose data closes its objects everywhere a schema can: at the top, in ``$defs``, in
+    another file by ``$ref``, by ``unevaluatedProperties``; and a map whose values keep a schema."""
+    (root / "events" / "t").mkdir(parents=True)
+    (root / "common").mkdir()
+    (root / "common" / "place.json").write_text(json.dumps({
+        "type": "object", "additionalProperties": False, "required": ["gate"],
+        "properties": {"gate": {"type": "string", "pattern": "^[a-z]+$"}}}))
+    (root / "events" / "t" / "thing.json").write_text(json.dumps({
+        knative.EVENT_TYPES_KEYWORD: ["vn.langson.t.thing.done.v1"],
+        "type": "object", "additionalProperties": False, "required": ["n", "at", "place", "items", "tags"],
+        "properties": {"n": {"type": "integer", "minimum": 1}, "at": {"type": "string", "format": "date-time"},
+                       "place": {"$ref": "../../common/place.json"},
+                       "items": {"type": "array", "items": {"$ref": "#/$defs/item"}},
+                       "tags": {"allOf": [{"properties": {"a": {"type": "string"}}}], "unevaluatedProperties": False},
+                       "values": {"type": "object", "additionalProperties": {"type": "number"}}},
+        "$defs": {"item": {"type": "object", "additionalProperties": False, "required": ["kind"],
+                           "properties": {"kind": {"enum": ["x", "y"]}}}}}))
+
+
+def test_a_consumer_reads_event_data_tolerantly_and_the_contract_stays_closed(tmp_path):
+    """A producer one release ahead adds fields: the consumer's check (``/events``) lets them
+    through wherever they are, and holds every other rule; the schema itself, what producers are
+    held to, still refuses them."""
+    from lscloud.web import SchemaSet
+
+    _closed_schemas(tmp_path)
+    data = {"n": 1, "at": "2026-03-01T08:00:00+07:00", "place": {"gate": "huunghi"}, "items": [{"kind": "x"}],
+            "tags": {"a": "b"}, "values": {"pm25": 1.5}}
+    newer = {**data, "new": 1, "place": {"gate": "huunghi", "lane": 2}, "items": [{"kind": "x", "weight": 3}],
+             "tags": {"a": "b", "c": True}}
+    consumer = knative.EventSchemas(tmp_path)
+
+    def fields(d: dict) -> list[str]:
+        return sorted(e["field"] for e in consumer.errors(events.new_event("vn.langson.t.thing.done.v1", "/t", d)))
+
+    assert fields(data) == [] and fields(newer) == []
+    assert fields({**newer, "n": 0, "at": "2026-03-01T08:00:00", "place": {"gate": "HN", "lane": 2},
+                   "items": [{"weight": 3}], "values": {"pm25": "high"}}) == \
+        ["/data/at", "/data/items/0/kind", "/data/n", "/data/place/gate", "/data/values/pm25"]
+    assert fields({k: v for k, v in newer.items() if k != "tags"}) == ["/data/tags"]
+
+    contract = "events/t/thing.json"
+    strict = SchemaSet(tmp_path)
+    assert strict.errors(contract, data) == []
+    assert {e["field"] for e in strict.errors(contract, newer)} >= {"/items/0/weight", "/new", "/place/lane", "/tags/c"}
+
+
+def test_the_producers_events_keep_their_closed_contracts():
+    """The events producers build (their own code, not a test's copy) keep the schema as written,
+    ``additionalProperties: false`` included: consumers let unknown fields through, so only here
+    would a field no schema lists (a customer's account in a soft ATM fact) be caught."""
+    from datetime import datetime, timezone
+
+    from functions.softatm.function.transfers import MACHINE, event_data
+    from lscloud import clock
+    from lscloud.statemachine import Actor
+    from lscloud.web import SchemaSet
+
+    schemas, consumer = SchemaSet(ROOT / "schemas"), knative.EventSchemas(ROOT / "schemas")
+    at = datetime(2026, 3, 1, 1, 0, tzinfo=timezone.utc)
+    built = [clock.tick_event(at), clock.tick_event(at, 30.0)]
+    for kind, steps in (("withdrawal", ["receive", "reserve", "commit"]), ("deposit", ["receive", "confirm"]),
+                        ("withdrawal", ["receive", "reserve", "expire"])):
+        doc = {"id": f"T-{kind}-{len(steps)}", "kind": kind, "state": "new", "bank": "mb", "point": "bd-06001",
+               "unit_code": "06001", "amount_vnd": 500_000, "account": "0123456789", "phone": None,
+               "customer_id_number": "020095001234"}
+        for step in steps:
+            t = MACHINE.apply(doc, step, Actor("teller", "teller-1"), at=at, check=False)
+            if step == "expire":
+                doc["abort_reason"] = "expired"
+            built.append(events.new_event(t.event_type, "/softatm", event_data(doc), subject=doc["id"]))
+    assert len({e["type"] for e in built}) == 5
+    for e in built:
+        contract = consumer.schema_of(e["type"])
+        assert schemas.errors(contract, e["data"]) == [], (e["type"], e["data"])
+    # the whole stored transfer as a fact's data: the contract names the customer's fields
+    leaked = {**event_data(doc), "account": doc["account"], "customer_id_number": doc["customer_id_number"]}
+    assert [e["field"] for e in schemas.errors("events/softatm/transfer.aborted.json", leaked)] == \
+        ["/account", "/customer_id_number"]
