@@ -57,10 +57,15 @@ def publish(evts: list[dict]) -> None:
 
 
 def open_key(doc: dict) -> str:
-    """The transfer's entry in the sweep's index of open transfers, by the bank's deadline (its
-    first ``expires_at``). A reservation gives the transfer a later deadline but keeps the key
-    (``answer_by``, :func:`.transfers.reserve_until`): the entry is written once, before the
-    transfer, and deleted once, with its final settle; the sweep judges expiry by the document."""
+    """The transfer's entry in the sweep's index of open transfers, by the bank's deadline: the
+    entry is written once, before the transfer, and deleted once, with its final settle; the sweep
+    judges expiry by the document (:func:`.transfers.deadline`).
+
+    Every revision must compute the same key for the same document, or its sweep deletes the
+    entry as a resend's orphan and the transfer is never expired: so it is the stored
+    ``expires_at``, which a reservation leaves alone (:func:`.transfers.reserve_until`), or, for a
+    withdrawal reserved by the code that moved ``expires_at`` to the teller's deadline, the bank's
+    deadline it kept as ``answer_by`` (those entries were keyed by it)."""
     return f"{micros(parse_iso(doc.get('answer_by') or doc['expires_at'])):016d}_{doc['id']}"
 
 

@@ -10,7 +10,7 @@ JournalHead            point                                     If-Match (a cac
 CustomerDay            <bank>_<kind>_<customer pseudonym>_<day>  If-Match (daily limit, per transfer)
 BankDay                <bank>_<created day> / <µs>_<id>          create-only (list by period)
 BankSettled            <bank>_<committed day> / <id>             create-only (settlement report)
-OpenTransfer           "open" / <answer-by µs>_<id>              create-only, deleted when settled
+OpenTransfer           "open" / <bank's deadline µs>_<id>       create-only, deleted when settled
 PointSeen              "points" / <point>                        create-only (points with a journal)
 CashOperation          id (client-chosen)                        create-only (deliveries, collections)
 Reconciliation         bank / id (client-chosen)                 create-only (the bank's view + result)

@@ -8,7 +8,8 @@ cluster), by a background thread of each replica. Every step is repeat-safe, so 
 A sweep reads at most ``limit`` transfers, from where the last one stopped: the open index is in
 order of the bank's deadline, and a withdrawal the bank reserved stays open (its entry at the
 front) until a teller commits or aborts it or its reservation expires
-(``SOFTATM_RESERVED_EXPIRY_S``, judged by the document's ``expires_at``, not by the entry's key).
+(``SOFTATM_RESERVED_EXPIRY_S``, judged by the document's :func:`.transfers.deadline`, not by the
+entry's key).
 Read from the front every time, a burst of those would keep every later transfer from being
 expired, decided or settled in the meantime.
 """
@@ -63,6 +64,8 @@ def sweep(limit: int = 1000) -> dict:
                 continue
             if entry != open_key(doc):
                 # a resend's, written before its create found the id taken: not this transfer's
+                # (open_key is the same for every revision's layout of a transfer, or this would
+                # delete the entry of a transfer another revision wrote, for good)
                 delete_quietly(OpenTransfer, "open", entry)
                 counts["orphans"] += 1
                 continue

@@ -3,11 +3,12 @@ what callers and events see of a transfer. Plain Python.
 
 Withdrawal (cash-out): RECEIVED → RESERVED (the bank reserved the customer's funds) →
 COMMITTED (the teller handed the cash over) | ABORTED. Deposit (cash-in): RECEIVED →
-COMMITTED (the bank credited the account) | ABORTED. A transfer past its ``expires_at`` aborts
-(``expired``): RECEIVED, when the bank did not answer within ``SOFTATM_EXPIRY_S``; RESERVED, when
-no teller committed or aborted it within ``SOFTATM_RESERVED_EXPIRY_S`` of the reservation (a
-customer who walked away must not keep their money reserved at the bank, nor the point its cash
-held, for good). COMMITTED and ABORTED are final: there are no reversals (a refund is a new transfer).
+COMMITTED (the bank credited the account) | ABORTED. A transfer past its :func:`deadline` aborts
+(``expired``): RECEIVED, when the bank did not answer within ``SOFTATM_EXPIRY_S`` (``expires_at``);
+RESERVED, when no teller committed or aborted it within ``SOFTATM_RESERVED_EXPIRY_S`` of the
+reservation (``reserved_until``: a customer who walked away must not keep their money reserved at
+the bank, nor the point its cash held, for good). COMMITTED and ABORTED are final: there are no
+reversals (a refund is a new transfer).
 
 Every POST carries a client-chosen id; the normalised request is kept with the transfer, so a
 resend with the same body gets the first answer again and a different body gets 409 naming
@@ -113,24 +114,47 @@ def normalise_create(body: dict, kind: str) -> dict:
 
 
 def reserve_until(doc: dict, at: datetime, seconds: int) -> None:
-    """``doc`` reserved ``at``: its deadline moves to ``seconds`` later. The bank's own deadline is
-    kept (``answer_by``): the sweep's open entry is keyed by it (:func:`.documents.open_key`), so
-    the new deadline moves no index entry (no extra write, no entry to lose between two)."""
-    doc.setdefault("answer_by", doc["expires_at"])
-    doc["expires_at"] = iso(at + timedelta(seconds=seconds))
+    """``doc`` reserved ``at``: the teller has ``seconds`` from then (``reserved_until``).
+
+    The stored ``expires_at`` stays the bank's deadline, as every revision wrote it: the sweep's
+    open entry is keyed by it (:func:`.documents.open_key`), by this code and by a replica of
+    another revision alike (a rolling deploy, a rollback). Moving it, as the code after reservations
+    began to expire did (the bank's kept as ``answer_by``), made a replica of the code before
+    compute another key and delete the entry as a resend's orphan: the reservation never expired."""
+    doc["reserved_until"] = iso(at + timedelta(seconds=seconds))
 
 
 def deadline(doc: dict) -> datetime:
-    """When ``doc`` expires if it is still open then. A withdrawal reserved before reservations
-    expired (no ``answer_by``) still carries the bank's deadline: it gets the reservation's from its
-    ``reserved_at`` instead, not an abort of a teller's payout in progress at the first sweep."""
+    """When ``doc`` expires if it is still open then, whichever revision reserved it:
+
+    - ``reserved_until`` (this code's reservation): the teller's deadline;
+    - ``answer_by`` without it (reserved by the code that moved ``expires_at``): ``expires_at`` is
+      the teller's deadline there;
+    - neither, RESERVED (reserved before reservations expired, or by such a replica): the stored
+      ``expires_at`` is the bank's, long past; the reservation's deadline is counted from its
+      ``reserved_at`` instead, not an abort of a teller's payout in progress at the first sweep;
+    - otherwise ``expires_at``, the bank's."""
+    if doc.get("reserved_until"):
+        return parse_iso(doc["reserved_until"])
     if _reserved_before_expiry(doc):
         return parse_iso(doc["reserved_at"]) + timedelta(seconds=settings.current().reserved_expiry_s)
     return parse_iso(doc["expires_at"])
 
 
 def _reserved_before_expiry(doc: dict) -> bool:
-    return doc["state"] == RESERVED and "answer_by" not in doc and bool(doc.get("reserved_at"))
+    return (doc["state"] == RESERVED and bool(doc.get("reserved_at"))
+            and "answer_by" not in doc and not doc.get("reserved_until"))
+
+
+def shown_expiry(doc: dict) -> str | None:
+    """``expires_at`` as tellers and banks see it (:func:`view`): the bank's deadline, and from a
+    reservation on the teller's, as it has been shown since reservations expire — whatever the
+    stored ``expires_at`` of the revision that reserved it says."""
+    if doc.get("reserved_until"):
+        return doc["reserved_until"]
+    if _reserved_before_expiry(doc):
+        return iso(deadline(doc))
+    return doc.get("expires_at")
 
 
 def expired(doc: dict, at: datetime) -> bool:
@@ -148,8 +172,7 @@ def view(doc: dict) -> dict:
     keep = ("id", "kind", "state", "bank", "point", "unit_code", "amount_vnd", "account", "phone", "created_at",
             "expires_at", "reserved_at", "committed_at", "aborted_at", "abort_reason", "bank_reference")
     out = {k: doc.get(k) for k in keep}
-    if _reserved_before_expiry(doc):
-        out["expires_at"] = iso(deadline(doc))
+    out["expires_at"] = shown_expiry(doc)
     out["customer_id_number"] = mask_id(doc["customer_id_number"])
     return out
 

@@ -32,7 +32,7 @@ from lscloud.auth import sign_request
 from . import banks, telemetry as tm
 from .documents import written
 from .models import Transfer
-from .transfers import RECEIVED
+from .transfers import RECEIVED, shown_expiry
 from .refusals import BankRefused, BankUnavailable, BankUnreachable, NoSigningKey, TransferUnreadable, UnknownBank
 
 log = logging.getLogger("softatm.webhooks")
@@ -47,10 +47,12 @@ CLIENT = http_client.Client(timeout_s=TIMEOUT_S, deadline_s=DEADLINE_S)
 
 
 def body_for(event: dict, doc: dict) -> dict:
-    return {"event_id": event["id"], "type": event["type"], "time": event.get("time"),
-            "transfer": {k: doc.get(k) for k in ("id", "kind", "state", "bank", "point", "amount_vnd", "account",
-                                                  "phone", "customer_id_number", "created_at", "expires_at",
-                                                  "committed_at", "aborted_at", "abort_reason", "bank_reference")}}
+    transfer = {k: doc.get(k) for k in ("id", "kind", "state", "bank", "point", "amount_vnd", "account",
+                                        "phone", "customer_id_number", "created_at", "committed_at", "aborted_at",
+                                        "abort_reason", "bank_reference")}
+    # as GET shows it: the stored expires_at stays the bank's deadline whichever revision reserved it
+    transfer["expires_at"] = shown_expiry(doc)
+    return {"event_id": event["id"], "type": event["type"], "time": event.get("time"), "transfer": transfer}
 
 
 def _transfer_of(event: dict) -> dict:
