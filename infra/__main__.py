@@ -37,12 +37,30 @@ from components.namespaces import Namespaces  # noqa: E402
 from components.objectstore import ObjectStore  # noqa: E402
 from components.secrets import AppSecrets  # noqa: E402
 from components.tls import InternalCA  # noqa: E402
-from components.settings import (SettingsError, StackSettings, check_nonce_lifetime, check_run_once_expiry,  # noqa: E402
-                                 check_store_budget)
+from components.settings import (RETIRED_KEYS, SettingsError, StackSettings, check_nonce_lifetime,  # noqa: E402
+                                 check_run_once_expiry, check_store_budget)
 from components.telemetry import Telemetry  # noqa: E402
 
 STRUCTURED = {"cluster", "nats", "objectStore", "knative", "telemetry", "bridge", "jwt", "tls", "backup",
               "functionDefaults", "functions", "egressCidrs", "apiServerCidrs", "configMaps", "generatedSecrets"}
+
+# operator secrets a function cannot start without: empty, its Service never turns Ready and `pulumi
+# up` fails waiting for it, so the program refuses first, saying how to make the value
+STARTS_ONLY_WITH = {
+    ("market-stamp-key", "private-key"): (
+        "the market function refuses to start without it (MARKET_STAMP_KEY: the province's Ed25519 "
+        "stamp-signing key, an unencrypted PKCS#8 PEM). Make one and set it: `openssl genpkey -algorithm "
+        "ed25519 -out stamp.pem`, `pulumi config set --secret --path 'secrets.market-stamp-key.private-key' "
+        "< stamp.pem`, then keep stamp.pem off-site like the stack's state (infra/README.md, First deployment)"),
+}
+# functions that must reach addresses outside the cluster only the operator knows
+# (lscloud:functions.<name>.egress): without them they deploy, but that part of their work fails
+REACHES_OUT = {
+    "softatm": ("its webhooks to the banks are blocked (each transfer's webhook dead-letters and the sweep "
+                "aborts the transfer): add each bank's webhook addresses from its registration, "
+                "lscloud:functions.softatm.egress: [{cidr: …, ports: [443]}] (infra/README.md, Partner banks' "
+                "addresses)"),
+}
 
 
 def secret_names(key: str) -> dict[str, set[str]]:
@@ -57,11 +75,13 @@ def secret_names(key: str) -> dict[str, set[str]]:
 
 cfg = pulumi.Config()
 settings = StackSettings.from_values(lambda key: cfg.get_object(key) if key in STRUCTURED else cfg.get(key))
+for retired, why in RETIRED_KEYS.items():
+    if pulumi.runtime.get_config(f"lscloud:{retired}") is not None:
+        raise SettingsError(f"lscloud:{retired} is set, but {why}")
 jwt_public_key = cfg.get_secret("jwtPublicKey")
 if jwt_public_key is None and not settings.jwt.jwksUrl:
     raise SettingsError("set lscloud:jwt.jwksUrl or the secret lscloud:jwtPublicKey "
                         "(pulumi config set --secret jwtPublicKey < public.pem)")
-partner_keys = cfg.get_secret_object("partnerKeys") or pulumi.Output.secret({})
 functions = manifest.discover(REPO / "functions")
 # the buckets' lifecycle rule must outlive every function's run-once records (their TTLs follow the env)
 check_run_once_expiry(settings.objectStore.runOnceExpiryDays, [m.resolved_env({}) for m in functions])
@@ -77,9 +97,15 @@ check_store_budget(settings.nats, brokers=["default", *brokers])
 operator_secrets = secret_names("secrets")
 function_config = appconfig.plan(functions, settings.configMaps, settings.generatedSecrets,
                                  {n: {k: "set" for k in keys} for n, keys in operator_secrets.items()})
+for (name, key), why in STARTS_ONLY_WITH.items():
+    if key in function_config.operator.get(name, ()) and key not in operator_secrets.get(name, ()):
+        raise SettingsError(f"secret {name}.{key} is not set: {why}")
 for missing in function_config.missing_operator:
     pulumi.log.warn(f"secret {missing} is not set: `pulumi config set --secret --path 'secrets.{missing.split()[0]}' …`"
-                    " (created empty until then; the function refuses what needs it)")
+                    " (created empty until then: the function starts, and what needs the value fails)")
+for name, why in REACHES_OUT.items():
+    if name in {m.name for m in functions} and not getattr(settings.functions.get(name), "egress", ()):
+        pulumi.log.warn(f"lscloud:functions.{name}.egress is not set: {why}")
 ticked = "vn.langson.platform.clock.ticked.v1"
 for m in functions:
     o = settings.functions.get(m.name)
@@ -107,7 +133,8 @@ else:
 
     namespaces = Namespaces("lscloud", [ns, data_ns, tel_ns], deny_all=[ns, data_ns], opts=on_cluster)
     after_ns = pulumi.ResourceOptions(provider=provider, depends_on=namespaces.namespaces)
-    secrets = AppSecrets("lscloud-secrets", ns, jwt_public_key=jwt_public_key or "", partner_keys=partner_keys,
+    # lscloud-partners stays empty: no function reads it (RETIRED_KEYS; components/secrets.py still makes it)
+    secrets = AppSecrets("lscloud-secrets", ns, jwt_public_key=jwt_public_key or "", partner_keys={},
                          opts=after_ns)
     platform = PlatformEndpoints(
         namespace=ns, s3_endpoint=objectstore.endpoint(data_ns), nats_url=bus.client_url(data_ns),

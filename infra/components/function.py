@@ -361,11 +361,12 @@ def render_triggers(m: Manifest, p: PlatformEndpoints) -> list[dict]:
     return out
 
 
-def render_network_policy(m: Manifest, p: PlatformEndpoints) -> dict:
+def render_network_policy(m: Manifest, p: PlatformEndpoints, override: FunctionOverride | None = None) -> dict:
     """Ingress only from Knative's data path (ingress gateway, activator, broker); egress only to
     NATS, the object store, the collector, DNS, and other functions through Knative's internal
     ingress (``LSCLOUD_PEER_URL_TEMPLATE``: ``<name>.<ns>.svc`` is an ExternalName onto it),
-    plus configured CIDRs on 443 (e.g. the IdP)."""
+    plus the shared CIDRs on 443 (the IdP, the population registry) and this function's own
+    ``override.egress`` (softatm: its banks' webhook addresses), which no other function gets."""
     def to(ns: str, name: str, *ports: int) -> dict:
         return kx.egress_to(ns, kx.selector(name), *ports)
 
@@ -382,6 +383,9 @@ def render_network_policy(m: Manifest, p: PlatformEndpoints) -> dict:
         # the JWKS that verifies event senders: kubernetes.default.svc:443, DNAT-ed to the API server's 6443
         egress.append({"to": [{"ipBlock": {"cidr": c}} for c in p.api_server_cidrs],
                        "ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]})
+    for rule in (override.egress if override is not None else ()):
+        egress.append({"to": [{"ipBlock": {"cidr": rule.cidr}}],
+                       "ports": [{"protocol": "TCP", "port": port} for port in rule.ports]})
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -414,7 +418,7 @@ def render_all(m: Manifest, p: PlatformEndpoints, *, image: str, defaults: Funct
                override: FunctionOverride | None = None, config_digest: Any = None) -> list[dict]:
     """Every Kubernetes object of function ``m``, in creation order."""
     svc = render_service(m, p, image=image, defaults=defaults, override=override, config_digest=config_digest)
-    objs = [render_service_account(m, p), render_network_policy(m, p), svc]
+    objs = [render_service_account(m, p), render_network_policy(m, p, override), svc]
     pdb = render_pdb(m, p, svc)
     if pdb:
         objs.append(pdb)

@@ -4,7 +4,9 @@
   cluster's Knative is managed elsewhere);
 - configures Serving: the domain, TLS on the external domain with HTTP redirected to HTTPS,
   secure pod defaults, requests/limits for the queue-proxy sidecar (so every container in a
-  function pod has limits);
+  function pod has limits); Kourier appends the caller's address to ``X-Forwarded-For``, read from
+  the load balancer's PROXY header with ``knative.proxyProtocol`` (Octavia's amphora proxies the
+  connection: without it every caller has the amphora's address);
 - configures Eventing: the NATS JetStream channel (eventing-natss) as the brokers' channel, with
   R3 streams bounded in bytes and age (``nats.channelMax*``: otherwise eventing-natss keeps every
   event forever in the store the functions' stream shares), reaching the bus over TLS as the NATS
@@ -105,7 +107,8 @@ def render_config_patches(s: KnativeSettings, domain: str, nats_url: str, nats: 
         ("knative-serving", "config-domain", {domain: ""}),
         ("knative-serving", "config-network", network),
         ("knative-serving", "config-kourier", {"enable-service-access-logging": "true",
-                                               "service-access-log-template": ACCESS_LOG_TEMPLATE}),
+                                               "service-access-log-template": ACCESS_LOG_TEMPLATE,
+                                               **kourier_client_address(s)}),
         ("knative-serving", "config-features", {"secure-pod-defaults": "enabled"}),
         ("knative-serving", "config-deployment", {
             "queue-sidecar-cpu-request": "25m", "queue-sidecar-cpu-limit": "500m",
@@ -130,15 +133,33 @@ def render_config_patches(s: KnativeSettings, domain: str, nats_url: str, nats: 
 
 INGRESS_SERVICE = "kourier"
 """Kourier's LoadBalancer Service (its release manifest's, in ``ingressNamespace``)."""
+OCTAVIA_PROXY_PROTOCOL = "loadbalancer.openstack.org/proxy-protocol"
+"""cloud-provider-openstack's Service annotation: "true" makes the Octavia pool's protocol PROXY
+(docs/openstack-cloud-controller-manager/expose-applications-using-loadbalancer-type-service.md)."""
+
+
+def kourier_client_address(s: KnativeSettings) -> dict[str, str]:
+    """How Kourier learns and passes on the caller's address (``config-kourier``, net-kourier's keys).
+
+    ``use-remote-address``: Envoy appends the address it took the connection from to
+    ``X-Forwarded-For`` (net-kourier's default, false, appends nothing and passes on whatever the
+    caller wrote there: the functions then found only proxies' addresses, or one the caller chose).
+    ``enable-proxy-protocol``: the external listeners (8080, 8443; not the internal one the functions
+    call each other through, nor the probes') read the PROXY header the load balancer sends, so that
+    address is the caller's, not the balancer's. Written either way: turning it off takes it off."""
+    return {"use-remote-address": "true", "enable-proxy-protocol": "true" if s.proxyProtocol else "false"}
 
 
 def ingress_service_patch(s: KnativeSettings) -> dict:
     """``externalTrafficPolicy: Local`` on Kourier's Service: with the default (``Cluster``) a node
-    forwarding a request to another node's Kourier rewrites its source to the node's address, so
-    Envoy would append a node's address to ``X-Forwarded-For``, not the citizen's, and every
-    anonymous caller behind one node would share one rate limit."""
+    forwarding a request to another node's Kourier rewrites its source to the node's address. That
+    keeps the caller's address only behind a balancer that forwards packets; an Octavia amphora
+    proxies the connection (its own address is the source), so with ``knative.proxyProtocol`` the
+    Service asks Octavia for a PROXY pool, which hands the caller's address to Kourier in a header
+    (:func:`kourier_client_address`). The annotation is written either way, so turning it off does."""
     return {"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": INGRESS_SERVICE, "namespace": s.ingressNamespace},
+            "metadata": {"name": INGRESS_SERVICE, "namespace": s.ingressNamespace,
+                         "annotations": {OCTAVIA_PROXY_PROTOCOL: "true" if s.proxyProtocol else "false"}},
             "spec": {"externalTrafficPolicy": "Local"}}
 
 
@@ -226,7 +247,9 @@ class Knative(pulumi.ComponentResource):
         if settings.install:
             service = ingress_service_patch(settings)
             k8s.core.v1.ServicePatch(f"{name}-ingress-service",
-                                     metadata={**service["metadata"], "annotations": {"pulumi.com/patchForce": "true"}},
+                                     metadata={**service["metadata"],
+                                               "annotations": {**service["metadata"]["annotations"],
+                                                               "pulumi.com/patchForce": "true"}},
                                      spec=service["spec"], opts=after)
         self.objects = render_eventing(namespace, ["default", *brokers], nats, settings.deliveryRetry)
         self.ready: list[pulumi.Resource] = list(deps)

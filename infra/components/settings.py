@@ -351,9 +351,18 @@ class KnativeSettings:
     # anonymous callers' rate limits are per citizen, not per proxy. Magnum's Calico pool by default;
     # set your CNI's pod CIDRs for a cluster built otherwise
     podCidrs: tuple[str, ...] = ("10.100.0.0/16",)
+    # the load balancer in front of Kourier speaks the PROXY protocol (infra/README.md, "The
+    # caller's address"): an Octavia amphora is a TCP proxy, so without it Kourier sees the
+    # amphora's address and every anonymous caller shares one rate limit. Both ends switch together:
+    # Kourier's Service asks Octavia for a PROXY pool, Kourier's external listeners expect the header
+    # (a connection without it is refused). Off unless the stack says so: on a balancer that sends no
+    # PROXY header, it would refuse every request
+    proxyProtocol: bool = False
 
     def __post_init__(self):
         _positive("knative", deliveryRetry=self.deliveryRetry)
+        if not isinstance(self.proxyProtocol, bool):
+            raise SettingsError(f"lscloud:knative.proxyProtocol must be true or false, got {self.proxyProtocol!r}")
         object.__setattr__(self, "podCidrs", tuple(self.podCidrs))
         for cidr in self.podCidrs:
             try:
@@ -500,8 +509,38 @@ class FunctionDefaults:
 
 
 @dataclass(frozen=True)
+class EgressRule:
+    """Addresses outside the cluster one function may reach (``functions.<name>.egress``), on
+    these TCP ports: the function's NetworkPolicy gets it, no other function's."""
+
+    cidr: str
+    ports: tuple[int, ...] = (443,)
+
+    def __post_init__(self):
+        try:
+            net = ipaddress.ip_network(str(self.cidr))
+        except ValueError:
+            raise SettingsError(f"cidr: {self.cidr!r} is not a network (a CIDR such as 192.0.2.0/24, "
+                                "host bits zero)") from None
+        object.__setattr__(self, "cidr", str(net))
+        ports = self.ports
+        if isinstance(ports, (str, int)) or not ports:
+            raise SettingsError(f"ports: a list of TCP ports such as [443], got {ports!r}")
+        # `pulumi config set --path 'functions.x.egress[0].ports[0]' 443` stores the port as text
+        ports = [int(port) if isinstance(port, str) and port.isdigit() else port for port in ports]
+        for port in ports:
+            if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+                raise SettingsError(f"ports: {port!r} is not a port (1-65535)")
+        object.__setattr__(self, "ports", tuple(sorted(set(ports))))
+
+    @property
+    def network(self):
+        return ipaddress.ip_network(self.cidr)
+
+
+@dataclass(frozen=True)
 class FunctionOverride:
-    """Per-stack changes to one function: image tag or full image, scale bounds."""
+    """Per-stack changes to one function: image tag or full image, scale bounds, egress."""
 
     tag: str = ""
     image: str = ""
@@ -509,6 +548,8 @@ class FunctionOverride:
     maxScale: int | None = None
     # legal records (dossiers, documents): object lock with a default retention on the bucket
     retention: Retention | None = None
+    # addresses outside the cluster only this function reaches (softatm: its banks' webhooks)
+    egress: tuple[EgressRule, ...] = ()
 
     def __post_init__(self):
         if isinstance(self.retention, Mapping):
@@ -516,6 +557,23 @@ class FunctionOverride:
                 object.__setattr__(self, "retention", Retention(**self.retention))
             except TypeError as exc:
                 raise SettingsError(f"retention: {exc}") from None
+        if isinstance(self.egress, (str, Mapping)):
+            raise SettingsError(f"egress: a list of {{cidr, ports}}, got {self.egress!r}")
+        rules = []
+        for i, rule in enumerate(self.egress or ()):
+            if isinstance(rule, EgressRule):
+                rules.append(rule)
+                continue
+            if not isinstance(rule, Mapping):
+                raise SettingsError(f"egress[{i}]: a {{cidr, ports}} mapping, got {rule!r}")
+            unknown = sorted(set(rule) - {"cidr", "ports"})
+            if unknown or "cidr" not in rule:
+                raise SettingsError(f"egress[{i}]: needs cidr (and ports), unknown field(s) {unknown}")
+            try:
+                rules.append(EgressRule(**rule))
+            except SettingsError as exc:
+                raise SettingsError(f"egress[{i}].{exc}") from None
+        object.__setattr__(self, "egress", tuple(rules))
 
 
 @dataclass(frozen=True)
@@ -555,6 +613,16 @@ class StackSettings:
         for kind, value in (("configMaps", self.configMaps), ("generatedSecrets", self.generatedSecrets)):
             if not isinstance(value, Mapping) or not all(isinstance(v, Mapping) for v in value.values()):
                 raise SettingsError(f"lscloud:{kind} must map a name to {{key: value}}")
+        # an egress rule opens addresses outside the cluster: one onto the pod network would let the
+        # function past the other pods' policies, by address instead of by name
+        pods = [ipaddress.ip_network(c) for c in self.knative.podCidrs]
+        for name, o in self.functions.items():
+            for i, rule in enumerate(o.egress):
+                inside = [str(net) for net in pods if rule.network.version == net.version and rule.network.overlaps(net)]
+                if inside:
+                    raise SettingsError(f"lscloud:functions.{name}.egress[{i}].cidr {rule.cidr} overlaps the pod "
+                                        f"network {inside} (knative.podCidrs): egress rules are for addresses "
+                                        "outside the cluster")
 
     @classmethod
     def from_values(cls, get) -> "StackSettings":
@@ -603,4 +671,10 @@ class StackSettings:
 
 
 # the config keys that must only ever hold Pulumi secrets (set with `pulumi config set --secret`)
-SECRET_KEYS = ("jwtPublicKey", "partnerKeys", "kubeconfig", "secrets", "backupAccessKey", "backupSecretKey")
+SECRET_KEYS = ("jwtPublicKey", "kubeconfig", "secrets", "backupAccessKey", "backupSecretKey")
+# keys the program no longer reads: set, they stop the program (a value set there would do nothing)
+RETIRED_KEYS = {
+    "partnerKeys": "no function reads it: the soft ATM keeps its banks' HMAC keys in its own store, set "
+                   "through its API (infra/README.md, \"Rotating a bank's key\"). Remove it: "
+                   "`pulumi config rm partnerKeys`",
+}

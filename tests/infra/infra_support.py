@@ -1,7 +1,8 @@
 """Helpers for the infra tests (imported by name: `from infra_support import ...`) and their fixtures, re-exported by conftest.py.
 
 ``program(stack)`` runs ``infra/__main__.py`` with the config of ``infra/Pulumi.<stack>.yaml``
-plus test-only secrets, and returns the resources it registered (type, name, inputs).
+plus test-only secrets (the JWT key and :data:`REQUIRED_SECRETS`), and returns the resources it
+registered (type, name, inputs).
 """
 
 from __future__ import annotations
@@ -26,9 +27,21 @@ for p in (str(INFRA), str(REPO)):
 
 # distinctive values: a test fails if any of them shows up outside a Kubernetes Secret
 JWT_PUBLIC_KEY = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAETESTJWTKEYxxxxxxxxxxxxxxxx\n-----END PUBLIC KEY-----\n"
-PARTNER_KEYS = {"bidv": ["bidv-old-hmac-key-0123456789", "bidv-new-hmac-key-9876543210"],
-                "vietinbank": ["vtb-hmac-key-abcdefghijklmnop"]}
 KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters: []\n# test-kubeconfig-secret-marker\n"
+
+
+def _stamp_key() -> str:
+    """An Ed25519 PKCS#8 PEM as `openssl genpkey -algorithm ed25519` writes it (fixed: digests stay put)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.from_private_bytes(bytes(range(32))).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+
+
+MARKET_STAMP_KEY = _stamp_key()
+# what a stack cannot deploy without (the program refuses it): the census sets only these
+REQUIRED_SECRETS = {"lscloud:secrets": json.dumps({"market-stamp-key": {"private-key": MARKET_STAMP_KEY}})}
 
 
 @pytest.fixture(autouse=True)
@@ -87,7 +100,7 @@ def run_program(stack: str, *, secrets: dict | None = None, **changes) -> Record
     mocks = RecordingMocks()
     pulumi.runtime.set_mocks(mocks, project="lscloud", stack=stack, preview=False)
     config = stack_config(stack, **changes)
-    secret_values = {"lscloud:jwtPublicKey": JWT_PUBLIC_KEY, "lscloud:partnerKeys": json.dumps(PARTNER_KEYS)}
+    secret_values = {"lscloud:jwtPublicKey": JWT_PUBLIC_KEY, **REQUIRED_SECRETS}
     if secrets is not None:
         secret_values = secrets
     config.update(secret_values)

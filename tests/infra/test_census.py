@@ -1,7 +1,8 @@
-"""The census: every stack file exactly as committed (no secret set, as on a fresh `pulumi stack init`)
-yields a program that would deploy — objects that validate, every pod reachable through a
-NetworkPolicy that opens what it needs, every Secret and ConfigMap a pod reads created by the
-program, every release URL one that was published, every stream bounded and within its store."""
+"""The census: every stack file exactly as committed, with only the secrets the program refuses to go
+without (market's stamp key: a function that cannot start would fail `pulumi up`), yields a program
+that would deploy — objects that validate, every pod reachable through a NetworkPolicy that opens
+what it needs, every Secret and ConfigMap a pod reads created by the program, every release URL one
+that was published, every stream bounded and within its store."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import jsonschema
 import pytest
 import yaml
 
-from infra_support import INFRA, k8s_objects, normalize, run_program
+from infra_support import INFRA, REQUIRED_SECRETS, k8s_objects, normalize, run_program
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -35,7 +36,7 @@ _runs: dict[str, object] = {}
 def committed(stack_file: str):
     stack = stack_file.split(".")[1]
     if stack not in _runs:
-        _runs[stack] = run_program(stack, secrets={})
+        _runs[stack] = run_program(stack, secrets=dict(REQUIRED_SECRETS))
     return _runs[stack]
 
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
-from infra_support import JWT_PUBLIC_KEY, PARTNER_KEYS, REPO, k8s_objects, normalize, run_program
+from infra_support import JWT_PUBLIC_KEY, MARKET_STAMP_KEY, REPO, k8s_objects, normalize, run_program
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -149,11 +149,12 @@ def test_a_changed_secret_rolls_out_a_new_revision_of_the_functions_that_read_it
         return {o["metadata"]["name"]: o["spec"]["template"]["metadata"]["annotations"][CONFIG_DIGEST]
                 for o in k8s_objects(mocks) if o["kind"] == "Service" and o["apiVersion"] == "serving.knative.dev/v1"}
 
-    secrets = {"lscloud:jwtPublicKey": JWT_PUBLIC_KEY, "lscloud:partnerKeys": json.dumps(PARTNER_KEYS)}
+    secrets = {"lscloud:jwtPublicKey": JWT_PUBLIC_KEY}
+    stamp = {"market-stamp-key": {"private-key": MARKET_STAMP_KEY}}
     before = digests(run_program("dev", secrets={**secrets, "lscloud:secrets": json.dumps(
-        {"identity-registry": {"token": "first-token-0123456789"}})}))
+        {"identity-registry": {"token": "first-token-0123456789"}, **stamp})}))
     after = digests(run_program("dev", secrets={**secrets, "lscloud:secrets": json.dumps(
-        {"identity-registry": {"token": "rotated-token-9876543210"}})}))
+        {"identity-registry": {"token": "rotated-token-9876543210"}, **stamp})}))
     assert before["identity"] != after["identity"]
     assert all(before[n] == after[n] for n in before if n != "identity")
 

@@ -120,8 +120,10 @@ def test_functions_are_told_the_proxies_network_and_kourier_keeps_the_clients_ad
         ("10.100.0.0/16",)
     assert "LSCLOUD_TRUSTED_PROXIES" in fn.PLATFORM_ENV   # a func.yaml cannot set it
     patch = knative.ingress_service_patch(s)
-    assert (patch["metadata"], patch["spec"]) == ({"name": "kourier", "namespace": "kourier-system"},
-                                                  {"externalTrafficPolicy": "Local"})
+    assert (patch["metadata"], patch["spec"]) == (
+        {"name": "kourier", "namespace": "kourier-system",
+         "annotations": {"loadbalancer.openstack.org/proxy-protocol": "false"}},   # knative.proxyProtocol off
+        {"externalTrafficPolicy": "Local"})
     with pytest.raises(SettingsError):
         KnativeSettings(podCidrs=("10.100.0.0/33",))
 
