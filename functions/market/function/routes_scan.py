@@ -8,7 +8,7 @@ from lscloud import errors
 from lscloud.auth import allow
 from lscloud.web import query_params, responds
 
-from . import scans, stampkeys, stamps
+from . import scans, stampcode, stampkeys, stamps
 
 bp = Blueprint("market_scan", __name__)
 
@@ -22,7 +22,9 @@ bp = Blueprint("market_scan", __name__)
               ("lon", "longitude, with lat", {"type": "number", "minimum": -180, "maximum": 180}))
 def scan(code: str):
     """Scan a stamp: ``authentic`` (signature, issued batch) and the lot's origin and journey;
-    a code that was never issued or was altered is ``authentic: false``. Every scan is counted."""
+    a code that was never issued or was altered is ``authentic: false``. Every scan is counted.
+    ``key`` names the published key that verified it: ``retired`` for a stamp printed before a
+    key rotation (still authentic), ``current`` for one the service signs now."""
     lat, lon = g.query["lat"], g.query["lon"]
     if (lat is None) != (lon is None):
         raise errors.Invalid.at("lon" if lon is None else "lat", "give both lat and lon, or neither",
@@ -31,14 +33,22 @@ def scan(code: str):
     place = scans.Place.coarse(lat, lon) if lat is not None else None
     rules = {"scan_limit": cfg.scan_limit, "copy_distance_km": cfg.copy_distance_km,
              "copy_speed_kmh": cfg.copy_speed_kmh}
-    return jsonify(stamps.scan(code, place, current_app.config["MARKET_KEYS"], rules))
+    keys = current_app.config["MARKET_KEYS"]
+    answer = stamps.scan(code, place, keys, rules)
+    if answer["authentic"]:
+        # an inspector checking a stamp offline needs the kid; "retired" tells why it differs from new stamps'
+        index = stampcode.decode(code).key_index
+        answer["key"] = {"kid": str(index), "status": keys.status(index)}
+    return jsonify(answer)
 
 
 @bp.get("/v1/stamp-keys")
 @allow("public")
+@responds("market/stamp-keys.json")
 def stamp_keys():
     """The province's public stamp keys (JWK set, RFC 8037) and the code's layout: enough to verify
-    a stamp offline."""
+    a stamp offline. After a key rotation the older keys stay listed (``status: retired``): the
+    stamps they signed are still on products."""
     keys = current_app.config["MARKET_KEYS"]
     resp = jsonify({**keys.jwks(), "format": stampkeys.describe_format()})
     resp.headers["Cache-Control"] = "public, max-age=3600"

@@ -14,6 +14,10 @@ class Settings:
     stamp_key: str = field(default="", repr=False)
     # which published key the codes name (0-15): a rotation publishes a new index
     stamp_key_index: int = field(default=0, metadata={"min": 0, "max": 15})
+    # the keys signed with before a rotation, public halves only (a config map, no secret): stamps on
+    # shelves stay authentic. ``index:key`` pairs (32 raw bytes, base64url) or the JWK set published
+    # then; an index given two keys, or the signing key or its index, stops the start (stampkeys.py)
+    stamp_retired_keys: str = ""
     # what the stamp's QR code holds: this URL followed by the code (the public scan). It is printed
     # and scanned for years; unset, the platform's public URL of the function (LSCLOUD_PUBLIC_URL_TEMPLATE)
     scan_url: str = ""

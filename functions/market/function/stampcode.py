@@ -25,7 +25,9 @@ Why this cannot be forged or confused:
   counters are for (:mod:`.scans`: too many scans, implausible places).
 
 The format byte leaves room for a key rotation (a new key index) and for another format (a new high
-nibble) without ambiguity. Plain Python over ``cryptography``'s Ed25519.
+nibble) without ambiguity. A rotated-out key keeps verifying the codes that name its index (its
+public half stays published, *retired*: :mod:`.stampkeys`), so :func:`verify` takes every published
+key, not only the one signing now. Plain Python over ``cryptography``'s Ed25519.
 """
 
 from __future__ import annotations
