@@ -202,15 +202,18 @@ else:
         digest = pulumi.Output.from_input(reads).apply(appconfig.digest_of)
         # the store check first (a store that breaks a conditional write never serves the function), then the migration
         before = []
+        override = settings.functions.get(m.name)   # the hooks get the Service's environment (object lock)
         for kind in (k for k in hooks.wanted(m) if k in hooks.BEFORE_SERVING):
             before.append(hooks.FunctionHook(
                 f"lscloud-{kind}-{m.name}", m, kind, platform, image=image, store_image=settings.objectStore.image,
+                override=override,
                 opts=pulumi.ResourceOptions(provider=provider, depends_on=[*ready, hook_policy, *before])))
         fn = Function(m.name, m, platform, image=image,
                       defaults=settings.functionDefaults, override=settings.functions.get(m.name),
                       config_digest=digest, opts=pulumi.ResourceOptions(provider=provider, depends_on=[*ready, *before]))
-        if "seed" in hooks.wanted(m):
-            hooks.FunctionHook(f"lscloud-seed-{m.name}", m, "seed", platform, image=image,
+        # the seed, and the migration again once no replica of an older revision writes the older layout
+        for kind in (k for k in hooks.wanted(m) if k in hooks.AFTER_SERVING):
+            hooks.FunctionHook(f"lscloud-{kind}-{m.name}", m, kind, platform, image=image, override=override,
                                opts=pulumi.ResourceOptions(provider=provider, depends_on=[fn, hook_policy]))
         urls[m.name] = fn.url
 

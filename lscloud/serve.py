@@ -2,7 +2,7 @@
 
     python -m lscloud.serve functions/<name>            # serve (LISTEN_ADDRESS)
     python -m lscloud.serve --seed [--force] functions/<name>
-    python -m lscloud.serve --migrate [--force] functions/<name>
+    python -m lscloud.serve --migrate [--after-rollout] [--force] functions/<name>
     python -m lscloud.serve --run-hooks REPORT functions/<name>   # migrate, seed, then serve
     python -m lscloud.serve --wait-for FILE [--run-hooks REPORT] functions/<name>
     python -m lscloud.serve --erase cccd|phone|email|record --operator NAME functions/<name>
@@ -24,6 +24,15 @@ once per version of the hook and pseudonym key (marker ``_lscloud/migrations/<fu
 before the seed and before the function serves; every hook is idempotent, so ``--force`` or a
 crash half-way is harmless. Outside the local cloud (the cluster) an operator runs the same
 command with the function's own environment (its bucket, credentials and pseudonym key).
+
+``--migrate --after-rollout`` is the migration's second phase, for the cluster: there Knative keeps
+replicas of the older revision serving, and writing the older layout (no entries in the new
+indexes), while the new revision rolls out, after the first phase ran. So the cluster runs the
+same hook again once no pod of an older revision is left (infra/components/hooks.py waits for that
+with :mod:`lscloud.rollout`), and it indexes what they wrote meanwhile. Its marker is its own (the
+fingerprint plus ``:after``): it runs even when the first phase's marker exists, and once per
+version itself. The local cloud needs no second phase: ``lscloud up`` runs the migration before the
+function's only process serves, and no older one is left writing.
 
 ``--run-hooks REPORT`` is how the local cloud starts a function that has hooks: the migration,
 then the seed, each once per version as above, run in the process that then serves, before it
@@ -134,9 +143,15 @@ def seed(function_dir: Path, *, force: bool = False) -> dict:
     return _run_once(Path(function_dir), "seed", SEED_MARKER_PREFIX, force=force)
 
 
-def migrate(function_dir: Path, *, force: bool = False) -> dict:
-    """Run the function's migration hook unless this version of it already ran with this pseudonym key."""
-    return _run_once(Path(function_dir), "migrate", MIGRATION_MARKER_PREFIX, force=force)
+AFTER_ROLLOUT = "after"
+"""The suffix of the after-rollout phase's fingerprint (its marker is not the first phase's)."""
+
+
+def migrate(function_dir: Path, *, force: bool = False, after_rollout: bool = False) -> dict:
+    """Run the function's migration hook unless this version of it already ran with this pseudonym
+    key; ``after_rollout``: its second phase, once per version too, whether or not the first ran."""
+    return _run_once(Path(function_dir), "migrate", MIGRATION_MARKER_PREFIX, force=force,
+                     phase=AFTER_ROLLOUT if after_rollout else "")
 
 
 def _fingerprint(hook: ModuleType, kind: str, package_dir: Path) -> str:
@@ -150,8 +165,9 @@ def _fingerprint(hook: ModuleType, kind: str, package_dir: Path) -> str:
     return package_fingerprint(package_dir)
 
 
-def _run_once(function_dir: Path, kind: str, marker_prefix: str, *, force: bool) -> dict:
-    """Run ``function/<kind>.py``'s ``<kind>(runtime)`` once per fingerprint, recorded by a marker object."""
+def _run_once(function_dir: Path, kind: str, marker_prefix: str, *, force: bool, phase: str = "") -> dict:
+    """Run ``function/<kind>.py``'s ``<kind>(runtime)`` once per fingerprint (and ``phase``), recorded
+    by a marker object."""
     from lscloud import config, runtime
 
     function_dir = function_dir.resolve()
@@ -166,22 +182,26 @@ def _run_once(function_dir: Path, kind: str, marker_prefix: str, *, force: bool)
 
     try:
         fingerprint = _fingerprint(hook, kind, function_dir / "function")
+        if phase:
+            fingerprint += ":" + phase
         bucket = rt.settings.bucket
         key = f"{marker_prefix}/{name}/{hashlib.sha256(fingerprint.encode()).hexdigest()[:32]}.json"
         if not force:
             try:
                 rt.objects.head(bucket, key)
-                return {"function": name, done: False, "reason": "already done", "marker": key}
+                return {"function": name, done: False, "reason": "already done", "marker": key,
+                        **({"phase": phase} if phase else {})}
             except DoesNotExist:
                 pass
         started = time.monotonic()
         result = getattr(hook, kind)(rt)
         took_ms = round((time.monotonic() - started) * 1000)
-        record = {"function": name, "fingerprint": fingerprint,
+        record = {"function": name, "fingerprint": fingerprint, **({"phase": phase} if phase else {}),
                   f"{done}_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                   "result": result if isinstance(result, (int, float, str, dict, list, type(None))) else repr(result)}
         rt.objects.put(bucket, key, json.dumps(record, default=str).encode())
-        return {"function": name, done: True, "marker": key, "took_ms": took_ms, "result": record["result"]}
+        return {"function": name, done: True, "marker": key, "took_ms": took_ms, "result": record["result"],
+                **({"phase": phase} if phase else {})}
     finally:
         runtime.uninstall()
 
@@ -260,9 +280,14 @@ def main(argv: list[str] | None = None) -> int:
                             "(JSON); KIND record: re-apply a recorded request read from stdin")
     parser.add_argument("--operator", metavar="NAME", help="with --erase: who makes the request (recorded)")
     parser.add_argument("--force", action="store_true", help="with --seed / --migrate: run even if it already ran")
+    parser.add_argument("--after-rollout", action="store_true",
+                        help="with --migrate: the second phase, once no replica of an older revision serves "
+                             "(its own marker: runs even when the first phase already ran)")
     parser.add_argument("--wait-for", metavar="FILE", type=Path,
                         help="import the function, then wait until FILE exists before running hooks and serving")
     args = parser.parse_args(argv)
+    if args.after_rollout and not args.migrate:
+        parser.error("--after-rollout goes with --migrate")
     if args.wait_for is not None:
         with importing():
             load_package(args.function_dir)  # the import overlaps what is waited for
@@ -281,8 +306,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if record["failed"] else 0
     if args.seed or args.migrate:
         # one JSON line on stdout: the supervisor reads it
-        run = seed if args.seed else migrate
-        print(json.dumps(run(args.function_dir, force=args.force), default=str), flush=True)
+        result = (seed(args.function_dir, force=args.force) if args.seed
+                  else migrate(args.function_dir, force=args.force, after_rollout=args.after_rollout))
+        print(json.dumps(result, default=str), flush=True)
         return 0
     if args.run_hooks is not None:
         run_hooks(args.function_dir, args.run_hooks)
