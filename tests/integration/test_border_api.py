@@ -212,7 +212,7 @@ def test_illegal_transitions_name_the_current_state(client, tok):
 def test_validation_reports_every_bad_identifier(client, tok):
     b = declaration(new_id(), plate="12X", tax="0100109107")
     b["goods"][0]["hs_code"] = "77"
-    r = client.post("/v1/declarations", json=b, headers=tok("enterprise", sub="acct-1"))
+    r = client.post("/v1/declarations", json=b, headers=tok("enterprise", sub=TAX))
     assert r.status_code == 422
     assert [e["field"] for e in r.get_json()["errors"]] == ["/enterprise/tax_code", "/goods/0/hs_code", "/vehicle/tractor_plate"]
     r = client.post("/v1/declarations", json=declaration(new_id(), gate="atlantis"), headers=tok("enterprise", sub=TAX))

@@ -9,6 +9,7 @@ never the door's ``forbidden``.
 from __future__ import annotations
 
 from lscloud import errors
+from lscloud.identifiers import InvalidIdentifier, normalise_tax_code
 from lscloud.statemachine import Actor
 
 from . import clearance
@@ -35,6 +36,11 @@ class CustomsOnly(errors.Forbidden):
 class NoAgency(errors.Forbidden):
     type = "no-agency"
     title, title_vi = "No border agency", "Không có cơ quan"
+
+
+class NotATaxCode(errors.Forbidden):
+    type = "subject-not-a-tax-code"
+    title, title_vi = "Token subject is not a tax code", "Chủ thể của mã xác thực không phải mã số thuế"
 
 
 class TrafficPoliceOnly(errors.Forbidden):
@@ -72,8 +78,19 @@ def owner_key(actor: Actor) -> str:
 
 
 def own_tax_code(actor: Actor) -> str | None:
-    """An enterprise token's subject when it is a tax code (declarations are made under it)."""
-    return actor.sub if actor.sub and actor.sub.replace("-", "").isdigit() else None
+    """An enterprise's tax code, canonical: its token's subject, under which it declares and owns
+    declarations (None for any other role). A 403 when the subject is not a tax code: the owner rule
+    would hold nothing, and such a token declared under any tax code (the market and dossiers refuse
+    it too). The detail names the subject's kind, never its value."""
+    if actor.kind != "enterprise":
+        return None
+    try:
+        return normalise_tax_code(actor.sub or "")
+    except InvalidIdentifier:
+        raise NotATaxCode("An enterprise token's subject must be its tax code; this token's is not one, so it cannot "
+                          "declare, read or act on declarations.",
+                          detail_vi="Chủ thể của mã xác thực doanh nghiệp phải là mã số thuế của doanh nghiệp; mã này "
+                                    "không phải, nên không thể khai báo, xem hay thao tác trên tờ khai.") from None
 
 
 def agency_step(actor: Actor, doc: dict) -> str:

@@ -103,8 +103,10 @@ def received(submit: Callable[[datetime, str, dict], Outcome]) -> tuple[Outcome,
 
 def _view(doc: dict, trail: list | None = None) -> dict:
     actor = _actor()
-    if reports.is_reporter(doc, actor) or reports.handles(doc, actor) or actor.kind == "operator":
+    if reports.is_reporter(doc, actor) or reports.handles(doc, actor):
         return views.full(doc, trail)
+    if actor.kind == "operator":
+        return views.moderation(doc, trail)
     if doc["status"] == "hidden":
         raise errors.NotFound("No report with this id is visible to you.", detail_vi="Không tìm thấy phản ánh.")
     return views.public(doc, trail)
@@ -210,8 +212,11 @@ def act(report_id: str, action: str):
     body = g.get("body") or {}
     if action == "transfer" and body.get("agency"):
         agencies.check(current_app.config["REPORTS_PEERS"], body["agency"])
-    out = reports.move(report_id, action, _actor(), body)
-    return jsonify(views.full(out.doc, reports.records().trail(report_id)))
+    actor = _actor()
+    out = reports.move(report_id, action, actor, body)
+    # moderation (hide, transfer) answers what moderation sees: no reporter's contact
+    view = views.moderation if actor.kind == "operator" else views.full
+    return jsonify(view(out.doc, reports.records().trail(report_id)))
 
 
 @bp.post(f"/v1/reports/<{REPORT_ID}>/rating")

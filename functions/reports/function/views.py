@@ -1,5 +1,6 @@
-"""What each reader sees of a report: the public (masked text, no reporter), the reporter and the
-handling agency (everything), an Open311 client (the spec's fields)."""
+"""What each reader sees of a report: the public (masked text, no reporter), the platform's operators
+(the same masked text, hidden reports too, for moderation), the reporter and the handling agency
+(everything), an Open311 client (the spec's fields)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,20 @@ def full(doc: dict, trail: list[dict] | None = None) -> dict:
     out.update(description=doc.get("description"), address=doc.get("address"), reporter=doc.get("reporter"),
                token=doc.get("token"), transfers=doc.get("transfers", []), address_2025=doc.get("address_2025"),
                allowed_actions=[a for a in MACHINE.allowed_actions(doc["status"])])
+    return out
+
+
+def moderation(doc: dict, trail: list[dict] | None = None) -> dict:
+    """The operators' view: they hide abusive reports and transfer misrouted ones, so they see any
+    report, a hidden one too, with its transfers and next moves, but its text masked as the public
+    reads it and never the reporter's contact or Open311 token: only the reporter and the agency,
+    who call back, see those (``access.yaml``)."""
+    out = public(doc, trail)
+    names = _names(doc)
+    out.update(description=mask(doc.get("description"), names), address=mask(doc.get("address"), names),
+               media_url=doc.get("media_url"), photos=doc.get("photos"), address_2025=doc.get("address_2025"),
+               transfers=[t | {"reason": mask(t.get("reason"), names)} for t in doc.get("transfers", [])],
+               allowed_actions=list(MACHINE.allowed_actions(doc["status"])))
     return out
 
 

@@ -11,7 +11,7 @@ from lscloud.context import app_state
 from lscloud.statemachine import Actor
 from lscloud.web import versioned_json
 
-from .. import gates, ledger, settings
+from .. import gates, ledger, scopes, settings
 
 GATE_CODE = 'schema("border/declaration-create.json#/properties/gate"):gate_code'
 """The route argument of a border gate's code, as a declaration names it (:mod:`lscloud.web.pathparams`)."""
@@ -26,7 +26,11 @@ GATE_PATTERN = f"^{gates.CODE_RE.pattern}$"
 
 
 def actor() -> Actor:
-    return Actor.of(principal())
+    """The caller; an enterprise whose token's subject is no tax code is refused here (403), on
+    every route and before any declaration is read, so the refusal says nothing of a record."""
+    who = Actor.of(principal())
+    scopes.own_tax_code(who)
+    return who
 
 
 def platform():

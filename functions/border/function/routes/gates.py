@@ -73,9 +73,11 @@ def override_capacity(gate_code: str, flow: str):
 @idempotent(key_from=_id_of)
 @responds("border/traffic-order-result.json", status=201)
 def issue_traffic_order():
-    """Traffic police issue a coordination order (lệnh điều tiết) to the drivers concerned."""
+    """Traffic police issue a coordination order (lệnh điều tiết) to the drivers concerned; an
+    officer posted at a gate (``unit``) orders only there, one without a post at any gate."""
     who = actor()
     scopes.traffic_police(who)
+    scopes.at_gate(who, g.body["gate"])
     gate(g.body["gate"])
     return jsonify(traffic.answer(traffic.issue(g.body, who))), 201
 
