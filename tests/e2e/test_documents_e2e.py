@@ -97,7 +97,7 @@ def test_a_dossier_result_signed_by_two_registered_and_downloaded(cloud, gw, tmp
     # the citizen cannot read it before it is issued
     assert gw.get(f"/documents/v1/documents/{d['id']}/file", headers=cit).status_code == 404
     issued = ok(gw.post(f"/documents/v1/documents/{d['id']}/registration",
-                        json={"agency_abbr": "SXD", "agency_name": "Sở Xây dựng tỉnh Lạng Sơn"}, headers=idem(drafter)))
+                        json={}, headers=idem(drafter)))   # the agency's name and abbreviation: never the caller's
     reg = issued["registration"]
     assert issued["status"] == "issued" and reg["number"] >= 1 and reg["display"] == f"Số: {reg['number']:02d}/TB-SXD"
 
@@ -117,7 +117,11 @@ def test_a_dossier_result_signed_by_two_registered_and_downloaded(cloud, gw, tmp
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
     db = nss_db(gw.get("/documents/v1/trust/root.pem").text, tmp_path / "nss")
     verdicts = [v for v in pdfsig(pdf.content, db, tmp_path) if v["type"] == "ETSI.CAdES.detached"]
-    assert [v["signer"] for v in verdicts] == ["Phạm Văn Soạn", "Lê Văn Lãnh", "Sở Xây dựng tỉnh Lạng Sơn"]
+    # the certified signers: each officer by their certificate (never a name they typed), the seal by the
+    # directory's name of the agency
+    certified = [s["certificate"]["name"] for s in issued["signatures"]] + [issued["registration"]["seal"]["name"]]
+    assert [v["signer"] for v in verdicts] == certified and certified[-1] == "Sở Xây dựng"
+    assert not {"Phạm Văn Soạn", "Lê Văn Lãnh"} & set(certified)
     assert all(v["signature"] == "Signature is Valid." and v["certificate"] == "Certificate is Trusted."
                for v in verdicts), verdicts
     assert signature_timestamps_verify(pdf.content, db / "root.pem", tmp_path) == [True, True, True]

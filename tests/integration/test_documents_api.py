@@ -13,19 +13,27 @@ from cryptography import x509
 
 import role_matrix
 from documents_support import make_pdf, nss_db, pdfsig, signature_timestamps_verify
-from lscloud import store
+from lscloud import pseudonyms, store
 
 from functions.documents.function import registers
 
 pytestmark = pytest.mark.integration
 
 AGENCY = "ubnd-tinh"
+SEAL = "Ủy ban nhân dân tỉnh Lạng Sơn"   # the directory's name of AGENCY
 PDF = {"Content-Type": "application/pdf"}
 
 
 @pytest.fixture
-def documents(start_function):
-    return start_function("documents", function_env={"DOCUMENTS_PUBLIC_URL": "http://127.0.0.1:9/documents"})
+def documents(start_function, peers):
+    # the directory (peers): the seal's agency, asked when an outgoing document is issued
+    return start_function("documents", peer_url_template=peers.template,
+                          function_env={"DOCUMENTS_PUBLIC_URL": "http://127.0.0.1:9/documents"})
+
+
+def certified(sub: str) -> str:
+    """The name a signer's certificate gives ``sub`` of AGENCY (the custody's pseudonym)."""
+    return f"{AGENCY} {pseudonyms.pseudonym('documents-signer-name', sub)[:10]}"
 
 
 @pytest.fixture
@@ -74,9 +82,10 @@ def test_two_signers_in_order_then_registered_and_independently_valid(client, to
     assert d1["status"] == "signing"
     d2 = ok(client.post(f"/v1/documents/{doc['id']}/signatures", json={"name": "Trần Thị Bình", "title": "Chủ tịch"},
                         headers=leader), 201)
-    assert d2["status"] == "signed" and [s["name"] for s in d2["signatures"]] == ["Nguyễn Văn An", "Trần Thị Bình"]
+    assert d2["status"] == "signed" and [s["name"] for s in d2["signatures"]] == [certified("cv-an"), certified("ct-binh")]
+    assert [s["stated_name"] for s in d2["signatures"]] == ["Nguyễn Văn An", "Trần Thị Bình"]
 
-    reg = ok(client.post(f"/v1/documents/{doc['id']}/registration", json={"agency_abbr": "UBND"}, headers=drafter))
+    reg = ok(client.post(f"/v1/documents/{doc['id']}/registration", json={}, headers=drafter))
     assert reg["status"] == "issued"
     assert reg["registration"]["number"] == 1 and reg["registration"]["display"] == "Số: 01/QĐ-UBND"
     # registering again answers the same registration
@@ -89,7 +98,7 @@ def test_two_signers_in_order_then_registered_and_independently_valid(client, to
 
     report = ok(client.post("/v1/verifications", data=pdf, headers=PDF))
     assert report["valid"] is True and len(report["signatures"]) == 3
-    assert [s["signer"]["name"] for s in report["signatures"]] == ["Nguyễn Văn An", "Trần Thị Bình", AGENCY]
+    assert [s["signer"]["name"] for s in report["signatures"]] == [certified("cv-an"), certified("ct-binh"), SEAL]
     for s in report["signatures"]:
         assert s["trusted"] and s["intact"] and not s["modified_after_signing"]
         assert s["timestamp"]["trusted"] and s["level"] in ("B-LT", "B-LTA") and s["revocation"] == "good"
@@ -99,7 +108,7 @@ def test_two_signers_in_order_then_registered_and_independently_valid(client, to
     assert root.status_code == 200
     db = nss_db(root.get_data(as_text=True), tmp_path / "nss")
     verdicts = [v for v in pdfsig(pdf, db, tmp_path) if v["type"] == "ETSI.CAdES.detached"]
-    assert [v["signer"] for v in verdicts] == ["Nguyễn Văn An", "Trần Thị Bình", AGENCY]
+    assert [v["signer"] for v in verdicts] == [certified("cv-an"), certified("ct-binh"), SEAL]
     assert all(v["signature"] == "Signature is Valid." and v["certificate"] == "Certificate is Trusted."
                for v in verdicts), verdicts
     # B-T: each signature's RFC 3161 token verified by OpenSSL against the root
@@ -121,7 +130,7 @@ def test_two_signers_in_order_then_registered_and_independently_valid(client, to
     # the next outgoing document of the agency this year gets the next number
     nxt = upload(client, drafter, type="cong-van")
     ok(client.post(f"/v1/documents/{nxt['id']}/signatures", json={}, headers=drafter), 201)
-    reg2 = ok(client.post(f"/v1/documents/{nxt['id']}/registration", json={"agency_abbr": "UBND", "unit_abbr": "VP"},
+    reg2 = ok(client.post(f"/v1/documents/{nxt['id']}/registration", json={"unit_abbr": "VP"},
                           headers=drafter))
     assert reg2["registration"]["display"] == "Số: 02/UBND-VP"
     year = reg2["registration"]["year"]

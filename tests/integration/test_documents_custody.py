@@ -7,6 +7,8 @@ after five lost races a certificate nobody had recorded was used."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from functions.documents.function import custody
@@ -18,6 +20,7 @@ from lscloud.store import ConditionalCheckFailed, StoreUnavailable
 pytestmark = pytest.mark.integration
 
 OFFICER = Actor(kind="officer", sub="cb-tp-001", agency="ubnd-05983", unit="05983")
+MOVED = replace(OFFICER, unit="05986")   # the same officer's token after a move to another unit
 
 
 @pytest.fixture
@@ -34,20 +37,20 @@ def on_record() -> dict:
 
 def test_a_replica_signs_with_the_certificate_another_one_recorded(replicas):
     a, b = replicas
-    first = a.person(OFFICER, "Nguyễn Văn An", "Chuyên viên")[1].certificate
+    first = a.person(OFFICER)[1].certificate
     assert first == on_record()
-    b.person(OFFICER, "Nguyễn Văn An", "Trưởng phòng")   # promoted: b issues the new title's certificate
-    again = a.person(OFFICER, "Nguyễn Văn An", "Chuyên viên")[1].certificate
-    assert again == on_record() and again["title"] == "Chuyên viên" and again["serial"] != first["serial"]
-    assert b.person(OFFICER, "Nguyễn Văn An", "Chuyên viên")[1].certificate == again   # both on the one record
+    b.person(MOVED)   # moved: b issues the new unit's certificate
+    again = a.person(OFFICER)[1].certificate
+    assert again == on_record() and again["unit"] == "05983" and again["serial"] != first["serial"]
+    assert b.person(OFFICER)[1].certificate == again   # both on the one record
 
 
 def test_a_certificate_near_its_end_is_issued_again(replicas, monkeypatch):
     a, _ = replicas
-    first = a.person(OFFICER, "Nguyễn Văn An", None)[1].certificate
-    assert a.person(OFFICER, "Nguyễn Văn An", None)[1].certificate == first   # held, not issued twice
+    first = a.person(OFFICER)[1].certificate
+    assert a.person(OFFICER)[1].certificate == first   # held, not issued twice
     monkeypatch.setattr(custody, "RENEW_BEFORE", custody.timedelta(days=365 * custody.pki.PERSON_YEARS + 1))
-    renewed = a.person(OFFICER, "Nguyễn Văn An", None)[1].certificate
+    renewed = a.person(OFFICER)[1].certificate
     assert renewed["serial"] != first["serial"] and renewed == on_record()
 
 
@@ -59,4 +62,4 @@ def test_no_signer_from_a_certificate_that_could_not_be_recorded(replicas, monke
 
     monkeypatch.setattr(SigningIdentity, "save", lost)
     with pytest.raises(StoreUnavailable):
-        a.person(OFFICER, "Nguyễn Văn An", None)
+        a.person(OFFICER)

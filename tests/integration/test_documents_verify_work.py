@@ -14,6 +14,7 @@ from pyhanko.sign.validation import DocumentSecurityStore, generic_cms
 from pyhanko_certvalidator import ValidationContext
 
 from documents_support import make_pdf
+from lscloud import pseudonyms
 
 from functions.documents.function import verify
 
@@ -24,8 +25,10 @@ PDF = {"Content-Type": "application/pdf"}
 
 
 @pytest.fixture
-def documents(start_function):
-    return start_function("documents", function_env={"DOCUMENTS_PUBLIC_URL": "http://127.0.0.1:9/documents"})
+def documents(start_function, peers):
+    # the directory (peers): the seal's agency, asked when the document is issued
+    return start_function("documents", peer_url_template=peers.template,
+                          function_env={"DOCUMENTS_PUBLIC_URL": "http://127.0.0.1:9/documents"})
 
 
 def issued(client, tokens) -> bytes:
@@ -39,7 +42,7 @@ def issued(client, tokens) -> bytes:
     doc = r.get_json()["id"]
     for h, name in ((a, "Nguyễn Văn An"), (b, "Trần Thị Bình")):
         assert client.post(f"/v1/documents/{doc}/signatures", json={"name": name}, headers=h).status_code == 201
-    r = client.post(f"/v1/documents/{doc}/registration", json={"agency_abbr": "UBND"}, headers=a)
+    r = client.post(f"/v1/documents/{doc}/registration", json={}, headers=a)
     assert r.status_code == 200, r.get_data(as_text=True)
     return client.get(f"/v1/documents/{doc}/file", headers=a).get_data()
 
@@ -73,8 +76,10 @@ def test_a_three_signature_document_is_read_and_checked_once_per_claim(documents
 
     sigs = report["signatures"]
     assert report["valid"] and report["document_timestamps_trusted"] == 3
+    signer = {sub: f"{AGENCY} {pseudonyms.pseudonym('documents-signer-name', sub)[:10]}" for sub in ("cv-an", "ct-binh")}
     assert [(s["signer"]["name"], s["level"], s["validation"]) for s in sigs] == [
-        ("Nguyễn Văn An", "B-LTA", "current"), ("Trần Thị Bình", "B-LTA", "current"), (AGENCY, "B-LTA", "current")]
+        (signer["cv-an"], "B-LTA", "current"), (signer["ct-binh"], "B-LTA", "current"),
+        ("Ủy ban nhân dân tỉnh Lạng Sơn", "B-LTA", "current")]
     # one context for now; one per time a signature's timestamp proves (with the file's DSS, which
     # the last document timestamp's revision holds as it is: B-LTA is that same check)
     assert work["contexts"] == 1 + len({s["timestamp"]["time"] for s in sigs})

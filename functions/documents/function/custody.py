@@ -49,7 +49,7 @@ def wrap_key(secret: str) -> bytes:
 
 @dataclass(frozen=True)
 class Identity:
-    """A signer as the appearance and the report name them (never their ``sub``)."""
+    """A signer as their certificate names them (never their ``sub``)."""
 
     name: str
     title: str | None
@@ -60,8 +60,16 @@ class Identity:
 class KeyCustody(Protocol):
     def trust(self) -> signing.Trust: ...
     def timestamper(self) -> TimeStamper: ...
-    def person(self, actor: Actor, name: str, title: str | None) -> tuple[signers.Signer, Identity]: ...
+    def person(self, actor: Actor) -> tuple[signers.Signer, Identity]: ...
     def seal(self, agency: str, agency_name: str) -> tuple[signers.Signer, Identity]: ...
+
+
+def signer_name(actor: Actor) -> str:
+    """The name a personal certificate gives its holder: their agency and a pseudonym of their
+    ``sub``. No claim of a token names the person, and a name from a request body is whatever its
+    caller typed (a clerk's certificate said "Chủ tịch UBND tỉnh"): what is certified is only who
+    authenticated, which the agency can trace back to its officer and nobody else can."""
+    return f"{actor.agency} {pseudonyms.pseudonym('documents-signer-name', actor.sub)[:10]}"
 
 
 class DevCustody:
@@ -164,13 +172,20 @@ class DevCustody:
             self._signers.put(digest, held)
         return held
 
-    def person(self, actor: Actor, name: str, title: str | None) -> tuple[signers.Signer, Identity]:
+    def person(self, actor: Actor) -> tuple[signers.Signer, Identity]:
+        """The caller's certificate: its profile is made of their token's claims only, so it is
+        issued again when those change (another agency or unit), never by what a request says.
+        A certificate issued before for a typed name is replaced at the next signature and stays
+        valid in what it signed."""
         holder = "p-" + pseudonyms.pseudonym("documents-signer", actor.sub)
-        profile = {"name": name, "title": title, "agency": actor.agency, "unit": actor.unit}
+        name = signer_name(actor)
+        # the same profile a signature without a typed name had: those certificates stay in use
+        profile = {"name": name, "title": None, "agency": actor.agency, "unit": actor.unit}
         return self._identity(holder, profile, lambda ca: pki.issue_person(
-            ca, self.crl_url("signing-ca"), name=name, title=title, agency=actor.agency, unit=actor.unit))
+            ca, self.crl_url("signing-ca"), name=name, title=None, agency=actor.agency, unit=actor.unit))
 
     def seal(self, agency: str, agency_name: str) -> tuple[signers.Signer, Identity]:
+        """The agency's seal; ``agency_name`` is the directory's name of ``agency`` (:mod:`.issuers`)."""
         profile = {"name": agency_name, "title": None, "agency": agency, "seal": True}
         return self._identity("a-" + agency, profile, lambda ca: pki.issue_seal(
             ca, self.crl_url("signing-ca"), agency=agency, agency_name=agency_name))

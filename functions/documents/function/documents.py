@@ -11,14 +11,15 @@ from __future__ import annotations
 import io
 import logging
 from datetime import datetime
+from typing import Callable
 
-from lscloud import errors, pseudonyms, runtime, store
+from lscloud import errors, runtime, store
 from lscloud.aggregate import Aggregate
 from lscloud.statemachine import Actor, iso, now
 from lscloud.store import BlobRejected, BlobStore
 from lscloud.workdays import TZ
 
-from . import pdf_worker, registers, signing
+from . import issuers, pdf_worker, registers, signing
 from .models import Document, DocumentAudit
 from .states import MACHINE
 
@@ -189,14 +190,16 @@ def sign(document_id: str, actor: Actor, body: dict, custody, level: str) -> Doc
     doc = visible(document_id, actor).data
     _check_turn(doc, actor)
     base = doc["file"]["sha256"]
-    # a token's sub may be a personal identifier: a certificate never carries it, only a pseudonym
-    name = body.get("name") or f"{actor.agency} {pseudonyms.pseudonym('documents-signer-name', actor.sub)[:10]}"
-    signer, who = custody.person(actor, name, body.get("title"))
+    # the certificate names the caller as their token does; a typed name and title are only the
+    # box's self-declared lines, never certified (anyone could type the chairman's)
+    signer, who = custody.person(actor)
+    stated_name, stated_title = body.get("name"), body.get("title")
     slot = len(doc["signatures"])
     signed = _sign_pdf(
         file_bytes(doc), signer=signer, trust=custody.trust(), timestamper=custody.timestamper(),
         field=f"Sig{slot + 1}", reason=body.get("reason") or "Phê duyệt / Approved",
-        appearance=signing.Appearance(who.name, who.title, doc["agency"], slot), lta=_level_lta(level))
+        appearance=signing.Appearance(stated_name, stated_title, doc["agency"], slot, certified=who.name),
+        lta=_level_lta(level))
     f = _store_pdf(signed)
     at = now()
 
@@ -206,6 +209,7 @@ def sign(document_id: str, actor: Actor, body: dict, custody, level: str) -> Doc
                               detail_vi="Văn bản vừa được ký bởi người khác: hãy ký lại bản hiện tại.")
         _check_turn(d, actor)
         d["signatures"].append({"n": slot + 1, "by": actor.sub, "name": who.name, "title": who.title,
+                                "stated_name": stated_name, "stated_title": stated_title,
                                 "field": f"Sig{slot + 1}", "at": iso(at), "level": level,
                                 "certificate": who.certificate, "sha256": f["sha256"]})
         d["file"] = f
@@ -250,30 +254,32 @@ def _claim_number(document_id: str, book: str, actor: Actor, at: datetime, doc_t
     return book, at, registers.take(book, document_id, {"at": iso(at), "by": actor.sub, "doc_type": doc_type})
 
 
-def register(document_id: str, actor: Actor, body: dict, custody, level: str) -> Document:
+def register(document_id: str, actor: Actor, body: dict, custody, level: str,
+             issuer_of: Callable[[str], issuers.Issuer]) -> Document:
     """Số đi (with the agency's seal signature) for a signed outgoing document, số đến for an
-    incoming one; registering again answers the registration it already has."""
+    incoming one; registering again answers the registration it already has. ``issuer_of(code)``:
+    the agency's name and abbreviation as the platform records them (:func:`.issuers.of`)."""
     doc = visible(document_id, actor).data
     if doc.get("registration"):
         return visible(document_id, actor)
     outgoing = doc["direction"] == "outgoing"
     MACHINE.check(doc, "issue" if outgoing else "register", actor)
+    # asked before a number is taken: an agency that cannot issue takes none
+    issuer = issuer_of(doc["agency"]) if outgoing else None
     at = now()
     book = registers.book_of(doc["agency"], _year(at), doc["direction"], doc["confidentiality"] != "thuong")
     book, taken_at, n = _claim_number(document_id, book, actor, at, doc["doc_type"])
-    agency_abbr = body.get("agency_abbr") or doc["agency"].split("-")[0].upper()
-    sym = registers.symbol(doc["doc_type"], agency_abbr, body.get("unit_abbr")) if outgoing else None
+    sym = registers.symbol(doc["doc_type"], issuer.abbr, body.get("unit_abbr")) if outgoing else None
     reg = {"book": book, "year": _year(taken_at), "number": n, "number_text": registers.number_text(n), "symbol": sym,
            "display": registers.display(n, sym), "at": iso(at), "by": actor.sub}
     f = None
     if outgoing:
-        agency_name = body.get("agency_name") or doc["agency"]
-        signer, who = custody.seal(doc["agency"], agency_name)
+        signer, who = custody.seal(issuer.code, issuer.name)
         slot = len(doc["signatures"])
         sealed = _sign_pdf(
             file_bytes(doc), signer=signer, trust=custody.trust(), timestamper=custody.timestamper(),
             field="AgencySeal", reason=f"Ban hành / Issued: {reg['display']}",
-            appearance=signing.Appearance(who.name, reg["display"], agency_name, slot,
+            appearance=signing.Appearance(who.name, reg["display"], issuer.name, slot,
                                           seal=True), lta=_level_lta(level))
         f = _store_pdf(sealed)
         reg["seal"] = {"name": who.name, "certificate": who.certificate, "sha256": f["sha256"]}

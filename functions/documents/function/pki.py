@@ -5,10 +5,12 @@ Plain ``cryptography``: no Flask, no store. What is kept is kept by :mod:`.keyst
 keys always encrypted (PKCS#8, ``BestAvailableEncryption``) under the function's wrap key. Keys
 are ECDSA P-256: quick to make, and understood by every PDF validator (NSS, pyHanko, Acrobat).
 
-A certificate's subject names a person by their name, title, agency and unit only: never a CCCD
-or any other personal identifier (the token's ``sub`` goes into no certificate). Every issued
-certificate names its issuer's CRL (``cRLDistributionPoints``), which the function publishes and
-embeds in every signature it makes (PAdES B-LT), so a validator needs nothing online.
+A certificate's subject names only what the custody passes: for a person their agency and a
+keyed pseudonym of their ``sub`` (:func:`.custody.signer_name`), their agency and unit — never a
+CCCD or any other personal identifier, and never a name a caller typed; for an agency its name in
+the directory. Every issued certificate names its issuer's CRL (``cRLDistributionPoints``), which
+the function publishes and embeds in every signature it makes (PAdES B-LT), so a validator needs
+nothing online.
 """
 
 from __future__ import annotations

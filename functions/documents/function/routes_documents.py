@@ -12,7 +12,7 @@ from lscloud.idempotency import IMPLICIT_S, idempotent
 from lscloud.statemachine import Actor
 from lscloud.web import body_limit, page_params, query_params, raw_body, responds, validate_body
 
-from . import documents, registers
+from . import documents, issuers, registers
 
 bp = Blueprint("documents", __name__)
 DOCUMENT_ID = 'schema("documents/batch-create.json#/properties/documents/items"):document_id'
@@ -109,7 +109,8 @@ def audit(document_id: str):
 @idempotent(required=False)
 @responds("documents/document.json", status=201)
 def sign(document_id: str):
-    """Sign as the token's subject (a dev certificate is issued for them on first use)."""
+    """Sign as the token's subject: the certificate (a dev one, issued on first use) names their
+    agency and a pseudonym of their `sub`; `name` and `title` are shown on the box as self-declared."""
     item = documents.sign(document_id, _actor(), g.body, _custody(), _level())
     return jsonify(documents.view(item.data)), 201
 
@@ -120,8 +121,13 @@ def sign(document_id: str):
 @idempotent(required=False)
 @responds("documents/document.json")
 def register(document_id: str):
-    """Register: số đi and the agency's seal for a signed outgoing document, số đến for an incoming one."""
-    return jsonify(documents.view(documents.register(document_id, _actor(), g.body, _custody(), _level()).data))
+    """Register: số đi and the agency's seal for a signed outgoing document, số đến for an incoming one.
+    The seal's name is the directory's name of the caller's agency, the symbol's abbreviation the one
+    on record for it (function/data/agencies.json)."""
+    client = current_app.config["DOCUMENTS_PEERS"]
+    item = documents.register(document_id, _actor(), g.body, _custody(), _level(),
+                              lambda code: issuers.of(client, code))
+    return jsonify(documents.view(item.data))
 
 
 @bp.post(f"/v1/documents/<{DOCUMENT_ID}>/assignment")

@@ -110,13 +110,19 @@ class Trust:
 
 @dataclass(frozen=True)
 class Appearance:
-    """What the visible signature box says, and where it goes (slot 0, 1, 2 … along the last page)."""
+    """What the visible signature box says, and where it goes (slot 0, 1, 2 … along the last page).
 
-    name: str
+    ``certified``: the name the signer's certificate gives them. When it is set, ``name`` and
+    ``title`` are only what the signer stated (a request's body) and the box says so: ``tự khai``
+    (self-declared), under the certified name. Without it (a seal, whose ``name`` is the
+    directory's), ``name`` is what the certificate says."""
+
+    name: str | None
     title: str | None
     agency: str | None
     slot: int
     seal: bool = False
+    certified: str | None = None
 
 
 class DevTimestampAuthority(DummyTimeStamper):
@@ -192,9 +198,14 @@ def _lines(a: Appearance, at: datetime) -> list[str]:
     when = at.astimezone(TZ).strftime("%d/%m/%Y %H:%M:%S (UTC+7)")
     if a.seal:
         return ["CƠ QUAN BAN HÀNH / ISSUED BY", a.name, a.title or "", f"Thời gian: {when}"]
-    out = [f"Ký bởi: {a.name}"]
-    if a.title:
-        out.append(f"Chức vụ: {a.title}")
+    if a.certified is None:
+        out = [f"Ký bởi: {a.name}"] + ([f"Chức vụ: {a.title}"] if a.title else [])
+    else:
+        out = [f"Ký số: {a.certified}"]
+        if a.name:
+            out.append(f"Họ tên (tự khai): {a.name}")
+        if a.title:
+            out.append(f"Chức vụ (tự khai): {a.title}")
     if a.agency:
         out.append(f"Cơ quan: {a.agency}")
     return out + [f"Thời gian: {when}"]
@@ -246,8 +257,10 @@ def sign_pdf(pdf: bytes, *, signer: signers.Signer, trust: Trust, timestamper: T
 
 def _sign(writer, style, *, signer, trust, timestamper, field, appearance, reason, location, lta) -> bytes:
     meta = signers.PdfSignatureMetadata(
+        # no /Name: it held the name a caller typed, which a reader shows as the signer; ISO
+        # 32000-1 (12.8.1) has it used only when the certificate cannot name the signer
         field_name=field, subfilter=fields.SigSeedSubFilter.PADES, reason=reason, location=location,
-        name=appearance.name, embed_validation_info=True, use_pades_lta=lta,
+        name=None, embed_validation_info=True, use_pades_lta=lta,
         validation_context=trust.validation_context())
     pdf_signer = signers.PdfSigner(
         meta, signer=signer, timestamper=timestamper, stamp_style=style,
