@@ -4,7 +4,8 @@ func-python's ``func_python.http.serve(new)`` wraps the instance ``new()`` retur
 (:class:`FunctionApp` here) and runs it under hypercorn:
 
 - ``GET /health/liveness`` and ``/health/readiness`` answer from the instance's ``alive()`` and
-  ``ready()`` (a bool, or ``(bool, message)``; 200 or 500, ``text/plain``), or 200 ``OK`` without them;
+  ``ready()`` (a bool, or ``(bool, message)``; 200 or 500, ``text/plain``), or 200 ``OK`` without them
+  (here ``ready()`` runs off the event loop, one check at a time, a success kept a second);
 - the server's lifespan start calls ``start(cfg)`` with a copy of the environment, its end ``stop()``;
 - every other request goes to ``handle(scope, receive, send)`` (if it raises: a 500, here a
   problem+json that does not repeat the exception's message as func-python's did);
@@ -64,6 +65,9 @@ httptools sets no bound of its own: it would buffer a header of any size. hyperc
 a head over 16 KiB; Envoy (Kourier) passes up to 60 KiB of headers, so a function takes a little
 more than what its proxy may forward and never buffers without bound."""
 
+READY_FRESH_S = 1.0
+"""A successful readiness check answers the probes of the next second too (see :meth:`FunctionApp._ready`)."""
+
 log = logging.getLogger("lscloud.function_server")
 
 
@@ -114,9 +118,28 @@ class FunctionApp:
     async def _probe(self, send, method: str):
         ok, message = True, "OK"
         if hasattr(self.f, method):
-            result = getattr(self.f, method)()
+            result = await self._ready() if method == "ready" else getattr(self.f, method)()
             ok, message = result if isinstance(result, tuple) else (result, message)
         await _answer(send, 200 if ok else 500, f"{message}")
+
+    async def _ready(self):
+        """The instance's ``ready()``, off the event loop and one at a time: it asks the object store
+        and NATS (seconds, when one of them is down), and on the loop it held every request of the
+        replica meanwhile; in the cluster the probe path is reachable from outside, so a flood of
+        probes must not make a check each. Concurrent probes share the check in flight, and a
+        success is answered again for :data:`READY_FRESH_S`. A failure is not kept: the next probe
+        checks again (a replica becomes ready as soon as its dependencies answer)."""
+        loop = asyncio.get_running_loop()
+        kept = getattr(self, "_ready_ok", None)
+        if kept is not None and loop.time() - kept[0] < READY_FRESH_S:
+            return kept[1]
+        running = getattr(self, "_ready_running", None)
+        if running is None or running.done():
+            running = self._ready_running = asyncio.ensure_future(asyncio.to_thread(self.f.ready))
+        result = await asyncio.shield(running)
+        ok = result[0] if isinstance(result, tuple) else result
+        self._ready_ok = (loop.time(), result) if ok else None
+        return result
 
 
 async def _internal_error(send) -> None:

@@ -87,6 +87,42 @@ def test_answers_as_func_python_does(case, path):
     assert ours == theirs
 
 
+class SlowReady(Instance):
+    """``ready()`` blocks until the test lets it answer, and counts its checks."""
+
+    def __init__(self, answers):
+        super().__init__()
+        self.answers, self.checks, self.release = list(answers), 0, threading.Event()
+
+    def ready(self):
+        self.checks += 1
+        assert self.release.wait(5), "the test never let the check answer"
+        return self.answers[min(self.checks, len(self.answers)) - 1]
+
+
+def test_a_flood_of_readiness_probes_makes_one_check_off_the_loop_and_a_failure_is_not_kept():
+    # the probe path is public in the cluster: each probe asked the store and NATS, on the event loop
+    instance = SlowReady([(False, "object store not ready"), True])
+    app = FunctionApp(instance)
+
+    async def scenario():
+        probes = [asyncio.ensure_future(_call(app, "/health/readiness")) for _ in range(50)]
+        await asyncio.sleep(0)
+        # while the check blocks, the replica still answers: it runs in a thread, not on the loop
+        assert (await _call(app, "/health/liveness"))[0] == 200
+        assert (await _call(app, "/v1/things"))[0] == 201
+        assert not any(p.done() for p in probes)
+        instance.release.set()
+        failed = await asyncio.gather(*probes)
+        assert {f[0] for f in failed} == {500} and instance.checks == 1   # fifty probes, one check
+        # a failure is asked again at the next probe; a success is kept for the next second's
+        assert (await _call(app, "/health/readiness"))[0] == 200 and instance.checks == 2
+        again = await asyncio.gather(*[_call(app, "/health/readiness") for _ in range(20)])
+        assert {a[0] for a in again} == {200} and instance.checks == 2
+
+    asyncio.run(scenario())
+
+
 def test_a_failing_handler_is_a_500_as_in_func_python_without_the_message():
     secret = "citizen 001090012345 not found"
     status, kind, body = asyncio.run(_call(FunctionApp(Instance(fail=secret)), "/x"))
