@@ -130,6 +130,11 @@ class Model(metaclass=_ModelMeta):
     machinery kept only while they serve, never records, so a bucket under object lock retains
     their versions a day, not for its default retention (:mod:`lscloud.store.working`; a model with
     a TTL is working too).
+
+    A document read from the store keeps, on its next write, the attributes this model does not
+    declare (those of a newer revision's model: an older replica must not drop them). So an
+    attribute dropped from a model for good (personal data no longer kept) stays in the documents
+    that had it until a migration removes it, or the model declares it and writes None.
     """
 
     _attributes: dict[str, Attribute] = {}
@@ -140,6 +145,7 @@ class Model(metaclass=_ModelMeta):
     _version_attr: VersionAttribute | None = None
     _ttl_attr: TTLAttribute | None = None
     _reference = False
+    _kept: dict[str, Any] | None = None   # what a stored document held beyond the declared attributes
     DoesNotExist: type[errors.DoesNotExist] = errors.DoesNotExist
 
     def __init__(self, hash_key: Any = _MISSING, range_key: Any = _MISSING, /, **attributes: Any):
@@ -224,14 +230,22 @@ class Model(metaclass=_ModelMeta):
         item._values = {}
         item._etag = etag
         item._loaded_key = key
-        # unknown keys are ignored so documents written by a newer model version still load
+        # unknown keys do not stop a load, so documents written by a newer model version still load
+        found = 0
         for name, attr in cls._attributes.items():
             if name not in data:
                 item._values[name] = attr.default()
-            elif data[name] is None:
+                continue
+            found += 1
+            if data[name] is None:
                 item._values[name] = None
             else:
                 item._values[name] = attr.from_parsed(data[name]) if parsed else attr.deserialize(data[name])
+        if parsed and found < len(data):
+            # and a stored one's are written back as they were: a replica of an older revision (a
+            # rolling deploy, a rollback) that updates a newer one's document must not drop what it
+            # does not know (a create's request stamp, a move's record)
+            item._kept = {k: v for k, v in data.items() if k not in cls._attributes}
         return item
 
     @classmethod
@@ -265,7 +279,10 @@ class Model(metaclass=_ModelMeta):
         return list(_fetch_pool().map(lambda k: cls._load(k, conn=conn), item_keys))  # map keeps the order
 
     def _body(self) -> bytes:
-        return json.dumps(self._serialized(), ensure_ascii=False, separators=(",", ":"), sort_keys=True,
+        out = self._serialized()
+        if self._kept:
+            out = {**self._kept, **out}
+        return json.dumps(out, ensure_ascii=False, separators=(",", ":"), sort_keys=True,
                           allow_nan=False).encode("utf-8")
 
     def _serialized(self) -> dict[str, Any]:

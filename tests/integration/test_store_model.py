@@ -79,6 +79,27 @@ def test_save_get_round_trip_and_stored_form(configured):
     assert Unit.exists("LS") and not Unit.exists("HN")
 
 
+def test_an_older_model_updating_a_newer_document_keeps_what_it_does_not_know(configured):
+    # a replica of an older revision (rolling deploy, rollback) declares fewer attributes than the
+    # one that wrote the document: its read-modify-write must not drop a create's request stamp
+    objects, bucket = configured
+    import json
+
+    newer = {"code": "LS", "name": "Lạng Sơn", "population": None, "created": "2026-12-01T00:00:00.000000Z",
+             "tags": [], "extra": {}, "version": 1, "request": {"digest": "abc", "fields": {"/name": "d1"}},
+             "moved": [{"at": "2026-12-01T00:00:00Z", "side": ["x"]}]}
+    objects.put(bucket, "units/LS/_.json", json.dumps(newer).encode(), if_none_match=True)
+    older = Unit.get("LS")
+    assert "request" not in older.to_dict()          # what it shows is what it declares
+    older.name = "Tỉnh Lạng Sơn"
+    older.save()
+    stored = json.loads(objects.get(bucket, "units/LS/_.json").body)
+    assert stored["request"] == newer["request"] and stored["moved"] == newer["moved"]
+    assert stored["name"] == "Tỉnh Lạng Sơn" and stored["version"] == 2
+    # an item built from a dict, or from nothing, carries nothing it was not given
+    assert "request" not in json.loads(Unit.from_dict(newer)._body())
+
+
 def test_missing_item_raises_model_does_not_exist():
     with pytest.raises(Unit.DoesNotExist) as err:
         Unit.get("nope")
