@@ -13,7 +13,8 @@ the platform's one mechanism for that, modelled on the per-function hooks of :mo
   answers ``{"erased": [{"what", "count"}], "kept": [{"what", "why", "law"}], "found": n}`` — counts
   and reasons, never the identifier or any other personal value (:func:`run` checks, and masks
   what slipped through);
-- :func:`run` runs the chosen hooks for one request and records it: a create-only object
+- :func:`run` runs the chosen hooks for one request, deletes the earlier versions of exactly the
+  objects they changed (the cluster's buckets are versioned: :mod:`lscloud.store.history`), and records it: a create-only object
   ``_lscloud/erasures/<pseudonym of the identifier>/<request>.json`` with the time, the operator,
   the functions, their reports and the pseudonyms the hooks looked the person up by. The record is
   how the province shows it handled the request, and what re-applies it after a backup from before
@@ -47,6 +48,7 @@ from typing import Any, Callable, Iterable, Mapping, TextIO
 from xml.sax.saxutils import escape as xml_escape
 
 from . import pseudonyms, redaction
+from .store.history import forget as forget_history
 from .timestamps import iso, now
 
 log = logging.getLogger("lscloud.erasure")
@@ -57,12 +59,13 @@ RECORD_PREFIX = "_lscloud/erasures"
 PURPOSE = "lscloud-erasures"
 TO_CONFIRM = "căn cứ pháp lý để giữ lại: cần tỉnh xác nhận / the legal ground for keeping it: to be confirmed by the province"
 VERSIONS_KEPT = {
-    "what": "phiên bản cũ của các đối tượng đã sửa, bản sao lưu trước hôm nay / earlier versions of the objects "
-            "changed, and backups taken before today",
-    "why": "kho lưu trữ giữ phiên bản cũ (objectStore.noncurrentVersionDays) rồi tự xóa; bản sao lưu hết hạn theo "
-           "lịch của nó — khôi phục bản sao lưu cũ thì áp dụng lại yêu cầu này / the versioned bucket keeps an "
-           "overwritten version objectStore.noncurrentVersionDays, then its lifecycle removes it; backups expire "
-           "on their schedule — after restoring an older one, re-apply this request",
+    "what": "bản sao lưu trước hôm nay; phiên bản cũ đang bị khóa lưu trữ (nếu có) / backups taken before today; "
+            "earlier versions under object lock (if any)",
+    "why": "phiên bản cũ của các đối tượng đã sửa được xóa ngay (earlier_versions), trừ phiên bản đang bị khóa lưu trữ "
+           "(hồ sơ lưu theo thời hạn); bản sao lưu giữ bản đã xóa backup.keepDeletedDays rồi hết hạn — khôi phục bản "
+           "sao lưu cũ thì áp dụng lại yêu cầu này / the earlier versions of the objects changed are deleted at once "
+           "(earlier_versions), except versions under object lock (records under retention); backups keep a deleted "
+           "object backup.keepDeletedDays, then forget it — after restoring an older one, re-apply this request",
     "law": "Luật 91/2025/QH15, Điều 14(1)"}
 """What every erasure leaves for a while, whatever the function: the store's own copies."""
 
@@ -251,12 +254,16 @@ def run(runtime, subject: Subject, hooks: Mapping[str, Hook], *, operator: str,
     request = subject.request = request_id()   # a re-application is a request of its own
     subject.operator = operator
     reports: dict[str, dict] = {}
-    for name, hook in sorted(hooks.items()):
-        try:
-            reports[name] = _checked(hook(runtime, subject), subject)
-        except Exception as exc:  # noqa: BLE001 - reported in the record; the other hooks still run
-            log.error("the erase hook of %s failed (%s)", name, exc.__class__.__name__)
-            reports[name] = {"error": _clean(f"{exc.__class__.__name__}: {exc}", subject)[:500]}
+    with runtime.objects.recording() as changed:
+        for name, hook in sorted(hooks.items()):
+            try:
+                reports[name] = _checked(hook(runtime, subject), subject)
+            except Exception as exc:  # noqa: BLE001 - reported in the record; the other hooks still run
+                log.error("the erase hook of %s failed (%s)", name, exc.__class__.__name__)
+                reports[name] = {"error": _clean(f"{exc.__class__.__name__}: {exc}", subject)[:500]}
+    # the versioned bucket keeps what the hooks overwrote or deleted as earlier versions: those of
+    # exactly these objects go now, not after noncurrentVersionDays
+    history = forget_history(runtime.objects, changed)
     record = {"request": request, "at": iso(at), "operator": operator,
               "subject": {"kind": subject.kind, "pseudonym": subject.reference},
               "functions": sorted(hooks), "without_hook": sorted(without_hook),
@@ -265,6 +272,7 @@ def run(runtime, subject: Subject, hooks: Mapping[str, Hook], *, operator: str,
               "erased": [{"function": n, **e} for n, r in sorted(reports.items()) for e in r.get("erased", [])],
               "kept": [{"function": n, **k} for n, r in sorted(reports.items()) for k in r.get("kept", [])]
               + ([VERSIONS_KEPT] if hooks else []),
+              "earlier_versions": {"objects": len(changed), **history.as_dict()},
               "failed": {n: r["error"] for n, r in reports.items() if "error" in r},
               "keys": subject.keys}
     if reapplies:

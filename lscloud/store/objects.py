@@ -139,6 +139,7 @@ class ObjectStore:
                                   max_pool=max_pool, timeout_s=timeout_s, ca_file=ca_file)
         self._boto = None
         self._batch_delete = True   # DeleteObjects until the store says it does not know it
+        self._written: set[tuple[str, str]] | None = None   # what is written while recording() (erasures)
         self.http = S3Http(endpoint, access_key, secret_key, region, max_pool=max_pool, timeout_s=timeout_s,
                            ca_file=ca_file)
 
@@ -207,6 +208,23 @@ class ObjectStore:
     def ping(self, bucket: str) -> None:
         """Raise unless the store answers and ``bucket`` exists (readiness)."""
         self._call("HeadBucket", "HEAD", bucket, what=bucket)
+
+    @contextmanager
+    def recording(self) -> Iterator[set[tuple[str, str]]]:
+        """Every ``(bucket, key)`` this store writes or deletes (from any thread) while the block
+        runs: what an erasure changed, whose earlier versions it then deletes
+        (:func:`lscloud.store.history.forget`). Not nested; for a process doing only that work."""
+        written: set[tuple[str, str]] = set()
+        self._written = written
+        try:
+            yield written
+        finally:
+            self._written = None
+
+    def _wrote(self, bucket: str, key: str) -> None:
+        written = self._written
+        if written is not None:
+            written.add((bucket, key))
 
     # -- objects -----------------------------------------------------------------------------------
 
@@ -347,6 +365,7 @@ class ObjectStore:
             self._reference.drop((bucket, key))   # lost a race, or unknown: read it again
             raise
         etag = reply.headers.get("etag", "")
+        self._wrote(bucket, key)
         # this replica reads its own write at once (held reference data only)
         self._reference.replace((bucket, key), etag, StoredObject(key, body, etag, content_type, metadata or {}))
         return etag
@@ -389,6 +408,7 @@ class ObjectStore:
         deleted. Reads take a tombstone for a missing object. One PUT more per conditional delete.
         """
         self._reference.drop((bucket, key))
+        self._wrote(bucket, key)   # whether or not it lands: its earlier versions are what an erasure asks about
         if if_match and not self.conditional_delete:
             try:
                 self.put(bucket, key, b"", content_type="application/octet-stream", if_match=if_match,
@@ -431,6 +451,7 @@ class ObjectStore:
     def _delete_batch(self, bucket: str, keys: list[str]) -> list[str]:
         for key in keys:
             self._reference.drop((bucket, key))
+            self._wrote(bucket, key)
         if not self._batch_delete:
             return self._delete_each(bucket, keys)
         body = ('<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Quiet>true</Quiet>'
