@@ -41,7 +41,7 @@ from components.settings import (RETIRED_KEYS, SettingsError, StackSettings, che
                                  check_run_once_expiry, check_store_budget)
 from components.telemetry import Telemetry  # noqa: E402
 
-STRUCTURED = {"cluster", "nats", "objectStore", "knative", "telemetry", "bridge", "jwt", "tls", "backup",
+STRUCTURED = {"cluster", "nats", "objectStore", "knative", "telemetry", "bridge", "jwt", "cors", "tls", "backup",
               "functionDefaults", "functions", "egressCidrs", "apiServerCidrs", "configMaps", "generatedSecrets"}
 
 # operator secrets a function cannot start without: empty, its Service never turns Ready and `pulumi
@@ -148,7 +148,7 @@ else:
         egress_cidrs=settings.egressCidrs, api_server_cidrs=settings.apiServerCidrs,
         delivery_retry=settings.knative.deliveryRetry, events_issuer=settings.knative.eventsIssuer,
         public_url_template=kn.url_template(ns, settings.domain, tls=bool(settings.knative.clusterIssuer)),
-        trusted_proxies=settings.knative.podCidrs)
+        trusted_proxies=settings.knative.podCidrs, cors_origins=settings.cors.origins)
     bridge_endpoints = BridgeEndpoints.from_platform(platform)
     clock_endpoints = ClockEndpoints.from_platform(platform)
     relay_endpoints = RelayEndpoints.from_platform(platform)

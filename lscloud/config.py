@@ -123,6 +123,10 @@ class Settings:
     # a peer's answer that allows caching (Cache-Control: max-age, reference data) is served from
     # memory for at most this long before it is revalidated by ETag (0: revalidate on every call)
     peer_fresh_s: int = 5
+    # the web pages on other origins that may call the API from a browser (CORS, lscloud.web.app):
+    # exact origins, scheme://host[:port]; "*" lets any page read the public GET routes and nothing
+    # else. Empty (the default): no CORS headers at all, a page elsewhere reads nothing
+    cors_origins: tuple[str, ...] = ()
     # where the local cloud keeps its data, traces and keys
     state_dir: str = ".lscloud"
     # telemetry: the OTel SDK reads OTEL_* itself; these are the ones the runtime acts on
@@ -276,6 +280,38 @@ def _networks(name: str, raw: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+_ORIGIN_RE = re.compile(r"(https?)://([a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?|\[[0-9a-f:.]{2,45}\])(?::([0-9]{1,5}))?")
+_DEFAULT_PORT = {"http": "80", "https": "443"}
+CORS_ANY = "*"
+"""In ``LSCLOUD_CORS_ORIGINS``: any page may read the public GET routes (no credentials are involved:
+the API takes bearer tokens, never cookies), and nothing else."""
+
+
+def parse_origins(name: str, raw: str, *, https_only: bool = False) -> tuple[str, ...]:
+    """Comma-separated web origins as a browser sends them in ``Origin`` (``https://host[:port]``:
+    lowercase, no path, no default port), or ``*``; ``https_only``: ``http://`` pages refused (the
+    cluster: a page served in the clear can be altered on the way to hold a citizen's token)."""
+    out = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        if part == CORS_ANY:
+            out.append(part)
+            continue
+        m = _ORIGIN_RE.fullmatch(part.lower())
+        if not m:
+            raise ConfigError(f"{name}: {part!r} is not an origin: scheme://host[:port] with no path (not even a "
+                              "trailing '/'), e.g. https://dichvucong.langson.gov.vn, or '*'")
+        scheme, _, port = m.groups()
+        if port is not None and (port == _DEFAULT_PORT[scheme] or not 1 <= int(port) <= 65535):
+            raise ConfigError(f"{name}: {part!r}: a browser never sends the default port, nor a port outside 1-65535; "
+                              "write the origin as the page's address bar shows it")
+        if https_only and scheme != "https":
+            raise ConfigError(f"{name}: {part!r}: only https:// pages may call the API in the cluster")
+        out.append(part.lower())
+    return tuple(dict.fromkeys(out))
+
+
 def _partner_keys(name: str, raw: str) -> dict[str, tuple[str, ...]]:
     try:
         data = json.loads(raw)
@@ -416,6 +452,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         peer_url_template=peers.rstrip("/"),
         public_url_template=public.rstrip("/"),
         peer_fresh_s=_int("LSCLOUD_PEER_FRESH_S", get("LSCLOUD_PEER_FRESH_S", str(d.peer_fresh_s)), 0),
+        cors_origins=parse_origins("LSCLOUD_CORS_ORIGINS", get("LSCLOUD_CORS_ORIGINS", ""),
+                                   https_only=mode == "cluster"),
         state_dir=get("LSCLOUD_STATE_DIR", d.state_dir),
         otlp_endpoint=otlp,
         otlp_metrics_endpoint=otlp_metrics,

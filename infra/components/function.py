@@ -19,6 +19,8 @@ Environment of a function in the cluster:
   TLS to NATS and MinIO: the function's own client certificate ``nats-fn-<name>`` (NATS maps it
   to a user that may publish only ``lscloud.<name>.>``) and the internal CA (:mod:`.tls`);
   ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT``: metrics go to the single metrics collector;
+  ``LSCLOUD_CORS_ORIGINS``: the web pages that may call it from a browser (``lscloud:cors.origins``,
+  the same for every function; unset when there are none);
 - from func.yaml ``run.envs``: plain values as plain env, ``{{ secret:name:key }}`` as a
   ``secretKeyRef``, ``{{ configMap:name:key }}`` as a ``configMapKeyRef``. The secret name
   ``lscloud-s3`` means *this function's own object-store credentials* and is resolved to
@@ -57,7 +59,7 @@ PLATFORM_ENV = frozenset({
     "LSCLOUD_JWT_ISSUER", "LSCLOUD_JWT_AUDIENCE", "LSCLOUD_JWT_JWKS_URL", "OTEL_EXPORTER_OTLP_ENDPOINT",
     "LSCLOUD_PEER_URL_TEMPLATE", "LSCLOUD_PSEUDONYM_KEY", "LSCLOUD_EVENTS_AUDIENCE", "LSCLOUD_EVENTS_JWKS_URL",
     "LSCLOUD_EVENTS_SUBJECTS", "LSCLOUD_EVENTS_JWKS_CA_FILE", "LSCLOUD_EVENTS_ISSUER", "LSCLOUD_NATS_CA_FILE", "LSCLOUD_NATS_CERT_FILE",
-    "LSCLOUD_TRUSTED_PROXIES",
+    "LSCLOUD_TRUSTED_PROXIES", "LSCLOUD_CORS_ORIGINS",
     "LSCLOUD_NATS_KEY_FILE", "LSCLOUD_S3_CA_FILE", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "LSCLOUD_S3_OBJECT_LOCK",
     "K_SERVICE", "PORT",
 })
@@ -105,6 +107,8 @@ class PlatformEndpoints:
     public_url_template: str = ""
     # the proxies' network (the pod CIDRs): LSCLOUD_TRUSTED_PROXIES (lscloud.ratelimit.client_address)
     trusted_proxies: tuple[str, ...] = ()
+    # the web pages on other origins that may call from a browser (CorsSettings.origins): LSCLOUD_CORS_ORIGINS
+    cors_origins: tuple[str, ...] = ()
 
     def public_url(self, function: str) -> str:
         return self.public_url_template.format(name=function)
@@ -201,6 +205,8 @@ def render_env(m: Manifest, p: PlatformEndpoints, override: FunctionOverride | N
         env.append({"name": "LSCLOUD_JWT_JWKS_URL", "value": p.jwt_jwks_url})
     if p.trusted_proxies:
         env.append({"name": "LSCLOUD_TRUSTED_PROXIES", "value": ",".join(p.trusted_proxies)})
+    if p.cors_origins:
+        env.append({"name": "LSCLOUD_CORS_ORIGINS", "value": ",".join(p.cors_origins)})
     if override is not None and override.retention:
         env.append({"name": "LSCLOUD_S3_OBJECT_LOCK", "value": override.retention.mode})
     own = _env_from_manifest(m)

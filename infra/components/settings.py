@@ -490,6 +490,29 @@ class Retention:
 
 
 @dataclass(frozen=True)
+class CorsSettings:
+    """Web pages that call the functions from a browser (``lscloud:cors``). Every function has a host
+    of its own (``https://<function>.<namespace>.<domain>``), so every web page is on another origin:
+    without its origin here a browser lets no page read an answer. ``origins``: exact origins as the
+    page's address bar shows them (``https://dichvucong.langson.gov.vn``; https only, no path), or
+    ``*`` (any page may read the public GET routes, nothing else). Empty: no page (the default).
+    Every function gets the same list (``LSCLOUD_CORS_ORIGINS``, :mod:`lscloud.web.app`)."""
+
+    origins: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        from lscloud import config
+
+        if isinstance(self.origins, str) or not all(isinstance(o, str) and o.strip() for o in self.origins):
+            raise SettingsError(f"lscloud:cors.origins must be a list of origins, got {self.origins!r}")
+        try:
+            origins = config.parse_origins("lscloud:cors.origins", ",".join(self.origins), https_only=True)
+        except config.ConfigError as exc:
+            raise SettingsError(str(exc)) from None
+        object.__setattr__(self, "origins", origins)
+
+
+@dataclass(frozen=True)
 class JwtSettings:
     issuer: str = "https://id.langson.gov.vn"
     audience: str = "lscloud"
@@ -595,6 +618,7 @@ class StackSettings:
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     bridge: BridgeSettings = field(default_factory=BridgeSettings)
     jwt: JwtSettings = field(default_factory=JwtSettings)
+    cors: CorsSettings = field(default_factory=CorsSettings)
     tls: TlsSettings = field(default_factory=TlsSettings)
     backup: BackupSettings = field(default_factory=BackupSettings)
     functionDefaults: FunctionDefaults = field(default_factory=FunctionDefaults)
@@ -647,6 +671,7 @@ class StackSettings:
             telemetry=_build(TelemetrySettings, "telemetry", get("telemetry")),
             bridge=_build(BridgeSettings, "bridge", get("bridge")),
             jwt=_build(JwtSettings, "jwt", get("jwt")),
+            cors=_build(CorsSettings, "cors", get("cors")),
             tls=_build(TlsSettings, "tls", get("tls")),
             backup=_build(BackupSettings, "backup", get("backup")),
             configMaps={str(k): {str(kk): str(vv) for kk, vv in (v or {}).items()}

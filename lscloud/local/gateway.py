@@ -23,10 +23,13 @@ What it refuses, each with an ``application/problem+json`` answer:
 
 An upstream that cannot be reached answers 502 (503 while the function is starting or
 restarting), one that drops the connection (before or while answering) 502, one that is too slow
-504. An answer given before the client's body was read closes the client connection after
-draining the body (:class:`lscloud.asgi.BodyGuard`), and an upstream connection is never returned
-to the pool half-read (a response not read to its end is closed; functions close theirs after an
-early answer).
+504. Every answer the gateway gives itself in place of a function's (400, 404, 413, 5xx) carries the
+CORS headers a function would (``LSCLOUD_CORS_ORIGINS``, the functions' own setting): a page on
+another origin then reads the real status, not a network error; what a function answers passes
+as it is (its own CORS headers, :mod:`lscloud.web.app`). An answer given before the client's body
+was read closes the client connection after draining the body (:class:`lscloud.asgi.BodyGuard`),
+and an upstream connection is never returned to the pool half-read (a response not read to its end
+is closed; functions close theirs after an early answer).
 
 In front of each function it holds the bounds Knative's queue-proxy holds each replica to in the
 cluster (:class:`_Gate`, one per function, from its :class:`Route`): at most ``containerConcurrency``
@@ -73,6 +76,7 @@ from opentelemetry import context as _context
 from opentelemetry import trace as _trace
 
 from .. import asgi
+from ..config import CORS_ANY
 from ..manifest import PLATFORM_CONTAINER_CONCURRENCY, PLATFORM_TIMEOUT_S, QUEUE_DEPTH_PER_SLOT
 from . import paths
 from .raw_problems import problem
@@ -115,12 +119,13 @@ class Gateway:
 
     def __init__(self, routes: Callable[[], dict[str, Route]], *, upstream_host: str = "127.0.0.1",
                  read_timeout_s: float = 60.0, max_body_bytes: int | None = None, dev_tokens=None,
-                 fast_path: bool = True):
+                 fast_path: bool = True, cors_origins: tuple[str, ...] | None = None):
         """``max_body_bytes``: the largest request body forwarded (default: the largest any route
         takes by default settings, ``max(max_body_bytes, blob_max_bytes)``). ``dev_tokens``: an
         :class:`lscloud.local.apidocs.DevTokens` for ``/docs/token`` (local cloud only; ``None``: no route).
         ``fast_path``: serve bodyless forwards without ASGI (:meth:`aiohttp_handler`; off: every
-        request goes through the ASGI app, as tests compare)."""
+        request goes through the ASGI app, as tests compare). ``cors_origins``: the pages on other
+        origins that may call (default: ``LSCLOUD_CORS_ORIGINS``, as the functions behind it read it)."""
         self.routes = routes
         self.dev_tokens = dev_tokens
         self.upstream_host = upstream_host
@@ -132,6 +137,12 @@ class Gateway:
             max_body_bytes = max(defaults.max_body_bytes, defaults.blob_max_bytes)
         self.max_body_bytes = max_body_bytes
         self.fast_path = fast_path
+        if cors_origins is None:
+            from .. import config
+
+            name = "LSCLOUD_CORS_ORIGINS"
+            cors_origins = config.parse_origins(name, config.environ().get(name, ""))
+        self.cors_origins = frozenset(cors_origins)
         self._gates: dict[str, _Gate] = {}
         self.client: aiohttp.ClientSession | None = None
         self._telemetry = None
@@ -190,7 +201,7 @@ class Gateway:
                 return
             error = _failed(scope.get("method"), _raw_path(scope))
             if not guard.started:
-                await _send(send, *error)
+                await _send(send, *self._own(scope, error))
 
     async def _route(self, scope, receive, send) -> None:
         kind, what = self._resolve(scope["path"], _raw_path(scope))
@@ -199,10 +210,10 @@ class Gateway:
         if kind == "docs":
             return await self._docs(scope, send)
         if kind == "refuse":
-            return await _send(send, *what)
+            return await _send(send, *self._own(scope, what))
         length = asgi.content_length(scope)
         if length is not None and length > self.max_body_bytes:
-            return await _send(send, *self._too_large())
+            return await _send(send, *self._own(scope, self._too_large()))
         route, where = what
         await self._proxy(scope, receive, send, route, where)
 
@@ -235,6 +246,33 @@ class Gateway:
                 "Sự kiện được chuyển tới hàm qua bộ điều phối sự kiện và tình trạng của hàm do nền tảng kiểm tra, "
                 "không qua cổng.")
         return "forward", (route, where)
+
+    def _cors(self, origin: bytes | None) -> list[tuple[bytes, bytes]]:
+        """The CORS headers of an answer the gateway gives itself to a request from ``origin``: what
+        :mod:`lscloud.web.app` adds to a function's. Its answers are problems, nobody's data: a page
+        that may read any public answer (``*``) may read them too."""
+        if not self.cors_origins:
+            return []
+        headers = [(b"vary", b"Origin")]
+        if origin and (origin.decode("latin-1") in self.cors_origins or CORS_ANY in self.cors_origins):
+            headers += [(b"access-control-allow-origin", origin), (b"access-control-expose-headers", b"Retry-After")]
+        return headers
+
+    def _own(self, scope, answer: tuple[int, list, bytes]) -> tuple[int, list, bytes]:
+        """``answer`` (the gateway's own) with the CORS headers for the ASGI request ``scope``."""
+        if not self.cors_origins:
+            return answer
+        origin = next((v for k, v in scope.get("headers", ()) if k.lower() == b"origin"), None)
+        status, headers, body = answer
+        return status, [*headers, *self._cors(origin)], body
+
+    def _own_native(self, request, answer: tuple[int, list, bytes]):
+        """``answer`` (the gateway's own) as an aiohttp response to ``request``, with its CORS headers."""
+        if self.cors_origins:
+            origin = request.headers.get("Origin")
+            status, headers, body = answer
+            answer = status, [*headers, *self._cors(origin.encode("latin-1") if origin else None)], body
+        return _aiohttp_answer(*answer)
 
     def _too_large(self) -> tuple[int, list, bytes]:
         return problem(413, "payload-too-large", "Request body too large",
@@ -493,13 +531,13 @@ class Gateway:
         else:
             deadline, refusal = await self._queued(gate, admitted, route, span)
             if refusal is not None:
-                return await _send(send, *refusal)
+                return await _send(send, *self._own(scope, refusal))
         try:
             response, refusal = await self._upstream(scope["method"], url, headers, body() if has_body else None,
                                                      route, span, deadline)
             if response is None:
                 if refusal is not None:
-                    await _send(send, *refusal)
+                    await _send(send, *self._own(scope, refusal))
                 return
             done = False
             try:
@@ -507,7 +545,7 @@ class Gateway:
                 self._answered(response, span)
                 content, refusal = await self._whole_body(response, route, span)
                 if refusal is not None:
-                    return await _send(send, *refusal)
+                    return await _send(send, *self._own(scope, refusal))
                 await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
                 if content is not None:  # a small answer, read whole: one message (one write to the client)
                     await send({"type": "http.response.body", "body": content, "more_body": False})
@@ -565,7 +603,7 @@ class Gateway:
                 error = _failed(request.method, raw)
                 if sent:
                     raise
-                return _aiohttp_answer(*error)
+                return self._own_native(request, error)
 
         return handle
 
@@ -586,19 +624,19 @@ class Gateway:
             else:
                 deadline, refusal = await self._queued(gate, admitted, route, span)
                 if refusal is not None:
-                    return _aiohttp_answer(*refusal)
+                    return self._own_native(request, refusal)
             try:
                 url = self._url(route, where, query.encode("latin-1"))
                 response, refusal = await self._upstream(method, url, headers, None, route, span, deadline)
                 if response is None:  # (never None for a request without a body: nobody left mid-body)
-                    return _aiohttp_answer(*refusal)
+                    return self._own_native(request, refusal)
                 done = False
                 try:
                     out_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in _passed_on(response)]
                     self._answered(response, span)
                     content, refusal = await self._whole_body(response, route, span)
                     if refusal is not None:
-                        return _aiohttp_answer(*refusal)
+                        return self._own_native(request, refusal)
                     if content is not None:  # status line, headers and body in one write
                         answer = web.Response(status=response.status, headers=out_headers, body=content)
                         sent.append(answer)

@@ -12,7 +12,11 @@
   bodies, and refuses non-JSON bodies with 415 unless a view is marked ``raw_body``; a view's
   ``before_body`` check (a rate limit) runs before its body is read;
 - matches ``<schema("file.json#/pointer"):name>`` route arguments by that schema (:mod:`lscloud.web.pathparams`);
-- serves ``GET /openapi.json`` (:mod:`lscloud.web.openapi`) and, with ``downloads=True`` (a function
+- answers browsers on the origins ``settings.cors_origins`` names (``LSCLOUD_CORS_ORIGINS``): a
+  preflight before any check of the caller or the body, and CORS headers on every answer, errors
+  included (:func:`_preflight`, :func:`_cors`);
+- marks every answer that does not say how it may be cached ``Cache-Control: no-store``;
+- serves ``GET /openapi.json`` (:mod:`lscloud.web.openapi`, with a strong ETag) and, with ``downloads=True`` (a function
   that hands out links to its files), ``GET /downloads/<token>`` (:mod:`lscloud.web.downloads`);
 - refuses to serve if any route lacks an ``@allow`` declaration (:func:`check_access`, run on the
   first request and by :mod:`lscloud.knative` at start).
@@ -24,14 +28,16 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
-from flask import Flask, g, jsonify, request
+from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from .. import auth, errors, query, runtime
+from ..config import CORS_ANY
 from ..context import AppState, app_state
 from ..problems import Problem, current_trace_id, problem_response
 from ..store.errors import ConditionalCheckFailed, DoesNotExist, InvalidKey, StoreUnavailable
 from .bodies import MULTIPART, SchemaSet, buffer_unsized_body, files_limit
+from .caching import cached_json
 from .downloads import add_route as add_download_route
 from .instrumentation import instrument, record_exception
 from .openapi import build_openapi, invalid_query
@@ -43,6 +49,15 @@ __all__ = ["AccessError", "check_access", "create_app"]
 log = logging.getLogger("lscloud.web")
 
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+# CORS: beyond what a browser lets a page send and read anyway, the request headers the runtime and
+# the functions read, and the answer headers a client acts on (a new one read or set goes here)
+CORS_ALLOW_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key", "If-Match", "If-None-Match",
+                      "Accept-Language", "Prefer", "traceparent", "tracestate")
+CORS_EXPOSE_HEADERS = ("Location", "ETag", "Retry-After", "Idempotent-Replayed", "Content-Disposition", "Link",
+                       "WWW-Authenticate", "Allow", "Preference-Applied", "Content-Range")
+CORS_MAX_AGE_S = 600
+"""How long a browser keeps a preflight's answer: a page's repeated calls cost one preflight per path."""
 
 
 class AccessError(RuntimeError):
@@ -113,6 +128,59 @@ def _media_type_accepted(view) -> None:
                       detail_vi=f"Chức năng này yêu cầu {expected}.")
 
 
+def _public_read(method: str, endpoint: str | None) -> bool:
+    """Whether ``method`` on ``endpoint`` reads a public route: what ``*`` in the origins opens."""
+    view = current_app.view_functions.get(endpoint) if endpoint else None
+    access = auth.access_of(view) if view is not None else None
+    return method in ("GET", "HEAD") and access is not None and access.public
+
+
+def _origin_allowed(origins: tuple[str, ...], origin: str, method: str, endpoint: str | None) -> bool:
+    return origin in origins or (CORS_ANY in origins and _public_read(method, endpoint))
+
+
+def _preflight(origins: tuple[str, ...]) -> Response | None:
+    """The answer to a browser's preflight (``OPTIONS`` with ``Origin`` and
+    ``Access-Control-Request-Method``) from a page that may call: 204 with what it may send. None for
+    any other request, and for a page that may not call: Flask's own OPTIONS answer then, with no
+    CORS header (the browser stops there; an error status would tell it nothing more)."""
+    origin = request.headers.get("Origin")
+    wanted = request.headers.get("Access-Control-Request-Method", "").strip().upper()
+    if request.method != "OPTIONS" or not origin or not wanted:
+        return None
+    adapter = current_app.create_url_adapter(request)
+    methods = adapter.allowed_methods() if adapter is not None else []
+    if not methods:
+        return None  # no route here: the 404 (with CORS headers) answers it
+    try:
+        endpoint = adapter.match(method=wanted)[0]
+    except HTTPException:  # not a method of this route: the browser sees the ones allowed and stops
+        endpoint = None
+    if not _origin_allowed(origins, origin, wanted, endpoint):
+        return None
+    resp = Response(status=204)
+    del resp.headers["Content-Type"]  # no body, no type
+    resp.headers["Access-Control-Allow-Origin"] = origin
+    resp.headers["Access-Control-Allow-Methods"] = ", ".join(sorted(methods))
+    resp.headers["Access-Control-Allow-Headers"] = ", ".join(CORS_ALLOW_HEADERS)
+    resp.headers["Access-Control-Max-Age"] = str(CORS_MAX_AGE_S)
+    return resp
+
+
+def _cors(response: Response, origins: tuple[str, ...]) -> None:
+    """CORS headers on an answer to a page that may call (errors and redirects too: a page that
+    cannot read a 4xx cannot tell the citizen what to fix). ``Vary: Origin`` on every answer, so a
+    cache never gives one page's answer to another."""
+    response.vary.add("Origin")
+    origin = request.headers.get("Origin")
+    if not origin or "Access-Control-Allow-Origin" in response.headers:
+        return
+    if _origin_allowed(origins, origin, request.method, request.endpoint):
+        # the page's own origin, never "*": one answer, one reader (and no credentials: bearer tokens only)
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = ", ".join(CORS_EXPOSE_HEADERS)
+
+
 def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, openapi: dict | None = None,
                partner_keys: Callable[[str], Any] | None = None, downloads: bool = False) -> Flask:
     """A Flask app with the runtime's conventions (see the module docstring).
@@ -132,12 +200,19 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
     app.json.ensure_ascii = False
     app.json.sort_keys = False
     app.extensions["lscloud"] = AppState(name, settings, schemas_dir, openapi, partner_keys, schema_loader=SchemaSet)
+    origins = settings.cors_origins
 
     @app.before_request
     def _guard():
         state = app_state()
         if not state.access_checked:
             check_access(app)  # deterministic: an undeclared route fails every request, loudly
+        if origins and request.method == "OPTIONS":
+            # a browser asks before its request and sends no token with the question: answered
+            # before the caller is checked and before any body is read
+            answer = _preflight(origins)
+            if answer is not None:
+                return answer
         view = app.view_functions.get(request.endpoint) if request.endpoint else None
         limit = getattr(view, "__lscloud_max_body__", None)
         if isinstance(limit, str):  # a setting's name (body_limit("blob_max_bytes"))
@@ -167,6 +242,16 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
     def _no_date(response):
         # the HTTP server writes Date; Werkzeug's make_conditional adds one too, and two is wrong
         response.headers.pop("Date", None)
+        return response
+
+    @app.after_request
+    def _caching_and_cors(response):
+        # an answer that does not say how it may be cached is not stored: most answer one caller
+        # (a dossier, a token), and a browser on a shared computer keeps what it may on its disk
+        if "Cache-Control" not in response.headers:
+            response.headers["Cache-Control"] = "no-store"
+        if origins:
+            _cors(response, origins)
         return response
 
     @app.errorhandler(Problem)
@@ -231,7 +316,8 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
         prefix = forwarded_prefix()
         if prefix:
             doc = {**doc, "servers": [{"url": prefix, "description": "through the gateway / qua cổng"}]}
-        return jsonify(doc)
+        # the same until the function is deployed again: kept a minute, then revalidated (a 304, not 160 kB)
+        return cached_json(doc, cache_control="public, max-age=60")
 
     if downloads:
         add_download_route(app)

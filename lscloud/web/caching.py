@@ -1,6 +1,9 @@
 """Answers with validators: reference data with a strong ETag, Cache-Control and 304
-(:func:`cached_json`); a record at its version (:func:`versioned_json`), and a change made only to
-the version the caller read (:func:`if_match_version`, declared with :func:`takes_if_match`)."""
+(:func:`cached_json`, or :func:`cached` for an answer in another format); a record at its version
+(:func:`versioned_json`), and a change made only to the version the caller read
+(:func:`if_match_version`, declared with :func:`takes_if_match`).
+
+An answer that says nothing of caching is ``Cache-Control: no-store`` (:func:`lscloud.web.create_app`)."""
 
 from __future__ import annotations
 
@@ -14,37 +17,60 @@ from flask import Response, current_app, jsonify, request
 
 from ..errors import PreconditionFailed, field
 
-__all__ = ["CACHE_CONTROL", "CACHED", "cached_json", "versioned_json", "if_match_version", "takes_if_match",
-           "IF_MATCH_PARAMETER"]
+__all__ = ["CACHE_CONTROL", "CACHED", "RECORD_CACHE_CONTROL", "cached", "cached_json", "caching", "versioned_json",
+           "if_match_version", "takes_if_match", "IF_MATCH_PARAMETER"]
 
 
 CACHE_CONTROL = "public, max-age=300"
 
-CACHED: dict[str, Any] = {"headers": {"ETag": "Strong validator of the body: send it back in If-None-Match.",
-                                      "Cache-Control": CACHE_CONTROL},
-                          "also": {304: "Not modified (If-None-Match matched)"}}
+RECORD_CACHE_CONTROL = "private, no-cache"
+"""What :func:`versioned_json` answers carry: kept by the caller's own browser only, and asked again
+(with its ETag) before every use, never by a shared cache."""
+
+
+def caching(cache_control: str = CACHE_CONTROL) -> dict[str, Any]:
+    """What :func:`cached` answers with ``cache_control``, for ``@responds(schema, **caching(...))``."""
+    return {"headers": {"ETag": "Strong validator of the body: send it back in If-None-Match.",
+                        "Cache-Control": cache_control},
+            "also": {304: "Not modified (If-None-Match matched)"}}
+
+
+CACHED: dict[str, Any] = caching()
 """What :func:`cached_json` answers, for ``@responds(schema, **CACHED)``."""
+
+
+def cached(resp: Response, *, cache_control: str = CACHE_CONTROL) -> Response:
+    """A public read-only answer (any format: Open311's XML too) given a strong ``ETag`` (sha256 of
+    its bytes), ``Cache-Control``, and ``304`` to a matching ``If-None-Match``."""
+    resp.set_etag(hashlib.sha256(resp.get_data()).hexdigest()[:32])  # strong: same bytes, same tag
+    resp.headers["Cache-Control"] = cache_control
+    return resp.make_conditional(request)
 
 
 def cached_json(payload: Any, *, cache_control: str = CACHE_CONTROL) -> Response:
     """Public read-only JSON with a strong ``ETag`` (sha256 of the bytes), ``Cache-Control``, and
     ``304`` to a matching ``If-None-Match``: the one way reference data is answered."""
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=False).encode()
-    resp = Response(body, mimetype="application/json")
-    resp.set_etag(hashlib.sha256(body).hexdigest()[:32])  # strong: same bytes, same tag
-    resp.headers["Cache-Control"] = cache_control
-    return resp.make_conditional(request)
+    return cached(Response(body, mimetype="application/json"), cache_control=cache_control)
 
 
-
-
-def versioned_json(payload: Any, version: int, status: int = 200) -> Response:
+def versioned_json(payload: Any, version: int, status: int = 200, *, conditional: bool = False) -> Response:
     """A record's JSON with its version as the ``ETag`` (``"<version>"``): every write changes the
     version, so a client tells two states of the record apart by it (declare it with
-    ``@responds(..., headers={"ETag": "The record's version"})``)."""
+    ``@responds(..., headers={"ETag": "The record's version"})``). ``Cache-Control:`` private,
+    no-cache (:data:`RECORD_CACHE_CONTROL`).
+
+    ``conditional``: the answer is the record's alone, the same at every version for every caller
+    who may read it, so a ``GET`` whose ``If-None-Match`` names the version is answered ``304``. Not
+    for an answer that also changes with the clock (a deadline's days left, an overdue flag) or with
+    who asks: a 304 would keep the caller's copy of an older one, and the tag cannot say so (it is
+    the version, which ``If-Match`` reads)."""
     resp = jsonify(payload)
     resp.status_code = status
     resp.headers["ETag"] = f'"{int(version)}"'
+    resp.headers["Cache-Control"] = RECORD_CACHE_CONTROL
+    if conditional and status == 200:
+        return resp.make_conditional(request)
     return resp
 
 

@@ -2,7 +2,8 @@
 
 Views declare what they answer with :func:`responds` and which query parameters they take with
 :func:`query_params` (which also parses and validates them); ``@allow`` gives the security,
-:func:`lscloud.web.bodies.validate_body` the request body, and ``@idempotent`` /
+:func:`lscloud.web.bodies.validate_body` the request body (:func:`~lscloud.web.bodies.raw_body` and
+:func:`~lscloud.web.bodies.body_limit` an upload's media types and size), and ``@idempotent`` /
 :func:`lscloud.web.caching.takes_if_match` the request headers the runtime reads (``Idempotency-Key``,
 ``If-Match``). :func:`build_openapi` reads it all.
 """
@@ -29,6 +30,7 @@ from .pathparams import parameter_schema
 __all__ = ["PAGE_SCHEMA", "responds", "query_params", "page_params", "invalid_query", "build_openapi"]
 
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+FORM = "application/x-www-form-urlencoded"
 
 
 PAGE_SCHEMA: dict[str, Any] = {
@@ -260,12 +262,15 @@ def _problem_response(status: int | None) -> dict:
     return {"description": f"{en} / {vi}", "content": {MEDIA_TYPE: {"schema": schema, "example": sample}}}
 
 
-def _problems(*, public: bool, has_params: bool, has_body: bool, idempotent: bool, if_match: bool = False) -> dict:
+def _problems(*, public: bool, has_params: bool, has_body: bool, idempotent: bool, if_match: bool = False,
+              raw: tuple[str, ...] | None = None, limit: int = 0) -> dict:
     """The problem statuses the runtime itself may answer for an operation of this shape (a
     function's own refusals add 404/409/… of their kind: always under these statuses or ``default``).
     ``has_params``: a path or query parameter (a bad one is a 400); ``idempotent``: the view is
     ``@idempotent`` (a missing or malformed key is a 400, a key reused or in progress a 409);
-    ``if_match``: the view reads ``If-Match`` (a bad or stale one is a 412, never a 400)."""
+    ``if_match``: the view reads ``If-Match`` (a bad or stale one is a 412, never a 400); ``raw``:
+    the media types of a :func:`~lscloud.web.bodies.raw_body` view (``()``: any, so never a 415),
+    whose 413/415/422 then say what its body is refused for, ``limit`` its size limit in bytes."""
     codes = [404, 503]
     if if_match:
         codes.append(412)
@@ -274,10 +279,84 @@ def _problems(*, public: bool, has_params: bool, has_body: bool, idempotent: boo
     if not public:
         codes += [401, 403]
     if has_body:
-        codes += [413, 415, 422]
+        codes += [413, 422] + ([] if raw == () else [415])
     if has_body or idempotent:
         codes.append(409)
-    return {str(c): _problem_response(c) for c in sorted(set(codes))}
+    out = {str(c): _problem_response(c) for c in sorted(set(codes))}
+    if has_body and raw is not None:
+        for code, (en, vi) in _raw_refusals(raw, limit).items():
+            if code in out:
+                out[code]["description"] = f"{en} / {vi}"
+    return out
+
+
+def _size(n: int) -> tuple[str, str]:
+    """``n`` bytes as people read it, in English and Vietnamese (``8 MiB (8388608 bytes)``)."""
+    for unit, size in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit} ({n} bytes)", f"{n // size} {unit} ({n} byte)"
+    return f"{n} bytes", f"{n} byte"
+
+
+def _raw_refusals(raw: tuple[str, ...], limit: int) -> dict[str, tuple[str, str]]:
+    """What a raw body's 413/415/422 mean for this operation (the JSON wording would mislead)."""
+    if _a_form(raw):
+        refused = "a field of the form is not valid", "một trường của biểu mẫu không hợp lệ"
+    elif raw:
+        refused = ("the body is not an acceptable file of its Content-Type (errors[] names the field, e.g. `body`)",
+                   "nội dung không phải tệp hợp lệ đúng kiểu Content-Type đã khai (errors[] nêu trường, ví dụ `body`)")
+    else:
+        refused = "the body is not acceptable (errors[] names the field)", "nội dung không hợp lệ (errors[] nêu trường)"
+    en, vi = _size(limit)
+    out = {"422": refused, "413": (f"the request body is over {en}", f"nội dung yêu cầu vượt quá {vi}")}
+    if raw:
+        types = ", ".join(raw)
+        out["415"] = (f"the body's Content-Type is not one of {types} (multipart/form-data is not taken)",
+                      f"kiểu nội dung (Content-Type) không thuộc {types} (không nhận multipart/form-data)")
+    return out
+
+
+def _a_form(raw: tuple[str, ...]) -> bool:
+    return bool(raw) and set(raw) <= {FORM}
+
+
+def _raw_request_body(raw: tuple[str, ...], limit: int) -> dict:
+    """The ``requestBody`` of a :func:`~lscloud.web.bodies.raw_body` view: the body is the file itself,
+    one entry per media type it takes (``*/*`` for any). As OpenAPI 3.1 describes raw binary data, its
+    schema has no ``type`` (raw bytes are outside JSON's types) nor ``contentEncoding`` (nothing is
+    base64-encoded); ``contentMediaType`` repeats the key for tools that read the schema alone, and
+    ``maxLength`` counts the octets the runtime takes (the view's ``body_limit``, else the app's)."""
+    content: dict[str, Any] = {}
+    for media_type in raw or ("*/*",):
+        if media_type == FORM:
+            # the view reads its fields itself (none is declared): any name, a repeated one as a list
+            content[media_type] = {"schema": {
+                "type": "object",
+                "additionalProperties": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+                "description": "Form fields (UTF-8); a repeated field as a list / Các trường biểu mẫu (UTF-8); "
+                               "trường lặp lại là một danh sách"}}
+        elif media_type == "*/*":
+            content[media_type] = {"schema": {"maxLength": limit}}
+        else:
+            content[media_type] = {"schema": {"contentMediaType": media_type, "maxLength": limit}}
+    en, vi = _size(limit)
+    if _a_form(raw):
+        what = f"A form ({FORM})", f"Biểu mẫu ({FORM})"
+    elif raw:
+        what = (f"The file itself as the body, sent with its Content-Type ({', '.join(raw)}), not multipart/form-data",
+                f"Nội dung là chính tệp, gửi kèm Content-Type của tệp ({', '.join(raw)}), không dùng multipart/form-data")
+    else:
+        what = "The body as is, of any media type", "Nội dung giữ nguyên, kiểu bất kỳ"
+    return {"description": f"{what[0]}, at most {en}. / {what[1]}, tối đa {vi}.", "required": True,
+            "content": content}
+
+
+def _body_limit(view, settings) -> int:
+    """The body size limit the runtime applies to ``view`` (as :func:`lscloud.web.create_app` reads it)."""
+    limit = getattr(view, "__lscloud_max_body__", None)
+    if isinstance(limit, str):  # a setting's name (body_limit("blob_max_bytes"))
+        limit = getattr(settings, limit)
+    return int(settings.max_body_bytes if limit is None else limit)
 
 
 def _responses(declared: dict | None, wanted: set[str]) -> dict:
@@ -449,13 +528,18 @@ def build_openapi(app: Flask) -> dict:
                         "encoding": {JSON_PART: {"contentType": "application/json"}}}
                 op["requestBody"] = {"required": not getattr(view, "__lscloud_body_optional__", False),
                                      "content": content}
+            raw = getattr(view, "__lscloud_raw_body__", None)
+            raw = tuple(raw) if raw is not None and "requestBody" not in op and method in _BODY_METHODS else None
+            limit = _body_limit(view, state.settings)
+            if raw is not None:
+                op["requestBody"] = _raw_request_body(raw, limit)
             declared = getattr(view, "__lscloud_response__", None)
             op["responses"] = _responses(declared, wanted)
             if not (access is not None and access.eventing):
                 problems = _problems(public=access is None or access.public, has_params=has_params,
                                      has_body="requestBody" in op,
                                      idempotent=bool(getattr(view, "__lscloud_idempotent__", False)),
-                                     if_match=if_match)
+                                     if_match=if_match, raw=raw, limit=limit)
                 mine = op["responses"]
                 default = mine.pop("default")
                 op["responses"] = {**mine, **{k: v for k, v in problems.items() if k not in mine}, "default": default}

@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, g, jsonify
 from lscloud import errors
 from lscloud.auth import allow
 from lscloud.web import query_params, responds
+from lscloud.web.caching import cached_json, caching
 
 from . import scans, stampcode, stampkeys, stamps
 
@@ -42,14 +43,15 @@ def scan(code: str):
     return jsonify(answer)
 
 
+STAMP_KEYS_CACHE = "public, max-age=3600"
+
+
 @bp.get("/v1/stamp-keys")
 @allow("public")
-@responds("market/stamp-keys.json")
+@responds("market/stamp-keys.json", **caching(STAMP_KEYS_CACHE))
 def stamp_keys():
     """The province's public stamp keys (JWK set, RFC 8037) and the code's layout: enough to verify
     a stamp offline. After a key rotation the older keys stay listed (``status: retired``): the
     stamps they signed are still on products."""
     keys = current_app.config["MARKET_KEYS"]
-    resp = jsonify({**keys.jwks(), "format": stampkeys.describe_format()})
-    resp.headers["Cache-Control"] = "public, max-age=3600"
-    return resp
+    return cached_json({**keys.jwks(), "format": stampkeys.describe_format()}, cache_control=STAMP_KEYS_CACHE)

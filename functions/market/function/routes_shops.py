@@ -9,6 +9,7 @@ from lscloud.auth import allow, principal
 from lscloud.idempotency import idempotent
 from lscloud.statemachine import Actor
 from lscloud.web import blob_response, body_limit, query_params, raw_body, responds, validate_body
+from lscloud.web.caching import cached_json
 
 from . import shops, vietqr
 
@@ -16,6 +17,8 @@ bp = Blueprint("market_shops", __name__)
 SHOP_ID = 'schema("market/shop-create.json#/properties/id"):shop_id'
 """A shop's id, as its create names it (:mod:`lscloud.web.pathparams`)."""
 PHOTO_MAX_BYTES = 8 * 1024 * 1024
+# shops and their products change while shoppers browse: a minute old at most, then revalidated (304)
+SHOP_CACHE = "public, max-age=60"
 
 
 PHOTOS = "market-photos"
@@ -35,6 +38,7 @@ def _peers():
 @allow("citizen", "enterprise", "producer")
 @raw_body(*images.MEDIA_TYPES)
 @body_limit(PHOTO_MAX_BYTES)
+@responds("market/photo.json", status=201)
 @idempotent(required=False)
 def upload_photo():
     """A product photo (JPEG or PNG), stored without its metadata (no GPS position)."""
@@ -57,7 +61,7 @@ def photo(sha256: str):
 @allow("citizen", "enterprise", "producer")
 @validate_body("market/shop-create.json")
 @idempotent(key_from=lambda body: body.get("id"))
-@responds(None, status=201)
+@responds("market/shop.json", status=201)
 def open_shop():
     """Open a digital shop; its VietQR code is built from the bank BIN and account number."""
     out = shops.open_shop(g.body, Actor.of(principal()), _peers())
@@ -66,21 +70,23 @@ def open_shop():
 
 @bp.get("/v1/shops")
 @allow("public")
+@responds("market/shop-page.json")
 @query_params(("commune", "a commune or ward code", {"type": "string", "pattern": "^[0-9]{5}$"}),
               ("limit", "page size", {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}),
               ("page_token", "the next page"))
 def list_shops():
     """Shops, in id order (``?commune=`` those of one commune)."""
     items, token = shops.listing(g.query["commune"], g.query["limit"], g.query["page_token"])
-    return jsonify({"items": items, "total": len(items), "next_page_token": token})
+    return cached_json({"items": items, "total": len(items), "next_page_token": token}, cache_control=SHOP_CACHE)
 
 
 @bp.get(f"/v1/shops/<{SHOP_ID}>")
 @allow("public")
+@responds("market/shop.json")
 def read_shop(shop_id: str):
     """A shop with its products (the account number masked; the VietQR string is the payable code)."""
     doc = shops.records().visible(shop_id, lambda doc: True).data
-    return jsonify(shops.public_view(doc, shops.products(shop_id)))
+    return cached_json(shops.public_view(doc, shops.products(shop_id)), cache_control=SHOP_CACHE)
 
 
 @bp.get(f"/v1/shops/<{SHOP_ID}>/qr")
@@ -94,6 +100,7 @@ def shop_qr(shop_id: str):
 @bp.post(f"/v1/shops/<{SHOP_ID}>/close")
 @allow("citizen", "enterprise", "producer", "operator")
 @validate_body("market/shop-close.json", optional=True)
+@responds("market/shop.json")
 @idempotent()
 def close_shop(shop_id: str):
     """Close a shop: its owner, or the market's operators with a reason. It leaves the listings and
@@ -105,6 +112,7 @@ def close_shop(shop_id: str):
 @bp.post(f"/v1/shops/<{SHOP_ID}>/products")
 @allow("citizen", "enterprise", "producer")
 @validate_body("market/product-create.json")
+@responds("market/product.json", status=201)
 @idempotent(key_from=lambda body: body.get("id"))
 def add_product(shop_id: str):
     """A product of the caller's own shop (category, OCOP stars, price, photos)."""

@@ -18,6 +18,7 @@ from lscloud.ratelimit import caller_subject
 from lscloud.statemachine import Actor
 from lscloud.store import DoesNotExist, InvalidKey
 from lscloud.web import public_base, raw_body, responds
+from lscloud.web.caching import CACHED, cached
 
 from . import apikeys, catalog, lists, open311, queries, reports, views
 from .routes_v1 import received
@@ -156,14 +157,14 @@ def discovery(fmt: str):
 
 @bp.get(f"/v2/services.<{FORMAT}>")
 @allow("public")
-@_responds("reports/open311/services.json")
+@_responds("reports/open311/services.json", **CACHED)
 def services(fmt: str):
     """GET Service List: every service type, in Vietnamese with English."""
     open311.check_format(fmt)
     _args()
-    return _answer("services", [{
+    return cached(_answer("services", [{
         "service_code": s["code"], "service_name": s["name"], "description": s["description"], "metadata": True,
-        "type": "realtime", "keywords": s["keywords"], "group": s["category"]} for s in catalog.services().values()])
+        "type": "realtime", "keywords": s["keywords"], "group": s["category"]} for s in catalog.services().values()]))
 
 
 @bp.get(f"/v2/services/<{SERVICE_CODE}>.<{FORMAT}>")

@@ -16,6 +16,7 @@ from lscloud.ratelimit import caller_subject
 from lscloud.statemachine import Actor, iso, now, parse_iso
 from lscloud.workdays import local_day
 from lscloud.web import blob_response, body_limit, query_params, query_schema, raw_body, responds, validate_body
+from lscloud.web.caching import cached_json
 
 from . import agencies, apikeys, catalog, lists, queries, reports, views
 
@@ -116,7 +117,7 @@ def _view(doc: dict, trail: list | None = None) -> dict:
 @allow("public")
 @raw_body(*images.MEDIA_TYPES)
 @body_limit(PHOTO_MAX_BYTES)
-@responds(None, status=201, description="The photo kept, by its sha256, and its public URL",
+@responds("reports/photo.json", status=201, description="The photo kept, by its sha256, and its public URL",
           also={429: "Too many photos from this caller (REPORTS_PHOTO_LIMIT): wait Retry-After seconds"})
 @idempotent(required=False)
 def upload_photo():
@@ -142,7 +143,8 @@ def get_photo(sha256: str):
 @bp.post("/v1/reports")
 @allow("public")
 @validate_body("reports/report-create.json")
-@responds(None, status=201, description="The report, routed, with its deadline and nearby open duplicates",
+@responds("reports/report-created.json", status=201,
+          description="The report, routed, with its deadline and nearby open duplicates",
           also={429: "Too many reports from this caller (REPORTS_CITIZEN_LIMIT): wait Retry-After seconds"})
 @idempotent(required=False, implicit_s=IMPLICIT_S)   # the app's retry after a lost answer: not a second report
 def submit():
@@ -175,6 +177,7 @@ def submit():
 
 @bp.get("/v1/reports/nearby")
 @allow("public")
+@responds("reports/nearby-reports.json")
 @query_params(("service_code", "the service type", SERVICE_CODE),
               ("lat", "latitude (WGS84)", {"type": "number", "minimum": -90, "maximum": 90}),
               ("long", "longitude (WGS84)", {"type": "number", "minimum": -180, "maximum": 180}),
@@ -194,6 +197,7 @@ def nearby():
 
 @bp.get(f"/v1/reports/<{REPORT_ID}>")
 @allow("public")
+@responds("reports/report.json")
 def read(report_id: str):
     """A report with its public history (masked); its reporter and its agency see everything."""
     agg = reports.records()
@@ -203,6 +207,7 @@ def read(report_id: str):
 
 @bp.post(f"/v1/reports/<{REPORT_ID}>/actions/<{ACTION}>")
 @allow("officer", "commune-officer", "citizen", "operator")
+@responds("reports/report.json")
 @validate_body("reports/action.json", optional=True)
 @idempotent(required=False)
 def act(report_id: str, action: str):
@@ -222,6 +227,7 @@ def act(report_id: str, action: str):
 @bp.post(f"/v1/reports/<{REPORT_ID}>/rating")
 @allow("citizen")
 @validate_body("reports/rating.json")
+@responds("reports/report.json")
 @idempotent(required=False)
 def rate(report_id: str):
     """The reporter rates the answer, 1 to 5."""
@@ -231,6 +237,7 @@ def rate(report_id: str):
 
 @bp.post(f"/v1/reports/<{REPORT_ID}>/support")
 @allow("citizen")
+@responds("reports/support.json")
 @idempotent(required=False)
 def support(report_id: str):
     """"Me too": support an open report instead of sending a duplicate; each citizen counts once."""
@@ -241,6 +248,7 @@ def support(report_id: str):
 
 @bp.get("/v1/queue")
 @allow(*HANDLERS)
+@responds("reports/report-list.json")
 def queue():
     """The open reports of the caller's agency (a commune officer: their commune's committee),
     oldest deadline first."""
@@ -251,6 +259,7 @@ def queue():
 
 @bp.get("/v1/stats")
 @allow(*READERS)
+@responds("reports/stats.json")
 @query_params(("days", "the window: reports received in the last N days", {"type": "integer", "minimum": 1,
                                                                            "maximum": 366, "default": 30}))
 def stats():
@@ -261,17 +270,19 @@ def stats():
 
 @bp.get("/v1/services")
 @allow("public")
+@responds("reports/service-list.json")
 def services():
     """The service types with their category, agency and deadline in working days, and whether that
     deadline was checked against a published text (``deadline_verified``: today none was)."""
-    return jsonify({"items": [{k: s[k] for k in ("code", "name", "description", "category", "agency",
-                                                "deadline_days", "deadline_verified", "deadline_source")}
-                              for s in catalog.services().values()]})
+    return cached_json({"items": [{k: s[k] for k in ("code", "name", "description", "category", "agency",
+                                                    "deadline_days", "deadline_verified", "deadline_source")}
+                                  for s in catalog.services().values()]})
 
 
 @bp.post("/v1/api-keys")
 @allow("operator")
 @validate_body("reports/api-key-create.json")
+@responds("reports/api-key.json", status=201)
 @idempotent(required=False)
 def issue_key():
     """Issue an Open311 API key to a partner application; the key is shown once."""
@@ -280,6 +291,7 @@ def issue_key():
 
 @bp.post(f"/v1/api-keys/<{KEY_ID}>/rotate")
 @allow("operator")
+@responds("reports/api-key.json")
 @idempotent(required=False)
 def rotate_key(key_id: str):
     """A new secret for a key; the old one stops working at once (shown once)."""
@@ -288,6 +300,7 @@ def rotate_key(key_id: str):
 
 @bp.delete(f"/v1/api-keys/<{KEY_ID}>")
 @allow("operator")
+@responds("reports/api-key.json")
 def revoke_key(key_id: str):
     """Revoke a key: refused from now on."""
     return jsonify(apikeys.revoke(key_id))

@@ -10,6 +10,7 @@ from lscloud.auth import allow, principal
 from lscloud.idempotency import idempotent
 from lscloud.statemachine import Actor, now
 from lscloud.web import query_params, responds
+from lscloud.web.caching import CACHED, cached_json
 
 from .. import overdue, stats
 
@@ -32,10 +33,10 @@ def get_stats():
 # years a calendar can speak of; outside them there is nothing (404), never a date error (500)
 @bp.get("/v1/calendar/<int(min=1900, max=2999):year>")
 @allow("public")
-@responds("dossiers/calendar.json")
+@responds("dossiers/calendar.json", **CACHED)
 def get_calendar(year: int):
     """The working-day calendar of a year: holidays and make-up Saturdays the deadlines use."""
-    return jsonify(workdays.load().describe(year))
+    return cached_json(workdays.load().describe(year))
 
 
 @bp.post("/v1/overdue/sweep")
