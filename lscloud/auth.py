@@ -14,6 +14,12 @@ partner registry (the soft ATM registers banks in its store) passes a resolver t
 :func:`lscloud.web.create_app` (``partner_keys=fn``): ``fn(partner) -> sequence | None`` gives
 the partner's key slots in key-id order (``"1"``, ``"2"``); ``None`` or an empty slot is an
 unknown key. The scheme (canonical string, window, nonces) is the same either way.
+
+A refusal does not tell a caller without a key which partners or key slots exist: an unknown
+partner, an empty slot and a wrong signature are one answer (``bad-signature``) after the same
+work; the real reason is logged and on the span. A partner's verified requests are limited
+(``LSCLOUD_PARTNER_RATE`` a minute, per replica) before their nonces are written, so one partner
+cannot fill the nonce bucket every partner shares.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import base64
 import functools
 import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
@@ -32,7 +39,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 # PyJWT and cryptography (a fifth of a function's import time) are imported by the functions that
 # verify or sign: a function whose requests carry no token never loads them.
@@ -720,8 +727,64 @@ def _signature_problem(kind: str, title: str, detail: str, title_vi: str, detail
                    headers={"WWW-Authenticate": 'LSCloud-HMAC-SHA256 realm="lscloud-partners"'})
 
 
+_log = logging.getLogger("lscloud.auth")
+_NO_KEY = secrets.token_urlsafe(32)
+"""What a request naming no usable key is checked against: the same HMAC as a real key's, so that
+neither the answer nor the work (no store read, no early return) tells an unknown partner or an
+empty slot from a wrong signature."""
+
+
+def _refuse_signature(reason: str, partner: str, key_id: str) -> Problem:
+    """The one answer to a signature that does not verify, whatever the reason (the reason is
+    logged and on the span: the partner's operators ask with the trace id)."""
+    from opentelemetry.trace import Status, StatusCode
+
+    from . import telemetry
+
+    # caller-chosen headers: bounded and repr'd, never a secret
+    said = f"partner signature refused ({reason}): partner {partner[:64]!r}, key id {key_id[:8]!r}"
+    _log.info(said)
+    # a child of the request's span, which a 4xx leaves unset (OTel's HTTP server conventions)
+    with telemetry.tracer().start_as_current_span("partner signature",
+                                                  attributes={"lscloud.partner.refused": reason}) as span:
+        span.set_status(Status(StatusCode.ERROR, said))
+    return _signature_problem("bad-signature", "Bad signature", "The request signature does not verify.",
+                              "Chữ ký không hợp lệ", "Chữ ký của yêu cầu không hợp lệ.", SIGNATURE_HEADER)
+
+
+def signed_path(request) -> str:
+    """The request's path as its client sent it (still percent-encoded) and its raw query: what a
+    partner signs, percent-decoded once by :func:`canonical`. The server has decoded
+    ``request.path`` once already; decoding that again let a path differing by a ``%25``
+    (``%2532`` sent, ``2`` signed) verify. From the ASGI ``raw_path`` (the runtime's bridge keeps
+    the scope), else ``RAW_URI``/``REQUEST_URI`` (Werkzeug's servers and test client)."""
+    env = request.environ
+    scope = env.get("asgi.scope") or {}
+    raw = scope.get("raw_path")
+    if isinstance(raw, (bytes, bytearray)):
+        path = bytes(raw).decode("utf-8", "replace")
+        root = scope.get("root_path") or ""
+        if root and path.startswith(root):
+            path = path[len(root):]
+    else:
+        uri = env.get("RAW_URI") or env.get("REQUEST_URI")
+        if uri:
+            # PEP 3333: the latin-1 str of the bytes sent; an absolute-form target keeps only its path
+            path = uri.encode("latin-1", "replace").decode("utf-8", "replace").partition("?")[0]
+            if not path.startswith("/"):
+                path = urlsplit(path).path or "/"
+            script = env.get("SCRIPT_NAME") or ""
+            if script and path.startswith(script):
+                path = path[len(script):]
+        else:   # no server said: the decoded path, its '%' escaped so the one decoding leaves it whole
+            path = request.path.replace("%", "%25")
+    query = request.query_string.decode("latin-1")
+    return path + ("?" + query if query else "")
+
+
 def verify_partner_request(settings) -> Principal:
-    """Verify the current request's partner signature; remember its nonce; return the bank's principal."""
+    """Verify the current request's partner signature; count it against the partner's rate limit;
+    remember its nonce; return the bank's principal."""
     from flask import request
 
     h = request.headers
@@ -730,14 +793,8 @@ def verify_partner_request(settings) -> Principal:
             raise _signature_problem("missing-header", "Missing signature header", f"Header {name} is required.",
                                      "Thiếu tiêu đề chữ ký", f"Thiếu tiêu đề {name}.", name)
     partner, key_id, ts, nonce, signature = (h[n].strip() for n in _SIGNED_HEADERS)
-    keys = partner_keys_for(partner, settings) if _PARTNER_RE.fullmatch(partner) else None
-    index = int(key_id) - 1 if key_id in ("1", "2") else -1
-    if not keys or not 0 <= index < len(keys) or not keys[index]:
-        raise _signature_problem("unknown-key", "Unknown partner key", "The partner or key id is not known.",
-                                 "Khóa đối tác không xác định", "Đối tác hoặc mã khóa không được nhận diện.",
-                                 KEY_ID_HEADER)
     # epoch seconds, at most 12 digits: a 400-digit one overflowed the float comparison below (a 500,
-    # before any secret was needed)
+    # before any secret was needed). Decided before any key is looked up: it tells nothing of them
     stamp = int(ts) if _STAMP_RE.fullmatch(ts) else None
     now = time.time()
     if stamp is None or abs(now - stamp) > settings.signature_window_s:
@@ -749,14 +806,43 @@ def verify_partner_request(settings) -> Principal:
     if not _NONCE_RE.fullmatch(nonce):
         raise _signature_problem("bad-signature", "Bad signature", "The nonce must be 16-128 characters of [A-Za-z0-9_-].",
                                  "Chữ ký không hợp lệ", "Nonce phải gồm 16-128 ký tự [A-Za-z0-9_-].", NONCE_HEADER)
-    path = request.path + ("?" + request.query_string.decode("latin-1") if request.query_string else "")
+    keys = partner_keys_for(partner, settings) if _PARTNER_RE.fullmatch(partner) else None
+    index = int(key_id) - 1 if key_id in ("1", "2") else -1
+    key = keys[index] if keys and 0 <= index < len(keys) else ""
     body = request.get_data(cache=True)
-    expected = _mac(keys[index], canonical(request.method, path, ts, nonce, body))
-    if not hmac.compare_digest(expected.encode(), signature.encode()):
-        raise _signature_problem("bad-signature", "Bad signature", "The request signature does not verify.",
-                                 "Chữ ký không hợp lệ", "Chữ ký của yêu cầu không hợp lệ.", SIGNATURE_HEADER)
+    # a missing key is checked as a real one would be (against _NO_KEY, which verifies nothing)
+    expected = _mac(key or _NO_KEY, canonical(request.method, signed_path(request), ts, nonce, body))
+    verified = hmac.compare_digest(expected.encode(), signature.encode())
+    if not (verified and key):
+        reason = ("unknown partner" if not keys else "unknown key id" if index < 0
+                  else "empty key slot" if not key else "signature does not verify")
+        raise _refuse_signature(reason, partner, key_id)
+    # counted once the partner is known (a forged name spends nobody's limit) and before its nonce
+    # is written: one partner's flood is refused here, not by the bucket every partner shares
+    _partner_limit(settings).hit(partner)
     _remember_nonce(partner, nonce, stamp, settings)
     return Principal(sub=partner, role=PARTNER_ROLE, partner=partner)
+
+
+_LIMIT_KEY = "lscloud.partner_limit"
+_limit_lock = threading.Lock()
+
+
+def _partner_limit(settings):
+    """The app's limiter of verified partner requests, ``settings.partner_rate`` a minute each (kept
+    with the app: its counts are this replica's)."""
+    from flask import current_app
+
+    from .ratelimit import MemoryLimiter
+
+    rate = int(settings.partner_rate)
+    limiter = current_app.extensions.get(_LIMIT_KEY)
+    if limiter is None or limiter.limit != rate:
+        with _limit_lock:
+            limiter = current_app.extensions.get(_LIMIT_KEY)
+            if limiter is None or limiter.limit != rate:
+                limiter = current_app.extensions[_LIMIT_KEY] = MemoryLimiter(limit=rate, window_s=60)
+    return limiter
 
 
 def partner_keys_for(partner: str, settings) -> tuple[str, ...] | None:

@@ -105,6 +105,9 @@ class Settings:
     # partner systems (banks) signing requests: {"partner": ["key-current", "key-next"]}
     partner_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
     signature_window_s: int = 300
+    # a partner's verified signed requests a minute, per replica (lscloud.auth; 429 beyond): a bank's
+    # calls are a few per transfer, and one bank must not fill the nonce bucket every partner shares
+    partner_rate: int = 600
     # the key of the keyed hashes that stand for personal identifiers in object keys
     # (lscloud.pseudonyms); the local default is public, the cluster must set its own
     pseudonym_key: str = field(default=LOCAL_PSEUDONYM_KEY, repr=False)
@@ -444,6 +447,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         partner_keys=_partner_keys("LSCLOUD_PARTNER_KEYS", env["LSCLOUD_PARTNER_KEYS"]) if env.get("LSCLOUD_PARTNER_KEYS", "").strip() else {},
         pseudonym_key=pseudonym_key or d.pseudonym_key,
         signature_window_s=_int("LSCLOUD_SIGNATURE_WINDOW_S", get("LSCLOUD_SIGNATURE_WINDOW_S", str(d.signature_window_s)), 1),
+        partner_rate=_int("LSCLOUD_PARTNER_RATE", get("LSCLOUD_PARTNER_RATE", str(d.partner_rate)), 1),
         max_body_bytes=_int("LSCLOUD_MAX_BODY_BYTES", get("LSCLOUD_MAX_BODY_BYTES", str(d.max_body_bytes)), 1024),
         blob_max_bytes=_int("LSCLOUD_BLOB_MAX_BYTES", get("LSCLOUD_BLOB_MAX_BYTES", str(d.blob_max_bytes)), 1),
         download_link_ttl_s=_int("LSCLOUD_DOWNLOAD_LINK_TTL_S",

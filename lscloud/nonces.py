@@ -11,7 +11,9 @@ How long: a signature verifies while its timestamp is within ``signature_window_
 a nonce matters until timestamp + window; its timestamp may lie up to a window ahead of the write.
 The bucket keeps every key :func:`lifetime_s` (2 × window + 60 s) after it was written and then the
 server drops it: no sweep, no lifecycle rule. It is bounded in bytes too and refuses new keys when
-full (``discard: new``): a full bucket fails closed, never forgets a nonce early.
+full (``discard: new``): a full bucket fails closed, never forgets a nonce early. So that one
+partner cannot fill it for every other, a partner's verified calls are limited before their nonce
+is written (``LSCLOUD_PARTNER_RATE``, :func:`lscloud.auth.verify_partner_request`).
 
 Why not the object store, where nonces were before: one S3 PUT per signed call and a LIST, GET and
 DELETE later by the sweep, about a millisecond of the store's CPU each, against one publish here.

@@ -28,17 +28,24 @@ scoped by a prefix (``"caller:" + who``, ``"target:" + number``); ``refuse`` let
 own refusal.
 The window model keeps a TTL (:class:`~lscloud.store.TTLAttribute`), so the function's runtime
 sweeps old windows on the platform clock's tick (subscribe to it in ``func.yaml``).
+
+:class:`MemoryLimiter` counts in the replica's memory instead (no store request per hit, each
+replica its own count): the runtime's limit on each partner's verified signed calls
+(``LSCLOUD_PARTNER_RATE``, :func:`lscloud.auth.verify_partner_request`).
 """
 
 from __future__ import annotations
 
 import functools
 import ipaddress
+import math
+import threading
 import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
 from . import errors
+from .lru import LRU
 from .pseudonyms import pseudonym
 from .store import ConditionalCheckFailed
 from .store.recent import RecentItems
@@ -190,3 +197,39 @@ class Limiter:
             return self._count(caller, cap=False)
         except ConditionalCheckFailed:
             raise self.refuse(self.window_s) from None
+
+
+class MemoryLimiter:
+    """At most ``limit`` hits per caller per ``window_s`` seconds on this replica, counted in memory
+    (a token bucket per caller: ``limit`` at once, then one more each ``window_s / limit``).
+
+    For a limit on every call of a caller already known to be one of few (a partner whose signature
+    verified): it writes nothing, where :class:`Limiter` writes the store on every hit. Each replica
+    counts for itself, so N replicas let a caller through up to N × ``limit``; what it bounds is
+    what one replica lets a caller make it do. ``max_callers``: buckets kept, least recently used
+    dropped first (a dropped caller starts full again).
+    """
+
+    def __init__(self, *, limit: int, window_s: int, clock: Callable[[], float] = time.monotonic,
+                 refuse: Callable[[int], Exception] | None = None, max_callers: int = 10_000):
+        if limit < 1 or window_s < 1:
+            raise ValueError("a rate limit needs limit >= 1 and window_s >= 1")
+        self.limit, self.window_s, self.clock = int(limit), int(window_s), clock
+        self.refuse = refuse or (lambda retry_after_s: RateLimited(retry_after_s, self.limit, self.window_s))
+        self._buckets = LRU(max_callers)
+        self._lock = threading.Lock()
+
+    def hit(self, caller: str) -> float:
+        """Count one request of ``caller``; what is left of its bucket, or the refusal
+        (:class:`RateLimited`, ``Retry-After`` the seconds until one more is allowed)."""
+        per_s = self.limit / self.window_s
+        with self._lock:
+            now = self.clock()
+            held = self._buckets.get(caller)
+            tokens, at = held if held is not None else (float(self.limit), now)
+            tokens = min(float(self.limit), tokens + (now - at) * per_s)
+            if tokens < 1.0:
+                self._buckets.put(caller, (tokens, now))
+                raise self.refuse(max(1, math.ceil((1.0 - tokens) / per_s)))
+            self._buckets.put(caller, (tokens - 1.0, now))
+            return tokens - 1.0

@@ -73,7 +73,8 @@ public final class Signing {
         return h;
     }
 
-    /** null when the webhook verifies (its nonce is then remembered), else why it is refused. */
+    /** null when the webhook verifies (its nonce is then remembered), else why it is refused. Keep each nonce at
+     *  least 2 * windowS + 60 s (11 minutes); pathWithQuery is the request target as it came, not a decoded path. */
     public static String verifyWebhook(Map<String, String> headers, String method, String pathWithQuery, byte[] rawBody,
                                        Map<String, String> keys, long windowS, long nowS, Set<String> seenNonces)
             throws Exception {

@@ -34,7 +34,9 @@ export function sign(method, pathWithQuery, body, partner, keyId, key, timestamp
 }
 
 // keys: {"1": "...", "2": "..."} (both slots during a rotation); seen: a Set of nonces (a store in production:
-// keep each nonce at least windowS + 60 s)
+// keep each nonce at least 2 * windowS + 60 s, 11 minutes: a timestamp may be windowS ahead of your clock when
+// the webhook first comes and windowS behind when a replay comes). pathWithQuery: the request target as it
+// came (Node's req.url), not a path something has decoded already: canonical() decodes it once.
 export function verifyWebhook(headers, method, pathWithQuery, rawBody, keys, { windowS = 300, seen = new Set(), now = Date.now() / 1000 } = {}) {
   const h = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), String(v)]));
   const key = keys[h["x-lscloud-key-id"]];

@@ -218,9 +218,10 @@ class NatsSettings:
     # <stream>_NONCES: the key-value bucket of partner request nonces (lscloud.nonces). A nonce is
     # kept noncesMaxAge after its write, which must outlast every function's signature window
     # (check_nonce_lifetime); full, the bucket refuses new nonces (partner calls get 503), never
-    # forgets one early
+    # forgets one early. 11m: what the default window needs (lscloud.nonces.lifetime_s, 2 × 300 s +
+    # 60 s); kept longer, each nonce holds its bytes for nothing and the bucket fills sooner
     noncesMaxBytes: str = "256MB"
-    noncesMaxAge: str = "1h"
+    noncesMaxAge: str = "11m"
     # nats-server's MQTT listener (TLS, the internal CA's server certificate): the Service devices
     # reach, the networks they come from, and the names they use for it (in the certificate)
     mqttPort: int = 8883

@@ -14,7 +14,7 @@ from infra_support import INFRA, k8s_objects
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 from components import bus, knative  # noqa: E402
-from components.settings import NatsSettings, SettingsError, StackSettings, check_store_budget  # noqa: E402
+from components.settings import NatsSettings, SettingsError, StackSettings, check_store_budget, duration_ns  # noqa: E402
 
 STACKS = sorted(p.name.split(".")[1] for p in INFRA.glob("Pulumi.*.yaml"))
 
@@ -83,9 +83,15 @@ def test_the_program_checks_the_budget_with_the_brokers_func_yaml_subscribes_on(
 def test_the_nonces_bucket_keeps_a_nonce_as_long_as_any_function_s_window_lets_it_verify():
     from components.settings import check_nonce_lifetime
 
-    check_nonce_lifetime(NatsSettings(), [{}, {"LSCLOUD_SIGNATURE_WINDOW_S": "1770"}])   # 2 × 1770 + 60 = 1 h
+    # the default keeps a nonce what the default window needs (2 × 300 + 60 = 11 min), no longer: a
+    # nonce kept an hour held its bytes six times as long, and the bucket filled six times as soon
+    assert duration_ns(NatsSettings().noncesMaxAge) / 1e9 == 2 * 300 + 60
+    check_nonce_lifetime(NatsSettings(), [{}, {"LSCLOUD_SIGNATURE_WINDOW_S": "300"}])
+    with pytest.raises(SettingsError, match=r"noncesMaxAge \(11m\) is shorter .* 662 s .* window 301 s"):
+        check_nonce_lifetime(NatsSettings(), [{}, {"LSCLOUD_SIGNATURE_WINDOW_S": "301"}])
+    check_nonce_lifetime(NatsSettings(noncesMaxAge="1h"), [{"LSCLOUD_SIGNATURE_WINDOW_S": "1770"}])   # 2 × 1770 + 60 = 1 h
     with pytest.raises(SettingsError, match=r"noncesMaxAge \(1h\) is shorter .* 3660 s .* window 1800 s"):
-        check_nonce_lifetime(NatsSettings(), [{}, {"LSCLOUD_SIGNATURE_WINDOW_S": "1800"}])
+        check_nonce_lifetime(NatsSettings(noncesMaxAge="1h"), [{}, {"LSCLOUD_SIGNATURE_WINDOW_S": "1800"}])
     check_nonce_lifetime(NatsSettings(noncesMaxAge="2h"), [{"LSCLOUD_SIGNATURE_WINDOW_S": "1800"}])
     with pytest.raises(SettingsError, match="noncesMaxAge"):
         check_nonce_lifetime(NatsSettings(), [{"LSCLOUD_SIGNATURE_WINDOW_S": "soon"}])

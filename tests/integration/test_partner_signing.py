@@ -121,7 +121,7 @@ def test_an_apps_own_resolver_supplies_the_keys(settings, rt):
     assert client.post("/v1/ping", data=raw, headers=ok, content_type="application/json").get_json() == {"partner": "vcb"}
     empty = sign_request("POST", "/v1/ping", raw, "vcb", "1", "")
     resp = client.post("/v1/ping", data=raw, headers=empty, content_type="application/json")
-    assert resp.status_code == 401 and resp.get_json()["type"] == TYPE_BASE + "unknown-key"
+    assert resp.status_code == 401 and resp.get_json()["type"] == TYPE_BASE + "bad-signature"   # as a wrong key
     # settings' keys are not consulted when the app has its own resolver
     other = sign_request("POST", "/v1/ping", raw, "bidv", "1", KEY1)
     assert client.post("/v1/ping", data=raw, headers=other, content_type="application/json").status_code == 401

@@ -339,9 +339,24 @@ def test_old_key_after_rotation_is_refused(app, settings):
             "bad-signature")
 
 
-def test_unknown_partner_or_key_id(client):
-    problem(client.get("/bank", headers=signed("GET", "/bank", b"", partner="acb")), 401, "unknown-key")
-    problem(client.get("/bank", headers=signed("GET", "/bank", b"", key_id="3")), 401, "unknown-key")
+def test_unknown_partner_key_id_or_empty_slot_answer_as_a_wrong_signature(app, settings, caplog):
+    """The old code answered ``unknown-key`` before the timestamp and signature were checked: a
+    caller without a key learnt which partners and key slots exist. Now one answer for all; the
+    reason is in the log (and on the span), never the key."""
+    app.extensions["lscloud"].settings = settings.replace(partner_keys={"vcb": (KEY1, ""), "acb": (KEY2,)})
+    client = app.test_client()
+
+    def answer(**kw):
+        body = problem(client.get("/bank", headers=signed("GET", "/bank", b"", **kw)), 401, "bad-signature")
+        return {k: v for k, v in body.items() if k not in ("instance", "trace_id")}
+
+    caplog.set_level("INFO", logger="lscloud.auth")
+    wrong = answer(key="some-other-key-0123456789")
+    assert answer(partner="nobody") == answer(key_id="3") == answer(key_id="2") == answer(partner="acb", key_id="2") \
+        == wrong
+    said = caplog.text
+    assert "unknown partner" in said and "unknown key id" in said and "empty key slot" in said
+    assert "does not verify" in said and KEY1 not in said and KEY2 not in said
 
 
 def test_skewed_clock_is_stale_timestamp(client):
@@ -357,3 +372,36 @@ def test_missing_header_is_named(client):
     body = problem(client.get("/bank", headers=h), 401, "missing-header")
     assert "X-LSCloud-Nonce" in body["detail"]
     assert client.get("/bank").status_code == 401
+
+
+def test_the_signed_path_is_the_one_sent_whichever_server_tells_it(app):
+    """The path as sent on the wire (decoded once by :func:`auth.canonical`), whether the runtime's
+    ASGI bridge (``raw_path`` in the scope it keeps) or a WSGI server (``RAW_URI``) tells it; the
+    decoded ``request.path`` went through a second decoding before."""
+    from flask import request
+
+    bridge = {"asgi.scope": {"raw_path": b"/bank/x%2532", "root_path": ""}, "RAW_URI": "/elsewhere"}
+    with app.test_request_context("/bank/x%2532?a=%20b", environ_overrides=bridge):
+        assert auth.signed_path(request) == "/bank/x%2532?a=%20b"
+        assert auth.canonical("GET", auth.signed_path(request), "1", "n" * 16, b"").splitlines()[1] == "/bank/x%32?a=%20b"
+    with app.test_request_context("/bank/x%2532"):   # Werkzeug's RAW_URI
+        assert auth.signed_path(request) == "/bank/x%2532"
+    with app.test_request_context("/bank/x%2532", environ_overrides={"RAW_URI": "", "REQUEST_URI": ""}):
+        assert auth.canonical("GET", auth.signed_path(request), "1", "n" * 16, b"").splitlines()[1] == "/bank/x%32"
+
+
+def test_the_partner_limit_refills_and_says_when_to_come_back():
+    from lscloud.ratelimit import MemoryLimiter, RateLimited
+
+    now = [1000.0]
+    limiter = MemoryLimiter(limit=3, window_s=60, clock=lambda: now[0])
+    for _ in range(3):
+        limiter.hit("atm:vcb")
+    with pytest.raises(RateLimited) as refused:
+        limiter.hit("atm:vcb")
+    assert refused.value.headers["Retry-After"] == "20"   # one more each 60 / 3 s
+    limiter.hit("atm:bidv")                                # each caller its own bucket
+    now[0] += 20
+    limiter.hit("atm:vcb")
+    with pytest.raises(RateLimited):
+        limiter.hit("atm:vcb")

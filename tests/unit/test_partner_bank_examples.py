@@ -32,6 +32,23 @@ def test_the_vectors_cover_what_examples_get_wrong():
     assert any(not v["body"] for v in requests) and any(not v["body"].isascii() for v in requests)
     decoded = canonical("POST", "/v1/bank/deposits/dp%2D0002/confirm", "1", "n" * 16, b"")
     assert decoded.splitlines()[1] == "/v1/bank/deposits/dp-0002/confirm"
+    assert any("%25" in v["path"].split("?", 1)[0] for v in requests)                     # decoded once only
+    assert canonical("GET", "/v1/bank/transfers/wd%2532-0005", "1", "n" * 16, b"").splitlines()[1] == \
+        "/v1/bank/transfers/wd%32-0005"
+
+
+def test_banks_are_told_to_keep_a_nonce_as_long_as_we_keep_theirs():
+    """The docs said "at least 6 minutes" (the JavaScript example windowS + 60 s): a webhook whose
+    timestamp was ahead of the bank's clock could be replayed after that, inside the ±300 s window."""
+    from lscloud import nonces
+    from lscloud.config import Settings
+
+    minutes = nonces.lifetime_s(Settings().signature_window_s) / 60
+    guide = (HERE.parent / "partner-banks.md").read_text(encoding="utf-8")
+    assert minutes == 11 and f"at least **{minutes:g} minutes**" in guide and "6 minutes" not in guide.replace(
+        "after 6 minutes, say", "")
+    for example in ("signing.mjs", "Signing.java"):
+        assert "2 * windowS + 60 s" in (HERE / example).read_text(encoding="utf-8"), example
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")

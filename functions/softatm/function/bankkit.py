@@ -17,7 +17,10 @@ Checks, in order (a later one uses what an earlier one made):
 7. ``deposit-confirmed``: a deposit is confirmed by the bank (→ COMMITTED);
 8. ``webhook-duplicates``: our retries of an event already delivered (same event id, fresh signature,
    several at once) are each acknowledged (2xx) and change nothing;
-9. ``webhook-replayed``: one of those deliveries sent again byte for byte (same nonce) is refused;
+9. ``webhook-replayed``: one of those deliveries sent again byte for byte (same nonce) is refused, at
+   once. Whether the bank still refuses it 7 minutes later (a nonce must be kept 2 × window + 60 s,
+   11 minutes) the kit cannot see: it does not drive the bank's clock, and waiting would hold every
+   run that long;
 10. ``settlement-reconciles``: the bank's reconciliation of today, submitted after the kit's
     transfers finished, has no mismatch with our settlement.
 """

@@ -1,5 +1,6 @@
 """Partner banks: registered by operators, with two HMAC key slots and limits; their name, webhook
-address and limits changed by operators (:func:`change`), their keys only by rotation.
+address and limits changed by operators (:func:`change`), their keys only by rotation (:func:`rotate`)
+and retirement (:func:`remove_key`).
 
 Secrets never leave this module in clear except to sign or verify: they are stored encrypted
 (Fernet: AES-128-CBC + HMAC-SHA256) under a key-encryption key from ``SOFTATM_KEK`` (a Fernet key;
@@ -24,7 +25,7 @@ from lscloud.lru import LRU
 from lscloud.store import ConditionalCheckFailed, DoesNotExist, InvalidKey
 
 from .models import Bank
-from .refusals import BankExists, UnknownBank
+from .refusals import BankExists, KeySlotEmpty, KeySlotInUse, UnknownBank
 from .settings import Settings
 
 log = logging.getLogger("softatm.banks")
@@ -120,7 +121,7 @@ def register(settings, body: dict, at: str) -> dict:
     limits = {**DEFAULT_LIMITS, **(body.get("limits") or {})}
     data = {"code": code, "name": body["name"], "webhook_url": check_webhook_url(settings, body["webhook_url"]),
             "limits": limits, "keys": keys,
-            "signing_key_id": "1", "registered_at": at}
+            "signing_key_id": "1", "signing_since": at, "registered_at": at}
     try:
         Bank(code, data=data).save()
     except ConditionalCheckFailed:
@@ -210,19 +211,83 @@ class _Unchanged(Exception):
         self.item = item
 
 
-def rotate(settings, code: str, key_id: str, secret: str, at: str, sign_with_it: bool = True) -> dict:
-    """Put a new secret into slot ``key_id`` (the old secret in that slot stops working at once)."""
-    secret = _check_secret(secret, "/secret")
+def _slot(data: dict, key_id: str) -> dict:
+    return next(k for k in data["keys"] if k["key_id"] == key_id)
+
+
+def rotate(settings, code: str, key_id: str, secret: str | None, at: str, sign_with_it: bool = False) -> dict:
+    """Put a new secret into slot ``key_id`` (the old secret in that slot stops working at once) and,
+    with ``sign_with_it``, sign our webhooks with that slot from now on; without a secret, only
+    switch our webhooks to the slot (its key as it is).
+
+    Our webhooks keep their key unless the operator says so (the bank confirmed it verifies the
+    new one): a bank answers a webhook signed with a key it does not hold 401. So the slot that
+    signs them takes a new secret only with ``sign_with_it`` (409 otherwise: put it in the other
+    slot), and switching to an empty slot is a 409."""
+    if secret is not None:
+        secret = _check_secret(secret, "/secret")
     f = fernet(settings)
 
     def change(item: Bank):
-        for k in item.data["keys"]:
-            if k["key_id"] == key_id:
-                k.update(secret=f.encrypt(secret.encode()).decode(), fingerprint=fingerprint(secret), added_at=at)
-        if sign_with_it:
-            item.data["signing_key_id"] = key_id
+        data = item.data
+        slot = _slot(data, key_id)
+        if secret is None and not slot.get("secret"):
+            raise KeySlotEmpty(f"key slot {key_id} of bank {code!r} is empty: put a key in it to sign with it",
+                               detail_vi=f"Khe khóa {key_id} của ngân hàng đang trống: hãy đặt khóa vào trước khi "
+                                         "dùng nó để ký.", errors=[errors.field("/key_id", "an empty key slot")])
+        if secret is not None and key_id == data["signing_key_id"] and not sign_with_it:
+            raise KeySlotInUse(
+                f"key slot {key_id} signs our webhooks to bank {code!r}: a new key there would sign them before "
+                "the bank holds it. Put it in the other slot, or say sign_webhooks: true to replace it now",
+                detail_vi=f"Khe khóa {key_id} đang ký webhook gửi ngân hàng: khóa mới ở đây sẽ ký webhook trước khi "
+                          "ngân hàng có khóa. Hãy đặt vào khe còn lại, hoặc gửi sign_webhooks: true để thay ngay.",
+                errors=[errors.field("/key_id", "the slot that signs our webhooks")])
+        if secret is not None:
+            slot.update(secret=f.encrypt(secret.encode()).decode(), fingerprint=fingerprint(secret), added_at=at)
+        if sign_with_it and data["signing_key_id"] != key_id:
+            data.update(signing_key_id=key_id, signing_since=at)
 
-    bank = Bank.update(code, None, change)
+    try:
+        bank = Bank.update(code, None, change)
+    except (DoesNotExist, InvalidKey):
+        raise _unknown(code) from None
+    log.info("bank %s: key slot %s %s%s", code, key_id, "set" if secret is not None else "kept",
+             ", signs our webhooks" if bank.data["signing_key_id"] == key_id else "")
+    return public(bank.data)
+
+
+def remove_key(settings, code: str, key_id: str, at: str, by: str) -> dict:
+    """Empty slot ``key_id``: its key stops verifying at once here, within ``LSCLOUD_PEER_FRESH_S``
+    at the other replicas (as a rotation). Not the slot that signs our webhooks, nor the bank's only
+    key (409 saying which); an empty slot stays empty (a resend)."""
+
+    def change(item: Bank):
+        data = item.data
+        slot = _slot(data, key_id)
+        if not slot.get("secret"):
+            raise _Unchanged(item)
+        if key_id == data["signing_key_id"]:
+            raise KeySlotInUse(
+                f"key slot {key_id} signs our webhooks to bank {code!r}: switch them to the other slot first "
+                "(POST /v1/banks/{code}/keys with its key_id and sign_webhooks: true), once the bank verifies it",
+                detail_vi=f"Khe khóa {key_id} đang ký webhook gửi ngân hàng: hãy chuyển sang khe còn lại trước "
+                          "(POST /v1/banks/{code}/keys với key_id của khe đó và sign_webhooks: true), khi ngân hàng "
+                          "đã kiểm được chữ ký bằng khóa đó.",
+                errors=[errors.field("key_id", "the slot that signs our webhooks")])
+        if not any(k.get("secret") for k in data["keys"] if k["key_id"] != key_id):
+            raise KeySlotInUse(
+                f"key slot {key_id} holds bank {code!r}'s only key: the bank could sign nothing",
+                detail_vi=f"Khe khóa {key_id} giữ khóa duy nhất của ngân hàng: ngân hàng sẽ không ký được gì.",
+                errors=[errors.field("key_id", "the bank's only key")])
+        slot.update(secret=None, fingerprint=None, added_at=None, removed_at=at, removed_by=by)
+
+    try:
+        bank = Bank.update(code, None, change)
+    except (DoesNotExist, InvalidKey):
+        raise _unknown(code) from None
+    except _Unchanged as same:
+        return public(same.item.data)
+    log.info("bank %s: key slot %s emptied by %s", code, key_id, by)
     return public(bank.data)
 
 

@@ -136,6 +136,15 @@ class UnknownBank(errors.NotFound):
     type, title, title_vi = "unknown-bank", "Unknown bank", "Ngân hàng chưa được đăng ký"
 
 
+class KeySlotInUse(errors.Conflict):
+    """A key slot the bank or our webhooks still need (the one that signs our webhooks, its only key)."""
+    type, title, title_vi = "key-slot-in-use", "Key slot in use", "Khe khóa đang được dùng"
+
+
+class KeySlotEmpty(errors.Conflict):
+    type, title, title_vi = "key-slot-empty", "Key slot empty", "Khe khóa đang trống"
+
+
 # -- settlement --------------------------------------------------------------------------------------
 
 class BadDay(errors.DomainError):

@@ -10,6 +10,8 @@ the bank's own key) and carrying the event id for the bank's dedupe:
   (:func:`lscloud.knative.repeat_safe`): a redelivery sends the webhook again with the same event
   id, which banks dedupe by (docs/partner-banks.md), so the bank's effect still happens once;
 - 5xx, 429, a timeout, no connection: the handler answers 503, so the event is retried later;
+- 401 or 403 within :data:`KEY_SETTLE_S` of our signing key's change (put in, or switched to): the
+  bank may not have loaded it yet, so it is retried too (then dead-lettered, naming the key);
 - any other 4xx: no retry can fix it, the handler answers 422 and the event is dead-lettered;
   so is a webhook to an address no call can be made to (one registered before addresses were
   checked): an operator corrects it with ``PATCH /v1/banks/{code}``.
@@ -26,13 +28,14 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime
 
 from lscloud import deadletters, http_client, knative, runtime
 from lscloud.auth import sign_request
 from . import banks, telemetry as tm
 from .documents import written
 from .models import Transfer
-from .transfers import RECEIVED, shown_expiry
+from .transfers import RECEIVED, now, shown_expiry
 from .refusals import BankRefused, BankUnavailable, BankUnreachable, NoSigningKey, TransferUnreadable, UnknownBank
 
 log = logging.getLogger("softatm.webhooks")
@@ -44,6 +47,18 @@ DEADLINE_S = 8.0
 so a bank that dribbles its answer never holds a handler past the redelivery."""
 # one per process: its connections to each bank are kept alive between webhooks
 CLIENT = http_client.Client(timeout_s=TIMEOUT_S, deadline_s=DEADLINE_S)
+KEY_SETTLE_S = 24 * 3600
+"""How long after our webhooks' signing key changed a bank's 401/403 is taken for a bank that has
+not loaded the key yet: retried, not dead-lettered at once."""
+
+
+def signing_changed_lately(bank: dict) -> str | None:
+    """When our webhooks to ``bank`` took their key, if less than :data:`KEY_SETTLE_S` ago."""
+    slot = next((k for k in bank["keys"] if k["key_id"] == bank["signing_key_id"]), {})
+    since = max(filter(None, (slot.get("added_at"), bank.get("signing_since"))), default=None)
+    if since is None:
+        return None
+    return since if (now() - datetime.fromisoformat(since)).total_seconds() < KEY_SETTLE_S else None
 
 
 def body_for(event: dict, doc: dict) -> dict:
@@ -104,6 +119,16 @@ def deliver(event: dict, doc: dict | None = None) -> None:
     if resp.status_code >= 500 or resp.status_code == 429:
         tm.webhook(doc["bank"], "retry")
         raise BankUnavailable(f"{doc['bank']} answered {resp.status_code}", retry_after_s=2)
+    if resp.status_code in (401, 403):   # the operator sees which key the bank refused
+        signed = f"{doc['bank']} answered {resp.status_code} to a webhook signed with key {kid} " \
+                 f"({banks.fingerprint(secret)})"
+        since = signing_changed_lately(bank)
+        if since is not None:
+            tm.webhook(doc["bank"], "retry")
+            raise BankUnavailable(f"{signed}, our signing key since {since}: the bank may not hold it yet",
+                                  retry_after_s=30)
+        tm.webhook(doc["bank"], "refused")
+        raise BankRefused(signed)
     tm.webhook(doc["bank"], "refused")
     raise BankRefused(f"{doc['bank']} answered {resp.status_code}")
 

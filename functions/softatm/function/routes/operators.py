@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g
 
-from lscloud import deadletters
+from lscloud import deadletters, errors
 from lscloud.auth import allow, principal
 from lscloud.web import (app_state, if_match_version, page_params, query_params, responds, takes_if_match,
                          validate_body, versioned_json)
@@ -34,6 +34,8 @@ def list_banks():
     return answer({"items": items, "total": len(items), "next_page_token": None})
 
 
+KEY_SLOT = 'schema("softatm/key-rotation.json#/properties/key_id"):key_id'
+"""A bank's key slot, as a rotation names it ("1" or "2")."""
 VERSIONED = {"headers": {"ETag": "The bank's version: send it in If-Match to change this version only"}}
 
 
@@ -63,10 +65,23 @@ def change_bank(code):
 @validate_body("softatm/key-rotation.json")
 @responds("softatm/bank.json")
 def rotate_key(code):
-    """Put a new secret in key slot 1 or 2; the slot's old secret stops working at once."""
-    banks.get(code)
-    return answer(banks.rotate(app_state().settings, code, g.body["key_id"], g.body["secret"], iso(now()),
-                               g.body.get("sign_webhooks", True)))
+    """Put a new secret in key slot 1 or 2 (the slot's old secret stops working at once), and/or with
+    ``sign_webhooks: true`` sign our webhooks with that slot from now on (once the bank verifies it).
+    The slot that signs our webhooks takes a new secret only with ``sign_webhooks: true`` (409)."""
+    if "secret" not in g.body and not g.body.get("sign_webhooks"):
+        raise errors.Invalid.at("/secret", "a new secret, or sign_webhooks: true to sign with the slot's key",
+                                "Cần khóa mới, hoặc sign_webhooks: true để ký bằng khóa đang có trong khe.")
+    return answer(banks.rotate(app_state().settings, code, g.body["key_id"], g.body.get("secret"), iso(now()),
+                               g.body.get("sign_webhooks", False)))
+
+
+@bp.delete(f"/v1/banks/<{BANK.format('code')}>/keys/<{KEY_SLOT}>")
+@allow("operator")
+@responds("softatm/bank.json")
+def remove_key(code, key_id):
+    """Empty key slot 1 or 2: its key stops verifying the bank's requests at once (the other replicas
+    within LSCLOUD_PEER_FRESH_S). Not the slot that signs our webhooks, nor the bank's only key (409)."""
+    return answer(banks.remove_key(app_state().settings, code, key_id, iso(now()), principal().sub))
 
 
 def _cash(kind: str, code: str):
