@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from lscloud import errors
-from lscloud.auth import allow
+from lscloud.auth import allow, signed_path
 from lscloud.web import app_state, json_body
 
 from . import reconcile, signing, webhooks
@@ -29,7 +29,8 @@ def webhook():
     """Receive a soft ATM webhook (signature checked with our own key)."""
     raw = request.get_data(cache=True)
     # we are reached through the gateway: the URL the soft ATM signed carries its prefix
-    path = request.headers.get("X-Forwarded-Prefix", "") + request.path
+    # as sent (decoded once by the canonical form), as the soft ATM verifies banks' requests
+    path = request.headers.get("X-Forwarded-Prefix", "") + signed_path(request)
     if not signing.verify(app_state().settings, request.headers, path, raw):
         raise BadSignature("The webhook signature does not verify.")
     webhooks.on_webhook(_worker(), json_body())
