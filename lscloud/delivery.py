@@ -103,6 +103,11 @@ def _token(value: str) -> str:
 
 
 _UNREACHABLE = "connection error"
+
+UNREACHABLE_S = 900.0
+"""How long deliveries to a function that gives no answer at all are retried before they count (a
+restart, a bad rollout, its store down): here by the dispatcher, in the cluster by each Trigger's
+retries (infra/components/function.py), whose dead-letter sink is the same unreachable function."""
 """How :meth:`Dispatcher._post` words a delivery that got no answer at all (refused or dropped)."""
 IN_PROGRESS_TYPE = "event-in-progress"
 """The problem type of a function's answer while another run holds the event (:mod:`lscloud.knative`)."""
@@ -297,7 +302,7 @@ class Dispatcher:
                  backoff: Sequence[float] = (0.2, 0.5, 1, 2, 5), timeout_s: float = 10,
                  pull_wait_s: float = pulls.WAIT_S, manage_streams: bool = True,
                  service: str = SERVICE, credentials: Credentials | None = None, max_in_flight: int = 64,
-                 floor_every_s: float = pulls.FLOOR_EVERY_S, unreachable_s: float = 900.0,
+                 floor_every_s: float = pulls.FLOOR_EVERY_S, unreachable_s: float = UNREACHABLE_S,
                  unreachable_backoff_max_s: float = 30.0, in_progress_max_s: float = 600.0,
                  retry_after_max_s: float = 60.0):
         """``manage_streams=False`` (the cluster's bridge): the platform owns the streams (replicas,

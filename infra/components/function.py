@@ -39,6 +39,7 @@ import pulumi
 
 from lscloud.events import DEAD_LETTER_PATH, DELIVERY_PATH
 from lscloud.manifest import Manifest, ManifestError, container_concurrency
+from lscloud.delivery import UNREACHABLE_S
 from lscloud.runonce import EVENT_LEASE_S
 
 from . import k8s as kx
@@ -314,6 +315,12 @@ BACKOFF_DELAY_S = 0.5
 LEASE_COVER_S = 2 * EVENT_LEASE_S
 """How long a Trigger's retries must go on at least: one events-seen lease (a run that died holds its
 event that long: :mod:`lscloud.runonce`) and as much again for the redelivery that takes it over."""
+OUTAGE_COVER_S = UNREACHABLE_S
+"""How long a Trigger's retries go on at least: a function that does not answer (a restart, a bad
+rollout, its store down) for up to this long loses no event. Its dead-letter sink is the same
+function, so a delivery that ran out of retries while it was down was lost: the Trigger's own
+dead-letter sink is the only one a delivery has (the broker's applies to Triggers that set none).
+The local dispatcher waits as long (:data:`lscloud.delivery.UNREACHABLE_S`)."""
 RETRY_AFTER_MAX = f"PT{int(LEASE_COVER_S)}S"
 """The longest ``Retry-After`` a Trigger honours (``retryAfterMax``, Eventing's ``delivery-retryafter``
 feature, enabled by :mod:`.knative`): a function answers "event in progress" with what is left of the
@@ -321,7 +328,8 @@ hold (at most one lease). Honoured only where the channel passes the answer to i
 (eventing-natss 1.19 does not: knative-extensions/eventing-natss#802), so the retries alone cover the lease."""
 
 
-def trigger_retries(at_least: int, cover_s: float = LEASE_COVER_S, delay_s: float = BACKOFF_DELAY_S) -> int:
+def trigger_retries(at_least: int, cover_s: float = max(LEASE_COVER_S, OUTAGE_COVER_S),
+                    delay_s: float = BACKOFF_DELAY_S) -> int:
     """The fewest retries, ``at_least`` or more, whose exponential back-off from ``delay_s`` spans
     ``cover_s`` (Knative's 5 from 0.5 s spanned 15.5 s: a run killed mid-event held it 300 s then, and
     30 s now, so its event was dead-lettered before anyone could take it over)."""
@@ -336,9 +344,8 @@ def render_triggers(m: Manifest, p: PlatformEndpoints) -> list[dict]:
     ``/events``, with the function's own ``/events/dead-letters`` as its dead-letter sink
     (:mod:`lscloud.deadletters`: the function keeps what it was not able to take, for its
     operators to see and act on). Both carry the function's audience: the broker presents a token
-    for it (``authentication-oidc``) to the sink as to the subscriber. A sink that cannot take a
-    dead letter either fails the broker's own delivery, whose dead-letter sink is the platform's
-    channel (:mod:`.knative`): nothing is dropped. Retries span an events-seen lease and more
+    for it (``authentication-oidc``) to the sink as to the subscriber. The sink is the same function,
+    so retries span an outage of it (:data:`OUTAGE_COVER_S`) as well as an events-seen lease
     (:func:`trigger_retries`), and honour a ``Retry-After`` up to :data:`RETRY_AFTER_MAX`."""
     out = []
     audience = events_audience(m.name, p.namespace)

@@ -172,6 +172,7 @@ def test_a_triggers_retries_outlast_an_events_seen_lease_and_honour_retry_after(
     it while alive): a Trigger's retries must go on past that and the redelivery that takes it over,
     or the event is dead-lettered while nobody may run it (5 from 0.5 s spanned 15.5 s). A function's
     "event in progress" answer says how long is left (Retry-After), honoured up to retryAfterMax."""
+    from lscloud.delivery import UNREACHABLE_S
     from lscloud.runonce import EVENT_LEASE_S
 
     for platform in (PLATFORM, dataclasses.replace(PLATFORM, delivery_retry=9)):
@@ -180,8 +181,11 @@ def test_a_triggers_retries_outlast_an_events_seen_lease_and_honour_retry_after(
             assert d["backoffPolicy"] == "exponential" and d["backoffDelay"] == "PT0.5S"
             assert d["retry"] >= platform.delivery_retry   # a stack's own count is never lowered
             assert 0.5 * (2 ** d["retry"] - 1) >= 2 * EVENT_LEASE_S   # one lease, and a margin as long
+            # and an outage of the function, its own dead-letter sink: a delivery never runs out of
+            # retries into a sink that is down with it
+            assert 0.5 * (2 ** d["retry"] - 1) >= UNREACHABLE_S
             assert d["retryAfterMax"] == f"PT{int(2 * EVENT_LEASE_S)}S"
-    assert fn.trigger_retries(5) == 7 and fn.trigger_retries(9) == 9
+    assert fn.trigger_retries(5) == 11 and fn.trigger_retries(13) == 13
 
 
 def test_rendered_objects_validate():
