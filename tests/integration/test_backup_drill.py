@@ -19,6 +19,7 @@ from lscloud.cli import main
 from lscloud.delivery import DLQ_SUBJECTS
 from lscloud.local.backup import MANIFEST, state_dir_servers
 from lscloud.store.objects import ObjectStore
+from bucket_scan import every_object  # tests/integration helper module
 
 pytestmark = pytest.mark.integration
 
@@ -89,7 +90,7 @@ def populate(state_dir) -> dict:
                     "stream": (state.first_seq, state.last_seq, state.messages)}
 
         positions = asyncio.run(events_and_positions())
-        objects = {i.key: (store.get(settings.bucket, i.key).body, i.etag) for i in store.list(settings.bucket, "")}
+        objects = {k: (o.body, o.etag) for k, o in every_object(store, settings.bucket).items()}
     return {"objects": objects, "positions": positions}
 
 
@@ -116,7 +117,7 @@ def test_backup_then_restore_into_a_fresh_state_dir_gives_the_same_cloud(drilled
         assert (target / "keys" / name).read_bytes() == (source / "keys" / name).read_bytes()
     with state_dir_servers(target, create=False) as settings:
         store = ObjectStore.from_settings(settings)
-        after = {i.key: (store.get(settings.bucket, i.key).body, i.etag) for i in store.list(settings.bucket, "")}
+        after = {k: (o.body, o.etag) for k, o in every_object(store, settings.bucket).items()}
         assert after.keys() == before["objects"].keys()
         for key, (body, etag) in before["objects"].items():
             assert after[key][0] == body, key

@@ -16,6 +16,7 @@ from lscloud import clock, events, store
 from lscloud.auth import delivery_headers
 from lscloud.delivery import tail
 from lscloud.web import app_state
+from bucket_scan import every_object  # tests/integration helper module
 from tests.unit.races import at_once
 
 pytestmark = pytest.mark.integration
@@ -91,14 +92,8 @@ def objects_holding(needles: tuple[bytes, ...]) -> list[str]:
     """Every object of the function's bucket that holds one of ``needles`` (idempotency records left
     out: they keep a request's answer a day, and expire long before the keep period ends)."""
     objects, bucket = store.connection()
-    found = []
-    for o in objects.list(bucket, ""):
-        if o.key.startswith("idempotency/"):
-            continue
-        body = objects.get(bucket, o.key).body
-        if any(n in body for n in needles):
-            found.append(o.key)
-    return found
+    return [key for key, o in every_object(objects, bucket).items()
+            if not key.startswith("idempotency/") and any(n in o.body for n in needles)]
 
 
 def events_holding(fn, needles: tuple[bytes, ...]) -> list[str]:

@@ -17,6 +17,7 @@ import pytest
 import community_support
 from community_support import DONG_DANG, LEADER, MEMBER
 from digital_support import ok
+from bucket_scan import every_object  # tests/integration helper module
 from lscloud import erasure, pseudonyms, runtime
 
 pytestmark = pytest.mark.integration
@@ -40,11 +41,10 @@ def officer(tokens):
 def bucket_bytes(object_store, bucket) -> dict[str, bytes]:
     """Every object of the bucket, and the answer an idempotency record keeps (base64) decoded."""
     out = {}
-    for info in object_store.list(bucket, ""):
-        body = object_store.get(bucket, info.key).body
-        out[info.key] = body
+    for key, o in every_object(object_store, bucket).items():
+        body = out[key] = o.body
         try:
-            out[info.key + "#answer"] = base64.b64decode(json.loads(body)["response"]["body_b64"])
+            out[key + "#answer"] = base64.b64decode(json.loads(body)["response"]["body_b64"])
         except (ValueError, KeyError, TypeError):
             pass
     return out
