@@ -34,7 +34,10 @@ def directory():
 
 @pytest.fixture
 def fn(start_function, directory):
-    return start_function("border", peer_url_template=directory.template)
+    # the live declarations here stay live through the month's ticks: a draft or a submitted
+    # declaration untouched for BORDER_STALE_DRAFT_DAYS lapses (test_border_stale.py), then is minimised
+    return start_function("border", peer_url_template=directory.template,
+                          function_env={"BORDER_STALE_DRAFT_DAYS": "60"})
 
 
 @pytest.fixture

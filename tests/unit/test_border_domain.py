@@ -481,14 +481,18 @@ def test_stats_from_contributions_are_the_stats_of_the_declarations():
 def test_the_tick_mends_the_tallies_every_ten_minutes_and_reads_its_minute_as_the_runtime_does(monkeypatch, data, mends):
     """The tick's minute was parsed by hand: data that is not an object, or an 'at' that is not an
     instant, raised (a dead-lettered tick, its housekeeping skipped)."""
-    from functions.border.function import minimise, queueing, schedule, tally
+    from functions.border.function import lapse, minimise, queueing, schedule, tally
 
-    mended, minimised = [], []
+    mended, minimised, lapsed = [], [], []
     monkeypatch.setattr(queueing, "sweep_all_gates", lambda: {})
     monkeypatch.setattr(tally, "mend_all", lambda: mended.append(1) or {})
     monkeypatch.setattr(minimise, "run", lambda at, keep_days: minimised.append((at, keep_days)) or {})
+    monkeypatch.setattr(lapse, "run", lambda at, s: lapsed.append((at, s)) or [])
     schedule.on_tick({"id": "t", "data": data})
     assert bool(mended) is mends
     # the health data due is judged by the tick's own minute (the wall clock's for a tick without one)
     ((at, keep_days),) = minimised
     assert keep_days == 30 and (not mends or at.minute == 10)
+    # and so are the lapses
+    ((lapse_at, s),) = lapsed
+    assert lapse_at == at and (s.stale_slot_hours, s.stale_draft_days) == (24, 30)

@@ -14,6 +14,7 @@ from datetime import date
 
 from lscloud import errors
 from lscloud.identifiers import InvalidIdentifier, normalise_tax_code, parse_cccd
+from lscloud.workdays import local_day
 
 from . import clearance, devices, lifecycle
 from .identifiers import normalise_hs, normalise_plate
@@ -165,7 +166,8 @@ def minimise(doc: dict, at: str) -> None:
 
 def minimised_note(doc: dict) -> dict:
     """What a reader of a minimised declaration is told in place of the health answers."""
-    day = doc["health"]["minimised_at"][:10]
+    # the province's day: from 00:00 to 07:00 here the UTC date is the day before
+    day = local_day(doc["health"]["minimised_at"])
     # the same words after the follow-up period (the tick) and after the driver's erasure request
     return {"message": f"The driver's health answers and phone number were deleted on {day}, after the "
                        "declaration ended (its follow-up period passed, or the driver asked); only the gate's "

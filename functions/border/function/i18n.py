@@ -17,7 +17,8 @@ STATUS = {
     "refused": ("Bị từ chối thông quan", "不予放行", "Refused"),
     "exited": ("Đã qua cửa khẩu", "已通关", "Crossed the border"),
     "cancelled": ("Đã hủy", "已取消", "Cancelled"),
-    "expired": ("Hết hiệu lực (lỡ lượt gọi hai lần)", "已失效（两次错过叫号）", "Expired (missed the call twice)"),
+    "expired": ("Hết hiệu lực (lỡ lượt gọi hai lần, hoặc quá hạn không dùng)", "已失效（两次错过叫号，或逾期未使用）",
+                "Expired (missed the call twice, or not used in time)"),
 }
 
 TEXT = {

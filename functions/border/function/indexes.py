@@ -7,16 +7,21 @@ They are written after the declaration's committed write and dropped when the cr
 but for the one the crossing's end writes: its health entry (:func:`health_due`), dropped once its
 health data is minimised. Every reader checks the declaration itself, so an index is a way in,
 never the truth.
+
+The lapse sweep's entries (:class:`StaleDue`, :mod:`.lapse`) are written by the clock, but for a
+draft's, written with it: a submitted declaration is found through its day entry, so a submit
+writes nothing more for it.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 
 from lscloud import store
 from lscloud.aggregate import delete_quietly, micros
 from lscloud.statemachine import parse_iso
-from lscloud.store import ConditionalCheckFailed, InvalidKey, Model, keys
+from lscloud.store import ConditionalCheckFailed, InvalidKey, Model, attributes as A, keys
 from lscloud.store.retry import DEFAULT
 
 from . import declarations, queue, tally
@@ -24,6 +29,35 @@ from .identifiers import plate_key
 from .models import CallEntry, DayIndex, HealthDue, OwnerRecent, PlateIndex, QueueEntry, SlotSeat, WorkItem
 
 log = logging.getLogger("border.indexes")
+
+DRAFT_FIRST_LOOK_S = 86_400
+"""When the lapse sweep first looks at a new draft (a day on): then under the time it would lapse,
+by the settings it reads (:mod:`.lapse`), which this module does not."""
+
+
+class StaleDue(Model):
+    """A declaration that may lapse (draft, submitted, queued), under the instant the lapse sweep
+    looks at it again; listed in key order, the due ones come first (:mod:`.lapse`)."""
+
+    class Meta:
+        table = "border-stale-due"
+        working = True   # an index of live work: not kept with the records under object lock
+
+    day = A.UnicodeAttribute(hash_key=True)        # YYYYMMDD, local
+    entry = A.UnicodeAttribute(range_key=True)     # <look µs, 16 digits>_<declaration id>
+    declaration_id = A.UnicodeAttribute()
+
+
+class StaleCursor(Model):
+    """How far the lapse sweep has read the day index (the last of its object keys it took in)."""
+
+    class Meta:
+        table = "border-stale-cursor"
+        working = True
+
+    name = A.UnicodeAttribute(hash_key=True)
+    after = A.UnicodeAttribute()
+    version = A.VersionAttribute()
 
 
 def safe(part: str) -> str:
@@ -87,7 +121,10 @@ def created(doc: dict) -> list[Model]:
     entry = f"{keys.newest_first(micros(parse_iso(doc['created_at'])))}_{safe(doc['id'])}"
     side: list[Model] = [OwnerRecent(k, entry, declaration_id=doc["id"]) for k in owner_keys(doc)]
     side += [PlateIndex(p, doc["id"]) for p in plate_keys(doc)]
-    return side + (submitted(doc) if "submitted" in doc.get("timestamps", {}) else [])
+    if "submitted" in doc.get("timestamps", {}):
+        return side + submitted(doc)
+    at = parse_iso(doc["created_at"]) + timedelta(seconds=DRAFT_FIRST_LOOK_S)
+    return side + [stale_due(doc["id"], at)]
 
 
 def submitted(doc: dict) -> list[Model]:
@@ -146,6 +183,12 @@ def health_due(doc: dict) -> list[HealthDue]:
 def health_due_key(declaration_id: str, ended: str) -> tuple[str, str]:
     at = parse_iso(ended)
     return at.astimezone(queue.TZ).strftime("%Y%m%d"), f"{micros(at):016d}_{declaration_id}"
+
+
+def stale_due(declaration_id: str, at: datetime) -> StaleDue:
+    """The lapse sweep's entry looking at a declaration again at ``at``."""
+    return StaleDue(at.astimezone(queue.TZ).strftime("%Y%m%d"), f"{micros(at):016d}_{declaration_id}",
+                    declaration_id=declaration_id)
 
 
 def every_write(doc: dict) -> list[Model]:

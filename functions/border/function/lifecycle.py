@@ -2,7 +2,13 @@
 who may do it, and the event fact it publishes — a table on :mod:`lscloud.statemachine`.
 
     draft → submitted → queued (slot) → in_yard → called (deadline) → at_gate → under_inspection
-          → cleared | held | refused → exited;   cancelled;   a missed call → in_yard once, then expired
+          → cleared | held | refused → exited;   cancelled;   a missed call → in_yard once, then expired;
+    draft | submitted | queued → expired (``lapse``, the platform's: a crossing that can no longer happen)
+
+``lapse`` is the system's only: a draft or a submitted declaration untouched for
+``BORDER_STALE_DRAFT_DAYS``, or a booking whose slot passed ``BORDER_STALE_SLOT_HOURS`` ago with no
+truck in the yard (:mod:`.lapse`). Without it such a declaration never ended, so it kept the driver's
+health answers and phone for good (they go a keep period after the end) and was counted waiting.
 
 Plain Python over the declaration dict; the HTTP layer maps a token to an :class:`Actor`.
 """
@@ -43,10 +49,11 @@ MACHINE = StateMachine("border", [
     Action("exit", {"cleared"}, "exited", "truck.exited", actors={"device", "gate-operator"}),
     Action("cancel", {"draft", "submitted", "queued", "in_yard"}, "cancelled", "declaration.cancelled",
            actors={"enterprise", "operator"}),
+    Action("lapse", {"draft", "submitted", "queued"}, "expired", "declaration.expired", actors={"system"}),
 ], states=STATES, terminal=TERMINAL, noun=("declaration", "tờ khai"), state_names_vi=STATE_VI)
 
 ACTIONS = MACHINE.actions
-SYSTEM = MACHINE.system          # the platform's own moves: the clock's sweep of missed calls
+SYSTEM = MACHINE.system          # the platform's own moves: the clock's sweeps of missed calls and lapses
 apply = MACHINE.apply
 check = MACHINE.check
 allowed_actions = MACHINE.allowed_actions

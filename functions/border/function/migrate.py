@@ -14,6 +14,8 @@ Run once by ``lscloud up`` (and ``lscloud migrate``) before the function serves.
 - A finished declaration's health answers and driver's phone are minimised once kept
   ``BORDER_HEALTH_KEEP_DAYS`` (:mod:`.minimise`), found by the health entry its final move writes;
   those that ended before get theirs here (read once, every declaration: the tick never lists them).
+- A draft left untouched lapses after ``BORDER_STALE_DRAFT_DAYS`` (:mod:`.lapse`), found by the
+  first-look entry its create writes; the drafts stored before get theirs here.
 - A traffic order kept its recipients' phones for good; the stored orders lose theirs (neither the
   order nor its event holds one now: the notification gateway reads them from the declarations).
 """
@@ -24,7 +26,7 @@ from lscloud.aggregate import save_all_quietly
 from lscloud.store import ConditionalCheckFailed, DoesNotExist
 from lscloud.store.rekey import copy_newest_first, rekey
 
-from . import indexes, traffic
+from . import indexes, lapse, traffic
 from .models import AgencyWorkItem, Declaration, OwnerIndex, OwnerRecent, PlateIndex, TrafficOrder, WorkItem
 
 
@@ -95,4 +97,5 @@ def migrate(runtime) -> dict:
     return {"owners": rekey(OwnerIndex).as_dict(), "plates": rekey(PlateIndex).as_dict(),
             "work_lists": merge_work_lists(),
             "owners_newest_first": copy_newest_first(OwnerIndex, OwnerRecent),
-            "health_entries": add_health_entries(), "order_phones": strip_order_phones()}
+            "health_entries": add_health_entries(), "order_phones": strip_order_phones(),
+            "draft_entries": lapse.add_draft_entries()}

@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from lscloud import store
 from lscloud.aggregate import NoChange, delete_quietly, micros
 from lscloud.statemachine import iso, parse_iso
-from lscloud.store import ConditionalCheckFailed, DoesNotExist, InvalidKey, keys
+from lscloud.store import ConditionalCheckFailed, DoesNotExist, InvalidKey, Model, keys
 from lscloud.store.retry import DEFAULT
 
 from . import declarations, lifecycle
@@ -50,12 +50,13 @@ REASON = "health data minimised / đã tối giản dữ liệu sức khỏe"
 REMOVED = {"removed": ["/health (answers)", "/driver/phone"], "kept": ["/health/verdict"]}
 
 
-def due(before: datetime, limit: int = PER_TICK) -> list[tuple[str, str]]:
+def due(before: datetime, limit: int = PER_TICK, model: type[Model] = HealthDue) -> list[tuple[str, str]]:
     """The keys ``(day, entry)`` of at most ``limit`` health entries of declarations that ended
-    before ``before``, oldest first: one listing in key order, stopped at the first not due."""
+    before ``before``, oldest first: one listing in key order, stopped at the first not due.
+    ``model``: another index keyed the same way (``<local day>/<µs, 16 digits>_<id>``)."""
     objects, bucket = store.connection()
-    prefix = keys.table_prefix(HealthDue.Meta.table)
-    item = keys.item_key_re(HealthDue.Meta.table, with_range=True)
+    prefix = keys.table_prefix(model.Meta.table)
+    item = keys.item_key_re(model.Meta.table, with_range=True)
     stop = micros(before)
     found: list[tuple[str, str]] = []
     for o in objects.list(bucket, prefix, first_page=limit + 1):

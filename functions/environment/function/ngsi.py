@@ -1,6 +1,6 @@
 """Stations as NGSI-LD entities (ETSI GS CIM 009) shaped by the Smart Data Models
-AirQualityObserved, NoiseLevelObserved and WaterQualityObserved: the latest hour of each station,
-normalized or ``keyValues``; the ``q`` and ``georel=near`` filters; the temporal representation of
+AirQualityObserved, NoiseLevelObserved and WaterQualityObserved: the latest ended hour of each
+station (an hour still running has no mean yet, :mod:`.reports`), normalized or ``keyValues``; the ``q`` and ``georel=near`` filters; the temporal representation of
 its hourly summaries, aggregated (``aggrMethods``, ``aggrPeriodDuration``) or not.
 
 Errors are NGSI-LD's own problem types (``https://uri.etsi.org/ngsi-ld/errors/…``). An entity id

@@ -1,15 +1,29 @@
 """What a station's data says, read from its day summaries: hourly and daily VN_AQI, the latest hour,
-noise against its limit. Hours without enough data say so (``aqi: null`` and ``missing``)."""
+noise against its limit. Hours without enough data say so (``aqi: null`` and ``missing``).
+
+Only hours that have ended are reported. Decision 1459/QĐ-TCMT (``data/vn_aqi_1459.yaml``) makes an
+hourly value the mean of the hour's readings, labelled by the hour's end: an hour still running has
+no mean yet. Reported at its end while running, a few minutes' readings stood for the whole hour,
+stamped observed up to 59 minutes ahead of the clock (NGSI-LD ``observedAt``, ``dateObserved``) and
+beside an AQI of the hours before it. :func:`now` is the clock they are judged by.
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
 from lscloud import errors
+from lscloud.timestamps import now
 
 from . import aqi, clock, noise, readings, storage
 
 MAX_HOURS = 31 * 24
+
+
+def last_ended(at: datetime) -> datetime:
+    """The local end of the last hour that has ended at ``at`` (at 08:20 the hour 07:00–08:00; at
+    08:00 sharp that same hour)."""
+    return at.astimezone(clock.TZ).replace(minute=0, second=0, microsecond=0)
 
 
 def history(series: dict, end: datetime, p: str, n: int, interval_s: int) -> list[float | None]:
@@ -31,13 +45,17 @@ def hourly_aqi(series: dict, end: datetime, interval_s: int) -> aqi.Result:
 
 
 def hourly(station: dict, start: datetime, end: datetime) -> list[dict]:
-    """One item per hour end in (start, end]: the hour's AQI (air) or LAeq against its limit (noise)."""
+    """One item per hour end in (start, end] that has ended: the hour's AQI (air) or LAeq against its
+    limit (noise)."""
     first, last = clock.hour_end(start + timedelta(microseconds=1)), clock.hour_end(end)   # from is exclusive
     if last < first:
         raise errors.Invalid.at("to", "to is before from", "Thời điểm kết thúc (to) đứng trước thời điểm bắt đầu (from).")
     if (last - first) > timedelta(hours=MAX_HOURS):
         raise errors.Invalid.at("to", f"at most {MAX_HOURS // 24} days per request",
                                 f"Mỗi yêu cầu tối đa {MAX_HOURS // 24} ngày.")
+    last = min(last, last_ended(now()))   # a window reaching past now: up to the last hour ended
+    if last < first:
+        return []
     series = storage.hourly_series(station["id"], first - timedelta(hours=11), last)
     interval = int(station.get("interval_s", 60))
     out, t = [], first
@@ -86,9 +104,9 @@ def daily(station: dict, d: date) -> dict:
     return out
 
 
-def latest(station: dict, now: datetime) -> tuple[datetime, dict] | None:
-    """The most recent hour (within two days) that has a summary, and that summary."""
-    end = clock.hour_end(now)
+def latest(station: dict, at: datetime) -> tuple[datetime, dict] | None:
+    """The most recent hour ended by ``at`` (within two days) that has a summary, and that summary."""
+    end = last_ended(at)
     series = storage.hourly_series(station["id"], end - timedelta(hours=47), end)
     if not series:
         return None

@@ -6,7 +6,7 @@ also for a query parameter the runtime refuses, and for any other path or method
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from flask import Blueprint, g, jsonify, request
 from werkzeug.exceptions import MethodNotAllowed, NotFound
@@ -81,7 +81,7 @@ def _entity(station: dict, now: datetime, form: str) -> dict:
 
 
 def _read(station: dict, now: datetime) -> tuple[dict, str | None]:
-    """The station's latest hour as keyValues, and when it was observed (None: no reading yet): the
+    """The station's latest ended hour as keyValues, and when it was observed (None: no reading yet): the
     store reads of an entity, made once whatever shape it is answered in."""
     latest = reports.latest(station, now)
     r = None
@@ -150,7 +150,7 @@ def entities():
     if near:
         lon, lat, which, metres = near
         found = [s for s in found if (ngsi.distance_m(lon, lat, s["lon"], s["lat"]) <= metres) == (which == "max")]
-    now = datetime.now(timezone.utc)
+    now = reports.now()
     read: dict[str, tuple] = {}   # station id -> its reads: a filter's are the page's too
     if groups is not None or attrs is not None:
         read = {s["id"]: _read(s, now) for s in found}
@@ -175,7 +175,7 @@ def entity(entity_id: str):
     has none of them)."""
     media = _media()
     station = _station(entity_id)
-    e = _entity(station, datetime.now(timezone.utc), ngsi_request.representation(_options()))
+    e = _entity(station, reports.now(), ngsi_request.representation(_options()))
     if g.query["attrs"]:
         names = ngsi_request.attr_names(g.query["attrs"])
         e = ngsi_request.project(e, names)
@@ -199,7 +199,7 @@ def temporal(entity_id: str):
     """The station's hourly values over time, or their aggregates per period."""
     media = _media()
     station = _station(entity_id)
-    q, now = g.query, datetime.now(timezone.utc)
+    q, now = g.query, reports.now()
     if not q["timerel"] or not q["timeAt"]:
         raise ngsi.bad("timerel", "timerel and timeAt are required", "Cần có cả timerel và timeAt.")
     if q["timerel"] == "between":
@@ -224,7 +224,9 @@ def temporal(entity_id: str):
     if attrs is not None and not attrs & set(ngsi.ATTRS[station["kind"]].values()):
         raise ngsi_request.no_such_attributes(entity_id, attrs)
     series = storage.hourly_series(station["id"], clock.hour_end(start), clock.hour_end(end))
-    series = {h: s for h, s in series.items() if start < clock.parse_hour_key(h) <= end}
+    # hours that have ended only (:mod:`.reports`): a window reaching past now stops at the last one
+    last = min(end, reports.last_ended(now))
+    series = {h: s for h, s in series.items() if start < clock.parse_hour_key(h) <= last}
     return _answer(ngsi.temporal(station, series, start, end, attrs, methods, period, "temporalValues" in _options(),
                                  q["lastN"]), media)
 

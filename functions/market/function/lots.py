@@ -57,14 +57,41 @@ def lot_id(body: dict, request: dict | None) -> str:
 
 
 def _check_dates(body: dict, today: date) -> None:
+    """The lot's dates as a label may print them: no harvest nor packing after today here, no packing
+    before the harvest, and no certificate that had lapsed before the harvest (it never covered this
+    lot). Every bad date at once (422, each named by its pointer)."""
     harvested = date.fromisoformat(body["harvested_on"])
+    bad = []
     if harvested > today:
-        raise errors.Invalid.at("/harvested_on", "the harvest or production date is in the future",
-                                "Ngày thu hoạch, sản xuất ở tương lai.")
+        bad.append(errors.field("/harvested_on", "the harvest or production date is in the future",
+                                "Ngày thu hoạch, sản xuất ở tương lai."))
     packing = body.get("packing") or {}
-    if packing.get("packed_on") and date.fromisoformat(packing["packed_on"]) < harvested:
-        raise errors.Invalid.at("/packing/packed_on", "packed before it was harvested or made",
-                                "Ngày đóng gói trước ngày thu hoạch, sản xuất.")
+    if packing.get("packed_on"):
+        packed = date.fromisoformat(packing["packed_on"])
+        if packed > today:
+            bad.append(errors.field("/packing/packed_on", "the packing date is in the future",
+                                    "Ngày đóng gói ở tương lai."))
+        elif packed < harvested:
+            bad.append(errors.field("/packing/packed_on", "packed before it was harvested or made",
+                                    "Ngày đóng gói trước ngày thu hoạch, sản xuất."))
+    for i, cert in enumerate(body.get("certificates") or []):
+        if cert.get("valid_until") and date.fromisoformat(cert["valid_until"]) < harvested:
+            bad.append(errors.field(f"/certificates/{i}/valid_until",
+                                    "the certificate had expired before the harvest or production date",
+                                    "Chứng nhận đã hết hiệu lực trước ngày thu hoạch, sản xuất."))
+    if len(bad) == 1:
+        raise errors.Invalid(bad[0]["message"], detail_vi=bad[0]["message_vi"], errors=bad)
+    if bad:
+        raise errors.Invalid(f"{len(bad)} dates are not possible.", detail_vi=f"{len(bad)} ngày không hợp lệ.",
+                             errors=bad)
+
+
+def certificates_now(doc: dict, today: date) -> list[dict]:
+    """The lot's certificates as a scan shows them: each with ``expired`` (its ``valid_until`` before
+    today here), so a shopper scanning an older lot is told a certificate valid at the harvest has
+    lapsed since; one without a ``valid_until`` states no end."""
+    return [{**c, "expired": bool(c.get("valid_until")) and date.fromisoformat(c["valid_until"]) < today}
+            for c in doc.get("certificates", [])]
 
 
 def register(body: dict, actor: Actor, directory: peers.PeerClient, request: dict | None = None):
@@ -132,5 +159,5 @@ def public_view(doc: dict) -> dict:
     """What a shopper's scan may learn about a lot: no tax code of a person, no declaration id."""
     return {"lot": doc["id"], "product": doc["product"], "unit": doc["unit"], "producer": doc.get("producer_name"),
             "origin": {k: doc["origin"].get(k) for k in ("commune", "commune_name", "plot")},
-            "harvested_on": doc["harvested_on"], "certificates": doc.get("certificates", []),
+            "harvested_on": doc["harvested_on"], "certificates": certificates_now(doc, today_here()),
             "packing": doc.get("packing"), "journey": journey(doc)}

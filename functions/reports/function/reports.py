@@ -7,6 +7,13 @@ handlers need them to call back); they are never in a key, an event or a log lin
 citizen is known by a pseudonym of their subject (``owner``); audit entries carry pseudonyms too.
 They go on the reporter's request (:mod:`.erase`) and, for a closed report, once its keep period
 has passed (:mod:`.retention`).
+
+Deadlines go by handling round: a reopen starts a new round, with the service's deadline counted from
+the reopen as for a report received then (:func:`_act`); its due and queue entries, Open311's
+``expected_datetime`` and its events follow, and ``overdue`` is the round's own. The rounds before stay
+as they were (``rounds``: start, deadline, flagged; their ``report.overdue`` events and audit entries),
+so no figure of the time before the reopen changes. (A reopened report kept its first deadline: one
+fixed on time and reopened a month later was overdue a minute after.)
 """
 
 from __future__ import annotations
@@ -259,8 +266,13 @@ def _act(doc: dict, action: str, actor: Actor, body: dict, reason: str | None, a
         if not dup or dup == doc["id"] or not _exists(dup):
             raise errors.Invalid.at("/duplicate_of", "the id of the report this one repeats", "Cần mã phản ánh gốc.")
         doc["duplicate_of"] = dup
-    if action == "reopen":
-        doc["rating"] = None
+    if action == "reopen":   # a new handling round from now (the module's docstring); the one ending is kept
+        at = at or now()
+        deadline = deadline_of(catalog.get(doc["service_code"]), at)
+        doc.setdefault("rounds", []).append({"started_at": doc.get("round_started_at") or doc["requested_at"],
+                                             "deadline": doc["deadline"], "overdue": bool(doc.get("overdue"))})
+        doc.update(rating=None, round_started_at=iso(at), deadline=iso(deadline), overdue=False,
+                   deadline_provisional=deadline_provisional(at, deadline))
     t = MACHINE.apply(doc, action, recorded(actor), at=at, reason=reason, details=details)
     if body.get("note") or reason:
         doc["notes"].append({"at": t.at, "state": t.target, "text": body.get("note") or reason})
@@ -343,7 +355,8 @@ def support(report_id: str, actor: Actor) -> Outcome:
 
 
 def flag_overdue(report_id: str, at: datetime) -> bool:
-    """Flag a report past its deadline (once ever: the flag is set under the conditional write)."""
+    """Flag a report past its round's deadline (once a round: the flag is set under the conditional
+    write, and only a reopen clears it)."""
 
     def op(doc):
         if doc["overdue"] or doc["status"] in CLOSED or parse_iso(doc["deadline"]) > at:

@@ -1,8 +1,8 @@
 """The platform clock's tick (``vn.langson.platform.clock.ticked.v1``, every minute): flag the open
-reports past their deadline (one ``report.overdue`` event each, ever), and take the reporter's contact
-out of the closed reports past its keep period (:mod:`.retention`, a few a tick); the runtime then
-publishes again what the outbox keeps (:func:`lscloud.knative.flush_outbox`). A store failure raises,
-so the tick is redelivered."""
+reports past their deadline (one ``report.overdue`` event per handling round: a reopen starts a
+new one), and take the reporter's contact out of the closed reports past its keep period
+(:mod:`.retention`, a few a tick); the runtime then publishes again what the outbox keeps
+(:func:`lscloud.knative.flush_outbox`). A store failure raises, so the tick is redelivered."""
 
 from __future__ import annotations
 
