@@ -111,15 +111,18 @@ def problem_response(problem: Problem | None = None, /, *, instance: str | None 
                      trace_id: str | None = None, **fields: Any):
     """A Flask response for ``problem`` (or for ``Problem(**fields)``).
 
-    ``instance`` defaults to the request path and ``trace_id`` to the current trace, when a
-    request / trace is active.
+    ``instance`` defaults to the request path as the caller addressed it (below the ingress's
+    prefix: ``/directory/v1/units/99999`` through the local gateway, not the function's own
+    ``/v1/units/99999``) and ``trace_id`` to the current trace, when a request / trace is active.
     """
     from flask import Response, has_request_context, request
 
     if problem is None:
         problem = Problem(**fields)
     if instance is None and has_request_context():
-        instance = request.path
+        from .web.origin import public_path
+
+        instance = public_path(request.path)
     if trace_id is None:
         trace_id = current_trace_id()
     resp = Response(problem.body(instance=instance, trace_id=trace_id), status=problem.status, mimetype=MEDIA_TYPE)

@@ -140,6 +140,10 @@ def test_raised_problem_is_problem_json(client):
     body = assert_problem(client.get("/v1/units/20"), 404, "unit-not-found")
     assert body["instance"] == "/v1/units/20"
     assert body["title_vi"] == "Không tìm thấy đơn vị" and body["detail"] == "No unit 20."
+    # behind an ingress that serves the function under a prefix, the path the caller used
+    behind = assert_problem(client.get("/v1/units/20", headers={"X-Forwarded-Prefix": "/directory"}), 404,
+                            "unit-not-found")
+    assert behind["instance"] == "/directory/v1/units/20"
 
 
 def test_a_reused_id_raised_by_a_domain_module_is_the_one_409(client):
