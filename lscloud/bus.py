@@ -311,7 +311,8 @@ class Bus:
 
         A read-only, unacknowledged ephemeral consumer (deleted afterwards, dropped by the server
         if this process dies): a projection rebuilt from it can be compared with the live one.
-        Events whose type is not in ``types`` (another version on the same subject) are skipped.
+        Events whose type is not in ``types`` (another version on the same subject) are skipped; a
+        stream that does not exist yet holds none.
         """
         import uuid
 
@@ -327,7 +328,10 @@ class Bus:
             inactive_threshold=30.0, mem_storage=True)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        info = await self.js.add_consumer(stream, cfg)
+        try:
+            info = await self.js.add_consumer(stream, cfg)
+        except nats.js.errors.NotFoundError:
+            return []   # no stream yet: nothing was ever published, so there is nothing to replay
         out: list[dict[str, Any]] = []
         try:
             pending = info.num_pending

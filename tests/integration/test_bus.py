@@ -134,6 +134,11 @@ def test_traceparent_and_event_headers_travel_with_the_message(bus, settings, sp
     assert h["traceparent"].split("-")[2] == format(span.context.span_id, "016x")
 
 
+def test_replay_of_a_stream_nothing_was_published_to_is_empty(bus):
+    # the IOC's rebuild on a fresh cloud: no stream yet (it is made by the first publish), no event
+    assert bus.replay([TYPE]) == []
+
+
 def test_replay_reads_the_stream_from_its_beginning_for_the_given_types(bus):
     wanted = [events.new_event(TYPE, "/t", {"n": i}, id=f"r-{i}") for i in range(3)]
     other = events.new_event("vn.langson.dossiers.dossier.received.v1", "/t", {"n": 9}, id="other")
