@@ -8,7 +8,7 @@ from lscloud import images, store
 from lscloud.auth import allow, principal
 from lscloud.idempotency import idempotent
 from lscloud.statemachine import Actor
-from lscloud.web import body_limit, raw_body, validate_body
+from lscloud.web import body_limit, raw_body, responds, validate_body
 
 from .refusals import NotYourCommune
 from . import activities
@@ -36,6 +36,7 @@ def _view(doc: dict) -> dict:
 @allow(*FIELD)
 @raw_body(*images.MEDIA_TYPES)
 @body_limit(PHOTO_MAX_BYTES)
+@responds("community/photo.json", status=201)
 @idempotent(required=False)
 def upload_photo():
     """A photo of an activity (JPEG or PNG), stored without its metadata: no GPS position of the
@@ -47,6 +48,7 @@ def upload_photo():
 @bp.post("/v1/activities/sync")
 @allow(*FIELD)
 @validate_body("community/activities-sync.json")
+@responds("community/sync-results.json")
 @idempotent(required=False)
 def sync():
     """Upload a batch queued offline: one answer per activity (created, duplicate, updated,
@@ -61,6 +63,7 @@ def sync():
 
 @bp.get(f"/v1/activities/<{ACTIVITY_ID}>")
 @allow("team-member", "team-leader", "commune-officer", "operator", "auditor")
+@responds("community/activity.json")
 def read_activity(activity_id: str):
     """An activity (members their own, leaders and officers their commune's)."""
     actor = Actor.of(principal())
@@ -70,6 +73,7 @@ def read_activity(activity_id: str):
 
 @bp.get(f"/v1/communes/<{COMMUNE}>/pending")
 @allow("commune-officer")
+@responds("community/activity-list.json")
 def pending(commune: str):
     """The officer's queue: activities of the commune waiting for verification."""
     if principal().unit != commune:
@@ -92,6 +96,7 @@ def _decide(activity_id: str, action: str):
 
 @bp.post(f"/v1/activities/<{ACTIVITY_ID}>/verify")
 @allow("commune-officer")
+@responds("community/activity.json")
 @idempotent(required=False)
 def verify(activity_id: str):
     """Verify an activity of the officer's commune: from now on it counts (progress, rankings, the IOC)."""
@@ -101,6 +106,7 @@ def verify(activity_id: str):
 @bp.post(f"/v1/activities/<{ACTIVITY_ID}>/reject")
 @allow("commune-officer")
 @validate_body("community/decision.json")
+@responds("community/activity.json")
 @idempotent(required=False)
 def reject(activity_id: str):
     """Reject an activity of the officer's commune (with a reason); it never counts."""

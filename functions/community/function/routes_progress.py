@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, g, jsonify
 
 from lscloud import communes
 from lscloud.auth import allow, principal
-from lscloud.web import query_params, validate_body
+from lscloud.web import query_params, responds, validate_body
 
 from .refusals import NotYourCommune
 from . import progress, tallies
@@ -19,6 +19,7 @@ READERS = ("commune-officer", "team-leader", "team-member", "supervisor", "ioc",
 @bp.put(f"/v1/communes/<{COMMUNE}>/target")
 @allow("commune-officer")
 @validate_body("community/target.json")
+@responds("community/progress.json")
 def set_target(commune: str):
     """The commune's number of households (from its register): the base of its Resolution 49 shares."""
     who = principal()
@@ -33,6 +34,7 @@ def set_target(commune: str):
 
 @bp.get(f"/v1/communes/<{COMMUNE}>/progress")
 @allow(*READERS)
+@responds("community/progress.json")
 def commune_progress(commune: str):
     """Households reached per indicator against the targets, verified activities by kind."""
     return jsonify(progress.of_commune(commune))
@@ -40,6 +42,7 @@ def commune_progress(commune: str):
 
 @bp.get("/v1/rankings")
 @allow(*READERS)
+@responds("community/rankings.json")
 @query_params(("of", "communes or teams", {"type": "string", "enum": ["communes", "teams"], "default": "communes"}),
               ("commune", "teams of one commune", {"type": "string", "pattern": "^[0-9]{5}$"}))
 def rankings():

@@ -20,7 +20,7 @@ READERS = ("commune-officer", "team-leader", "team-member", "ioc", "operator", "
 @allow("commune-officer")
 @validate_body("community/team-create.json")
 @idempotent(key_from=lambda body: body.get("id"))
-@responds(None, status=201)
+@responds("community/team.json", status=201)
 def form_team():
     """Form a team for a village or street group of the officer's commune, with its leader and members."""
     out = teams.form(g.body, Actor.of(principal()), current_app.config["COMMUNITY_PEERS"])
@@ -29,6 +29,7 @@ def form_team():
 
 @bp.get("/v1/teams")
 @allow(*READERS)
+@responds("community/team-list.json")
 @query_params(("commune", "the commune or ward", {"type": "string", "pattern": "^[0-9]{5}$"}))
 def list_teams():
     """The teams of a commune (``?commune=``; by default the caller's own)."""
@@ -39,6 +40,7 @@ def list_teams():
 
 @bp.get(f"/v1/teams/<{TEAM_ID}>")
 @allow(*READERS)
+@responds("community/team.json")
 def read_team(team_id: str):
     """A team: village, roster (names and roles), when it was formed."""
     return jsonify(teams.view(teams.records().visible(team_id, lambda doc: True).data))
@@ -47,6 +49,7 @@ def read_team(team_id: str):
 @bp.post(f"/v1/teams/<{TEAM_ID}>/members")
 @allow("team-leader", "commune-officer")
 @validate_body("community/member-add.json")
+@responds("community/team.json")
 @idempotent(required=False)
 def add_member(team_id: str):
     """Add a member (the team's leader, or the commune's officer)."""

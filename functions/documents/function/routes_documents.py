@@ -86,7 +86,7 @@ def read(document_id: str):
 
 @bp.get(f"/v1/documents/<{DOCUMENT_ID}>/file")
 @allow(*READERS)
-@responds(None, description="the current PDF (application/pdf)")
+@responds(None, description="the current PDF (application/pdf)", media={"application/pdf": None})
 def file(document_id: str):
     """The current file: the latest signed revision."""
     doc = documents.visible(document_id, _actor()).data
@@ -97,6 +97,7 @@ def file(document_id: str):
 
 @bp.get(f"/v1/documents/<{DOCUMENT_ID}>/audit")
 @allow("officer", "supervisor", "auditor")
+@responds("documents/audit-trail.json")
 def audit(document_id: str):
     """The complete audit trail, oldest first."""
     documents.visible(document_id, _actor())
@@ -144,6 +145,7 @@ def assign(document_id: str):
 @allow(*STAFF)
 @validate_body("documents/batch-create.json")
 @idempotent(required=False)
+@responds("documents/batch-result.json")
 def batch():
     """One approval, many signatures (e-transcripts): sign every listed document in turn."""
     ids, most = g.body["documents"], current_app.config["DOCUMENTS"].batch_max
@@ -162,6 +164,7 @@ def batch():
 
 @bp.get('/v1/registers/<int:year>/<schema("documents/document.json#/properties/direction", match=False):direction>')
 @allow("officer", "supervisor", "auditor")
+@responds("documents/register-book.json")
 @query_params(("agency", "Auditors: whose register (staff read their own agency's).", _CODE),
               ("confidential", "The register of confidential documents.", {"type": "boolean", "default": False}),
               *page_params(default_limit=500, max_limit=1000))

@@ -16,7 +16,7 @@ bp = Blueprint("trust", __name__)
 
 @bp.get("/v1/trust/root.pem")
 @allow("public")
-@responds(None, description="the root certificate (PEM)")
+@responds(None, description="the root certificate (PEM)", media={"application/x-pem-file": None})
 def root_pem():
     """The root certificate every signature of this service chains to."""
     return Response(current_app.config["DOCUMENTS_CUSTODY"].root_pem(), mimetype="application/x-pem-file")
@@ -24,7 +24,7 @@ def root_pem():
 
 @bp.get('/v1/trust/crl/<schema("documents/crl-name.json"):name>')
 @allow("public")
-@responds(None, description="a CRL (DER)")
+@responds(None, description="a CRL (DER)", media={"application/pkix-crl": None})
 def crl(name: str):
     """The current CRL of ``root.crl`` or ``signing-ca.crl``."""
     der = current_app.config["DOCUMENTS_CUSTODY"].crl_der(name.removesuffix(".crl"))

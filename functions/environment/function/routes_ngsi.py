@@ -114,7 +114,9 @@ def _station(entity_id: str) -> dict:
 
 @bp.get("/entities")
 @allow("public")
-@responds(None)
+@responds("environment/ngsi-entity-list.json", media={LD_JSON: "environment/ngsi-entity-list.json"},
+          headers={"Link": "application/json: the @context (application/ld+json has it in the body)",
+                   "NGSILD-Results-Count": "with count=true: the entities matched over all pages"})
 @query_params(("type", "Entity types: AirQualityObserved, NoiseLevelObserved, WaterQualityObserved (or their URIs); "
                        ", or | for or, ; for and, parentheses (NGSI-LD 4.17)", {"type": "string", "maxLength": 600}),
               ("id", "Only these entities: their ids, URIs (comma-separated)", {"type": "string", "maxLength": 2000}),
@@ -168,7 +170,8 @@ def entities():
 
 @bp.get(f"/entities/<{ENTITY_ID}>")
 @allow("public")
-@responds(None)
+@responds("environment/ngsi-entity.json", media={LD_JSON: "environment/ngsi-entity.json"},
+          headers={"Link": "application/json: the @context (application/ld+json has it in the body)"})
 @query_params(("options", REPRESENTATION, OPTIONS), ATTRS)
 def entity(entity_id: str):
     """One station as an NGSI-LD entity; with ``attrs``, only those of its attributes (404 when it
@@ -186,7 +189,8 @@ def entity(entity_id: str):
 
 @bp.get(f"/temporal/entities/<{ENTITY_ID}>")
 @allow("public")
-@responds(None)
+@responds("environment/ngsi-temporal-entity.json", media={LD_JSON: "environment/ngsi-temporal-entity.json"},
+          headers={"Link": "application/json: the @context (application/ld+json has it in the body)"})
 @query_params(("timerel", "before, after or between", {"type": "string", "enum": ["before", "after", "between"]}),
               ("timeAt", "ISO 8601 with offset", TIME), ("endTimeAt", "with between", TIME),
               ("attrs", "Only these attributes (comma-separated names or URIs)", {"type": "string", "maxLength": 600}),

@@ -103,6 +103,7 @@ def _names(codes) -> dict[str, str]:
 
 @bp.get("/v1/indicators")
 @allow("public")
+@responds("ioc/indicators.json")
 @query_params(("area", "only this area's indicators", {"type": "string", "enum": [a["id"] for a in catalogue.areas()]}),
               ("commune", "figures of one commune (directory code)", COMMUNE),
               ("as_of", "the instant the figures are for (default now)", DATE_TIME))
@@ -117,6 +118,7 @@ def list_indicators():
 
 @bp.get('/v1/indicators/<schema("ioc/indicator-id.json"):indicator_id>/series')
 @allow("public")
+@responds("ioc/series.json")
 @query_params(("from", "start (default: 24 hours before `to`)", DATE_TIME),
               ("to", "end (default now)", DATE_TIME),
               ("step", "bucket size", {"type": "string", "enum": ["hour", "day"], "default": "hour"}),
@@ -130,6 +132,7 @@ def indicator_series(indicator_id: str):
 
 @bp.get(f'/v1/communes/<schema("{COMMUNE_CODE}", match=False):code>')
 @allow(*CARD_READERS)
+@responds("ioc/commune-card.json")
 @query_params(("as_of", "the instant the figures are for (default now)", DATE_TIME))
 def commune_card(code: str):
     """A commune's card: every figure that is broken down by commune, for this one; ``name``: the
@@ -144,6 +147,7 @@ def commune_card(code: str):
 
 @bp.get("/v1/targets")
 @allow("public")
+@responds("ioc/targets.json")
 def list_targets():
     """Resolution 49's targets this data can measure (target, current value, progress) and those it cannot."""
     proj, connected = _state()
@@ -192,6 +196,7 @@ def stream():
 
 @bp.post("/v1/replay")
 @allow("operator")
+@responds("ioc/replay.json")
 @query_params(("apply", "put the rebuilt projection live", {"type": "boolean", "default": False}),
               ("as_of", "the instant compared (default now)", DATE_TIME))
 def replay():

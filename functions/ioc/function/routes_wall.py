@@ -11,6 +11,8 @@ from flask import Blueprint, Response, request
 
 from lscloud import errors
 from lscloud.auth import allow
+from lscloud.web import responds
+from lscloud.web.caching import caching
 
 bp = Blueprint("ioc_wall", __name__)
 STATIC = Path(__file__).resolve().parent / "static"
@@ -44,6 +46,8 @@ PREFIX = re.compile(r"^(/[A-Za-z0-9._-]+)*$")
 
 @bp.get("/")
 @allow("public")
+@responds(None, media={"text/html": None}, headers={"Cache-Control": "no-cache"},
+          description="The wall's page, its links relative to the gateway's prefix")
 def wall():
     """The operations centre's wall (Vietnamese, English on a switch; large screens and phones)."""
     # the page's links are relative to the function's root, wherever the gateway mounts it: `/ioc`
@@ -57,6 +61,8 @@ def wall():
 
 @bp.get('/assets/<schema("ioc/asset-name.json"):name>')
 @allow("public")
+@responds(None, media={"text/javascript": None, "text/css": None, "text/html": None},
+          description="The asset", **caching("public, max-age=3600"))
 def asset(name: str):
     """The wall's script, its style and the chart library."""
     return _send(name, "public, max-age=3600")

@@ -28,6 +28,7 @@ def register_bank():
 
 @bp.get("/v1/banks")
 @allow("operator", "auditor")
+@responds("softatm/bank-list.json")
 def list_banks():
     """Registered banks (key ids and fingerprints only)."""
     items = banks.list_all()
@@ -93,6 +94,8 @@ def _cash(kind: str, code: str):
 @bp.post(f"/v1/points/<{POINT}>/cash-deliveries")
 @allow("operator")
 @validate_body("softatm/cash-operation.json")
+@responds("softatm/cash-movement.json", status=201,
+          also={200: "A resend of the same id and body: the body of the first answer (Idempotent-Replayed: true)"})
 def deliver_cash(code):
     """Record cash delivered from VNPost's vault to a point (raises its float)."""
     return _cash("delivery", code)
@@ -101,6 +104,8 @@ def deliver_cash(code):
 @bp.post(f"/v1/points/<{POINT}>/cash-collections")
 @allow("operator")
 @validate_body("softatm/cash-operation.json")
+@responds("softatm/cash-movement.json", status=201,
+          also={200: "A resend of the same id and body: the body of the first answer (Idempotent-Replayed: true)"})
 def collect_cash(code):
     """Record cash collected from a point back to the vault."""
     return _cash("collection", code)
@@ -108,6 +113,7 @@ def collect_cash(code):
 
 @bp.post("/v1/sweep")
 @allow("operator")
+@responds("softatm/sweep.json")
 def run_sweep():
     """Expire unreserved transfers past their expiry and finish any consequences a crash left undone."""
     return answer(sweep.sweep())
@@ -115,6 +121,7 @@ def run_sweep():
 
 @bp.get("/v1/webhooks/dead-letters")
 @allow("operator")
+@responds("softatm/dead-letter-list.json")
 @query_params(*page_params(default_limit=100, max_limit=1000),
               ("state", "Only open (not yet sent again) or settled ones", {"type": "string", "enum": ["open", "settled"]}))
 def dead_letters():
@@ -125,6 +132,7 @@ def dead_letters():
 
 @bp.post(f"/v1/webhooks/dead-letters/<{deadletters.LETTER}>/redeliver")
 @allow("operator")
+@responds("softatm/dead-letter.json")
 def redeliver_dead_letter(letter):
     """Send a dead-lettered webhook again now (after its cause is fixed) and settle it; one the
     transfer has moved past is settled without sending. Repeating it answers the settlement."""
@@ -134,6 +142,7 @@ def redeliver_dead_letter(letter):
 
 @bp.get("/v1/ledger/verify")
 @allow("operator", "auditor")
+@responds("softatm/ledger-verification.json")
 @query_params(("full", "Replay every journal from its first entry, not from the last verification",
                {"type": "boolean", "default": False}))
 def verify_ledger():
@@ -146,6 +155,7 @@ def verify_ledger():
 
 @bp.get(f"/v1/settlements/<{BANK.format('bank')}>/<{DAY}>")
 @allow("operator", "auditor")
+@responds("softatm/settlement.json", media={"text/csv": None})
 @query_params(FORMAT)
 def staff_settlement(bank, day):
     """A bank's settlement for a day (operators' copy)."""

@@ -88,6 +88,7 @@ def bank_get(tid):
 
 @bp.get("/v1/bank/transfers")
 @allow(partner=True)
+@responds("softatm/transfer-list.json")
 @query_params(Param("from", "First local day, YYYY-MM-DD", {"type": "string", "format": "date"}, required=True),
               ("to", "Last local day, YYYY-MM-DD (default: from; at most 31 days)", {"type": "string", "format": "date"}),
               *page_params(default_limit=500, max_limit=1000))
@@ -109,6 +110,7 @@ def bank_list():
 
 @bp.get(f"/v1/bank/settlements/<{DAY}>")
 @allow(partner=True)
+@responds("softatm/settlement.json", media={"text/csv": None})
 @query_params(FORMAT)
 def bank_settlement(day):
     """The bank's daily settlement: net position and every transfer committed that day."""
@@ -118,6 +120,8 @@ def bank_settlement(day):
 @bp.post("/v1/bank/reconciliations")
 @allow(partner=True)
 @validate_body("softatm/reconciliation.json")
+@responds("softatm/reconciliation-result.json", status=201,
+          also={200: "A resend of the same id and body: the body of the first answer (Idempotent-Replayed: true)"})
 def bank_reconcile():
     """Submit the bank's view of a day; every mismatch with ours is listed."""
     b = g.body
