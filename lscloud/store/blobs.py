@@ -49,20 +49,25 @@ _PREFIX_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
 UNCLAIMED_S = 2 * 86_400
 """How long an upload waits for a record to claim it (:func:`claimed_only`): a citizen's report or a
 team's offline batch names its photos minutes after the upload, a slow sync within a day."""
-_UNCLAIMED, _CLAIMS = "-unclaimed/", "-claims/"
+_UNCLAIMED, _CLAIMS, _OF = "-unclaimed/", "-claims/", "/of/"
 _CLAIMED, _DELETING = b'{"state":"claimed"}', b'{"state":"deleting"}'
 _claimed_only: dict[str, float] = {}   # prefix -> how long an upload waits for its claim
+_renditions: dict[str, tuple[str, ...]] = {}   # prefix -> the renditions its blobs may have
+_NAME_RE = re.compile(r"[a-z][a-z0-9]*")
 
 
-def claimed_only(prefix: str, owner: str, unclaimed_s: float = UNCLAIMED_S) -> None:
+def claimed_only(prefix: str, owner: str, unclaimed_s: float = UNCLAIMED_S, *,
+                 renditions: tuple[str, ...] = ()) -> None:
     """Keep the blobs under ``prefix`` only once a record claims them (see the module docstring).
     Declared at import by the module ``owner`` that stores them, so a process's sweep knows the
-    markers before any upload of its own."""
+    markers before any upload of its own. ``renditions``: the names of the renditions its blobs
+    may have (:meth:`BlobStore.put_rendition`), deleted with an unclaimed upload."""
     from .. import runonce
 
-    if not _PREFIX_RE.fullmatch(prefix):
-        raise InvalidKey(f"invalid blob prefix {prefix!r}")
+    if not _PREFIX_RE.fullmatch(prefix) or not all(_NAME_RE.fullmatch(n) for n in renditions):
+        raise InvalidKey(f"invalid blob prefix {prefix!r} or rendition names {renditions!r}")
     _claimed_only[prefix] = float(unclaimed_s)
+    _renditions[prefix] = tuple(renditions)
     working.declare(prefix + _UNCLAIMED)   # machinery, in a bucket under object lock too
     runonce.register(runonce.Kind(prefix + _UNCLAIMED, f"unclaimed uploads of {prefix}",
                                   lambda s, _v=float(unclaimed_s): _v, owner=owner, on_expiry=_reclaim))
@@ -82,8 +87,18 @@ def _reclaim(objects: ObjectStore, bucket: str, marker: str) -> bool:
                 return True   # claimed: kept for good
         except DoesNotExist:
             return False      # a sweep's claim just removed: the next sweep looks again
-    # ours, or a sweep's that stopped half-way: the blob goes, then the claim
-    for key in (f"{prefix}/{digest[:2]}/{digest}", claim):
+    # ours, or a sweep's that stopped half-way: the blob goes, its renditions, then the claim
+    keys = [f"{prefix}/{digest[:2]}/{digest}"]
+    for name in _renditions.get(prefix, ()):
+        index = f"{prefix}-{name}{_OF}{digest}"
+        try:
+            made = json.loads(objects.get(bucket, index).body).get("sha256")
+        except DoesNotExist:
+            continue
+        # another upload whose rendition has the same bytes loses it too: its next read makes it again
+        keys += [f"{prefix}-{name}/{made[:2]}/{made}"] if made else []
+        keys.append(index)
+    for key in (*keys, claim):
         try:
             objects.delete(bucket, key)
         except DoesNotExist:
@@ -287,6 +302,54 @@ class BlobStore:
             return self.objects.head(self.bucket, key)
         except DoesNotExist:
             return None
+
+    def renditions(self, name: str) -> "BlobStore":
+        """Where the ``name`` renditions of these blobs are kept: content-addressed by their own
+        bytes under ``<prefix>-<name>`` (an upload cannot land there); :meth:`put_rendition` names them."""
+        if not _NAME_RE.fullmatch(name):
+            raise InvalidKey(f"invalid rendition name {name!r}")
+        return BlobStore(self.objects, self.bucket, prefix=f"{self.prefix}-{name}", max_bytes=self.max_bytes,
+                         allowed_types=tuple(self.allowed_types))
+
+    def put_rendition(self, sha256: str, name: str, data: bytes | None, media_type: str = "") -> str:
+        """Record the ``name`` rendition of blob ``sha256``: ``data`` stored in :meth:`renditions`,
+        or None when the blob is its own rendition (already small). Create-only: a rendition recorded
+        before stays (made from the same blob, either answers). Returns the digest to serve."""
+        store = self.renditions(name)
+        made = self.rendition(sha256, name)
+        if made is not None:   # (uploaded again) a rendition made from other pixels would be stored for nothing
+            return made
+        if data is not None:
+            made, _ = store._store(bytes(data), store.check(data, media_type), hashlib.sha256(data).hexdigest(),
+                                   None, waits=False)
+        index = f"{store.prefix}{_OF}{self.key_for(sha256).rpartition('/')[2]}"
+        try:
+            self.objects.put(self.bucket, index, json.dumps({"sha256": made and made.sha256}).encode(),
+                             if_none_match=True)
+        except ConditionalCheckFailed:
+            return self.rendition(sha256, name) or sha256.lower()
+        return made.sha256 if made else sha256.lower()
+
+    def rendition(self, sha256: str, name: str) -> str | None:
+        """The digest that answers for blob ``sha256``'s ``name`` rendition (in :meth:`renditions`,
+        or ``sha256`` itself: small already), or None if none was recorded (a blob stored before)."""
+        index = f"{self.prefix}-{name}{_OF}{self.key_for(sha256).rpartition('/')[2]}"
+        try:
+            return json.loads(self.objects.get(self.bucket, index).body).get("sha256") or sha256.lower()
+        except DoesNotExist:
+            return None
+
+    def drop_rendition(self, sha256: str, name: str, *, index_only: bool = False) -> None:
+        """Delete what :meth:`put_rendition` recorded for blob ``sha256`` (the blob itself is gone;
+        ``index_only``: the record alone, its rendition is gone)."""
+        made = None if index_only else self.rendition(sha256, name)
+        store = self.renditions(name)
+        keys = [store.key_for(made)] if made and made != sha256.lower() else []
+        for key in (*keys, f"{store.prefix}{_OF}{self.key_for(sha256).rpartition('/')[2]}"):
+            try:
+                self.objects.delete(self.bucket, key)
+            except DoesNotExist:
+                pass
 
     def get(self, sha256: str) -> bytes:
         """The blob's bytes, re-hashed; DoesNotExist if absent, IntegrityError if they do not match."""

@@ -104,3 +104,35 @@ def test_photos_decode_a_few_at_a_time_and_a_caller_waits_its_turn_within_a_boun
         for _ in held:
             images._decoding.release()
     assert images.clean(buf.getvalue(), "image/png").width == 8
+
+
+def test_a_large_photo_has_a_display_rendition_upright_bounded_and_without_metadata():
+    """A 12 MP phone photo was kept and served at its full size: several megabytes a photo on 3G."""
+    img = Image.merge("RGB", [Image.effect_noise((2400, 1800), 50) for _ in range(3)])
+    exif = Image.Exif()
+    exif[0x0112] = 6                                  # rotate 90° to stand upright
+    exif[0xA431] = "SERIAL-123456"
+    exif[0x8825] = {1: "N", 2: (21.0, 50.0, 0.0), 3: "E", 4: (106.0, 45.0, 0.0)}
+    raw = io.BytesIO()
+    img.save(raw, "JPEG", exif=exif.tobytes())
+    out = images.clean(raw.getvalue(), "image/jpeg")
+    small = out.display
+    assert (out.width, out.height) == (1800, 2400) and (small.width, small.height) == (1200, 1600)
+    assert small.media_type == "image/jpeg" and len(small.data) < len(out.data)
+    assert not images.has_location(small.data) and b"SERIAL-123456" not in small.data
+    with Image.open(io.BytesIO(small.data)) as shown:
+        assert shown.size == (1200, 1600) and len(shown.getexif()) == 0
+    assert images.clean(raw.getvalue(), "image/jpeg").display.data == small.data   # deterministic
+
+
+def test_a_photo_within_the_bound_has_no_rendition_and_a_transparent_png_stays_png():
+    assert images.clean(phone_photo(), "image/jpeg").display is None
+    buf = io.BytesIO()
+    Image.new("RGBA", (2000, 400), (10, 200, 10, 128)).save(buf, "PNG")
+    small = images.clean(buf.getvalue(), "image/png").display
+    assert small.media_type == "image/png" and (small.width, small.height) == (1600, 320)
+    with Image.open(io.BytesIO(small.data)) as shown:
+        assert shown.mode == "RGBA"
+    buf = io.BytesIO()
+    Image.new("RGB", (2000, 400), (10, 200, 10)).save(buf, "PNG")   # no transparency: a JPEG is smaller
+    assert images.clean(buf.getvalue(), "image/png").display.media_type == "image/jpeg"

@@ -41,7 +41,8 @@ def _view(doc: dict) -> dict:
 def upload_photo():
     """A photo of an activity (JPEG or PNG), stored without its metadata: no GPS position of the
     household it was taken at."""
-    ref, clean = images.keep(_photos(), request.get_data(cache=True), request.mimetype)
+    # no display rendition: no route serves these photos (the officer's queue names them only)
+    ref, clean = images.keep(_photos(), request.get_data(cache=True), request.mimetype, display=False)
     return jsonify({"sha256": ref.sha256, "size": ref.size, "media_type": ref.media_type}), 201
 
 

@@ -23,7 +23,7 @@ SHOP_CACHE = "public, max-age=60"
 
 PHOTOS = "market-photos"
 # a photo nothing names within two days is deleted (kept for good before)
-store.claimed_only(PHOTOS, __name__)
+store.claimed_only(PHOTOS, __name__, renditions=images.RENDITIONS)
 
 
 def _photos():
@@ -49,10 +49,12 @@ def upload_photo():
 
 @bp.get('/v1/photos/<schema("market/product-create.json#/properties/photos/items"):sha256>')
 @allow("public")
+@query_params(images.SIZE_PARAM)
 def photo(sha256: str):
-    """A product photo (public, addressed by its content: cached for good)."""
+    """A product photo (public, addressed by its content: cached for good). ``?size=display``: its
+    rendition for a page on a phone (some 300 KB where a 12 MP original is 2 MB or more)."""
     try:
-        return blob_response(_photos(), sha256)
+        return blob_response(*images.sized(_photos(), sha256, g.query["size"]))
     except (store.DoesNotExist, store.InvalidKey):
         raise errors.NotFound("No such photo.", detail_vi="Không có ảnh này.") from None
 

@@ -44,7 +44,7 @@ KEY_ID = 'schema("reports/api-key-id.json"):key_id'
 
 PHOTOS = "reports-photos"
 # a photo no report names within two days is deleted (public uploads, kept for good before)
-store.claimed_only(PHOTOS, __name__)
+store.claimed_only(PHOTOS, __name__, renditions=images.RENDITIONS)
 
 
 def _photos():
@@ -132,10 +132,12 @@ def upload_photo():
 
 @bp.get('/v1/photos/<schema("reports/report-create.json#/properties/photos/items"):sha256>')
 @allow("public")
+@query_params(images.SIZE_PARAM)
 def get_photo(sha256: str):
-    """A report's photo (already without metadata; public, addressed by its content: cached for good)."""
+    """A report's photo (already without metadata; public, addressed by its content: cached for good).
+    ``?size=display``: its rendition for a page on a phone (long side at most 1600 px)."""
     try:
-        return blob_response(_photos(), sha256)
+        return blob_response(*images.sized(_photos(), sha256, g.query["size"]))
     except (store.DoesNotExist, store.InvalidKey):
         raise errors.NotFound("no such photo", detail_vi="Không có ảnh này.") from None
 
