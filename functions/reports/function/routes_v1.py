@@ -276,9 +276,10 @@ def stats():
 def services():
     """The service types with their category, agency and deadline in working days, and whether that
     deadline was checked against a published text (``deadline_verified``: today none was)."""
-    return cached_json({"items": [{k: s[k] for k in ("code", "name", "description", "category", "agency",
-                                                    "deadline_days", "deadline_verified", "deadline_source")}
-                                  for s in catalog.services().values()]})
+    items = [{k: s[k] for k in ("code", "name", "description", "category", "agency", "deadline_days",
+                                "deadline_verified", "deadline_source")} for s in catalog.services().values()]
+    # the list envelope every other list has (one page: the catalogue is small)
+    return cached_json({"items": items, "total": len(items), "next_page_token": None})
 
 
 @bp.post("/v1/api-keys")
