@@ -209,6 +209,113 @@ JWKS_FRESH_S = 300.0
 """How long a fetched JWKS is used before it is fetched again: a key taken out of the set (rotated
 out, or compromised) stops verifying tokens within this long."""
 
+JWKS_RETRY_S = 30.0
+"""After a failed refetch, how long the last good set is used before the next try; and how often a
+token naming a key the set lacks (rotation, or a made-up ``kid``) may fetch it again: one fetch per
+request would hand the identity provider every caller's flood, and each would wait on it."""
+
+JWKS_RETRY_EMPTY_S = 5.0
+"""The same, with no usable set at all (every token is refused meanwhile): retried sooner."""
+
+JWKS_TIMEOUT_S = 5.0
+"""The one fetch's bound; a request waiting for the fetch in flight waits at most a second more."""
+
+
+class _JwksUnavailable(Exception):
+    """No key set good enough to decide: never fetched, fetch failed, past its grace period."""
+
+
+class _RemoteKeys:
+    """An identity provider's JWKS: one fetch at a time, the last good set kept through an outage.
+
+    The set is refetched once it is :data:`JWKS_FRESH_S` old. A refetch that fails (the provider
+    down or hanging) leaves the last good set in use for ``stale_s`` more seconds, retried every
+    :data:`JWKS_RETRY_S`. The request that fetches waits for it; one that comes meanwhile takes the
+    set in hand if it holds its key, else waits for the fetch in flight (bounded). PyJWT's client
+    did the fetch under its lock: each waiting request then fetched again, one behind another."""
+
+    def __init__(self, url: str, context, stale_s: float):
+        import jwt
+
+        self.url, self.stale_s = url, float(stale_s)
+        # only its fetch is used: the set, its freshness and the cooldowns are kept here
+        self._client = jwt.PyJWKClient(url, cache_keys=False, cache_jwk_set=False, timeout=JWKS_TIMEOUT_S,
+                                       ssl_context=context)
+        self._lock = threading.Lock()   # held for reads and writes of the state below, never while fetching
+        self._keys: dict[str, object] | None = None
+        self._fetched = self._failed = float("-inf")   # time.monotonic() of the last success / failure
+        self._flight: threading.Event | None = None
+        self._outage = False
+
+    def key(self, kid: str | None) -> object | None:
+        """The public key named ``kid`` (None: the set does not hold it); _JwksUnavailable when no
+        usable set can say."""
+        for _ in range(2):   # a look, and a second one after a fetch (ours or the one in flight)
+            now = time.monotonic()
+            with self._lock:
+                keys, age, failed_ago, flight = self._keys, now - self._fetched, now - self._failed, self._flight
+                usable = keys is not None and age < JWKS_FRESH_S + self.stale_s
+                found = keys.get(kid) if usable and kid else None
+                if age < JWKS_FRESH_S and (found is not None or min(age, failed_ago) < JWKS_RETRY_S):
+                    return found   # fresh; an unknown kid fetches at most every JWKS_RETRY_S
+                if usable and failed_ago < JWKS_RETRY_S:
+                    return found   # the provider failed lately: the last good set, not another wait
+                if not usable and failed_ago < JWKS_RETRY_EMPTY_S:
+                    raise _JwksUnavailable
+                mine = flight is None
+                if mine:
+                    flight = self._flight = threading.Event()
+            if not mine:
+                if found is not None:
+                    return found   # a fetch is under way: the set in hand holds this key
+                if not flight.wait(JWKS_TIMEOUT_S + 1):
+                    raise _JwksUnavailable
+                continue
+            self._fetch(flight)
+        with self._lock:
+            keys, usable = self._keys, time.monotonic() - self._fetched < JWKS_FRESH_S + self.stale_s
+        if keys is None or not usable:
+            raise _JwksUnavailable
+        return keys.get(kid) if kid else None
+
+    def _fetch(self, flight: threading.Event) -> None:
+        import http.client
+
+        import jwt
+
+        try:
+            data = self._client.fetch_data()
+            found = {k.key_id: k.key for k in jwt.PyJWKSet.from_dict(data).keys
+                     if k.public_key_use in ("sig", None) and k.key_id}
+        # PyJWT before 2.13 let a reset or a cut-short answer through unwrapped
+        except (jwt.PyJWTError, OSError, http.client.HTTPException, ValueError, TypeError, AttributeError) as exc:
+            with self._lock:
+                self._failed, self._flight = time.monotonic(), None
+                warn, self._outage = not self._outage, True
+                held = self._keys is not None and time.monotonic() - self._fetched < JWKS_FRESH_S + self.stale_s
+            if warn:   # once per outage; the URL and the error only, never a token
+                _log.warning("JWKS %s could not be fetched (%s: %s); %s", self.url, type(exc).__name__,
+                             str(exc)[:200], f"using the last good key set for up to {self.stale_s:g} s"
+                             if held else "no key set to use: tokens it signs are answered 503")
+            _stale_counter().add(1, {"lscloud.jwks.usable": held})
+        else:
+            with self._lock:
+                self._keys, self._fetched, self._failed, self._flight = found, time.monotonic(), float("-inf"), None
+                recovered, self._outage = self._outage, False
+            if recovered:
+                _log.warning("JWKS %s fetched again; the outage is over", self.url)
+        finally:
+            flight.set()
+
+
+@functools.lru_cache(maxsize=1)
+def _stale_counter():
+    from . import telemetry
+
+    return telemetry.meter().create_counter(
+        "lscloud.jwks.fetch_failures", unit="{fetch}",
+        description="JWKS refetches that failed; the last good key set stays in use for its grace period")
+
 
 class _KeyRing:
     """Public keys from settings (PEM blocks, several allowed for rotation) or a JWKS URL."""
@@ -216,8 +323,7 @@ class _KeyRing:
     _cache: dict[tuple, "_KeyRing"] = {}
     _cache_lock = threading.Lock()
 
-    def __init__(self, pem: str, jwks_url: str, ca_file: str = ""):
-        import jwt
+    def __init__(self, pem: str, jwks_url: str, ca_file: str = "", stale_s: float = 3600):
         from cryptography.hazmat.primitives import serialization
 
         self.keys = []
@@ -225,55 +331,64 @@ class _KeyRing:
             self.keys.append(serialization.load_pem_public_key(block.encode()))
         # a JWKS served under a private CA (the API server's) is verified against that CA only
         context = ssl.create_default_context(cafile=ca_file) if ca_file else None
-        # the set is cached for JWKS_FRESH_S, and a kid it does not hold fetches it again; its keys
-        # are not cached apart from it (PyJWT's cache_keys is an lru_cache with no expiry: a key
-        # taken out of the set went on verifying until the process ended)
-        self.jwks = jwt.PyJWKClient(jwks_url, cache_keys=False, lifespan=JWKS_FRESH_S, timeout=5,
-                                    ssl_context=context) if jwks_url else None
+        # the set's keys are not cached apart from it (PyJWT's cache_keys is an lru_cache with no
+        # expiry: a key taken out of the set went on verifying until the process ended)
+        self.jwks = _RemoteKeys(jwks_url, context, stale_s) if jwks_url else None
 
     @classmethod
     def for_settings(cls, settings) -> "_KeyRing":
-        return cls.of(settings.jwt_public_key, settings.jwt_jwks_url)
+        return cls.of(settings.jwt_public_key, settings.jwt_jwks_url, stale_s=settings.jwks_stale_s)
 
     @classmethod
-    def of(cls, pem: str, jwks_url: str, ca_file: str = "") -> "_KeyRing":
-        k = (pem, jwks_url, ca_file)
+    def of(cls, pem: str, jwks_url: str, ca_file: str = "", stale_s: float = 3600) -> "_KeyRing":
+        k = (pem, jwks_url, ca_file, stale_s)
         with cls._cache_lock:
             ring = cls._cache.get(k)
             if ring is None:
                 ring = cls._cache[k] = cls(*k)
             return ring
 
-    def candidates(self, token: str, algorithms: Iterable[str]) -> list[tuple[object, list[str]]]:
+    def candidates(self, token: str, algorithms: Iterable[str]) -> Iterable[tuple[object, list[str]] | None]:
         """(key, algorithms valid for that key type): a key is only ever tried with its own family,
-        so an RSA key can never verify an HMAC or EC token (algorithm confusion)."""
+        so an RSA key can never verify an HMAC or EC token (algorithm confusion). The PEM keys
+        come first, then the JWKS's key for the token's ``kid`` (fetched only if no PEM key
+        verified it); a JWKS that cannot be had yields None (answered 503 if nothing else decides)."""
         import jwt
-        from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
         algs = set(algorithms)
-        out = []
-        keys = list(self.keys)
-        if self.jwks is not None:
-            try:
-                keys.append(self.jwks.get_signing_key_from_jwt(token).key)
-            except jwt.PyJWKClientConnectionError:
-                raise Problem(503, "jwks-unavailable", "Token keys unavailable",
-                              "The identity provider's keys could not be fetched; retry later.",
-                              title_vi="Không lấy được khóa xác thực",
-                              detail_vi="Không lấy được khóa của nhà cung cấp định danh; vui lòng thử lại sau.",
-                              headers={"Retry-After": "5"}) from None
-            except jwt.PyJWTError:
-                pass
-        for key in keys:
-            if isinstance(key, ec.EllipticCurvePublicKey):
-                family = sorted(algs & _EC_ALGS)
-            elif isinstance(key, rsa.RSAPublicKey):
-                family = sorted(algs & _RSA_ALGS)
-            else:
-                family = sorted(algs - _EC_ALGS - _RSA_ALGS - {"none"} - {a for a in algs if a.startswith("HS")})
-            if family:
-                out.append((key, family))
-        return out
+        for key in self.keys:
+            if (family := _family(key, algs)):
+                yield key, family
+        if self.jwks is None:
+            return
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            key = self.jwks.key(kid if isinstance(kid, str) else None)
+        except _JwksUnavailable:
+            yield None
+            return
+        except jwt.PyJWTError:
+            return
+        if key is not None and (family := _family(key, algs)):
+            yield key, family
+
+
+def _family(key, algs: set[str]) -> list[str]:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return sorted(algs & _EC_ALGS)
+    if isinstance(key, rsa.RSAPublicKey):
+        return sorted(algs & _RSA_ALGS)
+    return sorted(algs - _EC_ALGS - _RSA_ALGS - {"none"} - {a for a in algs if a.startswith("HS")})
+
+
+def _jwks_unavailable() -> Problem:
+    return Problem(503, "jwks-unavailable", "Token keys unavailable",
+                   "The identity provider's keys could not be fetched; retry later.",
+                   title_vi="Không lấy được khóa xác thực",
+                   detail_vi="Không lấy được khóa của nhà cung cấp định danh; vui lòng thử lại sau.",
+                   headers={"Retry-After": "5"})
 
 
 def preload(settings) -> None:
@@ -358,13 +473,14 @@ def _verify_token(token: str, settings) -> tuple[Principal, int]:
     if alg not in settings.jwt_algorithms:
         raise _unauthenticated("token-invalid", "Invalid token", f"Token algorithm {alg!r} is not accepted.",
                                "Mã xác thực không hợp lệ", "Thuật toán ký của mã xác thực không được chấp nhận.")
-    ring = _KeyRing.for_settings(settings)
-    candidates = ring.candidates(token, settings.jwt_algorithms)
-    if not candidates:
-        raise _unauthenticated("token-invalid", "Invalid token", "No verification key is configured for this token.",
-                               "Mã xác thực không hợp lệ", "Chưa cấu hình khóa để kiểm tra mã xác thực này.")
     last: Exception | None = None
-    for key, algorithms in candidates:
+    seen = unavailable = False
+    for candidate in _KeyRing.for_settings(settings).candidates(token, settings.jwt_algorithms):
+        if candidate is None:
+            unavailable = True
+            continue
+        seen = True
+        key, algorithms = candidate
         if alg not in algorithms:
             continue
         try:
@@ -382,6 +498,10 @@ def _verify_token(token: str, settings) -> tuple[Principal, int]:
         except jwt.MissingRequiredClaimError as exc:
             raise _unauthenticated("token-invalid", "Invalid token", f"The token lacks the {exc.claim!r} claim.",
                                    "Mã xác thực không hợp lệ", "Mã xác thực thiếu thông tin bắt buộc.") from None
+        except jwt.ImmatureSignatureError:   # nbf or iat ahead of this clock by more than the leeway
+            raise _unauthenticated("token-invalid", "Invalid token", "The token is not valid yet (check the clock).",
+                                   "Mã xác thực không hợp lệ",
+                                   "Mã xác thực chưa có hiệu lực (kiểm tra đồng hồ của máy).") from None
         except jwt.PyJWTError as exc:  # bad signature with this key: try the next one
             last = exc
             continue
@@ -392,6 +512,11 @@ def _verify_token(token: str, settings) -> tuple[Principal, int]:
                                    "Mã xác thực không hợp lệ", "Mã xác thực không có vai trò.")
         return (Principal(sub=str(claims["sub"]), role=role, agency=claims.get("agency"), unit=claims.get("unit")),
                 int(claims["exp"]))
+    if unavailable:   # no key at hand decided, and the one that might is the provider's
+        raise _jwks_unavailable()
+    if not seen:
+        raise _unauthenticated("token-invalid", "Invalid token", "No verification key is configured for this token.",
+                               "Mã xác thực không hợp lệ", "Chưa cấu hình khóa để kiểm tra mã xác thực này.")
     detail = "The token's signature does not verify." if last is not None else f"Token algorithm {alg!r} does not match the configured keys."
     raise _unauthenticated("token-invalid", "Invalid token", detail,
                            "Mã xác thực không hợp lệ", "Chữ ký của mã xác thực không hợp lệ.")
@@ -578,7 +703,7 @@ def _events_ring(settings) -> _KeyRing:
     pem, jwks_url = settings.events_public_key, settings.events_jwks_url
     if not (pem or jwks_url) and settings.env == "local":
         pem = eventing_keys(settings.state_dir)[1]  # the local cloud's own dispatcher key
-    return _KeyRing.of(pem, jwks_url, settings.events_jwks_ca_file)
+    return _KeyRing.of(pem, jwks_url, settings.events_jwks_ca_file, settings.jwks_stale_s)
 
 
 def subject_allowed(subject: str, allowed: Iterable[str]) -> bool:
@@ -626,7 +751,12 @@ def _verify_delivery_token(token: str, settings) -> tuple[Principal, int]:
         raise bad(f"Token algorithm {alg!r} is not accepted.")
     audience = events_audience(settings)
     last: Exception | None = None
-    for key, algorithms in _events_ring(settings).candidates(token, _EVENT_ALGORITHMS):
+    unavailable = False
+    for candidate in _events_ring(settings).candidates(token, _EVENT_ALGORITHMS):
+        if candidate is None:
+            unavailable = True
+            continue
+        key, algorithms = candidate
         if alg not in algorithms:
             continue
         try:
@@ -652,6 +782,8 @@ def _verify_delivery_token(token: str, settings) -> tuple[Principal, int]:
             raise _refused_delivery("sender-not-allowed", f"Subject {subject!r} may not deliver events here.",
                                     "Nơi gửi này không được phép gửi sự kiện tới chức năng.", status=403)
         return Principal(sub=subject, role=EVENTING), int(claims["exp"])
+    if unavailable:
+        raise _jwks_unavailable()
     raise bad("The delivery token's signature does not verify." if last is not None
               else "No key is configured that could verify this delivery token.")
 

@@ -83,6 +83,9 @@ class Settings:
     jwt_public_key: str = field(default="", repr=False)
     jwt_jwks_url: str = ""
     jwt_algorithms: tuple[str, ...] = ("RS256", "ES256")
+    # how long a JWKS (bearer tokens' and event deliveries') is still used after its refetch fails:
+    # an identity provider's outage does not refuse every token whose key was known (lscloud.auth)
+    jwks_stale_s: int = 3600
     # the longest a bearer token may live (exp - iat, and exp - now): a stolen token dies soon
     jwt_max_lifetime_s: int = 43_200
     # the dev private key that signs tokens: the local cloud gives its path to its token issuer
@@ -364,9 +367,11 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             public_key = Path(key_file).read_text()
         except OSError as exc:
             raise ConfigError(f"LSCLOUD_JWT_PUBLIC_KEY_FILE cannot be read: {exc}") from None
+    # in the cluster a key set comes over TLS only: one fetched in clear could be swapped on the way
+    jwks_schemes = ("https",) if mode == "cluster" else ("http", "https")
     jwks = get("LSCLOUD_JWT_JWKS_URL", "")
     if jwks:
-        jwks = _url("LSCLOUD_JWT_JWKS_URL", jwks, ("http", "https"))
+        jwks = _url("LSCLOUD_JWT_JWKS_URL", jwks, jwks_schemes)
     if mode == "cluster" and not (public_key or jwks):
         raise ConfigError("LSCLOUD_JWT_PUBLIC_KEY(_FILE) or LSCLOUD_JWT_JWKS_URL is required when LSCLOUD_ENV=cluster")
     pseudonym_key = get("LSCLOUD_PSEUDONYM_KEY", "")
@@ -391,7 +396,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         events_key = _public_keys("LSCLOUD_EVENTS_PUBLIC_KEY", events_key)
     events_jwks = get("LSCLOUD_EVENTS_JWKS_URL", "")
     if events_jwks:
-        events_jwks = _url("LSCLOUD_EVENTS_JWKS_URL", events_jwks, ("http", "https"))
+        events_jwks = _url("LSCLOUD_EVENTS_JWKS_URL", events_jwks, jwks_schemes)
     events_audience = get("LSCLOUD_EVENTS_AUDIENCE", "")
     if re.search(r"\s", events_audience):
         raise ConfigError(f"LSCLOUD_EVENTS_AUDIENCE must not contain spaces, got {events_audience!r}")
@@ -436,6 +441,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         jwt_jwks_url=jwks,
         jwt_algorithms=algorithms,
         jwt_max_lifetime_s=max_lifetime,
+        jwks_stale_s=_int("LSCLOUD_JWKS_STALE_S", get("LSCLOUD_JWKS_STALE_S", str(d.jwks_stale_s)), 0, 86_400),
         jwt_signing_key_file=get("LSCLOUD_JWT_SIGNING_KEY_FILE", d.jwt_signing_key_file),
         events_issuer=get("LSCLOUD_EVENTS_ISSUER", d.events_issuer if mode == "local" else CLUSTER_EVENTS_ISSUER),
         events_audience=events_audience,

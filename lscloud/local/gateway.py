@@ -211,6 +211,10 @@ class Gateway:
             return await self._docs(scope, send)
         if kind == "refuse":
             return await _send(send, *self._own(scope, what))
+        if kind == "this-machine" and not _from_this_machine(scope):
+            from . import apidocs
+
+            return await _send(send, *self._own(scope, apidocs.not_found()))
         length = asgi.content_length(scope)
         if length is not None and length > self.max_body_bytes:
             return await _send(send, *self._own(scope, self._too_large()))
@@ -220,7 +224,8 @@ class Gateway:
     def _resolve(self, path: str, raw_path: bytes):
         """What the gateway does with a request for ``path`` (decoded) sent as ``raw_path``: one
         decision for both ways in (ASGI and :meth:`aiohttp_handler`). ``("index" | "docs", None)``,
-        ``("refuse", (status, headers, body))`` or ``("forward", (route, where))``."""
+        ``("refuse", (status, headers, body))``, ``("forward", (route, where))``, or
+        ``("this-machine", (route, where))``: forwarded only to a request from this machine."""
         if path in ("/", ""):
             return "index", None
         if path == "/docs" or path.startswith("/docs/"):
@@ -245,6 +250,10 @@ class Gateway:
                 "health is probed by the platform, not through the gateway.", "Không tìm thấy",
                 "Sự kiện được chuyển tới hàm qua bộ điều phối sự kiện và tình trạng của hàm do nền tảng kiểm tra, "
                 "không qua cổng.")
+        if _dev_token_route(where):
+            # what mints a token (any role) is this machine's alone, as /docs/token: the ASGI path
+            # (the fast path hands it over) sees the client's address and Host
+            return "this-machine", (route, where)
         return "forward", (route, where)
 
     def _cors(self, origin: bytes | None) -> list[tuple[bytes, bytes]]:
@@ -718,6 +727,19 @@ class Gateway:
 
 
 _LOOPBACK_NAMES = frozenset(("localhost", "127.0.0.1", "::1"))
+
+DEV_TOKEN_ROUTES = {"identity": ("v1", "tokens")}
+"""The local cloud's dev sign-in (every path under ``/identity/v1/tokens/``): served only to a
+request from this machine that names it (:func:`_from_this_machine`), else 404, as ``/docs/token``."""
+
+
+def _dev_token_route(where: paths.RequestPath) -> bool:
+    prefix = DEV_TOKEN_ROUTES.get(where.function)
+    if prefix is None:
+        return False
+    # as RequestPath.internal: case and ";params" are ignored, which some servers ignore too
+    segments = [seg.split(";", 1)[0].lower() for seg in where.rest.strip("/").split("/")]
+    return tuple(segments[:len(prefix)]) == prefix
 
 
 def _from_this_machine(scope) -> bool:
