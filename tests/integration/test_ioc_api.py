@@ -181,8 +181,10 @@ def test_replay_from_the_stream_gives_identical_figures(ioc, rt, tokens):
     deliver(ioc, rt, ev.transfer("t9", 1_000))
     r = ioc.post("/v1/replay", headers=op).get_json()
     assert r["identical"] is False and "softatm.volume" in r["differences"] and r["facts"]["only_live"] == 1
-    r = ioc.post("/v1/replay?apply=true", headers=op).get_json()
-    assert r["applied"] is True
+    # put live, it would lose that fact: refused; told to, it drops it (no older than the stream's start)
+    assert ioc.post("/v1/replay?apply=true", headers=op).status_code == 409
+    r = ioc.post("/v1/replay?apply=true&keep_older=true", headers=op).get_json()
+    assert r["applied"] is True and r["kept_live"] == 0
     assert ioc.post("/v1/replay", headers=op).get_json()["identical"] is True
 
 
@@ -348,7 +350,8 @@ def test_a_rebuilt_projection_is_put_live_as_packs(start_function, rt, tokens, n
         deliver(client, rt, e)
     one.app.config["IOC_LIVE"].pack()
     deliver(client, rt, ev.transfer("t-by-hand", 1_000))   # loose, and not on the stream
-    assert client.post("/v1/replay?apply=true", headers=op).get_json()["facts"]["only_live"] == 1
+    assert client.post("/v1/replay?apply=true", headers=op).get_json()["only_live"] == 1   # refused (409)
+    assert client.post("/v1/replay?apply=true&keep_older=true", headers=op).get_json()["facts"]["only_live"] == 1
     assert [i.key for i in objects.list(bucket, live.PREFIX)] == []
     assert len(list(objects.list(bucket, live.PACKS))) == 1   # the old pack deleted, the rebuilt one written
     two = start_function("ioc", peer_url_template=no_peers).app.test_client()

@@ -85,6 +85,11 @@ def history(seed: int, n: int = 160) -> list[dict]:
 
 
 def fold(proj: Projection, evts: list[dict]) -> Projection:
+    # a station's messages in the order it sent them: one more than TALLY_IDS_KEPT_H late into an hour
+    # that counts already is taken for a repeat (not counted), so only their order matters there
+    sent = iter(sorted((e for e in evts if e["type"].endswith("observations.recorded.v1")),
+                       key=lambda e: e["data"]["received_at"]))
+    evts = [next(sent) if e["type"].endswith("observations.recorded.v1") else e for e in evts]
     for e in evts:
         fact = live.fact_of(e)
         if fact is not None:

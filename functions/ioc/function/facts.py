@@ -59,8 +59,14 @@ def _commune(value: Any) -> str | None:
     return value if isinstance(value, str) and COMMUNE.match(value) else None
 
 
-def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+def _num(value: Any, low: float | None = None, high: float | None = None) -> float | None:
+    """A number within ``low``..``high``; None otherwise. Events the stream kept from before their
+    schema held the range (a negative amount, an AQI of 900) still come back in a replay."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    if (low is not None and not value >= low) or (high is not None and not value <= high):
+        return None
+    return float(value)
 
 
 def _fact(event: Mapping, kind: str, entity: Any, at: Any, state: str, attrs: dict, values: dict | None = None):
@@ -102,7 +108,7 @@ def of(event: Mapping[str, Any]) -> dict | None:
         return _fact(event, "transfer", data.get("transfer_id"), None, "committed",
                      {"point": data.get("point"), "commune": _commune(data.get("unit_code")), "bank": data.get("bank"),
                       "direction": data.get("kind")},
-                     {"amount_vnd": _num(data.get("amount_vnd"))})
+                     {"amount_vnd": _num(data.get("amount_vnd"), 1)})
     if t == "vn.langson.softatm.float.low.v1":
         return _fact(event, "float-alert", str(event.get("id")), None, "low", {"point": data.get("point")},
                      {"cash_vnd": _num(data.get("cash_vnd"))})
@@ -112,7 +118,7 @@ def of(event: Mapping[str, Any]) -> dict | None:
         return _fact(event, "env-alert", entity, data.get("hour"), "raised" if t == ENVIRONMENT[0] else "cleared",
                      {"station": station, "commune": _commune(data.get("commune")) or _commune(data.get("unit")),
                       "alert": alert, "level": data.get("level")},
-                     {"value": _num(data.get("value"))})
+                     {"value": _num(data.get("value"), 0, 500 if alert == "aqi" else None)})
     if t == ENVIRONMENT[2]:
         readings = data.get("readings") if isinstance(data.get("readings"), list) else []
         # one per message, kept as a tally per station and hour (tallies.TALLIED)

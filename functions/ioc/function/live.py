@@ -29,7 +29,7 @@ from lscloud.store import ConditionalCheckFailed, DoesNotExist
 
 from . import facts, figures, metrics
 from .projection import Projection, rebuild_begun, tick
-from .tallies import TALLIED, merged
+from .tallies import TALLIED, day_tally_of, merged, tally_of
 
 PREFIX = "ioc/facts/"
 PACKS = "ioc/packs/"
@@ -148,12 +148,13 @@ class Live:
                                 self.projection.apply(fact)
                     for some in _batches(keys, 256):
                         for key, fact in zip(some, pool.map(read, some)):
-                            if fact["kind"] in TALLIED and "tally" not in fact:
+                            one_by_one = fact["kind"] in TALLIED and "tally" not in fact
+                            if one_by_one:
                                 fact = {**fact, "entity": fact["attrs"].get("station") or fact["entity"]}
                                 per_message.append(key)
                             elif fact["kind"] in TALLIED:
                                 self._etags[key] = listed[key]
-                            self.projection.apply(fact)
+                            self.projection.apply(fact, stored=one_by_one)
                 self._loose = set(keys)
                 if per_message:
                     self._loose -= set(per_message)
@@ -295,6 +296,14 @@ class Live:
             self._pack_when_due()
             self.announce(fact["source"])
         return added
+
+    def folded_since(self, begun: int) -> set[str]:
+        """Ids of what was folded in after ``begun`` (facts, and the tallies counting them): a rebuild
+        begun then lacks them, and :meth:`adopt` folds them into it."""
+        with self._folding:
+            since = [fact for at, fact in self._since if at > begun]
+        ids = {f["id"] for f in since}
+        return ids | {t(f)["id"] for f in since if f["kind"] in TALLIED for t in (tally_of, day_tally_of)}
 
     def adopt(self, rebuilt: Projection) -> None:
         """Put a projection rebuilt from the stream live: its facts stored as packs, then the facts

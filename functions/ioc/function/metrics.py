@@ -11,9 +11,11 @@ instrument                       kind       attributes
 ``lscloud.ioc.load.duration``    histogram  none: seconds a start took to read its facts back
 ``lscloud.ioc.events.unread``    counter    ``cloudevents.event_type``: events of another shape than
                                             their contract, skipped (no fact, no figure)
+``lscloud.ioc.readings.late``    counter    ``lscloud.ioc.kind``: a station's message older than its
+                                            tallies keep ids for, not counted (a repeat, or a very late one)
 ===============================  =========  ===========================================================
 
-Prometheus names: ``lscloud_ioc_facts``, ``lscloud_ioc_facts_loose``,
+Prometheus names: ``lscloud_ioc_facts``, ``lscloud_ioc_facts_loose``, ``lscloud_ioc_readings_late_total``,
 ``lscloud_ioc_load_duration_seconds``, ``lscloud_ioc_events_unread_total``.
 """
 
@@ -59,6 +61,9 @@ def _create(m) -> dict:
         "unread": m.create_counter(
             "lscloud.ioc.events.unread", unit="{event}",
             description="Events the IOC could read no fact from (another shape than their contract): skipped."),
+        "late": m.create_counter(
+            "lscloud.ioc.readings.late", unit="{event}",
+            description="A station's messages older than its tallies keep ids for (TALLY_IDS_KEPT_H): not counted."),
     }
 
 
@@ -89,3 +94,11 @@ def unread(event_type: str) -> None:
     except Exception:  # noqa: BLE001
         pass
 
+
+
+def late(kind: str) -> None:
+    """A tallied fact not counted: older than the ids its tallies keep (:meth:`.projection.Projection.tallied`)."""
+    try:
+        _instrument("late").add(1, {"lscloud.ioc.kind": str(kind)[:60]})
+    except Exception:  # noqa: BLE001
+        pass

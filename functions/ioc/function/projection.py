@@ -15,6 +15,7 @@ import weakref
 from bisect import bisect_left, insort
 from typing import Callable, Collection, Mapping
 
+from . import metrics
 from .entities import Entity
 from .tallies import TALLIED, TALLY_IDS_KEPT_H, day_tally_of, hours_before, larger, merged, plus, tally_of
 
@@ -77,15 +78,16 @@ class Projection:
         with _OPEN_LOCK:
             _OPEN.add(self)
 
-    def apply(self, fact: dict) -> bool:
+    def apply(self, fact: dict, *, stored: bool = False) -> bool:
         """Add a fact; False when a fact with its id is already in (a redelivery). A fact of a
-        :data:`TALLIED` kind goes into its tally (:meth:`tallied`); a tally (as stored) is put in
-        whole, merged with what this projection already counts for its hour."""
+        :data:`TALLIED` kind goes into its tally (:meth:`tallied`; ``stored``: one the store kept
+        one by one, read back in no order); a tally (as stored) is put in whole, merged with what
+        this projection already counts for its hour."""
         with self._lock:
             if "tally" in fact:
                 return self._put_tally(fact, read=True)
             if fact["kind"] in TALLIED:
-                counted = self.tallied(fact)
+                counted = self.tallied(fact, stored=stored)
                 return counted is not None and self._put_tally(counted)
             if fact["id"] in self._facts:
                 return False
@@ -123,21 +125,34 @@ class Projection:
             found = self._maps[key] = dict(key)
         return found
 
-    def tallied(self, fact: dict) -> dict | None:
+    def tallied(self, fact: dict, *, stored: bool = False) -> dict | None:
         """The tally of ``fact``'s entity and hour with ``fact`` counted in (a new dict, not put in:
-        :meth:`apply` it), or None when it counts ``fact`` already."""
+        :meth:`apply` it), or None when it counts ``fact`` already, or may: an hour that counts
+        messages and keeps no ids any more (:data:`TALLY_IDS_KEPT_H`; a day rolled up) cannot tell a
+        repeat from another message, and there a repeat (a dead letter retried after 48 h, a stream
+        replayed) is far likelier than a first delivery that late. Counted, a repeat stayed in the
+        readings for good; so such a message is not counted (``lscloud.ioc.readings.late``): a late
+        first one is left out. An hour that counts nothing yet takes it. Ids kept as long as dead
+        letters live (a year) would cost a digest per message in memory and at every start.
+        ``stored``: a fact the store kept one by one (before tallies), each stored once: counted."""
         with self._lock:
             day = None
             if (fact["kind"], fact["entity"], fact["at"][:10]) in self._days:
                 day = self._facts.get(day_tally_of(fact)["id"])
+            hh = fact["at"][11:13]
             if day is not None:   # a day rolled up already (its hours keep no ids): counted into its hour
-                hh = fact["at"][11:13]
+                if hh in day["hours"] and not stored:
+                    metrics.late(fact["kind"])
+                    return None
                 hours = dict(sorted({**day["hours"], hh: self._map(plus(day["hours"].get(hh, {}), fact["values"]))}.items()))
                 return {**day, "state": fact["state"], "attrs": {**day["attrs"], **fact["attrs"]},
                         "values": plus(day["values"], fact["values"]), "hours": hours}
             base = tally_of(fact)
             current = self._facts.get(base["id"], base)
             if fact["id"] in current["tally"]:
+                return None
+            if current is not base and not current["tally"] and not stored:   # past its ids: as a rolled day's hour
+                metrics.late(fact["kind"])
                 return None
             values = dict(current["values"])
             for k, v in fact["values"].items():

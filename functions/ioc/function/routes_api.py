@@ -197,7 +197,10 @@ def stream():
 @bp.post("/v1/replay")
 @allow("operator")
 @responds("ioc/replay.json")
-@query_params(("apply", "put the rebuilt projection live", {"type": "boolean", "default": False}),
+@query_params(("apply", "put the rebuilt projection live (refused while it lacks live facts: keep_older)",
+               {"type": "boolean", "default": False}),
+              ("keep_older", "with apply: keep the live facts older than the stream's first message",
+               {"type": "boolean", "default": False}),
               ("as_of", "the instant compared (default now)", DATE_TIME))
 def replay():
     """Rebuild every figure from the stream's beginning and compare it with the live figures."""
@@ -221,6 +224,34 @@ def replay():
             "differences": sorted(k for k in a["figures"] if a["figures"][k] != b["figures"][k]),
             "applied": False}
     if g.query["apply"]:
+        # what was absorbed since the rebuild began is no loss: adopt folds it in
+        body["kept_live"] = _keep_older(current, fresh, live_ids - replayed_ids - state.folded_since(fresh.begun), stored)
         state.adopt(fresh)
         body["applied"] = True
     return jsonify(body)
+
+
+def _keep_older(current, fresh, only_live: set[str], stored: list) -> int:
+    """Fold into ``fresh`` the live facts it lacks that are older than the stream's first message
+    (``keep_older``); how many. The stream keeps 30 days: a rebuild put live as it is deletes all
+    history before them for good (reports received again, open dossiers and waiting trucks gone),
+    so without ``keep_older`` it is refused. A lacking fact newer than that was on the stream and
+    the rebuild read it otherwise: the rebuild's reading stands."""
+    if only_live and not g.query["keep_older"]:
+        raise errors.Conflict(
+            f"The replay lacks {len(only_live)} facts the live projection holds (older than the stream "
+            "keeps, or read otherwise): putting it live would delete them. Pass keep_older=true to keep "
+            "the ones older than the stream's first message.",
+            detail_vi=f"Bản dựng lại thiếu {len(only_live)} dữ kiện mà bản đang chạy có (cũ hơn thời hạn "
+                      "luồng lưu giữ, hoặc được đọc khác đi): áp dụng sẽ xoá chúng. Thêm keep_older=true "
+                      "để giữ các dữ kiện cũ hơn thông điệp đầu tiên của luồng.",
+            errors=[errors.field("keep_older", "required to apply a replay that lacks live facts",
+                                 "cần có để áp dụng bản dựng lại thiếu dữ kiện đang có")],
+            only_live=len(only_live))
+    first = min(filter(None, (facts.utc(e.get("time")) for e in stored)), default=None)
+    kept = 0
+    for fid in only_live:
+        fact = current.fact(fid)
+        if fact is not None and (first is None or fact["at"] < first):
+            kept += fresh.apply(fact)
+    return kept
