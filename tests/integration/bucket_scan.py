@@ -6,6 +6,9 @@ the time it is read. A scan that asks "does any object still hold this value?" s
 
 from __future__ import annotations
 
+import base64
+import json
+
 from lscloud.store import DoesNotExist
 
 
@@ -17,4 +20,16 @@ def every_object(objects, bucket: str, prefix: str = "") -> dict:
             out[info.key] = objects.get(bucket, info.key)
         except DoesNotExist:
             continue
+    return out
+
+
+def bucket_bytes(object_store, bucket) -> dict[str, bytes]:
+    """Every object of the bucket, and the answer an idempotency record keeps (base64) decoded."""
+    out = {}
+    for key, o in every_object(object_store, bucket).items():
+        body = out[key] = o.body
+        try:
+            out[key + "#answer"] = base64.b64decode(json.loads(body)["response"]["body_b64"])
+        except (ValueError, KeyError, TypeError):
+            pass
     return out

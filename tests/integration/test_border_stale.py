@@ -191,10 +191,10 @@ def test_the_minimised_note_names_the_day_in_the_province(client, tokens):
 
 
 def test_a_draft_made_before_this_release_gets_its_entry_from_the_migration_helper(client, tokens):
-    from functions.border.function import indexes, lapse
+    from functions.border.function import lapse
 
     did, _ = make(client, tokens, submit=False)
-    for entry in indexes.StaleDue.scan():   # what the release before wrote: no entry for a draft
+    for entry in models.StaleDue.scan():   # what the release before wrote: no entry for a draft
         entry.delete()
     assert lapse.add_draft_entries() == {"added": 1}
     assert lapse.add_draft_entries() == {"added": 0}   # run again: nothing twice

@@ -7,7 +7,6 @@ written before the index are found once the function's migration has indexed the
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -17,7 +16,7 @@ import pytest
 import community_support
 from community_support import DONG_DANG, LEADER, MEMBER
 from digital_support import ok
-from bucket_scan import every_object  # tests/integration helper module
+from bucket_scan import bucket_bytes  # tests/integration helper module
 from lscloud import erasure, pseudonyms, runtime
 
 pytestmark = pytest.mark.integration
@@ -36,18 +35,6 @@ def client(start_function, peers):
 @pytest.fixture
 def officer(tokens):
     return tokens("commune-officer", "cb-dongdang", unit=DONG_DANG)
-
-
-def bucket_bytes(object_store, bucket) -> dict[str, bytes]:
-    """Every object of the bucket, and the answer an idempotency record keeps (base64) decoded."""
-    out = {}
-    for key, o in every_object(object_store, bucket).items():
-        body = out[key] = o.body
-        try:
-            out[key + "#answer"] = base64.b64decode(json.loads(body)["response"]["body_b64"])
-        except (ValueError, KeyError, TypeError):
-            pass
-    return out
 
 
 def holding(objects: dict[str, bytes], *values: str) -> list[str]:

@@ -7,7 +7,6 @@ anonymises the closed reports past ``REPORTS_CONTACT_KEEP_DAYS`` and no other.""
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import threading
@@ -22,7 +21,7 @@ from test_reports_api import DONG_DANG, FORM, ROOT, api_key, valid
 from lscloud import cli, erasure
 from lscloud.statemachine import now
 from lscloud.store.keys import encode_part
-from bucket_scan import every_object  # tests/integration helper module
+from bucket_scan import bucket_bytes, every_object  # tests/integration helper module
 from lscloud.store import DoesNotExist
 
 pytestmark = pytest.mark.integration
@@ -34,18 +33,6 @@ NAME, EMAIL, CCCD = "Hoàng Văn Tú", "tu.hoang@example.vn", "020088001111"
 # the person as any object could hold them: the digits however grouped, the address, the full name
 TRACES = ("912345678", "912 345 678", "912.345.678", "912-345-678", EMAIL, "TU.HOANG@example.vn", NAME, CCCD)
 OFFICER = {"agency": "so-xay-dung"}
-
-
-def bucket_bytes(object_store, bucket) -> dict[str, bytes]:
-    """Every object of the bucket, and the answer an idempotency record keeps (base64) decoded."""
-    out = {}
-    for key, o in every_object(object_store, bucket).items():
-        body = out[key] = o.body
-        try:
-            out[key + "#answer"] = base64.b64decode(json.loads(body)["response"]["body_b64"])
-        except (ValueError, KeyError, TypeError):
-            pass
-    return out
 
 
 def holding(objects: dict[str, bytes], *values: str) -> list[str]:

@@ -21,43 +21,18 @@ from datetime import datetime, timedelta
 from lscloud import store
 from lscloud.aggregate import delete_quietly, micros
 from lscloud.statemachine import parse_iso
-from lscloud.store import ConditionalCheckFailed, InvalidKey, Model, attributes as A, keys
+from lscloud.store import ConditionalCheckFailed, InvalidKey, Model, keys
 from lscloud.store.retry import DEFAULT
 
 from . import declarations, queue, tally
 from .identifiers import plate_key
-from .models import CallEntry, DayIndex, HealthDue, OwnerRecent, PlateIndex, QueueEntry, SlotSeat, WorkItem
+from .models import CallEntry, DayIndex, HealthDue, OwnerRecent, PlateIndex, QueueEntry, SlotSeat, StaleDue, WorkItem
 
 log = logging.getLogger("border.indexes")
 
 DRAFT_FIRST_LOOK_S = 86_400
 """When the lapse sweep first looks at a new draft (a day on): then under the time it would lapse,
 by the settings it reads (:mod:`.lapse`), which this module does not."""
-
-
-class StaleDue(Model):
-    """A declaration that may lapse (draft, submitted, queued), under the instant the lapse sweep
-    looks at it again; listed in key order, the due ones come first (:mod:`.lapse`)."""
-
-    class Meta:
-        table = "border-stale-due"
-        working = True   # an index of live work: not kept with the records under object lock
-
-    day = A.UnicodeAttribute(hash_key=True)        # YYYYMMDD, local
-    entry = A.UnicodeAttribute(range_key=True)     # <look µs, 16 digits>_<declaration id>
-    declaration_id = A.UnicodeAttribute()
-
-
-class StaleCursor(Model):
-    """How far the lapse sweep has read the day index (the last of its object keys it took in)."""
-
-    class Meta:
-        table = "border-stale-cursor"
-        working = True
-
-    name = A.UnicodeAttribute(hash_key=True)
-    after = A.UnicodeAttribute()
-    version = A.VersionAttribute()
 
 
 def safe(part: str) -> str:

@@ -15,12 +15,12 @@ minimises it.
 Found without listing every declaration, in two ways, each read in key order and stopped at the
 first not due:
 
-- :class:`~.indexes.StaleDue` entries, keyed by the instant to look at a declaration again. A draft
+- :class:`~.models.StaleDue` entries, keyed by the instant to look at a declaration again. A draft
   gets one with its create; the sweep writes the others. Looked at, a declaration is lapsed if due,
   else given an entry at the instant it would be (a submitted one not booked: a day on at most, as
   a booking brings its end nearer), or none once it is past those states;
 - the day index (written with every submit, so a submit writes nothing more): a cursor
-  (:class:`~.indexes.StaleCursor`) walks it in key order, the days up to :data:`GRACE` ago, once,
+  (:class:`~.models.StaleCursor`) walks it in key order, the days up to :data:`GRACE` ago, once,
   and gives each declaration still submitted or queued its entry (or lapses it).
 
 The day index is walked from its first day, so submitted declarations made before this are found
@@ -44,7 +44,8 @@ from lscloud.store import ConditionalCheckFailed, DoesNotExist, InvalidKey, Stor
 from lscloud.timestamps import parse_instant
 
 from . import lifecycle, minimise, queue
-from .indexes import DRAFT_FIRST_LOOK_S, StaleCursor, StaleDue, stale_due
+from .indexes import DRAFT_FIRST_LOOK_S, stale_due
+from .models import StaleCursor, StaleDue
 from .ledger import RECORDS
 from .models import DayIndex, Declaration
 from .settings import Settings

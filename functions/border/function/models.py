@@ -27,6 +27,9 @@ HealthDue              local day ended / <ended µs>_<id>         create-only wi
 DeviceReading          device id / reading id                    create-only: a reading counts once; kept 8 days
 CapacityOverride       gate / <flow>                             If-Match (operator's override)
 TrafficOrder           gate / order id                           create-only
+StaleDue               local day / <look µs>_<id>                create-only: when the lapse sweep looks
+                                                                 at a declaration that may lapse (working)
+StaleCursor            "day-index"                               If-Match: how far the sweep read DayIndex
 =====================  ========================================  =================================
 
 Range keys that order things use only letters, digits and ``_`` so the store's key order is
@@ -258,3 +261,28 @@ class TrafficOrder(Model):
     gate = A.UnicodeAttribute(hash_key=True)
     id = A.UnicodeAttribute(range_key=True)
     data = A.JSONAttribute()
+
+
+class StaleDue(Model):
+    """A declaration that may lapse (draft, submitted, queued), under the instant the lapse sweep
+    looks at it again; listed in key order, the due ones come first (:mod:`.lapse`)."""
+
+    class Meta:
+        table = "border-stale-due"
+        working = True   # an index of live work: not kept with the records under object lock
+
+    day = A.UnicodeAttribute(hash_key=True)        # YYYYMMDD, local
+    entry = A.UnicodeAttribute(range_key=True)     # <look µs, 16 digits>_<declaration id>
+    declaration_id = A.UnicodeAttribute()
+
+
+class StaleCursor(Model):
+    """How far the lapse sweep has read the day index (the last of its object keys it took in)."""
+
+    class Meta:
+        table = "border-stale-cursor"
+        working = True
+
+    name = A.UnicodeAttribute(hash_key=True)
+    after = A.UnicodeAttribute()
+    version = A.VersionAttribute()
