@@ -79,6 +79,8 @@ class FunctionApp:
         if not hasattr(instance, "handle"):
             raise AttributeError("Function must implement a 'handle' method.")
         self.f = instance
+        self._ready_ok: tuple[float, Any] | None = None      # (loop time, answer) of the last success
+        self._ready_running: asyncio.Future | None = None     # the check in flight, shared by probes
 
     async def __call__(self, scope, receive, send):
         kind = scope["type"]
@@ -130,10 +132,10 @@ class FunctionApp:
         success is answered again for :data:`READY_FRESH_S`. A failure is not kept: the next probe
         checks again (a replica becomes ready as soon as its dependencies answer)."""
         loop = asyncio.get_running_loop()
-        kept = getattr(self, "_ready_ok", None)
+        kept = self._ready_ok
         if kept is not None and loop.time() - kept[0] < READY_FRESH_S:
             return kept[1]
-        running = getattr(self, "_ready_running", None)
+        running = self._ready_running
         if running is None or running.done():
             running = self._ready_running = asyncio.ensure_future(asyncio.to_thread(self.f.ready))
         result = await asyncio.shield(running)

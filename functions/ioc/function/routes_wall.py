@@ -59,10 +59,13 @@ def wall():
                                    "X-Content-Type-Options": "nosniff"})
 
 
+ASSET_CACHE = "public, max-age=3600"
+
+
 @bp.get('/assets/<schema("ioc/asset-name.json"):name>')
 @allow("public")
 @responds(None, media={"text/javascript": None, "text/css": None, "text/html": None},
-          description="The asset", **caching("public, max-age=3600"))
+          description="The asset", **caching(ASSET_CACHE))
 def asset(name: str):
     """The wall's script, its style and the chart library."""
-    return _send(name, "public, max-age=3600")
+    return _send(name, ASSET_CACHE)
