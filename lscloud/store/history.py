@@ -17,28 +17,13 @@ kept, never forced (no governance bypass). In a bucket that is not versioned (th
 from __future__ import annotations
 
 import logging
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Iterable
-from urllib.parse import unquote_plus
 
 from .errors import DoesNotExist, StoreError
+from .objects import Version
 
 log = logging.getLogger("lscloud.store")
-
-PAGE = 1000
-"""Versions per listing request (S3's most)."""
-
-
-@dataclass(frozen=True)
-class Version:
-    """One version of a key, as ``ListObjectVersions`` names it."""
-
-    key: str
-    version_id: str
-    latest: bool
-    delete_marker: bool
-
 
 @dataclass
 class Forgotten:
@@ -51,32 +36,6 @@ class Forgotten:
 
     def as_dict(self) -> dict[str, int]:
         return {"deleted": self.deleted, "locked": self.locked, "failed": self.failed}
-
-
-def versions(objects, bucket: str, key: str) -> list[Version]:
-    """Every version of exactly ``key`` (newest first, as the store lists them), delete markers
-    included; one version with id ``null`` in a bucket that was never versioned."""
-    params = {"versions": "", "prefix": key, "max-keys": str(PAGE), "encoding-type": "url"}
-    out: list[Version] = []
-    while True:
-        page = ET.fromstring(objects._call("ListObjectVersions", "GET", bucket, params=list(params.items()),
-                                           what=key).body)
-        ns = page.tag[:page.tag.index("}") + 1] if page.tag.startswith("{") else ""
-        url_encoded = page.findtext(f"{ns}EncodingType") == "url"
-        for element in page:
-            kind = element.tag.removeprefix(ns)
-            if kind not in ("Version", "DeleteMarker"):
-                continue
-            name = element.findtext(f"{ns}Key") or ""
-            name = unquote_plus(name) if url_encoded else name
-            if name != key:   # the prefix also lists longer keys
-                continue
-            out.append(Version(name, element.findtext(f"{ns}VersionId") or "null",
-                               element.findtext(f"{ns}IsLatest") == "true", kind == "DeleteMarker"))
-        if page.findtext(f"{ns}IsTruncated") != "true":
-            return out
-        params["key-marker"] = page.findtext(f"{ns}NextKeyMarker") or ""
-        params["version-id-marker"] = page.findtext(f"{ns}NextVersionIdMarker") or ""
 
 
 def _doomed(found: list[Version]) -> list[Version]:
@@ -93,15 +52,14 @@ def forget(objects, written: Iterable[tuple[str, str]]) -> Forgotten:
     done = Forgotten()
     for bucket, key in sorted(set(written)):
         try:
-            doomed = _doomed(versions(objects, bucket, key))
+            doomed = _doomed(objects.versions(bucket, key))
         except StoreError as exc:
             done.failed += 1
             log.warning("the versions of an object were not listed: %s", exc.__class__.__name__)
             continue
         for v in doomed:
             try:
-                objects._call("DeleteObject", "DELETE", bucket, key, params=[("versionId", v.version_id)],
-                              ok=(200, 204))
+                objects.delete_version(bucket, key, v.version_id)
                 done.deleted += 1
             except DoesNotExist:
                 continue   # gone already (another request, the lifecycle)

@@ -58,6 +58,16 @@ class StoredObject:
 
 
 @dataclass(frozen=True)
+class Version:
+    """One version of a key, as ``ListObjectVersions`` names it (:meth:`ObjectStore.versions`)."""
+
+    key: str
+    version_id: str
+    latest: bool
+    delete_marker: bool
+
+
+@dataclass(frozen=True)
 class ObjectInfo:
     key: str
     etag: str
@@ -428,6 +438,40 @@ class ObjectStore:
         except DoesNotExist:
             if if_match:
                 raise
+
+    VERSIONS_PAGE = 1000   # versions per ListObjectVersions request (S3's most)
+
+    def versions(self, bucket: str, key: str) -> list[Version]:
+        """Every version of exactly ``key`` (newest first, as the store lists them), delete markers
+        included; one version with id ``null`` in a bucket that was never versioned."""
+        params = {"versions": "", "prefix": key, "max-keys": str(self.VERSIONS_PAGE), "encoding-type": "url"}
+        out: list[Version] = []
+        while True:
+            page = ET.fromstring(self._call("ListObjectVersions", "GET", bucket, params=list(params.items()),
+                                            what=key).body)
+            ns = page.tag[:page.tag.index("}") + 1] if page.tag.startswith("{") else ""
+            url_encoded = page.findtext(f"{ns}EncodingType") == "url"
+            for element in page:
+                kind = element.tag.removeprefix(ns)
+                if kind not in ("Version", "DeleteMarker"):
+                    continue
+                name = element.findtext(f"{ns}Key") or ""
+                name = unquote_plus(name) if url_encoded else name
+                if name != key:   # the prefix also lists longer keys
+                    continue
+                out.append(Version(name, element.findtext(f"{ns}VersionId") or "null",
+                                   element.findtext(f"{ns}IsLatest") == "true", kind == "DeleteMarker"))
+            if page.findtext(f"{ns}IsTruncated") != "true":
+                return out
+            params["key-marker"] = page.findtext(f"{ns}NextKeyMarker") or ""
+            params["version-id-marker"] = page.findtext(f"{ns}NextVersionIdMarker") or ""
+
+    def delete_version(self, bucket: str, key: str, version_id: str) -> None:
+        """Delete one version of ``key`` for good (a noncurrent one, or a delete marker). A version
+        under object lock is refused by the store (:class:`StoreError`, cause ``accessdenied``);
+        one already gone raises :class:`DoesNotExist`."""
+        self._reference.drop((bucket, key))
+        self._call("DeleteObject", "DELETE", bucket, key, params=[("versionId", version_id)], ok=(200, 204))
 
     DELETE_BATCH = 1000   # keys per DeleteObjects request (S3's most)
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from lscloud import erasure
-from lscloud.store import Model, attributes as A, history
+from lscloud.store import Model, attributes as A
+from lscloud.store.objects import Version
 from lscloud.store.objects import content_md5
 
 pytestmark = pytest.mark.integration
@@ -32,8 +33,8 @@ def versioned(objects, bucket: str) -> None:
                   headers={"content-type": "application/xml", "content-md5": content_md5(VERSIONING)})
 
 
-def kept_versions(objects, bucket: str, key: str) -> list[history.Version]:
-    return history.versions(objects, bucket, key)
+def kept_versions(objects, bucket: str, key: str) -> list[Version]:
+    return objects.versions(bucket, key)
 
 
 def erase_hook(runtime, subject):
