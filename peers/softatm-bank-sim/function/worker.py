@@ -215,7 +215,10 @@ class Worker:
             # refused: expired or aborted meanwhile (release the hold) — unless our reservation
             # stands after all (a repeat of our own decision): then the commit or abort webhook
             # spends or releases the hold
-            now_state = self.call("GET", f"/v1/bank/transfers/{tid}").json().get("state")
+            now = self.call("GET", f"/v1/bank/transfers/{tid}")
+            if now.status_code != 200:   # no answer to act on: keep the hold and the work, try again
+                raise RuntimeError(f"GET /v1/bank/transfers/{tid}: {now.status_code}")
+            now_state = now.json().get("state")
             if now_state == "COMMITTED":
                 books.settle_hold(d["account"], tid, paid=True)
             elif now_state == "ABORTED":
