@@ -1,10 +1,14 @@
 """An entity the figures count (a declaration, a dossier, a station …) as of every fact seen: its
-facts sorted by ``(at, id)`` and its attributes, as the latest fact carrying each one says."""
+facts sorted by :func:`.facts.order` (their second, then the producer's sequence within it) and its
+attributes, as the latest fact carrying each one says."""
 
 from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass
+
+from .facts import order
+
 
 def _either(merged: dict, *known: dict) -> dict:
     # an entity's attributes are most often exactly its latest fact's (or unchanged by it): that map
@@ -19,13 +23,13 @@ class Entity:
 
     kind: str
     id: str
-    history: list[dict]  # facts sorted by (at, id)
+    history: list[dict]  # facts sorted by facts.order: by at first, so times is sorted too
     attrs: dict[str, str]
     times: list[str]  # the history's times, for bisecting
 
     @classmethod
     def of(cls, kind: str, id: str, facts) -> "Entity":
-        history = sorted(facts, key=lambda f: (f["at"], f["id"]))
+        history = sorted(facts, key=order)
         attrs: dict[str, str] = {}
         for f in history:
             attrs.update(f["attrs"])
@@ -39,7 +43,7 @@ class Entity:
         history, times = self.history, self.times
         if history and history[-1]["id"] == fact["id"]:   # the latest tally, counting one more
             history, times = history[:-1], times[:-1]
-        elif history and (fact["at"], fact["id"]) < (history[-1]["at"], history[-1]["id"]):
+        elif history and order(fact) < order(history[-1]):
             # out of time order (a late delivery, a tally of an earlier hour): built again, in order
             return Entity.of(self.kind, self.id, [*(f for f in self.history if f["id"] != fact["id"]), fact])
         return Entity(self.kind, self.id, [*history, fact],

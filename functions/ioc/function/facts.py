@@ -1,11 +1,18 @@
 """What the IOC keeps of an event: a small, personal-data-free *fact*.
 
-A fact is ``{id, source, kind, entity, at, state, attrs, values}``: the event's id (the dedupe key),
-the kind of thing it is about (a border declaration, a dossier, a report …), that thing's id, when
-it happened (UTC, from the event's own data, so a replay files it in the same hour), the state it
-moved to, the attributes figures are broken down by (commune, gate, agency, point, station …) and
-the numbers it carries (an amount, a rating, an AQI). Only those fields are copied: names,
-plates and actors never reach the IOC's store.
+A fact is ``{id, source, kind, entity, at, state, attrs, values}`` (``seq`` and ``at_us`` below): the
+event's id (the dedupe key), the kind of thing it is about (a border declaration, a dossier, a
+report …), that thing's id, when it happened (UTC, from the event's own data, so a replay files it
+in the same hour), the state it moved to, the attributes figures are broken down by (commune, gate,
+agency, point, station …) and the numbers it carries (an amount, a rating, an AQI). Only those
+fields are copied: names, plates and actors never reach the IOC's store.
+
+``at`` is whole seconds (figures compare it as a string with their windows' bounds), and several
+moves of one thing often share a second (an agency system posting a report's updates together, one
+request making two moves). Their order is kept beside it: ``seq``, the producer's own (``[version,
+n]`` of an event id ``<record>.<version>.<n>``, as :mod:`lscloud.aggregate` forms them), and
+``at_us``, the microseconds past ``at`` the event gave. Either is left out when absent or zero:
+facts stored before them sort as they did (:func:`order`).
 
 :data:`HANDLED` lists every event type the IOC consumes (``func.yaml`` subscribes to exactly these);
 :func:`of` turns one CloudEvent into its fact, or ``None`` for an event that counts for nothing.
@@ -42,17 +49,49 @@ def source_of(event_type: str) -> str:
     return event_type.split(".")[2]
 
 
-def utc(value: Any) -> str | None:
-    """An ISO 8601 instant (any offset) as ``YYYY-MM-DDTHH:MM:SSZ`` UTC; None if absent or malformed."""
+def instant(value: Any) -> datetime | None:
+    """An ISO 8601 instant (any offset) in UTC, to the microsecond; None if absent or malformed."""
     if not isinstance(value, str) or not value:
         return None
     try:
         t = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
         if t.tzinfo is None:
             t = t.replace(tzinfo=timezone.utc)
-        return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return t.astimezone(timezone.utc)
     except (ValueError, OverflowError):   # year 1 at +07:00 has no UTC instant
         return None
+
+
+def utc(value: Any) -> str | None:
+    """An ISO 8601 instant (any offset) as ``YYYY-MM-DDTHH:MM:SSZ`` UTC (cut to the second: what
+    figures count by); None if absent or malformed. :func:`instant` keeps the rest."""
+    t = instant(value)
+    return None if t is None else t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+SEQ = re.compile(r"(.+)\.([0-9]{1,9})\.([0-9]{1,4})")
+"""An event id as :meth:`lscloud.aggregate.Aggregate._round` forms it: ``<prefix><record>.<version>.<n>``."""
+
+
+def seq_of(event_id: Any, entity: str) -> list[int] | None:
+    """``[version, n]`` of an event id formed from ``entity``'s record, its version after the write
+    and the move's place in it; None for an id of another form (a device's, a sweep's)."""
+    m = SEQ.fullmatch(event_id) if isinstance(event_id, str) else None
+    if m is None:
+        return None
+    record = m.group(1)
+    # the record's own id, after the prefix a source shares among kinds (``shop:``), not one ending like it
+    if not record.endswith(entity) or (len(record) > len(entity) and record[-len(entity) - 1].isalnum()):
+        return None
+    return [int(m.group(2)), int(m.group(3))]
+
+
+def order(fact: Mapping) -> tuple:
+    """The key an entity's facts are sorted by: their second, then the producer's sequence, then the
+    microseconds past the second, then the id (the digest: only ties left, in a fixed order). A fact
+    without ``seq`` (stored before it, or from a producer that has none) comes first in its second,
+    then one without ``at_us``: facts stored before either sort by ``(at, id)`` as they always did."""
+    return fact["at"], tuple(fact.get("seq") or ()), fact.get("at_us", 0), fact["id"]
 
 
 def _commune(value: Any) -> str | None:
@@ -73,13 +112,19 @@ def _fact(event: Mapping, kind: str, entity: Any, at: Any, state: str, attrs: di
     # the data's own instant, else the event's ``time``: OPTIONAL in CloudEvents, so an event that
     # says neither counts for nothing (None) rather than at its arrival, which a redelivery or a
     # replay would file in another hour
-    when = utc(at) or utc(event.get("time"))
+    when = instant(at) or instant(event.get("time"))
     if not isinstance(entity, str) or not entity or when is None:
         return None
-    return {"id": str(event["id"]), "source": source_of(event["type"]), "kind": kind, "entity": entity[:200],
-            "at": when, "state": state,
+    fact = {"id": str(event["id"]), "source": source_of(event["type"]), "kind": kind, "entity": entity[:200],
+            "at": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "state": state,
             "attrs": {k: v for k, v in attrs.items() if isinstance(v, str) and v},
             "values": {k: v for k, v in (values or {}).items() if v is not None}}
+    seq = seq_of(event.get("id"), entity)
+    if seq is not None:
+        fact["seq"] = seq
+    if when.microsecond:
+        fact["at_us"] = when.microsecond
+    return fact
 
 
 def of(event: Mapping[str, Any]) -> dict | None:

@@ -1,9 +1,10 @@
 """The IOC's projection: every fact it has absorbed, folded per entity, order-independent.
 
 Figures are computed from the facts alone (:mod:`.figures`), never from the order they arrived in:
-an entity's history is its facts sorted by ``(at, id)``, its attributes are taken from the latest fact
-that carries each one. So a redelivered event (same id) changes nothing, and a projection rebuilt from
-the stream in any order gives exactly the same figures as the live one.
+an entity's history is its facts sorted by :func:`.facts.order` (``at``, then the producer's sequence
+within the second), its attributes are taken from the latest fact that carries each one. So a
+redelivered event (same id) changes nothing, and a projection rebuilt from the stream in any order
+gives exactly the same figures as the live one.
 """
 
 from __future__ import annotations

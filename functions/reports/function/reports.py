@@ -36,9 +36,9 @@ RATED_STATES = ("fixed", "closed", "unable_to_fix")
 CONTRACT_SCHEMA = "https://schemas.langson.gov.vn/events/reports/report.v1.json"
 
 
-def local_iso(value: str | None) -> str | None:
-    """An instant as ISO 8601 with the province's offset (+07:00)."""
-    return parse_iso(value).astimezone(workdays.TZ).isoformat(timespec="seconds") if value else None
+def local_iso(value: str | None, timespec: str = "seconds") -> str | None:
+    """An instant as ISO 8601 with the province's offset (+07:00); an event says it to the millisecond."""
+    return parse_iso(value).astimezone(workdays.TZ).isoformat(timespec=timespec) if value else None
 
 
 class ReportRecords(Aggregate):
@@ -49,7 +49,7 @@ class ReportRecords(Aggregate):
         data = {"report_id": doc["id"], "service_code": doc["service_code"], "category": doc["category"],
                 "commune": doc["commune"], "agency": doc.get("agency"), "status": open311_status(doc["status"]),
                 "from_state": None if t.source == "new" else t.source, "to_state": t.target,
-                "deadline": local_iso(doc.get("deadline")), "occurred_at": local_iso(t.at),
+                "deadline": local_iso(doc.get("deadline")), "occurred_at": local_iso(t.at, "milliseconds"),
                 "channel": doc["channel"], "rating": doc.get("rating") if t.fact == "report.rated" else None}
         return new_event(t.type, self.source, data, subject=subject, id=event_id, dataschema=CONTRACT_SCHEMA)
 
