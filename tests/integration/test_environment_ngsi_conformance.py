@@ -6,12 +6,16 @@ negotiation, and the paths and methods the broker does not offer."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
-
 from test_environment_api import TZ7, Directory, hours_of, op, station
 
+from lscloud import web
+from lscloud.problems import TYPE_BASE
+
 ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
+NOT_ACCEPTABLE = TYPE_BASE + "not-acceptable"
 NGSI = "/ngsi-ld/v1"
 AIR = "urn:ngsi-ld:AirQualityObserved:lsn-air-1"
 NOISE = "urn:ngsi-ld:NoiseLevelObserved:gate-noise-1"
@@ -172,8 +176,11 @@ def test_content_negotiation(env):
             first = body[0] if isinstance(body, list) else body
             assert ("@context" in first) == (media == "application/ld+json"), (url, accept)
         for accept in ("application/geo+json", "text/html", "application/json;q=0, application/ld+json;q=0"):
-            body = problem(env.get(url, headers={"Accept": accept}), 406, "NotAcceptable", "Accept")
-            assert body["title_vi"] and body["detail_vi"]
+            r = env.get(url, headers={"Accept": accept})
+            body = r.get_json()
+            # NGSI-LD defines no error type for 406 (Table 5.5.2-1): the platform's own, not one under ERRORS
+            assert r.status_code == 406 and r.mimetype == "application/problem+json" and body["type"] == NOT_ACCEPTABLE, body
+            assert body["errors"][0]["field"] == "Accept" and body["title_vi"] and body["detail_vi"]
 
 
 UNOFFERED = [
@@ -235,3 +242,70 @@ def test_a_filtered_query_reads_each_station_once(env):
     with counting() as filtered:
         assert len(env.get(plain + "&q=pm25>30").get_json()) == 1
     assert filtered["get"] + filtered["list"] == unfiltered["get"] + unfiltered["list"], (filtered, unfiltered)
+
+
+# -- CIM 009 4.8 (observedAt) and 4.9 (the query language) ------------------------------------------
+
+def _instant(text: str) -> datetime:
+    at = datetime.fromisoformat(text)
+    assert at.tzinfo is not None, text
+    return at
+
+
+@pytest.mark.parametrize("options", ["normalized", "concise"])
+def test_observed_at_is_a_date_time_the_hours_end(env, options):
+    """4.8: "Temporal Properties in NGSI-LD shall be represented based on the DateTime data type". A
+    noise station's dateObserved is the Smart Data Model's interval start/end; its observedAt is the
+    hour's end (dateObservedTo), the instant the temporal representation gives that hour."""
+    kv = env.get(f"{NGSI}/entities/{NOISE}?options=keyValues").get_json()
+    assert "/" in kv["dateObserved"] and kv["dateObserved"].endswith("/" + kv["dateObservedTo"])
+    e = env.get(f"{NGSI}/entities/{NOISE}", query_string={"options": options}).get_json()
+    stamps = {k: v["observedAt"] for k, v in e.items() if isinstance(v, dict) and "observedAt" in v}
+    assert set(stamps) == {"LAeq", "LAmax"}, e
+    assert {_instant(t) for t in stamps.values()} == {_instant(kv["dateObservedTo"])}, stamps
+    series = env.get(f"{NGSI}/temporal/entities/{NOISE}", query_string={
+        "timerel": "after", "timeAt": (datetime.now(TZ7) - timedelta(hours=8)).isoformat(), "attrs": "LAeq"}).get_json()
+    assert _instant(series["LAeq"][-1]["observedAt"]) == _instant(stamps["LAeq"])
+
+
+SCHEMAS = web.SchemaSet(Path(__file__).resolve().parents[2] / "schemas")
+
+
+def test_the_entity_schema_refuses_an_observed_at_that_is_no_date_time(env):
+    """The answer schema checked every attribute it lists, but the measured ones (LAeq, pm25 …) fell
+    under "additionalProperties": true, so an interval in their observedAt passed; every attribute
+    is now an NgsiLdAttribute, whose observedAt is a date-time."""
+    validator = SCHEMAS.validator("environment/ngsi-entity.json")
+    for options in ("normalized", "concise", "keyValues"):
+        for entity in (AIR, NOISE):
+            body = env.get(f"{NGSI}/entities/{entity}", query_string={"options": options}).get_json()
+            assert not [e.message for e in validator.iter_errors(body)], (entity, options)
+    body = env.get(f"{NGSI}/entities/{NOISE}").get_json()
+    body["LAeq"]["observedAt"] = body["dateObservedFrom"]["value"] + "/" + body["dateObservedTo"]["value"]
+    assert [list(e.absolute_path) for e in validator.iter_errors(body)] == [["LAeq"]]
+
+
+def test_q_is_the_ngsi_ld_query_language(env):
+    """4.9: the grammar "shall be supported by implementations": existence (EXAMPLE 0), Range and
+    ValueList, associations in parentheses, a dotted path with an unquoted DateTime (EXAMPLE 8),
+    patterns; date-times compare as instants ("the order relation considered shall be a temporal
+    one"), so 14:00Z written as 21:00+07:00 is the same hour."""
+    def ids(q, **extra):
+        r = env.get(f"{NGSI}/entities", query_string={"q": q, **extra})
+        assert r.status_code == 200, (q, r.get_json())
+        return sorted(e["id"] for e in r.get_json())
+
+    observed = env.get(f"{NGSI}/entities/{AIR}?options=keyValues").get_json()["dateObserved"]
+    local = _instant(observed).astimezone(TZ7).isoformat()
+    assert ids("pm25") == [AIR] and ids("LAeq") == [NOISE] and ids("pm25|LAeq") == sorted([AIR, NOISE])
+    assert ids("pm25==30..40") == ids("pm25==35,36") == ids("(pm25>1)") == ids("((pm25>50|no2<45);pm25<40)") == [AIR]
+    assert ids("pm25==36..40") == ids("pm25==34,36") == [] and ids("LAeq!=60..70") == [] and ids("LAeq==60..70") == [NOISE]
+    assert ids("pm25.observedAt>=2017-12-24T12:00:00Z") == [AIR] and ids("LAeq.observedAt>=2017-12-24T12:00:00Z") == [NOISE]
+    assert ids(f'dateObserved>="{local}"', type="AirQualityObserved") == [AIR]
+    assert ids(f'dateObserved>"{local}"', type="AirQualityObserved") == []
+    assert ids(f"pm25.observedAt=={local}") == [AIR]
+    assert ids('typeofLocation~="^out"') == [AIR] and ids("typeofLocation!~=door") == []
+    for malformed in ("(pm25>1", "pm25>abc", "pm25==", "pm25>1..2", "pm25.observedAt>=2017-12-24T12:00:00",
+                      "pm25~=(a+)+$", "name~=(x|x)*y"):
+        body = problem(env.get(f"{NGSI}/entities", query_string={"q": malformed}), 400, "BadRequestData", "q")
+        assert body["detail_vi"], body

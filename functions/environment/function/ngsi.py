@@ -3,7 +3,8 @@ AirQualityObserved, NoiseLevelObserved and WaterQualityObserved: the latest ende
 station (an hour still running has no mean yet, :mod:`.reports`), normalized or ``keyValues``; the ``q`` and ``georel=near`` filters; the temporal representation of
 its hourly summaries, aggregated (``aggrMethods``, ``aggrPeriodDuration``) or not.
 
-Errors are NGSI-LD's own problem types (``https://uri.etsi.org/ngsi-ld/errors/…``). An entity id
+Errors are NGSI-LD's own problem types (``https://uri.etsi.org/ngsi-ld/errors/…``), except the 406,
+for which NGSI-LD defines none (:class:`NotAcceptable` is the platform's). An entity id
 that is not a URI at all is BadRequestData, one that is a URI but names none of our stations
 ResourceNotFound (V1.9.1 clauses 5.7.1.4, 5.7.2.4, 5.7.3.4).
 """
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 
 from lscloud import errors, statemachine
 
-from . import aqi, clock, noise
+from . import aqi, clock, ngsi_query, noise
 
 ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
 CONTEXT = ["https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/context.jsonld",
@@ -55,8 +56,10 @@ class OperationNotSupported(errors.DomainError):
 class NotAcceptable(errors.DomainError):
     """406 for an Accept header none of our representations satisfies (RFC 9110 15.5.7: "the target
     resource does not have a current representation that would be acceptable to the user agent,
-    according to the proactive negotiation header fields received in the request")."""
-    status, type = 406, ERRORS + "NotAcceptable"
+    according to the proactive negotiation header fields received in the request"). The platform's
+    own problem type: NGSI-LD defines no error type for it (Table 5.5.2-1), and a URI under
+    uri.etsi.org/ngsi-ld/errors/ would claim one it does not."""
+    status, type = 406, "not-acceptable"
     title, title_vi = "Not acceptable", "Không có định dạng phù hợp"
 
 
@@ -178,6 +181,14 @@ def key_values(station: dict, latest: tuple[datetime, dict] | None, aqi_result: 
     return e
 
 
+def observed_at(kv: dict) -> str | None:
+    """When a keyValues entity's values were observed, a DateTime as 4.8 asks of ``observedAt``: the
+    hour's end. A noise station's ``dateObserved`` is the Smart Data Model's ISO 8601 interval
+    ``start/end``, not a DateTime; its end, ``dateObservedTo``, is the instant the temporal
+    representation gives the same hour."""
+    return kv.get("dateObservedTo") or kv.get("dateObserved")
+
+
 def normalized(kv: dict, observed_at: str | None) -> dict:
     """The same entity in normalized form (Property / GeoProperty / Relationship)."""
     out = {"id": kv["id"], "type": kv["type"]}
@@ -217,45 +228,16 @@ def concise(kv: dict, observed_at: str | None) -> dict:
 
 # -- q -------------------------------------------------------------------------------------------
 
-_TERM = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(==|!=|>=|<=|>|<)\s*(.+?)\s*$")
-
-
 def parse_q(q: str):
-    """``q`` as a list of OR-groups of AND-ed ``(attr, op, value)``: ``a>1;b==2|c<3``. Parentheses and
-    the pattern operators are not supported (BadRequestData names the parameter)."""
-    if any(c in q for c in "()~"):
-        raise bad("q", "this broker supports q without parentheses or patterns: attr op value joined by ; and |",
-                  "Máy chủ này chỉ nhận q không có dấu ngoặc hay mẫu: thuộc tính, phép so sánh, giá trị, nối bằng ; và |.")
-    groups = []
-    for alt in q.split("|"):
-        terms = []
-        for part in alt.split(";"):
-            m = _TERM.match(part)
-            if not m:
-                raise bad("q", f"cannot read {part.strip()[:40]!r}: expected attr op value",
-                          f"Không đọc được {part.strip()[:40]!r}: cần có thuộc tính, phép so sánh và giá trị.")
-            attr, op, raw = m.groups()
-            if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
-                value: object = raw[1:-1]
-            else:
-                try:
-                    value = float(raw)
-                except ValueError:
-                    raise bad("q", f"{raw[:40]!r} is neither a number nor a quoted string",
-                              f"{raw[:40]!r} không phải là số hay chuỗi trong dấu ngoặc kép.") from None
-            terms.append((attr, op, value))
-        groups.append(terms)
-    return groups
+    """``q`` read by the NGSI-LD Query Language (clause 4.9, :mod:`.ngsi_query`); BadRequestData
+    naming ``q`` when the grammar does not produce it."""
+    try:
+        return ngsi_query.parse(q, is_uri)
+    except ngsi_query.Malformed as e:
+        raise bad("q", e.message, e.message_vi) from None
 
 
-def matches(entity: dict, groups) -> bool:
-    def ok(attr, op, value):
-        have = entity.get(attr)
-        if have is None or isinstance(have, (dict, list)) or (isinstance(value, float) != isinstance(have, (int, float))):
-            return False
-        return {"==": have == value, "!=": have != value, ">": have > value, "<": have < value,
-                ">=": have >= value, "<=": have <= value}[op]
-    return any(all(ok(*t) for t in terms) for terms in groups)
+matches = ngsi_query.matches
 
 
 # -- geo -----------------------------------------------------------------------------------------

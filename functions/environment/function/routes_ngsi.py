@@ -2,7 +2,8 @@
 
 Errors here are NGSI-LD's problem types (``https://uri.etsi.org/ngsi-ld/errors/BadRequestData`` …),
 also for a query parameter the runtime refuses, and for any other path or method under
-``/ngsi-ld/v1/`` (OperationNotSupported, ResourceNotFound: :func:`.ngsi_request.unsupported`)."""
+``/ngsi-ld/v1/`` (OperationNotSupported, ResourceNotFound: :func:`.ngsi_request.unsupported`); the
+406 excepted, for which NGSI-LD defines none (:class:`.ngsi.NotAcceptable`)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def _media() -> str:
     """The media type to answer in, negotiated from Accept with its q-values (RFC 9110 12.5.1): JSON
     or JSON-LD; no Accept header is any. GeoJSON ("If the Accept Header is set to
     "application/geo+json" the response will be in simplified GeoJSON format") is not offered, so
-    it, like any other type we do not serve, is 406 NotAcceptable, not JSON regardless."""
+    it, like any other type we do not serve, is 406 (the platform's problem type: NGSI-LD has none for
+    it), not JSON regardless."""
     accept = request.accept_mimetypes
     if not accept:
         return JSON
@@ -89,7 +91,7 @@ def _read(station: dict, now: datetime) -> tuple[dict, str | None]:
         item = reports.hourly(station, latest[0] - timedelta(minutes=1), latest[0])[-1]
         r = {"aqi": item.get("aqi"), "level": item.get("level")}
     kv = ngsi.key_values(station, latest, r)
-    return kv, kv.get("dateObserved") if latest else None
+    return kv, ngsi.observed_at(kv) if latest else None
 
 
 def _shape(read: tuple[dict, str | None], form: str) -> dict:
@@ -121,7 +123,9 @@ def _station(entity_id: str) -> dict:
                        ", or | for or, ; for and, parentheses (NGSI-LD 4.17)", {"type": "string", "maxLength": 600}),
               ("id", "Only these entities: their ids, URIs (comma-separated)", {"type": "string", "maxLength": 2000}),
               ATTRS,
-              ("q", "Attribute filter: attr op value, joined by ; (and) and | (or)", {"type": "string", "maxLength": 200}),
+              ("q", ("NGSI-LD Query Language (4.9): attr (exists), attr op value (== != > >= < <= ~= !~=), "
+                     "ranges a..b and lists a,b with == and !=, attr.observedAt, ; (and) | (or) and parentheses; "
+                     "date-times compare as instants"), {"type": "string", "maxLength": 200}),
               ("georel", "near;maxDistance==<metres> (or minDistance)", {"type": "string", "maxLength": 60}),
               ("geometry", "Point", {"type": "string", "maxLength": 20}),
               ("coordinates", "[longitude,latitude]", {"type": "string", "maxLength": 60}),
@@ -156,7 +160,8 @@ def entities():
     read: dict[str, tuple] = {}   # station id -> its reads: a filter's are the page's too
     if groups is not None or attrs is not None:
         read = {s["id"]: _read(s, now) for s in found}
-        found = [s for s in found if (groups is None or ngsi.matches(read[s["id"]][0], groups))
+        # q is evaluated on the normalized form: its paths reach sub-attributes (pm25.observedAt)
+        found = [s for s in found if (groups is None or ngsi.matches(ngsi.normalized(*read[s["id"]]), groups))
                  and (attrs is None or ngsi_request.project(read[s["id"]][0], attrs) is not None)]
     total = len(found)
     page = found[q["offset"]:q["offset"] + q["limit"]]
