@@ -448,7 +448,8 @@ def _run_event(handlers: Mapping[str, EventHandler], event: dict, headers: Mappi
 
     handler = handlers.get(event["type"])
     if handler is None:
-        outcome("unsupported")
+        # the sender's type (and the subject made of it) is anything anyone posts: one series, not one each
+        metrics.consumed(None, state.name, "_OTHER", "unsupported")
         raise Problem(400, "unsupported-event-type", "Unsupported event type",
                       f"This function does not handle events of type {event['type']!r}.",
                       title_vi="Loại sự kiện không được hỗ trợ",

@@ -10,15 +10,18 @@ is covered without a list to keep up to date:
 what                      shape                                                        becomes
 ========================  ===========================================================  ==============
 CCCD (citizen ID)         12 digits whose province code and birth year are plausible   ``[cccd]``
-                          (also written in groups of 3 or 4, by spaces or dots)
+                          (also written in groups of 3 or 4, by spaces, dots or dashes);
+                          any 12 digits in a ``url.*`` attribute or as a whole URL path
+                          segment (a mistyped number in ``/identity/v1/cccd/…``)
 CMND (old ID card)        9 digits                                                     ``[cmnd]``
 passport                  1-2 capital letters and 7-8 digits                           ``[passport]``
 phone (Vietnam)           ``0``/``+84``/``84`` + mobile prefix 3/5/7/8/9 + 8 digits,   ``[phone]``
                           landlines ``02`` + 9 digits (spaces, dots or dashes allowed,
-                          after ``+84`` too)
+                          after ``+84`` too; ``(+84) 912 345 678``, ``+84 (0)912345678``)
 phone (international)     ``+`` and 8-15 digits (E.164)                                ``[phone]``
-bank account              6-20 digits after ``account``/``acct``/``stk`` and ``:`` or  ``[account]``
-                          ``=``, or in an attribute whose name says account
+bank account              6-20 digits after ``account``/``acct``/``stk``/``số tài       ``[account]``
+                          khoản`` and ``:``, ``=`` or a space, or in an attribute whose
+                          name says account
 e-mail address            ``local@domain.tld`` (a reporter's, an applicant's)          ``[email]``
 token (JWT)               three base64url parts, the first starting ``eyJ``: a bearer  ``[token]``
                           token or a download link's (:mod:`lscloud.web.downloads`)
@@ -32,7 +35,9 @@ A match must stand alone: not inside a longer run of letters and digits, so trac
 are left as they are. In an object key a value may follow a ``~XX`` escape (``drv~3A<number>``),
 which counts as a boundary. A 12-digit run is a CCCD only if it could be one (a province code
 that exists, a birth year between 120 years ago and this year), so a padded epoch or a sequence
-number is not mistaken for one.
+number is not mistaken for one; except where a request's address is written (a ``url.*`` attribute,
+a path segment of its own in a log's request line), where people's numbers are what a route takes
+and a mistyped one is as personal as a valid one.
 """
 
 from __future__ import annotations
@@ -50,15 +55,19 @@ from .timestamps import today_here
 _BEFORE = r"(?:(?<=~[0-9A-F]{2})|(?<![0-9A-Za-z+]))"
 _AFTER = r"(?![0-9A-Za-z])"
 _SEP = r"[ .\-]?"
+# +84 as people write it before a mobile number: "+84 ", "84.", "(+84) ", "+84 (0)"; or the trunk 0
+_MOBILE_PREFIX = rf"(?:\(\+?84\)\s?|\+?84\s?\(0\)\s?|\+?84{_SEP}|0)"
 _PATTERN = re.compile(
     _BEFORE + r"(?:"
-    r"(?P<cccd>\d{12}|\d{3}([ .])\d{3}\2\d{3}\2\d{3}|\d{4}([ .])\d{4}\3\d{4})"
+    r"(?P<cccd>\d{12}|\d{3}([ .\-])\d{3}\2\d{3}\2\d{3}|\d{4}([ .\-])\d{4}\3\d{4})"
     r"|(?P<cmnd>\d{9})"
     r"|(?P<passport>[A-Z]{1,2}\d{7,8})"
-    rf"|(?P<phone>(?:\+?84{_SEP}|0)[35789]\d{_SEP}\d{{3}}{_SEP}\d{{4}}|(?:\+?84{_SEP}|0)[35789]\d{{2}}{_SEP}\d{{3}}{_SEP}\d{{3}}"
+    rf"|(?P<phone>{_MOBILE_PREFIX}[35789]\d{_SEP}\d{{3}}{_SEP}\d{{4}}|{_MOBILE_PREFIX}[35789]\d{{2}}{_SEP}\d{{3}}{_SEP}\d{{3}}"
     r"|(?:\+?84|0)2\d{9}|\+\d{8,15})"
     r")" + _AFTER)
-_ACCOUNT_FIELD = re.compile(r"(?i)\b(account(?:_number|_no)?|acct|stk|so_tai_khoan)(\"?'?\s*[:=]\s*\"?'?)(\d{6,20})\b")
+# a field (account=…, "stk": "…") or words before the number ("STK 0011004123456", "số tài khoản: …")
+_ACCOUNT_FIELD = re.compile(r"(?i)\b(account(?:_number|_no|[ _]number|[ _]no\.?)?|acct|stk|so_tai_khoan|"
+                            r"s[ốo] t[àa]i kho[ảa]n)(\"?'?\s*[:=]\s*\"?'?|\s+)(\d{6,20})\b")
 _ACCOUNT_NAME = re.compile(r"(?i)account|acct")
 _DIGITS = re.compile(r"\d{6,20}")
 _EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
@@ -89,15 +98,35 @@ def _plausible_cccd(number: str) -> bool:
     return this_year - 120 <= year <= this_year
 
 
+# what may follow a path segment in a request line or a URL
+_SEGMENT_END = frozenset("/?#;\"' \t\r\n")
+
+
+def _path_segment(match: re.Match) -> bool:
+    """Whether the match is a whole segment of a URL path: ``/v1/cccd/<it>``, then ``/``, ``?`` or the end."""
+    start, end, text = match.start(), match.end(), match.string
+    return start > 0 and text[start - 1] == "/" and (end == len(text) or text[end] in _SEGMENT_END)
+
+
 def _replace(match: re.Match) -> str:
     kind = match.lastgroup
-    if kind == "cccd" and not _plausible_cccd(re.sub(r"[ .]", "", match.group(0))):
+    if kind == "cccd" and not _plausible_cccd(re.sub(r"[ .\-]", "", match.group(0))) \
+            and not (match.group(0).isdigit() and _path_segment(match)):
         return match.group(0)
     return f"[{kind}]"
 
 
+def _replace_any(match: re.Match) -> str:
+    # in a URL: a 12-digit run is a route's number, CCCD-shaped whether or not it could be a real one
+    return "[cccd]" if match.lastgroup == "cccd" and match.group(0).isdigit() else _replace(match)
+
+
 def redact(text: str) -> str:
     """``text`` with every identifier-shaped value replaced by ``[kind]``."""
+    return _redact(text, _replace)
+
+
+def _redact(text: str, replace) -> str:
     if not isinstance(text, str):
         return text
     # searched first: a sub with a template costs about 1.2 µs even when nothing matches
@@ -109,16 +138,18 @@ def redact(text: str) -> str:
         text = _EMAIL.sub("[email]", text)
     if _ANY_DIGIT.search(text) is None:  # every other shape has a digit
         return text
-    return _ACCOUNT_FIELD.sub(lambda m: m.group(1) + m.group(2) + "[account]", _PATTERN.sub(_replace, text))
+    return _ACCOUNT_FIELD.sub(lambda m: m.group(1) + m.group(2) + "[account]", _PATTERN.sub(replace, text))
 
 
 def redact_value(name: str, value: Any) -> Any:
     """An attribute value with identifiers redacted (strings, and strings inside sequences).
 
-    In an attribute whose name says it holds an account, any 6-20 digit run is an account number.
+    In an attribute whose name says it holds an account, any 6-20 digit run is an account number;
+    in a ``url.*`` attribute (``url.path``, ``url.full``, ``url.query``) any standalone 12-digit run
+    is a CCCD, plausible or not: a mistyped number a route was given is still someone's.
     """
     if isinstance(value, str):
-        out = redact(value)
+        out = _redact(value, _replace_any if name.startswith("url.") else _replace)
         return _DIGITS.sub("[account]", out) if _ACCOUNT_NAME.search(name) else out
     if isinstance(value, (list, tuple)):
         return type(value)(redact_value(name, v) for v in value)

@@ -329,8 +329,7 @@ class Gateway:
 
     @staticmethod
     def _said(span, answer: tuple[int, list, bytes]) -> tuple[int, list, bytes]:
-        if span is not None:
-            span.set_attribute("http.response.status_code", answer[0])
+        _status_on(span, answer[0])
         return answer
 
     # -- proxy -------------------------------------------------------------------------------------
@@ -407,7 +406,7 @@ class Gateway:
                     carrier["tracestate"] = tracestate.decode("latin-1")
                 parent = telemetry.extract(carrier)
             return self._tracer.start_span(
-                f"{method} /{route.name}", context=parent, kind=_trace.SpanKind.SERVER,
+                f"{method} /{route.name}/*", context=parent, kind=_trace.SpanKind.SERVER,
                 attributes={"http.request.method": method, "url.path": path, "http.route": f"/{route.name}/*",
                             "lscloud.function": route.name, "server.port": server_port or 0})
         except Exception:  # noqa: BLE001 - tracing must never break routing
@@ -432,8 +431,7 @@ class Gateway:
         time): the answer must have begun by then (504), besides the pool's read timeout."""
 
         def answer(status: int, *args, **kwargs):
-            if span is not None:
-                span.set_attribute("http.response.status_code", status)
+            _status_on(span, status)
             return None, problem(status, *args, **kwargs)
 
         try:
@@ -448,8 +446,7 @@ class Gateway:
             if isinstance(cause, _ClientGone):
                 return None, None     # nobody to answer; the function saw the request abandoned, not ended
             if isinstance(cause, _BodyTooLarge):
-                if span is not None:
-                    span.set_attribute("http.response.status_code", 413)
+                _status_on(span, 413)
                 return None, self._too_large()
             if isinstance(exc, asyncio.TimeoutError):   # ServerTimeoutError: nothing read in time
                 return None, self._said(span, _timed_out(route))
@@ -481,19 +478,14 @@ class Gateway:
         try:
             return await response.read(), None
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:  # cut short: nothing was sent yet
-            if span is not None:
-                span.set_attribute("http.response.status_code", 502)
+            _status_on(span, 502)
             return None, problem(502, "bad-gateway", "Function dropped the connection",
                                  f"{route.name} closed the connection while answering ({type(exc).__name__}).",
                                  "Hàm ngắt kết nối", f"Hàm {route.name} ngắt kết nối khi đang trả lời.")
 
     @staticmethod
     def _answered(response, span) -> None:
-        if span is not None:
-            status = response.status
-            span.set_attribute("http.response.status_code", status)
-            if status >= 500:
-                span.set_status(_trace.Status(_trace.StatusCode.ERROR))
+        _status_on(span, response.status)
 
     async def _proxy(self, scope, receive, send, route: Route, where: paths.RequestPath) -> None:
         headers, traceparent, tracestate, has_body = self._request_headers(
@@ -588,7 +580,9 @@ class Gateway:
 
         async def handle(request):
             if self.client is None:
-                return await fallback(request)
+                # as __call__ does (asgi_host sends no lifespan): handed to the ASGI app instead, every
+                # request would take the slow path until one the ASGI app serves had made the client
+                await self._startup()
             message_headers = request.headers
             if "Content-Length" in message_headers or "Transfer-Encoding" in message_headers:
                 return await fallback(request)
@@ -844,6 +838,19 @@ class _Gate:
 def _expire(waiter: asyncio.Future) -> None:
     if not waiter.done():
         waiter.set_result(False)
+
+
+def _status_on(span, status: int) -> None:
+    """Record the answer's ``status`` on the gateway's SERVER span: a 5xx, the function's or the
+    gateway's own (502, 503, 504), makes it an ERROR span with ``error.type`` the status code, as
+    the HTTP semantic conventions ask of a server span; a 4xx is the caller's and leaves it unset."""
+    if span is None:
+        return
+    if status >= 500:
+        span.set_attributes({"http.response.status_code": status, "error.type": str(status)})
+        span.set_status(_trace.Status(_trace.StatusCode.ERROR))
+    else:
+        span.set_attribute("http.response.status_code", status)
 
 
 def _timed_out(route: Route) -> tuple[int, list, bytes]:

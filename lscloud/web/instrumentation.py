@@ -7,7 +7,8 @@ One span and one histogram sample per request, under the stable HTTP semantic co
   carries (``traceparent``/``tracestate``, baggage: whatever the global propagator reads), and it
   is the current span while the view runs, so the view's S3 calls and publishes nest under it.
   Attributes: ``http.request.method``, ``http.route``, ``http.response.status_code``,
-  ``url.path``, ``url.query``, ``url.scheme``, ``server.address``, ``server.port``,
+  ``url.path`` (a route that takes a person's number has its template there instead, see
+  :func:`names_a_person`), ``url.query``, ``url.scheme``, ``server.address``, ``server.port``,
   ``client.address``, ``user_agent.original``, ``network.protocol.version``; on a 5xx the status
   is ERROR with ``error.type`` (the status code, or the class of an exception that left the app),
   and an exception the app reports (:func:`record_exception`, Flask's ``got_request_exception``)
@@ -27,6 +28,7 @@ per-request metric calls were about 40% of a request's CPU in a function that an
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import Any
@@ -37,12 +39,14 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from werkzeug.exceptions import MethodNotAllowed
 
-from .. import config, telemetry
+from .. import config, redaction, rulesyntax, telemetry
 from ..metrics import DURATION_BUCKETS
+from ..patterns import ecma_regex
 from .pathparams import route_template
 
-__all__ = ["instrument", "record_exception"]
+__all__ = ["instrument", "names_a_person", "record_exception"]
 
 _KEY = "lscloud.server_request"
 _METHODS = frozenset(("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"))
@@ -76,12 +80,13 @@ def _parent(environ: dict):
 class _Request:
     """What one request's span and sample need, kept in its environ under ``_KEY``."""
 
-    __slots__ = ("method", "start_ns", "route", "status", "span", "token", "exception", "response_headers")
+    __slots__ = ("method", "start_ns", "route", "path", "status", "span", "token", "exception", "response_headers")
 
     def __init__(self, method: str, start_ns: int):
         self.method = method
         self.start_ns = start_ns
         self.route: str | None = None
+        self.path: str | None = None   # url.path when not the path as sent
         self.status: int | None = None
         self.span: trace.Span | None = None
         self.token: object | None = None
@@ -100,6 +105,34 @@ def _environ_key(header: str) -> str:
     if header in ("content-type", "content-length"):
         return header.upper().replace("-", "_")
     return "HTTP_" + header.upper().replace("-", "_")
+
+
+# a person's numbers, and each with a letter in it: a parameter whose rule takes one of the first and
+# not its second is a number of that shape (^\d{12}$), not an id that a number happens to fit
+_PERSONAL_SAMPLES = (("001095001234", "00109500123x"), ("012345678", "01234567x"), ("0912345678", "091234567x"),
+                     ("+84912345678", "+8491234567x"))
+
+
+def names_a_person(schema: dict | None) -> bool:
+    """Whether a path parameter documented with ``schema`` (the ``schema`` converter's) takes a
+    personal identifier: an example of it is one (:func:`lscloud.redaction.redact` replaces it,
+    ``"examples": ["020095001234"]``), or its pattern takes a CCCD, CMND or phone number but not the
+    same with a letter in it. Such a route's SERVER span records its template as ``url.path``
+    (``/v1/cccd/<number>``): whatever was sent, a valid number or a mistyped one, stays out."""
+    if not isinstance(schema, dict):
+        return False
+    examples = schema.get("examples")
+    for example in examples if isinstance(examples, list) else ():
+        if isinstance(example, str) and redaction.redact(example) != example:
+            return True
+    pattern = schema.get("pattern")
+    if isinstance(pattern, str):
+        try:
+            taken = ecma_regex(pattern).search
+        except (ValueError, re.error):
+            return True   # a rule this cannot read: the path is kept out rather than a number let through
+        return any(taken(number) and not taken(lettered) for number, lettered in _PERSONAL_SAMPLES)
+    return False
 
 
 def _text(value: str) -> str:
@@ -132,6 +165,41 @@ class ServerTelemetry:
                                      for h, suffix in _header_names(_REQUEST_HEADERS).items())
         self.response_headers = {h: "http.response.header." + suffix
                                  for h, suffix in _header_names(_RESPONSE_HEADERS).items()}
+        # rule -> whether a parameter of it takes a personal identifier (decided once per rule)
+        self._personal: dict[str, bool] = {}
+
+    def _takes_a_person(self, rule: str) -> bool:
+        personal = self._personal.get(rule)
+        if personal is None:
+            personal = False
+            for parameter in rulesyntax.parameters(rule):
+                try:
+                    converter = rulesyntax.converter(self.app.url_map, parameter)
+                except Exception:  # noqa: BLE001 - the router built it; unreadable here: kept out, not let through
+                    personal = True
+                    break
+                if names_a_person(getattr(converter, "schema", None)):
+                    personal = True
+                    break
+            self._personal[rule] = personal
+        return personal
+
+    def _shown_path(self, environ: dict, rule) -> str | None:
+        """``url.path`` for a request to ``rule`` (a Werkzeug rule, or None when none matched):
+        the route's template when it takes a person's number, else None (the path as sent)."""
+        if rule is None:
+            # a 405 matched a route by its path all the same: a POST to /v1/cccd/<number> names one too
+            refused = flask.request.routing_exception
+            if not isinstance(refused, MethodNotAllowed) or not refused.valid_methods:
+                return None
+            try:
+                rule, _ = self.app.create_url_adapter(flask.request).match(
+                    method=refused.valid_methods[0], return_rule=True)
+            except Exception:  # noqa: BLE001 - no rule after all: the path as sent (the redaction's net stays)
+                return None
+        if not self._takes_a_person(rule.rule):
+            return None
+        return _text(environ.get("SCRIPT_NAME", "")) + route_template(rule.rule)
 
     # -- the WSGI side -----------------------------------------------------------------------------
 
@@ -169,6 +237,7 @@ class ServerTelemetry:
             return  # a request context pushed by hand (test_request_context), not a served request
         rule = flask.request.url_rule
         state.route = route_template(rule.rule) if rule is not None else None
+        state.path = self._shown_path(environ, rule)
         parent, kind = _parent(environ)
         span = self._start(environ, state, parent, kind)
         state.span = span
@@ -176,8 +245,11 @@ class ServerTelemetry:
 
     def _start(self, environ: dict, state: _Request, parent, kind: SpanKind) -> trace.Span:
         method = state.method
+        path = state.path
+        if path is None:
+            path = _text(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))
         attrs: dict[str, Any] = {"http.request.method": method, "url.scheme": environ.get("wsgi.url_scheme", "http"),
-                                 "url.path": _text(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))}
+                                 "url.path": path}
         if method == "_OTHER":
             attrs["http.request.method_original"] = environ.get("REQUEST_METHOD", "")
         if state.route is not None:

@@ -457,10 +457,41 @@ def test_both_ways_in_continue_the_callers_trace(both, recorder):
         # the span ends once the answer is written: wait for it rather than race the gateway's loop
         (span,) = wait_for(lambda: [s for s in spans.get_finished_spans() if s.context.trace_id == int(trace_id, 16)],
                            f"the gateway's span of trace {trace_id}")
-        assert span.name == "GET /border" and span.kind.name == "SERVER", probe
+        # the HTTP conventions' server span name: "{method} {http.route}"
+        assert span.name == "GET /border/*" and span.kind.name == "SERVER", probe
         assert f"{span.context.span_id:016x}" == parent and f"{span.parent.span_id:016x}" == caller
         assert span.attributes["http.response.status_code"] == 200
         assert span.attributes["http.route"] == "/border/*" and span.attributes["url.path"] == f"/border/v1/traced/{probe}"
+
+
+@pytest.mark.parametrize("target, status", [("/gone/v1/x", 502), ("/starting/v1/x", 503), ("/rude/v1/x", 502),
+                                            ("/short/v1/x", 502), ("/sizes/v1/nothing-here", 404)])
+def test_a_5xx_the_gateway_answers_itself_is_an_error_span_and_a_4xx_is_not(both, target, status):
+    """Nothing listening (502), a function restarting (503), one that drops the connection or cuts
+    its answer short (502): the gateway's own answers are server errors, so its SERVER span is an
+    ERROR span with ``error.type`` the status code, on both ways in. A function's 404 is the
+    caller's mistake: no status, no ``error.type``."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from lscloud import config, telemetry
+
+    telemetry.setup(config.Settings(service="gateway-test"))
+    spans = InMemorySpanExporter()
+    telemetry.use_span_exporter(spans)
+    for gateway in both:
+        trace_id = os.urandom(16).hex()
+        got, _, _ = raw(gateway, "GET", target, headers=f"traceparent: 00-{trace_id}-{os.urandom(8).hex()}-01\r\n")
+        assert got == status
+        # the gateway's span (a real function records its own in the same trace)
+        (span,) = wait_for(lambda: [s for s in spans.get_finished_spans() if s.context.trace_id == int(trace_id, 16)
+                                    and "lscloud.function" in s.attributes], f"the gateway's span of trace {trace_id}")
+        assert span.attributes["http.response.status_code"] == status
+        if status >= 500:
+            assert (span.status.status_code.name, span.attributes.get("error.type")) == ("ERROR", str(status)), target
+        else:
+            assert span.status.status_code.name == "UNSET" and "error.type" not in span.attributes, target
+        route = span.attributes["http.route"]
+        assert span.name == f"GET {route}" and route == "/" + target.split("/")[1] + "/*"
 
 
 # --- item 2: oversized bodies --------------------------------------------------------------------
