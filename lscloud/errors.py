@@ -115,6 +115,14 @@ class PreconditionFailed(DomainError):
     title, title_vi = "Precondition failed", "Điều kiện không thỏa"
 
 
+class PreconditionRequired(DomainError):
+    """A change that must name the version it was read at came without ``If-Match`` (RFC 6585 §3,
+    428): without it a stale writer would silently undo a concurrent change."""
+
+    status, type = 428, "precondition-required"
+    title, title_vi = "If-Match required", "Cần gửi If-Match"
+
+
 class Gone(DomainError):
     status, type = 410, "gone"
     title, title_vi = "Gone", "Không còn tồn tại"

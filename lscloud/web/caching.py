@@ -15,10 +15,10 @@ from typing import Any
 
 from flask import Response, current_app, jsonify, request
 
-from ..errors import PreconditionFailed, field
+from ..errors import PreconditionFailed, PreconditionRequired, field
 
 __all__ = ["CACHE_CONTROL", "CACHED", "RECORD_CACHE_CONTROL", "cached", "cached_json", "caching", "versioned_json",
-           "if_match_version", "takes_if_match", "IF_MATCH_PARAMETER"]
+           "if_match_version", "takes_if_match", "IF_MATCH_PARAMETER", "IF_MATCH_REQUIRED_PARAMETER"]
 
 
 CACHE_CONTROL = "public, max-age=300"
@@ -89,22 +89,36 @@ IF_MATCH_PARAMETER: dict[str, Any] = {
 }
 """The OpenAPI parameter object of the ``If-Match`` header of a :func:`takes_if_match` view."""
 
+IF_MATCH_REQUIRED_PARAMETER: dict[str, Any] = {
+    **IF_MATCH_PARAMETER, "required": True,
+    "description": "The ETag the record was read with (required: 428 without it): the change is made to that "
+                   "version only, else 412 (read it again). / ETag của lần đọc bản ghi (bắt buộc: thiếu thì trả "
+                   "về 428): chỉ thay đổi đúng phiên bản đó, nếu không trả về 412 (hãy đọc lại).",
+}
+"""The ``If-Match`` parameter of a ``takes_if_match(required=True)`` view."""
 
-def takes_if_match(view: Callable) -> Callable:
+
+def takes_if_match(view: Callable | None = None, *, required: bool = False) -> Callable:
     """Declare that the view calls :func:`if_match_version`: ``/openapi.json`` then documents the
-    optional ``If-Match`` header (:data:`IF_MATCH_PARAMETER`) and the 412 answer. A call inside the
-    view cannot be seen from outside, so a view that reads ``If-Match`` without this declaration has
-    a document whose clients never send it. Goes anywhere under the route decorator::
+    ``If-Match`` header (:data:`IF_MATCH_PARAMETER`) and the 412 answer. A call inside the view
+    cannot be seen from outside, so a view that reads ``If-Match`` without this declaration has a
+    document whose clients never send it. Goes anywhere under the route decorator::
 
         @bp.patch("/v1/banks/<code>")
         @allow("operator")
-        @takes_if_match
+        @takes_if_match(required=True)
         @validate_body("softatm/bank-change.json")
         def change_bank(code):
             version = if_match_version()
-    """
-    view.__lscloud_if_match__ = True
-    return view
+
+    ``required=True``: a change without the header is refused (428, :class:`PreconditionRequired`
+    naming ``If-Match``) rather than made to whatever is stored. Use it wherever two writers may
+    change one record (operators, officers) and a lost update would go unnoticed: a stale writer
+    then learns it, where without the header the later change silently undoes the earlier."""
+    def declare(v: Callable) -> Callable:
+        v.__lscloud_if_match__ = "required" if required else True
+        return v
+    return declare if view is None else declare(view)
 
 
 def if_match_version() -> int | None:
@@ -121,11 +135,22 @@ def if_match_version() -> int | None:
         raise TypeError(f"{request.endpoint} reads If-Match: declare it with @takes_if_match")
     raw = request.headers.get("If-Match")
     if raw is None:
+        if view is not None and view.__lscloud_if_match__ == "required":
+            raise if_match_required()
         return None
     tag = raw.strip()
     if _VERSION_TAG.fullmatch(tag):
         return int(tag[1:-1])
     raise not_a_version()
+
+
+def if_match_required() -> PreconditionRequired:
+    """The 428 :func:`if_match_version` answers a ``takes_if_match(required=True)`` view called without ``If-Match``."""
+    return PreconditionRequired(
+        "This change names the version it was read at: send the record's ETag (from reading it) as If-Match.",
+        detail_vi="Thay đổi này phải nêu phiên bản đã đọc: gửi ETag của bản ghi (khi đọc) trong If-Match.",
+        errors=[field("If-Match", "required: the ETag the record was read with",
+                      "bắt buộc: ETag của lần đọc bản ghi")])
 
 
 def not_a_version() -> PreconditionFailed:

@@ -24,7 +24,7 @@ from .. import auth, query, rulesyntax
 from .. import roles as _roles
 from ..context import AppState, app_state
 from ..problems import MEDIA_TYPE, PROBLEM_SCHEMA, Problem
-from .caching import IF_MATCH_PARAMETER, not_a_version
+from .caching import IF_MATCH_PARAMETER, IF_MATCH_REQUIRED_PARAMETER, if_match_required, not_a_version
 from .pathparams import parameter_schema
 
 __all__ = ["PAGE_SCHEMA", "responds", "query_params", "page_params", "invalid_query", "build_openapi"]
@@ -240,6 +240,8 @@ _PROBLEMS: dict[int, tuple[str, str, str]] = {
     415: ("unsupported-media-type", "the body is not application/json", "nội dung không phải application/json"),
     422: ("validation-failed", "the body does not match its schema (errors[] names each field by JSON pointer)",
           "nội dung không đúng lược đồ (errors[] nêu từng trường theo JSON pointer)"),
+    428: ("precondition-required", "If-Match is missing: this change names the version it was read at",
+          "thiếu If-Match: thay đổi này phải nêu phiên bản đã đọc"),
     503: ("unavailable", "a dependency is unavailable; retry after Retry-After",
           "một thành phần phụ thuộc tạm thời không khả dụng; thử lại sau Retry-After"),
 }
@@ -252,8 +254,9 @@ def _problem_response(status: int | None) -> dict:
         return {"description": "Any other error, as problem details (RFC 9457) / Lỗi khác, theo RFC 9457",
                 "content": {MEDIA_TYPE: {"schema": schema}}}
     slug, en, vi = _PROBLEMS[status]
-    if status == 412:  # what if_match_version answers: the status has no runtime-wide default title
-        sample = not_a_version().to_problem().to_dict(trace_id="4bf92f3577b34da6a3ce929d0e0e4736")
+    if status in (412, 428):  # what if_match_version answers: the status has no runtime-wide default title
+        said = not_a_version() if status == 412 else if_match_required()
+        sample = said.to_problem().to_dict(trace_id="4bf92f3577b34da6a3ce929d0e0e4736")
     else:
         sample = Problem(status, slug).to_dict(trace_id="4bf92f3577b34da6a3ce929d0e0e4736")
     if status in (400, 422):
@@ -262,18 +265,21 @@ def _problem_response(status: int | None) -> dict:
     return {"description": f"{en} / {vi}", "content": {MEDIA_TYPE: {"schema": schema, "example": sample}}}
 
 
-def _problems(*, public: bool, has_params: bool, has_body: bool, idempotent: bool, if_match: bool = False,
+def _problems(*, public: bool, has_params: bool, has_body: bool, idempotent: bool, if_match: bool | str = False,
               raw: tuple[str, ...] | None = None, limit: int = 0) -> dict:
     """The problem statuses the runtime itself may answer for an operation of this shape (a
     function's own refusals add 404/409/… of their kind: always under these statuses or ``default``).
     ``has_params``: a path or query parameter (a bad one is a 400); ``idempotent``: the view is
     ``@idempotent`` (a missing or malformed key is a 400, a key reused or in progress a 409);
-    ``if_match``: the view reads ``If-Match`` (a bad or stale one is a 412, never a 400); ``raw``:
+    ``if_match``: the view reads ``If-Match`` (a bad or stale one is a 412, never a 400; a missing
+    one a 428 when ``"required"``); ``raw``:
     the media types of a :func:`~lscloud.web.bodies.raw_body` view (``()``: any, so never a 415),
     whose 413/415/422 then say what its body is refused for, ``limit`` its size limit in bytes."""
     codes = [404, 503]
     if if_match:
         codes.append(412)
+    if if_match == "required":
+        codes.append(428)
     if has_params or has_body or idempotent:
         codes.append(400)
     if not public:
@@ -494,9 +500,11 @@ def build_openapi(app: Flask) -> dict:
                 op["description"] = description
             parameters = params + [dict(q) for q in getattr(view, "__lscloud_query_params__", ())]
             has_params = bool(parameters)
-            if_match = bool(getattr(view, "__lscloud_if_match__", False))
+            if_match = getattr(view, "__lscloud_if_match__", False)
             # header parameters last: path, query, header; copies, as a consumer may edit the document
-            headers = (getattr(view, "__lscloud_idempotency_header__", None), IF_MATCH_PARAMETER if if_match else None)
+            headers = (getattr(view, "__lscloud_idempotency_header__", None),
+                       (IF_MATCH_REQUIRED_PARAMETER if if_match == "required" else IF_MATCH_PARAMETER) if if_match
+                       else None)
             parameters += [copy.deepcopy(h) for h in headers if h is not None]
             if parameters:
                 op["parameters"] = parameters

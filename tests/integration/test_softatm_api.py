@@ -134,10 +134,15 @@ class Hooks:
 def hooks(client, setup):
     """vcb's webhooks go to a :class:`Hooks` endpoint: its address changed as an operator does."""
     h = Hooks()
-    r = client.patch("/v1/banks/vcb", json={"webhook_url": h.url}, headers=setup["op"])
+    r = client.patch("/v1/banks/vcb", json={"webhook_url": h.url}, headers=read_at(client, setup["op"]))
     assert r.status_code == 200 and r.get_json()["webhook_url"] == h.url, r.get_data(as_text=True)
     yield h
     h.server.shutdown()
+
+
+def read_at(client, op, code="vcb"):
+    """``op``'s headers with If-Match: the bank's version as read now (a change names the version it read)."""
+    return {**op, "If-Match": client.get(f"/v1/banks/{code}", headers=op).headers["ETag"]}
 
 
 def wbody(amount=2_000_000, account="0011223344", bank="vcb", tid=None):
@@ -736,7 +741,7 @@ def test_a_webhook_address_no_webhook_can_reach_is_refused_when_given(client, se
     assert r.get_json()["detail_vi"] and "secret" not in r.get_data(as_text=True)
     assert client.get("/v1/banks/agribank", headers=setup["op"]).status_code == 404
     before = client.get("/v1/banks/vcb", headers=setup["op"])
-    r = client.patch("/v1/banks/vcb", json={"webhook_url": url}, headers=setup["op"])
+    r = client.patch("/v1/banks/vcb", json={"webhook_url": url}, headers=read_at(client, setup["op"]))
     assert r.status_code == 422 and [e["field"] for e in r.get_json()["errors"]] == ["/webhook_url"]
     after = client.get("/v1/banks/vcb", headers=setup["op"])
     assert (after.get_json(), after.headers["ETag"]) == (before.get_json(), before.headers["ETag"])
@@ -780,7 +785,7 @@ def test_an_operator_changes_a_banks_address_and_limits(client, setup, rt, hooks
     assert client.post("/events", data=body, headers={**h, **delivery_headers(rt.settings)}).status_code == 200
     assert [(ok, got["transfer"]["id"]) for ok, got, _ in hooks.got] == [(True, b["id"])]
 
-    r = client.patch("/v1/banks/vcb", json={"limits": {"per_transaction_vnd": 2_000_000}}, headers=op,
+    r = client.patch("/v1/banks/vcb", json={"limits": {"per_transaction_vnd": 2_000_000}}, headers=read_at(client, op),
                      content_type="application/merge-patch+json")
     assert r.status_code == 200, r.get_data(as_text=True)
     assert r.get_json()["limits"] == {"per_transaction_vnd": 2_000_000, "per_customer_day_vnd": 15_000_000}
@@ -788,8 +793,9 @@ def test_an_operator_changes_a_banks_address_and_limits(client, setup, rt, hooks
     assert r.status_code == 422, r.get_data(as_text=True)
     from store_calls import counting
 
+    at = read_at(client, op)
     with counting() as calls:   # one read and one write: the change reads the bank once
-        r = client.patch("/v1/banks/vcb", json={"name": "Ngân hàng TMCP Ngoại thương Việt Nam"}, headers=op)
+        r = client.patch("/v1/banks/vcb", json={"name": "Ngân hàng TMCP Ngoại thương Việt Nam"}, headers=at)
     assert (calls["get"], calls["put"], len(calls.log)) == (1, 1, 2), calls
     assert r.get_json()["name"] == "Ngân hàng TMCP Ngoại thương Việt Nam"
     assert r.get_json()["limits"]["per_transaction_vnd"] == 2_000_000 and r.get_json()["webhook_url"] == hooks.url
@@ -841,18 +847,19 @@ def test_a_change_with_if_match_applies_to_the_version_read_only(client, setup):
 def test_a_bad_change_is_refused_naming_the_field_and_changes_nothing(client, setup, patch, field):
     op = setup["op"]
     before = client.get("/v1/banks/vcb", headers=op)
-    r = client.patch("/v1/banks/vcb", json=patch, headers=op)
+    r = client.patch("/v1/banks/vcb", json=patch, headers=read_at(client, op))
     assert 400 <= r.status_code < 500 and r.mimetype == "application/problem+json", r.get_data(as_text=True)
     assert [e["field"] for e in r.get_json()["errors"]] == [field], r.get_json()
     after = client.get("/v1/banks/vcb", headers=op)
     assert (after.get_json(), after.headers["ETag"]) == (before.get_json(), before.headers["ETag"])
     for unknown in ("nobank", "x" * 300):   # none registered; a code that cannot even be a key
-        r = client.patch(f"/v1/banks/{unknown}", json={"name": "x"}, headers=op)
+        r = client.patch(f"/v1/banks/{unknown}", json={"name": "x"}, headers={**op, "If-Match": '"1"'})
         assert r.status_code == 404 and r.get_json()["type"].endswith("unknown-bank"), r.get_data(as_text=True)
 
 
 def test_operators_changing_different_things_at_once_keep_both(rt, setup):
-    """Without If-Match each change applies to the bank as stored (If-Match on the write): none is lost."""
+    """In process (the API requires If-Match) a change without a version applies to the bank as stored
+    (If-Match on the write): none is lost."""
     from concurrent.futures import ThreadPoolExecutor
 
     changes = [{"name": "Vietcombank Lạng Sơn"}, {"limits": {"per_transaction_vnd": 9_000_000}},
@@ -1375,7 +1382,8 @@ def test_an_operator_fixes_the_address_and_sends_a_dead_letter_again_once(rt, cl
     hooks = Hooks()
     try:
         hooks.status = 404           # still wrong: the bank refuses, the letter stays open
-        assert client.patch("/v1/banks/vcb", json={"webhook_url": hooks.url}, headers=setup["op"]).status_code == 200
+        assert client.patch("/v1/banks/vcb", json={"webhook_url": hooks.url},
+                            headers=read_at(client, setup["op"])).status_code == 200
         r = client.post(f"/v1/webhooks/dead-letters/{letter}/redeliver", headers=setup["op"])
         assert r.status_code == 422 and r.get_json()["type"].endswith("bank-refused"), r.get_data(as_text=True)
         assert open_letters(client, setup, state="open")["items"][0]["id"] == letter

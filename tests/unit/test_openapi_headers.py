@@ -213,3 +213,31 @@ def test_a_view_that_reads_if_match_undeclared_fails_at_its_first_call(tmp_path)
     assert client.patch("/v1/declared", headers={"If-Match": '"3"'}).get_json() == {"version": 3}
     r = client.patch("/v1/undeclared", headers={"If-Match": '"3"'})
     assert r.status_code == 500 and "takes_if_match" not in r.get_data(as_text=True)   # the caller sees no internals
+
+
+def test_a_required_if_match_is_a_428_naming_it_and_documented_so(tmp_path):
+    # two operators changing one record: the one who read it earlier must not silently undo the other
+    app = create_app("things", schemas_dir=tmp_path, settings=Settings())
+
+    @app.patch("/v1/things/<code>")
+    @allow("public")
+    @takes_if_match(required=True)
+    def change(code):
+        """Change a thing at the version read."""
+        return {"version": if_match_version()}
+
+    client = app.test_client()
+    refused = client.patch("/v1/things/a")
+    assert refused.status_code == 428 and refused.mimetype == MEDIA_TYPE
+    body = refused.get_json()
+    assert body["type"].endswith("/precondition-required") and [e["field"] for e in body["errors"]] == ["If-Match"]
+    assert body["detail_vi"] and body["errors"][0]["message_vi"]   # read in Vietnamese too
+    assert client.patch("/v1/things/a", headers={"If-Match": '"7"'}).get_json() == {"version": 7}
+
+    op = build_openapi(app)["paths"]["/v1/things/{code}"]["patch"]
+    if_match = next(p for p in op["parameters"] if p["name"] == "If-Match")
+    assert _without_description(if_match) == {"name": "If-Match", "in": "header", "required": True,
+                                              "schema": IF_MATCH_SCHEMA}
+    example = op["responses"]["428"]["content"][MEDIA_TYPE]["example"]
+    assert example["status"] == 428 and example["errors"][0]["field"] == "If-Match"
+    assert "412" in op["responses"]

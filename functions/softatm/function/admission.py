@@ -17,12 +17,13 @@ from lscloud import errors
 from lscloud.aggregate import NoChange, save_quietly
 from lscloud.resends import IdReused, changed_fields
 from lscloud.statemachine import Actor
+from lscloud.store import DoesNotExist
 
 from . import banks, journal, ledger, limits, settings, telemetry as tm
 from .consequences import bring_about, settle, settle_quietly
 from .documents import TRANSFERS, open_key
 from .models import OpenTransfer, Transfer
-from .refusals import ADMISSION, TransactionLimit
+from .refusals import ADMISSION, TransactionLimit, UnknownBank
 from .transfers import DEPOSIT, MACHINE, RECEIVED, WITHDRAWAL, iso, local_day, now, parse_iso, view
 
 log = logging.getLogger("softatm.admission")
@@ -38,16 +39,37 @@ class _Taken(errors.Conflict):
 def receive(req: dict, point: dict, actor: Actor) -> tuple[dict, bool]:
     """A teller's create (``req`` normalised): checked against the bank's limit, created and admitted
     (or found again); returns (doc, replayed). A transfer refused at admission raises its refusal,
-    to the first send and to every resend alike."""
-    bank = banks.get(req["bank"])
-    limit = int(bank["limits"]["per_transaction_vnd"])
-    if req["amount_vnd"] > limit:
-        raise TransactionLimit(req["bank"], limit)
-    doc, replayed = create(req, point=point, bank=bank, actor=actor)
+    to the first send and to every resend alike.
+
+    The checks made before the create (the bank is registered, the amount within its per-transaction
+    limit) judge a fresh create only: a transfer that exists was judged when it was created, under the
+    limits it keeps, and may hold cash; a resend after an operator lowered a limit (or replaced the
+    bank) gets that transfer again. What admission judges (daily limit, float) is stored with the
+    transfer, so a resend gets that same answer, never a new judgement of today's float."""
+    try:
+        bank = banks.get(req["bank"])
+        limit = int(bank["limits"]["per_transaction_vnd"])
+        if req["amount_vnd"] > limit:
+            raise TransactionLimit(req["bank"], limit)
+    except (TransactionLimit, UnknownBank):
+        # only when refusing: the fresh create's path reads nothing before its create-only write
+        stored = _stored(req["id"])
+        if stored is None:
+            raise
+        doc, replayed = found_again(stored, point, req), True
+    else:
+        doc, replayed = create(req, point=point, bank=bank, actor=actor)
     refused = (doc.get("answers") or {}).get("create", {}).get("problem")
     if refused:
         raise ADMISSION[refused](view(doc), replayed=replayed)
     return doc, replayed
+
+
+def _stored(tid: str) -> dict | None:
+    try:
+        return Transfer.get(tid).data
+    except DoesNotExist:
+        return None
 
 
 def create(req: dict, *, point: dict, bank: dict, actor: Actor) -> tuple[dict, bool]:
@@ -69,16 +91,20 @@ def create(req: dict, *, point: dict, bank: dict, actor: Actor) -> tuple[dict, b
     try:
         created = TRANSFERS.create(Transfer(tid, data=doc), [received], conflict=_Taken())
     except _Taken:
-        stored = Transfer.get(tid).data
-        if stored["point"] != point["code"]:
-            # before any comparison: which fields differ from another point's customer would tell a
-            # teller whether a guessed CCCD, account or phone is theirs
-            raise IdReused(["/id"], key=tid, detail="This id belongs to a transfer at another point.",
-                           message="used by a transfer at another point",
-                           message_vi="đã được dùng cho giao dịch ở điểm khác") from None
-        return resend(stored, "create", req), True
+        return found_again(Transfer.get(tid).data, point, req), True
     tm.transfer(doc["kind"], "created")
     return admit(tid, created.item), False
+
+
+def found_again(stored: dict, point: dict, req: dict) -> dict:
+    """The transfer a create's id already names, for a resend of the same body from the same point."""
+    if stored["point"] != point["code"]:
+        # before any comparison: which fields differ from another point's customer would tell a
+        # teller whether a guessed CCCD, account or phone is theirs
+        raise IdReused(["/id"], key=stored["id"], detail="This id belongs to a transfer at another point.",
+                       message="used by a transfer at another point",
+                       message_vi="đã được dùng cho giao dịch ở điểm khác")
+    return resend(stored, "create", req)
 
 
 def resend(doc: dict, action: str, req: dict) -> dict:

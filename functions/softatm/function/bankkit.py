@@ -124,7 +124,7 @@ class Kit:
         try:
             http_client.parse_url(data["webhook_url"])
         except http_client.BadUrl as exc:
-            return False, f"no webhook can be sent to its address ({exc.message}): PATCH /v1/banks/{{code}}"
+            return False, f"no webhook can be sent to its address ({exc.message}): PATCH /v1/banks/{{code}} (If-Match: its ETag)"
         return True, f"webhook {data['webhook_url']}, signing key {kid} ({banks.fingerprint(secret)})"
 
     def tampered(self):

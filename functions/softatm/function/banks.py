@@ -22,10 +22,11 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from lscloud import errors, freshness, http_client
 from lscloud.lru import LRU
+from lscloud.resends import IdReused, changed_fields
 from lscloud.store import ConditionalCheckFailed, DoesNotExist, InvalidKey
 
 from .models import Bank
-from .refusals import BankExists, KeySlotEmpty, KeySlotInUse, UnknownBank
+from .refusals import KeySlotEmpty, KeySlotInUse, UnknownBank
 from .settings import Settings
 
 log = logging.getLogger("softatm.banks")
@@ -105,7 +106,11 @@ def public(data: dict) -> dict:
     return out
 
 
-def register(settings, body: dict, at: str) -> dict:
+def register(settings, body: dict, at: str) -> tuple[dict, bool]:
+    """Register bank ``body`` (create-only under its code); returns the bank as answers show it, and
+    whether it was registered already (a resend: the same name, webhook address, limits and keys).
+    A code registered with other details is :class:`~lscloud.resends.IdReused` naming the fields
+    that differ (``/keys/<i>`` for a key: by fingerprint, never shown)."""
     code = body["code"]
     if not CODE_RE.match(code):
         raise errors.Invalid.at("/code", "a bank code is 2-31 lowercase letters, digits or '-'",
@@ -126,28 +131,36 @@ def register(settings, body: dict, at: str) -> dict:
         Bank(code, data=data).save()
     except ConditionalCheckFailed:
         existing = read(code)[0]
-        same = {k: existing[k] for k in ("name", "webhook_url", "limits")} == \
-            {k: data[k] for k in ("name", "webhook_url", "limits")} and \
-            [k["fingerprint"] for k in existing["keys"]] == [k["fingerprint"] for k in keys]
-        if same:
-            return public(existing)  # a resend
-        raise BankExists(f"bank {code!r} is already registered with other details",
-                         detail_vi="Ngân hàng đã được đăng ký với thông tin khác.") from None
+        diff = changed_fields(_as_registered(existing), _as_registered(data))
+        if diff:
+            raise IdReused(diff, key=code, message="differs from the bank registered under this code",
+                           message_vi="khác với ngân hàng đã đăng ký dưới mã này",
+                           detail=f"bank {code!r} is already registered with other details: {len(diff)} field(s) "
+                                  "differ; send the same registration to get it again, or change the bank "
+                                  "(PATCH with If-Match, or a key rotation)") from None
+        return public(existing), True
     _forget()
-    return public(data)
+    return public(data), False
+
+
+def _as_registered(data: dict) -> dict:
+    """What a registration says, as its body's pointers name it (a key by its fingerprint; a slot left
+    empty as null), to tell a resend from another registration under the same code."""
+    return {"code": data["code"], "name": data["name"], "webhook_url": data["webhook_url"],
+            "limits": data["limits"], "keys": [k["fingerprint"] for k in data["keys"]]}
 
 
 def upsert(settings, body: dict, at: str) -> dict:
     """Register, or replace a registration outright (seeding a test peer; never for real banks)."""
     try:
-        return register(settings, body, at)
-    except BankExists:
+        return register(settings, body, at)[0]
+    except IdReused:
         pass
     item = Bank(body["code"])
     item.refresh()
     item.delete()
     _forget()
-    return register(settings, body, at)
+    return register(settings, body, at)[0]
 
 
 CHANGEABLE = ("name", "webhook_url", "limits")
@@ -160,9 +173,9 @@ def change(settings, code: str, patch: dict, at: str, by: str, version: int | No
     bank records who changed it last and when (``changed_by``, ``changed_at``): where its webhooks
     go decides who receives its customers' account and ID numbers.
 
-    ``version`` (the caller's ``If-Match``): change only that version, else 412. Without one the
-    patch applies to the bank as stored, so two operators changing different things both keep
-    theirs. A patch that changes nothing writes nothing."""
+    ``version`` (the caller's ``If-Match``, which the API requires): change only that version, else
+    412. None (in-process callers only) applies the patch to the bank as stored. A patch that changes
+    nothing writes nothing."""
     if "webhook_url" in patch:
         check_webhook_url(settings, patch["webhook_url"])
 

@@ -128,10 +128,6 @@ CASH = {c.type: c for c in (FloatLimit, CashInsufficient)}
 
 # -- banks -------------------------------------------------------------------------------------------
 
-class BankExists(errors.Conflict):
-    type, title, title_vi = "bank-exists", "Bank exists", "Ngân hàng đã được đăng ký"
-
-
 class UnknownBank(errors.NotFound):
     type, title, title_vi = "unknown-bank", "Unknown bank", "Ngân hàng chưa được đăng ký"
 

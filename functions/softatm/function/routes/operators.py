@@ -7,6 +7,7 @@ from flask import Blueprint, g
 
 from lscloud import deadletters, errors
 from lscloud.auth import allow, principal
+from lscloud.idempotency import REPLAYED_HEADER
 from lscloud.web import (app_state, if_match_version, page_params, query_params, responds, takes_if_match,
                          validate_body, versioned_json)
 
@@ -20,10 +21,13 @@ bp = Blueprint("softatm_operators", __name__)
 @bp.post("/v1/banks")
 @allow("operator")
 @validate_body("softatm/bank-register.json")
-@responds("softatm/bank.json", status=201)
+@responds("softatm/bank.json", status=201,
+          headers={REPLAYED_HEADER: "true on a resend of the same registration (the bank as registered)"})
 def register_bank():
-    """Register a partner bank: code, name, webhook URL, one or two HMAC keys, limits."""
-    return answer(banks.register(app_state().settings, g.body, iso(now())), 201)
+    """Register a partner bank: code, name, webhook URL, one or two HMAC keys, limits. A resend of the
+    same registration answers the bank again; the code with other details is a 409 naming the fields."""
+    data, replayed = banks.register(app_state().settings, g.body, iso(now()))
+    return answer(data, 201, replayed)
 
 
 @bp.get("/v1/banks")
@@ -51,14 +55,15 @@ def get_bank(code):
 
 @bp.patch(f"/v1/banks/<{BANK.format('code')}>")
 @allow("operator")
-@takes_if_match
+@takes_if_match(required=True)   # where a bank's webhooks go decides who receives its customers' numbers
 @validate_body("softatm/bank-change.json")
 @responds("softatm/bank.json", **VERSIONED)
 def change_bank(code):
     """Change a bank's name, webhook URL or limits (a JSON merge patch, RFC 7396; a limit not named
-    keeps its value). With ``If-Match`` (the ETag of a read), only that version is changed."""
-    version = if_match_version()
-    return versioned_json(*banks.change(app_state().settings, code, g.body, iso(now()), principal().sub, version))
+    keeps its value), at the version read: ``If-Match`` (the ETag of a read) is required (428 without
+    it, 412 once the bank changed since)."""
+    return versioned_json(*banks.change(app_state().settings, code, g.body, iso(now()), principal().sub,
+                                       if_match_version()))
 
 
 @bp.post(f"/v1/banks/<{BANK.format('code')}>/keys")
