@@ -190,6 +190,8 @@ else:
     ready = [*knative.ready, event_bus.ready, store.ready, secrets, collector, config, *internal_ca.ready]
     hook_policy = hooks.HookPolicy("lscloud-hooks", platform, opts=after_ns)
     urls = {}
+    # a changed key names new migration Jobs (hooks.key_digest): the data is re-keyed before the new revision serves
+    pseudonym_key = secrets.values["lscloud-pseudonym"]["key"]
     for m in functions:
         image = settings.image_for(m.name)
         # a rotated or changed value the function reads rolls out a new revision
@@ -197,7 +199,7 @@ else:
                                 if r.kind == "configMap"},
                  "secrets": {f"{r.name}/{r.key}": (config.values.get(r.name) or secrets.values.get(r.name) or {}).get(r.key)
                              for r in function_config.users[m.name] if r.kind == "secret"},
-                 "pseudonym": secrets.values["lscloud-pseudonym"]["key"],
+                 "pseudonym": pseudonym_key,
                  "s3": store.user_secrets[m.name]}
         digest = pulumi.Output.from_input(reads).apply(appconfig.digest_of)
         # the store check first (a store that breaks a conditional write never serves the function), then the migration
@@ -206,7 +208,7 @@ else:
         for kind in (k for k in hooks.wanted(m) if k in hooks.BEFORE_SERVING):
             before.append(hooks.FunctionHook(
                 f"lscloud-{kind}-{m.name}", m, kind, platform, image=image, store_image=settings.objectStore.image,
-                override=override,
+                override=override, pseudonym_key=pseudonym_key,
                 opts=pulumi.ResourceOptions(provider=provider, depends_on=[*ready, hook_policy, *before])))
         fn = Function(m.name, m, platform, image=image,
                       defaults=settings.functionDefaults, override=settings.functions.get(m.name),
@@ -214,7 +216,7 @@ else:
         # the seed, and the migration again once no replica of an older revision writes the older layout
         for kind in (k for k in hooks.wanted(m) if k in hooks.AFTER_SERVING):
             hooks.FunctionHook(f"lscloud-{kind}-{m.name}", m, kind, platform, image=image, override=override,
-                               opts=pulumi.ResourceOptions(provider=provider, depends_on=[fn, hook_policy]))
+                               pseudonym_key=pseudonym_key, opts=pulumi.ResourceOptions(provider=provider, depends_on=[fn, hook_policy]))
         urls[m.name] = fn.url
 
     # JetStream -> brokers: one bridge per broker, forwarding the types its Triggers filter on

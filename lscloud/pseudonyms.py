@@ -70,6 +70,39 @@ class Pseudonym(str):
     __slots__ = ()
 
 
+KEY_ID_PURPOSE = "lscloud-pseudonym-key-id"
+KEY_MARKER_PREFIX = "_lscloud/pseudonym-key"
+KEY_HISTORY = 20
+"""How many earlier key ids a key marker keeps (which keys the data was keyed under before)."""
+
+
+def key_id_of(key: str | bytes) -> str:
+    """The key id of ``key``: 10 characters of an HMAC under it, so it names the key in logs, markers
+    and messages without revealing it (and cannot be computed without it)."""
+    raw = key.encode("utf-8") if isinstance(key, str) else bytes(key)
+    mac = hmac.digest(raw, KEY_ID_PURPOSE.encode("utf-8") + b"\x00", "sha256")
+    return base64.b32encode(mac).decode("ascii")[:10].lower()
+
+
 def key_id() -> str:
     """A short public name for the current key (which key wrote a migration marker), not the key."""
-    return pseudonym("lscloud-pseudonym-key-id", b"")[:10]
+    return key_id_of(_current_key())
+
+
+def key_marker(function: str) -> str:
+    """The object, in ``function``'s bucket, recording which key its data is keyed under: written by
+    its migration once every index it keys is re-keyed (:mod:`lscloud.serve`). One per function, as
+    the local cloud's functions share one bucket."""
+    return f"{KEY_MARKER_PREFIX}/{function}.json"
+
+
+def key_record(function: str, previous: dict | None, *, at: str) -> dict:
+    """The key marker's content once ``function``'s data is keyed under the current key: its id and,
+    newest first, the ids it was keyed under before (``previous``: the marker it replaces). Ids only,
+    never a key."""
+    current = key_id()
+    history = list((previous or {}).get("history") or [])
+    if previous and previous.get("key_id") and previous["key_id"] != current:
+        history.insert(0, {"key_id": previous["key_id"], "until": at})
+    return {"function": function, "key_id": current, "keyed_at": at if not previous or previous.get("key_id") != current
+            else previous.get("keyed_at", at), "history": history[:KEY_HISTORY]}

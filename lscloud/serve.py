@@ -25,6 +25,16 @@ before the seed and before the function serves; every hook is idempotent, so ``-
 crash half-way is harmless. Outside the local cloud (the cluster) an operator runs the same
 command with the function's own environment (its bucket, credentials and pseudonym key).
 
+Which pseudonym key the data is keyed under is recorded beside it: the migration writes
+``_lscloud/pseudonym-key/<function>.json`` (:func:`lscloud.pseudonyms.key_marker`: the key's id and
+the ids it was keyed under before, never a key) once it has re-keyed, and it runs whenever that
+record names another key than the process's, or none, whatever its own marker says: switching a
+key back and forth re-keys back and forth. (Re-keying needs only the new key: every index keyed by
+a pseudonym holds the clear value it stands for, :mod:`lscloud.store.rekey`.) A function with a
+migration that is served while the record names another key is not ready, and answers 503, until
+a migration to its key has run (:class:`KeyGuard`): it would answer from indexes it cannot find
+anything in.
+
 ``--migrate --after-rollout`` is the migration's second phase, for the cluster: there Knative keeps
 replicas of the older revision serving, and writing the older layout (no entries in the new
 indexes), while the new revision rolls out, after the first phase ran. So the cluster runs the
@@ -77,6 +87,9 @@ from typing import Iterator
 SEED_MARKER_PREFIX = "_lscloud/seeds"
 WAIT_FOR_TIMEOUT_S = 120.0
 MIGRATION_MARKER_PREFIX = "_lscloud/migrations"
+KEY_RECHECK_S = 30.0
+"""A function whose data is keyed under its key reads the record again after this long (a
+migration elsewhere may re-key it meanwhile); one whose data is not, at every readiness probe."""
 
 
 def load_package(function_dir: Path) -> ModuleType:
@@ -114,7 +127,114 @@ def serve(function_dir: Path) -> None:
     new = getattr(module, "new", None)
     if new is None or not callable(new):
         raise SystemExit(f"{function_dir}/function/__init__.py must export new()")
+    function_dir = Path(function_dir).resolve()
+    if (function_dir / "function" / "migrate.py").is_file():
+        # only a migration re-keys: a function without one keys nothing it could move
+        made, name = new, function_dir.name
+        new = lambda: KeyGuard(made(), name)  # noqa: E731
     function_server.serve(new)
+
+
+def recorded_key(objects, bucket: str, function: str) -> dict | None:
+    """The record of which pseudonym key ``function``'s data in ``bucket`` is keyed under
+    (:func:`lscloud.pseudonyms.key_record`), or None when there is none (or it is unreadable)."""
+    from lscloud import pseudonyms
+    from lscloud.store.errors import DoesNotExist
+
+    try:
+        record = json.loads(objects.get(bucket, pseudonyms.key_marker(function)).body)
+    except DoesNotExist:
+        return None
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def key_mismatch(function: str, recorded: str, current: str) -> str:
+    """What an operator reads when ``function``'s data is keyed under another key than its own:
+    both key ids (never a key), and what to run."""
+    return (f"{function}: its data is keyed under pseudonym key id {recorded}, this process has key id "
+            f"{current}: not ready until a migration to key id {current} has run (local: `lscloud migrate "
+            f"--force {function}`; cluster: its migration Job, or `python -m lscloud.serve --migrate "
+            f"/app/functions/{function}` with the function's environment) / dữ liệu của {function} được "
+            f"khoá theo khoá bí danh {recorded}, tiến trình này dùng khoá {current}: chưa sẵn sàng cho tới "
+            f"khi chạy migration sang khoá {current}")
+
+
+class KeyGuard:
+    """A function instance (func-python's: ``handle``, and ``start``/``stop``/``alive``/``ready`` if it
+    has them) that is not ready, and answers 503, while its bucket records that its data is keyed
+    under another pseudonym key than the process's (see the module docstring). Nothing recorded
+    (a bucket no migration has written to yet) is no mismatch: the migration records it."""
+
+    def __init__(self, instance, function: str):
+        self._f = instance
+        self.function = function
+        self._mismatch: str | None = None
+        self._checked_at: float | None = None
+        self._logged: set[tuple[str, str]] = set()
+        self._own = None   # a runtime of its own, when the function installed none
+
+    def __getattr__(self, name: str):
+        # stop, alive, ...: as the instance has them (FunctionApp asks with hasattr)
+        return getattr(self._f, name)
+
+    def start(self, cfg) -> None:
+        if hasattr(self._f, "start"):
+            self._f.start(cfg)
+        self._verify()
+
+    def ready(self):
+        mismatch = self._verify()
+        if mismatch:
+            return False, mismatch
+        inner = getattr(self._f, "ready", None)
+        return inner() if callable(inner) else True
+
+    async def handle(self, scope, receive, send) -> None:
+        if self._mismatch is None:
+            await self._f.handle(scope, receive, send)
+            return
+        from lscloud.problems import MEDIA_TYPE, Problem
+
+        body = Problem(503, type="pseudonym-key-mismatch",
+                       detail="This service's data is keyed under another pseudonym key until its migration "
+                              "has run; try again later.",
+                       detail_vi="Dữ liệu của dịch vụ đang theo một khoá bí danh khác cho tới khi chạy migration; "
+                                 "vui lòng thử lại sau.").body()
+        await send({"type": "http.response.start", "status": 503,
+                    "headers": [(b"content-type", MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode()),
+                                (b"retry-after", b"30")]})
+        await send({"type": "http.response.body", "body": body})
+
+    def _verify(self) -> str | None:
+        """The mismatch, read again unless the data was found keyed under this key lately; a store
+        that does not answer keeps the last verdict (readiness checks the store itself)."""
+        now = time.monotonic()
+        if self._mismatch is None and self._checked_at is not None and now - self._checked_at < KEY_RECHECK_S:
+            return None
+        from lscloud import config, pseudonyms, runtime
+
+        try:
+            rt = runtime.installed()
+            if rt is None:
+                self._own = self._own or runtime.Runtime(config.load())
+                rt = self._own
+            current = pseudonyms.key_id_of(rt.settings.pseudonym_key)
+            recorded = (recorded_key(rt.objects, rt.settings.bucket, self.function) or {}).get("key_id")
+        except Exception:  # noqa: BLE001 - the store's own readiness says it is down
+            return self._mismatch
+        self._checked_at = now
+        if not recorded or recorded == current:
+            self._mismatch = None
+            return None
+        self._mismatch = key_mismatch(self.function, recorded, current)
+        if (recorded, current) not in self._logged:
+            self._logged.add((recorded, current))
+            import logging
+
+            logging.getLogger("lscloud.serve").error("%s", self._mismatch)
+        return self._mismatch
 
 
 def wait_for(path: Path, timeout_s: float = WAIT_FOR_TIMEOUT_S) -> bool:
@@ -149,7 +269,9 @@ AFTER_ROLLOUT = "after"
 
 def migrate(function_dir: Path, *, force: bool = False, after_rollout: bool = False) -> dict:
     """Run the function's migration hook unless this version of it already ran with this pseudonym
-    key; ``after_rollout``: its second phase, once per version too, whether or not the first ran."""
+    key and the bucket records its data keyed under this key (it runs when the record names another
+    key, or none); ``after_rollout``: its second phase, once per version too, whether or not the
+    first ran. Either records the key once the hook has run."""
     return _run_once(Path(function_dir), "migrate", MIGRATION_MARKER_PREFIX, force=force,
                      phase=AFTER_ROLLOUT if after_rollout else "")
 
@@ -168,7 +290,7 @@ def _fingerprint(hook: ModuleType, kind: str, package_dir: Path) -> str:
 def _run_once(function_dir: Path, kind: str, marker_prefix: str, *, force: bool, phase: str = "") -> dict:
     """Run ``function/<kind>.py``'s ``<kind>(runtime)`` once per fingerprint (and ``phase``), recorded
     by a marker object."""
-    from lscloud import config, runtime
+    from lscloud import config, pseudonyms, runtime
 
     function_dir = function_dir.resolve()
     name = function_dir.name
@@ -186,7 +308,14 @@ def _run_once(function_dir: Path, kind: str, marker_prefix: str, *, force: bool,
             fingerprint += ":" + phase
         bucket = rt.settings.bucket
         key = f"{marker_prefix}/{name}/{hashlib.sha256(fingerprint.encode()).hexdigest()[:32]}.json"
-        if not force:
+        recorded, keyed_under = None, None
+        if kind == "migrate":
+            # the hook's own marker says this version ran with this key once; the key record says what
+            # the data is keyed under now (another key may have re-keyed it since), and nothing
+            # recorded (data from before the record existed) could be keyed under any key
+            recorded = recorded_key(rt.objects, bucket, name)
+            keyed_under = (recorded or {}).get("key_id")
+        if not force and (kind != "migrate" or keyed_under == pseudonyms.key_id()):
             try:
                 rt.objects.head(bucket, key)
                 return {"function": name, done: False, "reason": "already done", "marker": key,
@@ -200,8 +329,15 @@ def _run_once(function_dir: Path, kind: str, marker_prefix: str, *, force: bool,
                   f"{done}_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                   "result": result if isinstance(result, (int, float, str, dict, list, type(None))) else repr(result)}
         rt.objects.put(bucket, key, json.dumps(record, default=str).encode())
+        extra = {}
+        if kind == "migrate":
+            # only now: a hook that failed leaves the record naming the key the data is still keyed under
+            rt.objects.put(bucket, pseudonyms.key_marker(name), json.dumps(
+                pseudonyms.key_record(name, recorded, at=record["migrated_at"])).encode())
+            extra = {"key_id": pseudonyms.key_id(),
+                     **({"rekeyed_from": keyed_under} if keyed_under and keyed_under != pseudonyms.key_id() else {})}
         return {"function": name, done: True, "marker": key, "took_ms": took_ms, "result": record["result"],
-                **({"phase": phase} if phase else {})}
+                **({"phase": phase} if phase else {}), **extra}
     finally:
         runtime.uninstall()
 

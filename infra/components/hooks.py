@@ -18,6 +18,11 @@ bucket, credentials, pseudonym key, CA), running ``python -m lscloud.serve --mig
 - **re-run when the data changes**: the Job's name carries a digest of the image and of every file
   of the function's package, so a new image or new data makes a new Job; a changed name is a new
   Job that Pulumi creates and waits for;
+- **re-run when the pseudonym key changes**: a migration Job's name also carries a digest of the
+  ``lscloud-pseudonym`` Secret's key (:func:`key_digest`, the config digest's
+  :func:`.appconfig.digest_of`; never the key), so a new key re-keys the data before the revision
+  that uses it serves (that revision is not ready while the bucket records another key:
+  :class:`lscloud.serve.KeyGuard`);
 - a seed whose ``seed.py`` says ``CLUSTER = False`` (identity's generated citizens: the cluster asks
   the national registry) gets no Job.
 
@@ -49,6 +54,7 @@ import pulumi
 from lscloud.manifest import Manifest
 from lscloud.serve import package_fingerprint
 
+from . import appconfig
 from . import k8s as kx
 from . import rollout
 from .function import KUBE_CA_CONFIGMAP, KUBE_CA_MOUNT, PlatformEndpoints, client_cert_secret, render_env
@@ -83,10 +89,22 @@ def wanted(m: Manifest) -> list[str]:
     return out
 
 
-def job_name(m: Manifest, kind: str, image: str, store_image: str = "") -> str:
+KEYED = ("migrate", AFTER_ROLLOUT)
+"""The hooks that re-key the data under the pseudonym key: a changed key runs them again."""
+
+
+def key_digest(pseudonym_key: str) -> str:
+    """A digest of the pseudonym key, as the Service's config digest takes it (never the key)."""
+    return appconfig.digest_of({"pseudonym": pseudonym_key})
+
+
+def job_name(m: Manifest, kind: str, image: str, store_image: str = "", key_digest: str = "") -> str:
     """A name per version of what the hook depends on: the store check, the runtime's code and the
-    store's (``store_image``); the data hooks, the code and the function's package."""
+    store's (``store_image``); the data hooks, the code and the function's package; the migrations,
+    the pseudonym key too (``key_digest``: :func:`key_digest`; empty: as before there was one)."""
     depends = store_image if kind == "store-check" else package_fingerprint(m.package)
+    if kind in KEYED and key_digest:
+        depends += "\0" + key_digest
     digest = hashlib.sha256((image + "\0" + depends).encode()).hexdigest()[:10]
     return kx.dns_name(kind, m.name, digest)
 
@@ -102,9 +120,10 @@ def await_timeout(kind: str) -> str:
 
 
 def render_job(m: Manifest, kind: str, p: PlatformEndpoints, *, image: str, store_image: str = "",
-               override: FunctionOverride | None = None) -> dict:
+               override: FunctionOverride | None = None, key_digest: pulumi.Input[str] | None = None) -> dict:
     """The Job of hook ``kind``, with the function's environment as its Service gets it (``override``:
-    the function's stack settings, e.g. its bucket's retention)."""
+    the function's stack settings, e.g. its bucket's retention; ``key_digest``: of the pseudonym key,
+    :func:`key_digest`, in a migration's name; an Output gives an Output name)."""
     if kind not in KINDS:
         raise ValueError(f"unknown hook {kind!r}")
     if kind == AFTER_ROLLOUT:
@@ -115,7 +134,7 @@ def render_job(m: Manifest, kind: str, p: PlatformEndpoints, *, image: str, stor
     lbl = kx.labels(f"{kind}-{m.name}", component, **{"lscloud.langson.gov.vn/function": m.name})
     job = {
         "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": job_name(m, kind, image, store_image), "namespace": p.namespace, "labels": lbl},
+        "metadata": {"name": _name(m, kind, image, store_image, key_digest), "namespace": p.namespace, "labels": lbl},
         "spec": {
             "backoffLimit": 6,
             "activeDeadlineSeconds": job_deadline_s(kind),
@@ -145,6 +164,12 @@ def render_job(m: Manifest, kind: str, p: PlatformEndpoints, *, image: str, stor
     if kind == AFTER_ROLLOUT:
         _wait_for_rollout_first(job, m, p, image)
     return job
+
+
+def _name(m: Manifest, kind: str, image: str, store_image: str, key_digest: pulumi.Input[str] | None):
+    if key_digest is None or isinstance(key_digest, str):
+        return job_name(m, kind, image, store_image, key_digest or "")
+    return pulumi.Output.from_input(key_digest).apply(lambda d: job_name(m, kind, image, store_image, d))
 
 
 def _wait_for_rollout_first(job: dict, m: Manifest, p: PlatformEndpoints, image: str) -> None:
@@ -208,12 +233,20 @@ class HookPolicy(pulumi.ComponentResource):
 class FunctionHook(pulumi.ComponentResource):
     """One hook Job of one function (Pulumi waits for it to complete). ``override``: the function's
     stack settings, as its Service gets them. An after-rollout hook (kind :data:`AFTER_ROLLOUT`) must
-    be created after the function's Service (``depends_on``); it brings its own account and Role."""
+    be created after the function's Service (``depends_on``); it brings its own account and Role.
+    ``pseudonym_key``: the ``lscloud-pseudonym`` Secret's key (an Output, secret), whose digest names
+    a migration's Job, so a changed key runs it again."""
 
     def __init__(self, name: str, m: Manifest, kind: str, p: PlatformEndpoints, *, image: str, store_image: str = "",
-                 override: FunctionOverride | None = None, opts: pulumi.ResourceOptions | None = None):
+                 override: FunctionOverride | None = None, pseudonym_key: pulumi.Input[str] | None = None,
+                 opts: pulumi.ResourceOptions | None = None):
         super().__init__("lscloud:index:FunctionHook", name, None, opts)
-        self.object = render_job(m, kind, p, image=image, store_image=store_image, override=override)
+        digest = None
+        if pseudonym_key is not None and kind in KEYED:
+            # a digest names no key: the Job's name need not be hidden in the stack's state and diffs
+            digest = pulumi.Output.unsecret(pulumi.Output.from_input(pseudonym_key).apply(key_digest))
+        self.object = render_job(m, kind, p, image=image, store_image=store_image, override=override,
+                                 key_digest=digest)
         self.rbac = (rollout.create_rbac(name, m.name, p, pulumi.ResourceOptions(parent=self))
                      if kind == AFTER_ROLLOUT else [])
         timeout = await_timeout(kind)

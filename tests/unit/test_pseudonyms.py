@@ -82,4 +82,7 @@ def test_the_local_cloud_keeps_one_key_per_state_dir(tmp_path):
     assert stat.S_IMODE(os.stat(pseudonym_key.key_file(tmp_path)).st_mode) == 0o600
     assert pseudonym_key.ensure(tmp_path) == key != pseudonym_key.ensure(tmp_path / "other")
     assert pseudonym_key.for_cloud(tmp_path, config.load({})) == key                  # the default: the dir's
-    assert pseudonym_key.for_cloud(tmp_path, config.load({"LSCLOUD_PSEUDONYM_KEY": KEY})) == KEY   # a set one wins
+    # a set one that is not the dir's is refused: the dir's data is keyed under the dir's key
+    with pytest.raises(config.ConfigError):
+        pseudonym_key.for_cloud(tmp_path, config.load({"LSCLOUD_PSEUDONYM_KEY": KEY}))
+    assert pseudonym_key.for_cloud(tmp_path / "new", config.load({"LSCLOUD_PSEUDONYM_KEY": KEY})) == KEY   # a new dir adopts it
