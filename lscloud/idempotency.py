@@ -136,6 +136,19 @@ def record_key(function: str, caller: str, method: str, path: str, key: str) -> 
            f"{pseudonyms.pseudonym('idempotency-key', key)}.json"
 
 
+def recorded(key: str) -> bool:
+    """Whether this request (its function, caller, method and path) already has a record under the
+    header key ``key``: a resend, which :func:`idempotent` answers from that record (or refuses as the
+    key's reuse) without running the view. For a check made before the body is read (a rate limit
+    that must not count a retry: :func:`lscloud.web.before_body`)."""
+    objects, bucket = store.connection()
+    try:
+        objects.head(bucket, record_key(app_state().name, _scope(), request.method, request.path, key))
+        return True
+    except store.DoesNotExist:
+        return False
+
+
 IMPLICIT_S = 900
 """How long an implicit key (:func:`idempotent`'s ``implicit_s``) answers its request again: a
 phone's retries after a lost answer come within seconds or minutes."""

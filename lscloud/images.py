@@ -23,6 +23,7 @@ once make the same bytes), rather than sending its megabytes to every phone for 
 from __future__ import annotations
 
 import io
+import math
 import threading
 import warnings
 from dataclasses import dataclass
@@ -30,17 +31,27 @@ from dataclasses import dataclass
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 MEDIA_TYPES = ("image/jpeg", "image/png")
-MAX_PIXELS = 40_000_000     # a 48-megapixel phone photo is refused; 12 MP (4000×3000) is fine
+MAX_PIXELS = 25_000_000
+"""The largest photo taken, in pixels. What phones send by default passes: 12 MP (4032×3024, and the
+4080×3072 a 50 MP sensor bins to), the 13 and 16 MP of cheaper phones, the 24 MP (5712×4284) of
+recent iPhones. The full-sensor 48/50/108/200 MP modes, chosen by hand, are refused (a 422 asking
+for the usual size): no report or shop page needs them, and cleaning is what bounds this. Cleaning
+holds at most two full-size copies of 4 bytes a pixel (a portrait photo is turned: the turned copy
+is made while the decoded one is still held), some 200 MB at this bound; one decode at a time
+(:data:`DECODES_AT_ONCE`) keeps that within the smallest pod that takes photos (384Mi, with the
+app), where the 40 MP of before was 540 MB a decode, two at once: the replica was OOM-killed
+(tests/unit/test_images_memory.py measures it against the func.yaml limits)."""
 JPEG_QUALITY = 85
 DISPLAY = "display"
 """The rendition's name (:meth:`lscloud.store.BlobStore.put_rendition`); ``claimed_only(..., renditions=RENDITIONS)``."""
 RENDITIONS = (DISPLAY,)
 DISPLAY_LONG_SIDE = 1600    # sharp on a phone's screen at full width; a 12 MP photo's bytes over 7
 DISPLAY_QUALITY = 82
-DECODES_AT_ONCE = 2
-"""Photos decoded at once in a process. A 40-megapixel picture is some 300 MB while it is decoded,
-turned and encoded (a 170 KB PNG of one colour can be one): sixteen at once, as many as a replica
-has request threads, are far past its memory. The others wait their turn, up to :data:`WAIT_S`."""
+DECODES_AT_ONCE = 1
+"""Photos decoded at once in a process. A photo at :data:`MAX_PIXELS` is some 200 MB while it is
+decoded, turned and encoded (a 100 KB PNG of one colour can be one): two at once are more than a
+384Mi pod holds beside the app, and the pods have one CPU, so a second decode would only share it.
+The others wait their turn, up to :data:`WAIT_S`."""
 WAIT_S = 20.0
 _decoding = threading.BoundedSemaphore(DECODES_AT_ONCE)
 _FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG"}
@@ -51,11 +62,12 @@ warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 
 
 class ImageRejected(ValueError):
-    """The bytes are not an acceptable photo; ``field`` names what is wrong, ``str()`` says why."""
+    """The bytes are not an acceptable photo; ``field`` names what is wrong, ``str()`` says why
+    (``message_vi`` in Vietnamese, when there is more to say than that the photo is refused)."""
 
-    def __init__(self, message: str, field: str = "body"):
+    def __init__(self, message: str, field: str = "body", message_vi: str | None = None):
         super().__init__(message)
-        self.field = field
+        self.field, self.message_vi = field, message_vi
 
 
 @dataclass(frozen=True)
@@ -95,26 +107,51 @@ def _take_turn() -> None:
 
 
 def _clean(data: bytes, media_type: str, display: bool) -> CleanImage:
+    # at most two full-size copies of the pixels are ever held (while one is turned or converted
+    # into the next, the first is freed as soon as it is done): MAX_PIXELS is bounded by that
     try:
         with Image.open(io.BytesIO(data), formats=[_FORMATS[media_type]]) as img:
-            if img.width * img.height > MAX_PIXELS:
-                raise ImageRejected(f"the photo has {img.width}×{img.height} pixels, more than {MAX_PIXELS}")
+            _check_size(img)
             img.load()
-            upright = _upright(img)
+            _upright(img)
+            pixels = _encodable(img, media_type)
+            small = _display(pixels) if display else None
+            return CleanImage(_encode(pixels, media_type, JPEG_QUALITY), media_type, pixels.width, pixels.height,
+                              small)
     except ImageRejected:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning, OSError,
             ValueError, SyntaxError) as exc:
         raise ImageRejected(f"the body is not a readable {media_type} image ({exc.__class__.__name__})") from None
-    return CleanImage(_encode(upright, media_type, JPEG_QUALITY), media_type, upright.width, upright.height,
-                      _display(upright) if display else None)
+
+
+def _check_size(img: Image.Image) -> None:
+    if img.width * img.height > MAX_PIXELS:
+        raise ImageRejected(
+            f"the photo has {img.width}×{img.height} pixels, more than {MAX_PIXELS // 1_000_000} megapixels: "
+            "send it at a phone camera's usual size (12 MP)",
+            message_vi=f"Ảnh có {img.width}×{img.height} điểm ảnh, quá {MAX_PIXELS // 1_000_000} megapixel: vui lòng "
+                       "gửi ảnh ở cỡ thường của máy ảnh điện thoại (12 MP).")
+
+
+def _encodable(img: Image.Image, media_type: str) -> Image.Image:
+    """``img`` in a mode the format is written in: itself, or converted with the original's pixels
+    freed at once (a CMYK JPEG or a 16-bit PNG would otherwise be held twice while it is encoded)."""
+    modes = ("RGB", "L") if media_type == "image/jpeg" else ("RGB", "RGBA", "L", "LA", "P", "1")
+    if img.mode in modes:
+        return img
+    converted = img.convert("RGB" if media_type == "image/jpeg" else "RGBA")
+    img.close()
+    return converted
 
 
 def _encode(img: Image.Image, media_type: str, quality: int) -> bytes:
     out = io.BytesIO()
     if media_type == "image/jpeg":
         pixels = img if img.mode in ("RGB", "L") else img.convert("RGB")
-        # no exif=, no icc_profile=, no comment: Pillow writes none of them unless asked
+        # no exif=, no icc_profile=, no comment: Pillow writes none of them unless asked. optimize=
+        # makes libjpeg hold every coefficient (1.5 bytes a pixel), less than the turned copy
+        # _upright held a moment before: it does not raise the peak
         pixels.save(out, "JPEG", quality=quality, optimize=True)
     else:
         pixels = img if img.mode in ("RGB", "RGBA", "L", "LA", "P", "1") else img.convert("RGBA")
@@ -125,24 +162,40 @@ def _encode(img: Image.Image, media_type: str, quality: int) -> bytes:
 def _display(upright: Image.Image) -> CleanImage | None:
     """The display rendition of pixels already upright, or None if they are within the bound. A
     JPEG, but for a picture with transparency (a PNG's alpha would turn black): a PNG."""
-    return None if max(upright.size) <= DISPLAY_LONG_SIDE else _shrink(upright.copy())
+    return None if max(upright.size) <= DISPLAY_LONG_SIDE else _shrink(upright)
 
 
-def _shrink(small: Image.Image) -> CleanImage:
-    small.thumbnail((DISPLAY_LONG_SIDE, DISPLAY_LONG_SIDE), Image.Resampling.LANCZOS)
+def _shrink(img: Image.Image, size: tuple[int, int] | None = None) -> CleanImage:
+    """``img`` made at most :data:`DISPLAY_LONG_SIDE` on its long side (as ``thumbnail()`` sizes it).
+    ``resize(reducing_gap=)`` first box-reduces by a whole factor (``Image.reduce()``) and only then
+    resamples: unlike ``copy()`` + ``thumbnail()`` it never holds a second full-size copy."""
+    small = img.resize(size or _display_size(img.width, img.height), Image.Resampling.LANCZOS, reducing_gap=2.0)
     alpha = small.mode in ("RGBA", "LA", "PA") or (small.mode == "P" and "transparency" in small.info)
     media_type = "image/png" if alpha else "image/jpeg"
     return CleanImage(_encode(small, media_type, DISPLAY_QUALITY), media_type, small.width, small.height)
 
 
-def _upright(img: Image.Image) -> Image.Image:
-    """``img`` turned as its EXIF orientation says; as it is when its EXIF cannot be read (a broken
-    tag's value raised struct.error or TypeError out of Pillow: a 500 for a 681-byte upload). The
-    EXIF goes anyway: the pixels are encoded afresh."""
+def _display_size(width: int, height: int) -> tuple[int, int]:
+    """The size ``thumbnail((DISPLAY_LONG_SIDE,) * 2)`` gives: the short side rounded to keep the aspect."""
+    side, aspect = DISPLAY_LONG_SIDE, width / height
+
+    def nearest(number: float, off) -> int:
+        return max(min(math.floor(number), math.ceil(number), key=off), 1)
+
+    if aspect <= 1:
+        return nearest(side * aspect, lambda n: abs(aspect - n / side)), side
+    return side, nearest(side / aspect, lambda n: 0 if n == 0 else abs(aspect - side / n))
+
+
+def _upright(img: Image.Image) -> None:
+    """``img`` turned, in place, as its EXIF orientation says (the turned copy replaces the pixels:
+    never three copies at once); left as it is when its EXIF cannot be read (a broken tag's value
+    raised struct.error or TypeError out of Pillow: a 500 for a 681-byte upload). The EXIF goes
+    anyway: the pixels are encoded afresh."""
     try:
-        return ImageOps.exif_transpose(img)
+        ImageOps.exif_transpose(img, in_place=True)
     except Exception:  # noqa: BLE001 - Pillow's EXIF parser raises whatever a malformed tag makes it
-        return img
+        pass
 
 
 def has_location(data: bytes) -> bool:
@@ -177,7 +230,7 @@ def keep(blobs, data: bytes, media_type: str, *, display: bool = True):
             blobs.put_rendition(ref.sha256, DISPLAY, small and small.data, small.media_type if small else "")
         return ref, image
     except ImageRejected as exc:
-        raise errors.Invalid.at(exc.field, str(exc), "Ảnh không hợp lệ.") from None
+        raise errors.Invalid.at(exc.field, str(exc), exc.message_vi or "Ảnh không hợp lệ.") from None
     except BlobRejected as exc:
         raise errors.Invalid.at("body", str(exc), "Ảnh không hợp lệ.") from None
 
@@ -209,8 +262,9 @@ def display(blobs, sha256: str):
             _take_turn()
             try:
                 # stored photos are upright and clean already; a JPEG decodes at a fraction of its size
+                size = _display_size(img.width, img.height)
                 img.draft(img.mode, (DISPLAY_LONG_SIDE, DISPLAY_LONG_SIDE))
-                small = _shrink(img)
+                small = _shrink(img, size)
             finally:
                 _decoding.release()
     made = blobs.put_rendition(sha256, DISPLAY, small and small.data, small.media_type if small else "")

@@ -73,7 +73,8 @@ def caller_subject(principal: Any, headers: Any, remote_addr: str | None) -> str
 
 
 def client_address(headers: Any, remote_addr: str | None) -> str:
-    """The address of the client, from ``X-Forwarded-For``.
+    """The address of the client, from ``X-Forwarded-For``, as per-caller limits key it
+    (:func:`caller_key`: an IPv6 client by its /64).
 
     Each proxy in front of the function appends the address it saw: the gateway locally; in the
     cluster Kourier (the client's), then the activator and queue-proxy (each the hop before it).
@@ -84,18 +85,50 @@ def client_address(headers: Any, remote_addr: str | None) -> str:
     (a proxy's), sharing one rate limit for the whole province."""
     forwarded = [p.strip() for p in (headers.get("X-Forwarded-For") or "").split(",") if p.strip()]
     if not forwarded:
-        return remote_addr or "unknown"
+        return caller_key(remote_addr) if remote_addr else "unknown"
     networks = _trusted_networks(_running_trusted())
     if networks:
         for entry in reversed(forwarded):
-            try:
-                address = ipaddress.ip_address(entry.split("%")[0])
-            except ValueError:
+            address = _address(entry)
+            if address is None:
                 return entry   # not an address: nothing a trusted proxy wrote
             if not any(address in net for net in networks):
-                return entry
-        return forwarded[0]
-    return forwarded[-1]
+                return caller_key(entry)
+        return caller_key(forwarded[0])
+    return caller_key(forwarded[-1])
+
+
+IPV6_PREFIX = 64
+"""How much of an IPv6 address names one caller. A subscriber is given a whole /64 at least (a phone
+on Viettel, VNPT or Mobifone its own /64, a home line a /64 or a /56: RFC 6177, RFC 7421), and its
+devices pick, and change, their own addresses within it (privacy addresses, RFC 8981): keyed by the
+exact address, one phone had 2^64 rate limits, a new one whenever it liked. A /64 is never split
+between subscribers, so keying by it limits nobody for another's requests, as one IPv4 address
+behind a home router already does."""
+
+
+def caller_key(address: str) -> str:
+    """``address`` as a per-caller limit counts it: an IPv4 address as it is (also when written as
+    IPv4-mapped IPv6, ``::ffff:203.0.113.7``, as a dual-stack proxy reports it), an IPv6 one as its
+    /:data:`IPV6_PREFIX` network (``2001:ee0:4f1:9a2::/64``); what is not an address, unchanged."""
+    parsed = _address(address)
+    if parsed is None:
+        return address
+    if parsed.version == 4:
+        return str(parsed)
+    return str(ipaddress.IPv6Network((parsed, IPV6_PREFIX), strict=False))
+
+
+def _address(entry: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``entry`` as an address (its zone dropped, IPv4-mapped IPv6 as IPv4: a trusted IPv4 proxy
+    network holds it then), or None."""
+    try:
+        address = ipaddress.ip_address(entry.split("%")[0])
+    except ValueError:
+        return None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 def _running_trusted() -> tuple[str, ...]:

@@ -25,7 +25,13 @@ Every wait of a worker thread on the loop is bounded. The server bounds only a r
 client that sends part of a body and then nothing, or stops reading an answer it asked for (a
 stream, a large export), would otherwise hold a worker thread for good, and a handful of such
 clients would stop the function. A body that brings nothing for :data:`BODY_IDLE_S` is treated as
-abandoned (the app reads :class:`lscloud.asgi.BodyIncomplete`); a response the client takes none
+abandoned (the app reads :class:`lscloud.asgi.BodyIncomplete`); one that keeps coming, but slower
+than :data:`BODY_MIN_RATE` once :data:`BODY_GRACE_S` is past, is refused (:class:`BodyTooSlow`, a
+408 problem): a byte now and then would otherwise hold a thread for as long as the body's size
+allows. Large bodies are still read on the worker thread, not on the loop before it: only the view
+knows its size limit and its checks before the body (:func:`lscloud.web.before_body`, a 413 from
+the Content-Length), and reading up to the largest limit first would hold that much memory per
+slow connection, with nothing to refuse it early. A response the client takes none
 of for :data:`SEND_STALL_S` is cut off (:class:`ResponseStalled` ends the app's iteration, so a
 generator's ``close()`` runs). Either way the connection is closed, never kept or drained: its
 client is still there, but nothing more will come from it or reach it.
@@ -47,6 +53,7 @@ import contextvars
 import io
 import logging
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -62,6 +69,19 @@ BODY_IDLE_S = 30.0
 """A request body that brings no bytes for this long is treated as abandoned: the app reads
 :class:`BodyIncomplete` and the connection is closed (a sender that stalls half-way, connection
 open, would otherwise hold a worker thread for as long as it likes)."""
+
+BODY_GRACE_S = 10.0
+"""The first seconds of a body read from a worker thread, before :data:`BODY_MIN_RATE` counts (a
+connection's slow start, a phone's radio waking up)."""
+
+BODY_MIN_RATE = 16 * 1024
+"""A body read from a worker thread must come at :data:`BODY_MIN_RATE` bytes a second on average,
+after :data:`BODY_GRACE_S` seconds of grace (Apache's ``mod_reqtimeout`` rule: each byte received
+moves the deadline on by ``1 / BODY_MIN_RATE`` s); one slower is refused (408, the connection
+closed). :data:`BODY_IDLE_S` alone bounded only the gap between two bytes: sixteen uploads of a
+byte every 5 s held every worker thread of a replica for as long as their senders liked (an 8 MiB
+photo, 16 months), and nobody else was answered. 16 KiB/s is 128 kbit/s, slower than any 3G
+upload: a phone's 4 MB photo is given some four minutes, an 8 MiB one nine."""
 
 SEND_STALL_S = 60.0
 """A response chunk the client has not taken for this long ends the response: it is cut off and
@@ -79,6 +99,15 @@ class ResponseStalled(ConnectionError):
 class _BodyIdle(BodyIncomplete):
     """No byte of the request body for :data:`BODY_IDLE_S`: abandoned, though its sender is still
     connected (the connection is closed, never drained)."""
+
+
+class BodyTooSlow(BodyIncomplete):
+    """The request body came slower than :data:`BODY_MIN_RATE` (after :data:`BODY_GRACE_S`): the
+    app reads it as the body's end (no view runs on part of a body) and the request is answered 408,
+    the connection closed."""
+
+    code = 408
+    description = "The request body came too slowly."
 
 
 class _Stalled(Exception):
@@ -177,18 +206,37 @@ class StreamedInput:
         self.buffer = bytearray()
         self.more = True
         self.idle = False  # the sender stalled: nothing more is read from the connection
+        self.slow = False  # the sender was too slow (BODY_MIN_RATE): nothing more is read either
+        self.received = 0
+        # from the first read, not the request's arrival: a request that waited for a thread had
+        # its sender held back meanwhile (the server stops reading a connection whose data waits)
+        self.started: float | None = None
 
     def _fill(self) -> None:
         if self.idle:
             raise _BodyIdle()
+        if self.slow:
+            raise BodyTooSlow()
+        now = time.monotonic()
+        if self.started is None:
+            self.started = now
+        left = self.started + BODY_GRACE_S + self.received / BODY_MIN_RATE - now
+        if left <= 0:
+            self.slow = True
+            raise BodyTooSlow()
         try:
-            message = _from_thread(self.receive(), self.loop, BODY_IDLE_S)
+            message = _from_thread(self.receive(), self.loop, min(left, BODY_IDLE_S))
         except _Stalled:
+            if left < BODY_IDLE_S:
+                self.slow = True
+                raise BodyTooSlow() from None
             self.idle = True
             raise _BodyIdle() from None
         if message["type"] == "http.disconnect":
             raise BodyIncomplete()
-        self.buffer += message.get("body", b"")
+        body = message.get("body", b"")
+        self.buffer += body
+        self.received += len(body)
         self.more = message.get("more_body", False)
 
     def read(self, size: int | None = -1) -> bytes:
@@ -290,17 +338,33 @@ class _Response:
         await self.send({"type": "http.response.body", "body": chunks[0] if len(chunks) == 1 else b"".join(chunks),
                          "more_body": False})
 
-    async def abandon(self) -> None:
-        """The answer to a request whose body stalled, left unfinished so that the server closes the
-        connection: draining the rest of the body, as after another early answer, would wait on the
-        stalled sender, and a kept connection would read that rest as its next request."""
-        if self.streaming or self.start is None:
+    async def abandon(self, instead: tuple[dict, bytes] | None = None) -> None:
+        """The answer to a request whose body stalled (or ``instead``, a response start and its
+        body, given for it), left unfinished so that the server closes the connection: draining
+        the rest of the body, as after another early answer, would wait on the stalled sender,
+        and a kept connection would read that rest as its next request."""
+        if self.streaming or (self.start is None and instead is None):
             return
-        headers = [(k, v) for k, v in self.start["headers"] if k != b"connection"]
-        await self.send({**self.start, "headers": [*headers, (b"connection", b"close")]})
-        body = b"".join(self.chunks)
+        start, body = instead or (self.start, b"".join(self.chunks))
+        headers = [(k, v) for k, v in start["headers"] if k != b"connection"]
+        await self.send({**start, "headers": [*headers, (b"connection", b"close")]})
         if body:
             await self.send({"type": "http.response.body", "body": body, "more_body": True})
+
+
+def _too_slow() -> tuple[dict, bytes]:
+    """The 408 problem for a body slower than :data:`BODY_MIN_RATE`, whatever the app made of the
+    part it read (its generic answer to a body that ended early says nothing of why)."""
+    from .problems import MEDIA_TYPE, Problem
+
+    rate = f"{BODY_MIN_RATE // 1024} KiB/s"
+    body = Problem(408, "request-timeout", "Request body too slow",
+                   f"The request body came slower than {rate}: send it again on a better connection.",
+                   title_vi="Gửi dữ liệu quá chậm",
+                   detail_vi=f"Dữ liệu của yêu cầu đến chậm hơn {rate}: vui lòng gửi lại khi kết nối tốt hơn.").body()
+    return ({"type": "http.response.start", "status": 408,
+             "headers": [(b"content-type", MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode()),
+                         (b"cache-control", b"no-store")]}, body)
 
 
 class _Waiting:
@@ -383,6 +447,10 @@ class WsgiBridge:
         if not ran:
             log.debug("request skipped: its client left while it waited for a worker thread")
             return   # nobody to answer (the server closes the connection)
+        if streamed is not None and streamed.slow:
+            log.warning("request body refused: it came slower than %s bytes/s", BODY_MIN_RATE)
+            await response.abandon(_too_slow())
+            return
         if idle or (streamed is not None and streamed.idle):
             log.warning("request body abandoned: no more of it came for %s s", BODY_IDLE_S)
             await response.abandon()
