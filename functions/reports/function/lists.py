@@ -12,7 +12,7 @@ from lscloud.statemachine import iso
 from lscloud.timestamps import parse_iso
 
 from . import reports
-from .models import AgencyQueue, DueReport, UpdateIndex, due_entry
+from .models import AgencyQueue, DueReport, UpdateIndex, due_entry, update_entry
 from .queries import get_many, in_window, open_ids
 from .states import OPEN
 
@@ -28,14 +28,18 @@ def updates(start: datetime, end: datetime, limit: int) -> list[tuple[dict, dict
     """FixMyStreet's updates made in ``[start, end]``, oldest first, at most ``limit``: ``(report, entry)``
     for :func:`.views.fms_update`. From the updates index (every move of any report, by the day it
     was made), reading only the reports answered with; the part of the window before the index
-    existed as before (the trails of the reports received in it)."""
-    since = _index_since()
+    existed as before (the trails of the reports received in it), but for what the migration has put
+    in the index (:func:`backfilled`): every move made before it. Without it, anyone's request of a
+    window before the index (a ``start_date`` in the past) read up to ``limit`` reports' trails."""
+    since, complete = _index_since(), backfilled()
     moves: dict[tuple[str, str], Move] = {}
-    if start < since + INDEX_MARGIN:
-        for m in _moves_in_trails(start, min(end, since + INDEX_MARGIN), limit):
+    trails_from = start if complete is None else max(start, complete)
+    if trails_from < since + INDEX_MARGIN and trails_from <= end:
+        for m in _moves_in_trails(trails_from, min(end, since + INDEX_MARGIN), limit):
             moves[(m[1], m[2])] = m
-    if end >= since:
-        for m in _moves_indexed(max(start, since), end, limit):
+    indexed_from = start if complete is not None else max(start, since)
+    if end >= indexed_from:
+        for m in _moves_indexed(indexed_from, end, limit):
             moves[(m[1], m[2])] = m
     chosen = sorted(moves.values())[:limit]
     docs = {d["id"]: d for d in get_many(sorted({m[1] for m in chosen}))}
@@ -54,6 +58,37 @@ def _index_since() -> datetime:
             save_quietly(UpdateIndex("_since", iso(datetime.now(timezone.utc))))
         _since[bucket] = parse_iso(UpdateIndex.query_keys("_since", limit=1)[0])   # the first kept, if two raced
     return _since[bucket]
+
+
+BACKFILLED = "_backfilled"
+"""The updates index's marker (create-only, its entry an ISO time): every move made before that time
+is in the index, put there from the trails by the migration (:func:`trail_entries`)."""
+_backfilled: dict[str, datetime] = {}   # bucket -> its marker, once there (it never changes once kept)
+
+
+def backfilled() -> datetime | None:
+    """When the migration began putting every earlier move in the updates index, once it finished
+    (None before: listed again each time, so a process sees it once it is there)."""
+    bucket = store.connection()[1]
+    if bucket not in _backfilled:
+        kept = UpdateIndex.query_keys(BACKFILLED, limit=1)
+        if not kept:
+            return None
+        _backfilled[bucket] = parse_iso(kept[0])
+    return _backfilled[bucket]
+
+
+def mark_backfilled(began: datetime) -> None:
+    """Record that every move made before ``began`` is in the updates index (a later run's record is
+    kept beside it; the earliest is the one read, and says the least)."""
+    save_quietly(UpdateIndex(BACKFILLED, iso(began)))
+
+
+def trail_entries(report_id: str) -> list[UpdateIndex]:
+    """The updates index's entries of every move in a report's trail, as its writes kept them since
+    the index exists (the same keys: kept again, they are no-ops)."""
+    return [UpdateIndex(workdays.local_day(e["at"]), update_entry(e["at"], report_id, e["entry"], e["to"]))
+            for e in reports.records().trail(report_id) if reports.is_update(e.get("fact"))]
 
 
 def _moves_indexed(start: datetime, end: datetime, limit: int) -> list[Move]:

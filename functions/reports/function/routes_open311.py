@@ -20,12 +20,15 @@ from lscloud.store import DoesNotExist, InvalidKey
 from lscloud.web import public_base, raw_body, responds
 from lscloud.web.caching import CACHED, cached
 
-from . import apikeys, catalog, lists, open311, queries, reports, views
-from .routes_v1 import received
+from . import apikeys, catalog, list_limit, lists, open311, photos, queries, reports, views
+from .routes_v1 import _photo_url, _photos, received
 from .open311 import Open311Error
-from .states import FMS_ACTION, FMS_STATUS, open311_status
+from .states import FMS_ACTION, FMS_STATUS
 
 bp = Blueprint("open311", __name__, url_prefix="/open311")
+# the listings' limiter, built as the app is (a bad REPORTS_OPEN311_LIST_* value stops the start)
+bp.record_once(lambda state: state.app.extensions.__setitem__(
+    "reports.open311_list", list_limit.ListLimiter(state.app.extensions["lscloud"].settings)))
 FORM = "application/x-www-form-urlencoded"
 ADDRESS_MAX = 500   # characters, as schemas/reports/report-create.json caps the app's address_string
 CHANGESET = "2026-12-03T00:00:00+07:00"
@@ -140,6 +143,28 @@ TOO_MANY = {429: "Too many posts from this caller or API key (REPORTS_KEY_LIMIT,
                  "wait Retry-After seconds; the body is the spec's errors list"}
 
 
+def _count_listing() -> None:
+    """Count a listing against its caller before anything is listed or read."""
+    current_app.extensions["reports.open311_list"].hit(caller_subject(principal(), request.headers,
+                                                                      request.remote_addr))
+
+
+LISTED_TOO_MANY = {429: "Too many listings from this caller (REPORTS_OPEN311_LIST_LIMIT): wait Retry-After "
+                        "seconds; the body is the spec's errors list"}
+
+
+def _media(fields: dict) -> tuple[str | None, list[str]]:
+    """The request's ``media_url`` and the photos it names: one uploaded here (``POST /v1/photos``,
+    its URL as this function's public address or the one the caller reached it at) is claimed and
+    kept in the report's photos, as the app's report keeps its own; any other URL is kept as it is."""
+    url = open311.media_url(fields)
+    sha = photos.own(url, (current_app.extensions["lscloud"].settings.public_url(), public_base()))
+    if sha is None:
+        return url, []
+    photos.claim(_photos(), [sha], lambda i: "media_url")
+    return _photo_url(sha), [sha]
+
+
 def _args():
     args = request.args.to_dict()
     open311.check_jurisdiction(args.get("jurisdiction_id"))
@@ -202,12 +227,13 @@ def create_request(fmt: str):
     if len(commune) != 1:
         raise Open311Error(400, "attribute[commune]: one value")
     name = " ".join(x for x in (fields.get("last_name"), fields.get("first_name")) if x)
+    media_url, shas = _media(fields)
     f = {
         "service_code": fields["service_code"], "lat": open311.number(fields, "lat"),
         "long": open311.number(fields, "long"), "address_string": fields.get("address_string"),
         "commune": commune[0], "commune_field": "attribute[commune]", "attributes": attrs,
         "attribute_pointer": lambda c: f"attribute[{c}]", "description": fields.get("description"),
-        "media_url": open311.media_url(fields),
+        "media_url": media_url, "photos": shas,
         "reporter": {"first_name": fields.get("first_name"), "last_name": fields.get("last_name"), "name": name or None,
                      "email": fields.get("email"), "phone": fields.get("phone"), "device_id": fields.get("device_id"),
                      "account_id": fields.get("account_id")}}
@@ -251,32 +277,32 @@ def one_request(request_id: str, fmt: str):
 
 @bp.get(f"/v2/requests.<{FORMAT}>")
 @allow("public")
-@_responds("reports/open311/service-requests.json")
+@_responds("reports/open311/service-requests.json", also=LISTED_TOO_MANY)
 def list_requests(fmt: str):
     """GET Service Requests: by ids (overrides the rest), or by service codes, dates and status;
     the most recent 90 days and at most 1,000 requests by default."""
     open311.check_format(fmt)
     args = _args()
+    _count_listing()
     ids = open311.listed(args, "service_request_id")
     if ids is not None:
         docs = queries.get_many(sorted(ids))
     else:
         start, end = open311.window(args)
-        codes = open311.listed(args, "service_code")
-        status = open311.listed(args, "status", ("open", "closed"))
-        docs = [d for d in queries.in_window(start, end, open311.MAX_REQUESTS * 2)
-                if (codes is None or d["service_code"] in codes)
-                and (status is None or open311_status(d["status"]) in status)][:open311.MAX_REQUESTS]
+        docs = queries.requests(start, end, open311.MAX_REQUESTS, codes=open311.listed(args, "service_code"),
+                                status=open311.listed(args, "status", ("open", "closed")))
     return _answer("service_requests", [views.open311(d) for d in docs])
 
 
 @bp.get(f"/v2/servicerequestupdates.<{FORMAT}>")
 @allow("public")
-@_responds(None, description="Service request updates, in the requested format")
+@_responds(None, description="Service request updates, in the requested format", also=LISTED_TOO_MANY)
 def updates(fmt: str):
     """FixMyStreet's updates: every move made in the window, of any report, with its status."""
     open311.check_format(fmt)
-    start, end = open311.window(_args())
+    args = _args()
+    _count_listing()
+    start, end = open311.window(args)
     return _answer("service_request_updates", [views.fms_update(doc, e)
                                                for doc, e in lists.updates(start, end, open311.MAX_REQUESTS)])
 

@@ -15,10 +15,11 @@ from lscloud.idempotency import IMPLICIT_S, idempotent
 from lscloud.ratelimit import caller_subject
 from lscloud.statemachine import Actor, iso, now, parse_iso
 from lscloud.workdays import local_day
-from lscloud.web import blob_response, body_limit, query_params, query_schema, raw_body, responds, validate_body
+from lscloud.web import (before_body, blob_response, body_limit, query_params, query_schema, raw_body, responds,
+                         validate_body)
 from lscloud.web.caching import cached_json
 
-from . import agencies, apikeys, catalog, lists, queries, reports, views
+from . import agencies, apikeys, catalog, lists, photos, queries, reports, views
 
 bp = Blueprint("reports_v1", __name__)
 
@@ -113,18 +114,29 @@ def _view(doc: dict, trail: list | None = None) -> dict:
     return views.public(doc, trail)
 
 
+def _count_photo() -> None:
+    """The caller's photo limit, counted before the photo is read: a caller past it had up to 8 MiB
+    read (and a worker thread held for as long as it took to come) for every 429. A request sent
+    again under an Idempotency-Key already recorded is not counted: it is answered from its record
+    (or refused as the key's reuse), never kept again."""
+    key = (request.headers.get(idempotency.HEADER) or "").strip()
+    if key and idempotency.recorded(key):
+        return
+    current_app.extensions["reports.limits"].photo_hit(caller_subject(principal(), request.headers,
+                                                                      request.remote_addr))
+
+
 @bp.post("/v1/photos")
 @allow("public")
 @raw_body(*images.MEDIA_TYPES)
 @body_limit(PHOTO_MAX_BYTES)
+@before_body(_count_photo)
 @responds("reports/photo.json", status=201, description="The photo kept, by its sha256, and its public URL",
           also={429: "Too many photos from this caller (REPORTS_PHOTO_LIMIT): wait Retry-After seconds"})
 @idempotent(required=False)
 def upload_photo():
     """A photo of what is reported (JPEG or PNG, at most 8 MiB), re-encoded without its metadata
     (no EXIF location) before anyone can see it."""
-    current_app.extensions["reports.limits"].photo_hit(caller_subject(principal(), request.headers,
-                                                                      request.remote_addr))
     ref, clean = images.keep(_photos(), request.get_data(cache=True), request.mimetype)
     return jsonify({"sha256": ref.sha256, "size": ref.size, "media_type": ref.media_type,
                     "url": _photo_url(ref.sha256)}), 201
@@ -160,10 +172,7 @@ def submit():
     if actor.kind == "anonymous" and not (body.get("reporter") or {}).get("phone"):
         raise errors.Invalid.at("/reporter/phone", "an anonymous report gives a phone number to be called back on",
                                 "Phản ánh không đăng nhập cần số điện thoại liên hệ.")
-    photos = _photos()
-    for i, sha in enumerate(body.get("photos") or []):
-        if not photos.claim(sha):   # the report keeps it: never deleted as an unclaimed upload
-            raise errors.Invalid.at(f"/photos/{i}", "upload the photo first (POST /v1/photos)", "Cần tải ảnh lên trước.")
+    photos.claim(_photos(), body.get("photos") or [], lambda i: f"/photos/{i}")
     f = {**body, "attributes": body.get("attributes") or {},
          "media_url": _photo_url(body["photos"][0]) if body.get("photos") else None}
     out, again = received(lambda at, rid, stamp: reports.submit(f, actor, "app", at=at, rid=rid, request=stamp))
