@@ -38,8 +38,8 @@ log = logging.getLogger("documents.pdf_worker")
 MiB = 1024 * 1024
 
 WORKERS = 2
-"""PDFs read at once in a replica, as photos are decoded two at a time (:mod:`lscloud.images`):
-a replica has one CPU (its container 1280 MiB: func.yaml); the others wait their turn, up to :data:`WAIT_S`."""
+"""PDFs read at once in a replica (photos are decoded one at a time, :mod:`lscloud.images`, whose
+memory per decode is larger): a replica has one CPU (its container 1280 MiB: func.yaml); the others wait their turn, up to :data:`WAIT_S`."""
 MEMORY_BYTES = 512 * MiB
 """A worker's address space (RLIMIT_AS). A fresh worker with the package takes ~93 MiB of it (73
 resident); verifying a signed document as large as an upload may be (19.8 MiB: a 19.6 MiB
