@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from lscloud import errors, freshness, outbox, store
-from lscloud.store import DoesNotExist
-from lscloud.store.retry import DEFAULT
+from lscloud.statemachine import iso, now
+from lscloud.store import ConditionalCheckFailed, DoesNotExist
 
 from . import ledger, metrics, queue
 from .models import CapacityOverride
@@ -50,26 +50,72 @@ def with_override(gate: dict, flow: str, overridden: int | None) -> int:
     return per_hour
 
 
-def set_override(gate_code: str, gate: dict, flow: str, per_hour: int, reason: str, by: str) -> dict:
-    """Store the override of ``flow`` at the gate (create, or replace under If-Match) and publish
-    ``capacity.overridden``; ``gate`` is the directory's record of it."""
+def _view(gate_code: str, gate: dict, flow: str, item: CapacityOverride | None) -> tuple[dict, int]:
+    """The override as it is answered (the directory's figure when there is none), and its version
+    (0: none yet), which the answer's ETag carries."""
+    directory = queue.capacity(gate, flow)
+    if item is None:
+        return {"gate": gate_code, "flow": flow, "per_hour": directory, "directory_per_hour": directory,
+                "overridden": False, "reason": None, "by": None, "updated_at": None}, 0
+    return {"gate": gate_code, "flow": flow, "per_hour": int(item.per_hour), "directory_per_hour": directory,
+            "overridden": True, "reason": item.reason, "by": item.by, "updated_at": item.updated_at}, int(item.version)
 
-    def write() -> None:
-        try:
-            item = CapacityOverride.get(gate_code, flow)
-        except DoesNotExist:
-            item = CapacityOverride(gate_code, flow)
-        item.per_hour, item.reason, item.by = per_hour, reason, by
-        item.save()
 
+def _stored(gate_code: str, flow: str) -> CapacityOverride | None:
     try:
-        DEFAULT.run(write)   # two operators at once: the second re-reads and writes after the first
+        return CapacityOverride.get(gate_code, flow)
+    except DoesNotExist:
+        return None
+
+
+def shown(gate_code: str, gate: dict, flow: str) -> tuple[dict, int]:
+    """The override of ``flow`` at the gate and its version (:func:`_view`), read from the store."""
+    return _view(gate_code, gate, flow, _stored(gate_code, flow))
+
+
+def set_override(gate_code: str, gate: dict, flow: str, per_hour: int, reason: str, by: str,
+                 version: int | None) -> tuple[dict, int]:
+    """Store the override of ``flow`` at the gate and publish ``capacity.overridden``; ``gate`` is the
+    directory's record of it, ``version`` the one the operator read (``If-Match``; 0: none yet).
+
+    Two operators at once must not silently replace each other: an override that exists changes only
+    at the version read (412 otherwise, 428 without one); the first one is created only if still
+    none is there. An override already as asked (a retry whose answer was lost) is answered as it
+    stands: no write, no event, its ``updated_at`` unchanged."""
+    item = _stored(gate_code, flow)
+    if item is not None and int(item.per_hour) == per_hour and item.reason == reason:
+        return _view(gate_code, gate, flow, item)
+    current = int(item.version) if item is not None else 0
+    if version is None and item is not None:
+        raise _required()
+    if version is not None and version != current:
+        raise _stale(current)
+    if item is None:
+        item = CapacityOverride(gate_code, flow)
+    item.per_hour, item.reason, item.by, item.updated_at = per_hour, reason, by, iso(now())
+    try:
+        item.save()   # create-only when none was there, else If-Match the version read
+    except (ConditionalCheckFailed, DoesNotExist):
+        raise (_required() if version is None else _stale(None)) from None
     finally:
         _shown.drop((store.connection()[1], gate_code, flow))   # this replica shows its own write at once
     metrics.capacity_seen(gate_code, flow, per_hour)
-    directory = queue.capacity(gate, flow)
     outbox.publish([ledger.RECORDS.fact("capacity.overridden", {
         "gate": gate_code, "flow": flow, "per_hour": per_hour, "reason": reason, "by": by,
-        "directory_per_hour": directory})])
-    return {"gate": gate_code, "flow": flow, "per_hour": per_hour, "directory_per_hour": directory,
-            "reason": reason, "by": by}
+        "directory_per_hour": queue.capacity(gate, flow)})])
+    return _view(gate_code, gate, flow, item)
+
+
+def _required() -> errors.PreconditionRequired:
+    return errors.PreconditionRequired(
+        "This gate's capacity is overridden already: read it (GET) and send its ETag in If-Match.",
+        detail_vi="Công suất của cửa khẩu này đã được điều chỉnh: hãy đọc lại (GET) và gửi ETag trong If-Match.",
+        errors=[errors.field("If-Match", "required: the ETag of the override as read", "bắt buộc: ETag của lần đọc")])
+
+
+def _stale(current: int | None) -> errors.PreconditionFailed:
+    return errors.PreconditionFailed(
+        "Another operator changed this override since it was read: read it again and decide again.",
+        detail_vi="Người khác đã thay đổi công suất này sau khi bạn đọc: hãy đọc lại rồi quyết định.",
+        errors=[errors.field("If-Match", "not the override's current version", "không phải phiên bản hiện tại")],
+        **({} if current is None else {"current_version": current}))

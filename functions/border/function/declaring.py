@@ -145,5 +145,6 @@ def attach(declaration_id: str, actor: Actor, kind: str, data: bytes, media_type
         return [], entry
 
     out = RECORDS.mutate(declaration_id, op)
-    RECORDS.audit_only(out.item, "attach", actor, details={"kind": kind, "sha256": ref.sha256})
+    if out.result is not None:   # listed now: the same document sent again (no key) listed nothing new
+        RECORDS.audit_only(out.item, "attach", actor, details={"kind": kind, "sha256": ref.sha256})
     return out

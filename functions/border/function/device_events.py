@@ -18,7 +18,7 @@ import logging
 from datetime import timedelta
 from typing import Any, Callable, Mapping
 
-from lscloud import errors, outbox, runtime
+from lscloud import errors, outbox, resends, runtime
 from lscloud import events as ce
 from lscloud.aggregate import NoChange
 from lscloud.statemachine import Actor, IllegalTransition, NotPermitted, iso, now
@@ -27,7 +27,7 @@ from lscloud.timestamps import parse_instant
 
 from . import barrier, crossing, devices, indexes, ledger, lifecycle, metrics, queueing, scopes, settings
 from .identifiers import plate_key
-from .models import READING_KEPT_S, DeviceReading, PlateIndex
+from .models import READING_KEPT_S, DeviceReading, DeviceSent, PlateIndex
 
 log = logging.getLogger("border.devices")
 
@@ -74,8 +74,29 @@ def accept(headers: Mapping[str, str], body: bytes, device: Actor,
                                 detail_vi="Thiết bị không thuộc cửa khẩu này.")
     out = ce.new_event(event["type"], f"/border/devices/{indexes.safe(device.sub)}", {**data, "device": device.sub},
                        id=f"{device.sub}.{data['reading_id']}", subject=data["reading_id"])
+    _first_sent(device, event["type"], data)
     outbox.publish([out])
     return out
+
+
+def _first_sent(device: Actor, type_: str, data: dict) -> bool:
+    """Keep what the device sends under a reading id (keyed digests per field, create-only), or judge
+    it against what it sent first: True for the first sending, False for the same reading sent again
+    (published again under its id: a run cut before the publish is finished, a repeat is dropped
+    downstream); other data under the id (a weighbridge whose counter restarted) is the 409 naming
+    the fields (``/data/gross_kg``), never their values. Without it the second reading was answered
+    202 and then dropped as a duplicate of the first."""
+    sent, salt = {"type": type_, "data": data}, f"border-device-sent\n{device.sub}\n{data['reading_id']}"
+    try:
+        DeviceSent(device.sub, data["reading_id"], fields=resends.digests(sent, salt),
+                   expires_at=now() + timedelta(seconds=READING_KEPT_S)).save()
+        return True
+    except ConditionalCheckFailed:
+        first = DeviceSent.get(device.sub, data["reading_id"]).fields
+    differ = resends.changed(first, sent, salt)
+    if differ:
+        raise resends.IdReused(differ)
+    return False
 
 
 # -- delivered back ---------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The driver's lookup (public): a declaration found by its code and one of its plates, its status
-and queue position told in the driver's language (vi, zh or en), and nothing personal."""
+and queue position told in the driver's language (vi, zh or en), the traffic police's orders to it
+that still hold (a hold overrides what its status tells the driver to do), and nothing personal."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from lscloud.problems import Problem
 from lscloud.statemachine import parse_iso
 from lscloud.store import DoesNotExist
 
-from . import declarations, i18n, indexes, queue
+from . import declarations, i18n, indexes, queue, traffic
 from .identifiers import plate_key
 from .models import Declaration, DeclarationCode
 
@@ -71,8 +72,15 @@ def find(code: str, plate: str, lang: str) -> dict:
     return doc
 
 
-def answer(doc: dict, where: dict, lang: str) -> dict:
-    """What the driver reads: status, slot, queue position and why, the call's deadline."""
+def answer(doc: dict, where: dict, lang: str, orders: list[dict] | None = None) -> dict:
+    """What the driver reads: the traffic police's orders that hold (``orders``:
+    :func:`.traffic.open_for`), status, slot, queue position and why, the call's deadline. While a
+    hold holds, it is the status text: a called truck is not told to go to the gate now."""
+    orders = orders or []
+    hold = traffic.holding(orders)
+    # the hold first, then the other orders newest first
+    told = [i18n.t(f"order_{o['kind']}", lang, message=o["message"])
+            for o in sorted(orders, key=lambda o: o is not hold)]
     messages = [i18n.status(doc["status"], lang)]
     if where["slot"]:
         messages.append(i18n.t("slot", lang, slot=queue.slot_label(where["slot"])))
@@ -86,5 +94,7 @@ def answer(doc: dict, where: dict, lang: str) -> dict:
     if doc["status"] == "called" and doc.get("call"):
         local = parse_iso(doc["call"]["deadline"]).astimezone(queue.TZ)
         messages.append(i18n.t("deadline", lang, deadline=local.strftime("%H:%M")))
+    # a hold takes the status's place: it, not the status ("called: go now"), says what to do now
+    messages = told + messages[1:] if hold is not None else messages[:1] + told + messages[1:]
     return {"language": lang, "declaration": declarations.for_driver(doc), "queue": q,
-            "status_text": messages[0], "messages": messages}
+            "traffic_orders": orders, "status_text": messages[0], "messages": messages}

@@ -25,8 +25,11 @@ DayFigures             local day                                 create-only, th
 HealthDue              local day ended / <ended µs>_<id>         create-only with the final move, deleted
                                                                  once its health data is minimised
 DeviceReading          device id / reading id                    create-only: a reading counts once; kept 8 days
-CapacityOverride       gate / <flow>                             If-Match (operator's override)
-TrafficOrder           gate / order id                           create-only
+DeviceSent             device id / reading id                    create-only: what a device sent under a reading
+                                                                 id (keyed digests), so a resend is told from a
+                                                                 reuse; kept 8 days
+CapacityOverride       gate / <flow>                             If-Match (operator's override), its version the ETag
+TrafficOrder           gate / order id                           create-only; its own idempotency record
 StaleDue               local day / <look µs>_<id>                create-only: when the lapse sweep looks
                                                                  at a declaration that may lapse (working)
 StaleCursor            "day-index"                               If-Match: how far the sweep read DayIndex
@@ -242,6 +245,21 @@ class DeviceReading(Model):
     expires_at = A.TTLAttribute()
 
 
+class DeviceSent(Model):
+    """What a device sent under a reading id, as keyed digests per field (:func:`lscloud.resends.digests`):
+    the same reading sent again is a resend, other data under its id a 409 naming the fields. Apart from
+    :class:`DeviceReading`, which the delivery back writes: a reading accepted here may still be on its way."""
+
+    class Meta:
+        table = "border-device-sent"
+        ttl_max_s = READING_KEPT_S
+
+    device = A.UnicodeAttribute(hash_key=True)
+    reading_id = A.UnicodeAttribute(range_key=True)
+    fields = A.JSONAttribute()
+    expires_at = A.TTLAttribute()
+
+
 class CapacityOverride(Model):
     class Meta:
         table = "border-capacity"
@@ -251,6 +269,8 @@ class CapacityOverride(Model):
     per_hour = A.NumberAttribute()
     reason = A.UnicodeAttribute()
     by = A.UnicodeAttribute()
+    # null for an override stored before it was kept
+    updated_at = A.UnicodeAttribute(null=True)
     version = A.VersionAttribute()
 
 
@@ -261,6 +281,9 @@ class TrafficOrder(Model):
     gate = A.UnicodeAttribute(hash_key=True)
     id = A.UnicodeAttribute(range_key=True)
     data = A.JSONAttribute()
+    # what the issuing request was (keyed digests only, lscloud.idempotency.first_request): the order
+    # is its own idempotency record; null for an order stored before
+    request = A.JSONAttribute(null=True)
 
 
 class StaleDue(Model):

@@ -8,12 +8,20 @@ The province's SMS/Zalo gateway (role ``notifier``) fetches the drivers' phones 
 (:func:`recipients`, ``GET /v1/traffic-orders/{gate}/{id}/recipients``), read from the declarations
 at that moment: no phone is stored with the order or put in an event, so a declaration minimised
 since (``BORDER_HEALTH_KEEP_DAYS``, :mod:`.minimise`) has none left anywhere. The plates stay in the
-stored order and the officer's answer (border's own bucket: the police know the trucks by them)."""
+stored order and the officer's answer (border's own bucket: the police know the trucks by them).
+
+The order is its own idempotency record (``in_record``): it keeps the issuing request's stamp, so the
+officer's resend after a cut run is answered with the stored order and its event published again
+(:func:`resend`), and its id reused with another body, by anyone, is the 409 naming the fields. Each
+recipient's declaration keeps the order's texts (``traffic_orders``, its last :data:`KEPT` orders):
+the driver's lookup tells those that still hold (:func:`open_for`) from the declaration it reads
+anyway, at no read of its own."""
 
 from __future__ import annotations
 
-from lscloud import errors, events, outbox
-from lscloud.statemachine import Actor, iso, now
+from lscloud import errors, events, outbox, resends
+from lscloud.aggregate import NoChange
+from lscloud.statemachine import Actor, iso, now, parse_iso
 from lscloud.store import ConditionalCheckFailed, DoesNotExist, InvalidKey
 
 from . import i18n, ledger, lifecycle, queueing
@@ -93,9 +101,11 @@ def event_data(order: dict, actor: Actor) -> dict:
             "recipients": [{k: r[k] for k in EVENT_RECIPIENT} for r in order["recipients"]]}
 
 
-def issue(body: dict, actor: Actor) -> dict:
-    """Store the order with its recipients (create-only: the id is the client's) and publish it;
-    refused (422) when a recipient would get no text in his language (:func:`check_messages`)."""
+def issue(body: dict, actor: Actor, request: dict | None = None) -> dict:
+    """Store the order with its recipients (create-only: the id is the client's; ``request``: the
+    issuing request's stamp, :func:`lscloud.idempotency.first_request`) and publish it; refused
+    (422) when a recipient would get no text in his language (:func:`check_messages`), 409 when the
+    id is taken (:func:`resend` then judges the request against the stored order)."""
     ids = body.get("declaration_ids") or queueing.waiting_declarations(
         body["gate"], [body["flow"]] if body.get("flow") else queueing.FLOWS)
     recipients = [{"declaration_id": doc["id"], "code": doc["code"], "plate": doc["vehicle"]["tractor_plate"],
@@ -105,12 +115,64 @@ def issue(body: dict, actor: Actor) -> dict:
     check_messages(body, recipients)
     order = {**body, "by": actor.sub, "issued_at": iso(now()), "recipients": recipients}
     try:
-        TrafficOrder(body["gate"], body["id"], data=order).save()
+        TrafficOrder(body["gate"], body["id"], data=order, request=request).save()
     except ConditionalCheckFailed:
         raise OrderExists(f"Traffic order {body['id']!r} already exists.",
                           detail_vi="Lệnh điều tiết này đã tồn tại.") from None
-    outbox.publish([events.new_event(ISSUED, ledger.RECORDS.source, event_data(order, actor), subject=body["id"],
-                                     id=f"traffic-order.{body['id']}")])
+    _announce(order, actor)
+    return order
+
+
+KEPT = 10
+"""The orders a declaration keeps for its driver's lookup, newest last."""
+TOLD = ("id", "gate", "kind", "message_vi", "message_zh", "message_en", "issued_at", "valid_until")
+"""What of an order its recipients' declarations keep: nothing of the other recipients."""
+
+
+def _announce(order: dict, actor: Actor) -> None:
+    """Put the order on each recipient's declaration and publish it: after the order's write, and
+    again for its resend (a run cut between them left the drivers untold). Both hold when repeated:
+    a declaration that has the order already is not written, the event keeps its id (JetStream and
+    consumers drop a repeat)."""
+    told = {k: order[k] for k in TOLD if k in order}
+
+    def op(doc):
+        kept = doc.get("traffic_orders") or []
+        if doc["status"] in lifecycle.TERMINAL or any(o["id"] == told["id"] for o in kept):
+            raise NoChange()
+        doc["traffic_orders"] = [*kept, told][-KEPT:]
+        return [], told
+
+    for r in order["recipients"]:
+        try:
+            ledger.RECORDS.mutate(r["declaration_id"], op)
+        except DoesNotExist:   # erased since the order named it: nobody left to tell
+            continue
+    outbox.publish([events.new_event(ISSUED, ledger.RECORDS.source, event_data(order, actor), subject=order["id"],
+                                     # an order's id is its gate's: the same id at two gates is two orders
+                                     id=f"traffic-order.{order['gate']}.{order['id']}")])
+
+
+REQUEST_FIELDS = ("id", "gate", "flow", "kind", "declaration_ids", "message_vi", "message_zh", "message_en",
+                  "valid_until")
+"""The request body's members as the stored order keeps them (schemas/border/traffic-order.json)."""
+
+
+def resend(body: dict, actor: Actor, judge) -> dict | None:
+    """The stored order a refused issue is the resend of, announced again (:func:`_announce`), or
+    None when there is none. ``judge`` is :func:`lscloud.idempotency.resent` (the same officer's
+    other body: its 409 naming the fields); the id reused by another officer, or with another body
+    under an order kept without its request's stamp, is the same 409 (field names, never values)."""
+    try:
+        item = TrafficOrder.get(body["gate"], body["id"])
+    except (DoesNotExist, InvalidKey):
+        return None
+    order = item.data
+    if not judge(item.request):
+        differ = resends.changed_fields({k: order[k] for k in REQUEST_FIELDS if k in order}, body)
+        if item.request is not None or differ or order.get("by") != actor.sub:
+            raise resends.IdReused(differ)
+    _announce(order, actor)
     return order
 
 
@@ -132,3 +194,30 @@ def recipients(gate_code: str, order_id: str) -> dict:
                 "driver_phone": doc["driver"].get("phone") if doc else None}
 
     return {"id": order["id"], "gate": order["gate"], "recipients": [one(r) for r in order["recipients"]]}
+
+
+def open_for(doc: dict, lang: str) -> list[dict]:
+    """The traffic orders the declaration ``doc`` keeps that still hold (no ``valid_until``, or one
+    still to come), newest first, each as its driver reads it: kind, the text in ``lang`` (else in
+    the language the driver was texted in, else Vietnamese), when. Nothing of the other drivers the
+    order went to; a finished declaration has none left to obey."""
+    if doc["status"] in lifecycle.TERMINAL:
+        return []
+    at = now()
+    out = []
+    for order in doc.get("traffic_orders") or []:
+        until = order.get("valid_until")
+        if until and parse_iso(until) <= at:
+            continue
+        said = next(x for x in (lang, i18n.of_nationality((doc.get("driver") or {}).get("nationality")), "vi")
+                    if order.get(f"message_{x}"))
+        out.append({"id": order["id"], "kind": order["kind"], "language": said, "message": order[f"message_{said}"],
+                    "issued_at": order["issued_at"], "valid_until": until})
+    return sorted(out, key=lambda o: o["issued_at"], reverse=True)
+
+
+def holding(orders: list[dict]) -> dict | None:
+    """The hold among ``orders`` (:func:`open_for`) the driver must obey now: the newest order that
+    says to hold or to proceed, if it is a hold (a later ``proceed`` lifts it)."""
+    latest = next((o for o in orders if o["kind"] in ("hold", "proceed")), None)
+    return latest if latest and latest["kind"] == "hold" else None

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from flask import Blueprint, g, jsonify
 
+from lscloud import idempotency
 from lscloud.auth import allow
 from lscloud.idempotency import idempotent
-from lscloud.web import responds, validate_body
+from lscloud.web import if_match_version, responds, takes_if_match, validate_body, versioned_json
 
 from .. import capacity, queueing, scopes, traffic
 from .common import FLOW, GATE_CODE, actor, gate, own
@@ -53,33 +54,60 @@ def sweep_missed_calls(gate_code: str):
     return jsonify({"called": [], "missed": _missed(queueing.sweep_gate(gate_code, who))})
 
 
+CAPACITY_VERSIONED = {"ETag": 'The override\'s version ("0": none yet): send it in If-Match to change it'}
+
+
+@bp.get(f"/v1/gates/<{GATE_CODE}>/capacity/<{FLOW}>")
+@allow("gate-operator", "operator")
+@responds("border/capacity-result.json", headers=CAPACITY_VERSIONED)
+def read_capacity(gate_code: str, flow: str):
+    """The hourly capacity of one direction: the operators' override, else the directory's figure."""
+    capacity.check_flow(flow)
+    scopes.at_gate(actor(), gate_code)
+    return versioned_json(*capacity.shown(gate_code, gate(gate_code), flow))
+
+
 @bp.put(f"/v1/gates/<{GATE_CODE}>/capacity/<{FLOW}>")
 @allow("gate-operator", "operator")
+@takes_if_match   # not required=True: the first override replaces nobody's (created only if none is there)
 @validate_body("border/capacity.json")
-@responds("border/capacity-result.json")
+@responds("border/capacity-result.json", headers=CAPACITY_VERSIONED,
+          also={428: "No If-Match while an override exists: read it (GET) and send its ETag"})
 def override_capacity(gate_code: str, flow: str):
-    """Override the hourly capacity of one direction (the directory's figure otherwise)."""
+    """Override the hourly capacity of one direction (the directory's figure otherwise). Once there
+    is an override, ``If-Match`` (the ETag it was read with) is required: 412 when another operator
+    changed it since, 428 without it; the same override again is answered as it stands."""
     capacity.check_flow(flow)
     who = actor()
     scopes.at_gate(who, gate_code)
     directory_gate = gate(gate_code)
-    return jsonify(capacity.set_override(gate_code, directory_gate, flow, g.body["per_hour"], g.body["reason"],
-                                         who.sub or "unknown"))
+    version = if_match_version()
+    return versioned_json(*capacity.set_override(gate_code, directory_gate, flow, g.body["per_hour"],
+                                                 g.body["reason"], who.sub or "unknown", version))
 
 
 @bp.post("/v1/traffic-orders")
 @allow("officer")
 @validate_body("border/traffic-order.json")
-@idempotent(key_from=_id_of)
+# the order is its own idempotency record: its create-only write issues it once
+@idempotent(key_from=_id_of, in_record=True)
 @responds("border/traffic-order-result.json", status=201)
 def issue_traffic_order():
     """Traffic police issue a coordination order (lệnh điều tiết) to the drivers concerned; an
-    officer posted at a gate (``unit``) orders only there, one without a post at any gate."""
+    officer posted at a gate (``unit``) orders only there, one without a post at any gate. The same
+    request again (same officer, id and body) is answered with the order it issued."""
     who = actor()
     scopes.traffic_police(who)
     scopes.at_gate(who, g.body["gate"])
     gate(g.body["gate"])
-    return jsonify(traffic.answer(traffic.issue(g.body, who))), 201
+    # refused (the order there already, a recipient's language since): a resend still gets the first
+    # answer (its announcement finished if a cut run left it out), another body the 409 naming its fields
+    order, replayed = idempotency.created_or_resent(
+        lambda: traffic.issue(g.body, who, request=idempotency.first_request()),
+        lambda judge: traffic.resend(g.body, who, judge))
+    resp = jsonify(traffic.answer(order))
+    resp.status_code = 201
+    return idempotency.mark_replayed(resp) if replayed else resp
 
 
 @bp.get(f"/v1/traffic-orders/<{GATE_CODE}>/<{ORDER_ID}>/recipients")

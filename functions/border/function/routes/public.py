@@ -14,7 +14,7 @@ from lscloud.query import InvalidQuery, Param
 from lscloud.web import query_params, responds
 from lscloud.web.instrumentation import record_exception
 
-from .. import i18n, lookup, queueing
+from .. import i18n, lookup, queueing, traffic
 from .common import GATE_CODE, gate, platform
 
 bp = Blueprint("public", __name__)
@@ -59,7 +59,7 @@ def driver_lookup():
     code, plate = g.query["code"], g.query["plate"]
     doc, where = queueing.where_read(lambda: lookup.find(code, plate, lang), platform(),
                                      "code:" + lookup.normal_code(code))
-    resp = jsonify(lookup.answer(doc, where, lang))
+    resp = jsonify(lookup.answer(doc, where, lang, traffic.open_for(doc, lang)))
     resp.headers["Content-Language"] = lang
     resp.headers["Vary"] = "Accept-Language"
     resp.headers["Cache-Control"] = "no-store"
