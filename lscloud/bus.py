@@ -160,6 +160,13 @@ class Bus:
     def connected(self) -> bool:
         return self._nc is not None and self._nc.is_connected
 
+    @property
+    def disconnected(self) -> bool:
+        """The connection was made and is lost now (nats-py reconnects in the background): a publish
+        would only wait for it. False before a first connection, which a publish tries to make."""
+        nc = self._nc
+        return nc is not None and not nc.is_connected and not nc.is_closed
+
     async def connect(self, timeout: float | None = None) -> None:
         """Connect if not connected yet (BusUnavailable when NATS does not answer in time)."""
         if self._nc is not None and not self._nc.is_closed:
@@ -489,6 +496,11 @@ class SyncBus:
         self.publish_timeout = publish_timeout
         self._bus = Bus(settings, publish_timeout=publish_timeout, connect_timeout=connect_timeout)
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def disconnected(self) -> bool:
+        """:attr:`Bus.disconnected`: the client knows NATS is not there now (reconnecting)."""
+        return self._bus.disconnected
 
     def start(self) -> "SyncBus":
         """Attach to the background loop and try to connect (failure is reported by the next call)."""

@@ -66,6 +66,13 @@ class Settings:
     # the function's bucket is under object lock in this mode ("governance" or "compliance"; "" when
     # it is not): its working objects then carry their own short retention (lscloud.store.working)
     s3_object_lock: str = ""
+    # how long an attempt of a store call waits (to connect, for each part of the answer) before it is
+    # made again, three attempts at most (lscloud.store.s3http)
+    s3_timeout_s: int = 10
+    # the store calls of one request (an event delivery too) end within this many seconds in all,
+    # retries included, and the request is answered 503 with Retry-After: Knative cuts a caller off
+    # after timeoutSeconds (60 s) whatever the function does, and a hung store took 63 s. 0: no bound
+    s3_request_deadline_s: int = 30
     bucket: str = "lscloud"
     # messaging
     nats_url: str = "nats://127.0.0.1:4222"
@@ -75,6 +82,9 @@ class Settings:
     nats_ca_file: str = ""
     nats_cert_file: str = ""
     nats_key_file: str = field(default="", repr=False)
+    # how long a request waits for NATS to confirm an event before keeping it in the function's
+    # outbox, published again on the clock's tick (lscloud.outbox; outside requests a publish waits 10 s)
+    nats_request_publish_timeout_s: int = 2
     # where field devices reach NATS's MQTT listener (informational: shown to operators issuing credentials)
     mqtt_url: str = ""
     # auth: PEM public keys (or a JWKS URL in the cluster) that sign bearer tokens
@@ -428,10 +438,16 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
                                     get("LSCLOUD_S3_CONDITIONAL_DELETE", "true" if mode == "local" else "false")),
         s3_object_lock=_choice("LSCLOUD_S3_OBJECT_LOCK", get("LSCLOUD_S3_OBJECT_LOCK", "").strip().lower(),
                                ("", "governance", "compliance")),
+        s3_timeout_s=_int("LSCLOUD_S3_TIMEOUT_S", get("LSCLOUD_S3_TIMEOUT_S", str(d.s3_timeout_s)), 1, 60),
+        s3_request_deadline_s=_int("LSCLOUD_S3_REQUEST_DEADLINE_S",
+                                   get("LSCLOUD_S3_REQUEST_DEADLINE_S", str(d.s3_request_deadline_s)), 0, 55),
         bucket=bucket,
         nats_ca_file=_readable_file("LSCLOUD_NATS_CA_FILE", get("LSCLOUD_NATS_CA_FILE", "")),
         nats_cert_file=nats_cert,
         nats_key_file=nats_key,
+        nats_request_publish_timeout_s=_int("LSCLOUD_NATS_REQUEST_PUBLISH_TIMEOUT_S",
+                                            get("LSCLOUD_NATS_REQUEST_PUBLISH_TIMEOUT_S",
+                                                str(d.nats_request_publish_timeout_s)), 1, 10),
         nats_url=",".join(_url("LSCLOUD_NATS_URL", u.strip(), ("nats", "tls")) for u in get("LSCLOUD_NATS_URL", d.nats_url).split(",")),
         stream=stream,
         mqtt_url=_url("LSCLOUD_MQTT_URL", mqtt, ("mqtt", "mqtts", "ssl", "tcp")) if (mqtt := get("LSCLOUD_MQTT_URL", "")) else "",

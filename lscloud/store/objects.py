@@ -156,6 +156,7 @@ class ObjectStore:
     @classmethod
     def from_settings(cls, settings: Settings, **options) -> "ObjectStore":
         options.setdefault("fresh_s", settings.peer_fresh_s)
+        options.setdefault("timeout_s", settings.s3_timeout_s)
         options.setdefault("conditional_delete", settings.s3_conditional_delete)
         if settings.s3_object_lock:
             options.setdefault("object_lock", {settings.bucket: settings.s3_object_lock})
@@ -391,14 +392,18 @@ class ObjectStore:
         client's retry then meets its own write (a create as "already exists", a move as "not
         allowed from the state it is in now"), and what was to follow the write (its audit entries,
         indexes and events) never does. Another writer's identical bytes are the same write (a
-        record's bytes name its version and its moves' times; an index entry is derived from them)."""
+        record's bytes name its version and its moves' times; an index entry is derived from them).
+
+        Inside a request the read back is one short attempt (:data:`lscloud.store.s3http.READ_BACK_S`):
+        the PUT's own attempts have used the request's deadline already."""
         try:
             return self._call("PutObject", "PUT", bucket, key, headers=headers, body=body, conditional=conditional)
         except StoreUnavailable as unknown:
-            if not (conditional and isinstance(unknown.__cause__, Unreachable)):
-                raise   # an answer said it was not done (a 503 to the last attempt)
+            cause = unknown.__cause__
+            if not (conditional and isinstance(cause, Unreachable)) or cause.unsent:
+                raise   # an answer said it was not done (a 503 to the last attempt), or nothing was sent
             try:
-                there = self._call("GetObject", "GET", bucket, key)
+                there = self._call("GetObject", "GET", bucket, key, read_back=True)
             except StoreError:
                 raise unknown from None
             if there.body != body or _metadata(there.headers) != {str(k).lower(): str(v) for k, v in

@@ -15,6 +15,15 @@ timed-out connection, 429, 5xx and S3's throttling codes. A conditional write (`
 :class:`Unreachable` (the store is then unavailable, and the caller's idempotency decides), never
 as a conflict the write may not have had.
 
+Inside a request (or an event delivery) the store's calls share one deadline
+(:func:`start_deadline`, set by :mod:`lscloud.web.app` when the request starts): a caller behind
+Knative's queue-proxy is cut off after ``timeoutSeconds`` (60 s) whatever the function does, so a
+hung store must be answered as unavailable (a 503 with ``Retry-After``) before that, not after three
+attempts of ``timeout_s`` each for every call the request makes. No attempt starts past the deadline
+and each attempt's answer is awaited only until it; a read settling a conditional write's unknown
+outcome (``read_back``) still gets one short attempt. Outside a request (the CLI, a migration, a
+background thread) there is no deadline and every call has its three attempts.
+
 A GET may also be sent ahead (:meth:`S3Http.start_get`, for :meth:`ObjectStore.ahead`) and its
 answer read later: several reads leave one thread before any answer is waited for.
 
@@ -32,6 +41,7 @@ to the reading of its answer; one whose answer nobody reads is not counted.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import http.client
 import random
@@ -50,6 +60,9 @@ from ..metrics import HTTP_CLIENT
 from ..telemetry import STORE_TABLE
 
 MAX_ATTEMPTS = 3
+READ_BACK_S = 2.0
+"""Inside a deadline, the one attempt a read settling a conditional write's unknown outcome gets,
+even when the deadline has passed meanwhile: the answer "it was written" is worth that much more."""
 _RETRY_STATUS = frozenset((429, 500, 502, 503, 504))
 _AMBIGUOUS_STATUS = frozenset((500, 502, 504))       # the server may have acted before failing
 _RETRY_CODES = frozenset(("RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete", "SlowDown",
@@ -62,7 +75,39 @@ _tracer = trace.get_tracer("lscloud.store")
 
 
 class Unreachable(Exception):
-    """No usable answer from the store after the retries (the cause says why)."""
+    """No usable answer from the store after the retries (the cause says why). ``unsent``: no attempt
+    went out at all (the request's deadline had passed), so nothing was written."""
+
+    def __init__(self, message: str, *, unsent: bool = False):
+        super().__init__(message)
+        self.unsent = unsent
+
+
+# a time.monotonic() by which the store calls of the current request must have ended (None: no bound)
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("lscloud_store_deadline", default=None)
+
+
+def start_deadline(seconds: float | None) -> contextvars.Token:
+    """Bound every store call made from now in this context (a request, an event delivery; threads
+    started with a copy of it) to ``seconds`` from now in all, retries included; ``None`` or 0: no
+    bound. Returns the token for :func:`end_deadline`. A request inside another (an app called
+    in-process) has its own deadline, and the outer one's is back when it ends."""
+    return _deadline.set(time.monotonic() + seconds if seconds else None)
+
+
+def end_deadline(token: contextvars.Token) -> None:
+    """End the bound :func:`start_deadline` returned ``token`` for."""
+    try:
+        _deadline.reset(token)
+    except ValueError:
+        # ended in another context than it started in (a response streamed after its request): the
+        # bound must not outlive its request there either
+        _deadline.set(None)
+
+
+def deadline() -> float | None:
+    """The current context's store deadline (a ``time.monotonic()``), or None."""
+    return _deadline.get()
 
 
 @dataclass(frozen=True)
@@ -151,7 +196,7 @@ class Started:
         reply, error = None, self._error   # start_get's, when it could not send it (counted then)
         if pending is not None:
             try:
-                reply = Reply(*pending.read())
+                reply = Reply(*pending.read(deadline=_deadline.get()))
             except (http.client.HTTPException, OSError) as exc:
                 error = _error_name(exc)
             _measured(self._labels, self._started, span, reply.status if reply is not None else None, error)
@@ -201,19 +246,27 @@ class S3Http:
 
     def request(self, operation: str, method: str, bucket: str, key: str = "", *,
                 params: Iterable[tuple[str, str]] = (), headers: Mapping[str, str] | None = None,
-                body: bytes = b"", conditional: bool = False, span_attributes: Mapping | None = None) -> Reply:
+                body: bytes = b"", conditional: bool = False, span_attributes: Mapping | None = None,
+                read_back: bool = False) -> Reply:
         """Send one S3 request (``operation`` is the API name, ``PutObject``; ``headers`` lower-case)
         and return its answer, whatever its status, once no retry is due. Raises :class:`Unreachable`
         when no answer came, or when a retried conditional write lost a condition its own earlier
-        attempt may have taken (see the module's docstring). ``span_attributes``: what the span of a
-        call that names no key says of the objects it touches (a batch delete's table and count)."""
+        attempt may have taken (see the module's docstring), or when the current request's deadline
+        (:func:`start_deadline`) leaves no time for an attempt. ``span_attributes``: what the span of a
+        call that names no key says of the objects it touches (a batch delete's table and count).
+        ``read_back``: a read settling a write's unknown outcome; inside a deadline it has one attempt
+        of at least :data:`READ_BACK_S`, past the deadline too."""
         path, query = self.path(bucket, key), sigv4.query_string(params)
         target = f"{path}?{query}" if query else path
         payload_hash = hashlib.sha256(body).hexdigest() if body else sigv4.EMPTY_SHA256
         span = self._span(operation, bucket, key, None if key else dict(params).get("prefix"), span_attributes)
         labels = self._labels(operation, method, bucket)
+        until, attempts = _deadline.get(), MAX_ATTEMPTS
+        if until is not None and read_back:
+            until, attempts = max(until, time.monotonic() + READ_BACK_S), 1
         try:
-            reply = self._send(method, path, query, target, headers, body, payload_hash, conditional, span, labels)
+            reply = self._send(method, path, query, target, headers, body, payload_hash, conditional, span, labels,
+                               until, attempts)
         except Unreachable as exc:
             if span.is_recording():
                 span.set_attribute("error.type", _error_name(exc))
@@ -264,33 +317,46 @@ class S3Http:
             attributes[STORE_TABLE] = prefix.partition("/")[0]
         return _tracer.start_span(f"S3.{operation}", kind=SpanKind.CLIENT, attributes=attributes)
 
-    def _send(self, method, path, query, target, headers, body, payload_hash, conditional, span, labels) -> Reply:
+    def _send(self, method, path, query, target, headers, body, payload_hash, conditional, span, labels,
+              until: float | None = None, attempts: int = MAX_ATTEMPTS) -> Reply:
+        """The attempts of one call; ``until``: the ``time.monotonic()`` past which none starts and
+        none is waited for (the request's deadline), None for none."""
         may_have_landed = False
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        reply: Reply | None = None
+        error: BaseException | None = None
+        for attempt in range(1, attempts + 1):
+            if until is not None and time.monotonic() >= until:
+                if reply is not None:
+                    return reply   # no time for another attempt: the last answer stands, as the last attempt's would
+                if error is None:
+                    raise Unreachable("no time left before the request's deadline", unsent=True)
+                raise Unreachable(f"{error.__class__.__name__} (then the request's deadline passed)") from error
             if attempt > 1:
                 span.set_attribute("retry_attempts", attempt - 1)
             signed = self.signer.sign(method, self.host, path, query, dict(headers or {}), payload_hash)
             signed["user-agent"] = USER_AGENT
             started = time.perf_counter()
             try:
-                status, reply_headers, data = self.connections.request(method, target, signed, body or None)
+                # past the deadline the answer is not waited for (the socket's timeout bounds each wait only)
+                status, reply_headers, data = self.connections.request(method, target, signed, body or None,
+                                                                       deadline=until)
             except NotSent as exc:
-                error = exc                       # never sent: always safe to send again
+                error, reply = exc, None          # never sent: always safe to send again
                 _measured(labels, started, span, None, _error_name(exc))
             except (http.client.HTTPException, OSError) as exc:
-                error, may_have_landed = exc, True
+                error, reply, may_have_landed = exc, None, True
                 _measured(labels, started, span, None, _error_name(exc))
             else:
                 _measured(labels, started, span, status)
                 reply = Reply(status, reply_headers, data)
                 if conditional and may_have_landed and reply.status in _LOST_CONDITION:
                     raise Unreachable(f"{method} outcome unknown: an earlier attempt may have landed")
-                if not _retried(reply) or attempt == MAX_ATTEMPTS:
+                if not _retried(reply) or attempt == attempts:
                     return reply
                 may_have_landed = may_have_landed or reply.status in _AMBIGUOUS_STATUS
                 self._sleep(attempt)
                 continue
-            if attempt == MAX_ATTEMPTS:
+            if attempt == attempts:
                 raise Unreachable(error.__class__.__name__) from error
             self._sleep(attempt)
         raise AssertionError("unreachable")   # pragma: no cover - the loop returns or raises

@@ -31,11 +31,12 @@ from typing import Any, Callable
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
-from .. import auth, errors, query, runtime
+from .. import auth, errors, outbox, query, runtime
 from ..config import CORS_ANY
 from ..context import AppState, app_state
 from ..problems import Problem, current_trace_id, problem_response
 from ..store.errors import ConditionalCheckFailed, DoesNotExist, InvalidKey, StoreUnavailable
+from ..store import s3http
 from .bodies import MULTIPART, SchemaSet, buffer_unsized_body, files_limit
 from .caching import cached_json
 from .downloads import add_route as add_download_route
@@ -201,6 +202,20 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
     app.json.sort_keys = False
     app.extensions["lscloud"] = AppState(name, settings, schemas_dir, openapi, partner_keys, schema_loader=SchemaSet)
     origins = settings.cors_origins
+
+    @app.before_request
+    def _deadlines():
+        # before anything reads the store or publishes (the caller's check, a body's hooks): the
+        # platform cuts a caller off at 60 s, so a hung store or NATS is answered 503 before that
+        g.lscloud_deadlines = (s3http.start_deadline(settings.s3_request_deadline_s),
+                               outbox.start_request(settings.nats_request_publish_timeout_s))
+
+    @app.teardown_request
+    def _deadlines_end(_exc):
+        started = g.pop("lscloud_deadlines", None)
+        if started is not None:
+            outbox.end_request(started[1])
+            s3http.end_deadline(started[0])
 
     @app.before_request
     def _guard():
