@@ -1,7 +1,7 @@
 """What an NGSI-LD request asks of this broker (ETSI GS CIM 009; the quoted sentences are the ETSI
 OpenAPI's for V1.6.1 and the clauses of V1.9.1): which of our entity types a type selection names,
-which attributes ``attrs`` names, the representation ``options`` asks for, and what a path or
-method we do not serve is in NGSI-LD's terms.
+which attributes ``attrs`` names, the representation ``options`` asks for, how many instances a
+temporal query may answer, and what a path or method we do not serve is in NGSI-LD's terms.
 
 Terms are resolved against the Smart Data Models context our answers link to: ``AirQualityObserved``
 and ``https://smartdatamodels.org/dataModel.Environment/AirQualityObserved`` are the same type,
@@ -10,11 +10,14 @@ and ``https://smartdatamodels.org/dataModel.Environment/AirQualityObserved`` are
 
 from __future__ import annotations
 
+import math
 import re
+from datetime import datetime, timedelta, timezone
 
 from lscloud import errors
 
 from . import ngsi
+from .ngsi_query import MAX_DEPTH
 
 SDM = "https://smartdatamodels.org/dataModel.Environment/"
 CORE = "https://uri.etsi.org/ngsi-ld/"
@@ -51,7 +54,7 @@ def type_kinds(selection: str) -> set[str]:
     if selection.strip() == "*":
         return set(ngsi.TYPES)
     tokens = _TOKENS.findall(selection)
-    pos = 0
+    pos = depth = 0
 
     def bad(why: str, why_vi: str) -> ngsi.BadRequestData:
         return ngsi.bad("type", f"cannot read the type selection {selection[:80]!r}: {why}",
@@ -77,14 +80,20 @@ def type_kinds(selection: str) -> set[str]:
         return kinds
 
     def factor() -> set[str]:             # "(" alternatives ")" | name
-        nonlocal pos
+        nonlocal pos, depth
         token = peek()
         if token == "(":
+            # each level is three frames of this descent: q's bound, long before the interpreter's
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise bad(f"parentheses nested more than {MAX_DEPTH} deep",
+                          f"các dấu ngoặc lồng nhau quá {MAX_DEPTH} mức")
             pos += 1
             kinds = alternatives()
             if peek() != ")":
                 raise bad("a parenthesis is not closed", "thiếu dấu đóng ngoặc")
             pos += 1
+            depth -= 1
             return kinds
         if token is None or token in ("(", ")", ",", "|", ";") or not _valid_name(token):
             raise bad(f"{str(token)[:40]!r} is neither an entity type name nor a URI",
@@ -128,6 +137,61 @@ def no_such_attributes(entity_id: str, names: set[str]) -> ngsi.ResourceNotFound
     return ngsi.ResourceNotFound(f"{entity_id[:80]} has none of the attributes {listed}",
                                  detail_vi=f"Thực thể {entity_id[:80]} không có thuộc tính nào trong {listed}.",
                                  errors=[errors.field("attrs", "none of these is an attribute of the entity")])
+
+
+# -- how much a temporal query answers ------------------------------------------------------------
+
+class TooManyResults(errors.DomainError):
+    """403, NGSI-LD's "The query associated to the operation is producing so many results that can
+    exhaust client or server resources. It should be made more restrictive" (Table 5.5.2-1; its status
+    by Table 6.3.2-1)."""
+    status, type = 403, ngsi.ERRORS + "TooManyResults"
+    title, title_vi = "Too many results", "Quá nhiều kết quả"
+
+
+MAX_INSTANCES = 31 * 24
+"""Temporal instances one answer holds per attribute (and aggregation method): a month of hourly
+values. A year of them is 1.8 MB to build and send; longer windows are asked for aggregated."""
+
+
+_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)   # on an hour of every offset we meet (whole hours)
+
+
+def temporal_instances(start: datetime, end: datetime, period_h: int | None, aggregated: bool,
+                       last_n: int | None) -> int:
+    """How many instances per attribute a temporal query over (``start``, ``end``] answers at most:
+    its hour ends, or its periods when aggregated (one period without ``aggrPeriodDuration``, as
+    :func:`.ngsi.temporal` makes them), the last ``last_n`` of them with lastN."""
+    if aggregated:
+        n = max(1, math.ceil((end - start) / timedelta(hours=period_h))) if period_h else 1
+    else:
+        hour = timedelta(hours=1)
+        n = (end - _EPOCH) // hour - (start - _EPOCH) // hour
+    return min(n, last_n) if last_n else n
+
+
+def bound_instances(start: datetime, end: datetime, period_h: int | None, aggregated: bool,
+                    last_n: int | None, window_field: str) -> None:
+    """TooManyResults when the query answers more than :data:`MAX_INSTANCES` instances per attribute,
+    naming what to change: ``aggrPeriodDuration`` when aggregated, else ``window_field`` (the end of
+    the window the caller chose). "More restrictive" here: a narrower window, ``lastN``, or the values
+    aggregated (``aggrMethods`` with a longer ``aggrPeriodDuration``)."""
+    n = temporal_instances(start, end, period_h, aggregated, last_n)
+    if n <= MAX_INSTANCES:
+        return
+    if aggregated:
+        field = "aggrPeriodDuration"
+        en = (f"{n} periods of {period_h} hours per attribute; one answer holds at most {MAX_INSTANCES}: "
+              "ask for a longer aggrPeriodDuration (P1D, P7D …), a narrower window or lastN")
+        vi = (f"{n} khoảng {period_h} giờ cho mỗi thuộc tính; mỗi câu trả lời tối đa {MAX_INSTANCES}: hãy dùng "
+              "aggrPeriodDuration dài hơn (P1D, P7D …), khoảng thời gian hẹp hơn hoặc lastN.")
+    else:
+        field = window_field
+        en = (f"{n} hourly values per attribute; one answer holds at most {MAX_INSTANCES} ({MAX_INSTANCES // 24} days): "
+              "narrow the window, ask for lastN, or aggregate (aggrMethods=avg,max&aggrPeriodDuration=P1D)")
+        vi = (f"{n} giá trị theo giờ cho mỗi thuộc tính; mỗi câu trả lời tối đa {MAX_INSTANCES} ({MAX_INSTANCES // 24} ngày): "
+              "hãy thu hẹp khoảng thời gian, dùng lastN, hoặc tổng hợp (aggrMethods=avg,max&aggrPeriodDuration=P1D).")
+    raise TooManyResults(en, detail_vi=vi, errors=[errors.field(field, en, vi)])
 
 
 # -- options: 6.3.7 Representation of Entities ---------------------------------------------------

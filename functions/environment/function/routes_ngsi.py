@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from lscloud import errors, query
@@ -197,7 +197,10 @@ def entity(entity_id: str):
 @responds("environment/ngsi-temporal-entity.json", media={LD_JSON: "environment/ngsi-temporal-entity.json"},
           headers={"Link": "application/json: the @context (application/ld+json has it in the body)"})
 @query_params(("timerel", "before, after or between", {"type": "string", "enum": ["before", "after", "between"]}),
-              ("timeAt", "ISO 8601 with offset", TIME), ("endTimeAt", "with between", TIME),
+              ("timeAt", "ISO 8601 with offset", TIME),
+              ("endTimeAt", (f"with between; at most {MAX_DAYS} days after timeAt. An answer holds at most "
+                             f"{ngsi_request.MAX_INSTANCES} instances per attribute ({ngsi_request.MAX_INSTANCES // 24} "
+                             "days of hourly values): a longer window needs lastN or aggrMethods (else 403 TooManyResults)"), TIME),
               ("attrs", "Only these attributes (comma-separated names or URIs)", {"type": "string", "maxLength": 600}),
               ("lastN", "Only the last n instances per attribute (the most recent, oldest first)",
                {"type": "integer", "minimum": 1, "maximum": 100000}),
@@ -232,7 +235,10 @@ def temporal(entity_id: str):
     attrs = ngsi_request.attr_names(q["attrs"]) if q["attrs"] else None
     if attrs is not None and not attrs & set(ngsi.ATTRS[station["kind"]].values()):
         raise ngsi_request.no_such_attributes(entity_id, attrs)
-    series = storage.hourly_series(station["id"], clock.hour_end(start), clock.hour_end(end))
+    ngsi_request.bound_instances(start, end, period, methods is not None, q["lastN"],
+                                 "endTimeAt" if q["timerel"] == "between" else "timeAt")
+    settled = storage.settled_before(now.astimezone(clock.TZ).date(), current_app.config["ENVIRONMENT"].max_late_days)
+    series = storage.hourly_series(station["id"], clock.hour_end(start), clock.hour_end(end), settled)
     # hours that have ended only (:mod:`.reports`): a window reaching past now stops at the last one
     last = min(end, reports.last_ended(now))
     series = {h: s for h, s in series.items() if start < clock.parse_hour_key(h) <= last}
