@@ -40,7 +40,7 @@ def _pdf() -> bytes:
 
 def _upload(client: httpx.Client, gw: str, auth: dict, i: int) -> str:
     r = client.post(f"{gw}/documents/v1/documents", content=_pdf(), params={"title": f"Học bạ {i}",
-                                                                           "type": "giay-chung-nhan"},
+                                                                           "type": "bao-cao"},
                     headers={**auth, "Content-Type": "application/pdf"})
     if r.status_code != 201:
         raise BenchError(f"uploading a transcript: HTTP {r.status_code} {r.text[:200]}")

@@ -206,7 +206,7 @@ def test_a_registration_resumed_in_the_new_year_keeps_the_number_in_its_book(cli
 
 def test_batch_one_approval_many_signatures(client, tokens):
     teacher = tokens("officer", "gv-hoa", agency="thpt-chu-van-an", unit="12a1")
-    ids = [upload(client, teacher, title=f"Học bạ {i}", type="giay-chung-nhan")["id"] for i in range(3)]
+    ids = [upload(client, teacher, title=f"Học bạ {i}", type="bao-cao")["id"] for i in range(3)]
     out = ok(client.post("/v1/batches", json={"documents": ids, "name": "Lê Thị Hoa", "title": "Giáo viên"},
                          headers=teacher))
     assert out["signed"] == 3 and all(r["status"] == "signed" for r in out["results"])

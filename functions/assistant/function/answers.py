@@ -35,9 +35,9 @@ def _money(amount: int, en: bool) -> str:
 
 
 def unverified(p: Mapping, fact: str) -> bool:
-    """True when the catalogue marks ``fact`` of ``p`` unverified (and never verified)."""
-    marks = [s["verified"] for s in p.get("sources") or [] if s.get("fact") == fact]
-    return bool(marks) and not any(marks)
+    """True unless the catalogue cites a verified source for ``fact`` of ``p``: a fact with no source
+    entry at all was never checked, and is said so as one marked ``verified: false`` is."""
+    return not any(s.get("verified") for s in p.get("sources") or [] if s.get("fact") == fact)
 
 
 def _caveat(p: Mapping, fact: str, en: bool) -> str:

@@ -111,10 +111,14 @@ def check(items: list[dict]) -> None:
                                                  or parent["mode"] != g["mode"]):
             raise ValueError(f"{where}: parent_gate {g.get('parent_gate')!r} must be a gate of the same mode, "
                              "not itself a clearance route")
-        cap = g["capacity"]
-        if not (isinstance(cap["export_per_hour"], int) and isinstance(cap["import_per_hour"], int)
-                and cap["export_per_hour"] > 0 and cap["import_per_hour"] > 0):
-            raise ValueError(f"{where}: capacities must be positive whole numbers")
+        cap = [g["capacity"]["export_per_hour"], g["capacity"]["import_per_hour"]]
+        # 0 both ways: no source gives a capacity the queue may schedule against (the gate clears no
+        # goods, or nobody published a figure); the border function seats no truck there until an
+        # operator sets one. A single 0 beside a figure is a typo, not a closed gate.
+        if not all(isinstance(c, int) and not isinstance(c, bool) for c in cap) \
+                or not (min(cap) > 0 or cap == [0, 0]):
+            raise ValueError(f"{where}: capacities must be positive whole numbers, or 0 both ways for a gate "
+                             "the queue cannot book")
         if g["lanes"]["export"] < 1 or g["lanes"]["import"] < 1:
             raise ValueError(f"{where}: needs at least one lane each way")
         hours = g["hours"]

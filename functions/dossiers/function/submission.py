@@ -60,7 +60,16 @@ def fees(procedure: dict, channel: str | None = None) -> list[dict]:
 
 def processing_days_verified(procedure: dict) -> bool:
     """Whether the catalogue cites a checked source for the procedure's processing time."""
-    return any(s.get("fact") == "processing_days" and s.get("verified") for s in procedure.get("sources") or [])
+    return fact_verified(procedure, "processing_days")
+
+
+def fees_verified(procedure: dict) -> bool:
+    """Whether the catalogue cites a checked source for the procedure's fees."""
+    return fact_verified(procedure, "fees")
+
+
+def fact_verified(procedure: dict, fact: str) -> bool:
+    return any(s.get("fact") == fact and s.get("verified") for s in procedure.get("sources") or [])
 
 
 def deciding_agency(procedure: dict, unit_code: str) -> str:
@@ -117,7 +126,9 @@ def submit(body: dict, actor: Actor, catalog: Catalog, request: dict | None = No
     check_documents(procedure, body["documents"])
     steps = workflow.plan_steps(procedure, unit["code"], catalog.agency_units(procedure))
     check_counter(steps, actor)
-    charged = fees(procedure, channel)
+    # each fee the receipt shows says whether anyone checked the catalogue's amount
+    checked = fees_verified(procedure)
+    charged = [{**f, "verified": checked} for f in fees(procedure, channel)]
     # every check that needs no store is done; the receipt code is reserved while the files are
     # looked up (one round trip for both), and given back if one of them is missing
     code = side_pool().submit(registry.reserve_code, body["id"], now())
@@ -134,6 +145,7 @@ def submit(body: dict, actor: Actor, catalog: Catalog, request: dict | None = No
     kept = {k: procedure.get(k) for k in PROCEDURE_FIELDS}
     # the deadline a citizen is given rests on the catalogue's processing days: say if nobody checked them
     kept["processing_days_verified"] = processing_days_verified(procedure)
+    kept["fees_verified"] = fees_verified(procedure)   # so is what the receipt charges
     doc = {"id": body["id"], "procedure": kept,
            "agency": deciding_agency(procedure, unit["code"]), "unit": unit["code"], "unit_name": unit.get("name"),
            "channel": channel, "applicant": applicant, "owner": applicants.owner(applicant),

@@ -26,7 +26,8 @@ Where the decision is ambiguous, and what this module does (each case is also a 
    the example: O3's daily sub-index is the larger of the two sub-indices, the 8-hour one left out
    when the highest 8-hour mean is above 400 µg/m³ (as the decision says).
 5. **Beyond the table.** Table 2's last row is "≥" (≥ 500 µg/m³ for PM2.5): a concentration at or
-   above it has the index 500, and the result says ``beyond_index: true``.
+   above it has the index 500, and the result says ``beyond_index: true``. A column that stops
+   earlier (O3 8h: 400 µg/m³ → 300, then "-") covers its last breakpoint; only above it is beyond.
 6. **Completeness.** The decision sets no minimum number of hours for a 24-hour or 8-hour mean, nor
    for the day's highest hourly value. We require 18 of 24 hours for the day and 6 of 8 hours for an
    8-hour mean (75 %, our choice, marked so in every answer); an hour or a day without enough data
@@ -64,7 +65,10 @@ def sub_index(table: str, c: float | None) -> tuple[float | None, bool]:
     if c is None or c < 0:
         return None, False
     rows = _table(table)
-    if c >= rows[-1][0]:
+    # only a full column ends in Table 2's "≥" row; a shorter one (O3 8h stops at 400 µg/m³ = 300,
+    # rows 7-8 "-") still covers its last printed breakpoint, and is beyond the table only above it
+    ends_open = len(rows) == len(standards.vn_aqi()["index_values"])
+    if c > rows[-1][0] or (ends_open and c == rows[-1][0]):
         return float(rows[-1][1]), True
     for (bp_lo, i_lo), (bp_hi, i_hi) in zip(rows, rows[1:]):
         if bp_lo <= c <= bp_hi:

@@ -7,8 +7,9 @@ typo in the YAML stops ``lscloud up`` instead of serving a broken catalogue.
 
 Facts about Vietnam carry their source: each procedure lists ``sources`` (which fact, which
 reference of the file's ``references``, verified or not, and a note) and must at least say how its
-``national_code`` (mã TTHC on the National Public Service Portal, or null), its ``level`` and its
-``processing_days`` were checked. The answer resolves each source's reference so a reader sees the
+``national_code`` (mã TTHC on the National Public Service Portal, or null), its ``level``, its
+``processing_days``, its ``online_mode``, its ``legal_basis`` and (when it charges any) its ``fees``
+were checked. The answer resolves each source's reference so a reader sees the
 document and its address; a deadline nobody checked is served with its ``verified: false`` source.
 
 A fee is ``{name, amount_vnd, waived_online, per, max_vnd}``: ``waived_online`` fees are not charged
@@ -37,7 +38,8 @@ NATIONAL_CODE_RE = re.compile(r"^[1-9]\.\d{6}$")   # mã TTHC without a province
 HHMM_RE = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$")
 FACTS = ("national_code", "level", "agency", "processing_days", "steps", "fees", "documents", "online_mode",
          "legal_basis", "results")
-REQUIRED_FACTS = ("national_code", "level", "processing_days")
+REQUIRED_FACTS = ("national_code", "level", "processing_days", "online_mode", "legal_basis")
+REQUIRED_IF_CHARGED = "fees"     # a procedure that charges something says how its fees were checked
 FEE_PER = ("page",)
 REFERENCE_KINDS = ("official", "press", "third-party")
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
@@ -198,6 +200,7 @@ def _procedure(raw: dict, fields: dict, references: dict) -> dict:
     if national is not None and not (isinstance(national, str) and NATIONAL_CODE_RE.match(national)):
         raise _fail(where + "/national_code", f"must be a national procedure code like 1.001193, or null, got {national!r}")
     sources = _sources(where, raw.get("sources"), references)
+    _require(where, sources, fees)
     if national is None and any(x["fact"] == "national_code" and x["verified"] for x in sources):
         raise _fail(where + "/sources", "a missing national_code cannot be verified")
     f = fields[raw["field"]]
@@ -250,10 +253,16 @@ def _sources(where: str, raw, references: dict) -> list[dict]:
             raise _fail(at + "/note", "an unverified fact says what was tried")
         out.append({"fact": src["fact"], "verified": src["verified"], "article": src.get("article"),
                     "note": src.get("note"), **(references[ref] if ref else {}), "ref": ref})
-    missing = [f for f in REQUIRED_FACTS if f not in {x["fact"] for x in out}]
+    return out
+
+
+def _require(where: str, sources: list[dict], fees: list) -> None:
+    """Every fact a citizen is told has a source entry (verified or not): a fact with none would be
+    served as if checked."""
+    required = REQUIRED_FACTS + ((REQUIRED_IF_CHARGED,) if fees else ())
+    missing = [f for f in required if f not in {x["fact"] for x in sources}]
     if missing:
         raise _fail(where + "/sources", f"must say how {', '.join(missing)} were checked")
-    return out
 
 
 @lru_cache(maxsize=1)
