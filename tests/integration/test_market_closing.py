@@ -186,7 +186,8 @@ def test_an_erasure_request_erases_the_payment_data_of_the_persons_closed_shops(
         "bank_bin": "970415", "account_number": "555566667777", "account_name": "NONG VAN BA"}),
         headers=tokens("citizen", NEIGHBOUR)), 201)
     ok(client.post(f"/v1/shops/{neighbours['id']}/close", headers=idem(tokens("citizen", NEIGHBOUR))))
-    assert stored_answers_holding(object_store, settings, ACCOUNT) >= 1   # the open's answer, kept for a retry
+    # the shop is its own idempotency record: no answer of its open is kept apart (the close's holds no account)
+    assert stored_answers_holding(object_store, settings, ACCOUNT) == 0
     audit_before = len(shops.records().trail(closing["id"]))
 
     hooks = {"market": market_erase.erase}
@@ -214,7 +215,6 @@ def test_an_erasure_request_erases_the_payment_data_of_the_persons_closed_shops(
     assert models.Shop.get(kept_open["id"]).data["payment"]["account_number"] == "998877665544"
     assert client.get(f"/v1/shops/{kept_open['id']}/qr").status_code == 200
     assert models.Shop.get(neighbours["id"]).data["payment"]["account_number"] == "555566667777"
-    assert stored_answers_holding(object_store, settings, "555566667777") == 1
     page = ok(client.get(f"/v1/shops/{closing['id']}"))
     assert page["status"] == "closed" and page["payment"] is None and page["vietqr"] is None
 

@@ -22,6 +22,12 @@ class Team(Model):
     commune = A.UnicodeAttribute()
     data = A.JSONAttribute()
     version = A.VersionAttribute()
+    # what the forming request was (keyed digests only, lscloud.idempotency.first_request): the team
+    # is its own idempotency record, so a resend is answered from it; a team formed before has none
+    request = A.JSONAttribute(null=True)
+    # the forming's transition: a resend finishes its audit entry, its commune's index and its
+    # event (Aggregate.resend); none on a team formed before it
+    created = A.JSONAttribute(null=True)
 
 
 class TeamAudit(Model):

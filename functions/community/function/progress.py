@@ -7,14 +7,15 @@ from . import tallies
 MAIN = "shop-or-payment"      # the Resolution 49 indicator communes are ranked on
 
 
-def of_commune(commune: str) -> dict:
+def of_commune(commune: str) -> tuple[dict, int]:
+    """A commune's progress as answered, and its target's version (:func:`.tallies.target_version`)."""
     from .models import CommuneProgress
 
     try:
         data = CommuneProgress.get(commune).data
     except CommuneProgress.DoesNotExist:
         data = {"commune": commune}
-    return tallies.view(data)
+    return tallies.view(data), tallies.target_version(data)
 
 
 def rank_communes(limit: int = 500) -> list[dict]:

@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, g, jsonify
 
 from lscloud import communes
 from lscloud.auth import allow, principal
-from lscloud.web import query_params, responds, validate_body
+from lscloud.web import if_match_version, query_params, responds, takes_if_match, validate_body, versioned_json
 
 from .refusals import NotYourCommune
 from . import progress, tallies
@@ -16,28 +16,37 @@ bp = Blueprint("community_progress", __name__)
 READERS = ("commune-officer", "team-leader", "team-member", "supervisor", "ioc", "operator", "auditor")
 
 
+TARGET_VERSIONED = {"ETag": 'The version of the commune\'s household target ("0": never set): send it in If-Match '
+                            "to set it (counting does not change it)"}
+
+
 @bp.put(f"/v1/communes/<{COMMUNE}>/target")
 @allow("commune-officer")
+@takes_if_match
 @validate_body("community/target.json")
-@responds("community/progress.json")
+@responds("community/progress.json", headers=TARGET_VERSIONED,
+          also={428: "No If-Match: a target that was set changes only at the version read (the ETag of the progress)"})
 def set_target(commune: str):
-    """The commune's number of households (from its register): the base of its Resolution 49 shares."""
+    """The commune's number of households (from its register): the base of its Resolution 49
+    shares. Once set, ``If-Match`` (the ETag of the progress as read) is required: 412 when another
+    officer set it since, 428 without it; the same figure and source again are answered as they stand."""
     who = principal()
     if who.unit != commune:
         raise NotYourCommune("a commune officer sets their own commune's figures",
                                detail_vi="Công chức chỉ cập nhật số liệu của xã, phường mình.")
+    version = if_match_version()
     unit = communes.commune(current_app.config["COMMUNITY_PEERS"], commune, "commune")
     data = tallies.set_households(commune, unit["name"], g.body["households"], g.body["source"],
-                                  {"role": who.role, "unit": who.unit})
-    return jsonify(tallies.view(data))
+                                  {"role": who.role, "unit": who.unit}, version)
+    return versioned_json(tallies.view(data), tallies.target_version(data))
 
 
 @bp.get(f"/v1/communes/<{COMMUNE}>/progress")
 @allow(*READERS)
-@responds("community/progress.json")
+@responds("community/progress.json", headers=TARGET_VERSIONED)
 def commune_progress(commune: str):
     """Households reached per indicator against the targets, verified activities by kind."""
-    return jsonify(progress.of_commune(commune))
+    return versioned_json(*progress.of_commune(commune))
 
 
 @bp.get("/v1/rankings")

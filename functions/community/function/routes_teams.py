@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, jsonify
 
+from lscloud import idempotency
 from lscloud.auth import allow, principal
 from lscloud.idempotency import idempotent
 from lscloud.statemachine import Actor
@@ -19,12 +20,20 @@ READERS = ("commune-officer", "team-leader", "team-member", "ioc", "operator", "
 @bp.post("/v1/teams")
 @allow("commune-officer")
 @validate_body("community/team-create.json")
-@idempotent(key_from=lambda body: body.get("id"))
+# the team is its own idempotency record: its create-only write forms it once
+@idempotent(key_from=lambda body: body.get("id"), in_record=True)
 @responds("community/team.json", status=201)
 def form_team():
-    """Form a team for a village or street group of the officer's commune, with its leader and members."""
-    out = teams.form(g.body, Actor.of(principal()), current_app.config["COMMUNITY_PEERS"])
-    return jsonify(teams.view(out.doc)), 201
+    """Form a team for a village or street group of the officer's commune, with its leader and
+    members. The same request again (same officer, same id, same body) is answered with the team it
+    formed; another body under that id is a 409 naming the fields that differ."""
+    stamp = idempotency.first_request()
+    out, replayed = idempotency.created_or_resent(
+        lambda: teams.form(g.body, Actor.of(principal()), current_app.config["COMMUNITY_PEERS"], request=stamp),
+        lambda judge: teams.records().resend(g.body["id"], judge))
+    resp = jsonify(teams.view(out.doc))
+    resp.status_code = 201
+    return idempotency.mark_replayed(resp) if replayed else resp
 
 
 @bp.get("/v1/teams")

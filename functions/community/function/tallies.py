@@ -29,11 +29,12 @@ import time
 from datetime import datetime, timedelta
 from typing import Callable, Iterable, NamedTuple
 
+from lscloud import errors
 from lscloud.aggregate import delete_quietly, save_all_quietly, together
 from lscloud.statemachine import iso, now
 from lscloud.store.recent import RecentItems
 
-from . import targets
+from . import refusals, targets
 from .models import CommuneProgress, Counting, Tally, TeamProgress
 
 OPEN = "open"
@@ -173,14 +174,16 @@ def _counted(data: dict, field: str, add: Iterable[str] = (), floor: dict[str, i
     return out
 
 
-def _change(recent: RecentItems, key: tuple, change: Callable[[dict], dict]) -> dict:
+def _change(recent: RecentItems, key: tuple, change: Callable[[dict], dict], recheck: tuple = ()) -> dict:
     """``change(data)`` applied to a progress document under If-Match (create-only when there is
-    none yet); a lost race runs it again on what the other writer stored."""
+    none yet); a lost race runs it again on what the other writer stored. ``recheck``: refusals of
+    ``change`` raised again only when a fresh read gives them too (not on a remembered copy)."""
     def apply(item) -> None:
         item.data = change(dict(item.data or {}))
 
     range_key = key[1] if len(key) > 1 else None
-    return recent.update(key[0], range_key, apply, create=lambda: recent.model(*key, data={})).data
+    return recent.update(key[0], range_key, apply, create=lambda: recent.model(*key, data={}),
+                         recheck=recheck).data
 
 
 def _stored(model, *key) -> dict:
@@ -190,16 +193,50 @@ def _stored(model, *key) -> dict:
         return {"commune": key[0]}
 
 
-def set_households(commune: str, commune_name: str, households: int, source: str, by: dict) -> dict:
-    """Set the commune's number of households (the base of its shares), keeping its counts."""
+def target_version(data: dict) -> int:
+    """The version of the commune's household target (0: never set), which the answers' ETag
+    carries: counting changes the progress document all day, the target only when an officer sets
+    it, so an officer's If-Match goes stale only when another officer set it since."""
+    return int(data.get("households_version") or 0)
+
+
+class _AsItStands(Exception):
+    """The target is already what was asked (a resend, or the same figure twice): nothing to write."""
+
+    def __init__(self, data: dict):
+        super().__init__("unchanged")
+        self.data = data
+
+
+def set_households(commune: str, commune_name: str, households: int, source: str, by: dict,
+                   version: int | None) -> dict:
+    """Set the commune's number of households (the base of its shares), keeping its counts.
+
+    ``version``: the target's version the officer read (``If-Match``; :func:`target_version`). Two
+    officers must not silently replace each other's figure: a target that was set changes only at
+    the version read (412 otherwise, 428 without one); the first is set only while still none is.
+    A target already as asked (a retry whose answer was lost) is answered as it stands: no write,
+    its ``updated_at`` and version unchanged."""
     def change(data):
+        current = target_version(data)
+        if data.get("households") == households and data.get("households_source") == source:
+            raise _AsItStands(data)
+        if version is None and current:
+            raise refusals.target_if_match_required()
+        if version is not None and version != current:
+            raise refusals.target_changed(current)
         data.update({"commune": commune, "commune_name": commune_name, "households": households,
-                     "households_source": source, "households_set_by": by, "households_set_at": iso(now())})
+                     "households_source": source, "households_set_by": by, "households_set_at": iso(now()),
+                     "households_version": current + 1})
         data.setdefault("reached", {})
         data.setdefault("activities", {})
         return data
 
-    return _change(_COMMUNES, (commune,), change)
+    try:
+        return _change(_COMMUNES, (commune,), change,
+                       recheck=(_AsItStands, errors.PreconditionRequired, errors.PreconditionFailed))
+    except _AsItStands as same:
+        return same.data
 
 
 def view(data: dict) -> dict:

@@ -44,10 +44,18 @@ def recorded(actor: Actor) -> Actor:
     return actor.pseudonymous("community-actors")
 
 
+def by_commune(doc: dict) -> list:
+    """The entry that lists a new team among its commune's (written with its forming's round)."""
+    from .models import TeamByCommune
+
+    return [TeamByCommune(doc["commune"], doc["id"])]
+
+
 def records() -> Aggregate:
     from .models import Team, TeamAudit
 
     return Aggregate(Team, machine=MACHINE, source="/community", audit=TeamAudit, mirror=("commune",), event_ids="team:",
+                     created_side=by_commune,
                      summary=lambda doc: {"team_id": doc["id"], "commune": doc["commune"], "village": doc["village"],
                                           "members": len(doc["members"])})
 
@@ -59,8 +67,11 @@ def _officer_of(actor: Actor, commune: str, pointer: str) -> None:
                                errors=[errors.field(pointer, "not your commune")])
 
 
-def form(body: dict, actor: Actor, directory: peers.PeerClient):
-    from .models import Team, TeamByCommune
+def form(body: dict, actor: Actor, directory: peers.PeerClient, request: dict | None = None):
+    """Form a team. It is its own idempotency record: ``request`` is what it keeps of the request
+    (:func:`lscloud.idempotency.first_request`), so a resend finds it (:meth:`Aggregate.resend`
+    then finishes a round a crash cut off: its audit entry, its commune's index, its event)."""
+    from .models import Team
 
     _officer_of(actor, body["commune"], "/commune")
     commune = communes.commune(directory, body["commune"], "/commune")
@@ -74,9 +85,7 @@ def form(body: dict, actor: Actor, directory: peers.PeerClient):
     # before the roster: a crash in between leaves an entry leading to a team that does not list
     # the person (an erasure reads the roster and finds nothing), never a name no entry leads to
     save_all_quietly(by_member(doc))
-    out = records().create(Team(doc["id"], data=doc, commune=doc["commune"]), [t])
-    save_quietly(TeamByCommune(doc["commune"], doc["id"]))
-    return out
+    return records().create(Team(doc["id"], data=doc, commune=doc["commune"], request=request), [t])
 
 
 def add_member(team_id: str, body: dict, actor: Actor):

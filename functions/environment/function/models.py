@@ -20,6 +20,12 @@ class Station(Model):
     kind = A.UnicodeAttribute()
     data = A.JSONAttribute()
     version = A.VersionAttribute()
+    # what the register request was (keyed digests only, lscloud.idempotency.first_request): the
+    # station is its own idempotency record, so a resend is answered from it; one registered before has none
+    request = A.JSONAttribute(null=True)
+    # the register's transition: a resend finishes its event (Aggregate.resend); none on a station
+    # registered before it
+    created = A.JSONAttribute(null=True)
 
 
 class Hour(Model):

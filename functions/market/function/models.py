@@ -21,6 +21,12 @@ class Shop(Model):
     commune = A.UnicodeAttribute()
     data = A.JSONAttribute()
     version = A.VersionAttribute()
+    # what the open request was (keyed digests only, lscloud.idempotency.first_request): the shop is
+    # its own idempotency record, so a resend is answered from it; a shop opened before has none
+    request = A.JSONAttribute(null=True)
+    # the open's transition: a resend finishes its audit entry, its indexes and its event
+    # (Aggregate.resend); none on a shop opened before it
+    created = A.JSONAttribute(null=True)
 
 
 class ShopAudit(Model):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from lscloud import errors, images, store
+from lscloud import errors, idempotency, images, store
 from lscloud.auth import allow, principal
 from lscloud.idempotency import idempotent
 from lscloud.statemachine import Actor
@@ -62,12 +62,20 @@ def photo(sha256: str):
 @bp.post("/v1/shops")
 @allow("citizen", "enterprise", "producer")
 @validate_body("market/shop-create.json")
-@idempotent(key_from=lambda body: body.get("id"))
+# the shop is its own idempotency record: its create-only write opens it once
+@idempotent(key_from=lambda body: body.get("id"), in_record=True)
 @responds("market/shop.json", status=201)
 def open_shop():
-    """Open a digital shop; its VietQR code is built from the bank BIN and account number."""
-    out = shops.open_shop(g.body, Actor.of(principal()), _peers())
-    return jsonify(shops.public_view(out.doc)), 201
+    """Open a digital shop; its VietQR code is built from the bank BIN and account number. The same
+    request again (same caller, id and body) is answered with the shop it opened; another body
+    under that id is a 409 naming the fields that differ (never their values)."""
+    who, stamp = Actor.of(principal()), idempotency.first_request()
+    out, replayed = idempotency.created_or_resent(
+        lambda: shops.open_shop(g.body, who, _peers(), request=stamp),
+        lambda judge: shops.resend_open(g.body["id"], who, judge))
+    resp = jsonify(shops.public_view(out.doc))
+    resp.status_code = 201
+    return idempotency.mark_replayed(resp) if replayed else resp
 
 
 @bp.get("/v1/shops")
@@ -117,7 +125,11 @@ def close_shop(shop_id: str):
 @responds("market/product.json", status=201)
 @idempotent(key_from=lambda body: body.get("id"))
 def add_product(shop_id: str):
-    """A product of the caller's own shop (category, OCOP stars, price, photos)."""
+    """A product of the caller's own shop (category, OCOP stars, price, photos). The same request
+    again (same id and body) is answered with the product it added; another body under that id is a
+    409 naming the fields that differ."""
     photos = _photos()
-    doc = shops.add_product(shop_id, g.body, Actor.of(principal()), photos.claim)
-    return jsonify(doc), 201
+    doc, resent = shops.add_product(shop_id, g.body, Actor.of(principal()), photos.claim)
+    resp = jsonify(doc)
+    resp.status_code = 201
+    return idempotency.mark_replayed(resp) if resent else resp

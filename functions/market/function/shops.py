@@ -22,9 +22,9 @@ from pathlib import Path
 
 import yaml
 
-from lscloud import communes, errors, peers
-from lscloud.aggregate import Aggregate, Outcome, delete_quietly, save_quietly
-from lscloud.statemachine import Action, Actor, IllegalTransition, StateMachine, iso, now
+from lscloud import communes, errors, peers, resends
+from lscloud.aggregate import MOVED_REDO_S, Aggregate, NoChange, Outcome, delete_quietly, save_quietly
+from lscloud.statemachine import Action, Actor, IllegalTransition, StateMachine, iso, now, parse_iso
 
 from . import actors, vietqr
 
@@ -56,15 +56,25 @@ def catalogue() -> dict:
     return yaml.safe_load((Path(__file__).parent / "data" / "ocop.yaml").read_text(encoding="utf-8"))
 
 
+def opened_side(doc: dict) -> list:
+    """The entry that lists a new shop among its commune's (written with its open's round)."""
+    from .models import ShopByCommune
+
+    return [ShopByCommune(doc["commune"], doc["id"])]
+
+
 def records() -> Aggregate:
     from .models import Shop, ShopAudit
 
     return Aggregate(Shop, machine=MACHINE, source="/market", audit=ShopAudit, mirror=("commune",), event_ids="shop:",
+                     created_side=opened_side,
                      summary=lambda doc: {"shop_id": doc["id"], "kind": doc["kind"], "commune": doc["commune"]})
 
 
-def open_shop(body: dict, actor: Actor, directory: peers.PeerClient):
-    from .models import Shop, ShopByCommune, ShopByOwner
+def open_shop(body: dict, actor: Actor, directory: peers.PeerClient, request: dict | None = None):
+    """Open a shop. It is its own idempotency record: ``request`` is what it keeps of the request
+    (:func:`lscloud.idempotency.first_request`), so a resend finds it (:func:`resend_open`)."""
+    from .models import Shop, ShopByOwner
 
     if actor.kind not in KIND_ROLES[body["kind"]]:
         raise errors.Invalid.at("/kind", f"a {actor.kind} cannot open a {body['kind']} shop "
@@ -81,9 +91,20 @@ def open_shop(body: dict, actor: Actor, directory: peers.PeerClient):
                        "account_name": pay["account_name"]},
            "vietqr": qr, "products": 0, "status": "new", "created_at": iso(now())}
     t = MACHINE.apply(doc, "open", actors.recorded(actor))
-    out = records().create(Shop(doc["id"], data=doc, commune=doc["commune"]), [t])
+    out = records().create(Shop(doc["id"], data=doc, commune=doc["commune"], request=request), [t])
     save_quietly(ShopByOwner(actor.sub, doc["id"]))
-    save_quietly(ShopByCommune(doc["commune"], doc["id"]))
+    return out
+
+
+def resend_open(shop_id: str, actor: Actor, judge) -> Outcome | None:
+    """The shop a refused open is the resend of, or None (:meth:`lscloud.aggregate.Aggregate.resend`:
+    its audit entry, commune index and event finished should a crash have cut them off; its owner's
+    index, keyed by the caller the document keeps only a pseudonym of, is written here)."""
+    from .models import ShopByOwner
+
+    out = records().resend(shop_id, judge)
+    if out is not None:
+        save_quietly(ShopByOwner(actor.sub, shop_id))
     return out
 
 
@@ -152,10 +173,20 @@ def payment_code(shop_id: str) -> str:
     return doc["vietqr"]
 
 
-def add_product(shop_id: str, body: dict, actor: Actor, claim_photo) -> dict:
+def add_product(shop_id: str, body: dict, actor: Actor, claim_photo) -> tuple[dict, bool]:
+    """Add a product to the caller's own shop: ``(product, resent)``. The product keeps its request
+    as sent, so a create that finds its id taken compares values directly: the same body again (a
+    retry of a first attempt cut off after the product's write) is that product (``resent``, its
+    count in the shop finished), another body a 409 naming the fields that differ."""
     from .models import Product
 
     shop = records().visible(shop_id, lambda doc: owned(doc, actor))
+    try:
+        existing = Product.get(shop_id, body["id"]).data
+    except Product.DoesNotExist:
+        existing = None
+    if existing is not None:
+        return _resent(shop_id, existing, body), True
     if closed(shop.data):
         raise ShopClosed("This shop is closed: it takes no new products.",
                          detail_vi="Cửa hàng đã đóng: không thêm sản phẩm được.", current_state="closed")
@@ -174,18 +205,39 @@ def add_product(shop_id: str, body: dict, actor: Actor, claim_photo) -> dict:
             raise errors.Invalid.at(f"/photos/{i}", "no photo with this sha256 was uploaded", "Chưa tải ảnh này lên.")
     doc = {**body, "shop_id": shop_id, "commune": shop.data["commune"], "created_at": iso(now())}
     if not save_quietly(Product(shop_id, body["id"], data=doc)):
-        existing = Product.get(shop_id, body["id"]).data
-        if {k: existing.get(k) for k in body} != body:
-            raise errors.Conflict("A product with this id already exists with other details.",
-                                  detail_vi="Đã có sản phẩm với mã này.", errors=[errors.field("/id", "already used")])
-        return existing
+        # another request with this id won the create meanwhile
+        return _resent(shop_id, Product.get(shop_id, body["id"]).data, body), True
+    _count(shop_id, body["id"])
+    return doc, False
 
+
+_NOT_SENT = ("shop_id", "commune", "created_at")   # what a product adds to its request
+
+
+def _resent(shop_id: str, existing: dict, body: dict) -> dict:
+    """The stored product a create that found its id taken is the resend of (its count finished),
+    or :class:`lscloud.resends.IdReused` naming the fields another body changes (no value)."""
+    differ = resends.changed_fields({k: v for k, v in existing.items() if k not in _NOT_SENT}, body)
+    if differ:
+        raise resends.IdReused(differ)
+    if (now() - parse_iso(existing["created_at"])).total_seconds() <= MOVED_REDO_S:
+        # a retry comes within minutes; an older product was counted (or predates the counted ids)
+        _count(shop_id, body["id"])
+    return existing
+
+
+def _count(shop_id: str, product_id: str) -> None:
+    """Count the product in its shop once: the shop keeps the ids it counted, so the retry of an
+    add cut off before (or after) its count adds nothing twice."""
     def count(d):
+        counted = d.setdefault("product_ids", [])
+        if product_id in counted:
+            raise NoChange
+        counted.append(product_id)
         d["products"] = d.get("products", 0) + 1
         return [], True
 
     records().mutate(shop_id, count)
-    return doc
 
 
 def products(shop_id: str, limit: int = 100) -> list[dict]:
