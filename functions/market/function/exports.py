@@ -7,9 +7,14 @@ could not read. Market holds no credential of its own that could read any declar
 then have to re-implement border's ownership rule, and any producer could probe other firms'
 declarations through it: a confused deputy). What is kept is a snapshot without personal data:
 gate, direction, status and the day the truck crossed — the driver, plates and goods stay in border.
-A link made before the crossing is completed by border's own event: when the truck exits
-(``vn.langson.border.truck.exited.v1``, delivered by the platform to ``/events``), each lot linked to
-that declaration — by the same exporter — records the day it crossed. Linking again also refreshes it.
+A link made before the crossing leaves the lot ``export_pending`` (the declaration may still be
+cancelled, refused or lapse) and is completed by border's own events, delivered by the platform to
+``/events``: when the truck exits (``vn.langson.border.truck.exited.v1``) each lot linked to that
+declaration — by the same exporter — becomes ``exported`` with the day it crossed; when the
+declaration ends without crossing (``declaration.cancelled``, ``.refused``, ``.expired``) each goes
+back to ``registered``, its link kept in ``export_history``. Each event is applied once (the
+runtime's events-seen record), and one for a lot no longer linked to that declaration changes
+nothing. Linking again also refreshes the link.
 """
 
 from __future__ import annotations
@@ -73,48 +78,108 @@ def link(lot_id: str, declaration_id: str, actor: Actor, authorization: str, bor
         raise errors.Invalid.at("/declaration", f"the declaration is {decl['status']}",
                                 f"Tờ khai {DEAD[decl['status']]}, không liên kết được với lô hàng.")
     link_doc = snapshot(decl, _gate_name(directory, decl["gate"]), now())
+    # a lot is exported once its truck has left, not when it is declared: until then it says so
+    action = "export" if lots.crossed(link_doc) else "declare_export"
 
     def op(doc):
+        # (an exported lot is not declared again for a crossing still to come: 409)
+        t = lots.MACHINE.apply(doc, action, actors.recorded(actor), details={
+            "gate": link_doc["gate"], "status": link_doc["status"], "crossed_on": link_doc["crossed_on"]})
+        _keep_history(doc, link_doc["declaration"], None, None)
         doc["export"] = link_doc
-        return [lots.MACHINE.apply(doc, "export", actors.recorded(actor), details={"gate": link_doc["gate"], "status": link_doc["status"],
-                                                                  "crossed_on": link_doc["crossed_on"]})]
+        return [t]
 
-    out = lots.records().mutate(lot_id, op)
     from .models import ExportLink
 
+    # the index before the link: border's event for the declaration, however soon it comes, finds
+    # the lot (one whose link is refused, or replaced since, is left as it is by the handlers)
     save_quietly(ExportLink(link_doc["declaration"], lot_id))
-    return out
+    return lots.records().mutate(lot_id, op)
+
+
+def _keep_history(doc: dict, declaration: str, ended: str | None, at: str | None) -> None:
+    """The lot's current link into ``export_history`` when it is replaced by another declaration's, or
+    ends (``ended``: border's status, ``at``: when): what the lot was declared for stays readable."""
+    export = doc.get("export")
+    if export and (ended or export.get("declaration") != declaration):
+        entry = {**export, "status": ended or export.get("status"), "ended": ended, "ended_at": at}
+        doc["export_history"] = [*(doc.get("export_history") or []), entry]
 
 
 EXITED = "vn.langson.border.truck.exited.v1"
+ENDED = {"vn.langson.border.declaration.cancelled.v1": "cancelled",
+         "vn.langson.border.declaration.refused.v1": "refused",
+         "vn.langson.border.declaration.expired.v1": "expired"}
+"""Border's events of a declaration that will not cross: its lots go back to ``registered``."""
+
+
+def _export_data(event: dict) -> tuple[dict, str | None]:
+    """The event's data and its export declaration's id (``None``: not an export's, or no id)."""
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    declaration = data.get("declaration_id")
+    if not isinstance(declaration, str) or not declaration or data.get("direction") != "export":
+        return data, None
+    return data, declaration
+
+
+def _linked(doc: dict, declaration: str, data: dict) -> dict:
+    """The lot's link to ``declaration`` made by the lot's own producer, else :class:`NoChange`: an
+    event never links a lot, nor touches one linked to another declaration since."""
+    export = doc.get("export") or {}
+    if export.get("declaration") != declaration or data.get("enterprise_tax_code") != doc["producer"]:
+        raise NoChange
+    return export
+
+
+def _each_linked_lot(declaration: str, op) -> None:
+    from .models import ExportLink
+
+    for link in ExportLink.query(declaration, limit=1000):
+        lots.records().mutate(link.lot_id, op)
 
 
 def on_exited(event: dict) -> None:
-    """Border says the truck of a declaration exited: every lot linked to it records the crossing."""
-    from .models import ExportLink
-
-    data = event.get("data") if isinstance(event.get("data"), dict) else {}
-    declaration = data.get("declaration_id")
+    """Border says the truck of a declaration exited: every lot linked to it is exported, with the day."""
+    data, declaration = _export_data(event)
     # an instant without its offset, or not a string, has no day here: the event's own time then.
     # ``time`` is OPTIONAL in CloudEvents: with neither, the lot is left as it is, never given the
     # day the event arrived (a redelivery days later would move it); linking again reads the day
     # the truck crossed from border itself
     at = parse_instant(data.get("at")) or parse_instant(event.get("time"))
-    if not isinstance(declaration, str) or not declaration or at is None or data.get("direction") != "export":
+    if declaration is None or at is None:
         return   # (it raised: five deliveries, then a dead letter, and the lot never recorded the crossing)
     crossed_on = local_day(at)
 
     def op(doc):
-        export = doc.get("export") or {}
-        # the same declaration, exported by the lot's own producer: an event never links a lot
-        if export.get("declaration") != declaration or data.get("enterprise_tax_code") != doc["producer"]:
-            raise NoChange
-        if export.get("crossed_on") == crossed_on and export.get("status") == "exited":
+        export = _linked(doc, declaration, data)
+        if doc["status"] == "exported" and export.get("crossed_on") == crossed_on and export.get("status") == "exited":
             raise NoChange
         doc["export"] = {**export, "status": "exited", "crossed_on": crossed_on, "checked_at": iso(now())}
         return [lots.MACHINE.apply(doc, "export", lots.MACHINE.system, details={"gate": export.get("gate"),
                                                                                "status": "exited",
                                                                                "crossed_on": crossed_on})]
 
-    for link in ExportLink.query(declaration, limit=1000):
-        lots.records().mutate(link.lot_id, op)
+    _each_linked_lot(declaration, op)
+
+
+def on_ended(event: dict) -> None:
+    """Border says a declaration was cancelled, refused or expired: every lot still waiting on it
+    goes back to ``registered`` (the link in its history); a lot whose truck already left keeps its
+    crossing (a fact), and one linked elsewhere since is left as it is."""
+    data, declaration = _export_data(event)
+    if declaration is None:
+        return
+    ended = ENDED[event["type"]]
+    at = parse_instant(data.get("at")) or parse_instant(event.get("time"))
+
+    def op(doc):
+        export = _linked(doc, declaration, data)
+        if doc["status"] != "export_pending" or lots.crossed(export):
+            raise NoChange
+        _keep_history(doc, declaration, ended, iso(at) if at else None)
+        doc["export"] = None
+        # (not border's free-text reason: the exporter wrote it for border, not for the lot's readers)
+        return [lots.MACHINE.apply(doc, "withdraw_export", lots.MACHINE.system,
+                                   details={"gate": export.get("gate"), "status": ended})]
+
+    _each_linked_lot(declaration, op)

@@ -1,9 +1,10 @@
-"""The Knative entry point: border's ``truck.exited`` completes export links (and the platform
-clock's tick sweeps the function's run-once records)."""
+"""The Knative entry point: border's events complete or undo export links (``truck.exited``; a
+declaration cancelled, refused or expired), and the platform clock's tick sweeps the function's
+run-once records."""
 
 from lscloud import knative
 
 from .app import create_app
-from .exports import EXITED, on_exited
+from .exports import ENDED, EXITED, on_ended, on_exited
 
-new = knative.function(create_app, events={EXITED: on_exited})
+new = knative.function(create_app, events={EXITED: on_exited, **{t: on_ended for t in ENDED}})

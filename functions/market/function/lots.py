@@ -2,6 +2,14 @@
 it was packed — and, for an export lot, the border crossing it went through.
 
     (new) ──register──▶ registered ──export──▶ exported ──export──▶ exported (a refreshed link)
+                          │    ▲                  ▲
+          declare_export  │    │ withdraw_export  │ export (border: the truck exited)
+                          ▼    │                  │
+                        export_pending ───────────┘
+
+A lot is ``exported`` only once border says its truck left (the declaration ``exited``): linked to a
+declaration still on its way it is ``export_pending``, and a declaration that ends without crossing
+(cancelled, refused, expired) takes it back to ``registered``, the link kept in ``export_history``.
 
 Issuing stamps is a step inside a state (``stamps.issued``). Plain Python over the lot document;
 writes go through :class:`lscloud.aggregate.Aggregate`.
@@ -22,9 +30,14 @@ from . import actors, owners
 
 MACHINE = StateMachine("market", [
     Action("register", {"new"}, "registered", "lot.registered", actors={"producer"}),
-    Action("export", {"registered", "exported"}, "exported", "lot.exported", actors={"enterprise"}),
-], states=("registered", "exported"), noun=("lot", "lô hàng"),
-   state_names_vi={"registered": "đã đăng ký", "exported": "đã xuất khẩu"})
+    # a buyer or a shopper reads "exported" as "it left the country": only border's exit says so
+    Action("declare_export", {"registered", "export_pending"}, "export_pending", "lot.export-pending",
+           actors={"enterprise"}),
+    Action("export", {"registered", "export_pending", "exported"}, "exported", "lot.exported", actors={"enterprise"}),
+    # only border's own event (a declaration cancelled, refused or expired) undoes a link
+    Action("withdraw_export", {"export_pending"}, "registered", "lot.export-withdrawn", actors={"system"}),
+], states=("registered", "export_pending", "exported"), noun=("lot", "lô hàng"),
+   state_names_vi={"registered": "đã đăng ký", "export_pending": "đang chờ xuất khẩu", "exported": "đã xuất khẩu"})
 
 
 def created_side(doc: dict) -> list:
@@ -35,10 +48,45 @@ def created_side(doc: dict) -> list:
     return [LotByProducer(doc["producer"], doc["id"])]
 
 
-def records() -> Aggregate:
+def crossed(export: dict) -> bool:
+    """Whether the declaration of an export link has seen its truck leave (border's snapshot or event)."""
+    return export.get("status") == "exited" or bool(export.get("crossed_on"))
+
+
+def current(doc: dict) -> dict:
+    """``doc`` (changed in place) in today's states: a lot an older version stored ``exported`` while
+    its truck had not left reads ``export_pending``, derived from its link, at every read and write,
+    and is stored so by its next write. A mapping at read time, not a migration: nothing of the lot
+    is lost or guessed (its link says whether it crossed), no pass over every lot is needed before
+    the new version serves, and a lot an older replica writes during a rollout reads right too."""
+    export = doc.get("export")
+    if doc.get("status") == "exported" and export and not crossed(export):
+        doc["status"] = "export_pending"
+        stamps = doc.get("timestamps")
+        if isinstance(stamps, dict) and "exported" in stamps:
+            stamps.setdefault("export_pending", stamps.pop("exported"))
+    return doc
+
+
+class Lots(Aggregate):
+    """The lots' aggregate, every lot read and changed in today's states (:func:`current`)."""
+
+    def get(self, record_id: str):
+        item = super().get(record_id)
+        current(item.data)
+        return item
+
+    def visible(self, record_id: str, can_see):
+        return super().visible(record_id, lambda doc: can_see(current(doc)))
+
+    def mutate(self, record_id: str, op, **kwargs):
+        return super().mutate(record_id, lambda doc: op(current(doc)), **kwargs)
+
+
+def records() -> Lots:
     from .models import Lot, LotAudit
 
-    return Aggregate(Lot, machine=MACHINE, source="/market", audit=LotAudit,
+    return Lots(Lot, machine=MACHINE, source="/market", audit=LotAudit,
                      summary=lambda doc: {"lot_id": doc["id"], "product": doc["product"],
                                           "origin_commune": doc["origin"]["commune"],
                                           "stamps_issued": doc.get("stamps_issued", 0)},
