@@ -240,7 +240,7 @@ else:
         Backups("lscloud-backup", settings.backup, settings.nats, settings.objectStore, data_ns,
                 sorted(store.buckets.values()), access_key=cfg.get_secret("backupAccessKey") or "",
                 secret_key=cfg.get_secret("backupSecretKey") or "", target_cidrs=settings.backup.targetCidrs,
-                opts=pulumi.ResourceOptions(provider=provider, depends_on=[store.ready, event_bus.ready]))
+                tls=settings.tls, opts=pulumi.ResourceOptions(provider=provider, depends_on=[store.ready, event_bus.ready]))
         if cfg.get_secret("backupAccessKey") is None:
             pulumi.log.warn("backup.endpoint is set but the secrets backupAccessKey/backupSecretKey are not: "
                             "the backup jobs will fail until they are")

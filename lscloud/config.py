@@ -388,6 +388,16 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     if mode == "cluster" and (not pseudonym_key or pseudonym_key == LOCAL_PSEUDONYM_KEY):
         raise ConfigError("LSCLOUD_PSEUDONYM_KEY is required when LSCLOUD_ENV=cluster (a random secret of at least "
                           f"{PSEUDONYM_KEY_MIN_CHARS} characters, the same for every function)")
+    # the local store's credentials are public (they are the defaults in this file): in the cluster
+    # they would be a store user anyone can name, and the secret key also signs download links
+    # (lscloud.web.downloads), so anyone could forge one. Only a process given a store of its own is
+    # held to it: the event bridge runs as the cluster with none (infra/components/bridge.py)
+    if mode == "cluster" and (get("LSCLOUD_S3_ENDPOINT", d.s3_endpoint) != d.s3_endpoint
+                              or get("LSCLOUD_BUCKET", d.bucket) != d.bucket):
+        for var, local in (("LSCLOUD_S3_ACCESS_KEY", d.s3_access_key), ("LSCLOUD_S3_SECRET_KEY", d.s3_secret_key)):
+            if get(var, local) == local:
+                raise ConfigError(f"{var} is required when LSCLOUD_ENV=cluster (the function's own store user, "
+                                  "from its credentials Secret; the local default is public)")
     if pseudonym_key and len(pseudonym_key) < PSEUDONYM_KEY_MIN_CHARS:
         raise ConfigError(f"LSCLOUD_PSEUDONYM_KEY must be at least {PSEUDONYM_KEY_MIN_CHARS} characters")
     max_lifetime = _int("LSCLOUD_JWT_MAX_LIFETIME_S", get("LSCLOUD_JWT_MAX_LIFETIME_S", str(d.jwt_max_lifetime_s)), 60)

@@ -30,6 +30,10 @@ from . import config
 MANIFEST = "func.yaml"
 
 _NAME_RE = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")  # a DNS-1035 label, as Knative requires
+NAME_MAX_CHARS = 49
+"""Knative names a function's revisions ``<name>-00001`` and their private Services
+``<name>-00001-private`` (knative/serving#3236): both must stay DNS labels of at most 63 characters,
+so the name gets 63 - len("-00001-private") of them."""
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _EVENT_TYPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _ENV_TEMPLATE_RE = re.compile(r"^\{\{\s*env:(\w+)\s*\}\}$")
@@ -224,6 +228,10 @@ def parse(text: str, path: Path | str) -> Manifest:
         raise _err(path, "/name", "is required (the function's name, e.g. 'directory')")
     if not _NAME_RE.match(name):
         raise _err(path, "/name", f"must be lowercase letters, digits and '-', starting with a letter (got {name!r})")
+    if len(name) > NAME_MAX_CHARS:
+        raise _err(path, "/name", f"must be at most {NAME_MAX_CHARS} characters, got {len(name)} ({name!r}): Knative "
+                                  f"adds '-00001-private' to it for a revision's Service, and that name must fit "
+                                  f"a 63-character DNS label")
     if name in RESERVED_NAMES:
         raise _err(path, "/name", f"{name!r} is reserved by the gateway; choose another name")
     if path.parent.name and path.parent.name != name and path.name == MANIFEST:

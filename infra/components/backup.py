@@ -26,6 +26,12 @@ decrypted on a restored MinIO), the pseudonym key, ``softatm-kek`` — see infra
 The target's credentials are the secrets ``backupAccessKey``/``backupSecretKey`` (they need the
 bucket's versioning and lifecycle calls too); its addresses must be in ``backup.targetCidrs`` (the
 jobs' only way out besides NATS, MinIO and DNS).
+
+Least privilege, since both pods reach outside the cluster: the mirror reads the store as
+``backup-reader`` (list and read the function buckets, :func:`.objectstore.render_backup_reader_policy`),
+never as MinIO's root; the snapshot talks to NATS as ``backup`` (snapshot the two streams,
+:func:`.natsauth.backup_user`), never as admin, with a client certificate of its own; the upload
+container holds the target's credentials only. Each CronJob's pods reach only what they use.
 """
 
 from __future__ import annotations
@@ -37,12 +43,14 @@ import pulumi
 
 from . import k8s as kx
 from . import tls as tlsc
-from .bus import ADMIN_CERT, client_url, dlq_stream_name, nats_cli
-from .objectstore import MC_CA_DIR, MC_CONFIG, ROOT_SECRET, SERVER_CERT, endpoint, mc_trust
-from .settings import BackupSettings, NatsSettings, ObjectStoreSettings
+from . import natsauth
+from .bus import client_url, dlq_stream_name, nats_cli
+from .objectstore import BACKUP_READER_SECRET, MC_CA_DIR, MC_CONFIG, SERVER_CERT, endpoint, mc_trust
+from .settings import BackupSettings, NatsSettings, ObjectStoreSettings, TlsSettings
 
 OBJECTS, STREAMS = "backup-objects", "backup-streams"
 TARGET_SECRET = "backup-target"
+NATS_CERT = "nats-backup"   # the snapshot's client certificate: NATS user ``backup``
 COMPONENT = "backup"
 
 
@@ -51,19 +59,19 @@ def selectors() -> tuple[str, ...]:
     return (OBJECTS, STREAMS)
 
 
-def _mc_env() -> list[dict]:
-    return [
-        {"name": "MC_CONFIG_DIR", "value": MC_CONFIG},
-        {"name": "SRC_USER", "valueFrom": {"secretKeyRef": {"name": ROOT_SECRET, "key": "root-user"}}},
-        {"name": "SRC_PASSWORD", "valueFrom": {"secretKeyRef": {"name": ROOT_SECRET, "key": "root-password"}}},
-        {"name": "DST_USER", "valueFrom": {"secretKeyRef": {"name": TARGET_SECRET, "key": "access-key"}}},
-        {"name": "DST_PASSWORD", "valueFrom": {"secretKeyRef": {"name": TARGET_SECRET, "key": "secret-key"}}},
-    ]
+def _mc_env(*, src: bool) -> list[dict]:
+    ref = lambda secret, key: {"secretKeyRef": {"name": secret, "key": key}}  # noqa: E731
+    env = [{"name": "MC_CONFIG_DIR", "value": MC_CONFIG}]
+    if src:   # the store's read-only backup user (.objectstore), only where something reads the store
+        env += [{"name": "SRC_USER", "valueFrom": ref(BACKUP_READER_SECRET, "access-key")},
+                {"name": "SRC_PASSWORD", "valueFrom": ref(BACKUP_READER_SECRET, "secret-key")}]
+    return env + [{"name": "DST_USER", "valueFrom": ref(TARGET_SECRET, "access-key")},
+                  {"name": "DST_PASSWORD", "valueFrom": ref(TARGET_SECRET, "secret-key")}]
 
 
-def _aliases(b: BackupSettings, namespace: str) -> list[str]:
-    return [*mc_trust(), f'mc alias set src {endpoint(namespace)} "$SRC_USER" "$SRC_PASSWORD" >/dev/null',
-            f'mc alias set dst {b.endpoint} "$DST_USER" "$DST_PASSWORD" >/dev/null',
+def _aliases(b: BackupSettings, namespace: str, *, src: bool) -> list[str]:
+    source = [f'mc alias set src {endpoint(namespace)} "$SRC_USER" "$SRC_PASSWORD" >/dev/null'] if src else []
+    return [*mc_trust(), *source, f'mc alias set dst {b.endpoint} "$DST_USER" "$DST_PASSWORD" >/dev/null',
             f"mc mb --ignore-existing dst/{b.bucket}"]
 
 
@@ -98,7 +106,7 @@ def _versioned_target(b: BackupSettings) -> list[str]:
 
 
 def objects_script(b: BackupSettings, namespace: str, buckets: Sequence[str]) -> str:
-    lines = ["set -eu", *_aliases(b, namespace), *_versioned_target(b)]
+    lines = ["set -eu", *_aliases(b, namespace, src=True), *_versioned_target(b)]
     lines += [f"mc mirror --overwrite --remove --preserve src/{bucket} dst/{b.bucket}/objects/{bucket}"
               for bucket in buckets]
     return "\n".join(lines) + "\n"
@@ -108,21 +116,26 @@ def streams_scripts(b: BackupSettings, n: NatsSettings, namespace: str) -> tuple
     """(snapshot with the nats CLI into /backup, upload with mc and prune)."""
     cli = nats_cli(client_url(namespace))
     snap = "\n".join(["set -eu", *[f"{cli} stream backup {s} /backup/{s}" for s in (n.stream, dlq_stream_name(n))]])
-    upload = "\n".join(["set -eu", *_aliases(b, namespace),
+    upload = "\n".join(["set -eu", *_aliases(b, namespace, src=False),
                         'day=$(date -u +%Y-%m-%d)',
                         f"mc cp --recursive /backup/ dst/{b.bucket}/streams/$day/",
                         f"mc rm --recursive --force --older-than {b.keepStreamBackups}d dst/{b.bucket}/streams/ || true"])
     return snap + "\n", upload + "\n"
 
 
-def _volumes(scratch_bytes: int | None = None) -> list[dict]:
+def _volumes(scratch_bytes: int | None = None, *, nats: bool) -> list[dict]:
     scratch: dict[str, Any] = {"name": "backup", "emptyDir": {}}
     if scratch_bytes:
         scratch["emptyDir"] = {"sizeLimit": str(scratch_bytes)}
     return [scratch, {"name": "tmp", "emptyDir": {}},
             {"name": "scripts", "configMap": {"name": "backup-scripts"}},
             {"name": "minio-ca", "secret": {"secretName": SERVER_CERT, "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-            tlsc.client_volume(ADMIN_CERT)]
+            *([tlsc.client_volume(NATS_CERT)] if nats else [])]
+
+
+def certificate(n: NatsSettings, namespace: str, tls: TlsSettings) -> dict:
+    """The snapshot's client certificate: NATS maps it to the user ``backup`` (:mod:`.natsauth`)."""
+    return tlsc.render_client_cert(tlsc.ClientCert(NATS_CERT, namespace, natsauth.backup_user(n.stream).email), tls)
 
 
 def _container(name: str, image: str, script: str, env: list[dict], mounts: list[dict]) -> dict:
@@ -145,11 +158,14 @@ def _cron(name: str, namespace: str, schedule: str, spec: dict) -> dict:
 
 
 def render(b: BackupSettings, n: NatsSettings, store: ObjectStoreSettings, namespace: str, buckets: Sequence[str], *,
-           access_key: Any, secret_key: Any, target_cidrs: Sequence[str]) -> list[dict]:
+           access_key: Any, secret_key: Any, target_cidrs: Sequence[str], tls: TlsSettings | None = None) -> list[dict]:
+    """Every Kubernetes object of the backups, the snapshot's certificate first. ``tls``: the
+    stack's ``lscloud:tls`` (its certificates' lifetimes); the defaults when not given."""
     snap, upload = streams_scripts(b, n, namespace)
     mc_mounts = [{"name": "tmp", "mountPath": "/tmp"},
                  {"name": "minio-ca", "mountPath": MC_CA_DIR, "readOnly": True}]   # (mc_trust)
     objs: list[dict] = [
+        certificate(n, namespace, tls or TlsSettings()),
         {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
          "metadata": {"name": TARGET_SECRET, "namespace": namespace, "labels": kx.labels(TARGET_SECRET, COMPONENT)},
          "stringData": {"access-key": access_key, "secret-key": secret_key}},
@@ -157,35 +173,44 @@ def render(b: BackupSettings, n: NatsSettings, store: ObjectStoreSettings, names
          "metadata": {"name": "backup-scripts", "namespace": namespace, "labels": kx.labels("backup-scripts", COMPONENT)},
          "data": {"objects.sh": objects_script(b, namespace, buckets), "snapshot.sh": snap, "upload.sh": upload}},
         _cron(OBJECTS, namespace, b.objectsSchedule, {
-            "containers": [_container("mirror", store.mcImage, "objects.sh", _mc_env(), mc_mounts)],
-            "volumes": _volumes()}),
+            "containers": [_container("mirror", store.mcImage, "objects.sh", _mc_env(src=True), mc_mounts)],
+            "volumes": _volumes(nats=False)}),
         _cron(STREAMS, namespace, b.streamsSchedule, {
             "initContainers": [_container("snapshot", n.boxImage, "snapshot.sh", [],
                                           [{"name": "backup", "mountPath": "/backup"}, tlsc.client_mount()])],
-            "containers": [_container("upload", store.mcImage, "upload.sh", _mc_env(),
+            "containers": [_container("upload", store.mcImage, "upload.sh", _mc_env(src=False),
                                       [{"name": "backup", "mountPath": "/backup", "readOnly": True}, *mc_mounts])],
-            "volumes": _volumes(n.store_bytes)}),
+            "volumes": _volumes(n.store_bytes, nats=True)}),
     ]
     peers = lambda name, port: {"to": [{"podSelector": {"matchLabels": kx.selector(name)}}],  # noqa: E731
                                 "ports": [{"protocol": "TCP", "port": port}]}
-    objs.append({
-        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-        "metadata": {"name": COMPONENT, "namespace": namespace, "labels": kx.labels(COMPONENT, "network-policy")},
-        "spec": {"podSelector": {"matchLabels": {"app.kubernetes.io/component": COMPONENT}},
-                 "policyTypes": ["Ingress", "Egress"], "ingress": [],
-                 "egress": [peers("nats", 4222), peers("minio", 9000), kx.dns_egress_rule(),
-                            {"to": [{"ipBlock": {"cidr": c}} for c in target_cidrs],
-                             "ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 9000}]}]}})
+    target = {"to": [{"ipBlock": {"cidr": c}} for c in target_cidrs],
+              "ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 9000}]}
+    # the mirror reads MinIO, the streams' pod NATS; each only what it uses, besides the target
+    for job, inside in ((OBJECTS, peers("minio", 9000)), (STREAMS, peers("nats", 4222))):
+        objs.append({
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": job, "namespace": namespace, "labels": kx.labels(job, "network-policy")},
+            "spec": {"podSelector": {"matchLabels": kx.selector(job)},
+                     "policyTypes": ["Ingress", "Egress"], "ingress": [],
+                     "egress": [inside, kx.dns_egress_rule(), target]}})
     return objs
 
 
 class Backups(pulumi.ComponentResource):
     def __init__(self, name: str, b: BackupSettings, n: NatsSettings, store: ObjectStoreSettings, namespace: str,
                  buckets: Sequence[str], *, access_key: pulumi.Input[str], secret_key: pulumi.Input[str],
-                 target_cidrs: Sequence[str], opts: pulumi.ResourceOptions | None = None):
+                 target_cidrs: Sequence[str], tls: TlsSettings | None = None,
+                 opts: pulumi.ResourceOptions | None = None):
         super().__init__("lscloud:index:Backups", name, None, opts)
         self.objects = render(b, n, store, namespace, buckets, access_key=pulumi.Output.secret(access_key),
-                              secret_key=pulumi.Output.secret(secret_key), target_cidrs=target_cidrs)
+                              secret_key=pulumi.Output.secret(secret_key), target_cidrs=target_cidrs, tls=tls)
+        cert = None
         for obj in self.objects:
-            kx.create(f"{name}-{obj['kind'].lower()}-{obj['metadata']['name']}", obj, pulumi.ResourceOptions(parent=self))
+            # the CronJobs once their certificate is issued (the issuer is ready: this component
+            # comes after the store and the bus, which come after the internal CA)
+            res = kx.create(f"{name}-{obj['kind'].lower()}-{obj['metadata']['name']}", obj,
+                            pulumi.ResourceOptions(parent=self, depends_on=[cert] if cert is not None else []))
+            if obj["kind"] == "Certificate":
+                cert = res
         self.register_outputs({"target": b.endpoint, "bucket": b.bucket})

@@ -21,7 +21,9 @@ lives in the JetStream account ``LSCLOUD`` and gets only what it needs:
   no broker) could ever become ready. Accounts do not share subjects, so the overlap is gone;
 - the **devices relay** reads ``<stream>_DEVICES`` (what field devices publish over MQTT) through
   its durable consumer and publishes the device domains' ``device`` events, nothing else;
-- **admin** (the stream Job, the backups) may do everything;
+- **backup** (the streams' daily snapshot, :mod:`.backup`) may snapshot the functions' stream and
+  its dead-letter stream, nothing else: no publishing events, no consumer, no restore;
+- **admin** (the stream Job) may do everything;
 - **field devices** authenticate over MQTT only, with a username and password, and may publish
   their own topics only (:func:`lscloud.devices.nats_users`). They are issued at run time, so
   they are not rendered here: the rendered block holds the marker line
@@ -93,8 +95,26 @@ def platform_users(stream: str) -> list[NatsUser]:
             f"$JS.API.CONSUMER.INFO.{stream}.>", f"$JS.API.CONSUMER.MSG.NEXT.{stream}.>", f"$JS.ACK.{stream}.>")),
         # alone in its account: everything there is its own (its channel streams and their consumers)
         NatsUser("eventing", all_allowed=True, account=EVENTING_ACCOUNT),
+        backup_user(stream),
         NatsUser("admin", all_allowed=True),
     ]
+
+
+def backup_user(stream: str) -> NatsUser:
+    """``nats stream backup`` of the stream and its dead letters: a JetStream snapshot is a request
+    to ``$JS.API.STREAM.SNAPSHOT.<stream>`` naming a ``deliver_subject`` (the CLI's own ``_INBOX``,
+    which every user may subscribe to), where the server sends the chunks; each chunk's reply
+    subject is ``$JS.SNAPSHOT.ACK.<stream>.<id>.<size>.<index>`` and the client's reply to it is the
+    flow control (docs.nats.io, reference/jetstream/api/stream/snapshot; nats-server
+    ``jsSnapshotAckT``, answered under ``ackSubj + ".>"``). The CLI first reads the stream's info
+    (``$JS.API.STREAM.INFO.<stream>``) and the account's (``$JS.API.INFO``). Not admin: the pod
+    reaches outside the cluster, and admin could delete the streams or publish as any function."""
+    streams = (stream, f"{stream}_DLQ")   # the two .backup snapshots (bus.dlq_stream_name)
+    return NatsUser("backup", publish=(
+        "$JS.API.INFO",
+        *(f"$JS.API.STREAM.INFO.{s}" for s in streams),
+        *(f"$JS.API.STREAM.SNAPSHOT.{s}" for s in streams),
+        *(f"$JS.SNAPSHOT.ACK.{s}.>" for s in streams)))
 
 
 def relay_user(stream: str, domains: Iterable[str]) -> NatsUser:

@@ -57,6 +57,8 @@ KMS_KEY_NAME = "lscloud-kms"
 SERVER_CERT = "minio-server-tls"
 DEVICE_READER = "nats-device-users"   # the NATS pods' device-users sidecar: reads device credentials only
 DEVICE_READER_SECRET = "minio-nats-device-users"
+BACKUP_READER = "backup-reader"       # the backup mirror (:mod:`.backup`): reads the function buckets only
+BACKUP_READER_SECRET = "minio-backup-reader"
 POLICIES = "minio-policies"
 LIFECYCLE = "lifecycle-run-once.json"
 CERTS_DIR = "/etc/minio/certs"
@@ -155,8 +157,33 @@ def render_device_reader_policy(buckets: Sequence[str]) -> dict:
     }
 
 
+def render_backup_reader_policy(buckets: Sequence[str]) -> dict:
+    """The backup mirror's policy (``mc mirror --preserve`` from the store, :mod:`.backup`): list and
+    read the function buckets and their objects, and read the bucket settings mc looks at; nothing it
+    could write or delete with, no admin call, no other bucket. Not root: a backup pod reaches
+    outside the cluster, so what its credentials can do is what a leak of them would cost."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "ListFunctionBuckets", "Effect": "Allow",
+             "Action": ["s3:GetBucketLocation", "s3:ListBucket", "s3:GetBucketVersioning",
+                        "s3:GetBucketObjectLockConfiguration"],
+             "Resource": [f"arn:aws:s3:::{b}" for b in buckets]},
+            {"Sid": "ReadFunctionObjects", "Effect": "Allow", "Action": ["s3:GetObject", "s3:GetObjectTagging"],
+             "Resource": [f"arn:aws:s3:::{b}/*" for b in buckets]},
+        ],
+    }
+
+
+def _read_only_user(user: str, policy: str) -> list[str]:
+    return [f"mc admin policy create lscloud {policy} /policies/{user}.json",
+            f'mc admin user add lscloud {user} "$(cat /users/{user}.secret-key)"',
+            f"mc admin policy attach lscloud {policy} --user {user} 2>/dev/null || true"]
+
+
 def render_setup_script(functions: Sequence[str], prefix: str, namespace: str,
-                        retention: Mapping[str, Retention] | None = None, *, device_reader: bool = False) -> str:
+                        retention: Mapping[str, Retention] | None = None, *, device_reader: bool = False,
+                        backup_reader: bool = False) -> str:
     retention = retention or {}
     lines = [
         "set -eu",
@@ -187,11 +214,28 @@ def render_setup_script(functions: Sequence[str], prefix: str, namespace: str,
             f"mc ilm rule import lscloud/{b} < /policies/{LIFECYCLE}",
         ]
     if device_reader:
-        p = kx.dns_name("lscloud", DEVICE_READER, "r")
-        lines += [f"mc admin policy create lscloud {p} /policies/{DEVICE_READER}.json",
-                  f'mc admin user add lscloud {DEVICE_READER} "$(cat /users/{DEVICE_READER}.secret-key)"',
-                  f"mc admin policy attach lscloud {p} --user {DEVICE_READER} 2>/dev/null || true"]
+        lines += _read_only_user(DEVICE_READER, kx.dns_name("lscloud", DEVICE_READER, "r"))
+    if backup_reader:
+        lines += _read_only_user(BACKUP_READER, kx.dns_name("lscloud", BACKUP_READER, "r"))
     return "\n".join(lines) + "\n"
+
+
+def spread(s: ObjectStoreSettings, sel: Mapping[str, str]) -> dict:
+    """Where the servers may run. All of one erasure set's drives are spread over the servers, so a
+    node holding two of 4 servers holds half the drives: losing it drops the set below MinIO's write
+    quorum (half the drives plus one when parity is half, as with 8 drives at EC:4) and every write
+    fails. Hence a hard spread, as NATS has (:mod:`.bus`); with ``onePerNode`` (the default) a hard
+    anti-affinity on top, so a server without a free node of its own stays Pending rather than
+    share one (MinIO goes on with one server out)."""
+    out: dict[str, Any] = {"topologySpreadConstraints": [{
+        "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+        # a node the servers may not run on (a tainted control plane) is not a place to spread to:
+        # counted, its zero would cap every worker at one server (dev: the 4th of 4 on 3 workers pending)
+        "nodeTaintsPolicy": "Honor", "labelSelector": {"matchLabels": dict(sel)}}]}
+    if s.onePerNode:
+        out["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": dict(sel)}}]}}
+    return out
 
 
 def certificates(namespace: str, tls_settings) -> list[dict]:
@@ -204,7 +248,7 @@ def render(s: ObjectStoreSettings, namespace: str, functions: Sequence[str], *, 
            root: Mapping[str, Any], user_secrets: Mapping[str, Any], functions_namespace: str,
            kms_key: Any = "", retention: Mapping[str, Retention] | None = None,
            backup_selectors: tuple[str, ...] = (), device_domains: Sequence[str] = (),
-           device_reader_secret: Any = "") -> list[dict]:
+           device_reader_secret: Any = "", backup_reader_secret: Any = "") -> list[dict]:
     """Every Kubernetes object of the object store, in creation order.
 
     ``root`` holds ``user``/``password``, ``user_secrets`` each function's secret key and
@@ -214,9 +258,14 @@ def render(s: ObjectStoreSettings, namespace: str, functions: Sequence[str], *, 
     ``device_domains`` (functions that own device domains): a user that may only read their
     devices' credentials, whose keys (``device_reader_secret``) the NATS pods' device-users
     containers get (:mod:`.bus`).
+
+    ``backup_selectors`` (backups on): a user that may only read the function buckets, whose keys
+    (``backup_reader_secret``) the backup mirror gets (:mod:`.backup`), never root's.
     """
     if device_domains and not device_reader_secret:
         raise ValueError("device domains need the device reader's secret key")
+    if backup_selectors and not backup_reader_secret:
+        raise ValueError("backups need the backup reader's secret key")
     device_buckets = [bucket_name(s.bucketPrefix, d) for d in device_domains]
     lbl = kx.labels(NAME, "object-store")
     sel = kx.selector(NAME)
@@ -227,8 +276,13 @@ def render(s: ObjectStoreSettings, namespace: str, functions: Sequence[str], *, 
     if device_domains:
         policies[f"{DEVICE_READER}.json"] = json.dumps(render_device_reader_policy(device_buckets), indent=2,
                                                        sort_keys=True)
-    script = render_setup_script(functions, s.bucketPrefix, namespace, retention, device_reader=bool(device_domains))
-    all_secrets = {**user_secrets, **({DEVICE_READER: device_reader_secret} if device_domains else {})}
+    if backup_selectors:
+        policies[f"{BACKUP_READER}.json"] = json.dumps(
+            render_backup_reader_policy([bucket_name(s.bucketPrefix, fn) for fn in functions]), indent=2, sort_keys=True)
+    script = render_setup_script(functions, s.bucketPrefix, namespace, retention, device_reader=bool(device_domains),
+                                 backup_reader=bool(backup_selectors))
+    all_secrets = {**user_secrets, **({DEVICE_READER: device_reader_secret} if device_domains else {}),
+                   **({BACKUP_READER: backup_reader_secret} if backup_selectors else {})}
     rules = json.dumps(lifecycle(s.runOnceExpiryDays, s.noncurrentVersionDays), indent=2, sort_keys=True)
     digest = hashlib.sha256((script + json.dumps(policies, sort_keys=True) + rules).encode()).hexdigest()[:8]
 
@@ -255,6 +309,11 @@ def render(s: ObjectStoreSettings, namespace: str, functions: Sequence[str], *, 
                      "metadata": {"name": DEVICE_READER_SECRET, "namespace": namespace,
                                   "labels": kx.labels(DEVICE_READER, "object-store-credentials")},
                      "stringData": {"access-key": DEVICE_READER, "secret-key": device_reader_secret}})
+    if backup_selectors:  # beside the backup CronJobs that use it
+        objs.append({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                     "metadata": {"name": BACKUP_READER_SECRET, "namespace": namespace,
+                                  "labels": kx.labels(BACKUP_READER, "object-store-credentials")},
+                     "stringData": {"access-key": BACKUP_READER, "secret-key": backup_reader_secret}})
     objs.append({"apiVersion": "v1", "kind": "ConfigMap",
                  "metadata": {"name": POLICIES, "namespace": namespace, "labels": lbl},
                  "data": {**policies, "setup.sh": script, LIFECYCLE: rules}})
@@ -298,8 +357,7 @@ def render(s: ObjectStoreSettings, namespace: str, functions: Sequence[str], *, 
                 "spec": {
                     "automountServiceAccountToken": False,
                     "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000},
-                    "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
-                                                   "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": sel}}],
+                    **spread(s, sel),
                     "containers": [{
                         "name": "minio",
                         "image": s.image,
@@ -392,7 +450,8 @@ class ObjectStore(pulumi.ComponentResource):
                               user_secrets=users, functions_namespace=functions_namespace,
                               kms_key=pulumi.Output.secret(kms_key), retention=retention,
                               backup_selectors=backup_selectors, device_domains=device_domains,
-                              device_reader_secret=password(f"{name}-{DEVICE_READER}-secret-key") if device_domains else "")
+                              device_reader_secret=password(f"{name}-{DEVICE_READER}-secret-key") if device_domains else "",
+                              backup_reader_secret=password(f"{name}-{BACKUP_READER}-secret-key") if backup_selectors else "")
         created: dict[str, pulumi.Resource] = {}
         for obj in self.objects:
             deps = [created["StatefulSet"]] if obj["kind"] == "Job" else []

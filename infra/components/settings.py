@@ -317,10 +317,17 @@ class ObjectStoreSettings:
     runOnceExpiryDays: int = 3
     # every bucket is versioned: an overwritten or deleted object stays recoverable this many days
     noncurrentVersionDays: int = 30
+    # each server on a node of its own (required anti-affinity): with two on one node, losing it takes
+    # half the drives of the erasure set, below MinIO's write quorum, and every function's writes fail.
+    # Needs at least `servers` nodes; a stack with fewer (dev) sets false: the servers are then spread
+    # as evenly as the nodes allow, and losing a node that holds two stops writes until it is back
+    onePerNode: bool = True
 
     def __post_init__(self):
         if self.engine not in OBJECT_STORE_ENGINES:
             raise SettingsError(f"lscloud:objectStore.engine must be one of {OBJECT_STORE_ENGINES}, got {self.engine!r}")
+        if not isinstance(self.onePerNode, bool):
+            raise SettingsError(f"lscloud:objectStore.onePerNode must be true or false, got {self.onePerNode!r}")
         _positive("objectStore", servers=self.servers, drivesPerServer=self.drivesPerServer,
                   runOnceExpiryDays=self.runOnceExpiryDays, noncurrentVersionDays=self.noncurrentVersionDays)
         check_run_once_expiry(self.runOnceExpiryDays, [{}])
@@ -635,6 +642,12 @@ class StackSettings:
                 raise SettingsError("lscloud:apiServerCidrs is required with cluster.mode=existing: the API "
                                     "server's addresses (functions read its JWKS to verify event senders)")
             object.__setattr__(self, "apiServerCidrs", (self.cluster.subnetCidr,))
+        store = self.objectStore
+        if (self.cluster.mode != "existing" and store.onePerNode and store.servers > 1
+                and self.cluster.workerCount < store.servers):
+            raise SettingsError(f"lscloud:objectStore.onePerNode needs a node per MinIO server: objectStore.servers is "
+                                f"{store.servers} but cluster.workerCount is {self.cluster.workerCount} (one server "
+                                "would never be scheduled); add workers, or set objectStore.onePerNode: false")
         for kind, value in (("configMaps", self.configMaps), ("generatedSecrets", self.generatedSecrets)):
             if not isinstance(value, Mapping) or not all(isinstance(v, Mapping) for v in value.values()):
                 raise SettingsError(f"lscloud:{kind} must map a name to {{key: value}}")
