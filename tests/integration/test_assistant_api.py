@@ -2,7 +2,7 @@
 in an expiring record (without the caller's words), a dossier's status only to its owner (or with the
 receipt's secret), the per-caller rate limit (429 + Retry-After), bad input named, and every endpoint
 with every role. Its peers (procedures, directory, dossiers) are stand-ins answering like their
-contracts."""
+contracts (tests/integration/test_assistant_own_dossier.py asks the real dossiers function)."""
 
 from __future__ import annotations
 
@@ -23,14 +23,20 @@ from waiting import wait_for
 pytestmark = pytest.mark.integration
 
 CATALOGUE = catalogue.build()["procedures"]
-DOSSIER = {"id": "2025-000123", "code": "LS-251201-7K3QZP", "status": "processing", "status_vi": "đang xử lý",
-           "procedure": {"code": "HT-KH", "name": "Đăng ký kết hôn"}, "appointment_date": "2025-12-08",
-           "current_step": {"name": "Thẩm định hồ sơ"}, "pauses": []}
 SECRET = "S3CRET-42"
+# as the dossiers function shows a dossier to its applicant (schemas/dossiers/dossier.json): its state
+# by code only, the active step by its index in ``steps``
+DOSSIER = {"id": "2025-000123", "code": "LS-251201-7K3QZP", "status": "processing",
+           "procedure": {"code": "HT-KH", "name": "Đăng ký kết hôn"}, "appointment_date": "2025-12-08",
+           "steps": [{"code": "tiep-nhan", "name": "Tiếp nhận hồ sơ", "status": "done"},
+                     {"code": "tham-dinh", "name": "Thẩm định hồ sơ", "status": "active"}],
+           "current_step": 1, "pauses": [], "overdue": False, "tracking_secret": SECRET}
 
 
 class Peers(Served):
-    """procedures (paged list), directory (agencies) and dossiers (owner-only read, public tracking)."""
+    """procedures (paged list), directory (agencies) and dossiers as the real one answers: a dossier
+    read by its id only, and only by its applicant; the applicant's list; the public tracking by
+    receipt code and secret."""
 
     def __init__(self, owner_auth: str):
         self.owner_auth = owner_auth
@@ -48,12 +54,18 @@ class Peers(Served):
                 return conditional_json({"items": page, "total": len(page), "next_page_token": nxt}, request)
             if path.startswith("/directory/v1/agencies/"):
                 return conditional_json({"code": path.rsplit("/", 1)[1], "name": self.agency}, request)
-            if path == f"/dossiers/v1/dossiers/{DOSSIER['id']}" and request.headers.get("Authorization") == self.owner_auth:
+            owner = request.headers.get("Authorization") == self.owner_auth
+            if path == f"/dossiers/v1/dossiers/{DOSSIER['id']}" and owner:
                 return conditional_json(DOSSIER, request)
-            if path == "/dossiers/v1/track" and request.args.get("code") == DOSSIER["code"] \
+            if path == "/dossiers/v1/dossiers" and request.headers.get("Authorization"):
+                mine = [DOSSIER] if owner else []
+                return conditional_json({"items": mine, "total": len(mine), "next_page_token": None}, request)
+            if path == "/dossiers/v1/track" and request.args.get("code", "").upper() == DOSSIER["code"] \
                     and request.args.get("secret") == SECRET:
-                return conditional_json({k: DOSSIER[k] for k in ("code", "status", "status_vi", "appointment_date")}
-                                  | {"procedure": "HT-KH", "procedure_name": "Đăng ký kết hôn", "missing": []}, request)
+                return conditional_json({"code": DOSSIER["code"], "status": "processing", "status_vi": "đang xử lý",
+                                         "status_en": "being processed", "appointment_date": "2025-12-08",
+                                         "procedure": "HT-KH", "procedure_name": "Đăng ký kết hôn", "missing": []},
+                                        request)
             return Response('{"status":404,"title":"Not found"}', status=404, mimetype="application/problem+json")
 
         super().__init__(app)
@@ -237,12 +249,14 @@ def test_unknown_questions_are_not_answered_with_a_guess(client):
 
 
 def test_a_dossier_status_only_to_its_owner_or_with_the_receipt_secret(client, owner, tokens):
-    mine = ask(client, "hồ sơ 2025-000123 đến đâu rồi", headers=owner)
-    assert mine["intent"] == "status" and mine["dossier"] == DOSSIER["code"] and "đang xử lý" in mine["text"]
-    assert mine["citations"][0]["dossier"] == DOSSIER["code"]
+    for asked in (DOSSIER["id"], DOSSIER["code"]):    # by its id, and by the code its receipt prints
+        mine = ask(client, f"hồ sơ {asked} của tôi đến đâu rồi", headers=owner)
+        assert mine["intent"] == "status" and mine["dossier"] == DOSSIER["code"] and "đang xử lý" in mine["text"]
+        assert mine["citations"][0]["dossier"] == DOSSIER["code"] and "Thẩm định hồ sơ" in mine["text"]
     other = ask(client, "hồ sơ 2025-000123 đến đâu rồi", headers=tokens("citizen", "someone-else"))
     anonymous = ask(client, "hồ sơ 2025-000123 đến đâu rồi")
-    for a in (other, anonymous):
+    by_code = ask(client, f"hồ sơ {DOSSIER['code']} đến đâu rồi", headers=tokens("citizen", "someone-else"))
+    for a in (other, anonymous, by_code):
         assert a["intent"] == "status" and a["dossier"] is None and a["citations"] == []
         assert "đang xử lý" not in a["text"] and "Đăng ký kết hôn" not in a["text"]
     tracked = ask(client, f"hồ sơ {DOSSIER['code']} của tôi đến đâu rồi", secret=SECRET)

@@ -44,8 +44,10 @@ _NEUTRAL = re.compile(r"(?<![a-z])(mai tang phi|hoc phi|chi phi hoc tap|chi phi 
                       r"|le phi truoc ba)(?![a-z])")
 _DOCUMENTS_RE = re.compile(r"(?<![a-z])can (?:[a-z]+ ){0,2}gi(?![a-z])")
 
+RECEIPT_CODE_RE = re.compile(r"LS-\d{6}-[A-Z0-9]{6}", re.IGNORECASE)
+"""A receipt's code, as dossiers prints it (LS-<yymmdd>-<6 letters and digits>)."""
 # a dossier on a receipt (LS-261122-7K3QZP) or a client-chosen dossier id with digits (2025-000123)
-DOSSIER_RE = re.compile(r"\b(LS-\d{6}-[A-Z0-9]{6}|\d{4}-\d{4,8}|[A-Za-z0-9_]*\d[A-Za-z0-9_]*-[A-Za-z0-9_-]{3,58})\b",
+DOSSIER_RE = re.compile(r"\b(" + RECEIPT_CODE_RE.pattern + r"|\d{4}-\d{4,8}|[A-Za-z0-9_]*\d[A-Za-z0-9_]*-[A-Za-z0-9_-]{3,58})\b",
                         re.IGNORECASE)
 
 _REFINE = [re.compile(r"(?<![a-z])" + re.escape(p) + r"(?![a-z])") for p in (

@@ -64,11 +64,20 @@ def submitted(doc: dict, actor: Actor) -> dict:
     return {**dossier(doc, actor), "receipt": receipt(doc)}
 
 
-def track(doc: dict, at: datetime) -> dict:
-    """Status, appointment, the current step and what is missing: nothing personal."""
+# the states as an English-reading applicant is told them (the Vietnamese ones are the state machine's)
+STATE_EN = {"received": "received", "processing": "being processed", "waiting": "waiting for documents",
+            "done": "result ready", "denied": "refused", "cancelled": "cancelled"}
+TRACK_LANGUAGES = ("vi", "en")
+
+
+def track(doc: dict, at: datetime, lang: str = "vi") -> dict:
+    """Status, appointment, the current step and what is missing: nothing personal. The state is
+    named in Vietnamese and English, and ``status_text`` in ``lang`` (one of :data:`TRACK_LANGUAGES`)."""
     step = workflow.active_step(doc)
     pause = deadlines.open_pause(doc)
-    return {"code": doc["code"], "status": doc["status"], "status_vi": STATE_VI[doc["status"]],
+    names = {"vi": STATE_VI[doc["status"]], "en": STATE_EN[doc["status"]]}
+    return {"code": doc["code"], "status": doc["status"], "status_vi": names["vi"], "status_en": names["en"],
+            "status_text": names[lang], "lang": lang,
             "procedure": doc["procedure"]["code"], "procedure_name": doc["procedure"]["name"],
             "received_at": doc["received_at"], "appointment_at": doc["deadline"],
             "appointment_date": doc["appointment_date"], "overdue": deadlines.is_overdue(doc, at),

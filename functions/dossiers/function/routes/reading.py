@@ -3,7 +3,7 @@ public tracking by receipt code and secret."""
 
 from __future__ import annotations
 
-from flask import Blueprint, g, jsonify
+from flask import Blueprint, g, jsonify, request
 
 from lscloud.auth import allow, principal
 from lscloud.query import Param
@@ -62,10 +62,15 @@ def get_audit(dossier_id: str):
 
 @bp.get("/v1/track")
 @allow("public")
-@responds("dossiers/track.json")
+@responds("dossiers/track.json", headers={"Content-Language": "vi or en (Accept-Language)"})
 @query_params(Param("code", "The dossier code on the receipt (e.g. LS-261122-7K3QZP).", _RECEIPT_FIELD, required=True),
               Param("secret", "The tracking secret printed on the receipt.", _RECEIPT_FIELD, required=True))
 def track():
     """Public tracking by receipt code + tracking secret: state, appointment, current step, what is
-    missing. No personal data. A wrong code or secret answers the same 404."""
-    return jsonify(views.track(registry.tracked(g.query["code"], g.query["secret"]), now()))
+    missing. No personal data. A wrong code or secret answers the same 404. ``status_text`` is in
+    the language Accept-Language prefers (vi or en; vi when it names neither)."""
+    lang = request.accept_languages.best_match(views.TRACK_LANGUAGES, default="vi")
+    resp = jsonify(views.track(registry.tracked(g.query["code"], g.query["secret"]), now(), lang))
+    resp.headers["Content-Language"] = lang
+    resp.vary.add("Accept-Language")
+    return resp

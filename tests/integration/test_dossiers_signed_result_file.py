@@ -1,0 +1,130 @@
+"""What the applicant reads of a dossier finished with a result signed in the documents function, on
+real weed mini + nats-server: the dossier's files route links the signed result (it answered 404:
+the signed PDF is the documents function's, not a blob of this one), to the dossier's readers only;
+and the public tracking names the state in English too, in the language Accept-Language asks for."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from urllib.parse import urlsplit
+
+import pytest
+
+from lscloud import events, runtime
+from lscloud.auth import delivery_headers
+
+from dossiers_support import PeerStub, pdf
+
+pytestmark = pytest.mark.integration
+
+OWNER = "020090004321"
+
+
+@pytest.fixture(scope="module")
+def peers():
+    stub = PeerStub()
+    yield stub
+    stub.stop()
+
+
+@pytest.fixture
+def client(start_function, peers):
+    started = start_function("dossiers", peer_url_template=peers.template)
+    runtime.current().bus.ensure_stream()
+    return started.app.test_client()
+
+
+def ok(r, status=200):
+    assert r.status_code == status, r.get_data(as_text=True)
+    return r.get_json()
+
+
+def idem(h: dict) -> dict:
+    return {**h, "Idempotency-Key": uuid.uuid4().hex}
+
+
+def officer_claims(step: dict) -> dict:
+    """The officer who holds ``step`` (as an event's ``actor`` names them)."""
+    return {"kind": "officer", "sub": f"cb-{step['agency']}", "agency": step["agency"], "unit": step.get("unit")}
+
+
+def officer_of(tokens, step: dict) -> dict:
+    c = officer_claims(step)
+    return tokens.header("officer", c["sub"], agency=c["agency"], unit=c["unit"])
+
+
+def at_its_last_step(client, tokens) -> tuple[dict, dict]:
+    """A birth registration at its last step: the dossier and its owner's header."""
+    owner = tokens.header("citizen", OWNER)
+    docs = []
+    for code in ("to-khai", "giay-chung-sinh"):
+        up = client.post("/v1/attachments", data=pdf(code + uuid.uuid4().hex),
+                         headers={**owner, "Content-Type": "application/pdf"}, query_string={"filename": code + ".pdf"})
+        docs.append({"code": code, "sha256": ok(up, 201)["sha256"]})
+    doc = ok(client.post("/v1/dossiers", json={"id": "ks-" + uuid.uuid4().hex[:12], "procedure": "HT-KS",
+                                                "unit": "05983", "documents": docs}, headers=owner), 201)
+    doc = ok(client.post(f"/v1/dossiers/{doc['id']}/start", headers=idem(officer_of(tokens, doc["steps"][0]))))
+    while doc["current_step"] < len(doc["steps"]) - 1:
+        step = doc["steps"][doc["current_step"]]
+        doc = ok(client.post(f"/v1/dossiers/{doc['id']}/steps/complete", json={"step": step["code"]},
+                             headers=idem(officer_of(tokens, step))))
+    return doc, owner
+
+
+def signed_in_documents(client, settings, doc: dict) -> dict:
+    """The documents function's ``document.issued`` for the dossier's result, signed by the officer of
+    its last step, delivered as the dispatcher delivers it."""
+    actor = officer_claims(doc["steps"][-1])
+    document_id = "vb-" + uuid.uuid4().hex[:12]
+    data = {"dossier_id": doc["id"], "document_id": document_id,
+            "sha256": hashlib.sha256(document_id.encode()).hexdigest(), "agency": actor["agency"],
+            "direction": "outgoing", "status": "issued", "doc_type": "ket-qua", "signatures": 1, "number": 12,
+            "symbol": "GKS", "display": "12/GKS", "from": "signed", "to": "issued", "action": "issue",
+            "at": "2026-12-07T08:00:00Z", "actor": actor, "reason": None, "details": {}}
+    ev = events.new_event("vn.langson.documents.document.issued.v1", "/documents", data, id=f"issued-{uuid.uuid4().hex}")
+    headers, body = events.to_binary_http(ev)
+    ok(client.post("/events", data=body, headers={**headers, **delivery_headers(settings)}))
+    return data
+
+
+def test_the_files_route_links_a_result_signed_in_the_documents_function(client, tokens):
+    doc, owner = at_its_last_step(client, tokens)
+    signed = signed_in_documents(client, runtime.current().settings, doc)
+    done = ok(client.get(f"/v1/dossiers/{doc['id']}", headers=owner))
+    result = done["result"]
+    assert done["status"] == "done" and result["signed"] and result["sha256"] == signed["sha256"]
+    assert result["file_url"].endswith(f"/v1/documents/{signed['document_id']}/file")
+
+    link = ok(client.get(f"/v1/dossiers/{doc['id']}/files/{result['sha256']}", headers=owner))
+    assert link["sha256"] == result["sha256"] and link["url"] == result["file_url"]
+    assert link["expires_in_s"] >= 1
+    # by its digest in capitals too, as the documents are
+    assert ok(client.get(f"/v1/dossiers/{doc['id']}/files/{result['sha256'].upper()}", headers=owner))["url"] \
+        == result["file_url"]
+    # the same rule as the dossier: another citizen is told there is nothing there
+    other = client.get(f"/v1/dossiers/{doc['id']}/files/{result['sha256']}", headers=tokens.header("citizen", "someone"))
+    assert other.status_code == 404 and result["file_url"] not in other.get_data(as_text=True)
+    # …and the documents the applicant sent are still this function's own short-lived links
+    sent = ok(client.get(f"/v1/dossiers/{doc['id']}/files/{done['documents'][0]['sha256']}", headers=owner))
+    downloaded = client.get(urlsplit(sent["url"]).path)
+    assert downloaded.status_code == 200 and downloaded.data.startswith(b"%PDF")
+
+
+def test_tracking_names_the_state_in_english_when_asked(client, tokens):
+    doc, owner = at_its_last_step(client, tokens)
+    receipt = ok(client.get(f"/v1/dossiers/{doc['id']}/receipt", headers=owner))
+    query = {"code": receipt["code"], "secret": receipt["tracking_secret"]}
+    plain = client.get("/v1/track", query_string=query)
+    body = ok(plain)
+    assert (body["status"], body["status_vi"], body["status_en"]) == ("processing", "đang xử lý", "being processed")
+    assert body["status_text"] == "đang xử lý" and body["lang"] == "vi" and plain.headers["Content-Language"] == "vi"
+    english = client.get("/v1/track", query_string=query, headers={"Accept-Language": "en-GB,en;q=0.9,vi;q=0.5"})
+    body = ok(english)
+    assert body["status_text"] == "being processed" and body["lang"] == "en" and body["status_vi"] == "đang xử lý"
+    assert english.headers["Content-Language"] == "en" and "Accept-Language" in english.headers["Vary"]
+    # a language it does not speak: Vietnamese
+    assert ok(client.get("/v1/track", query_string=query, headers={"Accept-Language": "fr"}))["lang"] == "vi"
+    signed_in_documents(client, runtime.current().settings, doc)
+    done = ok(client.get("/v1/track", query_string=query, headers={"Accept-Language": "en"}))
+    assert (done["status_en"], done["status_text"], done["result_ready"]) == ("result ready", "result ready", True)
