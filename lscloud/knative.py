@@ -39,7 +39,14 @@ log = logging.getLogger("lscloud.knative")
 EventHandler = Callable[[dict], Any]
 
 DEPENDENCIES = ("s3", "nats")
-"""What ``needs=`` may name: ``"s3"`` the object store (and the bucket), ``"nats"`` the bus."""
+"""What ``needs=`` may name: ``"s3"`` the object store (and the bucket), ``"nats"`` the bus.
+
+Name ``"nats"`` only for a function that cannot answer without the bus (the soft ATM: its partner
+banks' nonces are in a JetStream key-value bucket). A function that only publishes keeps serving
+while NATS is away — its events wait in its outbox (:mod:`lscloud.outbox`), which a request fills at
+once when the bus is down — and its readiness must not depend on NATS: Knative stops sending
+traffic to a replica that is not ready, so a NATS outage took every such function out, reads and
+all, within 15 s, while each of them could still have answered."""
 
 
 class Function:

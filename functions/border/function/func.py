@@ -10,4 +10,4 @@ from .device_events import PLATE_READ, WEIGHT_MEASURED, on_plate, on_weight
 from .schedule import TICKED, on_tick
 
 new = knative.function(create_app, events={WEIGHT_MEASURED: on_weight, PLATE_READ: on_plate, TICKED: on_tick},
-                       needs=("s3", "nats"))
+                       needs=("s3",))

@@ -9,4 +9,4 @@ from .recount import on_tick
 
 # the tick only raises counts to what it lists and deletes settled entries: run twice, it changes
 # nothing more, so it takes no events-seen record a minute
-new = knative.function(create_app, events={TICKED: knative.repeat_safe(on_tick)})
+new = knative.function(create_app, events={TICKED: knative.repeat_safe(on_tick)}, needs=("s3",))

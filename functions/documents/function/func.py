@@ -4,4 +4,4 @@ from lscloud import knative
 
 from .app import create_app
 
-new = knative.function(create_app, needs=("s3", "nats"))
+new = knative.function(create_app, needs=("s3",))

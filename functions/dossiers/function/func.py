@@ -12,4 +12,4 @@ from .signed_results import ISSUED, on_document_issued
 # the tick flags what is due by conditional writes that find it flagged already: run twice, it
 # flags once, so it takes no events-seen record a minute (schedule.on_tick)
 new = knative.function(create_app, events={TICKED: knative.repeat_safe(on_tick), ISSUED: on_document_issued},
-                       needs=("s3", "nats"))
+                       needs=("s3",))

@@ -16,4 +16,4 @@ def _device_message(event: dict) -> None:
 # observations.recorded event follow only readings accepted, and an alert is judged only when a
 # reading opens its hour. So no events-seen record: it cost each message a create-only PUT and a
 # PUT, and later the clock's sweep a GET and a DELETE, half of the message's store work.
-new = knative.function(create_app, events={device_messages.TYPE: knative.repeat_safe(_device_message)})
+new = knative.function(create_app, events={device_messages.TYPE: knative.repeat_safe(_device_message)}, needs=("s3",))

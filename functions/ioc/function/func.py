@@ -17,4 +17,4 @@ def absorb(event: dict) -> None:
 # So no events-seen lease: the IOC takes every event the platform publishes, and the lease's create
 # and completion, with the clock sweep's read and delete after, were four store calls an event
 # beside the one the fact needs.
-new = knative.function(create_app, events={t: knative.repeat_safe(absorb) for t in HANDLED})
+new = knative.function(create_app, events={t: knative.repeat_safe(absorb) for t in HANDLED}, needs=("s3",))

@@ -7,4 +7,4 @@ from lscloud import knative
 from .app import create_app
 from .exports import ENDED, EXITED, on_ended, on_exited
 
-new = knative.function(create_app, events={EXITED: on_exited, **{t: on_ended for t in ENDED}})
+new = knative.function(create_app, events={EXITED: on_exited, **{t: on_ended for t in ENDED}}, needs=("s3",))
