@@ -13,7 +13,7 @@ from lscloud import errors, peers
 
 CODE_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")  # the directory's gate codes
 
-__all__ = ["gate", "UnknownGate", "DirectoryUnavailable", "CODE_RE"]
+__all__ = ["gate", "names", "UnknownGate", "DirectoryUnavailable", "CODE_RE"]
 
 
 class UnknownGate(errors.Invalid):
@@ -52,3 +52,15 @@ def gate(settings, code: str) -> dict:
     if g.get("mode") != "road":
         raise UnknownGate(f"{code} is not a road gate: trucks do not cross there")
     return g
+
+
+def names(g: dict) -> dict[str, str | None]:
+    """The gate's name in each language a driver reads (vi, zh, en), only as the directory has it.
+    The directory holds no Chinese name of a Vietnamese gate, only its Chinese counterpart's
+    (``counterpart.name_zh``, 友谊关 across from Hữu Nghị): a Chinese driver knows the crossing by
+    that, so zh is the Vietnamese name with it beside, never a translation made up here. A name the
+    directory does not have falls back to the Vietnamese one."""
+    vi = g.get("name")
+    counterpart = (g.get("counterpart") or {}).get("name_zh")
+    return {"vi": vi, "zh": g.get("name_zh") or (f"{vi} ({counterpart})" if vi and counterpart else vi),
+            "en": g.get("name_en") or vi}

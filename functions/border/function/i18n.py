@@ -32,6 +32,10 @@ TEXT = {
              "Slot: {slot} Vietnam time (UTC+7)"),
     "deadline": ("Hãy có mặt tại cửa khẩu trước {deadline} (giờ Việt Nam)", "请于{deadline}（越南时间，UTC+7）前到达口岸",
                  "Be at the gate before {deadline} Vietnam time (UTC+7)"),
+    # the SMS/Zalo text a called driver gets (:mod:`.called`): the gate's name as the directory gives it
+    "called_notice": ("Tờ khai {code}: xe của bạn được gọi vào {gate}. Hãy có mặt trước {deadline} (giờ Việt Nam)",
+                      "申报{code}：您的车辆已叫号，请于{deadline}（越南时间，UTC+7）前到达{gate}",
+                      "Declaration {code}: you are called to {gate}. Be there before {deadline} Vietnam time (UTC+7)"),
     "why": ("Thứ tự: làn ưu tiên trước, rồi khung giờ sớm hơn, rồi xe vào bãi sớm hơn",
             "排序规则：优先通道优先，其次预约时段较早者，再次进入等候区较早者",
             "Order: priority lane first, then earlier slot, then earlier arrival in the yard"),

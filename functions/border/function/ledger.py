@@ -65,10 +65,11 @@ def fact(fact_: str, doc: dict, data: dict, *, id: str) -> dict:
 
 # -- reading ----------------------------------------------------------------------------------------
 
-def view(doc: dict) -> dict:
-    """The declaration as answered: with what can happen next and who still has to decide."""
+def view(doc: dict, actor: Actor) -> dict:
+    """The declaration as answered to ``actor``: with what it may do next (:func:`.scopes.offered`)
+    and who still has to decide."""
     out = copy.deepcopy(doc)
-    out["allowed_actions"] = lifecycle.allowed_actions(doc["status"])
+    out["allowed_actions"] = scopes.offered(actor, doc)
     out["pending_agencies"] = clearance.pending_agencies(doc)
     out["release_blockers"] = clearance.release_blockers(doc) if doc["status"] == "under_inspection" else []
     if declarations.minimised(doc):
@@ -104,7 +105,7 @@ def of_owner(actor: Actor, limit: int, page_token: str | None) -> tuple[list[dic
     for entry in page:
         d = get_or_none(entry.declaration_id)
         if d is not None and scopes.can_see(actor, d.data):
-            items.append(view(d.data))
+            items.append(view(d.data, actor))
     return items, page.page_token
 
 

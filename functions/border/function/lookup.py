@@ -9,7 +9,7 @@ from lscloud.problems import Problem
 from lscloud.statemachine import parse_iso
 from lscloud.store import DoesNotExist
 
-from . import declarations, i18n, indexes, queue, traffic
+from . import declarations, gates, i18n, indexes, queue, traffic
 from .identifiers import plate_key
 from .models import Declaration, DeclarationCode
 
@@ -72,7 +72,18 @@ def find(code: str, plate: str, lang: str) -> dict:
     return doc
 
 
-def answer(doc: dict, where: dict, lang: str, orders: list[dict] | None = None) -> dict:
+def gate_name(read_gate, lang: str) -> str | None:
+    """The declaration's gate's name in ``lang`` (:func:`.gates.names`), from ``read_gate()`` (the
+    directory's gate); None when the directory does not answer: a name is not worth the driver's
+    status and place."""
+    try:
+        return gates.names(read_gate())[lang]
+    except (gates.DirectoryUnavailable, gates.UnknownGate):
+        return None
+
+
+def answer(doc: dict, where: dict, lang: str, orders: list[dict] | None = None,
+           gate_name: str | None = None) -> dict:
     """What the driver reads: the traffic police's orders that hold (``orders``:
     :func:`.traffic.open_for`), status, slot, queue position and why, the call's deadline. While a
     hold holds, it is the status text: a called truck is not told to go to the gate now."""
@@ -96,5 +107,5 @@ def answer(doc: dict, where: dict, lang: str, orders: list[dict] | None = None) 
         messages.append(i18n.t("deadline", lang, deadline=local.strftime("%H:%M")))
     # a hold takes the status's place: it, not the status ("called: go now"), says what to do now
     messages = told + messages[1:] if hold is not None else messages[:1] + told + messages[1:]
-    return {"language": lang, "declaration": declarations.for_driver(doc), "queue": q,
+    return {"language": lang, "declaration": declarations.for_driver(doc), "gate_name": gate_name, "queue": q,
             "traffic_orders": orders, "status_text": messages[0], "messages": messages}

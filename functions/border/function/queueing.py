@@ -121,8 +121,9 @@ def where_read(read: Callable[[], dict], settings, asked_as: str,
     return doc, where(doc, settings, early if early is not None and slot == hint else None)
 
 
-def board(gate_code: str, gate: dict) -> dict:
-    """The public queue board: waiting trucks per flow and lane, calls out, expected wait."""
+def board(gate_code: str, gate: dict, lang: str = "vi") -> dict:
+    """The public queue board: waiting trucks per flow and lane, calls out, expected wait; the
+    gate's ``name`` in ``lang`` where the directory has it (:func:`.gates.names`), all of them in ``names``."""
     at = now()
     flows = {}
     for flow in FLOWS:
@@ -138,7 +139,8 @@ def board(gate_code: str, gate: dict) -> dict:
                        "called": CallEntry.count(queue_name(gate_code, flow)), "capacity_per_hour": per_hour,
                        "expected_wait_minutes": queue.expected_wait_minutes(total, per_hour)}
     slot = queue.slot_of(at)
-    return {"gate": gate_code, "name": gate.get("name"), "current_slot": slot, "open_now": queue.is_open(gate, slot),
+    names = gates.names(gate)
+    return {"gate": gate_code, "name": names[lang], "names": names, "language": lang, "current_slot": slot, "open_now": queue.is_open(gate, slot),
             "flows": flows, "at": iso(at)}
 
 

@@ -8,11 +8,14 @@ never the door's ``forbidden``.
 
 from __future__ import annotations
 
-from lscloud import errors
-from lscloud.identifiers import InvalidIdentifier, normalise_tax_code
-from lscloud.statemachine import Actor
+import functools
+from pathlib import Path
 
-from . import clearance
+from lscloud import errors, rolematrix
+from lscloud.identifiers import InvalidIdentifier, normalise_tax_code
+from lscloud.statemachine import Actor, IllegalTransition, NotPermitted, now, parse_iso
+
+from . import clearance, lifecycle, queue
 
 GATE_BOUND = frozenset({"yard-operator", "gate-operator", "device"})
 READERS = ("enterprise", "driver", "officer", "yard-operator", "gate-operator", "operator")
@@ -119,3 +122,59 @@ def traffic_police(actor: Actor) -> None:
     if actor.agency != "traffic-police":
         raise TrafficPoliceOnly("Only traffic police issue these orders.",
                                 detail_vi="Chỉ cảnh sát giao thông được ra lệnh điều tiết.")
+
+
+DECISIONS = ("POST", "/v1/declarations/{id}/decisions")
+ACTION_ROUTES = {
+    "submit": ("POST", "/v1/declarations/{id}/submit"),
+    "book": ("POST", "/v1/declarations/{id}/booking"),
+    "cancel": ("POST", "/v1/declarations/{id}/cancel"),
+    "arrive": ("POST", "/v1/declarations/{id}/arrival"),
+    "call": ("POST", "/v1/gates/{gate}/calls"),
+    "miss_call": ("POST", "/v1/gates/{gate}/sweep"),
+    "expire": ("POST", "/v1/gates/{gate}/sweep"),
+    "reach_gate": ("POST", "/v1/declarations/{id}/at-gate"),
+    "start_inspection": DECISIONS, "hold": DECISIONS, "resume": DECISIONS, "refuse": DECISIONS,
+    "release": ("POST", "/v1/declarations/{id}/release"),
+    "exit": ("POST", "/v1/device-events"),
+}
+"""The endpoint through which each of the machine's actions is taken. An action not here (``create``,
+from no declaration; ``lapse``, the platform's clock) is offered to no caller."""
+
+
+@functools.cache
+def _access() -> rolematrix.Matrix:
+    # the table the role-matrix tests hold every route's door to: offered and admitted read one rule
+    return rolematrix.load(Path(__file__).resolve().parents[1])
+
+
+def _swept(doc: dict) -> str | None:
+    """The one missed-call action the sweep would apply to ``doc`` now (None before the deadline)."""
+    call = doc.get("call") or {}
+    if not call.get("deadline") or parse_iso(call["deadline"]) > now():
+        return None
+    return queue.after_missed_call(call.get("misses", 0))
+
+
+def may_take(actor: Actor, doc: dict, action: str) -> bool:
+    """Whether ``actor`` gets past every check the route taking ``action`` makes on ``doc``: its door
+    (access.yaml), the machine's actors and agency, the gate in a gate-bound token, an officer's own
+    agency's step; the missed-call moves only when the sweep would make them."""
+    route = ACTION_ROUTES.get(action)
+    row = _access().row(*route) if route else None
+    if row is None or not row.admits(actor.kind):
+        return False
+    try:
+        lifecycle.check(doc, action, actor)
+        at_gate(actor, doc["gate"])
+        if route == DECISIONS:
+            agency_step(actor, doc)
+    except (NotPermitted, IllegalTransition, WrongGate, NotYourStep):
+        return False
+    return action not in ("miss_call", "expire") or _swept(doc) == action
+
+
+def offered(actor: Actor, doc: dict) -> list[str]:
+    """The actions ``actor`` may take on ``doc`` now (the declaration's ``allowed_actions``): what
+    the machine allows from its state, narrowed to what this caller's routes would accept."""
+    return [a for a in lifecycle.allowed_actions(doc["status"]) if may_take(actor, doc, a)]

@@ -54,7 +54,7 @@ def visible(declaration_id: str) -> Outcome:
 
 
 def answer(out: Outcome, status: int = 200):
-    return versioned_json(ledger.view(out.doc), out.version, status)
+    return versioned_json(ledger.view(out.doc, actor()), out.version, status)
 
 
 def page(items: list, next_page_token: str | None = None):

@@ -1,5 +1,5 @@
 """A gate's queue at work: calls, the sweep of missed calls, capacity overrides, traffic orders and
-the recipients the notification gateway texts them to."""
+the recipients the notification gateway texts them to, and a called driver's notice for it."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from flask import Blueprint, g, jsonify
 from lscloud import idempotency
 from lscloud.auth import allow
 from lscloud.idempotency import idempotent
-from lscloud.web import if_match_version, responds, takes_if_match, validate_body, versioned_json
+from lscloud.query import Param
+from lscloud.web import if_match_version, query_params, responds, takes_if_match, validate_body, versioned_json
 
-from .. import capacity, queueing, scopes, traffic
-from .common import FLOW, GATE_CODE, actor, gate, own
+from .. import called, capacity, queueing, scopes, traffic
+from .common import DECLARATION_ID, FLOW, GATE_CODE, actor, gate, own
 
 bp = Blueprint("gates", __name__)
 ORDER_ID = 'schema("border/traffic-order.json#/properties/id"):order_id'
@@ -118,5 +119,20 @@ def traffic_order_recipients(gate_code: str, order_id: str):
     """The drivers an order goes to, with their phones as their declarations hold them now (null once
     minimised), for the SMS/Zalo gateway that texts them; the order's event carries no phone."""
     resp = jsonify(traffic.recipients(gate_code, order_id))
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.get(f"/v1/calls/<{GATE_CODE}>/<{DECLARATION_ID}>/recipient")
+@allow("notifier")
+@responds("border/call-recipient.json",
+          headers={"Cache-Control": "no-store (a driver's phone: no cache keeps it)"})
+@query_params(Param("deadline", "The call's deadline as its truck.called event gives it (details.deadline): "
+                    "another call of the truck since is a 410.", {"type": "string", "format": "date-time"}))
+def call_recipient(gate_code: str, declaration_id: str):
+    """The called driver's phone, language and notice (vi / zh / en: go to the gate before its
+    deadline), for the SMS/Zalo gateway, only while the call stands (404 no such call, 410 over or
+    superseded); the ``truck.called`` event carries no phone."""
+    resp = jsonify(called.recipient(gate_code, declaration_id, lambda: gate(gate_code), g.query["deadline"]))
     resp.headers["Cache-Control"] = "no-store"
     return resp

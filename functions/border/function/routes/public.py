@@ -59,7 +59,8 @@ def driver_lookup():
     code, plate = g.query["code"], g.query["plate"]
     doc, where = queueing.where_read(lambda: lookup.find(code, plate, lang), platform(),
                                      "code:" + lookup.normal_code(code))
-    resp = jsonify(lookup.answer(doc, where, lang, traffic.open_for(doc, lang)))
+    resp = jsonify(lookup.answer(doc, where, lang, traffic.open_for(doc, lang), lookup.gate_name(
+        lambda: gate(doc["gate"]), lang)))
     resp.headers["Content-Language"] = lang
     resp.headers["Vary"] = "Accept-Language"
     resp.headers["Cache-Control"] = "no-store"
@@ -68,7 +69,13 @@ def driver_lookup():
 
 @bp.get(f"/v1/gates/<{GATE_CODE}>/board")
 @allow("public")
-@responds("border/board.json")
+@responds("border/board.json", headers={"Content-Language": "The language of the gate's name: vi, zh or en "
+                                                            "(Accept-Language)"})
 def queue_board(gate_code: str):
-    """The public queue board: waiting trucks per direction and lane, current slot, expected wait."""
-    return jsonify(queueing.board(gate_code, gate(gate_code)))
+    """The public queue board: waiting trucks per direction and lane, current slot, expected wait,
+    the gate's name in the asker's language (vi / zh / en) where the directory has it."""
+    lang = i18n.pick(request.headers.get("Accept-Language"))
+    resp = jsonify(queueing.board(gate_code, gate(gate_code), lang))
+    resp.headers["Content-Language"] = lang
+    resp.headers["Vary"] = "Accept-Language"
+    return resp
