@@ -116,7 +116,7 @@ def test_open311_posts_are_limited_per_key_and_per_caller_in_the_spec_format(sta
                                                                              object_store, settings):
     client = start(start_function, peers, REPORTS_KEY_LIMIT="2", REPORTS_OPEN311_CALLER_LIMIT="3")
     clear_of_a_window_edge(60)   # the key's and the caller's windows are a minute
-    a, b = api_key(client, tokens), api_key(client, tokens)
+    a, b = api_key(client, tokens), api_key(client, tokens, name="Ứng dụng đối tác khác")
     for n in range(2):
         ok(client.post("/open311/v2/requests.json", data=f"api_key={a['api_key']}&{POST}&description=n{n}",
                        headers=FORM | at("192.0.2.1")), 201)

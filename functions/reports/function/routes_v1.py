@@ -15,8 +15,8 @@ from lscloud.idempotency import IMPLICIT_S, idempotent
 from lscloud.ratelimit import caller_subject
 from lscloud.statemachine import Actor, iso, now, parse_iso
 from lscloud.workdays import local_day
-from lscloud.web import (before_body, blob_response, body_limit, query_params, query_schema, raw_body, responds,
-                         validate_body)
+from lscloud.web import (before_body, blob_response, body_limit, page_params, query_params, query_schema, raw_body,
+                         responds, validate_body)
 from lscloud.web.caching import cached_json
 
 from . import agencies, apikeys, catalog, lists, photos, queries, reports, views
@@ -291,6 +291,19 @@ def services():
     return cached_json({"items": items, "total": len(items), "next_page_token": None})
 
 
+@bp.get("/v1/api-keys")
+@allow("operator")
+@responds("reports/api-key-listed.json", page=True)
+@query_params(*page_params(default_limit=50, max_limit=200))
+def list_keys():
+    """The Open311 API keys issued, revoked ones too, by id: whose, when issued, rotated or revoked,
+    never a secret."""
+    items, total, token = apikeys.page(g.query["limit"], g.query["page_token"] or None)
+    return jsonify({"items": items, "total": total, "next_page_token": token})
+
+
+# neither issue nor rotate is @idempotent: a replay would need the answer, secret included, kept in
+# clear in an idempotency record for a day (apikeys' docstring says what makes a retry safe instead)
 @bp.post("/v1/api-keys")
 @allow("operator")
 @validate_body("reports/api-key-create.json")
@@ -304,9 +317,9 @@ def issue_key():
 @bp.post(f"/v1/api-keys/<{KEY_ID}>/rotate")
 @allow("operator")
 @responds("reports/api-key.json")
-@idempotent(required=False)
 def rotate_key(key_id: str):
-    """A new secret for a key; the old one stops working at once (shown once)."""
+    """A new secret for a key; the old one stops working at once (shown once). Sent again, it makes
+    another secret: the answer received last holds the live one."""
     return jsonify(apikeys.rotate(key_id))
 
 

@@ -69,8 +69,11 @@ def moderation(doc: dict, trail: list[dict] | None = None) -> dict:
     return out
 
 
-UNVERIFIED = (" (hạn tạm tính, chưa đối chiếu văn bản công bố / placeholder deadline, not checked against a "
-              "published service level)")
+# two separate doubts, each said only when true: the service's number of working days has no
+# published text behind it yet (deadline_verified), and the calendar may miss that year's holidays
+# (deadline_provisional). "Tạm tính" / "placeholder" read as the latter, which a report may not be.
+UNVERIFIED = (" (số ngày làm việc của loại phản ánh này chưa đối chiếu văn bản công bố / this service's number of "
+              "working days is not checked against a published service level yet)")
 PROVISIONAL = " (dự kiến: lịch nghỉ năm đó chưa công bố / provisional: that year's holidays are not published yet)"
 
 
