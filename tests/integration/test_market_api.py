@@ -168,11 +168,12 @@ def test_stamps_scan_authentic_and_altered_or_unknown_codes_do_not(client, token
     r = client.post(f"/v1/lots/{lot['id']}/stamps", json={"count": 10**6}, headers=idem(prod))
     assert r.status_code == 422 and r.get_json()["errors"][0]["field"] == "/count"
 
-    # a copy: the same stamp in Lạng Sơn and, minutes later, in Hồ Chí Minh City
-    ok(client.get(f"/v1/stamps/{codes[3]}", query_string={"lat": 21.85, "lon": 106.76}))
-    copied = ok(client.get(f"/v1/stamps/{codes[3]}", query_string={"lat": 10.78, "lon": 106.70}))
+    # a copy: the same stamp scanned by different people in Lạng Sơn and, minutes later, in Hồ Chí Minh City
+    for address, where in (("203.0.113.1", {"lat": 21.85, "lon": 106.76}), ("203.0.113.2", {"lat": 21.85, "lon": 106.76}),
+                           ("203.0.113.3", {"lat": 10.78, "lon": 106.70}), ("203.0.113.4", {"lat": 10.78, "lon": 106.70})):
+        copied = ok(client.get(f"/v1/stamps/{codes[3]}", query_string=where, headers={"X-Forwarded-For": address}))
     assert copied["authentic"] is True and copied["possible_copy"] is True
-    assert copied["copy_reasons"] == ["implausible-places"]
+    assert copied["copy_reasons"] == ["implausible-places"] and copied["copy_evidence"][0]["callers"] == 4
     stream = [e["event"] for e in tail(rt.settings, 100)]
     flagged = [e for e in stream if e["type"] == "vn.langson.market.stamp.flagged.v1"]
     assert len(flagged) == 1 and flagged[0]["data"]["serial"] == 3

@@ -107,22 +107,27 @@ T0 = datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc)
 LANG_SON, HANOI, HCMC = scans.Place.coarse(21.853, 106.761), scans.Place.coarse(21.028, 105.834), scans.Place.coarse(10.776, 106.700)
 
 
-def test_a_stamp_scanned_too_often_is_flagged_once():
+def test_a_stamp_scanned_by_too_many_callers_is_flagged_once():
     tally = scans.new_tally()
-    flags = [scans.observe(tally, None, T0 + timedelta(minutes=i), **RULES) for i in range(5)]
-    assert flags == [False, False, False, True, False]
-    assert tally["count"] == 5 and tally["reasons"] == ["too-many-scans"] and tally["possible_copy"]
+    assert not any(scans.observe(tally, None, T0, by="a", **RULES) for _ in range(5))   # one caller
+    flags = [scans.observe(tally, None, T0 + timedelta(minutes=i), by=by, **RULES) for i, by in enumerate("bcde")]
+    assert flags == [False, False, True, False]
+    assert tally["count"] == 9 and tally["reasons"] == ["too-many-scans"] and tally["possible_copy"]
 
 
 def test_implausible_places_flag_a_copy_and_a_truck_ride_does_not():
+    lone = scans.new_tally()                 # one caller says Lạng Sơn, then Hồ Chí Minh City: no evidence
+    assert not any(scans.observe(lone, p, T0, by="a", **RULES) for p in (LANG_SON, HCMC, LANG_SON))
     ride = scans.new_tally()
-    assert not scans.observe(ride, LANG_SON, T0, **RULES)
-    assert not scans.observe(ride, HANOI, T0 + timedelta(hours=3), **RULES)     # ~130 km in 3 h
-    assert not ride["possible_copy"] and ride["places"][0] == {"lat": 21.9, "lon": 106.8, "at": "2026-03-01T08:00:00.000Z"}
+    assert not scans.observe(ride, LANG_SON, T0, by="a", **RULES)
+    assert not scans.observe(ride, HANOI, T0 + timedelta(hours=3), by="b", **RULES)     # ~130 km in 3 h
+    assert not ride["possible_copy"] and ride["places"][0] == {"lat": 21.9, "lon": 106.8, "at": "2026-03-01T08:00:00.000Z", "by": "a"}
     copy = scans.new_tally()
-    scans.observe(copy, LANG_SON, T0, **RULES)
-    assert scans.observe(copy, HCMC, T0 + timedelta(hours=2), **RULES)          # ~1,200 km in 2 h
-    assert copy["reasons"] == ["implausible-places"]
+    scans.observe(copy, LANG_SON, T0, by="a", **RULES)
+    assert not scans.observe(copy, HCMC, T0 + timedelta(hours=2), by="c", **RULES)      # one at each end: not yet
+    scans.observe(copy, LANG_SON, T0 + timedelta(hours=2), by="b", **RULES)
+    assert scans.observe(copy, HCMC, T0 + timedelta(hours=2), by="d", **RULES)          # two at each end, ~1,200 km
+    assert copy["reasons"] == ["too-many-scans", "implausible-places"]   # the fourth caller, over scan_limit 3, too
     assert 1100 < scans.distance_km(LANG_SON, HCMC) < 1300
 
 

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify
+from flask import Blueprint, current_app, g, jsonify, request
 
 from lscloud import errors
-from lscloud.auth import allow
+from lscloud.auth import allow, principal
+from lscloud.ratelimit import caller_subject
 from lscloud.web import query_params, responds
 from lscloud.web.caching import cached_json, caching
 
 from . import scans, stampcode, stampkeys, stamps
 
 bp = Blueprint("market_scan", __name__)
+# the scans' per-caller limit, built as the app is (a bad MARKET_SCAN_RATE_* value stops the start)
+bp.record_once(lambda state: state.app.extensions.__setitem__(
+    "market.scan_limiter", stamps.scan_limiter(state.app.extensions["lscloud"].settings)))
 
 
 # any segment routes (match=False): what is not a code is still answered, authentic: false, reason malformed
 @bp.get('/v1/stamps/<schema("market/stamp-code.json", match=False):code>')
 @allow("public")
-@responds("market/scan.json")
+@responds("market/scan.json",
+          also={429: "Too many scans from this caller (MARKET_SCAN_RATE_LIMIT): wait Retry-After seconds"})
 @query_params(("lat", "where the scan happens, if the shopper shares it (kept to 0.1°)",
                {"type": "number", "minimum": -90, "maximum": 90}),
               ("lon", "longitude, with lat", {"type": "number", "minimum": -180, "maximum": 180}))
@@ -25,7 +30,11 @@ def scan(code: str):
     """Scan a stamp: ``authentic`` (signature, issued batch) and the lot's origin and journey;
     a code that was never issued or was altered is ``authentic: false``. Every scan is counted.
     ``key`` names the published key that verified it: ``retired`` for a stamp printed before a
-    key rotation (still authentic), ``current`` for one the service signs now."""
+    key rotation (still authentic), ``current`` for one the service signs now. A copy flag counts
+    callers, not scans (:mod:`.scans`), and ``copy_evidence`` says what it rests on."""
+    caller = caller_subject(principal(), request.headers, request.remote_addr)
+    # counted before the work: a flood from one caller costs its counter's write, not the scan's
+    current_app.extensions["market.scan_limiter"].hit(caller)
     lat, lon = g.query["lat"], g.query["lon"]
     if (lat is None) != (lon is None):
         raise errors.Invalid.at("lon" if lon is None else "lat", "give both lat and lon, or neither",
@@ -35,7 +44,7 @@ def scan(code: str):
     rules = {"scan_limit": cfg.scan_limit, "copy_distance_km": cfg.copy_distance_km,
              "copy_speed_kmh": cfg.copy_speed_kmh}
     keys = current_app.config["MARKET_KEYS"]
-    answer = stamps.scan(code, place, keys, rules)
+    answer = stamps.scan(code, place, keys, rules, caller)
     if answer["authentic"]:
         # an inspector checking a stamp offline needs the kid; "retired" tells why it differs from new stamps'
         index = stampcode.decode(code).key_index

@@ -15,23 +15,30 @@ issue was cut off before its codes, has its missing parts signed by the first do
 them and kept then; the create-only write makes two concurrent downloads serve the same text.
 
 A scan verifies the signature, finds the batch, counts the scan on the stamp's own scan record
-(created on its first scan) and tells the lot's story.
+(created on its first scan) under the caller's tag for that stamp (:func:`caller_tag`, the rules of
+:mod:`.scans`) and tells the lot's story. Scans are public and anonymous, so each caller's are
+limited (:func:`scan_limiter`, ``MARKET_SCAN_RATE_LIMIT`` per ``MARKET_SCAN_RATE_WINDOW_S``).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterator
 
-from lscloud import errors, outbox, resends
+from lscloud import config, errors, outbox, resends
 from lscloud.aggregate import NoChange
+from lscloud.pseudonyms import pseudonym
+from lscloud.ratelimit import Limiter
 from lscloud.statemachine import Actor, iso, now
-from lscloud.store import ConditionalCheckFailed, DoesNotExist, StoreError
+from lscloud.store import ConditionalCheckFailed, DoesNotExist, Model, StoreError, attributes as A
+from lscloud.store.recent import RecentItems
 
 from . import actors, lots, scans, stampcode
 from .stampkeys import StampKeys
@@ -234,30 +241,72 @@ def _not_authentic(reason: str) -> dict:
     return {"authentic": False, "reason": reason, "message": en, "message_vi": vi}
 
 
-def _tally(batch: str, serial: int, place, at: datetime, rules: dict) -> tuple[dict, bool]:
+class ScanRate(Model):
+    """Scans counted per caller and window (:mod:`lscloud.ratelimit`): a subject is a pseudonym,
+    the clock's tick sweeps old windows."""
+
+    class Meta:
+        table = "market-scan-rate"
+        ttl_max_s = 2 * 3_600       # a window lives two of its length; windows are at most an hour
+
+    subject = A.UnicodeAttribute(hash_key=True)
+    window = A.UnicodeAttribute(range_key=True)
+    hits = A.NumberAttribute(default=0)
+    expires_at = A.TTLAttribute()
+
+
+@dataclass(frozen=True)
+class ScanRateSettings:
+    # scans per caller per window: a shopper scans a few stamps, an inspector at a truck one every
+    # few seconds; one IPv4 address can be many phones behind a carrier's NAT, hence room to spare
+    scan_rate_limit: int = field(default=120, metadata={"min": 1})
+    scan_rate_window_s: int = field(default=60, metadata={"min": 1, "max": 3_600})
+
+
+def scan_limiter(platform: config.Settings) -> Limiter:
+    """The scan's per-caller limit (``MARKET_SCAN_RATE_*``; a bad value stops the start)."""
+    own = config.section(platform, ScanRateSettings)
+    return Limiter(ScanRate, limit=own.scan_rate_limit, window_s=own.scan_rate_window_s)
+
+
+CALLER_TAG_CHARS = 5
+"""A caller's tag on a stamp's record: 25 bits of a keyed hash of the stamp and the caller. Enough
+that the 51 callers :mod:`.scans` tells apart at most almost never share one (a shared one only
+counts two as one: never a flag), and few enough that each tag stands for hundreds of addresses."""
+
+
+def caller_tag(batch: str, serial: int, caller: str) -> str:
+    """The caller (:func:`lscloud.ratelimit.caller_subject`) as the stamp's scan record names it:
+    keyed per stamp, so tags on two stamps' records never tell they were one shopper's."""
+    return pseudonym("market-stamp-scan-callers", f"{batch}.{serial}\x00{caller}")[:CALLER_TAG_CHARS]
+
+
+@functools.cache
+def _recent_scans() -> RecentItems:
     from .models import StampScans
 
-    key = f"{serial:010d}"
-    tally = scans.new_tally()
-    flagged = scans.observe(tally, place, at, **rules)
-    try:
-        StampScans(batch, key, data=tally).save()       # the stamp's first scan
-        return tally, flagged
-    except ConditionalCheckFailed:
-        pass
-    out = {}
+    # a stamp's next scan here (the buyer's family, a second look) is one conditional PUT, not three
+    return RecentItems(StampScans, max_items=_CACHE_MAX)
+
+
+def _tally(batch: str, serial: int, place, at: datetime, rules: dict, by: str) -> tuple[dict, bool]:
+    from .models import StampScans
+
+    key, out = f"{serial:010d}", {}
 
     def count(item):
         fresh = item.data
-        out["flagged"] = scans.observe(fresh, place, at, **rules)
+        out["flagged"] = scans.observe(fresh, place, at, by=by, **rules)
         item.data = fresh
 
-    item = StampScans.update(batch, key, count)
+    # created on the stamp's first scan (create-only); else the copy this replica last wrote, If-Match
+    item = _recent_scans().update(batch, key, count, create=lambda: StampScans(batch, key, data=scans.new_tally()))
     return item.data, out["flagged"]
 
 
-def scan(code: str, place, keys: StampKeys, rules: dict) -> dict:
-    """The answer to a scan: ``authentic`` and, if so, the lot's origin and journey and the scan count."""
+def scan(code: str, place, keys: StampKeys, rules: dict, caller: str) -> dict:
+    """The answer to a scan by ``caller`` (:func:`lscloud.ratelimit.caller_subject`): ``authentic``
+    and, if so, the lot's origin and journey, the scan count and any copy flag with its evidence."""
     from .models import Lot, StampBatch
 
     try:
@@ -271,7 +320,8 @@ def scan(code: str, place, keys: StampKeys, rules: dict) -> dict:
     if stamp.serial >= int(batch.stamps) or stamp.key_index != int(batch.key_index):
         return _not_authentic("not-issued")
     lot = _lots.get(batch.lot_id, lambda: Lot.get(batch.lot_id).data)
-    tally, flagged = _tally(stamp.batch, stamp.serial, place, now(), rules)
+    tally, flagged = _tally(stamp.batch, stamp.serial, place, now(), rules,
+                            caller_tag(stamp.batch, stamp.serial, caller))
     if flagged:
         outbox.publish([lots.records().fact("stamp.flagged", {
             "lot_id": lot["id"], "batch": stamp.batch, "serial": stamp.serial, "reasons": tally["reasons"],
@@ -279,4 +329,5 @@ def scan(code: str, place, keys: StampKeys, rules: dict) -> dict:
     return {"authentic": True, "stamp": {"batch": stamp.batch, "serial": stamp.serial, "issued_at": batch.issued_at},
             **lots.public_view(lot),
             "scans": {"count": tally["count"], "first_at": tally["first_at"]},
-            "possible_copy": tally["possible_copy"], "copy_reasons": tally["reasons"]}
+            "possible_copy": tally["possible_copy"], "copy_reasons": tally["reasons"],
+            "copy_evidence": scans.explained(tally["evidence"])}
