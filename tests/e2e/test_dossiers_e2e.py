@@ -145,7 +145,7 @@ def test_a_permit_from_sign_in_to_result(cloud, gw):
     traces = cloud.state_dir / "traces.jsonl"
 
     def download_spans():
-        spans = [s for s in read_trace_file(traces) if s["name"] in ("GET /dossiers", "GET /downloads/<token>")
+        spans = [s for s in read_trace_file(traces) if s["name"] in ("GET /dossiers/*", "GET /downloads/<token>")
                  and "/downloads/" in str(s["attributes"].get("url.path", ""))]
         return spans if {s["service"] for s in spans} >= {"gateway", "dossiers"} else None
 
