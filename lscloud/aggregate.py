@@ -55,6 +55,11 @@ ids (deduped); ``after_commit`` may then run twice. It finds a marker's aggregat
 table (each one that keeps ``created`` registers itself when built): a function that builds its
 aggregate only on first use repairs markers left by an earlier process once it has.
 
+A keyless move answered by its request's own implicit idempotency record (:data:`IMPLICIT_ANSWER`)
+names that record in what the record keeps of the move (``moved``), and the record's next write
+deletes it beside its round: a client's retry of the move gets the first answer while the move is the
+record's last, and the same request after the record moved on is a move of its own.
+
 A domain whose facts must follow consequences of the write (a ledger movement before the bank
 hears of a withdrawal) passes ``publish=False``: its transitions are still checked, written and
 audited, and it publishes its own events once those consequences exist.
@@ -78,8 +83,9 @@ from typing import Any, Callable, Generic, Iterable, Sequence, TypeVar
 from . import events as ce
 from . import outbox
 from .errors import Conflict, DomainError, NotFound
+from .runonce import IDEMPOTENCY
 from .statemachine import Actor, StateMachine, Transition, iso, now, parse_iso
-from .store import ConditionalCheckFailed, DoesNotExist, InvalidKey, Model, StoreError, attributes as A
+from .store import ConditionalCheckFailed, DoesNotExist, InvalidKey, Model, StoreError, attributes as A, connection
 from .store.retry import DEFAULT, Backoff
 
 log = logging.getLogger("lscloud.aggregate")
@@ -141,6 +147,15 @@ MOVED_REDO_S = 900
 """How long after a move a refused move finishes that move's round (:meth:`Aggregate._finish_moved`):
 a client retries a request cut off within minutes; past this, its events went out (or never
 will), and publishing them again could outlive the consumers' memory of having handled them."""
+
+
+IMPLICIT_ANSWER: contextvars.ContextVar[str | None] = contextvars.ContextVar("lscloud_implicit_answer", default=None)
+"""The object key of the implicit idempotency record that will answer the running request again, set
+while a keyless move runs (:func:`lscloud.idempotency.idempotent`, ``implicit_s`` with ``move``). What
+:meth:`Aggregate.mutate` keeps of the move (``moved``) names it, and the record's next write deletes
+it: the first answer stands for a retry only while that move is still the record's last, so the
+same request sent after the record came back (reopen, close, reopen; rate, reopen, rate) is a new
+move, not the old answer."""
 
 
 class NoChange(Exception):
@@ -576,17 +591,26 @@ class Aggregate(Generic[M]):
             if not transitions and result is None:
                 return Outcome(item)
             self._sync(item, doc)
+            answer, earlier = IMPLICIT_ANSWER.get(), []
             if self.keeps_moved:
-                item.moved = [_kept(t, side) for t in transitions]
+                # what this write replaces is what the item was read with: its If-Match says so
+                earlier = [a for a in _answers(getattr(item, "moved", None)) if a != answer]
+                item.moved = [_kept(t, side, answer) for t in transitions]
             try:
                 item.save()
             except ConditionalCheckFailed:
                 if attempt < policy.retries:
                     policy.pause(attempt)
                 continue
+            # beside the round, not after it: no round trip more on the answer's way
+            withdrawing = _side.submit(_withdraw, earlier) if earlier else None
             outcome = Outcome(item, list(transitions), result)
-            self.commit(outcome, events_after(doc, result) if events_after else [],
-                        side=list(side(doc)) if side else ())
+            try:
+                self.commit(outcome, events_after(doc, result) if events_after else [],
+                            side=list(side(doc)) if side else ())
+            finally:
+                if withdrawing is not None:
+                    withdrawing.result()
             return outcome
         raise ConditionalCheckFailed(f"{self.machine.noun} {record_id} kept changing: {policy.retries} retries",
                                      key=record_id)
@@ -656,14 +680,35 @@ def _recent(moved: list | None) -> bool:
     return bool(moved) and (now() - parse_iso(moved[-1]["at"])).total_seconds() <= MOVED_REDO_S
 
 
-def _kept(t: Transition, side: Callable | None = None) -> dict:
+def _kept(t: Transition, side: Callable | None = None, answer: str | None = None) -> dict:
     """``t`` as a record keeps it (JSON) for :func:`_transition`, with the name of the call's own
-    ``side`` (:meth:`Aggregate._finish_moved` writes those indexes only for that call's retry)."""
+    ``side`` (:meth:`Aggregate._finish_moved` writes those indexes only for that call's retry) and the
+    key of the implicit record answering the call again (:data:`IMPLICIT_ANSWER`)."""
     kept = {"action": t.action, "source": t.source, "target": t.target, "fact": t.fact, "type": t.type,
             "actor": t.actor.as_dict(), "at": t.at, "reason": t.reason, "details": t.details}
     if side is not None:
         kept["side"] = _side_name(side)
+    if answer is not None:
+        kept["answer"] = answer
     return kept
+
+
+def _answers(moved: list | None) -> list[str]:
+    """The implicit records answering the moves ``moved`` again (:data:`IMPLICIT_ANSWER`)."""
+    return list(dict.fromkeys(k["answer"] for k in moved or () if isinstance(k.get("answer"), str)))
+
+
+def _withdraw(keys: list[str]) -> None:
+    """Delete the implicit records ``keys``: their moves are no longer the record's last. Quietly: one
+    left answers its request again until it expires, as before this was done."""
+    objects, bucket = connection()
+    for key in keys:
+        if not key.startswith(IDEMPOTENCY.prefix):   # a record's own field names only such a key
+            continue
+        try:
+            objects.delete(bucket, key)
+        except StoreError as exc:
+            log.warning("an implicit answer of a move was not withdrawn: %s", exc.__class__.__name__)
 
 
 def _side_name(side: Callable) -> str:
@@ -672,7 +717,8 @@ def _side_name(side: Callable) -> str:
 
 
 def _transition(kept: dict) -> Transition:
-    return Transition(**{**{k: v for k, v in kept.items() if k != "side"}, "actor": Actor(**kept["actor"])})
+    return Transition(**{**{k: v for k, v in kept.items() if k not in ("side", "answer")},
+                         "actor": Actor(**kept["actor"])})
 
 
 def finish_unfinished(now_s: float | None = None, *, settle_s: float | None = None,

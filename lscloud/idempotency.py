@@ -23,8 +23,17 @@ when the header is absent (``implicit_s``): the key is a keyed hash of the body 
 the caller (an anonymous one by the address the gateway saw, :func:`lscloud.ratelimit.caller_subject`),
 and the record lives ``implicit_s``. A client that retries after a lost answer then gets the first
 answer instead of a second report; two identical creates from one caller within those minutes are
-one. Only for creates: a move sent again after the state came back (reopen, close, reopen) is a new
-move, and an implicit key would answer it with the first.
+one.
+
+A move (``move=True``: acknowledge, rate, sign …) is keyed the same way, so a retry after a lost
+answer gets the first answer (its second run would be refused: the record has moved) and the move
+runs once; a different caller's same move is its own request and is refused as the state says. But a
+move sent again after the state came back (reopen, close, reopen) is a new move, and the first
+answer would hide it: so the move's write keeps the implicit record's key with the record
+(:data:`lscloud.aggregate.IMPLICIT_ANSWER`) and the record's next write deletes that implicit
+record. The first answer then stands only while its move is the record's last. Answered from the
+idempotency record, not re-derived from the aggregate: the route's own checks before its write (a
+signer's turn, a rating's claim, a handler's agency) refuse a retry as much as the state machine does.
 
 A route that creates one create-only record named by the client-chosen id can let that record be
 its own idempotency record (``in_record=True``): the view keeps :func:`first_request` in the record
@@ -156,7 +165,7 @@ phone's retries after a lost answer come within seconds or minutes."""
 
 def idempotent(key_from: Callable[[Any], Any] | None = None, *, required: bool = True,
                inprogress_timeout_s: int = 60, in_record: bool = False, implicit_s: int | None = None,
-               header_too: bool = False) -> Callable:
+               header_too: bool = False, move: bool = False) -> Callable:
     """Make a view idempotent on the ``Idempotency-Key`` header (or ``key_from(body)``).
 
     Place it under ``@allow`` (the caller scopes the key) and under ``@validate_body`` when
@@ -170,14 +179,18 @@ def idempotent(key_from: Callable[[Any], Any] | None = None, *, required: bool =
     :func:`resent`. ``header_too`` (with ``in_record``): a body without that id is keyed by the
     ``Idempotency-Key`` header instead (the record's id then derives from the request's stamp).
 
-    ``implicit_s`` (with ``required=False``, for a create only: see the module docstring): without
-    a key, the same request from the same caller within ``implicit_s`` seconds runs once and gets
-    the first answer again.
+    ``implicit_s`` (with ``required=False``: see the module docstring): without a key, the same
+    request from the same caller within ``implicit_s`` seconds runs once and gets the first answer
+    again. ``move=True`` (with ``implicit_s``), for a view that moves a record through
+    :meth:`lscloud.aggregate.Aggregate.mutate`: that first answer stands only until the record's next
+    write, so the same move once the record came back runs as a move of its own.
     """
     if in_record and key_from is None:
         raise ValueError("in_record needs key_from: the record is named by the client-chosen id")
     if implicit_s is not None and (required or in_record or implicit_s <= 0):
         raise ValueError("implicit_s keys an optional-key view by its request, for a positive time")
+    if move and implicit_s is None:
+        raise ValueError("move says how long an implicit key's answer stands: it needs implicit_s")
 
     def decorate(view):
         @functools.wraps(view)
@@ -193,7 +206,7 @@ def idempotent(key_from: Callable[[Any], Any] | None = None, *, required: bool =
                                   title_vi="Thiếu khóa idempotency",
                                   detail_vi=f"Chức năng này cần tiêu đề {HEADER}.", header=HEADER)
                 if implicit_s:
-                    return _run(view, args, kwargs, None, inprogress_timeout_s, ttl_s=implicit_s)
+                    return _run(view, args, kwargs, None, inprogress_timeout_s, ttl_s=implicit_s, move=move)
                 return view(*args, **kwargs)
             if in_record:
                 g.lscloud_first_request, g.lscloud_idempotency_key = _stamp(key), key
@@ -204,15 +217,17 @@ def idempotent(key_from: Callable[[Any], Any] | None = None, *, required: bool =
         # what /openapi.json declares (lscloud.web.openapi): an in_record view reads the header only
         # with header_too
         wrapper.__lscloud_idempotency_header__ = None if in_record and not header_too else header_parameter(
-            required=required, key_from=key_from is not None, implicit_s=implicit_s)
+            required=required, key_from=key_from is not None, implicit_s=implicit_s, move=move)
         return wrapper
 
     return decorate
 
 
-def header_parameter(*, required: bool = True, key_from: bool = False, implicit_s: int | None = None) -> dict:
+def header_parameter(*, required: bool = True, key_from: bool = False, implicit_s: int | None = None,
+                     move: bool = False) -> dict:
     """The OpenAPI 3.1 parameter object of the ``Idempotency-Key`` header of an :func:`idempotent`
-    view (``key_from``: the view has one; ``implicit_s``: the request keys itself). Required only
+    view (``key_from``: the view has one; ``implicit_s``: the request keys itself; ``move``: until
+    the record it moved changes). Required only
     when nothing can stand in for it: with ``key_from`` the body's id can, and ``required=False``
     runs the request without a key."""
     needed = required and not key_from
@@ -221,9 +236,11 @@ def header_parameter(*, required: bool = True, key_from: bool = False, implicit_
     elif implicit_s:
         minutes = max(1, round(implicit_s / 60))
         when = (f" Optional: without it, the same request (body and query) from the same caller within "
-                f"{minutes} minutes gets the first answer again and runs once. / Không bắt buộc: thiếu khóa "
+                f"{minutes} minutes gets the first answer again and runs once"
+                + (", while the record it moved has not changed since" if move else "") + ". / Không bắt buộc: thiếu khóa "
                 f"thì cùng yêu cầu (nội dung và tham số) của cùng người gọi trong {minutes} phút nhận lại câu "
-                "trả lời đầu tiên và chỉ thực hiện một lần.")
+                "trả lời đầu tiên và chỉ thực hiện một lần"
+                + (", khi bản ghi được thao tác chưa thay đổi kể từ đó" if move else "") + ".")
     elif key_from:
         when = (" Optional: without it the client-chosen id in the body is the key. / Không bắt buộc: "
                 "thiếu khóa thì mã do người gọi chọn trong nội dung là khóa.")
@@ -279,8 +296,11 @@ def _scope() -> str:
     return who.id
 
 
-def _run(view, args, kwargs, key: str | None, inprogress_timeout_s: int, ttl_s: int | None = None):
-    """Run ``view`` once for ``key`` (None: the request's own, :func:`_implicit_key`, kept ``ttl_s``)."""
+def _run(view, args, kwargs, key: str | None, inprogress_timeout_s: int, ttl_s: int | None = None,
+         move: bool = False):
+    """Run ``view`` once for ``key`` (None: the request's own, :func:`_implicit_key`, kept ``ttl_s``;
+    ``move``: withdrawn by the moved record's next write, :data:`lscloud.aggregate.IMPLICIT_ANSWER`)."""
+    from .aggregate import IMPLICIT_ANSWER
     from .ratelimit import caller_subject
     from .store import leases
     state = app_state()
@@ -306,11 +326,15 @@ def _run(view, args, kwargs, key: str | None, inprogress_timeout_s: int, ttl_s: 
         raise _in_progress(key, retry_after=1) from None
     if not isinstance(held, leases.Lease):
         return _answer_existing(held, key, phash, body, rkey, fields)
+    answering = IMPLICIT_ANSWER.set(rkey) if move and key is None else None
     try:
         resp = current_app.make_response(view(*args, **kwargs))
     except BaseException:
         held.release()
         raise
+    finally:
+        if answering is not None:
+            IMPLICIT_ANSWER.reset(answering)
     if resp.status_code >= 500 or resp.is_streamed:
         held.release()
         return resp

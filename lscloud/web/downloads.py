@@ -142,7 +142,13 @@ def blob_response(blobs: BlobStore, sha256: str, *, filename: str | None = None,
 def add_route(app: Flask) -> None:
     """``GET /downloads/<token>``: the file a link of :func:`link` names (public: the link is the credential)."""
     from ..auth import allow
+    from .openapi import responds
 
+    # the file as stored: its media type is the one it was kept with (an attachment, a template)
+    @responds(None, binary=("*/*",), description="The file, in the media type it was stored with",
+              headers={"ETag": "The file's sha256 (If-None-Match answers 304)",
+                       "Content-Disposition": "attachment, with the name the link gives it (when it gives one)"},
+              also={304: "Not modified"})
     def download(token: str):
         """Download a file by a short-lived link the function handed out.
 

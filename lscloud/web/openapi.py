@@ -27,7 +27,8 @@ from ..problems import MEDIA_TYPE, PROBLEM_SCHEMA, Problem
 from .caching import IF_MATCH_PARAMETER, IF_MATCH_REQUIRED_PARAMETER, if_match_required, not_a_version
 from .pathparams import parameter_schema
 
-__all__ = ["PAGE_SCHEMA", "responds", "query_params", "page_params", "invalid_query", "build_openapi"]
+__all__ = ["PAGE_SCHEMA", "OPENAPI_DOCUMENT_SCHEMA", "binary_schema", "responds",
+           "query_params", "page_params", "invalid_query", "build_openapi"]
 
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 FORM = "application/x-www-form-urlencoded"
@@ -61,7 +62,8 @@ def responds(schema: str | None, *, status: int = 200, page: bool = False, descr
              headers: Mapping[str, str] | None = None,
              also: Mapping[int, str] | Iterable[int] = (),
              errors_as: Mapping[str, str | None] | None = None,
-             media: Mapping[str, str | None] | None = None) -> Callable:
+             media: Mapping[str, str | Mapping | None] | None = None,
+             binary: Iterable[str] = ()) -> Callable:
     """Document a view's success answer in ``/openapi.json`` (documentation: answers are not validated).
 
     - ``schema``: a file under ``schemas_dir`` (``"directory/unit.json"``), published under
@@ -80,7 +82,11 @@ def responds(schema: str | None, *, status: int = 200, page: bool = False, descr
       status of the operation is then documented so instead of as problem+json.
     - ``media``: more media types the success answer comes in, with their schema files (``None``:
       no schema), e.g. ``{"text/xml": None}`` beside ``schema``'s JSON (Open311's ``.xml`` paths);
-      with ``schema=None``, every media type the answer may have.
+      with ``schema=None``, every media type the answer may have. A value may also be the schema
+      itself (a dict) for an answer whose shape is the runtime's own (the OpenAPI document).
+    - ``binary``: media types the answer is a file in, its raw bytes (a photo, a PDF, a download),
+      e.g. ``("image/jpeg", "image/png")``, ``("*/*",)`` for a file of any type: each documented as
+      :func:`binary_schema`, which generators and explorers read as a file to save, not JSON.
 
     One ``@responds`` per view; the schema's existence is checked at start (:func:`check_access`).
     Example::
@@ -105,7 +111,10 @@ def responds(schema: str | None, *, status: int = 200, page: bool = False, descr
         "also": {int(code): (text or http.HTTPStatus(int(code)).phrase) for code, text in extra.items()},
         "errors_as": dict(errors_as) if errors_as else None,
         "media": dict(media or {}),
+        "binary": tuple(binary),
     }
+    if set(declared["binary"]) & set(declared["media"]) or (schema and "application/json" in declared["binary"]):
+        raise ValueError("a media type is both binary and described by a schema")
 
     def decorate(view):
         return _declare_once(view, "__lscloud_response__", declared, "responds")
@@ -357,6 +366,31 @@ def _raw_request_body(raw: tuple[str, ...], limit: int) -> dict:
             "content": content}
 
 
+def binary_schema(media_type: str) -> dict:
+    """The schema of an answer that is a file's raw bytes: ``{"type": "string", "format": "binary"}``,
+    what client generators (a ``File``, bytes) and API explorers (a download) recognise, with
+    OpenAPI 3.1's ``contentMediaType`` naming the file's type (none for ``*/*``: any type). Unlike an
+    upload's body (:func:`_raw_request_body`) it keeps the JSON ``type``: generators type an answer
+    from it, and without one they hand the caller nothing (an untyped ``None``)."""
+    schema = {"type": "string", "format": "binary"}
+    if "*" not in media_type:
+        schema["contentMediaType"] = media_type
+    return schema
+
+
+OPENAPI_DOCUMENT_SCHEMA: dict[str, Any] = {
+    "title": "OpenAPIDocument",
+    "description": "An OpenAPI 3.1 document (https://spec.openapis.org/oas/v3.1.0; its JSON Schema: "
+                   "https://spec.openapis.org/oas/3.1/schema/2022-10-07): this function's own description.",
+    "type": "object",
+    "required": ["openapi", "info", "paths"],
+    "properties": {"openapi": {"type": "string", "pattern": "^3\\.1\\.[0-9]+$"},
+                   "info": {"type": "object"}, "paths": {"type": "object"}},
+}
+"""The answer of every function's ``GET /openapi.json`` (an inline schema: what the document is, is
+the OpenAPI specification's, not one of the function's schema files)."""
+
+
 def _body_limit(view, settings) -> int:
     """The body size limit the runtime applies to ``view`` (as :func:`lscloud.web.create_app` reads it)."""
     limit = getattr(view, "__lscloud_max_body__", None)
@@ -383,9 +417,14 @@ def _responses(declared: dict | None, wanted: set[str]) -> dict:
                                 {"properties": {"items": {"type": "array", "items": schema}}}]}
         answer["content"] = {"application/json": {"schema": schema}}
     for media_type, schema_file in declared["media"].items():
+        if isinstance(schema_file, Mapping):
+            answer.setdefault("content", {})[media_type] = {"schema": copy.deepcopy(dict(schema_file))}
+            continue
         if schema_file:
             wanted.add(schema_file)
         answer.setdefault("content", {})[media_type] = {"schema": _ref(schema_file)} if schema_file else {}
+    for media_type in declared.get("binary", ()):
+        answer.setdefault("content", {})[media_type] = {"schema": binary_schema(media_type)}
     out = {str(declared["status"]): answer}
     for code, text in sorted(declared["also"].items()):
         out[str(code)] = {"description": text}

@@ -360,6 +360,12 @@ def test_openapi_documents_responses_and_query_params(schemas):
         """A path whose errors follow another standard's format."""
         return "", 200
 
+    @app.get("/v1/units/<code>/untyped")
+    @allow("public")
+    def untyped(code):
+        """A route without @responds."""
+        return "", 200
+
     check_access(app)
     assert app.test_client().get("/v1/units?q=x").get_json()["total"] == 0
     doc = build_openapi(app)
@@ -402,9 +408,10 @@ def test_openapi_documents_responses_and_query_params(schemas):
         legacy[c]["content"] == {"application/json": {"schema": {"$ref": "#/components/schemas/common.address"}},
                                  "text/xml": {}} for c in legacy if c != "200")
     assert "content" not in legacy["200"]
-    # a route without @responds keeps the generic success answer
-    assert [c for c in doc["paths"]["/openapi.json"]["get"]["responses"] if not c.startswith(("4", "5"))] == \
-        ["2XX", "default"]
+    # a route without @responds keeps the generic success answer; the runtime's own document is typed
+    assert [c for c in doc["paths"]["/v1/units/{code}/untyped"]["get"]["responses"] if not c.startswith(("4", "5"))] \
+        == ["2XX", "default"]
+    assert "application/json" in doc["paths"]["/openapi.json"]["get"]["responses"]["200"]["content"]
 
 
 def test_page_component_only_when_a_route_pages(app):

@@ -41,6 +41,8 @@ def message():
 
 @bp.get("/")
 @allow("public")
+@responds(None, media={"text/html": {"type": "string", "contentMediaType": "text/html"}},
+          headers={"Cache-Control": "public, max-age=300"})
 def widget():
     """The chat widget (Vietnamese UI) that talks to /v1/messages."""
     resp = Response(WIDGET.read_bytes(), mimetype="text/html")

@@ -107,7 +107,7 @@ def audit(document_id: str):
 @bp.post(f"/v1/documents/<{DOCUMENT_ID}>/signatures")
 @allow(*STAFF)
 @validate_body("documents/signature-create.json")
-@idempotent(required=False)
+@idempotent(required=False, implicit_s=IMPLICIT_S, move=True)   # a retry: not "not your turn"
 @responds("documents/document.json", status=201)
 def sign(document_id: str):
     """Sign as the token's subject: the certificate (a dev one, issued on first use) names their
@@ -134,7 +134,7 @@ def register(document_id: str):
 @bp.post(f"/v1/documents/<{DOCUMENT_ID}>/assignment")
 @allow("supervisor")
 @validate_body("documents/assignment-create.json")
-@idempotent(required=False)
+@idempotent(required=False, implicit_s=IMPLICIT_S, move=True)
 @responds("documents/document.json")
 def assign(document_id: str):
     """Assign a registered incoming document to an officer with a deadline."""
@@ -144,7 +144,7 @@ def assign(document_id: str):
 @bp.post("/v1/batches")
 @allow(*STAFF)
 @validate_body("documents/batch-create.json")
-@idempotent(required=False)
+@idempotent(required=False, implicit_s=IMPLICIT_S, move=True)
 @responds("documents/batch-result.json")
 def batch():
     """One approval, many signatures (e-transcripts): sign every listed document in turn."""

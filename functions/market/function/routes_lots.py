@@ -39,7 +39,7 @@ def _batch_view(batch, lot_id: str, codes: list[str] | None) -> dict:
 # the lot is its own idempotency record: its create-only write runs the register once; without an id
 # in the body the Idempotency-Key names it (its id derives from the request's stamp: lots.lot_id)
 @idempotent(key_from=lambda body: body.get("id"), in_record=True, header_too=True)
-@responds(None, status=201)
+@responds("market/lot.json", status=201)
 def register_lot():
     """Register a lot: product, unit, harvest or production date, origin commune and plot,
     certificates, packing (an optional client-chosen ``id``, else an Idempotency-Key). The same
@@ -59,6 +59,7 @@ def register_lot():
 
 @bp.get("/v1/lots")
 @allow("producer")
+@responds("market/lot.json", page=True)
 @query_params(("limit", "page size", {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}),
               ("page_token", "the next page"))
 def my_lots():
@@ -71,6 +72,7 @@ def my_lots():
 
 @bp.get(f"/v1/lots/<{LOT_ID}>")
 @allow("producer", "enterprise", "operator", "auditor")
+@responds("market/lot.json")
 def read_lot(lot_id: str):
     """A lot with its batches and export link (producers and exporters their own)."""
     actor = Actor.of(principal())
@@ -81,7 +83,7 @@ def read_lot(lot_id: str):
 @allow("producer")
 @validate_body("market/stamps-issue.json")
 @idempotent()
-@responds(None, status=201)
+@responds("market/stamp-batch.json", status=201)
 def issue_stamps(lot_id: str):
     """Issue a batch of signed QR stamps: the codes (inline up to ``MARKET_INLINE_CODES``), their
     file and the printable sheet."""
@@ -100,6 +102,7 @@ def issue_stamps(lot_id: str):
 
 @bp.get(f"/v1/lots/<{LOT_ID}>/stamps/<{BATCH_ID}>/codes")
 @allow("producer")
+@responds(None, binary=("text/plain",), headers={"Content-Disposition": 'attachment; filename="stamps-<batch>.txt"'})
 def batch_codes(lot_id: str, batch_id: str):
     """Every code of a batch, one per line (text/plain), for a printer's own layout: the codes kept
     when the batch was issued, the same bytes at every download."""
@@ -112,6 +115,8 @@ def batch_codes(lot_id: str, batch_id: str):
 
 @bp.get(f"/v1/lots/<{LOT_ID}>/stamps/<{BATCH_ID}>/sheet")
 @allow("producer")
+@responds(None, binary=("application/pdf",),
+          headers={"Content-Disposition": 'attachment; filename="stamps-<batch>-<from>.pdf"'})
 @query_params(("from", "the first serial on the sheet", {"type": "integer", "minimum": 0, "default": 0}),
               ("count", "stamps on the sheet (at most MARKET_SHEET_MAX)", {"type": "integer", "minimum": 1}))
 def batch_sheet(lot_id: str, batch_id: str):
@@ -136,6 +141,7 @@ def batch_sheet(lot_id: str, batch_id: str):
 @allow("enterprise")
 @validate_body("market/export-link.json")
 @idempotent(required=False)
+@responds("market/lot.json")
 def link_export(lot_id: str):
     """Link the lot to the exporter's border declaration, read from border with the caller's own token."""
     peers = current_app.config["MARKET_PEERS"]

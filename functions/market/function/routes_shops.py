@@ -49,6 +49,8 @@ def upload_photo():
 
 @bp.get('/v1/photos/<schema("market/product-create.json#/properties/photos/items"):sha256>')
 @allow("public")
+@responds(None, binary=images.MEDIA_TYPES, headers={"ETag": "The bytes' sha256 (If-None-Match answers 304)"},
+          also={304: "Not modified"})
 @query_params(images.SIZE_PARAM)
 def photo(sha256: str):
     """A product photo (public, addressed by its content: cached for good). ``?size=display``: its
@@ -101,6 +103,7 @@ def read_shop(shop_id: str):
 
 @bp.get(f"/v1/shops/<{SHOP_ID}>/qr")
 @allow("public")
+@responds(None, binary=("image/png",))
 def shop_qr(shop_id: str):
     """The shop's VietQR payment code as a PNG image (410 once the shop is closed)."""
     return Response(vietqr.png(shops.payment_code(shop_id)), mimetype="image/png",

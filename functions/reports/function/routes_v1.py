@@ -144,6 +144,8 @@ def upload_photo():
 
 @bp.get('/v1/photos/<schema("reports/report-create.json#/properties/photos/items"):sha256>')
 @allow("public")
+@responds(None, binary=images.MEDIA_TYPES, headers={"ETag": "The bytes' sha256 (If-None-Match answers 304)"},
+          also={304: "Not modified"})
 @query_params(images.SIZE_PARAM)
 def get_photo(sha256: str):
     """A report's photo (already without metadata; public, addressed by its content: cached for good).
@@ -220,7 +222,7 @@ def read(report_id: str):
 @allow("officer", "commune-officer", "citizen", "operator")
 @responds("reports/report.json")
 @validate_body("reports/action.json", optional=True)
-@idempotent(required=False)
+@idempotent(required=False, implicit_s=IMPLICIT_S, move=True)   # a retry after a lost answer: the first answer
 def act(report_id: str, action: str):
     """Move a report: its agency (acknowledge, transfer, investigate, schedule, start, fix, close,
     unable_to_fix, mark_duplicate, not_responsible, reopen), its reporter (close, reopen),
@@ -239,7 +241,7 @@ def act(report_id: str, action: str):
 @allow("citizen")
 @validate_body("reports/rating.json")
 @responds("reports/report.json")
-@idempotent(required=False)
+@idempotent(required=False, implicit_s=IMPLICIT_S, move=True)
 def rate(report_id: str):
     """The reporter rates the answer, 1 to 5."""
     out = reports.rate(report_id, _actor(), g.body["rating"], g.body.get("comment"))
@@ -308,9 +310,10 @@ def list_keys():
 @allow("operator")
 @validate_body("reports/api-key-create.json")
 @responds("reports/api-key.json", status=201)
-@idempotent(required=False)
 def issue_key():
-    """Issue an Open311 API key to a partner application; the key is shown once."""
+    """Issue an Open311 API key to a partner application; the key is shown once. A name (with its
+    agency) has one live key: issuing it again (an operator console's retry) is a 409 naming that
+    key, to be rotated if its secret was lost."""
     return jsonify(apikeys.issue(g.body["name"], g.body.get("agency"), principal().sub)), 201
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, g, jsonify
 
 from lscloud.auth import allow, principal
-from lscloud.idempotency import idempotent
+from lscloud.idempotency import IMPLICIT_S, idempotent
 from lscloud.statemachine import Actor
 from lscloud.web import responds, validate_body
 
@@ -91,7 +91,7 @@ def cancel_dossier(dossier_id: str):
 @bp.post(f"/v1/dossiers/<{DOSSIER_ID}>/rating")
 @allow("citizen", "enterprise")
 @validate_body("dossiers/rating.json")
-@idempotent(required=False)
+@idempotent(required=False, implicit_s=IMPLICIT_S, move=True)   # a retry: not "already rated"
 @responds("dossiers/rating-record.json", status=201)
 def rate_dossier(dossier_id: str):
     """The applicant rates the service once the dossier is finished (done or denied); once."""
