@@ -41,7 +41,7 @@ from .bodies import MULTIPART, SchemaSet, buffer_unsized_body, files_limit
 from .caching import cached_json
 from .downloads import add_route as add_download_route
 from .instrumentation import instrument, record_exception
-from .openapi import build_openapi, invalid_query
+from .openapi import OPENAPI_DOCUMENT_SCHEMA, build_openapi, invalid_query, responds
 from .origin import forwarded_prefix
 from .pathparams import BoundedInt, converter_for
 
@@ -182,6 +182,27 @@ def _cors(response: Response, origins: tuple[str, ...]) -> None:
         response.headers["Access-Control-Expose-Headers"] = ", ".join(CORS_EXPOSE_HEADERS)
 
 
+def _bound_each_request(app: Flask, settings) -> None:
+    """Every request's store calls end within ``s3_request_deadline_s`` and its publishes wait
+    ``nats_request_publish_timeout_s`` at most (the platform cuts a caller off at 60 s, so a hung
+    store or NATS is answered 503 before that). Set around the WSGI call, not in request hooks: a
+    request whose exception a test client keeps its context for never ran its teardown, and the
+    bound outlived it in that thread; and a streamed answer (an SSE stream) runs after the call
+    returns, unbounded, as it must."""
+    inner = app.wsgi_app
+
+    def bounded(environ, start_response):
+        deadline = s3http.start_deadline(settings.s3_request_deadline_s)
+        request = outbox.start_request(settings.nats_request_publish_timeout_s)
+        try:
+            return inner(environ, start_response)
+        finally:
+            outbox.end_request(request)
+            s3http.end_deadline(deadline)
+
+    app.wsgi_app = bounded
+
+
 def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, openapi: dict | None = None,
                partner_keys: Callable[[str], Any] | None = None, downloads: bool = False) -> Flask:
     """A Flask app with the runtime's conventions (see the module docstring).
@@ -203,19 +224,7 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
     app.extensions["lscloud"] = AppState(name, settings, schemas_dir, openapi, partner_keys, schema_loader=SchemaSet)
     origins = settings.cors_origins
 
-    @app.before_request
-    def _deadlines():
-        # before anything reads the store or publishes (the caller's check, a body's hooks): the
-        # platform cuts a caller off at 60 s, so a hung store or NATS is answered 503 before that
-        g.lscloud_deadlines = (s3http.start_deadline(settings.s3_request_deadline_s),
-                               outbox.start_request(settings.nats_request_publish_timeout_s))
-
-    @app.teardown_request
-    def _deadlines_end(_exc):
-        started = g.pop("lscloud_deadlines", None)
-        if started is not None:
-            outbox.end_request(started[1])
-            s3http.end_deadline(started[0])
+    _bound_each_request(app, settings)
 
     @app.before_request
     def _guard():
@@ -323,6 +332,8 @@ def create_app(name: str, *, schemas_dir: Path | None = None, settings=None, ope
 
     @app.get("/openapi.json")
     @auth.allow("public")
+    @responds(None, media={"application/json": OPENAPI_DOCUMENT_SCHEMA}, also={304: "Not modified"},
+              headers={"ETag": "Strong validator (If-None-Match answers 304)"})
     def openapi_document():
         """The OpenAPI 3.1 description of this function."""
         doc = build_openapi(app)

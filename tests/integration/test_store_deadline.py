@@ -157,3 +157,30 @@ def test_the_default_deadline_ends_a_hung_store_before_the_platform_does():
         config.load({"LSCLOUD_S3_REQUEST_DEADLINE_S": "90"})
     with pytest.raises(config.ConfigError, match="LSCLOUD_S3_TIMEOUT_S"):
         config.load({"LSCLOUD_S3_TIMEOUT_S": "0"})
+
+
+def test_a_request_s_deadline_ends_with_its_wsgi_call(settings, installed):
+    """A request made in-process from inside another one of the same app (a test's stand-in peer)
+    shares the outer one's app context, and so its ``g``: kept there, the inner request's bound
+    replaced the outer's, whose teardown then found none to end, and it outlived its request in the
+    thread: every later store call of the thread (the next test's fixtures) was refused once it
+    passed. Each request's bound is set around its WSGI call instead, and ends with it."""
+    rt = installed(loaded(settings, LSCLOUD_S3_REQUEST_DEADLINE_S="2"))
+    app = create_app("deadline-test", settings=rt.settings)
+    client = app.test_client()
+
+    @app.get("/v1/bounded")
+    @allow("public")
+    def bounded():
+        """Say whether this request is bounded."""
+        return {"bounded": s3http.deadline() is not None}
+
+    @app.get("/v1/outer")
+    @allow("public")
+    def outer():
+        """Ask /v1/bounded in-process, then say whether this request is still bounded."""
+        inner = client.get("/v1/bounded").get_json()["bounded"]
+        return {"inner": inner, "outer": s3http.deadline() is not None}
+
+    assert client.get("/v1/outer").get_json() == {"inner": True, "outer": True}
+    assert s3http.deadline() is None   # nothing left bound in this thread
