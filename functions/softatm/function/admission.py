@@ -137,16 +137,18 @@ def admit(tid: str, item: Transfer | None = None) -> dict:
             reason = "insufficient-float"
             log.info("withdrawal %s refused: %s", tid, exc)
     if reason is None:
-        decided = _mark_admitted(doc, item, notified=_announce(doc))
-    else:
-        decided = _refuse(tid, reason, item)
-    return settle_quietly(tid, decided)
+        # no settle after it: the admission records its consequences done, or (the store failed
+        # them) a settle now would only repeat at once what just failed, the event included, and a
+        # read or the sweep settles it after SETTLE_GRACE_S
+        return _mark_admitted(doc, item, notified=_announce(doc)).data
+    return settle_quietly(tid, _refuse(tid, reason, item))
 
 
 def _announce(doc: dict) -> str | None:
     """Bring about what an admitted RECEIVED transfer implies (the hold is there already: the day
     index, then the event the bank hears) before the admission is written, so that one write records
-    both; RECEIVED if done, None if not (NATS down: the sweep or a read settles it later).
+    both; RECEIVED if done, None if not (the store failed: the sweep or a read settles it later).
+    NATS down does not fail it: its event waits in the outbox (:func:`.documents.publish`).
 
     The hold (withdrawals) or the daily count (deposits) is what admits a transfer; until the write
     lands, a bank that already heard finds it admitted by them (:func:`admitted_by_records`)."""

@@ -5,9 +5,11 @@ The document is written first (under If-Match, so a transition happens once); th
 :func:`settle` makes the ledger, the daily counters, the indexes and the events match its state,
 and records ``notified = state``. Each consequence is repeat-safe (movements and index entries
 are create-only with ids derived from the transfer, events have per-state ids), so settle may run
-any number of times: after every transition, on a read that finds it undone (a crash, NATS down),
-and from the sweep. The event is published after the movements, so a bank never hears of a
-withdrawal whose cash is not yet set aside.
+any number of times: after every transition, on a read that finds it undone (a crash, the store
+failing), and from the sweep. The event is published after the movements, so a bank never hears of a
+withdrawal whose cash is not yet set aside; while NATS is down it waits in the runtime's outbox
+(:func:`.documents.publish`), and the consequence counts as done: the tick's flush publishes it,
+and no settle of the same request or a later one publishes it again.
 
 Everything that follows a decision goes through :func:`settle` (and :func:`settle_quietly` after a
 committed decision); the one other writer of ``notified`` is the admission, which brings RECEIVED's
@@ -46,8 +48,8 @@ _DECIDED_AT = {RECEIVED: "created_at", RESERVED: "reserved_at", COMMITTED: "comm
 
 
 def unsettled(doc: dict, at) -> bool:
-    """Whether ``doc``'s state still lacks its consequences past :data:`SETTLE_GRACE_S` (a crash, NATS
-    down): a read or the sweep then settles it."""
+    """Whether ``doc``'s state still lacks its consequences past :data:`SETTLE_GRACE_S` (a crash, the
+    store failing): a read or the sweep then settles it."""
     if doc["notified"] == doc["state"]:
         return False
     decided = doc.get(_DECIDED_AT[doc["state"]]) or doc["created_at"]
@@ -128,7 +130,8 @@ def bring_about(doc: dict) -> None:
 
 
 def settle_quietly(tid: str, item: Transfer | None = None) -> dict:
-    """:func:`settle` after a committed decision: a failure (NATS down) is left to the sweep."""
+    """:func:`settle` after a committed decision: a failure (the store; NATS down is the outbox's) is
+    left to the sweep."""
     try:
         return settle(tid, item)
     except (errors.DomainError, DoesNotExist):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 
-from lscloud import runtime
+from lscloud import outbox
 from lscloud.aggregate import Aggregate, save_quietly, side_pool
 from lscloud.store import DoesNotExist
 from lscloud.store.recent import RecentItems
@@ -49,11 +49,11 @@ def fact(name: str, data: dict, *, subject: str, id: str) -> dict:
 
 
 def publish(evts: list[dict]) -> None:
-    """Publish to JetStream; raises if NATS does not confirm (what called it stays undone and is retried:
-    no outbox here, a consequence is recorded as done only once its event is out)."""
-    bus = runtime.current().bus
-    for e in evts:
-        bus.publish(e)
+    """Publish through the runtime's outbox: what NATS does not confirm is kept and published again
+    by the tick's flush (in its order with the request's other kept events). A consequence counts as
+    done once its event is out or kept, so a settle never publishes it twice; this raises only if
+    the event could be neither published nor kept (the store down too), leaving the settle undone."""
+    outbox.publish(evts)
 
 
 def open_key(doc: dict) -> str:

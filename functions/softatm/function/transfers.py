@@ -26,7 +26,7 @@ from lscloud.pseudonyms import pseudonym
 from lscloud.statemachine import Action, StateMachine, iso as _iso, parse_iso
 from lscloud.workdays import local_day  # noqa: F401 - the transfers' day, as their callers import it
 
-from . import settings
+from . import reasons, settings
 
 RECEIVED, RESERVED, COMMITTED, ABORTED = "RECEIVED", "RESERVED", "COMMITTED", "ABORTED"
 FINAL = frozenset({COMMITTED, ABORTED})
@@ -174,6 +174,7 @@ def view(doc: dict) -> dict:
     out = {k: doc.get(k) for k in keep}
     out["expires_at"] = shown_expiry(doc)
     out["customer_id_number"] = mask_id(doc["customer_id_number"])
+    out.update(reasons.explained(doc.get("abort_reason")))   # the raw reason stays as given, beside it
     return out
 
 
