@@ -48,3 +48,23 @@ def test_a_state_question_unanswered_keeps_the_work_and_the_hold_for_the_next_tr
     w.process(tid)
     assert models.Record.get(tid).data["todo"] is None
     assert tid not in models.Account.get(account).holds   # aborted: the hold released
+
+
+def test_a_transfer_the_soft_atm_does_not_know_releases_its_hold_and_the_work_is_done(install):
+    # a webhook that was not the soft ATM's (a bank that accepts any signature): nothing to wait for
+    install()
+    worker, models = peer_module("softatm-bank-sim", "worker"), peer_module("softatm-bank-sim", "models")
+    w = worker.Worker(None, start=False)
+
+    def call(method, path, body=None):
+        if path.endswith("/reserve"):
+            return Answer(404, {"status": 404})
+        return Answer(404, {"status": 404})
+
+    w.call = call
+    account, tid = "9912349998", "w-unknown-1"
+    models.Record(tid, data={"id": tid, "kind": "withdrawal", "amount_vnd": 1_000_000, "account": account,
+                             "state": "RECEIVED", "todo": "decide-withdrawal", "events": ["e1"]}).save()
+    w.process(tid)
+    assert models.Record.get(tid).data["todo"] is None
+    assert tid not in models.Account.get(account).holds

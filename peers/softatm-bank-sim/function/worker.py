@@ -216,9 +216,11 @@ class Worker:
             # stands after all (a repeat of our own decision): then the commit or abort webhook
             # spends or releases the hold
             now = self.call("GET", f"/v1/bank/transfers/{tid}")
-            if now.status_code != 200:   # no answer to act on: keep the hold and the work, try again
+            if now.status_code >= 500 or now.status_code in (401, 429) or now.header("Retry-After") is not None:
+                # no answer to act on (an outage): keep the hold and the work, try again
                 raise RuntimeError(f"GET /v1/bank/transfers/{tid}: {now.status_code}")
-            now_state = now.json().get("state")
+            # a transfer the soft ATM does not know (404: a webhook that was not its own) holds nothing
+            now_state = now.json().get("state") if now.status_code == 200 else "ABORTED"
             if now_state == "COMMITTED":
                 books.settle_hold(d["account"], tid, paid=True)
             elif now_state == "ABORTED":
