@@ -147,3 +147,17 @@ class ExportLink(Model):
 
     declaration = A.UnicodeAttribute(hash_key=True)
     lot_id = A.UnicodeAttribute(range_key=True)
+
+
+class ScanRate(Model):
+    """Scans counted per caller and window (:mod:`lscloud.ratelimit`): a subject is a pseudonym,
+    the clock's tick sweeps old windows."""
+
+    class Meta:
+        table = "market-scan-rate"
+        ttl_max_s = 2 * 3_600       # a window lives two of its length; windows are at most an hour
+
+    subject = A.UnicodeAttribute(hash_key=True)
+    window = A.UnicodeAttribute(range_key=True)
+    hits = A.NumberAttribute(default=0)
+    expires_at = A.TTLAttribute()

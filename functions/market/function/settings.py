@@ -30,6 +30,10 @@ class Settings:
     scan_limit: int = field(default=50, metadata={"min": 2})
     copy_distance_km: float = field(default=100.0, metadata={"min": 1})
     copy_speed_kmh: float = field(default=200.0, metadata={"min": 1})
+    # scans per caller per window: a shopper scans a few stamps, an inspector at a truck one every
+    # few seconds; one IPv4 address can be many phones behind a carrier's NAT, hence room to spare
+    scan_rate_limit: int = field(default=120, metadata={"min": 1})
+    scan_rate_window_s: int = field(default=60, metadata={"min": 1, "max": 3_600})
     # the font of the printable sheets (Vietnamese needs more than the PDF standard fonts)
     pdf_font: str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 

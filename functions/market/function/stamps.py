@@ -28,7 +28,6 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterator
 
@@ -37,10 +36,12 @@ from lscloud.aggregate import NoChange
 from lscloud.pseudonyms import pseudonym
 from lscloud.ratelimit import Limiter
 from lscloud.statemachine import Actor, iso, now
-from lscloud.store import ConditionalCheckFailed, DoesNotExist, Model, StoreError, attributes as A
+from lscloud.store import ConditionalCheckFailed, DoesNotExist, StoreError
 from lscloud.store.recent import RecentItems
 
 from . import actors, lots, scans, stampcode
+from .models import ScanRate
+from .settings import Settings
 from .stampkeys import StampKeys
 
 _BATCH_ID_TRIES = 5
@@ -241,31 +242,9 @@ def _not_authentic(reason: str) -> dict:
     return {"authentic": False, "reason": reason, "message": en, "message_vi": vi}
 
 
-class ScanRate(Model):
-    """Scans counted per caller and window (:mod:`lscloud.ratelimit`): a subject is a pseudonym,
-    the clock's tick sweeps old windows."""
-
-    class Meta:
-        table = "market-scan-rate"
-        ttl_max_s = 2 * 3_600       # a window lives two of its length; windows are at most an hour
-
-    subject = A.UnicodeAttribute(hash_key=True)
-    window = A.UnicodeAttribute(range_key=True)
-    hits = A.NumberAttribute(default=0)
-    expires_at = A.TTLAttribute()
-
-
-@dataclass(frozen=True)
-class ScanRateSettings:
-    # scans per caller per window: a shopper scans a few stamps, an inspector at a truck one every
-    # few seconds; one IPv4 address can be many phones behind a carrier's NAT, hence room to spare
-    scan_rate_limit: int = field(default=120, metadata={"min": 1})
-    scan_rate_window_s: int = field(default=60, metadata={"min": 1, "max": 3_600})
-
-
 def scan_limiter(platform: config.Settings) -> Limiter:
     """The scan's per-caller limit (``MARKET_SCAN_RATE_*``; a bad value stops the start)."""
-    own = config.section(platform, ScanRateSettings)
+    own = config.section(platform, Settings)
     return Limiter(ScanRate, limit=own.scan_rate_limit, window_s=own.scan_rate_window_s)
 
 
