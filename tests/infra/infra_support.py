@@ -46,12 +46,8 @@ REQUIRED_SECRETS = {"lscloud:secrets": json.dumps({"market-stamp-key": {"private
 
 @pytest.fixture(autouse=True)
 def _main_thread_event_loop():
-    """Pulumi's mocks need an event loop in the main thread; an earlier test's ``asyncio.run``
-    (the integration tests, when one pytest run collects both) leaves none behind."""
-    try:
-        asyncio.get_event_loop()
-    except RuntimeError:
-        asyncio.set_event_loop(asyncio.new_event_loop())
+    """:func:`_an_event_loop` for a test that runs the program itself."""
+    _an_event_loop()
     yield
 
 
@@ -96,7 +92,19 @@ def stack_config(stack: str, **changes) -> dict[str, str]:
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in doc.items()}
 
 
+def _an_event_loop() -> None:
+    """Pulumi's mocks need an event loop in the main thread; an earlier test's ``asyncio.run``
+    (the integration and e2e tests, when one pytest run collects them too) leaves none behind."""
+    try:
+        asyncio.get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 def run_program(stack: str, *, secrets: dict | None = None, **changes) -> RecordingMocks:
+    # here, not only in the autouse fixture: a module-scoped fixture runs the program before any
+    # function-scoped fixture of its first test
+    _an_event_loop()
     mocks = RecordingMocks()
     pulumi.runtime.set_mocks(mocks, project="lscloud", stack=stack, preview=False)
     config = stack_config(stack, **changes)
