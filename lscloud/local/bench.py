@@ -270,6 +270,11 @@ def bench_directory(*, requests: int = 1000, concurrency: int = 8, functions_dir
 
 # -- border -------------------------------------------------------------------------------------------
 
+QUEUE_GATE = "coc-nam"
+"""The gate whose yard queue the queue-position benchmark fills: not the declarations' (Hữu Nghị), and
+one that takes trucks (Bình Nghi, its gate once, clears no goods: capacity 0, nothing bookable)."""
+
+
 def _border_body(i: int, run: str, gate: str = "huu-nghi") -> dict:
     from datetime import datetime, timedelta, timezone
 
@@ -348,26 +353,26 @@ def bench_border(*, requests: int = 300, concurrency: int = 8, waiting: int = 10
                                            concurrency=concurrency, what="declarations")
 
         # the queue: `waiting` trucks ahead in the yard queue of one gate, then one real truck at the back
-        print(f"… filling the yard queue of binh-nghi (in) with {waiting} trucks", flush=True)
-        table_prefix = store_keys.hash_prefix("border-queue", "binh-nghi_in")
+        print(f"… filling the yard queue of {QUEUE_GATE} (in) with {waiting} trucks", flush=True)
+        table_prefix = store_keys.hash_prefix("border-queue", f"{QUEUE_GATE}_in")
         t0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
         def put_entry(i):
             k = f"1_2025010107_{int((t0 + timedelta(seconds=i)).timestamp() * 1e6):016d}_LSBENCH{i:06d}"
             objects.put(settings.bucket, table_prefix + store_keys.encode_part(k) + store_keys.SUFFIX,
-                        json.dumps({"queue": "binh-nghi_in", "key": k, "declaration_id": f"bench-q-{i}"}).encode())
+                        json.dumps({"queue": f"{QUEUE_GATE}_in", "key": k, "declaration_id": f"bench-q-{i}"}).encode())
 
         started = time.perf_counter()
         with Pool(max(8, concurrency * 2)) as pool:
             list(pool.map(put_entry, range(waiting)))
         fill_s = time.perf_counter() - started
         with httpx.Client(trust_env=False, timeout=60.0) as client:
-            body = _border_body(0, run + "q", gate="binh-nghi") | {"booking": {"mode": "living"}}
+            body = _border_body(0, run + "q", gate=QUEUE_GATE) | {"booking": {"mode": "living"}}
             r = client.post(f"{gw}/v1/declarations", json=body, headers=ent)
             if r.status_code != 201:
                 raise BenchError(f"could not create the measured truck: {r.status_code} {r.text[:200]}")
             created = r.json()
-            yard = {"Authorization": "Bearer " + issue_token(private, "yard-1", "yard-operator", unit="binh-nghi"),
+            yard = {"Authorization": "Bearer " + issue_token(private, "yard-1", "yard-operator", unit=QUEUE_GATE),
                     "Idempotency-Key": uuid.uuid4().hex}
             r = client.post(f"{gw}/v1/declarations/{created['id']}/arrival", headers=yard)
             if r.status_code != 200:
