@@ -539,6 +539,7 @@ def test_a_banks_transfer_list_comes_a_page_at_a_time_over_days(client, setup):
     from datetime import date, timedelta
 
     from functions.softatm.function.models import BankDay
+    from lscloud.workdays import local_day
     from store_calls import counting
 
     s = setup
@@ -547,7 +548,8 @@ def test_a_banks_transfer_list_comes_a_page_at_a_time_over_days(client, setup):
         b = wbody(amount)
         assert client.post("/v1/withdrawals", json=b, headers=s["teller"]).status_code == 201
         made.append(b["id"])
-    today = date.fromisoformat(client.get(f"/v1/transfers/{made[0]}", headers=s["op"]).get_json()["created_at"][:10])
+    # the bank's days are the province's (its [:10] is the UTC date: the day before from 00:00 to 07:00 here)
+    today = date.fromisoformat(local_day(client.get(f"/v1/transfers/{made[0]}", headers=s["op"]).get_json()["created_at"]))
     # the same transfers listed on the day before as well: a period of two days, five entries
     earlier = (today - timedelta(days=1)).isoformat()
     for n, tid in enumerate(made[:2]):
