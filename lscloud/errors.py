@@ -123,6 +123,39 @@ class PreconditionRequired(DomainError):
     title, title_vi = "If-Match required", "Cần gửi If-Match"
 
 
+def if_match_required() -> PreconditionRequired:
+    """The 428 for a change made without ``If-Match`` where one is required (a
+    ``takes_if_match(required=True)`` view, or :func:`hold_to_version` on a record that exists)."""
+    return PreconditionRequired(
+        "This change names the version it was read at: send the record's ETag (from reading it) as If-Match.",
+        detail_vi="Thay đổi này phải nêu phiên bản đã đọc: gửi ETag của bản ghi (khi đọc) trong If-Match.",
+        errors=[field("If-Match", "required: the ETag the record was read with",
+                      "bắt buộc: ETag của lần đọc bản ghi")])
+
+
+def changed_since(current: int | None = None) -> PreconditionFailed:
+    """The 412 for a change made to a version that is no longer the stored one (``current``, when
+    known, is answered as ``current_version``): someone changed the record since it was read."""
+    return PreconditionFailed(
+        "The record has changed since it was read (If-Match): read it again and decide again.",
+        detail_vi="Bản ghi đã thay đổi kể từ lần đọc (If-Match): hãy đọc lại rồi quyết định.",
+        errors=[field("If-Match", "not the record's current version", "không phải phiên bản hiện tại")],
+        **({} if current is None else {"current_version": current}))
+
+
+def hold_to_version(read: int | None, current: int, *, exists: bool) -> None:
+    """Hold a change to the version its caller read (``If-Match``; None: not sent) when ``current``
+    is stored. Once the record ``exists`` the header is required (428), so that a second writer who
+    read it earlier cannot silently undo the first; the first write of a record that does not exist
+    yet replaces nobody's (made create-only by the caller) and needs none. Another version than
+    ``current`` is a 412."""
+    if read is None:
+        if exists:
+            raise if_match_required()
+    elif read != current:
+        raise changed_since(current)
+
+
 class Gone(DomainError):
     status, type = 410, "gone"
     title, title_vi = "Gone", "Không còn tồn tại"

@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Response, current_app, jsonify, request
 
-from ..errors import PreconditionFailed, PreconditionRequired, field
+from ..errors import PreconditionFailed, field, if_match_required
 
 __all__ = ["CACHE_CONTROL", "CACHED", "RECORD_CACHE_CONTROL", "cached", "cached_json", "caching", "versioned_json",
            "if_match_version", "takes_if_match", "IF_MATCH_PARAMETER", "IF_MATCH_REQUIRED_PARAMETER"]
@@ -142,15 +142,6 @@ def if_match_version() -> int | None:
     if _VERSION_TAG.fullmatch(tag):
         return int(tag[1:-1])
     raise not_a_version()
-
-
-def if_match_required() -> PreconditionRequired:
-    """The 428 :func:`if_match_version` answers a ``takes_if_match(required=True)`` view called without ``If-Match``."""
-    return PreconditionRequired(
-        "This change names the version it was read at: send the record's ETag (from reading it) as If-Match.",
-        detail_vi="Thay đổi này phải nêu phiên bản đã đọc: gửi ETag của bản ghi (khi đọc) trong If-Match.",
-        errors=[field("If-Match", "required: the ETag the record was read with",
-                      "bắt buộc: ETag của lần đọc bản ghi")])
 
 
 def not_a_version() -> PreconditionFailed:

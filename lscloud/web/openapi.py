@@ -24,7 +24,8 @@ from .. import auth, query, rulesyntax
 from .. import roles as _roles
 from ..context import AppState, app_state
 from ..problems import MEDIA_TYPE, PROBLEM_SCHEMA, Problem
-from .caching import IF_MATCH_PARAMETER, IF_MATCH_REQUIRED_PARAMETER, if_match_required, not_a_version
+from ..errors import if_match_required
+from .caching import IF_MATCH_PARAMETER, IF_MATCH_REQUIRED_PARAMETER, not_a_version
 from .pathparams import parameter_schema
 
 __all__ = ["PAGE_SCHEMA", "OPENAPI_DOCUMENT_SCHEMA", "binary_schema", "responds",

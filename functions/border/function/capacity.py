@@ -85,18 +85,14 @@ def set_override(gate_code: str, gate: dict, flow: str, per_hour: int, reason: s
     item = _stored(gate_code, flow)
     if item is not None and int(item.per_hour) == per_hour and item.reason == reason:
         return _view(gate_code, gate, flow, item)
-    current = int(item.version) if item is not None else 0
-    if version is None and item is not None:
-        raise _required()
-    if version is not None and version != current:
-        raise _stale(current)
+    errors.hold_to_version(version, int(item.version) if item is not None else 0, exists=item is not None)
     if item is None:
         item = CapacityOverride(gate_code, flow)
     item.per_hour, item.reason, item.by, item.updated_at = per_hour, reason, by, iso(now())
     try:
         item.save()   # create-only when none was there, else If-Match the version read
     except (ConditionalCheckFailed, DoesNotExist):
-        raise (_required() if version is None else _stale(None)) from None
+        raise (errors.if_match_required() if version is None else errors.changed_since()) from None
     finally:
         _shown.drop((store.connection()[1], gate_code, flow))   # this replica shows its own write at once
     metrics.capacity_seen(gate_code, flow, per_hour)
@@ -104,18 +100,3 @@ def set_override(gate_code: str, gate: dict, flow: str, per_hour: int, reason: s
         "gate": gate_code, "flow": flow, "per_hour": per_hour, "reason": reason, "by": by,
         "directory_per_hour": queue.capacity(gate, flow)})])
     return _view(gate_code, gate, flow, item)
-
-
-def _required() -> errors.PreconditionRequired:
-    return errors.PreconditionRequired(
-        "This gate's capacity is overridden already: read it (GET) and send its ETag in If-Match.",
-        detail_vi="Công suất của cửa khẩu này đã được điều chỉnh: hãy đọc lại (GET) và gửi ETag trong If-Match.",
-        errors=[errors.field("If-Match", "required: the ETag of the override as read", "bắt buộc: ETag của lần đọc")])
-
-
-def _stale(current: int | None) -> errors.PreconditionFailed:
-    return errors.PreconditionFailed(
-        "Another operator changed this override since it was read: read it again and decide again.",
-        detail_vi="Người khác đã thay đổi công suất này sau khi bạn đọc: hãy đọc lại rồi quyết định.",
-        errors=[errors.field("If-Match", "not the override's current version", "không phải phiên bản hiện tại")],
-        **({} if current is None else {"current_version": current}))

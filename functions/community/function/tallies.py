@@ -34,7 +34,7 @@ from lscloud.aggregate import delete_quietly, save_all_quietly, together
 from lscloud.statemachine import iso, now
 from lscloud.store.recent import RecentItems
 
-from . import refusals, targets
+from . import targets
 from .models import CommuneProgress, Counting, Tally, TeamProgress
 
 OPEN = "open"
@@ -221,10 +221,7 @@ def set_households(commune: str, commune_name: str, households: int, source: str
         current = target_version(data)
         if data.get("households") == households and data.get("households_source") == source:
             raise _AsItStands(data)
-        if version is None and current:
-            raise refusals.target_if_match_required()
-        if version is not None and version != current:
-            raise refusals.target_changed(current)
+        errors.hold_to_version(version, current, exists=bool(current))
         data.update({"commune": commune, "commune_name": commune_name, "households": households,
                      "households_source": source, "households_set_by": by, "households_set_at": iso(now()),
                      "households_version": current + 1})

@@ -200,18 +200,11 @@ def change(settings, code: str, patch: dict, at: str, by: str, version: int | No
     except ConditionalCheckFailed:
         if version is None:
             raise   # changed again and again meanwhile: the runtime's 409
-        raise _stale(code) from None
+        raise errors.changed_since() from None
     except _Stale:
-        raise _stale(code) from None
+        raise errors.changed_since() from None
     log.info("bank %s: %s changed by %s", code, ", ".join(k for k in CHANGEABLE if k in patch), by)
     return public(bank.data), bank.version
-
-
-def _stale(code: str) -> errors.PreconditionFailed:
-    return errors.PreconditionFailed(
-        f"bank {code!r} has changed since it was read (If-Match); read it again",
-        detail_vi="Thông tin ngân hàng đã thay đổi kể từ lần đọc (If-Match); hãy đọc lại.",
-        errors=[errors.field("If-Match", "not the bank's current version")])
 
 
 class _Stale(Exception):
