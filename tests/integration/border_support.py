@@ -1,8 +1,13 @@
-"""Helpers for the border tests: a stand-in directory over real HTTP (ETag/304), tokens, bodies."""
+"""Helpers for the border tests: a stand-in directory over real HTTP (ETag/304), the border function
+started against it, tokens, bodies."""
 
 from __future__ import annotations
 
+import itertools
+import uuid
 from datetime import datetime, timedelta, timezone
+
+import pytest
 
 from werkzeug.wrappers import Request, Response
 
@@ -64,3 +69,41 @@ def declaration(id_: str, *, gate="huu-nghi", direction="import", plate="桂A·1
 
 AGENCIES = ("customs", "border-guard", "health-quarantine", "animal-quarantine", "plant-quarantine",
             "traffic-police", "tax", "ezone-board")
+
+# the fixtures most border test modules share; a module takes them by importing them by name
+# (``from border_support import client, directory, fn  # noqa: F401``), and defines its own where it differs
+_n = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def directory():
+    stub = DirectoryStub()
+    yield stub
+    stub.stop()
+
+
+@pytest.fixture
+def fn(start_function, directory):
+    return start_function("border", peer_url_template=directory.template)
+
+
+@pytest.fixture
+def client(fn):
+    return fn.app.test_client()
+
+
+@pytest.fixture
+def tok(tokens):
+    def make(role, sub=None, agency=None, unit=None):
+        return tokens(role, sub or f"{role}-{next(_n)}", agency=agency, unit=unit)
+
+    return make
+
+
+def idem(h: dict) -> dict:
+    return {**h, "Idempotency-Key": uuid.uuid4().hex}
+
+
+def ok(resp, status=200):
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    return resp.get_json()

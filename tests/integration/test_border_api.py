@@ -1,6 +1,7 @@
 """The border function through its Flask app against real weed mini + nats-server: a crossing from
 submission to exit, the queue, concurrent agencies and seats, device events, roles."""
 
+# ruff: noqa: F811 (pytest fixtures imported from border_support are named as parameters)
 from __future__ import annotations
 
 import itertools
@@ -15,7 +16,7 @@ from lscloud.delivery import tail
 from lscloud.web import app_state
 
 import role_matrix
-from border_support import AGENCIES, TAX, TAX2, DirectoryStub, declaration
+from border_support import AGENCIES, declaration, directory, DirectoryStub, idem, ok, TAX, TAX2  # noqa: F401
 from cuts import cut_once
 from functions.border.function import ledger, models
 from functions.border.function.app import create_app
@@ -24,13 +25,6 @@ pytestmark = pytest.mark.integration
 
 PROBLEM = "application/problem+json"
 _n = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def directory():
-    stub = DirectoryStub()
-    yield stub
-    stub.stop()
 
 
 @pytest.fixture
@@ -69,17 +63,8 @@ def tok(tokens):
     return make
 
 
-def idem(h: dict) -> dict:
-    return {**h, "Idempotency-Key": uuid.uuid4().hex}
-
-
 def new_id() -> str:
     return "d-" + uuid.uuid4().hex[:16]
-
-
-def ok(resp, status=200):
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    return resp.get_json()
 
 
 def device_event(client, type_, data, n=[0]):

@@ -9,13 +9,14 @@ waiting for 10 in the yard (the lost-updates survey). Every test here races the 
 ``at_once`` over several rounds and checks the queue against the declarations after each.
 """
 
+# ruff: noqa: F811 (pytest fixtures imported from border_support are named as parameters)
 from __future__ import annotations
 
 import uuid
 
 import pytest
 
-from border_support import TAX, DirectoryStub, declaration
+from border_support import declaration, directory, DirectoryStub, idem, ok, TAX  # noqa: F401
 from functions.border.function import ledger, models, tally
 from tests.unit.races import at_once
 
@@ -25,28 +26,12 @@ GATE, QUEUE = "tan-thanh", "tan-thanh_in"   # an import crosses the "in" flow
 ROUNDS = 5
 
 
-@pytest.fixture(scope="module")
-def directory():
-    stub = DirectoryStub()
-    yield stub
-    stub.stop()
-
-
 @pytest.fixture
 def border(start_function, directory):
     def _start(**env):
         return start_function("border", peer_url_template=directory.template, function_env=env)
 
     return _start
-
-
-def idem(h: dict) -> dict:
-    return {**h, "Idempotency-Key": uuid.uuid4().hex}
-
-
-def ok(resp, status=200):
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    return resp.get_json()
 
 
 def queued_truck(client, tokens) -> str:

@@ -3,6 +3,7 @@ after it ended (Law 91/2025/QH15 art. 14; Decree 13/2023/NĐ-CP: health data is 
 real weed mini + nats-server. Time moves with the platform clock's tick: its minute is the "now"
 the minimisation judges by, so a tick a month ahead stands for a month passed."""
 
+# ruff: noqa: F811 (pytest fixtures imported from border_support are named as parameters)
 from __future__ import annotations
 
 import uuid
@@ -10,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from border_support import TAX, DirectoryStub, declaration
+from border_support import client, declaration, directory, DirectoryStub, idem, ok, TAX  # noqa: F401
 from functions.border.function import ledger, migrate, models
 from lscloud import clock, events, store
 from lscloud.auth import delivery_headers
@@ -25,33 +26,12 @@ GATE = "tan-thanh"
 NOW = datetime.now(timezone.utc)
 
 
-@pytest.fixture(scope="module")
-def directory():
-    stub = DirectoryStub()
-    yield stub
-    stub.stop()
-
-
 @pytest.fixture
 def fn(start_function, directory):
     # the live declarations here stay live through the month's ticks: a draft or a submitted
     # declaration untouched for BORDER_STALE_DRAFT_DAYS lapses (test_border_stale.py), then is minimised
     return start_function("border", peer_url_template=directory.template,
                           function_env={"BORDER_STALE_DRAFT_DAYS": "60"})
-
-
-@pytest.fixture
-def client(fn):
-    return fn.app.test_client()
-
-
-def idem(h: dict) -> dict:
-    return {**h, "Idempotency-Key": uuid.uuid4().hex}
-
-
-def ok(resp, status=200):
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    return resp.get_json()
 
 
 def tick(client, days: float, minute: int = 0):

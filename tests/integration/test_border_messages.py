@@ -3,6 +3,7 @@ app against real weed mini + nats-server: traffic orders in every recipient's la
 one SMS, times said with their zone, the lookup's refusals in the asker's language, a Vietnamese
 text of its own for every booking refusal and every rule a request breaks."""
 
+# ruff: noqa: F811 (pytest fixtures imported from border_support are named as parameters)
 from __future__ import annotations
 
 import itertools
@@ -14,7 +15,7 @@ import pytest
 from lscloud.delivery import tail
 from lscloud.store.errors import StoreUnavailable
 
-from border_support import TAX, DirectoryStub, declaration
+from border_support import client, declaration, directory, DirectoryStub, fn, idem, ok, TAX, tok  # noqa: F401
 from functions.border.function import booking, i18n, models, queue
 
 pytestmark = pytest.mark.integration
@@ -24,42 +25,8 @@ OLD_BOOKING_VI = "Không đặt được khung giờ này."
 ZH = {"Accept-Language": "zh-CN,zh;q=0.9"}
 
 
-@pytest.fixture(scope="module")
-def directory():
-    stub = DirectoryStub()
-    yield stub
-    stub.stop()
-
-
-@pytest.fixture
-def fn(start_function, directory):
-    return start_function("border", peer_url_template=directory.template)
-
-
-@pytest.fixture
-def client(fn):
-    return fn.app.test_client()
-
-
-@pytest.fixture
-def tok(tokens):
-    def make(role, sub=None, agency=None, unit=None):
-        return tokens(role, sub or f"{role}-{next(_n)}", agency=agency, unit=unit)
-
-    return make
-
-
-def idem(h: dict) -> dict:
-    return {**h, "Idempotency-Key": uuid.uuid4().hex}
-
-
 def new_id() -> str:
     return "d-" + uuid.uuid4().hex[:16]
-
-
-def ok(resp, status=200):
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    return resp.get_json()
 
 
 def driver(nationality: str) -> dict:

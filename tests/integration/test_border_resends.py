@@ -4,6 +4,7 @@ other data is a 409, not a 202 dropped downstream; an attachment sent again audi
 operators' capacity overrides meet If-Match, not each other; the driver's lookup tells the traffic
 police's hold instead of "go to the gate now"."""
 
+# ruff: noqa: F811 (pytest fixtures imported from border_support are named as parameters)
 from __future__ import annotations
 
 import itertools
@@ -15,46 +16,12 @@ from lscloud import events
 from lscloud.delivery import tail
 from lscloud.store.errors import StoreUnavailable
 
-from border_support import TAX, DirectoryStub, declaration
+from border_support import client, declaration, directory, DirectoryStub, fn, idem, ok, TAX, tok  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
 _n = itertools.count()
 REUSED = "idempotency-key-reused"
-
-
-@pytest.fixture(scope="module")
-def directory():
-    stub = DirectoryStub()
-    yield stub
-    stub.stop()
-
-
-@pytest.fixture
-def fn(start_function, directory):
-    return start_function("border", peer_url_template=directory.template)
-
-
-@pytest.fixture
-def client(fn):
-    return fn.app.test_client()
-
-
-@pytest.fixture
-def tok(tokens):
-    def make(role, sub=None, agency=None, unit=None):
-        return tokens(role, sub or f"{role}-{next(_n)}", agency=agency, unit=unit)
-
-    return make
-
-
-def idem(h: dict) -> dict:
-    return {**h, "Idempotency-Key": uuid.uuid4().hex}
-
-
-def ok(resp, status=200):
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    return resp.get_json()
 
 
 def order(**fields) -> dict:

@@ -1,5 +1,6 @@
 """A slot's seats: given back only by the declaration that holds them, however often its cleanup runs."""
 
+# ruff: noqa: F811 (pytest fixtures imported from border_support are named as parameters)
 from __future__ import annotations
 
 import uuid
@@ -8,17 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from border_support import TAX, DirectoryStub, declaration
+from border_support import declaration, directory, DirectoryStub, TAX  # noqa: F401
 from waiting import wait_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def directory():
-    stub = DirectoryStub()
-    yield stub
-    stub.stop()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ to ``expired`` (``lapse``, actor system, with a reason), their event goes out as
 and the health keep period then minimises them: before, they kept the driver's health answers and
 phone for good. Time moves with the tick: its minute is the "now" the sweep judges by."""
 
+# ruff: noqa: F811 (pytest fixtures imported from border_support are named as parameters)
 from __future__ import annotations
 
 import json
@@ -13,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from border_support import TAX, DirectoryStub, declaration
+from border_support import client, declaration, directory, DirectoryStub, fn, idem, ok, TAX  # noqa: F401
 from functions.border.function import ledger, models, queue
 from lscloud import clock, events
 from lscloud.auth import delivery_headers
@@ -26,32 +27,6 @@ pytestmark = pytest.mark.integration
 
 GATE = "tan-thanh"
 NOW = datetime.now(timezone.utc)
-
-
-@pytest.fixture(scope="module")
-def directory():
-    stub = DirectoryStub()
-    yield stub
-    stub.stop()
-
-
-@pytest.fixture
-def fn(start_function, directory):
-    return start_function("border", peer_url_template=directory.template)
-
-
-@pytest.fixture
-def client(fn):
-    return fn.app.test_client()
-
-
-def ok(resp, status=200):
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    return resp.get_json()
-
-
-def idem(h: dict) -> dict:
-    return {**h, "Idempotency-Key": uuid.uuid4().hex}
 
 
 def tick(client, at: datetime) -> dict:

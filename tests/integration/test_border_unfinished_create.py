@@ -8,6 +8,7 @@ minutes of ticks and a restart: only a resend (same key, same body) finished it.
 clock's tick now does, once the create is older than the settle time.
 """
 
+# ruff: noqa: F811 (pytest fixtures imported from border_support are named as parameters)
 from __future__ import annotations
 
 import uuid
@@ -21,25 +22,13 @@ from lscloud.delivery import tail
 from lscloud.store.errors import StoreUnavailable
 from lscloud.web import app_state
 
-from border_support import TAX, DirectoryStub, declaration
+from border_support import declaration, directory, DirectoryStub, fn, TAX  # noqa: F401
 from cuts import cut_once
 from functions.border.function import device_events
 
 pytestmark = pytest.mark.integration
 
 SUBMITTED = "vn.langson.border.declaration.submitted.v1"
-
-
-@pytest.fixture(scope="module")
-def directory():
-    stub = DirectoryStub()
-    yield stub
-    stub.stop()
-
-
-@pytest.fixture
-def fn(start_function, directory):
-    return start_function("border", peer_url_template=directory.template)
 
 
 def tick(client, at: datetime):
