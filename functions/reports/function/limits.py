@@ -13,6 +13,10 @@ limiters over :mod:`lscloud.ratelimit` that count them.
 - Photos (``POST /v1/photos``, public, up to 8 MiB each, kept by their hash) are limited per caller
   like reports: by default as many as a caller's reports in a window can carry (5 each), so one
   client cannot fill the store.
+- Open311's listings (``GET requests``, ``GET servicerequestupdates``) are public, and each lists the
+  days of its window and reads up to 1,000 reports, so one client asking in a loop held the store
+  and a CPU for everyone: by default 60 a minute per caller, far above a partner's polling
+  (FixMyStreet asks every few minutes) and a citizen's page.
 """
 
 from __future__ import annotations
@@ -37,17 +41,20 @@ class Settings:
     open311_caller_window_s: int = field(default=60, metadata={"min": 1, "max": DAY_S})
     photo_limit: int = field(default=50, metadata={"min": 1})          # photos per caller per window
     photo_window_s: int = field(default=3_600, metadata={"min": 1, "max": DAY_S})
+    open311_list_limit: int = field(default=60, metadata={"min": 1})    # Open311 listings per caller per window
+    open311_list_window_s: int = field(default=60, metadata={"min": 1, "max": DAY_S})
 
 
 @dataclass(frozen=True)
 class Limiters:
-    """The function's limiters; subjects are scoped (``citizen:``, ``key:``, ``open311:``) so one
+    """The function's limiters; subjects are scoped (``citizen:``, ``key:``, ``open311:`` …) so one
     window table holds them all without two limits sharing a counter."""
 
     citizen: Limiter
     key: Limiter
     open311_caller: Limiter
     photo: Limiter
+    open311_list: Limiter
 
     def citizen_hit(self, caller: str) -> None:
         self.citizen.hit("citizen:" + caller)
@@ -61,6 +68,9 @@ class Limiters:
     def photo_hit(self, caller: str) -> None:
         self.photo.hit("photo:" + caller)
 
+    def open311_list_hit(self, caller: str) -> None:
+        self.open311_list.hit("open311-list:" + caller)
+
 
 def limiters(platform: config.Settings) -> Limiters:
     """The limiters from the ``REPORTS_*`` settings (a bad value stops the start)."""
@@ -69,4 +79,6 @@ def limiters(platform: config.Settings) -> Limiters:
                     key=Limiter(RateWindow, limit=own.key_limit, window_s=own.key_window_s),
                     open311_caller=Limiter(RateWindow, limit=own.open311_caller_limit,
                                            window_s=own.open311_caller_window_s),
-                    photo=Limiter(RateWindow, limit=own.photo_limit, window_s=own.photo_window_s))
+                    photo=Limiter(RateWindow, limit=own.photo_limit, window_s=own.photo_window_s),
+                    open311_list=Limiter(RateWindow, limit=own.open311_list_limit,
+                                         window_s=own.open311_list_window_s))

@@ -20,15 +20,13 @@ from lscloud.store import DoesNotExist, InvalidKey
 from lscloud.web import public_base, raw_body, responds
 from lscloud.web.caching import CACHED, cached
 
-from . import apikeys, catalog, list_limit, lists, open311, photos, queries, reports, views
+from . import apikeys, catalog, lists, open311, photos, queries, reports, views
 from .routes_v1 import _photo_url, _photos, received
 from .open311 import Open311Error
 from .states import FMS_ACTION, FMS_STATUS
 
 bp = Blueprint("open311", __name__, url_prefix="/open311")
 # the listings' limiter, built as the app is (a bad REPORTS_OPEN311_LIST_* value stops the start)
-bp.record_once(lambda state: state.app.extensions.__setitem__(
-    "reports.open311_list", list_limit.ListLimiter(state.app.extensions["lscloud"].settings)))
 FORM = "application/x-www-form-urlencoded"
 ADDRESS_MAX = 500   # characters, as schemas/reports/report-create.json caps the app's address_string
 CHANGESET = "2026-12-03T00:00:00+07:00"
@@ -145,7 +143,7 @@ TOO_MANY = {429: "Too many posts from this caller or API key (REPORTS_KEY_LIMIT,
 
 def _count_listing() -> None:
     """Count a listing against its caller before anything is listed or read."""
-    current_app.extensions["reports.open311_list"].hit(caller_subject(principal(), request.headers,
+    current_app.extensions["reports.limits"].open311_list_hit(caller_subject(principal(), request.headers,
                                                                       request.remote_addr))
 
 
