@@ -12,11 +12,27 @@ import re
 from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
-from lscloud import errors
+from lscloud import errors, images, store
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 PATH = "/v1/photos/"
 """Where the function serves a photo, below its public base (``routes_v1.get_photo``)."""
+PREFIX = "reports-photos"
+MAX_BYTES = 8 * 1024 * 1024
+# a photo no report names within two days is deleted (public uploads, kept for good before)
+store.claimed_only(PREFIX, __name__, renditions=images.RENDITIONS)
+
+
+def blobs():
+    """The function's photo store: cleaned JPEG/PNG uploads of at most :data:`MAX_BYTES`, by sha256."""
+    return store.blobs(PREFIX, max_bytes=MAX_BYTES, allowed_types=images.MEDIA_TYPES)
+
+
+def url(settings, sha256: str) -> str:
+    """A photo's address as reports keep it and show it to everyone (Open311's ``media_url``):
+    below the platform's public address of the function (``settings.public_url()``), never one a
+    request's headers could name."""
+    return f"{settings.public_url()}{PATH}{sha256}"
 
 
 def claim(blobs, shas: Iterable[str], pointer: Callable[[int], str]) -> None:

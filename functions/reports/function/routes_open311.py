@@ -17,16 +17,16 @@ from lscloud.problems import Problem
 from lscloud.ratelimit import caller_subject
 from lscloud.statemachine import Actor
 from lscloud.store import DoesNotExist, InvalidKey
+from lscloud.context import app_state
 from lscloud.web import public_base, raw_body, responds
 from lscloud.web.caching import CACHED, cached
 
 from . import apikeys, catalog, lists, open311, photos, queries, reports, views
-from .routes_v1 import _photo_url, _photos, received
+from .routes_v1 import received
 from .open311 import Open311Error
 from .states import FMS_ACTION, FMS_STATUS
 
 bp = Blueprint("open311", __name__, url_prefix="/open311")
-# the listings' limiter, built as the app is (a bad REPORTS_OPEN311_LIST_* value stops the start)
 FORM = "application/x-www-form-urlencoded"
 ADDRESS_MAX = 500   # characters, as schemas/reports/report-create.json caps the app's address_string
 CHANGESET = "2026-12-03T00:00:00+07:00"
@@ -159,8 +159,8 @@ def _media(fields: dict) -> tuple[str | None, list[str]]:
     sha = photos.own(url, (current_app.extensions["lscloud"].settings.public_url(), public_base()))
     if sha is None:
         return url, []
-    photos.claim(_photos(), [sha], lambda i: "media_url")
-    return _photo_url(sha), [sha]
+    photos.claim(photos.blobs(), [sha], lambda i: "media_url")
+    return photos.url(app_state().settings, sha), [sha]
 
 
 def _args():

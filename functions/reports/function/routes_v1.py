@@ -15,6 +15,7 @@ from lscloud.idempotency import IMPLICIT_S, idempotent
 from lscloud.ratelimit import caller_subject
 from lscloud.statemachine import Actor, iso, now, parse_iso
 from lscloud.workdays import local_day
+from lscloud.context import app_state
 from lscloud.web import (before_body, blob_response, body_limit, page_params, query_params, query_schema, raw_body,
                          responds, validate_body)
 from lscloud.web.caching import cached_json
@@ -31,7 +32,6 @@ SERVICE_CODE = query_schema(SCHEMAS_DIR, "reports/service-code.json")
 class CitizensOnly(errors.Forbidden):
     type = "citizens-only"
 
-PHOTO_MAX_BYTES = 8 * 1024 * 1024
 HANDLERS = ("officer", "commune-officer")
 READERS = ("ioc", "operator", "auditor", "supervisor", "officer", "commune-officer")
 REPORT_ID = 'schema("reports/report-id.json"):report_id'
@@ -41,21 +41,6 @@ ACTION = 'schema("reports/action-name.json"):action'
 """The route argument of a move, one of the state machine's (``schemas/reports/action-name.json``)."""
 KEY_ID = 'schema("reports/api-key-id.json"):key_id'
 """The route argument of an API key's id, as it is issued; another shape names no key."""
-
-
-PHOTOS = "reports-photos"
-# a photo no report names within two days is deleted (public uploads, kept for good before)
-store.claimed_only(PHOTOS, __name__, renditions=images.RENDITIONS)
-
-
-def _photos():
-    return store.blobs(PHOTOS, max_bytes=PHOTO_MAX_BYTES, allowed_types=images.MEDIA_TYPES)
-
-
-def _photo_url(sha256: str) -> str:
-    # kept in the report and shown to everyone (Open311's media_url): the platform's address of this
-    # function, never one a request's headers could name
-    return f"{current_app.extensions['lscloud'].settings.public_url()}/v1/photos/{sha256}"
 
 
 def _actor() -> Actor:
@@ -129,7 +114,7 @@ def _count_photo() -> None:
 @bp.post("/v1/photos")
 @allow("public")
 @raw_body(*images.MEDIA_TYPES)
-@body_limit(PHOTO_MAX_BYTES)
+@body_limit(photos.MAX_BYTES)
 @before_body(_count_photo)
 @responds("reports/photo.json", status=201, description="The photo kept, by its sha256, and its public URL",
           also={429: "Too many photos from this caller (REPORTS_PHOTO_LIMIT): wait Retry-After seconds"})
@@ -137,9 +122,9 @@ def _count_photo() -> None:
 def upload_photo():
     """A photo of what is reported (JPEG or PNG, at most 8 MiB), re-encoded without its metadata
     (no EXIF location) before anyone can see it."""
-    ref, clean = images.keep(_photos(), request.get_data(cache=True), request.mimetype)
+    ref, clean = images.keep(photos.blobs(), request.get_data(cache=True), request.mimetype)
     return jsonify({"sha256": ref.sha256, "size": ref.size, "media_type": ref.media_type,
-                    "url": _photo_url(ref.sha256)}), 201
+                    "url": photos.url(app_state().settings, ref.sha256)}), 201
 
 
 @bp.get('/v1/photos/<schema("reports/report-create.json#/properties/photos/items"):sha256>')
@@ -151,7 +136,7 @@ def get_photo(sha256: str):
     """A report's photo (already without metadata; public, addressed by its content: cached for good).
     ``?size=display``: its rendition for a page on a phone (long side at most 1600 px)."""
     try:
-        return blob_response(*images.sized(_photos(), sha256, g.query["size"]))
+        return blob_response(*images.sized(photos.blobs(), sha256, g.query["size"]))
     except (store.DoesNotExist, store.InvalidKey):
         raise errors.NotFound("no such photo", detail_vi="Không có ảnh này.") from None
 
@@ -174,9 +159,9 @@ def submit():
     if actor.kind == "anonymous" and not (body.get("reporter") or {}).get("phone"):
         raise errors.Invalid.at("/reporter/phone", "an anonymous report gives a phone number to be called back on",
                                 "Phản ánh không đăng nhập cần số điện thoại liên hệ.")
-    photos.claim(_photos(), body.get("photos") or [], lambda i: f"/photos/{i}")
+    photos.claim(photos.blobs(), body.get("photos") or [], lambda i: f"/photos/{i}")
     f = {**body, "attributes": body.get("attributes") or {},
-         "media_url": _photo_url(body["photos"][0]) if body.get("photos") else None}
+         "media_url": photos.url(app_state().settings, body["photos"][0]) if body.get("photos") else None}
     out, again = received(lambda at, rid, stamp: reports.submit(f, actor, "app", at=at, rid=rid, request=stamp))
     answer = views.full(out.doc)
     if out.doc.get("lat") is not None:
