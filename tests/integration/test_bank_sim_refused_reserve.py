@@ -68,3 +68,18 @@ def test_a_transfer_the_soft_atm_does_not_know_releases_its_hold_and_the_work_is
     w.process(tid)
     assert models.Record.get(tid).data["todo"] is None
     assert tid not in models.Account.get(account).holds
+
+
+def test_any_other_refusal_of_the_state_question_keeps_the_hold_owed(install):
+    # only a 404 says the soft ATM holds nothing: a 403 (a key not taken, a policy) is no such answer
+    install()
+    worker, models = peer_module("softatm-bank-sim", "worker"), peer_module("softatm-bank-sim", "models")
+    w = worker.Worker(None, start=False)
+    w.call = lambda method, path, body=None: Answer(409 if path.endswith("/reserve") else 403, {"status": 403})
+    account, tid = "9912349997", "w-forbidden-1"
+    models.Record(tid, data={"id": tid, "kind": "withdrawal", "amount_vnd": 1_000_000, "account": account,
+                             "state": "RECEIVED", "todo": "decide-withdrawal", "events": ["e1"]}).save()
+    with pytest.raises(RuntimeError):
+        w.process(tid)
+    assert models.Record.get(tid).data["todo"] == "decide-withdrawal"
+    assert tid in models.Account.get(account).holds

@@ -55,6 +55,15 @@ class RescanState:
     last_reconciled: float = field(default_factory=time.monotonic)
 
 
+def _answered(r, what: str):
+    """``r`` when the soft ATM gave an answer to act on; otherwise (an outage, throttling, a key it
+    did not take yet: 5xx, 401, 429 or Retry-After) raise, so the work and any hold stay owed and the
+    rescan tries again."""
+    if r.status_code >= 500 or r.status_code in (401, 429) or r.header("Retry-After") is not None:
+        raise RuntimeError(f"{what}: {r.status_code}")
+    return r
+
+
 class Worker:
     def __init__(self, settings, *, start: bool = True):
         self.settings = settings
@@ -180,9 +189,8 @@ class Worker:
             self._decide_withdrawal(tid, d)
         elif todo == "credit-deposit":
             books.credit(d["account"], tid, d["amount_vnd"])
-            r = self.call("POST", f"/v1/bank/deposits/{tid}/confirm", {"bank_reference": f"SIM-{tid}"})
-            if r.status_code >= 500 or r.status_code in (401, 429):
-                raise RuntimeError(f"confirm {tid}: {r.status_code}")
+            r = _answered(self.call("POST", f"/v1/bank/deposits/{tid}/confirm", {"bank_reference": f"SIM-{tid}"}),
+                          f"confirm {tid}")
             if r.status_code != 200:
                 books.credit(d["account"], tid, -d["amount_vnd"], undo=True)
         elif todo == "finish-withdrawal":
@@ -208,19 +216,19 @@ class Worker:
     def _decide_withdrawal(self, tid: str, d: dict) -> None:
         ok = books.hold(d["account"], tid, d["amount_vnd"])
         path = f"/v1/bank/withdrawals/{tid}/{'reserve' if ok else 'reject'}"
-        r = self.call("POST", path, {"bank_reference": f"SIM-{tid}"} if ok else {"reason": "insufficient funds"})
-        if r.status_code >= 500 or r.status_code in (401, 429) or r.header("Retry-After") is not None:
-            raise RuntimeError(f"{path}: {r.status_code}")   # keep the hold; the rescan tries again
+        r = _answered(self.call("POST", path, {"bank_reference": f"SIM-{tid}"} if ok else {"reason": "insufficient funds"}),
+                      path)
         if r.status_code != 200 and ok:
             # refused: expired or aborted meanwhile (release the hold) — unless our reservation
             # stands after all (a repeat of our own decision): then the commit or abort webhook
             # spends or releases the hold
-            now = self.call("GET", f"/v1/bank/transfers/{tid}")
-            if now.status_code >= 500 or now.status_code in (401, 429) or now.header("Retry-After") is not None:
-                # no answer to act on (an outage): keep the hold and the work, try again
-                raise RuntimeError(f"GET /v1/bank/transfers/{tid}: {now.status_code}")
-            # a transfer the soft ATM does not know (404: a webhook that was not its own) holds nothing
-            now_state = now.json().get("state") if now.status_code == 200 else "ABORTED"
+            now = _answered(self.call("GET", f"/v1/bank/transfers/{tid}"), f"GET /v1/bank/transfers/{tid}")
+            if now.status_code == 404:   # a transfer the soft ATM does not know (a webhook not its own) holds nothing
+                now_state = "ABORTED"
+            elif now.status_code == 200:
+                now_state = now.json().get("state")
+            else:
+                raise RuntimeError(f"GET /v1/bank/transfers/{tid}: {now.status_code}")   # keep the hold and the work
             if now_state == "COMMITTED":
                 books.settle_hold(d["account"], tid, paid=True)
             elif now_state == "ABORTED":
