@@ -73,6 +73,9 @@ _DIGITS = re.compile(r"\d{6,20}")
 _EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
                     r"(?![A-Za-z0-9-])")
 _ANY_DIGIT = re.compile(r"\d")
+# in a URL, any other standalone run of 9 or more digits: a CCCD a digit short or long, a mistyped
+# phone, an account: a route's number is someone's whatever its length
+_URL_NUMBER = re.compile(r"(?<![0-9])\d{9,}(?![0-9])")
 # a JWT: a credential while it lives (a link's token sits in a URL path, which spans record)
 _TOKEN = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
@@ -146,10 +149,13 @@ def redact_value(name: str, value: Any) -> Any:
 
     In an attribute whose name says it holds an account, any 6-20 digit run is an account number;
     in a ``url.*`` attribute (``url.path``, ``url.full``, ``url.query``) any standalone 12-digit run
-    is a CCCD, plausible or not: a mistyped number a route was given is still someone's.
+    is a CCCD, plausible or not, and any other run of 9 or more digits a ``[number]``: a mistyped
+    number a route was given (a digit short or long) is still someone's.
     """
     if isinstance(value, str):
-        out = _redact(value, _replace_any if name.startswith("url.") else _replace)
+        if name.startswith("url."):
+            return _URL_NUMBER.sub("[number]", _redact(value, _replace_any))
+        out = _redact(value, _replace)
         return _DIGITS.sub("[account]", out) if _ACCOUNT_NAME.search(name) else out
     if isinstance(value, (list, tuple)):
         return type(value)(redact_value(name, v) for v in value)
