@@ -24,6 +24,7 @@ import base64
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -111,9 +112,36 @@ class Issued:
     topics: tuple[str, ...]
 
 
-def issue(domain: str, user: str, topics: list[str], *, issued_by: str, password: str | None = None) -> Issued:
+class JustIssued(Exception):
+    """:func:`issue` refused: ``user``'s credentials were issued at ``issued_at`` (ISO 8601), less
+    than its ``not_within_s`` ago; ``retry_after_s`` is how long until that hold ends (at least 1)."""
+
+    def __init__(self, user: str, issued_at: str, retry_after_s: int):
+        super().__init__(f"credentials of {user} were issued at {issued_at}")
+        self.user, self.issued_at, self.retry_after_s = user, issued_at, retry_after_s
+
+
+def _hold_left_s(item: DeviceCredential, not_within_s: int, at: datetime) -> float:
+    """Seconds left of ``not_within_s`` since ``item`` was issued (0 or less: none)."""
+    try:
+        issued = datetime.fromisoformat(item.issued_at)
+    except (TypeError, ValueError):
+        return 0.0   # an unreadable stamp holds nothing back rather than locking the device out
+    if issued.tzinfo is None:
+        issued = issued.replace(tzinfo=timezone.utc)
+    return not_within_s - (at - issued).total_seconds()
+
+
+def issue(domain: str, user: str, topics: list[str], *, issued_by: str, password: str | None = None,
+          not_within_s: int = 0) -> Issued:
     """Create or rotate ``user``'s credentials for ``topics`` (each under ``devices/<domain>/``);
-    returns the password (shown once; the store keeps its bcrypt hash)."""
+    returns the password (shown once; the store keeps its bcrypt hash).
+
+    ``not_within_s``: refuse (:class:`JustIssued`) when the stored credentials were issued less
+    than that many seconds ago, so that a retry or a second click does not make dead the password
+    a first answer showed. The save is conditional on the version read, so of two issues at once
+    one saves and the other, reading again, finds it and is refused. Revoked credentials are gone:
+    an issue right after a revoke is not held back."""
     import bcrypt
 
     if not _USER.match(user):
@@ -122,21 +150,28 @@ def issue(domain: str, user: str, topics: list[str], *, issued_by: str, password
         if not t.startswith(f"{PREFIX}/{domain}/"):
             raise ValueError(f"{t!r} is not a topic of {domain}")
     password = password or secrets.token_urlsafe(24)
-    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=11)).decode()
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    hashed = None   # hashed once, and only for an issue that goes ahead (bcrypt costs ~0.1 s of CPU)
     for _ in range(5):
+        at = datetime.now(timezone.utc)
         try:
             item = DeviceCredential.get(user)
             if item.domain != domain:
                 raise ValueError(f"{user} belongs to {item.domain}")
+            left = _hold_left_s(item, not_within_s, at) if not_within_s > 0 else 0.0
+            if left > 0:
+                # capped: a stamp from a replica whose clock runs ahead must not ask a longer wait
+                raise JustIssued(user, item.issued_at, max(1, min(not_within_s, math.ceil(left))))
         except DoesNotExist:
             item = DeviceCredential(user, domain=domain)
+        if hashed is None:
+            hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=11)).decode()
+        now = at.isoformat(timespec="seconds")
         item.topics, item.password_hash, item.issued_at, item.issued_by = list(topics), hashed, now, issued_by
         try:
             item.save()
             return Issued(user, password, tuple(topics))
         except ConditionalCheckFailed:
-            continue
+            continue   # issued or revoked meanwhile: read again (a fresh issue now holds this one back)
     raise ConditionalCheckFailed(f"credentials of {user} kept changing", key=user)
 
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import re
 
-from datetime import timedelta
-
 from lscloud import communes, devices, errors, peers
-from lscloud.aggregate import Aggregate, delete_quietly
-from lscloud.statemachine import Action, Actor, StateMachine, iso, now
-from lscloud.store import ConditionalCheckFailed, DoesNotExist, InvalidKey, Model, attributes as A
+from lscloud.aggregate import Aggregate
+from lscloud.statemachine import Action, Actor, StateMachine
+from lscloud.store import DoesNotExist, InvalidKey
 
 from .models import Station
 
@@ -90,84 +88,38 @@ ROTATION_HOLD_S = 300
 ``force``: an operator console's retry after a lost answer, or a double submit, comes within it."""
 
 
-class CredentialHold(Model):
-    """A station whose MQTT credentials were issued within :data:`ROTATION_HOLD_S`: while it lives
-    a second issue is refused unless forced, so the password a first answer showed is not silently
-    made dead by a retry. Its create-only write (or, forced, its replacement under ``If-Match``)
-    decides which of two issues at once goes ahead. It holds no secret: a replayed answer would
-    have kept the password in clear in an idempotency record for a day."""
-
-    class Meta:
-        table = "environment-credential-holds"
-        ttl_max_s = ROTATION_HOLD_S
-
-    station = A.UnicodeAttribute(hash_key=True)
-    issued_at = A.UnicodeAttribute()
-    until = A.TTLAttribute()
-
-
 class CredentialsJustIssued(errors.Conflict):
     type = "credentials-just-issued"
     title, title_vi = "Credentials just issued", "Thông tin đăng nhập vừa được cấp"
 
 
-def _just_issued(hold: CredentialHold | None) -> CredentialsJustIssued:
-    at = hold.issued_at if hold is not None else None
-    left = max(1, int((hold.until - now()).total_seconds()) + 1) if hold is not None else 1
+def _just_issued(held: devices.JustIssued) -> CredentialsJustIssued:
     return CredentialsJustIssued(
-        f"This station's MQTT credentials were issued moments ago{f' ({at})' if at else ''}: the password that "
+        f"This station's MQTT credentials were issued moments ago ({held.issued_at}): the password that "
         "answer showed works. If it was lost, issue again with force=true: that replaces the password.",
         detail_vi="Thông tin đăng nhập MQTT của trạm vừa được cấp: mật khẩu trong lần trả lời đó vẫn dùng được. "
                   "Nếu không nhận được, hãy cấp lại với force=true: mật khẩu cũ sẽ bị thay.",
         errors=[errors.field("force", "true replaces the credentials issued moments ago",
                              "true để thay thông tin đăng nhập vừa cấp")],
-        issued_at=at, headers={"Retry-After": str(left)})
-
-
-def _hold(station_id: str, force: bool) -> CredentialHold:
-    """Take the station's hold for this issue, or refuse (:class:`CredentialsJustIssued`): a live
-    hold is another issue's, replaced only when ``force`` (and only as read: of two forced issues at
-    once, one goes ahead)."""
-    at = now()
-    for _ in range(3):
-        try:
-            return CredentialHold(station_id, issued_at=iso(at), until=at + timedelta(seconds=ROTATION_HOLD_S)).save()
-        except ConditionalCheckFailed:
-            pass
-        try:
-            live = CredentialHold.get(station_id)
-        except DoesNotExist:
-            continue   # expired or given back since: create it again
-        if not force:
-            raise _just_issued(live)
-        live.issued_at, live.until = iso(at), at + timedelta(seconds=ROTATION_HOLD_S)
-        try:
-            return live.save()
-        except ConditionalCheckFailed:
-            raise _just_issued(None) from None
-    raise _just_issued(None)
+        issued_at=held.issued_at, headers={"Retry-After": str(held.retry_after_s)})
 
 
 def issue_credentials(station: dict, topic: str, issued_by: str, *, force: bool = False) -> devices.Issued:
     """Issue (or rotate) the station's MQTT credentials (:func:`lscloud.devices.issue`), unless
-    they were issued within :data:`ROTATION_HOLD_S` and ``force`` is not given."""
-    hold = _hold(station["id"], force)
+    they were issued within :data:`ROTATION_HOLD_S` and ``force`` is not given
+    (:class:`CredentialsJustIssued`: the password a first answer showed is not made dead by a retry;
+    no replayed answer does this instead, as it would keep the password in clear)."""
     try:
-        return devices.issue("environment", device_user(station), [topic], issued_by=issued_by)
-    except BaseException:
-        try:
-            hold.delete()   # nothing was issued: the operator's retry goes ahead
-        except (DoesNotExist, ConditionalCheckFailed):
-            pass
-        raise
+        return devices.issue("environment", device_user(station), [topic], issued_by=issued_by,
+                             not_within_s=0 if force else ROTATION_HOLD_S)
+    except devices.JustIssued as held:
+        raise _just_issued(held) from None
 
 
 def revoke_credentials(station: dict) -> bool:
-    """Revoke the station's MQTT credentials (:func:`lscloud.devices.revoke`); issuing again right
-    after is not held back."""
-    revoked = devices.revoke("environment", device_user(station))
-    delete_quietly(CredentialHold, station["id"])
-    return revoked
+    """Revoke the station's MQTT credentials (:func:`lscloud.devices.revoke`); they are deleted, so
+    issuing again right after is not held back."""
+    return devices.revoke("environment", device_user(station))
 
 
 def may_write(station: dict, actor: Actor) -> None:
