@@ -29,32 +29,75 @@ CAVEAT = "chưa được đối chiếu"
 GATES_YAML = yaml.safe_load(gates.DATA.read_text(encoding="utf-8"))
 
 
-def _facts(p: dict) -> set[str]:
-    return {s["fact"] for s in p["sources"]}
-
-
 # -- 1. procedures: every fact a citizen is told has a source entry ----------------------------------
 
-def test_every_procedure_says_how_its_fees_online_mode_and_legal_basis_were_checked():
-    assert len(BY_CODE) == 132
-    for code, p in BY_CODE.items():
-        assert {"online_mode", "legal_basis"} <= _facts(p), code
-        assert not p["fees"] or "fees" in _facts(p), code
-    hx = BY_CODE["HT-XNTTHN"]
-    fee = [s for s in hx["sources"] if s["fact"] == "fees"]
-    assert fee and not fee[0]["verified"] and "no official source retrieved" in fee[0]["note"].lower()
+def _raw() -> dict:
+    return yaml.safe_load(catalogue.DATA.read_text(encoding="utf-8"))
 
 
-def test_the_catalogue_refuses_a_charged_procedure_without_a_fees_source(monkeypatch):
-    raw = yaml.safe_load(catalogue.DATA.read_text(encoding="utf-8"))
-    p = next(x for x in raw["procedures"] if x["code"] == "HT-XNTTHN")
-    p["sources"] = [s for s in p["sources"] if s["fact"] != "fees"]
+def _serve(monkeypatch, raw: dict) -> None:
     monkeypatch.setattr(catalogue, "_load", lambda: yaml.safe_dump(raw, allow_unicode=True))
+
+
+def _proc(raw: dict, code: str) -> dict:
+    return next(x for x in raw["procedures"] if x["code"] == code)
+
+
+def test_an_unreviewed_fee_is_served_as_an_unverified_source_with_the_shared_note():
+    assert len(BY_CODE) == 132
+    fee = [s for s in BY_CODE["HT-XNTTHN"]["sources"] if s["fact"] == "fees"]
+    assert fee and not fee[0]["verified"] and "no official source retrieved" in fee[0]["note"].lower()
+    assert fee[0]["note"] == _raw()["unreviewed_notes"]["fees"] and fee[0]["ref"] is None
+
+
+def test_the_catalogue_refuses_a_charged_procedure_that_does_not_declare_its_fees(monkeypatch):
+    raw = _raw()
+    p = _proc(raw, "HT-XNTTHN")
+    assert "fees" in p["unreviewed"] and "fees" not in {s["fact"] for s in p["sources"]}
+    p["unreviewed"].remove("fees")
+    _serve(monkeypatch, raw)
     with pytest.raises(catalogue.CatalogueError, match=r"HT-XNTTHN.*fees"):
         catalogue.build()
-    p["sources"] = [s for s in p["sources"] if s["fact"] != "online_mode"]
+    del p["unreviewed"]
     with pytest.raises(catalogue.CatalogueError, match="online_mode"):
         catalogue.build()
+
+
+def test_a_fact_both_unreviewed_and_sourced_is_refused(monkeypatch):
+    raw = _raw()
+    p = _proc(raw, "HT-XNTTHN")
+    p["sources"].append({"fact": "fees", "verified": False, "note": "Checked somewhere."})
+    _serve(monkeypatch, raw)
+    with pytest.raises(catalogue.CatalogueError, match=r"HT-XNTTHN'/unreviewed: 'fees' has a source entry too"):
+        catalogue.build()
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda raw: raw["unreviewed_notes"].pop("fees"), r"'fees' has no note in unreviewed_notes"),
+    (lambda raw: raw["unreviewed_notes"].update(fees=" "), r"unreviewed_notes/fees: must be non-empty text"),
+    (lambda raw: _proc(raw, "HT-XNTTHN")["unreviewed"].append("fee"), r"HT-XNTTHN'/unreviewed: 'fee' is not one of"),
+    (lambda raw: _proc(raw, "HT-XNTTHN")["unreviewed"].append("fees"), r"HT-XNTTHN'/unreviewed: 'fees' is listed twice"),
+    (lambda raw: _proc(raw, "HT-XNTTHN").update(unreviewed="fees"), r"HT-XNTTHN'/unreviewed: must be a non-empty list"),
+])
+def test_a_bad_unreviewed_declaration_is_refused(monkeypatch, edit, message):
+    raw = _raw()
+    edit(raw)
+    _serve(monkeypatch, raw)
+    with pytest.raises(catalogue.CatalogueError, match=message):
+        catalogue.build()
+
+
+def test_unreviewed_builds_the_same_sources_as_writing_each_entry_out(monkeypatch):
+    """The shorthand changes no answer: every ``unreviewed`` fact written out as the
+    ``{fact, verified: false, note}`` source entry it stands for builds the same catalogue."""
+    raw = _raw()
+    notes = raw.pop("unreviewed_notes")
+    for p in raw["procedures"]:
+        p["sources"] += [{"fact": f, "verified": False, "note": notes[f]} for f in p.pop("unreviewed", [])]
+    _serve(monkeypatch, raw)
+    spelled_out = {p["code"]: p["sources"] for p in catalogue.build()["procedures"]}
+    assert spelled_out == {code: p["sources"] for code, p in BY_CODE.items()}
+    assert sum(len(p["unreviewed"]) for p in _raw()["procedures"] if "unreviewed" in p) == 292
 
 
 def test_a_fact_with_no_source_entry_is_answered_with_the_caveat():
@@ -89,6 +132,7 @@ def test_the_receipt_says_whether_its_fees_were_checked():
 
 
 def test_criminal_records_moved_to_the_police_on_1_march_2025():
+    """A guard on data: checks the text of LLTP-CD's level source, no code path."""
     level = [s for s in BY_CODE["LLTP-CD"]["sources"] if s["fact"] == "level"][0]
     assert "1/3/2025" in level["note"] and "1/7/2025, wrongly" in level["note"]
     assert level["verified"] and level["url"].startswith("https://") and level["kind"] == "press"
@@ -112,6 +156,7 @@ def test_chi_ma_works_7_to_17_as_the_economic_zone_authority_says():
 
 
 def test_chi_ma_type_cites_the_land_border_gate_decree():
+    """A guard on data: checks the text of Chi Ma's type note, no code path."""
     note = [s for s in _gate("chi-ma")["sources"] if s["fact"] == "type"][0]["note"]
     assert "112/2014/NĐ-CP" in note and "34/2023/NĐ-CP" in note and "34/2014" not in note
 
@@ -151,6 +196,7 @@ def test_na_hinh_is_recorded_with_its_sources_but_not_served_until_its_unit_is_k
 
 
 def test_the_cargo_road_marker_and_the_opening_year():
+    """A guard on data: checks the gates file's text, no code path."""
     ref = GATES_YAML["references"]["huu-nghi-routes-opening"]
     assert "1088/2-1089" in ref["document"] and "1088/3-1089" not in ref["document"]
     tan_thanh = {g["code"]: g for g in GATES_YAML["gates"]}["tan-thanh"]
@@ -161,6 +207,7 @@ def test_the_cargo_road_marker_and_the_opening_year():
 # -- 3. Decree 30/2020 lists no Giấy chứng nhận ------------------------------------------------------
 
 def test_no_certificate_type_is_numbered_in_the_administrative_register():
+    """A guard on data: the register's type list holds no certificate (the lookup only reflects it)."""
     assert "giay-chung-nhan" not in registers.codes("types")
     assert all(t["abbr"] != "GCN" for k, t in registers.decree()["types"].items() if not k.startswith("_"))
     with pytest.raises(KeyError):
@@ -187,6 +234,8 @@ def test_o3_8h_is_beyond_the_table_only_above_400(table, c, expected):
 # -- 6. Culture Day: closed, unverified, no number that was never found ------------------------------
 
 def test_culture_day_stays_closed_and_unverified_and_cites_no_unfound_resolution():
+    """The calendar keeps the day closed and uncertain; the rest is a guard on data: the calendar
+    files' text for its source."""
     cal = workdays.load()
     assert cal.is_holiday(date(2026, 11, 24)) and not cal.certain(date(2026, 11, 23), date(2026, 11, 25))
     for name in ("holidays-fixed.yaml", "holidays-2026.yaml"):

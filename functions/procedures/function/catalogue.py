@@ -11,6 +11,9 @@ reference of the file's ``references``, verified or not, and a note) and must at
 ``processing_days``, its ``online_mode``, its ``legal_basis`` and (when it charges any) its ``fees``
 were checked. The answer resolves each source's reference so a reader sees the
 document and its address; a deadline nobody checked is served with its ``verified: false`` source.
+A fact nobody has checked yet is named in the procedure's ``unreviewed`` list instead and served as
+the same ``{fact, verified: false, note}`` source, its note the file's ``unreviewed_notes`` entry for
+that fact (what was and was not tried is the same for every such procedure, so it is written once).
 
 A fee is ``{name, amount_vnd, waived_online, per, max_vnd}``: ``waived_online`` fees are not charged
 for an online submission; a ``per: "page"`` fee is an amount per page (capped at ``max_vnd`` a copy
@@ -52,7 +55,8 @@ STEP_NAMES = {
     "sign": ("Phê duyệt, ký kết quả", "Approve and sign the result"),
 }
 _PROCEDURE_KEYS = {"code", "national_code", "name", "name_en", "field", "level", "agency", "online_mode",
-                   "processing_days", "same_day_cutoff", "steps", "documents", "fees", "legal_basis", "results", "sources"}
+                   "processing_days", "same_day_cutoff", "steps", "documents", "fees", "legal_basis", "results", "sources",
+                   "unreviewed"}
 _REFERENCE_KEYS = {"document", "issuer", "date", "url", "copy", "kind", "note"}
 _SOURCE_KEYS = {"fact", "ref", "article", "verified", "note"}
 _FEE_KEYS = {"name", "amount_vnd", "waived_online", "per", "max_vnd"}
@@ -152,7 +156,7 @@ def _fee(where: str, fee) -> dict:
             "waived_online": fee.get("waived_online", False), "per": per, "max_vnd": cap}
 
 
-def _procedure(raw: dict, fields: dict, references: dict) -> dict:
+def _procedure(raw: dict, fields: dict, references: dict, unreviewed_notes: dict) -> dict:
     code = raw.get("code") if isinstance(raw, dict) else None
     where = f"procedure {code!r}"
     if not isinstance(code, str) or not CODE_RE.match(code):
@@ -200,6 +204,7 @@ def _procedure(raw: dict, fields: dict, references: dict) -> dict:
     if national is not None and not (isinstance(national, str) and NATIONAL_CODE_RE.match(national)):
         raise _fail(where + "/national_code", f"must be a national procedure code like 1.001193, or null, got {national!r}")
     sources = _sources(where, raw.get("sources"), references)
+    sources += _unreviewed(where, raw.get("unreviewed"), unreviewed_notes, sources)
     _require(where, sources, fees)
     if national is None and any(x["fact"] == "national_code" and x["verified"] for x in sources):
         raise _fail(where + "/sources", "a missing national_code cannot be verified")
@@ -256,6 +261,42 @@ def _sources(where: str, raw, references: dict) -> list[dict]:
     return out
 
 
+def _unreviewed_notes(raw) -> dict:
+    """``unreviewed_notes``: for each fact, the note every procedure that lists it as unreviewed serves."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise _fail("unreviewed_notes", "must map facts to the note served when they are unreviewed")
+    for fact, note in raw.items():
+        if fact not in FACTS:
+            raise _fail(f"unreviewed_notes/{fact}", f"must be one of {FACTS}")
+        _text(f"unreviewed_notes/{fact}", note)
+    return {fact: note.strip() for fact, note in raw.items()}
+
+
+def _unreviewed(where: str, raw, notes: dict, sources: list[dict]) -> list[dict]:
+    """The procedure's ``unreviewed`` facts as ``verified: false`` sources in the shape :func:`_sources`
+    returns, each with its shared note; a fact cannot be both unreviewed and sourced."""
+    if raw is None:
+        return []
+    at = where + "/unreviewed"
+    if not isinstance(raw, list) or not raw:
+        raise _fail(at, f"must be a non-empty list of facts from {FACTS}")
+    sourced = {s["fact"] for s in sources}
+    out = []
+    for fact in raw:
+        if fact not in FACTS:
+            raise _fail(at, f"{fact!r} is not one of {FACTS}")
+        if fact not in notes:
+            raise _fail(at, f"{fact!r} has no note in unreviewed_notes (say what was tried)")
+        if fact in sourced:
+            raise _fail(at, f"{fact!r} has a source entry too: a fact is either in sources or unreviewed")
+        if any(x["fact"] == fact for x in out):
+            raise _fail(at, f"{fact!r} is listed twice")
+        out.append({"fact": fact, "verified": False, "article": None, "note": notes[fact], "ref": None})
+    return out
+
+
 def _require(where: str, sources: list[dict], fees: list) -> None:
     """Every fact a citizen is told has a source entry (verified or not): a fact with none would be
     served as if checked."""
@@ -281,7 +322,8 @@ def build() -> dict:
             raise _fail(f"fields/{i}", f"{f['code']!r} is listed twice")
         fields[f["code"]] = {"code": f["code"], "name": f["name"], "name_en": f["name_en"]}
     references = _references(raw.get("references"))
-    procedures = [_procedure(p, fields, references) for p in raw.get("procedures") or []]
+    notes = _unreviewed_notes(raw.get("unreviewed_notes"))
+    procedures = [_procedure(p, fields, references, notes) for p in raw.get("procedures") or []]
     codes = [p["code"] for p in procedures]
     if len(set(codes)) != len(codes):
         raise _fail("procedures", f"codes listed twice: {sorted({c for c in codes if codes.count(c) > 1})}")
