@@ -25,22 +25,27 @@ pytestmark = pytest.mark.integration
 CATALOGUE = catalogue.build()["procedures"]
 SECRET = "S3CRET-42"
 # as the dossiers function shows a dossier to its applicant (schemas/dossiers/dossier.json): its state
-# by code only, the active step by its index in ``steps``
+# by code and named in Vietnamese and English, the active step by its index in ``steps``
 DOSSIER = {"id": "2025-000123", "code": "LS-251201-7K3QZP", "status": "processing",
+           "status_vi": "đang xử lý", "status_en": "being processed",
            "procedure": {"code": "HT-KH", "name": "Đăng ký kết hôn"}, "appointment_date": "2025-12-08",
            "steps": [{"code": "tiep-nhan", "name": "Tiếp nhận hồ sơ", "status": "done"},
                      {"code": "tham-dinh", "name": "Thẩm định hồ sơ", "status": "active"}],
            "current_step": 1, "pauses": [], "overdue": False, "tracking_secret": SECRET}
+# the owner's newer dossiers: their list, newest first, reaches DOSSIER on its second page of a hundred
+NEWER = [{**DOSSIER, "id": f"2025-{900000 + i}", "code": f"LS-251202-N{i:05d}"} for i in range(120)]
 
 
 class Peers(Served):
     """procedures (paged list), directory (agencies) and dossiers as the real one answers: a dossier
-    read by its id only, and only by its applicant; the applicant's list; the public tracking by
-    receipt code and secret."""
+    read by its id only, and only by its applicant; the applicant's list, and ``?code=`` the one
+    dossier with that receipt code when it is the caller's (none otherwise); the public tracking by
+    receipt code and secret. ``dossier_requests`` holds each request to dossiers (path?query)."""
 
     def __init__(self, owner_auth: str):
         self.owner_auth = owner_auth
         self.list_calls = 0
+        self.dossier_requests: list[str] = []
         self.agency = "Sở Tư pháp tỉnh Lạng Sơn"   # the directory's name of every agency (it may change)
 
         @Request.application
@@ -55,11 +60,19 @@ class Peers(Served):
             if path.startswith("/directory/v1/agencies/"):
                 return conditional_json({"code": path.rsplit("/", 1)[1], "name": self.agency}, request)
             owner = request.headers.get("Authorization") == self.owner_auth
+            if path.startswith("/dossiers/"):
+                self.dossier_requests.append(request.full_path)
             if path == f"/dossiers/v1/dossiers/{DOSSIER['id']}" and owner:
                 return conditional_json(DOSSIER, request)
             if path == "/dossiers/v1/dossiers" and request.headers.get("Authorization"):
-                mine = [DOSSIER] if owner else []
-                return conditional_json({"items": mine, "total": len(mine), "next_page_token": None}, request)
+                code = request.args.get("code")
+                if code is not None:
+                    mine = [DOSSIER] if owner and code.strip().upper() == DOSSIER["code"] else []
+                    return conditional_json({"items": mine, "total": len(mine), "next_page_token": None}, request)
+                limit, offset = int(request.args.get("limit", 20)), int(request.args.get("page_token") or 0)
+                mine = (NEWER + [DOSSIER] if owner else [])[offset:offset + limit]
+                nxt = str(offset + limit) if owner and offset + limit < len(NEWER) + 1 else None
+                return conditional_json({"items": mine, "total": len(mine), "next_page_token": nxt}, request)
             if path == "/dossiers/v1/track" and request.args.get("code", "").upper() == DOSSIER["code"] \
                     and request.args.get("secret") == SECRET:
                 return conditional_json({"code": DOSSIER["code"], "status": "processing", "status_vi": "đang xử lý",
@@ -248,11 +261,14 @@ def test_unknown_questions_are_not_answered_with_a_guess(client):
     assert "1800 1096" in a["text"] and "không thể trả lời" in a["text"]
 
 
-def test_a_dossier_status_only_to_its_owner_or_with_the_receipt_secret(client, owner, tokens):
+def test_a_dossier_status_only_to_its_owner_or_with_the_receipt_secret(client, peers, owner, tokens):
     for asked in (DOSSIER["id"], DOSSIER["code"]):    # by its id, and by the code its receipt prints
+        peers.dossier_requests.clear()
         mine = ask(client, f"hồ sơ {asked} của tôi đến đâu rồi", headers=owner)
         assert mine["intent"] == "status" and mine["dossier"] == DOSSIER["code"] and "đang xử lý" in mine["text"]
         assert mine["citations"][0]["dossier"] == DOSSIER["code"] and "Thẩm định hồ sơ" in mine["text"]
+        # one question, one call to dossiers (not the caller's list paged through in search of the code)
+        assert len(peers.dossier_requests) == 1, peers.dossier_requests
     other = ask(client, "hồ sơ 2025-000123 đến đâu rồi", headers=tokens("citizen", "someone-else"))
     anonymous = ask(client, "hồ sơ 2025-000123 đến đâu rồi")
     by_code = ask(client, f"hồ sơ {DOSSIER['code']} đến đâu rồi", headers=tokens("citizen", "someone-else"))

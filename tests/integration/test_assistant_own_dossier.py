@@ -1,8 +1,9 @@
 """A signed-in applicant asks the assistant about their own dossier, answered by the real dossiers
 function (on real weed mini + nats-server) over HTTP: by the receipt's code, as the receipt prints
 it, and by the dossier's id. The code was asked at ``/v1/dossiers/{code}``, which reads dossiers by
-their id only: every applicant was told their dossier was "not found among yours". Nobody else
-learns anything of it."""
+their id only: every applicant was told their dossier was "not found among yours"; then it was
+looked for by paging through the caller's list. Now dossiers answers ``?code=`` itself: one call.
+Nobody else learns anything of it."""
 
 from __future__ import annotations
 
@@ -26,10 +27,12 @@ OWNER = "020090007777"
 
 class Peers(Served):
     """The assistant's peers: the catalogue and the directory as stand-ins, ``/dossiers/*`` the real
-    dossiers function (its app, once :attr:`dossiers` is set), the caller's token passed on."""
+    dossiers function (its app, once :attr:`dossiers` is set), the caller's token passed on; each
+    request to it kept in :attr:`dossier_requests`."""
 
     def __init__(self):
         self.dossiers = None
+        self.dossier_requests: list[str] = []
 
         @Request.application
         def app(request):
@@ -42,6 +45,7 @@ class Peers(Served):
             if path.startswith("/directory/v1/agencies/"):
                 return conditional_json({"code": path.rsplit("/", 1)[1], "name": "UBND xã"}, request)
             if path.startswith("/dossiers/") and self.dossiers is not None:
+                self.dossier_requests.append(request.full_path)
                 passed = {k: v for k, v in request.headers if k.lower() in ("authorization", "if-none-match")}
                 r = self.dossiers.get(path[len("/dossiers"):], query_string=request.query_string.decode(),
                                       headers=passed)
@@ -65,7 +69,7 @@ def env(start_function, dossier_peers, tokens):
     dossiers = start_function("dossiers", peer_url_template=dossier_peers.template).app.test_client()
     runtime.current().bus.ensure_stream()
     peers.dossiers = dossiers
-    yield assistant, dossiers
+    yield assistant, dossiers, peers
     peers.stop()
 
 
@@ -103,7 +107,7 @@ def ask(client, text, headers=None, **extra):
 
 
 def test_an_applicant_asks_about_their_dossier_by_its_receipt_code_and_by_its_id(env, tokens):
-    assistant, dossiers = env
+    assistant, dossiers, peers = env
     owner = tokens.header("citizen", OWNER)
     dossier_id = f"2026-{uuid.uuid4().int % 10**8:08d}"
     doc, _ = submitted(dossiers, owner, dossier_id)
@@ -112,8 +116,10 @@ def test_an_applicant_asks_about_their_dossier_by_its_receipt_code_and_by_its_id
     code, step = doc["code"], doc["steps"][doc["current_step"]]["name"]
 
     for asked in (code, code.lower(), dossier_id):
+        peers.dossier_requests.clear()
         a = ask(assistant, f"hồ sơ {asked} của tôi đến đâu rồi?", owner)
         assert a["intent"] == "status" and a["dossier"] == code, (asked, a["text"])
+        assert len(peers.dossier_requests) == 1, peers.dossier_requests   # one question, one read
         assert "đang xử lý" in a["text"] and step in a["text"] and "Đăng ký khai sinh" in a["text"]
         assert a["citations"] == [{"dossier": code, "procedure": "HT-KS", "national_code": None,
                                    "name": "Đăng ký khai sinh"}]
@@ -124,7 +130,7 @@ def test_an_applicant_asks_about_their_dossier_by_its_receipt_code_and_by_its_id
 
 
 def test_nobody_else_learns_of_it(env, tokens):
-    assistant, dossiers = env
+    assistant, dossiers, _ = env
     owner = tokens.header("citizen", OWNER)
     doc, _ = submitted(dossiers, owner, f"2026-{uuid.uuid4().int % 10**8:08d}")
     for headers in (tokens.header("citizen", "020090008888"), tokens.header("enterprise", "0101234567"), None):
@@ -132,6 +138,14 @@ def test_nobody_else_learns_of_it(env, tokens):
             a = ask(assistant, f"hồ sơ {asked} của tôi đến đâu rồi?", headers)
             assert a["intent"] == "status" and a["dossier"] is None and a["citations"] == []
             assert "Đăng ký khai sinh" not in a["text"] and "đã tiếp nhận" not in a["text"]
+    # dossiers itself: the one dossier by its code to its owner, the same empty page to anyone else as
+    # for a code nobody was given
+    mine = ok(dossiers.get("/v1/dossiers", query_string={"code": doc["code"].lower()}, headers=owner))
+    assert [d["id"] for d in mine["items"]] == [doc["id"]] and mine["items"][0]["status_vi"] == "đã tiếp nhận"
+    unknown = ok(dossiers.get("/v1/dossiers", query_string={"code": "LS-000101-ZZZZZZ"}, headers=owner))
+    stranger = tokens.header("citizen", "020090008888")
+    theirs = dossiers.get("/v1/dossiers", query_string={"code": doc["code"]}, headers=stranger)
+    assert ok(theirs) == unknown == {"items": [], "total": 0, "next_page_token": None}
     # the receipt's secret opens it to anyone who holds the receipt
     tracked = ask(assistant, f"hồ sơ {doc['code']} đến đâu rồi?", secret=doc["tracking_secret"])
     assert tracked["dossier"] == doc["code"] and "đã tiếp nhận" in tracked["text"]

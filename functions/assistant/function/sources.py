@@ -129,23 +129,14 @@ class CatalogueSource:
             return None
 
 
-# the dossier's own view names its state by code only; the tracking view names it too, but asking it
-# means a URL holding the tracking secret, which the peer client records on its span
-_STATE_VI = {"received": "đã tiếp nhận", "processing": "đang xử lý", "waiting": "đang chờ bổ sung",
-             "done": "đã có kết quả", "denied": "bị từ chối", "cancelled": "đã hủy"}
-# the caller's dossiers read in search of a receipt code: an applicant's come newest first, so this
-# reaches back years; a longer walk (an officer's work list) ends here, not found
-MAX_DOSSIER_PAGES = 10
-
-
 def dossier_status(client: peers.PeerClient, reference: str | None, *, authorization: str | None,
                    secret: str | None) -> Mapping | None:
     """The dossier's tracking view, or None when it is not found *or not the caller's*.
 
     ``reference`` is the receipt code (``LS-…``) or the dossier's id. With ``secret``, the public
-    tracking answers (by code). Otherwise dossiers is asked with the caller's token: an id is read
-    at ``/v1/dossiers/{id}``; a receipt code, which dossiers does not read by, is looked for among
-    the dossiers it lists to the caller (``GET /v1/dossiers``: an applicant's own)."""
+    tracking answers (by code). Otherwise dossiers is asked with the caller's token: a receipt code
+    at ``GET /v1/dossiers?code=`` (the one dossier with it that the caller may see, or none), an id
+    at ``/v1/dossiers/{id}``."""
     if not reference:
         return None
     try:
@@ -165,34 +156,14 @@ def dossier_status(client: peers.PeerClient, reference: str | None, *, authoriza
 def _own_dossier(client: peers.PeerClient, reference: str, authorization: str) -> Mapping | None:
     """The dossier the caller may read, named by its receipt code or its id (None: not found)."""
     if RECEIPT_CODE_RE.fullmatch(reference):
-        found = _listed_by_code(client, reference.upper(), authorization)
-        if found is not None:
-            return found
+        page = client.get_json("dossiers", "/v1/dossiers?" + urlencode({"code": reference}),
+                               authorization=authorization)
+        if page.get("items"):
+            return page["items"][0]
     try:   # a dossier's id (a client-chosen one may even look like a receipt code)
         return client.get_json("dossiers", peers.path("/v1/dossiers", reference), authorization=authorization)
     except peers.PeerNotFound:
         return None
-
-
-def _listed_by_code(client: peers.PeerClient, code: str, authorization: str) -> Mapping | None:
-    token = None
-    for _ in range(MAX_DOSSIER_PAGES):
-        query = {"limit": 100, **({"page_token": token} if token else {})}
-        page = client.get_json("dossiers", "/v1/dossiers?" + urlencode(query), authorization=authorization)
-        items = page.get("items") or []
-        for doc in items:
-            if str(doc.get("code") or "").upper() == code:
-                return doc
-        token = page.get("next_page_token")
-        if not token or _listed_past(items, code):
-            return None
-    return None
-
-
-def _listed_past(items: list, code: str) -> bool:
-    """Has a newest-first page gone back past the day of the receipt ``code`` (LS-<yymmdd>-…)?"""
-    days = [str(d.get("code") or "")[3:9] for d in items]
-    return len(days) > 1 and days == sorted(days, reverse=True) and days[0] != days[-1] and days[-1] < code[3:9]
 
 
 def _view(doc: Mapping, reference: str) -> dict:
@@ -203,7 +174,8 @@ def _view(doc: Mapping, reference: str) -> dict:
     pause = pauses[-1] if pauses and isinstance(pauses[-1], dict) and not pauses[-1].get("resumed_at") else {}
     procedure = doc.get("procedure") or {}
     return {"code": doc.get("code") or reference, "status": doc.get("status"),
-            "status_vi": _STATE_VI.get(doc.get("status"), doc.get("status")), "procedure": procedure.get("code"),
+            "status_vi": doc.get("status_vi") or doc.get("status"), "status_en": doc.get("status_en"),
+            "procedure": procedure.get("code"),
             "procedure_name": procedure.get("name"), "appointment_date": doc.get("appointment_date"),
             "current_step": {"name": step.get("name")} if step.get("name") else None,
             "missing": pause.get("missing") or [] if doc.get("status") == "waiting" else [],

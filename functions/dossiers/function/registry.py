@@ -161,6 +161,20 @@ def visible(dossier_id: str, actor: Actor) -> Dossier:
     return RECORDS.visible(dossier_id, lambda doc: can_see(doc, actor))
 
 
+def by_code(code: str, actor: Actor) -> Dossier | None:
+    """The dossier with receipt ``code`` if ``actor`` may see it (the rule of :func:`visible`); None
+    for a code nobody was given and for one that is not theirs alike."""
+    code = code.strip().upper()
+    try:
+        dossier_id = DossierCode.get(code).dossier_id
+    except (DoesNotExist, InvalidKey):
+        return None
+    try:
+        return visible(dossier_id, actor)
+    except errors.NotFound:
+        return None
+
+
 def tracked(code: str, secret: str) -> dict:
     """The dossier with receipt ``code`` if ``secret`` is its tracking secret; a wrong code and a
     wrong secret answer the same 404."""

@@ -22,6 +22,9 @@ TERMINAL = frozenset({"done", "denied", "cancelled"})
 OPEN = frozenset({"received", "processing", "waiting"})
 STATE_VI = {"received": "đã tiếp nhận", "processing": "đang xử lý", "waiting": "đang chờ bổ sung",
             "done": "đã có kết quả", "denied": "bị từ chối", "cancelled": "đã hủy"}
+# the states as an English-reading applicant is told them (the Vietnamese ones are the state machine's)
+STATE_EN = {"received": "received", "processing": "being processed", "waiting": "waiting for documents",
+            "done": "result ready", "denied": "refused", "cancelled": "cancelled"}
 APPLICANTS = frozenset({"citizen", "enterprise"})
 OFFICER = frozenset({"officer"})
 

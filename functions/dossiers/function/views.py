@@ -13,7 +13,7 @@ from lscloud.statemachine import Actor, now, parse_iso
 from lscloud.workdays import TZ
 
 from . import deadlines, workflow
-from .states import APPLICANTS, STATE_VI, allowed_actions
+from .states import APPLICANTS, STATE_EN, STATE_VI, allowed_actions
 
 
 def is_applicant(doc: dict, actor: Actor) -> bool:
@@ -25,6 +25,7 @@ def dossier(doc: dict, actor: Actor, at: datetime | None = None) -> dict:
     out = copy.deepcopy(doc)
     if not is_applicant(doc, actor):
         out.pop("tracking_secret", None)
+    out["status_vi"], out["status_en"] = STATE_VI[doc["status"]], STATE_EN[doc["status"]]
     out["allowed_actions"] = allowed_actions(doc["status"])
     out["overdue"] = deadlines.is_overdue(doc, at)
     out["overdue_steps"] = [s["code"] for s in deadlines.overdue_steps(doc, at)]
@@ -64,20 +65,18 @@ def submitted(doc: dict, actor: Actor) -> dict:
     return {**dossier(doc, actor), "receipt": receipt(doc)}
 
 
-# the states as an English-reading applicant is told them (the Vietnamese ones are the state machine's)
-STATE_EN = {"received": "received", "processing": "being processed", "waiting": "waiting for documents",
-            "done": "result ready", "denied": "refused", "cancelled": "cancelled"}
 TRACK_LANGUAGES = ("vi", "en")
+"""The languages the tracking names the state in (its Content-Language, by Accept-Language)."""
 
 
-def track(doc: dict, at: datetime, lang: str = "vi") -> dict:
+def track(doc: dict, at: datetime) -> dict:
     """Status, appointment, the current step and what is missing: nothing personal. The state is
-    named in Vietnamese and English, and ``status_text`` in ``lang`` (one of :data:`TRACK_LANGUAGES`)."""
+    named in Vietnamese and in English; which one the reader asked for is the Content-Language the
+    route sets."""
     step = workflow.active_step(doc)
     pause = deadlines.open_pause(doc)
-    names = {"vi": STATE_VI[doc["status"]], "en": STATE_EN[doc["status"]]}
-    return {"code": doc["code"], "status": doc["status"], "status_vi": names["vi"], "status_en": names["en"],
-            "status_text": names[lang], "lang": lang,
+    return {"code": doc["code"], "status": doc["status"], "status_vi": STATE_VI[doc["status"]],
+            "status_en": STATE_EN[doc["status"]],
             "procedure": doc["procedure"]["code"], "procedure_name": doc["procedure"]["name"],
             "received_at": doc["received_at"], "appointment_at": doc["deadline"],
             "appointment_date": doc["appointment_date"], "overdue": deadlines.is_overdue(doc, at),

@@ -37,11 +37,11 @@ def file_link(dossier_id: str, sha256: str):
     """A short-lived download link for one of the dossier's documents or its result (served by this
     function: ``url`` works without a token until it expires). A result signed in the documents
     function is kept there, not here: its link is the result's ``file_url``, which the documents
-    function serves to the same caller's token."""
+    function serves to the same caller's token and which does not expire (``expires_in_s`` null)."""
     entry = attachments.named_file(registry.visible(dossier_id, Actor.of(principal())).data, sha256)
-    ttl = app_state().settings.download_link_ttl_s
     if entry.get("signed") and entry.get("file_url"):
         # no blob of this function to link to (a link to it was a 404); the signed PDF's own address
-        return jsonify({"sha256": entry["sha256"], "url": entry["file_url"], "expires_in_s": ttl})
+        return jsonify({"sha256": entry["sha256"], "url": entry["file_url"], "expires_in_s": None})
+    ttl = app_state().settings.download_link_ttl_s
     url = download_link(attachments.files(), entry["sha256"], ttl, filename=entry.get("filename"))
     return jsonify({"sha256": entry["sha256"], "url": url, "expires_in_s": ttl})
