@@ -2,6 +2,7 @@
 reads back, lots and signed stamps that scan authentic (and altered ones that do not), copy
 flags, the export link read from border with the exporter's own token, and the role matrix."""
 
+# ruff: noqa: F811 (pytest fixtures imported from market_support are named as parameters)
 from __future__ import annotations
 
 import base64
@@ -19,6 +20,7 @@ from PIL import Image
 
 import role_matrix
 from digital_support import ok
+from market_support import CHI_LANG, client, HOUSEHOLD, idem, market, OTHER_FIRM, PRODUCER  # noqa: F401
 from lscloud import images, store
 from lscloud.delivery import tail
 
@@ -27,23 +29,7 @@ from functions.market.function import stampcode
 pytestmark = pytest.mark.integration
 
 ROOT = role_matrix.ROOT
-PRODUCER, OTHER_FIRM = "0100109106", "0200123457"
-HOUSEHOLD = "020095001234"
-CHI_LANG, DONG_DANG = "06463", "06184"
-
-
-@pytest.fixture
-def market(start_function, peers):
-    return start_function("market", peer_url_template=peers.template)
-
-
-@pytest.fixture
-def client(market):
-    return market.app.test_client()
-
-
-def idem(h):
-    return {**h, "Idempotency-Key": uuid.uuid4().hex}
+DONG_DANG = "06184"
 
 
 def shop_body(**changes):

@@ -4,6 +4,7 @@ account, it takes no products, its lots and stamps stay; closing it again is the
 Then an erasure request takes the payment data out of the person's closed shops (once, audited
 without the values) and tells them an open shop can be closed to have its own erased."""
 
+# ruff: noqa: F811 (pytest fixtures imported from market_support are named as parameters)
 from __future__ import annotations
 
 import base64
@@ -16,6 +17,7 @@ from jsonschema import Draft202012Validator
 
 from cuts import cut_once
 from digital_support import ok
+from market_support import CHI_LANG, client, HOUSEHOLD, idem, market, PRODUCER  # noqa: F401
 from lscloud import erasure, runtime
 from lscloud.delivery import tail
 
@@ -24,24 +26,8 @@ from functions.market.function import erase as market_erase, models, shops
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-HOUSEHOLD, NEIGHBOUR = "020095001234", "020095009999"
-PRODUCER = "0100109106"
-CHI_LANG = "06463"
+NEIGHBOUR = "020095009999"
 ACCOUNT, PAYEE = "113366668888", "HOANG THI HOA"
-
-
-@pytest.fixture
-def market(start_function, peers):
-    return start_function("market", peer_url_template=peers.template)
-
-
-@pytest.fixture
-def client(market):
-    return market.app.test_client()
-
-
-def idem(h: dict) -> dict:
-    return {**h, "Idempotency-Key": uuid.uuid4().hex}
 
 
 def shop_body(**changes) -> dict:

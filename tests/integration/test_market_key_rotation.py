@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from jsonschema import Draft202012Validator
 
 from digital_support import ok
+from market_support import PRODUCER
 from lscloud.config import ConfigError
 
 from functions.market.function import stampcode
@@ -24,7 +25,6 @@ from functions.market.function import stampcode
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCER = "0100109106"
 OLD, NEW = 1, 2
 SETTING = "MARKET_STAMP_RETIRED_KEYS"
 

@@ -6,7 +6,6 @@ Time moves through the lot module's ``today_here`` (the province's date)."""
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import date, timedelta
 
 import pytest
@@ -14,11 +13,11 @@ from jsonschema import Draft202012Validator
 
 import role_matrix
 from digital_support import ok
+from market_support import CHI_LANG, idem, PRODUCER
 from functions.market.function import lots
 
 pytestmark = pytest.mark.integration
 
-PRODUCER, CHI_LANG = "0100109106", "06463"
 TODAY = date(2026, 3, 10)
 
 
@@ -26,10 +25,6 @@ TODAY = date(2026, 3, 10)
 def client(start_function, peers, monkeypatch):
     monkeypatch.setattr(lots, "today_here", lambda at=None: TODAY)
     return start_function("market", peer_url_template=peers.template).app.test_client()
-
-
-def idem(h):
-    return {**h, "Idempotency-Key": uuid.uuid4().hex}
 
 
 def lot(**changes):

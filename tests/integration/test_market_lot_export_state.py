@@ -4,6 +4,7 @@ in ``export_history``) when the declaration is cancelled, refused or expires —
 applied once, and one for a lot no longer linked to that declaration changing nothing. On real
 weed mini + nats-server, border's events delivered to ``/events`` as the platform delivers them."""
 
+# ruff: noqa: F811 (pytest fixtures imported from market_support are named as parameters)
 from __future__ import annotations
 
 import uuid
@@ -13,30 +14,15 @@ import pytest
 import yaml
 
 from digital_support import ok
+from market_support import CHI_LANG, client, idem, market, OTHER_FIRM, PRODUCER  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCER, OTHER_FIRM = "0100109106", "0200123457"
-CHI_LANG = "06463"
 ENDED = {"cancelled": "vn.langson.border.declaration.cancelled.v1",
          "refused": "vn.langson.border.declaration.refused.v1",
          "expired": "vn.langson.border.declaration.expired.v1"}
 EXITED = "vn.langson.border.truck.exited.v1"
-
-
-@pytest.fixture
-def market(start_function, peers):
-    return start_function("market", peer_url_template=peers.template)
-
-
-@pytest.fixture
-def client(market):
-    return market.app.test_client()
-
-
-def idem(h):
-    return {**h, "Idempotency-Key": uuid.uuid4().hex}
 
 
 def new_lot(client, tokens, stamps=0):

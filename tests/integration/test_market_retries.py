@@ -3,6 +3,7 @@ some writes and before the answer) and the client sends the same request again: 
 what the first run left, writes nothing twice, and another body under the same id or key is a 409
 naming the fields. Real weed mini + nats-server; the failure is one store write made to raise."""
 
+# ruff: noqa: F811 (pytest fixtures imported from market_support are named as parameters)
 from __future__ import annotations
 
 import uuid
@@ -11,24 +12,13 @@ import pytest
 
 from cuts import cut_once
 from digital_support import ok
+from market_support import CHI_LANG, client, HOUSEHOLD, market, PRODUCER  # noqa: F401
 from lscloud.delivery import tail
 
 from functions.market.function import lots, models
 
 pytestmark = pytest.mark.integration
 
-PRODUCER = "0100109106"
-CHI_LANG = "06463"
-
-
-@pytest.fixture
-def market(start_function, peers):
-    return start_function("market", peer_url_template=peers.template)
-
-
-@pytest.fixture
-def client(market):
-    return market.app.test_client()
 
 
 def lot_body(**changes):
@@ -153,3 +143,30 @@ def test_a_retry_with_another_count_after_a_cut_off_issue_is_a_409_naming_it(cli
     assert r.get_json()["idempotency_key"] == key["Idempotency-Key"]
     assert len(list(models.StampBatch.scan())) == 1
     assert ok(client.get(f"/v1/lots/{lot['id']}", headers=prod))["stamps_issued"] == 0
+
+
+def test_a_product_cut_off_before_its_count_is_counted_by_the_shops_next_add(client, tokens, monkeypatch):
+    """A product is stored, then its count in the shop is cut off, and the owner never sends it
+    again: the shop's next add counts both (the old code counted one add at a time, so the shop
+    said 1 of its 2 products for good). The first one's resend after that is answered as the first
+    time and counts nothing twice; the shop keeps its count, not a list of the ids it counted."""
+    from lscloud import aggregate
+
+    cit = tokens("citizen", HOUSEHOLD)
+    shop = ok(client.post("/v1/shops", json={
+        "id": "shop-" + uuid.uuid4().hex[:12], "name": "Na Chi Lăng nhà bà Hoa", "kind": "household",
+        "commune": CHI_LANG, "payment": {"bank_bin": "970415", "account_number": "113366668888",
+                                         "account_name": "HOANG THI HOA"}}, headers=cit), 201)
+    url = f"/v1/shops/{shop['id']}/products"
+    first = {"id": "na-loai-1", "name": "Na Chi Lăng loại 1", "category": "thuc-pham", "price_vnd": 60000, "unit": "kg"}
+    cuts = cut_once(monkeypatch, aggregate.Aggregate, "mutate", lambda agg, *_, **__: agg.model is models.Shop)
+    assert client.post(url, json=first, headers=cit).status_code == 503 and cuts
+    ok(client.post(url, json={**first, "id": "na-loai-2"}, headers=cit), 201)
+    view = ok(client.get(f"/v1/shops/{shop['id']}"))
+    assert view["products"] == 2 and [p["id"] for p in view["product_list"]] == ["na-loai-1", "na-loai-2"]
+
+    again = client.post(url, json=first, headers=cit)
+    assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true", again.get_json()
+    assert again.get_json()["id"] == "na-loai-1" and again.get_json()["price_vnd"] == 60000
+    assert ok(client.get(f"/v1/shops/{shop['id']}"))["products"] == 2
+    assert "product_ids" not in models.Shop.get(shop["id"]).data

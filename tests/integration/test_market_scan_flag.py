@@ -18,13 +18,13 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from digital_support import ok
+from market_support import PRODUCER
 from lscloud.delivery import tail
 from store_calls import counting
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCER = "0100109106"
 LANG_SON, HCMC = {"lat": 21.85, "lon": 106.76}, {"lat": 10.78, "lon": 106.70}
 SCAN_SCHEMA = Draft202012Validator(json.loads((ROOT / "schemas" / "market" / "scan.json").read_text()))
 

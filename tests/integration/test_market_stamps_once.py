@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cuts import cut_once
 from digital_support import ok
+from market_support import PRODUCER
 from store_calls import counting
 
 from functions.market.function import models, sheet, stampcode, stamps
@@ -23,7 +24,6 @@ from functions.market.function.stampkeys import StampKeys
 
 pytestmark = pytest.mark.integration
 
-PRODUCER = "0100109106"
 PART = 100          # codes a kept part holds here: a batch of 250 is three parts
 COUNT = 250
 

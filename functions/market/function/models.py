@@ -53,6 +53,9 @@ class Product(Model):
     shop_id = A.UnicodeAttribute(hash_key=True)
     id = A.UnicodeAttribute(range_key=True)
     data = A.JSONAttribute()
+    # what the add request was (keyed digests only, lscloud.idempotency.first_request): the product
+    # is its own idempotency record, so a resend is answered from it; a product added before has none
+    request = A.JSONAttribute(null=True)
 
 
 class Lot(Model):

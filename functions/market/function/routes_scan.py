@@ -13,9 +13,6 @@ from lscloud.web.caching import cached_json, caching
 from . import scans, stampcode, stampkeys, stamps
 
 bp = Blueprint("market_scan", __name__)
-# the scans' per-caller limit, built as the app is (a bad MARKET_SCAN_RATE_* value stops the start)
-bp.record_once(lambda state: state.app.extensions.__setitem__(
-    "market.scan_limiter", stamps.scan_limiter(state.app.extensions["lscloud"].settings)))
 
 
 # any segment routes (match=False): what is not a code is still answered, authentic: false, reason malformed
@@ -34,7 +31,7 @@ def scan(code: str):
     callers, not scans (:mod:`.scans`), and ``copy_evidence`` says what it rests on."""
     caller = caller_subject(principal(), request.headers, request.remote_addr)
     # counted before the work: a flood from one caller costs its counter's write, not the scan's
-    current_app.extensions["market.scan_limiter"].hit(caller)
+    current_app.config["MARKET_SCAN_LIMITER"].hit(caller)
     lat, lon = g.query["lat"], g.query["lon"]
     if (lat is None) != (lon is None):
         raise errors.Invalid.at("lon" if lon is None else "lat", "give both lat and lon, or neither",

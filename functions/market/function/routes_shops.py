@@ -126,13 +126,16 @@ def close_shop(shop_id: str):
 @allow("citizen", "enterprise", "producer")
 @validate_body("market/product-create.json")
 @responds("market/product.json", status=201)
-@idempotent(key_from=lambda body: body.get("id"))
+# the product is its own idempotency record: its create-only write adds it once
+@idempotent(key_from=lambda body: body.get("id"), in_record=True)
 def add_product(shop_id: str):
     """A product of the caller's own shop (category, OCOP stars, price, photos). The same request
-    again (same id and body) is answered with the product it added; another body under that id is a
-    409 naming the fields that differ."""
-    photos = _photos()
-    doc, resent = shops.add_product(shop_id, g.body, Actor.of(principal()), photos.claim)
+    again (same caller, id and body) is answered with the product it added; another body under that
+    id is a 409 naming the fields that differ (never their values)."""
+    who, stamp, photos = Actor.of(principal()), idempotency.first_request(), _photos()
+    doc, replayed = idempotency.created_or_resent(
+        lambda: shops.add_product(shop_id, g.body, who, photos.claim, request=stamp),
+        lambda judge: shops.resend_product(shop_id, g.body["id"], judge))
     resp = jsonify(doc)
     resp.status_code = 201
-    return idempotency.mark_replayed(resp) if resent else resp
+    return idempotency.mark_replayed(resp) if replayed else resp

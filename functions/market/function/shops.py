@@ -22,9 +22,10 @@ from pathlib import Path
 
 import yaml
 
-from lscloud import communes, errors, peers, resends
-from lscloud.aggregate import MOVED_REDO_S, Aggregate, NoChange, Outcome, delete_quietly, save_quietly
-from lscloud.statemachine import Action, Actor, IllegalTransition, StateMachine, iso, now, parse_iso
+from lscloud import communes, errors, peers
+from lscloud.aggregate import Aggregate, NoChange, Outcome, delete_quietly, save_quietly
+from lscloud.statemachine import Action, Actor, IllegalTransition, StateMachine, iso, now
+from lscloud.store import InvalidKey
 
 from . import actors, vietqr
 
@@ -173,20 +174,13 @@ def payment_code(shop_id: str) -> str:
     return doc["vietqr"]
 
 
-def add_product(shop_id: str, body: dict, actor: Actor, claim_photo) -> tuple[dict, bool]:
-    """Add a product to the caller's own shop: ``(product, resent)``. The product keeps its request
-    as sent, so a create that finds its id taken compares values directly: the same body again (a
-    retry of a first attempt cut off after the product's write) is that product (``resent``, its
-    count in the shop finished), another body a 409 naming the fields that differ."""
+def add_product(shop_id: str, body: dict, actor: Actor, claim_photo, request: dict | None = None) -> dict:
+    """Add a product to the caller's own shop. The product is its own idempotency record:
+    ``request`` is what it keeps of the request (:func:`lscloud.idempotency.first_request`), so a
+    create that finds its id taken is judged against it (:func:`resend_product`)."""
     from .models import Product
 
     shop = records().visible(shop_id, lambda doc: owned(doc, actor))
-    try:
-        existing = Product.get(shop_id, body["id"]).data
-    except Product.DoesNotExist:
-        existing = None
-    if existing is not None:
-        return _resent(shop_id, existing, body), True
     if closed(shop.data):
         raise ShopClosed("This shop is closed: it takes no new products.",
                          detail_vi="Cửa hàng đã đóng: không thêm sản phẩm được.", current_state="closed")
@@ -204,40 +198,46 @@ def add_product(shop_id: str, body: dict, actor: Actor, claim_photo) -> tuple[di
         if not claim_photo(sha):
             raise errors.Invalid.at(f"/photos/{i}", "no photo with this sha256 was uploaded", "Chưa tải ảnh này lên.")
     doc = {**body, "shop_id": shop_id, "commune": shop.data["commune"], "created_at": iso(now())}
-    if not save_quietly(Product(shop_id, body["id"], data=doc)):
-        # another request with this id won the create meanwhile
-        return _resent(shop_id, Product.get(shop_id, body["id"]).data, body), True
-    _count(shop_id, body["id"])
-    return doc, False
+    if not save_quietly(Product(shop_id, body["id"], data=doc, request=request)):
+        raise errors.Conflict("a product with this id already exists in this shop",
+                              detail_vi="Cửa hàng đã có sản phẩm với mã này.")
+    _count(shop_id, shop)
+    return doc
 
 
-_NOT_SENT = ("shop_id", "commune", "created_at")   # what a product adds to its request
+def resend_product(shop_id: str, product_id: str, judge) -> dict | None:
+    """The product a refused add is the resend of, or None (none there, or ``judge(request)`` —
+    :func:`lscloud.idempotency.resent` — says it is not this request's). Its shop's count is
+    finished, should the add have been cut off before it."""
+    from .models import Product
+
+    try:
+        item = Product.get(shop_id, product_id)
+    except (Product.DoesNotExist, InvalidKey):
+        return None
+    if not judge(item.request):
+        return None
+    _count(shop_id)
+    return item.data
 
 
-def _resent(shop_id: str, existing: dict, body: dict) -> dict:
-    """The stored product a create that found its id taken is the resend of (its count finished),
-    or :class:`lscloud.resends.IdReused` naming the fields another body changes (no value)."""
-    differ = resends.changed_fields({k: v for k, v in existing.items() if k not in _NOT_SENT}, body)
-    if differ:
-        raise resends.IdReused(differ)
-    if (now() - parse_iso(existing["created_at"])).total_seconds() <= MOVED_REDO_S:
-        # a retry comes within minutes; an older product was counted (or predates the counted ids)
-        _count(shop_id, body["id"])
-    return existing
+def _count(shop_id: str, shop=None) -> None:
+    """Set the shop's product count to how many products it holds, counted from their listing (one
+    LIST, no item read): an add cut off before its count, or its resend run twice, leaves nothing
+    to remember. Counted inside the write, so a concurrent add's count, which its If-Match orders
+    before or after this one, never stands on a listing older than the version it replaces
+    (products are never deleted). ``shop``: the shop as just read, to save a read."""
+    from .models import Product
 
-
-def _count(shop_id: str, product_id: str) -> None:
-    """Count the product in its shop once: the shop keeps the ids it counted, so the retry of an
-    add cut off before (or after) its count adds nothing twice."""
     def count(d):
-        counted = d.setdefault("product_ids", [])
-        if product_id in counted:
+        held = Product.count(shop_id)
+        if d.get("products") == held and "product_ids" not in d:
             raise NoChange
-        counted.append(product_id)
-        d["products"] = d.get("products", 0) + 1
+        d["products"] = held
+        d.pop("product_ids", None)   # the counted ids a shop kept before: the listing tells
         return [], True
 
-    records().mutate(shop_id, count)
+    records().mutate(shop_id, count, item=shop)
 
 
 def products(shop_id: str, limit: int = 100) -> list[dict]:

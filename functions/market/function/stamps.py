@@ -17,7 +17,7 @@ them and kept then; the create-only write makes two concurrent downloads serve t
 A scan verifies the signature, finds the batch, counts the scan on the stamp's own scan record
 (created on its first scan) under the caller's tag for that stamp (:func:`caller_tag`, the rules of
 :mod:`.scans`) and tells the lot's story. Scans are public and anonymous, so each caller's are
-limited (:func:`scan_limiter`, ``MARKET_SCAN_RATE_LIMIT`` per ``MARKET_SCAN_RATE_WINDOW_S``).
+limited (the app's scan limiter, ``MARKET_SCAN_RATE_LIMIT`` per ``MARKET_SCAN_RATE_WINDOW_S``).
 """
 
 from __future__ import annotations
@@ -31,17 +31,14 @@ from collections import OrderedDict
 from datetime import datetime
 from typing import Iterator
 
-from lscloud import config, errors, outbox, resends
+from lscloud import errors, outbox, resends
 from lscloud.aggregate import NoChange
 from lscloud.pseudonyms import pseudonym
-from lscloud.ratelimit import Limiter
 from lscloud.statemachine import Actor, iso, now
 from lscloud.store import ConditionalCheckFailed, DoesNotExist, StoreError
 from lscloud.store.recent import RecentItems
 
 from . import actors, lots, scans, stampcode
-from .models import ScanRate
-from .settings import Settings
 from .stampkeys import StampKeys
 
 _BATCH_ID_TRIES = 5
@@ -240,12 +237,6 @@ def _not_authentic(reason: str) -> dict:
                 "not-issued": ("No stamp with this code was ever issued.", "Chưa từng cấp tem nào có mã này.")}
     en, vi = messages[reason]
     return {"authentic": False, "reason": reason, "message": en, "message_vi": vi}
-
-
-def scan_limiter(platform: config.Settings) -> Limiter:
-    """The scan's per-caller limit (``MARKET_SCAN_RATE_*``; a bad value stops the start)."""
-    own = config.section(platform, Settings)
-    return Limiter(ScanRate, limit=own.scan_rate_limit, window_s=own.scan_rate_window_s)
 
 
 CALLER_TAG_CHARS = 5
