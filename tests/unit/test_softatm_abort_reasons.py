@@ -30,6 +30,15 @@ def test_the_soft_atms_own_reasons_and_a_bare_reject_are_known():
     assert reasons.code_of("reject") == "declined"
 
 
+@pytest.mark.parametrize("raw", ["Expired", "EXPIRED.", "insufficient float", "Insufficient_Float", " abort "])
+def test_a_banks_text_spelling_a_soft_atm_code_is_not_the_soft_atms_reason(raw):
+    """The soft ATM records its own reasons exactly: a bank's "Expired" is not the teller/bank
+    timeout, its "insufficient float" not the point's want of cash."""
+    out = reasons.explained(raw)
+    assert out["abort_reason_code"] == "other", raw
+    assert "hết hạn" not in out["abort_message"]["vi"] and "tiền mặt" not in out["abort_message"]["vi"]
+
+
 def test_the_view_keeps_the_raw_reason_beside_the_text():
     doc = {"id": "w-1", "kind": "withdrawal", "state": "ABORTED", "bank": "vcb", "point": "bd-06040",
            "amount_vnd": 1, "customer_id_number": "001099012345", "expires_at": "2026-01-01T00:00:00Z",

@@ -145,7 +145,7 @@ def move(kind: str, point: str, amount: int, *, ref: str, bank: str | None = Non
         done = ledger.apply(JOURNAL, m, since_seq=since_seq)
     except ledger.Insufficient as exc:
         if kind == "hold" and exc.account == ledger.cash(point):
-            _refused_hold(point)
+            _refused_hold(point, exc)
         raise
     if done.new:
         tm.movement(kind)
@@ -153,67 +153,72 @@ def move(kind: str, point: str, amount: int, *, ref: str, bank: str | None = Non
         tm.float_seen(point, after, done.balances.get(ledger.held(point), 0))
         low = settings.current().float_low_vnd
         before = done.before.get(ledger.cash(point), 0)
-        if after >= low:
-            _good[(JOURNAL.scope(point), low)] = (done.seq, done.seq)
-        elif before >= low:   # crossed here (a hold or a collection): the episode starts at this entry
-            _good[(JOURNAL.scope(point), low)] = (done.seq - 1, done.seq)
-            _raise_low(point, after, low, done.seq)
-        else:                 # below already (a delivery too small, a payout ...): the episode goes on
-            _raise_low(point, after, low, low_episode(point, low, done.seq))
+        if after < low:
+            # crossed here (a hold or a collection): the episode starts at this entry; else it goes on
+            # (a delivery too small, a payout ...) and began where low_episode finds
+            _alert(point, after, low, done.seq, done.seq if before >= low else None)
     return done
 
 
 # Once per episode: an episode is the run of entries after which a point's free cash is below the
 # threshold, named by its first entry (the one after the last entry that left the cash at least at
-# the threshold; 1 for a point that never had that much). Every replica derives the same name from
-# the journal, so the event id f"{point}.{episode}.float-low" is one per episode: JetStream drops a
-# repeat and the IOC keys the alert by it. What this process computed is kept (per bucket, point
-# and threshold), so the journal is read back once per point and process, not per movement.
-_good: dict = {}     # (scope, low) -> (last entry at or above the threshold, the entry that was known at)
+# the threshold; 1 for a point that never had that much). The event id f"{point}.{episode}.float-low"
+# is one per episode: JetStream drops a repeat and the IOC keys the alert by it.
+#
+# A teller waits on this, so the start is looked for among the last LOOK_BACK entries only (this
+# process's tail first, then one batch from the store), never the whole journal of a point that has
+# been low for long. Found, it is the exact start, the same on every replica and after a restart;
+# not found, nothing is raised: the episode's own first movement (or refusal) saw its start within
+# the bound and raised it then. A name derived from the window instead (its first entry, say) would
+# move as the journal grows, so a replica or a restart would raise the same episode again.
+LOOK_BACK = ledger.READ_AHEAD
 _raised: dict = {}   # scope -> the episode this process raised float.low for last
 
 
-def low_episode(point: str, low: int, end_seq: int) -> int:
-    """The first entry of the point's low-cash episode that entry ``end_seq`` is in (its cash below ``low``)."""
-    key = (JOURNAL.scope(point), low)
-    good, upto = _good.get(key, (None, 0))
-    if good is not None and upto <= end_seq:
-        # entry end_seq itself is below: only those between are read (none, for this process's own appends)
-        for entry in ledger.entries(JOURNAL, point, upto, end_seq - 1) if upto < end_seq - 1 else ():
-            if int(entry["seq"]) >= end_seq:
-                break
+def low_episode(point: str, low: int, end_seq: int) -> int | None:
+    """The first entry of the low-cash episode that entry ``end_seq`` is in (its cash below ``low``),
+    if it began within the last :data:`LOOK_BACK` entries (else None); at most one batch of reads."""
+    known = JOURNAL.tails.upto(JOURNAL.scope(point), end_seq)
+    # memory first: the tail may reach further back than the window; what it finds is exact all the same
+    for entry in reversed(known):
+        if _cash_after(point, entry) >= low:
+            return int(entry["seq"]) + 1
+    first_known = int(known[0]["seq"]) if known else end_seq + 1
+    first = max(1, end_seq - LOOK_BACK + 1)
+    if first < first_known:
+        batch = JOURNAL.read_entries(point, first, first_known - first)
+        if any(e is None for e in batch):
+            return None   # the store lags what was read of it: the next movement or refusal names it
+        for entry in reversed(batch):
             if _cash_after(point, entry) >= low:
-                good = int(entry["seq"])
-    else:   # nothing known: back from the end to the last entry at or above the threshold
-        good, seq = 0, end_seq
-        while seq > 0 and not good:
-            first = max(1, seq - ledger.READ_AHEAD + 1)
-            batch = JOURNAL.read_entries(point, first, seq - first + 1)
-            good = next((int(e["seq"]) for e in reversed(batch) if e is not None and _cash_after(point, e) >= low), 0)
-            seq = first - 1
-    _good[key] = (good, end_seq)
-    return good + 1
+                return int(entry["seq"]) + 1
+    return 1 if min(first, first_known) <= 1 else None
 
 
 def _cash_after(point: str, entry: dict) -> int:
     return int(entry["balances"].get(ledger.cash(point), 0))
 
 
-def _refused_hold(point: str) -> None:
+def _refused_hold(point: str, refused: ledger.Insufficient) -> None:
+    """``float.low`` for a hold refused for want of cash at a point below the threshold, judged on the
+    journal end the refusal read (``refused.seq``, ``refused.balance``): no read of its own."""
     low = settings.current().float_low_vnd
+    if refused.balance < low:
+        _alert(point, refused.balance, low, refused.seq)
+
+
+def _alert(point: str, cash_vnd: int, low: int, end_seq: int, start: int | None = None) -> None:
     try:
-        end = head(point)
-        cash_vnd = end.balances.get(ledger.cash(point), 0)
-        if cash_vnd < low:
-            _raise_low(point, cash_vnd, low, low_episode(point, low, end.seq))
-    except Exception:  # noqa: BLE001 - the refusal is the teller's answer; the next low movement or refusal raises it
-        log.warning("float.low for %s after a refused withdrawal not raised", point, exc_info=True)
+        _raise_low(point, cash_vnd, low, start if start is not None else low_episode(point, low, end_seq))
+    except Exception:  # noqa: BLE001 - the movement is made (or refused): the episode's next one raises it
+        log.warning("float.low for %s not raised", point, exc_info=True)
 
 
-def _raise_low(point: str, cash_vnd: int, low: int, episode: int) -> None:
-    """``float.low`` for the point's episode, once per process (a repeat's id is the same: dropped)."""
+def _raise_low(point: str, cash_vnd: int, low: int, episode: int | None) -> None:
+    """``float.low`` for the point's episode, once per process (a repeat's id is the same: dropped);
+    nothing for an episode whose start was not found (None, see :func:`low_episode`)."""
     scope = JOURNAL.scope(point)
-    if _raised.get(scope) == episode:
+    if episode is None or _raised.get(scope) == episode:
         return
     try:
         publish([fact("float.low", {"point": point, "cash_vnd": cash_vnd, "threshold_vnd": low},

@@ -108,6 +108,14 @@ class Tails:
                 return None
             return t.entries[t.ids[movement_id]]
 
+    def upto(self, key: Hashable, seq: int) -> list[dict]:
+        """The entries known up to entry ``seq``, in order, ending with it ([] if it is not known)."""
+        with self._lock:
+            t = self._tails.get(key)
+            if t is None or seq not in t.entries:
+                return []
+            return [e for s, e in t.entries.items() if s <= seq]
+
     def covers(self, key: Hashable, since_seq: int) -> bool:
         """Whether every entry after ``since_seq`` up to the tail's head is known."""
         with self._lock:

@@ -78,11 +78,12 @@ class LedgerError(Exception):
 
 
 class Insufficient(LedgerError):
-    """The movement would make a point account negative."""
+    """The movement would make a point account negative: ``balance`` is the account's after entry
+    ``seq``, the journal's end it was judged against (so a caller needs no read to know it)."""
 
-    def __init__(self, account: str, balance: int, amount: int):
+    def __init__(self, account: str, balance: int, amount: int, seq: int = 0):
         super().__init__(f"{account} holds {balance} VND, {amount} VND needed")
-        self.account, self.balance, self.amount = account, balance, amount
+        self.account, self.balance, self.amount, self.seq = account, balance, amount, seq
 
 
 @dataclass(frozen=True)
@@ -218,7 +219,7 @@ def apply(journal: Journal, m: Movement, *, since_seq: int = 0, attempts: int = 
             if after < 0 and never_negative(account):
                 if known is not None:
                     break   # judged on what this process knew: read the true end before refusing
-                raise Insufficient(account, balances.get(account, 0), -amount)
+                raise Insufficient(account, balances.get(account, 0), -amount, head.seq)
             balances[account] = after
         else:
             entry = {"seq": head.seq + 1, "movement": m.as_dict(), "balances": balances}

@@ -3,8 +3,11 @@ known abort reasons (the banks' documented reason codes, docs/partner-banks.md, 
 own), next to the reason as it was given, which the answer keeps unchanged in ``abort_reason``.
 
 A bank's ``reason`` is free text up to 200 characters; banks' cores send their codes in many
-spellings ("insufficient funds", "INSUFFICIENT_FUNDS"), so a reason is matched by its normal form
-(:func:`code_of`). A reason matching none is ``other``: a generic text, the raw reason beside it.
+spellings ("insufficient funds", "INSUFFICIENT_FUNDS"), so a reason is matched against the bank
+codes by its normal form (:func:`code_of`). The soft ATM records its own reasons exactly as spelt
+here, so they are matched exactly: a bank's "Expired" or "insufficient float" is the bank's text,
+not the soft ATM's expiry or the point's want of cash. A reason matching none is ``other``: a
+generic text, the raw reason beside it.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ _OWN: dict[str, tuple[str, str]] = {
 }
 
 _KNOWN = {**BANK_CODES, **_OWN}
-_ALIASES = {"reject": "declined"}   # a bank's reject without a reason is recorded as the bare action
+_ALIASES = {"reject": "declined"}   # a bank's reject without a reason is recorded as the bare action (exactly)
 _GENERIC = ("Giao dịch đã bị hủy; lý do được ghi kèm theo (abort_reason).",
             "The transfer was aborted; the reason given is attached (abort_reason).")
 
@@ -49,13 +52,16 @@ _SEPARATORS = re.compile(r"[\s_\-]+")
 
 
 def code_of(reason: str | None) -> str | None:
-    """The known code ``reason`` spells (case, spaces, underscores and a final full stop aside),
-    :data:`OTHER` for any other reason, None for none."""
+    """The soft ATM's own code ``reason`` is, exactly; else the bank code it spells (case, spaces,
+    underscores and a final full stop aside); :data:`OTHER` for any other reason, None for none."""
     if reason is None:
         return None
+    if reason in _OWN:
+        return reason
+    if reason in _ALIASES:
+        return _ALIASES[reason]
     normal = _SEPARATORS.sub("-", reason.strip().rstrip(".").casefold()).strip("-")
-    normal = _ALIASES.get(normal, normal)
-    return normal if normal in _KNOWN else OTHER
+    return normal if normal in BANK_CODES else OTHER
 
 
 def explained(reason: str | None) -> dict:
