@@ -22,7 +22,7 @@ from lscloud import devices, manifest  # noqa: E402
 
 from components import appconfig, bus, hooks, knative as kn, objectstore, telemetry  # noqa: E402
 from components import tls as tlsc  # noqa: E402
-from components.backup import Backups, selectors as backup_selectors  # noqa: E402
+from components.backup import Backups, client_cert as backup_cert, selectors as backup_selectors  # noqa: E402
 from components.bridge import client_cert as bridge_cert  # noqa: E402
 from components.clock import client_cert as clock_cert  # noqa: E402
 from components.bridge import BridgeEndpoints, EventBridge  # noqa: E402
@@ -125,6 +125,7 @@ if settings.cluster.mode == "instances" and cluster.kubeconfig is None:
                     "`pulumi config set --secret kubeconfig < kubeconfig` and `pulumi up` again for the platform")
 else:
     # --- platform on Kubernetes --------------------------------------------------------------
+    backups_on = bool(settings.backup.endpoint)
     provider = k8s.Provider("lscloud-k8s", kubeconfig=cluster.kubeconfig) if cluster.kubeconfig is not None \
         else k8s.Provider("lscloud-k8s")
     on_cluster = pulumi.ResourceOptions(provider=provider)
@@ -162,12 +163,12 @@ else:
                     + [tlsc.render_client_cert(c, settings.tls) for c in
                        [function_cert(m.name, platform) for m in functions]
                        + [bridge_cert(bridge_endpoints), clock_cert(clock_endpoints)]
-                       + ([relay_cert(relay_endpoints)] if device_domains else [])])
+                       + ([relay_cert(relay_endpoints)] if device_domains else [])
+                       + ([backup_cert(settings.nats, data_ns)] if backups_on else [])])
     internal_ca = InternalCA("lscloud-tls", settings.tls, certificates, opts=after_ns)
     # the servers and everything that mounts a certificate start once it is issued
     after_tls = pulumi.ResourceOptions(provider=provider, depends_on=[*namespaces.namespaces, *internal_ca.ready])
 
-    backups_on = bool(settings.backup.endpoint)
     retention = {fn: o.retention for fn, o in settings.functions.items() if o.retention}
     store = ObjectStore("lscloud-store", settings.objectStore, data_ns, names, functions_namespace=ns,
                         client_namespaces=(ns,), retention=retention, device_domains=device_domains,
@@ -240,7 +241,8 @@ else:
         Backups("lscloud-backup", settings.backup, settings.nats, settings.objectStore, data_ns,
                 sorted(store.buckets.values()), access_key=cfg.get_secret("backupAccessKey") or "",
                 secret_key=cfg.get_secret("backupSecretKey") or "", target_cidrs=settings.backup.targetCidrs,
-                tls=settings.tls, opts=pulumi.ResourceOptions(provider=provider, depends_on=[store.ready, event_bus.ready]))
+                opts=pulumi.ResourceOptions(provider=provider,
+                                            depends_on=[store.ready, event_bus.ready, *internal_ca.ready]))
         if cfg.get_secret("backupAccessKey") is None:
             pulumi.log.warn("backup.endpoint is set but the secrets backupAccessKey/backupSecretKey are not: "
                             "the backup jobs will fail until they are")

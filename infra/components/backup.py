@@ -46,7 +46,7 @@ from . import tls as tlsc
 from . import natsauth
 from .bus import client_url, dlq_stream_name, nats_cli
 from .objectstore import BACKUP_READER_SECRET, MC_CA_DIR, MC_CONFIG, SERVER_CERT, endpoint, mc_trust
-from .settings import BackupSettings, NatsSettings, ObjectStoreSettings, TlsSettings
+from .settings import BackupSettings, NatsSettings, ObjectStoreSettings
 
 OBJECTS, STREAMS = "backup-objects", "backup-streams"
 TARGET_SECRET = "backup-target"
@@ -133,9 +133,10 @@ def _volumes(scratch_bytes: int | None = None, *, nats: bool) -> list[dict]:
             *([tlsc.client_volume(NATS_CERT)] if nats else [])]
 
 
-def certificate(n: NatsSettings, namespace: str, tls: TlsSettings) -> dict:
-    """The snapshot's client certificate: NATS maps it to the user ``backup`` (:mod:`.natsauth`)."""
-    return tlsc.render_client_cert(tlsc.ClientCert(NATS_CERT, namespace, natsauth.backup_user(n.stream).email), tls)
+def client_cert(n: NatsSettings, namespace: str) -> tlsc.ClientCert:
+    """The snapshot's client certificate, issued by the internal CA with every other NATS client's
+    (infra/__main__.py): NATS maps it to the user ``backup`` (:mod:`.natsauth`)."""
+    return tlsc.ClientCert(NATS_CERT, namespace, natsauth.backup_user(n.stream).email)
 
 
 def _container(name: str, image: str, script: str, env: list[dict], mounts: list[dict]) -> dict:
@@ -158,14 +159,12 @@ def _cron(name: str, namespace: str, schedule: str, spec: dict) -> dict:
 
 
 def render(b: BackupSettings, n: NatsSettings, store: ObjectStoreSettings, namespace: str, buckets: Sequence[str], *,
-           access_key: Any, secret_key: Any, target_cidrs: Sequence[str], tls: TlsSettings | None = None) -> list[dict]:
-    """Every Kubernetes object of the backups, the snapshot's certificate first. ``tls``: the
-    stack's ``lscloud:tls`` (its certificates' lifetimes); the defaults when not given."""
+           access_key: Any, secret_key: Any, target_cidrs: Sequence[str]) -> list[dict]:
+    """Every Kubernetes object of the backups but the snapshot's certificate (:func:`client_cert`)."""
     snap, upload = streams_scripts(b, n, namespace)
     mc_mounts = [{"name": "tmp", "mountPath": "/tmp"},
                  {"name": "minio-ca", "mountPath": MC_CA_DIR, "readOnly": True}]   # (mc_trust)
     objs: list[dict] = [
-        certificate(n, namespace, tls or TlsSettings()),
         {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
          "metadata": {"name": TARGET_SECRET, "namespace": namespace, "labels": kx.labels(TARGET_SECRET, COMPONENT)},
          "stringData": {"access-key": access_key, "secret-key": secret_key}},
@@ -188,29 +187,17 @@ def render(b: BackupSettings, n: NatsSettings, store: ObjectStoreSettings, names
               "ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 9000}]}
     # the mirror reads MinIO, the streams' pod NATS; each only what it uses, besides the target
     for job, inside in ((OBJECTS, peers("minio", 9000)), (STREAMS, peers("nats", 4222))):
-        objs.append({
-            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": {"name": job, "namespace": namespace, "labels": kx.labels(job, "network-policy")},
-            "spec": {"podSelector": {"matchLabels": kx.selector(job)},
-                     "policyTypes": ["Ingress", "Egress"], "ingress": [],
-                     "egress": [inside, kx.dns_egress_rule(), target]}})
+        objs.append(kx.egress_only_policy(job, namespace, [inside, kx.dns_egress_rule(), target]))
     return objs
 
 
 class Backups(pulumi.ComponentResource):
     def __init__(self, name: str, b: BackupSettings, n: NatsSettings, store: ObjectStoreSettings, namespace: str,
                  buckets: Sequence[str], *, access_key: pulumi.Input[str], secret_key: pulumi.Input[str],
-                 target_cidrs: Sequence[str], tls: TlsSettings | None = None,
-                 opts: pulumi.ResourceOptions | None = None):
+                 target_cidrs: Sequence[str], opts: pulumi.ResourceOptions | None = None):
         super().__init__("lscloud:index:Backups", name, None, opts)
         self.objects = render(b, n, store, namespace, buckets, access_key=pulumi.Output.secret(access_key),
-                              secret_key=pulumi.Output.secret(secret_key), target_cidrs=target_cidrs, tls=tls)
-        cert = None
+                              secret_key=pulumi.Output.secret(secret_key), target_cidrs=target_cidrs)
         for obj in self.objects:
-            # the CronJobs once their certificate is issued (the issuer is ready: this component
-            # comes after the store and the bus, which come after the internal CA)
-            res = kx.create(f"{name}-{obj['kind'].lower()}-{obj['metadata']['name']}", obj,
-                            pulumi.ResourceOptions(parent=self, depends_on=[cert] if cert is not None else []))
-            if obj["kind"] == "Certificate":
-                cert = res
+            kx.create(f"{name}-{obj['kind'].lower()}-{obj['metadata']['name']}", obj, pulumi.ResourceOptions(parent=self))
         self.register_outputs({"target": b.endpoint, "bucket": b.bucket})

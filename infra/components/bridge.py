@@ -131,9 +131,7 @@ def render_deployment(broker: str, types: Sequence[str], p: BridgeEndpoints, s: 
                     "enableServiceLinks": False,
                     # SIGTERM: in-flight deliveries finish and are acked (bounded by the timeout)
                     "terminationGracePeriodSeconds": int(s.timeoutSeconds) + 20,
-                    "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
-                                                   "whenUnsatisfiable": "ScheduleAnyway",
-                                                   "labelSelector": {"matchLabels": sel}}],
+                    "topologySpreadConstraints": kx.spread_over_nodes(sel, hard=False),
                     "containers": [{
                         "name": "bridge",
                         "image": image,

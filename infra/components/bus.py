@@ -265,8 +265,7 @@ def render(s: NatsSettings, namespace: str, functions=(), *, client_namespaces: 
                     "shareProcessNamespace": True,
                     "terminationGracePeriodSeconds": 60,
                     "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 1000},
-                    "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
-                                                   "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": sel}}],
+                    "topologySpreadConstraints": kx.spread_over_nodes(sel, hard=True),
                     "containers": [{
                         "name": "nats",
                         "image": s.image,

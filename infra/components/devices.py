@@ -104,9 +104,7 @@ def render_deployment(p: RelayEndpoints, *, image: str) -> dict:
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "terminationGracePeriodSeconds": TERMINATION_GRACE_S,
-                    "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
-                                                   "whenUnsatisfiable": "ScheduleAnyway",
-                                                   "labelSelector": {"matchLabels": sel}}],
+                    "topologySpreadConstraints": kx.spread_over_nodes(sel, hard=False),
                     # an error that ends Relay.run (NATS unreachable at start, the consumer refused)
                     # ends the process and the kubelet starts it again; a loop that stops coming
                     # round fails liveness (lscloud.devices.Relay.alive); ready = bound to the stream

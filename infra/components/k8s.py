@@ -78,6 +78,16 @@ def egress_only_policy(name: str, namespace: str, egress: list[dict]) -> dict:
     }
 
 
+def spread_over_nodes(match_labels: Mapping[str, str], *, hard: bool) -> list[dict]:
+    """The ``topologySpreadConstraints`` that spread the pods labelled ``match_labels`` evenly over
+    the nodes; ``hard``: a pod stays Pending rather than skew the spread (``DoNotSchedule``)."""
+    return [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+             "whenUnsatisfiable": "DoNotSchedule" if hard else "ScheduleAnyway",
+             # a node the pods may not run on (a tainted control plane) is not a place to spread to:
+             # counted, its zero would cap every other node at one pod (dev: 4 MinIO servers on 3 workers)
+             "nodeTaintsPolicy": "Honor", "labelSelector": {"matchLabels": dict(match_labels)}}]
+
+
 def service_account(name: str, namespace: str, component: str) -> dict:
     """A workload's own ServiceAccount, whose token it does not mount (it talks to no Kubernetes API)."""
     return {"apiVersion": "v1", "kind": "ServiceAccount",

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import pulumi
@@ -175,15 +176,33 @@ def render_backup_reader_policy(buckets: Sequence[str]) -> dict:
     }
 
 
-def _read_only_user(user: str, policy: str) -> list[str]:
-    return [f"mc admin policy create lscloud {policy} /policies/{user}.json",
-            f'mc admin user add lscloud {user} "$(cat /users/{user}.secret-key)"',
-            f"mc admin policy attach lscloud {policy} --user {user} 2>/dev/null || true"]
+@dataclass(frozen=True)
+class Reader:
+    """A store user that may only read, for a workload beside the store: its MinIO user (and policy
+    file) name, the Secret in the store's namespace that hands the workload its keys, its policy."""
+
+    user: str
+    secret: str
+    policy: dict
+
+
+def readers(s: ObjectStoreSettings, functions: Sequence[str], *, device_domains: Sequence[str] = (),
+            backups: bool = False) -> list[Reader]:
+    """The read-only users the stack needs: the NATS pods' device-users containers' when functions own
+    device domains (:mod:`.bus`), the backup mirror's when backups are on (:mod:`.backup`)."""
+    out = []
+    if device_domains:
+        out.append(Reader(DEVICE_READER, DEVICE_READER_SECRET,
+                          render_device_reader_policy([bucket_name(s.bucketPrefix, d) for d in device_domains])))
+    if backups:
+        out.append(Reader(BACKUP_READER, BACKUP_READER_SECRET,
+                          render_backup_reader_policy([bucket_name(s.bucketPrefix, fn) for fn in functions])))
+    return out
 
 
 def render_setup_script(functions: Sequence[str], prefix: str, namespace: str,
-                        retention: Mapping[str, Retention] | None = None, *, device_reader: bool = False,
-                        backup_reader: bool = False) -> str:
+                        retention: Mapping[str, Retention] | None = None, *, readers: Sequence[str] = ()) -> str:
+    """The setup Job's script; ``readers``: the read-only users (:func:`readers`) to create."""
     retention = retention or {}
     lines = [
         "set -eu",
@@ -213,10 +232,11 @@ def render_setup_script(functions: Sequence[str], prefix: str, namespace: str,
             f"mc admin policy attach lscloud {p} --user {u} 2>/dev/null || true",
             f"mc ilm rule import lscloud/{b} < /policies/{LIFECYCLE}",
         ]
-    if device_reader:
-        lines += _read_only_user(DEVICE_READER, kx.dns_name("lscloud", DEVICE_READER, "r"))
-    if backup_reader:
-        lines += _read_only_user(BACKUP_READER, kx.dns_name("lscloud", BACKUP_READER, "r"))
+    for user in readers:
+        policy = kx.dns_name("lscloud", user, "r")
+        lines += [f"mc admin policy create lscloud {policy} /policies/{user}.json",
+                  f'mc admin user add lscloud {user} "$(cat /users/{user}.secret-key)"',
+                  f"mc admin policy attach lscloud {policy} --user {user} 2>/dev/null || true"]
     return "\n".join(lines) + "\n"
 
 
@@ -227,11 +247,7 @@ def spread(s: ObjectStoreSettings, sel: Mapping[str, str]) -> dict:
     fails. Hence a hard spread, as NATS has (:mod:`.bus`); with ``onePerNode`` (the default) a hard
     anti-affinity on top, so a server without a free node of its own stays Pending rather than
     share one (MinIO goes on with one server out)."""
-    out: dict[str, Any] = {"topologySpreadConstraints": [{
-        "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
-        # a node the servers may not run on (a tainted control plane) is not a place to spread to:
-        # counted, its zero would cap every worker at one server (dev: the 4th of 4 on 3 workers pending)
-        "nodeTaintsPolicy": "Honor", "labelSelector": {"matchLabels": dict(sel)}}]}
+    out: dict[str, Any] = {"topologySpreadConstraints": kx.spread_over_nodes(sel, hard=True)}
     if s.onePerNode:
         out["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
             {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": dict(sel)}}]}}
@@ -248,41 +264,32 @@ def render(s: ObjectStoreSettings, namespace: str, functions: Sequence[str], *, 
            root: Mapping[str, Any], user_secrets: Mapping[str, Any], functions_namespace: str,
            kms_key: Any = "", retention: Mapping[str, Retention] | None = None,
            backup_selectors: tuple[str, ...] = (), device_domains: Sequence[str] = (),
-           device_reader_secret: Any = "", backup_reader_secret: Any = "") -> list[dict]:
+           reader_secrets: Mapping[str, Any] | None = None) -> list[dict]:
     """Every Kubernetes object of the object store, in creation order.
 
     ``root`` holds ``user``/``password``, ``user_secrets`` each function's secret key and
     ``kms_key`` the KMS key (base64 of 32 bytes): Pulumi secret Outputs in the program, plain
     strings in tests. They only ever land in Secrets.
 
-    ``device_domains`` (functions that own device domains): a user that may only read their
-    devices' credentials, whose keys (``device_reader_secret``) the NATS pods' device-users
-    containers get (:mod:`.bus`).
-
-    ``backup_selectors`` (backups on): a user that may only read the function buckets, whose keys
-    (``backup_reader_secret``) the backup mirror gets (:mod:`.backup`), never root's.
+    ``device_domains`` (functions that own device domains) and ``backup_selectors`` (backups on):
+    each adds a read-only user (:func:`readers`) whose secret key is ``reader_secrets[user]``: the
+    NATS pods' device-users containers read their devices' credentials with it (:mod:`.bus`), the
+    backup mirror the function buckets (:mod:`.backup`), never with root's.
     """
-    if device_domains and not device_reader_secret:
-        raise ValueError("device domains need the device reader's secret key")
-    if backup_selectors and not backup_reader_secret:
-        raise ValueError("backups need the backup reader's secret key")
-    device_buckets = [bucket_name(s.bucketPrefix, d) for d in device_domains]
+    reader_secrets = reader_secrets or {}
+    users = readers(s, functions, device_domains=device_domains, backups=bool(backup_selectors))
+    missing = [r.user for r in users if not reader_secrets.get(r.user)]
+    if missing:
+        raise ValueError(f"the store's read-only users {missing} need their secret keys (reader_secrets)")
     lbl = kx.labels(NAME, "object-store")
     sel = kx.selector(NAME)
     setup_sel = kx.selector(f"{NAME}-setup")
     policies = {f"{fn}.json": json.dumps(render_policy(bucket_name(s.bucketPrefix, fn), locked=fn in (retention or {})),
                                          indent=2, sort_keys=True)
                 for fn in functions}
-    if device_domains:
-        policies[f"{DEVICE_READER}.json"] = json.dumps(render_device_reader_policy(device_buckets), indent=2,
-                                                       sort_keys=True)
-    if backup_selectors:
-        policies[f"{BACKUP_READER}.json"] = json.dumps(
-            render_backup_reader_policy([bucket_name(s.bucketPrefix, fn) for fn in functions]), indent=2, sort_keys=True)
-    script = render_setup_script(functions, s.bucketPrefix, namespace, retention, device_reader=bool(device_domains),
-                                 backup_reader=bool(backup_selectors))
-    all_secrets = {**user_secrets, **({DEVICE_READER: device_reader_secret} if device_domains else {}),
-                   **({BACKUP_READER: backup_reader_secret} if backup_selectors else {})}
+    policies.update({f"{r.user}.json": json.dumps(r.policy, indent=2, sort_keys=True) for r in users})
+    script = render_setup_script(functions, s.bucketPrefix, namespace, retention, readers=[r.user for r in users])
+    all_secrets = {**user_secrets, **{r.user: reader_secrets[r.user] for r in users}}
     rules = json.dumps(lifecycle(s.runOnceExpiryDays, s.noncurrentVersionDays), indent=2, sort_keys=True)
     digest = hashlib.sha256((script + json.dumps(policies, sort_keys=True) + rules).encode()).hexdigest()[:8]
 
@@ -304,16 +311,11 @@ def render(s: ObjectStoreSettings, namespace: str, functions: Sequence[str], *, 
                      "metadata": {"name": credentials_secret(fn), "namespace": functions_namespace,
                                   "labels": kx.labels(fn, "object-store-credentials")},
                      "stringData": {"access-key": user_name(fn), "secret-key": user_secrets[fn]}})
-    if device_domains:  # beside the NATS pods that use it
+    for r in users:  # in the store's namespace, beside the pods that use it
         objs.append({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-                     "metadata": {"name": DEVICE_READER_SECRET, "namespace": namespace,
-                                  "labels": kx.labels(DEVICE_READER, "object-store-credentials")},
-                     "stringData": {"access-key": DEVICE_READER, "secret-key": device_reader_secret}})
-    if backup_selectors:  # beside the backup CronJobs that use it
-        objs.append({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-                     "metadata": {"name": BACKUP_READER_SECRET, "namespace": namespace,
-                                  "labels": kx.labels(BACKUP_READER, "object-store-credentials")},
-                     "stringData": {"access-key": BACKUP_READER, "secret-key": backup_reader_secret}})
+                     "metadata": {"name": r.secret, "namespace": namespace,
+                                  "labels": kx.labels(r.user, "object-store-credentials")},
+                     "stringData": {"access-key": r.user, "secret-key": reader_secrets[r.user]}})
     objs.append({"apiVersion": "v1", "kind": "ConfigMap",
                  "metadata": {"name": POLICIES, "namespace": namespace, "labels": lbl},
                  "data": {**policies, "setup.sh": script, LIFECYCLE: rules}})
@@ -450,8 +452,9 @@ class ObjectStore(pulumi.ComponentResource):
                               user_secrets=users, functions_namespace=functions_namespace,
                               kms_key=pulumi.Output.secret(kms_key), retention=retention,
                               backup_selectors=backup_selectors, device_domains=device_domains,
-                              device_reader_secret=password(f"{name}-{DEVICE_READER}-secret-key") if device_domains else "",
-                              backup_reader_secret=password(f"{name}-{BACKUP_READER}-secret-key") if backup_selectors else "")
+                              reader_secrets={r.user: password(f"{name}-{r.user}-secret-key") for r in
+                                              readers(settings, functions, device_domains=device_domains,
+                                                      backups=bool(backup_selectors))})
         created: dict[str, pulumi.Resource] = {}
         for obj in self.objects:
             deps = [created["StatefulSet"]] if obj["kind"] == "Job" else []

@@ -102,9 +102,6 @@ def _an_event_loop() -> None:
 
 
 def run_program(stack: str, *, secrets: dict | None = None, **changes) -> RecordingMocks:
-    # here, not only in the autouse fixture: a module-scoped fixture runs the program before any
-    # function-scoped fixture of its first test
-    _an_event_loop()
     mocks = RecordingMocks()
     pulumi.runtime.set_mocks(mocks, project="lscloud", stack=stack, preview=False)
     config = stack_config(stack, **changes)

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from infra_support import REPO, k8s_objects, program  # noqa: F401
+from infra_support import REPO, k8s_objects, normalize
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -26,8 +26,8 @@ STREAMS = ("LSCLOUD", "LSCLOUD_DLQ")
 WRITES = re.compile(r"s3:(Put|Delete|Abort|Create|Replicate|Restore|Bypass)|s3:\*|admin:")
 
 
-@pytest.fixture(scope="module")
-def prod(program):  # noqa: F811
+@pytest.fixture
+def prod(program):
     return k8s_objects(program("prod"))
 
 
@@ -117,6 +117,16 @@ def test_the_snapshot_is_a_nats_user_that_may_only_snapshot_the_two_streams(prod
         assert f"stream backup {s} " in _one(prod, "ConfigMap", "backup-scripts")["data"]["snapshot.sh"]
 
 
+def test_the_snapshots_certificate_is_issued_with_every_other_nats_clients(program):
+    """By the internal CA component, as the functions', the bridges' and the clock's: the stack's
+    ``lscloud:tls`` lifetimes apply, and the backups wait for it like every other client."""
+    made_by = {normalize(r.inputs)["metadata"]["name"]: r.name for r in program("prod").resources
+               if r.inputs.get("kind") == "Certificate"}
+    clock = made_by["nats-clock"]
+    internal_ca = clock[:clock.index("-certificate-")]
+    assert made_by["nats-backup"].startswith(f"{internal_ca}-certificate-"), made_by["nats-backup"]
+
+
 def test_the_mirror_has_no_nats_identity_and_each_pod_reaches_only_what_it_uses(prod):
     mirror_pod = _pod(prod, "backup-objects")
     assert not [v for v in mirror_pod["volumes"] if v.get("secret", {}).get("secretName", "").startswith("nats-")]
@@ -130,7 +140,7 @@ def test_the_mirror_has_no_nats_identity_and_each_pod_reaches_only_what_it_uses(
         assert reaches in peers and never not in peers, (cron, peers)
 
 
-def test_without_backups_there_is_no_backup_reader(program):  # noqa: F811
+def test_without_backups_there_is_no_backup_reader(program):
     dev = k8s_objects(program("dev"))
     assert not [o for o in dev if o["kind"] == "Secret" and o["metadata"]["name"] == "minio-backup-reader"]
     assert "backup-reader.json" not in _one(dev, "ConfigMap", "minio-policies")["data"]

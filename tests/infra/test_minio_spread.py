@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra_support import k8s_objects, program  # noqa: F401
+from infra_support import k8s_objects
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -30,14 +30,14 @@ def _hard_spread(pod: dict) -> None:
     assert spread.get("nodeTaintsPolicy") == "Honor"
 
 
-def test_prod_puts_each_server_on_a_node_of_its_own(program):  # noqa: F811
+def test_prod_puts_each_server_on_a_node_of_its_own(program):
     pod = _minio(k8s_objects(program("prod")))
     _hard_spread(pod)
     (term,) = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert term["topologyKey"] == HOST and term["labelSelector"]["matchLabels"]["app.kubernetes.io/name"] == "minio"
 
 
-def test_dev_with_fewer_workers_than_servers_spreads_hard_without_one_per_node(program):  # noqa: F811
+def test_dev_with_fewer_workers_than_servers_spreads_hard_without_one_per_node(program):
     # dev: 4 servers on 3 workers. One per node would leave a server Pending forever (and distributed
     # MinIO waits for all its peers at its first start); an even spread places them 2/1/1
     pod = _minio(k8s_objects(program("dev")))

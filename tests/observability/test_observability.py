@@ -193,7 +193,7 @@ def test_alert_rules_are_well_formed():
     recorded = recorded_series()
     alerts = [r for r in all_rules() if "alert" in r]
     assert {a["alert"] for a in alerts} >= {
-        "DirectoryAvailabilityBudgetBurnFast", "DirectoryAvailabilityBudgetBurnSlow",
+        "AvailabilityBudgetBurnFast", "AvailabilityBudgetBurnSlow",
         "DirectoryLatencyBudgetBurnFast", "DirectoryLatencyBudgetBurnSlow",
         "EventDeadLettered", "EventLagHigh", "FunctionNotReady"}
     for rule in all_rules():
@@ -205,7 +205,7 @@ def test_alert_rules_are_well_formed():
         used, _ = promql_names(a["expr"])
         # a recording rule's name has colons: each one an alert uses must be defined here
         assert {m for m in used if ":" in m} <= set(recorded), a["alert"]
-    fast = next(a for a in alerts if a["alert"] == "DirectoryAvailabilityBudgetBurnFast")
+    fast = next(a for a in alerts if a["alert"] == "AvailabilityBudgetBurnFast")
     for window in ("1h", "5m", "6h", "30m"):  # the workbook's page windows, 14.4x and 6x
         assert f"lscloud:http_errors:ratio_rate{window}" in fast["expr"]
     assert "14.4" in fast["expr"] and "6 *" in fast["expr"]
