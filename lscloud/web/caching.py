@@ -18,7 +18,8 @@ from flask import Response, current_app, jsonify, request
 from ..errors import PreconditionFailed, field, if_match_required
 
 __all__ = ["CACHE_CONTROL", "CACHED", "RECORD_CACHE_CONTROL", "cached", "cached_json", "caching", "versioned_json",
-           "if_match_version", "takes_if_match", "IF_MATCH_PARAMETER", "IF_MATCH_REQUIRED_PARAMETER"]
+           "if_match_version", "takes_if_match", "IF_MATCH_PARAMETER", "IF_MATCH_REQUIRED_PARAMETER",
+           "IF_MATCH_ONCE_SET_PARAMETER"]
 
 
 CACHE_CONTROL = "public, max-age=300"
@@ -97,8 +98,19 @@ IF_MATCH_REQUIRED_PARAMETER: dict[str, Any] = {
 }
 """The ``If-Match`` parameter of a ``takes_if_match(required=True)`` view."""
 
+IF_MATCH_ONCE_SET_PARAMETER: dict[str, Any] = {
+    **IF_MATCH_PARAMETER,
+    "description": "The ETag the record was read with, required once the record exists (428 without it; its "
+                   "first write needs none): the change is made to that version only, else 412 (read it again). "
+                   "/ ETag của lần đọc bản ghi, bắt buộc khi bản ghi đã có (thiếu thì trả về 428; lần ghi đầu "
+                   "không cần): chỉ thay đổi đúng phiên bản đó, nếu không trả về 412 (hãy đọc lại).",
+}
+"""The ``If-Match`` parameter of a ``takes_if_match(required="once-set")`` view."""
 
-def takes_if_match(view: Callable | None = None, *, required: bool = False) -> Callable:
+_MODES = {False: True, True: "required", "once-set": "once-set"}
+
+
+def takes_if_match(view: Callable | None = None, *, required: bool | str = False) -> Callable:
     """Declare that the view calls :func:`if_match_version`: ``/openapi.json`` then documents the
     ``If-Match`` header (:data:`IF_MATCH_PARAMETER`) and the 412 answer. A call inside the view
     cannot be seen from outside, so a view that reads ``If-Match`` without this declaration has a
@@ -114,9 +126,16 @@ def takes_if_match(view: Callable | None = None, *, required: bool = False) -> C
     ``required=True``: a change without the header is refused (428, :class:`PreconditionRequired`
     naming ``If-Match``) rather than made to whatever is stored. Use it wherever two writers may
     change one record (operators, officers) and a lost update would go unnoticed: a stale writer
-    then learns it, where without the header the later change silently undoes the earlier."""
+    then learns it, where without the header the later change silently undoes the earlier.
+
+    ``required="once-set"``: the same once the record exists, while its first write (created only if
+    none is there) needs no header; the view decides with :func:`lscloud.errors.hold_to_version`,
+    which knows whether the record exists, and the document says so (its 428 included)."""
+    if required not in _MODES:
+        raise ValueError(f"takes_if_match(required=...) is False, True or 'once-set', not {required!r}")
+
     def declare(v: Callable) -> Callable:
-        v.__lscloud_if_match__ = "required" if required else True
+        v.__lscloud_if_match__ = _MODES[required]
         return v
     return declare if view is None else declare(view)
 

@@ -25,7 +25,7 @@ from .. import roles as _roles
 from ..context import AppState, app_state
 from ..problems import MEDIA_TYPE, PROBLEM_SCHEMA, Problem
 from ..errors import if_match_required
-from .caching import IF_MATCH_PARAMETER, IF_MATCH_REQUIRED_PARAMETER, not_a_version
+from .caching import IF_MATCH_ONCE_SET_PARAMETER, IF_MATCH_PARAMETER, IF_MATCH_REQUIRED_PARAMETER, not_a_version
 from .pathparams import parameter_schema
 
 __all__ = ["PAGE_SCHEMA", "OPENAPI_DOCUMENT_SCHEMA", "binary_schema", "responds",
@@ -282,13 +282,13 @@ def _problems(*, public: bool, has_params: bool, has_body: bool, idempotent: boo
     ``has_params``: a path or query parameter (a bad one is a 400); ``idempotent``: the view is
     ``@idempotent`` (a missing or malformed key is a 400, a key reused or in progress a 409);
     ``if_match``: the view reads ``If-Match`` (a bad or stale one is a 412, never a 400; a missing
-    one a 428 when ``"required"``); ``raw``:
+    one a 428 when ``"required"``, or ``"once-set"`` and the record exists); ``raw``:
     the media types of a :func:`~lscloud.web.bodies.raw_body` view (``()``: any, so never a 415),
     whose 413/415/422 then say what its body is refused for, ``limit`` its size limit in bytes."""
     codes = [404, 503]
     if if_match:
         codes.append(412)
-    if if_match == "required":
+    if if_match in ("required", "once-set"):
         codes.append(428)
     if has_params or has_body or idempotent:
         codes.append(400)
@@ -543,8 +543,8 @@ def build_openapi(app: Flask) -> dict:
             if_match = getattr(view, "__lscloud_if_match__", False)
             # header parameters last: path, query, header; copies, as a consumer may edit the document
             headers = (getattr(view, "__lscloud_idempotency_header__", None),
-                       (IF_MATCH_REQUIRED_PARAMETER if if_match == "required" else IF_MATCH_PARAMETER) if if_match
-                       else None)
+                       {"required": IF_MATCH_REQUIRED_PARAMETER, "once-set": IF_MATCH_ONCE_SET_PARAMETER}.get(
+                           if_match, IF_MATCH_PARAMETER) if if_match else None)
             parameters += [copy.deepcopy(h) for h in headers if h is not None]
             if parameters:
                 op["parameters"] = parameters

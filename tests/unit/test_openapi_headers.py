@@ -241,3 +241,25 @@ def test_a_required_if_match_is_a_428_naming_it_and_documented_so(tmp_path):
     example = op["responses"]["428"]["content"][MEDIA_TYPE]["example"]
     assert example["status"] == 428 and example["errors"][0]["field"] == "If-Match"
     assert "412" in op["responses"]
+
+
+def test_an_if_match_required_once_set_is_optional_and_documents_its_428(tmp_path):
+    # the first write of a record replaces nobody's; after that, a change without If-Match is a 428
+    app = create_app("things", schemas_dir=tmp_path, settings=Settings())
+
+    @app.put("/v1/things/<code>")
+    @allow("public")
+    @takes_if_match(required="once-set")
+    def put_thing(code):
+        """Set a thing at the version read."""
+        return {"version": if_match_version()}
+
+    assert app.test_client().put("/v1/things/a").get_json() == {"version": None}   # the view decides
+    op = build_openapi(app)["paths"]["/v1/things/{code}"]["put"]
+    if_match = next(p for p in op["parameters"] if p["name"] == "If-Match")
+    assert _without_description(if_match) == {"name": "If-Match", "in": "header", "required": False,
+                                              "schema": IF_MATCH_SCHEMA}
+    assert "428" in if_match["description"] and "Without it the change applies" not in if_match["description"]
+    assert {"412", "428"} <= set(op["responses"])
+    with pytest.raises(ValueError):
+        takes_if_match(required="sometimes")

@@ -22,10 +22,9 @@ TARGET_VERSIONED = {"ETag": 'The version of the commune\'s household target ("0"
 
 @bp.put(f"/v1/communes/<{COMMUNE}>/target")
 @allow("commune-officer")
-@takes_if_match
+@takes_if_match(required="once-set")
 @validate_body("community/target.json")
-@responds("community/progress.json", headers=TARGET_VERSIONED,
-          also={428: "No If-Match: a target that was set changes only at the version read (the ETag of the progress)"})
+@responds("community/progress.json", headers=TARGET_VERSIONED)
 def set_target(commune: str):
     """The commune's number of households (from its register): the base of its Resolution 49
     shares. Once set, ``If-Match`` (the ETag of the progress as read) is required: 412 when another

@@ -71,10 +71,9 @@ def read_capacity(gate_code: str, flow: str):
 
 @bp.put(f"/v1/gates/<{GATE_CODE}>/capacity/<{FLOW}>")
 @allow("gate-operator", "operator")
-@takes_if_match   # not required=True: the first override replaces nobody's (created only if none is there)
+@takes_if_match(required="once-set")   # the first override replaces nobody's (created only if none is there)
 @validate_body("border/capacity.json")
-@responds("border/capacity-result.json", headers=CAPACITY_VERSIONED,
-          also={428: "No If-Match while an override exists: read it (GET) and send its ETag"})
+@responds("border/capacity-result.json", headers=CAPACITY_VERSIONED)
 def override_capacity(gate_code: str, flow: str):
     """Override the hourly capacity of one direction (the directory's figure otherwise). Once there
     is an override, ``If-Match`` (the ETag it was read with) is required: 412 when another operator
