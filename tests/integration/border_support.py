@@ -88,6 +88,17 @@ def fn(start_function, directory):
 
 
 @pytest.fixture
+def border(start_function, directory):
+    """``border(**env)``: the border function started on the test's servers, asking the stand-in
+    directory for its gates; ``env`` holds its own ``BORDER_*`` variables."""
+
+    def _start(**env):
+        return start_function("border", peer_url_template=directory.template, function_env=env)
+
+    return _start
+
+
+@pytest.fixture
 def client(fn):
     return fn.app.test_client()
 
@@ -107,3 +118,30 @@ def idem(h: dict) -> dict:
 def ok(resp, status=200):
     assert resp.status_code == status, resp.get_data(as_text=True)
     return resp.get_json()
+
+
+def new_id() -> str:
+    return "d-" + uuid.uuid4().hex[:16]
+
+
+def in_yard(client, tok, *, gate="huu-nghi", plate="桂A·12345", nationality="CN", phone=None) -> tuple[str, str]:
+    """A truck booked at ``gate`` (living queue) and waiting in its yard: ``(declaration id, code)``;
+    ``nationality`` and ``phone``: its driver's (a Chinese driver's otherwise)."""
+    did = new_id()
+    body = declaration(did, gate=gate, trailer=None, plate=plate, booking={"mode": "living"})
+    body["driver"] = {**body["driver"], "nationality": nationality, **({"phone": phone} if phone else {})}
+    code = ok(client.post("/v1/declarations", json=body, headers=tok("enterprise", sub=TAX)), 201)["code"]
+    ok(client.post(f"/v1/declarations/{did}/arrival", headers=idem(tok("yard-operator", unit=gate))))
+    return did, code
+
+
+def called(client, tok, *, gate="huu-nghi", **truck) -> tuple[str, str]:
+    """A truck called to ``gate`` (:func:`in_yard`, then called): ``(declaration id, code)``. Trucks
+    other tests left in its yard are called first."""
+    did, code = in_yard(client, tok, gate=gate, **truck)
+    operator = tok("gate-operator", unit=gate)
+    for _ in range(20):
+        out = ok(client.post(f"/v1/gates/{gate}/calls", json={"flow": "in", "count": 10}, headers=idem(operator)))
+        if did in [c["declaration_id"] for c in out["called"]]:
+            return did, code
+    raise AssertionError(f"{did} was not called at {gate}")

@@ -745,12 +745,17 @@ def test_a_position_asked_again_costs_one_round_trip_whatever_the_number_waiting
     board = ok(client.get("/v1/gates/huu-nghi/board"))
     assert board["flows"]["in"]["waiting"] == q["position"]
 
-    # the driver's lookup: the code's GET, then the declaration's with the queue's reads once asked before
+    # the driver's lookup: the code's GET, then the declaration's with the queue's reads once asked before;
+    # the gate's traffic orders (none here: one listing) are read as they were at most LSCLOUD_PEER_FRESH_S
+    # ago, like the override: listed by the first lookup (this replica's memory of them dropped here),
+    # not by the next
     lookup = {"code": created["code"], "plate": declaration(did)["vehicle"]["tractor_plate"]}
     code = ("get", models.DeclarationCode.Meta.table)
-    told = rounds_of("/v1/lookup", ((code,), (decl,), tuple(queue_reads)), query=lookup)["queue"]
-    from functions.border.function import i18n
+    from functions.border.function import i18n, traffic
 
+    traffic._shown.drop((store.connection()[1], "huu-nghi"))
+    orders = ("list", models.OpenTrafficOrder.Meta.table)
+    told = rounds_of("/v1/lookup", ((code,), (decl,), tuple(queue_reads), (orders,)), query=lookup)["queue"]
     assert told == {**q, "rules": i18n.rules("vi")}   # the lookup tells the rules in the driver's language
     assert rounds_of("/v1/lookup", ((code, *queue_reads), (decl,)), query=lookup)["queue"] == {**q, "rules": i18n.rules("vi")}
 

@@ -16,7 +16,7 @@ from lscloud.delivery import tail
 
 import border_support
 from border_support import TAX, declaration
-from test_border_api import app, border, client, directory, fn, idem, new_id, ok, tok  # noqa: F401 - fixtures
+from border_support import border, client, directory, fn, idem, new_id, ok, tok  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
 
@@ -36,19 +36,10 @@ def directory_names(monkeypatch):
 
 
 def called_truck(http, token, nationality="CN"):
-    """A truck called at Hữu Nghị: ``(id, code, phone)``."""
-    ent = token("enterprise", sub=TAX)
-    did, phone = new_id(), "+8613" + str(uuid.uuid4().int)[:9]
-    body = declaration(did, gate=GATE, trailer=None, plate="桂A·" + str(uuid.uuid4().int)[:5],
-                       booking={"mode": "living"})
-    body["driver"] = {**body["driver"], "nationality": nationality, "phone": phone}
-    code = ok(http.post("/v1/declarations", json=body, headers=ent), 201)["code"]
-    ok(http.post(f"/v1/declarations/{did}/arrival", headers=idem(token("yard-operator", unit=GATE))))
-    gate = token("gate-operator", unit=GATE)
-    for _ in range(20):   # trucks other tests left in the yard go first
-        called = ok(http.post(f"/v1/gates/{GATE}/calls", json={"flow": "in", "count": 10}, headers=idem(gate)))
-        if did in [c["declaration_id"] for c in called["called"]]:
-            break
+    """A truck called at Hữu Nghị, its driver's own phone: ``(id, code, phone)``."""
+    phone = "+8613" + str(uuid.uuid4().int)[:9]
+    did, code = border_support.called(http, token, gate=GATE, plate="桂A·" + str(uuid.uuid4().int)[:5],
+                                      nationality=nationality, phone=phone)
     return did, code, phone
 
 
@@ -113,8 +104,13 @@ def test_a_missed_call_is_over_and_no_call_is_a_404(border, tok):  # noqa: F811
     did, _, phone = called_truck(http, tok, nationality="VN")
     r = http.get(recipient(did), headers=notifier)
     assert r.status_code == 410 and phone not in r.get_data(as_text=True)
-    ok(http.post(f"/v1/gates/{GATE}/sweep", headers=tok("gate-operator", unit=GATE)))
+    ok(http.post(f"/v1/gates/{GATE}/sweep", headers=tok("gate-operator", sub="gate-op-7", unit=GATE)))
     assert http.get(recipient(did), headers=notifier).status_code == 410   # back in the yard
+    # the platform's move, made as its clock makes it; who asked for it named beside
+    trail = ok(http.get(f"/v1/declarations/{did}/audit", headers=tok("auditor")))
+    missed = [e for e in trail["items"] if e["action"] == "miss_call"]
+    assert [(e["actor"]["kind"], e["details"]["asked_by"]) for e in missed] == [
+        ("system", {"kind": "gate-operator", "sub": "gate-op-7", "unit": GATE})], missed
 
     never = new_id()
     ok(http.post("/v1/declarations", json=declaration(never, gate=GATE), headers=tok("enterprise", sub=TAX)), 201)

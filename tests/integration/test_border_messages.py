@@ -15,7 +15,7 @@ import pytest
 from lscloud.delivery import tail
 from lscloud.store.errors import StoreUnavailable
 
-from border_support import client, declaration, directory, DirectoryStub, fn, idem, ok, TAX, tok  # noqa: F401
+from border_support import client, declaration, directory, DirectoryStub, fn, idem, in_yard, ok, TAX, tok  # noqa: F401
 from functions.border.function import booking, i18n, models, queue
 
 pytestmark = pytest.mark.integration
@@ -27,22 +27,6 @@ ZH = {"Accept-Language": "zh-CN,zh;q=0.9"}
 
 def new_id() -> str:
     return "d-" + uuid.uuid4().hex[:16]
-
-
-def driver(nationality: str) -> dict:
-    return {"name": "Driver", "nationality": nationality, "id_type": "passport", "id_number": "P1234567",
-            "phone": "+66 81 234 5678" if nationality == "TH" else "+84 912 345 678"}
-
-
-def in_yard(client, tok, *, nationality="CN", plate="桂A·12345") -> tuple[str, str]:
-    """A truck booked at Hữu Nghị and waiting in its yard: (declaration id, code)."""
-    did = new_id()
-    body = declaration(did, plate=plate, trailer=None, booking={"mode": "living"})
-    if nationality != "CN":
-        body["driver"] = driver(nationality)
-    created = ok(client.post("/v1/declarations", json=body, headers=tok("enterprise", sub=TAX)), 201)
-    ok(client.post(f"/v1/declarations/{did}/arrival", headers=idem(tok("yard-operator", unit="huu-nghi"))))
-    return did, created["code"]
 
 
 # -- traffic orders -------------------------------------------------------------------------------------

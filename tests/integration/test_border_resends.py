@@ -16,7 +16,7 @@ from lscloud import events
 from lscloud.delivery import tail
 from lscloud.store.errors import StoreUnavailable
 
-from border_support import client, declaration, directory, DirectoryStub, fn, idem, ok, TAX, tok  # noqa: F401
+from border_support import client, declaration, directory, DirectoryStub, fn, idem, in_yard, ok, TAX, tok  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -154,19 +154,9 @@ def test_capacity_overrides_change_only_the_version_read(client, fn, tok):
 
 # -- the driver's lookup ------------------------------------------------------------------------------
 
-def called_truck(client, tok, plate: str) -> tuple[str, str]:
-    """A truck at Hữu Nghị called to the gate: (declaration id, code)."""
-    did = "d-" + uuid.uuid4().hex[:16]
-    created = ok(client.post("/v1/declarations", json=declaration(did, plate=plate, trailer=None,
-                                                                    booking={"mode": "living"}),
-                             headers=tok("enterprise", sub=TAX)), 201)
-    ok(client.post(f"/v1/declarations/{did}/arrival", headers=idem(tok("yard-operator", unit="huu-nghi"))))
-    return did, created["code"]
-
-
 def test_the_lookup_tells_a_traffic_police_hold_instead_of_go_now(client, tok):
-    did, code = called_truck(client, tok, "桂A·11111")
-    other, other_code = called_truck(client, tok, "桂A·22222")
+    did, code = in_yard(client, tok, plate="桂A·11111")
+    other, other_code = in_yard(client, tok, plate="桂A·22222")
     ok(client.post("/v1/gates/huu-nghi/calls", json={"flow": "in", "count": 2},
                    headers=idem(tok("gate-operator", unit="huu-nghi"))))
     query = {"code": code, "plate": "桂A11111"}

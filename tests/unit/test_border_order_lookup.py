@@ -1,6 +1,8 @@
 """The driver's lookup with the traffic police's orders, from the domain alone: a hold that holds
 takes the status's place in every language, a later ``proceed`` lifts it, an expired order is not
-told, and nothing of the order's other recipients reaches the driver."""
+told, an order the declaration is not among the recipients of is not told, and nothing of the
+order's other recipients reaches the driver. The orders are the gate's, as the lookup holds them
+(:func:`.traffic.as_shown`): the declaration keeps none."""
 
 from __future__ import annotations
 
@@ -13,18 +15,22 @@ WHERE = {"slot": None, "queue": None}
 
 
 def called(*orders: dict) -> dict:
+    """A called declaration, with the gate's ``orders`` the lookup would hold for it (``_orders``)."""
     return {"id": "d-0001", "code": "LSABC1234", "status": "called", "gate": "huu-nghi", "direction": "import",
             "flow": "in", "vehicle": {"tractor_plate": "桂A·12345"}, "driver": {"nationality": "CN"},
-            "call": {"deadline": "2030-01-01T03:00:00Z"}, "traffic_orders": list(orders)}
+            "call": {"deadline": "2030-01-01T03:00:00Z"}, "_orders": [traffic.as_shown(o) for o in orders]}
 
 
-def kept(kind: str, at: str, **fields) -> dict:
+def kept(kind: str, at: str, to=("d-0001", "d-other"), **fields) -> dict:
+    """An order as stored: issued at ``at`` to the declarations ``to``."""
     return {"id": f"to-{kind}-{at[-7:-5]}", "gate": "huu-nghi", "kind": kind, "message_vi": f"{kind} vi",
-            "message_zh": f"{kind} 中文", "issued_at": at, **fields}
+            "message_zh": f"{kind} 中文", "issued_at": at, "by": "officer-1",
+            "recipients": [{"declaration_id": d, "code": "LSX", "plate": "桂A·99999", "language": "zh"} for d in to],
+            **fields}
 
 
 def told(doc: dict, lang: str) -> dict:
-    return lookup.answer(doc, WHERE, lang, traffic.open_for(doc, lang))
+    return lookup.answer(doc, WHERE, lang, traffic.open_for(doc, lang, doc["_orders"]))
 
 
 def test_a_hold_takes_the_place_of_go_now_in_every_language():
@@ -46,11 +52,21 @@ def test_a_later_proceed_lifts_the_hold_and_an_expired_order_is_not_told():
     assert [o["kind"] for o in lifted["traffic_orders"]] == ["proceed", "hold"]
     gone = told(called(kept("hold", "2020-01-01T01:00:00.000Z", valid_until="2020-01-01T02:00:00Z")), "zh")
     assert gone["traffic_orders"] == [] and gone["status_text"].startswith("已叫号")
+    # no end named: it holds a day from its issue
+    assert told(called(kept("hold", "2020-01-01T01:00:00.000Z")), "zh")["traffic_orders"] == []
+
+
+def test_an_order_to_other_declarations_is_not_told():
+    theirs = told(called(kept("hold", "2030-01-01T01:00:00.000Z", to=("d-other",))), "zh")
+    assert theirs["traffic_orders"] == [] and theirs["status_text"].startswith("已叫号")
+    mine = told(called(kept("hold", "2030-01-01T01:00:00.000Z")), "zh")["traffic_orders"]
+    assert "d-other" not in str(mine) and "桂A" not in str(mine) and "officer-1" not in str(mine)
 
 
 def test_a_finished_declaration_tells_no_order():
     doc = {**called(kept("hold", "2030-01-01T01:00:00.000Z")), "status": "exited"}
-    assert traffic.open_for(doc, "vi") == []
+    assert traffic.open_for(doc, "vi", doc["_orders"]) == []
+    assert traffic.told_to(doc, "vi", 3600) == []   # nor are its gate's orders read for it
 
 
 def test_every_kind_of_order_reads_in_the_three_languages():

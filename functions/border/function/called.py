@@ -59,7 +59,7 @@ def recipient(gate_code: str, declaration_id: str, read_gate: Callable[[], dict]
     names = gates.names(read_gate())
     at = due.astimezone(queue.TZ).strftime("%H:%M")
     return {"declaration_id": doc["id"], "code": doc["code"], "gate": doc["gate"], "flow": doc["flow"],
-            "deadline": call["deadline"], "language": i18n.of_nationality(doc["driver"].get("nationality")),
+            "deadline": call["deadline"], "language": i18n.of_driver(doc),
             "driver_phone": doc["driver"].get("phone"),
             "messages": {lang: i18n.t("called_notice", lang, code=doc["code"], gate=names[lang] or doc["gate"],
                                       deadline=at) for lang in i18n.LANGUAGES}}

@@ -79,24 +79,23 @@ def accept(headers: Mapping[str, str], body: bytes, device: Actor,
     return out
 
 
-def _first_sent(device: Actor, type_: str, data: dict) -> bool:
+def _first_sent(device: Actor, type_: str, data: dict) -> None:
     """Keep what the device sends under a reading id (keyed digests per field, create-only), or judge
-    it against what it sent first: True for the first sending, False for the same reading sent again
-    (published again under its id: a run cut before the publish is finished, a repeat is dropped
-    downstream); other data under the id (a weighbridge whose counter restarted) is the 409 naming
-    the fields (``/data/gross_kg``), never their values. Without it the second reading was answered
+    it against what it sent first: the same reading sent again passes (published again under its
+    id: a run cut before the publish is finished, a repeat is dropped downstream); other data under
+    the id (a weighbridge whose counter restarted) is the 409 naming the fields (``/data/gross_kg``),
+    never their values. Without it the second reading was answered
     202 and then dropped as a duplicate of the first."""
     sent, salt = {"type": type_, "data": data}, f"border-device-sent\n{device.sub}\n{data['reading_id']}"
     try:
         DeviceSent(device.sub, data["reading_id"], fields=resends.digests(sent, salt),
                    expires_at=now() + timedelta(seconds=READING_KEPT_S)).save()
-        return True
+        return
     except ConditionalCheckFailed:
         first = DeviceSent.get(device.sub, data["reading_id"]).fields
     differ = resends.changed(first, sent, salt)
     if differ:
         raise resends.IdReused(differ)
-    return False
 
 
 # -- delivered back ---------------------------------------------------------------------------------

@@ -101,3 +101,9 @@ def rules(lang: str) -> list[str]:
 
 def of_nationality(nationality: str | None) -> str:
     return NATIONALITY.get(nationality or "", "en")
+
+
+def of_driver(doc: dict) -> str:
+    """The language the declaration ``doc``'s driver is texted in (:data:`NATIONALITY`); a
+    declaration with no driver's nationality (none given, or minimised) reads English."""
+    return of_nationality((doc.get("driver") or {}).get("nationality"))

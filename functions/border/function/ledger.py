@@ -69,6 +69,9 @@ def view(doc: dict, actor: Actor) -> dict:
     """The declaration as answered to ``actor``: with what it may do next (:func:`.scopes.offered`)
     and who still has to decide."""
     out = copy.deepcopy(doc)
+    # an earlier release wrote traffic orders onto their recipients' declarations; not the record's
+    # (schemas/border/declaration.json): the driver's lookup reads them from the orders
+    out.pop("traffic_orders", None)
     out["allowed_actions"] = scopes.offered(actor, doc)
     out["pending_agencies"] = clearance.pending_agencies(doc)
     out["release_blockers"] = clearance.release_blockers(doc) if doc["status"] == "under_inspection" else []

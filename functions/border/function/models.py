@@ -29,7 +29,10 @@ DeviceSent             device id / reading id                    create-only: wh
                                                                  id (keyed digests), so a resend is told from a
                                                                  reuse; kept 8 days
 CapacityOverride       gate / <flow>                             If-Match (operator's override), its version the ETag
-TrafficOrder           gate / order id                           create-only; its own idempotency record
+TrafficOrder           gate / order id                           create-only; its own idempotency record (kept:
+                                                                 the police's order as issued)
+OpenTrafficOrder       gate / order id                           create-only, before its order: the gate's orders
+                                                                 that still hold, for the driver's lookup (working)
 StaleDue               local day / <look µs>_<id>                create-only: when the lapse sweep looks
                                                                  at a declaration that may lapse (working)
 StaleCursor            "day-index"                               If-Match: how far the sweep read DayIndex
@@ -274,6 +277,10 @@ class CapacityOverride(Model):
     version = A.VersionAttribute()
 
 
+ORDER_KEPT_S = 86_400
+"""How long a traffic order holds when it names no end (``valid_until``): a day's traffic."""
+
+
 class TrafficOrder(Model):
     class Meta:
         table = "border-traffic-orders"
@@ -284,6 +291,19 @@ class TrafficOrder(Model):
     # what the issuing request was (keyed digests only, lscloud.idempotency.first_request): the order
     # is its own idempotency record; null for an order stored before
     request = A.JSONAttribute(null=True)
+
+
+class OpenTrafficOrder(Model):
+    """A traffic order that still holds, listed per gate by the driver's lookup (:mod:`.traffic`):
+    gone, by its lifetime, when the order stops holding; the order itself stays a record."""
+
+    class Meta:
+        table = "border-open-traffic-orders"
+        ttl_max_s = 31 * 86_400   # an order's valid_until is at most a month ahead (its schema)
+
+    gate = A.UnicodeAttribute(hash_key=True)
+    id = A.UnicodeAttribute(range_key=True)
+    expires_at = A.TTLAttribute()
 
 
 class StaleDue(Model):

@@ -61,21 +61,23 @@ def _queue_reads(qn: str, key: str, read: Callable[[], dict] | None = None, sent
         return doc, same_part, tally.counts(qn)
 
 
-def position(doc: dict, settings, read: tuple | None = None) -> dict | None:
+def position(doc: dict, settings, read: tuple | None = None,
+             read_gate: Callable[[str], dict] | None = None) -> dict | None:
     """Where an in-yard truck stands and why (None for a truck not in the yard queue).
 
     After the declaration's own read, one round trip: the queue's tally and the listing of the
     truck's own slot part go out at once (or were read already, ``read``: see :func:`where_read`).
     The directory's gate and its capacity override (which only change the expected wait) are read
-    as they were at most ``settings.peer_fresh_s`` ago (from memory, asked again once per bound).
-    How many trucks wait does not change what it costs."""
+    as they were at most ``settings.peer_fresh_s`` ago (from memory, asked again once per bound);
+    ``read_gate(code)``: the directory's gate as the caller reads it (its own read, kept for its
+    answer). How many trucks wait does not change what it costs."""
     slot = held_slot(doc)
     if slot is None:
         return None
     qn, key = slot
     same_part, counts = read if read is not None else _queue_reads(qn, key)[1:]
     # from memory but once per bound (a thread of its own would cost more than it saves)
-    gate = gates.gate(settings, doc["gate"])
+    gate = read_gate(doc["gate"]) if read_gate is not None else gates.gate(settings, doc["gate"])
     per_hour = capacity.with_override(gate, doc["flow"],
                                       capacity.override_shown(doc["gate"], doc["flow"], settings.peer_fresh_s))
     if counts is None:   # a queue from before its tally: listed
@@ -93,7 +95,8 @@ HINTS: LRU[str, tuple[str, str]] = LRU(8192)
 
 
 def where_read(read: Callable[[], dict], settings, asked_as: str,
-               located: Callable[[], tuple[str, str]] | None = None) -> tuple[dict, dict]:
+               located: Callable[[], tuple[str, str]] | None = None,
+               read_gate: Callable[[str], dict] | None = None) -> tuple[dict, dict]:
     """The declaration ``read()`` gives (it raises for a caller who may not see it) and :func:`where`
     it stands, for a truck asked about again and again (a driver's app polling, the public lookup).
 
@@ -102,7 +105,8 @@ def where_read(read: Callable[[], dict], settings, asked_as: str,
     trip instead of two after it, and count if the declaration then holds the slot they were read
     for (else they are read again for the slot it holds). ``located()``: where ``read()`` reads the
     declaration (``Model.located``), when the question names it, so its GET goes out with the
-    tally's. Read at once or one after the other, every read is made within the request, as before."""
+    tally's. Read at once or one after the other, every read is made within the request, as before.
+    ``read_gate``: see :func:`position`."""
     hint = HINTS.get(asked_as)
     early = None
     if hint is None:
@@ -118,7 +122,7 @@ def where_read(read: Callable[[], dict], settings, asked_as: str,
         HINTS.pop(asked_as)
     else:
         HINTS.put(asked_as, slot)
-    return doc, where(doc, settings, early if early is not None and slot == hint else None)
+    return doc, where(doc, settings, early if early is not None and slot == hint else None, read_gate)
 
 
 def board(gate_code: str, gate: dict, lang: str = "vi") -> dict:
@@ -248,8 +252,12 @@ def call_next(gate_code: str, flow: str, count: int, actor: Actor, minutes: int)
     return called
 
 
-def sweep_calls(gate_code: str, flow: str, actor: Actor = lifecycle.SYSTEM) -> list[Outcome]:
-    """Trucks whose call deadline passed: back to the yard queue once, then expired."""
+def sweep_calls(gate_code: str, flow: str, actor: Actor = lifecycle.SYSTEM,
+                asked_by: Actor | None = None) -> list[Outcome]:
+    """Trucks whose call deadline passed: back to the yard queue once, then expired. ``asked_by``:
+    who asked for the sweep (an operator's ``POST /v1/gates/{gate}/sweep``), named in each move's
+    audit details; the move stays the platform's (``actor``)."""
+    asked = {"asked_by": ledger.event_actor(asked_by).as_dict()} if asked_by is not None else {}
     qn = queue_name(gate_code, flow)
     out = []
     at = now()
@@ -261,7 +269,7 @@ def sweep_calls(gate_code: str, flow: str, actor: Actor = lifecycle.SYSTEM) -> l
             action = queue.after_missed_call(c.get("misses", 0))
             c["misses"] = c.get("misses", 0) + 1
             t = lifecycle.apply(doc, action, actor, at=at, reason="not at the gate within the call deadline",
-                                details={"deadline": c["deadline"], "misses": c["misses"]})
+                                details={"deadline": c["deadline"], "misses": c["misses"], **asked})
             if action == "miss_call":
                 doc["booking"]["queue_key"] = queue_key_of(doc, at)
             return [t]
@@ -273,11 +281,12 @@ def sweep_calls(gate_code: str, flow: str, actor: Actor = lifecycle.SYSTEM) -> l
     return out
 
 
-def sweep_gate(gate_code: str, actor: Actor = lifecycle.SYSTEM) -> list[Outcome]:
-    """Apply the missed call deadlines of one gate, both flows (``POST /v1/gates/{gate}/sweep``)."""
+def sweep_gate(gate_code: str, actor: Actor = lifecycle.SYSTEM, asked_by: Actor | None = None) -> list[Outcome]:
+    """Apply the missed call deadlines of one gate, both flows (``POST /v1/gates/{gate}/sweep``;
+    ``asked_by``: see :func:`sweep_calls`)."""
     missed = []
     for flow in FLOWS:
-        missed += sweep_calls(gate_code, flow, actor)
+        missed += sweep_calls(gate_code, flow, actor, asked_by)
     return missed
 
 
@@ -312,9 +321,10 @@ def reach_gate(declaration_id: str, actor: Actor, gate_code: str | None = None) 
     return out
 
 
-def where(doc: dict, settings, read: tuple | None = None) -> dict:
+def where(doc: dict, settings, read: tuple | None = None,
+          read_gate: Callable[[str], dict] | None = None) -> dict:
     """A truck's place: its slot, its call, and its position in the yard queue (asked of the
-    directory's gate only while it is in the yard; ``read``: see :func:`position`)."""
-    pos = position(doc, settings, read) if doc["status"] == "in_yard" else None
+    directory's gate only while it is in the yard; ``read``, ``read_gate``: see :func:`position`)."""
+    pos = position(doc, settings, read, read_gate) if doc["status"] == "in_yard" else None
     return {"declaration_id": doc["id"], "code": doc["code"], "status": doc["status"],
             "slot": (doc.get("booking") or {}).get("slot"), "call": doc.get("call"), "queue": pos}

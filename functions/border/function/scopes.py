@@ -140,6 +140,8 @@ ACTION_ROUTES = {
 }
 """The endpoint through which each of the machine's actions is taken. An action not here (``create``,
 from no declaration; ``lapse``, the platform's clock) is offered to no caller."""
+SWEPT = frozenset({"miss_call", "expire"})
+"""The actions the sweep takes (``POST /v1/gates/{gate}/sweep``): as the platform's, for whoever asks."""
 
 
 @functools.cache
@@ -159,19 +161,20 @@ def _swept(doc: dict) -> str | None:
 def may_take(actor: Actor, doc: dict, action: str) -> bool:
     """Whether ``actor`` gets past every check the route taking ``action`` makes on ``doc``: its door
     (access.yaml), the machine's actors and agency, the gate in a gate-bound token, an officer's own
-    agency's step; the missed-call moves only when the sweep would make them."""
+    agency's step; the missed-call moves only when the sweep would make them, and then to anyone its
+    route admits (it applies them as the platform's, :data:`.lifecycle.SYSTEM`, whoever asks)."""
     route = ACTION_ROUTES.get(action)
     row = _access().row(*route) if route else None
     if row is None or not row.admits(actor.kind):
         return False
     try:
-        lifecycle.check(doc, action, actor)
+        lifecycle.check(doc, action, lifecycle.SYSTEM if action in SWEPT else actor)
         at_gate(actor, doc["gate"])
         if route == DECISIONS:
             agency_step(actor, doc)
     except (NotPermitted, IllegalTransition, WrongGate, NotYourStep):
         return False
-    return action not in ("miss_call", "expire") or _swept(doc) == action
+    return action not in SWEPT or _swept(doc) == action
 
 
 def offered(actor: Actor, doc: dict) -> list[str]:

@@ -12,20 +12,26 @@ stored order and the officer's answer (border's own bucket: the police know the 
 
 The order is its own idempotency record (``in_record``): it keeps the issuing request's stamp, so the
 officer's resend after a cut run is answered with the stored order and its event published again
-(:func:`resend`), and its id reused with another body, by anyone, is the 409 naming the fields. Each
-recipient's declaration keeps the order's texts (``traffic_orders``, its last :data:`KEPT` orders):
-the driver's lookup tells those that still hold (:func:`open_for`) from the declaration it reads
-anyway, at no read of its own."""
+(:func:`resend`), and its id reused with another body, by anyone, is the 409 naming the fields.
+
+Issuing an order writes no declaration: an order holds until its ``valid_until`` (else
+:data:`~.models.ORDER_KEPT_S`), listed while it holds among its gate's open orders (an entry of its own
+lifetime; the order stays a record); the driver's lookup finds the orders naming its declaration
+among those (:func:`shown`, read as they were at most
+``LSCLOUD_PEER_FRESH_S`` ago, as a capacity override is). Declarations an earlier release wrote the
+orders onto keep a ``traffic_orders`` member nothing reads (:func:`.ledger.view` leaves it out)."""
 
 from __future__ import annotations
 
-from lscloud import errors, events, outbox, resends
-from lscloud.aggregate import NoChange
+from datetime import datetime, timedelta
+
+from lscloud import errors, events, freshness, outbox, resends, store
+from lscloud.aggregate import save_quietly
 from lscloud.statemachine import Actor, iso, now, parse_iso
 from lscloud.store import ConditionalCheckFailed, DoesNotExist, InvalidKey
 
 from . import i18n, ledger, lifecycle, queueing
-from .models import TrafficOrder
+from .models import ORDER_KEPT_S, OpenTrafficOrder, TrafficOrder
 
 # Each text goes out as one SMS. Vietnamese with diacritics and Chinese are sent in UCS-2: 70
 # characters in a single part, 67 per part once split (the rest of each part is the concatenation
@@ -109,45 +115,36 @@ def issue(body: dict, actor: Actor, request: dict | None = None) -> dict:
     ids = body.get("declaration_ids") or queueing.waiting_declarations(
         body["gate"], [body["flow"]] if body.get("flow") else queueing.FLOWS)
     recipients = [{"declaration_id": doc["id"], "code": doc["code"], "plate": doc["vehicle"]["tractor_plate"],
-                   "language": i18n.of_nationality(doc["driver"]["nationality"])}
+                   "language": i18n.of_driver(doc)}
                   for doc in ledger.docs(ids)
                   if doc["gate"] == body["gate"] and doc["status"] not in lifecycle.TERMINAL]
     check_messages(body, recipients)
-    order = {**body, "by": actor.sub, "issued_at": iso(now()), "recipients": recipients}
+    at = now()
+    order = {**body, "by": actor.sub, "issued_at": iso(at), "recipients": recipients}
+    # listed for the drivers' lookups while it holds, written first: an order is never stored unlisted
+    # (an entry whose order was refused names one that exists: the lookup reads the order itself)
+    save_quietly(OpenTrafficOrder(body["gate"], body["id"], expires_at=holds_until(order)))
     try:
         TrafficOrder(body["gate"], body["id"], data=order, request=request).save()
     except ConditionalCheckFailed:
         raise OrderExists(f"Traffic order {body['id']!r} already exists.",
                           detail_vi="Lệnh điều tiết này đã tồn tại.") from None
+    finally:   # this replica's drivers see it at once (or, its write unknown, as the store has it)
+        _shown.drop((store.connection()[1], body["gate"]))
     _announce(order, actor)
     return order
 
 
-KEPT = 10
-"""The orders a declaration keeps for its driver's lookup, newest last."""
-TOLD = ("id", "gate", "kind", "message_vi", "message_zh", "message_en", "issued_at", "valid_until")
-"""What of an order its recipients' declarations keep: nothing of the other recipients."""
+def holds_until(order: dict) -> datetime:
+    """Until when the order holds: its ``valid_until``, else :data:`~.models.ORDER_KEPT_S` after it
+    was issued."""
+    until = order.get("valid_until")
+    return parse_iso(until) if until else parse_iso(order["issued_at"]) + timedelta(seconds=ORDER_KEPT_S)
 
 
 def _announce(order: dict, actor: Actor) -> None:
-    """Put the order on each recipient's declaration and publish it: after the order's write, and
-    again for its resend (a run cut between them left the drivers untold). Both hold when repeated:
-    a declaration that has the order already is not written, the event keeps its id (JetStream and
-    consumers drop a repeat)."""
-    told = {k: order[k] for k in TOLD if k in order}
-
-    def op(doc):
-        kept = doc.get("traffic_orders") or []
-        if doc["status"] in lifecycle.TERMINAL or any(o["id"] == told["id"] for o in kept):
-            raise NoChange()
-        doc["traffic_orders"] = [*kept, told][-KEPT:]
-        return [], told
-
-    for r in order["recipients"]:
-        try:
-            ledger.RECORDS.mutate(r["declaration_id"], op)
-        except DoesNotExist:   # erased since the order named it: nobody left to tell
-            continue
+    """Publish the order: after its write, and again for its resend (a run cut between them left the
+    drivers untold). The event keeps its id, so JetStream and consumers drop a repeat."""
     outbox.publish([events.new_event(ISSUED, ledger.RECORDS.source, event_data(order, actor), subject=order["id"],
                                      # an order's id is its gate's: the same id at two gates is two orders
                                      id=f"traffic-order.{order['gate']}.{order['id']}")])
@@ -189,28 +186,71 @@ def recipients(gate_code: str, order_id: str) -> dict:
     def one(r: dict) -> dict:
         doc = docs.get(r["declaration_id"])
         # an order stored before recipients had a language: the driver's, as issuing judges it now
-        language = r.get("language") or (i18n.of_nationality(doc["driver"]["nationality"]) if doc else "vi")
+        language = r.get("language") or (i18n.of_driver(doc) if doc else "vi")
         return {"declaration_id": r["declaration_id"], "code": r["code"], "language": language,
                 "driver_phone": doc["driver"].get("phone") if doc else None}
 
     return {"id": order["id"], "gate": order["gate"], "recipients": [one(r) for r in order["recipients"]]}
 
 
-def open_for(doc: dict, lang: str) -> list[dict]:
-    """The traffic orders the declaration ``doc`` keeps that still hold (no ``valid_until``, or one
-    still to come), newest first, each as its driver reads it: kind, the text in ``lang`` (else in
-    the language the driver was texted in, else Vietnamese), when. Nothing of the other drivers the
-    order went to; a finished declaration has none left to obey."""
+TOLD = ("id", "kind", "message_vi", "message_zh", "message_en", "issued_at", "valid_until")
+"""What of an order the lookup holds in memory and tells: nothing of its recipients but their ids."""
+
+# (bucket, gate) -> the gate's orders that held when this replica last read them
+_shown = freshness.Revalidating(256)
+
+
+def as_shown(order: dict) -> dict:
+    """The stored ``order`` as the lookup holds it (:data:`TOLD`): until when it holds (``until``),
+    its recipients' declaration ids (``to``)."""
+    return {**{k: order[k] for k in TOLD if k in order}, "until": iso(holds_until(order)),
+            "to": frozenset(r["declaration_id"] for r in order["recipients"])}
+
+
+def _holding_at(gate_code: str) -> list[dict]:
+    # the gate's open entries (an expired one not swept yet does no harm: its order is judged by itself)
+    at, held = now(), []
+    for order_id in OpenTrafficOrder.query_keys(gate_code, expired_too=True):
+        try:
+            order = TrafficOrder.get(gate_code, order_id).data
+        except DoesNotExist:   # its order's create was refused or cut: nothing to tell
+            continue
+        if holds_until(order) > at:
+            held.append(as_shown(order))
+    return held
+
+
+def shown(gate_code: str, fresh_s: float) -> list[dict]:
+    """The orders at the gate that held when read, at most ``fresh_s`` ago (the platform's bound for
+    reference data, ``LSCLOUD_PEER_FRESH_S``): one listing of the gate's orders per bound, whatever
+    the number of drivers asking; an order issued on this replica shows at once, on another within
+    the bound. Each with its recipients' declaration ids (``to``), for :func:`open_for`."""
+    _, bucket = store.connection()
+    return _shown.get((bucket, gate_code), lambda _etag: ("read", _holding_at(gate_code), fresh_s))
+
+
+def told_to(doc: dict, lang: str, fresh_s: float) -> list[dict]:
+    """:func:`open_for` the declaration ``doc`` among its gate's orders (:func:`shown`); a finished
+    declaration has none left to obey, and its gate's orders are not read for it."""
+    if doc["status"] in lifecycle.TERMINAL:
+        return []
+    return open_for(doc, lang, shown(doc["gate"], fresh_s))
+
+
+def open_for(doc: dict, lang: str, orders: list[dict]) -> list[dict]:
+    """The orders among ``orders`` (:func:`shown`) naming the declaration ``doc`` that still hold,
+    newest first, each as its driver reads it: kind, the text in ``lang`` (else in the language the
+    driver was texted in, else Vietnamese), when. Nothing of the other drivers the order went to; a
+    finished declaration has none left to obey."""
     if doc["status"] in lifecycle.TERMINAL:
         return []
     at = now()
     out = []
-    for order in doc.get("traffic_orders") or []:
-        until = order.get("valid_until")
-        if until and parse_iso(until) <= at:
+    for order in orders:
+        if doc["id"] not in order["to"] or parse_iso(order["until"]) <= at:
             continue
-        said = next(x for x in (lang, i18n.of_nationality((doc.get("driver") or {}).get("nationality")), "vi")
-                    if order.get(f"message_{x}"))
+        until = order.get("valid_until")
+        said = next(x for x in (lang, i18n.of_driver(doc), "vi") if order.get(f"message_{x}"))
         out.append({"id": order["id"], "kind": order["kind"], "language": said, "message": order[f"message_{said}"],
                     "issued_at": order["issued_at"], "valid_until": until})
     return sorted(out, key=lambda o: o["issued_at"], reverse=True)

@@ -50,10 +50,12 @@ def call_trucks(gate_code: str):
 @responds("border/calls-result.json")
 def sweep_missed_calls(gate_code: str):
     """Apply missed call deadlines now (the platform clock's tick does it for every gate each minute)."""
-    scopes.at_gate(actor(), gate_code)
+    who = actor()
+    scopes.at_gate(who, gate_code)
     # the deadlines are the platform's rule, applied as the clock's tick applies them whoever asks
-    # (an operator may ask; the state machine lets no operator expire a call by hand)
-    return jsonify({"called": [], "missed": _missed(queueing.sweep_gate(gate_code))})
+    # (an operator may ask; the state machine lets no operator expire a call by hand): the audit
+    # names the system as the mover and who asked in its details
+    return jsonify({"called": [], "missed": _missed(queueing.sweep_gate(gate_code, asked_by=who))})
 
 
 CAPACITY_VERSIONED = {"ETag": 'The override\'s version ("0": none yet): send it in If-Match to change it'}

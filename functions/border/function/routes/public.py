@@ -57,10 +57,12 @@ def driver_lookup():
     """A driver's status and queue position by declaration code + plate, in vi / zh / en."""
     lang = i18n.pick(request.headers.get("Accept-Language"))
     code, plate = g.query["code"], g.query["plate"]
+    # the directory's gate, read once: for an in-yard truck's expected wait, and for the gate's name
+    read_gate = functools.cache(gate)
     doc, where = queueing.where_read(lambda: lookup.find(code, plate, lang), platform(),
-                                     "code:" + lookup.normal_code(code))
-    resp = jsonify(lookup.answer(doc, where, lang, traffic.open_for(doc, lang), lookup.gate_name(
-        lambda: gate(doc["gate"]), lang)))
+                                     "code:" + lookup.normal_code(code), read_gate=read_gate)
+    orders = traffic.told_to(doc, lang, platform().peer_fresh_s)
+    resp = jsonify(lookup.answer(doc, where, lang, orders, lookup.gate_name(lambda: read_gate(doc["gate"]), lang)))
     resp.headers["Content-Language"] = lang
     resp.headers["Vary"] = "Accept-Language"
     resp.headers["Cache-Control"] = "no-store"
