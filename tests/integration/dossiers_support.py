@@ -1,11 +1,17 @@
 """Helpers for the dossiers tests: stand-ins for the peers the function asks over HTTP (the
 `procedures` catalogue and the `directory`), answering exactly like their contracts (strong ETag,
-304, 404 problems); tokens; small valid files."""
+304, 404 problems); tokens; small valid files.
+
+A module takes the fixtures (``dossier_peers``, ``dossiers``) by importing them by name (``from
+dossiers_support import dossiers  # noqa: F401``, with ``# ruff: noqa: F811`` at its top: pytest
+hands them in as parameters), and defines its own where it differs."""
 
 from __future__ import annotations
 
+import pytest
 from werkzeug.wrappers import Request, Response
 
+from lscloud import runtime
 from peer_stubs import Served, conditional_json
 
 
@@ -64,6 +70,24 @@ class PeerStub(Served):
             return Response('{"status":404,"title":"Not found"}', status=404, mimetype="application/problem+json")
 
         super().__init__(app)
+
+
+@pytest.fixture(scope="module")
+def dossier_peers():
+    """The :class:`PeerStub` the dossiers function asks, one per test module (its ``hits`` count
+    across the module's tests)."""
+    stub = PeerStub()
+    yield stub
+    stub.stop()
+
+
+@pytest.fixture
+def dossiers(start_function, dossier_peers):
+    """A test client of the dossiers function started against ``dossier_peers``, its stream there
+    (a move publishes to it)."""
+    started = start_function("dossiers", peer_url_template=dossier_peers.template)
+    runtime.current().bus.ensure_stream()
+    return started.app.test_client()
 
 
 def pdf(text: str) -> bytes:

@@ -1,13 +1,43 @@
 """CloudEvents as the functions the IOC listens to publish them: each one's data keeps its
 producer's contract in ``schemas/events/`` (a unit test holds every builder to it). Built here,
-published on the real bus by the IOC's tests."""
+published on the real bus by the IOC's tests.
+
+Also what the IOC's integration tests share: the ``no_peers`` fixture (a module takes it by
+importing it by name, ``from ioc_support import no_peers  # noqa: F401``, with ``# ruff: noqa: F811``
+at its top), :func:`deliver`, and :func:`misordered`."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from functions.reports.function.reports import new_id as report_id  # noqa: F401 - ids as reports issues them
-from lscloud import events, workdays
+from lscloud import auth, events, workdays
+
+
+@pytest.fixture
+def no_peers() -> str:
+    """A peer URL nothing answers at (not the default :8080, where someone's `lscloud up` may run)."""
+    from lscloud.local.servers import free_port
+
+    return f"http://127.0.0.1:{free_port()}/{{name}}"
+
+
+def deliver(client, rt, event) -> dict:
+    """``event`` posted to the IOC's /events as the platform delivers it; its 200 answer."""
+    headers, body = events.to_binary_http(event)
+    r = client.post("/events", data=body, headers={**headers, **auth.delivery_headers(rt.settings.replace(service="ioc"))})
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()
+
+
+def misordered(source: str, ids: list[str]) -> bool:
+    """Whether the digests of these event ids (as the facts' ids are made) put the last move anywhere
+    but last: where ordering a second's moves by ``(second, id)`` went wrong."""
+    digests = [hashlib.sha256(f"{source}\n{i}".encode()).hexdigest() for i in ids]
+    return max(digests) != digests[-1]
 
 BORDER_FACT = {"submitted": "declaration.submitted", "cleared": "declaration.cleared", "exited": "truck.exited",
                "refused": "declaration.refused", "cancelled": "declaration.cancelled", "expired": "declaration.expired"}

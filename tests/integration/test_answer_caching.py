@@ -10,6 +10,7 @@
   its version alone.
 """
 
+# ruff: noqa: F811 (pytest fixtures imported from dossiers_support are named as parameters)
 from __future__ import annotations
 
 import uuid
@@ -17,8 +18,7 @@ import uuid
 import pytest
 
 from digital_support import ok
-from dossiers_support import CITIZEN, PeerStub, pdf
-from lscloud import runtime
+from dossiers_support import CITIZEN, dossier_peers, dossiers, pdf  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -39,20 +39,6 @@ def revalidates(client, path: str, cache_control: str, **headers) -> str:
     changed = client.get(path, headers={**headers, "If-None-Match": '"not-this-one"'})
     assert changed.status_code == 200 and changed.data == first.data
     return etag
-
-
-@pytest.fixture(scope="module")
-def dossier_peers():
-    stub = PeerStub()
-    yield stub
-    stub.stop()
-
-
-@pytest.fixture
-def dossiers(start_function, dossier_peers):
-    started = start_function("dossiers", peer_url_template=dossier_peers.template)
-    runtime.current().bus.ensure_stream()
-    return started.app.test_client()
 
 
 def test_dossiers_calendar_and_openapi_revalidate(dossiers):

@@ -5,6 +5,7 @@ their id only: every applicant was told their dossier was "not found among yours
 looked for by paging through the caller's list. Now dossiers answers ``?code=`` itself: one call.
 Nobody else learns anything of it."""
 
+# ruff: noqa: F811 (pytest fixtures imported from dossiers_support are named as parameters)
 from __future__ import annotations
 
 import hashlib
@@ -16,7 +17,7 @@ from werkzeug.wrappers import Request, Response
 from functions.procedures.function import catalogue
 from lscloud import runtime
 
-from dossiers_support import PeerStub, pdf
+from dossiers_support import dossier_peers, pdf  # noqa: F401
 from peer_stubs import Served, conditional_json
 
 pytestmark = pytest.mark.integration
@@ -53,13 +54,6 @@ class Peers(Served):
             return Response('{"status":404,"title":"Not found"}', status=404, mimetype="application/problem+json")
 
         super().__init__(app)
-
-
-@pytest.fixture(scope="module")
-def dossier_peers():
-    stub = PeerStub()
-    yield stub
-    stub.stop()
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 submission with attachments, receipt, the workflow across two agencies with a supplement, the
 result, tracking, rating, stats, roles, and concurrent officers."""
 
+# ruff: noqa: F811 (pytest fixtures imported from dossiers_support are named as parameters)
 from __future__ import annotations
 
 import io
@@ -25,7 +26,7 @@ from lscloud.statemachine import iso, parse_iso
 
 import role_matrix
 from cuts import cut_once
-from dossiers_support import CITIZEN, CITIZEN2, PeerStub, pdf
+from dossiers_support import CITIZEN, CITIZEN2, dossier_peers, pdf  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -33,22 +34,15 @@ ROOT = Path(__file__).resolve().parents[2]
 _n = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def peers():
-    stub = PeerStub()
-    yield stub
-    stub.stop()
-
-
-def _start(start_function, peers, **changes):
-    started = start_function("dossiers", peer_url_template=peers.template, **changes)
+def _start(start_function, dossier_peers, **changes):
+    started = start_function("dossiers", peer_url_template=dossier_peers.template, **changes)
     runtime.current().bus.ensure_stream()
     return started
 
 
 @pytest.fixture
-def fn(start_function, peers):
-    return _start(start_function, peers)
+def fn(start_function, dossier_peers):
+    return _start(start_function, dossier_peers)
 
 
 @pytest.fixture
@@ -620,7 +614,7 @@ def _birth_body(client, h) -> dict:
                           for c in ("to-khai", "giay-chung-sinh")]}
 
 
-def test_a_submission_costs_eleven_writes_two_lookups_in_four_round_trips(start_function, tok, peers):
+def test_a_submission_costs_eleven_writes_two_lookups_in_four_round_trips(start_function, tok, dossier_peers):
     """The budget of a submission with two files: the files' claims (an upload no dossier names is
     deleted after two days: the claim keeps it) and the receipt code in one round, the files'
     lookups after their claims; the dossier (its own idempotency record: no separate record, no
@@ -634,10 +628,10 @@ def test_a_submission_costs_eleven_writes_two_lookups_in_four_round_trips(start_
     in 8 rounds."""
     from store_calls import Rounds, counting
 
-    client = _start(start_function, peers, peer_fresh_s=3600).app.test_client()
+    client = _start(start_function, dossier_peers, peer_fresh_s=3600).app.test_client()
     cit = tok("citizen", sub=CITIZEN)
     ok(client.post("/v1/dossiers", json=_birth_body(client, cit), headers=cit), 201)  # the catalogue is cached
-    body, asked = _birth_body(client, cit), peers.hits
+    body, asked = _birth_body(client, cit), dossier_peers.hits
     rounds = Rounds()
     with ThreadPoolExecutor(1) as pool, counting(rounds) as calls:
         answer = pool.submit(client.post, "/v1/dossiers", json=body, headers=cit)
@@ -654,7 +648,7 @@ def test_a_submission_costs_eleven_writes_two_lookups_in_four_round_trips(start_
     # 10 and the unfinished-create marker
     assert calls["put"] == 11 and calls["head"] == 2 and calls["get"] == calls["list"] == calls["delete"] == 0, calls
     assert not [k for k in calls.keys_of("put") if k.startswith("idempotency/")], calls
-    assert peers.hits == asked and created["receipt"]["code"].startswith("LS-")
+    assert dossier_peers.hits == asked and created["receipt"]["code"].startswith("LS-")
 
 
 def test_the_dossier_answers_its_own_resends(client, tok, rt):

@@ -17,7 +17,7 @@ from lscloud.auth import delivery_headers
 from lscloud.delivery import tail
 
 from dossiers_support import CITIZEN, CITIZEN2
-from test_dossiers_api import app, client, fn, idem, ok, peers, rt, submit_birth, tok, upload  # noqa: F401 - fixtures
+from test_dossiers_api import app, client, dossier_peers, fn, idem, ok, rt, submit_birth, tok, upload  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
 

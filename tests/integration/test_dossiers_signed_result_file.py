@@ -3,6 +3,7 @@ real weed mini + nats-server: the dossier's files route links the signed result 
 the signed PDF is the documents function's, not a blob of this one), to the dossier's readers only;
 and the public tracking names the state in English too, in the language Accept-Language asks for."""
 
+# ruff: noqa: F811 (pytest fixtures imported from dossiers_support are named as parameters)
 from __future__ import annotations
 
 import hashlib
@@ -14,25 +15,11 @@ import pytest
 from lscloud import events, runtime
 from lscloud.auth import delivery_headers
 
-from dossiers_support import PeerStub, pdf
+from dossiers_support import dossier_peers, dossiers, pdf  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
 OWNER = "020090004321"
-
-
-@pytest.fixture(scope="module")
-def peers():
-    stub = PeerStub()
-    yield stub
-    stub.stop()
-
-
-@pytest.fixture
-def client(start_function, peers):
-    started = start_function("dossiers", peer_url_template=peers.template)
-    runtime.current().bus.ensure_stream()
-    return started.app.test_client()
 
 
 def ok(r, status=200):
@@ -88,47 +75,47 @@ def signed_in_documents(client, settings, doc: dict) -> dict:
     return data
 
 
-def test_the_files_route_links_a_result_signed_in_the_documents_function(client, tokens):
-    doc, owner = at_its_last_step(client, tokens)
-    signed = signed_in_documents(client, runtime.current().settings, doc)
-    done = ok(client.get(f"/v1/dossiers/{doc['id']}", headers=owner))
+def test_the_files_route_links_a_result_signed_in_the_documents_function(dossiers, tokens):
+    doc, owner = at_its_last_step(dossiers, tokens)
+    signed = signed_in_documents(dossiers, runtime.current().settings, doc)
+    done = ok(dossiers.get(f"/v1/dossiers/{doc['id']}", headers=owner))
     result = done["result"]
     assert done["status"] == "done" and result["signed"] and result["sha256"] == signed["sha256"]
     assert result["file_url"].endswith(f"/v1/documents/{signed['document_id']}/file")
 
-    link = ok(client.get(f"/v1/dossiers/{doc['id']}/files/{result['sha256']}", headers=owner))
+    link = ok(dossiers.get(f"/v1/dossiers/{doc['id']}/files/{result['sha256']}", headers=owner))
     assert link["sha256"] == result["sha256"] and link["url"] == result["file_url"]
     assert link["expires_in_s"] is None    # the documents function's address: the token, not a clock, guards it
     # by its digest in capitals too, as the documents are
-    assert ok(client.get(f"/v1/dossiers/{doc['id']}/files/{result['sha256'].upper()}", headers=owner))["url"] \
+    assert ok(dossiers.get(f"/v1/dossiers/{doc['id']}/files/{result['sha256'].upper()}", headers=owner))["url"] \
         == result["file_url"]
     # the same rule as the dossier: another citizen is told there is nothing there
-    other = client.get(f"/v1/dossiers/{doc['id']}/files/{result['sha256']}", headers=tokens.header("citizen", "someone"))
+    other = dossiers.get(f"/v1/dossiers/{doc['id']}/files/{result['sha256']}", headers=tokens.header("citizen", "someone"))
     assert other.status_code == 404 and result["file_url"] not in other.get_data(as_text=True)
     # …and the documents the applicant sent are still this function's own short-lived links
-    sent = ok(client.get(f"/v1/dossiers/{doc['id']}/files/{done['documents'][0]['sha256']}", headers=owner))
-    downloaded = client.get(urlsplit(sent["url"]).path)
+    sent = ok(dossiers.get(f"/v1/dossiers/{doc['id']}/files/{done['documents'][0]['sha256']}", headers=owner))
+    downloaded = dossiers.get(urlsplit(sent["url"]).path)
     assert downloaded.status_code == 200 and downloaded.data.startswith(b"%PDF")
 
 
-def test_tracking_names_the_state_in_english_when_asked(client, tokens):
-    doc, owner = at_its_last_step(client, tokens)
-    receipt = ok(client.get(f"/v1/dossiers/{doc['id']}/receipt", headers=owner))
+def test_tracking_names_the_state_in_english_when_asked(dossiers, tokens):
+    doc, owner = at_its_last_step(dossiers, tokens)
+    receipt = ok(dossiers.get(f"/v1/dossiers/{doc['id']}/receipt", headers=owner))
     query = {"code": receipt["code"], "secret": receipt["tracking_secret"]}
-    plain = client.get("/v1/track", query_string=query)
+    plain = dossiers.get("/v1/track", query_string=query)
     body = ok(plain)
     assert (body["status"], body["status_vi"], body["status_en"]) == ("processing", "đang xử lý", "being processed")
     assert plain.headers["Content-Language"] == "vi" and "status_text" not in body and "lang" not in body
-    english = client.get("/v1/track", query_string=query, headers={"Accept-Language": "en-GB,en;q=0.9,vi;q=0.5"})
+    english = dossiers.get("/v1/track", query_string=query, headers={"Accept-Language": "en-GB,en;q=0.9,vi;q=0.5"})
     body = ok(english)
     assert (body["status_vi"], body["status_en"]) == ("đang xử lý", "being processed")
     assert english.headers["Content-Language"] == "en" and "Accept-Language" in english.headers["Vary"]
     # a language it does not speak: Vietnamese
-    french = client.get("/v1/track", query_string=query, headers={"Accept-Language": "fr"})
+    french = dossiers.get("/v1/track", query_string=query, headers={"Accept-Language": "fr"})
     assert french.headers["Content-Language"] == "vi"
-    signed_in_documents(client, runtime.current().settings, doc)
-    done = ok(client.get("/v1/track", query_string=query, headers={"Accept-Language": "en"}))
+    signed_in_documents(dossiers, runtime.current().settings, doc)
+    done = ok(dossiers.get("/v1/track", query_string=query, headers={"Accept-Language": "en"}))
     assert (done["status_en"], done["result_ready"]) == ("result ready", True)
     # the dossier's own view names its state in both languages too
-    view = ok(client.get(f"/v1/dossiers/{doc['id']}", headers=owner))
+    view = ok(dossiers.get(f"/v1/dossiers/{doc['id']}", headers=owner))
     assert (view["status"], view["status_vi"], view["status_en"]) == ("done", "đã có kết quả", "result ready")

@@ -2,6 +2,7 @@
 arriving, against real weed mini + nats-server: nothing absorbed meanwhile is lost, in memory or in
 the store, and a station-hour's tally is never written over a copy that counts more."""
 
+# ruff: noqa: F811 (the no_peers fixture imported from ioc_support is named as a parameter)
 from __future__ import annotations
 
 import json
@@ -11,23 +12,10 @@ from datetime import timedelta
 import pytest
 
 import ioc_support as ev
-from lscloud import auth, events, runtime, store
+from ioc_support import deliver, no_peers  # noqa: F401
+from lscloud import runtime, store
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def no_peers() -> str:
-    """A peer URL nothing answers at (not the default :8080, where someone's `lscloud up` may run)."""
-    from lscloud.local.servers import free_port
-
-    return f"http://127.0.0.1:{free_port()}/{{name}}"
-
-
-def deliver(client, rt, event) -> None:
-    headers, body = events.to_binary_http(event)
-    r = client.post("/events", data=body, headers={**headers, **auth.delivery_headers(rt.settings.replace(service="ioc"))})
-    assert r.status_code == 200, r.get_json()
 
 
 def readings_and_declaration():

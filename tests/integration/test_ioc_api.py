@@ -1,6 +1,7 @@
 """The IOC against real weed mini + nats-server: events in through /events (as the platform delivers
 them) and on the bus, figures out through the API, the stream, replay from the stream, the role matrix."""
 
+# ruff: noqa: F811 (the no_peers fixture imported from ioc_support is named as a parameter)
 from __future__ import annotations
 
 import threading
@@ -9,31 +10,16 @@ from datetime import timedelta
 import pytest
 
 import ioc_support as ev
+from ioc_support import deliver, no_peers  # noqa: F401
 import role_matrix
-from lscloud import auth, events
 
 pytestmark = pytest.mark.integration
 FULL = ("ioc", "officer", "supervisor", "operator", "auditor")
 
 
 @pytest.fixture
-def no_peers() -> str:
-    """A peer URL nothing answers at (not the default :8080, where someone's `lscloud up` may run)."""
-    from lscloud.local.servers import free_port
-
-    return f"http://127.0.0.1:{free_port()}/{{name}}"
-
-
-@pytest.fixture
 def ioc(start_function, no_peers):
     return start_function("ioc", peer_url_template=no_peers).app.test_client()
-
-
-def deliver(client, rt, event) -> dict:
-    headers, body = events.to_binary_http(event)
-    r = client.post("/events", data=body, headers={**headers, **auth.delivery_headers(rt.settings.replace(service="ioc"))})
-    assert r.status_code == 200, r.get_json()
-    return r.get_json()
 
 
 # two reports' ids, the same for every sample(): a redelivery must be the same report

@@ -5,9 +5,9 @@ delivered, after a restart, in a replay, and redelivered; facts stored before th
 order still load, count once, and get it from a replay put live; and the reports function's events
 say when each move happened to the millisecond, with the version the IOC orders them by."""
 
+# ruff: noqa: F811 (the no_peers fixture imported from ioc_support is named as a parameter)
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 import ioc_support as ev
-from lscloud import auth, events, store
+from ioc_support import deliver, no_peers  # noqa: F401
+from lscloud import store
 from lscloud.delivery import tail
 from lscloud.web import SchemaSet
 
@@ -25,29 +26,8 @@ pytestmark = pytest.mark.integration
 REPORT_EVENTS = SchemaSet(Path(__file__).resolve().parents[2] / "schemas").validator("events/reports/report.v1.json")
 
 
-@pytest.fixture
-def no_peers() -> str:
-    """A peer URL nothing answers at (not the default :8080, where someone's `lscloud up` may run)."""
-    from lscloud.local.servers import free_port
-
-    return f"http://127.0.0.1:{free_port()}/{{name}}"
-
-
-def deliver(client, rt, event) -> None:
-    headers, body = events.to_binary_http(event)
-    r = client.post("/events", data=body, headers={**headers, **auth.delivery_headers(rt.settings.replace(service="ioc"))})
-    assert r.status_code == 200, r.get_json()
-
-
 def values(client, tokens) -> dict:
     return {i["id"]: i["value"] or 0 for i in client.get("/v1/indicators", headers=tokens.header("ioc")).get_json()["items"]}
-
-
-def misordered(source: str, ids: list[str]) -> bool:
-    """Whether the digests of these event ids (as the facts' ids are made) put the last move anywhere
-    but last: where ordering a second's moves by ``(second, id)`` went wrong."""
-    digests = [hashlib.sha256(f"{source}\n{i}".encode()).hexdigest() for i in ids]
-    return max(digests) != digests[-1]
 
 
 def same_second_moves(now) -> list[dict]:
@@ -56,9 +36,9 @@ def same_second_moves(now) -> list[dict]:
     (``<record>.<version>.<n>``): ids whose digests put a middle move last."""
     at = now.replace(microsecond=0) - timedelta(minutes=2)
     rid = next(r for r in (ev.report_id(at) for _ in range(200))
-               if misordered("/reports", [f"{r}.1.0", f"{r}.2.0", f"{r}.2.1", f"{r}.3.0"]))
+               if ev.misordered("/reports", [f"{r}.1.0", f"{r}.2.0", f"{r}.2.1", f"{r}.3.0"]))
     decl = next(d for d in (f"d-order-{n}" for n in range(200))
-                if misordered("/border", [f"{d}.1.0", f"{d}.2.0", f"{d}.3.0"]))
+                if ev.misordered("/border", [f"{d}.1.0", f"{d}.2.0", f"{d}.3.0"]))
     return [ev.report(rid, "submitted", "submitted", "open", at, id=f"{rid}.1.0"),
             ev.report(rid, "acknowledged", "acknowledged", "open", at, id=f"{rid}.2.0"),
             ev.report(rid, "started", "in_progress", "open", at, id=f"{rid}.2.1"),

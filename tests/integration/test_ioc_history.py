@@ -3,6 +3,7 @@ replay of a stream that keeps 30 days is not put live over the older facts it la
 received when it was submitted, a station's message redelivered days later is not counted again,
 and event values out of their contract's range count for nothing."""
 
+# ruff: noqa: F811 (the no_peers fixture imported from ioc_support is named as a parameter)
 from __future__ import annotations
 
 import json
@@ -13,25 +14,12 @@ import jsonschema
 import pytest
 
 import ioc_support as ev
+from ioc_support import deliver, no_peers  # noqa: F401
 from lscloud import auth, events
 
 pytestmark = pytest.mark.integration
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "events"
-
-
-@pytest.fixture
-def no_peers() -> str:
-    """A peer URL nothing answers at (not the default :8080, where someone's `lscloud up` may run)."""
-    from lscloud.local.servers import free_port
-
-    return f"http://127.0.0.1:{free_port()}/{{name}}"
-
-
-def deliver(client, rt, event) -> None:
-    headers, body = events.to_binary_http(event)
-    r = client.post("/events", data=body, headers={**headers, **auth.delivery_headers(rt.settings.replace(service="ioc"))})
-    assert r.status_code == 200, r.get_json()
 
 
 def values(client, tokens) -> dict:

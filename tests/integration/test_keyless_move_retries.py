@@ -5,6 +5,7 @@ turn", "already rated"). Another caller's same move is its own request, refused 
 the same request once the record has moved on (reopen, then acknowledge again) is a move of its own.
 Real weed mini + nats-server."""
 
+# ruff: noqa: F811 (pytest fixtures imported from dossiers_support are named as parameters)
 from __future__ import annotations
 
 import uuid
@@ -15,8 +16,7 @@ import pytest
 import community_support
 from community_support import DONG_DANG, MEMBER
 from documents_support import make_pdf
-from dossiers_support import CITIZEN, PeerStub, pdf
-from lscloud import runtime
+from dossiers_support import CITIZEN, dossier_peers, dossiers, pdf  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -113,16 +113,8 @@ def test_a_signature_sent_again_gets_the_first_answer_until_the_next_signer_sign
     assert len(answered(client.get(f"/v1/documents/{doc['id']}", headers=drafter))["signatures"]) == 2
 
 
-@pytest.fixture(scope="module")
-def dossier_peers():
-    stub = PeerStub()
-    yield stub
-    stub.stop()
-
-
-def test_a_dossier_rating_sent_again_gets_the_first_answer(start_function, dossier_peers, tokens):
-    client = start_function("dossiers", peer_url_template=dossier_peers.template).app.test_client()
-    runtime.current().bus.ensure_stream()
+def test_a_dossier_rating_sent_again_gets_the_first_answer(dossiers, tokens):
+    client = dossiers
     citizen = tokens("citizen", CITIZEN)
     clerk = tokens("officer", "cb-tiep-nhan", agency="ubnd-05983", unit="05983")
 

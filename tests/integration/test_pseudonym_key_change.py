@@ -9,8 +9,6 @@ dir's, saying what to run."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import hmac
 import json
 import logging
 import os
@@ -36,16 +34,7 @@ IDENTITY = ROOT / "functions" / "identity"
 CCCD = "020095001234"
 KEY_A = "pseudonym-key-a-of-the-state-dir-0123456789"
 KEY_B = "pseudonym-key-b-from-the-shell-0123456789ab"
-MARKER = "_lscloud/pseudonym-key/{}.json"
-
-
-def key_id_of(key: str) -> str:
-    """A key's public id, as lscloud.pseudonyms names it: the one its migration markers name too."""
-    mac = hmac.digest(key.encode(), b"lscloud-pseudonym-key-id\x00", "sha256")
-    return base64.b32encode(mac).decode()[:10].lower()
-
-
-ID_A, ID_B = key_id_of(KEY_A), key_id_of(KEY_B)
+ID_A, ID_B = pseudonyms.key_id_of(KEY_A), pseudonyms.key_id_of(KEY_B)
 
 
 @pytest.fixture
@@ -71,7 +60,7 @@ def verifies(settings, key: str) -> bool:
 
 
 def recorded(object_store, bucket, function="identity") -> dict:
-    return json.loads(object_store.get(bucket, MARKER.format(function)).body)
+    return json.loads(object_store.get(bucket, pseudonyms.key_marker(function)).body)
 
 
 def test_switching_the_key_and_back_re_keys_both_ways(settings, object_store, bucket, with_key):
@@ -121,7 +110,7 @@ def test_identity_seeds_again_under_a_new_key(settings, bucket, with_key):
 def test_data_from_before_the_record_is_migrated_once_to_record_its_key(settings, object_store, bucket, with_key):
     with_key(KEY_A)
     serve.migrate(IDENTITY)
-    object_store.delete(bucket, MARKER.format("identity"))   # as a bucket written before the record
+    object_store.delete(bucket, pseudonyms.key_marker("identity"))   # as a bucket written before the record
     again = serve.migrate(IDENTITY)
     assert again["migrated"] is True and "rekeyed_from" not in again
     assert recorded(object_store, bucket)["key_id"] == ID_A
@@ -183,7 +172,7 @@ def test_a_function_whose_data_is_keyed_under_another_key_is_not_ready(settings,
 def test_a_served_function_waits_for_the_migration_to_its_key(settings, object_store, bucket, tmp_path):
     # the process the cluster runs (and `lscloud up`): a new revision with a new key, before its Job ran
     root = hooked_function(tmp_path)
-    object_store.put(bucket, MARKER.format("hooked"), json.dumps({"key_id": ID_A}).encode())
+    object_store.put(bucket, pseudonyms.key_marker("hooked"), json.dumps({"key_id": ID_A}).encode())
     port = free_port()
     env = {**os.environ, **settings.replace(pseudonym_key=KEY_B).env_vars(), "K_SERVICE": "hooked",
            "PYTHONPATH": str(ROOT), "LISTEN_ADDRESS": f"127.0.0.1:{port}", "PORT": str(port)}
@@ -226,7 +215,7 @@ def test_lscloud_up_refuses_a_key_that_is_not_the_state_dirs(tmp_path):
     with pytest.raises(config.ConfigError) as refused:
         pseudonym_key.for_cloud(state, config.load({"LSCLOUD_PSEUDONYM_KEY": KEY_B}))
     message = str(refused.value)
-    assert key_id_of(own) in message and ID_B in message
+    assert pseudonyms.key_id_of(own) in message and ID_B in message
     assert own not in message and KEY_B not in message
     assert "unset LSCLOUD_PSEUDONYM_KEY" in message and f"mv {pseudonym_key.key_file(state)}" in message
     assert pseudonym_key.key_file(state).read_text() == own                   # nothing changed
@@ -249,5 +238,5 @@ def test_the_re_key_the_refusal_names_then_starts(tmp_path):
     subprocess.run(["bash", "-c", shell], env={**os.environ, "LSCLOUD_PSEUDONYM_KEY": KEY_B}, check=True)
     assert pseudonym_key.for_cloud(state, config.load({"LSCLOUD_PSEUDONYM_KEY": KEY_B})) == KEY_B
     assert pseudonym_key.for_cloud(state, config.load({})) == KEY_B
-    kept = pseudonym_key.key_file(state).with_name(f"pseudonym.key.{key_id_of(own)}")
+    kept = pseudonym_key.key_file(state).with_name(f"pseudonym.key.{pseudonyms.key_id_of(own)}")
     assert kept.read_text() == own and oct(kept.stat().st_mode & 0o777) == "0o600"

@@ -5,7 +5,8 @@ read-back settling its unknown outcome.
 
 The store is the real weed, stopped with SIGSTOP: its port still takes connections (the kernel's
 backlog) and no answer comes, as in the outage. The calls' attempts are counted on the store's own
-connection pool; no time is asserted but the platform's 60 s, a correctness bound."""
+connection pool: those, and the deadline held under the platform's 60 s by construction, bound the
+time taken; no time is asserted."""
 
 from __future__ import annotations
 
@@ -99,10 +100,8 @@ def test_a_request_on_a_hung_store_is_answered_503_by_its_deadline(things, s3_se
     client, rt = things
     assert client.post("/v1/things").status_code == 201   # the store answers: connections are pooled
     attempts = count_attempts(rt.objects)
-    started = time.monotonic()
     with hung(s3_server):
         answer = client.post("/v1/things")
-    took = time.monotonic() - started
 
     assert answer.status_code == 503
     assert answer.headers["Content-Type"].startswith("application/problem+json")
@@ -110,7 +109,6 @@ def test_a_request_on_a_hung_store_is_answered_503_by_its_deadline(things, s3_se
     # one PUT, its 10 s wait cut at the 2 s deadline, which left no time for a second; then the one
     # short read asking whether that PUT landed (it had three attempts of 10 s, and the PUT three)
     assert attempts == ["PUT", "GET"]
-    assert took < PLATFORM_TIMEOUT_S
 
 
 def test_past_the_deadline_a_call_sends_nothing_and_settles_nothing(settings, installed, s3_server):

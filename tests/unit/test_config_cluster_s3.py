@@ -28,17 +28,21 @@ def test_cluster_refuses_the_public_local_credentials_set_explicitly(var, local)
 
 
 def test_cluster_with_its_own_store_user_loads():
+    """The refusals leave a function's own store user alone (a guard: passes before the change too)."""
     s = config.load({**FUNCTION, **OWN})
     assert (s.s3_access_key, s.s3_secret_key) == ("fn-border", "s" * 40)
 
 
 def test_cluster_process_without_a_store_needs_no_store_user():
+    """A cluster process that uses no store is not asked for its credentials (a guard: passes before
+    the change too)."""
     # the event bridge (infra/components/bridge.py): cluster settings, no bucket, no store endpoint
     bridge = {k: v for k, v in FUNCTION.items() if k not in ("LSCLOUD_S3_ENDPOINT", "LSCLOUD_BUCKET")}
     assert config.load(bridge).env == "cluster"
 
 
 def test_local_mode_keeps_the_local_credentials():
+    """Only the cluster refuses the public local credentials (a guard: passes before the change too)."""
     s = config.load({})
     assert (s.s3_access_key, s.s3_secret_key) == ("lscloud", "lscloud-local-secret")
 

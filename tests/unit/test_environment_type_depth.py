@@ -23,9 +23,9 @@ def test_nesting_up_to_the_bound_is_read():
 @pytest.mark.parametrize("selection", [
     "(" * (MAX_DEPTH + 1) + "AirQualityObserved" + ")" * (MAX_DEPTH + 1),
     "(" * 340 + "AirQualityObserved",                  # the survey's: RecursionError, a 500
-    "(" * 599 + "AirQualityObserved",                  # within the parameter's maxLength
+    "(" * 580 + "AirQualityObserved",                  # 598 characters: within the parameter's maxLength (600)
     "(" * 300 + "AirQualityObserved" + ")" * 300,
-], ids=["one-past-the-bound", "survey-340-unclosed", "599-unclosed", "300-closed"])
+], ids=["one-past-the-bound", "survey-340-unclosed", "580-unclosed", "300-closed"])
 def test_deeper_is_bad_request_data_naming_type(selection):
     with pytest.raises(ngsi.BadRequestData) as caught:
         ngsi_request.type_kinds(selection)

@@ -43,6 +43,7 @@ def test_the_limit_holds_against_rotation():
 
 
 def test_another_64_is_another_caller():
+    """Keyed by its /64, a phone is still not its neighbour (a guard: passes before the change too)."""
     a = client_address(xff("2001:ee0:4f1:9a2::1"), None)
     b = client_address(xff("2001:ee0:4f1:9a3::1"), None)
     assert a != b
@@ -63,5 +64,8 @@ def test_ipv4_callers_and_what_is_not_an_address_are_as_before(trusted):
     assert client_address({}, None) == "unknown"
     trusted(*CLUSTER)
     assert client_address(xff("not-an-address, 10.1.2.3"), "10.1.2.4") == "not-an-address"
-    # an IPv6 client behind the cluster's proxies, its zone dropped
+
+
+def test_an_ipv6_client_behind_the_proxies_is_its_64_its_zone_dropped(trusted):
+    trusted(*CLUSTER)
     assert client_address(xff("fe80::1%eth0, 10.1.2.3"), "10.1.2.4") == "fe80::/64"
