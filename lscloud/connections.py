@@ -161,38 +161,48 @@ class Connections:
         answer must have come), ``http.client.HTTPException`` when the answer is not HTTP or its
         body is longer than ``max_answer_bytes``; ``ValueError``, before anything is sent, for a
         header holding a line break."""
-        return self.send(method, target, headers, body).read(max_answer_bytes, deadline)
+        return self.send(method, target, headers, body, deadline).read(max_answer_bytes, deadline)
 
-    def send(self, method: str, target: str, headers: dict[str, str], body: bytes | None) -> "Pending":
+    def send(self, method: str, target: str, headers: dict[str, str], body: bytes | None,
+             deadline: float | None = None) -> "Pending":
         """Send one request and leave its answer unread: several requests go out from one thread
         before any answer is waited for (:meth:`Pending.read`). Raises as :meth:`request` does up
-        to the sending."""
+        to the sending; connecting and sending wait no later than ``deadline`` either."""
         head = _head(method, target, headers, body)
-        sock = self._take()
+        wait = self._wait(deadline)
+        sock = self._take(wait)
         try:
+            sock.settimeout(wait)
             if body and len(body) > _RECV:   # a large body is not copied behind its head
                 sock.sendall(head)
                 sock.sendall(body)
             else:
                 sock.sendall(head + body if body else head)
+            sock.settimeout(self.timeout_s)
         except BaseException:
             sock.close()
             raise
         return Pending(self, sock, method == "HEAD")
 
-    def _take(self) -> socket.socket:
+    def _wait(self, deadline: float | None) -> float:
+        """How long one wait may take: ``timeout_s``, or less when ``deadline`` comes sooner."""
+        if deadline is None:
+            return self.timeout_s
+        return max(0.001, min(self.timeout_s, deadline - time.monotonic()))
+
+    def _take(self, wait: float) -> socket.socket:
         while True:
             with self._lock:
                 sock = self._idle.pop() if self._idle else None
             if sock is None:
-                return self._connect()
+                return self._connect(wait)
             if not _dropped(sock):
                 return sock
             sock.close()
 
-    def _connect(self) -> socket.socket:
+    def _connect(self, wait: float) -> socket.socket:
         try:
-            sock = socket.create_connection((self.hostname, self.port), timeout=self.timeout_s)
+            sock = socket.create_connection((self.hostname, self.port), timeout=wait)
         except OSError as exc:   # refused, unreachable, timed out
             raise NotSent(f"{exc.__class__.__name__}: {exc}") from exc
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -288,7 +288,7 @@ class S3Http:
         signed["user-agent"] = USER_AGENT
         started, error = time.perf_counter(), None
         try:
-            pending = self.connections.send("GET", path, signed, None)
+            pending = self.connections.send("GET", path, signed, None, _deadline.get())
         except (NotSent, http.client.HTTPException, OSError) as exc:
             pending, error = None, _error_name(exc)
             _measured(labels, started, span, None, error)

@@ -182,3 +182,23 @@ def test_a_request_s_deadline_ends_with_its_wsgi_call(settings, installed):
 
     assert client.get("/v1/outer").get_json() == {"inner": True, "outer": True}
     assert s3http.deadline() is None   # nothing left bound in this thread
+
+
+def test_connecting_waits_no_later_than_the_deadline(settings, monkeypatch):
+    """A store that does not answer the connection (a dropped SYN) held an attempt for the whole
+    per-attempt timeout past the request's deadline: connecting and sending wait no later than it."""
+    from lscloud import connections
+
+    asked = []
+
+    def no_answer(address, timeout=None, *args, **kwargs):
+        asked.append(timeout)
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(connections.socket, "create_connection", no_answer)
+    pool = connections.Connections("http", "127.0.0.1", 9, timeout_s=10.0)
+    with pytest.raises(connections.NotSent):
+        pool.send("GET", "/", {"host": "127.0.0.1"}, None, deadline=time.monotonic() + 0.5)
+    with pytest.raises(connections.NotSent):
+        pool.send("GET", "/", {"host": "127.0.0.1"}, None)
+    assert asked[0] <= 0.5 and asked[1] == 10.0
