@@ -184,6 +184,13 @@ class KeyGuard:
             self._f.start(cfg)
         self._verify()
 
+    def stop(self) -> None:
+        if hasattr(self._f, "stop"):
+            self._f.stop()
+        own, self._own = self._own, None
+        if own is not None:
+            own.close()
+
     def ready(self):
         mismatch = self._verify()
         if mismatch:

@@ -13,8 +13,9 @@ import time
 from datetime import datetime, timezone
 
 import pytest
+from opentelemetry import trace
 
-from lscloud import config, events, outbox, runtime
+from lscloud import config, events, outbox, runtime, telemetry
 from lscloud.auth import allow
 from lscloud.delivery import tail
 from lscloud.local.servers import NatsServer, free_port
@@ -93,10 +94,15 @@ def test_while_nats_is_down_a_request_keeps_its_events_without_trying_them(setti
         time.sleep(0.05)
     assert rt.bus.disconnected
     publishes = count_publishes(rt)
+    spans = telemetry.spans_in_memory(rt.settings.service)
     client = parcels_app(rt, [later[:2], later[2:]])
     assert client.post("/v1/parcels").status_code == 201   # the write is done; its events are kept
     assert publishes == []
     assert [e["id"] for e in outbox.pending()] == [e["id"] for e in later]
+    # each kept event has its PRODUCER span all the same, failed: the later publish links to it
+    kept = [s for s in spans.get_finished_spans() if s.kind == trace.SpanKind.PRODUCER]
+    assert len(kept) == 3 and all(s.status.status_code == trace.StatusCode.ERROR
+                                  and s.attributes["error.type"] == "BusUnavailable" for s in kept)
 
     nats.start()
     for _ in range(200):
