@@ -73,6 +73,7 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import logging
+import re
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -195,6 +196,29 @@ def audit_key(at: str, version: int, i: int) -> str:
     """The key of the audit entry of a write's ``i``-th transition (at ``at``, the record's ``version``
     after the write): an index that names an entry computes it as the write did."""
     return f"{micros(parse_iso(at)):016d}_{version:06d}_{i:02d}"
+
+
+def event_id(prefix: str, record_id: str, version: int, i: int) -> str:
+    """The id of the event of a write's ``i``-th transition of record ``record_id`` (``version`` after
+    the write; ``prefix``: the aggregate's ``event_ids``): the same again for the same stored write,
+    so a repeat is dropped as a duplicate, and in the record's order (:func:`event_seq`)."""
+    return f"{prefix}{record_id}.{version}.{i}"
+
+
+_EVENT_ID = re.compile(r"(.+)\.([0-9]{1,9})\.([0-9]{1,4})")
+
+
+def event_seq(an_event_id: object, record_id: str) -> tuple[int, int] | None:
+    """``(version, i)`` of an id :func:`event_id` formed for ``record_id`` (after any prefix a source
+    shares among kinds, ``shop:``, not a record whose id merely ends like it): the order its record's
+    moves were made in, finer than their times; None for an id of another form (a device's, a sweep's)."""
+    m = _EVENT_ID.fullmatch(an_event_id) if isinstance(an_event_id, str) else None
+    if m is None:
+        return None
+    record = m.group(1)
+    if not record.endswith(record_id) or (len(record) > len(record_id) and record[-len(record_id) - 1].isalnum()):
+        return None
+    return int(m.group(2)), int(m.group(3))
 
 
 def save_quietly(item: Model) -> bool:
@@ -645,7 +669,7 @@ class Aggregate(Generic[M]):
             if self.audit is not None:
                 entries.append(self.audit(record_id, audit_key(t.at, version, i), data=t.audit()))
             if self.publish:
-                evts.append(self.event(t, doc, record_id, f"{self.event_ids}{record_id}.{version}.{i}"))
+                evts.append(self.event(t, doc, record_id, event_id(self.event_ids, record_id, version, i)))
         return entries, evts
 
     def event(self, t: Transition, doc: dict, subject: str, event_id: str) -> dict:

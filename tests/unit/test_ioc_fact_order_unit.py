@@ -171,3 +171,12 @@ def test_a_replay_in_any_order_gives_the_live_digest():
     once = views.snapshot(fold(evts), LATER)["digest"]
     for delivered in (evts[::-1], evts[2:] + evts[:2] + evts[:3]):
         assert views.snapshot(fold(delivered), LATER)["digest"] == once
+
+
+def test_the_event_ids_the_ioc_reads_its_order_from_are_the_ones_aggregates_form():
+    # one format, built and read in lscloud.aggregate: a change to it cannot leave the IOC ordering by digest
+    from lscloud.aggregate import event_id, event_seq
+
+    assert event_seq(event_id("shop:", "s-1", 12, 3), "s-1") == (12, 3)
+    assert event_seq(event_id("", "ab-1", 2, 0), "b-1") is None   # a record whose id only ends like it
+    assert event_seq("device.reading.77", "reading") is None

@@ -24,6 +24,8 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
+from lscloud.aggregate import event_seq
+
 COMMUNE = re.compile(r"^[0-9]{5}$")
 
 BORDER = tuple(f"vn.langson.border.{f}.v1" for f in (
@@ -69,21 +71,10 @@ def utc(value: Any) -> str | None:
     return None if t is None else t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-SEQ = re.compile(r"(.+)\.([0-9]{1,9})\.([0-9]{1,4})")
-"""An event id as :meth:`lscloud.aggregate.Aggregate._round` forms it: ``<prefix><record>.<version>.<n>``."""
-
-
 def seq_of(event_id: Any, entity: str) -> list[int] | None:
-    """``[version, n]`` of an event id formed from ``entity``'s record, its version after the write
-    and the move's place in it; None for an id of another form (a device's, a sweep's)."""
-    m = SEQ.fullmatch(event_id) if isinstance(event_id, str) else None
-    if m is None:
-        return None
-    record = m.group(1)
-    # the record's own id, after the prefix a source shares among kinds (``shop:``), not one ending like it
-    if not record.endswith(entity) or (len(record) > len(entity) and record[-len(entity) - 1].isalnum()):
-        return None
-    return [int(m.group(2)), int(m.group(3))]
+    """``[version, n]`` of an event id formed from ``entity``'s record (:func:`lscloud.aggregate.event_seq`)."""
+    seq = event_seq(event_id, entity)
+    return None if seq is None else list(seq)
 
 
 def order(fact: Mapping) -> tuple:
