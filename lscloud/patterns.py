@@ -11,12 +11,13 @@ from __future__ import annotations
 import functools
 import re
 
-__all__ = ["ecma_regex"]
+__all__ = ["ecma_regex", "ecma_regex_uncached"]
 
 
-@functools.lru_cache(maxsize=1024)
-def ecma_regex(pattern: str) -> re.Pattern:
-    """``pattern`` compiled with ECMA-262 meanings for ``$`` and the ASCII classes."""
+def ecma_regex_uncached(pattern: str) -> re.Pattern:
+    """``pattern`` compiled with ECMA-262 meanings for ``$`` and the ASCII classes, every time: for a
+    pattern a caller sent (an NGSI-LD ``q``), which must not push the platform's own patterns out of
+    :func:`ecma_regex`'s cache."""
     out, i, in_class = [], 0, False
     while i < len(pattern):
         ch = pattern[i]
@@ -33,3 +34,8 @@ def ecma_regex(pattern: str) -> re.Pattern:
         out.append(ch)
         i += 1
     return re.compile("".join(out), re.ASCII)
+
+
+ecma_regex = functools.lru_cache(maxsize=1024)(ecma_regex_uncached)
+ecma_regex.__doc__ = """``pattern`` compiled with ECMA-262 meanings (:func:`ecma_regex_uncached`), kept: for the
+platform's own patterns (schemas, routes), a bounded set read on every request."""

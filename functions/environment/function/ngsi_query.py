@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 
-from lscloud.patterns import ecma_regex
+from lscloud.patterns import ecma_regex_uncached
 
 
 class Malformed(ValueError):
@@ -304,7 +304,7 @@ def _pattern(source: str, p: _Parser) -> re.Pattern:
         previous = "group" if c == ")" and not in_class else "atom"
         i += 1
     try:
-        return ecma_regex(source)
+        return ecma_regex_uncached(source)   # a caller's pattern: not in the platform's cache
     except re.error as e:
         raise p.error(f"the pattern {source[:40]!r} is not a regular expression ({e.msg})",
                       f"mẫu {source[:40]!r} không phải là biểu thức chính quy") from None
