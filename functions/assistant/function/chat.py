@@ -91,7 +91,7 @@ def _status_text(view: Mapping | None, reference: str | None, lang: str, signed_
                     "nhập mã bí mật in trên giấy tiếp nhận.")
         return (f"No dossier {reference} is found among yours." if en else
                 f"Không tìm thấy hồ sơ {reference} trong các hồ sơ của bạn.")
-    status = view.get("status") if en else (view.get("status_vi") or view.get("status"))
+    status = view.get("status_en" if en else "status_vi") or view.get("status")   # the state's words, not its code
     parts = [f"Dossier {view.get('code') or reference} ({view.get('procedure_name') or view.get('procedure')}): {status}."
              if en else f"Hồ sơ {view.get('code') or reference} ({view.get('procedure_name') or view.get('procedure')}): {status}."]
     if view.get("appointment_date"):
