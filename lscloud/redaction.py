@@ -23,6 +23,8 @@ bank account              6-20 digits after ``account``/``acct``/``stk``/``số 
                           khoản`` and ``:``, ``=`` or a space, or in an attribute whose
                           name says account
 e-mail address            ``local@domain.tld`` (a reporter's, an applicant's)          ``[email]``
+any other number          9 or more digits standing alone in a ``url.*`` attribute     ``[number]``
+                          (a CCCD a digit short or long, a mistyped account)
 token (JWT)               three base64url parts, the first starting ``eyJ``: a bearer  ``[token]``
                           token or a download link's (:mod:`lscloud.web.downloads`)
 secret query parameter    the value of ``name=`` for a name in                         ``name=REDACTED``
