@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from werkzeug.wrappers import Request, Response
 
 from peer_stubs import Served, conditional_json
@@ -26,6 +27,21 @@ class DirectoryStub(Served):
             return Response('{"status":404}', status=404, mimetype="application/problem+json")
 
         super().__init__(app)
+
+
+# the points and bank keys the soft ATM test modules share
+POINT, POINT2 = "bd-06040", "bd-06043"
+K1 = "vcb-key-one-0123456789abcdef0123456789"
+K2 = "vcb-key-two-0123456789abcdef0123456789"
+K3 = "vcb-key-new-0123456789abcdef0123456789"
+
+
+@pytest.fixture(scope="module")
+def directory():
+    """The stand-in directory, one per test module (``from softatm_support import directory``)."""
+    stub = DirectoryStub()
+    yield stub
+    stub.stop()
 
 
 CCCD = "020090001234"

@@ -1,6 +1,7 @@
 """The soft ATM through its Flask app against real weed mini + nats-server: both flows end to end,
 resends (same body / different body), expiry, the float under racing threads, signatures through the
 bank endpoints, settlement and reconciliation, and every endpoint x every role."""
+# ruff: noqa: F811 (the directory fixture imported from softatm_support is named as a parameter)
 
 from __future__ import annotations
 
@@ -18,23 +19,12 @@ from lscloud.auth import delivery_headers, sign_request
 from lscloud.config import ConfigError
 
 import role_matrix
-from softatm_support import CCCD, DirectoryStub
+from softatm_support import CCCD, K1, K2, K3, POINT, POINT2, directory  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
-POINT, POINT2 = "bd-06040", "bd-06043"
-K1 = "vcb-key-one-0123456789abcdef0123456789"
-K2 = "vcb-key-two-0123456789abcdef0123456789"
-K3 = "vcb-key-new-0123456789abcdef0123456789"
 B1 = "bidv-key-one-0123456789abcdef012345678"
 _n = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def directory():
-    stub = DirectoryStub()
-    yield stub
-    stub.stop()
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ answered by the transfer it created whatever changed since (a lowered limit, a r
 bank's code registered again is a resend or a 409 naming the fields; a bank is changed only at the
 version read (If-Match required); a point below the float threshold raises ``float.low`` once per
 episode, also when it never had cash to cross the threshold with."""
+# ruff: noqa: F811 (the directory fixture imported from softatm_support is named as a parameter)
 
 from __future__ import annotations
 
@@ -13,25 +14,14 @@ import pytest
 from functions.softatm.function import journal, ledger, models
 from lscloud import runtime
 
-from softatm_support import CCCD, DirectoryStub
+from softatm_support import CCCD, K1, K2, K3, POINT, POINT2, directory  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
-POINT, POINT2 = "bd-06040", "bd-06043"
-K1 = "vcb-key-one-0123456789abcdef0123456789"
-K2 = "vcb-key-two-0123456789abcdef0123456789"
-K3 = "vcb-key-new-0123456789abcdef0123456789"
 FLOAT_LOW = "vn.langson.softatm.float.low.v1"
 BANK = {"code": "vcb", "name": "Vietcombank", "webhook_url": "http://127.0.0.1:9/hook", "keys": [K1, K2],
         "limits": {"per_transaction_vnd": 20_000_000, "per_customer_day_vnd": 100_000_000}}
 _n = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def directory():
-    stub = DirectoryStub()
-    yield stub
-    stub.stop()
 
 
 @pytest.fixture
