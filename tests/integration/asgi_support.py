@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 
+from lscloud import asgi
 from lscloud.local.servers import free_port, port_open
 
 
@@ -61,6 +62,18 @@ class Served:
             except RuntimeError:  # the loop already ended
                 pass
         self._thread.join(15)
+
+
+class Bridged:
+    """A function instance whose ``handle`` is :meth:`lscloud.knative.Function.handle`'s for HTTP: the
+    body guard around ``bridge`` (a :class:`lscloud.wsgi_bridge.WsgiBridge` a test sizes itself)."""
+
+    def __init__(self, bridge):
+        self.bridge = bridge
+
+    async def handle(self, scope, receive, send):
+        guard = asgi.BodyGuard(scope, receive, send)
+        await self.bridge(scope, guard.receive, guard.send)
 
 
 def exchange(port: int, request: bytes, *, sock: socket.socket | None = None, timeout: float = 30.0):

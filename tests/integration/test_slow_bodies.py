@@ -22,12 +22,12 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-from asgi_support import Served, closed_by_peer, exchange  # tests/integration helper module
+from asgi_support import Bridged, Served, closed_by_peer, exchange  # tests/integration helper module
 from flask import jsonify, request
 from PIL import Image
 from waiting import clear_of_a_window_edge, wait_for
 
-from lscloud import asgi, wsgi_bridge
+from lscloud import wsgi_bridge
 from lscloud.auth import allow
 from lscloud.config import Settings
 from lscloud.function_server import FunctionApp
@@ -38,17 +38,6 @@ pytestmark = pytest.mark.integration
 KIB = 1024
 LIMIT = 1024 * KIB
 ANSWER_WITHIN_S = 15.0   # a failure mode (the connection still open), below the 30 s BODY_IDLE_S
-
-
-class Bridged:
-    """``lscloud.knative.Function.handle``'s shape: the body guard around the bridge."""
-
-    def __init__(self, bridge: wsgi_bridge.WsgiBridge):
-        self.bridge = bridge
-
-    async def handle(self, scope, receive, send):
-        guard = asgi.BodyGuard(scope, receive, send)
-        await self.bridge(scope, guard.receive, guard.send)
 
 
 @pytest.fixture

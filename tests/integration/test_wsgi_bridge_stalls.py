@@ -15,11 +15,11 @@ import time
 
 import httpx
 import pytest
-from asgi_support import Served  # tests/integration helper module
+from asgi_support import Bridged, Served  # tests/integration helper module
 from flask import jsonify, request
 from waiting import wait_for
 
-from lscloud import asgi, wsgi_bridge
+from lscloud import wsgi_bridge
 from lscloud.auth import allow
 from lscloud.config import Settings
 from lscloud.function_server import FunctionApp
@@ -36,18 +36,6 @@ class State:
         self.inside = 0      # ... and has not returned from
         self.bodies: list[int] = []   # lengths of the bodies the upload view read whole
         self.closed = threading.Event()   # the endless stream's generator was closed
-
-
-class Bridged:
-    """A function instance whose ``handle`` is ``lscloud.knative.Function.handle``'s: the body guard
-    around the bridge."""
-
-    def __init__(self, bridge: wsgi_bridge.WsgiBridge):
-        self.bridge = bridge
-
-    async def handle(self, scope, receive, send):
-        guard = asgi.BodyGuard(scope, receive, send)
-        await self.bridge(scope, guard.receive, guard.send)
 
 
 @pytest.fixture
