@@ -2,7 +2,7 @@
 producer's contract in ``schemas/events/`` (a unit test holds every builder to it). Built here,
 published on the real bus by the IOC's tests.
 
-Also what the IOC's integration tests share: the ``no_peers`` fixture (a module takes it by
+Also what the IOC's tests share: :func:`fold`, the ``no_peers`` fixture (a module takes it by
 importing it by name, ``from ioc_support import no_peers  # noqa: F401``, with ``# ruff: noqa: F811``
 at its top), :func:`deliver`, and :func:`misordered`."""
 
@@ -15,6 +15,19 @@ import pytest
 
 from functions.reports.function.reports import new_id as report_id  # noqa: F401 - ids as reports issues them
 from lscloud import auth, events, workdays
+
+
+def fold(evts):
+    """The IOC's projection of ``evts`` folded in order, as its consumer folds them (an event it keeps
+    no fact of is passed over)."""
+    from functions.ioc.function import live
+    from functions.ioc.function.projection import Projection
+    p = Projection()
+    for e in evts:
+        f = live.fact_of(e)
+        if f is not None:
+            p.apply(f)
+    return p
 
 
 @pytest.fixture

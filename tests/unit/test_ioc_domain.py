@@ -24,14 +24,6 @@ NOW = datetime(2026, 12, 3, 10, 0, tzinfo=timezone.utc)
 R1, R2, R3 = (ev.report_id(NOW) for _ in range(3))
 
 
-def fold(evts) -> Projection:
-    p = Projection()
-    for e in evts:
-        f = live.fact_of(e)
-        if f is not None:
-            p.apply(f)
-    return p
-
 
 def sample() -> list[dict]:
     out = [
@@ -96,7 +88,7 @@ def values(p: Projection, where=None) -> dict:
 
 
 def test_figures_of_a_known_history():
-    v = values(fold(sample()))
+    v = values(ev.fold(sample()))
     assert v["border.declared"] == 4 and v["border.cleared"] == 2 and v["border.waiting"] == 1
     assert v["border.clearance-median"] == 70.0  # 60 and 80 minutes
     assert v["dossiers.received"] == 3 and v["dossiers.online-share"] == pytest.approx(66.67)
@@ -107,22 +99,22 @@ def test_figures_of_a_known_history():
     assert v["softatm.transfers"] == 2 and v["softatm.volume"] == 2_000_000
     assert v["environment.alerts-active"] == 1 and v["environment.aqi-peak"] == 160
     assert v["community.shop-or-payment-share"] == pytest.approx(100 * 800 / 1500, abs=0.01)
-    one = values(fold(sample()), {"commune": "06016"})
+    one = values(ev.fold(sample()), {"commune": "06016"})
     assert one["reports.open"] == 0 and one["softatm.volume"] == 1_500_000 and one["dossiers.received"] == 1
 
 
 def test_redelivery_and_any_order_give_identical_figures():
     evts = sample()
-    once = views.snapshot(fold(evts), NOW)
+    once = views.snapshot(ev.fold(evts), NOW)
     for seed in range(5):
         shuffled = evts + evts[: 7]  # redelivered events, in another order
         random.Random(seed).shuffle(shuffled)
-        again = views.snapshot(fold(shuffled), NOW)
+        again = views.snapshot(ev.fold(shuffled), NOW)
         assert again["digest"] == once["digest"] and again["facts"] == once["facts"] == len(evts)
 
 
 def test_gauges_are_as_of_the_end_of_each_bucket():
-    p = fold(sample())
+    p = ev.fold(sample())
     pts = figures.series(p, "reports.open", NOW - timedelta(hours=3), NOW, "hour")
     assert [x["value"] for x in pts][-1] == 2
     assert sum(x["value"] for x in figures.series(p, "border.declared", NOW - timedelta(hours=3), NOW, "hour")) == 4
@@ -184,7 +176,7 @@ def test_the_asset_name_schema_admits_every_asset_the_wall_serves():
 
 
 def test_scopes():
-    p = fold(sample())
+    p = ev.fold(sample())
     everything = {s for s in facts.HANDLED and catalogue.sources()}
     public = views.indicators(p, views.Scope(public_only=True), everything, as_of=NOW)
     assert all(i["public"] for i in public["items"]) and "reports.overdue" not in [i["id"] for i in public["items"]]

@@ -24,14 +24,6 @@ NOW = datetime(2026, 12, 7, 14, 46, 58, tzinfo=timezone.utc)
 LATER = NOW + timedelta(minutes=5)
 
 
-def fold(evts) -> Projection:
-    p = Projection()
-    for e in evts:
-        f = live.fact_of(e)
-        if f is not None:
-            p.apply(f)
-    return p
-
 
 def value(p: Projection, indicator: str) -> float | None:
     t0, t1 = views.window(LATER)
@@ -56,7 +48,7 @@ def test_a_report_fixed_in_the_second_it_was_submitted_is_closed_in_any_delivery
     rid = a_misordered_report()
     moves = report_moves(rid)
     for delivered in itertools.permutations(moves):
-        p = fold(delivered)
+        p = ev.fold(delivered)
         assert value(p, "reports.open") == 0 and value(p, "reports.received") == 1
         assert [f["state"] for f in p.entities("report")[0].history] == ["submitted", "acknowledged", "in_progress", "fixed"]
 
@@ -67,7 +59,7 @@ def test_a_declaration_cleared_and_exited_in_one_second_is_not_waiting():
     moves = [ev.border(decl, "submitted", NOW, id=f"{decl}.1.0"), ev.border(decl, "cleared", NOW, id=f"{decl}.2.0"),
              ev.border(decl, "exited", NOW, id=f"{decl}.3.0")]
     for delivered in itertools.permutations(moves):
-        p = fold(delivered)
+        p = ev.fold(delivered)
         assert value(p, "border.waiting") == 0 and value(p, "border.cleared") == 1
         assert p.entities("declaration")[0].at(figures.fmt(NOW))["state"] == "exited"
 
@@ -77,7 +69,7 @@ def test_a_dossier_s_later_move_in_the_same_second_gives_its_state_and_attribute
     moves = [ev.dossier(dos, "received", NOW, deadline=NOW + timedelta(days=1), unit="06001", id=f"{dos}.1.0"),
              ev.dossier(dos, "done", NOW, deadline=NOW + timedelta(days=2), unit="06016", id=f"{dos}.2.0")]
     for delivered in (moves, moves[::-1]):
-        e = fold(delivered).entities("dossier")[0]
+        e = ev.fold(delivered).entities("dossier")[0]
         assert e.history[-1]["state"] == "done" and e.attrs["commune"] == "06016"
         assert e.attrs["deadline"] == figures.fmt(NOW + timedelta(days=2))
 
@@ -93,7 +85,7 @@ def test_sub_second_times_order_events_that_carry_no_sequence():
     assert {f["at"] for f in fs} == {"2026-12-07T14:46:58Z"} and all("seq" not in f for f in fs)
     assert [f["at_us"] for f in fs] == [900_000, 100_000, 500_000]
     for delivered in itertools.permutations(moves):
-        p = fold(delivered)
+        p = ev.fold(delivered)
         assert [f["state"] for f in p.entities("declaration")[0].history] == ["submitted", "cleared", "exited"]
         assert value(p, "border.waiting") == 0
 
@@ -106,7 +98,7 @@ def test_the_producer_s_sequence_outranks_its_clock_within_a_second():
     fixed = ev.report(rid, "resolved", "fixed", "closed", NOW, id=f"{rid}.2.0")
     first["data"]["occurred_at"] = "2026-12-07T21:46:58.120+07:00"
     fixed["data"]["occurred_at"] = "2026-12-07T21:46:58.118+07:00"
-    assert value(fold([fixed, first]), "reports.open") == value(fold([first, fixed]), "reports.open") == 0
+    assert value(ev.fold([fixed, first]), "reports.open") == value(ev.fold([first, fixed]), "reports.open") == 0
 
 
 @pytest.mark.parametrize("event_id, entity, seq", [
@@ -168,9 +160,9 @@ def test_an_old_fact_and_a_new_one_of_one_second_mix_in_a_fixed_order():
 def test_a_replay_in_any_order_gives_the_live_digest():
     evts = report_moves(a_misordered_report()) + [ev.border("d-r", "submitted", NOW, id="d-r.1.0"),
                                                   ev.border("d-r", "cleared", NOW, id="d-r.2.0")]
-    once = views.snapshot(fold(evts), LATER)["digest"]
+    once = views.snapshot(ev.fold(evts), LATER)["digest"]
     for delivered in (evts[::-1], evts[2:] + evts[:2] + evts[:3]):
-        assert views.snapshot(fold(delivered), LATER)["digest"] == once
+        assert views.snapshot(ev.fold(delivered), LATER)["digest"] == once
 
 
 def test_the_event_ids_the_ioc_reads_its_order_from_are_the_ones_aggregates_form():

@@ -20,12 +20,6 @@ import ioc_support as ev  # noqa: E402
 NOW = datetime(2026, 12, 3, 10, 30, tzinfo=timezone.utc)
 
 
-def fold(evts) -> Projection:
-    p = Projection()
-    for e in evts:
-        p.apply(live.fact_of(e))
-    return p
-
 
 def readings(p: Projection, hours: float = 24) -> int:
     t1 = figures.fmt(NOW)
@@ -41,7 +35,7 @@ def a_day(stations: int = 20) -> list[dict]:
 
 def test_a_days_messages_are_kept_as_station_hours_and_each_counts_once():
     messages = a_day()
-    p = fold(messages)
+    p = ev.fold(messages)
     assert len(messages) == 20 * (23 * 60 + 30)
     assert len(p) == 20 * 24                                   # one tally per station and hour
     assert len(p.entities("observations")) == 20              # one entity per station
@@ -58,17 +52,17 @@ def test_a_days_messages_are_kept_as_station_hours_and_each_counts_once():
 
 def test_the_figures_are_the_same_in_any_order_and_with_redeliveries():
     messages = [m for m in a_day(3)]
-    once = views.snapshot(fold(messages), NOW)
+    once = views.snapshot(ev.fold(messages), NOW)
     for seed in range(3):
         again = messages + messages[::7]
         random.Random(seed).shuffle(again)
-        assert views.snapshot(fold(again), NOW) == once
+        assert views.snapshot(ev.fold(again), NOW) == once
 
 
 def test_old_tallies_keep_their_sums_and_forget_their_ids_in_any_order():
     # one station, a message an hour for four days
     messages = [ev.observations("lsn-1", NOW - timedelta(hours=h), 1) for h in range(96)]
-    p = fold(messages)
+    p = ev.fold(messages)
     newest = max(f["at"] for f in p.facts())
     for f in p.facts():
         if "hours" in f:   # a day whose hours all forgot their ids: rolled up (below)
@@ -78,14 +72,14 @@ def test_old_tallies_keep_their_sums_and_forget_their_ids_in_any_order():
         assert (len(f["tally"]) == 1) == (age <= TALLY_IDS_KEPT_H), (f["at"], age)
     shuffled = list(messages)
     random.Random(1).shuffle(shuffled)
-    assert sorted(map(str, fold(shuffled).facts())) == sorted(map(str, p.facts()))
+    assert sorted(map(str, ev.fold(shuffled).facts())) == sorted(map(str, p.facts()))
     assert readings(p, hours=96) == 96
 
 
 def test_a_stored_tally_and_the_messages_it_counts_meet_once():
     """A restart loads the stored tally; a message it already counts is not counted again, a new one is."""
     first, second = ev.observations("lsn-1", NOW - timedelta(minutes=5)), ev.observations("lsn-1", NOW - timedelta(minutes=4))
-    before = fold([first])
+    before = ev.fold([first])
     (stored,) = before.facts()
     restarted = Projection()
     assert restarted.apply(stored)
@@ -98,10 +92,10 @@ def test_a_stored_tally_and_the_messages_it_counts_meet_once():
 def test_a_tally_counted_and_the_messages_folded_one_by_one_give_the_same_figures():
     """A rebuilt projection (a replay) and the live one agree, tallies included."""
     messages = a_day(2)
-    live_one = fold(messages[: len(messages) // 2])
-    for tally in fold(messages[len(messages) // 2:]).facts():
+    live_one = ev.fold(messages[: len(messages) // 2])
+    for tally in ev.fold(messages[len(messages) // 2:]).facts():
         live_one.apply(tally)
-    assert views.snapshot(live_one, NOW)["digest"] == views.snapshot(fold(messages), NOW)["digest"]
+    assert views.snapshot(live_one, NOW)["digest"] == views.snapshot(ev.fold(messages), NOW)["digest"]
 
 
 def test_a_day_whose_hours_forgot_their_ids_is_one_tally_and_every_hour_counts_as_before():
@@ -111,7 +105,7 @@ def test_a_day_whose_hours_forgot_their_ids_is_one_tally_and_every_hour_counts_a
     start = NOW.replace(minute=0) - timedelta(days=5)
     messages = [ev.observations(f"lsn-{s}", start + timedelta(minutes=m), 1 + s) for m in range(0, 5 * 24 * 60, 10)
                 for s in range(2)]
-    p = fold(messages)
+    p = ev.fold(messages)
     days = [f for f in p.facts() if "hours" in f]
     hours = [f for f in p.facts() if "hours" not in f]
     newest = max(f["at"] for f in hours)
@@ -141,7 +135,7 @@ def test_a_day_whose_hours_forgot_their_ids_is_one_tally_and_every_hour_counts_a
     def held(proj):
         return sorted(json.dumps(f, sort_keys=True) for f in proj.facts())
 
-    assert held(fold(again)) == held(p)
+    assert held(ev.fold(again)) == held(p)
     # a message for an hour of a rolled day that counts messages already: a repeat cannot be told from
     # a new one there, and one redelivered days later (a dead letter retried) is far likelier: not counted
     five = figures.fmt(start + timedelta(hours=5))
@@ -161,7 +155,7 @@ def test_a_day_and_the_hour_tallies_it_took_in_meet_once():
     each hour counts once, whichever comes first."""
     start = NOW.replace(minute=0) - timedelta(days=4)
     messages = [ev.observations("lsn-1", start + timedelta(minutes=m), 2) for m in range(0, 4 * 24 * 60, 15)]
-    whole = fold(messages)
+    whole = ev.fold(messages)
     rolled = whole.take_rolled()
     assert rolled and all(len(hours) >= 1 for _, hours in rolled)
     stale = [h for _, hours in rolled for h in hours]
