@@ -12,6 +12,7 @@ import pytest
 from werkzeug.wrappers import Request, Response
 
 from peer_stubs import Served, conditional_json
+from client_answers import idem, ok  # noqa: F401 (its tests take them from here)
 
 GATES = {
     "huu-nghi": {"code": "huu-nghi", "name": "Cửa khẩu quốc tế Hữu Nghị", "mode": "road",
@@ -109,15 +110,6 @@ def tok(tokens):
         return tokens(role, sub or f"{role}-{next(_n)}", agency=agency, unit=unit)
 
     return make
-
-
-def idem(h: dict) -> dict:
-    return {**h, "Idempotency-Key": uuid.uuid4().hex}
-
-
-def ok(resp, status=200):
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    return resp.get_json()
 
 
 def new_id() -> str:

@@ -19,6 +19,7 @@ from lscloud import runtime
 
 from dossiers_support import dossier_peers, pdf  # noqa: F401
 from peer_stubs import Served, conditional_json
+from client_answers import ok
 
 pytestmark = pytest.mark.integration
 
@@ -65,11 +66,6 @@ def env(start_function, dossier_peers, tokens):
     peers.dossiers = dossiers
     yield assistant, dossiers, peers
     peers.stop()
-
-
-def ok(r, status=200):
-    assert r.status_code == status, r.get_data(as_text=True)
-    return r.get_json()
 
 
 def submitted(dossiers, owner: dict, dossier_id: str) -> dict:

@@ -16,6 +16,7 @@ from documents_support import make_pdf, nss_db, pdfsig, signature_timestamps_ver
 from lscloud import pseudonyms, store
 
 from functions.documents.function import registers
+from client_answers import ok
 
 pytestmark = pytest.mark.integration
 
@@ -43,11 +44,6 @@ def client(documents):
 
 def staff(tokens, sub, role="officer"):
     return tokens(role, sub, agency=AGENCY, unit="vp")
-
-
-def ok(r, status=200):
-    assert r.status_code == status, r.get_data(as_text=True)
-    return r.get_json()
 
 
 def problem(r, status, field=None):

@@ -20,6 +20,7 @@ from lscloud import pseudonyms
 
 from functions.directory.function import agencies
 from functions.documents.function import documents as domain, pki, signing
+from client_answers import ok
 
 pytestmark = pytest.mark.integration
 
@@ -38,11 +39,6 @@ def documents(start_function, peers):
 @pytest.fixture
 def client(documents):
     return documents.app.test_client()
-
-
-def ok(r, status=200):
-    assert r.status_code == status, r.get_data(as_text=True)
-    return r.get_json()
 
 
 def certified(agency: str, sub: str) -> str:

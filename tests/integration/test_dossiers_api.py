@@ -27,6 +27,7 @@ from lscloud.statemachine import iso, parse_iso
 import role_matrix
 from cuts import cut_once
 from dossiers_support import CITIZEN, CITIZEN2, dossier_peers, pdf  # noqa: F401
+from client_answers import idem, ok
 
 pytestmark = pytest.mark.integration
 
@@ -66,15 +67,6 @@ def tok(tokens):
     def make(role, sub=None, agency=None, unit=None):
         return tokens.header(role, sub or f"{role}-{next(_n)}", agency=agency, unit=unit)
     return make
-
-
-def idem(h: dict) -> dict:
-    return {**h, "Idempotency-Key": uuid.uuid4().hex}
-
-
-def ok(resp, status=200):
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    return resp.get_json()
 
 
 def upload(client, h, text):

@@ -16,19 +16,11 @@ from lscloud import events, runtime
 from lscloud.auth import delivery_headers
 
 from dossiers_support import dossier_peers, dossiers, pdf  # noqa: F401
+from client_answers import idem, ok
 
 pytestmark = pytest.mark.integration
 
 OWNER = "020090004321"
-
-
-def ok(r, status=200):
-    assert r.status_code == status, r.get_data(as_text=True)
-    return r.get_json()
-
-
-def idem(h: dict) -> dict:
-    return {**h, "Idempotency-Key": uuid.uuid4().hex}
 
 
 def officer_claims(step: dict) -> dict:

@@ -26,6 +26,7 @@ from dossiers_support import PeerStub, pdf
 from softatm_support import DirectoryStub as PostOffices
 from lscloud import cli, erasure, runtime
 from lscloud.ratelimit import Limiter
+from client_answers import idem
 
 pytestmark = pytest.mark.integration
 
@@ -48,10 +49,6 @@ def stubs():
 
 def when(minutes_ago: int) -> str:
     return (datetime.now(timezone.utc) - timedelta(minutes=minutes_ago)).isoformat()
-
-
-def idem(h: dict) -> dict:
-    return {**h, "Idempotency-Key": uuid.uuid4().hex}
 
 
 def a_dossier(start_function, stubs, tokens) -> str:

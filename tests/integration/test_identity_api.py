@@ -22,6 +22,7 @@ from lscloud.runtime import Runtime
 from peer_stubs import Served, conditional_json
 import role_matrix
 from waiting import clear_of_a_window_edge
+from client_answers import ok
 
 pytestmark = pytest.mark.integration
 
@@ -108,11 +109,6 @@ def ip(n=None) -> dict:
     r = uuid.uuid4().int
     return {"X-Forwarded-For": f"203.0.113.{n if n is not None else r % 250}, "
                                f"10.{(r >> 8) % 256}.{(r >> 16) % 256}.{(r >> 24) % 256}"}
-
-
-def ok(resp, status=200):
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    return resp.get_json()
 
 
 def test_cccd_decoding_and_the_rule_a_bad_number_breaks(client):

@@ -15,6 +15,7 @@ from lscloud import runtime
 from lscloud.runtime import Runtime
 
 import role_matrix
+from client_answers import ok
 
 pytestmark = pytest.mark.integration
 
@@ -41,11 +42,6 @@ def function(start_function, seeded):
 @pytest.fixture
 def client(function):
     return function.app.test_client()
-
-
-def ok(resp, status=200):
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    return resp.get_json()
 
 
 def codes(page):
