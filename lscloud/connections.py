@@ -172,13 +172,16 @@ class Connections:
         wait = self._wait(deadline)
         sock = self._take(wait)
         try:
-            sock.settimeout(wait)
+            # changing a socket's timeout is a system call: made only when the deadline is nearer
+            if sock.gettimeout() != wait:
+                sock.settimeout(wait)
             if body and len(body) > _RECV:   # a large body is not copied behind its head
                 sock.sendall(head)
                 sock.sendall(body)
             else:
                 sock.sendall(head + body if body else head)
-            sock.settimeout(self.timeout_s)
+            if wait != self.timeout_s:
+                sock.settimeout(self.timeout_s)
         except BaseException:
             sock.close()
             raise
@@ -277,13 +280,16 @@ def _read(sock: socket.socket, head: bool, max_bytes: int | None = None,
     likes."""
     answer = _Answer()
     received = 0
-    each = sock.gettimeout()
+    each = current = sock.gettimeout()
     while not (answer.done or (head and answer.headers_done)):
         if deadline is not None:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError("the answer did not end in time")
-            sock.settimeout(left if each is None else min(each, left))
+            wait = left if each is None else min(each, left)
+            if wait != current:   # a system call: made only when the deadline shortens the wait
+                sock.settimeout(wait)
+                current = wait
         data = sock.recv(_RECV)
         received += len(data)
         if max_bytes is not None and received > max_bytes:
@@ -299,6 +305,6 @@ def _read(sock: socket.socket, head: bool, max_bytes: int | None = None,
             raise http.client.HTTPException("the server asked to switch protocols") from None
         except httptools.HttpParserError as exc:
             raise http.client.HTTPException(f"not an HTTP answer: {exc}") from None
-    if deadline is not None:
+    if current != each:
         sock.settimeout(each)   # kept alive for another call, with its own bound again
     return answer.parser.get_status_code(), answer, answer.keep_alive
