@@ -71,6 +71,7 @@ typed attributes of the model (``status``, ``owner`` …), copied on every write
 from __future__ import annotations
 
 import contextvars
+import functools
 import hashlib
 import logging
 import re
@@ -616,6 +617,8 @@ class Aggregate(Generic[M]):
                 return Outcome(item)
             self._sync(item, doc)
             answer, earlier = IMPLICIT_ANSWER.get(), []
+            if answer is not None and not self.keeps_moved:
+                _answer_not_kept(self.model.__name__)
             if self.keeps_moved:
                 # what this write replaces is what the item was read with: its If-Match says so
                 earlier = [a for a in _answers(getattr(item, "moved", None)) if a != answer]
@@ -702,6 +705,15 @@ class Aggregate(Generic[M]):
 def _recent(moved: list | None) -> bool:
     """Whether a record's last move (``moved``) is within :data:`MOVED_REDO_S`."""
     return bool(moved) and (now() - parse_iso(moved[-1]["at"])).total_seconds() <= MOVED_REDO_S
+
+
+@functools.lru_cache(maxsize=None)
+def _answer_not_kept(model: str) -> None:
+    """Say once per model that a keyless move wrote it without keeping its answer's key: the
+    view's first answer then stands its whole implicit window, whatever moves the record after
+    (:data:`IMPLICIT_ANSWER`; the model needs a ``moved`` attribute)."""
+    log.error("a keyless move (idempotent(move=True)) wrote %s, which keeps no 'moved' attribute: its first "
+              "answer is replayed for the whole implicit window even after the record moves on", model)
 
 
 def _kept(t: Transition, side: Callable | None = None, answer: str | None = None) -> dict:

@@ -499,3 +499,23 @@ def test_a_marker_whose_batched_delete_was_lost_is_found_complete_and_writes_not
     assert committed == ["l-1"]
     assert [m["event"]["id"] for m in tail(settings, 50) if m["event"]["data"].get("parcel_id") == "l-1"] == ["l-1.1.0"]
     assert list(aggregate.UnfinishedCreate.query(KeptParcel.Meta.table)) == []
+
+
+def test_a_keyless_move_on_a_model_that_keeps_no_moves_is_said(parcels, caplog):
+    """A view declared idempotent(move=True) whose aggregate's model has no ``moved`` attribute would
+    keep its first answer for the whole implicit window after the record moves on; the write says so,
+    once per model, in the log an operator reads."""
+    import logging
+
+    from lscloud.aggregate import IMPLICIT_ANSWER
+
+    new_parcel(parcels, "p-keyless")
+    token = IMPLICIT_ANSWER.set("idempotency/some/answer.json")
+    try:
+        with caplog.at_level(logging.ERROR, logger="lscloud.aggregate"):
+            for _ in range(2):
+                parcels.mutate("p-keyless", lambda doc: [MACHINE.apply(doc, "stamp", COURIER)])
+    finally:
+        IMPLICIT_ANSWER.reset(token)
+    said = [r.getMessage() for r in caplog.records if r.name == "lscloud.aggregate" and r.levelno == logging.ERROR]
+    assert len(said) == 1 and "Parcel" in said[0] and "moved" in said[0], said
