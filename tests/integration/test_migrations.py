@@ -143,7 +143,8 @@ def test_every_function_migrates_its_old_keys_once(rt, settings, object_store, b
 
     found = {m.name: m for m in manifests.discover([ROOT / "functions", ROOT / "peers"])}
     hooked = sorted(n for n, m in found.items() if m.migrate_module)
-    assert hooked == ["border", "community", "dossiers", "identity", "reports", "softatm", "softatm-bank-sim"]
+    assert hooked == ["border", "community", "dossiers", "identity", "market", "reports", "softatm",
+                      "softatm-bank-sim"]
     env_settings = settings.replace(pseudonym_key=KEY)
     for k, v in env_settings.env_vars().items():
         monkeypatch.setenv(k, v)
