@@ -1,6 +1,7 @@
 """A function with migration and seed hooks, and waiting for a ``python -m lscloud.serve`` process
 started on it to be ready, as `lscloud up` starts one (tests/integration/test_function_start.py,
-tests/integration/test_up_forks.py)."""
+tests/integration/test_up_forks.py); the hooks' environment under a chosen pseudonym key
+(``with_key``, a fixture: ``from serve_support import with_key  # noqa: F401``)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,26 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from waiting import wait_for
 
+from lscloud import pseudonyms, runtime
+
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def with_key(settings, monkeypatch):
+    """``with_key(key, service="identity")``: the hooks' environment (what `lscloud up` gives a
+    function) under pseudonym ``key``; the test's own key again afterwards."""
+    def use(key: str, service: str = "identity") -> None:
+        for k, v in settings.replace(pseudonym_key=key).env_vars().items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setenv("K_SERVICE", service)
+
+    yield use
+    runtime.uninstall()
+    pseudonyms.configure(settings.pseudonym_key)
 
 
 def hooked_function(tmp_path: Path, seed_body: str = "") -> Path:

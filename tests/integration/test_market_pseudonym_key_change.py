@@ -2,6 +2,7 @@
 market had no migration, so a key change orphaned its owner indexes and no household owner was
 recognised on their own shop; nothing could re-key it). Its migration re-keys both indexes and
 restates each shop's owner reference from the index's clear subject; switching back re-keys back."""
+# ruff: noqa: F811 (the with_key fixture imported from serve_support is named as a parameter)
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 
 from client_answers import idem, ok
 from market_support import CHI_LANG, HOUSEHOLD, PRODUCER
-from lscloud import pseudonyms, runtime, serve
+from serve_support import with_key  # noqa: F401
+from lscloud import pseudonyms, serve
 
 pytestmark = pytest.mark.integration
 
@@ -21,18 +23,6 @@ KEY_A = "pseudonym-key-a-of-the-state-dir-0123456789"
 KEY_B = "pseudonym-key-b-from-the-shell-0123456789ab"
 ID_A = pseudonyms.key_id_of(KEY_A)
 
-
-@pytest.fixture
-def with_key(settings, monkeypatch):
-    """Make the hooks' environment (what `lscloud up` gives a function) use ``key``."""
-    def use(key: str) -> None:
-        for k, v in settings.replace(pseudonym_key=key).env_vars().items():
-            monkeypatch.setenv(k, v)
-        monkeypatch.setenv("K_SERVICE", "market")
-
-    yield use
-    runtime.uninstall()
-    pseudonyms.configure(settings.pseudonym_key)
 
 
 def shop_body() -> dict:
@@ -51,10 +41,10 @@ def test_a_key_change_re_keys_the_owners_and_their_shops_both_ways(start_functio
     a = start_function("market", peer_url_template=peers.template, pseudonym_key=KEY_A).app.test_client()
     shop = ok(a.post("/v1/shops", json=shop_body(), headers=owner), 201)
     lot = ok(a.post("/v1/lots", json=LOT, headers=idem(producer)), 201)
-    with_key(KEY_A)
+    with_key(KEY_A, "market")
     assert serve.migrate(MARKET)["migrated"] is True          # records the key the data is keyed under
 
-    with_key(KEY_B)
+    with_key(KEY_B, "market")
     to_b = serve.migrate(MARKET)
     assert to_b["rekeyed_from"] == ID_A, to_b
     assert to_b["result"]["shop_owners_restated"] == 1 and to_b["result"]["shops_missing"] == 0, to_b
@@ -68,11 +58,11 @@ def test_a_key_change_re_keys_the_owners_and_their_shops_both_ways(start_functio
     assert [x["id"] for x in ok(b.get("/v1/lots", headers=producer))["items"]] == [lot["id"]]
 
     # and back: the record says B now, so the migration runs again under A
-    with_key(KEY_A)
+    with_key(KEY_A, "market")
     back = serve.migrate(MARKET)
     assert back["rekeyed_from"] == pseudonyms.key_id_of(KEY_B) and back["result"]["shop_owners_restated"] == 1
     again = start_function("market", peer_url_template=peers.template, pseudonym_key=KEY_A).app.test_client()
     ok(again.post(f"/v1/shops/{shop['id']}/products", json={**PRODUCT, "id": "na-loai-2"}, headers=owner), 201)
     # run again under the same key: nothing left to do
-    with_key(KEY_A)
+    with_key(KEY_A, "market")
     assert serve.migrate(MARKET, force=True)["result"]["shop_owners_restated"] == 0

@@ -5,6 +5,7 @@ shell re-keyed identity's population, and once it was gone again every verificat
 names another key, so switching back re-keys back; a function served while the record names another
 key is not ready and answers 503; `lscloud up` refuses an environment's key that is not the state
 dir's, saying what to run."""
+# ruff: noqa: F811 (the with_key fixture imported from serve_support is named as a parameter)
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from bucket_scan import bucket_bytes
-from serve_support import hooked_function, wait_ready
+from serve_support import hooked_function, wait_ready, with_key  # noqa: F401
 from waiting import wait_for
 
 from functions.identity.function import population as identity
@@ -36,18 +37,6 @@ KEY_A = "pseudonym-key-a-of-the-state-dir-0123456789"
 KEY_B = "pseudonym-key-b-from-the-shell-0123456789ab"
 ID_A, ID_B = pseudonyms.key_id_of(KEY_A), pseudonyms.key_id_of(KEY_B)
 
-
-@pytest.fixture
-def with_key(settings, monkeypatch):
-    """Make the hooks' environment (what `lscloud up` gives a function) use ``key``."""
-    def use(key: str) -> None:
-        for k, v in settings.replace(pseudonym_key=key).env_vars().items():
-            monkeypatch.setenv(k, v)
-        monkeypatch.setenv("K_SERVICE", "identity")
-
-    yield use
-    runtime.uninstall()
-    pseudonyms.configure(settings.pseudonym_key)
 
 
 def verifies(settings, key: str) -> bool:
