@@ -4,7 +4,6 @@ submission to exit, the queue, concurrent agencies and seats, device events, rol
 # ruff: noqa: F811 (pytest fixtures imported from border_support are named as parameters)
 from __future__ import annotations
 
-import itertools
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,7 +15,7 @@ from lscloud.delivery import tail
 from lscloud.web import app_state
 
 import role_matrix
-from border_support import AGENCIES, declaration, directory, DirectoryStub, idem, ok, TAX, TAX2  # noqa: F401
+from border_support import AGENCIES, declaration, directory, DirectoryStub, idem, new_id, ok, TAX, TAX2, tok  # noqa: F401
 from cuts import cut_once
 from functions.border.function import ledger, models
 from functions.border.function.app import create_app
@@ -24,7 +23,6 @@ from functions.border.function.app import create_app
 pytestmark = pytest.mark.integration
 
 PROBLEM = "application/problem+json"
-_n = itertools.count()
 
 
 @pytest.fixture
@@ -51,20 +49,6 @@ def app(fn):
 @pytest.fixture
 def client(app):
     return app.test_client()
-
-
-@pytest.fixture
-def tok(tokens):
-    """Bearer headers with a fresh subject unless one is named: ``tok("officer", agency="customs")``."""
-
-    def make(role, sub=None, agency=None, unit=None):
-        return tokens(role, sub or f"{role}-{next(_n)}", agency=agency, unit=unit)
-
-    return make
-
-
-def new_id() -> str:
-    return "d-" + uuid.uuid4().hex[:16]
 
 
 def device_event(client, type_, data, n=[0]):
