@@ -36,7 +36,8 @@ LOT = {"product": "Na Chi Lăng loại 1", "unit": "thùng 10 kg", "quantity": 1
 PRODUCT = {"id": "na-loai-1", "name": "Na Chi Lăng loại 1", "category": "thuc-pham", "price_vnd": 60000, "unit": "kg"}
 
 
-def test_a_key_change_re_keys_the_owners_and_their_shops_both_ways(start_function, peers, tokens, with_key):
+def test_a_key_change_re_keys_the_owners_and_their_shops_both_ways(start_function, peers, tokens, with_key,
+                                                                 monkeypatch):
     owner, producer = tokens("citizen", HOUSEHOLD), tokens("producer", PRODUCER)
     a = start_function("market", peer_url_template=peers.template, pseudonym_key=KEY_A).app.test_client()
     shop = ok(a.post("/v1/shops", json=shop_body(), headers=owner), 201)
@@ -44,8 +45,17 @@ def test_a_key_change_re_keys_the_owners_and_their_shops_both_ways(start_functio
     with_key(KEY_A, "market")
     assert serve.migrate(MARKET)["migrated"] is True          # records the key the data is keyed under
 
+    # each shop is read once per run, by the update that restates it (or finds nothing to write)
+    from functions.market.function.models import Shop
+
+    shops_touched = []
+    load, save = Shop._load.__func__, Shop.save
+    monkeypatch.setattr(Shop, "_load", classmethod(
+        lambda cls, key, **kw: shops_touched.append("read") or load(cls, key, **kw)))
+    monkeypatch.setattr(Shop, "save", lambda self, *a, **kw: shops_touched.append("write") or save(self, *a, **kw))
     with_key(KEY_B, "market")
     to_b = serve.migrate(MARKET)
+    assert shops_touched == ["read", "write"], shops_touched
     assert to_b["rekeyed_from"] == ID_A, to_b
     assert to_b["result"]["shop_owners_restated"] == 1 and to_b["result"]["shops_missing"] == 0, to_b
     assert to_b["result"]["shops_by_owner"]["moved"] == 1 and to_b["result"]["lots_by_producer"]["moved"] == 1
@@ -59,10 +69,14 @@ def test_a_key_change_re_keys_the_owners_and_their_shops_both_ways(start_functio
 
     # and back: the record says B now, so the migration runs again under A
     with_key(KEY_A, "market")
+    shops_touched.clear()
     back = serve.migrate(MARKET)
+    assert shops_touched == ["read", "write"], shops_touched
     assert back["rekeyed_from"] == pseudonyms.key_id_of(KEY_B) and back["result"]["shop_owners_restated"] == 1
     again = start_function("market", peer_url_template=peers.template, pseudonym_key=KEY_A).app.test_client()
     ok(again.post(f"/v1/shops/{shop['id']}/products", json={**PRODUCT, "id": "na-loai-2"}, headers=owner), 201)
     # run again under the same key: nothing left to do
     with_key(KEY_A, "market")
+    shops_touched.clear()
     assert serve.migrate(MARKET, force=True)["result"]["shop_owners_restated"] == 0
+    assert shops_touched == ["read"], shops_touched

@@ -46,21 +46,24 @@ def migrate(runtime) -> dict:
             return report
 
 
-def _restate_owner(shop_id: str, ref: str) -> bool | None:
-    """Whether the shop's owner reference was written as ``ref`` (False: it already was; None: no shop)."""
-    changed = False
+class _AlreadyRight(Exception):
+    """The shop already names its owner by the current reference: nothing to write."""
 
+
+def _restate_owner(shop_id: str, ref: str) -> bool | None:
+    """Whether the shop's owner reference was written as ``ref`` (False: it already was; None: no shop).
+
+    One read per shop: the update's own read judges it (a shop already right aborts the update
+    before its write)."""
     def restate(shop: Shop) -> None:
-        nonlocal changed
-        changed = shop.data.get("owner") != ref
-        if changed:
-            shop.data = {**shop.data, "owner": ref}
+        if shop.data.get("owner") == ref:
+            raise _AlreadyRight
+        shop.data = {**shop.data, "owner": ref}
 
     try:
-        shop = Shop.get(shop_id)
-        if shop.data.get("owner") == ref:
-            return False
         Shop.update(shop_id, None, restate)
     except DoesNotExist:
         return None
-    return changed
+    except _AlreadyRight:
+        return False
+    return True
