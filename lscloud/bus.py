@@ -20,6 +20,8 @@ import ssl
 import threading
 from typing import Any, Awaitable, Callable, Mapping
 
+from . import nats_import  # noqa: F401 - first: nats-py without aiohttp (see there)
+
 import nats
 import nats.errors
 import nats.js.errors

@@ -67,6 +67,8 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 from urllib.parse import urlparse
 
+from . import nats_import  # noqa: F401 - first: nats-py without aiohttp (see there)
+
 import nats.js.errors
 from nats.js import api as js_api
 from opentelemetry.trace import SpanKind, Status, StatusCode

@@ -28,6 +28,8 @@ from __future__ import annotations
 import functools
 import json
 
+from . import nats_import  # noqa: F401 - first: nats-py without aiohttp (see there)
+
 from nats.js import api as js_api
 
 from .bus import DUPLICATE_WINDOW_S, BusError, BusUnavailable

@@ -34,6 +34,8 @@ import time
 from datetime import datetime
 from typing import Any, Awaitable, Callable
 
+from . import nats_import  # noqa: F401 - first: nats-py without aiohttp (see there)
+
 import nats.errors
 import nats.js.errors
 from nats.aio.msg import Msg

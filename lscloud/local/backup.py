@@ -40,6 +40,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from .. import nats_import  # noqa: F401 - first: nats-py without aiohttp (see there)
+
 import nats.js.errors
 from nats.js import api as js_api
 
