@@ -9,44 +9,13 @@ function process (the runtime imported), ``import lscloud.bus`` took 149 ms with
 an event, or before it is ready (environment's devices: its cold start 442–481 ms → 317–359 ms).
 
 Every lscloud module that imports nats-py imports this module first (``tests/unit/test_nats_import.py``
-holds them to it). If nats-py's transport is not imported yet, it is imported here with ``import
-aiohttp`` refused *in this thread, during this import only*: a finder at the head of
-``sys.meta_path`` raises ModuleNotFoundError for ``aiohttp`` while a thread-local flag is up, which
-nats-py takes as "no WebSocket support". Any other import of aiohttp — in another thread meanwhile,
-or in this one afterwards — finds the real package; a process that imported aiohttp before (the
-gateway, the event dispatcher, pyHanko's fetchers) hands it to nats-py as it always did.
+holds them to it): nats-py's transport is then imported with aiohttp refused to that one import
+(:func:`lscloud.lean_imports.import_without`), which nats-py takes as "no WebSocket support"; the
+gateway and the event dispatcher, which import aiohttp for themselves, get the real package.
 """
 
 from __future__ import annotations
 
-import sys
-import threading
+from .lean_imports import import_without
 
-_importing = threading.local()
-
-
-class _NoAiohttpForNats:
-    """A meta path finder refusing ``aiohttp`` to the thread importing nats-py's transport in
-    :func:`_import_transport`; it passes every other import on (None: the next finder's)."""
-
-    @staticmethod
-    def find_spec(name, path=None, target=None):
-        if name == "aiohttp" and getattr(_importing, "nats", False):
-            raise ModuleNotFoundError("aiohttp is not imported for nats-py (lscloud.nats_import)", name=name)
-        return None
-
-
-def _import_transport() -> None:
-    if "nats.aio.transport" in sys.modules:
-        return   # imported already, with or without aiohttp: nothing left to save
-    # installed for good: taken out again, an import iterating sys.meta_path in another thread at
-    # that moment could skip the finder after it
-    sys.meta_path.insert(0, _NoAiohttpForNats)
-    _importing.nats = True
-    try:
-        import nats.aio.transport  # noqa: F401
-    finally:
-        _importing.nats = False
-
-
-_import_transport()
+import_without("nats.aio.transport", "aiohttp")

@@ -52,32 +52,3 @@ def test_aiohttp_imported_before_is_nats_pys_as_it_was():
             "assert transport.aiohttp is aiohttp\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
-
-
-def test_only_the_importing_thread_is_refused_aiohttp():
-    """While one thread imports nats-py here, another importing aiohttp gets the real package (the
-    refusal is thread-local; the finder passes every other import on)."""
-    code = """
-import sys, threading
-from lscloud import nats_import
-import aiohttp
-# the finder stays installed and refuses nothing outside the import it was raised for
-assert nats_import._NoAiohttpForNats in sys.meta_path
-assert nats_import._NoAiohttpForNats.find_spec("aiohttp") is None
-seen = []
-def other():
-    seen.append(nats_import._NoAiohttpForNats.find_spec("aiohttp"))
-nats_import._importing.nats = True
-try:
-    t = threading.Thread(target=other); t.start(); t.join()
-    try:
-        nats_import._NoAiohttpForNats.find_spec("aiohttp")
-        raise SystemExit("not refused in the importing thread")
-    except ModuleNotFoundError:
-        pass
-finally:
-    nats_import._importing.nats = False
-assert seen == [None], seen
-"""
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr[-2000:]
