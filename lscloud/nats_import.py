@@ -8,7 +8,7 @@ function process (the runtime imported), ``import lscloud.bus`` took 149 ms with
 (:attr:`lscloud.runtime.Runtime.bus`), inside the first request after a scale from zero that writes
 an event, or before it is ready (environment's devices: its cold start 442–481 ms → 317–359 ms).
 
-Every lscloud module that imports nats-py imports this module first (``tests/unit/test_nats_import.py``
+Every lscloud module that imports nats-py imports this module first (``tests/unit/test_lean_imports.py``
 holds them to it): nats-py's transport is then imported with aiohttp refused to that one import
 (:func:`lscloud.lean_imports.import_without`), which nats-py takes as "no WebSocket support"; the
 gateway and the event dispatcher, which import aiohttp for themselves, get the real package.

@@ -21,6 +21,8 @@ from __future__ import annotations
 import threading
 from typing import Callable, Sequence
 
+from . import otel_import  # noqa: F401 - first: the SDK without psutil (see there)
+
 from opentelemetry.sdk.environment_variables import (OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION,
                                                      OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE)
 from opentelemetry.sdk.metrics import (Counter, Histogram, ObservableCounter, ObservableGauge,

@@ -33,6 +33,8 @@ import weakref
 from contextlib import contextmanager
 from typing import Any, BinaryIO, Iterator, Mapping, Sequence
 
+from . import otel_import  # noqa: F401 - first: the SDK without psutil (see there)
+
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
 from opentelemetry.sdk.metrics import MeterProvider
