@@ -520,6 +520,13 @@ class Supervisor:
             self._device_store = ObjectStore.from_settings(self.settings)
             self._device_store.ensure_bucket(self.settings.bucket)
 
+        # what the two steps below import, imported here first, in this thread: two threads importing
+        # lscloud.store at once can deadlock (its __init__ imports the submodules, which import the
+        # package again with `from . import`: importlib raises _DeadlockError, which CI met once
+        # nats-py's import got shorter and the stream step reached lscloud.store sooner)
+        from .. import devices, nonces  # noqa: F401
+        from ..store import objects  # noqa: F401
+
         waits = [in_background(prepare_store, "lscloud-up-store")]
         if o.nats_url:
             self.say(f"✓ NATS         {nats_url} (external)")
