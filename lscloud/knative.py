@@ -63,6 +63,7 @@ class Function:
         self._asgi = None
         self._probe = None
         self._lock = threading.Lock()
+        self._served = False   # ready once already: the AFTER_READY work is started
 
     # -- lifecycle (called without await by func-python: keep these sync) ----------------------
 
@@ -130,7 +131,9 @@ class Function:
         A function whose replicas need a moment after start before they answer at speed (an index
         built from reference data) adds ``check() -> (ok, why)`` to
         ``app.extensions["lscloud.readiness"]`` (a list): until every check is ok the replica is
-        not ready, so Knative sends it no traffic yet."""
+        not ready, so Knative sends it no traffic yet. Work that should wait for the replica to
+        serve instead goes in ``app.extensions["lscloud.after_ready"]`` (:data:`AFTER_READY`),
+        started the first time this answers ready."""
         if self.app is None or self.settings is None:
             return False, "not started"
         for check in self.app.extensions.get(READINESS_CHECKS, ()):
@@ -150,7 +153,18 @@ class Function:
             except Exception as exc:  # noqa: BLE001
                 metrics.readiness_failed("nats")
                 return False, f"nats not ready: {exc.__class__.__name__}"
+        if not self._served:
+            self._start_after_ready()
         return True, "OK"
+
+    def _start_after_ready(self) -> None:
+        with self._lock:
+            if self._served:
+                return
+            self._served = True
+        work = list(self.app.extensions.get(AFTER_READY, ()))
+        if work:
+            threading.Thread(target=_run_after_ready, args=(work,), name="lscloud-after-ready", daemon=True).start()
 
     # -- requests --------------------------------------------------------------------------------
 
@@ -782,6 +796,22 @@ def _check_needs(needs) -> tuple[str, ...]:
 
 READINESS_CHECKS = "lscloud.readiness"
 """``app.extensions`` key of a function's own readiness checks (see :meth:`Function.ready`)."""
+
+AFTER_READY = "lscloud.after_ready"
+"""``app.extensions`` key of work (callables) a function defers until its replica first answers
+ready: run once, one after the other, in a background thread. Started with the app instead, such work
+(an index the first requests can do without, built in seconds) competes with the start for the
+interpreter and puts readiness off by as much; a request that needs it before it is done builds it
+itself (the work must allow that: idempotent, under its own lock). Never started in a process that
+is never asked for its readiness (a test's app): first use builds it there."""
+
+
+def _run_after_ready(work: list[Callable[[], None]]) -> None:
+    for job in work:
+        try:
+            job()
+        except Exception:  # noqa: BLE001 - deferred work: first use does it instead, the replica serves on
+            log.exception("work after readiness failed: %s", getattr(job, "__qualname__", job))
 
 
 def function(app_factory: Callable[..., Flask], *, events: Mapping[str, EventHandler] | None = None,

@@ -204,6 +204,36 @@ def test_a_function_s_own_readiness_check_holds_traffic_until_it_passes(instance
         instance.app.extensions[knative.READINESS_CHECKS].pop()
 
 
+def test_work_after_readiness_starts_once_the_replica_first_answers_ready(instance, caplog):
+    """Work a function defers until it serves (an index the first requests can do without) starts
+    the first time the replica answers ready, once, in the background; a failing job is logged and
+    the rest still run; the replica stays ready."""
+    import threading
+
+    ran, done = [], threading.Event()
+
+    def broken():
+        raise RuntimeError("index source unreachable")
+
+    state = {"built": False}
+    instance.app.extensions.setdefault(knative.READINESS_CHECKS, []).append(
+        lambda: (state["built"], "still starting"))
+    instance.app.extensions[knative.AFTER_READY] = [
+        broken, lambda: ran.append(threading.current_thread().name), done.set]
+    try:
+        assert instance.ready() == (False, "still starting")
+        assert not done.wait(0.2) and ran == []          # not before the replica is ready
+        state["built"] = True
+        assert instance.ready() == (True, "OK")
+        assert done.wait(10), "the work after readiness never ran"
+        assert instance.ready() == (True, "OK") and instance.ready() == (True, "OK")
+        assert ran == ["lscloud-after-ready"]            # once, in its own thread
+        assert "index source unreachable" in caplog.text
+    finally:
+        instance.app.extensions[knative.READINESS_CHECKS].pop()
+        instance.app.extensions.pop(knative.AFTER_READY)
+
+
 def test_needs_is_checked_when_declared(module):
     with pytest.raises(ValueError, match="redis"):
         knative.function(module.app.create_app, needs=("s3", "redis"))

@@ -110,7 +110,8 @@ def converter() -> Callable[[str], dict]:
 
 def warm() -> None:
     """Build the converter's index (two seconds of CPU, longer on a busy machine) before the first
-    report with an address needs it; the app starts this in the background, once a process."""
+    report with an address needs it; the app has it run once the replica serves
+    (:data:`lscloud.knative.AFTER_READY`), and a report with an address before that builds it itself."""
     converter()
 
 
