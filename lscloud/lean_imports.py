@@ -20,7 +20,7 @@ import threading
 from types import ModuleType
 
 _refused = threading.local()   # .names: the top-level packages refused to this thread's current import
-_installed = threading.Lock()
+_installing = threading.Lock()   # one thread at a time puts the finder in place
 
 
 class _Refuser:
@@ -38,7 +38,7 @@ def import_without(module: str, *hidden: str) -> ModuleType:
     it is not imported yet (see the module's docstring)."""
     if module in sys.modules:
         return sys.modules[module]
-    with _installed:
+    with _installing:
         # installed once, for good: taken out again, an import iterating sys.meta_path in another
         # thread at that moment could skip the finder after it
         if _Refuser not in sys.meta_path:
