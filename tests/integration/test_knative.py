@@ -210,23 +210,29 @@ def test_work_after_readiness_starts_once_the_replica_first_answers_ready(instan
     the rest still run; the replica stays ready."""
     import threading
 
-    ran, done = [], threading.Event()
+    ran, done, gate = [], threading.Event(), threading.Event()
 
     def broken():
         raise RuntimeError("index source unreachable")
+
+    def after_ready_threads():
+        return [t for t in threading.enumerate() if t.name == "lscloud-after-ready"]
 
     state = {"built": False}
     instance.app.extensions.setdefault(knative.READINESS_CHECKS, []).append(
         lambda: (state["built"], "still starting"))
     instance.app.extensions[knative.AFTER_READY] = [
-        broken, lambda: ran.append(threading.current_thread().name), done.set]
+        gate.wait, broken, lambda: ran.append(threading.current_thread().name), done.set]
     try:
         assert instance.ready() == (False, "still starting")
-        assert not done.wait(0.2) and ran == []          # not before the replica is ready
+        assert after_ready_threads() == []               # not started: it would be held at the gate
         state["built"] = True
         assert instance.ready() == (True, "OK")
+        assert instance.ready() == (True, "OK")
+        assert len(after_ready_threads()) == 1           # started once, though asked twice
+        gate.set()
         assert done.wait(10), "the work after readiness never ran"
-        assert instance.ready() == (True, "OK") and instance.ready() == (True, "OK")
+        assert instance.ready() == (True, "OK")
         assert ran == ["lscloud-after-ready"]            # once, in its own thread
         assert "index source unreachable" in caplog.text
     finally:

@@ -96,25 +96,3 @@ def test_accuracy_holds_its_floor(index):
         s = results[part].summary()
         assert s["top1"] >= floor and s["top3"] >= 0.97 and s["intent"] >= 0.95, (part, s)
     assert results["conversations"].summary()["top1"] >= 0.85
-
-
-def test_the_indexes_are_built_with_the_backend_the_cluster_has():
-    """bm25s is imported without scipy and builds with its numpy backend, as in the function's image
-    (scipy is no dependency of ours); where scipy is installed anyway, bm25s imported it for nothing
-    (about 115 ms of the function's cold start). A fresh interpreter: what a process imported before
-    decides what bm25s finds."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    code = """
-import sys
-from functions.procedures.function import catalogue
-from functions.assistant.function.retrieval import Index, bm25s
-index = Index(catalogue.build()["procedures"][:20])
-assert {r.csc_backend for r in index.indexes.values()} == {"numpy"}, index.indexes
-assert "scipy" not in sys.modules and bm25s.SCIPY_AVAILABLE is False
-"""
-    root = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]

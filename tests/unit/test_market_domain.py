@@ -188,21 +188,3 @@ def test_a_lot_stamped_in_the_small_hours_shows_the_day_it_was_here():
            "batches": [{"issued_at": "2026-03-10T18:30:00.000Z"}]}
     steps = {s["step"]: s["on"] for s in lots.journey(doc)}
     assert steps == {"harvested": "2026-03-11", "stamped": "2026-03-11"}
-
-
-def test_the_market_starts_without_the_pdf_library():
-    """reportlab is loaded by the first stamp sheet printed, not by every replica's start (a fresh
-    interpreter: what a process imported before decides what is loaded)."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    code = """
-import sys
-from functions.market.function import func
-func.new()
-assert not [m for m in sys.modules if m.startswith("reportlab")]
-"""
-    root = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]

@@ -117,11 +117,25 @@ def test_the_directory_starts_without_jsonschema_yaml_or_cryptography(tmp_path):
     # query parameters are checked against the metaschema on first use (every function's are checked by
     # tests/unit/test_openapi_documents.py); the YAML files are read by the seed only; the events key
     # is loaded by the functions that take events (test_config), and the token key at the first token
+    assert _modules_after_start("directory", ("jsonschema", "referencing", "yaml", "cryptography"),
+                                _keys(tmp_path)) == []
+
+
+def test_the_market_starts_without_reportlab(tmp_path):
+    # only a producer printing a stamp sheet needs it (routes_lots imports the sheet module then)
+    assert _modules_after_start("market", ("reportlab",), _keys(tmp_path)) == []
+
+
+def test_the_assistant_starts_without_scipy(tmp_path):
+    # bm25s imports it when installed, for a backend the indexes do not use (lscloud.lean_imports)
+    assert _modules_after_start("assistant", ("scipy",), _keys(tmp_path)) == []
+
+
+def _keys(tmp_path) -> dict:
     from lscloud.auth import eventing_keys
 
     pem = eventing_keys(tmp_path)[1]
-    env = {"LSCLOUD_EVENTS_PUBLIC_KEY": pem, "LSCLOUD_JWT_PUBLIC_KEY": pem}
-    assert _modules_after_start("directory", ("jsonschema", "referencing", "yaml", "cryptography"), env) == []
+    return {"LSCLOUD_EVENTS_PUBLIC_KEY": pem, "LSCLOUD_JWT_PUBLIC_KEY": pem}
 
 
 def test_a_start_imports_with_the_collector_off_and_serves_with_it_on():
